@@ -1,0 +1,47 @@
+# The README's two commands are `make run` and `make test`; both build what they need.
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .venv-tools
+PORT ?= 8900
+PY313 := $(shell pyenv prefix 3.13.0 2>/dev/null)
+
+.PHONY: run test lint simulator build validate bench clean
+
+$(VENV)/.installed: requirements/app.txt requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+$(TOOLS)/.installed: requirements/tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet -r requirements/tools.txt
+	touch $@
+
+## make run: the whole backend on 127.0.0.1 (moto, Binance simulator, HTTP API, scheduler)
+run: $(VENV)/.installed
+	$(VENV)/bin/python -m local.stack
+
+## make test: every test (unit, integration, e2e) plus ruff and cfn-lint
+test: $(VENV)/.installed $(TOOLS)/.installed
+	$(VENV)/bin/ruff check .
+	CFN_LINT=$(TOOLS)/bin/cfn-lint $(VENV)/bin/python -m pytest
+
+## make simulator PORT=8900: the Binance simulator alone, in the foreground
+simulator: $(VENV)/.installed
+	$(VENV)/bin/python -m local.binance_sim --port $(PORT)
+
+validate: $(TOOLS)/.installed
+	$(TOOLS)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/sam validate --lint --region ap-northeast-1
+
+## make build: `sam build` with the runtime's interpreter (python3.13 from pyenv) first on PATH
+build: $(TOOLS)/.installed
+	PATH="$(PY313)/bin:$$PATH" $(TOOLS)/bin/sam build
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam

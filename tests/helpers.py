@@ -1,0 +1,51 @@
+"""Small helpers the tests share: canonical events from events/, and their variations."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fresh copy of ``events/<name>.json``."""
+    return json.loads((EVENTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def with_user(event: dict[str, Any], sub: str) -> dict[str, Any]:
+    """The event as if user ``sub`` had sent it (the JWT `sub` claim API Gateway passes on)."""
+    event = copy.deepcopy(event)
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub
+    return event
+
+
+def with_body(event: dict[str, Any], body: Any, *, base64_encoded: bool = False) -> dict[str, Any]:
+    """The event with a new JSON body (optionally base64-encoded, as `sam local generate-event` does)."""
+    event = copy.deepcopy(event)
+    raw = body if isinstance(body, str) else json.dumps(body)
+    if base64_encoded:
+        event["body"] = base64.b64encode(raw.encode()).decode()
+        event["isBase64Encoded"] = True
+    else:
+        event["body"] = raw
+        event["isBase64Encoded"] = False
+    return event
+
+
+def with_path_parameters(event: dict[str, Any], **params: str) -> dict[str, Any]:
+    """The event with its path parameters (and rawPath) replaced."""
+    event = copy.deepcopy(event)
+    event["pathParameters"] = {**(event.get("pathParameters") or {}), **params}
+    return event
+
+
+def response_json(response: dict[str, Any]) -> Any:
+    """The JSON body of a Lambda proxy response."""
+    body = response.get("body") or "null"
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return json.loads(body)

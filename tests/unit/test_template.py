@@ -1,0 +1,65 @@
+"""template.yaml is valid CloudFormation and keeps the project's structural promises."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from local.template import REPO_ROOT, TEMPLATE_PATH, function_specs
+
+
+def _cfn_lint() -> str:
+    configured = os.environ.get("CFN_LINT")
+    if configured:
+        return configured
+    found = shutil.which("cfn-lint")
+    if found is None:
+        pytest.fail("cfn-lint not found: run the tests through `make test`, which installs it")
+    return found
+
+
+def test_cfn_lint_is_clean() -> None:
+    """cfn-lint reports nothing on template.yaml."""
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [_cfn_lint(), str(TEMPLATE_PATH)], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_function_uses_python313_and_the_shared_layer(template: dict) -> None:
+    """All functions inherit the python3.13 runtime and the one shared layer from Globals."""
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Layers"] == [{"Ref": "KlineoLayer"}]
+    for spec in function_specs(template):
+        assert "Runtime" not in spec.properties, spec.logical_id
+        assert "Layers" not in spec.properties, spec.logical_id
+
+
+def test_no_policy_grants_a_wildcard_resource(template: dict) -> None:
+    """Least privilege: no function statement uses Resource '*'."""
+    for spec in function_specs(template):
+        for policy in spec.properties.get("Policies", []):
+            for statement in policy.get("Statement", []):
+                assert statement["Resource"] != "*", spec.logical_id
+
+
+def test_every_function_folder_exists_with_a_thin_handler(template: dict) -> None:
+    """Each function's CodeUri holds app.py whose lambda_handler the template names."""
+    for spec in function_specs(template):
+        app = REPO_ROOT / "functions" / spec.package / "app.py"
+        assert app.is_file(), f"{spec.logical_id}: {app} missing"
+        source = app.read_text(encoding="utf-8")
+        assert f"def {spec.handler_name}(" in source, spec.logical_id
+        assert "import boto3" not in source and "import requests" not in source, spec.logical_id
+        assert len(source.splitlines()) <= 40, f"{spec.logical_id}: handler is not thin"
+
+
+def test_every_function_has_an_event_file(template: dict) -> None:
+    """events/<package>.json exists for every function, for `sam local invoke -e`."""
+    for spec in function_specs(template):
+        assert (Path(REPO_ROOT) / "events" / f"{spec.package}.json").is_file(), spec.logical_id
