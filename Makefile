@@ -7,7 +7,7 @@ PY313 := $(shell pyenv prefix 3.13.0 2>/dev/null)
 
 .PHONY: run test lint simulator build validate bench clean
 
-$(VENV)/.installed: requirements/app.txt requirements/dev.txt
+$(VENV)/.installed: requirements/app.txt requirements/dev.txt layers/klineo/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements/dev.txt
