@@ -1,0 +1,89 @@
+"""The control interface under /__sim__/ (a path no Binance client uses).
+
+GET  /__sim__/journal            {"records": [...]}        DELETE /__sim__/journal clears it
+POST /__sim__/faults             {"kind", "count", "match": {"method", "path", "env", "api_key"},
+                                  "delay_ms", "retry_after_s", "execute"}
+GET  /__sim__/faults             armed faults              DELETE /__sim__/faults disarms all
+POST /__sim__/clock              {"skew_ms": N}            GET /__sim__/clock
+POST /__sim__/config             {"spot_weight_limit": ..., "latency_ms": ..., ...}; GET returns it
+POST /__sim__/reset              fresh balances, orders, counters, faults and journal
+GET  /__sim__/accounts           demo accounts (no secrets)
+
+Control calls are never rate-limited, faulted or journaled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from .config import RUNTIME_FIELDS
+from .state import SimulatorState
+
+__all__ = ["handle_control", "apply_config"]
+
+
+def apply_config(state: SimulatorState, changes: dict) -> dict:
+    """Change runtime-tunable settings; unknown fields raise ValueError."""
+    unknown = set(changes) - RUNTIME_FIELDS
+    if unknown:
+        raise ValueError(f"not tunable at runtime: {sorted(unknown)}; tunable: {sorted(RUNTIME_FIELDS)}")
+    for name, value in changes.items():
+        current = getattr(state.config, name)
+        setattr(state.config, name, type(current)(value))
+    return config_view(state)
+
+
+def config_view(state: SimulatorState) -> dict:
+    """The config as JSON."""
+    view = dataclasses.asdict(state.config)
+    view["accounts_file"] = str(view["accounts_file"])
+    return view
+
+
+def _add_fault(state: SimulatorState, document: dict) -> dict:
+    match = document.get("match") or {}
+    options = {key: document[key] for key in ("delay_ms", "retry_after_s", "execute") if key in document}
+    fault = state.faults.add(document["kind"], int(document.get("count", 1)), method=match.get("method"),
+                             path=match.get("path"), env=match.get("env"), api_key=match.get("api_key"),
+                             **options)
+    return fault.as_dict()
+
+
+def handle_control(state: SimulatorState, method: str, path: str, body: bytes) -> tuple[int, dict]:
+    """Answer one control request: (HTTP status, JSON body)."""
+    try:
+        document = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return 400, {"error": "body must be JSON"}
+    route = (method, path.rstrip("/"))
+    try:
+        if route == ("GET", "/__sim__/journal"):
+            return 200, {"records": [r.as_dict() for r in state.journal.records()]}
+        if route == ("DELETE", "/__sim__/journal"):
+            state.journal.clear()
+            return 200, {}
+        if route == ("POST", "/__sim__/faults"):
+            return 200, _add_fault(state, document)
+        if route == ("GET", "/__sim__/faults"):
+            return 200, {"faults": [f.as_dict() for f in state.faults.pending()]}
+        if route == ("DELETE", "/__sim__/faults"):
+            state.faults.clear()
+            return 200, {}
+        if route == ("POST", "/__sim__/clock"):
+            state.config.clock_skew_ms = int(document["skew_ms"])
+            return 200, {"skew_ms": state.config.clock_skew_ms, "serverTime": int(state.server_time_ms())}
+        if route == ("GET", "/__sim__/clock"):
+            return 200, {"skew_ms": state.config.clock_skew_ms, "serverTime": int(state.server_time_ms())}
+        if route == ("POST", "/__sim__/config"):
+            return 200, apply_config(state, document)
+        if route == ("GET", "/__sim__/config"):
+            return 200, config_view(state)
+        if route == ("POST", "/__sim__/reset"):
+            state.reset()
+            return 200, {}
+        if route == ("GET", "/__sim__/accounts"):
+            return 200, {"accounts": [a.summary() for a in state.accounts.values()]}
+    except (KeyError, TypeError, ValueError) as error:
+        return 400, {"error": str(error)}
+    return 404, {"error": f"no control endpoint {method} {path}"}

@@ -1,0 +1,141 @@
+"""`Simulator`: start and stop the local Binance exchange in a background thread (tests, local stack)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from .accounts import PRODUCTION, DemoAccount
+from .config import SimulatorConfig
+from .control import apply_config
+from .faults import FaultInjector
+from .journal import JournalRecord
+from .server import TESTNET_PREFIX, SimulatorHTTPServer
+from .state import SimulatorState
+
+__all__ = ["Simulator"]
+
+
+class Simulator:
+    """A running (after `start()`) simulator on 127.0.0.1.
+
+    `Simulator(latency_ms=20, futures_weight_limit=50)` takes SimulatorConfig fields as keywords.
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None, **overrides):
+        config = dataclasses.replace(config or SimulatorConfig(), **overrides)
+        self.state = SimulatorState(config)
+        self._server: SimulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+    def bind(self) -> "Simulator":
+        """Bind 127.0.0.1:config.port (0 = a free port) without serving yet."""
+        if self._server is None:
+            self._server = SimulatorHTTPServer(self.state, self.state.config.port)
+        return self
+
+    def start(self) -> "Simulator":
+        """Bind and serve in a daemon thread."""
+        if self._thread is not None:
+            return self
+        self.bind()
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"binance-sim-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Bind and serve in the calling thread until interrupted (the CLI)."""
+        self.bind()
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            self._server.server_close()
+            self._server = None
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and any keep-alive connections."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # ----- addresses and accounts --------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Production base URL, e.g. http://127.0.0.1:54321 (spot /api, /sapi; futures /fapi)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def testnet_url(self) -> str:
+        """Testnet base URL: the production URL plus /testnet."""
+        return self.url + TESTNET_PREFIX
+
+    def base_url_for(self, account: DemoAccount) -> str:
+        """The base URL of the account's environment."""
+        return self.url if account.environment == PRODUCTION else self.testnet_url
+
+    @property
+    def accounts(self) -> dict[str, DemoAccount]:
+        """Demo accounts by id (futures-full, spot-only, read-only, ip-restricted, ...)."""
+        return self.state.accounts
+
+    def account(self, account_id: str) -> DemoAccount:
+        """One demo account by id."""
+        return self.state.accounts[account_id]
+
+    # ----- observation and control -------------------------------------------------------------
+    @property
+    def journal(self) -> list[JournalRecord]:
+        """Snapshot of every Binance-API request so far (control calls excluded)."""
+        return self.state.journal.records()
+
+    def clear_journal(self) -> None:
+        """Forget journal records."""
+        self.state.journal.clear()
+
+    @property
+    def faults(self) -> FaultInjector:
+        """The fault API: `faults.add("http_503_unknown", count=1, method="POST", path="/fapi/v1/order")`."""
+        return self.state.faults
+
+    @property
+    def config(self) -> SimulatorConfig:
+        """The live config (use `configure` to change it)."""
+        return self.state.config
+
+    def configure(self, **changes) -> dict:
+        """Change runtime settings: weight limits, ban length, latency_ms, clock_skew_ms, ..."""
+        return apply_config(self.state, changes)
+
+    def set_clock_skew_ms(self, skew_ms: int) -> None:
+        """Shift the server clock by skew_ms (positive: server ahead of wall-clock)."""
+        self.state.config.clock_skew_ms = int(skew_ms)
+
+    def server_time_ms(self) -> int:
+        """The server time the simulator reports."""
+        return int(self.state.server_time_ms())
+
+    def mark_price(self, symbol: str) -> float:
+        """The current futures mark price of a symbol."""
+        return self.state.mark_price(symbol, self.state.server_time_ms())
+
+    def reset(self) -> None:
+        """Fresh balances and orders; counters, bans, faults and journal cleared."""
+        self.state.reset()
