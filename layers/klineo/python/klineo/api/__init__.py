@@ -1,0 +1,278 @@
+"""The one adapter between API Gateway (HTTP API, payload 2.0) and the layer.
+
+Only this module knows API Gateway shapes: the JWT ``sub`` claim, base64 bodies, CORS, and the
+one table that turns an error category into an HTTP status. Every error leaves the API as
+
+    {"error": {"category": "...", "message": "...", "retryable": bool, "field": "..."}}
+
+("field" only when known), with ``Retry-After`` passed through for rate_limit and ip_banned.
+
+Category -> HTTP status (``CATEGORY_STATUS``), and why:
+
+    invalid_request       400  the caller's input (pydantic validation of the request: 422)
+    not_found             404  also another user's connection: never 403, so ids don't leak
+    order_not_found       404
+    conflict              409  the request is valid but the resource's state forbids it
+    duplicate_order       409
+    insufficient_balance  422  well-formed, refused by the exchange for the account's state
+    order_rejected        422
+    permission            403  Binance refused the KEY (not the KLINEO user): 401 is kept for a
+    signature             403  missing/invalid KLINEO JWT, because frontends sign the user out
+    ip_whitelist          403  on 401 and a bad exchange key must not do that
+    restricted            451  Binance refuses the deployment's location
+    rate_limit            429  + Retry-After
+    ip_banned             503  + Retry-After (the egress IP is banned; the caller did nothing wrong)
+    timestamp             502  Binance refused our clock even after a resync: our side, not input
+    network               502  Binance could not be reached (nothing was received by it)
+    upstream_unavailable  503  Binance answered "unavailable"/5xx on a read
+    unknown_outcome       504  a write's outcome is unknown (timeout); look the order up
+    other                 500  never a stack trace
+
+Protocol-level answers that are not exchange categories: 401 (no JWT sub, category
+"permission"), 404/405 (unknown route / method, "not_found" / "invalid_request"), 413 (body over
+16 KiB), 415 (not JSON), all "invalid_request" except where named.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from decimal import Decimal
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from klineo.binance import ErrorCategory
+from klineo.binance.errors import KlineoError
+from klineo.observability import logger
+from klineo.settings import get_settings
+
+__all__ = [
+    "CATEGORY_STATUS",
+    "MAX_BODY_BYTES",
+    "ApiError",
+    "build_resolver",
+    "current_user_id",
+    "error_response",
+]
+
+MAX_BODY_BYTES = 16 * 1024
+
+CATEGORY_STATUS: dict[str, int] = {
+    "invalid_request": 400,
+    "not_found": 404,
+    "order_not_found": 404,
+    "conflict": 409,
+    "duplicate_order": 409,
+    "insufficient_balance": 422,
+    "order_rejected": 422,
+    "permission": 403,
+    "signature": 403,
+    "ip_whitelist": 403,
+    "restricted": 451,
+    "rate_limit": 429,
+    "ip_banned": 503,
+    "timestamp": 502,
+    "network": 502,
+    "upstream_unavailable": 503,
+    "unknown_outcome": 504,
+    "other": 500,
+}
+
+_RETRY_AFTER_CATEGORIES = frozenset({"rate_limit", "ip_banned"})
+_CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
+_CORS_EXPOSE_HEADERS = ["retry-after"]
+
+
+class ApiError(Exception):
+    """An HTTP-level refusal made by the adapter itself (401, 405, 413, 415, malformed body)."""
+
+    def __init__(self, status: int, category: str, message: str, *, field: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.category = category
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+def error_response(status: int, category: str, message: str, *, retryable: bool = False,
+                   field: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    """The API's one error body, as a Powertools Response."""
+    error: dict[str, Any] = {"category": category, "message": message, "retryable": retryable}
+    if field:
+        error["field"] = field
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"error": error}, separators=(",", ":")),
+        headers=headers or {},
+    )
+
+
+def _sub(app: APIGatewayHttpResolver) -> str | None:
+    claims = app.current_event.request_context.authorizer.jwt_claim
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 256 or not sub.isprintable():
+        return None
+    return sub
+
+
+def _unauthenticated() -> ApiError:
+    return ApiError(HTTPStatus.UNAUTHORIZED, "permission", "authentication required")
+
+
+def current_user_id(app: APIGatewayHttpResolver) -> str:
+    """The caller: the verified JWT ``sub`` claim API Gateway passes on; never path, query or body."""
+    sub = _sub(app)
+    if sub is None:
+        raise _unauthenticated()
+    return sub
+
+
+def _check_body_size(text: str | None) -> None:
+    if text is not None and len(text.encode("utf-8")) > MAX_BODY_BYTES:
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid_request",
+                       f"request body is larger than {MAX_BODY_BYTES} bytes", field="body")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", f"request body is not valid JSON ({name})",
+                   field="body")
+
+
+def _json_body(text: str) -> Any:
+    """Body deserializer: size cap first, then JSON with exact decimals (never binary floats)."""
+    _check_body_size(text)
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except json.JSONDecodeError:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is not valid JSON",
+                       field="body") from None
+
+
+def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
+    """Every route: a JWT subject is required, and the body is capped even where it is not parsed."""
+    if _sub(app) is None:
+        raise _unauthenticated()
+    _check_body_size(app.current_event.decoded_body)
+    return next_middleware(app)
+
+
+def _field_name(loc: Any) -> str:
+    parts = list(loc) if isinstance(loc, (list, tuple)) else [loc]
+    if len(parts) >= 3 and parts[0] == "query":
+        # A query model parameter: ("query", <parameter name>, <field>) -> "query.<field>",
+        # query strings being flat, the field is what the caller sent.
+        del parts[1]
+    return ".".join(str(part) for part in parts)
+
+
+def _validation_message(error: dict[str, Any]) -> str:
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def _handle_validation(exc: RequestValidationError) -> Response:
+    # Only loc, type and msg are used: pydantic's `input` (and the exception's raw body) may
+    # hold an API secret and never leave this function.
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "invalid_request", "request body is not valid JSON", field="body")
+    if not errors:
+        return error_response(422, "invalid_request", "request is invalid")
+    field = _field_name(errors[0].get("loc", ()))
+    parts = [f"{_field_name(e.get('loc', ()))}: {_validation_message(e)}" for e in errors[:5]]
+    return error_response(422, "invalid_request", "; ".join(parts), field=field)
+
+
+def _validation_handler(app: APIGatewayHttpResolver):
+    def handle(exc: RequestValidationError) -> Response:
+        # Validation runs before any middleware: an anonymous caller learns nothing from it.
+        if _sub(app) is None:
+            return _handle_api_error(_unauthenticated())
+        return _handle_validation(exc)
+
+    return handle
+
+
+def _handle_klineo_error(exc: KlineoError) -> Response:
+    category = str(ErrorCategory(exc.category))
+    status = CATEGORY_STATUS.get(category, 500)
+    headers: dict[str, str] = {}
+    if category in _RETRY_AFTER_CATEGORIES and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(-(-float(exc.retry_after) // 1))))
+    log = logger.error if status >= 500 else logger.warning
+    log("request failed", extra={"category": category, "status": status,
+                                  "binance_status": exc.status, "binance_code": exc.code})
+    return error_response(status, category, exc.message, retryable=bool(exc.retryable),
+                          field=getattr(exc, "field", None), headers=headers)
+
+
+def _handle_api_error(exc: ApiError) -> Response:
+    logger.info("request refused", extra={"category": exc.category, "status": int(exc.status)})
+    return error_response(int(exc.status), exc.category, exc.message, field=exc.field, headers=exc.headers)
+
+
+def _handle_unsupported_type(exc: RequestUnsupportedContentType) -> Response:
+    return error_response(415, "invalid_request", "request body must be application/json", field="body")
+
+
+def _handle_bad_encoding(exc: ValueError) -> Response:
+    return error_response(400, "invalid_request", "request body is not valid base64-encoded UTF-8",
+                          field="body")
+
+
+def _handle_service_error(exc: ServiceError) -> Response:
+    category = "not_found" if exc.status_code == 404 else "invalid_request"
+    return error_response(exc.status_code, category, str(exc.msg))
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return error_response(500, "other", "internal error")
+
+
+def _not_found_handler(app: APIGatewayHttpResolver):
+    def handle(exc: NotFoundError) -> Response:
+        event = app.current_event
+        method, path = event.http_method.upper(), event.path
+        # Powertools 3.37 keeps its routes in these two lists; a path that exists under another
+        # method is 405 with Allow, as HTTP asks.
+        routes = [*app._static_routes, *app._dynamic_routes]
+        allowed = sorted({r.method for r in routes if r.method != method and r.rule.match(path)})
+        if allowed:
+            return error_response(405, "invalid_request", f"method {method} is not allowed here",
+                                  headers={"Allow": ", ".join(allowed)})
+        return error_response(404, "not_found", "no such route")
+
+    return handle
+
+
+def build_resolver() -> APIGatewayHttpResolver:
+    """The HTTP API resolver every function uses: CORS, validation and every error handler attached."""
+    settings = get_settings()
+    cors = CORSConfig(
+        allow_origin=settings.cors_origin,
+        allow_headers=_CORS_ALLOW_HEADERS,
+        expose_headers=_CORS_EXPOSE_HEADERS,
+        max_age=600,
+    )
+    app = APIGatewayHttpResolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body)
+    app.use(middlewares=[_request_guard])
+    app.exception_handler(KlineoError)(_handle_klineo_error)
+    app.exception_handler(ApiError)(_handle_api_error)
+    app.exception_handler(RequestValidationError)(_validation_handler(app))
+    app.exception_handler(RequestUnsupportedContentType)(_handle_unsupported_type)
+    app.exception_handler([binascii.Error, UnicodeDecodeError])(_handle_bad_encoding)
+    app.exception_handler(NotFoundError)(_not_found_handler(app))
+    app.exception_handler(ServiceError)(_handle_service_error)
+    app.exception_handler(Exception)(_handle_unexpected)
+    return app

@@ -1,0 +1,299 @@
+"""Request and response models of the HTTP API (pydantic); the futures routes add theirs in futures_models.
+
+Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
+repeat the value they reject: a secret must not come back in an error body.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+)
+
+__all__ = [
+    "API_KEY_PATTERN",
+    "CONNECTION_ID_PATTERN",
+    "SPOT_INTERVALS",
+    "SYMBOL_PATTERN",
+    "ApiModel",
+    "Balance",
+    "BalanceResponse",
+    "Candle",
+    "CandlesQuery",
+    "CandlesResponse",
+    "ConnectionCreateRequest",
+    "ConnectionEnvironment",
+    "ConnectionListResponse",
+    "ConnectionResponse",
+    "ConnectionTestRequest",
+    "ConnectionTestResponse",
+    "DecimalString",
+    "ErrorBody",
+    "ErrorResponse",
+    "KeyTypeName",
+    "KillSwitchResponse",
+    "KillSwitchSetRequest",
+    "Market",
+    "TestWarning",
+    "decimal_string",
+]
+
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,20}$"
+# Binance API keys are 64 letters and digits; accept any visible ASCII so a new format is not
+# refused, but never whitespace or control characters (the key goes into an HTTP header).
+API_KEY_PATTERN = r"^[\x21-\x7e]{16,256}$"
+CONNECTION_ID_PATTERN = r"^[a-f0-9]{32}$"
+
+ConnectionEnvironment = Literal["production", "testnet"]
+KeyTypeName = Literal["hmac", "ed25519", "rsa"]
+Market = Literal["spot", "futures"]
+# Spot kline intervals (facts §3); futures have the same list without "1s".
+SPOT_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
+                  "1d", "3d", "1w", "1M")
+Interval = Literal["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
+                   "1d", "3d", "1w", "1M"]
+
+# A decimal as a string, exactly as precise as the exchange gave it (never a binary float).
+DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["0.50000000"])]
+
+_HMAC_SECRET_MIN, _HMAC_SECRET_MAX = 16, 256
+_RSA_MIN_BITS, _RSA_MAX_BITS = 2048, 4096
+
+
+def decimal_string(value: Any) -> str:
+    """A Decimal (or a Binance decimal string) as a plain decimal string, no exponent."""
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    return format(number, "f")
+
+
+class ApiModel(BaseModel):
+    """Base of every request model: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ErrorBody(BaseModel):
+    """The inside of every error answer."""
+
+    category: str
+    message: str
+    retryable: bool
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer of the API: {"error": {...}}."""
+
+    error: ErrorBody
+
+
+# ---------------------------------------------------------------- connections
+
+
+def _check_private_key(pem: str, key_type: str) -> None:
+    if "PUBLIC KEY-----" in pem and "PRIVATE KEY-----" not in pem:
+        raise ValueError(f"this is a public key; paste the {key_type} PRIVATE key (PEM)")
+    if "-----BEGIN" not in pem:
+        raise ValueError(f"must be a PEM-encoded {key_type} private key (-----BEGIN PRIVATE KEY-----)")
+    try:
+        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
+    except TypeError:
+        raise ValueError("the private key is password-protected; export it without a password") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError(f"is not a readable {key_type} private key in PEM format") from None
+    if key_type == "ed25519" and not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ValueError("is a PEM private key but not an Ed25519 one")
+    if key_type == "rsa":
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("is a PEM private key but not an RSA one")
+        if not _RSA_MIN_BITS <= key.key_size <= _RSA_MAX_BITS:
+            raise ValueError(f"RSA key must have {_RSA_MIN_BITS} to {_RSA_MAX_BITS} bits, this one has "
+                             f"{key.key_size}")
+
+
+class ConnectionTestRequest(ApiModel):
+    """Keys to test without storing them (POST /exchange-connections/test)."""
+
+    environment: ConnectionEnvironment
+    key_type: KeyTypeName = "hmac"
+    api_key: Annotated[str, Field(pattern=API_KEY_PATTERN)]
+    secret: SecretStr = Field(description="HMAC secret key, or the Ed25519/RSA private key in PEM")
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_matches_key_type(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        """HMAC: a printable secret; Ed25519/RSA: a PEM private key that parses (RSA 2048-4096 bits)."""
+        key_type = info.data.get("key_type")
+        text = value.get_secret_value()
+        if key_type == "hmac":
+            if not _HMAC_SECRET_MIN <= len(text) <= _HMAC_SECRET_MAX:
+                raise ValueError(f"HMAC secret must be {_HMAC_SECRET_MIN} to {_HMAC_SECRET_MAX} characters "
+                                 "(Binance gives 64)")
+            if not all("\x21" <= ch <= "\x7e" for ch in text):
+                raise ValueError("HMAC secret must be visible ASCII characters without spaces")
+        elif key_type in ("ed25519", "rsa"):
+            _check_private_key(text.strip() + "\n", key_type)
+            return SecretStr(text.strip() + "\n")
+        return value
+
+
+class ConnectionCreateRequest(ConnectionTestRequest):
+    """A new exchange connection (POST /exchange-connections): keys plus a label."""
+
+    label: Annotated[str, Field(min_length=1, max_length=64)]
+
+    @field_validator("label")
+    @classmethod
+    def _label_is_text(cls, value: str) -> str:
+        """Trimmed, non-empty, printable."""
+        value = value.strip()
+        if not value:
+            raise ValueError("label must not be blank")
+        if not value.isprintable():
+            raise ValueError("label must not contain control characters")
+        return value
+
+
+class TestWarning(BaseModel):
+    """A permission finding that does not fail the test."""
+
+    code: str
+    message: str
+
+
+class ConnectionTestResponse(BaseModel):
+    """The capability-based spot test: ok, or the category and a user-safe message, plus warnings."""
+
+    ok: bool
+    environment: ConnectionEnvironment
+    category: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+    warnings: list[TestWarning] = Field(default_factory=list)
+    permissions: list[str] = Field(default_factory=list)
+    can_trade: bool | None = None
+    can_withdraw: bool | None = None
+    ip_restricted: bool | None = None
+    server_time_offset_ms: int | None = None
+    suggested_environment: ConnectionEnvironment | None = None
+    egress_ip: str | None = None
+    tested_at: str
+
+
+class ConnectionResponse(BaseModel):
+    """One stored connection; the API key masked, the secret never."""
+
+    id: str
+    label: str
+    environment: ConnectionEnvironment
+    key_type: KeyTypeName
+    api_key_masked: str
+    futures_enabled: bool
+    created_at: str
+    last_test: ConnectionTestResponse | None = None
+    futures_last_test: dict[str, Any] | None = None
+
+
+class ConnectionListResponse(BaseModel):
+    """The caller's connections."""
+
+    connections: list[ConnectionResponse]
+
+
+# ---------------------------------------------------------------- balances, candles
+
+
+class Balance(BaseModel):
+    """One asset's spot balance, free and locked as decimal strings."""
+
+    asset: str
+    free: DecimalString
+    locked: DecimalString
+
+
+class BalanceResponse(BaseModel):
+    """Non-zero spot balances of one connection."""
+
+    connection_id: str
+    environment: ConnectionEnvironment
+    balances: list[Balance]
+
+
+class CandlesQuery(ApiModel):
+    """GET /candles query: limit bounds depend on the market (spot 1..1000, futures 1..1500)."""
+
+    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+    market: Market = "spot"
+    environment: ConnectionEnvironment = "production"
+    interval: Interval
+    limit: Annotated[int, Field(ge=1, le=1500)] = 500
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_exists_on_market(cls, value: str, info: ValidationInfo) -> str:
+        """Futures have every spot interval but 1s."""
+        if info.data.get("market") == "futures" and value == "1s":
+            raise ValueError("1s is not available for futures")
+        return value
+
+    @field_validator("limit")
+    @classmethod
+    def _limit_within_market_bounds(cls, value: int, info: ValidationInfo) -> int:
+        """Spot answers at most 1000 candles, futures 1500."""
+        if info.data.get("market", "spot") == "spot" and value > 1000:
+            raise ValueError("must be at most 1000 for spot (1500 for futures)")
+        return value
+
+
+class Candle(BaseModel):
+    """One kline: times in ms, prices and volume as decimal strings."""
+
+    open_time: int
+    open: DecimalString
+    high: DecimalString
+    low: DecimalString
+    close: DecimalString
+    volume: DecimalString
+    close_time: int
+
+
+class CandlesResponse(BaseModel):
+    """Klines, oldest first."""
+
+    symbol: str
+    interval: str
+    market: Market
+    environment: ConnectionEnvironment
+    candles: list[Candle]
+
+
+# ---------------------------------------------------------------- kill switch
+
+
+class KillSwitchSetRequest(ApiModel):
+    """PUT /kill-switch body."""
+
+    enabled: StrictBool
+
+
+class KillSwitchResponse(BaseModel):
+    """The caller's kill switch, and whether the operators' global one is on."""
+
+    enabled: bool
+    global_enabled: bool
+    trading_blocked: bool

@@ -1,0 +1,135 @@
+"""Exchange credentials in Secrets Manager: one secret per connection, cached briefly in memory.
+
+Name: ``<SECRET_PREFIX><user sub>/<connection id>``; SecretString JSON {"api_key","secret","key_type"}.
+The cache is bounded (LRU) and entries expire, so a deleted or rotated secret is not used for long
+and a container serving many users never holds every key it has ever seen.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from klineo.binance import Credentials, ErrorCategory, KeyType
+from klineo.binance.errors import KlineoError
+from klineo.observability import logger
+from klineo.settings import get_settings
+from klineo.store import aws
+
+__all__ = [
+    "CACHE_MAX_ENTRIES",
+    "CACHE_TTL_SECONDS",
+    "clear_cache",
+    "delete_credentials",
+    "get_credentials",
+    "put_credentials",
+    "secret_name",
+]
+
+CACHE_TTL_SECONDS = 300.0
+CACHE_MAX_ENTRIES = 256
+
+# Characters Secrets Manager allows in a name; anything else in a JWT sub (e.g. "auth0|123")
+# becomes "_". Names stay unique because the connection id is random and unique on its own.
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9/_+=.@-]")
+
+
+class _TtlCache:
+    """A small thread-safe LRU with per-entry expiry."""
+
+    def __init__(self, max_entries: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self._entries: OrderedDict[str, tuple[float, Credentials]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+
+    def get(self, key: str) -> Credentials | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self.clock():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: str, value: Credentials) -> None:
+        with self._lock:
+            self._entries[key] = (self.clock() + self.ttl_seconds, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_cache = _TtlCache(CACHE_MAX_ENTRIES, CACHE_TTL_SECONDS)
+
+
+def secret_name(user_id: str, connection_id: str) -> str:
+    """The secret's name for one connection of one user."""
+    return f"{get_settings().secret_prefix}{_NAME_UNSAFE.sub('_', user_id)}/{connection_id}"
+
+
+def put_credentials(user_id: str, connection_id: str, creds: Credentials) -> str:
+    """Create the connection's secret; returns its name."""
+    name = secret_name(user_id, connection_id)
+    payload = json.dumps({"api_key": creds.api_key, "secret": creds.secret, "key_type": str(creds.key_type)})
+    aws.secretsmanager().create_secret(
+        Name=name,
+        SecretString=payload,
+        Description="Binance API credentials of one KLINEO exchange connection",
+        Tags=[{"Key": "klineo:connection", "Value": connection_id}],
+    )
+    _cache.put(name, creds)
+    return name
+
+
+def get_credentials(secret_name: str) -> Credentials:
+    """The credentials stored under ``secret_name`` (from the in-memory cache when fresh)."""
+    cached = _cache.get(secret_name)
+    if cached is not None:
+        return cached
+    client = aws.secretsmanager()
+    try:
+        value = client.get_secret_value(SecretId=secret_name)["SecretString"]
+    except client.exceptions.ResourceNotFoundException:
+        message = "the connection's keys are gone; add the connection again"
+        raise KlineoError(ErrorCategory.NOT_FOUND, message) from None
+    data = json.loads(value)
+    creds = Credentials(api_key=data["api_key"], secret=data["secret"], key_type=KeyType(data["key_type"]))
+    _cache.put(secret_name, creds)
+    return creds
+
+
+def delete_credentials(secret_name: str) -> None:
+    """Delete the secret at once, without a recovery window; a secret already gone is fine.
+
+    ForceDeleteWithoutRecovery, not the 7-30 day window: the user asked for the key to be gone,
+    and a recoverable secret is a working trading key that the user believes deleted. Nothing
+    is lost that matters: the user holds the key (or makes a new one on Binance) and can add
+    the connection again.
+    """
+    _cache.pop(secret_name)
+    client = aws.secretsmanager()
+    try:
+        client.delete_secret(SecretId=secret_name, ForceDeleteWithoutRecovery=True)
+    except client.exceptions.ResourceNotFoundException:
+        logger.info("secret already deleted")
+
+
+def clear_cache() -> None:
+    """Forget every cached credential (tests; nothing else needs it)."""
+    _cache.clear()
