@@ -12,7 +12,7 @@ import dataclasses
 import re
 import secrets
 import threading
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 from typing import Callable
 
 from . import errors
@@ -60,6 +60,10 @@ def _decimal_param(params: dict, name: str) -> Decimal:
     if not value.is_finite():
         raise errors.mandatory(name)
     return value
+
+
+def _on_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
+    return (value / tick).to_integral_value(rounding=rounding) * tick
 
 
 def _places(value: Decimal) -> int:
@@ -301,10 +305,10 @@ class FuturesExchange:
         self._check_lot_size(spec, quantity, order_type)
         if order_type == "LIMIT":
             if side == "BUY" and price > mark * Decimal("1.05"):
-                limit = (mark * Decimal("1.05")).quantize(spec.futures_decimal("tick"))
+                limit = _on_tick(mark * Decimal("1.05"), spec.futures_decimal("tick"), ROUND_DOWN)
                 raise ApiError(400, -4024, f"Limit price can't be higher than {limit}.")
             if side == "SELL" and price < mark * Decimal("0.95"):
-                limit = (mark * Decimal("0.95")).quantize(spec.futures_decimal("tick"))
+                limit = _on_tick(mark * Decimal("0.95"), spec.futures_decimal("tick"), ROUND_UP)
                 raise ApiError(400, -4025, f"Limit price can't be lower than {limit}.")
         reference = price if order_type == "LIMIT" else mark
         if not reduce_only and quantity * reference < spec.futures_decimal("min_notional"):

@@ -78,7 +78,9 @@ SYMBOLS: dict[str, SymbolSpec] = {spec.symbol: spec for spec in (
     SymbolSpec("BNBUSDT", "BNB", "USDT", 580.0, 2,
                "0.01", "0.01", "1000000.00", "0.001", "0.001", "900000.00000000", "5.00000000",
                "0.010", "6.600", "100000", "0.01", "0.01", "100000", "2000", "5",
-               3, 2, 75, 1569398400000, 900.0),
+               # quantityPrecision 3 is finer than stepSize 0.01 on purpose (the docs warn that
+               # precision is not the step): 0.015 is -4023, 0.0015 is -1111.
+               3, 3, 75, 1569398400000, 900.0),
 )}
 
 
