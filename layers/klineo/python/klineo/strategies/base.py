@@ -1,0 +1,103 @@
+"""What every strategy type shares: closed-candle input, decisions, parameters and the type protocol.
+
+Strategies are pure: they read a sequence of CLOSED candles (oldest first) and return a
+``Decision``. They never fetch data, read the clock or touch AWS; the runner does all of that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "Bar",
+    "ClosedCandle",
+    "Decision",
+    "Signal",
+    "StrategyParams",
+    "StrategyType",
+    "fmt",
+]
+
+_INDICATOR_PLACES = Decimal("0.00000001")
+
+
+class Signal(StrEnum):
+    """The position a strategy wants: the runner turns it into a target and reconciles."""
+
+    LONG = "long"  # target position = +size
+    SHORT = "short"  # target position = -size
+    FLAT = "flat"  # target position = 0
+    HOLD = "hold"  # keep whatever position the strategy holds now
+
+
+@runtime_checkable
+class ClosedCandle(Protocol):
+    """The fields a strategy may read from one closed kline (``klineo.binance`` candles fit)."""
+
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    close_time: int
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A plain closed candle, for tests and for callers that have only numbers."""
+
+    close: Decimal
+    close_time: int
+    open: Decimal = Decimal(0)
+    high: Decimal = Decimal(0)
+    low: Decimal = Decimal(0)
+    volume: Decimal = Decimal(0)
+
+    @classmethod
+    def series(cls, closes: Sequence[str | int | Decimal], *, interval_ms: int = 60_000) -> list[Bar]:
+        """Bars with the given closes (oldest first), one interval apart."""
+        return [
+            cls(close=Decimal(str(value)), close_time=(index + 1) * interval_ms - 1)
+            for index, value in enumerate(closes)
+        ]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A strategy's verdict on the newest closed candle, with the numbers that led to it."""
+
+    signal: Signal
+    reason: str
+    indicators: dict[str, str] = field(default_factory=dict)
+
+
+class StrategyParams(BaseModel):
+    """Base of every type's parameter model: unknown fields are refused, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StrategyType(Protocol):
+    """One strategy type: a name, a parameter model, how many closed candles it reads, a decision."""
+
+    name: ClassVar[str]
+    params_model: ClassVar[type[StrategyParams]]
+
+    def lookback(self, params: StrategyParams) -> int:
+        """How many of the newest closed candles ``decide`` reads (the runner passes exactly these)."""
+        ...
+
+    def decide(self, params: StrategyParams, candles: Sequence[ClosedCandle]) -> Decision:
+        """The decision on the newest candle of ``candles`` (closed candles, oldest first)."""
+        ...
+
+
+def fmt(value: Decimal) -> str:
+    """An indicator value as a fixed 8-decimal string, for run records."""
+    return f"{value.quantize(_INDICATOR_PLACES):f}"
