@@ -167,17 +167,19 @@ class _Handler(BaseHTTPRequestHandler):
         fault = state.faults.take(method, path, env, api_key)
         answer = self._run_with_fault(state, fault, method, path, env, raw_query, body, api_key,
                                       client_ip, family)
-        if answer is not None:
-            headers = answer.headers
-            used = state.rate_limiter.used(client_ip, family)
-            headers["X-MBX-USED-WEIGHT-1M"] = str(used)
-            if family != FUTURES:
-                headers["X-MBX-USED-WEIGHT"] = str(used)
-            self._send(answer)
+        # Journal first, so a test reading the journal right after its answer sees the record.
         state.journal.append(JournalRecord(
             ts=int(state.server_time_ms()), method=method, path=path, env=env, api_key=api_key,
             status=answer.status if answer else 0, code=answer.code if answer else None,
             weight=answer.weight if answer else 0, fault=fault.kind if fault else None))
+        if answer is not None:
+            used = state.rate_limiter.used(client_ip, family)
+            answer.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+            if family != FUTURES:
+                answer.headers["X-MBX-USED-WEIGHT"] = str(used)
+            if fault is not None and fault.kind == "delay_after":
+                time.sleep(fault.delay_ms / 1000.0)
+            self._send(answer)
 
     def _run_with_fault(self, state, fault: Fault | None, method, path, env, raw_query, body,
                         api_key, client_ip, family) -> _Answer | None:
@@ -193,9 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay_ms / 1000.0)
             return execute()
         if fault.kind == "delay_after":
-            answer = execute()
-            time.sleep(fault.delay_ms / 1000.0)
-            return answer
+            return execute()  # the delay comes after journaling, just before sending
         weight = execute().weight if fault.executes else 0
         status, headers, payload, content_type = fault_response(fault, family, int(state.server_time_ms()))
         code = json.loads(payload)["code"] if content_type == "application/json" else None

@@ -1,0 +1,139 @@
+"""Third-party Binance clients (not ours) work against the simulator as against the real API.
+
+binance-connector (`binance.spot`), binance-futures-connector (`binance.um_futures`) and
+python-binance (`binance.client`) share the top-level `binance` package in the venv; all three
+import and work side by side.
+"""
+
+from __future__ import annotations
+
+import pytest
+from binance.client import Client
+from binance.error import ClientError
+from binance.spot import Spot
+from binance.um_futures import UMFutures
+
+
+def _futures_round_trip(client: UMFutures) -> dict:
+    """Place a resting LIMIT order, query it by id and client id, cancel it; return the states."""
+    placed = client.new_order(symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=0.002, price=50000,
+                              timeInForce="GTC", newClientOrderId="third-party-1")
+    by_id = client.query_order(symbol="BTCUSDT", orderId=placed["orderId"])
+    by_client_id = client.query_order(symbol="BTCUSDT", origClientOrderId="third-party-1")
+    cancelled = client.cancel_order(symbol="BTCUSDT", orderId=placed["orderId"])
+    return {"placed": placed["status"], "by_id": by_id["status"], "by_client_id": by_client_id["orderId"]
+            == placed["orderId"], "cancelled": cancelled["status"]}
+
+
+def test_binance_connector_spot_reads_time_and_account(binance_sim):
+    """binance-connector Spot: server time and account with an HMAC key."""
+    # GIVEN the official spot connector pointed at the simulator
+    account = binance_sim.account("futures-full")
+    client = Spot(api_key=account.api_key, api_secret=account.secret, base_url=binance_sim.url)
+    # WHEN it reads time and account
+    server_time = client.time()
+    body = client.account(omitZeroBalances="true")
+    # THEN both parse and carry the demo data
+    assert server_time["serverTime"] > 0
+    assert {b["asset"] for b in body["balances"]} == {"USDT", "BTC", "ETH"}
+
+
+@pytest.mark.parametrize("account_id", ["ed25519-futures", "rsa-futures"])
+def test_binance_connector_spot_signs_with_asymmetric_keys(binance_sim, account_id):
+    """binance-connector Spot with an Ed25519 or RSA private key reads the account."""
+    # GIVEN the connector with a private key
+    account = binance_sim.account(account_id)
+    client = Spot(api_key=account.api_key, private_key=account.private_key_pem, base_url=binance_sim.url)
+    # WHEN it reads the account
+    body = client.account()
+    # THEN it is accepted
+    assert body["canTrade"] is True
+
+
+def test_binance_futures_connector_full_order_flow(binance_sim):
+    """UMFutures: time, account, balance, then place, query and cancel an order."""
+    # GIVEN the official futures connector pointed at the simulator with the full-rights key
+    account = binance_sim.account("futures-full")
+    client = UMFutures(key=account.api_key, secret=account.secret, base_url=binance_sim.url)
+    # WHEN it reads time, account and balance and does an order round trip
+    server_time = client.time()
+    body = client.account()
+    balances = client.balance()
+    states = _futures_round_trip(client)
+    # THEN every call worked
+    assert server_time["serverTime"] > 0
+    assert body["totalWalletBalance"] == "10000.00000000"
+    assert next(b for b in balances if b["asset"] == "USDT")["availableBalance"] == "10000.00000000"
+    assert states == {"placed": "NEW", "by_id": "NEW", "by_client_id": True, "cancelled": "CANCELED"}
+
+
+def test_binance_futures_connector_with_rsa_key_on_the_testnet_prefix_fails_cleanly(binance_sim):
+    """UMFutures with the RSA key works on production; a production key on the testnet URL is -2015."""
+    # GIVEN the RSA key on production and the same key on the testnet URL
+    account = binance_sim.account("rsa-futures")
+    production = UMFutures(key=account.api_key, private_key=account.private_key_pem, base_url=binance_sim.url)
+    testnet = UMFutures(key=account.api_key, private_key=account.private_key_pem, base_url=binance_sim.testnet_url)
+    # WHEN both do a signed call
+    states = _futures_round_trip(production)
+    with pytest.raises(ClientError) as refused:
+        testnet.balance()
+    # THEN production works and the testnet refuses the key as Binance would
+    assert states["cancelled"] == "CANCELED"
+    assert refused.value.status_code == 401 and refused.value.error_code == -2015
+
+
+def test_binance_futures_connector_surfaces_permission_errors(binance_sim):
+    """A spot-only key through UMFutures raises ClientError -2015."""
+    # GIVEN the spot-only key in the futures connector
+    account = binance_sim.account("spot-only")
+    client = UMFutures(key=account.api_key, secret=account.secret, base_url=binance_sim.url)
+    # WHEN it reads the futures account
+    with pytest.raises(ClientError) as refused:
+        client.account()
+    # THEN the connector surfaces Binance's code
+    assert refused.value.error_code == -2015
+
+
+def _python_binance(binance_sim, account, **kwargs) -> Client:
+    client = Client(account.api_key, account.secret, ping=False, **kwargs)
+    client.API_URL = binance_sim.url + "/api"
+    client.MARGIN_API_URL = binance_sim.url + "/sapi"
+    client.FUTURES_URL = binance_sim.url + "/fapi"
+    return client
+
+
+def test_python_binance_reads_and_trades(binance_sim):
+    """python-binance Client: time, account, apiRestrictions, futures balance and an order round trip."""
+    # GIVEN python-binance pointed at the simulator
+    account = binance_sim.account("futures-full")
+    client = _python_binance(binance_sim, account)
+    # WHEN it reads and trades
+    server_time = client.get_server_time()
+    spot = client.get_account()
+    restrictions = client.get_account_api_permissions()
+    balances = client.futures_account_balance()
+    placed = client.futures_create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=0.002,
+                                         price=50000, timeInForce="GTC")
+    queried = client.futures_get_order(symbol="BTCUSDT", origClientOrderId=placed["clientOrderId"])
+    cancelled = client.futures_cancel_order(symbol="BTCUSDT", orderId=placed["orderId"])
+    # THEN every call worked
+    assert server_time["serverTime"] > 0 and spot["canTrade"] is True
+    assert restrictions["enableFutures"] is True
+    assert any(b["asset"] == "USDT" for b in balances)
+    assert (placed["status"], queried["status"], cancelled["status"]) == ("NEW", "NEW", "CANCELED")
+
+
+@pytest.mark.parametrize("account_id", ["ed25519-futures", "rsa-futures"])
+def test_python_binance_with_private_keys_places_futures_orders(binance_sim, account_id):
+    """python-binance signing with Ed25519/RSA keys is accepted for account reads and orders."""
+    # GIVEN python-binance with a private key
+    account = binance_sim.account(account_id)
+    client = Client(account.api_key, private_key=account.private_key_pem, ping=False)
+    client.API_URL = binance_sim.url + "/api"
+    client.FUTURES_URL = binance_sim.url + "/fapi"
+    # WHEN it reads its account and buys at market
+    spot = client.get_account()
+    order = client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity=0.002)
+    # THEN both are accepted
+    assert spot["canTrade"] is True
+    assert client.futures_get_order(symbol="BTCUSDT", orderId=order["orderId"])["status"] == "FILLED"
