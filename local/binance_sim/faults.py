@@ -131,12 +131,12 @@ def _json(status: int, code: int, msg: str, headers: dict | None = None):
     return status, headers or {}, json.dumps({"code": code, "msg": msg}).encode(), "application/json"
 
 
-def fault_response(fault: Fault, family: str, server_time_ms: int) -> tuple[int, dict, bytes, str]:
+def fault_response(fault: Fault, family: str, server_time_ms: int, weight_limit: int) -> tuple[int, dict, bytes, str]:
     """(status, extra headers, body, content type) answered for an answering fault kind."""
     kind = fault.kind
     retry = {"Retry-After": str(fault.retry_after_s)}
     if kind == "http_429":
-        error = errors.too_much_weight(family, 0, fault.retry_after_s)
+        error = errors.too_much_weight(family, weight_limit, fault.retry_after_s)
         return _json(429, error.code, error.msg, retry)
     if kind == "http_418":
         error = errors.ip_banned(family, server_time_ms + fault.retry_after_s * 1000, fault.retry_after_s)

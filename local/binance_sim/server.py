@@ -19,7 +19,7 @@ from . import auth, errors
 from .accounts import PRODUCTION, TESTNET, DemoAccount
 from .control import handle_control
 from .endpoints import NONE, ROUTES, SIGNED, Call, Endpoint, family_of
-from .errors import FUTURES, ApiError
+from .errors import FUTURES, SAPI, ApiError
 from .faults import Fault, fault_response
 from .journal import JournalRecord
 from .state import SimulatorState
@@ -177,6 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
             answer.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
             if family != FUTURES:
                 answer.headers["X-MBX-USED-WEIGHT"] = str(used)
+            if family == SAPI:
+                answer.headers["X-SAPI-USED-IP-WEIGHT-1M"] = str(used)
             if fault is not None and fault.kind == "delay_after":
                 time.sleep(fault.delay_ms / 1000.0)
             self._send(answer)
@@ -197,7 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "delay_after":
             return execute()  # the delay comes after journaling, just before sending
         weight = execute().weight if fault.executes else 0
-        status, headers, payload, content_type = fault_response(fault, family, int(state.server_time_ms()))
+        limit = state.config.futures_weight_limit if family == FUTURES else state.config.spot_weight_limit
+        status, headers, payload, content_type = fault_response(fault, family, int(state.server_time_ms()), limit)
         code = json.loads(payload)["code"] if content_type == "application/json" else None
         return _Answer(status, payload, _JSON if content_type == "application/json" else content_type,
                        headers, code, weight)

@@ -219,3 +219,17 @@ def test_invalid_symbol_is_minus_1121(full):
                                                       "quantity": "1"})
     # THEN -1121
     assert response.json() == {"code": -1121, "msg": "Invalid symbol."}
+
+
+def test_limit_price_outside_percent_price_band_is_rejected(binance_sim, full):
+    """PERCENT_PRICE: a BUY above mark x 1.05 is -4024, a SELL below mark x 0.95 is -4025."""
+    # GIVEN prices 10% away from the mark on the wrong side
+    high = resting_buy_price(binance_sim, below=Decimal("1.10"))
+    low = resting_buy_price(binance_sim, below=Decimal("0.90"))
+    base = {"symbol": "BTCUSDT", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.002"}
+    # WHEN they are placed
+    buy = full.signed("POST", "/fapi/v1/order", {**base, "side": "BUY", "price": high}).json()
+    sell = full.signed("POST", "/fapi/v1/order", {**base, "side": "SELL", "price": low}).json()
+    # THEN the band codes come back
+    assert buy["code"] == -4024 and buy["msg"].startswith("Limit price can't be higher than ")
+    assert sell["code"] == -4025 and sell["msg"].startswith("Limit price can't be lower than ")
