@@ -16,5 +16,13 @@ from .faults import FAULT_KINDS, Fault, FaultInjector
 from .journal import JournalRecord
 from .simulator import Simulator
 
-__all__ = ["Simulator", "SimulatorConfig", "DemoAccount", "Permissions", "FaultInjector", "Fault",
-           "FAULT_KINDS", "JournalRecord"]
+__all__ = [
+    "FAULT_KINDS",
+    "DemoAccount",
+    "Fault",
+    "FaultInjector",
+    "JournalRecord",
+    "Permissions",
+    "Simulator",
+    "SimulatorConfig",
+]

@@ -12,8 +12,10 @@ from .simulator import Simulator
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, bind, print the URLs, serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m local.binance_sim",
-                                     description="Local Binance Spot + USDT-M Futures simulator (127.0.0.1 only).")
+    parser = argparse.ArgumentParser(
+        prog="python -m local.binance_sim",
+        description="Local Binance Spot + USDT-M Futures simulator (127.0.0.1 only).",
+    )
     parser.add_argument("--port", type=int, default=8900, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--accounts", type=Path, default=DEFAULT_ACCOUNTS_FILE, help="demo accounts JSON")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every API request")
@@ -21,8 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--futures-weight-limit", type=int, default=2400)
     parser.add_argument("--seed", type=int, default=None, help="price series seed")
     args = parser.parse_args(argv)
-    overrides = {"port": args.port, "accounts_file": args.accounts, "latency_ms": args.latency_ms,
-                 "spot_weight_limit": args.spot_weight_limit, "futures_weight_limit": args.futures_weight_limit}
+    overrides = {
+        "port": args.port,
+        "accounts_file": args.accounts,
+        "latency_ms": args.latency_ms,
+        "spot_weight_limit": args.spot_weight_limit,
+        "futures_weight_limit": args.futures_weight_limit,
+    }
     if args.seed is not None:
         overrides["price_seed"] = args.seed
     simulator = Simulator(**overrides)

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-__all__ = ["DemoAccount", "Permissions", "load_accounts", "PRODUCTION", "TESTNET"]
+__all__ = ["PRODUCTION", "TESTNET", "DemoAccount", "Permissions", "load_accounts"]
 
 PRODUCTION = "production"
 TESTNET = "testnet"
@@ -92,8 +92,11 @@ class DemoAccount:
     def summary(self) -> dict:
         """A JSON-able description without the secret (for GET /__sim__/accounts)."""
         return {
-            "id": self.id, "description": self.description, "environment": self.environment,
-            "key_type": self.key_type, "api_key": self.api_key,
+            "id": self.id,
+            "description": self.description,
+            "environment": self.environment,
+            "key_type": self.key_type,
+            "api_key": self.api_key,
             "private_key_file": str(self.private_key_path) if self.private_key_path else None,
             "permissions": dataclasses.asdict(self.permissions),
             "balances": {"spot": self.spot_balances, "futures": self.futures_balances},
@@ -126,11 +129,19 @@ def _parse_account(entry: dict, base_dir: Path, index: int) -> DemoAccount:
         raise ValueError(f"account {entry['id']}: HMAC accounts need a secret")
     balances = entry.get("balances", {})
     return DemoAccount(
-        id=entry["id"], description=entry.get("description", ""), environment=entry["environment"],
-        key_type=key_type, api_key=entry["api_key"], permissions=Permissions(**perms),
-        spot_balances=dict(balances.get("spot", {})), futures_balances=dict(balances.get("futures", {})),
-        create_time=int(entry.get("create_time", 1735689600000)), uid=354937868 + index,
-        secret=entry.get("secret"), public_key_path=public_key_path, private_key_path=private_key_path,
+        id=entry["id"],
+        description=entry.get("description", ""),
+        environment=entry["environment"],
+        key_type=key_type,
+        api_key=entry["api_key"],
+        permissions=Permissions(**perms),
+        spot_balances=dict(balances.get("spot", {})),
+        futures_balances=dict(balances.get("futures", {})),
+        create_time=int(entry.get("create_time", 1735689600000)),
+        uid=354937868 + index,
+        secret=entry.get("secret"),
+        public_key_path=public_key_path,
+        private_key_path=private_key_path,
         _public_key=public_key,
     )
 

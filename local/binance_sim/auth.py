@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import errors
 
-__all__ = ["split_signature", "signed_payload", "check_timing", "parse_timestamp_ms"]
+__all__ = ["check_timing", "parse_timestamp_ms", "signed_payload", "split_signature"]
 
 _SIGNATURE_PREFIX = b"signature="
 RECV_WINDOW_DEFAULT = 5000
@@ -25,7 +25,7 @@ def split_signature(raw: bytes) -> tuple[bytes, bytes | None]:
     for pair in raw.split(b"&"):
         if pair.startswith(_SIGNATURE_PREFIX):
             if signature is None:
-                signature = pair[len(_SIGNATURE_PREFIX):]
+                signature = pair[len(_SIGNATURE_PREFIX) :]
         else:
             kept.append(pair)
     return b"&".join(kept), signature
@@ -45,7 +45,7 @@ def parse_timestamp_ms(value: str, allow_microseconds: bool) -> float:
         number = int(value)
     except ValueError:
         raise errors.mandatory("timestamp") from None
-    if allow_microseconds and number >= 10 ** 15:
+    if allow_microseconds and number >= 10**15:
         return number / 1000.0
     return float(number)
 

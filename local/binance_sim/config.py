@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-__all__ = ["SimulatorConfig", "DEFAULT_ACCOUNTS_FILE", "RUNTIME_FIELDS"]
+__all__ = ["DEFAULT_ACCOUNTS_FILE", "RUNTIME_FIELDS", "SimulatorConfig"]
 
 DEFAULT_ACCOUNTS_FILE = Path(__file__).resolve().parent.parent / "demo-accounts.json"
 
@@ -41,7 +41,16 @@ class SimulatorConfig:
 
 
 # Fields that may be changed while the simulator runs (POST /__sim__/config, Simulator.configure).
-RUNTIME_FIELDS = frozenset({
-    "spot_weight_limit", "futures_weight_limit", "weight_window_s", "futures_orders_10s_limit",
-    "futures_orders_1m_limit", "rejections_before_ban", "ban_seconds", "latency_ms", "clock_skew_ms",
-})
+RUNTIME_FIELDS = frozenset(
+    {
+        "spot_weight_limit",
+        "futures_weight_limit",
+        "weight_window_s",
+        "futures_orders_10s_limit",
+        "futures_orders_1m_limit",
+        "rejections_before_ban",
+        "ban_seconds",
+        "latency_ms",
+        "clock_skew_ms",
+    }
+)

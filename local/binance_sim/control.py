@@ -20,7 +20,7 @@ import json
 from .config import RUNTIME_FIELDS
 from .state import SimulatorState
 
-__all__ = ["handle_control", "apply_config"]
+__all__ = ["apply_config", "handle_control"]
 
 
 def apply_config(state: SimulatorState, changes: dict) -> dict:
@@ -44,9 +44,15 @@ def config_view(state: SimulatorState) -> dict:
 def _add_fault(state: SimulatorState, document: dict) -> dict:
     match = document.get("match") or {}
     options = {key: document[key] for key in ("delay_ms", "retry_after_s", "execute") if key in document}
-    fault = state.faults.add(document["kind"], int(document.get("count", 1)), method=match.get("method"),
-                             path=match.get("path"), env=match.get("env"), api_key=match.get("api_key"),
-                             **options)
+    fault = state.faults.add(
+        document["kind"],
+        int(document.get("count", 1)),
+        method=match.get("method"),
+        path=match.get("path"),
+        env=match.get("env"),
+        api_key=match.get("api_key"),
+        **options,
+    )
     return fault.as_dict()
 
 

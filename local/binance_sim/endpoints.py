@@ -7,20 +7,27 @@ return the JSON body; they raise `ApiError` for Binance error answers.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Callable
 
 from . import errors
 from .accounts import PRODUCTION, DemoAccount
 from .errors import FUTURES, SAPI, SPOT
-from .market import FUTURES_INTERVALS, INTERVALS_MS, SYMBOLS, futures_exchange_info, get_symbol, spot_exchange_info
+from .market import (
+    FUTURES_INTERVALS,
+    INTERVALS_MS,
+    SYMBOLS,
+    futures_exchange_info,
+    get_symbol,
+    spot_exchange_info,
+)
 from .state import SimulatorState
 
-__all__ = ["Call", "Endpoint", "ROUTES", "NONE", "MARKET_DATA", "SIGNED"]
+__all__ = ["MARKET_DATA", "NONE", "ROUTES", "SIGNED", "Call", "Endpoint"]
 
-NONE = "NONE"                # public
+NONE = "NONE"  # public
 MARKET_DATA = "MARKET_DATA"  # public; an API key may be sent
-SIGNED = "SIGNED"            # TRADE / USER_DATA: key, signature and timestamp required
+SIGNED = "SIGNED"  # TRADE / USER_DATA: key, signature and timestamp required
 
 
 @dataclasses.dataclass
@@ -83,8 +90,8 @@ def _klines(call: Call, max_limit: int, intervals: frozenset) -> list:
     limit = max(1, min(limit, max_limit))
     start, end = _int_param(call.params, "startTime"), _int_param(call.params, "endTime")
     if call.family == SPOT:  # spot accepts µs timestamps since 2024-12-17
-        start = start // 1000 if start is not None and start >= 10 ** 15 else start
-        end = end // 1000 if end is not None and end >= 10 ** 15 else end
+        start = start // 1000 if start is not None and start >= 10**15 else start
+        end = end // 1000 if end is not None and end >= 10**15 else end
     return series.klines(interval, call.now_ms, limit, start, end)
 
 
@@ -122,7 +129,9 @@ def server_time(call: Call) -> dict:
 
 def spot_exchange_info_handler(call: Call) -> dict:
     """GET /api/v3/exchangeInfo."""
-    return spot_exchange_info(int(call.now_ms), call.state.config.spot_weight_limit, _symbols_param(call.params))
+    return spot_exchange_info(
+        int(call.now_ms), call.state.config.spot_weight_limit, _symbols_param(call.params)
+    )
 
 
 def spot_klines(call: Call) -> list:
@@ -156,18 +165,34 @@ def spot_account(call: Call) -> dict:
     """GET /api/v3/account."""
     account = call.account
     omit_zero = call.params.get("omitZeroBalances", "false").lower() == "true"
-    balances = [{"asset": asset, "free": f"{Decimal(amount):.8f}", "locked": "0.00000000"}
-                for asset, amount in account.spot_balances.items()
-                if not (omit_zero and Decimal(amount) == 0)]
+    balances = [
+        {"asset": asset, "free": f"{Decimal(amount):.8f}", "locked": "0.00000000"}
+        for asset, amount in account.spot_balances.items()
+        if not (omit_zero and Decimal(amount) == 0)
+    ]
     permissions = ["SPOT"] + (["MARGIN"] if account.permissions.margin else [])
     return {
-        "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
-        "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000",
-                            "seller": "0.00000000"},
-        "canTrade": account.permissions.spot_trading, "canWithdraw": account.permissions.withdrawals,
-        "canDeposit": True, "brokered": False, "requireSelfTradePrevention": False, "preventSor": False,
-        "updateTime": account.create_time, "accountType": "SPOT", "balances": balances,
-        "permissions": permissions, "uid": account.uid,
+        "makerCommission": 10,
+        "takerCommission": 10,
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "commissionRates": {
+            "maker": "0.00100000",
+            "taker": "0.00100000",
+            "buyer": "0.00000000",
+            "seller": "0.00000000",
+        },
+        "canTrade": account.permissions.spot_trading,
+        "canWithdraw": account.permissions.withdrawals,
+        "canDeposit": True,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "preventSor": False,
+        "updateTime": account.create_time,
+        "accountType": "SPOT",
+        "balances": balances,
+        "permissions": permissions,
+        "uid": account.uid,
     }
 
 
@@ -179,10 +204,18 @@ def spot_commission(call: Call) -> dict:
     get_symbol(symbol)
     standard = {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"}
     zero = {"maker": "0.00000000", "taker": "0.00000000", "buyer": "0.00000000", "seller": "0.00000000"}
-    return {"symbol": symbol, "standardCommission": standard, "specialCommission": dict(zero),
-            "taxCommission": dict(zero),
-            "discount": {"enabledForAccount": True, "enabledForSymbol": True, "discountAsset": "BNB",
-                         "discount": "0.75000000"}}
+    return {
+        "symbol": symbol,
+        "standardCommission": standard,
+        "specialCommission": dict(zero),
+        "taxCommission": dict(zero),
+        "discount": {
+            "enabledForAccount": True,
+            "enabledForSymbol": True,
+            "discountAsset": "BNB",
+            "discount": "0.75000000",
+        },
+    }
 
 
 def api_restrictions(call: Call) -> dict:
@@ -190,12 +223,19 @@ def api_restrictions(call: Call) -> dict:
     account = call.account
     permissions = account.permissions
     return {
-        "ipRestrict": bool(permissions.ip_allow_list), "createTime": account.create_time,
-        "enableReading": permissions.reading, "enableWithdrawals": permissions.withdrawals,
-        "enableInternalTransfer": False, "enableMargin": permissions.margin,
-        "enableFutures": permissions.futures, "permitsUniversalTransfer": False,
-        "enableVanillaOptions": False, "enableFixApiTrade": False, "enableFixReadOnly": False,
-        "enableSpotAndMarginTrading": permissions.spot_trading, "enablePortfolioMarginTrading": False,
+        "ipRestrict": bool(permissions.ip_allow_list),
+        "createTime": account.create_time,
+        "enableReading": permissions.reading,
+        "enableWithdrawals": permissions.withdrawals,
+        "enableInternalTransfer": False,
+        "enableMargin": permissions.margin,
+        "enableFutures": permissions.futures,
+        "permitsUniversalTransfer": False,
+        "enableVanillaOptions": False,
+        "enableFixApiTrade": False,
+        "enableFixReadOnly": False,
+        "enableSpotAndMarginTrading": permissions.spot_trading,
+        "enablePortfolioMarginTrading": False,
     }
 
 
@@ -203,8 +243,12 @@ def api_restrictions(call: Call) -> dict:
 def futures_exchange_info_handler(call: Call) -> dict:
     """GET /fapi/v1/exchangeInfo."""
     config = call.state.config
-    return futures_exchange_info(int(call.now_ms), config.futures_weight_limit,
-                                 config.futures_orders_1m_limit, config.futures_orders_10s_limit)
+    return futures_exchange_info(
+        int(call.now_ms),
+        config.futures_weight_limit,
+        config.futures_orders_1m_limit,
+        config.futures_orders_10s_limit,
+    )
 
 
 def futures_klines(call: Call) -> list:
@@ -226,9 +270,18 @@ def premium_index(call: Call) -> object:
     rows = []
     for name in symbols:
         mark = call.state.mark_price(name, call.now_ms)
-        rows.append({"symbol": name, "markPrice": f"{mark:.8f}", "indexPrice": f"{mark:.8f}",
-                     "estimatedSettlePrice": f"{mark:.8f}", "lastFundingRate": "0.00010000",
-                     "interestRate": "0.00010000", "nextFundingTime": next_funding, "time": now})
+        rows.append(
+            {
+                "symbol": name,
+                "markPrice": f"{mark:.8f}",
+                "indexPrice": f"{mark:.8f}",
+                "estimatedSettlePrice": f"{mark:.8f}",
+                "lastFundingRate": "0.00010000",
+                "interestRate": "0.00010000",
+                "nextFundingTime": next_funding,
+                "time": now,
+            }
+        )
     return rows[0] if symbol else rows
 
 
@@ -301,8 +354,18 @@ def order_rate_limits(call: Call) -> list:
     """GET /fapi/v1/rateLimit/order."""
     config = call.state.config
     return [
-        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": config.futures_orders_10s_limit},
-        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": config.futures_orders_1m_limit},
+        {
+            "rateLimitType": "ORDERS",
+            "interval": "SECOND",
+            "intervalNum": 10,
+            "limit": config.futures_orders_10s_limit,
+        },
+        {
+            "rateLimitType": "ORDERS",
+            "interval": "MINUTE",
+            "intervalNum": 1,
+            "limit": config.futures_orders_1m_limit,
+        },
     ]
 
 
@@ -319,7 +382,9 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("GET", "/api/v3/avgPrice"): Endpoint(SPOT, NONE, 2, spot_avg_price),
     ("GET", "/api/v3/account"): Endpoint(SPOT, SIGNED, 20, spot_account),
     ("GET", "/api/v3/account/commission"): Endpoint(SPOT, SIGNED, 20, spot_commission),
-    ("GET", "/sapi/v1/account/apiRestrictions"): Endpoint(SAPI, SIGNED, 1, api_restrictions, production_only=True),
+    ("GET", "/sapi/v1/account/apiRestrictions"): Endpoint(
+        SAPI, SIGNED, 1, api_restrictions, production_only=True
+    ),
     ("GET", "/fapi/v1/ping"): Endpoint(FUTURES, NONE, 1, ping),
     ("GET", "/fapi/v1/time"): Endpoint(FUTURES, NONE, 1, server_time),
     ("GET", "/fapi/v1/exchangeInfo"): Endpoint(FUTURES, NONE, 1, futures_exchange_info_handler),
@@ -329,16 +394,22 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("GET", "/fapi/v1/premiumIndex"): Endpoint(FUTURES, NONE, _one_or_all(1, 10), premium_index),
     ("GET", "/fapi/v2/account"): Endpoint(FUTURES, SIGNED, 5, futures_account_v2, needs_futures=True),
     ("GET", "/fapi/v3/account"): Endpoint(FUTURES, SIGNED, 5, futures_account_v3, needs_futures=True),
-    ("GET", "/fapi/v1/accountConfig"): Endpoint(FUTURES, SIGNED, 5, futures_account_config, needs_futures=True),
+    ("GET", "/fapi/v1/accountConfig"): Endpoint(
+        FUTURES, SIGNED, 5, futures_account_config, needs_futures=True
+    ),
     ("GET", "/fapi/v2/balance"): Endpoint(FUTURES, SIGNED, 5, futures_balance, needs_futures=True),
     ("GET", "/fapi/v3/balance"): Endpoint(FUTURES, SIGNED, 5, futures_balance, needs_futures=True),
     ("GET", "/fapi/v2/positionRisk"): Endpoint(FUTURES, SIGNED, 5, position_risk_v2, needs_futures=True),
     ("GET", "/fapi/v3/positionRisk"): Endpoint(FUTURES, SIGNED, 5, position_risk_v3, needs_futures=True),
-    ("POST", "/fapi/v1/order"): Endpoint(FUTURES, SIGNED, 0, new_order, counts_order=True, needs_futures=True),
+    ("POST", "/fapi/v1/order"): Endpoint(
+        FUTURES, SIGNED, 0, new_order, counts_order=True, needs_futures=True
+    ),
     ("GET", "/fapi/v1/order"): Endpoint(FUTURES, SIGNED, 1, query_order, needs_futures=True),
     ("DELETE", "/fapi/v1/order"): Endpoint(FUTURES, SIGNED, 1, cancel_order, needs_futures=True),
     ("DELETE", "/fapi/v1/allOpenOrders"): Endpoint(FUTURES, SIGNED, 1, cancel_all_orders, needs_futures=True),
-    ("GET", "/fapi/v1/openOrders"): Endpoint(FUTURES, SIGNED, _one_or_all(1, 40), open_orders, needs_futures=True),
+    ("GET", "/fapi/v1/openOrders"): Endpoint(
+        FUTURES, SIGNED, _one_or_all(1, 40), open_orders, needs_futures=True
+    ),
     ("POST", "/fapi/v1/leverage"): Endpoint(FUTURES, SIGNED, 1, change_leverage, needs_futures=True),
     ("GET", "/fapi/v1/positionSide/dual"): Endpoint(FUTURES, SIGNED, 30, position_mode, needs_futures=True),
     ("GET", "/fapi/v1/rateLimit/order"): Endpoint(FUTURES, SIGNED, 1, order_rate_limits, needs_futures=True),

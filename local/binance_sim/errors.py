@@ -6,7 +6,7 @@ chosen when the request is a futures one (see `ApiError.for_family`).
 
 from __future__ import annotations
 
-__all__ = ["ApiError", "SPOT", "FUTURES", "SAPI", "FAMILIES"]
+__all__ = ["FAMILIES", "FUTURES", "SAPI", "SPOT", "ApiError"]
 
 SPOT = "spot"
 SAPI = "sapi"
@@ -79,7 +79,9 @@ def one_of_mandatory(first: str, second: str) -> ApiError:
 
 def illegal_characters(name: str, legal_range: str) -> ApiError:
     """-1100."""
-    return ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal_range}'.")
+    return ApiError(
+        400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal_range}'."
+    )
 
 
 def invalid_symbol() -> ApiError:
@@ -95,29 +97,41 @@ def invalid_interval() -> ApiError:
 def too_much_weight(family: str, limit: int, retry_after_s: int) -> ApiError:
     """429 -1003 with Retry-After (seconds until the weight window ends)."""
     if family == FUTURES:
-        msg = (f"Too many requests; current limit is {limit} requests per minute. "
-               "Please use the websocket for live updates to avoid polling the API.")
+        msg = (
+            f"Too many requests; current limit is {limit} requests per minute. "
+            "Please use the websocket for live updates to avoid polling the API."
+        )
     else:
-        msg = (f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
-               "Please use WebSocket Streams for live updates to avoid polling the API.")
+        msg = (
+            f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
+            "Please use WebSocket Streams for live updates to avoid polling the API."
+        )
     return ApiError(429, -1003, msg, {"Retry-After": str(retry_after_s)})
 
 
 def ip_banned(family: str, banned_until_ms: int, retry_after_s: int) -> ApiError:
     """418 -1003 with Retry-After (seconds until the ban ends)."""
     if family == FUTURES:
-        msg = (f"Way too many requests; IP banned until {banned_until_ms}. "
-               "Please use the websocket for live updates to avoid bans.")
+        msg = (
+            f"Way too many requests; IP banned until {banned_until_ms}. "
+            "Please use the websocket for live updates to avoid bans."
+        )
     else:
-        msg = (f"Way too much request weight used; IP banned until {banned_until_ms}. "
-               "Please use WebSocket Streams for live updates to avoid bans.")
+        msg = (
+            f"Way too much request weight used; IP banned until {banned_until_ms}. "
+            "Please use WebSocket Streams for live updates to avoid bans."
+        )
     return ApiError(418, -1003, msg, {"Retry-After": str(retry_after_s)})
 
 
 def too_many_orders(limit: int, interval: str, retry_after_s: int) -> ApiError:
     """429 -1015 when the per-account order count limit is exceeded."""
-    return ApiError(429, -1015, f"Too many new orders; current limit is {limit} orders per {interval}.",
-                    {"Retry-After": str(retry_after_s)})
+    return ApiError(
+        429,
+        -1015,
+        f"Too many new orders; current limit is {limit} orders per {interval}.",
+        {"Retry-After": str(retry_after_s)},
+    )
 
 
 def endpoint_not_found(method: str, path: str) -> ApiError:

@@ -12,23 +12,24 @@ import dataclasses
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
-from typing import Callable
 
 from . import errors
 from .accounts import DemoAccount
 from .errors import ApiError
 from .market import SYMBOLS, SymbolSpec, get_symbol
 
-__all__ = ["FuturesOrder", "FuturesAccount", "FuturesExchange"]
+__all__ = ["FuturesAccount", "FuturesExchange", "FuturesOrder"]
 
 ZERO = Decimal(0)
 TAKER_FEE = Decimal("0.0004")
 MAKER_FEE = Decimal("0.0002")
 MAINT_MARGIN_RATE = Decimal("0.004")
 CLIENT_ORDER_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-CONDITIONAL_TYPES = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
-                               "TRAILING_STOP_MARKET"})
+CONDITIONAL_TYPES = frozenset(
+    {"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"}
+)
 TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD", "RPI"})
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
 
@@ -72,7 +73,13 @@ def _places(value: Decimal) -> int:
 
 
 def _max_notional_for(leverage: int) -> str:
-    for floor, notional in ((101, "50000"), (51, "250000"), (21, "1000000"), (11, "10000000"), (6, "20000000")):
+    for floor, notional in (
+        (101, "50000"),
+        (51, "250000"),
+        (21, "1000000"),
+        (11, "10000000"),
+        (6, "20000000"),
+    ):
         if leverage >= floor:
             return notional
     return "80000000"
@@ -110,17 +117,30 @@ class FuturesOrder:
         spec = SYMBOLS[self.symbol]
         average = self.cum_quote / self.executed_qty if self.executed_qty else ZERO
         body = {
-            "orderId": self.order_id, "symbol": self.symbol, "status": self.status,
-            "clientOrderId": self.client_order_id, "price": _plain(self.price),
+            "orderId": self.order_id,
+            "symbol": self.symbol,
+            "status": self.status,
+            "clientOrderId": self.client_order_id,
+            "price": _plain(self.price),
             "avgPrice": _fixed(average, 5) if not average else _fixed(average, spec.price_precision + 3),
-            "origQty": _plain(self.orig_qty), "executedQty": _plain(self.executed_qty),
-            "cumQty": _plain(self.executed_qty), "cumQuote": _plain(self.cum_quote),
-            "timeInForce": self.time_in_force, "type": self.type, "reduceOnly": self.reduce_only,
-            "closePosition": False, "side": self.side, "positionSide": self.position_side,
-            "stopPrice": "0", "workingType": "CONTRACT_PRICE", "priceProtect": False,
-            "origType": self.type, "priceMatch": "NONE",
+            "origQty": _plain(self.orig_qty),
+            "executedQty": _plain(self.executed_qty),
+            "cumQty": _plain(self.executed_qty),
+            "cumQuote": _plain(self.cum_quote),
+            "timeInForce": self.time_in_force,
+            "type": self.type,
+            "reduceOnly": self.reduce_only,
+            "closePosition": False,
+            "side": self.side,
+            "positionSide": self.position_side,
+            "stopPrice": "0",
+            "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": self.type,
+            "priceMatch": "NONE",
             "selfTradePreventionMode": self.self_trade_prevention_mode,
-            "goodTillDate": self.good_till_date, "updateTime": self.update_time,
+            "goodTillDate": self.good_till_date,
+            "updateTime": self.update_time,
         }
         if with_time:
             body["time"] = self.time
@@ -162,8 +182,12 @@ class FuturesAccount:
 class FuturesExchange:
     """All futures accounts plus the order logic; every public method is thread-safe."""
 
-    def __init__(self, accounts: dict[str, DemoAccount], mark_price: Callable[[str, float], float],
-                 default_leverage: int):
+    def __init__(
+        self,
+        accounts: dict[str, DemoAccount],
+        mark_price: Callable[[str, float], float],
+        default_leverage: int,
+    ):
         self._mark_price = mark_price
         self._lock = threading.Lock()
         self._default_leverage = default_leverage
@@ -180,14 +204,24 @@ class FuturesExchange:
         mark = self.mark(symbol, now_ms)
         leverage = Decimal(state.leverage[symbol])
         notional = position.amount * mark
-        open_margin = sum((o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol)) / leverage
-        bid = sum((o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol) if o.side == "BUY")
-        ask = sum((o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol) if o.side == "SELL")
+        open_margin = (
+            sum((o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol)) / leverage
+        )
+        bid = sum(
+            (o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol) if o.side == "BUY"
+        )
+        ask = sum(
+            (o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol) if o.side == "SELL"
+        )
         return {
-            "mark": mark, "notional": notional,
+            "mark": mark,
+            "notional": notional,
             "unrealized": position.amount * (mark - position.entry_price) if position.amount else ZERO,
-            "initial": abs(notional) / leverage, "maint": abs(notional) * MAINT_MARGIN_RATE,
-            "open_order_initial": Decimal(open_margin), "bid": Decimal(bid), "ask": Decimal(ask),
+            "initial": abs(notional) / leverage,
+            "maint": abs(notional) * MAINT_MARGIN_RATE,
+            "open_order_initial": Decimal(open_margin),
+            "bid": Decimal(bid),
+            "ask": Decimal(ask),
         }
 
     def _totals(self, state: FuturesAccount, now_ms: float) -> dict:
@@ -199,15 +233,28 @@ class FuturesExchange:
         margin_balance = state.wallet + unrealized
         available = margin_balance - initial - open_initial
         return {
-            "figures": figures, "unrealized": unrealized, "position_initial": initial,
-            "open_initial": open_initial, "initial": initial + open_initial, "maint": maint,
-            "wallet": state.wallet, "margin_balance": margin_balance, "available": available,
+            "figures": figures,
+            "unrealized": unrealized,
+            "position_initial": initial,
+            "open_initial": open_initial,
+            "initial": initial + open_initial,
+            "maint": maint,
+            "wallet": state.wallet,
+            "margin_balance": margin_balance,
+            "available": available,
             "max_withdraw": max(ZERO, min(available, state.wallet)),
         }
 
     # ----- matching ----------------------------------------------------------------------------
-    def _apply_fill(self, state: FuturesAccount, order: FuturesOrder, quantity: Decimal,
-                    price: Decimal, fee_rate: Decimal, now_ms: int) -> None:
+    def _apply_fill(
+        self,
+        state: FuturesAccount,
+        order: FuturesOrder,
+        quantity: Decimal,
+        price: Decimal,
+        fee_rate: Decimal,
+        now_ms: int,
+    ) -> None:
         position = state.positions[order.symbol]
         delta = quantity if order.side == "BUY" else -quantity
         current = position.amount
@@ -238,8 +285,9 @@ class FuturesExchange:
             mark = self.mark(order.symbol, now_ms)
             crossed = mark <= order.price if order.side == "BUY" else mark >= order.price
             if crossed:
-                self._apply_fill(state, order, order.orig_qty - order.executed_qty, order.price,
-                                 MAKER_FEE, int(now_ms))
+                self._apply_fill(
+                    state, order, order.orig_qty - order.executed_qty, order.price, MAKER_FEE, int(now_ms)
+                )
 
     def state_for(self, account: DemoAccount, now_ms: float) -> FuturesAccount:
         """The account's futures state with resting orders matched up to now (call under lock)."""
@@ -261,8 +309,12 @@ class FuturesExchange:
         if not order_type:
             raise errors.mandatory("type")
         if order_type in CONDITIONAL_TYPES:
-            raise ApiError(400, -4120, "Order type not supported for this endpoint. "
-                                       "Please use the Algo Order API endpoints instead.")
+            raise ApiError(
+                400,
+                -4120,
+                "Order type not supported for this endpoint. "
+                "Please use the Algo Order API endpoints instead.",
+            )
         if order_type not in ("LIMIT", "MARKET"):
             raise ApiError(400, -1116, "Invalid orderType.")
         position_side = params.get("positionSide", "BOTH") or "BOTH"
@@ -312,11 +364,24 @@ class FuturesExchange:
                 raise ApiError(400, -4025, f"Limit price can't be lower than {limit}.")
         reference = price if order_type == "LIMIT" else mark
         if not reduce_only and quantity * reference < spec.futures_decimal("min_notional"):
-            raise ApiError(400, -4164, f"Order's notional must be no smaller than "
-                                       f"{spec.futures_min_notional} (unless you choose reduce only)")
-        return {"spec": spec, "side": side, "type": order_type, "quantity": quantity, "price": price,
-                "time_in_force": time_in_force, "reduce_only": reduce_only, "mark": mark,
-                "client_order_id": client_order_id, "position_side": position_side}
+            raise ApiError(
+                400,
+                -4164,
+                f"Order's notional must be no smaller than "
+                f"{spec.futures_min_notional} (unless you choose reduce only)",
+            )
+        return {
+            "spec": spec,
+            "side": side,
+            "type": order_type,
+            "quantity": quantity,
+            "price": price,
+            "time_in_force": time_in_force,
+            "reduce_only": reduce_only,
+            "mark": mark,
+            "client_order_id": client_order_id,
+            "position_side": position_side,
+        }
 
     @staticmethod
     def _check_price_filter(spec: SymbolSpec, price: Decimal) -> None:
@@ -354,11 +419,16 @@ class FuturesExchange:
                 client_order_id = secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22]
             mark = checked["mark"]
             marketable = checked["type"] == "MARKET" or (
-                checked["price"] >= mark if side == "BUY" else checked["price"] <= mark)
+                checked["price"] >= mark if side == "BUY" else checked["price"] <= mark
+            )
             if checked["time_in_force"] == "GTX" and marketable:
-                raise ApiError(400, -5022, "Due to the order could not be executed as maker, the Post Only "
-                                           "order will be rejected. The order will not be recorded in the "
-                                           "order history")
+                raise ApiError(
+                    400,
+                    -5022,
+                    "Due to the order could not be executed as maker, the Post Only "
+                    "order will be rejected. The order will not be recorded in the "
+                    "order history",
+                )
             position = state.positions[spec.symbol]
             delta = quantity if side == "BUY" else -quantity
             increase = max(ZERO, abs(position.amount + delta) - abs(position.amount))
@@ -374,10 +444,18 @@ class FuturesExchange:
             now = int(now_ms)
             self._next_order_id += 1
             order = FuturesOrder(
-                order_id=self._next_order_id, client_order_id=client_order_id, symbol=spec.symbol,
-                side=side, type=checked["type"], time_in_force=checked["time_in_force"],
-                orig_qty=quantity, price=checked["price"], reduce_only=checked["reduce_only"],
-                position_side=checked["position_side"], time=now, update_time=now,
+                order_id=self._next_order_id,
+                client_order_id=client_order_id,
+                symbol=spec.symbol,
+                side=side,
+                type=checked["type"],
+                time_in_force=checked["time_in_force"],
+                orig_qty=quantity,
+                price=checked["price"],
+                reduce_only=checked["reduce_only"],
+                position_side=checked["position_side"],
+                time=now,
+                update_time=now,
                 self_trade_prevention_mode=params.get("selfTradePreventionMode") or "EXPIRE_MAKER",
                 good_till_date=int(params.get("goodTillDate") or 0),
             )
@@ -477,24 +555,31 @@ class FuturesExchange:
             unrealized = totals["unrealized"] if is_usdt else ZERO
             initial = totals["initial"] if is_usdt else ZERO
             available = totals["available"] if is_usdt else balance
-            rows.append({
-                "asset": asset, "walletBalance": _money(balance), "unrealizedProfit": _money(unrealized),
-                "marginBalance": _money(balance + unrealized),
-                "maintMargin": _money(totals["maint"] if is_usdt else ZERO),
-                "initialMargin": _money(initial),
-                "positionInitialMargin": _money(totals["position_initial"] if is_usdt else ZERO),
-                "openOrderInitialMargin": _money(totals["open_initial"] if is_usdt else ZERO),
-                "crossWalletBalance": _money(balance), "crossUnPnl": _money(unrealized),
-                "availableBalance": _money(available),
-                "maxWithdrawAmount": _money(totals["max_withdraw"] if is_usdt else balance),
-                "marginAvailable": True, "updateTime": state.update_time or now,
-            })
+            rows.append(
+                {
+                    "asset": asset,
+                    "walletBalance": _money(balance),
+                    "unrealizedProfit": _money(unrealized),
+                    "marginBalance": _money(balance + unrealized),
+                    "maintMargin": _money(totals["maint"] if is_usdt else ZERO),
+                    "initialMargin": _money(initial),
+                    "positionInitialMargin": _money(totals["position_initial"] if is_usdt else ZERO),
+                    "openOrderInitialMargin": _money(totals["open_initial"] if is_usdt else ZERO),
+                    "crossWalletBalance": _money(balance),
+                    "crossUnPnl": _money(unrealized),
+                    "availableBalance": _money(available),
+                    "maxWithdrawAmount": _money(totals["max_withdraw"] if is_usdt else balance),
+                    "marginAvailable": True,
+                    "updateTime": state.update_time or now,
+                }
+            )
         return rows
 
     @staticmethod
     def _totals_fields(totals: dict) -> dict:
         return {
-            "totalInitialMargin": _money(totals["initial"]), "totalMaintMargin": _money(totals["maint"]),
+            "totalInitialMargin": _money(totals["initial"]),
+            "totalMaintMargin": _money(totals["maint"]),
             "totalWalletBalance": _money(totals["wallet"]),
             "totalUnrealizedProfit": _money(totals["unrealized"]),
             "totalMarginBalance": _money(totals["margin_balance"]),
@@ -509,19 +594,31 @@ class FuturesExchange:
     def _position_row(self, state: FuturesAccount, symbol: str, figures: dict, version: int) -> dict:
         position = state.positions[symbol]
         row = {
-            "symbol": symbol, "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
-            "maintMargin": _money(figures["maint"]), "unrealizedProfit": _money(figures["unrealized"]),
+            "symbol": symbol,
+            "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
+            "maintMargin": _money(figures["maint"]),
+            "unrealizedProfit": _money(figures["unrealized"]),
             "positionInitialMargin": _money(figures["initial"]),
             "openOrderInitialMargin": _money(figures["open_order_initial"]),
-            "positionSide": "BOTH", "positionAmt": _fixed(position.amount, SYMBOLS[symbol].quantity_precision),
-            "notional": _money(figures["notional"]), "isolatedWallet": "0", "isolatedMargin": "0",
-            "updateTime": position.update_time, "bidNotional": _money(figures["bid"]),
+            "positionSide": "BOTH",
+            "positionAmt": _fixed(position.amount, SYMBOLS[symbol].quantity_precision),
+            "notional": _money(figures["notional"]),
+            "isolatedWallet": "0",
+            "isolatedMargin": "0",
+            "updateTime": position.update_time,
+            "bidNotional": _money(figures["bid"]),
             "askNotional": _money(figures["ask"]),
         }
         if version == 2:
-            row.update({"leverage": str(state.leverage[symbol]), "isolated": False,
-                        "entryPrice": _money(position.entry_price), "breakEvenPrice": _money(position.entry_price),
-                        "maxNotional": _max_notional_for(state.leverage[symbol])})
+            row.update(
+                {
+                    "leverage": str(state.leverage[symbol]),
+                    "isolated": False,
+                    "entryPrice": _money(position.entry_price),
+                    "breakEvenPrice": _money(position.entry_price),
+                    "maxNotional": _max_notional_for(state.leverage[symbol]),
+                }
+            )
             del row["isolatedMargin"]
         return row
 
@@ -533,9 +630,18 @@ class FuturesExchange:
             now = int(now_ms)
             body: dict = {}
             if version == 2:
-                body.update({"feeTier": 0, "feeBurn": True, "canTrade": account.permissions.futures,
-                             "canDeposit": True, "canWithdraw": account.permissions.withdrawals,
-                             "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1})
+                body.update(
+                    {
+                        "feeTier": 0,
+                        "feeBurn": True,
+                        "canTrade": account.permissions.futures,
+                        "canDeposit": True,
+                        "canWithdraw": account.permissions.withdrawals,
+                        "updateTime": 0,
+                        "multiAssetsMargin": False,
+                        "tradeGroupId": -1,
+                    }
+                )
             body.update(self._totals_fields(totals))
             body["assets"] = self._asset_rows(state, totals, now)
             positions = []
@@ -548,9 +654,16 @@ class FuturesExchange:
 
     def account_config(self, account: DemoAccount) -> dict:
         """GET /fapi/v1/accountConfig."""
-        return {"feeTier": 0, "canTrade": account.permissions.futures, "canDeposit": True,
-                "canWithdraw": account.permissions.withdrawals, "dualSidePosition": False,
-                "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1}
+        return {
+            "feeTier": 0,
+            "canTrade": account.permissions.futures,
+            "canDeposit": True,
+            "canWithdraw": account.permissions.withdrawals,
+            "dualSidePosition": False,
+            "updateTime": 0,
+            "multiAssetsMargin": False,
+            "tradeGroupId": -1,
+        }
 
     def balances(self, account: DemoAccount, now_ms: float) -> list[dict]:
         """GET /fapi/v2/balance and /fapi/v3/balance."""
@@ -558,14 +671,24 @@ class FuturesExchange:
             state = self.state_for(account, now_ms)
             totals = self._totals(state, now_ms)
             alias = f"Sg{account.uid % 10000:04d}uX"
-            return [{
-                "accountAlias": alias, "asset": row["asset"], "balance": row["walletBalance"],
-                "crossWalletBalance": row["crossWalletBalance"], "crossUnPnl": row["crossUnPnl"],
-                "availableBalance": row["availableBalance"], "maxWithdrawAmount": row["maxWithdrawAmount"],
-                "marginAvailable": True, "updateTime": row["updateTime"],
-            } for row in self._asset_rows(state, totals, int(now_ms))]
+            return [
+                {
+                    "accountAlias": alias,
+                    "asset": row["asset"],
+                    "balance": row["walletBalance"],
+                    "crossWalletBalance": row["crossWalletBalance"],
+                    "crossUnPnl": row["crossUnPnl"],
+                    "availableBalance": row["availableBalance"],
+                    "maxWithdrawAmount": row["maxWithdrawAmount"],
+                    "marginAvailable": True,
+                    "updateTime": row["updateTime"],
+                }
+                for row in self._asset_rows(state, totals, int(now_ms))
+            ]
 
-    def position_risk(self, account: DemoAccount, symbol: str | None, now_ms: float, version: int) -> list[dict]:
+    def position_risk(
+        self, account: DemoAccount, symbol: str | None, now_ms: float, version: int
+    ) -> list[dict]:
         """GET /fapi/v2/positionRisk (every symbol) and /fapi/v3/positionRisk (held or ordered only)."""
         if symbol:
             get_symbol(symbol)
@@ -584,25 +707,46 @@ class FuturesExchange:
                     cushion = totals["margin_balance"] - totals["maint"]
                     liquidation = max(ZERO, figures["mark"] - cushion / position.amount)
                 row = {
-                    "symbol": name, "positionSide": "BOTH",
+                    "symbol": name,
+                    "positionSide": "BOTH",
                     "positionAmt": _fixed(position.amount, SYMBOLS[name].quantity_precision),
-                    "entryPrice": _money(position.entry_price), "breakEvenPrice": _money(position.entry_price),
-                    "markPrice": _money(figures["mark"]), "unRealizedProfit": _money(figures["unrealized"]),
-                    "liquidationPrice": _money(liquidation), "isolatedMargin": "0.00000000",
-                    "notional": _money(figures["notional"]), "marginAsset": "USDT",
-                    "isolatedWallet": "0", "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
+                    "entryPrice": _money(position.entry_price),
+                    "breakEvenPrice": _money(position.entry_price),
+                    "markPrice": _money(figures["mark"]),
+                    "unRealizedProfit": _money(figures["unrealized"]),
+                    "liquidationPrice": _money(liquidation),
+                    "isolatedMargin": "0.00000000",
+                    "notional": _money(figures["notional"]),
+                    "marginAsset": "USDT",
+                    "isolatedWallet": "0",
+                    "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
                     "maintMargin": _money(figures["maint"]),
                     "positionInitialMargin": _money(figures["initial"]),
-                    "openOrderInitialMargin": _money(figures["open_order_initial"]), "adl": 0,
-                    "bidNotional": _money(figures["bid"]), "askNotional": _money(figures["ask"]),
+                    "openOrderInitialMargin": _money(figures["open_order_initial"]),
+                    "adl": 0,
+                    "bidNotional": _money(figures["bid"]),
+                    "askNotional": _money(figures["ask"]),
                     "updateTime": position.update_time,
                 }
                 if version == 2:
-                    for key in ("marginAsset", "initialMargin", "maintMargin", "positionInitialMargin",
-                                "openOrderInitialMargin", "adl", "bidNotional", "askNotional"):
+                    for key in (
+                        "marginAsset",
+                        "initialMargin",
+                        "maintMargin",
+                        "positionInitialMargin",
+                        "openOrderInitialMargin",
+                        "adl",
+                        "bidNotional",
+                        "askNotional",
+                    ):
                         del row[key]
-                    row.update({"leverage": str(state.leverage[name]),
-                                "maxNotionalValue": _max_notional_for(state.leverage[name]),
-                                "marginType": "cross", "isAutoAddMargin": "false"})
+                    row.update(
+                        {
+                            "leverage": str(state.leverage[name]),
+                            "maxNotionalValue": _max_notional_for(state.leverage[name]),
+                            "marginType": "cross",
+                            "isAutoAddMargin": "false",
+                        }
+                    )
                 rows.append(row)
             return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-__all__ = ["JournalRecord", "Journal"]
+__all__ = ["Journal", "JournalRecord"]
 
 
 @dataclasses.dataclass(frozen=True)

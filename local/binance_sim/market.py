@@ -18,13 +18,33 @@ from decimal import Decimal
 
 from . import errors
 
-__all__ = ["SymbolSpec", "SYMBOLS", "PriceSeries", "INTERVALS_MS", "spot_exchange_info",
-           "futures_exchange_info", "get_symbol"]
+__all__ = [
+    "INTERVALS_MS",
+    "SYMBOLS",
+    "PriceSeries",
+    "SymbolSpec",
+    "futures_exchange_info",
+    "get_symbol",
+    "spot_exchange_info",
+]
 
 INTERVALS_MS = {
-    "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-    "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
-    "12h": 43_200_000, "1d": 86_400_000, "3d": 259_200_000, "1w": 604_800_000, "1M": 0,
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+    "1M": 0,
 }
 FUTURES_INTERVALS = frozenset(INTERVALS_MS) - {"1s"}
 _WEEK_OFFSET_MS = 4 * 86_400_000  # 1970-01-01 was a Thursday; weekly candles open on Monday.
@@ -66,22 +86,94 @@ class SymbolSpec:
         return Decimal(getattr(self, f"futures_{name}"))
 
 
-SYMBOLS: dict[str, SymbolSpec] = {spec.symbol: spec for spec in (
-    SymbolSpec("BTCUSDT", "BTC", "USDT", 65000.0, 1,
-               "0.01", "0.01", "1000000.00", "0.00001", "0.00001", "9000.00000000", "5.00000000",
-               "0.10", "556.80", "4529764", "0.001", "0.001", "1000", "120", "100",
-               2, 3, 125, 1569398400000, 45.0),
-    SymbolSpec("ETHUSDT", "ETH", "USDT", 3200.0, 2,
-               "0.01", "0.01", "1000000.00", "0.0001", "0.0001", "9000.00000000", "5.00000000",
-               "0.01", "39.86", "306177", "0.001", "0.001", "10000", "2000", "20",
-               2, 3, 125, 1569398400000, 600.0),
-    SymbolSpec("BNBUSDT", "BNB", "USDT", 580.0, 2,
-               "0.01", "0.01", "1000000.00", "0.001", "0.001", "900000.00000000", "5.00000000",
-               "0.010", "6.600", "100000", "0.01", "0.01", "100000", "2000", "5",
-               # quantityPrecision 3 is finer than stepSize 0.01 on purpose (the docs warn that
-               # precision is not the step): 0.015 is -4023, 0.0015 is -1111.
-               3, 3, 75, 1569398400000, 900.0),
-)}
+SYMBOLS: dict[str, SymbolSpec] = {
+    spec.symbol: spec
+    for spec in (
+        SymbolSpec(
+            "BTCUSDT",
+            "BTC",
+            "USDT",
+            65000.0,
+            1,
+            "0.01",
+            "0.01",
+            "1000000.00",
+            "0.00001",
+            "0.00001",
+            "9000.00000000",
+            "5.00000000",
+            "0.10",
+            "556.80",
+            "4529764",
+            "0.001",
+            "0.001",
+            "1000",
+            "120",
+            "100",
+            2,
+            3,
+            125,
+            1569398400000,
+            45.0,
+        ),
+        SymbolSpec(
+            "ETHUSDT",
+            "ETH",
+            "USDT",
+            3200.0,
+            2,
+            "0.01",
+            "0.01",
+            "1000000.00",
+            "0.0001",
+            "0.0001",
+            "9000.00000000",
+            "5.00000000",
+            "0.01",
+            "39.86",
+            "306177",
+            "0.001",
+            "0.001",
+            "10000",
+            "2000",
+            "20",
+            2,
+            3,
+            125,
+            1569398400000,
+            600.0,
+        ),
+        SymbolSpec(
+            "BNBUSDT",
+            "BNB",
+            "USDT",
+            580.0,
+            2,
+            "0.01",
+            "0.01",
+            "1000000.00",
+            "0.001",
+            "0.001",
+            "900000.00000000",
+            "5.00000000",
+            "0.010",
+            "6.600",
+            "100000",
+            "0.01",
+            "0.01",
+            "100000",
+            "2000",
+            "5",
+            # quantityPrecision 3 is finer than stepSize 0.01 on purpose (the docs warn that
+            # precision is not the step): 0.015 is -4023, 0.0015 is -1111.
+            3,
+            3,
+            75,
+            1569398400000,
+            900.0,
+        ),
+    )
+}
 
 
 def get_symbol(symbol: str | None) -> SymbolSpec:
@@ -109,8 +201,15 @@ class PriceSeries:
     """The deterministic price path and candles of one symbol."""
 
     # (scale in seconds, amplitude on log-price) for the value-noise layers.
-    _NOISE_LAYERS = ((604_800, 0.06), (86_400, 0.02), (14_400, 0.008), (3_600, 0.004),
-                     (300, 0.0015), (60, 0.0006), (1, 0.0002))
+    _NOISE_LAYERS = (
+        (604_800, 0.06),
+        (86_400, 0.02),
+        (14_400, 0.008),
+        (3_600, 0.004),
+        (300, 0.0015),
+        (60, 0.0006),
+        (1, 0.0002),
+    )
     _WAVES = ((2_592_000, 0.05), (259_200, 0.012))
 
     def __init__(self, spec: SymbolSpec, seed: int):
@@ -126,7 +225,7 @@ class PriceSeries:
     def price_at(self, second: int) -> float:
         """The price at a Unix second, rounded to the symbol's series precision."""
         log_price = self._log_base
-        for (period, amplitude), phase in zip(self._WAVES, self._phases):
+        for (period, amplitude), phase in zip(self._WAVES, self._phases, strict=True):
             log_price += amplitude * math.sin(2 * math.pi * second / period + phase)
         for layer, (scale, amplitude) in enumerate(self._NOISE_LAYERS):
             index, offset = divmod(second, scale)
@@ -159,9 +258,18 @@ class PriceSeries:
         taker_share = 0.4 + 0.2 * _unit(wick_seed + 4)
         average = (open_price + close_price) / 2
         row = [
-            open_ms, f"{open_price:.8f}", f"{high:.8f}", f"{low:.8f}", f"{close_price:.8f}",
-            f"{volume:.8f}", close_ms, f"{volume * average:.8f}", int(volume * 40),
-            f"{volume * taker_share:.8f}", f"{volume * taker_share * average:.8f}", "0",
+            open_ms,
+            f"{open_price:.8f}",
+            f"{high:.8f}",
+            f"{low:.8f}",
+            f"{close_price:.8f}",
+            f"{volume:.8f}",
+            close_ms,
+            f"{volume * average:.8f}",
+            int(volume * 40),
+            f"{volume * taker_share:.8f}",
+            f"{volume * taker_share * average:.8f}",
+            "0",
         ]
         if closed:
             if len(self._candle_cache) > 200_000:
@@ -169,8 +277,9 @@ class PriceSeries:
             self._candle_cache[key] = row
         return row
 
-    def klines(self, interval: str, now_ms: float, limit: int,
-               start_ms: int | None = None, end_ms: int | None = None) -> list[list]:
+    def klines(
+        self, interval: str, now_ms: float, limit: int, start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[list]:
         """Kline rows as Binance returns them; only candles whose openTime <= now."""
         if interval == "1M":
             return self._monthly_klines(now_ms, limit, start_ms, end_ms)
@@ -194,13 +303,13 @@ class PriceSeries:
             total = year * 12 + (month - 1) + months
             return total // 12, total % 12 + 1
 
-        now = dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc)
+        now = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
         last = (now.year, now.month)
         if end_ms is not None:
-            end = dt.datetime.fromtimestamp(end_ms / 1000, dt.timezone.utc)
+            end = dt.datetime.fromtimestamp(end_ms / 1000, dt.UTC)
             last = min(last, (end.year, end.month))
         if start_ms is not None:
-            start = dt.datetime.fromtimestamp(start_ms / 1000, dt.timezone.utc)
+            start = dt.datetime.fromtimestamp(start_ms / 1000, dt.UTC)
             first = (start.year, start.month)
             if month_start(*first) < start_ms:
                 first = shift(*first, 1)
@@ -221,33 +330,82 @@ class PriceSeries:
 
 def _spot_symbol(spec: SymbolSpec) -> dict:
     return {
-        "symbol": spec.symbol, "status": "TRADING", "baseAsset": spec.base_asset,
-        "baseAssetPrecision": 8, "quoteAsset": spec.quote_asset, "quotePrecision": 8,
-        "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT",
-                       "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True,
-        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": True, "cancelReplaceAllowed": True,
-        "amendAllowed": True, "pegInstructionsAllowed": True,
-        "isSpotTradingAllowed": True, "isMarginTradingAllowed": True,
+        "symbol": spec.symbol,
+        "status": "TRADING",
+        "baseAsset": spec.base_asset,
+        "baseAssetPrecision": 8,
+        "quoteAsset": spec.quote_asset,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "amendAllowed": True,
+        "pegInstructionsAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": True,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": spec.spot_min_price,
-             "maxPrice": spec.spot_max_price, "tickSize": spec.spot_tick},
-            {"filterType": "LOT_SIZE", "minQty": spec.spot_min_qty, "maxQty": spec.spot_max_qty,
-             "stepSize": spec.spot_step},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": spec.spot_min_price,
+                "maxPrice": spec.spot_max_price,
+                "tickSize": spec.spot_tick,
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": spec.spot_min_qty,
+                "maxQty": spec.spot_max_qty,
+                "stepSize": spec.spot_step,
+            },
             {"filterType": "ICEBERG_PARTS", "limit": 10},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "100.00000000",
-             "stepSize": "0.00000000"},
-            {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000,
-             "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000},
-            {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5", "bidMultiplierDown": "0.2",
-             "askMultiplierUp": "5", "askMultiplierDown": "0.2", "avgPriceMins": 5},
-            {"filterType": "NOTIONAL", "minNotional": spec.spot_min_notional, "applyMinToMarket": True,
-             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": "100.00000000",
+                "stepSize": "0.00000000",
+            },
+            {
+                "filterType": "TRAILING_DELTA",
+                "minTrailingAboveDelta": 10,
+                "maxTrailingAboveDelta": 2000,
+                "minTrailingBelowDelta": 10,
+                "maxTrailingBelowDelta": 2000,
+            },
+            {
+                "filterType": "PERCENT_PRICE_BY_SIDE",
+                "bidMultiplierUp": "5",
+                "bidMultiplierDown": "0.2",
+                "askMultiplierUp": "5",
+                "askMultiplierDown": "0.2",
+                "avgPriceMins": 5,
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": spec.spot_min_notional,
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
         ],
-        "permissions": [], "permissionSets": [["SPOT", "MARGIN"]],
+        "permissions": [],
+        "permissionSets": [["SPOT", "MARGIN"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"],
     }
@@ -257,9 +415,15 @@ def spot_exchange_info(server_time_ms: int, weight_limit: int, symbols: list[str
     """GET /api/v3/exchangeInfo."""
     specs = [get_symbol(s) for s in symbols] if symbols else list(SYMBOLS.values())
     return {
-        "timezone": "UTC", "serverTime": server_time_ms,
+        "timezone": "UTC",
+        "serverTime": server_time_ms,
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": weight_limit,
+            },
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
             {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
             {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300000},
@@ -271,40 +435,83 @@ def spot_exchange_info(server_time_ms: int, weight_limit: int, symbols: list[str
 
 def _futures_symbol(spec: SymbolSpec) -> dict:
     return {
-        "symbol": spec.symbol, "pair": spec.symbol, "contractType": "PERPETUAL",
-        "deliveryDate": 4133404800000, "onboardDate": spec.onboard_date, "status": "TRADING",
-        "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
-        "baseAsset": spec.base_asset, "quoteAsset": spec.quote_asset, "marginAsset": "USDT",
-        "pricePrecision": spec.price_precision, "quantityPrecision": spec.quantity_precision,
-        "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
+        "symbol": spec.symbol,
+        "pair": spec.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000,
+        "onboardDate": spec.onboard_date,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": spec.base_asset,
+        "quoteAsset": spec.quote_asset,
+        "marginAsset": "USDT",
+        "pricePrecision": spec.price_precision,
+        "quantityPrecision": spec.quantity_precision,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
         "underlyingSubType": ["PoW"] if spec.base_asset == "BTC" else ["Layer-1"],
-        "settlePlan": 0, "triggerProtect": "0.0500",
-        "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": spec.futures_min_price,
-             "maxPrice": spec.futures_max_price, "tickSize": spec.futures_tick},
-            {"filterType": "LOT_SIZE", "minQty": spec.futures_min_qty, "maxQty": spec.futures_max_qty,
-             "stepSize": spec.futures_step},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": spec.futures_min_qty,
-             "maxQty": spec.futures_market_max_qty, "stepSize": spec.futures_step},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": spec.futures_min_price,
+                "maxPrice": spec.futures_max_price,
+                "tickSize": spec.futures_tick,
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": spec.futures_min_qty,
+                "maxQty": spec.futures_max_qty,
+                "stepSize": spec.futures_step,
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": spec.futures_min_qty,
+                "maxQty": spec.futures_market_max_qty,
+                "stepSize": spec.futures_step,
+            },
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MIN_NOTIONAL", "notional": spec.futures_min_notional},
-            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
-             "multiplierDecimal": "4"},
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": "1.0500",
+                "multiplierDown": "0.9500",
+                "multiplierDecimal": "4",
+            },
         ],
-        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
-                       "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+        "orderTypes": [
+            "LIMIT",
+            "MARKET",
+            "STOP",
+            "STOP_MARKET",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_MARKET",
+            "TRAILING_STOP_MARKET",
+        ],
         "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
     }
 
 
-def futures_exchange_info(server_time_ms: int, weight_limit: int, orders_limit_1m: int,
-                          orders_limit_10s: int) -> dict:
+def futures_exchange_info(
+    server_time_ms: int, weight_limit: int, orders_limit_1m: int, orders_limit_10s: int
+) -> dict:
     """GET /fapi/v1/exchangeInfo."""
     return {
-        "timezone": "UTC", "serverTime": server_time_ms, "futuresType": "U_MARGINED",
+        "timezone": "UTC",
+        "serverTime": server_time_ms,
+        "futuresType": "U_MARGINED",
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": weight_limit,
+            },
             {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": orders_limit_1m},
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": orders_limit_10s},
         ],

@@ -20,7 +20,7 @@ __all__ = ["RateLimiter"]
 
 
 class _IpWindow:
-    __slots__ = ("window", "used", "rejections", "banned_until")
+    __slots__ = ("banned_until", "rejections", "used", "window")
 
     def __init__(self):
         self.window = -1
@@ -45,7 +45,9 @@ class RateLimiter:
             self._orders.clear()
 
     def _limit(self, family: str) -> int:
-        return self._config.futures_weight_limit if family == errors.FUTURES else self._config.spot_weight_limit
+        return (
+            self._config.futures_weight_limit if family == errors.FUTURES else self._config.spot_weight_limit
+        )
 
     @staticmethod
     def _bucket(family: str) -> str:
@@ -61,8 +63,9 @@ class RateLimiter:
             if state is None:
                 state = self._ips[(ip, self._bucket(family))] = _IpWindow()
             if state.banned_until > now:
-                raise errors.ip_banned(family, int(state.banned_until * 1000),
-                                       max(1, math.ceil(state.banned_until - now)))
+                raise errors.ip_banned(
+                    family, int(state.banned_until * 1000), max(1, math.ceil(state.banned_until - now))
+                )
             if state.window != window:
                 state.window, state.used, state.rejections = window, 0, 0
             limit = self._limit(family)
@@ -88,8 +91,10 @@ class RateLimiter:
         now = time.time()
         counts = []
         with self._lock:
-            for span, limit, label in ((10, self._config.futures_orders_10s_limit, "10 SECOND"),
-                                       (60, self._config.futures_orders_1m_limit, "1 MINUTE")):
+            for span, limit, label in (
+                (10, self._config.futures_orders_10s_limit, "10 SECOND"),
+                (60, self._config.futures_orders_1m_limit, "1 MINUTE"),
+            ):
                 window = int(now // span)
                 slot = self._orders.get((account_key, span))
                 if slot is None or slot[0] != window:

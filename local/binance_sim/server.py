@@ -24,7 +24,7 @@ from .faults import Fault, fault_response
 from .journal import JournalRecord
 from .state import SimulatorState
 
-__all__ = ["SimulatorHTTPServer", "TESTNET_PREFIX", "CONTROL_PREFIX"]
+__all__ = ["CONTROL_PREFIX", "TESTNET_PREFIX", "SimulatorHTTPServer"]
 
 TESTNET_PREFIX = "/testnet"
 CONTROL_PREFIX = "/__sim__/"
@@ -36,18 +36,30 @@ _REASONS[418] = "I'm a teapot"
 class _Answer:
     """A response ready to send, with what the journal needs."""
 
-    __slots__ = ("status", "body", "content_type", "headers", "code", "weight")
+    __slots__ = ("body", "code", "content_type", "headers", "status", "weight")
 
-    def __init__(self, status: int, body: bytes, content_type: str = _JSON, headers: dict | None = None,
-                 code: int | None = None, weight: int = 0):
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = _JSON,
+        headers: dict | None = None,
+        code: int | None = None,
+        weight: int = 0,
+    ):
         self.status, self.body, self.content_type = status, body, content_type
         self.headers = headers or {}
         self.code, self.weight = code, weight
 
 
 def _error_answer(error: ApiError, weight: int = 0) -> _Answer:
-    return _Answer(error.status, json.dumps(error.body()).encode(), headers=dict(error.headers),
-                   code=error.code, weight=weight)
+    return _Answer(
+        error.status,
+        json.dumps(error.body()).encode(),
+        headers=dict(error.headers),
+        code=error.code,
+        weight=weight,
+    )
 
 
 def _parse_params(raw_query: str, body: bytes) -> dict[str, str]:
@@ -103,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.connections_lock:
             self.server.connections.discard(self.connection)
 
-    def log_message(self, format, *args):  # noqa: A002 - silence per-request logging
+    def log_message(self, format, *args):
         return
 
     # ----- I/O ---------------------------------------------------------------------------------
@@ -122,9 +134,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, answer: _Answer) -> None:
-        lines = [f"HTTP/1.1 {answer.status} {_REASONS.get(answer.status, '')}",
-                 f"Content-Type: {answer.content_type}", f"Content-Length: {len(answer.body)}",
-                 f"Date: {self.date_time_string()}", f"Server: {self.server_version}"]
+        lines = [
+            f"HTTP/1.1 {answer.status} {_REASONS.get(answer.status, '')}",
+            f"Content-Type: {answer.content_type}",
+            f"Content-Length: {len(answer.body)}",
+            f"Date: {self.date_time_string()}",
+            f"Server: {self.server_version}",
+        ]
         lines.extend(f"{name}: {value}" for name, value in answer.headers.items())
         if self.close_connection:
             lines.append("Connection: close")
@@ -158,20 +174,30 @@ class _Handler(BaseHTTPRequestHandler):
             return
         env, path = PRODUCTION, raw_path
         if raw_path.startswith(TESTNET_PREFIX + "/"):
-            env, path = TESTNET, raw_path[len(TESTNET_PREFIX):]
+            env, path = TESTNET, raw_path[len(TESTNET_PREFIX) :]
         api_key = self.headers.get("X-MBX-APIKEY")
         client_ip = self.client_address[0]
         family = family_of(path) or errors.SPOT
         if state.config.latency_ms > 0:
             time.sleep(state.config.latency_ms / 1000.0)
         fault = state.faults.take(method, path, env, api_key)
-        answer = self._run_with_fault(state, fault, method, path, env, raw_query, body, api_key,
-                                      client_ip, family)
+        answer = self._run_with_fault(
+            state, fault, method, path, env, raw_query, body, api_key, client_ip, family
+        )
         # Journal first, so a test reading the journal right after its answer sees the record.
-        state.journal.append(JournalRecord(
-            ts=int(state.server_time_ms()), method=method, path=path, env=env, api_key=api_key,
-            status=answer.status if answer else 0, code=answer.code if answer else None,
-            weight=answer.weight if answer else 0, fault=fault.kind if fault else None))
+        state.journal.append(
+            JournalRecord(
+                ts=int(state.server_time_ms()),
+                method=method,
+                path=path,
+                env=env,
+                api_key=api_key,
+                status=answer.status if answer else 0,
+                code=answer.code if answer else None,
+                weight=answer.weight if answer else 0,
+                fault=fault.kind if fault else None,
+            )
+        )
         if answer is not None:
             used = state.rate_limiter.used(client_ip, family)
             answer.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
@@ -183,8 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.delay_ms / 1000.0)
             self._send(answer)
 
-    def _run_with_fault(self, state, fault: Fault | None, method, path, env, raw_query, body,
-                        api_key, client_ip, family) -> _Answer | None:
+    def _run_with_fault(
+        self, state, fault: Fault | None, method, path, env, raw_query, body, api_key, client_ip, family
+    ) -> _Answer | None:
         execute = lambda: self._execute(state, method, path, env, raw_query, body, api_key, client_ip)  # noqa: E731
         if fault is None:
             return execute()
@@ -200,13 +227,30 @@ class _Handler(BaseHTTPRequestHandler):
             return execute()  # the delay comes after journaling, just before sending
         weight = execute().weight if fault.executes else 0
         limit = state.config.futures_weight_limit if family == FUTURES else state.config.spot_weight_limit
-        status, headers, payload, content_type = fault_response(fault, family, int(state.server_time_ms()), limit)
+        status, headers, payload, content_type = fault_response(
+            fault, family, int(state.server_time_ms()), limit
+        )
         code = json.loads(payload)["code"] if content_type == "application/json" else None
-        return _Answer(status, payload, _JSON if content_type == "application/json" else content_type,
-                       headers, code, weight)
+        return _Answer(
+            status,
+            payload,
+            _JSON if content_type == "application/json" else content_type,
+            headers,
+            code,
+            weight,
+        )
 
-    def _execute(self, state: SimulatorState, method: str, path: str, env: str, raw_query: str,
-                 body: bytes, api_key: str | None, client_ip: str) -> _Answer:
+    def _execute(
+        self,
+        state: SimulatorState,
+        method: str,
+        path: str,
+        env: str,
+        raw_query: str,
+        body: bytes,
+        api_key: str | None,
+        client_ip: str,
+    ) -> _Answer:
         family = family_of(path)
         endpoint = ROUTES.get((method, path))
         if family is None or endpoint is None or (endpoint.production_only and env != PRODUCTION):
@@ -220,12 +264,15 @@ class _Handler(BaseHTTPRequestHandler):
             now_ms = state.server_time_ms()
             account = None
             if endpoint.security == SIGNED:
-                account = self._authenticate(state, endpoint, env, family, raw_query, body, params,
-                                             api_key, client_ip, now_ms)
+                account = self._authenticate(
+                    state, endpoint, env, family, raw_query, body, params, api_key, client_ip, now_ms
+                )
                 if endpoint.counts_order:
                     ten_seconds, minute = state.rate_limiter.count_order(account.api_key)
-                    order_headers = {"X-MBX-ORDER-COUNT-10S": str(ten_seconds),
-                                     "X-MBX-ORDER-COUNT-1M": str(minute)}
+                    order_headers = {
+                        "X-MBX-ORDER-COUNT-10S": str(ten_seconds),
+                        "X-MBX-ORDER-COUNT-1M": str(minute),
+                    }
             elif endpoint.security != NONE and api_key:
                 account = state.accounts_by_key.get(api_key)
             call = Call(method, path, env, family, params, account, now_ms, state)
@@ -234,13 +281,23 @@ class _Handler(BaseHTTPRequestHandler):
             answer = _error_answer(error, weight)
             answer.headers.update(order_headers)
             return answer
-        return _Answer(200, json.dumps(result, separators=(",", ":")).encode(), headers=order_headers,
-                       weight=weight)
+        return _Answer(
+            200, json.dumps(result, separators=(",", ":")).encode(), headers=order_headers, weight=weight
+        )
 
     @staticmethod
-    def _authenticate(state: SimulatorState, endpoint: Endpoint, env: str, family: str, raw_query: str,
-                      body: bytes, params: dict, api_key: str | None, client_ip: str,
-                      now_ms: float) -> DemoAccount:
+    def _authenticate(
+        state: SimulatorState,
+        endpoint: Endpoint,
+        env: str,
+        family: str,
+        raw_query: str,
+        body: bytes,
+        params: dict,
+        api_key: str | None,
+        client_ip: str,
+        now_ms: float,
+    ) -> DemoAccount:
         """Key, signature, timing, IP and permission checks of a signed call (facts §2)."""
         if not api_key:
             raise errors.api_key_format_invalid()

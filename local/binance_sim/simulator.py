@@ -29,19 +29,23 @@ class Simulator:
         self._thread: threading.Thread | None = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
-    def bind(self) -> "Simulator":
+    def bind(self) -> Simulator:
         """Bind 127.0.0.1:config.port (0 = a free port) without serving yet."""
         if self._server is None:
             self._server = SimulatorHTTPServer(self.state, self.state.config.port)
         return self
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         """Bind and serve in a daemon thread."""
         if self._thread is not None:
             return self
         self.bind()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"binance-sim-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"binance-sim-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -65,7 +69,7 @@ class Simulator:
             self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -37,8 +37,13 @@ def sign_payload(account: DemoAccount, payload: str) -> str:
 class SignedClient:
     """Signed and public calls for one demo account against one base URL."""
 
-    def __init__(self, base_url: str, account: DemoAccount | None, session: requests.Session | None = None,
-                 timeout: float = 10.0):
+    def __init__(
+        self,
+        base_url: str,
+        account: DemoAccount | None,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+    ):
         self.base_url = base_url.rstrip("/")
         self.account = account
         self.session = session or requests.Session()
@@ -47,12 +52,27 @@ class SignedClient:
     def public(self, method: str, path: str, params: dict | None = None, **kwargs) -> requests.Response:
         """An unsigned call (the API key header is sent when there is an account)."""
         headers = {"X-MBX-APIKEY": self.account.api_key} if self.account else {}
-        return self.session.request(method, self.base_url + path, params=params, headers=headers,
-                                    timeout=kwargs.pop("timeout", self.timeout), **kwargs)
+        return self.session.request(
+            method,
+            self.base_url + path,
+            params=params,
+            headers=headers,
+            timeout=kwargs.pop("timeout", self.timeout),
+            **kwargs,
+        )
 
-    def signed(self, method: str, path: str, params: dict | None = None, *, placement: str = "query",
-               timestamp: int | None = None, api_key: str | None = None, signature: str | None = None,
-               timeout: float | None = None) -> requests.Response:
+    def signed(
+        self,
+        method: str,
+        path: str,
+        params: dict | None = None,
+        *,
+        placement: str = "query",
+        timestamp: int | None = None,
+        api_key: str | None = None,
+        signature: str | None = None,
+        timeout: float | None = None,
+    ) -> requests.Response:
         """A signed call; placement is "query", "body" or "both" (half each, signature in the body)."""
         params = dict(params or {})
         params.setdefault("timestamp", timestamp if timestamp is not None else int(time.time() * 1000))
@@ -73,5 +93,10 @@ class SignedClient:
         headers = {"X-MBX-APIKEY": api_key if api_key is not None else self.account.api_key}
         if body:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return self.session.request(method, url, data=body.encode() if body else None, headers=headers,
-                                    timeout=timeout or self.timeout)
+        return self.session.request(
+            method,
+            url,
+            data=body.encode() if body else None,
+            headers=headers,
+            timeout=timeout or self.timeout,
+        )

@@ -17,8 +17,18 @@ def test_spot_account_shows_balances_and_permissions(full):
     # WHEN the full-rights key reads its spot account
     body = full.signed("GET", "/api/v3/account").json()
     # THEN the documented fields and the demo balances are there
-    assert {"makerCommission", "commissionRates", "canTrade", "canWithdraw", "canDeposit", "accountType",
-            "balances", "permissions", "uid", "updateTime"} <= body.keys()
+    assert {
+        "makerCommission",
+        "commissionRates",
+        "canTrade",
+        "canWithdraw",
+        "canDeposit",
+        "accountType",
+        "balances",
+        "permissions",
+        "uid",
+        "updateTime",
+    } <= body.keys()
     balances = {b["asset"]: b for b in body["balances"]}
     assert balances["USDT"] == {"asset": "USDT", "free": "10000.00000000", "locked": "0.00000000"}
     assert (body["canTrade"], body["canWithdraw"], body["permissions"]) == (True, False, ["SPOT"])
@@ -28,8 +38,10 @@ def test_spot_account_omit_zero_balances(full):
     """omitZeroBalances=true drops zero balances."""
     # WHEN the account is read with and without the flag
     every = {b["asset"] for b in full.signed("GET", "/api/v3/account").json()["balances"]}
-    non_zero = {b["asset"] for b in full.signed("GET", "/api/v3/account", {"omitZeroBalances": "true"})
-                .json()["balances"]}
+    non_zero = {
+        b["asset"]
+        for b in full.signed("GET", "/api/v3/account", {"omitZeroBalances": "true"}).json()["balances"]
+    }
     # THEN BNB (zero) disappears
     assert "BNB" in every and "BNB" not in non_zero
 
@@ -37,9 +49,12 @@ def test_spot_account_omit_zero_balances(full):
 def test_spot_account_reflects_trading_and_withdrawal_flags(binance_sim):
     """canTrade/canWithdraw follow the demo key's permissions."""
     # WHEN the read-only and the withdrawals-enabled keys read their accounts
-    read_only = SignedClient(binance_sim.url, binance_sim.account("read-only")).signed("GET", "/api/v3/account")
+    read_only = SignedClient(binance_sim.url, binance_sim.account("read-only")).signed(
+        "GET", "/api/v3/account"
+    )
     withdraw = SignedClient(binance_sim.url, binance_sim.account("withdrawals-enabled")).signed(
-        "GET", "/api/v3/account")
+        "GET", "/api/v3/account"
+    )
     # THEN the flags match
     assert (read_only.json()["canTrade"], read_only.json()["canWithdraw"]) == (False, False)
     assert (withdraw.json()["canTrade"], withdraw.json()["canWithdraw"]) == (True, True)
@@ -58,15 +73,32 @@ def test_spot_commission_requires_symbol(full):
 def test_api_restrictions_report_the_key_permissions(binance_sim):
     """apiRestrictions shows reading, trading, futures, withdrawals and ipRestrict."""
     # WHEN the full key and the withdrawals key read their restrictions
-    full_body = SignedClient(binance_sim.url, binance_sim.account("futures-full")).signed(
-        "GET", "/sapi/v1/account/apiRestrictions").json()
-    withdraw_body = SignedClient(binance_sim.url, binance_sim.account("withdrawals-enabled")).signed(
-        "GET", "/sapi/v1/account/apiRestrictions").json()
+    full_body = (
+        SignedClient(binance_sim.url, binance_sim.account("futures-full"))
+        .signed("GET", "/sapi/v1/account/apiRestrictions")
+        .json()
+    )
+    withdraw_body = (
+        SignedClient(binance_sim.url, binance_sim.account("withdrawals-enabled"))
+        .signed("GET", "/sapi/v1/account/apiRestrictions")
+        .json()
+    )
     # THEN the documented fields reflect each key
-    assert {"ipRestrict", "createTime", "enableReading", "enableWithdrawals", "enableInternalTransfer",
-            "enableMargin", "enableFutures", "permitsUniversalTransfer", "enableVanillaOptions",
-            "enableFixApiTrade", "enableFixReadOnly", "enableSpotAndMarginTrading",
-            "enablePortfolioMarginTrading"} == full_body.keys()
+    assert {
+        "ipRestrict",
+        "createTime",
+        "enableReading",
+        "enableWithdrawals",
+        "enableInternalTransfer",
+        "enableMargin",
+        "enableFutures",
+        "permitsUniversalTransfer",
+        "enableVanillaOptions",
+        "enableFixApiTrade",
+        "enableFixReadOnly",
+        "enableSpotAndMarginTrading",
+        "enablePortfolioMarginTrading",
+    } == full_body.keys()
     assert full_body["enableFutures"] and full_body["enableSpotAndMarginTrading"]
     assert not full_body["enableWithdrawals"] and not full_body["ipRestrict"]
     assert withdraw_body["enableWithdrawals"] and not withdraw_body["enableFutures"]
@@ -87,8 +119,18 @@ def test_futures_v2_account_has_permissions_and_all_positions(full):
     # WHEN the v2 account is read
     body = full.signed("GET", "/fapi/v2/account").json()
     # THEN the v2 fields are there
-    assert {"feeTier", "canTrade", "canDeposit", "canWithdraw", "totalWalletBalance", "availableBalance",
-            "maxWithdrawAmount", "assets", "positions", "multiAssetsMargin"} <= body.keys()
+    assert {
+        "feeTier",
+        "canTrade",
+        "canDeposit",
+        "canWithdraw",
+        "totalWalletBalance",
+        "availableBalance",
+        "maxWithdrawAmount",
+        "assets",
+        "positions",
+        "multiAssetsMargin",
+    } <= body.keys()
     assert body["totalWalletBalance"] == "10000.00000000"
     assert {p["symbol"] for p in body["positions"]} >= {"BTCUSDT", "ETHUSDT", "BNBUSDT"}
 
@@ -102,8 +144,16 @@ def test_futures_v3_account_has_no_permission_flags_and_only_active_positions(fu
     assert "canTrade" not in body and "feeTier" not in body
     assert body["positions"] == []
     assert body["assets"][0].keys() >= {"asset", "walletBalance", "availableBalance", "crossWalletBalance"}
-    assert config == {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": False,
-                      "dualSidePosition": False, "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1}
+    assert config == {
+        "feeTier": 0,
+        "canTrade": True,
+        "canDeposit": True,
+        "canWithdraw": False,
+        "dualSidePosition": False,
+        "updateTime": 0,
+        "multiAssetsMargin": False,
+        "tradeGroupId": -1,
+    }
 
 
 @pytest.mark.parametrize("version", ["v2", "v3"])
@@ -113,8 +163,17 @@ def test_futures_balance_lists_assets(full, version):
     rows = full.signed("GET", f"/fapi/{version}/balance").json()
     # THEN USDT is listed with its wallet balance
     usdt = next(r for r in rows if r["asset"] == "USDT")
-    assert usdt.keys() == {"accountAlias", "asset", "balance", "crossWalletBalance", "crossUnPnl",
-                           "availableBalance", "maxWithdrawAmount", "marginAvailable", "updateTime"}
+    assert usdt.keys() == {
+        "accountAlias",
+        "asset",
+        "balance",
+        "crossWalletBalance",
+        "crossUnPnl",
+        "availableBalance",
+        "maxWithdrawAmount",
+        "marginAvailable",
+        "updateTime",
+    }
     assert usdt["balance"] == "10000.00000000"
 
 

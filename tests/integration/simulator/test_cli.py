@@ -24,8 +24,13 @@ def test_module_cli_starts_on_the_given_port_and_prints_its_url():
     # GIVEN a free port
     port = _free_port()
     # WHEN the CLI is started
-    process = subprocess.Popen([sys.executable, "-m", "local.binance_sim", "--port", str(port)], cwd=REPO_ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "local.binance_sim", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         first_line = process.stdout.readline()
         deadline = time.monotonic() + 10

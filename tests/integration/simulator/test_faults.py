@@ -17,16 +17,24 @@ def full(binance_sim):
     return SignedClient(binance_sim.url, binance_sim.account("futures-full"))
 
 
-@pytest.mark.parametrize(("kind", "status", "code", "msg_start"), [
-    ("http_429", 429, -1003, "Too many requests"),
-    ("http_418", 418, -1003, "Way too many requests; IP banned until"),
-    ("http_500", 500, -1000, "An unknown error occured"),
-    ("http_503_unknown", 503, -1000, "Unknown error, please check your request or try again later."),
-    ("http_503_unavailable", 503, -1001, "Service Unavailable."),
-    ("http_503_internal", 503, -1001, "Internal error; unable to process your request. Please try again."),
-    ("http_503_throttled", 503, -1008, "Request throttled by system-level protection."),
-    ("timeout_1007", 408, -1007, "Timeout waiting for response from backend server."),
-])
+@pytest.mark.parametrize(
+    ("kind", "status", "code", "msg_start"),
+    [
+        ("http_429", 429, -1003, "Too many requests"),
+        ("http_418", 418, -1003, "Way too many requests; IP banned until"),
+        ("http_500", 500, -1000, "An unknown error occured"),
+        ("http_503_unknown", 503, -1000, "Unknown error, please check your request or try again later."),
+        ("http_503_unavailable", 503, -1001, "Service Unavailable."),
+        (
+            "http_503_internal",
+            503,
+            -1001,
+            "Internal error; unable to process your request. Please try again.",
+        ),
+        ("http_503_throttled", 503, -1008, "Request throttled by system-level protection."),
+        ("timeout_1007", 408, -1007, "Timeout waiting for response from backend server."),
+    ],
+)
 def test_answering_faults_hit_only_the_next_matching_requests(binance_sim, kind, status, code, msg_start):
     """A fault armed for 1 matching request answers it once, then the API is normal again."""
     # GIVEN one fault on GET /fapi/v1/time
@@ -123,7 +131,9 @@ def test_faults_count_and_environment_matching(binance_sim):
     binance_sim.faults.add("http_500", count=2, path="/fapi/*", env="testnet")
     # WHEN production and testnet futures time are called
     production = requests.get(f"{binance_sim.url}/fapi/v1/time", timeout=5)
-    testnet = [requests.get(f"{binance_sim.testnet_url}/fapi/v1/time", timeout=5).status_code for _ in range(3)]
+    testnet = [
+        requests.get(f"{binance_sim.testnet_url}/fapi/v1/time", timeout=5).status_code for _ in range(3)
+    ]
     # THEN production is untouched and the testnet sees exactly two 500s
     assert production.status_code == 200
     assert testnet == [500, 500, 200]
@@ -134,8 +144,11 @@ def test_http_control_interface_arms_faults_skews_clock_and_resets(binance_sim, 
     """POST /__sim__/faults, /__sim__/clock, /__sim__/reset and GET /__sim__/accounts work over HTTP."""
     control = f"{binance_sim.url}/__sim__"
     # GIVEN a fault armed over HTTP
-    armed = requests.post(f"{control}/faults", json={"kind": "http_503_throttled", "count": 1,
-                                                     "match": {"method": "GET", "path": "/api/v3/ping"}}, timeout=5)
+    armed = requests.post(
+        f"{control}/faults",
+        json={"kind": "http_503_throttled", "count": 1, "match": {"method": "GET", "path": "/api/v3/ping"}},
+        timeout=5,
+    )
     listed = requests.get(f"{control}/faults", timeout=5).json()["faults"]
     # WHEN ping is called, the clock skewed, and the simulator reset
     throttled = requests.get(f"{binance_sim.url}/api/v3/ping", timeout=5)
@@ -149,8 +162,15 @@ def test_http_control_interface_arms_faults_skews_clock_and_resets(binance_sim, 
     assert throttled.status_code == 503 and throttled.json()["code"] == -1008
     assert skewed < time.time() * 1000 - 19000
     assert binance_sim.journal == []  # reset cleared the journal
-    assert {a["id"] for a in accounts} >= {"futures-full", "spot-only", "read-only", "ip-restricted",
-                                           "ed25519-futures", "rsa-futures", "testnet-futures"}
+    assert {a["id"] for a in accounts} >= {
+        "futures-full",
+        "spot-only",
+        "read-only",
+        "ip-restricted",
+        "ed25519-futures",
+        "rsa-futures",
+        "testnet-futures",
+    }
     assert all("secret" not in a for a in accounts)
 
 

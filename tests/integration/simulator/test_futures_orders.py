@@ -25,8 +25,17 @@ def test_market_order_fills_at_mark_and_updates_position_and_wallet(binance_sim,
     """A MARKET BUY fills at the mark price, opens a position and charges the fee."""
     # GIVEN the full-rights key with 10000 USDT
     # WHEN it buys 0.01 BTC at market asking for the RESULT
-    response = full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                                      "quantity": "0.01", "newOrderRespType": "RESULT"})
+    response = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "MARKET",
+            "quantity": "0.01",
+            "newOrderRespType": "RESULT",
+        },
+    )
     # THEN the order is FILLED at about the mark price
     assert response.status_code == 200, response.text
     order = response.json()
@@ -44,13 +53,41 @@ def test_market_order_fills_at_mark_and_updates_position_and_wallet(binance_sim,
 def test_new_order_answers_ack_by_default(full):
     """Without newOrderRespType the answer is the ACK (status NEW, nothing executed yet)."""
     # WHEN a market order is sent without newOrderRespType
-    ack = full.signed("POST", "/fapi/v1/order", {"symbol": "ETHUSDT", "side": "SELL", "type": "MARKET",
-                                                 "quantity": "0.1", "newClientOrderId": "ack-test-1"}).json()
+    ack = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "ETHUSDT",
+            "side": "SELL",
+            "type": "MARKET",
+            "quantity": "0.1",
+            "newClientOrderId": "ack-test-1",
+        },
+    ).json()
     # THEN the ACK has the documented fields, and a query shows it FILLED
     assert ack["status"] == "NEW" and ack["executedQty"] == "0" and ack["clientOrderId"] == "ack-test-1"
-    assert {"orderId", "symbol", "side", "type", "origQty", "price", "avgPrice", "cumQuote", "timeInForce",
-            "reduceOnly", "closePosition", "positionSide", "stopPrice", "workingType", "priceProtect",
-            "origType", "priceMatch", "selfTradePreventionMode", "goodTillDate", "updateTime"} <= ack.keys()
+    assert {
+        "orderId",
+        "symbol",
+        "side",
+        "type",
+        "origQty",
+        "price",
+        "avgPrice",
+        "cumQuote",
+        "timeInForce",
+        "reduceOnly",
+        "closePosition",
+        "positionSide",
+        "stopPrice",
+        "workingType",
+        "priceProtect",
+        "origType",
+        "priceMatch",
+        "selfTradePreventionMode",
+        "goodTillDate",
+        "updateTime",
+    } <= ack.keys()
     queried = full.signed("GET", "/fapi/v1/order", {"symbol": "ETHUSDT", "orderId": ack["orderId"]}).json()
     assert queried["status"] == "FILLED" and "time" in queried
 
@@ -59,9 +96,19 @@ def test_limit_order_away_from_mark_rests_in_open_orders_and_cancels(binance_sim
     """A LIMIT BUY below the mark is NEW in openOrders; DELETE cancels it; a second cancel is -2011."""
     # GIVEN a resting limit buy
     price = resting_buy_price(binance_sim)
-    placed = full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                                                    "timeInForce": "GTC", "quantity": "0.002", "price": price,
-                                                    "newClientOrderId": "rest-1"}).json()
+    placed = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.002",
+            "price": price,
+            "newClientOrderId": "rest-1",
+        },
+    ).json()
     # WHEN open orders are listed, then the order is cancelled twice
     listed = full.signed("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}).json()
     cancelled = full.signed("DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]})
@@ -79,30 +126,59 @@ def test_marketable_limit_order_fills_immediately(binance_sim, full):
     # GIVEN a buy price 1% above the mark
     price = resting_buy_price(binance_sim, "ETHUSDT", "0.01", Decimal("1.01"))
     # WHEN it is placed
-    order = full.signed("POST", "/fapi/v1/order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT",
-                                                   "timeInForce": "GTC", "quantity": "0.05", "price": price,
-                                                   "newOrderRespType": "RESULT"}).json()
+    order = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "ETHUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.05",
+            "price": price,
+            "newOrderRespType": "RESULT",
+        },
+    ).json()
     # THEN it is FILLED
     assert order["status"] == "FILLED"
 
 
-@pytest.mark.parametrize(("overrides", "code", "msg"), [
-    ({"quantity": "0"}, -4003, "Quantity less than zero."),
-    ({"price": "100.00"}, -4013, "Price less than min price."),
-    ({"price": "60000.15"}, -4014, "Price not increased by tick size."),
-    ({"price": "60000.123"}, -1111, "Precision is over the maximum defined for this asset."),
-    ({"quantity": "0.0015"}, -1111, "Precision is over the maximum defined for this asset."),
-    ({"quantity": "0.001"}, -4164, "Order's notional must be no smaller than 100 (unless you choose reduce only)"),
-    ({"type": "STOP_MARKET"}, -4120,
-     "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."),
-    ({"type": "TAKE_PROFIT"}, -4120,
-     "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."),
-])
+@pytest.mark.parametrize(
+    ("overrides", "code", "msg"),
+    [
+        ({"quantity": "0"}, -4003, "Quantity less than zero."),
+        ({"price": "100.00"}, -4013, "Price less than min price."),
+        ({"price": "60000.15"}, -4014, "Price not increased by tick size."),
+        ({"price": "60000.123"}, -1111, "Precision is over the maximum defined for this asset."),
+        ({"quantity": "0.0015"}, -1111, "Precision is over the maximum defined for this asset."),
+        (
+            {"quantity": "0.001"},
+            -4164,
+            "Order's notional must be no smaller than 100 (unless you choose reduce only)",
+        ),
+        (
+            {"type": "STOP_MARKET"},
+            -4120,
+            "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+        ),
+        (
+            {"type": "TAKE_PROFIT"},
+            -4120,
+            "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
+        ),
+    ],
+)
 def test_btc_order_filter_failures_use_futures_codes(binance_sim, full, overrides, code, msg):
     """Each futures filter failure answers its own code and text (no spot -1013)."""
     # GIVEN an otherwise valid resting BTCUSDT limit buy with one bad field
-    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-              "quantity": "0.002", "price": resting_buy_price(binance_sim)}
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.002",
+        "price": resting_buy_price(binance_sim),
+    }
     params.update(overrides)
     # WHEN it is placed
     response = full.signed("POST", "/fapi/v1/order", params)
@@ -114,8 +190,9 @@ def test_btc_order_filter_failures_use_futures_codes(binance_sim, full, override
 def test_quantity_off_the_step_grid_is_minus_4023(binance_sim, full):
     """BNBUSDT stepSize 0.01: a quantity of 10.015 is not on the grid."""
     # WHEN a BNB market order has a quantity off the step grid
-    response = full.signed("POST", "/fapi/v1/order", {"symbol": "BNBUSDT", "side": "BUY", "type": "MARKET",
-                                                      "quantity": "10.015"})
+    response = full.signed(
+        "POST", "/fapi/v1/order", {"symbol": "BNBUSDT", "side": "BUY", "type": "MARKET", "quantity": "10.015"}
+    )
     # THEN -4023
     assert response.json() == {"code": -4023, "msg": "Qty not increased by step size."}
 
@@ -125,8 +202,9 @@ def test_order_beyond_available_margin_is_minus_2019(full):
     # GIVEN leverage 1 on a 10000 USDT wallet
     full.signed("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 1})
     # WHEN 1 BTC (tens of thousands USDT) is bought at market
-    response = full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                                      "quantity": "1"})
+    response = full.signed(
+        "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"}
+    )
     # THEN the margin is insufficient and nothing was filled
     assert response.json() == {"code": -2019, "msg": "Margin is insufficient."}
     assert full.signed("GET", "/fapi/v3/positionRisk").json() == []
@@ -135,8 +213,15 @@ def test_order_beyond_available_margin_is_minus_2019(full):
 def test_duplicate_client_order_id_among_open_orders_is_minus_4116(binance_sim, full):
     """A second order reusing an open order's newClientOrderId is refused."""
     # GIVEN a resting order with a chosen id
-    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.002",
-              "price": resting_buy_price(binance_sim), "newClientOrderId": "klneo_dup_1"}
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.002",
+        "price": resting_buy_price(binance_sim),
+        "newClientOrderId": "klneo_dup_1",
+    }
     first = full.signed("POST", "/fapi/v1/order", params)
     # WHEN the same id is sent again
     second = full.signed("POST", "/fapi/v1/order", params)
@@ -150,11 +235,21 @@ def test_duplicate_client_order_id_among_open_orders_is_minus_4116(binance_sim, 
 def test_filled_order_is_queryable_by_client_order_id(full):
     """GET /fapi/v1/order?origClientOrderId= finds a filled order."""
     # GIVEN a filled market order with a client id
-    full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                           "quantity": "0.002", "newClientOrderId": "klneo_1700000000000_ab"})
+    full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "MARKET",
+            "quantity": "0.002",
+            "newClientOrderId": "klneo_1700000000000_ab",
+        },
+    )
     # WHEN it is queried by that id
-    response = full.signed("GET", "/fapi/v1/order", {"symbol": "BTCUSDT",
-                                                     "origClientOrderId": "klneo_1700000000000_ab"})
+    response = full.signed(
+        "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "klneo_1700000000000_ab"}
+    )
     # THEN it is found, FILLED
     assert response.status_code == 200
     assert response.json()["status"] == "FILLED"
@@ -169,17 +264,37 @@ def test_unknown_order_is_minus_2013_and_missing_ids_minus_1102(full):
     # THEN the documented codes
     assert unknown.status_code == 400
     assert unknown.json() == {"code": -2013, "msg": "Order does not exist."}
-    assert neither.json() == {"code": -1102,
-                              "msg": "Param 'orderId' or 'origClientOrderId' must be sent, but both were empty/null!"}
+    assert neither.json() == {
+        "code": -1102,
+        "msg": "Param 'orderId' or 'origClientOrderId' must be sent, but both were empty/null!",
+    }
 
 
 def test_invalid_client_order_id_is_minus_4015(full):
     """newClientOrderId must match ^[.A-Z:/a-z0-9_-]{1,36}$."""
     # WHEN ids with a bad character and 37 characters are sent
-    bad_char = full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                                      "quantity": "0.002", "newClientOrderId": "bad id!"})
-    too_long = full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                                      "quantity": "0.002", "newClientOrderId": "x" * 37})
+    bad_char = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "MARKET",
+            "quantity": "0.002",
+            "newClientOrderId": "bad id!",
+        },
+    )
+    too_long = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "MARKET",
+            "quantity": "0.002",
+            "newClientOrderId": "x" * 37,
+        },
+    )
     # THEN -4015
     assert bad_char.json()["code"] == -4015 and too_long.json()["code"] == -4015
 
@@ -187,16 +302,24 @@ def test_invalid_client_order_id_is_minus_4015(full):
 def test_selling_closes_the_position_and_realises_pnl(full):
     """A SELL of the held quantity closes the position and moves the wallet by PnL and fees."""
     # GIVEN a 0.01 BTC long
-    full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"})
+    full.signed(
+        "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}
+    )
     # WHEN it is sold back with reduceOnly
-    sold = full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET",
-                                                  "quantity": "0.01", "reduceOnly": "true"})
+    sold = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.01", "reduceOnly": "true"},
+    )
     # THEN the position is flat again
     assert sold.status_code == 200, sold.text
     assert full.signed("GET", "/fapi/v3/positionRisk").json() == []
     # AND a further reduceOnly sell is rejected
-    again = full.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET",
-                                                   "quantity": "0.01", "reduceOnly": "true"})
+    again = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.01", "reduceOnly": "true"},
+    )
     assert again.json()["code"] == -2022
 
 
@@ -215,8 +338,9 @@ def test_leverage_change_and_invalid_leverage(full):
 def test_invalid_symbol_is_minus_1121(full):
     """An order on an unknown symbol is -1121."""
     # WHEN an unknown symbol is traded
-    response = full.signed("POST", "/fapi/v1/order", {"symbol": "FOOUSDT", "side": "BUY", "type": "MARKET",
-                                                      "quantity": "1"})
+    response = full.signed(
+        "POST", "/fapi/v1/order", {"symbol": "FOOUSDT", "side": "BUY", "type": "MARKET", "quantity": "1"}
+    )
     # THEN -1121
     assert response.json() == {"code": -1121, "msg": "Invalid symbol."}
 

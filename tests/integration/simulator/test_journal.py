@@ -61,4 +61,9 @@ def test_control_calls_and_faults_are_journaled_correctly(binance_sim):
     requests.get(f"{binance_sim.testnet_url}/api/v3/ping", timeout=5)
     # THEN only the API call is journaled, with its env and fault
     [record] = binance_sim.journal
-    assert (record.path, record.env, record.status, record.fault) == ("/api/v3/ping", "testnet", 500, "http_500")
+    assert (record.path, record.env, record.status, record.fault) == (
+        "/api/v3/ping",
+        "testnet",
+        500,
+        "http_500",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import requests
 
@@ -87,12 +88,15 @@ def test_futures_exchange_info_uses_futures_filter_shapes(binance_sim):
 def test_klines_rows_have_twelve_fields_and_end_at_now(binance_sim):
     """klines rows are Binance's 12-field arrays; the last candle opened at or before now."""
     # WHEN 5 one-minute candles are read
-    rows = requests.get(f"{binance_sim.url}/api/v3/klines",
-                        params={"symbol": "BTCUSDT", "interval": "1m", "limit": 5}, timeout=5).json()
+    rows = requests.get(
+        f"{binance_sim.url}/api/v3/klines",
+        params={"symbol": "BTCUSDT", "interval": "1m", "limit": 5},
+        timeout=5,
+    ).json()
     now = time.time() * 1000
     # THEN there are 5 contiguous rows, the last one still open
     assert len(rows) == 5 and all(len(row) == 12 for row in rows)
-    assert [b[0] - a[0] for a, b in zip(rows, rows[1:])] == [60_000] * 4
+    assert [b[0] - a[0] for a, b in pairwise(rows)] == [60_000] * 4
     assert rows[-1][0] <= now < rows[-1][6] + 1
     open_, high, low, close = (float(v) for v in rows[0][1:5])
     assert low <= min(open_, close) <= max(open_, close) <= high
@@ -128,13 +132,21 @@ def test_klines_respect_start_time_and_limits(binance_sim):
     """startTime starts at the first candle opening at or after it; spot caps at 1000, futures at 1500."""
     # WHEN candles are asked from a start time, and with limits over the maximum
     start = 1_700_000_030_000
-    from_start = requests.get(f"{binance_sim.url}/fapi/v1/klines",
-                              params={"symbol": "BNBUSDT", "interval": "1m", "startTime": start, "limit": 3},
-                              timeout=5).json()
-    spot_max = requests.get(f"{binance_sim.url}/api/v3/klines",
-                            params={"symbol": "BNBUSDT", "interval": "1m", "limit": 5000}, timeout=5).json()
-    futures_max = requests.get(f"{binance_sim.url}/fapi/v1/klines",
-                               params={"symbol": "BNBUSDT", "interval": "1m", "limit": 5000}, timeout=5).json()
+    from_start = requests.get(
+        f"{binance_sim.url}/fapi/v1/klines",
+        params={"symbol": "BNBUSDT", "interval": "1m", "startTime": start, "limit": 3},
+        timeout=5,
+    ).json()
+    spot_max = requests.get(
+        f"{binance_sim.url}/api/v3/klines",
+        params={"symbol": "BNBUSDT", "interval": "1m", "limit": 5000},
+        timeout=5,
+    ).json()
+    futures_max = requests.get(
+        f"{binance_sim.url}/fapi/v1/klines",
+        params={"symbol": "BNBUSDT", "interval": "1m", "limit": 5000},
+        timeout=5,
+    ).json()
     # THEN the window and the caps are respected
     assert [r[0] for r in from_start] == [1_700_000_040_000, 1_700_000_100_000, 1_700_000_160_000]
     assert len(spot_max) == 1000 and len(futures_max) == 1500
@@ -143,13 +155,16 @@ def test_klines_respect_start_time_and_limits(binance_sim):
 def test_klines_reject_unknown_interval_and_missing_symbol(binance_sim):
     """A bad interval is -1120; a missing symbol is -1102."""
     # WHEN klines are called wrongly
-    bad_interval = requests.get(f"{binance_sim.url}/api/v3/klines",
-                                params={"symbol": "BTCUSDT", "interval": "7m"}, timeout=5)
+    bad_interval = requests.get(
+        f"{binance_sim.url}/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "7m"}, timeout=5
+    )
     no_symbol = requests.get(f"{binance_sim.url}/fapi/v1/klines", params={"interval": "1m"}, timeout=5)
     # THEN the documented codes come back
     assert bad_interval.json()["code"] == -1120
-    assert no_symbol.json() == {"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent, "
-                                                      "was empty/null, or malformed."}
+    assert no_symbol.json() == {
+        "code": -1102,
+        "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+    }
 
 
 def test_futures_klines_weight_depends_on_limit(binance_sim):
@@ -157,8 +172,11 @@ def test_futures_klines_weight_depends_on_limit(binance_sim):
     # WHEN klines with growing limits are read in turn
     used = []
     for limit in (50, 200, 800, 1200):
-        response = requests.get(f"{binance_sim.url}/fapi/v1/klines",
-                                params={"symbol": "BTCUSDT", "interval": "1m", "limit": limit}, timeout=5)
+        response = requests.get(
+            f"{binance_sim.url}/fapi/v1/klines",
+            params={"symbol": "BTCUSDT", "interval": "1m", "limit": limit},
+            timeout=5,
+        )
         used.append(int(response.headers["X-MBX-USED-WEIGHT-1M"]))
     # THEN the used weight grows by 1, 2, 5, 10
-    assert [b - a for a, b in zip([0] + used, used)] == [1, 2, 5, 10]
+    assert [b - a for a, b in zip([0, *used[:-1]], used, strict=True)] == [1, 2, 5, 10]

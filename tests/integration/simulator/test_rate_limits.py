@@ -11,7 +11,9 @@ def test_every_response_carries_used_weight(binance_sim):
     """X-MBX-USED-WEIGHT-1M is on successes and errors, spot and futures, counted separately."""
     # WHEN spot exchangeInfo (20), a spot error, and futures time (1) are called
     info = requests.get(f"{binance_sim.url}/api/v3/exchangeInfo", timeout=5)
-    error = requests.get(f"{binance_sim.url}/api/v3/klines", params={"symbol": "NOPE", "interval": "1m"}, timeout=5)
+    error = requests.get(
+        f"{binance_sim.url}/api/v3/klines", params={"symbol": "NOPE", "interval": "1m"}, timeout=5
+    )
     futures = requests.get(f"{binance_sim.url}/fapi/v1/time", timeout=5)
     # THEN each carries the running total of its own API
     assert info.headers["X-MBX-USED-WEIGHT-1M"] == "20"
@@ -24,10 +26,12 @@ def test_futures_order_costs_no_ip_weight_but_counts_orders(binance_sim):
     # GIVEN the full-rights key
     client = SignedClient(binance_sim.url, binance_sim.account("futures-full"))
     # WHEN two market orders are placed
-    first = client.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                                     "quantity": "0.002"})
-    second = client.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                                      "quantity": "0.002"})
+    first = client.signed(
+        "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"}
+    )
+    second = client.signed(
+        "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"}
+    )
     # THEN weight stays 0 and the order counters go 1, 2
     assert first.headers["X-MBX-USED-WEIGHT-1M"] == "0"
     assert (first.headers["X-MBX-ORDER-COUNT-10S"], first.headers["X-MBX-ORDER-COUNT-1M"]) == ("1", "1")
@@ -93,7 +97,10 @@ def test_order_count_limit_is_429_minus_1015(binance_sim_factory):
     client = SignedClient(simulator.url, simulator.account("futures-full"))
     # WHEN two orders are sent
     params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"}
-    first, second = client.signed("POST", "/fapi/v1/order", params), client.signed("POST", "/fapi/v1/order", params)
+    first, second = (
+        client.signed("POST", "/fapi/v1/order", params),
+        client.signed("POST", "/fapi/v1/order", params),
+    )
     # THEN the second is refused
     assert first.status_code == 200
     assert second.status_code == 429 and second.json()["code"] == -1015

@@ -43,8 +43,9 @@ def test_unknown_api_key_is_minus_2015(full):
 def test_hmac_signature_accepted_in_query_body_or_both(full, placement):
     """Signed params may sit in the query, a form body, or be split between them."""
     # WHEN a futures leverage change is signed with the params in each placement
-    response = full.signed("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 7},
-                           placement=placement)
+    response = full.signed(
+        "POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 7}, placement=placement
+    )
     # THEN it succeeds
     assert response.status_code == 200, response.text
     assert response.json()["leverage"] == 7
@@ -56,23 +57,32 @@ def test_hmac_signature_is_case_insensitive_and_order_free(binance_sim, full):
     payload = f"recvWindow=5000&timestamp={int(time.time() * 1000)}&omitZeroBalances=true"
     signature = sign_payload(full.account, payload).upper()
     # WHEN it is sent without any content type
-    response = requests.get(f"{binance_sim.url}/api/v3/account?{payload}&signature={signature}",
-                            headers={"X-MBX-APIKEY": full.account.api_key}, timeout=5)
+    response = requests.get(
+        f"{binance_sim.url}/api/v3/account?{payload}&signature={signature}",
+        headers={"X-MBX-APIKEY": full.account.api_key},
+        timeout=5,
+    )
     # THEN it is accepted
     assert response.status_code == 200, response.text
 
 
 def test_signature_is_checked_over_the_percent_encoded_bytes_as_sent(binance_sim, full):
-    """A client signing the percent-encoded payload it sends is accepted; signing the decoded text is -1022."""
+    """Signing the percent-encoded bytes as sent verifies; signing the decoded text is -1022."""
     # GIVEN a value that needs percent-encoding
     encoded = f"symbol=BTCUSDT&newClientOrderId={quote('a:b/c', safe='')}&timestamp={int(time.time() * 1000)}"
     decoded = encoded.replace("%3A", ":").replace("%2F", "/")
     headers = {"X-MBX-APIKEY": full.account.api_key}
     # WHEN the same bytes are sent once signed as sent and once signed decoded
-    good = requests.get(f"{binance_sim.url}/fapi/v1/openOrders?{encoded}&signature="
-                        f"{sign_payload(full.account, encoded)}", headers=headers, timeout=5)
-    bad = requests.get(f"{binance_sim.url}/fapi/v1/openOrders?{encoded}&signature="
-                       f"{sign_payload(full.account, decoded)}", headers=headers, timeout=5)
+    good = requests.get(
+        f"{binance_sim.url}/fapi/v1/openOrders?{encoded}&signature={sign_payload(full.account, encoded)}",
+        headers=headers,
+        timeout=5,
+    )
+    bad = requests.get(
+        f"{binance_sim.url}/fapi/v1/openOrders?{encoded}&signature={sign_payload(full.account, decoded)}",
+        headers=headers,
+        timeout=5,
+    )
     # THEN only the first verifies
     assert good.status_code == 200, good.text
     assert bad.json() == {"code": -1022, "msg": "Signature for this request is not valid."}
@@ -91,10 +101,13 @@ def test_hmac_matches_the_documented_futures_test_vector():
     """The simulator's HMAC agrees with the futures docs' example (facts §2)."""
     # GIVEN the documented secret and payload
     secret = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"
-    payload = ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC"
-               "&recvWindow=5000&timestamp=1591702613943")
+    payload = (
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC"
+        "&recvWindow=5000&timestamp=1591702613943"
+    )
     # WHEN it is signed the way the simulator verifies
     from local.binance_sim.accounts import DemoAccount, Permissions
+
     account = DemoAccount("vector", "", "production", "HMAC", "k", Permissions(), {}, {}, 0, 0, secret=secret)
     # THEN the documented signature verifies (case-insensitively)
     expected = b"3c661234138461fcc7a7d8746c6558c9842d4e10870d2ecbedf7777cad694af9"
@@ -123,8 +136,10 @@ def test_timestamp_1000ms_ahead_is_rejected(full):
     response = full.signed("GET", "/api/v3/account", timestamp=int(time.time() * 1000) + 2000)
     # THEN -1021 ahead
     assert response.status_code == 400
-    assert response.json() == {"code": -1021,
-                               "msg": "Timestamp for this request was 1000ms ahead of the server's time."}
+    assert response.json() == {
+        "code": -1021,
+        "msg": "Timestamp for this request was 1000ms ahead of the server's time.",
+    }
 
 
 def test_timestamp_older_than_recv_window_is_rejected(full):
@@ -132,14 +147,18 @@ def test_timestamp_older_than_recv_window_is_rejected(full):
     # WHEN the timestamp is 6 s old with the default 5000 ms window
     response = full.signed("GET", "/fapi/v2/account", timestamp=int(time.time() * 1000) - 6000)
     # THEN -1021 outside
-    assert response.json() == {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
+    assert response.json() == {
+        "code": -1021,
+        "msg": "Timestamp for this request is outside of the recvWindow.",
+    }
 
 
 def test_recv_window_extends_the_allowed_age(full):
     """With recvWindow=10000 a 6 s old timestamp passes."""
     # WHEN the same old timestamp comes with a wider window
-    response = full.signed("GET", "/api/v3/account", {"recvWindow": 10000},
-                           timestamp=int(time.time() * 1000) - 6000)
+    response = full.signed(
+        "GET", "/api/v3/account", {"recvWindow": 10000}, timestamp=int(time.time() * 1000) - 6000
+    )
     # THEN it passes
     assert response.status_code == 200, response.text
 
@@ -171,9 +190,12 @@ def test_query_parameter_wins_over_body(full):
     body = "leverage=9"
     signature = sign_payload(full.account, query + body)
     # WHEN it is posted
-    response = requests.post(f"{full.base_url}/fapi/v1/leverage?{query}", data=f"{body}&signature={signature}",
-                             headers={"X-MBX-APIKEY": full.account.api_key,
-                                      "Content-Type": "application/x-www-form-urlencoded"}, timeout=5)
+    response = requests.post(
+        f"{full.base_url}/fapi/v1/leverage?{query}",
+        data=f"{body}&signature={signature}",
+        headers={"X-MBX-APIKEY": full.account.api_key, "Content-Type": "application/x-www-form-urlencoded"},
+        timeout=5,
+    )
     # THEN the query value was used
     assert response.status_code == 200, response.text
     assert response.json()["leverage"] == 3
@@ -205,8 +227,10 @@ def test_key_without_futures_rights_gets_minus_2015_on_fapi(binance_sim):
     # THEN spot works, futures is -2015 (with the futures text)
     assert spot.status_code == 200
     assert futures.status_code == 401
-    assert futures.json() == {"code": -2015,
-                              "msg": "Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1"}
+    assert futures.json() == {
+        "code": -2015,
+        "msg": "Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1",
+    }
 
 
 def test_ip_allow_list_excluding_the_caller_gives_minus_2015(binance_sim):
@@ -224,8 +248,9 @@ def test_missing_timestamp_or_signature_is_minus_1102(binance_sim, full):
     # WHEN a call has no timestamp, and another has no signature
     headers = {"X-MBX-APIKEY": full.account.api_key}
     no_timestamp = requests.get(f"{binance_sim.url}/api/v3/account?signature=abc", headers=headers, timeout=5)
-    no_signature = requests.get(f"{binance_sim.url}/api/v3/account?timestamp={int(time.time() * 1000)}",
-                                headers=headers, timeout=5)
+    no_signature = requests.get(
+        f"{binance_sim.url}/api/v3/account?timestamp={int(time.time() * 1000)}", headers=headers, timeout=5
+    )
     # THEN both are -1102 naming the parameter
     assert no_timestamp.json()["code"] == -1102 and "'timestamp'" in no_timestamp.json()["msg"]
     assert no_signature.json()["code"] == -1102 and "'signature'" in no_signature.json()["msg"]

@@ -16,13 +16,24 @@ from binance.um_futures import UMFutures
 
 def _futures_round_trip(client: UMFutures) -> dict:
     """Place a resting LIMIT order, query it by id and client id, cancel it; return the states."""
-    placed = client.new_order(symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=0.002, price=50000,
-                              timeInForce="GTC", newClientOrderId="third-party-1")
+    placed = client.new_order(
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        quantity=0.002,
+        price=50000,
+        timeInForce="GTC",
+        newClientOrderId="third-party-1",
+    )
     by_id = client.query_order(symbol="BTCUSDT", orderId=placed["orderId"])
     by_client_id = client.query_order(symbol="BTCUSDT", origClientOrderId="third-party-1")
     cancelled = client.cancel_order(symbol="BTCUSDT", orderId=placed["orderId"])
-    return {"placed": placed["status"], "by_id": by_id["status"], "by_client_id": by_client_id["orderId"]
-            == placed["orderId"], "cancelled": cancelled["status"]}
+    return {
+        "placed": placed["status"],
+        "by_id": by_id["status"],
+        "by_client_id": by_client_id["orderId"] == placed["orderId"],
+        "cancelled": cancelled["status"],
+    }
 
 
 def test_binance_connector_spot_reads_time_and_account(binance_sim):
@@ -72,7 +83,9 @@ def test_binance_futures_connector_with_rsa_key_on_the_testnet_prefix_fails_clea
     # GIVEN the RSA key on production and the same key on the testnet URL
     account = binance_sim.account("rsa-futures")
     production = UMFutures(key=account.api_key, private_key=account.private_key_pem, base_url=binance_sim.url)
-    testnet = UMFutures(key=account.api_key, private_key=account.private_key_pem, base_url=binance_sim.testnet_url)
+    testnet = UMFutures(
+        key=account.api_key, private_key=account.private_key_pem, base_url=binance_sim.testnet_url
+    )
     # WHEN both do a signed call
     states = _futures_round_trip(production)
     with pytest.raises(ClientError) as refused:
@@ -112,8 +125,9 @@ def test_python_binance_reads_and_trades(binance_sim):
     spot = client.get_account()
     restrictions = client.get_account_api_permissions()
     balances = client.futures_account_balance()
-    placed = client.futures_create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=0.002,
-                                         price=50000, timeInForce="GTC")
+    placed = client.futures_create_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=0.002, price=50000, timeInForce="GTC"
+    )
     queried = client.futures_get_order(symbol="BTCUSDT", origClientOrderId=placed["clientOrderId"])
     cancelled = client.futures_cancel_order(symbol="BTCUSDT", orderId=placed["orderId"])
     # THEN every call worked
