@@ -32,6 +32,16 @@ CONDITIONAL_TYPES = frozenset(
 )
 TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD", "RPI"})
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+_FLAT_FIGURES = {
+    "mark": None,
+    "notional": ZERO,
+    "unrealized": ZERO,
+    "initial": ZERO,
+    "maint": ZERO,
+    "open_order_initial": ZERO,
+    "bid": ZERO,
+    "ask": ZERO,
+}
 
 
 def _money(value: Decimal) -> str:
@@ -166,6 +176,7 @@ class FuturesAccount:
         self.positions = {symbol: Position() for symbol in SYMBOLS}
         self.leverage = {symbol: default_leverage for symbol in SYMBOLS}
         self.orders: dict[int, FuturesOrder] = {}
+        self.open_by_id: dict[int, FuturesOrder] = {}
         self.orders_by_client_id: dict[tuple[str, str], int] = {}
         self.update_time = 0
 
@@ -176,7 +187,14 @@ class FuturesAccount:
 
     def open_orders(self, symbol: str | None = None) -> list[FuturesOrder]:
         """Open orders, optionally for one symbol, oldest first."""
-        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+        return [o for o in self.open_by_id.values() if symbol is None or o.symbol == symbol]
+
+    def track(self, order: FuturesOrder) -> None:
+        """Keep the open-order index in step with the order's status."""
+        if order.is_open:
+            self.open_by_id[order.order_id] = order
+        else:
+            self.open_by_id.pop(order.order_id, None)
 
 
 class FuturesExchange:
@@ -200,28 +218,25 @@ class FuturesExchange:
         return Decimal(repr(self._mark_price(symbol, now_ms)))
 
     def _position_figures(self, state: FuturesAccount, symbol: str, now_ms: float) -> dict:
+        """Margin figures of one symbol; `mark` is None when there is neither position nor order."""
         position = state.positions[symbol]
+        orders = state.open_orders(symbol)
+        if not position.amount and not orders:
+            return dict(_FLAT_FIGURES)
         mark = self.mark(symbol, now_ms)
         leverage = Decimal(state.leverage[symbol])
         notional = position.amount * mark
-        open_margin = (
-            sum((o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol)) / leverage
-        )
-        bid = sum(
-            (o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol) if o.side == "BUY"
-        )
-        ask = sum(
-            (o.orig_qty - o.executed_qty) * o.price for o in state.open_orders(symbol) if o.side == "SELL"
-        )
+        bid = sum(((o.orig_qty - o.executed_qty) * o.price for o in orders if o.side == "BUY"), ZERO)
+        ask = sum(((o.orig_qty - o.executed_qty) * o.price for o in orders if o.side == "SELL"), ZERO)
         return {
             "mark": mark,
             "notional": notional,
             "unrealized": position.amount * (mark - position.entry_price) if position.amount else ZERO,
             "initial": abs(notional) / leverage,
             "maint": abs(notional) * MAINT_MARGIN_RATE,
-            "open_order_initial": Decimal(open_margin),
-            "bid": Decimal(bid),
-            "ask": Decimal(ask),
+            "open_order_initial": (bid + ask) / leverage,
+            "bid": bid,
+            "ask": ask,
         }
 
     def _totals(self, state: FuturesAccount, now_ms: float) -> dict:
@@ -278,6 +293,7 @@ class FuturesExchange:
         order.status = "FILLED" if order.executed_qty >= order.orig_qty else "PARTIALLY_FILLED"
         order.update_time = now_ms
         state.update_time = now_ms
+        state.track(order)
 
     def _match_resting(self, state: FuturesAccount, now_ms: float) -> None:
         """Fill resting LIMIT orders the mark price has crossed since they were placed."""
@@ -466,6 +482,7 @@ class FuturesExchange:
                 self._apply_fill(state, order, quantity, mark, TAKER_FEE, now)
             elif checked["time_in_force"] in ("IOC", "FOK"):
                 order.status = "EXPIRED"
+            state.track(order)
             if params.get("newOrderRespType", "ACK") == "RESULT":
                 return order.as_dict(with_time=False)
             return acknowledgement
@@ -502,11 +519,13 @@ class FuturesExchange:
     def cancel_order(self, account: DemoAccount, params: dict, now_ms: float) -> dict:
         """DELETE /fapi/v1/order; an order that is not open → -2011 Unknown order sent."""
         with self._lock:
-            order = self._find_order(self.state_for(account, now_ms), params)
+            state = self.state_for(account, now_ms)
+            order = self._find_order(state, params)
             if order is None or not order.is_open:
                 raise ApiError(400, -2011, "Unknown order sent.")
             order.status = "CANCELED"
             order.update_time = int(now_ms)
+            state.track(order)
             return order.as_dict(with_time=False)
 
     def cancel_all(self, account: DemoAccount, params: dict, now_ms: float) -> dict:
@@ -516,9 +535,11 @@ class FuturesExchange:
             raise errors.mandatory("symbol")
         get_symbol(symbol)
         with self._lock:
-            for order in self.state_for(account, now_ms).open_orders(symbol):
+            state = self.state_for(account, now_ms)
+            for order in state.open_orders(symbol):
                 order.status = "CANCELED"
                 order.update_time = int(now_ms)
+                state.track(order)
         return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
     def open_orders(self, account: DemoAccount, symbol: str | None, now_ms: float) -> list[dict]:
@@ -712,7 +733,7 @@ class FuturesExchange:
                     "positionAmt": _fixed(position.amount, SYMBOLS[name].quantity_precision),
                     "entryPrice": _money(position.entry_price),
                     "breakEvenPrice": _money(position.entry_price),
-                    "markPrice": _money(figures["mark"]),
+                    "markPrice": _money(figures["mark"] or self.mark(name, now_ms)),
                     "unRealizedProfit": _money(figures["unrealized"]),
                     "liquidationPrice": _money(liquidation),
                     "isolatedMargin": "0.00000000",

@@ -254,3 +254,37 @@ def test_missing_timestamp_or_signature_is_minus_1102(binance_sim, full):
     # THEN both are -1102 naming the parameter
     assert no_timestamp.json()["code"] == -1102 and "'timestamp'" in no_timestamp.json()["msg"]
     assert no_signature.json()["code"] == -1102 and "'signature'" in no_signature.json()["msg"]
+
+
+def test_hmac_matches_the_documented_spot_non_ascii_test_vector():
+    """The spot docs' percent-encoded UTF-8 symbol example verifies over the encoded bytes."""
+    # GIVEN the documented spot secret and the payload with a percent-encoded UTF-8 symbol
+    from local.binance_sim.accounts import DemoAccount, Permissions
+
+    secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+    payload = (
+        "symbol=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96&side=BUY&type=LIMIT"
+        "&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559"
+    )
+    account = DemoAccount("vector", "", "production", "HMAC", "k", Permissions(), {}, {}, 0, 0, secret=secret)
+    # WHEN the documented signature is checked
+    expected = b"e1353ec6b14d888f1164ae9af8228a3dbd508bc82eb867db8ab6046442f33ef3"
+    # THEN it verifies over the encoded bytes
+    assert account.verify(payload.encode(), expected)
+
+
+def test_form_body_without_content_type_is_accepted(binance_sim, full):
+    """A POST whose signed params are in a body sent with no Content-Type still works."""
+    # GIVEN a signed form body
+    body = f"symbol=ETHUSDT&leverage=5&timestamp={int(time.time() * 1000)}"
+    body = f"{body}&signature={sign_payload(full.account, body)}"
+    # WHEN it is posted as raw bytes with no content type
+    response = requests.post(
+        f"{binance_sim.url}/fapi/v1/leverage",
+        data=body.encode(),
+        headers={"X-MBX-APIKEY": full.account.api_key},
+        timeout=5,
+    )
+    # THEN it is accepted
+    assert response.status_code == 200, response.text
+    assert response.json()["leverage"] == 5
