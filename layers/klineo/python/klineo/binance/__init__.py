@@ -1,0 +1,95 @@
+"""Everything that talks to Binance: environments, credentials, signing, client, errors, endpoints, filters.
+
+Importing this package is cheap (no requests, boto3, cryptography or Powertools at import time);
+they load on first use. See ``client`` for the retry policy and ``errors`` for the taxonomy.
+"""
+
+from klineo.binance.client import BinanceClient, clear_client_cache, default_rate_limiter, get_client
+from klineo.binance.credentials import Credentials, mask_api_key
+from klineo.binance.endpoints import (
+    Candle,
+    clear_exchange_info_cache,
+    exchange_info,
+    futures_account,
+    futures_account_config,
+    futures_balance,
+    futures_cancel_order,
+    futures_change_leverage,
+    futures_mark_price,
+    futures_new_order,
+    futures_position_risk,
+    futures_query_order,
+    futures_ticker_price,
+    klines,
+    server_time,
+    spot_account,
+    spot_api_restrictions,
+    spot_ticker_price,
+)
+from klineo.binance.enums import Environment, KeyType, Market
+from klineo.binance.environments import base_url, https_proxy
+from klineo.binance.errors import Classification, ErrorCategory, KlineoError, classify, classify_detail
+from klineo.binance.filters import SymbolRules, clear_symbol_rules_cache, get_symbol_rules
+from klineo.binance.ratelimit import (
+    InMemoryRateLimitStore,
+    RateLimiter,
+    RateLimitStore,
+    SharedState,
+    endpoint_weight,
+)
+from klineo.binance.signing import encode_params, signature
+
+__all__ = [
+    "BinanceClient",
+    "Candle",
+    "Classification",
+    "Credentials",
+    "Environment",
+    "ErrorCategory",
+    "InMemoryRateLimitStore",
+    "KeyType",
+    "KlineoError",
+    "Market",
+    "RateLimitStore",
+    "RateLimiter",
+    "SharedState",
+    "SymbolRules",
+    "base_url",
+    "classify",
+    "classify_detail",
+    "clear_all_caches",
+    "clear_client_cache",
+    "clear_exchange_info_cache",
+    "clear_symbol_rules_cache",
+    "default_rate_limiter",
+    "encode_params",
+    "endpoint_weight",
+    "exchange_info",
+    "futures_account",
+    "futures_account_config",
+    "futures_balance",
+    "futures_cancel_order",
+    "futures_change_leverage",
+    "futures_mark_price",
+    "futures_new_order",
+    "futures_position_risk",
+    "futures_query_order",
+    "futures_ticker_price",
+    "get_client",
+    "get_symbol_rules",
+    "https_proxy",
+    "klines",
+    "mask_api_key",
+    "server_time",
+    "signature",
+    "spot_account",
+    "spot_api_restrictions",
+    "spot_ticker_price",
+]
+
+
+def clear_all_caches() -> None:
+    """Forget every per-container cache here: clients, sessions, limiter, exchangeInfo, rules (tests)."""
+    clear_client_cache()
+    clear_exchange_info_cache()
+    clear_symbol_rules_cache()

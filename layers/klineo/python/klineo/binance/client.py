@@ -1,0 +1,572 @@
+"""The one Binance HTTP client: server-time-synced signing, weight budget, retries and error mapping.
+
+One ``send`` path serves public and signed calls. A signed call's query is percent-encoded once,
+``recvWindow`` and a ``timestamp`` taken from Binance server time (offset per client = per base
+URL, synced on first use and when older than ``time_sync_max_age_s``) are appended, the string is
+signed and sent byte for byte as signed in a prepared URL (requests never re-encodes it).
+
+Retry policy (one place, every retry with a fresh timestamp and signature):
+- 429 / -1003: wait ``Retry-After`` (else 1 s, 2 s, …) and retry, at most ``max_retries`` times;
+  a Retry-After longer than ``max_retry_wait_s`` fails fast with ``rate_limit``.
+- 418 (or a -1003 "banned until"): never retried; the ban end is remembered (and shared through
+  the rate-limit store) so no call goes out before it passes.
+- -1021 / -5028: resync server time, then retry once (this retry is extra to ``max_retries``).
+- Connect errors (nothing reached Binance): retried for every method.
+- Read timeouts, lost connections, 5xx, 408, -1000, -1007: retried for GET only. For any other
+  method they raise ``unknown_outcome`` and the request is never re-sent; the order service
+  settles it by querying the order by ``origClientOrderId``.
+
+Nothing here logs or raises a secret, a signature, a query string or a raw Binance body: logs carry
+method, path, status, code, category and weight only, and transport exceptions are replaced (not
+chained) because their text holds the signed URL.
+
+``requests`` and ``klineo.observability`` are imported on first use, not at import time, so that
+importing ``klineo.binance`` stays cheap for cold starts (a Lambda handler imports observability
+itself, so nothing is paid twice).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from klineo.binance.credentials import Credentials
+from klineo.binance.enums import Environment, Market
+from klineo.binance.environments import base_url as resolve_base_url
+from klineo.binance.environments import https_proxy
+from klineo.binance.errors import ErrorCategory, KlineoError, classify_detail
+from klineo.binance.ratelimit import DEFAULT_BAN_S, RateLimiter, endpoint_weight
+from klineo.binance.signing import encode_params, signature
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["BinanceClient", "clear_client_cache", "default_rate_limiter", "get_client"]
+
+MAX_RECV_WINDOW_MS = 60000
+_TIME_PATHS = {Market.SPOT: "/api/v3/time", Market.FUTURES: "/fapi/v1/time"}
+_WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+_BAN_UNTIL = re.compile(r"until (\d{12,13})")
+_USER_AGENT = "klineo-binance/1.0"
+_USAGE_PREFIXES = ("x-mbx-used-weight", "x-mbx-order-count", "x-sapi-used")
+
+
+@cache
+def _http() -> tuple[Any, tuple[type[BaseException], ...]]:
+    """(requests, the urllib3 errors meaning "nothing was sent"), imported on first use."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    return requests, (NewConnectionError, ConnectTimeoutError)
+
+
+@cache
+def _observability() -> tuple[Any, Any]:
+    """(logger, metrics) from klineo.observability, imported on first use."""
+    from klineo.observability import logger, metrics
+
+    return logger, metrics
+
+
+def _metric(name: str, value: float) -> None:
+    _, metrics = _observability()
+    # Without a namespace Powertools raises on its auto-flush at 100 values; a metric must never fail a call.
+    if metrics.provider.namespace is None:
+        return
+    metrics.add_metric(name=name, unit="Count", value=value)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _error_body(content: bytes) -> tuple[int | None, str]:
+    """(code, msg) from a Binance error body; (None, "") for HTML, empty or otherwise odd bodies."""
+    if not content or content[:1] != b"{":
+        return None, ""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None, ""
+    if not isinstance(data, dict):
+        return None, ""
+    code, msg = data.get("code"), data.get("msg")
+    return (code if isinstance(code, int) and not isinstance(code, bool) else None), (
+        msg if isinstance(msg, str) else ""
+    )
+
+
+class _Outcome:
+    """Why an attempt failed, decided inside ``except`` and raised outside it (no exception chaining)."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # "not_sent" | "maybe_sent" | "config"
+
+
+class BinanceClient:
+    """A client for one Binance base URL (spot or USDT-M futures, one environment)."""
+
+    def __init__(
+        self,
+        market: Market | str,
+        environment: Environment | str,
+        *,
+        base_url: str | None = None,
+        session: requests.Session | None = None,
+        rate_limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        recv_window_ms: float | None = None,
+        max_retries: int = 2,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        time_sync_max_age_s: float = 300,
+        max_retry_wait_s: float = 10.0,
+        deadline_s: float = 15.0,
+    ) -> None:
+        self.market = Market(market)
+        self.environment = Environment(environment)
+        self.base_url = (base_url or resolve_base_url(self.market, self.environment)).rstrip("/")
+        self.host = self.base_url.split("://", 1)[-1].split("/", 1)[0]
+        if recv_window_ms is None:
+            from klineo.settings import get_settings
+
+            recv_window_ms = get_settings().binance_recv_window_ms
+        if not 0 < recv_window_ms <= MAX_RECV_WINDOW_MS:
+            raise ValueError(f"recv_window_ms must be in (0, {MAX_RECV_WINDOW_MS}]")
+        if recv_window_ms == int(recv_window_ms):
+            self.recv_window = str(int(recv_window_ms))
+        elif self.market is Market.SPOT:
+            # Spot takes 3 decimals since 2025-08; futures documents integers only (unverified), so round.
+            self.recv_window = f"{recv_window_ms:.3f}".rstrip("0").rstrip(".")
+        else:
+            self.recv_window = str(round(recv_window_ms))
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.max_retries = max_retries
+        self.timeout = (connect_timeout, read_timeout)
+        self.time_sync_max_age_s = time_sync_max_age_s
+        self.max_retry_wait_s = max_retry_wait_s
+        self.deadline_s = deadline_s
+        self._clock = clock
+        self._sleep = sleep
+        self._rq, self._never_sent = _http()
+        proxy = https_proxy()
+        self._session = session if session is not None else _shared_session(self.base_url, proxy)
+        self._proxies = dict(self._session.proxies)
+        if proxy:
+            self._proxies.update({"https": proxy, "http": proxy})
+        self._limiter = rate_limiter if rate_limiter is not None else default_rate_limiter()
+        self._time_path = _TIME_PATHS[self.market]
+        self._offset_ms: float | None = None
+        self._synced_at = 0.0
+        self._sync_lock = threading.Lock()
+        self._headers = {
+            "User-Agent": _USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+            "Connection": "keep-alive",
+        }
+        self.usage: dict[str, int] = {}
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock (epoch seconds) this client uses; caches keyed on it stay consistent in tests."""
+        return self._clock
+
+    def __repr__(self) -> str:
+        return (
+            f"BinanceClient(market={self.market.value!r}, environment={self.environment.value!r}, "
+            f"base_url={self.base_url!r})"
+        )
+
+    # ------------------------------------------------------------------ public API
+    def public(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        """Send an unsigned call and return its parsed JSON."""
+        return self._call(method.upper(), path, params, None)
+
+    def signed(self, method: str, path: str, params: dict[str, Any] | None, credentials: Credentials) -> Any:
+        """Send a signed call (server-time timestamp, explicit recvWindow) and return its parsed JSON."""
+        if not isinstance(credentials, Credentials):
+            raise TypeError("credentials must be a klineo.binance.Credentials")
+        return self._call(method.upper(), path, params, credentials)
+
+    def sync_time(self) -> float:
+        """Fetch Binance server time and store the offset (ms, server minus local); return it."""
+        t0 = self._clock()
+        data = self._call("GET", self._time_path, None, None)
+        t1 = self._clock()
+        server_time = data.get("serverTime") if isinstance(data, dict) else None
+        if not isinstance(server_time, int) or isinstance(server_time, bool):
+            raise KlineoError(
+                ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable server time."
+            )
+        self._offset_ms = server_time - (t0 + t1) * 500.0
+        self._synced_at = t1
+        return self._offset_ms
+
+    def server_time_offset_ms(self) -> float:
+        """The server-time offset used for signing, synced first when missing or stale."""
+        self._ensure_time_sync()
+        return self._offset_ms or 0.0
+
+    # ------------------------------------------------------------------ internals
+    def _ensure_time_sync(self) -> None:
+        if self._offset_ms is not None and self._clock() - self._synced_at < self.time_sync_max_age_s:
+            return
+        with self._sync_lock:
+            if self._offset_ms is None or self._clock() - self._synced_at >= self.time_sync_max_age_s:
+                self.sync_time()
+
+    def _now_ms(self) -> float:
+        return self._clock() * 1000.0 + (self._offset_ms or 0.0)
+
+    def _call(self, method: str, path: str, params: dict[str, Any] | None, creds: Credentials | None) -> Any:
+        is_read = method == "GET"
+        weight = endpoint_weight(method, path, params)
+        base_query = encode_params(params)
+        url_prefix = self.base_url + path
+        headers = self._headers if creds is None else {**self._headers, "X-MBX-APIKEY": creds.api_key}
+        if method in _WRITE_METHODS:
+            headers = {**headers, "Content-Length": "0"}
+        retries = 0
+        resynced = False
+        started = self._clock()
+        while True:
+            if creds is not None:
+                self._ensure_time_sync()
+            try:
+                self._limiter.acquire(self.host, self.market, weight, self._now_ms())
+            except KlineoError as err:
+                raise self._report(err, method, path, weight) from None
+            if creds is not None:
+                payload = (
+                    f"{base_query}&recvWindow={self.recv_window}&timestamp={int(self._now_ms())}"
+                    if base_query
+                    else f"recvWindow={self.recv_window}&timestamp={int(self._now_ms())}"
+                )
+                url = f"{url_prefix}?{payload}&signature={signature(payload, creds)}"
+            else:
+                url = f"{url_prefix}?{base_query}" if base_query else url_prefix
+
+            response, outcome = self._send(method, url, headers)
+            if outcome is not None:
+                if outcome.kind == "config":
+                    raise self._report(
+                        KlineoError(ErrorCategory.OTHER, "The Binance connection is misconfigured."),
+                        method,
+                        path,
+                        weight,
+                    )
+                if outcome.kind == "not_sent" or is_read:
+                    delay = float(2**retries)
+                    if retries < self.max_retries and self._has_time(started, delay):
+                        retries += 1
+                        self._log_retry(method, path, ErrorCategory.NETWORK, delay)
+                        self._sleep(delay)
+                        continue
+                    raise self._report(KlineoError(ErrorCategory.NETWORK), method, path, weight)
+                raise self._report(KlineoError(ErrorCategory.UNKNOWN_OUTCOME), method, path, weight)
+
+            status = response.status_code
+            used = self._read_usage(response)
+            self._limiter.observe(self.host, self.market, used, self._now_ms())
+            _metric("BinanceCalls", 1)
+            if used is not None:
+                _metric("BinanceWeightUsed", used)
+            content = response.content
+
+            if 200 <= status < 300:
+                data, ok = _parse_json(content)
+                if ok:
+                    self._log_ok(method, path, status, weight, used)
+                    return data
+                if not is_read:
+                    raise self._report(
+                        KlineoError(ErrorCategory.UNKNOWN_OUTCOME, status=status), method, path, weight
+                    )
+                if retries < self.max_retries and self._has_time(started, float(2**retries)):
+                    delay = float(2**retries)
+                    retries += 1
+                    self._log_retry(method, path, ErrorCategory.UPSTREAM_UNAVAILABLE, delay)
+                    self._sleep(delay)
+                    continue
+                raise self._report(
+                    KlineoError(
+                        ErrorCategory.UPSTREAM_UNAVAILABLE,
+                        "Binance returned an unreadable answer.",
+                        status=status,
+                    ),
+                    method,
+                    path,
+                    weight,
+                )
+
+            code, msg = _error_body(content)
+            result = classify_detail(status, code, msg)
+            category = result.category
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+
+            if category is ErrorCategory.IP_BANNED:
+                until_ms = self._ban_until_ms(retry_after, msg)
+                self._limiter.block(self.host, self.market, until_ms, 418)
+                err = KlineoError(
+                    category,
+                    result.message,
+                    status=status,
+                    code=code,
+                    retry_after=max(1, round((until_ms - self._now_ms()) / 1000)),
+                )
+                raise self._report(err, method, path, weight)
+
+            if status == 429 or code in (-1003, -1015):
+                delay = retry_after if retry_after is not None else float(2**retries)
+                if (
+                    code != -1015
+                ):  # -1015 is the account's order limit, not the IP's weight: keep the host open
+                    self._limiter.block(self.host, self.market, self._now_ms() + delay * 1000, 429)
+                if (
+                    retries < self.max_retries
+                    and delay <= self.max_retry_wait_s
+                    and self._has_time(started, delay)
+                ):
+                    retries += 1
+                    self._log_retry(method, path, ErrorCategory.RATE_LIMIT, delay)
+                    self._sleep(delay)
+                    continue
+                err = KlineoError(
+                    ErrorCategory.RATE_LIMIT,
+                    result.message,
+                    status=status,
+                    code=code,
+                    retry_after=max(1, round(delay)),
+                )
+                raise self._report(err, method, path, weight)
+
+            if category is ErrorCategory.TIMESTAMP and creds is not None and not resynced:
+                resynced = True
+                self._log_retry(method, path, category, 0.0)
+                self.sync_time()
+                continue
+
+            if (
+                category in (ErrorCategory.UNKNOWN_OUTCOME, ErrorCategory.UPSTREAM_UNAVAILABLE)
+                or status >= 500
+            ):
+                if is_read:
+                    delay = float(2**retries)
+                    if retries < self.max_retries and self._has_time(started, delay):
+                        retries += 1
+                        self._log_retry(method, path, category, delay)
+                        self._sleep(delay)
+                        continue
+                    if category is ErrorCategory.UNKNOWN_OUTCOME:
+                        # A read has no outcome to settle: it simply failed.
+                        category, result = ErrorCategory.UPSTREAM_UNAVAILABLE, None
+                elif category is not ErrorCategory.UPSTREAM_UNAVAILABLE:
+                    category, result = ErrorCategory.UNKNOWN_OUTCOME, None
+
+            err = KlineoError(
+                category,
+                result.message if result is not None else None,
+                status=status,
+                code=code,
+                retry_after=retry_after,
+                field=result.field if result is not None else None,
+            )
+            raise self._report(err, method, path, weight)
+
+    def _send(self, method: str, url: str, headers: dict[str, str]) -> tuple[Any, _Outcome | None]:
+        """One HTTP exchange: (response, None) or (None, why it failed); never raises a transport error."""
+        rq = self._rq
+        request = rq.PreparedRequest()
+        request.method = method
+        request.url = url
+        request.headers = headers
+        request.body = None
+        outcome: _Outcome | None = None
+        try:
+            response = self._session.send(
+                request, timeout=self.timeout, allow_redirects=False, proxies=self._proxies, stream=False
+            )
+        except (rq.exceptions.ConnectTimeout, rq.exceptions.ProxyError):
+            outcome = _Outcome("not_sent")
+        except (
+            rq.exceptions.InvalidURL,
+            rq.exceptions.InvalidSchema,
+            rq.exceptions.MissingSchema,
+            rq.exceptions.InvalidHeader,
+        ):
+            outcome = _Outcome("config")
+        except rq.exceptions.ConnectionError as exc:
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            outcome = _Outcome("not_sent" if isinstance(reason, self._never_sent) else "maybe_sent")
+        except rq.exceptions.RequestException:
+            # Read timeouts, broken chunked bodies, decoding errors: the request may have been processed.
+            outcome = _Outcome("maybe_sent")
+        if outcome is not None:
+            return None, outcome
+        return response, None
+
+    def _read_usage(self, response: Any) -> int | None:
+        """Copy X-MBX-USED-WEIGHT-* / X-MBX-ORDER-COUNT-* into ``usage``; return the 1-minute used weight."""
+        usage = self.usage
+        for name, value in response.headers.items():
+            lowered = name.lower()
+            if lowered.startswith(_USAGE_PREFIXES):
+                try:
+                    usage[lowered] = int(value)
+                except ValueError:
+                    continue
+        value = response.headers.get("X-MBX-USED-WEIGHT-1M")
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            return None
+
+    def _ban_until_ms(self, retry_after: float | None, msg: str) -> float:
+        if retry_after is not None:
+            return self._now_ms() + retry_after * 1000
+        match = _BAN_UNTIL.search(msg)
+        if match:
+            return float(match.group(1))
+        return self._now_ms() + DEFAULT_BAN_S * 1000
+
+    def _has_time(self, started: float, delay: float) -> bool:
+        return self._clock() - started + delay < self.deadline_s
+
+    def _report(self, err: KlineoError, method: str, path: str, weight: int) -> KlineoError:
+        """Log (safely) and count an error about to be raised; return it."""
+        logger, _ = _observability()
+        logger.warning(
+            "binance call failed",
+            extra={
+                "binance_method": method,
+                "binance_path": path,
+                "binance_status": err.status,
+                "binance_code": err.code,
+                "error_category": err.category.value,
+                "binance_weight": weight,
+                "binance_used_weight": self._limiter.used_weight(self.host),
+            },
+        )
+        _metric("BinanceErrors", 1)
+        _metric(err.category.metric_name, 1)
+        return err
+
+    def _log_retry(self, method: str, path: str, category: ErrorCategory, delay: float) -> None:
+        logger, _ = _observability()
+        logger.info(
+            "binance call retried",
+            extra={
+                "binance_method": method,
+                "binance_path": path,
+                "error_category": category.value,
+                "retry_delay_s": delay,
+            },
+        )
+
+    def _log_ok(self, method: str, path: str, status: int, weight: int, used: int | None) -> None:
+        logger, _ = _observability()
+        if logger.isEnabledFor(10):  # DEBUG
+            logger.debug(
+                "binance call",
+                extra={
+                    "binance_method": method,
+                    "binance_path": path,
+                    "binance_status": status,
+                    "binance_weight": weight,
+                    "binance_used_weight": used,
+                },
+            )
+
+
+def _parse_json(content: bytes) -> tuple[Any, bool]:
+    try:
+        return json.loads(content), True
+    except ValueError:
+        return None, False
+
+
+# ---------------------------------------------------------------------- per-container caches
+_lock = threading.Lock()
+_clients: dict[tuple[Market, Environment, str, str | None], BinanceClient] = {}
+_sessions: dict[tuple[str, str | None], Any] = {}
+_limiter: RateLimiter | None = None
+
+
+def _shared_session(base: str, proxy: str | None) -> Any:
+    """The container's keep-alive Session for a base URL (env proxies ignored: BINANCE_HTTPS_PROXY rules)."""
+    key = (base, proxy)
+    session = _sessions.get(key)
+    if session is None:
+        with _lock:
+            session = _sessions.get(key)
+            if session is None:
+                rq, _ = _http()
+                session = rq.Session()
+                session.trust_env = False
+                # No hidden urllib3 retries: the client decides what may be re-sent.
+                adapter = rq.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                if proxy:
+                    session.proxies.update({"https": proxy, "http": proxy})
+                _sessions[key] = session
+    return session
+
+
+def default_rate_limiter() -> RateLimiter:
+    """The container's rate limiter: shared through DynamoDB when RATE_LIMIT_TABLE is set, else in memory."""
+    global _limiter
+    if _limiter is None:
+        with _lock:
+            if _limiter is None:
+                import os
+
+                table = os.environ.get("RATE_LIMIT_TABLE", "").strip()
+                if table:
+                    from klineo.store.rate_limit import DynamoDBRateLimitStore
+
+                    _limiter = RateLimiter(DynamoDBRateLimitStore(table))
+                else:
+                    _limiter = RateLimiter()
+    return _limiter
+
+
+def get_client(market: Market | str, environment: Environment | str) -> BinanceClient:
+    """The container's client for a market and environment (one per base URL and proxy, made on first use)."""
+    market, environment = Market(market), Environment(environment)
+    url = resolve_base_url(market, environment)
+    key = (market, environment, url, https_proxy())
+    client = _clients.get(key)
+    if client is None:
+        client = BinanceClient(market, environment, base_url=url)
+        _clients[key] = client
+    return client
+
+
+def clear_client_cache() -> None:
+    """Forget cached clients, sessions and the default rate limiter (tests)."""
+    global _limiter
+    with _lock:
+        for session in _sessions.values():
+            session.close()
+        _clients.clear()
+        _sessions.clear()
+        _limiter = None

@@ -1,0 +1,319 @@
+"""Thin, typed helpers for the Binance endpoints KLINEO uses (paths, parameters and weights: facts §3)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from klineo.binance.client import BinanceClient
+from klineo.binance.credentials import Credentials
+from klineo.binance.enums import Market
+from klineo.binance.errors import ErrorCategory, KlineoError
+
+__all__ = [
+    "EXCHANGE_INFO_TTL_S",
+    "INTERVALS",
+    "Candle",
+    "clear_exchange_info_cache",
+    "exchange_info",
+    "futures_account",
+    "futures_account_config",
+    "futures_balance",
+    "futures_cancel_order",
+    "futures_change_leverage",
+    "futures_mark_price",
+    "futures_new_order",
+    "futures_position_risk",
+    "futures_query_order",
+    "futures_ticker_price",
+    "klines",
+    "server_time",
+    "spot_account",
+    "spot_api_restrictions",
+    "spot_ticker_price",
+]
+
+INTERVALS = frozenset(
+    {
+        "1s",
+        "1m",
+        "3m",
+        "5m",
+        "15m",
+        "30m",
+        "1h",
+        "2h",
+        "4h",
+        "6h",
+        "8h",
+        "12h",
+        "1d",
+        "3d",
+        "1w",
+        "1M",
+    }
+)
+_MAX_KLINES = {Market.SPOT: 1000, Market.FUTURES: 1500}
+# Binance's own rule for newClientOrderId (facts §3).
+_CLIENT_ORDER_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
+_SYMBOL = re.compile(r"\S{1,40}")
+EXCHANGE_INFO_TTL_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One kline: open/close times in epoch ms, prices and base volume as Decimals."""
+
+    open_time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    close_time: int
+
+
+def _require(client: BinanceClient, market: Market) -> None:
+    if client.market is not market:
+        raise ValueError(f"this endpoint needs a {market.value} client, got {client.market.value}")
+
+
+def _symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol is missing or malformed", field="symbol")
+    return symbol.upper() if symbol.isascii() else symbol
+
+
+def _client_order_id(value: str, field: str) -> str:
+    if not isinstance(value, str) or not _CLIENT_ORDER_ID.fullmatch(value):
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            "client order id must be 1-36 characters of letters, digits and . : / _ -",
+            field=field,
+        )
+    return value
+
+
+def server_time(client: BinanceClient) -> int:
+    """Binance server time in epoch ms (public, weight 1)."""
+    path = "/api/v3/time" if client.market is Market.SPOT else "/fapi/v1/time"
+    data = client.public("GET", path)
+    value = data.get("serverTime") if isinstance(data, dict) else None
+    if not isinstance(value, int):
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable server time.")
+    return value
+
+
+def spot_account(
+    client: BinanceClient, creds: Credentials, omit_zero_balances: bool = False
+) -> dict[str, Any]:
+    """GET /api/v3/account (weight 20): permissions flags and balances."""
+    _require(client, Market.SPOT)
+    params = {"omitZeroBalances": "true"} if omit_zero_balances else None
+    return client.signed("GET", "/api/v3/account", params, creds)
+
+
+def spot_api_restrictions(client: BinanceClient, creds: Credentials) -> dict[str, Any]:
+    """GET /sapi/v1/account/apiRestrictions (weight 1): key permissions and ipRestrict (production only)."""
+    _require(client, Market.SPOT)
+    return client.signed("GET", "/sapi/v1/account/apiRestrictions", None, creds)
+
+
+def spot_ticker_price(client: BinanceClient, symbol: str) -> Decimal:
+    """GET /api/v3/ticker/price for one symbol: last price."""
+    _require(client, Market.SPOT)
+    data = client.public("GET", "/api/v3/ticker/price", {"symbol": _symbol(symbol)})
+    return _decimal(data, "price")
+
+
+def klines(
+    client: BinanceClient,
+    symbol: str,
+    interval: str,
+    limit: int = 500,
+    start_time: int | None = None,
+    end_time: int | None = None,
+) -> list[Candle]:
+    """Candles for a symbol (spot /api/v3/klines or futures /fapi/v1/klines), oldest first."""
+    if interval not in INTERVALS:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST, "interval is not a Binance kline interval", field="interval"
+        )
+    maximum = _MAX_KLINES[client.market]
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST, f"limit must be between 1 and {maximum}", field="limit"
+        )
+    params: dict[str, Any] = {"symbol": _symbol(symbol), "interval": interval, "limit": limit}
+    if start_time is not None:
+        params["startTime"] = int(start_time)
+    if end_time is not None:
+        params["endTime"] = int(end_time)
+    path = "/api/v3/klines" if client.market is Market.SPOT else "/fapi/v1/klines"
+    rows = client.public("GET", path, params)
+    if not isinstance(rows, list):
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable candles.")
+    try:
+        return [
+            Candle(
+                int(r[0]),
+                Decimal(r[1]),
+                Decimal(r[2]),
+                Decimal(r[3]),
+                Decimal(r[4]),
+                Decimal(r[5]),
+                int(r[6]),
+            )
+            for r in rows
+        ]
+    except (IndexError, TypeError, ValueError, InvalidOperation):
+        raise KlineoError(
+            ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable candles."
+        ) from None
+
+
+def futures_account(client: BinanceClient, creds: Credentials) -> dict[str, Any]:
+    """GET /fapi/v3/account (weight 5): totals, assets and open positions."""
+    _require(client, Market.FUTURES)
+    return client.signed("GET", "/fapi/v3/account", None, creds)
+
+
+def futures_account_config(client: BinanceClient, creds: Credentials) -> dict[str, Any]:
+    """GET /fapi/v1/accountConfig (weight 5): canTrade, dualSidePosition, multiAssetsMargin, feeTier."""
+    _require(client, Market.FUTURES)
+    return client.signed("GET", "/fapi/v1/accountConfig", None, creds)
+
+
+def futures_balance(client: BinanceClient, creds: Credentials) -> list[dict[str, Any]]:
+    """GET /fapi/v3/balance (weight 5): one entry per asset."""
+    _require(client, Market.FUTURES)
+    return client.signed("GET", "/fapi/v3/balance", None, creds)
+
+
+def futures_position_risk(
+    client: BinanceClient, creds: Credentials, symbol: str | None = None
+) -> list[dict[str, Any]]:
+    """GET /fapi/v3/positionRisk (weight 5): positions (only symbols with a position or orders)."""
+    _require(client, Market.FUTURES)
+    params = {"symbol": _symbol(symbol)} if symbol else None
+    return client.signed("GET", "/fapi/v3/positionRisk", params, creds)
+
+
+def futures_new_order(client: BinanceClient, creds: Credentials, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /fapi/v1/order; never re-sent on an unclear outcome (unknown_outcome: the caller settles it)."""
+    _require(client, Market.FUTURES)
+    params = dict(params)
+    params["symbol"] = _symbol(params.get("symbol", ""))
+    if params.get("newClientOrderId") is not None:
+        _client_order_id(params["newClientOrderId"], "newClientOrderId")
+    return client.signed("POST", "/fapi/v1/order", params, creds)
+
+
+def futures_query_order(
+    client: BinanceClient, creds: Credentials, symbol: str, orig_client_order_id: str
+) -> dict[str, Any]:
+    """GET /fapi/v1/order by client order id (weight 1); order_not_found when Binance does not know it."""
+    _require(client, Market.FUTURES)
+    params = {
+        "symbol": _symbol(symbol),
+        "origClientOrderId": _client_order_id(orig_client_order_id, "origClientOrderId"),
+    }
+    return client.signed("GET", "/fapi/v1/order", params, creds)
+
+
+def futures_cancel_order(
+    client: BinanceClient,
+    creds: Credentials,
+    symbol: str,
+    orig_client_order_id: str | None = None,
+    order_id: int | None = None,
+) -> dict[str, Any]:
+    """DELETE /fapi/v1/order by client order id or order id (weight 1)."""
+    _require(client, Market.FUTURES)
+    if orig_client_order_id is None and order_id is None:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST, "give a client order id or an order id", field="origClientOrderId"
+        )
+    params: dict[str, Any] = {"symbol": _symbol(symbol)}
+    if order_id is not None:
+        params["orderId"] = int(order_id)
+    if orig_client_order_id is not None:
+        params["origClientOrderId"] = _client_order_id(orig_client_order_id, "origClientOrderId")
+    return client.signed("DELETE", "/fapi/v1/order", params, creds)
+
+
+def futures_change_leverage(
+    client: BinanceClient, creds: Credentials, symbol: str, leverage: int
+) -> dict[str, Any]:
+    """POST /fapi/v1/leverage (weight 1): initial leverage 1-125 for a symbol."""
+    _require(client, Market.FUTURES)
+    if not isinstance(leverage, int) or isinstance(leverage, bool) or not 1 <= leverage <= 125:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST, "leverage must be an integer from 1 to 125", field="leverage"
+        )
+    return client.signed(
+        "POST", "/fapi/v1/leverage", {"symbol": _symbol(symbol), "leverage": leverage}, creds
+    )
+
+
+def futures_mark_price(client: BinanceClient, symbol: str) -> Decimal:
+    """GET /fapi/v1/premiumIndex (weight 1): the symbol's mark price."""
+    _require(client, Market.FUTURES)
+    data = client.public("GET", "/fapi/v1/premiumIndex", {"symbol": _symbol(symbol)})
+    return _decimal(data, "markPrice")
+
+
+def futures_ticker_price(client: BinanceClient, symbol: str) -> Decimal:
+    """GET /fapi/v1/ticker/price for one symbol (weight 1): last price."""
+    _require(client, Market.FUTURES)
+    data = client.public("GET", "/fapi/v1/ticker/price", {"symbol": _symbol(symbol)})
+    return _decimal(data, "price")
+
+
+def _decimal(data: Any, key: str) -> Decimal:
+    try:
+        return Decimal(data[key])
+    except (KeyError, TypeError, ValueError, InvalidOperation):
+        raise KlineoError(
+            ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable price."
+        ) from None
+
+
+# ---------------------------------------------------------------------- exchangeInfo cache
+_info_cache: dict[tuple[str, str | None], tuple[float, dict[str, Any]]] = {}
+_info_lock = threading.Lock()
+
+
+def exchange_info(
+    client: BinanceClient, symbol: str | None = None, ttl_s: float = EXCHANGE_INFO_TTL_S
+) -> dict[str, Any]:
+    """exchangeInfo, cached per base URL (and spot symbol) for ``ttl_s``; never fetched at import.
+
+    Spot's full exchangeInfo is several MB and weighs 20, so spot callers pass ``symbol``; futures
+    always fetches the whole (weight 1) document and ignores ``symbol``.
+    """
+    spot = client.market is Market.SPOT
+    key_symbol = _symbol(symbol) if (spot and symbol) else None
+    key = (client.base_url, key_symbol)
+    now = client.clock()
+    cached = _info_cache.get(key)
+    if cached is not None and now - cached[0] < ttl_s:
+        return cached[1]
+    path = "/api/v3/exchangeInfo" if spot else "/fapi/v1/exchangeInfo"
+    data = client.public("GET", path, {"symbol": key_symbol} if key_symbol else None)
+    if not isinstance(data, dict) or not isinstance(data.get("symbols"), list):
+        raise KlineoError(
+            ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable exchange information."
+        )
+    with _info_lock:
+        _info_cache[key] = (now, data)
+    return data
+
+
+def clear_exchange_info_cache() -> None:
+    """Forget cached exchangeInfo documents (tests)."""
+    with _info_lock:
+        _info_cache.clear()

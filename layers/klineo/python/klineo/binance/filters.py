@@ -1,0 +1,304 @@
+"""Symbol trading rules from exchangeInfo: Decimal rounding to tick/step sizes, limit checks before sending.
+
+Spot and futures differ (facts §6):
+- spot: ``price % tickSize == 0`` and ``qty % stepSize == 0``; notional from NOTIONAL
+  (``minNotional``/``maxNotional``, each applied to MARKET orders only when ``applyMin/MaxToMarket``)
+  or the legacy MIN_NOTIONAL (``minNotional``, ``applyToMarket``).
+- futures: ``(price - minPrice) % tickSize == 0`` and ``(qty - minQty) % stepSize == 0`` (offset by the
+  minimum); MIN_NOTIONAL's key is ``notional``, MARKET orders are valued at the mark price, and
+  reduce-only orders are exempt.
+Prices and quantities are rounded DOWN to the grid, then checked; a failure raises
+``KlineoError(invalid_request, field=...)`` naming the offending field, before anything is sent.
+PERCENT_PRICE filters are left to Binance: they depend on an average/mark price this module cannot
+know to be fresh, and a stale reference would reject valid orders.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Any
+
+from klineo.binance.client import BinanceClient
+from klineo.binance.endpoints import exchange_info
+from klineo.binance.enums import Market
+from klineo.binance.errors import ErrorCategory, KlineoError
+
+__all__ = ["SymbolRules", "clear_symbol_rules_cache", "get_symbol_rules", "parse_symbol_rules"]
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_PRICED_TYPES = frozenset(
+    {"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "STOP", "TAKE_PROFIT"}
+)
+_MARKET_TYPES = frozenset({"MARKET", "STOP_LOSS", "TAKE_PROFIT", "STOP_MARKET", "TAKE_PROFIT_MARKET"})
+
+
+def _dec(value: Any) -> Decimal:
+    if value is None or value == "":
+        return _ZERO
+    return Decimal(str(value))
+
+
+def _clean(value: Decimal) -> Decimal:
+    """Trailing zeros dropped, never exponent notation (10, not 1E+1)."""
+    value = value.normalize()
+    return value.quantize(_ONE) if value.as_tuple().exponent > 0 else value
+
+
+def _floor_to(value: Decimal, step: Decimal, offset: Decimal = _ZERO) -> Decimal:
+    if step <= 0:
+        return value
+    steps = ((value - offset) / step).to_integral_value(rounding=ROUND_FLOOR)
+    return offset + steps * step
+
+
+def _invalid(field: str, message: str) -> KlineoError:
+    return KlineoError(ErrorCategory.INVALID_REQUEST, message, field=field)
+
+
+def _to_decimal(value: Any, field: str) -> Decimal:
+    if isinstance(value, bool):
+        raise _invalid(field, f"{field} must be a number")
+    try:
+        result = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise _invalid(field, f"{field} must be a number") from None
+    if not result.is_finite():
+        raise _invalid(field, f"{field} must be a finite number")
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    """The trading rules of one symbol (0 means "no such limit")."""
+
+    symbol: str
+    market: Market
+    status: str
+    base_asset: str
+    quote_asset: str
+    tick_size: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    market_step_size: Decimal
+    market_min_qty: Decimal
+    market_max_qty: Decimal
+    min_notional: Decimal
+    max_notional: Decimal
+    apply_min_to_market: bool
+    apply_max_to_market: bool
+    order_types: tuple[str, ...]
+
+    def round_price(self, price: Decimal) -> Decimal:
+        """Price rounded down to the tick grid (futures: offset by minPrice)."""
+        offset = self.min_price if self.market is Market.FUTURES else _ZERO
+        return _clean(_floor_to(price, self.tick_size, offset))
+
+    def round_quantity(self, quantity: Decimal, market_order: bool = False) -> Decimal:
+        """Quantity rounded down to the step grid of LOT_SIZE (or MARKET_LOT_SIZE for market orders)."""
+        step, minimum, _ = self._lot(market_order)
+        offset = minimum if self.market is Market.FUTURES and quantity >= minimum else _ZERO
+        return _clean(_floor_to(quantity, step, offset))
+
+    def _lot(self, market_order: bool) -> tuple[Decimal, Decimal, Decimal]:
+        if market_order and self.market_step_size > 0:
+            return self.market_step_size, self.market_min_qty, self.market_max_qty
+        return self.step_size, self.min_qty, self.max_qty
+
+    def prepare_order(
+        self,
+        side: str,
+        order_type: str,
+        quantity: Decimal,
+        price: Decimal | None,
+        reference_price: Decimal | None,
+        *,
+        reduce_only: bool = False,
+    ) -> tuple[Decimal, Decimal | None]:
+        """(quantity, price) rounded down to the symbol's grid and checked; invalid_request names the field.
+
+        ``price`` is required for limit-type orders and returned as None for market-type orders.
+        ``reference_price`` values market orders for the notional check (futures: the mark price).
+        """
+        side = str(side).upper()
+        if side not in ("BUY", "SELL"):
+            raise _invalid("side", "side must be BUY or SELL")
+        order_type = str(order_type).upper()
+        if self.order_types and order_type not in self.order_types:
+            raise _invalid("type", f"order type {order_type} is not allowed on {self.symbol}")
+        if order_type not in _PRICED_TYPES and order_type not in _MARKET_TYPES:
+            raise _invalid("type", f"order type {order_type} is not supported")
+        market_order = order_type in _MARKET_TYPES
+
+        qty = _to_decimal(quantity, "quantity")
+        if qty <= 0:
+            raise _invalid("quantity", "quantity must be greater than zero")
+        step, min_qty, max_qty = self._lot(market_order)
+        if qty < min_qty:
+            raise _invalid(
+                "quantity", f"quantity {_clean(qty)} is below the minimum {_clean(min_qty)} for {self.symbol}"
+            )
+        qty = self.round_quantity(qty, market_order)
+        if qty <= 0 or qty < min_qty:
+            raise _invalid(
+                "quantity",
+                f"quantity rounds down to {qty}, below the minimum {_clean(min_qty)} "
+                f"(step {_clean(step)}) for {self.symbol}",
+            )
+        if max_qty > 0 and qty > max_qty:
+            raise _invalid(
+                "quantity", f"quantity {qty} is above the maximum {_clean(max_qty)} for {self.symbol}"
+            )
+
+        out_price: Decimal | None = None
+        if not market_order:
+            if price is None:
+                raise _invalid("price", f"price is required for {order_type} orders")
+            raw_price = _to_decimal(price, "price")
+            if raw_price <= 0:
+                raise _invalid("price", "price must be greater than zero")
+            if self.min_price > 0 and raw_price < self.min_price:
+                raise _invalid(
+                    "price",
+                    f"price {_clean(raw_price)} is below the minimum {_clean(self.min_price)} "
+                    f"for {self.symbol}",
+                )
+            out_price = self.round_price(raw_price)
+            if out_price <= 0 or (self.min_price > 0 and out_price < self.min_price):
+                raise _invalid(
+                    "price", f"price rounds down below the minimum {_clean(self.min_price)} for {self.symbol}"
+                )
+            if self.max_price > 0 and out_price > self.max_price:
+                raise _invalid(
+                    "price",
+                    f"price {out_price} is above the maximum {_clean(self.max_price)} for {self.symbol}",
+                )
+
+        self._check_notional(qty, out_price, reference_price, market_order, reduce_only)
+        return qty, out_price
+
+    def _check_notional(
+        self,
+        qty: Decimal,
+        price: Decimal | None,
+        reference_price: Decimal | None,
+        market_order: bool,
+        reduce_only: bool,
+    ) -> None:
+        check_min = self.min_notional > 0 and (not market_order or self.apply_min_to_market)
+        if self.market is Market.FUTURES and reduce_only:
+            check_min = False
+        check_max = self.max_notional > 0 and (not market_order or self.apply_max_to_market)
+        if not (check_min or check_max):
+            return
+        if price is None:
+            if reference_price is None:
+                raise _invalid("reference_price", "a reference price is needed to check the order value")
+            valued_at = _to_decimal(reference_price, "reference_price")
+            if valued_at <= 0:
+                raise _invalid("reference_price", "reference price must be greater than zero")
+        else:
+            valued_at = price
+        notional = qty * valued_at
+        if check_min and notional < self.min_notional:
+            raise _invalid(
+                "quantity",
+                f"order value {_clean(notional)} {self.quote_asset} is below the minimum "
+                f"{_clean(self.min_notional)} for {self.symbol}",
+            )
+        if check_max and notional > self.max_notional:
+            raise _invalid(
+                "quantity",
+                f"order value {_clean(notional)} {self.quote_asset} is above the maximum "
+                f"{_clean(self.max_notional)} for {self.symbol}",
+            )
+
+
+def parse_symbol_rules(entry: dict[str, Any], market: Market) -> SymbolRules:
+    """SymbolRules from one ``symbols[]`` entry of exchangeInfo."""
+    filters = {f.get("filterType"): f for f in entry.get("filters") or [] if isinstance(f, dict)}
+    price = filters.get("PRICE_FILTER", {})
+    lot = filters.get("LOT_SIZE", {})
+    market_lot = filters.get("MARKET_LOT_SIZE", {})
+    min_notional = _ZERO
+    max_notional = _ZERO
+    apply_min = apply_max = False
+    if market is Market.FUTURES:
+        legacy = filters.get("MIN_NOTIONAL", {})
+        min_notional = _dec(legacy.get("notional"))
+        apply_min = True  # futures values MARKET orders at the mark price
+    else:
+        notional = filters.get("NOTIONAL")
+        if notional is not None:
+            min_notional = _dec(notional.get("minNotional"))
+            max_notional = _dec(notional.get("maxNotional"))
+            apply_min = bool(notional.get("applyMinToMarket", True))
+            apply_max = bool(notional.get("applyMaxToMarket", False))
+        elif "MIN_NOTIONAL" in filters:
+            legacy = filters["MIN_NOTIONAL"]
+            min_notional = _dec(legacy.get("minNotional"))
+            apply_min = bool(legacy.get("applyToMarket", True))
+    return SymbolRules(
+        symbol=str(entry.get("symbol", "")),
+        market=market,
+        status=str(entry.get("status", "")),
+        base_asset=str(entry.get("baseAsset", "")),
+        quote_asset=str(entry.get("quoteAsset", "")),
+        tick_size=_dec(price.get("tickSize")),
+        min_price=_dec(price.get("minPrice")),
+        max_price=_dec(price.get("maxPrice")),
+        step_size=_dec(lot.get("stepSize")),
+        min_qty=_dec(lot.get("minQty")),
+        max_qty=_dec(lot.get("maxQty")),
+        market_step_size=_dec(market_lot.get("stepSize")),
+        market_min_qty=_dec(market_lot.get("minQty")),
+        market_max_qty=_dec(market_lot.get("maxQty")),
+        min_notional=min_notional,
+        max_notional=max_notional,
+        apply_min_to_market=apply_min,
+        apply_max_to_market=apply_max,
+        order_types=tuple(str(t) for t in entry.get("orderTypes") or ()),
+    )
+
+
+_rules_cache: dict[tuple[str, str], tuple[dict[str, Any], SymbolRules]] = {}
+_rules_lock = threading.Lock()
+
+
+def get_symbol_rules(client: BinanceClient, symbol: str) -> SymbolRules:
+    """Trading rules of ``symbol``; invalid_request (field symbol) when unknown or not trading."""
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise _invalid("symbol", "symbol is required")
+    symbol = symbol.strip()
+    wanted = symbol.upper() if symbol.isascii() else symbol
+    info = exchange_info(client, wanted)
+    key = (client.base_url, wanted)
+    cached = _rules_cache.get(key)
+    if cached is not None and cached[0] is info:
+        rules = cached[1]
+    else:
+        entry = next((s for s in info["symbols"] if isinstance(s, dict) and s.get("symbol") == wanted), None)
+        if entry is None:
+            raise _invalid("symbol", f"unknown symbol {wanted}" if wanted.isascii() else "unknown symbol")
+        try:
+            rules = parse_symbol_rules(entry, client.market)
+        except (InvalidOperation, ValueError, TypeError, AttributeError):
+            raise KlineoError(
+                ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable trading rules."
+            ) from None
+        with _rules_lock:
+            _rules_cache[key] = (info, rules)
+    if rules.status != "TRADING":
+        raise _invalid("symbol", f"{wanted} is not trading now (status {rules.status})")
+    return rules
+
+
+def clear_symbol_rules_cache() -> None:
+    """Forget parsed symbol rules (tests)."""
+    with _rules_lock:
+        _rules_cache.clear()

@@ -1,0 +1,101 @@
+"""Request signing for HMAC-SHA256, Ed25519 and RSA keys, over the exact query bytes that are sent.
+
+The caller builds the percent-encoded query once (``encode_params``), signs that string
+(``signature``) and sends ``query + "&signature=" + value`` unchanged. HMAC gives lower-case hex;
+Ed25519 and RSA (PKCS#1 v1.5, SHA-256) give base64, which is percent-encoded here because
+``+``, ``/`` and ``=`` are not safe in a query string (facts §2). ``cryptography`` is imported only
+when an Ed25519 or RSA key is first used, and loaded keys are cached (bounded) so a PEM is parsed
+once per container.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote
+
+from klineo.binance.credentials import Credentials
+from klineo.binance.enums import KeyType
+from klineo.binance.errors import ErrorCategory, KlineoError
+
+__all__ = ["encode_params", "format_value", "signature"]
+
+_sha256 = hashlib.sha256
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as Binance expects it: bools lower-case, numbers never in exponent form."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float):
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, list | tuple):
+        return json.dumps([format_value(v) for v in value], separators=(",", ":"))
+    return str(value)
+
+
+def encode_params(params: dict[str, Any] | None) -> str:
+    """``k=v&…`` in insertion order, keys and values percent-encoded (RFC 3986, space %20); None skipped."""
+    if not params:
+        return ""
+    return "&".join(
+        f"{quote(str(key), safe='')}={quote(format_value(value), safe='')}"
+        for key, value in params.items()
+        if value is not None
+    )
+
+
+def signature(payload: str, credentials: Credentials) -> str:
+    """The query-string-safe signature of ``payload`` with the credentials' key."""
+    key_type = credentials.key_type
+    if key_type is KeyType.HMAC:
+        return hmac.new(credentials.secret.encode(), payload.encode(), _sha256).hexdigest()
+    key = _private_key(credentials.secret, key_type)
+    if key_type is KeyType.ED25519:
+        raw = key.sign(payload.encode())
+    else:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        raw = key.sign(payload.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return quote(base64.b64encode(raw).decode("ascii"), safe="")
+
+
+@lru_cache(maxsize=64)
+def _private_key(pem: str, key_type: KeyType) -> Any:
+    """The loaded private key for a PEM (PKCS#8) string, checked against the declared key type."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem.strip().encode(), password=None)
+    except (ValueError, TypeError):
+        # Never chain: the underlying error may describe the key material.
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            "The private key could not be read; paste an unencrypted PKCS#8 PEM private key.",
+            field="secret",
+        ) from None
+    expected = ed25519.Ed25519PrivateKey if key_type is KeyType.ED25519 else rsa.RSAPrivateKey
+    if not isinstance(key, expected):
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            f"The private key is not an {key_type.value.upper()} key.",
+            field="secret",
+        )
+    if key_type is KeyType.RSA and not 2048 <= key.key_size <= 4096:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST, "RSA keys must be 2048 to 4096 bits.", field="secret"
+        )
+    return key

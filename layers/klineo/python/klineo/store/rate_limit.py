@@ -1,0 +1,132 @@
+"""Binance weight and ban state in the RateLimitTable, shared by every container behind one egress IP.
+
+Two items per Binance host (key ``pk``, TTL attribute ``ttl``):
+- ``binance#weight#<host>``: ``window`` (minute index) and ``used`` (highest used weight seen in it);
+  expires two minutes after its window.
+- ``binance#block#<host>``: ``until_ms`` and ``status`` (418 ban or 429 back-off); expires a minute
+  after the block ends.
+Writes are conditional so a container never lowers what another recorded (a later window, a higher
+weight, a later block end). One BatchGetItem reads both. The limiter calls this rarely (see
+``klineo.binance.ratelimit``); a DynamoDB failure is logged and treated as "nothing shared", never
+raised into a Binance call. boto3 is reached through ``klineo.store.aws`` on first use only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klineo.binance.ratelimit import SharedState
+
+__all__ = ["DynamoDBRateLimitStore"]
+
+_WINDOW_MS = 60_000
+
+
+def _aws() -> Any:
+    from klineo.store import aws
+
+    return aws
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+def _warn(message: str, host: str, error: BaseException) -> None:
+    from klineo.observability import logger
+
+    code = getattr(error, "response", {}).get("Error", {}).get("Code") if hasattr(error, "response") else None
+    logger.warning(message, extra={"binance_host": host, "aws_error": code or type(error).__name__})
+
+
+class DynamoDBRateLimitStore:
+    """``RateLimitStore`` over the RateLimitTable (env RATE_LIMIT_TABLE)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        """The injected DynamoDB client, else the container's lazily made one."""
+        return self._client if self._client is not None else _aws().dynamodb()
+
+    @staticmethod
+    def _weight_key(host: str) -> dict[str, Any]:
+        return {"pk": {"S": f"binance#weight#{host}"}}
+
+    @staticmethod
+    def _block_key(host: str) -> dict[str, Any]:
+        return {"pk": {"S": f"binance#block#{host}"}}
+
+    def load(self, host: str) -> SharedState | None:
+        """Both items for ``host`` in one BatchGetItem; None when nothing is recorded or DynamoDB fails."""
+        try:
+            answer = self.client.batch_get_item(
+                RequestItems={self.table_name: {"Keys": [self._weight_key(host), self._block_key(host)]}}
+            )
+        except _store_errors() as error:
+            _warn("rate-limit state unreadable; using local state", host, error)
+            return None
+        items = answer.get("Responses", {}).get(self.table_name, [])
+        if not items:
+            return None
+        state = SharedState()
+        for item in items:
+            pk = item["pk"]["S"]
+            if pk.startswith("binance#weight#"):
+                state.window = int(item.get("window", {}).get("N", -1))
+                state.used = int(item.get("used", {}).get("N", 0))
+            elif pk.startswith("binance#block#"):
+                state.blocked_until_ms = int(item.get("until_ms", {}).get("N", 0))
+                state.blocked_status = int(item.get("status", {}).get("N", 0))
+        return state
+
+    def save_usage(self, host: str, window: int, used: int) -> None:
+        """Record the used weight of a window unless a later window or a higher weight is already there."""
+        ttl = (window + 3) * _WINDOW_MS // 1000
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._weight_key(host),
+                UpdateExpression="SET #w = :w, #u = :u, #t = :t",
+                ConditionExpression="attribute_not_exists(pk) OR #w < :w OR (#w = :w AND #u < :u)",
+                ExpressionAttributeNames={"#w": "window", "#u": "used", "#t": "ttl"},
+                ExpressionAttributeValues={
+                    ":w": {"N": str(window)},
+                    ":u": {"N": str(used)},
+                    ":t": {"N": str(ttl)},
+                },
+            )
+        except _store_errors() as error:
+            if _is_condition_failure(error):
+                return
+            _warn("rate-limit usage not shared", host, error)
+
+    def save_block(self, host: str, until_ms: int, status: int) -> None:
+        """Record a block ending at ``until_ms`` unless a later one is already recorded."""
+        ttl = until_ms // 1000 + 60
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._block_key(host),
+                UpdateExpression="SET #u = :u, #s = :s, #t = :t",
+                ConditionExpression="attribute_not_exists(pk) OR #u < :u",
+                ExpressionAttributeNames={"#u": "until_ms", "#s": "status", "#t": "ttl"},
+                ExpressionAttributeValues={
+                    ":u": {"N": str(int(until_ms))},
+                    ":s": {"N": str(int(status))},
+                    ":t": {"N": str(int(ttl))},
+                },
+            )
+        except _store_errors() as error:
+            if _is_condition_failure(error):
+                return
+            _warn("rate-limit block not shared", host, error)
+
+
+def _is_condition_failure(error: BaseException) -> bool:
+    response = getattr(error, "response", None) or {}
+    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
