@@ -18,6 +18,8 @@ from local.template import (
     table_definitions,
 )
 
+pytest_plugins = ["local.binance_sim.pytest_plugin"]
+
 STAGE = "test"
 REGION = "ap-northeast-1"
 
