@@ -1,0 +1,145 @@
+"""The OpenAPI document of the whole HTTP API, generated from the functions' own resolvers.
+
+Every function behind the HttpApi builds a Powertools ``APIGatewayHttpResolver`` with validation on,
+so each knows its route, parameters, request and response models. This module imports each one as
+its own package (``functions.<folder>.app``), takes its schema, names its path the way template.yaml
+does (the template's ``{id}`` where a handler says ``<connection_id>``), and merges them with
+Powertools' ``OpenAPIMerge``, adding the JWT bearer scheme the HttpApi's authorizer requires.
+
+``python -m local.openapi`` (``make openapi``) writes the result to ``openapi.json`` at the repo
+root; ``python -m local.openapi --check`` exits 1 when that file is stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI, Server, ServerVariable
+
+from local.template import REPO_ROOT, FunctionSpec, Route, function_specs, load_template
+
+__all__ = ["OPENAPI_PATH", "build_document", "main", "render", "template_operations"]
+
+OPENAPI_PATH = REPO_ROOT / "openapi.json"
+TITLE = "KLINEO Binance API"
+VERSION = "1.0.0"
+SECURITY_SCHEME = "klineoJwt"
+DESCRIPTION = (
+    "Links KLINEO users' Binance API keys, tests them, reads spot balances, switches USDT-M futures "
+    "on and off, places exactly-once futures orders and manages the strategies the runner executes.\n\n"
+    "Every route needs `Authorization: Bearer <JWT>` (the HttpApi's JWT authorizer; the user is the "
+    'token\'s `sub`). A missing or invalid token gets 401 `{"message":"Unauthorized"}` from API '
+    "Gateway before any function runs. Errors from the functions have one shape: "
+    '`{"error": {"category", "message", "retryable", "field"?}}`.\n\n'
+    "Locally (`make run`) the API is at http://127.0.0.1:3000 and a dev token is printed at start."
+)
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _shape(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def template_operations(template: dict[str, Any] | None = None) -> set[tuple[str, str]]:
+    """(METHOD, path) of every HttpApi route template.yaml declares."""
+    return {(r.method, r.path) for s in function_specs(template or load_template()) for r in s.routes}
+
+
+def _rename_to_template(spec: FunctionSpec, schema: dict[str, Any]) -> dict[str, Any]:
+    """The function's schema with each path (and its path parameters) named as the template names it."""
+    by_shape: dict[tuple[str, str], Route] = {(r.method.lower(), _shape(r.path)): r for r in spec.routes}
+    paths: dict[str, Any] = {}
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            route = by_shape.get((method, _shape(path)))
+            if route is None:
+                declared = ", ".join(f"{r.method} {r.path}" for r in spec.routes)
+                raise ValueError(
+                    f"{spec.module} serves {method.upper()} {path}, which template.yaml does not route to "
+                    f"{spec.logical_id} (its routes: {declared})"
+                )
+            ours = re.findall(r"\{([^}]+)\}", path)
+            theirs = re.findall(r"\{([^}]+)\}", route.path)
+            renamed = dict(zip(ours, theirs, strict=True))
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter.get("name") in renamed:
+                    parameter["name"] = renamed[parameter["name"]]
+            tag = route.path.strip("/").split("/", 1)[0]
+            operation.setdefault("tags", [tag])
+            description = spec.properties.get("Description")
+            if description and not operation.get("description"):
+                operation["description"] = description
+            paths.setdefault(route.path, {})[method] = operation
+    return {**schema, "paths": paths}
+
+
+def build_document() -> dict[str, Any]:
+    """The merged OpenAPI document (a plain JSON-ready dict)."""
+    merge = OpenAPIMerge(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        servers=[
+            Server(url="/", description="The server of this page (make run: http://127.0.0.1:3000)"),
+            Server(
+                url="https://{apiId}.execute-api.{region}.amazonaws.com/{stage}",
+                description="A deployed stack (sam deploy output ApiUrl)",
+                variables={
+                    "apiId": ServerVariable(default="abcdef1234", description="the HttpApi id"),
+                    "region": ServerVariable(default="ap-northeast-1"),
+                    "stage": ServerVariable(default="dev", enum=["dev", "prod"]),
+                },
+            ),
+        ],
+        security_schemes={
+            SECURITY_SCHEME: HTTPBearer(
+                bearerFormat="JWT",
+                description="A JWT from the KLINEO user pool (locally: the dev token `make run` prints).",
+            )
+        },
+        security=[{SECURITY_SCHEME: []}],
+        on_conflict="error",
+    )
+    for spec in function_specs():
+        if not spec.routes:
+            continue
+        app = importlib.import_module(spec.module).app
+        schema = app.get_openapi_schema().model_dump(mode="json", by_alias=True, exclude_none=True)
+        merge.add_schema(_rename_to_template(spec, schema))
+    document = OpenAPI(**merge.get_openapi_schema())
+    return document.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def render(document: dict[str, Any]) -> str:
+    """The document as committed: two-space JSON, a final newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write openapi.json (or, with --check, report whether it is current)."""
+    parser = argparse.ArgumentParser(prog="python -m local.openapi", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if openapi.json is not current")
+    args = parser.parse_args(argv)
+    text = render(build_document())
+    if args.check:
+        current = OPENAPI_PATH.read_text(encoding="utf-8") if OPENAPI_PATH.is_file() else ""
+        if current != text:
+            print(f"{OPENAPI_PATH.name} is stale: run `make openapi`", file=sys.stderr)
+            return 1
+        print(f"{OPENAPI_PATH.name} is current")
+        return 0
+    OPENAPI_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {OPENAPI_PATH.relative_to(REPO_ROOT)} ({len(json.loads(text)['paths'])} paths)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
