@@ -48,8 +48,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from klineo.binance import ErrorCategory
-from klineo.binance.errors import KlineoError
+from klineo.binance.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.settings import get_settings
 

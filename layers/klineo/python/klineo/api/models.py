@@ -43,10 +43,10 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "KeyTypeName",
+    "KeyWarning",
     "KillSwitchResponse",
     "KillSwitchSetRequest",
     "Market",
-    "TestWarning",
     "decimal_string",
 ]
 
@@ -169,7 +169,7 @@ class ConnectionCreateRequest(ConnectionTestRequest):
         return value
 
 
-class TestWarning(BaseModel):
+class KeyWarning(BaseModel):
     """A permission finding that does not fail the test."""
 
     code: str
@@ -184,7 +184,7 @@ class ConnectionTestResponse(BaseModel):
     category: str | None = None
     message: str | None = None
     retryable: bool | None = None
-    warnings: list[TestWarning] = Field(default_factory=list)
+    warnings: list[KeyWarning] = Field(default_factory=list)
     permissions: list[str] = Field(default_factory=list)
     can_trade: bool | None = None
     can_withdraw: bool | None = None

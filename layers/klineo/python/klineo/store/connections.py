@@ -6,6 +6,7 @@ Every read is keyed by the caller's user id, so another user's connection is sim
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,8 +16,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from pydantic import BaseModel
 
-from klineo.binance import ErrorCategory
-from klineo.binance.errors import KlineoError
+from klineo.binance.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, batch_get_consistent, kill_switch_of, user_pk
@@ -27,6 +27,7 @@ __all__ = [
     "connection_sk",
     "delete_connection",
     "get_connection",
+    "is_connection_id",
     "list_connections",
     "load_trading_context",
     "new_connection_id",
@@ -38,6 +39,9 @@ __all__ = [
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 _CONN_PREFIX = "CONN#"
+# Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
+# DynamoDB ValidationException), so it is simply not found.
+_CONNECTION_ID = re.compile(r"[a-f0-9]{32}")
 
 
 class Connection(BaseModel):
@@ -120,8 +124,15 @@ def _key(user_id: str, connection_id: str) -> dict[str, Any]:
     return {"pk": {"S": user_pk(user_id)}, "sk": {"S": connection_sk(connection_id)}}
 
 
+def is_connection_id(value: str) -> bool:
+    """True when ``value`` has the shape of a connection id."""
+    return isinstance(value, str) and _CONNECTION_ID.fullmatch(value) is not None
+
+
 def get_connection(user_id: str, connection_id: str, consistent: bool = False) -> Connection | None:
     """One of the user's connections, or None (also when it belongs to someone else)."""
+    if not is_connection_id(connection_id):
+        return None
     item = aws.dynamodb().get_item(
         TableName=get_settings().data_table, Key=_key(user_id, connection_id), ConsistentRead=consistent,
     ).get("Item")
@@ -171,6 +182,8 @@ def put_connection(connection: Connection) -> None:
 
 def delete_connection(user_id: str, connection_id: str) -> bool:
     """Remove the connection item; False when there was none."""
+    if not is_connection_id(connection_id):
+        return False
     old = aws.dynamodb().delete_item(
         TableName=get_settings().data_table, Key=_key(user_id, connection_id), ReturnValues="ALL_OLD",
     ).get("Attributes")
@@ -179,6 +192,8 @@ def delete_connection(user_id: str, connection_id: str) -> bool:
 
 def _update_existing(user_id: str, connection_id: str, expression: str,
                      values: dict[str, Any]) -> Connection:
+    if not is_connection_id(connection_id):
+        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
     client = aws.dynamodb()
     try:
         answer = client.update_item(
@@ -214,6 +229,8 @@ def record_test_result(user_id: str, connection_id: str, result: dict[str, Any],
 
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
     """Connection and both kill switches in ONE consistent BatchGetItem; NOT_FOUND when no connection."""
+    if not is_connection_id(connection_id):
+        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
     conn_key = (user_pk(user_id), connection_sk(connection_id))
     user_flags, global_flags = (user_pk(user_id), FLAGS_SK), (GLOBAL_PK, FLAGS_SK)
     items = batch_get_consistent([conn_key, user_flags, global_flags])

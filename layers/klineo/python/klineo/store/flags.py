@@ -10,8 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from klineo.binance import ErrorCategory
-from klineo.binance.errors import KlineoError
+from klineo.binance.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
 

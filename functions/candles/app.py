@@ -1,0 +1,24 @@
+"""GET /candles: klines for spot or futures, production or testnet."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from klineo.api import build_resolver, current_user_id
+from klineo.api.models import CandlesQuery, CandlesResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.candles import get_candles
+
+app = build_resolver()
+
+
+@app.get("/candles")
+def candles(query: Annotated[CandlesQuery, Query()]) -> CandlesResponse:
+    current_user_id(app)
+    return get_candles(query)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,22 @@
+"""POST /exchange-connections: test the keys, then store them and the connection."""
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from klineo.api import build_resolver, current_user_id
+from klineo.api.models import ConnectionCreateRequest, ConnectionResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.connections import create_connection
+
+app = build_resolver()
+
+
+@app.post("/exchange-connections")
+def connection_create(body: ConnectionCreateRequest) -> Response[ConnectionResponse]:
+    created = create_connection(current_user_id(app), body)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,20 @@
+"""GET /exchange-connections: the caller's connections, API key masked, never the secret."""
+
+from klineo.api import build_resolver, current_user_id
+from klineo.api.models import ConnectionListResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.connections import list_user_connections
+
+app = build_resolver()
+
+
+@app.get("/exchange-connections")
+def connection_list() -> ConnectionListResponse:
+    return list_user_connections(current_user_id(app))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

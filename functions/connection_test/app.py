@@ -1,0 +1,21 @@
+"""POST /exchange-connections/test: test Binance keys from the body (spot only), store nothing."""
+
+from klineo.api import build_resolver, current_user_id
+from klineo.api.models import ConnectionTestRequest, ConnectionTestResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.connections import check_keys
+
+app = build_resolver()
+
+
+@app.post("/exchange-connections/test")
+def connection_test(body: ConnectionTestRequest) -> ConnectionTestResponse:
+    current_user_id(app)
+    return check_keys(body)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,20 @@
+"""GET /kill-switch: the caller's kill switch, and whether the global one is on."""
+
+from klineo.api import build_resolver, current_user_id
+from klineo.api.models import KillSwitchResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.kill_switch import get_kill_switch
+
+app = build_resolver()
+
+
+@app.get("/kill-switch")
+def kill_switch_get() -> KillSwitchResponse:
+    return get_kill_switch(current_user_id(app))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,20 @@
+"""PUT /kill-switch: turn the caller's own kill switch on or off."""
+
+from klineo.api import build_resolver, current_user_id
+from klineo.api.models import KillSwitchResponse, KillSwitchSetRequest
+from klineo.observability import logger, metrics, tracer
+from klineo.services.kill_switch import set_kill_switch
+
+app = build_resolver()
+
+
+@app.put("/kill-switch")
+def kill_switch_set(body: KillSwitchSetRequest) -> KillSwitchResponse:
+    return set_kill_switch(current_user_id(app), body.enabled)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,46 @@
+"""Spot balances of one stored connection (never a futures URL)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from klineo.api.models import Balance, BalanceResponse, decimal_string
+from klineo.binance import Environment, ErrorCategory, Market, endpoints, get_client
+from klineo.binance.errors import KlineoError
+from klineo.store import connections as connection_store
+from klineo.store import secrets as secret_store
+
+__all__ = ["get_balances", "non_zero_balances"]
+
+
+def _amount(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise KlineoError(ErrorCategory.OTHER, "Binance returned a balance that is not a number") from None
+
+
+def non_zero_balances(rows: list[dict[str, Any]]) -> list[Balance]:
+    """Balances with free or locked above zero, amounts as decimal strings, by asset name."""
+    balances = []
+    for row in rows:
+        free, locked = _amount(row.get("free", "0")), _amount(row.get("locked", "0"))
+        if free or locked:
+            balances.append(Balance(asset=str(row["asset"]), free=decimal_string(free),
+                                    locked=decimal_string(locked)))
+    return sorted(balances, key=lambda b: b.asset)
+
+
+def get_balances(user_id: str, connection_id: str) -> BalanceResponse:
+    """One DynamoDB read (the connection), the secret from the cache, one signed spot call."""
+    connection = connection_store.get_connection(user_id, connection_id)
+    if connection is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+    creds = secret_store.get_credentials(connection.secret_name)
+    client = get_client(Market.SPOT, Environment(connection.environment))
+    # omitZeroBalances asks Binance to leave zeros out; the filter above also drops them, whatever
+    # Binance sends (the flag is a spot-only, recent parameter).
+    account = endpoints.spot_account(client, creds, omit_zero_balances=True)
+    return BalanceResponse(connection_id=connection.connection_id, environment=connection.environment,
+                           balances=non_zero_balances(list(account.get("balances") or [])))

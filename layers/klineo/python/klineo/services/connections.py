@@ -1,0 +1,299 @@
+"""Exchange connections: the capability-based spot test, create, list, delete, test on stored keys.
+
+The test (audit §10) is spot only and never calls a futures URL:
+  1. GET /api/v3/time: connectivity, and the server-time offset every signed call then uses;
+  2. GET /api/v3/account signed with that server time: the key works, or the test fails;
+  3. permission checks that only add warnings (cannot trade, can withdraw, no SPOT permission,
+     and on production /sapi/v1/account/apiRestrictions without an IP restriction).
+Spot success is overall success.
+
+When Binance answers -2015/-2014 ("Invalid API-key, IP, or permissions") the test goes one step
+further, because that one code covers the three mistakes users make most:
+
+* Rule for the IP allow-list (chosen here; Binance documents no way to tell): an IP-restricted
+  key called from another address gets -2015 on EVERY signed endpoint, apiRestrictions included,
+  exactly like an unknown key, so apiRestrictions cannot say "IP". What can: the same call signed
+  with a throwaway secret. Binance can only check a signature for a key it knows, so -1022
+  (bad signature) to that probe proves the key exists on this environment; the real request's
+  -2015 then means the IP is not on the key's allow-list (reading is always on for Binance keys).
+  The local simulator checks the signature before the IP, as this rule assumes. Whether real
+  Binance checks the IP first is unverified: if it does, the probe answers -2015 too and the
+  user gets the general message, which names the allow-list (and the egress IP) among the causes
+  — never a wrong "ip_whitelist".
+* Otherwise the key is tried once on the other environment (production <-> testnet); if it works
+  there the answer says so ("this key belongs to the testnet").
+"""
+
+from __future__ import annotations
+
+import secrets as token_source
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from klineo.api.models import (
+    ConnectionCreateRequest,
+    ConnectionListResponse,
+    ConnectionResponse,
+    ConnectionTestRequest,
+    ConnectionTestResponse,
+    KeyWarning,
+)
+from klineo.binance import Credentials, Environment, ErrorCategory, KeyType, Market, endpoints, get_client
+from klineo.binance.errors import KlineoError
+from klineo.observability import logger, metrics
+from klineo.settings import get_settings
+from klineo.store import connections as connection_store
+from klineo.store import secrets as secret_store
+from klineo.store.connections import Connection
+
+__all__ = [
+    "check_keys",
+    "check_stored_connection",
+    "create_connection",
+    "delete_connection",
+    "list_user_connections",
+    "run_spot_test",
+]
+
+# Failures that are a verdict on the key (answered as ok=false); anything else (rate limit, ban,
+# Binance down, network, clock) means no verdict was reached and is raised as an error.
+_VERDICTS = frozenset({
+    ErrorCategory.PERMISSION,
+    ErrorCategory.SIGNATURE,
+    ErrorCategory.IP_WHITELIST,
+    ErrorCategory.INVALID_REQUEST,
+})
+_UNKNOWN_KEY_CODES = frozenset({-2015, -2014})
+_ENV_NAMES = {Environment.PRODUCTION: "production", Environment.TESTNET: "testnet"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _other(environment: Environment) -> Environment:
+    return Environment.TESTNET if environment is Environment.PRODUCTION else Environment.PRODUCTION
+
+
+@cache
+def _decoy_private_key(key_type: KeyType) -> str:
+    """A throwaway private key of the same type (made once per container), for the signature probe."""
+    key = ed25519.Ed25519PrivateKey.generate() if key_type is KeyType.ED25519 else rsa.generate_private_key(
+        public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def _decoy(creds: Credentials) -> Credentials:
+    if creds.key_type is KeyType.HMAC:
+        secret = token_source.token_hex(32)
+    else:
+        secret = _decoy_private_key(creds.key_type)
+    return Credentials(api_key=creds.api_key, secret=secret, key_type=creds.key_type)
+
+
+def _key_known(client: Any, creds: Credentials) -> bool:
+    """True when Binance knows the key on this environment (it can check a signature for it)."""
+    try:
+        endpoints.spot_account(client, _decoy(creds), omit_zero_balances=True)
+    except KlineoError as exc:
+        return exc.category is ErrorCategory.SIGNATURE
+    return True
+
+
+def _works_on(environment: Environment, creds: Credentials) -> bool:
+    try:
+        endpoints.spot_account(get_client(Market.SPOT, environment), creds, omit_zero_balances=True)
+    except KlineoError:
+        return False
+    return True
+
+
+def _allow_list_hint(egress_ip: str) -> str:
+    if egress_ip:
+        return f"put {egress_ip} (this server's address) on the key's IP allow-list"
+    return ("this server has no fixed outgoing IP address, so a key restricted to trusted IPs cannot be "
+            "used: create a key without IP restriction")
+
+
+def _signature_message(key_type: KeyType) -> str:
+    if key_type is KeyType.HMAC:
+        return "Binance rejected the signature: the secret key does not belong to this API key."
+    return (f"Binance rejected the signature: this {key_type.value} private key does not match the public "
+            "key registered for this API key.")
+
+
+def _diagnose(exc: KlineoError, client: Any, creds: Credentials,
+              environment: Environment) -> tuple[ErrorCategory, str, Environment | None]:
+    """(category, user-safe message, environment the key belongs to if it is the other one)."""
+    egress_ip = get_settings().egress_ip
+    env_name = _ENV_NAMES[environment]
+    if exc.code in _UNKNOWN_KEY_CODES:
+        if exc.code == -2015 and _key_known(client, creds):
+            return (ErrorCategory.IP_WHITELIST,
+                    f"Binance refused this server's IP address for this key: {_allow_list_hint(egress_ip)}.",
+                    None)
+        other = _other(environment)
+        if _works_on(other, creds):
+            return (ErrorCategory.PERMISSION,
+                    f"This key belongs to the Binance {_ENV_NAMES[other]}, not {env_name}: choose the "
+                    f"environment '{_ENV_NAMES[other]}'.", other)
+        return (ErrorCategory.PERMISSION,
+                f"Binance does not accept this API key on {env_name}: check that it is copied whole and "
+                f"still exists, and that 'Enable Reading' is on. If the key is restricted to trusted IPs, "
+                f"{_allow_list_hint(egress_ip)}.", None)
+    if exc.category is ErrorCategory.SIGNATURE:
+        return ErrorCategory.SIGNATURE, _signature_message(creds.key_type), None
+    return exc.category, exc.message, None
+
+
+def _permission_warnings(account: dict[str, Any], client: Any, creds: Credentials,
+                         environment: Environment) -> tuple[list[KeyWarning], bool | None, bool]:
+    """(warnings, ip_restricted or None when unknown, can_withdraw): findings that never fail the test."""
+    warnings: list[KeyWarning] = []
+    egress_ip = get_settings().egress_ip
+    if not account.get("canTrade", False):
+        warnings.append(KeyWarning(code="cannot_trade", message=(
+            "This key cannot trade: turn on 'Enable Spot & Margin Trading' for it on Binance if KLINEO "
+            "should place orders.")))
+    if "SPOT" not in (account.get("permissions") or []):
+        warnings.append(KeyWarning(code="no_spot_permission", message=(
+            "The account has no SPOT permission on Binance; spot trading will be refused.")))
+    can_withdraw = bool(account.get("canWithdraw", False))
+    ip_restricted: bool | None = None
+    if environment is Environment.PRODUCTION:
+        # Testnet has no /sapi (facts §1), so this is production only.
+        try:
+            restrictions = endpoints.spot_api_restrictions(client, creds)
+        except KlineoError as exc:
+            logger.info("apiRestrictions unavailable", extra={"category": str(exc.category)})
+            warnings.append(KeyWarning(code="restrictions_unknown", message=(
+                "Could not read the key's restrictions from Binance; check on Binance that withdrawals "
+                "are off and the key is restricted to trusted IPs.")))
+        else:
+            ip_restricted = bool(restrictions.get("ipRestrict", False))
+            can_withdraw = bool(restrictions.get("enableWithdrawals", can_withdraw))
+            if not ip_restricted:
+                hint = (f"restrict it to {egress_ip}, this server's address" if egress_ip
+                        else "restrict it to trusted IPs if you can")
+                warnings.append(KeyWarning(code="no_ip_restriction", message=(
+                    f"This key accepts calls from any IP address: {hint}.")))
+    if can_withdraw:
+        warnings.insert(0, KeyWarning(code="withdrawals_enabled", message=(
+            "This key can withdraw funds. KLINEO never withdraws: turn 'Enable Withdrawals' off so a "
+            "leaked key cannot empty the account.")))
+    return warnings, ip_restricted, can_withdraw
+
+
+def run_spot_test(creds: Credentials, environment: Environment | str) -> ConnectionTestResponse:
+    """The capability-based spot test; never calls a futures URL. Raises only when no verdict was reached."""
+    environment = Environment(environment)
+    client = get_client(Market.SPOT, environment)
+    client.sync_time()  # GET /api/v3/time: connectivity first, and the offset for the signed call
+    common: dict[str, Any] = {
+        "environment": _ENV_NAMES[environment],
+        "server_time_offset_ms": round(client.server_time_offset_ms()),
+        "egress_ip": get_settings().egress_ip or None,
+        "tested_at": _now(),
+    }
+    try:
+        account = endpoints.spot_account(client, creds, omit_zero_balances=True)
+    except KlineoError as exc:
+        if exc.category not in _VERDICTS:
+            raise
+        category, message, suggested = _diagnose(exc, client, creds, environment)
+        metrics.add_metric(name="ConnectionTestFailed", unit="Count", value=1)
+        return ConnectionTestResponse(
+            ok=False, category=category.value, message=message, retryable=category.retryable,
+            suggested_environment=_ENV_NAMES[suggested] if suggested else None, **common,
+        )
+    warnings, ip_restricted, can_withdraw = _permission_warnings(account, client, creds, environment)
+    return ConnectionTestResponse(
+        ok=True, warnings=warnings, permissions=list(account.get("permissions") or []),
+        can_trade=bool(account.get("canTrade", False)), can_withdraw=can_withdraw,
+        ip_restricted=ip_restricted, **common,
+    )
+
+
+def _credentials(request: ConnectionTestRequest) -> Credentials:
+    return Credentials(api_key=request.api_key, secret=request.secret.get_secret_value(),
+                       key_type=KeyType(request.key_type))
+
+
+def check_keys(request: ConnectionTestRequest) -> ConnectionTestResponse:
+    """POST /exchange-connections/test: test keys from the body, store nothing."""
+    return run_spot_test(_credentials(request), request.environment)
+
+
+def _response(connection: Connection) -> ConnectionResponse:
+    return ConnectionResponse(
+        id=connection.connection_id, label=connection.label, environment=connection.environment,
+        key_type=connection.key_type, api_key_masked=connection.api_key_masked,
+        futures_enabled=connection.futures_enabled, created_at=connection.created_at,
+        last_test=ConnectionTestResponse.model_validate(connection.last_test) if connection.last_test
+        else None,
+        futures_last_test=connection.futures_last_test,
+    )
+
+
+def create_connection(user_id: str, request: ConnectionCreateRequest) -> ConnectionResponse:
+    """Test the keys, then store them (one secret) and the connection item; nothing half-written."""
+    creds = _credentials(request)
+    result = run_spot_test(creds, request.environment)
+    if not result.ok:
+        raise KlineoError(ErrorCategory(result.category), result.message)
+    connection_id = connection_store.new_connection_id()
+    name = secret_store.put_credentials(user_id, connection_id, creds)
+    connection = Connection(
+        user_id=user_id, connection_id=connection_id, label=request.label, environment=request.environment,
+        key_type=request.key_type, api_key_masked=creds.api_key_masked, secret_name=name,
+        futures_enabled=False, created_at=_now(), last_test=result.model_dump(mode="json"),
+    )
+    try:
+        connection_store.put_connection(connection)
+    except Exception:
+        # The item is the only reference to the secret: never leave a stored key nobody can see.
+        logger.exception("connection item write failed; deleting its secret")
+        secret_store.delete_credentials(name)
+        raise
+    metrics.add_metric(name="ConnectionCreated", unit="Count", value=1)
+    logger.info("connection created", extra={"connection_id": connection_id,
+                                             "environment": request.environment})
+    return _response(connection)
+
+
+def list_user_connections(user_id: str) -> ConnectionListResponse:
+    """The caller's connections, API keys masked."""
+    connections = connection_store.list_connections(user_id)
+    return ConnectionListResponse(connections=[_response(c) for c in connections])
+
+
+def _owned(user_id: str, connection_id: str) -> Connection:
+    connection = connection_store.get_connection(user_id, connection_id)
+    if connection is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+    return connection
+
+
+def delete_connection(user_id: str, connection_id: str) -> None:
+    """Delete the secret first, then the item, so a failure never leaves an unreferenced key behind.
+
+    A retry after a partial failure finds the item, tolerates the missing secret and finishes.
+    """
+    connection = _owned(user_id, connection_id)
+    secret_store.delete_credentials(connection.secret_name)
+    connection_store.delete_connection(user_id, connection_id)
+    logger.info("connection deleted", extra={"connection_id": connection_id})
+
+
+def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestResponse:
+    """POST /exchange-connections/{id}/test: the spot test on stored keys, recorded on the item."""
+    connection = _owned(user_id, connection_id)
+    creds = secret_store.get_credentials(connection.secret_name)
+    result = run_spot_test(creds, connection.environment)
+    connection_store.record_test_result(user_id, connection_id, result.model_dump(mode="json"))
+    return result

@@ -1,0 +1,144 @@
+"""Fixtures for the HTTP routes: moto + the Binance simulator over loopback, and the real handlers.
+
+Reusable by every route test (the futures routes too):
+- ``sim_env``: every Binance base URL pointed at a fresh simulator (production = ``.url``, testnet
+  and demo = ``.testnet_url``), AWS under moto, every layer cache cleared; yields the simulator.
+- ``invoke``: ``invoke("balance", event)`` runs ``functions.balance.app.lambda_handler`` with a
+  Lambda context and returns the proxy response.
+- ``create_connection``: ``create_connection(user, account_id="futures-full", environment=None)``
+  creates a connection through the real create handler; returns a ``StoredConnection``.
+- ``stored_connection``: a connection of ``USER_A`` on the simulator's production "futures-full" key.
+- helpers: ``at_path(event, path, **path_parameters)`` moves an event to another concrete path,
+  ``credentials_body(account, environment)`` is the JSON body for a demo account's keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from klineo.binance import clear_all_caches
+from klineo.observability import metrics
+from klineo.settings import get_settings
+from klineo.store import secrets as secret_store
+
+from local.binance_sim.accounts import DemoAccount
+from tests.helpers import load_event, response_json, with_body, with_user
+
+USER_A = "a1a1a1a1-0000-4000-8000-00000000000a"
+USER_B = "b2b2b2b2-0000-4000-8000-00000000000b"
+
+_URL_VARIABLES_PRODUCTION = ("BINANCE_SPOT_URL", "BINANCE_FUTURES_URL")
+_URL_VARIABLES_TESTNET = ("BINANCE_SPOT_TESTNET_URL", "BINANCE_FUTURES_TESTNET_URL",
+                          "BINANCE_SPOT_DEMO_URL", "BINANCE_FUTURES_DEMO_URL")
+
+
+@dataclasses.dataclass(frozen=True)
+class LambdaContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name: str = "klineo-test"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:ap-northeast-1:123456789012:function:klineo-test"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    log_group_name: str = "/aws/lambda/klineo-test"
+    log_stream_name: str = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Plenty."""
+        return 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredConnection:
+    """A connection created through the create handler."""
+
+    id: str
+    user_id: str
+    account: DemoAccount
+    body: dict[str, Any]
+
+
+def _clear_layer_caches() -> None:
+    clear_all_caches()
+    secret_store.clear_cache()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def sim_env(aws, binance_sim, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Every Binance base URL on the simulator, AWS under moto; yields the simulator."""
+    for name in _URL_VARIABLES_PRODUCTION:
+        monkeypatch.setenv(name, binance_sim.url)
+    for name in _URL_VARIABLES_TESTNET:
+        monkeypatch.setenv(name, binance_sim.testnet_url)
+    monkeypatch.delenv("BINANCE_HTTPS_PROXY", raising=False)
+    _clear_layer_caches()
+    yield binance_sim
+    _clear_layer_caches()
+
+
+@pytest.fixture
+def invoke(aws, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    """Run one function's lambda_handler (imported as ``functions.<name>.app``) on an event."""
+    # klineo.observability is imported while pytest collects, before the fixtures set the
+    # Powertools variables, so its Metrics has no namespace: give it the template's.
+    monkeypatch.setattr(metrics, "namespace", "Klineo")
+
+    def run(function: str, event: dict[str, Any]) -> dict[str, Any]:
+        module = importlib.import_module(f"functions.{function}.app")
+        return module.lambda_handler(copy.deepcopy(event), LambdaContext(function_name=function))
+
+    return run
+
+
+def at_path(event: dict[str, Any], path: str, **path_parameters: str) -> dict[str, Any]:
+    """The event moved to concrete ``path`` (stage prefix kept), with these path parameters."""
+    event = copy.deepcopy(event)
+    stage = event["requestContext"].get("stage", "$default")
+    raw_path = path if stage == "$default" else f"/{stage}{path}"
+    event["rawPath"] = raw_path
+    event["requestContext"]["http"]["path"] = raw_path
+    if path_parameters:
+        event["pathParameters"] = dict(path_parameters)
+    return event
+
+
+def connection_event(name: str, connection_id: str, user: str, suffix: str = "") -> dict[str, Any]:
+    """``events/<name>.json`` for one connection id and user."""
+    return with_user(at_path(load_event(name), f"/exchange-connections/{connection_id}{suffix}",
+                             id=connection_id), user)
+
+
+def credentials_body(account: DemoAccount, environment: str | None = None) -> dict[str, Any]:
+    """The JSON body with a demo account's keys (HMAC secret or PEM private key)."""
+    secret = account.secret if account.key_type == "HMAC" else account.private_key_pem
+    return {"environment": environment or account.environment, "key_type": account.key_type.lower(),
+            "api_key": account.api_key, "secret": secret}
+
+
+@pytest.fixture
+def create_connection(sim_env, invoke) -> Callable[..., StoredConnection]:
+    """Create a connection through the real create handler (fails the test if it is not 201)."""
+
+    def create(user: str = USER_A, account_id: str = "futures-full", environment: str | None = None,
+               label: str = "test key") -> StoredConnection:
+        account = sim_env.account(account_id)
+        body = {"label": label, **credentials_body(account, environment)}
+        event = with_user(with_body(load_event("connection_create"), body), user)
+        response = invoke("connection_create", event)
+        assert response["statusCode"] == 201, response["body"]
+        return StoredConnection(id=response_json(response)["id"], user_id=user, account=account, body=body)
+
+    return create
+
+
+@pytest.fixture
+def stored_connection(create_connection) -> StoredConnection:
+    """USER_A's connection on the simulator's production "futures-full" key (spot + futures)."""
+    return create_connection(USER_A, "futures-full")

@@ -1,0 +1,310 @@
+"""Connection routes against the Binance simulator and moto: create, list, delete, test, test stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
+from klineo.store import connections as connection_store
+
+from tests.helpers import load_event, response_json, with_body, with_user
+from tests.integration.api.conftest import USER_A, USER_B, connection_event, credentials_body
+
+EGRESS_IP = "198.51.100.7"
+KEY, SECRET = "A" * 64, "s" * 64
+
+
+def _error(response: dict) -> dict:
+    return response_json(response)["error"]
+
+
+def _secret_names() -> list[str]:
+    return [s["Name"] for s in aws_clients.secretsmanager().list_secrets()["SecretList"]]
+
+
+def _data_items(aws) -> list[dict]:
+    return aws_clients.dynamodb().scan(TableName=aws.refs["DataTable"])["Items"]
+
+
+def _test_event(body: dict, user: str = USER_A) -> dict:
+    return with_user(with_body(load_event("connection_test"), body), user)
+
+
+def _create_event(body: dict, user: str = USER_A) -> dict:
+    return with_user(with_body(load_event("connection_create"), body), user)
+
+
+def _no_futures_call(sim) -> None:
+    paths = [r.path for r in sim.journal]
+    assert paths, "the simulator saw no request"
+    assert not [p for p in paths if p.startswith("/fapi")], paths
+
+
+def _set_egress_ip(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("EGRESS_IP", value)
+    get_settings.cache_clear()
+
+
+# ------------------------------------------------------------------ create
+
+
+def test_create_from_the_event_file_stores_secret_and_masked_item(sim_env, invoke, aws, capsys):
+    """GIVEN events/connection_create.json (base64 body) WHEN invoked THEN 201, one secret, one item."""
+    event = load_event("connection_create")
+    sub = event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+    response = invoke("connection_create", event)
+    assert response["statusCode"] == 201, response["body"]
+    created = response_json(response)
+    account = sim_env.account("testnet-futures")
+    assert account.secret not in response["body"] and account.api_key not in response["body"]
+    assert created["environment"] == "testnet" and created["key_type"] == "hmac"
+    assert created["futures_enabled"] is False
+    assert created["api_key_masked"].startswith(account.api_key[:4])
+    assert created["last_test"]["ok"] is True
+    name = f"klineo/test/{sub}/{created['id']}"
+    assert _secret_names() == [name]
+    stored = json.loads(aws_clients.secretsmanager().get_secret_value(SecretId=name)["SecretString"])
+    assert stored == {"api_key": account.api_key, "secret": account.secret, "key_type": "hmac"}
+    item = connection_store.get_connection(sub, created["id"])
+    assert item.secret_name == name and item.futures_enabled is False and item.last_test["ok"] is True
+    assert account.secret not in json.dumps(_data_items(aws))
+    logs = capsys.readouterr()
+    assert account.secret not in logs.out + logs.err
+    _no_futures_call(sim_env)
+
+
+@pytest.mark.parametrize("account_id", ["ed25519-futures", "rsa-futures"])
+def test_create_accepts_ed25519_and_rsa_keys(create_connection, account_id):
+    """GIVEN the simulator's Ed25519 / RSA demo keys WHEN created THEN 201 and the key type is kept."""
+    stored = create_connection(USER_A, account_id)
+    connection = connection_store.get_connection(USER_A, stored.id)
+    assert connection.key_type == account_id.split("-")[0]
+
+
+def test_create_with_a_wrong_secret_stores_nothing(sim_env, invoke, aws):
+    """GIVEN a key with the wrong secret WHEN created THEN 403 signature, no secret, no item."""
+    body = {"label": "x", **credentials_body(sim_env.account("spot-only"))}
+    body["secret"] = "x" * 64
+    response = invoke("connection_create", _create_event(body))
+    assert response["statusCode"] == 403
+    assert _error(response)["category"] == "signature"
+    assert _secret_names() == [] and _data_items(aws) == []
+
+
+def test_create_with_a_testnet_key_on_production_says_where_it_belongs(sim_env, invoke, aws):
+    """GIVEN a testnet key sent as production WHEN created THEN 403 naming the testnet; nothing stored."""
+    body = {"label": "x", **credentials_body(sim_env.account("testnet-futures"), "production")}
+    response = invoke("connection_create", _create_event(body))
+    assert response["statusCode"] == 403
+    error = _error(response)
+    assert error["category"] == "permission"
+    assert "belongs to the Binance testnet" in error["message"]
+    assert _secret_names() == [] and _data_items(aws) == []
+
+
+def test_create_when_the_item_write_fails_deletes_the_secret(sim_env, invoke, aws):
+    """GIVEN the data table gone (item write fails) WHEN created THEN 500 'other', the secret deleted."""
+    aws_clients.dynamodb().delete_table(TableName=aws.refs["DataTable"])
+    body = {"label": "x", **credentials_body(sim_env.account("spot-only"))}
+    response = invoke("connection_create", _create_event(body))
+    assert response["statusCode"] == 500
+    assert _error(response) == {"category": "other", "message": "internal error", "retryable": False}
+    assert _secret_names() == []
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    ({"environment": "production", "key_type": "hmac", "api_key": KEY, "secret": SECRET}, 422, "body.label"),
+    ({"label": "x", "environment": "live", "key_type": "hmac", "api_key": KEY, "secret": SECRET}, 422,
+     "body.environment"),
+    ({"label": "x", "environment": "testnet", "key_type": "dsa", "api_key": KEY, "secret": SECRET}, 422,
+     "body.key_type"),
+    ({"label": "x", "environment": "testnet", "key_type": "rsa", "api_key": "A" * 64,
+      "secret": "-----BEGIN PRIVATE KEY-----\nSECRETSECRET\n-----END PRIVATE KEY-----"}, 422, "body.secret"),
+    ("{not json", 400, "body"),
+    ({"label": "x" * 20000}, 413, "body"),
+])
+def test_create_refuses_bad_input_naming_the_field(sim_env, invoke, aws, capsys, body, status, field):
+    """GIVEN a bad body WHEN created THEN 400/413/422 naming the field; nothing stored, no Binance call."""
+    response = invoke("connection_create", _create_event(body))
+    assert response["statusCode"] == status
+    assert _error(response)["field"] == field
+    logs = capsys.readouterr()
+    assert "SECRETSECRET" not in response["body"] + logs.out + logs.err
+    assert _secret_names() == [] and sim_env.journal == []
+
+
+# ------------------------------------------------------------------ list and delete
+
+
+def test_list_shows_only_the_callers_connections(create_connection, invoke):
+    """GIVEN connections of users A and B WHEN each lists THEN each sees only their own, never a secret."""
+    a = create_connection(USER_A, "futures-full")
+    b = create_connection(USER_B, "spot-only")
+    for user, mine in ((USER_A, a), (USER_B, b)):
+        response = invoke("connection_list", with_user(load_event("connection_list"), user))
+        assert response["statusCode"] == 200
+        assert [c["id"] for c in response_json(response)["connections"]] == [mine.id]
+        assert mine.account.secret not in response["body"]
+
+
+def test_delete_removes_secret_and_item(stored_connection, invoke):
+    """GIVEN A's connection WHEN A deletes it THEN 204, secret and item gone; again -> 404."""
+    event = connection_event("connection_delete", stored_connection.id, USER_A)
+    response = invoke("connection_delete", event)
+    assert response["statusCode"] == 204
+    assert _secret_names() == []
+    assert connection_store.get_connection(USER_A, stored_connection.id) is None
+    assert invoke("connection_delete", event)["statusCode"] == 404
+
+
+def test_delete_of_another_users_connection_is_404_and_changes_nothing(stored_connection, invoke):
+    """GIVEN A's connection WHEN B deletes it THEN 404 and A's secret and item remain."""
+    event = connection_event("connection_delete", stored_connection.id, USER_B)
+    response = invoke("connection_delete", event)
+    assert response["statusCode"] == 404
+    assert _error(response)["category"] == "not_found"
+    assert len(_secret_names()) == 1
+    assert connection_store.get_connection(USER_A, stored_connection.id) is not None
+
+
+# ------------------------------------------------------------------ test with keys in the body
+
+
+def test_spot_test_succeeds_without_any_futures_call(sim_env, invoke):
+    """GIVEN a good production key WHEN tested THEN ok, permissions and offset, and no /fapi request."""
+    response = invoke("connection_test", _test_event(credentials_body(sim_env.account("futures-full"))))
+    assert response["statusCode"] == 200
+    result = response_json(response)
+    assert result["ok"] is True and result["category"] is None
+    assert result["permissions"] == ["SPOT"] and result["can_trade"] is True
+    assert result["ip_restricted"] is False
+    assert [w["code"] for w in result["warnings"]] == ["no_ip_restriction"]
+    assert isinstance(result["server_time_offset_ms"], int)
+    assert [r.path for r in sim_env.journal] == ["/api/v3/time", "/api/v3/account",
+                                                 "/sapi/v1/account/apiRestrictions"]
+
+
+def test_spot_test_reports_the_measured_server_time_offset(sim_env, invoke):
+    """GIVEN Binance's clock 5 s ahead WHEN tested THEN ok (server-time signing), offset ~5000 ms."""
+    sim_env.set_clock_skew_ms(5000)
+    body = credentials_body(sim_env.account("spot-only"))
+    result = response_json(invoke("connection_test", _test_event(body)))
+    assert result["ok"] is True
+    assert 4500 <= result["server_time_offset_ms"] <= 5500
+
+
+def test_permission_findings_are_warnings_only(sim_env, invoke):
+    """GIVEN a withdrawal-enabled key and a read-only key WHEN tested THEN ok with the matching warnings."""
+    risky = response_json(invoke("connection_test",
+                                 _test_event(credentials_body(sim_env.account("withdrawals-enabled")))))
+    assert risky["ok"] is True and risky["can_withdraw"] is True
+    assert "withdrawals_enabled" in [w["code"] for w in risky["warnings"]]
+    body = credentials_body(sim_env.account("read-only"))
+    reader = response_json(invoke("connection_test", _test_event(body)))
+    assert reader["ok"] is True and reader["can_trade"] is False
+    assert "cannot_trade" in [w["code"] for w in reader["warnings"]]
+
+
+def test_testnet_test_skips_api_restrictions(sim_env, invoke):
+    """GIVEN a testnet key WHEN tested THEN ok without /sapi (the testnet has none), no warning."""
+    result = response_json(invoke("connection_test",
+                                  _test_event(credentials_body(sim_env.account("testnet-futures")))))
+    assert result["ok"] is True and result["ip_restricted"] is None and result["warnings"] == []
+    assert [r.path for r in sim_env.journal] == ["/api/v3/time", "/api/v3/account"]
+
+
+def test_key_of_the_other_environment_is_recognised(sim_env, invoke):
+    """GIVEN a production key tested as testnet WHEN tested THEN ok=false naming production."""
+    result = response_json(invoke("connection_test",
+                                  _test_event(credentials_body(sim_env.account("spot-only"), "testnet"))))
+    assert result["ok"] is False and result["category"] == "permission"
+    assert result["suggested_environment"] == "production"
+    assert "belongs to the Binance production" in result["message"]
+    _no_futures_call(sim_env)
+
+
+def test_ip_restricted_key_is_reported_as_ip_whitelist_naming_the_egress_ip(sim_env, invoke, monkeypatch):
+    """GIVEN an allow-list excluding us and a static egress IP WHEN tested THEN ip_whitelist naming it."""
+    _set_egress_ip(monkeypatch, EGRESS_IP)
+    result = response_json(invoke("connection_test",
+                                  _test_event(credentials_body(sim_env.account("ip-restricted")))))
+    assert result["ok"] is False and result["category"] == "ip_whitelist"
+    assert EGRESS_IP in result["message"] and result["egress_ip"] == EGRESS_IP
+    assert result["suggested_environment"] is None
+    _no_futures_call(sim_env)
+
+
+def test_ip_restricted_key_without_static_egress_ip_says_so(sim_env, invoke, monkeypatch):
+    """GIVEN no static egress IP WHEN an IP-restricted key is tested THEN ip_whitelist saying so."""
+    _set_egress_ip(monkeypatch, "")
+    result = response_json(invoke("connection_test",
+                                  _test_event(credentials_body(sim_env.account("ip-restricted")))))
+    assert result["category"] == "ip_whitelist"
+    assert "no fixed outgoing IP address" in result["message"] and result["egress_ip"] is None
+
+
+def test_unknown_key_is_a_permission_failure_not_ip_whitelist(sim_env, invoke):
+    """GIVEN a key Binance does not know WHEN tested THEN permission (never ip_whitelist), both envs tried."""
+    body = credentials_body(sim_env.account("spot-only"))
+    body["api_key"] = "Q" * 64
+    result = response_json(invoke("connection_test", _test_event(body)))
+    assert result["ok"] is False and result["category"] == "permission"
+    assert result["suggested_environment"] is None
+    assert "trusted IPs" in result["message"]
+    assert {r.env for r in sim_env.journal} == {"production", "testnet"}
+    _no_futures_call(sim_env)
+
+
+def test_wrong_secret_is_a_signature_failure(sim_env, invoke):
+    """GIVEN the right API key with another account's secret WHEN tested THEN signature failure."""
+    body = credentials_body(sim_env.account("spot-only"))
+    body["secret"] = sim_env.account("read-only").secret
+    result = response_json(invoke("connection_test", _test_event(body)))
+    assert result["ok"] is False and result["category"] == "signature"
+    assert body["secret"] not in json.dumps(result)
+
+
+def test_ip_ban_reaches_the_caller_with_retry_after(sim_env, invoke):
+    """GIVEN Binance answering 418 WHEN tested THEN 503 ip_banned with Retry-After, not a key verdict."""
+    sim_env.faults.add("http_418", count=5, retry_after_s=90)
+    response = invoke("connection_test", _test_event(credentials_body(sim_env.account("spot-only"))))
+    assert response["statusCode"] == 503
+    assert _error(response)["category"] == "ip_banned" and _error(response)["retryable"] is True
+    assert int(response["headers"]["Retry-After"]) >= 1
+
+
+def test_rate_limit_reaches_the_caller_as_429_with_retry_after(sim_env, invoke):
+    """GIVEN 429 with a long Retry-After WHEN tested THEN 429 rate_limit passing that Retry-After on."""
+    sim_env.faults.add("http_429", count=5, retry_after_s=45)
+    response = invoke("connection_test", _test_event(credentials_body(sim_env.account("spot-only"))))
+    assert response["statusCode"] == 429
+    assert _error(response)["category"] == "rate_limit"
+    assert response["headers"]["Retry-After"] == "45"
+
+
+# ------------------------------------------------------------------ test on stored keys
+
+
+def test_stored_test_records_the_result_on_the_item(stored_connection, invoke, sim_env):
+    """GIVEN A's connection WHEN A tests it THEN ok, recorded as last_test; spot only."""
+    before = connection_store.get_connection(USER_A, stored_connection.id).last_test
+    sim_env.clear_journal()
+    event = connection_event("connection_test_stored", stored_connection.id, USER_A, "/test")
+    response = invoke("connection_test_stored", event)
+    assert response["statusCode"] == 200
+    result = response_json(response)
+    assert result["ok"] is True
+    after = connection_store.get_connection(USER_A, stored_connection.id).last_test
+    assert after == result and after["tested_at"] >= before["tested_at"]
+    _no_futures_call(sim_env)
+
+
+def test_stored_test_of_another_users_connection_is_404(stored_connection, invoke, sim_env):
+    """GIVEN A's connection WHEN B tests it THEN 404 and Binance is not called."""
+    sim_env.clear_journal()
+    event = connection_event("connection_test_stored", stored_connection.id, USER_B, "/test")
+    response = invoke("connection_test_stored", event)
+    assert response["statusCode"] == 404
+    assert sim_env.journal == []

@@ -1,0 +1,172 @@
+"""The connection, secret and kill-switch stores under moto (tables and env from template.yaml)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from klineo.binance import Credentials, KeyType
+from klineo.binance.errors import ErrorCategory, KlineoError
+from klineo.store import aws as aws_clients
+from klineo.store import connections, flags
+from klineo.store import secrets as secret_store
+from klineo.store.connections import Connection
+
+USER_A, USER_B = "user-a", "user-b"
+CREDS = Credentials(api_key="K" * 64, secret="S" * 64, key_type=KeyType.HMAC)
+
+
+@pytest.fixture
+def stores(aws):
+    """moto up, secret cache empty."""
+    secret_store.clear_cache()
+    yield aws
+    secret_store.clear_cache()
+
+
+def _connection(user: str = USER_A, **changes) -> Connection:
+    values = dict(user_id=user, connection_id=connections.new_connection_id(), label="main",
+                  environment="production", key_type="hmac", api_key_masked=CREDS.api_key_masked,
+                  secret_name=f"klineo/test/{user}/x", created_at="2026-01-01T00:00:00+00:00",
+                  last_test={"ok": True, "server_time_offset_ms": -12, "warnings": []})
+    values.update(changes)
+    return Connection(**values)
+
+
+class _CallCounter:
+    """Counts the AWS API calls a client makes (botocore before-call events)."""
+
+    def __init__(self, client):
+        self.calls: list[str] = []
+        client.meta.events.register("before-call.*.*", self._count)
+
+    def _count(self, model, **_):
+        self.calls.append(model.name)
+
+
+def test_connection_round_trips_and_is_invisible_to_another_user(stores):
+    """GIVEN a stored connection WHEN read by its owner and by another user THEN only the owner gets it."""
+    conn = _connection()
+    connections.put_connection(conn)
+    assert connections.get_connection(USER_A, conn.connection_id) == conn
+    assert connections.get_connection(USER_B, conn.connection_id) is None
+    assert connections.list_connections(USER_B) == []
+    assert [c.connection_id for c in connections.list_connections(USER_A)] == [conn.connection_id]
+
+
+def test_put_never_overwrites_an_existing_connection(stores):
+    """GIVEN a stored connection WHEN the same id is put again THEN the write is refused."""
+    conn = _connection()
+    connections.put_connection(conn)
+    with pytest.raises(aws_clients.dynamodb().exceptions.ConditionalCheckFailedException):
+        connections.put_connection(conn.model_copy(update={"label": "other"}))
+
+
+def test_malformed_connection_ids_are_simply_not_found(stores):
+    """GIVEN ids that could never exist (too long, wrong characters) WHEN read THEN None / NOT_FOUND."""
+    for bad in ("x" * 2000, "../CONN#", ""):
+        assert connections.get_connection(USER_A, bad) is None
+        with pytest.raises(KlineoError) as caught:
+            connections.load_trading_context(USER_A, bad)
+        assert caught.value.category is ErrorCategory.NOT_FOUND
+
+
+def test_futures_flag_and_test_results_update_only_existing_items(stores):
+    """GIVEN a connection WHEN futures is enabled / a test recorded THEN it changes; absent -> NOT_FOUND."""
+    conn = _connection()
+    connections.put_connection(conn)
+    updated = connections.set_futures_enabled(USER_A, conn.connection_id, True, {"ok": True, "fee_tier": 0})
+    assert updated.futures_enabled is True
+    assert updated.futures_last_test == {"ok": True, "fee_tier": 0}
+    recorded = connections.record_test_result(USER_A, conn.connection_id, {"ok": False, "ratio": 0.5})
+    assert recorded.last_test == {"ok": False, "ratio": 0.5}
+    with pytest.raises(KlineoError) as caught:
+        connections.set_futures_enabled(USER_B, conn.connection_id, True)
+    assert caught.value.category is ErrorCategory.NOT_FOUND
+    assert connections.get_connection(USER_B, conn.connection_id) is None
+
+
+def test_trading_context_is_one_consistent_batch_read(stores):
+    """GIVEN a connection and both switches WHEN the trading context loads THEN one BatchGetItem."""
+    conn = _connection()
+    connections.put_connection(conn)
+    flags.set_user_kill_switch(USER_A, True)
+    flags.set_global_kill_switch(False)
+    counter = _CallCounter(aws_clients.dynamodb())
+    context = connections.load_trading_context(USER_A, conn.connection_id)
+    assert counter.calls == ["BatchGetItem"]
+    assert context.connection == conn
+    assert (context.user_kill_switch, context.global_kill_switch, context.kill_switch) == (True, False, True)
+    with pytest.raises(KlineoError) as caught:
+        connections.load_trading_context(USER_B, conn.connection_id)
+    assert caught.value.category is ErrorCategory.NOT_FOUND
+
+
+def test_kill_switches_default_off_and_are_per_user(stores):
+    """GIVEN nothing stored WHEN switches are set THEN each user's is its own and the global one is shared."""
+    assert flags.get_kill_switches(USER_A) == (False, False)
+    flags.set_user_kill_switch(USER_A, True)
+    assert flags.get_kill_switches(USER_A) == (True, False)
+    assert flags.get_kill_switches(USER_B) == (False, False)
+    flags.set_global_kill_switch(True)
+    assert flags.get_kill_switches(USER_B) == (False, True)
+    flags.set_global_kill_switch(False)
+    flags.set_user_kill_switch(USER_A, False)
+    assert flags.get_kill_switches(USER_A) == (False, False)
+
+
+def test_global_switch_item_matches_the_operators_put_item_command(stores):
+    """GIVEN the item the README's `aws dynamodb put-item` writes WHEN read THEN the global switch is on."""
+    aws_clients.dynamodb().put_item(
+        TableName=stores.refs["DataTable"],
+        Item={"pk": {"S": "GLOBAL"}, "sk": {"S": "FLAGS"}, "kill_switch": {"BOOL": True}},
+    )
+    assert flags.get_kill_switches(USER_A) == (False, True)
+
+
+def test_secret_is_stored_under_the_user_and_connection_name(stores):
+    """GIVEN credentials WHEN put THEN one secret <prefix><sub>/<id> holds {api_key, secret, key_type}."""
+    name = secret_store.put_credentials(USER_A, "c0ffee", CREDS)
+    assert name == "klineo/test/user-a/c0ffee"
+    stored = json.loads(aws_clients.secretsmanager().get_secret_value(SecretId=name)["SecretString"])
+    assert stored == {"api_key": CREDS.api_key, "secret": CREDS.secret, "key_type": "hmac"}
+
+
+def test_secret_names_stay_valid_for_unusual_subjects(stores):
+    """GIVEN a sub with '|' (an Auth0 subject) WHEN the secret is named THEN only allowed characters."""
+    assert secret_store.secret_name("auth0|12 34", "id") == "klineo/test/auth0_12_34/id"
+
+
+def test_warm_credentials_come_from_the_cache(stores):
+    """GIVEN a secret read once WHEN read again THEN Secrets Manager is not called."""
+    name = secret_store.put_credentials(USER_A, "c1", CREDS)
+    secret_store.clear_cache()
+    counter = _CallCounter(aws_clients.secretsmanager())
+    assert secret_store.get_credentials(name) == CREDS
+    assert secret_store.get_credentials(name) == CREDS
+    assert counter.calls == ["GetSecretValue"]
+
+
+def test_credentials_cache_is_bounded_and_expires():
+    """GIVEN a cache of 2 entries and a 10 s TTL WHEN a third entry comes or time passes THEN old ones go."""
+    now = [0.0]
+    cache = secret_store._TtlCache(2, 10.0, clock=lambda: now[0])
+    cache.put("a", CREDS)
+    cache.put("b", CREDS)
+    cache.put("c", CREDS)
+    assert cache.get("a") is None and cache.get("b") is CREDS
+    now[0] = 10.0
+    assert cache.get("b") is None and cache.get("c") is None
+
+
+def test_deleted_secret_is_gone_at_once_and_a_second_delete_is_fine(stores):
+    """GIVEN a stored secret WHEN deleted (twice) THEN it is gone without recovery window, no error."""
+    name = secret_store.put_credentials(USER_A, "c2", CREDS)
+    secret_store.delete_credentials(name)
+    secret_store.delete_credentials(name)
+    client = aws_clients.secretsmanager()
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.describe_secret(SecretId=name)
+    with pytest.raises(KlineoError) as caught:
+        secret_store.get_credentials(name)
+    assert caught.value.category is ErrorCategory.NOT_FOUND
