@@ -308,3 +308,31 @@ def test_stored_test_of_another_users_connection_is_404(stored_connection, invok
     response = invoke("connection_test_stored", event)
     assert response["statusCode"] == 404
     assert sim_env.journal == []
+
+
+@pytest.mark.parametrize(("function", "suffix"), [
+    ("balance", "/balance"), ("connection_test_stored", "/test"), ("connection_delete", ""),
+])
+def test_impossible_connection_ids_are_404_not_500(sim_env, invoke, function, suffix):
+    """GIVEN an id no connection can have (2000 chars, odd characters) WHEN used THEN 404, never a 500."""
+    for bad in ("f" * 2000, "CONN%23x", "0123456789abcdef0123456789ABCDEF"):
+        response = invoke(function, connection_event(function, bad, USER_A, suffix))
+        assert response["statusCode"] == 404, (bad[:20], response["body"])
+
+
+def test_test_route_refuses_bad_input_before_calling_binance(sim_env, invoke):
+    """GIVEN a test body with an unknown key type WHEN tested THEN 422 naming it and no Binance call."""
+    body = {**credentials_body(sim_env.account("spot-only")), "key_type": "HMAC-SHA256"}
+    response = invoke("connection_test", _test_event(body))
+    assert response["statusCode"] == 422
+    assert _error(response)["field"] == "body.key_type"
+    assert sim_env.journal == []
+
+
+def test_answers_carry_cors_for_the_templates_frontend_origin(sim_env, invoke, template):
+    """GIVEN the template's CorsOrigin default as Origin WHEN a route answers THEN that origin is allowed."""
+    origin = template["Parameters"]["CorsOrigin"]["Default"]
+    event = with_user(load_event("connection_list"), USER_A)
+    event["headers"]["origin"] = origin
+    response = invoke("connection_list", event)
+    assert response["headers"]["Access-Control-Allow-Origin"] == origin

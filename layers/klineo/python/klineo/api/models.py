@@ -9,9 +9,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -106,6 +103,11 @@ class ErrorResponse(BaseModel):
 
 
 def _check_private_key(pem: str, key_type: str) -> None:
+    # cryptography loads only when a PEM key is validated: most functions never need it.
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     if "PUBLIC KEY-----" in pem and "PRIVATE KEY-----" not in pem:
         raise ValueError(f"this is a public key; paste the {key_type} PRIVATE key (PEM)")
     if "-----BEGIN" not in pem:
