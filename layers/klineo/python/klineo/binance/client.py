@@ -28,6 +28,7 @@ itself, so nothing is paid twice).
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["BinanceClient", "clear_client_cache", "default_rate_limiter", "get_client"]
 
 MAX_RECV_WINDOW_MS = 60000
+DEFAULT_RECV_WINDOW_MS = 10000.0
 _TIME_PATHS = {Market.SPOT: "/api/v3/time", Market.FUTURES: "/fapi/v1/time"}
 _WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 _BAN_UNTIL = re.compile(r"until (\d{12,13})")
@@ -79,6 +81,22 @@ def _metric(name: str, value: float) -> None:
     if metrics.provider.namespace is None:
         return
     metrics.add_metric(name=name, unit="Count", value=value)
+
+
+def _recv_window_from_env() -> float:
+    """BINANCE_RECV_WINDOW_MS (default 10000), the variable behind ``Settings.binance_recv_window_ms``.
+
+    Read directly rather than through ``klineo.settings`` because building that pydantic model costs
+    ~100 ms of cold start that a Binance-only caller would otherwise pay; the bounds are the same.
+    """
+    raw = os.environ.get("BINANCE_RECV_WINDOW_MS", "").strip()
+    if not raw:
+        return DEFAULT_RECV_WINDOW_MS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("BINANCE_RECV_WINDOW_MS must be a number of milliseconds") from None
+    return value
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -142,9 +160,7 @@ class BinanceClient:
         self.base_url = (base_url or resolve_base_url(self.market, self.environment)).rstrip("/")
         self.host = self.base_url.split("://", 1)[-1].split("/", 1)[0]
         if recv_window_ms is None:
-            from klineo.settings import get_settings
-
-            recv_window_ms = get_settings().binance_recv_window_ms
+            recv_window_ms = _recv_window_from_env()
         if not 0 < recv_window_ms <= MAX_RECV_WINDOW_MS:
             raise ValueError(f"recv_window_ms must be in (0, {MAX_RECV_WINDOW_MS}]")
         if recv_window_ms == int(recv_window_ms):
@@ -537,8 +553,6 @@ def default_rate_limiter() -> RateLimiter:
     if _limiter is None:
         with _lock:
             if _limiter is None:
-                import os
-
                 table = os.environ.get("RATE_LIMIT_TABLE", "").strip()
                 if table:
                     from klineo.store.rate_limit import DynamoDBRateLimitStore

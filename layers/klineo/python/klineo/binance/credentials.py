@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from klineo.binance.enums import KeyType
 from klineo.binance.errors import ErrorCategory, KlineoError
@@ -22,20 +21,23 @@ def mask_api_key(api_key: str) -> str:
     return f"{api_key[:4]}…{api_key[-4:]}"
 
 
-@dataclass(frozen=True, slots=True)
 class Credentials:
-    """An API key, its secret (HMAC secret or PEM private key) and the key type; never printed."""
+    """An API key, its secret (HMAC secret or PEM private key) and the key type; immutable, never printed.
 
-    api_key: str = field(repr=False)
-    secret: str = field(repr=False)
-    key_type: KeyType = KeyType.HMAC
+    A plain slotted class rather than a dataclass: ``dataclasses`` pulls ``inspect`` into the cold start.
+    """
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.api_key, str) or not _API_KEY_RE.fullmatch(self.api_key):
+    __slots__ = ("api_key", "key_type", "secret")
+
+    api_key: str
+    secret: str
+    key_type: KeyType
+
+    def __init__(self, api_key: str, secret: str, key_type: KeyType | str = KeyType.HMAC) -> None:
+        if not isinstance(api_key, str) or not _API_KEY_RE.fullmatch(api_key):
             raise KlineoError(ErrorCategory.INVALID_REQUEST, "API key has an invalid format", field="api_key")
-        if not isinstance(self.secret, str) or not self.secret.strip():
+        if not isinstance(secret, str) or not secret.strip():
             raise KlineoError(ErrorCategory.INVALID_REQUEST, "API secret is missing", field="secret")
-        key_type = self.key_type
         if not isinstance(key_type, KeyType):
             try:
                 key_type = KeyType(str(key_type).lower())
@@ -43,11 +45,30 @@ class Credentials:
                 raise KlineoError(
                     ErrorCategory.INVALID_REQUEST, "key type must be hmac, ed25519 or rsa", field="key_type"
                 ) from None
-            object.__setattr__(self, "key_type", key_type)
-        if key_type is KeyType.HMAC and not _API_KEY_RE.fullmatch(self.secret):
+        if key_type is KeyType.HMAC and not _API_KEY_RE.fullmatch(secret):
             raise KlineoError(
                 ErrorCategory.INVALID_REQUEST, "API secret has an invalid format", field="secret"
             )
+        object.__setattr__(self, "api_key", api_key)
+        object.__setattr__(self, "secret", secret)
+        object.__setattr__(self, "key_type", key_type)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Credentials are immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Credentials are immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Credentials):
+            return NotImplemented
+        return (self.api_key, self.secret, self.key_type) == (other.api_key, other.secret, other.key_type)
+
+    def __hash__(self) -> int:
+        return hash((self.api_key, self.secret, self.key_type))
+
+    def __reduce__(self):
+        return (Credentials, (self.api_key, self.secret, self.key_type))
 
     @property
     def api_key_masked(self) -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from klineo.binance.client import BinanceClient
 from klineo.binance.credentials import Credentials
@@ -63,8 +62,7 @@ _SYMBOL = re.compile(r"\S{1,40}")
 EXCHANGE_INFO_TTL_S = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
-class Candle:
+class Candle(NamedTuple):
     """One kline: open/close times in epoch ms, prices and base volume as Decimals."""
 
     open_time: int

@@ -16,8 +16,8 @@ connection-test service tells the IP case apart by reading ``apiRestrictions.ipR
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "Classification",
@@ -182,8 +182,7 @@ def _rebuild(category, message, status, code, retry_after, field, retryable) -> 
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
+class Classification(NamedTuple):
     """The outcome of classifying one Binance answer."""
 
     category: ErrorCategory
@@ -191,8 +190,7 @@ class Classification:
     field: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
+class _Rule(NamedTuple):
     """How one Binance code maps: a category and message, optionally refined by message substrings."""
 
     category: ErrorCategory

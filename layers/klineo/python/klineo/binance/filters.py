@@ -16,9 +16,8 @@ know to be fresh, and a stale reference would reject valid orders.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from klineo.binance.client import BinanceClient
 from klineo.binance.endpoints import exchange_info
@@ -70,8 +69,7 @@ def _to_decimal(value: Any, field: str) -> Decimal:
     return result
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolRules:
+class SymbolRules(NamedTuple):
     """The trading rules of one symbol (0 means "no such limit")."""
 
     symbol: str
@@ -101,11 +99,12 @@ class SymbolRules:
 
     def round_quantity(self, quantity: Decimal, market_order: bool = False) -> Decimal:
         """Quantity rounded down to the step grid of LOT_SIZE (or MARKET_LOT_SIZE for market orders)."""
-        step, minimum, _ = self._lot(market_order)
+        step, minimum, _ = self.lot_for(market_order)
         offset = minimum if self.market is Market.FUTURES and quantity >= minimum else _ZERO
         return _clean(_floor_to(quantity, step, offset))
 
-    def _lot(self, market_order: bool) -> tuple[Decimal, Decimal, Decimal]:
+    def lot_for(self, market_order: bool) -> tuple[Decimal, Decimal, Decimal]:
+        """(stepSize, minQty, maxQty) that apply: MARKET_LOT_SIZE for market orders when it sets a step."""
         if market_order and self.market_step_size > 0:
             return self.market_step_size, self.market_min_qty, self.market_max_qty
         return self.step_size, self.min_qty, self.max_qty
@@ -138,7 +137,7 @@ class SymbolRules:
         qty = _to_decimal(quantity, "quantity")
         if qty <= 0:
             raise _invalid("quantity", "quantity must be greater than zero")
-        step, min_qty, max_qty = self._lot(market_order)
+        step, min_qty, max_qty = self.lot_for(market_order)
         if qty < min_qty:
             raise _invalid(
                 "quantity", f"quantity {_clean(qty)} is below the minimum {_clean(min_qty)} for {self.symbol}"
@@ -179,10 +178,10 @@ class SymbolRules:
                     f"price {out_price} is above the maximum {_clean(self.max_price)} for {self.symbol}",
                 )
 
-        self._check_notional(qty, out_price, reference_price, market_order, reduce_only)
+        self.check_notional(qty, out_price, reference_price, market_order, reduce_only)
         return qty, out_price
 
-    def _check_notional(
+    def check_notional(
         self,
         qty: Decimal,
         price: Decimal | None,
@@ -190,6 +189,7 @@ class SymbolRules:
         market_order: bool,
         reduce_only: bool,
     ) -> None:
+        """Raise invalid_request (field quantity) when the order value is outside the notional limits."""
         check_min = self.min_notional > 0 and (not market_order or self.apply_min_to_market)
         if self.market is Market.FUTURES and reduce_only:
             check_min = False

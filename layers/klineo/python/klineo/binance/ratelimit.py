@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from klineo.binance.enums import Market
@@ -91,14 +90,32 @@ def endpoint_weight(method: str, path: str, params: dict | None = None) -> int:
     return _WEIGHTS.get((method, path), 1)
 
 
-@dataclass(slots=True)
 class SharedState:
     """What containers share about one host: used weight in a window, and a block with its end."""
 
-    window: int = -1  # minute index (epoch ms // 60000) the weight belongs to
-    used: int = 0
-    blocked_until_ms: int = 0
-    blocked_status: int = 0  # 418 (ban) or 429 (back-off)
+    __slots__ = ("blocked_status", "blocked_until_ms", "used", "window")
+
+    def __init__(
+        self, window: int = -1, used: int = 0, blocked_until_ms: int = 0, blocked_status: int = 0
+    ) -> None:
+        self.window = window  # minute index (epoch ms // 60000) the weight belongs to
+        self.used = used
+        self.blocked_until_ms = blocked_until_ms
+        self.blocked_status = blocked_status  # 418 (ban) or 429 (back-off)
+
+    def _key(self) -> tuple[int, int, int, int]:
+        return (self.window, self.used, self.blocked_until_ms, self.blocked_status)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SharedState) and self._key() == other._key()
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return (
+            f"SharedState(window={self.window}, used={self.used}, blocked_until_ms={self.blocked_until_ms}, "
+            f"blocked_status={self.blocked_status})"
+        )
 
 
 class RateLimitStore(Protocol):
