@@ -247,18 +247,21 @@ def create_connection(user_id: str, request: ConnectionCreateRequest) -> Connect
     if not result.ok:
         raise KlineoError(ErrorCategory(result.category), result.message)
     connection_id = connection_store.new_connection_id()
-    name = secret_store.put_credentials(user_id, connection_id, creds)
+    name = secret_store.secret_name(user_id, connection_id)
     connection = Connection(
         user_id=user_id, connection_id=connection_id, label=request.label, environment=request.environment,
         key_type=request.key_type, api_key_masked=creds.api_key_masked, secret_name=name,
         futures_enabled=False, created_at=_now(), last_test=result.model_dump(mode="json"),
     )
     try:
+        secret_store.put_credentials(user_id, connection_id, creds)
         connection_store.put_connection(connection)
     except Exception:
         # The item is the only reference to the secret: never leave a stored key nobody can see.
-        logger.exception("connection item write failed; deleting its secret")
-        secret_store.delete_credentials(name)
+        # The name holds a fresh random id, so a secret under it can only be this request's (even
+        # when CreateSecret itself failed after a retried, in fact successful, first attempt).
+        logger.exception("connection not stored; deleting its secret")
+        secret_store.discard_credentials(name)
         raise
     metrics.add_metric(name="ConnectionCreated", unit="Count", value=1)
     logger.info("connection created", extra={"connection_id": connection_id,

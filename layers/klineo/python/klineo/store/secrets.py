@@ -14,6 +14,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from klineo.binance import Credentials, ErrorCategory, KeyType
 from klineo.binance.errors import KlineoError
 from klineo.observability import logger
@@ -25,6 +27,7 @@ __all__ = [
     "CACHE_TTL_SECONDS",
     "clear_cache",
     "delete_credentials",
+    "discard_credentials",
     "get_credentials",
     "put_credentials",
     "secret_name",
@@ -128,6 +131,17 @@ def delete_credentials(secret_name: str) -> None:
         client.delete_secret(SecretId=secret_name, ForceDeleteWithoutRecovery=True)
     except client.exceptions.ResourceNotFoundException:
         logger.info("secret already deleted")
+
+
+def discard_credentials(secret_name: str) -> bool:
+    """Best-effort delete for clean-up paths: never raises; False (and an error log) when it failed."""
+    try:
+        delete_credentials(secret_name)
+    except (BotoCoreError, ClientError) as exc:
+        logger.error("secret clean-up failed; delete it by hand", extra={
+            "secret_name": secret_name, "error": type(exc).__name__})
+        return False
+    return True
 
 
 def clear_cache() -> None:
