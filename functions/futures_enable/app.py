@@ -1,0 +1,20 @@
+"""POST /exchange-connections/{id}/futures/enable: futures test, then futures_enabled=true if it passes."""
+
+from klineo.api import build_resolver, current_user_id
+from klineo.api.futures_models import FuturesStateResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.futures import enable_futures
+
+app = build_resolver()
+
+
+@app.post("/exchange-connections/<connection_id>/futures/enable")
+def futures_enable(connection_id: str) -> FuturesStateResponse:
+    return enable_futures(current_user_id(app), connection_id)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,25 @@
+"""POST /futures/order: one USDT-M order, exactly once per Idempotency-Key header."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Header
+from klineo.api import build_resolver, current_user_id
+from klineo.api.futures_models import FuturesOrderRequest, FuturesOrderResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.futures import place_futures_order
+
+app = build_resolver()
+
+
+@app.post("/futures/order")
+def futures_order(
+    body: FuturesOrderRequest, idempotency_key: Annotated[str | None, Header()] = None
+) -> FuturesOrderResponse:
+    return place_futures_order(current_user_id(app), body, idempotency_key, app.lambda_context)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,27 @@
+"""GET /futures/order/{clientOrderId}: the state Binance reports for one of the caller's orders."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from klineo.api import build_resolver, current_user_id
+from klineo.api.futures_models import FuturesOrderResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.futures import get_futures_order_status
+
+app = build_resolver()
+
+
+@app.get("/futures/order/<client_order_id>")
+def futures_order_status(
+    client_order_id: str,
+    connection_id: Annotated[str | None, Query(max_length=64)] = None,
+    symbol: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{2,20}$")] = None,
+) -> FuturesOrderResponse:
+    return get_futures_order_status(current_user_id(app), client_order_id, connection_id, symbol)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,138 @@
+"""Request and response models of the futures routes (test, enable, disable, order, order status).
+
+Field names of the order body follow the KLINEO frontend (and Binance): `connection_id`, then
+Binance's own camelCase names. Unknown fields are refused, so a typo such as `reduce_only` is an
+error naming the field instead of an order silently placed without it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+__all__ = [
+    "CLIENT_ORDER_ID_PATTERN",
+    "FuturesAsset",
+    "FuturesOrderRequest",
+    "FuturesOrderResponse",
+    "FuturesStateResponse",
+    "FuturesTestResponse",
+]
+
+# Binance's rule for newClientOrderId / origClientOrderId (facts §3).
+CLIENT_ORDER_ID_PATTERN = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
+
+_Positive = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=16)]
+
+
+class FuturesOrderRequest(BaseModel):
+    """Body of POST /futures/order: one USDT-M order on one of the caller's connections."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")
+    side: Literal["BUY", "SELL"]
+    type: Literal["MARKET", "LIMIT"]
+    quantity: _Positive
+    price: _Positive | None = Field(default=None, validate_default=True)
+    timeInForce: Literal["GTC", "IOC", "FOK", "GTX"] | None = Field(default=None, validate_default=True)
+    reduceOnly: bool = False
+    positionSide: Literal["BOTH", "LONG", "SHORT"] = "BOTH"
+
+    @field_validator("symbol")
+    @classmethod
+    def _upper_symbol(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("price")
+    @classmethod
+    def _price_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        order_type = info.data.get("type")
+        if order_type == "LIMIT" and value is None:
+            raise ValueError("price is required for LIMIT orders")
+        if order_type == "MARKET" and value is not None:
+            raise ValueError("price must not be sent with MARKET orders")
+        return value
+
+    @field_validator("timeInForce")
+    @classmethod
+    def _time_in_force_matches_type(cls, value: str | None, info: ValidationInfo) -> str | None:
+        order_type = info.data.get("type")
+        if order_type == "MARKET" and value is not None:
+            raise ValueError("timeInForce applies to LIMIT orders only")
+        if order_type == "LIMIT" and value is None:
+            return "GTC"
+        return value
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The request as plain JSON values (Decimals as strings): what "the same request" means."""
+        return self.model_dump(mode="json")
+
+
+class FuturesOrderResponse(BaseModel):
+    """An order as Binance knows it, with how this answer was obtained."""
+
+    client_order_id: str
+    connection_id: str
+    order_id: int | None = None
+    symbol: str
+    side: str
+    type: str
+    status: str
+    quantity: str
+    executed_quantity: str
+    price: str | None = None
+    average_price: str | None = None
+    time_in_force: str | None = None
+    reduce_only: bool = False
+    position_side: str = "BOTH"
+    update_time: int | None = None
+    source: Literal["placed", "recovered", "existing", "queried"] = Field(
+        description=(
+            "placed: Binance's answer to this request; recovered: the answer was lost and the order was "
+            "found by clientOrderId; existing: an earlier request with the same Idempotency-Key already "
+            "placed it; queried: read back from Binance by the status route."
+        )
+    )
+
+
+class FuturesAsset(BaseModel):
+    """One futures wallet asset with a non-zero balance."""
+
+    asset: str
+    wallet_balance: str
+    available_balance: str
+    unrealized_profit: str
+
+
+class FuturesTestResponse(BaseModel):
+    """The USDT-M futures test: ok, or the category and a user-safe message; balances when readable.
+
+    Like the spot connection test, a failing test is an answer (ok=false, category, message),
+    not an error: the test itself worked and found the key unfit. `can_trade` comes from
+    /fapi/v1/accountConfig, balances and positions from /fapi/v3/account.
+    """
+
+    connection_id: str
+    environment: str
+    ok: bool
+    category: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+    can_trade: bool | None = None
+    tested_at: str
+    total_wallet_balance: str | None = None
+    available_balance: str | None = None
+    assets: list[FuturesAsset] = Field(default_factory=list)
+    open_positions: int | None = None
+
+
+class FuturesStateResponse(BaseModel):
+    """A connection's futures switch after enable/disable."""
+
+    connection_id: str
+    futures_enabled: bool
+    test: FuturesTestResponse | None = None

@@ -1,0 +1,494 @@
+"""Futures use cases of the HTTP API: futures test, enable, disable, placing an order, reading its status.
+
+Placing an order (`place_futures_order`), warm, costs in AWS calls:
+- with an Idempotency-Key: the Powertools idempotency record's PutItem (in progress) and
+  UpdateItem (completed); ONE strongly consistent BatchGetItem bringing the connection and both
+  kill switches; the order record's conditional PutItem before sending and UpdateItem after;
+  the secret from the in-memory cache (no call). In all: 1 read + 4 writes.
+- without the header: 1 read + 2 writes (no idempotency record).
+The order record is kept apart from the idempotency record on purpose: it exists for orders
+without the header too, outlives the idempotency record's 24 h expiry (a late retry with the same
+key still finds the order), and is what the status route reads (that function has no access to
+the idempotency table).
+
+Exactly once, in layers:
+1. Powertools idempotency keyed on (user sub, Idempotency-Key): the same request while the first
+   is in flight gets 409 "in progress" (retryable); after it completed, the first answer; the
+   same key with a different body gets 409 naming the header.
+2. The clientOrderId is derived from (user sub, key), and the order record is written with a
+   conditional PutItem before sending: a retry that gets past layer 1 (the first attempt failed,
+   or the idempotency record expired) finds the record and resumes instead of placing anew.
+3. `klineo.services.orders.submit_futures_order`: a lost answer is settled by looking the order up
+   by clientOrderId; an order is only sent again once Binance provably cannot execute the
+   earlier attempt any more (recvWindow passed) and does not have it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from klineo.api.futures_models import (
+    FuturesAsset,
+    FuturesOrderRequest,
+    FuturesOrderResponse,
+    FuturesStateResponse,
+    FuturesTestResponse,
+)
+from klineo.binance import (
+    BinanceClient,
+    Credentials,
+    Environment,
+    ErrorCategory,
+    Market,
+    endpoints,
+    get_client,
+)
+from klineo.binance.errors import KlineoError
+from klineo.binance.filters import get_symbol_rules
+from klineo.observability import logger
+from klineo.services.orders import (
+    FuturesOrder,
+    OrderResult,
+    check_client_order_id,
+    idempotent_client_order_id,
+    new_client_order_id,
+    query_futures_order,
+    submit_futures_order,
+)
+from klineo.settings import get_settings
+from klineo.store import aws
+from klineo.store.connections import (
+    Connection,
+    get_connection,
+    load_trading_context,
+    record_test_result,
+    set_futures_enabled,
+)
+from klineo.store.orders import (
+    STATUS_REJECTED,
+    STATUS_UNKNOWN,
+    OrderRecord,
+    claim_resend,
+    create_order_record,
+    get_order_record,
+    record_order_outcome,
+)
+from klineo.store.secrets import get_credentials
+
+__all__ = [
+    "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "IDEMPOTENCY_TTL_SECONDS",
+    "check_futures",
+    "disable_futures",
+    "enable_futures",
+    "get_futures_order_status",
+    "place_futures_order",
+]
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+# Built at import: plain configuration, no client. The persistence layer (a boto3 client) is
+# made lazily on the first order, see _idempotent_placer.
+_IDEMPOTENCY_CONFIG = IdempotencyConfig(
+    # The user sub is part of the key: two users sending the same header value never collide.
+    event_key_jmespath="[user_id, idempotency_key]",
+    # The same key with another body is refused instead of answered with the first order.
+    payload_validation_jmespath="order",
+    expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+    hash_function="sha256",
+    response_hook=lambda response, _record: response.model_copy(update={"source": "existing"}),
+)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _futures_client(connection: Connection) -> BinanceClient:
+    return get_client(Market.FUTURES, Environment(connection.environment))
+
+
+# ---------------------------------------------------------------- futures test / enable / disable
+
+
+def _decimal_text(value: Any) -> str:
+    return format(Decimal(str(value)).normalize(), "f") if value not in (None, "") else "0"
+
+
+def _run_futures_test(connection: Connection) -> tuple[FuturesTestResponse, KlineoError | None]:
+    """Test the key on USDT-M futures; never touches spot and never changes last_test."""
+    creds = get_credentials(connection.secret_name)
+    client = _futures_client(connection)
+    tested_at = _now_iso()
+    try:
+        # /fapi/v3/account, not v2: v2 account/balance/positionRisk were deprecated on 2024-07-24
+        # (facts §3, §7). v3 dropped canTrade, which moved to /fapi/v1/accountConfig, so the test
+        # reads both: v3 for balances and positions, accountConfig for the trading permission.
+        account = endpoints.futures_account(client, creds)
+        config = endpoints.futures_account_config(client, creds)
+    except KlineoError as exc:
+        failed = FuturesTestResponse(
+            connection_id=connection.connection_id,
+            environment=connection.environment,
+            ok=False,
+            category=exc.category.value,
+            message=exc.message,
+            retryable=exc.retryable,
+            tested_at=tested_at,
+        )
+        return failed, exc
+    assets = [
+        FuturesAsset(
+            asset=str(row.get("asset", "")),
+            wallet_balance=_decimal_text(row.get("walletBalance")),
+            available_balance=_decimal_text(row.get("availableBalance")),
+            unrealized_profit=_decimal_text(row.get("unrealizedProfit")),
+        )
+        for row in account.get("assets", [])
+        if Decimal(str(row.get("walletBalance") or 0)) != 0
+    ]
+    open_positions = sum(
+        1 for p in account.get("positions", []) if Decimal(str(p.get("positionAmt") or 0)) != 0
+    )
+    can_trade = bool(config.get("canTrade", False))
+    result = FuturesTestResponse(
+        connection_id=connection.connection_id,
+        environment=connection.environment,
+        ok=can_trade,
+        can_trade=can_trade,
+        tested_at=tested_at,
+        total_wallet_balance=_decimal_text(account.get("totalWalletBalance")),
+        available_balance=_decimal_text(account.get("availableBalance")),
+        assets=assets,
+        open_positions=open_positions,
+    )
+    if can_trade:
+        return result, None
+    error = KlineoError(
+        ErrorCategory.PERMISSION,
+        "This API key can read the futures account but cannot trade futures: enable Futures on the key "
+        "in Binance's API management.",
+    )
+    return result.model_copy(
+        update={"category": error.category.value, "message": error.message, "retryable": False}
+    ), error
+
+
+def _stored(result: FuturesTestResponse) -> dict[str, Any]:
+    """What futures_last_test keeps: the verdict, not the balances (they go stale)."""
+    return result.model_dump(
+        include={"ok", "category", "message", "can_trade", "tested_at"}, exclude_none=True
+    )
+
+
+def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
+    """Futures account check of one of the caller's connections; records futures_last_test only."""
+    connection = get_connection(user_id, connection_id)
+    if connection is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+    result, _error = _run_futures_test(connection)
+    record_test_result(user_id, connection_id, _stored(result), futures=True)
+    return result
+
+
+def enable_futures(user_id: str, connection_id: str) -> FuturesStateResponse:
+    """Run the futures test and switch futures on only when it passes (canTrade true)."""
+    connection = get_connection(user_id, connection_id)
+    if connection is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+    result, error = _run_futures_test(connection)
+    if error is not None:
+        record_test_result(user_id, connection_id, _stored(result), futures=True)
+        raise KlineoError(
+            error.category,
+            f"Futures were not enabled: {error.message}",
+            status=error.status,
+            code=error.code,
+            retry_after=error.retry_after,
+            retryable=error.retryable,
+        )
+    updated = set_futures_enabled(user_id, connection_id, True, futures_last_test=_stored(result))
+    return FuturesStateResponse(
+        connection_id=connection_id, futures_enabled=updated.futures_enabled, test=result
+    )
+
+
+def disable_futures(user_id: str, connection_id: str) -> FuturesStateResponse:
+    """Switch futures off (no Binance call: turning trading off must always work)."""
+    updated = set_futures_enabled(user_id, connection_id, False)
+    return FuturesStateResponse(connection_id=connection_id, futures_enabled=updated.futures_enabled)
+
+
+# ---------------------------------------------------------------- orders
+
+
+def _response(result: OrderResult, connection_id: str, source: str | None = None) -> FuturesOrderResponse:
+    return FuturesOrderResponse(
+        client_order_id=result.client_order_id,
+        connection_id=connection_id,
+        order_id=result.order_id,
+        symbol=result.symbol,
+        side=result.side,
+        type=result.type,
+        status=result.status,
+        quantity=format(result.quantity, "f"),
+        executed_quantity=format(result.executed_quantity, "f"),
+        price=format(result.price, "f") if result.price is not None else None,
+        average_price=format(result.average_price, "f") if result.average_price is not None else None,
+        time_in_force=result.time_in_force,
+        reduce_only=result.reduce_only,
+        position_side=result.position_side,
+        update_time=result.update_time,
+        source=source or result.source,
+    )
+
+
+def _reference_price(client: BinanceClient, order: FuturesOrderRequest) -> Decimal:
+    """The price the notional check uses: the limit price, or the mark price for MARKET (facts §6)."""
+    if order.price is not None:
+        return order.price
+    return endpoints.futures_mark_price(client, order.symbol)
+
+
+def _record_quietly(user_id: str, client_order_id: str, **outcome: Any) -> None:
+    """Update the order record; a storage failure is logged, never allowed to hide the order's outcome."""
+    try:
+        record_order_outcome(user_id, client_order_id, **outcome)
+    except (ClientError, BotoCoreError):
+        logger.exception("order record update failed", extra={"client_order_id": client_order_id})
+
+
+def _resume(
+    user_id: str, existing: OrderRecord, order: FuturesOrderRequest, client: BinanceClient, creds: Credentials
+) -> OrderResult:
+    """An order record exists already: return its order, or place it once it provably is not there.
+
+    The order sent again is the one recorded (same parameters as the first attempt), never a
+    fresh rounding of the body.
+    """
+    if existing.request != order.fingerprint():
+        raise KlineoError(
+            ErrorCategory.CONFLICT,
+            f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
+            field=IDEMPOTENCY_HEADER,
+        )
+    if existing.settled and existing.result is not None:
+        return OrderResult.from_record(existing.result).with_source("existing")
+    recorded = FuturesOrder.from_params(existing.params)
+    attempt_ms = int(time.time() * 1000)
+
+    def claim() -> None:
+        if not claim_resend(
+            user_id, existing.client_order_id, previous_attempt_ms=existing.attempt_ms, attempt_ms=attempt_ms
+        ):
+            raise KlineoError(
+                ErrorCategory.CONFLICT,
+                "Another request is placing this order right now; retry in a moment.",
+                field=IDEMPOTENCY_HEADER,
+                retryable=True,
+            )
+
+    if existing.status == STATUS_REJECTED:
+        # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
+        # Send again, after winning the claim against a concurrent retry of the same order.
+        claim()
+        return submit_futures_order(client, creds, recorded, existing.client_order_id)
+    return submit_futures_order(
+        client,
+        creds,
+        recorded,
+        existing.client_order_id,
+        earlier_attempt_ms=existing.attempt_ms,
+        before_resend=claim,
+    )
+
+
+def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> FuturesOrderResponse:
+    """Checks, rounding, order record, exactly-once submission, outcome recorded."""
+    context = load_trading_context(user_id, order.connection_id)
+    if context.global_kill_switch:
+        raise KlineoError(ErrorCategory.CONFLICT, "Trading is halted: the global kill switch is on.")
+    if context.user_kill_switch:
+        raise KlineoError(ErrorCategory.CONFLICT, "Your kill switch is on; turn it off to place orders.")
+    connection = context.connection
+    if not connection.futures_enabled:
+        raise KlineoError(
+            ErrorCategory.CONFLICT, "Futures are not enabled on this connection; enable them first."
+        )
+    creds = get_credentials(connection.secret_name)
+    client = _futures_client(connection)
+    rules = get_symbol_rules(client, order.symbol)
+    quantity, price = rules.prepare_order(
+        order.side, order.type, order.quantity, order.price, _reference_price(client, order)
+    )
+    futures_order = FuturesOrder(
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        quantity=quantity,
+        price=price,
+        time_in_force=order.timeInForce,
+        reduce_only=order.reduceOnly,
+        position_side=order.positionSide,
+    )
+    _record, existing = create_order_record(
+        user_id,
+        client_order_id,
+        connection_id=connection.connection_id,
+        symbol=order.symbol,
+        request=order.fingerprint(),
+        params=futures_order.to_params(client_order_id),
+        attempt_ms=int(time.time() * 1000),
+    )
+    try:
+        if existing is None:
+            result = submit_futures_order(client, creds, futures_order, client_order_id)
+        else:
+            result = _resume(user_id, existing, order, client, creds)
+    except KlineoError as exc:
+        if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
+            _record_quietly(user_id, client_order_id, status=STATUS_UNKNOWN, error=exc.to_dict())
+        elif existing is None:
+            # A fresh id: the only call that can fail definitively is the POST itself, so
+            # Binance refused the order and nothing was placed. (On the resume path a failure may
+            # come from a lookup; the record then keeps its state and the next retry looks again.)
+            _record_quietly(
+                user_id, client_order_id, status=STATUS_REJECTED, error={**exc.to_dict(), "code": exc.code}
+            )
+        raise
+    _record_quietly(
+        user_id, client_order_id, status=result.status, order_id=result.order_id, result=result.to_record()
+    )
+    logger.info(
+        "futures order done",
+        extra={
+            "client_order_id": client_order_id,
+            "status": result.status,
+            "source": result.source,
+            "symbol": result.symbol,
+        },
+    )
+    return _response(result, connection.connection_id)
+
+
+def _place_idempotent(
+    *, request: dict[str, Any], order: FuturesOrderRequest, client_order_id: str
+) -> FuturesOrderResponse:
+    """The body Powertools idempotency wraps; `request` is what it hashes and validates."""
+    return _place(request["user_id"], order, client_order_id)
+
+
+@lru_cache(maxsize=4)
+def _idempotent_placer(table_name: str, dynamodb_client: Any) -> Any:
+    """`_place_idempotent` wrapped by Powertools idempotency on IDEMPOTENCY_TABLE (made on first use)."""
+    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
+    return idempotent_function(
+        data_keyword_argument="request",
+        config=_IDEMPOTENCY_CONFIG,
+        persistence_store=persistence,
+        output_serializer=PydanticSerializer(FuturesOrderResponse),
+        key_prefix="klineo.futures_order",
+    )(_place_idempotent)
+
+
+def _check_idempotency_key(value: str) -> str:
+    if not 1 <= len(value) <= IDEMPOTENCY_KEY_MAX_LENGTH or not all("\x21" <= ch <= "\x7e" for ch in value):
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            f"{IDEMPOTENCY_HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters",
+            field=IDEMPOTENCY_HEADER,
+        )
+    return value
+
+
+def place_futures_order(
+    user_id: str,
+    order: FuturesOrderRequest,
+    idempotency_key: str | None = None,
+    lambda_context: Any = None,
+) -> FuturesOrderResponse:
+    """Place a USDT-M order for the caller, exactly once per Idempotency-Key (see the module docstring)."""
+    if idempotency_key is None:
+        return _place(user_id, order, new_client_order_id())
+    key = _check_idempotency_key(idempotency_key)
+    client_order_id = idempotent_client_order_id(user_id, key)
+    if lambda_context is not None:
+        # In-progress records then expire with this invocation, so a crashed attempt frees its key.
+        _IDEMPOTENCY_CONFIG.register_lambda_context(lambda_context)
+    placer = _idempotent_placer(get_settings().idempotency_table, aws.dynamodb())
+    request = {"user_id": user_id, "idempotency_key": key, "order": order.fingerprint()}
+    try:
+        return placer(request=request, order=order, client_order_id=client_order_id)
+    except IdempotencyAlreadyInProgressError:
+        raise KlineoError(
+            ErrorCategory.CONFLICT,
+            f"A request with this {IDEMPOTENCY_HEADER} is in progress; retry in a moment for its result.",
+            field=IDEMPOTENCY_HEADER,
+            retryable=True,
+        ) from None
+    except IdempotencyValidationError:
+        raise KlineoError(
+            ErrorCategory.CONFLICT,
+            f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
+            field=IDEMPOTENCY_HEADER,
+        ) from None
+
+
+def get_futures_order_status(
+    user_id: str,
+    client_order_id: str,
+    connection_id: str | None = None,
+    symbol: str | None = None,
+) -> FuturesOrderResponse:
+    """An order's state from Binance, found through the caller's own order record (or connection + symbol)."""
+    check_client_order_id(client_order_id, field="clientOrderId")
+    record = get_order_record(user_id, client_order_id)
+    if record is not None:
+        if connection_id is not None and connection_id != record.connection_id:
+            raise KlineoError(ErrorCategory.NOT_FOUND, "order not found on this connection")
+        connection_id, symbol = record.connection_id, record.symbol
+    elif connection_id is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "order not found")
+    elif symbol is None:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            "symbol is required for an order that was not placed through this API",
+            field="symbol",
+        )
+    connection = get_connection(user_id, connection_id)
+    if connection is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+    creds = get_credentials(connection.secret_name)
+    found = query_futures_order(_futures_client(connection), creds, symbol, client_order_id)
+    if found is None:
+        raise KlineoError(
+            ErrorCategory.ORDER_NOT_FOUND,
+            f"Binance has no order with clientOrderId {client_order_id} for {symbol}.",
+        )
+    if record is not None and (
+        record.status != found.status
+        or record.order_id != found.order_id
+        or (record.result or {}).get("executed_quantity") != found.to_record()["executed_quantity"]
+    ):
+        _record_quietly(
+            user_id, client_order_id, status=found.status, order_id=found.order_id, result=found.to_record()
+        )
+    return _response(found, connection_id)

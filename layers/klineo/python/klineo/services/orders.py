@@ -1,0 +1,382 @@
+"""Exactly-once USDT-M futures orders at the exchange level: no AWS here, only Binance.
+
+The HTTP order route and the strategy runner both place orders through
+
+    submit_futures_order(client, creds, order, client_order_id, *, earlier_attempt_ms=None) -> OrderResult
+
+with a `newClientOrderId` the caller chose and will reuse for every retry of the same order.
+What the function guarantees for ONE call:
+
+- the order is sent at most once (POST /fapi/v1/order is never re-sent by the client layer);
+- when the answer is lost (read timeout, lost connection after sending, 5xx, 408, -1007, -1000
+  or the "unknown" 503: the client raises KlineoError(UNKNOWN_OUTCOME)), the order is looked up
+  by `origClientOrderId` a few times with a short backoff, and the real order is returned
+  (`source="recovered"`); if it still cannot be found the call raises UNKNOWN_OUTCOME naming the
+  clientOrderId, and nothing is sent again;
+- -4116 (clientOrderId duplicated: an OPEN order already has this id) returns that order
+  (`source="existing"`).
+
+What the CALLER must do when it repeats an order (same clientOrderId) in a later call:
+pass `earlier_attempt_ms`, the wall-clock ms at which the earlier attempt started sending.
+Binance only refuses a duplicate id while the first order is open; a filled MARKET order's id
+can be used again, so a blind re-send could double it. With `earlier_attempt_ms` the order is
+looked up first and returned when it exists; when it does not, it is only sent if the earlier
+attempt can no longer execute: the matching engine rejects a request whose timestamp is older
+than recvWindow (facts §2, -5028), so once `recvWindow + SETTLE_MARGIN_MS` have passed since the
+earlier attempt, "not found" is final. Before that the call raises UNKNOWN_OUTCOME.
+
+Client order ids: `new_client_order_id()` makes `klneo_<ms>_<16 hex>` (the audit's format, 36
+characters); `idempotent_client_order_id(user_id, key)` derives `k` + 35 base32 characters of
+sha256(user, key), so two users' keys never give the same id and the same key always does.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
+from klineo.binance.errors import KlineoError
+from klineo.observability import logger
+
+__all__ = [
+    "CLIENT_ORDER_ID_RE",
+    "QUERY_DELAYS_S",
+    "SETTLE_BUDGET_S",
+    "SETTLE_MARGIN_MS",
+    "FuturesOrder",
+    "OrderResult",
+    "check_client_order_id",
+    "idempotent_client_order_id",
+    "new_client_order_id",
+    "query_futures_order",
+    "submit_futures_order",
+]
+
+# Binance's rule for newClientOrderId (facts §3).
+CLIENT_ORDER_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+# Pauses before each lookup by origClientOrderId after a lost answer (about 4 s in all).
+QUERY_DELAYS_S: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+# No new lookup starts once this long has passed since the first: the order route runs inside a
+# 29 s Lambda behind a 30 s API Gateway limit, after a send that may have used a 10 s read timeout,
+# and each lookup may itself retry inside the client.
+SETTLE_BUDGET_S = 8.0
+# Added to recvWindow before an order absent at Binance is taken as never executed: covers the
+# 1000 ms a timestamp may run ahead of server time plus drift of our server-time offset.
+SETTLE_MARGIN_MS = 5000
+# Binance: "Order does not exist." (GET /fapi/v1/order) and "ClientOrderId is duplicated."
+_ORDER_DOES_NOT_EXIST = -2013
+_CLIENT_ORDER_ID_DUPLICATED = -4116
+
+_SIDES = frozenset({"BUY", "SELL"})
+_TYPES = frozenset({"MARKET", "LIMIT"})
+_TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX"})
+_POSITION_SIDES = frozenset({"BOTH", "LONG", "SHORT"})
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal as Binance wants it: no exponent, no trailing zeros (they can trip -1111)."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def _decimal_or_none(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def new_client_order_id(clock: Callable[[], float] = time.time) -> str:
+    """A fresh id in the audit's format `klneo_<ms>_<16 hex>` (36 characters)."""
+    return f"klneo_{int(clock() * 1000)}_{secrets.token_hex(8)}"
+
+
+def idempotent_client_order_id(user_id: str, idempotency_key: str) -> str:
+    """`k` + 35 base32 characters of sha256(user, key): deterministic per user and key, 36 characters."""
+    digest = hashlib.sha256(f"{user_id}\x00{idempotency_key}".encode()).digest()
+    return "k" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")[:35]
+
+
+def check_client_order_id(client_order_id: str, field: str = "client_order_id") -> str:
+    """The id itself when it follows Binance's rule, else KlineoError(INVALID_REQUEST)."""
+    if not isinstance(client_order_id, str) or not CLIENT_ORDER_ID_RE.fullmatch(client_order_id):
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            "clientOrderId must be 1 to 36 characters of letters, digits and . : / _ -",
+            field=field,
+        )
+    return client_order_id
+
+
+@dataclasses.dataclass(frozen=True)
+class FuturesOrder:
+    """One USDT-M order, already rounded to the symbol's filters (see klineo.binance.filters)."""
+
+    symbol: str
+    side: str
+    type: str
+    quantity: Decimal
+    price: Decimal | None = None
+    time_in_force: str | None = None
+    reduce_only: bool = False
+    position_side: str = "BOTH"
+
+    def __post_init__(self) -> None:
+        def invalid(message: str, field: str) -> KlineoError:
+            return KlineoError(ErrorCategory.INVALID_REQUEST, message, field=field)
+
+        if self.side not in _SIDES:
+            raise invalid("side must be BUY or SELL", "side")
+        if self.type not in _TYPES:
+            raise invalid("type must be MARKET or LIMIT", "type")
+        if not isinstance(self.quantity, Decimal) or not self.quantity.is_finite() or self.quantity <= 0:
+            raise invalid("quantity must be a number greater than 0", "quantity")
+        if self.type == "LIMIT":
+            if self.price is None or not self.price.is_finite() or self.price <= 0:
+                raise invalid("price is required for LIMIT orders and must be greater than 0", "price")
+            if self.time_in_force is None:
+                object.__setattr__(self, "time_in_force", "GTC")
+            if self.time_in_force not in _TIME_IN_FORCE:
+                raise invalid("timeInForce must be GTC, IOC, FOK or GTX", "timeInForce")
+        else:
+            if self.price is not None:
+                raise invalid("price must not be sent with MARKET orders", "price")
+            if self.time_in_force is not None:
+                raise invalid("timeInForce applies to LIMIT orders only", "timeInForce")
+        if self.position_side not in _POSITION_SIDES:
+            raise invalid("positionSide must be BOTH, LONG or SHORT", "positionSide")
+        if self.reduce_only and self.position_side != "BOTH":
+            # Binance: reduceOnly "cannot be sent in Hedge Mode" (facts §3).
+            raise invalid(
+                "reduceOnly cannot be used with positionSide LONG or SHORT (hedge mode)", "reduceOnly"
+            )
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> FuturesOrder:
+        """Inverse of `to_params` (an order exactly as an earlier attempt sent it)."""
+        price = params.get("price")
+        return cls(
+            symbol=params["symbol"],
+            side=params["side"],
+            type=params["type"],
+            quantity=Decimal(params["quantity"]),
+            price=Decimal(price) if price is not None else None,
+            time_in_force=params.get("timeInForce"),
+            reduce_only=params.get("reduceOnly") == "true",
+            position_side=params.get("positionSide", "BOTH"),
+        )
+
+    def to_params(self, client_order_id: str) -> dict[str, str]:
+        """The POST /fapi/v1/order parameters, newClientOrderId included, all strings."""
+        params = {
+            "symbol": self.symbol,
+            "side": self.side,
+            "type": self.type,
+            "quantity": _plain(self.quantity),
+            "positionSide": self.position_side,
+            "newClientOrderId": client_order_id,
+            # RESULT: the final state of a MARKET order (FILLED) instead of the bare ACK.
+            "newOrderRespType": "RESULT",
+        }
+        if self.type == "LIMIT":
+            params["price"] = _plain(self.price)  # type: ignore[arg-type]  # checked in __post_init__
+            params["timeInForce"] = self.time_in_force  # type: ignore[assignment]
+        if self.reduce_only:
+            params["reduceOnly"] = "true"
+        return params
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderResult:
+    """An order as Binance reported it, and how we learned it.
+
+    source: "placed" (Binance's answer to our POST), "recovered" (the answer was lost; found by
+    clientOrderId), "existing" (the order was already there: -4116 or an earlier attempt),
+    "queried" (read back by a status lookup).
+    """
+
+    client_order_id: str
+    order_id: int | None
+    symbol: str
+    side: str
+    type: str
+    status: str
+    quantity: Decimal
+    executed_quantity: Decimal
+    price: Decimal | None
+    average_price: Decimal | None
+    time_in_force: str | None
+    reduce_only: bool
+    position_side: str
+    update_time: int | None
+    source: str
+
+    @classmethod
+    def from_binance(cls, body: dict[str, Any], source: str) -> OrderResult:
+        """Read Binance's order object (new-order RESULT/ACK or query answer)."""
+        order_id = body.get("orderId")
+        price = _decimal_or_none(body.get("price"))
+        average = _decimal_or_none(body.get("avgPrice"))
+        update_time = body.get("updateTime") or body.get("time")
+        return cls(
+            client_order_id=str(body.get("clientOrderId", "")),
+            order_id=int(order_id) if order_id is not None else None,
+            symbol=str(body.get("symbol", "")),
+            side=str(body.get("side", "")),
+            type=str(body.get("origType") or body.get("type", "")),
+            status=str(body.get("status", "")),
+            quantity=_decimal_or_none(body.get("origQty")) or Decimal(0),
+            executed_quantity=_decimal_or_none(body.get("executedQty")) or Decimal(0),
+            price=price if price else None,
+            average_price=average if average else None,
+            time_in_force=body.get("timeInForce") or None,
+            reduce_only=bool(body.get("reduceOnly", False)),
+            position_side=str(body.get("positionSide") or "BOTH"),
+            update_time=int(update_time) if update_time is not None else None,
+            source=source,
+        )
+
+    def with_source(self, source: str) -> OrderResult:
+        """The same order, learned another way."""
+        return dataclasses.replace(self, source=source)
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-safe form (Decimals as strings) for storage and idempotent replays."""
+        record: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            record[field.name] = _plain(value) if isinstance(value, Decimal) else value
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> OrderResult:
+        """Inverse of `to_record`."""
+        values = dict(record)
+        for name in ("quantity", "executed_quantity"):
+            values[name] = Decimal(str(values[name]))
+        for name in ("price", "average_price"):
+            values[name] = _decimal_or_none(values.get(name))
+        for name in ("order_id", "update_time"):
+            values[name] = int(values[name]) if values.get(name) is not None else None
+        values["reduce_only"] = bool(values.get("reduce_only", False))
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def query_futures_order(
+    client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str, *, source: str = "queried"
+) -> OrderResult | None:
+    """The order with this clientOrderId (GET /fapi/v1/order), or None when Binance has none."""
+    try:
+        body = endpoints.futures_query_order(client, creds, symbol, client_order_id)
+    except KlineoError as exc:
+        if exc.code == _ORDER_DOES_NOT_EXIST or exc.category == ErrorCategory.ORDER_NOT_FOUND:
+            return None
+        raise
+    return OrderResult.from_binance(body, source)
+
+
+def _unknown(client_order_id: str, detail: str) -> KlineoError:
+    return KlineoError(
+        ErrorCategory.UNKNOWN_OUTCOME,
+        f"{detail}; the order's outcome is unknown. Look it up by clientOrderId {client_order_id} "
+        "(or repeat the request with the same Idempotency-Key) before placing it again",
+    )
+
+
+def _settle_lost_answer(
+    client: BinanceClient,
+    creds: Credentials,
+    order: FuturesOrder,
+    client_order_id: str,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> OrderResult:
+    """After a lost answer: look the order up a few times with backoff; never send it again."""
+    started = clock()
+    for delay in QUERY_DELAYS_S:
+        if clock() - started + delay > SETTLE_BUDGET_S:
+            break
+        sleep(delay)
+        try:
+            found = query_futures_order(client, creds, order.symbol, client_order_id, source="recovered")
+        except KlineoError as exc:
+            logger.warning(
+                "order lookup failed",
+                extra={"client_order_id": client_order_id, "category": str(exc.category)},
+            )
+            continue
+        if found is not None:
+            logger.info(
+                "lost order answer recovered",
+                extra={"client_order_id": client_order_id, "status": found.status},
+            )
+            return found
+    raise _unknown(client_order_id, "Binance did not answer the order and has not confirmed it since")
+
+
+def submit_futures_order(
+    client: BinanceClient,
+    creds: Credentials,
+    order: FuturesOrder,
+    client_order_id: str,
+    *,
+    earlier_attempt_ms: int | None = None,
+    before_resend: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> OrderResult:
+    """Place `order` under `client_order_id` exactly once at Binance; see the module docstring.
+
+    `earlier_attempt_ms`: wall-clock ms when an earlier attempt with the same id began sending
+    (None when this id was never used): the order is then looked up first, and only sent again
+    once the earlier attempt is past recvWindow + SETTLE_MARGIN_MS and still absent.
+    `before_resend`: called right before such a second send; it may raise to stop it (the API
+    uses it to win an optimistic lock against a concurrent retry of the same order).
+    Raises KlineoError: UNKNOWN_OUTCOME when the outcome cannot be settled, the exchange's
+    category when Binance refused the order (nothing placed), INVALID_REQUEST for a bad id.
+    """
+    check_client_order_id(client_order_id)
+    if earlier_attempt_ms is not None:
+        existing = query_futures_order(client, creds, order.symbol, client_order_id, source="existing")
+        if existing is not None:
+            return existing
+        window_ms = float(client.recv_window) + SETTLE_MARGIN_MS
+        if clock() * 1000 - earlier_attempt_ms < window_ms:
+            raise _unknown(
+                client_order_id, "an earlier attempt with this clientOrderId may still reach Binance"
+            )
+        if before_resend is not None:
+            before_resend()
+        logger.info(
+            "earlier attempt never reached Binance; sending again", extra={"client_order_id": client_order_id}
+        )
+    try:
+        body = endpoints.futures_new_order(client, creds, order.to_params(client_order_id))
+    except KlineoError as exc:
+        if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
+            logger.warning("order answer lost; looking it up", extra={"client_order_id": client_order_id})
+            return _settle_lost_answer(client, creds, order, client_order_id, clock, sleep)
+        if exc.code == _CLIENT_ORDER_ID_DUPLICATED:
+            existing = query_futures_order(client, creds, order.symbol, client_order_id, source="existing")
+            if existing is not None:
+                return existing
+            raise KlineoError(
+                ErrorCategory.DUPLICATE_ORDER,
+                f"clientOrderId {client_order_id} is already used by another open order",
+                status=exc.status,
+                code=exc.code,
+            ) from None
+        raise
+    return OrderResult.from_binance(body, "placed")

@@ -1,0 +1,266 @@
+"""Futures order records (pk USER#<sub>, sk ORDER#<clientOrderId>): written before sending, updated after.
+
+The record is the audit trail and the exactly-once anchor of an order placed through the API:
+- `create_order_record` is ONE conditional PutItem made before anything is sent to Binance. When
+  the record already exists (a retry with the same Idempotency-Key, possibly after the
+  idempotency record expired), DynamoDB hands back the old item with the failed condition
+  (ReturnValuesOnConditionCheckFailure), so no extra read is spent to learn about it.
+- `record_order_outcome` is ONE UpdateItem made after Binance answered (or failed to).
+- `claim_resend` is an optimistic-lock UpdateItem used only on the rare path where an earlier
+  attempt was proven not to have reached the matching engine and the order is sent again.
+
+`status` holds Binance's order status once known (NEW, PARTIALLY_FILLED, FILLED, CANCELED,
+EXPIRED, ...) or one of ours: PENDING (recorded, being sent), UNKNOWN (sent, outcome not settled)
+and REJECTED (Binance refused it; nothing was placed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from klineo.settings import get_settings
+from klineo.store import aws
+
+__all__ = [
+    "STATUS_PENDING",
+    "STATUS_REJECTED",
+    "STATUS_UNKNOWN",
+    "OrderRecord",
+    "claim_resend",
+    "create_order_record",
+    "get_order_record",
+    "record_order_outcome",
+]
+
+STATUS_PENDING = "PENDING"
+STATUS_UNKNOWN = "UNKNOWN"
+STATUS_REJECTED = "REJECTED"
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _key(user_id: str, client_order_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"ORDER#{client_order_id}"}}
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderRecord:
+    """One order placed (or being placed) through the API, as stored in the data table."""
+
+    user_id: str
+    client_order_id: str
+    connection_id: str
+    symbol: str
+    request: dict[str, Any]
+    params: dict[str, str]
+    status: str
+    attempt_ms: int
+    created_at: str
+    updated_at: str
+    order_id: int | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def settled(self) -> bool:
+        """True when the record holds Binance's own answer about the order (placed and known)."""
+        return self.status not in (STATUS_PENDING, STATUS_UNKNOWN, STATUS_REJECTED)
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB item (low-level attribute values)."""
+        plain: dict[str, Any] = {
+            "pk": f"USER#{self.user_id}",
+            "sk": f"ORDER#{self.client_order_id}",
+            "user_id": self.user_id,
+            "client_order_id": self.client_order_id,
+            "connection_id": self.connection_id,
+            "symbol": self.symbol,
+            "request": self.request,
+            "params": self.params,
+            "status": self.status,
+            "attempt_ms": self.attempt_ms,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        if self.order_id is not None:
+            plain["order_id"] = self.order_id
+        if self.result is not None:
+            plain["result"] = self.result
+        if self.error is not None:
+            plain["error"] = self.error
+        return {name: _SERIALIZER.serialize(value) for name, value in plain.items()}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> OrderRecord:
+        """Build a record from a DynamoDB item (low-level attribute values)."""
+        plain = {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+        order_id = plain.get("order_id")
+        return cls(
+            user_id=plain["user_id"],
+            client_order_id=plain["client_order_id"],
+            connection_id=plain["connection_id"],
+            symbol=plain["symbol"],
+            request=_plain_numbers(plain.get("request") or {}),
+            params={k: str(v) for k, v in (plain.get("params") or {}).items()},
+            status=plain["status"],
+            attempt_ms=int(plain["attempt_ms"]),
+            created_at=plain["created_at"],
+            updated_at=plain["updated_at"],
+            order_id=int(order_id) if order_id is not None else None,
+            result=_plain_numbers(plain["result"]) if plain.get("result") is not None else None,
+            error=_plain_numbers(plain["error"]) if plain.get("error") is not None else None,
+        )
+
+
+def _plain_numbers(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; whole ones become int again (maps and lists walked)."""
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(v) for v in value]
+    if not isinstance(value, bool) and hasattr(value, "as_integer_ratio") and value == int(value):
+        return int(value)
+    return value
+
+
+def create_order_record(
+    user_id: str,
+    client_order_id: str,
+    *,
+    connection_id: str,
+    symbol: str,
+    request: dict[str, Any],
+    params: dict[str, str],
+    attempt_ms: int,
+) -> tuple[OrderRecord, OrderRecord | None]:
+    """Write the PENDING record unless one exists: (the new record, None) or (unused, the existing one).
+
+    One conditional PutItem; on conflict the existing item comes back with the failed condition.
+    `request` holds the caller's validated body (strings, bools, None), `params` what is sent to Binance.
+    """
+    now = _now_iso()
+    record = OrderRecord(
+        user_id=user_id,
+        client_order_id=client_order_id,
+        connection_id=connection_id,
+        symbol=symbol,
+        request=request,
+        params=params,
+        status=STATUS_PENDING,
+        attempt_ms=attempt_ms,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        aws.dynamodb().put_item(
+            TableName=get_settings().data_table,
+            Item=record.to_item(),
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        old = exc.response.get("Item")
+        existing = OrderRecord.from_item(old) if old else get_order_record(user_id, client_order_id)
+        if existing is None:  # deleted between the two calls: nothing to recover from, write again
+            return create_order_record(
+                user_id,
+                client_order_id,
+                connection_id=connection_id,
+                symbol=symbol,
+                request=request,
+                params=params,
+                attempt_ms=attempt_ms,
+            )
+        return record, existing
+    return record, None
+
+
+def get_order_record(user_id: str, client_order_id: str) -> OrderRecord | None:
+    """The caller's order record (strongly consistent GetItem), or None."""
+    response = aws.dynamodb().get_item(
+        TableName=get_settings().data_table,
+        Key=_key(user_id, client_order_id),
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    return OrderRecord.from_item(item) if item else None
+
+
+def record_order_outcome(
+    user_id: str,
+    client_order_id: str,
+    *,
+    status: str,
+    order_id: int | None = None,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    """Store what became of the order (one UpdateItem); a known result clears an earlier error."""
+    names = {"#status": "status", "#updated_at": "updated_at"}
+    values: dict[str, Any] = {":status": status, ":updated_at": _now_iso()}
+    sets = ["#status = :status", "#updated_at = :updated_at"]
+    removes = []
+    if order_id is not None:
+        names["#order_id"] = "order_id"
+        values[":order_id"] = order_id
+        sets.append("#order_id = :order_id")
+    if result is not None:
+        names["#result"] = "result"
+        values[":result"] = result
+        sets.append("#result = :result")
+    names["#error"] = "error"
+    if error is not None:
+        values[":error"] = error
+        sets.append("#error = :error")
+    else:
+        removes.append("#error")
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    aws.dynamodb().update_item(
+        TableName=get_settings().data_table,
+        Key=_key(user_id, client_order_id),
+        UpdateExpression=expression,
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={k: _SERIALIZER.serialize(v) for k, v in values.items()},
+    )
+
+
+def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int, attempt_ms: int) -> bool:
+    """Move the record's attempt time forward iff nobody else did (optimistic lock); True when claimed.
+
+    Two concurrent retries of the same order can both find it absent at Binance; only the one
+    that wins this conditional update may send it again.
+    """
+    try:
+        aws.dynamodb().update_item(
+            TableName=get_settings().data_table,
+            Key=_key(user_id, client_order_id),
+            UpdateExpression="SET attempt_ms = :attempt, #status = :pending, updated_at = :now",
+            ConditionExpression="attempt_ms = :previous",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":attempt": {"N": str(attempt_ms)},
+                ":previous": {"N": str(previous_attempt_ms)},
+                ":pending": {"S": STATUS_PENDING},
+                ":now": {"S": _now_iso()},
+            },
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

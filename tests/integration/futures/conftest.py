@@ -1,0 +1,115 @@
+"""Fixtures for the futures routes: the API fixtures (moto + simulator + real handlers) plus order helpers.
+
+Reused from tests/integration/api/conftest.py: ``sim_env``, ``invoke``, ``create_connection``,
+``stored_connection``, USER_A / USER_B. Added here:
+- ``atomic_dynamodb``: moto's put/update/delete made atomic, as DynamoDB's conditional writes are
+  (moto checks the condition and writes in two steps, so two threads could both pass);
+- ``futures_connection``: USER_A's connection with futures enabled through the real enable route;
+- ``futures_clients``: the futures service's Binance clients with other options (short read
+  timeout, no retries);
+- ``wait_until``: poll a predicate.
+Event and exchange helpers live in tests/integration/futures/helpers.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any
+
+import pytest
+from klineo.binance import BinanceClient, Environment, Market
+from klineo.services import futures as futures_service
+from klineo.services import orders as order_core
+from moto.dynamodb.models import DynamoDBBackend
+
+from tests.integration.api import conftest as api_fixtures
+from tests.integration.api.conftest import USER_A, StoredConnection, connection_event
+
+# The API engineer's fixtures, made available to this folder's tests.
+sim_env = api_fixtures.sim_env
+invoke = api_fixtures.invoke
+create_connection = api_fixtures.create_connection
+stored_connection = api_fixtures.stored_connection
+
+
+@pytest.fixture(autouse=True)
+def metrics_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metrics namespace template.yaml gives every function.
+
+    klineo.observability builds Metrics at import, which here happens at collection, before the
+    `aws_credentials` fixture sets POWERTOOLS_METRICS_NAMESPACE; without it log_metrics refuses to flush.
+    """
+    from klineo.observability import metrics
+
+    monkeypatch.setattr(metrics.provider, "namespace", "Klineo")
+
+
+@pytest.fixture(autouse=True)
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serialise moto's item writes: DynamoDB evaluates a condition and writes atomically, moto does not."""
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, wraps(original)(locked))
+
+
+@pytest.fixture(autouse=True)
+def fast_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shorter pauses between lookups after a lost answer (same number of tries)."""
+    monkeypatch.setattr(order_core, "QUERY_DELAYS_S", (0.05, 0.1, 0.2, 0.4))
+
+
+@pytest.fixture
+def futures_connection(create_connection, invoke) -> StoredConnection:
+    """USER_A's "futures-full" connection with futures enabled through POST .../futures/enable."""
+    connection = create_connection(USER_A, "futures-full")
+    response = invoke(
+        "futures_enable", connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    )
+    assert response["statusCode"] == 200, response["body"]
+    return connection
+
+
+@pytest.fixture
+def futures_clients(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``futures_clients(read_timeout=0.5, max_retries=0)``: the futures service's clients so made.
+
+    A short read timeout loses a delayed answer the way a real one is lost; max_retries=0 makes
+    a failing lookup fail at once instead of after the client's 1 s + 2 s backoff.
+    """
+
+    def apply(**options: Any) -> None:
+        clients: dict[tuple[Market, Environment], BinanceClient] = {}
+
+        def get_client(market: Market, environment: Environment) -> BinanceClient:
+            key = (Market(market), Environment(environment))
+            if key not in clients:
+                clients[key] = BinanceClient(market, environment, **options)
+            return clients[key]
+
+        monkeypatch.setattr(futures_service, "get_client", get_client)
+
+    return apply
+
+
+@pytest.fixture
+def wait_until() -> Iterator[Callable[[Callable[[], bool], float], bool]]:
+    """``wait_until(predicate, timeout_s)``: poll until true (for background simulator threads)."""
+
+    def wait(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return predicate()
+
+    yield wait

@@ -1,0 +1,105 @@
+"""Helpers of the futures route tests: events for the order routes, and what the simulated exchange saw."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import time
+import uuid
+from typing import Any
+
+from local.binance_sim.accounts import DemoAccount
+from local.template import REPO_ROOT
+from tests.helpers import load_event, response_json, with_body, with_user
+from tests.integration.api.conftest import USER_A, at_path
+
+__all__ = [
+    "ORDER_PATH",
+    "body_of",
+    "exchange_orders",
+    "fresh_handler",
+    "new_key",
+    "order_body",
+    "order_event",
+    "order_posts",
+    "status_event",
+]
+
+ORDER_PATH = "/fapi/v1/order"
+
+
+def order_body(connection_id: str, **changes: Any) -> dict[str, Any]:
+    """A valid LIMIT BUY far below the mark (rests as NEW), with ``changes`` applied."""
+    body = {
+        "connection_id": connection_id,
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "0.010",
+        "price": "20000",
+        "timeInForce": "GTC",
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def order_event(body: Any, user: str = USER_A, key: str | None = None) -> dict[str, Any]:
+    """events/futures_order.json with this body and user, and the Idempotency-Key (None: no header)."""
+    event = with_user(with_body(load_event("futures_order"), body), user)
+    event["headers"].pop("content-length", None)
+    if key is None:
+        event["headers"].pop("idempotency-key", None)
+    else:
+        event["headers"]["idempotency-key"] = key
+    return event
+
+
+def status_event(client_order_id: str, user: str = USER_A, **query: str) -> dict[str, Any]:
+    """events/futures_order_status.json for this clientOrderId, user and query string."""
+    event = at_path(
+        load_event("futures_order_status"), f"/futures/order/{client_order_id}", clientOrderId=client_order_id
+    )
+    event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+    if query:
+        event["queryStringParameters"] = dict(query)
+    else:
+        event.pop("queryStringParameters", None)
+    return with_user(event, user)
+
+
+def new_key() -> str:
+    """A fresh Idempotency-Key."""
+    return str(uuid.uuid4())
+
+
+def order_posts(sim: Any, account: DemoAccount | None = None) -> list[Any]:
+    """Journal records of POST /fapi/v1/order (optionally for one account's key)."""
+    return [
+        r
+        for r in sim.journal
+        if r.method == "POST" and r.path == ORDER_PATH and (account is None or r.api_key == account.api_key)
+    ]
+
+
+def exchange_orders(sim: Any, account: DemoAccount) -> list[Any]:
+    """Every futures order the simulated exchange holds for the account (open or not)."""
+    state = sim.state.futures.state_for(account, time.time() * 1000)
+    return list(copy.copy(state.orders).values())
+
+
+def body_of(response: dict[str, Any]) -> Any:
+    """The JSON body of a handler response."""
+    return response_json(response)
+
+
+def fresh_handler(function: str) -> Any:
+    """A second, independent copy of ``functions/<function>/app.py`` (as another Lambda container would hold).
+
+    Powertools' resolver keeps the current event on the module's ``app``; two containers never share
+    it, so concurrent invocations in a test each get their own copy.
+    """
+    path = REPO_ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"functions.{function}.app_{uuid.uuid4().hex}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler

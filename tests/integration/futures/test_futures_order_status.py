@@ -1,0 +1,112 @@
+"""GET /futures/order/{clientOrderId} (moto + simulator): Binance's state, own orders only."""
+
+from __future__ import annotations
+
+from klineo.store.orders import get_order_record
+
+from tests.helpers import load_event
+from tests.integration.api.conftest import USER_A, USER_B
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, status_event
+
+
+def _place(invoke, connection_id: str, **changes) -> dict:
+    response = invoke("futures_order", order_event(order_body(connection_id, **changes), key=new_key()))
+    assert response["statusCode"] == 200, response["body"]
+    return body_of(response)
+
+
+def test_status_comes_from_binance_through_the_order_record(sim_env, invoke, futures_connection):
+    """GIVEN a placed order WHEN asked without connection_id THEN Binance's state, via the record."""
+    placed = _place(invoke, futures_connection.id)
+    sim_env.clear_journal()
+
+    response = invoke("futures_order_status", status_event(placed["client_order_id"]))
+
+    assert response["statusCode"] == 200, response["body"]
+    body = body_of(response)
+    assert body["order_id"] == placed["order_id"] and body["status"] == "NEW" and body["source"] == "queried"
+    assert body["connection_id"] == futures_connection.id
+    assert [(r.method, r.path) for r in sim_env.journal] == [("GET", "/fapi/v1/order")]
+
+
+def test_status_follows_the_order_at_binance(sim_env, invoke, futures_connection):
+    """GIVEN an order cancelled at Binance WHEN its status is asked THEN CANCELED, the record follows."""
+    placed = _place(invoke, futures_connection.id)
+    account = futures_connection.account
+    sim_env.state.futures.cancel_order(
+        account,
+        {"symbol": "BTCUSDT", "origClientOrderId": placed["client_order_id"]},
+        sim_env.server_time_ms(),
+    )
+
+    response = invoke("futures_order_status", status_event(placed["client_order_id"]))
+
+    assert body_of(response)["status"] == "CANCELED"
+    assert get_order_record(USER_A, placed["client_order_id"]).status == "CANCELED"
+
+
+def test_other_users_order_is_not_found(sim_env, invoke, futures_connection, create_connection):
+    """GIVEN A's order WHEN user B asks for it, with or without a connection THEN 404."""
+    placed = _place(invoke, futures_connection.id)
+    own = create_connection(USER_B, "ed25519-futures")  # B's own Binance account
+    sim_env.clear_journal()
+
+    without = invoke("futures_order_status", status_event(placed["client_order_id"], USER_B))
+    with_a_connection = invoke(
+        "futures_order_status",
+        status_event(
+            placed["client_order_id"], USER_B, connection_id=futures_connection.id, symbol="BTCUSDT"
+        ),
+    )
+
+    assert without["statusCode"] == 404 and body_of(without)["error"]["category"] == "not_found"
+    assert with_a_connection["statusCode"] == 404
+    assert sim_env.journal == []
+    with_own = invoke(
+        "futures_order_status",
+        status_event(placed["client_order_id"], USER_B, connection_id=own.id, symbol="BTCUSDT"),
+    )
+    assert with_own["statusCode"] == 404 and body_of(with_own)["error"]["category"] == "order_not_found"
+
+
+def test_mismatched_connection_is_not_found(sim_env, invoke, futures_connection, create_connection):
+    """GIVEN an order on connection 1 WHEN asked with the caller's connection 2 THEN 404."""
+    placed = _place(invoke, futures_connection.id)
+    other = create_connection(USER_A, "futures-full", label="second")
+
+    response = invoke("futures_order_status", status_event(placed["client_order_id"], connection_id=other.id))
+
+    assert response["statusCode"] == 404
+
+
+def test_order_placed_elsewhere_needs_connection_and_symbol(sim_env, invoke, futures_connection):
+    """GIVEN an id unknown to the API WHEN asked with connection_id only THEN 400 naming symbol."""
+    unknown = "runner_order_1"
+    missing_symbol = invoke(
+        "futures_order_status", status_event(unknown, connection_id=futures_connection.id)
+    )
+    assert missing_symbol["statusCode"] == 400 and body_of(missing_symbol)["error"]["field"] == "symbol"
+
+    nowhere = invoke(
+        "futures_order_status", status_event(unknown, connection_id=futures_connection.id, symbol="BTCUSDT")
+    )
+    assert nowhere["statusCode"] == 404 and body_of(nowhere)["error"]["category"] == "order_not_found"
+
+    no_connection = invoke("futures_order_status", status_event(unknown))
+    assert no_connection["statusCode"] == 404 and body_of(no_connection)["error"]["category"] == "not_found"
+
+
+def test_invalid_client_order_id_names_the_field(sim_env, invoke, futures_connection):
+    """GIVEN an id Binance's rule refuses WHEN asked THEN 400 naming clientOrderId."""
+    response = invoke(
+        "futures_order_status", status_event("x" * 37, connection_id=futures_connection.id, symbol="BTCUSDT")
+    )
+    assert response["statusCode"] == 400
+    assert body_of(response)["error"]["field"] == "clientOrderId"
+
+
+def test_status_event_file_is_accepted(sim_env, invoke):
+    """GIVEN events/futures_order_status.json as is WHEN invoked THEN routed (404: no connection)."""
+    response = invoke("futures_order_status", load_event("futures_order_status"))
+    assert response["statusCode"] == 404
+    assert body_of(response)["error"]["category"] == "not_found"
