@@ -1,0 +1,162 @@
+"""Smoke tests of bench/: every benchmark imports and its measuring core runs on tiny counts.
+
+No figure is judged here (benchmarks judge figures, tests never time anything): these only make
+sure a benchmark has not rotted when the code it measures changes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import __main__ as bench_main
+from bench import aws_calls, cold_start, per_call, reliability
+from bench.report import Report, demo_keys
+from bench.stack import count_aws_calls, local_stack
+
+
+def test_cold_start_measures_layer_and_a_function_in_fresh_processes() -> None:
+    """Cold start gives one import and one client-building figure per run for the layer and a function."""
+    # GIVEN the Binance layer subject and one function subject
+    subjects = [cold_start.layer_subject(), *cold_start.function_subjects(["kill_switch_get"])]
+    # WHEN each is measured once (after its warm-up run)
+    cold_start.measure(subjects, runs=1)
+    # THEN each produced one figure and no error
+    for subject in subjects:
+        assert subject.available, subject.why_unavailable
+        assert subject.error == ""
+        assert len(subject.import_ms) == len(subject.build_ms) == 1
+
+
+def test_cold_start_reads_each_functions_aws_services_from_its_policies() -> None:
+    """The clients a function builds come from the IAM actions template.yaml grants it."""
+    # GIVEN the function subjects built from template.yaml
+    subjects = {s.name: s for s in cold_start.function_subjects()}
+    # WHEN / THEN the order function builds DynamoDB, Secrets Manager and a futures client; candles no secret
+    assert "_aws.dynamodb()" in subjects["futures_order"].build_code
+    assert "_aws.secretsmanager()" in subjects["futures_order"].build_code
+    assert "_M.FUTURES" in subjects["futures_order"].build_code
+    assert "secretsmanager" not in subjects["kill_switch_get"].build_code
+
+
+def test_per_call_micro_benchmark_times_every_path() -> None:
+    """The no-network micro-benchmark gives a per-call figure for the floor, our client and its error path."""
+    # WHEN it runs on a tiny count
+    result = per_call.micro(n=20, batches=1)
+    # THEN every path has a figure
+    for key in ("raw", "bare_signed", "ours", "ours_error", "ours_quiet", "ours_error_quiet", "added"):
+        assert result[key] > 0 or key.startswith("added")
+
+
+def test_per_call_throughput_runs_our_client_and_bare_requests_against_the_simulator(binance_sim) -> None:
+    """Our client and the bare session both complete signed calls against the simulator."""
+    # GIVEN the simulator with its weight limits raised, as the benchmark runs it
+    binance_sim.configure(spot_weight_limit=per_call.HUGE_LIMIT, futures_weight_limit=per_call.HUGE_LIMIT)
+    clients = {name: per_call.PEERS[name] for name in ("klineo BinanceClient", "bare requests.Session")}
+    # WHEN each makes a few calls
+    results = per_call.throughput(binance_sim.url, "futures", calls=3, rounds=1, warmup=1, clients=clients)
+    # THEN each has a rate and no error
+    for name, result in results.items():
+        assert "error" not in result, (name, result)
+        assert result["calls_per_s"] > 0
+
+
+def test_per_call_starts_and_stops_the_simulator_process() -> None:
+    """The benchmark's own simulator process answers on 127.0.0.1 and stops afterwards."""
+    import requests
+
+    # WHEN the simulator process is started
+    with per_call.simulator_process() as url:
+        # THEN it is on loopback and answers
+        assert url.startswith("http://127.0.0.1:")
+        assert requests.get(f"{url}/api/v3/time", timeout=5).status_code == 200
+
+
+def test_aws_calls_counts_calls_of_warm_order_and_balance() -> None:
+    """The AWS-call benchmark drives both handlers warm and lists their calls."""
+    # GIVEN the in-process stack
+    with local_stack() as stack:
+        # WHEN the measurement runs without the idle wait
+        results = aws_calls.measure(stack, idle_s=0)
+    # THEN both warm invocations succeeded and their calls were counted
+    assert 200 <= results["futures_order"]["warm"]["status"] < 300
+    assert 200 <= results["balance"]["warm"]["status"] < 300
+    assert results["futures_order"]["warm"]["calls"]
+    split = aws_calls.classify_order_calls(
+        results["futures_order"]["warm"]["calls"], results["tables"]["idempotency"]
+    )
+    assert set(split) == {"idempotency_writes", "consistent_batch_reads", "allowed", "extra"}
+
+
+def test_count_aws_calls_sees_calls_of_any_client(aws) -> None:
+    """count_aws_calls records a call made by a client created inside or outside the block."""
+    import boto3
+
+    # GIVEN a client made before counting starts
+    client = boto3.client("dynamodb", region_name="ap-northeast-1")
+    # WHEN it makes one call while counting
+    with count_aws_calls() as calls:
+        client.list_tables()
+    # THEN that call is listed
+    assert [(c.service, c.operation) for c in calls] == [("dynamodb", "ListTables")]
+
+
+def test_reliability_chaos_run_reconciles_a_few_orders() -> None:
+    """A tiny seeded chaos run answers every order and reconciles them with the exchange."""
+    # GIVEN the in-process stack
+    with local_stack() as stack:
+        # WHEN three orders go through with seeded faults
+        outcomes = reliability.chaos_run(stack, orders=3, seed=7, caller_budget_s=20)
+        result = reliability.reconcile(stack, outcomes)
+    # THEN each has a final outcome and the reconciliation reports its tallies
+    assert len(outcomes) == 3
+    assert all(o.final in {"accepted", "rejected", "unknown", "http500", "unclassified"} for o in outcomes)
+    assert {"exchange_orders", "order_posts", "problems"} <= set(result)
+
+
+def test_report_writes_verdicts_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A report prints its verdicts, machine and command, and writes them as JSON when asked."""
+    # GIVEN a report with one passed and one missed target
+    report = Report("demo", "a demonstration", module="bench.demo", argv=["--n", "1"])
+    report.target("fast", "≤ 1 ms", "0.5 ms", True)
+    report.target("small", "≤ 1 call", "2 calls", False)
+    # WHEN it finishes into a JSON file
+    report.finish(str(tmp_path / "demo.json"))
+    # THEN the JSON and the printed text carry the verdicts and the command
+    document = json.loads((tmp_path / "demo.json").read_text(encoding="utf-8"))
+    assert document["verdict"] == "MISS"
+    assert [t["verdict"] for t in document["targets"]] == ["PASS", "MISS"]
+    printed = capsys.readouterr().out
+    assert "reproduce: PYTHONPATH=layers/klineo/python:. " in printed and "-m bench.demo --n 1" in printed
+    assert "cores" in printed
+
+
+def test_runner_records_a_dated_section_without_touching_earlier_ones(tmp_path: Path, monkeypatch) -> None:
+    """`--record` appends a section to results.md and keeps what was there."""
+    # GIVEN a results file with an earlier section
+    results = tmp_path / "results.md"
+    results.write_text("# Benchmark results\n\n## earlier\n", encoding="utf-8")
+    monkeypatch.setattr(bench_main, "RESULTS_FILE", results)
+    machine = bench_main.machine()
+    # WHEN a run is recorded
+    bench_main._record(
+        [("bench.demo", "PASS", "fast: 0.5 ms")],
+        [("bench.demo", "output")],
+        machine,
+        machine,
+        "python -m bench",
+        quick=True,
+    )
+    # THEN the earlier section is kept and the new one follows it
+    text = results.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmark results\n\n## earlier\n")
+    assert "| demo | PASS | fast: 0.5 ms |" in text and "load average" in text
+
+
+def test_demo_keys_come_from_the_simulator_accounts_file() -> None:
+    """The benchmarks' demo keys are the simulator's futures-full account."""
+    # WHEN / THEN the key pair is read from local/demo-accounts.json
+    api_key, secret = demo_keys("futures-full")
+    assert len(api_key) == 64 and len(secret) == 64
