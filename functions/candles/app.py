@@ -17,7 +17,7 @@ def candles(query: Annotated[CandlesQuery, Query()]) -> CandlesResponse:
     return get_candles(query)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

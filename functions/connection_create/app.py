@@ -15,7 +15,7 @@ def connection_create(body: ConnectionCreateRequest) -> Response[ConnectionRespo
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

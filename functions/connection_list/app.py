@@ -13,7 +13,7 @@ def connection_list() -> ConnectionListResponse:
     return list_user_connections(current_user_id(app))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

@@ -14,7 +14,7 @@ def connection_test(body: ConnectionTestRequest) -> ConnectionTestResponse:
     return check_keys(body)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

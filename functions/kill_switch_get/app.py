@@ -13,7 +13,7 @@ def kill_switch_get() -> KillSwitchResponse:
     return get_kill_switch(current_user_id(app))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

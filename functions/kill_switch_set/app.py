@@ -13,7 +13,7 @@ def kill_switch_set(body: KillSwitchSetRequest) -> KillSwitchResponse:
     return set_kill_switch(current_user_id(app), body.enabled)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

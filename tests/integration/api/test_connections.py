@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -42,6 +43,13 @@ def _no_futures_call(sim) -> None:
     assert not [p for p in paths if p.startswith("/fapi")], paths
 
 
+def _logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture) -> str:
+    """Every log record (message and extra fields) and everything printed, as one text."""
+    records = [json.dumps(record.__dict__, default=str) for record in caplog.records]
+    printed = capsys.readouterr()
+    return "\n".join([*records, printed.out, printed.err])
+
+
 def _set_egress_ip(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("EGRESS_IP", value)
     get_settings.cache_clear()
@@ -50,7 +58,7 @@ def _set_egress_ip(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
 # ------------------------------------------------------------------ create
 
 
-def test_create_from_the_event_file_stores_secret_and_masked_item(sim_env, invoke, aws, capsys):
+def test_create_from_the_event_file_stores_secret_and_masked_item(sim_env, invoke, aws, caplog, capsys):
     """GIVEN events/connection_create.json (base64 body) WHEN invoked THEN 201, one secret, one item."""
     event = load_event("connection_create")
     sub = event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
@@ -70,8 +78,7 @@ def test_create_from_the_event_file_stores_secret_and_masked_item(sim_env, invok
     item = connection_store.get_connection(sub, created["id"])
     assert item.secret_name == name and item.futures_enabled is False and item.last_test["ok"] is True
     assert account.secret not in json.dumps(_data_items(aws))
-    logs = capsys.readouterr()
-    assert account.secret not in logs.out + logs.err
+    assert account.secret not in _logged(caplog, capsys)
     _no_futures_call(sim_env)
 
 
@@ -125,13 +132,12 @@ def test_create_when_the_item_write_fails_deletes_the_secret(sim_env, invoke, aw
     ("{not json", 400, "body"),
     ({"label": "x" * 20000}, 413, "body"),
 ])
-def test_create_refuses_bad_input_naming_the_field(sim_env, invoke, aws, capsys, body, status, field):
+def test_create_refuses_bad_input_naming_the_field(sim_env, invoke, aws, caplog, capsys, body, status, field):
     """GIVEN a bad body WHEN created THEN 400/413/422 naming the field; nothing stored, no Binance call."""
     response = invoke("connection_create", _create_event(body))
     assert response["statusCode"] == status
     assert _error(response)["field"] == field
-    logs = capsys.readouterr()
-    assert "SECRETSECRET" not in response["body"] + logs.out + logs.err
+    assert "SECRETSECRET" not in response["body"] + _logged(caplog, capsys)
     assert _secret_names() == [] and sim_env.journal == []
 
 
@@ -336,3 +342,17 @@ def test_answers_carry_cors_for_the_templates_frontend_origin(sim_env, invoke, t
     event["headers"]["origin"] = origin
     response = invoke("connection_list", event)
     assert response["headers"]["Access-Control-Allow-Origin"] == origin
+
+
+def test_secret_stays_out_of_logs_in_powertools_debug_modes(sim_env, invoke, monkeypatch, caplog, capsys):
+    """GIVEN POWERTOOLS_DEV, event logging and debug on WHEN keys are created THEN no log holds the secret."""
+    for name in ("POWERTOOLS_DEV", "POWERTOOLS_LOGGER_LOG_EVENT", "POWERTOOLS_EVENT_HANDLER_DEBUG"):
+        monkeypatch.setenv(name, "true")
+    importlib.reload(importlib.import_module("functions.connection_create.app"))
+    account = sim_env.account("spot-only")
+    response = invoke("connection_create", _create_event({"label": "x", **credentials_body(account)}))
+    assert response["statusCode"] == 201
+    bad = invoke("connection_create", _create_event({"label": "x", **credentials_body(account), "extra": 1}))
+    assert bad["statusCode"] == 422
+    assert caplog.records, "nothing was logged: the check below would prove nothing"
+    assert account.secret not in _logged(caplog, capsys) + response["body"] + bad["body"]

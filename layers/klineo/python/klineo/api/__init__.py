@@ -264,7 +264,10 @@ def build_resolver() -> APIGatewayHttpResolver:
         expose_headers=_CORS_EXPOSE_HEADERS,
         max_age=600,
     )
-    app = APIGatewayHttpResolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body)
+    # debug=False whatever POWERTOOLS_DEV says: debug mode prints every event (bodies carry API
+    # secrets) and answers 500s with a traceback.
+    app = APIGatewayHttpResolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body,
+                                 debug=False)
     app.use(middlewares=[_request_guard])
     app.exception_handler(KlineoError)(_handle_klineo_error)
     app.exception_handler(ApiError)(_handle_api_error)
