@@ -192,10 +192,11 @@ def test_cors_headers_name_the_frontend_origin(app):
     assert "retry-after" in headers["Access-Control-Expose-Headers"]
 
 
-def test_preflight_is_answered(app):
-    """GIVEN an OPTIONS preflight WHEN resolved THEN 204 with the allowed methods."""
+def test_preflight_is_answered_without_credentials(app):
+    """GIVEN an OPTIONS preflight without a JWT (browsers send none) WHEN resolved THEN 204 and methods."""
     event = load_event("kill_switch_get")
     event["requestContext"]["http"]["method"] = "OPTIONS"
+    event["requestContext"]["authorizer"] = {}
     event["headers"]["origin"] = ORIGIN
     response = app.resolve(event, {})
     assert response["statusCode"] == 204

@@ -159,7 +159,8 @@ def _json_body(text: str) -> Any:
 
 def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
     """Every route: a JWT subject is required, and the body is capped even where it is not parsed."""
-    if _sub(app) is None:
+    # A CORS preflight carries no credentials (browsers never send them on OPTIONS).
+    if app.current_event.http_method.upper() != "OPTIONS" and _sub(app) is None:
         raise _unauthenticated()
     _check_body_size(app.current_event.decoded_body)
     return next_middleware(app)
