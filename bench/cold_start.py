@@ -37,7 +37,15 @@ from pathlib import Path
 
 from bench.report import LAYER_PATH, REPO_ROOT, Report, demo_keys, median
 
-__all__ = ["Subject", "function_subjects", "layer_subject", "main", "measure", "peer_subjects"]
+__all__ = [
+    "Subject",
+    "function_subjects",
+    "import_profile",
+    "layer_subject",
+    "main",
+    "measure",
+    "peer_subjects",
+]
 
 FUNCTION_TARGET_MS = 400.0
 LAYER_TARGET_MS = 120.0
@@ -351,10 +359,13 @@ def measure(subjects: Sequence[Subject], runs: int) -> None:
                 subject.build_ms.append(build_ms)
 
 
-def heaviest_imports(subject: Subject, top: int = 10) -> list[tuple[float, float, str]]:
-    """(cumulative ms, self ms, module) of the heaviest imports, from one `-X importtime` run."""
+def import_profile(
+    subject: Subject, top: int = 10
+) -> tuple[list[tuple[float, float, str]], list[tuple[str, float]]]:
+    """One `-X importtime` run: heaviest imports (cumulative ms, self ms, module) and self ms per package."""
     _, _, stderr = _run_once(subject, importtime=True)
     rows = []
+    by_package: dict[str, float] = {}
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "imported package" in line:
             continue
@@ -364,13 +375,16 @@ def heaviest_imports(subject: Subject, top: int = 10) -> list[tuple[float, float
         self_us, cumulative_us, module = parts
         module = module[1:] if module.startswith(" ") else module
         depth = len(module) - len(module.lstrip())
-        rows.append((float(cumulative_us) / 1000.0, float(self_us) / 1000.0, depth, module.strip()))
-    # Top-level entries (least indentation) show where the time goes; deeper ones explain them.
+        name = module.strip()
+        rows.append((float(cumulative_us) / 1000.0, float(self_us) / 1000.0, depth, name))
+        package = name.split(".", 1)[0]
+        by_package[package] = by_package.get(package, 0.0) + float(self_us) / 1000.0
     rows.sort(key=lambda row: row[0], reverse=True)
-    return [
-        (cumulative, own, ("  " * min(depth // 2, 6)) + module)
-        for cumulative, own, depth, module in rows[:top]
+    heaviest = [
+        (cumulative, own, ("  " * min(depth // 2, 6)) + name) for cumulative, own, depth, name in rows[:top]
     ]
+    packages = sorted(by_package.items(), key=lambda item: item[1], reverse=True)
+    return heaviest, packages
 
 
 def _deployed_copy() -> Path:
@@ -525,13 +539,26 @@ def _report(report: Report, subjects: list[Subject], runs: int, profile: bool) -
         over = [
             s for s in subjects if s.totals and s.target_ms is not None and median(s.totals) > s.target_ms
         ]
-        for s in over[:3]:
-            report.line(f"-- heaviest imports of {s.label} (one -X importtime run; cumulative / self ms)")
+        over.sort(key=lambda s: median(s.totals) - (s.target_ms or 0), reverse=True)
+        profiled: set[str] = set()
+        for s in over:
+            if s.kind in profiled:
+                continue
+            profiled.add(s.kind)
+            report.line(
+                f"-- where {s.label} spends its import time (one -X importtime run, which adds overhead)"
+            )
             try:
-                for cumulative, own, module in heaviest_imports(s):
-                    report.line(f"   {cumulative:8.1f} {own:7.1f}  {module}")
+                heaviest, packages = import_profile(s)
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 report.line(f"   profile failed: {error}")
+                continue
+            report.line(
+                "   self ms by top-level package: " + ", ".join(f"{p} {ms:.0f}" for p, ms in packages[:10])
+            )
+            report.line("   heaviest imports, cumulative / self ms:")
+            for cumulative, own, module in heaviest:
+                report.line(f"   {cumulative:8.1f} {own:7.1f}  {module}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,7 +197,11 @@ class Report:
         for t in self.targets:
             detail = f"  ({t.detail})" if t.detail else ""
             self.line(f"   {t.verdict:4}  {t.name}: {t.measured}  [target {t.target}]{detail}")
-        self.line(f"   machine: {self.machine.describe()}")
+        now = machine()
+        self.line(
+            f"   machine: {now.describe()} (load average at start: "
+            f"{' '.join(f'{v:.2f}' for v in self.machine.load_average)})"
+        )
         self.line(f"   reproduce: {self.command}")
         if json_path:
             document = {
@@ -208,6 +212,7 @@ class Report:
                 "figures": self.figures,
                 "notes": self.notes,
                 "machine": dataclasses.asdict(self.machine),
+                "load_average_at_end": now.load_average,
                 "command": self.command,
             }
             Path(json_path).write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
