@@ -134,7 +134,7 @@ class MicroResult(dict):
     """µs per call: raw, ours, ours_error, bare_signed; added = ours - raw."""
 
 
-def micro(n: int = 5000, batches: int = 5) -> MicroResult:
+def micro(n: int = 5000, batches: int = 5, profile_over_us: float | None = None) -> MicroResult:
     """Per-call µs of the raw floor, our signed call (ok and error path) and an inline-signed bare call."""
     import requests
     from klineo.binance import BinanceClient, Credentials, ErrorCategory, KeyType, KlineoError, Market
@@ -222,7 +222,41 @@ def micro(n: int = 5000, batches: int = 5) -> MicroResult:
     for key in ("ours", "ours_error", "ours_quiet", "ours_error_quiet"):
         result[f"added_{key.removeprefix('ours').strip('_') or 'ok'}"] = result[key] - result["raw"]
     result["added"] = result["added_ok"]
+    if profile_over_us is not None:
+        for name, fn, added in (
+            ("ok", ours, result["added_ok"]),
+            ("error", ours_error, result["added_error"]),
+        ):
+            if added > profile_over_us:
+                with quiet_stdout():
+                    result[f"profile_{name}"] = self_time_by_file(fn, n)
     return result
+
+
+def self_time_by_file(fn: Callable[[], Any], n: int, top: int = 8) -> list[tuple[str, float]]:
+    """cProfile over n calls of fn: (source file, share of self time in %), largest first."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        fn()
+    profiler.disable()
+    totals: dict[str, float] = {}
+    for (filename, _, function), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        marker = next((m for m in ("site-packages/", "python/klineo/", "lib/python3") if m in filename), None)
+        if marker == "python/klineo/":
+            where = "klineo/" + filename.split(marker, 1)[1]
+        elif marker == "lib/python3":
+            where = "stdlib " + "/".join(filename.split(marker, 1)[1].split("/")[1:3])
+        elif marker:
+            where = "/".join(filename.split(marker, 1)[1].split("/")[:3])
+        else:
+            where = filename if filename != "~" else f"builtin {function}"
+        totals[where] = totals.get(where, 0.0) + own
+    whole = sum(totals.values()) or 1.0
+    return [(where, 100.0 * own / whole) for where, own in sorted(totals.items(), key=lambda i: -i[1])[:top]]
 
 
 # ----- part 2: loopback ----------------------------------------------------------------------------
@@ -450,7 +484,7 @@ def run(report: Report, n: int, batches: int, calls: int, rounds: int, markets: 
     """Both parts, printed into `report`."""
     report.line("-- part 1: per-call cost without network (µs per call, median of batches)")
     try:
-        result = micro(n=n, batches=batches)
+        result = micro(n=n, batches=batches, profile_over_us=ADDED_TARGET_US * 0.8)
     except ImportError as error:
         report.target(
             "added by signing + bookkeeping + classification",
@@ -472,6 +506,10 @@ def run(report: Report, n: int, batches: int, calls: int, rounds: int, markets: 
             ],
         )
         report.figure("micro", dict(result))
+        for name in ("ok", "error"):
+            if f"profile_{name}" in result:
+                shares = ", ".join(f"{where} {share:.0f}%" for where, share in result[f"profile_{name}"])
+                report.line(f"   where the {name} path spends its time (cProfile self time): {shares}")
         report.target(
             "added by our client on a 200 (ours - raw), as in Lambda",
             f"≤ {ADDED_TARGET_US:.0f} µs",
