@@ -88,12 +88,23 @@ FAULT_PLAN: list[tuple[int, str, dict[str, Any] | None]] = [
 class Outcome:
     """What the caller ended with for one Idempotency-Key."""
 
-    __slots__ = ("attempts", "body", "category", "client_order_id", "fault", "key", "order_id", "statuses")
+    __slots__ = (
+        "answers",
+        "attempts",
+        "body",
+        "category",
+        "client_order_id",
+        "fault",
+        "key",
+        "order_id",
+        "statuses",
+    )
 
     def __init__(self, key: str, fault: str):
         self.key, self.fault = key, fault
         self.attempts = 0
         self.statuses: list[int] = []
+        self.answers: list[str] = []  # "HTTP <status> <category>" per attempt
         self.body: Any = None
         self.category: str | None = None
         self.client_order_id: str | None = None
@@ -216,6 +227,7 @@ def chaos_run(stack: Stack, orders: int, seed: int, caller_budget_s: float = 30.
                     outcome.statuses.append(status)
                     outcome.body = response_body(response)
                     if 200 <= status < 300:
+                        outcome.answers.append(f"{status} ok")
                         outcome.category = None
                         outcome.client_order_id = (outcome.body or {}).get("client_order_id")
                         outcome.order_id = (outcome.body or {}).get("order_id")
@@ -223,6 +235,7 @@ def chaos_run(stack: Stack, orders: int, seed: int, caller_budget_s: float = 30.
                     error = (outcome.body or {}).get("error") if isinstance(outcome.body, dict) else None
                     category = error.get("category") if isinstance(error, dict) else None
                     outcome.category = category if category in known else None
+                    outcome.answers.append(f"{status} {category if category in known else 'UNCLASSIFIED'}")
                     if status >= 500 and status != 503 and category is None:
                         break
                     # unknown_outcome says "retryable": false (do not re-send blindly), and its message
@@ -337,6 +350,11 @@ def run(report: Report, orders: int, seed: int, caller_budget_s: float) -> dict[
     )
     report.line(f"   final: {dict(finals)}")
     report.line(f"   final error categories: {dict(categories)}")
+    answers = collections.Counter(a for o in outcomes for a in o.answers if not a.endswith(" ok"))
+    report.line(
+        "   error answers seen by the caller (every attempt, HTTP status + category): "
+        + ", ".join(f"{a} x{n}" for a, n in sorted(answers.items()))
+    )
     report.line(
         f"   exchange: {result['exchange_orders']} orders for {finals['accepted']} accepted requests; "
         f"{result['order_posts']} POST /fapi/v1/order reached the simulator"
