@@ -6,10 +6,12 @@ fixed seed: 429, 418, 500 (executed or not), the three 503s, 408 -1007, a lost a
 (``delay_after``: the order executes, the client's read times out), a dropped connection, or a
 server clock jump (ahead or behind). Faults hit the order POST, and sometimes the lookup or the
 mark-price read instead. A share of the requests is invalid on purpose (below the minimum
-quantity) and must be refused before anything is sent.
+quantity: refused before anything is sent) or more than the account's margin can carry (Binance
+refuses it).
 
-The caller behaves like the frontend: on a retryable error it waits (Retry-After when given) and
-repeats the SAME request with the SAME key, for at most --caller-budget-s seconds per order.
+The caller behaves like the frontend: on a retryable error, and on ``unknown_outcome`` (whose
+message says to repeat the request with the same Idempotency-Key), it waits (Retry-After when
+given) and repeats the SAME request with the SAME key, for at most --caller-budget-s s per order.
 
 Checked for every response: never a 500, and every error is ``{"error": {"category", ...}}``
 with a known category. Then reconciled against the simulator's order book (every order of the
@@ -82,6 +84,7 @@ FAULT_PLAN: list[tuple[int, str, dict[str, Any] | None]] = [
     (4, "server clock 8 s ahead", {"clock": 8000}),
     (3, "server clock 3 s behind", {"clock": -3000}),
     (9, "invalid order (quantity below minimum)", {"invalid": True}),
+    (3, "order the exchange refuses (margin)", {"unaffordable": True}),
 ]
 
 
@@ -152,7 +155,7 @@ def _bounded_timing() -> Iterator[None]:
 
 def _arm(stack: Stack, spec: dict[str, Any] | None) -> None:
     sim = stack.sim
-    if not spec or spec.get("invalid"):
+    if not spec or spec.get("invalid") or spec.get("unaffordable"):
         return
     if "clock" in spec:
         sim.set_clock_skew_ms(spec["clock"])
@@ -171,8 +174,18 @@ def _disarm(stack: Stack) -> None:
     stack.sim.set_clock_skew_ms(0)
 
 
-def _order_body(rng: random.Random, connection_id: str, invalid: bool) -> dict[str, Any]:
+def _order_body(rng: random.Random, connection_id: str, spec: dict[str, Any] | None) -> dict[str, Any]:
     side = rng.choice(["BUY", "SELL"])
+    invalid = bool(spec and spec.get("invalid"))
+    if spec and spec.get("unaffordable"):
+        # Valid for the filters, far beyond the account's margin: Binance refuses it (-2019).
+        return {
+            "connection_id": connection_id,
+            "symbol": "BTCUSDT",
+            "side": side,
+            "type": "MARKET",
+            "quantity": "50",
+        }
     if invalid:
         return {
             "connection_id": connection_id,
@@ -215,7 +228,7 @@ def chaos_run(stack: Stack, orders: int, seed: int, caller_budget_s: float = 30.
             _, name, spec = rng.choices(FAULT_PLAN, weights=weights)[0]
             key = str(uuid.uuid4())
             outcome = Outcome(key, name)
-            body = _order_body(rng, connection_id, bool(spec and spec.get("invalid")))
+            body = _order_body(rng, connection_id, spec)
             event = stack.event("futures_order", body=body, headers={"idempotency-key": key})
             started = time.monotonic()
             _arm(stack, spec)
