@@ -255,6 +255,35 @@ def stack_floor_subject() -> Subject:
     )
 
 
+def boto3_session_subjects() -> list[Subject]:
+    """Two boto3 clients (DynamoDB, Secrets Manager) from one Session each, and from one shared Session."""
+    env = {**_lambda_base_env("klineo-dev-floor"), "PYTHONPATH": ""}
+    config = "Config(connect_timeout=2, read_timeout=5, retries={'mode': 'standard', 'max_attempts': 3})"
+    imports = "import boto3\nfrom botocore.config import Config"
+    return [
+        Subject(
+            name="boto3: 2 clients, a new Session each",
+            kind="floor",
+            import_code=imports,
+            build_code=(
+                f"boto3.session.Session().client('dynamodb', config={config})\n"
+                f"boto3.session.Session().client('secretsmanager', config={config})"
+            ),
+            env=env,
+        ),
+        Subject(
+            name="boto3: 2 clients, one shared Session",
+            kind="floor",
+            import_code=imports,
+            build_code=(
+                f"_s = boto3.session.Session()\n_s.client('dynamodb', config={config})\n"
+                f"_s.client('secretsmanager', config={config})"
+            ),
+            env=env,
+        ),
+    ]
+
+
 def peer_subjects() -> list[Subject]:
     """Other Binance clients, built without touching the network, and requests.Session as the floor."""
     key = f"{DEMO_API_KEY!r}, {DEMO_SECRET!r}"
@@ -294,7 +323,7 @@ def peer_subjects() -> list[Subject]:
             f"api_secret={DEMO_SECRET!r})).rest_api",
         ),
     ]
-    subjects = [stack_floor_subject()]
+    subjects = [stack_floor_subject(), *boto3_session_subjects()]
     from importlib.util import find_spec
 
     for name, kind, probe, import_code, build_code in specs:
