@@ -63,6 +63,17 @@ def test_futures_test_of_spot_only_key_fails_with_permission(sim_env, invoke, cr
     assert stored.last_test == spot_test_before and stored.last_test["ok"] is True
 
 
+def test_futures_test_of_testnet_key_goes_to_the_futures_testnet(sim_env, invoke, create_connection):
+    """GIVEN a testnet connection WHEN its futures are tested THEN only the futures testnet URL is called."""
+    connection = create_connection(USER_A, "testnet-futures")
+    sim_env.clear_journal()
+
+    response = invoke("futures_test", _futures_event("futures_test", connection.id))
+
+    assert response["statusCode"] == 200 and body_of(response)["ok"] is True
+    assert {(record.env, record.path.split("/")[1]) for record in sim_env.journal} == {("testnet", "fapi")}
+
+
 def test_futures_test_of_other_users_connection_is_not_found(sim_env, invoke, stored_connection):
     """GIVEN A's connection WHEN user B tests its futures THEN 404 and Binance is not called."""
     sim_env.clear_journal()

@@ -8,6 +8,8 @@ import time
 from decimal import Decimal
 
 import boto3
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.exceptions import ClientError
 from klineo.api.futures_models import FuturesOrderRequest
 from klineo.services.orders import FuturesOrder, idempotent_client_order_id
 from klineo.settings import get_settings
@@ -346,6 +348,22 @@ def test_binance_refusal_is_classified_and_recorded(sim_env, invoke, futures_con
     posts = order_posts(sim_env)
     assert len(posts) == 1 and posts[0].code == -2019
     assert exchange_orders(sim_env, futures_connection.account) == []
+
+
+def test_idempotency_store_failure_is_503_and_sends_nothing(sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN the idempotency table failing WHEN a keyed order comes THEN 503, retryable, nothing sent."""
+
+    def broken(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
+
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_put_record", broken)
+
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+
+    assert response["statusCode"] == 503, response["body"]
+    error = body_of(response)["error"]
+    assert error["category"] == "upstream_unavailable" and error["retryable"] is True
+    assert order_posts(sim_env) == []
 
 
 # ---------------------------------------------------------------- bad input: 4xx naming the field

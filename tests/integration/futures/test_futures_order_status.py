@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import boto3
+from klineo.settings import get_settings
 from klineo.store.orders import get_order_record
 
 from tests.helpers import load_event
@@ -110,3 +112,28 @@ def test_status_event_file_is_accepted(sim_env, invoke):
     response = invoke("futures_order_status", load_event("futures_order_status"))
     assert response["statusCode"] == 404
     assert body_of(response)["error"]["category"] == "not_found"
+
+
+def test_refused_order_status_says_it_was_never_placed(sim_env, invoke, futures_connection):
+    """GIVEN an order Binance refused WHEN its status is asked THEN 404 saying so, no lookup."""
+    refused = invoke(
+        "futures_order", order_event(order_body(futures_connection.id, quantity="100"), key=None)
+    )
+    assert refused["statusCode"] == 422
+    client_order_id = next(iter(_order_ids(USER_A)))
+    sim_env.clear_journal()
+
+    response = invoke("futures_order_status", status_event(client_order_id))
+
+    assert response["statusCode"] == 404
+    assert "never placed" in body_of(response)["error"]["message"]
+    assert sim_env.journal == []
+
+
+def _order_ids(user: str) -> list[str]:
+    items = boto3.client("dynamodb").query(
+        TableName=get_settings().data_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": f"USER#{user}"}, ":prefix": {"S": "ORDER#"}},
+    )["Items"]
+    return [item["client_order_id"]["S"] for item in items]

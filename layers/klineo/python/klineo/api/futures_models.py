@@ -10,7 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
+
+from klineo.api.models import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
 __all__ = [
     "CLIENT_ORDER_ID_PATTERN",
@@ -32,20 +34,15 @@ class FuturesOrderRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    connection_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")
+    connection_id: str = Field(pattern=CONNECTION_ID_PATTERN)
+    symbol: str = Field(pattern=SYMBOL_PATTERN)
     side: Literal["BUY", "SELL"]
     type: Literal["MARKET", "LIMIT"]
     quantity: _Positive
     price: _Positive | None = Field(default=None, validate_default=True)
     timeInForce: Literal["GTC", "IOC", "FOK", "GTX"] | None = Field(default=None, validate_default=True)
-    reduceOnly: bool = False
+    reduceOnly: StrictBool = False
     positionSide: Literal["BOTH", "LONG", "SHORT"] = "BOTH"
-
-    @field_validator("symbol")
-    @classmethod
-    def _upper_symbol(cls, value: str) -> str:
-        return value.upper()
 
     @field_validator("price")
     @classmethod

@@ -38,6 +38,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
@@ -337,7 +338,12 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
     client = _futures_client(connection)
     rules = get_symbol_rules(client, order.symbol)
     quantity, price = rules.prepare_order(
-        order.side, order.type, order.quantity, order.price, _reference_price(client, order)
+        order.side,
+        order.type,
+        order.quantity,
+        order.price,
+        _reference_price(client, order),
+        reduce_only=order.reduceOnly,
     )
     futures_order = FuturesOrder(
         symbol=order.symbol,
@@ -444,6 +450,16 @@ def place_futures_order(
             field=IDEMPOTENCY_HEADER,
             retryable=True,
         ) from None
+    except IdempotencyPersistenceLayerError:
+        # The idempotency store failed before or after the order went out; either way the same
+        # key is safe to repeat: the order record and the clientOrderId lookup settle it.
+        logger.exception("idempotency store failed", extra={"client_order_id": client_order_id})
+        raise KlineoError(
+            ErrorCategory.UPSTREAM_UNAVAILABLE,
+            f"Storage failed while handling this order; repeat it with the same {IDEMPOTENCY_HEADER} "
+            "to get its outcome.",
+            retryable=True,
+        ) from None
     except IdempotencyValidationError:
         raise KlineoError(
             ErrorCategory.CONFLICT,
@@ -464,6 +480,12 @@ def get_futures_order_status(
     if record is not None:
         if connection_id is not None and connection_id != record.connection_id:
             raise KlineoError(ErrorCategory.NOT_FOUND, "order not found on this connection")
+        if record.status == STATUS_REJECTED:
+            reason = (record.error or {}).get("message", "")
+            raise KlineoError(
+                ErrorCategory.ORDER_NOT_FOUND,
+                f"Binance refused this order; it was never placed. {reason}".strip(),
+            )
         connection_id, symbol = record.connection_id, record.symbol
     elif connection_id is None:
         raise KlineoError(ErrorCategory.NOT_FOUND, "order not found")

@@ -1,0 +1,291 @@
+"""The exchange-level exactly-once core, one precise HTTP exchange at a time (`responses`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from klineo.binance import ErrorCategory, KlineoError
+from klineo.services.orders import (
+    QUERY_DELAYS_S,
+    SETTLE_BUDGET_S,
+    SETTLE_MARGIN_MS,
+    FuturesOrder,
+    submit_futures_order,
+)
+
+from tests.unit.orders.conftest import ORDER_URL
+
+CLIENT_ORDER_ID = "kabcdefghijklmnopqrstuvwxyz234567abc"
+LIMIT = FuturesOrder(
+    symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=Decimal("0.010"), price=Decimal("20000.0")
+)
+
+
+def _order_body(status: str = "NEW", **changes: object) -> dict:
+    body = {
+        "orderId": 4100000001,
+        "clientOrderId": CLIENT_ORDER_ID,
+        "symbol": "BTCUSDT",
+        "status": status,
+        "side": "BUY",
+        "type": "LIMIT",
+        "origType": "LIMIT",
+        "origQty": "0.010",
+        "executedQty": "0",
+        "price": "20000.0",
+        "avgPrice": "0.00000",
+        "timeInForce": "GTC",
+        "reduceOnly": False,
+        "positionSide": "BOTH",
+        "updateTime": 1700000000000,
+    }
+    body.update(changes)
+    return body
+
+
+def _calls(rsps, method: str) -> list:
+    return [c for c in rsps.calls if c.request.method == method and "/fapi/v1/order" in c.request.url]
+
+
+def _query(call) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+# ---------------------------------------------------------------- one send
+
+
+def test_order_is_sent_once_with_our_client_order_id(rsps, client, creds, clock):
+    """GIVEN Binance accepts WHEN submitting THEN one POST with newClientOrderId and RESULT, answer parsed."""
+    rsps.post(ORDER_URL, json=_order_body())
+
+    result = submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert result.source == "placed" and result.order_id == 4100000001 and result.status == "NEW"
+    assert (
+        result.quantity == Decimal("0.010")
+        and result.price == Decimal("20000.0")
+        and result.average_price is None
+    )
+    sent = _query(_calls(rsps, "POST")[0])
+    assert sent["newClientOrderId"] == CLIENT_ORDER_ID and sent["newOrderRespType"] == "RESULT"
+    assert sent["quantity"] == "0.01" and sent["price"] == "20000" and sent["timeInForce"] == "GTC"
+    assert sent["positionSide"] == "BOTH" and "reduceOnly" not in sent
+    assert _calls(rsps, "GET") == []
+
+
+def test_refusal_is_raised_without_lookup(rsps, client, creds, clock):
+    """GIVEN Binance refuses (-2019) WHEN submitting THEN insufficient_balance, nothing looked up."""
+    rsps.post(ORDER_URL, status=400, json={"code": -2019, "msg": "Margin is insufficient."})
+
+    with pytest.raises(KlineoError) as raised:
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert raised.value.category is ErrorCategory.INSUFFICIENT_BALANCE
+    assert len(_calls(rsps, "POST")) == 1 and _calls(rsps, "GET") == []
+
+
+def test_invalid_client_order_id_is_refused_before_any_call(rsps, client, creds, clock):
+    """GIVEN an id outside Binance's rule WHEN submitting THEN invalid_request and no HTTP call at all."""
+    for bad in ("x" * 37, "has space", ""):
+        with pytest.raises(KlineoError) as raised:
+            submit_futures_order(client, creds, LIMIT, bad, clock=clock, sleep=clock.sleep)
+        assert raised.value.category is ErrorCategory.INVALID_REQUEST
+    assert len(rsps.calls) == 0
+
+
+# ---------------------------------------------------------------- lost answers
+
+
+def test_read_timeout_is_settled_by_lookup_and_never_resent(rsps, client, creds, clock):
+    """GIVEN a read timeout WHEN submitting THEN the order is looked up, found, never re-sent."""
+    rsps.post(ORDER_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    rsps.get(ORDER_URL, status=400, json={"code": -2013, "msg": "Order does not exist."})
+    rsps.get(ORDER_URL, json=_order_body("FILLED", executedQty="0.010", avgPrice="19999.9"))
+
+    result = submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert result.source == "recovered" and result.status == "FILLED"
+    assert result.executed_quantity == Decimal("0.010") and result.average_price == Decimal("19999.9")
+    assert len(_calls(rsps, "POST")) == 1
+    lookups = _calls(rsps, "GET")
+    assert len(lookups) == 2 and _query(lookups[0])["origClientOrderId"] == CLIENT_ORDER_ID
+    assert clock.sleeps[:2] == list(QUERY_DELAYS_S[:2])
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (503, {"code": -1000, "msg": "Unknown error, please check your request or try again later."}),
+        (408, {"code": -1007, "msg": "Timeout waiting for response from backend server."}),
+        (500, {"code": -1000, "msg": "An unknown error occured while processing the request."}),
+    ],
+)
+def test_unknown_outcome_answers_are_settled_by_lookup(rsps, client, creds, clock, status, body):
+    """GIVEN an "unknown outcome" answer (503 unknown, -1007, 5xx) WHEN submitting THEN the lookup decides."""
+    rsps.post(ORDER_URL, status=status, json=body)
+    rsps.get(ORDER_URL, json=_order_body())
+
+    result = submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert result.source == "recovered"
+    assert len(_calls(rsps, "POST")) == 1
+
+
+def test_unsettled_outcome_raises_unknown_outcome_naming_the_id(rsps, client, creds, clock):
+    """GIVEN a lost answer, order never shown WHEN submitting THEN unknown_outcome naming the id."""
+    rsps.post(ORDER_URL, body=requests.exceptions.ConnectionError("connection reset after send"))
+    rsps.get(ORDER_URL, status=400, json={"code": -2013, "msg": "Order does not exist."})
+
+    with pytest.raises(KlineoError) as raised:
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert raised.value.category is ErrorCategory.UNKNOWN_OUTCOME and raised.value.retryable is False
+    assert CLIENT_ORDER_ID in raised.value.message
+    assert len(_calls(rsps, "POST")) == 1
+    assert len(_calls(rsps, "GET")) == len(QUERY_DELAYS_S)
+
+
+def test_failing_lookups_are_tried_again_then_unknown(rsps, client, creds, clock):
+    """GIVEN lookups that fail (503) WHEN settling THEN each scheduled try is made, then unknown_outcome."""
+    rsps.post(ORDER_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    rsps.get(ORDER_URL, status=503, json={"code": -1001, "msg": "Service Unavailable."})
+
+    with pytest.raises(KlineoError) as raised:
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert raised.value.category is ErrorCategory.UNKNOWN_OUTCOME
+    assert len(_calls(rsps, "GET")) == len(QUERY_DELAYS_S) and len(_calls(rsps, "POST")) == 1
+
+
+def test_settling_stops_within_its_time_budget(rsps, client, creds, clock):
+    """GIVEN each lookup takes long WHEN settling THEN no lookup starts past SETTLE_BUDGET_S."""
+    rsps.post(ORDER_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+
+    def slow_absent(request):
+        clock.now += 3.0
+        return 400, {}, '{"code": -2013, "msg": "Order does not exist."}'
+
+    rsps.add_callback("GET", ORDER_URL, callback=slow_absent)
+
+    with pytest.raises(KlineoError):
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    lookups = len(_calls(rsps, "GET"))
+    assert 1 <= lookups < len(QUERY_DELAYS_S)
+    assert lookups * 3.0 + sum(QUERY_DELAYS_S[:lookups]) <= SETTLE_BUDGET_S + 3.0
+
+
+# ---------------------------------------------------------------- duplicate id (-4116)
+
+
+def test_duplicate_client_order_id_returns_the_existing_order(rsps, client, creds, clock):
+    """GIVEN Binance answers -4116 WHEN submitting THEN the open order with that id is returned."""
+    rsps.post(ORDER_URL, status=400, json={"code": -4116, "msg": "ClientOrderId is duplicated."})
+    rsps.get(ORDER_URL, json=_order_body())
+
+    result = submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert result.source == "existing" and result.order_id == 4100000001
+    assert len(_calls(rsps, "POST")) == 1
+
+
+def test_duplicate_id_not_found_by_symbol_is_a_duplicate_order_error(rsps, client, creds, clock):
+    """GIVEN -4116 but no such order on this symbol WHEN submitting THEN duplicate_order, nothing re-sent."""
+    rsps.post(ORDER_URL, status=400, json={"code": -4116, "msg": "ClientOrderId is duplicated."})
+    rsps.get(ORDER_URL, status=400, json={"code": -2013, "msg": "Order does not exist."})
+
+    with pytest.raises(KlineoError) as raised:
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert raised.value.category is ErrorCategory.DUPLICATE_ORDER and raised.value.code == -4116
+    assert len(_calls(rsps, "POST")) == 1
+
+
+# ---------------------------------------------------------------- repeating an earlier attempt
+
+
+def test_earlier_attempt_found_is_returned_without_sending(rsps, client, creds, clock):
+    """GIVEN an earlier attempt that reached Binance WHEN submitting again THEN its order, no POST."""
+    rsps.get(ORDER_URL, json=_order_body("FILLED"))
+
+    result = submit_futures_order(
+        client,
+        creds,
+        LIMIT,
+        CLIENT_ORDER_ID,
+        earlier_attempt_ms=int(clock() * 1000) - 1000,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+    assert result.source == "existing" and result.status == "FILLED"
+    assert _calls(rsps, "POST") == []
+
+
+def test_recent_earlier_attempt_absent_is_not_resent(rsps, client, creds, clock):
+    """GIVEN an earlier attempt within recvWindow + margin, absent WHEN resubmitted THEN unknown, no POST."""
+    rsps.get(ORDER_URL, status=400, json={"code": -2013, "msg": "Order does not exist."})
+    claims: list[bool] = []
+
+    with pytest.raises(KlineoError) as raised:
+        submit_futures_order(
+            client,
+            creds,
+            LIMIT,
+            CLIENT_ORDER_ID,
+            earlier_attempt_ms=int(clock() * 1000) - 10_000,
+            before_resend=lambda: claims.append(True),
+            clock=clock,
+            sleep=clock.sleep,
+        )
+
+    assert raised.value.category is ErrorCategory.UNKNOWN_OUTCOME and CLIENT_ORDER_ID in raised.value.message
+    assert _calls(rsps, "POST") == [] and claims == []
+
+
+def test_old_earlier_attempt_absent_is_sent_again_after_the_claim(rsps, client, creds, clock):
+    """GIVEN an earlier attempt past recvWindow + margin, absent WHEN resubmitted THEN claimed, sent once."""
+    rsps.get(ORDER_URL, status=400, json={"code": -2013, "msg": "Order does not exist."})
+    rsps.post(ORDER_URL, json=_order_body())
+    claims: list[bool] = []
+    earlier = int(clock() * 1000) - 10_000 - SETTLE_MARGIN_MS - 1
+
+    result = submit_futures_order(
+        client,
+        creds,
+        LIMIT,
+        CLIENT_ORDER_ID,
+        earlier_attempt_ms=earlier,
+        before_resend=lambda: claims.append(True),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+    assert result.source == "placed" and claims == [True]
+    assert len(_calls(rsps, "POST")) == 1
+
+
+def test_lost_claim_stops_the_second_send(rsps, client, creds, clock):
+    """GIVEN another retry won the claim WHEN submitting again THEN its error stands and nothing is sent."""
+    rsps.get(ORDER_URL, status=400, json={"code": -2013, "msg": "Order does not exist."})
+
+    def lose() -> None:
+        raise KlineoError(ErrorCategory.CONFLICT, "someone else is placing it", retryable=True)
+
+    with pytest.raises(KlineoError) as raised:
+        submit_futures_order(
+            client,
+            creds,
+            LIMIT,
+            CLIENT_ORDER_ID,
+            earlier_attempt_ms=0,
+            before_resend=lose,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+
+    assert raised.value.category is ErrorCategory.CONFLICT
+    assert _calls(rsps, "POST") == []
