@@ -5,7 +5,7 @@ TOOLS := .venv-tools
 PORT ?= 8900
 PY313 := $(shell pyenv prefix 3.13.0 2>/dev/null)
 
-.PHONY: run test lint simulator build validate bench clean
+.PHONY: run test lint simulator build validate bench clean openapi .chromium
 
 $(VENV)/.installed: requirements/app.txt requirements/dev.txt layers/klineo/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,17 @@ run: $(VENV)/.installed
 	$(VENV)/bin/python -m local.stack
 
 ## make test: every test (unit, integration, e2e) plus ruff and cfn-lint
-test: $(VENV)/.installed $(TOOLS)/.installed
+test: $(VENV)/.installed $(TOOLS)/.installed .chromium
 	$(VENV)/bin/ruff check .
 	CFN_LINT=$(TOOLS)/bin/cfn-lint $(VENV)/bin/python -m pytest
+
+# The API page test opens /docs in headless Chromium; Debian's package, installed once (CI runs as root).
+.chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+## make openapi: regenerate openapi.json from the functions' resolvers (a test checks it is current)
+openapi: $(VENV)/.installed
+	PYTHONPATH=layers/klineo/python:. $(VENV)/bin/python -m local.openapi
 
 ## make simulator PORT=8900: the Binance simulator alone, in the foreground
 simulator: $(VENV)/.installed

@@ -396,7 +396,7 @@ class ApiServer:
 
     # -------------------------------------------------------------------- request handling
     def handle(self, request: HttpRequest) -> HttpResponse:
-        """The response to one request (never raises)."""
+        """The response to one request (a local route may raise; the request handler answers 500 then)."""
         origin = request.header("origin")
         path_only = request.raw_path
         extra = self.extra_routes.get((request.method, path_only))
@@ -473,7 +473,11 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 source_ip=self.client_address[0],
                 host=self.headers.get("host", ""),
             )
-            response = api.handle(request)
+            try:
+                response = api.handle(request)
+            except Exception:  # noqa: BLE001 - one broken local route must not take the server down
+                console.exception("%s %s failed", request.method, request.raw_path)
+                response = HttpResponse.json(500, {"message": "Internal Server Error"})
             self._send(response)
             console.info(
                 "%s %s -> %d (%.0f ms)",

@@ -21,6 +21,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI, Server, ServerVariable
+from klineo.api.models import ErrorResponse
 
 from local.template import REPO_ROOT, FunctionSpec, Route, function_specs, load_template
 
@@ -72,13 +73,69 @@ def _rename_to_template(spec: FunctionSpec, schema: dict[str, Any]) -> dict[str,
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and parameter.get("name") in renamed:
                     parameter["name"] = renamed[parameter["name"]]
-            tag = route.path.strip("/").split("/", 1)[0]
-            operation.setdefault("tags", [tag])
-            description = spec.properties.get("Description")
-            if description and not operation.get("description"):
-                operation["description"] = description
+            # Powertools' default summary repeats "METHOD /path"; the template's Description says more.
+            if operation.get("summary", "").upper() == f"{method} {path}".upper():
+                operation["summary"] = spec.properties.get("Description", f"{method.upper()} {route.path}")
+            operation.setdefault("tags", [route.path.strip("/").split("/", 1)[0]])
             paths.setdefault(route.path, {})[method] = operation
     return {**schema, "paths": paths}
+
+
+_GATEWAY_MESSAGE = {
+    "title": "GatewayMessage",
+    "type": "object",
+    "description": "An answer API Gateway gives itself, before or instead of a function.",
+    "properties": {"message": {"type": "string", "examples": ["Unauthorized"]}},
+    "required": ["message"],
+}
+
+
+def _json_response(description: str, ref: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def _prune_unused_schemas(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Drop component schemas no operation reaches (e.g. Powertools' own validation-error models)."""
+    reachable: set[str] = set()
+    pending = re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(paths))
+    while pending:
+        name = pending.pop()
+        if name in reachable or name not in schemas:
+            continue
+        reachable.add(name)
+        pending += re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(schemas[name]))
+    for name in set(schemas) - reachable:
+        del schemas[name]
+
+
+def _document_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Describe the error answers the API really gives, on every operation.
+
+    Powertools documents its own validation body (HTTPValidationError) for 422; klineo.api answers
+    validation errors, and every other error, with ErrorResponse. API Gateway's JWT authorizer answers
+    401 before any function runs.
+    """
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in error_schema.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    schemas.setdefault("ErrorResponse", error_schema)
+    schemas.setdefault("GatewayMessage", _GATEWAY_MESSAGE)
+    error_ref, gateway_ref = "#/components/schemas/ErrorResponse", "#/components/schemas/GatewayMessage"
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            unprocessable = responses.get("422", {})
+            schema = unprocessable.get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref", "").endswith("/HTTPValidationError"):
+                responses["422"] = _json_response("Invalid input; error.field names the field", error_ref)
+            unauthorized = _json_response("Missing, invalid or expired JWT (API Gateway)", gateway_ref)
+            responses.setdefault("401", unauthorized)
+            responses.setdefault("default", _json_response("Any other error: see error.category", error_ref))
+    _prune_unused_schemas(document["paths"], schemas)
+    return document
 
 
 def build_document() -> dict[str, Any]:
@@ -114,8 +171,8 @@ def build_document() -> dict[str, Any]:
         app = importlib.import_module(spec.module).app
         schema = app.get_openapi_schema().model_dump(mode="json", by_alias=True, exclude_none=True)
         merge.add_schema(_rename_to_template(spec, schema))
-    document = OpenAPI(**merge.get_openapi_schema())
-    return document.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document = _document_errors(merge.get_openapi_schema())
+    return OpenAPI(**document).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def render(document: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ mappings, so this module does both jobs in the stack's process:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -41,6 +42,7 @@ __all__ = [
     "sqs_mappings",
 ]
 
+_IDLE_POLL_S = 0.25
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -296,7 +298,7 @@ class EventSources:
         self._threads: list[threading.Thread] = []
         self._sqs = sqs or boto3.session.Session(region_name=resolver.region).client("sqs")
         self.schedulers = [Scheduler(s, runtime, resolver) for s in schedule_specs(resolver)]
-        self._locks = {m.queue_url: threading.Lock() for m in sqs_mappings(resolver)}
+        self._locks = {m.queue_url: threading.RLock() for m in sqs_mappings(resolver)}
         self.pollers = [
             QueuePoller(m, runtime, self._sqs, resolver.region, self._locks[m.queue_url])
             for m in sqs_mappings(resolver)
@@ -336,12 +338,15 @@ class EventSources:
         while not self._stop.is_set():
             report = DrainReport()
             try:
-                delivered = poller.poll_once(1, report)
+                # Short polls with the lock released in between, so an on-demand tick never waits long.
+                delivered = poller.poll_once(0, report)
             except Exception:  # noqa: BLE001 - keep polling like Lambda's mapping; show why on the console
                 console.exception("polling %s failed", poller.mapping.queue_url)
                 self._stop.wait(2)
                 continue
-            if delivered:
+            if not delivered:
+                self._stop.wait(_IDLE_POLL_S)
+            else:
                 console.info(
                     "%s got %d message(s) from SQS, %d failed",
                     poller.mapping.function.logical_id,
@@ -352,7 +357,17 @@ class EventSources:
                     console.warning(error)
 
     def tick_and_drain(self) -> dict[str, Any]:
-        """Fire every schedule once, then drain every queue through its function; a summary."""
+        """Fire every schedule once, then drain every queue through its function; a summary.
+
+        The background pollers are held off meanwhile, so every message the tick produced is
+        delivered, and counted, by this call before it returns.
+        """
+        with contextlib.ExitStack() as held:
+            for lock in self._locks.values():
+                held.enter_context(lock)
+            return self._tick_and_drain()
+
+    def _tick_and_drain(self) -> dict[str, Any]:
         fired = []
         for scheduler in self.schedulers:
             entry: dict[str, Any] = {

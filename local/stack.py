@@ -179,6 +179,8 @@ def _check_port(label: str, port: int) -> None:
     if port == 0:
         return
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Like the servers themselves: a port whose old connections linger in TIME_WAIT is free.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind(("127.0.0.1", port))
     except OSError as error:
