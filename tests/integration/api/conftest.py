@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 from klineo.binance import clear_all_caches
-from klineo.observability import metrics
 from klineo.settings import get_settings
 from klineo.store import secrets as secret_store
 
@@ -86,10 +85,6 @@ def sim_env(aws, binance_sim, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture
 def invoke(aws, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     """Run one function's lambda_handler (imported as ``functions.<name>.app``) on an event."""
-    # klineo.observability is imported while pytest collects, before the fixtures set the
-    # Powertools variables, so its Metrics has no namespace: give it the template's.
-    monkeypatch.setattr(metrics, "namespace", "Klineo")
-
     def run(function: str, event: dict[str, Any]) -> dict[str, Any]:
         module = importlib.import_module(f"functions.{function}.app")
         return module.lambda_handler(copy.deepcopy(event), LambdaContext(function_name=function))
