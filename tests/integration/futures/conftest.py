@@ -36,18 +36,6 @@ stored_connection = api_fixtures.stored_connection
 
 
 @pytest.fixture(autouse=True)
-def metrics_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The metrics namespace template.yaml gives every function.
-
-    klineo.observability builds Metrics at import, which here happens at collection, before the
-    `aws_credentials` fixture sets POWERTOOLS_METRICS_NAMESPACE; without it log_metrics refuses to flush.
-    """
-    from klineo.observability import metrics
-
-    monkeypatch.setattr(metrics.provider, "namespace", "Klineo")
-
-
-@pytest.fixture(autouse=True)
 def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
     """Serialise moto's item writes: DynamoDB evaluates a condition and writes atomically, moto does not."""
     lock = threading.RLock()
