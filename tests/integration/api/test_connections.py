@@ -340,6 +340,8 @@ def test_answers_carry_cors_for_the_templates_frontend_origin(sim_env, invoke, t
     origin = template["Parameters"]["CorsOrigin"]["Default"]
     event = with_user(load_event("connection_list"), USER_A)
     event["headers"]["origin"] = origin
+    # The resolver reads CORS_ORIGIN at import, as a cold start would: import it under this environment.
+    importlib.reload(importlib.import_module("functions.connection_list.app"))
     response = invoke("connection_list", event)
     assert response["headers"]["Access-Control-Allow-Origin"] == origin
 

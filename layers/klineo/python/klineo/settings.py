@@ -18,7 +18,7 @@ class Settings(BaseModel):
     idempotency_table: str = "klineo-dev-idempotency"
     rate_limit_table: str = ""
     secret_prefix: str = "klineo/dev/"
-    cors_origin: str = "*"
+    cors_origin: str = "http://localhost:5173"
     egress_ip: str = ""
     strategy_queue_url: str = ""
     binance_recv_window_ms: float = Field(default=10000, gt=0, le=60000)
