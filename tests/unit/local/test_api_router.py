@@ -28,6 +28,7 @@ from local.auth import DevJwtAuthority, authorizer_config
 from local.aws_emulation import LOCAL_COGNITO_CLIENT, LOCAL_COGNITO_POOL
 from local.lambda_runtime import FunctionError
 from local.template import Resolver, function_specs
+from tests.helpers import load_event
 
 
 def _resolver(template: dict) -> Resolver:
@@ -443,3 +444,20 @@ def test_server_binds_loopback_only(server) -> None:
     # GIVEN / WHEN / THEN
     api, _, _ = server
     assert api._server.server_address[0] == "127.0.0.1"
+
+
+def test_event_has_the_same_fields_as_the_projects_sam_local_events(template: dict) -> None:
+    """Our event and events/balance.json (API Gateway's shape) carry the same top-level and context keys."""
+    # GIVEN the canonical event and a request for the same route
+    canonical = load_event("balance")
+    request = _request("GET", "/exchange-connections/c1/balance", headers=[("user-agent", "agent")])
+    # WHEN our event is built
+    event = build_http_event(request, _balance_match(template), {"sub": "alice"}, None)
+    # THEN the fields match
+    assert set(event) == set(canonical)
+    assert set(event["requestContext"]) == set(canonical["requestContext"])
+    assert set(event["requestContext"]["http"]) == set(canonical["requestContext"]["http"])
+    assert (
+        event["requestContext"]["authorizer"]["jwt"]["scopes"]
+        == canonical["requestContext"]["authorizer"]["jwt"]["scopes"]
+    )

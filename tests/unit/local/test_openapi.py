@@ -39,7 +39,9 @@ def test_every_operation_requires_the_jwt_bearer_scheme(generated: dict) -> None
     """A global bearer-JWT requirement, and the 401 API Gateway gives, on every operation."""
     # GIVEN / WHEN / THEN
     assert generated["components"]["securitySchemes"][SECURITY_SCHEME] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
         "description": "A JWT from the KLINEO user pool (locally: the dev token `make run` prints).",
     }
     assert generated["security"] == [{SECURITY_SCHEME: []}]
