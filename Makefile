@@ -4,6 +4,8 @@ VENV := .venv
 TOOLS := .venv-tools
 PORT ?= 8900
 PY313 := $(shell pyenv prefix 3.13.0 2>/dev/null)
+# Lambda puts the layer's python/ folder on sys.path; locally the same folder plus the repo root.
+export PYTHONPATH := $(CURDIR)/layers/klineo/python:$(CURDIR)
 
 .PHONY: run test lint simulator build validate bench clean openapi .chromium
 
@@ -34,7 +36,7 @@ test: $(VENV)/.installed $(TOOLS)/.installed .chromium
 
 ## make openapi: regenerate openapi.json from the functions' resolvers (a test checks it is current)
 openapi: $(VENV)/.installed
-	PYTHONPATH=layers/klineo/python:. $(VENV)/bin/python -m local.openapi
+	$(VENV)/bin/python -m local.openapi
 
 ## make simulator PORT=8900: the Binance simulator alone, in the foreground
 simulator: $(VENV)/.installed
