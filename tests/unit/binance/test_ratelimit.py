@@ -104,15 +104,25 @@ def test_ban_seen_by_one_container_stops_another_sharing_the_store():
     assert caught.value.category is ErrorCategory.IP_BANNED and caught.value.retry_after == 120
 
 
-def test_shared_state_is_cached_so_warm_calls_cost_no_store_reads():
-    """GIVEN quiet usage WHEN 100 calls come within 15 s THEN the store is read once and never written."""
+def test_quiet_warm_calls_cost_no_store_reads_even_after_long_idle():
+    """GIVEN quiet usage WHEN calls come in a burst and after 20 min idle THEN one read (the first)."""
     store = InMemoryRateLimitStore()
     limiter = RateLimiter(store)
     for i in range(100):
         now = NOW_MS + i * 100
         limiter.acquire(HOST, Market.SPOT, 1, now)
         limiter.observe(HOST, Market.SPOT, 10 + i, now)
+    limiter.acquire(HOST, Market.SPOT, 20, NOW_MS + 1_200_000)
     assert (store.loads, store.writes) == (1, 0)
+
+
+def test_optional_quiet_refresh_reads_again_after_its_period():
+    """GIVEN quiet_refresh_s=15 WHEN a call comes 16 s after the first THEN the store is read again."""
+    store = InMemoryRateLimitStore()
+    limiter = RateLimiter(store, quiet_refresh_s=15)
+    limiter.acquire(HOST, Market.SPOT, 1, NOW_MS)
+    limiter.acquire(HOST, Market.SPOT, 1, NOW_MS + 16_000)
+    assert store.loads == 2
 
 
 def test_elevated_usage_refreshes_the_shared_state_every_1_5_seconds():

@@ -12,11 +12,14 @@ call goes out (``ip_banned`` / ``rate_limit`` with ``retry_after``).
 Sharing between containers goes through a ``RateLimitStore``: ``InMemoryRateLimitStore`` (one
 container, tests) or ``klineo.store.rate_limit.DynamoDBRateLimitStore`` (RateLimitTable). DynamoDB
 stays off the hot path: the limiter writes only when a block starts and when the used weight
-first crosses 50/80/95 % of the limit in a window, and reads the shared state only when its cached
-copy is older than ``refresh_s`` (1.5 s) while usage is elevated (≥ the first threshold or a block
-is known), or older than ``quiet_refresh_s`` (15 s) otherwise. So a warm call normally costs no
-AWS call at all, while a ban seen by one container stops the others within ~1.5 s of their next
-look. A store failure never fails a trade: it is logged and the limiter goes on with local state.
+first crosses 50/80/95 % of the limit in a window. It reads the shared state once when a container
+first calls a host, and after that only while usage is elevated (this window's known weight at or
+above the first threshold, or a block known), at most every ``refresh_s`` (1.5 s). A quiet warm
+call therefore costs no AWS call at all (``quiet_refresh_s`` can add a periodic read; default off).
+The trade-off, chosen on purpose: a quiet container learns of a ban another container recorded
+only from its own next answer (one rejected request, which Binance counts but never executes);
+any container under load, the ones that can actually cause a ban, sees it within ~1.5 s.
+A store failure never fails a trade: it is logged and the limiter goes on with local state.
 """
 
 from __future__ import annotations
@@ -198,7 +201,7 @@ class RateLimiter:
         budget_fraction: float = 0.9,
         max_wait_s: float = 2.0,
         refresh_s: float = 1.5,
-        quiet_refresh_s: float = 15.0,
+        quiet_refresh_s: float | None = None,
         thresholds: tuple[float, ...] = (0.5, 0.8, 0.95),
     ) -> None:
         import time
@@ -209,7 +212,7 @@ class RateLimiter:
         self.budget_fraction = budget_fraction
         self.max_wait_s = max_wait_s
         self.refresh_ms = refresh_s * 1000
-        self.quiet_refresh_ms = quiet_refresh_s * 1000
+        self.quiet_refresh_ms = math.inf if quiet_refresh_s is None else quiet_refresh_s * 1000
         self.thresholds = tuple(sorted(thresholds))
         self._hosts: dict[str, _HostState] = {}
         self._lock = threading.Lock()
