@@ -22,8 +22,14 @@ from tests.integration.binance.conftest import creds_for
 ORDER_PATH = "/fapi/v1/order"
 
 
-def _posts(sim) -> list:
-    return [r for r in sim.journal if r.method == "POST" and r.path == ORDER_PATH]
+def _posts(sim, settle_s: float = 1.0) -> list:
+    """The order POSTs the simulator journaled; a dropped connection is journaled just after the drop."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        posts = [r for r in sim.journal if r.method == "POST" and r.path == ORDER_PATH]
+        if posts or time.monotonic() > deadline:
+            return posts
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("account_id", ["futures-full", "ed25519-futures", "rsa-futures"])
