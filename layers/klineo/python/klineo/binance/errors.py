@@ -10,7 +10,9 @@ that matches a strict identifier pattern.
 Note on -2015 ("Invalid API-key, IP, or permissions for action", futures appends ", request ip: …"):
 Binance uses the same code for a wrong key, a missing permission and an IP outside the key's
 allow-list, so the code alone cannot say ``ip_whitelist``. It is classified ``permission``; the
-connection-test service tells the IP case apart by reading ``apiRestrictions.ipRestrict``.
+connection-test service (``klineo.services.connections``) tells the IP case apart by repeating the
+call signed with a throwaway secret: -1022 then proves Binance knows the key, so the first -2015
+came from the allow-list. (``apiRestrictions`` cannot help: it answers -2015 for the same reason.)
 """
 
 from __future__ import annotations
