@@ -11,9 +11,18 @@ from types import MappingProxyType
 from typing import Any
 
 from klineo.strategies import rsi_threshold, sma_crossover
-from klineo.strategies.base import Bar, ClosedCandle, Decision, Signal, StrategyParams, StrategyType
+from klineo.strategies.base import (
+    INTERVALS_MS,
+    Bar,
+    ClosedCandle,
+    Decision,
+    Signal,
+    StrategyParams,
+    StrategyType,
+)
 
 __all__ = [
+    "INTERVALS_MS",
     "REGISTRY",
     "Bar",
     "ClosedCandle",

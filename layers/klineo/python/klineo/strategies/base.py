@@ -15,6 +15,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "INTERVALS_MS",
     "Bar",
     "ClosedCandle",
     "Decision",
@@ -25,6 +26,26 @@ __all__ = [
 ]
 
 _INDICATOR_PLACES = Decimal("0.00000001")
+
+# The kline intervals strategies run on, in ms. Every one divides the epoch evenly, so a candle of
+# interval I closes at k*I - 1 ms and the runner can tell from the clock which candles just closed.
+# Left out: 1s (too fast for a per-minute schedule), 1w (Binance weeks open on Monday, not on the
+# epoch's Thursday), 1M (calendar months) and 3d (its alignment to the epoch is not verified in
+# binance-facts.md, so the runner does not rely on it).
+INTERVALS_MS: dict[str, int] = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
 
 
 class Signal(StrEnum):

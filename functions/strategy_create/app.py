@@ -1,0 +1,22 @@
+"""POST /strategies: create a strategy on one of the caller's connections."""
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from klineo.api import build_resolver, current_user_id
+from klineo.api.strategy_models import StrategyCreateRequest, StrategyResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.strategies import create_strategy
+
+app = build_resolver()
+
+
+@app.post("/strategies")
+def strategy_create(body: StrategyCreateRequest) -> Response[StrategyResponse]:
+    created = create_strategy(current_user_id(app), body)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

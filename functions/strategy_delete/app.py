@@ -1,0 +1,21 @@
+"""DELETE /strategies/{id}: delete one of the caller's strategies."""
+
+from aws_lambda_powertools.event_handler import Response
+from klineo.api import build_resolver, current_user_id
+from klineo.observability import logger, metrics, tracer
+from klineo.services.strategies import delete_user_strategy
+
+app = build_resolver()
+
+
+@app.delete("/strategies/<strategy_id>")
+def strategy_delete(strategy_id: str) -> Response[None]:
+    delete_user_strategy(current_user_id(app), strategy_id)
+    return Response(status_code=204, body="")
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

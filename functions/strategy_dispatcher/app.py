@@ -1,0 +1,11 @@
+"""EventBridge Scheduler, every minute: fan the active strategies of the due candles out onto SQS."""
+
+from klineo.observability import logger, metrics, tracer
+from klineo.runner.dispatcher import dispatch_tick
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return dispatch_tick(event)

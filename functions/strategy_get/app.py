@@ -1,0 +1,20 @@
+"""GET /strategies/{id}: one of the caller's strategies and its latest runs."""
+
+from klineo.api import build_resolver, current_user_id
+from klineo.api.strategy_models import StrategyDetailResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.strategies import get_user_strategy
+
+app = build_resolver()
+
+
+@app.get("/strategies/<strategy_id>")
+def strategy_get(strategy_id: str) -> StrategyDetailResponse:
+    return get_user_strategy(current_user_id(app), strategy_id)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,20 @@
+"""GET /strategies: the caller's strategies."""
+
+from klineo.api import build_resolver, current_user_id
+from klineo.api.strategy_models import StrategyListResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.strategies import list_user_strategies
+
+app = build_resolver()
+
+
+@app.get("/strategies")
+def strategy_list() -> StrategyListResponse:
+    return list_user_strategies(current_user_id(app))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

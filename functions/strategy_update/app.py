@@ -1,0 +1,20 @@
+"""PATCH /strategies/{id}: change a strategy's type and parameters, size, mode or status."""
+
+from klineo.api import build_resolver, current_user_id
+from klineo.api.strategy_models import StrategyResponse, StrategyUpdateRequest
+from klineo.observability import logger, metrics, tracer
+from klineo.services.strategies import update_strategy
+
+app = build_resolver()
+
+
+@app.patch("/strategies/<strategy_id>")
+def strategy_update(strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
+    return update_strategy(current_user_id(app), strategy_id, body)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,11 @@
+"""SQS: run a batch of strategy messages; failed messages are reported for redelivery (partial batch)."""
+
+from klineo.observability import logger, metrics, tracer
+from klineo.runner.worker import handle_batch
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return handle_batch(event, context)

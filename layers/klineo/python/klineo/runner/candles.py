@@ -1,0 +1,134 @@
+"""Closed klines for the runner: one request per (environment, symbol, interval, candle), shared and cached.
+
+The request asks for the candles up to ``close_time + 1`` (``endTime`` is an open time): the answer
+then ends with the candle AFTER the target when the target has closed on Binance's clock, which
+is the proof the target is final. Only candles closing at or before the target are kept, so the
+open candle never reaches a strategy. Closed candles never change, so a container keeps them in a
+small LRU cache: a group split over several messages (or redelivered) costs no second request
+from the same container.
+
+``limit`` is at least 99: Binance futures charges weight 1 for any limit below 100 (facts §3), so
+asking for 99 costs the same as asking for 20 and lets every strategy of a group share one answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from klineo.binance import Candle, ErrorCategory, Market, get_client, klines
+from klineo.binance.errors import KlineoError
+
+__all__ = [
+    "CACHE_MAX_ENTRIES",
+    "CandleGroup",
+    "clear_cache",
+    "closed_candles",
+    "fetch_limit",
+]
+
+CACHE_MAX_ENTRIES = 256
+MIN_LIMIT = 99
+MAX_LIMIT = 1500
+# When Binance has not yet shown the next candle: look again after these pauses, then accept the
+# target as closed if our clock is at least CLOSE_GRACE_MS past it (a market with no trade yet).
+RECHECK_DELAYS_S: tuple[float, ...] = (0.5, 1.0)
+CLOSE_GRACE_MS = 5_000
+
+
+@dataclass(frozen=True)
+class CandleGroup:
+    """The closed candles of one market and interval, oldest first, ending with the target candle."""
+
+    environment: str
+    symbol: str
+    interval: str
+    close_time: int
+    candles: tuple[Candle, ...]
+
+
+# key -> (the limit it was fetched with, the group): a later need is served when its limit fits.
+_cache: OrderedDict[tuple[str, str, str, int], tuple[int, CandleGroup]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget cached candles (tests)."""
+    with _lock:
+        _cache.clear()
+
+
+def fetch_limit(count: int) -> int:
+    """The klines ``limit`` for ``count`` closed candles plus the next one: >= 99 (weight 1), <= 1500."""
+    return min(max(count + 1, MIN_LIMIT), MAX_LIMIT)
+
+
+def _cached(key: tuple[str, str, str, int], limit: int) -> CandleGroup | None:
+    with _lock:
+        entry = _cache.get(key)
+        if entry is None or entry[0] < limit:
+            return None
+        _cache.move_to_end(key)
+        return entry[1]
+
+
+def _store(key: tuple[str, str, str, int], limit: int, group: CandleGroup) -> None:
+    with _lock:
+        old = _cache.get(key)
+        if old is None or limit >= old[0]:
+            _cache[key] = (limit, group)
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_MAX_ENTRIES:
+            _cache.popitem(last=False)
+
+
+def closed_candles(
+    environment: str,
+    symbol: str,
+    interval: str,
+    close_time: int,
+    count: int,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CandleGroup:
+    """Up to ``count`` closed futures candles ending with the one closing at ``close_time``.
+
+    Raises KlineoError: the client's categories for a failed request (retryable ones are retried
+    by the caller later), UPSTREAM_UNAVAILABLE when the target candle is not closed yet (retryable)
+    or INVALID_REQUEST (field symbol) when Binance has no candle closing at ``close_time``.
+    """
+    key = (environment, symbol, interval, close_time)
+    limit = fetch_limit(count)
+    cached = _cached(key, limit)
+    if cached is not None:
+        return cached
+    client = get_client(Market.FUTURES, environment)
+    attempt = 0
+    while True:
+        rows = klines(client, symbol, interval, limit=limit, end_time=close_time + 1)
+        closed = tuple(row for row in rows if row.close_time <= close_time)
+        proven = any(row.open_time > close_time for row in rows)
+        if closed and closed[-1].close_time == close_time:
+            if proven or clock() * 1000 >= close_time + CLOSE_GRACE_MS:
+                break
+        elif proven:
+            raise KlineoError(
+                ErrorCategory.INVALID_REQUEST,
+                f"Binance has no {interval} candle of {symbol} closing at {close_time}",
+                field="symbol",
+                retryable=False,
+            )
+        if attempt >= len(RECHECK_DELAYS_S):
+            raise KlineoError(
+                ErrorCategory.UPSTREAM_UNAVAILABLE,
+                f"the {interval} candle of {symbol} closing at {close_time} is not closed on Binance yet",
+            )
+        sleep(RECHECK_DELAYS_S[attempt])
+        attempt += 1
+    group = CandleGroup(environment, symbol, interval, close_time, closed[-(limit - 1):])
+    _store(key, limit, group)
+    return group

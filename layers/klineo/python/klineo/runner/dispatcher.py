@@ -1,0 +1,130 @@
+"""The every-minute dispatcher: query due strategies from the sparse index and fan them out onto SQS.
+
+Per due interval (see ``klineo.runner.schedule``) it runs ONE paged Query on ``gsi1`` (never a
+Scan), keeps the strategies not yet run on the target candle, groups them by (environment,
+symbol) so each group shares one klines request, splits a group over several messages only
+beyond ``MAX_STRATEGIES_PER_MESSAGE``, and sends the messages with SendMessageBatch (10 a call,
+a few calls in parallel). It does no exchange call and reads no secret: the cost of a tick is a
+handful of Query pages plus one SQS call per 10 groups, so it is never the runner's bottleneck.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from klineo.binance import ErrorCategory
+from klineo.binance.errors import KlineoError
+from klineo.observability import logger, metrics
+from klineo.runner.messages import MAX_STRATEGIES_PER_MESSAGE, StrategyRef, WorkMessage
+from klineo.runner.schedule import due_candles, tick_time_ms
+from klineo.settings import get_settings
+from klineo.store import aws
+from klineo.store.strategies import Strategy, query_active
+
+__all__ = ["SEND_ATTEMPTS", "DispatchSummary", "dispatch_tick", "plan_messages", "send_messages"]
+
+_SQS_BATCH = 10
+_SEND_THREADS = 4
+SEND_ATTEMPTS = 3
+
+
+@dataclass
+class DispatchSummary:
+    """What one tick did (returned by the function, and logged)."""
+
+    tick: int
+    due: dict[str, int] = field(default_factory=dict)
+    strategies: int = 0
+    already_ran: int = 0
+    groups: int = 0
+    messages: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return asdict(self)
+
+
+def plan_messages(
+    tick_ms: int,
+    query: Callable[[str], Iterable[Strategy]] = query_active,
+    summary: DispatchSummary | None = None,
+) -> list[WorkMessage]:
+    """The messages for one tick: due strategies not yet run on their candle, grouped by market."""
+    summary = summary if summary is not None else DispatchSummary(tick=tick_ms)
+    summary.due = due_candles(tick_ms)
+    messages: list[WorkMessage] = []
+    for interval, close_time in summary.due.items():
+        groups: dict[tuple[str, str], list[StrategyRef]] = defaultdict(list)
+        for strategy in query(interval):
+            if strategy.last_close is not None and strategy.last_close >= close_time:
+                summary.already_ran += 1
+                continue
+            groups[(strategy.environment, strategy.symbol)].append(
+                StrategyRef(user_id=strategy.user_id, strategy_id=strategy.strategy_id)
+            )
+        for (environment, symbol), refs in sorted(groups.items()):
+            summary.groups += 1
+            summary.strategies += len(refs)
+            for start in range(0, len(refs), MAX_STRATEGIES_PER_MESSAGE):
+                messages.append(WorkMessage(
+                    tick=tick_ms, environment=environment, symbol=symbol, interval=interval,
+                    close_time=close_time, strategies=refs[start:start + MAX_STRATEGIES_PER_MESSAGE],
+                ))
+    summary.messages = len(messages)
+    return messages
+
+
+def _send_batch(queue_url: str, batch: list[WorkMessage]) -> int:
+    """Send up to 10 messages, retrying only the entries SQS failed; returns how many never made it."""
+    entries = {
+        str(index): json.dumps(message.model_dump(mode="json"), separators=(",", ":"))
+        for index, message in enumerate(batch)
+    }
+    client = aws.sqs()
+    for attempt in range(SEND_ATTEMPTS):
+        answer = client.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()],
+        )
+        failed = {entry["Id"] for entry in answer.get("Failed", [])}
+        entries = {key: body for key, body in entries.items() if key in failed}
+        if not entries:
+            return 0
+        time.sleep(0.1 * 2**attempt)
+    return len(entries)
+
+
+def send_messages(messages: list[WorkMessage], queue_url: str | None = None) -> None:
+    """Send every message (SendMessageBatch of 10, a few batches at a time); raise if any were lost."""
+    queue_url = queue_url or get_settings().strategy_queue_url
+    if not queue_url:
+        raise KlineoError(ErrorCategory.OTHER, "STRATEGY_QUEUE_URL is not set")
+    batches = [messages[i:i + _SQS_BATCH] for i in range(0, len(messages), _SQS_BATCH)]
+    if not batches:
+        return
+    if len(batches) == 1:
+        lost = _send_batch(queue_url, batches[0])
+    else:
+        with ThreadPoolExecutor(max_workers=_SEND_THREADS) as pool:
+            lost = sum(pool.map(lambda batch: _send_batch(queue_url, batch), batches))
+    if lost:
+        # The next tick's catch-up look dispatches these strategies again (nothing ran for them).
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, f"{lost} strategy messages could not be queued")
+
+
+def dispatch_tick(event: Mapping[str, Any] | None, now_ms: int | None = None) -> dict[str, Any]:
+    """Entry point for the Scheduler event: plan this tick's messages and queue them."""
+    tick = tick_time_ms(event, now_ms)
+    summary = DispatchSummary(tick=tick)
+    messages = plan_messages(tick, summary=summary)
+    send_messages(messages)
+    metrics.add_metric(name="StrategiesDispatched", unit="Count", value=summary.strategies)
+    metrics.add_metric(name="StrategyMessagesSent", unit="Count", value=summary.messages)
+    logger.info("strategy tick dispatched", extra=summary.as_dict())
+    return summary.as_dict()

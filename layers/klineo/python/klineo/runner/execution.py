@@ -1,0 +1,466 @@
+"""One strategy on one closed candle: gates, decision, target position, order, and the run record.
+
+Order of work for a strategy S and the candle C its message names:
+
+1. Nothing to do when S is gone, paused, already past C (``last_close``), or another worker
+   holds C right now (a pending order whose lease has not run out).
+2. Gates, read strongly consistent in ONE BatchGetItem (``load_trading_context``): the global
+   kill switch, the user's kill switch and, for live strategies, ``futures_enabled``. A closed
+   gate records a ``skipped`` run with its reason and sends nothing.
+3. A pending live order left by an earlier attempt is settled first: looked up by its
+   clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
+   never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``).
+4. A candle superseded by a newer closed one is recorded ``skipped`` (stale_candle), never traded.
+5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
+   position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
+   current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
+6. Paper: a simulated MARKET fill at the candle's close is recorded with the new paper position,
+   in one transaction with the run. Nothing is sent to Binance (exchangeInfo, a public read, is
+   the only call, for the rounding rules).
+7. Live: the run is claimed (``pending``) with the strategy's pending order in one transaction,
+   the order goes out with ``newClientOrderId = client_order_id(S, C)``, and its outcome, the
+   filled quantity and the cleared pending order are written in one more transaction.
+
+Position tracking (the brief's choice): the runner tracks each strategy's own position from its
+own fills (``live_position``), not from /fapi/v3/positionRisk. Reading positions would cost
+request weight 5 per account and run (1,000 strategies ≈ 5,000 weight a minute, twice Binance's
+2,400 limit), and an account's net position mixes every strategy and manual trade on the symbol.
+The price: a position closed by hand or by liquidation is not seen, so reductions are sent
+``reduceOnly`` (Binance refuses to flip a position that is no longer there). Accounts are assumed
+in one-way mode (positionSide BOTH); a hedge-mode account gets Binance's refusal recorded.
+
+Keys that keep failing: permission, ip_whitelist and signature refusals (and vanished secrets)
+count as consecutive key failures; any other answer from Binance resets the count. After
+``KEY_FAILURE_LIMIT`` in a row the strategy is paused with the reason and leaves the active index.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from klineo.binance import Candle, ErrorCategory, Market, SymbolRules, get_client, get_symbol_rules
+from klineo.binance.errors import KlineoError
+from klineo.observability import logger
+from klineo.runner.candles import CandleGroup
+from klineo.runner.messages import WorkMessage
+from klineo.runner.schedule import client_order_id, is_superseded
+from klineo.services.orders import (
+    SETTLE_MARGIN_MS,
+    FuturesOrder,
+    OrderResult,
+    query_futures_order,
+    submit_futures_order,
+)
+from klineo.store.connections import TradingContext, load_trading_context
+from klineo.store.runs import (
+    Run,
+    StrategyAdvance,
+    abandon_pending_run,
+    claim_live_order,
+    extend_lease,
+    get_run,
+    record_run,
+    settle_live_order,
+)
+from klineo.store.secrets import get_credentials
+from klineo.store.strategies import PendingOrder, Strategy, get_strategy, now_iso, pause_strategy
+from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
+
+__all__ = [
+    "FINAL_ORDER_STATUSES",
+    "KEY_FAILURE_CATEGORIES",
+    "KEY_FAILURE_LIMIT",
+    "OrderPlan",
+    "StrategyResult",
+    "TickContext",
+    "plan_order",
+    "run_strategy",
+]
+
+KEY_FAILURE_LIMIT = 3
+KEY_FAILURE_CATEGORIES = frozenset({
+    ErrorCategory.PERMISSION, ErrorCategory.IP_WHITELIST, ErrorCategory.SIGNATURE,
+})
+# Order states after which the filled quantity can no longer change.
+FINAL_ORDER_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"})
+
+
+@dataclass(frozen=True)
+class TickContext:
+    """What every strategy of one message shares: the message, its closed candles, the time budget.
+
+    ``group`` is None when Binance refused the klines request for good (``group_error``, e.g. an
+    unknown symbol); retryable failures never get this far (the whole message is retried).
+    """
+
+    message: WorkMessage
+    group: CandleGroup | None
+    deadline_ms: int
+    group_error: KlineoError | None = None
+    clock: Callable[[], float] = time.time
+
+    def now_ms(self) -> int:
+        """Wall-clock now in epoch ms."""
+        return int(self.clock() * 1000)
+
+
+@dataclass(frozen=True)
+class StrategyResult:
+    """How one strategy's turn ended: a run status or ``not_run``; ``retry`` asks SQS to deliver it again."""
+
+    strategy_id: str
+    outcome: str
+    detail: str | None = None
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    """Target position and, when it differs from the current one, the order that reaches it."""
+
+    target: Decimal
+    side: str | None = None
+    quantity: Decimal | None = None
+    reduce_only: bool = False
+
+
+def plan_order(
+    signal: Signal, size: Decimal, position: Decimal, rules: SymbolRules, reference_price: Decimal,
+) -> OrderPlan:
+    """The target for ``signal`` and the MARKET order from ``position`` to it, rounded to the symbol's rules.
+
+    Raises KlineoError(INVALID_REQUEST) when the size or the difference is below the symbol's
+    minimum quantity or order value.
+    """
+    if signal is Signal.HOLD:
+        return OrderPlan(target=position)
+    if signal is Signal.FLAT:
+        target = Decimal(0)
+    else:
+        side = "BUY" if signal is Signal.LONG else "SELL"
+        unit, _ = rules.prepare_order(side, "MARKET", size, None, reference_price)
+        target = unit if signal is Signal.LONG else -unit
+    delta = target - position
+    if delta == 0:
+        return OrderPlan(target=target)
+    side = "BUY" if delta > 0 else "SELL"
+    reduce_only = position != 0 and (delta > 0) != (position > 0) and abs(delta) <= abs(position)
+    quantity, _ = rules.prepare_order(
+        side, "MARKET", abs(delta), None, reference_price, reduce_only=reduce_only,
+    )
+    return OrderPlan(target=target, side=side, quantity=quantity, reduce_only=reduce_only)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f") if value != 0 else "0"
+
+
+def _error(exc: KlineoError) -> dict[str, Any]:
+    return {"category": str(exc.category), "message": exc.message}
+
+
+def _order_record(result: OrderResult) -> dict[str, Any]:
+    return {
+        "client_order_id": result.client_order_id,
+        "order_id": result.order_id,
+        "side": result.side,
+        "type": result.type,
+        "status": result.status,
+        "quantity": _text(result.quantity),
+        "executed_quantity": _text(result.executed_quantity),
+        "average_price": _text(result.average_price),
+        "reduce_only": result.reduce_only,
+        "source": result.source,
+        "simulated": False,
+    }
+
+
+def _signed(side: str, quantity: Decimal) -> Decimal:
+    return quantity if side == "BUY" else -quantity
+
+
+class _Turn:
+    """One strategy's turn on one candle (a small object so the steps share their inputs)."""
+
+    def __init__(self, strategy: Strategy, ctx: TickContext):
+        self.strategy = strategy
+        self.ctx = ctx
+        self.close_time = ctx.message.close_time
+        self.live = strategy.mode == "live"
+        self.claimed: Run | None = None
+
+    # ------------------------------------------------------------------ results and records
+    def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:
+        return StrategyResult(self.strategy.strategy_id, outcome, detail, retry)
+
+    def run(self, status: str, **fields: Any) -> Run:
+        return Run(
+            strategy_id=self.strategy.strategy_id, user_id=self.strategy.user_id, close_time=self.close_time,
+            status=status, mode=self.strategy.mode, **fields,
+        )
+
+    def final_run(self, pending: PendingOrder, status: str, **fields: Any) -> Run:
+        """The run of ``pending``'s candle in its final state, keeping the decision recorded at claim time."""
+        claimed = self.claimed
+        base = claimed if claimed is not None and claimed.close_time == pending.close_time else None
+        if base is None:
+            base = get_run(self.strategy.strategy_id, pending.close_time) or Run(
+                strategy_id=self.strategy.strategy_id, user_id=self.strategy.user_id,
+                close_time=pending.close_time, status=status, mode="live",
+            )
+        return replace(base, status=status, updated_at=now_iso(), **fields)
+
+    def skip(self, reason: str) -> StrategyResult:
+        """Record a skipped run; advance the strategy unless an older live order is still unsettled."""
+        advance = StrategyAdvance() if self.strategy.pending is None else None
+        written = record_run(self.run("skipped", skip_reason=reason), advance=advance)
+        return self.result("skipped" if written else "not_run", reason)
+
+    # ------------------------------------------------------------------ the turn
+    def play(self) -> StrategyResult:
+        strategy, now = self.strategy, self.ctx.now_ms()
+        if strategy.last_close is not None and strategy.last_close >= self.close_time:
+            return self.result("not_run", "already ran on this candle")
+        pending = strategy.pending
+        if pending is not None and pending.lease_until_ms > now:
+            if pending.close_time == self.close_time:
+                return self.result("not_run", "another attempt holds this candle")
+            return self.skip("order_pending")
+        try:
+            trading = load_trading_context(strategy.user_id, strategy.connection_id)
+        except KlineoError as exc:
+            if exc.category is not ErrorCategory.NOT_FOUND:
+                raise
+            pause_strategy(strategy.user_id, strategy.strategy_id, "connection_not_found")
+            return self.skip("connection_not_found")
+        if trading.global_kill_switch:
+            return self.skip("global_kill_switch")
+        if trading.user_kill_switch:
+            return self.skip("user_kill_switch")
+        if self.live and not trading.connection.futures_enabled:
+            return self.skip("futures_disabled")
+        if pending is not None:
+            settled = self.settle_pending(pending, trading)
+            if settled is not None:
+                return settled
+            reloaded = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
+            if reloaded is None or not reloaded.active or reloaded.pending is not None:
+                return self.result("not_run", "strategy changed while settling its last order")
+            self.strategy = reloaded
+        if is_superseded(self.close_time, strategy.interval, now):
+            return self.skip("stale_candle")
+        if self.ctx.group is None:
+            return self.refused_market(self.ctx.group_error)
+        return self.decide_and_trade(trading)
+
+    def refused_market(self, exc: KlineoError | None) -> StrategyResult:
+        """No candles for good (e.g. unknown symbol): a failed run; paused when the symbol is the problem."""
+        exc = exc or KlineoError(ErrorCategory.OTHER, "no candles for this market")
+        pause = "invalid_symbol" if exc.field == "symbol" else None
+        run = self.run("failed", error=_error(exc))
+        written = record_run(run, advance=StrategyAdvance(pause_reason=pause))
+        return self.result("failed" if written else "not_run", str(exc.category))
+
+    def decide(self) -> Decision | None:
+        strategy = self.strategy
+        try:
+            strategy_type = get_strategy_type(strategy.type)
+            params = parse_parameters(strategy.type, strategy.parameters)
+        except (KeyError, ValidationError):
+            return None
+        assert self.ctx.group is not None
+        candles: tuple[Candle, ...] = self.ctx.group.candles
+        return strategy_type.decide(params, candles[-strategy_type.lookback(params):])
+
+    def decide_and_trade(self, trading: TradingContext) -> StrategyResult:
+        strategy = self.strategy
+        decision = self.decide()
+        if decision is None:
+            pause_strategy(strategy.user_id, strategy.strategy_id, "invalid_parameters")
+            return self.skip("invalid_parameters")
+        position = strategy.position
+        assert self.ctx.group is not None
+        reference_price = self.ctx.group.candles[-1].close
+        facts = {
+            "signal": str(decision.signal), "reason": decision.reason, "indicators": decision.indicators,
+            "position_before": position,
+        }
+        client = get_client(Market.FUTURES, strategy.environment)
+        try:
+            plan = plan_order(decision.signal, strategy.size, position,
+                              get_symbol_rules(client, strategy.symbol), reference_price)
+        except KlineoError as exc:
+            if exc.retryable:
+                raise
+            pause = "invalid_symbol" if exc.field == "symbol" else None
+            run = self.run("failed", error=_error(exc), **facts)
+            written = record_run(run, advance=StrategyAdvance(pause_reason=pause))
+            return self.result("failed" if written else "not_run", str(exc.category))
+        facts["target_position"] = plan.target
+        if plan.side is None or plan.quantity is None:
+            written = record_run(self.run("no_change", **facts), advance=StrategyAdvance())
+            return self.result("no_change" if written else "not_run")
+        cid = client_order_id(strategy.strategy_id, self.close_time)
+        if not self.live:
+            return self.paper_fill(plan, cid, reference_price, facts)
+        return self.live_order(plan, cid, trading, facts)
+
+    def paper_fill(self, plan: OrderPlan, cid: str, price: Decimal, facts: dict[str, Any]) -> StrategyResult:
+        assert plan.side is not None and plan.quantity is not None
+        position = self.strategy.paper_position
+        order = {
+            "client_order_id": cid, "order_id": None, "side": plan.side, "type": "MARKET", "status": "FILLED",
+            "quantity": _text(plan.quantity), "executed_quantity": _text(plan.quantity),
+            "average_price": _text(price), "reduce_only": plan.reduce_only, "source": "paper",
+            "simulated": True,
+        }
+        advance = StrategyAdvance(
+            position_attribute="paper_position", position_from=position,
+            position_to=position + _signed(plan.side, plan.quantity),
+        )
+        written = record_run(self.run("simulated", order=order, **facts), advance=advance)
+        return self.result("simulated" if written else "not_run")
+
+    def live_order(
+        self, plan: OrderPlan, cid: str, trading: TradingContext, facts: dict[str, Any],
+    ) -> StrategyResult:
+        assert plan.side is not None and plan.quantity is not None
+        strategy = self.strategy
+        try:
+            creds = get_credentials(trading.connection.secret_name)
+        except KlineoError as exc:
+            if exc.category is not ErrorCategory.NOT_FOUND:
+                raise
+            return self.refused_before_claim(exc, facts)
+        pending = PendingOrder(
+            close_time=self.close_time, client_order_id=cid, side=plan.side, quantity=plan.quantity,
+            reduce_only=plan.reduce_only, position_before=strategy.live_position,
+            claimed_at_ms=self.ctx.now_ms(), lease_until_ms=self.ctx.deadline_ms,
+        )
+        claimed = self.run("pending", **facts)
+        if not claim_live_order(claimed, pending):
+            current = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
+            if current is None or current.pending is None or current.pending.close_time != self.close_time:
+                # Not another worker's claim on this candle: the strategy changed (paused, switched,
+                # deleted, traded) between our read and the claim. Nothing was sent.
+                abandon_pending_run(strategy.strategy_id, self.close_time, "state_changed")
+            return self.result("not_run", "candle claimed elsewhere or strategy changed")
+        self.claimed = claimed
+        return self.send_and_settle(pending, creds, earlier_attempt_ms=None)
+
+    def refused_before_claim(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
+        """The keys are gone before anything was sent: a failed run that counts as a key failure."""
+        strategy = self.strategy
+        failures = strategy.key_failures + 1
+        pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
+        run = self.run("failed", error=_error(exc), **facts)
+        written = record_run(run, advance=StrategyAdvance(key_failures=failures, pause_reason=pause))
+        return self.result("failed" if written else "not_run", str(exc.category))
+
+    # ------------------------------------------------------------------ live orders
+    def order_of(self, pending: PendingOrder) -> FuturesOrder:
+        return FuturesOrder(
+            symbol=self.strategy.symbol, side=pending.side, type="MARKET", quantity=pending.quantity,
+            reduce_only=pending.reduce_only,
+        )
+
+    def send_and_settle(
+        self, pending: PendingOrder, creds: Any, *, earlier_attempt_ms: int | None,
+    ) -> StrategyResult:
+        strategy = self.strategy
+        client = get_client(Market.FUTURES, strategy.environment)
+        try:
+            result = submit_futures_order(
+                client, creds, self.order_of(pending), pending.client_order_id,
+                earlier_attempt_ms=earlier_attempt_ms,
+            )
+        except KlineoError as exc:
+            if exc.category is ErrorCategory.UNKNOWN_OUTCOME or exc.retryable:
+                logger.warning("strategy order unsettled; will look again", extra={
+                    "strategy_id": strategy.strategy_id, "client_order_id": pending.client_order_id,
+                    "category": str(exc.category),
+                })
+                return self.result("pending", str(exc.category), retry=True)
+            return self.settle_refused(pending, exc)
+        return self.settle_result(pending, result)
+
+    def settle_refused(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
+        """Binance refused the order (nothing placed): a failed run; key refusals count towards a pause."""
+        strategy = self.strategy
+        failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
+        pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
+        settle_live_order(
+            strategy.user_id, strategy.strategy_id, pending,
+            self.final_run(pending, "failed", error=_error(exc)),
+            position_to=pending.position_before, key_failures=failures, pause_reason=pause,
+        )
+        if pause:
+            logger.warning("strategy paused: keys keep failing", extra={
+                "strategy_id": strategy.strategy_id, "category": str(exc.category),
+            })
+        return self.result("failed", str(exc.category))
+
+    def settle_result(self, pending: PendingOrder, result: OrderResult) -> StrategyResult:
+        """Binance has the order: once its fill is final, add it to the position and close the run."""
+        strategy = self.strategy
+        if result.status not in FINAL_ORDER_STATUSES:
+            return self.result("pending", f"order {result.status}", retry=True)
+        filled = _signed(pending.side, result.executed_quantity)
+        settle_live_order(
+            strategy.user_id, strategy.strategy_id, pending,
+            self.final_run(pending, "ordered", order=_order_record(result)),
+            position_to=pending.position_before + filled, key_failures=0,
+        )
+        return self.result("ordered", result.status)
+
+    def settle_pending(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
+        """Settle a pending order whose lease ran out; None when settled and the turn may go on."""
+        strategy, now = self.strategy, self.ctx.now_ms()
+        if not extend_lease(strategy.user_id, strategy.strategy_id, pending, self.ctx.deadline_ms):
+            return self.result("not_run", "another attempt took the pending order")
+        # Any earlier attempt began sending before its invocation's deadline, i.e. its lease end.
+        earlier = pending.lease_until_ms
+        taken = replace(pending, lease_until_ms=self.ctx.deadline_ms)
+        try:
+            creds = get_credentials(trading.connection.secret_name)
+            same_candle = pending.close_time == self.close_time
+            if same_candle and not is_superseded(pending.close_time, strategy.interval, now):
+                return self.send_and_settle(taken, creds, earlier_attempt_ms=earlier)
+            client = get_client(Market.FUTURES, strategy.environment)
+            found = query_futures_order(client, creds, strategy.symbol, pending.client_order_id)
+        except KlineoError as exc:
+            if exc.category in KEY_FAILURE_CATEGORIES or exc.category is ErrorCategory.NOT_FOUND:
+                # The order cannot even be looked up: stop trading this strategy until a person looks.
+                pause_strategy(strategy.user_id, strategy.strategy_id, f"key_failure:{exc.category}")
+                return self.result("not_run", f"pending order unreadable: {exc.category}")
+            return self.result("pending", str(exc.category), retry=True)
+        if found is not None:
+            settled = self.settle_result(taken, found)
+            return settled if settled.retry or pending.close_time == self.close_time else None
+        window_ms = float(get_client(Market.FUTURES, strategy.environment).recv_window_ms) + SETTLE_MARGIN_MS
+        if now - earlier < window_ms:
+            return self.result("pending", "earlier attempt may still reach Binance", retry=True)
+        settle_live_order(
+            strategy.user_id, strategy.strategy_id, taken,
+            self.final_run(taken, "skipped", skip_reason="order_not_placed"),
+            position_to=pending.position_before, key_failures=strategy.key_failures,
+        )
+        return self.result("skipped", "order_not_placed") if pending.close_time == self.close_time else None
+
+
+def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
+    """Run one strategy (as just read, strongly consistent) on the message's candle; see the module doc."""
+    message = ctx.message
+    if strategy is None or not strategy.active:
+        return StrategyResult(strategy.strategy_id if strategy else "", "not_run", "inactive or deleted")
+    if (strategy.environment, strategy.symbol, strategy.interval) != (
+        message.environment, message.symbol, message.interval,
+    ):
+        return StrategyResult(strategy.strategy_id, "not_run", "strategy no longer matches the message")
+    return _Turn(strategy, ctx).play()

@@ -1,0 +1,158 @@
+"""The SQS worker: a batch of work messages in, partial batch failures out.
+
+For one batch (up to 10 messages):
+1. every named strategy is read in strongly consistent BatchGetItems (100 keys a call);
+2. klines are fetched ONCE per (environment, symbol, interval, candle) of the batch, the groups
+   in parallel on a small pool, with as many candles as the group's strategies look back;
+3. each message is one Powertools batch record: its strategies run on a thread pool
+   (``klineo.runner.execution``), and the record fails (is redelivered) when any of them asked for
+   a retry: retryable exchange errors, an order whose outcome is not settled yet, a candle not
+   closed yet. Strategies already done are not redone on redelivery (run record, ``last_close``).
+A message that keeps failing lands in the dead-letter queue after maxReceiveCount (3), which
+raises the StrategyDeadLetterAlarm.
+
+Throughput and the Binance budget: per batch the worker sends one klines request per group (weight
+1-2) plus one order per strategy whose target changed (0 IP weight; orders count per account),
+and exchangeInfo once an hour per container. The template's ReservedConcurrentExecutions bounds
+the containers, and ``STRATEGY_THREADS`` bounds each one's requests in flight, so at most
+(reserved concurrency x STRATEGY_THREADS) calls hit Binance at once from this function.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
+
+from klineo.binance.errors import KlineoError
+from klineo.observability import logger, metrics
+from klineo.runner.candles import CandleGroup, closed_candles
+from klineo.runner.execution import StrategyResult, TickContext, run_strategy
+from klineo.runner.messages import WorkMessage
+from klineo.store.strategies import Strategy, get_strategies_consistent
+from klineo.strategies import get_strategy_type, parse_parameters
+
+__all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch"]
+
+# botocore's default connection pool holds 10 connections; more threads would only queue on it.
+STRATEGY_THREADS = 10
+CANDLE_THREADS = 8
+# Deadline used when no Lambda context is given (local runs): the template's worker Timeout.
+DEFAULT_TIMEOUT_MS = 60_000
+_DEFAULT_LOOKBACK = 2
+
+
+class RetryLater(Exception):
+    """A message some of whose strategies must run again later (SQS redelivers it)."""
+
+
+def _lookback(strategy: Strategy) -> int:
+    try:
+        return get_strategy_type(strategy.type).lookback(parse_parameters(strategy.type, strategy.parameters))
+    except (KeyError, ValidationError):
+        return _DEFAULT_LOOKBACK
+
+
+def _parse(record: Mapping[str, Any]) -> WorkMessage | None:
+    try:
+        return WorkMessage.model_validate(json.loads(record.get("body") or ""))
+    except (ValueError, ValidationError):
+        logger.error("unreadable strategy message", extra={"message_id": record.get("messageId")})
+        return None
+
+
+def _fetch_groups(
+    messages: list[WorkMessage], strategies: Mapping[tuple[str, str], Strategy],
+) -> dict[tuple[str, str, str, int], CandleGroup | KlineoError]:
+    """One klines request per distinct group of the batch (in parallel); each group's answer or its error."""
+    counts: dict[tuple[str, str, str, int], int] = {}
+    for message in messages:
+        need = counts.get(message.group, _DEFAULT_LOOKBACK)
+        for ref in message.strategies:
+            strategy = strategies.get((ref.user_id, ref.strategy_id))
+            if strategy is not None and strategy.active:
+                need = max(need, _lookback(strategy))
+        counts[message.group] = need
+
+    def fetch(item: tuple[tuple[str, str, str, int], int]) -> CandleGroup | KlineoError:
+        (environment, symbol, interval, close_time), count = item
+        try:
+            return closed_candles(environment, symbol, interval, close_time, count)
+        except KlineoError as exc:
+            return exc
+
+    if not counts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(CANDLE_THREADS, len(counts))) as pool:
+        return dict(zip(counts, pool.map(fetch, counts.items()), strict=True))
+
+
+def _run_safely(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
+    try:
+        return run_strategy(strategy, ctx)
+    except KlineoError as exc:
+        logger.warning("strategy turn failed; will retry", extra={
+            "strategy_id": strategy.strategy_id if strategy else None, "category": str(exc.category),
+        })
+        strategy_id = strategy.strategy_id if strategy else ""
+        return StrategyResult(strategy_id, "error", str(exc.category), retry=True)
+    except Exception:  # noqa: BLE001 - one strategy's bug must not stop the others; logged, retried by SQS
+        logger.exception("strategy turn crashed; will retry", extra={
+            "strategy_id": strategy.strategy_id if strategy else None,
+        })
+        return StrategyResult(strategy.strategy_id if strategy else "", "error", "crash", retry=True)
+
+
+def handle_batch(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """Entry point for the SQS event: run every message's strategies; report the messages to redeliver."""
+    started = time.time()
+    remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_TIMEOUT_MS
+    deadline_ms = int(started * 1000) + int(remaining)
+    records = list(event.get("Records") or [])
+    parsed = {record.get("messageId"): _parse(record) for record in records}
+    messages = [message for message in parsed.values() if message is not None]
+    refs = [(ref.user_id, ref.strategy_id) for message in messages for ref in message.strategies]
+    strategies = get_strategies_consistent(refs)
+    groups = _fetch_groups(messages, strategies)
+    tally: Counter[str] = Counter()
+
+    with ThreadPoolExecutor(max_workers=STRATEGY_THREADS) as pool:
+
+        def record_handler(record: SQSRecord) -> None:
+            message = parsed.get(record.message_id)
+            if message is None:
+                raise RetryLater("unreadable message")
+            answer = groups[message.group]
+            if isinstance(answer, KlineoError):
+                if answer.retryable or answer.field != "symbol":
+                    raise RetryLater(f"klines unavailable: {answer.category}")
+                ctx = TickContext(message=message, group=None, deadline_ms=deadline_ms, group_error=answer)
+            else:
+                ctx = TickContext(message=message, group=answer, deadline_ms=deadline_ms)
+            chosen = [strategies.get((ref.user_id, ref.strategy_id)) for ref in message.strategies]
+            results = list(pool.map(lambda strategy: _run_safely(strategy, ctx), chosen))
+            tally.update(result.outcome for result in results)
+            retries = [result for result in results if result.retry]
+            if retries:
+                raise RetryLater(f"{len(retries)} strategies to retry")
+
+        response = process_partial_response(
+            event=dict(event), record_handler=record_handler,
+            processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+            context=context,
+        )
+    for outcome, count in tally.items():
+        metrics.add_metric(name=f"StrategyRuns_{outcome}", unit="Count", value=count)
+    logger.info("strategy batch done", extra={
+        "messages": len(records), "klines_groups": len(groups), "outcomes": dict(tally),
+        "failed_messages": len(response.get("batchItemFailures", [])),
+        "elapsed_ms": int((time.time() - started) * 1000),
+    })
+    return response

@@ -1,0 +1,208 @@
+"""The strategies use cases behind POST/GET/PATCH/DELETE /strategies[/{id}].
+
+Ownership: every read and write is keyed by the caller's user id (the JWT sub), so another user's
+strategy or connection is simply absent: 404, never 403. Rules beyond the request models:
+- the connection must be one of the caller's; its environment is copied onto the strategy;
+- a LIVE strategy (created live, switched to live, or resumed while live) needs a connection
+  with futures enabled (409 otherwise): the runner re-checks it before every order anyway;
+- type, parameters, size, mode and status may change; connection, symbol and interval may not
+  (they define the market the strategy's tracked position lives in: create another strategy);
+- deleting is refused (409) only while a worker is sending one of its live orders right now.
+Positions are tracked per mode: switching live -> paper leaves the live position open at the
+exchange, untouched, until the strategy is switched back to live.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from klineo.api.strategy_models import (
+    RUNS_SHOWN,
+    STRATEGY_ID_PATTERN,
+    PendingOrderResponse,
+    RunResponse,
+    StrategyCreateRequest,
+    StrategyDetailResponse,
+    StrategyListResponse,
+    StrategyResponse,
+    StrategyUpdateRequest,
+)
+from klineo.binance import ErrorCategory
+from klineo.binance.errors import KlineoError
+from klineo.store import runs as run_store
+from klineo.store import strategies as strategy_store
+from klineo.store.connections import Connection, get_connection
+from klineo.store.strategies import Strategy
+from klineo.strategies import parse_parameters
+
+__all__ = [
+    "create_strategy",
+    "delete_user_strategy",
+    "get_user_strategy",
+    "list_user_strategies",
+    "update_strategy",
+]
+
+_STRATEGY_ID = re.compile(STRATEGY_ID_PATTERN)
+
+
+def _text(value: Decimal) -> str:
+    return "0" if value == 0 else format(value.normalize(), "f")
+
+
+def _plain_number(value: Any) -> Any:
+    """Parameters for JSON: whole Decimals as int, others as float (they are thresholds, not money)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _response_fields(strategy: Strategy) -> dict[str, Any]:
+    pending = strategy.pending
+    return {
+        "id": strategy.strategy_id,
+        "connection_id": strategy.connection_id,
+        "environment": strategy.environment,
+        "symbol": strategy.symbol,
+        "interval": strategy.interval,
+        "type": strategy.type,
+        "parameters": {k: _plain_number(v) for k, v in strategy.parameters.items()},
+        "size": _text(strategy.size),
+        "mode": strategy.mode,
+        "status": strategy.status,
+        "status_reason": strategy.status_reason,
+        "position": _text(strategy.position),
+        "live_position": _text(strategy.live_position),
+        "paper_position": _text(strategy.paper_position),
+        "last_run_close_time": strategy.last_close,
+        "pending_order": PendingOrderResponse(
+            client_order_id=pending.client_order_id, side=pending.side, quantity=_text(pending.quantity),
+            close_time=pending.close_time,
+        ) if pending else None,
+        "created_at": strategy.created_at,
+        "updated_at": strategy.updated_at,
+    }
+
+
+def _response(strategy: Strategy) -> StrategyResponse:
+    return StrategyResponse(**_response_fields(strategy))
+
+
+def _run_response(run: run_store.Run) -> RunResponse:
+    def text(value: Any) -> str | None:
+        return None if value is None else _text(Decimal(value))
+
+    return RunResponse(
+        close_time=run.close_time,
+        status=run.status,
+        mode=run.mode,
+        signal=run.signal,
+        reason=run.reason,
+        indicators=run.indicators,
+        position_before=text(run.position_before),
+        target_position=text(run.target_position),
+        order=run.order,
+        error=run.error,
+        skip_reason=run.skip_reason,
+        recorded_at=run.created_at,
+        updated_at=run.updated_at,
+    )
+
+
+def _not_found() -> KlineoError:
+    return KlineoError(ErrorCategory.NOT_FOUND, "strategy not found")
+
+
+def _owned(user_id: str, strategy_id: str) -> Strategy:
+    """The caller's strategy (strongly consistent read), else NOT_FOUND."""
+    if not _STRATEGY_ID.fullmatch(strategy_id or ""):
+        raise _not_found()
+    strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True)
+    if strategy is None:
+        raise _not_found()
+    return strategy
+
+
+def _require_futures(connection: Connection | None) -> None:
+    if connection is None:
+        raise KlineoError(ErrorCategory.CONFLICT, "the strategy's connection no longer exists")
+    if not connection.futures_enabled:
+        raise KlineoError(
+            ErrorCategory.CONFLICT,
+            "futures are not enabled on this connection; enable them before running a strategy live",
+            field="mode",
+        )
+
+
+def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyResponse:
+    """Create a strategy on one of the caller's connections (live needs futures enabled there)."""
+    connection = get_connection(user_id, body.connection_id, consistent=True)
+    if connection is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found", field="connection_id")
+    if body.mode == "live":
+        _require_futures(connection)
+    now = strategy_store.now_iso()
+    strategy = Strategy(
+        user_id=user_id,
+        strategy_id=strategy_store.new_strategy_id(),
+        connection_id=connection.connection_id,
+        environment=connection.environment,
+        symbol=body.symbol,
+        interval=body.interval,
+        type=body.type,
+        parameters=parse_parameters(body.type, body.parameters).model_dump(),
+        size=body.size,
+        mode=body.mode,
+        status=body.status,
+        status_reason="created paused" if body.status == strategy_store.PAUSED else None,
+        created_at=now,
+        updated_at=now,
+    )
+    strategy_store.put_new_strategy(strategy)
+    return _response(strategy)
+
+
+def list_user_strategies(user_id: str) -> StrategyListResponse:
+    """The caller's strategies, oldest first."""
+    return StrategyListResponse(strategies=[_response(s) for s in strategy_store.list_strategies(user_id)])
+
+
+def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
+    """One of the caller's strategies with its latest runs (newest candle first)."""
+    strategy = _owned(user_id, strategy_id)
+    runs = run_store.list_runs(strategy.strategy_id, limit=RUNS_SHOWN)
+    return StrategyDetailResponse(**_response_fields(strategy), runs=[_run_response(r) for r in runs])
+
+
+def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
+    """Change type/parameters, size, mode or status of one of the caller's strategies."""
+    current = _owned(user_id, strategy_id)
+    changes: dict[str, Any] = {}
+    if body.type is not None:
+        changes["type"] = body.type
+        changes["parameters"] = parse_parameters(body.type, body.parameters or {}).model_dump()
+    if body.size is not None:
+        changes["size"] = body.size
+    if body.mode is not None:
+        changes["mode"] = body.mode
+    if body.status is not None:
+        changes["status"] = body.status
+        changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
+    mode = changes.get("mode", current.mode)
+    status = changes.get("status", current.status)
+    if mode == "live" and status == strategy_store.ACTIVE and (
+        current.mode != "live" or current.status != strategy_store.ACTIVE
+    ):
+        _require_futures(get_connection(user_id, current.connection_id, consistent=True))
+    if not changes:
+        return _response(current)
+    return _response(strategy_store.update_settings(user_id, strategy_id, current, changes=changes))
+
+
+def delete_user_strategy(user_id: str, strategy_id: str) -> None:
+    """Delete one of the caller's strategies (its runs expire by TTL; positions stay at the exchange)."""
+    if not _STRATEGY_ID.fullmatch(strategy_id or ""):
+        raise _not_found()
+    strategy_store.delete_strategy(user_id, strategy_id)

@@ -1,0 +1,376 @@
+"""Strategy runs (pk=STRAT#<id>, sk=RUN#<candle close ms>, expiring via ``ttl``) and the runner's state moves.
+
+One run per (strategy, candle): a run is first written with a conditional put
+(``attribute_not_exists(sk)``), so a redelivered message or a second dispatcher tick for the same
+candle can neither evaluate nor order twice. The runner's state lives on the strategy item
+(``klineo.store.strategies``); every move below is a short sequence of single-item conditional
+writes, ordered so that a crash between two of them is repaired by the next attempt and never
+acts twice (no multi-item transactions: they cost twice the write capacity, and a conflict
+between two of them fails both):
+
+- ``record_run``: a final run (no change, skipped, paper fill, failed before sending) carries the
+  strategy change it implies (``advance``). Put the run, then apply ``advance`` to the strategy
+  under conditions (behind this candle, no pending order, position as sized). When the put finds
+  the run already there, its stored ``advance`` is applied instead (same conditions): a crash
+  after the put is repaired, and a duplicate worker changes nothing more.
+- ``claim_live_order``: put the pending run, then set the strategy's ``pending`` order under
+  conditions (active, live, no pending order, behind this candle, position as sized). Only that
+  conditional update lets an order out, so two workers can never both send one.
+- ``extend_lease``: a later attempt takes over a pending order whose claimer's lease ran out.
+- ``settle_live_order``: write the run's final state, then add the fill to ``live_position`` and
+  clear ``pending`` on condition that this very order is still pending. A crash in between
+  leaves the order pending: the next attempt looks it up again and settles it once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from klineo.settings import get_settings
+from klineo.store import aws
+from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key, to_attr
+
+__all__ = [
+    "RUN_STATUSES",
+    "RUN_TTL_DAYS",
+    "Run",
+    "StrategyAdvance",
+    "abandon_pending_run",
+    "advance_strategy",
+    "claim_live_order",
+    "extend_lease",
+    "get_run",
+    "list_runs",
+    "record_run",
+    "run_key",
+    "settle_live_order",
+]
+
+RUN_TTL_DAYS = 30
+# pending: a live order claimed, outcome not settled yet; ordered: a live order settled;
+# simulated: a paper fill; no_change: the target equals the position; skipped: not evaluated or
+# not traded for a stated reason (kill switch, futures disabled, stale candle, ...); failed: an
+# order could not be placed (error category recorded).
+RUN_STATUSES = ("pending", "ordered", "simulated", "no_change", "skipped", "failed")
+
+_DESERIALIZER = TypeDeserializer()
+
+
+def run_key(strategy_id: str, close_time: int) -> dict[str, Any]:
+    """The primary key of one run."""
+    return {"pk": {"S": f"STRAT#{strategy_id}"}, "sk": {"S": f"RUN#{close_time}"}}
+
+
+@dataclass(frozen=True)
+class StrategyAdvance:
+    """Runner-state changes written with a final run; ``None`` fields are left as they are."""
+
+    position_attribute: str | None = None  # "live_position" or "paper_position"
+    position_from: Decimal | None = None
+    position_to: Decimal | None = None
+    key_failures: int | None = None
+    pause_reason: str | None = None
+
+    def as_value(self) -> dict[str, Any]:
+        """The plain dict stored on the run (``None`` fields left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> StrategyAdvance:
+        """Inverse of ``as_value`` (numbers arrive as Decimal)."""
+        failures = value.get("key_failures")
+        return cls(
+            position_attribute=value.get("position_attribute"),
+            position_from=value.get("position_from"),
+            position_to=value.get("position_to"),
+            key_failures=int(failures) if failures is not None else None,
+            pause_reason=value.get("pause_reason"),
+        )
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the runner did for one strategy on one closed candle."""
+
+    strategy_id: str
+    user_id: str
+    close_time: int
+    status: str
+    mode: str
+    signal: str | None = None
+    reason: str | None = None
+    indicators: dict[str, str] = field(default_factory=dict)
+    position_before: Decimal | None = None
+    target_position: Decimal | None = None
+    order: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    skip_reason: str | None = None
+    advance: StrategyAdvance | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    def to_item(self, now_s: float | None = None) -> dict[str, Any]:
+        """The DynamoDB item, with ``ttl`` RUN_TTL_DAYS from now."""
+        now_s = time.time() if now_s is None else now_s
+        stamp = self.created_at or now_iso()
+        item: dict[str, Any] = {
+            **run_key(self.strategy_id, self.close_time),
+            "entity": {"S": "run"},
+            "strategy_id": {"S": self.strategy_id},
+            "user_id": {"S": self.user_id},
+            "close_time": to_attr(self.close_time),
+            "status": {"S": self.status},
+            "mode": {"S": self.mode},
+            "indicators": to_attr(dict(self.indicators)),
+            "created_at": {"S": stamp},
+            "updated_at": {"S": self.updated_at or stamp},
+            "ttl": to_attr(int(now_s) + RUN_TTL_DAYS * 86_400),
+        }
+        optional = {
+            "signal": self.signal,
+            "reason": self.reason,
+            "position_before": self.position_before,
+            "target_position": self.target_position,
+            "order": self.order,
+            "error": self.error,
+            "skip_reason": self.skip_reason,
+            "advance": self.advance.as_value() if self.advance is not None else None,
+        }
+        for name, value in optional.items():
+            if value is not None:
+                item[name] = to_attr(value)
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Run:
+        """A run from its raw DynamoDB item."""
+        data = {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+        return cls(
+            strategy_id=str(data["strategy_id"]),
+            user_id=str(data["user_id"]),
+            close_time=int(data["close_time"]),
+            status=str(data["status"]),
+            mode=str(data["mode"]),
+            signal=data.get("signal"),
+            reason=data.get("reason"),
+            indicators={str(k): str(v) for k, v in (data.get("indicators") or {}).items()},
+            position_before=data.get("position_before"),
+            target_position=data.get("target_position"),
+            order=_plain_map(data.get("order")),
+            error=_plain_map(data.get("error")),
+            skip_reason=data.get("skip_reason"),
+            advance=StrategyAdvance.from_value(data["advance"]) if data.get("advance") else None,
+            created_at=str(data.get("created_at", "")),
+            updated_at=str(data.get("updated_at", "")),
+        )
+
+
+def _plain_map(value: Any) -> dict[str, Any] | None:
+    """A stored map back as a dict; whole numbers (order ids, times) become int again."""
+    if value is None:
+        return None
+    return {
+        str(k): int(v) if isinstance(v, Decimal) and v == v.to_integral_value() else v
+        for k, v in dict(value).items()
+    }
+
+
+def _conditional(call: Any, **request: Any) -> bool:
+    """Run one conditional write; False when its condition failed."""
+    client = aws.dynamodb()
+    try:
+        call(**request)
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def _put_run(run: Run, *, only_new: bool) -> bool:
+    request: dict[str, Any] = {"TableName": get_settings().data_table, "Item": run.to_item()}
+    if only_new:
+        request["ConditionExpression"] = "attribute_not_exists(sk)"
+    return _conditional(aws.dynamodb().put_item, **request)
+
+
+def get_run(strategy_id: str, close_time: int) -> Run | None:
+    """One run, strongly consistent (None when absent)."""
+    item = aws.dynamodb().get_item(
+        TableName=get_settings().data_table, Key=run_key(strategy_id, close_time), ConsistentRead=True,
+    ).get("Item")
+    return Run.from_item(item) if item else None
+
+
+def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: StrategyAdvance) -> bool:
+    """Move a strategy past ``close_time`` with ``advance``; False unless it was behind, free and as sized."""
+    names = {"#status": "status"}
+    values: dict[str, Any] = {":close": to_attr(close_time), ":now": {"S": now_iso()}}
+    sets = ["last_close = :close", "updated_at = :now"]
+    removes: list[str] = []
+    conditions = ["attribute_exists(pk)", "attribute_not_exists(pending)",
+                  "(attribute_not_exists(last_close) OR last_close < :close)"]
+    if advance.position_attribute is not None:
+        names["#position"] = advance.position_attribute
+        sets.append("#position = :position_to")
+        values[":position_to"] = to_attr(advance.position_to)
+        if advance.position_from is not None:
+            conditions.append("#position = :position_from")
+            values[":position_from"] = to_attr(advance.position_from)
+    if advance.key_failures is not None:
+        sets.append("key_failures = :failures")
+        values[":failures"] = to_attr(advance.key_failures)
+    if advance.pause_reason is not None:
+        sets.append("#status = :paused, status_reason = :reason")
+        values[":paused"], values[":reason"] = {"S": PAUSED}, {"S": advance.pause_reason}
+        removes.extend(["gsi1pk", "gsi1sk"])
+    else:
+        del names["#status"]
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    request: dict[str, Any] = {
+        "TableName": get_settings().data_table,
+        "Key": strategy_key(user_id, strategy_id),
+        "UpdateExpression": expression,
+        "ConditionExpression": " AND ".join(conditions),
+        "ExpressionAttributeValues": values,
+    }
+    if names:
+        request["ExpressionAttributeNames"] = names
+    return _conditional(aws.dynamodb().update_item, **request)
+
+
+def record_run(run: Run, *, advance: StrategyAdvance | None = None) -> bool:
+    """Record a final run and apply ``advance`` to its strategy; False when the candle already had a run.
+
+    When the run is already there, the ``advance`` stored with it is applied (if still due): that
+    finishes the work of an attempt that died between its two writes, and is a no-op otherwise.
+    """
+    run = replace(run, advance=advance)
+    if _put_run(run, only_new=True):
+        if advance is not None:
+            advance_strategy(run.user_id, run.strategy_id, run.close_time, advance)
+        return True
+    existing = get_run(run.strategy_id, run.close_time)
+    if existing is not None and existing.status != "pending" and existing.advance is not None:
+        advance_strategy(run.user_id, run.strategy_id, run.close_time, existing.advance)
+    return False
+
+
+def claim_live_order(run: Run, pending: PendingOrder) -> bool:
+    """Record the pending run, then take the strategy's pending order; True only for the one claimer.
+
+    A pending run found from an earlier attempt that died before taking the strategy is taken
+    over; the strategy's conditional update decides between concurrent claimers.
+    """
+    if not _put_run(run, only_new=True):
+        existing = get_run(run.strategy_id, run.close_time)
+        if existing is None or existing.status != "pending":
+            return False
+    table = get_settings().data_table
+    return _conditional(
+        aws.dynamodb().update_item,
+        TableName=table,
+        Key=strategy_key(run.user_id, run.strategy_id),
+        UpdateExpression="SET pending = :pending, updated_at = :now",
+        ConditionExpression="attribute_exists(pk) AND #status = :active AND #mode = :live "
+        "AND attribute_not_exists(pending) "
+        "AND (attribute_not_exists(last_close) OR last_close < :close) "
+        "AND live_position = :position",
+        ExpressionAttributeNames={"#status": "status", "#mode": "mode"},
+        ExpressionAttributeValues={
+            ":pending": to_attr(pending.as_attr_value()),
+            ":now": {"S": now_iso()},
+            ":active": {"S": ACTIVE},
+            ":live": {"S": "live"},
+            ":close": to_attr(run.close_time),
+            ":position": to_attr(pending.position_before),
+        },
+    )
+
+
+def abandon_pending_run(strategy_id: str, close_time: int, reason: str) -> bool:
+    """Mark a pending run ``skipped`` when its claim lost to a state change (only while still pending)."""
+    return _conditional(
+        aws.dynamodb().update_item,
+        TableName=get_settings().data_table,
+        Key=run_key(strategy_id, close_time),
+        UpdateExpression="SET #status = :skipped, skip_reason = :reason, updated_at = :now",
+        ConditionExpression="#status = :pending",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={
+            ":skipped": {"S": "skipped"}, ":pending": {"S": "pending"}, ":reason": {"S": reason},
+            ":now": {"S": now_iso()},
+        },
+    )
+
+
+def extend_lease(user_id: str, strategy_id: str, pending: PendingOrder, lease_until_ms: int) -> bool:
+    """Take over a pending order whose lease expired (one taker wins); False when it changed meanwhile."""
+    return _conditional(
+        aws.dynamodb().update_item,
+        TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id),
+        UpdateExpression="SET pending.lease_until_ms = :new, updated_at = :now",
+        ConditionExpression="pending.client_order_id = :cid AND pending.lease_until_ms = :old",
+        ExpressionAttributeValues={
+            ":new": to_attr(lease_until_ms),
+            ":old": to_attr(pending.lease_until_ms),
+            ":cid": {"S": pending.client_order_id},
+            ":now": {"S": now_iso()},
+        },
+    )
+
+
+def settle_live_order(
+    user_id: str,
+    strategy_id: str,
+    pending: PendingOrder,
+    run: Run,
+    *,
+    position_to: Decimal,
+    key_failures: int,
+    pause_reason: str | None = None,
+) -> bool:
+    """Write the final run, then add its fill to the strategy and clear ``pending`` (this order only)."""
+    _put_run(run, only_new=False)
+    sets = ["live_position = :position", "last_close = :close", "key_failures = :failures",
+            "updated_at = :now"]
+    values: dict[str, Any] = {
+        ":position": to_attr(position_to),
+        ":close": to_attr(pending.close_time),
+        ":failures": to_attr(key_failures),
+        ":now": {"S": now_iso()},
+        ":cid": {"S": pending.client_order_id},
+    }
+    removes = ["pending"]
+    request: dict[str, Any] = {}
+    if pause_reason is not None:
+        sets.append("#status = :paused, status_reason = :reason")
+        values[":paused"], values[":reason"] = {"S": PAUSED}, {"S": pause_reason}
+        request["ExpressionAttributeNames"] = {"#status": "status"}
+        removes.extend(["gsi1pk", "gsi1sk"])
+    return _conditional(
+        aws.dynamodb().update_item,
+        TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id),
+        UpdateExpression="SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
+        ConditionExpression="pending.client_order_id = :cid",
+        ExpressionAttributeValues=values,
+        **request,
+    )
+
+
+def list_runs(strategy_id: str, limit: int = 20) -> list[Run]:
+    """The strategy's latest runs, newest candle first."""
+    answer = aws.dynamodb().query(
+        TableName=get_settings().data_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": f"STRAT#{strategy_id}"}, ":prefix": {"S": "RUN#"}},
+        ScanIndexForward=False,
+        Limit=limit,
+    )
+    return [Run.from_item(item) for item in answer.get("Items", [])]

@@ -1,0 +1,418 @@
+"""Strategies in the data table (pk=USER#<sub>, sk=STRAT#<id>), and the sparse index of active ones.
+
+An ACTIVE strategy carries ``gsi1pk = ACTIVE#<interval>`` and ``gsi1sk = <environment>#<symbol>#<id>``;
+a paused one has neither. The dispatcher queries one index partition per interval whose candle
+just closed (never a scan) and gets the strategies already sorted by (environment, symbol), the
+unit that shares one klines request.
+
+Two kinds of writers touch a strategy item, on separate attributes:
+- the API (``put_new_strategy``, ``update_settings``, ``delete_strategy``): what the user chose;
+- the runner (``klineo.store.runs``): ``live_position``, ``paper_position``, ``last_close``,
+  ``pending`` (a live order between claim and settlement), ``key_failures``, and ``status`` when it
+  pauses a strategy whose keys keep failing.
+Every write is an UpdateItem of its own attributes (or a conditional put of a new item), so
+neither side overwrites the other's fields.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from klineo.binance import ErrorCategory
+from klineo.binance.errors import KlineoError
+from klineo.settings import get_settings
+from klineo.store import aws
+from klineo.store.flags import batch_get_consistent, user_pk
+
+__all__ = [
+    "ACTIVE",
+    "INDEX_NAME",
+    "MODES",
+    "PAUSED",
+    "STRATEGY_SK_PREFIX",
+    "PendingOrder",
+    "Strategy",
+    "active_index_keys",
+    "delete_strategy",
+    "from_item",
+    "get_strategies_consistent",
+    "get_strategy",
+    "list_strategies",
+    "new_strategy_id",
+    "now_iso",
+    "pause_strategy",
+    "put_new_strategy",
+    "query_active",
+    "strategy_key",
+    "to_attr",
+    "update_settings",
+]
+
+INDEX_NAME = "gsi1"
+STRATEGY_SK_PREFIX = "STRAT#"
+ACTIVE = "active"
+PAUSED = "paused"
+MODES = ("paper", "live")
+_ACTIVE_PREFIX = "ACTIVE#"
+_BATCH_GET_MAX = 100
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def now_iso() -> str:
+    """The current UTC time as an ISO-8601 string (seconds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_strategy_id() -> str:
+    """A fresh random strategy id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def strategy_key(user_id: str, strategy_id: str) -> dict[str, Any]:
+    """The primary key of a strategy item."""
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": f"{STRATEGY_SK_PREFIX}{strategy_id}"}}
+
+
+def active_index_keys(interval: str, environment: str, symbol: str, strategy_id: str) -> tuple[str, str]:
+    """(gsi1pk, gsi1sk) of an active strategy: one index partition per interval, sorted by market."""
+    return f"{_ACTIVE_PREFIX}{interval}", f"{environment}#{symbol}#{strategy_id}"
+
+
+def to_attr(value: Any) -> dict[str, Any]:
+    """A Python value (Decimals, ints, bools, strings, dicts, lists) as a DynamoDB attribute."""
+    return _SERIALIZER.serialize(_no_floats(value))
+
+
+def _no_floats(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {str(k): _no_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_floats(v) for v in value]
+    return value
+
+
+def _integral(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal: whole ones become int again (parameters, counters)."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    """A live order claimed for one candle and not yet settled (sent, or about to be)."""
+
+    close_time: int
+    client_order_id: str
+    side: str
+    quantity: Decimal
+    reduce_only: bool
+    position_before: Decimal
+    claimed_at_ms: int
+    lease_until_ms: int
+
+    def as_attr_value(self) -> dict[str, Any]:
+        """The plain dict stored under ``pending``."""
+        return {
+            "close_time": self.close_time,
+            "client_order_id": self.client_order_id,
+            "side": self.side,
+            "quantity": self.quantity,
+            "reduce_only": self.reduce_only,
+            "position_before": self.position_before,
+            "claimed_at_ms": self.claimed_at_ms,
+            "lease_until_ms": self.lease_until_ms,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> PendingOrder:
+        """Inverse of ``as_attr_value`` (numbers arrive as Decimal)."""
+        return cls(
+            close_time=int(value["close_time"]),
+            client_order_id=str(value["client_order_id"]),
+            side=str(value["side"]),
+            quantity=Decimal(value["quantity"]),
+            reduce_only=bool(value.get("reduce_only", False)),
+            position_before=Decimal(value["position_before"]),
+            claimed_at_ms=int(value["claimed_at_ms"]),
+            lease_until_ms=int(value["lease_until_ms"]),
+        )
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One user's strategy: what to run (user settings) and where the runner stands (runner state)."""
+
+    user_id: str
+    strategy_id: str
+    connection_id: str
+    environment: str
+    symbol: str
+    interval: str
+    type: str
+    parameters: dict[str, Any]
+    size: Decimal
+    mode: str
+    status: str
+    created_at: str
+    updated_at: str
+    status_reason: str | None = None
+    live_position: Decimal = Decimal(0)
+    paper_position: Decimal = Decimal(0)
+    last_close: int | None = None
+    key_failures: int = 0
+    pending: PendingOrder | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def active(self) -> bool:
+        """True when the runner should run it."""
+        return self.status == ACTIVE
+
+    @property
+    def position(self) -> Decimal:
+        """The position the strategy manages in its current mode (live: real, paper: simulated)."""
+        return self.live_position if self.mode == "live" else self.paper_position
+
+    def to_item(self) -> dict[str, Any]:
+        """The full DynamoDB item (used only when creating)."""
+        item: dict[str, Any] = {
+            **strategy_key(self.user_id, self.strategy_id),
+            "entity": {"S": "strategy"},
+            "strategy_id": {"S": self.strategy_id},
+            "user_id": {"S": self.user_id},
+            "connection_id": {"S": self.connection_id},
+            "environment": {"S": self.environment},
+            "symbol": {"S": self.symbol},
+            "interval": {"S": self.interval},
+            "type": {"S": self.type},
+            "parameters": to_attr(self.parameters),
+            "size": to_attr(self.size),
+            "mode": {"S": self.mode},
+            "status": {"S": self.status},
+            "created_at": {"S": self.created_at},
+            "updated_at": {"S": self.updated_at},
+            "live_position": to_attr(self.live_position),
+            "paper_position": to_attr(self.paper_position),
+            "key_failures": to_attr(self.key_failures),
+        }
+        if self.status_reason:
+            item["status_reason"] = {"S": self.status_reason}
+        if self.last_close is not None:
+            item["last_close"] = to_attr(self.last_close)
+        if self.active:
+            pk, sk = active_index_keys(self.interval, self.environment, self.symbol, self.strategy_id)
+            item["gsi1pk"], item["gsi1sk"] = {"S": pk}, {"S": sk}
+        return item
+
+
+def from_item(item: Mapping[str, Any]) -> Strategy:
+    """A strategy from its raw DynamoDB item."""
+    data = {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+    pending = data.get("pending")
+    return Strategy(
+        user_id=str(data["user_id"]),
+        strategy_id=str(data["strategy_id"]),
+        connection_id=str(data["connection_id"]),
+        environment=str(data["environment"]),
+        symbol=str(data["symbol"]),
+        interval=str(data["interval"]),
+        type=str(data["type"]),
+        parameters=_integral(dict(data.get("parameters") or {})),
+        size=Decimal(data["size"]),
+        mode=str(data["mode"]),
+        status=str(data["status"]),
+        created_at=str(data["created_at"]),
+        updated_at=str(data["updated_at"]),
+        status_reason=data.get("status_reason"),
+        live_position=Decimal(data.get("live_position", 0)),
+        paper_position=Decimal(data.get("paper_position", 0)),
+        last_close=int(data["last_close"]) if data.get("last_close") is not None else None,
+        key_failures=int(data.get("key_failures", 0)),
+        pending=PendingOrder.from_value(pending) if pending else None,
+    )
+
+
+def put_new_strategy(strategy: Strategy) -> None:
+    """Write a NEW strategy item (never overwrites)."""
+    aws.dynamodb().put_item(
+        TableName=get_settings().data_table,
+        Item=strategy.to_item(),
+        ConditionExpression="attribute_not_exists(pk)",
+    )
+
+
+def get_strategy(user_id: str, strategy_id: str, *, consistent: bool = False) -> Strategy | None:
+    """One of the user's strategies, or None (also when it belongs to someone else)."""
+    item = aws.dynamodb().get_item(
+        TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id),
+        ConsistentRead=consistent,
+    ).get("Item")
+    return from_item(item) if item else None
+
+
+def list_strategies(user_id: str) -> list[Strategy]:
+    """All the user's strategies, oldest first."""
+    client = aws.dynamodb()
+    request: dict[str, Any] = {
+        "TableName": get_settings().data_table,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": {"S": user_pk(user_id)}, ":prefix": {"S": STRATEGY_SK_PREFIX}},
+    }
+    found: list[Strategy] = []
+    while True:
+        page = client.query(**request)
+        found.extend(from_item(item) for item in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(found, key=lambda s: (s.created_at, s.strategy_id))
+
+
+def update_settings(
+    user_id: str,
+    strategy_id: str,
+    current: Strategy,
+    *,
+    changes: Mapping[str, Any],
+) -> Strategy:
+    """Apply user-chosen settings (type, parameters, size, mode, status, status_reason) in ONE UpdateItem.
+
+    Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
+    """
+    allowed = {"type", "parameters", "size", "mode", "status", "status_reason"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"not user settings: {sorted(unknown)}")
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":now": {"S": now_iso()}}
+    sets = ["updated_at = :now"]
+    removes: list[str] = []
+    for name, value in changes.items():
+        if value is None:
+            removes.append(f"#{name}")
+        else:
+            sets.append(f"#{name} = :{name}")
+            values[f":{name}"] = to_attr(value)
+        names[f"#{name}"] = name
+    status = changes.get("status", current.status)
+    if status == ACTIVE:
+        pk, sk = active_index_keys(current.interval, current.environment, current.symbol, strategy_id)
+        sets.append("gsi1pk = :gsi1pk, gsi1sk = :gsi1sk")
+        values[":gsi1pk"], values[":gsi1sk"] = {"S": pk}, {"S": sk}
+    else:
+        removes.extend(["gsi1pk", "gsi1sk"])
+    if changes.get("status") == ACTIVE and current.status != ACTIVE:
+        # Resuming starts a fresh count of consecutive key failures.
+        sets.append("key_failures = :zero")
+        values[":zero"] = {"N": "0"}
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    request: dict[str, Any] = {
+        "TableName": get_settings().data_table,
+        "Key": strategy_key(user_id, strategy_id),
+        "UpdateExpression": expression,
+        "ConditionExpression": "attribute_exists(pk)",
+        "ExpressionAttributeValues": values,
+        "ReturnValues": "ALL_NEW",
+    }
+    if names:
+        request["ExpressionAttributeNames"] = names
+    client = aws.dynamodb()
+    try:
+        answer = client.update_item(**request)
+    except client.exceptions.ConditionalCheckFailedException:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
+    return from_item(answer["Attributes"])
+
+
+def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -> None:
+    """Remove a strategy; NOT_FOUND when absent, CONFLICT while a worker is sending one of its live orders."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    client = aws.dynamodb()
+    try:
+        client.delete_item(
+            TableName=get_settings().data_table,
+            Key=strategy_key(user_id, strategy_id),
+            ConditionExpression="attribute_exists(pk) AND "
+            "(attribute_not_exists(pending) OR pending.lease_until_ms < :now)",
+            ExpressionAttributeValues={":now": to_attr(now_ms)},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        if exc.response.get("Item"):
+            raise KlineoError(
+                ErrorCategory.CONFLICT,
+                "a live order of this strategy is being sent right now; try again in a minute",
+            ) from None
+        raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
+
+
+def pause_strategy(user_id: str, strategy_id: str, reason: str) -> bool:
+    """Pause a strategy for a runner reason (off the active index); False when it no longer exists."""
+    client = aws.dynamodb()
+    try:
+        client.update_item(
+            TableName=get_settings().data_table,
+            Key=strategy_key(user_id, strategy_id),
+            UpdateExpression="SET #status = :paused, status_reason = :reason, updated_at = :now "
+            "REMOVE gsi1pk, gsi1sk",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":paused": {"S": PAUSED}, ":reason": {"S": reason}, ":now": {"S": now_iso()},
+            },
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def query_active(interval: str) -> Iterator[Strategy]:
+    """Every active strategy on ``interval``, from the sparse index (paged Query, never a Scan)."""
+    client = aws.dynamodb()
+    request: dict[str, Any] = {
+        "TableName": get_settings().data_table,
+        "IndexName": INDEX_NAME,
+        "KeyConditionExpression": "gsi1pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": f"{_ACTIVE_PREFIX}{interval}"}},
+    }
+    while True:
+        page = client.query(**request)
+        for item in page.get("Items", []):
+            yield from_item(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def get_strategies_consistent(refs: list[tuple[str, str]]) -> dict[tuple[str, str], Strategy]:
+    """Strategies by (user_id, strategy_id), strongly consistent, 100 keys per BatchGetItem."""
+    found: dict[tuple[str, str], Strategy] = {}
+    unique = list(dict.fromkeys(refs))
+    for start in range(0, len(unique), _BATCH_GET_MAX):
+        chunk = unique[start:start + _BATCH_GET_MAX]
+        keys = [(user_pk(user), f"{STRATEGY_SK_PREFIX}{sid}") for user, sid in chunk]
+        items = batch_get_consistent(keys)
+        for (user, sid), key in zip(chunk, keys, strict=True):
+            if key in items:
+                found[(user, sid)] = from_item(items[key])
+    return found

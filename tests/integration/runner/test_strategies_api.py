@@ -1,0 +1,224 @@
+"""The strategies API via its five handlers: ownership (two users a route), validation, live rules, runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from klineo.store import strategies as strategy_store
+
+from tests.helpers import load_event, response_json, with_body, with_user
+from tests.integration.api.conftest import at_path
+
+ALICE = "alice-0000-4000-8000-00000000000a"
+BOB = "bob-0000-4000-8000-00000000000b"
+
+
+def create_body(connection_id: str, **changes: Any) -> dict[str, Any]:
+    """A valid paper SMA strategy on BTCUSDT 1m, with ``changes`` applied (None removes a field)."""
+    body = {"connection_id": connection_id, "symbol": "BTCUSDT", "interval": "1m", "type": "sma_crossover",
+            "parameters": {"fast": 5, "slow": 20}, "size": "0.002", "mode": "paper"}
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class Api:
+    """Calls the strategy handlers with the events from events/ for a given user."""
+
+    def __init__(self, invoke):
+        self.invoke = invoke
+
+    def create(self, user: str, body: Any) -> dict[str, Any]:
+        """POST /strategies."""
+        return self.invoke("strategy_create", with_user(with_body(load_event("strategy_create"), body), user))
+
+    def list(self, user: str) -> dict[str, Any]:
+        """GET /strategies."""
+        return self.invoke("strategy_list", with_user(load_event("strategy_list"), user))
+
+    def get(self, user: str, strategy_id: str) -> dict[str, Any]:
+        """GET /strategies/{id}."""
+        event = at_path(load_event("strategy_get"), f"/strategies/{strategy_id}", id=strategy_id)
+        return self.invoke("strategy_get", with_user(event, user))
+
+    def update(self, user: str, strategy_id: str, body: Any) -> dict[str, Any]:
+        """PATCH /strategies/{id}."""
+        event = at_path(load_event("strategy_update"), f"/strategies/{strategy_id}", id=strategy_id)
+        return self.invoke("strategy_update", with_user(with_body(event, body), user))
+
+    def delete(self, user: str, strategy_id: str) -> dict[str, Any]:
+        """DELETE /strategies/{id}."""
+        event = at_path(load_event("strategy_delete"), f"/strategies/{strategy_id}", id=strategy_id)
+        return self.invoke("strategy_delete", with_user(event, user))
+
+
+@pytest.fixture
+def api(runner) -> Api:
+    """The strategy routes on moto and the simulator."""
+    return Api(runner.invoke)
+
+
+@pytest.fixture
+def alice_strategy(runner, api) -> str:
+    """Alice's paper strategy (created through POST /strategies); returns its id."""
+    response = api.create(ALICE, create_body(runner.connection(ALICE)))
+    assert response["statusCode"] == 201, response["body"]
+    return response_json(response)["id"]
+
+
+def error_of(response: dict[str, Any]) -> dict[str, Any]:
+    """The error object of an error answer."""
+    return response_json(response)["error"]
+
+
+def test_create_stores_the_strategy_with_defaults_filled_in(runner, api) -> None:
+    """GIVEN Alice's connection WHEN she creates RSI with only a period THEN 201, defaults, on the index."""
+    connection = runner.connection(ALICE)
+    response = api.create(ALICE, create_body(connection, type="rsi_threshold", parameters={"period": 7}))
+    assert response["statusCode"] == 201
+    body = response_json(response)
+    assert body["parameters"] == {"period": 7, "oversold": 30, "overbought": 70, "allow_short": True}
+    assert (body["status"], body["mode"], body["environment"], body["position"]) == (
+        "active", "paper", "production", "0")
+    stored = strategy_store.get_strategy(ALICE, body["id"])
+    assert stored is not None and stored.connection_id == connection
+    assert [s.strategy_id for s in strategy_store.query_active("1m")] == [body["id"]]
+
+
+def test_create_on_another_users_connection_is_not_found(runner, api) -> None:
+    """GIVEN Bob's connection WHEN Alice creates a strategy on it THEN 404 on connection_id, none stored."""
+    response = api.create(ALICE, create_body(runner.connection(BOB)))
+    assert response["statusCode"] == 404
+    assert error_of(response)["field"] == "connection_id"
+    assert strategy_store.list_strategies(ALICE) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"interval": "2m"}, "body.interval"),
+        ({"interval": "1w"}, "body.interval"),
+        ({"type": "martingale"}, "body.type"),
+        ({"parameters": {"fast": 0, "slow": 20}}, "body.parameters.fast"),
+        ({"parameters": {"fast": 30, "slow": 20}}, "body.parameters"),
+        ({"parameters": {"fast": 5, "slow": 20, "leverage": 100}}, "body.parameters.leverage"),
+        ({"size": "0"}, "body.size"),
+        ({"size": "-1"}, "body.size"),
+        ({"symbol": "btc usdt"}, "body.symbol"),
+        ({"mode": "yolo"}, "body.mode"),
+        ({"connection_id": "not-hex"}, "body.connection_id"),
+        ({"owner": BOB}, "body.owner"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(runner, api, changes, field) -> None:
+    """GIVEN one bad field WHEN creating THEN 422 invalid_request naming it, nothing stored."""
+    body = {**create_body(runner.connection(ALICE)), **changes}
+    response = api.create(ALICE, body)
+    assert response["statusCode"] == 422, response["body"]
+    error = error_of(response)
+    assert (error["category"], error["field"]) == ("invalid_request", field)
+    assert strategy_store.list_strategies(ALICE) == []
+
+
+def test_a_live_strategy_needs_futures_enabled(runner, api) -> None:
+    """GIVEN a connection without futures WHEN creating a live strategy THEN 409 conflict; paper is fine."""
+    connection = runner.connection(ALICE, futures_enabled=False)
+    refused = api.create(ALICE, create_body(connection, mode="live"))
+    assert refused["statusCode"] == 409 and error_of(refused)["category"] == "conflict"
+    assert api.create(ALICE, create_body(connection, mode="paper"))["statusCode"] == 201
+
+
+def test_switching_to_live_needs_futures_enabled(runner, api) -> None:
+    """GIVEN a paper strategy, connection without futures WHEN switching to live THEN 409, still paper."""
+    created = api.create(ALICE, create_body(runner.connection(ALICE, futures_enabled=False)))
+    strategy_id = response_json(created)["id"]
+    response = api.update(ALICE, strategy_id, {"mode": "live"})
+    assert response["statusCode"] == 409
+    assert strategy_store.get_strategy(ALICE, strategy_id).mode == "paper"
+
+
+def test_list_shows_only_the_callers_strategies(runner, api, alice_strategy) -> None:
+    """GIVEN Alice's strategy WHEN Alice and Bob list THEN Alice sees it, Bob sees nothing."""
+    assert [s["id"] for s in response_json(api.list(ALICE))["strategies"]] == [alice_strategy]
+    assert response_json(api.list(BOB))["strategies"] == []
+
+
+def test_get_returns_the_strategy_and_its_latest_runs(runner, api, alice_strategy) -> None:
+    """GIVEN a tick ran Alice's paper strategy WHEN she gets it THEN its latest run is there; Bob gets 404."""
+    runner.run_tick()
+    response = api.get(ALICE, alice_strategy)
+    assert response["statusCode"] == 200
+    body = response_json(response)
+    assert len(body["runs"]) == 1
+    run = body["runs"][0]
+    assert run["status"] in ("simulated", "no_change") and run["signal"] in ("long", "short", "hold")
+    assert {"fast_sma", "slow_sma"} <= set(run["indicators"])
+    if run["status"] == "simulated":
+        assert run["order"]["simulated"] is True and body["position"] == run["target_position"]
+    assert api.get(BOB, alice_strategy)["statusCode"] == 404
+
+
+def test_get_with_a_malformed_id_is_not_found(api) -> None:
+    """GIVEN an id that cannot be a strategy id WHEN getting it THEN 404, not a storage error."""
+    assert api.get(ALICE, "x" * 2000)["statusCode"] == 404
+
+
+def test_pause_takes_the_strategy_off_the_runner_and_resume_puts_it_back(runner, api, alice_strategy) -> None:
+    """GIVEN an active strategy WHEN paused then resumed THEN off the index with the reason, then back."""
+    paused = api.update(ALICE, alice_strategy, {"status": "paused"})
+    assert paused["statusCode"] == 200
+    answer = response_json(paused)
+    assert (answer["status"], answer["status_reason"]) == ("paused", "paused by user")
+    assert list(strategy_store.query_active("1m")) == []
+    assert runner.tick()["strategies"] == 0
+    resumed = response_json(api.update(ALICE, alice_strategy, {"status": "active"}))
+    assert (resumed["status"], resumed["status_reason"]) == ("active", None)
+    assert runner.tick()["strategies"] == 1
+
+
+def test_update_changes_type_with_its_parameters_and_size(runner, api, alice_strategy) -> None:
+    """GIVEN an SMA strategy WHEN switched to RSI with a period and a new size THEN stored with defaults."""
+    response = api.update(ALICE, alice_strategy, {"type": "rsi_threshold", "parameters": {"period": 10},
+                                                  "size": "0.005"})
+    assert response["statusCode"] == 200
+    stored = strategy_store.get_strategy(ALICE, alice_strategy)
+    assert (stored.type, stored.parameters["period"], str(stored.size)) == ("rsi_threshold", 10, "0.005")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"parameters": {"fast": 3}}, "body.parameters"),
+        ({"type": "sma_crossover", "parameters": {"fast": 0}}, "body.parameters.fast"),
+        ({"symbol": "ETHUSDT"}, "body.symbol"),
+        ({"status": "deleted"}, "body.status"),
+    ],
+)
+def test_bad_updates_are_422_naming_the_field(api, alice_strategy, body, field) -> None:
+    """GIVEN parameters without type, a bad value, an immutable field WHEN patching THEN 422 naming it."""
+    response = api.update(ALICE, alice_strategy, body)
+    assert response["statusCode"] == 422, response["body"]
+    assert error_of(response)["field"] == field
+    assert strategy_store.get_strategy(ALICE, alice_strategy).parameters["fast"] == 5
+
+
+def test_another_users_strategy_cannot_be_updated(api, alice_strategy) -> None:
+    """GIVEN Alice's strategy WHEN Bob pauses it THEN 404 and it stays active."""
+    assert api.update(BOB, alice_strategy, {"status": "paused"})["statusCode"] == 404
+    assert strategy_store.get_strategy(ALICE, alice_strategy).status == "active"
+
+
+def test_delete_removes_only_the_callers_strategy(api, alice_strategy) -> None:
+    """GIVEN Alice's strategy WHEN Bob deletes it THEN 404; WHEN Alice does THEN 204 and it is gone."""
+    assert api.delete(BOB, alice_strategy)["statusCode"] == 404
+    assert strategy_store.get_strategy(ALICE, alice_strategy) is not None
+    assert api.delete(ALICE, alice_strategy)["statusCode"] == 204
+    assert strategy_store.get_strategy(ALICE, alice_strategy) is None
+    assert api.delete(ALICE, alice_strategy)["statusCode"] == 404
+
+
+def test_no_jwt_subject_is_401(api) -> None:
+    """GIVEN an event without the JWT sub claim WHEN listing THEN 401."""
+    event = load_event("strategy_list")
+    del event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+    assert api.invoke("strategy_list", event)["statusCode"] == 401

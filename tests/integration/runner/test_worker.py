@@ -1,0 +1,289 @@
+"""Dispatcher and worker end to end: Scheduler and SQS events, moto, and the simulator over loopback."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from klineo.binance import endpoints, get_client
+from klineo.runner import execution
+from klineo.runner.schedule import client_order_id
+from klineo.services import orders as order_core
+from klineo.settings import get_settings
+from klineo.store import strategies as strategy_store
+
+from tests.integration.runner.conftest import KLINES_PATH, ORDER_PATH, current_close, worker_event_from
+
+USER = "user-runner-1"
+OTHER = "user-runner-2"
+
+
+def test_live_strategy_places_one_order_with_the_derived_client_order_id(runner) -> None:
+    """GIVEN a live SMA strategy WHEN a tick runs THEN one MARKET order, its id from (strategy, candle)."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    tick = runner.run_tick()
+    assert tick.failures == []
+    run = runner.runs(sid)[0]
+    assert run.status == "ordered" and run.close_time == runner.tick_close
+    assert run.order["client_order_id"] == client_order_id(sid, run.close_time)
+    assert run.order["status"] == "FILLED" and run.order["executed_quantity"] == "0.002"
+    stored = runner.stored(USER, sid)
+    side = 1 if run.signal == "long" else -1
+    assert stored.live_position == side * Decimal("0.002") and stored.pending is None
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+
+
+def test_user_kill_switch_on_sends_no_order(runner) -> None:
+    """GIVEN the user's kill switch on WHEN a tick runs THEN no order, and a skipped run says why."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    paper = runner.strategy(USER, runner.connection(USER), mode="paper", symbol="ETHUSDT", size="0.01")
+    runner.kill_switch(USER, True)
+    runner.run_tick()
+    assert runner.journal("POST", ORDER_PATH) == []
+    for strategy_id in (sid, paper):
+        run = runner.runs(strategy_id)[0]
+        assert (run.status, run.skip_reason) == ("skipped", "user_kill_switch")
+
+
+def test_global_kill_switch_on_sends_no_order_for_anyone(runner) -> None:
+    """GIVEN the global kill switch on WHEN a tick runs THEN no user's strategy orders; runs say global."""
+    mine = runner.strategy(USER, runner.connection(USER))
+    theirs = runner.strategy(OTHER, runner.connection(OTHER), symbol="ETHUSDT", size="0.01")
+    runner.kill_switch(None, True)
+    runner.run_tick()
+    assert runner.journal("POST", ORDER_PATH) == []
+    assert [runner.runs(s)[0].skip_reason for s in (mine, theirs)] == ["global_kill_switch"] * 2
+
+
+def test_futures_disabled_sends_no_order(runner) -> None:
+    """GIVEN a live strategy on a connection without futures WHEN a tick runs THEN no order, a skip."""
+    sid = runner.strategy(USER, runner.connection(USER, futures_enabled=False))
+    runner.run_tick()
+    assert runner.journal("POST", ORDER_PATH) == []
+    assert (runner.runs(sid)[0].status, runner.runs(sid)[0].skip_reason) == ("skipped", "futures_disabled")
+    assert runner.stored(USER, sid).live_position == 0
+
+
+def test_kill_switch_turned_on_after_dispatch_still_stops_the_order(runner) -> None:
+    """GIVEN a queued tick WHEN the user's kill switch goes on before the worker runs THEN no order."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    runner.kill_switch(USER, True)
+    runner.work_event(event)
+    assert runner.journal("POST", ORDER_PATH) == []
+    assert runner.runs(sid)[0].skip_reason == "user_kill_switch"
+
+
+def test_the_same_message_delivered_twice_places_one_order(runner) -> None:
+    """GIVEN one queued message WHEN the worker gets it twice THEN one order at the exchange and one run."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    first, second = runner.work_event(event), runner.work_event(event)
+    assert first["batchItemFailures"] == [] and second["batchItemFailures"] == []
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+    assert [r.status for r in runner.runs(sid)] == ["ordered"]
+
+
+def test_the_same_message_delivered_twice_at_once_places_one_order(runner) -> None:
+    """GIVEN one queued message WHEN two workers run it at the same moment THEN one order at the exchange."""
+    sids = [runner.strategy(USER, runner.connection(USER), symbol=s, size=z)
+            for s, z in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.01"), ("BNBUSDT", "0.05"))]
+    event = runner.dispatched_event()
+    barrier = threading.Barrier(2)
+
+    def deliver() -> None:
+        barrier.wait()
+        runner.work_event(event)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(runner.journal("POST", ORDER_PATH)) == 3
+    for sid in sids:
+        assert [r.status for r in runner.runs(sid)] == ["ordered"]
+
+
+def test_a_re_run_after_a_crash_between_order_and_record_finds_the_order(runner, monkeypatch) -> None:
+    """GIVEN the worker dies after Binance filled the order but before recording it WHEN redelivered THEN
+    the order is found by its client order id, not sent again, and the position counts it once."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    real_settle = execution.settle_live_order
+    calls = {"n": 0}
+
+    def crash_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("container lost")
+        return real_settle(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "settle_live_order", crash_once)
+    first = runner.work_event(event, remaining_ms=1)  # the lease ends at once, as after a timeout
+    assert len(first["batchItemFailures"]) == 1
+    assert runner.stored(USER, sid).pending is not None
+    second = runner.work_event(event)
+    assert second["batchItemFailures"] == []
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None and abs(stored.live_position) == Decimal("0.002")
+    run = runner.runs(sid)[0]
+    assert run.status == "ordered" and run.order["source"] == "existing"
+
+
+def test_an_order_that_never_reached_binance_is_sent_once_after_recv_window(runner, monkeypatch) -> None:
+    """GIVEN the order request dies before Binance executes it WHEN redelivered before and after recvWindow
+    THEN nothing is re-sent while it could still land, then exactly one order is placed."""
+    monkeypatch.setenv("BINANCE_RECV_WINDOW_MS", "300")
+    get_settings.cache_clear()
+    from klineo.binance import clear_client_cache
+
+    clear_client_cache()
+    monkeypatch.setattr(order_core, "SETTLE_MARGIN_MS", 0)
+    monkeypatch.setattr(execution, "SETTLE_MARGIN_MS", 0)
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    first = runner.work_event(event, remaining_ms=1)
+    assert len(first["batchItemFailures"]) == 1
+    assert runner.stored(USER, sid).pending is not None
+    import time
+
+    time.sleep(0.5)
+    second = runner.work_event(event)
+    assert second["batchItemFailures"] == []
+    placed = [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200]
+    assert len(placed) == 1
+    assert runner.runs(sid)[0].status == "ordered"
+    assert runner.stored(USER, sid).pending is None
+
+
+def test_a_lost_answer_is_recovered_by_client_order_id(runner) -> None:
+    """GIVEN Binance executes the order but answers 503 "unknown" WHEN the worker runs THEN it looks
+    the order up, records it, and sends nothing twice."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    runner.sim.faults.add("http_503_unknown", method="POST", path=ORDER_PATH, count=1)
+    tick = runner.run_tick()
+    assert tick.failures == []
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+    run = runner.runs(sid)[0]
+    assert run.status == "ordered" and run.order["source"] == "recovered"
+
+
+def test_two_hundred_strategies_over_five_symbols_fetch_klines_five_times(runner) -> None:
+    """GIVEN 200 strategies (live and paper, 4 users) over 5 symbols WHEN a tick runs THEN 5 klines requests,
+    one run per strategy, and one order per live strategy that trades."""
+    symbols = {"BTCUSDT": "0.002", "ETHUSDT": "0.01", "BNBUSDT": "0.05", "X01USDT": "0.05", "X02USDT": "0.05"}
+    users = [f"user-bulk-{n}" for n in range(4)]
+    connections = {user: runner.connection(user) for user in users}
+    made = []
+    for index in range(200):
+        symbol = list(symbols)[index % 5]
+        user = users[index % 4]
+        mode = "live" if index % 2 == 0 else "paper"
+        made.append((runner.strategy(user, connections[user], symbol=symbol, size=symbols[symbol], mode=mode),
+                     mode))
+    runner.sim.clear_journal()
+    dispatch = runner.tick()
+    assert dispatch["strategies"] == 200 and dispatch["messages"] == 5
+    messages = runner.receive()
+    responses = runner.work(messages, batch_size=2)  # three worker invocations
+    assert all(r["batchItemFailures"] == [] for r in responses)
+    klines = runner.journal("GET", KLINES_PATH)
+    assert len(klines) == 5
+    runs = {sid: (mode, runner.runs(sid)) for sid, mode in made}
+    assert all(len(found) == 1 for _, found in runs.values())
+    live = [found[0] for mode, found in runs.values() if mode == "live"]
+    paper = [found[0] for mode, found in runs.values() if mode == "paper"]
+    # A market whose SMAs happen to be equal holds (no_change); every other strategy trades.
+    reasons = {(r.status, r.skip_reason) for r in live + paper}
+    assert {r.status for r in live} <= {"ordered", "no_change"}, reasons
+    assert {r.status for r in paper} <= {"simulated", "no_change"}, reasons
+    ordered = [r for r in live if r.status == "ordered"]
+    assert len(ordered) >= 80 and len(runner.journal("POST", ORDER_PATH)) == len(ordered)
+    assert len({r.order["client_order_id"] for r in ordered}) == len(ordered)
+
+
+def test_paper_mode_sends_nothing_to_the_exchange(runner) -> None:
+    """GIVEN paper strategies WHEN a tick runs THEN no order POST, no signed call; fills at the close."""
+    connection = runner.connection(USER)
+    sids = [runner.strategy(USER, connection, symbol=s, size=z, mode="paper")
+            for s, z in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.01"))]
+    runner.sim.clear_journal()
+    runner.run_tick()
+    assert runner.journal("POST") == [] and runner.signed_calls() == []
+    run = runner.runs(sids[0])[0]
+    candles = endpoints.klines(get_client("futures", "production"), "BTCUSDT", "1m", limit=5,
+                               end_time=run.close_time)
+    assert run.status == "simulated" and run.order["simulated"] is True
+    assert Decimal(run.order["average_price"]) == candles[-1].close
+    assert abs(runner.stored(USER, sids[0]).paper_position) == Decimal("0.002")
+    assert runner.stored(USER, sids[0]).live_position == 0
+
+
+def test_repeated_key_failures_pause_the_strategy(runner) -> None:
+    """GIVEN a connection whose key lost its futures right WHEN orders are refused THEN counted, and the third
+    refusal in a row pauses the strategy with the reason and takes it off the active index."""
+    connection = runner.connection(USER, "spot-only")  # futures marked enabled here, refused by Binance
+    counting = runner.strategy(USER, connection)
+    third = runner.strategy(USER, connection, symbol="ETHUSDT", size="0.01", key_failures=2)
+    runner.run_tick()
+    assert runner.runs(counting)[0].error["category"] == "permission"
+    still = runner.stored(USER, counting)
+    assert (still.key_failures, still.status) == (1, "active")
+    paused = runner.stored(USER, third)
+    assert (paused.status, paused.status_reason) == ("paused", "key_failure:permission")
+    assert [s.strategy_id for s in strategy_store.query_active("1m")] == [counting]
+
+
+def test_a_superseded_candle_is_skipped_not_traded(runner) -> None:
+    """GIVEN a message for a candle two minutes old WHEN the worker runs THEN a stale_candle skip."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    old = current_close() - 120_000
+    body = {"v": 1, "tick": old + 1, "environment": "production", "symbol": "BTCUSDT", "interval": "1m",
+            "close_time": old, "strategies": [{"user_id": USER, "strategy_id": sid}]}
+    response = runner.work_event(worker_event_from([body], runner.queue_arn))
+    assert response["batchItemFailures"] == []
+    assert runner.journal("POST", ORDER_PATH) == []
+    assert runner.runs(sid)[0].skip_reason == "stale_candle"
+
+
+def test_a_strategy_paused_after_dispatch_is_not_run(runner) -> None:
+    """GIVEN a queued message WHEN the user pauses the strategy before the worker THEN no run, no order."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    current = runner.stored(USER, sid)
+    strategy_store.update_settings(USER, sid, current, changes={"status": "paused"})
+    assert runner.work_event(event)["batchItemFailures"] == []
+    assert runner.journal("POST", ORDER_PATH) == [] and runner.runs(sid) == []
+
+
+def test_an_unknown_symbol_pauses_the_strategy(runner) -> None:
+    """GIVEN a symbol Binance does not list WHEN a tick runs THEN a failed run, paused invalid_symbol."""
+    sid = runner.strategy(USER, runner.connection(USER), symbol="NOPEUSDT")
+    tick = runner.run_tick()
+    assert tick.failures == []
+    assert runner.runs(sid)[0].status == "failed"
+    assert runner.stored(USER, sid).status_reason == "invalid_symbol"
+
+
+def test_klines_unavailable_fails_the_message_for_redelivery(runner) -> None:
+    """GIVEN Binance answering 503 to klines WHEN the worker runs THEN the message fails, no run."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    runner.sim.faults.add("http_503_unavailable", method="GET", path=KLINES_PATH, count=10)
+    tick = runner.run_tick()
+    assert len(tick.failures) == 1
+    assert runner.runs(sid) == [] and runner.journal("POST", ORDER_PATH) == []
+
+
+@pytest.mark.parametrize("signal_then", ["rsi"])
+def test_hold_records_no_change_without_orders(runner, signal_then) -> None:
+    """GIVEN RSI levels that are never crossed WHEN a tick runs THEN a no_change run, no order."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold",
+                          parameters={"period": 14, "oversold": 0.0001, "overbought": 99.9999})
+    runner.run_tick()
+    run = runner.runs(sid)[0]
+    assert (run.status, run.signal) == ("no_change", "hold") and "rsi" in run.indicators
+    assert runner.journal("POST", ORDER_PATH) == []

@@ -1,0 +1,118 @@
+"""The dispatcher under moto: one index Query per due interval (never a Scan), grouped messages on SQS."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from klineo.runner import dispatcher
+from klineo.runner.messages import MAX_STRATEGIES_PER_MESSAGE, WorkMessage
+from klineo.store import aws as aws_clients
+
+from tests.unit.runner.helpers import make_strategy
+
+TICK = int(datetime(2025, 2, 20, 16, 2, tzinfo=UTC).timestamp() * 1000)  # only 1m is due at 16:02
+HOUR = int(datetime(2025, 2, 20, 16, 0, tzinfo=UTC).timestamp() * 1000)  # 1m..8h are due at 16:00
+
+
+def queued(aws) -> list[dict[str, Any]]:
+    """Bodies of every message on the strategy queue."""
+    sqs = boto3.client("sqs")
+    bodies = []
+    while True:
+        answer = sqs.receive_message(QueueUrl=aws.refs["StrategyQueue"], MaxNumberOfMessages=10)
+        got = answer.get("Messages", [])
+        if not got:
+            return bodies
+        bodies.extend(json.loads(m["Body"]) for m in got)
+
+
+@pytest.fixture
+def dynamodb_calls(aws) -> list[str]:
+    """Names of the DynamoDB operations the layer's client makes from now on."""
+    calls: list[str] = []
+    aws_clients.dynamodb().meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_strategies_of_one_market_share_one_message(aws) -> None:
+    """GIVEN 3 BTCUSDT and 2 ETHUSDT 1m strategies WHEN a tick dispatches THEN 2 messages, by symbol."""
+    for symbol in ("BTCUSDT",) * 3 + ("ETHUSDT",) * 2:
+        make_strategy(symbol=symbol)
+    summary = dispatcher.dispatch_tick({"time": "2025-02-20T16:02:00Z"}, now_ms=TICK + 5_000)
+    bodies = queued(aws)
+    assert summary["strategies"] == 5 and summary["messages"] == 2
+    assert sorted((b["symbol"], len(b["strategies"])) for b in bodies) == [("BTCUSDT", 3), ("ETHUSDT", 2)]
+    for body in bodies:
+        message = WorkMessage.model_validate(body)
+        assert (message.interval, message.close_time, message.tick) == ("1m", TICK - 1, TICK)
+
+
+def test_environments_are_separate_groups(aws) -> None:
+    """GIVEN BTCUSDT strategies on production and testnet WHEN dispatching THEN one message each."""
+    make_strategy(environment="production")
+    make_strategy(environment="testnet")
+    messages = dispatcher.plan_messages(TICK)
+    assert sorted(m.environment for m in messages) == ["production", "testnet"]
+
+
+def test_a_large_group_is_split_at_the_message_cap(aws) -> None:
+    """GIVEN 250 strategies on one market WHEN planning THEN 100 + 100 + 50 (same group, same candle)."""
+    for _ in range(250):
+        make_strategy()
+    messages = dispatcher.plan_messages(TICK)
+    cap = MAX_STRATEGIES_PER_MESSAGE
+    assert [len(m.strategies) for m in messages] == [cap, cap, 50]
+    assert len({m.group for m in messages}) == 1
+
+
+def test_only_due_intervals_are_queried_and_never_scanned(aws, dynamodb_calls) -> None:
+    """GIVEN 1m and 1h strategies WHEN ticking at 16:02 THEN only 1m is dispatched, by Query on the index."""
+    make_strategy(interval="1m")
+    make_strategy(interval="1h")
+    dynamodb_calls.clear()
+    messages = dispatcher.plan_messages(TICK)
+    assert [m.interval for m in messages] == ["1m"]
+    assert dynamodb_calls == ["Query"]
+
+
+def test_every_interval_due_on_the_hour_is_dispatched(aws, dynamodb_calls) -> None:
+    """GIVEN 1m, 15m and 1h strategies WHEN ticking at 16:00 THEN all three, one Query per due interval."""
+    for interval in ("1m", "15m", "1h"):
+        make_strategy(interval=interval)
+    dynamodb_calls.clear()
+    messages = dispatcher.plan_messages(HOUR)
+    assert sorted(m.interval for m in messages) == ["15m", "1h", "1m"]
+    assert set(dynamodb_calls) == {"Query"} and "Scan" not in dynamodb_calls
+    assert {m.close_time for m in messages} == {HOUR - 1}
+
+
+def test_strategies_that_already_ran_the_candle_are_left_out(aws) -> None:
+    """GIVEN a 1h strategy that ran the 15:59:59.999 candle WHEN the 16:01 catch-up tick THEN not sent."""
+    make_strategy(interval="1h", last_close=HOUR - 1)
+    fresh = make_strategy(interval="1h")
+    summary = dispatcher.DispatchSummary(tick=HOUR + 60_000)
+    messages = dispatcher.plan_messages(HOUR + 60_000, summary=summary)
+    assert [ref.strategy_id for m in messages for ref in m.strategies] == [fresh.strategy_id]
+    assert summary.already_ran == 1
+
+
+def test_messages_go_out_ten_per_send_message_batch(aws, monkeypatch) -> None:
+    """GIVEN 23 groups WHEN dispatching THEN 3 SendMessageBatch calls and 23 messages on the queue."""
+    for index in range(23):
+        make_strategy(symbol=f"S{index:02d}USDT")
+    calls: list[str] = []
+    aws_clients.sqs().meta.events.register("before-call.sqs.*", lambda model, **_: calls.append(model.name))
+    dispatcher.dispatch_tick({"time": "2025-02-20T16:02:00Z"}, now_ms=TICK)
+    assert calls.count("SendMessageBatch") == 3 and "SendMessage" not in calls
+    assert len(queued(aws)) == 23
+
+
+def test_nothing_due_sends_nothing(aws) -> None:
+    """GIVEN no active strategy WHEN dispatching THEN zero messages and no SQS call fails."""
+    assert dispatcher.dispatch_tick({"time": "2025-02-20T16:02:00Z"}, now_ms=TICK)["messages"] == 0
+    assert queued(aws) == []
