@@ -37,7 +37,8 @@ def _run_one(module: str, args: list[str], json_path: Path, timeout_s: float) ->
     """Run one benchmark module; echo its output live; return (exit code, output, seconds)."""
     started = time.monotonic()
     command = [sys.executable, "-m", module, *args]
-    if module != "bench.runner_tick":
+    source = (REPO_ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+    if '"--json"' in source:  # every benchmark of this folder takes it; runner_tick may or may not
         command += ["--json", str(json_path)]
     process = subprocess.Popen(  # noqa: S603 - this interpreter, our own modules
         command,
