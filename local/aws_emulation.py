@@ -129,8 +129,11 @@ def _common_refs(resolver: Resolver) -> None:
     _function_refs(resolver)
 
 
-def provision(resolver: Resolver, endpoint_url: str) -> Resolver:
-    """Create every table, queue and schedule of the template on ``endpoint_url`` (moto).
+def provision(resolver: Resolver, endpoint_url: str | None = None) -> Resolver:
+    """Create every table, queue and schedule of the template on ``endpoint_url`` (moto server).
+
+    Without ``endpoint_url`` the calls go to whatever boto3 reaches in-process: the tests call it
+    inside ``moto.mock_aws()``.
 
     Fills ``resolver.refs`` / ``resolver.attributes`` with the physical ids and returns the resolver.
     """

@@ -5,18 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from moto import mock_aws
-
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
-from local.template import (
-    Resolver,
-    function_environment,
-    function_specs,
-    load_template,
-    queue_definitions,
-    table_definitions,
-)
+from moto import mock_aws
+
+from local.aws_emulation import functions_environment, provision
+from local.template import Resolver, load_template
 
 pytest_plugins = ["local.binance_sim.pytest_plugin"]
 
@@ -64,31 +58,9 @@ def aws(aws_credentials: None, resolver: Resolver, monkeypatch: pytest.MonkeyPat
     aws_clients.clear_clients()
     get_settings.cache_clear()
     with mock_aws():
-        import boto3
-
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        for logical, table in table_definitions(resolver).items():
-            dynamodb.create_table(**table["create"])
-            resolver.refs[logical] = table["create"]["TableName"]
-            resolver.attributes[(logical, "Arn")] = (
-                f"arn:aws:dynamodb:{REGION}:123456789012:table/{table['create']['TableName']}"
-            )
-        sqs = boto3.client("sqs", region_name=REGION)
-        for logical, props in queue_definitions(resolver).items():
-            resolved = resolver.resolve({k: v for k, v in props.items() if k != "RedrivePolicy"})
-            attributes = {"VisibilityTimeout": str(resolved.get("VisibilityTimeout", 30))}
-            if "RedrivePolicy" in props:
-                import json
-
-                attributes["RedrivePolicy"] = json.dumps(resolver.resolve(props["RedrivePolicy"]))
-            url = sqs.create_queue(QueueName=resolved["QueueName"], Attributes=attributes)["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            resolver.refs[logical] = url
-            resolver.attributes[(logical, "Arn")] = arn
-            resolver.attributes[(logical, "QueueName")] = resolved["QueueName"]
-        for spec in function_specs(resolver.template):
-            for name, value in function_environment(resolver, spec).items():
-                monkeypatch.setenv(name, value)
+        provision(resolver)
+        for name, value in functions_environment(resolver).items():
+            monkeypatch.setenv(name, value)
         aws_clients.clear_clients()
         get_settings.cache_clear()
         yield resolver

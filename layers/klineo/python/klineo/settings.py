@@ -17,7 +17,7 @@ class Settings(BaseModel):
     data_table: str = "klineo-dev-data"
     idempotency_table: str = "klineo-dev-idempotency"
     rate_limit_table: str = ""
-    secret_prefix: str = "klineo/dev/"
+    secret_prefix: str = "klineo/dev/"  # noqa: S105 - a name prefix, not a secret
     cors_origin: str = "http://localhost:5173"
     egress_ip: str = ""
     strategy_queue_url: str = ""
