@@ -128,6 +128,20 @@ def reproduce_command(module: str, argv: Iterable[str]) -> str:
     return f"PYTHONPATH=layers/klineo/python:. {shown} -m {module}{' ' + args if args else ''}"
 
 
+def _jsonable(value: Any) -> Any:
+    """The value with every mapping key made a string (tuples joined with "/"), for json.dumps."""
+    if isinstance(value, dict):
+        return {
+            (
+                "/".join(map(str, k)) if isinstance(k, tuple) else k if isinstance(k, str) else str(k)
+            ): _jsonable(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 @dataclasses.dataclass
 class Target:
     """One target and how this run did against it."""
@@ -215,5 +229,7 @@ class Report:
                 "load_average_at_end": now.load_average,
                 "command": self.command,
             }
-            Path(json_path).write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
+            Path(json_path).write_text(
+                json.dumps(_jsonable(document), indent=2, default=str), encoding="utf-8"
+            )
         return 0
