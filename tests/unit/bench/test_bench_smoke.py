@@ -122,12 +122,14 @@ def test_report_writes_verdicts_as_json(tmp_path: Path, capsys: pytest.CaptureFi
     report = Report("demo", "a demonstration", module="bench.demo", argv=["--n", "1"])
     report.target("fast", "≤ 1 ms", "0.5 ms", True)
     report.target("small", "≤ 1 call", "2 calls", False)
+    report.figure("requests", {("spot", "BTCUSDT"): 1})
     # WHEN it finishes into a JSON file
     report.finish(str(tmp_path / "demo.json"))
     # THEN the JSON and the printed text carry the verdicts and the command
     document = json.loads((tmp_path / "demo.json").read_text(encoding="utf-8"))
     assert document["verdict"] == "MISS"
     assert [t["verdict"] for t in document["targets"]] == ["PASS", "MISS"]
+    assert document["figures"]["requests"] == {"spot/BTCUSDT": 1}
     printed = capsys.readouterr().out
     assert "reproduce: PYTHONPATH=layers/klineo/python:. " in printed and "-m bench.demo --n 1" in printed
     assert "cores" in printed
