@@ -92,8 +92,8 @@ def test_only_one_claim_per_candle_and_settling_moves_the_position(aws) -> None:
     """GIVEN a live strategy WHEN two workers claim candle C THEN one wins; settling adds the fill once."""
     strategy = make_strategy()
     pending = make_pending(C, lease_until_ms=int(time.time() * 1000) + 60_000)
-    assert run_store.claim_live_order(make_run(strategy, C, "pending"), pending)
-    assert not run_store.claim_live_order(make_run(strategy, C, "pending"), pending)
+    assert run_store.claim_live_order("user-a", strategy.strategy_id, pending)
+    assert not run_store.claim_live_order("user-a", strategy.strategy_id, pending)
     assert strategy_store.get_strategy("user-a", strategy.strategy_id).pending == pending
     ordered = make_run(strategy, C, "ordered", order={"status": "FILLED"})
     assert run_store.settle_live_order("user-a", strategy.strategy_id, pending, ordered,
@@ -111,16 +111,16 @@ def test_a_claim_needs_an_active_live_strategy_holding_the_sized_position(aws) -
     lease = int(time.time() * 1000) + 60_000
     paused = make_strategy(status="paused")
     pending = make_pending(C, lease_until_ms=lease)
-    assert not run_store.claim_live_order(make_run(paused, C, "pending"), pending)
+    assert not run_store.claim_live_order("user-a", paused.strategy_id, pending)
     moved = make_strategy(live_position=Decimal("0.002"))
-    assert not run_store.claim_live_order(make_run(moved, C, "pending"), pending)
+    assert not run_store.claim_live_order("user-a", moved.strategy_id, pending)
 
 
 def test_key_failures_pause_with_the_reason_and_leave_the_index(aws) -> None:
     """GIVEN an order refused for the third time WHEN settling with a pause THEN paused, off the index."""
     strategy = make_strategy(key_failures=2)
     pending = make_pending(C, lease_until_ms=int(time.time() * 1000) + 60_000)
-    run_store.claim_live_order(make_run(strategy, C, "pending"), pending)
+    run_store.claim_live_order("user-a", strategy.strategy_id, pending)
     failed = make_run(strategy, C, "failed", error={"category": "permission", "message": "refused"})
     run_store.settle_live_order("user-a", strategy.strategy_id, pending, failed,
                                 position_to=Decimal(0), key_failures=3, pause_reason="key_failure:permission")
@@ -145,21 +145,29 @@ def test_a_run_recorded_by_an_attempt_that_died_is_completed_by_the_next(aws) ->
     assert (stored.paper_position, stored.last_close) == (Decimal("0.002"), C)
 
 
-def test_a_pending_run_left_without_a_claim_is_taken_over_by_one_claimer(aws) -> None:
-    """GIVEN a pending run whose worker died before the claim WHEN two workers claim THEN one wins."""
+def test_a_skip_moves_past_the_candle_even_with_an_older_order_pending(aws) -> None:
+    """GIVEN an unsettled order of candle C WHEN candle C + 60 s is skipped (kill switch) and C settles later
+    THEN the strategy stays past C + 60 s, so the skipped candle can never be traded afterwards."""
     strategy = make_strategy()
-    pending = make_pending(C, lease_until_ms=int(time.time() * 1000) + 60_000)
-    left = make_run(strategy, C, "pending").to_item()
-    boto3.client("dynamodb").put_item(TableName=aws.refs["DataTable"], Item=left)
-    assert run_store.claim_live_order(make_run(strategy, C, "pending"), pending)
-    assert not run_store.claim_live_order(make_run(strategy, C, "pending"), pending)
+    pending = make_pending(C, lease_until_ms=int(time.time() * 1000) - 1)
+    run_store.claim_live_order("user-a", strategy.strategy_id, pending)
+    skipped = make_run(strategy, C + 60_000, "skipped", skip_reason="user_kill_switch")
+    assert run_store.record_skip(skipped, StrategyAdvance(allow_pending=True))
+    assert not run_store.record_skip(skipped, StrategyAdvance(allow_pending=True))
+    ordered = make_run(strategy, C, "ordered")
+    assert run_store.settle_live_order("user-a", strategy.strategy_id, pending, ordered,
+                                       position_to=Decimal("0.002"), key_failures=0)
+    stored = strategy_store.get_strategy("user-a", strategy.strategy_id)
+    assert (stored.last_close, stored.live_position, stored.pending) == (C + 60_000, Decimal("0.002"), None)
+    later = make_pending(C + 60_000, lease_until_ms=int(time.time() * 1000) + 60_000, position_before="0.002")
+    assert not run_store.claim_live_order("user-a", strategy.strategy_id, later)
 
 
 def test_a_lease_is_taken_over_by_one_worker_only(aws) -> None:
     """GIVEN an expired pending order WHEN two workers extend its lease from the same state THEN one wins."""
     strategy = make_strategy()
     pending = make_pending(C, lease_until_ms=int(time.time() * 1000) - 1)
-    run_store.claim_live_order(make_run(strategy, C, "pending"), pending)
+    run_store.claim_live_order("user-a", strategy.strategy_id, pending)
     later = pending.lease_until_ms + 90_000
     assert run_store.extend_lease("user-a", strategy.strategy_id, pending, later)
     assert not run_store.extend_lease("user-a", strategy.strategy_id, pending, later)
@@ -170,7 +178,7 @@ def test_delete_waits_while_an_order_is_being_sent(aws) -> None:
     strategy = make_strategy()
     now = int(time.time() * 1000)
     pending = make_pending(C, lease_until_ms=now + 60_000)
-    run_store.claim_live_order(make_run(strategy, C, "pending"), pending)
+    run_store.claim_live_order("user-a", strategy.strategy_id, pending)
     with pytest.raises(KlineoError) as caught:
         strategy_store.delete_strategy("user-a", strategy.strategy_id, now_ms=now)
     assert caught.value.category is ErrorCategory.CONFLICT

@@ -17,9 +17,9 @@ Order of work for a strategy S and the candle C its message names:
 6. Paper: a simulated MARKET fill at the candle's close is recorded with the new paper position,
    in one transaction with the run. Nothing is sent to Binance (exchangeInfo, a public read, is
    the only call, for the rounding rules).
-7. Live: the run is claimed (``pending``) with the strategy's pending order in one transaction,
-   the order goes out with ``newClientOrderId = client_order_id(S, C)``, and its outcome, the
-   filled quantity and the cleared pending order are written in one more transaction.
+7. Live: the strategy's pending order is claimed (one conditional update, carrying the decision),
+   the order goes out with ``newClientOrderId = client_order_id(S, C)``, then the run is written
+   and the filled quantity moved onto the position as the pending order is cleared.
 
 Position tracking (the brief's choice): the runner tracks each strategy's own position from its
 own fills (``live_position``), not from /fapi/v3/positionRisk. Reading positions would cost
@@ -61,15 +61,14 @@ from klineo.store.connections import TradingContext, load_trading_context
 from klineo.store.runs import (
     Run,
     StrategyAdvance,
-    abandon_pending_run,
     claim_live_order,
     extend_lease,
-    get_run,
     record_run,
+    record_skip,
     settle_live_order,
 )
 from klineo.store.secrets import get_credentials
-from klineo.store.strategies import PendingOrder, Strategy, get_strategy, now_iso, pause_strategy
+from klineo.store.strategies import PendingOrder, Strategy, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
 
 __all__ = [
@@ -193,7 +192,6 @@ class _Turn:
         self.ctx = ctx
         self.close_time = ctx.message.close_time
         self.live = strategy.mode == "live"
-        self.claimed: Run | None = None
 
     # ------------------------------------------------------------------ results and records
     def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:
@@ -206,20 +204,22 @@ class _Turn:
         )
 
     def final_run(self, pending: PendingOrder, status: str, **fields: Any) -> Run:
-        """The run of ``pending``'s candle in its final state, keeping the decision recorded at claim time."""
-        claimed = self.claimed
-        base = claimed if claimed is not None and claimed.close_time == pending.close_time else None
-        if base is None:
-            base = get_run(self.strategy.strategy_id, pending.close_time) or Run(
-                strategy_id=self.strategy.strategy_id, user_id=self.strategy.user_id,
-                close_time=pending.close_time, status=status, mode="live",
-            )
-        return replace(base, status=status, updated_at=now_iso(), **fields)
+        """The run of ``pending``'s candle, from the decision stored with the order at claim time."""
+        facts = pending.facts
+        target = facts.get("target_position")
+        return Run(
+            strategy_id=self.strategy.strategy_id, user_id=self.strategy.user_id,
+            close_time=pending.close_time, status=status, mode="live",
+            signal=facts.get("signal"), reason=facts.get("reason"),
+            indicators={str(k): str(v) for k, v in (facts.get("indicators") or {}).items()},
+            position_before=pending.position_before,
+            target_position=Decimal(str(target)) if target is not None else None, **fields,
+        )
 
-    def skip(self, reason: str) -> StrategyResult:
-        """Record a skipped run; advance the strategy unless an older live order is still unsettled."""
-        advance = StrategyAdvance() if self.strategy.pending is None else None
-        written = record_run(self.run("skipped", skip_reason=reason), advance=advance)
+    def skip(self, reason: str, pause_reason: str | None = None) -> StrategyResult:
+        """Record a skipped run (moving past the candle, even while an older order is unsettled)."""
+        advance = StrategyAdvance(pause_reason=pause_reason, allow_pending=True)
+        written = record_skip(self.run("skipped", skip_reason=reason), advance)
         return self.result("skipped" if written else "not_run", reason)
 
     # ------------------------------------------------------------------ the turn
@@ -231,14 +231,14 @@ class _Turn:
         if pending is not None and pending.lease_until_ms > now:
             if pending.close_time == self.close_time:
                 return self.result("not_run", "another attempt holds this candle")
-            return self.skip("order_pending")
+            # Another attempt is settling an older order right now: run this candle again later.
+            return self.result("not_run", "an older order is being settled", retry=True)
         try:
             trading = load_trading_context(strategy.user_id, strategy.connection_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise
-            pause_strategy(strategy.user_id, strategy.strategy_id, "connection_not_found")
-            return self.skip("connection_not_found")
+            return self.skip("connection_not_found", pause_reason="connection_not_found")
         if trading.global_kill_switch:
             return self.skip("global_kill_switch")
         if trading.user_kill_switch:
@@ -282,8 +282,7 @@ class _Turn:
         strategy = self.strategy
         decision = self.decide()
         if decision is None:
-            pause_strategy(strategy.user_id, strategy.strategy_id, "invalid_parameters")
-            return self.skip("invalid_parameters")
+            return self.skip("invalid_parameters", pause_reason="invalid_parameters")
         position = strategy.position
         assert self.ctx.group is not None
         reference_price = self.ctx.group.candles[-1].close
@@ -342,16 +341,15 @@ class _Turn:
             close_time=self.close_time, client_order_id=cid, side=plan.side, quantity=plan.quantity,
             reduce_only=plan.reduce_only, position_before=strategy.live_position,
             claimed_at_ms=self.ctx.now_ms(), lease_until_ms=self.ctx.deadline_ms,
+            facts={
+                "signal": facts["signal"], "reason": facts["reason"], "indicators": facts["indicators"],
+                "target_position": _text(facts["target_position"]),
+            },
         )
-        claimed = self.run("pending", **facts)
-        if not claim_live_order(claimed, pending):
-            current = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
-            if current is None or current.pending is None or current.pending.close_time != self.close_time:
-                # Not another worker's claim on this candle: the strategy changed (paused, switched,
-                # deleted, traded) between our read and the claim. Nothing was sent.
-                abandon_pending_run(strategy.strategy_id, self.close_time, "state_changed")
+        if not claim_live_order(strategy.user_id, strategy.strategy_id, pending):
+            # Another worker holds this candle, or the strategy changed (paused, switched, deleted,
+            # traded) since it was read: nothing was sent.
             return self.result("not_run", "candle claimed elsewhere or strategy changed")
-        self.claimed = claimed
         return self.send_and_settle(pending, creds, earlier_attempt_ms=None)
 
     def refused_before_claim(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:

@@ -4,10 +4,11 @@ For one batch (up to 10 messages):
 1. every named strategy is read in strongly consistent BatchGetItems (100 keys a call);
 2. klines are fetched ONCE per (environment, symbol, interval, candle) of the batch, the groups
    in parallel on a small pool, with as many candles as the group's strategies look back;
-3. each message is one Powertools batch record: its strategies run on a thread pool
-   (``klineo.runner.execution``), and the record fails (is redelivered) when any of them asked for
-   a retry: retryable exchange errors, an order whose outcome is not settled yet, a candle not
-   closed yet. Strategies already done are not redone on redelivery (run record, ``last_close``).
+3. every strategy of the batch runs on one thread pool (``klineo.runner.execution``); then each
+   message, one Powertools batch record, fails (is redelivered) when any of its strategies asked
+   for a retry: retryable exchange errors, an order whose outcome is not settled yet, a candle
+   not closed yet, klines unavailable. Strategies already done are not redone on redelivery
+   (run record, ``last_close``).
 A message that keeps failing lands in the dead-letter queue after maxReceiveCount (3), which
 raises the StrategyDeadLetterAlarm.
 
@@ -31,6 +32,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+from klineo.binance import Market, get_client, get_symbol_rules
 from klineo.binance.errors import KlineoError
 from klineo.observability import logger, metrics
 from klineo.runner.candles import CandleGroup, closed_candles
@@ -110,8 +112,48 @@ def _run_safely(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
         return StrategyResult(strategy.strategy_id if strategy else "", "error", "crash", retry=True)
 
 
+def _contexts(
+    parsed: Mapping[str, WorkMessage | None],
+    groups: Mapping[tuple[str, str, str, int], CandleGroup | KlineoError],
+    deadline_ms: int,
+) -> dict[str, TickContext | str]:
+    """Per message id: the context its strategies run in, or why the whole message must come again."""
+    contexts: dict[str, TickContext | str] = {}
+    for message_id, message in parsed.items():
+        if message is None:
+            contexts[message_id] = "unreadable message"
+            continue
+        answer = groups[message.group]
+        if isinstance(answer, KlineoError):
+            if answer.retryable or answer.field != "symbol":
+                contexts[message_id] = f"klines unavailable: {answer.category}"
+                continue
+            contexts[message_id] = TickContext(message=message, group=None, deadline_ms=deadline_ms,
+                                               group_error=answer)
+        else:
+            contexts[message_id] = TickContext(message=message, group=answer, deadline_ms=deadline_ms)
+    return contexts
+
+
+def _warm_symbol_rules(messages: list[WorkMessage]) -> None:
+    """Fill the exchangeInfo cache once per environment before the threads start (no stampede)."""
+    seen: set[str] = set()
+    for message in messages:
+        if message.environment in seen:
+            continue
+        seen.add(message.environment)
+        try:
+            get_symbol_rules(get_client(Market.FUTURES, message.environment), message.symbol)
+        except KlineoError:
+            continue  # each strategy meets (and records) the error itself
+
+
 def handle_batch(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    """Entry point for the SQS event: run every message's strategies; report the messages to redeliver."""
+    """Entry point for the SQS event: run every message's strategies; report the messages to redeliver.
+
+    Every strategy of every message runs on one thread pool at once; Powertools' batch processor
+    then turns each message's outcome into a success or a reported failure.
+    """
     started = time.time()
     remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_TIMEOUT_MS
     deadline_ms = int(started * 1000) + int(remaining)
@@ -121,33 +163,29 @@ def handle_batch(event: Mapping[str, Any], context: Any = None) -> dict[str, Any
     refs = [(ref.user_id, ref.strategy_id) for message in messages for ref in message.strategies]
     strategies = get_strategies_consistent(refs)
     groups = _fetch_groups(messages, strategies)
-    tally: Counter[str] = Counter()
+    _warm_symbol_rules(messages)
+    contexts = _contexts(parsed, groups, deadline_ms)
 
+    work = [(message_id, ctx, strategies.get((ref.user_id, ref.strategy_id)))
+            for message_id, ctx in contexts.items() if isinstance(ctx, TickContext)
+            for ref in ctx.message.strategies]
     with ThreadPoolExecutor(max_workers=STRATEGY_THREADS) as pool:
+        results = list(pool.map(lambda item: (item[0], _run_safely(item[2], item[1])), work))
+    tally: Counter[str] = Counter(result.outcome for _, result in results)
+    retries: Counter[str] = Counter(message_id for message_id, result in results if result.retry)
 
-        def record_handler(record: SQSRecord) -> None:
-            message = parsed.get(record.message_id)
-            if message is None:
-                raise RetryLater("unreadable message")
-            answer = groups[message.group]
-            if isinstance(answer, KlineoError):
-                if answer.retryable or answer.field != "symbol":
-                    raise RetryLater(f"klines unavailable: {answer.category}")
-                ctx = TickContext(message=message, group=None, deadline_ms=deadline_ms, group_error=answer)
-            else:
-                ctx = TickContext(message=message, group=answer, deadline_ms=deadline_ms)
-            chosen = [strategies.get((ref.user_id, ref.strategy_id)) for ref in message.strategies]
-            results = list(pool.map(lambda strategy: _run_safely(strategy, ctx), chosen))
-            tally.update(result.outcome for result in results)
-            retries = [result for result in results if result.retry]
-            if retries:
-                raise RetryLater(f"{len(retries)} strategies to retry")
+    def record_handler(record: SQSRecord) -> None:
+        ctx = contexts.get(record.message_id, "unknown message")
+        if isinstance(ctx, str):
+            raise RetryLater(ctx)
+        if retries[record.message_id]:
+            raise RetryLater(f"{retries[record.message_id]} strategies to run again")
 
-        response = process_partial_response(
-            event=dict(event), record_handler=record_handler,
-            processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-            context=context,
-        )
+    response = process_partial_response(
+        event=dict(event), record_handler=record_handler,
+        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+        context=context,
+    )
     for outcome, count in tally.items():
         metrics.add_metric(name=f"StrategyRuns_{outcome}", unit="Count", value=count)
     logger.info("strategy batch done", extra={

@@ -13,12 +13,13 @@ between two of them fails both):
   under conditions (behind this candle, no pending order, position as sized). When the put finds
   the run already there, its stored ``advance`` is applied instead (same conditions): a crash
   after the put is repaired, and a duplicate worker changes nothing more.
-- ``claim_live_order``: put the pending run, then set the strategy's ``pending`` order under
+- ``record_skip``: a skipped candle moves the strategy past it first, then the run is written.
+- ``claim_live_order``: set the strategy's ``pending`` order (with the decision behind it) under
   conditions (active, live, no pending order, behind this candle, position as sized). Only that
   conditional update lets an order out, so two workers can never both send one.
 - ``extend_lease``: a later attempt takes over a pending order whose claimer's lease ran out.
-- ``settle_live_order``: write the run's final state, then add the fill to ``live_position`` and
-  clear ``pending`` on condition that this very order is still pending. A crash in between
+- ``settle_live_order``: write the run (conditional put), then add the fill to ``live_position``
+  and clear ``pending`` on condition that this very order is still pending. A crash in between
   leaves the order pending: the next attempt looks it up again and settles it once.
 """
 
@@ -41,23 +42,23 @@ __all__ = [
     "RUN_TTL_DAYS",
     "Run",
     "StrategyAdvance",
-    "abandon_pending_run",
     "advance_strategy",
     "claim_live_order",
     "extend_lease",
     "get_run",
     "list_runs",
     "record_run",
+    "record_skip",
     "run_key",
     "settle_live_order",
 ]
 
 RUN_TTL_DAYS = 30
-# pending: a live order claimed, outcome not settled yet; ordered: a live order settled;
+# ordered: a live order settled at Binance (its fill added to the position);
 # simulated: a paper fill; no_change: the target equals the position; skipped: not evaluated or
 # not traded for a stated reason (kill switch, futures disabled, stale candle, ...); failed: an
 # order could not be placed (error category recorded).
-RUN_STATUSES = ("pending", "ordered", "simulated", "no_change", "skipped", "failed")
+RUN_STATUSES = ("ordered", "simulated", "no_change", "skipped", "failed")
 
 _DESERIALIZER = TypeDeserializer()
 
@@ -76,6 +77,9 @@ class StrategyAdvance:
     position_to: Decimal | None = None
     key_failures: int | None = None
     pause_reason: str | None = None
+    # Skips only: move past the candle even while an older live order awaits settlement (a skip
+    # changes no position, and settling that order later never moves ``last_close`` back).
+    allow_pending: bool = False
 
     def as_value(self) -> dict[str, Any]:
         """The plain dict stored on the run (``None`` fields left out)."""
@@ -91,6 +95,7 @@ class StrategyAdvance:
             position_to=value.get("position_to"),
             key_failures=int(failures) if failures is not None else None,
             pause_reason=value.get("pause_reason"),
+            allow_pending=bool(value.get("allow_pending", False)),
         )
 
 
@@ -212,8 +217,9 @@ def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: S
     values: dict[str, Any] = {":close": to_attr(close_time), ":now": {"S": now_iso()}}
     sets = ["last_close = :close", "updated_at = :now"]
     removes: list[str] = []
-    conditions = ["attribute_exists(pk)", "attribute_not_exists(pending)",
-                  "(attribute_not_exists(last_close) OR last_close < :close)"]
+    conditions = ["attribute_exists(pk)", "(attribute_not_exists(last_close) OR last_close < :close)"]
+    if not advance.allow_pending:
+        conditions.append("attribute_not_exists(pending)")
     if advance.position_attribute is not None:
         names["#position"] = advance.position_attribute
         sets.append("#position = :position_to")
@@ -255,26 +261,34 @@ def record_run(run: Run, *, advance: StrategyAdvance | None = None) -> bool:
             advance_strategy(run.user_id, run.strategy_id, run.close_time, advance)
         return True
     existing = get_run(run.strategy_id, run.close_time)
-    if existing is not None and existing.status != "pending" and existing.advance is not None:
+    if existing is not None and existing.advance is not None:
         advance_strategy(run.user_id, run.strategy_id, run.close_time, existing.advance)
     return False
 
 
-def claim_live_order(run: Run, pending: PendingOrder) -> bool:
-    """Record the pending run, then take the strategy's pending order; True only for the one claimer.
+def record_skip(run: Run, advance: StrategyAdvance) -> bool:
+    """Record a skipped candle: move the strategy past it first, then write the run; False when already past.
 
-    A pending run found from an earlier attempt that died before taking the strategy is taken
-    over; the strategy's conditional update decides between concurrent claimers.
+    The strategy moves first so that a candle with a run on record is always behind the strategy
+    (a crash in between loses the record, never lets the candle be traded later).
     """
-    if not _put_run(run, only_new=True):
-        existing = get_run(run.strategy_id, run.close_time)
-        if existing is None or existing.status != "pending":
-            return False
-    table = get_settings().data_table
+    if not advance_strategy(run.user_id, run.strategy_id, run.close_time, advance):
+        return False
+    _put_run(run, only_new=True)
+    return True
+
+
+def claim_live_order(user_id: str, strategy_id: str, pending: PendingOrder) -> bool:
+    """Take the strategy's pending order for one candle (ONE conditional update); True for the one claimer.
+
+    Conditions: the strategy exists, is active and live, has no pending order, is behind this
+    candle, and still holds the position the order was sized from. Only this update lets an order
+    out, so two workers can never both send one.
+    """
     return _conditional(
         aws.dynamodb().update_item,
-        TableName=table,
-        Key=strategy_key(run.user_id, run.strategy_id),
+        TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id),
         UpdateExpression="SET pending = :pending, updated_at = :now",
         ConditionExpression="attribute_exists(pk) AND #status = :active AND #mode = :live "
         "AND attribute_not_exists(pending) "
@@ -286,24 +300,8 @@ def claim_live_order(run: Run, pending: PendingOrder) -> bool:
             ":now": {"S": now_iso()},
             ":active": {"S": ACTIVE},
             ":live": {"S": "live"},
-            ":close": to_attr(run.close_time),
+            ":close": to_attr(pending.close_time),
             ":position": to_attr(pending.position_before),
-        },
-    )
-
-
-def abandon_pending_run(strategy_id: str, close_time: int, reason: str) -> bool:
-    """Mark a pending run ``skipped`` when its claim lost to a state change (only while still pending)."""
-    return _conditional(
-        aws.dynamodb().update_item,
-        TableName=get_settings().data_table,
-        Key=run_key(strategy_id, close_time),
-        UpdateExpression="SET #status = :skipped, skip_reason = :reason, updated_at = :now",
-        ConditionExpression="#status = :pending",
-        ExpressionAttributeNames={"#status": "status"},
-        ExpressionAttributeValues={
-            ":skipped": {"S": "skipped"}, ":pending": {"S": "pending"}, ":reason": {"S": reason},
-            ":now": {"S": now_iso()},
         },
     )
 
@@ -335,7 +333,12 @@ def settle_live_order(
     key_failures: int,
     pause_reason: str | None = None,
 ) -> bool:
-    """Write the final run, then add its fill to the strategy and clear ``pending`` (this order only)."""
+    """Write the order's run, then add its fill to the strategy and clear ``pending`` (this order only).
+
+    The run is put unconditionally: what Binance did with the order is the truth for its candle
+    (a repeated settlement writes the same outcome). ``last_close`` moves to the order's candle
+    unless skips already took the strategy further.
+    """
     _put_run(run, only_new=False)
     sets = ["live_position = :position", "last_close = :close", "key_failures = :failures",
             "updated_at = :now"]
@@ -347,21 +350,29 @@ def settle_live_order(
         ":cid": {"S": pending.client_order_id},
     }
     removes = ["pending"]
-    request: dict[str, Any] = {}
+    names: dict[str, Any] = {}
     if pause_reason is not None:
         sets.append("#status = :paused, status_reason = :reason")
         values[":paused"], values[":reason"] = {"S": PAUSED}, {"S": pause_reason}
-        request["ExpressionAttributeNames"] = {"#status": "status"}
+        names["ExpressionAttributeNames"] = {"#status": "status"}
         removes.extend(["gsi1pk", "gsi1sk"])
-    return _conditional(
-        aws.dynamodb().update_item,
-        TableName=get_settings().data_table,
-        Key=strategy_key(user_id, strategy_id),
-        UpdateExpression="SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
-        ConditionExpression="pending.client_order_id = :cid",
-        ExpressionAttributeValues=values,
-        **request,
-    )
+    request: dict[str, Any] = {
+        "TableName": get_settings().data_table,
+        "Key": strategy_key(user_id, strategy_id),
+        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
+        "ConditionExpression": "pending.client_order_id = :cid "
+        "AND (attribute_not_exists(last_close) OR last_close < :close)",
+        "ExpressionAttributeValues": values,
+        **names,
+    }
+    if _conditional(aws.dynamodb().update_item, **request):
+        return True
+    # Skips moved the strategy past this order's candle meanwhile: settle without moving it back.
+    request["UpdateExpression"] = "SET " + ", ".join(s for s in sets if not s.startswith("last_close")) + (
+        " REMOVE " + ", ".join(removes))
+    request["ConditionExpression"] = "pending.client_order_id = :cid"
+    del request["ExpressionAttributeValues"][":close"]
+    return _conditional(aws.dynamodb().update_item, **request)
 
 
 def list_runs(strategy_id: str, limit: int = 20) -> list[Run]:

@@ -126,10 +126,14 @@ class PendingOrder:
     position_before: Decimal
     claimed_at_ms: int
     lease_until_ms: int
+    # The decision behind the order (signal, reason, indicators, target_position): the run is
+    # written once, when the order settles, possibly by a later attempt that never saw the decision.
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def as_attr_value(self) -> dict[str, Any]:
         """The plain dict stored under ``pending``."""
         return {
+            "facts": self.facts,
             "close_time": self.close_time,
             "client_order_id": self.client_order_id,
             "side": self.side,
@@ -152,6 +156,7 @@ class PendingOrder:
             position_before=Decimal(value["position_before"]),
             claimed_at_ms=int(value["claimed_at_ms"]),
             lease_until_ms=int(value["lease_until_ms"]),
+            facts=dict(value.get("facts") or {}),
         )
 
 

@@ -1,0 +1,52 @@
+"""template.yaml's runner resources keep the promises the runner code relies on."""
+
+from __future__ import annotations
+
+from klineo.binance import ErrorCategory
+
+
+def resource(template: dict, name: str) -> dict:
+    """One resource's Properties."""
+    return template["Resources"][name]["Properties"]
+
+
+def test_dispatcher_runs_every_minute_and_may_only_query_the_index_and_send(template) -> None:
+    """GIVEN the dispatcher WHEN reading schedule and policy THEN every minute, Query gsi1, SendMessage."""
+    props = resource(template, "StrategyDispatcherFunction")
+    assert props["Events"]["Tick"]["Type"] == "ScheduleV2"
+    assert props["Events"]["Tick"]["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    statements = props["Policies"][0]["Statement"]
+    actions = sorted(action for s in statements for action in s["Action"])
+    assert actions == ["dynamodb:Query", "sqs:SendMessage"]  # sqs:SendMessage also allows SendMessageBatch
+    assert statements[0]["Resource"] == {"Fn::Sub": "${DataTable.Arn}/index/gsi1"}
+    assert "Scan" not in str(statements)
+
+
+def test_worker_reports_partial_failures_with_bounded_concurrency(template) -> None:
+    """GIVEN the worker WHEN reading its SQS event THEN batches of 10, partial failures, reserved."""
+    props = resource(template, "StrategyWorkerFunction")
+    queue = props["Events"]["Queue"]["Properties"]
+    assert queue["BatchSize"] == 10 and queue["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ReservedConcurrentExecutions"] == {"Ref": "WorkerReservedConcurrency"}
+    actions = {a for s in props["Policies"][0]["Statement"] for a in s["Action"]}
+    assert {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"} <= actions
+
+
+def test_failed_messages_reach_a_dead_letter_queue_that_raises_an_alarm(template) -> None:
+    """GIVEN the strategy queue WHEN a message fails 3 times THEN to the DLQ, which an alarm watches."""
+    redrive = resource(template, "StrategyQueue")["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 3
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["StrategyDeadLetterQueue", "Arn"]}
+    alarm = resource(template, "StrategyDeadLetterAlarm")
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["StrategyDeadLetterQueue", "QueueName"]}
+    # The visibility timeout outlasts the worker's timeout: a redelivery never overlaps its first attempt.
+    assert resource(template, "StrategyQueue")["VisibilityTimeout"] > resource(
+        template, "StrategyWorkerFunction")["Timeout"]
+
+
+def test_ip_banned_alarm_watches_the_metric_the_binance_client_emits(template) -> None:
+    """GIVEN the ip_banned category WHEN reading the alarm THEN it watches that category's metric."""
+    alarm = resource(template, "BinanceIpBannedAlarm")
+    assert alarm["MetricName"] == ErrorCategory.IP_BANNED.metric_name == "BinanceIpBanned"
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Namespace"] == namespace
