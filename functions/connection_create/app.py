@@ -9,7 +9,15 @@ from klineo.services.connections import create_connection
 app = build_resolver()
 
 
-@app.post("/exchange-connections")
+@app.post(
+    "/exchange-connections",
+    responses={
+        201: {
+            "description": "The keys passed the spot test and the connection is stored.",
+            "content": {"application/json": {"model": ConnectionResponse}},
+        }
+    },
+)
 def connection_create(body: ConnectionCreateRequest) -> Response[ConnectionResponse]:
     created = create_connection(current_user_id(app), body)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)

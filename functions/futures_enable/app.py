@@ -13,7 +13,7 @@ def futures_enable(connection_id: str) -> FuturesStateResponse:
     return enable_futures(current_user_id(app), connection_id)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

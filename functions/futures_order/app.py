@@ -18,7 +18,7 @@ def futures_order(
     return place_futures_order(current_user_id(app), body, idempotency_key, app.lambda_context)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

@@ -20,7 +20,7 @@ def futures_order_status(
     return get_futures_order_status(current_user_id(app), client_order_id, connection_id, symbol)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

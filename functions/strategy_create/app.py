@@ -9,13 +9,21 @@ from klineo.services.strategies import create_strategy
 app = build_resolver()
 
 
-@app.post("/strategies")
+@app.post(
+    "/strategies",
+    responses={
+        201: {
+            "description": "The strategy is created.",
+            "content": {"application/json": {"model": StrategyResponse}},
+        }
+    },
+)
 def strategy_create(body: StrategyCreateRequest) -> Response[StrategyResponse]:
     created = create_strategy(current_user_id(app), body)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

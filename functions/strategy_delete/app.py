@@ -14,7 +14,7 @@ def strategy_delete(strategy_id: str) -> Response[None]:
     return Response(status_code=204, body="")
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

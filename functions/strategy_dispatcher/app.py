@@ -4,7 +4,7 @@ from klineo.observability import logger, metrics, tracer
 from klineo.runner.dispatcher import dispatch_tick
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

@@ -13,7 +13,7 @@ def strategy_get(strategy_id: str) -> StrategyDetailResponse:
     return get_user_strategy(current_user_id(app), strategy_id)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

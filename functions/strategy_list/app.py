@@ -13,7 +13,7 @@ def strategy_list() -> StrategyListResponse:
     return list_user_strategies(current_user_id(app))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

@@ -13,7 +13,7 @@ def strategy_update(strategy_id: str, body: StrategyUpdateRequest) -> StrategyRe
     return update_strategy(current_user_id(app), strategy_id, body)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):

@@ -63,3 +63,10 @@ def test_every_function_has_an_event_file(template: dict) -> None:
     """events/<package>.json exists for every function, for `sam local invoke -e`."""
     for spec in function_specs(template):
         assert (Path(REPO_ROOT) / "events" / f"{spec.package}.json").is_file(), spec.logical_id
+
+
+def test_no_handler_logs_its_event(template: dict) -> None:
+    """Every handler pins log_event=False: an event carries the caller's bearer token and may carry keys."""
+    for spec in function_specs(template):
+        source = (REPO_ROOT / "functions" / spec.package / "app.py").read_text(encoding="utf-8")
+        assert "@logger.inject_lambda_context(log_event=False)" in source, spec.logical_id
