@@ -50,8 +50,17 @@ validate: $(TOOLS)/.installed
 build: $(TOOLS)/.installed
 	PATH="$(PY313)/bin:$$PATH" $(TOOLS)/bin/sam build
 
-bench: $(VENV)/.installed
-	$(VENV)/bin/python -m bench
+BENCH := .venv-bench
+
+$(BENCH)/.installed: bench/requirements.txt layers/klineo/python/requirements.txt
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/pip install --quiet --upgrade pip
+	$(BENCH)/bin/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+## make bench: every benchmark, peers (ccxt, python-binance, Binance's SDKs) in their own venv
+bench: $(BENCH)/.installed
+	$(BENCH)/bin/python -m bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam
+	rm -rf $(VENV) $(TOOLS) $(BENCH) .aws-sam
