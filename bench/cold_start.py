@@ -533,7 +533,14 @@ def _report(report: Report, subjects: list[Subject], runs: int, profile: bool) -
             if measured_funcs:
                 worst = max(measured_funcs, key=lambda s: median(s.totals))
                 ok = all(median(s.totals) <= FUNCTION_TARGET_MS for s in measured_funcs)
-                detail = f"{len(measured_funcs)}/{len(funcs)} functions measured"
+                medians = [median(s.totals) for s in measured_funcs]
+                fastest_worst = max(min(s.totals) for s in measured_funcs)
+                detail = (
+                    f"{len(measured_funcs)}/{len(funcs)} functions measured; median over functions "
+                    f"{median(medians):.0f} ms; over {FUNCTION_TARGET_MS:.0f} ms: "
+                    f"{sum(m > FUNCTION_TARGET_MS for m in medians)}; worst function's best run "
+                    f"{fastest_worst:.0f} ms"
+                )
                 if missing:
                     detail += f"; not measured: {', '.join(missing)}"
                 report.target(
