@@ -32,9 +32,10 @@ from typing import Any
 
 from local.auth import DEFAULT_TOKEN_TTL_S, DevJwtAuthority, authorizer_config
 from local.aws_emulation import LOCAL_COGNITO_CLIENT, LOCAL_COGNITO_POOL
+from local.binance_urls import REAL_TESTNET, binance_environment
 from local.template import REPO_ROOT, Resolver, load_template
 
-__all__ = ["DEFAULT_PORTS", "LocalStack", "StackOptions", "binance_environment", "main", "parse_options"]
+__all__ = ["DEFAULT_PORTS", "LocalStack", "StackOptions", "main", "parse_options"]
 
 LAYER_PATH = REPO_ROOT / "layers" / "klineo" / "python"
 DEFAULT_STATE_DIR = REPO_ROOT / "local" / ".state"
@@ -43,7 +44,6 @@ DEMO_USER = "demo-user"
 REGION = "ap-northeast-1"
 DEFAULT_PORTS = {"api": 3000, "sim": 8900, "moto": 5000}
 # Binance's own hosts, used when KLINEO_LOCAL_BINANCE=testnet (the layer's defaults for testnet).
-REAL_TESTNET = {"spot": "https://testnet.binance.vision", "futures": "https://demo-fapi.binance.com"}
 
 
 class PortTaken(Exception):
@@ -153,26 +153,6 @@ def local_resolver(options: StackOptions) -> Resolver:
     resolver.refs.setdefault("UserPool", LOCAL_COGNITO_POOL)
     resolver.refs.setdefault("UserPoolClient", LOCAL_COGNITO_CLIENT)
     return resolver
-
-
-def binance_environment(sim_url: str | None) -> dict[str, str]:
-    """The layer's Binance base-URL variables: all at the simulator, or Binance's testnet hosts."""
-    if sim_url is None:
-        return {
-            "BINANCE_SPOT_TESTNET_URL": REAL_TESTNET["spot"],
-            "BINANCE_FUTURES_TESTNET_URL": REAL_TESTNET["futures"],
-            "BINANCE_SPOT_DEMO_URL": "https://demo-api.binance.com",
-            "BINANCE_FUTURES_DEMO_URL": "https://demo-fapi.binance.com",
-        }
-    testnet = f"{sim_url}/testnet"
-    return {
-        "BINANCE_SPOT_URL": sim_url,
-        "BINANCE_FUTURES_URL": sim_url,
-        "BINANCE_SPOT_TESTNET_URL": testnet,
-        "BINANCE_FUTURES_TESTNET_URL": testnet,
-        "BINANCE_SPOT_DEMO_URL": testnet,
-        "BINANCE_FUTURES_DEMO_URL": testnet,
-    }
 
 
 def _check_port(label: str, port: int) -> None:

@@ -26,14 +26,12 @@ from klineo.settings import get_settings
 from klineo.store import secrets as secret_store
 
 from local.binance_sim.accounts import DemoAccount
+from local.binance_urls import binance_environment
 from tests.helpers import load_event, response_json, with_body, with_user
 
 USER_A = "a1a1a1a1-0000-4000-8000-00000000000a"
 USER_B = "b2b2b2b2-0000-4000-8000-00000000000b"
 
-_URL_VARIABLES_PRODUCTION = ("BINANCE_SPOT_URL", "BINANCE_FUTURES_URL")
-_URL_VARIABLES_TESTNET = ("BINANCE_SPOT_TESTNET_URL", "BINANCE_FUTURES_TESTNET_URL",
-                          "BINANCE_SPOT_DEMO_URL", "BINANCE_FUTURES_DEMO_URL")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +70,8 @@ def _clear_layer_caches() -> None:
 @pytest.fixture
 def sim_env(aws, binance_sim, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Every Binance base URL on the simulator, AWS under moto; yields the simulator."""
-    for name in _URL_VARIABLES_PRODUCTION:
-        monkeypatch.setenv(name, binance_sim.url)
-    for name in _URL_VARIABLES_TESTNET:
-        monkeypatch.setenv(name, binance_sim.testnet_url)
+    for name, value in binance_environment(binance_sim.url).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("BINANCE_HTTPS_PROXY", raising=False)
     _clear_layer_caches()
     yield binance_sim
