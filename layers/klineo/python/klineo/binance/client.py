@@ -77,9 +77,6 @@ def _observability() -> tuple[Any, Any]:
 
 def _metric(name: str, value: float) -> None:
     _, metrics = _observability()
-    # Without a namespace Powertools raises on its auto-flush at 100 values; a metric must never fail a call.
-    if metrics.provider.namespace is None:
-        return
     metrics.add_metric(name=name, unit="Count", value=value)
 
 
