@@ -21,7 +21,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI, Server, ServerVariable
-from klineo.api.models import ErrorResponse
+from klineo.models.common import ErrorResponse
 
 from local.template import REPO_ROOT, FunctionSpec, Route, function_specs, load_template
 

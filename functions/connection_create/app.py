@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from klineo.api import build_resolver, current_user_id
-from klineo.api.models import ConnectionCreateRequest, ConnectionResponse
+from klineo.models.common import ConnectionCreateRequest, ConnectionResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.connections import create_connection
 

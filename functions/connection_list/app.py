@@ -1,7 +1,7 @@
 """GET /exchange-connections: the caller's connections, API key masked, never the secret."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.models import ConnectionListResponse
+from klineo.models.common import ConnectionListResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.connections import list_user_connections
 

@@ -1,7 +1,7 @@
 """POST /exchange-connections/test: test Binance keys from the body (spot only), store nothing."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.models import ConnectionTestRequest, ConnectionTestResponse
+from klineo.models.common import ConnectionTestRequest, ConnectionTestResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.connections import check_keys
 

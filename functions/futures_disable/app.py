@@ -1,7 +1,7 @@
 """POST /exchange-connections/{id}/futures/disable: futures_enabled=false (no Binance call)."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.futures_models import FuturesStateResponse
+from klineo.models.futures import FuturesStateResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.futures import disable_futures
 

@@ -1,7 +1,7 @@
 """POST /exchange-connections/{id}/futures/test: USDT-M futures check of a connection (spot untouched)."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.futures_models import FuturesTestResponse
+from klineo.models.futures import FuturesTestResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.futures import check_futures
 

@@ -1,7 +1,7 @@
 """GET /strategies/{id}: one of the caller's strategies and its latest runs."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.strategy_models import StrategyDetailResponse
+from klineo.models.strategies import StrategyDetailResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.strategies import get_user_strategy
 

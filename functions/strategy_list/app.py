@@ -1,7 +1,7 @@
 """GET /strategies: the caller's strategies."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.strategy_models import StrategyListResponse
+from klineo.models.strategies import StrategyListResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.strategies import list_user_strategies
 

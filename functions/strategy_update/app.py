@@ -1,7 +1,7 @@
 """PATCH /strategies/{id}: change a strategy's type and parameters, size, mode or status."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.strategy_models import StrategyResponse, StrategyUpdateRequest
+from klineo.models.strategies import StrategyResponse, StrategyUpdateRequest
 from klineo.observability import logger, metrics, tracer
 from klineo.services.strategies import update_strategy
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import boto3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
-from klineo.api.futures_models import FuturesOrderRequest
+from klineo.models.futures import FuturesOrderRequest
 from klineo.services.orders import FuturesOrder, idempotent_client_order_id
 from klineo.settings import get_settings
 from klineo.store import flags

@@ -8,8 +8,8 @@ from typing import Annotated
 import pytest
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo.api import CATEGORY_STATUS, MAX_BODY_BYTES, build_resolver, current_user_id
-from klineo.api.models import CandlesQuery, KillSwitchSetRequest
-from klineo.binance.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.common import CandlesQuery, KillSwitchSetRequest
 from klineo.settings import get_settings
 
 from tests.helpers import load_event, response_json, with_body, with_user

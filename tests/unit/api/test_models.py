@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from klineo.api.models import CandlesQuery, ConnectionCreateRequest, ConnectionTestRequest, decimal_string
+from klineo.models.common import CandlesQuery, ConnectionCreateRequest, ConnectionTestRequest, decimal_string
 from pydantic import ValidationError
 
 from local.binance_sim.accounts import load_accounts

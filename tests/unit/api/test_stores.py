@@ -6,7 +6,7 @@ import json
 
 import pytest
 from klineo.binance import Credentials, KeyType
-from klineo.binance.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.store import aws as aws_clients
 from klineo.store import connections, flags
 from klineo.store import secrets as secret_store

@@ -6,8 +6,8 @@ import re
 from decimal import Decimal
 
 import pytest
-from klineo.api.futures_models import FuturesOrderRequest
 from klineo.binance import ErrorCategory, KlineoError
+from klineo.models.futures import FuturesOrderRequest
 from klineo.services.orders import (
     CLIENT_ORDER_ID_RE,
     FuturesOrder,

@@ -1,7 +1,7 @@
-"""Everything that talks to Binance: environments, credentials, signing, client, errors, endpoints, filters.
+"""Everything that talks to Binance: environments, credentials, signing, client, endpoints, filters.
 
 Importing this package is cheap (no requests, boto3, cryptography or Powertools at import time);
-they load on first use. See ``client`` for the retry policy and ``errors`` for the taxonomy.
+they load on first use. See ``client`` for the retry policy; ``klineo.errors`` holds the error taxonomy.
 """
 
 from klineo.binance.client import BinanceClient, clear_client_cache, default_rate_limiter, get_client
@@ -28,7 +28,6 @@ from klineo.binance.endpoints import (
 )
 from klineo.binance.enums import Environment, KeyType, Market
 from klineo.binance.environments import base_url, https_proxy
-from klineo.binance.errors import Classification, ErrorCategory, KlineoError, classify, classify_detail
 from klineo.binance.filters import SymbolRules, clear_symbol_rules_cache, get_symbol_rules
 from klineo.binance.ratelimit import (
     InMemoryRateLimitStore,
@@ -38,6 +37,7 @@ from klineo.binance.ratelimit import (
     endpoint_weight,
 )
 from klineo.binance.signing import encode_params, signature
+from klineo.errors import Classification, ErrorCategory, KlineoError, classify, classify_detail
 
 __all__ = [
     "BinanceClient",

@@ -40,9 +40,9 @@ from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Environment, Market
 from klineo.binance.environments import base_url as resolve_base_url
 from klineo.binance.environments import https_proxy
-from klineo.binance.errors import ErrorCategory, KlineoError, classify_detail
 from klineo.binance.ratelimit import DEFAULT_BAN_S, RateLimiter, endpoint_weight
 from klineo.binance.signing import encode_params, signature
+from klineo.errors import ErrorCategory, KlineoError, classify_detail
 
 if TYPE_CHECKING:
     import requests

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from klineo.binance.enums import KeyType
-from klineo.binance.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = ["Credentials", "mask_api_key"]
 

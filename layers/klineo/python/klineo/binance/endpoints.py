@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from klineo.binance.client import BinanceClient
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Market
-from klineo.binance.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = [
     "EXCHANGE_INFO_TTL_S",

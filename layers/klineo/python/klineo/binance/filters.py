@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from klineo.binance.client import BinanceClient
 from klineo.binance.endpoints import exchange_info
 from klineo.binance.enums import Market
-from klineo.binance.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = ["SymbolRules", "clear_symbol_rules_cache", "get_symbol_rules", "parse_symbol_rules"]
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from klineo.binance.enums import Market
-from klineo.binance.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = [
     "DEFAULT_WEIGHT_LIMITS",

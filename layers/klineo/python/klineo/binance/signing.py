@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import KeyType
-from klineo.binance.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = ["encode_params", "format_value", "signature"]
 

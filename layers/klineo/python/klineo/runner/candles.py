@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from klineo.binance import Candle, ErrorCategory, Market, get_client, klines
-from klineo.binance.errors import KlineoError
+from klineo.errors import KlineoError
 
 __all__ = [
     "CACHE_MAX_ENTRIES",

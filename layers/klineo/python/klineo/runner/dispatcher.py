@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from klineo.binance import ErrorCategory
-from klineo.binance.errors import KlineoError
+from klineo.errors import KlineoError
 from klineo.observability import logger, metrics
 from klineo.runner.messages import MAX_STRATEGIES_PER_MESSAGE, StrategyRef, WorkMessage
 from klineo.runner.schedule import due_candles, tick_time_ms

@@ -45,7 +45,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from klineo.binance import Candle, ErrorCategory, Market, SymbolRules, get_client, get_symbol_rules
-from klineo.binance.errors import KlineoError
+from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.runner.candles import CandleGroup
 from klineo.runner.messages import WorkMessage

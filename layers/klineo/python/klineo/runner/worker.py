@@ -33,7 +33,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from klineo.binance import Market, get_client, get_symbol_rules
-from klineo.binance.errors import KlineoError
+from klineo.errors import KlineoError
 from klineo.observability import logger, metrics
 from klineo.runner.candles import CandleGroup, closed_candles
 from klineo.runner.execution import StrategyResult, TickContext, run_strategy

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from klineo.api.models import Balance, BalanceResponse, decimal_string
 from klineo.binance import Environment, ErrorCategory, Market, endpoints, get_client
-from klineo.binance.errors import KlineoError
+from klineo.errors import KlineoError
+from klineo.models.common import Balance, BalanceResponse, decimal_string
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
 

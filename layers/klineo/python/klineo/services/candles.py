@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from klineo.api.models import Candle, CandlesQuery, CandlesResponse, decimal_string
 from klineo.binance import Environment, Market, endpoints, get_client
+from klineo.models.common import Candle, CandlesQuery, CandlesResponse, decimal_string
 
 __all__ = ["get_candles"]
 

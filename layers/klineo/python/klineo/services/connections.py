@@ -34,7 +34,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from klineo.api.models import (
+from klineo.binance import Credentials, Environment, ErrorCategory, KeyType, Market, endpoints, get_client
+from klineo.errors import KlineoError
+from klineo.models.common import (
     ConnectionCreateRequest,
     ConnectionListResponse,
     ConnectionResponse,
@@ -42,8 +44,6 @@ from klineo.api.models import (
     ConnectionTestResponse,
     KeyWarning,
 )
-from klineo.binance import Credentials, Environment, ErrorCategory, KeyType, Market, endpoints, get_client
-from klineo.binance.errors import KlineoError
 from klineo.observability import logger, metrics
 from klineo.settings import get_settings
 from klineo.store import connections as connection_store

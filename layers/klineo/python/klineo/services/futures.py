@@ -44,13 +44,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from klineo.api.futures_models import (
-    FuturesAsset,
-    FuturesOrderRequest,
-    FuturesOrderResponse,
-    FuturesStateResponse,
-    FuturesTestResponse,
-)
 from klineo.binance import (
     BinanceClient,
     Credentials,
@@ -60,8 +53,15 @@ from klineo.binance import (
     endpoints,
     get_client,
 )
-from klineo.binance.errors import KlineoError
 from klineo.binance.filters import get_symbol_rules
+from klineo.errors import KlineoError
+from klineo.models.futures import (
+    FuturesAsset,
+    FuturesOrderRequest,
+    FuturesOrderResponse,
+    FuturesStateResponse,
+    FuturesTestResponse,
+)
 from klineo.observability import logger
 from klineo.services.orders import (
     FuturesOrder,

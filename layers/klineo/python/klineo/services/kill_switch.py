@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from klineo.api.models import KillSwitchResponse
+from klineo.models.common import KillSwitchResponse
 from klineo.observability import logger
 from klineo.store import flags
 

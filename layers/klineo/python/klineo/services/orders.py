@@ -43,7 +43,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
-from klineo.binance.errors import KlineoError
+from klineo.errors import KlineoError
 from klineo.observability import logger
 
 __all__ = [

@@ -18,7 +18,9 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from klineo.api.strategy_models import (
+from klineo.binance import ErrorCategory
+from klineo.errors import KlineoError
+from klineo.models.strategies import (
     RUNS_SHOWN,
     STRATEGY_ID_PATTERN,
     PendingOrderResponse,
@@ -29,8 +31,6 @@ from klineo.api.strategy_models import (
     StrategyResponse,
     StrategyUpdateRequest,
 )
-from klineo.binance import ErrorCategory
-from klineo.binance.errors import KlineoError
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, get_connection

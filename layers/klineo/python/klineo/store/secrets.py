@@ -17,7 +17,7 @@ from collections.abc import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from klineo.binance import Credentials, ErrorCategory, KeyType
-from klineo.binance.errors import KlineoError
+from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws

@@ -27,7 +27,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from klineo.binance import ErrorCategory
-from klineo.binance.errors import KlineoError
+from klineo.errors import KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.flags import batch_get_consistent, user_pk

@@ -1,4 +1,7 @@
-"""Request and response models of the HTTP API (pydantic); the futures routes add theirs in futures_models.
+"""Request and response models of the HTTP API (pydantic), and the error body.
+
+The futures and strategies routes add theirs in ``klineo.models.futures`` and
+``klineo.models.strategies``.
 
 Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
 repeat the value they reject: a secret must not come back in an error body.

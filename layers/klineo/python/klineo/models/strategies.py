@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from klineo.api.models import CONNECTION_ID_PATTERN, SYMBOL_PATTERN, ApiModel, DecimalString
+from klineo.models.common import CONNECTION_ID_PATTERN, SYMBOL_PATTERN, ApiModel, DecimalString
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
-from klineo.api.models import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
+from klineo.models.common import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
 __all__ = [
     "CLIENT_ORDER_ID_PATTERN",
