@@ -28,6 +28,7 @@ from klineo.binance import Credentials, KeyType
 from klineo.runner import candles as candle_cache
 from klineo.runner import execution
 from klineo.runner.schedule import MINUTE_MS
+from klineo.runner.worker import handle_batch
 from klineo.services import orders as order_core
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
@@ -217,14 +218,22 @@ class Runner:
                     self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return responses
 
-    def work_event(self, event: dict[str, Any], remaining_ms: int | None = None) -> dict[str, Any]:
-        """Invoke the worker on an SQS event (optionally with a context that has ``remaining_ms`` left)."""
-        if remaining_ms is None:
-            return self.invoke("strategy_worker", event)
-        from functions.strategy_worker import app
+    def work_event(self, event: dict[str, Any], remaining_ms: int | None = None,
+                   later_ms: int | None = None) -> dict[str, Any]:
+        """Invoke the worker on an SQS event (optionally with a context that has ``remaining_ms`` left).
 
-        context = ShortContext(function_name="strategy_worker", remaining_ms=remaining_ms)
-        return app.lambda_handler(event, context)
+        ``later_ms``: the batch runs on a runner clock that far ahead of now (leases, recvWindow
+        waits); Binance and AWS still see the real time, and the stale-candle check still sees the
+        last tick's time (``pinned``) unless the test moves it.
+        """
+        if remaining_ms is None and later_ms is None:
+            return self.invoke("strategy_worker", event)
+        context = ShortContext(function_name="strategy_worker", remaining_ms=remaining_ms or 60_000)
+        if later_ms is None:
+            from functions.strategy_worker import app
+
+            return app.lambda_handler(event, context)
+        return handle_batch(event, context, clock=lambda: time.time() + later_ms / 1000)
 
     def dispatched_event(self) -> dict[str, Any]:
         """Run a tick and return the SQS event holding every message it queued (deleted from the queue)."""

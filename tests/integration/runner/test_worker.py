@@ -10,7 +10,6 @@ from klineo.binance import endpoints, get_client
 from klineo.runner import execution
 from klineo.runner.schedule import client_order_id
 from klineo.services import orders as order_core
-from klineo.settings import get_settings
 from klineo.store import strategies as strategy_store
 
 from tests.integration.runner.conftest import KLINES_PATH, ORDER_PATH, current_close, worker_event_from
@@ -133,31 +132,50 @@ def test_a_re_run_after_a_crash_between_order_and_record_finds_the_order(runner,
     assert run.status == "ordered" and run.order["source"] == "existing"
 
 
-def test_an_order_that_never_reached_binance_is_sent_once_after_recv_window(runner, monkeypatch) -> None:
+def test_an_order_that_never_reached_binance_is_sent_once_after_recv_window(runner) -> None:
     """GIVEN the order request dies before Binance executes it WHEN redelivered before and after recvWindow
     THEN nothing is re-sent while it could still land, then exactly one order is placed."""
-    monkeypatch.setenv("BINANCE_RECV_WINDOW_MS", "300")
-    get_settings.cache_clear()
-    from klineo.binance import clear_client_cache
-
-    clear_client_cache()
-    monkeypatch.setattr(order_core, "SETTLE_MARGIN_MS", 0)
-    monkeypatch.setattr(execution, "SETTLE_MARGIN_MS", 0)
     sid = runner.strategy(USER, runner.connection(USER))
     event = runner.dispatched_event()
     runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
     first = runner.work_event(event, remaining_ms=1)
     assert len(first["batchItemFailures"]) == 1
     assert runner.stored(USER, sid).pending is not None
-    import time
-
-    time.sleep(0.5)
-    second = runner.work_event(event)
+    too_soon = runner.work_event(event, remaining_ms=1, later_ms=1_000)
+    assert len(too_soon["batchItemFailures"]) == 1
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    second = runner.work_event(event, later_ms=_past_recv_window_ms(1_000))
     assert second["batchItemFailures"] == []
     placed = [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200]
     assert len(placed) == 1
     assert runner.runs(sid)[0].status == "ordered"
     assert runner.stored(USER, sid).pending is None
+
+
+def test_an_order_absent_at_binance_after_its_candle_was_superseded_is_settled_not_placed(runner) -> None:
+    """GIVEN a live order that never reached Binance WHEN its message comes again once a newer candle
+    closed and recvWindow passed THEN the run is skipped (order_not_placed), the pending order is
+    cleared with the position unchanged, and nothing is sent."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    first = runner.work_event(event, remaining_ms=1)
+    assert len(first["batchItemFailures"]) == 1
+    runner.pinned["tick_ms"] += 120_000  # two candles later: the order's candle is superseded
+    second = runner.work_event(event, later_ms=_past_recv_window_ms(120_000))
+    assert second["batchItemFailures"] == []
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("skipped", "order_not_placed")
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None and stored.live_position == 0
+    assert stored.last_close == run.close_time
+
+
+def _past_recv_window_ms(after_ms: int) -> int:
+    """A runner clock offset (ms) past recvWindow and the settle margin, counted from ``after_ms``."""
+    window = float(get_client("futures", "production").recv_window)
+    return after_ms + int(window) + order_core.SETTLE_MARGIN_MS + 1_000
 
 
 def test_a_lost_answer_is_recovered_by_client_order_id(runner) -> None:

@@ -376,7 +376,7 @@ class _Turn:
         try:
             result = submit_futures_order(
                 client, creds, self.order_of(pending), pending.client_order_id,
-                earlier_attempt_ms=earlier_attempt_ms,
+                earlier_attempt_ms=earlier_attempt_ms, clock=self.ctx.clock,
             )
         except KlineoError as exc:
             if exc.category is ErrorCategory.UNKNOWN_OUTCOME or exc.retryable:
@@ -441,7 +441,7 @@ class _Turn:
         if found is not None:
             settled = self.settle_result(taken, found)
             return settled if settled.retry or pending.close_time == self.close_time else None
-        window_ms = float(get_client(Market.FUTURES, strategy.environment).recv_window_ms) + SETTLE_MARGIN_MS
+        window_ms = float(get_client(Market.FUTURES, strategy.environment).recv_window) + SETTLE_MARGIN_MS
         if now - earlier < window_ms:
             return self.result("pending", "earlier attempt may still reach Binance", retry=True)
         settle_live_order(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -116,6 +116,7 @@ def _contexts(
     parsed: Mapping[str, WorkMessage | None],
     groups: Mapping[tuple[str, str, str, int], CandleGroup | KlineoError],
     deadline_ms: int,
+    clock: Callable[[], float],
 ) -> dict[str, TickContext | str]:
     """Per message id: the context its strategies run in, or why the whole message must come again."""
     contexts: dict[str, TickContext | str] = {}
@@ -129,9 +130,10 @@ def _contexts(
                 contexts[message_id] = f"klines unavailable: {answer.category}"
                 continue
             contexts[message_id] = TickContext(message=message, group=None, deadline_ms=deadline_ms,
-                                               group_error=answer)
+                                               group_error=answer, clock=clock)
         else:
-            contexts[message_id] = TickContext(message=message, group=answer, deadline_ms=deadline_ms)
+            contexts[message_id] = TickContext(message=message, group=answer, deadline_ms=deadline_ms,
+                                               clock=clock)
     return contexts
 
 
@@ -148,13 +150,16 @@ def _warm_symbol_rules(messages: list[WorkMessage]) -> None:
             continue  # each strategy meets (and records) the error itself
 
 
-def handle_batch(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+def handle_batch(
+    event: Mapping[str, Any], context: Any = None, *, clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
     """Entry point for the SQS event: run every message's strategies; report the messages to redeliver.
 
     Every strategy of every message runs on one thread pool at once; Powertools' batch processor
-    then turns each message's outcome into a success or a reported failure.
+    then turns each message's outcome into a success or a reported failure. ``clock`` (epoch
+    seconds) is the runner's wall clock: leases, stale candles and recvWindow waits read it.
     """
-    started = time.time()
+    started = clock()
     remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_TIMEOUT_MS
     deadline_ms = int(started * 1000) + int(remaining)
     records = list(event.get("Records") or [])
@@ -164,7 +169,7 @@ def handle_batch(event: Mapping[str, Any], context: Any = None) -> dict[str, Any
     strategies = get_strategies_consistent(refs)
     groups = _fetch_groups(messages, strategies)
     _warm_symbol_rules(messages)
-    contexts = _contexts(parsed, groups, deadline_ms)
+    contexts = _contexts(parsed, groups, deadline_ms, clock)
 
     work = [(message_id, ctx, strategies.get((ref.user_id, ref.strategy_id)))
             for message_id, ctx in contexts.items() if isinstance(ctx, TickContext)
@@ -191,6 +196,6 @@ def handle_batch(event: Mapping[str, Any], context: Any = None) -> dict[str, Any
     logger.info("strategy batch done", extra={
         "messages": len(records), "klines_groups": len(groups), "outcomes": dict(tally),
         "failed_messages": len(response.get("batchItemFailures", [])),
-        "elapsed_ms": int((time.time() - started) * 1000),
+        "elapsed_ms": int((clock() - started) * 1000),
     })
     return response
