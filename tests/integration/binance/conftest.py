@@ -14,6 +14,7 @@ from klineo.binance import (
     RateLimiter,
     clear_all_caches,
 )
+from klineo.settings import get_settings
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +23,10 @@ def _clean_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("BINANCE_HTTPS_PROXY", "RATE_LIMIT_TABLE", "BINANCE_RECV_WINDOW_MS"):
         monkeypatch.delenv(name, raising=False)
     clear_all_caches()
+    get_settings.cache_clear()
     yield
     clear_all_caches()
+    get_settings.cache_clear()
 
 
 def creds_for(sim, account_id: str) -> Credentials:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
@@ -79,7 +80,8 @@ def test_store_failures_never_break_a_call(aws):
 
 
 def test_default_limiter_uses_dynamodb_when_the_table_is_configured(table):
-    """GIVEN RATE_LIMIT_TABLE set (as template.yaml does) WHEN the default limiter is made
-    THEN it is DynamoDB."""
+    """GIVEN RATE_LIMIT_TABLE set (as template.yaml does) and the services' wiring WHEN the default
+    limiter is made THEN it is DynamoDB."""
+    importlib.import_module("klineo.services")  # the composition root installs the store factory
     limiter = default_rate_limiter()
     assert isinstance(limiter.store, DynamoDBRateLimitStore) and limiter.store.table_name == table

@@ -4,7 +4,13 @@ Importing this package is cheap (no requests, boto3, cryptography or Powertools 
 they load on first use. See ``client`` for the retry policy; ``klineo.errors`` holds the error taxonomy.
 """
 
-from klineo.binance.client import BinanceClient, clear_client_cache, default_rate_limiter, get_client
+from klineo.binance.client import (
+    BinanceClient,
+    clear_client_cache,
+    default_rate_limiter,
+    get_client,
+    share_rate_limits_through,
+)
 from klineo.binance.credentials import Credentials, mask_api_key
 from klineo.binance.endpoints import (
     Candle,
@@ -81,6 +87,7 @@ __all__ = [
     "klines",
     "mask_api_key",
     "server_time",
+    "share_rate_limits_through",
     "signature",
     "spot_account",
     "spot_api_restrictions",

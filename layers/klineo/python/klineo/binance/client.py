@@ -34,20 +34,22 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Environment, Market
 from klineo.binance.environments import base_url as resolve_base_url
 from klineo.binance.environments import https_proxy
-from klineo.binance.ratelimit import DEFAULT_BAN_S, RateLimiter, endpoint_weight
+from klineo.binance.ratelimit import DEFAULT_BAN_S, RateLimiter, RateLimitStore, endpoint_weight
 from klineo.binance.signing import encode_params, signature
-from klineo.errors import ErrorCategory, KlineoError, classify_detail
+from klineo.errors import Classification, ErrorCategory, KlineoError, classify_detail
 
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["BinanceClient", "clear_client_cache", "default_rate_limiter", "get_client"]
+__all__ = [
+    "BinanceClient", "clear_client_cache", "default_rate_limiter", "get_client", "share_rate_limits_through",
+]
 
 MAX_RECV_WINDOW_MS = 60000
 DEFAULT_RECV_WINDOW_MS = 10000.0
@@ -129,6 +131,57 @@ class _Outcome:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind  # "not_sent" | "maybe_sent" | "config"
+
+
+class _Request:
+    """One call as every attempt sends it: the query encoded once, the headers (API key included) fixed.
+
+    A plain class, not a dataclass: importing ``klineo.binance`` stays free of ``dataclasses``, and
+    its repr never shows the headers or credentials.
+    """
+
+    __slots__ = ("creds", "headers", "method", "path", "query", "weight")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        weight: int,
+        query: str,
+        headers: dict[str, str],
+        creds: Credentials | None,
+    ) -> None:
+        self.method, self.path, self.weight, self.query = method, path, weight, query
+        self.headers, self.creds = headers, creds
+
+    def __repr__(self) -> str:
+        return f"_Request({self.method} {self.path})"
+
+    @property
+    def is_read(self) -> bool:
+        """Only a GET may be re-sent after an answer that may have been processed."""
+        return self.method == "GET"
+
+
+class _Budget:
+    """What one call has spent: retries (against ``max_retries``), its one resync, and when it began."""
+
+    __slots__ = ("resynced", "retries", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.retries = 0
+        self.resynced = False
+
+
+class _Step(NamedTuple):
+    """What an attempt decided: return ``data``, raise ``error``, or retry (after ``delay`` s, or resync)."""
+
+    data: Any = None
+    error: KlineoError | None = None
+    retry: ErrorCategory | None = None
+    delay: float = 0.0
+    resync: bool = False
 
 
 class BinanceClient:
@@ -248,151 +301,142 @@ class BinanceClient:
         return self._clock() * 1000.0 + (self._offset_ms or 0.0)
 
     def _call(self, method: str, path: str, params: dict[str, Any] | None, creds: Credentials | None) -> Any:
-        is_read = method == "GET"
-        weight = endpoint_weight(method, path, params)
-        base_query = encode_params(params)
-        url_prefix = self.base_url + path
+        """Attempt the call until an attempt says return or raise; retries sleep or resync as it says."""
+        request = self._request(method, path, params, creds)
+        budget = _Budget(started=self._clock())
+        while True:
+            step = self._attempt(request, budget)
+            if step.error is not None:
+                raise self._report(step.error, method, path, request.weight)
+            if step.retry is None:
+                return step.data
+            if step.resync:
+                budget.resynced = True
+            else:
+                budget.retries += 1
+            self._log_retry(method, path, step.retry, step.delay)
+            if step.resync:
+                self.sync_time()
+            else:
+                self._sleep(step.delay)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        creds: Credentials | None,
+    ) -> _Request:
         headers = self._headers if creds is None else {**self._headers, "X-MBX-APIKEY": creds.api_key}
         if method in _WRITE_METHODS:
             headers = {**headers, "Content-Length": "0"}
-        retries = 0
-        resynced = False
-        started = self._clock()
-        while True:
-            if creds is not None:
-                self._ensure_time_sync()
-            try:
-                self._limiter.acquire(self.host, self.market, weight, self._now_ms())
-            except KlineoError as err:
-                raise self._report(err, method, path, weight) from None
-            if creds is not None:
-                payload = (
-                    f"{base_query}&recvWindow={self.recv_window}&timestamp={int(self._now_ms())}"
-                    if base_query
-                    else f"recvWindow={self.recv_window}&timestamp={int(self._now_ms())}"
-                )
-                url = f"{url_prefix}?{payload}&signature={signature(payload, creds)}"
-            else:
-                url = f"{url_prefix}?{base_query}" if base_query else url_prefix
+        return _Request(
+            method=method,
+            path=path,
+            weight=endpoint_weight(method, path, params),
+            query=encode_params(params),
+            headers=headers,
+            creds=creds,
+        )
 
-            response, outcome = self._send(method, url, headers)
-            if outcome is not None:
-                if outcome.kind == "config":
-                    raise self._report(
-                        KlineoError(ErrorCategory.OTHER, "The Binance connection is misconfigured."),
-                        method,
-                        path,
-                        weight,
-                    )
-                if outcome.kind == "not_sent" or is_read:
-                    delay = float(2**retries)
-                    if retries < self.max_retries and self._has_time(started, delay):
-                        retries += 1
-                        self._log_retry(method, path, ErrorCategory.NETWORK, delay)
-                        self._sleep(delay)
-                        continue
-                    raise self._report(KlineoError(ErrorCategory.NETWORK), method, path, weight)
-                raise self._report(KlineoError(ErrorCategory.UNKNOWN_OUTCOME), method, path, weight)
+    def _url(self, request: _Request) -> str:
+        """One attempt's URL: the query as encoded once, then (signed) recvWindow, timestamp, signature."""
+        prefix = self.base_url + request.path
+        if request.creds is None:
+            return f"{prefix}?{request.query}" if request.query else prefix
+        stamp = f"recvWindow={self.recv_window}&timestamp={int(self._now_ms())}"
+        payload = f"{request.query}&{stamp}" if request.query else stamp
+        return f"{prefix}?{payload}&signature={signature(payload, request.creds)}"
 
-            status = response.status_code
-            used = self._read_usage(response)
-            self._limiter.observe(self.host, self.market, used, self._now_ms())
-            _metric("BinanceCalls", 1)
-            if used is not None:
-                _metric("BinanceWeightUsed", used)
-            content = response.content
+    def _attempt(self, request: _Request, budget: _Budget) -> _Step:
+        """One attempt (time sync, weight budget, HTTP exchange) and what to do after it."""
+        if request.creds is not None:
+            self._ensure_time_sync()
+        try:
+            self._limiter.acquire(self.host, self.market, request.weight, self._now_ms())
+        except KlineoError as err:
+            return _Step(error=err)
+        response, outcome = self._send(request.method, self._url(request), request.headers)
+        if outcome is not None:
+            return self._after_transport_failure(outcome, request, budget)
+        status = response.status_code
+        used = self._read_usage(response)
+        self._limiter.observe(self.host, self.market, used, self._now_ms())
+        _metric("BinanceCalls", 1)
+        if used is not None:
+            _metric("BinanceWeightUsed", used)
+        if 200 <= status < 300:
+            return self._after_success(response.content, status, used, request, budget)
+        return self._after_error_status(response, request, budget)
 
-            if 200 <= status < 300:
-                data, ok = _parse_json(content)
-                if ok:
-                    self._log_ok(method, path, status, weight, used)
-                    return data
-                if not is_read:
-                    raise self._report(
-                        KlineoError(ErrorCategory.UNKNOWN_OUTCOME, status=status), method, path, weight
-                    )
-                if retries < self.max_retries and self._has_time(started, float(2**retries)):
-                    delay = float(2**retries)
-                    retries += 1
-                    self._log_retry(method, path, ErrorCategory.UPSTREAM_UNAVAILABLE, delay)
-                    self._sleep(delay)
-                    continue
-                raise self._report(
-                    KlineoError(
-                        ErrorCategory.UPSTREAM_UNAVAILABLE,
-                        "Binance returned an unreadable answer.",
-                        status=status,
-                    ),
-                    method,
-                    path,
-                    weight,
-                )
+    def _backoff(
+        self,
+        budget: _Budget,
+        category: ErrorCategory,
+        delay: float | None = None,
+        *,
+        max_wait: float | None = None,
+    ) -> _Step | None:
+        """A retry after ``delay`` (default 1 s, 2 s, …) while retries and time remain; else None."""
+        delay = float(2**budget.retries) if delay is None else delay
+        if (
+            budget.retries < self.max_retries
+            and (max_wait is None or delay <= max_wait)
+            and self._has_time(budget.started, delay)
+        ):
+            return _Step(retry=category, delay=delay)
+        return None
 
-            code, msg = _error_body(content)
-            result = classify_detail(status, code, msg)
-            category = result.category
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+    def _after_transport_failure(self, outcome: _Outcome, request: _Request, budget: _Budget) -> _Step:
+        if outcome.kind == "config":
+            return _Step(error=KlineoError(ErrorCategory.OTHER, "The Binance connection is misconfigured."))
+        if outcome.kind == "not_sent" or request.is_read:
+            return self._backoff(budget, ErrorCategory.NETWORK) or _Step(
+                error=KlineoError(ErrorCategory.NETWORK)
+            )
+        return _Step(error=KlineoError(ErrorCategory.UNKNOWN_OUTCOME))
 
-            if category is ErrorCategory.IP_BANNED:
-                until_ms = self._ban_until_ms(retry_after, msg)
-                self._limiter.block(self.host, self.market, until_ms, 418)
-                err = KlineoError(
-                    category,
-                    result.message,
-                    status=status,
-                    code=code,
-                    retry_after=max(1, round((until_ms - self._now_ms()) / 1000)),
-                )
-                raise self._report(err, method, path, weight)
+    def _after_success(
+        self, content: bytes, status: int, used: int | None, request: _Request, budget: _Budget
+    ) -> _Step:
+        data, ok = _parse_json(content)
+        if ok:
+            self._log_ok(request.method, request.path, status, request.weight, used)
+            return _Step(data=data)
+        if not request.is_read:
+            return _Step(error=KlineoError(ErrorCategory.UNKNOWN_OUTCOME, status=status))
+        return self._backoff(budget, ErrorCategory.UPSTREAM_UNAVAILABLE) or _Step(
+            error=KlineoError(
+                ErrorCategory.UPSTREAM_UNAVAILABLE,
+                "Binance returned an unreadable answer.",
+                status=status,
+            )
+        )
 
-            if status == 429 or code in (-1003, -1015):
-                delay = retry_after if retry_after is not None else float(2**retries)
-                if (
-                    code != -1015
-                ):  # -1015 is the account's order limit, not the IP's weight: keep the host open
-                    self._limiter.block(self.host, self.market, self._now_ms() + delay * 1000, 429)
-                if (
-                    retries < self.max_retries
-                    and delay <= self.max_retry_wait_s
-                    and self._has_time(started, delay)
-                ):
-                    retries += 1
-                    self._log_retry(method, path, ErrorCategory.RATE_LIMIT, delay)
-                    self._sleep(delay)
-                    continue
-                err = KlineoError(
-                    ErrorCategory.RATE_LIMIT,
-                    result.message,
-                    status=status,
-                    code=code,
-                    retry_after=max(1, round(delay)),
-                )
-                raise self._report(err, method, path, weight)
-
-            if category is ErrorCategory.TIMESTAMP and creds is not None and not resynced:
-                resynced = True
-                self._log_retry(method, path, category, 0.0)
-                self.sync_time()
-                continue
-
-            if (
-                category in (ErrorCategory.UNKNOWN_OUTCOME, ErrorCategory.UPSTREAM_UNAVAILABLE)
-                or status >= 500
-            ):
-                if is_read:
-                    delay = float(2**retries)
-                    if retries < self.max_retries and self._has_time(started, delay):
-                        retries += 1
-                        self._log_retry(method, path, category, delay)
-                        self._sleep(delay)
-                        continue
-                    if category is ErrorCategory.UNKNOWN_OUTCOME:
-                        # A read has no outcome to settle: it simply failed.
-                        category, result = ErrorCategory.UPSTREAM_UNAVAILABLE, None
-                elif category is not ErrorCategory.UPSTREAM_UNAVAILABLE:
-                    category, result = ErrorCategory.UNKNOWN_OUTCOME, None
-
-            err = KlineoError(
+    def _after_error_status(self, response: Any, request: _Request, budget: _Budget) -> _Step:
+        status = response.status_code
+        code, msg = _error_body(response.content)
+        result: Classification | None = classify_detail(status, code, msg)
+        category = result.category
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        if category is ErrorCategory.IP_BANNED:
+            return self._after_ban(result, status, code, retry_after, msg)
+        if status == 429 or code in (-1003, -1015):
+            return self._after_rate_limit(result, status, code, retry_after, budget)
+        if category is ErrorCategory.TIMESTAMP and request.creds is not None and not budget.resynced:
+            return _Step(retry=category, resync=True)
+        if category in (ErrorCategory.UNKNOWN_OUTCOME, ErrorCategory.UPSTREAM_UNAVAILABLE) or status >= 500:
+            if request.is_read:
+                retry = self._backoff(budget, category)
+                if retry is not None:
+                    return retry
+                if category is ErrorCategory.UNKNOWN_OUTCOME:
+                    # A read has no outcome to settle: it simply failed.
+                    category, result = ErrorCategory.UPSTREAM_UNAVAILABLE, None
+            elif category is not ErrorCategory.UPSTREAM_UNAVAILABLE:
+                category, result = ErrorCategory.UNKNOWN_OUTCOME, None
+        return _Step(
+            error=KlineoError(
                 category,
                 result.message if result is not None else None,
                 status=status,
@@ -400,7 +444,51 @@ class BinanceClient:
                 retry_after=retry_after,
                 field=result.field if result is not None else None,
             )
-            raise self._report(err, method, path, weight)
+        )
+
+    def _after_ban(
+        self,
+        result: Classification,
+        status: int,
+        code: int | None,
+        retry_after: float | None,
+        msg: str,
+    ) -> _Step:
+        """A 418 ban: remembered (and shared) until it ends, never retried."""
+        until_ms = self._ban_until_ms(retry_after, msg)
+        self._limiter.block(self.host, self.market, until_ms, 418)
+        return _Step(
+            error=KlineoError(
+                result.category,
+                result.message,
+                status=status,
+                code=code,
+                retry_after=max(1, round((until_ms - self._now_ms()) / 1000)),
+            )
+        )
+
+    def _after_rate_limit(
+        self,
+        result: Classification,
+        status: int,
+        code: int | None,
+        retry_after: float | None,
+        budget: _Budget,
+    ) -> _Step:
+        """429 / -1003 / -1015: wait Retry-After (else back off) when it is short enough, else fail fast."""
+        delay = retry_after if retry_after is not None else float(2**budget.retries)
+        if code != -1015:  # -1015 is the account's order limit, not the IP's weight: keep the host open
+            self._limiter.block(self.host, self.market, self._now_ms() + delay * 1000, 429)
+        retry = self._backoff(budget, ErrorCategory.RATE_LIMIT, delay, max_wait=self.max_retry_wait_s)
+        return retry or _Step(
+            error=KlineoError(
+                ErrorCategory.RATE_LIMIT,
+                result.message,
+                status=status,
+                code=code,
+                retry_after=max(1, round(delay)),
+            )
+        )
 
     def _send(self, method: str, url: str, headers: dict[str, str]) -> tuple[Any, _Outcome | None]:
         """One HTTP exchange: (response, None) or (None, why it failed); never raises a transport error."""
@@ -521,6 +609,7 @@ _lock = threading.Lock()
 _clients: dict[tuple[Market, Environment, str, str | None], BinanceClient] = {}
 _sessions: dict[tuple[str, str | None], Any] = {}
 _limiter: RateLimiter | None = None
+_store_factory: Callable[[], RateLimitStore | None] | None = None
 
 
 def _shared_session(base: str, proxy: str | None) -> Any:
@@ -544,19 +633,26 @@ def _shared_session(base: str, proxy: str | None) -> Any:
     return session
 
 
+def share_rate_limits_through(factory: Callable[[], RateLimitStore | None] | None) -> None:
+    """Install where default limiters keep shared state: ``factory()`` (None: in this container only).
+
+    The composition root calls it (``klineo.services``, with ``klineo.store.rate_limit``), so this
+    package never imports the store. The factory runs each time a default limiter is made.
+    """
+    global _store_factory, _limiter
+    with _lock:
+        _store_factory = factory
+        _limiter = None
+
+
 def default_rate_limiter() -> RateLimiter:
-    """The container's rate limiter: shared through DynamoDB when RATE_LIMIT_TABLE is set, else in memory."""
+    """The container's rate limiter: on the installed shared store when it gives one, else in memory."""
     global _limiter
     if _limiter is None:
         with _lock:
             if _limiter is None:
-                table = os.environ.get("RATE_LIMIT_TABLE", "").strip()
-                if table:
-                    from klineo.store.rate_limit import DynamoDBRateLimitStore
-
-                    _limiter = RateLimiter(DynamoDBRateLimitStore(table))
-                else:
-                    _limiter = RateLimiter()
+                store = _store_factory() if _store_factory is not None else None
+                _limiter = RateLimiter(store) if store is not None else RateLimiter()
     return _limiter
 
 

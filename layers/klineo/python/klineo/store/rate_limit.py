@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from klineo.binance.ratelimit import SharedState
+from klineo.settings import get_settings
 
-__all__ = ["DynamoDBRateLimitStore"]
+__all__ = ["DynamoDBRateLimitStore", "shared_rate_limit_store"]
 
 _WINDOW_MS = 60_000
 
@@ -130,3 +131,9 @@ class DynamoDBRateLimitStore:
 def _is_condition_failure(error: BaseException) -> bool:
     response = getattr(error, "response", None) or {}
     return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def shared_rate_limit_store() -> DynamoDBRateLimitStore | None:
+    """The RateLimitTable's store when RATE_LIMIT_TABLE is set (as template.yaml does), else None."""
+    table = get_settings().rate_limit_table.strip()
+    return DynamoDBRateLimitStore(table) if table else None
