@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 from klineo.binance import ErrorCategory, KlineoError, classify, classify_detail
-from klineo.errors import CODE_TABLE
+from klineo.binance.codes import CODE_TABLE
 
 C = ErrorCategory
 

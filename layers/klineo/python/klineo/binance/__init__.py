@@ -11,6 +11,7 @@ from klineo.binance.client import (
     get_client,
     share_rate_limits_through,
 )
+from klineo.binance.codes import Classification, classify, classify_detail
 from klineo.binance.credentials import Credentials, mask_api_key
 from klineo.binance.endpoints import (
     Candle,
@@ -43,7 +44,7 @@ from klineo.binance.ratelimit import (
     endpoint_weight,
 )
 from klineo.binance.signing import encode_params, signature
-from klineo.errors import Classification, ErrorCategory, KlineoError, classify, classify_detail
+from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = [
     "BinanceClient",

@@ -36,13 +36,14 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from klineo.binance.codes import Classification, classify_detail
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Environment, Market
 from klineo.binance.environments import base_url as resolve_base_url
 from klineo.binance.environments import https_proxy
 from klineo.binance.ratelimit import DEFAULT_BAN_S, RateLimiter, RateLimitStore, endpoint_weight
 from klineo.binance.signing import encode_params, signature
-from klineo.errors import Classification, ErrorCategory, KlineoError, classify_detail
+from klineo.errors import ErrorCategory, KlineoError
 
 if TYPE_CHECKING:
     import requests

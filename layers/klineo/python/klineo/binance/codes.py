@@ -1,0 +1,284 @@
+"""Binance's answers mapped onto KLINEO's taxonomy: the one code table and ``classify``.
+
+Binance answers are mapped by ``classify(status, code, msg)`` through ONE table keyed by Binance
+code (with a few message-dependent splits, still data in that table) and, when the code is absent
+or unknown, by HTTP status. Messages are written here or in ``klineo.errors``, never copied from
+Binance: a Binance message only picks which of our messages applies, and the only things lifted
+from it are a parameter or filter name that matches a strict identifier pattern.
+
+Note on -2015 ("Invalid API-key, IP, or permissions for action", futures appends ", request ip: …"):
+Binance uses the same code for a wrong key, a missing permission and an IP outside the key's
+allow-list, so the code alone cannot say ``ip_whitelist``. It is classified ``permission``; the
+connection-test service (``klineo.services.connections``) tells the IP case apart by repeating the
+call signed with a throwaway secret: -1022 then proves Binance knows the key, so the first -2015
+came from the allow-list. (``apiRestrictions`` cannot help: it answers -2015 for the same reason.)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from klineo.errors import ErrorCategory
+
+__all__ = ["CODE_TABLE", "Classification", "classify", "classify_detail"]
+
+
+class Classification(NamedTuple):
+    """The outcome of classifying one Binance answer."""
+
+    category: ErrorCategory
+    message: str
+    field: str | None = None
+
+
+class _Rule(NamedTuple):
+    """How one Binance code maps: a category and message, optionally refined by message substrings."""
+
+    category: ErrorCategory
+    message: str | None = None
+    field: str | None = None
+    # (lower-case substring of Binance's msg, category, message, field) tried in order before the default.
+    by_message: tuple[tuple[str, ErrorCategory, str | None, str | None], ...] = ()
+    # Lift the quoted parameter name out of Binance's message into `field` (and our message).
+    field_from_msg: bool = False
+
+
+_C = ErrorCategory
+_TS_MSG = _C.TIMESTAMP.default_message
+_TS_AHEAD_MSG = (
+    "The request time was ahead of Binance's clock. The backend resyncs with Binance server time "
+    "automatically; please retry."
+)
+
+# ---------------------------------------------------------------------------------------------------
+# THE table: Binance code -> rule (facts §4). Codes not listed fall back to the HTTP status table below.
+# ---------------------------------------------------------------------------------------------------
+CODE_TABLE: dict[int, _Rule] = {
+    -1000: _Rule(_C.UNKNOWN_OUTCOME),  # "An unknown error occurred while processing the request."
+    -1001: _Rule(
+        _C.UPSTREAM_UNAVAILABLE
+    ),  # "Internal error; unable to process your request. Please try again."
+    -1002: _Rule(_C.PERMISSION, "Binance refused the request: not authorized."),
+    -1003: _Rule(
+        _C.RATE_LIMIT,
+        by_message=(("banned", _C.IP_BANNED, None, None),),
+    ),
+    -1006: _Rule(_C.UNKNOWN_OUTCOME),  # unexpected response from the message bus; execution status unknown
+    -1007: _Rule(
+        _C.UNKNOWN_OUTCOME
+    ),  # "Timeout waiting for response from backend server. Send status unknown"
+    -1008: _Rule(
+        _C.UPSTREAM_UNAVAILABLE, "Binance is overloaded or throttling requests; please retry shortly."
+    ),
+    -1013: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # spot "Filter failure: LOT_SIZE" and friends
+    -1014: _Rule(_C.INVALID_REQUEST, "Binance does not support this order combination."),
+    -1015: _Rule(_C.RATE_LIMIT, "Too many new orders; please retry shortly."),
+    -1021: _Rule(
+        _C.TIMESTAMP,
+        _TS_MSG,
+        by_message=(("ahead", _C.TIMESTAMP, _TS_AHEAD_MSG, None),),
+    ),
+    -1022: _Rule(_C.SIGNATURE),
+    -1100: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # "Illegal characters found in parameter '%s'"
+    -1101: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # too many / duplicate parameters
+    -1102: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # "Mandatory parameter '%s' was not sent…"
+    -1103: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # unknown parameter
+    -1104: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # not all parameters were read
+    -1105: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # parameter was empty
+    -1106: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # parameter sent when not required
+    -1111: _Rule(
+        _C.INVALID_REQUEST, "A value has more decimal places than Binance allows.", field_from_msg=True
+    ),
+    -1112: _Rule(_C.ORDER_REJECTED, "No orders on the book for this symbol."),
+    -1114: _Rule(_C.INVALID_REQUEST, "Time in force was sent where it is not required.", "timeInForce"),
+    -1115: _Rule(_C.INVALID_REQUEST, "Invalid time in force.", "timeInForce"),
+    -1116: _Rule(_C.INVALID_REQUEST, "Invalid order type.", "type"),
+    -1117: _Rule(_C.INVALID_REQUEST, "Invalid order side.", "side"),
+    -1118: _Rule(_C.INVALID_REQUEST, "The client order id was empty.", "newClientOrderId"),
+    -1120: _Rule(_C.INVALID_REQUEST, "Invalid interval.", "interval"),
+    -1121: _Rule(_C.INVALID_REQUEST, "Invalid symbol.", "symbol"),
+    -1125: _Rule(_C.PERMISSION, "The listen key does not exist."),
+    -1127: _Rule(_C.INVALID_REQUEST, "The time range is too long.", "startTime"),
+    -1130: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # invalid data sent for a parameter
+    -1131: _Rule(_C.INVALID_REQUEST, "recvWindow must be less than 60000.", "recvWindow"),
+    -2010: _Rule(
+        _C.ORDER_REJECTED,
+        by_message=(
+            ("duplicate order", _C.DUPLICATE_ORDER, None, None),
+            ("insufficient balance", _C.INSUFFICIENT_BALANCE, None, None),
+            ("market is closed", _C.ORDER_REJECTED, "The market is closed for this symbol.", None),
+        ),
+    ),
+    -2011: _Rule(
+        _C.ORDER_REJECTED,
+        "Binance rejected the cancel request.",
+        by_message=(
+            ("unknown order", _C.ORDER_NOT_FOUND, None, None),
+            ("not found", _C.ORDER_NOT_FOUND, None, None),
+        ),
+    ),
+    -2013: _Rule(_C.ORDER_NOT_FOUND),  # "Order does not exist."
+    -2014: _Rule(_C.PERMISSION, "The API key format is invalid."),
+    -2015: _Rule(_C.PERMISSION),  # see the module docstring on ip_whitelist
+    -2018: _Rule(_C.INSUFFICIENT_BALANCE),
+    -2019: _Rule(_C.INSUFFICIENT_BALANCE, "Margin is insufficient for this order."),
+    -2020: _Rule(_C.ORDER_REJECTED, "The order could not be filled (fill-or-kill / post-only rule)."),
+    -2021: _Rule(_C.ORDER_REJECTED, "Cancel-replace was only partly done."),
+    -2022: _Rule(_C.ORDER_REJECTED, "The reduce-only order was rejected."),
+    -2026: _Rule(_C.ORDER_REJECTED, "This order type is not supported on this symbol."),
+    -2027: _Rule(_C.ORDER_REJECTED, "The position would exceed the maximum allowed at the current leverage."),
+    -2028: _Rule(_C.INSUFFICIENT_BALANCE, "Not enough margin to change leverage."),
+    -2039: _Rule(
+        _C.INVALID_REQUEST,
+        "The order id and client order id do not belong to the same order.",
+        "origClientOrderId",
+    ),
+    -4003: _Rule(_C.INVALID_REQUEST, "Quantity must be greater than zero.", "quantity"),
+    -4004: _Rule(_C.INVALID_REQUEST, "Quantity is below the minimum for this symbol.", "quantity"),
+    -4005: _Rule(_C.INVALID_REQUEST, "Quantity is above the maximum for this symbol.", "quantity"),
+    -4013: _Rule(_C.INVALID_REQUEST, "Price is below the minimum for this symbol.", "price"),
+    -4014: _Rule(_C.INVALID_REQUEST, "Price is not a multiple of the symbol's tick size.", "price"),
+    -4015: _Rule(
+        _C.INVALID_REQUEST,
+        "The client order id is not valid (1-36 characters: letters, digits, . : / _ -).",
+        "newClientOrderId",
+    ),
+    -4016: _Rule(_C.INVALID_REQUEST, "Price is above the maximum allowed for this symbol.", "price"),
+    -4023: _Rule(_C.INVALID_REQUEST, "Quantity is not a multiple of the symbol's step size.", "quantity"),
+    -4024: _Rule(_C.INVALID_REQUEST, "Price is below the minimum allowed for this symbol.", "price"),
+    -4028: _Rule(_C.INVALID_REQUEST, "This leverage is not valid for the symbol.", "leverage"),
+    -4046: _Rule(_C.CONFLICT, "The margin type is already set."),
+    -4059: _Rule(_C.CONFLICT, "The position mode is already set."),
+    -4061: _Rule(
+        _C.INVALID_REQUEST, "The position side does not match the account's position mode.", "positionSide"
+    ),
+    -4109: _Rule(_C.PERMISSION, "The futures account is inactive."),
+    -4116: _Rule(_C.DUPLICATE_ORDER),  # "ClientOrderId is duplicated."
+    -4117: _Rule(_C.UPSTREAM_UNAVAILABLE, "The stop order is being triggered; please retry shortly."),
+    -4120: _Rule(
+        _C.INVALID_REQUEST,
+        "Conditional order types need Binance's algo-order endpoint; not supported here.",
+        "type",
+    ),
+    -4131: _Rule(
+        _C.ORDER_REJECTED, "The best counterparty price is outside the symbol's allowed price range."
+    ),
+    -4164: _Rule(
+        _C.INVALID_REQUEST,
+        "Order value is below the symbol's minimum notional (unless reduce-only).",
+        "quantity",
+    ),
+    -5028: _Rule(_C.TIMESTAMP, _TS_MSG),  # ME recvWindow rejection (futures)
+}
+
+# Filter named by spot's "Filter failure: <FILTER>" -> the order field it concerns.
+_FILTER_FIELDS = {
+    "LOT_SIZE": "quantity",
+    "MARKET_LOT_SIZE": "quantity",
+    "PRICE_FILTER": "price",
+    "PERCENT_PRICE": "price",
+    "PERCENT_PRICE_BY_SIDE": "price",
+    "MIN_NOTIONAL": "quantity",
+    "NOTIONAL": "quantity",
+    "ICEBERG_PARTS": "icebergQty",
+    "MAX_NUM_ORDERS": None,
+    "MAX_POSITION": "quantity",
+}
+
+_STATUS_TABLE: dict[int, tuple[ErrorCategory, str | None]] = {
+    400: (_C.INVALID_REQUEST, None),
+    401: (_C.PERMISSION, None),
+    403: (
+        _C.RATE_LIMIT,
+        "Binance's firewall refused the request (request rate or security rule); retry later.",
+    ),
+    404: (_C.OTHER, "This Binance endpoint is not available in this environment."),
+    408: (_C.UNKNOWN_OUTCOME, None),  # futures: backend timeout, execution status unknown
+    409: (_C.ORDER_REJECTED, "Binance reported a partial success; check the order state."),
+    418: (_C.IP_BANNED, None),
+    429: (_C.RATE_LIMIT, None),
+    451: (_C.RESTRICTED, None),
+}
+
+# Futures 503 variants (facts §4): only "Unknown error…" leaves the outcome unknown; the others are failures.
+_503_BY_MESSAGE = (
+    ("unknown error", _C.UNKNOWN_OUTCOME, None),
+    ("service unavailable", _C.UPSTREAM_UNAVAILABLE, None),
+    ("internal error", _C.UPSTREAM_UNAVAILABLE, None),
+    (
+        "throttled",
+        _C.UPSTREAM_UNAVAILABLE,
+        "Binance is overloaded or throttling requests; please retry shortly.",
+    ),
+)
+
+_QUOTED_NAME = re.compile(r"'([A-Za-z][A-Za-z0-9_]{0,40})'")
+_FILTER_NAME = re.compile(r"Filter failure: ([A-Z_]{3,40})")
+
+
+def _lift_field(msg: str) -> tuple[str | None, str | None]:
+    """(field, safe detail) lifted from a Binance message; only strict identifiers ever leave it."""
+    match = _FILTER_NAME.search(msg)
+    if match:
+        name = match.group(1)
+        return _FILTER_FIELDS.get(name), f"The order failed Binance's {name} filter."
+    match = _QUOTED_NAME.search(msg)
+    if match:
+        name = match.group(1)
+        return name, f"Parameter '{name}' was rejected by Binance."
+    return None, None
+
+
+def _by_status(status: int | None, msg: str) -> Classification:
+    if status is None:
+        return Classification(_C.NETWORK, _C.NETWORK.default_message)
+    if status == 503:
+        lowered = msg.lower()
+        for needle, category, message in _503_BY_MESSAGE:
+            if needle in lowered:
+                return Classification(category, message or category.default_message)
+        return Classification(_C.UNKNOWN_OUTCOME, _C.UNKNOWN_OUTCOME.default_message)
+    entry = _STATUS_TABLE.get(status)
+    if entry is None:
+        if status >= 500:
+            # Spot: "5XX … is NOT a failure operation; the execution status is UNKNOWN".
+            entry = (_C.UNKNOWN_OUTCOME, None)
+        elif status >= 400:
+            entry = (_C.INVALID_REQUEST, None)
+        else:
+            entry = (_C.OTHER, None)
+    category, message = entry
+    return Classification(category, message or category.default_message)
+
+
+def classify_detail(status: int | None, code: int | None, msg: str | None) -> Classification:
+    """Classify a Binance answer (status, code, message) into category, user-safe message and field."""
+    msg = msg if isinstance(msg, str) else ""
+    # These statuses mean the same whatever code comes with them.
+    if status == 418:
+        return Classification(_C.IP_BANNED, _C.IP_BANNED.default_message)
+    if status == 451:
+        return Classification(_C.RESTRICTED, _C.RESTRICTED.default_message)
+    rule = CODE_TABLE.get(code) if code is not None else None
+    if rule is None:
+        return _by_status(status, msg)
+    category, message, field = rule.category, rule.message, rule.field
+    if rule.by_message:
+        lowered = msg.lower()
+        for needle, alt_category, alt_message, alt_field in rule.by_message:
+            if needle in lowered:
+                category, message, field = alt_category, alt_message, alt_field
+                break
+    if rule.field_from_msg and field is None:
+        lifted_field, detail = _lift_field(msg)
+        field = lifted_field
+        if message is None:
+            message = detail
+    return Classification(category, message or category.default_message, field)
+
+
+def classify(status: int | None, code: int | None, msg: str | None) -> tuple[ErrorCategory, str]:
+    """Map (HTTP status, Binance code, Binance message) to (category, user-safe message)."""
+    result = classify_detail(status, code, msg)
+    return result.category, result.message
