@@ -1,6 +1,6 @@
 """Everything that talks to Binance: environments, credentials, signing, client, endpoints, filters.
 
-Importing this package is cheap (no requests, boto3, cryptography or Powertools at import time);
+Importing this package is cheap (no requests, AWS SDK, cryptography or Powertools at import time);
 they load on first use. See ``client`` for the retry policy; ``klineo.errors`` holds the error taxonomy.
 """
 

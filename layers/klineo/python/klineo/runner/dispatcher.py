@@ -11,27 +11,23 @@ handful of Query pages plus one SQS call per 10 groups, so it is never the runne
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from klineo.binance import ErrorCategory
-from klineo.errors import KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger, metrics
 from klineo.runner.messages import MAX_STRATEGIES_PER_MESSAGE, StrategyRef, WorkMessage
 from klineo.runner.schedule import due_candles, tick_time_ms
 from klineo.settings import get_settings
-from klineo.store import aws
+from klineo.store.queue import SQS_BATCH, send_batch
 from klineo.store.strategies import Strategy, query_active
 
-__all__ = ["SEND_ATTEMPTS", "DispatchSummary", "dispatch_tick", "plan_messages", "send_messages"]
+__all__ = ["DispatchSummary", "dispatch_tick", "plan_messages", "send_messages"]
 
-_SQS_BATCH = 10
 _SEND_THREADS = 4
-SEND_ATTEMPTS = 3
 
 
 @dataclass
@@ -81,23 +77,9 @@ def plan_messages(
 
 
 def _send_batch(queue_url: str, batch: list[WorkMessage]) -> int:
-    """Send up to 10 messages, retrying only the entries SQS failed; returns how many never made it."""
-    entries = {
-        str(index): json.dumps(message.model_dump(mode="json"), separators=(",", ":"))
-        for index, message in enumerate(batch)
-    }
-    client = aws.sqs()
-    for attempt in range(SEND_ATTEMPTS):
-        answer = client.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()],
-        )
-        failed = {entry["Id"] for entry in answer.get("Failed", [])}
-        entries = {key: body for key, body in entries.items() if key in failed}
-        if not entries:
-            return 0
-        time.sleep(0.1 * 2**attempt)
-    return len(entries)
+    """Send up to 10 messages; returns how many never made it."""
+    bodies = [json.dumps(message.model_dump(mode="json"), separators=(",", ":")) for message in batch]
+    return send_batch(queue_url, bodies)
 
 
 def send_messages(messages: list[WorkMessage], queue_url: str | None = None) -> None:
@@ -105,7 +87,7 @@ def send_messages(messages: list[WorkMessage], queue_url: str | None = None) -> 
     queue_url = queue_url or get_settings().strategy_queue_url
     if not queue_url:
         raise KlineoError(ErrorCategory.OTHER, "STRATEGY_QUEUE_URL is not set")
-    batches = [messages[i:i + _SQS_BATCH] for i in range(0, len(messages), _SQS_BATCH)]
+    batches = [messages[i:i + SQS_BATCH] for i in range(0, len(messages), SQS_BATCH)]
     if not batches:
         return
     if len(batches) == 1:

@@ -43,7 +43,7 @@ from klineo.strategies import get_strategy_type, parse_parameters
 
 __all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch"]
 
-# botocore's default connection pool holds 10 connections; more threads would only queue on it.
+# The AWS SDK's default connection pool holds 10 connections; more threads would only queue on it.
 STRATEGY_THREADS = 10
 CANDLE_THREADS = 8
 # Deadline used when no Lambda context is given (local runs): the template's worker Timeout.

@@ -42,7 +42,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
-from botocore.exceptions import BotoCoreError, ClientError
 
 from klineo.binance import (
     BinanceClient,
@@ -72,8 +71,6 @@ from klineo.services.orders import (
     query_futures_order,
     submit_futures_order,
 )
-from klineo.settings import get_settings
-from klineo.store import aws
 from klineo.store.connections import (
     Connection,
     get_connection,
@@ -81,6 +78,7 @@ from klineo.store.connections import (
     record_test_result,
     set_futures_enabled,
 )
+from klineo.store.idempotency import order_idempotency_store
 from klineo.store.orders import (
     STATUS_REJECTED,
     STATUS_UNKNOWN,
@@ -88,7 +86,7 @@ from klineo.store.orders import (
     claim_resend,
     create_order_record,
     get_order_record,
-    record_order_outcome,
+    record_order_outcome_quietly,
 )
 from klineo.store.secrets import get_credentials
 
@@ -106,8 +104,8 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-# Built at import: plain configuration, no client. The persistence layer (a boto3 client) is
-# made lazily on the first order, see _idempotent_placer.
+# Built at import: plain configuration, no client. The persistence layer (a DynamoDB client) is
+# made lazily on the first order, see klineo.store.idempotency.
 _IDEMPOTENCY_CONFIG = IdempotencyConfig(
     # The user sub is part of the key: two users sending the same header value never collide.
     event_key_jmespath="[user_id, idempotency_key]",
@@ -269,14 +267,6 @@ def _reference_price(client: BinanceClient, order: FuturesOrderRequest) -> Decim
     return endpoints.futures_mark_price(client, order.symbol)
 
 
-def _record_quietly(user_id: str, client_order_id: str, **outcome: Any) -> None:
-    """Update the order record; a storage failure is logged, never allowed to hide the order's outcome."""
-    try:
-        record_order_outcome(user_id, client_order_id, **outcome)
-    except (ClientError, BotoCoreError):
-        logger.exception("order record update failed", extra={"client_order_id": client_order_id})
-
-
 def _resume(
     user_id: str, existing: OrderRecord, order: FuturesOrderRequest, client: BinanceClient, creds: Credentials
 ) -> OrderResult:
@@ -371,16 +361,16 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
             result = _resume(user_id, existing, order, client, creds)
     except KlineoError as exc:
         if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
-            _record_quietly(user_id, client_order_id, status=STATUS_UNKNOWN, error=exc.to_dict())
+            record_order_outcome_quietly(user_id, client_order_id, status=STATUS_UNKNOWN, error=exc.to_dict())
         elif existing is None:
             # A fresh id: the only call that can fail definitively is the POST itself, so
             # Binance refused the order and nothing was placed. (On the resume path a failure may
             # come from a lookup; the record then keeps its state and the next retry looks again.)
-            _record_quietly(
+            record_order_outcome_quietly(
                 user_id, client_order_id, status=STATUS_REJECTED, error={**exc.to_dict(), "code": exc.code}
             )
         raise
-    _record_quietly(
+    record_order_outcome_quietly(
         user_id, client_order_id, status=result.status, order_id=result.order_id, result=result.to_record()
     )
     logger.info(
@@ -403,9 +393,8 @@ def _place_idempotent(
 
 
 @lru_cache(maxsize=4)
-def _idempotent_placer(table_name: str, dynamodb_client: Any) -> Any:
+def _idempotent_placer(persistence: DynamoDBPersistenceLayer) -> Any:
     """`_place_idempotent` wrapped by Powertools idempotency on IDEMPOTENCY_TABLE (made on first use)."""
-    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
     return idempotent_function(
         data_keyword_argument="request",
         config=_IDEMPOTENCY_CONFIG,
@@ -439,7 +428,7 @@ def place_futures_order(
     if lambda_context is not None:
         # In-progress records then expire with this invocation, so a crashed attempt frees its key.
         _IDEMPOTENCY_CONFIG.register_lambda_context(lambda_context)
-    placer = _idempotent_placer(get_settings().idempotency_table, aws.dynamodb())
+    placer = _idempotent_placer(order_idempotency_store())
     request = {"user_id": user_id, "idempotency_key": key, "order": order.fingerprint()}
     try:
         return placer(request=request, order=order, client_order_id=client_order_id)
@@ -510,7 +499,7 @@ def get_futures_order_status(
         or record.order_id != found.order_id
         or (record.result or {}).get("executed_quantity") != found.to_record()["executed_quantity"]
     ):
-        _record_quietly(
+        record_order_outcome_quietly(
             user_id, client_order_id, status=found.status, order_id=found.order_id, result=found.to_record()
         )
     return _response(found, connection_id)

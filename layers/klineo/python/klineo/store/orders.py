@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
 
@@ -35,6 +36,7 @@ __all__ = [
     "create_order_record",
     "get_order_record",
     "record_order_outcome",
+    "record_order_outcome_quietly",
 ]
 
 STATUS_PENDING = "PENDING"
@@ -237,6 +239,14 @@ def record_order_outcome(
         ExpressionAttributeNames=names,
         ExpressionAttributeValues={k: _SERIALIZER.serialize(v) for k, v in values.items()},
     )
+
+
+def record_order_outcome_quietly(user_id: str, client_order_id: str, **outcome: Any) -> None:
+    """``record_order_outcome``; a storage failure is logged, never allowed to hide the order's outcome."""
+    try:
+        record_order_outcome(user_id, client_order_id, **outcome)
+    except (ClientError, BotoCoreError):
+        logger.exception("order record update failed", extra={"client_order_id": client_order_id})
 
 
 def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int, attempt_ms: int) -> bool:
