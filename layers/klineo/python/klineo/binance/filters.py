@@ -124,16 +124,25 @@ class SymbolRules(NamedTuple):
         ``price`` is required for limit-type orders and returned as None for market-type orders.
         ``reference_price`` values market orders for the notional check (futures: the mark price).
         """
-        side = str(side).upper()
-        if side not in ("BUY", "SELL"):
+        market_order = self._check_side_and_type(side, order_type)
+        qty = self.prepare_quantity(quantity, market_order)
+        out_price = None if market_order else self.prepare_price(price, order_type)
+        self.check_notional(qty, out_price, reference_price, market_order, reduce_only)
+        return qty, out_price
+
+    def _check_side_and_type(self, side: str, order_type: str) -> bool:
+        """Refuse an unknown side or an order type the symbol does not take; True for market-type orders."""
+        if str(side).upper() not in ("BUY", "SELL"):
             raise _invalid("side", "side must be BUY or SELL")
         order_type = str(order_type).upper()
         if self.order_types and order_type not in self.order_types:
             raise _invalid("type", f"order type {order_type} is not allowed on {self.symbol}")
         if order_type not in _PRICED_TYPES and order_type not in _MARKET_TYPES:
             raise _invalid("type", f"order type {order_type} is not supported")
-        market_order = order_type in _MARKET_TYPES
+        return order_type in _MARKET_TYPES
 
+    def prepare_quantity(self, quantity: Decimal, market_order: bool) -> Decimal:
+        """The quantity rounded down to the lot step, within the lot's minimum and maximum."""
         qty = _to_decimal(quantity, "quantity")
         if qty <= 0:
             raise _invalid("quantity", "quantity must be greater than zero")
@@ -153,33 +162,31 @@ class SymbolRules(NamedTuple):
             raise _invalid(
                 "quantity", f"quantity {qty} is above the maximum {_clean(max_qty)} for {self.symbol}"
             )
+        return qty
 
-        out_price: Decimal | None = None
-        if not market_order:
-            if price is None:
-                raise _invalid("price", f"price is required for {order_type} orders")
-            raw_price = _to_decimal(price, "price")
-            if raw_price <= 0:
-                raise _invalid("price", "price must be greater than zero")
-            if self.min_price > 0 and raw_price < self.min_price:
-                raise _invalid(
-                    "price",
-                    f"price {_clean(raw_price)} is below the minimum {_clean(self.min_price)} "
-                    f"for {self.symbol}",
-                )
-            out_price = self.round_price(raw_price)
-            if out_price <= 0 or (self.min_price > 0 and out_price < self.min_price):
-                raise _invalid(
-                    "price", f"price rounds down below the minimum {_clean(self.min_price)} for {self.symbol}"
-                )
-            if self.max_price > 0 and out_price > self.max_price:
-                raise _invalid(
-                    "price",
-                    f"price {out_price} is above the maximum {_clean(self.max_price)} for {self.symbol}",
-                )
-
-        self.check_notional(qty, out_price, reference_price, market_order, reduce_only)
-        return qty, out_price
+    def prepare_price(self, price: Decimal | None, order_type: str) -> Decimal:
+        """A limit-type order's price rounded down to the tick size, within the price filter."""
+        if price is None:
+            raise _invalid("price", f"price is required for {str(order_type).upper()} orders")
+        raw_price = _to_decimal(price, "price")
+        if raw_price <= 0:
+            raise _invalid("price", "price must be greater than zero")
+        if self.min_price > 0 and raw_price < self.min_price:
+            raise _invalid(
+                "price",
+                f"price {_clean(raw_price)} is below the minimum {_clean(self.min_price)} for {self.symbol}",
+            )
+        out_price = self.round_price(raw_price)
+        if out_price <= 0 or (self.min_price > 0 and out_price < self.min_price):
+            raise _invalid(
+                "price", f"price rounds down below the minimum {_clean(self.min_price)} for {self.symbol}"
+            )
+        if self.max_price > 0 and out_price > self.max_price:
+            raise _invalid(
+                "price",
+                f"price {out_price} is above the maximum {_clean(self.max_price)} for {self.symbol}",
+            )
+        return out_price
 
     def check_notional(
         self,
