@@ -74,7 +74,7 @@ def test_only_the_store_talks_to_aws(path: Path):
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "binance").rglob("*.py")), ids=_name)
 def test_binance_never_imports_the_store_or_services(path: Path):
-    """GIVEN a ``klineo.binance`` module WHEN its imports are read THEN none is store, services, api or runner."""
+    """GIVEN a binance module WHEN its imports are read THEN none is store, services, api or runner."""
     inward = {name for name in _imported_roots(path)
               if name.startswith(("klineo.store", "klineo.services", "klineo.api", "klineo.runner"))}
     assert inward == set()
