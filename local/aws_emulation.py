@@ -33,11 +33,13 @@ __all__ = [
     "FAKE_CREDENTIALS",
     "LOCAL_COGNITO_CLIENT",
     "LOCAL_COGNITO_POOL",
+    "REQUIRED_SETTINGS",
     "MotoServer",
     "ScheduleSpec",
     "discover_deployed",
     "functions_environment",
     "provision",
+    "required_settings",
     "schedule_specs",
 ]
 
@@ -229,6 +231,23 @@ def discover_deployed(resolver: Resolver) -> Resolver:
         resolver.attributes[(logical, "QueueName")] = name
     _common_refs(resolver)
     return resolver
+
+
+# What every function needs set (template.yaml's Globals); klineo.settings has no fallback for them.
+REQUIRED_SETTINGS = ("DATA_TABLE", "IDEMPOTENCY_TABLE", "SECRET_PREFIX", "CORS_ORIGIN")
+
+
+def required_settings(resolver: Resolver) -> dict[str, str]:
+    """The Globals values of ``REQUIRED_SETTINGS`` before anything is provisioned (names from TableName)."""
+    template = resolver.template
+    tables = {
+        logical: resolver.resolve(resource["Properties"]["TableName"])
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+    names = Resolver(template, parameters=dict(resolver.parameters), region=resolver.region, refs=tables)
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: str(names.resolve(variables[name])) for name in REQUIRED_SETTINGS}
 
 
 def functions_environment(resolver: Resolver) -> dict[str, str]:

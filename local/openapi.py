@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -23,7 +24,8 @@ from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI, Server, ServerVariable
 from klineo.models.common import ErrorResponse
 
-from local.template import REPO_ROOT, FunctionSpec, Route, function_specs, load_template
+from local.aws_emulation import required_settings
+from local.template import REPO_ROOT, FunctionSpec, Resolver, Route, function_specs, load_template
 
 __all__ = ["OPENAPI_PATH", "build_document", "main", "render", "template_operations"]
 
@@ -165,6 +167,8 @@ def build_document() -> dict[str, Any]:
         security=[{SECURITY_SCHEME: []}],
         on_conflict="error",
     )
+    for name, value in required_settings(Resolver(load_template())).items():
+        os.environ.setdefault(name, value)  # importing a function builds its resolver from settings
     for spec in function_specs():
         if not spec.routes:
             continue

@@ -9,7 +9,7 @@ from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from moto import mock_aws
 
-from local.aws_emulation import functions_environment, provision
+from local.aws_emulation import functions_environment, provision, required_settings
 from local.template import Resolver, load_template
 
 pytest_plugins = ["local.binance_sim.pytest_plugin"]
@@ -28,6 +28,16 @@ def template() -> dict:
 def resolver(template: dict) -> Resolver:
     """Intrinsics resolved for the test stage; physical ids filled in by the `aws` fixture."""
     return Resolver(template, parameters={"Stage": STAGE}, region=REGION)
+
+
+@pytest.fixture(autouse=True)
+def settings_environment(resolver: Resolver, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test runs with the settings template.yaml gives every function (test stage), caches fresh."""
+    for name, value in required_settings(resolver).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

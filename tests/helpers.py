@@ -36,13 +36,6 @@ def with_body(event: dict[str, Any], body: Any, *, base64_encoded: bool = False)
     return event
 
 
-def with_path_parameters(event: dict[str, Any], **params: str) -> dict[str, Any]:
-    """The event with its path parameters (and rawPath) replaced."""
-    event = copy.deepcopy(event)
-    event["pathParameters"] = {**(event.get("pathParameters") or {}), **params}
-    return event
-
-
 def response_json(response: dict[str, Any]) -> Any:
     """The JSON body of a Lambda proxy response."""
     body = response.get("body") or "null"

@@ -1,11 +1,16 @@
-"""Runtime settings read from the environment that template.yaml gives every function."""
+"""Runtime settings read from the environment that template.yaml gives every function.
+
+Table names, the secret prefix and the CORS origin are required: code that ships has no fallback
+that could point a function at another stage's data. (``klineo.binance`` reads its own few
+variables in ``klineo.binance.environments``, to keep pydantic out of its import.)
+"""
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 __all__ = ["Settings", "get_settings"]
 
@@ -13,25 +18,27 @@ __all__ = ["Settings", "get_settings"]
 class Settings(BaseModel):
     """The environment variables a function reads, validated once per container."""
 
-    stage: str = "dev"
-    data_table: str = "klineo-dev-data"
-    idempotency_table: str = "klineo-dev-idempotency"
-    rate_limit_table: str = ""
-    secret_prefix: str = "klineo/dev/"  # noqa: S105 - a name prefix, not a secret
-    cors_origin: str = "http://localhost:5173"
-    egress_ip: str = ""
-    strategy_queue_url: str = ""
-    binance_recv_window_ms: float = Field(default=10000, gt=0, le=60000)
+    data_table: str = Field(min_length=1)
+    idempotency_table: str = Field(min_length=1)
+    secret_prefix: str = Field(min_length=1)
+    cors_origin: str = Field(min_length=1)
+    rate_limit_table: str = ""  # empty: rate-limit state stays in each container
+    egress_ip: str = ""  # empty: no static egress IP (nothing to tell users to allow-list)
+    strategy_queue_url: str = ""  # only the dispatcher is given the queue
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Build settings from os.environ (names upper-cased)."""
+        """Build settings from os.environ (names upper-cased); a missing required one is named."""
         values = {
             name: os.environ[name.upper()]
             for name in cls.model_fields
             if os.environ.get(name.upper()) not in (None, "")
         }
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            missing = sorted(str(error["loc"][0]).upper() for error in exc.errors())
+            raise RuntimeError(f"environment variables not set: {', '.join(missing)}") from None
 
 
 @lru_cache(maxsize=1)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
@@ -240,14 +241,27 @@ def _handle_unexpected(exc: Exception) -> Response:
     return error_response(500, "other", "internal error")
 
 
-def _not_found_handler(app: APIGatewayHttpResolver):
+class _Resolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver that remembers (method, path pattern) of each route it declares."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known_routes: list[tuple[str, re.Pattern[str]]] = []
+
+    def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Any:
+        """Declare a route (Powertools' own ``route``), remembering it for the 405 answer."""
+        pattern = re.compile("^" + re.sub(r"<\w+>", "[^/]+", rule) + "$")
+        methods = [method] if isinstance(method, str) else list(method)
+        self.known_routes.extend((name.upper(), pattern) for name in methods)
+        return super().route(rule, method, *args, **kwargs)
+
+
+def _not_found_handler(app: _Resolver):
     def handle(exc: NotFoundError) -> Response:
         event = app.current_event
         method, path = event.http_method.upper(), event.path
-        # Powertools 3.37 keeps its routes in these two lists; a path that exists under another
-        # method is 405 with Allow, as HTTP asks.
-        routes = [*app._static_routes, *app._dynamic_routes]
-        allowed = sorted({r.method for r in routes if r.method != method and r.rule.match(path)})
+        # A path that exists under another method is 405 with Allow, as HTTP asks.
+        allowed = sorted({m for m, rule in app.known_routes if m != method and rule.match(path)})
         if allowed:
             return error_response(405, "invalid_request", f"method {method} is not allowed here",
                                   headers={"Allow": ", ".join(allowed)})
@@ -267,7 +281,7 @@ def build_resolver() -> APIGatewayHttpResolver:
     )
     # debug=False whatever POWERTOOLS_DEV says: debug mode prints every event (bodies carry API
     # secrets) and answers 500s with a traceback.
-    app = APIGatewayHttpResolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body,
+    app = _Resolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body,
                                  debug=False)
     app.use(middlewares=[_request_guard])
     app.exception_handler(KlineoError)(_handle_klineo_error)

@@ -28,7 +28,6 @@ itself, so nothing is paid twice).
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -40,7 +39,7 @@ from klineo.binance.codes import Classification, classify_detail
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Environment, Market
 from klineo.binance.environments import base_url as resolve_base_url
-from klineo.binance.environments import https_proxy
+from klineo.binance.environments import default_recv_window_ms, https_proxy
 from klineo.binance.ratelimit import DEFAULT_BAN_S, RateLimiter, RateLimitStore, endpoint_weight
 from klineo.binance.signing import encode_params, signature
 from klineo.errors import ErrorCategory, KlineoError
@@ -53,7 +52,6 @@ __all__ = [
 ]
 
 MAX_RECV_WINDOW_MS = 60000
-DEFAULT_RECV_WINDOW_MS = 10000.0
 _TIME_PATHS = {Market.SPOT: "/api/v3/time", Market.FUTURES: "/fapi/v1/time"}
 _WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 _BAN_UNTIL = re.compile(r"until (\d{12,13})")
@@ -81,22 +79,6 @@ def _observability() -> tuple[Any, Any]:
 def _metric(name: str, value: float) -> None:
     _, metrics = _observability()
     metrics.add_metric(name=name, unit="Count", value=value)
-
-
-def _recv_window_from_env() -> float:
-    """BINANCE_RECV_WINDOW_MS (default 10000), the variable behind ``Settings.binance_recv_window_ms``.
-
-    Read directly rather than through ``klineo.settings`` because building that pydantic model costs
-    ~100 ms of cold start that a Binance-only caller would otherwise pay; the bounds are the same.
-    """
-    raw = os.environ.get("BINANCE_RECV_WINDOW_MS", "").strip()
-    if not raw:
-        return DEFAULT_RECV_WINDOW_MS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("BINANCE_RECV_WINDOW_MS must be a number of milliseconds") from None
-    return value
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -211,7 +193,7 @@ class BinanceClient:
         self.base_url = (base_url or resolve_base_url(self.market, self.environment)).rstrip("/")
         self.host = self.base_url.split("://", 1)[-1].split("/", 1)[0]
         if recv_window_ms is None:
-            recv_window_ms = _recv_window_from_env()
+            recv_window_ms = default_recv_window_ms()
         if not 0 < recv_window_ms <= MAX_RECV_WINDOW_MS:
             raise ValueError(f"recv_window_ms must be in (0, {MAX_RECV_WINDOW_MS}]")
         if recv_window_ms == int(recv_window_ms):

@@ -22,7 +22,6 @@ __all__ = [
     "futures_account_config",
     "futures_balance",
     "futures_cancel_order",
-    "futures_change_leverage",
     "futures_mark_price",
     "futures_new_order",
     "futures_position_risk",
@@ -241,20 +240,6 @@ def futures_cancel_order(
     if orig_client_order_id is not None:
         params["origClientOrderId"] = _client_order_id(orig_client_order_id, "origClientOrderId")
     return client.signed("DELETE", "/fapi/v1/order", params, creds)
-
-
-def futures_change_leverage(
-    client: BinanceClient, creds: Credentials, symbol: str, leverage: int
-) -> dict[str, Any]:
-    """POST /fapi/v1/leverage (weight 1): initial leverage 1-125 for a symbol."""
-    _require(client, Market.FUTURES)
-    if not isinstance(leverage, int) or isinstance(leverage, bool) or not 1 <= leverage <= 125:
-        raise KlineoError(
-            ErrorCategory.INVALID_REQUEST, "leverage must be an integer from 1 to 125", field="leverage"
-        )
-    return client.signed(
-        "POST", "/fapi/v1/leverage", {"symbol": _symbol(symbol), "leverage": leverage}, creds
-    )
 
 
 def futures_mark_price(client: BinanceClient, symbol: str) -> Decimal:

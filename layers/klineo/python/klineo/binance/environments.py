@@ -1,4 +1,9 @@
-"""Base URLs of Binance spot and USDT-M futures per environment, each overridable from the environment."""
+"""Binance settings read from the environment: base URLs per market and environment, proxy, recvWindow.
+
+The one place ``klineo.binance`` reads ``os.environ``. Not through ``klineo.settings``: building that
+pydantic model costs ~100 ms of cold start that a Binance-only caller would otherwise pay (a test
+keeps pydantic out of ``import klineo.binance``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ import os
 
 from klineo.binance.enums import Environment, Market
 
-__all__ = ["DEFAULT_BASE_URLS", "PROXY_ENV", "URL_ENV", "base_url", "https_proxy"]
+__all__ = [
+    "DEFAULT_BASE_URLS", "DEFAULT_RECV_WINDOW_MS", "PROXY_ENV", "RECV_WINDOW_ENV", "URL_ENV", "base_url",
+    "default_recv_window_ms", "https_proxy",
+]
 
 # Facts §1. Spot paths carry their own /api prefix, so the hosts are given bare.
 # Futures "testnet": the docs (May 2026) and the audit name demo-fapi.binance.com as the USDT-M testnet REST
@@ -31,6 +39,8 @@ URL_ENV: dict[tuple[Market, Environment], str] = {
 }
 
 PROXY_ENV = "BINANCE_HTTPS_PROXY"
+RECV_WINDOW_ENV = "BINANCE_RECV_WINDOW_MS"
+DEFAULT_RECV_WINDOW_MS = 10000.0
 
 
 def base_url(market: Market | str, environment: Environment | str) -> str:
@@ -47,3 +57,14 @@ def base_url(market: Market | str, environment: Environment | str) -> str:
 def https_proxy() -> str | None:
     """The proxy every Binance call goes through (BINANCE_HTTPS_PROXY), or None for a direct connection."""
     return os.environ.get(PROXY_ENV, "").strip() or None
+
+
+def default_recv_window_ms() -> float:
+    """BINANCE_RECV_WINDOW_MS (template parameter BinanceRecvWindowMs), else 10000; the client checks it."""
+    raw = os.environ.get(RECV_WINDOW_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RECV_WINDOW_MS
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{RECV_WINDOW_ENV} must be a number of milliseconds") from None

@@ -14,8 +14,9 @@ Order of work for a strategy S and the candle C its message names:
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
-6. Paper: a simulated MARKET fill at the candle's close is recorded with the new paper position,
-   in one transaction with the run. Nothing is sent to Binance (exchangeInfo, a public read, is
+6. Paper: a simulated MARKET fill at the candle's close is recorded: the run first, then the new
+   paper position (``record_run``'s two conditional writes, repaired on redelivery; no
+   transaction, see ``klineo.store.runs``). Nothing is sent to Binance (exchangeInfo, a public read, is
    the only call, for the rounding rules).
 7. Live: the strategy's pending order is claimed (one conditional update, carrying the decision),
    the order goes out with ``newClientOrderId = client_order_id(S, C)``, then the run is written

@@ -183,7 +183,6 @@ class Strategy:
     last_close: int | None = None
     key_failures: int = 0
     pending: PendingOrder | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def active(self) -> bool:
