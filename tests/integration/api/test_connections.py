@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import pytest
 from klineo.settings import get_settings
@@ -57,6 +59,29 @@ def _set_egress_ip(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
 
 # ------------------------------------------------------------------ create
 
+
+
+@pytest.fixture
+def reimport() -> Iterator[Callable[..., ModuleType]]:
+    """Re-import a function's module under extra environment variables, as a cold start would.
+
+    After the test the variables are removed and the module is imported again, so no other test
+    meets the reloaded one.
+    """
+    undo: list[tuple[pytest.MonkeyPatch, ModuleType]] = []
+
+    def reimport_module(name: str, **environment: str) -> ModuleType:
+        patch = pytest.MonkeyPatch()
+        for key, value in environment.items():
+            patch.setenv(key, value)
+        module = importlib.reload(importlib.import_module(name))
+        undo.append((patch, module))
+        return module
+
+    yield reimport_module
+    for patch, module in reversed(undo):
+        patch.undo()
+        importlib.reload(module)
 
 def test_create_from_the_event_file_stores_secret_and_masked_item(sim_env, invoke, aws, caplog, capsys):
     """GIVEN events/connection_create.json (base64 body) WHEN invoked THEN 201, one secret, one item."""
@@ -335,22 +360,21 @@ def test_test_route_refuses_bad_input_before_calling_binance(sim_env, invoke):
     assert sim_env.journal == []
 
 
-def test_answers_carry_cors_for_the_templates_frontend_origin(sim_env, invoke, template):
+def test_answers_carry_cors_for_the_templates_frontend_origin(sim_env, invoke, template, reimport):
     """GIVEN the template's CorsOrigin default as Origin WHEN a route answers THEN that origin is allowed."""
     origin = template["Parameters"]["CorsOrigin"]["Default"]
     event = with_user(load_event("connection_list"), USER_A)
     event["headers"]["origin"] = origin
     # The resolver reads CORS_ORIGIN at import, as a cold start would: import it under this environment.
-    importlib.reload(importlib.import_module("functions.connection_list.app"))
+    reimport("functions.connection_list.app")
     response = invoke("connection_list", event)
     assert response["headers"]["Access-Control-Allow-Origin"] == origin
 
 
-def test_secret_stays_out_of_logs_in_powertools_debug_modes(sim_env, invoke, monkeypatch, caplog, capsys):
+def test_secret_stays_out_of_logs_in_powertools_debug_modes(sim_env, invoke, reimport, caplog, capsys):
     """GIVEN POWERTOOLS_DEV, event logging and debug on WHEN keys are created THEN no log holds the secret."""
-    for name in ("POWERTOOLS_DEV", "POWERTOOLS_LOGGER_LOG_EVENT", "POWERTOOLS_EVENT_HANDLER_DEBUG"):
-        monkeypatch.setenv(name, "true")
-    importlib.reload(importlib.import_module("functions.connection_create.app"))
+    debug = ("POWERTOOLS_DEV", "POWERTOOLS_LOGGER_LOG_EVENT", "POWERTOOLS_EVENT_HANDLER_DEBUG")
+    reimport("functions.connection_create.app", **dict.fromkeys(debug, "true"))
     account = sim_env.account("spot-only")
     response = invoke("connection_create", _create_event({"label": "x", **credentials_body(account)}))
     assert response["statusCode"] == 201

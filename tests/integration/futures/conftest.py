@@ -14,7 +14,6 @@ Event and exchange helpers live in tests/integration/futures/helpers.py.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
@@ -25,6 +24,7 @@ from klineo.services import futures as futures_service
 from klineo.services import orders as order_core
 from moto.dynamodb.models import DynamoDBBackend
 
+from tests import helpers
 from tests.integration.api import conftest as api_fixtures
 from tests.integration.api.conftest import USER_A, StoredConnection, connection_event
 
@@ -92,12 +92,4 @@ def futures_clients(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 def wait_until() -> Iterator[Callable[[Callable[[], bool], float], bool]]:
     """``wait_until(predicate, timeout_s)``: poll until true (for background simulator threads)."""
 
-    def wait(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return predicate()
-
-    yield wait
+    yield helpers.wait_until

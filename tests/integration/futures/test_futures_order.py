@@ -121,10 +121,12 @@ def test_same_key_repeated_returns_the_first_order(sim_env, invoke, futures_conn
     assert len(exchange_orders(sim_env, futures_connection.account)) == 1
 
 
-def test_same_key_sent_twice_at_once_places_one_order(sim_env, futures_connection):
+def test_same_key_sent_twice_at_once_places_one_order(sim_env, futures_connection, wait_until):
     """GIVEN two containers WHEN both send the same keyed order at once THEN one order, the other 409."""
     sim_env.faults.add("delay_before", method="POST", path=ORDER_PATH, delay_ms=1500)
-    event = order_event(order_body(futures_connection.id), key=new_key())
+    key = new_key()
+    event = order_event(order_body(futures_connection.id), key=key)
+    first_in_flight = lambda: get_order_record(USER_A, idempotent_client_order_id(USER_A, key)) is not None  # noqa: E731
     handlers = [fresh_handler("futures_order"), fresh_handler("futures_order")]
     answers: list[dict] = [{}, {}]
 
@@ -133,7 +135,7 @@ def test_same_key_sent_twice_at_once_places_one_order(sim_env, futures_connectio
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
     threads[0].start()
-    time.sleep(0.3)
+    assert wait_until(first_in_flight, 10.0)  # the first holds the key and is sending its order
     threads[1].start()
     for thread in threads:
         thread.join(timeout=30)

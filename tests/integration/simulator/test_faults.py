@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from local.binance_sim.testing import SignedClient
+from tests.helpers import wait_until
 
 ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002"}
 
@@ -96,9 +97,11 @@ def test_delay_before_times_the_client_out_without_executing_in_time(full, binan
     # THEN right after the timeout the order does not exist yet, and it does once the delay has passed
     early = full.signed("GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "late-1"})
     assert early.json()["code"] == -2013
-    time.sleep(1.3)
-    late = full.signed("GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "late-1"})
-    assert late.status_code == 200
+    def executed() -> bool:
+        query = {"symbol": "BTCUSDT", "origClientOrderId": "late-1"}
+        return full.signed("GET", "/fapi/v1/order", query).status_code == 200
+
+    assert wait_until(executed, timeout_s=5.0)
 
 
 def test_delay_after_loses_the_answer_but_the_order_exists(full, binance_sim):
