@@ -8,7 +8,9 @@ from bench import runner_tick
 def test_runner_benchmark_ticks_a_few_strategies_through_the_real_functions() -> None:
     """GIVEN 12 live strategies over 3 symbols WHEN the benchmark's tick runs THEN 3 klines requests and
     one order per strategy that trades, every message handled."""
-    result = runner_tick.run_tick(12, 3, 3, 0.0, 2, "live", latest_start_second=55)
+    result = runner_tick.run_tick(
+        strategies=12, symbols=3, users=3, latency_ms=0.0, workers=2, mode="live", latest_start_second=55,
+    )
     assert result.failed_messages == 0 and result.strategies == 12
     assert result.binance_requests["GET /fapi/v1/klines"] == result.groups == 3
     assert result.binance_requests["POST /fapi/v1/order"] == result.runs["ordered"]

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from local.binance_sim.accounts import DemoAccount, Permissions
 from local.binance_sim.testing import SignedClient, sign_payload
 
 
@@ -106,9 +107,7 @@ def test_hmac_matches_the_documented_futures_test_vector():
         "&recvWindow=5000&timestamp=1591702613943"
     )
     # WHEN it is signed the way the simulator verifies
-    from local.binance_sim.accounts import DemoAccount, Permissions
-
-    account = DemoAccount("vector", "", "production", "HMAC", "k", Permissions(), {}, {}, 0, 0, secret=secret)
+    account = vector_account(secret)
     # THEN the documented signature verifies (case-insensitively)
     expected = b"3c661234138461fcc7a7d8746c6558c9842d4e10870d2ecbedf7777cad694af9"
     assert account.verify(payload.encode(), expected)
@@ -259,14 +258,12 @@ def test_missing_timestamp_or_signature_is_minus_1102(binance_sim, full):
 def test_hmac_matches_the_documented_spot_non_ascii_test_vector():
     """The spot docs' percent-encoded UTF-8 symbol example verifies over the encoded bytes."""
     # GIVEN the documented spot secret and the payload with a percent-encoded UTF-8 symbol
-    from local.binance_sim.accounts import DemoAccount, Permissions
-
     secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
     payload = (
         "symbol=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96&side=BUY&type=LIMIT"
         "&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559"
     )
-    account = DemoAccount("vector", "", "production", "HMAC", "k", Permissions(), {}, {}, 0, 0, secret=secret)
+    account = vector_account(secret)
     # WHEN the documented signature is checked
     expected = b"e1353ec6b14d888f1164ae9af8228a3dbd508bc82eb867db8ab6046442f33ef3"
     # THEN it verifies over the encoded bytes
@@ -288,3 +285,11 @@ def test_form_body_without_content_type_is_accepted(binance_sim, full):
     # THEN it is accepted
     assert response.status_code == 200, response.text
     assert response.json()["leverage"] == 5
+
+
+def vector_account(secret: str) -> DemoAccount:
+    """An HMAC account holding a documented test vector's secret (nothing else about it matters)."""
+    return DemoAccount(
+        id="vector", description="", environment="production", key_type="HMAC", api_key="k",
+        permissions=Permissions(), spot_balances={}, futures_balances={}, create_time=0, uid=0, secret=secret,
+    )
