@@ -7,7 +7,7 @@ PY313 := $(shell pyenv prefix 3.13.0 2>/dev/null)
 # Lambda puts the layer's python/ folder on sys.path; locally the same folder plus the repo root.
 export PYTHONPATH := $(CURDIR)/layers/klineo/python:$(CURDIR)
 
-.PHONY: run test lint simulator build validate bench clean openapi .chromium
+.PHONY: run test test-fast lint simulator build validate bench clean openapi .chromium
 
 $(VENV)/.installed: requirements/app.txt requirements/dev.txt layers/klineo/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed $(TOOLS)/.installed .chromium
 	$(VENV)/bin/ruff check .
 	CFN_LINT=$(TOOLS)/bin/cfn-lint $(VENV)/bin/python -m pytest
+
+## make test-fast: ruff and the unit tests, without those that start processes or cfn-lint (under a minute)
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q -m "not slow" tests/unit
 
 # The API page test opens /docs in headless Chromium; Debian's package, installed once (CI runs as root).
 .chromium:

@@ -22,6 +22,7 @@ def _cfn_lint() -> str:
     return found
 
 
+@pytest.mark.slow
 def test_cfn_lint_is_clean() -> None:
     """cfn-lint reports nothing on template.yaml."""
     result = subprocess.run(  # noqa: S603 - fixed arguments

@@ -16,6 +16,8 @@ from bench import aws_calls, cold_start, per_call, reliability
 from bench.report import Report, demo_keys
 from bench.stack import count_aws_calls, local_stack
 
+pytestmark = pytest.mark.slow
+
 
 def test_cold_start_measures_layer_and_a_function_in_fresh_processes() -> None:
     """Cold start gives one import and one client-building figure per run for the layer and a function."""
