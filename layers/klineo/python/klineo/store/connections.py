@@ -5,7 +5,6 @@ Every read is keyed by the caller's user id, so another user's connection is sim
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -13,12 +12,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from pydantic import BaseModel
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
+from klineo.store.dynamo import from_attr, query_items, to_attr
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, batch_get_consistent, kill_switch_of, user_pk
 
 __all__ = [
@@ -36,8 +35,6 @@ __all__ = [
     "set_futures_enabled",
 ]
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 _CONN_PREFIX = "CONN#"
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
 # DynamoDB ValidationException), so it is simply not found.
@@ -88,11 +85,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _to_attr(value: Any) -> dict[str, Any]:
-    # DynamoDB takes no binary floats: round-trip through JSON with exact decimals.
-    return _SERIALIZER.serialize(json.loads(json.dumps(value), parse_float=Decimal))
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -104,7 +96,7 @@ def _plain(value: Any) -> Any:
 
 
 def _from_item(item: dict[str, Any]) -> Connection:
-    data = {k: _plain(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+    data = {k: _plain(from_attr(v)) for k, v in item.items()}
     return Connection(
         user_id=data["pk"].removeprefix("USER#"),
         connection_id=data["connection_id"],
@@ -141,19 +133,11 @@ def get_connection(user_id: str, connection_id: str, consistent: bool = False) -
 
 def list_connections(user_id: str) -> list[Connection]:
     """All the user's connections, oldest first."""
-    client = aws.dynamodb()
-    connections: list[Connection] = []
-    request: dict[str, Any] = {
-        "TableName": get_settings().data_table,
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": {":pk": {"S": user_pk(user_id)}, ":prefix": {"S": _CONN_PREFIX}},
-    }
-    while True:
-        page = client.query(**request)
-        connections.extend(_from_item(item) for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    connections = [_from_item(item) for item in query_items(
+        TableName=get_settings().data_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}, ":prefix": {"S": _CONN_PREFIX}},
+    )]
     return sorted(connections, key=lambda c: (c.created_at, c.connection_id))
 
 
@@ -172,9 +156,9 @@ def put_connection(connection: Connection) -> None:
         "created_at": {"S": connection.created_at},
     }
     if connection.last_test is not None:
-        item["last_test"] = _to_attr(connection.last_test)
+        item["last_test"] = to_attr(connection.last_test)
     if connection.futures_last_test is not None:
-        item["futures_last_test"] = _to_attr(connection.futures_last_test)
+        item["futures_last_test"] = to_attr(connection.futures_last_test)
     aws.dynamodb().put_item(
         TableName=get_settings().data_table, Item=item, ConditionExpression="attribute_not_exists(pk)",
     )
@@ -216,7 +200,7 @@ def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
     values: dict[str, Any] = {":enabled": {"BOOL": bool(enabled)}, ":now": {"S": _now()}}
     if futures_last_test is not None:
         expression += ", futures_last_test = :test"
-        values[":test"] = _to_attr(futures_last_test)
+        values[":test"] = to_attr(futures_last_test)
     return _update_existing(user_id, connection_id, expression, values)
 
 
@@ -224,7 +208,7 @@ def record_test_result(user_id: str, connection_id: str, result: dict[str, Any],
                        futures: bool = False) -> Connection:
     """Store a test result on the item (last_test, or futures_last_test); NOT_FOUND when absent."""
     attribute = "futures_last_test" if futures else "last_test"
-    return _update_existing(user_id, connection_id, f"SET {attribute} = :test", {":test": _to_attr(result)})
+    return _update_existing(user_id, connection_id, f"SET {attribute} = :test", {":test": to_attr(result)})
 
 
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:

@@ -20,12 +20,12 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
+from klineo.store.dynamo import from_attr, to_attr
 
 __all__ = [
     "STATUS_PENDING",
@@ -43,8 +43,6 @@ STATUS_PENDING = "PENDING"
 STATUS_UNKNOWN = "UNKNOWN"
 STATUS_REJECTED = "REJECTED"
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 
 
 def _now_iso() -> str:
@@ -100,12 +98,12 @@ class OrderRecord:
             plain["result"] = self.result
         if self.error is not None:
             plain["error"] = self.error
-        return {name: _SERIALIZER.serialize(value) for name, value in plain.items()}
+        return {name: to_attr(value) for name, value in plain.items()}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> OrderRecord:
         """Build a record from a DynamoDB item (low-level attribute values)."""
-        plain = {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+        plain = {name: from_attr(value) for name, value in item.items()}
         order_id = plain.get("order_id")
         return cls(
             user_id=plain["user_id"],
@@ -237,7 +235,7 @@ def record_order_outcome(
         UpdateExpression=expression,
         ConditionExpression="attribute_exists(pk)",
         ExpressionAttributeNames=names,
-        ExpressionAttributeValues={k: _SERIALIZER.serialize(v) for k, v in values.items()},
+        ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
     )
 
 

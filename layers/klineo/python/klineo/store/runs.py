@@ -31,11 +31,10 @@ from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key, to_attr
+from klineo.store.dynamo import Update, from_attr, to_attr
+from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key
 
 __all__ = [
     "RUN_STATUSES",
@@ -60,7 +59,6 @@ RUN_TTL_DAYS = 30
 # order could not be placed (error category recorded).
 RUN_STATUSES = ("ordered", "simulated", "no_change", "skipped", "failed")
 
-_DESERIALIZER = TypeDeserializer()
 
 
 def run_key(strategy_id: str, close_time: int) -> dict[str, Any]:
@@ -155,7 +153,7 @@ class Run:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Run:
         """A run from its raw DynamoDB item."""
-        data = {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+        data = {k: from_attr(v) for k, v in item.items()}
         return cls(
             strategy_id=str(data["strategy_id"]),
             user_id=str(data["user_id"]),
@@ -340,39 +338,27 @@ def settle_live_order(
     unless skips already took the strategy further.
     """
     _put_run(run, only_new=False)
-    sets = ["live_position = :position", "last_close = :close", "key_failures = :failures",
-            "updated_at = :now"]
-    values: dict[str, Any] = {
-        ":position": to_attr(position_to),
-        ":close": to_attr(pending.close_time),
-        ":failures": to_attr(key_failures),
-        ":now": {"S": now_iso()},
-        ":cid": {"S": pending.client_order_id},
-    }
-    removes = ["pending"]
-    names: dict[str, Any] = {}
+    update = Update(
+        sets={"live_position": position_to, "last_close": pending.close_time, "key_failures": key_failures,
+              "updated_at": now_iso()},
+        removes=["pending"],
+    )
     if pause_reason is not None:
-        sets.append("#status = :paused, status_reason = :reason")
-        values[":paused"], values[":reason"] = {"S": PAUSED}, {"S": pause_reason}
-        names["ExpressionAttributeNames"] = {"#status": "status"}
-        removes.extend(["gsi1pk", "gsi1sk"])
-    request: dict[str, Any] = {
-        "TableName": get_settings().data_table,
-        "Key": strategy_key(user_id, strategy_id),
-        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
-        "ConditionExpression": "pending.client_order_id = :cid "
-        "AND (attribute_not_exists(last_close) OR last_close < :close)",
-        "ExpressionAttributeValues": values,
-        **names,
-    }
-    if _conditional(aws.dynamodb().update_item, **request):
+        update.sets.update(status=PAUSED, status_reason=pause_reason)
+        update.removes.extend(["gsi1pk", "gsi1sk"])
+    this_order = {":cid": {"S": pending.client_order_id}}
+    key = {"TableName": get_settings().data_table, "Key": strategy_key(user_id, strategy_id)}
+    if _conditional(
+        aws.dynamodb().update_item, **key, **update.request(**this_order),
+        ConditionExpression="pending.client_order_id = :cid "
+        "AND (attribute_not_exists(last_close) OR last_close < :last_close)",
+    ):
         return True
     # Skips moved the strategy past this order's candle meanwhile: settle without moving it back.
-    request["UpdateExpression"] = "SET " + ", ".join(s for s in sets if not s.startswith("last_close")) + (
-        " REMOVE " + ", ".join(removes))
-    request["ConditionExpression"] = "pending.client_order_id = :cid"
-    del request["ExpressionAttributeValues"][":close"]
-    return _conditional(aws.dynamodb().update_item, **request)
+    return _conditional(
+        aws.dynamodb().update_item, **key, **update.without("last_close").request(**this_order),
+        ConditionExpression="pending.client_order_id = :cid",
+    )
 
 
 def list_runs(strategy_id: str, limit: int = 20) -> list[Run]:

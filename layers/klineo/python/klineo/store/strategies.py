@@ -24,12 +24,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from klineo.binance import ErrorCategory
 from klineo.errors import KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
+from klineo.store.dynamo import Update, from_attr, query_items, to_attr
 from klineo.store.flags import batch_get_consistent, user_pk
 
 __all__ = [
@@ -52,7 +51,6 @@ __all__ = [
     "put_new_strategy",
     "query_active",
     "strategy_key",
-    "to_attr",
     "update_settings",
 ]
 
@@ -64,8 +62,6 @@ MODES = ("paper", "live")
 _ACTIVE_PREFIX = "ACTIVE#"
 _BATCH_GET_MAX = 100
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 
 
 def now_iso() -> str:
@@ -86,21 +82,6 @@ def strategy_key(user_id: str, strategy_id: str) -> dict[str, Any]:
 def active_index_keys(interval: str, environment: str, symbol: str, strategy_id: str) -> tuple[str, str]:
     """(gsi1pk, gsi1sk) of an active strategy: one index partition per interval, sorted by market."""
     return f"{_ACTIVE_PREFIX}{interval}", f"{environment}#{symbol}#{strategy_id}"
-
-
-def to_attr(value: Any) -> dict[str, Any]:
-    """A Python value (Decimals, ints, bools, strings, dicts, lists) as a DynamoDB attribute."""
-    return _SERIALIZER.serialize(_no_floats(value))
-
-
-def _no_floats(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, Mapping):
-        return {str(k): _no_floats(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_floats(v) for v in value]
-    return value
 
 
 def _integral(value: Any) -> Any:
@@ -228,7 +209,7 @@ class Strategy:
 
 def from_item(item: Mapping[str, Any]) -> Strategy:
     """A strategy from its raw DynamoDB item."""
-    data = {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+    data = {k: from_attr(v) for k, v in item.items()}
     pending = data.get("pending")
     return Strategy(
         user_id=str(data["user_id"]),
@@ -274,19 +255,11 @@ def get_strategy(user_id: str, strategy_id: str, *, consistent: bool = False) ->
 
 def list_strategies(user_id: str) -> list[Strategy]:
     """All the user's strategies, oldest first."""
-    client = aws.dynamodb()
-    request: dict[str, Any] = {
-        "TableName": get_settings().data_table,
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": {":pk": {"S": user_pk(user_id)}, ":prefix": {"S": STRATEGY_SK_PREFIX}},
-    }
-    found: list[Strategy] = []
-    while True:
-        page = client.query(**request)
-        found.extend(from_item(item) for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found = [from_item(item) for item in query_items(
+        TableName=get_settings().data_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}, ":prefix": {"S": STRATEGY_SK_PREFIX}},
+    )]
     return sorted(found, key=lambda s: (s.created_at, s.strategy_id))
 
 
@@ -305,41 +278,27 @@ def update_settings(
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"not user settings: {sorted(unknown)}")
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {":now": {"S": now_iso()}}
-    sets = ["updated_at = :now"]
-    removes: list[str] = []
+    update = Update(sets={"updated_at": now_iso()})
     for name, value in changes.items():
         if value is None:
-            removes.append(f"#{name}")
+            update.removes.append(name)
         else:
-            sets.append(f"#{name} = :{name}")
-            values[f":{name}"] = to_attr(value)
-        names[f"#{name}"] = name
+            update.sets[name] = value
     status = changes.get("status", current.status)
     if status == ACTIVE:
         pk, sk = active_index_keys(current.interval, current.environment, current.symbol, strategy_id)
-        sets.append("gsi1pk = :gsi1pk, gsi1sk = :gsi1sk")
-        values[":gsi1pk"], values[":gsi1sk"] = {"S": pk}, {"S": sk}
+        update.sets.update(gsi1pk=pk, gsi1sk=sk)
     else:
-        removes.extend(["gsi1pk", "gsi1sk"])
+        update.removes.extend(["gsi1pk", "gsi1sk"])
     if changes.get("status") == ACTIVE and current.status != ACTIVE:
-        # Resuming starts a fresh count of consecutive key failures.
-        sets.append("key_failures = :zero")
-        values[":zero"] = {"N": "0"}
-    expression = "SET " + ", ".join(sets)
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
+        update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "Key": strategy_key(user_id, strategy_id),
-        "UpdateExpression": expression,
         "ConditionExpression": "attribute_exists(pk)",
-        "ExpressionAttributeValues": values,
         "ReturnValues": "ALL_NEW",
+        **update.request(),
     }
-    if names:
-        request["ExpressionAttributeNames"] = names
     client = aws.dynamodb()
     try:
         answer = client.update_item(**request)
@@ -392,20 +351,13 @@ def pause_strategy(user_id: str, strategy_id: str, reason: str) -> bool:
 
 def query_active(interval: str) -> Iterator[Strategy]:
     """Every active strategy on ``interval``, from the sparse index (paged Query, never a Scan)."""
-    client = aws.dynamodb()
-    request: dict[str, Any] = {
-        "TableName": get_settings().data_table,
-        "IndexName": INDEX_NAME,
-        "KeyConditionExpression": "gsi1pk = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": f"{_ACTIVE_PREFIX}{interval}"}},
-    }
-    while True:
-        page = client.query(**request)
-        for item in page.get("Items", []):
-            yield from_item(item)
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in query_items(
+        TableName=get_settings().data_table,
+        IndexName=INDEX_NAME,
+        KeyConditionExpression="gsi1pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"{_ACTIVE_PREFIX}{interval}"}},
+    ):
+        yield from_item(item)
 
 
 def get_strategies_consistent(refs: list[tuple[str, str]]) -> dict[tuple[str, str], Strategy]:

@@ -1,0 +1,73 @@
+"""DynamoDB plumbing the stores share: attribute values, paged queries and update expressions.
+
+Built on boto3's own ``TypeSerializer``/``TypeDeserializer`` and Query paginator, so each store
+writes only its keys, conditions and item shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from klineo.store import aws
+
+__all__ = ["Update", "from_attr", "query_items", "to_attr"]
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def _no_floats(value: Any) -> Any:
+    """The value with every float replaced by its exact decimal text (DynamoDB takes no binary floats)."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {str(k): _no_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_floats(v) for v in value]
+    return value
+
+
+def to_attr(value: Any) -> dict[str, Any]:
+    """A Python value (Decimals, ints, floats, bools, strings, dicts, lists) as a DynamoDB attribute."""
+    return _SERIALIZER.serialize(_no_floats(value))
+
+
+def from_attr(attribute: dict[str, Any]) -> Any:
+    """A DynamoDB attribute as a Python value (numbers come back as Decimal)."""
+    return _DESERIALIZER.deserialize(attribute)
+
+
+def query_items(**request: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query answers, page after page (boto3's paginator follows LastEvaluatedKey)."""
+    for page in aws.dynamodb().get_paginator("query").paginate(**request):
+        yield from page.get("Items", [])
+
+
+@dataclass
+class Update:
+    """An UpdateExpression built from named SETs and REMOVEs (attribute names go through ``#`` aliases)."""
+
+    sets: dict[str, Any] = field(default_factory=dict)
+    removes: list[str] = field(default_factory=list)
+
+    def without(self, *names: str) -> Update:
+        """The same update without the SETs of ``names``."""
+        return Update({k: v for k, v in self.sets.items() if k not in names}, list(self.removes))
+
+    def request(self, **extra_values: dict[str, Any]) -> dict[str, Any]:
+        """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (and ``extra_values``)."""
+        names = {f"#{name}": name for name in [*self.sets, *self.removes]}
+        values = {f":{name}": to_attr(value) for name, value in self.sets.items()}
+        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in self.sets)
+        if self.removes:
+            expression += " REMOVE " + ", ".join(f"#{name}" for name in self.removes)
+        return {
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**values, **extra_values},
+        }
