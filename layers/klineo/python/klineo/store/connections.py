@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import from_attr, query_items, to_attr
+from klineo.store.dynamo import from_attr, get_data_item, query_prefix, to_attr
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, batch_get_consistent, kill_switch_of, user_pk
 
 __all__ = [
@@ -125,19 +125,13 @@ def get_connection(user_id: str, connection_id: str, consistent: bool = False) -
     """One of the user's connections, or None (also when it belongs to someone else)."""
     if not is_connection_id(connection_id):
         return None
-    item = aws.dynamodb().get_item(
-        TableName=get_settings().data_table, Key=_key(user_id, connection_id), ConsistentRead=consistent,
-    ).get("Item")
+    item = get_data_item(_key(user_id, connection_id), consistent=consistent)
     return _from_item(item) if item else None
 
 
 def list_connections(user_id: str) -> list[Connection]:
     """All the user's connections, oldest first."""
-    connections = [_from_item(item) for item in query_items(
-        TableName=get_settings().data_table,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}, ":prefix": {"S": _CONN_PREFIX}},
-    )]
+    connections = [_from_item(item) for item in query_prefix(user_pk(user_id), _CONN_PREFIX)]
     return sorted(connections, key=lambda c: (c.created_at, c.connection_id))
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from klineo.settings import get_settings
 from klineo.store import aws
 
-__all__ = ["Update", "from_attr", "query_items", "to_attr"]
+__all__ = ["Update", "from_attr", "get_data_item", "query_items", "query_prefix", "to_attr"]
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -46,6 +47,22 @@ def query_items(**request: Any) -> Iterator[dict[str, Any]]:
     """Every item a Query answers, page after page (boto3's paginator follows LastEvaluatedKey)."""
     for page in aws.dynamodb().get_paginator("query").paginate(**request):
         yield from page.get("Items", [])
+
+
+def query_prefix(pk: str, sk_prefix: str) -> Iterator[dict[str, Any]]:
+    """Every item of the data table's partition ``pk`` whose sort key starts with ``sk_prefix``."""
+    return query_items(
+        TableName=get_settings().data_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+    )
+
+
+def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str, Any] | None:
+    """One item of the data table by its key, or None."""
+    return aws.dynamodb().get_item(
+        TableName=get_settings().data_table, Key=key, ConsistentRead=consistent,
+    ).get("Item")
 
 
 @dataclass

@@ -28,7 +28,7 @@ from klineo.binance import ErrorCategory
 from klineo.errors import KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, from_attr, query_items, to_attr
+from klineo.store.dynamo import Update, from_attr, get_data_item, query_items, query_prefix, to_attr
 from klineo.store.flags import batch_get_consistent, user_pk
 
 __all__ = [
@@ -245,21 +245,13 @@ def put_new_strategy(strategy: Strategy) -> None:
 
 def get_strategy(user_id: str, strategy_id: str, *, consistent: bool = False) -> Strategy | None:
     """One of the user's strategies, or None (also when it belongs to someone else)."""
-    item = aws.dynamodb().get_item(
-        TableName=get_settings().data_table,
-        Key=strategy_key(user_id, strategy_id),
-        ConsistentRead=consistent,
-    ).get("Item")
+    item = get_data_item(strategy_key(user_id, strategy_id), consistent=consistent)
     return from_item(item) if item else None
 
 
 def list_strategies(user_id: str) -> list[Strategy]:
     """All the user's strategies, oldest first."""
-    found = [from_item(item) for item in query_items(
-        TableName=get_settings().data_table,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}, ":prefix": {"S": STRATEGY_SK_PREFIX}},
-    )]
+    found = [from_item(item) for item in query_prefix(user_pk(user_id), STRATEGY_SK_PREFIX)]
     return sorted(found, key=lambda s: (s.created_at, s.strategy_id))
 
 
