@@ -29,6 +29,12 @@ def _aws() -> Any:
     return aws
 
 
+def _dynamo() -> Any:
+    from klineo.store import dynamo
+
+    return dynamo
+
+
 def _store_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -87,45 +93,35 @@ class DynamoDBRateLimitStore:
 
     def save_usage(self, host: str, window: int, used: int) -> None:
         """Record the used weight of a window unless a later window or a higher weight is already there."""
-        ttl = (window + 3) * _WINDOW_MS // 1000
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._weight_key(host),
-                UpdateExpression="SET #w = :w, #u = :u, #t = :t",
-                ConditionExpression="attribute_not_exists(pk) OR #w < :w OR (#w = :w AND #u < :u)",
-                ExpressionAttributeNames={"#w": "window", "#u": "used", "#t": "ttl"},
-                ExpressionAttributeValues={
-                    ":w": {"N": str(window)},
-                    ":u": {"N": str(used)},
-                    ":t": {"N": str(ttl)},
-                },
-            )
-        except _store_errors() as error:
-            if _is_condition_failure(error):
-                return
-            _warn("rate-limit usage not shared", host, error)
+        self._save(
+            host, self._weight_key(host),
+            {"window": window, "used": used, "ttl": (window + 3) * _WINDOW_MS // 1000},
+            "attribute_not_exists(pk) OR #window < :window OR (#window = :window AND #used < :used)",
+            "rate-limit usage not shared",
+        )
 
     def save_block(self, host: str, until_ms: int, status: int) -> None:
         """Record a block ending at ``until_ms`` unless a later one is already recorded."""
-        ttl = until_ms // 1000 + 60
+        self._save(
+            host, self._block_key(host),
+            {"until_ms": int(until_ms), "status": int(status), "ttl": int(until_ms // 1000 + 60)},
+            "attribute_not_exists(pk) OR #until_ms < :until_ms",
+            "rate-limit block not shared",
+        )
+
+    def _save(
+        self, host: str, key: dict[str, Any], sets: dict[str, int], condition: str, failure: str,
+    ) -> None:
+        """One conditional UpdateItem; a lost condition is fine, any other failure is logged, never raised."""
         try:
             self.client.update_item(
-                TableName=self.table_name,
-                Key=self._block_key(host),
-                UpdateExpression="SET #u = :u, #s = :s, #t = :t",
-                ConditionExpression="attribute_not_exists(pk) OR #u < :u",
-                ExpressionAttributeNames={"#u": "until_ms", "#s": "status", "#t": "ttl"},
-                ExpressionAttributeValues={
-                    ":u": {"N": str(int(until_ms))},
-                    ":s": {"N": str(int(status))},
-                    ":t": {"N": str(int(ttl))},
-                },
+                TableName=self.table_name, Key=key, ConditionExpression=condition,
+                **_dynamo().Update(sets).request(),
             )
         except _store_errors() as error:
             if _is_condition_failure(error):
                 return
-            _warn("rate-limit block not shared", host, error)
+            _warn(failure, host, error)
 
 
 def _is_condition_failure(error: BaseException) -> bool:
