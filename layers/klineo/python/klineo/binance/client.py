@@ -40,7 +40,7 @@ from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Environment, Market
 from klineo.binance.environments import base_url as resolve_base_url
 from klineo.binance.environments import https_proxy
-from klineo.binance.ratelimit import DEFAULT_BAN_S, RateLimiter, endpoint_weight
+from klineo.binance.ratelimit import DEFAULT_BAN_S, DEFAULT_WEIGHT_LIMITS, RateLimiter, endpoint_weight
 from klineo.binance.signing import encode_params, signature
 from klineo.errors import ErrorCategory, KlineoError, classify_detail
 
@@ -75,9 +75,9 @@ def _observability() -> tuple[Any, Any]:
     return logger, metrics
 
 
-def _metric(name: str, value: float) -> None:
+def _metric(name: str, value: float, unit: str = "Count") -> None:
     _, metrics = _observability()
-    metrics.add_metric(name=name, unit="Count", value=value)
+    metrics.add_metric(name=name, unit=unit, value=value)
 
 
 def _recv_window_from_env() -> float:
@@ -300,6 +300,8 @@ class BinanceClient:
             _metric("BinanceCalls", 1)
             if used is not None:
                 _metric("BinanceWeightUsed", used)
+                limit = DEFAULT_WEIGHT_LIMITS[self.market]
+                _metric("BinanceWeightUsedPercent", 100 * used / limit, "Percent")
             content = response.content
 
             if 200 <= status < 300:
