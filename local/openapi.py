@@ -25,12 +25,9 @@ from klineo.models.common import ErrorResponse
 
 from local.template import REPO_ROOT, FunctionSpec, Route, function_specs, load_template
 
-__all__ = ["LOCAL_API_URL", "OPENAPI_PATH", "build_document", "main", "render", "template_operations"]
+__all__ = ["OPENAPI_PATH", "build_document", "main", "render", "template_operations"]
 
 OPENAPI_PATH = REPO_ROOT / "openapi.json"
-# The local API's default address as the committed document states it; the running stack serves
-# the document with its own address in its place (see local.stack).
-LOCAL_API_URL = "http://127.0.0.1:3000"
 TITLE = "KLINEO Binance API"
 VERSION = "1.0.0"
 SECURITY_SCHEME = "klineoJwt"
@@ -41,7 +38,7 @@ DESCRIPTION = (
     'token\'s `sub`). A missing or invalid token gets 401 `{"message":"Unauthorized"}` from API '
     "Gateway before any function runs. Errors from the functions have one shape: "
     '`{"error": {"category", "message", "retryable", "field"?}}`.\n\n'
-    f"Locally (`make run`) the API is at {LOCAL_API_URL} and a dev token is printed at start."
+    "Locally (`make run`) the API is at http://127.0.0.1:3000 and a dev token is printed at start."
 )
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -148,7 +145,7 @@ def build_document() -> dict[str, Any]:
         version=VERSION,
         description=DESCRIPTION,
         servers=[
-            Server(url="/", description=f"The server of this page (make run: {LOCAL_API_URL})"),
+            Server(url="/", description="The server of this page (make run: http://127.0.0.1:3000)"),
             Server(
                 url="https://{apiId}.execute-api.{region}.amazonaws.com/{stage}",
                 description="A deployed stack (sam deploy output ApiUrl)",

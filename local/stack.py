@@ -314,12 +314,10 @@ class LocalStack:
             return HttpResponse(200, [("content-type", "text/html; charset=utf-8")], page)
 
         def openapi(_request):
-            from local.openapi import LOCAL_API_URL, build_document, render
+            from local.openapi import build_document, render
 
             if "doc" not in self._openapi_cache:
-                # The page says where this stack really listens, whatever --api-port chose.
-                document = render(build_document()).replace(LOCAL_API_URL, self.api.url)
-                self._openapi_cache["doc"] = document.encode()
+                self._openapi_cache["doc"] = render(build_document()).encode()
             return HttpResponse(200, [("content-type", "application/json")], self._openapi_cache["doc"])
 
         def health(_request):
