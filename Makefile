@@ -7,7 +7,7 @@ PY313 := $(shell pyenv prefix 3.13.0 2>/dev/null)
 # Lambda puts the layer's python/ folder on sys.path; locally the same folder plus the repo root.
 export PYTHONPATH := $(CURDIR)/layers/klineo/python:$(CURDIR)
 
-.PHONY: run test test-fast lint simulator build validate bench clean openapi .chromium
+.PHONY: run test test-fast lint simulator build validate bench clean openapi ts-client ts-client-deps .chromium
 
 $(VENV)/.installed: requirements/app.txt requirements/dev.txt layers/klineo/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/python -m local.stack
 
 ## make test: every test (unit, integration, e2e) plus ruff and cfn-lint
-test: $(VENV)/.installed $(TOOLS)/.installed .chromium
+test: $(VENV)/.installed $(TOOLS)/.installed .chromium ts-client-deps
 	$(VENV)/bin/ruff check .
 	CFN_LINT=$(TOOLS)/bin/cfn-lint $(VENV)/bin/python -m pytest
 
@@ -42,6 +42,19 @@ test-fast: $(VENV)/.installed
 ## make openapi: regenerate openapi.json from the functions' resolvers (a test checks it is current)
 openapi: $(VENV)/.installed
 	$(VENV)/bin/python -m local.openapi
+
+TS_CLIENT := clients/typescript
+
+## make ts-client-deps: the TypeScript client's node packages, exactly as package-lock.json pins them
+ts-client-deps: $(TS_CLIENT)/node_modules/.installed
+
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
+	touch $@
+
+## make ts-client: regenerate openapi.json, then the TypeScript client's types from it (a test checks both)
+ts-client: openapi ts-client-deps
+	cd $(TS_CLIENT) && npm run generate
 
 ## make simulator PORT=8900: the Binance simulator alone, in the foreground
 simulator: $(VENV)/.installed

@@ -443,6 +443,22 @@ class ApiServer:
             return HttpResponse.json(500, {"message": "Internal Server Error"})
 
 
+def _client_error_reason(response: HttpResponse) -> str:
+    """For a 4xx, why: ": <category> (<field>)" from the error body, or API Gateway's message."""
+    if not 400 <= response.status < 500:
+        return ""
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("category"), str):
+        field = error.get("field")
+        return f": {error['category']}" + (f" ({field})" if isinstance(field, str) else "")
+    message = body.get("message") if isinstance(body, dict) else None
+    return f": {message}" if isinstance(message, str) else ""
+
+
 def _is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).is_loopback
@@ -480,11 +496,12 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 response = HttpResponse.json(500, {"message": "Internal Server Error"})
             self._send(response)
             console.info(
-                "%s %s -> %d (%.0f ms)",
+                "%s %s -> %d (%.0f ms)%s",
                 request.method,
                 request.raw_path,
                 response.status,
                 (time.monotonic() - started) * 1000,
+                _client_error_reason(response),
             )
 
         def _send(self, response: HttpResponse, close: bool = False) -> None:

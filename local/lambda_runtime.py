@@ -8,22 +8,43 @@ functions share the layer's module-level state (logger, metrics, cached clients)
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from local.template import FunctionSpec, Resolver, function_specs
 
-__all__ = ["FunctionError", "LambdaContext", "LambdaRuntime", "console"]
+__all__ = ["FunctionError", "LambdaContext", "LambdaRuntime", "console", "without_metric_lines"]
 
 console = logging.getLogger("local")
+# Powertools prints each metric flush as one EMF JSON object whose first key is "_aws".
+_METRIC_LINE_PREFIX = '{"_aws":'
+
+
+@contextlib.contextmanager
+def without_metric_lines() -> Iterator[None]:
+    """Hold back what is printed meanwhile, then pass on every line except the EMF metric lines.
+
+    Only ``print`` goes through ``sys.stdout`` at call time; the functions' log lines keep the
+    stream their logger was made with, so they are neither held nor dropped.
+    """
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            yield
+    finally:
+        lines = captured.getvalue().splitlines(keepends=True)
+        sys.stdout.write("".join(line for line in lines if not line.startswith(_METRIC_LINE_PREFIX)))
 
 
 class FunctionError(Exception):
@@ -62,8 +83,11 @@ class LambdaContext:
 class LambdaRuntime:
     """Imports and invokes the template's functions by logical id."""
 
-    def __init__(self, resolver: Resolver, specs: list[FunctionSpec] | None = None):
+    def __init__(
+        self, resolver: Resolver, specs: list[FunctionSpec] | None = None, *, show_metrics: bool = True
+    ):
         self._resolver = resolver
+        self._show_metrics = show_metrics
         self.specs = {spec.logical_id: spec for spec in (specs or function_specs(resolver.template))}
         self._globals = resolver.template.get("Globals", {}).get("Function", {})
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
@@ -120,8 +144,10 @@ class LambdaRuntime:
                 }
             )
             started = time.monotonic()
+            output = contextlib.nullcontext() if self._show_metrics else without_metric_lines()
             try:
-                return handler(event, context)
+                with output:
+                    return handler(event, context)
             except Exception as error:
                 console.error(
                     "%s crashed (request %s):\n%s",

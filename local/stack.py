@@ -64,6 +64,7 @@ class StackOptions:
     aws: str
     schedules: bool
     token_ttl_s: int
+    metrics: bool = False
 
 
 def _env_int(name: str, default: int) -> int:
@@ -104,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
         help="do not fire schedules on their rate (ticks only on demand; env KLINEO_LOCAL_SCHEDULE=off)",
     )
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="print the functions' metric (EMF) JSON lines on the console (env KLINEO_LOCAL_METRICS=on)",
+    )
+    parser.add_argument(
         "--token-ttl", type=int, help=f"dev token lifetime in seconds (default {DEFAULT_TOKEN_TTL_S})"
     )
     parser.add_argument(
@@ -140,6 +146,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, argparse
         aws=aws,
         schedules=not args.no_schedule and os.environ.get("KLINEO_LOCAL_SCHEDULE", "on").lower() != "off",
         token_ttl_s=args.token_ttl or DEFAULT_TOKEN_TTL_S,
+        metrics=args.metrics or os.environ.get("KLINEO_LOCAL_METRICS", "off").lower() == "on",
     )
     return options, args
 
@@ -259,7 +266,7 @@ class LocalStack:
             os.environ.update(binance_environment(None))
 
         os.environ.update(functions_environment(self.resolver))
-        self.runtime = LambdaRuntime(self.resolver)
+        self.runtime = LambdaRuntime(self.resolver, show_metrics=self.options.metrics)
         self.import_failures = self.runtime.preload()
         self.authority = DevJwtAuthority.load_or_create(
             self.options.state_dir, authorizer_config(self.resolver)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,3 +55,23 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+TS_CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "typescript"
+
+
+def run_npm(script: str, env: dict[str, str] | None = None, timeout_s: float = 300) -> str:
+    """`npm run <script>` in clients/typescript; fails the test with npm's output when it fails."""
+    assert (TS_CLIENT_DIR / "node_modules").is_dir(), "node deps missing: run `make ts-client-deps`"
+    done = subprocess.run(  # noqa: S603 - fixed arguments
+        ["npm", "run", "--silent", script],  # noqa: S607 - npm from PATH, as a developer runs it
+        cwd=TS_CLIENT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"npm run {script} failed:\n{output}"
+    return output

@@ -95,3 +95,16 @@ def test_api_page_renders_every_route_in_headless_chromium(stack: RunningStack, 
     assert routes <= rendered, sorted(routes - rendered)
     assert "KLINEO Binance API" in dom
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_api_page_shows_the_address_the_stack_really_listens_on(stack: RunningStack, tmp_path: Path) -> None:
+    """The rendered /docs gives this stack's own address, though the served document names :3000."""
+    # GIVEN a stack on a free port, whose committed document names the default local address
+    assert "http://127.0.0.1:3000" in OPENAPI_PATH.read_text(encoding="utf-8")
+    # WHEN Chromium renders its API page
+    dom = _run_chromium(tmp_path / "profile", "--dump-dom", f"{stack.api}/docs").stdout
+    # THEN the page says the real address, and no other local one
+    assert 'class="swagger-ui' in dom
+    assert stack.api in dom
+    assert set(re.findall(r"http://127\.0\.0\.1:\d+", dom)) == {stack.api}

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from local.lambda_runtime import FunctionError, LambdaRuntime
+from local.lambda_runtime import FunctionError, LambdaRuntime, without_metric_lines
 from local.template import Resolver
 from tests.helpers import load_event, with_user
 
@@ -50,3 +50,32 @@ def test_a_function_that_raises_is_a_function_error(aws: Resolver) -> None:
     with pytest.raises(FunctionError) as raised:
         runtime.invoke("StrategyWorkerFunction", {"Records": "not a list"})
     assert raised.value.logical_id == "StrategyWorkerFunction"
+
+
+def test_metric_lines_are_dropped_unless_shown_and_other_output_is_kept(
+    aws: Resolver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """make run's default drops the EMF JSON lines a function prints; --metrics shows them again."""
+    # GIVEN the dispatcher, which emits RunnerTicks on every tick, in a quiet and in a showing runtime
+    event = load_event("strategy_dispatcher")
+    # WHEN the quiet runtime invokes it, with another line printed meanwhile
+    quiet = LambdaRuntime(aws, show_metrics=False)
+    quiet.invoke("StrategyDispatcherFunction", event)
+    quiet_output = capsys.readouterr().out
+    LambdaRuntime(aws, show_metrics=True).invoke("StrategyDispatcherFunction", event)
+    shown_output = capsys.readouterr().out
+    # THEN only the showing runtime let the metric line through
+    assert '"RunnerTicks"' not in quiet_output
+    assert any(line.startswith('{"_aws":') and '"RunnerTicks"' in line for line in shown_output.splitlines())
+
+
+def test_without_metric_lines_passes_every_other_printed_line_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only lines starting with {"_aws": are held back; the rest come out in order, even after an error."""
+    # GIVEN / WHEN lines are printed inside the filter, and the block raises
+    with pytest.raises(RuntimeError), without_metric_lines():
+        print("first")
+        print('{"_aws":{"Timestamp":1},"X":1}')
+        print('{"level":"INFO","message":"kept"}')
+        raise RuntimeError("boom")
+    # THEN
+    assert capsys.readouterr().out == 'first\n{"level":"INFO","message":"kept"}\n'

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -461,3 +464,52 @@ def test_event_has_the_same_fields_as_the_projects_sam_local_events(template: di
         event["requestContext"]["authorizer"]["jwt"]["scopes"]
         == canonical["requestContext"]["authorizer"]["jwt"]["scopes"]
     )
+
+
+def _request_line(caplog: pytest.LogCaptureFixture, status: int) -> str:
+    """The console's request line for an answer with `status` (logged right after the answer is sent)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        messages = [r.getMessage() for r in caplog.records if r.name == "local"]
+        lines = [m for m in messages if f"-> {status} " in m]
+        if lines:
+            return lines[-1]
+        threading.Event().wait(0.01)
+    raise AssertionError(f"no request line for {status}: {[r.getMessage() for r in caplog.records]}")
+
+
+def test_request_line_of_a_4xx_says_the_category_and_field_but_not_the_message(server, caplog) -> None:
+    """`POST ... -> 422 (n ms): invalid_request (body.api_key)`: why, without echoing the message."""
+    # GIVEN a function answering 422 for one field
+    api, runtime, authority = server
+    caplog.set_level(logging.INFO, logger="local")
+    runtime.answer = {
+        "statusCode": 422,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(
+            {"error": {"category": "invalid_request", "message": "api_key AKIA-echo", "retryable": False,
+                       "field": "body.api_key"}}
+        ),
+    }
+    # WHEN it is called
+    auth = {"Authorization": f"Bearer {authority.issue('a')}"}
+    requests.post(f"{api.url}/exchange-connections", json={}, headers=auth, timeout=5)
+    # THEN the console line names the category and the field, and nothing of the message
+    line = _request_line(caplog, 422)
+    assert line.startswith("POST /exchange-connections -> 422 (")
+    assert line.endswith("): invalid_request (body.api_key)")
+    assert "AKIA-echo" not in line
+
+
+def test_request_line_of_a_gateway_401_says_unauthorized_and_a_200_says_nothing_more(server, caplog) -> None:
+    """API Gateway's own 4xx shows its message; a success line stays as it was."""
+    # GIVEN the server
+    api, _, authority = server
+    caplog.set_level(logging.INFO, logger="local")
+    # WHEN a request has no token, and another one has
+    requests.get(f"{api.url}/exchange-connections", timeout=5)
+    auth = {"Authorization": f"Bearer {authority.issue('a')}"}
+    requests.get(f"{api.url}/exchange-connections", headers=auth, timeout=5)
+    # THEN
+    assert _request_line(caplog, 401).endswith("): Unauthorized")
+    assert _request_line(caplog, 200).endswith(" ms)")

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from klineo.binance import ErrorCategory, KlineoError
+from klineo.observability import metrics
 from klineo.services.orders import (
     QUERY_DELAYS_S,
     SETTLE_BUDGET_S,
@@ -289,3 +290,49 @@ def test_lost_claim_stops_the_second_send(rsps, client, creds, clock):
 
     assert raised.value.category is ErrorCategory.CONFLICT
     assert _calls(rsps, "POST") == []
+
+
+# ---------------------------------------------------------------- outcome metrics
+
+
+def _order_counts() -> dict[str, float]:
+    """Sums of the Orders* metrics recorded since the last clear (what the next flush would publish)."""
+    return {
+        name: sum(entry["Value"])
+        for name, entry in metrics.metric_set.items()
+        if name.startswith("Orders")
+    }
+
+
+def test_an_unknown_outcome_then_its_settlement_are_counted_once_each(rsps, client, creds, clock):
+    """GIVEN a lost answer never shown, then a later call that finds the order WHEN both run THEN
+    OrdersUnknownOutcome 1, then OrdersExisting 1 and OrdersUnknownSettled 1 (what the alarm compares)."""
+    metrics.clear_metrics()
+    rsps.post(ORDER_URL, body=requests.exceptions.ConnectionError("connection reset after send"))
+    rsps.get(ORDER_URL, status=400, json={"code": -2013, "msg": "Order does not exist."})
+    with pytest.raises(KlineoError):
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+    after_loss = _order_counts()
+
+    rsps.replace("GET", ORDER_URL, json=_order_body("FILLED"))
+    submit_futures_order(
+        client, creds, LIMIT, CLIENT_ORDER_ID,
+        earlier_attempt_ms=int(clock() * 1000) - 1000, clock=clock, sleep=clock.sleep,
+    )
+
+    assert after_loss == {"OrdersUnknownOutcome": 1}
+    assert _order_counts() == {"OrdersUnknownOutcome": 1, "OrdersExisting": 1, "OrdersUnknownSettled": 1}
+    metrics.clear_metrics()
+
+
+def test_placed_and_refused_orders_are_counted_by_outcome(rsps, client, creds, clock):
+    """GIVEN one accepted and one refused POST WHEN submitted THEN OrdersPlaced 1 and OrdersRejected 1."""
+    metrics.clear_metrics()
+    rsps.post(ORDER_URL, json=_order_body("NEW"))
+    submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+    rsps.replace("POST", ORDER_URL, status=400, json={"code": -2019, "msg": "Margin is insufficient."})
+    with pytest.raises(KlineoError):
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert _order_counts() == {"OrdersPlaced": 1, "OrdersRejected": 1}
+    metrics.clear_metrics()

@@ -40,7 +40,13 @@ from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Environment, Market
 from klineo.binance.environments import base_url as resolve_base_url
 from klineo.binance.environments import default_recv_window_ms, https_proxy
-from klineo.binance.ratelimit import DEFAULT_BAN_S, RateLimiter, RateLimitStore, endpoint_weight
+from klineo.binance.ratelimit import (
+    DEFAULT_BAN_S,
+    DEFAULT_WEIGHT_LIMITS,
+    RateLimiter,
+    RateLimitStore,
+    endpoint_weight,
+)
 from klineo.binance.signing import encode_params, signature
 from klineo.errors import ErrorCategory, KlineoError
 
@@ -76,9 +82,9 @@ def _observability() -> tuple[Any, Any]:
     return logger, metrics
 
 
-def _metric(name: str, value: float) -> None:
+def _metric(name: str, value: float, unit: str = "Count") -> None:
     _, metrics = _observability()
-    metrics.add_metric(name=name, unit="Count", value=value)
+    metrics.add_metric(name=name, unit=unit, value=value)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -348,6 +354,7 @@ class BinanceClient:
         _metric("BinanceCalls", 1)
         if used is not None:
             _metric("BinanceWeightUsed", used)
+            _metric("BinanceWeightUsedPercent", 100 * used / DEFAULT_WEIGHT_LIMITS[self.market], "Percent")
         if 200 <= status < 300:
             return self._after_success(response.content, status, used, request, budget)
         return self._after_error_status(response, request, budget)

@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from klineo.errors import ErrorCategory
+
 __all__ = [
     "API_KEY_PATTERN",
     "CONNECTION_ID_PATTERN",
@@ -90,7 +92,7 @@ class ApiModel(BaseModel):
 class ErrorBody(BaseModel):
     """The inside of every error answer."""
 
-    category: str
+    category: ErrorCategory
     message: str
     retryable: bool
     field: str | None = None

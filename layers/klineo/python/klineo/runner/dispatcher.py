@@ -102,11 +102,16 @@ def send_messages(messages: list[WorkMessage], queue_url: str | None = None) -> 
 
 def dispatch_tick(event: Mapping[str, Any] | None, now_ms: int | None = None) -> dict[str, Any]:
     """Entry point for the Scheduler event: plan this tick's messages and queue them."""
-    tick = tick_time_ms(event, now_ms)
+    started, started_ms = time.monotonic(), int(time.time() * 1000) if now_ms is None else now_ms
+    tick = tick_time_ms(event, started_ms)
     summary = DispatchSummary(tick=tick)
     messages = plan_messages(tick, summary=summary)
     send_messages(messages)
     metrics.add_metric(name="StrategiesDispatched", unit="Count", value=summary.strategies)
     metrics.add_metric(name="StrategyMessagesSent", unit="Count", value=summary.messages)
+    metrics.add_metric(name="RunnerTicks", unit="Count", value=1)
+    metrics.add_metric(name="RunnerTickLag", unit="Milliseconds", value=max(0, started_ms - tick))
+    duration_ms = (time.monotonic() - started) * 1000
+    metrics.add_metric(name="RunnerTickDuration", unit="Milliseconds", value=duration_ms)
     logger.info("strategy tick dispatched", extra=summary.as_dict())
     return summary.as_dict()

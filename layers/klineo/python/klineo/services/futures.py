@@ -61,7 +61,7 @@ from klineo.models.futures import (
     FuturesStateResponse,
     FuturesTestResponse,
 )
-from klineo.observability import logger
+from klineo.observability import logger, metrics
 from klineo.services.orders import (
     FuturesOrder,
     OrderResult,
@@ -502,4 +502,6 @@ def get_futures_order_status(
         record_order_outcome_quietly(
             user_id, client_order_id, status=found.status, order_id=found.order_id, result=found.to_record()
         )
+        if record.status == STATUS_UNKNOWN:
+            metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
     return _response(found, connection_id)

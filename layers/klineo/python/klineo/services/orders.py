@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import re
 import secrets
@@ -44,7 +45,7 @@ from typing import Any
 
 from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
 from klineo.errors import KlineoError
-from klineo.observability import logger
+from klineo.observability import logger, metrics
 
 __all__ = [
     "CLIENT_ORDER_ID_RE",
@@ -326,6 +327,44 @@ def _settle_lost_answer(
     raise _unknown(client_order_id, "Binance did not answer the order and has not confirmed it since")
 
 
+# Metric per order outcome (README "Metrics"): first attempts by how they ended; a later call with
+# `earlier_attempt_ms` that finds or places the order settles one that was left unknown.
+_ORDER_METRICS = {
+    "placed": "OrdersPlaced",
+    "recovered": "OrdersRecovered",
+    "existing": "OrdersExisting",
+    "rejected": "OrdersRejected",
+    "not_sent": "OrdersNotSent",
+    "unknown": "OrdersUnknownOutcome",
+    "settled": "OrdersUnknownSettled",
+}
+
+
+def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderResult]:
+    """Count each call of `submit` under its outcome's metric (the alarms and dashboard read them)."""
+
+    @functools.wraps(submit)
+    def counted(*args: Any, earlier_attempt_ms: int | None = None, **kwargs: Any) -> OrderResult:
+        def count(outcome: str) -> None:
+            if outcome in _ORDER_METRICS:  # a metric never fails an order
+                metrics.add_metric(name=_ORDER_METRICS[outcome], unit="Count", value=1)
+
+        try:
+            result = submit(*args, earlier_attempt_ms=earlier_attempt_ms, **kwargs)
+        except KlineoError as exc:
+            if earlier_attempt_ms is None:
+                unknown = exc.category == ErrorCategory.UNKNOWN_OUTCOME
+                count("unknown" if unknown else "not_sent" if exc.retryable else "rejected")
+            raise
+        count(result.source)
+        if earlier_attempt_ms is not None:
+            count("settled")
+        return result
+
+    return counted
+
+
+@_count_outcome
 def submit_futures_order(
     client: BinanceClient,
     creds: Credentials,

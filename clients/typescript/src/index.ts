@@ -1,0 +1,164 @@
+/**
+ * The KLINEO Binance backend's typed client: openapi-fetch over the types generated from openapi.json,
+ * plus the three things every call needs and the generator cannot make: the bearer token, an
+ * Idempotency-Key on orders, and one typed error for every failure.
+ */
+import createClient, { type Client, type Middleware } from "openapi-fetch";
+
+import type { components, paths } from "./generated/schema.js";
+
+export type { components, paths } from "./generated/schema.js";
+
+/** A schema of the API by name, e.g. `Schema<"FuturesOrderRequest">`. */
+export type Schema<Name extends keyof components["schemas"]> = components["schemas"][Name];
+
+/** The generated client: `api.GET("/strategies/{id}", { params: { path: { id } } })` and so on. */
+export type KlineoApi = Client<paths>;
+
+/** Where a token comes from: a fixed string, or a function asked before every call (refreshing JWTs). */
+export type TokenSource = string | (() => string | Promise<string>);
+
+/**
+ * Categories of the API's error body (`error.category`), plus what the client adds itself:
+ * `unauthorized` (API Gateway's 401), `network` (no answer; nothing reached the server) and, for an
+ * order, `unknown_outcome` when the answer was lost after sending.
+ */
+export type ErrorCategory = Schema<"ErrorBody">["category"] | "unauthorized";
+
+export interface KlineoClientOptions {
+  /** The API's base URL: `http://127.0.0.1:3000` locally, the `ApiUrl` output when deployed. */
+  baseUrl: string;
+  /** The user's JWT (without `Bearer `). */
+  token: TokenSource;
+  /** A fetch to use instead of `globalThis.fetch` (tests, instrumentation). */
+  fetch?: (input: Request) => Promise<Response>;
+}
+
+/** Every failed call: one error with the API's category, message, field, retryable and request id. */
+export class KlineoApiError extends Error {
+  override readonly name = "KlineoApiError";
+
+  constructor(
+    /** HTTP status, or 0 when no answer arrived. */
+    readonly status: number,
+    readonly category: ErrorCategory,
+    message: string,
+    /** The input field at fault, when one is. */
+    readonly field: string | null,
+    /** True when sending the same request again later is safe and may succeed. */
+    readonly retryable: boolean,
+    /** The request id support can find in the logs (error body `request_id`, else `X-Request-Id`). */
+    readonly requestId: string | null,
+    /** Seconds to wait before a retry, from `Retry-After`. */
+    readonly retryAfter: number | null,
+    /** The Idempotency-Key the order was sent with: resend with it after `unknown_outcome`. */
+    readonly idempotencyKey: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+/** What an error answer may hold: the function's body (request_id once the server sends it) or API Gateway's. */
+interface ErrorShape {
+  error?: Partial<Schema<"ErrorBody">> & { request_id?: string | null };
+  message?: string;
+}
+
+const GATEWAY_CATEGORIES: Record<number, ErrorCategory> = { 401: "unauthorized", 403: "permission", 404: "not_found" };
+
+/** The typed error of an answer with an error status (the function's `{"error": ...}` or API Gateway's `{"message"}`). */
+export function errorFromResponse(response: Response, body: unknown, idempotencyKey: string | null = null): KlineoApiError {
+  const shape: ErrorShape = typeof body === "object" && body !== null ? (body as ErrorShape) : {};
+  const retryAfterHeader = response.headers.get("Retry-After");
+  const retryAfter = retryAfterHeader !== null && retryAfterHeader !== "" ? Number(retryAfterHeader) : null;
+  const headerRequestId = response.headers.get("X-Request-Id");
+  if (shape.error !== undefined) {
+    const error = shape.error;
+    return new KlineoApiError(
+      response.status,
+      error.category ?? "other",
+      error.message ?? response.statusText,
+      error.field ?? null,
+      error.retryable ?? false,
+      error.request_id ?? headerRequestId,
+      retryAfter,
+      idempotencyKey,
+    );
+  }
+  return new KlineoApiError(
+    response.status,
+    GATEWAY_CATEGORIES[response.status] ?? (response.status >= 500 ? "other" : "invalid_request"),
+    shape.message ?? response.statusText,
+    null,
+    false,
+    headerRequestId,
+    retryAfter,
+    idempotencyKey,
+  );
+}
+
+/** A fresh Idempotency-Key (a UUID); keep it to resend the same order after a lost answer. */
+export function newIdempotencyKey(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+function authMiddleware(token: TokenSource): Middleware {
+  return {
+    async onRequest({ request }) {
+      const value = typeof token === "function" ? await token() : token;
+      request.headers.set("Authorization", `Bearer ${value}`);
+      return request;
+    },
+  };
+}
+
+/** The answer's data, or a KlineoApiError (also when the request never got an answer). */
+async function unwrap<T>(
+  call: Promise<{ data?: T; error?: unknown; response: Response }>,
+  noAnswer: ErrorCategory,
+  idempotencyKey: string | null = null,
+): Promise<T> {
+  let result: { data?: T; error?: unknown; response: Response };
+  try {
+    result = await call;
+  } catch {
+    const message = noAnswer === "unknown_outcome"
+      ? "The order was sent but no answer arrived; resend it with the same Idempotency-Key to learn its outcome."
+      : "The API could not be reached.";
+    throw new KlineoApiError(0, noAnswer, message, null, noAnswer !== "unknown_outcome", null, null, idempotencyKey);
+  }
+  if (!result.response.ok) {
+    throw errorFromResponse(result.response, result.error, idempotencyKey);
+  }
+  return result.data as T;
+}
+
+/** The client: `api` is the whole generated surface; `call` and `placeFuturesOrder` turn failures into KlineoApiError. */
+export interface KlineoClient {
+  api: KlineoApi;
+  /** Await a generated call and return its data, or throw KlineoApiError. */
+  call<T>(request: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T>;
+  /** POST /futures/order with an Idempotency-Key (a new one unless given); resend with the same key after unknown_outcome. */
+  placeFuturesOrder(
+    order: Schema<"FuturesOrderRequest">,
+    idempotencyKey?: string,
+  ): Promise<{ order: Schema<"FuturesOrderResponse">; idempotencyKey: string }>;
+}
+
+/** A client for one user: every call carries `Authorization: Bearer <token>`. */
+export function createKlineoClient(options: KlineoClientOptions): KlineoClient {
+  const api = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/+$/, ""), fetch: options.fetch });
+  api.use(authMiddleware(options.token));
+  return {
+    api,
+    call: (request) => unwrap(request, "network"),
+    async placeFuturesOrder(order, idempotencyKey = newIdempotencyKey()) {
+      const placed = await unwrap(
+        api.POST("/futures/order", { body: order, params: { header: { "idempotency-key": idempotencyKey } } }),
+        "unknown_outcome",
+        idempotencyKey,
+      );
+      return { order: placed, idempotencyKey };
+    },
+  };
+}
