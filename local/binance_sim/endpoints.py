@@ -10,8 +10,9 @@ import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 
-from . import errors
+from . import errors, futures_settings
 from .accounts import PRODUCTION, DemoAccount
+from .brackets import bracket_rows
 from .errors import FUTURES, SAPI, SPOT
 from .market import (
     FUTURES_INTERVALS,
@@ -297,7 +298,7 @@ def futures_account_v3(call: Call) -> dict:
 
 def futures_account_config(call: Call) -> dict:
     """GET /fapi/v1/accountConfig."""
-    return call.state.futures.account_config(call.account)
+    return call.state.futures.account_config(call.account, call.now_ms)
 
 
 def futures_balance(call: Call) -> list:
@@ -340,14 +341,39 @@ def open_orders(call: Call) -> list:
     return call.state.futures.open_orders(call.account, call.params.get("symbol"), call.now_ms)
 
 
+def _settings(call: Call, action: Callable, *args) -> object:
+    return call.state.futures.with_state(call.account, call.now_ms, action, *args)
+
+
 def change_leverage(call: Call) -> dict:
     """POST /fapi/v1/leverage."""
-    return call.state.futures.set_leverage(call.account, call.params, call.now_ms)
+    return _settings(call, futures_settings.change_leverage, call.params)
 
 
 def position_mode(call: Call) -> dict:
-    """GET /fapi/v1/positionSide/dual (always one-way here)."""
-    return {"dualSidePosition": False}
+    """GET /fapi/v1/positionSide/dual."""
+    return _settings(call, futures_settings.position_mode)
+
+
+def change_position_mode(call: Call) -> dict:
+    """POST /fapi/v1/positionSide/dual."""
+    return _settings(call, futures_settings.change_position_mode, call.params)
+
+
+def change_margin_type(call: Call) -> dict:
+    """POST /fapi/v1/marginType."""
+    return _settings(call, futures_settings.change_margin_type, call.params)
+
+
+def symbol_config(call: Call) -> list:
+    """GET /fapi/v1/symbolConfig."""
+    return _settings(call, futures_settings.symbol_config, call.params.get("symbol"))
+
+
+def leverage_bracket(call: Call) -> object:
+    """GET /fapi/v1/leverageBracket (a list, or one object when `symbol` is sent)."""
+    symbol = call.params.get("symbol")
+    return bracket_rows(get_symbol(symbol).symbol if symbol else None)
 
 
 def order_rate_limits(call: Call) -> list:
@@ -412,6 +438,12 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ),
     ("POST", "/fapi/v1/leverage"): Endpoint(FUTURES, SIGNED, 1, change_leverage, needs_futures=True),
     ("GET", "/fapi/v1/positionSide/dual"): Endpoint(FUTURES, SIGNED, 30, position_mode, needs_futures=True),
+    ("POST", "/fapi/v1/positionSide/dual"): Endpoint(
+        FUTURES, SIGNED, 1, change_position_mode, needs_futures=True
+    ),
+    ("POST", "/fapi/v1/marginType"): Endpoint(FUTURES, SIGNED, 1, change_margin_type, needs_futures=True),
+    ("GET", "/fapi/v1/symbolConfig"): Endpoint(FUTURES, SIGNED, 5, symbol_config, needs_futures=True),
+    ("GET", "/fapi/v1/leverageBracket"): Endpoint(FUTURES, SIGNED, 1, leverage_bracket, needs_futures=True),
     ("GET", "/fapi/v1/rateLimit/order"): Endpoint(FUTURES, SIGNED, 1, order_rate_limits, needs_futures=True),
 }
 

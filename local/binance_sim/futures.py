@@ -1,9 +1,12 @@
-"""USDT-M futures accounts: wallet, positions, leverage and orders, with Binance's order rules.
+"""USDT-M futures accounts: wallet, positions, settings and orders, with Binance's order rules.
 
-One-way position mode (positionSide BOTH), cross margin. MARKET orders fill at the mark price;
+Position mode per account (one-way: positionSide BOTH; hedge: LONG and SHORT positions side by
+side), margin type and leverage per symbol (margin is computed the same way for both margin
+types: the simulator does not model isolated wallets). MARKET orders fill at the mark price;
 a LIMIT BUY at or above the mark (SELL at or below) fills at the mark at once, otherwise it rests
 as NEW and fills when the mark later crosses its price (checked lazily whenever the account is
-read or traded). Filter checks and error codes follow facts §4 and §6.
+read or traded). Filter checks and error codes follow facts §4 and §6 (shared spec) and
+docs/binance-facts.md (position mode, margin type, leverage, hedge-mode order rules).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 
 from . import errors
 from .accounts import DemoAccount
+from .brackets import max_notional
 from .errors import ApiError
 from .market import SYMBOLS, SymbolSpec, get_symbol
 
@@ -32,6 +36,8 @@ CONDITIONAL_TYPES = frozenset(
 )
 TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD", "RPI"})
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+ONE_WAY_SIDES = ("BOTH",)
+HEDGE_SIDES = ("LONG", "SHORT")
 _FLAT_FIGURES = {
     "mark": None,
     "notional": ZERO,
@@ -73,6 +79,30 @@ def _decimal_param(params: dict, name: str) -> Decimal:
     return value
 
 
+def _position_side(state: FuturesAccount, params: dict) -> str:
+    """The order's positionSide, checked against the account's position mode.
+
+    One-way: absent or BOTH. Hedge: LONG or SHORT, and `reduceOnly` may not be sent at all.
+    """
+    position_side = params.get("positionSide") or "BOTH"
+    allowed = state.sides
+    if position_side not in allowed:
+        raise ApiError(400, -4061, "Order's position side does not match user's setting.")
+    if state.dual_side and params.get("reduceOnly") is not None:
+        raise ApiError(400, -1106, "Parameter 'reduceonly' sent when not required.")
+    return position_side
+
+
+def _isolated_figures(state: FuturesAccount, symbol: str, figures: dict) -> tuple[Decimal, Decimal]:
+    """(isolatedWallet, isolatedMargin) of a position: zero under cross margin.
+
+    Isolated: the wallet is the position's initial margin, the margin adds its unrealized PnL.
+    """
+    if state.margin_type[symbol] != "ISOLATED" or not figures["initial"]:
+        return ZERO, ZERO
+    return figures["initial"], figures["initial"] + figures["unrealized"]
+
+
 def _on_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
     return (value / tick).to_integral_value(rounding=rounding) * tick
 
@@ -80,19 +110,6 @@ def _on_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
 def _places(value: Decimal) -> int:
     exponent = value.normalize().as_tuple().exponent
     return max(0, -exponent)
-
-
-def _max_notional_for(leverage: int) -> str:
-    for floor, notional in (
-        (101, "50000"),
-        (51, "250000"),
-        (21, "1000000"),
-        (11, "10000000"),
-        (6, "20000000"),
-    ):
-        if leverage >= floor:
-            return notional
-    return "80000000"
 
 
 @dataclasses.dataclass
@@ -159,7 +176,7 @@ class FuturesOrder:
 
 @dataclasses.dataclass
 class Position:
-    """A one-way (BOTH) position in one symbol."""
+    """One position of a symbol: BOTH in one-way mode, LONG (amount ≥ 0) or SHORT (≤ 0) in hedge mode."""
 
     amount: Decimal = ZERO
     entry_price: Decimal = ZERO
@@ -173,21 +190,44 @@ class FuturesAccount:
         self.account = account
         self.assets = {asset: Decimal(amount) for asset, amount in account.futures_balances.items()}
         self.assets.setdefault("USDT", ZERO)
-        self.positions = {symbol: Position() for symbol in SYMBOLS}
+        self.dual_side = account.dual_side_position
+        self.positions = self._flat_positions()
         self.leverage = {symbol: default_leverage for symbol in SYMBOLS}
+        self.margin_type = {symbol: "CROSSED" for symbol in SYMBOLS}
         self.orders: dict[int, FuturesOrder] = {}
         self.open_by_id: dict[int, FuturesOrder] = {}
         self.orders_by_client_id: dict[tuple[str, str], int] = {}
         self.update_time = 0
 
     @property
+    def sides(self) -> tuple[str, ...]:
+        """The position sides of the account's position mode."""
+        return HEDGE_SIDES if self.dual_side else ONE_WAY_SIDES
+
+    def _flat_positions(self) -> dict[tuple[str, str], Position]:
+        return {(symbol, side): Position() for symbol in SYMBOLS for side in self.sides}
+
+    def set_dual_side(self, dual_side: bool) -> None:
+        """Switch position mode (callers check first that nothing is open)."""
+        self.dual_side = dual_side
+        self.positions = self._flat_positions()
+
+    def holds(self, symbol: str | None = None) -> bool:
+        """True when a position is open (in `symbol`, or in any symbol)."""
+        return any(p.amount for (name, _), p in self.positions.items() if symbol in (None, name))
+
+    @property
     def wallet(self) -> Decimal:
         """USDT wallet balance."""
         return self.assets["USDT"]
 
-    def open_orders(self, symbol: str | None = None) -> list[FuturesOrder]:
-        """Open orders, optionally for one symbol, oldest first."""
-        return [o for o in self.open_by_id.values() if symbol is None or o.symbol == symbol]
+    def open_orders(self, symbol: str | None = None, side: str | None = None) -> list[FuturesOrder]:
+        """Open orders, optionally for one symbol (and position side), oldest first."""
+        return [
+            o
+            for o in self.open_by_id.values()
+            if symbol in (None, o.symbol) and side in (None, o.position_side)
+        ]
 
     def track(self, order: FuturesOrder) -> None:
         """Keep the open-order index in step with the order's status."""
@@ -217,10 +257,11 @@ class FuturesExchange:
         """The mark price as a Decimal."""
         return Decimal(repr(self._mark_price(symbol, now_ms)))
 
-    def _position_figures(self, state: FuturesAccount, symbol: str, now_ms: float) -> dict:
-        """Margin figures of one symbol; `mark` is None when there is neither position nor order."""
-        position = state.positions[symbol]
-        orders = state.open_orders(symbol)
+    def _position_figures(self, state: FuturesAccount, key: tuple[str, str], now_ms: float) -> dict:
+        """Margin figures of one (symbol, side); `mark` is None when there is neither position nor order."""
+        symbol, side = key
+        position = state.positions[key]
+        orders = state.open_orders(symbol, side)
         if not position.amount and not orders:
             return dict(_FLAT_FIGURES)
         mark = self.mark(symbol, now_ms)
@@ -240,7 +281,7 @@ class FuturesExchange:
         }
 
     def _totals(self, state: FuturesAccount, now_ms: float) -> dict:
-        figures = {symbol: self._position_figures(state, symbol, now_ms) for symbol in SYMBOLS}
+        figures = {key: self._position_figures(state, key, now_ms) for key in state.positions}
         unrealized = sum((f["unrealized"] for f in figures.values()), ZERO)
         initial = sum((f["initial"] for f in figures.values()), ZERO)
         open_initial = sum((f["open_order_initial"] for f in figures.values()), ZERO)
@@ -270,7 +311,7 @@ class FuturesExchange:
         fee_rate: Decimal,
         now_ms: int,
     ) -> None:
-        position = state.positions[order.symbol]
+        position = state.positions[(order.symbol, order.position_side)]
         delta = quantity if order.side == "BUY" else -quantity
         current = position.amount
         if current == 0 or (current > 0) == (delta > 0):
@@ -333,9 +374,7 @@ class FuturesExchange:
             )
         if order_type not in ("LIMIT", "MARKET"):
             raise ApiError(400, -1116, "Invalid orderType.")
-        position_side = params.get("positionSide", "BOTH") or "BOTH"
-        if position_side != "BOTH":
-            raise ApiError(400, -4061, "Order's position side does not match user's setting.")
+        position_side = _position_side(state, params)
         client_order_id = params.get("newClientOrderId")
         if client_order_id is not None:
             if len(client_order_id) > 36:
@@ -420,6 +459,23 @@ class FuturesExchange:
         if step and (quantity - min_qty) % step != 0:
             raise ApiError(400, -4023, "Qty not increased by step size.")
 
+    @staticmethod
+    def _exposure_increase(state: FuturesAccount, checked: dict) -> Decimal:
+        """How much the order would add to its position; -2022 for a reduce that cannot reduce.
+
+        One-way: a reduceOnly order must shrink an open position. Hedge: an order closing LONG
+        (SELL) or SHORT (BUY) may not exceed the position on that side.
+        """
+        position = state.positions[(checked["spec"].symbol, checked["position_side"])]
+        delta = checked["quantity"] if checked["side"] == "BUY" else -checked["quantity"]
+        increase = max(ZERO, abs(position.amount + delta) - abs(position.amount))
+        if checked["reduce_only"] and (increase > 0 or position.amount == 0):
+            raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
+        direction = {"LONG": 1, "SHORT": -1}.get(checked["position_side"])
+        if direction is not None and (position.amount + delta) * direction < 0:
+            raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
+        return increase
+
     def place_order(self, account: DemoAccount, params: dict, now_ms: float) -> dict:
         """POST /fapi/v1/order: validate, margin-check, fill or rest; returns the response body."""
         with self._lock:
@@ -445,11 +501,7 @@ class FuturesExchange:
                     "order will be rejected. The order will not be recorded in the "
                     "order history",
                 )
-            position = state.positions[spec.symbol]
-            delta = quantity if side == "BUY" else -quantity
-            increase = max(ZERO, abs(position.amount + delta) - abs(position.amount))
-            if checked["reduce_only"] and (increase > 0 or position.amount == 0):
-                raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
+            increase = self._exposure_increase(state, checked)
             reference = mark if marketable else checked["price"]
             leverage = Decimal(state.leverage[spec.symbol])
             required = increase * reference / leverage
@@ -549,24 +601,10 @@ class FuturesExchange:
         with self._lock:
             return [o.as_dict() for o in self.state_for(account, now_ms).open_orders(symbol)]
 
-    def set_leverage(self, account: DemoAccount, params: dict, now_ms: float) -> dict:
-        """POST /fapi/v1/leverage."""
-        symbol = params.get("symbol")
-        if not symbol:
-            raise errors.mandatory("symbol")
-        spec = get_symbol(symbol)
-        text = params.get("leverage")
-        if not text:
-            raise errors.mandatory("leverage")
-        try:
-            leverage = int(text)
-        except ValueError:
-            raise ApiError(400, -4028, f"Leverage {text} is not valid") from None
-        if not 1 <= leverage <= spec.max_leverage:
-            raise ApiError(400, -4028, f"Leverage {leverage} is not valid")
+    def with_state(self, account: DemoAccount, now_ms: float, action: Callable, *args) -> object:
+        """Run `action(state, *args)` on the account's futures state under the lock (settings calls)."""
         with self._lock:
-            self.state_for(account, now_ms).leverage[symbol] = leverage
-        return {"leverage": leverage, "maxNotionalValue": _max_notional_for(leverage), "symbol": symbol}
+            return action(self.state_for(account, now_ms), *args)
 
     # ----- account views -----------------------------------------------------------------------
     def _asset_rows(self, state: FuturesAccount, totals: dict, now: int) -> list[dict]:
@@ -612,8 +650,10 @@ class FuturesExchange:
             "maxWithdrawAmount": _money(totals["max_withdraw"]),
         }
 
-    def _position_row(self, state: FuturesAccount, symbol: str, figures: dict, version: int) -> dict:
-        position = state.positions[symbol]
+    def _position_row(self, state: FuturesAccount, key: tuple[str, str], figures: dict, version: int) -> dict:
+        symbol, side = key
+        position = state.positions[key]
+        isolated_wallet, isolated_margin = _isolated_figures(state, symbol, figures)
         row = {
             "symbol": symbol,
             "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
@@ -621,11 +661,11 @@ class FuturesExchange:
             "unrealizedProfit": _money(figures["unrealized"]),
             "positionInitialMargin": _money(figures["initial"]),
             "openOrderInitialMargin": _money(figures["open_order_initial"]),
-            "positionSide": "BOTH",
+            "positionSide": side,
             "positionAmt": _fixed(position.amount, SYMBOLS[symbol].quantity_precision),
             "notional": _money(figures["notional"]),
-            "isolatedWallet": "0",
-            "isolatedMargin": "0",
+            "isolatedWallet": _plain(isolated_wallet),
+            "isolatedMargin": _plain(isolated_margin),
             "updateTime": position.update_time,
             "bidNotional": _money(figures["bid"]),
             "askNotional": _money(figures["ask"]),
@@ -634,10 +674,10 @@ class FuturesExchange:
             row.update(
                 {
                     "leverage": str(state.leverage[symbol]),
-                    "isolated": False,
+                    "isolated": state.margin_type[symbol] == "ISOLATED",
                     "entryPrice": _money(position.entry_price),
                     "breakEvenPrice": _money(position.entry_price),
-                    "maxNotional": _max_notional_for(state.leverage[symbol]),
+                    "maxNotional": max_notional(SYMBOLS[symbol], state.leverage[symbol]),
                 }
             )
             del row["isolatedMargin"]
@@ -666,21 +706,23 @@ class FuturesExchange:
             body.update(self._totals_fields(totals))
             body["assets"] = self._asset_rows(state, totals, now)
             positions = []
-            for symbol, figures in totals["figures"].items():
-                if version == 3 and not (state.positions[symbol].amount or state.open_orders(symbol)):
+            for key, figures in totals["figures"].items():
+                if version == 3 and figures["mark"] is None:
                     continue
-                positions.append(self._position_row(state, symbol, figures, version))
+                positions.append(self._position_row(state, key, figures, version))
             body["positions"] = positions
             return body
 
-    def account_config(self, account: DemoAccount) -> dict:
+    def account_config(self, account: DemoAccount, now_ms: float) -> dict:
         """GET /fapi/v1/accountConfig."""
+        with self._lock:
+            dual_side = self.state_for(account, now_ms).dual_side
         return {
             "feeTier": 0,
             "canTrade": account.permissions.futures,
             "canDeposit": True,
             "canWithdraw": account.permissions.withdrawals,
-            "dualSidePosition": False,
+            "dualSidePosition": dual_side,
             "updateTime": 0,
             "multiAssetsMargin": False,
             "tradeGroupId": -1,
@@ -710,64 +752,69 @@ class FuturesExchange:
     def position_risk(
         self, account: DemoAccount, symbol: str | None, now_ms: float, version: int
     ) -> list[dict]:
-        """GET /fapi/v2/positionRisk (every symbol) and /fapi/v3/positionRisk (held or ordered only)."""
+        """GET /fapi/v2/positionRisk (every symbol and side), /fapi/v3/positionRisk (held or ordered only)."""
         if symbol:
             get_symbol(symbol)
         with self._lock:
             state = self.state_for(account, now_ms)
             totals = self._totals(state, now_ms)
-            rows = []
-            for name, figures in totals["figures"].items():
-                if symbol and name != symbol:
-                    continue
-                position = state.positions[name]
-                if version == 3 and not (position.amount or state.open_orders(name)):
-                    continue
-                liquidation = ZERO
-                if position.amount:
-                    cushion = totals["margin_balance"] - totals["maint"]
-                    liquidation = max(ZERO, figures["mark"] - cushion / position.amount)
-                row = {
-                    "symbol": name,
-                    "positionSide": "BOTH",
-                    "positionAmt": _fixed(position.amount, SYMBOLS[name].quantity_precision),
-                    "entryPrice": _money(position.entry_price),
-                    "breakEvenPrice": _money(position.entry_price),
-                    "markPrice": _money(figures["mark"] or self.mark(name, now_ms)),
-                    "unRealizedProfit": _money(figures["unrealized"]),
-                    "liquidationPrice": _money(liquidation),
-                    "isolatedMargin": "0.00000000",
-                    "notional": _money(figures["notional"]),
-                    "marginAsset": "USDT",
-                    "isolatedWallet": "0",
-                    "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
-                    "maintMargin": _money(figures["maint"]),
-                    "positionInitialMargin": _money(figures["initial"]),
-                    "openOrderInitialMargin": _money(figures["open_order_initial"]),
-                    "adl": 0,
-                    "bidNotional": _money(figures["bid"]),
-                    "askNotional": _money(figures["ask"]),
-                    "updateTime": position.update_time,
+            return [
+                self._risk_row(state, key, figures, totals, now_ms, version)
+                for key, figures in totals["figures"].items()
+                if symbol in (None, key[0]) and not (version == 3 and figures["mark"] is None)
+            ]
+
+    def _risk_row(
+        self,
+        state: FuturesAccount,
+        key: tuple[str, str],
+        figures: dict,
+        totals: dict,
+        now_ms: float,
+        version: int,
+    ) -> dict:
+        name, side = key
+        position = state.positions[key]
+        liquidation = ZERO
+        if position.amount:
+            cushion = totals["margin_balance"] - totals["maint"]
+            liquidation = max(ZERO, figures["mark"] - cushion / position.amount)
+        isolated_wallet, isolated_margin = _isolated_figures(state, name, figures)
+        row = {
+            "symbol": name,
+            "positionSide": side,
+            "positionAmt": _fixed(position.amount, SYMBOLS[name].quantity_precision),
+            "entryPrice": _money(position.entry_price),
+            "breakEvenPrice": _money(position.entry_price),
+            "markPrice": _money(figures["mark"] or self.mark(name, now_ms)),
+            "unRealizedProfit": _money(figures["unrealized"]),
+            "liquidationPrice": _money(liquidation),
+            "isolatedMargin": _money(isolated_margin),
+            "notional": _money(figures["notional"]),
+            "isolatedWallet": _plain(isolated_wallet),
+            "updateTime": position.update_time,
+        }
+        if version == 2:
+            isolated = state.margin_type[name] == "ISOLATED"
+            row.update(
+                {
+                    "leverage": str(state.leverage[name]),
+                    "maxNotionalValue": max_notional(SYMBOLS[name], state.leverage[name]),
+                    "marginType": "isolated" if isolated else "cross",
+                    "isAutoAddMargin": "false",
                 }
-                if version == 2:
-                    for key in (
-                        "marginAsset",
-                        "initialMargin",
-                        "maintMargin",
-                        "positionInitialMargin",
-                        "openOrderInitialMargin",
-                        "adl",
-                        "bidNotional",
-                        "askNotional",
-                    ):
-                        del row[key]
-                    row.update(
-                        {
-                            "leverage": str(state.leverage[name]),
-                            "maxNotionalValue": _max_notional_for(state.leverage[name]),
-                            "marginType": "cross",
-                            "isAutoAddMargin": "false",
-                        }
-                    )
-                rows.append(row)
-            return rows
+            )
+            return row
+        row.update(
+            {
+                "marginAsset": "USDT",
+                "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
+                "maintMargin": _money(figures["maint"]),
+                "positionInitialMargin": _money(figures["initial"]),
+                "openOrderInitialMargin": _money(figures["open_order_initial"]),
+                "adl": 0,
+                "bidNotional": _money(figures["bid"]),
+                "askNotional": _money(figures["ask"]),
+            }
+        )
+        return row
