@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from binance.client import Client
 from binance.error import ClientError
+from binance.exceptions import BinanceAPIException
 from binance.spot import Spot
 from binance.um_futures import UMFutures
 
@@ -151,3 +152,60 @@ def test_python_binance_with_private_keys_places_futures_orders(binance_sim, acc
     # THEN both are accepted
     assert spot["canTrade"] is True
     assert client.futures_get_order(symbol="BTCUSDT", orderId=order["orderId"])["status"] == "FILLED"
+
+
+def test_binance_futures_connector_sets_position_mode_margin_type_and_leverage(binance_sim):
+    """UMFutures: hedge mode, isolated margin and 5x land in the simulator; repeats surface -4059/-4046."""
+    # GIVEN the official futures connector on the one-way futures-full key
+    account = binance_sim.account("futures-full")
+    client = UMFutures(key=account.api_key, secret=account.secret, base_url=binance_sim.url)
+    # WHEN it sets hedge mode, isolated margin and 5x, then asks for the same mode and margin again
+    mode = client.change_position_mode(dualSidePosition="true")
+    margin = client.change_margin_type(symbol="BTCUSDT", marginType="ISOLATED")
+    leverage = client.change_leverage(symbol="BTCUSDT", leverage=5)
+    with pytest.raises(ClientError) as same_mode:
+        client.change_position_mode(dualSidePosition="true")
+    with pytest.raises(ClientError) as same_margin:
+        client.change_margin_type(symbol="BTCUSDT", marginType="ISOLATED")
+    # THEN each answer parses and the reads show exactly what was set
+    assert mode == {"code": 200, "msg": "success"} and margin == {"code": 200, "msg": "success"}
+    assert leverage["leverage"] == 5
+    assert client.get_position_mode() == {"dualSidePosition": True}
+    config = client.symbol_configuration(symbol="BTCUSDT")[0]
+    assert (config["marginType"], config["leverage"]) == ("ISOLATED", 5)
+    assert (same_mode.value.status_code, same_mode.value.error_code) == (400, -4059)
+    assert (same_margin.value.status_code, same_margin.value.error_code) == (400, -4046)
+
+
+def test_python_binance_sets_position_mode_margin_type_and_leverage(binance_sim):
+    """python-binance: mode, margin type and leverage calls work; a hedge order then needs positionSide."""
+    # GIVEN python-binance on the one-way futures-full key
+    client = _python_binance(binance_sim, binance_sim.account("futures-full"))
+    # WHEN it switches to hedge mode with isolated 5x, then places orders with and without positionSide
+    client.futures_change_position_mode(dualSidePosition="true")
+    client.futures_change_margin_type(symbol="BTCUSDT", marginType="ISOLATED")
+    client.futures_change_leverage(symbol="BTCUSDT", leverage=5)
+    with pytest.raises(BinanceAPIException) as no_side:
+        client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity=0.002)
+    placed = client.futures_create_order(
+        symbol="BTCUSDT", side="BUY", type="MARKET", quantity=0.002, positionSide="LONG"
+    )
+    # THEN the settings read back, the bare order was -4061 and the LONG order filled
+    assert client.futures_get_position_mode() == {"dualSidePosition": True}
+    assert client.futures_account_config()["dualSidePosition"] is True
+    config = client.futures_symbol_config(symbol="BTCUSDT")[0]
+    assert (config["marginType"], config["leverage"]) == ("ISOLATED", 5)
+    assert no_side.value.code == -4061
+    assert client.futures_get_order(symbol="BTCUSDT", orderId=placed["orderId"])["positionSide"] == "LONG"
+
+
+def test_python_binance_reads_leverage_brackets(binance_sim):
+    """python-binance futures_leverage_bracket: every symbol as a list, one symbol as an object."""
+    # GIVEN python-binance on the futures-full key
+    client = _python_binance(binance_sim, binance_sim.account("futures-full"))
+    # WHEN it reads brackets without and with a symbol
+    every = client.futures_leverage_bracket()
+    one = client.futures_leverage_bracket(symbol="BTCUSDT")
+    # THEN both parse and BTCUSDT's first bracket allows 125x
+    assert any(row["symbol"] == "ETHUSDT" for row in every)
+    assert one["brackets"][0]["initialLeverage"] == 125
