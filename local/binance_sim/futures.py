@@ -413,10 +413,10 @@ class FuturesExchange:
         if order_type == "LIMIT":
             if side == "BUY" and price > mark * Decimal("1.05"):
                 limit = _on_tick(mark * Decimal("1.05"), spec.futures_decimal("tick"), ROUND_DOWN)
-                raise ApiError(400, -4024, f"Limit price can't be higher than {limit}.")
+                raise ApiError(400, -4016, f"Limit price can't be higher than {limit}")
             if side == "SELL" and price < mark * Decimal("0.95"):
                 limit = _on_tick(mark * Decimal("0.95"), spec.futures_decimal("tick"), ROUND_UP)
-                raise ApiError(400, -4025, f"Limit price can't be lower than {limit}.")
+                raise ApiError(400, -4024, f"Limit price can't be lower than {limit}")
         reference = price if order_type == "LIMIT" else mark
         if not reduce_only and quantity * reference < spec.futures_decimal("min_notional"):
             raise ApiError(
@@ -444,7 +444,7 @@ class FuturesExchange:
         if min_price and price < min_price:
             raise ApiError(400, -4013, "Price less than min price.")
         if max_price and price > max_price:
-            raise ApiError(400, -4016, "Price more than max price.")
+            raise ApiError(400, -4002, "Price greater than max price.")
         if tick and (price - min_price) % tick != 0:
             raise ApiError(400, -4014, "Price not increased by tick size.")
 
@@ -493,6 +493,12 @@ class FuturesExchange:
             marketable = checked["type"] == "MARKET" or (
                 checked["price"] >= mark if side == "BUY" else checked["price"] <= mark
             )
+            if checked["time_in_force"] == "FOK" and not marketable:
+                raise ApiError(
+                    400,
+                    -5021,
+                    "Due to the order could not be filled immediately, the FOK order has been rejected.",
+                )
             if checked["time_in_force"] == "GTX" and marketable:
                 raise ApiError(
                     400,
@@ -532,7 +538,7 @@ class FuturesExchange:
             state.orders_by_client_id[(spec.symbol, client_order_id)] = order.order_id
             if marketable:
                 self._apply_fill(state, order, quantity, mark, TAKER_FEE, now)
-            elif checked["time_in_force"] in ("IOC", "FOK"):
+            elif checked["time_in_force"] == "IOC":
                 order.status = "EXPIRED"
             state.track(order)
             if params.get("newOrderRespType", "ACK") == "RESULT":
