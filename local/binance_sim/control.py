@@ -8,6 +8,8 @@ POST /__sim__/clock              {"skew_ms": N}            GET /__sim__/clock
 POST /__sim__/config             {"spot_weight_limit": ..., "latency_ms": ..., ...}; GET returns it
 POST /__sim__/reset              fresh balances, orders, counters, faults and journal
 GET  /__sim__/accounts           demo accounts (no secrets)
+POST /__sim__/mark               {"symbol": "BTCUSDT", "price": 61000.5} pins the futures mark price
+                                 ("price": null unpins); GET /__sim__/mark lists pinned prices
 
 Control calls are never rate-limited, faulted or journaled.
 """
@@ -88,6 +90,11 @@ def handle_control(state: SimulatorState, method: str, path: str, body: bytes) -
         if route == ("POST", "/__sim__/reset"):
             state.reset()
             return 200, {}
+        if route == ("POST", "/__sim__/mark"):
+            state.set_mark_price(document["symbol"], document["price"])
+            return 200, {"marks": dict(state.mark_overrides)}
+        if route == ("GET", "/__sim__/mark"):
+            return 200, {"marks": dict(state.mark_overrides)}
         if route == ("GET", "/__sim__/accounts"):
             return 200, {"accounts": [a.summary() for a in state.accounts.values()]}
     except (KeyError, TypeError, ValueError) as error:

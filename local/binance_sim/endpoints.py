@@ -376,6 +376,36 @@ def leverage_bracket(call: Call) -> object:
     return bracket_rows(get_symbol(symbol).symbol if symbol else None)
 
 
+def new_algo_order(call: Call) -> dict:
+    """POST /fapi/v1/algoOrder."""
+    return call.state.algo.place(call.account, call.params, call.now_ms)
+
+
+def query_algo_order(call: Call) -> dict:
+    """GET /fapi/v1/algoOrder."""
+    return call.state.algo.query(call.account, call.params, call.now_ms)
+
+
+def cancel_algo_order(call: Call) -> dict:
+    """DELETE /fapi/v1/algoOrder."""
+    return call.state.algo.cancel(call.account, call.params, call.now_ms)
+
+
+def open_algo_orders(call: Call) -> list:
+    """GET /fapi/v1/openAlgoOrders."""
+    return call.state.algo.open_orders(call.account, call.params, call.now_ms)
+
+
+def cancel_all_algo_orders(call: Call) -> dict:
+    """DELETE /fapi/v1/algoOpenOrders."""
+    return call.state.algo.cancel_all(call.account, call.params, call.now_ms)
+
+
+def all_algo_orders(call: Call) -> list:
+    """GET /fapi/v1/allAlgoOrders."""
+    return call.state.algo.history(call.account, call.params, call.now_ms)
+
+
 def order_rate_limits(call: Call) -> list:
     """GET /fapi/v1/rateLimit/order."""
     config = call.state.config
@@ -444,6 +474,18 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("POST", "/fapi/v1/marginType"): Endpoint(FUTURES, SIGNED, 1, change_margin_type, needs_futures=True),
     ("GET", "/fapi/v1/symbolConfig"): Endpoint(FUTURES, SIGNED, 5, symbol_config, needs_futures=True),
     ("GET", "/fapi/v1/leverageBracket"): Endpoint(FUTURES, SIGNED, 1, leverage_bracket, needs_futures=True),
+    ("POST", "/fapi/v1/algoOrder"): Endpoint(
+        FUTURES, SIGNED, 0, new_algo_order, counts_order=True, needs_futures=True
+    ),
+    ("GET", "/fapi/v1/algoOrder"): Endpoint(FUTURES, SIGNED, 1, query_algo_order, needs_futures=True),
+    ("DELETE", "/fapi/v1/algoOrder"): Endpoint(FUTURES, SIGNED, 1, cancel_algo_order, needs_futures=True),
+    ("GET", "/fapi/v1/openAlgoOrders"): Endpoint(
+        FUTURES, SIGNED, _one_or_all(1, 40), open_algo_orders, needs_futures=True
+    ),
+    ("DELETE", "/fapi/v1/algoOpenOrders"): Endpoint(
+        FUTURES, SIGNED, 1, cancel_all_algo_orders, needs_futures=True
+    ),
+    ("GET", "/fapi/v1/allAlgoOrders"): Endpoint(FUTURES, SIGNED, 5, all_algo_orders, needs_futures=True),
     ("GET", "/fapi/v1/rateLimit/order"): Endpoint(FUTURES, SIGNED, 1, order_rate_limits, needs_futures=True),
 }
 

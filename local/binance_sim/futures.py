@@ -17,6 +17,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
+from typing import Any
 
 from . import errors
 from .accounts import DemoAccount
@@ -54,7 +55,7 @@ def _money(value: Decimal) -> str:
     return f"{value:.8f}"
 
 
-def _plain(value: Decimal) -> str:
+def plain(value: Decimal) -> str:
     """A decimal as Binance echoes order numbers: no exponent, no needless trailing zeros."""
     text = f"{value:f}"
     if "." in text:
@@ -66,7 +67,8 @@ def _fixed(value: Decimal, places: int) -> str:
     return f"{value:.{places}f}"
 
 
-def _decimal_param(params: dict, name: str) -> Decimal:
+def decimal_param(params: dict, name: str) -> Decimal:
+    """A required finite decimal parameter (-1102 when missing or malformed)."""
     text = params.get(name)
     if text is None or text == "":
         raise errors.mandatory(name)
@@ -79,7 +81,7 @@ def _decimal_param(params: dict, name: str) -> Decimal:
     return value
 
 
-def _position_side(state: FuturesAccount, params: dict) -> str:
+def position_side_for(state: FuturesAccount, params: dict) -> str:
     """The order's positionSide, checked against the account's position mode.
 
     One-way: absent or BOTH. Hedge: LONG or SHORT, and `reduceOnly` may not be sent at all.
@@ -91,6 +93,46 @@ def _position_side(state: FuturesAccount, params: dict) -> str:
     if state.dual_side and params.get("reduceOnly") is not None:
         raise ApiError(400, -1106, "Parameter 'reduceonly' sent when not required.")
     return position_side
+
+
+def check_price_filter(spec: SymbolSpec, price: Decimal) -> None:
+    """PRICE_FILTER: minPrice -4013, maxPrice -4002, tick -4014."""
+    min_price, max_price, tick = (spec.futures_decimal(n) for n in ("min_price", "max_price", "tick"))
+    if min_price and price < min_price:
+        raise ApiError(400, -4013, "Price less than min price.")
+    if max_price and price > max_price:
+        raise ApiError(400, -4002, "Price greater than max price.")
+    if tick and (price - min_price) % tick != 0:
+        raise ApiError(400, -4014, "Price not increased by tick size.")
+
+
+def check_lot_size(spec: SymbolSpec, quantity: Decimal, order_type: str) -> None:
+    """LOT_SIZE / MARKET_LOT_SIZE: below min -4004, above max -4005, step -4023."""
+    min_qty, step = spec.futures_decimal("min_qty"), spec.futures_decimal("step")
+    max_qty = spec.futures_decimal("market_max_qty" if order_type == "MARKET" else "max_qty")
+    if quantity < min_qty:
+        raise ApiError(400, -4004, "Quantity less than min quantity.")
+    if quantity > max_qty:
+        raise ApiError(400, -4005, "Quantity greater than max quantity.")
+    if step and (quantity - min_qty) % step != 0:
+        raise ApiError(400, -4023, "Qty not increased by step size.")
+
+
+def _exposure_increase(state: FuturesAccount, checked: dict) -> Decimal:
+    """How much the order would add to its position; -2022 for a reduce that cannot reduce.
+
+    One-way: a reduceOnly order must shrink an open position. Hedge: an order closing LONG
+    (SELL) or SHORT (BUY) may not exceed the position on that side.
+    """
+    position = state.positions[(checked["spec"].symbol, checked["position_side"])]
+    delta = checked["quantity"] if checked["side"] == "BUY" else -checked["quantity"]
+    increase = max(ZERO, abs(position.amount + delta) - abs(position.amount))
+    if checked["reduce_only"] and (increase > 0 or position.amount == 0):
+        raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
+    direction = {"LONG": 1, "SHORT": -1}.get(checked["position_side"])
+    if direction is not None and (position.amount + delta) * direction < 0:
+        raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
+    return increase
 
 
 def _isolated_figures(state: FuturesAccount, symbol: str, figures: dict) -> tuple[Decimal, Decimal]:
@@ -148,12 +190,12 @@ class FuturesOrder:
             "symbol": self.symbol,
             "status": self.status,
             "clientOrderId": self.client_order_id,
-            "price": _plain(self.price),
+            "price": plain(self.price),
             "avgPrice": _fixed(average, 5) if not average else _fixed(average, spec.price_precision + 3),
-            "origQty": _plain(self.orig_qty),
-            "executedQty": _plain(self.executed_qty),
-            "cumQty": _plain(self.executed_qty),
-            "cumQuote": _plain(self.cum_quote),
+            "origQty": plain(self.orig_qty),
+            "executedQty": plain(self.executed_qty),
+            "cumQty": plain(self.executed_qty),
+            "cumQuote": plain(self.cum_quote),
             "timeInForce": self.time_in_force,
             "type": self.type,
             "reduceOnly": self.reduce_only,
@@ -197,6 +239,7 @@ class FuturesAccount:
         self.orders: dict[int, FuturesOrder] = {}
         self.open_by_id: dict[int, FuturesOrder] = {}
         self.orders_by_client_id: dict[tuple[str, str], int] = {}
+        self.algo_orders: dict[int, Any] = {}  # algoId -> algo.AlgoOrder
         self.update_time = 0
 
     @property
@@ -251,6 +294,22 @@ class FuturesExchange:
         self._default_leverage = default_leverage
         self._accounts = {a.api_key: FuturesAccount(a, default_leverage) for a in accounts.values()}
         self._next_order_id = 4_100_000_000
+        # Called as hook(state, now_ms) under the lock each time an account is settled (algo triggers).
+        self.settle_hooks: list[Callable[[FuturesAccount, float], None]] = []
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock every account change happens under (shared with the algo service)."""
+        return self._lock
+
+    def next_order_id(self) -> int:
+        """A fresh orderId (call under the lock)."""
+        self._next_order_id += 1
+        return self._next_order_id
+
+    def place_internal(self, state: FuturesAccount, params: dict, now_ms: float) -> FuturesOrder:
+        """Place an order for the exchange itself (a triggered algo order); caller holds the lock."""
+        return self._place(state, params, now_ms)[0]
 
     # ----- prices and margin -------------------------------------------------------------------
     def mark(self, symbol: str, now_ms: float) -> Decimal:
@@ -346,10 +405,21 @@ class FuturesExchange:
                     state, order, order.orig_qty - order.executed_qty, order.price, MAKER_FEE, int(now_ms)
                 )
 
+    def sweep(self, now_ms: float) -> None:
+        """Match resting orders and fire algo triggers on every account (after a mark move)."""
+        with self._lock:
+            for state in self._accounts.values():
+                self._settle(state, now_ms)
+
+    def _settle(self, state: FuturesAccount, now_ms: float) -> None:
+        self._match_resting(state, now_ms)
+        for hook in self.settle_hooks:
+            hook(state, now_ms)
+
     def state_for(self, account: DemoAccount, now_ms: float) -> FuturesAccount:
         """The account's futures state with resting orders matched up to now (call under lock)."""
         state = self._accounts[account.api_key]
-        self._match_resting(state, now_ms)
+        self._settle(state, now_ms)
         return state
 
     # ----- orders ------------------------------------------------------------------------------
@@ -374,7 +444,7 @@ class FuturesExchange:
             )
         if order_type not in ("LIMIT", "MARKET"):
             raise ApiError(400, -1116, "Invalid orderType.")
-        position_side = _position_side(state, params)
+        position_side = position_side_for(state, params)
         client_order_id = params.get("newClientOrderId")
         if client_order_id is not None:
             if len(client_order_id) > 36:
@@ -387,7 +457,7 @@ class FuturesExchange:
         reduce_only = reduce_only_text == "true"
         if params.get("closePosition", "false").lower() == "true":
             raise ApiError(400, -1106, "Parameter 'closePosition' sent when not required.")
-        quantity = _decimal_param(params, "quantity")
+        quantity = decimal_param(params, "quantity")
         if quantity <= 0:
             raise ApiError(400, -4003, "Quantity less than zero.")
         if _places(quantity) > spec.quantity_precision:
@@ -401,15 +471,15 @@ class FuturesExchange:
                 raise errors.mandatory("timeInForce")
             if time_in_force not in TIME_IN_FORCE:
                 raise ApiError(400, -1115, "Invalid timeInForce.")
-            price = _decimal_param(params, "price")
+            price = decimal_param(params, "price")
             if price <= 0:
                 raise ApiError(400, -4001, "Price less than 0.")
             if _places(price) > spec.price_precision:
                 raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
-            self._check_price_filter(spec, price)
+            check_price_filter(spec, price)
         elif params.get("price") not in (None, ""):
             raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
-        self._check_lot_size(spec, quantity, order_type)
+        check_lot_size(spec, quantity, order_type)
         if order_type == "LIMIT":
             if side == "BUY" and price > mark * Decimal("1.05"):
                 limit = _on_tick(mark * Decimal("1.05"), spec.futures_decimal("tick"), ROUND_DOWN)
@@ -438,112 +508,89 @@ class FuturesExchange:
             "position_side": position_side,
         }
 
-    @staticmethod
-    def _check_price_filter(spec: SymbolSpec, price: Decimal) -> None:
-        min_price, max_price, tick = (spec.futures_decimal(n) for n in ("min_price", "max_price", "tick"))
-        if min_price and price < min_price:
-            raise ApiError(400, -4013, "Price less than min price.")
-        if max_price and price > max_price:
-            raise ApiError(400, -4002, "Price greater than max price.")
-        if tick and (price - min_price) % tick != 0:
-            raise ApiError(400, -4014, "Price not increased by tick size.")
-
-    @staticmethod
-    def _check_lot_size(spec: SymbolSpec, quantity: Decimal, order_type: str) -> None:
-        min_qty, step = spec.futures_decimal("min_qty"), spec.futures_decimal("step")
-        max_qty = spec.futures_decimal("market_max_qty" if order_type == "MARKET" else "max_qty")
-        if quantity < min_qty:
-            raise ApiError(400, -4004, "Quantity less than min quantity.")
-        if quantity > max_qty:
-            raise ApiError(400, -4005, "Quantity greater than max quantity.")
-        if step and (quantity - min_qty) % step != 0:
-            raise ApiError(400, -4023, "Qty not increased by step size.")
-
-    @staticmethod
-    def _exposure_increase(state: FuturesAccount, checked: dict) -> Decimal:
-        """How much the order would add to its position; -2022 for a reduce that cannot reduce.
-
-        One-way: a reduceOnly order must shrink an open position. Hedge: an order closing LONG
-        (SELL) or SHORT (BUY) may not exceed the position on that side.
-        """
-        position = state.positions[(checked["spec"].symbol, checked["position_side"])]
-        delta = checked["quantity"] if checked["side"] == "BUY" else -checked["quantity"]
-        increase = max(ZERO, abs(position.amount + delta) - abs(position.amount))
-        if checked["reduce_only"] and (increase > 0 or position.amount == 0):
-            raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
-        direction = {"LONG": 1, "SHORT": -1}.get(checked["position_side"])
-        if direction is not None and (position.amount + delta) * direction < 0:
-            raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
-        return increase
-
     def place_order(self, account: DemoAccount, params: dict, now_ms: float) -> dict:
         """POST /fapi/v1/order: validate, margin-check, fill or rest; returns the response body."""
         with self._lock:
             state = self.state_for(account, now_ms)
-            checked = self._validate_order(state, params, now_ms)
-            spec, side, quantity = checked["spec"], checked["side"], checked["quantity"]
-            client_order_id = checked["client_order_id"]
-            if client_order_id is not None:
-                existing = state.orders_by_client_id.get((spec.symbol, client_order_id))
-                if existing is not None and state.orders[existing].is_open:
-                    raise ApiError(400, -4116, "ClientOrderId is duplicated.")
-            else:
-                client_order_id = secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22]
-            mark = checked["mark"]
-            marketable = checked["type"] == "MARKET" or (
-                checked["price"] >= mark if side == "BUY" else checked["price"] <= mark
-            )
-            if checked["time_in_force"] == "FOK" and not marketable:
-                raise ApiError(
-                    400,
-                    -5021,
-                    "Due to the order could not be filled immediately, the FOK order has been rejected.",
-                )
-            if checked["time_in_force"] == "GTX" and marketable:
-                raise ApiError(
-                    400,
-                    -5022,
-                    "Due to the order could not be executed as maker, the Post Only "
-                    "order will be rejected. The order will not be recorded in the "
-                    "order history",
-                )
-            increase = self._exposure_increase(state, checked)
-            reference = mark if marketable else checked["price"]
-            leverage = Decimal(state.leverage[spec.symbol])
-            required = increase * reference / leverage
-            if marketable:
-                required += quantity * mark * TAKER_FEE
-            if increase > 0 and required > self._totals(state, now_ms)["available"]:
-                raise ApiError(400, -2019, "Margin is insufficient.")
-            now = int(now_ms)
-            self._next_order_id += 1
-            order = FuturesOrder(
-                order_id=self._next_order_id,
-                client_order_id=client_order_id,
-                symbol=spec.symbol,
-                side=side,
-                type=checked["type"],
-                time_in_force=checked["time_in_force"],
-                orig_qty=quantity,
-                price=checked["price"],
-                reduce_only=checked["reduce_only"],
-                position_side=checked["position_side"],
-                time=now,
-                update_time=now,
-                self_trade_prevention_mode=params.get("selfTradePreventionMode") or "EXPIRE_MAKER",
-                good_till_date=int(params.get("goodTillDate") or 0),
-            )
-            acknowledgement = order.as_dict(with_time=False)
-            state.orders[order.order_id] = order
-            state.orders_by_client_id[(spec.symbol, client_order_id)] = order.order_id
-            if marketable:
-                self._apply_fill(state, order, quantity, mark, TAKER_FEE, now)
-            elif checked["time_in_force"] == "IOC":
-                order.status = "EXPIRED"
-            state.track(order)
+            order, acknowledgement = self._place(state, params, now_ms)
             if params.get("newOrderRespType", "ACK") == "RESULT":
                 return order.as_dict(with_time=False)
             return acknowledgement
+
+    def _place(self, state: FuturesAccount, params: dict, now_ms: float) -> tuple[FuturesOrder, dict]:
+        """Validate, admit, record, then fill or rest one order (caller holds the lock).
+
+        Returns the order and its acknowledgement (the order as it was before any fill).
+        """
+        checked = self._validate_order(state, params, now_ms)
+        client_order_id = self._client_order_id(state, checked)
+        marketable = self._admit(state, checked, now_ms)
+        now = int(now_ms)
+        order = FuturesOrder(
+            order_id=self.next_order_id(),
+            client_order_id=client_order_id,
+            symbol=checked["spec"].symbol,
+            side=checked["side"],
+            type=checked["type"],
+            time_in_force=checked["time_in_force"],
+            orig_qty=checked["quantity"],
+            price=checked["price"],
+            reduce_only=checked["reduce_only"],
+            position_side=checked["position_side"],
+            time=now,
+            update_time=now,
+            self_trade_prevention_mode=params.get("selfTradePreventionMode") or "EXPIRE_MAKER",
+            good_till_date=int(params.get("goodTillDate") or 0),
+        )
+        acknowledgement = order.as_dict(with_time=False)
+        state.orders[order.order_id] = order
+        state.orders_by_client_id[(order.symbol, client_order_id)] = order.order_id
+        if marketable:
+            self._apply_fill(state, order, order.orig_qty, checked["mark"], TAKER_FEE, now)
+        elif checked["time_in_force"] == "IOC":
+            order.status = "EXPIRED"
+        state.track(order)
+        return order, acknowledgement
+
+    @staticmethod
+    def _client_order_id(state: FuturesAccount, checked: dict) -> str:
+        """The sent newClientOrderId (-4116 while an open order has it) or a generated one."""
+        client_order_id = checked["client_order_id"]
+        if client_order_id is None:
+            return secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22]
+        existing = state.orders_by_client_id.get((checked["spec"].symbol, client_order_id))
+        if existing is not None and state.orders[existing].is_open:
+            raise ApiError(400, -4116, "ClientOrderId is duplicated.")
+        return client_order_id
+
+    def _admit(self, state: FuturesAccount, checked: dict, now_ms: float) -> bool:
+        """Time-in-force, reduce-only and margin checks; True when the order fills at once."""
+        mark, side, quantity = checked["mark"], checked["side"], checked["quantity"]
+        marketable = checked["type"] == "MARKET" or (
+            checked["price"] >= mark if side == "BUY" else checked["price"] <= mark
+        )
+        if checked["time_in_force"] == "FOK" and not marketable:
+            raise ApiError(
+                400,
+                -5021,
+                "Due to the order could not be filled immediately, the FOK order has been rejected.",
+            )
+        if checked["time_in_force"] == "GTX" and marketable:
+            raise ApiError(
+                400,
+                -5022,
+                "Due to the order could not be executed as maker, the Post Only "
+                "order will be rejected. The order will not be recorded in the "
+                "order history",
+            )
+        increase = _exposure_increase(state, checked)
+        reference = mark if marketable else checked["price"]
+        required = increase * reference / Decimal(state.leverage[checked["spec"].symbol])
+        if marketable:
+            required += quantity * mark * TAKER_FEE
+        if increase > 0 and required > self._totals(state, now_ms)["available"]:
+            raise ApiError(400, -2019, "Margin is insufficient.")
+        return marketable
 
     def _find_order(self, state: FuturesAccount, params: dict) -> FuturesOrder | None:
         symbol = params.get("symbol")
@@ -670,8 +717,8 @@ class FuturesExchange:
             "positionSide": side,
             "positionAmt": _fixed(position.amount, SYMBOLS[symbol].quantity_precision),
             "notional": _money(figures["notional"]),
-            "isolatedWallet": _plain(isolated_wallet),
-            "isolatedMargin": _plain(isolated_margin),
+            "isolatedWallet": plain(isolated_wallet),
+            "isolatedMargin": plain(isolated_margin),
             "updateTime": position.update_time,
             "bidNotional": _money(figures["bid"]),
             "askNotional": _money(figures["ask"]),
@@ -797,7 +844,7 @@ class FuturesExchange:
             "liquidationPrice": _money(liquidation),
             "isolatedMargin": _money(isolated_margin),
             "notional": _money(figures["notional"]),
-            "isolatedWallet": _plain(isolated_wallet),
+            "isolatedWallet": plain(isolated_wallet),
             "updateTime": position.update_time,
         }
         if version == 2:

@@ -140,6 +140,10 @@ class Simulator:
         """The current futures mark price of a symbol."""
         return self.state.mark_price(symbol, self.state.server_time_ms())
 
+    def set_mark_price(self, symbol: str, price: float | None) -> None:
+        """Pin the futures mark price (None unpins); resting orders and algo triggers react at once."""
+        self.state.set_mark_price(symbol, price)
+
     def reset(self) -> None:
         """Fresh balances and orders; counters, bans, faults and journal cleared."""
         self.state.reset()
