@@ -406,6 +406,21 @@ def all_algo_orders(call: Call) -> list:
     return call.state.algo.history(call.account, call.params, call.now_ms)
 
 
+def user_trades(call: Call) -> list:
+    """GET /fapi/v1/userTrades."""
+    return call.state.history.user_trades(call.account, call.params, call.now_ms)
+
+
+def all_orders(call: Call) -> list:
+    """GET /fapi/v1/allOrders."""
+    return call.state.history.all_orders(call.account, call.params, call.now_ms)
+
+
+def force_orders(call: Call) -> list:
+    """GET /fapi/v1/forceOrders."""
+    return call.state.history.force_orders(call.account, call.params, call.now_ms)
+
+
 def order_rate_limits(call: Call) -> list:
     """GET /fapi/v1/rateLimit/order."""
     config = call.state.config
@@ -486,6 +501,11 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
         FUTURES, SIGNED, 1, cancel_all_algo_orders, needs_futures=True
     ),
     ("GET", "/fapi/v1/allAlgoOrders"): Endpoint(FUTURES, SIGNED, 5, all_algo_orders, needs_futures=True),
+    ("GET", "/fapi/v1/userTrades"): Endpoint(FUTURES, SIGNED, 5, user_trades, needs_futures=True),
+    ("GET", "/fapi/v1/allOrders"): Endpoint(FUTURES, SIGNED, 5, all_orders, needs_futures=True),
+    ("GET", "/fapi/v1/forceOrders"): Endpoint(
+        FUTURES, SIGNED, _one_or_all(20, 50), force_orders, needs_futures=True
+    ),
     ("GET", "/fapi/v1/rateLimit/order"): Endpoint(FUTURES, SIGNED, 1, order_rate_limits, needs_futures=True),
 }
 

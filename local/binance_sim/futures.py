@@ -217,6 +217,39 @@ class FuturesOrder:
 
 
 @dataclasses.dataclass
+class Trade:
+    """One fill, as GET /fapi/v1/userTrades lists it."""
+
+    trade_id: int
+    order: FuturesOrder
+    quantity: Decimal
+    price: Decimal
+    realized_pnl: Decimal
+    commission: Decimal
+    maker: bool
+    time: int
+
+    def as_dict(self) -> dict:
+        """Binance's userTrades row."""
+        return {
+            "buyer": self.order.side == "BUY",
+            "commission": _money(self.commission),
+            "commissionAsset": "USDT",
+            "id": self.trade_id,
+            "maker": self.maker,
+            "orderId": self.order.order_id,
+            "price": plain(self.price),
+            "qty": plain(self.quantity),
+            "quoteQty": plain(self.quantity * self.price),
+            "realizedPnl": _money(self.realized_pnl),
+            "side": self.order.side,
+            "positionSide": self.order.position_side,
+            "symbol": self.order.symbol,
+            "time": self.time,
+        }
+
+
+@dataclasses.dataclass
 class Position:
     """One position of a symbol: BOTH in one-way mode, LONG (amount ≥ 0) or SHORT (≤ 0) in hedge mode."""
 
@@ -240,6 +273,7 @@ class FuturesAccount:
         self.open_by_id: dict[int, FuturesOrder] = {}
         self.orders_by_client_id: dict[tuple[str, str], int] = {}
         self.algo_orders: dict[int, Any] = {}  # algoId -> algo.AlgoOrder
+        self.trades: list[Trade] = []
         self.update_time = 0
 
     @property
@@ -294,6 +328,7 @@ class FuturesExchange:
         self._default_leverage = default_leverage
         self._accounts = {a.api_key: FuturesAccount(a, default_leverage) for a in accounts.values()}
         self._next_order_id = 4_100_000_000
+        self._next_trade_id = 690_000_000
         # Called as hook(state, now_ms) under the lock each time an account is settled (algo triggers).
         self.settle_hooks: list[Callable[[FuturesAccount, float], None]] = []
 
@@ -301,6 +336,10 @@ class FuturesExchange:
     def lock(self) -> threading.Lock:
         """The lock every account change happens under (shared with the algo service)."""
         return self._lock
+
+    def accounts(self) -> list[FuturesAccount]:
+        """Every account's futures state (call under the lock)."""
+        return list(self._accounts.values())
 
     def next_order_id(self) -> int:
         """A fresh orderId (call under the lock)."""
@@ -310,6 +349,12 @@ class FuturesExchange:
     def place_internal(self, state: FuturesAccount, params: dict, now_ms: float) -> FuturesOrder:
         """Place an order for the exchange itself (a triggered algo order); caller holds the lock."""
         return self._place(state, params, now_ms)[0]
+
+    def record_filled(self, state: FuturesAccount, order: FuturesOrder, price: Decimal, now_ms: int) -> None:
+        """Record an order the exchange itself executed (liquidation, ADL) and fill it whole at `price`."""
+        state.orders[order.order_id] = order
+        state.orders_by_client_id[(order.symbol, order.client_order_id)] = order.order_id
+        self._apply_fill(state, order, order.orig_qty, price, TAKER_FEE, now_ms)
 
     # ----- prices and margin -------------------------------------------------------------------
     def mark(self, symbol: str, now_ms: float) -> Decimal:
@@ -373,6 +418,7 @@ class FuturesExchange:
         position = state.positions[(order.symbol, order.position_side)]
         delta = quantity if order.side == "BUY" else -quantity
         current = position.amount
+        realized = ZERO
         if current == 0 or (current > 0) == (delta > 0):
             total = abs(current) + quantity
             position.entry_price = (abs(current) * position.entry_price + quantity * price) / total
@@ -380,13 +426,19 @@ class FuturesExchange:
         else:
             closing = min(abs(current), quantity)
             direction = 1 if current > 0 else -1
-            state.assets["USDT"] += closing * (price - position.entry_price) * direction
+            realized = closing * (price - position.entry_price) * direction
+            state.assets["USDT"] += realized
             position.amount = current + delta
             if position.amount == 0:
                 position.entry_price = ZERO
             elif quantity > closing:
                 position.entry_price = price
-        state.assets["USDT"] -= quantity * price * fee_rate
+        fee = quantity * price * fee_rate
+        state.assets["USDT"] -= fee
+        self._next_trade_id += 1
+        state.trades.append(
+            Trade(self._next_trade_id, order, quantity, price, realized, fee, fee_rate == MAKER_FEE, now_ms)
+        )
         position.update_time = now_ms
         order.executed_qty += quantity
         order.cum_quote += quantity * price

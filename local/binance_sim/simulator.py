@@ -144,6 +144,15 @@ class Simulator:
         """Pin the futures mark price (None unpins); resting orders and algo triggers react at once."""
         self.state.set_mark_price(symbol, price)
 
+    def inject_trade(self, account_id: str, kind: str, symbol: str, **details) -> dict:
+        """A liquidation, ADL or "manual" (Binance app) trade on an account; returns the order."""
+        document = {"kind": kind, "symbol": symbol, **details}
+        return self.state.history.inject(self.account(account_id), document, self.state.server_time_ms())
+
+    def age_orders(self, ms: int) -> dict:
+        """Make every order `ms` older and purge what Binance's retention rules forget."""
+        return self.state.history.age(ms, self.state.server_time_ms())
+
     def reset(self) -> None:
         """Fresh balances and orders; counters, bans, faults and journal cleared."""
         self.state.reset()

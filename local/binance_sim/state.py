@@ -9,6 +9,7 @@ from .algo import AlgoService
 from .config import SimulatorConfig
 from .faults import FaultInjector
 from .futures import FuturesExchange
+from .history import HistoryService
 from .journal import Journal
 from .market import SYMBOLS, PriceSeries
 from .ratelimit import RateLimiter
@@ -30,6 +31,7 @@ class SimulatorState:
         self.mark_overrides: dict[str, float] = {}
         self.futures = self._new_futures()
         self.algo = AlgoService(self.futures)
+        self.history = HistoryService(self.futures)
 
     def _new_futures(self) -> FuturesExchange:
         return FuturesExchange(self.accounts, self.mark_price, self.config.default_leverage)
@@ -64,6 +66,7 @@ class SimulatorState:
         self.mark_overrides.clear()
         self.futures = self._new_futures()
         self.algo = AlgoService(self.futures)
+        self.history = HistoryService(self.futures)
         self.rate_limiter.reset()
         self.faults.clear()
         self.journal.clear()
