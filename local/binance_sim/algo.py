@@ -190,9 +190,7 @@ class AlgoService:
             raise errors.mandatory("type")
         if order_type not in CONDITIONAL_TYPES:
             raise ApiError(400, -1116, "Invalid orderType.")
-        close_position = _flag(params, "closePosition")
-        if close_position and order_type not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
-            raise ApiError(400, -1106, "Parameter 'closePosition' sent when not required.")
+        close_position = self._close_position(state, order_type, side, params)
         prices = self._prices(spec, order_type, params)
         return AlgoOrder(
             algo_id=self._new_algo_id(),
@@ -212,6 +210,20 @@ class AlgoService:
             self_trade_prevention_mode=params.get("selfTradePreventionMode") or "EXPIRE_MAKER",
             **prices,
         )
+
+    @staticmethod
+    def _close_position(state: FuturesAccount, order_type: str, side: str, params: dict) -> bool:
+        """closePosition: STOP_MARKET/TAKE_PROFIT_MARKET only, never with reduceOnly, and in hedge
+        mode only SELL+LONG or BUY+SHORT (docs' rules; the codes are the simulator's choice)."""
+        if not _flag(params, "closePosition"):
+            return False
+        if order_type not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+            raise ApiError(400, -1106, "Parameter 'closePosition' sent when not required.")
+        if params.get("reduceOnly") is not None:
+            raise ApiError(400, -1106, "Parameter 'reduceOnly' sent when not required.")
+        if state.dual_side and (params.get("positionSide"), side) in (("LONG", "BUY"), ("SHORT", "SELL")):
+            raise ApiError(400, -4061, "Order's position side does not match user's setting.")
+        return True
 
     @staticmethod
     def _prices(spec, order_type: str, params: dict) -> dict:

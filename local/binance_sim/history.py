@@ -1,7 +1,7 @@
 """Futures history: userTrades, allOrders and forceOrders, trades injected by tests, and retention.
 
 Tests inject what Binance does without us (docs/binance-facts.md §8):
-- a liquidation: a LIMIT IOC reduce-only order with clientOrderId `autoclose-<digits>`;
+- a liquidation: a LIMIT IOC order with clientOrderId `autoclose-<digits>`;
 - an ADL: the same with clientOrderId `adl_autoclose`;
 - a "manual" trade: a MARKET order as if placed in Binance's own app (clientOrderId `web_...`).
 Retention (§9): an order CANCELED or EXPIRED with nothing filled is forgotten 3 days after it was
@@ -157,16 +157,17 @@ class HistoryService:
         price = Decimal(str(document.get("price") or self._exchange.mark(symbol, now_ms)))
         now = int(now_ms)
         liquidation = kind == "liquidation"
+        order_id = self._exchange.next_order_id()
         order = FuturesOrder(
-            order_id=self._exchange.next_order_id(),
-            client_order_id=f"autoclose-{now}" if liquidation else "adl_autoclose",
+            order_id=order_id,
+            client_order_id=f"autoclose-{now}{order_id % 1_000_000:06d}" if liquidation else "adl_autoclose",
             symbol=symbol,
             side="SELL" if position.amount > 0 else "BUY",
             type="LIMIT",
             time_in_force="IOC" if liquidation else "GTC",
             orig_qty=quantity,
             price=Decimal(plain(price)),
-            reduce_only=True,
+            reduce_only=False,  # as in the docs' forceOrders example
             position_side=position_side,
             time=now,
             update_time=now,

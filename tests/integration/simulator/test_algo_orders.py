@@ -243,6 +243,7 @@ def test_cancel_all_algo_orders_clears_one_symbol_only(binance_sim, full):
         ({"type": "STOP_MARKET"}, -1102),
         ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01", "callbackRate": "20"}, -1130),
         ({"type": "STOP", "triggerPrice": "1", "closePosition": "true"}, -1106),
+        ({"type": "STOP_MARKET", "triggerPrice": "1", "closePosition": "true", "reduceOnly": "true"}, -1106),
     ],
 )
 def test_malformed_algo_orders_are_refused(full, params, code):
@@ -321,3 +322,20 @@ def test_a_resting_limit_crossed_by_a_brief_mark_move_fills(binance_sim, full):
         "FILLED",
         price.rstrip("0").rstrip("."),
     )
+
+
+def test_hedge_close_position_must_close_the_named_side(binance_sim):
+    """Hedge mode: closePosition with BUY+LONG (it would open, not close) is -4061."""
+    # GIVEN the hedge account
+    hedge = SignedClient(binance_sim.url, binance_sim.account("futures-hedge"))
+    # WHEN a closePosition stop names the side it would grow
+    response = _algo(
+        hedge,
+        side="BUY",
+        positionSide="LONG",
+        type="STOP_MARKET",
+        triggerPrice=_price(binance_sim, "1.05"),
+        closePosition="true",
+    )
+    # THEN it is refused
+    assert response.json()["code"] == -4061

@@ -7,6 +7,8 @@ import and work side by side.
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Decimal
+
 import pytest
 from binance.client import Client
 from binance.error import ClientError
@@ -209,3 +211,108 @@ def test_python_binance_reads_leverage_brackets(binance_sim):
     # THEN both parse and BTCUSDT's first bracket allows 125x
     assert any(row["symbol"] == "ETHUSDT" for row in every)
     assert one["brackets"][0]["initialLeverage"] == 125
+
+
+def _tick_price(binance_sim, factor: str) -> str:
+    """BTCUSDT's mark times `factor`, rounded down to its 0.10 tick."""
+    mark = Decimal(str(binance_sim.mark_price("BTCUSDT")))
+    return str(
+        (mark * Decimal(factor) / Decimal("0.1")).to_integral_value(rounding=ROUND_DOWN) * Decimal("0.1")
+    )
+
+
+def test_python_binance_full_futures_journey_with_an_algo_stop(binance_sim):
+    """python-binance: settings, open and read a position, reduce-only limit, cancel all, algo stop, close."""
+    # GIVEN python-binance on the futures-full key
+    client = _python_binance(binance_sim, binance_sim.account("futures-full"))
+    # WHEN it sets the account up (hedge and back to one-way, isolated, 5x) and opens a long
+    client.futures_change_position_mode(dualSidePosition="true")
+    client.futures_change_position_mode(dualSidePosition="false")
+    client.futures_change_margin_type(symbol="BTCUSDT", marginType="ISOLATED")
+    client.futures_change_leverage(symbol="BTCUSDT", leverage=5)
+    client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity=0.01)
+    opened = client.futures_position_information(symbol="BTCUSDT")
+    # AND rests a reduce-only take-profit limit, then cancels every open order
+    client.futures_create_order(
+        symbol="BTCUSDT",
+        side="SELL",
+        type="LIMIT",
+        quantity=0.01,
+        price=_tick_price(binance_sim, "1.03"),
+        timeInForce="GTC",
+        reduceOnly="true",
+    )
+    resting = client.futures_get_open_orders(symbol="BTCUSDT")
+    client.futures_cancel_all_open_orders(symbol="BTCUSDT")
+    # AND places a stop through the algo service (the client routes STOP_MARKET there), reads and cancels it
+    stop = client.futures_create_order(
+        symbol="BTCUSDT",
+        side="SELL",
+        type="STOP_MARKET",
+        stopPrice=_tick_price(binance_sim, "0.95"),
+        closePosition="true",
+    )
+    read = client.futures_get_algo_order(algoId=stop["algoId"])
+    cancelled = client.futures_cancel_algo_order(algoId=stop["algoId"])
+    # AND closes the position
+    client.futures_create_order(
+        symbol="BTCUSDT", side="SELL", type="MARKET", quantity=0.01, reduceOnly="true"
+    )
+    # THEN each step is what Binance would answer, and nothing conditional went to /fapi/v1/order
+    assert (opened[0]["positionAmt"], opened[0]["positionSide"]) == ("0.010", "BOTH")
+    assert [o["reduceOnly"] for o in resting] == [True]
+    assert client.futures_get_open_orders(symbol="BTCUSDT") == []
+    assert (read["algoStatus"], read["orderType"]) == ("NEW", "STOP_MARKET")
+    assert cancelled["code"] == "200"
+    assert client.futures_position_information(symbol="BTCUSDT") == []
+    assert all(record.code != -4120 for record in binance_sim.journal)
+
+
+def test_binance_futures_connector_full_futures_journey_with_an_algo_stop(binance_sim):
+    """UMFutures: settings, open and read a position, closing limit, cancel all, algo stop (signed), close."""
+    # GIVEN the official futures connector on the futures-full key (it has no algo helpers: sign_request)
+    account = binance_sim.account("futures-full")
+    client = UMFutures(key=account.api_key, secret=account.secret, base_url=binance_sim.url)
+    # WHEN it sets hedge mode, isolated margin and 5x, and opens a long
+    client.change_position_mode(dualSidePosition="true")
+    client.change_margin_type(symbol="BTCUSDT", marginType="ISOLATED")
+    client.change_leverage(symbol="BTCUSDT", leverage=5)
+    client.new_order(symbol="BTCUSDT", side="BUY", positionSide="LONG", type="MARKET", quantity=0.01)
+    opened = client.get_position_risk(symbol="BTCUSDT")
+    # AND rests a closing LIMIT on the long (hedge mode: no reduceOnly), then cancels all open orders
+    client.new_order(
+        symbol="BTCUSDT",
+        side="SELL",
+        positionSide="LONG",
+        type="LIMIT",
+        quantity=0.01,
+        price=_tick_price(binance_sim, "1.03"),
+        timeInForce="GTC",
+    )
+    resting = client.get_orders(symbol="BTCUSDT")
+    client.cancel_open_orders(symbol="BTCUSDT")
+    # AND places, reads and cancels a stop through the algo service
+    stop = client.sign_request(
+        "POST",
+        "/fapi/v1/algoOrder",
+        {
+            "algoType": "CONDITIONAL",
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "positionSide": "LONG",
+            "type": "STOP_MARKET",
+            "triggerPrice": _tick_price(binance_sim, "0.95"),
+            "closePosition": "true",
+        },
+    )
+    read = client.sign_request("GET", "/fapi/v1/algoOrder", {"algoId": stop["algoId"]})
+    cancelled = client.sign_request("DELETE", "/fapi/v1/algoOrder", {"algoId": stop["algoId"]})
+    # AND closes the long
+    client.new_order(symbol="BTCUSDT", side="SELL", positionSide="LONG", type="MARKET", quantity=0.01)
+    # THEN every step worked as on Binance
+    assert [(p["positionSide"], p["positionAmt"]) for p in opened] == [("LONG", "0.010")]
+    assert [o["positionSide"] for o in resting] == ["LONG"]
+    assert client.get_orders(symbol="BTCUSDT") == []
+    assert (read["algoStatus"], read["positionSide"]) == ("NEW", "LONG")
+    assert cancelled["msg"] == "success"
+    assert client.get_position_risk(symbol="BTCUSDT") == []
