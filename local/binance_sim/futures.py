@@ -118,6 +118,36 @@ def check_lot_size(spec: SymbolSpec, quantity: Decimal, order_type: str) -> None
         raise ApiError(400, -4023, "Qty not increased by step size.")
 
 
+def _limit_terms(spec: SymbolSpec, params: dict, order_type: str) -> tuple[str, Decimal]:
+    """(timeInForce, price) of a LIMIT order, checked; ("GTC", 0) for MARKET, which may not send a price."""
+    if order_type != "LIMIT":
+        if params.get("price") not in (None, ""):
+            raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
+        return "GTC", ZERO
+    time_in_force = params.get("timeInForce") or ""
+    if not time_in_force:
+        raise errors.mandatory("timeInForce")
+    if time_in_force not in TIME_IN_FORCE:
+        raise ApiError(400, -1115, "Invalid timeInForce.")
+    price = decimal_param(params, "price")
+    if price <= 0:
+        raise ApiError(400, -4001, "Price less than 0.")
+    if _places(price) > spec.price_precision:
+        raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
+    check_price_filter(spec, price)
+    return time_in_force, price
+
+
+def _check_price_band(spec: SymbolSpec, side: str, price: Decimal, mark: Decimal) -> None:
+    """PERCENT_PRICE against the mark: BUY above mark x 1.05 is -4016, SELL below mark x 0.95 -4024."""
+    if side == "BUY" and price > mark * Decimal("1.05"):
+        limit = _on_tick(mark * Decimal("1.05"), spec.futures_decimal("tick"), ROUND_DOWN)
+        raise ApiError(400, -4016, f"Limit price can't be higher than {limit}")
+    if side == "SELL" and price < mark * Decimal("0.95"):
+        limit = _on_tick(mark * Decimal("0.95"), spec.futures_decimal("tick"), ROUND_UP)
+        raise ApiError(400, -4024, f"Limit price can't be lower than {limit}")
+
+
 def _exposure_increase(state: FuturesAccount, checked: dict) -> Decimal:
     """How much the order would add to its position; -2022 for a reduce that cannot reduce.
 
@@ -515,30 +545,10 @@ class FuturesExchange:
         if _places(quantity) > spec.quantity_precision:
             raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
         mark = self.mark(spec.symbol, now_ms)
-        time_in_force = "GTC"
-        price = ZERO
-        if order_type == "LIMIT":
-            time_in_force = params.get("timeInForce") or ""
-            if not time_in_force:
-                raise errors.mandatory("timeInForce")
-            if time_in_force not in TIME_IN_FORCE:
-                raise ApiError(400, -1115, "Invalid timeInForce.")
-            price = decimal_param(params, "price")
-            if price <= 0:
-                raise ApiError(400, -4001, "Price less than 0.")
-            if _places(price) > spec.price_precision:
-                raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
-            check_price_filter(spec, price)
-        elif params.get("price") not in (None, ""):
-            raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
+        time_in_force, price = _limit_terms(spec, params, order_type)
         check_lot_size(spec, quantity, order_type)
         if order_type == "LIMIT":
-            if side == "BUY" and price > mark * Decimal("1.05"):
-                limit = _on_tick(mark * Decimal("1.05"), spec.futures_decimal("tick"), ROUND_DOWN)
-                raise ApiError(400, -4016, f"Limit price can't be higher than {limit}")
-            if side == "SELL" and price < mark * Decimal("0.95"):
-                limit = _on_tick(mark * Decimal("0.95"), spec.futures_decimal("tick"), ROUND_UP)
-                raise ApiError(400, -4024, f"Limit price can't be lower than {limit}")
+            _check_price_band(spec, side, price, mark)
         reference = price if order_type == "LIMIT" else mark
         if not reduce_only and quantity * reference < spec.futures_decimal("min_notional"):
             raise ApiError(
