@@ -75,6 +75,7 @@ from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.connections import (
     Connection,
+    TradingContext,
     connection_credentials,
     load_trading_context,
     require_connection,
@@ -206,9 +207,10 @@ def _intent(order: FuturesOrderRequest) -> OrderIntent:
                        price=order.price, reduce_only=order.reduceOnly, position_side=order.positionSide)
 
 
-def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> FuturesOrderResponse:
-    """Risk gate, symbol settings, rounding, order record, exactly-once submission, outcome recorded."""
-    context = load_trading_context(user_id, order.connection_id)
+def _prepared(
+    context: TradingContext, order: FuturesOrderRequest
+) -> tuple[BinanceClient, Credentials, FuturesOrder]:
+    """Risk gate, the connection's settings on the symbol, then the order rounded to the symbol's rules."""
     connection = context.connection
     client = _futures_client(connection)
     reference = cache(lambda: _reference_price(client, order))
@@ -233,6 +235,14 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
         reduce_only=order.reduceOnly,
         position_side=order.positionSide,
     )
+    return client, creds, futures_order
+
+
+def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> FuturesOrderResponse:
+    """Checks and rounding (``_prepared``), order record, exactly-once submission, outcome recorded."""
+    context = load_trading_context(user_id, order.connection_id)
+    connection = context.connection
+    client, creds, futures_order = _prepared(context, order)
     _record, existing = create_order_record(
         user_id,
         client_order_id,

@@ -189,11 +189,16 @@ def get_connection(user_id: str, connection_id: str, consistent: bool = False) -
     return _from_item(item) if item else None
 
 
-def require_connection(user_id: str, connection_id: str, consistent: bool = False) -> Connection:
-    """One of the user's connections; KlineoError(NOT_FOUND) when absent or someone else's."""
+def _not_found(field: str | None = None) -> KlineoError:
+    return KlineoError(ErrorCategory.NOT_FOUND, "connection not found", field=field)
+
+
+def require_connection(user_id: str, connection_id: str, consistent: bool = False,
+                       field: str | None = None) -> Connection:
+    """One of the user's connections; NOT_FOUND (naming ``field``) when absent or someone else's."""
     connection = get_connection(user_id, connection_id, consistent=consistent)
     if connection is None:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+        raise _not_found(field)
     return connection
 
 
@@ -258,7 +263,7 @@ def delete_connection(user_id: str, connection_id: str) -> bool:
 def _update_existing(user_id: str, connection_id: str, expression: str,
                      values: dict[str, Any], names: dict[str, str] | None = None) -> Connection:
     if not is_connection_id(connection_id):
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+        raise _not_found()
     client = aws.dynamodb()
     try:
         answer = client.update_item(
@@ -271,7 +276,7 @@ def _update_existing(user_id: str, connection_id: str, expression: str,
             **({"ExpressionAttributeNames": names} if names else {}),
         )
     except client.exceptions.ConditionalCheckFailedException:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found") from None
+        raise _not_found() from None
     return _from_item(answer["Attributes"])
 
 
@@ -298,12 +303,12 @@ def record_test_result(user_id: str, connection_id: str, result: dict[str, Any],
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
     """Connection and both kill switches in ONE consistent BatchGetItem; NOT_FOUND when no connection."""
     if not is_connection_id(connection_id):
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+        raise _not_found()
     conn_key = (user_pk(user_id), connection_sk(connection_id))
     user_flags, global_flags = (user_pk(user_id), FLAGS_SK), (GLOBAL_PK, FLAGS_SK)
     items = batch_get_consistent([conn_key, user_flags, global_flags])
     if conn_key not in items:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+        raise _not_found()
     return TradingContext(
         connection=_from_item(items[conn_key]),
         user_kill_switch=kill_switch_of(items.get(user_flags)),
