@@ -30,8 +30,9 @@ own fills (``live_position``), not from /fapi/v3/positionRisk. Reading positions
 request weight 5 per account and run (1,000 strategies ≈ 5,000 weight a minute, twice Binance's
 2,400 limit), and an account's net position mixes every strategy and manual trade on the symbol.
 The price: a position closed by hand or by liquidation is not seen, so reductions are sent
-``reduceOnly`` (Binance refuses to flip a position that is no longer there). Accounts are assumed
-in one-way mode (positionSide BOTH); a hedge-mode account gets Binance's refusal recorded.
+``reduceOnly`` (Binance refuses to flip a position that is no longer there). Strategies trade in
+one-way mode (positionSide BOTH): on a hedge-mode account the risk gate skips the run (reason
+``positionSide``) before anything is sent.
 
 Keys that keep failing: permission, ip_whitelist and signature refusals (and vanished secrets)
 count as consecutive key failures; any other answer from Binance resets the count. After

@@ -170,7 +170,9 @@ def apply_position_mode(
 ) -> str:
     """Set the account's position mode when it differs; returns the mode the account is now in."""
     if current_hedge is None:
-        current_hedge = endpoints.futures_position_mode(client, creds)
+        # accountConfig (weight 5) carries dualSidePosition; GET positionSide/dual weighs 30.
+        dual = endpoints.futures_account_config(client, creds).get("dualSidePosition")
+        current_hedge = dual if isinstance(dual, bool) else endpoints.futures_position_mode(client, creds)
     if wanted is None or (wanted == HEDGE) == current_hedge:
         return HEDGE if current_hedge else ONE_WAY
     try:
