@@ -367,6 +367,16 @@ class FuturesExchange:
         """The lock every account change happens under (shared with the algo service)."""
         return self._lock
 
+    def settings(self, account: DemoAccount, symbol: str) -> dict:
+        """The account's position mode and the symbol's margin type and leverage (for test assertions)."""
+        with self._lock:
+            state = self._accounts[account.api_key]
+            return {
+                "dual_side_position": state.dual_side,
+                "margin_type": state.margin_type[symbol],
+                "leverage": state.leverage[symbol],
+            }
+
     def accounts(self) -> list[FuturesAccount]:
         """Every account's futures state (call under the lock)."""
         return list(self._accounts.values())

@@ -144,6 +144,10 @@ class Simulator:
         """Pin the futures mark price (None unpins); resting orders and algo triggers react at once."""
         self.state.set_mark_price(symbol, price)
 
+    def futures_settings(self, account_id: str, symbol: str) -> dict:
+        """Position mode, margin type and leverage as the simulator holds them (no request, no journal)."""
+        return self.state.futures.settings(self.account(account_id), symbol)
+
     def inject_trade(self, account_id: str, kind: str, symbol: str, **details) -> dict:
         """A liquidation, ADL or "manual" (Binance app) trade on an account; returns the order."""
         document = {"kind": kind, "symbol": symbol, **details}

@@ -238,3 +238,18 @@ def test_settings_endpoints_need_the_futures_permission(binance_sim):
     }
     # THEN all are -2015
     assert codes == {-2015}
+
+
+def test_settings_read_back_from_python_without_a_request(binance_sim, full):
+    """Simulator.futures_settings shows hedge + ISOLATED + 5x after the calls, and adds no journal record."""
+    # GIVEN hedge mode, isolated margin and 5x set over the API
+    _set_mode(full, "true")
+    _set_margin(full, "ISOLATED")
+    full.signed("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 5})
+    journaled = len(binance_sim.journal)
+    # WHEN the test reads the simulator's own state
+    settings = binance_sim.futures_settings("futures-full", "BTCUSDT")
+    # THEN it is exactly what was set, and the read left no trace
+    assert settings == {"dual_side_position": True, "margin_type": "ISOLATED", "leverage": 5}
+    assert binance_sim.futures_settings("futures-full", "ETHUSDT")["margin_type"] == "CROSSED"
+    assert len(binance_sim.journal) == journaled
