@@ -5,9 +5,13 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from botocore.exceptions import ClientError
 from klineo.binance import Credentials, KeyType
+from klineo.services import connection_lifecycle
+from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import get_connection, replace_key
+from klineo.store.connections import connection_credentials, connection_sk, get_connection, replace_key
 from klineo.store.secrets import put_new_version
 
 from tests.helpers import load_event, with_body, with_user
@@ -182,3 +186,26 @@ def test_delete_pauses_the_connections_strategies_and_says_so(sim_env, invoke, f
     }
     stored = _strategy(strategy_id)
     assert (stored.status, stored.status_reason) == ("paused", "connection_deleted")
+
+
+def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a connection stored before versions WHEN PUT credentials fails at the item THEN old key stays."""
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(futures_connection.id)}},
+        UpdateExpression="REMOVE credentials_version",
+    )
+
+    def failing(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+
+    monkeypatch.setattr(connection_lifecycle.connection_store, "replace_key", failing)
+
+    response = _put_credentials(invoke, futures_connection.id, sim_env.account("ed25519-futures"))
+
+    assert response["statusCode"] == 500
+    stored = get_connection(USER_A, futures_connection.id)
+    assert stored.credentials_version is not None
+    assert connection_credentials(stored).api_key == futures_connection.account.api_key

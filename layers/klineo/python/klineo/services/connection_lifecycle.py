@@ -105,6 +105,11 @@ def replace_credentials(
         )
     creds = credentials_of(body)
     last_test = _require_tests_pass(connection, creds, "The new key was not stored")
+    if connection.credentials_version is None:
+        # Made before versions were recorded: pin the current key first, so that until the item
+        # names the new version every order still signs with the old key.
+        pinned = secret_store.current_version(connection.secret_name)
+        connection_store.pin_credentials_version(user_id, connection_id, pinned)
     version = str(uuid.uuid4())
     secret_store.put_new_version(connection.secret_name, creds, version)
     updated = connection_store.replace_key(

@@ -39,6 +39,7 @@ __all__ = [
     "list_connections",
     "load_trading_context",
     "new_connection_id",
+    "pin_credentials_version",
     "put_connection",
     "record_symbol_settings",
     "record_test_result",
@@ -378,6 +379,12 @@ def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any]) 
     return _update_existing(
         user_id, connection_id, "SET consecutive_failures = :zero, last_test = :test "
         "REMOVE disabled_at, disabled_reason", {":zero": {"N": "0"}, ":test": _to_attr(last_test)})
+
+
+def pin_credentials_version(user_id: str, connection_id: str, version: str) -> None:
+    """Make an unversioned connection sign with ``version`` (a version already set is kept)."""
+    expression = "SET credentials_version = if_not_exists(credentials_version, :v)"
+    _update_existing(user_id, connection_id, expression, {":v": {"S": version}})
 
 
 def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_masked: str,

@@ -26,6 +26,7 @@ __all__ = [
     "CACHE_MAX_ENTRIES",
     "CACHE_TTL_SECONDS",
     "clear_cache",
+    "current_version",
     "delete_credentials",
     "discard_credentials",
     "get_credentials",
@@ -103,6 +104,11 @@ def put_credentials(user_id: str, connection_id: str, creds: Credentials, versio
 
 def _payload(creds: Credentials) -> str:
     return json.dumps({"api_key": creds.api_key, "secret": creds.secret, "key_type": str(creds.key_type)})
+
+
+def current_version(secret_name: str) -> str:
+    """The VersionId of the secret's current version (AWSCURRENT)."""
+    return aws.secretsmanager().get_secret_value(SecretId=secret_name)["VersionId"]
 
 
 def put_new_version(secret_name: str, creds: Credentials, version: str) -> None:
