@@ -1,7 +1,7 @@
-"""DELETE /exchange-connections/{id}: remove one of the caller's connections (secret and item)."""
+"""DELETE /exchange-connections/{id}: pause its strategies, then remove the connection (secret and item)."""
 
-from aws_lambda_powertools.event_handler import Response
 from klineo.api import build_resolver, current_user_id
+from klineo.models.connection_settings import ConnectionDeleteResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.connections import delete_connection
 
@@ -9,9 +9,8 @@ app = build_resolver()
 
 
 @app.delete("/exchange-connections/<connection_id>")
-def connection_delete(connection_id: str) -> Response[None]:
-    delete_connection(current_user_id(app), connection_id)
-    return Response(status_code=204, body="")
+def connection_delete(connection_id: str) -> ConnectionDeleteResponse:
+    return delete_connection(current_user_id(app), connection_id)
 
 
 @logger.inject_lambda_context(log_event=False)

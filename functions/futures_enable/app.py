@@ -1,16 +1,19 @@
-"""POST /exchange-connections/{id}/futures/enable: futures test, then futures_enabled=true if it passes."""
+"""POST /exchange-connections/{id}/futures/enable: futures test, settings on Binance, then futures on.
+
+Optional body: {"position_mode": "one_way"|"hedge", "margin_type": "isolated"|"cross", "leverage": 1-125}.
+"""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.futures import FuturesStateResponse
+from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
 from klineo.observability import logger, metrics, tracer
-from klineo.services.futures import enable_futures
+from klineo.services.futures_account import enable_futures
 
 app = build_resolver()
 
 
 @app.post("/exchange-connections/<connection_id>/futures/enable")
-def futures_enable(connection_id: str) -> FuturesStateResponse:
-    return enable_futures(current_user_id(app), connection_id)
+def futures_enable(connection_id: str, body: FuturesSettingsRequest | None = None) -> FuturesEnableResponse:
+    return enable_futures(current_user_id(app), connection_id, body)
 
 
 @logger.inject_lambda_context(log_event=False)

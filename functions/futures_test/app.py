@@ -3,7 +3,7 @@
 from klineo.api import build_resolver, current_user_id
 from klineo.models.futures import FuturesTestResponse
 from klineo.observability import logger, metrics, tracer
-from klineo.services.futures import check_futures
+from klineo.services.futures_account import check_futures
 
 app = build_resolver()
 

@@ -1,7 +1,8 @@
 """Demo accounts: loaded once from demo-accounts.json, with their keys parsed once.
 
-Each account has an API key, an environment ("production" or "testnet"), permissions and
-balances. HMAC accounts carry a secret; Ed25519 and RSA accounts name PEM files (relative to
+Each account has an API key, an environment ("production" or "testnet"), permissions,
+balances and its starting futures position mode (`dual_side_position`: true = hedge mode).
+HMAC accounts carry a secret; Ed25519 and RSA accounts name PEM files (relative to
 the accounts file): the public key verifies signatures, the private key is for clients.
 """
 
@@ -58,6 +59,7 @@ class DemoAccount:
     futures_balances: dict[str, str]
     create_time: int
     uid: int
+    dual_side_position: bool = False
     secret: str | None = None
     public_key_path: Path | None = None
     private_key_path: Path | None = None
@@ -99,6 +101,7 @@ class DemoAccount:
             "api_key": self.api_key,
             "private_key_file": str(self.private_key_path) if self.private_key_path else None,
             "permissions": dataclasses.asdict(self.permissions),
+            "dual_side_position": self.dual_side_position,
             "balances": {"spot": self.spot_balances, "futures": self.futures_balances},
         }
 
@@ -139,6 +142,7 @@ def _parse_account(entry: dict, base_dir: Path, index: int) -> DemoAccount:
         futures_balances=dict(balances.get("futures", {})),
         create_time=int(entry.get("create_time", 1735689600000)),
         uid=354937868 + index,
+        dual_side_position=bool(entry.get("dual_side_position", False)),
         secret=entry.get("secret"),
         public_key_path=public_key_path,
         private_key_path=private_key_path,

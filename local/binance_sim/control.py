@@ -8,6 +8,11 @@ POST /__sim__/clock              {"skew_ms": N}            GET /__sim__/clock
 POST /__sim__/config             {"spot_weight_limit": ..., "latency_ms": ..., ...}; GET returns it
 POST /__sim__/reset              fresh balances, orders, counters, faults and journal
 GET  /__sim__/accounts           demo accounts (no secrets)
+POST /__sim__/mark               {"symbol": "BTCUSDT", "price": 61000.5} pins the futures mark price
+                                 ("price": null unpins); GET /__sim__/mark lists pinned prices
+POST /__sim__/trades             {"account": "futures-full", "kind": "liquidation"|"adl"|"manual",
+                                  "symbol", "side", "quantity", "price", "positionSide"} (see history.py)
+POST /__sim__/age                {"ms": N} makes every order N ms older and purges as Binance does
 
 Control calls are never rate-limited, faulted or journaled.
 """
@@ -88,6 +93,16 @@ def handle_control(state: SimulatorState, method: str, path: str, body: bytes) -
         if route == ("POST", "/__sim__/reset"):
             state.reset()
             return 200, {}
+        if route == ("POST", "/__sim__/mark"):
+            state.set_mark_price(document["symbol"], document["price"])
+            return 200, {"marks": dict(state.mark_overrides)}
+        if route == ("GET", "/__sim__/mark"):
+            return 200, {"marks": dict(state.mark_overrides)}
+        if route == ("POST", "/__sim__/trades"):
+            account = state.accounts[document["account"]]
+            return 200, state.history.inject(account, document, state.server_time_ms())
+        if route == ("POST", "/__sim__/age"):
+            return 200, state.history.age(int(document["ms"]), state.server_time_ms())
         if route == ("GET", "/__sim__/accounts"):
             return 200, {"accounts": [a.summary() for a in state.accounts.values()]}
     except (KeyError, TypeError, ValueError) as error:

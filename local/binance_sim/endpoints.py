@@ -10,8 +10,9 @@ import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 
-from . import errors
+from . import errors, futures_settings
 from .accounts import PRODUCTION, DemoAccount
+from .brackets import bracket_rows
 from .errors import FUTURES, SAPI, SPOT
 from .market import (
     FUTURES_INTERVALS,
@@ -297,7 +298,7 @@ def futures_account_v3(call: Call) -> dict:
 
 def futures_account_config(call: Call) -> dict:
     """GET /fapi/v1/accountConfig."""
-    return call.state.futures.account_config(call.account)
+    return call.state.futures.account_config(call.account, call.now_ms)
 
 
 def futures_balance(call: Call) -> list:
@@ -340,14 +341,84 @@ def open_orders(call: Call) -> list:
     return call.state.futures.open_orders(call.account, call.params.get("symbol"), call.now_ms)
 
 
+def _settings(call: Call, action: Callable, *args) -> object:
+    return call.state.futures.with_state(call.account, call.now_ms, action, *args)
+
+
 def change_leverage(call: Call) -> dict:
     """POST /fapi/v1/leverage."""
-    return call.state.futures.set_leverage(call.account, call.params, call.now_ms)
+    return _settings(call, futures_settings.change_leverage, call.params)
 
 
 def position_mode(call: Call) -> dict:
-    """GET /fapi/v1/positionSide/dual (always one-way here)."""
-    return {"dualSidePosition": False}
+    """GET /fapi/v1/positionSide/dual."""
+    return _settings(call, futures_settings.position_mode)
+
+
+def change_position_mode(call: Call) -> dict:
+    """POST /fapi/v1/positionSide/dual."""
+    return _settings(call, futures_settings.change_position_mode, call.params)
+
+
+def change_margin_type(call: Call) -> dict:
+    """POST /fapi/v1/marginType."""
+    return _settings(call, futures_settings.change_margin_type, call.params)
+
+
+def symbol_config(call: Call) -> list:
+    """GET /fapi/v1/symbolConfig."""
+    return _settings(call, futures_settings.symbol_config, call.params.get("symbol"))
+
+
+def leverage_bracket(call: Call) -> object:
+    """GET /fapi/v1/leverageBracket (a list, or one object when `symbol` is sent)."""
+    symbol = call.params.get("symbol")
+    return bracket_rows(get_symbol(symbol).symbol if symbol else None)
+
+
+def new_algo_order(call: Call) -> dict:
+    """POST /fapi/v1/algoOrder."""
+    return call.state.algo.place(call.account, call.params, call.now_ms)
+
+
+def query_algo_order(call: Call) -> dict:
+    """GET /fapi/v1/algoOrder."""
+    return call.state.algo.query(call.account, call.params, call.now_ms)
+
+
+def cancel_algo_order(call: Call) -> dict:
+    """DELETE /fapi/v1/algoOrder."""
+    return call.state.algo.cancel(call.account, call.params, call.now_ms)
+
+
+def open_algo_orders(call: Call) -> list:
+    """GET /fapi/v1/openAlgoOrders."""
+    return call.state.algo.open_orders(call.account, call.params, call.now_ms)
+
+
+def cancel_all_algo_orders(call: Call) -> dict:
+    """DELETE /fapi/v1/algoOpenOrders."""
+    return call.state.algo.cancel_all(call.account, call.params, call.now_ms)
+
+
+def all_algo_orders(call: Call) -> list:
+    """GET /fapi/v1/allAlgoOrders."""
+    return call.state.algo.history(call.account, call.params, call.now_ms)
+
+
+def user_trades(call: Call) -> list:
+    """GET /fapi/v1/userTrades."""
+    return call.state.history.user_trades(call.account, call.params, call.now_ms)
+
+
+def all_orders(call: Call) -> list:
+    """GET /fapi/v1/allOrders."""
+    return call.state.history.all_orders(call.account, call.params, call.now_ms)
+
+
+def force_orders(call: Call) -> list:
+    """GET /fapi/v1/forceOrders."""
+    return call.state.history.force_orders(call.account, call.params, call.now_ms)
 
 
 def order_rate_limits(call: Call) -> list:
@@ -412,6 +483,29 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ),
     ("POST", "/fapi/v1/leverage"): Endpoint(FUTURES, SIGNED, 1, change_leverage, needs_futures=True),
     ("GET", "/fapi/v1/positionSide/dual"): Endpoint(FUTURES, SIGNED, 30, position_mode, needs_futures=True),
+    ("POST", "/fapi/v1/positionSide/dual"): Endpoint(
+        FUTURES, SIGNED, 1, change_position_mode, needs_futures=True
+    ),
+    ("POST", "/fapi/v1/marginType"): Endpoint(FUTURES, SIGNED, 1, change_margin_type, needs_futures=True),
+    ("GET", "/fapi/v1/symbolConfig"): Endpoint(FUTURES, SIGNED, 5, symbol_config, needs_futures=True),
+    ("GET", "/fapi/v1/leverageBracket"): Endpoint(FUTURES, SIGNED, 1, leverage_bracket, needs_futures=True),
+    ("POST", "/fapi/v1/algoOrder"): Endpoint(
+        FUTURES, SIGNED, 0, new_algo_order, counts_order=True, needs_futures=True
+    ),
+    ("GET", "/fapi/v1/algoOrder"): Endpoint(FUTURES, SIGNED, 1, query_algo_order, needs_futures=True),
+    ("DELETE", "/fapi/v1/algoOrder"): Endpoint(FUTURES, SIGNED, 1, cancel_algo_order, needs_futures=True),
+    ("GET", "/fapi/v1/openAlgoOrders"): Endpoint(
+        FUTURES, SIGNED, _one_or_all(1, 40), open_algo_orders, needs_futures=True
+    ),
+    ("DELETE", "/fapi/v1/algoOpenOrders"): Endpoint(
+        FUTURES, SIGNED, 1, cancel_all_algo_orders, needs_futures=True
+    ),
+    ("GET", "/fapi/v1/allAlgoOrders"): Endpoint(FUTURES, SIGNED, 5, all_algo_orders, needs_futures=True),
+    ("GET", "/fapi/v1/userTrades"): Endpoint(FUTURES, SIGNED, 5, user_trades, needs_futures=True),
+    ("GET", "/fapi/v1/allOrders"): Endpoint(FUTURES, SIGNED, 5, all_orders, needs_futures=True),
+    ("GET", "/fapi/v1/forceOrders"): Endpoint(
+        FUTURES, SIGNED, _one_or_all(20, 50), force_orders, needs_futures=True
+    ),
     ("GET", "/fapi/v1/rateLimit/order"): Endpoint(FUTURES, SIGNED, 1, order_rate_limits, needs_futures=True),
 }
 

@@ -1,9 +1,12 @@
-"""USDT-M futures accounts: wallet, positions, leverage and orders, with Binance's order rules.
+"""USDT-M futures accounts: wallet, positions, settings and orders, with Binance's order rules.
 
-One-way position mode (positionSide BOTH), cross margin. MARKET orders fill at the mark price;
+Position mode per account (one-way: positionSide BOTH; hedge: LONG and SHORT positions side by
+side), margin type and leverage per symbol (margin is computed the same way for both margin
+types: the simulator does not model isolated wallets). MARKET orders fill at the mark price;
 a LIMIT BUY at or above the mark (SELL at or below) fills at the mark at once, otherwise it rests
 as NEW and fills when the mark later crosses its price (checked lazily whenever the account is
-read or traded). Filter checks and error codes follow facts §4 and §6.
+read or traded). Filter checks and error codes follow facts §4 and §6 (shared spec) and
+docs/binance-facts.md (position mode, margin type, leverage, hedge-mode order rules).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import secrets
 import threading
 from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
+from typing import Any
 
 from . import errors
 from .accounts import DemoAccount
+from .brackets import max_notional
 from .errors import ApiError
 from .market import SYMBOLS, SymbolSpec, get_symbol
 
@@ -32,6 +37,8 @@ CONDITIONAL_TYPES = frozenset(
 )
 TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD", "RPI"})
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+ONE_WAY_SIDES = ("BOTH",)
+HEDGE_SIDES = ("LONG", "SHORT")
 _FLAT_FIGURES = {
     "mark": None,
     "notional": ZERO,
@@ -48,7 +55,7 @@ def _money(value: Decimal) -> str:
     return f"{value:.8f}"
 
 
-def _plain(value: Decimal) -> str:
+def plain(value: Decimal) -> str:
     """A decimal as Binance echoes order numbers: no exponent, no needless trailing zeros."""
     text = f"{value:f}"
     if "." in text:
@@ -60,7 +67,8 @@ def _fixed(value: Decimal, places: int) -> str:
     return f"{value:.{places}f}"
 
 
-def _decimal_param(params: dict, name: str) -> Decimal:
+def decimal_param(params: dict, name: str) -> Decimal:
+    """A required finite decimal parameter (-1102 when missing or malformed)."""
     text = params.get(name)
     if text is None or text == "":
         raise errors.mandatory(name)
@@ -73,6 +81,100 @@ def _decimal_param(params: dict, name: str) -> Decimal:
     return value
 
 
+def position_side_for(state: FuturesAccount, params: dict) -> str:
+    """The order's positionSide, checked against the account's position mode.
+
+    One-way: absent or BOTH. Hedge: LONG or SHORT, and `reduceOnly` may not be sent at all.
+    """
+    position_side = params.get("positionSide") or "BOTH"
+    allowed = state.sides
+    if position_side not in allowed:
+        raise ApiError(400, -4061, "Order's position side does not match user's setting.")
+    if state.dual_side and params.get("reduceOnly") is not None:
+        raise ApiError(400, -1106, "Parameter 'reduceonly' sent when not required.")
+    return position_side
+
+
+def check_price_filter(spec: SymbolSpec, price: Decimal) -> None:
+    """PRICE_FILTER: minPrice -4013, maxPrice -4002, tick -4014."""
+    min_price, max_price, tick = (spec.futures_decimal(n) for n in ("min_price", "max_price", "tick"))
+    if min_price and price < min_price:
+        raise ApiError(400, -4013, "Price less than min price.")
+    if max_price and price > max_price:
+        raise ApiError(400, -4002, "Price greater than max price.")
+    if tick and (price - min_price) % tick != 0:
+        raise ApiError(400, -4014, "Price not increased by tick size.")
+
+
+def check_lot_size(spec: SymbolSpec, quantity: Decimal, order_type: str) -> None:
+    """LOT_SIZE / MARKET_LOT_SIZE: below min -4004, above max -4005, step -4023."""
+    min_qty, step = spec.futures_decimal("min_qty"), spec.futures_decimal("step")
+    max_qty = spec.futures_decimal("market_max_qty" if order_type == "MARKET" else "max_qty")
+    if quantity < min_qty:
+        raise ApiError(400, -4004, "Quantity less than min quantity.")
+    if quantity > max_qty:
+        raise ApiError(400, -4005, "Quantity greater than max quantity.")
+    if step and (quantity - min_qty) % step != 0:
+        raise ApiError(400, -4023, "Qty not increased by step size.")
+
+
+def _limit_terms(spec: SymbolSpec, params: dict, order_type: str) -> tuple[str, Decimal]:
+    """(timeInForce, price) of a LIMIT order, checked; ("GTC", 0) for MARKET, which may not send a price."""
+    if order_type != "LIMIT":
+        if params.get("price") not in (None, ""):
+            raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
+        return "GTC", ZERO
+    time_in_force = params.get("timeInForce") or ""
+    if not time_in_force:
+        raise errors.mandatory("timeInForce")
+    if time_in_force not in TIME_IN_FORCE:
+        raise ApiError(400, -1115, "Invalid timeInForce.")
+    price = decimal_param(params, "price")
+    if price <= 0:
+        raise ApiError(400, -4001, "Price less than 0.")
+    if _places(price) > spec.price_precision:
+        raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
+    check_price_filter(spec, price)
+    return time_in_force, price
+
+
+def _check_price_band(spec: SymbolSpec, side: str, price: Decimal, mark: Decimal) -> None:
+    """PERCENT_PRICE against the mark: BUY above mark x 1.05 is -4016, SELL below mark x 0.95 -4024."""
+    if side == "BUY" and price > mark * Decimal("1.05"):
+        limit = _on_tick(mark * Decimal("1.05"), spec.futures_decimal("tick"), ROUND_DOWN)
+        raise ApiError(400, -4016, f"Limit price can't be higher than {limit}")
+    if side == "SELL" and price < mark * Decimal("0.95"):
+        limit = _on_tick(mark * Decimal("0.95"), spec.futures_decimal("tick"), ROUND_UP)
+        raise ApiError(400, -4024, f"Limit price can't be lower than {limit}")
+
+
+def _exposure_increase(state: FuturesAccount, checked: dict) -> Decimal:
+    """How much the order would add to its position; -2022 for a reduce that cannot reduce.
+
+    One-way: a reduceOnly order must shrink an open position. Hedge: an order closing LONG
+    (SELL) or SHORT (BUY) may not exceed the position on that side.
+    """
+    position = state.positions[(checked["spec"].symbol, checked["position_side"])]
+    delta = checked["quantity"] if checked["side"] == "BUY" else -checked["quantity"]
+    increase = max(ZERO, abs(position.amount + delta) - abs(position.amount))
+    if checked["reduce_only"] and (increase > 0 or position.amount == 0):
+        raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
+    direction = {"LONG": 1, "SHORT": -1}.get(checked["position_side"])
+    if direction is not None and (position.amount + delta) * direction < 0:
+        raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
+    return increase
+
+
+def _isolated_figures(state: FuturesAccount, symbol: str, figures: dict) -> tuple[Decimal, Decimal]:
+    """(isolatedWallet, isolatedMargin) of a position: zero under cross margin.
+
+    Isolated: the wallet is the position's initial margin, the margin adds its unrealized PnL.
+    """
+    if state.margin_type[symbol] != "ISOLATED" or not figures["initial"]:
+        return ZERO, ZERO
+    return figures["initial"], figures["initial"] + figures["unrealized"]
+
+
 def _on_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
     return (value / tick).to_integral_value(rounding=rounding) * tick
 
@@ -80,19 +182,6 @@ def _on_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
 def _places(value: Decimal) -> int:
     exponent = value.normalize().as_tuple().exponent
     return max(0, -exponent)
-
-
-def _max_notional_for(leverage: int) -> str:
-    for floor, notional in (
-        (101, "50000"),
-        (51, "250000"),
-        (21, "1000000"),
-        (11, "10000000"),
-        (6, "20000000"),
-    ):
-        if leverage >= floor:
-            return notional
-    return "80000000"
 
 
 @dataclasses.dataclass
@@ -131,12 +220,12 @@ class FuturesOrder:
             "symbol": self.symbol,
             "status": self.status,
             "clientOrderId": self.client_order_id,
-            "price": _plain(self.price),
+            "price": plain(self.price),
             "avgPrice": _fixed(average, 5) if not average else _fixed(average, spec.price_precision + 3),
-            "origQty": _plain(self.orig_qty),
-            "executedQty": _plain(self.executed_qty),
-            "cumQty": _plain(self.executed_qty),
-            "cumQuote": _plain(self.cum_quote),
+            "origQty": plain(self.orig_qty),
+            "executedQty": plain(self.executed_qty),
+            "cumQty": plain(self.executed_qty),
+            "cumQuote": plain(self.cum_quote),
             "timeInForce": self.time_in_force,
             "type": self.type,
             "reduceOnly": self.reduce_only,
@@ -158,8 +247,41 @@ class FuturesOrder:
 
 
 @dataclasses.dataclass
+class Trade:
+    """One fill, as GET /fapi/v1/userTrades lists it."""
+
+    trade_id: int
+    order: FuturesOrder
+    quantity: Decimal
+    price: Decimal
+    realized_pnl: Decimal
+    commission: Decimal
+    maker: bool
+    time: int
+
+    def as_dict(self) -> dict:
+        """Binance's userTrades row."""
+        return {
+            "buyer": self.order.side == "BUY",
+            "commission": _money(self.commission),
+            "commissionAsset": "USDT",
+            "id": self.trade_id,
+            "maker": self.maker,
+            "orderId": self.order.order_id,
+            "price": plain(self.price),
+            "qty": plain(self.quantity),
+            "quoteQty": plain(self.quantity * self.price),
+            "realizedPnl": _money(self.realized_pnl),
+            "side": self.order.side,
+            "positionSide": self.order.position_side,
+            "symbol": self.order.symbol,
+            "time": self.time,
+        }
+
+
+@dataclasses.dataclass
 class Position:
-    """A one-way (BOTH) position in one symbol."""
+    """One position of a symbol: BOTH in one-way mode, LONG (amount ≥ 0) or SHORT (≤ 0) in hedge mode."""
 
     amount: Decimal = ZERO
     entry_price: Decimal = ZERO
@@ -173,21 +295,46 @@ class FuturesAccount:
         self.account = account
         self.assets = {asset: Decimal(amount) for asset, amount in account.futures_balances.items()}
         self.assets.setdefault("USDT", ZERO)
-        self.positions = {symbol: Position() for symbol in SYMBOLS}
+        self.dual_side = account.dual_side_position
+        self.positions = self._flat_positions()
         self.leverage = {symbol: default_leverage for symbol in SYMBOLS}
+        self.margin_type = {symbol: "CROSSED" for symbol in SYMBOLS}
         self.orders: dict[int, FuturesOrder] = {}
         self.open_by_id: dict[int, FuturesOrder] = {}
         self.orders_by_client_id: dict[tuple[str, str], int] = {}
+        self.algo_orders: dict[int, Any] = {}  # algoId -> algo.AlgoOrder
+        self.trades: list[Trade] = []
         self.update_time = 0
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The position sides of the account's position mode."""
+        return HEDGE_SIDES if self.dual_side else ONE_WAY_SIDES
+
+    def _flat_positions(self) -> dict[tuple[str, str], Position]:
+        return {(symbol, side): Position() for symbol in SYMBOLS for side in self.sides}
+
+    def set_dual_side(self, dual_side: bool) -> None:
+        """Switch position mode (callers check first that nothing is open)."""
+        self.dual_side = dual_side
+        self.positions = self._flat_positions()
+
+    def holds(self, symbol: str | None = None) -> bool:
+        """True when a position is open (in `symbol`, or in any symbol)."""
+        return any(p.amount for (name, _), p in self.positions.items() if symbol in (None, name))
 
     @property
     def wallet(self) -> Decimal:
         """USDT wallet balance."""
         return self.assets["USDT"]
 
-    def open_orders(self, symbol: str | None = None) -> list[FuturesOrder]:
-        """Open orders, optionally for one symbol, oldest first."""
-        return [o for o in self.open_by_id.values() if symbol is None or o.symbol == symbol]
+    def open_orders(self, symbol: str | None = None, side: str | None = None) -> list[FuturesOrder]:
+        """Open orders, optionally for one symbol (and position side), oldest first."""
+        return [
+            o
+            for o in self.open_by_id.values()
+            if symbol in (None, o.symbol) and side in (None, o.position_side)
+        ]
 
     def track(self, order: FuturesOrder) -> None:
         """Keep the open-order index in step with the order's status."""
@@ -211,16 +358,54 @@ class FuturesExchange:
         self._default_leverage = default_leverage
         self._accounts = {a.api_key: FuturesAccount(a, default_leverage) for a in accounts.values()}
         self._next_order_id = 4_100_000_000
+        self._next_trade_id = 690_000_000
+        # Called as hook(state, now_ms) under the lock each time an account is settled (algo triggers).
+        self.settle_hooks: list[Callable[[FuturesAccount, float], None]] = []
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock every account change happens under (shared with the algo service)."""
+        return self._lock
+
+    def settings(self, account: DemoAccount, symbol: str) -> dict:
+        """The account's position mode and the symbol's margin type and leverage (for test assertions)."""
+        with self._lock:
+            state = self._accounts[account.api_key]
+            return {
+                "dual_side_position": state.dual_side,
+                "margin_type": state.margin_type[symbol],
+                "leverage": state.leverage[symbol],
+            }
+
+    def accounts(self) -> list[FuturesAccount]:
+        """Every account's futures state (call under the lock)."""
+        return list(self._accounts.values())
+
+    def next_order_id(self) -> int:
+        """A fresh orderId (call under the lock)."""
+        self._next_order_id += 1
+        return self._next_order_id
+
+    def place_internal(self, state: FuturesAccount, params: dict, now_ms: float) -> FuturesOrder:
+        """Place an order for the exchange itself (a triggered algo order); caller holds the lock."""
+        return self._place(state, params, now_ms)[0]
+
+    def record_filled(self, state: FuturesAccount, order: FuturesOrder, price: Decimal, now_ms: int) -> None:
+        """Record an order the exchange itself executed (liquidation, ADL) and fill it whole at `price`."""
+        state.orders[order.order_id] = order
+        state.orders_by_client_id[(order.symbol, order.client_order_id)] = order.order_id
+        self._apply_fill(state, order, order.orig_qty, price, TAKER_FEE, now_ms)
 
     # ----- prices and margin -------------------------------------------------------------------
     def mark(self, symbol: str, now_ms: float) -> Decimal:
         """The mark price as a Decimal."""
         return Decimal(repr(self._mark_price(symbol, now_ms)))
 
-    def _position_figures(self, state: FuturesAccount, symbol: str, now_ms: float) -> dict:
-        """Margin figures of one symbol; `mark` is None when there is neither position nor order."""
-        position = state.positions[symbol]
-        orders = state.open_orders(symbol)
+    def _position_figures(self, state: FuturesAccount, key: tuple[str, str], now_ms: float) -> dict:
+        """Margin figures of one (symbol, side); `mark` is None when there is neither position nor order."""
+        symbol, side = key
+        position = state.positions[key]
+        orders = state.open_orders(symbol, side)
         if not position.amount and not orders:
             return dict(_FLAT_FIGURES)
         mark = self.mark(symbol, now_ms)
@@ -240,7 +425,7 @@ class FuturesExchange:
         }
 
     def _totals(self, state: FuturesAccount, now_ms: float) -> dict:
-        figures = {symbol: self._position_figures(state, symbol, now_ms) for symbol in SYMBOLS}
+        figures = {key: self._position_figures(state, key, now_ms) for key in state.positions}
         unrealized = sum((f["unrealized"] for f in figures.values()), ZERO)
         initial = sum((f["initial"] for f in figures.values()), ZERO)
         open_initial = sum((f["open_order_initial"] for f in figures.values()), ZERO)
@@ -270,9 +455,10 @@ class FuturesExchange:
         fee_rate: Decimal,
         now_ms: int,
     ) -> None:
-        position = state.positions[order.symbol]
+        position = state.positions[(order.symbol, order.position_side)]
         delta = quantity if order.side == "BUY" else -quantity
         current = position.amount
+        realized = ZERO
         if current == 0 or (current > 0) == (delta > 0):
             total = abs(current) + quantity
             position.entry_price = (abs(current) * position.entry_price + quantity * price) / total
@@ -280,13 +466,19 @@ class FuturesExchange:
         else:
             closing = min(abs(current), quantity)
             direction = 1 if current > 0 else -1
-            state.assets["USDT"] += closing * (price - position.entry_price) * direction
+            realized = closing * (price - position.entry_price) * direction
+            state.assets["USDT"] += realized
             position.amount = current + delta
             if position.amount == 0:
                 position.entry_price = ZERO
             elif quantity > closing:
                 position.entry_price = price
-        state.assets["USDT"] -= quantity * price * fee_rate
+        fee = quantity * price * fee_rate
+        state.assets["USDT"] -= fee
+        self._next_trade_id += 1
+        state.trades.append(
+            Trade(self._next_trade_id, order, quantity, price, realized, fee, fee_rate == MAKER_FEE, now_ms)
+        )
         position.update_time = now_ms
         order.executed_qty += quantity
         order.cum_quote += quantity * price
@@ -305,10 +497,21 @@ class FuturesExchange:
                     state, order, order.orig_qty - order.executed_qty, order.price, MAKER_FEE, int(now_ms)
                 )
 
+    def sweep(self, now_ms: float) -> None:
+        """Match resting orders and fire algo triggers on every account (after a mark move)."""
+        with self._lock:
+            for state in self._accounts.values():
+                self._settle(state, now_ms)
+
+    def _settle(self, state: FuturesAccount, now_ms: float) -> None:
+        self._match_resting(state, now_ms)
+        for hook in self.settle_hooks:
+            hook(state, now_ms)
+
     def state_for(self, account: DemoAccount, now_ms: float) -> FuturesAccount:
         """The account's futures state with resting orders matched up to now (call under lock)."""
         state = self._accounts[account.api_key]
-        self._match_resting(state, now_ms)
+        self._settle(state, now_ms)
         return state
 
     # ----- orders ------------------------------------------------------------------------------
@@ -333,9 +536,7 @@ class FuturesExchange:
             )
         if order_type not in ("LIMIT", "MARKET"):
             raise ApiError(400, -1116, "Invalid orderType.")
-        position_side = params.get("positionSide", "BOTH") or "BOTH"
-        if position_side != "BOTH":
-            raise ApiError(400, -4061, "Order's position side does not match user's setting.")
+        position_side = position_side_for(state, params)
         client_order_id = params.get("newClientOrderId")
         if client_order_id is not None:
             if len(client_order_id) > 36:
@@ -348,36 +549,16 @@ class FuturesExchange:
         reduce_only = reduce_only_text == "true"
         if params.get("closePosition", "false").lower() == "true":
             raise ApiError(400, -1106, "Parameter 'closePosition' sent when not required.")
-        quantity = _decimal_param(params, "quantity")
+        quantity = decimal_param(params, "quantity")
         if quantity <= 0:
             raise ApiError(400, -4003, "Quantity less than zero.")
         if _places(quantity) > spec.quantity_precision:
             raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
         mark = self.mark(spec.symbol, now_ms)
-        time_in_force = "GTC"
-        price = ZERO
+        time_in_force, price = _limit_terms(spec, params, order_type)
+        check_lot_size(spec, quantity, order_type)
         if order_type == "LIMIT":
-            time_in_force = params.get("timeInForce") or ""
-            if not time_in_force:
-                raise errors.mandatory("timeInForce")
-            if time_in_force not in TIME_IN_FORCE:
-                raise ApiError(400, -1115, "Invalid timeInForce.")
-            price = _decimal_param(params, "price")
-            if price <= 0:
-                raise ApiError(400, -4001, "Price less than 0.")
-            if _places(price) > spec.price_precision:
-                raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
-            self._check_price_filter(spec, price)
-        elif params.get("price") not in (None, ""):
-            raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
-        self._check_lot_size(spec, quantity, order_type)
-        if order_type == "LIMIT":
-            if side == "BUY" and price > mark * Decimal("1.05"):
-                limit = _on_tick(mark * Decimal("1.05"), spec.futures_decimal("tick"), ROUND_DOWN)
-                raise ApiError(400, -4024, f"Limit price can't be higher than {limit}.")
-            if side == "SELL" and price < mark * Decimal("0.95"):
-                limit = _on_tick(mark * Decimal("0.95"), spec.futures_decimal("tick"), ROUND_UP)
-                raise ApiError(400, -4025, f"Limit price can't be lower than {limit}.")
+            _check_price_band(spec, side, price, mark)
         reference = price if order_type == "LIMIT" else mark
         if not reduce_only and quantity * reference < spec.futures_decimal("min_notional"):
             raise ApiError(
@@ -399,93 +580,89 @@ class FuturesExchange:
             "position_side": position_side,
         }
 
-    @staticmethod
-    def _check_price_filter(spec: SymbolSpec, price: Decimal) -> None:
-        min_price, max_price, tick = (spec.futures_decimal(n) for n in ("min_price", "max_price", "tick"))
-        if min_price and price < min_price:
-            raise ApiError(400, -4013, "Price less than min price.")
-        if max_price and price > max_price:
-            raise ApiError(400, -4016, "Price more than max price.")
-        if tick and (price - min_price) % tick != 0:
-            raise ApiError(400, -4014, "Price not increased by tick size.")
-
-    @staticmethod
-    def _check_lot_size(spec: SymbolSpec, quantity: Decimal, order_type: str) -> None:
-        min_qty, step = spec.futures_decimal("min_qty"), spec.futures_decimal("step")
-        max_qty = spec.futures_decimal("market_max_qty" if order_type == "MARKET" else "max_qty")
-        if quantity < min_qty:
-            raise ApiError(400, -4004, "Quantity less than min quantity.")
-        if quantity > max_qty:
-            raise ApiError(400, -4005, "Quantity greater than max quantity.")
-        if step and (quantity - min_qty) % step != 0:
-            raise ApiError(400, -4023, "Qty not increased by step size.")
-
     def place_order(self, account: DemoAccount, params: dict, now_ms: float) -> dict:
         """POST /fapi/v1/order: validate, margin-check, fill or rest; returns the response body."""
         with self._lock:
             state = self.state_for(account, now_ms)
-            checked = self._validate_order(state, params, now_ms)
-            spec, side, quantity = checked["spec"], checked["side"], checked["quantity"]
-            client_order_id = checked["client_order_id"]
-            if client_order_id is not None:
-                existing = state.orders_by_client_id.get((spec.symbol, client_order_id))
-                if existing is not None and state.orders[existing].is_open:
-                    raise ApiError(400, -4116, "ClientOrderId is duplicated.")
-            else:
-                client_order_id = secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22]
-            mark = checked["mark"]
-            marketable = checked["type"] == "MARKET" or (
-                checked["price"] >= mark if side == "BUY" else checked["price"] <= mark
-            )
-            if checked["time_in_force"] == "GTX" and marketable:
-                raise ApiError(
-                    400,
-                    -5022,
-                    "Due to the order could not be executed as maker, the Post Only "
-                    "order will be rejected. The order will not be recorded in the "
-                    "order history",
-                )
-            position = state.positions[spec.symbol]
-            delta = quantity if side == "BUY" else -quantity
-            increase = max(ZERO, abs(position.amount + delta) - abs(position.amount))
-            if checked["reduce_only"] and (increase > 0 or position.amount == 0):
-                raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
-            reference = mark if marketable else checked["price"]
-            leverage = Decimal(state.leverage[spec.symbol])
-            required = increase * reference / leverage
-            if marketable:
-                required += quantity * mark * TAKER_FEE
-            if increase > 0 and required > self._totals(state, now_ms)["available"]:
-                raise ApiError(400, -2019, "Margin is insufficient.")
-            now = int(now_ms)
-            self._next_order_id += 1
-            order = FuturesOrder(
-                order_id=self._next_order_id,
-                client_order_id=client_order_id,
-                symbol=spec.symbol,
-                side=side,
-                type=checked["type"],
-                time_in_force=checked["time_in_force"],
-                orig_qty=quantity,
-                price=checked["price"],
-                reduce_only=checked["reduce_only"],
-                position_side=checked["position_side"],
-                time=now,
-                update_time=now,
-                self_trade_prevention_mode=params.get("selfTradePreventionMode") or "EXPIRE_MAKER",
-                good_till_date=int(params.get("goodTillDate") or 0),
-            )
-            acknowledgement = order.as_dict(with_time=False)
-            state.orders[order.order_id] = order
-            state.orders_by_client_id[(spec.symbol, client_order_id)] = order.order_id
-            if marketable:
-                self._apply_fill(state, order, quantity, mark, TAKER_FEE, now)
-            elif checked["time_in_force"] in ("IOC", "FOK"):
-                order.status = "EXPIRED"
-            state.track(order)
+            order, acknowledgement = self._place(state, params, now_ms)
             if params.get("newOrderRespType", "ACK") == "RESULT":
                 return order.as_dict(with_time=False)
             return acknowledgement
+
+    def _place(self, state: FuturesAccount, params: dict, now_ms: float) -> tuple[FuturesOrder, dict]:
+        """Validate, admit, record, then fill or rest one order (caller holds the lock).
+
+        Returns the order and its acknowledgement (the order as it was before any fill).
+        """
+        checked = self._validate_order(state, params, now_ms)
+        client_order_id = self._client_order_id(state, checked)
+        marketable = self._admit(state, checked, now_ms)
+        now = int(now_ms)
+        order = FuturesOrder(
+            order_id=self.next_order_id(),
+            client_order_id=client_order_id,
+            symbol=checked["spec"].symbol,
+            side=checked["side"],
+            type=checked["type"],
+            time_in_force=checked["time_in_force"],
+            orig_qty=checked["quantity"],
+            price=checked["price"],
+            reduce_only=checked["reduce_only"],
+            position_side=checked["position_side"],
+            time=now,
+            update_time=now,
+            self_trade_prevention_mode=params.get("selfTradePreventionMode") or "EXPIRE_MAKER",
+            good_till_date=int(params.get("goodTillDate") or 0),
+        )
+        acknowledgement = order.as_dict(with_time=False)
+        state.orders[order.order_id] = order
+        state.orders_by_client_id[(order.symbol, client_order_id)] = order.order_id
+        if marketable:
+            self._apply_fill(state, order, order.orig_qty, checked["mark"], TAKER_FEE, now)
+        elif checked["time_in_force"] == "IOC":
+            order.status = "EXPIRED"
+        state.track(order)
+        return order, acknowledgement
+
+    @staticmethod
+    def _client_order_id(state: FuturesAccount, checked: dict) -> str:
+        """The sent newClientOrderId (-4116 while an open order has it) or a generated one."""
+        client_order_id = checked["client_order_id"]
+        if client_order_id is None:
+            return secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22]
+        existing = state.orders_by_client_id.get((checked["spec"].symbol, client_order_id))
+        if existing is not None and state.orders[existing].is_open:
+            raise ApiError(400, -4116, "ClientOrderId is duplicated.")
+        return client_order_id
+
+    def _admit(self, state: FuturesAccount, checked: dict, now_ms: float) -> bool:
+        """Time-in-force, reduce-only and margin checks; True when the order fills at once."""
+        mark, side, quantity = checked["mark"], checked["side"], checked["quantity"]
+        marketable = checked["type"] == "MARKET" or (
+            checked["price"] >= mark if side == "BUY" else checked["price"] <= mark
+        )
+        if checked["time_in_force"] == "FOK" and not marketable:
+            raise ApiError(
+                400,
+                -5021,
+                "Due to the order could not be filled immediately, the FOK order has been rejected.",
+            )
+        if checked["time_in_force"] == "GTX" and marketable:
+            raise ApiError(
+                400,
+                -5022,
+                "Due to the order could not be executed as maker, the Post Only "
+                "order will be rejected. The order will not be recorded in the "
+                "order history",
+            )
+        increase = _exposure_increase(state, checked)
+        reference = mark if marketable else checked["price"]
+        required = increase * reference / Decimal(state.leverage[checked["spec"].symbol])
+        if marketable:
+            required += quantity * mark * TAKER_FEE
+        if increase > 0 and required > self._totals(state, now_ms)["available"]:
+            raise ApiError(400, -2019, "Margin is insufficient.")
+        return marketable
 
     def _find_order(self, state: FuturesAccount, params: dict) -> FuturesOrder | None:
         symbol = params.get("symbol")
@@ -549,24 +726,10 @@ class FuturesExchange:
         with self._lock:
             return [o.as_dict() for o in self.state_for(account, now_ms).open_orders(symbol)]
 
-    def set_leverage(self, account: DemoAccount, params: dict, now_ms: float) -> dict:
-        """POST /fapi/v1/leverage."""
-        symbol = params.get("symbol")
-        if not symbol:
-            raise errors.mandatory("symbol")
-        spec = get_symbol(symbol)
-        text = params.get("leverage")
-        if not text:
-            raise errors.mandatory("leverage")
-        try:
-            leverage = int(text)
-        except ValueError:
-            raise ApiError(400, -4028, f"Leverage {text} is not valid") from None
-        if not 1 <= leverage <= spec.max_leverage:
-            raise ApiError(400, -4028, f"Leverage {leverage} is not valid")
+    def with_state(self, account: DemoAccount, now_ms: float, action: Callable, *args) -> object:
+        """Run `action(state, *args)` on the account's futures state under the lock (settings calls)."""
         with self._lock:
-            self.state_for(account, now_ms).leverage[symbol] = leverage
-        return {"leverage": leverage, "maxNotionalValue": _max_notional_for(leverage), "symbol": symbol}
+            return action(self.state_for(account, now_ms), *args)
 
     # ----- account views -----------------------------------------------------------------------
     def _asset_rows(self, state: FuturesAccount, totals: dict, now: int) -> list[dict]:
@@ -612,8 +775,10 @@ class FuturesExchange:
             "maxWithdrawAmount": _money(totals["max_withdraw"]),
         }
 
-    def _position_row(self, state: FuturesAccount, symbol: str, figures: dict, version: int) -> dict:
-        position = state.positions[symbol]
+    def _position_row(self, state: FuturesAccount, key: tuple[str, str], figures: dict, version: int) -> dict:
+        symbol, side = key
+        position = state.positions[key]
+        isolated_wallet, isolated_margin = _isolated_figures(state, symbol, figures)
         row = {
             "symbol": symbol,
             "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
@@ -621,11 +786,11 @@ class FuturesExchange:
             "unrealizedProfit": _money(figures["unrealized"]),
             "positionInitialMargin": _money(figures["initial"]),
             "openOrderInitialMargin": _money(figures["open_order_initial"]),
-            "positionSide": "BOTH",
+            "positionSide": side,
             "positionAmt": _fixed(position.amount, SYMBOLS[symbol].quantity_precision),
             "notional": _money(figures["notional"]),
-            "isolatedWallet": "0",
-            "isolatedMargin": "0",
+            "isolatedWallet": plain(isolated_wallet),
+            "isolatedMargin": plain(isolated_margin),
             "updateTime": position.update_time,
             "bidNotional": _money(figures["bid"]),
             "askNotional": _money(figures["ask"]),
@@ -634,10 +799,10 @@ class FuturesExchange:
             row.update(
                 {
                     "leverage": str(state.leverage[symbol]),
-                    "isolated": False,
+                    "isolated": state.margin_type[symbol] == "ISOLATED",
                     "entryPrice": _money(position.entry_price),
                     "breakEvenPrice": _money(position.entry_price),
-                    "maxNotional": _max_notional_for(state.leverage[symbol]),
+                    "maxNotional": max_notional(SYMBOLS[symbol], state.leverage[symbol]),
                 }
             )
             del row["isolatedMargin"]
@@ -666,21 +831,23 @@ class FuturesExchange:
             body.update(self._totals_fields(totals))
             body["assets"] = self._asset_rows(state, totals, now)
             positions = []
-            for symbol, figures in totals["figures"].items():
-                if version == 3 and not (state.positions[symbol].amount or state.open_orders(symbol)):
+            for key, figures in totals["figures"].items():
+                if version == 3 and figures["mark"] is None:
                     continue
-                positions.append(self._position_row(state, symbol, figures, version))
+                positions.append(self._position_row(state, key, figures, version))
             body["positions"] = positions
             return body
 
-    def account_config(self, account: DemoAccount) -> dict:
+    def account_config(self, account: DemoAccount, now_ms: float) -> dict:
         """GET /fapi/v1/accountConfig."""
+        with self._lock:
+            dual_side = self.state_for(account, now_ms).dual_side
         return {
             "feeTier": 0,
             "canTrade": account.permissions.futures,
             "canDeposit": True,
             "canWithdraw": account.permissions.withdrawals,
-            "dualSidePosition": False,
+            "dualSidePosition": dual_side,
             "updateTime": 0,
             "multiAssetsMargin": False,
             "tradeGroupId": -1,
@@ -710,64 +877,69 @@ class FuturesExchange:
     def position_risk(
         self, account: DemoAccount, symbol: str | None, now_ms: float, version: int
     ) -> list[dict]:
-        """GET /fapi/v2/positionRisk (every symbol) and /fapi/v3/positionRisk (held or ordered only)."""
+        """GET /fapi/v2/positionRisk (every symbol and side), /fapi/v3/positionRisk (held or ordered only)."""
         if symbol:
             get_symbol(symbol)
         with self._lock:
             state = self.state_for(account, now_ms)
             totals = self._totals(state, now_ms)
-            rows = []
-            for name, figures in totals["figures"].items():
-                if symbol and name != symbol:
-                    continue
-                position = state.positions[name]
-                if version == 3 and not (position.amount or state.open_orders(name)):
-                    continue
-                liquidation = ZERO
-                if position.amount:
-                    cushion = totals["margin_balance"] - totals["maint"]
-                    liquidation = max(ZERO, figures["mark"] - cushion / position.amount)
-                row = {
-                    "symbol": name,
-                    "positionSide": "BOTH",
-                    "positionAmt": _fixed(position.amount, SYMBOLS[name].quantity_precision),
-                    "entryPrice": _money(position.entry_price),
-                    "breakEvenPrice": _money(position.entry_price),
-                    "markPrice": _money(figures["mark"] or self.mark(name, now_ms)),
-                    "unRealizedProfit": _money(figures["unrealized"]),
-                    "liquidationPrice": _money(liquidation),
-                    "isolatedMargin": "0.00000000",
-                    "notional": _money(figures["notional"]),
-                    "marginAsset": "USDT",
-                    "isolatedWallet": "0",
-                    "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
-                    "maintMargin": _money(figures["maint"]),
-                    "positionInitialMargin": _money(figures["initial"]),
-                    "openOrderInitialMargin": _money(figures["open_order_initial"]),
-                    "adl": 0,
-                    "bidNotional": _money(figures["bid"]),
-                    "askNotional": _money(figures["ask"]),
-                    "updateTime": position.update_time,
+            return [
+                self._risk_row(state, key, figures, totals, now_ms, version)
+                for key, figures in totals["figures"].items()
+                if symbol in (None, key[0]) and not (version == 3 and figures["mark"] is None)
+            ]
+
+    def _risk_row(
+        self,
+        state: FuturesAccount,
+        key: tuple[str, str],
+        figures: dict,
+        totals: dict,
+        now_ms: float,
+        version: int,
+    ) -> dict:
+        name, side = key
+        position = state.positions[key]
+        liquidation = ZERO
+        if position.amount:
+            cushion = totals["margin_balance"] - totals["maint"]
+            liquidation = max(ZERO, figures["mark"] - cushion / position.amount)
+        isolated_wallet, isolated_margin = _isolated_figures(state, name, figures)
+        row = {
+            "symbol": name,
+            "positionSide": side,
+            "positionAmt": _fixed(position.amount, SYMBOLS[name].quantity_precision),
+            "entryPrice": _money(position.entry_price),
+            "breakEvenPrice": _money(position.entry_price),
+            "markPrice": _money(figures["mark"] or self.mark(name, now_ms)),
+            "unRealizedProfit": _money(figures["unrealized"]),
+            "liquidationPrice": _money(liquidation),
+            "isolatedMargin": _money(isolated_margin),
+            "notional": _money(figures["notional"]),
+            "isolatedWallet": plain(isolated_wallet),
+            "updateTime": position.update_time,
+        }
+        if version == 2:
+            isolated = state.margin_type[name] == "ISOLATED"
+            row.update(
+                {
+                    "leverage": str(state.leverage[name]),
+                    "maxNotionalValue": max_notional(SYMBOLS[name], state.leverage[name]),
+                    "marginType": "isolated" if isolated else "cross",
+                    "isAutoAddMargin": "false",
                 }
-                if version == 2:
-                    for key in (
-                        "marginAsset",
-                        "initialMargin",
-                        "maintMargin",
-                        "positionInitialMargin",
-                        "openOrderInitialMargin",
-                        "adl",
-                        "bidNotional",
-                        "askNotional",
-                    ):
-                        del row[key]
-                    row.update(
-                        {
-                            "leverage": str(state.leverage[name]),
-                            "maxNotionalValue": _max_notional_for(state.leverage[name]),
-                            "marginType": "cross",
-                            "isAutoAddMargin": "false",
-                        }
-                    )
-                rows.append(row)
-            return rows
+            )
+            return row
+        row.update(
+            {
+                "marginAsset": "USDT",
+                "initialMargin": _money(figures["initial"] + figures["open_order_initial"]),
+                "maintMargin": _money(figures["maint"]),
+                "positionInitialMargin": _money(figures["initial"]),
+                "openOrderInitialMargin": _money(figures["open_order_initial"]),
+                "adl": 0,
+                "bidNotional": _money(figures["bid"]),
+                "askNotional": _money(figures["ask"]),
+            }
+        )
+        return row

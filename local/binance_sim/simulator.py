@@ -140,6 +140,23 @@ class Simulator:
         """The current futures mark price of a symbol."""
         return self.state.mark_price(symbol, self.state.server_time_ms())
 
+    def set_mark_price(self, symbol: str, price: float | None) -> None:
+        """Pin the futures mark price (None unpins); resting orders and algo triggers react at once."""
+        self.state.set_mark_price(symbol, price)
+
+    def futures_settings(self, account_id: str, symbol: str) -> dict:
+        """Position mode, margin type and leverage as the simulator holds them (no request, no journal)."""
+        return self.state.futures.settings(self.account(account_id), symbol)
+
+    def inject_trade(self, account_id: str, kind: str, symbol: str, **details) -> dict:
+        """A liquidation, ADL or "manual" (Binance app) trade on an account; returns the order."""
+        document = {"kind": kind, "symbol": symbol, **details}
+        return self.state.history.inject(self.account(account_id), document, self.state.server_time_ms())
+
+    def age_orders(self, ms: int) -> dict:
+        """Make every order `ms` older and purge what Binance's retention rules forget."""
+        return self.state.history.age(ms, self.state.server_time_ms())
+
     def reset(self) -> None:
         """Fresh balances and orders; counters, bans, faults and journal cleared."""
         self.state.reset()

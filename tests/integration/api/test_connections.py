@@ -181,10 +181,12 @@ def test_list_shows_only_the_callers_connections(create_connection, invoke):
 
 
 def test_delete_removes_secret_and_item(stored_connection, invoke):
-    """GIVEN A's connection WHEN A deletes it THEN 204, secret and item gone; again -> 404."""
+    """GIVEN A's connection WHEN A deletes it THEN 200 saying so, secret and item gone; again -> 404."""
     event = connection_event("connection_delete", stored_connection.id, USER_A)
     response = invoke("connection_delete", event)
-    assert response["statusCode"] == 204
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {
+        "id": stored_connection.id, "deleted": True, "paused_strategies": []}
     assert _secret_names() == []
     assert connection_store.get_connection(USER_A, stored_connection.id) is None
     assert invoke("connection_delete", event)["statusCode"] == 404

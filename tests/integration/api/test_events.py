@@ -65,7 +65,7 @@ def test_event_without_a_connection_runs_through_its_handler(sim_env, invoke, fu
 
 
 @pytest.mark.parametrize(("function", "status"), [
-    ("connection_test_stored", 200), ("balance", 200), ("connection_delete", 204),
+    ("connection_test_stored", 200), ("balance", 200), ("connection_delete", 200),
 ])
 def test_event_on_a_connection_runs_through_its_handler(sim_env, invoke, function, status):
     """GIVEN the event's user owning a connection (from events/connection_create.json) THEN success."""

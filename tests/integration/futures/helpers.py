@@ -6,7 +6,10 @@ import copy
 import importlib.util
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
+
+from klineo.store.connections import update_settings
 
 from local.binance_sim.accounts import DemoAccount
 from local.template import REPO_ROOT
@@ -22,6 +25,7 @@ __all__ = [
     "order_body",
     "order_event",
     "order_posts",
+    "raise_notional_limit",
     "status_event",
 ]
 
@@ -65,6 +69,11 @@ def status_event(client_order_id: str, user: str = USER_A, **query: str) -> dict
     else:
         event.pop("queryStringParameters", None)
     return with_user(event, user)
+
+
+def raise_notional_limit(connection_id: str, user: str = USER_A) -> None:
+    """Lift the connection's max_notional_usdt far above any test order (the order then reaches Binance)."""
+    update_settings(user, connection_id, {"max_notional_usdt": Decimal("100000000")})
 
 
 def new_key() -> str:

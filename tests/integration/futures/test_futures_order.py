@@ -27,6 +27,7 @@ from tests.integration.futures.helpers import (
     order_body,
     order_event,
     order_posts,
+    raise_notional_limit,
     status_event,
 )
 
@@ -341,6 +342,7 @@ def test_other_users_connection_is_not_found(sim_env, invoke, futures_connection
 
 def test_binance_refusal_is_classified_and_recorded(sim_env, invoke, futures_connection):
     """GIVEN an order beyond the margin WHEN sent THEN 422 insufficient_balance, recorded REJECTED."""
+    raise_notional_limit(futures_connection.id)  # let the order past the risk gate, to Binance
     response = invoke(
         "futures_order", order_event(order_body(futures_connection.id, quantity="100"), key=None)
     )

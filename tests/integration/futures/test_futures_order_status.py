@@ -8,7 +8,14 @@ from klineo.store.orders import get_order_record
 
 from tests.helpers import load_event
 from tests.integration.api.conftest import USER_A, USER_B
-from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, status_event
+from tests.integration.futures.helpers import (
+    body_of,
+    new_key,
+    order_body,
+    order_event,
+    raise_notional_limit,
+    status_event,
+)
 
 
 def _place(invoke, connection_id: str, **changes) -> dict:
@@ -116,6 +123,7 @@ def test_status_event_file_is_accepted(sim_env, invoke):
 
 def test_refused_order_status_says_it_was_never_placed(sim_env, invoke, futures_connection):
     """GIVEN an order Binance refused WHEN its status is asked THEN 404 saying so, no lookup."""
+    raise_notional_limit(futures_connection.id)  # let the order past the risk gate, to Binance
     refused = invoke(
         "futures_order", order_event(order_body(futures_connection.id, quantity="100"), key=None)
     )

@@ -346,7 +346,7 @@ def test_invalid_symbol_is_minus_1121(full):
 
 
 def test_limit_price_outside_percent_price_band_is_rejected(binance_sim, full):
-    """PERCENT_PRICE: a BUY above mark x 1.05 is -4024, a SELL below mark x 0.95 is -4025."""
+    """PERCENT_PRICE: a BUY above mark x 1.05 is -4016, a SELL below mark x 0.95 is -4024 (docs' codes)."""
     # GIVEN prices 10% away from the mark on the wrong side
     high = resting_buy_price(binance_sim, below=Decimal("1.10"))
     low = resting_buy_price(binance_sim, below=Decimal("0.90"))
@@ -355,5 +355,63 @@ def test_limit_price_outside_percent_price_band_is_rejected(binance_sim, full):
     buy = full.signed("POST", "/fapi/v1/order", {**base, "side": "BUY", "price": high}).json()
     sell = full.signed("POST", "/fapi/v1/order", {**base, "side": "SELL", "price": low}).json()
     # THEN the band codes come back
-    assert buy["code"] == -4024 and buy["msg"].startswith("Limit price can't be higher than ")
-    assert sell["code"] == -4025 and sell["msg"].startswith("Limit price can't be lower than ")
+    assert buy["code"] == -4016 and buy["msg"].startswith("Limit price can't be higher than ")
+    assert sell["code"] == -4024 and sell["msg"].startswith("Limit price can't be lower than ")
+
+
+def test_limit_price_above_max_price_is_4002(full):
+    """PRICE_FILTER maxPrice: BTCUSDT at 4600000 is -4002 "Price greater than max price."."""
+    # WHEN a BUY is priced above the symbol's maxPrice (4529764)
+    response = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.002",
+            "price": "4600000",
+        },
+    )
+    # THEN the documented code and text come back
+    assert response.json() == {"code": -4002, "msg": "Price greater than max price."}
+
+
+def test_fok_that_cannot_fill_is_5021_and_leaves_no_order(binance_sim, full):
+    """A FOK BUY below the mark is -5021 and is not recorded; a marketable FOK fills."""
+    # GIVEN a price below the mark (cannot fill now) and one above it (fills at once)
+    low = resting_buy_price(binance_sim)
+    high = resting_buy_price(binance_sim, below=Decimal("1.01"))
+    base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "FOK", "quantity": "0.002"}
+    # WHEN both are sent
+    refused = full.signed("POST", "/fapi/v1/order", {**base, "price": low, "newClientOrderId": "fok-1"})
+    filled = full.signed("POST", "/fapi/v1/order", {**base, "price": high, "newOrderRespType": "RESULT"})
+    lookup = full.signed("GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "fok-1"})
+    # THEN the first is -5021 and unknown afterwards, the second filled
+    assert refused.json() == {
+        "code": -5021,
+        "msg": "Due to the order could not be filled immediately, the FOK order has been rejected.",
+    }
+    assert lookup.json()["code"] == -2013
+    assert filled.json()["status"] == "FILLED"
+
+
+def test_ioc_that_cannot_fill_expires(binance_sim, full):
+    """An IOC BUY below the mark is accepted and ends EXPIRED with nothing filled."""
+    # WHEN an IOC below the mark is sent
+    response = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "IOC",
+            "quantity": "0.002",
+            "price": resting_buy_price(binance_sim),
+            "newOrderRespType": "RESULT",
+        },
+    )
+    # THEN it expired unfilled
+    assert (response.json()["status"], response.json()["executedQty"]) == ("EXPIRED", "0")

@@ -22,10 +22,16 @@ __all__ = [
     "futures_account_config",
     "futures_balance",
     "futures_cancel_order",
+    "futures_change_leverage",
+    "futures_change_margin_type",
+    "futures_change_position_mode",
+    "futures_leverage_brackets",
     "futures_mark_price",
     "futures_new_order",
+    "futures_position_mode",
     "futures_position_risk",
     "futures_query_order",
+    "futures_symbol_config",
     "futures_ticker_price",
     "klines",
     "server_time",
@@ -240,6 +246,84 @@ def futures_cancel_order(
     if orig_client_order_id is not None:
         params["origClientOrderId"] = _client_order_id(orig_client_order_id, "origClientOrderId")
     return client.signed("DELETE", "/fapi/v1/order", params, creds)
+
+
+def futures_change_leverage(
+    client: BinanceClient, creds: Credentials, symbol: str, leverage: int
+) -> dict[str, Any]:
+    """POST /fapi/v1/leverage (weight 1): initial leverage 1-125 for a symbol."""
+    _require(client, Market.FUTURES)
+    if not isinstance(leverage, int) or isinstance(leverage, bool) or not 1 <= leverage <= 125:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST, "leverage must be an integer from 1 to 125", field="leverage"
+        )
+    return client.signed(
+        "POST", "/fapi/v1/leverage", {"symbol": _symbol(symbol), "leverage": leverage}, creds
+    )
+
+
+def futures_position_mode(client: BinanceClient, creds: Credentials) -> bool:
+    """GET /fapi/v1/positionSide/dual (weight 30): True in hedge mode, False in one-way mode.
+
+    Weight 30: prefer ``dualSidePosition`` from accountConfig (weight 5) when that is read anyway.
+    """
+    _require(client, Market.FUTURES)
+    data = client.signed("GET", "/fapi/v1/positionSide/dual", None, creds)
+    return _flag(data, "dualSidePosition")
+
+
+def futures_change_position_mode(client: BinanceClient, creds: Credentials, hedge: bool) -> dict[str, Any]:
+    """POST /fapi/v1/positionSide/dual (weight 1): every symbol's mode; -4059 when already so."""
+    _require(client, Market.FUTURES)
+    params = {"dualSidePosition": "true" if hedge else "false"}
+    return client.signed("POST", "/fapi/v1/positionSide/dual", params, creds)
+
+
+def futures_change_margin_type(
+    client: BinanceClient, creds: Credentials, symbol: str, margin_type: str
+) -> dict[str, Any]:
+    """POST /fapi/v1/marginType (weight 1): ISOLATED or CROSSED for one symbol; -4046 when already so."""
+    _require(client, Market.FUTURES)
+    if margin_type not in ("ISOLATED", "CROSSED"):
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, "margin type must be ISOLATED or CROSSED",
+                          field="margin_type")
+    params = {"symbol": _symbol(symbol), "marginType": margin_type}
+    return client.signed("POST", "/fapi/v1/marginType", params, creds)
+
+
+def futures_symbol_config(client: BinanceClient, creds: Credentials, symbol: str) -> dict[str, Any]:
+    """GET /fapi/v1/symbolConfig for one symbol (weight 5): marginType (ISOLATED/CROSSED) and leverage."""
+    _require(client, Market.FUTURES)
+    rows = client.signed("GET", "/fapi/v1/symbolConfig", {"symbol": _symbol(symbol)}, creds)
+    row = rows[0] if isinstance(rows, list) and rows else rows
+    if not isinstance(row, dict):
+        raise KlineoError(
+            ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable symbol configuration."
+        )
+    return row
+
+
+def futures_leverage_brackets(client: BinanceClient, creds: Credentials, symbol: str) -> list[dict[str, Any]]:
+    """GET /fapi/v1/leverageBracket for one symbol (weight 1): its notional brackets, highest leverage first.
+
+    Binance's page shows a bare object for one symbol and clients read a list: both are accepted.
+    """
+    _require(client, Market.FUTURES)
+    data = client.signed("GET", "/fapi/v1/leverageBracket", {"symbol": _symbol(symbol)}, creds)
+    row = data[0] if isinstance(data, list) and data else data
+    brackets = row.get("brackets") if isinstance(row, dict) else None
+    if not isinstance(brackets, list):
+        raise KlineoError(
+            ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable leverage brackets."
+        )
+    return brackets
+
+
+def _flag(data: Any, key: str) -> bool:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, bool):
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, f"Binance returned no readable {key}.")
+    return value
 
 
 def futures_mark_price(client: BinanceClient, symbol: str) -> Decimal:

@@ -49,6 +49,7 @@ __all__ = [
     "KillSwitchResponse",
     "KillSwitchSetRequest",
     "Market",
+    "check_label",
     "decimal_string",
 ]
 
@@ -133,6 +134,16 @@ def _check_private_key(pem: str, key_type: str) -> None:
                              f"{key.key_size}")
 
 
+def check_label(value: str) -> str:
+    """A connection label trimmed; ValueError when blank or holding control characters."""
+    value = value.strip()
+    if not value:
+        raise ValueError("label must not be blank")
+    if not value.isprintable():
+        raise ValueError("label must not contain control characters")
+    return value
+
+
 class ConnectionTestRequest(ApiModel):
     """Keys to test without storing them (POST /exchange-connections/test)."""
 
@@ -168,12 +179,7 @@ class ConnectionCreateRequest(ConnectionTestRequest):
     @classmethod
     def _label_is_text(cls, value: str) -> str:
         """Trimmed, non-empty, printable."""
-        value = value.strip()
-        if not value:
-            raise ValueError("label must not be blank")
-        if not value.isprintable():
-            raise ValueError("label must not contain control characters")
-        return value
+        return check_label(value)
 
 
 class KeyWarning(BaseModel):
@@ -214,6 +220,15 @@ class ConnectionResponse(BaseModel):
     created_at: str
     last_test: ConnectionTestResponse | None = None
     futures_last_test: dict[str, Any] | None = None
+    kill_switch: bool = False
+    max_leverage: int
+    max_notional_usdt: DecimalString
+    position_mode: Literal["one_way", "hedge"] | None = None
+    margin_type: Literal["isolated", "cross"] | None = None
+    leverage: int | None = None
+    consecutive_failures: int = 0
+    disabled_at: str | None = None
+    disabled_reason: str | None = None
 
 
 class ConnectionListResponse(BaseModel):

@@ -11,6 +11,7 @@ handful of Query pages plus one SQS call per 10 groups, so it is never the runne
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor

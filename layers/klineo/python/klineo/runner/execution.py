@@ -4,9 +4,13 @@ Order of work for a strategy S and the candle C its message names:
 
 1. Nothing to do when S is gone, paused, already past C (``last_close``), or another worker
    holds C right now (a pending order whose lease has not run out).
-2. Gates, read strongly consistent in ONE BatchGetItem (``load_trading_context``): the global
-   kill switch, the user's kill switch and, for live strategies, ``futures_enabled``. A closed
-   gate records a ``skipped`` run with its reason and sends nothing.
+2. Gates, read strongly consistent in ONE BatchGetItem (``load_trading_context``) and checked by
+   the one risk gate (``klineo.services.risk.check_order``): the global, user and connection kill
+   switches, a disabled connection and, for live strategies, ``futures_enabled``. A closed gate
+   records a ``skipped`` run whose reason names the gate, and sends nothing. A live order is put
+   to the same gate again once it is known (position side, max_leverage, max_notional_usdt at the
+   candle's close), and the connection's margin type and leverage are applied to the symbol first
+   (``klineo.services.futures_account.prepare_symbol``).
 3. A pending live order left by an earlier attempt is settled first: looked up by its
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``).
@@ -27,12 +31,16 @@ own fills (``live_position``), not from /fapi/v3/positionRisk. Reading positions
 request weight 5 per account and run (1,000 strategies ≈ 5,000 weight a minute, twice Binance's
 2,400 limit), and an account's net position mixes every strategy and manual trade on the symbol.
 The price: a position closed by hand or by liquidation is not seen, so reductions are sent
-``reduceOnly`` (Binance refuses to flip a position that is no longer there). Accounts are assumed
-in one-way mode (positionSide BOTH); a hedge-mode account gets Binance's refusal recorded.
+``reduceOnly`` (Binance refuses to flip a position that is no longer there). Strategies trade in
+one-way mode (positionSide BOTH): on a hedge-mode account the risk gate skips the run (reason
+``positionSide``) before anything is sent.
 
 Keys that keep failing: permission, ip_whitelist and signature refusals (and vanished secrets)
 count as consecutive key failures; any other answer from Binance resets the count. After
 ``KEY_FAILURE_LIMIT`` in a row the strategy is paused with the reason and leaves the active index.
+The same refusals also count on the connection, across the API and every strategy
+(``klineo.services.key_health``): at the limit the connection is disabled and all its strategies
+paused.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ from klineo.observability import logger
 from klineo.runner.candles import CandleGroup
 from klineo.runner.messages import WorkMessage
 from klineo.runner.schedule import client_order_id, is_superseded
+from klineo.services.futures_account import prepare_symbol
+from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
 from klineo.services.orders import (
     SETTLE_MARGIN_MS,
     FuturesOrder,
@@ -58,7 +68,8 @@ from klineo.services.orders import (
     query_futures_order,
     submit_futures_order,
 )
-from klineo.store.connections import TradingContext, load_trading_context
+from klineo.services.risk import OrderIntent, check_order
+from klineo.store.connections import TradingContext, connection_credentials, load_trading_context
 from klineo.store.runs import (
     Run,
     StrategyAdvance,
@@ -68,7 +79,6 @@ from klineo.store.runs import (
     record_skip,
     settle_live_order,
 )
-from klineo.store.secrets import get_credentials
 from klineo.store.strategies import PendingOrder, Strategy, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
 
@@ -83,10 +93,6 @@ __all__ = [
     "run_strategy",
 ]
 
-KEY_FAILURE_LIMIT = 3
-KEY_FAILURE_CATEGORIES = frozenset({
-    ErrorCategory.PERMISSION, ErrorCategory.IP_WHITELIST, ErrorCategory.SIGNATURE,
-})
 # Order states after which the filled quantity can no longer change.
 FINAL_ORDER_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"})
 
@@ -193,6 +199,7 @@ class _Turn:
         self.ctx = ctx
         self.close_time = ctx.message.close_time
         self.live = strategy.mode == "live"
+        self.trading: TradingContext | None = None
 
     # ------------------------------------------------------------------ results and records
     def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:
@@ -240,12 +247,11 @@ class _Turn:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise
             return self.skip("connection_not_found", pause_reason="connection_not_found")
-        if trading.global_kill_switch:
-            return self.skip("global_kill_switch")
-        if trading.user_kill_switch:
-            return self.skip("user_kill_switch")
-        if self.live and not trading.connection.futures_enabled:
-            return self.skip("futures_disabled")
+        self.trading = trading
+        try:
+            check_order(trading, live=self.live)
+        except KlineoError as exc:
+            return self.skip(exc.field or str(exc.category))
         if pending is not None:
             settled = self.settle_pending(pending, trading)
             if settled is not None:
@@ -309,7 +315,7 @@ class _Turn:
         cid = client_order_id(strategy.strategy_id, self.close_time)
         if not self.live:
             return self.paper_fill(plan, cid, reference_price, facts)
-        return self.live_order(plan, cid, trading, facts)
+        return self.live_order(plan, cid, trading, facts, reference_price)
 
     def paper_fill(self, plan: OrderPlan, cid: str, price: Decimal, facts: dict[str, Any]) -> StrategyResult:
         assert plan.side is not None and plan.quantity is not None
@@ -328,16 +334,25 @@ class _Turn:
         return self.result("simulated" if written else "not_run")
 
     def live_order(
-        self, plan: OrderPlan, cid: str, trading: TradingContext, facts: dict[str, Any],
+        self, plan: OrderPlan, cid: str, trading: TradingContext, facts: dict[str, Any], price: Decimal,
     ) -> StrategyResult:
         assert plan.side is not None and plan.quantity is not None
         strategy = self.strategy
+        intent = OrderIntent(symbol=strategy.symbol, side=plan.side, type="MARKET", quantity=plan.quantity,
+                             reduce_only=plan.reduce_only)
         try:
-            creds = get_credentials(trading.connection.secret_name)
+            check_order(trading, intent, lambda: price)
+        except KlineoError as exc:
+            return self.skip(exc.field or str(exc.category))
+        try:
+            creds = connection_credentials(trading.connection)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise
             return self.refused_before_claim(exc, facts)
+        refused = self.prepare_symbol(trading, creds, facts)
+        if refused is not None:
+            return refused
         pending = PendingOrder(
             close_time=self.close_time, client_order_id=cid, side=plan.side, quantity=plan.quantity,
             reduce_only=plan.reduce_only, position_before=strategy.live_position,
@@ -352,6 +367,26 @@ class _Turn:
             # traded) since it was read: nothing was sent.
             return self.result("not_run", "candle claimed elsewhere or strategy changed")
         return self.send_and_settle(pending, creds, earlier_attempt_ms=None)
+
+    def note_key_outcome(self, exc: KlineoError | None) -> None:
+        """Count a key refusal on the connection, or clear its count once Binance took an order."""
+        if self.trading is not None:
+            note_key_outcome(self.trading.connection, exc)
+
+    def prepare_symbol(
+        self, trading: TradingContext, creds: Any, facts: dict[str, Any],
+    ) -> StrategyResult | None:
+        """The connection's margin type and leverage on the symbol; a failed run when Binance refuses them."""
+        client = get_client(Market.FUTURES, self.strategy.environment)
+        try:
+            prepare_symbol(client, creds, trading.connection, self.strategy.symbol)
+        except KlineoError as exc:
+            note_key_outcome(trading.connection, exc)
+            if exc.retryable:
+                raise
+            written = record_run(self.run("failed", error=_error(exc), **facts), advance=StrategyAdvance())
+            return self.result("failed" if written else "not_run", str(exc.category))
+        return None
 
     def refused_before_claim(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
         """The keys are gone before anything was sent: a failed run that counts as a key failure."""
@@ -403,6 +438,7 @@ class _Turn:
             logger.warning("strategy paused: keys keep failing", extra={
                 "strategy_id": strategy.strategy_id, "category": str(exc.category),
             })
+        self.note_key_outcome(exc)
         return self.result("failed", str(exc.category))
 
     def settle_result(self, pending: PendingOrder, result: OrderResult) -> StrategyResult:
@@ -416,6 +452,7 @@ class _Turn:
             self.final_run(pending, "ordered", order=_order_record(result)),
             position_to=pending.position_before + filled, key_failures=0,
         )
+        self.note_key_outcome(None)
         return self.result("ordered", result.status)
 
     def settle_pending(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
@@ -427,7 +464,7 @@ class _Turn:
         earlier = pending.lease_until_ms
         taken = replace(pending, lease_until_ms=self.ctx.deadline_ms)
         try:
-            creds = get_credentials(trading.connection.secret_name)
+            creds = connection_credentials(trading.connection)
             same_candle = pending.close_time == self.close_time
             if same_candle and not is_superseded(pending.close_time, strategy.interval, now):
                 return self.send_and_settle(taken, creds, earlier_attempt_ms=earlier)

@@ -9,7 +9,6 @@ from klineo.binance import Environment, ErrorCategory, Market, endpoints, get_cl
 from klineo.errors import KlineoError
 from klineo.models.common import Balance, BalanceResponse, decimal_string
 from klineo.store import connections as connection_store
-from klineo.store import secrets as secret_store
 
 __all__ = ["get_balances", "non_zero_balances"]
 
@@ -34,10 +33,8 @@ def non_zero_balances(rows: list[dict[str, Any]]) -> list[Balance]:
 
 def get_balances(user_id: str, connection_id: str) -> BalanceResponse:
     """One DynamoDB read (the connection), the secret from the cache, one signed spot call."""
-    connection = connection_store.get_connection(user_id, connection_id)
-    if connection is None:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
-    creds = secret_store.get_credentials(connection.secret_name)
+    connection = connection_store.require_connection(user_id, connection_id)
+    creds = connection_store.connection_credentials(connection)
     client = get_client(Market.SPOT, Environment(connection.environment))
     # omitZeroBalances asks Binance to leave zeros out; the filter above also drops them, whatever
     # Binance sends (the flag is a spot-only, recent parameter).

@@ -27,6 +27,7 @@ further, because that one code covers the three mistakes users make most:
 from __future__ import annotations
 
 import secrets as token_source
+import uuid
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -44,7 +45,9 @@ from klineo.models.common import (
     ConnectionTestResponse,
     KeyWarning,
 )
+from klineo.models.connection_settings import ConnectionDeleteResponse
 from klineo.observability import logger, metrics
+from klineo.services.key_health import pause_connection_strategies
 from klineo.settings import get_settings
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
@@ -53,7 +56,9 @@ from klineo.store.connections import Connection
 __all__ = [
     "check_keys",
     "check_stored_connection",
+    "connection_response",
     "create_connection",
+    "credentials_of",
     "delete_connection",
     "list_user_connections",
     "run_spot_test",
@@ -219,17 +224,19 @@ def run_spot_test(creds: Credentials, environment: Environment | str) -> Connect
     )
 
 
-def _credentials(request: ConnectionTestRequest) -> Credentials:
+def credentials_of(request: ConnectionTestRequest) -> Credentials:
+    """The keys of a request body."""
     return Credentials(api_key=request.api_key, secret=request.secret.get_secret_value(),
                        key_type=KeyType(request.key_type))
 
 
 def check_keys(request: ConnectionTestRequest) -> ConnectionTestResponse:
     """POST /exchange-connections/test: test keys from the body, store nothing."""
-    return run_spot_test(_credentials(request), request.environment)
+    return run_spot_test(credentials_of(request), request.environment)
 
 
-def _response(connection: Connection) -> ConnectionResponse:
+def connection_response(connection: Connection) -> ConnectionResponse:
+    """A stored connection as the API shows it: every setting, the key masked, never the secret."""
     return ConnectionResponse(
         id=connection.connection_id, label=connection.label, environment=connection.environment,
         key_type=connection.key_type, api_key_masked=connection.api_key_masked,
@@ -237,12 +244,16 @@ def _response(connection: Connection) -> ConnectionResponse:
         last_test=ConnectionTestResponse.model_validate(connection.last_test) if connection.last_test
         else None,
         futures_last_test=connection.futures_last_test,
+        **connection.model_dump(include={
+            "kill_switch", "max_leverage", "position_mode", "margin_type", "leverage",
+            "consecutive_failures", "disabled_at", "disabled_reason"}),
+        max_notional_usdt=format(connection.max_notional_usdt, "f"),
     )
 
 
 def create_connection(user_id: str, request: ConnectionCreateRequest) -> ConnectionResponse:
     """Test the keys, then store them (one secret) and the connection item; nothing half-written."""
-    creds = _credentials(request)
+    creds = credentials_of(request)
     result = run_spot_test(creds, request.environment)
     if not result.ok:
         raise KlineoError(ErrorCategory(result.category), result.message)
@@ -252,9 +263,10 @@ def create_connection(user_id: str, request: ConnectionCreateRequest) -> Connect
         user_id=user_id, connection_id=connection_id, label=request.label, environment=request.environment,
         key_type=request.key_type, api_key_masked=creds.api_key_masked, secret_name=name,
         futures_enabled=False, created_at=_now(), last_test=result.model_dump(mode="json"),
+        credentials_version=str(uuid.uuid4()),
     )
     try:
-        secret_store.put_credentials(user_id, connection_id, creds)
+        secret_store.put_credentials(user_id, connection_id, creds, connection.credentials_version)
         connection_store.put_connection(connection)
     except Exception:
         # The item is the only reference to the secret: never leave a stored key nobody can see.
@@ -266,37 +278,35 @@ def create_connection(user_id: str, request: ConnectionCreateRequest) -> Connect
     metrics.add_metric(name="ConnectionCreated", unit="Count", value=1)
     logger.info("connection created", extra={"connection_id": connection_id,
                                              "environment": request.environment})
-    return _response(connection)
+    return connection_response(connection)
 
 
 def list_user_connections(user_id: str) -> ConnectionListResponse:
     """The caller's connections, API keys masked."""
     connections = connection_store.list_connections(user_id)
-    return ConnectionListResponse(connections=[_response(c) for c in connections])
+    return ConnectionListResponse(connections=[connection_response(c) for c in connections])
 
 
-def _owned(user_id: str, connection_id: str) -> Connection:
-    connection = connection_store.get_connection(user_id, connection_id)
-    if connection is None:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
-    return connection
+def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteResponse:
+    """Pause the connection's strategies, delete the secret, then the item; the answer lists the paused.
 
-
-def delete_connection(user_id: str, connection_id: str) -> None:
-    """Delete the secret first, then the item, so a failure never leaves an unreferenced key behind.
-
-    A retry after a partial failure finds the item, tolerates the missing secret and finishes.
+    Strategies first: none may trade on a connection that is going away. Secret before item, so a
+    failure never leaves an unreferenced key behind; a retry after a partial failure finds the
+    item, tolerates the missing secret and finishes.
     """
-    connection = _owned(user_id, connection_id)
+    connection = connection_store.require_connection(user_id, connection_id)
+    paused = pause_connection_strategies(user_id, connection_id, "connection_deleted")
     secret_store.delete_credentials(connection.secret_name)
     connection_store.delete_connection(user_id, connection_id)
-    logger.info("connection deleted", extra={"connection_id": connection_id})
+    logger.info("connection deleted", extra={"connection_id": connection_id,
+                                             "paused_strategies": len(paused)})
+    return ConnectionDeleteResponse(id=connection_id, deleted=True, paused_strategies=paused)
 
 
 def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestResponse:
     """POST /exchange-connections/{id}/test: the spot test on stored keys, recorded on the item."""
-    connection = _owned(user_id, connection_id)
-    creds = secret_store.get_credentials(connection.secret_name)
+    connection = connection_store.require_connection(user_id, connection_id)
+    creds = connection_store.connection_credentials(connection)
     result = run_spot_test(creds, connection.environment)
     connection_store.record_test_result(user_id, connection_id, result.model_dump(mode="json"))
     return result

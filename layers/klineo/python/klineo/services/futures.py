@@ -1,4 +1,7 @@
-"""Futures use cases of the HTTP API: futures test, enable, disable, placing an order, reading its status.
+"""Futures orders of the HTTP API: placing an order, reading its status.
+
+The futures account (test, enable with settings, disable) is klineo.services.futures_account; the
+risk gate every order passes is klineo.services.risk.
 
 Placing an order (`place_futures_order`), warm, costs in AWS calls:
 - with an Idempotency-Key: the Powertools idempotency record's PutItem (in progress) and
@@ -26,9 +29,8 @@ Exactly once, in layers:
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -54,14 +56,10 @@ from klineo.binance import (
 )
 from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
-from klineo.models.futures import (
-    FuturesAsset,
-    FuturesOrderRequest,
-    FuturesOrderResponse,
-    FuturesStateResponse,
-    FuturesTestResponse,
-)
+from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import logger, metrics
+from klineo.services.futures_account import prepare_symbol
+from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import (
     FuturesOrder,
     OrderResult,
@@ -71,12 +69,13 @@ from klineo.services.orders import (
     query_futures_order,
     submit_futures_order,
 )
+from klineo.services.risk import OrderIntent, check_order
 from klineo.store.connections import (
     Connection,
-    get_connection,
+    TradingContext,
+    connection_credentials,
     load_trading_context,
-    record_test_result,
-    set_futures_enabled,
+    require_connection,
 )
 from klineo.store.idempotency import order_idempotency_store
 from klineo.store.orders import (
@@ -88,14 +87,10 @@ from klineo.store.orders import (
     get_order_record,
     record_order_outcome_quietly,
 )
-from klineo.store.secrets import get_credentials
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
     "IDEMPOTENCY_TTL_SECONDS",
-    "check_futures",
-    "disable_futures",
-    "enable_futures",
     "get_futures_order_status",
     "place_futures_order",
 ]
@@ -117,123 +112,8 @@ _IDEMPOTENCY_CONFIG = IdempotencyConfig(
 )
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _futures_client(connection: Connection) -> BinanceClient:
     return get_client(Market.FUTURES, Environment(connection.environment))
-
-
-# ---------------------------------------------------------------- futures test / enable / disable
-
-
-def _decimal_text(value: Any) -> str:
-    return format(Decimal(str(value)).normalize(), "f") if value not in (None, "") else "0"
-
-
-def _run_futures_test(connection: Connection) -> tuple[FuturesTestResponse, KlineoError | None]:
-    """Test the key on USDT-M futures; never touches spot and never changes last_test."""
-    creds = get_credentials(connection.secret_name)
-    client = _futures_client(connection)
-    tested_at = _now_iso()
-    try:
-        # /fapi/v3/account, not v2: v2 account/balance/positionRisk were deprecated on 2024-07-24
-        # (facts §3, §7). v3 dropped canTrade, which moved to /fapi/v1/accountConfig, so the test
-        # reads both: v3 for balances and positions, accountConfig for the trading permission.
-        account = endpoints.futures_account(client, creds)
-        config = endpoints.futures_account_config(client, creds)
-    except KlineoError as exc:
-        failed = FuturesTestResponse(
-            connection_id=connection.connection_id,
-            environment=connection.environment,
-            ok=False,
-            category=exc.category.value,
-            message=exc.message,
-            retryable=exc.retryable,
-            tested_at=tested_at,
-        )
-        return failed, exc
-    assets = [
-        FuturesAsset(
-            asset=str(row.get("asset", "")),
-            wallet_balance=_decimal_text(row.get("walletBalance")),
-            available_balance=_decimal_text(row.get("availableBalance")),
-            unrealized_profit=_decimal_text(row.get("unrealizedProfit")),
-        )
-        for row in account.get("assets", [])
-        if Decimal(str(row.get("walletBalance") or 0)) != 0
-    ]
-    open_positions = sum(
-        1 for p in account.get("positions", []) if Decimal(str(p.get("positionAmt") or 0)) != 0
-    )
-    can_trade = bool(config.get("canTrade", False))
-    result = FuturesTestResponse(
-        connection_id=connection.connection_id,
-        environment=connection.environment,
-        ok=can_trade,
-        can_trade=can_trade,
-        tested_at=tested_at,
-        total_wallet_balance=_decimal_text(account.get("totalWalletBalance")),
-        available_balance=_decimal_text(account.get("availableBalance")),
-        assets=assets,
-        open_positions=open_positions,
-    )
-    if can_trade:
-        return result, None
-    error = KlineoError(
-        ErrorCategory.PERMISSION,
-        "This API key can read the futures account but cannot trade futures: enable Futures on the key "
-        "in Binance's API management.",
-    )
-    return result.model_copy(
-        update={"category": error.category.value, "message": error.message, "retryable": False}
-    ), error
-
-
-def _stored(result: FuturesTestResponse) -> dict[str, Any]:
-    """What futures_last_test keeps: the verdict, not the balances (they go stale)."""
-    return result.model_dump(
-        include={"ok", "category", "message", "can_trade", "tested_at"}, exclude_none=True
-    )
-
-
-def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
-    """Futures account check of one of the caller's connections; records futures_last_test only."""
-    connection = get_connection(user_id, connection_id)
-    if connection is None:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
-    result, _error = _run_futures_test(connection)
-    record_test_result(user_id, connection_id, _stored(result), futures=True)
-    return result
-
-
-def enable_futures(user_id: str, connection_id: str) -> FuturesStateResponse:
-    """Run the futures test and switch futures on only when it passes (canTrade true)."""
-    connection = get_connection(user_id, connection_id)
-    if connection is None:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
-    result, error = _run_futures_test(connection)
-    if error is not None:
-        record_test_result(user_id, connection_id, _stored(result), futures=True)
-        raise KlineoError(
-            error.category,
-            f"Futures were not enabled: {error.message}",
-            status=error.status,
-            code=error.code,
-            retry_after=error.retry_after,
-            retryable=error.retryable,
-        )
-    updated = set_futures_enabled(user_id, connection_id, True, futures_last_test=_stored(result))
-    return FuturesStateResponse(
-        connection_id=connection_id, futures_enabled=updated.futures_enabled, test=result
-    )
-
-
-def disable_futures(user_id: str, connection_id: str) -> FuturesStateResponse:
-    """Switch futures off (no Binance call: turning trading off must always work)."""
-    updated = set_futures_enabled(user_id, connection_id, False)
-    return FuturesStateResponse(connection_id=connection_id, futures_enabled=updated.futures_enabled)
 
 
 # ---------------------------------------------------------------- orders
@@ -312,28 +192,28 @@ def _resume(
     )
 
 
-def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> FuturesOrderResponse:
-    """Checks, rounding, order record, exactly-once submission, outcome recorded."""
-    context = load_trading_context(user_id, order.connection_id)
-    if context.global_kill_switch:
-        raise KlineoError(ErrorCategory.CONFLICT, "Trading is halted: the global kill switch is on.")
-    if context.user_kill_switch:
-        raise KlineoError(ErrorCategory.CONFLICT, "Your kill switch is on; turn it off to place orders.")
+def _intent(order: FuturesOrderRequest) -> OrderIntent:
+    return OrderIntent(symbol=order.symbol, side=order.side, type=order.type, quantity=order.quantity,
+                       price=order.price, reduce_only=order.reduceOnly, position_side=order.positionSide)
+
+
+def _prepared(
+    context: TradingContext, order: FuturesOrderRequest
+) -> tuple[BinanceClient, Credentials, FuturesOrder]:
+    """Risk gate, the connection's settings on the symbol, then the order rounded to the symbol's rules."""
     connection = context.connection
-    if not connection.futures_enabled:
-        raise KlineoError(
-            ErrorCategory.CONFLICT, "Futures are not enabled on this connection; enable them first."
-        )
-    creds = get_credentials(connection.secret_name)
     client = _futures_client(connection)
+    reference = cache(lambda: _reference_price(client, order))
+    check_order(context, _intent(order), reference)
+    creds = connection_credentials(connection)
+    try:
+        prepare_symbol(client, creds, connection, order.symbol)
+    except KlineoError as exc:
+        note_key_outcome(connection, exc)
+        raise
     rules = get_symbol_rules(client, order.symbol)
     quantity, price = rules.prepare_order(
-        order.side,
-        order.type,
-        order.quantity,
-        order.price,
-        _reference_price(client, order),
-        reduce_only=order.reduceOnly,
+        order.side, order.type, order.quantity, order.price, reference(), reduce_only=order.reduceOnly,
     )
     futures_order = FuturesOrder(
         symbol=order.symbol,
@@ -345,6 +225,14 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
         reduce_only=order.reduceOnly,
         position_side=order.positionSide,
     )
+    return client, creds, futures_order
+
+
+def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> FuturesOrderResponse:
+    """Checks and rounding (``_prepared``), order record, exactly-once submission, outcome recorded."""
+    context = load_trading_context(user_id, order.connection_id)
+    connection = context.connection
+    client, creds, futures_order = _prepared(context, order)
     _record, existing = create_order_record(
         user_id,
         client_order_id,
@@ -360,6 +248,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
         else:
             result = _resume(user_id, existing, order, client, creds)
     except KlineoError as exc:
+        note_key_outcome(connection, exc)
         if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
             record_order_outcome_quietly(user_id, client_order_id, status=STATUS_UNKNOWN, error=exc.to_dict())
         elif existing is None:
@@ -373,6 +262,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
     record_order_outcome_quietly(
         user_id, client_order_id, status=result.status, order_id=result.order_id, result=result.to_record()
     )
+    note_key_outcome(connection, None)
     logger.info(
         "futures order done",
         extra={
@@ -484,10 +374,8 @@ def get_futures_order_status(
             "symbol is required for an order that was not placed through this API",
             field="symbol",
         )
-    connection = get_connection(user_id, connection_id)
-    if connection is None:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
-    creds = get_credentials(connection.secret_name)
+    connection = require_connection(user_id, connection_id)
+    creds = connection_credentials(connection)
     found = query_futures_order(_futures_client(connection), creds, symbol, client_order_id)
     if found is None:
         raise KlineoError(

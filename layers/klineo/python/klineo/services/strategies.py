@@ -33,7 +33,7 @@ from klineo.models.strategies import (
 )
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import Connection, get_connection
+from klineo.store.connections import Connection, get_connection, require_connection
 from klineo.store.strategies import Strategy
 from klineo.strategies import parse_parameters
 
@@ -138,9 +138,7 @@ def _require_futures(connection: Connection | None) -> None:
 
 def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyResponse:
     """Create a strategy on one of the caller's connections (live needs futures enabled there)."""
-    connection = get_connection(user_id, body.connection_id, consistent=True)
-    if connection is None:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found", field="connection_id")
+    connection = require_connection(user_id, body.connection_id, consistent=True, field="connection_id")
     if body.mode == "live":
         _require_futures(connection)
     now = strategy_store.now_iso()

@@ -14,31 +14,51 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from klineo.binance import Credentials
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import from_attr, get_data_item, query_prefix, to_attr
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, batch_get_consistent, kill_switch_of, user_pk
+from klineo.store.secrets import get_credentials
 
 __all__ = [
+    "DEFAULT_MAX_LEVERAGE",
+    "DEFAULT_MAX_NOTIONAL_USDT",
     "Connection",
     "TradingContext",
+    "add_key_failure",
+    "clear_disabled",
+    "connection_credentials",
     "connection_sk",
     "delete_connection",
+    "disable_connection",
     "get_connection",
     "is_connection_id",
     "list_connections",
     "load_trading_context",
     "new_connection_id",
+    "pin_credentials_version",
     "put_connection",
+    "record_symbol_settings",
     "record_test_result",
+    "replace_key",
+    "require_connection",
+    "reset_key_failures",
     "set_futures_enabled",
+    "update_settings",
 ]
 
 _CONN_PREFIX = "CONN#"
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
 # DynamoDB ValidationException), so it is simply not found.
 _CONNECTION_ID = re.compile(r"[a-f0-9]{32}")
+# The per-connection risk limits a connection starts with (README "Risk limits and kill switches").
+DEFAULT_MAX_LEVERAGE = 10
+DEFAULT_MAX_NOTIONAL_USDT = Decimal("10000")
+# Settings a user may change with PATCH /exchange-connections/{id}, and the futures defaults.
+SETTING_NAMES = ("label", "kill_switch", "max_leverage", "max_notional_usdt", "position_mode",
+                 "margin_type", "leverage")
 
 
 class Connection(BaseModel):
@@ -55,6 +75,26 @@ class Connection(BaseModel):
     created_at: str
     last_test: dict[str, Any] | None = None
     futures_last_test: dict[str, Any] | None = None
+    kill_switch: bool = False
+    max_leverage: int = DEFAULT_MAX_LEVERAGE
+    max_notional_usdt: Decimal = DEFAULT_MAX_NOTIONAL_USDT
+    # Futures defaults: position_mode is the account's mode as last read or set on Binance;
+    # margin_type and leverage are applied per symbol the first time the connection trades it.
+    position_mode: str | None = None
+    margin_type: str | None = None
+    leverage: int | None = None
+    # What was applied per symbol: {"BTCUSDT": {"margin_type": "isolated", "leverage": 5}}.
+    symbol_settings: dict[str, dict[str, Any]] = {}
+    consecutive_failures: int = 0
+    disabled_at: str | None = None
+    disabled_reason: str | None = None
+    # The Secrets Manager version the connection signs with (None: the secret's current version).
+    credentials_version: str | None = None
+
+    @property
+    def disabled(self) -> bool:
+        """True when repeated key failures switched the connection off."""
+        return self.disabled_at is not None
 
 
 @dataclass(frozen=True)
@@ -109,7 +149,18 @@ def _from_item(item: dict[str, Any]) -> Connection:
         created_at=data["created_at"],
         last_test=data.get("last_test"),
         futures_last_test=data.get("futures_last_test"),
+        **_optional_fields(data),
     )
+
+
+def _optional_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Settings and key-health attributes, present only once set (older items have none)."""
+    names = ("kill_switch", "max_leverage", "position_mode", "margin_type", "leverage", "symbol_settings",
+             "consecutive_failures", "disabled_at", "disabled_reason", "credentials_version")
+    fields = {name: data[name] for name in names if data.get(name) is not None}
+    if data.get("max_notional_usdt") is not None:
+        fields["max_notional_usdt"] = Decimal(str(data["max_notional_usdt"]))
+    return fields
 
 
 def _key(user_id: str, connection_id: str) -> dict[str, Any]:
@@ -127,6 +178,24 @@ def get_connection(user_id: str, connection_id: str, consistent: bool = False) -
         return None
     item = get_data_item(_key(user_id, connection_id), consistent=consistent)
     return _from_item(item) if item else None
+
+
+def _not_found(field: str | None = None) -> KlineoError:
+    return KlineoError(ErrorCategory.NOT_FOUND, "connection not found", field=field)
+
+
+def require_connection(user_id: str, connection_id: str, consistent: bool = False,
+                       field: str | None = None) -> Connection:
+    """One of the user's connections; NOT_FOUND (naming ``field``) when absent or someone else's."""
+    connection = get_connection(user_id, connection_id, consistent=consistent)
+    if connection is None:
+        raise _not_found(field)
+    return connection
+
+
+def connection_credentials(connection: Connection) -> Credentials:
+    """The keys the connection signs with: its secret at the version its item names."""
+    return get_credentials(connection.secret_name, connection.credentials_version)
 
 
 def list_connections(user_id: str) -> list[Connection]:
@@ -153,6 +222,8 @@ def put_connection(connection: Connection) -> None:
         item["last_test"] = to_attr(connection.last_test)
     if connection.futures_last_test is not None:
         item["futures_last_test"] = to_attr(connection.futures_last_test)
+    if connection.credentials_version is not None:
+        item["credentials_version"] = {"S": connection.credentials_version}
     aws.dynamodb().put_item(
         TableName=get_settings().data_table, Item=item, ConditionExpression="attribute_not_exists(pk)",
     )
@@ -169,9 +240,9 @@ def delete_connection(user_id: str, connection_id: str) -> bool:
 
 
 def _update_existing(user_id: str, connection_id: str, expression: str,
-                     values: dict[str, Any]) -> Connection:
+                     values: dict[str, Any], names: dict[str, str] | None = None) -> Connection:
     if not is_connection_id(connection_id):
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+        raise _not_found()
     client = aws.dynamodb()
     try:
         answer = client.update_item(
@@ -181,21 +252,24 @@ def _update_existing(user_id: str, connection_id: str, expression: str,
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
+            **({"ExpressionAttributeNames": names} if names else {}),
         )
     except client.exceptions.ConditionalCheckFailedException:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found") from None
+        raise _not_found() from None
     return _from_item(answer["Attributes"])
 
 
 def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
-                        futures_last_test: dict[str, Any] | None = None) -> Connection:
-    """Switch futures on or off (optionally recording the futures test); NOT_FOUND when absent."""
-    expression = "SET futures_enabled = :enabled, futures_updated_at = :now"
-    values: dict[str, Any] = {":enabled": {"BOOL": bool(enabled)}, ":now": {"S": _now()}}
+                        futures_last_test: dict[str, Any] | None = None,
+                        settings: dict[str, Any] | None = None) -> Connection:
+    """Switch futures on or off, with the futures test and settings when given, in ONE UpdateItem."""
+    sets, removes, values, names = _settings_update(settings or {})
+    sets.append("futures_enabled = :enabled, futures_updated_at = :now")
+    values[":enabled"] = {"BOOL": bool(enabled)}
     if futures_last_test is not None:
-        expression += ", futures_last_test = :test"
+        sets.append("futures_last_test = :test")
         values[":test"] = to_attr(futures_last_test)
-    return _update_existing(user_id, connection_id, expression, values)
+    return _update_existing(user_id, connection_id, _expression(sets, removes), values, names)
 
 
 def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *,
@@ -208,14 +282,98 @@ def record_test_result(user_id: str, connection_id: str, result: dict[str, Any],
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
     """Connection and both kill switches in ONE consistent BatchGetItem; NOT_FOUND when no connection."""
     if not is_connection_id(connection_id):
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+        raise _not_found()
     conn_key = (user_pk(user_id), connection_sk(connection_id))
     user_flags, global_flags = (user_pk(user_id), FLAGS_SK), (GLOBAL_PK, FLAGS_SK)
     items = batch_get_consistent([conn_key, user_flags, global_flags])
     if conn_key not in items:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+        raise _not_found()
     return TradingContext(
         connection=_from_item(items[conn_key]),
         user_kill_switch=kill_switch_of(items.get(user_flags)),
         global_kill_switch=kill_switch_of(items.get(global_flags)),
     )
+
+
+def _settings_update(changes: dict[str, Any]) -> tuple[list[str], list[str], dict[str, Any], dict[str, str]]:
+    """SET clauses, REMOVE names, values and names for user settings (None removes a futures default)."""
+    unknown = set(changes) - set(SETTING_NAMES)
+    if unknown:
+        raise ValueError(f"not connection settings: {sorted(unknown)}")
+    sets, removes = ["settings_updated_at = :now"], []
+    values: dict[str, Any] = {":now": {"S": _now()}}
+    names: dict[str, str] = {}
+    for name, value in changes.items():
+        names[f"#{name}"] = name
+        if value is None:
+            removes.append(f"#{name}")
+        else:
+            sets.append(f"#{name} = :{name}")
+            values[f":{name}"] = to_attr(str(value) if isinstance(value, Decimal) else value)
+    return sets, removes, values, names
+
+
+def _expression(sets: list[str], removes: list[str]) -> str:
+    return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+
+
+def update_settings(user_id: str, connection_id: str, changes: dict[str, Any]) -> Connection:
+    """Set user settings (``SETTING_NAMES``; None removes a futures default) in ONE UpdateItem."""
+    sets, removes, values, names = _settings_update(changes)
+    return _update_existing(user_id, connection_id, _expression(sets, removes), values, names)
+
+
+def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applied: dict[str, Any]) -> None:
+    """Remember the margin type and leverage applied on Binance for one symbol of the connection."""
+    _update_existing(
+        user_id, connection_id, "SET symbol_settings = if_not_exists(symbol_settings, :empty)", {
+            ":empty": {"M": {}}})
+    _update_existing(user_id, connection_id, "SET symbol_settings.#symbol = :applied",
+                     {":applied": to_attr(applied)}, {"#symbol": symbol})
+
+
+def add_key_failure(user_id: str, connection_id: str) -> int:
+    """Count one more consecutive key failure (atomic ADD); returns the new count."""
+    updated = _update_existing(user_id, connection_id, "ADD consecutive_failures :one", {":one": {"N": "1"}})
+    return updated.consecutive_failures
+
+
+def reset_key_failures(user_id: str, connection_id: str) -> None:
+    """The key worked: the count of consecutive key failures starts again from zero."""
+    _update_existing(user_id, connection_id, "SET consecutive_failures = :zero", {":zero": {"N": "0"}})
+
+
+def disable_connection(user_id: str, connection_id: str, reason: str) -> Connection:
+    """Switch the connection off with its reason and time (kept when it is off already)."""
+    return _update_existing(
+        user_id, connection_id,
+        "SET disabled_at = if_not_exists(disabled_at, :now), "
+        "disabled_reason = if_not_exists(disabled_reason, :reason)",
+        {":now": {"S": _now()}, ":reason": {"S": reason}})
+
+
+def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any]) -> Connection:
+    """Switch the connection on again after a passing test: no disabled state, no failure count."""
+    return _update_existing(
+        user_id, connection_id, "SET consecutive_failures = :zero, last_test = :test "
+        "REMOVE disabled_at, disabled_reason", {":zero": {"N": "0"}, ":test": to_attr(last_test)})
+
+
+def pin_credentials_version(user_id: str, connection_id: str, version: str) -> None:
+    """Make an unversioned connection sign with ``version`` (a version already set is kept)."""
+    expression = "SET credentials_version = if_not_exists(credentials_version, :v)"
+    _update_existing(user_id, connection_id, expression, {":v": {"S": version}})
+
+
+def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_masked: str,
+                credentials_version: str, last_test: dict[str, Any]) -> Connection:
+    """Point the connection at a new secret version (new key): one UpdateItem, failure count cleared.
+
+    A disabled connection stays disabled: POST .../enable switches it on and resumes its strategies.
+    """
+    return _update_existing(
+        user_id, connection_id,
+        "SET key_type = :type, api_key_masked = :masked, credentials_version = :version, last_test = :test, "
+        "consecutive_failures = :zero", {
+            ":type": {"S": key_type}, ":masked": {"S": api_key_masked},
+            ":version": {"S": credentials_version}, ":test": to_attr(last_test), ":zero": {"N": "0"}})

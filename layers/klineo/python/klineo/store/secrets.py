@@ -26,10 +26,12 @@ __all__ = [
     "CACHE_MAX_ENTRIES",
     "CACHE_TTL_SECONDS",
     "clear_cache",
+    "current_version",
     "delete_credentials",
     "discard_credentials",
     "get_credentials",
     "put_credentials",
+    "put_new_version",
     "secret_name",
 ]
 
@@ -86,34 +88,59 @@ def secret_name(user_id: str, connection_id: str) -> str:
     return f"{get_settings().secret_prefix}{_NAME_UNSAFE.sub('_', user_id)}/{connection_id}"
 
 
-def put_credentials(user_id: str, connection_id: str, creds: Credentials) -> str:
-    """Create the connection's secret; returns its name."""
+def put_credentials(user_id: str, connection_id: str, creds: Credentials, version: str | None = None) -> str:
+    """Create the connection's secret (its first version ``version`` when given); returns its name."""
     name = secret_name(user_id, connection_id)
-    payload = json.dumps({"api_key": creds.api_key, "secret": creds.secret, "key_type": str(creds.key_type)})
     aws.secretsmanager().create_secret(
         Name=name,
-        SecretString=payload,
+        SecretString=_payload(creds),
         Description="Binance API credentials of one KLINEO exchange connection",
         Tags=[{"Key": "klineo:connection", "Value": connection_id}],
+        **({"ClientRequestToken": version} if version else {}),
     )
-    _cache.put(name, creds)
+    _cache.put(f"{name}#{version}" if version else name, creds)
     return name
 
 
-def get_credentials(secret_name: str) -> Credentials:
-    """The credentials stored under ``secret_name`` (from the in-memory cache when fresh)."""
-    cached = _cache.get(secret_name)
+def _payload(creds: Credentials) -> str:
+    return json.dumps({"api_key": creds.api_key, "secret": creds.secret, "key_type": str(creds.key_type)})
+
+
+def current_version(secret_name: str) -> str:
+    """The VersionId of the secret's current version (AWSCURRENT)."""
+    return aws.secretsmanager().get_secret_value(SecretId=secret_name)["VersionId"]
+
+
+def put_new_version(secret_name: str, creds: Credentials, version: str) -> None:
+    """Store new key material as a new version of an existing secret (the old version stays readable).
+
+    ``version`` (a UUID) is the ClientRequestToken, so a retried call cannot make two versions.
+    """
+    aws.secretsmanager().put_secret_value(SecretId=secret_name, SecretString=_payload(creds),
+                                          ClientRequestToken=version)
+    _cache.put(f"{secret_name}#{version}", creds)
+
+
+def get_credentials(secret_name: str, version: str | None = None) -> Credentials:
+    """The credentials stored under ``secret_name`` (``version``, else the current one), cached when fresh.
+
+    Callers pass the version their connection item names: a key replaced in another container is
+    then never signed with from this container's cache.
+    """
+    cache_key = f"{secret_name}#{version}" if version else secret_name
+    cached = _cache.get(cache_key)
     if cached is not None:
         return cached
     client = aws.secretsmanager()
+    request = {"SecretId": secret_name, **({"VersionId": version} if version else {})}
     try:
-        value = client.get_secret_value(SecretId=secret_name)["SecretString"]
+        value = client.get_secret_value(**request)["SecretString"]
     except client.exceptions.ResourceNotFoundException:
         message = "the connection's keys are gone; add the connection again"
         raise KlineoError(ErrorCategory.NOT_FOUND, message) from None
     data = json.loads(value)
     creds = Credentials(api_key=data["api_key"], secret=data["secret"], key_type=KeyType(data["key_type"]))
-    _cache.put(secret_name, creds)
+    _cache.put(cache_key, creds)
     return creds
 
 

@@ -1,0 +1,138 @@
+"""A connection after it was created: its settings, new keys for it, and switching it on again.
+
+- ``update_connection`` (PATCH): label, the connection's kill switch, max_leverage,
+  max_notional_usdt and the futures defaults. A position mode change is applied on Binance first
+  (futures enabled), with the errors of futures/enable; nothing is stored when Binance refuses.
+- ``replace_credentials`` (PUT .../credentials): the new keys are tested like a new connection's
+  (and on futures when futures are enabled), stored as a NEW VERSION of the same secret, then the
+  item is pointed at that version in one UpdateItem. The old version stays until then, and a
+  failure at any step leaves the connection signing with the old key: nothing half-written. Every
+  order path reads the item (strongly consistent) before signing and asks for its version, so no
+  container signs with a cached old key after the switch. Id, settings and strategies are kept.
+- ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
+  disabled state and the failure count are cleared, and the strategies the disabling paused are
+  resumed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.common import ConnectionResponse
+from klineo.models.connection_settings import (
+    ConnectionEnableResponse,
+    ConnectionUpdateRequest,
+    CredentialsReplaceRequest,
+)
+from klineo.observability import logger
+from klineo.services.connections import connection_response, credentials_of, run_spot_test
+from klineo.services.futures_account import (
+    apply_position_mode,
+    check_defaults,
+    futures_client,
+    run_futures_test,
+)
+from klineo.services.key_health import resume_connection_strategies
+from klineo.store import connections as connection_store
+from klineo.store import secrets as secret_store
+from klineo.store.connections import Connection, connection_credentials, require_connection
+
+__all__ = ["enable_connection", "replace_credentials", "update_connection"]
+
+# Settings that always have a value: null is refused for them (the futures defaults may be cleared).
+_REQUIRED_SETTINGS = ("label", "kill_switch", "max_leverage", "max_notional_usdt", "position_mode")
+
+
+def _changes(body: ConnectionUpdateRequest) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    for name in _REQUIRED_SETTINGS:
+        if name in changes and changes[name] is None:
+            raise KlineoError(ErrorCategory.INVALID_REQUEST, f"{name} cannot be null", field=name)
+    return changes
+
+
+def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRequest) -> ConnectionResponse:
+    """PATCH /exchange-connections/{id}: change the settings sent (see the module docstring)."""
+    connection = require_connection(user_id, connection_id, consistent=True)
+    changes = _changes(body)
+    check_defaults(
+        connection,
+        changes.get("leverage", connection.leverage),
+        changes.get("max_leverage", connection.max_leverage),
+    )
+    wanted_mode = changes.get("position_mode")
+    if connection.futures_enabled and wanted_mode is not None and wanted_mode != connection.position_mode:
+        creds = connection_credentials(connection)
+        changes["position_mode"] = apply_position_mode(futures_client(connection), creds, None, wanted_mode)
+    if not changes:
+        return connection_response(connection)
+    updated = connection_store.update_settings(user_id, connection_id, changes)
+    logger.info(
+        "connection settings changed", extra={"connection_id": connection_id, "fields": sorted(changes)}
+    )
+    return connection_response(updated)
+
+
+def _require_tests_pass(connection: Connection, creds: Any, what: str) -> dict[str, Any]:
+    """The spot test (and the futures test when futures are enabled) on ``creds``; the spot result."""
+    result = run_spot_test(creds, connection.environment)
+    if not result.ok:
+        raise KlineoError(ErrorCategory(result.category), f"{what}: {result.message}")
+    if connection.futures_enabled:
+        _futures, error, _config = run_futures_test(connection, creds)
+        if error is not None:
+            raise KlineoError(
+                error.category,
+                f"{what}: the futures test failed: {error.message}",
+                retryable=error.retryable,
+                retry_after=error.retry_after,
+            )
+    return result.model_dump(mode="json")
+
+
+def replace_credentials(
+    user_id: str, connection_id: str, body: CredentialsReplaceRequest
+) -> ConnectionResponse:
+    """PUT /exchange-connections/{id}/credentials: test, store a new secret version, switch the item to it."""
+    connection = require_connection(user_id, connection_id, consistent=True)
+    if body.environment is not None and body.environment != connection.environment:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            "environment must be the connection's own; create a new connection for another",
+            field="environment",
+        )
+    creds = credentials_of(body)
+    last_test = _require_tests_pass(connection, creds, "The new key was not stored")
+    if connection.credentials_version is None:
+        # Made before versions were recorded: pin the current key first, so that until the item
+        # names the new version every order still signs with the old key.
+        pinned = secret_store.current_version(connection.secret_name)
+        connection_store.pin_credentials_version(user_id, connection_id, pinned)
+    version = str(uuid.uuid4())
+    secret_store.put_new_version(connection.secret_name, creds, version)
+    updated = connection_store.replace_key(
+        user_id,
+        connection_id,
+        key_type=str(body.key_type),
+        api_key_masked=creds.api_key_masked,
+        credentials_version=version,
+        last_test=last_test,
+    )
+    logger.info("connection key replaced", extra={"connection_id": connection_id})
+    return connection_response(updated)
+
+
+def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableResponse:
+    """POST /exchange-connections/{id}/enable: test the stored keys, clear the disabled state, resume."""
+    connection = require_connection(user_id, connection_id, consistent=True)
+    last_test = _require_tests_pass(
+        connection, connection_credentials(connection), "The connection stays disabled"
+    )
+    updated = connection_store.clear_disabled(user_id, connection_id, last_test)
+    resumed = resume_connection_strategies(user_id, connection_id)
+    logger.info(
+        "connection enabled", extra={"connection_id": connection_id, "resumed_strategies": len(resumed)}
+    )
+    return ConnectionEnableResponse(**connection_response(updated).model_dump(), resumed_strategies=resumed)

@@ -1,0 +1,320 @@
+"""The futures account of a connection: futures test, enable (with settings), disable, and settings.
+
+Settings on Binance, in the order Binance requires them:
+1. Position mode (account-wide, ``one_way`` | ``hedge``): read first (``dualSidePosition`` of
+   /fapi/v1/accountConfig, which the futures test reads anyway; GET /fapi/v1/positionSide/dual,
+   weight 30, only when that field is missing), changed only when it differs. -4059 ("no need to
+   change") is success; -4067/-4068 (open orders or positions) are a 409 naming ``position_mode``.
+2. Margin type and leverage are per symbol on Binance. They are stored as the connection's
+   defaults and applied by ``prepare_symbol`` the first time the connection trades a symbol (API
+   order or strategy): /fapi/v1/symbolConfig is read, and only what differs is changed. What was
+   applied is remembered per (connection, symbol) on the connection item, so a warm order costs
+   nothing more; a change of the defaults makes the next order apply them again. -4046 is
+   success; -4047/-4048 are a 409 naming ``margin_type``; a leverage above the symbol's top
+   bracket (read from /fapi/v1/leverageBracket before asking) is a 422 naming ``leverage``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import (
+    BinanceClient,
+    Credentials,
+    Environment,
+    ErrorCategory,
+    Market,
+    endpoints,
+    get_client,
+)
+from klineo.errors import KlineoError
+from klineo.models.connection_settings import MARGIN_TYPES, FuturesEnableResponse, FuturesSettingsRequest
+from klineo.models.futures import FuturesAsset, FuturesStateResponse, FuturesTestResponse
+from klineo.services.key_health import note_key_outcome
+from klineo.services.risk import HEDGE, ONE_WAY
+from klineo.store import connections as connection_store
+from klineo.store.connections import Connection, connection_credentials, require_connection
+
+__all__ = [
+    "apply_position_mode",
+    "check_futures",
+    "disable_futures",
+    "enable_futures",
+    "futures_client",
+    "prepare_symbol",
+    "run_futures_test",
+]
+
+_NO_NEED_TO_CHANGE = frozenset({-4059, -4046})
+_POSITION_MODE_BLOCKED = frozenset({-4067, -4068, -4531})
+_MARGIN_TYPE_BLOCKED = frozenset({-4047, -4048, -4168})
+_LEVERAGE_INVALID = frozenset({-4028, -4161})
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def futures_client(connection: Connection) -> BinanceClient:
+    """The USDT-M futures client of the connection's environment."""
+    return get_client(Market.FUTURES, Environment(connection.environment))
+
+
+# ---------------------------------------------------------------- futures test
+
+
+def _decimal_text(value: Any) -> str:
+    return format(Decimal(str(value)).normalize(), "f") if value not in (None, "") else "0"
+
+
+def _failed_test(connection: Connection, exc: KlineoError, tested_at: str) -> FuturesTestResponse:
+    return FuturesTestResponse(
+        connection_id=connection.connection_id,
+        environment=connection.environment,
+        ok=False,
+        category=exc.category.value,
+        message=exc.message,
+        retryable=exc.retryable,
+        tested_at=tested_at,
+    )
+
+
+def _passed_test(
+    connection: Connection, account: dict[str, Any], can_trade: bool, tested_at: str
+) -> FuturesTestResponse:
+    assets = [
+        FuturesAsset(
+            asset=str(row.get("asset", "")),
+            wallet_balance=_decimal_text(row.get("walletBalance")),
+            available_balance=_decimal_text(row.get("availableBalance")),
+            unrealized_profit=_decimal_text(row.get("unrealizedProfit")),
+        )
+        for row in account.get("assets", [])
+        if Decimal(str(row.get("walletBalance") or 0)) != 0
+    ]
+    open_positions = sum(
+        1 for p in account.get("positions", []) if Decimal(str(p.get("positionAmt") or 0)) != 0
+    )
+    return FuturesTestResponse(
+        connection_id=connection.connection_id,
+        environment=connection.environment,
+        ok=can_trade,
+        can_trade=can_trade,
+        tested_at=tested_at,
+        total_wallet_balance=_decimal_text(account.get("totalWalletBalance")),
+        available_balance=_decimal_text(account.get("availableBalance")),
+        assets=assets,
+        open_positions=open_positions,
+    )
+
+
+def run_futures_test(
+    connection: Connection,
+    creds: Credentials | None = None,
+) -> tuple[FuturesTestResponse, KlineoError | None, dict[str, Any]]:
+    """Test the key on USDT-M futures: (answer, error or None, accountConfig). Never touches spot.
+
+    ``creds`` tests other keys than the stored ones (a key replacement before it is stored).
+    """
+    creds = creds or connection_credentials(connection)
+    client = futures_client(connection)
+    tested_at = _now_iso()
+    try:
+        # /fapi/v3/account, not v2: v2 account/balance/positionRisk were deprecated on 2024-07-24
+        # (facts §3, §7). v3 dropped canTrade, which moved to /fapi/v1/accountConfig, so the test
+        # reads both: v3 for balances and positions, accountConfig for the trading permission.
+        account = endpoints.futures_account(client, creds)
+        config = endpoints.futures_account_config(client, creds)
+    except KlineoError as exc:
+        return _failed_test(connection, exc, tested_at), exc, {}
+    can_trade = bool(config.get("canTrade", False))
+    result = _passed_test(connection, account, can_trade, tested_at)
+    if can_trade:
+        return result, None, config
+    error = KlineoError(
+        ErrorCategory.PERMISSION,
+        "This API key can read the futures account but cannot trade futures: enable Futures on the key "
+        "in Binance's API management.",
+    )
+    update = {"category": error.category.value, "message": error.message, "retryable": False}
+    return result.model_copy(update=update), error, config
+
+
+def stored_test(result: FuturesTestResponse) -> dict[str, Any]:
+    """What futures_last_test keeps: the verdict, not the balances (they go stale)."""
+    return result.model_dump(
+        include={"ok", "category", "message", "can_trade", "tested_at"}, exclude_none=True
+    )
+
+
+def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
+    """Futures account check of one of the caller's connections; records futures_last_test only."""
+    connection = require_connection(user_id, connection_id)
+    result, error, _config = run_futures_test(connection)
+    connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True)
+    note_key_outcome(connection, error)
+    return result
+
+
+# ---------------------------------------------------------------- settings on Binance
+
+
+def _binance_code(exc: KlineoError) -> int | None:
+    return exc.code if isinstance(exc.code, int) else None
+
+
+def apply_position_mode(
+    client: BinanceClient, creds: Credentials, current_hedge: bool | None, wanted: str | None
+) -> str:
+    """Set the account's position mode when it differs; returns the mode the account is now in."""
+    if current_hedge is None:
+        # accountConfig (weight 5) carries dualSidePosition; GET positionSide/dual weighs 30.
+        dual = endpoints.futures_account_config(client, creds).get("dualSidePosition")
+        current_hedge = dual if isinstance(dual, bool) else endpoints.futures_position_mode(client, creds)
+    if wanted is None or (wanted == HEDGE) == current_hedge:
+        return HEDGE if current_hedge else ONE_WAY
+    try:
+        endpoints.futures_change_position_mode(client, creds, wanted == HEDGE)
+    except KlineoError as exc:
+        code = _binance_code(exc)
+        if code in _POSITION_MODE_BLOCKED:
+            raise KlineoError(
+                ErrorCategory.CONFLICT,
+                "The position mode cannot be changed while the account has open positions or open orders "
+                "(on any USDT-M or COIN-M symbol): close them first.",
+                field="position_mode",
+                code=code,
+            ) from None
+        if code not in _NO_NEED_TO_CHANGE:
+            raise
+    return wanted
+
+
+def _check_bracket(client: BinanceClient, creds: Credentials, symbol: str, leverage: int) -> None:
+    brackets = endpoints.futures_leverage_brackets(client, creds, symbol)
+    top = max((int(b.get("initialLeverage", 0)) for b in brackets if isinstance(b, dict)), default=0)
+    if top and leverage > top:
+        raise KlineoError(
+            ErrorCategory.ORDER_REJECTED,
+            f"leverage {leverage}x is above {symbol}'s maximum of {top}x",
+            field="leverage",
+        )
+
+
+def _apply_margin_type(client: BinanceClient, creds: Credentials, symbol: str, margin_type: str) -> None:
+    try:
+        endpoints.futures_change_margin_type(client, creds, symbol, MARGIN_TYPES[margin_type])
+    except KlineoError as exc:
+        code = _binance_code(exc)
+        if code in _MARGIN_TYPE_BLOCKED:
+            raise KlineoError(
+                ErrorCategory.CONFLICT,
+                f"The margin type of {symbol} cannot be changed while it has an open position or open orders "
+                "(or in Multi-Assets mode, for isolated).",
+                field="margin_type",
+                code=code,
+            ) from None
+        if code not in _NO_NEED_TO_CHANGE:
+            raise
+
+
+def _apply_leverage(client: BinanceClient, creds: Credentials, symbol: str, leverage: int) -> None:
+    _check_bracket(client, creds, symbol, leverage)
+    try:
+        endpoints.futures_change_leverage(client, creds, symbol, leverage)
+    except KlineoError as exc:
+        if _binance_code(exc) in _LEVERAGE_INVALID:
+            raise KlineoError(
+                ErrorCategory.ORDER_REJECTED,
+                f"Binance refused leverage {leverage}x for {symbol}: {exc.message}",
+                field="leverage",
+                code=exc.code,
+            ) from None
+        raise
+
+
+def _wanted(connection: Connection) -> dict[str, Any]:
+    wanted: dict[str, Any] = {}
+    if connection.margin_type is not None:
+        wanted["margin_type"] = connection.margin_type
+    if connection.leverage is not None:
+        wanted["leverage"] = connection.leverage
+    return wanted
+
+
+def prepare_symbol(client: BinanceClient, creds: Credentials, connection: Connection, symbol: str) -> None:
+    """Apply the connection's margin type and leverage to ``symbol`` unless already done (see module doc)."""
+    wanted = _wanted(connection)
+    if not wanted or connection.symbol_settings.get(symbol) == wanted:
+        return
+    config = endpoints.futures_symbol_config(client, creds, symbol)
+    margin_type = wanted.get("margin_type")
+    if margin_type is not None and str(config.get("marginType", "")).upper() != MARGIN_TYPES[margin_type]:
+        _apply_margin_type(client, creds, symbol, margin_type)
+    leverage = wanted.get("leverage")
+    if leverage is not None and str(config.get("leverage")) != str(leverage):
+        _apply_leverage(client, creds, symbol, leverage)
+    connection_store.record_symbol_settings(connection.user_id, connection.connection_id, symbol, wanted)
+
+
+# ---------------------------------------------------------------- enable / disable
+
+
+def check_defaults(connection: Connection, leverage: int | None, max_leverage: int | None = None) -> None:
+    """A futures leverage default above the connection's max_leverage is refused (422 naming leverage)."""
+    limit = max_leverage if max_leverage is not None else connection.max_leverage
+    if leverage is not None and leverage > limit:
+        raise KlineoError(
+            ErrorCategory.ORDER_REJECTED,
+            f"leverage {leverage}x is above this connection's max_leverage {limit}x",
+            field="leverage",
+        )
+
+
+def enable_futures(
+    user_id: str, connection_id: str, settings: FuturesSettingsRequest | None = None
+) -> FuturesEnableResponse:
+    """Run the futures test, apply the position mode, store the defaults, then switch futures on."""
+    settings = settings or FuturesSettingsRequest()
+    connection = require_connection(user_id, connection_id)
+    check_defaults(connection, settings.leverage)
+    result, error, config = run_futures_test(connection)
+    note_key_outcome(connection, error)
+    if error is not None:
+        connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True)
+        raise KlineoError(
+            error.category,
+            f"Futures were not enabled: {error.message}",
+            status=error.status,
+            code=error.code,
+            retry_after=error.retry_after,
+            retryable=error.retryable,
+        )
+    current = config.get("dualSidePosition")
+    mode = apply_position_mode(
+        futures_client(connection),
+        connection_credentials(connection),
+        current if isinstance(current, bool) else None,
+        settings.position_mode or connection.position_mode,
+    )
+    changes = {
+        "position_mode": mode,
+        **settings.model_dump(include={"margin_type", "leverage"}, exclude_none=True),
+    }
+    updated = connection_store.set_futures_enabled(
+        user_id, connection_id, True, futures_last_test=stored_test(result), settings=changes
+    )
+    return FuturesEnableResponse(
+        connection_id=connection_id,
+        futures_enabled=updated.futures_enabled,
+        test=result,
+        **updated.model_dump(include={"position_mode", "margin_type", "leverage"}),
+    )
+
+
+def disable_futures(user_id: str, connection_id: str) -> FuturesStateResponse:
+    """Switch futures off (no Binance call: turning trading off must always work)."""
+    updated = connection_store.set_futures_enabled(user_id, connection_id, False)
+    return FuturesStateResponse(connection_id=connection_id, futures_enabled=updated.futures_enabled)

@@ -1,0 +1,161 @@
+"""The one risk gate: every path that can send an order asks ``check_order`` first.
+
+Callers: API orders (``klineo.services.futures``: new orders, closes and protective orders are all
+orders there, told apart by reduceOnly / positionSide) and strategy orders
+(``klineo.runner.execution``). Each reads its ``TradingContext`` with ONE strongly consistent
+BatchGetItem (connection + user and global kill switches) just before asking.
+
+Gates, in the order they are checked, and what a refusal is:
+
+    global_kill_switch, user_kill_switch, connection_kill_switch   409 conflict  (new exposure only)
+    futures_disabled, connection_disabled                          409 conflict
+    positionSide / reduceOnly (the account's position mode)        400 invalid_request
+    max_leverage, max_notional_usdt                                422 order_rejected (new exposure only)
+
+A kill switch blocks new exposure only: an order that can only reduce a position (reduceOnly in
+one-way mode; SELL LONG or BUY SHORT in hedge mode) still goes through, because closing is what a
+trader needs when something goes wrong. The limits do not apply to such orders either: lowering a
+limit must never trap a position. The refusal's ``field`` names the gate, and nothing reaches
+Binance after a refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.store.connections import TradingContext
+
+__all__ = ["HEDGE", "ONE_WAY", "OrderIntent", "check_order"]
+
+ONE_WAY = "one_way"
+HEDGE = "hedge"
+_CLOSING_IN_HEDGE = frozenset({("SELL", "LONG"), ("BUY", "SHORT")})
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """What the gate needs to know of an order (before rounding is fine: limits are not exact edges)."""
+
+    symbol: str
+    side: str
+    type: str
+    quantity: Decimal
+    price: Decimal | None = None
+    reduce_only: bool = False
+    position_side: str = "BOTH"
+
+    @property
+    def reduces(self) -> bool:
+        """True when the order can only make a position smaller."""
+        return self.reduce_only or (self.side, self.position_side) in _CLOSING_IN_HEDGE
+
+
+def _refuse(category: ErrorCategory, gate: str, message: str) -> KlineoError:
+    return KlineoError(category, message, field=gate)
+
+
+def _check_switches(context: TradingContext) -> None:
+    if context.global_kill_switch:
+        raise _refuse(
+            ErrorCategory.CONFLICT,
+            "global_kill_switch",
+            "Trading is halted: the global kill switch is on (closing positions still works).",
+        )
+    if context.user_kill_switch:
+        raise _refuse(
+            ErrorCategory.CONFLICT,
+            "user_kill_switch",
+            "Your kill switch is on; turn it off to open positions (closing still works).",
+        )
+    if context.connection.kill_switch:
+        raise _refuse(
+            ErrorCategory.CONFLICT,
+            "connection_kill_switch",
+            "This connection's kill switch is on; turn it off to open positions (closing still works).",
+        )
+
+
+def _check_state(context: TradingContext, live: bool) -> None:
+    connection = context.connection
+    if connection.disabled:
+        raise _refuse(
+            ErrorCategory.CONFLICT,
+            "connection_disabled",
+            "This connection was disabled after repeated key failures; fix the key, then enable it.",
+        )
+    if live and not connection.futures_enabled:
+        raise _refuse(
+            ErrorCategory.CONFLICT,
+            "futures_disabled",
+            "Futures are not enabled on this connection; enable them first.",
+        )
+
+
+def _check_position_side(mode: str | None, order: OrderIntent) -> None:
+    if mode == HEDGE:
+        if order.position_side not in ("LONG", "SHORT"):
+            raise _refuse(
+                ErrorCategory.INVALID_REQUEST,
+                "positionSide",
+                "This account is in hedge mode: positionSide must be LONG or SHORT.",
+            )
+        if order.reduce_only:
+            raise _refuse(
+                ErrorCategory.INVALID_REQUEST,
+                "reduceOnly",
+                "reduceOnly cannot be sent in hedge mode: close a LONG with SELL and positionSide "
+                "LONG, a SHORT with BUY and positionSide SHORT.",
+            )
+    elif mode == ONE_WAY and order.position_side != "BOTH":
+        raise _refuse(
+            ErrorCategory.INVALID_REQUEST,
+            "positionSide",
+            "This account is in one-way mode: positionSide must be BOTH (or left out).",
+        )
+
+
+def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Callable[[], Decimal]) -> None:
+    connection = context.connection
+    if connection.leverage is not None and connection.leverage > connection.max_leverage:
+        raise _refuse(
+            ErrorCategory.ORDER_REJECTED,
+            "max_leverage",
+            f"The connection's leverage {connection.leverage}x is above its max_leverage "
+            f"{connection.max_leverage}x.",
+        )
+    price = order.price if order.type == "LIMIT" and order.price is not None else mark_price()
+    notional = order.quantity * price
+    if notional > connection.max_notional_usdt:
+        raise _refuse(
+            ErrorCategory.ORDER_REJECTED,
+            "max_notional_usdt",
+            f"This order's notional {notional.quantize(Decimal('0.01'))} USDT is above the connection's "
+            f"max_notional_usdt {connection.max_notional_usdt}.",
+        )
+
+
+def check_order(
+    context: TradingContext,
+    order: OrderIntent | None = None,
+    mark_price: Callable[[], Decimal] | None = None,
+    *,
+    live: bool = True,
+) -> None:
+    """Raise KlineoError naming the gate when ``order`` may not be sent (see the module docstring).
+
+    Without ``order`` (a strategy's turn, before it knows its order) the switches and the state are
+    checked as for new exposure. ``mark_price`` is called only when the notional needs it (a MARKET
+    order that adds exposure, after every other gate passed), so a refusal by a switch costs no
+    Binance call at all. ``live=False`` (a paper strategy: nothing is sent) skips futures_enabled.
+    """
+    if order is None or not order.reduces:
+        _check_switches(context)
+    _check_state(context, live)
+    if order is None:
+        return
+    _check_position_side(context.connection.position_mode, order)
+    if mark_price is not None and not order.reduces:
+        _check_limits(context, order, mark_price)

@@ -1,0 +1,211 @@
+"""Key lifecycle against moto and the simulator: new keys, disabling after key failures, enable, delete."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from botocore.exceptions import ClientError
+from klineo.binance import Credentials, KeyType
+from klineo.services import connection_lifecycle
+from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
+from klineo.store import strategies as strategy_store
+from klineo.store.connections import connection_credentials, connection_sk, get_connection, replace_key
+from klineo.store.secrets import put_new_version
+
+from tests.helpers import load_event, with_body, with_user
+from tests.integration.api.conftest import USER_A, connection_event, credentials_body
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
+
+
+def _live_strategy(connection_id: str) -> str:
+    """An active live strategy of USER_A on the connection (as the strategies API stores it)."""
+    now = strategy_store.now_iso()
+    strategy = strategy_store.Strategy(
+        user_id=USER_A,
+        strategy_id=strategy_store.new_strategy_id(),
+        connection_id=connection_id,
+        environment="production",
+        symbol="BTCUSDT",
+        interval="1m",
+        type="sma_crossover",
+        parameters={"fast": 2, "slow": 3},
+        size=Decimal("0.002"),
+        mode="live",
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    strategy_store.put_new_strategy(strategy)
+    return strategy.strategy_id
+
+
+def _strategy(strategy_id: str) -> strategy_store.Strategy:
+    found = strategy_store.get_strategy(USER_A, strategy_id, consistent=True)
+    assert found is not None
+    return found
+
+
+def _put_credentials(invoke, connection_id: str, account) -> dict:
+    event = connection_event("connection_credentials", connection_id, USER_A, "/credentials")
+    return invoke("connection_credentials", with_body(event, credentials_body(account)))
+
+
+def _break_key(connection_id: str, account) -> None:
+    """GIVEN the stored secret no longer matching the key on Binance (a secret rotated there)."""
+    connection = get_connection(USER_A, connection_id)
+    version = str(uuid.uuid4())
+    put_new_version(connection.secret_name, Credentials(account.api_key, "0" * 64, KeyType.HMAC), version)
+    replace_key(
+        USER_A,
+        connection_id,
+        key_type="hmac",
+        api_key_masked=connection.api_key_masked,
+        credentials_version=version,
+        last_test=connection.last_test or {},
+    )
+
+
+def test_new_credentials_sign_every_later_request_and_strategies_keep_running(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a live strategy WHEN PUT credentials with another key THEN it signs; strategy still active."""
+    strategy_id = _live_strategy(futures_connection.id)
+    new_account = sim_env.account("ed25519-futures")
+
+    response = _put_credentials(invoke, futures_connection.id, new_account)
+    sim_env.clear_journal()
+    placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    body = body_of(response)
+    assert (body["id"], body["key_type"], body["futures_enabled"]) == (futures_connection.id, "ed25519", True)
+    assert placed["statusCode"] == 200, placed["body"]
+    signed = [r for r in sim_env.journal if r.api_key]
+    assert signed and {r.api_key for r in signed} == {new_account.api_key}
+    assert (
+        _strategy(strategy_id).status == "active"
+        and _strategy(strategy_id).connection_id == futures_connection.id
+    )
+
+
+def test_credentials_that_fail_the_futures_test_leave_the_old_key(sim_env, invoke, futures_connection):
+    """GIVEN futures enabled WHEN PUT credentials with a spot-only key THEN refused, the old key signs."""
+    before = get_connection(USER_A, futures_connection.id)
+
+    response = _put_credentials(invoke, futures_connection.id, sim_env.account("spot-only"))
+    sim_env.clear_journal()
+    placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+
+    assert response["statusCode"] == 403, response["body"]
+    assert "futures test failed" in body_of(response)["error"]["message"]
+    after = get_connection(USER_A, futures_connection.id)
+    assert (after.api_key_masked, after.credentials_version) == (
+        before.api_key_masked,
+        before.credentials_version,
+    )
+    assert placed["statusCode"] == 200
+    assert {r.api_key for r in sim_env.journal if r.api_key} == {futures_connection.account.api_key}
+
+
+def test_three_key_failures_disable_the_connection_and_enable_restores_it(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a live strategy, a broken key WHEN 3 orders fail THEN disabled, paused; enable restores."""
+    strategy_id = _live_strategy(futures_connection.id)
+    _break_key(futures_connection.id, futures_connection.account)
+
+    failures = [
+        invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+        for _ in range(3)
+    ]
+
+    assert [r["statusCode"] for r in failures] == [403, 403, 403]
+    disabled = get_connection(USER_A, futures_connection.id)
+    assert disabled.disabled_at is not None and disabled.disabled_reason == "connection_disabled:signature"
+    assert (_strategy(strategy_id).status, _strategy(strategy_id).status_reason) == (
+        "paused",
+        "connection_disabled:signature",
+    )
+    sim_env.clear_journal()
+    refused = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    assert refused["statusCode"] == 409 and body_of(refused)["error"]["field"] == "connection_disabled"
+    assert order_posts(sim_env) == []
+    listed = body_of(invoke("connection_list", with_user(load_event("connection_list"), USER_A)))
+    shown = next(c for c in listed["connections"] if c["id"] == futures_connection.id)
+    assert (shown["consecutive_failures"], shown["disabled_reason"]) == (3, "connection_disabled:signature")
+
+    assert _put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
+    enabled = invoke(
+        "connection_enable", connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
+    )
+
+    assert enabled["statusCode"] == 200, enabled["body"]
+    body = body_of(enabled)
+    assert (body["disabled_at"], body["consecutive_failures"], body["resumed_strategies"]) == (
+        None,
+        0,
+        [strategy_id],
+    )
+    assert _strategy(strategy_id).status == "active"
+    again = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    assert again["statusCode"] == 200, again["body"]
+
+
+def test_enable_with_a_still_broken_key_keeps_the_connection_disabled(sim_env, invoke, futures_connection):
+    """GIVEN a connection disabled by key failures WHEN enabled, key still broken THEN refused, still off."""
+    strategy_id = _live_strategy(futures_connection.id)
+    _break_key(futures_connection.id, futures_connection.account)
+    for _ in range(3):
+        invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+
+    response = invoke(
+        "connection_enable", connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
+    )
+
+    assert response["statusCode"] == 403, response["body"]
+    assert "stays disabled" in body_of(response)["error"]["message"]
+    assert get_connection(USER_A, futures_connection.id).disabled_at is not None
+    assert _strategy(strategy_id).status == "paused"
+
+
+def test_delete_pauses_the_connections_strategies_and_says_so(sim_env, invoke, futures_connection):
+    """GIVEN an active strategy on the connection WHEN it is deleted THEN paused in the same step."""
+    strategy_id = _live_strategy(futures_connection.id)
+
+    response = invoke(
+        "connection_delete", connection_event("connection_delete", futures_connection.id, USER_A)
+    )
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response) == {
+        "id": futures_connection.id,
+        "deleted": True,
+        "paused_strategies": [strategy_id],
+    }
+    stored = _strategy(strategy_id)
+    assert (stored.status, stored.status_reason) == ("paused", "connection_deleted")
+
+
+def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a connection stored before versions WHEN PUT credentials fails at the item THEN old key stays."""
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(futures_connection.id)}},
+        UpdateExpression="REMOVE credentials_version",
+    )
+
+    def failing(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+
+    monkeypatch.setattr(connection_lifecycle.connection_store, "replace_key", failing)
+
+    response = _put_credentials(invoke, futures_connection.id, sim_env.account("ed25519-futures"))
+
+    assert response["statusCode"] == 500
+    stored = get_connection(USER_A, futures_connection.id)
+    assert stored.credentials_version is not None
+    assert connection_credentials(stored).api_key == futures_connection.account.api_key

@@ -1,0 +1,205 @@
+"""Futures settings on enable and PATCH, and the one risk gate, against moto and the simulator.
+
+What the simulated exchange holds (position mode, margin type, leverage per symbol) is read from
+its state; "nothing sent" is read from its journal.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from klineo.store import flags
+from klineo.store.connections import get_connection
+
+from tests.helpers import with_body
+from tests.integration.api.conftest import USER_A, connection_event
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
+
+HEDGE_ISOLATED_5X = {"position_mode": "hedge", "margin_type": "isolated", "leverage": 5}
+SETTING_PATHS = ("/fapi/v1/positionSide/dual", "/fapi/v1/marginType", "/fapi/v1/leverage")
+
+
+def _enable(invoke, connection_id: str, body: dict | None = None) -> dict:
+    event = connection_event("futures_enable", connection_id, USER_A, "/futures/enable")
+    return invoke("futures_enable", with_body(event, body) if body is not None else event)
+
+
+def _patch(invoke, connection_id: str, body: dict) -> dict:
+    return invoke(
+        "connection_update", with_body(connection_event("connection_update", connection_id, USER_A), body)
+    )
+
+
+def _exchange(sim, account):
+    """The simulated futures account (settings read under the exchange's own view of now)."""
+    return sim.state.futures.state_for(account, time.time() * 1000)
+
+
+def _setting_posts(sim) -> list:
+    return [r for r in sim.journal if r.method == "POST" and r.path in SETTING_PATHS]
+
+
+def _market(connection_id: str, **changes) -> dict:
+    """A MARKET BUY of 0.002 BTCUSDT (about 130 USDT), with ``changes`` applied."""
+    body = {"type": "MARKET", "quantity": "0.002", "price": None, "timeInForce": None, **changes}
+    return order_body(connection_id, **body)
+
+
+@pytest.fixture
+def enabled(create_connection, invoke):
+    """USER_A's futures-full connection, futures enabled without settings (one-way, as the account is)."""
+    connection = create_connection(USER_A, "futures-full")
+    assert _enable(invoke, connection.id)["statusCode"] == 200
+    return connection
+
+
+# ---------------------------------------------------------------- enable with settings
+
+
+def test_enable_with_hedge_isolated_5x_leaves_exactly_that_on_binance(sim_env, invoke, create_connection):
+    """GIVEN a one-way account WHEN enabled with hedge+isolated+5x and BTCUSDT traded THEN exactly that."""
+    connection = create_connection(USER_A, "futures-full")
+
+    response = _enable(invoke, connection.id, HEDGE_ISOLATED_5X)
+
+    assert response["statusCode"] == 200, response["body"]
+    assert {k: body_of(response)[k] for k in HEDGE_ISOLATED_5X} == HEDGE_ISOLATED_5X
+    assert _exchange(sim_env, connection.account).dual_side is True
+    placed = invoke("futures_order", order_event(_market(connection.id, positionSide="LONG"), key=new_key()))
+    assert placed["statusCode"] == 200, placed["body"]
+    state = _exchange(sim_env, connection.account)
+    assert (state.margin_type["BTCUSDT"], state.leverage["BTCUSDT"]) == ("ISOLATED", 5)
+    stored = get_connection(USER_A, connection.id)
+    assert stored.symbol_settings == {"BTCUSDT": {"margin_type": "isolated", "leverage": 5}}
+
+
+def test_enabling_again_with_the_same_settings_changes_nothing(sim_env, invoke, create_connection):
+    """GIVEN hedge+isolated+5x applied WHEN enabled again the same THEN 200 and no setting sent."""
+    connection = create_connection(USER_A, "futures-full")
+    assert _enable(invoke, connection.id, HEDGE_ISOLATED_5X)["statusCode"] == 200
+    invoke("futures_order", order_event(_market(connection.id, positionSide="LONG"), key=new_key()))
+    sim_env.clear_journal()
+
+    again = _enable(invoke, connection.id, HEDGE_ISOLATED_5X)
+    second = invoke("futures_order", order_event(_market(connection.id, positionSide="LONG"), key=new_key()))
+
+    assert again["statusCode"] == 200 and second["statusCode"] == 200, (again["body"], second["body"])
+    assert _setting_posts(sim_env) == []
+    assert not [r for r in sim_env.journal if r.path == "/fapi/v1/symbolConfig"]
+    state = _exchange(sim_env, connection.account)
+    assert (state.dual_side, state.margin_type["BTCUSDT"], state.leverage["BTCUSDT"]) == (True, "ISOLATED", 5)
+
+
+def test_position_mode_change_with_an_open_position_is_409_naming_position_mode(sim_env, invoke, enabled):
+    """GIVEN an open position WHEN PATCH asks for hedge mode THEN 409 position_mode, nothing stored."""
+    assert invoke("futures_order", order_event(_market(enabled.id), key=new_key()))["statusCode"] == 200
+
+    response = _patch(invoke, enabled.id, {"position_mode": "hedge"})
+
+    assert response["statusCode"] == 409, response["body"]
+    assert body_of(response)["error"]["field"] == "position_mode"
+    assert _exchange(sim_env, enabled.account).dual_side is False
+    assert get_connection(USER_A, enabled.id).position_mode == "one_way"
+
+
+def test_leverage_above_the_symbols_bracket_is_422_naming_leverage(sim_env, invoke, enabled):
+    """GIVEN leverage 100 as default WHEN BNBUSDT (max 75x) is first traded THEN 422 leverage, no order."""
+    patched = _patch(invoke, enabled.id, {"max_leverage": 125, "leverage": 100})
+    assert patched["statusCode"] == 200, patched["body"]
+    sim_env.clear_journal()
+
+    response = invoke(
+        "futures_order", order_event(_market(enabled.id, symbol="BNBUSDT", quantity="0.5"), key=new_key())
+    )
+
+    assert response["statusCode"] == 422, response["body"]
+    assert body_of(response)["error"]["field"] == "leverage"
+    assert order_posts(sim_env) == [] and _setting_posts(sim_env) == []
+
+
+def test_patch_shows_every_setting_and_refuses_leverage_above_max_leverage(sim_env, invoke, enabled):
+    """GIVEN a connection WHEN PATCHed THEN the answer shows every setting; leverage > max_leverage is 422."""
+    response = _patch(
+        invoke, enabled.id, {"label": "main", "max_notional_usdt": "2500", "margin_type": "cross"}
+    )
+    refused = _patch(invoke, enabled.id, {"leverage": 20})
+
+    assert response["statusCode"] == 200, response["body"]
+    body = body_of(response)
+    assert (body["label"], body["max_notional_usdt"], body["margin_type"]) == ("main", "2500", "cross")
+    assert (body["max_leverage"], body["kill_switch"], body["position_mode"]) == (10, False, "one_way")
+    assert refused["statusCode"] == 422 and body_of(refused)["error"]["field"] == "leverage"
+    assert get_connection(USER_A, enabled.id).leverage is None
+
+
+# ---------------------------------------------------------------- the risk gate
+
+
+def test_order_above_max_notional_is_refused_naming_the_gate(sim_env, invoke, enabled):
+    """GIVEN max_notional_usdt 100 WHEN a 200 USDT order comes THEN 422 max_notional_usdt, nothing sent."""
+    assert _patch(invoke, enabled.id, {"max_notional_usdt": "100"})["statusCode"] == 200
+    sim_env.clear_journal()
+
+    response = invoke("futures_order", order_event(order_body(enabled.id), key=new_key()))
+
+    assert response["statusCode"] == 422, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["field"]) == ("order_rejected", "max_notional_usdt")
+    assert order_posts(sim_env) == []
+
+
+@pytest.mark.parametrize("gate", ["global_kill_switch", "user_kill_switch", "connection_kill_switch"])
+def test_each_kill_switch_refuses_new_exposure_naming_itself(sim_env, invoke, enabled, gate):
+    """GIVEN one kill switch on WHEN an opening order comes THEN 409 naming that switch, no order request."""
+    if gate == "global_kill_switch":
+        flags.set_global_kill_switch(True)
+    elif gate == "user_kill_switch":
+        flags.set_user_kill_switch(USER_A, True)
+    else:
+        assert _patch(invoke, enabled.id, {"kill_switch": True})["statusCode"] == 200
+    sim_env.clear_journal()
+
+    response = invoke("futures_order", order_event(order_body(enabled.id), key=new_key()))
+
+    assert response["statusCode"] == 409, response["body"]
+    assert body_of(response)["error"]["field"] == gate
+    assert order_posts(sim_env) == []
+    assert sim_env.journal == []  # refused before any Binance call, public ones included
+
+
+def test_connection_kill_switch_lets_a_reduce_only_close_through(sim_env, invoke, enabled):
+    """GIVEN a long and the connection's kill switch on WHEN closed reduce-only THEN it goes through."""
+    assert invoke("futures_order", order_event(_market(enabled.id), key=new_key()))["statusCode"] == 200
+    assert _patch(invoke, enabled.id, {"kill_switch": True})["statusCode"] == 200
+
+    opening = invoke("futures_order", order_event(_market(enabled.id), key=new_key()))
+    close = invoke(
+        "futures_order", order_event(_market(enabled.id, side="SELL", reduceOnly=True), key=new_key())
+    )
+
+    assert opening["statusCode"] == 409 and body_of(opening)["error"]["field"] == "connection_kill_switch"
+    assert close["statusCode"] == 200, close["body"]
+    assert body_of(close)["status"] == "FILLED" and body_of(close)["reduce_only"] is True
+    assert _exchange(sim_env, enabled.account).holds("BTCUSDT") is False
+
+
+def test_hedge_account_order_without_position_side_is_refused_before_sending(
+    sim_env, invoke, create_connection
+):
+    """GIVEN a hedge-mode account WHEN an order lacks positionSide THEN 400 positionSide, nothing sent."""
+    connection = create_connection(USER_A, "futures-hedge")
+    enabled = _enable(invoke, connection.id)
+    assert enabled["statusCode"] == 200 and body_of(enabled)["position_mode"] == "hedge"
+    sim_env.clear_journal()
+
+    response = invoke("futures_order", order_event(order_body(connection.id), key=new_key()))
+    reduce_only = invoke(
+        "futures_order",
+        order_event(order_body(connection.id, positionSide="LONG", reduceOnly=True), key=new_key()),
+    )
+
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["field"] == "positionSide"
+    assert reduce_only["statusCode"] == 400 and body_of(reduce_only)["error"]["field"] == "reduceOnly"
+    assert sim_env.journal == []

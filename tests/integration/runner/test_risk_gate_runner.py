@@ -1,0 +1,72 @@
+"""Strategy orders pass the same risk gate and connection settings as API orders (moto + simulator)."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from klineo.store.connections import get_connection, update_settings
+
+from tests.integration.runner.conftest import ORDER_PATH
+
+USER = "user-runner-gate"
+
+
+def test_strategy_order_above_max_notional_is_skipped_naming_the_gate(runner) -> None:
+    """GIVEN max_notional_usdt 10 WHEN a live strategy wants ~130 USDT THEN a skipped run naming the gate."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_notional_usdt": Decimal("10")})
+    sid = runner.strategy(USER, connection)
+
+    runner.run_tick()
+
+    assert runner.journal("POST", ORDER_PATH) == []
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("skipped", "max_notional_usdt")
+    assert runner.stored(USER, sid).live_position == 0
+
+
+def test_connection_kill_switch_skips_its_strategies_only(runner) -> None:
+    """GIVEN two connections, one with its kill switch on WHEN a tick runs THEN only the other one trades."""
+    stopped, running = runner.connection(USER), runner.connection(USER)
+    update_settings(USER, stopped, {"kill_switch": True})
+    halted = runner.strategy(USER, stopped)
+    trading = runner.strategy(USER, running, symbol="ETHUSDT", size="0.01")
+
+    runner.run_tick()
+
+    assert runner.runs(halted)[0].skip_reason == "connection_kill_switch"
+    assert runner.runs(trading)[0].status == "ordered"
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+
+
+def test_strategy_applies_the_connections_margin_type_and_leverage_first(runner) -> None:
+    """GIVEN isolated + 3x as the connection's defaults WHEN its strategy first trades THEN set on Binance."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"margin_type": "isolated", "leverage": 3})
+    sid = runner.strategy(USER, connection)
+
+    runner.run_tick()
+
+    assert runner.runs(sid)[0].status == "ordered"
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    assert (state.margin_type["BTCUSDT"], state.leverage["BTCUSDT"]) == ("ISOLATED", 3)
+    applied = get_connection(USER, connection).symbol_settings["BTCUSDT"]
+    assert applied == {"margin_type": "isolated", "leverage": 3}
+
+
+def test_key_failures_of_several_strategies_add_up_and_disable_the_connection(runner) -> None:
+    """GIVEN three strategies on a key without futures WHEN each is refused once THEN the connection is off
+    and every one of its strategies paused with the connection's reason."""
+    connection = runner.connection(USER, "spot-only")  # futures marked enabled here, refused by Binance
+    sids = [runner.strategy(USER, connection, symbol=symbol, size=size)
+            for symbol, size in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.01"), ("BNBUSDT", "0.5"))]
+
+    runner.run_tick()
+
+    stored = get_connection(USER, connection)
+    assert stored.disabled_at is not None and stored.disabled_reason == "connection_disabled:permission"
+    assert stored.consecutive_failures == 3
+    for sid in sids:
+        strategy = runner.stored(USER, sid)
+        assert (strategy.status, strategy.status_reason) == ("paused", "connection_disabled:permission")

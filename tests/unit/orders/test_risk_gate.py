@@ -1,0 +1,135 @@
+"""The one risk gate (klineo.services.risk.check_order), decision by decision, on plain values."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.services.risk import OrderIntent, check_order
+from klineo.store.connections import Connection, TradingContext
+
+BUY = OrderIntent(symbol="BTCUSDT", side="BUY", type="MARKET", quantity=Decimal("0.01"))
+CLOSE = OrderIntent(symbol="BTCUSDT", side="SELL", type="MARKET", quantity=Decimal("0.01"), reduce_only=True)
+
+
+def _context(*, user: bool = False, global_: bool = False, **connection: object) -> TradingContext:
+    fields = {
+        "user_id": "u",
+        "connection_id": "c" * 32,
+        "label": "x",
+        "environment": "production",
+        "key_type": "hmac",
+        "api_key_masked": "abcd...",
+        "secret_name": "s",
+        "futures_enabled": True,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        **connection,
+    }
+    return TradingContext(connection=Connection(**fields), user_kill_switch=user, global_kill_switch=global_)
+
+
+def _refusal(
+    context: TradingContext, order: OrderIntent | None, price: str = "65000", **kwargs
+) -> KlineoError:
+    with pytest.raises(KlineoError) as caught:
+        check_order(context, order, lambda: Decimal(price), **kwargs)
+    return caught.value
+
+
+def _never() -> Decimal:
+    raise AssertionError("the mark price was read although no gate needed it")
+
+
+@pytest.mark.parametrize(
+    ("context", "gate"),
+    [
+        (_context(global_=True), "global_kill_switch"),
+        (_context(user=True), "user_kill_switch"),
+        (_context(kill_switch=True), "connection_kill_switch"),
+    ],
+)
+def test_each_kill_switch_refuses_an_opening_order_with_409_naming_itself(context, gate) -> None:
+    """GIVEN one switch on WHEN an opening order is checked THEN 409 naming that switch, no price read."""
+    with pytest.raises(KlineoError) as caught:
+        check_order(context, BUY, _never)
+    assert (caught.value.category, caught.value.field) == (ErrorCategory.CONFLICT, gate)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        CLOSE,
+        OrderIntent(
+            symbol="BTCUSDT", side="SELL", type="MARKET", quantity=Decimal("1"), position_side="LONG"
+        ),
+    ],
+)
+def test_kill_switches_and_limits_let_reducing_orders_through(order) -> None:
+    """GIVEN every switch on and a tiny limit WHEN a reduce-only or hedge close is checked THEN it passes."""
+    mode = "hedge" if order.position_side == "LONG" else "one_way"
+    context = _context(
+        user=True, global_=True, kill_switch=True, max_notional_usdt=Decimal("1"), position_mode=mode
+    )
+    check_order(context, order, _never)
+
+
+def test_the_notional_limit_uses_the_mark_price_for_market_and_the_limit_price_for_limit() -> None:
+    """GIVEN max 1000 WHEN 650 at the mark (MARKET), 1000.02 at the limit (LIMIT) THEN the 2nd is refused."""
+    context = _context(max_notional_usdt=Decimal("1000"))
+    check_order(context, BUY, lambda: Decimal("65000"))
+    limit = OrderIntent(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", quantity=Decimal("0.02"), price=Decimal("50001")
+    )
+    refused = _refusal(context, limit)
+    assert (refused.category, refused.field) == (ErrorCategory.ORDER_REJECTED, "max_notional_usdt")
+
+
+def test_leverage_default_above_max_leverage_is_refused() -> None:
+    """GIVEN leverage 20 and max_leverage 10 WHEN an opening order is checked THEN 422 max_leverage."""
+    refused = _refusal(_context(leverage=20, max_leverage=10), BUY)
+    assert (refused.category, refused.field) == (ErrorCategory.ORDER_REJECTED, "max_leverage")
+
+
+@pytest.mark.parametrize(
+    ("mode", "order", "field"),
+    [
+        ("hedge", BUY, "positionSide"),
+        (
+            "hedge",
+            OrderIntent(
+                symbol="X",
+                side="SELL",
+                type="MARKET",
+                quantity=Decimal(1),
+                reduce_only=True,
+                position_side="LONG",
+            ),
+            "reduceOnly",
+        ),
+        (
+            "one_way",
+            OrderIntent(symbol="X", side="BUY", type="MARKET", quantity=Decimal(1), position_side="LONG"),
+            "positionSide",
+        ),
+    ],
+)
+def test_position_side_must_fit_the_accounts_position_mode(mode, order, field) -> None:
+    """GIVEN a position mode WHEN positionSide/reduceOnly do not fit THEN refused naming the field."""
+    refused = _refusal(_context(position_mode=mode), order)
+    assert (refused.category, refused.field) == (ErrorCategory.INVALID_REQUEST, field)
+
+
+def test_disabled_connection_and_futures_off_refuse_every_order_even_a_close() -> None:
+    """GIVEN a disabled connection, or futures off WHEN a close is checked THEN refused naming the state."""
+    disabled = _refusal(_context(disabled_at="2026-01-01T00:00:00+00:00"), CLOSE)
+    futures_off = _refusal(_context(futures_enabled=False), CLOSE)
+    assert (disabled.field, futures_off.field) == ("connection_disabled", "futures_disabled")
+
+
+def test_paper_strategies_need_no_futures_but_obey_the_switches() -> None:
+    """GIVEN futures off WHEN a paper turn is checked THEN it passes; with a switch on it is refused."""
+    check_order(_context(futures_enabled=False), live=False)
+    assert _refusal(_context(futures_enabled=False, kill_switch=True), None, live=False).field == (
+        "connection_kill_switch"
+    )
