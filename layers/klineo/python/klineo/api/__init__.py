@@ -30,13 +30,15 @@ Category -> HTTP status (``CATEGORY_STATUS``), and why:
 
 Protocol-level answers that are not exchange categories: 401 (no JWT sub, category
 "permission"), 404/405 (unknown route / method, "not_found" / "invalid_request"), 413 (body over
-16 KiB), 415 (not JSON), all "invalid_request" except where named.
+16 KiB), 415 (a body not sent as application/json, whatever it holds), all "invalid_request"
+except where named. No error field or message repeats a submitted value.
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+import re
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
@@ -157,13 +159,31 @@ def _json_body(text: str) -> Any:
                        field="body") from None
 
 
+def _declares_json(app: APIGatewayHttpResolver) -> bool:
+    """The request's Content-Type is application/json (parameters such as charset allowed)."""
+    content_type = app.current_event.headers.get("content-type") or ""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+def _unsupported_media_type() -> ApiError:
+    return ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "invalid_request",
+                    "request body must be JSON, sent with Content-Type: application/json", field="body")
+
+
 def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
-    """Every route: a JWT subject is required, and the body is capped even where it is not parsed."""
+    """Every route: a JWT subject is required, a body is JSON and capped even where it is not parsed."""
     # A CORS preflight carries no credentials (browsers never send them on OPTIONS).
     if app.current_event.http_method.upper() != "OPTIONS" and _sub(app) is None:
         raise _unauthenticated()
     _check_body_size(app.current_event.decoded_body)
+    if app.current_event.body and not _declares_json(app):
+        raise _unsupported_media_type()
     return next_middleware(app)
+
+
+# A field name the API itself could have: a submitted key that is not one (it may be a secret
+# pasted as a key) ends the name at the part before it.
+_FIELD_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 
 
 def _field_name(loc: Any) -> str:
@@ -172,17 +192,26 @@ def _field_name(loc: Any) -> str:
         # A query model parameter: ("query", <parameter name>, <field>) -> "query.<field>",
         # query strings being flat, the field is what the caller sent.
         del parts[1]
-    return ".".join(str(part) for part in parts)
+    kept: list[str] = []
+    for part in parts:
+        if not (isinstance(part, int) or _FIELD_PART.fullmatch(str(part))):
+            break
+        kept.append(str(part))
+    return ".".join(kept)
 
 
 def _validation_message(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ")
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    submitted = error.get("input")
+    # pydantic's messages name the rule, not the value; should one ever quote it, say less.
+    if isinstance(submitted, str) and len(submitted) >= 4 and submitted in message:
+        return "invalid value"
+    return message
 
 
 def _handle_validation(exc: RequestValidationError) -> Response:
-    # Only loc, type and msg are used: pydantic's `input` (and the exception's raw body) may
-    # hold an API secret and never leave this function.
+    # Only loc, type and msg leave this function (msg checked above): pydantic's `input` and the
+    # exception's raw body may hold an API secret.
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "invalid_request", "request body is not valid JSON", field="body")
@@ -195,9 +224,14 @@ def _handle_validation(exc: RequestValidationError) -> Response:
 
 def _validation_handler(app: APIGatewayHttpResolver):
     def handle(exc: RequestValidationError) -> Response:
-        # Validation runs before any middleware: an anonymous caller learns nothing from it.
+        # Validation runs before any middleware: an anonymous caller learns nothing from it, and
+        # a body that is not declared JSON (a form, say) was parsed as something else: its parts
+        # must never come back as field names.
         if _sub(app) is None:
             return _handle_api_error(_unauthenticated())
+        about_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+        if (about_body or app.current_event.body) and not _declares_json(app):
+            return _handle_api_error(_unsupported_media_type())
         return _handle_validation(exc)
 
     return handle
@@ -222,7 +256,7 @@ def _handle_api_error(exc: ApiError) -> Response:
 
 
 def _handle_unsupported_type(exc: RequestUnsupportedContentType) -> Response:
-    return error_response(415, "invalid_request", "request body must be application/json", field="body")
+    return _handle_api_error(_unsupported_media_type())
 
 
 def _handle_bad_encoding(exc: ValueError) -> Response:

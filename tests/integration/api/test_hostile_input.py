@@ -1,0 +1,73 @@
+"""Hostile input on the real handlers (issue 9): each case is the exact request that once failed.
+
+A secret sent in the wrong content type, a body that is not JSON, a key that is not a field name:
+the answer is a 4xx in the API's error shape, and nothing submitted comes back in it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.helpers import load_event, response_json, with_body
+
+SECRET = "SENTINEL-5b0e7f3c9d2a41e8b6c4f1a0d9e8c7b6"
+KEYS_BODY = json.dumps({"label": "x", "environment": "testnet", "key_type": "hmac",
+                        "api_key": "A" * 64, "secret": SECRET})
+BODY_ROUTES = ["connection_create", "connection_test", "strategy_create", "strategy_update",
+               "futures_order", "kill_switch_set"]
+
+
+def _with_content_type(event: dict[str, Any], content_type: str | None) -> dict[str, Any]:
+    if content_type is None:
+        event["headers"].pop("content-type", None)
+    else:
+        event["headers"]["content-type"] = content_type
+    return event
+
+
+def _error(response: dict[str, Any]) -> dict[str, Any]:
+    return response_json(response)["error"]
+
+
+@pytest.mark.parametrize("function", ["connection_create", "connection_test", "strategy_update"])
+def test_json_keys_sent_as_a_form_are_415_and_never_echoed(invoke, function):
+    """GIVEN the keys as JSON with Content-Type form-urlencoded WHEN sent THEN 415, the secret absent."""
+    event = _with_content_type(with_body(load_event(function), KEYS_BODY),
+                               "application/x-www-form-urlencoded")
+    response = invoke(function, event)
+    assert response["statusCode"] == 415
+    assert _error(response) == {
+        "category": "invalid_request", "field": "body", "retryable": False,
+        "message": "request body must be JSON, sent with Content-Type: application/json",
+    }
+    assert SECRET not in json.dumps(response)
+
+
+@pytest.mark.parametrize("function", BODY_ROUTES)
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_every_body_route_refuses_a_body_not_declared_json(invoke, function, content_type):
+    """GIVEN a JSON body under another (or no) Content-Type WHEN sent to a body route THEN one 415."""
+    event = _with_content_type(with_body(load_event(function), KEYS_BODY), content_type)
+    response = invoke(function, event)
+    assert response["statusCode"] == 415
+    assert _error(response)["field"] == "body"
+    assert SECRET not in json.dumps(response)
+
+
+def test_form_body_that_validates_still_never_reaches_the_route(invoke):
+    """GIVEN a form body that would validate as a form (enabled=true) WHEN sent THEN 415, not 200."""
+    event = _with_content_type(with_body(load_event("kill_switch_set"), "enabled=true"),
+                               "application/x-www-form-urlencoded")
+    assert invoke("kill_switch_set", event)["statusCode"] == 415
+
+
+def test_unknown_key_that_is_not_a_field_name_is_not_echoed(invoke):
+    """GIVEN a JSON body whose unknown key is a secret WHEN sent THEN 422 on "body", the key absent."""
+    body = {"environment": "testnet", "api_key": "A" * 64, "secret": "s" * 64, SECRET: 1}
+    response = invoke("connection_test", with_body(load_event("connection_test"), body))
+    assert response["statusCode"] == 422
+    assert _error(response)["field"] == "body"
+    assert SECRET not in json.dumps(response)
