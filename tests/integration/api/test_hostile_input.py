@@ -71,3 +71,29 @@ def test_unknown_key_that_is_not_a_field_name_is_not_echoed(invoke):
     assert response["statusCode"] == 422
     assert _error(response)["field"] == "body"
     assert SECRET not in json.dumps(response)
+
+
+@pytest.mark.parametrize("function", BODY_ROUTES)
+def test_multipart_without_boundary_is_415_not_500(invoke, function):
+    """GIVEN Content-Type multipart/form-data without a boundary WHEN sent THEN 415, not a 500."""
+    event = _with_content_type(with_body(load_event(function), KEYS_BODY), "multipart/form-data")
+    response = invoke(function, event)
+    assert response["statusCode"] == 415
+    assert _error(response)["category"] == "invalid_request"
+    assert SECRET not in json.dumps(response)
+
+
+@pytest.mark.parametrize("function", BODY_ROUTES)
+def test_json_nested_a_thousand_levels_is_400_not_500(invoke, function):
+    """GIVEN a 2 KB body nested 1,000 levels deep WHEN sent THEN 400 on "body", not a RecursionError."""
+    response = invoke(function, with_body(load_event(function), "[" * 1000 + "]" * 1000))
+    assert response["statusCode"] == 400
+    assert _error(response)["field"] == "body"
+
+
+def test_json_nested_under_the_python_limit_but_too_deep_is_400(invoke):
+    """GIVEN parameters nested 50 levels (parsable, pointless) WHEN sent THEN 400 naming the depth."""
+    body = '{"type": "sma_crossover", "parameters": ' + '{"a": ' * 50 + "1" + "}" * 50 + "}"
+    response = invoke("strategy_update", with_body(load_event("strategy_update"), body))
+    assert response["statusCode"] == 400
+    assert "deeper than" in _error(response)["message"]

@@ -57,6 +57,7 @@ from klineo.settings import get_settings
 __all__ = [
     "CATEGORY_STATUS",
     "MAX_BODY_BYTES",
+    "MAX_BODY_DEPTH",
     "ApiError",
     "build_resolver",
     "current_user_id",
@@ -64,6 +65,8 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES = 16 * 1024
+# No request model nests deeper than 3; deeper JSON is refused before validation walks it.
+MAX_BODY_DEPTH = 8
 
 CATEGORY_STATUS: dict[str, int] = {
     "invalid_request": 400,
@@ -149,14 +152,30 @@ def _reject_constant(name: str) -> Any:
                    field="body")
 
 
+def _nesting_depth(value: Any) -> int:
+    """How deep arrays and objects nest in a parsed JSON value (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _json_body(text: str) -> Any:
-    """Body deserializer: size cap first, then JSON with exact decimals (never binary floats)."""
+    """Body deserializer: size cap first, then JSON with exact decimals (never binary floats), shallow."""
     _check_body_size(text)
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except json.JSONDecodeError:
+        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, RecursionError):
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is not valid JSON",
                        field="body") from None
+    if _nesting_depth(value) > MAX_BODY_DEPTH:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
+                       f"request body nests deeper than {MAX_BODY_DEPTH} levels", field="body")
+    return value
 
 
 def _declares_json(app: APIGatewayHttpResolver) -> bool:
@@ -269,6 +288,17 @@ def _handle_service_error(exc: ServiceError) -> Response:
     return error_response(exc.status_code, category, str(exc.msg))
 
 
+def _value_error_handler(app: APIGatewayHttpResolver):
+    def handle(exc: ValueError) -> Response:
+        # Powertools raises a bare ValueError for a multipart body without a boundary: any body
+        # not declared JSON is a 415 whatever went wrong reading it.
+        if not _declares_json(app):
+            return _handle_api_error(_unsupported_media_type())
+        return _handle_unexpected(exc)
+
+    return handle
+
+
 def _handle_unexpected(exc: Exception) -> Response:
     logger.exception("unhandled error")
     return error_response(500, "other", "internal error")
@@ -309,6 +339,7 @@ def build_resolver() -> APIGatewayHttpResolver:
     app.exception_handler(RequestValidationError)(_validation_handler(app))
     app.exception_handler(RequestUnsupportedContentType)(_handle_unsupported_type)
     app.exception_handler([binascii.Error, UnicodeDecodeError])(_handle_bad_encoding)
+    app.exception_handler(ValueError)(_value_error_handler(app))
     app.exception_handler(NotFoundError)(_not_found_handler(app))
     app.exception_handler(ServiceError)(_handle_service_error)
     app.exception_handler(Exception)(_handle_unexpected)
