@@ -6,6 +6,8 @@ names gets the payload-2.0 event API Gateway would build (stage ``$default``). T
 answer becomes the HTTP response; a function that raises gives 500 ``{"message":"Internal Server
 Error"}`` with the traceback on the console. CORS preflights are answered from the template's
 CorsConfiguration, and CORS headers on answers come from it too (API Gateway ignores a backend's).
+What never reaches a function is answered in JSON as API Gateway does: an unknown method is 405,
+a Content-Length that is not a byte count 400, an oversized URL or header 414/431.
 
 Besides the API, the server has the API page (``/docs``, Swagger UI from local files) and the
 OpenAPI document (``/openapi.json``), and local-only control paths under ``/__local__/`` that are
@@ -443,6 +445,21 @@ class ApiServer:
             return HttpResponse.json(500, {"message": "Internal Server Error"})
 
 
+def _content_length(header: str | None) -> int | None:
+    """The Content-Length as a byte count (0 when absent), or None when it is not one."""
+    if header is None or header.strip() == "":
+        return 0
+    text = header.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).is_loopback
@@ -459,7 +476,11 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             started = time.monotonic()
             raw_path, _, raw_query = self.path.partition("?")
-            length = int(self.headers.get("content-length") or 0)
+            length = _content_length(self.headers.get("content-length"))
+            if length is None:
+                # The body's end is unknown: answer, and close rather than read on.
+                self._send(HttpResponse.json(400, {"message": "Bad Request"}), close=True)
+                return
             if length > MAX_BODY_BYTES:
                 self._send(HttpResponse.json(413, {"message": "Request Entity Too Large"}), close=True)
                 return
@@ -488,11 +509,7 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             )
 
         def _send(self, response: HttpResponse, close: bool = False) -> None:
-            try:
-                phrase = HTTPStatus(response.status).phrase
-            except ValueError:
-                phrase = ""
-            self.send_response_only(response.status, phrase)
+            self.send_response_only(response.status, _phrase(response.status))
             names = {name.lower() for name, _ in response.headers}
             for name, value in response.headers:
                 if name.lower() in ("content-length", "connection", "transfer-encoding"):
@@ -510,6 +527,20 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(response.body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+        def __getattr__(self, name: str) -> Any:
+            # The stdlib looks up do_<METHOD>; a method no route can have (TRACE, PROPFIND...) is
+            # API Gateway's JSON 405 instead of the stdlib's HTML 501.
+            if name.startswith("do_"):
+                return self._method_not_allowed
+            raise AttributeError(name)
+
+        def _method_not_allowed(self) -> None:
+            self._send(HttpResponse.json(405, {"message": "Method Not Allowed"}), close=True)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The stdlib's own refusals (URL or header too long, malformed request line) as JSON."""
+            self._send(HttpResponse.json(code, {"message": _phrase(code)}), close=True)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Access lines are logged by _serve instead."""

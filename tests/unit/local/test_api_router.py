@@ -461,3 +461,62 @@ def test_event_has_the_same_fields_as_the_projects_sam_local_events(template: di
         event["requestContext"]["authorizer"]["jwt"]["scopes"]
         == canonical["requestContext"]["authorizer"]["jwt"]["scopes"]
     )
+
+
+def _raw_exchange(api: ApiServer, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read until the server closes: (status, headers, body)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", api.port), timeout=5) as conn:
+        conn.sendall(request)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "CONNECT"])
+def test_unknown_method_is_a_json_405_not_an_html_501(server, method) -> None:
+    """GIVEN TRACE (or another method no route has) WHEN sent THEN JSON 405, like API Gateway."""
+    api, runtime, _ = server
+    status, headers, body = _raw_exchange(api, f"{method} /strategies HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 405
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": "Method Not Allowed"}
+    assert runtime.events == []
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "١٢"])
+def test_bad_content_length_is_a_json_400_not_a_dropped_connection(server, length) -> None:
+    """GIVEN Content-Length: abc (or negative) WHEN sent THEN JSON 400 and the connection closes."""
+    api, runtime, authority = server
+    request = (f"POST /strategies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {authority.issue('a')}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{}}")
+    status, headers, body = _raw_exchange(api, request.encode())
+    assert status == 400
+    assert json.loads(body) == {"message": "Bad Request"}
+    assert headers["connection"] == "close"
+    assert runtime.events == []
+
+
+def test_oversized_url_is_answered_in_json(server) -> None:
+    """GIVEN a 70,000-character URL WHEN sent THEN a JSON 414, not an HTML page."""
+    api, _, _ = server
+    status, headers, body = _raw_exchange(api, f"GET /{'a' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 414
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": "Request-URI Too Long"}
+
+
+@pytest.mark.parametrize("extra", ["X-Big: " + "a" * 70_000 + "\r\n",
+                                   "".join(f"X-H{i}: v\r\n" for i in range(150))])
+def test_oversized_header_is_answered_in_json(server, extra) -> None:
+    """GIVEN a 70 KB header line, or 150 headers WHEN sent THEN a JSON 431/400, not an HTML page."""
+    api, _, _ = server
+    status, headers, body = _raw_exchange(api, f"GET /strategies HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
+    assert status in (400, 431)
+    assert headers["content-type"] == "application/json"
+    assert set(json.loads(body)) == {"message"}
