@@ -40,7 +40,7 @@ def test_json_keys_sent_as_a_form_are_415_and_never_echoed(invoke, function):
     response = invoke(function, event)
     assert response["statusCode"] == 415
     assert _error(response) == {
-        "category": "invalid_request", "field": "body", "retryable": False,
+        "category": "invalid_request", "field": "body", "retryable": False, "request_id": "id",
         "message": "request body must be JSON, sent with Content-Type: application/json",
     }
     assert SECRET not in json.dumps(response)

@@ -257,7 +257,7 @@ def test_cors_configuration_comes_from_the_template(template: dict) -> None:
         allow_origins=("http://localhost:5173",),
         allow_headers=("authorization", "content-type", "idempotency-key"),
         allow_methods=("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
-        expose_headers=("retry-after",),
+        expose_headers=("retry-after", "x-request-id"),
         max_age=600,
         allow_credentials=False,
     )
@@ -298,7 +298,7 @@ def test_backend_cors_headers_are_replaced_by_the_apis(template: dict) -> None:
     # THEN only the API's CORS headers remain
     assert ("access-control-allow-origin", "http://localhost:5173") in headers
     assert ("Access-Control-Allow-Origin", "*") not in headers
-    assert ("access-control-expose-headers", "retry-after") in headers
+    assert ("access-control-expose-headers", "retry-after,x-request-id") in headers
 
 
 # ------------------------------------------------------------------------------------------ server

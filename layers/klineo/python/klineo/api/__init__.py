@@ -3,9 +3,15 @@
 Only this module knows API Gateway shapes: the JWT ``sub`` claim, base64 bodies, CORS, and the
 one table that turns an error category into an HTTP status. Every error leaves the API as
 
-    {"error": {"category": "...", "message": "...", "retryable": bool, "field": "..."}}
+    {"error": {"category": "...", "message": "...", "retryable": bool, "request_id": "...",
+               "field": "...", "errors": [{"field": "...", "message": "..."}]}}
 
-("field" only when known), with ``Retry-After`` passed through for rate_limit and ip_banned.
+("field" only when known: the name of the request field as the caller spelled it, without a
+"body."/"query." prefix, e.g. "quantity" or "parameters.fast"; "errors" lists every field that
+failed validation, the first one being "field"), with ``Retry-After`` passed through for
+rate_limit and ip_banned. Every answer carries ``X-Request-Id`` (API Gateway's request id, else
+the Lambda request id), the ``request_id`` of an error body, and the correlation id of every log
+line the request wrote.
 
 Category -> HTTP status (``CATEGORY_STATUS``), and why:
 
@@ -39,6 +45,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
+import uuid
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
@@ -58,7 +65,9 @@ __all__ = [
     "CATEGORY_STATUS",
     "MAX_BODY_BYTES",
     "MAX_BODY_DEPTH",
+    "REQUEST_ID_HEADER",
     "ApiError",
+    "KlineoResolver",
     "build_resolver",
     "current_user_id",
     "error_response",
@@ -67,6 +76,8 @@ __all__ = [
 MAX_BODY_BYTES = 16 * 1024
 # No request model nests deeper than 3; deeper JSON is refused before validation walks it.
 MAX_BODY_DEPTH = 8
+# At most this many fields are listed in an error's "errors".
+MAX_FIELD_ERRORS = 20
 
 CATEGORY_STATUS: dict[str, int] = {
     "invalid_request": 400,
@@ -91,7 +102,10 @@ CATEGORY_STATUS: dict[str, int] = {
 
 _RETRY_AFTER_CATEGORIES = frozenset({"rate_limit", "ip_banned"})
 _CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
-_CORS_EXPOSE_HEADERS = ["retry-after"]
+REQUEST_ID_HEADER = "X-Request-Id"
+_CORS_EXPOSE_HEADERS = ["retry-after", "x-request-id"]
+# API Gateway's request ids are short visible ASCII; anything else is replaced, never echoed.
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 class ApiError(Exception):
@@ -108,11 +122,15 @@ class ApiError(Exception):
 
 
 def error_response(status: int, category: str, message: str, *, retryable: bool = False,
-                   field: str | None = None, headers: dict[str, str] | None = None) -> Response:
-    """The API's one error body, as a Powertools Response."""
-    error: dict[str, Any] = {"category": category, "message": message, "retryable": retryable}
+                   field: str | None = None, errors: list[dict[str, str]] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    """The API's one error body, as a Powertools Response (request_id: the request's correlation id)."""
+    error: dict[str, Any] = {"category": category, "message": message, "retryable": retryable,
+                             "request_id": logger.get_correlation_id() or ""}
     if field:
         error["field"] = field
+    if errors:
+        error["errors"] = errors
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -203,20 +221,26 @@ def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
 # A field name the API itself could have: a submitted key that is not one (it may be a secret
 # pasted as a key) ends the name at the part before it.
 _FIELD_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
 def _field_name(loc: Any) -> str:
+    """A validation error's location as the field the caller sent: "quantity", "parameters.fast"."""
     parts = list(loc) if isinstance(loc, (list, tuple)) else [loc]
     if len(parts) >= 3 and parts[0] == "query":
-        # A query model parameter: ("query", <parameter name>, <field>) -> "query.<field>",
-        # query strings being flat, the field is what the caller sent.
+        # A query model parameter: ("query", <parameter name>, <field>); query strings being
+        # flat, the field is what the caller sent.
         del parts[1]
+    if len(parts) < 2 or parts[0] not in _LOCATIONS:
+        return ".".join(str(part) for part in parts[:1])
+    if parts[0] != "body":
+        return str(parts[1])  # a declared parameter's name, never a submitted key
     kept: list[str] = []
-    for part in parts:
+    for part in parts[1:]:
         if not (isinstance(part, int) or _FIELD_PART.fullmatch(str(part))):
             break
         kept.append(str(part))
-    return ".".join(kept)
+    return ".".join(kept) or "body"
 
 
 def _validation_message(error: dict[str, Any]) -> str:
@@ -236,9 +260,10 @@ def _handle_validation(exc: RequestValidationError) -> Response:
         return error_response(400, "invalid_request", "request body is not valid JSON", field="body")
     if not errors:
         return error_response(422, "invalid_request", "request is invalid")
-    field = _field_name(errors[0].get("loc", ()))
-    parts = [f"{_field_name(e.get('loc', ()))}: {_validation_message(e)}" for e in errors[:5]]
-    return error_response(422, "invalid_request", "; ".join(parts), field=field)
+    fields = [{"field": _field_name(e.get("loc", ())), "message": _validation_message(e)}
+              for e in errors[:MAX_FIELD_ERRORS]]
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return error_response(422, "invalid_request", message, field=fields[0]["field"], errors=fields)
 
 
 def _validation_handler(app: APIGatewayHttpResolver):
@@ -320,7 +345,29 @@ def _not_found_handler(app: APIGatewayHttpResolver):
     return handle
 
 
-def build_resolver() -> APIGatewayHttpResolver:
+def _request_id(event: Any, context: Any) -> str:
+    """API Gateway's request id, else the Lambda invocation's, else a fresh one."""
+    context_of_request = event.get("requestContext") if isinstance(event, dict) else None
+    candidate = context_of_request.get("requestId") if isinstance(context_of_request, dict) else None
+    if isinstance(candidate, str) and _REQUEST_ID.fullmatch(candidate):
+        return candidate
+    invocation = getattr(context, "aws_request_id", None)
+    return invocation if isinstance(invocation, str) and invocation else uuid.uuid4().hex
+
+
+class KlineoResolver(APIGatewayHttpResolver):
+    """The HTTP API resolver: each request's id is the log correlation id and the X-Request-Id header."""
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        """Resolve as Powertools does, with the request id set before and answered after."""
+        request_id = _request_id(event, context)
+        logger.set_correlation_id(request_id)
+        response = super().resolve(event, context)
+        response["headers"] = {**(response.get("headers") or {}), REQUEST_ID_HEADER: request_id}
+        return response
+
+
+def build_resolver() -> KlineoResolver:
     """The HTTP API resolver every function uses: CORS, validation and every error handler attached."""
     settings = get_settings()
     cors = CORSConfig(
@@ -331,8 +378,8 @@ def build_resolver() -> APIGatewayHttpResolver:
     )
     # debug=False whatever POWERTOOLS_DEV says: debug mode prints every event (bodies carry API
     # secrets) and answers 500s with a traceback.
-    app = APIGatewayHttpResolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body,
-                                 debug=False)
+    app = KlineoResolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body,
+                         debug=False)
     app.use(middlewares=[_request_guard])
     app.exception_handler(KlineoError)(_handle_klineo_error)
     app.exception_handler(ApiError)(_handle_api_error)

@@ -42,6 +42,7 @@ __all__ = [
     "DecimalString",
     "ErrorBody",
     "ErrorResponse",
+    "FieldError",
     "KeyTypeName",
     "KeyWarning",
     "KillSwitchResponse",
@@ -87,13 +88,23 @@ class ApiModel(BaseModel):
 # ---------------------------------------------------------------- errors
 
 
+class FieldError(BaseModel):
+    """One request field that failed validation, named as the caller sent it."""
+
+    field: str = Field(examples=["quantity"])
+    message: str
+
+
 class ErrorBody(BaseModel):
     """The inside of every error answer."""
 
-    category: str
+    category: str = Field(examples=["invalid_request"])
     message: str
     retryable: bool
-    field: str | None = None
+    request_id: str = Field(description="The X-Request-Id of the answer: quote it to support.")
+    field: str | None = Field(default=None, description="The (first) request field at fault, when known.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Every field that failed validation (the first is `field`).")
 
 
 class ErrorResponse(BaseModel):

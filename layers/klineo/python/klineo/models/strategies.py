@@ -2,7 +2,7 @@
 
 Parameters are checked per strategy type inside the request models (the type's own pydantic
 model, from ``klineo.strategies.REGISTRY``), so a bad parameter is a 422 naming it, e.g.
-``body.parameters.fast``. A PATCH that changes parameters names the type with them, so that the
+``parameters.fast``. A PATCH that changes parameters names the type with them, so that the
 check needs nothing stored.
 """
 
