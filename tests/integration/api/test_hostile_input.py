@@ -97,3 +97,59 @@ def test_json_nested_under_the_python_limit_but_too_deep_is_400(invoke):
     response = invoke("strategy_update", with_body(load_event("strategy_update"), body))
     assert response["statusCode"] == 400
     assert "deeper than" in _error(response)["message"]
+
+
+ARABIC_INDIC_ONE, FULL_WIDTH_ONE = "\u0661", "\uff11"
+
+
+@pytest.mark.parametrize("quantity", [" 1 ", "+1", "1_000", ARABIC_INDIC_ONE, FULL_WIDTH_ONE, "1e3", "0x10",
+                                      "Infinity", "-0.1", ""])
+def test_order_quantity_is_only_a_plain_decimal_string(invoke, quantity):
+    """GIVEN POST /futures/order with quantity " 1 ", "+1", "1_000" or other digits WHEN sent THEN 422."""
+    body = {"connection_id": "0" * 32, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+            "quantity": quantity, "price": "20000"}
+    response = invoke("futures_order", with_body(load_event("futures_order"), body))
+    assert response["statusCode"] == 422
+    assert _error(response)["field"] == "quantity"
+
+
+@pytest.mark.parametrize("price", [" 20000", "+20000", "20_000", "\u0662\u0660\u0660\u0660\u0660",
+                                   "\uff12\uff10\uff10\uff10\uff10"])
+def test_order_price_is_only_a_plain_decimal_string(invoke, price):
+    """GIVEN POST /futures/order with price "+20000", "20_000" or other digits WHEN sent THEN 422 on price."""
+    body = {"connection_id": "0" * 32, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+            "quantity": "0.01", "price": price}
+    response = invoke("futures_order", with_body(load_event("futures_order"), body))
+    assert response["statusCode"] == 422
+    assert _error(response)["field"] == "price"
+
+
+@pytest.mark.parametrize("size", [" 1 ", "+1", "1_000", ARABIC_INDIC_ONE, FULL_WIDTH_ONE])
+def test_strategy_size_is_only_a_plain_decimal_string(invoke, size):
+    """GIVEN PATCH /strategies/{id} with size "1_000" (taken as 1000 before) WHEN sent THEN 422 on size."""
+    response = invoke("strategy_update", with_body(load_event("strategy_update"), {"size": size}))
+    assert response["statusCode"] == 422
+    assert _error(response)["field"] == "size"
+
+
+@pytest.mark.parametrize(("parameters", "field"), [
+    ({"fast": True, "slow": 20}, "parameters.fast"),
+    ({"fast": "5", "slow": 20}, "parameters.fast"),
+    ({"fast": 5, "slow": 20, "allow_short": 1}, "parameters.allow_short"),
+])
+def test_strategy_parameters_are_not_coerced(invoke, parameters, field):
+    """GIVEN parameters fast=true (stored as 1 before) or "5" WHEN sent THEN 422 naming the parameter."""
+    body = {"type": "sma_crossover", "parameters": parameters}
+    response = invoke("strategy_update", with_body(load_event("strategy_update"), body))
+    assert response["statusCode"] == 422
+    assert _error(response)["field"] == field
+
+
+def test_repeated_limit_is_refused_not_read_as_the_first(invoke):
+    """GIVEN GET /candles?...&limit=5&limit=500 WHEN sent THEN 400 naming limit, no candles."""
+    event = load_event("candles")
+    event["rawQueryString"] = "symbol=BTCUSDT&interval=1m&limit=5&limit=500"
+    event["queryStringParameters"] = {"symbol": "BTCUSDT", "interval": "1m", "limit": "5,500"}
+    response = invoke("candles", event)
+    assert response["statusCode"] == 400
+    assert _error(response)["field"] == "limit"

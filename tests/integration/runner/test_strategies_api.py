@@ -222,3 +222,11 @@ def test_no_jwt_subject_is_401(api) -> None:
     event = load_event("strategy_list")
     del event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
     assert api.invoke("strategy_list", event)["statusCode"] == 401
+
+
+def test_create_with_a_symbol_binance_does_not_trade_is_refused(runner, api) -> None:
+    """GIVEN POST /strategies with symbol ZZZZUSDT (well-formed, unknown) WHEN sent THEN 400 naming symbol."""
+    response = api.create(ALICE, create_body(runner.connection(ALICE), symbol="ZZZZUSDT"))
+    assert response["statusCode"] == 400
+    assert error_of(response)["field"] == "symbol"
+    assert response_json(api.list(ALICE))["strategies"] == []

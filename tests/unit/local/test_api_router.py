@@ -489,7 +489,7 @@ def test_unknown_method_is_a_json_405_not_an_html_501(server, method) -> None:
     assert runtime.events == []
 
 
-@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "١٢"])
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "\u0661\u0662"])
 def test_bad_content_length_is_a_json_400_not_a_dropped_connection(server, length) -> None:
     """GIVEN Content-Length: abc (or negative) WHEN sent THEN JSON 400 and the connection closes."""
     api, runtime, authority = server

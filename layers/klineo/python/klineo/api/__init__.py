@@ -49,6 +49,7 @@ import uuid
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
@@ -207,6 +208,17 @@ def _unsupported_media_type() -> ApiError:
                     "request body must be JSON, sent with Content-Type: application/json", field="body")
 
 
+def _repeated_query_parameter(app: APIGatewayHttpResolver) -> ApiError | None:
+    """A query parameter given twice contradicts itself: refused, whichever parameter it is."""
+    names = [name for name, _ in parse_qsl(app.current_event.raw_query_string or "", keep_blank_values=True)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if not repeated:
+        return None
+    field = repeated[0] if _FIELD_PART.fullmatch(repeated[0]) else None
+    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
+                    f"query parameter {field or ''} is given more than once".replace("  ", " "), field=field)
+
+
 def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
     """Every route: a JWT subject is required, a body is JSON and capped even where it is not parsed."""
     # A CORS preflight carries no credentials (browsers never send them on OPTIONS).
@@ -215,6 +227,8 @@ def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
     _check_body_size(app.current_event.decoded_body)
     if app.current_event.body and not _declares_json(app):
         raise _unsupported_media_type()
+    if (repeated := _repeated_query_parameter(app)) is not None:
+        raise repeated
     return next_middleware(app)
 
 
@@ -276,6 +290,8 @@ def _validation_handler(app: APIGatewayHttpResolver):
         about_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
         if (about_body or app.current_event.body) and not _declares_json(app):
             return _handle_api_error(_unsupported_media_type())
+        if (repeated := _repeated_query_parameter(app)) is not None:
+            return _handle_api_error(repeated)
         return _handle_validation(exc)
 
     return handle

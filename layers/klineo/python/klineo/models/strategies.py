@@ -11,10 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from klineo.models.common import CONNECTION_ID_PATTERN, SYMBOL_PATTERN, ApiModel, DecimalString
+from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
+from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL_PATTERN
 
 __all__ = [
     "RUNS_SHOWN",
@@ -30,7 +32,6 @@ __all__ = [
     "StrategyUpdateRequest",
 ]
 
-STRATEGY_ID_PATTERN = r"^[a-f0-9]{32}$"
 # How many of the latest runs GET /strategies/{id} returns.
 RUNS_SHOWN = 20
 
@@ -39,13 +40,36 @@ StrategyTypeName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
 Mode = Literal["paper", "live"]
 Status = Literal["active", "paused"]
 # Contracts per order (base asset), e.g. "0.002" BTC; rounded down to the symbol's step when trading.
-Size = Annotated[Decimal, Field(gt=0, le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
+Size = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
+
+
+# The JSON types a parameter of each declared type may have: no "5" for 5, no true for 1.
+_JSON_TYPES: dict[Any, tuple[str, tuple[type, ...]]] = {
+    int: ("an integer", (int,)),
+    bool: ("true or false", (bool,)),
+    Decimal: ("a number", (int, Decimal)),
+}
+
+
+def _strict_json_types(type_name: str, value: dict[str, Any]) -> None:
+    """Each known parameter has its declared JSON type (pydantic's lax mode would coerce it)."""
+    fields = REGISTRY[type_name].params_model.model_fields
+    errors = []
+    for name, item in value.items():
+        declared = _JSON_TYPES.get(fields[name].annotation) if name in fields else None
+        if declared is not None and type(item) not in declared[1]:
+            errors.append(InitErrorDetails(
+                type=PydanticCustomError("strict_type", "must be {expected}", {"expected": declared[0]}),
+                loc=(name,), input=item))
+    if errors:
+        raise ValidationError.from_exception_data(type_name, errors)
 
 
 def _checked_parameters(value: dict[str, Any] | None, type_name: Any) -> dict[str, Any] | None:
     """The parameters validated for ``type_name`` with defaults filled in (nested errors keep their field)."""
     if value is None or type_name is None:
         return value
+    _strict_json_types(type_name, value)
     return parse_parameters(type_name, value).model_dump()
 
 

@@ -20,6 +20,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, batch_get_consistent, kill_switch_of, user_pk
+from klineo.validation import CONNECTION_ID_PATTERN
 
 __all__ = [
     "Connection",
@@ -41,7 +42,7 @@ _DESERIALIZER = TypeDeserializer()
 _CONN_PREFIX = "CONN#"
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
 # DynamoDB ValidationException), so it is simply not found.
-_CONNECTION_ID = re.compile(r"[a-f0-9]{32}")
+_CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
 
 
 class Connection(BaseModel):
