@@ -8,7 +8,8 @@ from klineo.services.connections import delete_connection
 app = build_resolver()
 
 
-@app.delete("/exchange-connections/<connection_id>")
+@app.delete("/exchange-connections/<connection_id>",
+            responses={204: {"description": "The connection and its stored secret are removed; no body."}})
 def connection_delete(connection_id: str) -> Response[None]:
     delete_connection(current_user_id(app), connection_id)
     return Response(status_code=204, body="")
