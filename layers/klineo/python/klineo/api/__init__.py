@@ -45,6 +45,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
+import traceback
 import uuid
 from decimal import Decimal
 from http import HTTPStatus
@@ -234,7 +235,8 @@ def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
 
 # A field name the API itself could have: a submitted key that is not one (it may be a secret
 # pasted as a key) ends the name at the part before it.
-_FIELD_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+# (Field names are short: a key over 24 characters is not named, as a pasted secret would be.)
+_FIELD_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,23}")
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
@@ -331,9 +333,10 @@ def _handle_service_error(exc: ServiceError) -> Response:
 
 def _value_error_handler(app: APIGatewayHttpResolver):
     def handle(exc: ValueError) -> Response:
-        # Powertools raises a bare ValueError for a multipart body without a boundary: any body
-        # not declared JSON is a 415 whatever went wrong reading it.
-        if not _declares_json(app):
+        # Powertools raises a bare ValueError for a multipart body without a boundary; that is
+        # the request's media type, which is refused anyway (any other ValueError is a bug).
+        content_type = (app.current_event.headers.get("content-type") or "").strip().lower()
+        if content_type.startswith("multipart/"):
             return _handle_api_error(_unsupported_media_type())
         return _handle_unexpected(exc)
 
@@ -341,7 +344,10 @@ def _value_error_handler(app: APIGatewayHttpResolver):
 
 
 def _handle_unexpected(exc: Exception) -> Response:
-    logger.exception("unhandled error")
+    # Where it failed, never the exception's text: a message (a pydantic error's, say) may quote
+    # the submitted value, an API secret included.
+    frames = [f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+    logger.error("unhandled error", extra={"exception_name": type(exc).__name__, "frames": frames[-8:]})
     return error_response(500, "other", "internal error")
 
 
