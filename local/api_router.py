@@ -431,6 +431,12 @@ class ApiServer:
             console.info("401 %s %s: %s", request.method, request.raw_path, refusal)
             return HttpResponse.json(401, {"message": "Unauthorized"}, [("www-authenticate", "Bearer")])
         event = build_http_event(request, match, claims, self.authority.scopes_of(claims))
+        response = self._invoke(match, event)
+        # API Gateway names its request id in this header; the function's X-Request-Id is the same.
+        response.headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
+        return response
+
+    def _invoke(self, match: RouteMatch, event: dict[str, Any]) -> HttpResponse:
         try:
             result = self.runtime.invoke(match.spec.logical_id, event)
         except FunctionError:
@@ -517,7 +523,8 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             if "date" not in names:
                 self.send_header("date", formatdate(usegmt=True))
-            self.send_header("apigw-requestid", uuid.uuid4().hex[:16])
+            if "apigw-requestid" not in names:
+                self.send_header("apigw-requestid", uuid.uuid4().hex[:16])
             self.send_header("content-length", str(len(response.body)))
             if close:
                 self.send_header("connection", "close")

@@ -520,3 +520,12 @@ def test_oversized_header_is_answered_in_json(server, extra) -> None:
     assert status in (400, 431)
     assert headers["content-type"] == "application/json"
     assert set(json.loads(body)) == {"message"}
+
+
+def test_apigw_request_id_header_is_the_events_request_id(server) -> None:
+    """GIVEN an authorized request WHEN answered THEN apigw-requestid is the requestId the function saw."""
+    api, runtime, authority = server
+    token = authority.issue("a")
+    response = requests.get(f"{api.url}/kill-switch", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    ((_, event),) = runtime.events
+    assert response.headers["apigw-requestid"] == event["requestContext"]["requestId"]
