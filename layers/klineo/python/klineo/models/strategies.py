@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
@@ -65,6 +65,24 @@ def _strict_json_types(type_name: str, value: dict[str, Any]) -> None:
         raise ValidationError.from_exception_data(type_name, errors)
 
 
+def _parameters_schema() -> dict[str, Any]:
+    """Each strategy type's parameters as the API takes them: numbers as JSON numbers, no other keys."""
+    variants = []
+    for name, strategy_type in REGISTRY.items():
+        schema = strategy_type.params_model.model_json_schema()
+        for prop in schema.get("properties", {}).values():
+            numbers = [choice for choice in prop.pop("anyOf", []) if choice.get("type") == "number"]
+            prop.update(numbers[0] if numbers else {})
+            if numbers and isinstance(prop.get("default"), str):
+                prop["default"] = float(prop["default"])
+        variants.append({**schema, "title": f"{name} parameters"})
+    return {"type": "object", "anyOf": variants,
+            "description": "The parameters of the strategy's `type` (sent with it); defaults fill the rest."}
+
+
+PARAMETERS_SCHEMA = _parameters_schema()
+
+
 def _checked_parameters(value: dict[str, Any] | None, type_name: Any) -> dict[str, Any] | None:
     """The parameters validated for ``type_name`` with defaults filled in (nested errors keep their field)."""
     if value is None or type_name is None:
@@ -80,7 +98,8 @@ class StrategyCreateRequest(ApiModel):
     symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN, examples=["BTCUSDT"])]
     interval: RunnerInterval
     type: StrategyTypeName
-    parameters: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    parameters: Annotated[dict[str, Any], WithJsonSchema(PARAMETERS_SCHEMA)] = Field(
+        default_factory=dict, validate_default=True)
     size: Size
     mode: Mode = "paper"
     status: Status = "active"
@@ -96,7 +115,8 @@ class StrategyUpdateRequest(ApiModel):
     """PATCH /strategies/{id}: any of type (+parameters), parameters (with type), size, mode, status."""
 
     type: StrategyTypeName | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: Annotated[
+        dict[str, Any] | None, WithJsonSchema({"anyOf": [PARAMETERS_SCHEMA, {"type": "null"}]})] = None
     size: Size | None = None
     mode: Mode | None = None
     status: Status | None = None
