@@ -6,6 +6,8 @@ names gets the payload-2.0 event API Gateway would build (stage ``$default``). T
 answer becomes the HTTP response; a function that raises gives 500 ``{"message":"Internal Server
 Error"}`` with the traceback on the console. CORS preflights are answered from the template's
 CorsConfiguration, and CORS headers on answers come from it too (API Gateway ignores a backend's).
+What never reaches a function is answered in JSON as API Gateway does: an unknown method is 405,
+a Content-Length that is not a byte count 400, an oversized URL or header 414/431.
 
 Besides the API, the server has the API page (``/docs``, Swagger UI from local files) and the
 OpenAPI document (``/openapi.json``), and local-only control paths under ``/__local__/`` that are
@@ -429,6 +431,12 @@ class ApiServer:
             console.info("401 %s %s: %s", request.method, request.raw_path, refusal)
             return HttpResponse.json(401, {"message": "Unauthorized"}, [("www-authenticate", "Bearer")])
         event = build_http_event(request, match, claims, self.authority.scopes_of(claims))
+        response = self._invoke(match, event)
+        # API Gateway names its request id in this header; the function's X-Request-Id is the same.
+        response.headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
+        return response
+
+    def _invoke(self, match: RouteMatch, event: dict[str, Any]) -> HttpResponse:
         try:
             result = self.runtime.invoke(match.spec.logical_id, event)
         except FunctionError:
@@ -459,6 +467,21 @@ def _client_error_reason(response: HttpResponse) -> str:
     return f": {message}" if isinstance(message, str) else ""
 
 
+def _content_length(header: str | None) -> int | None:
+    """The Content-Length as a byte count (0 when absent), or None when it is not one."""
+    if header is None or header.strip() == "":
+        return 0
+    text = header.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).is_loopback
@@ -475,7 +498,11 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             started = time.monotonic()
             raw_path, _, raw_query = self.path.partition("?")
-            length = int(self.headers.get("content-length") or 0)
+            length = _content_length(self.headers.get("content-length"))
+            if length is None:
+                # The body's end is unknown: answer, and close rather than read on.
+                self._send(HttpResponse.json(400, {"message": "Bad Request"}), close=True)
+                return
             if length > MAX_BODY_BYTES:
                 self._send(HttpResponse.json(413, {"message": "Request Entity Too Large"}), close=True)
                 return
@@ -505,11 +532,7 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             )
 
         def _send(self, response: HttpResponse, close: bool = False) -> None:
-            try:
-                phrase = HTTPStatus(response.status).phrase
-            except ValueError:
-                phrase = ""
-            self.send_response_only(response.status, phrase)
+            self.send_response_only(response.status, _phrase(response.status))
             names = {name.lower() for name, _ in response.headers}
             for name, value in response.headers:
                 if name.lower() in ("content-length", "connection", "transfer-encoding"):
@@ -517,7 +540,8 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             if "date" not in names:
                 self.send_header("date", formatdate(usegmt=True))
-            self.send_header("apigw-requestid", uuid.uuid4().hex[:16])
+            if "apigw-requestid" not in names:
+                self.send_header("apigw-requestid", uuid.uuid4().hex[:16])
             self.send_header("content-length", str(len(response.body)))
             if close:
                 self.send_header("connection", "close")
@@ -527,6 +551,20 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(response.body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+        def __getattr__(self, name: str) -> Any:
+            # The stdlib looks up do_<METHOD>; a method no route can have (TRACE, PROPFIND...) is
+            # API Gateway's JSON 405 instead of the stdlib's HTML 501.
+            if name.startswith("do_"):
+                return self._method_not_allowed
+            raise AttributeError(name)
+
+        def _method_not_allowed(self) -> None:
+            self._send(HttpResponse.json(405, {"message": "Method Not Allowed"}), close=True)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The stdlib's own refusals (URL or header too long, malformed request line) as JSON."""
+            self._send(HttpResponse.json(code, {"message": _phrase(code)}), close=True)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Access lines are logged by _serve instead."""

@@ -39,7 +39,9 @@ DESCRIPTION = (
     "Every route needs `Authorization: Bearer <JWT>` (the HttpApi's JWT authorizer; the user is the "
     'token\'s `sub`). A missing or invalid token gets 401 `{"message":"Unauthorized"}` from API '
     "Gateway before any function runs. Errors from the functions have one shape: "
-    '`{"error": {"category", "message", "retryable", "field"?}}`.\n\n'
+    '`{"error": {"category", "message", "retryable", "request_id", "field"?, "errors"?}}`; '
+    "every answer carries `X-Request-Id` (the same id as `request_id`). Request bodies are JSON "
+    "sent with `Content-Type: application/json` (anything else is 415).\n\n"
     "Locally (`make run`) the API is at http://127.0.0.1:3000 and a dev token is printed at start."
 )
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -110,12 +112,45 @@ def _prune_unused_schemas(paths: dict[str, Any], schemas: dict[str, Any]) -> Non
         del schemas[name]
 
 
-def _document_errors(document: dict[str, Any]) -> dict[str, Any]:
-    """Describe the error answers the API really gives, on every operation.
+# Every error status an operation can answer, and when. API Gateway answers some itself (its
+# authorizer's 401, throttling's 429, a body over 10 MB, a timed-out or crashed function) with
+# GatewayMessage; those statuses document both shapes.
+ERROR_STATUSES: dict[str, tuple[str, bool]] = {
+    "400": ("Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses", False),
+    "401": ("Missing, invalid or expired JWT", True),
+    "403": ("Binance refused the connection's API key (permissions, signature, IP whitelist)", False),
+    "404": ("No such route, or no such resource for the caller (never 403: ids do not leak)", True),
+    "409": ("The resource's state forbids the request (e.g. an Idempotency-Key reused)", False),
+    "413": ("Request body over 16 KiB", True),
+    "415": ("A request body not sent as Content-Type: application/json", False),
+    "422": ("Invalid input: error.field names the (first) field, error.errors lists them all", False),
+    "429": ("Rate limited (Binance or API Gateway); see Retry-After", True),
+    "451": ("Binance refuses the deployment's location", False),
+    "500": ("Internal error (never a stack trace)", True),
+    "502": ("Binance could not be reached, or refused our clock", True),
+    "503": ("Binance unavailable, or the egress IP banned (Retry-After)", True),
+    "504": ("A write's outcome is unknown (timeout): look the order up", True),
+}
+REQUEST_ID_HEADER = {
+    "X-Request-Id": {
+        "description": "The request's id (also error.request_id and the log lines' correlation_id).",
+        "schema": {"type": "string"},
+    }
+}
 
-    Powertools documents its own validation body (HTTPValidationError) for 422; klineo.api answers
-    validation errors, and every other error, with ErrorResponse. API Gateway's JWT authorizer answers
-    401 before any function runs.
+
+def _error_response(status: str, error_ref: str, gateway_ref: str) -> dict[str, Any]:
+    description, gateway_too = ERROR_STATUSES[status]
+    schema = {"anyOf": [{"$ref": error_ref}, {"$ref": gateway_ref}]} if gateway_too else {"$ref": error_ref}
+    return {"description": description, "headers": REQUEST_ID_HEADER,
+            "content": {"application/json": {"schema": schema}}}
+
+
+def _document_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Describe every answer the API really gives, on every operation.
+
+    Powertools documents its own validation body (HTTPValidationError) for 422 and nothing else;
+    klineo.api answers every error with ErrorResponse, and API Gateway some with GatewayMessage.
     """
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -129,13 +164,16 @@ def _document_errors(document: dict[str, Any]) -> dict[str, Any]:
             if method not in _METHODS:
                 continue
             responses = operation.setdefault("responses", {})
-            unprocessable = responses.get("422", {})
-            schema = unprocessable.get("content", {}).get("application/json", {}).get("schema", {})
-            if schema.get("$ref", "").endswith("/HTTPValidationError"):
-                responses["422"] = _json_response("Invalid input; error.field names the field", error_ref)
-            unauthorized = _json_response("Missing, invalid or expired JWT (API Gateway)", gateway_ref)
-            responses.setdefault("401", unauthorized)
-            responses.setdefault("default", _json_response("Any other error: see error.category", error_ref))
+            # 204 has no body, whatever Powertools infers from the handler's return type.
+            responses.get("204", {}).pop("content", None)
+            for answer in responses.values():
+                answer.setdefault("headers", REQUEST_ID_HEADER)
+            for status in ERROR_STATUSES:
+                responses[status] = _error_response(status, error_ref, gateway_ref)
+            responses["default"] = {"description": "Any other error: see error.category",
+                                    "headers": REQUEST_ID_HEADER,
+                                    "content": {"application/json": {"schema": {"$ref": error_ref}}}}
+            operation["responses"] = dict(sorted(responses.items()))
     _prune_unused_schemas(document["paths"], schemas)
     return document
 

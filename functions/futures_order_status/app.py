@@ -7,6 +7,7 @@ from klineo.api import build_resolver, current_user_id
 from klineo.models.futures import FuturesOrderResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.futures import get_futures_order_status
+from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
 app = build_resolver()
 
@@ -14,8 +15,8 @@ app = build_resolver()
 @app.get("/futures/order/<client_order_id>")
 def futures_order_status(
     client_order_id: str,
-    connection_id: Annotated[str | None, Query(max_length=64)] = None,
-    symbol: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{2,20}$")] = None,
+    connection_id: Annotated[str | None, Query(pattern=CONNECTION_ID_PATTERN)] = None,
+    symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None,
 ) -> FuturesOrderResponse:
     return get_futures_order_status(current_user_id(app), client_order_id, connection_id, symbol)
 

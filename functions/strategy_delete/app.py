@@ -8,7 +8,7 @@ from klineo.services.strategies import delete_user_strategy
 app = build_resolver()
 
 
-@app.delete("/strategies/<strategy_id>")
+@app.delete("/strategies/<strategy_id>", responses={204: {"description": "Deleted; no body."}})
 def strategy_delete(strategy_id: str) -> Response[None]:
     delete_user_strategy(current_user_id(app), strategy_id)
     return Response(status_code=204, body="")

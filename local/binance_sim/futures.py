@@ -12,12 +12,13 @@ docs/binance-facts.md (position mode, margin type, leverage, hedge-mode order ru
 from __future__ import annotations
 
 import dataclasses
-import re
 import secrets
 import threading
 from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 from typing import Any
+
+from klineo.validation import CLIENT_ORDER_ID_RE
 
 from . import errors
 from .accounts import DemoAccount
@@ -31,7 +32,7 @@ ZERO = Decimal(0)
 TAKER_FEE = Decimal("0.0004")
 MAKER_FEE = Decimal("0.0002")
 MAINT_MARGIN_RATE = Decimal("0.004")
-CLIENT_ORDER_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+CLIENT_ORDER_ID = CLIENT_ORDER_ID_RE  # Binance's rule (facts §3), written once in the layer
 CONDITIONAL_TYPES = frozenset(
     {"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"}
 )

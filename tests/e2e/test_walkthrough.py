@@ -204,3 +204,32 @@ def test_cors_preflight_is_answered_for_the_frontend_origin(stack: RunningStack)
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
     assert "idempotency-key" in response.headers["access-control-allow-headers"]
+
+
+def test_an_answers_request_id_finds_its_log_lines(stack: RunningStack) -> None:
+    """GIVEN a failing request (404) WHEN its X-Request-Id is sought in the logs THEN its lines are there."""
+    response = stack.call("GET", f"/strategies/{uuid.uuid4().hex}")
+    request_id = response.headers["X-Request-Id"]
+    assert response.status_code == 404
+    assert response.json()["error"]["request_id"] == request_id
+
+    deadline = time.monotonic() + 30
+    while not (lines := _log_lines_of(stack, request_id)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling the console for the condition, not a fixed wait
+    assert [line["message"] for line in lines] == ["request failed"]
+    assert lines[0]["status"] == 404
+
+
+def _log_lines_of(stack: RunningStack, request_id: str) -> list[dict]:
+    lines = []
+    for text in stack.console().splitlines():
+        start = text.find("{")
+        if start < 0:
+            continue
+        try:
+            line = json.loads(text[start:])
+        except ValueError:
+            continue
+        if isinstance(line, dict) and line.get("correlation_id") == request_id:
+            lines.append(line)
+    return lines

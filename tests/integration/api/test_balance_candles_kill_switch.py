@@ -103,14 +103,14 @@ def test_futures_candles_call_only_the_futures_url(sim_env, invoke):
 
 
 @pytest.mark.parametrize(("query", "field"), [
-    ({"symbol": "btc-usdt", "interval": "1m"}, "query.symbol"),
-    ({"symbol": "BTCUSDT", "interval": "7m"}, "query.interval"),
-    ({"symbol": "BTCUSDT", "interval": "1m", "limit": "1001"}, "query.limit"),
-    ({"symbol": "BTCUSDT", "interval": "1m", "limit": "0"}, "query.limit"),
-    ({"symbol": "BTCUSDT", "interval": "1m", "limit": "ten"}, "query.limit"),
-    ({"symbol": "BTCUSDT", "interval": "1m", "market": "margin"}, "query.market"),
-    ({"symbol": "BTCUSDT", "interval": "1m", "environment": "demo"}, "query.environment"),
-    ({"interval": "1m"}, "query.symbol"),
+    ({"symbol": "btc-usdt", "interval": "1m"}, "symbol"),
+    ({"symbol": "BTCUSDT", "interval": "7m"}, "interval"),
+    ({"symbol": "BTCUSDT", "interval": "1m", "limit": "1001"}, "limit"),
+    ({"symbol": "BTCUSDT", "interval": "1m", "limit": "0"}, "limit"),
+    ({"symbol": "BTCUSDT", "interval": "1m", "limit": "ten"}, "limit"),
+    ({"symbol": "BTCUSDT", "interval": "1m", "market": "margin"}, "market"),
+    ({"symbol": "BTCUSDT", "interval": "1m", "environment": "demo"}, "environment"),
+    ({"interval": "1m"}, "symbol"),
 ])
 def test_candles_refuse_bad_queries_naming_the_field(sim_env, invoke, query, field):
     """GIVEN a bad query WHEN invoked THEN 422 naming the field and no Binance call."""
@@ -161,10 +161,10 @@ def test_kill_switch_set_from_the_event_file(sim_env, invoke):
 
 
 @pytest.mark.parametrize(("body", "status", "field"), [
-    ({"enabled": "yes"}, 422, "body.enabled"),
-    ({"enabled": 1}, 422, "body.enabled"),
-    ({}, 422, "body.enabled"),
-    ({"enabled": True, "user_id": USER_B}, 422, "body.user_id"),
+    ({"enabled": "yes"}, 422, "enabled"),
+    ({"enabled": 1}, 422, "enabled"),
+    ({}, 422, "enabled"),
+    ({"enabled": True, "user_id": USER_B}, 422, "user_id"),
     ("enabled", 400, "body"),
 ])
 def test_kill_switch_refuses_anything_but_a_boolean(sim_env, invoke, body, status, field):

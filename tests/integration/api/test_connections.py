@@ -142,18 +142,19 @@ def test_create_when_the_item_write_fails_deletes_the_secret(sim_env, invoke, aw
     body = {"label": "x", **credentials_body(sim_env.account("spot-only"))}
     response = invoke("connection_create", _create_event(body))
     assert response["statusCode"] == 500
-    assert _error(response) == {"category": "other", "message": "internal error", "retryable": False}
+    assert _error(response) == {"category": "other", "message": "internal error", "retryable": False,
+                                "request_id": "id"}
     assert _secret_names() == []
 
 
 @pytest.mark.parametrize(("body", "status", "field"), [
-    ({"environment": "production", "key_type": "hmac", "api_key": KEY, "secret": SECRET}, 422, "body.label"),
+    ({"environment": "production", "key_type": "hmac", "api_key": KEY, "secret": SECRET}, 422, "label"),
     ({"label": "x", "environment": "live", "key_type": "hmac", "api_key": KEY, "secret": SECRET}, 422,
-     "body.environment"),
+     "environment"),
     ({"label": "x", "environment": "testnet", "key_type": "dsa", "api_key": KEY, "secret": SECRET}, 422,
-     "body.key_type"),
+     "key_type"),
     ({"label": "x", "environment": "testnet", "key_type": "rsa", "api_key": "A" * 64,
-      "secret": "-----BEGIN PRIVATE KEY-----\nSECRETSECRET\n-----END PRIVATE KEY-----"}, 422, "body.secret"),
+      "secret": "-----BEGIN PRIVATE KEY-----\nSECRETSECRET\n-----END PRIVATE KEY-----"}, 422, "secret"),
     ("{not json", 400, "body"),
     ({"label": "x" * 20000}, 413, "body"),
 ])
@@ -358,7 +359,7 @@ def test_test_route_refuses_bad_input_before_calling_binance(sim_env, invoke):
     body = {**credentials_body(sim_env.account("spot-only")), "key_type": "HMAC-SHA256"}
     response = invoke("connection_test", _test_event(body))
     assert response["statusCode"] == 422
-    assert _error(response)["field"] == "body.key_type"
+    assert _error(response)["field"] == "key_type"
     assert sim_env.journal == []
 
 

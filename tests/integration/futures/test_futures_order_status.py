@@ -145,3 +145,28 @@ def _order_ids(user: str) -> list[str]:
         ExpressionAttributeValues={":pk": {"S": f"USER#{user}"}, ":prefix": {"S": "ORDER#"}},
     )["Items"]
     return [item["client_order_id"]["S"] for item in items]
+
+
+def test_symbol_that_contradicts_the_order_record_is_not_found(sim_env, invoke, futures_connection):
+    """GIVEN a placed BTCUSDT order WHEN GET /futures/order/{id}?symbol=ZZZZUSDT THEN 404, not its state."""
+    placed = _place(invoke, futures_connection.id)
+    sim_env.clear_journal()
+
+    response = invoke("futures_order_status", status_event(placed["client_order_id"], symbol="ZZZZUSDT"))
+
+    assert response["statusCode"] == 404
+    assert body_of(response)["error"]["category"] == "order_not_found"
+    assert sim_env.journal == []
+
+
+def test_repeated_connection_id_is_the_400_of_any_repeated_parameter(sim_env, invoke, futures_connection):
+    """GIVEN ?connection_id=a&connection_id=b WHEN asked THEN 400 naming connection_id (not a 422)."""
+    event = status_event("k" * 36)
+    event["rawQueryString"] = f"connection_id={futures_connection.id}&connection_id={'0' * 32}"
+    event["queryStringParameters"] = {"connection_id": f"{futures_connection.id},{'0' * 32}"}
+
+    response = invoke("futures_order_status", event)
+
+    assert response["statusCode"] == 400
+    assert body_of(response)["error"]["field"] == "connection_id"
+    assert "more than once" in body_of(response)["error"]["message"]

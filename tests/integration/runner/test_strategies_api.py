@@ -96,18 +96,18 @@ def test_create_on_another_users_connection_is_not_found(runner, api) -> None:
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"interval": "2m"}, "body.interval"),
-        ({"interval": "1w"}, "body.interval"),
-        ({"type": "martingale"}, "body.type"),
-        ({"parameters": {"fast": 0, "slow": 20}}, "body.parameters.fast"),
-        ({"parameters": {"fast": 30, "slow": 20}}, "body.parameters"),
-        ({"parameters": {"fast": 5, "slow": 20, "leverage": 100}}, "body.parameters.leverage"),
-        ({"size": "0"}, "body.size"),
-        ({"size": "-1"}, "body.size"),
-        ({"symbol": "btc usdt"}, "body.symbol"),
-        ({"mode": "yolo"}, "body.mode"),
-        ({"connection_id": "not-hex"}, "body.connection_id"),
-        ({"owner": BOB}, "body.owner"),
+        ({"interval": "2m"}, "interval"),
+        ({"interval": "1w"}, "interval"),
+        ({"type": "martingale"}, "type"),
+        ({"parameters": {"fast": 0, "slow": 20}}, "parameters.fast"),
+        ({"parameters": {"fast": 30, "slow": 20}}, "parameters"),
+        ({"parameters": {"fast": 5, "slow": 20, "leverage": 100}}, "parameters.leverage"),
+        ({"size": "0"}, "size"),
+        ({"size": "-1"}, "size"),
+        ({"symbol": "btc usdt"}, "symbol"),
+        ({"mode": "yolo"}, "mode"),
+        ({"connection_id": "not-hex"}, "connection_id"),
+        ({"owner": BOB}, "owner"),
     ],
 )
 def test_bad_input_is_422_naming_the_field(runner, api, changes, field) -> None:
@@ -188,10 +188,10 @@ def test_update_changes_type_with_its_parameters_and_size(runner, api, alice_str
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"parameters": {"fast": 3}}, "body.parameters"),
-        ({"type": "sma_crossover", "parameters": {"fast": 0}}, "body.parameters.fast"),
-        ({"symbol": "ETHUSDT"}, "body.symbol"),
-        ({"status": "deleted"}, "body.status"),
+        ({"parameters": {"fast": 3}}, "parameters"),
+        ({"type": "sma_crossover", "parameters": {"fast": 0}}, "parameters.fast"),
+        ({"symbol": "ETHUSDT"}, "symbol"),
+        ({"status": "deleted"}, "status"),
     ],
 )
 def test_bad_updates_are_422_naming_the_field(api, alice_strategy, body, field) -> None:
@@ -222,3 +222,11 @@ def test_no_jwt_subject_is_401(api) -> None:
     event = load_event("strategy_list")
     del event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
     assert api.invoke("strategy_list", event)["statusCode"] == 401
+
+
+def test_create_with_a_symbol_binance_does_not_trade_is_refused(runner, api) -> None:
+    """GIVEN POST /strategies with symbol ZZZZUSDT (well-formed, unknown) WHEN sent THEN 400 naming symbol."""
+    response = api.create(ALICE, create_body(runner.connection(ALICE), symbol="ZZZZUSDT"))
+    assert response["statusCode"] == 400
+    assert error_of(response)["field"] == "symbol"
+    assert response_json(api.list(ALICE))["strategies"] == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from typing import Annotated
 
 import pytest
@@ -10,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo.api import CATEGORY_STATUS, MAX_BODY_BYTES, build_resolver, current_user_id
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.common import CandlesQuery, KillSwitchSetRequest
+from klineo.observability import logger
 from klineo.settings import get_settings
 
 from tests.helpers import load_event, response_json, with_body, with_user
@@ -85,13 +88,13 @@ def test_missing_sub_claim_is_401_before_any_validation(app):
 
 
 def test_validation_error_is_422_naming_the_field(app):
-    """GIVEN a non-boolean 'enabled' WHEN resolved THEN 422 invalid_request naming body.enabled."""
+    """GIVEN a non-boolean 'enabled' WHEN resolved THEN 422 invalid_request naming enabled."""
     response = app.resolve(_put({"enabled": "yes"}), {})
     assert response["statusCode"] == 422
     error = _error(response)
     assert error["category"] == "invalid_request"
-    assert error["field"] == "body.enabled"
-    assert error["message"].startswith("body.enabled: ")
+    assert error["field"] == "enabled"
+    assert error["message"].startswith("enabled: ")
     assert error["retryable"] is False
 
 
@@ -99,7 +102,7 @@ def test_unknown_field_is_refused(app):
     """GIVEN an extra body field WHEN resolved THEN 422 naming it."""
     response = app.resolve(_put({"enabled": True, "user_id": "x"}), {})
     assert response["statusCode"] == 422
-    assert _error(response)["field"] == "body.user_id"
+    assert _error(response)["field"] == "user_id"
 
 
 @pytest.mark.parametrize("raw", ["{not json", "", "[1,", "NaN"])
@@ -162,7 +165,7 @@ def test_klineo_error_maps_through_the_one_table(app, category, status, header):
     response = app.resolve(load_event("kill_switch_get"), {})
     assert response["statusCode"] == status
     assert _error(response) == {"category": category, "message": "a user-safe message",
-                                "retryable": ErrorCategory(category).retryable}
+                                "retryable": ErrorCategory(category).retryable, "request_id": "id"}
     assert response["headers"].get("Retry-After") == header
 
 
@@ -179,7 +182,8 @@ def test_unexpected_exception_is_500_other_without_a_trace(app):
     app.raised["error"] = RuntimeError("internal detail /var/task/app.py line 3")
     response = app.resolve(load_event("kill_switch_get"), {})
     assert response["statusCode"] == 500
-    assert _error(response) == {"category": "other", "message": "internal error", "retryable": False}
+    assert _error(response) == {"category": "other", "message": "internal error", "retryable": False,
+                                "request_id": "id"}
     assert "internal detail" not in response["body"]
 
 
@@ -204,9 +208,66 @@ def test_preflight_is_answered_without_credentials(app):
 
 
 def test_query_model_errors_name_the_query_field(app):
-    """GIVEN limit 1001 for spot WHEN resolved THEN 422 naming query.limit."""
+    """GIVEN limit 1001 for spot WHEN resolved THEN 422 naming limit, as sent."""
     event = load_event("candles")
     event["queryStringParameters"] = {"symbol": "BTCUSDT", "interval": "1m", "limit": "1001"}
     response = app.resolve(event, {})
     assert response["statusCode"] == 422
-    assert _error(response)["field"] == "query.limit"
+    assert _error(response)["field"] == "limit"
+
+
+def test_every_failing_field_is_listed_beside_the_first(app):
+    """GIVEN a body with two bad fields WHEN resolved THEN "errors" lists both, "field" is the first."""
+    response = app.resolve(_put({"enabled": "yes", "user_id": "x"}), {})
+    error = _error(response)
+    assert response["statusCode"] == 422
+    assert [e["field"] for e in error["errors"]] == ["enabled", "user_id"]
+    assert error["field"] == "enabled"
+    assert all(e["message"] for e in error["errors"])
+
+
+def test_validation_and_exchange_errors_name_fields_the_same_way(app):
+    """GIVEN a validation error and a KlineoError on a field WHEN resolved THEN both say the bare name."""
+    validation = _error(app.resolve(_put({"enabled": "yes"}), {}))
+    app.raised["error"] = KlineoError(ErrorCategory.INVALID_REQUEST, "unknown symbol", field="symbol")
+    exchange = _error(app.resolve(load_event("kill_switch_get"), {}))
+    assert (validation["field"], exchange["field"]) == ("enabled", "symbol")
+
+
+def test_answers_carry_the_api_gateway_request_id(app):
+    """GIVEN a requestId WHEN a request succeeds or fails THEN X-Request-Id and request_id are it."""
+    ok_event, bad_event = load_event("kill_switch_get"), _put({"enabled": "yes"})
+    for event in (ok_event, bad_event):
+        event["requestContext"]["requestId"] = "Jf2k1h0dNjMEJ3Q="
+    ok, failed = app.resolve(ok_event, {}), app.resolve(bad_event, {})
+    assert (ok["statusCode"], failed["statusCode"]) == (200, 422)
+    assert ok["headers"]["X-Request-Id"] == failed["headers"]["X-Request-Id"] == "Jf2k1h0dNjMEJ3Q="
+    assert _error(failed)["request_id"] == "Jf2k1h0dNjMEJ3Q="
+
+
+def test_request_id_falls_back_to_the_lambda_request_id(app):
+    """GIVEN an event without requestId WHEN resolved with a Lambda context THEN its aws_request_id."""
+    event = load_event("kill_switch_get")
+    del event["requestContext"]["requestId"]
+
+    class Context:
+        aws_request_id = "6f1c2d3e-0000-4000-8000-000000000001"
+
+    response = app.resolve(event, Context())
+    assert response["headers"]["X-Request-Id"] == Context.aws_request_id
+
+
+def test_request_id_is_the_correlation_id_of_the_requests_log_lines(app):
+    """GIVEN a request that logs WHEN resolved THEN its log line's correlation_id is the X-Request-Id."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logging.getLogger(logger.name).addHandler(handler)
+    try:
+        app.raised["error"] = KlineoError(ErrorCategory.NOT_FOUND, "no such thing")
+        response = app.resolve(load_event("kill_switch_get"), {})
+    finally:
+        logging.getLogger(logger.name).removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["correlation_id"] for line in lines if line["message"] == "request failed"] == [
+        response["headers"]["X-Request-Id"]]

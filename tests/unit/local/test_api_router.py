@@ -260,7 +260,7 @@ def test_cors_configuration_comes_from_the_template(template: dict) -> None:
         allow_origins=("http://localhost:5173",),
         allow_headers=("authorization", "content-type", "idempotency-key"),
         allow_methods=("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
-        expose_headers=("retry-after",),
+        expose_headers=("retry-after", "x-request-id"),
         max_age=600,
         allow_credentials=False,
     )
@@ -301,7 +301,7 @@ def test_backend_cors_headers_are_replaced_by_the_apis(template: dict) -> None:
     # THEN only the API's CORS headers remain
     assert ("access-control-allow-origin", "http://localhost:5173") in headers
     assert ("Access-Control-Allow-Origin", "*") not in headers
-    assert ("access-control-expose-headers", "retry-after") in headers
+    assert ("access-control-expose-headers", "retry-after,x-request-id") in headers
 
 
 # ------------------------------------------------------------------------------------------ server
@@ -513,3 +513,71 @@ def test_request_line_of_a_gateway_401_says_unauthorized_and_a_200_says_nothing_
     # THEN
     assert _request_line(caplog, 401).endswith("): Unauthorized")
     assert _request_line(caplog, 200).endswith(" ms)")
+
+
+def _raw_exchange(api: ApiServer, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read until the server closes: (status, headers, body)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", api.port), timeout=5) as conn:
+        conn.sendall(request)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "CONNECT"])
+def test_unknown_method_is_a_json_405_not_an_html_501(server, method) -> None:
+    """GIVEN TRACE (or another method no route has) WHEN sent THEN JSON 405, like API Gateway."""
+    api, runtime, _ = server
+    status, headers, body = _raw_exchange(api, f"{method} /strategies HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 405
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": "Method Not Allowed"}
+    assert runtime.events == []
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "\u0661\u0662"])
+def test_bad_content_length_is_a_json_400_not_a_dropped_connection(server, length) -> None:
+    """GIVEN Content-Length: abc (or negative) WHEN sent THEN JSON 400 and the connection closes."""
+    api, runtime, authority = server
+    request = (f"POST /strategies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {authority.issue('a')}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{}}")
+    status, headers, body = _raw_exchange(api, request.encode())
+    assert status == 400
+    assert json.loads(body) == {"message": "Bad Request"}
+    assert headers["connection"] == "close"
+    assert runtime.events == []
+
+
+def test_oversized_url_is_answered_in_json(server) -> None:
+    """GIVEN a 70,000-character URL WHEN sent THEN a JSON 414, not an HTML page."""
+    api, _, _ = server
+    status, headers, body = _raw_exchange(api, f"GET /{'a' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 414
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": "Request-URI Too Long"}
+
+
+@pytest.mark.parametrize("extra", ["X-Big: " + "a" * 70_000 + "\r\n",
+                                   "".join(f"X-H{i}: v\r\n" for i in range(150))])
+def test_oversized_header_is_answered_in_json(server, extra) -> None:
+    """GIVEN a 70 KB header line, or 150 headers WHEN sent THEN a JSON 431/400, not an HTML page."""
+    api, _, _ = server
+    status, headers, body = _raw_exchange(api, f"GET /strategies HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
+    assert status in (400, 431)
+    assert headers["content-type"] == "application/json"
+    assert set(json.loads(body)) == {"message"}
+
+
+def test_apigw_request_id_header_is_the_events_request_id(server) -> None:
+    """GIVEN an authorized request WHEN answered THEN apigw-requestid is the requestId the function saw."""
+    api, runtime, authority = server
+    token = authority.issue("a")
+    response = requests.get(f"{api.url}/kill-switch", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    ((_, event),) = runtime.events
+    assert response.headers["apigw-requestid"] == event["requestContext"]["requestId"]

@@ -60,3 +60,31 @@ def test_every_schema_reference_resolves(generated: dict) -> None:
     references = {part.split('"', 1)[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}
     # THEN
     assert references <= set(generated["components"]["schemas"])
+
+
+def test_every_operation_documents_every_error_status_with_the_error_schema(generated: dict) -> None:
+    """Each operation lists 400..504 with ErrorResponse (and API Gateway's message where it answers too)."""
+    statuses = {"400", "401", "403", "404", "409", "413", "415", "422", "429", "451", "500", "502", "503",
+                "504"}
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for item in generated["paths"].values():
+        for operation in item.values():
+            assert statuses <= set(operation["responses"])
+            for status in statuses:
+                schema = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == error_ref or error_ref in schema["anyOf"]
+
+
+def test_delete_is_documented_as_204_without_a_body(generated: dict) -> None:
+    """DELETE answers 204 with no body: the document says 204, no 200, no content."""
+    for path in ("/exchange-connections/{id}", "/strategies/{id}"):
+        responses = generated["paths"][path]["delete"]["responses"]
+        assert "200" not in responses
+        assert "content" not in responses["204"]
+
+
+def test_error_body_documents_request_id_and_every_failing_field(generated: dict) -> None:
+    """ErrorBody requires request_id and lists errors[] of {field, message}."""
+    body = generated["components"]["schemas"]["ErrorBody"]
+    assert "request_id" in body["required"]
+    assert generated["components"]["schemas"]["FieldError"]["required"] == ["field", "message"]

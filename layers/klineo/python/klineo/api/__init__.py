@@ -3,9 +3,15 @@
 Only this module knows API Gateway shapes: the JWT ``sub`` claim, base64 bodies, CORS, and the
 one table that turns an error category into an HTTP status. Every error leaves the API as
 
-    {"error": {"category": "...", "message": "...", "retryable": bool, "field": "..."}}
+    {"error": {"category": "...", "message": "...", "retryable": bool, "request_id": "...",
+               "field": "...", "errors": [{"field": "...", "message": "..."}]}}
 
-("field" only when known), with ``Retry-After`` passed through for rate_limit and ip_banned.
+("field" only when known: the name of the request field as the caller spelled it, without a
+"body."/"query." prefix, e.g. "quantity" or "parameters.fast"; "errors" lists every field that
+failed validation, the first one being "field"), with ``Retry-After`` passed through for
+rate_limit and ip_banned. Every answer carries ``X-Request-Id`` (API Gateway's request id, else
+the Lambda request id), the ``request_id`` of an error body, and the correlation id of every log
+line the request wrote.
 
 Category -> HTTP status (``CATEGORY_STATUS``), and why:
 
@@ -30,7 +36,8 @@ Category -> HTTP status (``CATEGORY_STATUS``), and why:
 
 Protocol-level answers that are not exchange categories: 401 (no JWT sub, category
 "permission"), 404/405 (unknown route / method, "not_found" / "invalid_request"), 413 (body over
-16 KiB), 415 (not JSON), all "invalid_request" except where named.
+16 KiB), 415 (a body not sent as application/json, whatever it holds), all "invalid_request"
+except where named. No error field or message repeats a submitted value.
 """
 
 from __future__ import annotations
@@ -38,9 +45,12 @@ from __future__ import annotations
 import binascii
 import json
 import re
+import traceback
+import uuid
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
@@ -56,13 +66,20 @@ from klineo.settings import get_settings
 __all__ = [
     "CATEGORY_STATUS",
     "MAX_BODY_BYTES",
+    "MAX_BODY_DEPTH",
+    "REQUEST_ID_HEADER",
     "ApiError",
+    "KlineoResolver",
     "build_resolver",
     "current_user_id",
     "error_response",
 ]
 
 MAX_BODY_BYTES = 16 * 1024
+# No request model nests deeper than 3; deeper JSON is refused before validation walks it.
+MAX_BODY_DEPTH = 8
+# At most this many fields are listed in an error's "errors".
+MAX_FIELD_ERRORS = 20
 
 CATEGORY_STATUS: dict[str, int] = {
     "invalid_request": 400,
@@ -87,7 +104,10 @@ CATEGORY_STATUS: dict[str, int] = {
 
 _RETRY_AFTER_CATEGORIES = frozenset({"rate_limit", "ip_banned"})
 _CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
-_CORS_EXPOSE_HEADERS = ["retry-after"]
+REQUEST_ID_HEADER = "X-Request-Id"
+_CORS_EXPOSE_HEADERS = ["retry-after", "x-request-id"]
+# API Gateway's request ids are short visible ASCII; anything else is replaced, never echoed.
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 class ApiError(Exception):
@@ -104,11 +124,15 @@ class ApiError(Exception):
 
 
 def error_response(status: int, category: str, message: str, *, retryable: bool = False,
-                   field: str | None = None, headers: dict[str, str] | None = None) -> Response:
-    """The API's one error body, as a Powertools Response."""
-    error: dict[str, Any] = {"category": category, "message": message, "retryable": retryable}
+                   field: str | None = None, errors: list[dict[str, str]] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    """The API's one error body, as a Powertools Response (request_id: the request's correlation id)."""
+    error: dict[str, Any] = {"category": category, "message": message, "retryable": retryable,
+                             "request_id": logger.get_correlation_id() or ""}
     if field:
         error["field"] = field
+    if errors:
+        error["errors"] = errors
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -148,57 +172,128 @@ def _reject_constant(name: str) -> Any:
                    field="body")
 
 
+def _nesting_depth(value: Any) -> int:
+    """How deep arrays and objects nest in a parsed JSON value (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _json_body(text: str) -> Any:
-    """Body deserializer: size cap first, then JSON with exact decimals (never binary floats)."""
+    """Body deserializer: size cap first, then JSON with exact decimals (never binary floats), shallow."""
     _check_body_size(text)
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except json.JSONDecodeError:
+        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, RecursionError):
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is not valid JSON",
                        field="body") from None
+    if _nesting_depth(value) > MAX_BODY_DEPTH:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
+                       f"request body nests deeper than {MAX_BODY_DEPTH} levels", field="body")
+    return value
+
+
+def _declares_json(app: APIGatewayHttpResolver) -> bool:
+    """The request's Content-Type is application/json (parameters such as charset allowed)."""
+    content_type = app.current_event.headers.get("content-type") or ""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+def _unsupported_media_type() -> ApiError:
+    return ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "invalid_request",
+                    "request body must be JSON, sent with Content-Type: application/json", field="body")
+
+
+def _repeated_query_parameter(app: APIGatewayHttpResolver) -> ApiError | None:
+    """A query parameter given twice contradicts itself: refused, whichever parameter it is."""
+    names = [name for name, _ in parse_qsl(app.current_event.raw_query_string or "", keep_blank_values=True)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if not repeated:
+        return None
+    field = repeated[0] if _FIELD_PART.fullmatch(repeated[0]) else None
+    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
+                    f"query parameter {field or ''} is given more than once".replace("  ", " "), field=field)
 
 
 def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
-    """Every route: a JWT subject is required, and the body is capped even where it is not parsed."""
+    """Every route: a JWT subject is required, a body is JSON and capped even where it is not parsed."""
     # A CORS preflight carries no credentials (browsers never send them on OPTIONS).
     if app.current_event.http_method.upper() != "OPTIONS" and _sub(app) is None:
         raise _unauthenticated()
     _check_body_size(app.current_event.decoded_body)
+    if app.current_event.body and not _declares_json(app):
+        raise _unsupported_media_type()
+    if (repeated := _repeated_query_parameter(app)) is not None:
+        raise repeated
     return next_middleware(app)
 
 
+# A field name the API itself could have: a submitted key that is not one (it may be a secret
+# pasted as a key) ends the name at the part before it.
+# (Field names are short: a key over 24 characters is not named, as a pasted secret would be.)
+_FIELD_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,23}")
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
 def _field_name(loc: Any) -> str:
+    """A validation error's location as the field the caller sent: "quantity", "parameters.fast"."""
     parts = list(loc) if isinstance(loc, (list, tuple)) else [loc]
     if len(parts) >= 3 and parts[0] == "query":
-        # A query model parameter: ("query", <parameter name>, <field>) -> "query.<field>",
-        # query strings being flat, the field is what the caller sent.
+        # A query model parameter: ("query", <parameter name>, <field>); query strings being
+        # flat, the field is what the caller sent.
         del parts[1]
-    return ".".join(str(part) for part in parts)
+    if len(parts) < 2 or parts[0] not in _LOCATIONS:
+        return ".".join(str(part) for part in parts[:1])
+    if parts[0] != "body":
+        return str(parts[1])  # a declared parameter's name, never a submitted key
+    kept: list[str] = []
+    for part in parts[1:]:
+        if not (isinstance(part, int) or _FIELD_PART.fullmatch(str(part))):
+            break
+        kept.append(str(part))
+    return ".".join(kept) or "body"
 
 
 def _validation_message(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ")
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    submitted = error.get("input")
+    # pydantic's messages name the rule, not the value; should one ever quote it, say less.
+    if isinstance(submitted, str) and len(submitted) >= 4 and submitted in message:
+        return "invalid value"
+    return message
 
 
 def _handle_validation(exc: RequestValidationError) -> Response:
-    # Only loc, type and msg are used: pydantic's `input` (and the exception's raw body) may
-    # hold an API secret and never leave this function.
+    # Only loc, type and msg leave this function (msg checked above): pydantic's `input` and the
+    # exception's raw body may hold an API secret.
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "invalid_request", "request body is not valid JSON", field="body")
     if not errors:
         return error_response(422, "invalid_request", "request is invalid")
-    field = _field_name(errors[0].get("loc", ()))
-    parts = [f"{_field_name(e.get('loc', ()))}: {_validation_message(e)}" for e in errors[:5]]
-    return error_response(422, "invalid_request", "; ".join(parts), field=field)
+    fields = [{"field": _field_name(e.get("loc", ())), "message": _validation_message(e)}
+              for e in errors[:MAX_FIELD_ERRORS]]
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return error_response(422, "invalid_request", message, field=fields[0]["field"], errors=fields)
 
 
 def _validation_handler(app: APIGatewayHttpResolver):
     def handle(exc: RequestValidationError) -> Response:
-        # Validation runs before any middleware: an anonymous caller learns nothing from it.
+        # Validation runs before any middleware: an anonymous caller learns nothing from it, and
+        # a body that is not declared JSON (a form, say) was parsed as something else: its parts
+        # must never come back as field names.
         if _sub(app) is None:
             return _handle_api_error(_unauthenticated())
+        about_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+        if (about_body or app.current_event.body) and not _declares_json(app):
+            return _handle_api_error(_unsupported_media_type())
+        if (repeated := _repeated_query_parameter(app)) is not None:
+            return _handle_api_error(repeated)
         return _handle_validation(exc)
 
     return handle
@@ -223,7 +318,7 @@ def _handle_api_error(exc: ApiError) -> Response:
 
 
 def _handle_unsupported_type(exc: RequestUnsupportedContentType) -> Response:
-    return error_response(415, "invalid_request", "request body must be application/json", field="body")
+    return _handle_api_error(_unsupported_media_type())
 
 
 def _handle_bad_encoding(exc: ValueError) -> Response:
@@ -236,27 +331,27 @@ def _handle_service_error(exc: ServiceError) -> Response:
     return error_response(exc.status_code, category, str(exc.msg))
 
 
+def _value_error_handler(app: APIGatewayHttpResolver):
+    def handle(exc: ValueError) -> Response:
+        # Powertools raises a bare ValueError for a multipart body without a boundary; that is
+        # the request's media type, which is refused anyway (any other ValueError is a bug).
+        content_type = (app.current_event.headers.get("content-type") or "").strip().lower()
+        if content_type.startswith("multipart/"):
+            return _handle_api_error(_unsupported_media_type())
+        return _handle_unexpected(exc)
+
+    return handle
+
+
 def _handle_unexpected(exc: Exception) -> Response:
-    logger.exception("unhandled error")
+    # Where it failed, never the exception's text: a message (a pydantic error's, say) may quote
+    # the submitted value, an API secret included.
+    frames = [f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+    logger.error("unhandled error", extra={"exception_name": type(exc).__name__, "frames": frames[-8:]})
     return error_response(500, "other", "internal error")
 
 
-class _Resolver(APIGatewayHttpResolver):
-    """Powertools' HTTP API resolver that remembers (method, path pattern) of each route it declares."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.known_routes: list[tuple[str, re.Pattern[str]]] = []
-
-    def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Any:
-        """Declare a route (Powertools' own ``route``), remembering it for the 405 answer."""
-        pattern = re.compile("^" + re.sub(r"<\w+>", "[^/]+", rule) + "$")
-        methods = [method] if isinstance(method, str) else list(method)
-        self.known_routes.extend((name.upper(), pattern) for name in methods)
-        return super().route(rule, method, *args, **kwargs)
-
-
-def _not_found_handler(app: _Resolver):
+def _not_found_handler(app: KlineoResolver):
     def handle(exc: NotFoundError) -> Response:
         event = app.current_event
         method, path = event.http_method.upper(), event.path
@@ -270,7 +365,43 @@ def _not_found_handler(app: _Resolver):
     return handle
 
 
-def build_resolver() -> APIGatewayHttpResolver:
+def _request_id(event: Any, context: Any) -> str:
+    """API Gateway's request id, else the Lambda invocation's, else a fresh one."""
+    context_of_request = event.get("requestContext") if isinstance(event, dict) else None
+    candidate = context_of_request.get("requestId") if isinstance(context_of_request, dict) else None
+    if isinstance(candidate, str) and _REQUEST_ID.fullmatch(candidate):
+        return candidate
+    invocation = getattr(context, "aws_request_id", None)
+    return invocation if isinstance(invocation, str) and invocation else uuid.uuid4().hex
+
+
+class KlineoResolver(APIGatewayHttpResolver):
+    """The HTTP API resolver: each request's id is the log correlation id and the X-Request-Id header.
+
+    It also remembers (method, path pattern) of each route it declares, for the 405 answer.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known_routes: list[tuple[str, re.Pattern[str]]] = []
+
+    def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Any:
+        """Declare a route (Powertools' own ``route``), remembering it for the 405 answer."""
+        pattern = re.compile("^" + re.sub(r"<\w+>", "[^/]+", rule) + "$")
+        methods = [method] if isinstance(method, str) else list(method)
+        self.known_routes.extend((name.upper(), pattern) for name in methods)
+        return super().route(rule, method, *args, **kwargs)
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        """Resolve as Powertools does, with the request id set before and answered after."""
+        request_id = _request_id(event, context)
+        logger.set_correlation_id(request_id)
+        response = super().resolve(event, context)
+        response["headers"] = {**(response.get("headers") or {}), REQUEST_ID_HEADER: request_id}
+        return response
+
+
+def build_resolver() -> KlineoResolver:
     """The HTTP API resolver every function uses: CORS, validation and every error handler attached."""
     settings = get_settings()
     cors = CORSConfig(
@@ -281,14 +412,15 @@ def build_resolver() -> APIGatewayHttpResolver:
     )
     # debug=False whatever POWERTOOLS_DEV says: debug mode prints every event (bodies carry API
     # secrets) and answers 500s with a traceback.
-    app = _Resolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body,
-                                 debug=False)
+    app = KlineoResolver(cors=cors, enable_validation=True, json_body_deserializer=_json_body,
+                         debug=False)
     app.use(middlewares=[_request_guard])
     app.exception_handler(KlineoError)(_handle_klineo_error)
     app.exception_handler(ApiError)(_handle_api_error)
     app.exception_handler(RequestValidationError)(_validation_handler(app))
     app.exception_handler(RequestUnsupportedContentType)(_handle_unsupported_type)
     app.exception_handler([binascii.Error, UnicodeDecodeError])(_handle_bad_encoding)
+    app.exception_handler(ValueError)(_value_error_handler(app))
     app.exception_handler(NotFoundError)(_not_found_handler(app))
     app.exception_handler(ServiceError)(_handle_service_error)
     app.exception_handler(Exception)(_handle_unexpected)

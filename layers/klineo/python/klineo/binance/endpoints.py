@@ -11,6 +11,7 @@ from klineo.binance.client import BinanceClient
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Market
 from klineo.errors import ErrorCategory, KlineoError
+from klineo.validation import check_client_order_id
 
 __all__ = [
     "EXCHANGE_INFO_TTL_S",
@@ -61,8 +62,6 @@ INTERVALS = frozenset(
     }
 )
 _MAX_KLINES = {Market.SPOT: 1000, Market.FUTURES: 1500}
-# Binance's own rule for newClientOrderId (facts §3).
-_CLIENT_ORDER_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
 _SYMBOL = re.compile(r"\S{1,40}")
 EXCHANGE_INFO_TTL_S = 3600.0
 
@@ -88,16 +87,6 @@ def _symbol(symbol: str) -> str:
     if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
         raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol is missing or malformed", field="symbol")
     return symbol.upper() if symbol.isascii() else symbol
-
-
-def _client_order_id(value: str, field: str) -> str:
-    if not isinstance(value, str) or not _CLIENT_ORDER_ID.fullmatch(value):
-        raise KlineoError(
-            ErrorCategory.INVALID_REQUEST,
-            "client order id must be 1-36 characters of letters, digits and . : / _ -",
-            field=field,
-        )
-    return value
 
 
 def server_time(client: BinanceClient) -> int:
@@ -211,7 +200,7 @@ def futures_new_order(client: BinanceClient, creds: Credentials, params: dict[st
     params = dict(params)
     params["symbol"] = _symbol(params.get("symbol", ""))
     if params.get("newClientOrderId") is not None:
-        _client_order_id(params["newClientOrderId"], "newClientOrderId")
+        check_client_order_id(params["newClientOrderId"], "newClientOrderId")
     return client.signed("POST", "/fapi/v1/order", params, creds)
 
 
@@ -222,7 +211,7 @@ def futures_query_order(
     _require(client, Market.FUTURES)
     params = {
         "symbol": _symbol(symbol),
-        "origClientOrderId": _client_order_id(orig_client_order_id, "origClientOrderId"),
+        "origClientOrderId": check_client_order_id(orig_client_order_id, "origClientOrderId"),
     }
     return client.signed("GET", "/fapi/v1/order", params, creds)
 
@@ -244,7 +233,7 @@ def futures_cancel_order(
     if order_id is not None:
         params["orderId"] = int(order_id)
     if orig_client_order_id is not None:
-        params["origClientOrderId"] = _client_order_id(orig_client_order_id, "origClientOrderId")
+        params["origClientOrderId"] = check_client_order_id(orig_client_order_id, "origClientOrderId")
     return client.signed("DELETE", "/fapi/v1/order", params, creds)
 
 

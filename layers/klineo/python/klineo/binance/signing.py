@@ -22,6 +22,7 @@ from urllib.parse import quote
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import KeyType
 from klineo.errors import ErrorCategory, KlineoError
+from klineo.validation import check_private_key
 
 __all__ = ["encode_params", "format_value", "signature"]
 
@@ -75,27 +76,8 @@ def signature(payload: str, credentials: Credentials) -> str:
 @lru_cache(maxsize=64)
 def _private_key(pem: str, key_type: KeyType) -> Any:
     """The loaded private key for a PEM (PKCS#8) string, checked against the declared key type."""
-    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     try:
-        key = load_pem_private_key(pem.strip().encode(), password=None)
-    except (ValueError, TypeError):
-        # Never chain: the underlying error may describe the key material.
-        raise KlineoError(
-            ErrorCategory.INVALID_REQUEST,
-            "The private key could not be read; paste an unencrypted PKCS#8 PEM private key.",
-            field="secret",
-        ) from None
-    expected = ed25519.Ed25519PrivateKey if key_type is KeyType.ED25519 else rsa.RSAPrivateKey
-    if not isinstance(key, expected):
-        raise KlineoError(
-            ErrorCategory.INVALID_REQUEST,
-            f"The private key is not an {key_type.value.upper()} key.",
-            field="secret",
-        )
-    if key_type is KeyType.RSA and not 2048 <= key.key_size <= 4096:
-        raise KlineoError(
-            ErrorCategory.INVALID_REQUEST, "RSA keys must be 2048 to 4096 bits.", field="secret"
-        )
-    return key
+        return check_private_key(pem, key_type.value)
+    except ValueError as refusal:
+        # The rule's message is user-safe; never chain (the cause may describe the key material).
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, f"secret: {refusal}", field="secret") from None

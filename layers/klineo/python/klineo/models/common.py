@@ -14,15 +14,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     StrictBool,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
 from klineo.errors import ErrorCategory
+from klineo.validation import (
+    API_KEY_PATTERN,
+    CONNECTION_ID_PATTERN,
+    POSITIVE_DECIMAL_PATTERN,
+    SYMBOL_PATTERN,
+    check_private_key,
+    positive_decimal,
+)
 
 __all__ = [
     "API_KEY_PATTERN",
@@ -44,20 +54,17 @@ __all__ = [
     "DecimalString",
     "ErrorBody",
     "ErrorResponse",
+    "FieldError",
     "KeyTypeName",
     "KeyWarning",
     "KillSwitchResponse",
     "KillSwitchSetRequest",
     "Market",
+    "PositiveDecimal",
     "check_label",
     "decimal_string",
 ]
 
-SYMBOL_PATTERN = r"^[A-Z0-9]{2,20}$"
-# Binance API keys are 64 letters and digits; accept any visible ASCII so a new format is not
-# refused, but never whitespace or control characters (the key goes into an HTTP header).
-API_KEY_PATTERN = r"^[\x21-\x7e]{16,256}$"
-CONNECTION_ID_PATTERN = r"^[a-f0-9]{32}$"
 
 ConnectionEnvironment = Literal["production", "testnet"]
 KeyTypeName = Literal["hmac", "ed25519", "rsa"]
@@ -71,8 +78,18 @@ Interval = Literal["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h",
 # A decimal as a string, exactly as precise as the exchange gave it (never a binary float).
 DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["0.50000000"])]
 
+# A quantity, price or size in a request: a plain decimal string (or a JSON number) above 0.
+PositiveDecimal = Annotated[
+    Decimal,
+    BeforeValidator(positive_decimal),
+    WithJsonSchema({
+        "anyOf": [{"type": "string", "pattern": POSITIVE_DECIMAL_PATTERN, "maxLength": 40},
+                  {"type": "number", "exclusiveMinimum": 0}],
+        "examples": ["0.002"],
+    }),
+]
+
 _HMAC_SECRET_MIN, _HMAC_SECRET_MAX = 16, 256
-_RSA_MIN_BITS, _RSA_MAX_BITS = 2048, 4096
 
 
 def decimal_string(value: Any) -> str:
@@ -90,13 +107,23 @@ class ApiModel(BaseModel):
 # ---------------------------------------------------------------- errors
 
 
+class FieldError(BaseModel):
+    """One request field that failed validation, named as the caller sent it."""
+
+    field: str = Field(examples=["quantity"])
+    message: str
+
+
 class ErrorBody(BaseModel):
     """The inside of every error answer."""
 
     category: ErrorCategory
     message: str
     retryable: bool
-    field: str | None = None
+    request_id: str = Field(description="The X-Request-Id of the answer: quote it to support.")
+    field: str | None = Field(default=None, description="The (first) request field at fault, when known.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Every field that failed validation (the first is `field`).")
 
 
 class ErrorResponse(BaseModel):
@@ -106,32 +133,6 @@ class ErrorResponse(BaseModel):
 
 
 # ---------------------------------------------------------------- connections
-
-
-def _check_private_key(pem: str, key_type: str) -> None:
-    # cryptography loads only when a PEM key is validated: most functions never need it.
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
-    if "PUBLIC KEY-----" in pem and "PRIVATE KEY-----" not in pem:
-        raise ValueError(f"this is a public key; paste the {key_type} PRIVATE key (PEM)")
-    if "-----BEGIN" not in pem:
-        raise ValueError(f"must be a PEM-encoded {key_type} private key (-----BEGIN PRIVATE KEY-----)")
-    try:
-        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
-    except TypeError:
-        raise ValueError("the private key is password-protected; export it without a password") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise ValueError(f"is not a readable {key_type} private key in PEM format") from None
-    if key_type == "ed25519" and not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise ValueError("is a PEM private key but not an Ed25519 one")
-    if key_type == "rsa":
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("is a PEM private key but not an RSA one")
-        if not _RSA_MIN_BITS <= key.key_size <= _RSA_MAX_BITS:
-            raise ValueError(f"RSA key must have {_RSA_MIN_BITS} to {_RSA_MAX_BITS} bits, this one has "
-                             f"{key.key_size}")
 
 
 def check_label(value: str) -> str:
@@ -165,7 +166,7 @@ class ConnectionTestRequest(ApiModel):
             if not all("\x21" <= ch <= "\x7e" for ch in text):
                 raise ValueError("HMAC secret must be visible ASCII characters without spaces")
         elif key_type in ("ed25519", "rsa"):
-            _check_private_key(text.strip() + "\n", key_type)
+            check_private_key(text.strip() + "\n", key_type)
             return SecretStr(text.strip() + "\n")
         return value
 

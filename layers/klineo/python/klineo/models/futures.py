@@ -12,7 +12,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
-from klineo.models.common import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
+from klineo.models.common import PositiveDecimal
+from klineo.validation import (
+    CLIENT_ORDER_ID_PATTERN,
+    CONNECTION_ID_PATTERN,
+    ORDER_POSITION_SIDES,
+    ORDER_SIDES,
+    ORDER_TIME_IN_FORCE,
+    ORDER_TYPES,
+    SYMBOL_PATTERN,
+    check_order_price,
+    check_reduce_only,
+    order_time_in_force,
+)
 
 __all__ = [
     "CLIENT_ORDER_ID_PATTERN",
@@ -23,10 +35,7 @@ __all__ = [
     "FuturesTestResponse",
 ]
 
-# Binance's rule for newClientOrderId / origClientOrderId (facts §3).
-CLIENT_ORDER_ID_PATTERN = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
-
-_Positive = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=16)]
+_Positive = Annotated[PositiveDecimal, Field(max_digits=30, decimal_places=16)]
 
 
 class FuturesOrderRequest(BaseModel):
@@ -36,32 +45,31 @@ class FuturesOrderRequest(BaseModel):
 
     connection_id: str = Field(pattern=CONNECTION_ID_PATTERN)
     symbol: str = Field(pattern=SYMBOL_PATTERN)
-    side: Literal["BUY", "SELL"]
-    type: Literal["MARKET", "LIMIT"]
+    side: Literal[ORDER_SIDES]  # type: ignore[valid-type]
+    type: Literal[ORDER_TYPES]  # type: ignore[valid-type]
     quantity: _Positive
     price: _Positive | None = Field(default=None, validate_default=True)
-    timeInForce: Literal["GTC", "IOC", "FOK", "GTX"] | None = Field(default=None, validate_default=True)
+    timeInForce: Literal[ORDER_TIME_IN_FORCE] | None = Field(  # type: ignore[valid-type]
+        default=None, validate_default=True)
     reduceOnly: StrictBool = False
-    positionSide: Literal["BOTH", "LONG", "SHORT"] = "BOTH"
+    positionSide: Literal[ORDER_POSITION_SIDES] = Field(  # type: ignore[valid-type]
+        default="BOTH", validate_default=True)
 
     @field_validator("price")
     @classmethod
     def _price_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
-        order_type = info.data.get("type")
-        if order_type == "LIMIT" and value is None:
-            raise ValueError("price is required for LIMIT orders")
-        if order_type == "MARKET" and value is not None:
-            raise ValueError("price must not be sent with MARKET orders")
+        check_order_price(info.data.get("type"), value)
         return value
 
     @field_validator("timeInForce")
     @classmethod
     def _time_in_force_matches_type(cls, value: str | None, info: ValidationInfo) -> str | None:
-        order_type = info.data.get("type")
-        if order_type == "MARKET" and value is not None:
-            raise ValueError("timeInForce applies to LIMIT orders only")
-        if order_type == "LIMIT" and value is None:
-            return "GTC"
+        return order_time_in_force(info.data.get("type"), value)
+
+    @field_validator("positionSide")
+    @classmethod
+    def _reduce_only_outside_hedge_mode(cls, value: str, info: ValidationInfo) -> str:
+        check_reduce_only(bool(info.data.get("reduceOnly")), value)
         return value
 
     def fingerprint(self) -> dict[str, Any]:

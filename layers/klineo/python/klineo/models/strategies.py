@@ -2,7 +2,7 @@
 
 Parameters are checked per strategy type inside the request models (the type's own pydantic
 model, from ``klineo.strategies.REGISTRY``), so a bad parameter is a 422 naming it, e.g.
-``body.parameters.fast``. A PATCH that changes parameters names the type with them, so that the
+``parameters.fast``. A PATCH that changes parameters names the type with them, so that the
 check needs nothing stored.
 """
 
@@ -11,10 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from klineo.models.common import CONNECTION_ID_PATTERN, SYMBOL_PATTERN, ApiModel, DecimalString
+from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
+from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL_PATTERN
 
 __all__ = [
     "RUNS_SHOWN",
@@ -30,7 +32,6 @@ __all__ = [
     "StrategyUpdateRequest",
 ]
 
-STRATEGY_ID_PATTERN = r"^[a-f0-9]{32}$"
 # How many of the latest runs GET /strategies/{id} returns.
 RUNS_SHOWN = 20
 
@@ -39,13 +40,54 @@ StrategyTypeName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
 Mode = Literal["paper", "live"]
 Status = Literal["active", "paused"]
 # Contracts per order (base asset), e.g. "0.002" BTC; rounded down to the symbol's step when trading.
-Size = Annotated[Decimal, Field(gt=0, le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
+Size = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
+
+
+# The JSON types a parameter of each declared type may have: no "5" for 5, no true for 1.
+_JSON_TYPES: dict[Any, tuple[str, tuple[type, ...]]] = {
+    int: ("an integer", (int,)),
+    bool: ("true or false", (bool,)),
+    Decimal: ("a number", (int, Decimal)),
+}
+
+
+def _strict_json_types(type_name: str, value: dict[str, Any]) -> None:
+    """Each known parameter has its declared JSON type (pydantic's lax mode would coerce it)."""
+    fields = REGISTRY[type_name].params_model.model_fields
+    errors = []
+    for name, item in value.items():
+        declared = _JSON_TYPES.get(fields[name].annotation) if name in fields else None
+        if declared is not None and type(item) not in declared[1]:
+            errors.append(InitErrorDetails(
+                type=PydanticCustomError("strict_type", "must be {expected}", {"expected": declared[0]}),
+                loc=(name,), input=item))
+    if errors:
+        raise ValidationError.from_exception_data(type_name, errors)
+
+
+def _parameters_schema() -> dict[str, Any]:
+    """Each strategy type's parameters as the API takes them: numbers as JSON numbers, no other keys."""
+    variants = []
+    for name, strategy_type in REGISTRY.items():
+        schema = strategy_type.params_model.model_json_schema()
+        for prop in schema.get("properties", {}).values():
+            numbers = [choice for choice in prop.pop("anyOf", []) if choice.get("type") == "number"]
+            prop.update(numbers[0] if numbers else {})
+            if numbers and isinstance(prop.get("default"), str):
+                prop["default"] = float(prop["default"])
+        variants.append({**schema, "title": f"{name} parameters"})
+    return {"type": "object", "anyOf": variants,
+            "description": "The parameters of the strategy's `type` (sent with it); defaults fill the rest."}
+
+
+PARAMETERS_SCHEMA = _parameters_schema()
 
 
 def _checked_parameters(value: dict[str, Any] | None, type_name: Any) -> dict[str, Any] | None:
     """The parameters validated for ``type_name`` with defaults filled in (nested errors keep their field)."""
     if value is None or type_name is None:
         return value
+    _strict_json_types(type_name, value)
     return parse_parameters(type_name, value).model_dump()
 
 
@@ -56,7 +98,8 @@ class StrategyCreateRequest(ApiModel):
     symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN, examples=["BTCUSDT"])]
     interval: RunnerInterval
     type: StrategyTypeName
-    parameters: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    parameters: Annotated[dict[str, Any], WithJsonSchema(PARAMETERS_SCHEMA)] = Field(
+        default_factory=dict, validate_default=True)
     size: Size
     mode: Mode = "paper"
     status: Status = "active"
@@ -72,7 +115,8 @@ class StrategyUpdateRequest(ApiModel):
     """PATCH /strategies/{id}: any of type (+parameters), parameters (with type), size, mode, status."""
 
     type: StrategyTypeName | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: Annotated[
+        dict[str, Any] | None, WithJsonSchema({"anyOf": [PARAMETERS_SCHEMA, {"type": "null"}]})] = None
     size: Size | None = None
     mode: Mode | None = None
     status: Status | None = None

@@ -359,6 +359,8 @@ def get_futures_order_status(
     if record is not None:
         if connection_id is not None and connection_id != record.connection_id:
             raise KlineoError(ErrorCategory.NOT_FOUND, "order not found on this connection")
+        if symbol is not None and symbol != record.symbol:
+            raise KlineoError(ErrorCategory.ORDER_NOT_FOUND, "order not found for this symbol")
         if record.status == STATUS_REJECTED:
             reason = (record.error or {}).get("message", "")
             raise KlineoError(

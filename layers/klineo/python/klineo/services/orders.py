@@ -36,7 +36,6 @@ import base64
 import dataclasses
 import functools
 import hashlib
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -46,6 +45,17 @@ from typing import Any
 from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
 from klineo.errors import KlineoError
 from klineo.observability import logger, metrics
+from klineo.validation import (
+    CLIENT_ORDER_ID_RE,
+    ORDER_POSITION_SIDES,
+    ORDER_SIDES,
+    ORDER_TYPES,
+    check_client_order_id,
+    check_order_price,
+    check_reduce_only,
+    order_time_in_force,
+    positive_decimal,
+)
 
 __all__ = [
     "CLIENT_ORDER_ID_RE",
@@ -61,8 +71,6 @@ __all__ = [
     "submit_futures_order",
 ]
 
-# Binance's rule for newClientOrderId (facts §3).
-CLIENT_ORDER_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 # Pauses before each lookup by origClientOrderId after a lost answer (about 4 s in all).
 QUERY_DELAYS_S: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
 # No new lookup starts once this long has passed since the first: the order route runs inside a
@@ -76,10 +84,11 @@ SETTLE_MARGIN_MS = 5000
 _ORDER_DOES_NOT_EXIST = -2013
 _CLIENT_ORDER_ID_DUPLICATED = -4116
 
-_SIDES = frozenset({"BUY", "SELL"})
-_TYPES = frozenset({"MARKET", "LIMIT"})
-_TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX"})
-_POSITION_SIDES = frozenset({"BOTH", "LONG", "SHORT"})
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], message: str) -> None:
+    if value not in allowed:
+        raise ValueError(message)
 
 
 def _plain(value: Decimal) -> str:
@@ -109,17 +118,6 @@ def idempotent_client_order_id(user_id: str, idempotency_key: str) -> str:
     return "k" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")[:35]
 
 
-def check_client_order_id(client_order_id: str, field: str = "client_order_id") -> str:
-    """The id itself when it follows Binance's rule, else KlineoError(INVALID_REQUEST)."""
-    if not isinstance(client_order_id, str) or not CLIENT_ORDER_ID_RE.fullmatch(client_order_id):
-        raise KlineoError(
-            ErrorCategory.INVALID_REQUEST,
-            "clientOrderId must be 1 to 36 characters of letters, digits and . : / _ -",
-            field=field,
-        )
-    return client_order_id
-
-
 @dataclasses.dataclass(frozen=True)
 class FuturesOrder:
     """One USDT-M order, already rounded to the symbol's filters (see klineo.binance.filters)."""
@@ -134,34 +132,25 @@ class FuturesOrder:
     position_side: str = "BOTH"
 
     def __post_init__(self) -> None:
-        def invalid(message: str, field: str) -> KlineoError:
-            return KlineoError(ErrorCategory.INVALID_REQUEST, message, field=field)
-
-        if self.side not in _SIDES:
-            raise invalid("side must be BUY or SELL", "side")
-        if self.type not in _TYPES:
-            raise invalid("type must be MARKET or LIMIT", "type")
-        if not isinstance(self.quantity, Decimal) or not self.quantity.is_finite() or self.quantity <= 0:
-            raise invalid("quantity must be a number greater than 0", "quantity")
-        if self.type == "LIMIT":
-            if self.price is None or not self.price.is_finite() or self.price <= 0:
-                raise invalid("price is required for LIMIT orders and must be greater than 0", "price")
-            if self.time_in_force is None:
-                object.__setattr__(self, "time_in_force", "GTC")
-            if self.time_in_force not in _TIME_IN_FORCE:
-                raise invalid("timeInForce must be GTC, IOC, FOK or GTX", "timeInForce")
-        else:
-            if self.price is not None:
-                raise invalid("price must not be sent with MARKET orders", "price")
-            if self.time_in_force is not None:
-                raise invalid("timeInForce applies to LIMIT orders only", "timeInForce")
-        if self.position_side not in _POSITION_SIDES:
-            raise invalid("positionSide must be BOTH, LONG or SHORT", "positionSide")
-        if self.reduce_only and self.position_side != "BOTH":
-            # Binance: reduceOnly "cannot be sent in Hedge Mode" (facts §3).
-            raise invalid(
-                "reduceOnly cannot be used with positionSide LONG or SHORT (hedge mode)", "reduceOnly"
-            )
+        # The same rules as the order request model (klineo.validation), as the taxonomy's error.
+        checks: list[tuple[str, Callable[[], Any]]] = [
+            ("side", lambda: _one_of(self.side, ORDER_SIDES, "side must be BUY or SELL")),
+            ("type", lambda: _one_of(self.type, ORDER_TYPES, "type must be MARKET or LIMIT")),
+            ("quantity", lambda: positive_decimal(
+                self.quantity if isinstance(self.quantity, Decimal) else "not a Decimal")),
+            ("price", lambda: check_order_price(self.type, self.price)),
+            ("timeInForce", lambda: object.__setattr__(
+                self, "time_in_force", order_time_in_force(self.type, self.time_in_force))),
+            ("positionSide", lambda: _one_of(self.position_side, ORDER_POSITION_SIDES,
+                                             "positionSide must be BOTH, LONG or SHORT")),
+            ("reduceOnly", lambda: check_reduce_only(self.reduce_only, self.position_side)),
+        ]
+        for field, check in checks:
+            try:
+                check()
+            except ValueError as refusal:
+                message = f"{field} {refusal}" if field == "quantity" else str(refusal)
+                raise KlineoError(ErrorCategory.INVALID_REQUEST, message, field=field) from None
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> FuturesOrder:

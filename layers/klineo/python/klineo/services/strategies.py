@@ -3,6 +3,7 @@
 Ownership: every read and write is keyed by the caller's user id (the JWT sub), so another user's
 strategy or connection is simply absent: 404, never 403. Rules beyond the request models:
 - the connection must be one of the caller's; its environment is copied onto the strategy;
+- the symbol must be trading on USDT-M futures in that environment (exchangeInfo, as /candles);
 - a LIVE strategy (created live, switched to live, or resumed while live) needs a connection
   with futures enabled (409 otherwise): the runner re-checks it before every order anyway;
 - type, parameters, size, mode and status may change; connection, symbol and interval may not
@@ -18,7 +19,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import ErrorCategory
+from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.strategies import (
     RUNS_SHOWN,
@@ -141,6 +142,8 @@ def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyRespon
     connection = require_connection(user_id, body.connection_id, consistent=True, field="connection_id")
     if body.mode == "live":
         _require_futures(connection)
+    # The runner trades USDT-M futures: a symbol Binance does not trade there would never run.
+    get_symbol_rules(get_client(Market.FUTURES, Environment(connection.environment)), body.symbol)
     now = strategy_store.now_iso()
     strategy = Strategy(
         user_id=user_id,

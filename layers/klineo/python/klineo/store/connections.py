@@ -21,6 +21,7 @@ from klineo.store import aws
 from klineo.store.dynamo import from_attr, get_data_item, query_prefix, to_attr
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, batch_get_consistent, kill_switch_of, user_pk
 from klineo.store.secrets import get_credentials
+from klineo.validation import CONNECTION_ID_PATTERN
 
 __all__ = [
     "DEFAULT_MAX_LEVERAGE",
@@ -52,7 +53,7 @@ __all__ = [
 _CONN_PREFIX = "CONN#"
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
 # DynamoDB ValidationException), so it is simply not found.
-_CONNECTION_ID = re.compile(r"[a-f0-9]{32}")
+_CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
 # The per-connection risk limits a connection starts with (README "Risk limits and kill switches").
 DEFAULT_MAX_LEVERAGE = 10
 DEFAULT_MAX_NOTIONAL_USDT = Decimal("10000")

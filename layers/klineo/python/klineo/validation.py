@@ -1,0 +1,139 @@
+"""Every input rule written once: the patterns, the PEM key checks and the order field rules.
+
+The request models (``klineo.models``), the services, the Binance client and the order values
+all take their rules from here, so a rule cannot drift between the API and the code that trades.
+Rule checks raise ``ValueError`` with a user-safe message that never repeats the value (pydantic
+turns it into a 422 naming the field); ``check_client_order_id`` raises the taxonomy's error, as
+its callers are services and the Binance client.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from klineo.errors import ErrorCategory, KlineoError
+
+__all__ = [
+    "API_KEY_PATTERN",
+    "CLIENT_ORDER_ID_PATTERN",
+    "CLIENT_ORDER_ID_RE",
+    "CONNECTION_ID_PATTERN",
+    "HEX_ID_PATTERN",
+    "ORDER_POSITION_SIDES",
+    "ORDER_SIDES",
+    "ORDER_TIME_IN_FORCE",
+    "ORDER_TYPES",
+    "POSITIVE_DECIMAL_PATTERN",
+    "STRATEGY_ID_PATTERN",
+    "SYMBOL_PATTERN",
+    "SYMBOL_RE",
+    "check_client_order_id",
+    "check_order_price",
+    "check_private_key",
+    "check_reduce_only",
+    "order_time_in_force",
+    "positive_decimal",
+]
+
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,20}$"
+SYMBOL_RE = re.compile(SYMBOL_PATTERN)
+# Connection and strategy ids: 32 lower-case hex characters.
+HEX_ID_PATTERN = r"^[a-f0-9]{32}$"
+CONNECTION_ID_PATTERN = STRATEGY_ID_PATTERN = HEX_ID_PATTERN
+# Binance API keys are 64 letters and digits; accept any visible ASCII so a new format is not
+# refused, but never whitespace or control characters (the key goes into an HTTP header).
+API_KEY_PATTERN = r"^[\x21-\x7e]{16,256}$"
+# Binance's rule for newClientOrderId / origClientOrderId (facts §3).
+CLIENT_ORDER_ID_PATTERN = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
+CLIENT_ORDER_ID_RE = re.compile(CLIENT_ORDER_ID_PATTERN)
+# A quantity, price or size sent as a string: ASCII digits, one optional point, greater than 0;
+# no sign, spaces, underscores, exponent or other scripts' digits.
+POSITIVE_DECIMAL_PATTERN = r"^(0*[1-9][0-9]*(\.[0-9]+)?|0+\.[0-9]*[1-9][0-9]*)$"
+_POSITIVE_DECIMAL_RE = re.compile(POSITIVE_DECIMAL_PATTERN)
+
+ORDER_SIDES = ("BUY", "SELL")
+ORDER_TYPES = ("MARKET", "LIMIT")
+ORDER_TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
+ORDER_POSITION_SIDES = ("BOTH", "LONG", "SHORT")
+
+_RSA_MIN_BITS, _RSA_MAX_BITS = 2048, 4096
+
+
+def positive_decimal(value: Any) -> Decimal:
+    """A plain decimal string (or a JSON number) greater than 0 as a Decimal; ValueError otherwise."""
+    if isinstance(value, str):
+        if _POSITIVE_DECIMAL_RE.fullmatch(value):
+            return Decimal(value)
+    elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+        number = Decimal(value)
+        if number.is_finite() and number > 0:
+            return number
+    raise ValueError('must be a number greater than 0, as a string of digits 0-9 and an optional '
+                     'decimal point, such as "0.002"')
+
+
+def check_client_order_id(client_order_id: Any, field: str = "client_order_id") -> str:
+    """The id itself when it follows Binance's rule, else KlineoError(INVALID_REQUEST) naming ``field``."""
+    if not isinstance(client_order_id, str) or not CLIENT_ORDER_ID_RE.fullmatch(client_order_id):
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            "clientOrderId must be 1 to 36 characters of letters, digits and . : / _ -",
+            field=field,
+        )
+    return client_order_id
+
+
+def check_order_price(order_type: str | None, price: Decimal | None) -> None:
+    """LIMIT orders need a price above 0; MARKET orders take none."""
+    if order_type == "LIMIT" and (price is None or not price.is_finite() or price <= 0):
+        raise ValueError("price is required for LIMIT orders and must be greater than 0")
+    if order_type == "MARKET" and price is not None:
+        raise ValueError("price must not be sent with MARKET orders")
+
+
+def order_time_in_force(order_type: str | None, time_in_force: str | None) -> str | None:
+    """The time in force an order is sent with: GTC by default for LIMIT, none for MARKET."""
+    if order_type == "MARKET" and time_in_force is not None:
+        raise ValueError("timeInForce applies to LIMIT orders only")
+    if order_type == "LIMIT" and time_in_force is None:
+        return "GTC"
+    if time_in_force is not None and time_in_force not in ORDER_TIME_IN_FORCE:
+        raise ValueError("timeInForce must be GTC, IOC, FOK or GTX")
+    return time_in_force
+
+
+def check_reduce_only(reduce_only: bool, position_side: str | None) -> None:
+    """Binance: reduceOnly "cannot be sent in Hedge Mode" (facts §3)."""
+    if reduce_only and position_side not in (None, "BOTH"):
+        raise ValueError("reduceOnly cannot be used with positionSide LONG or SHORT (hedge mode)")
+
+
+def check_private_key(pem: str, key_type: str) -> Any:
+    """The loaded Ed25519/RSA private key of a PEM string (RSA 2048-4096 bits); ValueError otherwise."""
+    # cryptography loads only when a PEM key is checked: most functions never need it.
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    if "PUBLIC KEY-----" in pem and "PRIVATE KEY-----" not in pem:
+        raise ValueError(f"this is a public key; paste the {key_type} PRIVATE key (PEM)")
+    if "-----BEGIN" not in pem:
+        raise ValueError(f"must be a PEM-encoded {key_type} private key (-----BEGIN PRIVATE KEY-----)")
+    try:
+        key = serialization.load_pem_private_key(pem.strip().encode("utf-8"), password=None)
+    except TypeError:
+        raise ValueError("the private key is password-protected; export it without a password") from None
+    except (ValueError, UnsupportedAlgorithm):
+        # Never chain: the underlying error may describe the key material.
+        raise ValueError(f"is not a readable {key_type} private key in PEM format") from None
+    if key_type == "ed25519" and not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ValueError("is a PEM private key but not an Ed25519 one")
+    if key_type == "rsa":
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("is a PEM private key but not an RSA one")
+        if not _RSA_MIN_BITS <= key.key_size <= _RSA_MAX_BITS:
+            raise ValueError(f"RSA key must have {_RSA_MIN_BITS} to {_RSA_MAX_BITS} bits, this one has "
+                             f"{key.key_size}")
+    return key
