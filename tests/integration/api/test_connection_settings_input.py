@@ -18,14 +18,14 @@ def _patch(invoke, connection_id: str, body, user: str = USER_A) -> dict:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"leverage": 0}, "body.leverage"),
-        ({"max_leverage": 126}, "body.max_leverage"),
-        ({"max_notional_usdt": "-5"}, "body.max_notional_usdt"),
-        ({"kill_switch": "yes"}, "body.kill_switch"),
-        ({"position_mode": "both"}, "body.position_mode"),
-        ({"margin_type": "CROSSED"}, "body.margin_type"),
-        ({"label": "   "}, "body.label"),
-        ({"reduce_only": True}, "body.reduce_only"),
+        ({"leverage": 0}, "leverage"),
+        ({"max_leverage": 126}, "max_leverage"),
+        ({"max_notional_usdt": "-5"}, "max_notional_usdt"),
+        ({"kill_switch": "yes"}, "kill_switch"),
+        ({"position_mode": "both"}, "position_mode"),
+        ({"margin_type": "CROSSED"}, "margin_type"),
+        ({"label": "   "}, "label"),
+        ({"reduce_only": True}, "reduce_only"),
     ],
 )
 def test_patch_with_a_bad_field_is_refused_naming_it(stored_connection, invoke, body, field):
@@ -56,7 +56,7 @@ def test_patch_of_another_users_connection_is_not_found(stored_connection, invok
 
 
 def test_bad_new_secret_is_refused_without_echoing_it(sim_env, stored_connection, invoke):
-    """GIVEN a bad new secret WHEN PUT THEN 422 naming body.secret; the value is not echoed."""
+    """GIVEN a bad new secret WHEN PUT THEN 422 naming secret; the value is not echoed."""
     body = {**credentials_body(sim_env.account("futures-full")), "secret": "short\u0001secret-value"}
     event = with_body(
         connection_event("connection_credentials", stored_connection.id, USER_A, "/credentials"), body
@@ -65,7 +65,7 @@ def test_bad_new_secret_is_refused_without_echoing_it(sim_env, stored_connection
     response = invoke("connection_credentials", event)
 
     assert response["statusCode"] == 422, response["body"]
-    assert response_json(response)["error"]["field"] == "body.secret"
+    assert response_json(response)["error"]["field"] == "secret"
     assert "short" not in response["body"]
 
 

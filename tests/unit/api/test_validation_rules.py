@@ -35,7 +35,7 @@ def _holders(fragment: str) -> list[str]:
     "[a-f0-9]{32}",  # connection and strategy ids
     "load_pem_private_key",  # PEM checks
     "FOK",  # order field rules (time in force)
-    "hedge mode",  # order field rules (reduceOnly)
+    "reduceOnly cannot be used with positionSide",  # order field rules (reduceOnly)
 ])
 def test_rule_is_written_only_in_the_validation_module(fragment):
     """GIVEN a rule's text WHEN the layer and functions are read THEN only klineo/validation.py has it."""

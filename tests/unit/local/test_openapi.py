@@ -76,11 +76,18 @@ def test_every_operation_documents_every_error_status_with_the_error_schema(gene
 
 
 def test_delete_is_documented_as_204_without_a_body(generated: dict) -> None:
-    """DELETE answers 204 with no body: the document says 204, no 200, no content."""
-    for path in ("/exchange-connections/{id}", "/strategies/{id}"):
-        responses = generated["paths"][path]["delete"]["responses"]
-        assert "200" not in responses
-        assert "content" not in responses["204"]
+    """A strategy's DELETE answers 204 with no body: the document says 204, no 200, no content."""
+    responses = generated["paths"]["/strategies/{id}"]["delete"]["responses"]
+    assert "200" not in responses
+    assert "content" not in responses["204"]
+
+
+def test_connection_delete_is_documented_with_the_strategies_it_paused(generated: dict) -> None:
+    """A connection's DELETE answers 200 with a body naming the paused strategies (no 204)."""
+    responses = generated["paths"]["/exchange-connections/{id}"]["delete"]["responses"]
+    assert "204" not in responses
+    schema = responses["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "paused_strategies" in generated["components"]["schemas"][schema]["properties"]
 
 
 def test_error_body_documents_request_id_and_every_failing_field(generated: dict) -> None:
