@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
 sam-local is up: network {stack.options.network}, moto and the Binance simulator in container
 {stack.options.container} (from this machine: {stack.moto_url} and {stack.sim_url}).
 Functions are built for {stack.options.architecture} in {stack.options.build_dir.relative_to(REPO_ROOT)}.
+The data events/*.json refer to is there (local/sam_local/demo_data.py).
 
 Invoke any function with its event (leave AWS_* credentials unset in this shell):
   {command}

@@ -5,7 +5,8 @@
 - a user-defined docker network (SAM's ``--docker-network host`` gives no host networking, a user
   network does) with one emulator container on it: moto and the Binance simulator, reached by
   functions by the container's name, and from the host on published 127.0.0.1 ports;
-- every table, queue and schedule of template.yaml in that moto (as ``make run`` makes them);
+- every table, queue and schedule of template.yaml in that moto (as ``make run`` makes them), and
+  the connections and strategy ``events/*.json`` refer to;
 - ``sam build`` for this machine's CPU (template parameter ``Architecture``);
 - an ``--env-vars`` file from the template: each function's variables with the physical names, and
   the local overrides (``AWS_ENDPOINT_URL``, ``BINANCE_*_URL``) pointing at the emulator container.
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.aws_emulation import FAKE_CREDENTIALS, provision
+from local.aws_emulation import provision
 from local.binance_urls import binance_environment
+from local.sam_local.demo_data import aimed_at, seed
 from local.sam_local.images import WORK_DIR, ensure_emulator_image, host_architecture
 from local.template import REPO_ROOT, Resolver, function_environment, function_specs, load_template
 
@@ -132,18 +134,15 @@ class SamLocal:
         _docker("network", "rm", self.options.network, check=False)
 
     def reset(self) -> None:
-        """Empty moto and the simulator, then create the template's tables, queues and schedules again."""
+        """Empty moto and the simulator, create the template's tables, queues and schedules again,
+        and the data the events refer to (``demo_data``)."""
         for url in (f"{self.moto_url}/moto-api/reset", f"{self.sim_url}/__sim__/reset"):
             urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10).close()  # noqa: S310
-        saved = {name: os.environ.pop(name, None) for name in FAKE_CREDENTIALS}
-        os.environ.update(FAKE_CREDENTIALS)
-        try:
-            self.resolver.refs.clear()
-            self.resolver.attributes.clear()
-            provision(self.resolver, self.moto_url)
-        finally:
-            for name, value in saved.items():
-                os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+        self.resolver.refs.clear()
+        self.resolver.attributes.clear()
+        provision(self.resolver, self.moto_url)
+        with aimed_at(self):
+            seed()
 
     def build(self) -> None:
         """``sam build`` for this machine's CPU, into a folder of its own (cached between runs)."""

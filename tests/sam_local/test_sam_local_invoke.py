@@ -16,14 +16,19 @@ from tests.sam_local.conftest import ContainerRun, event_file
 pytestmark = pytest.mark.sam_local
 
 SPECS = function_specs()
-# What differs between two runs of the same event on the same data: clock readings.
+# What differs between two runs of the same event on the same data: clock readings (ISO text or
+# epoch milliseconds) and the measured offset to the simulator's clock.
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$")
+_EPOCH_MS = range(1_500_000_000_000, 2_500_000_000_000)
+_CLOCK_KEYS = {"server_time_offset_ms"}
 
 
 def comparable(value: Any) -> Any:
     """The answer with clock readings blanked and JSON bodies parsed."""
     if isinstance(value, dict):
-        return {key: comparable(item) for key, item in value.items()}
+        return {key: "<clock>" if key in _CLOCK_KEYS else comparable(item) for key, item in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool) and value in _EPOCH_MS:
+        return "<time>"
     if isinstance(value, list):
         return [comparable(item) for item in value]
     if isinstance(value, str):
@@ -60,7 +65,10 @@ def test_comparison_tells_different_answers_apart() -> None:
     first = {"statusCode": 200, "body": '{"id": "a", "at": "2026-01-01T00:00:00Z"}'}
     other_value = {"statusCode": 200, "body": '{"id": "b", "at": "2026-01-01T00:00:00Z"}'}
     other_time = {"statusCode": 200, "body": '{"id": "a", "at": "2026-02-02T10:11:12.5+00:00"}'}
+    in_ms = {"statusCode": 200, "body": '{"id": "a", "at": 1796004186295, "qty": 5}'}
     # WHEN / THEN
     assert comparable(first) != comparable(other_value)
     assert comparable(first) != comparable({**first, "statusCode": 404})
     assert comparable(first) == comparable(other_time)
+    assert comparable(in_ms) == comparable({**in_ms, "body": in_ms["body"].replace("6295", "7000")})
+    assert comparable(in_ms) != comparable({**in_ms, "body": in_ms["body"].replace('"qty": 5', '"qty": 6')})
