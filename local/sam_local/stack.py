@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from local.aws_emulation import provision
 from local.binance_urls import binance_environment
 from local.sam_local.demo_data import aimed_at, seed
@@ -47,6 +49,9 @@ class SamLocalOptions:
     sim_port: int = 8901
     stage: str = "dev"
     arch: str = ""
+    # The tests' allowance per invoke on a loaded machine (they check answers, not timeouts): a copy of
+    # the built template with this Timeout for every function. 0 = the template's own timeouts.
+    function_timeout_s: int = 0
 
     @property
     def architecture(self) -> str:
@@ -56,6 +61,13 @@ class SamLocalOptions:
     @property
     def build_dir(self) -> Path:
         return WORK_DIR / f"build-{self.architecture}"
+
+    @property
+    def template(self) -> Path:
+        """The built template ``sam local invoke`` reads."""
+        if self.function_timeout_s:
+            return self.build_dir / f"template-timeout-{self.function_timeout_s}.yaml"
+        return self.build_dir / "template.yaml"
 
     @property
     def env_file(self) -> Path:
@@ -126,6 +138,8 @@ class SamLocal:
         self.reset()
         if build:
             self.build()
+        if self.options.function_timeout_s:
+            self._write_timeout_template()
         self.write_env_file()
 
     def down(self) -> None:
@@ -154,6 +168,14 @@ class SamLocal:
             check=True, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
         )
 
+    def _write_timeout_template(self) -> None:
+        built = yaml.safe_load((self.options.build_dir / "template.yaml").read_text(encoding="utf-8"))
+        built["Globals"]["Function"]["Timeout"] = self.options.function_timeout_s
+        for resource in built["Resources"].values():
+            if resource.get("Type") == "AWS::Serverless::Function":
+                resource["Properties"].pop("Timeout", None)
+        self.options.template.write_text(yaml.safe_dump(built, sort_keys=False), encoding="utf-8")
+
     # ----------------------------------------------------------------- functions
     def function_variables(self) -> dict[str, dict[str, str]]:
         """The ``--env-vars`` content: per function, what Lambda would set, aimed at the emulators."""
@@ -181,7 +203,7 @@ class SamLocal:
         """The ``sam local invoke`` command line for one function and event."""
         return [
             sam_command(), "local", "invoke", logical_id, "-e", str(event_file),
-            "-t", str(self.options.build_dir / "template.yaml"), "--skip-pull-image",
+            "-t", str(self.options.template), "--skip-pull-image",
             "--docker-network", self.options.network, "--env-vars", str(self.options.env_file),
             "--region", REGION, "--parameter-overrides",
             f"Architecture={self.options.architecture} Stage={self.options.stage}",
@@ -195,7 +217,7 @@ class SamLocal:
         environment["SAM_CLI_TELEMETRY"] = "0"
         done = subprocess.run(  # noqa: S603 - fixed SAM argv
             self.invoke_argv(logical_id, event_file),
-            cwd=REPO_ROOT, env=environment, text=True, capture_output=True, timeout=300,
+            cwd=REPO_ROOT, env=environment, text=True, capture_output=True, timeout=600,
         )
         if done.returncode != 0 or not done.stdout.strip():
             raise RuntimeError(f"sam local invoke {logical_id} failed ({done.returncode}):\n{done.stderr}")
