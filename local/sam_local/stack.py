@@ -30,7 +30,7 @@ import yaml
 from local.aws_emulation import provision
 from local.binance_urls import binance_environment
 from local.sam_local.demo_data import aimed_at, seed
-from local.sam_local.images import WORK_DIR, ensure_emulator_image, host_architecture
+from local.sam_local.images import KEY_LABEL, WORK_DIR, ensure_emulator_image, host_architecture
 from local.template import REPO_ROOT, Resolver, function_environment, function_specs, load_template
 
 __all__ = ["SamLocal", "SamLocalOptions", "sam_command"]
@@ -143,9 +143,11 @@ class SamLocal:
         self.write_env_file()
 
     def down(self) -> None:
-        """Remove the emulator container and the network (no error if they are not there)."""
+        """Remove the emulator container and the network (no error if they are not there), and the
+        untagged images SAM's per-invoke layer builds left (ours carry KEY_LABEL from the base image)."""
         _docker("rm", "-f", self.options.container, check=False)
         _docker("network", "rm", self.options.network, check=False)
+        _docker("image", "prune", "--force", "--filter", f"label={KEY_LABEL}", check=False)
 
     def reset(self) -> None:
         """Empty moto and the simulator, create the template's tables, queues and schedules again,
