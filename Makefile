@@ -7,9 +7,9 @@ PY313 := $(shell pyenv prefix 3.13.0 2>/dev/null)
 # Lambda puts the layer's python/ folder on sys.path; locally the same folder plus the repo root.
 export PYTHONPATH := $(CURDIR)/layers/klineo/python:$(CURDIR)
 
-.PHONY: run test test-fast lint simulator build validate bench clean openapi ts-client ts-client-deps .chromium
+.PHONY: run test test-fast lint simulator build validate bench clean openapi ts-client ts-client-deps .chromium .docker sam-local sam-local-down
 
-$(VENV)/.installed: requirements/app.txt requirements/dev.txt layers/klineo/python/requirements.txt
+$(VENV)/.installed: requirements/app.txt requirements/emulators.txt requirements/dev.txt layers/klineo/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements/dev.txt
@@ -25,10 +25,10 @@ $(TOOLS)/.installed: requirements/tools.txt
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m local.stack
 
-## make test: every test (unit, integration, e2e) plus ruff and cfn-lint
-test: $(VENV)/.installed $(TOOLS)/.installed .chromium ts-client-deps
+## make test: every test (unit, integration, e2e, TypeScript client, sam local invoke) plus ruff and cfn-lint
+test: $(VENV)/.installed $(TOOLS)/.installed .chromium ts-client-deps .docker
 	$(VENV)/bin/ruff check .
-	CFN_LINT=$(TOOLS)/bin/cfn-lint $(VENV)/bin/python -m pytest
+	PATH="$(PY313)/bin:$$PATH" CFN_LINT=$(TOOLS)/bin/cfn-lint $(VENV)/bin/python -m pytest
 
 ## make test-fast: ruff and the unit tests, without those that start processes or cfn-lint (under a minute)
 test-fast: $(VENV)/.installed
@@ -38,6 +38,18 @@ test-fast: $(VENV)/.installed
 # The API page test opens /docs in headless Chromium; Debian's package, installed once (CI runs as root).
 .chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+# The sam-local tests need a Docker daemon: Docker Desktop, or Debian's docker.io and dockerd (CI runs as root).
+.docker:
+	sh local/sam_local/docker-up.sh
+
+## make sam-local: moto + the Binance simulator in docker, functions built for this CPU, for `sam local invoke`
+sam-local: $(VENV)/.installed $(TOOLS)/.installed .docker
+	PATH="$(PY313)/bin:$$PATH" $(VENV)/bin/python -m local.sam_local up
+
+## make sam-local-down: remove sam-local's emulator container and docker network
+sam-local-down: $(VENV)/.installed
+	$(VENV)/bin/python -m local.sam_local down
 
 ## make openapi: regenerate openapi.json from the functions' resolvers (a test checks it is current)
 openapi: $(VENV)/.installed
@@ -81,4 +93,4 @@ bench: $(BENCH)/.installed
 	$(BENCH)/bin/python -m bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(BENCH) .aws-sam
+	rm -rf $(VENV) $(TOOLS) $(BENCH) .aws-sam .sam-local

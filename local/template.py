@@ -250,9 +250,13 @@ def function_specs(template: Mapping[str, Any] | None = None) -> list[FunctionSp
 
 
 def function_environment(resolver: Resolver, spec: FunctionSpec) -> dict[str, str]:
-    """The environment variables Lambda would give this function (Globals merged with its own)."""
+    """The environment variables Lambda would give this function (Globals merged with its own).
+
+    A variable the template declares as a literal ``""`` is a local override left unset when
+    deployed (empty means not set): it is left out, so it never blanks what the local stack set.
+    """
     globals_env = resolver.template.get("Globals", {}).get("Function", {}).get("Environment", {})
     merged = dict(globals_env.get("Variables", {}))
     merged.update(spec.properties.get("Environment", {}).get("Variables", {}))
-    return {name: str(resolver.resolve(value)) for name, value in merged.items()}
+    return {name: str(resolver.resolve(value)) for name, value in merged.items() if value != ""}
 

@@ -73,17 +73,21 @@ def _parse_params(raw_query: str, body: bytes) -> dict[str, str]:
 
 
 class SimulatorHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer bound to 127.0.0.1 that knows the simulator state and its connections."""
+    """ThreadingHTTPServer that knows the simulator state and its connections.
+
+    It binds 127.0.0.1; only ``local.sam_local.emulators``, inside its own container, passes another
+    host, so that functions in Lambda containers on the same docker network can reach it.
+    """
 
     daemon_threads = True
     request_queue_size = 256
     allow_reuse_address = True
 
-    def __init__(self, state: SimulatorState, port: int):
+    def __init__(self, state: SimulatorState, port: int, host: str = "127.0.0.1"):
         self.state = state
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__((host, port), _Handler)
 
     def close_connections(self) -> None:
         """Shut every open keep-alive connection (used at stop)."""
