@@ -65,26 +65,45 @@ def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str,
     ).get("Item")
 
 
+def _path(name: str) -> str:
+    """``name`` as an aliased document path: ``a.b`` becomes ``#a.#b``."""
+    return ".".join(f"#{part}" for part in name.split("."))
+
+
+def _placeholder(name: str) -> str:
+    return ":" + name.replace(".", "_")
+
+
 @dataclass
 class Update:
-    """An UpdateExpression built from named SETs and REMOVEs (attribute names go through ``#`` aliases)."""
+    """An UpdateExpression built from named SETs, REMOVEs, ADDs and SET-if-absent ``defaults``.
+
+    Attribute names go through ``#`` aliases and may be document paths (``symbol_settings.BTCUSDT``);
+    each value is ``:name`` (dots as underscores), so conditions may refer to them.
+    """
 
     sets: dict[str, Any] = field(default_factory=dict)
     removes: list[str] = field(default_factory=list)
+    adds: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     def without(self, *names: str) -> Update:
         """The same update without the SETs of ``names``."""
-        return Update({k: v for k, v in self.sets.items() if k not in names}, list(self.removes))
+        sets = {k: v for k, v in self.sets.items() if k not in names}
+        return Update(sets, list(self.removes), dict(self.adds), dict(self.defaults))
 
     def request(self, **extra_values: dict[str, Any]) -> dict[str, Any]:
         """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (and ``extra_values``)."""
-        names = {f"#{name}": name for name in [*self.sets, *self.removes]}
-        values = {f":{name}": to_attr(value) for name, value in self.sets.items()}
-        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in self.sets)
-        if self.removes:
-            expression += " REMOVE " + ", ".join(f"#{name}" for name in self.removes)
-        return {
-            "UpdateExpression": expression,
+        valued = {**self.sets, **self.defaults, **self.adds}
+        parts = [f"{_path(n)} = {_placeholder(n)}" for n in self.sets]
+        parts += [f"{_path(n)} = if_not_exists({_path(n)}, {_placeholder(n)})" for n in self.defaults]
+        clauses = [("SET", parts), ("REMOVE", [_path(n) for n in self.removes]),
+                   ("ADD", [f"{_path(n)} {_placeholder(n)}" for n in self.adds])]
+        names = {f"#{part}": part for name in [*valued, *self.removes] for part in name.split(".")}
+        values = {_placeholder(name): to_attr(value) for name, value in valued.items()}
+        request = {
+            "UpdateExpression": " ".join(f"{verb} {', '.join(items)}" for verb, items in clauses if items),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {**values, **extra_values},
         }
+        return {key: value for key, value in request.items() if value}  # DynamoDB refuses empty maps
