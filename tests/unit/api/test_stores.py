@@ -150,10 +150,10 @@ def test_warm_credentials_come_from_the_cache(stores):
 def test_credentials_cache_is_bounded_and_expires():
     """GIVEN a cache of 2 entries and a 10 s TTL WHEN a third entry comes or time passes THEN old ones go."""
     now = [0.0]
-    cache = secret_store._TtlCache(2, 10.0, clock=lambda: now[0])
-    cache.put("a", CREDS)
-    cache.put("b", CREDS)
-    cache.put("c", CREDS)
+    cache = secret_store._new_cache(2, 10.0, timer=lambda: now[0])
+    cache["a"] = CREDS
+    cache["b"] = CREDS
+    cache["c"] = CREDS
     assert cache.get("a") is None and cache.get("b") is CREDS
     now[0] = 10.0
     assert cache.get("b") is None and cache.get("c") is None
