@@ -18,7 +18,7 @@ from klineo.binance import Credentials
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, from_attr, get_data_item, query_prefix, to_attr
+from klineo.store.dynamo import Update, from_attr, get_data_item, query_prefix, to_item
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, batch_get_consistent, kill_switch_of, user_pk
 from klineo.store.secrets import get_credentials
 from klineo.validation import CONNECTION_ID_PATTERN
@@ -207,24 +207,12 @@ def list_connections(user_id: str) -> list[Connection]:
 
 def put_connection(connection: Connection) -> None:
     """Write a NEW connection item (never overwrites an existing one)."""
-    item: dict[str, Any] = {
-        **_key(connection.user_id, connection.connection_id),
-        "entity": {"S": "connection"},
-        "connection_id": {"S": connection.connection_id},
-        "label": {"S": connection.label},
-        "environment": {"S": connection.environment},
-        "key_type": {"S": connection.key_type},
-        "api_key_masked": {"S": connection.api_key_masked},
-        "secret_name": {"S": connection.secret_name},
-        "futures_enabled": {"BOOL": connection.futures_enabled},
-        "created_at": {"S": connection.created_at},
-    }
-    if connection.last_test is not None:
-        item["last_test"] = to_attr(connection.last_test)
-    if connection.futures_last_test is not None:
-        item["futures_last_test"] = to_attr(connection.futures_last_test)
-    if connection.credentials_version is not None:
-        item["credentials_version"] = {"S": connection.credentials_version}
+    item = {**_key(connection.user_id, connection.connection_id), **to_item({
+        "entity": "connection",
+        **connection.model_dump(include={
+            "connection_id", "label", "environment", "key_type", "api_key_masked", "secret_name",
+            "futures_enabled", "created_at", "last_test", "futures_last_test", "credentials_version"}),
+    })}
     aws.dynamodb().put_item(
         TableName=get_settings().data_table, Item=item, ConditionExpression="attribute_not_exists(pk)",
     )

@@ -16,7 +16,10 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from klineo.settings import get_settings
 from klineo.store import aws
 
-__all__ = ["Update", "from_attr", "get_data_item", "query_items", "query_prefix", "to_attr"]
+__all__ = [
+    "Update", "conditional_write", "from_attr", "get_data_item", "query_items", "query_prefix",
+    "to_attr", "to_item",
+]
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -38,6 +41,11 @@ def to_attr(value: Any) -> dict[str, Any]:
     return _SERIALIZER.serialize(_no_floats(value))
 
 
+def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``values`` as DynamoDB attributes, leaving out those that are None (absent, not NULL)."""
+    return {name: to_attr(value) for name, value in values.items() if value is not None}
+
+
 def from_attr(attribute: dict[str, Any]) -> Any:
     """A DynamoDB attribute as a Python value (numbers come back as Decimal)."""
     return _DESERIALIZER.deserialize(attribute)
@@ -56,6 +64,16 @@ def query_prefix(pk: str, sk_prefix: str) -> Iterator[dict[str, Any]]:
         KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
         ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
     )
+
+
+def conditional_write(call: Any, **request: Any) -> bool:
+    """Run one conditional write (``call`` is e.g. ``update_item``); False when its condition failed."""
+    client = aws.dynamodb()
+    try:
+        call(**request)
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
 
 
 def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str, Any] | None:
