@@ -281,16 +281,8 @@ def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
 
 def _settings_update(changes: dict[str, Any]) -> Update:
     """The update of user settings (None removes a futures default; amounts are kept as decimal text)."""
-    unknown = set(changes) - set(SETTING_NAMES)
-    if unknown:
-        raise ValueError(f"not connection settings: {sorted(unknown)}")
-    update = Update(sets={"settings_updated_at": _now()})
-    for name, value in changes.items():
-        if value is None:
-            update.removes.append(name)
-        else:
-            update.sets[name] = str(value) if isinstance(value, Decimal) else value
-    return update
+    changes = {name: str(value) if isinstance(value, Decimal) else value for name, value in changes.items()}
+    return Update.of_changes(changes, SETTING_NAMES, {"settings_updated_at": _now()})
 
 
 def update_settings(user_id: str, connection_id: str, changes: dict[str, Any]) -> Connection:

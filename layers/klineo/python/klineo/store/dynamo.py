@@ -6,7 +6,7 @@ writes only its keys, conditions and item shapes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -104,6 +104,20 @@ class Update:
     removes: list[str] = field(default_factory=list)
     adds: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_changes(cls, changes: Mapping[str, Any], allowed: Collection[str], sets: dict[str, Any]) -> Update:
+        """``sets`` plus a SET per change (None REMOVEs it); ValueError for a name not in ``allowed``."""
+        unknown = set(changes) - set(allowed)
+        if unknown:
+            raise ValueError(f"not settings here: {sorted(unknown)}")
+        update = cls(sets=dict(sets))
+        for name, value in changes.items():
+            if value is None:
+                update.removes.append(name)
+            else:
+                update.sets[name] = value
+        return update
 
     def without(self, *names: str) -> Update:
         """The same update without the SETs of ``names``."""

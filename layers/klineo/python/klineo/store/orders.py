@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import from_attr, to_attr
+from klineo.store.dynamo import from_attr, to_attr, to_item
 
 __all__ = [
     "STATUS_PENDING",
@@ -78,7 +78,7 @@ class OrderRecord:
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item (low-level attribute values)."""
-        plain: dict[str, Any] = {
+        return to_item({
             "pk": f"USER#{self.user_id}",
             "sk": f"ORDER#{self.client_order_id}",
             "user_id": self.user_id,
@@ -91,14 +91,10 @@ class OrderRecord:
             "attempt_ms": self.attempt_ms,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
-        }
-        if self.order_id is not None:
-            plain["order_id"] = self.order_id
-        if self.result is not None:
-            plain["result"] = self.result
-        if self.error is not None:
-            plain["error"] = self.error
-        return {name: to_attr(value) for name, value in plain.items()}
+            "order_id": self.order_id,
+            "result": self.result,
+            "error": self.error,
+        })
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> OrderRecord:

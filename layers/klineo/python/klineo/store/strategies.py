@@ -261,15 +261,7 @@ def update_settings(
     Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
     """
     allowed = {"type", "parameters", "size", "mode", "status", "status_reason"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ValueError(f"not user settings: {sorted(unknown)}")
-    update = Update(sets={"updated_at": now_iso()})
-    for name, value in changes.items():
-        if value is None:
-            update.removes.append(name)
-        else:
-            update.sets[name] = value
+    update = Update.of_changes(changes, allowed, {"updated_at": now_iso()})
     status = changes.get("status", current.status)
     if status == ACTIVE:
         pk, sk = active_index_keys(current.interval, current.environment, current.symbol, strategy_id)
