@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import from_attr, to_attr, to_item
+from klineo.store.dynamo import Update, from_attr, to_item
 
 __all__ = [
     "STATUS_PENDING",
@@ -204,34 +204,15 @@ def record_order_outcome(
     error: dict[str, Any] | None = None,
 ) -> None:
     """Store what became of the order (one UpdateItem); a known result clears an earlier error."""
-    names = {"#status": "status", "#updated_at": "updated_at"}
-    values: dict[str, Any] = {":status": status, ":updated_at": _now_iso()}
-    sets = ["#status = :status", "#updated_at = :updated_at"]
-    removes = []
-    if order_id is not None:
-        names["#order_id"] = "order_id"
-        values[":order_id"] = order_id
-        sets.append("#order_id = :order_id")
-    if result is not None:
-        names["#result"] = "result"
-        values[":result"] = result
-        sets.append("#result = :result")
-    names["#error"] = "error"
-    if error is not None:
-        values[":error"] = error
-        sets.append("#error = :error")
-    else:
-        removes.append("#error")
-    expression = "SET " + ", ".join(sets)
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
+    sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
+            "error": error}
+    update = Update(sets={name: value for name, value in sets.items() if value is not None},
+                    removes=[] if error is not None else ["error"])
     aws.dynamodb().update_item(
         TableName=get_settings().data_table,
         Key=_key(user_id, client_order_id),
-        UpdateExpression=expression,
         ConditionExpression="attribute_exists(pk)",
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
+        **update.request(),
     )
 
 

@@ -184,40 +184,26 @@ def get_run(strategy_id: str, close_time: int) -> Run | None:
 
 def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: StrategyAdvance) -> bool:
     """Move a strategy past ``close_time`` with ``advance``; False unless it was behind, free and as sized."""
-    names = {"#status": "status"}
-    values: dict[str, Any] = {":close": to_attr(close_time), ":now": {"S": now_iso()}}
-    sets = ["last_close = :close", "updated_at = :now"]
-    removes: list[str] = []
-    conditions = ["attribute_exists(pk)", "(attribute_not_exists(last_close) OR last_close < :close)"]
+    update = Update(sets={"last_close": close_time, "updated_at": now_iso()})
+    conditions = ["attribute_exists(pk)", "(attribute_not_exists(last_close) OR last_close < :last_close)"]
+    extra_values: dict[str, Any] = {}
     if not advance.allow_pending:
         conditions.append("attribute_not_exists(pending)")
     if advance.position_attribute is not None:
-        names["#position"] = advance.position_attribute
-        sets.append("#position = :position_to")
-        values[":position_to"] = to_attr(advance.position_to)
+        update.sets[advance.position_attribute] = advance.position_to
         if advance.position_from is not None:
-            conditions.append("#position = :position_from")
-            values[":position_from"] = to_attr(advance.position_from)
+            conditions.append(f"#{advance.position_attribute} = :position_from")
+            extra_values[":position_from"] = to_attr(advance.position_from)
     if advance.key_failures is not None:
-        sets.append("key_failures = :failures")
-        values[":failures"] = to_attr(advance.key_failures)
+        update.sets["key_failures"] = advance.key_failures
     if advance.pause_reason is not None:
-        sets.append("#status = :paused, status_reason = :reason")
-        values[":paused"], values[":reason"] = {"S": PAUSED}, {"S": advance.pause_reason}
-        removes.extend(["gsi1pk", "gsi1sk"])
-    else:
-        del names["#status"]
-    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-    request: dict[str, Any] = {
-        "TableName": get_settings().data_table,
-        "Key": strategy_key(user_id, strategy_id),
-        "UpdateExpression": expression,
-        "ConditionExpression": " AND ".join(conditions),
-        "ExpressionAttributeValues": values,
-    }
-    if names:
-        request["ExpressionAttributeNames"] = names
-    return conditional_write(aws.dynamodb().update_item, **request)
+        update.sets.update(status=PAUSED, status_reason=advance.pause_reason)
+        update.removes.extend(["gsi1pk", "gsi1sk"])
+    return conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id), ConditionExpression=" AND ".join(conditions),
+        **update.request(**extra_values),
+    )
 
 
 def record_run(run: Run, *, advance: StrategyAdvance | None = None) -> bool:
