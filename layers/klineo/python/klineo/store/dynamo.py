@@ -124,8 +124,9 @@ class Update:
         sets = {k: v for k, v in self.sets.items() if k not in names}
         return Update(sets, list(self.removes), dict(self.adds), dict(self.defaults))
 
-    def request(self, **extra_values: dict[str, Any]) -> dict[str, Any]:
-        """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (and ``extra_values``)."""
+    def request(self, extra_names: Mapping[str, str] | None = None,
+                **extra_values: dict[str, Any]) -> dict[str, Any]:
+        """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (plus a condition's)."""
         valued = {**self.sets, **self.defaults, **self.adds}
         parts = [f"{_path(n)} = {_placeholder(n)}" for n in self.sets]
         parts += [f"{_path(n)} = if_not_exists({_path(n)}, {_placeholder(n)})" for n in self.defaults]
@@ -135,7 +136,7 @@ class Update:
         values = {_placeholder(name): to_attr(value) for name, value in valued.items()}
         request = {
             "UpdateExpression": " ".join(f"{verb} {', '.join(items)}" for verb, items in clauses if items),
-            "ExpressionAttributeNames": names,
+            "ExpressionAttributeNames": {**names, **(extra_names or {})},
             "ExpressionAttributeValues": {**values, **extra_values},
         }
         return {key: value for key, value in request.items() if value}  # DynamoDB refuses empty maps

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, from_attr, to_item
+from klineo.store.dynamo import Update, from_attr, to_attr, to_item
 
 __all__ = [
     "STATUS_PENDING",
@@ -230,19 +230,13 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
     Two concurrent retries of the same order can both find it absent at Binance; only the one
     that wins this conditional update may send it again.
     """
+    update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso()})
     try:
         aws.dynamodb().update_item(
             TableName=get_settings().data_table,
             Key=_key(user_id, client_order_id),
-            UpdateExpression="SET attempt_ms = :attempt, #status = :pending, updated_at = :now",
             ConditionExpression="attempt_ms = :previous",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":attempt": {"N": str(attempt_ms)},
-                ":previous": {"N": str(previous_attempt_ms)},
-                ":pending": {"S": STATUS_PENDING},
-                ":now": {"S": _now_iso()},
-            },
+            **update.request(**{":previous": to_attr(previous_attempt_ms)}),
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":

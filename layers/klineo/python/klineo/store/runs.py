@@ -242,41 +242,32 @@ def claim_live_order(user_id: str, strategy_id: str, pending: PendingOrder) -> b
     candle, and still holds the position the order was sized from. Only this update lets an order
     out, so two workers can never both send one.
     """
+    update = Update(sets={"pending": pending.as_attr_value(), "updated_at": now_iso()})
     return conditional_write(
         aws.dynamodb().update_item,
         TableName=get_settings().data_table,
         Key=strategy_key(user_id, strategy_id),
-        UpdateExpression="SET pending = :pending, updated_at = :now",
         ConditionExpression="attribute_exists(pk) AND #status = :active AND #mode = :live "
         "AND attribute_not_exists(pending) "
         "AND (attribute_not_exists(last_close) OR last_close < :close) "
         "AND live_position = :position",
-        ExpressionAttributeNames={"#status": "status", "#mode": "mode"},
-        ExpressionAttributeValues={
-            ":pending": to_attr(pending.as_attr_value()),
-            ":now": {"S": now_iso()},
-            ":active": {"S": ACTIVE},
-            ":live": {"S": "live"},
-            ":close": to_attr(pending.close_time),
-            ":position": to_attr(pending.position_before),
-        },
+        **update.request(
+            {"#status": "status", "#mode": "mode"},
+            **{":active": {"S": ACTIVE}, ":live": {"S": "live"}, ":close": to_attr(pending.close_time),
+               ":position": to_attr(pending.position_before)},
+        ),
     )
 
 
 def extend_lease(user_id: str, strategy_id: str, pending: PendingOrder, lease_until_ms: int) -> bool:
     """Take over a pending order whose lease expired (one taker wins); False when it changed meanwhile."""
+    update = Update(sets={"pending.lease_until_ms": lease_until_ms, "updated_at": now_iso()})
     return conditional_write(
         aws.dynamodb().update_item,
         TableName=get_settings().data_table,
         Key=strategy_key(user_id, strategy_id),
-        UpdateExpression="SET pending.lease_until_ms = :new, updated_at = :now",
         ConditionExpression="pending.client_order_id = :cid AND pending.lease_until_ms = :old",
-        ExpressionAttributeValues={
-            ":new": to_attr(lease_until_ms),
-            ":old": to_attr(pending.lease_until_ms),
-            ":cid": {"S": pending.client_order_id},
-            ":now": {"S": now_iso()},
-        },
+        **update.request(**{":old": to_attr(pending.lease_until_ms), ":cid": {"S": pending.client_order_id}}),
     )
 
 
