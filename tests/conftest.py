@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 
+import botocore.loaders
+import botocore.session
 import pytest
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
@@ -16,6 +19,19 @@ pytest_plugins = ["local.binance_sim.pytest_plugin"]
 
 STAGE = "test"
 REGION = "ap-northeast-1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_botocore_loader() -> Iterator[None]:
+    """One botocore data loader for every Session the tests make (each test makes fresh clients).
+
+    A new Session otherwise reads and parses the service models' JSON again: most of the CPU time
+    of a test on moto. Only the parsed, read-only model files are shared; clients stay per test.
+    """
+    original = botocore.session.create_loader
+    botocore.session.create_loader = cache(botocore.loaders.create_loader)
+    yield
+    botocore.session.create_loader = original
 
 
 @pytest.fixture(scope="session")

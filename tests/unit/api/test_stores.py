@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 from klineo.binance import Credentials, KeyType
@@ -150,10 +151,10 @@ def test_warm_credentials_come_from_the_cache(stores):
 def test_credentials_cache_is_bounded_and_expires():
     """GIVEN a cache of 2 entries and a 10 s TTL WHEN a third entry comes or time passes THEN old ones go."""
     now = [0.0]
-    cache = secret_store._TtlCache(2, 10.0, clock=lambda: now[0])
-    cache.put("a", CREDS)
-    cache.put("b", CREDS)
-    cache.put("c", CREDS)
+    cache = secret_store._new_cache(2, 10.0, timer=lambda: now[0])
+    cache["a"] = CREDS
+    cache["b"] = CREDS
+    cache["c"] = CREDS
     assert cache.get("a") is None and cache.get("b") is CREDS
     now[0] = 10.0
     assert cache.get("b") is None and cache.get("c") is None
@@ -170,3 +171,38 @@ def test_deleted_secret_is_gone_at_once_and_a_second_delete_is_fine(stores):
     with pytest.raises(KlineoError) as caught:
         secret_store.get_credentials(name)
     assert caught.value.category is ErrorCategory.NOT_FOUND
+
+
+def test_key_failures_add_up_and_disabling_keeps_the_first_reason(stores):
+    """GIVEN a connection WHEN failures come and it is disabled twice THEN they add, first reason stays."""
+    conn = _connection()
+    connections.put_connection(conn)
+    assert connections.add_key_failure(USER_A, conn.connection_id) == 1
+    assert connections.add_key_failure(USER_A, conn.connection_id) == 2
+    first = connections.disable_connection(USER_A, conn.connection_id, "key rejected")
+    again = connections.disable_connection(USER_A, conn.connection_id, "another reason")
+    assert again.disabled_reason == "key rejected" and again.disabled_at == first.disabled_at
+    cleared = connections.clear_disabled(USER_A, conn.connection_id, {"ok": True})
+    assert not cleared.disabled and cleared.consecutive_failures == 0 and cleared.last_test == {"ok": True}
+
+
+def test_symbol_settings_accumulate_and_a_none_setting_is_removed(stores):
+    """GIVEN two symbols' settings, a default set then cleared WHEN read THEN both symbols, no default."""
+    conn = _connection()
+    connections.put_connection(conn)
+    connections.record_symbol_settings(USER_A, conn.connection_id, "BTCUSDT", {"leverage": 5})
+    connections.record_symbol_settings(USER_A, conn.connection_id, "ETHUSDT", {"leverage": 3})
+    changes = {"leverage": 7, "max_notional_usdt": Decimal("5")}
+    connections.update_settings(USER_A, conn.connection_id, changes)
+    updated = connections.update_settings(USER_A, conn.connection_id, {"leverage": None})
+    assert updated.symbol_settings == {"BTCUSDT": {"leverage": 5}, "ETHUSDT": {"leverage": 3}}
+    assert updated.leverage is None and updated.max_notional_usdt == Decimal("5")
+
+
+def test_a_version_is_pinned_only_once(stores):
+    """GIVEN an unversioned connection WHEN a version is pinned twice THEN the first one stays."""
+    conn = _connection()
+    connections.put_connection(conn)
+    connections.pin_credentials_version(USER_A, conn.connection_id, "v1")
+    connections.pin_credentials_version(USER_A, conn.connection_id, "v2")
+    assert connections.get_connection(USER_A, conn.connection_id).credentials_version == "v1"

@@ -28,6 +28,7 @@ itself, so nothing is paid twice).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -543,48 +544,27 @@ class BinanceClient:
 
     def _report(self, err: KlineoError, method: str, path: str, weight: int) -> KlineoError:
         """Log (safely) and count an error about to be raised; return it."""
-        logger, _ = _observability()
-        logger.warning(
-            "binance call failed",
-            extra={
-                "binance_method": method,
-                "binance_path": path,
-                "binance_status": err.status,
-                "binance_code": err.code,
-                "error_category": err.category.value,
-                "binance_weight": weight,
-                "binance_used_weight": self._limiter.used_weight(self.host),
-            },
-        )
+        _log_call("warning", "binance call failed", method, path, binance_status=err.status,
+                  binance_code=err.code, error_category=err.category.value, binance_weight=weight,
+                  binance_used_weight=self._limiter.used_weight(self.host))
         _metric("BinanceErrors", 1)
         _metric(err.category.metric_name, 1)
         return err
 
     def _log_retry(self, method: str, path: str, category: ErrorCategory, delay: float) -> None:
-        logger, _ = _observability()
-        logger.info(
-            "binance call retried",
-            extra={
-                "binance_method": method,
-                "binance_path": path,
-                "error_category": category.value,
-                "retry_delay_s": delay,
-            },
-        )
+        _log_call("info", "binance call retried", method, path, error_category=category.value,
+                  retry_delay_s=delay)
 
     def _log_ok(self, method: str, path: str, status: int, weight: int, used: int | None) -> None:
-        logger, _ = _observability()
-        if logger.isEnabledFor(10):  # DEBUG
-            logger.debug(
-                "binance call",
-                extra={
-                    "binance_method": method,
-                    "binance_path": path,
-                    "binance_status": status,
-                    "binance_weight": weight,
-                    "binance_used_weight": used,
-                },
-            )
+        _log_call("debug", "binance call", method, path, binance_status=status, binance_weight=weight,
+                  binance_used_weight=used)
+
+
+def _log_call(level: str, message: str, method: str, path: str, **fields: Any) -> None:
+    """One log line about a Binance call: method and path only, never the query string or signature."""
+    logger, _ = _observability()
+    if logger.isEnabledFor(logging.getLevelName(level.upper())):
+        getattr(logger, level)(message, extra={"binance_method": method, "binance_path": path, **fields})
 
 
 def _parse_json(content: bytes) -> tuple[Any, bool]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cachetools import LRUCache
 
 from klineo.binance import Candle, ErrorCategory, Market, get_client, klines
 from klineo.errors import KlineoError
@@ -51,7 +52,8 @@ class CandleGroup:
 
 
 # key -> (the limit it was fetched with, the group): a later need is served when its limit fits.
-_cache: OrderedDict[tuple[str, str, str, int], tuple[int, CandleGroup]] = OrderedDict()
+# Bounded, least recently used first out; the lock because cachetools caches are not thread-safe.
+_cache: LRUCache[tuple[str, str, str, int], tuple[int, CandleGroup]] = LRUCache(maxsize=CACHE_MAX_ENTRIES)
 _lock = threading.Lock()
 
 
@@ -69,10 +71,7 @@ def fetch_limit(count: int) -> int:
 def _cached(key: tuple[str, str, str, int], limit: int) -> CandleGroup | None:
     with _lock:
         entry = _cache.get(key)
-        if entry is None or entry[0] < limit:
-            return None
-        _cache.move_to_end(key)
-        return entry[1]
+    return entry[1] if entry is not None and entry[0] >= limit else None
 
 
 def _store(key: tuple[str, str, str, int], limit: int, group: CandleGroup) -> None:
@@ -80,9 +79,6 @@ def _store(key: tuple[str, str, str, int], limit: int, group: CandleGroup) -> No
         old = _cache.get(key)
         if old is None or limit >= old[0]:
             _cache[key] = (limit, group)
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_MAX_ENTRIES:
-            _cache.popitem(last=False)
 
 
 def closed_candles(

@@ -18,7 +18,7 @@ from klineo.binance import Credentials
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import from_attr, get_data_item, query_prefix, to_attr
+from klineo.store.dynamo import Update, from_attr, get_data_item, query_prefix, to_item
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, batch_get_consistent, kill_switch_of, user_pk
 from klineo.store.secrets import get_credentials
 from klineo.validation import CONNECTION_ID_PATTERN
@@ -207,24 +207,12 @@ def list_connections(user_id: str) -> list[Connection]:
 
 def put_connection(connection: Connection) -> None:
     """Write a NEW connection item (never overwrites an existing one)."""
-    item: dict[str, Any] = {
-        **_key(connection.user_id, connection.connection_id),
-        "entity": {"S": "connection"},
-        "connection_id": {"S": connection.connection_id},
-        "label": {"S": connection.label},
-        "environment": {"S": connection.environment},
-        "key_type": {"S": connection.key_type},
-        "api_key_masked": {"S": connection.api_key_masked},
-        "secret_name": {"S": connection.secret_name},
-        "futures_enabled": {"BOOL": connection.futures_enabled},
-        "created_at": {"S": connection.created_at},
-    }
-    if connection.last_test is not None:
-        item["last_test"] = to_attr(connection.last_test)
-    if connection.futures_last_test is not None:
-        item["futures_last_test"] = to_attr(connection.futures_last_test)
-    if connection.credentials_version is not None:
-        item["credentials_version"] = {"S": connection.credentials_version}
+    item = {**_key(connection.user_id, connection.connection_id), **to_item({
+        "entity": "connection",
+        **connection.model_dump(include={
+            "connection_id", "label", "environment", "key_type", "api_key_masked", "secret_name",
+            "futures_enabled", "created_at", "last_test", "futures_last_test", "credentials_version"}),
+    })}
     aws.dynamodb().put_item(
         TableName=get_settings().data_table, Item=item, ConditionExpression="attribute_not_exists(pk)",
     )
@@ -240,8 +228,7 @@ def delete_connection(user_id: str, connection_id: str) -> bool:
     return bool(old)
 
 
-def _update_existing(user_id: str, connection_id: str, expression: str,
-                     values: dict[str, Any], names: dict[str, str] | None = None) -> Connection:
+def _update_existing(user_id: str, connection_id: str, update: Update) -> Connection:
     if not is_connection_id(connection_id):
         raise _not_found()
     client = aws.dynamodb()
@@ -249,11 +236,9 @@ def _update_existing(user_id: str, connection_id: str, expression: str,
         answer = client.update_item(
             TableName=get_settings().data_table,
             Key=_key(user_id, connection_id),
-            UpdateExpression=expression,
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
-            **({"ExpressionAttributeNames": names} if names else {}),
+            **update.request(),
         )
     except client.exceptions.ConditionalCheckFailedException:
         raise _not_found() from None
@@ -264,20 +249,18 @@ def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
                         futures_last_test: dict[str, Any] | None = None,
                         settings: dict[str, Any] | None = None) -> Connection:
     """Switch futures on or off, with the futures test and settings when given, in ONE UpdateItem."""
-    sets, removes, values, names = _settings_update(settings or {})
-    sets.append("futures_enabled = :enabled, futures_updated_at = :now")
-    values[":enabled"] = {"BOOL": bool(enabled)}
+    update = _settings_update(settings or {})
+    update.sets.update(futures_enabled=bool(enabled), futures_updated_at=update.sets["settings_updated_at"])
     if futures_last_test is not None:
-        sets.append("futures_last_test = :test")
-        values[":test"] = to_attr(futures_last_test)
-    return _update_existing(user_id, connection_id, _expression(sets, removes), values, names)
+        update.sets["futures_last_test"] = futures_last_test
+    return _update_existing(user_id, connection_id, update)
 
 
 def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *,
                        futures: bool = False) -> Connection:
     """Store a test result on the item (last_test, or futures_last_test); NOT_FOUND when absent."""
     attribute = "futures_last_test" if futures else "last_test"
-    return _update_existing(user_id, connection_id, f"SET {attribute} = :test", {":test": to_attr(result)})
+    return _update_existing(user_id, connection_id, Update(sets={attribute: result}))
 
 
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
@@ -296,74 +279,50 @@ def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
     )
 
 
-def _settings_update(changes: dict[str, Any]) -> tuple[list[str], list[str], dict[str, Any], dict[str, str]]:
-    """SET clauses, REMOVE names, values and names for user settings (None removes a futures default)."""
-    unknown = set(changes) - set(SETTING_NAMES)
-    if unknown:
-        raise ValueError(f"not connection settings: {sorted(unknown)}")
-    sets, removes = ["settings_updated_at = :now"], []
-    values: dict[str, Any] = {":now": {"S": _now()}}
-    names: dict[str, str] = {}
-    for name, value in changes.items():
-        names[f"#{name}"] = name
-        if value is None:
-            removes.append(f"#{name}")
-        else:
-            sets.append(f"#{name} = :{name}")
-            values[f":{name}"] = to_attr(str(value) if isinstance(value, Decimal) else value)
-    return sets, removes, values, names
-
-
-def _expression(sets: list[str], removes: list[str]) -> str:
-    return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+def _settings_update(changes: dict[str, Any]) -> Update:
+    """The update of user settings (None removes a futures default; amounts are kept as decimal text)."""
+    changes = {name: str(value) if isinstance(value, Decimal) else value for name, value in changes.items()}
+    return Update.of_changes(changes, SETTING_NAMES, {"settings_updated_at": _now()})
 
 
 def update_settings(user_id: str, connection_id: str, changes: dict[str, Any]) -> Connection:
     """Set user settings (``SETTING_NAMES``; None removes a futures default) in ONE UpdateItem."""
-    sets, removes, values, names = _settings_update(changes)
-    return _update_existing(user_id, connection_id, _expression(sets, removes), values, names)
+    return _update_existing(user_id, connection_id, _settings_update(changes))
 
 
 def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applied: dict[str, Any]) -> None:
     """Remember the margin type and leverage applied on Binance for one symbol of the connection."""
-    _update_existing(
-        user_id, connection_id, "SET symbol_settings = if_not_exists(symbol_settings, :empty)", {
-            ":empty": {"M": {}}})
-    _update_existing(user_id, connection_id, "SET symbol_settings.#symbol = :applied",
-                     {":applied": to_attr(applied)}, {"#symbol": symbol})
+    _update_existing(user_id, connection_id, Update(defaults={"symbol_settings": {}}))
+    _update_existing(user_id, connection_id, Update(sets={f"symbol_settings.{symbol}": applied}))
 
 
 def add_key_failure(user_id: str, connection_id: str) -> int:
     """Count one more consecutive key failure (atomic ADD); returns the new count."""
-    updated = _update_existing(user_id, connection_id, "ADD consecutive_failures :one", {":one": {"N": "1"}})
+    updated = _update_existing(user_id, connection_id, Update(adds={"consecutive_failures": 1}))
     return updated.consecutive_failures
 
 
 def reset_key_failures(user_id: str, connection_id: str) -> None:
     """The key worked: the count of consecutive key failures starts again from zero."""
-    _update_existing(user_id, connection_id, "SET consecutive_failures = :zero", {":zero": {"N": "0"}})
+    _update_existing(user_id, connection_id, Update(sets={"consecutive_failures": 0}))
 
 
 def disable_connection(user_id: str, connection_id: str, reason: str) -> Connection:
     """Switch the connection off with its reason and time (kept when it is off already)."""
-    return _update_existing(
-        user_id, connection_id,
-        "SET disabled_at = if_not_exists(disabled_at, :now), "
-        "disabled_reason = if_not_exists(disabled_reason, :reason)",
-        {":now": {"S": _now()}, ":reason": {"S": reason}})
+    update = Update(defaults={"disabled_at": _now(), "disabled_reason": reason})
+    return _update_existing(user_id, connection_id, update)
 
 
 def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any]) -> Connection:
     """Switch the connection on again after a passing test: no disabled state, no failure count."""
-    return _update_existing(
-        user_id, connection_id, "SET consecutive_failures = :zero, last_test = :test "
-        "REMOVE disabled_at, disabled_reason", {":zero": {"N": "0"}, ":test": to_attr(last_test)})
+    update = Update(sets={"consecutive_failures": 0, "last_test": last_test},
+                    removes=["disabled_at", "disabled_reason"])
+    return _update_existing(user_id, connection_id, update)
 
 
 def pin_credentials_version(user_id: str, connection_id: str, version: str) -> None:
     """Make an unversioned connection sign with ``version`` (a version already set is kept)."""
-    expression = "SET credentials_version = if_not_exists(credentials_version, :v)"
-    _update_existing(user_id, connection_id, expression, {":v": {"S": version}})
+    _update_existing(user_id, connection_id, Update(defaults={"credentials_version": version}))
 
 
 def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_masked: str,
@@ -372,9 +331,7 @@ def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_mask
 
     A disabled connection stays disabled: POST .../enable switches it on and resumes its strategies.
     """
-    return _update_existing(
-        user_id, connection_id,
-        "SET key_type = :type, api_key_masked = :masked, credentials_version = :version, last_test = :test, "
-        "consecutive_failures = :zero", {
-            ":type": {"S": key_type}, ":masked": {"S": api_key_masked},
-            ":version": {"S": credentials_version}, ":test": to_attr(last_test), ":zero": {"N": "0"}})
+    update = Update(sets={"key_type": key_type, "api_key_masked": api_key_masked,
+                          "credentials_version": credentials_version, "last_test": last_test,
+                          "consecutive_failures": 0})
+    return _update_existing(user_id, connection_id, update)

@@ -6,7 +6,7 @@ writes only its keys, conditions and item shapes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -16,7 +16,10 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from klineo.settings import get_settings
 from klineo.store import aws
 
-__all__ = ["Update", "from_attr", "get_data_item", "query_items", "query_prefix", "to_attr"]
+__all__ = [
+    "Update", "conditional_write", "from_attr", "get_data_item", "query_items", "query_prefix",
+    "to_attr", "to_item",
+]
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -36,6 +39,11 @@ def _no_floats(value: Any) -> Any:
 def to_attr(value: Any) -> dict[str, Any]:
     """A Python value (Decimals, ints, floats, bools, strings, dicts, lists) as a DynamoDB attribute."""
     return _SERIALIZER.serialize(_no_floats(value))
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``values`` as DynamoDB attributes, leaving out those that are None (absent, not NULL)."""
+    return {name: to_attr(value) for name, value in values.items() if value is not None}
 
 
 def from_attr(attribute: dict[str, Any]) -> Any:
@@ -58,6 +66,16 @@ def query_prefix(pk: str, sk_prefix: str) -> Iterator[dict[str, Any]]:
     )
 
 
+def conditional_write(call: Any, **request: Any) -> bool:
+    """Run one conditional write (``call`` is e.g. ``update_item``); False when its condition failed."""
+    client = aws.dynamodb()
+    try:
+        call(**request)
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
 def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str, Any] | None:
     """One item of the data table by its key, or None."""
     return aws.dynamodb().get_item(
@@ -65,26 +83,60 @@ def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str,
     ).get("Item")
 
 
+def _path(name: str) -> str:
+    """``name`` as an aliased document path: ``a.b`` becomes ``#a.#b``."""
+    return ".".join(f"#{part}" for part in name.split("."))
+
+
+def _placeholder(name: str) -> str:
+    return ":" + name.replace(".", "_")
+
+
 @dataclass
 class Update:
-    """An UpdateExpression built from named SETs and REMOVEs (attribute names go through ``#`` aliases)."""
+    """An UpdateExpression built from named SETs, REMOVEs, ADDs and SET-if-absent ``defaults``.
+
+    Attribute names go through ``#`` aliases and may be document paths (``symbol_settings.BTCUSDT``);
+    each value is ``:name`` (dots as underscores), so conditions may refer to them.
+    """
 
     sets: dict[str, Any] = field(default_factory=dict)
     removes: list[str] = field(default_factory=list)
+    adds: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_changes(cls, changes: Mapping[str, Any], allowed: Collection[str], sets: dict[str, Any]) -> Update:
+        """``sets`` plus a SET per change (None REMOVEs it); ValueError for a name not in ``allowed``."""
+        unknown = set(changes) - set(allowed)
+        if unknown:
+            raise ValueError(f"not settings here: {sorted(unknown)}")
+        update = cls(sets=dict(sets))
+        for name, value in changes.items():
+            if value is None:
+                update.removes.append(name)
+            else:
+                update.sets[name] = value
+        return update
 
     def without(self, *names: str) -> Update:
         """The same update without the SETs of ``names``."""
-        return Update({k: v for k, v in self.sets.items() if k not in names}, list(self.removes))
+        sets = {k: v for k, v in self.sets.items() if k not in names}
+        return Update(sets, list(self.removes), dict(self.adds), dict(self.defaults))
 
-    def request(self, **extra_values: dict[str, Any]) -> dict[str, Any]:
-        """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (and ``extra_values``)."""
-        names = {f"#{name}": name for name in [*self.sets, *self.removes]}
-        values = {f":{name}": to_attr(value) for name, value in self.sets.items()}
-        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in self.sets)
-        if self.removes:
-            expression += " REMOVE " + ", ".join(f"#{name}" for name in self.removes)
-        return {
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": names,
+    def request(self, extra_names: Mapping[str, str] | None = None,
+                **extra_values: dict[str, Any]) -> dict[str, Any]:
+        """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (plus a condition's)."""
+        valued = {**self.sets, **self.defaults, **self.adds}
+        parts = [f"{_path(n)} = {_placeholder(n)}" for n in self.sets]
+        parts += [f"{_path(n)} = if_not_exists({_path(n)}, {_placeholder(n)})" for n in self.defaults]
+        clauses = [("SET", parts), ("REMOVE", [_path(n) for n in self.removes]),
+                   ("ADD", [f"{_path(n)} {_placeholder(n)}" for n in self.adds])]
+        names = {f"#{part}": part for name in [*valued, *self.removes] for part in name.split(".")}
+        values = {_placeholder(name): to_attr(value) for name, value in valued.items()}
+        request = {
+            "UpdateExpression": " ".join(f"{verb} {', '.join(items)}" for verb, items in clauses if items),
+            "ExpressionAttributeNames": {**names, **(extra_names or {})},
             "ExpressionAttributeValues": {**values, **extra_values},
         }
+        return {key: value for key, value in request.items() if value}  # DynamoDB refuses empty maps

@@ -13,6 +13,7 @@ from typing import Any
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
+from klineo.store.dynamo import Update
 
 __all__ = [
     "FLAGS_SK",
@@ -71,15 +72,10 @@ def get_kill_switches(user_id: str) -> tuple[bool, bool]:
 
 
 def _set(pk: str, on: bool) -> None:
-    aws.dynamodb().update_item(
-        TableName=get_settings().data_table,
-        Key=_key(pk, FLAGS_SK),
-        UpdateExpression="SET kill_switch = :on, updated_at = :now",
-        ExpressionAttributeValues={
-            ":on": {"BOOL": bool(on)},
-            ":now": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
-        },
-    )
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    update = Update(sets={"kill_switch": bool(on), "updated_at": now})
+    aws.dynamodb().update_item(TableName=get_settings().data_table, Key=_key(pk, FLAGS_SK),
+                               **update.request())
 
 
 def set_user_kill_switch(user_id: str, on: bool) -> None:

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import from_attr, to_attr
+from klineo.store.dynamo import Update, from_attr, to_attr, to_item
 
 __all__ = [
     "STATUS_PENDING",
@@ -78,7 +78,7 @@ class OrderRecord:
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item (low-level attribute values)."""
-        plain: dict[str, Any] = {
+        return to_item({
             "pk": f"USER#{self.user_id}",
             "sk": f"ORDER#{self.client_order_id}",
             "user_id": self.user_id,
@@ -91,14 +91,10 @@ class OrderRecord:
             "attempt_ms": self.attempt_ms,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
-        }
-        if self.order_id is not None:
-            plain["order_id"] = self.order_id
-        if self.result is not None:
-            plain["result"] = self.result
-        if self.error is not None:
-            plain["error"] = self.error
-        return {name: to_attr(value) for name, value in plain.items()}
+            "order_id": self.order_id,
+            "result": self.result,
+            "error": self.error,
+        })
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> OrderRecord:
@@ -208,34 +204,15 @@ def record_order_outcome(
     error: dict[str, Any] | None = None,
 ) -> None:
     """Store what became of the order (one UpdateItem); a known result clears an earlier error."""
-    names = {"#status": "status", "#updated_at": "updated_at"}
-    values: dict[str, Any] = {":status": status, ":updated_at": _now_iso()}
-    sets = ["#status = :status", "#updated_at = :updated_at"]
-    removes = []
-    if order_id is not None:
-        names["#order_id"] = "order_id"
-        values[":order_id"] = order_id
-        sets.append("#order_id = :order_id")
-    if result is not None:
-        names["#result"] = "result"
-        values[":result"] = result
-        sets.append("#result = :result")
-    names["#error"] = "error"
-    if error is not None:
-        values[":error"] = error
-        sets.append("#error = :error")
-    else:
-        removes.append("#error")
-    expression = "SET " + ", ".join(sets)
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
+    sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
+            "error": error}
+    update = Update(sets={name: value for name, value in sets.items() if value is not None},
+                    removes=[] if error is not None else ["error"])
     aws.dynamodb().update_item(
         TableName=get_settings().data_table,
         Key=_key(user_id, client_order_id),
-        UpdateExpression=expression,
         ConditionExpression="attribute_exists(pk)",
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
+        **update.request(),
     )
 
 
@@ -253,19 +230,13 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
     Two concurrent retries of the same order can both find it absent at Binance; only the one
     that wins this conditional update may send it again.
     """
+    update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso()})
     try:
         aws.dynamodb().update_item(
             TableName=get_settings().data_table,
             Key=_key(user_id, client_order_id),
-            UpdateExpression="SET attempt_ms = :attempt, #status = :pending, updated_at = :now",
             ConditionExpression="attempt_ms = :previous",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":attempt": {"N": str(attempt_ms)},
-                ":previous": {"N": str(previous_attempt_ms)},
-                ":pending": {"S": STATUS_PENDING},
-                ":now": {"S": _now_iso()},
-            },
+            **update.request(**{":previous": to_attr(previous_attempt_ms)}),
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":

@@ -33,7 +33,7 @@ from typing import Any
 
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, from_attr, to_attr
+from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
 from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key
 
 __all__ = [
@@ -122,33 +122,16 @@ class Run:
         """The DynamoDB item, with ``ttl`` RUN_TTL_DAYS from now."""
         now_s = time.time() if now_s is None else now_s
         stamp = self.created_at or now_iso()
-        item: dict[str, Any] = {
-            **run_key(self.strategy_id, self.close_time),
-            "entity": {"S": "run"},
-            "strategy_id": {"S": self.strategy_id},
-            "user_id": {"S": self.user_id},
-            "close_time": to_attr(self.close_time),
-            "status": {"S": self.status},
-            "mode": {"S": self.mode},
-            "indicators": to_attr(dict(self.indicators)),
-            "created_at": {"S": stamp},
-            "updated_at": {"S": self.updated_at or stamp},
-            "ttl": to_attr(int(now_s) + RUN_TTL_DAYS * 86_400),
-        }
-        optional = {
-            "signal": self.signal,
-            "reason": self.reason,
-            "position_before": self.position_before,
-            "target_position": self.target_position,
-            "order": self.order,
-            "error": self.error,
+        return {**run_key(self.strategy_id, self.close_time), **to_item({
+            "entity": "run", "strategy_id": self.strategy_id, "user_id": self.user_id,
+            "close_time": self.close_time, "status": self.status, "mode": self.mode,
+            "indicators": dict(self.indicators), "created_at": stamp, "updated_at": self.updated_at or stamp,
+            "ttl": int(now_s) + RUN_TTL_DAYS * 86_400,
+            "signal": self.signal, "reason": self.reason, "position_before": self.position_before,
+            "target_position": self.target_position, "order": self.order, "error": self.error,
             "skip_reason": self.skip_reason,
             "advance": self.advance.as_value() if self.advance is not None else None,
-        }
-        for name, value in optional.items():
-            if value is not None:
-                item[name] = to_attr(value)
-        return item
+        })}
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Run:
@@ -184,21 +167,11 @@ def _plain_map(value: Any) -> dict[str, Any] | None:
     }
 
 
-def _conditional(call: Any, **request: Any) -> bool:
-    """Run one conditional write; False when its condition failed."""
-    client = aws.dynamodb()
-    try:
-        call(**request)
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
-
-
 def _put_run(run: Run, *, only_new: bool) -> bool:
     request: dict[str, Any] = {"TableName": get_settings().data_table, "Item": run.to_item()}
     if only_new:
         request["ConditionExpression"] = "attribute_not_exists(sk)"
-    return _conditional(aws.dynamodb().put_item, **request)
+    return conditional_write(aws.dynamodb().put_item, **request)
 
 
 def get_run(strategy_id: str, close_time: int) -> Run | None:
@@ -211,40 +184,26 @@ def get_run(strategy_id: str, close_time: int) -> Run | None:
 
 def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: StrategyAdvance) -> bool:
     """Move a strategy past ``close_time`` with ``advance``; False unless it was behind, free and as sized."""
-    names = {"#status": "status"}
-    values: dict[str, Any] = {":close": to_attr(close_time), ":now": {"S": now_iso()}}
-    sets = ["last_close = :close", "updated_at = :now"]
-    removes: list[str] = []
-    conditions = ["attribute_exists(pk)", "(attribute_not_exists(last_close) OR last_close < :close)"]
+    update = Update(sets={"last_close": close_time, "updated_at": now_iso()})
+    conditions = ["attribute_exists(pk)", "(attribute_not_exists(last_close) OR last_close < :last_close)"]
+    extra_values: dict[str, Any] = {}
     if not advance.allow_pending:
         conditions.append("attribute_not_exists(pending)")
     if advance.position_attribute is not None:
-        names["#position"] = advance.position_attribute
-        sets.append("#position = :position_to")
-        values[":position_to"] = to_attr(advance.position_to)
+        update.sets[advance.position_attribute] = advance.position_to
         if advance.position_from is not None:
-            conditions.append("#position = :position_from")
-            values[":position_from"] = to_attr(advance.position_from)
+            conditions.append(f"#{advance.position_attribute} = :position_from")
+            extra_values[":position_from"] = to_attr(advance.position_from)
     if advance.key_failures is not None:
-        sets.append("key_failures = :failures")
-        values[":failures"] = to_attr(advance.key_failures)
+        update.sets["key_failures"] = advance.key_failures
     if advance.pause_reason is not None:
-        sets.append("#status = :paused, status_reason = :reason")
-        values[":paused"], values[":reason"] = {"S": PAUSED}, {"S": advance.pause_reason}
-        removes.extend(["gsi1pk", "gsi1sk"])
-    else:
-        del names["#status"]
-    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-    request: dict[str, Any] = {
-        "TableName": get_settings().data_table,
-        "Key": strategy_key(user_id, strategy_id),
-        "UpdateExpression": expression,
-        "ConditionExpression": " AND ".join(conditions),
-        "ExpressionAttributeValues": values,
-    }
-    if names:
-        request["ExpressionAttributeNames"] = names
-    return _conditional(aws.dynamodb().update_item, **request)
+        update.sets.update(status=PAUSED, status_reason=advance.pause_reason)
+        update.removes.extend(["gsi1pk", "gsi1sk"])
+    return conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id), ConditionExpression=" AND ".join(conditions),
+        **update.request(**extra_values),
+    )
 
 
 def record_run(run: Run, *, advance: StrategyAdvance | None = None) -> bool:
@@ -283,41 +242,32 @@ def claim_live_order(user_id: str, strategy_id: str, pending: PendingOrder) -> b
     candle, and still holds the position the order was sized from. Only this update lets an order
     out, so two workers can never both send one.
     """
-    return _conditional(
+    update = Update(sets={"pending": pending.as_attr_value(), "updated_at": now_iso()})
+    return conditional_write(
         aws.dynamodb().update_item,
         TableName=get_settings().data_table,
         Key=strategy_key(user_id, strategy_id),
-        UpdateExpression="SET pending = :pending, updated_at = :now",
         ConditionExpression="attribute_exists(pk) AND #status = :active AND #mode = :live "
         "AND attribute_not_exists(pending) "
         "AND (attribute_not_exists(last_close) OR last_close < :close) "
         "AND live_position = :position",
-        ExpressionAttributeNames={"#status": "status", "#mode": "mode"},
-        ExpressionAttributeValues={
-            ":pending": to_attr(pending.as_attr_value()),
-            ":now": {"S": now_iso()},
-            ":active": {"S": ACTIVE},
-            ":live": {"S": "live"},
-            ":close": to_attr(pending.close_time),
-            ":position": to_attr(pending.position_before),
-        },
+        **update.request(
+            {"#status": "status", "#mode": "mode"},
+            **{":active": {"S": ACTIVE}, ":live": {"S": "live"}, ":close": to_attr(pending.close_time),
+               ":position": to_attr(pending.position_before)},
+        ),
     )
 
 
 def extend_lease(user_id: str, strategy_id: str, pending: PendingOrder, lease_until_ms: int) -> bool:
     """Take over a pending order whose lease expired (one taker wins); False when it changed meanwhile."""
-    return _conditional(
+    update = Update(sets={"pending.lease_until_ms": lease_until_ms, "updated_at": now_iso()})
+    return conditional_write(
         aws.dynamodb().update_item,
         TableName=get_settings().data_table,
         Key=strategy_key(user_id, strategy_id),
-        UpdateExpression="SET pending.lease_until_ms = :new, updated_at = :now",
         ConditionExpression="pending.client_order_id = :cid AND pending.lease_until_ms = :old",
-        ExpressionAttributeValues={
-            ":new": to_attr(lease_until_ms),
-            ":old": to_attr(pending.lease_until_ms),
-            ":cid": {"S": pending.client_order_id},
-            ":now": {"S": now_iso()},
-        },
+        **update.request(**{":old": to_attr(pending.lease_until_ms), ":cid": {"S": pending.client_order_id}}),
     )
 
 
@@ -348,14 +298,14 @@ def settle_live_order(
         update.removes.extend(["gsi1pk", "gsi1sk"])
     this_order = {":cid": {"S": pending.client_order_id}}
     key = {"TableName": get_settings().data_table, "Key": strategy_key(user_id, strategy_id)}
-    if _conditional(
+    if conditional_write(
         aws.dynamodb().update_item, **key, **update.request(**this_order),
         ConditionExpression="pending.client_order_id = :cid "
         "AND (attribute_not_exists(last_close) OR last_close < :last_close)",
     ):
         return True
     # Skips moved the strategy past this order's candle meanwhile: settle without moving it back.
-    return _conditional(
+    return conditional_write(
         aws.dynamodb().update_item, **key, **update.without("last_close").request(**this_order),
         ConditionExpression="pending.client_order_id = :cid",
     )

@@ -11,10 +11,10 @@ import json
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
+from cachetools import TTLCache
 
 from klineo.binance import Credentials, ErrorCategory, KeyType
 from klineo.errors import KlineoError
@@ -43,44 +43,19 @@ CACHE_MAX_ENTRIES = 256
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9/_+=.@-]")
 
 
-class _TtlCache:
-    """A small thread-safe LRU with per-entry expiry."""
-
-    def __init__(self, max_entries: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic):
-        self._entries: OrderedDict[str, tuple[float, Credentials]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.max_entries = max_entries
-        self.ttl_seconds = ttl_seconds
-        self.clock = clock
-
-    def get(self, key: str) -> Credentials | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= self.clock():
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return entry[1]
-
-    def put(self, key: str, value: Credentials) -> None:
-        with self._lock:
-            self._entries[key] = (self.clock() + self.ttl_seconds, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def pop(self, key: str) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+def _new_cache(max_entries: int, ttl_seconds: float,
+               timer: Callable[[], float] = time.monotonic) -> TTLCache[str, Credentials]:
+    """A bounded cache (least recently used goes first) whose entries expire ``ttl_seconds`` after put."""
+    return TTLCache(maxsize=max_entries, ttl=ttl_seconds, timer=timer)
 
 
-_cache = _TtlCache(CACHE_MAX_ENTRIES, CACHE_TTL_SECONDS)
+_cache = _new_cache(CACHE_MAX_ENTRIES, CACHE_TTL_SECONDS)
+_cache_lock = threading.Lock()  # cachetools caches are not thread-safe on their own
+
+
+def _remember(key: str, creds: Credentials) -> None:
+    with _cache_lock:
+        _cache[key] = creds
 
 
 def secret_name(user_id: str, connection_id: str) -> str:
@@ -98,7 +73,7 @@ def put_credentials(user_id: str, connection_id: str, creds: Credentials, versio
         Tags=[{"Key": "klineo:connection", "Value": connection_id}],
         **({"ClientRequestToken": version} if version else {}),
     )
-    _cache.put(f"{name}#{version}" if version else name, creds)
+    _remember(f"{name}#{version}" if version else name, creds)
     return name
 
 
@@ -118,7 +93,7 @@ def put_new_version(secret_name: str, creds: Credentials, version: str) -> None:
     """
     aws.secretsmanager().put_secret_value(SecretId=secret_name, SecretString=_payload(creds),
                                           ClientRequestToken=version)
-    _cache.put(f"{secret_name}#{version}", creds)
+    _remember(f"{secret_name}#{version}", creds)
 
 
 def get_credentials(secret_name: str, version: str | None = None) -> Credentials:
@@ -128,7 +103,8 @@ def get_credentials(secret_name: str, version: str | None = None) -> Credentials
     then never signed with from this container's cache.
     """
     cache_key = f"{secret_name}#{version}" if version else secret_name
-    cached = _cache.get(cache_key)
+    with _cache_lock:
+        cached = _cache.get(cache_key)
     if cached is not None:
         return cached
     client = aws.secretsmanager()
@@ -140,7 +116,7 @@ def get_credentials(secret_name: str, version: str | None = None) -> Credentials
         raise KlineoError(ErrorCategory.NOT_FOUND, message) from None
     data = json.loads(value)
     creds = Credentials(api_key=data["api_key"], secret=data["secret"], key_type=KeyType(data["key_type"]))
-    _cache.put(cache_key, creds)
+    _remember(cache_key, creds)
     return creds
 
 
@@ -152,7 +128,8 @@ def delete_credentials(secret_name: str) -> None:
     is lost that matters: the user holds the key (or makes a new one on Binance) and can add
     the connection again.
     """
-    _cache.pop(secret_name)
+    with _cache_lock:
+        _cache.pop(secret_name, None)
     client = aws.secretsmanager()
     try:
         client.delete_secret(SecretId=secret_name, ForceDeleteWithoutRecovery=True)
@@ -173,4 +150,5 @@ def discard_credentials(secret_name: str) -> bool:
 
 def clear_cache() -> None:
     """Forget every cached credential (tests; nothing else needs it)."""
-    _cache.clear()
+    with _cache_lock:
+        _cache.clear()

@@ -28,7 +28,16 @@ from klineo.binance import ErrorCategory
 from klineo.errors import KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, from_attr, get_data_item, query_items, query_prefix, to_attr
+from klineo.store.dynamo import (
+    Update,
+    conditional_write,
+    from_attr,
+    get_data_item,
+    query_items,
+    query_prefix,
+    to_attr,
+    to_item,
+)
 from klineo.store.flags import batch_get_consistent, user_pk
 
 __all__ = [
@@ -177,30 +186,15 @@ class Strategy:
 
     def to_item(self) -> dict[str, Any]:
         """The full DynamoDB item (used only when creating)."""
-        item: dict[str, Any] = {
-            **strategy_key(self.user_id, self.strategy_id),
-            "entity": {"S": "strategy"},
-            "strategy_id": {"S": self.strategy_id},
-            "user_id": {"S": self.user_id},
-            "connection_id": {"S": self.connection_id},
-            "environment": {"S": self.environment},
-            "symbol": {"S": self.symbol},
-            "interval": {"S": self.interval},
-            "type": {"S": self.type},
-            "parameters": to_attr(self.parameters),
-            "size": to_attr(self.size),
-            "mode": {"S": self.mode},
-            "status": {"S": self.status},
-            "created_at": {"S": self.created_at},
-            "updated_at": {"S": self.updated_at},
-            "live_position": to_attr(self.live_position),
-            "paper_position": to_attr(self.paper_position),
-            "key_failures": to_attr(self.key_failures),
-        }
-        if self.status_reason:
-            item["status_reason"] = {"S": self.status_reason}
-        if self.last_close is not None:
-            item["last_close"] = to_attr(self.last_close)
+        item = {**strategy_key(self.user_id, self.strategy_id), **to_item({
+            "entity": "strategy", "strategy_id": self.strategy_id, "user_id": self.user_id,
+            "connection_id": self.connection_id, "environment": self.environment, "symbol": self.symbol,
+            "interval": self.interval, "type": self.type, "parameters": self.parameters, "size": self.size,
+            "mode": self.mode, "status": self.status, "created_at": self.created_at,
+            "updated_at": self.updated_at, "live_position": self.live_position,
+            "paper_position": self.paper_position, "key_failures": self.key_failures,
+            "status_reason": self.status_reason or None, "last_close": self.last_close,
+        })}
         if self.active:
             pk, sk = active_index_keys(self.interval, self.environment, self.symbol, self.strategy_id)
             item["gsi1pk"], item["gsi1sk"] = {"S": pk}, {"S": sk}
@@ -267,15 +261,7 @@ def update_settings(
     Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
     """
     allowed = {"type", "parameters", "size", "mode", "status", "status_reason"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ValueError(f"not user settings: {sorted(unknown)}")
-    update = Update(sets={"updated_at": now_iso()})
-    for name, value in changes.items():
-        if value is None:
-            update.removes.append(name)
-        else:
-            update.sets[name] = value
+    update = Update.of_changes(changes, allowed, {"updated_at": now_iso()})
     status = changes.get("status", current.status)
     if status == ACTIVE:
         pk, sk = active_index_keys(current.interval, current.environment, current.symbol, strategy_id)
@@ -323,22 +309,13 @@ def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -
 
 def pause_strategy(user_id: str, strategy_id: str, reason: str) -> bool:
     """Pause a strategy for a runner reason (off the active index); False when it no longer exists."""
-    client = aws.dynamodb()
-    try:
-        client.update_item(
-            TableName=get_settings().data_table,
-            Key=strategy_key(user_id, strategy_id),
-            UpdateExpression="SET #status = :paused, status_reason = :reason, updated_at = :now "
-            "REMOVE gsi1pk, gsi1sk",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":paused": {"S": PAUSED}, ":reason": {"S": reason}, ":now": {"S": now_iso()},
-            },
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    update = Update(sets={"status": PAUSED, "status_reason": reason, "updated_at": now_iso()},
+                    removes=["gsi1pk", "gsi1sk"])
+    return conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id), ConditionExpression="attribute_exists(pk)",
+        **update.request(),
+    )
 
 
 def query_active(interval: str) -> Iterator[Strategy]:
