@@ -323,9 +323,9 @@ def futures_mark_price(client: BinanceClient, symbol: str) -> Decimal:
 
 
 def futures_ticker_price(client: BinanceClient, symbol: str) -> Decimal:
-    """GET /fapi/v1/ticker/price for one symbol (weight 1): last price."""
+    """GET /fapi/v2/ticker/price for one symbol (weight 1): last price (v1 is deprecated, facts §11)."""
     _require(client, Market.FUTURES)
-    data = client.public("GET", "/fapi/v1/ticker/price", {"symbol": _symbol(symbol)})
+    data = client.public("GET", "/fapi/v2/ticker/price", {"symbol": _symbol(symbol)})
     return _decimal(data, "price")
 
 
