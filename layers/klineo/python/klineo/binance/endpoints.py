@@ -29,10 +29,12 @@ __all__ = [
     "futures_leverage_brackets",
     "futures_mark_price",
     "futures_new_order",
+    "futures_open_algo_orders",
     "futures_position_mode",
     "futures_position_risk",
     "futures_query_order",
     "futures_symbol_config",
+    "futures_symbol_configs",
     "futures_ticker_price",
     "klines",
     "server_time",
@@ -290,6 +292,26 @@ def futures_symbol_config(client: BinanceClient, creds: Credentials, symbol: str
             ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable symbol configuration."
         )
     return row
+
+
+def futures_symbol_configs(client: BinanceClient, creds: Credentials) -> list[dict[str, Any]]:
+    """GET /fapi/v1/symbolConfig for every symbol (weight 5): marginType and leverage per symbol."""
+    _require(client, Market.FUTURES)
+    rows = client.signed("GET", "/fapi/v1/symbolConfig", None, creds)
+    if not isinstance(rows, list):
+        raise KlineoError(
+            ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable symbol configuration."
+        )
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def futures_open_algo_orders(client: BinanceClient, creds: Credentials, symbol: str) -> list[dict[str, Any]]:
+    """GET /fapi/v1/openAlgoOrders for one symbol (weight 1): its conditional orders not yet fired."""
+    _require(client, Market.FUTURES)
+    rows = client.signed("GET", "/fapi/v1/openAlgoOrders", {"symbol": _symbol(symbol)}, creds)
+    if not isinstance(rows, list):
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable open algo orders.")
+    return [row for row in rows if isinstance(row, dict)]
 
 
 def futures_leverage_brackets(client: BinanceClient, creds: Credentials, symbol: str) -> list[dict[str, Any]]:

@@ -78,6 +78,8 @@ _WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/fapi/v3/positionRisk"): 5,
     ("GET", "/fapi/v1/premiumIndex"): 1,
     ("GET", "/fapi/v2/ticker/price"): 1,
+    ("GET", "/fapi/v1/symbolConfig"): 5,
+    ("GET", "/fapi/v1/openAlgoOrders"): 1,  # with symbol (40 without)
 }
 
 

@@ -206,11 +206,14 @@ def _prepared(
     reference = cache(lambda: _reference_price(client, order))
     check_order(context, _intent(order), reference)
     creds = connection_credentials(connection)
-    try:
-        prepare_symbol(client, creds, connection, order.symbol)
-    except KlineoError as exc:
-        note_key_outcome(connection, exc)
-        raise
+    if not _intent(order).reduces:
+        # A reducing order (a close) needs no settings, and changing margin type under an open
+        # position is refused (-4048): the connection's defaults must never block a close.
+        try:
+            prepare_symbol(client, creds, connection, order.symbol)
+        except KlineoError as exc:
+            note_key_outcome(connection, exc)
+            raise
     rules = get_symbol_rules(client, order.symbol)
     quantity, price = rules.prepare_order(
         order.side, order.type, order.quantity, order.price, reference(), reduce_only=order.reduceOnly,
