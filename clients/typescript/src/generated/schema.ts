@@ -204,7 +204,8 @@ export interface paths {
         get: operations["futures_order_status_futures_order__client_order_id__get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Cancel one of the caller's futures orders, exactly once; answers its final state. */
+        delete: operations["futures_order_cancel_futures_order__client_order_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3900,6 +3901,195 @@ export interface operations {
                 connection_id?: string | null;
                 symbol?: string | null;
             };
+            header?: never;
+            path: {
+                clientOrderId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FuturesOrderResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_order_cancel_futures_order__client_order_id__delete: {
+        parameters: {
+            query?: never;
             header?: never;
             path: {
                 clientOrderId: string;

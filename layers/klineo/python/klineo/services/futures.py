@@ -91,6 +91,7 @@ from klineo.store.orders import (
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
     "IDEMPOTENCY_TTL_SECONDS",
+    "futures_order_response",
     "get_futures_order_status",
     "place_futures_order",
 ]
@@ -119,7 +120,10 @@ def _futures_client(connection: Connection) -> BinanceClient:
 # ---------------------------------------------------------------- orders
 
 
-def _response(result: OrderResult, connection_id: str, source: str | None = None) -> FuturesOrderResponse:
+def futures_order_response(
+    result: OrderResult, connection_id: str, source: str | None = None
+) -> FuturesOrderResponse:
+    """The API's view of an order Binance reported."""
     return FuturesOrderResponse(
         client_order_id=result.client_order_id,
         connection_id=connection_id,
@@ -275,7 +279,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
             "symbol": result.symbol,
         },
     )
-    return _response(result, connection.connection_id)
+    return futures_order_response(result, connection.connection_id)
 
 
 def _place_idempotent(
@@ -397,4 +401,4 @@ def get_futures_order_status(
         )
         if record.status == STATUS_UNKNOWN:
             metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
-    return _response(found, connection_id)
+    return futures_order_response(found, connection_id)
