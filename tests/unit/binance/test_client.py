@@ -288,6 +288,7 @@ def test_order_with_unknown_execution_status_raises_unknown_outcome_without_rese
             "exempt. Please try again.",
         },
         {"msg": "Service Unavailable."},
+        {"code": -1001, "msg": "Service Unavailable."},
     ],
 )
 def test_order_answered_with_a_definite_503_failure_is_upstream_unavailable(rsps, make_client, creds, body):

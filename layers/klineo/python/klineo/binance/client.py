@@ -100,7 +100,8 @@ def _definite_failure(status: int, code: int | None, msg: str) -> bool:
     """
     if code in _DEFINITE_FAILURE_CODES:
         return True
-    return code is None and status == 503 and "service unavailable" in msg.lower()
+    # The documented 503 text decides, whatever code comes with it (the codes are not documented).
+    return status == 503 and "service unavailable" in msg.lower()
 
 
 def _retry_after(value: str | None) -> float | None:
