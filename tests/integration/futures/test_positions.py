@@ -227,3 +227,28 @@ def test_close_in_hedge_mode_sends_position_side_and_no_reduce_only(sim_env, inv
     (close,) = _closing_orders(sim_env, connection.account)
     assert close.position_side == "LONG" and not close.reduce_only
     assert _sim_rows(sim_env, "futures-hedge") == []
+
+
+def test_hedge_close_with_both_sides_open_needs_position_side(sim_env, invoke, create_connection):
+    """GIVEN a hedge account holding a LONG and a SHORT WHEN closed without position_side THEN 400 naming it;
+    WHEN closed with position_side=SHORT THEN only the SHORT is closed (BUY, positionSide SHORT)."""
+    connection = create_connection(USER_A, "futures-hedge")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    assert invoke("futures_enable", event)["statusCode"] == 200
+    raise_notional_limit(connection.id)
+    for side, position_side in (("BUY", "LONG"), ("SELL", "SHORT")):
+        body = order_body(connection.id, side=side, type="MARKET", price=None, timeInForce=None,
+                          quantity="0.002", positionSide=position_side)
+        assert invoke("futures_order", order_event(body, key=new_key()))["statusCode"] == 200
+
+    ambiguous = invoke("futures_position_close", _close_event(connection.id, new_key()))
+    chosen_event = _close_event(connection.id, new_key())
+    chosen_event["rawQueryString"] = "position_side=SHORT"
+    chosen_event["queryStringParameters"] = {"position_side": "SHORT"}
+    chosen = invoke("futures_position_close", chosen_event)
+
+    assert ambiguous["statusCode"] == 400 and body_of(ambiguous)["error"]["field"] == "position_side"
+    assert chosen["statusCode"] == 200, chosen["body"]
+    assert body_of(chosen)["side"] == "BUY" and body_of(chosen)["position_side"] == "SHORT"
+    (left,) = _sim_rows(sim_env, "futures-hedge")
+    assert left["positionSide"] == "LONG"
