@@ -11,7 +11,7 @@ import pytest
 import requests
 import responses
 from klineo.binance import ErrorCategory, KlineoError, Market, get_client
-from klineo.binance.client import clear_client_cache
+from klineo.binance.client import FIREWALL_RETRY_AFTER_S, clear_client_cache
 
 from tests.unit.binance.conftest import FUTURES, SENTINEL_SECRET, SPOT, START, add_time
 
@@ -256,6 +256,11 @@ def test_order_is_never_resent_after_a_read_timeout_or_lost_connection(
             {"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown."},
         ),
         (400, {"code": -1000, "msg": "An unknown error occurred while processing the request."}),
+        (500, {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}),
+        (503, {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}),
+        (400, {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}),
+        (504, {"msg": "Gateway Timeout"}),
+        (503, {"msg": "Internal error; unable to process your request. Please try again."}),
     ],
 )
 def test_order_with_unknown_execution_status_raises_unknown_outcome_without_resending(
@@ -283,6 +288,7 @@ def test_order_with_unknown_execution_status_raises_unknown_outcome_without_rese
             "exempt. Please try again.",
         },
         {"msg": "Service Unavailable."},
+        {"code": -1001, "msg": "Service Unavailable."},
     ],
 )
 def test_order_answered_with_a_definite_503_failure_is_upstream_unavailable(rsps, make_client, creds, body):
@@ -367,6 +373,19 @@ def test_waf_html_403_is_classified_without_raising_anything_else(rsps, make_cli
     with pytest.raises(KlineoError) as caught:
         make_client().public("GET", "/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m"})
     assert caught.value.category is ErrorCategory.RATE_LIMIT and caught.value.status == 403
+    assert caught.value.retry_after == FIREWALL_RETRY_AFTER_S
+
+
+def test_firewall_403_on_an_order_is_rate_limit_with_a_retry_after(rsps, make_client, creds, clock):
+    """GIVEN Binance's firewall answering an order 403 with no Retry-After WHEN sent
+    THEN rate_limit with a Retry-After (a 403 is refused before the order is processed), sent once."""
+    add_time(rsps, FUTURES, SERVER_MS, Market.FUTURES)
+    rsps.post(ORDER, status=403, body="<html><body>Request blocked</body></html>")
+    with pytest.raises(KlineoError) as caught:
+        make_client(Market.FUTURES).signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT"}, creds)
+    assert caught.value.category is ErrorCategory.RATE_LIMIT and caught.value.status == 403
+    assert caught.value.retry_after == FIREWALL_RETRY_AFTER_S
+    assert len(_signed_calls(rsps, "/fapi/v1/order")) == 1
 
 
 def test_binance_rejection_carries_code_status_and_field(rsps, make_client, creds):

@@ -157,3 +157,10 @@ def test_mark_price_is_a_decimal(rsps, make_client):
     """GIVEN premiumIndex WHEN the mark price is asked THEN a Decimal comes back."""
     rsps.get(FUTURES + "/fapi/v1/premiumIndex", json={"symbol": "BTCUSDT", "markPrice": "60000.10000000"})
     assert endpoints.futures_mark_price(make_client(Market.FUTURES), "BTCUSDT") == Decimal("60000.1")
+
+
+def test_futures_ticker_price_reads_v2_not_the_deprecated_v1(rsps, make_client):
+    """GIVEN /fapi/v2/ticker/price only WHEN the last price is asked THEN v2 is read (v1 is deprecated)."""
+    rsps.get(FUTURES + "/fapi/v2/ticker/price", json={"symbol": "BTCUSDT", "price": "60001.5", "time": 1})
+    assert endpoints.futures_ticker_price(make_client(Market.FUTURES), "BTCUSDT") == Decimal("60001.5")
+    assert [urlsplit(c.request.url).path for c in rsps.calls] == ["/fapi/v2/ticker/price"]

@@ -186,6 +186,29 @@ CASES = [
     (404, None, "", C.OTHER, None),
     (None, None, "", C.NETWORK, None),
     (400, -9999, "A code nobody knows", C.INVALID_REQUEST, None),
+    # issue 12 fidelity fixes: texts from the USDⓈ-M error-code page (docs/binance-facts.md §11)
+    (400, -5021, "Due to the order could not be filled immediately, the FOK order has been rejected.",
+     C.ORDER_REJECTED, None),
+    (400, -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+     C.ORDER_REJECTED, None),
+    (400, -4118, "ReduceOnly Order Failed. Please check your existing position and open orders",
+     C.ORDER_REJECTED, None),
+    (400, -2025, "Reach max open order limit.", C.ORDER_REJECTED, None),
+    (400, -4400, "Futures Trading Quantitative Rules violated, only reduceOnly order is allowed, please try "
+     "again later.", C.ORDER_REJECTED, None),
+    (400, -4401, "Futures Trading Risk Control Rules of large position holding violated, only reduceOnly "
+     "order is allowed, please reduce the position. .", C.ORDER_REJECTED, None),
+    (400, -4189, "Restricted account permission: can only place reduceOnly order on the symbol.",
+     C.RESTRICTED, None),
+    (400, -4192, "Trade forbidden due to Cooling-off Period.", C.ORDER_REJECTED, None),
+    (400, -4402, "Dear user, as per our Terms of Use and compliance with local regulations, this feature is "
+     "currently not available in your region.", C.RESTRICTED, None),
+    (400, -2023, "User in liquidation mode now.", C.ORDER_REJECTED, None),
+    *[(400, code, "Leverage adjustment failed.", C.INVALID_REQUEST, "leverage")
+      for code in (-4202, -4203, -4204, -4205, -4206, -4207, -4208, -4209, -4403)],
+    (400, -4001, "Price less than 0.", C.INVALID_REQUEST, "price"),
+    (400, -4002, "Price greater than max price.", C.INVALID_REQUEST, "price"),
+    (400, -4025, "Multiplier decimal less than zero.", C.INVALID_REQUEST, "price"),
 ]
 
 

@@ -77,6 +77,47 @@ def test_order_is_sent_once_with_our_client_order_id(rsps, client, creds, clock)
     assert _calls(rsps, "GET") == []
 
 
+MARKET = FuturesOrder(symbol="BTCUSDT", side="BUY", type="MARKET", quantity=Decimal("0.010"))
+
+
+def test_filled_answer_without_avg_price_reads_the_order_for_its_fill(rsps, client, creds, clock):
+    """GIVEN a FILLED answer without avgPrice WHEN submitting THEN the order is read once for the price."""
+    placed = _order_body("FILLED", type="MARKET", origType="MARKET", executedQty="0.010", price="0")
+    del placed["avgPrice"]
+    rsps.post(ORDER_URL, json=placed)
+    rsps.get(ORDER_URL, json={**placed, "avgPrice": "20123.40"})
+
+    result = submit_futures_order(client, creds, MARKET, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert result.source == "placed" and result.average_price == Decimal("20123.40")
+    assert len(_calls(rsps, "POST")) == 1 and len(_calls(rsps, "GET")) == 1
+    assert _query(_calls(rsps, "GET")[0])["origClientOrderId"] == CLIENT_ORDER_ID
+
+
+def test_unfilled_answer_without_avg_price_reads_nothing(rsps, client, creds, clock):
+    """GIVEN a NEW answer (nothing filled) without avgPrice WHEN submitting THEN no read follows."""
+    placed = _order_body()
+    del placed["avgPrice"]
+    rsps.post(ORDER_URL, json=placed)
+
+    result = submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert result.average_price is None and _calls(rsps, "GET") == []
+
+
+def test_failed_fill_price_read_still_returns_the_placed_order(rsps, client, creds, clock):
+    """GIVEN a FILLED answer without avgPrice and a failing read WHEN submitting
+    THEN the placed order comes back (the order stands), its average price unknown."""
+    placed = _order_body("FILLED", type="MARKET", origType="MARKET", executedQty="0.010", price="0")
+    del placed["avgPrice"]
+    rsps.post(ORDER_URL, json=placed)
+    rsps.get(ORDER_URL, status=400, json={"code": -1121, "msg": "Invalid symbol."})
+
+    result = submit_futures_order(client, creds, MARKET, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert result.status == "FILLED" and result.average_price is None and len(_calls(rsps, "POST")) == 1
+
+
 def test_refusal_is_raised_without_lookup(rsps, client, creds, clock):
     """GIVEN Binance refuses (-2019) WHEN submitting THEN insufficient_balance, nothing looked up."""
     rsps.post(ORDER_URL, status=400, json={"code": -2019, "msg": "Margin is insufficient."})

@@ -204,6 +204,41 @@ export interface paths {
         get: operations["futures_order_status_futures_order__client_order_id__get"];
         put?: never;
         post?: never;
+        /** Cancel one of the caller's futures orders, exactly once; answers its final state. */
+        delete: operations["futures_order_cancel_futures_order__client_order_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/exchange-connections/{id}/futures/positions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A connection's open futures positions with their protective orders, read from Binance. */
+        get: operations["futures_positions_exchange_connections__connection_id__futures_positions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/exchange-connections/{id}/futures/positions/{symbol}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Close a whole futures position with one reduce-only MARKET order, once per Idempotency-Key. */
+        post: operations["futures_position_close_exchange_connections__connection_id__futures_positions__symbol__close_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -780,6 +815,102 @@ export interface components {
             source: "placed" | "recovered" | "existing" | "queried";
         };
         /**
+         * FuturesPosition
+         * @description One open USDT-M position, from Binance's /fapi/v3/positionRisk and /fapi/v1/symbolConfig.
+         */
+        FuturesPosition: {
+            /** Symbol */
+            symbol: string;
+            /**
+             * Side
+             * @enum {string}
+             */
+            side: "LONG" | "SHORT";
+            /**
+             * Position Side
+             * @description Binance's positionSide: BOTH for a one-way account, LONG or SHORT for a hedge account.
+             * @enum {string}
+             */
+            position_side: "BOTH" | "LONG" | "SHORT";
+            /**
+             * Amount
+             * @description Position size in the base asset, always positive (see side).
+             */
+            amount: string;
+            /** Entry Price */
+            entry_price: string;
+            /** Mark Price */
+            mark_price: string;
+            /** Unrealized Pnl */
+            unrealized_pnl: string;
+            /** Leverage */
+            leverage?: number | null;
+            /** Margin Type */
+            margin_type?: ("isolated" | "cross") | null;
+            /**
+             * Liquidation Price
+             * @description None when Binance shows none (0).
+             */
+            liquidation_price?: string | null;
+            /**
+             * Notional
+             * @description Position value in USDT at the mark price, always positive.
+             */
+            notional: string;
+            /** Update Time */
+            update_time?: number | null;
+            /**
+             * Protective Orders
+             * @description Open algo (conditional) orders closing this position: stop-loss, take-profit, trailing.
+             */
+            protective_orders: components["schemas"]["ProtectiveOrder"][];
+        };
+        /**
+         * FuturesPositionsResponse
+         * @description A connection's open futures positions, as Binance reports them now.
+         */
+        FuturesPositionsResponse: {
+            /** Connection Id */
+            connection_id: string;
+            /** Positions */
+            positions: components["schemas"]["FuturesPosition"][];
+        };
+        /**
+         * ProtectiveOrder
+         * @description One open conditional (algo) order on the position's symbol and side, as Binance lists it.
+         */
+        ProtectiveOrder: {
+            /** Client Algo Id */
+            client_algo_id: string;
+            /** Algo Id */
+            algo_id?: number | null;
+            /**
+             * Type
+             * @example STOP_MARKET
+             */
+            type: string;
+            /** Side */
+            side: string;
+            /** Position Side */
+            position_side: string;
+            /** Trigger Price */
+            trigger_price?: string | null;
+            /** Quantity */
+            quantity?: string | null;
+            /**
+             * Close Position
+             * @default false
+             */
+            close_position?: boolean;
+            /**
+             * Reduce Only
+             * @default false
+             */
+            reduce_only?: boolean;
+            /** Status */
+            status: string;
+        };
+        /**
          * Candle
          * @description One kline: times in ms, prices and volume as decimal strings.
          */
@@ -1251,7 +1382,7 @@ export interface components {
          * @description What went wrong, in terms a caller can act on; ``.retryable`` says whether retrying is safe.
          * @enum {string}
          */
-        ErrorCategory: "permission" | "timestamp" | "signature" | "ip_whitelist" | "rate_limit" | "ip_banned" | "restricted" | "invalid_request" | "insufficient_balance" | "order_rejected" | "duplicate_order" | "order_not_found" | "unknown_outcome" | "upstream_unavailable" | "network" | "other" | "not_found" | "conflict";
+        ErrorCategory: "permission" | "timestamp" | "signature" | "ip_whitelist" | "rate_limit" | "ip_banned" | "restricted" | "invalid_request" | "insufficient_balance" | "order_rejected" | "duplicate_order" | "order_not_found" | "unknown_outcome" | "upstream_unavailable" | "network" | "other" | "not_found" | "conflict" | "precondition_required";
         /**
          * FieldError
          * @description One request field that failed validation, named as the caller sent it.
@@ -3773,6 +3904,578 @@ export interface operations {
             header?: never;
             path: {
                 clientOrderId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FuturesOrderResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_order_cancel_futures_order__client_order_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                clientOrderId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FuturesOrderResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_positions_exchange_connections__connection_id__futures_positions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FuturesPositionsResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_position_close_exchange_connections__connection_id__futures_positions__symbol__close_post: {
+        parameters: {
+            query?: {
+                position_side?: ("LONG" | "SHORT") | null;
+            };
+            header?: {
+                "idempotency-key"?: string | null;
+            };
+            path: {
+                id: string;
+                symbol: string;
             };
             cookie?: never;
         };

@@ -35,6 +35,7 @@ class ErrorCategory(StrEnum):
     # App-level categories raised by the services, never by classify().
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
+    PRECONDITION_REQUIRED = "precondition_required"
 
     @property
     def retryable(self) -> bool:
@@ -98,6 +99,7 @@ _DEFAULT_MESSAGES: dict[ErrorCategory, str] = {
     ErrorCategory.UPSTREAM_UNAVAILABLE: "Binance is temporarily unavailable; please retry shortly.",
     ErrorCategory.NETWORK: "Could not reach Binance; please retry.",
     ErrorCategory.OTHER: "Binance returned an unexpected error.",
+    ErrorCategory.PRECONDITION_REQUIRED: "This request needs a header it was sent without.",
     ErrorCategory.NOT_FOUND: "Not found.",
     ErrorCategory.CONFLICT: "The request conflicts with the current state.",
 }

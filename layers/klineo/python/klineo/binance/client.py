@@ -61,6 +61,11 @@ __all__ = [
 MAX_RECV_WINDOW_MS = 60000
 _TIME_PATHS = {Market.SPOT: "/api/v3/time", Market.FUTURES: "/fapi/v1/time"}
 _WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+# -1008 "Request throttled by system-level protection" and -4117 "stop order is triggering": refused.
+_DEFINITE_FAILURE_CODES = frozenset({-1008, -4117})
+# Retry-After given to a rate_limit answer that came without one (Binance's firewall 403): unverified
+# value, long enough that a client which waits it does not hit the same block again at once.
+FIREWALL_RETRY_AFTER_S = 60.0
 _BAN_UNTIL = re.compile(r"until (\d{12,13})")
 _USER_AGENT = "klineo-binance/1.0"
 _USAGE_PREFIXES = ("x-mbx-used-weight", "x-mbx-order-count", "x-sapi-used")
@@ -86,6 +91,18 @@ def _observability() -> tuple[Any, Any]:
 def _metric(name: str, value: float, unit: str = "Count") -> None:
     _, metrics = _observability()
     metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def _definite_failure(status: int, code: int | None, msg: str) -> bool:
+    """True when a failed write provably did nothing (facts §11): Binance documents these as failures.
+
+    Everything else a write gets with a 5xx, -1001 (internal error) or an unknown-outcome code may
+    have been executed, so it is unknown_outcome and the caller settles it by looking the order up.
+    """
+    if code in _DEFINITE_FAILURE_CODES:
+        return True
+    # The documented 503 text decides, whatever code comes with it (the codes are not documented).
+    return status == 503 and "service unavailable" in msg.lower()
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -424,8 +441,10 @@ class BinanceClient:
                 if category is ErrorCategory.UNKNOWN_OUTCOME:
                     # A read has no outcome to settle: it simply failed.
                     category, result = ErrorCategory.UPSTREAM_UNAVAILABLE, None
-            elif category is not ErrorCategory.UPSTREAM_UNAVAILABLE:
+            elif not _definite_failure(status, code, msg):
                 category, result = ErrorCategory.UNKNOWN_OUTCOME, None
+        if category is ErrorCategory.RATE_LIMIT and retry_after is None:
+            retry_after = FIREWALL_RETRY_AFTER_S  # the WAF's 403 names no wait: every rate_limit gets one
         return _Step(
             error=KlineoError(
                 category,

@@ -134,6 +134,12 @@ CODE_TABLE: dict[int, _Rule] = {
         "The order id and client order id do not belong to the same order.",
         "origClientOrderId",
     ),
+    -2023: _Rule(
+        _C.ORDER_REJECTED, "The account is being liquidated; Binance accepts no orders until that ends."
+    ),
+    -2025: _Rule(_C.ORDER_REJECTED, "The account has reached Binance's limit of open orders."),
+    -4001: _Rule(_C.INVALID_REQUEST, "Price must be greater than zero.", "price"),
+    -4002: _Rule(_C.INVALID_REQUEST, "Price is above the symbol's maximum price.", "price"),
     -4003: _Rule(_C.INVALID_REQUEST, "Quantity must be greater than zero.", "quantity"),
     -4004: _Rule(_C.INVALID_REQUEST, "Quantity is below the minimum for this symbol.", "quantity"),
     -4005: _Rule(_C.INVALID_REQUEST, "Quantity is above the maximum for this symbol.", "quantity"),
@@ -147,6 +153,7 @@ CODE_TABLE: dict[int, _Rule] = {
     -4016: _Rule(_C.INVALID_REQUEST, "Price is above the maximum allowed for this symbol.", "price"),
     -4023: _Rule(_C.INVALID_REQUEST, "Quantity is not a multiple of the symbol's step size.", "quantity"),
     -4024: _Rule(_C.INVALID_REQUEST, "Price is below the minimum allowed for this symbol.", "price"),
+    -4025: _Rule(_C.INVALID_REQUEST, "Binance refused the price's multiplier for this symbol.", "price"),
     -4028: _Rule(_C.INVALID_REQUEST, "This leverage is not valid for the symbol.", "leverage"),
     -4046: _Rule(_C.CONFLICT, "The margin type is already set."),
     -4059: _Rule(_C.CONFLICT, "The position mode is already set."),
@@ -168,6 +175,42 @@ CODE_TABLE: dict[int, _Rule] = {
         _C.INVALID_REQUEST,
         "Order value is below the symbol's minimum notional (unless reduce-only).",
         "quantity",
+    ),
+    -4118: _Rule(
+        _C.ORDER_REJECTED,
+        "The reduce-only order, with the open orders on the same side, would reverse the position; "
+        "cancel those orders first.",
+    ),
+    -4189: _Rule(_C.RESTRICTED, "The account is restricted to reduce-only orders on this symbol."),
+    -4192: _Rule(_C.ORDER_REJECTED, "Trading is paused for this account's cooling-off period."),
+    **{
+        code: _Rule(_C.INVALID_REQUEST, message, "leverage")
+        for code, message in (
+            (-4202, "Leverage above 20x needs intermediate identity verification at Binance."),
+            (-4203, "Leverage above 20x is available one month after the account was registered."),
+            (-4204, "This leverage is not available to this account yet."),
+            (-4205, "Leverage above 20x is available some days after the futures account was opened."),
+            (-4206, "This leverage is above the maximum allowed in the account's country."),
+            (-4207, "This leverage is not available to this account."),
+            (-4208, "Leverage cannot exceed 20x while the position limit adjustment service is used."),
+            (-4209, "This leverage is above the symbol's maximum."),
+            (-4403, "This leverage is above the maximum allowed in the account's region."),
+        )
+    },
+    -4400: _Rule(
+        _C.ORDER_REJECTED,
+        "Binance's quantitative trading rules allow only reduce-only orders for now; retry later.",
+    ),
+    -4401: _Rule(
+        _C.ORDER_REJECTED,
+        "Binance's large-position rules allow only reduce-only orders on this symbol; reduce the position.",
+    ),
+    -4402: _Rule(_C.RESTRICTED, "This feature is not available in the account's region."),
+    -5021: _Rule(
+        _C.ORDER_REJECTED, "The fill-or-kill order could not be filled at once; nothing was placed."
+    ),
+    -5022: _Rule(
+        _C.ORDER_REJECTED, "The post-only order would have taken liquidity; nothing was placed."
     ),
     -5028: _Rule(_C.TIMESTAMP, _TS_MSG),  # ME recvWindow rejection (futures)
 }

@@ -29,10 +29,12 @@ __all__ = [
     "futures_leverage_brackets",
     "futures_mark_price",
     "futures_new_order",
+    "futures_open_algo_orders",
     "futures_position_mode",
     "futures_position_risk",
     "futures_query_order",
     "futures_symbol_config",
+    "futures_symbol_configs",
     "futures_ticker_price",
     "klines",
     "server_time",
@@ -292,6 +294,26 @@ def futures_symbol_config(client: BinanceClient, creds: Credentials, symbol: str
     return row
 
 
+def futures_symbol_configs(client: BinanceClient, creds: Credentials) -> list[dict[str, Any]]:
+    """GET /fapi/v1/symbolConfig for every symbol (weight 5): marginType and leverage per symbol."""
+    _require(client, Market.FUTURES)
+    rows = client.signed("GET", "/fapi/v1/symbolConfig", None, creds)
+    if not isinstance(rows, list):
+        raise KlineoError(
+            ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable symbol configuration."
+        )
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def futures_open_algo_orders(client: BinanceClient, creds: Credentials, symbol: str) -> list[dict[str, Any]]:
+    """GET /fapi/v1/openAlgoOrders for one symbol (weight 1): its conditional orders not yet fired."""
+    _require(client, Market.FUTURES)
+    rows = client.signed("GET", "/fapi/v1/openAlgoOrders", {"symbol": _symbol(symbol)}, creds)
+    if not isinstance(rows, list):
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable open algo orders.")
+    return [row for row in rows if isinstance(row, dict)]
+
+
 def futures_leverage_brackets(client: BinanceClient, creds: Credentials, symbol: str) -> list[dict[str, Any]]:
     """GET /fapi/v1/leverageBracket for one symbol (weight 1): its notional brackets, highest leverage first.
 
@@ -323,9 +345,9 @@ def futures_mark_price(client: BinanceClient, symbol: str) -> Decimal:
 
 
 def futures_ticker_price(client: BinanceClient, symbol: str) -> Decimal:
-    """GET /fapi/v1/ticker/price for one symbol (weight 1): last price."""
+    """GET /fapi/v2/ticker/price for one symbol (weight 1): last price (v1 is deprecated, facts §11)."""
     _require(client, Market.FUTURES)
-    data = client.public("GET", "/fapi/v1/ticker/price", {"symbol": _symbol(symbol)})
+    data = client.public("GET", "/fapi/v2/ticker/price", {"symbol": _symbol(symbol)})
     return _decimal(data, "price")
 
 

@@ -77,7 +77,9 @@ _WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/fapi/v2/positionRisk"): 5,
     ("GET", "/fapi/v3/positionRisk"): 5,
     ("GET", "/fapi/v1/premiumIndex"): 1,
-    ("GET", "/fapi/v1/ticker/price"): 1,
+    ("GET", "/fapi/v2/ticker/price"): 1,
+    ("GET", "/fapi/v1/symbolConfig"): 5,
+    ("GET", "/fapi/v1/openAlgoOrders"): 1,  # with symbol (40 without)
 }
 
 
@@ -86,7 +88,7 @@ def endpoint_weight(method: str, path: str, params: dict | None = None) -> int:
     if path == "/fapi/v1/klines":
         limit = int((params or {}).get("limit") or 500)
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
-    if path == "/fapi/v1/ticker/price" and not (params or {}).get("symbol"):
+    if path == "/fapi/v2/ticker/price" and not (params or {}).get("symbol"):
         return 2
     if path == "/api/v3/ticker/price" and not (params or {}).get("symbol"):
         return 4

@@ -91,6 +91,7 @@ from klineo.store.orders import (
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
     "IDEMPOTENCY_TTL_SECONDS",
+    "futures_order_response",
     "get_futures_order_status",
     "place_futures_order",
 ]
@@ -119,7 +120,10 @@ def _futures_client(connection: Connection) -> BinanceClient:
 # ---------------------------------------------------------------- orders
 
 
-def _response(result: OrderResult, connection_id: str, source: str | None = None) -> FuturesOrderResponse:
+def futures_order_response(
+    result: OrderResult, connection_id: str, source: str | None = None
+) -> FuturesOrderResponse:
+    """The API's view of an order Binance reported."""
     return FuturesOrderResponse(
         client_order_id=result.client_order_id,
         connection_id=connection_id,
@@ -206,11 +210,14 @@ def _prepared(
     reference = cache(lambda: _reference_price(client, order))
     check_order(context, _intent(order), reference)
     creds = connection_credentials(connection)
-    try:
-        prepare_symbol(client, creds, connection, order.symbol)
-    except KlineoError as exc:
-        note_key_outcome(connection, exc)
-        raise
+    if not _intent(order).reduces:
+        # A reducing order (a close) needs no settings, and changing margin type under an open
+        # position is refused (-4048): the connection's defaults must never block a close.
+        try:
+            prepare_symbol(client, creds, connection, order.symbol)
+        except KlineoError as exc:
+            note_key_outcome(connection, exc)
+            raise
     rules = get_symbol_rules(client, order.symbol)
     quantity, price = rules.prepare_order(
         order.side, order.type, order.quantity, order.price, reference(), reduce_only=order.reduceOnly,
@@ -272,7 +279,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
             "symbol": result.symbol,
         },
     )
-    return _response(result, connection.connection_id)
+    return futures_order_response(result, connection.connection_id)
 
 
 def _place_idempotent(
@@ -394,4 +401,4 @@ def get_futures_order_status(
         )
         if record.status == STATUS_UNKNOWN:
             metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
-    return _response(found, connection_id)
+    return futures_order_response(found, connection_id)

@@ -407,4 +407,24 @@ def submit_futures_order(
                 code=exc.code,
             ) from None
         raise
-    return OrderResult.from_binance(body, "placed")
+    return _with_fill_price(client, creds, OrderResult.from_binance(body, "placed"))
+
+
+def _with_fill_price(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult:
+    """The placed order with its average fill price, read back when the answer lacks ``avgPrice``.
+
+    Binance's SDK models dropped ``avgPrice`` from the new-order answer (facts §11): when it is
+    missing and something filled, the order is read once. The order stands whatever that read
+    gives; a failed read only leaves the average price unknown (the status route reads it later).
+    """
+    if result.average_price is not None or result.executed_quantity <= 0:
+        return result
+    try:
+        found = query_futures_order(client, creds, result.symbol, result.client_order_id, source="placed")
+    except KlineoError as exc:
+        logger.warning("fill price lookup failed",
+                       extra={"client_order_id": result.client_order_id, "category": str(exc.category)})
+        return result
+    if found is None or found.average_price is None:
+        return result
+    return dataclasses.replace(result, average_price=found.average_price)

@@ -1,0 +1,29 @@
+"""POST /exchange-connections/{id}/futures/positions/{symbol}/close: close it, once per Idempotency-Key."""
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from klineo.api import build_resolver, current_user_id
+from klineo.models.futures import FuturesOrderResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.positions import close_position
+
+app = build_resolver()
+
+
+@app.post("/exchange-connections/<connection_id>/futures/positions/<symbol>/close")
+def futures_position_close(
+    connection_id: str,
+    symbol: str,
+    idempotency_key: Annotated[str | None, Header()] = None,
+    position_side: Annotated[Literal["LONG", "SHORT"] | None, Query()] = None,
+) -> FuturesOrderResponse:
+    return close_position(current_user_id(app), connection_id, symbol, idempotency_key, position_side,
+                          app.lambda_context)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

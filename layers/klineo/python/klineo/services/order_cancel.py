@@ -1,0 +1,89 @@
+"""Cancelling one of the caller's regular futures orders, exactly once: the answer is its final state.
+
+The order is found through the caller's own order record (only orders placed through this API can
+be cancelled here). A record already holding a final state answers from the record with no Binance
+call, so a second cancel costs nothing and sends nothing. Otherwise one DELETE /fapi/v1/order by
+origClientOrderId is sent; when Binance answers -2011 (nothing open under that id) or the answer is
+lost, the order is read back (GET /fapi/v1/order) and what Binance holds is the answer. An order that
+filled cannot be cancelled: 409 naming its state. The outcome is written to the record.
+
+Cancels do not pass the risk gate (``klineo.services.risk``): they never add exposure, so no kill
+switch, limit or disabled connection may stop them.
+"""
+
+from __future__ import annotations
+
+from klineo.binance import endpoints
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.futures import FuturesOrderResponse
+from klineo.services.futures import futures_order_response
+from klineo.services.futures_account import futures_client
+from klineo.services.key_health import note_key_outcome
+from klineo.services.orders import OrderResult, check_client_order_id, query_futures_order
+from klineo.store.connections import connection_credentials, require_connection
+from klineo.store.orders import STATUS_REJECTED, OrderRecord, get_order_record, record_order_outcome_quietly
+
+__all__ = ["cancel_futures_order"]
+
+_FINAL = frozenset({"CANCELED", "EXPIRED", "FILLED", "EXPIRED_IN_MATCH"})
+
+
+def _filled_conflict(result: OrderResult) -> KlineoError:
+    return KlineoError(
+        ErrorCategory.CONFLICT,
+        f"The order is already {result.status} ({format(result.executed_quantity, 'f')} of "
+        f"{format(result.quantity, 'f')} executed); there is nothing left to cancel.",
+        field="clientOrderId",
+    )
+
+
+def _answer(result: OrderResult, connection_id: str) -> FuturesOrderResponse:
+    if result.status == "FILLED":
+        raise _filled_conflict(result)
+    return futures_order_response(result, connection_id)
+
+
+def _own_record(user_id: str, client_order_id: str) -> OrderRecord:
+    check_client_order_id(client_order_id, field="clientOrderId")
+    record = get_order_record(user_id, client_order_id)
+    if record is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "order not found")
+    if record.status == STATUS_REJECTED:
+        raise KlineoError(ErrorCategory.ORDER_NOT_FOUND, "Binance refused this order; it was never placed.")
+    return record
+
+
+def _send_cancel(record: OrderRecord) -> OrderResult:
+    """One DELETE; on -2011 or a lost answer, Binance's own state of the order (read back once)."""
+    connection = require_connection(record.user_id, record.connection_id)
+    client, creds = futures_client(connection), connection_credentials(connection)
+    try:
+        body = endpoints.futures_cancel_order(client, creds, record.symbol, record.client_order_id)
+    except KlineoError as exc:
+        settle = exc.category in (ErrorCategory.ORDER_NOT_FOUND, ErrorCategory.UNKNOWN_OUTCOME)
+        note_key_outcome(connection, None if settle else exc)
+        if not settle:
+            raise
+        found = query_futures_order(client, creds, record.symbol, record.client_order_id)
+        if found is None:
+            raise KlineoError(ErrorCategory.ORDER_NOT_FOUND,
+                              "Binance no longer knows this order (it may have been purged).") from None
+        if found.status not in _FINAL:
+            raise KlineoError(ErrorCategory.UNKNOWN_OUTCOME,
+                              "Binance did not confirm the cancel and the order is still open; "
+                              "send the cancel again.") from None
+        return found
+    note_key_outcome(connection, None)
+    return OrderResult.from_binance(body, "placed")
+
+
+def cancel_futures_order(user_id: str, client_order_id: str) -> FuturesOrderResponse:
+    """Cancel the caller's order ``client_order_id``; its final state (see the module docstring)."""
+    record = _own_record(user_id, client_order_id)
+    if record.status in _FINAL and record.result is not None:
+        return _answer(OrderResult.from_record(record.result).with_source("existing"), record.connection_id)
+    result = _send_cancel(record)
+    record_order_outcome_quietly(
+        user_id, client_order_id, status=result.status, order_id=result.order_id, result=result.to_record()
+    )
+    return _answer(result, record.connection_id)

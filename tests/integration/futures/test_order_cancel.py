@@ -1,0 +1,113 @@
+"""DELETE /futures/order/{clientOrderId} against moto and the simulator: one cancel, the final state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klineo.store import flags
+from klineo.store.orders import get_order_record
+
+from tests.helpers import load_event, with_user
+from tests.integration.api.conftest import USER_A, USER_B, at_path
+from tests.integration.futures.helpers import (
+    ORDER_PATH,
+    body_of,
+    exchange_orders,
+    new_key,
+    order_body,
+    order_event,
+)
+
+
+def _cancel_event(client_order_id: str, user: str = USER_A) -> dict[str, Any]:
+    event = at_path(load_event("futures_order_cancel"), f"/futures/order/{client_order_id}",
+                    clientOrderId=client_order_id)
+    return with_user(event, user)
+
+
+def _cancels(sim: Any) -> list[Any]:
+    return [r for r in sim.journal if r.method == "DELETE" and r.path == ORDER_PATH]
+
+
+def _place(invoke: Any, body: dict[str, Any]) -> dict[str, Any]:
+    response = invoke("futures_order", order_event(body, key=new_key()))
+    assert response["statusCode"] == 200, response["body"]
+    return body_of(response)
+
+
+def test_cancel_sent_twice_gives_one_cancel_and_the_final_state(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT WHEN cancelled twice THEN one DELETE in the journal, CANCELED both times."""
+    placed = _place(invoke, order_body(futures_connection.id))
+
+    first = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+    second = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+
+    assert first["statusCode"] == 200, first["body"]
+    assert second["statusCode"] == 200, second["body"]
+    assert body_of(first)["status"] == body_of(second)["status"] == "CANCELED"
+    assert body_of(second)["source"] == "existing"
+    assert len(_cancels(sim_env)) == 1
+    (order,) = exchange_orders(sim_env, futures_connection.account)
+    assert order.status == "CANCELED"
+    record = get_order_record(USER_A, placed["client_order_id"])
+    assert record is not None and record.status == "CANCELED"
+
+
+def test_cancel_of_a_filled_order_is_409_with_its_state(sim_env, invoke, futures_connection):
+    """GIVEN a filled MARKET order WHEN cancelled THEN 409 naming FILLED, and no DELETE is sent."""
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002")
+    placed = _place(invoke, body)
+
+    response = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+
+    assert response["statusCode"] == 409, response["body"]
+    error = body_of(response)["error"]
+    assert error["category"] == "conflict" and "FILLED" in error["message"]
+    assert _cancels(sim_env) == []
+
+
+def test_cancel_of_an_order_filled_since_reads_binance_and_is_409(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT that fills at Binance (mark moved) WHEN cancelled
+    THEN Binance's -2011 is settled by reading the order: 409 FILLED, and the record says FILLED."""
+    placed = _place(invoke, order_body(futures_connection.id))
+    sim_env.set_mark_price("BTCUSDT", 19000)
+    try:
+        response = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+    finally:
+        sim_env.set_mark_price("BTCUSDT", None)
+
+    assert response["statusCode"] == 409, response["body"]
+    assert "FILLED" in body_of(response)["error"]["message"]
+    record = get_order_record(USER_A, placed["client_order_id"])
+    assert record is not None and record.status == "FILLED"
+
+
+def test_cancel_passes_under_the_kill_switch(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT and the global kill switch on WHEN cancelled THEN it is cancelled."""
+    placed = _place(invoke, order_body(futures_connection.id))
+    flags.set_global_kill_switch(True)
+    try:
+        response = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+    finally:
+        flags.set_global_kill_switch(False)
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response)["status"] == "CANCELED"
+
+
+def test_cancel_of_another_users_order_is_not_found(sim_env, invoke, futures_connection):
+    """GIVEN USER_A's order WHEN USER_B cancels it THEN 404 and nothing is sent."""
+    placed = _place(invoke, order_body(futures_connection.id))
+
+    response = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"], USER_B))
+
+    assert response["statusCode"] == 404 and _cancels(sim_env) == []
+
+
+def test_cancel_with_a_malformed_id_names_the_field(sim_env, invoke, futures_connection):
+    """GIVEN an id Binance would refuse WHEN cancelled THEN 400 naming clientOrderId, without echoing it."""
+    response = invoke("futures_order_cancel", _cancel_event("bad!id"))
+
+    assert response["statusCode"] == 400, response["body"]
+    error = body_of(response)["error"]
+    assert error["field"] == "clientOrderId" and "bad!id" not in error["message"]

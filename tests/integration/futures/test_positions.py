@@ -1,0 +1,254 @@
+"""Positions view and close against moto and the simulator over loopback: what Binance holds, closed once."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from klineo.settings import get_settings
+from klineo.store import flags
+
+from tests.integration.api.conftest import USER_A, USER_B, connection_event
+from tests.integration.futures.helpers import (
+    ORDER_PATH,
+    body_of,
+    exchange_orders,
+    new_key,
+    order_body,
+    order_event,
+    raise_notional_limit,
+)
+
+CLOSE_SUFFIX = "/futures/positions/BTCUSDT/close"
+
+
+def _positions(invoke: Any, connection_id: str, user: str = USER_A) -> dict[str, Any]:
+    event = connection_event("futures_positions", connection_id, user, "/futures/positions")
+    return invoke("futures_positions", event)
+
+
+def _close_event(connection_id: str, key: str | None, user: str = USER_A) -> dict[str, Any]:
+    event = connection_event("futures_position_close", connection_id, user, CLOSE_SUFFIX)
+    event["pathParameters"]["symbol"] = "BTCUSDT"
+    if key is None:
+        event["headers"].pop("idempotency-key", None)
+    else:
+        event["headers"]["idempotency-key"] = key
+    return event
+
+
+def _open_long(invoke: Any, connection_id: str, quantity: str = "0.002") -> dict[str, Any]:
+    body = order_body(connection_id, type="MARKET", price=None, timeInForce=None, quantity=quantity)
+    response = invoke("futures_order", order_event(body, key=new_key()))
+    assert response["statusCode"] == 200, response["body"]
+    return body_of(response)
+
+
+def _sim_rows(sim: Any, account_id: str) -> list[dict[str, Any]]:
+    account = sim.account(account_id)
+    rows = sim.state.futures.position_risk(account, "BTCUSDT", time.time() * 1000, 3)
+    return [r for r in rows if Decimal(r["positionAmt"]) != 0]
+
+
+def _order_posts(sim: Any) -> list[Any]:
+    return [r for r in sim.journal if r.method == "POST" and r.path == ORDER_PATH]
+
+
+def _closing_orders(sim: Any, account: Any) -> list[Any]:
+    """Orders Binance holds on the account that sell a LONG: reduce-only, or SELL on the LONG side."""
+    return [o for o in exchange_orders(sim, account)
+            if o.side == "SELL" and (o.reduce_only or o.position_side == "LONG")]
+
+
+def test_positions_read_matches_the_simulator_after_an_order(sim_env, invoke, futures_connection):
+    """GIVEN a MARKET BUY filled WHEN positions are read THEN one LONG matching Binance's positionRisk."""
+    _open_long(invoke, futures_connection.id)
+
+    response = _positions(invoke, futures_connection.id)
+
+    assert response["statusCode"] == 200, response["body"]
+    (position,) = body_of(response)["positions"]
+    (row,) = _sim_rows(sim_env, futures_connection.account.id)
+    assert position["symbol"] == "BTCUSDT" and position["side"] == "LONG"
+    assert position["position_side"] == "BOTH"
+    assert Decimal(position["amount"]) == Decimal(row["positionAmt"]) == Decimal("0.002")
+    assert Decimal(position["entry_price"]) == Decimal(row["entryPrice"])
+    assert Decimal(position["notional"]) == abs(Decimal(row["notional"]))
+    assert position["mark_price"] and position["unrealized_pnl"] is not None
+    assert position["leverage"] == 20 and position["margin_type"] == "cross"
+    assert position["protective_orders"] == []
+
+
+def test_no_position_reads_an_empty_list(sim_env, invoke, futures_connection):
+    """GIVEN only a resting LIMIT order WHEN positions are read THEN none (v3 lists the symbol, amount 0)."""
+    assert invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))[
+        "statusCode"] == 200
+
+    response = _positions(invoke, futures_connection.id)
+
+    assert response["statusCode"] == 200 and body_of(response)["positions"] == []
+
+
+def test_injected_liquidation_makes_the_position_read_zero(sim_env, invoke, futures_connection):
+    """GIVEN a LONG WHEN Binance liquidates it (injected) THEN the positions view is empty at once."""
+    _open_long(invoke, futures_connection.id)
+    assert len(body_of(_positions(invoke, futures_connection.id))["positions"]) == 1
+
+    sim_env.inject_trade(futures_connection.account.id, "liquidation", "BTCUSDT")
+
+    assert body_of(_positions(invoke, futures_connection.id))["positions"] == []
+    assert _sim_rows(sim_env, futures_connection.account.id) == []
+
+
+def test_protective_algo_orders_are_listed_with_their_position(sim_env, invoke, futures_connection):
+    """GIVEN a LONG and an open STOP_MARKET SELL closePosition WHEN positions are read THEN it is listed."""
+    _open_long(invoke, futures_connection.id)
+    account = sim_env.account(futures_connection.account.id)
+    mark = Decimal(body_of(_positions(invoke, futures_connection.id))["positions"][0]["mark_price"])
+    trigger = format((mark * Decimal("0.9")).quantize(Decimal("0.1")), "f")
+    sim_env.state.algo.place(account, {
+        "algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET",
+        "triggerPrice": trigger, "closePosition": "true", "clientAlgoId": "sl-test-1",
+    }, time.time() * 1000)
+
+    (position,) = body_of(_positions(invoke, futures_connection.id))["positions"]
+
+    (guard,) = position["protective_orders"]
+    assert guard["client_algo_id"] == "sl-test-1" and guard["type"] == "STOP_MARKET"
+    assert guard["side"] == "SELL" and guard["close_position"] is True
+    assert Decimal(guard["trigger_price"]) == Decimal(trigger) and guard["status"] == "NEW"
+
+
+def test_positions_of_another_users_connection_are_not_found(sim_env, invoke, futures_connection):
+    """GIVEN USER_A's connection WHEN USER_B reads its positions THEN 404 and no Binance call."""
+    before = len(sim_env.journal)
+
+    response = _positions(invoke, futures_connection.id, user=USER_B)
+
+    assert response["statusCode"] == 404 and len(sim_env.journal) == before
+
+
+# ---------------------------------------------------------------- close
+
+
+def test_close_sent_twice_with_one_key_places_one_reduce_only_order(sim_env, invoke, futures_connection):
+    """GIVEN a LONG WHEN the close is sent twice with one key
+    THEN one reduce-only SELL in the journal, the same answer twice, and the position is 0."""
+    _open_long(invoke, futures_connection.id)
+    key = new_key()
+    posts_before = len(_order_posts(sim_env))
+
+    first = invoke("futures_position_close", _close_event(futures_connection.id, key))
+    second = invoke("futures_position_close", _close_event(futures_connection.id, key))
+
+    assert first["statusCode"] == 200, first["body"]
+    assert second["statusCode"] == 200, second["body"]
+    one, two = body_of(first), body_of(second)
+    assert one["client_order_id"] == two["client_order_id"] and two["source"] == "existing"
+    assert one["side"] == "SELL" and one["type"] == "MARKET" and one["reduce_only"] is True
+    assert one["status"] == "FILLED" and one["executed_quantity"] == "0.002"
+    assert len(_order_posts(sim_env)) == posts_before + 1
+    (close,) = _closing_orders(sim_env, futures_connection.account)
+    assert close.reduce_only and close.orig_qty == Decimal("0.002") and close.type == "MARKET"
+    assert close.client_order_id == one["client_order_id"]
+    assert _sim_rows(sim_env, futures_connection.account.id) == []
+
+
+def test_close_retried_after_its_idempotency_record_expired_sends_none(sim_env, invoke, futures_connection):
+    """GIVEN a close done WHEN the same key comes back without its idempotency record (expired)
+    THEN the order record answers: still one reduce-only order, not a "no position" error."""
+    _open_long(invoke, futures_connection.id)
+    key = new_key()
+    assert invoke("futures_position_close", _close_event(futures_connection.id, key))["statusCode"] == 200
+    dynamodb = boto3.client("dynamodb")
+    table = get_settings().idempotency_table
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+
+    again = invoke("futures_position_close", _close_event(futures_connection.id, key))
+
+    assert again["statusCode"] == 200, again["body"]
+    assert body_of(again)["source"] == "existing"
+    assert len(_closing_orders(sim_env, futures_connection.account)) == 1
+
+
+def test_close_without_idempotency_key_is_428_and_sends_nothing(sim_env, invoke, futures_connection):
+    """GIVEN a LONG WHEN the close comes without Idempotency-Key THEN 428 saying why, nothing sent."""
+    _open_long(invoke, futures_connection.id)
+    before = len(sim_env.journal)
+
+    response = invoke("futures_position_close", _close_event(futures_connection.id, None))
+
+    assert response["statusCode"] == 428, response["body"]
+    error = body_of(response)["error"]
+    assert error["category"] == "precondition_required" and error["field"] == "Idempotency-Key"
+    assert "retry" in error["message"] and len(sim_env.journal) == before
+
+
+def test_close_without_a_position_is_not_found(sim_env, invoke, futures_connection):
+    """GIVEN no position WHEN a close is sent THEN 404 naming symbol, and no order is sent."""
+    response = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert response["statusCode"] == 404, response["body"]
+    assert body_of(response)["error"]["field"] == "symbol"
+    assert _order_posts(sim_env) == []
+
+
+def test_close_passes_under_the_kill_switch(sim_env, invoke, futures_connection):
+    """GIVEN a LONG and the user's kill switch on WHEN a close is sent THEN it goes through (reduces only)."""
+    _open_long(invoke, futures_connection.id)
+    flags.set_user_kill_switch(USER_A, True)
+
+    response = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response)["status"] == "FILLED"
+    assert len(_closing_orders(sim_env, futures_connection.account)) == 1
+
+
+def test_close_in_hedge_mode_sends_position_side_and_no_reduce_only(sim_env, invoke, create_connection):
+    """GIVEN a hedge-mode LONG WHEN closed THEN SELL, positionSide LONG, no reduceOnly (Binance's rule)."""
+    connection = create_connection(USER_A, "futures-hedge")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    enable = invoke("futures_enable", event)
+    assert enable["statusCode"] == 200, enable["body"]
+    raise_notional_limit(connection.id)
+    body = order_body(connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                      positionSide="LONG")
+    assert invoke("futures_order", order_event(body, key=new_key()))["statusCode"] == 200
+
+    response = invoke("futures_position_close", _close_event(connection.id, new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    answer = body_of(response)
+    assert answer["position_side"] == "LONG" and answer["side"] == "SELL" and answer["reduce_only"] is False
+    (close,) = _closing_orders(sim_env, connection.account)
+    assert close.position_side == "LONG" and not close.reduce_only
+    assert _sim_rows(sim_env, "futures-hedge") == []
+
+
+def test_hedge_close_with_both_sides_open_needs_position_side(sim_env, invoke, create_connection):
+    """GIVEN a hedge account holding a LONG and a SHORT WHEN closed without position_side THEN 400 naming it;
+    WHEN closed with position_side=SHORT THEN only the SHORT is closed (BUY, positionSide SHORT)."""
+    connection = create_connection(USER_A, "futures-hedge")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    assert invoke("futures_enable", event)["statusCode"] == 200
+    raise_notional_limit(connection.id)
+    for side, position_side in (("BUY", "LONG"), ("SELL", "SHORT")):
+        body = order_body(connection.id, side=side, type="MARKET", price=None, timeInForce=None,
+                          quantity="0.002", positionSide=position_side)
+        assert invoke("futures_order", order_event(body, key=new_key()))["statusCode"] == 200
+
+    ambiguous = invoke("futures_position_close", _close_event(connection.id, new_key()))
+    chosen_event = _close_event(connection.id, new_key())
+    chosen_event["rawQueryString"] = "position_side=SHORT"
+    chosen_event["queryStringParameters"] = {"position_side": "SHORT"}
+    chosen = invoke("futures_position_close", chosen_event)
+
+    assert ambiguous["statusCode"] == 400 and body_of(ambiguous)["error"]["field"] == "position_side"
+    assert chosen["statusCode"] == 200, chosen["body"]
+    assert body_of(chosen)["side"] == "BUY" and body_of(chosen)["position_side"] == "SHORT"
+    (left,) = _sim_rows(sim_env, "futures-hedge")
+    assert left["positionSide"] == "LONG"
