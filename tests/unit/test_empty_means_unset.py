@@ -12,6 +12,7 @@ from klineo.binance.enums import Environment, Market
 from klineo.binance.environments import DEFAULT_BASE_URLS, URL_ENV, base_url, https_proxy
 from klineo.settings import Settings
 
+from local.aws_emulation import required_settings
 from local.template import REPO_ROOT, load_template
 
 DECLARED_EMPTY = sorted(
@@ -53,22 +54,26 @@ def test_empty_binance_urls_and_proxy_mean_binance_direct(monkeypatch: pytest.Mo
 
 
 def test_empty_settings_fall_back_to_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An empty table name or queue URL is read as not set, never as an empty name."""
-    # GIVEN empty settings variables
-    monkeypatch.setenv("DATA_TABLE", "")
+    """An empty queue URL is read as not set, and an empty table name as missing, never as an empty name."""
+    # GIVEN an empty optional variable
     monkeypatch.setenv("STRATEGY_QUEUE_URL", "")
-    # WHEN / THEN
-    assert Settings.from_env().data_table == Settings().data_table
+    # WHEN / THEN it takes its default
+    assert Settings.from_env().strategy_queue_url == Settings.model_fields["strategy_queue_url"].default
+    # GIVEN an empty required one WHEN read THEN it is named as not set
+    monkeypatch.setenv("DATA_TABLE", "")
+    with pytest.raises(RuntimeError, match="environment variables not set: DATA_TABLE"):
+        Settings.from_env()
 
 
-def test_a_function_loads_and_logs_with_every_powertools_variable_empty() -> None:
+def test_a_function_loads_and_logs_with_every_powertools_variable_empty(resolver) -> None:
     """Empty POWERTOOLS_* (TRACE_DISABLED, DEV, ...) are dropped before Powertools reads them."""
     # GIVEN a fresh interpreter with every Powertools variable of the template, and the boolean ones, empty
     names = {name for name in DECLARED_EMPTY if name.startswith("POWERTOOLS_")} | {
         "POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_DEV", "POWERTOOLS_METRICS_DISABLED",
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL",
     }
-    env = {"PATH": "/usr/bin:/bin", "AWS_REGION": "ap-northeast-1", **dict.fromkeys(names, "")}
+    env = {"PATH": "/usr/bin:/bin", "AWS_REGION": "ap-northeast-1", **dict.fromkeys(names, ""),
+           **required_settings(resolver)}
     env["PYTHONPATH"] = f"{REPO_ROOT / 'layers' / 'klineo' / 'python'}:{REPO_ROOT}"
     script = (
         "import functions.kill_switch_get.app\n"
