@@ -28,9 +28,17 @@ from klineo.store import aws
 from klineo.store.dynamo import Update, from_attr, to_attr, to_item
 
 __all__ = [
+    "FINAL_STATUSES",
+    "KIND_ALGO",
+    "KIND_ORDER",
+    "ORIGIN_ADL",
+    "ORIGIN_API",
+    "ORIGIN_LIQUIDATION",
+    "ORIGIN_MANUAL",
     "STATUS_PENDING",
     "STATUS_REJECTED",
     "STATUS_UNKNOWN",
+    "STATUS_UNKNOWN_PURGED",
     "OrderRecord",
     "claim_resend",
     "create_order_record",
@@ -42,6 +50,21 @@ __all__ = [
 STATUS_PENDING = "PENDING"
 STATUS_UNKNOWN = "UNKNOWN"
 STATUS_REJECTED = "REJECTED"
+# Binance no longer knows the order (retention: canceled/expired without fills after 3 days, any
+# order after 90 days) and our record never learned its outcome: final, never sent again.
+STATUS_UNKNOWN_PURGED = "UNKNOWN_PURGED"
+# States after which nothing can change any more (regular and algo orders alike).
+FINAL_STATUSES = frozenset(
+    {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED", "FINISHED", "TRIGGERED",
+     STATUS_REJECTED, STATUS_UNKNOWN_PURGED}
+)
+# What placed an order: ORIGIN_API, a strategy's id, or a fill we did not place.
+ORIGIN_API = "api"
+ORIGIN_MANUAL = "manual"
+ORIGIN_LIQUIDATION = "liquidation"
+ORIGIN_ADL = "adl"
+KIND_ORDER = "order"
+KIND_ALGO = "algo"
 
 
 
@@ -70,6 +93,20 @@ class OrderRecord:
     order_id: int | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    # "order" (/fapi/v1/order) or "algo" (/fapi/v1/algoOrder; client_order_id is the clientAlgoId).
+    kind: str = KIND_ORDER
+    # ORIGIN_API, the placing strategy's id, or ORIGIN_MANUAL/LIQUIDATION/ADL for fills we did not place.
+    origin: str = ORIGIN_API
+    # A protective order attached to an entry: its role ("stop_loss"/"take_profit") and the entry's id.
+    role: str | None = None
+    parent_client_order_id: str | None = None
+    # Binance's trades of this order (userTrades), each a dict of plain strings/ints.
+    fills: list[dict[str, Any]] | None = None
+
+    @property
+    def final(self) -> bool:
+        """True when nothing can change any more (see FINAL_STATUSES)."""
+        return self.status in FINAL_STATUSES
 
     @property
     def settled(self) -> bool:
@@ -94,6 +131,11 @@ class OrderRecord:
             "order_id": self.order_id,
             "result": self.result,
             "error": self.error,
+            "kind": self.kind,
+            "origin": self.origin,
+            "role": self.role,
+            "parent_client_order_id": self.parent_client_order_id,
+            "fills": self.fills,
         })
 
     @classmethod
@@ -115,6 +157,11 @@ class OrderRecord:
             order_id=int(order_id) if order_id is not None else None,
             result=_plain_numbers(plain["result"]) if plain.get("result") is not None else None,
             error=_plain_numbers(plain["error"]) if plain.get("error") is not None else None,
+            kind=plain.get("kind") or KIND_ORDER,
+            origin=plain.get("origin") or ORIGIN_API,
+            role=plain.get("role"),
+            parent_client_order_id=plain.get("parent_client_order_id"),
+            fills=_plain_numbers(plain["fills"]) if plain.get("fills") is not None else None,
         )
 
 
