@@ -234,7 +234,7 @@ def discover_deployed(resolver: Resolver) -> Resolver:
 
 
 # What every function needs set (template.yaml's Globals); klineo.settings has no fallback for them.
-REQUIRED_SETTINGS = ("DATA_TABLE", "IDEMPOTENCY_TABLE", "SECRET_PREFIX", "CORS_ORIGIN")
+REQUIRED_SETTINGS = ("DATA_TABLE", "SECRET_PREFIX", "CORS_ORIGIN")
 
 
 def required_settings(resolver: Resolver) -> dict[str, str]:

@@ -10,6 +10,7 @@ import botocore.session
 import pytest
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
+from klineo.store.order_claim import forget_connection
 from moto import mock_aws
 
 from local.aws_emulation import functions_environment, provision, required_settings
@@ -83,6 +84,7 @@ def aws(aws_credentials: None, resolver: Resolver, monkeypatch: pytest.MonkeyPat
     """
     aws_clients.clear_clients()
     get_settings.cache_clear()
+    forget_connection()
     with mock_aws():
         provision(resolver)
         for name, value in functions_environment(resolver).items():

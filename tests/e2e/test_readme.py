@@ -85,7 +85,6 @@ def test_readme_environment_table_names_every_variable() -> None:
         parameters={"Stage": "dev"},
         refs={
             "DataTable": "t",
-            "IdempotencyTable": "t",
             "RateLimitTable": "t",
             "StrategyQueue": "q",
         },

@@ -34,7 +34,7 @@ def test_every_local_override_is_declared_empty_for_every_function() -> None:
     # GIVEN the template's global variables and the names the env-vars file sets
     declared = load_template()["Globals"]["Function"]["Environment"]["Variables"]
     stack = SamLocal(SamLocalOptions(arch="x86_64"))
-    stack.resolver.refs.update({"DataTable": "t", "IdempotencyTable": "t", "RateLimitTable": "t",
+    stack.resolver.refs.update({"DataTable": "t", "RateLimitTable": "t",
                                 "StrategyQueue": "http://127.0.0.1:5001/123456789012/q"})
     # WHEN the env-vars content is made
     variables = stack.function_variables()

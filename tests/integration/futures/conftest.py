@@ -2,7 +2,7 @@
 
 Reused from tests/integration/api/conftest.py: ``sim_env``, ``invoke``, ``create_connection``,
 ``stored_connection``, USER_A / USER_B. Added here:
-- ``atomic_dynamodb``: moto's put/update/delete made atomic, as DynamoDB's conditional writes are
+- ``atomic_dynamodb``: moto's put/update/delete/transaction made atomic, as DynamoDB's conditional writes are
   (moto checks the condition and writes in two steps, so two threads could both pass);
 - ``futures_connection``: USER_A's connection with futures enabled through the real enable route;
 - ``futures_clients``: the futures service's Binance clients with other options (short read
@@ -39,7 +39,7 @@ stored_connection = api_fixtures.stored_connection
 def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
     """Serialise moto's item writes: DynamoDB evaluates a condition and writes atomically, moto does not."""
     lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item"):
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         original = getattr(DynamoDBBackend, name)
 
         def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:

@@ -8,11 +8,11 @@ import time
 from decimal import Decimal
 
 import boto3
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 from klineo.models.futures import FuturesOrderRequest
 from klineo.services.orders import FuturesOrder, idempotent_client_order_id
 from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
 from klineo.store import flags
 from klineo.store.orders import create_order_record, get_order_record
 
@@ -30,13 +30,6 @@ from tests.integration.futures.helpers import (
     raise_notional_limit,
     status_event,
 )
-
-
-def _delete_idempotency_records() -> None:
-    client = boto3.client("dynamodb")
-    table = get_settings().idempotency_table
-    for item in client.scan(TableName=table)["Items"]:
-        client.delete_item(TableName=table, Key={"id": item["id"]})
 
 
 # ---------------------------------------------------------------- placing
@@ -81,14 +74,32 @@ def test_order_quantity_is_rounded_down_to_the_step_before_sending(sim_env, invo
     assert answer["quantity"] == "0.01" and answer["price"] == "20000.3"
 
 
-def test_order_without_key_gets_the_audit_client_order_id(sim_env, invoke, futures_connection):
-    """GIVEN no Idempotency-Key WHEN ordering THEN the id is klneo_<ms>_<hex> and fits Binance's rule."""
+def test_order_without_key_is_428_and_sends_nothing(sim_env, invoke, futures_connection):
+    """GIVEN no Idempotency-Key WHEN ordering THEN 428 naming the header and saying why; nothing sent or stored."""
     response = invoke("futures_order", order_event(order_body(futures_connection.id), key=None))
+
+    assert response["statusCode"] == 428, response["body"]
+    error = body_of(response)["error"]
+    assert error["category"] == "precondition_required" and error["field"] == "Idempotency-Key"
+    assert "retry" in error["message"] and "safe" in error["message"]
+    assert order_posts(sim_env) == []
+    assert _order_records() == []
+
+
+def test_keyed_client_order_id_fits_binances_rule(sim_env, invoke, futures_connection):
+    """GIVEN an Idempotency-Key WHEN ordering THEN the id is k + 35 base32 characters and fits Binance's rule."""
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
 
     assert response["statusCode"] == 200, response["body"]
     client_order_id = body_of(response)["client_order_id"]
-    assert re.fullmatch(r"klneo_\d{13}_[0-9a-f]{16}", client_order_id)
+    assert re.fullmatch(r"k[a-z2-7]{35}", client_order_id)
     assert re.fullmatch(r"^[\.A-Z\:/a-z0-9_-]{1,36}$", client_order_id)
+
+
+def _order_records() -> list[dict]:
+    """Every order item in the data table."""
+    items = boto3.client("dynamodb").scan(TableName=get_settings().data_table)["Items"]
+    return [item for item in items if item["sk"]["S"].startswith("ORDER#")]
 
 
 def test_event_file_is_accepted_by_the_handler(sim_env, invoke, futures_connection):
@@ -216,7 +227,6 @@ def test_duplicate_client_order_id_answers_the_existing_order(sim_env, invoke, f
     """GIVEN our records lost, order resting WHEN the same key is sent THEN -4116 gives back that order."""
     event = order_event(order_body(futures_connection.id), key=new_key())
     first = body_of(invoke("futures_order", event))
-    _delete_idempotency_records()
     boto3.client("dynamodb").delete_item(
         TableName=get_settings().data_table,
         Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{first['client_order_id']}"}},
@@ -232,14 +242,13 @@ def test_duplicate_client_order_id_answers_the_existing_order(sim_env, invoke, f
     assert len(exchange_orders(sim_env, futures_connection.account)) == 1
 
 
-def test_expired_idempotency_record_still_returns_the_first_order(sim_env, invoke, futures_connection):
-    """GIVEN the idempotency record expired WHEN the keyed order comes again THEN the order record answers."""
+def test_order_record_alone_returns_the_first_order(sim_env, invoke, futures_connection):
+    """GIVEN a filled keyed order WHEN the keyed order comes again THEN the order record answers, no POST."""
     event = order_event(
         order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002"),
         key=new_key(),
     )
     first = body_of(invoke("futures_order", event))
-    _delete_idempotency_records()
 
     response = invoke("futures_order", event)
 
@@ -344,7 +353,7 @@ def test_binance_refusal_is_classified_and_recorded(sim_env, invoke, futures_con
     """GIVEN an order beyond the margin WHEN sent THEN 422 insufficient_balance, recorded REJECTED."""
     raise_notional_limit(futures_connection.id)  # let the order past the risk gate, to Binance
     response = invoke(
-        "futures_order", order_event(order_body(futures_connection.id, quantity="100"), key=None)
+        "futures_order", order_event(order_body(futures_connection.id, quantity="100"), key=new_key())
     )
 
     assert response["statusCode"] == 422, response["body"]
@@ -354,13 +363,14 @@ def test_binance_refusal_is_classified_and_recorded(sim_env, invoke, futures_con
     assert exchange_orders(sim_env, futures_connection.account) == []
 
 
-def test_idempotency_store_failure_is_503_and_sends_nothing(sim_env, invoke, futures_connection, monkeypatch):
-    """GIVEN the idempotency table failing WHEN a keyed order comes THEN 503, retryable, nothing sent."""
+def test_claim_storage_failure_is_503_and_sends_nothing(sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN the claim transaction failing WHEN a keyed order comes THEN 503, retryable, nothing sent."""
+    dynamodb = aws_clients.dynamodb()
 
     def broken(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "TransactWriteItems")
 
-    monkeypatch.setattr(DynamoDBPersistenceLayer, "_put_record", broken)
+    monkeypatch.setattr(dynamodb, "transact_write_items", broken)
 
     response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
 
@@ -410,7 +420,7 @@ def test_unknown_field_and_bad_values_are_refused(sim_env, invoke, futures_conne
 def test_quantity_below_the_minimum_is_refused_before_sending(sim_env, invoke, futures_connection):
     """GIVEN a quantity that rounds below minQty WHEN sent THEN 400 naming quantity and no POST."""
     response = invoke(
-        "futures_order", order_event(order_body(futures_connection.id, quantity="0.0005"), key=None)
+        "futures_order", order_event(order_body(futures_connection.id, quantity="0.0005"), key=new_key())
     )
     assert response["statusCode"] == 400, response["body"]
     assert body_of(response)["error"]["field"] == "quantity"
@@ -420,7 +430,7 @@ def test_quantity_below_the_minimum_is_refused_before_sending(sim_env, invoke, f
 def test_unknown_symbol_is_refused_before_sending(sim_env, invoke, futures_connection):
     """GIVEN a symbol Binance does not list WHEN sent THEN 400 naming symbol and no POST."""
     response = invoke(
-        "futures_order", order_event(order_body(futures_connection.id, symbol="NOPEUSDT"), key=None)
+        "futures_order", order_event(order_body(futures_connection.id, symbol="NOPEUSDT"), key=new_key())
     )
     assert response["statusCode"] == 400, response["body"]
     assert body_of(response)["error"]["field"] == "symbol"

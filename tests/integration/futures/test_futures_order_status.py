@@ -125,7 +125,7 @@ def test_refused_order_status_says_it_was_never_placed(sim_env, invoke, futures_
     """GIVEN an order Binance refused WHEN its status is asked THEN 404 saying so, no lookup."""
     raise_notional_limit(futures_connection.id)  # let the order past the risk gate, to Binance
     refused = invoke(
-        "futures_order", order_event(order_body(futures_connection.id, quantity="100"), key=None)
+        "futures_order", order_event(order_body(futures_connection.id, quantity="100"), key=new_key())
     )
     assert refused["statusCode"] == 422
     client_order_id = next(iter(_order_ids(USER_A)))

@@ -23,8 +23,8 @@ def aws_calls(sim_env) -> Counter:
     return seen
 
 
-def test_warm_keyed_order_costs_one_read_and_four_writes(sim_env, invoke, futures_connection, aws_calls):
-    """GIVEN a warm container WHEN a keyed order is placed THEN 1 BatchGetItem, 2 Put, 2 Update, no secret."""
+def test_warm_keyed_order_costs_two_aws_round_trips(sim_env, invoke, futures_connection, aws_calls):
+    """GIVEN a warm container WHEN a keyed order is placed THEN 1 TransactWriteItems + 1 UpdateItem, no secret."""
     invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
     aws_calls.clear()
 
@@ -35,26 +35,25 @@ def test_warm_keyed_order_costs_one_read_and_four_writes(sim_env, invoke, future
     assert response["statusCode"] == 200, response["body"]
     assert aws_calls == Counter(
         {
-            "dynamodb.BatchGetItem": 1,  # connection + both kill switches, strongly consistent
-            "dynamodb.PutItem": 2,  # idempotency record (in progress) + order record (before sending)
-            "dynamodb.UpdateItem": 2,  # order record (after) + idempotency record (completed)
+            "dynamodb.TransactWriteItems": 1,  # order record claimed + gates re-checked, atomically
+            "dynamodb.UpdateItem": 1,  # the order's outcome
         }
     )
 
 
-def test_warm_order_without_key_costs_one_read_and_two_writes(sim_env, invoke, futures_connection, aws_calls):
-    """GIVEN a warm container WHEN an order without key is placed THEN 1 BatchGetItem, 1 Put, 1 Update."""
-    invoke("futures_order", order_event(order_body(futures_connection.id), key=None))
+def test_order_without_key_costs_no_aws_call(sim_env, invoke, futures_connection, aws_calls):
+    """GIVEN a warm container WHEN an order without key is sent THEN 428 before any AWS call."""
+    invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
     aws_calls.clear()
 
     response = invoke("futures_order", order_event(order_body(futures_connection.id), key=None))
 
-    assert response["statusCode"] == 200, response["body"]
-    assert aws_calls == Counter({"dynamodb.BatchGetItem": 1, "dynamodb.PutItem": 1, "dynamodb.UpdateItem": 1})
+    assert response["statusCode"] == 428, response["body"]
+    assert aws_calls == Counter()
 
 
-def test_replayed_order_costs_one_conditional_write(sim_env, invoke, futures_connection, aws_calls):
-    """GIVEN a completed keyed order WHEN replayed THEN one failed conditional PutItem returns it."""
+def test_replayed_order_costs_one_cancelled_transaction(sim_env, invoke, futures_connection, aws_calls):
+    """GIVEN a completed keyed order WHEN replayed THEN one cancelled claim transaction returns it."""
     event = order_event(order_body(futures_connection.id), key=new_key())
     first = body_of(invoke("futures_order", event))
     aws_calls.clear()
@@ -62,4 +61,4 @@ def test_replayed_order_costs_one_conditional_write(sim_env, invoke, futures_con
     again = body_of(invoke("futures_order", event))
 
     assert again["order_id"] == first["order_id"]
-    assert aws_calls == Counter({"dynamodb.PutItem": 1})
+    assert aws_calls == Counter({"dynamodb.TransactWriteItems": 1})

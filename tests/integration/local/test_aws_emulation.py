@@ -106,7 +106,7 @@ def test_functions_get_the_templates_environment_with_physical_ids(provisioned: 
     environment = functions_environment(provisioned)
     # THEN
     assert environment["DATA_TABLE"] == "klineo-dev-data"
-    assert environment["IDEMPOTENCY_TABLE"] == "klineo-dev-idempotency"
+    assert "IDEMPOTENCY_TABLE" not in environment  # orders are their own idempotency records
     assert environment["RATE_LIMIT_TABLE"] == "klineo-dev-rate-limit"
     assert environment["SECRET_PREFIX"] == "klineo/dev/"
     assert environment["STRATEGY_QUEUE_URL"] == provisioned.refs["StrategyQueue"]

@@ -19,7 +19,6 @@ class Settings(BaseModel):
     """The environment variables a function reads, validated once per container."""
 
     data_table: str = Field(min_length=1)
-    idempotency_table: str = Field(min_length=1)
     secret_prefix: str = Field(min_length=1)
     cors_origin: str = Field(min_length=1)
     rate_limit_table: str = ""  # empty: rate-limit state stays in each container

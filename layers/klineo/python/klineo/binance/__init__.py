@@ -6,6 +6,7 @@ they load on first use. See ``client`` for the retry policy; ``klineo.errors`` h
 
 from klineo.binance.client import (
     BinanceClient,
+    call_deadline,
     clear_client_cache,
     default_rate_limiter,
     get_client,
@@ -61,6 +62,7 @@ __all__ = [
     "SharedState",
     "SymbolRules",
     "base_url",
+    "call_deadline",
     "classify",
     "classify_detail",
     "clear_all_caches",

@@ -32,7 +32,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -55,7 +57,8 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = [
-    "BinanceClient", "clear_client_cache", "default_rate_limiter", "get_client", "share_rate_limits_through",
+    "BinanceClient", "call_deadline", "clear_client_cache", "default_rate_limiter", "get_client",
+    "share_rate_limits_through",
 ]
 
 MAX_RECV_WINDOW_MS = 60000
@@ -168,6 +171,28 @@ class _Request:
     def is_read(self) -> bool:
         """Only a GET may be re-sent after an answer that may have been processed."""
         return self.method == "GET"
+
+
+# Wall-clock (time.time) instant after which no call of this thread/task may still wait or send:
+# set by ``call_deadline`` around an order-sending route, it caps timeouts and retry waits.
+_DEADLINE: ContextVar[float | None] = ContextVar("klineo_binance_deadline", default=None)
+# A request never gets a timeout shorter than this, even past the deadline (it would fail at once).
+_MIN_TIMEOUT_S = 0.1
+
+
+@contextmanager
+def call_deadline(at: float | None) -> Iterator[None]:
+    """Within the block, every call's connect/read timeouts and retry waits end by ``at`` (epoch s)."""
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _time_left() -> float | None:
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - time.time()
 
 
 class _Budget:
@@ -509,9 +534,12 @@ class BinanceClient:
         request.headers = headers
         request.body = None
         outcome: _Outcome | None = None
+        left = _time_left()
+        timeout = self.timeout if left is None else tuple(
+            min(limit, max(left, _MIN_TIMEOUT_S)) for limit in self.timeout)
         try:
             response = self._session.send(
-                request, timeout=self.timeout, allow_redirects=False, proxies=self._proxies, stream=False
+                request, timeout=timeout, allow_redirects=False, proxies=self._proxies, stream=False
             )
         except (rq.exceptions.ConnectTimeout, rq.exceptions.ProxyError):
             outcome = _Outcome("not_sent")
@@ -559,7 +587,9 @@ class BinanceClient:
         return self._now_ms() + DEFAULT_BAN_S * 1000
 
     def _has_time(self, started: float, delay: float) -> bool:
-        return self._clock() - started + delay < self.deadline_s
+        left = _time_left()
+        within_call = left is None or delay + _MIN_TIMEOUT_S < left
+        return within_call and self._clock() - started + delay < self.deadline_s
 
     def _report(self, err: KlineoError, method: str, path: str, weight: int) -> KlineoError:
         """Log (safely) and count an error about to be raised; return it."""

@@ -3,54 +3,52 @@
 The futures account (test, enable with settings, disable) is klineo.services.futures_account; the
 risk gate every order passes is klineo.services.risk.
 
-Placing an order (`place_futures_order`), warm, costs in AWS calls:
-- with an Idempotency-Key: the Powertools idempotency record's PutItem (in progress) and
-  UpdateItem (completed); ONE strongly consistent BatchGetItem bringing the connection and both
-  kill switches; the order record's conditional PutItem before sending and UpdateItem after;
-  the secret from the in-memory cache (no call). In all: 1 read + 4 writes.
-- without the header: 1 read + 2 writes (no idempotency record).
-The order record is kept apart from the idempotency record on purpose: it exists for orders
-without the header too, outlives the idempotency record's 24 h expiry (a late retry with the same
-key still finds the order), and is what the status route reads (that function has no access to
-the idempotency table).
+Placing an order (`place_futures_order`) needs an Idempotency-Key (428 without one: exactly once
+must not depend on the caller reading our README; with a key, a retry is always safe). Warm, it
+costs exactly 2 AWS round trips (measured by `python -m bench.aws_calls`, target 2):
+1. ONE TransactWriteItems (klineo.store.order_claim): the PENDING order record, conditional on the
+   key being free, plus ConditionChecks on the gates (global and user kill switches, and the
+   connection: its kill switch, futures_enabled, not disabled, and every setting the order was
+   checked against unchanged);
+2. ONE UpdateItem recording the outcome.
+What is not a round trip: the connection item comes from a per-container cache that the
+transaction re-validates (a cold container reads it once, consistently: 3 calls); the secret from
+the in-memory secret cache; the kill switches are not read at all (the transaction checks them).
+`check_order` still decides on the cached connection; a refusal is never given on cached data
+(the context is read fresh and the gate asked again), and a cancelled transaction hands back the
+items whose checks failed, so `check_order` names the gate exactly as on a fresh read.
 
-Exactly once, in layers:
-1. Powertools idempotency keyed on (user sub, Idempotency-Key): the same request while the first
-   is in flight gets 409 "in progress" (retryable); after it completed, the first answer; the
-   same key with a different body gets 409 naming the header.
-2. The clientOrderId is derived from (user sub, key), and the order record is written with a
-   conditional PutItem before sending: a retry that gets past layer 1 (the first attempt failed,
-   or the idempotency record expired) finds the record and resumes instead of placing anew.
-3. `klineo.services.orders.submit_futures_order`: a lost answer is settled by looking the order up
-   by clientOrderId; an order is only sent again once Binance provably cannot execute the
-   earlier attempt any more (recvWindow passed) and does not have it.
+Why not Powertools idempotency any more: its record is a PutItem of its own, and it cannot fold
+condition checks on other items into that write. Here the order record IS the idempotency record:
+- the key is free: the order is claimed and sent;
+- same key, same body, settled: the first answer comes back (`source: existing`), no AWS write;
+- same key, another body: 409 naming Idempotency-Key;
+- the record's lease (`lease_until_ms`, the first attempt's deadline) is running: 409 "in
+  progress", retryable;
+- otherwise (a crashed, UNKNOWN or REJECTED attempt) the lease is taken with a second transaction
+  and the order resumed: `klineo.services.orders.submit_futures_order` looks it up by clientOrderId
+  and only sends it again once Binance provably cannot execute the earlier attempt any more;
+  an attempt older than Binance's retention is UNKNOWN_PURGED and never sent again.
+
+Deadline: the whole placement runs inside `call_deadline(Deadline.of_invocation(ctx).at)`, so the
+answer comes before API Gateway's 29 s; an order not settled by then is unknown_outcome with its
+clientOrderId (see klineo.services.orders).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
-
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
 from klineo.binance import (
     BinanceClient,
-    Credentials,
     Environment,
     ErrorCategory,
     Market,
+    call_deadline,
     endpoints,
     get_client,
 )
@@ -61,11 +59,11 @@ from klineo.observability import logger, metrics
 from klineo.services.futures_account import prepare_symbol
 from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import (
+    Deadline,
     FuturesOrder,
     OrderResult,
     check_client_order_id,
     idempotent_client_order_id,
-    new_client_order_id,
     query_futures_order,
     submit_futures_order,
 )
@@ -74,43 +72,42 @@ from klineo.store.connections import (
     Connection,
     TradingContext,
     connection_credentials,
+    connection_from_item,
     load_trading_context,
     require_connection,
 )
-from klineo.store.idempotency import order_idempotency_store
+from klineo.store.flags import kill_switch_of
+from klineo.store.order_claim import (
+    ClaimRefusal,
+    GateChecks,
+    cached_connection_item,
+    claim_new_order,
+    claim_resume,
+    forget_connection,
+    remember_connection,
+)
 from klineo.store.orders import (
     STATUS_REJECTED,
     STATUS_UNKNOWN,
+    STATUS_UNKNOWN_PURGED,
     OrderRecord,
     claim_resend,
-    create_order_record,
     get_order_record,
+    pending_record,
     record_order_outcome_quietly,
 )
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
-    "IDEMPOTENCY_TTL_SECONDS",
     "futures_order_response",
     "get_futures_order_status",
     "place_futures_order",
 ]
 
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-# Built at import: plain configuration, no client. The persistence layer (a DynamoDB client) is
-# made lazily on the first order, see klineo.store.idempotency.
-_IDEMPOTENCY_CONFIG = IdempotencyConfig(
-    # The user sub is part of the key: two users sending the same header value never collide.
-    event_key_jmespath="[user_id, idempotency_key]",
-    # The same key with another body is refused instead of answered with the first order.
-    payload_validation_jmespath="order",
-    expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-    hash_function="sha256",
-    response_hook=lambda response, _record: response.model_copy(update={"source": "existing"}),
-)
+# The lease outlives the deadline by this much: the outcome is recorded after the last Binance call.
+_LEASE_MARGIN_MS = 3000
 
 
 def _futures_client(connection: Connection) -> BinanceClient:
@@ -151,157 +148,242 @@ def _reference_price(client: BinanceClient, order: FuturesOrderRequest) -> Decim
     return endpoints.futures_mark_price(client, order.symbol)
 
 
-def _resume(
-    user_id: str, existing: OrderRecord, order: FuturesOrderRequest, client: BinanceClient, creds: Credentials
-) -> OrderResult:
-    """An order record exists already: return its order, or place it once it provably is not there.
+def _intent(order: FuturesOrderRequest) -> OrderIntent:
+    return OrderIntent(symbol=order.symbol, side=order.side, type=order.type, quantity=order.quantity,
+                       price=order.price, reduce_only=order.reduceOnly, position_side=order.positionSide)
 
-    The order sent again is the one recorded (same parameters as the first attempt), never a
-    fresh rounding of the body.
-    """
-    if existing.request != order.fingerprint():
+
+def _not_found() -> KlineoError:
+    return KlineoError(ErrorCategory.NOT_FOUND, "connection not found")
+
+
+class _Gated:
+    """The connection an order was checked against: its cached item, Binance client and reference price."""
+
+    def __init__(self, user_id: str, order: FuturesOrderRequest, item: dict[str, Any]) -> None:
+        self.user_id, self.order, self.item = user_id, order, item
+        self.connection = connection_from_item(item)
+        self.client = _futures_client(self.connection)
+        self.reference = cache(lambda: _reference_price(self.client, order))
+
+    def context(self, failed: dict[str, dict[str, Any] | None] | None = None) -> TradingContext:
+        """The trading context; switches are off unless a transaction's failed check says otherwise."""
+        failed = failed or {}
+        return TradingContext(self.connection, user_kill_switch=kill_switch_of(failed.get("user_flags")),
+                              global_kill_switch=kill_switch_of(failed.get("global_flags")))
+
+    def gates(self) -> GateChecks:
+        """What the claim transaction re-checks for this order."""
+        return GateChecks(self.user_id, self.item, switches=not _intent(self.order).reduces)
+
+
+def _gated(user_id: str, order: FuturesOrderRequest) -> _Gated:
+    """Risk gate on the cached connection; a refusal is only ever given after a fresh, consistent read."""
+    item = cached_connection_item(user_id, order.connection_id)
+    if item is None:
+        raise _not_found()
+    gated = _Gated(user_id, order, item)
+    try:
+        check_order(gated.context(), _intent(order), gated.reference)
+    except KlineoError:
+        forget_connection(user_id, order.connection_id)
+        check_order(load_trading_context(user_id, order.connection_id), _intent(order), gated.reference)
+        item = cached_connection_item(user_id, order.connection_id)  # the cache was stale; it passes now
+        if item is None:
+            raise _not_found() from None
+        gated = _Gated(user_id, order, item)
+    return gated
+
+
+def _refuse_by_gates(gated: _Gated, refusal: ClaimRefusal) -> _Gated:
+    """Raise the gate refusal the failed checks mean (named by check_order); else the refreshed connection."""
+    failed = refusal.failed
+    if "connection" in failed:
+        item = failed["connection"]
+        if item is None:
+            forget_connection(gated.user_id, gated.order.connection_id)
+            raise _not_found()
+        remember_connection(gated.user_id, gated.order.connection_id, item)
+        gated = _Gated(gated.user_id, gated.order, item)
+    check_order(gated.context(failed), _intent(gated.order), gated.reference)
+    return gated  # only a setting the order was checked against had changed: check again with it
+
+
+def _rounded(gated: _Gated) -> FuturesOrder:
+    """The order rounded to the symbol's rules (cached exchange info; mark price for a MARKET order)."""
+    order = gated.order
+    rules = get_symbol_rules(gated.client, order.symbol)
+    quantity, price = rules.prepare_order(
+        order.side, order.type, order.quantity, order.price, gated.reference(), reduce_only=order.reduceOnly,
+    )
+    return FuturesOrder(symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, price=price,
+                        time_in_force=order.timeInForce, reduce_only=order.reduceOnly,
+                        position_side=order.positionSide)
+
+
+def _lease_until_ms(deadline: Deadline) -> int:
+    return int(deadline.at * 1000) + _LEASE_MARGIN_MS
+
+
+def _new_record(gated: _Gated, client_order_id: str, futures_order: FuturesOrder,
+                deadline: Deadline) -> OrderRecord:
+    return pending_record(
+        gated.user_id, client_order_id, connection_id=gated.connection.connection_id,
+        symbol=gated.order.symbol,
+        request=gated.order.fingerprint(), params=futures_order.to_params(client_order_id),
+        attempt_ms=int(time.time() * 1000), lease_until_ms=_lease_until_ms(deadline),
+    )
+
+
+def _in_progress() -> KlineoError:
+    return KlineoError(
+        ErrorCategory.CONFLICT,
+        f"A request with this {IDEMPOTENCY_HEADER} is in progress; retry in a moment for its result.",
+        field=IDEMPOTENCY_HEADER,
+        retryable=True,
+    )
+
+
+def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
+           deadline: Deadline) -> FuturesOrderResponse:
+    """Gate, rounding, ONE claim transaction, then the order sent (or the key's earlier order answered)."""
+    gated = _gated(user_id, order)
+    for _ in range(2):
+        futures_order = _rounded(gated)
+        refusal = claim_new_order(_new_record(gated, client_order_id, futures_order, deadline), gated.gates())
+        if refusal is None:
+            return _send_claimed(gated, futures_order, client_order_id, deadline)
+        if refusal.existing is not None:
+            return _answer_existing(gated, refusal, deadline)
+        gated = _refuse_by_gates(gated, refusal)
+    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
+                      "This connection's settings changed while placing the order; try again.",
+                      retryable=True)
+
+
+def _send_claimed(gated: _Gated, futures_order: FuturesOrder, client_order_id: str,
+                  deadline: Deadline) -> FuturesOrderResponse:
+    """The key is claimed for a new order: send it and record the outcome."""
+    outcome = _Outcome(gated.user_id, client_order_id, gated.connection)
+    return outcome.settle(lambda: _send(gated, futures_order, client_order_id, deadline))
+
+
+def _send(gated: _Gated, futures_order: FuturesOrder, client_order_id: str, deadline: Deadline,
+          **resume: Any) -> OrderResult:
+    """The connection's settings on the symbol (new exposure only), then the order, exactly once."""
+    # A reducing order (a close) needs no settings, and changing margin type under an open
+    # position is refused (-4048): the connection's defaults must never block a close.
+    creds = connection_credentials(gated.connection)
+    if not _intent(gated.order).reduces:
+        prepare_symbol(gated.client, creds, gated.connection, gated.order.symbol)
+    return submit_futures_order(gated.client, creds, futures_order, client_order_id, deadline=deadline,
+                                **resume)
+
+
+class _Outcome:
+    """Runs a send and records what became of the order in ONE UpdateItem (which ends the lease)."""
+
+    def __init__(self, user_id: str, client_order_id: str, connection: Connection,
+                 earlier: OrderRecord | None = None) -> None:
+        self.user_id, self.client_order_id, self.connection = user_id, client_order_id, connection
+        self.earlier = earlier
+        self.resent = earlier is None or earlier.status == STATUS_REJECTED
+        self.purged = False
+
+    def failure_status(self, exc: KlineoError) -> str:
+        """UNKNOWN_PURGED, UNKNOWN, REJECTED (Binance refused a send: nothing placed), or the state as was."""
+        if self.purged:
+            return STATUS_UNKNOWN_PURGED
+        if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
+            return STATUS_UNKNOWN
+        if self.resent or self.earlier is None:
+            return STATUS_REJECTED
+        return self.earlier.status  # a lookup failed before anything was sent: the state stands
+
+    def settle(self, send: Callable[[], OrderResult]) -> FuturesOrderResponse:
+        """``send()`` and record its outcome; the answer is what Binance said."""
+        try:
+            result = send()
+        except KlineoError as exc:
+            note_key_outcome(self.connection, exc)
+            record_order_outcome_quietly(self.user_id, self.client_order_id, status=self.failure_status(exc),
+                                         error={**exc.to_dict(), "code": exc.code})
+            raise
+        record_order_outcome_quietly(self.user_id, self.client_order_id, status=result.status,
+                                     order_id=result.order_id, result=result.to_record())
+        note_key_outcome(self.connection, None)
+        logger.info("futures order done", extra={
+            "client_order_id": self.client_order_id, "status": result.status, "source": result.source,
+            "symbol": result.symbol})
+        return futures_order_response(result, self.connection.connection_id)
+
+
+def _answer_existing(gated: _Gated, refusal: ClaimRefusal, deadline: Deadline) -> FuturesOrderResponse:
+    """The key holds a record: its first answer, 409 (other body, in progress, purged), or it resumed."""
+    existing = refusal.existing
+    assert existing is not None
+    if existing.request != gated.order.fingerprint():
         raise KlineoError(
             ErrorCategory.CONFLICT,
             f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
             field=IDEMPOTENCY_HEADER,
         )
     if existing.settled and existing.result is not None:
-        return OrderResult.from_record(existing.result).with_source("existing")
+        first = OrderResult.from_record(existing.result)
+        return futures_order_response(first, existing.connection_id, "existing")
+    if existing.status == STATUS_UNKNOWN_PURGED:
+        raise KlineoError(ErrorCategory.CONFLICT, (existing.error or {}).get(
+            "message", "Binance no longer knows this order; it will never be sent again. Use a new key."),
+            field=IDEMPOTENCY_HEADER)
+    now_ms = int(time.time() * 1000)
+    if existing.lease_until_ms is not None and existing.lease_until_ms >= now_ms:
+        raise _in_progress()
+    if refusal.failed:
+        gated = _refuse_by_gates(gated, refusal)
+    resumed = claim_resume(existing, _lease_until_ms(deadline), now_ms, gated.gates())
+    if resumed is not None:
+        if resumed.existing is None:
+            _refuse_by_gates(gated, resumed)
+        raise _in_progress()
+    return _resume(gated, existing, deadline)
+
+
+def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> FuturesOrderResponse:
+    """The lease is ours: return the earlier attempt's order, or place it once it provably is not there.
+
+    The order sent again is the one recorded (same parameters as the first attempt), never a
+    fresh rounding of the body.
+    """
     recorded = FuturesOrder.from_params(existing.params)
+    outcome = _Outcome(gated.user_id, existing.client_order_id, gated.connection, earlier=existing)
+    if existing.status == STATUS_REJECTED:
+        # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
+        return outcome.settle(lambda: _send(gated, recorded, existing.client_order_id, deadline))
     attempt_ms = int(time.time() * 1000)
 
     def claim() -> None:
-        if not claim_resend(
-            user_id, existing.client_order_id, previous_attempt_ms=existing.attempt_ms, attempt_ms=attempt_ms
-        ):
-            raise KlineoError(
-                ErrorCategory.CONFLICT,
-                "Another request is placing this order right now; retry in a moment.",
-                field=IDEMPOTENCY_HEADER,
-                retryable=True,
-            )
+        if not claim_resend(gated.user_id, existing.client_order_id,
+                            previous_attempt_ms=existing.attempt_ms, attempt_ms=attempt_ms):
+            raise _in_progress()
+        outcome.resent = True
 
-    if existing.status == STATUS_REJECTED:
-        # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
-        # Send again, after winning the claim against a concurrent retry of the same order.
-        claim()
-        return submit_futures_order(client, creds, recorded, existing.client_order_id)
-    return submit_futures_order(
-        client,
-        creds,
-        recorded,
-        existing.client_order_id,
-        earlier_attempt_ms=existing.attempt_ms,
-        before_resend=claim,
-    )
+    def purged() -> None:
+        outcome.purged = True
+
+    return outcome.settle(lambda: _send(gated, recorded, existing.client_order_id, deadline,
+                                        earlier_attempt_ms=existing.attempt_ms, before_resend=claim,
+                                        when_purged=purged))
 
 
-def _intent(order: FuturesOrderRequest) -> OrderIntent:
-    return OrderIntent(symbol=order.symbol, side=order.side, type=order.type, quantity=order.quantity,
-                       price=order.price, reduce_only=order.reduceOnly, position_side=order.positionSide)
-
-
-def _prepared(
-    context: TradingContext, order: FuturesOrderRequest
-) -> tuple[BinanceClient, Credentials, FuturesOrder]:
-    """Risk gate, the connection's settings on the symbol, then the order rounded to the symbol's rules."""
-    connection = context.connection
-    client = _futures_client(connection)
-    reference = cache(lambda: _reference_price(client, order))
-    check_order(context, _intent(order), reference)
-    creds = connection_credentials(connection)
-    if not _intent(order).reduces:
-        # A reducing order (a close) needs no settings, and changing margin type under an open
-        # position is refused (-4048): the connection's defaults must never block a close.
-        try:
-            prepare_symbol(client, creds, connection, order.symbol)
-        except KlineoError as exc:
-            note_key_outcome(connection, exc)
-            raise
-    rules = get_symbol_rules(client, order.symbol)
-    quantity, price = rules.prepare_order(
-        order.side, order.type, order.quantity, order.price, reference(), reduce_only=order.reduceOnly,
-    )
-    futures_order = FuturesOrder(
-        symbol=order.symbol,
-        side=order.side,
-        type=order.type,
-        quantity=quantity,
-        price=price,
-        time_in_force=order.timeInForce,
-        reduce_only=order.reduceOnly,
-        position_side=order.positionSide,
-    )
-    return client, creds, futures_order
-
-
-def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> FuturesOrderResponse:
-    """Checks and rounding (``_prepared``), order record, exactly-once submission, outcome recorded."""
-    context = load_trading_context(user_id, order.connection_id)
-    connection = context.connection
-    client, creds, futures_order = _prepared(context, order)
-    _record, existing = create_order_record(
-        user_id,
-        client_order_id,
-        connection_id=connection.connection_id,
-        symbol=order.symbol,
-        request=order.fingerprint(),
-        params=futures_order.to_params(client_order_id),
-        attempt_ms=int(time.time() * 1000),
-    )
-    try:
-        if existing is None:
-            result = submit_futures_order(client, creds, futures_order, client_order_id)
-        else:
-            result = _resume(user_id, existing, order, client, creds)
-    except KlineoError as exc:
-        note_key_outcome(connection, exc)
-        if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
-            record_order_outcome_quietly(user_id, client_order_id, status=STATUS_UNKNOWN, error=exc.to_dict())
-        elif existing is None:
-            # A fresh id: the only call that can fail definitively is the POST itself, so
-            # Binance refused the order and nothing was placed. (On the resume path a failure may
-            # come from a lookup; the record then keeps its state and the next retry looks again.)
-            record_order_outcome_quietly(
-                user_id, client_order_id, status=STATUS_REJECTED, error={**exc.to_dict(), "code": exc.code}
-            )
-        raise
-    record_order_outcome_quietly(
-        user_id, client_order_id, status=result.status, order_id=result.order_id, result=result.to_record()
-    )
-    note_key_outcome(connection, None)
-    logger.info(
-        "futures order done",
-        extra={
-            "client_order_id": client_order_id,
-            "status": result.status,
-            "source": result.source,
-            "symbol": result.symbol,
-        },
-    )
-    return futures_order_response(result, connection.connection_id)
-
-
-def _place_idempotent(
-    *, request: dict[str, Any], order: FuturesOrderRequest, client_order_id: str
-) -> FuturesOrderResponse:
-    """The body Powertools idempotency wraps; `request` is what it hashes and validates."""
-    return _place(request["user_id"], order, client_order_id)
-
-
-@lru_cache(maxsize=4)
-def _idempotent_placer(persistence: DynamoDBPersistenceLayer) -> Any:
-    """`_place_idempotent` wrapped by Powertools idempotency on IDEMPOTENCY_TABLE (made on first use)."""
-    return idempotent_function(
-        data_keyword_argument="request",
-        config=_IDEMPOTENCY_CONFIG,
-        persistence_store=persistence,
-        output_serializer=PydanticSerializer(FuturesOrderResponse),
-        key_prefix="klineo.futures_order",
-    )(_place_idempotent)
-
-
-def _check_idempotency_key(value: str) -> str:
+def _check_idempotency_key(value: str | None) -> str:
+    if value is None:
+        raise KlineoError(
+            ErrorCategory.PRECONDITION_REQUIRED,
+            f"Placing an order needs an {IDEMPOTENCY_HEADER} header (any new value per order, e.g. a UUID): "
+            "with it, a retry after a timeout or a lost answer returns the first order instead of placing "
+            "a second one, so repeating the request is always safe.",
+            field=IDEMPOTENCY_HEADER,
+        )
     if not 1 <= len(value) <= IDEMPOTENCY_KEY_MAX_LENGTH or not all("\x21" <= ch <= "\x7e" for ch in value):
         raise KlineoError(
             ErrorCategory.INVALID_REQUEST,
@@ -314,44 +396,14 @@ def _check_idempotency_key(value: str) -> str:
 def place_futures_order(
     user_id: str,
     order: FuturesOrderRequest,
-    idempotency_key: str | None = None,
+    idempotency_key: str | None,
     lambda_context: Any = None,
 ) -> FuturesOrderResponse:
     """Place a USDT-M order for the caller, exactly once per Idempotency-Key (see the module docstring)."""
-    if idempotency_key is None:
-        return _place(user_id, order, new_client_order_id())
     key = _check_idempotency_key(idempotency_key)
-    client_order_id = idempotent_client_order_id(user_id, key)
-    if lambda_context is not None:
-        # In-progress records then expire with this invocation, so a crashed attempt frees its key.
-        _IDEMPOTENCY_CONFIG.register_lambda_context(lambda_context)
-    placer = _idempotent_placer(order_idempotency_store())
-    request = {"user_id": user_id, "idempotency_key": key, "order": order.fingerprint()}
-    try:
-        return placer(request=request, order=order, client_order_id=client_order_id)
-    except IdempotencyAlreadyInProgressError:
-        raise KlineoError(
-            ErrorCategory.CONFLICT,
-            f"A request with this {IDEMPOTENCY_HEADER} is in progress; retry in a moment for its result.",
-            field=IDEMPOTENCY_HEADER,
-            retryable=True,
-        ) from None
-    except IdempotencyPersistenceLayerError:
-        # The idempotency store failed before or after the order went out; either way the same
-        # key is safe to repeat: the order record and the clientOrderId lookup settle it.
-        logger.exception("idempotency store failed", extra={"client_order_id": client_order_id})
-        raise KlineoError(
-            ErrorCategory.UPSTREAM_UNAVAILABLE,
-            f"Storage failed while handling this order; repeat it with the same {IDEMPOTENCY_HEADER} "
-            "to get its outcome.",
-            retryable=True,
-        ) from None
-    except IdempotencyValidationError:
-        raise KlineoError(
-            ErrorCategory.CONFLICT,
-            f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
-            field=IDEMPOTENCY_HEADER,
-        ) from None
+    deadline = Deadline.of_invocation(lambda_context)
+    with call_deadline(deadline.at):
+        return _place(user_id, order, idempotent_client_order_id(user_id, key), deadline)
 
 
 def get_futures_order_status(

@@ -25,6 +25,24 @@ attempt can no longer execute: the matching engine rejects a request whose times
 than recvWindow (facts §2, -5028), so once `recvWindow + SETTLE_MARGIN_MS` have passed since the
 earlier attempt, "not found" is final. Before that the call raises UNKNOWN_OUTCOME.
 
+A retry that cannot settle (item 4 of issue 12's faults): when an earlier attempt may have
+reached Binance and the lookup fails (ip_banned, rate_limit, network, upstream_unavailable, ...),
+the call raises UNKNOWN_OUTCOME naming the clientOrderId, never the lookup's own category: that
+would read as "nothing was sent" while the order may exist.
+
+Purged orders (facts §9): Binance forgets a CANCELED or EXPIRED order without fills 3 days after it
+was created, and every order after 90 days. An earlier attempt older than the shortest of these
+(`PURGE_AFTER_MS`) that Binance does not know may have existed and been forgotten: it is never sent
+again. The call reports it through `when_purged` (the API records UNKNOWN_PURGED, a final state)
+and raises CONFLICT: not unknown_outcome, whose promise "repeat to learn the outcome" can no
+longer be kept, and not a retryable error, since no retry will ever settle it.
+
+Deadline: `Deadline.of_invocation(lambda_context)` is the instant an order-sending route must
+have answered by (the invocation's remaining time less `DEADLINE_MARGIN_S`, at most
+`DEADLINE_MAX_S`, well below API Gateway's 29 s). Inside `klineo.binance.call_deadline(deadline.at)`
+every Binance call's timeouts and retry waits end by then, and the settle loop starts no lookup
+that could not finish: an unsettled order then answers UNKNOWN_OUTCOME with its clientOrderId.
+
 Client order ids: `new_client_order_id()` makes `klneo_<ms>_<16 hex>` (the audit's format, 36
 characters); `idempotent_client_order_id(user_id, key)` derives `k` + 35 base32 characters of
 sha256(user, key), so two users' keys never give the same id and the same key always does.
@@ -59,9 +77,13 @@ from klineo.validation import (
 
 __all__ = [
     "CLIENT_ORDER_ID_RE",
+    "DEADLINE_MARGIN_S",
+    "DEADLINE_MAX_S",
+    "PURGE_AFTER_MS",
     "QUERY_DELAYS_S",
     "SETTLE_BUDGET_S",
     "SETTLE_MARGIN_MS",
+    "Deadline",
     "FuturesOrder",
     "OrderResult",
     "check_client_order_id",
@@ -80,6 +102,17 @@ SETTLE_BUDGET_S = 8.0
 # Added to recvWindow before an order absent at Binance is taken as never executed: covers the
 # 1000 ms a timestamp may run ahead of server time plus drift of our server-time offset.
 SETTLE_MARGIN_MS = 5000
+# Binance forgets CANCELED/EXPIRED orders without fills 3 days after creation (facts §9): an
+# earlier attempt older than this that Binance does not know can no longer be told apart from one
+# that never arrived.
+PURGE_AFTER_MS = 3 * 24 * 3600 * 1000
+# An order-sending route answers this long before its invocation would end (the outcome is still
+# recorded and the answer built after the last Binance call), and never later than DEADLINE_MAX_S
+# after it started (API Gateway gives up after 29 s).
+DEADLINE_MARGIN_S = 2.0
+DEADLINE_MAX_S = 25.0
+# A lookup is only started when at least this long is left before the deadline.
+_MIN_LOOKUP_S = 0.5
 # Binance: "Order does not exist." (GET /fapi/v1/order) and "ClientOrderId is duplicated."
 _ORDER_DOES_NOT_EXIST = -2013
 _CLIENT_ORDER_ID_DUPLICATED = -4116
@@ -116,6 +149,26 @@ def idempotent_client_order_id(user_id: str, idempotency_key: str) -> str:
     """`k` + 35 base32 characters of sha256(user, key): deterministic per user and key, 36 characters."""
     digest = hashlib.sha256(f"{user_id}\x00{idempotency_key}".encode()).digest()
     return "k" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")[:35]
+
+
+@dataclasses.dataclass(frozen=True)
+class Deadline:
+    """The wall-clock instant (epoch s, ``time.time``) by which an order-sending route must answer."""
+
+    at: float
+
+    @classmethod
+    def of_invocation(cls, lambda_context: Any = None, clock: Callable[[], float] = time.time) -> Deadline:
+        """The invocation's remaining time less DEADLINE_MARGIN_S, and at most DEADLINE_MAX_S from now."""
+        budget = DEADLINE_MAX_S
+        remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+        if remaining is not None:
+            budget = min(budget, remaining() / 1000.0 - DEADLINE_MARGIN_S)
+        return cls(clock() + max(budget, 0.0))
+
+    def left(self, clock: Callable[[], float] = time.time) -> float:
+        """Seconds until the deadline (negative once past)."""
+        return self.at - clock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,11 +345,17 @@ def _settle_lost_answer(
     client_order_id: str,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    deadline: Deadline | None = None,
 ) -> OrderResult:
-    """After a lost answer: look the order up a few times with backoff; never send it again."""
+    """After a lost answer: look the order up a few times with backoff; never send it again.
+
+    No lookup starts past SETTLE_BUDGET_S, nor when it could not finish before ``deadline``.
+    """
     started = clock()
     for delay in QUERY_DELAYS_S:
         if clock() - started + delay > SETTLE_BUDGET_S:
+            break
+        if deadline is not None and deadline.left(clock) < delay + _MIN_LOOKUP_S:
             break
         sleep(delay)
         try:
@@ -353,6 +412,49 @@ def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderRes
     return counted
 
 
+def _lookup_earlier(
+    client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str
+) -> OrderResult | None:
+    """The earlier attempt's order, or None when Binance has none; a failed lookup is UNKNOWN_OUTCOME."""
+    try:
+        return query_futures_order(client, creds, symbol, client_order_id, source="existing")
+    except KlineoError as exc:
+        logger.warning("earlier attempt lookup failed",
+                       extra={"client_order_id": client_order_id, "category": str(exc.category)})
+        raise _unknown(
+            client_order_id,
+            f"an earlier attempt may have reached Binance and looking it up failed ({exc.category})",
+        ) from None
+
+
+def _purged(client_order_id: str, age_ms: float) -> KlineoError:
+    return KlineoError(
+        ErrorCategory.CONFLICT,
+        f"Binance does not know clientOrderId {client_order_id}, first sent "
+        f"{age_ms / 86_400_000:.1f} days ago: "
+        "it forgets canceled or expired orders without fills after 3 days and every order after 90, so "
+        "this order's outcome can no longer be learned. It will never be sent again; check the "
+        "position and trades, then use a new key for a new order.",
+    )
+
+
+def _absent_earlier(
+    client: BinanceClient,
+    client_order_id: str,
+    earlier_attempt_ms: int,
+    now_ms: float,
+    when_purged: Callable[[], None] | None,
+) -> None:
+    """Binance has no order with this id: raise unless the earlier attempt provably never executed."""
+    age_ms = now_ms - earlier_attempt_ms
+    if age_ms >= PURGE_AFTER_MS:
+        if when_purged is not None:
+            when_purged()
+        raise _purged(client_order_id, age_ms)
+    if age_ms < float(client.recv_window) + SETTLE_MARGIN_MS:
+        raise _unknown(client_order_id, "an earlier attempt with this clientOrderId may still reach Binance")
+
+
 @_count_outcome
 def submit_futures_order(
     client: BinanceClient,
@@ -362,6 +464,8 @@ def submit_futures_order(
     *,
     earlier_attempt_ms: int | None = None,
     before_resend: Callable[[], None] | None = None,
+    when_purged: Callable[[], None] | None = None,
+    deadline: Deadline | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> OrderResult:
@@ -369,22 +473,20 @@ def submit_futures_order(
 
     `earlier_attempt_ms`: wall-clock ms when an earlier attempt with the same id began sending
     (None when this id was never used): the order is then looked up first, and only sent again
-    once the earlier attempt is past recvWindow + SETTLE_MARGIN_MS and still absent.
+    once the earlier attempt is past recvWindow + SETTLE_MARGIN_MS and still absent, but younger
+    than PURGE_AFTER_MS (older: `when_purged` is called and CONFLICT raised; never sent).
     `before_resend`: called right before such a second send; it may raise to stop it (the API
     uses it to win an optimistic lock against a concurrent retry of the same order).
+    `deadline`: the settle loop starts no lookup it could not finish by then.
     Raises KlineoError: UNKNOWN_OUTCOME when the outcome cannot be settled, the exchange's
     category when Binance refused the order (nothing placed), INVALID_REQUEST for a bad id.
     """
     check_client_order_id(client_order_id)
     if earlier_attempt_ms is not None:
-        existing = query_futures_order(client, creds, order.symbol, client_order_id, source="existing")
+        existing = _lookup_earlier(client, creds, order.symbol, client_order_id)
         if existing is not None:
             return existing
-        window_ms = float(client.recv_window) + SETTLE_MARGIN_MS
-        if clock() * 1000 - earlier_attempt_ms < window_ms:
-            raise _unknown(
-                client_order_id, "an earlier attempt with this clientOrderId may still reach Binance"
-            )
+        _absent_earlier(client, client_order_id, earlier_attempt_ms, clock() * 1000, when_purged)
         if before_resend is not None:
             before_resend()
         logger.info(
@@ -395,19 +497,26 @@ def submit_futures_order(
     except KlineoError as exc:
         if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
             logger.warning("order answer lost; looking it up", extra={"client_order_id": client_order_id})
-            return _settle_lost_answer(client, creds, order, client_order_id, clock, sleep)
+            return _settle_lost_answer(client, creds, order, client_order_id, clock, sleep, deadline)
         if exc.code == _CLIENT_ORDER_ID_DUPLICATED:
-            existing = query_futures_order(client, creds, order.symbol, client_order_id, source="existing")
-            if existing is not None:
-                return existing
-            raise KlineoError(
-                ErrorCategory.DUPLICATE_ORDER,
-                f"clientOrderId {client_order_id} is already used by another open order",
-                status=exc.status,
-                code=exc.code,
-            ) from None
+            return _duplicated(client, creds, order.symbol, client_order_id, exc)
         raise
     return _with_fill_price(client, creds, OrderResult.from_binance(body, "placed"))
+
+
+def _duplicated(
+    client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str, exc: KlineoError
+) -> OrderResult:
+    """-4116: an open order has this id already; return it (a failed lookup leaves the outcome unknown)."""
+    existing = _lookup_earlier(client, creds, symbol, client_order_id)
+    if existing is not None:
+        return existing
+    raise KlineoError(
+        ErrorCategory.DUPLICATE_ORDER,
+        f"clientOrderId {client_order_id} is already used by another open order",
+        status=exc.status,
+        code=exc.code,
+    ) from None
 
 
 def _with_fill_price(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult:

@@ -31,6 +31,7 @@ __all__ = [
     "add_key_failure",
     "clear_disabled",
     "connection_credentials",
+    "connection_from_item",
     "connection_sk",
     "delete_connection",
     "disable_connection",
@@ -152,6 +153,11 @@ def _from_item(item: dict[str, Any]) -> Connection:
         futures_last_test=data.get("futures_last_test"),
         **_optional_fields(data),
     )
+
+
+def connection_from_item(item: dict[str, Any]) -> Connection:
+    """A connection from its raw DynamoDB item (e.g. one a transaction handed back)."""
+    return _from_item(item)
 
 
 def _optional_fields(data: dict[str, Any]) -> dict[str, Any]:

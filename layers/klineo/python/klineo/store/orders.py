@@ -43,6 +43,7 @@ __all__ = [
     "claim_resend",
     "create_order_record",
     "get_order_record",
+    "pending_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
 ]
@@ -102,6 +103,9 @@ class OrderRecord:
     parent_client_order_id: str | None = None
     # Binance's trades of this order (userTrades), each a dict of plain strings/ints.
     fills: list[dict[str, Any]] | None = None
+    # Wall-clock ms until which the attempt that wrote it may still be running (klineo.store.order_claim);
+    # while it lasts a retry with the same key is answered "in progress". Cleared with the outcome.
+    lease_until_ms: int | None = None
 
     @property
     def final(self) -> bool:
@@ -136,6 +140,7 @@ class OrderRecord:
             "role": self.role,
             "parent_client_order_id": self.parent_client_order_id,
             "fills": self.fills,
+            "lease_until_ms": self.lease_until_ms,
         })
 
     @classmethod
@@ -162,6 +167,7 @@ class OrderRecord:
             role=plain.get("role"),
             parent_client_order_id=plain.get("parent_client_order_id"),
             fills=_plain_numbers(plain["fills"]) if plain.get("fills") is not None else None,
+            lease_until_ms=int(plain["lease_until_ms"]) if plain.get("lease_until_ms") is not None else None,
         )
 
 
@@ -174,6 +180,34 @@ def _plain_numbers(value: Any) -> Any:
     if not isinstance(value, bool) and hasattr(value, "as_integer_ratio") and value == int(value):
         return int(value)
     return value
+
+
+def pending_record(
+    user_id: str,
+    client_order_id: str,
+    *,
+    connection_id: str,
+    symbol: str,
+    request: dict[str, Any],
+    params: dict[str, str],
+    attempt_ms: int,
+    lease_until_ms: int | None = None,
+) -> OrderRecord:
+    """A new PENDING record, created now (not written)."""
+    now = _now_iso()
+    return OrderRecord(
+        user_id=user_id,
+        client_order_id=client_order_id,
+        connection_id=connection_id,
+        symbol=symbol,
+        request=request,
+        params=params,
+        status=STATUS_PENDING,
+        attempt_ms=attempt_ms,
+        created_at=now,
+        updated_at=now,
+        lease_until_ms=lease_until_ms,
+    )
 
 
 def create_order_record(
@@ -190,20 +224,10 @@ def create_order_record(
 
     One conditional PutItem; on conflict the existing item comes back with the failed condition.
     `request` holds the caller's validated body (strings, bools, None), `params` what is sent to Binance.
+    (API orders are claimed with klineo.store.order_claim instead; this writes a record without a lease.)
     """
-    now = _now_iso()
-    record = OrderRecord(
-        user_id=user_id,
-        client_order_id=client_order_id,
-        connection_id=connection_id,
-        symbol=symbol,
-        request=request,
-        params=params,
-        status=STATUS_PENDING,
-        attempt_ms=attempt_ms,
-        created_at=now,
-        updated_at=now,
-    )
+    record = pending_record(user_id, client_order_id, connection_id=connection_id, symbol=symbol,
+                            request=request, params=params, attempt_ms=attempt_ms)
     try:
         aws.dynamodb().put_item(
             TableName=get_settings().data_table,
@@ -250,11 +274,14 @@ def record_order_outcome(
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
 ) -> None:
-    """Store what became of the order (one UpdateItem); a known result clears an earlier error."""
+    """Store what became of the order (one UpdateItem); a known result clears an earlier error.
+
+    The attempt's lease ends with it: a later retry with the same key may resume the order.
+    """
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
             "error": error}
     update = Update(sets={name: value for name, value in sets.items() if value is not None},
-                    removes=[] if error is not None else ["error"])
+                    removes=["lease_until_ms"] if error is not None else ["error", "lease_until_ms"])
     aws.dynamodb().update_item(
         TableName=get_settings().data_table,
         Key=_key(user_id, client_order_id),

@@ -1,0 +1,231 @@
+"""The claim of an API order: ONE TransactWriteItems that writes the order record and re-checks the gates.
+
+Why our own code here instead of Powertools idempotency: Powertools writes its idempotency record
+with a PutItem of its own, and cannot fold condition checks on other items into that write. An
+order needs both, atomically: "this key is new (or resumable)" AND "no kill switch is on, futures
+are enabled, the connection is not disabled and still has the settings the order was checked
+against". One transaction does both in one round trip, and the order record (kept for ever, read
+by the status route, the reconciler and order history) is the idempotency record.
+
+- ``claim_new_order``: Put of the PENDING record (``OrderRecord.to_item()``) conditional on no
+  record with that key, plus one ``ConditionCheck`` per gate item (``GateChecks``). The record carries
+  ``lease_until_ms``: until then the attempt is in flight and a retry is answered "in progress".
+- ``claim_resume``: the same checks with an Update that takes the lease of an existing record that
+  nobody holds (a crashed attempt, an UNKNOWN or REJECTED one).
+- A cancelled transaction is returned as a ``ClaimRefusal``: the existing record (when the key was
+  taken) and which gate items failed, with their current items (ReturnValuesOnConditionCheckFailure),
+  so ``klineo.services.risk.check_order`` can name the gate exactly as it does on a fresh read.
+- ``cached_connection``: the connection item kept per container. It is only ever trusted as far as
+  the transaction proves: the connection's ConditionCheck requires every cached attribute the order
+  path reads (limits, defaults, position mode, credentials version) to be unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.settings import get_settings
+from klineo.store import aws
+from klineo.store.connections import connection_sk, is_connection_id
+from klineo.store.dynamo import get_data_item
+from klineo.store.flags import FLAGS_SK, GLOBAL_PK, user_pk
+from klineo.store.orders import OrderRecord
+
+__all__ = [
+    "CONNECTION_CACHE_TTL_S",
+    "ClaimRefusal",
+    "GateChecks",
+    "cached_connection_item",
+    "claim_new_order",
+    "claim_resume",
+    "forget_connection",
+    "remember_connection",
+]
+
+# A cached connection item is re-read after this long even when no transaction disproved it
+# (symbol_settings, which no ConditionCheck compares, is the only thing that can go stale).
+CONNECTION_CACHE_TTL_S = 60.0
+# Connection attributes the order path reads; the ConditionCheck requires each to be unchanged.
+_STAMPED = ("max_leverage", "max_notional_usdt", "leverage", "margin_type", "position_mode",
+            "credentials_version")
+_CONFLICT_ATTEMPTS = 3
+_CACHE: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class GateChecks:
+    """What the claim re-checks: the connection as cached, and the kill switches unless the order reduces."""
+
+    user_id: str
+    connection_item: dict[str, Any]
+    switches: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimRefusal:
+    """Why a claim transaction was cancelled: the record that holds the key, and the failed gates' items.
+
+    ``failed`` maps "connection", "user_flags", "global_flags" to the item that failed its check
+    (None: the item does not exist, e.g. a deleted connection).
+    """
+
+    existing: OrderRecord | None
+    failed: dict[str, dict[str, Any] | None]
+
+
+def _connection_key(user_id: str, connection_id: str) -> dict[str, Any]:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": connection_sk(connection_id)}}
+
+
+def cached_connection_item(user_id: str, connection_id: str, clock: Callable[[], float] = time.monotonic
+                           ) -> dict[str, Any] | None:
+    """The connection item from this container's cache, read (consistently) on a miss; None when absent."""
+    if not is_connection_id(connection_id):
+        return None
+    key = (user_id, connection_id)
+    hit = _CACHE.get(key)
+    if hit is not None and clock() - hit[0] < CONNECTION_CACHE_TTL_S:
+        return hit[1]
+    item = get_data_item(_connection_key(user_id, connection_id), consistent=True)
+    if item is None:
+        _CACHE.pop(key, None)
+    else:
+        _CACHE[key] = (clock(), item)
+    return item
+
+
+def remember_connection(user_id: str, connection_id: str, item: dict[str, Any],
+                        clock: Callable[[], float] = time.monotonic) -> None:
+    """Replace the cached item (e.g. with the one a cancelled transaction handed back)."""
+    _CACHE[(user_id, connection_id)] = (clock(), item)
+
+
+def forget_connection(user_id: str | None = None, connection_id: str | None = None) -> None:
+    """Drop one cached connection (or all of them, for tests)."""
+    if user_id is None or connection_id is None:
+        _CACHE.clear()
+    else:
+        _CACHE.pop((user_id, connection_id), None)
+
+
+def _switch_off_check(pk: str) -> dict[str, Any]:
+    return {"ConditionCheck": {
+        "TableName": get_settings().data_table,
+        "Key": {"pk": {"S": pk}, "sk": {"S": FLAGS_SK}},
+        "ConditionExpression": "attribute_not_exists(kill_switch) OR kill_switch = :off",
+        "ExpressionAttributeValues": {":off": {"BOOL": False}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }}
+
+
+def _connection_check(gates: GateChecks) -> dict[str, Any]:
+    """The connection exists, futures on, not disabled, (switch off), every stamped attribute unchanged."""
+    item = gates.connection_item
+    clauses = ["attribute_exists(pk)", "futures_enabled = :on", "attribute_not_exists(disabled_at)"]
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":on": {"BOOL": True}}
+    if gates.switches:
+        clauses.append("(attribute_not_exists(kill_switch) OR kill_switch = :off)")
+        values[":off"] = {"BOOL": False}
+    for index, name in enumerate(_STAMPED):
+        names[f"#s{index}"] = name
+        if name in item:
+            clauses.append(f"#s{index} = :s{index}")
+            values[f":s{index}"] = item[name]
+        else:
+            clauses.append(f"attribute_not_exists(#s{index})")
+    return {"ConditionCheck": {
+        "TableName": get_settings().data_table,
+        "Key": {"pk": item["pk"], "sk": item["sk"]},
+        "ConditionExpression": " AND ".join(clauses),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }}
+
+
+def _gate_items(gates: GateChecks) -> list[tuple[str, dict[str, Any]]]:
+    checks = [("connection", _connection_check(gates))]
+    if gates.switches:
+        checks += [("user_flags", _switch_off_check(user_pk(gates.user_id))),
+                   ("global_flags", _switch_off_check(GLOBAL_PK))]
+    return checks
+
+
+def _storage_failed() -> KlineoError:
+    # Nothing was written and nothing sent: the same key is safe to repeat.
+    return KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
+                       "Storage failed while claiming this order; nothing was sent. Repeat it with the same "
+                       "Idempotency-Key.", retryable=True)
+
+
+def _transact(order_write: dict[str, Any], gates: GateChecks,
+              sleep: Callable[[float], None] = time.sleep) -> ClaimRefusal | None:
+    """Run the transaction (retrying DynamoDB's TransactionConflict only); None when it committed."""
+    named = [("order", order_write), *_gate_items(gates)]
+    for attempt in range(_CONFLICT_ATTEMPTS):
+        try:
+            aws.dynamodb().transact_write_items(TransactItems=[write for _, write in named])
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise _storage_failed() from exc
+            reasons = exc.response.get("CancellationReasons") or []
+        except BotoCoreError as exc:
+            raise _storage_failed() from exc
+        codes = [reason.get("Code") for reason in reasons]
+        if "ConditionalCheckFailed" in codes:
+            return _refusal(named, reasons)
+        if attempt + 1 < _CONFLICT_ATTEMPTS:
+            sleep(0.02 * 2**attempt + random.uniform(0, 0.02))  # noqa: S311  (jitter, not a secret)
+    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "storage is busy; try again in a moment")
+
+
+def _refusal(named: list[tuple[str, dict[str, Any]]], reasons: list[dict[str, Any]]) -> ClaimRefusal:
+    existing: OrderRecord | None = None
+    failed: dict[str, dict[str, Any] | None] = {}
+    for (name, _write), reason in zip(named, reasons, strict=False):
+        if reason.get("Code") != "ConditionalCheckFailed":
+            continue
+        item = reason.get("Item")
+        if name == "order":
+            existing = OrderRecord.from_item(item) if item else None
+        else:
+            failed[name] = item
+    return ClaimRefusal(existing=existing, failed=failed)
+
+
+def claim_new_order(record: OrderRecord, gates: GateChecks) -> ClaimRefusal | None:
+    """Write ``record`` (PENDING, with its lease) iff its key is free and every gate holds; None when done."""
+    put = {"Put": {
+        "TableName": get_settings().data_table,
+        "Item": record.to_item(),
+        "ConditionExpression": "attribute_not_exists(pk)",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }}
+    return _transact(put, gates)
+
+
+def claim_resume(existing: OrderRecord, lease_until_ms: int, now_ms: int,
+                 gates: GateChecks) -> ClaimRefusal | None:
+    """Take the lease of ``existing`` iff it is unchanged and nobody holds it, and every gate holds."""
+    update = {"Update": {
+        "TableName": get_settings().data_table,
+        "Key": {"pk": {"S": user_pk(existing.user_id)}, "sk": {"S": f"ORDER#{existing.client_order_id}"}},
+        "UpdateExpression": "SET lease_until_ms = :lease",
+        "ConditionExpression": "attempt_ms = :attempt AND #status = :status AND "
+                               "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now)",
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": {":lease": {"N": str(lease_until_ms)}, ":now": {"N": str(now_ms)},
+                                      ":attempt": {"N": str(existing.attempt_ms)},
+                                      ":status": {"S": existing.status}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }}
+    return _transact(update, gates)
