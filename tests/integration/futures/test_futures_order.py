@@ -31,7 +31,6 @@ from tests.integration.futures.helpers import (
     status_event,
 )
 
-
 # ---------------------------------------------------------------- placing
 
 
@@ -75,7 +74,7 @@ def test_order_quantity_is_rounded_down_to_the_step_before_sending(sim_env, invo
 
 
 def test_order_without_key_is_428_and_sends_nothing(sim_env, invoke, futures_connection):
-    """GIVEN no Idempotency-Key WHEN ordering THEN 428 naming the header and saying why; nothing sent or stored."""
+    """GIVEN no Idempotency-Key WHEN ordering THEN 428 naming the header and why; nothing sent or stored."""
     response = invoke("futures_order", order_event(order_body(futures_connection.id), key=None))
 
     assert response["statusCode"] == 428, response["body"]
@@ -87,7 +86,7 @@ def test_order_without_key_is_428_and_sends_nothing(sim_env, invoke, futures_con
 
 
 def test_keyed_client_order_id_fits_binances_rule(sim_env, invoke, futures_connection):
-    """GIVEN an Idempotency-Key WHEN ordering THEN the id is k + 35 base32 characters and fits Binance's rule."""
+    """GIVEN an Idempotency-Key WHEN ordering THEN the id is k + 35 base32 chars, within Binance rules."""
     response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
 
     assert response["statusCode"] == 200, response["body"]

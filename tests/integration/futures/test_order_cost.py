@@ -24,7 +24,7 @@ def aws_calls(sim_env) -> Counter:
 
 
 def test_warm_keyed_order_costs_two_aws_round_trips(sim_env, invoke, futures_connection, aws_calls):
-    """GIVEN a warm container WHEN a keyed order is placed THEN 1 TransactWriteItems + 1 UpdateItem, no secret."""
+    """GIVEN a warm container WHEN a keyed order is placed THEN 1 TransactWriteItems + 1 UpdateItem only."""
     invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
     aws_calls.clear()
 
