@@ -10,7 +10,7 @@ app = build_resolver()
 
 @app.delete("/futures/order/<client_order_id>")
 def futures_order_cancel(client_order_id: str) -> FuturesOrderResponse:
-    return cancel_futures_order(current_user_id(app), client_order_id)
+    return cancel_futures_order(current_user_id(app), client_order_id, app.lambda_context)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -323,7 +323,7 @@ def test_lost_claim_stops_the_second_send(rsps, client, creds, clock):
             creds,
             LIMIT,
             CLIENT_ORDER_ID,
-            earlier_attempt_ms=0,
+            earlier_attempt_ms=int(clock() * 1000) - 60_000,  # past recvWindow, well within retention
             before_resend=lose,
             clock=clock,
             sleep=clock.sleep,

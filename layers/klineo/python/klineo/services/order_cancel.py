@@ -7,19 +7,24 @@ origClientOrderId is sent; when Binance answers -2011 (nothing open under that i
 lost, the order is read back (GET /fapi/v1/order) and what Binance holds is the answer. An order that
 filled cannot be cancelled: 409 naming its state. The outcome is written to the record.
 
+The cancel runs under the route's deadline (``klineo.services.orders.Deadline``): every Binance
+call's timeouts and retry waits end before API Gateway gives up.
+
 Cancels do not pass the risk gate (``klineo.services.risk``): they never add exposure, so no kill
 switch, limit or disabled connection may stop them.
 """
 
 from __future__ import annotations
 
-from klineo.binance import endpoints
+from typing import Any
+
+from klineo.binance import call_deadline, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderResponse
 from klineo.services.futures import futures_order_response
 from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
-from klineo.services.orders import OrderResult, check_client_order_id, query_futures_order
+from klineo.services.orders import Deadline, OrderResult, check_client_order_id, query_futures_order
 from klineo.store.connections import connection_credentials, require_connection
 from klineo.store.orders import STATUS_REJECTED, OrderRecord, get_order_record, record_order_outcome_quietly
 
@@ -77,12 +82,15 @@ def _send_cancel(record: OrderRecord) -> OrderResult:
     return OrderResult.from_binance(body, "placed")
 
 
-def cancel_futures_order(user_id: str, client_order_id: str) -> FuturesOrderResponse:
+def cancel_futures_order(
+    user_id: str, client_order_id: str, lambda_context: Any = None
+) -> FuturesOrderResponse:
     """Cancel the caller's order ``client_order_id``; its final state (see the module docstring)."""
     record = _own_record(user_id, client_order_id)
     if record.status in _FINAL and record.result is not None:
         return _answer(OrderResult.from_record(record.result).with_source("existing"), record.connection_id)
-    result = _send_cancel(record)
+    with call_deadline(Deadline.of_invocation(lambda_context).at):
+        result = _send_cancel(record)
     record_order_outcome_quietly(
         user_id, client_order_id, status=result.status, order_id=result.order_id, result=result.to_record()
     )
