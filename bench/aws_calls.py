@@ -1,10 +1,10 @@
 """AWS calls of a warm futures order and balance call, counted at botocore against moto + the simulator.
 
-Each handler runs once cold (its caches fill: clients, secret, exchangeInfo), then the counted
-invocation runs warm. Every botocore API call in it is listed. Targets (design.md):
-- a warm futures order costs the idempotency record's two writes (in progress, then done) plus
-  ONE strongly consistent read bringing flags and connection together (BatchGetItem), and the
-  secret comes from the in-memory cache (no Secrets Manager call);
+Each handler runs once cold (its caches fill: clients, secret, exchangeInfo, the connection item),
+then the counted invocation runs warm. Every botocore API call in it is listed. Targets:
+- a warm futures order costs 2 AWS round trips (issue 16): ONE TransactWriteItems claiming the
+  order record with the gates as ConditionChecks, and ONE UpdateItem recording the outcome; the
+  secret and the connection item come from the container's caches;
 - a warm balance call costs at most one read.
 Both are judged twice: right after the previous call, and after --idle-s seconds (default 16, past
 the Binance rate limiter's 15 s quiet refresh of its shared state), as a user's next click comes.
@@ -23,11 +23,13 @@ from typing import Any
 from bench.report import Report
 from bench.stack import AwsCall, Stack, count_aws_calls, local_stack, quiet_stdout, response_body
 
-__all__ = ["ORDER_BODY", "classify_order_calls", "main", "measure", "run"]
+__all__ = ["ORDER_BODY", "ORDER_ROUND_TRIPS_TARGET", "classify_order_calls", "main", "measure", "run"]
 
 _READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "GetSecretValue"}
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
+# A warm order: the claim transaction and the outcome's update.
+ORDER_ROUND_TRIPS_TARGET = 2
 # A LIMIT BUY far below the simulator's BTCUSDT mark: it rests as NEW (nothing fills).
 ORDER_BODY = {
     "symbol": "BTCUSDT",
@@ -53,7 +55,7 @@ def _invoke(stack: Stack, function: str, event: dict[str, Any]) -> tuple[dict[st
 
 def measure(stack: Stack, idle_s: float = 0.0) -> dict[str, Any]:
     """Cold, warm (and after idle_s) invocations of futures_order and balance; the calls of each."""
-    tables = {"idempotency": _env("IDEMPOTENCY_TABLE"), "data": _env("DATA_TABLE")}
+    tables = {"data": _env("DATA_TABLE")}
     with quiet_stdout():
         connection_id = stack.create_connection("futures-full", futures=True)
     # A fresh container for the counted functions: nothing cached from the set-up invocations.
@@ -106,21 +108,15 @@ def _env(name: str) -> str:
     return os.environ.get(name, "")
 
 
-def classify_order_calls(calls: list[AwsCall], idempotency_table: str) -> dict[str, list[AwsCall]]:
-    """Split a futures order's calls into what the target allows and the rest."""
-    idempotency_writes = [c for c in calls if c.table == idempotency_table and c.operation in _WRITES]
-    consistent_batch_reads = [c for c in calls if c.operation == "BatchGetItem" and c.consistent]
-    allowed = idempotency_writes[:2] + consistent_batch_reads[:1]
+def classify_order_calls(calls: list[AwsCall], data_table: str) -> dict[str, list[AwsCall]]:
+    """Split a futures order's calls into what the target allows (one claim, one outcome) and the rest."""
+    claims = [c for c in calls if c.operation == "TransactWriteItems" and c.table == data_table]
+    outcomes = [c for c in calls if c.operation == "UpdateItem" and c.table == data_table]
+    allowed = claims[:1] + outcomes[:1]
     remaining = list(calls)
     for call in allowed:
         remaining.remove(call)
-    extra = remaining
-    return {
-        "idempotency_writes": idempotency_writes,
-        "consistent_batch_reads": consistent_batch_reads,
-        "allowed": allowed,
-        "extra": extra,
-    }
+    return {"claims": claims, "outcomes": outcomes, "allowed": allowed, "extra": remaining}
 
 
 def _print_calls(report: Report, title: str, status: int, calls: list[AwsCall]) -> None:
@@ -129,16 +125,12 @@ def _print_calls(report: Report, title: str, status: int, calls: list[AwsCall]) 
         report.line(f"     {index}. {call.describe()}")
 
 
-def _judge_order(report: Report, title: str, scenario: dict[str, Any], idempotency_table: str) -> None:
+def _judge_order(report: Report, title: str, scenario: dict[str, Any], data_table: str) -> None:
     calls: list[AwsCall] = scenario["calls"]
-    split = classify_order_calls(calls, idempotency_table)
+    split = classify_order_calls(calls, data_table)
     ok_status = 200 <= scenario["status"] < 300
-    passed = (
-        ok_status
-        and len(split["idempotency_writes"]) == 2
-        and len(split["consistent_batch_reads"]) == 1
-        and not split["extra"]
-    )
+    within = len(calls) <= ORDER_ROUND_TRIPS_TARGET
+    passed = ok_status and within and len(split["claims"]) == 1 and not split["extra"]
     detail = []
     if not ok_status:
         detail.append(f"answered HTTP {scenario['status']}")
@@ -148,9 +140,9 @@ def _judge_order(report: Report, title: str, scenario: dict[str, Any], idempoten
         detail.append("the secret was fetched again (cache missed)")
     report.target(
         title,
-        "2 idempotency writes + 1 consistent BatchGetItem, secret cached",
-        f"{len(calls)} calls ({len(split['idempotency_writes'])} idempotency writes, "
-        f"{len(split['consistent_batch_reads'])} consistent BatchGetItem, {len(split['extra'])} other)",
+        f"{ORDER_ROUND_TRIPS_TARGET} AWS round trips: 1 claim TransactWriteItems + 1 outcome UpdateItem",
+        f"{len(calls)} round trip(s) ({len(split['claims'])} claim, {len(split['outcomes'])} outcome, "
+        f"{len(split['extra'])} other)",
         passed,
         "; ".join(detail),
     )
@@ -188,7 +180,7 @@ def run(report: Report, idle_s: float = 16.0) -> dict[str, Any]:
             (f"warm futures order after {order['warm_idle']['idle_s']:.0f} s idle: AWS calls", "warm_idle")
         )
     for title, key in order_scenarios:
-        _judge_order(report, title, order[key], results["tables"]["idempotency"])
+        _judge_order(report, title, order[key], results["tables"]["data"])
     scenarios = [("warm balance: AWS calls", "warm")]
     if "warm_idle" in balance:
         scenarios.append(

@@ -93,6 +93,10 @@ def _describe_call(service: str, operation: str, params: dict[str, Any]) -> AwsC
                 break
         if params.get("ConditionExpression"):
             detail += " (conditional)"
+    elif operation == "TransactWriteItems":
+        items = params.get("TransactItems", [])
+        table = ",".join(sorted({op.get("TableName", "") for item in items for op in item.values()}))
+        detail = " + ".join(next(iter(item)) for item in items)
     elif service == "secretsmanager":
         detail = "secret"
     return AwsCall(service, operation, table, consistent, detail.strip())
@@ -208,7 +212,9 @@ def _clear_layer_caches() -> None:
     from klineo.settings import get_settings
     from klineo.store import aws as aws_clients
     from klineo.store import secrets as secret_store
+    from klineo.store.order_claim import forget_connection
 
+    forget_connection()
     clear_all_caches()
     secret_store.clear_cache()
     get_settings.cache_clear()

@@ -86,10 +86,10 @@ def test_aws_calls_counts_calls_of_warm_order_and_balance() -> None:
     assert 200 <= results["futures_order"]["warm"]["status"] < 300
     assert 200 <= results["balance"]["warm"]["status"] < 300
     assert results["futures_order"]["warm"]["calls"]
-    split = aws_calls.classify_order_calls(
-        results["futures_order"]["warm"]["calls"], results["tables"]["idempotency"]
-    )
-    assert set(split) == {"idempotency_writes", "consistent_batch_reads", "allowed", "extra"}
+    warm_calls = results["futures_order"]["warm"]["calls"]
+    split = aws_calls.classify_order_calls(warm_calls, results["tables"]["data"])
+    assert set(split) == {"claims", "outcomes", "allowed", "extra"}
+    assert len(split["claims"]) == 1 and split["extra"] == []
 
 
 def test_count_aws_calls_sees_calls_of_any_client(aws) -> None:

@@ -244,11 +244,14 @@ def _wanted(connection: Connection) -> dict[str, Any]:
     return wanted
 
 
-def prepare_symbol(client: BinanceClient, creds: Credentials, connection: Connection, symbol: str) -> None:
-    """Apply the connection's margin type and leverage to ``symbol`` unless already done (see module doc)."""
+def prepare_symbol(client: BinanceClient, creds: Credentials, connection: Connection, symbol: str) -> bool:
+    """Apply the connection's margin type and leverage to ``symbol`` unless already done (see module doc).
+
+    True when it did (the connection item changed: its symbol_settings now hold ``symbol``).
+    """
     wanted = _wanted(connection)
     if not wanted or connection.symbol_settings.get(symbol) == wanted:
-        return
+        return False
     config = endpoints.futures_symbol_config(client, creds, symbol)
     margin_type = wanted.get("margin_type")
     if margin_type is not None and str(config.get("marginType", "")).upper() != MARGIN_TYPES[margin_type]:
@@ -257,6 +260,7 @@ def prepare_symbol(client: BinanceClient, creds: Credentials, connection: Connec
     if leverage is not None and str(config.get("leverage")) != str(leverage):
         _apply_leverage(client, creds, symbol, leverage)
     connection_store.record_symbol_settings(connection.user_id, connection.connection_id, symbol, wanted)
+    return True
 
 
 # ---------------------------------------------------------------- enable / disable

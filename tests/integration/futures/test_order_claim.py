@@ -1,0 +1,157 @@
+"""The order claim transaction against moto and the simulator: gates named from cancellation reasons,
+purged attempts never resent, failed lookups answered unknown_outcome, and the route's deadline."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+
+import boto3
+import pytest
+from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
+from klineo.settings import get_settings
+from klineo.store.connections import disable_connection, update_settings
+from klineo.store.orders import STATUS_UNKNOWN_PURGED, get_order_record
+
+from tests.integration.api.conftest import USER_A, LambdaContext
+from tests.integration.futures.helpers import (
+    ORDER_PATH,
+    body_of,
+    fresh_handler,
+    new_key,
+    order_body,
+    order_event,
+    order_posts,
+)
+
+
+def _warm(invoke, connection_id: str) -> None:
+    """One order placed: this container now holds the connection item in its cache."""
+    response = invoke("futures_order", order_event(order_body(connection_id), key=new_key()))
+    assert response["statusCode"] == 200, response["body"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "gate"),
+    [
+        (lambda c: update_settings(USER_A, c, {"kill_switch": True}), 409, "connection_kill_switch"),
+        (lambda c: disable_connection(USER_A, c, "test"), 409, "connection_disabled"),
+        (lambda c: update_settings(USER_A, c, {"max_notional_usdt": "10"}), 422, "max_notional_usdt"),
+    ],
+    ids=["connection_kill_switch", "connection_disabled", "max_notional_usdt"],
+)
+def test_gate_changed_after_the_connection_was_cached_is_named_by_the_claim(
+    sim_env, invoke, futures_connection, change, status, gate
+):
+    """GIVEN a warm container WHEN another writer flips a gate on the connection THEN the claim
+    transaction refuses, the gate is named as on a fresh read, and nothing is sent or recorded."""
+    _warm(invoke, futures_connection.id)
+    change(futures_connection.id)
+    posts = len(order_posts(sim_env))
+    key = new_key()
+
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=key))
+
+    assert response["statusCode"] == status, response["body"]
+    assert body_of(response)["error"]["field"] == gate
+    assert len(order_posts(sim_env)) == posts
+    assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)) is None
+
+
+def test_limit_raised_after_caching_lets_the_order_through(sim_env, invoke, futures_connection):
+    """GIVEN a warm container WHEN the limit is raised elsewhere THEN the claim sees it and the order goes."""
+    _warm(invoke, futures_connection.id)
+    update_settings(USER_A, futures_connection.id, {"max_notional_usdt": "20000"})
+
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert len(order_posts(sim_env)) == 2
+
+
+def _age_record(client_order_id: str, age_ms: int) -> None:
+    """Make our record an unsettled attempt started ``age_ms`` ago (its answer was never learned)."""
+    boto3.client("dynamodb").update_item(
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
+        UpdateExpression="SET #s = :unknown, attempt_ms = :at REMOVE #r",
+        ExpressionAttributeNames={"#s": "status", "#r": "result"},
+        ExpressionAttributeValues={":unknown": {"S": "UNKNOWN"},
+                                   ":at": {"N": str(int(time.time() * 1000) - age_ms)}},
+    )
+
+
+def test_purged_order_is_never_resent(sim_env, invoke, futures_connection):
+    """GIVEN an unsettled attempt 4 days old whose EXPIRED order Binance has since forgotten WHEN the key
+    comes again (twice) THEN 409 saying it will never be sent, the record is UNKNOWN_PURGED, no POST."""
+    body = order_body(futures_connection.id, price="20000", timeInForce="IOC")  # expires unfilled
+    event = order_event(body, key=new_key())
+    first = body_of(invoke("futures_order", event))
+    assert first["status"] == "EXPIRED"
+    four_days = PURGE_AFTER_MS + 24 * 3600 * 1000
+    _age_record(first["client_order_id"], four_days)
+    sim_env.age_orders(four_days)
+
+    again = invoke("futures_order", event)
+    journal = len(sim_env.journal)
+    third = invoke("futures_order", event)
+
+    for response in (again, third):
+        assert response["statusCode"] == 409, response["body"]
+        error = body_of(response)["error"]
+        assert error["category"] == "conflict" and error["retryable"] is False
+        assert "never be sent again" in error["message"] and first["client_order_id"] in error["message"]
+    assert len(order_posts(sim_env)) == 1
+    assert len(sim_env.journal) == journal  # the final state answers without asking Binance
+    assert get_order_record(USER_A, first["client_order_id"]).status == STATUS_UNKNOWN_PURGED
+
+
+@pytest.mark.parametrize("fault", ["http_429", "http_503_unavailable", "http_418"])
+def test_retry_whose_lookup_fails_answers_unknown_outcome(
+    sim_env, invoke, futures_connection, futures_clients, fault
+):
+    """GIVEN an order left unknown WHEN the retry's lookup fails (429, 503, 418) THEN 504 unknown_outcome
+    naming the clientOrderId, never the lookup's category, and no second POST."""
+    futures_clients(read_timeout=0.5, max_retries=0)
+    sim_env.faults.add("delay_after", method="POST", path=ORDER_PATH, delay_ms=1500)
+    sim_env.faults.add("http_503_unavailable", count=100, method="GET", path=ORDER_PATH)
+    event = order_event(order_body(futures_connection.id), key=new_key())
+    assert invoke("futures_order", event)["statusCode"] == 504
+    sim_env.faults.clear()
+    sim_env.faults.add(fault, count=100, method="GET", path=ORDER_PATH)
+
+    again = invoke("futures_order", event)
+
+    assert again["statusCode"] == 504, again["body"]
+    error = body_of(again)["error"]
+    assert error["category"] == "unknown_outcome"
+    client_order_id = re.search(r"clientOrderId (\S+)", error["message"]).group(1)
+    assert get_order_record(USER_A, client_order_id).status == "UNKNOWN"
+    assert len(order_posts(sim_env)) == 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _ShortContext(LambdaContext):
+    """An invocation with 4 s left."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 4_000
+
+
+def test_order_answers_unknown_outcome_before_the_invocation_ends(sim_env, futures_connection):
+    """GIVEN 4 s left and Binance answering after 8 s WHEN ordering THEN 504 unknown_outcome with the
+    clientOrderId within the 4 s, and the record is UNKNOWN (a retry with the key settles it)."""
+    sim_env.faults.add("delay_after", method="POST", path=ORDER_PATH, delay_ms=8000)
+    handler = fresh_handler("futures_order")
+    started = time.monotonic()
+
+    response = handler(order_event(order_body(futures_connection.id), key=new_key()),
+                       _ShortContext(function_name="futures_order"))
+
+    assert time.monotonic() - started < 4.0
+    assert response["statusCode"] == 504, response["body"]
+    error = body_of(response)["error"]
+    assert error["category"] == "unknown_outcome"
+    client_order_id = re.search(r"clientOrderId (\S+)", error["message"]).group(1)
+    assert get_order_record(USER_A, client_order_id).status == "UNKNOWN"
