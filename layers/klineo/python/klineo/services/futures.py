@@ -14,9 +14,15 @@ costs exactly 2 AWS round trips (measured by `python -m bench.aws_calls`, target
 What is not a round trip: the connection item comes from a per-container cache that the
 transaction re-validates (a cold container reads it once, consistently: 3 calls); the secret from
 the in-memory secret cache; the kill switches are not read at all (the transaction checks them).
-`check_order` still decides on the cached connection; a refusal is never given on cached data
-(the context is read fresh and the gate asked again), and a cancelled transaction hands back the
-items whose checks failed, so `check_order` names the gate exactly as on a fresh read.
+
+In order: `check_order` on the cached connection without the limits (switches, state, position
+side: no Binance call), the claim, then the limits (the mark price for a MARKET order, on the
+connection the claim just validated) and the rounding to the symbol's filters, then the send. So a
+kill switch refuses before any Binance call. A refusal is never given on cached data (the context
+is read fresh and the gate asked again); a cancelled transaction hands back the items whose checks
+failed, so `check_order` names the gate exactly as on a fresh read; a refusal after the claim
+(limits, filters) deletes the claim, so the key is free again. The parameters sent are stored by
+the outcome's update.
 
 Why not Powertools idempotency any more: its record is a PutItem of its own, and it cannot fold
 condition checks on other items into that write. Here the order record IS the idempotency record:
@@ -84,6 +90,7 @@ from klineo.store.order_claim import (
     claim_new_order,
     claim_resume,
     forget_connection,
+    release_claim,
     remember_connection,
 )
 from klineo.store.orders import (
@@ -178,16 +185,17 @@ class _Gated:
 
 
 def _gated(user_id: str, order: FuturesOrderRequest) -> _Gated:
-    """Risk gate on the cached connection; a refusal is only ever given after a fresh, consistent read."""
+    """Risk gate on the cached connection, limits aside (they may need the mark price: checked once the
+    claim validated the cache); a refusal is only ever given after a fresh, consistent read."""
     item = cached_connection_item(user_id, order.connection_id)
     if item is None:
         raise _not_found()
     gated = _Gated(user_id, order, item)
     try:
-        check_order(gated.context(), _intent(order), gated.reference)
+        check_order(gated.context(), _intent(order))
     except KlineoError:
         forget_connection(user_id, order.connection_id)
-        check_order(load_trading_context(user_id, order.connection_id), _intent(order), gated.reference)
+        check_order(load_trading_context(user_id, order.connection_id), _intent(order))
         item = cached_connection_item(user_id, order.connection_id)  # the cache was stale; it passes now
         if item is None:
             raise _not_found() from None
@@ -205,8 +213,8 @@ def _refuse_by_gates(gated: _Gated, refusal: ClaimRefusal) -> _Gated:
             raise _not_found()
         remember_connection(gated.user_id, gated.order.connection_id, item)
         gated = _Gated(gated.user_id, gated.order, item)
-    check_order(gated.context(failed), _intent(gated.order), gated.reference)
-    return gated  # only a setting the order was checked against had changed: check again with it
+    check_order(gated.context(failed), _intent(gated.order))
+    return gated  # only a setting the order was checked against had changed: claim again with it
 
 
 def _rounded(gated: _Gated) -> FuturesOrder:
@@ -225,12 +233,11 @@ def _lease_until_ms(deadline: Deadline) -> int:
     return int(deadline.at * 1000) + _LEASE_MARGIN_MS
 
 
-def _new_record(gated: _Gated, client_order_id: str, futures_order: FuturesOrder,
-                deadline: Deadline) -> OrderRecord:
+def _new_record(gated: _Gated, client_order_id: str, deadline: Deadline) -> OrderRecord:
+    """The claim's record: the request, no parameters yet (the outcome's update stores what was sent)."""
     return pending_record(
         gated.user_id, client_order_id, connection_id=gated.connection.connection_id,
-        symbol=gated.order.symbol,
-        request=gated.order.fingerprint(), params=futures_order.to_params(client_order_id),
+        symbol=gated.order.symbol, request=gated.order.fingerprint(), params={},
         attempt_ms=int(time.time() * 1000), lease_until_ms=_lease_until_ms(deadline),
     )
 
@@ -246,13 +253,16 @@ def _in_progress() -> KlineoError:
 
 def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
            deadline: Deadline) -> FuturesOrderResponse:
-    """Gate, rounding, ONE claim transaction, then the order sent (or the key's earlier order answered)."""
+    """Gate, ONE claim transaction, limits and rounding, then the order sent (or the key's order answered).
+
+    The claim comes before any Binance call, so a kill switch refuses with nothing sent at all.
+    """
     gated = _gated(user_id, order)
     for _ in range(2):
-        futures_order = _rounded(gated)
-        refusal = claim_new_order(_new_record(gated, client_order_id, futures_order, deadline), gated.gates())
+        record = _new_record(gated, client_order_id, deadline)
+        refusal = claim_new_order(record, gated.gates())
         if refusal is None:
-            return _send_claimed(gated, futures_order, client_order_id, deadline)
+            return _send_claimed(gated, record, deadline)
         if refusal.existing is not None:
             return _answer_existing(gated, refusal, deadline)
         gated = _refuse_by_gates(gated, refusal)
@@ -261,16 +271,27 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
                       retryable=True)
 
 
-def _send_claimed(gated: _Gated, futures_order: FuturesOrder, client_order_id: str,
-                  deadline: Deadline) -> FuturesOrderResponse:
-    """The key is claimed for a new order: send it and record the outcome."""
-    outcome = _Outcome(gated.user_id, client_order_id, gated.connection)
-    return outcome.settle(lambda: _send(gated, futures_order, client_order_id, deadline))
+def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> FuturesOrderResponse:
+    """The key is claimed: the limits (on the connection the claim validated), rounding, then the order.
+
+    A refusal before sending gives the key back (the claim is deleted): nothing was sent.
+    """
+    try:
+        check_order(gated.context(), _intent(gated.order), gated.reference)
+        futures_order = _rounded(gated)
+    except KlineoError:
+        release_claim(record)
+        raise
+    outcome = _Outcome(gated.user_id, record.client_order_id, gated.connection,
+                       params=futures_order.to_params(record.client_order_id))
+    return outcome.settle(lambda: _send(gated, futures_order, record.client_order_id, deadline))
 
 
 def _send(gated: _Gated, futures_order: FuturesOrder, client_order_id: str, deadline: Deadline,
-          **resume: Any) -> OrderResult:
+          before_send: Callable[[], None] | None = None, **resume: Any) -> OrderResult:
     """The connection's settings on the symbol (new exposure only), then the order, exactly once."""
+    if before_send is not None:
+        before_send()
     # A reducing order (a close) needs no settings, and changing margin type under an open
     # position is refused (-4048): the connection's defaults must never block a close.
     creds = connection_credentials(gated.connection)
@@ -284,10 +305,10 @@ def _send(gated: _Gated, futures_order: FuturesOrder, client_order_id: str, dead
 class _Outcome:
     """Runs a send and records what became of the order in ONE UpdateItem (which ends the lease)."""
 
-    def __init__(self, user_id: str, client_order_id: str, connection: Connection,
+    def __init__(self, user_id: str, client_order_id: str, connection: Connection, params: dict[str, str],
                  earlier: OrderRecord | None = None) -> None:
         self.user_id, self.client_order_id, self.connection = user_id, client_order_id, connection
-        self.earlier = earlier
+        self.params, self.earlier = params, earlier
         self.resent = earlier is None or earlier.status == STATUS_REJECTED
         self.purged = False
 
@@ -308,10 +329,10 @@ class _Outcome:
         except KlineoError as exc:
             note_key_outcome(self.connection, exc)
             record_order_outcome_quietly(self.user_id, self.client_order_id, status=self.failure_status(exc),
-                                         error={**exc.to_dict(), "code": exc.code})
+                                         params=self.params, error={**exc.to_dict(), "code": exc.code})
             raise
         record_order_outcome_quietly(self.user_id, self.client_order_id, status=result.status,
-                                     order_id=result.order_id, result=result.to_record())
+                                     params=self.params, order_id=result.order_id, result=result.to_record())
         note_key_outcome(self.connection, None)
         logger.info("futures order done", extra={
             "client_order_id": self.client_order_id, "status": result.status, "source": result.source,
@@ -353,27 +374,34 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
     """The lease is ours: return the earlier attempt's order, or place it once it provably is not there.
 
     The order sent again is the one recorded (same parameters as the first attempt), never a
-    fresh rounding of the body.
+    fresh rounding of the body; only an attempt that stopped between its claim and its outcome (no
+    parameters recorded) is rounded again from its recorded request. A second send passes the
+    limits first (on the connection the resume claim validated).
     """
-    recorded = FuturesOrder.from_params(existing.params)
-    outcome = _Outcome(gated.user_id, existing.client_order_id, gated.connection, earlier=existing)
+    coid = existing.client_order_id
+    recorded = FuturesOrder.from_params(existing.params) if existing.params else _rounded(gated)
+    outcome = _Outcome(gated.user_id, coid, gated.connection, recorded.to_params(coid), earlier=existing)
+
+    def limits() -> None:
+        check_order(gated.context(), _intent(gated.order), gated.reference)
+
     if existing.status == STATUS_REJECTED:
         # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
-        return outcome.settle(lambda: _send(gated, recorded, existing.client_order_id, deadline))
+        return outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_send=limits))
     attempt_ms = int(time.time() * 1000)
 
     def claim() -> None:
-        if not claim_resend(gated.user_id, existing.client_order_id,
-                            previous_attempt_ms=existing.attempt_ms, attempt_ms=attempt_ms):
+        limits()
+        earlier = existing.attempt_ms
+        if not claim_resend(gated.user_id, coid, previous_attempt_ms=earlier, attempt_ms=attempt_ms):
             raise _in_progress()
         outcome.resent = True
 
     def purged() -> None:
         outcome.purged = True
 
-    return outcome.settle(lambda: _send(gated, recorded, existing.client_order_id, deadline,
-                                        earlier_attempt_ms=existing.attempt_ms, before_resend=claim,
-                                        when_purged=purged))
+    return outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_resend=claim,
+                                        earlier_attempt_ms=existing.attempt_ms, when_purged=purged))
 
 
 def _check_idempotency_key(value: str | None) -> str:

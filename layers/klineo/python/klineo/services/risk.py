@@ -2,8 +2,10 @@
 
 Callers: API orders (``klineo.services.futures``: new orders, closes and protective orders are all
 orders there, told apart by reduceOnly / positionSide) and strategy orders
-(``klineo.runner.execution``). Each reads its ``TradingContext`` with ONE strongly consistent
-BatchGetItem (connection + user and global kill switches) just before asking.
+(``klineo.runner.execution``). The runner reads its ``TradingContext`` with ONE strongly consistent
+BatchGetItem (connection + user and global kill switches); API orders ask on their cached
+connection and re-check the gates atomically in their claim transaction (``klineo.store.order_claim``),
+asking again here with the items whose checks failed, so the refusal is named the same way.
 
 Gates, in the order they are checked, and what a refusal is:
 

@@ -10,6 +10,8 @@ by the status route, the reconciler and order history) is the idempotency record
 - ``claim_new_order``: Put of the PENDING record (``OrderRecord.to_item()``) conditional on no
   record with that key, plus one ``ConditionCheck`` per gate item (``GateChecks``). The record carries
   ``lease_until_ms``: until then the attempt is in flight and a retry is answered "in progress".
+- ``release_claim``: the claim is deleted again when the order is refused before anything was sent
+  (a limit, the symbol's filters), so the key is free as if it had never been used.
 - ``claim_resume``: the same checks with an Update that takes the lease of an existing record that
   nobody holds (a crashed attempt, an UNKNOWN or REJECTED one).
 - A cancelled transaction is returned as a ``ClaimRefusal``: the existing record (when the key was
@@ -31,6 +33,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from klineo.errors import ErrorCategory, KlineoError
+from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.connections import connection_sk, is_connection_id
@@ -46,6 +49,7 @@ __all__ = [
     "claim_new_order",
     "claim_resume",
     "forget_connection",
+    "release_claim",
     "remember_connection",
 ]
 
@@ -229,3 +233,22 @@ def claim_resume(existing: OrderRecord, lease_until_ms: int, now_ms: int,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }}
     return _transact(update, gates)
+
+
+def release_claim(record: OrderRecord) -> None:
+    """Delete ``record`` iff it is still this attempt's PENDING claim; a storage failure is only logged.
+
+    (Left in place, the claim's lease runs out and a retry resumes it: it looks the order up, finds
+    nothing, and sends it once recvWindow has passed.)
+    """
+    try:
+        aws.dynamodb().delete_item(
+            TableName=get_settings().data_table,
+            Key={"pk": {"S": user_pk(record.user_id)}, "sk": {"S": f"ORDER#{record.client_order_id}"}},
+            ConditionExpression="#status = :pending AND lease_until_ms = :lease",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pending": {"S": record.status},
+                                       ":lease": {"N": str(record.lease_until_ms)}},
+        )
+    except (ClientError, BotoCoreError):
+        logger.exception("order claim release failed", extra={"client_order_id": record.client_order_id})

@@ -273,13 +273,14 @@ def record_order_outcome(
     order_id: int | None = None,
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
+    params: dict[str, str] | None = None,
 ) -> None:
     """Store what became of the order (one UpdateItem); a known result clears an earlier error.
 
     The attempt's lease ends with it: a later retry with the same key may resume the order.
     """
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
-            "error": error}
+            "error": error, "params": params}
     update = Update(sets={name: value for name, value in sets.items() if value is not None},
                     removes=["lease_until_ms"] if error is not None else ["error", "lease_until_ms"])
     aws.dynamodb().update_item(
