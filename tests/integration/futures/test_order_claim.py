@@ -155,3 +155,19 @@ def test_order_answers_unknown_outcome_before_the_invocation_ends(sim_env, futur
     assert error["category"] == "unknown_outcome"
     client_order_id = re.search(r"clientOrderId (\S+)", error["message"]).group(1)
     assert get_order_record(USER_A, client_order_id).status == "UNKNOWN"
+
+
+def test_replay_after_a_gate_closed_still_answers_the_first_order(sim_env, invoke, futures_connection):
+    """GIVEN a placed keyed order WHEN the connection's kill switch is turned on and the key comes again
+    THEN the first order is answered (`existing`), nothing sent; a new key is refused naming the switch."""
+    event = order_event(order_body(futures_connection.id), key=new_key())
+    first = body_of(invoke("futures_order", event))
+    update_settings(USER_A, futures_connection.id, {"kill_switch": True})
+
+    again = invoke("futures_order", event)
+    other = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+
+    assert again["statusCode"] == 200, again["body"]
+    assert body_of(again)["order_id"] == first["order_id"] and body_of(again)["source"] == "existing"
+    assert other["statusCode"] == 409 and body_of(other)["error"]["field"] == "connection_kill_switch"
+    assert len(order_posts(sim_env)) == 1

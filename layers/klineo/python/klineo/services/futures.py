@@ -257,7 +257,14 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
 
     The claim comes before any Binance call, so a kill switch refuses with nothing sent at all.
     """
-    gated = _gated(user_id, order)
+    try:
+        gated = _gated(user_id, order)
+    except KlineoError:
+        # A gate closed since: a key whose order was placed still answers it (a replay sends nothing).
+        first = _first_answer(user_id, client_order_id, order)
+        if first is None:
+            raise
+        return first
     for _ in range(2):
         record = _new_record(gated, client_order_id, deadline)
         refusal = claim_new_order(record, gated.gates())
@@ -269,6 +276,20 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
     raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
                       "This connection's settings changed while placing the order; try again.",
                       retryable=True)
+
+
+def _replay(record: OrderRecord) -> FuturesOrderResponse | None:
+    """The first answer of a settled record (`source: existing`), else None."""
+    if not record.settled or record.result is None:
+        return None
+    return futures_order_response(OrderResult.from_record(record.result), record.connection_id, "existing")
+
+
+def _first_answer(user_id: str, client_order_id: str,
+                  order: FuturesOrderRequest) -> FuturesOrderResponse | None:
+    """The key's settled order when it was placed with this same body, else None (one read)."""
+    record = get_order_record(user_id, client_order_id)
+    return _replay(record) if record is not None and record.request == order.fingerprint() else None
 
 
 def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> FuturesOrderResponse:
@@ -350,9 +371,9 @@ def _answer_existing(gated: _Gated, refusal: ClaimRefusal, deadline: Deadline) -
             f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
             field=IDEMPOTENCY_HEADER,
         )
-    if existing.settled and existing.result is not None:
-        first = OrderResult.from_record(existing.result)
-        return futures_order_response(first, existing.connection_id, "existing")
+    replayed = _replay(existing)
+    if replayed is not None:
+        return replayed
     if existing.status == STATUS_UNKNOWN_PURGED:
         raise KlineoError(ErrorCategory.CONFLICT, (existing.error or {}).get(
             "message", "Binance no longer knows this order; it will never be sent again. Use a new key."),
