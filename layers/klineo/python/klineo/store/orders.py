@@ -1,9 +1,11 @@
 """Futures order records (pk USER#<sub>, sk ORDER#<clientOrderId>): written before sending, updated after.
 
-The record is the audit trail and the exactly-once anchor of an order placed through the API:
-- `create_order_record` is ONE conditional PutItem made before anything is sent to Binance. When
-  the record already exists (a retry with the same Idempotency-Key, possibly after the
-  idempotency record expired), DynamoDB hands back the old item with the failed condition
+The record is the audit trail, the exactly-once anchor and the idempotency record of an order
+placed through the API:
+- API orders are claimed with ONE TransactWriteItems (``klineo.store.order_claim``) that puts the
+  PENDING record (``pending_record``, with its ``lease_until_ms``) and re-checks the gates;
+- `create_order_record` is ONE conditional PutItem of a PENDING record without a lease. When
+  the record already exists, DynamoDB hands back the old item with the failed condition
   (ReturnValuesOnConditionCheckFailure), so no extra read is spent to learn about it.
 - `record_order_outcome` is ONE UpdateItem made after Binance answered (or failed to).
 - `claim_resend` is an optimistic-lock UpdateItem used only on the rare path where an earlier
