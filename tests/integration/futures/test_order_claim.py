@@ -171,3 +171,21 @@ def test_replay_after_a_gate_closed_still_answers_the_first_order(sim_env, invok
     assert body_of(again)["order_id"] == first["order_id"] and body_of(again)["source"] == "existing"
     assert other["statusCode"] == 409 and body_of(other)["error"]["field"] == "connection_kill_switch"
     assert len(order_posts(sim_env)) == 1
+
+
+def test_limit_refusal_after_the_claim_gives_the_key_back(sim_env, invoke, futures_connection):
+    """GIVEN an order over max_notional_usdt (refused after its claim) WHEN the limit is raised and the same
+    key comes again THEN the order is placed once: the refusal left no record behind."""
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.2")
+    key = new_key()
+    event = order_event(body, key=key)
+    refused = invoke("futures_order", event)
+    assert refused["statusCode"] == 422 and body_of(refused)["error"]["field"] == "max_notional_usdt"
+    assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)) is None
+    update_settings(USER_A, futures_connection.id, {"max_notional_usdt": "100000"})
+
+    placed = invoke("futures_order", event)
+
+    assert placed["statusCode"] == 200, placed["body"]
+    assert body_of(placed)["source"] == "placed" and len(order_posts(sim_env)) == 1
+    assert get_order_record(USER_A, body_of(placed)["client_order_id"]).params["quantity"] == "0.2"
