@@ -20,14 +20,14 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from klineo.binance import endpoints
+from klineo.binance import call_deadline, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.models.positions import FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
 from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
-from klineo.services.orders import idempotent_client_order_id
+from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import get_order_record
 from klineo.validation import SYMBOL_PATTERN
@@ -201,5 +201,7 @@ def close_position(
                 field=IDEMPOTENCY_HEADER,
             )
     else:
-        order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
+        # The position read is under the route's deadline too (the order then takes a fresh one).
+        with call_deadline(Deadline.of_invocation(lambda_context).at):
+            order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
     return place_futures_order(user_id, order, idempotency_key, lambda_context)
