@@ -14,7 +14,8 @@ from klineo.settings import get_settings
 from klineo.store.connections import disable_connection, update_settings
 from klineo.store.orders import STATUS_UNKNOWN_PURGED, get_order_record
 
-from tests.integration.api.conftest import USER_A, LambdaContext
+from tests.helpers import load_event, with_user
+from tests.integration.api.conftest import USER_A, LambdaContext, at_path
 from tests.integration.futures.helpers import (
     ORDER_PATH,
     body_of,
@@ -189,3 +190,21 @@ def test_limit_refusal_after_the_claim_gives_the_key_back(sim_env, invoke, futur
     assert placed["statusCode"] == 200, placed["body"]
     assert body_of(placed)["source"] == "placed" and len(order_posts(sim_env)) == 1
     assert get_order_record(USER_A, body_of(placed)["client_order_id"]).params["quantity"] == "0.2"
+
+
+def test_cancel_answers_before_the_invocation_ends(sim_env, invoke, futures_connection):
+    """GIVEN a resting order, 4 s left and Binance answering the cancel after 8 s WHEN cancelling THEN an
+    answer within the 4 s (the cancel's state read back, or unknown_outcome), never a hang."""
+    placed = body_of(invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key())))
+    sim_env.faults.add("delay_after", method="DELETE", path=ORDER_PATH, delay_ms=8000)
+    event = at_path(load_event("futures_order_cancel"), f"/futures/order/{placed['client_order_id']}",
+                    clientOrderId=placed["client_order_id"])
+    started = time.monotonic()
+
+    response = fresh_handler("futures_order_cancel")(with_user(event, USER_A),
+                                                     _ShortContext(function_name="futures_order_cancel"))
+
+    assert time.monotonic() - started < 4.0
+    assert response["statusCode"] in (200, 504), response["body"]
+    if response["statusCode"] == 200:
+        assert body_of(response)["status"] == "CANCELED"
