@@ -271,7 +271,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
         if refusal is None:
             return _send_claimed(gated, record, deadline)
         if refusal.existing is not None:
-            return _answer_existing(gated, refusal, deadline)
+            return _answer_existing(gated, refusal.existing, refusal, deadline)
         gated = _refuse_by_gates(gated, refusal)
     raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
                       "This connection's settings changed while placing the order; try again.",
@@ -361,10 +361,9 @@ class _Outcome:
         return futures_order_response(result, self.connection.connection_id)
 
 
-def _answer_existing(gated: _Gated, refusal: ClaimRefusal, deadline: Deadline) -> FuturesOrderResponse:
+def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal,
+                     deadline: Deadline) -> FuturesOrderResponse:
     """The key holds a record: its first answer, 409 (other body, in progress, purged), or it resumed."""
-    existing = refusal.existing
-    assert existing is not None
     if existing.request != gated.order.fingerprint():
         raise KlineoError(
             ErrorCategory.CONFLICT,
