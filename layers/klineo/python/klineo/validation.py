@@ -34,12 +34,12 @@ __all__ = [
     "check_client_order_id",
     "check_close_position",
     "check_conditional_field",
-    "check_order_size",
-    "check_protection",
-    "check_trigger",
     "check_order_price",
+    "check_order_size",
     "check_private_key",
+    "check_protection",
     "check_reduce_only",
+    "check_trigger",
     "order_time_in_force",
     "positive_decimal",
 ]
@@ -170,7 +170,9 @@ def check_order_size(quantity: Decimal | None, quote_quantity: Decimal | None, c
         raise ValueError("send exactly one of quantity and quote_quantity, not both")
 
 
-def check_protection(order_type: str | None, side: str | None, reduce_only: bool, position_side: str | None) -> None:
+def check_protection(
+    order_type: str | None, side: str | None, reduce_only: bool, position_side: str | None
+) -> None:
     """stop_loss / take_profit ride on an entry: a MARKET or LIMIT order that opens, never a reducing one."""
     if order_type is not None and order_type not in ORDER_TYPES:
         raise ValueError("can only be attached to a MARKET or LIMIT entry")

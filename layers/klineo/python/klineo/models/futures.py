@@ -10,7 +10,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from klineo.models.common import PositiveDecimal
 from klineo.validation import (
@@ -48,7 +56,7 @@ _Positive = Annotated[PositiveDecimal, Field(max_digits=30, decimal_places=16)]
 
 
 class ProtectiveTarget(BaseModel):
-    """Where a stop-loss or take-profit attached to an entry fires: a trigger price, or a percent from the fill."""
+    """Where an attached stop-loss or take-profit fires: a trigger price, or a percent from the fill."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -201,12 +209,14 @@ class FuturesOrderResponse(BaseModel):
     position_side: str = "BOTH"
     update_time: int | None = None
     kind: Literal["order", "algo"] = Field(
-        default="order", description="order: /fapi/v1/order; algo: Binance's algo (conditional) order service, "
+        default="order",
+        description="order: /fapi/v1/order; algo: Binance's algo (conditional) order service, "
                                      "where client_order_id is the clientAlgoId and order_id the algoId.")
     trigger_price: str | None = None
     close_position: bool = False
     protective_orders: list[ProtectiveOrderState] | None = Field(
-        default=None, description="The stop-loss / take-profit attached to this entry, when it asked for any.")
+        default=None,
+        description="The stop-loss / take-profit attached to this entry, when it asked for any.")
     source: Literal["placed", "recovered", "existing", "queried"] = Field(
         description=(
             "placed: Binance's answer to this request; recovered: the answer was lost and the order was "

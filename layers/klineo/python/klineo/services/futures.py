@@ -28,6 +28,7 @@ Exactly once, in layers:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -58,8 +59,10 @@ from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import logger, metrics
+from klineo.services.algo_orders import AlgoOrder, prepare_algo_order, recorded_order, submit_order
 from klineo.services.futures_account import prepare_symbol
 from klineo.services.key_health import note_key_outcome
+from klineo.services.order_size import with_quote_quantity
 from klineo.services.orders import (
     FuturesOrder,
     OrderResult,
@@ -67,8 +70,8 @@ from klineo.services.orders import (
     idempotent_client_order_id,
     new_client_order_id,
     query_futures_order,
-    submit_futures_order,
 )
+from klineo.services.protective import arm_protective_orders, check_protective_targets
 from klineo.services.risk import OrderIntent, check_order
 from klineo.store.connections import (
     Connection,
@@ -79,6 +82,8 @@ from klineo.store.connections import (
 )
 from klineo.store.idempotency import order_idempotency_store
 from klineo.store.orders import (
+    KIND_ALGO,
+    KIND_ORDER,
     STATUS_REJECTED,
     STATUS_UNKNOWN,
     OrderRecord,
@@ -140,6 +145,9 @@ def futures_order_response(
         reduce_only=result.reduce_only,
         position_side=result.position_side,
         update_time=result.update_time,
+        kind=result.kind,
+        trigger_price=format(result.trigger_price, "f") if result.trigger_price is not None else None,
+        close_position=result.close_position,
         source=source or result.source,
     )
 
@@ -167,7 +175,7 @@ def _resume(
         )
     if existing.settled and existing.result is not None:
         return OrderResult.from_record(existing.result).with_source("existing")
-    recorded = FuturesOrder.from_params(existing.params)
+    recorded = recorded_order(existing)
     attempt_ms = int(time.time() * 1000)
 
     def claim() -> None:
@@ -185,8 +193,8 @@ def _resume(
         # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
         # Send again, after winning the claim against a concurrent retry of the same order.
         claim()
-        return submit_futures_order(client, creds, recorded, existing.client_order_id)
-    return submit_futures_order(
+        return submit_order(client, creds, recorded, existing.client_order_id)
+    return submit_order(
         client,
         creds,
         recorded,
@@ -197,17 +205,22 @@ def _resume(
 
 
 def _intent(order: FuturesOrderRequest) -> OrderIntent:
-    return OrderIntent(symbol=order.symbol, side=order.side, type=order.type, quantity=order.quantity,
-                       price=order.price, reduce_only=order.reduceOnly, position_side=order.positionSide)
+    # closePosition in one-way mode only ever reduces, like reduceOnly (hedge: the side says it).
+    closes_all = order.closePosition and order.positionSide == "BOTH"
+    return OrderIntent(symbol=order.symbol, side=order.side, type=order.type,
+                       quantity=order.quantity or Decimal(0), price=order.price,
+                       reduce_only=order.reduceOnly or closes_all, position_side=order.positionSide)
 
 
 def _prepared(
     context: TradingContext, order: FuturesOrderRequest
-) -> tuple[BinanceClient, Credentials, FuturesOrder]:
+) -> tuple[BinanceClient, Credentials, FuturesOrder | AlgoOrder]:
     """Risk gate, the connection's settings on the symbol, then the order rounded to the symbol's rules."""
     connection = context.connection
     client = _futures_client(connection)
     reference = cache(lambda: _reference_price(client, order))
+    order = with_quote_quantity(client, order, reference)
+    check_protective_targets(order, reference)
     check_order(context, _intent(order), reference)
     creds = connection_credentials(connection)
     if not _intent(order).reduces:
@@ -219,6 +232,8 @@ def _prepared(
             note_key_outcome(connection, exc)
             raise
     rules = get_symbol_rules(client, order.symbol)
+    if order.conditional:
+        return client, creds, prepare_algo_order(rules, order)
     quantity, price = rules.prepare_order(
         order.side, order.type, order.quantity, order.price, reference(), reduce_only=order.reduceOnly,
     )
@@ -240,7 +255,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
     context = load_trading_context(user_id, order.connection_id)
     connection = context.connection
     client, creds, futures_order = _prepared(context, order)
-    _record, existing = create_order_record(
+    record, existing = create_order_record(
         user_id,
         client_order_id,
         connection_id=connection.connection_id,
@@ -248,10 +263,11 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
         request=order.fingerprint(),
         params=futures_order.to_params(client_order_id),
         attempt_ms=int(time.time() * 1000),
+        kind=KIND_ALGO if order.conditional else KIND_ORDER,
     )
     try:
         if existing is None:
-            result = submit_futures_order(client, creds, futures_order, client_order_id)
+            result = submit_order(client, creds, futures_order, client_order_id)
         else:
             result = _resume(user_id, existing, order, client, creds)
     except KlineoError as exc:
@@ -279,7 +295,12 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str) -> Fu
             "symbol": result.symbol,
         },
     )
-    return futures_order_response(result, connection.connection_id)
+    response = futures_order_response(result, connection.connection_id)
+    if order.stop_loss is None and order.take_profit is None:
+        return response
+    entry = dataclasses.replace(existing or record, status=result.status, result=result.to_record())
+    protective = arm_protective_orders(user_id, entry, client, creds)
+    return response.model_copy(update={"protective_orders": protective})
 
 
 def _place_idempotent(

@@ -211,6 +211,11 @@ class OrderResult:
     position_side: str
     update_time: int | None
     source: str
+    # An algo (conditional) order: client_order_id is its clientAlgoId, order_id its algoId, status
+    # its algoStatus (klineo.services.algo_orders reads Binance's algo answers into this shape).
+    kind: str = "order"
+    trigger_price: Decimal | None = None
+    close_position: bool = False
 
     @classmethod
     def from_binance(cls, body: dict[str, Any], source: str) -> OrderResult:
@@ -255,7 +260,7 @@ class OrderResult:
         values = dict(record)
         for name in ("quantity", "executed_quantity"):
             values[name] = Decimal(str(values[name]))
-        for name in ("price", "average_price"):
+        for name in ("price", "average_price", "trigger_price"):
             values[name] = _decimal_or_none(values.get(name))
         for name in ("order_id", "update_time"):
             values[name] = int(values[name]) if values.get(name) is not None else None

@@ -12,6 +12,8 @@ refuses reduceOnly). It passes the same risk gate (a close passes under a kill s
 exactly-once machinery; the Idempotency-Key is required (428 without it). A retry with the same key
 does not read the position again (it may be 0 by then): the order the key placed is found from its
 record and repeated with the same body, so the idempotency layer answers with the first outcome.
+After the close, the open algo orders that close that position side (our stop-loss / take-profit
+and any other reduce-only or closePosition ones) are cancelled (``klineo.services.protective``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from klineo.binance import endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.models.positions import FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
+from klineo.observability import logger
 from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import idempotent_client_order_id
+from klineo.services.protective import cancel_protective_orders
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import get_order_record
 from klineo.validation import SYMBOL_PATTERN
@@ -202,4 +206,16 @@ def close_position(
             )
     else:
         order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
-    return place_futures_order(user_id, order, idempotency_key, lambda_context)
+    closed = place_futures_order(user_id, order, idempotency_key, lambda_context)
+    _cancel_guards(user_id, connection_id, symbol, order.positionSide)
+    return closed
+
+
+def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str) -> None:
+    """After a close, no protective order may stay armed on that side: a stale stop must never close a
+    later position. A failure here never hides the close's outcome (the reconciler cleans up later)."""
+    try:
+        cancel_protective_orders(user_id, require_connection(user_id, connection_id), symbol, position_side)
+    except KlineoError as exc:
+        logger.warning("protective orders not cancelled after a close",
+                       extra={"symbol": symbol, "category": str(exc.category)})

@@ -185,11 +185,15 @@ def create_order_record(
     request: dict[str, Any],
     params: dict[str, str],
     attempt_ms: int,
+    kind: str = KIND_ORDER,
+    role: str | None = None,
+    parent_client_order_id: str | None = None,
 ) -> tuple[OrderRecord, OrderRecord | None]:
     """Write the PENDING record unless one exists: (the new record, None) or (unused, the existing one).
 
     One conditional PutItem; on conflict the existing item comes back with the failed condition.
-    `request` holds the caller's validated body (strings, bools, None), `params` what is sent to Binance.
+    `request` holds the caller's validated body (strings, bools, None), `params` what is sent to Binance;
+    `kind`, `role` and `parent_client_order_id` label algo and protective orders (see OrderRecord).
     """
     now = _now_iso()
     record = OrderRecord(
@@ -203,6 +207,9 @@ def create_order_record(
         attempt_ms=attempt_ms,
         created_at=now,
         updated_at=now,
+        kind=kind,
+        role=role,
+        parent_client_order_id=parent_client_order_id,
     )
     try:
         aws.dynamodb().put_item(
@@ -225,6 +232,9 @@ def create_order_record(
                 request=request,
                 params=params,
                 attempt_ms=attempt_ms,
+                kind=kind,
+                role=role,
+                parent_client_order_id=parent_client_order_id,
             )
         return record, existing
     return record, None
