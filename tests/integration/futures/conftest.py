@@ -56,10 +56,11 @@ def no_conditional_type_on_the_order_endpoint(request: pytest.FixtureRequest) ->
     The simulator answers -4120 to any conditional type sent to /fapi/v1/order (as Binance does since
     2025-12-09, facts §7), so across the session's journals this proves none of ours ever went there.
     """
-    yield
     if "sim_env" not in request.fixturenames:
+        yield
         return
-    sim = request.getfixturevalue("sim_env")
+    sim = request.getfixturevalue("sim_env")  # set up now, so it is torn down after this check
+    yield
     refused = [r for r in sim.journal if r.path == "/fapi/v1/order" and r.code == -4120]
     assert refused == [], "a conditional order type was sent to /fapi/v1/order"
 

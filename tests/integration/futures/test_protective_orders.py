@@ -12,6 +12,7 @@ from typing import Any
 
 from klineo.store.orders import get_order_record
 
+from local.binance_sim.testing import SignedClient
 from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A, at_path
 from tests.integration.futures.helpers import (
@@ -302,3 +303,17 @@ def _delete_idempotency_records() -> None:
     table = get_settings().idempotency_table
     for item in client.scan(TableName=table)["Items"]:
         client.delete_item(TableName=table, Key={"id": item["id"]})
+
+
+def test_the_journal_check_sees_a_conditional_type_sent_to_the_order_endpoint(sim_env, futures_connection):
+    """GIVEN a STOP_MARKET sent straight to /fapi/v1/order (not by us) WHEN the journal is read THEN it
+    shows -4120 there: the session-wide check in conftest can fail (the journal is then cleared)."""
+    account = sim_env.account(futures_connection.account.id)
+    client = SignedClient(sim_env.base_url_for(account), account)
+
+    answer = client.signed("POST", ORDER_PATH, {"symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET",
+                                                "quantity": "0.002", "stopPrice": "90000"})
+
+    assert answer.json()["code"] == -4120
+    assert [r.code for r in sim_env.journal if r.path == ORDER_PATH] == [-4120]
+    sim_env.clear_journal()
