@@ -43,6 +43,7 @@ __all__ = [
     "claim_resend",
     "create_order_record",
     "get_order_record",
+    "get_order_records",
     "record_order_outcome",
     "record_order_outcome_quietly",
 ]
@@ -300,3 +301,19 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
             return False
         raise
     return True
+
+
+def get_order_records(user_id: str, client_order_ids: list[str]) -> dict[str, OrderRecord]:
+    """The caller's records among ``client_order_ids`` (BatchGetItem, 100 keys a call), by id."""
+    found: dict[str, OrderRecord] = {}
+    table = get_settings().data_table
+    ids = sorted(set(client_order_ids))
+    for start in range(0, len(ids), 100):
+        request = {table: {"Keys": [_key(user_id, i) for i in ids[start:start + 100]], "ConsistentRead": True}}
+        while request:
+            response = aws.dynamodb().batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                record = OrderRecord.from_item(item)
+                found[record.client_order_id] = record
+            request = response.get("UnprocessedKeys") or {}
+    return found
