@@ -1,4 +1,4 @@
-"""Open orders of a connection (regular and algo, ours marked) and cancel-all, against moto and the simulator."""
+"""Open orders (regular and algo, ours marked) and cancel-all, against moto and the simulator."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _foreign_algo(sim: Any, account_id: str) -> None:
     }, time.time() * 1000)
 
 
-def _with_entry_and_guards(sim: Any, invoke: Any, connection: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _with_entry_and_guards(sim: Any, invoke: Any, connection: Any) -> tuple[dict[str, Any], ...]:
     resting = _place(invoke, order_body(connection.id))
     entry = _place(invoke, order_body(connection.id, type="MARKET", price=None, timeInForce=None,
                                       quantity="0.002", stop_loss={"percent": "5"}))
@@ -59,7 +59,8 @@ def test_open_orders_list_regular_and_algo_with_ours_marked(sim_env, invoke, fut
     orders = {o["client_order_id"]: o for o in body_of(response)["orders"]}
     (stop_loss,) = entry["protective_orders"]
     assert set(orders) == {resting["client_order_id"], stop_loss["client_algo_id"], "app-stop-1"}
-    assert orders[resting["client_order_id"]]["kind"] == "order" and orders[resting["client_order_id"]]["ours"]
+    limit = orders[resting["client_order_id"]]
+    assert limit["kind"] == "order" and limit["ours"] and limit["origin"] == "api"
     guard = orders[stop_loss["client_algo_id"]]
     assert guard["kind"] == "algo" and guard["ours"] and guard["role"] == "stop_loss"
     assert guard["origin"] == "api" and guard["parent_client_order_id"] == entry["client_order_id"]

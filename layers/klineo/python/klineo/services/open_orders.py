@@ -70,7 +70,8 @@ def _open_results(connection: Connection, client: BinanceClient, creds: Credenti
         note_key_outcome(connection, exc)
         raise
     note_key_outcome(connection, None)
-    return [OrderResult.from_binance(r, "queried") for r in regular] + [algo_result(r, "queried") for r in algo]
+    regular_results = [OrderResult.from_binance(r, "queried") for r in regular]
+    return regular_results + [algo_result(r, "queried") for r in algo]
 
 
 def list_open_orders(user_id: str, connection_id: str, symbol: str | None = None) -> OpenOrdersResponse:
@@ -117,4 +118,5 @@ def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> 
         record_order_outcome_quietly(user_id, final.client_order_id, status=final.status,
                                      order_id=final.order_id, result=final.to_record())
         cancelled.append(_open_order(final, record))
-    return CancelOpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol, cancelled=cancelled)
+    return CancelOpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol,
+                                    cancelled=cancelled)

@@ -309,7 +309,8 @@ def get_order_records(user_id: str, client_order_ids: list[str]) -> dict[str, Or
     table = get_settings().data_table
     ids = sorted(set(client_order_ids))
     for start in range(0, len(ids), 100):
-        request = {table: {"Keys": [_key(user_id, i) for i in ids[start:start + 100]], "ConsistentRead": True}}
+        keys = [_key(user_id, i) for i in ids[start:start + 100]]
+        request = {table: {"Keys": keys, "ConsistentRead": True}}
         while request:
             response = aws.dynamodb().batch_get_item(RequestItems=request)
             for item in response.get("Responses", {}).get(table, []):
