@@ -124,7 +124,8 @@ class FuturesOrderRequest(BaseModel):
     @field_validator("quote_quantity")
     @classmethod
     def _one_size(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
-        check_order_size(info.data.get("quantity"), value, bool(info.data.get("closePosition")))
+        if "closePosition" in info.data:  # else closePosition itself was refused, and named
+            check_order_size(info.data.get("quantity"), value, info.data["closePosition"])
         return value
 
     @field_validator("price")
