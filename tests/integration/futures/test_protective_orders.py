@@ -14,7 +14,7 @@ from klineo.store.orders import get_order_record
 
 from local.binance_sim.testing import SignedClient
 from tests.helpers import load_event, with_user
-from tests.integration.api.conftest import USER_A, at_path
+from tests.integration.api.conftest import USER_A, at_path, connection_event
 from tests.integration.futures.helpers import (
     ORDER_PATH,
     body_of,
@@ -54,6 +54,12 @@ def _entry_with_protection(invoke: Any, connection_id: str, key: str, **protecti
     body = order_body(connection_id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
                       **protection)
     return invoke("futures_order", order_event(body, key=key))
+
+
+def _open_orders_event(connection_id: str) -> dict[str, Any]:
+    event = connection_event("futures_open_orders", connection_id, USER_A, "/futures/open-orders")
+    event["rawQueryString"], event["queryStringParameters"] = "symbol=BTCUSDT", {"symbol": "BTCUSDT"}
+    return event
 
 
 def _cancel_event(client_order_id: str) -> dict[str, Any]:
@@ -125,9 +131,10 @@ def test_conditional_order_without_trigger_is_refused_naming_the_field(sim_env, 
     assert not [r for r in sim_env.journal if r.method == "POST"]
 
 
-def test_entry_with_stop_loss_and_take_profit_then_take_profit_fills(sim_env, invoke, futures_connection):
+def test_entry_sl_tp_then_take_profit_fills_and_stop_loss_is_cancelled(sim_env, invoke, futures_connection):
     """GIVEN a MARKET BUY with stop_loss (percent) and take_profit (price) WHEN the mark moves to the TP
-    THEN both were placed reduce-only for the filled quantity, the TP fills and the position is 0."""
+    THEN both were placed reduce-only for the filled quantity, the TP fills, the position is 0, and
+    the next open-orders read cancels the stop-loss."""
     mark = _mark(sim_env)
     take_profit = _price(mark * Decimal("1.02"))
 
@@ -154,6 +161,12 @@ def test_entry_with_stop_loss_and_take_profit_then_take_profit_fills(sim_env, in
 
     assert _position_amount(sim_env, futures_connection.account.id) == 0
     assert held[tp["client_algo_id"]].status in ("TRIGGERED", "FINISHED")
+    # AND the next read of the open orders cancels the stop-loss, whose sibling fired
+    read = invoke("futures_open_orders", _open_orders_event(futures_connection.id))
+    assert read["statusCode"] == 200 and body_of(read)["orders"] == [], read["body"]
+    assert held[sl["client_algo_id"]].status == "CANCELED"
+    assert get_order_record(USER_A, sl["client_algo_id"]).status == "CANCELED"
+    assert get_order_record(USER_A, tp["client_algo_id"]).status in ("TRIGGERED", "FINISHED")
 
 
 def test_entry_retried_with_one_key_never_doubles_protective_orders(sim_env, invoke, futures_connection):

@@ -4,6 +4,8 @@ Listing reads what Binance holds now, never our records alone: ``GET /fapi/v1/op
 ``GET /fapi/v1/openAlgoOrders`` (weight 1 each for one symbol, 40 each for all symbols; facts §12).
 Each order whose id we hold a record for is marked ``ours`` with the record's origin and role (one
 BatchGetItem for all of them). Orders placed in Binance's app or by another program show too.
+A stop-loss or take-profit of ours whose sibling has fired is cancelled on this read and left out
+(``klineo.services.protective.cancel_fired_siblings``).
 
 Cancel-all (``symbol`` required) lists the symbol's open orders, then sends
 ``DELETE /fapi/v1/allOpenOrders`` and ``DELETE /fapi/v1/algoOpenOrders`` (Binance's regular
@@ -25,6 +27,7 @@ from klineo.services.algo_orders import algo_result, query_algo_order
 from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import OrderResult, query_futures_order
+from klineo.services.protective import cancel_fired_siblings
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import KIND_ALGO, OrderRecord, get_order_records, record_order_outcome_quietly
 from klineo.validation import SYMBOL_PATTERN
@@ -81,7 +84,11 @@ def list_open_orders(user_id: str, connection_id: str, symbol: str | None = None
     client, creds = futures_client(connection), connection_credentials(connection)
     results = _open_results(connection, client, creds, symbol)
     records = get_order_records(user_id, [r.client_order_id for r in results if r.client_order_id])
-    orders = [_open_order(r, records.get(r.client_order_id)) for r in results]
+    algo_records = {r.client_order_id: records[r.client_order_id] for r in results
+                    if r.kind == KIND_ALGO and r.client_order_id in records}
+    gone = {c.client_order_id for c in cancel_fired_siblings(user_id, client, creds, algo_records)}
+    orders = [_open_order(r, records.get(r.client_order_id))
+              for r in results if r.client_order_id not in gone]
     return OpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol, orders=orders)
 
 

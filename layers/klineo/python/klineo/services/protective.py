@@ -28,7 +28,9 @@ recorded: repeating the request with the same Idempotency-Key places the missing
 definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
-symbol (ours and any other reduce-only / closePosition ones) after a close.
+symbol (ours and any other reduce-only / closePosition ones) after a close. When one of an entry's
+pair fires, ``cancel_fired_siblings`` cancels the other on the next read of the open orders (the
+reconciler does it at the latest).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from klineo.binance.filters import SymbolRules, get_symbol_rules
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
-from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, submit_algo_order
+from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, query_algo_order, submit_algo_order
 from klineo.services.futures_account import futures_client
 from klineo.services.orders import OrderResult, query_futures_order
 from klineo.store.connections import Connection, connection_credentials
@@ -63,6 +65,7 @@ __all__ = [
     "ROLES",
     "WAITING_FOR_FILL",
     "arm_protective_orders",
+    "cancel_fired_siblings",
     "cancel_protective_orders",
     "check_protective_targets",
     "protective_client_algo_id",
@@ -263,5 +266,40 @@ def cancel_protective_orders(
         if get_order_record(user_id, result.client_order_id) is not None:
             record_order_outcome_quietly(user_id, result.client_order_id, status=result.status,
                                          order_id=result.order_id, result=result.to_record())
+        cancelled.append(result)
+    return cancelled
+
+
+def _fired(user_id: str, client: BinanceClient, creds: Credentials, client_algo_id: str) -> bool:
+    """True when our protective order ``client_algo_id`` fired (Binance's state read, and recorded)."""
+    found = query_algo_order(client, creds, client_algo_id)
+    if found is None:
+        return False
+    record_order_outcome_quietly(user_id, client_algo_id, status=found.status, order_id=found.order_id,
+                                 result=found.to_record())
+    return found.status in ("TRIGGERED", "FINISHED")
+
+
+def cancel_fired_siblings(
+    user_id: str, client: BinanceClient, creds: Credentials, open_records: dict[str, OrderRecord]
+) -> list[OrderResult]:
+    """Cancel each open protective order of ours whose sibling (the entry's other one) has fired.
+
+    ``open_records``: our records of algo orders Binance lists as open. A sibling that is recorded
+    but no longer open is read once (weight 1); only when it TRIGGERED / FINISHED is this one
+    cancelled (a sibling the user cancelled elsewhere leaves it armed).
+    """
+    cancelled = []
+    for client_algo_id, record in open_records.items():
+        if record.role not in ROLES or record.parent_client_order_id is None:
+            continue
+        other = "take_profit" if record.role == "stop_loss" else "stop_loss"
+        sibling_id = protective_client_algo_id(record.parent_client_order_id, other)
+        sibling = get_order_record(user_id, sibling_id)
+        if sibling is None or sibling_id in open_records or not _fired(user_id, client, creds, sibling_id):
+            continue
+        result = cancel_algo_order(client, creds, client_algo_id)
+        record_order_outcome_quietly(user_id, client_algo_id, status=result.status, order_id=result.order_id,
+                                     result=result.to_record())
         cancelled.append(result)
     return cancelled
