@@ -22,6 +22,7 @@ from tests.integration.futures.helpers import (
     order_body,
     order_event,
     raise_notional_limit,
+    status_event,
 )
 
 ALGO_PATH = "/fapi/v1/algoOrder"
@@ -330,3 +331,37 @@ def test_the_journal_check_sees_a_conditional_type_sent_to_the_order_endpoint(si
     assert answer.json()["code"] == -4120
     assert [r.code for r in sim_env.journal if r.path == ORDER_PATH] == [-4120]
     sim_env.clear_journal()
+
+
+def test_resting_limit_entry_is_armed_on_the_status_read_after_it_fills(sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT BUY resting with a stop-loss WHEN the mark falls through its price and the entry's
+    status is read THEN it is FILLED and its stop-loss is placed then, once (a second read adds none)."""
+    mark = _mark(sim_env)
+    limit = _price(mark * Decimal("0.99"))
+    body = order_body(futures_connection.id, quantity="0.002", price=limit, stop_loss={"percent": "2"})
+    entry = body_of(invoke("futures_order", order_event(body, key=new_key())))
+    assert entry["status"] == "NEW" and _algo_posts(sim_env) == []
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(limit) - 5))
+
+    first = invoke("futures_order_status", status_event(entry["client_order_id"]))
+    second = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert first["statusCode"] == 200, first["body"]
+    assert body_of(first)["status"] == "FILLED"
+    (stop_loss,) = body_of(first)["protective_orders"]
+    assert stop_loss["status"] == "NEW" and stop_loss["role"] == "stop_loss"
+    assert body_of(second)["protective_orders"] == [stop_loss]
+    assert len(_algo_posts(sim_env)) == 1
+
+
+def test_status_of_a_conditional_order_is_read_from_the_algo_service(sim_env, invoke, futures_connection):
+    """GIVEN an open STOP_MARKET WHEN its status is read THEN the algo service answers it (kind algo)."""
+    body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", triggerPrice=_price(_mark(sim_env) * Decimal("1.1")))
+    placed = body_of(invoke("futures_order", order_event(body, key=new_key())))
+
+    response = invoke("futures_order_status", status_event(placed["client_order_id"]))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response)["kind"] == "algo" and body_of(response)["status"] == "NEW"
+    assert [r.path for r in sim_env.journal if r.method == "GET" and "algoOrder" in r.path] == [ALGO_PATH]

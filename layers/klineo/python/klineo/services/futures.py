@@ -59,7 +59,13 @@ from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import logger, metrics
-from klineo.services.algo_orders import AlgoOrder, prepare_algo_order, recorded_order, submit_order
+from klineo.services.algo_orders import (
+    AlgoOrder,
+    prepare_algo_order,
+    query_algo_order,
+    recorded_order,
+    submit_order,
+)
 from klineo.services.futures_account import prepare_symbol
 from klineo.services.key_health import note_key_outcome
 from klineo.services.order_size import with_quote_quantity
@@ -71,7 +77,7 @@ from klineo.services.orders import (
     new_client_order_id,
     query_futures_order,
 )
-from klineo.services.protective import arm_protective_orders, check_protective_targets
+from klineo.services.protective import arm_on_read, arm_protective_orders, check_protective_targets
 from klineo.services.risk import OrderIntent, check_order
 from klineo.store.connections import (
     Connection,
@@ -406,7 +412,11 @@ def get_futures_order_status(
         )
     connection = require_connection(user_id, connection_id)
     creds = connection_credentials(connection)
-    found = query_futures_order(_futures_client(connection), creds, symbol, client_order_id)
+    client = _futures_client(connection)
+    if record is not None and record.kind == KIND_ALGO:
+        found = query_algo_order(client, creds, client_order_id)
+    else:
+        found = query_futures_order(client, creds, symbol, client_order_id)
     if found is None:
         raise KlineoError(
             ErrorCategory.ORDER_NOT_FOUND,
@@ -422,4 +432,6 @@ def get_futures_order_status(
         )
         if record.status == STATUS_UNKNOWN:
             metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
-    return futures_order_response(found, connection_id)
+    response = futures_order_response(found, connection_id)
+    protective = arm_on_read(user_id, record, found, client, creds) if record else None
+    return response if protective is None else response.model_copy(update={"protective_orders": protective})

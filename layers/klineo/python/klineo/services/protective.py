@@ -15,8 +15,8 @@ closes the whole position, including size other orders add later, while a reduce
 filled quantity protects exactly what this entry bought and can never open or flip a position.
 
 When: a MARKET entry fills at once, so both are placed in the same request. A LIMIT entry that
-rests answers ``WAITING_FOR_FILL``; ``arm_protective_orders`` places them once the entry has filled
-(the reconciler calls it; a retry of the entry with the same key does too). Only a FILLED entry,
+rests answers ``WAITING_FOR_FILL``; ``arm_protective_orders`` places them once it has filled: on
+the next status read of the entry (``arm_on_read``), or by the reconciler at the latest. Only a FILLED entry,
 or one that ended with a partial fill, is armed: a partly filled open order waits for its end.
 
 Exactly once: each ``clientAlgoId`` is derived from the entry's clientOrderId (its first 33
@@ -35,6 +35,7 @@ reconciler does it at the latest).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -64,6 +65,7 @@ from klineo.store.orders import (
 __all__ = [
     "ROLES",
     "WAITING_FOR_FILL",
+    "arm_on_read",
     "arm_protective_orders",
     "cancel_fired_siblings",
     "cancel_protective_orders",
@@ -303,3 +305,22 @@ def cancel_fired_siblings(
                                      result=result.to_record())
         cancelled.append(result)
     return cancelled
+
+
+def arm_on_read(
+    user_id: str, entry_record: OrderRecord, found: OrderResult, client: BinanceClient, creds: Credentials
+) -> list[ProtectiveOrderState] | None:
+    """On a status read of an entry: arm its stop-loss / take-profit once it has filled; their states.
+
+    None when the entry asked for none. A failure is logged, never raised: the read answers the
+    entry's state, and the next read (or the reconciler) places what is missing.
+    """
+    if not _targets(entry_record):
+        return None
+    entry = dataclasses.replace(entry_record, status=found.status, result=found.to_record())
+    try:
+        return arm_protective_orders(user_id, entry, client, creds)
+    except KlineoError as exc:
+        logger.warning("protective orders not placed on read",
+                       extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})
+        return None
