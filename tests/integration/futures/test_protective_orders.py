@@ -365,3 +365,23 @@ def test_status_of_a_conditional_order_is_read_from_the_algo_service(sim_env, in
     assert response["statusCode"] == 200, response["body"]
     assert body_of(response)["kind"] == "algo" and body_of(response)["status"] == "NEW"
     assert [r.path for r in sim_env.journal if r.method == "GET" and "algoOrder" in r.path] == [ALGO_PATH]
+
+
+def test_hedge_mode_protective_orders_use_position_side_not_reduce_only(sim_env, invoke, create_connection):
+    """GIVEN a hedge-mode account WHEN a MARKET BUY LONG with SL+TP is sent THEN both are SELL on
+    positionSide LONG without reduceOnly (Binance refuses it in hedge mode), for the filled quantity."""
+    connection = create_connection(USER_A, "futures-hedge")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    enable = invoke("futures_enable", event)
+    assert enable["statusCode"] == 200, enable["body"]
+    body = order_body(connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                      positionSide="LONG", stop_loss={"percent": "2"}, take_profit={"percent": "2"})
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    held = _algo_orders(sim_env, connection.account.id)
+    assert len(held) == 2
+    for algo in held.values():
+        assert (algo.side, algo.position_side, algo.reduce_only) == ("SELL", "LONG", False)
+        assert algo.quantity == Decimal("0.002") and algo.status == "NEW"
