@@ -225,9 +225,11 @@ def _prepared(
     connection = context.connection
     client = _futures_client(connection)
     reference = cache(lambda: _reference_price(client, order))
+    if order.quote_quantity is not None:
+        check_order(context, _intent(order))  # switches and state refuse before any Binance call
     order = with_quote_quantity(client, order, reference)
-    check_protective_targets(order, reference)
     check_order(context, _intent(order), reference)
+    check_protective_targets(order, reference)
     creds = connection_credentials(connection)
     if not _intent(order).reduces:
         # A reducing order (a close) needs no settings, and changing margin type under an open

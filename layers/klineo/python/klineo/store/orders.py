@@ -208,9 +208,7 @@ def create_order_record(
         attempt_ms=attempt_ms,
         created_at=now,
         updated_at=now,
-        kind=kind,
-        role=role,
-        parent_client_order_id=parent_client_order_id,
+        kind=kind, role=role, parent_client_order_id=parent_client_order_id,
     )
     try:
         aws.dynamodb().put_item(
@@ -233,9 +231,7 @@ def create_order_record(
                 request=request,
                 params=params,
                 attempt_ms=attempt_ms,
-                kind=kind,
-                role=role,
-                parent_client_order_id=parent_client_order_id,
+                kind=kind, role=role, parent_client_order_id=parent_client_order_id,
             )
         return record, existing
     return record, None
