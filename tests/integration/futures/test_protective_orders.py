@@ -385,3 +385,44 @@ def test_hedge_mode_protective_orders_use_position_side_not_reduce_only(sim_env,
     for algo in held.values():
         assert (algo.side, algo.position_side, algo.reduce_only) == ("SELL", "LONG", False)
         assert algo.quantity == Decimal("0.002") and algo.status == "NEW"
+
+
+def _stop_body(sim: Any, connection_id: str) -> dict[str, Any]:
+    return order_body(connection_id, type="STOP_MARKET", price=None, timeInForce=None, quantity="0.002",
+                      triggerPrice=_price(_mark(sim) * Decimal("1.1")))
+
+
+def test_lost_answer_of_an_algo_order_is_recovered_by_lookup_not_resent(sim_env, invoke, futures_connection):
+    """GIVEN Binance places the algo order but its answer is lost (503 unknown) WHEN sent THEN the order
+    is found by clientAlgoId (source recovered), and POST /fapi/v1/algoOrder went out once."""
+    sim_env.faults.add("http_503_unknown", 1, method="POST", path=ALGO_PATH)
+
+    response = invoke("futures_order", order_event(_stop_body(sim_env, futures_connection.id), key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response)["source"] == "recovered" and body_of(response)["status"] == "NEW"
+    assert len(_algo_posts(sim_env)) == 1 and len(_algo_orders(sim_env, futures_connection.account.id)) == 1
+
+
+def test_algo_order_never_placed_is_sent_again_only_after_recv_window(sim_env, invoke, futures_connection,
+                                                                      monkeypatch):
+    """GIVEN the algo POST timed out without reaching Binance WHEN retried with the key at once THEN
+    unknown_outcome naming the id and nothing sent; once recvWindow has passed THEN placed exactly once."""
+    from klineo.services import algo_orders
+
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    key, body = new_key(), _stop_body(sim_env, futures_connection.id)
+    first = invoke("futures_order", order_event(body, key=key))
+    assert first["statusCode"] == 504, first["body"]
+    client_algo_id = first["body"].split("clientOrderId ")[1].split(" ")[0]
+    assert get_order_record(USER_A, client_algo_id).status == "UNKNOWN"
+
+    early = invoke("futures_order", order_event(body, key=key))
+    assert early["statusCode"] == 504 and len(_algo_posts(sim_env)) == 1, early["body"]
+
+    monkeypatch.setattr(algo_orders, "SETTLE_MARGIN_MS", -10**9)  # as if recvWindow + margin had passed
+    late = invoke("futures_order", order_event(body, key=key))
+
+    assert late["statusCode"] == 200, late["body"]
+    assert body_of(late)["client_order_id"] == client_algo_id
+    assert len(_algo_posts(sim_env)) == 2 and len(_algo_orders(sim_env, futures_connection.account.id)) == 1
