@@ -157,6 +157,10 @@ def test_entry_sl_tp_then_take_profit_fills_and_stop_loss_is_cancelled(sim_env, 
     assert held[tp["client_algo_id"]].reduce_only and held[tp["client_algo_id"]].quantity == Decimal("0.002")
     record = get_order_record(USER_A, sl["client_algo_id"])
     assert record.role == "stop_loss" and record.parent_client_order_id == entry["client_order_id"]
+    positions = invoke("futures_positions", connection_event("futures_positions", futures_connection.id,
+                                                             USER_A, "/futures/positions"))
+    (position,) = body_of(positions)["positions"]
+    assert sorted(g["role"] for g in position["protective_orders"]) == ["stop_loss", "take_profit"]
 
     sim_env.set_mark_price("BTCUSDT", float(Decimal(take_profit) + 1))
 

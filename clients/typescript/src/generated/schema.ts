@@ -1018,6 +1018,11 @@ export interface components {
             reduce_only?: boolean;
             /** Status */
             status: string;
+            /**
+             * Role
+             * @description stop_loss / take_profit when it is an entry's protective order placed through this API; None for any other algo order.
+             */
+            role?: string | null;
         };
         /**
          * OpenOrder

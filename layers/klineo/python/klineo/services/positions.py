@@ -3,7 +3,8 @@
 The view (``list_positions``) is what Binance says now, never our records: /fapi/v3/positionRisk
 (weight 5) for the positions, /fapi/v1/symbolConfig (weight 5, every symbol in one call) for
 leverage and margin type (v3 has neither, facts §11), and /fapi/v1/openAlgoOrders per held symbol
-(weight 1 each) for the protective orders. A liquidation, an ADL or a trade made in Binance's app
+(weight 1 each) for the protective orders, each labelled with its ``role`` when it is one of our
+stop-loss / take-profit orders (one BatchGetItem). A liquidation, an ADL or a trade made in Binance's app
 shows here at once because nothing is cached.
 
 Closing (``close_position``) is an ordinary order through ``klineo.services.futures``: a MARKET
@@ -33,7 +34,7 @@ from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import idempotent_client_order_id
 from klineo.services.protective import cancel_protective_orders
 from klineo.store.connections import Connection, connection_credentials, require_connection
-from klineo.store.orders import get_order_record
+from klineo.store.orders import OrderRecord, get_order_record, get_order_records
 from klineo.validation import SYMBOL_PATTERN
 
 __all__ = ["close_position", "list_positions"]
@@ -60,7 +61,7 @@ def _text(value: Decimal) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
-def _protective(row: dict[str, Any]) -> ProtectiveOrder:
+def _protective(row: dict[str, Any], record: OrderRecord | None) -> ProtectiveOrder:
     algo_id = row.get("algoId")
     trigger, quantity = row.get("triggerPrice"), row.get("quantity")
     return ProtectiveOrder(
@@ -74,6 +75,7 @@ def _protective(row: dict[str, Any]) -> ProtectiveOrder:
         close_position=row.get("closePosition") is True,
         reduce_only=row.get("reduceOnly") is True,
         status=str(row.get("algoStatus", "")),
+        role=record.role if record is not None else None,
     )
 
 
@@ -127,10 +129,12 @@ def list_positions(user_id: str, connection_id: str) -> FuturesPositionsResponse
     if rows:
         client, creds = futures_client(connection), connection_credentials(connection)
         configs = {str(c.get("symbol")): c for c in endpoints.futures_symbol_configs(client, creds)}
-        algos: dict[str, list[ProtectiveOrder]] = {}
-        for symbol in sorted({str(r.get("symbol")) for r in rows}):
-            listed = endpoints.futures_open_algo_orders(client, creds, symbol)
-            algos[symbol] = [_protective(a) for a in listed]
+        listed = {symbol: endpoints.futures_open_algo_orders(client, creds, symbol)
+                  for symbol in sorted({str(r.get("symbol")) for r in rows})}
+        ids = [str(algo.get("clientAlgoId")) for algos_ in listed.values() for algo in algos_]
+        ours = get_order_records(user_id, ids)
+        algos = {symbol: [_protective(algo, ours.get(str(algo.get("clientAlgoId", "")))) for algo in algos_]
+                 for symbol, algos_ in listed.items()}
         positions = [_position(r, configs.get(str(r.get("symbol")), {}), algos[str(r.get("symbol"))])
                      for r in rows]
     note_key_outcome(connection, None)
