@@ -50,6 +50,22 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def no_conditional_type_on_the_order_endpoint(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every futures test on the simulator: its journal holds no -4120 on /fapi/v1/order.
+
+    The simulator answers -4120 to any conditional type sent to /fapi/v1/order (as Binance does since
+    2025-12-09, facts §7), so across the session's journals this proves none of ours ever went there.
+    """
+    if "sim_env" not in request.fixturenames:
+        yield
+        return
+    sim = request.getfixturevalue("sim_env")  # set up now, so it is torn down after this check
+    yield
+    refused = [r for r in sim.journal if r.path == "/fapi/v1/order" and r.code == -4120]
+    assert refused == [], "a conditional order type was sent to /fapi/v1/order"
+
+
+@pytest.fixture(autouse=True)
 def fast_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shorter pauses between lookups after a lost answer (same number of tries)."""
     monkeypatch.setattr(order_core, "QUERY_DELAYS_S", (0.05, 0.1, 0.2, 0.4))

@@ -228,6 +228,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/exchange-connections/{id}/futures/open-orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A connection's open regular and algo orders at Binance, ours marked with origin and role. */
+        get: operations["futures_open_orders_exchange_connections__connection_id__futures_open_orders_get"];
+        put?: never;
+        post?: never;
+        /** Cancel every open regular and algo order on one symbol; answers what was cancelled. */
+        delete: operations["futures_open_orders_cancel_exchange_connections__connection_id__futures_open_orders_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/exchange-connections/{id}/futures/positions/{symbol}/close": {
         parameters: {
             query?: never;
@@ -729,6 +747,10 @@ export interface components {
         /**
          * FuturesOrderRequest
          * @description Body of POST /futures/order: one USDT-M order on one of the caller's connections.
+         *
+         *     MARKET and LIMIT go to /fapi/v1/order; the conditional types (STOP_MARKET, TAKE_PROFIT_MARKET,
+         *     STOP, TAKE_PROFIT, TRAILING_STOP_MARKET) go to Binance's algo order service. Fields are declared
+         *     in the order their rules depend on each other (each validator sees the fields above it).
          */
         FuturesOrderRequest: {
             /** Connection Id */
@@ -744,27 +766,50 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "MARKET" | "LIMIT";
-            /**
-             * Quantity
-             * @example 0.002
-             */
-            quantity: string | number;
-            /** Price */
-            price?: (string | number) | null;
-            /** Timeinforce */
-            timeInForce?: ("GTC" | "IOC" | "FOK" | "GTX") | null;
+            type: "MARKET" | "LIMIT" | "STOP_MARKET" | "TAKE_PROFIT_MARKET" | "STOP" | "TAKE_PROFIT" | "TRAILING_STOP_MARKET";
             /**
              * Reduceonly
              * @default false
              */
             reduceOnly?: boolean;
             /**
+             * Closeposition
+             * @description STOP_MARKET / TAKE_PROFIT_MARKET only: close the whole position.
+             * @default false
+             */
+            closePosition?: boolean;
+            /** Quantity */
+            quantity?: (string | number) | null;
+            /**
+             * Quote Quantity
+             * @description Order size in USDT instead of quantity: converted at the mark price (the limit price for priced orders), rounded down to the symbol's step.
+             */
+            quote_quantity?: (string | number) | null;
+            /** Price */
+            price?: (string | number) | null;
+            /** Triggerprice */
+            triggerPrice?: (string | number) | null;
+            /**
+             * Callbackrate
+             * @description Trailing stop callback, 0.1 to 10 (%).
+             */
+            callbackRate?: (string | number) | null;
+            /** Activationprice */
+            activationPrice?: (string | number) | null;
+            /** Timeinforce */
+            timeInForce?: ("GTC" | "IOC" | "FOK" | "GTX") | null;
+            /** Workingtype */
+            workingType?: ("MARK_PRICE" | "CONTRACT_PRICE") | null;
+            /** Priceprotect */
+            priceProtect?: boolean | null;
+            /**
              * Positionside
              * @default BOTH
              * @enum {string}
              */
             positionSide?: "BOTH" | "LONG" | "SHORT";
+            stop_loss?: components["schemas"]["ProtectiveTarget"] | null;
+            take_profit?: components["schemas"]["ProtectiveTarget"] | null;
         };
         /**
          * FuturesOrderResponse
@@ -808,11 +853,75 @@ export interface components {
             /** Update Time */
             update_time?: number | null;
             /**
+             * Kind
+             * @description order: /fapi/v1/order; algo: Binance's algo (conditional) order service, where client_order_id is the clientAlgoId and order_id the algoId.
+             * @default order
+             * @enum {string}
+             */
+            kind?: "order" | "algo";
+            /** Trigger Price */
+            trigger_price?: string | null;
+            /**
+             * Close Position
+             * @default false
+             */
+            close_position?: boolean;
+            /**
+             * Protective Orders
+             * @description The stop-loss / take-profit attached to this entry, when it asked for any.
+             */
+            protective_orders?: components["schemas"]["ProtectiveOrderState"][] | null;
+            /**
              * Source
              * @description placed: Binance's answer to this request; recovered: the answer was lost and the order was found by clientOrderId; existing: an earlier request with the same Idempotency-Key already placed it; queried: read back from Binance by the status route.
              * @enum {string}
              */
             source: "placed" | "recovered" | "existing" | "queried";
+        };
+        /**
+         * ProtectiveOrderState
+         * @description A stop-loss or take-profit attached to an entry: Binance's algo order, or why it is not placed yet.
+         */
+        ProtectiveOrderState: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "stop_loss" | "take_profit";
+            /**
+             * Client Algo Id
+             * @description Derived from the entry's clientOrderId (suffix -sl or -tp).
+             */
+            client_algo_id: string;
+            /** Type */
+            type: string;
+            /** Trigger Price */
+            trigger_price?: string | null;
+            /** Quantity */
+            quantity?: string | null;
+            /**
+             * Status
+             * @description Binance's algoStatus (NEW, TRIGGERED, FINISHED, CANCELED, ...), or WAITING_FOR_FILL while the entry has not filled (it is placed once it has).
+             */
+            status: string;
+            /** Algo Id */
+            algo_id?: number | null;
+        };
+        /**
+         * ProtectiveTarget
+         * @description Where an attached stop-loss or take-profit fires: a trigger price, or a percent from the fill.
+         */
+        ProtectiveTarget: {
+            /**
+             * Price
+             * @description Trigger price (mark price) in USDT.
+             */
+            price?: (string | number) | null;
+            /**
+             * Percent
+             * @description Distance from the entry's average fill price, in percent (2.5 = 2.5 %).
+             */
+            percent?: (string | number) | null;
         };
         /**
          * FuturesPosition
@@ -909,6 +1018,100 @@ export interface components {
             reduce_only?: boolean;
             /** Status */
             status: string;
+            /**
+             * Role
+             * @description stop_loss / take_profit when it is an entry's protective order placed through this API; None for any other algo order.
+             */
+            role?: string | null;
+        };
+        /**
+         * OpenOrder
+         * @description One open order at Binance: a regular order (/fapi/v1/openOrders) or an algo order not yet fired.
+         */
+        OpenOrder: {
+            /**
+             * Kind
+             * @description order: a regular order; algo: a conditional order of Binance's algo service (client_order_id is its clientAlgoId, order_id its algoId).
+             * @enum {string}
+             */
+            kind: "order" | "algo";
+            /** Client Order Id */
+            client_order_id: string;
+            /** Order Id */
+            order_id?: number | null;
+            /** Symbol */
+            symbol: string;
+            /** Side */
+            side: string;
+            /** Position Side */
+            position_side: string;
+            /** Type */
+            type: string;
+            /** Status */
+            status: string;
+            /** Quantity */
+            quantity?: string | null;
+            /** Executed Quantity */
+            executed_quantity?: string | null;
+            /** Price */
+            price?: string | null;
+            /** Trigger Price */
+            trigger_price?: string | null;
+            /**
+             * Reduce Only
+             * @default false
+             */
+            reduce_only?: boolean;
+            /**
+             * Close Position
+             * @default false
+             */
+            close_position?: boolean;
+            /** Time In Force */
+            time_in_force?: string | null;
+            /** Update Time */
+            update_time?: number | null;
+            /**
+             * Ours
+             * @description True when this order was placed through this API (we hold its record).
+             */
+            ours: boolean;
+            /**
+             * Origin
+             * @description Ours only: api, or the placing strategy's id.
+             */
+            origin?: string | null;
+            /**
+             * Role
+             * @description Ours only: stop_loss / take_profit of an entry.
+             */
+            role?: string | null;
+            /** Parent Client Order Id */
+            parent_client_order_id?: string | null;
+        };
+        /**
+         * OpenOrdersResponse
+         * @description A connection's open orders at Binance (optionally one symbol), regular then algo.
+         */
+        OpenOrdersResponse: {
+            /** Connection Id */
+            connection_id: string;
+            /** Symbol */
+            symbol?: string | null;
+            /** Orders */
+            orders: components["schemas"]["OpenOrder"][];
+        };
+        /**
+         * CancelOpenOrdersResponse
+         * @description What a cancel-all on one symbol cancelled (regular and algo orders), each in its final state.
+         */
+        CancelOpenOrdersResponse: {
+            /** Connection Id */
+            connection_id: string;
+            /** Symbol */
+            symbol: string;
+            /** Cancelled */
+            cancelled: components["schemas"]["OpenOrder"][];
         };
         /**
          * Candle
@@ -4296,6 +4499,388 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FuturesPositionsResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_open_orders_exchange_connections__connection_id__futures_open_orders_get: {
+        parameters: {
+            query?: {
+                symbol?: string | null;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenOrdersResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_open_orders_cancel_exchange_connections__connection_id__futures_open_orders_delete: {
+        parameters: {
+            query?: {
+                symbol?: string | null;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CancelOpenOrdersResponse"];
                 };
             };
             /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */

@@ -19,20 +19,27 @@ __all__ = [
     "API_KEY_PATTERN",
     "CLIENT_ORDER_ID_PATTERN",
     "CLIENT_ORDER_ID_RE",
+    "CONDITIONAL_ORDER_TYPES",
     "CONNECTION_ID_PATTERN",
     "HEX_ID_PATTERN",
     "ORDER_POSITION_SIDES",
     "ORDER_SIDES",
     "ORDER_TIME_IN_FORCE",
     "ORDER_TYPES",
+    "ORDER_WORKING_TYPES",
     "POSITIVE_DECIMAL_PATTERN",
     "STRATEGY_ID_PATTERN",
     "SYMBOL_PATTERN",
     "SYMBOL_RE",
     "check_client_order_id",
+    "check_close_position",
+    "check_conditional_field",
     "check_order_price",
+    "check_order_size",
     "check_private_key",
+    "check_protection",
     "check_reduce_only",
+    "check_trigger",
     "order_time_in_force",
     "positive_decimal",
 ]
@@ -55,6 +62,14 @@ _POSITIVE_DECIMAL_RE = re.compile(POSITIVE_DECIMAL_PATTERN)
 
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
+# Conditional types: Binance takes them only through its algo order service (facts §7, §12).
+CONDITIONAL_ORDER_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET")
+ORDER_WORKING_TYPES = ("MARK_PRICE", "CONTRACT_PRICE")
+# Types that carry a limit price, and types that take closePosition (facts §7).
+_PRICED_TYPES = ("LIMIT", "STOP", "TAKE_PROFIT")
+_CLOSE_POSITION_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+# callbackRate of TRAILING_STOP_MARKET, in percent (facts §7).
+CALLBACK_RATE_MIN, CALLBACK_RATE_MAX = Decimal("0.1"), Decimal(10)
 ORDER_TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
 ORDER_POSITION_SIDES = ("BOTH", "LONG", "SHORT")
 
@@ -86,18 +101,18 @@ def check_client_order_id(client_order_id: Any, field: str = "client_order_id") 
 
 
 def check_order_price(order_type: str | None, price: Decimal | None) -> None:
-    """LIMIT orders need a price above 0; MARKET orders take none."""
-    if order_type == "LIMIT" and (price is None or not price.is_finite() or price <= 0):
-        raise ValueError("price is required for LIMIT orders and must be greater than 0")
-    if order_type == "MARKET" and price is not None:
-        raise ValueError("price must not be sent with MARKET orders")
+    """LIMIT, STOP and TAKE_PROFIT orders need a price above 0; market-type orders take none."""
+    if order_type in _PRICED_TYPES and (price is None or not price.is_finite() or price <= 0):
+        raise ValueError(f"price is required for {order_type} orders and must be greater than 0")
+    if order_type is not None and order_type not in _PRICED_TYPES and price is not None:
+        raise ValueError(f"price must not be sent with {order_type} orders")
 
 
 def order_time_in_force(order_type: str | None, time_in_force: str | None) -> str | None:
-    """The time in force an order is sent with: GTC by default for LIMIT, none for MARKET."""
-    if order_type == "MARKET" and time_in_force is not None:
-        raise ValueError("timeInForce applies to LIMIT orders only")
-    if order_type == "LIMIT" and time_in_force is None:
+    """The time in force an order is sent with: GTC by default for priced types, none for market types."""
+    if order_type is not None and order_type not in _PRICED_TYPES and time_in_force is not None:
+        raise ValueError("timeInForce applies to LIMIT, STOP and TAKE_PROFIT orders only")
+    if order_type in _PRICED_TYPES and time_in_force is None:
         return "GTC"
     if time_in_force is not None and time_in_force not in ORDER_TIME_IN_FORCE:
         raise ValueError("timeInForce must be GTC, IOC, FOK or GTX")
@@ -108,6 +123,61 @@ def check_reduce_only(reduce_only: bool, position_side: str | None) -> None:
     """Binance: reduceOnly "cannot be sent in Hedge Mode" (facts §3)."""
     if reduce_only and position_side not in (None, "BOTH"):
         raise ValueError("reduceOnly cannot be used with positionSide LONG or SHORT (hedge mode)")
+
+
+def check_trigger(order_type: str | None, field: str, value: Decimal | None) -> None:
+    """triggerPrice for STOP*/TAKE_PROFIT*; callbackRate (0.1-10 %) and an optional activationPrice for
+    TRAILING_STOP_MARKET; none of them on MARKET/LIMIT. ``field`` names which of the three ``value`` is."""
+    if order_type is None:
+        return
+    trailing = order_type == "TRAILING_STOP_MARKET"
+    triggered = order_type in CONDITIONAL_ORDER_TYPES and not trailing
+    required = {"triggerPrice": triggered, "callbackRate": trailing}.get(field, False)
+    allowed = required or (field == "activationPrice" and trailing)
+    if required and value is None:
+        raise ValueError(f"{field} is required for {order_type} orders")
+    if value is not None and not allowed:
+        raise ValueError(f"{field} must not be sent with {order_type} orders")
+    if field == "callbackRate" and value is not None and not CALLBACK_RATE_MIN <= value <= CALLBACK_RATE_MAX:
+        raise ValueError("callbackRate must be between 0.1 and 10 (percent)")
+
+
+def check_conditional_field(order_type: str | None, name: str, value: Any) -> None:
+    """workingType and priceProtect apply to the conditional types only."""
+    if value is not None and order_type is not None and order_type not in CONDITIONAL_ORDER_TYPES:
+        raise ValueError(f"{name} applies to conditional orders (STOP, TAKE_PROFIT, ...) only")
+
+
+def check_close_position(order_type: str | None, close_position: bool, reduce_only: bool) -> None:
+    """closePosition: STOP_MARKET or TAKE_PROFIT_MARKET only, never with reduceOnly (facts §7)."""
+    if not close_position:
+        return
+    if order_type not in _CLOSE_POSITION_TYPES:
+        raise ValueError("closePosition applies to STOP_MARKET and TAKE_PROFIT_MARKET orders only")
+    if reduce_only:
+        raise ValueError("closePosition cannot be combined with reduceOnly (it closes the whole position)")
+
+
+def check_order_size(quantity: Decimal | None, quote_quantity: Decimal | None, close_position: bool) -> None:
+    """Exactly one of quantity and quote_quantity; neither with closePosition (the position sets it)."""
+    if close_position:
+        if quantity is not None or quote_quantity is not None:
+            raise ValueError("must not be sent with closePosition, which closes the whole position")
+        return
+    if quantity is None and quote_quantity is None:
+        raise ValueError("send exactly one of quantity and quote_quantity (USDT)")
+    if quantity is not None and quote_quantity is not None:
+        raise ValueError("send exactly one of quantity and quote_quantity, not both")
+
+
+def check_protection(
+    order_type: str | None, side: str | None, reduce_only: bool, position_side: str | None
+) -> None:
+    """stop_loss / take_profit ride on an entry: a MARKET or LIMIT order that opens, never a reducing one."""
+    if order_type is not None and order_type not in ORDER_TYPES:
+        raise ValueError("can only be attached to a MARKET or LIMIT entry")
+    if reduce_only or (side, position_side) in (("SELL", "LONG"), ("BUY", "SHORT")):
+        raise ValueError("cannot be attached to an order that reduces a position (it must open one)")
 
 
 def check_private_key(pem: str, key_type: str) -> Any:

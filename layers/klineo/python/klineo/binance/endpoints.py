@@ -22,16 +22,22 @@ __all__ = [
     "futures_account",
     "futures_account_config",
     "futures_balance",
+    "futures_cancel_algo_order",
+    "futures_cancel_all_algo_orders",
+    "futures_cancel_all_orders",
     "futures_cancel_order",
     "futures_change_leverage",
     "futures_change_margin_type",
     "futures_change_position_mode",
     "futures_leverage_brackets",
     "futures_mark_price",
+    "futures_new_algo_order",
     "futures_new_order",
     "futures_open_algo_orders",
+    "futures_open_orders",
     "futures_position_mode",
     "futures_position_risk",
+    "futures_query_algo_order",
     "futures_query_order",
     "futures_symbol_config",
     "futures_symbol_configs",
@@ -305,13 +311,73 @@ def futures_symbol_configs(client: BinanceClient, creds: Credentials) -> list[di
     return [row for row in rows if isinstance(row, dict)]
 
 
-def futures_open_algo_orders(client: BinanceClient, creds: Credentials, symbol: str) -> list[dict[str, Any]]:
-    """GET /fapi/v1/openAlgoOrders for one symbol (weight 1): its conditional orders not yet fired."""
+def futures_open_algo_orders(
+    client: BinanceClient, creds: Credentials, symbol: str | None
+) -> list[dict[str, Any]]:
+    """GET /fapi/v1/openAlgoOrders (weight 1 for one symbol, 40 for all): conditional orders not yet fired."""
     _require(client, Market.FUTURES)
-    rows = client.signed("GET", "/fapi/v1/openAlgoOrders", {"symbol": _symbol(symbol)}, creds)
+    params = {"symbol": _symbol(symbol)} if symbol is not None else {}
+    rows = client.signed("GET", "/fapi/v1/openAlgoOrders", params, creds)
     if not isinstance(rows, list):
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable open algo orders.")
     return [row for row in rows if isinstance(row, dict)]
+
+
+def futures_new_algo_order(
+    client: BinanceClient, creds: Credentials, params: dict[str, Any]
+) -> dict[str, Any]:
+    """POST /fapi/v1/algoOrder (weight 0, counts as an order; facts §7, §12): a conditional order.
+
+    Never re-sent on an unclear outcome (unknown_outcome: the caller settles it by clientAlgoId).
+    """
+    _require(client, Market.FUTURES)
+    params = {**params, "algoType": "CONDITIONAL", "symbol": _symbol(params.get("symbol", ""))}
+    if params.get("clientAlgoId") is not None:
+        check_client_order_id(params["clientAlgoId"], "clientAlgoId")
+    return client.signed("POST", "/fapi/v1/algoOrder", params, creds)
+
+
+def _algo_id_params(client: BinanceClient, client_algo_id: str) -> dict[str, Any]:
+    _require(client, Market.FUTURES)
+    return {"clientAlgoId": check_client_order_id(client_algo_id, "clientAlgoId")}
+
+
+def futures_query_algo_order(
+    client: BinanceClient, creds: Credentials, client_algo_id: str
+) -> dict[str, Any]:
+    """GET /fapi/v1/algoOrder by clientAlgoId (weight 1); order_not_found (-2013) when Binance has none."""
+    return client.signed("GET", "/fapi/v1/algoOrder", _algo_id_params(client, client_algo_id), creds)
+
+
+def futures_cancel_algo_order(
+    client: BinanceClient, creds: Credentials, client_algo_id: str
+) -> dict[str, Any]:
+    """DELETE /fapi/v1/algoOrder by clientAlgoId (weight 1); -2011 when nothing open has that id."""
+    return client.signed("DELETE", "/fapi/v1/algoOrder", _algo_id_params(client, client_algo_id), creds)
+
+
+def futures_open_orders(
+    client: BinanceClient, creds: Credentials, symbol: str | None
+) -> list[dict[str, Any]]:
+    """GET /fapi/v1/openOrders (weight 1 for one symbol, 40 for all): regular orders still open."""
+    _require(client, Market.FUTURES)
+    params = {"symbol": _symbol(symbol)} if symbol is not None else {}
+    rows = client.signed("GET", "/fapi/v1/openOrders", params, creds)
+    if not isinstance(rows, list):
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable open orders.")
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def futures_cancel_all_orders(client: BinanceClient, creds: Credentials, symbol: str) -> dict[str, Any]:
+    """DELETE /fapi/v1/allOpenOrders (weight 1): every open regular order on the symbol (not algo orders)."""
+    _require(client, Market.FUTURES)
+    return client.signed("DELETE", "/fapi/v1/allOpenOrders", {"symbol": _symbol(symbol)}, creds)
+
+
+def futures_cancel_all_algo_orders(client: BinanceClient, creds: Credentials, symbol: str) -> dict[str, Any]:
+    """DELETE /fapi/v1/algoOpenOrders (weight 1): every open algo order on the symbol."""
+    _require(client, Market.FUTURES)
+    return client.signed("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": _symbol(symbol)}, creds)
 
 
 def futures_leverage_brackets(client: BinanceClient, creds: Credentials, symbol: str) -> list[dict[str, Any]]:

@@ -141,6 +141,28 @@ class SymbolRules(NamedTuple):
             raise _invalid("type", f"order type {order_type} is not supported")
         return order_type in _MARKET_TYPES
 
+    def quantity_for_quote(self, quote: Decimal, price: Decimal, market_order: bool) -> Decimal:
+        """The quantity ``quote`` (in the quote asset) buys at ``price``, rounded DOWN to the step and
+        checked against the lot and notional minimums; refusals name ``quote_quantity``."""
+        if price <= 0:
+            raise _invalid("quote_quantity", "no price to convert quote_quantity with")
+        step, min_qty, _ = self.lot_for(market_order)
+        qty = self.round_quantity(quote / price, market_order)
+        if qty <= 0 or qty < min_qty:
+            raise _invalid(
+                "quote_quantity",
+                f"quote_quantity {_clean(quote)} {self.quote_asset} buys less than the minimum quantity "
+                f"{_clean(min_qty)} (step {_clean(step)}) of {self.symbol} at {_clean(price)}",
+            )
+        if self.min_notional > 0 and qty * price < self.min_notional:
+            raise _invalid(
+                "quote_quantity",
+                f"quote_quantity rounds down to {_clean(qty)} {self.base_asset}, worth {_clean(qty * price)} "
+                f"{self.quote_asset}: below the minimum order value {_clean(self.min_notional)} "
+                f"for {self.symbol}",
+            )
+        return qty
+
     def prepare_quantity(self, quantity: Decimal, market_order: bool) -> Decimal:
         """The quantity rounded down to the lot step, within the lot's minimum and maximum."""
         qty = _to_decimal(quantity, "quantity")

@@ -10,19 +10,34 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from klineo.models.common import PositiveDecimal
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,
+    CONDITIONAL_ORDER_TYPES,
     CONNECTION_ID_PATTERN,
     ORDER_POSITION_SIDES,
     ORDER_SIDES,
     ORDER_TIME_IN_FORCE,
     ORDER_TYPES,
+    ORDER_WORKING_TYPES,
     SYMBOL_PATTERN,
+    check_close_position,
+    check_conditional_field,
     check_order_price,
+    check_order_size,
+    check_protection,
     check_reduce_only,
+    check_trigger,
     order_time_in_force,
 )
 
@@ -33,27 +48,85 @@ __all__ = [
     "FuturesOrderResponse",
     "FuturesStateResponse",
     "FuturesTestResponse",
+    "ProtectiveOrderState",
+    "ProtectiveTarget",
 ]
 
 _Positive = Annotated[PositiveDecimal, Field(max_digits=30, decimal_places=16)]
 
 
+class ProtectiveTarget(BaseModel):
+    """Where an attached stop-loss or take-profit fires: a trigger price, or a percent from the fill."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    price: _Positive | None = Field(default=None, description="Trigger price (mark price) in USDT.")
+    percent: _Positive | None = Field(
+        default=None, lt=100,
+        description="Distance from the entry's average fill price, in percent (2.5 = 2.5 %).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ProtectiveTarget:
+        if (self.price is None) == (self.percent is None):
+            raise ValueError("send exactly one of price and percent")
+        return self
+
+
+# Fields added for conditional, protective and quote-size orders: left out of the fingerprint when
+# unused, so an order recorded before they existed still counts as "the same request" on a retry.
+_ADDED_FIELDS = ("quote_quantity", "triggerPrice", "callbackRate", "activationPrice", "closePosition",
+                 "workingType", "priceProtect", "stop_loss", "take_profit")
+
+
 class FuturesOrderRequest(BaseModel):
-    """Body of POST /futures/order: one USDT-M order on one of the caller's connections."""
+    """Body of POST /futures/order: one USDT-M order on one of the caller's connections.
+
+    MARKET and LIMIT go to /fapi/v1/order; the conditional types (STOP_MARKET, TAKE_PROFIT_MARKET,
+    STOP, TAKE_PROFIT, TRAILING_STOP_MARKET) go to Binance's algo order service. Fields are declared
+    in the order their rules depend on each other (each validator sees the fields above it).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     connection_id: str = Field(pattern=CONNECTION_ID_PATTERN)
     symbol: str = Field(pattern=SYMBOL_PATTERN)
     side: Literal[ORDER_SIDES]  # type: ignore[valid-type]
-    type: Literal[ORDER_TYPES]  # type: ignore[valid-type]
-    quantity: _Positive
+    type: Literal[ORDER_TYPES + CONDITIONAL_ORDER_TYPES]  # type: ignore[valid-type]
+    reduceOnly: StrictBool = False
+    closePosition: StrictBool = Field(
+        default=False, description="STOP_MARKET / TAKE_PROFIT_MARKET only: close the whole position.")
+    quantity: _Positive | None = None
+    quote_quantity: _Positive | None = Field(
+        default=None, validate_default=True,
+        description="Order size in USDT instead of quantity: converted at the mark price (the limit price "
+                    "for priced orders), rounded down to the symbol's step.")
     price: _Positive | None = Field(default=None, validate_default=True)
+    triggerPrice: _Positive | None = Field(default=None, validate_default=True)
+    callbackRate: _Positive | None = Field(default=None, validate_default=True,
+                                           description="Trailing stop callback, 0.1 to 10 (%).")
+    activationPrice: _Positive | None = Field(default=None, validate_default=True)
     timeInForce: Literal[ORDER_TIME_IN_FORCE] | None = Field(  # type: ignore[valid-type]
         default=None, validate_default=True)
-    reduceOnly: StrictBool = False
+    workingType: Literal[ORDER_WORKING_TYPES] | None = Field(  # type: ignore[valid-type]
+        default=None, validate_default=True)
+    priceProtect: StrictBool | None = Field(default=None, validate_default=True)
     positionSide: Literal[ORDER_POSITION_SIDES] = Field(  # type: ignore[valid-type]
         default="BOTH", validate_default=True)
+    stop_loss: ProtectiveTarget | None = Field(default=None, validate_default=True)
+    take_profit: ProtectiveTarget | None = Field(default=None, validate_default=True)
+
+    @field_validator("closePosition")
+    @classmethod
+    def _close_position_fits(cls, value: bool, info: ValidationInfo) -> bool:
+        check_close_position(info.data.get("type"), value, bool(info.data.get("reduceOnly")))
+        return value
+
+    @field_validator("quote_quantity")
+    @classmethod
+    def _one_size(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        if "closePosition" in info.data:  # else closePosition itself was refused, and named
+            check_order_size(info.data.get("quantity"), value, info.data["closePosition"])
+        return value
 
     @field_validator("price")
     @classmethod
@@ -61,10 +134,22 @@ class FuturesOrderRequest(BaseModel):
         check_order_price(info.data.get("type"), value)
         return value
 
+    @field_validator("triggerPrice", "callbackRate", "activationPrice")
+    @classmethod
+    def _trigger_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        check_trigger(info.data.get("type"), str(info.field_name), value)
+        return value
+
     @field_validator("timeInForce")
     @classmethod
     def _time_in_force_matches_type(cls, value: str | None, info: ValidationInfo) -> str | None:
         return order_time_in_force(info.data.get("type"), value)
+
+    @field_validator("workingType", "priceProtect")
+    @classmethod
+    def _conditional_only(cls, value: Any, info: ValidationInfo) -> Any:
+        check_conditional_field(info.data.get("type"), str(info.field_name), value)
+        return value
 
     @field_validator("positionSide")
     @classmethod
@@ -72,9 +157,38 @@ class FuturesOrderRequest(BaseModel):
         check_reduce_only(bool(info.data.get("reduceOnly")), value)
         return value
 
+    @field_validator("stop_loss", "take_profit")
+    @classmethod
+    def _protects_an_entry(cls, value: ProtectiveTarget | None, info: ValidationInfo) -> Any:
+        if value is not None:
+            data = info.data
+            check_protection(data.get("type"), data.get("side"), bool(data.get("reduceOnly")),
+                             data.get("positionSide"))
+        return value
+
+    @property
+    def conditional(self) -> bool:
+        """True for the types Binance takes only through its algo order service."""
+        return self.type in CONDITIONAL_ORDER_TYPES
+
     def fingerprint(self) -> dict[str, Any]:
         """The request as plain JSON values (Decimals as strings): what "the same request" means."""
-        return self.model_dump(mode="json")
+        dump = self.model_dump(mode="json")
+        return {k: v for k, v in dump.items() if k not in _ADDED_FIELDS or v not in (None, False)}
+
+
+class ProtectiveOrderState(BaseModel):
+    """A stop-loss or take-profit attached to an entry: Binance's algo order, or why it is not placed yet."""
+
+    role: Literal["stop_loss", "take_profit"]
+    client_algo_id: str = Field(description="Derived from the entry's clientOrderId (suffix -sl or -tp).")
+    type: str
+    trigger_price: str | None = None
+    quantity: str | None = None
+    status: str = Field(
+        description="Binance's algoStatus (NEW, TRIGGERED, FINISHED, CANCELED, ...), or WAITING_FOR_FILL "
+                    "while the entry has not filled (it is placed once it has).")
+    algo_id: int | None = None
 
 
 class FuturesOrderResponse(BaseModel):
@@ -95,6 +209,15 @@ class FuturesOrderResponse(BaseModel):
     reduce_only: bool = False
     position_side: str = "BOTH"
     update_time: int | None = None
+    kind: Literal["order", "algo"] = Field(
+        default="order",
+        description="order: /fapi/v1/order; algo: Binance's algo (conditional) order service, "
+                                     "where client_order_id is the clientAlgoId and order_id the algoId.")
+    trigger_price: str | None = None
+    close_position: bool = False
+    protective_orders: list[ProtectiveOrderState] | None = Field(
+        default=None,
+        description="The stop-loss / take-profit attached to this entry, when it asked for any.")
     source: Literal["placed", "recovered", "existing", "queried"] = Field(
         description=(
             "placed: Binance's answer to this request; recovered: the answer was lost and the order was "

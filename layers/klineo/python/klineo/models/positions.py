@@ -22,6 +22,8 @@ class ProtectiveOrder(BaseModel):
     close_position: bool = False
     reduce_only: bool = False
     status: str
+    role: str | None = Field(default=None, description="stop_loss / take_profit when it is an entry's "
+                             "protective order placed through this API; None for any other algo order.")
 
 
 class FuturesPosition(BaseModel):

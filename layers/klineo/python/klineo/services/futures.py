@@ -36,6 +36,12 @@ condition checks on other items into that write. Here the order record IS the id
   and only sends it again once Binance provably cannot execute the earlier attempt any more;
   an attempt older than Binance's retention is UNKNOWN_PURGED and never sent again.
 
+Conditional types (STOP*, TAKE_PROFIT*, TRAILING_STOP_MARKET) take the same path to the point where
+the order is sent, which routes them to Binance's algo service (``klineo.services.algo_orders``);
+an entry's ``stop_loss`` / ``take_profit`` are placed after it fills (``klineo.services.protective``),
+also when a retry with the same key replays the entry; ``quote_quantity`` becomes a quantity once the
+claim is held (``klineo.services.order_size``).
+
 Deadline: the whole placement runs inside `call_deadline(Deadline.of_invocation(ctx).at)`, so the
 answer comes before API Gateway's 29 s; an order not settled by then is unknown_outcome with its
 clientOrderId (see klineo.services.orders).
@@ -43,6 +49,7 @@ clientOrderId (see klineo.services.orders).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -62,8 +69,16 @@ from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import logger, metrics
+from klineo.services.algo_orders import (
+    AlgoOrder,
+    prepare_algo_order,
+    query_algo_order,
+    recorded_order,
+    submit_order,
+)
 from klineo.services.futures_account import prepare_symbol
 from klineo.services.key_health import note_key_outcome
+from klineo.services.order_size import with_quote_quantity
 from klineo.services.orders import (
     Deadline,
     FuturesOrder,
@@ -71,8 +86,8 @@ from klineo.services.orders import (
     check_client_order_id,
     idempotent_client_order_id,
     query_futures_order,
-    submit_futures_order,
 )
+from klineo.services.protective import arm_on_read, arm_protective_orders, check_protective_targets
 from klineo.services.risk import OrderIntent, check_order
 from klineo.store.connections import (
     Connection,
@@ -94,6 +109,8 @@ from klineo.store.order_claim import (
     remember_connection,
 )
 from klineo.store.orders import (
+    KIND_ALGO,
+    KIND_ORDER,
     STATUS_REJECTED,
     STATUS_UNKNOWN,
     STATUS_UNKNOWN_PURGED,
@@ -144,6 +161,9 @@ def futures_order_response(
         reduce_only=result.reduce_only,
         position_side=result.position_side,
         update_time=result.update_time,
+        kind=result.kind,
+        trigger_price=format(result.trigger_price, "f") if result.trigger_price is not None else None,
+        close_position=result.close_position,
         source=source or result.source,
     )
 
@@ -156,8 +176,12 @@ def _reference_price(client: BinanceClient, order: FuturesOrderRequest) -> Decim
 
 
 def _intent(order: FuturesOrderRequest) -> OrderIntent:
-    return OrderIntent(symbol=order.symbol, side=order.side, type=order.type, quantity=order.quantity,
-                       price=order.price, reduce_only=order.reduceOnly, position_side=order.positionSide)
+    # closePosition in one-way mode only ever reduces, like reduceOnly (hedge: the side says it).
+    # A quote_quantity order has no quantity before the claim: the gate's limits see it once converted.
+    closes_all = order.closePosition and order.positionSide == "BOTH"
+    return OrderIntent(symbol=order.symbol, side=order.side, type=order.type,
+                       quantity=order.quantity or Decimal(0), price=order.price,
+                       reduce_only=order.reduceOnly or closes_all, position_side=order.positionSide)
 
 
 def _not_found() -> KlineoError:
@@ -217,10 +241,12 @@ def _refuse_by_gates(gated: _Gated, refusal: ClaimRefusal) -> _Gated:
     return gated  # only a setting the order was checked against had changed: claim again with it
 
 
-def _rounded(gated: _Gated) -> FuturesOrder:
+def _rounded(gated: _Gated) -> FuturesOrder | AlgoOrder:
     """The order rounded to the symbol's rules (cached exchange info; mark price for a MARKET order)."""
     order = gated.order
     rules = get_symbol_rules(gated.client, order.symbol)
+    if order.conditional:
+        return prepare_algo_order(rules, order)
     quantity, price = rules.prepare_order(
         order.side, order.type, order.quantity, order.price, gated.reference(), reduce_only=order.reduceOnly,
     )
@@ -239,6 +265,7 @@ def _new_record(gated: _Gated, client_order_id: str, deadline: Deadline) -> Orde
         gated.user_id, client_order_id, connection_id=gated.connection.connection_id,
         symbol=gated.order.symbol, request=gated.order.fingerprint(), params={},
         attempt_ms=int(time.time() * 1000), lease_until_ms=_lease_until_ms(deadline),
+        kind=KIND_ALGO if gated.order.conditional else KIND_ORDER,
     )
 
 
@@ -298,17 +325,35 @@ def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> Fut
     A refusal before sending gives the key back (the claim is deleted): nothing was sent.
     """
     try:
-        check_order(gated.context(), _intent(gated.order), gated.reference)
+        gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
+        _check_limits(gated)
         futures_order = _rounded(gated)
     except KlineoError:
         release_claim(record)
         raise
     outcome = _Outcome(gated.user_id, record.client_order_id, gated.connection,
                        params=futures_order.to_params(record.client_order_id))
-    return outcome.settle(lambda: _send(gated, futures_order, record.client_order_id, deadline))
+    answer = outcome.settle(lambda: _send(gated, futures_order, record.client_order_id, deadline))
+    return _protected(gated, outcome.settled_record(record), answer)
 
 
-def _send(gated: _Gated, futures_order: FuturesOrder, client_order_id: str, deadline: Deadline,
+def _check_limits(gated: _Gated) -> None:
+    """The gate's limits at the reference price, and an attached stop-loss/take-profit on the right side."""
+    check_order(gated.context(), _intent(gated.order), gated.reference)
+    check_protective_targets(gated.order, gated.reference)
+
+
+def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse) -> FuturesOrderResponse:
+    """The entry's answer with its stop-loss/take-profit, placed once it filled (exactly once: their
+    clientAlgoIds derive from the entry's); unchanged when the entry asked for none."""
+    if gated.order.stop_loss is None and gated.order.take_profit is None:
+        return answer
+    creds = connection_credentials(gated.connection)
+    states = arm_protective_orders(gated.user_id, entry, gated.client, creds)
+    return answer.model_copy(update={"protective_orders": states})
+
+
+def _send(gated: _Gated, futures_order: FuturesOrder | AlgoOrder, client_order_id: str, deadline: Deadline,
           before_send: Callable[[], None] | None = None, **resume: Any) -> OrderResult:
     """The connection's settings on the symbol (new exposure only), then the order, exactly once."""
     if before_send is not None:
@@ -319,8 +364,7 @@ def _send(gated: _Gated, futures_order: FuturesOrder, client_order_id: str, dead
     if not _intent(gated.order).reduces and prepare_symbol(gated.client, creds, gated.connection,
                                                            gated.order.symbol):
         forget_connection(gated.user_id, gated.order.connection_id)  # its symbol_settings changed
-    return submit_futures_order(gated.client, creds, futures_order, client_order_id, deadline=deadline,
-                                **resume)
+    return submit_order(gated.client, creds, futures_order, client_order_id, deadline=deadline, **resume)
 
 
 class _Outcome:
@@ -332,6 +376,13 @@ class _Outcome:
         self.params, self.earlier = params, earlier
         self.resent = earlier is None or earlier.status == STATUS_REJECTED
         self.purged = False
+        self.result: OrderResult | None = None
+
+    def settled_record(self, record: OrderRecord) -> OrderRecord:
+        """``record`` as the outcome's update left it (after a successful ``settle``)."""
+        assert self.result is not None
+        return dataclasses.replace(record, params=self.params, status=self.result.status,
+                                   order_id=self.result.order_id, result=self.result.to_record())
 
     def failure_status(self, exc: KlineoError) -> str:
         """UNKNOWN_PURGED, UNKNOWN, REJECTED (Binance refused a send: nothing placed), or the state as was."""
@@ -352,6 +403,7 @@ class _Outcome:
             record_order_outcome_quietly(self.user_id, self.client_order_id, status=self.failure_status(exc),
                                          params=self.params, error={**exc.to_dict(), "code": exc.code})
             raise
+        self.result = result
         record_order_outcome_quietly(self.user_id, self.client_order_id, status=result.status,
                                      params=self.params, order_id=result.order_id, result=result.to_record())
         note_key_outcome(self.connection, None)
@@ -372,7 +424,7 @@ def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal
         )
     replayed = _replay(existing)
     if replayed is not None:
-        return replayed
+        return _protected(gated, existing, replayed)
     if existing.status == STATUS_UNKNOWN_PURGED:
         raise KlineoError(ErrorCategory.CONFLICT, (existing.error or {}).get(
             "message", "Binance no longer knows this order; it will never be sent again. Use a new key."),
@@ -399,15 +451,20 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
     limits first (on the connection the resume claim validated).
     """
     coid = existing.client_order_id
-    recorded = FuturesOrder.from_params(existing.params) if existing.params else _rounded(gated)
-    outcome = _Outcome(gated.user_id, coid, gated.connection, recorded.to_params(coid), earlier=existing)
 
     def limits() -> None:
-        check_order(gated.context(), _intent(gated.order), gated.reference)
+        gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
+        _check_limits(gated)
+
+    if not existing.params:
+        gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
+    recorded = recorded_order(existing) if existing.params else _rounded(gated)
+    outcome = _Outcome(gated.user_id, coid, gated.connection, recorded.to_params(coid), earlier=existing)
 
     if existing.status == STATUS_REJECTED:
         # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
-        return outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_send=limits))
+        answer = outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_send=limits))
+        return _protected(gated, outcome.settled_record(existing), answer)
     attempt_ms = int(time.time() * 1000)
 
     def claim() -> None:
@@ -420,8 +477,9 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
     def purged() -> None:
         outcome.purged = True
 
-    return outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_resend=claim,
-                                        earlier_attempt_ms=existing.attempt_ms, when_purged=purged))
+    answer = outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_resend=claim,
+                                          earlier_attempt_ms=existing.attempt_ms, when_purged=purged))
+    return _protected(gated, outcome.settled_record(existing), answer)
 
 
 def _check_idempotency_key(value: str | None) -> str:
@@ -486,7 +544,11 @@ def get_futures_order_status(
         )
     connection = require_connection(user_id, connection_id)
     creds = connection_credentials(connection)
-    found = query_futures_order(_futures_client(connection), creds, symbol, client_order_id)
+    client = _futures_client(connection)
+    if record is not None and record.kind == KIND_ALGO:
+        found = query_algo_order(client, creds, client_order_id)
+    else:
+        found = query_futures_order(client, creds, symbol, client_order_id)
     if found is None:
         raise KlineoError(
             ErrorCategory.ORDER_NOT_FOUND,
@@ -502,4 +564,6 @@ def get_futures_order_status(
         )
         if record.status == STATUS_UNKNOWN:
             metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
-    return futures_order_response(found, connection_id)
+    response = futures_order_response(found, connection_id)
+    protective = arm_on_read(user_id, record, found, client, creds) if record else None
+    return response if protective is None else response.model_copy(update={"protective_orders": protective})

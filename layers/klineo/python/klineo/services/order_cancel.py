@@ -1,4 +1,4 @@
-"""Cancelling one of the caller's regular futures orders, exactly once: the answer is its final state.
+"""Cancelling one of the caller's futures orders, exactly once: the answer is its final state.
 
 The order is found through the caller's own order record (only orders placed through this API can
 be cancelled here). A record already holding a final state answers from the record with no Binance
@@ -9,6 +9,10 @@ filled cannot be cancelled: 409 naming its state. The outcome is written to the 
 
 The cancel runs under the route's deadline (``klineo.services.orders.Deadline``): every Binance
 call's timeouts and retry waits end before API Gateway gives up.
+
+An algo (conditional) order record (kind ``algo``) is cancelled the same way through the algo service
+(``klineo.services.algo_orders.cancel_algo_order``: DELETE /fapi/v1/algoOrder by clientAlgoId, then
+its state read back); one that already fired (TRIGGERED / FINISHED) answers 409 with that state.
 
 Cancels do not pass the risk gate (``klineo.services.risk``): they never add exposure, so no kill
 switch, limit or disabled connection may stop them.
@@ -21,19 +25,35 @@ from typing import Any
 from klineo.binance import call_deadline, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderResponse
+from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
 from klineo.services.futures import futures_order_response
 from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import Deadline, OrderResult, check_client_order_id, query_futures_order
 from klineo.store.connections import connection_credentials, require_connection
-from klineo.store.orders import STATUS_REJECTED, OrderRecord, get_order_record, record_order_outcome_quietly
+from klineo.store.orders import (
+    KIND_ALGO,
+    STATUS_REJECTED,
+    OrderRecord,
+    get_order_record,
+    record_order_outcome_quietly,
+)
 
 __all__ = ["cancel_futures_order"]
 
 _FINAL = frozenset({"CANCELED", "EXPIRED", "FILLED", "EXPIRED_IN_MATCH"})
+# Final states that mean "nothing left to cancel" (a regular order filled, an algo order fired).
+_DONE = frozenset({"FILLED", "TRIGGERED", "FINISHED"})
 
 
 def _filled_conflict(result: OrderResult) -> KlineoError:
+    if result.kind == KIND_ALGO:
+        return KlineoError(
+            ErrorCategory.CONFLICT,
+            f"The conditional order already fired ({result.status}): it placed its order and there is "
+            "nothing left to cancel.",
+            field="clientOrderId",
+        )
     return KlineoError(
         ErrorCategory.CONFLICT,
         f"The order is already {result.status} ({format(result.executed_quantity, 'f')} of "
@@ -43,7 +63,7 @@ def _filled_conflict(result: OrderResult) -> KlineoError:
 
 
 def _answer(result: OrderResult, connection_id: str) -> FuturesOrderResponse:
-    if result.status == "FILLED":
+    if result.status in _DONE:
         raise _filled_conflict(result)
     return futures_order_response(result, connection_id)
 
@@ -62,6 +82,14 @@ def _send_cancel(record: OrderRecord) -> OrderResult:
     """One DELETE; on -2011 or a lost answer, Binance's own state of the order (read back once)."""
     connection = require_connection(record.user_id, record.connection_id)
     client, creds = futures_client(connection), connection_credentials(connection)
+    if record.kind == KIND_ALGO:
+        try:
+            result = cancel_algo_order(client, creds, record.client_order_id)
+        except KlineoError as exc:
+            note_key_outcome(connection, exc)
+            raise
+        note_key_outcome(connection, None)
+        return result
     try:
         body = endpoints.futures_cancel_order(client, creds, record.symbol, record.client_order_id)
     except KlineoError as exc:
@@ -87,7 +115,7 @@ def cancel_futures_order(
 ) -> FuturesOrderResponse:
     """Cancel the caller's order ``client_order_id``; its final state (see the module docstring)."""
     record = _own_record(user_id, client_order_id)
-    if record.status in _FINAL and record.result is not None:
+    if record.status in _FINAL | ALGO_FINAL and record.result is not None:
         return _answer(OrderResult.from_record(record.result).with_source("existing"), record.connection_id)
     with call_deadline(Deadline.of_invocation(lambda_context).at):
         result = _send_cancel(record)

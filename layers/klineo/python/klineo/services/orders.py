@@ -86,6 +86,7 @@ __all__ = [
     "Deadline",
     "FuturesOrder",
     "OrderResult",
+    "absent_earlier_attempt",
     "check_client_order_id",
     "idempotent_client_order_id",
     "new_client_order_id",
@@ -264,6 +265,11 @@ class OrderResult:
     position_side: str
     update_time: int | None
     source: str
+    # An algo (conditional) order: client_order_id is its clientAlgoId, order_id its algoId, status
+    # its algoStatus (klineo.services.algo_orders reads Binance's algo answers into this shape).
+    kind: str = "order"
+    trigger_price: Decimal | None = None
+    close_position: bool = False
 
     @classmethod
     def from_binance(cls, body: dict[str, Any], source: str) -> OrderResult:
@@ -308,7 +314,7 @@ class OrderResult:
         values = dict(record)
         for name in ("quantity", "executed_quantity"):
             values[name] = Decimal(str(values[name]))
-        for name in ("price", "average_price"):
+        for name in ("price", "average_price", "trigger_price"):
             values[name] = _decimal_or_none(values.get(name))
         for name in ("order_id", "update_time"):
             values[name] = int(values[name]) if values.get(name) is not None else None
@@ -438,7 +444,7 @@ def _purged(client_order_id: str, age_ms: float) -> KlineoError:
     )
 
 
-def _absent_earlier(
+def absent_earlier_attempt(
     client: BinanceClient,
     client_order_id: str,
     earlier_attempt_ms: int,
@@ -486,7 +492,7 @@ def submit_futures_order(
         existing = _lookup_earlier(client, creds, order.symbol, client_order_id)
         if existing is not None:
             return existing
-        _absent_earlier(client, client_order_id, earlier_attempt_ms, clock() * 1000, when_purged)
+        absent_earlier_attempt(client, client_order_id, earlier_attempt_ms, clock() * 1000, when_purged)
         if before_resend is not None:
             before_resend()
         logger.info(

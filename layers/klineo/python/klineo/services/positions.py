@@ -3,7 +3,8 @@
 The view (``list_positions``) is what Binance says now, never our records: /fapi/v3/positionRisk
 (weight 5) for the positions, /fapi/v1/symbolConfig (weight 5, every symbol in one call) for
 leverage and margin type (v3 has neither, facts §11), and /fapi/v1/openAlgoOrders per held symbol
-(weight 1 each) for the protective orders. A liquidation, an ADL or a trade made in Binance's app
+(weight 1 each) for the protective orders, each labelled with its ``role`` when it is one of our
+stop-loss / take-profit orders (one BatchGetItem). A liquidation, an ADL or a trade made in Binance's app
 shows here at once because nothing is cached.
 
 Closing (``close_position``) is an ordinary order through ``klineo.services.futures``: a MARKET
@@ -12,6 +13,8 @@ refuses reduceOnly). It passes the same risk gate (a close passes under a kill s
 exactly-once machinery; the Idempotency-Key is required (428 without it). A retry with the same key
 does not read the position again (it may be 0 by then): the order the key placed is found from its
 record and repeated with the same body, so the idempotency layer answers with the first outcome.
+After the close, the open algo orders that close that position side (our stop-loss / take-profit
+and any other reduce-only or closePosition ones) are cancelled (``klineo.services.protective``).
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from klineo.binance import call_deadline, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.models.positions import FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
+from klineo.observability import logger
 from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import Deadline, idempotent_client_order_id
+from klineo.services.protective import cancel_protective_orders
 from klineo.store.connections import Connection, connection_credentials, require_connection
-from klineo.store.orders import get_order_record
+from klineo.store.orders import OrderRecord, get_order_record, get_order_records
 from klineo.validation import SYMBOL_PATTERN
 
 __all__ = ["close_position", "list_positions"]
@@ -56,7 +61,7 @@ def _text(value: Decimal) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
-def _protective(row: dict[str, Any]) -> ProtectiveOrder:
+def _protective(row: dict[str, Any], record: OrderRecord | None) -> ProtectiveOrder:
     algo_id = row.get("algoId")
     trigger, quantity = row.get("triggerPrice"), row.get("quantity")
     return ProtectiveOrder(
@@ -70,6 +75,7 @@ def _protective(row: dict[str, Any]) -> ProtectiveOrder:
         close_position=row.get("closePosition") is True,
         reduce_only=row.get("reduceOnly") is True,
         status=str(row.get("algoStatus", "")),
+        role=record.role if record is not None else None,
     )
 
 
@@ -123,10 +129,12 @@ def list_positions(user_id: str, connection_id: str) -> FuturesPositionsResponse
     if rows:
         client, creds = futures_client(connection), connection_credentials(connection)
         configs = {str(c.get("symbol")): c for c in endpoints.futures_symbol_configs(client, creds)}
-        algos: dict[str, list[ProtectiveOrder]] = {}
-        for symbol in sorted({str(r.get("symbol")) for r in rows}):
-            listed = endpoints.futures_open_algo_orders(client, creds, symbol)
-            algos[symbol] = [_protective(a) for a in listed]
+        listed = {symbol: endpoints.futures_open_algo_orders(client, creds, symbol)
+                  for symbol in sorted({str(r.get("symbol")) for r in rows})}
+        ids = [str(algo.get("clientAlgoId")) for algos_ in listed.values() for algo in algos_]
+        ours = get_order_records(user_id, ids)
+        algos = {symbol: [_protective(algo, ours.get(str(algo.get("clientAlgoId", "")))) for algo in algos_]
+                 for symbol, algos_ in listed.items()}
         positions = [_position(r, configs.get(str(r.get("symbol")), {}), algos[str(r.get("symbol"))])
                      for r in rows]
     note_key_outcome(connection, None)
@@ -204,4 +212,16 @@ def close_position(
         # The position read is under the route's deadline too (the order then takes a fresh one).
         with call_deadline(Deadline.of_invocation(lambda_context).at):
             order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
-    return place_futures_order(user_id, order, idempotency_key, lambda_context)
+    closed = place_futures_order(user_id, order, idempotency_key, lambda_context)
+    _cancel_guards(user_id, connection_id, symbol, order.positionSide)
+    return closed
+
+
+def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str) -> None:
+    """After a close, no protective order may stay armed on that side: a stale stop must never close a
+    later position. A failure here never hides the close's outcome (the reconciler cleans up later)."""
+    try:
+        cancel_protective_orders(user_id, require_connection(user_id, connection_id), symbol, position_side)
+    except KlineoError as exc:
+        logger.warning("protective orders not cancelled after a close",
+                       extra={"symbol": symbol, "category": str(exc.category)})

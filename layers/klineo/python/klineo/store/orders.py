@@ -45,6 +45,7 @@ __all__ = [
     "claim_resend",
     "create_order_record",
     "get_order_record",
+    "get_order_records",
     "pending_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
@@ -194,6 +195,9 @@ def pending_record(
     params: dict[str, str],
     attempt_ms: int,
     lease_until_ms: int | None = None,
+    kind: str = KIND_ORDER,
+    role: str | None = None,
+    parent_client_order_id: str | None = None,
 ) -> OrderRecord:
     """A new PENDING record, created now (not written)."""
     now = _now_iso()
@@ -209,6 +213,9 @@ def pending_record(
         created_at=now,
         updated_at=now,
         lease_until_ms=lease_until_ms,
+        kind=kind,
+        role=role,
+        parent_client_order_id=parent_client_order_id,
     )
 
 
@@ -221,15 +228,20 @@ def create_order_record(
     request: dict[str, Any],
     params: dict[str, str],
     attempt_ms: int,
+    kind: str = KIND_ORDER,
+    role: str | None = None,
+    parent_client_order_id: str | None = None,
 ) -> tuple[OrderRecord, OrderRecord | None]:
     """Write the PENDING record unless one exists: (the new record, None) or (unused, the existing one).
 
     One conditional PutItem; on conflict the existing item comes back with the failed condition.
-    `request` holds the caller's validated body (strings, bools, None), `params` what is sent to Binance.
+    `request` holds the caller's validated body (strings, bools, None), `params` what is sent to Binance;
+    `kind`, `role` and `parent_client_order_id` label algo and protective orders (see OrderRecord).
     (API orders are claimed with klineo.store.order_claim instead; this writes a record without a lease.)
     """
     record = pending_record(user_id, client_order_id, connection_id=connection_id, symbol=symbol,
-                            request=request, params=params, attempt_ms=attempt_ms)
+                            request=request, params=params, attempt_ms=attempt_ms, kind=kind, role=role,
+                            parent_client_order_id=parent_client_order_id)
     try:
         aws.dynamodb().put_item(
             TableName=get_settings().data_table,
@@ -251,6 +263,7 @@ def create_order_record(
                 request=request,
                 params=params,
                 attempt_ms=attempt_ms,
+                kind=kind, role=role, parent_client_order_id=parent_client_order_id,
             )
         return record, existing
     return record, None
@@ -320,3 +333,20 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
             return False
         raise
     return True
+
+
+def get_order_records(user_id: str, client_order_ids: list[str]) -> dict[str, OrderRecord]:
+    """The caller's records among ``client_order_ids`` (BatchGetItem, 100 keys a call), by id."""
+    found: dict[str, OrderRecord] = {}
+    table = get_settings().data_table
+    ids = sorted(set(client_order_ids))
+    for start in range(0, len(ids), 100):
+        keys = [_key(user_id, i) for i in ids[start:start + 100]]
+        request = {table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = aws.dynamodb().batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                record = OrderRecord.from_item(item)
+                found[record.client_order_id] = record
+            request = response.get("UnprocessedKeys") or {}
+    return found

@@ -1,0 +1,52 @@
+"""Response models of the open-orders routes: Binance's open regular and algo orders, ours marked."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["CancelOpenOrdersResponse", "OpenOrder", "OpenOrdersResponse"]
+
+
+class OpenOrder(BaseModel):
+    """One open order at Binance: a regular order (/fapi/v1/openOrders) or an algo order not yet fired."""
+
+    kind: Literal["order", "algo"] = Field(
+        description="order: a regular order; algo: a conditional order of Binance's algo service "
+                    "(client_order_id is its clientAlgoId, order_id its algoId).")
+    client_order_id: str
+    order_id: int | None = None
+    symbol: str
+    side: str
+    position_side: str
+    type: str
+    status: str
+    quantity: str | None = None
+    executed_quantity: str | None = None
+    price: str | None = None
+    trigger_price: str | None = None
+    reduce_only: bool = False
+    close_position: bool = False
+    time_in_force: str | None = None
+    update_time: int | None = None
+    ours: bool = Field(description="True when this order was placed through this API (we hold its record).")
+    origin: str | None = Field(default=None, description="Ours only: api, or the placing strategy's id.")
+    role: str | None = Field(default=None, description="Ours only: stop_loss / take_profit of an entry.")
+    parent_client_order_id: str | None = None
+
+
+class OpenOrdersResponse(BaseModel):
+    """A connection's open orders at Binance (optionally one symbol), regular then algo."""
+
+    connection_id: str
+    symbol: str | None = None
+    orders: list[OpenOrder]
+
+
+class CancelOpenOrdersResponse(BaseModel):
+    """What a cancel-all on one symbol cancelled (regular and algo orders), each in its final state."""
+
+    connection_id: str
+    symbol: str
+    cancelled: list[OpenOrder]

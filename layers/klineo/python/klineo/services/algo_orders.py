@@ -1,0 +1,325 @@
+"""Conditional orders through Binance's algo order service, exactly once: place, look up, cancel.
+
+Since 2025-12-09 Binance takes STOP, STOP_MARKET, TAKE_PROFIT, TAKE_PROFIT_MARKET and
+TRAILING_STOP_MARKET only at ``POST /fapi/v1/algoOrder`` (``/fapi/v1/order`` answers -4120; facts
+§7, §12). Nothing here ever sends them to ``/fapi/v1/order``.
+
+Exactly once, the same rules as regular orders (``klineo.services.orders``), keyed on the
+``clientAlgoId`` (our derived id, the order record's ``client_order_id``):
+- a lost answer is settled by looking the algo order up by clientAlgoId a few times, never by
+  sending it again;
+- a clientAlgoId already used by an open algo order is refused by Binance (-4116, facts §12): the
+  existing order is looked up and returned;
+- a retry (``earlier_attempt_ms``) looks the order up first and only sends it again once the earlier
+  attempt is provably past recvWindow (the signed request can no longer be accepted) and absent.
+
+``submit_order`` is the single point where an order is sent: it routes an ``AlgoOrder`` here and a
+``FuturesOrder`` to ``klineo.services.orders.submit_futures_order``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
+from klineo.binance.filters import SymbolRules
+from klineo.errors import KlineoError
+from klineo.observability import logger
+from klineo.services.orders import (
+    QUERY_DELAYS_S,
+    SETTLE_BUDGET_S,
+    Deadline,
+    FuturesOrder,
+    OrderResult,
+    absent_earlier_attempt,
+    submit_futures_order,
+)
+from klineo.store.orders import KIND_ALGO, OrderRecord
+from klineo.validation import check_client_order_id
+
+__all__ = [
+    "ALGO_FINAL",
+    "AlgoOrder",
+    "algo_result",
+    "cancel_algo_order",
+    "prepare_algo_order",
+    "query_algo_order",
+    "recorded_order",
+    "submit_algo_order",
+    "submit_order",
+]
+
+# algoStatus values after which the algo order can no longer fire (facts §7).
+ALGO_FINAL = frozenset({"CANCELED", "EXPIRED", "REJECTED", "TRIGGERED", "FINISHED"})
+_ORDER_DOES_NOT_EXIST = -2013
+_NOTHING_OPEN = -2011
+_CLIENT_ID_DUPLICATED = -4116
+_WOULD_IMMEDIATELY_TRIGGER = -2021
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        number = Decimal(str(value)) if value not in (None, "") else None
+    except ArithmeticError:
+        return None
+    return number if number is not None and number.is_finite() and number > 0 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgoOrder:
+    """One conditional order, rounded to the symbol's filters, as ``POST /fapi/v1/algoOrder`` takes it."""
+
+    symbol: str
+    side: str
+    type: str
+    quantity: Decimal | None
+    trigger_price: Decimal | None = None
+    price: Decimal | None = None
+    callback_rate: Decimal | None = None
+    activation_price: Decimal | None = None
+    time_in_force: str | None = None
+    reduce_only: bool = False
+    close_position: bool = False
+    position_side: str = "BOTH"
+    working_type: str | None = None
+    price_protect: bool | None = None
+
+    _PARAMS = (("quantity", "quantity"), ("trigger_price", "triggerPrice"), ("price", "price"),
+               ("callback_rate", "callbackRate"), ("activation_price", "activatePrice"))
+
+    def to_params(self, client_algo_id: str) -> dict[str, str]:
+        """The POST /fapi/v1/algoOrder parameters (algoType added by the endpoint), all strings."""
+        params = {"symbol": self.symbol, "side": self.side, "type": self.type,
+                  "positionSide": self.position_side, "clientAlgoId": client_algo_id}
+        for attribute, name in self._PARAMS:
+            value = getattr(self, attribute)
+            if value is not None:
+                params[name] = _plain(value)
+        if self.time_in_force is not None:
+            params["timeInForce"] = self.time_in_force
+        if self.working_type is not None:
+            params["workingType"] = self.working_type
+        if self.price_protect is not None:
+            params["priceProtect"] = "true" if self.price_protect else "false"
+        # Binance refuses reduceOnly in hedge mode and with closePosition: only sent when true.
+        if self.reduce_only:
+            params["reduceOnly"] = "true"
+        if self.close_position:
+            params["closePosition"] = "true"
+        return params
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> AlgoOrder:
+        """Inverse of ``to_params`` (an algo order exactly as an earlier attempt sent it)."""
+        values: dict[str, Any] = {a: _decimal(params.get(n)) for a, n in cls._PARAMS}
+        return cls(symbol=params["symbol"], side=params["side"], type=params["type"],
+                   time_in_force=params.get("timeInForce"), reduce_only=params.get("reduceOnly") == "true",
+                   close_position=params.get("closePosition") == "true",
+                   position_side=params.get("positionSide", "BOTH"), working_type=params.get("workingType"),
+                   price_protect={"true": True, "false": False}.get(params.get("priceProtect", "")),
+                   **values)
+
+
+def _rounded_price(rules: SymbolRules, value: Decimal | None, field: str) -> Decimal | None:
+    """A price-like value on the symbol's tick grid; the refusal names ``field``."""
+    if value is None:
+        return None
+    try:
+        return rules.prepare_price(value, "LIMIT")
+    except KlineoError as exc:
+        raise KlineoError(exc.category, exc.message.replace("price", field, 1), field=field) from None
+
+
+def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
+    """The request's conditional order (a validated FuturesOrderRequest) rounded to the symbol's rules."""
+    market_type = order.type.endswith("MARKET")
+    quantity = None if order.closePosition else rules.prepare_quantity(order.quantity, market_type)
+    trigger = _rounded_price(rules, order.triggerPrice, "triggerPrice")
+    price = _rounded_price(rules, order.price, "price")
+    if quantity is not None and not order.reduceOnly:
+        # Valued where it will execute: its limit price, else its trigger (trailing: its activation).
+        reference = price or trigger or order.activationPrice
+        rules.check_notional(quantity, price, reference, market_type, order.reduceOnly)
+    return AlgoOrder(
+        symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, trigger_price=trigger,
+        price=price, callback_rate=order.callbackRate,
+        activation_price=_rounded_price(rules, order.activationPrice, "activationPrice"),
+        time_in_force=order.timeInForce, reduce_only=order.reduceOnly, close_position=order.closePosition,
+        position_side=order.positionSide, working_type=order.workingType, price_protect=order.priceProtect,
+    )
+
+
+def algo_result(body: dict[str, Any], source: str) -> OrderResult:
+    """Binance's algo order object (new, query or list answer) in the shape of an order result."""
+    algo_id = body.get("algoId")
+    update_time = body.get("updateTime") or body.get("createTime")
+    actual_price = _decimal(body.get("actualPrice"))
+    return OrderResult(
+        client_order_id=str(body.get("clientAlgoId", "")),
+        order_id=int(algo_id) if str(algo_id).isdigit() else None,
+        symbol=str(body.get("symbol", "")),
+        side=str(body.get("side", "")),
+        type=str(body.get("orderType") or body.get("type") or ""),
+        status=str(body.get("algoStatus", "")),
+        quantity=_decimal(body.get("quantity")) or Decimal(0),
+        executed_quantity=Decimal(0),
+        price=_decimal(body.get("price")),
+        average_price=actual_price,
+        time_in_force=body.get("timeInForce") or None,
+        reduce_only=body.get("reduceOnly") is True,
+        position_side=str(body.get("positionSide") or "BOTH"),
+        update_time=int(update_time) if isinstance(update_time, int) else None,
+        source=source,
+        kind=KIND_ALGO,
+        trigger_price=_decimal(body.get("triggerPrice")),
+        close_position=body.get("closePosition") is True,
+    )
+
+
+def query_algo_order(
+    client: BinanceClient, creds: Credentials, client_algo_id: str, *, source: str = "queried"
+) -> OrderResult | None:
+    """The algo order with this clientAlgoId (GET /fapi/v1/algoOrder), or None when Binance has none."""
+    try:
+        body = endpoints.futures_query_algo_order(client, creds, client_algo_id)
+    except KlineoError as exc:
+        if exc.code == _ORDER_DOES_NOT_EXIST or exc.category == ErrorCategory.ORDER_NOT_FOUND:
+            return None
+        raise
+    return algo_result(body, source)
+
+
+def _unknown(client_algo_id: str, detail: str) -> KlineoError:
+    return KlineoError(
+        ErrorCategory.UNKNOWN_OUTCOME,
+        f"{detail}; the conditional order's outcome is unknown. Look it up by clientOrderId {client_algo_id} "
+        "(or repeat the request with the same Idempotency-Key) before placing it again",
+    )
+
+
+def _settle(
+    client: BinanceClient, creds: Credentials, client_algo_id: str,
+    clock: Callable[[], float], sleep: Callable[[float], None], deadline: Deadline | None = None,
+) -> OrderResult:
+    """After a lost answer: look the algo order up a few times with backoff; never send it again."""
+    started = clock()
+    for delay in QUERY_DELAYS_S:
+        if clock() - started + delay > SETTLE_BUDGET_S:
+            break
+        if deadline is not None and deadline.left(clock) < delay + 1.0:
+            break
+        sleep(delay)
+        try:
+            found = query_algo_order(client, creds, client_algo_id, source="recovered")
+        except KlineoError as exc:
+            logger.warning("algo order lookup failed",
+                           extra={"client_order_id": client_algo_id, "category": str(exc.category)})
+            continue
+        if found is not None:
+            return found
+    raise _unknown(client_algo_id,
+                   "Binance did not answer the conditional order and has not confirmed it since")
+
+
+def _refused(exc: KlineoError) -> KlineoError:
+    """Binance's refusal, with -2021 said the way it means on the algo service."""
+    if exc.code == _WOULD_IMMEDIATELY_TRIGGER:
+        return KlineoError(ErrorCategory.ORDER_REJECTED,
+                           "The trigger price is already crossed: the order would trigger immediately.",
+                           status=exc.status, code=exc.code, field="triggerPrice")
+    return exc
+
+
+def submit_algo_order(
+    client: BinanceClient,
+    creds: Credentials,
+    order: AlgoOrder,
+    client_algo_id: str,
+    *,
+    earlier_attempt_ms: int | None = None,
+    before_resend: Callable[[], None] | None = None,
+    when_purged: Callable[[], None] | None = None,
+    deadline: Deadline | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> OrderResult:
+    """Place ``order`` under ``client_algo_id`` at most once per call; see the module docstring.
+
+    The resend rules are the regular orders' (``klineo.services.orders.submit_futures_order``): a
+    failed lookup of an earlier attempt is UNKNOWN_OUTCOME, an attempt older than Binance's retention
+    is purged and never sent again, a younger absent one is sent only once past recvWindow.
+    """
+    check_client_order_id(client_algo_id)
+    if earlier_attempt_ms is not None:
+        try:
+            existing = query_algo_order(client, creds, client_algo_id, source="existing")
+        except KlineoError as exc:
+            raise _unknown(client_algo_id, "an earlier attempt may have reached Binance and looking it "
+                                           f"up failed ({exc.category})") from None
+        if existing is not None:
+            return existing
+        absent_earlier_attempt(client, client_algo_id, earlier_attempt_ms, clock() * 1000, when_purged)
+        if before_resend is not None:
+            before_resend()
+    try:
+        body = endpoints.futures_new_algo_order(client, creds, order.to_params(client_algo_id))
+    except KlineoError as exc:
+        if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
+            logger.warning("algo order answer lost; looking it up", extra={"client_order_id": client_algo_id})
+            return _settle(client, creds, client_algo_id, clock, sleep, deadline)
+        if exc.code == _CLIENT_ID_DUPLICATED:
+            existing = query_algo_order(client, creds, client_algo_id, source="existing")
+            if existing is not None:
+                return existing
+        raise _refused(exc) from None
+    return algo_result(body, "placed")
+
+
+def submit_order(
+    client: BinanceClient, creds: Credentials, order: FuturesOrder | AlgoOrder, client_order_id: str,
+    **options: Any,
+) -> OrderResult:
+    """Where every order is sent: conditional types to the algo service, others to /fapi/v1/order."""
+    if isinstance(order, AlgoOrder):
+        return submit_algo_order(client, creds, order, client_order_id, **options)
+    return submit_futures_order(client, creds, order, client_order_id, **options)
+
+
+def recorded_order(record: OrderRecord) -> FuturesOrder | AlgoOrder:
+    """The order exactly as the record's earlier attempt sent it."""
+    if record.kind == KIND_ALGO:
+        return AlgoOrder.from_params(record.params)
+    return FuturesOrder.from_params(record.params)
+
+
+def cancel_algo_order(client: BinanceClient, creds: Credentials, client_algo_id: str) -> OrderResult:
+    """Cancel by clientAlgoId (DELETE /fapi/v1/algoOrder), then read Binance's final state of it.
+
+    -2011 (nothing open under that id) or a lost answer: the order is read back; an algo order still
+    open after that is UNKNOWN_OUTCOME (send the cancel again), one Binance no longer knows is
+    ORDER_NOT_FOUND.
+    """
+    try:
+        endpoints.futures_cancel_algo_order(client, creds, client_algo_id)
+    except KlineoError as exc:
+        settle = exc.code == _NOTHING_OPEN or exc.category in (ErrorCategory.ORDER_NOT_FOUND,
+                                                                  ErrorCategory.UNKNOWN_OUTCOME)
+        if not settle:
+            raise
+    found = query_algo_order(client, creds, client_algo_id)
+    if found is None:
+        raise KlineoError(ErrorCategory.ORDER_NOT_FOUND,
+                          "Binance no longer knows this conditional order (it may have been purged).")
+    if found.status not in ALGO_FINAL:
+        raise KlineoError(ErrorCategory.UNKNOWN_OUTCOME,
+                          "Binance did not confirm the cancel and the conditional order is still open; "
+                          "send the cancel again.")
+    return found

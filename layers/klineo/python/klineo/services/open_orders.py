@@ -1,0 +1,129 @@
+"""A connection's open orders at Binance (regular and algo), ours marked, and cancel-all on one symbol.
+
+Listing reads what Binance holds now, never our records alone: ``GET /fapi/v1/openOrders`` and
+``GET /fapi/v1/openAlgoOrders`` (weight 1 each for one symbol, 40 each for all symbols; facts §12).
+Each order whose id we hold a record for is marked ``ours`` with the record's origin and role (one
+BatchGetItem for all of them). Orders placed in Binance's app or by another program show too.
+A stop-loss or take-profit of ours whose sibling has fired is cancelled on this read and left out
+(``klineo.services.protective.cancel_fired_siblings``).
+
+Cancel-all (``symbol`` required) lists the symbol's open orders, then sends
+``DELETE /fapi/v1/allOpenOrders`` and ``DELETE /fapi/v1/algoOpenOrders`` (Binance's regular
+cancel-all does not touch algo orders: facts §7). Our own orders are read back one by one (weight 1
+each) so their records get Binance's final state (an order that filled in between stays FILLED);
+the others are answered CANCELED, as Binance's cancel-all confirmation says. A cancel passes no risk
+gate: it never adds exposure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from klineo.binance import BinanceClient, Credentials, endpoints
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.open_orders import CancelOpenOrdersResponse, OpenOrder, OpenOrdersResponse
+from klineo.services.algo_orders import algo_result, query_algo_order
+from klineo.services.futures_account import futures_client
+from klineo.services.key_health import note_key_outcome
+from klineo.services.orders import OrderResult, query_futures_order
+from klineo.services.protective import cancel_fired_siblings
+from klineo.store.connections import Connection, connection_credentials, require_connection
+from klineo.store.orders import KIND_ALGO, OrderRecord, get_order_records, record_order_outcome_quietly
+from klineo.validation import SYMBOL_PATTERN
+
+__all__ = ["cancel_open_orders", "list_open_orders"]
+
+
+def _check_symbol(symbol: str | None, required: bool) -> None:
+    if symbol is None and required:
+        raise KlineoError(ErrorCategory.INVALID_REQUEST,
+                          "symbol is required: cancel-all works on one symbol at a time", field="symbol")
+    if symbol is not None and re.fullmatch(SYMBOL_PATTERN, symbol) is None:
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol must be 2 to 20 capital letters or digits",
+                          field="symbol")
+
+
+def _text(value: object) -> str | None:
+    return format(value.normalize(), "f") if value is not None else None  # type: ignore[attr-defined]
+
+
+def _open_order(result: OrderResult, record: OrderRecord | None) -> OpenOrder:
+    algo = result.kind == KIND_ALGO
+    return OpenOrder(
+        kind=result.kind, client_order_id=result.client_order_id, order_id=result.order_id,
+        symbol=result.symbol, side=result.side, position_side=result.position_side, type=result.type,
+        status=result.status, quantity=_text(result.quantity) if result.quantity else None,
+        executed_quantity=None if algo else _text(result.executed_quantity), price=_text(result.price),
+        trigger_price=_text(result.trigger_price), reduce_only=result.reduce_only,
+        close_position=result.close_position, time_in_force=result.time_in_force,
+        update_time=result.update_time, ours=record is not None,
+        origin=record.origin if record else None, role=record.role if record else None,
+        parent_client_order_id=record.parent_client_order_id if record else None,
+    )
+
+
+def _open_results(connection: Connection, client: BinanceClient, creds: Credentials,
+                  symbol: str | None) -> list[OrderResult]:
+    """Binance's open regular orders, then its open algo orders."""
+    try:
+        regular = endpoints.futures_open_orders(client, creds, symbol)
+        algo = endpoints.futures_open_algo_orders(client, creds, symbol)
+    except KlineoError as exc:
+        note_key_outcome(connection, exc)
+        raise
+    note_key_outcome(connection, None)
+    regular_results = [OrderResult.from_binance(r, "queried") for r in regular]
+    return regular_results + [algo_result(r, "queried") for r in algo]
+
+
+def list_open_orders(user_id: str, connection_id: str, symbol: str | None = None) -> OpenOrdersResponse:
+    """The connection's open orders at Binance (one symbol, or all), ours marked (module docstring)."""
+    _check_symbol(symbol, required=False)
+    connection = require_connection(user_id, connection_id)
+    client, creds = futures_client(connection), connection_credentials(connection)
+    results = _open_results(connection, client, creds, symbol)
+    records = get_order_records(user_id, [r.client_order_id for r in results if r.client_order_id])
+    algo_records = {r.client_order_id: records[r.client_order_id] for r in results
+                    if r.kind == KIND_ALGO and r.client_order_id in records}
+    gone = {c.client_order_id for c in cancel_fired_siblings(user_id, client, creds, algo_records)}
+    orders = [_open_order(r, records.get(r.client_order_id))
+              for r in results if r.client_order_id not in gone]
+    return OpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol, orders=orders)
+
+
+def _final(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult:
+    """Binance's state of one of our orders after the cancel-all (the listed one if it cannot be read)."""
+    try:
+        if result.kind == KIND_ALGO:
+            found = query_algo_order(client, creds, result.client_order_id)
+        else:
+            found = query_futures_order(client, creds, result.symbol, result.client_order_id)
+    except KlineoError:
+        found = None
+    return found or dataclasses.replace(result, status="CANCELED")
+
+
+def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> CancelOpenOrdersResponse:
+    """Cancel every open regular and algo order on ``symbol``; what was cancelled (module docstring)."""
+    _check_symbol(symbol, required=True)
+    symbol = str(symbol)
+    connection = require_connection(user_id, connection_id)
+    client, creds = futures_client(connection), connection_credentials(connection)
+    listed = _open_results(connection, client, creds, symbol)
+    if listed:
+        endpoints.futures_cancel_all_orders(client, creds, symbol)
+        endpoints.futures_cancel_all_algo_orders(client, creds, symbol)
+    records = get_order_records(user_id, [r.client_order_id for r in listed if r.client_order_id])
+    cancelled = []
+    for result in listed:
+        record = records.get(result.client_order_id)
+        if record is None:
+            cancelled.append(_open_order(dataclasses.replace(result, status="CANCELED"), None))
+            continue
+        final = _final(client, creds, result)
+        record_order_outcome_quietly(user_id, final.client_order_id, status=final.status,
+                                     order_id=final.order_id, result=final.to_record())
+        cancelled.append(_open_order(final, record))
+    return CancelOpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol,
+                                    cancelled=cancelled)

@@ -1,0 +1,326 @@
+"""Stop-loss and take-profit attached to an entry, placed through Binance's algo service exactly once.
+
+Shape (``POST /futures/order`` on a MARKET or LIMIT entry that opens a position):
+``"stop_loss": {"price": "58000"}`` or ``{"percent": "2.5"}``, the same for ``take_profit``. A
+percent is taken from the entry's average fill price: a long's stop-loss fires 2.5 % below it, its
+take-profit above it (a short's the other way). An explicit price must lie on the protecting side of
+the entry's reference price (the limit price, or the mark for MARKET), else the entry is refused
+before anything is sent (field ``stop_loss`` / ``take_profit``).
+
+What is placed, right after the entry filled: a STOP_MARKET (stop-loss) and a TAKE_PROFIT_MARKET
+(take-profit) on the closing side, ``workingType=MARK_PRICE`` (a wick of the last price does not
+fire them), for the entry's EXECUTED quantity: ``reduceOnly`` in one-way mode, the entry's
+``positionSide`` in hedge mode (where Binance refuses reduceOnly). Not ``closePosition``: that
+closes the whole position, including size other orders add later, while a reduce-only order for the
+filled quantity protects exactly what this entry bought and can never open or flip a position.
+
+When: a MARKET entry fills at once, so both are placed in the same request. A LIMIT entry that
+rests answers ``WAITING_FOR_FILL``; ``arm_protective_orders`` places them once it has filled: on
+the next status read of the entry (``arm_on_read``), or by the reconciler at the latest. Only a FILLED entry,
+or one that ended with a partial fill, is armed: a partly filled open order waits for its end.
+
+Exactly once: each ``clientAlgoId`` is derived from the entry's clientOrderId (its first 33
+characters + ``-sl`` / ``-tp``: 36 characters within Binance's ``^[\\.A-Z\\:/a-z0-9_-]{1,36}$``), and
+recorded (kind ``algo``, ``role``, ``parent_client_order_id``) with a conditional put before sending;
+an existing record is resumed (looked up by clientAlgoId, never re-sent blindly), so a retry places
+only what is missing and never doubles. A transient failure raises (retryable) after the entry is
+recorded: repeating the request with the same Idempotency-Key places the missing order. A
+definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
+
+Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
+symbol (ours and any other reduce-only / closePosition ones) after a close. When one of an entry's
+pair fires, ``cancel_fired_siblings`` cancels the other on the next read of the open orders (the
+reconciler does it at the latest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import BinanceClient, Credentials, endpoints
+from klineo.binance.filters import SymbolRules, get_symbol_rules
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
+from klineo.observability import logger
+from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, query_algo_order, submit_algo_order
+from klineo.services.futures_account import futures_client
+from klineo.services.orders import OrderResult, query_futures_order
+from klineo.store.connections import Connection, connection_credentials
+from klineo.store.orders import (
+    FINAL_STATUSES,
+    KIND_ALGO,
+    STATUS_REJECTED,
+    STATUS_UNKNOWN,
+    OrderRecord,
+    claim_resend,
+    create_order_record,
+    get_order_record,
+    record_order_outcome_quietly,
+)
+
+__all__ = [
+    "ROLES",
+    "WAITING_FOR_FILL",
+    "arm_on_read",
+    "arm_protective_orders",
+    "cancel_fired_siblings",
+    "cancel_protective_orders",
+    "check_protective_targets",
+    "protective_client_algo_id",
+]
+
+ROLES = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "TAKE_PROFIT_MARKET")}
+WAITING_FOR_FILL = "WAITING_FOR_FILL"
+_CLOSING_IN_HEDGE = (("SELL", "LONG"), ("BUY", "SHORT"))
+
+
+def protective_client_algo_id(entry_client_order_id: str, role: str) -> str:
+    """The clientAlgoId of an entry's stop-loss (-sl) or take-profit (-tp): at most 36 characters."""
+    return entry_client_order_id[:33] + ROLES[role][0]
+
+
+def _fires_below(role: str, entry_side: str) -> bool:
+    """A long's stop-loss and a short's take-profit fire below the entry; the other two above."""
+    return (role == "stop_loss") == (entry_side == "BUY")
+
+
+def check_protective_targets(order: FuturesOrderRequest, reference_price: Callable[[], Decimal]) -> None:
+    """Refuse (before the entry is sent) an explicit trigger price on the wrong side of the entry."""
+    for role in ROLES:
+        target = getattr(order, role)
+        if target is None or target.price is None:
+            continue
+        reference = reference_price()
+        below = _fires_below(role, order.side)
+        if (target.price >= reference) if below else (target.price <= reference):
+            where = "below" if below else "above"
+            raise KlineoError(
+                ErrorCategory.INVALID_REQUEST,
+                f"{role}.price must be {where} the entry price ({format(reference.normalize(), 'f')}) "
+                f"for a {order.side} entry",
+                field=role,
+            )
+
+
+def _targets(entry: OrderRecord) -> dict[str, dict[str, Any]]:
+    return {role: entry.request[role] for role in ROLES if isinstance(entry.request.get(role), dict)}
+
+
+def _trigger(role: str, target: dict[str, Any], entry_side: str, average: Decimal | None,
+             rules: SymbolRules) -> Decimal:
+    """The trigger price on the tick grid (rounded down): the given price, or percent from the fill."""
+    if target.get("price") is not None:
+        return rules.round_price(Decimal(str(target["price"])))
+    if average is None:
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
+                          "The entry's fill price is not known yet; repeat the request with the same "
+                          "Idempotency-Key to place its stop-loss / take-profit.")
+    share = Decimal(str(target["percent"])) / 100
+    return rules.round_price(average * (1 - share if _fires_below(role, entry_side) else 1 + share))
+
+
+def _fill(entry: OrderRecord, client: BinanceClient, creds: Credentials) -> tuple[Decimal, Decimal | None]:
+    """(executed quantity, average fill price) of the entry; the price is read back when not recorded."""
+    result = OrderResult.from_record(entry.result or {})
+    average = result.average_price
+    if average is None and result.executed_quantity > 0:
+        found = query_futures_order(client, creds, entry.symbol, entry.client_order_id)
+        average = found.average_price if found is not None else None
+    return result.executed_quantity, average
+
+
+def _filled(entry: OrderRecord) -> bool:
+    executed = Decimal(str((entry.result or {}).get("executed_quantity") or 0))
+    return entry.status == "FILLED" or (entry.status in FINAL_STATUSES and executed > 0)
+
+
+def _state(role: str, client_algo_id: str, result: OrderResult | None, status: str) -> ProtectiveOrderState:
+    def text(value: Decimal | None) -> str | None:
+        return format(value.normalize(), "f") if value is not None else None
+
+    return ProtectiveOrderState(
+        role=role, client_algo_id=client_algo_id, type=ROLES[role][1],
+        trigger_price=text(result.trigger_price) if result else None,
+        quantity=text(result.quantity) if result else None,
+        status=result.status if result else status, algo_id=result.order_id if result else None,
+    )
+
+
+def _protective_order(entry: OrderRecord, role: str, trigger: Decimal, quantity: Decimal) -> AlgoOrder:
+    side, position_side = entry.params["side"], entry.params.get("positionSide", "BOTH")
+    return AlgoOrder(
+        symbol=entry.symbol, side="SELL" if side == "BUY" else "BUY", type=ROLES[role][1], quantity=quantity,
+        trigger_price=trigger, reduce_only=position_side == "BOTH", position_side=position_side,
+        working_type="MARK_PRICE",
+    )
+
+
+def _resume(user_id: str, existing: OrderRecord, client: BinanceClient, creds: Credentials) -> OrderResult:
+    """A protective order recorded earlier: its recorded state, or placed once it provably is not there."""
+    if existing.settled and existing.result is not None:
+        return OrderResult.from_record(existing.result).with_source("existing")
+    attempt_ms = int(time.time() * 1000)
+
+    def claim() -> None:
+        if not claim_resend(user_id, existing.client_order_id, previous_attempt_ms=existing.attempt_ms,
+                            attempt_ms=attempt_ms):
+            raise KlineoError(ErrorCategory.CONFLICT, "Another request is placing this protective order "
+                              "right now; retry in a moment.", retryable=True)
+
+    algo = AlgoOrder.from_params(existing.params)
+    if existing.status == STATUS_REJECTED:
+        # Binance refused the earlier attempt (transiently): nothing was placed; send once claimed.
+        claim()
+        return submit_algo_order(client, creds, algo, existing.client_order_id)
+    return submit_algo_order(client, creds, algo, existing.client_order_id,
+                             earlier_attempt_ms=existing.attempt_ms, before_resend=claim)
+
+
+def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, client: BinanceClient,
+             creds: Credentials) -> ProtectiveOrderState:
+    """One protective order, exactly once: record, send (or resume), record the outcome."""
+    algo_id = protective_client_algo_id(entry.client_order_id, role)
+    _record, existing = create_order_record(
+        user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
+        request={"role": role, "target": entry.request[role]}, params=algo.to_params(algo_id),
+        attempt_ms=int(time.time() * 1000), kind=KIND_ALGO, role=role,
+        parent_client_order_id=entry.client_order_id,
+    )
+    refused_before = existing is not None and existing.status == STATUS_REJECTED
+    if refused_before and not (existing.error or {}).get("retryable"):
+        return _state(role, algo_id, None, STATUS_REJECTED)  # refused for good (e.g. trigger crossed)
+    try:
+        result = submit_algo_order(client, creds, algo, algo_id) if existing is None else _resume(
+            user_id, existing, client, creds)
+    except KlineoError as exc:
+        if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
+            record_order_outcome_quietly(user_id, algo_id, status=STATUS_UNKNOWN, error=exc.to_dict())
+            raise
+        if existing is not None and not refused_before:
+            raise  # a lookup failed: the record keeps its state and the next attempt looks again
+        # The POST itself failed definitively: nothing was placed.
+        record_order_outcome_quietly(user_id, algo_id, status=STATUS_REJECTED,
+                                     error={**exc.to_dict(), "code": exc.code})
+        if exc.retryable:
+            raise
+        logger.warning("protective order refused", extra={"client_order_id": algo_id, "code": exc.code})
+        return _state(role, algo_id, None, STATUS_REJECTED)
+    record_order_outcome_quietly(user_id, algo_id, status=result.status, order_id=result.order_id,
+                                 result=result.to_record())
+    return _state(role, algo_id, result, result.status)
+
+
+def arm_protective_orders(
+    user_id: str, entry_record: OrderRecord, client: BinanceClient, creds: Credentials
+) -> list[ProtectiveOrderState]:
+    """Place the entry's stop-loss / take-profit once it has filled (see the module docstring).
+
+    Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
+    KlineoError when one could not be placed for a transient reason (the others are placed first).
+    """
+    targets = _targets(entry_record)
+    if not _filled(entry_record):
+        return [_state(role, protective_client_algo_id(entry_record.client_order_id, role), None,
+                       WAITING_FOR_FILL) for role in targets]
+    rules = get_symbol_rules(client, entry_record.symbol)
+    quantity, average = _fill(entry_record, client, creds)
+    states, failure = [], None
+    for role, target in targets.items():
+        try:
+            trigger = _trigger(role, target, entry_record.params["side"], average, rules)
+            algo = _protective_order(entry_record, role, trigger, quantity)
+            states.append(_arm_one(user_id, entry_record, role, algo, client, creds))
+        except KlineoError as exc:
+            failure = failure or (role, exc)
+    if failure is not None:
+        role, exc = failure
+        raise KlineoError(
+            exc.category,
+            f"The entry {entry_record.client_order_id} is {entry_record.status}, but its {role} could not be "
+            f"placed yet: {exc.message} Repeat the request with the same Idempotency-Key to place it.",
+            retry_after=exc.retry_after, retryable=True,
+        )
+    return states
+
+
+def _closes(row: dict[str, Any], position_side: str) -> bool:
+    """True for an open algo order that closes this position side (reduce-only, closePosition, or hedge)."""
+    side, held = str(row.get("side", "")), str(row.get("positionSide") or "BOTH")
+    flagged = row.get("reduceOnly") is True or row.get("closePosition") is True
+    closing = flagged or (side, held) in _CLOSING_IN_HEDGE
+    return held == position_side and closing
+
+
+def cancel_protective_orders(
+    user_id: str, connection: Connection, symbol: str, position_side: str
+) -> list[OrderResult]:
+    """Cancel the open algo orders closing ``position_side`` of ``symbol``; our records get the outcome."""
+    client, creds = futures_client(connection), connection_credentials(connection)
+    cancelled = []
+    for row in endpoints.futures_open_algo_orders(client, creds, symbol):
+        if not _closes(row, position_side):
+            continue
+        result = cancel_algo_order(client, creds, str(row.get("clientAlgoId", "")))
+        if get_order_record(user_id, result.client_order_id) is not None:
+            record_order_outcome_quietly(user_id, result.client_order_id, status=result.status,
+                                         order_id=result.order_id, result=result.to_record())
+        cancelled.append(result)
+    return cancelled
+
+
+def _fired(user_id: str, client: BinanceClient, creds: Credentials, client_algo_id: str) -> bool:
+    """True when our protective order ``client_algo_id`` fired (Binance's state read, and recorded)."""
+    found = query_algo_order(client, creds, client_algo_id)
+    if found is None:
+        return False
+    record_order_outcome_quietly(user_id, client_algo_id, status=found.status, order_id=found.order_id,
+                                 result=found.to_record())
+    return found.status in ("TRIGGERED", "FINISHED")
+
+
+def cancel_fired_siblings(
+    user_id: str, client: BinanceClient, creds: Credentials, open_records: dict[str, OrderRecord]
+) -> list[OrderResult]:
+    """Cancel each open protective order of ours whose sibling (the entry's other one) has fired.
+
+    ``open_records``: our records of algo orders Binance lists as open. A sibling that is recorded
+    but no longer open is read once (weight 1); only when it TRIGGERED / FINISHED is this one
+    cancelled (a sibling the user cancelled elsewhere leaves it armed).
+    """
+    cancelled = []
+    for client_algo_id, record in open_records.items():
+        if record.role not in ROLES or record.parent_client_order_id is None:
+            continue
+        other = "take_profit" if record.role == "stop_loss" else "stop_loss"
+        sibling_id = protective_client_algo_id(record.parent_client_order_id, other)
+        sibling = get_order_record(user_id, sibling_id)
+        if sibling is None or sibling_id in open_records or not _fired(user_id, client, creds, sibling_id):
+            continue
+        result = cancel_algo_order(client, creds, client_algo_id)
+        record_order_outcome_quietly(user_id, client_algo_id, status=result.status, order_id=result.order_id,
+                                     result=result.to_record())
+        cancelled.append(result)
+    return cancelled
+
+
+def arm_on_read(
+    user_id: str, entry_record: OrderRecord, found: OrderResult, client: BinanceClient, creds: Credentials
+) -> list[ProtectiveOrderState] | None:
+    """On a status read of an entry: arm its stop-loss / take-profit once it has filled; their states.
+
+    None when the entry asked for none. A failure is logged, never raised: the read answers the
+    entry's state, and the next read (or the reconciler) places what is missing.
+    """
+    if not _targets(entry_record):
+        return None
+    entry = dataclasses.replace(entry_record, status=found.status, result=found.to_record())
+    try:
+        return arm_protective_orders(user_id, entry, client, creds)
+    except KlineoError as exc:
+        logger.warning("protective orders not placed on read",
+                       extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})
+        return None

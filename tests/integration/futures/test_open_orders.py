@@ -1,0 +1,107 @@
+"""Open orders (regular and algo, ours marked) and cancel-all, against moto and the simulator."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from klineo.store.orders import get_order_record
+
+from tests.integration.api.conftest import USER_A, USER_B, connection_event
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
+
+SUFFIX = "/futures/open-orders"
+
+
+def _event(name: str, connection_id: str, symbol: str | None, user: str = USER_A) -> dict[str, Any]:
+    event = connection_event(name, connection_id, user, SUFFIX)
+    event["rawQueryString"] = f"symbol={symbol}" if symbol else ""
+    if symbol:
+        event["queryStringParameters"] = {"symbol": symbol}
+    else:
+        event.pop("queryStringParameters", None)
+    return event
+
+
+def _place(invoke: Any, body: dict[str, Any]) -> dict[str, Any]:
+    response = invoke("futures_order", order_event(body, key=new_key()))
+    assert response["statusCode"] == 200, response["body"]
+    return body_of(response)
+
+
+def _foreign_algo(sim: Any, account_id: str) -> None:
+    """A conditional order placed as if from Binance's app (not through this API)."""
+    mark = Decimal(str(sim.mark_price("BTCUSDT")))
+    sim.state.algo.place(sim.account(account_id), {
+        "algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET",
+        "triggerPrice": format((mark * Decimal("1.3")).quantize(Decimal("0.1")), "f"), "quantity": "0.002",
+        "clientAlgoId": "app-stop-1",
+    }, time.time() * 1000)
+
+
+def _with_entry_and_guards(sim: Any, invoke: Any, connection: Any) -> tuple[dict[str, Any], ...]:
+    resting = _place(invoke, order_body(connection.id))
+    entry = _place(invoke, order_body(connection.id, type="MARKET", price=None, timeInForce=None,
+                                      quantity="0.002", stop_loss={"percent": "5"}))
+    _foreign_algo(sim, connection.account.id)
+    return resting, entry
+
+
+def test_open_orders_list_regular_and_algo_with_ours_marked(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT, an entry's stop-loss and a foreign algo order WHEN open orders are read
+    THEN all three are listed; ours carry origin and role, the foreign one ours=false."""
+    resting, entry = _with_entry_and_guards(sim_env, invoke, futures_connection)
+
+    response = invoke("futures_open_orders", _event("futures_open_orders", futures_connection.id, "BTCUSDT"))
+
+    assert response["statusCode"] == 200, response["body"]
+    orders = {o["client_order_id"]: o for o in body_of(response)["orders"]}
+    (stop_loss,) = entry["protective_orders"]
+    assert set(orders) == {resting["client_order_id"], stop_loss["client_algo_id"], "app-stop-1"}
+    limit = orders[resting["client_order_id"]]
+    assert limit["kind"] == "order" and limit["ours"] and limit["origin"] == "api"
+    guard = orders[stop_loss["client_algo_id"]]
+    assert guard["kind"] == "algo" and guard["ours"] and guard["role"] == "stop_loss"
+    assert guard["origin"] == "api" and guard["parent_client_order_id"] == entry["client_order_id"]
+    assert orders["app-stop-1"]["ours"] is False and orders["app-stop-1"]["origin"] is None
+
+
+def test_cancel_all_cancels_regular_and_algo_orders_and_updates_records(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT, a stop-loss and a foreign algo order WHEN cancel-all on BTCUSDT
+    THEN all three are answered cancelled, Binance holds none open, and our records say CANCELED."""
+    resting, entry = _with_entry_and_guards(sim_env, invoke, futures_connection)
+
+    response = invoke("futures_open_orders_cancel",
+                      _event("futures_open_orders_cancel", futures_connection.id, "BTCUSDT"))
+
+    assert response["statusCode"] == 200, response["body"]
+    cancelled = {o["client_order_id"]: o["status"] for o in body_of(response)["cancelled"]}
+    (stop_loss,) = entry["protective_orders"]
+    assert cancelled == {resting["client_order_id"]: "CANCELED", stop_loss["client_algo_id"]: "CANCELED",
+                         "app-stop-1": "CANCELED"}
+    after = invoke("futures_open_orders", _event("futures_open_orders", futures_connection.id, "BTCUSDT"))
+    assert body_of(after)["orders"] == []
+    assert get_order_record(USER_A, resting["client_order_id"]).status == "CANCELED"
+    assert get_order_record(USER_A, stop_loss["client_algo_id"]).status == "CANCELED"
+
+
+def test_cancel_all_without_symbol_is_refused_naming_it(sim_env, invoke, futures_connection):
+    """GIVEN no symbol WHEN cancel-all is sent THEN 400 naming symbol, and nothing reaches Binance."""
+    before = len(sim_env.journal)
+
+    response = invoke("futures_open_orders_cancel",
+                      _event("futures_open_orders_cancel", futures_connection.id, None))
+
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["field"] == "symbol" and len(sim_env.journal) == before
+
+
+def test_open_orders_of_another_users_connection_are_not_found(sim_env, invoke, futures_connection):
+    """GIVEN USER_A's connection WHEN USER_B reads its open orders THEN 404 and no Binance call."""
+    before = len(sim_env.journal)
+
+    response = invoke("futures_open_orders",
+                      _event("futures_open_orders", futures_connection.id, None, user=USER_B))
+
+    assert response["statusCode"] == 404 and len(sim_env.journal) == before

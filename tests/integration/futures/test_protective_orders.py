@@ -1,0 +1,432 @@
+"""Conditional orders, attached stop-loss/take-profit and quote-size orders against moto and the simulator.
+
+Every test here also passes through ``no_conditional_type_on_the_order_endpoint`` (conftest): the
+journal of the whole session shows no conditional type ever sent to /fapi/v1/order.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from klineo.store.orders import get_order_record
+
+from local.binance_sim.testing import SignedClient
+from tests.helpers import load_event, with_user
+from tests.integration.api.conftest import USER_A, at_path, connection_event
+from tests.integration.futures.helpers import (
+    ORDER_PATH,
+    body_of,
+    new_key,
+    order_body,
+    order_event,
+    raise_notional_limit,
+    status_event,
+)
+
+ALGO_PATH = "/fapi/v1/algoOrder"
+
+
+def _mark(sim: Any) -> Decimal:
+    return Decimal(str(sim.mark_price("BTCUSDT")))
+
+
+def _price(value: Decimal) -> str:
+    return format(value.quantize(Decimal("0.1")), "f")
+
+
+def _algo_posts(sim: Any) -> list[Any]:
+    return [r for r in sim.journal if r.method == "POST" and r.path == ALGO_PATH]
+
+
+def _position_amount(sim: Any, account_id: str) -> Decimal:
+    account = sim.account(account_id)
+    rows = sim.state.futures.position_risk(account, "BTCUSDT", time.time() * 1000, 3)
+    return sum((Decimal(r["positionAmt"]) for r in rows), Decimal(0))
+
+
+def _algo_orders(sim: Any, account_id: str) -> dict[str, Any]:
+    state = sim.state.futures.state_for(sim.account(account_id), time.time() * 1000)
+    return {a.client_algo_id: a for a in list(state.algo_orders.values())}
+
+
+def _entry_with_protection(invoke: Any, connection_id: str, key: str, **protection: Any) -> dict[str, Any]:
+    body = order_body(connection_id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                      **protection)
+    return invoke("futures_order", order_event(body, key=key))
+
+
+def _open_orders_event(connection_id: str) -> dict[str, Any]:
+    event = connection_event("futures_open_orders", connection_id, USER_A, "/futures/open-orders")
+    event["rawQueryString"], event["queryStringParameters"] = "symbol=BTCUSDT", {"symbol": "BTCUSDT"}
+    return event
+
+
+def _cancel_event(client_order_id: str) -> dict[str, Any]:
+    event = at_path(load_event("futures_order_cancel"), f"/futures/order/{client_order_id}",
+                    clientOrderId=client_order_id)
+    return with_user(event, USER_A)
+
+
+def test_stop_market_goes_to_the_algo_service_and_is_recorded_as_algo(sim_env, invoke, futures_connection):
+    """GIVEN a STOP_MARKET BUY above the mark WHEN sent THEN one POST /fapi/v1/algoOrder, none to
+    /fapi/v1/order, and the record is kind=algo with the clientAlgoId Binance holds."""
+    trigger = _price(_mark(sim_env) * Decimal("1.1"))
+    body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", triggerPrice=trigger, workingType="MARK_PRICE")
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    answer = body_of(response)
+    assert answer["kind"] == "algo" and answer["status"] == "NEW" and answer["type"] == "STOP_MARKET"
+    assert Decimal(answer["trigger_price"]) == Decimal(trigger)
+    assert len(_algo_posts(sim_env)) == 1
+    assert not [r for r in sim_env.journal if r.path == ORDER_PATH and r.method == "POST"]
+    held = _algo_orders(sim_env, futures_connection.account.id)[answer["client_order_id"]]
+    assert held.working_type == "MARK_PRICE" and held.quantity == Decimal("0.002")
+    record = get_order_record(USER_A, answer["client_order_id"])
+    assert record.kind == "algo" and record.status == "NEW" and record.params["clientAlgoId"] == answer[
+        "client_order_id"]
+
+
+def test_conditional_order_sent_twice_with_one_key_is_placed_once(sim_env, invoke, futures_connection):
+    """GIVEN a TAKE_PROFIT (priced) SELL WHEN sent twice with one key THEN one algo POST, same answer."""
+    mark = _mark(sim_env)
+    body = order_body(futures_connection.id, side="SELL", type="TAKE_PROFIT", quantity="0.002",
+                      price=_price(mark * Decimal("1.2")), triggerPrice=_price(mark * Decimal("1.1")))
+    key = new_key()
+
+    first = invoke("futures_order", order_event(body, key=key))
+    second = invoke("futures_order", order_event(body, key=key))
+
+    assert first["statusCode"] == second["statusCode"] == 200, first["body"]
+    assert body_of(first)["client_order_id"] == body_of(second)["client_order_id"]
+    assert body_of(second)["source"] == "existing"
+    assert len(_algo_posts(sim_env)) == 1
+
+
+def test_trailing_stop_takes_callback_rate_and_activation_price(sim_env, invoke, futures_connection):
+    """GIVEN a trailing stop SELL with callbackRate and activationPrice WHEN sent THEN Binance has both."""
+    body = order_body(futures_connection.id, side="SELL", type="TRAILING_STOP_MARKET", price=None,
+                      timeInForce=None, quantity="0.002", callbackRate="1.5",
+                      activationPrice=_price(_mark(sim_env) * Decimal("1.05")))
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    held = _algo_orders(sim_env, futures_connection.account.id)[body_of(response)["client_order_id"]]
+    assert held.callback_rate == Decimal("1.5") and held.activate_price is not None
+
+
+def test_conditional_order_without_trigger_is_refused_naming_the_field(sim_env, invoke, futures_connection):
+    """GIVEN a STOP_MARKET without triggerPrice WHEN sent THEN 422 naming triggerPrice, nothing sent."""
+    body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002")
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] in (400, 422), response["body"]
+    assert "triggerPrice" in response["body"]
+    assert not [r for r in sim_env.journal if r.method == "POST"]
+
+
+def test_entry_sl_tp_then_take_profit_fills_and_stop_loss_is_cancelled(sim_env, invoke, futures_connection):
+    """GIVEN a MARKET BUY with stop_loss (percent) and take_profit (price) WHEN the mark moves to the TP
+    THEN both were placed reduce-only for the filled quantity, the TP fills, the position is 0, and
+    the next open-orders read cancels the stop-loss."""
+    mark = _mark(sim_env)
+    take_profit = _price(mark * Decimal("1.02"))
+
+    response = _entry_with_protection(invoke, futures_connection.id, new_key(),
+                                      stop_loss={"percent": "2.5"}, take_profit={"price": take_profit})
+
+    assert response["statusCode"] == 200, response["body"]
+    entry = body_of(response)
+    assert entry["status"] == "FILLED"
+    sl, tp = sorted(entry["protective_orders"], key=lambda p: p["role"])
+    assert sl["role"] == "stop_loss" and sl["type"] == "STOP_MARKET" and sl["status"] == "NEW"
+    assert tp["role"] == "take_profit" and tp["type"] == "TAKE_PROFIT_MARKET"
+    assert Decimal(tp["trigger_price"]) == Decimal(take_profit)
+    fill = Decimal(entry["average_price"])
+    sl_trigger = Decimal(sl["trigger_price"])
+    assert sl_trigger <= fill * Decimal("0.975") < sl_trigger + Decimal("0.1")
+    assert sl["client_algo_id"] == entry["client_order_id"][:33] + "-sl" and len(sl["client_algo_id"]) <= 36
+    held = _algo_orders(sim_env, futures_connection.account.id)
+    assert held[tp["client_algo_id"]].reduce_only and held[tp["client_algo_id"]].quantity == Decimal("0.002")
+    record = get_order_record(USER_A, sl["client_algo_id"])
+    assert record.role == "stop_loss" and record.parent_client_order_id == entry["client_order_id"]
+    positions = invoke("futures_positions", connection_event("futures_positions", futures_connection.id,
+                                                             USER_A, "/futures/positions"))
+    (position,) = body_of(positions)["positions"]
+    assert sorted(g["role"] for g in position["protective_orders"]) == ["stop_loss", "take_profit"]
+
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(take_profit) + 1))
+
+    assert _position_amount(sim_env, futures_connection.account.id) == 0
+    assert held[tp["client_algo_id"]].status in ("TRIGGERED", "FINISHED")
+    # AND the next read of the open orders cancels the stop-loss, whose sibling fired
+    read = invoke("futures_open_orders", _open_orders_event(futures_connection.id))
+    assert read["statusCode"] == 200 and body_of(read)["orders"] == [], read["body"]
+    assert held[sl["client_algo_id"]].status == "CANCELED"
+    assert get_order_record(USER_A, sl["client_algo_id"]).status == "CANCELED"
+    assert get_order_record(USER_A, tp["client_algo_id"]).status in ("TRIGGERED", "FINISHED")
+
+
+def test_entry_retried_with_one_key_never_doubles_protective_orders(sim_env, invoke, futures_connection):
+    """GIVEN an entry with SL+TP done WHEN the same key comes back without its idempotency record
+    THEN no new entry and no new algo order: still one of each."""
+    key = new_key()
+    first = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    assert first["statusCode"] == 200, first["body"]
+    _delete_idempotency_records()
+
+    again = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+
+    assert again["statusCode"] == 200, again["body"]
+    assert body_of(again)["source"] == "existing"
+    assert [p["status"] for p in body_of(again)["protective_orders"]] == ["NEW", "NEW"]
+    assert len(_algo_posts(sim_env)) == 2
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
+
+
+def test_protective_order_missing_after_a_failure_is_placed_by_the_retry(sim_env, invoke, futures_connection):
+    """GIVEN the stop-loss refused transiently (injected 503 on the algo service) WHEN the entry is
+    retried with its key THEN the missing stop-loss is placed, the take-profit is not doubled."""
+    key = new_key()
+    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
+    first = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    assert first["statusCode"] >= 500, first["body"]
+    assert "stop_loss" in body_of(first)["error"]["message"]
+    assert len(_algo_orders(sim_env, futures_connection.account.id)) == 1
+
+    again = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+
+    assert again["statusCode"] == 200, again["body"]
+    assert sorted(p["status"] for p in body_of(again)["protective_orders"]) == ["NEW", "NEW"]
+    assert len(_algo_orders(sim_env, futures_connection.account.id)) == 2
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
+
+
+def test_resting_limit_entry_answers_waiting_for_fill(sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT BUY far below the mark with a stop-loss WHEN sent THEN it rests, the stop-loss
+    waits for the fill and nothing goes to the algo service."""
+    body = order_body(futures_connection.id, stop_loss={"price": "19000"})
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    (waiting,) = body_of(response)["protective_orders"]
+    assert waiting["status"] == "WAITING_FOR_FILL" and _algo_posts(sim_env) == []
+
+
+def test_stop_loss_price_on_the_wrong_side_is_refused_before_the_entry(sim_env, invoke, futures_connection):
+    """GIVEN a BUY entry with a stop_loss price above the mark WHEN sent THEN 400 naming stop_loss and
+    no order at all is sent."""
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None,
+                      quantity="0.002", stop_loss={"price": _price(_mark(sim_env) * Decimal("1.1"))})
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["field"] == "stop_loss"
+    assert not [r for r in sim_env.journal if r.method == "POST"]
+
+
+def test_cancel_of_an_algo_order_is_exactly_once_and_final(sim_env, invoke, futures_connection):
+    """GIVEN an open STOP_MARKET WHEN cancelled twice THEN one DELETE /fapi/v1/algoOrder, CANCELED twice."""
+    body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", triggerPrice=_price(_mark(sim_env) * Decimal("1.1")))
+    placed = body_of(invoke("futures_order", order_event(body, key=new_key())))
+
+    first = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+    second = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+
+    assert first["statusCode"] == second["statusCode"] == 200, first["body"]
+    assert body_of(first)["status"] == body_of(second)["status"] == "CANCELED"
+    assert len([r for r in sim_env.journal if r.method == "DELETE" and r.path == ALGO_PATH]) == 1
+    assert get_order_record(USER_A, placed["client_order_id"]).status == "CANCELED"
+
+
+def test_cancel_of_a_fired_protective_order_is_409(sim_env, invoke, futures_connection):
+    """GIVEN an entry whose take-profit fired WHEN that take-profit is cancelled THEN 409 with its state."""
+    take_profit = _price(_mark(sim_env) * Decimal("1.02"))
+    entry = body_of(_entry_with_protection(invoke, futures_connection.id, new_key(),
+                                           take_profit={"price": take_profit}))
+    (tp,) = entry["protective_orders"]
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(take_profit) + 1))
+
+    response = invoke("futures_order_cancel", _cancel_event(tp["client_algo_id"]))
+
+    assert response["statusCode"] == 409, response["body"]
+    assert "FINISHED" in body_of(response)["error"]["message"] or "TRIGGERED" in body_of(response)["error"][
+        "message"]
+
+
+def test_close_cancels_the_positions_protective_orders(sim_env, invoke, futures_connection):
+    """GIVEN an entry with SL+TP WHEN the position is closed THEN both algo orders are CANCELED."""
+    entry = body_of(_entry_with_protection(invoke, futures_connection.id, new_key(),
+                                           stop_loss={"percent": "3"}, take_profit={"percent": "3"}))
+    event = at_path(load_event("futures_position_close"),
+                    f"/exchange-connections/{futures_connection.id}/futures/positions/BTCUSDT/close",
+                    id=futures_connection.id, symbol="BTCUSDT")
+    event = with_user(event, USER_A)
+    event["headers"]["idempotency-key"] = new_key()
+
+    response = invoke("futures_position_close", event)
+
+    assert response["statusCode"] == 200, response["body"]
+    held = _algo_orders(sim_env, futures_connection.account.id)
+    assert {held[p["client_algo_id"]].status for p in entry["protective_orders"]} == {"CANCELED"}
+    for protective in entry["protective_orders"]:
+        assert get_order_record(USER_A, protective["client_algo_id"]).status == "CANCELED"
+
+
+def test_quote_quantity_is_converted_at_the_mark_and_rounded_down(sim_env, invoke, futures_connection):
+    """GIVEN quote_quantity 500 USDT on a MARKET BUY WHEN sent THEN quantity = floor(500 / mark, step)."""
+    raise_notional_limit(futures_connection.id)
+    mark = _mark(sim_env)
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity=None,
+                      quote_quantity="500")
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    quantity = Decimal(body_of(response)["quantity"])
+    assert quantity == (Decimal(500) / mark).quantize(Decimal("0.001"), rounding="ROUND_FLOOR")
+
+
+def test_quote_quantity_below_min_notional_is_refused_naming_it(sim_env, invoke, futures_connection):
+    """GIVEN quote_quantity 5 USDT (below the minimum) WHEN sent THEN 400 naming quote_quantity, none sent."""
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity=None,
+                      quote_quantity="5")
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["field"] == "quote_quantity"
+    assert not [r for r in sim_env.journal if r.method == "POST"]
+
+
+def _delete_idempotency_records() -> None:
+    import boto3
+    from klineo.settings import get_settings
+
+    client = boto3.client("dynamodb")
+    table = get_settings().idempotency_table
+    for item in client.scan(TableName=table)["Items"]:
+        client.delete_item(TableName=table, Key={"id": item["id"]})
+
+
+def test_the_journal_check_sees_a_conditional_type_sent_to_the_order_endpoint(sim_env, futures_connection):
+    """GIVEN a STOP_MARKET sent straight to /fapi/v1/order (not by us) WHEN the journal is read THEN it
+    shows -4120 there: the session-wide check in conftest can fail (the journal is then cleared)."""
+    account = sim_env.account(futures_connection.account.id)
+    client = SignedClient(sim_env.base_url_for(account), account)
+
+    answer = client.signed("POST", ORDER_PATH, {"symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET",
+                                                "quantity": "0.002", "stopPrice": "90000"})
+
+    assert answer.json()["code"] == -4120
+    assert [r.code for r in sim_env.journal if r.path == ORDER_PATH] == [-4120]
+    sim_env.clear_journal()
+
+
+def test_resting_limit_entry_is_armed_on_the_status_read_after_it_fills(sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT BUY resting with a stop-loss WHEN the mark falls through its price and the entry's
+    status is read THEN it is FILLED and its stop-loss is placed then, once (a second read adds none)."""
+    mark = _mark(sim_env)
+    limit = _price(mark * Decimal("0.99"))
+    body = order_body(futures_connection.id, quantity="0.002", price=limit, stop_loss={"percent": "2"})
+    entry = body_of(invoke("futures_order", order_event(body, key=new_key())))
+    assert entry["status"] == "NEW" and _algo_posts(sim_env) == []
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(limit) - 5))
+
+    first = invoke("futures_order_status", status_event(entry["client_order_id"]))
+    second = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert first["statusCode"] == 200, first["body"]
+    assert body_of(first)["status"] == "FILLED"
+    (stop_loss,) = body_of(first)["protective_orders"]
+    assert stop_loss["status"] == "NEW" and stop_loss["role"] == "stop_loss"
+    assert body_of(second)["protective_orders"] == [stop_loss]
+    assert len(_algo_posts(sim_env)) == 1
+
+
+def test_status_of_a_conditional_order_is_read_from_the_algo_service(sim_env, invoke, futures_connection):
+    """GIVEN an open STOP_MARKET WHEN its status is read THEN the algo service answers it (kind algo)."""
+    body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", triggerPrice=_price(_mark(sim_env) * Decimal("1.1")))
+    placed = body_of(invoke("futures_order", order_event(body, key=new_key())))
+
+    response = invoke("futures_order_status", status_event(placed["client_order_id"]))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response)["kind"] == "algo" and body_of(response)["status"] == "NEW"
+    assert [r.path for r in sim_env.journal if r.method == "GET" and "algoOrder" in r.path] == [ALGO_PATH]
+
+
+def test_hedge_mode_protective_orders_use_position_side_not_reduce_only(sim_env, invoke, create_connection):
+    """GIVEN a hedge-mode account WHEN a MARKET BUY LONG with SL+TP is sent THEN both are SELL on
+    positionSide LONG without reduceOnly (Binance refuses it in hedge mode), for the filled quantity."""
+    connection = create_connection(USER_A, "futures-hedge")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    enable = invoke("futures_enable", event)
+    assert enable["statusCode"] == 200, enable["body"]
+    body = order_body(connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                      positionSide="LONG", stop_loss={"percent": "2"}, take_profit={"percent": "2"})
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    held = _algo_orders(sim_env, connection.account.id)
+    assert len(held) == 2
+    for algo in held.values():
+        assert (algo.side, algo.position_side, algo.reduce_only) == ("SELL", "LONG", False)
+        assert algo.quantity == Decimal("0.002") and algo.status == "NEW"
+
+
+def _stop_body(sim: Any, connection_id: str) -> dict[str, Any]:
+    return order_body(connection_id, type="STOP_MARKET", price=None, timeInForce=None, quantity="0.002",
+                      triggerPrice=_price(_mark(sim) * Decimal("1.1")))
+
+
+def test_lost_answer_of_an_algo_order_is_recovered_by_lookup_not_resent(sim_env, invoke, futures_connection):
+    """GIVEN Binance places the algo order but its answer is lost (503 unknown) WHEN sent THEN the order
+    is found by clientAlgoId (source recovered), and POST /fapi/v1/algoOrder went out once."""
+    sim_env.faults.add("http_503_unknown", 1, method="POST", path=ALGO_PATH)
+
+    response = invoke("futures_order", order_event(_stop_body(sim_env, futures_connection.id), key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response)["source"] == "recovered" and body_of(response)["status"] == "NEW"
+    assert len(_algo_posts(sim_env)) == 1 and len(_algo_orders(sim_env, futures_connection.account.id)) == 1
+
+
+def test_algo_order_never_placed_is_sent_again_only_after_recv_window(sim_env, invoke, futures_connection,
+                                                                      monkeypatch):
+    """GIVEN the algo POST timed out without reaching Binance WHEN retried with the key at once THEN
+    unknown_outcome naming the id and nothing sent; once recvWindow has passed THEN placed exactly once."""
+    from klineo.services import algo_orders
+
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    key, body = new_key(), _stop_body(sim_env, futures_connection.id)
+    first = invoke("futures_order", order_event(body, key=key))
+    assert first["statusCode"] == 504, first["body"]
+    client_algo_id = first["body"].split("clientOrderId ")[1].split(" ")[0]
+    assert get_order_record(USER_A, client_algo_id).status == "UNKNOWN"
+
+    early = invoke("futures_order", order_event(body, key=key))
+    assert early["statusCode"] == 504 and len(_algo_posts(sim_env)) == 1, early["body"]
+
+    monkeypatch.setattr(algo_orders, "SETTLE_MARGIN_MS", -10**9)  # as if recvWindow + margin had passed
+    late = invoke("futures_order", order_event(body, key=key))
+
+    assert late["statusCode"] == 200, late["body"]
+    assert body_of(late)["client_order_id"] == client_algo_id
+    assert len(_algo_posts(sim_env)) == 2 and len(_algo_orders(sim_env, futures_connection.account.id)) == 1

@@ -1,0 +1,135 @@
+"""Conditional, protective and quote-size orders without Binance: request rules, params, ids, rounding."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from klineo.binance import Market
+from klineo.binance.filters import parse_symbol_rules
+from klineo.errors import KlineoError
+from klineo.models.futures import FuturesOrderRequest
+from klineo.services.algo_orders import AlgoOrder, algo_result, prepare_algo_order
+from klineo.services.protective import protective_client_algo_id
+from klineo.validation import CLIENT_ORDER_ID_RE
+from pydantic import ValidationError
+
+CONNECTION = "0123456789abcdef0123456789abcdef"
+RULES = parse_symbol_rules({
+    "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT",
+    "filters": [
+        {"filterType": "PRICE_FILTER", "tickSize": "0.10", "minPrice": "556.80", "maxPrice": "4529764"},
+        {"filterType": "LOT_SIZE", "stepSize": "0.001", "minQty": "0.001", "maxQty": "1000"},
+        {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.001", "minQty": "0.001", "maxQty": "120"},
+        {"filterType": "MIN_NOTIONAL", "notional": "100"},
+    ],
+}, Market.FUTURES)
+
+
+def _request(**changes) -> FuturesOrderRequest:
+    return FuturesOrderRequest(connection_id=CONNECTION, symbol="BTCUSDT", side="SELL", **changes)
+
+
+def _refused_fields(**changes) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        _request(**changes)
+    return [str(error["loc"][0]) for error in caught.value.errors()]
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"type": "STOP_MARKET", "quantity": "0.01"}, "triggerPrice"),
+    ({"type": "MARKET", "quantity": "0.01", "triggerPrice": "1"}, "triggerPrice"),
+    ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01"}, "callbackRate"),
+    ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01", "callbackRate": "11"}, "callbackRate"),
+    ({"type": "STOP_MARKET", "quantity": "0.01", "triggerPrice": "1", "activationPrice": "2"},
+     "activationPrice"),
+    ({"type": "STOP", "quantity": "0.01", "triggerPrice": "1"}, "price"),
+    ({"type": "STOP", "closePosition": True, "triggerPrice": "1", "price": "1"}, "closePosition"),
+    ({"type": "STOP_MARKET", "closePosition": True, "reduceOnly": True, "triggerPrice": "1"},
+     "closePosition"),
+    ({"type": "STOP_MARKET", "closePosition": True, "quantity": "0.01", "triggerPrice": "1"},
+     "quote_quantity"),
+    ({"type": "MARKET"}, "quote_quantity"),
+    ({"type": "MARKET", "quantity": "0.01", "quote_quantity": "100"}, "quote_quantity"),
+    ({"type": "MARKET", "quantity": "0.01", "workingType": "MARK_PRICE"}, "workingType"),
+    ({"type": "STOP_MARKET", "quantity": "0.01", "triggerPrice": "1", "stop_loss": {"percent": "1"}},
+     "stop_loss"),
+    ({"type": "MARKET", "quantity": "0.01", "reduceOnly": True, "take_profit": {"percent": "1"}},
+     "take_profit"),
+    ({"type": "MARKET", "quantity": "0.01", "stop_loss": {"percent": "1", "price": "1"}}, "stop_loss"),
+    ({"type": "MARKET", "quantity": "0.01", "stop_loss": {"percent": "100"}}, "stop_loss"),
+])
+def test_each_conditional_rule_names_its_field(changes, field):
+    """A body breaking one rule is refused with exactly that field named."""
+    assert _refused_fields(**changes) == [field]
+
+
+def test_close_position_stop_needs_no_quantity():
+    """STOP_MARKET with closePosition and triggerPrice is valid without quantity or quote_quantity."""
+    order = _request(type="STOP_MARKET", closePosition=True, triggerPrice="60000")
+
+    assert order.conditional and order.quantity is None
+
+
+def test_fingerprint_of_a_plain_order_is_unchanged_by_the_new_fields():
+    """A MARKET order's fingerprint holds only the fields that existed before (old records still match)."""
+    fingerprint = _request(type="MARKET", quantity="0.01").fingerprint()
+
+    assert set(fingerprint) == {"connection_id", "symbol", "side", "type", "quantity", "price", "timeInForce",
+                                "reduceOnly", "positionSide"}
+
+
+def test_algo_order_params_round_trip_and_send_flags_only_when_true():
+    """to_params/from_params are inverse; reduceOnly/closePosition are absent when false."""
+    order = prepare_algo_order(RULES, _request(type="STOP", quantity="0.0109", triggerPrice="60000.07",
+                                               price="59990.04", workingType="MARK_PRICE"))
+
+    params = order.to_params("abc-sl")
+
+    assert params["quantity"] == "0.01" and params["triggerPrice"] == "60000" and params["price"] == "59990"
+    assert params["timeInForce"] == "GTC" and "reduceOnly" not in params and "closePosition" not in params
+    assert AlgoOrder.from_params(params) == order
+
+
+def test_algo_order_below_min_notional_is_refused_before_sending():
+    """A non-reducing STOP_MARKET under the minimum notional at its trigger is refused (quantity)."""
+    with pytest.raises(KlineoError) as caught:
+        prepare_algo_order(RULES, _request(type="STOP_MARKET", quantity="0.001", triggerPrice="60000"))
+
+    assert caught.value.field == "quantity"
+
+
+def test_trigger_price_below_min_price_names_trigger_price():
+    """A triggerPrice under the symbol's minPrice is refused naming triggerPrice, not price."""
+    with pytest.raises(KlineoError) as caught:
+        prepare_algo_order(RULES, _request(type="STOP_MARKET", closePosition=True, triggerPrice="1"))
+
+    assert caught.value.field == "triggerPrice" and "triggerPrice" in caught.value.message
+
+
+def test_algo_answer_reads_into_an_order_result():
+    """Binance's algo object (orderType, algoStatus, algoId as string-free int) maps onto OrderResult."""
+    result = algo_result({"algoId": 1000000033000001, "clientAlgoId": "x-sl", "orderType": "STOP_MARKET",
+                          "symbol": "BTCUSDT", "side": "SELL", "positionSide": "BOTH", "quantity": "0.002",
+                          "algoStatus": "NEW", "triggerPrice": "58000", "price": "0", "reduceOnly": True,
+                          "closePosition": False, "createTime": 5}, "placed")
+
+    assert (result.kind, result.order_id, result.type, result.status) == ("algo", 1000000033000001,
+                                                                          "STOP_MARKET", "NEW")
+    assert result.trigger_price == Decimal(58000) and result.price is None and result.reduce_only
+
+
+@pytest.mark.parametrize("entry", ["k" + "a" * 35, "klneo_1767225600000_0123456789abcdef", "short"])
+def test_protective_ids_stay_within_binance_rule_and_differ_per_role(entry):
+    """-sl/-tp ids derived from any entry id are valid clientAlgoIds (≤ 36) and distinct."""
+    ids = {protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit")}
+
+    assert len(ids) == 2 and all(CLIENT_ORDER_ID_RE.fullmatch(i) for i in ids)
+
+
+def test_quote_quantity_rounds_down_and_refuses_below_min_notional():
+    """500 USDT at 65432.1 → 0.007 BTC (floored); 50 USDT is under the 100 USDT minimum → quote_quantity."""
+    assert RULES.quantity_for_quote(Decimal(500), Decimal("65432.1"), True) == Decimal("0.007")
+    with pytest.raises(KlineoError) as caught:
+        RULES.quantity_for_quote(Decimal(50), Decimal("65432.1"), True)
+    assert caught.value.field == "quote_quantity"
