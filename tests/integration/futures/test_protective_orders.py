@@ -175,13 +175,12 @@ def test_entry_sl_tp_then_take_profit_fills_and_stop_loss_is_cancelled(sim_env, 
 
 
 def test_entry_retried_with_one_key_never_doubles_protective_orders(sim_env, invoke, futures_connection):
-    """GIVEN an entry with SL+TP done WHEN the same key comes back without its idempotency record
-    THEN no new entry and no new algo order: still one of each."""
+    """GIVEN an entry with SL+TP done WHEN the same key comes back (the order record is the idempotency
+    record) THEN no new entry and no new algo order: still one of each."""
     key = new_key()
     first = _entry_with_protection(invoke, futures_connection.id, key,
                                    stop_loss={"percent": "3"}, take_profit={"percent": "3"})
     assert first["statusCode"] == 200, first["body"]
-    _delete_idempotency_records()
 
     again = _entry_with_protection(invoke, futures_connection.id, key,
                                    stop_loss={"percent": "3"}, take_profit={"percent": "3"})
@@ -313,16 +312,6 @@ def test_quote_quantity_below_min_notional_is_refused_naming_it(sim_env, invoke,
     assert not [r for r in sim_env.journal if r.method == "POST"]
 
 
-def _delete_idempotency_records() -> None:
-    import boto3
-    from klineo.settings import get_settings
-
-    client = boto3.client("dynamodb")
-    table = get_settings().idempotency_table
-    for item in client.scan(TableName=table)["Items"]:
-        client.delete_item(TableName=table, Key={"id": item["id"]})
-
-
 def test_the_journal_check_sees_a_conditional_type_sent_to_the_order_endpoint(sim_env, futures_connection):
     """GIVEN a STOP_MARKET sent straight to /fapi/v1/order (not by us) WHEN the journal is read THEN it
     shows -4120 there: the session-wide check in conftest can fail (the journal is then cleared)."""
@@ -412,7 +401,7 @@ def test_algo_order_never_placed_is_sent_again_only_after_recv_window(sim_env, i
                                                                       monkeypatch):
     """GIVEN the algo POST timed out without reaching Binance WHEN retried with the key at once THEN
     unknown_outcome naming the id and nothing sent; once recvWindow has passed THEN placed exactly once."""
-    from klineo.services import algo_orders
+    from klineo.services import orders as regular_orders
 
     sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
     key, body = new_key(), _stop_body(sim_env, futures_connection.id)
@@ -424,7 +413,7 @@ def test_algo_order_never_placed_is_sent_again_only_after_recv_window(sim_env, i
     early = invoke("futures_order", order_event(body, key=key))
     assert early["statusCode"] == 504 and len(_algo_posts(sim_env)) == 1, early["body"]
 
-    monkeypatch.setattr(algo_orders, "SETTLE_MARGIN_MS", -10**9)  # as if recvWindow + margin had passed
+    monkeypatch.setattr(regular_orders, "SETTLE_MARGIN_MS", -10**9)  # as if recvWindow + margin had passed
     late = invoke("futures_order", order_event(body, key=key))
 
     assert late["statusCode"] == 200, late["body"]
