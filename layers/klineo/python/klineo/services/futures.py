@@ -24,6 +24,11 @@ Exactly once, in layers:
 3. `klineo.services.orders.submit_futures_order`: a lost answer is settled by looking the order up
    by clientOrderId; an order is only sent again once Binance provably cannot execute the
    earlier attempt any more (recvWindow passed) and does not have it.
+
+Conditional types (STOP*, TAKE_PROFIT*, TRAILING_STOP_MARKET) take the same path to the point where
+the order is sent, which routes them to Binance's algo service (``klineo.services.algo_orders``);
+an entry's ``stop_loss`` / ``take_profit`` are placed after it fills (``klineo.services.protective``),
+and ``quote_quantity`` becomes a quantity first (``klineo.services.order_size``).
 """
 
 from __future__ import annotations
