@@ -419,3 +419,17 @@ def test_algo_order_never_placed_is_sent_again_only_after_recv_window(sim_env, i
     assert late["statusCode"] == 200, late["body"]
     assert body_of(late)["client_order_id"] == client_algo_id
     assert len(_algo_posts(sim_env)) == 2 and len(_algo_orders(sim_env, futures_connection.account.id)) == 1
+
+
+def test_a_sibling_cancelled_by_the_user_leaves_the_other_armed(sim_env, invoke, futures_connection):
+    """GIVEN an entry with SL+TP WHEN the user cancels the take-profit and reads the open orders
+    THEN the stop-loss stays armed (only a sibling that fired cancels the other)."""
+    entry = body_of(_entry_with_protection(invoke, futures_connection.id, new_key(),
+                                           stop_loss={"percent": "3"}, take_profit={"percent": "3"}))
+    sl, tp = sorted(entry["protective_orders"], key=lambda p: p["role"])
+    assert invoke("futures_order_cancel", _cancel_event(tp["client_algo_id"]))["statusCode"] == 200
+
+    read = invoke("futures_open_orders", _open_orders_event(futures_connection.id))
+
+    assert [o["client_order_id"] for o in body_of(read)["orders"]] == [sl["client_algo_id"]]
+    assert _algo_orders(sim_env, futures_connection.account.id)[sl["client_algo_id"]].status == "NEW"
