@@ -12,11 +12,22 @@ The record is the audit trail and the exactly-once anchor of an order placed thr
 `status` holds Binance's order status once known (NEW, PARTIALLY_FILLED, FILLED, CANCELED,
 EXPIRED, ...) or one of ours: PENDING (recorded, being sent), UNKNOWN (sent, outcome not settled)
 and REJECTED (Binance refused it; nothing was placed).
+
+Indexes (both sparse, derived in ONE place, ``OrderRecord.to_item()``, so every writer gets them):
+- ``gsi1``, shared with active strategies (``ACTIVE#<interval>``): every order record carries
+  ``gsi1pk = ORDERS#<sub>`` and ``gsi1sk = <created ms, 13 digits>#<clientOrderId>``, so one user's
+  orders read newest first with a time range in the key condition (``klineo.store.order_history``).
+- ``gsi2``, unsettled records only: ``gsi2pk = UNSETTLED#<0-7>`` (the user's shard, so no single
+  partition takes every write) and ``gsi2sk = <sub>#<clientOrderId>``. Present while the status is not
+  final; ``record_order_outcome`` REMOVEs both when it writes a final status, so the reconciler
+  walks what is left without a scan. ``gsi2`` also holds the reconciler's watch marks (``WATCH#``
+  partitions, see ``klineo.store.order_history``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,8 +54,12 @@ __all__ = [
     "claim_resend",
     "create_order_record",
     "get_order_record",
+    "index_attributes",
     "record_order_outcome",
     "record_order_outcome_quietly",
+    "put_new_record",
+    "record_strategy_order",
+    "unsettled_keys",
 ]
 
 STATUS_PENDING = "PENDING"
@@ -65,7 +80,10 @@ ORIGIN_LIQUIDATION = "liquidation"
 ORIGIN_ADL = "adl"
 KIND_ORDER = "order"
 KIND_ALGO = "algo"
-
+# Index prefixes (see the module docstring).
+ORDERS_INDEX_PREFIX = "ORDERS#"
+UNSETTLED_PREFIX = "UNSETTLED#"
+UNSETTLED_SHARDS = 8
 
 
 def _now_iso() -> str:
@@ -74,6 +92,26 @@ def _now_iso() -> str:
 
 def _key(user_id: str, client_order_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"ORDER#{client_order_id}"}}
+
+
+def iso_ms(timestamp: str) -> int:
+    """An ISO-8601 UTC timestamp (``...Z``) as epoch milliseconds."""
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def unsettled_keys(user_id: str, client_order_id: str) -> dict[str, str]:
+    """gsi2pk/gsi2sk of a record that is not final (the user's shard of the unsettled index)."""
+    shard = zlib.crc32(user_id.encode()) % UNSETTLED_SHARDS
+    return {"gsi2pk": f"{UNSETTLED_PREFIX}{shard}", "gsi2sk": f"{user_id}#{client_order_id}"}
+
+
+def index_attributes(user_id: str, client_order_id: str, created_at: str, status: str) -> dict[str, str]:
+    """The index attributes an order item carries: gsi1 always, gsi2 while the status is not final."""
+    keys = {"gsi1pk": f"{ORDERS_INDEX_PREFIX}{user_id}",
+            "gsi1sk": f"{iso_ms(created_at):013d}#{client_order_id}"}
+    if status not in FINAL_STATUSES:
+        keys.update(unsettled_keys(user_id, client_order_id))
+    return keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +174,7 @@ class OrderRecord:
             "role": self.role,
             "parent_client_order_id": self.parent_client_order_id,
             "fills": self.fills,
+            **index_attributes(self.user_id, self.client_order_id, self.created_at, self.status),
         })
 
     @classmethod
@@ -249,12 +288,17 @@ def record_order_outcome(
     order_id: int | None = None,
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
+    fills: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Store what became of the order (one UpdateItem); a known result clears an earlier error."""
+    """Store what became of the order (one UpdateItem); a known result clears an earlier error.
+
+    A final status also leaves the unsettled index (REMOVE gsi2pk, gsi2sk).
+    """
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
-            "error": error}
-    update = Update(sets={name: value for name, value in sets.items() if value is not None},
-                    removes=[] if error is not None else ["error"])
+            "error": error, "fills": fills}
+    removes = ([] if error is not None else ["error"]) + (
+        ["gsi2pk", "gsi2sk"] if status in FINAL_STATUSES else [])
+    update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
     aws.dynamodb().update_item(
         TableName=get_settings().data_table,
         Key=_key(user_id, client_order_id),
@@ -277,7 +321,8 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
     Two concurrent retries of the same order can both find it absent at Binance; only the one
     that wins this conditional update may send it again.
     """
-    update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso()})
+    update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso(),
+                          **unsettled_keys(user_id, client_order_id)})
     try:
         aws.dynamodb().update_item(
             TableName=get_settings().data_table,
@@ -290,3 +335,45 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
             return False
         raise
     return True
+
+
+def put_new_record(record: OrderRecord) -> bool:
+    """Write ``record`` unless an order record with its key exists (one conditional PutItem); True when written."""
+    try:
+        aws.dynamodb().put_item(
+            TableName=get_settings().data_table,
+            Item=record.to_item(),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
+def record_strategy_order(
+    user_id: str,
+    client_order_id: str,
+    *,
+    strategy_id: str,
+    connection_id: str,
+    symbol: str,
+    params: dict[str, str],
+    status: str = STATUS_PENDING,
+    attempt_ms: int,
+    order_id: int | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """Record an order a strategy placed (origin = the strategy's id), once; True when this call wrote it.
+
+    For the runner (``klineo.runner.execution``): call it before sending (status PENDING) and
+    ``record_order_outcome`` after, as the API route does; a non-final record is picked up by the
+    reconciler (unsettled index), so an outcome the runner never learned is still settled.
+    """
+    now = _now_iso()
+    return put_new_record(OrderRecord(
+        user_id=user_id, client_order_id=client_order_id, connection_id=connection_id, symbol=symbol,
+        request={"strategy_id": strategy_id}, params=params, status=status, attempt_ms=attempt_ms,
+        created_at=now, updated_at=now, order_id=order_id, result=result, origin=strategy_id,
+    ))
