@@ -18,10 +18,12 @@ Indexes (both sparse, derived in ONE place, ``OrderRecord.to_item()``, so every 
   ``gsi1pk = ORDERS#<sub>`` and ``gsi1sk = <created ms, 13 digits>#<clientOrderId>``, so one user's
   orders read newest first with a time range in the key condition (``klineo.store.order_history``).
 - ``gsi2``, unsettled records only: ``gsi2pk = UNSETTLED#<0-7>`` (the user's shard, so no single
-  partition takes every write) and ``gsi2sk = <sub>#<clientOrderId>``. Present while the status is not
-  final; ``record_order_outcome`` REMOVEs both when it writes a final status, so the reconciler
-  walks what is left without a scan. ``gsi2`` also holds the reconciler's watch marks (``WATCH#``
-  partitions, see ``klineo.store.order_history``).
+  partition takes every write) and ``gsi2sk = <sub>#<clientOrderId>``. A record stays there until it
+  is settled: its status is final AND its fills are known (``fills`` set, ``[]`` for none), or it can
+  have none (REJECTED, UNKNOWN_PURGED). ``record_order_outcome`` REMOVEs both attributes when it
+  writes such a state, so the reconciler (``klineo.services.reconcile``) walks what is left without
+  a scan, and an order that filled at once still gets its fills read. ``gsi2`` also holds the
+  reconciler's watch marks (``WATCH#`` partitions, see ``klineo.store.order_history``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from klineo.store import aws
 from klineo.store.dynamo import Update, from_attr, to_attr, to_item
 
 __all__ = [
+    "FILLLESS_STATUSES",
     "FINAL_STATUSES",
     "KIND_ALGO",
     "KIND_ORDER",
@@ -55,9 +58,10 @@ __all__ = [
     "create_order_record",
     "get_order_record",
     "index_attributes",
+    "is_settled",
+    "put_new_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
-    "put_new_record",
     "record_strategy_order",
     "unsettled_keys",
 ]
@@ -73,6 +77,8 @@ FINAL_STATUSES = frozenset(
     {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED", "FINISHED", "TRIGGERED",
      STATUS_REJECTED, STATUS_UNKNOWN_PURGED}
 )
+# Final states in which an order can have no fills: settled without reading any.
+FILLLESS_STATUSES = frozenset({STATUS_REJECTED, STATUS_UNKNOWN_PURGED})
 # What placed an order: ORIGIN_API, a strategy's id, or a fill we did not place.
 ORIGIN_API = "api"
 ORIGIN_MANUAL = "manual"
@@ -105,12 +111,17 @@ def unsettled_keys(user_id: str, client_order_id: str) -> dict[str, str]:
     return {"gsi2pk": f"{UNSETTLED_PREFIX}{shard}", "gsi2sk": f"{user_id}#{client_order_id}"}
 
 
-def index_attributes(user_id: str, client_order_id: str, created_at: str, status: str) -> dict[str, str]:
-    """The index attributes an order item carries: gsi1 always, gsi2 while the status is not final."""
-    keys = {"gsi1pk": f"{ORDERS_INDEX_PREFIX}{user_id}",
-            "gsi1sk": f"{iso_ms(created_at):013d}#{client_order_id}"}
-    if status not in FINAL_STATUSES:
-        keys.update(unsettled_keys(user_id, client_order_id))
+def is_settled(status: str, fills: list[dict[str, Any]] | None) -> bool:
+    """True when the reconciler is done with a record: final, with its fills known (or none possible)."""
+    return status in FILLLESS_STATUSES or (status in FINAL_STATUSES and fills is not None)
+
+
+def index_attributes(record: OrderRecord) -> dict[str, str]:
+    """The index attributes an order item carries: gsi1 always, gsi2 until the record is settled."""
+    keys = {"gsi1pk": f"{ORDERS_INDEX_PREFIX}{record.user_id}",
+            "gsi1sk": f"{iso_ms(record.created_at):013d}#{record.client_order_id}"}
+    if not is_settled(record.status, record.fills):
+        keys.update(unsettled_keys(record.user_id, record.client_order_id))
     return keys
 
 
@@ -174,7 +185,7 @@ class OrderRecord:
             "role": self.role,
             "parent_client_order_id": self.parent_client_order_id,
             "fills": self.fills,
-            **index_attributes(self.user_id, self.client_order_id, self.created_at, self.status),
+            **index_attributes(self),
         })
 
     @classmethod
@@ -292,12 +303,13 @@ def record_order_outcome(
 ) -> None:
     """Store what became of the order (one UpdateItem); a known result clears an earlier error.
 
-    A final status also leaves the unsettled index (REMOVE gsi2pk, gsi2sk).
+    A settled state (final with ``fills``, or REJECTED/UNKNOWN_PURGED) also leaves the unsettled
+    index (REMOVE gsi2pk, gsi2sk).
     """
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
             "error": error, "fills": fills}
     removes = ([] if error is not None else ["error"]) + (
-        ["gsi2pk", "gsi2sk"] if status in FINAL_STATUSES else [])
+        ["gsi2pk", "gsi2sk"] if is_settled(status, fills) else [])
     update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
     aws.dynamodb().update_item(
         TableName=get_settings().data_table,
@@ -338,7 +350,7 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
 
 
 def put_new_record(record: OrderRecord) -> bool:
-    """Write ``record`` unless an order record with its key exists (one conditional PutItem); True when written."""
+    """Write ``record`` unless a record with its key exists (one conditional PutItem); True when written."""
     try:
         aws.dynamodb().put_item(
             TableName=get_settings().data_table,
