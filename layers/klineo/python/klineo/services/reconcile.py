@@ -133,6 +133,7 @@ class Reconciler:
         self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         self._accounts: dict[tuple[str, str], _Account | None] = {}
         self.counts: dict[str, int] = defaultdict(int)
+        self.stopped = False
 
     # ------------------------------------------------------------------ Binance calls, within budget
     def call(self, method: str, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -174,12 +175,12 @@ class Reconciler:
     # ------------------------------------------------------------------ whole runs
     def run(self) -> dict[str, Any]:
         """Settle every unsettled record, clean up protective orders, follow watched symbols."""
+        self.settle(list(order_history.list_unsettled()))
         try:
-            self.settle(list(order_history.list_unsettled()))
-            for watch in list(order_history.list_watched()):
+            for watch in [] if self.stopped else list(order_history.list_watched()):
                 self._guarded(self.follow, watch)
         except BudgetSpent:
-            self.counts["stopped_on_budget"] += 1
+            self._stop()
         summary = {**self.counts, "weight_left": self.weight_left}
         logger.info("reconciler run", extra=summary)
         return summary
@@ -187,10 +188,18 @@ class Reconciler:
     def settle(self, records: list[OrderRecord]) -> list[OrderRecord]:
         """Settle these records (a run's or a page's); the records as they are now, in the same order."""
         settled: list[OrderRecord] = []
-        for record in records:
-            settled.append(self._guarded(self.settle_one, record) or record)
-        self._cleanup(settled)
-        return settled
+        try:
+            for record in records:
+                settled.append(self._guarded(self.settle_one, record) or record)
+            self._cleanup(settled)
+        except BudgetSpent:
+            self._stop()
+        return settled + records[len(settled):]
+
+    def _stop(self) -> None:
+        """The budget is spent (or Binance asked us to slow down): what is left waits for the next run."""
+        self.stopped = True
+        self.counts["stopped_on_budget"] += 1
 
     def _guarded(self, step: Any, subject: Any) -> Any:
         """One step for one record or watch; a Binance refusal for it is logged, the run goes on."""
