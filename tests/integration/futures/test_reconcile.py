@@ -259,3 +259,14 @@ def test_limit_above_the_maximum_is_a_clear_error(sim_env, invoke, futures_conne
 
     assert 400 <= response["statusCode"] < 500
     assert "limit" in response["body"]
+
+
+def test_run_without_budget_sends_nothing_and_leaves_records_for_later(sim_env, invoke, futures_connection):
+    """GIVEN an unsettled record WHEN a run has no request weight left THEN no Binance call, no change."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    before = len(sim_env.journal)
+
+    summary = Reconciler(weight=0).run()
+
+    assert len(sim_env.journal) == before and summary["stopped_on_budget"] >= 1
+    assert get_order_record(USER_A, entry).fills is None
