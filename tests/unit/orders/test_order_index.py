@@ -103,8 +103,9 @@ def test_cursor_round_trips_and_a_forged_one_names_the_field():
 @pytest.mark.parametrize(
     ("client_order_id", "label"),
     [("autoclose-1700000000000123456", "liquidation"), ("adl_autoclose", "adl"),
-     ("web_0a1b2c3d4e5f60718293", "manual"), ("ios_x", "manual")],
+     ("settlement_autoclose-1700000000000", "settlement"), ("web_0a1b2c3d4e5f60718293", "manual"),
+     ("ios_x", "manual")],
 )
 def test_orders_we_did_not_place_are_labelled_by_binance_client_id(client_order_id, label):
-    """Binance's liquidation ids start autoclose-, ADL is adl_autoclose, anything else is manual."""
+    """autoclose- is a liquidation, adl_autoclose an ADL, settlement_autoclose- a settlement; else manual."""
     assert foreign_label(client_order_id) == label

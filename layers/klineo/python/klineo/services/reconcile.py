@@ -19,7 +19,8 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    order on, until it has had no position and no activity for 7 days — ``userTrades`` since the
    last reconciled trade id are read; a trade whose order is not one of our records is recorded
    once as an order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl``
-   (``adl_autoclose``) or ``manual`` (anything else), with its fills (facts §8, §12).
+   (``adl_autoclose``), ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything
+   else), with its fills (facts §8, §12).
 
 Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the
 futures IP limit of 2,400 per minute, so trading keeps the rest); the shared limiter
@@ -52,6 +53,7 @@ from klineo.store.orders import (
     ORIGIN_ADL,
     ORIGIN_LIQUIDATION,
     ORIGIN_MANUAL,
+    ORIGIN_SETTLEMENT,
     STATUS_UNKNOWN_PURGED,
     OrderRecord,
     get_order_record,
@@ -79,7 +81,7 @@ PROTECTIVE_ROLES = frozenset({"stop_loss", "take_profit"})
 FIRED_ALGO = frozenset({"TRIGGERED", "FINISHED"})
 OPEN_ALGO = frozenset({"NEW", "TRIGGERING"})
 FIRED = FIRED_ALGO | {"FILLED"}
-FOREIGN_ORIGINS = frozenset({ORIGIN_MANUAL, ORIGIN_LIQUIDATION, ORIGIN_ADL})
+FOREIGN_ORIGINS = frozenset({ORIGIN_MANUAL, ORIGIN_LIQUIDATION, ORIGIN_ADL, ORIGIN_SETTLEMENT})
 _STOPPING = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED})
 
 
@@ -88,11 +90,13 @@ class BudgetSpent(Exception):
 
 
 def foreign_label(client_order_id: str) -> str:
-    """Who placed an order that is not ours: Binance's liquidation or ADL engine, else the user by hand."""
+    """Who placed an order that is not ours: Binance (liquidation, ADL, settlement), else the user."""
     if client_order_id.startswith("autoclose-"):
         return ORIGIN_LIQUIDATION
     if client_order_id.startswith("adl_autoclose"):
         return ORIGIN_ADL
+    if client_order_id.startswith("settlement_autoclose-"):
+        return ORIGIN_SETTLEMENT
     return ORIGIN_MANUAL
 
 

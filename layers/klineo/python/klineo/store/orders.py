@@ -49,6 +49,7 @@ __all__ = [
     "ORIGIN_API",
     "ORIGIN_LIQUIDATION",
     "ORIGIN_MANUAL",
+    "ORIGIN_SETTLEMENT",
     "STATUS_PENDING",
     "STATUS_REJECTED",
     "STATUS_UNKNOWN",
@@ -84,6 +85,8 @@ ORIGIN_API = "api"
 ORIGIN_MANUAL = "manual"
 ORIGIN_LIQUIDATION = "liquidation"
 ORIGIN_ADL = "adl"
+# Binance's settlement of a delisted or delivered contract (clientOrderId settlement_autoclose-...).
+ORIGIN_SETTLEMENT = "settlement"
 KIND_ORDER = "order"
 KIND_ALGO = "algo"
 # Index prefixes (see the module docstring).
