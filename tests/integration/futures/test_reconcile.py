@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
-from klineo.services.reconcile import DAY_MS, Reconciler
+from klineo.services.reconcile import DAY_MS, Reconciler, recent_foreign_fills
 from klineo.settings import get_settings
 from klineo.store.orders import (
     KIND_ALGO,
@@ -145,6 +145,8 @@ def test_injected_liquidation_shows_labelled_in_the_order_history(sim_env, invok
     assert [Decimal(f["qty"]) for f in liquidation["fills"]] == [Decimal("0.002")]
     (ours,) = [o for o in orders if o["client_order_id"] == entry]
     assert ours["origin"] == "api" and ours["settled"] and ours["fills"][0]["order_id"] == ours["order_id"]
+    (beside_position,) = recent_foreign_fills(USER_A, futures_connection.id, "BTCUSDT")
+    assert beside_position.client_order_id == liquidation["client_order_id"]
 
 
 def _at_connection(connection_id: str) -> dict[str, Any]:
