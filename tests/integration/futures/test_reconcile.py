@@ -272,3 +272,30 @@ def test_run_without_budget_sends_nothing_and_leaves_records_for_later(sim_env, 
 
     assert len(sim_env.journal) == before and summary["stopped_on_budget"] >= 1
     assert get_order_record(USER_A, entry).fills is None
+
+
+def test_injected_adl_is_labelled_adl(sim_env, invoke, futures_connection):
+    """GIVEN a LONG WHEN Binance auto-deleverages it THEN one run records the ADL order, labelled adl."""
+    _open_long(invoke, futures_connection.id)
+    sim_env.inject_trade(futures_connection.account.id, "adl", "BTCUSDT")
+
+    Reconciler().run()
+
+    (adl,) = [o for o in body_of(_orders(invoke))["orders"] if o["origin"] == "adl"]
+    assert adl["status"] == "FILLED" and [f["qty"] for f in adl["fills"]] == ["0.002"]
+
+
+def test_protective_order_cancelled_at_binance_is_settled_cancelled(sim_env, invoke, futures_connection):
+    """GIVEN our SL cancelled in Binance's app WHEN a run reads it THEN CANCELED, settled, no cancel sent."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    mark = Decimal(str(sim_env.mark_price("BTCUSDT")))
+    stop = _protective(sim_env, futures_connection, entry, "stop_loss", "STOP_MARKET",
+                       (mark * Decimal("0.9")).quantize(Decimal("0.1")))
+    account = sim_env.account(futures_connection.account.id)
+    sim_env.state.algo.cancel(account, {"symbol": "BTCUSDT", "clientAlgoId": stop}, time.time() * 1000)
+
+    Reconciler().run()
+
+    record = get_order_record(USER_A, stop)
+    assert record.status == "CANCELED" and record.fills == []
+    assert [r for r in sim_env.journal if r.method == "DELETE" and r.path == ALGO_PATH] == []
