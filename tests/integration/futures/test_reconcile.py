@@ -299,3 +299,18 @@ def test_protective_order_cancelled_at_binance_is_settled_cancelled(sim_env, inv
     record = get_order_record(USER_A, stop)
     assert record.status == "CANCELED" and record.fills == []
     assert [r for r in sim_env.journal if r.method == "DELETE" and r.path == ALGO_PATH] == []
+
+
+def test_open_order_is_written_once_not_on_every_run(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT order WHEN three runs read it THEN the record is written by the first only."""
+    placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    client_order_id = body_of(placed)["client_order_id"]
+
+    Reconciler().run()
+    first = get_order_record(USER_A, client_order_id)
+    Reconciler().run()
+    Reconciler().run()
+
+    later = get_order_record(USER_A, client_order_id)
+    assert first.status == later.status == "NEW" and later.updated_at == first.updated_at
+    assert later.result["source"] == "queried" and later.fills is None

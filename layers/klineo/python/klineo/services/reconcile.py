@@ -117,6 +117,12 @@ def _merged(old: list[dict[str, Any]] | None, rows: Iterable[dict[str, Any]]) ->
     return [by_id[trade_id] for trade_id in sorted(by_id)]
 
 
+def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:
+    """True when Binance told us nothing new (an order still open): no write is needed."""
+    return changes.get("fills") is None and all(
+        value == getattr(record, name) for name, value in changes.items() if value is not None)
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -225,7 +231,7 @@ class Reconciler:
         if record.origin in FOREIGN_ORIGINS:
             read = self._read_foreign
         changes = read(account, record)
-        if changes is None:
+        if changes is None or _unchanged(record, changes):
             return None
         record_order_outcome(record.user_id, record.client_order_id, **changes)
         order_history.watch_symbol(record.user_id, record.connection_id, record.symbol, self.now_ms)
