@@ -64,6 +64,7 @@ def test_readme_walkthrough_runs_as_written(stack: RunningStack) -> None:
         "over-limit: 422",
         '"field": "max_notional_usdt"',
         '"source": "existing"',
+        '"origin": "api"',
         '"role": "stop_loss"',
         '"role": "take_profit"',
         '"protective_orders": [',

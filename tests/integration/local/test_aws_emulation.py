@@ -92,8 +92,10 @@ def test_the_template_schedule_exists_and_targets_the_dispatcher(
 ) -> None:
     """The ScheduleV2 event is a Scheduler schedule in moto: its name, rate and the dispatcher as target."""
     # GIVEN / WHEN
-    (spec,) = schedule_specs(provisioned)
+    spec, reconciler = schedule_specs(provisioned)
     schedule = _client(moto_server, "scheduler").get_schedule(Name=spec.name)
+    reconcile = _client(moto_server, "scheduler").get_schedule(Name=reconciler.name)
+    assert reconcile["Target"]["Arn"].endswith(":function:klineo-dev-order-reconciler")
     # THEN
     assert schedule["ScheduleExpression"] == "rate(1 minute)"
     assert schedule["Target"]["Arn"].endswith(":function:klineo-dev-strategy-dispatcher")

@@ -61,14 +61,16 @@ def test_expressions_the_local_scheduler_cannot_fire_are_refused_by_name(express
 
 
 def test_the_dispatchers_schedule_is_read_from_the_template(resolver: Resolver) -> None:
-    """The one ScheduleV2 of the template: the dispatcher, every minute, named per stage."""
+    """The template's ScheduleV2 events: the dispatcher every minute, the reconciler every 5, per stage."""
     # GIVEN / WHEN
-    (schedule,) = schedule_specs(resolver)
+    schedule, reconciler = schedule_specs(resolver)
     # THEN
     assert schedule.function.logical_id == "StrategyDispatcherFunction"
     assert schedule.expression == "rate(1 minute)"
     assert schedule.name == "klineo-test-strategy-tick"
     assert rate_seconds(schedule.expression) == 60
+    assert reconciler.function.logical_id == "OrderReconcilerFunction"
+    assert reconciler.name == "klineo-test-order-reconcile" and rate_seconds(reconciler.expression) == 300
 
 
 def test_scheduler_event_is_the_default_notification() -> None:
@@ -233,6 +235,7 @@ def test_tick_runs_the_dispatcher_then_drains_its_messages_through_the_worker(aw
     runtime = ScriptedRuntime(
         {
             "StrategyDispatcherFunction": dispatch,
+            "OrderReconcilerFunction": lambda event: {"settled": 0},
             "StrategyWorkerFunction": lambda event: {"batchItemFailures": []},
         }
     )
@@ -240,7 +243,8 @@ def test_tick_runs_the_dispatcher_then_drains_its_messages_through_the_worker(aw
     # WHEN a tick is run on demand
     summary = sources.tick_and_drain()
     # THEN the dispatcher got a Scheduler event, the worker both messages, and the queue is empty
-    assert [name for name, _ in runtime.events] == ["StrategyDispatcherFunction", "StrategyWorkerFunction"]
+    assert [name for name, _ in runtime.events] == [
+        "StrategyDispatcherFunction", "OrderReconcilerFunction", "StrategyWorkerFunction"]
     assert runtime.events[0][1]["source"] == "aws.scheduler"
     assert summary["schedules"][0]["result"] == {"dispatched": 2}
     assert summary["queues"] == {"batches": 1, "messages": 2, "failed": 0, "errors": []}

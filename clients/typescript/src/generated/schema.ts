@@ -263,6 +263,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/futures/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's order history (regular and algo, ours and Binance's), newest first; settles a few on read. */
+        get: operations["futures_orders_futures_orders_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/candles": {
         parameters: {
             query?: never;
@@ -1112,6 +1129,103 @@ export interface components {
             symbol: string;
             /** Cancelled */
             cancelled: components["schemas"]["OpenOrder"][];
+        };
+        /**
+         * OrderFill
+         * @description One trade of the order, as Binance's userTrades lists it (decimals as strings).
+         */
+        OrderFill: {
+            /** Trade Id */
+            trade_id: number;
+            /** Order Id */
+            order_id: number;
+            /** Price */
+            price: string;
+            /** Qty */
+            qty: string;
+            /** Commission */
+            commission: string;
+            /** Commission Asset */
+            commission_asset: string;
+            /** Realized Pnl */
+            realized_pnl: string;
+            /** Side */
+            side: string;
+            /** Time */
+            time: number;
+        };
+        /**
+         * OrderHistoryItem
+         * @description One order: where it came from, its latest known state and its fills.
+         */
+        OrderHistoryItem: {
+            /** Client Order Id */
+            client_order_id: string;
+            /** Connection Id */
+            connection_id: string;
+            /** Symbol */
+            symbol: string;
+            /**
+             * Kind
+             * @description "order" (regular) or "algo" (conditional)
+             * @example order
+             */
+            kind: string;
+            /**
+             * Origin
+             * @description "api", the placing strategy's id, or "manual"/"liquidation"/"adl" for trades Binance made that we did not place
+             * @example api
+             */
+            origin: string;
+            /**
+             * Role
+             * @example stop_loss
+             */
+            role?: string | null;
+            /** Parent Client Order Id */
+            parent_client_order_id?: string | null;
+            /**
+             * Status
+             * @example FILLED
+             */
+            status: string;
+            /**
+             * Settled
+             * @description True when the state is final and its fills are known
+             */
+            settled: boolean;
+            /** Order Id */
+            order_id?: number | null;
+            /** Side */
+            side?: string | null;
+            /** Type */
+            type?: string | null;
+            /** Quantity */
+            quantity?: string | null;
+            /** Price */
+            price?: string | null;
+            /** Trigger Price */
+            trigger_price?: string | null;
+            /** Executed Quantity */
+            executed_quantity?: string | null;
+            /** Average Price */
+            average_price?: string | null;
+            /** Created At */
+            created_at: string;
+            /** Updated At */
+            updated_at: string;
+            /** Fills */
+            fills?: components["schemas"]["OrderFill"][] | null;
+        };
+        /**
+         * OrderHistoryResponse
+         * @description A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more).
+         */
+        OrderHistoryResponse: {
+            /** Orders */
+            orders: components["schemas"]["OrderHistoryItem"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
         };
         /**
          * Candle
@@ -5075,6 +5189,201 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FuturesOrderResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_orders_futures_orders_get: {
+        parameters: {
+            query?: {
+                connection_id?: string;
+                symbol?: string;
+                status?: string;
+                from?: string;
+                to?: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderHistoryResponse"];
                 };
             };
             /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */

@@ -35,6 +35,7 @@ __all__ = [
     "futures_new_order",
     "futures_open_algo_orders",
     "futures_open_orders",
+    "futures_order_by_id",
     "futures_position_mode",
     "futures_position_risk",
     "futures_query_algo_order",
@@ -42,6 +43,7 @@ __all__ = [
     "futures_symbol_config",
     "futures_symbol_configs",
     "futures_ticker_price",
+    "futures_user_trades",
     "klines",
     "server_time",
     "spot_account",
@@ -394,6 +396,44 @@ def futures_leverage_brackets(client: BinanceClient, creds: Credentials, symbol:
             ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable leverage brackets."
         )
     return brackets
+
+
+def futures_user_trades(
+    client: BinanceClient,
+    creds: Credentials,
+    symbol: str,
+    *,
+    order_id: int | None = None,
+    from_id: int | None = None,
+    start_time: int | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """GET /fapi/v1/userTrades (weight 5): the account's trades on a symbol, oldest first (facts §12).
+
+    By ``order_id`` (one order's fills), from trade id ``from_id``, or from ``start_time`` (ms;
+    Binance's default window is the last 7 days); ``fromId`` cannot be sent with a time.
+    """
+    _require(client, Market.FUTURES)
+    params: dict[str, Any] = {"symbol": _symbol(symbol), "limit": max(1, min(int(limit), 1000))}
+    if order_id is not None:
+        params["orderId"] = int(order_id)
+    if from_id is not None:
+        params["fromId"] = int(from_id)
+    elif start_time is not None:
+        params["startTime"] = int(start_time)
+    rows = client.signed("GET", "/fapi/v1/userTrades", params, creds)
+    if not isinstance(rows, list):
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable trades.")
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def futures_order_by_id(
+    client: BinanceClient, creds: Credentials, symbol: str, order_id: int
+) -> dict[str, Any]:
+    """GET /fapi/v1/order by Binance's orderId (weight 1): how a trade's order is named (clientOrderId)."""
+    _require(client, Market.FUTURES)
+    params = {"symbol": _symbol(symbol), "orderId": int(order_id)}
+    return client.signed("GET", "/fapi/v1/order", params, creds)
 
 
 def _flag(data: Any, key: str) -> bool:

@@ -80,6 +80,9 @@ _WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/fapi/v2/ticker/price"): 1,
     ("GET", "/fapi/v1/symbolConfig"): 5,
     ("GET", "/fapi/v1/openAlgoOrders"): 1,  # with symbol (40 without)
+    ("GET", "/fapi/v1/userTrades"): 5,
+    ("GET", "/fapi/v1/algoOrder"): 1,
+    ("DELETE", "/fapi/v1/algoOrder"): 1,
 }
 
 

@@ -14,11 +14,24 @@ placed through the API:
 `status` holds Binance's order status once known (NEW, PARTIALLY_FILLED, FILLED, CANCELED,
 EXPIRED, ...) or one of ours: PENDING (recorded, being sent), UNKNOWN (sent, outcome not settled)
 and REJECTED (Binance refused it; nothing was placed).
+
+Indexes (both sparse, derived in ONE place, ``OrderRecord.to_item()``, so every writer gets them):
+- ``gsi1``, shared with active strategies (``ACTIVE#<interval>``): every order record carries
+  ``gsi1pk = ORDERS#<sub>`` and ``gsi1sk = <created ms, 13 digits>#<clientOrderId>``, so one user's
+  orders read newest first with a time range in the key condition (``klineo.store.order_history``).
+- ``gsi2``, unsettled records only: ``gsi2pk = UNSETTLED#<0-7>`` (the user's shard, so no single
+  partition takes every write) and ``gsi2sk = <sub>#<clientOrderId>``. A record stays there until it
+  is settled: its status is final AND its fills are known (``fills`` set, ``[]`` for none), or it can
+  have none (REJECTED, UNKNOWN_PURGED). ``record_order_outcome`` REMOVEs both attributes when it
+  writes such a state, so the reconciler (``klineo.services.reconcile``) walks what is left without
+  a scan, and an order that filled at once still gets its fills read. ``gsi2`` also holds the
+  reconciler's watch marks (``WATCH#`` partitions, see ``klineo.store.order_history``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +43,7 @@ from klineo.store import aws
 from klineo.store.dynamo import Update, from_attr, to_attr, to_item
 
 __all__ = [
+    "FILLLESS_STATUSES",
     "FINAL_STATUSES",
     "KIND_ALGO",
     "KIND_ORDER",
@@ -37,6 +51,7 @@ __all__ = [
     "ORIGIN_API",
     "ORIGIN_LIQUIDATION",
     "ORIGIN_MANUAL",
+    "ORIGIN_SETTLEMENT",
     "STATUS_PENDING",
     "STATUS_REJECTED",
     "STATUS_UNKNOWN",
@@ -46,9 +61,14 @@ __all__ = [
     "create_order_record",
     "get_order_record",
     "get_order_records",
+    "index_attributes",
+    "is_settled",
     "pending_record",
+    "put_new_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
+    "record_strategy_order",
+    "unsettled_keys",
 ]
 
 STATUS_PENDING = "PENDING"
@@ -62,14 +82,21 @@ FINAL_STATUSES = frozenset(
     {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED", "FINISHED", "TRIGGERED",
      STATUS_REJECTED, STATUS_UNKNOWN_PURGED}
 )
+# Final states in which an order can have no fills: settled without reading any.
+FILLLESS_STATUSES = frozenset({STATUS_REJECTED, STATUS_UNKNOWN_PURGED})
 # What placed an order: ORIGIN_API, a strategy's id, or a fill we did not place.
 ORIGIN_API = "api"
 ORIGIN_MANUAL = "manual"
 ORIGIN_LIQUIDATION = "liquidation"
 ORIGIN_ADL = "adl"
+# Binance's settlement of a delisted or delivered contract (clientOrderId settlement_autoclose-...).
+ORIGIN_SETTLEMENT = "settlement"
 KIND_ORDER = "order"
 KIND_ALGO = "algo"
-
+# Index prefixes (see the module docstring).
+ORDERS_INDEX_PREFIX = "ORDERS#"
+UNSETTLED_PREFIX = "UNSETTLED#"
+UNSETTLED_SHARDS = 8
 
 
 def _now_iso() -> str:
@@ -78,6 +105,31 @@ def _now_iso() -> str:
 
 def _key(user_id: str, client_order_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"ORDER#{client_order_id}"}}
+
+
+def iso_ms(timestamp: str) -> int:
+    """An ISO-8601 UTC timestamp (``...Z``) as epoch milliseconds."""
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def unsettled_keys(user_id: str, client_order_id: str) -> dict[str, str]:
+    """gsi2pk/gsi2sk of a record that is not final (the user's shard of the unsettled index)."""
+    shard = zlib.crc32(user_id.encode()) % UNSETTLED_SHARDS
+    return {"gsi2pk": f"{UNSETTLED_PREFIX}{shard}", "gsi2sk": f"{user_id}#{client_order_id}"}
+
+
+def is_settled(status: str, fills: list[dict[str, Any]] | None) -> bool:
+    """True when the reconciler is done with a record: final, with its fills known (or none possible)."""
+    return status in FILLLESS_STATUSES or (status in FINAL_STATUSES and fills is not None)
+
+
+def index_attributes(record: OrderRecord) -> dict[str, str]:
+    """The index attributes an order item carries: gsi1 always, gsi2 until the record is settled."""
+    keys = {"gsi1pk": f"{ORDERS_INDEX_PREFIX}{record.user_id}",
+            "gsi1sk": f"{iso_ms(record.created_at):013d}#{record.client_order_id}"}
+    if not is_settled(record.status, record.fills):
+        keys.update(unsettled_keys(record.user_id, record.client_order_id))
+    return keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +196,7 @@ class OrderRecord:
             "parent_client_order_id": self.parent_client_order_id,
             "fills": self.fills,
             "lease_until_ms": self.lease_until_ms,
+            **index_attributes(self),
         })
 
     @classmethod
@@ -289,15 +342,19 @@ def record_order_outcome(
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
     params: dict[str, str] | None = None,
+    fills: list[dict[str, Any]] | None = None,
 ) -> None:
     """Store what became of the order (one UpdateItem); a known result clears an earlier error.
 
-    The attempt's lease ends with it: a later retry with the same key may resume the order.
+    The attempt's lease ends with it: a later retry with the same key may resume the order. A settled
+    state (final with ``fills``, or REJECTED/UNKNOWN_PURGED) also leaves the unsettled index (REMOVE
+    gsi2pk, gsi2sk).
     """
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
-            "error": error, "params": params}
-    update = Update(sets={name: value for name, value in sets.items() if value is not None},
-                    removes=["lease_until_ms"] if error is not None else ["error", "lease_until_ms"])
+            "error": error, "params": params, "fills": fills}
+    removes = ["lease_until_ms"] + ([] if error is not None else ["error"]) + (
+        ["gsi2pk", "gsi2sk"] if is_settled(status, fills) else [])
+    update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
     aws.dynamodb().update_item(
         TableName=get_settings().data_table,
         Key=_key(user_id, client_order_id),
@@ -320,7 +377,8 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
     Two concurrent retries of the same order can both find it absent at Binance; only the one
     that wins this conditional update may send it again.
     """
-    update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso()})
+    update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso(),
+                          **unsettled_keys(user_id, client_order_id)})
     try:
         aws.dynamodb().update_item(
             TableName=get_settings().data_table,
@@ -350,3 +408,45 @@ def get_order_records(user_id: str, client_order_ids: list[str]) -> dict[str, Or
                 found[record.client_order_id] = record
             request = response.get("UnprocessedKeys") or {}
     return found
+
+
+def put_new_record(record: OrderRecord) -> bool:
+    """Write ``record`` unless a record with its key exists (one conditional PutItem); True when written."""
+    try:
+        aws.dynamodb().put_item(
+            TableName=get_settings().data_table,
+            Item=record.to_item(),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
+def record_strategy_order(
+    user_id: str,
+    client_order_id: str,
+    *,
+    strategy_id: str,
+    connection_id: str,
+    symbol: str,
+    params: dict[str, str],
+    status: str = STATUS_PENDING,
+    attempt_ms: int,
+    order_id: int | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """Record an order a strategy placed (origin = the strategy's id), once; True when this call wrote it.
+
+    For the runner (``klineo.runner.execution``): call it before sending (status PENDING) and
+    ``record_order_outcome`` after, as the API route does; a non-final record is picked up by the
+    reconciler (unsettled index), so an outcome the runner never learned is still settled.
+    """
+    now = _now_iso()
+    return put_new_record(OrderRecord(
+        user_id=user_id, client_order_id=client_order_id, connection_id=connection_id, symbol=symbol,
+        request={"strategy_id": strategy_id}, params=params, status=status, attempt_ms=attempt_ms,
+        created_at=now, updated_at=now, order_id=order_id, result=result, origin=strategy_id,
+    ))

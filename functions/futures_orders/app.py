@@ -1,0 +1,23 @@
+"""GET /futures/orders: the caller's orders (regular and algo, ours and Binance's), newest first."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from klineo.api import build_resolver, current_user_id
+from klineo.models.order_history import OrderHistoryQuery, OrderHistoryResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.order_history import list_orders
+
+app = build_resolver()
+
+
+@app.get("/futures/orders")
+def futures_orders(query: Annotated[OrderHistoryQuery, Query()]) -> OrderHistoryResponse:
+    return list_orders(current_user_id(app), query)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,92 @@
+"""Query and response models of GET /futures/orders: the caller's order history, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from klineo.models.common import ApiModel
+from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
+
+__all__ = [
+    "CURSOR_PATTERN",
+    "HISTORY_MAX_LIMIT",
+    "OrderFill",
+    "OrderHistoryItem",
+    "OrderHistoryQuery",
+    "OrderHistoryResponse",
+]
+
+HISTORY_MAX_LIMIT = 100
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{8,120}$"
+STATUS_PATTERN = r"^[A-Z_]{3,20}$"
+
+
+class OrderHistoryQuery(ApiModel):
+    """Filters and paging: `from`/`to` are creation times in epoch ms (inclusive)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    connection_id: Annotated[str | None, Field(pattern=CONNECTION_ID_PATTERN)] = None
+    symbol: Annotated[str | None, Field(pattern=SYMBOL_PATTERN)] = None
+    status: Annotated[str | None, Field(pattern=STATUS_PATTERN, examples=["FILLED"])] = None
+    from_ms: Annotated[int | None, Field(alias="from", ge=0, le=9_999_999_999_999)] = None
+    to_ms: Annotated[int | None, Field(alias="to", ge=0, le=9_999_999_999_999)] = None
+    limit: Annotated[int, Field(ge=1, le=HISTORY_MAX_LIMIT)] = 50
+    cursor: Annotated[str | None, Field(pattern=CURSOR_PATTERN)] = None
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> OrderHistoryQuery:
+        """`from` must not be after `to`."""
+        if self.from_ms is not None and self.to_ms is not None and self.from_ms > self.to_ms:
+            raise ValueError("from must not be after to")
+        return self
+
+
+class OrderFill(BaseModel):
+    """One trade of the order, as Binance's userTrades lists it (decimals as strings)."""
+
+    trade_id: int
+    order_id: int
+    price: str
+    qty: str
+    commission: str
+    commission_asset: str
+    realized_pnl: str
+    side: str
+    time: int
+
+
+class OrderHistoryItem(BaseModel):
+    """One order: where it came from, its latest known state and its fills."""
+
+    client_order_id: str
+    connection_id: str
+    symbol: str
+    kind: str = Field(examples=["order"], description='"order" (regular) or "algo" (conditional)')
+    origin: str = Field(examples=["api"],
+                        description='"api", the placing strategy\'s id, or "manual"/"liquidation"/"adl" '
+                                    "for trades Binance made that we did not place")
+    role: str | None = Field(default=None, examples=["stop_loss"])
+    parent_client_order_id: str | None = None
+    status: str = Field(examples=["FILLED"])
+    settled: bool = Field(description="True when the state is final and its fills are known")
+    order_id: int | None = None
+    side: str | None = None
+    type: str | None = None
+    quantity: str | None = None
+    price: str | None = None
+    trigger_price: str | None = None
+    executed_quantity: str | None = None
+    average_price: str | None = None
+    created_at: str
+    updated_at: str
+    fills: list[OrderFill] | None = None
+
+
+class OrderHistoryResponse(BaseModel):
+    """A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more)."""
+
+    orders: list[OrderHistoryItem]
+    next_cursor: str | None = None

@@ -1,0 +1,96 @@
+"""GET /futures/orders: the caller's orders from our records, regular and algo alike, newest first.
+
+A page is one Query of the caller's own partition of ``gsi1`` (``klineo.store.order_history``),
+filtered on connection, symbol, status and a creation-time range. The cursor is opaque to the
+caller: the base64url text of the last record's index sort key (``<created ms>#<clientOrderId>``),
+checked on the way back in (a cursor that does not decode to that shape is a 400 naming
+``cursor``); every other key part comes from the caller's identity, so no cursor reaches another
+user's orders. Records in the page that are not settled yet are reconciled on the way out
+(``klineo.services.reconcile``) within a small request-weight budget, so a read shows Binance's
+latest state; what the budget does not cover waits for the scheduled reconciler.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.order_history import OrderFill, OrderHistoryItem, OrderHistoryQuery, OrderHistoryResponse
+from klineo.services.reconcile import Reconciler
+from klineo.store.order_history import HistoryFilter, list_order_page
+from klineo.store.orders import OrderRecord, is_settled
+from klineo.validation import CLIENT_ORDER_ID_PATTERN
+
+__all__ = ["READ_SETTLE_MAX", "READ_WEIGHT", "decode_cursor", "encode_cursor", "list_orders", "order_item"]
+
+# On a read, at most this many unsettled records are reconciled, spending at most this weight.
+READ_SETTLE_MAX = 5
+READ_WEIGHT = 20
+_SORT_KEY = re.compile(r"\d{13}#" + CLIENT_ORDER_ID_PATTERN.strip("^$"))
+
+
+def encode_cursor(sort_key: str) -> str:
+    """The opaque cursor of a page that ends at ``sort_key``."""
+    return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The sort key a cursor stands for; a 400 naming ``cursor`` when it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not _SORT_KEY.fullmatch(text):
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, "cursor is not a cursor this route handed out",
+                          field="cursor")
+    return text
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def order_item(record: OrderRecord) -> OrderHistoryItem:
+    """One record as the history shows it (Binance's answer first, then what we sent)."""
+    result, params = record.result or {}, record.params
+    return OrderHistoryItem(
+        client_order_id=record.client_order_id, connection_id=record.connection_id, symbol=record.symbol,
+        kind=record.kind, origin=record.origin, role=record.role,
+        parent_client_order_id=record.parent_client_order_id, status=record.status,
+        settled=is_settled(record.status, record.fills), order_id=record.order_id,
+        side=_text(result.get("side") or params.get("side")),
+        type=_text(result.get("type") or params.get("type")),
+        quantity=_text(result.get("quantity") or params.get("quantity")),
+        price=_text(result.get("price") or params.get("price")),
+        trigger_price=_text(params.get("triggerPrice")),
+        executed_quantity=_text(result.get("executed_quantity")),
+        average_price=_text(result.get("average_price")),
+        created_at=record.created_at, updated_at=record.updated_at,
+        fills=[OrderFill(**fill) for fill in record.fills] if record.fills is not None else None,
+    )
+
+
+def _settle_some(records: list[OrderRecord]) -> list[OrderRecord]:
+    """Reconcile the first few unsettled records of the page, within the read budget."""
+    due = [i for i, r in enumerate(records) if not is_settled(r.status, r.fills)][:READ_SETTLE_MAX]
+    if not due:
+        return records
+    fresh = Reconciler(weight=READ_WEIGHT).settle([records[i] for i in due])
+    updated = list(records)
+    for index, record in zip(due, fresh, strict=True):
+        updated[index] = record
+    return updated
+
+
+def list_orders(user_id: str, query: OrderHistoryQuery) -> OrderHistoryResponse:
+    """A page of the caller's orders, newest first (see the module docstring)."""
+    after = decode_cursor(query.cursor) if query.cursor else None
+    history = HistoryFilter(connection_id=query.connection_id, symbol=query.symbol, status=query.status,
+                            from_ms=query.from_ms, to_ms=query.to_ms)
+    records, last = list_order_page(user_id, history, query.limit, after)
+    records = _settle_some(records)
+    return OrderHistoryResponse(orders=[order_item(r) for r in records],
+                                next_cursor=encode_cursor(last) if last else None)

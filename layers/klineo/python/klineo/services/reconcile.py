@@ -1,0 +1,409 @@
+"""Reconciling our order records with what Binance did: settle, read fills, label foreign trades, clean up.
+
+One run (the scheduled reconciler Lambda, or a read of the order history with a small budget):
+1. **Settle.** Every record not yet settled (the sparse ``gsi2`` index, never a scan) is read back:
+   regular orders by clientOrderId (``GET /fapi/v1/order``), algo orders by clientAlgoId
+   (``GET /fapi/v1/algoOrder``; a fired one through its child order, ``actualOrderId``). Once
+   final, its fills come from ``GET /fapi/v1/userTrades?orderId=`` (none read when nothing
+   executed) and the record leaves the index. What Binance says is stored as it is.
+2. **Purged.** An order Binance does not know (-2013) although the record is older than Binance's
+   shortest retention (3 days: canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
+   final; nothing ever sends it again (facts §9, §12). A younger unknown record is left alone: it may
+   still be settled by the order route's own lookup.
+3. **OCO-like cleanup.** When a protective order of ours (role stop_loss/take_profit) fired, its
+   siblings (same ``parent_client_order_id``) that are still open are cancelled
+   (``DELETE /fapi/v1/algoOrder``); so are our open protective orders on a symbol/side whose
+   position reads 0 (``GET /fapi/v3/positionRisk``, once per connection). A stale stop never
+   survives the next run to close a later position.
+4. **Trades we did not place.** For each watched (connection, symbol) — any symbol we settled an
+   order on, until it has had no position and no activity for 7 days — ``userTrades`` since the
+   last reconciled trade id are read; a trade whose order is not one of our records is recorded
+   once as an order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl``
+   (``adl_autoclose``), ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything
+   else), with its fills (facts §8, §12).
+
+Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the
+futures IP limit of 2,400 per minute, so trading keeps the rest); the shared limiter
+(``klineo.binance.ratelimit``) still refuses anything past 90 % of the IP's window, and the run
+stops at the first ``rate_limit``/``ip_banned``. What is left waits for the next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import BinanceClient, endpoints
+from klineo.binance.credentials import Credentials
+from klineo.binance.ratelimit import endpoint_weight
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.observability import logger
+from klineo.services.futures_account import futures_client
+from klineo.services.orders import OrderResult
+from klineo.store import order_history
+from klineo.store.connections import Connection, connection_credentials, get_connection
+from klineo.store.orders import (
+    FINAL_STATUSES,
+    KIND_ALGO,
+    ORIGIN_ADL,
+    ORIGIN_LIQUIDATION,
+    ORIGIN_MANUAL,
+    ORIGIN_SETTLEMENT,
+    STATUS_UNKNOWN_PURGED,
+    OrderRecord,
+    get_order_record,
+    iso_ms,
+    put_new_record,
+    record_order_outcome,
+)
+
+__all__ = [
+    "PURGE_AFTER_MS",
+    "RUN_WEIGHT",
+    "Reconciler",
+    "foreign_label",
+    "recent_foreign_fills",
+    "run_reconciler",
+]
+
+DAY_MS = 86_400_000
+# Binance forgets canceled/expired orders without fills after 3 days (facts §9): a record older
+# than that which Binance does not know can never be settled any more.
+PURGE_AFTER_MS = 3 * DAY_MS
+WATCH_IDLE_MS = 7 * DAY_MS
+RUN_WEIGHT = 240
+PROTECTIVE_ROLES = frozenset({"stop_loss", "take_profit"})
+FIRED_ALGO = frozenset({"TRIGGERED", "FINISHED"})
+OPEN_ALGO = frozenset({"NEW", "TRIGGERING"})
+FIRED = FIRED_ALGO | {"FILLED"}
+FOREIGN_ORIGINS = frozenset({ORIGIN_MANUAL, ORIGIN_LIQUIDATION, ORIGIN_ADL, ORIGIN_SETTLEMENT})
+_STOPPING = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED})
+
+
+class BudgetSpent(Exception):
+    """The run's request weight is used up, or Binance asked us to slow down: stop, go on next run."""
+
+
+def foreign_label(client_order_id: str) -> str:
+    """Who placed an order that is not ours: Binance (liquidation, ADL, settlement), else the user."""
+    if client_order_id.startswith("autoclose-"):
+        return ORIGIN_LIQUIDATION
+    if client_order_id.startswith("adl_autoclose"):
+        return ORIGIN_ADL
+    if client_order_id.startswith("settlement_autoclose-"):
+        return ORIGIN_SETTLEMENT
+    return ORIGIN_MANUAL
+
+
+def _fill(row: dict[str, Any]) -> dict[str, Any]:
+    """One userTrades row as a stored fill (decimals kept as Binance's text)."""
+    return {
+        "trade_id": int(row["id"]), "order_id": int(row["orderId"]), "price": str(row["price"]),
+        "qty": str(row["qty"]), "commission": str(row.get("commission", "0")),
+        "commission_asset": str(row.get("commissionAsset", "")),
+        "realized_pnl": str(row.get("realizedPnl", "0")), "side": str(row.get("side", "")),
+        "time": int(row.get("time") or 0),
+    }
+
+
+def _merged(old: list[dict[str, Any]] | None, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_id = {int(f["trade_id"]): f for f in old or []}
+    by_id.update({int(r["id"]): _fill(r) for r in rows})
+    return [by_id[trade_id] for trade_id in sorted(by_id)]
+
+
+def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:
+    """True when Binance told us nothing new (an order still open): no write is needed."""
+    return changes.get("fills") is None and all(
+        value == getattr(record, name) for name, value in changes.items() if value is not None)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass
+class _Account:
+    connection: Connection
+    client: BinanceClient
+    creds: Credentials
+    positions: dict[tuple[str, str], Decimal] | None = None
+
+
+class Reconciler:
+    """One reconciliation run: a weight budget, a clock, and the connections it has opened."""
+
+    def __init__(self, weight: int = RUN_WEIGHT, now_ms: int | None = None) -> None:
+        self.weight_left = weight
+        self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self._accounts: dict[tuple[str, str], _Account | None] = {}
+        self.counts: dict[str, int] = defaultdict(int)
+        self.stopped = False
+
+    # ------------------------------------------------------------------ Binance calls, within budget
+    def call(self, method: str, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one endpoint helper if the budget allows; rate limits end the run."""
+        weight = endpoint_weight(method, path, kwargs or None)
+        if weight > self.weight_left:
+            raise BudgetSpent
+        self.weight_left -= weight
+        try:
+            return fn(*args, **kwargs)
+        except KlineoError as exc:
+            if exc.category in _STOPPING:
+                raise BudgetSpent from exc
+            raise
+
+    def account(self, user_id: str, connection_id: str) -> _Account | None:
+        """The connection's client and credentials (None when the connection is gone)."""
+        key = (user_id, connection_id)
+        if key not in self._accounts:
+            connection = get_connection(user_id, connection_id)
+            self._accounts[key] = None if connection is None else _Account(
+                connection, futures_client(connection), connection_credentials(connection))
+        return self._accounts[key]
+
+    def position_amounts(self, account: _Account) -> dict[tuple[str, str], Decimal]:
+        """(symbol, positionSide) → positionAmt, read once per run and connection (weight 5)."""
+        if account.positions is None:
+            rows = self.call("GET", "/fapi/v3/positionRisk", endpoints.futures_position_risk,
+                             account.client, account.creds)
+            account.positions = {(str(r.get("symbol")), str(r.get("positionSide") or "BOTH")):
+                                 Decimal(str(r.get("positionAmt") or "0")) for r in rows}
+        return account.positions
+
+    def trades_of(self, account: _Account, symbol: str, order_id: int) -> list[dict[str, Any]]:
+        """One order's fills (userTrades by orderId)."""
+        return self.call("GET", "/fapi/v1/userTrades", endpoints.futures_user_trades,
+                         account.client, account.creds, symbol, order_id=order_id)
+
+    # ------------------------------------------------------------------ whole runs
+    def run(self) -> dict[str, Any]:
+        """Settle every unsettled record, clean up protective orders, follow watched symbols."""
+        self.settle(list(order_history.list_unsettled()))
+        try:
+            for watch in [] if self.stopped else list(order_history.list_watched()):
+                self._guarded(self.follow, watch)
+        except BudgetSpent:
+            self._stop()
+        summary = {**self.counts, "weight_left": self.weight_left}
+        logger.info("reconciler run", extra=summary)
+        return summary
+
+    def settle(self, records: list[OrderRecord]) -> list[OrderRecord]:
+        """Settle these records (a run's or a page's); the records as they are now, in the same order."""
+        settled: list[OrderRecord] = []
+        try:
+            for record in records:
+                settled.append(self._guarded(self.settle_one, record) or record)
+            self._cleanup(settled)
+        except BudgetSpent:
+            self._stop()
+        return settled + records[len(settled):]
+
+    def _stop(self) -> None:
+        """The budget is spent (or Binance asked us to slow down): what is left waits for the next run."""
+        self.stopped = True
+        self.counts["stopped_on_budget"] += 1
+
+    def _guarded(self, step: Any, subject: Any) -> Any:
+        """One step for one record or watch; a Binance refusal for it is logged, the run goes on."""
+        try:
+            return step(subject)
+        except KlineoError as exc:
+            self.counts["errors"] += 1
+            logger.warning("reconcile step failed", extra={"category": exc.category.value,
+                                                            "step": step.__name__})
+            return None
+
+    # ------------------------------------------------------------------ settling one record
+    def settle_one(self, record: OrderRecord) -> OrderRecord | None:
+        """Read the record's order back and store its state (and fills once final)."""
+        account = self.account(record.user_id, record.connection_id)
+        if account is None:
+            return None
+        read = self._read_algo if record.kind == KIND_ALGO else self._read_order
+        if record.origin in FOREIGN_ORIGINS:
+            read = self._read_foreign
+        changes = read(account, record)
+        if changes is None or _unchanged(record, changes):
+            return None
+        record_order_outcome(record.user_id, record.client_order_id, **changes)
+        order_history.watch_symbol(record.user_id, record.connection_id, record.symbol, self.now_ms)
+        self.counts["settled"] += 1
+        return dataclasses.replace(record, **{k: v for k, v in changes.items() if v is not None})
+
+    def _vanished(self, record: OrderRecord) -> dict[str, Any] | None:
+        """Binance does not know the order: once older than its retention, UNKNOWN_PURGED (a state we
+        already knew as final stays, with the fills we have); younger, wait."""
+        if self.now_ms - iso_ms(record.created_at) <= PURGE_AFTER_MS:
+            return None
+        self.counts["purged"] += 1
+        if record.final:
+            return {"status": record.status, "fills": record.fills or []}
+        return {"status": STATUS_UNKNOWN_PURGED, "fills": record.fills or []}
+
+    def _read_foreign(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
+        """An order we did not place, recorded before it was final: read it by orderId until it is."""
+        if record.order_id is None:
+            return {"status": record.status, "fills": record.fills or []}
+        body = self.call("GET", "/fapi/v1/order", endpoints.futures_order_by_id,
+                         account.client, account.creds, record.symbol, record.order_id)
+        changes: dict[str, Any] = {"status": str(body.get("status", record.status))}
+        if changes["status"] in FINAL_STATUSES:
+            changes["fills"] = _merged(record.fills, self.trades_of(account, record.symbol, record.order_id))
+        return changes
+
+    def _read_order(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
+        try:
+            body = self.call("GET", "/fapi/v1/order", endpoints.futures_query_order,
+                             account.client, account.creds, record.symbol, record.client_order_id)
+        except KlineoError as exc:
+            if exc.category is ErrorCategory.ORDER_NOT_FOUND:
+                return self._vanished(record)
+            raise
+        result = OrderResult.from_binance(body, "queried")
+        changes: dict[str, Any] = {"status": result.status, "order_id": result.order_id,
+                                   "result": result.to_record()}
+        if result.status in FINAL_STATUSES and result.order_id is not None:
+            rows = self.trades_of(account, record.symbol, result.order_id) if result.executed_quantity else []
+            changes["fills"] = _merged(record.fills, rows)
+        return changes
+
+    def _read_algo(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
+        try:
+            body = self.call("GET", "/fapi/v1/algoOrder", endpoints.futures_query_algo_order,
+                             account.client, account.creds, record.client_order_id)
+        except KlineoError as exc:
+            if exc.category is ErrorCategory.ORDER_NOT_FOUND:
+                return self._vanished(record)
+            raise
+        status = str(body.get("algoStatus", ""))
+        changes: dict[str, Any] = {"status": status}
+        child = str(body.get("actualOrderId") or "")
+        if status in FIRED_ALGO and child.isdigit():
+            order = self.call("GET", "/fapi/v1/order", endpoints.futures_order_by_id,
+                              account.client, account.creds, record.symbol, int(child))
+            if str(order.get("status")) in FINAL_STATUSES:
+                changes["fills"] = _merged(record.fills, self.trades_of(account, record.symbol, int(child)))
+        elif status in FINAL_STATUSES:
+            changes["fills"] = record.fills or []
+        return changes
+
+    # ------------------------------------------------------------------ protective orders
+    def _cleanup(self, records: list[OrderRecord]) -> None:
+        """Cancel our open protective orders whose sibling fired or whose position reads 0."""
+        fired = {(r.user_id, r.parent_client_order_id) for r in records
+                 if r.role in PROTECTIVE_ROLES and r.parent_client_order_id and r.status in FIRED}
+        for record in records:
+            armed = record.kind == KIND_ALGO and record.status in OPEN_ALGO
+            if record.role not in PROTECTIVE_ROLES or not armed:
+                continue
+            if (record.user_id, record.parent_client_order_id) in fired or self._unguarded(record):
+                self._guarded(self.cancel_protective, record)
+
+    def _unguarded(self, record: OrderRecord) -> bool:
+        """True when the position this protective order guards reads 0."""
+        account = self.account(record.user_id, record.connection_id)
+        if account is None:
+            return False
+        side = record.params.get("positionSide") or "BOTH"
+        return self.position_amounts(account).get((record.symbol, side), Decimal(0)) == 0
+
+    def cancel_protective(self, record: OrderRecord) -> None:
+        """DELETE /fapi/v1/algoOrder by clientAlgoId; the record says CANCELED once Binance confirmed."""
+        account = self.account(record.user_id, record.connection_id)
+        if account is None:
+            return
+        try:
+            self.call("DELETE", "/fapi/v1/algoOrder", endpoints.futures_cancel_algo_order,
+                      account.client, account.creds, record.client_order_id)
+        except KlineoError as exc:
+            if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
+                raise
+            self.settle_one(record)  # no longer open: it fired or was cancelled meanwhile; read it
+            return
+        record_order_outcome(record.user_id, record.client_order_id, status="CANCELED",
+                             fills=record.fills or [])
+        self.counts["protective_cancelled"] += 1
+        logger.info("protective order cancelled", extra={"client_order_id": record.client_order_id,
+                                                        "reason": "sibling fired or position closed"})
+
+    # ------------------------------------------------------------------ trades we did not place
+    def follow(self, watch: order_history.Watch) -> None:
+        """Read the symbol's new trades; record those of orders that are not ours; move the watermark."""
+        account = self.account(watch.user_id, watch.connection_id)
+        if account is None:
+            order_history.unwatch_symbol(watch.user_id, watch.connection_id, watch.symbol)
+            return
+        since = None if watch.last_trade_id is not None else self.now_ms - WATCH_IDLE_MS
+        rows = self.call("GET", "/fapi/v1/userTrades", endpoints.futures_user_trades, account.client,
+                         account.creds, watch.symbol, from_id=None if since else watch.last_trade_id + 1,
+                         start_time=since)
+        if not rows:
+            self._maybe_unwatch(account, watch)
+            return
+        ours = {r.order_id for r in order_history.list_recent_records(
+            watch.user_id, min(int(r["time"]) for r in rows) - DAY_MS)
+            if r.connection_id == watch.connection_id and r.symbol == watch.symbol}
+        by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            if int(row["orderId"]) not in ours:
+                by_order[int(row["orderId"])].append(row)
+        for order_id, trades in by_order.items():
+            self._record_foreign(account, watch, order_id, trades)
+        order_history.advance_watermark(watch.user_id, watch.connection_id, watch.symbol,
+                                        max(int(r["id"]) for r in rows))
+        order_history.watch_symbol(watch.user_id, watch.connection_id, watch.symbol, self.now_ms)
+
+    def _maybe_unwatch(self, account: _Account, watch: order_history.Watch) -> None:
+        if self.now_ms - watch.active_ms < WATCH_IDLE_MS:
+            return
+        amounts = self.position_amounts(account)
+        if all(amount == 0 for (symbol, _), amount in amounts.items() if symbol == watch.symbol):
+            order_history.unwatch_symbol(watch.user_id, watch.connection_id, watch.symbol)
+
+    def _record_foreign(self, account: _Account, watch: order_history.Watch, order_id: int,
+                        trades: list[dict[str, Any]]) -> None:
+        """Name the trades' order; unless it is one of our records, record it once with its label."""
+        body = self.call("GET", "/fapi/v1/order", endpoints.futures_order_by_id,
+                         account.client, account.creds, watch.symbol, order_id)
+        client_order_id = str(body.get("clientOrderId", ""))
+        if client_order_id and get_order_record(watch.user_id, client_order_id) is not None:
+            return  # ours (e.g. an algo order's child carries the clientAlgoId): settled on its own
+        label = foreign_label(client_order_id)
+        result = OrderResult.from_binance(body, "queried").to_record()
+        created = int(body.get("time") or trades[0]["time"])
+        record = OrderRecord(
+            user_id=watch.user_id, client_order_id=f"{label}-{order_id}", connection_id=watch.connection_id,
+            symbol=watch.symbol, request={}, params={}, status=str(body.get("status", "FILLED")),
+            attempt_ms=created, created_at=_iso(created), updated_at=_iso(self.now_ms), order_id=order_id,
+            result=result, origin=label, fills=_merged(None, trades),
+        )
+        if not put_new_record(record):
+            existing = get_order_record(watch.user_id, record.client_order_id)
+            record_order_outcome(watch.user_id, record.client_order_id, status=record.status,
+                                 fills=_merged(existing.fills if existing else None, trades))
+        self.counts[f"foreign_{label}"] += 1
+
+
+def run_reconciler(weight: int = RUN_WEIGHT, now_ms: int | None = None) -> dict[str, Any]:
+    """One scheduled run (see the module docstring); a summary of what it did."""
+    return Reconciler(weight, now_ms).run()
+
+
+def recent_foreign_fills(user_id: str, connection_id: str, symbol: str, since_ms: int | None = None
+                         ) -> list[OrderRecord]:
+    """Orders we did not place (manual, liquidation, ADL) on this connection and symbol, newest first.
+
+    For the positions view: the labels to show next to a position (default: the last 7 days).
+    """
+    since = since_ms if since_ms is not None else int(time.time() * 1000) - WATCH_IDLE_MS
+    return [r for r in order_history.list_recent_records(user_id, since)
+            if r.connection_id == connection_id and r.symbol == symbol
+            and r.origin in FOREIGN_ORIGINS]

@@ -1,0 +1,190 @@
+"""Reading order records back: one user's history (gsi1), the unsettled ones and the watch marks (gsi2).
+
+Key design (also in ``klineo.store.orders`` and the DataTable comment in template.yaml):
+- history: ``gsi1pk = ORDERS#<sub>``, ``gsi1sk = <created ms, 13 digits>#<clientOrderId>``; a page is
+  one Query newest first, the time range is a BETWEEN on the sort key, connection/symbol/status
+  are filters. A page resumes after the ``gsi1sk`` of its last record (the service makes the
+  opaque cursor of it; every other key part is derived from the caller, so a cursor can never
+  reach another user's partition).
+- unsettled: ``gsi2pk = UNSETTLED#<shard 0-7>`` until the record is settled (final, fills known).
+- watch marks: one item per (user, connection, symbol) the reconciler reads ``userTrades`` for,
+  ``pk USER#<sub>``, ``sk WATCH#<connection>#<symbol>``, holding ``last_trade_id`` (the last trade
+  reconciled) and ``active_ms`` (the last activity seen). While watched it carries
+  ``gsi2pk = WATCH#<shard>``, ``gsi2sk = <sub>#<connection>#<symbol>``; unwatching removes those two
+  and keeps the watermark, so watching again resumes after the last reconciled trade.
+- fills Binance made without us (manual, liquidation, ADL) are order records too
+  (``origin`` = the label), keyed ``ORDER#<label>-<Binance orderId>`` so each is written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from klineo.settings import get_settings
+from klineo.store import aws
+from klineo.store.dynamo import Update, conditional_write, from_attr, query_items, to_attr
+from klineo.store.orders import (
+    ORDERS_INDEX_PREFIX,
+    UNSETTLED_PREFIX,
+    UNSETTLED_SHARDS,
+    OrderRecord,
+)
+
+__all__ = [
+    "HistoryFilter",
+    "Watch",
+    "advance_watermark",
+    "list_order_page",
+    "list_recent_records",
+    "list_unsettled",
+    "list_watched",
+    "unwatch_symbol",
+    "watch_symbol",
+]
+
+UNSETTLED_INDEX = "gsi2"
+HISTORY_INDEX = "gsi1"
+WATCH_PREFIX = "WATCH#"
+_MAX_SK = "9" * 13 + "#~"
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryFilter:
+    """What the caller asked for: optional connection, symbol and status, and a created-time range (ms)."""
+
+    connection_id: str | None = None
+    symbol: str | None = None
+    status: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+    def key_condition(self, user_id: str, after_sk: str | None) -> dict[str, Any]:
+        """KeyConditionExpression and values: the user's partition, the time range, before the cursor."""
+        low = f"{self.from_ms or 0:013d}#"
+        high = f"{self.to_ms:013d}#~" if self.to_ms is not None else _MAX_SK
+        if after_sk is not None and after_sk < high:
+            high = after_sk
+        return {
+            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {":pk": to_attr(f"{ORDERS_INDEX_PREFIX}{user_id}"),
+                                          ":low": to_attr(low), ":high": to_attr(high)},
+        }
+
+    def filter_expression(self) -> dict[str, Any]:
+        """FilterExpression parts for connection, symbol and status (empty when none is set)."""
+        wanted = {"connection_id": self.connection_id, "symbol": self.symbol, "status": self.status}
+        wanted = {name: value for name, value in wanted.items() if value is not None}
+        if not wanted:
+            return {}
+        return {
+            "FilterExpression": " AND ".join(f"#{name} = :{name}" for name in wanted),
+            "ExpressionAttributeNames": {f"#{name}": name for name in wanted},
+            "values": {f":{name}": to_attr(value) for name, value in wanted.items()},
+        }
+
+
+def list_order_page(
+    user_id: str, history: HistoryFilter, limit: int, after_sk: str | None = None
+) -> tuple[list[OrderRecord], str | None]:
+    """Up to ``limit`` of the user's records, newest first, and the gsi1sk to resume after (None: the end)."""
+    request: dict[str, Any] = {
+        "TableName": get_settings().data_table, "IndexName": HISTORY_INDEX, "ScanIndexForward": False,
+        **history.key_condition(user_id, after_sk),
+    }
+    filters = history.filter_expression()
+    if filters:
+        request["FilterExpression"] = filters["FilterExpression"]
+        request["ExpressionAttributeNames"] = filters["ExpressionAttributeNames"]
+        request["ExpressionAttributeValues"].update(filters["values"])
+    records: list[OrderRecord] = []
+    last_sk: str | None = None
+    for item in query_items(**request):
+        sort_key = item["gsi1sk"]["S"]
+        if sort_key == after_sk:  # BETWEEN is inclusive: the cursor's own record was on the last page
+            continue
+        if len(records) == limit:
+            return records, last_sk
+        records.append(OrderRecord.from_item(item))
+        last_sk = sort_key
+    return records, None
+
+
+def list_recent_records(user_id: str, since_ms: int) -> list[OrderRecord]:
+    """The user's order records created at or after ``since_ms``, newest first."""
+    records, _ = list_order_page(user_id, HistoryFilter(from_ms=since_ms), limit=10_000)
+    return records
+
+
+def list_unsettled() -> Iterator[OrderRecord]:
+    """Every record the reconciler has not finished with (each shard of the sparse gsi2)."""
+    for shard in range(UNSETTLED_SHARDS):
+        for item in _query_gsi2(f"{UNSETTLED_PREFIX}{shard}"):
+            yield OrderRecord.from_item(item)
+
+
+def _query_gsi2(partition: str) -> Iterator[dict[str, Any]]:
+    return query_items(
+        TableName=get_settings().data_table, IndexName=UNSETTLED_INDEX,
+        KeyConditionExpression="gsi2pk = :pk", ExpressionAttributeValues={":pk": to_attr(partition)},
+    )
+
+
+# ---------------------------------------------------------------------- watch marks
+@dataclasses.dataclass(frozen=True)
+class Watch:
+    """A (user, connection, symbol) whose trades the reconciler follows, and how far it got."""
+
+    user_id: str
+    connection_id: str
+    symbol: str
+    last_trade_id: int | None
+    active_ms: int
+
+
+def _watch_key(user_id: str, connection_id: str, symbol: str) -> dict[str, Any]:
+    return {"pk": to_attr(f"USER#{user_id}"), "sk": to_attr(f"{WATCH_PREFIX}{connection_id}#{symbol}")}
+
+
+def _watch_shard(user_id: str) -> str:
+    return f"{WATCH_PREFIX}{zlib.crc32(user_id.encode()) % UNSETTLED_SHARDS}"
+
+
+def watch_symbol(user_id: str, connection_id: str, symbol: str, active_ms: int) -> None:
+    """Follow this symbol's trades on this connection (again); the watermark, if any, is kept."""
+    update = Update(sets={
+        "user_id": user_id, "connection_id": connection_id, "symbol": symbol, "active_ms": active_ms,
+        "gsi2pk": _watch_shard(user_id), "gsi2sk": f"{user_id}#{connection_id}#{symbol}",
+    })
+    aws.dynamodb().update_item(TableName=get_settings().data_table,
+                               Key=_watch_key(user_id, connection_id, symbol), **update.request())
+
+
+def unwatch_symbol(user_id: str, connection_id: str, symbol: str) -> None:
+    """Stop following the symbol (no exposure, no recent activity); the watermark stays."""
+    update = Update(removes=["gsi2pk", "gsi2sk"])
+    aws.dynamodb().update_item(TableName=get_settings().data_table,
+                               Key=_watch_key(user_id, connection_id, symbol), **update.request())
+
+
+def advance_watermark(user_id: str, connection_id: str, symbol: str, last_trade_id: int) -> bool:
+    """Move the last reconciled trade id forward (never back); False when it was already there."""
+    update = Update(sets={"last_trade_id": last_trade_id})
+    return conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table,
+        Key=_watch_key(user_id, connection_id, symbol),
+        ConditionExpression="attribute_not_exists(last_trade_id) OR last_trade_id < :last_trade_id",
+        **update.request(),
+    )
+
+
+def list_watched() -> Iterator[Watch]:
+    """Every watched (user, connection, symbol), from the WATCH# shards of gsi2."""
+    for shard in range(UNSETTLED_SHARDS):
+        for item in _query_gsi2(f"{WATCH_PREFIX}{shard}"):
+            plain = {name: from_attr(value) for name, value in item.items()}
+            last = plain.get("last_trade_id")
+            yield Watch(plain["user_id"], plain["connection_id"], plain["symbol"],
+                        int(last) if last is not None else None, int(plain.get("active_ms") or 0))

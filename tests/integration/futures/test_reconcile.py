@@ -1,0 +1,316 @@
+"""Order history and the reconciler against moto and the simulator over loopback.
+
+Must-show scenarios of issue 12: a take-profit fills and the stop-loss is cancelled within one
+reconciliation; an injected liquidation shows up labelled in the order history; an order Binance
+purged becomes UNKNOWN_PURGED and is never sent again.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from klineo.services.reconcile import DAY_MS, Reconciler, recent_foreign_fills
+from klineo.settings import get_settings
+from klineo.store.orders import (
+    KIND_ALGO,
+    STATUS_UNKNOWN_PURGED,
+    OrderRecord,
+    get_order_record,
+    put_new_record,
+)
+
+from tests.helpers import load_event, with_user
+from tests.integration.api.conftest import USER_A, USER_B, at_path
+from tests.integration.futures.helpers import (
+    ORDER_PATH,
+    body_of,
+    new_key,
+    order_body,
+    order_event,
+)
+
+ALGO_PATH = "/fapi/v1/algoOrder"
+
+
+def _orders(invoke: Any, user: str = USER_A, **query: str) -> dict[str, Any]:
+    event = with_user(load_event("futures_orders"), user)
+    event["queryStringParameters"] = query or None
+    event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+    return invoke("futures_orders", event)
+
+
+def _open_long(invoke: Any, connection_id: str, quantity: str = "0.002") -> dict[str, Any]:
+    body = order_body(connection_id, type="MARKET", price=None, timeInForce=None, quantity=quantity)
+    response = invoke("futures_order", order_event(body, key=new_key()))
+    assert response["statusCode"] == 200, response["body"]
+    return body_of(response)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _protective(sim: Any, connection: Any, entry: str, role: str, order_type: str, trigger: Decimal) -> str:
+    """Place a closePosition SELL algo order on the simulator and record it as ours (kind algo)."""
+    client_algo_id = f"{'sl' if role == 'stop_loss' else 'tp'}-{entry}"[:36]
+    params = {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL", "type": order_type,
+              "triggerPrice": format(trigger, "f"), "closePosition": "true", "clientAlgoId": client_algo_id}
+    sim.state.algo.place(sim.account(connection.account.id), dict(params), time.time() * 1000)
+    now = _now_iso()
+    assert put_new_record(OrderRecord(
+        user_id=USER_A, client_order_id=client_algo_id, connection_id=connection.id, symbol="BTCUSDT",
+        request={}, params=params, status="NEW", attempt_ms=int(time.time() * 1000), created_at=now,
+        updated_at=now, kind=KIND_ALGO, role=role, parent_client_order_id=entry,
+    ))
+    return client_algo_id
+
+
+def _algo_status(sim: Any, connection: Any, client_algo_id: str) -> str:
+    state = sim.state.futures.state_for(sim.account(connection.account.id), time.time() * 1000)
+    (algo,) = [a for a in state.algo_orders.values() if a.client_algo_id == client_algo_id]
+    return algo.status
+
+
+def _position_amount(sim: Any, connection: Any) -> Decimal:
+    rows = sim.state.futures.position_risk(sim.account(connection.account.id), "BTCUSDT",
+                                           time.time() * 1000, 3)
+    return sum((Decimal(r["positionAmt"]) for r in rows), Decimal(0))
+
+
+def test_take_profit_fill_cancels_the_stop_loss_within_one_run(sim_env, invoke, futures_connection):
+    """GIVEN an entry with SL and TP WHEN the mark moves to the TP THEN it fills, the position is 0,
+    and one reconciliation cancels the SL (one DELETE in the journal) and records the TP's fill."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    mark = Decimal(str(sim_env.mark_price("BTCUSDT")))
+    stop = _protective(sim_env, futures_connection, entry, "stop_loss", "STOP_MARKET",
+                       (mark * Decimal("0.9")).quantize(Decimal("0.1")))
+    take = _protective(sim_env, futures_connection, entry, "take_profit", "TAKE_PROFIT_MARKET",
+                       (mark * Decimal("1.05")).quantize(Decimal("0.1")))
+
+    sim_env.set_mark_price("BTCUSDT", float(mark * Decimal("1.06")))
+    assert _position_amount(sim_env, futures_connection) == 0
+    Reconciler().run()
+
+    assert _algo_status(sim_env, futures_connection, stop) == "CANCELED"
+    cancels = [r for r in sim_env.journal if r.method == "DELETE" and r.path == ALGO_PATH]
+    assert len(cancels) == 1
+    assert get_order_record(USER_A, stop).status == "CANCELED"
+    tp_record = get_order_record(USER_A, take)
+    assert tp_record.status in ("FINISHED", "TRIGGERED")
+    assert [Decimal(f["qty"]) for f in tp_record.fills] == [Decimal("0.002")]
+    assert get_order_record(USER_A, entry).fills[0]["qty"] == "0.002"
+
+
+def test_position_closed_elsewhere_disarms_our_protective_orders(sim_env, invoke, futures_connection):
+    """GIVEN a LONG with an SL WHEN the position is closed by a manual trade THEN the next run cancels the SL
+    (a stale stop must never close a later position) and records the manual trade, labelled."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    mark = Decimal(str(sim_env.mark_price("BTCUSDT")))
+    stop = _protective(sim_env, futures_connection, entry, "stop_loss", "STOP_MARKET",
+                       (mark * Decimal("0.9")).quantize(Decimal("0.1")))
+    sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.002")
+
+    Reconciler().run()
+    Reconciler().run()
+
+    assert _algo_status(sim_env, futures_connection, stop) == "CANCELED"
+    orders = body_of(_orders(invoke))["orders"]
+    assert sorted(o["origin"] for o in orders) == ["api", "api", "manual"]
+    (manual,) = [o for o in orders if o["origin"] == "manual"]
+    assert manual["side"] == "SELL" and [f["qty"] for f in manual["fills"]] == ["0.002"]
+    assert get_order_record(USER_A, stop).status == "CANCELED"
+
+
+def test_injected_liquidation_shows_labelled_in_the_order_history(sim_env, invoke, futures_connection):
+    """GIVEN a LONG WHEN Binance liquidates it THEN the position reads 0 and, after reconciliation, the
+    history lists the liquidation order with its fill, labelled, next to ours; a second run adds nothing."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    sim_env.inject_trade(futures_connection.account.id, "liquidation", "BTCUSDT")
+    positions = invoke("futures_positions", with_user(_at_connection(futures_connection.id), USER_A))
+    assert body_of(positions)["positions"] == []
+
+    Reconciler().run()
+    Reconciler().run()
+
+    response = _orders(invoke)
+    assert response["statusCode"] == 200, response["body"]
+    orders = body_of(response)["orders"]
+    (liquidation,) = [o for o in orders if o["origin"] == "liquidation"]
+    assert liquidation["client_order_id"].startswith("liquidation-") and liquidation["status"] == "FILLED"
+    assert liquidation["side"] == "SELL" and liquidation["settled"] is True
+    assert [Decimal(f["qty"]) for f in liquidation["fills"]] == [Decimal("0.002")]
+    (ours,) = [o for o in orders if o["client_order_id"] == entry]
+    assert ours["origin"] == "api" and ours["settled"] and ours["fills"][0]["order_id"] == ours["order_id"]
+    (beside_position,) = recent_foreign_fills(USER_A, futures_connection.id, "BTCUSDT")
+    assert beside_position.client_order_id == liquidation["client_order_id"]
+
+
+def _at_connection(connection_id: str) -> dict[str, Any]:
+    path = f"/exchange-connections/{connection_id}/futures/positions"
+    return at_path(load_event("futures_positions"), path, id=connection_id)
+
+
+def test_purged_order_becomes_unknown_purged_and_is_never_sent_again(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT order cancelled at Binance without fills WHEN Binance purges it (4 days later)
+    THEN one run marks the record UNKNOWN_PURGED, final; later runs and a retry of its key send nothing."""
+    key = new_key()
+    body = order_body(futures_connection.id)
+    placed = invoke("futures_order", order_event(body, key=key))
+    assert placed["statusCode"] == 200, placed["body"]
+    client_order_id = body_of(placed)["client_order_id"]
+    account = sim_env.account(futures_connection.account.id)
+    sim_env.state.futures.cancel_order(account, {"symbol": "BTCUSDT", "origClientOrderId": client_order_id},
+                                 time.time() * 1000)
+    sim_env.age_orders(4 * DAY_MS)
+    later = int(time.time() * 1000) + 4 * DAY_MS
+
+    Reconciler(now_ms=later).run()
+
+    record = get_order_record(USER_A, client_order_id)
+    assert record.status == STATUS_UNKNOWN_PURGED and record.final
+    sent = len(sim_env.journal)
+    Reconciler(now_ms=later).run()
+    _drop_idempotency_records()
+    retry = invoke("futures_order", order_event(body, key=key))
+    assert retry["statusCode"] == 200, retry["body"]
+    assert body_of(retry)["source"] == "existing"
+    assert [r for r in sim_env.journal[sent:] if r.path in (ORDER_PATH, "/fapi/v1/order")
+            and r.method in ("POST", "GET")] == []
+
+
+def _drop_idempotency_records() -> None:
+    dynamodb = boto3.client("dynamodb")
+    table = get_settings().idempotency_table
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+
+
+def test_young_unknown_order_is_left_for_its_own_lookup(sim_env, invoke, futures_connection):
+    """GIVEN a PENDING record Binance never saw, one minute old WHEN a run reads it THEN it stays unsettled
+    (it may still be settled by the order route's lookup) and nothing is sent but the lookup."""
+    now = _now_iso()
+    put_new_record(OrderRecord(
+        user_id=USER_A, client_order_id="klneo_young_1", connection_id=futures_connection.id,
+        symbol="BTCUSDT", request={}, params={}, status="PENDING", attempt_ms=int(time.time() * 1000),
+        created_at=now, updated_at=now,
+    ))
+    before = len(sim_env.journal)
+
+    Reconciler().run()
+
+    assert get_order_record(USER_A, "klneo_young_1").status == "PENDING"
+    assert {r.method for r in sim_env.journal[before:]} <= {"GET"}
+
+
+# ---------------------------------------------------------------- the history route
+
+
+def test_history_pages_newest_first_with_a_cursor(sim_env, invoke, futures_connection):
+    """GIVEN three orders WHEN read two at a time THEN newest first, then the last one, then no cursor."""
+    ids = [_open_long(invoke, futures_connection.id)["client_order_id"] for _ in range(3)]
+
+    first = body_of(_orders(invoke, limit="2"))
+    second = body_of(_orders(invoke, limit="2", cursor=first["next_cursor"]))
+
+    assert [o["client_order_id"] for o in first["orders"]] == ids[::-1][:2]
+    assert [o["client_order_id"] for o in second["orders"]] == ids[:1]
+    assert second["next_cursor"] is None
+
+
+def test_history_read_settles_the_fills_of_its_orders(sim_env, invoke, futures_connection):
+    """GIVEN a filled MARKET order with no fills recorded WHEN the history is read THEN it shows the fill."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    assert get_order_record(USER_A, entry).fills is None
+
+    (order,) = body_of(_orders(invoke))["orders"]
+
+    assert order["settled"] is True and order["status"] == "FILLED"
+    assert [Decimal(f["qty"]) for f in order["fills"]] == [Decimal("0.002")]
+    assert get_order_record(USER_A, entry).fills == order["fills"]
+
+
+def test_history_filters_and_isolates_users(sim_env, invoke, futures_connection):
+    """GIVEN USER_A's order WHEN filtered by another symbol, status or a later time, or read by USER_B
+    THEN none; filtered by its own symbol and status THEN it."""
+    _open_long(invoke, futures_connection.id)
+    future = str(int(time.time() * 1000) + DAY_MS)
+
+    assert len(body_of(_orders(invoke, symbol="BTCUSDT", status="FILLED"))["orders"]) == 1
+    assert body_of(_orders(invoke, symbol="ETHUSDT"))["orders"] == []
+    assert body_of(_orders(invoke, status="CANCELED"))["orders"] == []
+    assert body_of(_orders(invoke, **{"from": future}))["orders"] == []
+    assert body_of(_orders(invoke, user=USER_B))["orders"] == []
+
+
+def test_tampered_cursor_is_400_naming_cursor(sim_env, invoke, futures_connection):
+    """GIVEN a cursor that is not one we handed out WHEN used THEN 400 naming cursor, value not echoed."""
+    response = _orders(invoke, cursor="bm90LWEtY3Vyc29yLWF0LWFsbA")
+
+    assert response["statusCode"] == 400, response["body"]
+    error = body_of(response)["error"]
+    assert error["field"] == "cursor" and "bm90LWEt" not in response["body"]
+
+
+def test_limit_above_the_maximum_is_a_clear_error(sim_env, invoke, futures_connection):
+    """GIVEN limit=101 WHEN the history is read THEN a 4xx naming limit."""
+    response = _orders(invoke, limit="101")
+
+    assert 400 <= response["statusCode"] < 500
+    assert "limit" in response["body"]
+
+
+def test_run_without_budget_sends_nothing_and_leaves_records_for_later(sim_env, invoke, futures_connection):
+    """GIVEN an unsettled record WHEN a run has no request weight left THEN no Binance call, no change."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    before = len(sim_env.journal)
+
+    summary = Reconciler(weight=0).run()
+
+    assert len(sim_env.journal) == before and summary["stopped_on_budget"] >= 1
+    assert get_order_record(USER_A, entry).fills is None
+
+
+def test_injected_adl_is_labelled_adl(sim_env, invoke, futures_connection):
+    """GIVEN a LONG WHEN Binance auto-deleverages it THEN one run records the ADL order, labelled adl."""
+    _open_long(invoke, futures_connection.id)
+    sim_env.inject_trade(futures_connection.account.id, "adl", "BTCUSDT")
+
+    Reconciler().run()
+
+    (adl,) = [o for o in body_of(_orders(invoke))["orders"] if o["origin"] == "adl"]
+    assert adl["status"] == "FILLED" and [f["qty"] for f in adl["fills"]] == ["0.002"]
+
+
+def test_protective_order_cancelled_at_binance_is_settled_cancelled(sim_env, invoke, futures_connection):
+    """GIVEN our SL cancelled in Binance's app WHEN a run reads it THEN CANCELED, settled, no cancel sent."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    mark = Decimal(str(sim_env.mark_price("BTCUSDT")))
+    stop = _protective(sim_env, futures_connection, entry, "stop_loss", "STOP_MARKET",
+                       (mark * Decimal("0.9")).quantize(Decimal("0.1")))
+    account = sim_env.account(futures_connection.account.id)
+    sim_env.state.algo.cancel(account, {"symbol": "BTCUSDT", "clientAlgoId": stop}, time.time() * 1000)
+
+    Reconciler().run()
+
+    record = get_order_record(USER_A, stop)
+    assert record.status == "CANCELED" and record.fills == []
+    assert [r for r in sim_env.journal if r.method == "DELETE" and r.path == ALGO_PATH] == []
+
+
+def test_open_order_is_written_once_not_on_every_run(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT order WHEN three runs read it THEN the record is written by the first only."""
+    placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    client_order_id = body_of(placed)["client_order_id"]
+
+    Reconciler().run()
+    first = get_order_record(USER_A, client_order_id)
+    Reconciler().run()
+    Reconciler().run()
+
+    later = get_order_record(USER_A, client_order_id)
+    assert first.status == later.status == "NEW" and later.updated_at == first.updated_at
+    assert later.result["source"] == "queried" and later.fills is None
