@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import boto3
 from klineo.services.reconcile import DAY_MS, Reconciler, recent_foreign_fills
-from klineo.settings import get_settings
 from klineo.store.orders import (
     KIND_ALGO,
     STATUS_UNKNOWN_PURGED,
@@ -174,19 +172,11 @@ def test_purged_order_becomes_unknown_purged_and_is_never_sent_again(sim_env, in
     assert record.status == STATUS_UNKNOWN_PURGED and record.final
     sent = len(sim_env.journal)
     Reconciler(now_ms=later).run()
-    _drop_idempotency_records()
     retry = invoke("futures_order", order_event(body, key=key))
     assert retry["statusCode"] == 200, retry["body"]
     assert body_of(retry)["source"] == "existing"
     assert [r for r in sim_env.journal[sent:] if r.path in (ORDER_PATH, "/fapi/v1/order")
             and r.method in ("POST", "GET")] == []
-
-
-def _drop_idempotency_records() -> None:
-    dynamodb = boto3.client("dynamodb")
-    table = get_settings().idempotency_table
-    for item in dynamodb.scan(TableName=table)["Items"]:
-        dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
 
 
 def test_young_unknown_order_is_left_for_its_own_lookup(sim_env, invoke, futures_connection):
