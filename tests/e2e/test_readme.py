@@ -64,6 +64,8 @@ def test_readme_walkthrough_runs_as_written(stack: RunningStack) -> None:
         "over-limit: 422",
         '"field": "max_notional_usdt"',
         '"source": "existing"',
+        '"total_return_pct"',
+        "equity points: ",
         "strategy id: ",
         '"StrategyDispatcherFunction"',
         '"mode": "paper"',
@@ -88,6 +90,8 @@ def test_readme_environment_table_names_every_variable() -> None:
             "IdempotencyTable": "t",
             "RateLimitTable": "t",
             "StrategyQueue": "q",
+            "KlinesCacheTable": "t",
+            "BacktestQueue": "q",
         },
     )
     names = {name for spec in function_specs() for name in function_environment(resolver, spec)}

@@ -54,19 +54,23 @@ def _day_runs(days: list[int]) -> list[tuple[int, int]]:
 
 def _fetch(client: BinanceClient, symbol: str, interval: str, start_ms: int, end_ms: int,
            on_request: Callable[[], None]) -> list[Candle]:
-    """Every candle opening in [start_ms, end_ms), page by page."""
+    """Every candle opening in [start_ms, end_ms), page by page.
+
+    Each page asks for a window of exactly ``PAGE_LIMIT`` candles (startTime and endTime), so the
+    answer is the same whether Binance counts ``limit`` from the start or from the end of the window
+    (its USDⓈ-M page does not say); an empty window (before a listing, a halt) moves on to the next.
+    """
     interval_ms = INTERVALS_MS[interval]
     found: list[Candle] = []
     cursor = start_ms
     while cursor < end_ms:
+        window_end = min(end_ms, cursor + PAGE_LIMIT * interval_ms)
         on_request()
         page = endpoints.klines(client, symbol, interval, limit=PAGE_LIMIT, start_time=cursor,
-                                end_time=end_ms - 1)
-        page = [candle for candle in page if cursor <= candle.open_time < end_ms]
-        if not page:
-            break
+                                end_time=window_end - 1)
+        page = [candle for candle in page if cursor <= candle.open_time < window_end]
         found.extend(page)
-        cursor = page[-1].open_time + interval_ms
+        cursor = page[-1].open_time + interval_ms if page else window_end
     return found
 
 

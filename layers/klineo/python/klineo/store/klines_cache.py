@@ -5,7 +5,7 @@ with ``sk BETWEEN`` reads a whole period), ``candles`` = the day's candles as zl
 one line per candle: ``<index in the day>,<open>,<high>,<low>,<close>,<volume>`` with the numbers
 in Binance's decimal text, trailing zeros dropped. The open time is ``day start + index * interval``
 and the close time ``open + interval - 1`` (Binance's kline times), so neither is stored.
-1440 one-minute candles take ~60 KB as text and ~25 KB compressed, far under DynamoDB's 400 KB.
+1440 one-minute candles take ~70 KB as text and ~27 KB compressed, far under DynamoDB's 400 KB.
 Only a day whose last candle had closed when it was fetched is written, so a cached day is final
 and never asked of Binance again. Items expire after ``CACHE_DAYS`` (the ``ttl`` attribute).
 """
