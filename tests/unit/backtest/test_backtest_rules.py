@@ -11,7 +11,7 @@ import pytest
 from klineo.binance import Candle, Market, SymbolRules
 from klineo.services import backtest
 from klineo.services.backtest import BacktestSpec, simulate, summarise
-from klineo.services.kline_history import _day_runs
+from klineo.services.kline_history import Pacer, _day_runs
 from klineo.store.klines_cache import DAY_MS, decode_day, encode_day
 from klineo.strategies.simulation import SLIPPAGE_BPS
 
@@ -125,3 +125,18 @@ def test_missing_days_are_fetched_in_runs_of_consecutive_days() -> None:
     """GIVEN missing days 1, 2, 3, 5, 7, 8 WHEN grouped THEN three runs, so three fetch ranges."""
     days = [d * DAY_MS for d in (1, 2, 3, 5, 7, 8)]
     assert _day_runs(days) == [(DAY_MS, 3 * DAY_MS), (5 * DAY_MS, 5 * DAY_MS), (7 * DAY_MS, 8 * DAY_MS)]
+
+
+def test_pacer_waits_until_the_oldest_request_leaves_the_minute() -> None:
+    """GIVEN 10 weight a minute WHEN three 5-weight requests come at once THEN the third waits 60 s."""
+    now = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(10, clock=lambda: now[0], sleep=sleep)
+    assert [pacer.take(5), pacer.take(5)] == [0.0, 0.0]
+    now[0] += 15
+    assert pacer.take(5) == 45.0 and slept == [45.0]

@@ -10,13 +10,20 @@
   (``klineo.binance.ratelimit``): a request that would exceed the minute's budget waits for the
   next window or fails fast with ``rate_limit`` (retryable). Days already saved stay saved, so a
   retried job continues where it stopped.
+- Backtests must not starve live trading of that budget: a ``Pacer`` per container keeps the
+  klines weight it sends under ``BACKTEST_WEIGHT_PER_MINUTE`` (600, a quarter of the futures IP's
+  2,400) in any 60 s, sleeping until older requests leave the window. A synchronous backtest
+  (at most 11 pages, 55 weight) never waits; a job of a year of 1m candles (526 pages) is paced
+  over about 4.5 minutes, and the backtest worker runs one job at a time (reserved concurrency 1).
 - A day is saved only when its last candle had closed at ``now_ms`` (final: never fetched again).
   The still-open candle is never returned.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+import time
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,10 +32,47 @@ from klineo.store import klines_cache
 from klineo.store.klines_cache import DAY_MS
 from klineo.strategies import INTERVALS_MS
 
-__all__ = ["PAGE_LIMIT", "PAGE_WEIGHT", "History", "closed_candles"]
+__all__ = ["BACKTEST_WEIGHT_PER_MINUTE", "PAGE_LIMIT", "PAGE_WEIGHT", "History", "Pacer", "closed_candles",
+           "pacer"]
 
 PAGE_LIMIT = 1000
 PAGE_WEIGHT = 5
+BACKTEST_WEIGHT_PER_MINUTE = 600
+_WINDOW_S = 60.0
+
+
+class Pacer:
+    """At most ``weight_per_minute`` of request weight in any 60 s: ``take`` sleeps until it fits."""
+
+    def __init__(self, weight_per_minute: int = BACKTEST_WEIGHT_PER_MINUTE, *,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.weight_per_minute = weight_per_minute
+        self._clock, self._sleep = clock, sleep
+        self._sent: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def take(self, weight: int) -> float:
+        """Reserve ``weight`` now or after a sleep; returns the seconds slept."""
+        slept = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._sent and self._sent[0][0] <= now - _WINDOW_S:
+                    self._sent.popleft()
+                if sum(w for _, w in self._sent) + weight <= self.weight_per_minute or not self._sent:
+                    self._sent.append((now, weight))
+                    return slept
+                wait = self._sent[0][0] + _WINDOW_S - now
+            self._sleep(wait)
+            slept += wait
+
+
+_pacer = Pacer()
+
+
+def pacer() -> Pacer:
+    """The container's pacer of backtest klines requests."""
+    return _pacer
 
 
 @dataclass
@@ -88,6 +132,7 @@ def closed_candles(
     missing = [day for day in range(first_day, last_day + 1, DAY_MS) if day not in days]
     for run_first, run_last in _day_runs(missing):
         def count() -> None:
+            pacer().take(PAGE_WEIGHT)
             history.requests += 1
         fetched = _fetch(client, symbol, interval, run_first, run_last + DAY_MS, count)
         by_day: dict[int, list[Candle]] = defaultdict(list)
