@@ -11,6 +11,7 @@ from klineo.strategies.simulation import (
     Ledger,
     Sizing,
     apply_direction,
+    effective_signal,
     fee,
     market_fill,
     protective_exit,
@@ -170,3 +171,13 @@ def test_ledger_replay_rebuilds_the_same_state_from_recorded_fills() -> None:
     ledger.fill("BUY", D("0.5"), D(190), time=2, reason="take_profit")
     again = Ledger.replay(ledger.fills)
     assert again.trades == ledger.trades and again.realised_pnl == ledger.realised_pnl
+
+
+def test_effective_signal_holds_the_side_held_and_the_side_stopped_out_of() -> None:
+    """GIVEN a long held THEN LONG holds; GIVEN flat after a long stop THEN LONG holds until FLAT clears."""
+    assert effective_signal(Signal.LONG, D(1), None) == (Signal.HOLD, None)
+    assert effective_signal(Signal.SHORT, D(1), None) == (Signal.SHORT, None)
+    assert effective_signal(Signal.LONG, D(0), Signal.LONG) == (Signal.HOLD, Signal.LONG)
+    assert effective_signal(Signal.HOLD, D(0), Signal.LONG) == (Signal.HOLD, Signal.LONG)
+    assert effective_signal(Signal.FLAT, D(0), Signal.LONG) == (Signal.FLAT, None)
+    assert effective_signal(Signal.LONG, D(0), None) == (Signal.LONG, None)

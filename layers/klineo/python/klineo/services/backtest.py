@@ -170,22 +170,11 @@ def _protective_step(spec: BacktestSpec, candle: Candle, state: Simulation, guar
     guard.stopped = Signal.LONG if long else Signal.SHORT
 
 
-def _wanted(signal: Signal, position: Decimal, guard: _Protection) -> Signal:
-    """HOLD when the signal asks for the side held, or for the side just stopped out of."""
-    if guard.stopped is not None and signal is not guard.stopped and signal is not Signal.HOLD:
-        guard.stopped = None
-    if signal is guard.stopped:
-        return Signal.HOLD
-    if (signal is Signal.LONG and position > 0) or (signal is Signal.SHORT and position < 0):
-        return Signal.HOLD
-    return signal
-
-
 def _trade_step(spec: BacktestSpec, signal: Signal, candle: Candle, rules: SymbolRules,
                 state: Simulation, guard: _Protection) -> None:
     """The order from the position to the signal's target, filled at the close with slippage and fee."""
     ledger = state.ledger
-    signal = _wanted(signal, ledger.position, guard)
+    signal, guard.stopped = sim.effective_signal(signal, ledger.position, guard.stopped)
     if signal is Signal.HOLD or (signal is Signal.FLAT and ledger.position == 0):
         return
     unit = Decimal(0)
