@@ -132,3 +132,23 @@ def test_long_backtest_is_a_job_polled_until_done(sim_env, invoke, aws, monkeypa
     assert polled["result"] == response_json(_post(invoke, BODY))["result"]
     other = with_user(get_event, USER_B)
     assert invoke("strategy_backtest_get", other)["statusCode"] == 404
+
+
+def test_a_job_failing_every_delivery_is_marked_failed_on_the_last(sim_env, invoke, aws, monkeypatch) -> None:
+    """GIVEN klines down WHEN a job's message fails THEN it is redelivered; at the last delivery, failed."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    job_id = response_json(_post(invoke, BODY))["job_id"]
+    sqs = boto3.client("sqs", region_name=aws.region)
+    body = sqs.receive_message(QueueUrl=aws.refs["BacktestQueue"])["Messages"][0]["Body"]
+    sim_env.faults.add("http_503_unavailable", 100, path=KLINES)
+    event = load_event("backtest_worker")
+    event["Records"][0]["body"] = body
+    get_event = with_user(at_path(load_event("strategy_backtest_get"), f"/strategies/backtest/{job_id}",
+                                  jobId=job_id), USER_A)
+    answer = invoke("backtest_worker", event)
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [event["Records"][0]["messageId"]]
+    assert response_json(invoke("strategy_backtest_get", get_event))["status"] == "running"
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(backtest_service.JOB_ATTEMPTS)
+    assert invoke("backtest_worker", event) == {"batchItemFailures": []}
+    polled = response_json(invoke("strategy_backtest_get", get_event))
+    assert polled["status"] == "failed" and "could not be completed" in polled["error"]

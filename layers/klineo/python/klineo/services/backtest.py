@@ -56,6 +56,7 @@ from klineo.strategies import simulation as sim
 
 __all__ = [
     "EQUITY_POINTS",
+    "JOB_ATTEMPTS",
     "MAX_CANDLES",
     "SYNC_MAX_CANDLES",
     "TRADES_SHOWN",
@@ -73,6 +74,8 @@ SYNC_MAX_CANDLES = 10_000
 MAX_CANDLES = 600_000
 TRADES_SHOWN = 500
 EQUITY_POINTS = 500
+# Deliveries of a job message before the job is marked failed (the queue's maxReceiveCount).
+JOB_ATTEMPTS = 5
 _PLACES = Decimal("0.00000001")
 _JOB_ID = re.compile(r"[a-f0-9]{32}")
 _PCT_PLACES = Decimal("0.01")
@@ -358,7 +361,14 @@ def _job_record(record: SQSRecord) -> None:
     except (ValueError, KeyError, TypeError):
         logger.warning("unreadable backtest message dropped", extra={"message_id": record.message_id})
         return
-    outcome = run_backtest_job(user_id, job_id)
+    try:
+        outcome = run_backtest_job(user_id, job_id)
+    except Exception:
+        if int(record.attributes.approximate_receive_count) < JOB_ATTEMPTS:
+            raise  # SQS delivers it again after the visibility timeout
+        logger.exception("backtest job failed for good", extra={"job_id": job_id})
+        job_store.finish_job(user_id, job_id, None, "the backtest could not be completed; please retry later")
+        return
     logger.info("backtest job", extra={"job_id": job_id, "outcome": outcome})
 
 
