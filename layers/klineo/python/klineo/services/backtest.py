@@ -53,6 +53,7 @@ from klineo.store import backtest_jobs as job_store
 from klineo.store.connections import require_connection
 from klineo.strategies import INTERVALS_MS, Signal, get_strategy_type, parse_parameters
 from klineo.strategies import simulation as sim
+from klineo.validation import HEX_ID_PATTERN
 
 __all__ = [
     "EQUITY_POINTS",
@@ -77,7 +78,7 @@ EQUITY_POINTS = 500
 # Deliveries of a job message before the job is marked failed (the queue's maxReceiveCount).
 JOB_ATTEMPTS = 5
 _PLACES = Decimal("0.00000001")
-_JOB_ID = re.compile(r"[a-f0-9]{32}")
+_JOB_ID = re.compile(HEX_ID_PATTERN)
 _PCT_PLACES = Decimal("0.01")
 
 
@@ -329,7 +330,7 @@ def start_backtest(
 
 def get_backtest(user_id: str, job_id: str) -> BacktestResponse:
     """The caller's job: its status and, once done, its result (404 when unknown or another user's)."""
-    job = job_store.get_job(user_id, job_id) if _JOB_ID.fullmatch(job_id) else None
+    job = job_store.get_job(user_id, job_id) if _JOB_ID.match(job_id) else None
     if job is None:
         raise KlineoError(ErrorCategory.NOT_FOUND, "backtest job not found", field="jobId")
     result = BacktestResult.model_validate(job.result) if job.result is not None else None
