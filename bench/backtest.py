@@ -12,7 +12,7 @@ journal), candles simulated per second. Targets: a year of 1h candles answers wi
 most ceil(candles / 1000) + 1 pages (PAGE_LIMIT; the +1 is the warm-up window).
 
 Caveat printed with the result: moto, the simulator and the handler share this process's cores;
-Lambda (1024 MB for the backtest route) gets about 0.6 vCPU, and DynamoDB answers in a few ms.
+Lambda (1769 MB for the backtest route) gets one full vCPU, and DynamoDB answers in a few ms.
 """
 
 from __future__ import annotations

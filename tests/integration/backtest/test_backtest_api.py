@@ -152,3 +152,15 @@ def test_a_job_failing_every_delivery_is_marked_failed_on_the_last(sim_env, invo
     assert invoke("backtest_worker", event) == {"batchItemFailures": []}
     polled = response_json(invoke("strategy_backtest_get", get_event))
     assert polled["status"] == "failed" and "could not be completed" in polled["error"]
+
+
+def test_a_period_in_the_future_is_refused_and_one_ending_later_is_cut_at_now(sim_env, invoke) -> None:
+    """GIVEN a start after now THEN 400 naming start; GIVEN an end years ahead THEN answered up to now."""
+    future = {**BODY, "start": "2999-01-01T00:00:00Z", "end": "2999-02-01T00:00:00Z"}
+    refused = _post(invoke, future)
+    assert refused["statusCode"] == 400 and response_json(refused)["error"]["field"] == "start"
+    now = dt.datetime.now(dt.UTC)
+    recent = {**BODY, "start": (now - dt.timedelta(hours=30)).isoformat(), "end": "2999-01-01T00:00:00Z"}
+    answer = _post(invoke, recent)
+    assert answer["statusCode"] == 200, answer["body"]
+    assert response_json(answer)["result"]["candles"] in (29, 30)  # the open hour is never simulated

@@ -34,7 +34,7 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -310,12 +310,13 @@ def start_backtest(
     """200 with the result for up to SYNC_MAX_CANDLES candles; 202 with a queued job for longer periods."""
     now_ms = _now_ms() if now_ms is None else now_ms
     spec = BacktestSpec.of(body, _environment(user_id, body))
+    if spec.start_ms >= now_ms:
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, "start must be in the past", field="start")
+    spec = replace(spec, end_ms=min(spec.end_ms, now_ms))  # only candles that exist can be closed
     count = spec.candle_count()
     if count > MAX_CANDLES:
         message = f"the period spans {count} candles; at most {MAX_CANDLES} per backtest"
         raise KlineoError(ErrorCategory.INVALID_REQUEST, message, field="end")
-    if spec.start_ms >= now_ms:
-        raise KlineoError(ErrorCategory.INVALID_REQUEST, "start must be in the past", field="start")
     if count <= SYNC_MAX_CANDLES:
         result = BacktestResult.model_validate(run_spec(spec, now_ms))
         return 200, BacktestResponse(status="done", result=result)
