@@ -25,7 +25,7 @@ BODY: dict[str, Any] = {
     "symbol": "BTCUSDT", "interval": "1h", "type": "sma_crossover",
     "parameters": {"fast": 3, "slow": 8}, "quote_size_usdt": 1000,
     "stop_loss_pct": 1.5, "take_profit_pct": 3,
-    "start": "2026-01-01T00:00:00Z", "end": "2026-01-21T00:00:00Z",
+    "start": "2025-01-01T00:00:00Z", "end": "2025-01-21T00:00:00Z",
 }
 
 
@@ -68,7 +68,7 @@ def test_second_backtest_over_the_same_days_asks_binance_for_no_klines(sim_env, 
     cold = _klines_requests(sim_env)
     assert cold and all(record.weight == kline_history.PAGE_WEIGHT for record in cold)
     sim_env.clear_journal()
-    again = {**BODY, "parameters": {"fast": 5, "slow": 12}, "start": "2026-01-03T00:00:00Z"}
+    again = {**BODY, "parameters": {"fast": 5, "slow": 12}, "start": "2025-01-03T00:00:00Z"}
     assert _post(invoke, again)["statusCode"] == 200
     assert _klines_requests(sim_env) == []
 

@@ -29,7 +29,7 @@ USER = "c3c3c3c3-0000-4000-8000-00000000000c"
 CONNECTION = "c" * 32
 SYMBOL, INTERVAL, SIZE = "BTCUSDT", "1m", Decimal("0.002")
 PARAMETERS = {"fast": 3, "slow": 8, "allow_short": True}
-START = int(dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp() * 1000)
+START = int(dt.datetime(2025, 1, 5, tzinfo=dt.UTC).timestamp() * 1000)
 CANDLES = 240
 
 
