@@ -70,6 +70,8 @@ def test_readme_walkthrough_runs_as_written(stack: RunningStack) -> None:
         '"protective_orders": [',
         '"reduce_only": true',
         '"orders": []',
+        '"total_return_pct"',
+        "equity points: ",
         "strategy id: ",
         '"StrategyDispatcherFunction"',
         '"mode": "paper"',
@@ -93,6 +95,8 @@ def test_readme_environment_table_names_every_variable() -> None:
             "DataTable": "t",
             "RateLimitTable": "t",
             "StrategyQueue": "q",
+            "KlinesCacheTable": "t",
+            "BacktestQueue": "q",
         },
     )
     names = {name for spec in function_specs() for name in function_environment(resolver, spec)}

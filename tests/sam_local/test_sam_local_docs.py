@@ -35,7 +35,8 @@ def test_every_local_override_is_declared_empty_for_every_function() -> None:
     declared = load_template()["Globals"]["Function"]["Environment"]["Variables"]
     stack = SamLocal(SamLocalOptions(arch="x86_64"))
     stack.resolver.refs.update({"DataTable": "t", "RateLimitTable": "t",
-                                "StrategyQueue": "http://127.0.0.1:5001/123456789012/q"})
+                                "StrategyQueue": "http://127.0.0.1:5001/123456789012/q",
+                                "KlinesCacheTable": "t", "BacktestQueue": "http://127.0.0.1:5001/123456789012/b"})
     # WHEN the env-vars content is made
     variables = stack.function_variables()
     # THEN each function gets every override, aimed at the emulator container, and each is declared ""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as bench_main
-from bench import aws_calls, cold_start, per_call, reliability
+from bench import aws_calls, backtest, cold_start, per_call, reliability
 from bench.report import Report, demo_keys
 from bench.stack import count_aws_calls, local_stack
 
@@ -116,6 +116,19 @@ def test_reliability_chaos_run_reconciles_a_few_orders() -> None:
     assert len(outcomes) == 3
     assert all(o.final in {"accepted", "rejected", "unknown", "http500", "unclassified"} for o in outcomes)
     assert {"exchange_orders", "order_posts", "problems"} <= set(result)
+
+
+def test_backtest_benchmark_counts_cold_and_warm_klines_requests(tmp_path: Path) -> None:
+    """Two days of 1h candles: the cold request fetches one page, the warm one none, both answers equal."""
+    # GIVEN / WHEN the benchmark runs on a tiny period
+    assert backtest.main(["--days", "2", "--repeats", "1", "--latency-ms", "0",
+                          "--json", str(tmp_path / "backtest.json")]) == 0
+    # THEN its counted figures are the expected ones (its time targets are not judged here)
+    document = json.loads((tmp_path / "backtest.json").read_text(encoding="utf-8"))
+    for strategy_type in ("sma_crossover", "rsi_threshold"):
+        figures = document["figures"][strategy_type]
+        assert (figures["cold_requests"], figures["warm_requests"]) == (1, 0)
+        assert figures["candles_per_s"] > 0
 
 
 def test_report_writes_verdicts_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

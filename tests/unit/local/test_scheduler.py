@@ -86,15 +86,24 @@ def test_scheduler_event_is_the_default_notification() -> None:
     assert event["detail"] == "{}"
 
 
+def _mappings(aws: Resolver) -> dict[str, Any]:
+    """The template's SQS mappings by function logical id."""
+    return {mapping.function.logical_id: mapping for mapping in sqs_mappings(aws)}
+
+
 def test_worker_mapping_is_read_from_the_template(aws: Resolver) -> None:
     """The worker's SQS event: the strategy queue, batches of 10, 1 s window, partial failures."""
     # GIVEN the template's queues created in moto / WHEN
-    (mapping,) = sqs_mappings(aws)
-    # THEN
-    assert mapping.function.logical_id == "StrategyWorkerFunction"
+    mappings = _mappings(aws)
+    # THEN the strategy worker and the backtest worker are the functions with an SQS event
+    assert set(mappings) == {"StrategyWorkerFunction", "BacktestWorkerFunction"}
+    mapping = mappings["StrategyWorkerFunction"]
     assert mapping.queue_url == aws.refs["StrategyQueue"]
     assert mapping.queue_arn.endswith(":klineo-test-strategy")
     assert (mapping.batch_size, mapping.batching_window_s, mapping.report_failures) == (10, 1.0, True)
+    backtests = mappings["BacktestWorkerFunction"]
+    assert backtests.queue_url == aws.refs["BacktestQueue"]
+    assert (backtests.batch_size, backtests.report_failures) == (1, True)
 
 
 def _send(sqs, url: str, bodies: list[str]) -> list[str]:
@@ -108,7 +117,7 @@ def _counts(sqs, url: str) -> tuple[int, int]:
 
 def _poller(aws: Resolver, runtime: ScriptedRuntime) -> tuple[QueuePoller, Any]:
     sqs = boto3.client("sqs", region_name=REGION)
-    (mapping,) = sqs_mappings(aws)
+    mapping = _mappings(aws)["StrategyWorkerFunction"]
     return QueuePoller(mapping, runtime, sqs, REGION, threading.Lock()), sqs
 
 

@@ -352,6 +352,40 @@ export interface paths {
         patch: operations["strategy_update_strategies__strategy_id__patch"];
         trace?: never;
     };
+    "/strategies/backtest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a strategy definition over a period of Binance klines, or queue it as a job. */
+        post: operations["strategy_backtest_strategies_backtest_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/strategies/backtest/{jobId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A backtest job's status and result. */
+        get: operations["strategy_backtest_get_strategies_backtest__job_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1513,6 +1547,11 @@ export interface components {
             /** Average Price */
             average_price?: string | null;
             /**
+             * Fee
+             * @description Paper fills: the simulated taker fee.
+             */
+            fee?: string | null;
+            /**
              * Reduce Only
              * @default false
              */
@@ -1667,6 +1706,261 @@ export interface components {
             mode?: ("paper" | "live") | null;
             /** Status */
             status?: ("active" | "paused") | null;
+        };
+        /**
+         * BacktestEquityPoint
+         * @description Equity (starting balance + realised + unrealised PnL) at a candle's close time.
+         */
+        BacktestEquityPoint: {
+            /** Time */
+            time: number;
+            /**
+             * Equity
+             * @example 0.50000000
+             */
+            equity: string;
+        };
+        /**
+         * BacktestRequest
+         * @description POST /strategies/backtest: a strategy definition and a period of closed candles to run it over.
+         */
+        BacktestRequest: {
+            /**
+             * Connection Id
+             * @description Take the environment of this connection of yours (else `environment`).
+             */
+            connection_id?: string | null;
+            /**
+             * Environment
+             * @default production
+             * @enum {string}
+             */
+            environment?: "production" | "testnet";
+            /**
+             * Symbol
+             * @example BTCUSDT
+             */
+            symbol: string;
+            /**
+             * Interval
+             * @enum {string}
+             */
+            interval: "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "8h" | "12h" | "1d";
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "sma_crossover" | "rsi_threshold";
+            /**
+             * Parameters
+             * @description The parameters of the strategy's `type` (sent with it); defaults fill the rest.
+             */
+            parameters?: {
+                /**
+                 * Fast
+                 * @default 9
+                 */
+                fast?: number;
+                /**
+                 * Slow
+                 * @default 21
+                 */
+                slow?: number;
+                /**
+                 * Allow Short
+                 * @default true
+                 */
+                allow_short?: boolean;
+            } | {
+                /**
+                 * Period
+                 * @default 14
+                 */
+                period?: number;
+                /**
+                 * Oversold
+                 * @default 30
+                 */
+                oversold?: number;
+                /**
+                 * Overbought
+                 * @default 70
+                 */
+                overbought?: number;
+                /**
+                 * Allow Short
+                 * @default true
+                 */
+                allow_short?: boolean;
+            };
+            /**
+             * Direction
+             * @default both
+             * @enum {string}
+             */
+            direction?: "long" | "short" | "both";
+            /** Size */
+            size?: (string | number) | null;
+            /** Quote Size Usdt */
+            quote_size_usdt?: number | string | null;
+            /** Size Pct */
+            size_pct?: number | string | null;
+            /** Leverage */
+            leverage?: number | null;
+            /** Stop Loss Pct */
+            stop_loss_pct?: number | string | null;
+            /** Take Profit Pct */
+            take_profit_pct?: number | string | null;
+            /**
+             * Trailing Stop Pct
+             * @description Accepted for symmetry with strategies; live only, ignored here.
+             */
+            trailing_stop_pct?: number | string | null;
+            /**
+             * Paper Balance Usdt
+             * @default 10000
+             */
+            paper_balance_usdt?: number | string;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+        };
+        /**
+         * BacktestResponse
+         * @description A backtest's state: ``done`` with its result, or a job (``queued``/``running``/``failed``) to poll.
+         */
+        BacktestResponse: {
+            /** Job Id */
+            job_id?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "done" | "queued" | "running" | "failed";
+            result?: components["schemas"]["BacktestResult"] | null;
+            /** Error */
+            error?: string | null;
+        };
+        /**
+         * BacktestResult
+         * @description What the strategy would have done: summary numbers, trades and a downsampled equity curve.
+         */
+        BacktestResult: {
+            /** Environment */
+            environment: string;
+            /** Symbol */
+            symbol: string;
+            /** Interval */
+            interval: string;
+            /** Type */
+            type: string;
+            /** Start */
+            start: number;
+            /** End */
+            end: number;
+            /** Candles */
+            candles: number;
+            /**
+             * Starting Equity
+             * @example 0.50000000
+             */
+            starting_equity: string;
+            /**
+             * Final Equity
+             * @example 0.50000000
+             */
+            final_equity: string;
+            /**
+             * Total Return Pct
+             * @example 0.50000000
+             */
+            total_return_pct: string;
+            /**
+             * Max Drawdown Pct
+             * @example 0.50000000
+             */
+            max_drawdown_pct: string;
+            /** Win Rate Pct */
+            win_rate_pct?: string | null;
+            /**
+             * Fees Paid
+             * @example 0.50000000
+             */
+            fees_paid: string;
+            /** Number Of Trades */
+            number_of_trades: number;
+            /**
+             * Open Position
+             * @example 0.50000000
+             */
+            open_position: string;
+            /** Trades */
+            trades: components["schemas"]["BacktestTrade"][];
+            /**
+             * Trades Truncated
+             * @default false
+             */
+            trades_truncated?: boolean;
+            /** Equity Curve */
+            equity_curve: components["schemas"]["BacktestEquityPoint"][];
+            /**
+             * Equity Curve Step
+             * @description Candles per equity point (the last candle is always kept).
+             */
+            equity_curve_step: number;
+            /**
+             * Model
+             * @description The fee, slippage and exit rules this result used.
+             */
+            model: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * BacktestTrade
+         * @description One simulated round trip; ``pnl`` is net of both fees. An open trade has no exit yet.
+         */
+        BacktestTrade: {
+            /**
+             * Side
+             * @enum {string}
+             */
+            side: "long" | "short";
+            /** Entry Time */
+            entry_time: number;
+            /**
+             * Entry Price
+             * @example 0.50000000
+             */
+            entry_price: string;
+            /**
+             * Quantity
+             * @example 0.50000000
+             */
+            quantity: string;
+            /** Exit Time */
+            exit_time?: number | null;
+            /** Exit Price */
+            exit_price?: string | null;
+            /** Exit Reason */
+            exit_reason?: string | null;
+            /**
+             * Fees
+             * @example 0.50000000
+             */
+            fees: string;
+            /**
+             * Pnl
+             * @example 0.50000000
+             */
+            pnl: string;
         };
         /**
          * ErrorBody
@@ -6902,6 +7196,397 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StrategyResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    strategy_backtest_strategies_backtest_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BacktestRequest"];
+            };
+        };
+        responses: {
+            /** @description The backtest ran: its result. */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BacktestResponse"];
+                };
+            };
+            /** @description A long period: a queued job to poll with GET /strategies/backtest/{jobId}. */
+            202: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BacktestResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    strategy_backtest_get_strategies_backtest__job_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                jobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BacktestResponse"];
                 };
             };
             /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */

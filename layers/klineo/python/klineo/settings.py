@@ -24,6 +24,8 @@ class Settings(BaseModel):
     rate_limit_table: str = ""  # empty: rate-limit state stays in each container
     egress_ip: str = ""  # empty: no static egress IP (nothing to tell users to allow-list)
     strategy_queue_url: str = ""  # only the dispatcher is given the queue
+    klines_cache_table: str = ""  # only the backtest functions are given the klines cache
+    backtest_queue_url: str = ""  # only POST /strategies/backtest queues backtest jobs
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -154,6 +154,7 @@ class RunOrder(BaseModel):
     quantity: DecimalString
     executed_quantity: DecimalString
     average_price: DecimalString | None = None
+    fee: DecimalString | None = Field(default=None, description="Paper fills: the simulated taker fee.")
     reduce_only: bool = False
     simulated: bool
 

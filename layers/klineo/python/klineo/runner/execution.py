@@ -18,7 +18,8 @@ Order of work for a strategy S and the candle C its message names:
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
-6. Paper: a simulated MARKET fill at the candle's close is recorded: the run first, then the new
+6. Paper: a simulated MARKET fill at the candle's close (moved against the taker by the slippage
+   of ``klineo.strategies.simulation``, with its taker fee) is recorded: the run first, then the new
    paper position (``record_run``'s two conditional writes, repaired on redelivery; no
    transaction, see ``klineo.store.runs``). Nothing is sent to Binance (exchangeInfo, a public read, is
    the only call, for the rounding rules).
@@ -81,6 +82,7 @@ from klineo.store.runs import (
 )
 from klineo.store.strategies import PendingOrder, Strategy, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
+from klineo.strategies.simulation import fee, market_fill
 
 __all__ = [
     "FINAL_ORDER_STATUSES",
@@ -320,11 +322,12 @@ class _Turn:
     def paper_fill(self, plan: OrderPlan, cid: str, price: Decimal, facts: dict[str, Any]) -> StrategyResult:
         assert plan.side is not None and plan.quantity is not None
         position = self.strategy.paper_position
+        fill_price = market_fill(plan.side, price)  # the simulation module's slippage and taker fee
         order = {
             "client_order_id": cid, "order_id": None, "side": plan.side, "type": "MARKET", "status": "FILLED",
             "quantity": _text(plan.quantity), "executed_quantity": _text(plan.quantity),
-            "average_price": _text(price), "reduce_only": plan.reduce_only, "source": "paper",
-            "simulated": True,
+            "average_price": _text(fill_price), "fee": _text(fee(plan.quantity, fill_price)),
+            "reduce_only": plan.reduce_only, "source": "paper", "simulated": True,
         }
         advance = StrategyAdvance(
             position_attribute="paper_position", position_from=position,

@@ -1,0 +1,11 @@
+"""SQS: run queued backtest jobs; a job that hit a retryable error is reported for redelivery."""
+
+from klineo.observability import logger, metrics, tracer
+from klineo.services.backtest import handle_job_batch
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return handle_job_batch(event, context)

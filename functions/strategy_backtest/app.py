@@ -1,0 +1,30 @@
+"""POST /strategies/backtest: run a strategy definition over a period of Binance klines (or queue a job)."""
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from klineo.api import build_resolver, current_user_id
+from klineo.models.backtest import BacktestRequest, BacktestResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.backtest import start_backtest
+
+app = build_resolver()
+
+
+@app.post(
+    "/strategies/backtest",
+    responses={
+        200: {"description": "The backtest ran: its result.",
+              "content": {"application/json": {"model": BacktestResponse}}},
+        202: {"description": "A long period: a queued job to poll with GET /strategies/backtest/{jobId}.",
+              "content": {"application/json": {"model": BacktestResponse}}},
+    },
+)
+def strategy_backtest(body: BacktestRequest) -> Response[BacktestResponse]:
+    status, answer = start_backtest(current_user_id(app), body)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=answer)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,383 @@
+"""Backtests: a strategy definition run over Binance's closed futures klines of a period.
+
+The same code as paper mode, candle by candle (``simulate``):
+1. an open position whose stop-loss or take-profit the candle reaches is closed first
+   (``simulation.protective_exit``: pessimistic, stop-loss first);
+2. the type's ``decide`` reads exactly its ``lookback`` newest closed candles (the runner's window),
+   and ``direction`` turns the forbidden side into flat (``simulation.apply_direction``);
+3. a signal on the side already held keeps the position (no re-sizing); after a protective exit the
+   strategy does not re-enter on the same side until its signal has changed;
+4. an entry is sized by ``simulation.size_quantity`` at the close (size_pct on the simulated equity),
+   the order from the position to the target is the runner's ``plan_order`` (rounded to the
+   symbol's rules; an order below the symbol's minimum is skipped), filled by
+   ``simulation.market_fill`` and booked in a ``simulation.Ledger`` (taker fee);
+5. the equity (``Ledger.equity`` at the close) is recorded after every candle.
+The strategy warms up on the ``lookback`` candles before ``start``, so it can act from the first.
+
+Where the candles come from and what is answered when:
+- ``klineo.services.kline_history`` (the day cache, then Binance page by page).
+- Up to ``SYNC_MAX_CANDLES`` candles (10,000: a year of 1h candles is 8,760) the answer comes in
+  the request (the benchmark measures a year of 1h well inside API Gateway's 29 s). Longer periods
+  (up to ``MAX_CANDLES``) become a job: ``202`` with a ``job_id``, run by the backtest worker from
+  the backtest queue and polled with ``GET /strategies/backtest/{jobId}``.
+- The result is bounded: at most ``TRADES_SHOWN`` trades (the first ones; ``trades_truncated``
+  says so) and at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's
+  equity, plus the last candle's. Max drawdown is measured on every candle, before downsampling.
+- Same inputs, same result: Decimal arithmetic, no clock in the simulation, closed candles only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from klineo.binance import Candle, Environment, Market, SymbolRules, get_client, get_symbol_rules
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.backtest import BacktestRequest, BacktestResponse, BacktestResult
+from klineo.observability import logger
+from klineo.runner.execution import plan_order
+from klineo.services.kline_history import closed_candles
+from klineo.settings import get_settings
+from klineo.store import aws
+from klineo.store import backtest_jobs as job_store
+from klineo.store.connections import require_connection
+from klineo.strategies import INTERVALS_MS, Signal, get_strategy_type, parse_parameters
+from klineo.strategies import simulation as sim
+from klineo.validation import HEX_ID_PATTERN
+
+__all__ = [
+    "EQUITY_POINTS",
+    "JOB_ATTEMPTS",
+    "MAX_CANDLES",
+    "SYNC_MAX_CANDLES",
+    "TRADES_SHOWN",
+    "BacktestSpec",
+    "Simulation",
+    "get_backtest",
+    "handle_job_batch",
+    "run_backtest_job",
+    "run_spec",
+    "simulate",
+    "start_backtest",
+]
+
+SYNC_MAX_CANDLES = 10_000
+MAX_CANDLES = 600_000
+TRADES_SHOWN = 500
+EQUITY_POINTS = 500
+# Deliveries of a job message before the job is marked failed (the queue's maxReceiveCount).
+JOB_ATTEMPTS = 5
+_PLACES = Decimal("0.00000001")
+_JOB_ID = re.compile(HEX_ID_PATTERN)
+_PCT_PLACES = Decimal("0.01")
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    """A validated backtest request with its environment resolved; JSON round-trips for jobs."""
+
+    environment: str
+    symbol: str
+    interval: str
+    type: str
+    parameters: dict[str, Any]
+    sizing: sim.Sizing
+    direction: str
+    stop_loss_pct: Decimal | None
+    take_profit_pct: Decimal | None
+    starting_equity: Decimal
+    start_ms: int
+    end_ms: int
+
+    @classmethod
+    def of(cls, body: BacktestRequest, environment: str) -> BacktestSpec:
+        """The spec of a request model (its parameters already checked for the type)."""
+        return cls.from_json({**body.model_dump(mode="json"), "environment": environment,
+                              "start_ms": body.start_ms(), "end_ms": body.end_ms()})
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BacktestSpec:
+        """A spec from ``to_json``'s form (or a request dumped as JSON)."""
+        return cls(
+            environment=data["environment"], symbol=data["symbol"], interval=data["interval"],
+            type=data["type"], parameters=dict(data.get("parameters") or {}), sizing=sim.Sizing.of(data),
+            direction=data.get("direction") or "both", stop_loss_pct=_dec(data.get("stop_loss_pct")),
+            take_profit_pct=_dec(data.get("take_profit_pct")),
+            starting_equity=Decimal(str(data.get("paper_balance_usdt") or 10_000)),
+            start_ms=int(data["start_ms"]), end_ms=int(data["end_ms"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (Decimals as strings)."""
+        def text(value: Any) -> Any:
+            return str(value) if isinstance(value, Decimal) else value
+        return {
+            "environment": self.environment, "symbol": self.symbol, "interval": self.interval,
+            "type": self.type, "parameters": {k: text(v) for k, v in self.parameters.items()},
+            "size": text(self.sizing.size), "quote_size_usdt": text(self.sizing.quote_size_usdt),
+            "size_pct": text(self.sizing.size_pct), "leverage": self.sizing.leverage,
+            "direction": self.direction, "stop_loss_pct": text(self.stop_loss_pct),
+            "take_profit_pct": text(self.take_profit_pct), "paper_balance_usdt": text(self.starting_equity),
+            "start_ms": self.start_ms, "end_ms": self.end_ms,
+        }
+
+    def candle_count(self) -> int:
+        """How many candles the period spans (the open candle included)."""
+        return math.ceil((self.end_ms - self.start_ms) / INTERVALS_MS[self.interval])
+
+
+@dataclass
+class Simulation:
+    """A simulation's ledger, equity after every candle, and how many orders were too small to place."""
+
+    ledger: sim.Ledger
+    equity: list[tuple[int, Decimal]] = field(default_factory=list)
+    skipped_orders: int = 0
+    candles: int = 0
+
+
+@dataclass
+class _Protection:
+    """The armed stop-loss/take-profit of the open position, and the side last stopped out."""
+
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    stopped: Signal | None = None
+
+
+def _protective_step(spec: BacktestSpec, candle: Candle, state: Simulation, guard: _Protection) -> None:
+    """Close the position when the candle reaches its stop-loss or take-profit."""
+    ledger = state.ledger
+    if ledger.position == 0 or (guard.sl is None and guard.tp is None):
+        return
+    long = ledger.position > 0
+    hit = sim.protective_exit("LONG" if long else "SHORT", guard.sl, guard.tp, candle)
+    if hit is None:
+        return
+    reason, price = hit
+    ledger.fill("SELL" if long else "BUY", abs(ledger.position), price, candle.close_time, reason)
+    guard.sl = guard.tp = None
+    guard.stopped = Signal.LONG if long else Signal.SHORT
+
+
+def _trade_step(spec: BacktestSpec, signal: Signal, candle: Candle, rules: SymbolRules,
+                state: Simulation, guard: _Protection) -> None:
+    """The order from the position to the signal's target, filled at the close with slippage and fee."""
+    ledger = state.ledger
+    signal, guard.stopped = sim.effective_signal(signal, ledger.position, guard.stopped)
+    if signal is Signal.HOLD or (signal is Signal.FLAT and ledger.position == 0):
+        return
+    unit = Decimal(0)
+    if signal is not Signal.FLAT:
+        unit = sim.size_quantity(spec.sizing, candle.close, ledger.equity(candle.close), rules)
+    try:
+        plan = plan_order(signal, unit, ledger.position, rules, candle.close)
+    except KlineoError:
+        state.skipped_orders += 1
+        return
+    if plan.side is None or plan.quantity is None:
+        return
+    price = sim.market_fill(plan.side, candle.close)
+    ledger.fill(plan.side, plan.quantity, price, candle.close_time)
+    guard.sl = guard.tp = None
+    if ledger.position != 0:
+        entry_side = "BUY" if ledger.position > 0 else "SELL"
+        guard.sl, guard.tp = sim.protective_prices(
+            entry_side, price, spec.stop_loss_pct, spec.take_profit_pct)
+
+
+def simulate(spec: BacktestSpec, candles: Sequence[Candle], rules: SymbolRules) -> Simulation:
+    """Run the strategy over ``candles`` (warm-up before ``spec.start_ms`` included); see the module doc."""
+    strategy_type = get_strategy_type(spec.type)
+    params = parse_parameters(spec.type, spec.parameters)
+    lookback = strategy_type.lookback(params)
+    state, guard = Simulation(sim.Ledger(starting_equity=spec.starting_equity)), _Protection()
+    for index, candle in enumerate(candles):
+        if candle.open_time < spec.start_ms:
+            continue
+        _protective_step(spec, candle, state, guard)
+        decision = strategy_type.decide(params, candles[max(0, index + 1 - lookback):index + 1])
+        signal = sim.apply_direction(decision.signal, spec.direction)
+        _trade_step(spec, signal, candle, rules, state, guard)
+        state.equity.append((candle.close_time, state.ledger.equity(candle.close)))
+        state.candles += 1
+    return state
+
+
+def _text(value: Decimal, places: Decimal = _PLACES) -> str:
+    quantized = value.quantize(places)
+    return "0" if quantized == 0 else format(quantized.normalize(), "f")
+
+
+def _max_drawdown_pct(equity: Sequence[tuple[int, Decimal]]) -> Decimal:
+    """The largest fall from a running peak, in percent of that peak."""
+    peak, worst = None, Decimal(0)
+    for _, value in equity:
+        peak = value if peak is None or value > peak else peak
+        if peak > 0:
+            worst = max(worst, (peak - value) / peak * 100)
+    return worst
+
+
+def _curve(equity: Sequence[tuple[int, Decimal]]) -> tuple[list[dict[str, Any]], int]:
+    """At most EQUITY_POINTS points: every step-th candle, and always the last one."""
+    step = max(1, math.ceil(len(equity) / EQUITY_POINTS))
+    picked = list(equity[step - 1::step])
+    if equity and (not picked or picked[-1] != equity[-1]):
+        picked = [*picked[:EQUITY_POINTS - 1], equity[-1]]
+    return [{"time": time, "equity": _text(value)} for time, value in picked], step
+
+
+def _trade(trade: sim.Trade) -> dict[str, Any]:
+    return {
+        "side": trade.side, "entry_time": trade.entry_time, "entry_price": _text(trade.entry_price),
+        "quantity": _text(trade.quantity), "exit_time": trade.exit_time,
+        "exit_price": None if trade.exit_price is None else _text(trade.exit_price),
+        "exit_reason": trade.exit_reason, "fees": _text(trade.fees), "pnl": _text(trade.pnl),
+    }
+
+
+_MODEL = {
+    "taker_fee_rate": str(sim.TAKER_FEE_RATE), "slippage_bps": str(sim.SLIPPAGE_BPS),
+    "fill": "market orders fill at the candle close moved slippage_bps against the taker",
+    "exits": "stop-loss/take-profit checked on each later candle's high/low; stop-loss first when both",
+    "ignored": "trailing_stop_pct (live only)",
+}
+
+
+def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
+    """The result body of a simulation (see ``BacktestResult``)."""
+    ledger, equity = state.ledger, state.equity
+    final = equity[-1][1] if equity else spec.starting_equity
+    closed = [trade for trade in ledger.trades if trade.exit_time is not None]
+    wins = sum(1 for trade in closed if trade.pnl > 0)
+    curve, step = _curve(equity)
+    return {
+        "environment": spec.environment, "symbol": spec.symbol, "interval": spec.interval, "type": spec.type,
+        "start": spec.start_ms, "end": spec.end_ms, "candles": state.candles,
+        "starting_equity": _text(spec.starting_equity), "final_equity": _text(final),
+        "total_return_pct": _text((final - spec.starting_equity) / spec.starting_equity * 100, _PCT_PLACES),
+        "max_drawdown_pct": _text(_max_drawdown_pct(equity), _PCT_PLACES),
+        "win_rate_pct": _text(Decimal(wins * 100) / len(closed), _PCT_PLACES) if closed else None,
+        "fees_paid": _text(ledger.fees), "number_of_trades": len(ledger.trades),
+        "open_position": _text(ledger.position),
+        "trades": [_trade(trade) for trade in ledger.trades[:TRADES_SHOWN]],
+        "trades_truncated": len(ledger.trades) > TRADES_SHOWN,
+        "equity_curve": curve, "equity_curve_step": step, "model": dict(_MODEL),
+    }
+
+
+def run_spec(spec: BacktestSpec, now_ms: int) -> dict[str, Any]:
+    """Fetch (through the cache) and simulate; the result body."""
+    client = get_client(Market.FUTURES, Environment(spec.environment))
+    rules = get_symbol_rules(client, spec.symbol)
+    strategy_type = get_strategy_type(spec.type)
+    warmup = strategy_type.lookback(parse_parameters(spec.type, spec.parameters))
+    interval_ms = INTERVALS_MS[spec.interval]
+    first = spec.start_ms // interval_ms * interval_ms - warmup * interval_ms
+    history = closed_candles(client, spec.symbol, spec.interval, first, spec.end_ms, now_ms)
+    return summarise(spec, simulate(spec, history.candles, rules))
+
+
+def _environment(user_id: str, body: BacktestRequest) -> str:
+    """The connection's environment when one is named (404 when not the caller's), else the body's."""
+    if body.connection_id is None:
+        return body.environment
+    return require_connection(user_id, body.connection_id, field="connection_id").environment
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def start_backtest(
+    user_id: str, body: BacktestRequest, now_ms: int | None = None,
+) -> tuple[int, BacktestResponse]:
+    """200 with the result for up to SYNC_MAX_CANDLES candles; 202 with a queued job for longer periods."""
+    now_ms = _now_ms() if now_ms is None else now_ms
+    spec = BacktestSpec.of(body, _environment(user_id, body))
+    if spec.start_ms >= now_ms:
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, "start must be in the past", field="start")
+    spec = replace(spec, end_ms=min(spec.end_ms, now_ms))  # only candles that exist can be closed
+    count = spec.candle_count()
+    if count > MAX_CANDLES:
+        message = f"the period spans {count} candles; at most {MAX_CANDLES} per backtest"
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, message, field="end")
+    if count <= SYNC_MAX_CANDLES:
+        result = BacktestResult.model_validate(run_spec(spec, now_ms))
+        return 200, BacktestResponse(status="done", result=result)
+    queue_url = get_settings().backtest_queue_url
+    if not queue_url:
+        raise KlineoError(ErrorCategory.OTHER, "BACKTEST_QUEUE_URL is not set")
+    job_id = uuid.uuid4().hex
+    job_store.put_job(user_id, job_id, spec.to_json(), now_s=now_ms / 1000)
+    aws.sqs().send_message(QueueUrl=queue_url, MessageBody=json.dumps({"user_id": user_id, "job_id": job_id}))
+    return 202, BacktestResponse(job_id=job_id, status="queued")
+
+
+def get_backtest(user_id: str, job_id: str) -> BacktestResponse:
+    """The caller's job: its status and, once done, its result (404 when unknown or another user's)."""
+    job = job_store.get_job(user_id, job_id) if _JOB_ID.match(job_id) else None
+    if job is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "backtest job not found", field="jobId")
+    result = BacktestResult.model_validate(job.result) if job.result is not None else None
+    return BacktestResponse(job_id=job_id, status=job.status, result=result, error=job.error)  # type: ignore[arg-type]
+
+
+def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None) -> str:
+    """Run a queued job once: its final status. A retryable failure raises (the message is redelivered)."""
+    if not job_store.start_job(user_id, job_id):
+        return "already_finished"
+    job = job_store.get_job(user_id, job_id)
+    assert job is not None
+    try:
+        result = run_spec(BacktestSpec.from_json(job.request), _now_ms() if now_ms is None else now_ms)
+    except KlineoError as exc:
+        if exc.retryable:
+            raise
+        job_store.finish_job(user_id, job_id, None, exc.message)
+        return "failed"
+    job_store.finish_job(user_id, job_id, result)
+    return "done"
+
+
+def _job_record(record: SQSRecord) -> None:
+    """One job message: run it; a retryable failure raises so SQS delivers the message again."""
+    try:
+        message = json.loads(record.body)
+        user_id, job_id = str(message["user_id"]), str(message["job_id"])
+    except (ValueError, KeyError, TypeError):
+        logger.warning("unreadable backtest message dropped", extra={"message_id": record.message_id})
+        return
+    try:
+        outcome = run_backtest_job(user_id, job_id)
+    except Exception:
+        if int(record.attributes.approximate_receive_count) < JOB_ATTEMPTS:
+            raise  # SQS delivers it again after the visibility timeout
+        logger.exception("backtest job failed for good", extra={"job_id": job_id})
+        job_store.finish_job(user_id, job_id, None, "the backtest could not be completed; please retry later")
+        return
+    logger.info("backtest job", extra={"job_id": job_id, "outcome": outcome})
+
+
+def handle_job_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Entry point of the backtest worker's SQS event: run each job; report the ones to redeliver."""
+    return process_partial_response(
+        event=event, record_handler=_job_record,
+        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+        context=context,
+    )

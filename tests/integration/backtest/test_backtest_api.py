@@ -1,0 +1,166 @@
+"""POST /strategies/backtest and GET /strategies/backtest/{jobId} against the simulator and moto.
+
+The simulator serves deterministic klines for any past period (a function of symbol and time),
+so a backtest over fixed past dates gives the same candles on every run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import boto3
+import pytest
+from klineo.services import backtest as backtest_service
+from klineo.services import kline_history
+from klineo.store import klines_cache
+
+from tests.helpers import load_event, response_json, with_body, with_user
+from tests.integration.api.conftest import USER_A, USER_B, at_path
+from tests.integration.api.conftest import invoke as invoke  # fixture
+from tests.integration.api.conftest import sim_env as sim_env  # fixture
+
+KLINES = "/fapi/v1/klines"
+BODY: dict[str, Any] = {
+    "symbol": "BTCUSDT", "interval": "1h", "type": "sma_crossover",
+    "parameters": {"fast": 3, "slow": 8}, "quote_size_usdt": 1000,
+    "stop_loss_pct": 1.5, "take_profit_pct": 3,
+    "start": "2025-01-01T00:00:00Z", "end": "2025-01-21T00:00:00Z",
+}
+
+
+def _post(invoke, body: dict[str, Any], user: str = USER_A) -> dict[str, Any]:
+    return invoke("strategy_backtest", with_user(with_body(load_event("strategy_backtest"), body), user))
+
+
+def _klines_requests(sim) -> list[Any]:
+    return [record for record in sim.journal if record.path == KLINES]
+
+
+def test_backtest_answers_trades_curve_and_summary(sim_env, invoke) -> None:
+    """GIVEN 20 days of 1h candles WHEN backtesting THEN 200 with trades, a curve and consistent numbers."""
+    response = _post(invoke, BODY)
+    assert response["statusCode"] == 200, response["body"]
+    answer = response_json(response)
+    assert answer["status"] == "done" and answer["job_id"] is None
+    result = answer["result"]
+    assert result["candles"] == 20 * 24
+    assert result["number_of_trades"] == len(result["trades"]) > 0
+    assert len(result["equity_curve"]) == 20 * 24  # under 500 points: every candle
+    assert result["equity_curve"][-1]["equity"] == result["final_equity"]
+    total = sum(float(trade["fees"]) for trade in result["trades"])
+    assert float(result["fees_paid"]) == pytest.approx(total, abs=1e-6)
+    reasons = {trade["exit_reason"] for trade in result["trades"]}
+    assert reasons <= {"signal", "stop_loss", "take_profit", None}
+    assert float(result["max_drawdown_pct"]) >= 0
+
+
+def test_same_backtest_twice_gives_the_same_result(sim_env, invoke) -> None:
+    """GIVEN one request WHEN sent twice THEN both answers are identical (deterministic)."""
+    first = response_json(_post(invoke, BODY))
+    second = response_json(_post(invoke, BODY))
+    assert first == second
+
+
+def test_second_backtest_over_the_same_days_asks_binance_for_no_klines(sim_env, invoke) -> None:
+    """GIVEN a backtest that filled the day cache WHEN the same days run again THEN no klines call."""
+    assert _post(invoke, BODY)["statusCode"] == 200
+    cold = _klines_requests(sim_env)
+    assert cold and all(record.weight == kline_history.PAGE_WEIGHT for record in cold)
+    sim_env.clear_journal()
+    again = {**BODY, "parameters": {"fast": 5, "slow": 12}, "start": "2025-01-03T00:00:00Z"}
+    assert _post(invoke, again)["statusCode"] == 200
+    assert _klines_requests(sim_env) == []
+
+
+def test_cache_stores_only_fully_closed_days(sim_env, invoke, aws) -> None:
+    """GIVEN a period ending now WHEN backtested THEN today's (open) day is not cached, yesterday's is."""
+    now = dt.datetime.now(dt.UTC)
+    body = {**BODY, "interval": "15m", "start": (now - dt.timedelta(days=2)).isoformat(),
+            "end": now.isoformat()}
+    assert _post(invoke, body)["statusCode"] == 200
+    table = boto3.client("dynamodb", region_name=aws.region)
+    items = table.scan(TableName=aws.refs["KlinesCacheTable"])["Items"]
+    days = {item["sk"]["S"] for item in items}
+    today = now.strftime("%Y-%m-%d")
+    yesterday = (now - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    assert yesterday in days and today not in days
+    cached = klines_cache.decode_day(int(items[0]["day_start"]["N"]), 900_000, items[0]["candles"]["B"])
+    assert len(cached) == int(items[0]["count"]["N"])
+
+
+def test_backtest_refuses_two_sizings_naming_the_fields(sim_env, invoke) -> None:
+    """GIVEN size and size_pct together WHEN posting THEN 422 saying to send exactly one, nothing fetched."""
+    response = _post(invoke, {**BODY, "size": "0.01"})
+    assert response["statusCode"] == 422
+    assert "exactly one of size" in response["body"]
+    assert _klines_requests(sim_env) == []
+
+
+def test_backtest_refuses_bad_parameters_like_a_create(sim_env, invoke) -> None:
+    """GIVEN fast >= slow WHEN posting THEN 422 naming parameters, as POST /strategies does."""
+    response = _post(invoke, {**BODY, "parameters": {"fast": 9, "slow": 3}})
+    assert response["statusCode"] == 422
+    assert "parameters" in response["body"]
+
+
+def test_backtest_with_another_users_connection_is_not_found(sim_env, invoke) -> None:
+    """GIVEN a connection id that is not the caller's WHEN posting THEN 404 naming connection_id."""
+    response = _post(invoke, {**BODY, "connection_id": "0" * 32})
+    assert response["statusCode"] == 404
+    assert "connection_id" in response["body"]
+
+
+def test_long_backtest_is_a_job_polled_until_done(sim_env, invoke, aws, monkeypatch) -> None:
+    """GIVEN a period over the sync limit WHEN posting THEN 202 + job id; the worker runs it; GET shows it."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    response = _post(invoke, BODY)
+    assert response["statusCode"] == 202, response["body"]
+    job_id = response_json(response)["job_id"]
+    get_event = with_user(at_path(load_event("strategy_backtest_get"), f"/strategies/backtest/{job_id}",
+                                  jobId=job_id), USER_A)
+    assert response_json(invoke("strategy_backtest_get", get_event))["status"] == "queued"
+    sqs = boto3.client("sqs", region_name=aws.region)
+    messages = sqs.receive_message(QueueUrl=aws.refs["BacktestQueue"], MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 1
+    event = load_event("backtest_worker")
+    event["Records"][0].update(messageId=messages[0]["MessageId"], body=messages[0]["Body"])
+    assert invoke("backtest_worker", event) == {"batchItemFailures": []}
+    polled = response_json(invoke("strategy_backtest_get", get_event))
+    assert polled["status"] == "done"
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 10_000)
+    assert polled["result"] == response_json(_post(invoke, BODY))["result"]
+    other = with_user(get_event, USER_B)
+    assert invoke("strategy_backtest_get", other)["statusCode"] == 404
+
+
+def test_a_job_failing_every_delivery_is_marked_failed_on_the_last(sim_env, invoke, aws, monkeypatch) -> None:
+    """GIVEN klines down WHEN a job's message fails THEN it is redelivered; at the last delivery, failed."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    job_id = response_json(_post(invoke, BODY))["job_id"]
+    sqs = boto3.client("sqs", region_name=aws.region)
+    body = sqs.receive_message(QueueUrl=aws.refs["BacktestQueue"])["Messages"][0]["Body"]
+    sim_env.faults.add("http_503_unavailable", 100, path=KLINES)
+    event = load_event("backtest_worker")
+    event["Records"][0]["body"] = body
+    get_event = with_user(at_path(load_event("strategy_backtest_get"), f"/strategies/backtest/{job_id}",
+                                  jobId=job_id), USER_A)
+    answer = invoke("backtest_worker", event)
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [event["Records"][0]["messageId"]]
+    assert response_json(invoke("strategy_backtest_get", get_event))["status"] == "running"
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(backtest_service.JOB_ATTEMPTS)
+    assert invoke("backtest_worker", event) == {"batchItemFailures": []}
+    polled = response_json(invoke("strategy_backtest_get", get_event))
+    assert polled["status"] == "failed" and "could not be completed" in polled["error"]
+
+
+def test_a_period_in_the_future_is_refused_and_one_ending_later_is_cut_at_now(sim_env, invoke) -> None:
+    """GIVEN a start after now THEN 400 naming start; GIVEN an end years ahead THEN answered up to now."""
+    future = {**BODY, "start": "2999-01-01T00:00:00Z", "end": "2999-02-01T00:00:00Z"}
+    refused = _post(invoke, future)
+    assert refused["statusCode"] == 400 and response_json(refused)["error"]["field"] == "start"
+    now = dt.datetime.now(dt.UTC)
+    recent = {**BODY, "start": (now - dt.timedelta(hours=30)).isoformat(), "end": "2999-01-01T00:00:00Z"}
+    answer = _post(invoke, recent)
+    assert answer["statusCode"] == 200, answer["body"]
+    assert response_json(answer)["result"]["candles"] in (29, 30)  # the open hour is never simulated

@@ -1,0 +1,92 @@
+"""Parity: the runner's paper mode and a backtest over the same recorded candles make the same trades.
+
+The candle sequence is recorded once from the simulator (deterministic past klines). Paper mode runs
+through the runner itself (``run_strategy`` on each candle, a paper strategy stored under moto, the
+simulator only answering exchangeInfo); its run records are turned back into fills. The backtest is
+``simulate`` over the same candles. Both must hold the same fills, hence the same trades and PnL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import Market, endpoints, get_client, get_symbol_rules
+from klineo.runner.candles import CandleGroup
+from klineo.runner.execution import TickContext, run_strategy
+from klineo.runner.messages import StrategyRef, WorkMessage
+from klineo.services.backtest import BacktestSpec, simulate
+from klineo.store import strategies as strategy_store
+from klineo.store.connections import Connection, put_connection
+from klineo.store.runs import list_runs
+from klineo.strategies import get_strategy_type, parse_parameters
+from klineo.strategies.simulation import Fill, Ledger
+
+from tests.integration.api.conftest import sim_env as sim_env  # fixture
+
+USER = "c3c3c3c3-0000-4000-8000-00000000000c"
+CONNECTION = "c" * 32
+SYMBOL, INTERVAL, SIZE = "BTCUSDT", "1m", Decimal("0.002")
+PARAMETERS = {"fast": 3, "slow": 8, "allow_short": True}
+START = int(dt.datetime(2025, 1, 5, tzinfo=dt.UTC).timestamp() * 1000)
+CANDLES = 240
+
+
+def _recorded_candles() -> list[Any]:
+    """The sequence both sides see: warm-up before START, then CANDLES candles."""
+    client = get_client(Market.FUTURES, "production")
+    lookback = get_strategy_type("sma_crossover").lookback(parse_parameters("sma_crossover", PARAMETERS))
+    return endpoints.klines(client, SYMBOL, INTERVAL, limit=CANDLES + lookback,
+                            start_time=START - lookback * 60_000)
+
+
+def _paper_strategy() -> str:
+    put_connection(Connection(
+        user_id=USER, connection_id=CONNECTION, label="parity", environment="production", key_type="hmac",
+        api_key_masked="abcd...", secret_name="unused", created_at="2026-01-01T00:00:00+00:00"))
+    now = strategy_store.now_iso()
+    strategy = strategy_store.Strategy(
+        user_id=USER, strategy_id=strategy_store.new_strategy_id(), connection_id=CONNECTION,
+        environment="production", symbol=SYMBOL, interval=INTERVAL, type="sma_crossover",
+        parameters=PARAMETERS, size=SIZE, mode="paper", status="active", created_at=now, updated_at=now)
+    strategy_store.put_new_strategy(strategy)
+    return strategy.strategy_id
+
+
+def _paper_fills(candles: list[Any], strategy_id: str) -> list[Fill]:
+    """Run the runner's paper path on every candle from START; the fills its run records hold."""
+    for index, candle in enumerate(candles):
+        if candle.open_time < START:
+            continue
+        message = WorkMessage(tick=candle.close_time + 1, environment="production", symbol=SYMBOL,
+                              interval=INTERVAL, close_time=candle.close_time,
+                              strategies=[StrategyRef(user_id=USER, strategy_id=strategy_id)])
+        group = CandleGroup("production", SYMBOL, INTERVAL, candle.close_time, tuple(candles[:index + 1]))
+        seen_at = (candle.close_time + 1_000) / 1000
+        ctx = TickContext(message, group, deadline_ms=candle.close_time + 60_000, clock=lambda at=seen_at: at)
+        result = run_strategy(strategy_store.get_strategy(USER, strategy_id, consistent=True), ctx)
+        assert result.outcome in ("simulated", "no_change"), result
+    runs = sorted(list_runs(strategy_id, limit=CANDLES + 10), key=lambda run: run.close_time)
+    return [
+        Fill(run.close_time, run.order["side"], Decimal(run.order["executed_quantity"]),
+             Decimal(run.order["average_price"]), Decimal(run.order["fee"]))
+        for run in runs if run.order is not None
+    ]
+
+
+def test_paper_mode_and_backtest_make_identical_trades(sim_env) -> None:
+    """GIVEN recorded candles WHEN paper mode and a backtest run over them THEN identical fills and trades."""
+    candles = _recorded_candles()
+    paper = Ledger.replay(_paper_fills(candles, _paper_strategy()))
+    spec = BacktestSpec.from_json({
+        "environment": "production", "symbol": SYMBOL, "interval": INTERVAL, "type": "sma_crossover",
+        "parameters": PARAMETERS, "size": str(SIZE), "start_ms": START, "end_ms": candles[-1].close_time + 1,
+    })
+    rules = get_symbol_rules(get_client(Market.FUTURES, "production"), SYMBOL)
+    backtest = simulate(spec, candles, rules).ledger
+    assert len(backtest.trades) >= 3  # the sequence is long enough to trade both ways
+    assert [(f.time, f.side, f.quantity, f.price, f.fee) for f in paper.fills] == [
+        (f.time, f.side, f.quantity, f.price, f.fee) for f in backtest.fills]
+    assert paper.trades == backtest.trades
+    assert paper.realised_pnl == backtest.realised_pnl
