@@ -25,6 +25,7 @@ class Settings(BaseModel):
     rate_limit_table: str = ""  # empty: rate-limit state stays in each container
     egress_ip: str = ""  # empty: no static egress IP (nothing to tell users to allow-list)
     strategy_queue_url: str = ""  # only the dispatcher is given the queue
+    event_retention_days: int = Field(default=90, ge=1, le=3650)  # strategy events and runs (ttl)
 
     @classmethod
     def from_env(cls) -> Settings:

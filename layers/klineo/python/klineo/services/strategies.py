@@ -6,7 +6,8 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
 - the symbol must be trading on USDT-M futures in that environment (exchangeInfo, as /candles);
 - a LIVE strategy (created live, switched to live, or resumed while live) needs a connection
   with futures enabled (409 otherwise): the runner re-checks it before every order anyway;
-- type, parameters, size, mode and status may change; connection, symbol and interval may not
+- type, parameters, sizing, mode, status and the trading settings may change; connection, symbol
+  and interval may not
   (they define the market the strategy's tracked position lives in: create another strategy);
 - deleting is refused (409) only while a worker is sending one of its live orders right now.
 Positions are tracked per mode: switching live -> paper leaves the live position open at the
@@ -22,7 +23,9 @@ from typing import Any
 from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.strategies import (
+    CLEARABLE_FIELDS,
     RUNS_SHOWN,
+    SIZING_FIELDS,
     STRATEGY_ID_PATTERN,
     PendingOrderResponse,
     RunResponse,
@@ -35,7 +38,7 @@ from klineo.models.strategies import (
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, get_connection, require_connection
-from klineo.store.strategies import Strategy
+from klineo.store.strategies import SETTING_NAMES, Strategy, TradingSettings
 from klineo.strategies import parse_parameters
 
 __all__ = [
@@ -51,6 +54,34 @@ _STRATEGY_ID = re.compile(STRATEGY_ID_PATTERN)
 
 def _text(value: Decimal) -> str:
     return "0" if value == 0 else format(value.normalize(), "f")
+
+
+def _optional_text(value: Decimal | None) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _settings_fields(strategy: Strategy) -> dict[str, Any]:
+    """The trading settings as the API shows them (decimals as strings)."""
+    values = strategy.settings.as_attrs()
+    return {name: _optional_text(v) if isinstance(v, Decimal) else v for name, v in values.items()}
+
+
+def _settings_of(body: StrategyCreateRequest) -> TradingSettings:
+    """The request's trading settings (defaults filled in by the model)."""
+    return TradingSettings(**{name: getattr(body, name) for name in SETTING_NAMES})
+
+
+def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
+    """Settings a PATCH sets (a new sizing clears the other two; null clears a clearable setting)."""
+    sent = body.model_fields_set
+    changes: dict[str, Any] = {
+        name: getattr(body, name) for name in (*SIZING_FIELDS, *SETTING_NAMES)
+        if getattr(body, name) is not None
+    }
+    if any(name in changes for name in SIZING_FIELDS):
+        changes.update({name: None for name in SIZING_FIELDS if name not in changes})
+    changes.update({name: None for name in CLEARABLE_FIELDS if name in sent and getattr(body, name) is None})
+    return changes
 
 
 def _plain_number(value: Any) -> Any:
@@ -70,7 +101,8 @@ def _response_fields(strategy: Strategy) -> dict[str, Any]:
         "interval": strategy.interval,
         "type": strategy.type,
         "parameters": {k: _plain_number(v) for k, v in strategy.parameters.items()},
-        "size": _text(strategy.size),
+        "size": _optional_text(strategy.size),
+        **_settings_fields(strategy),
         "mode": strategy.mode,
         "status": strategy.status,
         "status_reason": strategy.status_reason,
@@ -155,6 +187,7 @@ def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyRespon
         type=body.type,
         parameters=parse_parameters(body.type, body.parameters).model_dump(),
         size=body.size,
+        settings=_settings_of(body),
         mode=body.mode,
         status=body.status,
         status_reason="created paused" if body.status == strategy_store.PAUSED else None,
@@ -178,14 +211,13 @@ def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
 
 
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
-    """Change type/parameters, size, mode or status of one of the caller's strategies."""
+    """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
     current = _owned(user_id, strategy_id)
     changes: dict[str, Any] = {}
     if body.type is not None:
         changes["type"] = body.type
         changes["parameters"] = parse_parameters(body.type, body.parameters or {}).model_dump()
-    if body.size is not None:
-        changes["size"] = body.size
+    changes.update(_settings_changes(body))
     if body.mode is not None:
         changes["mode"] = body.mode
     if body.status is not None:

@@ -1,4 +1,4 @@
-"""Strategy runs (pk=STRAT#<id>, sk=RUN#<candle close ms>, expiring via ``ttl``) and the runner's state moves.
+"""Strategy runs (pk=STRAT#<id>, sk=RUN#<candle close ms>, with a ``ttl``) and the runner's state moves.
 
 One run per (strategy, candle): a run is first written with a conditional put
 (``attribute_not_exists(sk)``), so a redelivered message or a second dispatcher tick for the same
@@ -34,11 +34,11 @@ from typing import Any
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
+from klineo.store.events import retention_ttl
 from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key
 
 __all__ = [
     "RUN_STATUSES",
-    "RUN_TTL_DAYS",
     "Run",
     "StrategyAdvance",
     "advance_strategy",
@@ -52,7 +52,6 @@ __all__ = [
     "settle_live_order",
 ]
 
-RUN_TTL_DAYS = 30
 # ordered: a live order settled at Binance (its fill added to the position);
 # simulated: a paper fill; no_change: the target equals the position; skipped: not evaluated or
 # not traded for a stated reason (kill switch, futures disabled, stale candle, ...); failed: an
@@ -119,14 +118,14 @@ class Run:
     updated_at: str = ""
 
     def to_item(self, now_s: float | None = None) -> dict[str, Any]:
-        """The DynamoDB item, with ``ttl`` RUN_TTL_DAYS from now."""
+        """The DynamoDB item, with ``ttl`` the event retention from now (``EVENT_RETENTION_DAYS``)."""
         now_s = time.time() if now_s is None else now_s
         stamp = self.created_at or now_iso()
         return {**run_key(self.strategy_id, self.close_time), **to_item({
             "entity": "run", "strategy_id": self.strategy_id, "user_id": self.user_id,
             "close_time": self.close_time, "status": self.status, "mode": self.mode,
             "indicators": dict(self.indicators), "created_at": stamp, "updated_at": self.updated_at or stamp,
-            "ttl": int(now_s) + RUN_TTL_DAYS * 86_400,
+            "ttl": retention_ttl(now_s),
             "signal": self.signal, "reason": self.reason, "position_before": self.position_before,
             "target_position": self.target_position, "order": self.order, "error": self.error,
             "skip_reason": self.skip_reason,
