@@ -222,6 +222,7 @@ class RunOrder(BaseModel):
     quantity: DecimalString
     executed_quantity: DecimalString
     average_price: DecimalString | None = None
+    fee: DecimalString | None = None
     reduce_only: bool = False
     simulated: bool
 

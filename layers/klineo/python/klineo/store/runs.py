@@ -21,6 +21,9 @@ between two of them fails both):
 - ``settle_live_order``: write the run (conditional put), then add the fill to ``live_position``
   and clear ``pending`` on condition that this very order is still pending. A crash in between
   leaves the order pending: the next attempt looks it up again and settles it once.
+- ``correct_position``: the exchange (or a paper stop) closed (part of) the position outside the strategy:
+  set the belief to what is left, under the condition that it is still the stale one and no
+  order is pending (the caller appended the ``position_closed`` event first).
 """
 
 from __future__ import annotations
@@ -43,12 +46,15 @@ __all__ = [
     "StrategyAdvance",
     "advance_strategy",
     "claim_live_order",
+    "clear_reentry_block",
+    "correct_position",
     "extend_lease",
     "get_run",
     "list_runs",
     "record_run",
     "record_skip",
     "run_key",
+    "set_protective",
     "settle_live_order",
 ]
 
@@ -77,6 +83,8 @@ class StrategyAdvance:
     # Skips only: move past the candle even while an older live order awaits settlement (a skip
     # changes no position, and settling that order later never moves ``last_close`` back).
     allow_pending: bool = False
+    # Further runner attributes set with the same write (paper_book, protective; {} clears a map).
+    extra: dict[str, Any] | None = None
 
     def as_value(self) -> dict[str, Any]:
         """The plain dict stored on the run (``None`` fields left out)."""
@@ -93,6 +101,7 @@ class StrategyAdvance:
             key_failures=int(failures) if failures is not None else None,
             pause_reason=value.get("pause_reason"),
             allow_pending=bool(value.get("allow_pending", False)),
+            extra=dict(value["extra"]) if value.get("extra") else None,
         )
 
 
@@ -195,6 +204,7 @@ def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: S
             extra_values[":position_from"] = to_attr(advance.position_from)
     if advance.key_failures is not None:
         update.sets["key_failures"] = advance.key_failures
+    update.sets.update(advance.extra or {})
     if advance.pause_reason is not None:
         update.sets.update(status=PAUSED, status_reason=advance.pause_reason)
         update.removes.extend(["gsi1pk", "gsi1sk"])
@@ -289,7 +299,7 @@ def settle_live_order(
     _put_run(run, only_new=False)
     update = Update(
         sets={"live_position": position_to, "last_close": pending.close_time, "key_failures": key_failures,
-              "updated_at": now_iso()},
+              "updated_at": now_iso(), "last_fill_ms": int(time.time() * 1000)},
         removes=["pending"],
     )
     if pause_reason is not None:
@@ -308,6 +318,48 @@ def settle_live_order(
         aws.dynamodb().update_item, **key, **update.without("last_close").request(**this_order),
         ConditionExpression="pending.client_order_id = :cid",
     )
+
+
+def _strategy_write(user_id: str, strategy_id: str, update: Update, condition: str, **values: Any) -> bool:
+    return conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id), ConditionExpression=condition, **update.request(**values),
+    )
+
+
+def correct_position(
+    user_id: str, strategy_id: str, attribute: str, moved: tuple[Decimal, Decimal], *,
+    reentry_block: str | None, sets: dict[str, Any] | None = None,
+) -> bool:
+    """Move ``attribute`` (live/paper_position) from moved[0] to moved[1] after a close the strategy
+    did not order; False when the strategy moved on meanwhile (another attempt did it)."""
+    position_from, position_to = moved
+    update = Update(sets={attribute: position_to, "updated_at": now_iso(), **(sets or {})})
+    if reentry_block is not None:
+        update.sets["reentry_block"] = reentry_block
+    if position_to == 0:
+        update.removes.append("protective")
+    return _strategy_write(
+        user_id, strategy_id, update,
+        f"attribute_exists(pk) AND attribute_not_exists(pending) AND #{attribute} = :stale",
+        **{":stale": to_attr(position_from)},
+    )
+
+
+def clear_reentry_block(user_id: str, strategy_id: str) -> bool:
+    """The signal changed since a position was lost: the strategy may enter again."""
+    update = Update(sets={"updated_at": now_iso()}, removes=["reentry_block"])
+    return _strategy_write(user_id, strategy_id, update, "attribute_exists(pk)")
+
+
+def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None) -> bool:
+    """Record (or, with None, forget) the protective orders wanted/armed for the live position."""
+    update = Update(sets={"updated_at": now_iso()})
+    if protective is None:
+        update.removes.append("protective")
+    else:
+        update.sets["protective"] = dict(protective)
+    return _strategy_write(user_id, strategy_id, update, "attribute_exists(pk)")
 
 
 def list_runs(strategy_id: str, limit: int = 20) -> list[Run]:

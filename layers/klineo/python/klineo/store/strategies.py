@@ -8,8 +8,8 @@ unit that shares one klines request.
 Two kinds of writers touch a strategy item, on separate attributes:
 - the API (``put_new_strategy``, ``update_settings``, ``delete_strategy``): what the user chose;
 - the runner (``klineo.store.runs``): ``live_position``, ``paper_position``, ``last_close``,
-  ``pending`` (a live order between claim and settlement), ``key_failures``, and ``status`` when it
-  pauses a strategy whose keys keep failing.
+  ``pending`` (a live order between claim and settlement), ``key_failures``, ``reentry_block``,
+  ``protective``, ``last_fill_ms``, and ``status`` when it pauses a strategy whose keys keep failing.
 Every write is an UpdateItem of its own attributes (or a conditional put of a new item), so
 neither side overwrites the other's fields.
 
@@ -218,6 +218,12 @@ class Strategy:
     last_close: int | None = None
     key_failures: int = 0
     pending: PendingOrder | None = None
+    # Runner state of issue 13: the signal that may not re-open a position closed outside the
+    # strategy, the protective orders wanted/armed for the live position, and the last own fill.
+    reentry_block: str | None = None
+    protective: dict[str, Any] | None = None
+    last_fill_ms: int | None = None
+    paper_book: dict[str, Any] | None = None  # klineo.runner.paper: entry_price, gross_pnl, fees
 
     @property
     def active(self) -> bool:
@@ -272,6 +278,10 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
         last_close=int(data["last_close"]) if data.get("last_close") is not None else None,
         key_failures=int(data.get("key_failures", 0)),
         pending=PendingOrder.from_value(pending) if pending else None,
+        reentry_block=data.get("reentry_block"),
+        protective=_integral(dict(data["protective"])) if data.get("protective") else None,
+        paper_book=dict(data["paper_book"]) if data.get("paper_book") else None,
+        last_fill_ms=int(data["last_fill_ms"]) if data.get("last_fill_ms") is not None else None,
     )
 
 
