@@ -39,12 +39,17 @@ from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL
 
 __all__ = [
     "CLEARABLE_FIELDS",
+    "CURSOR_PATTERN",
     "RUNS_SHOWN",
     "SIZING_FIELDS",
     "STRATEGY_ID_PATTERN",
+    "EventPageResponse",
+    "EventResponse",
+    "PageQuery",
     "PendingOrderResponse",
     "RunError",
     "RunOrder",
+    "RunPageResponse",
     "RunResponse",
     "StrategyCreateRequest",
     "StrategyDetailResponse",
@@ -282,6 +287,40 @@ class StrategyResponse(BaseModel):
     pending_order: PendingOrderResponse | None = None
     created_at: str
     updated_at: str
+
+
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,400}$"
+
+
+class PageQuery(ApiModel):
+    """?limit=&cursor= of the paginated strategy listings (events, runs): newest first."""
+
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    cursor: Annotated[str | None, Field(pattern=CURSOR_PATTERN,
+                                        description="next_cursor of the previous page")] = None
+
+
+class EventResponse(BaseModel):
+    """One entry of a strategy's event log."""
+
+    kind: str
+    at: int = Field(description="epoch ms: the candle's close time, or when it happened")
+    details: dict[str, Any]
+    recorded_at: str
+
+
+class EventPageResponse(BaseModel):
+    """A page of a strategy's events, newest first; ``next_cursor`` is null on the last page."""
+
+    events: list[EventResponse]
+    next_cursor: str | None = None
+
+
+class RunPageResponse(BaseModel):
+    """A page of a strategy's runs, newest candle first; ``next_cursor`` is null on the last page."""
+
+    runs: list[RunResponse]
+    next_cursor: str | None = None
 
 
 class StrategyListResponse(BaseModel):

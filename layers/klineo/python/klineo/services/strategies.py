@@ -17,6 +17,7 @@ exchange, untouched, until the strategy is switched back to live.
 from __future__ import annotations
 
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +28,11 @@ from klineo.models.strategies import (
     RUNS_SHOWN,
     SIZING_FIELDS,
     STRATEGY_ID_PATTERN,
+    EventPageResponse,
+    EventResponse,
+    PageQuery,
     PendingOrderResponse,
+    RunPageResponse,
     RunResponse,
     StrategyCreateRequest,
     StrategyDetailResponse,
@@ -35,6 +40,7 @@ from klineo.models.strategies import (
     StrategyResponse,
     StrategyUpdateRequest,
 )
+from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, get_connection, require_connection
@@ -45,6 +51,8 @@ __all__ = [
     "create_strategy",
     "delete_user_strategy",
     "get_user_strategy",
+    "list_strategy_events",
+    "list_strategy_runs",
     "list_user_strategies",
     "update_strategy",
 ]
@@ -231,7 +239,45 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
         _require_futures(get_connection(user_id, current.connection_id, consistent=True))
     if not changes:
         return _response(current)
-    return _response(strategy_store.update_settings(user_id, strategy_id, current, changes=changes))
+    updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
+    _note_status_change(current, updated)
+    return _response(updated)
+
+
+def _bad_cursor() -> KlineoError:
+    return KlineoError(ErrorCategory.INVALID_REQUEST, "cursor is not a next_cursor of this listing",
+                       field="cursor")
+
+
+def list_strategy_events(user_id: str, strategy_id: str, query: PageQuery) -> EventPageResponse:
+    """A page of one of the caller's strategies' events, newest first."""
+    strategy = _owned(user_id, strategy_id)
+    try:
+        page = event_store.list_events(strategy.strategy_id, query.limit, query.cursor)
+    except ValueError:
+        raise _bad_cursor() from None
+    events = [EventResponse(kind=e.kind, at=e.at_ms, details=e.details, recorded_at=e.created_at)
+              for e in page.events]
+    return EventPageResponse(events=events, next_cursor=page.next_cursor)
+
+
+def list_strategy_runs(user_id: str, strategy_id: str, query: PageQuery) -> RunPageResponse:
+    """A page of one of the caller's strategies' runs, newest candle first."""
+    strategy = _owned(user_id, strategy_id)
+    try:
+        runs, next_cursor = run_store.list_runs_page(strategy.strategy_id, query.limit, query.cursor)
+    except ValueError:
+        raise _bad_cursor() from None
+    return RunPageResponse(runs=[_run_response(r) for r in runs], next_cursor=next_cursor)
+
+
+def _note_status_change(current: Strategy, updated: Strategy) -> None:
+    """paused / resumed events when the user changes the status."""
+    if current.status == updated.status:
+        return
+    kind = "resumed" if updated.status == strategy_store.ACTIVE else "paused"
+    event_store.append_event(event_store.StrategyEvent(
+        updated.strategy_id, updated.user_id, kind, int(time.time() * 1000), {"by": "user"}))
 
 
 def delete_user_strategy(user_id: str, strategy_id: str) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "list_events",
+    "query_page",
     "retention_ttl",
 ]
 
@@ -144,16 +145,26 @@ def decode_cursor(cursor: str, prefix: str) -> str | None:
     return sk if isinstance(sk, str) and sk.startswith(prefix) and len(sk) <= 200 else None
 
 
-def list_events(strategy_id: str, limit: int, cursor_sk: str | None = None) -> EventPage:
-    """The strategy's events newest first, ``limit`` a page, after ``cursor_sk`` when given."""
+def query_page(
+    strategy_id: str, prefix: str, limit: int, cursor_sk: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Items of the strategy's partition under ``prefix``, newest first, and the next page's cursor."""
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": {":pk": {"S": f"STRAT#{strategy_id}"}, ":prefix": {"S": _PREFIX}},
+        "ExpressionAttributeValues": {":pk": {"S": f"STRAT#{strategy_id}"}, ":prefix": {"S": prefix}},
         "ScanIndexForward": False, "Limit": limit,
     }
     if cursor_sk is not None:
         request["ExclusiveStartKey"] = {"pk": {"S": f"STRAT#{strategy_id}"}, "sk": {"S": cursor_sk}}
     answer = aws.dynamodb().query(**request)
-    events = [StrategyEvent.from_item(item) for item in answer.get("Items", [])]
-    return EventPage(events, encode_cursor(answer.get("LastEvaluatedKey")))
+    return answer.get("Items", []), encode_cursor(answer.get("LastEvaluatedKey"))
+
+
+def list_events(strategy_id: str, limit: int, cursor: str | None = None) -> EventPage:
+    """The strategy's events newest first, ``limit`` a page, after ``cursor`` (ValueError when not ours)."""
+    cursor_sk = decode_cursor(cursor, _PREFIX) if cursor else None
+    if cursor and cursor_sk is None:
+        raise ValueError("not a cursor of this listing")
+    items, next_cursor = query_page(strategy_id, _PREFIX, limit, cursor_sk)
+    return EventPage([StrategyEvent.from_item(item) for item in items], next_cursor)

@@ -37,7 +37,7 @@ from typing import Any
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
-from klineo.store.events import retention_ttl
+from klineo.store.events import decode_cursor, query_page, retention_ttl
 from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "extend_lease",
     "get_run",
     "list_runs",
+    "list_runs_page",
     "record_run",
     "record_skip",
     "run_key",
@@ -360,6 +361,18 @@ def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any]
     else:
         update.sets["protective"] = dict(protective)
     return _strategy_write(user_id, strategy_id, update, "attribute_exists(pk)")
+
+
+def list_runs_page(strategy_id: str, limit: int, cursor: str | None = None) -> tuple[list[Run], str | None]:
+    """A page of the strategy's runs, newest candle first, and the next page's cursor.
+
+    ValueError when ``cursor`` is not a cursor of this listing.
+    """
+    cursor_sk = decode_cursor(cursor, "RUN#") if cursor else None
+    if cursor and cursor_sk is None:
+        raise ValueError("not a cursor of this listing")
+    items, next_cursor = query_page(strategy_id, "RUN#", limit, cursor_sk)
+    return [Run.from_item(item) for item in items], next_cursor
 
 
 def list_runs(strategy_id: str, limit: int = 20) -> list[Run]:
