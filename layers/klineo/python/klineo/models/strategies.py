@@ -48,6 +48,7 @@ __all__ = [
     "PageQuery",
     "PendingOrderResponse",
     "RunError",
+    "RunNowResponse",
     "RunOrder",
     "RunPageResponse",
     "RunResponse",
@@ -321,6 +322,14 @@ class RunPageResponse(BaseModel):
 
     runs: list[RunResponse]
     next_cursor: str | None = None
+
+
+class RunNowResponse(BaseModel):
+    """POST /strategies/{id}/run: the candle evaluated and its run (the first one's when already run)."""
+
+    close_time: int
+    outcome: str = Field(description="the run's status, or pending/not_run when it has none yet")
+    run: RunResponse | None = None
 
 
 class StrategyListResponse(BaseModel):

@@ -44,7 +44,7 @@ from klineo.runner.positions import PositionBook
 from klineo.store.strategies import Strategy, get_strategies_consistent
 from klineo.strategies import get_strategy_type, parse_parameters
 
-__all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch"]
+__all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch", "strategy_lookback"]
 
 # The AWS SDK's default connection pool holds 10 connections; more threads would only queue on it.
 STRATEGY_THREADS = 10
@@ -58,7 +58,8 @@ class RetryLater(Exception):
     """A message some of whose strategies must run again later (SQS redelivers it)."""
 
 
-def _lookback(strategy: Strategy) -> int:
+def strategy_lookback(strategy: Strategy) -> int:
+    """How many closed candles the strategy's type reads (a default when its parameters are invalid)."""
     try:
         return get_strategy_type(strategy.type).lookback(parse_parameters(strategy.type, strategy.parameters))
     except (KeyError, ValidationError):
@@ -83,7 +84,7 @@ def _fetch_groups(
         for ref in message.strategies:
             strategy = strategies.get((ref.user_id, ref.strategy_id))
             if strategy is not None and strategy.active:
-                need = max(need, _lookback(strategy))
+                need = max(need, strategy_lookback(strategy))
         counts[message.group] = need
 
     def fetch(item: tuple[tuple[str, str, str, int], int]) -> CandleGroup | KlineoError:

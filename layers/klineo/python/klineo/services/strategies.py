@@ -32,6 +32,7 @@ from klineo.models.strategies import (
     EventResponse,
     PageQuery,
     PendingOrderResponse,
+    RunNowResponse,
     RunPageResponse,
     RunResponse,
     StrategyCreateRequest,
@@ -40,6 +41,7 @@ from klineo.models.strategies import (
     StrategyResponse,
     StrategyUpdateRequest,
 )
+from klineo.runner.on_demand import run_now
 from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
@@ -54,6 +56,7 @@ __all__ = [
     "list_strategy_events",
     "list_strategy_runs",
     "list_user_strategies",
+    "run_strategy_now",
     "update_strategy",
 ]
 
@@ -242,6 +245,21 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
     updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
     _note_status_change(current, updated)
     return _response(updated)
+
+
+# What POST /strategies/{id}/run may take (API Gateway answers 504 after 29 s).
+RUN_NOW_BUDGET_MS = 25_000
+
+
+def run_strategy_now(user_id: str, strategy_id: str) -> RunNowResponse:
+    """Evaluate one of the caller's active strategies on its latest closed candle, once per candle."""
+    strategy = _owned(user_id, strategy_id)
+    if not strategy.active:
+        raise KlineoError(ErrorCategory.CONFLICT, "the strategy is paused; resume it first", field="status")
+    done = run_now(strategy, int(time.time() * 1000) + RUN_NOW_BUDGET_MS)
+    run = _run_response(done.run) if done.run is not None else None
+    outcome = run.status if run is not None else done.result.outcome
+    return RunNowResponse(close_time=done.close_time, outcome=outcome, run=run)
 
 
 def _bad_cursor() -> KlineoError:
