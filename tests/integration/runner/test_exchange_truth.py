@@ -15,8 +15,10 @@ from klineo.runner.schedule import MINUTE_MS
 from klineo.store.connections import update_settings
 from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
-from klineo.strategies.simulation import protective_prices
+from klineo.strategies.simulation import fee, protective_prices
 
+from tests.helpers import load_event, response_json, with_user
+from tests.integration.api.conftest import at_path
 from tests.integration.runner.conftest import ORDER_PATH
 
 USER = "user-runner-truth"
@@ -33,8 +35,12 @@ def _orders(runner) -> list:
 
 
 def _two_candles(runner):
-    """Play the previous minute's candle now; return a function that plays the current one."""
-    now = int(time.time() * 1000)
+    """Play the previous minute's candle now; return a function that plays the current one.
+
+    The ticks are dispatched at second 1 of their minute (as the scheduler does), so that the pinned
+    stale-candle clock never sees a candle superseded, whatever second the test starts at.
+    """
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
     runner.run_tick(now - MINUTE_MS)
     return lambda: runner.run_tick(now)
 
@@ -149,3 +155,53 @@ def test_quote_sizing_and_long_only_direction(runner) -> None:
     expected = get_symbol_rules(client, "ETHUSDT").round_quantity(Decimal(300) / close, market_order=True)
     assert run.status == "ordered" and Decimal(run.order["executed_quantity"]) == expected
     assert len(_orders(runner)) == 1
+
+
+def _user_trades(runner, symbol: str = "BTCUSDT") -> list[dict]:
+    """The simulator's userTrades rows of the demo account (what Binance says was filled and paid)."""
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    return [t.as_dict() for t in state.trades if t.order.symbol == symbol]
+
+
+def _get(runner, sid: str) -> dict:
+    event = at_path(load_event("strategy_get"), f"/strategies/{sid}", id=sid)
+    response = runner.invoke("strategy_get", with_user(event, USER))
+    assert response["statusCode"] == 200, response["body"]
+    return response_json(response)
+
+
+def test_live_pnl_is_binances_realised_pnl_net_of_its_commission(runner) -> None:
+    """GIVEN a live long entry and its exit (long-only, signal turns short) WHEN GET THEN realised PnL =
+    sum(realizedPnl) - sum(commission) of Binance's fills, fees = the commissions, nothing open."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long")
+    play_current = _two_candles(runner)
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+    play_current()
+
+    assert [r.order["side"] for r in reversed(runner.runs(sid))] == ["BUY", "SELL"]
+    trades = _user_trades(runner)
+    fees = sum(Decimal(t["commission"]) for t in trades)
+    realised = sum(Decimal(t["realizedPnl"]) for t in trades) - fees
+    pnl = _get(runner, sid)["pnl"]
+    places = Decimal("0.00000001")
+    assert Decimal(pnl["realised_pnl"]) == realised.quantize(places)
+    assert Decimal(pnl["fees"]) == fees.quantize(places)
+    assert Decimal(pnl["unrealised_pnl"]) == 0 and pnl["entry_price"] is None
+
+
+def test_paper_pnl_pays_the_taker_fee_and_marks_the_open_position(runner) -> None:
+    """GIVEN a paper long entry WHEN GET THEN realised = -fee, unrealised = (mark - fill) x size."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          mode="paper")
+    runner.run_tick()
+    fill = Decimal(runner.runs(sid)[0].order["average_price"])
+    runner.sim.set_mark_price("BTCUSDT", 70_000)
+
+    pnl = _get(runner, sid)["pnl"]
+
+    assert Decimal(pnl["fees"]) == fee(Decimal("0.002"), fill).quantize(Decimal("0.00000001"))
+    assert Decimal(pnl["realised_pnl"]) == -Decimal(pnl["fees"])
+    assert Decimal(pnl["entry_price"]) == fill.quantize(Decimal("0.00000001"))
+    expected = ((Decimal(70_000) - fill) * Decimal("0.002")).quantize(Decimal("0.00000001"))
+    assert Decimal(pnl["unrealised_pnl"]) == expected and Decimal(pnl["mark_price"]) == 70_000

@@ -41,7 +41,7 @@ def _all_pages(runner, name: str, key: str, strategy_id: str) -> list[dict[str, 
 
 def _paper_strategy_over_two_candles(runner) -> str:
     sid = runner.strategy(USER, runner.connection(USER), mode="paper")
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000  # second 1, as the scheduler ticks
     runner.run_tick(now - MINUTE_MS)
     runner.run_tick(now)
     return sid

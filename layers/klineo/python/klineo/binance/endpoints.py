@@ -37,6 +37,7 @@ __all__ = [
     "futures_symbol_config",
     "futures_symbol_configs",
     "futures_ticker_price",
+    "futures_user_trades",
     "klines",
     "server_time",
     "spot_account",
@@ -206,6 +207,15 @@ def futures_force_orders(
     if start_time_ms is not None:
         params["startTime"] = start_time_ms
     return client.signed("GET", "/fapi/v1/forceOrders", params, creds)
+
+
+def futures_user_trades(
+    client: BinanceClient, creds: Credentials, symbol: str, order_id: int,
+) -> list[dict[str, Any]]:
+    """GET /fapi/v1/userTrades (weight 5) of one order: fills, realizedPnl, commission (facts §8)."""
+    _require(client, Market.FUTURES)
+    params = {"symbol": _symbol(symbol), "orderId": order_id}
+    return client.signed("GET", "/fapi/v1/userTrades", params, creds)
 
 
 def futures_new_order(client: BinanceClient, creds: Credentials, params: dict[str, Any]) -> dict[str, Any]:

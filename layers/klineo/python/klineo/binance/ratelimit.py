@@ -81,6 +81,7 @@ _WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/fapi/v1/symbolConfig"): 5,
     ("GET", "/fapi/v1/openAlgoOrders"): 1,  # with symbol (40 without)
     ("GET", "/fapi/v1/forceOrders"): 20,  # with symbol (50 without)
+    ("GET", "/fapi/v1/userTrades"): 5,
 }
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "EventResponse",
     "PageQuery",
     "PendingOrderResponse",
+    "PnlResponse",
     "RunError",
     "RunNowResponse",
     "RunOrder",
@@ -338,7 +339,19 @@ class StrategyListResponse(BaseModel):
     strategies: list[StrategyResponse]
 
 
-class StrategyDetailResponse(StrategyResponse):
-    """One strategy and its latest runs, newest candle first."""
+class PnlResponse(BaseModel):
+    """The PnL in the current mode (USDT): realised from the fills net of fees, the open part at the mark."""
 
+    realised_pnl: DecimalString
+    fees: DecimalString
+    unrealised_pnl: DecimalString | None = Field(
+        default=None, description="(mark - entry_price) x position; null when the mark could not be read")
+    entry_price: DecimalString | None = None
+    mark_price: DecimalString | None = None
+
+
+class StrategyDetailResponse(StrategyResponse):
+    """One strategy, its PnL and its latest runs, newest candle first (older ones: /runs, /events)."""
+
+    pnl: PnlResponse
     runs: list[RunResponse]

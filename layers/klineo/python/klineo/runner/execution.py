@@ -60,6 +60,7 @@ from klineo.observability import logger
 from klineo.runner.candles import CandleGroup
 from klineo.runner.messages import WorkMessage
 from klineo.runner.paper import book_of, ledger_of, paper_exit, protective_record
+from klineo.runner.pnl import live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
@@ -567,17 +568,33 @@ class _Turn:
             return self.result("pending", f"order {result.status}", retry=True)
         filled = _signed(pending.side, result.executed_quantity)
         position_to = pending.position_before + filled
-        if result.executed_quantity > 0:
+        book = self.live_book(pending, result, filled)
+        if book is not None:
             self.event("order_fill", close_time=pending.close_time, client_order_id=pending.client_order_id,
-                       side=pending.side, quantity=result.executed_quantity, price=result.average_price)
+                       side=pending.side, quantity=result.executed_quantity, price=result.average_price,
+                       realised_pnl=book["realised_pnl"], fees=book["fees"])
         settle_live_order(
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "ordered", order=_order_record(result)),
-            position_to=position_to, key_failures=0,
+            position_to=position_to, key_failures=0, live_book=book,
         )
         self.note_key_outcome(None)
         self.after_live_fill(pending, result, position_to)
         return self.result("ordered", result.status)
+
+    def live_book(self, pending: PendingOrder, result: OrderResult, filled: Decimal) -> dict[str, Any] | None:
+        """The live PnL book with this order's fills (Binance's realizedPnl, commission); None if unfilled."""
+        price = result.average_price
+        if filled == 0 or price is None or self.trading is None:
+            return None
+        creds, before = connection_credentials(self.trading.connection), pending.position_before
+        try:
+            return live_book_after(self.strategy, creds, result.order_id, filled, price, before)
+        except KlineoError as exc:
+            if exc.retryable:
+                raise
+            # The fills cannot be read back: estimate them from our own entry price and the taker fee.
+            return live_book_after(self.strategy, creds, None, filled, price, before)
 
     def after_live_fill(self, pending: PendingOrder, result: OrderResult, position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
+from klineo.binance.endpoints import futures_mark_price
 from klineo.errors import KlineoError
 from klineo.models.strategies import (
     CLEARABLE_FIELDS,
@@ -32,6 +33,7 @@ from klineo.models.strategies import (
     EventResponse,
     PageQuery,
     PendingOrderResponse,
+    PnlResponse,
     RunNowResponse,
     RunPageResponse,
     RunResponse,
@@ -42,6 +44,7 @@ from klineo.models.strategies import (
     StrategyUpdateRequest,
 )
 from klineo.runner.on_demand import run_now
+from klineo.runner.pnl import strategy_pnl
 from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
@@ -61,6 +64,7 @@ __all__ = [
 ]
 
 _STRATEGY_ID = re.compile(STRATEGY_ID_PATTERN)
+_PLACES = Decimal("0.00000001")  # PnL and prices shown to 8 decimals
 
 
 def _text(value: Decimal) -> str:
@@ -214,11 +218,25 @@ def list_user_strategies(user_id: str) -> StrategyListResponse:
     return StrategyListResponse(strategies=[_response(s) for s in strategy_store.list_strategies(user_id)])
 
 
+def _pnl(strategy: Strategy) -> PnlResponse:
+    """The strategy's PnL; the mark price (public, weight 1) is read only while a position is open."""
+    mark = None
+    if strategy.position != 0:
+        client = get_client(Market.FUTURES, Environment(strategy.environment))
+        try:
+            mark = futures_mark_price(client, strategy.symbol)
+        except KlineoError:
+            mark = None  # the PnL without its open part beats no answer
+    values = strategy_pnl(strategy, mark)
+    return PnlResponse(**{k: None if v is None else _text(v.quantize(_PLACES)) for k, v in values.items()})
+
+
 def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
-    """One of the caller's strategies with its latest runs (newest candle first)."""
+    """One of the caller's strategies with its PnL and latest runs (newest candle first)."""
     strategy = _owned(user_id, strategy_id)
     runs = run_store.list_runs(strategy.strategy_id, limit=RUNS_SHOWN)
-    return StrategyDetailResponse(**_response_fields(strategy), runs=[_run_response(r) for r in runs])
+    return StrategyDetailResponse(**_response_fields(strategy), pnl=_pnl(strategy),
+                                  runs=[_run_response(r) for r in runs])
 
 
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:

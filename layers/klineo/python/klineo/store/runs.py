@@ -290,6 +290,7 @@ def settle_live_order(
     position_to: Decimal,
     key_failures: int,
     pause_reason: str | None = None,
+    live_book: Mapping[str, Any] | None = None,
 ) -> bool:
     """Write the order's run, then add its fill to the strategy and clear ``pending`` (this order only).
 
@@ -306,6 +307,8 @@ def settle_live_order(
     if pause_reason is not None:
         update.sets.update(status=PAUSED, status_reason=pause_reason)
         update.removes.extend(["gsi1pk", "gsi1sk"])
+    if live_book is not None:  # the order's fills, counted once: the same write clears the pending order
+        update.sets["live_book"] = dict(live_book)
     this_order = {":cid": {"S": pending.client_order_id}}
     key = {"TableName": get_settings().data_table, "Key": strategy_key(user_id, strategy_id)}
     if conditional_write(

@@ -224,6 +224,7 @@ class Strategy:
     protective: dict[str, Any] | None = None
     last_fill_ms: int | None = None
     paper_book: dict[str, Any] | None = None  # klineo.runner.paper: entry_price, gross_pnl, fees
+    live_book: dict[str, Any] | None = None  # klineo.runner.pnl: entry_price, realised_pnl, fees
 
     @property
     def active(self) -> bool:
@@ -281,6 +282,7 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
         reentry_block=data.get("reentry_block"),
         protective=_integral(dict(data["protective"])) if data.get("protective") else None,
         paper_book=dict(data["paper_book"]) if data.get("paper_book") else None,
+        live_book=dict(data["live_book"]) if data.get("live_book") else None,
         last_fill_ms=int(data["last_fill_ms"]) if data.get("last_fill_ms") is not None else None,
     )
 
