@@ -77,7 +77,7 @@ def _connection_for(strategy: Strategy, connection: Connection) -> Connection:
         changes["leverage"] = settings.leverage
     if settings.margin_type is not None:
         changes["margin_type"] = _CONNECTION_MARGIN[settings.margin_type]
-    return replace(connection, **changes) if changes else connection
+    return connection.model_copy(update=changes) if changes else connection
 
 
 def strategy_trading_context(strategy: Strategy, trading: TradingContext) -> TradingContext:
