@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import boto3
 from klineo.binance import endpoints, get_client, get_symbol_rules
 from klineo.runner.schedule import MINUTE_MS
+from klineo.settings import get_settings
 from klineo.store.connections import update_settings
 from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
@@ -205,3 +207,33 @@ def test_paper_pnl_pays_the_taker_fee_and_marks_the_open_position(runner) -> Non
     assert Decimal(pnl["entry_price"]) == fill.quantize(Decimal("0.00000001"))
     expected = ((Decimal(70_000) - fill) * Decimal("0.002")).quantize(Decimal("0.00000001"))
     assert Decimal(pnl["unrealised_pnl"]) == expected and Decimal(pnl["mark_price"]) == 70_000
+
+
+def _seed_paper_position(user: str, sid: str, protective: dict) -> None:
+    """Runner state as a paper entry at 60000 leaves it: 0.002 long, its book and protective levels."""
+    from klineo.store.dynamo import Update
+    from klineo.store.runs import set_protective
+    from klineo.store.strategies import strategy_key
+
+    book = {"entry_price": Decimal(60_000), "gross_pnl": Decimal(0), "fees": Decimal(0)}
+    update = Update(sets={"paper_position": Decimal("0.002"), "paper_book": book})
+    key = strategy_key(user, sid)
+    boto3.client("dynamodb").update_item(TableName=get_settings().data_table, Key=key, **update.request())
+    set_protective(user, sid, protective)
+
+
+def test_a_paper_stop_reached_by_the_candle_closes_the_position_before_deciding(runner) -> None:
+    """GIVEN a paper long whose stop-loss is above any price WHEN the next candle runs THEN
+    protective_triggered, position_closed (stop_loss), flat with the exit fee booked, no re-entry."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          mode="paper")
+    _seed_paper_position(USER, sid, {"mode": "paper", "stop_loss": Decimal(10**9), "entry_side": "BUY"})
+
+    runner.run_tick()
+
+    assert [e.details["reason"] for e in _events(sid, "protective_triggered")] == ["stop_loss"]
+    assert [e.details["cause"] for e in _events(sid, "position_closed")] == ["stop_loss"]
+    stored = runner.stored(USER, sid)
+    assert stored.paper_position == 0 and stored.reentry_block == "long" and stored.protective is None
+    assert Decimal(str(stored.paper_book["fees"])) > 0
+    assert runner.runs(sid)[0].status == "no_change" and runner.journal("POST") == []

@@ -554,7 +554,9 @@ class _Turn:
             self.final_run(pending, "failed", error=_error(exc)),
             position_to=pending.position_before, key_failures=failures, pause_reason=pause,
         )
+        self.event("error", close_time=pending.close_time, category=str(exc.category), message=exc.message)
         if pause:
+            self.event("paused", close_time=pending.close_time, reason=pause)
             logger.warning("strategy paused: keys keep failing", extra={
                 "strategy_id": strategy.strategy_id, "category": str(exc.category),
             })
