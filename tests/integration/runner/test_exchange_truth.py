@@ -237,3 +237,27 @@ def test_a_paper_stop_reached_by_the_candle_closes_the_position_before_deciding(
     assert stored.paper_position == 0 and stored.reentry_block == "long" and stored.protective is None
     assert Decimal(str(stored.paper_book["fees"])) > 0
     assert runner.runs(sid)[0].status == "no_change" and runner.journal("POST") == []
+
+
+def test_percent_sizing_takes_the_percent_of_the_available_usdt_times_leverage(runner) -> None:
+    """GIVEN size_pct 1 and leverage 2 WHEN a live long enters THEN quantity = 1 % of availableBalance x 2 /
+    close, rounded down to the step, and 2x is set on the symbol."""
+    from klineo.binance import Credentials, KeyType
+    from klineo.binance.endpoints import futures_balance
+
+    account = runner.sim.account("futures-full")
+    creds = Credentials(api_key=account.api_key, secret=account.secret, key_type=KeyType.HMAC)
+    client = get_client("futures", "production")
+    usdt = next(row for row in futures_balance(client, creds) if row["asset"] == "USDT")
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          size=None, size_pct="1", leverage=2)
+
+    runner.run_tick()
+
+    run = runner.runs(sid)[0]
+    close = endpoints.klines(client, "BTCUSDT", "1m", limit=2, end_time=run.close_time)[-1].close
+    wanted = Decimal(usdt["availableBalance"]) * Decimal("0.01") * 2 / close
+    expected = get_symbol_rules(client, "BTCUSDT").round_quantity(wanted, market_order=True)
+    assert run.status == "ordered" and Decimal(run.order["executed_quantity"]) == expected
+    state = runner.sim.state.futures.state_for(account, time.time() * 1000)
+    assert state.leverage["BTCUSDT"] == 2
