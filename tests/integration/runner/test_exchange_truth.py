@@ -261,3 +261,22 @@ def test_percent_sizing_takes_the_percent_of_the_available_usdt_times_leverage(r
     assert run.status == "ordered" and Decimal(run.order["executed_quantity"]) == expected
     state = runner.sim.state.futures.state_for(account, time.time() * 1000)
     assert state.leverage["BTCUSDT"] == 2
+
+
+def test_strategies_of_one_connection_share_one_position_read_per_batch(runner) -> None:
+    """GIVEN two protected live positions of one connection on two symbols WHEN the next tick runs in one
+    worker batch THEN ONE positionRisk read (weight 5) serves both, and both positions stand."""
+    connection = runner.connection(USER)
+    sids = [runner.strategy(USER, connection, symbol=symbol, size=size, type="rsi_threshold",
+                            parameters=ALWAYS_LONG, stop_loss_pct="5")
+            for symbol, size in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.05"))]
+    play_current = _two_candles(runner)
+    runner.sim.clear_journal()
+
+    tick = play_current()
+
+    assert len(tick.responses) == 1  # both messages in one worker invocation
+    reads = runner.journal("GET", "/fapi/v3/positionRisk")
+    assert len(reads) == 1 and reads[0].weight == 5
+    assert [runner.stored(USER, sid).live_position for sid in sids] == [Decimal("0.002"), Decimal("0.05")]
+    assert [_events(sid, "position_closed") for sid in sids] == [[], []]
