@@ -74,7 +74,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.services.risk import OrderIntent, check_order
-from klineo.store.connections import TradingContext, connection_credentials, load_trading_context
+from klineo.store.connections import Connection, TradingContext, connection_credentials, load_trading_context
 from klineo.store.events import StrategyEvent, append_event
 from klineo.store.runs import (
     Run,
@@ -617,7 +617,8 @@ class _Turn:
         if record is None:
             return
         record["quantity"] = abs(position_to)
-        record["armed"] = _arm_protective(strategy, record)
+        assert self.trading is not None
+        record["armed"] = _arm_protective(self.trading.connection, strategy, pending.client_order_id, record)
         set_protective(strategy.user_id, strategy.strategy_id, record)
         if record["armed"]:
             self.event("protective_placed", close_time=pending.close_time, **_protective_details(record))
@@ -682,13 +683,18 @@ def _protective_details(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in names if k in record}
 
 
-def _arm_protective(strategy: Strategy, record: dict[str, Any]) -> bool:
+def _arm_protective(
+    connection: Connection, strategy: Strategy, parent_client_order_id: str, record: dict[str, Any],
+) -> bool:
     """Place the stop-loss / take-profit algo orders of a live entry; True when armed.
 
-    THE one place to wire ``klineo.services.protective.arm_protective_orders`` (issue 13 item 1,
-    H2's service: closePosition STOP_MARKET / TAKE_PROFIT_MARKET algo orders, or TRAILING_STOP_MARKET
-    with ``trailing_stop_pct`` as callbackRate). Until it is wired nothing is placed: the wanted
-    levels stay recorded on the strategy and a logged ``protective_not_armed`` error event says so.
+    THE one place to wire ``klineo.services.protective.arm_protective_orders`` (issue 13 item 1):
+    on ``connection``, for ``strategy.symbol``, closing the position opened by the entry order
+    ``parent_client_order_id`` (side ``record["entry_side"]``, ``record["quantity"]``), with the
+    trigger prices ``record.get("stop_loss")`` / ``record.get("take_profit")`` (Decimal, not yet
+    rounded to the tick) and ``record.get("trailing_stop_pct")`` (callbackRate), origin = the
+    strategy id. Until it is wired nothing is placed: the wanted levels stay recorded on the
+    strategy and a logged ``protective_not_armed`` error event says so.
     """
     logger.warning("protective orders not armed: no algo-order service wired yet", extra={
         "strategy_id": strategy.strategy_id, "symbol": strategy.symbol,
