@@ -17,27 +17,24 @@ Before a live strategy acts on its belief, the runner reads the account's positi
   ``adl_autoclose`` an ADL; otherwise "protective" when the strategy had protective orders armed,
   else "manual".
 
-Weight budget (Binance: 2,400 request weight per minute per IP, facts §3). The goal is 10,000
-strategies over 100 markets. Reading every strategy's position every minute would cost
+Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §12). The goal is
+10,000 strategies over 100 markets. Reading every strategy's position every minute would cost
 10,000 x 5 = 50,000 weight a minute: twenty times the budget. So the runner reads
-- once per (connection) per worker batch: GET /fapi/v3/positionRisk without a symbol costs the same
+- once per connection per worker batch: GET /fapi/v3/positionRisk without a symbol costs the same
   5 and answers for every symbol of the account, so all strategies of one connection in a batch
-  (any symbols, any intervals) share one read (``PositionBook``);
+  share one read (``PositionBook``);
 - only for LIVE strategies with a non-zero belief, and only where it matters: when the decision
   would send an order (the order must not be built on a stale position) or when the strategy has
-  protective orders armed (a triggered stop must be recorded at the next tick). A strategy that
-  holds without protective orders is not read: its closed position is seen before its next order.
+  protective orders (a triggered stop must be recorded at the next tick). A strategy that holds
+  without protective orders is not read: its closed position is seen before its next order.
 Paper strategies never read (their simulated position is the truth).
-With one order every 20 candles per strategy (a crossover's typical rate) and half the live
-strategies protected, 10,000 1m live strategies on 2,000 connections cost at most 2,000 reads x 5
-= 10,000 weight a minute unshared, but a worker batch holds up to 10 messages of up to 100
-strategies each: per batch the reads are bounded by the distinct connections in it. The dispatcher
-groups messages by market, so the realistic bound is connections with a protected position or a
-trading decision per minute. When that exceeds ~400 reads a minute (2,000 weight, keeping 400 for
-klines and exchangeInfo) the client's weight limiter (``klineo.binance.ratelimit``) delays the
-calls into the next window; a read that cannot be made in the invocation's time fails the message
-for redelivery (nothing is sent on an unverified position). ``bench/runner_tick.py`` reports the
-reads and their weight per tick.
+With mixed intervals (about 700 evaluations a minute at an average 15m interval) and one order in
+20 evaluations, that is about 35 reads (175 weight) plus one per connection with a protected
+position, next to about 200 weight of klines for 100 markets: inside the budget. The worst case
+(every strategy on 1m, protected, on its own connection) does not fit: the client's weight limiter
+(``klineo.binance.ratelimit``) then delays calls into the next window, and a read that cannot be
+made in the invocation's time fails the message for redelivery (nothing is sent on an unverified
+position). ``bench/runner_tick.py`` reports the reads and their weight per tick.
 """
 
 from __future__ import annotations
