@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from klineo.runner.schedule import client_order_id
+import time
+
+import pytest
+from klineo.runner import on_demand
+from klineo.runner.schedule import MINUTE_MS, client_order_id
 from klineo.store import strategies as strategy_store
 
 from tests.helpers import load_event, response_json, with_user
@@ -11,6 +15,16 @@ from tests.integration.runner.conftest import ORDER_PATH
 
 USER = "user-run-now-0000-4000-8000-00000000000a"
 OTHER = "user-run-now-0000-4000-8000-00000000000b"
+
+
+@pytest.fixture(autouse=True)
+def one_minute(monkeypatch) -> int:
+    """The on-demand clock starts at second 1 of the current minute and runs on from there, so every call
+    of a test (and its tick, dispatched at that second) targets the same candle whenever the test starts."""
+    started = time.time()
+    tick_ms = int(started * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    monkeypatch.setattr(on_demand, "CLOCK", lambda: tick_ms / 1000 + (time.time() - started))
+    return tick_ms
 
 
 def _run_now(runner, strategy_id: str, user: str = USER) -> dict:
@@ -37,10 +51,10 @@ def test_run_now_then_the_scheduled_tick_for_the_same_candle_place_one_order(run
     assert [r.close_time for r in runner.runs(sid)] == [close]
 
 
-def test_the_scheduled_tick_first_then_run_now_answers_with_the_ticks_run(runner) -> None:
+def test_the_scheduled_tick_first_then_run_now_answers_with_the_ticks_run(runner, one_minute) -> None:
     """GIVEN the tick already ran candle C WHEN POST /run in the same minute THEN C's run, no second order."""
     sid = runner.strategy(USER, runner.connection(USER))
-    runner.run_tick()
+    runner.run_tick(one_minute)
     close = runner.tick_close
     response = _run_now(runner, sid)
     body = response_json(response)

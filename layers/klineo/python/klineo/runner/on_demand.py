@@ -22,7 +22,10 @@ from klineo.store.runs import Run, get_run
 from klineo.store.strategies import Strategy
 from klineo.strategies import INTERVALS_MS
 
-__all__ = ["OnDemandResult", "latest_close", "run_now"]
+__all__ = ["CLOCK", "OnDemandResult", "latest_close", "run_now"]
+
+# The on-demand run's wall clock (epoch seconds); tests pin it to one minute.
+CLOCK: Callable[[], float] = time.time
 
 
 def latest_close(interval: str, now_ms: int) -> int:
@@ -41,9 +44,10 @@ class OnDemandResult:
 
 
 def run_now(
-    strategy: Strategy, deadline_ms: int, *, clock: Callable[[], float] = time.time,
+    strategy: Strategy, deadline_ms: int, *, clock: Callable[[], float] | None = None,
 ) -> OnDemandResult:
     """Run ``strategy`` (read strongly consistent) on its latest closed candle; see the module doc."""
+    clock = clock or CLOCK
     now_ms = int(clock() * 1000)
     close_time = latest_close(strategy.interval, now_ms)
     ref = StrategyRef(user_id=strategy.user_id, strategy_id=strategy.strategy_id)
