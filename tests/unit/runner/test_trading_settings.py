@@ -33,16 +33,20 @@ def strategy(**changes) -> Strategy:
     return Strategy(**{**fields, **changes})
 
 
-@pytest.mark.parametrize(("signal", "direction", "block", "acted"), [
-    (Signal.SHORT, "long", None, Signal.FLAT),
-    (Signal.LONG, "short", None, Signal.FLAT),
-    (Signal.SHORT, "both", None, Signal.SHORT),
-    (Signal.LONG, "both", "long", Signal.HOLD),
-    (Signal.SHORT, "both", "long", Signal.SHORT),
+@pytest.mark.parametrize(("signal", "direction", "position", "block", "acted", "after"), [
+    (Signal.SHORT, "long", D(1), None, Signal.FLAT, None),
+    (Signal.LONG, "short", D(0), None, Signal.FLAT, None),
+    (Signal.SHORT, "both", D(0), None, Signal.SHORT, None),
+    (Signal.LONG, "both", D(1), None, Signal.HOLD, None),  # already long: kept as sized
+    (Signal.LONG, "both", D(0), "long", Signal.HOLD, "long"),  # the lost side stays blocked
+    (Signal.HOLD, "both", D(0), "long", Signal.HOLD, "long"),
+    (Signal.SHORT, "both", D(0), "long", Signal.SHORT, None),  # a new signal clears the block
 ])
-def test_direction_and_the_reentry_block_shape_the_signal(signal, direction, block, acted) -> None:
+def test_direction_and_the_reentry_block_shape_the_signal(
+    signal, direction, position, block, acted, after,
+) -> None:
     """A long-only strategy goes flat on a short; a lost long is not re-opened by the same long signal."""
-    assert acted_signal(signal, direction, block) is acted
+    assert acted_signal(signal, direction, position, block) == (acted, after)
 
 
 def test_quote_sizing_enters_once_and_keeps_the_position() -> None:

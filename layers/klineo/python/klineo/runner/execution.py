@@ -90,7 +90,7 @@ from klineo.store.runs import (
 )
 from klineo.store.strategies import PendingOrder, Strategy, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
-from klineo.strategies.simulation import apply_direction, fee, market_fill
+from klineo.strategies.simulation import fee, market_fill
 
 __all__ = [
     "FINAL_ORDER_STATUSES",
@@ -340,12 +340,10 @@ class _Turn:
     def plan(self, signal: Signal, rules: SymbolRules, price: Decimal, trading: TradingContext) -> OrderPlan:
         """The order from the strategy's position to what its (direction-filtered) signal wants."""
         strategy = self.strategy
-        block, direction = strategy.reentry_block, strategy.settings.direction
-        changed = signal is not Signal.HOLD and apply_direction(signal, direction).value != block
-        if block is not None and changed:
+        settings = strategy.settings
+        acted, block = acted_signal(signal, settings.direction, strategy.position, strategy.reentry_block)
+        if strategy.reentry_block is not None and block is None:
             clear_reentry_block(strategy.user_id, strategy.strategy_id)  # the signal changed: entries allowed
-            block = None
-        acted = acted_signal(signal, direction, block)
         size = None
         if acted in (Signal.LONG, Signal.SHORT):
             size = entry_size(strategy, acted, strategy.position, price, rules, lambda: self.balance(trading))

@@ -3,14 +3,14 @@
 - Direction: with ``direction`` "long" a short signal means flat; with "short" a long one does
   (``klineo.strategies.simulation.apply_direction``, shared with the backtest).
 - Re-entry after a close the strategy did not make (``reentry_block``): once the runner has seen
-  the exchange close a position (by hand, a protective order, liquidation or ADL), the signal
-  that opened it does not open it again; the strategy waits until its signal changes.
+  the exchange close a position (by hand, a protective order, liquidation or ADL) or a paper stop
+  or take-profit closed it, the signal that opened it does not open it again; the strategy waits
+  until its signal changes (``simulation.effective_signal``, the backtest's own rule).
+- A signal for the side already held keeps the position as it is (never topped up or resized).
 - Entry size (``simulation.size_quantity``, shared with the backtest), from exactly one sizing:
-  ``size`` contracts (the target is always +-size, as before), ``quote_size_usdt`` / price, or
-  ``size_pct`` % of the available balance (live: USDT ``availableBalance`` of /fapi/v3/balance;
-  paper: the paper equity) x leverage (default 1) / price. Quote and percent sizing size an ENTRY
-  only: a position already on the signal's side is kept, never resized as prices or balances
-  move. Rounded down to the step (``SymbolRules``).
+  ``size`` contracts, ``quote_size_usdt`` / price, or ``size_pct`` % of the available balance
+  (live: USDT ``availableBalance`` of /fapi/v3/balance; paper: the paper equity) x leverage
+  (default 1) / price, rounded down to the step (``SymbolRules``).
 - Leverage and margin type: the strategy's own values override the connection's for its symbol,
   applied through the connection's machinery (``prepare_symbol``) and checked against the
   connection's ``max_leverage`` by the risk gate. Binance holds ONE leverage and margin type per
@@ -27,7 +27,7 @@ from klineo.binance import SymbolRules
 from klineo.store.connections import Connection, TradingContext
 from klineo.store.strategies import Strategy
 from klineo.strategies import Signal
-from klineo.strategies.simulation import Sizing, apply_direction, size_quantity
+from klineo.strategies.simulation import Sizing, apply_direction, effective_signal, size_quantity
 
 __all__ = ["acted_signal", "entry_size", "sizing_of", "strategy_trading_context"]
 
@@ -35,12 +35,17 @@ __all__ = ["acted_signal", "entry_size", "sizing_of", "strategy_trading_context"
 _CONNECTION_MARGIN = {"ISOLATED": "isolated", "CROSSED": "cross"}
 
 
-def acted_signal(signal: Signal, direction: str, reentry_block: str | None = None) -> Signal:
-    """The signal the strategy may act on: its direction, and no re-entry on the signal of a lost position."""
-    signal = apply_direction(signal, direction)
-    if reentry_block is not None and signal.value == reentry_block:
-        return Signal.HOLD
-    return signal
+def acted_signal(
+    signal: Signal, direction: str, position: Decimal, reentry_block: str | None = None,
+) -> tuple[Signal, str | None]:
+    """(the signal to act on, the side still blocked): the backtest's own rule (``simulation``).
+
+    The direction turns the forbidden side into flat; a signal for the side already held keeps the
+    position; the side of a position lost outside the strategy stays blocked until the signal changes.
+    """
+    stopped = Signal(reentry_block) if reentry_block else None
+    acted, still = effective_signal(apply_direction(signal, direction), position, stopped)
+    return acted, still.value if still is not None else None
 
 
 def sizing_of(strategy: Strategy) -> Sizing:

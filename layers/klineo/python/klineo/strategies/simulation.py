@@ -13,7 +13,9 @@ candles produce the same trades by construction. The model, stated once:
   trigger price moved against the taker the same way; a stop-loss whose candle OPENS beyond it
   (a gap) fills at the open instead (also moved against the taker). When one candle's range
   crosses both levels, the stop-loss is assumed to have come first (pessimistic).
-  A trailing stop is live-only: the simulation ignores it.
+  After a protective exit the strategy does not re-enter on the same side until its signal has
+  changed (``effective_signal``), and a signal for the side already held keeps the position as it
+  is (no re-sizing). A trailing stop is live-only: the simulation ignores it.
 - **Sizing.** Exactly one of ``size`` (contracts), ``quote_size_usdt`` (quantity = quote / price)
   or ``size_pct`` (percent of the simulated equity, times leverage, / price); rounded DOWN to the
   symbol's step when rules are known.
@@ -42,6 +44,7 @@ __all__ = [
     "Sizing",
     "Trade",
     "apply_direction",
+    "effective_signal",
     "fee",
     "market_fill",
     "protective_exit",
@@ -104,6 +107,23 @@ def apply_direction(signal: Signal, direction: str) -> Signal:
     if direction == "short" and signal is Signal.LONG:
         return Signal.FLAT
     return signal
+
+
+def effective_signal(
+    signal: Signal, position: Decimal, stopped: Signal | None,
+) -> tuple[Signal, Signal | None]:
+    """(the signal to act on, the side still blocked) given the position and the side last stopped out of.
+
+    HOLD for the side already held (keep the position as sized) and for ``stopped``, the side a
+    stop-loss/take-profit just closed, until a different LONG/SHORT/FLAT signal clears it.
+    """
+    if stopped is not None and signal is not stopped and signal is not Signal.HOLD:
+        stopped = None
+    if signal is stopped:
+        return Signal.HOLD, stopped
+    if (signal is Signal.LONG and position > 0) or (signal is Signal.SHORT and position < 0):
+        return Signal.HOLD, stopped
+    return signal, stopped
 
 
 @dataclass(frozen=True)
