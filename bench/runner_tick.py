@@ -58,6 +58,10 @@ _EVENT_SOURCE_CALLS = frozenset(
 )  # extra symbols copy BNBUSDT's filters (min notional 5 USDT at ~580)
 
 
+POSITION_PATH = "/fapi/v3/positionRisk"
+# What the runner's check of the exchange's truth may call (klineo.runner.positions, klineo.runner.pnl).
+TRUTH_PATHS = frozenset({POSITION_PATH, "/fapi/v1/forceOrders", "/fapi/v1/userTrades"})
+
 @dataclasses.dataclass
 class TickResult:
     """What one measured tick did."""
@@ -74,6 +78,8 @@ class TickResult:
     aws_calls: Counter[str]
     groups: int
     cpu: dict[str, float]
+    position_reads: int = 0  # GET /fapi/v3/positionRisk (klineo.runner.positions)
+    position_weight: int = 0  # their request weight, forceOrders/userTrades look-ups included
 
 
 def _symbols(count: int) -> dict[str, str]:
@@ -347,6 +353,8 @@ def run_tick(
                 ),
                 groups=summary["groups"],
                 cpu=dict(cpu),
+                position_reads=sum(1 for r in journal if r.path == POSITION_PATH),
+                position_weight=sum(r.weight for r in journal if r.path in TRUTH_PATHS),
             )
 
 
@@ -387,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         f"   Binance requests: {sum(result.binance_requests.values())}, request weight used: {result.weight}"
     )
     report.table(["endpoint", "requests"], sorted(result.binance_requests.items()))
+    report.line(
+        f"   exchange truth: {result.position_reads} position reads, weight {result.position_weight} "
+        f"(read once per connection per batch, only for live strategies holding a position that are about "
+        f"to trade or have protective orders: none on a first tick, when every strategy starts flat)"
+    )
     report.line("   runs by status:")
     report.table(["status", "strategies"], sorted(result.runs.items()))
     report.line(

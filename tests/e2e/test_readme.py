@@ -75,6 +75,9 @@ def test_readme_walkthrough_runs_as_written(stack: RunningStack) -> None:
         "strategy id: ",
         '"StrategyDispatcherFunction"',
         '"mode": "paper"',
+        '"stop_loss_pct": "1"',
+        '"realised_pnl": "-',
+        '"kind": "order_fill"',
         "other user: 404",
         "no token: 401",
     ):

@@ -163,16 +163,23 @@ class Runner:
 
     def strategy(self, user_id: str, connection_id: str, *, symbol: str = "BTCUSDT", interval: str = "1m",
                  type: str = "sma_crossover", parameters: dict[str, Any] | None = None,
-                 size: str = "0.002", mode: str = "live", environment: str = "production",
-                 strategy_id: str | None = None, key_failures: int = 0) -> str:
-        """A stored active strategy; SMA 2/3 by default (always long or short: it trades on its first run)."""
+                 size: str | None = "0.002", mode: str = "live", environment: str = "production",
+                 strategy_id: str | None = None, key_failures: int = 0, **settings: Any) -> str:
+        """A stored active strategy; SMA 2/3 by default (always long or short: it trades on its first run).
+
+        ``settings``: trading settings (``TradingSettings`` fields, e.g. stop_loss_pct="2");
+        ``size=None`` with quote_size_usdt or size_pct there.
+        """
         now = strategy_store.now_iso()
         strategy = strategy_store.Strategy(
             user_id=user_id, strategy_id=strategy_id or strategy_store.new_strategy_id(),
             connection_id=connection_id, key_failures=key_failures,
             environment=environment, symbol=symbol, interval=interval, type=type,
             parameters=parameters if parameters is not None else {"fast": 2, "slow": 3, "allow_short": True},
-            size=Decimal(size), mode=mode, status="active", created_at=now, updated_at=now,
+            size=Decimal(size) if size is not None else None, mode=mode, status="active", created_at=now,
+            updated_at=now, settings=strategy_store.TradingSettings(
+                **{k: Decimal(v) if isinstance(v, str) and k != "direction" and k != "margin_type" else v
+                   for k, v in settings.items()}),
         )
         strategy_store.put_new_strategy(strategy)
         return strategy.strategy_id

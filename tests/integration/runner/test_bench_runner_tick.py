@@ -15,3 +15,5 @@ def test_runner_benchmark_ticks_a_few_strategies_through_the_real_functions() ->
     assert result.binance_requests["GET /fapi/v1/klines"] == result.groups == 3
     assert result.binance_requests["POST /fapi/v1/order"] == result.runs["ordered"]
     assert sum(result.runs.values()) == 12
+    # Every strategy starts flat: nothing of theirs to verify, so no position read is spent.
+    assert (result.position_reads, result.binance_requests["GET /fapi/v3/positionRisk"]) == (0, 0)

@@ -1,4 +1,4 @@
-"""Each of the runner's seven functions invoked with its own file from events/, unchanged."""
+"""Each of the runner's ten functions invoked with its own file from events/, unchanged."""
 
 from __future__ import annotations
 
@@ -43,6 +43,23 @@ def test_strategy_get_event(runner, event_strategy) -> None:
     response = runner.invoke("strategy_get", load_event("strategy_get"))
     assert response["statusCode"] == 200
     assert response_json(response)["id"] == EVENT_STRATEGY and response_json(response)["runs"] == []
+
+
+@pytest.mark.parametrize(("name", "key"), [("strategy_events", "events"), ("strategy_runs", "runs")])
+def test_strategy_log_events(runner, event_strategy, name, key) -> None:
+    """GIVEN events/strategy_events.json or strategy_runs.json WHEN invoked THEN 200, an empty first page."""
+    response = runner.invoke(name, load_event(name))
+    assert response["statusCode"] == 200, response["body"]
+    assert response_json(response) == {key: [], "next_cursor": None}
+
+
+def test_strategy_run_event(runner, event_strategy) -> None:
+    """GIVEN events/strategy_run.json WHEN invoked THEN 200, the run of its latest 15m candle."""
+    response = runner.invoke("strategy_run", load_event("strategy_run"))
+    assert response["statusCode"] == 200, response["body"]
+    body = response_json(response)
+    assert body["close_time"] % 900_000 == 899_999 and body["run"]["mode"] == "paper"
+    assert runner.journal("POST") == []
 
 
 def test_strategy_update_event(runner, event_strategy) -> None:

@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 
 from klineo.store.connections import get_connection, update_settings
+from klineo.store.events import list_events
 
 from tests.integration.runner.conftest import ORDER_PATH
 
@@ -70,3 +71,29 @@ def test_key_failures_of_several_strategies_add_up_and_disable_the_connection(ru
     for sid in sids:
         strategy = runner.stored(USER, sid)
         assert (strategy.status, strategy.status_reason) == ("paused", "connection_disabled:permission")
+
+
+def test_a_strategys_own_leverage_and_margin_type_override_the_connections(runner) -> None:
+    """GIVEN the connection's isolated 3x, a strategy's CROSSED 7x WHEN it trades THEN 7x cross on Binance."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"margin_type": "isolated", "leverage": 3})
+    sid = runner.strategy(USER, connection, leverage=7, margin_type="CROSSED")
+
+    runner.run_tick()
+
+    assert runner.runs(sid)[0].status == "ordered"
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    assert (state.margin_type["BTCUSDT"], state.leverage["BTCUSDT"]) == ("CROSSED", 7)
+
+
+def test_a_strategy_leverage_above_max_leverage_is_a_risk_block(runner) -> None:
+    """GIVEN max_leverage 5 WHEN a strategy asks 10x THEN a risk_block event naming max_leverage, no order."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_leverage": 5})
+    sid = runner.strategy(USER, connection, leverage=10)
+
+    runner.run_tick()
+
+    assert runner.journal("POST", ORDER_PATH) == []
+    blocks = [e.details["gate"] for e in list_events(sid, 10).events if e.kind == "risk_block"]
+    assert blocks == ["max_leverage"]

@@ -230,3 +230,58 @@ def test_create_with_a_symbol_binance_does_not_trade_is_refused(runner, api) -> 
     assert response["statusCode"] == 400
     assert error_of(response)["field"] == "symbol"
     assert response_json(api.list(ALICE))["strategies"] == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"direction": "sideways"}, "direction"),
+        ({"leverage": 0}, "leverage"),
+        ({"leverage": 126}, "leverage"),
+        ({"leverage": "5"}, "leverage"),
+        ({"margin_type": "isolated"}, "margin_type"),
+        ({"size": None, "quote_size_usdt": "0"}, "quote_size_usdt"),
+        ({"size": None, "size_pct": "100.5"}, "size_pct"),
+        ({"stop_loss_pct": "100"}, "stop_loss_pct"),
+        ({"take_profit_pct": "-1"}, "take_profit_pct"),
+        ({"trailing_stop_pct": "0.05"}, "trailing_stop_pct"),
+        ({"trailing_stop_pct": "11"}, "trailing_stop_pct"),
+        ({"paper_balance_usdt": "0"}, "paper_balance_usdt"),
+    ],
+)
+def test_bad_trading_settings_are_422_naming_the_field(runner, api, changes, field) -> None:
+    """GIVEN one bad trading setting WHEN creating THEN 422 naming it, nothing stored."""
+    body = {k: v for k, v in {**create_body(runner.connection(ALICE)), **changes}.items() if v is not None}
+    response = api.create(ALICE, body)
+    assert response["statusCode"] == 422, response["body"]
+    assert error_of(response)["field"] == field
+    assert strategy_store.list_strategies(ALICE) == []
+
+
+@pytest.mark.parametrize("sizing", [{}, {"quote_size_usdt": "100"}])
+def test_exactly_one_sizing_is_required(runner, api, sizing) -> None:
+    """GIVEN no sizing, or size and quote_size_usdt together WHEN creating THEN 422: send exactly one."""
+    body = create_body(runner.connection(ALICE), size=None if not sizing else "0.002")
+    response = api.create(ALICE, {**body, **sizing})
+    assert response["statusCode"] == 422, response["body"]
+    assert "exactly one of size, quote_size_usdt or size_pct" in error_of(response)["message"]
+    assert strategy_store.list_strategies(ALICE) == []
+
+
+def test_trading_settings_are_stored_shown_and_patched(runner, api) -> None:
+    """GIVEN a strategy with quote sizing, SL/TP and 3x isolated WHEN patched to size_pct and SL null THEN
+    the new sizing replaces the old, the stop-loss is gone, the rest stays; defaults are shown."""
+    created = api.create(ALICE, create_body(
+        runner.connection(ALICE), size=None, quote_size_usdt="250", stop_loss_pct="1.5", take_profit_pct="3",
+        leverage=3, margin_type="ISOLATED", direction="long"))
+    assert created["statusCode"] == 201, created["body"]
+    body = response_json(created)
+    assert (body["quote_size_usdt"], body["size"], body["stop_loss_pct"], body["leverage"]) == (
+        "250", None, "1.5", 3)
+    shown = (body["direction"], body["margin_type"], body["paper_balance_usdt"])
+    assert shown == ("long", "ISOLATED", "10000")
+
+    patched = response_json(api.update(ALICE, body["id"], {"size_pct": "20", "stop_loss_pct": None}))
+
+    assert (patched["size_pct"], patched["quote_size_usdt"], patched["size"]) == ("20", None, None)
+    assert (patched["stop_loss_pct"], patched["take_profit_pct"], patched["leverage"]) == (None, "3", 3)

@@ -226,7 +226,7 @@ def test_two_hundred_strategies_over_five_symbols_fetch_klines_five_times(runner
 
 
 def test_paper_mode_sends_nothing_to_the_exchange(runner) -> None:
-    """GIVEN paper strategies WHEN a tick runs THEN no order POST, no signed call; close + slippage fills."""
+    """GIVEN paper strategies WHEN a tick runs THEN no order POST, no signed call; fills at close+slippage."""
     connection = runner.connection(USER)
     sids = [runner.strategy(USER, connection, symbol=s, size=z, mode="paper")
             for s, z in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.01"))]
@@ -237,6 +237,7 @@ def test_paper_mode_sends_nothing_to_the_exchange(runner) -> None:
     candles = endpoints.klines(get_client("futures", "production"), "BTCUSDT", "1m", limit=5,
                                end_time=run.close_time)
     assert run.status == "simulated" and run.order["simulated"] is True
+    # The paper model (klineo.strategies.simulation): the close moved SLIPPAGE_BPS against the taker.
     assert Decimal(run.order["average_price"]) == market_fill(run.order["side"], candles[-1].close)
     assert Decimal(run.order["fee"]) == fee(Decimal("0.002"), Decimal(run.order["average_price"]))
     assert abs(runner.stored(USER, sids[0]).paper_position) == Decimal("0.002")

@@ -78,14 +78,14 @@ def test_an_older_candle_cannot_advance_a_strategy_past_a_newer_one(aws) -> None
 
 
 def test_runs_carry_a_ttl_and_list_newest_first(aws) -> None:
-    """GIVEN runs on three candles WHEN listing THEN newest first, each expiring in 30 days."""
+    """GIVEN runs on three candles WHEN listing THEN newest first, each expiring in 90 days (retention)."""
     strategy = make_strategy()
     for close in (C - 120_000, C - 60_000, C):
         run_store.record_run(make_run(strategy, close), advance=StrategyAdvance())
     assert [r.close_time for r in run_store.list_runs(strategy.strategy_id, limit=2)] == [C, C - 60_000]
     item = boto3.client("dynamodb").get_item(
         TableName=aws.refs["DataTable"], Key=run_store.run_key(strategy.strategy_id, C))["Item"]
-    assert abs(int(item["ttl"]["N"]) - (time.time() + 30 * 86_400)) < 60
+    assert abs(int(item["ttl"]["N"]) - (time.time() + 90 * 86_400)) < 60
 
 
 def test_only_one_claim_per_candle_and_settling_moves_the_position(aws) -> None:

@@ -26,6 +26,7 @@ class Settings(BaseModel):
     strategy_queue_url: str = ""  # only the dispatcher is given the queue
     klines_cache_table: str = ""  # only the backtest functions are given the klines cache
     backtest_queue_url: str = ""  # only POST /strategies/backtest queues backtest jobs
+    event_retention_days: int = Field(default=90, ge=1, le=3650)  # strategy events and runs (ttl)
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -29,6 +29,7 @@ __all__ = [
     "futures_change_leverage",
     "futures_change_margin_type",
     "futures_change_position_mode",
+    "futures_force_orders",
     "futures_leverage_brackets",
     "futures_mark_price",
     "futures_new_algo_order",
@@ -202,6 +203,26 @@ def futures_position_risk(
     _require(client, Market.FUTURES)
     params = {"symbol": _symbol(symbol)} if symbol else None
     return client.signed("GET", "/fapi/v3/positionRisk", params, creds)
+
+
+def futures_force_orders(
+    client: BinanceClient, creds: Credentials, symbol: str, start_time_ms: int | None = None,
+) -> list[dict[str, Any]]:
+    """GET /fapi/v1/forceOrders (weight 20 with symbol): its liquidation and ADL orders (facts §8)."""
+    _require(client, Market.FUTURES)
+    params: dict[str, Any] = {"symbol": _symbol(symbol)}
+    if start_time_ms is not None:
+        params["startTime"] = start_time_ms
+    return client.signed("GET", "/fapi/v1/forceOrders", params, creds)
+
+
+def futures_user_trades(
+    client: BinanceClient, creds: Credentials, symbol: str, order_id: int,
+) -> list[dict[str, Any]]:
+    """GET /fapi/v1/userTrades (weight 5) of one order: fills, realizedPnl, commission (facts §8)."""
+    _require(client, Market.FUTURES)
+    params = {"symbol": _symbol(symbol), "orderId": order_id}
+    return client.signed("GET", "/fapi/v1/userTrades", params, creds)
 
 
 def futures_new_order(client: BinanceClient, creds: Credentials, params: dict[str, Any]) -> dict[str, Any]:

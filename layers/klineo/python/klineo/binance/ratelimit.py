@@ -83,6 +83,7 @@ _WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/fapi/v1/userTrades"): 5,
     ("GET", "/fapi/v1/algoOrder"): 1,
     ("DELETE", "/fapi/v1/algoOrder"): 1,
+    ("GET", "/fapi/v1/forceOrders"): 20,  # with symbol (50 without)
 }
 
 

@@ -1,5 +1,16 @@
 """Request and response models of the strategies routes (POST/GET/PATCH/DELETE /strategies[/{id}]).
 
+Trading settings (all optional on create; defaults as documented in the README):
+- ``direction`` "long" | "short" | "both" (default "both"): with "long" a short signal means flat,
+  with "short" a long signal means flat;
+- ``leverage`` 1..125 and ``margin_type`` ISOLATED | CROSSED (default: the connection's settings),
+  applied per symbol before a live order;
+- sizing, exactly one of ``size`` (contracts), ``quote_size_usdt`` (USDT per entry) or
+  ``size_pct`` (0 < x <= 100 percent of the available balance, times leverage);
+  ``paper_balance_usdt`` (default 10000) is the paper starting equity;
+- ``stop_loss_pct`` / ``take_profit_pct`` (0 < x < 100, from the entry fill price) and
+  ``trailing_stop_pct`` (Binance's callbackRate 0.1..10; live only).
+
 Parameters are checked per strategy type inside the request models (the type's own pydantic
 model, from ``klineo.strategies.REGISTRY``), so a bad parameter is a 422 naming it, e.g.
 ``parameters.fast``. A PATCH that changes parameters names the type with them, so that the
@@ -11,7 +22,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
@@ -19,11 +38,20 @@ from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
 from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL_PATTERN
 
 __all__ = [
+    "CLEARABLE_FIELDS",
+    "CURSOR_PATTERN",
     "RUNS_SHOWN",
+    "SIZING_FIELDS",
     "STRATEGY_ID_PATTERN",
+    "EventPageResponse",
+    "EventResponse",
+    "PageQuery",
     "PendingOrderResponse",
+    "PnlResponse",
     "RunError",
+    "RunNowResponse",
     "RunOrder",
+    "RunPageResponse",
     "RunResponse",
     "StrategyCreateRequest",
     "StrategyDetailResponse",
@@ -41,6 +69,17 @@ Mode = Literal["paper", "live"]
 Status = Literal["active", "paused"]
 # Contracts per order (base asset), e.g. "0.002" BTC; rounded down to the symbol's step when trading.
 Size = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
+Direction = Literal["long", "short", "both"]
+MarginType = Literal["ISOLATED", "CROSSED"]
+Leverage = Annotated[int, Field(ge=1, le=125, strict=True)]
+QuoteSize = Annotated[PositiveDecimal, Field(le=Decimal(100_000_000), max_digits=24, decimal_places=8)]
+SizePct = Annotated[PositiveDecimal, Field(le=Decimal(100), max_digits=12, decimal_places=8)]
+Percent = Annotated[PositiveDecimal, Field(lt=Decimal(100), max_digits=12, decimal_places=8)]
+TrailingPct = Annotated[PositiveDecimal, Field(ge=Decimal("0.1"), le=Decimal(10), decimal_places=1)]
+PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_digits=24, decimal_places=8)]
+SIZING_FIELDS = ("size", "quote_size_usdt", "size_pct")
+# Settings a PATCH may clear by sending null.
+CLEARABLE_FIELDS = ("leverage", "margin_type", "stop_loss_pct", "take_profit_pct", "trailing_stop_pct")
 
 
 # The JSON types a parameter of each declared type may have: no "5" for 5, no true for 1.
@@ -100,9 +139,18 @@ class StrategyCreateRequest(ApiModel):
     type: StrategyTypeName
     parameters: Annotated[dict[str, Any], WithJsonSchema(PARAMETERS_SCHEMA)] = Field(
         default_factory=dict, validate_default=True)
-    size: Size
+    size: Size | None = None
+    quote_size_usdt: QuoteSize | None = None
+    size_pct: SizePct | None = None
     mode: Mode = "paper"
     status: Status = "active"
+    direction: Direction = "both"
+    leverage: Leverage | None = None
+    margin_type: MarginType | None = None
+    stop_loss_pct: Percent | None = None
+    take_profit_pct: Percent | None = None
+    trailing_stop_pct: TrailingPct | None = None
+    paper_balance_usdt: PaperBalance = Decimal(10_000)
 
     @field_validator("parameters")
     @classmethod
@@ -110,16 +158,43 @@ class StrategyCreateRequest(ApiModel):
         """Checked against the type's own parameter model."""
         return _checked_parameters(value, info.data.get("type"))
 
+    @model_validator(mode="after")
+    def _one_sizing(self) -> StrategyCreateRequest:
+        """Exactly one of size, quote_size_usdt and size_pct."""
+        chosen = [name for name in SIZING_FIELDS if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError("send exactly one of size, quote_size_usdt or size_pct")
+        return self
+
 
 class StrategyUpdateRequest(ApiModel):
-    """PATCH /strategies/{id}: any of type (+parameters), parameters (with type), size, mode, status."""
+    """PATCH /strategies/{id}: type (+parameters), sizing, mode, status and trading settings.
+
+    A sizing replaces the stored one; null clears leverage, margin_type and the protective percents.
+    """
 
     type: StrategyTypeName | None = None
     parameters: Annotated[
         dict[str, Any] | None, WithJsonSchema({"anyOf": [PARAMETERS_SCHEMA, {"type": "null"}]})] = None
     size: Size | None = None
+    quote_size_usdt: QuoteSize | None = None
+    size_pct: SizePct | None = None
     mode: Mode | None = None
     status: Status | None = None
+    direction: Direction | None = None
+    leverage: Leverage | None = None
+    margin_type: MarginType | None = None
+    stop_loss_pct: Percent | None = None
+    take_profit_pct: Percent | None = None
+    trailing_stop_pct: TrailingPct | None = None
+    paper_balance_usdt: PaperBalance | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one_sizing(self) -> StrategyUpdateRequest:
+        """At most one sizing (it replaces the stored one)."""
+        if sum(getattr(self, name) is not None for name in SIZING_FIELDS) > 1:
+            raise ValueError("send at most one of size, quote_size_usdt or size_pct")
+        return self
 
     @field_validator("parameters")
     @classmethod
@@ -194,9 +269,18 @@ class StrategyResponse(BaseModel):
     interval: str
     type: str
     parameters: dict[str, Any]
-    size: DecimalString
+    size: DecimalString | None = None
+    quote_size_usdt: DecimalString | None = None
+    size_pct: DecimalString | None = None
     mode: Mode
     status: Status
+    direction: Direction = "both"
+    leverage: int | None = None
+    margin_type: MarginType | None = None
+    stop_loss_pct: DecimalString | None = None
+    take_profit_pct: DecimalString | None = None
+    trailing_stop_pct: DecimalString | None = None
+    paper_balance_usdt: DecimalString
     status_reason: str | None = None
     position: DecimalString
     live_position: DecimalString
@@ -207,13 +291,67 @@ class StrategyResponse(BaseModel):
     updated_at: str
 
 
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,400}$"
+
+
+class PageQuery(ApiModel):
+    """?limit=&cursor= of the paginated strategy listings (events, runs): newest first."""
+
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    cursor: Annotated[str | None, Field(pattern=CURSOR_PATTERN,
+                                        description="next_cursor of the previous page")] = None
+
+
+class EventResponse(BaseModel):
+    """One entry of a strategy's event log."""
+
+    kind: str
+    at: int = Field(description="epoch ms: the candle's close time, or when it happened")
+    details: dict[str, Any]
+    recorded_at: str
+
+
+class EventPageResponse(BaseModel):
+    """A page of a strategy's events, newest first; ``next_cursor`` is null on the last page."""
+
+    events: list[EventResponse]
+    next_cursor: str | None = None
+
+
+class RunPageResponse(BaseModel):
+    """A page of a strategy's runs, newest candle first; ``next_cursor`` is null on the last page."""
+
+    runs: list[RunResponse]
+    next_cursor: str | None = None
+
+
+class RunNowResponse(BaseModel):
+    """POST /strategies/{id}/run: the candle evaluated and its run (the first one's when already run)."""
+
+    close_time: int
+    outcome: str = Field(description="the run's status, or pending/not_run when it has none yet")
+    run: RunResponse | None = None
+
+
 class StrategyListResponse(BaseModel):
     """The caller's strategies, oldest first."""
 
     strategies: list[StrategyResponse]
 
 
-class StrategyDetailResponse(StrategyResponse):
-    """One strategy and its latest runs, newest candle first."""
+class PnlResponse(BaseModel):
+    """The PnL in the current mode (USDT): realised from the fills net of fees, the open part at the mark."""
 
+    realised_pnl: DecimalString
+    fees: DecimalString
+    unrealised_pnl: DecimalString | None = Field(
+        default=None, description="(mark - entry_price) x position; null when the mark could not be read")
+    entry_price: DecimalString | None = None
+    mark_price: DecimalString | None = None
+
+
+class StrategyDetailResponse(StrategyResponse):
+    """One strategy, its PnL and its latest runs, newest candle first (older ones: /runs, /events)."""
+
+    pnl: PnlResponse
     runs: list[RunResponse]

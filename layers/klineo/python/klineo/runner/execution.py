@@ -48,18 +48,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from klineo.binance import Candle, ErrorCategory, Market, SymbolRules, get_client, get_symbol_rules
+from klineo.binance.endpoints import futures_balance
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.runner.candles import CandleGroup
 from klineo.runner.messages import WorkMessage
+from klineo.runner.paper import book_of, ledger_of, paper_exit, protective_record
+from klineo.runner.pnl import live_book_after
+from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.schedule import client_order_id, is_superseded
+from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
 from klineo.services.futures_account import prepare_symbol
 from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
 from klineo.services.orders import (
@@ -70,14 +75,18 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.services.risk import OrderIntent, check_order
-from klineo.store.connections import TradingContext, connection_credentials, load_trading_context
+from klineo.store.connections import Connection, TradingContext, connection_credentials, load_trading_context
+from klineo.store.events import StrategyEvent, append_event
 from klineo.store.runs import (
     Run,
     StrategyAdvance,
     claim_live_order,
+    clear_reentry_block,
+    correct_position,
     extend_lease,
     record_run,
     record_skip,
+    set_protective,
     settle_live_order,
 )
 from klineo.store.strategies import PendingOrder, Strategy, get_strategy, pause_strategy
@@ -112,6 +121,8 @@ class TickContext:
     deadline_ms: int
     group_error: KlineoError | None = None
     clock: Callable[[], float] = time.time
+    # The batch's exchange positions, shared by every strategy of the batch (klineo.runner.positions).
+    positions: PositionBook = field(default_factory=PositionBook)
 
     def now_ms(self) -> int:
         """Wall-clock now in epoch ms."""
@@ -230,7 +241,22 @@ class _Turn:
         """Record a skipped run (moving past the candle, even while an older order is unsettled)."""
         advance = StrategyAdvance(pause_reason=pause_reason, allow_pending=True)
         written = record_skip(self.run("skipped", skip_reason=reason), advance)
+        if written and pause_reason:
+            self.event("paused", reason=pause_reason)
         return self.result("skipped" if written else "not_run", reason)
+
+    def event(self, kind: str, close_time: int | None = None, **details: Any) -> None:
+        """Append one event of this candle to the strategy's log (once per candle and kind)."""
+        plain = {k: _text(v) if isinstance(v, Decimal) else v for k, v in details.items() if v is not None}
+        strategy = self.strategy
+        at = close_time if close_time is not None else self.close_time
+        append_event(StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at))
+
+    def risk_block(self, exc: KlineoError) -> StrategyResult:
+        """The risk gate refused: a risk_block event naming the gate, a skipped run, nothing sent."""
+        gate = exc.field or str(exc.category)
+        self.event("risk_block", gate=gate, message=exc.message)
+        return self.skip(gate)
 
     # ------------------------------------------------------------------ the turn
     def play(self) -> StrategyResult:
@@ -253,7 +279,7 @@ class _Turn:
         try:
             check_order(trading, live=self.live)
         except KlineoError as exc:
-            return self.skip(exc.field or str(exc.category))
+            return self.risk_block(exc)
         if pending is not None:
             settled = self.settle_pending(pending, trading)
             if settled is not None:
@@ -266,7 +292,32 @@ class _Turn:
             return self.skip("stale_candle")
         if self.ctx.group is None:
             return self.refused_market(self.ctx.group_error)
+        if not self.live:
+            self.paper_protective_exit()
         return self.decide_and_trade(trading)
+
+    def paper_protective_exit(self) -> None:
+        """A paper stop-loss/take-profit reached by this candle closes the simulated position first."""
+        assert self.ctx.group is not None
+        strategy = self.strategy
+        hit = paper_exit(strategy, self.ctx.group.candles[-1], self.close_time)
+        if hit is None:
+            return
+        details = {"reason": hit.reason, "price": hit.price, "quantity": abs(hit.position_before)}
+        self.event("protective_triggered", **details)
+        self.event("position_closed", cause=hit.reason, position_before=hit.position_before, position_after=0,
+                   price=hit.price, realised_pnl=hit.ledger.realised_pnl)
+        block = "long" if hit.position_before > 0 else "short"
+        moved = (hit.position_before, Decimal(0))
+        correct_position(strategy.user_id, strategy.strategy_id, "paper_position", moved, reentry_block=block,
+                         sets={"paper_book": book_of(hit.ledger)})
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the strategy again (strongly consistent) after a write outside the run's own."""
+        reloaded = get_strategy(self.strategy.user_id, self.strategy.strategy_id, consistent=True)
+        if reloaded is not None:
+            self.strategy = reloaded
 
     def refused_market(self, exc: KlineoError | None) -> StrategyResult:
         """No candles for good (e.g. unknown symbol): a failed run; paused when the symbol is the problem."""
@@ -287,26 +338,77 @@ class _Turn:
         candles: tuple[Candle, ...] = self.ctx.group.candles
         return strategy_type.decide(params, candles[-strategy_type.lookback(params):])
 
+    def plan(self, signal: Signal, rules: SymbolRules, price: Decimal, trading: TradingContext) -> OrderPlan:
+        """The order from the strategy's position to what its (direction-filtered) signal wants."""
+        strategy = self.strategy
+        settings = strategy.settings
+        acted, block = acted_signal(signal, settings.direction, strategy.position, strategy.reentry_block)
+        if strategy.reentry_block is not None and block is None:
+            clear_reentry_block(strategy.user_id, strategy.strategy_id)  # the signal changed: entries allowed
+        size = None
+        if acted in (Signal.LONG, Signal.SHORT):
+            size = entry_size(strategy, acted, strategy.position, price, rules, lambda: self.balance(trading))
+        if size is None and acted in (Signal.LONG, Signal.SHORT):
+            acted = Signal.HOLD
+        return plan_order(acted, size or Decimal(0), strategy.position, rules, price)
+
+    def balance(self, trading: TradingContext) -> Decimal:
+        """What percent sizing is a percent of: live USDT availableBalance, paper equity (realised)."""
+        if not self.live:
+            return ledger_of(self.strategy).equity()
+        client = get_client(Market.FUTURES, self.strategy.environment)
+        rows = futures_balance(client, connection_credentials(trading.connection))
+        usdt = next((row for row in rows if row.get("asset") == "USDT"), {})
+        return Decimal(str(usdt.get("availableBalance", "0")))
+
+    def verify_position(self, trading: TradingContext) -> bool:
+        """Compare the live belief with the exchange; on a close made elsewhere record it and correct.
+
+        True when the belief was corrected (the caller plans again from the corrected position).
+        """
+        strategy = self.strategy
+        belief = strategy.live_position
+        if belief == 0:
+            return False  # nothing of the strategy's own to lose (no read, no weight)
+        exchange = self.ctx.positions.amount(trading.connection, strategy.symbol)
+        left = position_left(belief, exchange)
+        if left is None:
+            return False
+        armed = bool(strategy.protective and strategy.protective.get("armed"))
+        cause = closing_cause(trading.connection, strategy.symbol, strategy.last_fill_ms, armed)
+        self.event("position_closed", cause=cause, position_before=belief, position_after=left,
+                   exchange_position=exchange)
+        block = ("long" if belief > 0 else "short") if left == 0 else None
+        correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
+                         reentry_block=block)
+        self.reload()
+        return True
+
     def decide_and_trade(self, trading: TradingContext) -> StrategyResult:
         strategy = self.strategy
         decision = self.decide()
         if decision is None:
             return self.skip("invalid_parameters", pause_reason="invalid_parameters")
-        position = strategy.position
+        self.event("signal", signal=str(decision.signal), reason=decision.reason,
+                   indicators=decision.indicators)
         assert self.ctx.group is not None
         reference_price = self.ctx.group.candles[-1].close
         facts = {
             "signal": str(decision.signal), "reason": decision.reason, "indicators": decision.indicators,
-            "position_before": position,
+            "position_before": strategy.position,
         }
         client = get_client(Market.FUTURES, strategy.environment)
         try:
-            plan = plan_order(decision.signal, strategy.size, position,
-                              get_symbol_rules(client, strategy.symbol), reference_price)
+            rules = get_symbol_rules(client, strategy.symbol)
+            plan = self.plan(decision.signal, rules, reference_price, trading)
+            if self.live and (plan.side is not None or strategy.protective) and self.verify_position(trading):
+                facts["position_before"] = self.strategy.position
+                plan = self.plan(decision.signal, rules, reference_price, trading)
         except KlineoError as exc:
             if exc.retryable:
                 raise
             pause = "invalid_symbol" if exc.field == "symbol" else None
+            self.event("error", category=str(exc.category), message=exc.message)
             run = self.run("failed", error=_error(exc), **facts)
             written = record_run(run, advance=StrategyAdvance(pause_reason=pause))
             return self.result("failed" if written else "not_run", str(exc.category))
@@ -320,19 +422,29 @@ class _Turn:
         return self.live_order(plan, cid, trading, facts, reference_price)
 
     def paper_fill(self, plan: OrderPlan, cid: str, price: Decimal, facts: dict[str, Any]) -> StrategyResult:
+        """A simulated taker fill at the close moved by the slippage model, paying the taker fee."""
         assert plan.side is not None and plan.quantity is not None
-        position = self.strategy.paper_position
-        fill_price = market_fill(plan.side, price)  # the simulation module's slippage and taker fee
+        strategy = self.strategy
+        position = strategy.paper_position
+        fill_price = market_fill(plan.side, price)
+        ledger = ledger_of(strategy)
+        ledger.fill(plan.side, plan.quantity, fill_price, self.close_time)
         order = {
             "client_order_id": cid, "order_id": None, "side": plan.side, "type": "MARKET", "status": "FILLED",
             "quantity": _text(plan.quantity), "executed_quantity": _text(plan.quantity),
             "average_price": _text(fill_price), "fee": _text(fee(plan.quantity, fill_price)),
             "reduce_only": plan.reduce_only, "source": "paper", "simulated": True,
         }
+        entered = _entered(position, ledger.position)
+        kept = strategy.protective if ledger.position != 0 else None
+        protective = protective_record(strategy, plan.side, fill_price, "paper") if entered else kept
         advance = StrategyAdvance(
-            position_attribute="paper_position", position_from=position,
-            position_to=position + _signed(plan.side, plan.quantity),
+            position_attribute="paper_position", position_from=position, position_to=ledger.position,
+            extra={"paper_book": book_of(ledger), "protective": protective or {}},
         )
+        what = {"client_order_id": cid, "side": plan.side, "quantity": plan.quantity, "simulated": True}
+        self.event("order_submit", **what)
+        self.event("order_fill", **what, price=fill_price, fee=order["fee"], realised_pnl=ledger.realised_pnl)
         written = record_run(self.run("simulated", order=order, **facts), advance=advance)
         return self.result("simulated" if written else "not_run")
 
@@ -341,12 +453,13 @@ class _Turn:
     ) -> StrategyResult:
         assert plan.side is not None and plan.quantity is not None
         strategy = self.strategy
+        trading = strategy_trading_context(strategy, trading)  # the strategy's leverage / margin type
         intent = OrderIntent(symbol=strategy.symbol, side=plan.side, type="MARKET", quantity=plan.quantity,
                              reduce_only=plan.reduce_only)
         try:
             check_order(trading, intent, lambda: price)
         except KlineoError as exc:
-            return self.skip(exc.field or str(exc.category))
+            return self.risk_block(exc)
         try:
             creds = connection_credentials(trading.connection)
         except KlineoError as exc:
@@ -363,12 +476,15 @@ class _Turn:
             facts={
                 "signal": facts["signal"], "reason": facts["reason"], "indicators": facts["indicators"],
                 "target_position": _text(facts["target_position"]),
+                "protective": _wanted_protective(strategy),
             },
         )
         if not claim_live_order(strategy.user_id, strategy.strategy_id, pending):
             # Another worker holds this candle, or the strategy changed (paused, switched, deleted,
             # traded) since it was read: nothing was sent.
             return self.result("not_run", "candle claimed elsewhere or strategy changed")
+        self.event("order_submit", client_order_id=cid, side=plan.side, quantity=plan.quantity,
+                   reduce_only=plan.reduce_only)
         return self.send_and_settle(pending, creds, earlier_attempt_ms=None)
 
     def note_key_outcome(self, exc: KlineoError | None) -> None:
@@ -437,7 +553,9 @@ class _Turn:
             self.final_run(pending, "failed", error=_error(exc)),
             position_to=pending.position_before, key_failures=failures, pause_reason=pause,
         )
+        self.event("error", close_time=pending.close_time, category=str(exc.category), message=exc.message)
         if pause:
+            self.event("paused", close_time=pending.close_time, reason=pause)
             logger.warning("strategy paused: keys keep failing", extra={
                 "strategy_id": strategy.strategy_id, "category": str(exc.category),
             })
@@ -450,13 +568,62 @@ class _Turn:
         if result.status not in FINAL_ORDER_STATUSES:
             return self.result("pending", f"order {result.status}", retry=True)
         filled = _signed(pending.side, result.executed_quantity)
+        position_to = pending.position_before + filled
+        book = self.live_book(pending, result, filled)
+        if book is not None:
+            self.event("order_fill", close_time=pending.close_time, client_order_id=pending.client_order_id,
+                       side=pending.side, quantity=result.executed_quantity, price=result.average_price,
+                       realised_pnl=book["realised_pnl"], fees=book["fees"])
         settle_live_order(
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "ordered", order=_order_record(result)),
-            position_to=pending.position_before + filled, key_failures=0,
+            position_to=position_to, key_failures=0, live_book=book,
         )
         self.note_key_outcome(None)
+        self.after_live_fill(pending, result, position_to)
         return self.result("ordered", result.status)
+
+    def live_book(self, pending: PendingOrder, result: OrderResult, filled: Decimal) -> dict[str, Any] | None:
+        """The live PnL book with this order's fills (Binance's realizedPnl, commission); None if unfilled."""
+        price = result.average_price
+        if filled == 0 or price is None or self.trading is None:
+            return None
+        creds, before = connection_credentials(self.trading.connection), pending.position_before
+        try:
+            return live_book_after(self.strategy, creds, result.order_id, filled, price, before)
+        except KlineoError as exc:
+            if exc.retryable:
+                raise
+            # The fills cannot be read back: estimate them from our own entry price and the taker fee.
+            return live_book_after(self.strategy, creds, None, filled, price, before)
+
+    def after_live_fill(self, pending: PendingOrder, result: OrderResult, position_to: Decimal) -> None:
+        """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""
+        strategy, before = self.strategy, pending.position_before
+        if position_to == 0:
+            if strategy.protective:
+                set_protective(strategy.user_id, strategy.strategy_id, None)
+            return
+        entered = _entered(before, position_to)
+        wanted = pending.facts.get("protective") or {}
+        if not entered or not wanted or result.average_price is None:
+            return
+        settings = replace(strategy.settings, stop_loss_pct=_number(wanted.get("stop_loss_pct")),
+                           take_profit_pct=_number(wanted.get("take_profit_pct")),
+                           trailing_stop_pct=_number(wanted.get("trailing_stop_pct")))
+        entry = result.average_price
+        record = protective_record(replace(strategy, settings=settings), pending.side, entry, "live")
+        if record is None:
+            return
+        record["quantity"] = abs(position_to)
+        assert self.trading is not None
+        record["armed"] = _arm_protective(self.trading.connection, strategy, pending.client_order_id, record)
+        set_protective(strategy.user_id, strategy.strategy_id, record)
+        if record["armed"]:
+            self.event("protective_placed", close_time=pending.close_time, **_protective_details(record))
+        else:
+            self.event("error", close_time=pending.close_time, what="protective_not_armed",
+                       **_protective_details(record))
 
     def settle_pending(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
         """Settle a pending order whose lease ran out; None when settled and the turn may go on."""
@@ -491,6 +658,47 @@ class _Turn:
             position_to=pending.position_before, key_failures=strategy.key_failures,
         )
         return self.result("skipped", "order_not_placed") if pending.close_time == self.close_time else None
+
+
+def _entered(before: Decimal, after: Decimal) -> bool:
+    """True when a fill opened, grew or flipped a position (an entry that wants protective orders)."""
+    return after != 0 and (abs(after) > abs(before) or after * before < 0)
+
+
+def _number(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _wanted_protective(strategy: Strategy) -> dict[str, str]:
+    """The protective percents wanted for an entry, stored with the pending order at claim time."""
+    settings = strategy.settings
+    wanted = {"stop_loss_pct": settings.stop_loss_pct, "take_profit_pct": settings.take_profit_pct,
+              "trailing_stop_pct": settings.trailing_stop_pct}
+    return {k: _text(v) for k, v in wanted.items() if v is not None}  # type: ignore[misc]
+
+
+def _protective_details(record: dict[str, Any]) -> dict[str, Any]:
+    names = ("stop_loss", "take_profit", "trailing_stop_pct", "quantity", "entry_price", "entry_side")
+    return {k: record[k] for k in names if k in record}
+
+
+def _arm_protective(
+    connection: Connection, strategy: Strategy, parent_client_order_id: str, record: dict[str, Any],
+) -> bool:
+    """Place the stop-loss / take-profit algo orders of a live entry; True when armed.
+
+    THE one place to wire ``klineo.services.protective.arm_protective_orders`` (issue 13 item 1):
+    on ``connection``, for ``strategy.symbol``, closing the position opened by the entry order
+    ``parent_client_order_id`` (side ``record["entry_side"]``, ``record["quantity"]``), with the
+    trigger prices ``record.get("stop_loss")`` / ``record.get("take_profit")`` (Decimal, not yet
+    rounded to the tick) and ``record.get("trailing_stop_pct")`` (callbackRate), origin = the
+    strategy id. Until it is wired nothing is placed: the wanted levels stay recorded on the
+    strategy and a logged ``protective_not_armed`` error event says so.
+    """
+    logger.warning("protective orders not armed: no algo-order service wired yet", extra={
+        "strategy_id": strategy.strategy_id, "symbol": strategy.symbol,
+    })
+    return False
 
 
 def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:

@@ -14,7 +14,9 @@ raises the StrategyDeadLetterAlarm.
 
 Throughput and the Binance budget: per batch the worker sends one klines request per group (weight
 1-2) plus one order per strategy whose target changed (0 IP weight; orders count per account),
-and exchangeInfo once an hour per container. The template's ReservedConcurrentExecutions bounds
+exchangeInfo once an hour per container, and at most one position read per connection (weight 5,
+only for live strategies about to trade or with protective orders: ``klineo.runner.positions``).
+The template's ReservedConcurrentExecutions bounds
 the containers, and ``STRATEGY_THREADS`` bounds each one's requests in flight, so at most
 (reserved concurrency x STRATEGY_THREADS) calls hit Binance at once from this function.
 """
@@ -38,10 +40,11 @@ from klineo.observability import logger, metrics
 from klineo.runner.candles import CandleGroup, closed_candles
 from klineo.runner.execution import StrategyResult, TickContext, run_strategy
 from klineo.runner.messages import WorkMessage
+from klineo.runner.positions import PositionBook
 from klineo.store.strategies import Strategy, get_strategies_consistent
 from klineo.strategies import get_strategy_type, parse_parameters
 
-__all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch"]
+__all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch", "strategy_lookback"]
 
 # The AWS SDK's default connection pool holds 10 connections; more threads would only queue on it.
 STRATEGY_THREADS = 10
@@ -55,7 +58,8 @@ class RetryLater(Exception):
     """A message some of whose strategies must run again later (SQS redelivers it)."""
 
 
-def _lookback(strategy: Strategy) -> int:
+def strategy_lookback(strategy: Strategy) -> int:
+    """How many closed candles the strategy's type reads (a default when its parameters are invalid)."""
     try:
         return get_strategy_type(strategy.type).lookback(parse_parameters(strategy.type, strategy.parameters))
     except (KeyError, ValidationError):
@@ -80,7 +84,7 @@ def _fetch_groups(
         for ref in message.strategies:
             strategy = strategies.get((ref.user_id, ref.strategy_id))
             if strategy is not None and strategy.active:
-                need = max(need, _lookback(strategy))
+                need = max(need, strategy_lookback(strategy))
         counts[message.group] = need
 
     def fetch(item: tuple[tuple[str, str, str, int], int]) -> CandleGroup | KlineoError:
@@ -117,6 +121,7 @@ def _contexts(
     groups: Mapping[tuple[str, str, str, int], CandleGroup | KlineoError],
     deadline_ms: int,
     clock: Callable[[], float],
+    positions: PositionBook,
 ) -> dict[str, TickContext | str]:
     """Per message id: the context its strategies run in, or why the whole message must come again."""
     contexts: dict[str, TickContext | str] = {}
@@ -130,10 +135,10 @@ def _contexts(
                 contexts[message_id] = f"klines unavailable: {answer.category}"
                 continue
             contexts[message_id] = TickContext(message=message, group=None, deadline_ms=deadline_ms,
-                                               group_error=answer, clock=clock)
+                                               group_error=answer, clock=clock, positions=positions)
         else:
             contexts[message_id] = TickContext(message=message, group=answer, deadline_ms=deadline_ms,
-                                               clock=clock)
+                                               clock=clock, positions=positions)
     return contexts
 
 
@@ -169,7 +174,8 @@ def handle_batch(
     strategies = get_strategies_consistent(refs)
     groups = _fetch_groups(messages, strategies)
     _warm_symbol_rules(messages)
-    contexts = _contexts(parsed, groups, deadline_ms, clock)
+    positions = PositionBook()  # one position read per connection for the whole batch
+    contexts = _contexts(parsed, groups, deadline_ms, clock, positions)
 
     work = [(message_id, ctx, strategies.get((ref.user_id, ref.strategy_id)))
             for message_id, ctx in contexts.items() if isinstance(ctx, TickContext)
@@ -196,6 +202,7 @@ def handle_batch(
     logger.info("strategy batch done", extra={
         "messages": len(records), "klines_groups": len(groups), "outcomes": dict(tally),
         "failed_messages": len(response.get("batchItemFailures", [])),
+        "position_reads": positions.reads, "position_weight": positions.weight,
         "elapsed_ms": int((clock() - started) * 1000),
     })
     return response

@@ -6,7 +6,8 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
 - the symbol must be trading on USDT-M futures in that environment (exchangeInfo, as /candles);
 - a LIVE strategy (created live, switched to live, or resumed while live) needs a connection
   with futures enabled (409 otherwise): the runner re-checks it before every order anyway;
-- type, parameters, size, mode and status may change; connection, symbol and interval may not
+- type, parameters, sizing, mode, status and the trading settings may change; connection, symbol
+  and interval may not
   (they define the market the strategy's tracked position lives in: create another strategy);
 - deleting is refused (409) only while a worker is sending one of its live orders right now.
 Positions are tracked per mode: switching live -> paper leaves the live position open at the
@@ -16,15 +17,25 @@ exchange, untouched, until the strategy is switched back to live.
 from __future__ import annotations
 
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
 from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
+from klineo.binance.endpoints import futures_mark_price
 from klineo.errors import KlineoError
 from klineo.models.strategies import (
+    CLEARABLE_FIELDS,
     RUNS_SHOWN,
+    SIZING_FIELDS,
     STRATEGY_ID_PATTERN,
+    EventPageResponse,
+    EventResponse,
+    PageQuery,
     PendingOrderResponse,
+    PnlResponse,
+    RunNowResponse,
+    RunPageResponse,
     RunResponse,
     StrategyCreateRequest,
     StrategyDetailResponse,
@@ -32,25 +43,60 @@ from klineo.models.strategies import (
     StrategyResponse,
     StrategyUpdateRequest,
 )
+from klineo.runner.on_demand import run_now
+from klineo.runner.pnl import strategy_pnl
+from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, get_connection, require_connection
-from klineo.store.strategies import Strategy
+from klineo.store.strategies import SETTING_NAMES, Strategy, TradingSettings
 from klineo.strategies import parse_parameters
 
 __all__ = [
     "create_strategy",
     "delete_user_strategy",
     "get_user_strategy",
+    "list_strategy_events",
+    "list_strategy_runs",
     "list_user_strategies",
+    "run_strategy_now",
     "update_strategy",
 ]
 
 _STRATEGY_ID = re.compile(STRATEGY_ID_PATTERN)
+_PLACES = Decimal("0.00000001")  # PnL and prices shown to 8 decimals
 
 
 def _text(value: Decimal) -> str:
     return "0" if value == 0 else format(value.normalize(), "f")
+
+
+def _optional_text(value: Decimal | None) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _settings_fields(strategy: Strategy) -> dict[str, Any]:
+    """The trading settings as the API shows them (decimals as strings)."""
+    values = strategy.settings.as_attrs()
+    return {name: _optional_text(v) if isinstance(v, Decimal) else v for name, v in values.items()}
+
+
+def _settings_of(body: StrategyCreateRequest) -> TradingSettings:
+    """The request's trading settings (defaults filled in by the model)."""
+    return TradingSettings(**{name: getattr(body, name) for name in SETTING_NAMES})
+
+
+def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
+    """Settings a PATCH sets (a new sizing clears the other two; null clears a clearable setting)."""
+    sent = body.model_fields_set
+    changes: dict[str, Any] = {
+        name: getattr(body, name) for name in (*SIZING_FIELDS, *SETTING_NAMES)
+        if getattr(body, name) is not None
+    }
+    if any(name in changes for name in SIZING_FIELDS):
+        changes.update({name: None for name in SIZING_FIELDS if name not in changes})
+    changes.update({name: None for name in CLEARABLE_FIELDS if name in sent and getattr(body, name) is None})
+    return changes
 
 
 def _plain_number(value: Any) -> Any:
@@ -70,7 +116,8 @@ def _response_fields(strategy: Strategy) -> dict[str, Any]:
         "interval": strategy.interval,
         "type": strategy.type,
         "parameters": {k: _plain_number(v) for k, v in strategy.parameters.items()},
-        "size": _text(strategy.size),
+        "size": _optional_text(strategy.size),
+        **_settings_fields(strategy),
         "mode": strategy.mode,
         "status": strategy.status,
         "status_reason": strategy.status_reason,
@@ -155,6 +202,7 @@ def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyRespon
         type=body.type,
         parameters=parse_parameters(body.type, body.parameters).model_dump(),
         size=body.size,
+        settings=_settings_of(body),
         mode=body.mode,
         status=body.status,
         status_reason="created paused" if body.status == strategy_store.PAUSED else None,
@@ -170,22 +218,35 @@ def list_user_strategies(user_id: str) -> StrategyListResponse:
     return StrategyListResponse(strategies=[_response(s) for s in strategy_store.list_strategies(user_id)])
 
 
+def _pnl(strategy: Strategy) -> PnlResponse:
+    """The strategy's PnL; the mark price (public, weight 1) is read only while a position is open."""
+    mark = None
+    if strategy.position != 0:
+        client = get_client(Market.FUTURES, Environment(strategy.environment))
+        try:
+            mark = futures_mark_price(client, strategy.symbol)
+        except KlineoError:
+            mark = None  # the PnL without its open part beats no answer
+    values = strategy_pnl(strategy, mark)
+    return PnlResponse(**{k: None if v is None else _text(v.quantize(_PLACES)) for k, v in values.items()})
+
+
 def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
-    """One of the caller's strategies with its latest runs (newest candle first)."""
+    """One of the caller's strategies with its PnL and latest runs (newest candle first)."""
     strategy = _owned(user_id, strategy_id)
     runs = run_store.list_runs(strategy.strategy_id, limit=RUNS_SHOWN)
-    return StrategyDetailResponse(**_response_fields(strategy), runs=[_run_response(r) for r in runs])
+    return StrategyDetailResponse(**_response_fields(strategy), pnl=_pnl(strategy),
+                                  runs=[_run_response(r) for r in runs])
 
 
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
-    """Change type/parameters, size, mode or status of one of the caller's strategies."""
+    """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
     current = _owned(user_id, strategy_id)
     changes: dict[str, Any] = {}
     if body.type is not None:
         changes["type"] = body.type
         changes["parameters"] = parse_parameters(body.type, body.parameters or {}).model_dump()
-    if body.size is not None:
-        changes["size"] = body.size
+    changes.update(_settings_changes(body))
     if body.mode is not None:
         changes["mode"] = body.mode
     if body.status is not None:
@@ -199,7 +260,60 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
         _require_futures(get_connection(user_id, current.connection_id, consistent=True))
     if not changes:
         return _response(current)
-    return _response(strategy_store.update_settings(user_id, strategy_id, current, changes=changes))
+    updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
+    _note_status_change(current, updated)
+    return _response(updated)
+
+
+# What POST /strategies/{id}/run may take (API Gateway answers 504 after 29 s).
+RUN_NOW_BUDGET_MS = 25_000
+
+
+def run_strategy_now(user_id: str, strategy_id: str) -> RunNowResponse:
+    """Evaluate one of the caller's active strategies on its latest closed candle, once per candle."""
+    strategy = _owned(user_id, strategy_id)
+    if not strategy.active:
+        raise KlineoError(ErrorCategory.CONFLICT, "the strategy is paused; resume it first", field="status")
+    done = run_now(strategy, int(time.time() * 1000) + RUN_NOW_BUDGET_MS)
+    run = _run_response(done.run) if done.run is not None else None
+    outcome = run.status if run is not None else done.result.outcome
+    return RunNowResponse(close_time=done.close_time, outcome=outcome, run=run)
+
+
+def _bad_cursor() -> KlineoError:
+    return KlineoError(ErrorCategory.INVALID_REQUEST, "cursor is not a next_cursor of this listing",
+                       field="cursor")
+
+
+def list_strategy_events(user_id: str, strategy_id: str, query: PageQuery) -> EventPageResponse:
+    """A page of one of the caller's strategies' events, newest first."""
+    strategy = _owned(user_id, strategy_id)
+    try:
+        page = event_store.list_events(strategy.strategy_id, query.limit, query.cursor)
+    except ValueError:
+        raise _bad_cursor() from None
+    events = [EventResponse(kind=e.kind, at=e.at_ms, details=e.details, recorded_at=e.created_at)
+              for e in page.events]
+    return EventPageResponse(events=events, next_cursor=page.next_cursor)
+
+
+def list_strategy_runs(user_id: str, strategy_id: str, query: PageQuery) -> RunPageResponse:
+    """A page of one of the caller's strategies' runs, newest candle first."""
+    strategy = _owned(user_id, strategy_id)
+    try:
+        runs, next_cursor = run_store.list_runs_page(strategy.strategy_id, query.limit, query.cursor)
+    except ValueError:
+        raise _bad_cursor() from None
+    return RunPageResponse(runs=[_run_response(r) for r in runs], next_cursor=next_cursor)
+
+
+def _note_status_change(current: Strategy, updated: Strategy) -> None:
+    """paused / resumed events when the user changes the status."""
+    if current.status == updated.status:
+        return
+    kind = "resumed" if updated.status == strategy_store.ACTIVE else "paused"
+    event_store.append_event(event_store.StrategyEvent(
+        updated.strategy_id, updated.user_id, kind, int(time.time() * 1000), {"by": "user"}))
 
 
 def delete_user_strategy(user_id: str, strategy_id: str) -> None:

@@ -1,4 +1,4 @@
-"""Strategy runs (pk=STRAT#<id>, sk=RUN#<candle close ms>, expiring via ``ttl``) and the runner's state moves.
+"""Strategy runs (pk=STRAT#<id>, sk=RUN#<candle close ms>, with a ``ttl``) and the runner's state moves.
 
 One run per (strategy, candle): a run is first written with a conditional put
 (``attribute_not_exists(sk)``), so a redelivered message or a second dispatcher tick for the same
@@ -21,6 +21,9 @@ between two of them fails both):
 - ``settle_live_order``: write the run (conditional put), then add the fill to ``live_position``
   and clear ``pending`` on condition that this very order is still pending. A crash in between
   leaves the order pending: the next attempt looks it up again and settles it once.
+- ``correct_position``: the exchange (or a paper stop) closed (part of) the position outside the strategy:
+  set the belief to what is left, under the condition that it is still the stale one and no
+  order is pending (the caller appended the ``position_closed`` event first).
 """
 
 from __future__ import annotations
@@ -34,25 +37,28 @@ from typing import Any
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
+from klineo.store.events import decode_cursor, query_page, retention_ttl
 from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key
 
 __all__ = [
     "RUN_STATUSES",
-    "RUN_TTL_DAYS",
     "Run",
     "StrategyAdvance",
     "advance_strategy",
     "claim_live_order",
+    "clear_reentry_block",
+    "correct_position",
     "extend_lease",
     "get_run",
     "list_runs",
+    "list_runs_page",
     "record_run",
     "record_skip",
     "run_key",
+    "set_protective",
     "settle_live_order",
 ]
 
-RUN_TTL_DAYS = 30
 # ordered: a live order settled at Binance (its fill added to the position);
 # simulated: a paper fill; no_change: the target equals the position; skipped: not evaluated or
 # not traded for a stated reason (kill switch, futures disabled, stale candle, ...); failed: an
@@ -78,6 +84,8 @@ class StrategyAdvance:
     # Skips only: move past the candle even while an older live order awaits settlement (a skip
     # changes no position, and settling that order later never moves ``last_close`` back).
     allow_pending: bool = False
+    # Further runner attributes set with the same write (paper_book, protective; {} clears a map).
+    extra: dict[str, Any] | None = None
 
     def as_value(self) -> dict[str, Any]:
         """The plain dict stored on the run (``None`` fields left out)."""
@@ -94,6 +102,7 @@ class StrategyAdvance:
             key_failures=int(failures) if failures is not None else None,
             pause_reason=value.get("pause_reason"),
             allow_pending=bool(value.get("allow_pending", False)),
+            extra=dict(value["extra"]) if value.get("extra") else None,
         )
 
 
@@ -119,14 +128,14 @@ class Run:
     updated_at: str = ""
 
     def to_item(self, now_s: float | None = None) -> dict[str, Any]:
-        """The DynamoDB item, with ``ttl`` RUN_TTL_DAYS from now."""
+        """The DynamoDB item, with ``ttl`` the event retention from now (``EVENT_RETENTION_DAYS``)."""
         now_s = time.time() if now_s is None else now_s
         stamp = self.created_at or now_iso()
         return {**run_key(self.strategy_id, self.close_time), **to_item({
             "entity": "run", "strategy_id": self.strategy_id, "user_id": self.user_id,
             "close_time": self.close_time, "status": self.status, "mode": self.mode,
             "indicators": dict(self.indicators), "created_at": stamp, "updated_at": self.updated_at or stamp,
-            "ttl": int(now_s) + RUN_TTL_DAYS * 86_400,
+            "ttl": retention_ttl(now_s),
             "signal": self.signal, "reason": self.reason, "position_before": self.position_before,
             "target_position": self.target_position, "order": self.order, "error": self.error,
             "skip_reason": self.skip_reason,
@@ -196,6 +205,7 @@ def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: S
             extra_values[":position_from"] = to_attr(advance.position_from)
     if advance.key_failures is not None:
         update.sets["key_failures"] = advance.key_failures
+    update.sets.update(advance.extra or {})
     if advance.pause_reason is not None:
         update.sets.update(status=PAUSED, status_reason=advance.pause_reason)
         update.removes.extend(["gsi1pk", "gsi1sk"])
@@ -280,6 +290,7 @@ def settle_live_order(
     position_to: Decimal,
     key_failures: int,
     pause_reason: str | None = None,
+    live_book: Mapping[str, Any] | None = None,
 ) -> bool:
     """Write the order's run, then add its fill to the strategy and clear ``pending`` (this order only).
 
@@ -290,12 +301,14 @@ def settle_live_order(
     _put_run(run, only_new=False)
     update = Update(
         sets={"live_position": position_to, "last_close": pending.close_time, "key_failures": key_failures,
-              "updated_at": now_iso()},
+              "updated_at": now_iso(), "last_fill_ms": int(time.time() * 1000)},
         removes=["pending"],
     )
     if pause_reason is not None:
         update.sets.update(status=PAUSED, status_reason=pause_reason)
         update.removes.extend(["gsi1pk", "gsi1sk"])
+    if live_book is not None:  # the order's fills, counted once: the same write clears the pending order
+        update.sets["live_book"] = dict(live_book)
     this_order = {":cid": {"S": pending.client_order_id}}
     key = {"TableName": get_settings().data_table, "Key": strategy_key(user_id, strategy_id)}
     if conditional_write(
@@ -309,6 +322,60 @@ def settle_live_order(
         aws.dynamodb().update_item, **key, **update.without("last_close").request(**this_order),
         ConditionExpression="pending.client_order_id = :cid",
     )
+
+
+def _strategy_write(user_id: str, strategy_id: str, update: Update, condition: str, **values: Any) -> bool:
+    return conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table,
+        Key=strategy_key(user_id, strategy_id), ConditionExpression=condition, **update.request(**values),
+    )
+
+
+def correct_position(
+    user_id: str, strategy_id: str, attribute: str, moved: tuple[Decimal, Decimal], *,
+    reentry_block: str | None, sets: dict[str, Any] | None = None,
+) -> bool:
+    """Move ``attribute`` (live/paper_position) from moved[0] to moved[1] after a close the strategy
+    did not order; False when the strategy moved on meanwhile (another attempt did it)."""
+    position_from, position_to = moved
+    update = Update(sets={attribute: position_to, "updated_at": now_iso(), **(sets or {})})
+    if reentry_block is not None:
+        update.sets["reentry_block"] = reentry_block
+    if position_to == 0:
+        update.removes.append("protective")
+    return _strategy_write(
+        user_id, strategy_id, update,
+        f"attribute_exists(pk) AND attribute_not_exists(pending) AND #{attribute} = :stale",
+        **{":stale": to_attr(position_from)},
+    )
+
+
+def clear_reentry_block(user_id: str, strategy_id: str) -> bool:
+    """The signal changed since a position was lost: the strategy may enter again."""
+    update = Update(sets={"updated_at": now_iso()}, removes=["reentry_block"])
+    return _strategy_write(user_id, strategy_id, update, "attribute_exists(pk)")
+
+
+def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None) -> bool:
+    """Record (or, with None, forget) the protective orders wanted/armed for the live position."""
+    update = Update(sets={"updated_at": now_iso()})
+    if protective is None:
+        update.removes.append("protective")
+    else:
+        update.sets["protective"] = dict(protective)
+    return _strategy_write(user_id, strategy_id, update, "attribute_exists(pk)")
+
+
+def list_runs_page(strategy_id: str, limit: int, cursor: str | None = None) -> tuple[list[Run], str | None]:
+    """A page of the strategy's runs, newest candle first, and the next page's cursor.
+
+    ValueError when ``cursor`` is not a cursor of this listing.
+    """
+    cursor_sk = decode_cursor(cursor, "RUN#") if cursor else None
+    if cursor and cursor_sk is None:
+        raise ValueError("not a cursor of this listing")
+    items, next_cursor = query_page(strategy_id, "RUN#", limit, cursor_sk)
+    return [Run.from_item(item) for item in items], next_cursor
 
 
 def list_runs(strategy_id: str, limit: int = 20) -> list[Run]:

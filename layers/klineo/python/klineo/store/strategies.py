@@ -8,10 +8,15 @@ unit that shares one klines request.
 Two kinds of writers touch a strategy item, on separate attributes:
 - the API (``put_new_strategy``, ``update_settings``, ``delete_strategy``): what the user chose;
 - the runner (``klineo.store.runs``): ``live_position``, ``paper_position``, ``last_close``,
-  ``pending`` (a live order between claim and settlement), ``key_failures``, and ``status`` when it
-  pauses a strategy whose keys keep failing.
+  ``pending`` (a live order between claim and settlement), ``key_failures``, ``reentry_block``,
+  ``protective``, ``last_fill_ms``, and ``status`` when it pauses a strategy whose keys keep failing.
 Every write is an UpdateItem of its own attributes (or a conditional put of a new item), so
 neither side overwrites the other's fields.
+
+Migration of strategies stored before the trading settings existed (issue 13): none is rewritten.
+``from_item`` reads a missing attribute as its documented default (direction "both", no
+leverage/margin type of its own = the connection's, sizing ``size`` as stored, no stop-loss or
+take-profit, paper balance 10000 USDT, realised PnL 0), which is exactly how they traded before.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ __all__ = [
     "STRATEGY_SK_PREFIX",
     "PendingOrder",
     "Strategy",
+    "TradingSettings",
     "active_index_keys",
     "delete_strategy",
     "from_item",
@@ -70,6 +76,9 @@ PAUSED = "paused"
 MODES = ("paper", "live")
 _ACTIVE_PREFIX = "ACTIVE#"
 _BATCH_GET_MAX = 100
+DEFAULT_PAPER_BALANCE = Decimal(10_000)
+SETTING_NAMES = ("direction", "leverage", "margin_type", "quote_size_usdt", "size_pct", "stop_loss_pct",
+                 "take_profit_pct", "trailing_stop_pct", "paper_balance_usdt")
 
 
 
@@ -151,6 +160,41 @@ class PendingOrder:
 
 
 @dataclass(frozen=True)
+class TradingSettings:
+    """A strategy's trading settings besides ``size`` (``klineo.models.strategies``); defaults = legacy."""
+
+    direction: str = "both"
+    leverage: int | None = None
+    margin_type: str | None = None  # "ISOLATED" | "CROSSED"
+    quote_size_usdt: Decimal | None = None
+    size_pct: Decimal | None = None
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
+    trailing_stop_pct: Decimal | None = None
+    paper_balance_usdt: Decimal = DEFAULT_PAPER_BALANCE
+
+    def as_attrs(self) -> dict[str, Any]:
+        """The item attributes (None ones left out by ``to_item``)."""
+        return {name: getattr(self, name) for name in SETTING_NAMES}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> TradingSettings:
+        """Read from an item's plain values; a missing attribute is its default (the migration)."""
+        def number(name: str) -> Decimal | None:
+            return Decimal(data[name]) if data.get(name) is not None else None
+
+        return cls(
+            direction=str(data.get("direction") or "both"),
+            leverage=int(data["leverage"]) if data.get("leverage") is not None else None,
+            margin_type=data.get("margin_type"),
+            quote_size_usdt=number("quote_size_usdt"), size_pct=number("size_pct"),
+            stop_loss_pct=number("stop_loss_pct"), take_profit_pct=number("take_profit_pct"),
+            trailing_stop_pct=number("trailing_stop_pct"),
+            paper_balance_usdt=number("paper_balance_usdt") or DEFAULT_PAPER_BALANCE,
+        )
+
+
+@dataclass(frozen=True)
 class Strategy:
     """One user's strategy: what to run (user settings) and where the runner stands (runner state)."""
 
@@ -162,17 +206,25 @@ class Strategy:
     interval: str
     type: str
     parameters: dict[str, Any]
-    size: Decimal
+    size: Decimal | None
     mode: str
     status: str
     created_at: str
     updated_at: str
     status_reason: str | None = None
+    settings: TradingSettings = field(default_factory=TradingSettings)
     live_position: Decimal = Decimal(0)
     paper_position: Decimal = Decimal(0)
     last_close: int | None = None
     key_failures: int = 0
     pending: PendingOrder | None = None
+    # Runner state of issue 13: the signal that may not re-open a position closed outside the
+    # strategy, the protective orders wanted/armed for the live position, and the last own fill.
+    reentry_block: str | None = None
+    protective: dict[str, Any] | None = None
+    last_fill_ms: int | None = None
+    paper_book: dict[str, Any] | None = None  # klineo.runner.paper: entry_price, gross_pnl, fees
+    live_book: dict[str, Any] | None = None  # klineo.runner.pnl: entry_price, realised_pnl, fees
 
     @property
     def active(self) -> bool:
@@ -194,6 +246,7 @@ class Strategy:
             "updated_at": self.updated_at, "live_position": self.live_position,
             "paper_position": self.paper_position, "key_failures": self.key_failures,
             "status_reason": self.status_reason or None, "last_close": self.last_close,
+            **self.settings.as_attrs(),
         })}
         if self.active:
             pk, sk = active_index_keys(self.interval, self.environment, self.symbol, self.strategy_id)
@@ -214,17 +267,23 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
         interval=str(data["interval"]),
         type=str(data["type"]),
         parameters=_integral(dict(data.get("parameters") or {})),
-        size=Decimal(data["size"]),
+        size=Decimal(data["size"]) if data.get("size") is not None else None,
         mode=str(data["mode"]),
         status=str(data["status"]),
         created_at=str(data["created_at"]),
         updated_at=str(data["updated_at"]),
         status_reason=data.get("status_reason"),
+        settings=TradingSettings.from_data(data),
         live_position=Decimal(data.get("live_position", 0)),
         paper_position=Decimal(data.get("paper_position", 0)),
         last_close=int(data["last_close"]) if data.get("last_close") is not None else None,
         key_failures=int(data.get("key_failures", 0)),
         pending=PendingOrder.from_value(pending) if pending else None,
+        reentry_block=data.get("reentry_block"),
+        protective=_integral(dict(data["protective"])) if data.get("protective") else None,
+        paper_book=dict(data["paper_book"]) if data.get("paper_book") else None,
+        live_book=dict(data["live_book"]) if data.get("live_book") else None,
+        last_fill_ms=int(data["last_fill_ms"]) if data.get("last_fill_ms") is not None else None,
     )
 
 
@@ -256,11 +315,11 @@ def update_settings(
     *,
     changes: Mapping[str, Any],
 ) -> Strategy:
-    """Apply user-chosen settings (type, parameters, size, mode, status, status_reason) in ONE UpdateItem.
+    """Apply the user's choices (type, parameters, sizing, mode, status, trading settings) in ONE UpdateItem.
 
     Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
     """
-    allowed = {"type", "parameters", "size", "mode", "status", "status_reason"}
+    allowed = {"type", "parameters", "size", "mode", "status", "status_reason", *SETTING_NAMES}
     update = Update.of_changes(changes, allowed, {"updated_at": now_iso()})
     status = changes.get("status", current.status)
     if status == ACTIVE:

@@ -1,0 +1,23 @@
+"""GET /strategies/{id}/runs: a page of one of the caller's strategies' runs, newest candle first."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from klineo.api import build_resolver, current_user_id
+from klineo.models.strategies import PageQuery, RunPageResponse
+from klineo.observability import logger, metrics, tracer
+from klineo.services.strategies import list_strategy_runs
+
+app = build_resolver()
+
+
+@app.get("/strategies/<strategy_id>/runs")
+def strategy_runs(strategy_id: str, query: Annotated[PageQuery, Query()]) -> RunPageResponse:
+    return list_strategy_runs(current_user_id(app), strategy_id, query)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,67 @@
+"""POST /strategies/{id}/run: the strategy's turn on its latest closed candle, now, exactly once.
+
+The on-demand run is the scheduled tick's own code (``run_strategy`` on a one-strategy message),
+so it shares everything that makes a candle run once: the run record (a conditional put per
+(strategy, candle)), ``last_close``, the pending-order claim and the clientOrderId
+``client_order_id(S, C)``. Whichever of the on-demand call and the scheduled tick for candle C comes
+second finds C done and changes nothing; the call then answers with the run C already has.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from klineo.errors import KlineoError
+from klineo.runner.candles import closed_candles
+from klineo.runner.execution import StrategyResult, TickContext, run_strategy
+from klineo.runner.messages import StrategyRef, WorkMessage
+from klineo.runner.worker import strategy_lookback
+from klineo.store.runs import Run, get_run
+from klineo.store.strategies import Strategy
+from klineo.strategies import INTERVALS_MS
+
+__all__ = ["CLOCK", "OnDemandResult", "latest_close", "run_now"]
+
+# The on-demand run's wall clock (epoch seconds); tests pin it to one minute.
+CLOCK: Callable[[], float] = time.time
+
+
+def latest_close(interval: str, now_ms: int) -> int:
+    """Close time (epoch ms) of the latest closed candle of ``interval`` at ``now_ms``."""
+    length = INTERVALS_MS[interval]
+    return now_ms // length * length - 1
+
+
+@dataclass(frozen=True)
+class OnDemandResult:
+    """The candle evaluated, how this call's turn ended, and its run (this call's or the first's)."""
+
+    close_time: int
+    result: StrategyResult
+    run: Run | None
+
+
+def run_now(
+    strategy: Strategy, deadline_ms: int, *, clock: Callable[[], float] | None = None,
+) -> OnDemandResult:
+    """Run ``strategy`` (read strongly consistent) on its latest closed candle; see the module doc."""
+    clock = clock or CLOCK
+    now_ms = int(clock() * 1000)
+    close_time = latest_close(strategy.interval, now_ms)
+    ref = StrategyRef(user_id=strategy.user_id, strategy_id=strategy.strategy_id)
+    message = WorkMessage(
+        tick=now_ms, environment=strategy.environment, symbol=strategy.symbol, interval=strategy.interval,
+        close_time=close_time, strategies=[ref],
+    )
+    try:
+        group = closed_candles(strategy.environment, strategy.symbol, strategy.interval, close_time,
+                               strategy_lookback(strategy), clock=clock)
+        ctx = TickContext(message=message, group=group, deadline_ms=deadline_ms, clock=clock)
+    except KlineoError as exc:
+        if exc.retryable or exc.field != "symbol":
+            raise
+        ctx = TickContext(message=message, group=None, deadline_ms=deadline_ms, group_error=exc, clock=clock)
+    result = run_strategy(strategy, ctx)
+    return OnDemandResult(close_time, result, get_run(strategy.strategy_id, close_time))

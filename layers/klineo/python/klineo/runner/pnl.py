@@ -1,0 +1,88 @@
+"""A strategy's PnL: realised from its fills (fees included) and unrealised at the mark, paper and live.
+
+Paper: the ``simulation.Ledger`` of ``klineo.runner.paper`` (the backtest's ledger: same fees,
+same slippage). Live: what Binance did. When a live order settles, its fills are read back
+(GET /fapi/v1/userTrades with the orderId, weight 5, facts §8) and their ``realizedPnl`` and
+``commission`` (USDT) are added to the strategy's ``live_book`` in the same conditional write that
+settles the order, so each order counts once. The book's ``entry_price`` is the average entry of
+the strategy's own position (``moved_entry``), from which the unrealised PnL at the mark follows:
+``(mark - entry_price) x position``. A commission paid in another asset (BNB) is not converted: it
+is left out of ``fees`` and counted in ``fees_other_assets``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import Credentials, Market, get_client
+from klineo.binance.endpoints import futures_user_trades
+from klineo.runner.paper import ledger_of
+from klineo.store.strategies import Strategy
+from klineo.strategies.simulation import fee
+
+__all__ = ["live_book_after", "moved_entry", "strategy_pnl"]
+
+_ZERO = Decimal(0)
+
+
+def moved_entry(position: Decimal, entry: Decimal, signed_fill: Decimal, price: Decimal) -> Decimal:
+    """The average entry after a fill: averaged when adding, kept when reducing, reset when flat/flipped."""
+    after = position + signed_fill
+    if after == 0:
+        return _ZERO
+    if position == 0 or (after > 0) != (position > 0):
+        return price
+    if abs(after) > abs(position):
+        return (entry * abs(position) + price * abs(signed_fill)) / abs(after)
+    return entry
+
+
+def _fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int) -> tuple[Decimal, Decimal, int]:
+    client, creds = client_creds
+    realised, fees, other = _ZERO, _ZERO, 0
+    for row in futures_user_trades(client, creds, symbol, order_id):
+        realised += Decimal(str(row.get("realizedPnl", "0")))
+        if str(row.get("commissionAsset", "USDT")) == "USDT":
+            fees += Decimal(str(row.get("commission", "0")))
+        else:
+            other += 1
+    return realised, fees, other
+
+
+def live_book_after(
+    strategy: Strategy, creds: Credentials, order_id: int | None, signed_fill: Decimal, price: Decimal,
+    position_before: Decimal,
+) -> dict[str, Any]:
+    """The strategy's live book once this order's fills are in (Binance's realizedPnl and commission)."""
+    book = dict(strategy.live_book or {})
+    entry = Decimal(str(book.get("entry_price", 0)))
+    client = get_client(Market.FUTURES, strategy.environment)
+    if order_id is not None:
+        realised, fees, other = _fills((client, creds), strategy.symbol, order_id)
+    else:  # no order id to look up: estimate with the taker fee, the PnL from our own entry price
+        closed = min(abs(signed_fill), abs(position_before)) if signed_fill * position_before < 0 else _ZERO
+        direction = 1 if position_before > 0 else -1
+        realised, fees, other = (price - entry) * closed * direction, fee(signed_fill, price), 0
+    return {
+        "entry_price": moved_entry(position_before, entry, signed_fill, price),
+        "realised_pnl": Decimal(str(book.get("realised_pnl", 0))) + realised - fees,
+        "fees": Decimal(str(book.get("fees", 0))) + fees,
+        "fees_other_assets": int(book.get("fees_other_assets", 0)) + other,
+    }
+
+
+def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal | None]:
+    """realised_pnl (fees included), fees, entry_price, unrealised_pnl at ``mark``, current mode."""
+    if strategy.mode == "paper":
+        ledger = ledger_of(strategy)
+        realised, fees = ledger.realised_pnl, ledger.fees
+        entry, position = ledger.entry_price, ledger.position
+    else:
+        book = strategy.live_book or {}
+        realised = Decimal(str(book.get("realised_pnl", 0)))
+        fees = Decimal(str(book.get("fees", 0)))
+        entry, position = Decimal(str(book.get("entry_price", 0))), strategy.live_position
+    unrealised = (mark - entry) * position if mark is not None and position != 0 and entry else None
+    return {"realised_pnl": realised, "fees": fees, "entry_price": entry if position else None,
+            "unrealised_pnl": _ZERO if position == 0 else unrealised, "mark_price": mark}

@@ -1,0 +1,127 @@
+"""The exchange's truth for live strategies: positions read once per worker batch, and why one vanished.
+
+A live strategy believes it holds ``live_position`` (its own fills). Binance may have closed it
+since: by hand (web app, API), by a protective stop-loss/take-profit, by liquidation or by ADL.
+Before a live strategy acts on its belief, the runner reads the account's position on the symbol
+(GET /fapi/v3/positionRisk, weight 5, one-way mode: positionSide BOTH) and:
+
+- belief 0: nothing to check (a position the strategy did not open is not its business);
+- the exchange holds less than the belief on the same side, nothing, or the other side: the
+  strategy's position was closed (wholly or in part) outside it. The runner appends ONE
+  ``position_closed`` event for the candle with its cause, sets the belief to what is left (0 when
+  gone), and only then decides. It never sends a reduce order into nothing, and never doubles on a
+  stale belief. After a full close the signal that opened the position does not re-open it: the
+  strategy waits for its signal to change (``klineo.runner.trading.apply_direction``).
+- Cause (facts §8): a forced order (GET /fapi/v1/forceOrders, weight 20, only on a mismatch, from
+  the strategy's last own fill on) with clientOrderId ``autoclose-…`` is a liquidation,
+  ``adl_autoclose`` an ADL; otherwise "protective" when the strategy had protective orders armed,
+  else "manual".
+
+Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §12). The goal is
+10,000 strategies over 100 markets. Reading every strategy's position every minute would cost
+10,000 x 5 = 50,000 weight a minute: twenty times the budget. So the runner reads
+- once per connection per worker batch: GET /fapi/v3/positionRisk without a symbol costs the same
+  5 and answers for every symbol of the account, so all strategies of one connection in a batch
+  share one read (``PositionBook``);
+- only for LIVE strategies with a non-zero belief, and only where it matters: when the decision
+  would send an order (the order must not be built on a stale position) or when the strategy has
+  protective orders (a triggered stop must be recorded at the next tick). A strategy that holds
+  without protective orders is not read: its closed position is seen before its next order.
+Paper strategies never read (their simulated position is the truth).
+With mixed intervals (about 700 evaluations a minute at an average 15m interval) and one order in
+20 evaluations, that is about 35 reads (175 weight) plus one per connection with a protected
+position, next to about 200 weight of klines for 100 markets: inside the budget. The worst case
+(every strategy on 1m, protected, on its own connection) does not fit: the client's weight limiter
+(``klineo.binance.ratelimit``) then delays calls into the next window, and a read that cannot be
+made in the invocation's time fails the message for redelivery (nothing is sent on an unverified
+position). ``bench/runner_tick.py`` reports the reads and their weight per tick.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from klineo.binance import Market, get_client
+from klineo.binance.endpoints import futures_force_orders, futures_position_risk
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.store.connections import Connection, connection_credentials
+
+__all__ = [
+    "FORCE_ORDERS_WEIGHT",
+    "POSITION_READ_WEIGHT",
+    "PositionBook",
+    "closing_cause",
+    "position_left",
+]
+
+POSITION_READ_WEIGHT = 5
+FORCE_ORDERS_WEIGHT = 20
+
+
+@dataclass
+class _Entry:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    amounts: dict[str, Decimal] | None = None
+
+
+class PositionBook:
+    """One worker batch's positions, read lazily once per connection and shared by its strategies."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self.reads = 0
+        self.weight = 0
+
+    def _entry(self, connection: Connection) -> _Entry:
+        with self._lock:
+            return self._entries.setdefault((connection.user_id, connection.connection_id), _Entry())
+
+    def amount(self, connection: Connection, symbol: str) -> Decimal:
+        """The account's one-way position on ``symbol`` (0 when none); KlineoError when unreadable."""
+        entry = self._entry(connection)
+        with entry.lock:
+            if entry.amounts is None:
+                entry.amounts = self._read(connection)
+            return entry.amounts.get(symbol, Decimal(0))
+
+    def _read(self, connection: Connection) -> dict[str, Decimal]:
+        client = get_client(Market.FUTURES, connection.environment)
+        rows = futures_position_risk(client, connection_credentials(connection))
+        with self._lock:
+            self.reads += 1
+            self.weight += POSITION_READ_WEIGHT
+        amounts: dict[str, Decimal] = {}
+        try:
+            for row in rows:
+                if str(row.get("positionSide", "BOTH")) == "BOTH":
+                    amounts[str(row["symbol"])] = Decimal(str(row["positionAmt"]))
+        except (KeyError, ArithmeticError, TypeError):
+            raise KlineoError(ErrorCategory.OTHER, "Binance sent an unreadable position list") from None
+        return amounts
+
+
+def position_left(belief: Decimal, exchange: Decimal) -> Decimal | None:
+    """What is left of the strategy's ``belief`` given the account's position; None when it stands."""
+    if belief == 0:
+        return None
+    if exchange == 0 or (exchange > 0) != (belief > 0):
+        return Decimal(0)
+    if abs(exchange) < abs(belief):
+        return exchange
+    return None
+
+
+def closing_cause(connection: Connection, symbol: str, since_ms: int | None, protective_armed: bool) -> str:
+    """liquidation, adl, protective or manual: who closed the position (see the module doc)."""
+    client = get_client(Market.FUTURES, connection.environment)
+    forced = futures_force_orders(client, connection_credentials(connection), symbol, since_ms)
+    for order in reversed(forced):
+        client_id = str(order.get("clientOrderId", ""))
+        if client_id.startswith("autoclose-"):
+            return "liquidation"
+        if client_id == "adl_autoclose":
+            return "adl"
+    return "protective" if protective_armed else "manual"

@@ -1,0 +1,170 @@
+"""A strategy's append-only event log (pk=STRAT#<id>, sk=EVT#<at ms>#<step>#<kind>#<tag>), with a ``ttl``.
+
+What the runner and the API saw and did, one item per event, never updated:
+
+    position_closed   the exchange no longer holds the position the strategy believed (cause:
+                      liquidation, adl, protective, manual), or a paper stop-loss/take-profit
+    signal            a decision on a closed candle (signal, reason, indicators)
+    risk_block        the risk gate refused the order (``gate`` names it); nothing was sent
+    order_submit      a live order claimed and sent (or a paper order simulated)
+    order_fill        what filled (quantity, average price, fee)
+    protective_placed / protective_triggered / error / paused / resumed
+
+Exactly once: an event of a candle has a key derived from (candle close time, kind, tag), and
+is written with ``attribute_not_exists(sk)``, so a redelivered message or a second attempt at the
+same candle appends nothing more. Events without a candle (paused, resumed by the user) carry the
+time they happened and a random tag. The step number in the key orders the events of one candle
+as they happen (a position seen closed before the signal, the signal before its order).
+
+Retention: ``ttl`` = now + ``EVENT_RETENTION_DAYS`` (template parameter ``EventRetentionDays``,
+default 90); runs use the same retention (``klineo.store.runs``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from klineo.settings import get_settings
+from klineo.store import aws
+from klineo.store.dynamo import conditional_write, from_attr, to_item
+from klineo.store.strategies import now_iso
+
+__all__ = [
+    "EVENT_KINDS",
+    "EventPage",
+    "StrategyEvent",
+    "append_event",
+    "decode_cursor",
+    "encode_cursor",
+    "list_events",
+    "query_page",
+    "retention_ttl",
+]
+
+# The kinds, in the order they happen within one candle (the key's step number).
+EVENT_KINDS = ("position_closed", "protective_triggered", "signal", "risk_block", "order_submit",
+               "order_fill", "protective_placed", "error", "paused", "resumed")
+_PREFIX = "EVT#"
+
+
+def retention_ttl(now_s: float | None = None) -> int:
+    """The ``ttl`` (epoch seconds) of an item written now: the configured retention from now."""
+    now_s = time.time() if now_s is None else now_s
+    return int(now_s) + get_settings().event_retention_days * 86_400
+
+
+@dataclass(frozen=True)
+class StrategyEvent:
+    """One entry of a strategy's log; ``details`` holds plain strings, numbers and small maps."""
+
+    strategy_id: str
+    user_id: str
+    kind: str
+    at_ms: int
+    details: dict[str, Any] = field(default_factory=dict)
+    close_time: int | None = None
+    tag: str = ""
+    created_at: str = ""
+
+    @property
+    def sort_key(self) -> str:
+        """``EVT#<at ms, 13 digits>#<step>#<kind>#<tag>``: time order, then the order within a candle."""
+        step = EVENT_KINDS.index(self.kind)
+        return f"{_PREFIX}{self.at_ms:013d}#{step:02d}#{self.kind}#{self.tag}"
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB item, with its ttl."""
+        return {"pk": {"S": f"STRAT#{self.strategy_id}"}, "sk": {"S": self.sort_key}, **to_item({
+            "entity": "event", "strategy_id": self.strategy_id, "user_id": self.user_id, "kind": self.kind,
+            "at_ms": self.at_ms, "close_time": self.close_time, "tag": self.tag, "details": self.details,
+            "created_at": self.created_at or now_iso(), "ttl": retention_ttl(),
+        })}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> StrategyEvent:
+        """An event from its raw item (whole numbers back as int)."""
+        data = {k: from_attr(v) for k, v in item.items()}
+        return cls(
+            strategy_id=str(data["strategy_id"]), user_id=str(data["user_id"]), kind=str(data["kind"]),
+            at_ms=int(data["at_ms"]), details=_plain(data.get("details") or {}),
+            close_time=int(data["close_time"]) if data.get("close_time") is not None else None,
+            tag=str(data.get("tag", "")), created_at=str(data.get("created_at", "")),
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "to_integral_value"):
+        return int(value) if value == value.to_integral_value() else str(value)
+    return value
+
+
+def append_event(event: StrategyEvent) -> bool:
+    """Append ``event`` once; False when an event with its key is already there (a repeat)."""
+    if event.kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {event.kind!r}")
+    if event.close_time is None and not event.tag:
+        event = StrategyEvent(**{**event.__dict__, "tag": uuid.uuid4().hex[:12]})
+    return conditional_write(
+        aws.dynamodb().put_item, TableName=get_settings().data_table, Item=event.to_item(),
+        ConditionExpression="attribute_not_exists(sk)",
+    )
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of a strategy's events (newest first) and the cursor of the next page, if any."""
+
+    events: list[StrategyEvent]
+    next_cursor: str | None
+
+
+def encode_cursor(last_key: Mapping[str, Any] | None) -> str | None:
+    """An opaque cursor from DynamoDB's LastEvaluatedKey (its sort key only; the pk is the caller's)."""
+    if not last_key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps({"sk": last_key["sk"]["S"]}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, prefix: str) -> str | None:
+    """The sort key a cursor names, or None when it is not one of ours (or not of this listing)."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        sk = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())["sk"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return sk if isinstance(sk, str) and sk.startswith(prefix) and len(sk) <= 200 else None
+
+
+def query_page(
+    strategy_id: str, prefix: str, limit: int, cursor_sk: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Items of the strategy's partition under ``prefix``, newest first, and the next page's cursor."""
+    request: dict[str, Any] = {
+        "TableName": get_settings().data_table,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": {"S": f"STRAT#{strategy_id}"}, ":prefix": {"S": prefix}},
+        "ScanIndexForward": False, "Limit": limit,
+    }
+    if cursor_sk is not None:
+        request["ExclusiveStartKey"] = {"pk": {"S": f"STRAT#{strategy_id}"}, "sk": {"S": cursor_sk}}
+    answer = aws.dynamodb().query(**request)
+    return answer.get("Items", []), encode_cursor(answer.get("LastEvaluatedKey"))
+
+
+def list_events(strategy_id: str, limit: int, cursor: str | None = None) -> EventPage:
+    """The strategy's events newest first, ``limit`` a page, after ``cursor`` (ValueError when not ours)."""
+    cursor_sk = decode_cursor(cursor, _PREFIX) if cursor else None
+    if cursor and cursor_sk is None:
+        raise ValueError("not a cursor of this listing")
+    items, next_cursor = query_page(strategy_id, _PREFIX, limit, cursor_sk)
+    return EventPage([StrategyEvent.from_item(item) for item in items], next_cursor)

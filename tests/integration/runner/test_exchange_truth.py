@@ -1,0 +1,282 @@
+"""Strategies on the exchange's truth (issue 13): protective levels, closes made elsewhere, the risk gate.
+
+Real dispatcher and worker handlers, moto, and the Binance simulator over loopback. Two candles are
+played by dispatching the previous minute's tick, then the current one. Signals are pinned with
+RSI levels no price path crosses: oversold 99.99 = always long, overbought 0.01 = always short.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import boto3
+from klineo.binance import endpoints, get_client, get_symbol_rules
+from klineo.runner.schedule import MINUTE_MS
+from klineo.settings import get_settings
+from klineo.store.connections import update_settings
+from klineo.store.events import list_events
+from klineo.store.strategies import update_settings as update_strategy
+from klineo.strategies.simulation import fee, protective_prices
+
+from tests.helpers import load_event, response_json, with_user
+from tests.integration.api.conftest import at_path
+from tests.integration.runner.conftest import ORDER_PATH
+
+USER = "user-runner-truth"
+ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
+ALWAYS_SHORT = {"period": 14, "oversold": 0.001, "overbought": 0.01}
+
+
+def _events(sid: str, kind: str) -> list:
+    return [e for e in list_events(sid, 100).events if e.kind == kind]
+
+
+def _orders(runner) -> list:
+    return runner.journal("POST", ORDER_PATH)
+
+
+def _two_candles(runner):
+    """Play the previous minute's candle now; return a function that plays the current one.
+
+    The ticks are dispatched at second 1 of their minute (as the scheduler does), so that the pinned
+    stale-candle clock never sees a candle superseded, whatever second the test starts at.
+    """
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.run_tick(now - MINUTE_MS)
+    return lambda: runner.run_tick(now)
+
+
+def _exchange_position(runner, symbol: str = "BTCUSDT") -> Decimal:
+    """The simulator's one-way position on ``symbol`` (read without a request)."""
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    return sum((p.amount for (name, _), p in state.positions.items() if name == symbol), Decimal(0))
+
+
+def test_live_entry_with_sl_tp_records_its_protective_levels_from_the_fill(runner) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % WHEN it enters THEN its protective levels come from the fill."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3")
+    runner.run_tick()
+
+    run = runner.runs(sid)[0]
+    assert run.status == "ordered" and run.order["side"] == "BUY"
+    fill = Decimal(run.order["average_price"])
+    protective = runner.stored(USER, sid).protective
+    sl, tp = protective_prices("BUY", fill, Decimal(2), Decimal(3))
+    assert Decimal(str(protective["stop_loss"])) == sl and Decimal(str(protective["take_profit"])) == tp
+    assert protective["mode"] == "live" and Decimal(str(protective["quantity"])) == Decimal("0.002")
+    kinds = [e.kind for e in reversed(list_events(sid, 50).events)]
+    assert kinds[:3] == ["signal", "order_submit", "order_fill"]
+    # Not armed until the lead wires klineo.services.protective (see _arm_protective): said, not hidden.
+    assert [e.details["what"] for e in _events(sid, "error")] == ["protective_not_armed"]
+
+
+def test_after_a_liquidation_the_next_tick_records_it_and_sends_no_reduce_order(runner) -> None:
+    """GIVEN a long live position WHEN Binance liquidates it THEN the next tick records position_closed
+    (liquidation), sets the position to 0 and sends no order at all."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2")
+    play_current = _two_candles(runner)
+    assert len(_orders(runner)) == 1 and runner.stored(USER, sid).live_position == Decimal("0.002")
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT")
+
+    play_current()
+
+    assert len(_orders(runner)) == 1  # the entry only: no reduce order into nothing, no re-entry
+    closed = _events(sid, "position_closed")
+    seen = [(e.details["cause"], e.details["position_before"], e.details["position_after"]) for e in closed]
+    assert seen == [("liquidation", "0.002", "0")]
+    stored = runner.stored(USER, sid)
+    assert stored.live_position == 0 and stored.protective is None and stored.reentry_block == "long"
+    assert runner.runs(sid)[0].status == "no_change"
+
+
+def test_after_a_manual_close_a_repeated_signal_does_not_open_again(runner) -> None:
+    """GIVEN a long live position closed by hand WHEN the long signal repeats THEN no second order."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    play_current = _two_candles(runner)
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="SELL", quantity="0.002")
+
+    play_current()
+
+    assert len(_orders(runner)) == 1
+    assert runner.runs(sid)[0].status == "no_change"
+    assert _exchange_position(runner) == 0
+    # Holding without protective orders reads nothing (the weight budget): the close is seen, and
+    # recorded, before the strategy's next order.
+    assert _events(sid, "position_closed") == []
+
+
+def test_after_a_manual_close_a_flipped_signal_opens_once_not_double(runner) -> None:
+    """GIVEN a long position closed by hand WHEN the signal turns short THEN position_closed (manual) and
+    ONE sell of the size (not twice the size on the stale belief)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    play_current = _two_candles(runner)
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="SELL", quantity="0.002")
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+
+    play_current()
+
+    run = runner.runs(sid)[0]
+    assert run.status == "ordered" and run.order["side"] == "SELL"
+    assert run.order["executed_quantity"] == "0.002" and run.position_before == 0
+    assert [e.details["cause"] for e in _events(sid, "position_closed")] == ["manual"]
+    assert runner.stored(USER, sid).live_position == Decimal("-0.002")
+    assert _exchange_position(runner) == Decimal("-0.002")
+
+
+def test_an_over_limit_order_is_a_risk_block_event_with_nothing_sent(runner) -> None:
+    """GIVEN max_notional_usdt 10 WHEN a live strategy wants ~140 USDT THEN a risk_block naming the gate."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_notional_usdt": Decimal("10")})
+    sid = runner.strategy(USER, connection, type="rsi_threshold", parameters=ALWAYS_LONG)
+
+    runner.run_tick()
+
+    assert _orders(runner) == []
+    blocks = _events(sid, "risk_block")
+    assert [e.details["gate"] for e in blocks] == ["max_notional_usdt"]
+    assert runner.runs(sid)[0].skip_reason == "max_notional_usdt"
+
+
+def test_quote_sizing_and_long_only_direction(runner) -> None:
+    """GIVEN quote_size_usdt 300 and direction long WHEN the signal is short THEN flat (nothing sent);
+    WHEN long THEN the quantity is 300 USDT / close, rounded down to the step."""
+    connection = runner.connection(USER)
+    shorted = runner.strategy(USER, connection, type="rsi_threshold", parameters=ALWAYS_SHORT, size=None,
+                              quote_size_usdt="300", direction="long")
+    longed = runner.strategy(USER, connection, symbol="ETHUSDT", type="rsi_threshold", parameters=ALWAYS_LONG,
+                             size=None, quote_size_usdt="300", direction="long")
+    runner.run_tick()
+
+    assert runner.runs(shorted)[0].status == "no_change" and runner.runs(shorted)[0].target_position == 0
+    run = runner.runs(longed)[0]
+    client = get_client("futures", "production")
+    close = endpoints.klines(client, "ETHUSDT", "1m", limit=2, end_time=run.close_time)[-1].close
+    expected = get_symbol_rules(client, "ETHUSDT").round_quantity(Decimal(300) / close, market_order=True)
+    assert run.status == "ordered" and Decimal(run.order["executed_quantity"]) == expected
+    assert len(_orders(runner)) == 1
+
+
+def _user_trades(runner, symbol: str = "BTCUSDT") -> list[dict]:
+    """The simulator's userTrades rows of the demo account (what Binance says was filled and paid)."""
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    return [t.as_dict() for t in state.trades if t.order.symbol == symbol]
+
+
+def _get(runner, sid: str) -> dict:
+    event = at_path(load_event("strategy_get"), f"/strategies/{sid}", id=sid)
+    response = runner.invoke("strategy_get", with_user(event, USER))
+    assert response["statusCode"] == 200, response["body"]
+    return response_json(response)
+
+
+def test_live_pnl_is_binances_realised_pnl_net_of_its_commission(runner) -> None:
+    """GIVEN a live long entry and its exit (long-only, signal turns short) WHEN GET THEN realised PnL =
+    sum(realizedPnl) - sum(commission) of Binance's fills, fees = the commissions, nothing open."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long")
+    play_current = _two_candles(runner)
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+    play_current()
+
+    assert [r.order["side"] for r in reversed(runner.runs(sid))] == ["BUY", "SELL"]
+    trades = _user_trades(runner)
+    fees = sum(Decimal(t["commission"]) for t in trades)
+    realised = sum(Decimal(t["realizedPnl"]) for t in trades) - fees
+    pnl = _get(runner, sid)["pnl"]
+    places = Decimal("0.00000001")
+    assert Decimal(pnl["realised_pnl"]) == realised.quantize(places)
+    assert Decimal(pnl["fees"]) == fees.quantize(places)
+    assert Decimal(pnl["unrealised_pnl"]) == 0 and pnl["entry_price"] is None
+
+
+def test_paper_pnl_pays_the_taker_fee_and_marks_the_open_position(runner) -> None:
+    """GIVEN a paper long entry WHEN GET THEN realised = -fee, unrealised = (mark - fill) x size."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          mode="paper")
+    runner.run_tick()
+    fill = Decimal(runner.runs(sid)[0].order["average_price"])
+    runner.sim.set_mark_price("BTCUSDT", 70_000)
+
+    pnl = _get(runner, sid)["pnl"]
+
+    assert Decimal(pnl["fees"]) == fee(Decimal("0.002"), fill).quantize(Decimal("0.00000001"))
+    assert Decimal(pnl["realised_pnl"]) == -Decimal(pnl["fees"])
+    assert Decimal(pnl["entry_price"]) == fill.quantize(Decimal("0.00000001"))
+    expected = ((Decimal(70_000) - fill) * Decimal("0.002")).quantize(Decimal("0.00000001"))
+    assert Decimal(pnl["unrealised_pnl"]) == expected and Decimal(pnl["mark_price"]) == 70_000
+
+
+def _seed_paper_position(user: str, sid: str, protective: dict) -> None:
+    """Runner state as a paper entry at 60000 leaves it: 0.002 long, its book and protective levels."""
+    from klineo.store.dynamo import Update
+    from klineo.store.runs import set_protective
+    from klineo.store.strategies import strategy_key
+
+    book = {"entry_price": Decimal(60_000), "gross_pnl": Decimal(0), "fees": Decimal(0)}
+    update = Update(sets={"paper_position": Decimal("0.002"), "paper_book": book})
+    key = strategy_key(user, sid)
+    boto3.client("dynamodb").update_item(TableName=get_settings().data_table, Key=key, **update.request())
+    set_protective(user, sid, protective)
+
+
+def test_a_paper_stop_reached_by_the_candle_closes_the_position_before_deciding(runner) -> None:
+    """GIVEN a paper long whose stop-loss is above any price WHEN the next candle runs THEN
+    protective_triggered, position_closed (stop_loss), flat with the exit fee booked, no re-entry."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          mode="paper")
+    _seed_paper_position(USER, sid, {"mode": "paper", "stop_loss": Decimal(10**9), "entry_side": "BUY"})
+
+    runner.run_tick()
+
+    assert [e.details["reason"] for e in _events(sid, "protective_triggered")] == ["stop_loss"]
+    assert [e.details["cause"] for e in _events(sid, "position_closed")] == ["stop_loss"]
+    stored = runner.stored(USER, sid)
+    assert stored.paper_position == 0 and stored.reentry_block == "long" and stored.protective is None
+    assert Decimal(str(stored.paper_book["fees"])) > 0
+    assert runner.runs(sid)[0].status == "no_change" and runner.journal("POST") == []
+
+
+def test_percent_sizing_takes_the_percent_of_the_available_usdt_times_leverage(runner) -> None:
+    """GIVEN size_pct 1 and leverage 2 WHEN a live long enters THEN quantity = 1 % of availableBalance x 2 /
+    close, rounded down to the step, and 2x is set on the symbol."""
+    from klineo.binance import Credentials, KeyType
+    from klineo.binance.endpoints import futures_balance
+
+    account = runner.sim.account("futures-full")
+    creds = Credentials(api_key=account.api_key, secret=account.secret, key_type=KeyType.HMAC)
+    client = get_client("futures", "production")
+    usdt = next(row for row in futures_balance(client, creds) if row["asset"] == "USDT")
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          size=None, size_pct="1", leverage=2)
+
+    runner.run_tick()
+
+    run = runner.runs(sid)[0]
+    close = endpoints.klines(client, "BTCUSDT", "1m", limit=2, end_time=run.close_time)[-1].close
+    wanted = Decimal(usdt["availableBalance"]) * Decimal("0.01") * 2 / close
+    expected = get_symbol_rules(client, "BTCUSDT").round_quantity(wanted, market_order=True)
+    assert run.status == "ordered" and Decimal(run.order["executed_quantity"]) == expected
+    state = runner.sim.state.futures.state_for(account, time.time() * 1000)
+    assert state.leverage["BTCUSDT"] == 2
+
+
+def test_strategies_of_one_connection_share_one_position_read_per_batch(runner) -> None:
+    """GIVEN two protected live positions of one connection on two symbols WHEN the next tick runs in one
+    worker batch THEN ONE positionRisk read (weight 5) serves both, and both positions stand."""
+    connection = runner.connection(USER)
+    sids = [runner.strategy(USER, connection, symbol=symbol, size=size, type="rsi_threshold",
+                            parameters=ALWAYS_LONG, stop_loss_pct="5")
+            for symbol, size in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.05"))]
+    play_current = _two_candles(runner)
+    runner.sim.clear_journal()
+
+    tick = play_current()
+
+    assert len(tick.responses) == 1  # both messages in one worker invocation
+    reads = runner.journal("GET", "/fapi/v3/positionRisk")
+    assert len(reads) == 1 and reads[0].weight == 5
+    assert [runner.stored(USER, sid).live_position for sid in sids] == [Decimal("0.002"), Decimal("0.05")]
+    assert [_events(sid, "position_closed") for sid in sids] == [[], []]

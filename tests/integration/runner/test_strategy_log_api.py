@@ -1,0 +1,94 @@
+"""GET /strategies/{id}/events and /runs: the strategy's log and runs, paged by cursor, owner only."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from klineo.runner.schedule import MINUTE_MS
+
+from tests.helpers import load_event, response_json, with_user
+from tests.integration.api.conftest import at_path
+
+USER = "user-log-0000-4000-8000-00000000000a"
+OTHER = "user-log-0000-4000-8000-00000000000b"
+
+
+def _page(runner, name: str, user: str, strategy_id: str, **query: Any) -> dict[str, Any]:
+    """GET /strategies/{id}/<name> with ``query`` through its handler and its events/ file."""
+    route = name.removeprefix("strategy_")
+    event = at_path(load_event(name), f"/strategies/{strategy_id}/{route}", id=strategy_id)
+    event["queryStringParameters"] = {k: str(v) for k, v in query.items()} or None
+    event["rawQueryString"] = urlencode(query)
+    return runner.invoke(name, with_user(event, user))
+
+
+def _all_pages(runner, name: str, key: str, strategy_id: str) -> list[dict[str, Any]]:
+    """Every item of a listing, following next_cursor two at a time."""
+    found, cursor = [], None
+    while True:
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        response = _page(runner, name, USER, strategy_id, **query)
+        assert response["statusCode"] == 200, response["body"]
+        body = response_json(response)
+        assert len(body[key]) <= 2
+        found.extend(body[key])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def _paper_strategy_over_two_candles(runner) -> str:
+    sid = runner.strategy(USER, runner.connection(USER), mode="paper")
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000  # second 1, as the scheduler ticks
+    runner.run_tick(now - MINUTE_MS)
+    runner.run_tick(now)
+    return sid
+
+
+def test_events_page_by_cursor_newest_first_without_gaps_or_repeats(runner) -> None:
+    """GIVEN a paper strategy run on two candles WHEN its events are read two at a time THEN every event once,
+    newest first, and the signal of each candle before its order."""
+    sid = _paper_strategy_over_two_candles(runner)
+    events = _all_pages(runner, "strategy_events", "events", sid)
+    whole = response_json(_page(runner, "strategy_events", USER, sid, limit=100))["events"]
+    assert events == whole and len(events) >= 4
+    assert [e["at"] for e in events] == sorted((e["at"] for e in events), reverse=True)
+    first_candle = [e["kind"] for e in reversed(events) if e["at"] == events[-1]["at"]]
+    assert first_candle == ["signal", "order_submit", "order_fill"]
+    fill = next(e for e in reversed(events) if e["kind"] == "order_fill")
+    assert fill["details"]["simulated"] is True and float(fill["details"]["fee"]) > 0
+
+
+def test_runs_page_by_cursor(runner) -> None:
+    """GIVEN runs on two candles WHEN read one page of 2 THEN both, newest first, and no next page."""
+    sid = _paper_strategy_over_two_candles(runner)
+    runs = _all_pages(runner, "strategy_runs", "runs", sid)
+    assert len(runs) == 2 and runs[0]["close_time"] - runs[1]["close_time"] == MINUTE_MS
+
+
+def test_a_cursor_that_is_not_ours_is_a_400_naming_cursor(runner) -> None:
+    """GIVEN a made-up or a runs cursor WHEN listing events THEN 400 naming the field cursor, no echo."""
+    sid = _paper_strategy_over_two_candles(runner)
+    runs_cursor = response_json(_page(runner, "strategy_runs", USER, sid, limit=1))["next_cursor"]
+    for cursor in ("bm90LWEtY3Vyc29y", runs_cursor):
+        response = _page(runner, "strategy_events", USER, sid, cursor=cursor)
+        assert response["statusCode"] == 400
+        body = response_json(response)
+        assert body["error"]["field"] == "cursor" and cursor not in response["body"]
+
+
+def test_another_users_strategy_log_is_404(runner) -> None:
+    """GIVEN Alice's strategy WHEN Bob reads its events or runs THEN 404 for both."""
+    sid = runner.strategy(USER, runner.connection(USER), mode="paper")
+    for name in ("strategy_events", "strategy_runs"):
+        assert _page(runner, name, OTHER, sid)["statusCode"] == 404
+
+
+def test_a_limit_out_of_range_is_a_422_naming_limit(runner) -> None:
+    """GIVEN limit=0 or 101 WHEN listing THEN 422 (a validation error) naming limit."""
+    sid = runner.strategy(USER, runner.connection(USER), mode="paper")
+    for limit in (0, 101):
+        response = _page(runner, "strategy_events", USER, sid, limit=limit)
+        assert response["statusCode"] == 422 and "limit" in response["body"]

@@ -1,0 +1,56 @@
+"""The strategy event log on moto: appended once per candle and kind, newest first, cursors of its own."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+from klineo.store.events import StrategyEvent, append_event, decode_cursor, encode_cursor, list_events
+
+C = 1_740_067_379_999  # a 1m candle close time
+
+
+def event(kind: str, close_time: int | None = C, **details) -> StrategyEvent:
+    """An event of strategy s1 by user u."""
+    at = close_time or int(time.time() * 1000)
+    return StrategyEvent("s" * 32, "u", kind, at, details, close_time=close_time)
+
+
+def test_an_event_of_a_candle_is_appended_once(aws) -> None:
+    """GIVEN the same candle's signal appended twice (a redelivery) THEN one event; the second says so."""
+    assert append_event(event("signal", signal="long")) is True
+    assert append_event(event("signal", signal="long")) is False
+    assert [e.kind for e in list_events("s" * 32, 10).events] == ["signal"]
+
+
+def test_events_of_a_candle_list_in_the_order_they_happen_newest_candle_first(aws) -> None:
+    """GIVEN a fill, a signal and an older candle's signal THEN newest candle first, fill before signal."""
+    for item in (event("order_fill"), event("signal"), event("signal", C - 60_000)):
+        append_event(item)
+    listed = [(e.at_ms, e.kind) for e in list_events("s" * 32, 10).events]
+    assert listed == [(C, "order_fill"), (C, "signal"), (C - 60_000, "signal")]
+
+
+def test_events_without_a_candle_are_each_kept(aws) -> None:
+    """GIVEN two user pauses at once THEN two events (a random tag keeps them apart)."""
+    now = int(time.time() * 1000)
+    for _ in range(2):
+        append_event(StrategyEvent("s" * 32, "u", "paused", now, {"by": "user"}))
+    assert [e.kind for e in list_events("s" * 32, 10).events] == ["paused", "paused"]
+
+
+def test_events_expire_after_the_retention(aws) -> None:
+    """GIVEN an event THEN its ttl is EVENT_RETENTION_DAYS (90) from now."""
+    append_event(event("signal"))
+    items = boto3.client("dynamodb").scan(TableName=aws.refs["DataTable"])["Items"]
+    ttl = int(next(i for i in items if i["sk"]["S"].startswith("EVT#"))["ttl"]["N"])
+    assert abs(ttl - (time.time() + 90 * 86_400)) < 60
+
+
+def test_a_cursor_names_only_keys_of_its_own_listing() -> None:
+    """A cursor round-trips its sort key; a runs key, garbage or a huge value is not an events cursor."""
+    cursor = encode_cursor({"pk": {"S": "STRAT#x"}, "sk": {"S": "EVT#0001#02#signal#"}})
+    assert decode_cursor(cursor, "EVT#") == "EVT#0001#02#signal#"
+    assert decode_cursor(encode_cursor({"sk": {"S": "RUN#1"}}), "EVT#") is None
+    huge = encode_cursor({"sk": {"S": "EVT#" + "9" * 300}})
+    assert decode_cursor("!!!", "EVT#") is None and decode_cursor(huge, "EVT#") is None
