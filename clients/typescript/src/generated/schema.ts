@@ -352,6 +352,57 @@ export interface paths {
         patch: operations["strategy_update_strategies__strategy_id__patch"];
         trace?: never;
     };
+    "/strategies/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A page of a strategy's event log, newest first. */
+        get: operations["strategy_events_strategies__strategy_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/strategies/{id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Runs a strategy on its latest closed candle now (exactly once with the scheduled tick). */
+        post: operations["strategy_run_strategies__strategy_id__run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/strategies/{id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A page of a strategy's runs, newest candle first. */
+        get: operations["strategy_runs_strategies__strategy_id__runs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/strategies/backtest": {
         parameters: {
             query?: never;
@@ -1419,11 +1470,12 @@ export interface components {
                  */
                 allow_short?: boolean;
             };
-            /**
-             * Size
-             * @example 0.002
-             */
-            size: string | number;
+            /** Size */
+            size?: (string | number) | null;
+            /** Quote Size Usdt */
+            quote_size_usdt?: (string | number) | null;
+            /** Size Pct */
+            size_pct?: (string | number) | null;
             /**
              * Mode
              * @default paper
@@ -1436,6 +1488,28 @@ export interface components {
              * @enum {string}
              */
             status?: "active" | "paused";
+            /**
+             * Direction
+             * @default both
+             * @enum {string}
+             */
+            direction?: "long" | "short" | "both";
+            /** Leverage */
+            leverage?: number | null;
+            /** Margin Type */
+            margin_type?: ("ISOLATED" | "CROSSED") | null;
+            /** Stop Loss Pct */
+            stop_loss_pct?: (string | number) | null;
+            /** Take Profit Pct */
+            take_profit_pct?: (string | number) | null;
+            /** Trailing Stop Pct */
+            trailing_stop_pct?: (string | number) | null;
+            /**
+             * Paper Balance Usdt
+             * @default 10000
+             * @example 0.002
+             */
+            paper_balance_usdt?: string | number;
         };
         /**
          * StrategyResponse
@@ -1458,11 +1532,12 @@ export interface components {
             parameters: {
                 [key: string]: unknown;
             };
-            /**
-             * Size
-             * @example 0.50000000
-             */
-            size: string;
+            /** Size */
+            size?: string | null;
+            /** Quote Size Usdt */
+            quote_size_usdt?: string | null;
+            /** Size Pct */
+            size_pct?: string | null;
             /**
              * Mode
              * @enum {string}
@@ -1473,6 +1548,27 @@ export interface components {
              * @enum {string}
              */
             status: "active" | "paused";
+            /**
+             * Direction
+             * @default both
+             * @enum {string}
+             */
+            direction?: "long" | "short" | "both";
+            /** Leverage */
+            leverage?: number | null;
+            /** Margin Type */
+            margin_type?: ("ISOLATED" | "CROSSED") | null;
+            /** Stop Loss Pct */
+            stop_loss_pct?: string | null;
+            /** Take Profit Pct */
+            take_profit_pct?: string | null;
+            /** Trailing Stop Pct */
+            trailing_stop_pct?: string | null;
+            /**
+             * Paper Balance Usdt
+             * @example 0.50000000
+             */
+            paper_balance_usdt: string;
             /** Status Reason */
             status_reason?: string | null;
             /**
@@ -1505,6 +1601,31 @@ export interface components {
         StrategyListResponse: {
             /** Strategies */
             strategies: components["schemas"]["StrategyResponse"][];
+        };
+        /**
+         * PnlResponse
+         * @description The PnL in the current mode (USDT): realised from the fills net of fees, the open part at the mark.
+         */
+        PnlResponse: {
+            /**
+             * Realised Pnl
+             * @example 0.50000000
+             */
+            realised_pnl: string;
+            /**
+             * Fees
+             * @example 0.50000000
+             */
+            fees: string;
+            /**
+             * Unrealised Pnl
+             * @description (mark - entry_price) x position; null when the mark could not be read
+             */
+            unrealised_pnl?: string | null;
+            /** Entry Price */
+            entry_price?: string | null;
+            /** Mark Price */
+            mark_price?: string | null;
         };
         /**
          * RunError
@@ -1593,7 +1714,7 @@ export interface components {
         };
         /**
          * StrategyDetailResponse
-         * @description One strategy and its latest runs, newest candle first.
+         * @description One strategy, its PnL and its latest runs, newest candle first (older ones: /runs, /events).
          */
         StrategyDetailResponse: {
             /** Id */
@@ -1612,11 +1733,12 @@ export interface components {
             parameters: {
                 [key: string]: unknown;
             };
-            /**
-             * Size
-             * @example 0.50000000
-             */
-            size: string;
+            /** Size */
+            size?: string | null;
+            /** Quote Size Usdt */
+            quote_size_usdt?: string | null;
+            /** Size Pct */
+            size_pct?: string | null;
             /**
              * Mode
              * @enum {string}
@@ -1627,6 +1749,27 @@ export interface components {
              * @enum {string}
              */
             status: "active" | "paused";
+            /**
+             * Direction
+             * @default both
+             * @enum {string}
+             */
+            direction?: "long" | "short" | "both";
+            /** Leverage */
+            leverage?: number | null;
+            /** Margin Type */
+            margin_type?: ("ISOLATED" | "CROSSED") | null;
+            /** Stop Loss Pct */
+            stop_loss_pct?: string | null;
+            /** Take Profit Pct */
+            take_profit_pct?: string | null;
+            /** Trailing Stop Pct */
+            trailing_stop_pct?: string | null;
+            /**
+             * Paper Balance Usdt
+             * @example 0.50000000
+             */
+            paper_balance_usdt: string;
             /** Status Reason */
             status_reason?: string | null;
             /**
@@ -1651,12 +1794,68 @@ export interface components {
             created_at: string;
             /** Updated At */
             updated_at: string;
+            pnl: components["schemas"]["PnlResponse"];
             /** Runs */
             runs: components["schemas"]["RunResponse"][];
         };
         /**
+         * EventPageResponse
+         * @description A page of a strategy's events, newest first; ``next_cursor`` is null on the last page.
+         */
+        EventPageResponse: {
+            /** Events */
+            events: components["schemas"]["EventResponse"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /**
+         * EventResponse
+         * @description One entry of a strategy's event log.
+         */
+        EventResponse: {
+            /** Kind */
+            kind: string;
+            /**
+             * At
+             * @description epoch ms: the candle's close time, or when it happened
+             */
+            at: number;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /** Recorded At */
+            recorded_at: string;
+        };
+        /**
+         * RunNowResponse
+         * @description POST /strategies/{id}/run: the candle evaluated and its run (the first one's when already run).
+         */
+        RunNowResponse: {
+            /** Close Time */
+            close_time: number;
+            /**
+             * Outcome
+             * @description the run's status, or pending/not_run when it has none yet
+             */
+            outcome: string;
+            run?: components["schemas"]["RunResponse"] | null;
+        };
+        /**
+         * RunPageResponse
+         * @description A page of a strategy's runs, newest candle first; ``next_cursor`` is null on the last page.
+         */
+        RunPageResponse: {
+            /** Runs */
+            runs: components["schemas"]["RunResponse"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /**
          * StrategyUpdateRequest
-         * @description PATCH /strategies/{id}: any of type (+parameters), parameters (with type), size, mode, status.
+         * @description PATCH /strategies/{id}: type (+parameters), sizing, mode, status and trading settings.
+         *
+         *     A sizing replaces the stored one; null clears leverage, margin_type and the protective percents.
          */
         StrategyUpdateRequest: {
             /** Type */
@@ -1702,10 +1901,28 @@ export interface components {
             }) | null;
             /** Size */
             size?: (string | number) | null;
+            /** Quote Size Usdt */
+            quote_size_usdt?: (string | number) | null;
+            /** Size Pct */
+            size_pct?: (string | number) | null;
             /** Mode */
             mode?: ("paper" | "live") | null;
             /** Status */
             status?: ("active" | "paused") | null;
+            /** Direction */
+            direction?: ("long" | "short" | "both") | null;
+            /** Leverage */
+            leverage?: number | null;
+            /** Margin Type */
+            margin_type?: ("ISOLATED" | "CROSSED") | null;
+            /** Stop Loss Pct */
+            stop_loss_pct?: (string | number) | null;
+            /** Take Profit Pct */
+            take_profit_pct?: (string | number) | null;
+            /** Trailing Stop Pct */
+            trailing_stop_pct?: (string | number) | null;
+            /** Paper Balance Usdt */
+            paper_balance_usdt?: (string | number) | null;
         };
         /**
          * BacktestEquityPoint
@@ -7196,6 +7413,581 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StrategyResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    strategy_events_strategies__strategy_id__events_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPageResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    strategy_run_strategies__strategy_id__run_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunNowResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    strategy_runs_strategies__strategy_id__runs_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunPageResponse"];
                 };
             };
             /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */

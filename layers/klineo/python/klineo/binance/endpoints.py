@@ -216,15 +216,6 @@ def futures_force_orders(
     return client.signed("GET", "/fapi/v1/forceOrders", params, creds)
 
 
-def futures_user_trades(
-    client: BinanceClient, creds: Credentials, symbol: str, order_id: int,
-) -> list[dict[str, Any]]:
-    """GET /fapi/v1/userTrades (weight 5) of one order: fills, realizedPnl, commission (facts §8)."""
-    _require(client, Market.FUTURES)
-    params = {"symbol": _symbol(symbol), "orderId": order_id}
-    return client.signed("GET", "/fapi/v1/userTrades", params, creds)
-
-
 def futures_new_order(client: BinanceClient, creds: Credentials, params: dict[str, Any]) -> dict[str, Any]:
     """POST /fapi/v1/order; never re-sent on an unclear outcome (unknown_outcome: the caller settles it)."""
     _require(client, Market.FUTURES)

@@ -41,7 +41,7 @@ def moved_entry(position: Decimal, entry: Decimal, signed_fill: Decimal, price: 
 def _fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int) -> tuple[Decimal, Decimal, int]:
     client, creds = client_creds
     realised, fees, other = _ZERO, _ZERO, 0
-    for row in futures_user_trades(client, creds, symbol, order_id):
+    for row in futures_user_trades(client, creds, symbol, order_id=order_id):
         realised += Decimal(str(row.get("realizedPnl", "0")))
         if str(row.get("commissionAsset", "USDT")) == "USDT":
             fees += Decimal(str(row.get("commission", "0")))
