@@ -13,9 +13,11 @@ from decimal import Decimal
 import boto3
 from klineo.binance import endpoints, get_client, get_symbol_rules
 from klineo.runner.schedule import MINUTE_MS
+from klineo.services.protective import ROLES, protective_client_algo_id
 from klineo.settings import get_settings
 from klineo.store.connections import update_settings
 from klineo.store.events import list_events
+from klineo.store.orders import get_order_record
 from klineo.store.strategies import update_settings as update_strategy
 from klineo.strategies.simulation import fee, protective_prices
 
@@ -54,7 +56,8 @@ def _exchange_position(runner, symbol: str = "BTCUSDT") -> Decimal:
 
 
 def test_live_entry_with_sl_tp_records_its_protective_levels_from_the_fill(runner) -> None:
-    """GIVEN a live long with SL 2 % / TP 3 % WHEN it enters THEN its protective levels come from the fill."""
+    """GIVEN a live long with SL 2 % / TP 3 % WHEN it enters THEN its protective levels come from the fill
+    and both are armed on Binance's algo service, recorded with the strategy as origin."""
     sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
                           stop_loss_pct="2", take_profit_pct="3")
     runner.run_tick()
@@ -68,8 +71,38 @@ def test_live_entry_with_sl_tp_records_its_protective_levels_from_the_fill(runne
     assert protective["mode"] == "live" and Decimal(str(protective["quantity"])) == Decimal("0.002")
     kinds = [e.kind for e in reversed(list_events(sid, 50).events)]
     assert kinds[:3] == ["signal", "order_submit", "order_fill"]
-    # Not armed until the lead wires klineo.services.protective (see _arm_protective): said, not hidden.
-    assert [e.details["what"] for e in _events(sid, "error")] == ["protective_not_armed"]
+    # Armed on Binance's algo service: a reduce-only stop-loss and take-profit for the filled quantity,
+    # recorded as ours with the strategy as their origin and the entry as their parent.
+    assert _events(sid, "error") == [] and len(_events(sid, "protective_placed")) == 1
+    assert len(runner.journal("POST", "/fapi/v1/algoOrder")) == 2
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    entry_id = run.order["client_order_id"]
+    algos = {a.client_algo_id: a for a in state.algo_orders.values()}
+    armed = [algos[protective_client_algo_id(entry_id, role)] for role in ROLES]
+    assert [(a.order_type, a.side, a.reduce_only, a.quantity) for a in armed] == [
+        ("STOP_MARKET", "SELL", True, Decimal("0.002")), ("TAKE_PROFIT_MARKET", "SELL", True, Decimal("0.002"))]
+    records = [get_order_record(USER, protective_client_algo_id(entry_id, role)) for role in ROLES]
+    assert [(r.origin, r.parent_client_order_id, r.kind) for r in records] == [(sid, entry_id, "algo")] * 2
+
+
+def test_a_flip_cancels_the_earlier_entrys_protective_orders_and_arms_the_new_ones(runner) -> None:
+    """GIVEN a live long with SL/TP armed WHEN the signal turns short THEN the long's SL and TP are cancelled
+    on Binance and the short's own pair is armed: no stale stop is left to close a later position."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3")
+    play_current = _two_candles(runner)
+    long_entry = runner.runs(sid)[-1].order["client_order_id"]
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+
+    play_current()
+
+    short_entry = runner.runs(sid)[0].order["client_order_id"]
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    algos = {a.client_algo_id: a for a in state.algo_orders.values()}
+    assert [algos[protective_client_algo_id(long_entry, r)].status for r in ROLES] == ["CANCELED"] * 2
+    assert [(algos[protective_client_algo_id(short_entry, r)].status, algos[protective_client_algo_id(
+        short_entry, r)].side) for r in ROLES] == [("NEW", "BUY")] * 2
+    assert _exchange_position(runner) == Decimal("-0.002")
 
 
 def test_after_a_liquidation_the_next_tick_records_it_and_sends_no_reduce_order(runner) -> None:

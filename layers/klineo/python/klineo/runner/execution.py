@@ -75,6 +75,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.services.risk import OrderIntent, check_order
+from klineo.services.strategy_protection import arm_strategy_protection, disarm_strategy_protection
 from klineo.store.connections import Connection, TradingContext, connection_credentials, load_trading_context
 from klineo.store.events import StrategyEvent, append_event
 from klineo.store.runs import (
@@ -597,9 +598,19 @@ class _Turn:
             # The fills cannot be read back: estimate them from our own entry price and the taker fee.
             return live_book_after(self.strategy, creds, None, filled, price, before)
 
+    def disarm_previous(self, before: Decimal, position_to: Decimal) -> None:
+        """The strategy's own order closed, flipped or grew the position: cancel the earlier entry's stops
+        (a new entry arms its own for the whole position; a stale stop must never close a later one)."""
+        armed = self.strategy.protective or {}
+        parent = armed.get("parent_client_order_id")
+        if parent is None or self.trading is None or not (position_to == 0 or _entered(before, position_to)):
+            return
+        disarm_strategy_protection(self.trading.connection, str(parent))
+
     def after_live_fill(self, pending: PendingOrder, result: OrderResult, position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""
         strategy, before = self.strategy, pending.position_before
+        self.disarm_previous(before, position_to)
         if position_to == 0:
             if strategy.protective:
                 set_protective(strategy.user_id, strategy.strategy_id, None)
@@ -685,20 +696,24 @@ def _protective_details(record: dict[str, Any]) -> dict[str, Any]:
 def _arm_protective(
     connection: Connection, strategy: Strategy, parent_client_order_id: str, record: dict[str, Any],
 ) -> bool:
-    """Place the stop-loss / take-profit algo orders of a live entry; True when armed.
+    """Place the stop-loss / take-profit algo orders of a live entry; True when both are armed.
 
-    THE one place to wire ``klineo.services.protective.arm_protective_orders`` (issue 13 item 1):
-    on ``connection``, for ``strategy.symbol``, closing the position opened by the entry order
-    ``parent_client_order_id`` (side ``record["entry_side"]``, ``record["quantity"]``), with the
-    trigger prices ``record.get("stop_loss")`` / ``record.get("take_profit")`` (Decimal, not yet
-    rounded to the tick) and ``record.get("trailing_stop_pct")`` (callbackRate), origin = the
-    strategy id. Until it is wired nothing is placed: the wanted levels stay recorded on the
-    strategy and a logged ``protective_not_armed`` error event says so.
+    Through ``klineo.services.strategy_protection`` (the API entries' protective orders: reduce-only,
+    mark-price triggered, clientAlgoIds derived from the entry's, recorded with origin = the strategy).
+    A failure is logged and answered False; the runner records a ``protective_not_armed`` error event.
+    The trailing stop is not placed (``trailing_stop_pct`` is recorded only).
     """
-    logger.warning("protective orders not armed: no algo-order service wired yet", extra={
-        "strategy_id": strategy.strategy_id, "symbol": strategy.symbol,
-    })
-    return False
+    targets = {role: record[role] for role in ("stop_loss", "take_profit") if record.get(role) is not None}
+    try:
+        states = arm_strategy_protection(connection, strategy.strategy_id, strategy.symbol,
+                                         parent_client_order_id, record["entry_side"], record["quantity"],
+                                         record["entry_price"], targets)
+    except KlineoError as exc:
+        logger.warning("protective orders not armed", extra={
+            "strategy_id": strategy.strategy_id, "symbol": strategy.symbol, "category": str(exc.category)})
+        return False
+    record["parent_client_order_id"] = parent_client_order_id
+    return bool(states) and all(state.status not in ("REJECTED", "WAITING_FOR_FILL") for state in states)
 
 
 def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:

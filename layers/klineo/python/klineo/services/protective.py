@@ -188,7 +188,7 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
         user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
         request={"role": role, "target": entry.request[role]}, params=algo.to_params(algo_id),
         attempt_ms=int(time.time() * 1000), kind=KIND_ALGO, role=role,
-        parent_client_order_id=entry.client_order_id,
+        parent_client_order_id=entry.client_order_id, origin=entry.origin,
     )
     refused_before = existing is not None and existing.status == STATUS_REJECTED
     if refused_before and not (existing.error or {}).get("retryable"):

@@ -251,6 +251,7 @@ def pending_record(
     kind: str = KIND_ORDER,
     role: str | None = None,
     parent_client_order_id: str | None = None,
+    origin: str = ORIGIN_API,
 ) -> OrderRecord:
     """A new PENDING record, created now (not written)."""
     now = _now_iso()
@@ -269,6 +270,7 @@ def pending_record(
         kind=kind,
         role=role,
         parent_client_order_id=parent_client_order_id,
+        origin=origin,
     )
 
 
@@ -284,6 +286,7 @@ def create_order_record(
     kind: str = KIND_ORDER,
     role: str | None = None,
     parent_client_order_id: str | None = None,
+    origin: str = ORIGIN_API,
 ) -> tuple[OrderRecord, OrderRecord | None]:
     """Write the PENDING record unless one exists: (the new record, None) or (unused, the existing one).
 
@@ -294,7 +297,7 @@ def create_order_record(
     """
     record = pending_record(user_id, client_order_id, connection_id=connection_id, symbol=symbol,
                             request=request, params=params, attempt_ms=attempt_ms, kind=kind, role=role,
-                            parent_client_order_id=parent_client_order_id)
+                            parent_client_order_id=parent_client_order_id, origin=origin)
     try:
         aws.dynamodb().put_item(
             TableName=get_settings().data_table,
@@ -316,7 +319,7 @@ def create_order_record(
                 request=request,
                 params=params,
                 attempt_ms=attempt_ms,
-                kind=kind, role=role, parent_client_order_id=parent_client_order_id,
+                kind=kind, role=role, parent_client_order_id=parent_client_order_id, origin=origin,
             )
         return record, existing
     return record, None

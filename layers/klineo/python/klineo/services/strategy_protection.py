@@ -1,0 +1,95 @@
+"""A live strategy's stop-loss / take-profit on Binance: the entry's protective orders, armed and disarmed.
+
+The runner knows an entry as its own order (clientOrderId, side, filled quantity, fill price) and
+the trigger prices it wants (``klineo.runner.paper.protective_record``). This module turns that into
+the same protective orders an API entry gets (``klineo.services.protective``): a reduce-only
+STOP_MARKET and TAKE_PROFIT_MARKET through Binance's algo service, clientAlgoIds derived from the
+entry's clientOrderId (so a redelivered message never doubles them), each recorded with
+``origin`` = the strategy's id, ``role`` and ``parent_client_order_id`` (so the order history and
+the reconciler see them). Disarming cancels exactly the entry's two orders, never another
+strategy's or the user's own stops on the same symbol.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.futures import ProtectiveOrderState
+from klineo.observability import logger
+from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
+from klineo.services.futures_account import futures_client
+from klineo.services.orders import OrderResult
+from klineo.services.protective import ROLES, arm_protective_orders, protective_client_algo_id
+from klineo.store.connections import Connection, connection_credentials
+from klineo.store.orders import OrderRecord, get_order_record, record_order_outcome_quietly
+
+__all__ = ["arm_strategy_protection", "disarm_strategy_protection"]
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _entry_record(
+    connection: Connection, strategy_id: str, symbol: str, entry_client_order_id: str, entry_side: str,
+    quantity: Decimal, entry_price: Decimal, targets: dict[str, Decimal],
+) -> OrderRecord:
+    """The entry as ``arm_protective_orders`` reads it: FILLED for ``quantity`` at ``entry_price``."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result = OrderResult(
+        client_order_id=entry_client_order_id, order_id=None, symbol=symbol, side=entry_side, type="MARKET",
+        status="FILLED", quantity=quantity, executed_quantity=quantity, price=None, average_price=entry_price,
+        time_in_force=None, reduce_only=False, position_side="BOTH", update_time=None, source="placed",
+    )
+    return OrderRecord(
+        user_id=connection.user_id, client_order_id=entry_client_order_id,
+        connection_id=connection.connection_id, symbol=symbol,
+        request={role: {"price": _plain(price)} for role, price in targets.items()},
+        params={"symbol": symbol, "side": entry_side, "positionSide": "BOTH"}, status="FILLED",
+        attempt_ms=int(time.time() * 1000), created_at=now, updated_at=now, result=result.to_record(),
+        origin=strategy_id,
+    )
+
+
+def arm_strategy_protection(
+    connection: Connection, strategy_id: str, symbol: str, entry_client_order_id: str, entry_side: str,
+    quantity: Decimal, entry_price: Decimal, targets: dict[str, Decimal],
+) -> list[ProtectiveOrderState]:
+    """Place the entry's stop-loss / take-profit (``targets``: role -> trigger price) exactly once.
+
+    Raises KlineoError when one could not be placed (the others are placed first); a repeat places
+    only what is missing.
+    """
+    entry = _entry_record(connection, strategy_id, symbol, entry_client_order_id, entry_side, quantity,
+                          entry_price, {role: price for role, price in targets.items() if role in ROLES})
+    client, creds = futures_client(connection), connection_credentials(connection)
+    return arm_protective_orders(connection.user_id, entry, client, creds)
+
+
+def disarm_strategy_protection(connection: Connection, entry_client_order_id: str) -> bool:
+    """Cancel the entry's own stop-loss / take-profit that are still open; True when none is left armed.
+
+    A failure is logged, never raised: the reconciler cancels protective orders left without a
+    position at the latest.
+    """
+    client, creds = futures_client(connection), connection_credentials(connection)
+    disarmed = True
+    for role in ROLES:
+        algo_id = protective_client_algo_id(entry_client_order_id, role)
+        record = get_order_record(connection.user_id, algo_id)
+        if record is None or record.status in ALGO_FINAL or record.final:
+            continue
+        try:
+            result = cancel_algo_order(client, creds, algo_id)
+        except KlineoError as exc:
+            if exc.category is ErrorCategory.ORDER_NOT_FOUND:
+                continue
+            logger.warning("strategy protective order not cancelled",
+                           extra={"client_order_id": algo_id, "category": str(exc.category)})
+            disarmed = False
+            continue
+        record_order_outcome_quietly(connection.user_id, algo_id, status=result.status,
+                                     order_id=result.order_id, result=result.to_record())
+    return disarmed
