@@ -80,7 +80,9 @@ def test_live_entry_with_sl_tp_records_its_protective_levels_from_the_fill(runne
     algos = {a.client_algo_id: a for a in state.algo_orders.values()}
     armed = [algos[protective_client_algo_id(entry_id, role)] for role in ROLES]
     assert [(a.order_type, a.side, a.reduce_only, a.quantity) for a in armed] == [
-        ("STOP_MARKET", "SELL", True, Decimal("0.002")), ("TAKE_PROFIT_MARKET", "SELL", True, Decimal("0.002"))]
+        ("STOP_MARKET", "SELL", True, Decimal("0.002")),
+        ("TAKE_PROFIT_MARKET", "SELL", True, Decimal("0.002")),
+    ]
     records = [get_order_record(USER, protective_client_algo_id(entry_id, role)) for role in ROLES]
     assert [(r.origin, r.parent_client_order_id, r.kind) for r in records] == [(sid, entry_id, "algo")] * 2
 
