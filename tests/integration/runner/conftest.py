@@ -80,7 +80,8 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def clock_of_last_tick(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """The stale-candle check sees the clock as it was when the last tick was dispatched (+2 s).
+    """The stale-candle check sees the clock as it was when the last tick was dispatched (+2 s, within
+    the tick's minute).
 
     Tests run in real time: a tick dispatched at second 58 would find its 1m candle superseded two
     seconds later, which never happens to the real dispatcher (it runs at second 0). Tests that
@@ -91,7 +92,9 @@ def clock_of_last_tick(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
     def superseded(close_time: int, interval: str, now_ms: int) -> bool:
         if "tick_ms" in pinned:
-            now_ms = min(now_ms, pinned["tick_ms"] + 2_000)
+            # Never past the tick's own minute either: a tick dispatched at second 59 stays in it.
+            minute_end = pinned["tick_ms"] // 60_000 * 60_000 + 59_999
+            now_ms = min(now_ms, pinned["tick_ms"] + 2_000, minute_end)
         return real(close_time, interval, now_ms)
 
     monkeypatch.setattr(execution, "is_superseded", superseded)

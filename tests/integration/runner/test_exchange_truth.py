@@ -85,6 +85,8 @@ def test_live_entry_with_sl_tp_records_its_protective_levels_from_the_fill(runne
     ]
     records = [get_order_record(USER, protective_client_algo_id(entry_id, role)) for role in ROLES]
     assert [(r.origin, r.parent_client_order_id, r.kind) for r in records] == [(sid, entry_id, "algo")] * 2
+    entry = get_order_record(USER, entry_id)
+    assert (entry.origin, entry.kind, entry.status) == (sid, "order", "FILLED")  # the order history's record
 
 
 def test_a_flip_cancels_the_earlier_entrys_protective_orders_and_arms_the_new_ones(runner) -> None:

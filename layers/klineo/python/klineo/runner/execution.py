@@ -78,6 +78,7 @@ from klineo.services.risk import OrderIntent, check_order
 from klineo.services.strategy_protection import arm_strategy_protection, disarm_strategy_protection
 from klineo.store.connections import Connection, TradingContext, connection_credentials, load_trading_context
 from klineo.store.events import StrategyEvent, append_event
+from klineo.store.orders import STATUS_REJECTED, record_order_outcome_quietly, record_strategy_order
 from klineo.store.runs import (
     Run,
     StrategyAdvance,
@@ -529,9 +530,14 @@ class _Turn:
     ) -> StrategyResult:
         strategy = self.strategy
         client = get_client(Market.FUTURES, strategy.environment)
+        order = self.order_of(pending)
+        # The order history's record (origin = this strategy), written once before the first send.
+        record_strategy_order(strategy.user_id, pending.client_order_id, strategy_id=strategy.strategy_id,
+                              connection_id=strategy.connection_id, symbol=strategy.symbol,
+                              params=order.to_params(pending.client_order_id), attempt_ms=self.ctx.now_ms())
         try:
             result = submit_futures_order(
-                client, creds, self.order_of(pending), pending.client_order_id,
+                client, creds, order, pending.client_order_id,
                 earlier_attempt_ms=earlier_attempt_ms, clock=self.ctx.clock,
             )
         except KlineoError as exc:
@@ -549,6 +555,8 @@ class _Turn:
         strategy = self.strategy
         failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
+        record_order_outcome_quietly(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
+                                     error={**exc.to_dict(), "code": exc.code})
         settle_live_order(
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "failed", error=_error(exc)),
@@ -568,6 +576,8 @@ class _Turn:
         strategy = self.strategy
         if result.status not in FINAL_ORDER_STATUSES:
             return self.result("pending", f"order {result.status}", retry=True)
+        record_order_outcome_quietly(strategy.user_id, pending.client_order_id, status=result.status,
+                                     order_id=result.order_id, result=result.to_record())
         filled = _signed(pending.side, result.executed_quantity)
         position_to = pending.position_before + filled
         book = self.live_book(pending, result, filled)
