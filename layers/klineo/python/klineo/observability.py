@@ -19,6 +19,8 @@ import threading
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
+from klineo.snapstart import register_hooks as register_snapstart_hooks
+
 __all__ = ["METRICS_NAMESPACE", "SERVICE_NAME", "Tally", "logger", "metrics", "tally", "tracer"]
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "klineo"
@@ -93,3 +95,6 @@ metrics = Metrics(
         default_dimensions=Metrics._default_dimensions,
     ),
 )
+
+# Every function imports this module, so its SnapStart hooks are registered in every function.
+register_snapstart_hooks()
