@@ -21,9 +21,20 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 
 from klineo.snapstart import register_hooks as register_snapstart_hooks
 
-__all__ = ["METRICS_NAMESPACE", "SERVICE_NAME", "Tally", "logger", "metrics", "tally", "tracer"]
+__all__ = [
+    "METRICS_NAMESPACE",
+    "SERVICE_NAME",
+    "TRACED_AT_IMPORT",
+    "Tally",
+    "logger",
+    "metrics",
+    "tally",
+    "trace_requests",
+    "tracer",
+]
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "klineo"
+TRACED_AT_IMPORT = ("botocore",)
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Klineo"
 
 
@@ -80,7 +91,10 @@ class _TallyingProvider(AmazonCloudWatchEMFProvider):
 
 
 logger = Logger(service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
+# Only botocore is patched at import (every function calls AWS). requests is patched by the Binance
+# client when it first loads requests (``trace_requests``), so functions that never call Binance
+# do not import requests at all, and X-Ray's other patches (sqlite3, httplib, ...) are not probed.
+tracer = Tracer(service=SERVICE_NAME, patch_modules=TRACED_AT_IMPORT)
 # The provider shares Metrics' class-level sets, as the default provider does, so every Metrics
 # instance (and metrics.metric_set) sees the same values.
 metrics = Metrics(
@@ -95,6 +109,11 @@ metrics = Metrics(
         default_dimensions=Metrics._default_dimensions,
     ),
 )
+
+def trace_requests() -> None:
+    """Patch requests for X-Ray (a no-op when tracing is off); called once, where requests is loaded."""
+    tracer.patch(modules=["requests"])
+
 
 # Every function imports this module, so its SnapStart hooks are registered in every function.
 register_snapstart_hooks()

@@ -73,9 +73,13 @@ _USAGE_PREFIXES = ("x-mbx-used-weight", "x-mbx-order-count", "x-sapi-used")
 
 @cache
 def _http() -> tuple[Any, tuple[type[BaseException], ...]]:
-    """(requests, the urllib3 errors meaning "nothing was sent"), imported on first use."""
+    """(requests, the urllib3 errors meaning "nothing was sent"), imported and traced on first use."""
     import requests
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    from klineo.observability import trace_requests
+
+    trace_requests()
 
     return requests, (NewConnectionError, ConnectTimeoutError)
 
