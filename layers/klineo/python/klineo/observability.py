@@ -13,10 +13,13 @@ same as with one ``add_metric`` per call, for a fraction of the cost.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from klineo.snapstart import register_hooks as register_snapstart_hooks
@@ -90,7 +93,22 @@ class _TallyingProvider(AmazonCloudWatchEMFProvider):
         super().clear_metrics()
 
 
-logger = Logger(service=SERVICE_NAME)
+class _Formatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter, without trying to JSON-decode a plain-text message.
+
+    Powertools attempts ``json.loads`` on every string message (a failed parse raises and is
+    caught, ~20 µs a line); our messages are fixed English phrases, so only a message that could be
+    JSON (starting with ``{`` or ``[``) goes through that path. The output is the same.
+    """
+
+    def _extract_log_message(self, log_record: logging.LogRecord) -> Any:
+        message = log_record.msg
+        if isinstance(message, str) and not log_record.args and message[:1] not in ("{", "["):
+            return message
+        return super()._extract_log_message(log_record)
+
+
+logger = Logger(service=SERVICE_NAME, logger_formatter=_Formatter())
 # Only botocore is patched at import (every function calls AWS). requests is patched by the Binance
 # client when it first loads requests (``trace_requests``), so functions that never call Binance
 # do not import requests at all, and X-Ray's other patches (sqlite3, httplib, ...) are not probed.
