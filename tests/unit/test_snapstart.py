@@ -6,7 +6,6 @@ import importlib.machinery
 import random
 import sys
 import types
-from importlib.util import find_spec
 
 import pytest
 from klineo import snapstart
@@ -16,12 +15,14 @@ from klineo.store import aws
 
 @pytest.fixture
 def runtime_library(monkeypatch: pytest.MonkeyPatch) -> list:
-    """A stand-in for Lambda's snapshot_restore_py: records the callables registered after restore."""
+    """A SnapStart init: Lambda's variable set, and a stand-in for its snapshot_restore_py that records
+    the callables registered after restore."""
     registered: list = []
     module = types.ModuleType("snapshot_restore_py")
     module.__spec__ = importlib.machinery.ModuleSpec("snapshot_restore_py", None)
     module.register_after_restore = registered.append
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", module)
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
     monkeypatch.setattr(snapstart, "_registered", False)
     return registered
 
@@ -55,8 +56,8 @@ def test_after_restore_reseeds_random() -> None:
     assert [random.random() for _ in range(4)] != repeated
 
 
-def test_hooks_are_registered_once_with_the_runtimes_library(runtime_library: list) -> None:
-    """Where Lambda's snapshot_restore_py exists, after_restore is registered, and only once."""
+def test_hooks_are_registered_once_in_a_snapstart_init(runtime_library: list) -> None:
+    """In a SnapStart init, after_restore is registered with Lambda's library, and only once."""
     # WHEN registered twice
     first, second = snapstart.register_hooks(), snapstart.register_hooks()
     # THEN
@@ -64,8 +65,14 @@ def test_hooks_are_registered_once_with_the_runtimes_library(runtime_library: li
     assert runtime_library == [snapstart.after_restore]
 
 
-def test_nothing_is_registered_without_the_runtimes_library(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Outside Lambda (tests, local stack) the library is absent and registering is a no-op."""
-    monkeypatch.setattr(snapstart, "_registered", False)
-    assert find_spec("snapshot_restore_py") is None
+@pytest.mark.parametrize("initialization", [None, "on-demand", "provisioned-concurrency"])
+def test_nothing_is_registered_outside_a_snapstart_init(
+    initialization: str | None, runtime_library: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An on-demand init, or no Lambda at all (tests, local stack), registers nothing."""
+    if initialization is None:
+        monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE")
+    else:
+        monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", initialization)
     assert snapstart.register_hooks() is False
+    assert runtime_library == []

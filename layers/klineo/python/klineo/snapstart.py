@@ -13,14 +13,16 @@ the snapshot holds is then shared by environments that run apart, minutes or day
   read ``os.urandom``, which is unique per environment, and need nothing.
 
 The hooks are registered through the Snapshot Restore for Python library (``snapshot_restore_py``),
-which Lambda's Python managed runtimes include; where it is absent (tests, the local stack, sam
-local) nothing is registered and ``after_restore`` can be called directly.
+which Lambda's Python managed runtimes include, only when Lambda says the environment is being
+initialised for a snapshot (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``). Elsewhere (an
+on-demand init, tests, the local stack, sam local) nothing is imported or registered, and
+``after_restore`` can be called directly.
 """
 
 from __future__ import annotations
 
+import os
 import random
-from importlib.util import find_spec
 
 __all__ = ["after_restore", "register_hooks"]
 
@@ -38,11 +40,11 @@ def after_restore() -> None:
 
 
 def register_hooks() -> bool:
-    """Register ``after_restore`` with Lambda's runtime once; False where the library is absent."""
+    """Register ``after_restore`` with Lambda's runtime once, in a SnapStart init; False elsewhere."""
     global _registered
     if _registered:
         return True
-    if find_spec("snapshot_restore_py") is None:
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "snap-start":
         return False
     from snapshot_restore_py import register_after_restore
 
