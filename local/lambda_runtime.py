@@ -218,27 +218,33 @@ class _Invocation:
         self._handler, self._event, self._runtime = handler, event, runtime
         self._result: Any = None
         self._error: BaseException | None = None
-        self._timed_out = False
         self._thread = threading.Thread(target=self._run, name=f"lambda-{logical_id}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
-        runtime, context = self._runtime, self.context
+        runtime = self._runtime
         quiet = not runtime._show_metrics
-        with runtime._environment.set_for(context), runtime._stdout.quiet_thread(quiet):
-            try:
-                self._result = self._handler(self._event, context)
-            except LambdaTimeout:
-                console.error("%s timed out after %.0f s (request %s): stopped, as Lambda stops it",
-                              self.logical_id, context.timeout_s, context.aws_request_id)
-            except BaseException as error:  # noqa: BLE001 - reported to the caller as Lambda would
-                self._error = error
-                console.error("%s crashed (request %s):\n%s", self.logical_id, context.aws_request_id,
-                              "".join(traceback.format_exception(error)).rstrip())
-            finally:
-                self.done.set()
+        try:
+            with runtime._environment.set_for(self.context), runtime._stdout.quiet_thread(quiet):
+                self._call()
+        except LambdaTimeout:  # arrived just after the handler returned: the caller has given up anyway
+            pass
+        finally:
+            self.done.set()
+
+    def _call(self) -> None:
+        context = self.context
+        try:
+            self._result = self._handler(self._event, context)
+        except LambdaTimeout:
+            console.error("%s timed out after %.0f s (request %s): stopped, as Lambda stops it",
+                          self.logical_id, context.timeout_s, context.aws_request_id)
+        except BaseException as error:  # noqa: BLE001 - reported to the caller as Lambda would
+            self._error = error
+            console.error("%s crashed (request %s):\n%s", self.logical_id, context.aws_request_id,
+                          "".join(traceback.format_exception(error)).rstrip())
 
     def outcome(self) -> Any:
         """The handler's answer, or FunctionError carrying what it raised."""
