@@ -10,8 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
+from klineo.models.base import BaseModel
 from klineo.models.common import PositiveDecimal
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,

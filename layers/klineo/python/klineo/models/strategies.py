@@ -11,9 +11,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from klineo.models.base import BaseModel
 from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
 from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL_PATTERN
