@@ -139,7 +139,7 @@ def test_function_past_the_integration_timeout_gets_503_and_goes_on(serve, backe
 
 
 def test_runtime_raises_function_timeout_for_a_direct_invocation(aws: Resolver, backend: Backend) -> None:
-    """Invoked directly (the scheduler, the queue poller), an overrun is FunctionTimeout naming the function."""
+    """Invoked directly (the scheduler, the queue poller), an overrun is FunctionTimeout naming it."""
     # GIVEN a backend call that never ends by itself and a 0.3 s timeout
     release = threading.Event()
 
