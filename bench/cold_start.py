@@ -11,12 +11,17 @@ run; runs are interleaved round-robin so background load hits every subject alik
 - peers, same run: ccxt, python-binance, binance-sdk-spot, binance-sdk-derivatives-trading-usds-futures
   (construction only, no network), and ``requests.Session()`` as the floor.
 
+The headline target (issue 16): every function's import + clients is at most 0.8x ccxt's import
+(``import ccxt`` alone, median of the same interleaved run), printed per function with its ratio.
+
 The environment is Lambda's: the function's variables from template.yaml, fake credentials, and
 LAMBDA_TASK_ROOT set so Powertools' Tracer is active and patches botocore/requests as under
 ``Tracing: Active``. Layer and function code are measured two ways: "as deployed" (copied to a
 temporary folder without __pycache__ and run with PYTHONDONTWRITEBYTECODE, as on Lambda where the
-layer's own .py files ship without bytecode and /opt is read-only) and "with pyc" (the repo tree,
-bytecode cached). Installed packages have their bytecode in both modes, as pip puts it there.
+layer's own .py files ship as ``make build`` leaves them: precompiled by ``compileall`` with
+unchecked-hash bytecode, since /opt is read-only and zip timestamps would make checked bytecode
+stale) and "with pyc" (the repo tree, bytecode cached). Installed packages have their bytecode in
+both modes, as pip puts it there.
 
 On a missed target the subject is re-run once under ``-X importtime`` and the heaviest imports
 are printed.
@@ -49,6 +54,8 @@ __all__ = [
 
 FUNCTION_TARGET_MS = 400.0
 LAYER_TARGET_MS = 120.0
+# Every function's import + clients over ccxt's import, in the same run (issue 16 item 3).
+CCXT_RATIO_TARGET = 0.8
 # Reference figures from design.md "Targets", measured earlier on this project's machines.
 PEER_REFERENCE_MS = {"ccxt": 340, "python-binance": 300, "binance-sdk-spot": 780}
 
@@ -417,12 +424,23 @@ def import_profile(
 
 
 def _deployed_copy() -> Path:
-    """The layer's klineo/ and functions/ copied without bytecode, as a SAM build ships them."""
+    """The layer's klineo/ and functions/ as ``make build`` ships them: fresh copies, precompiled."""
     root = Path(tempfile.mkdtemp(prefix="klineo-cold-start-"))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(LAYER_PATH / "klineo", root / "layer" / "klineo", ignore=ignore)
     shutil.copytree(REPO_ROOT / "functions", root / "code" / "functions", ignore=ignore)
+    precompile(root)
     return root
+
+
+def precompile(root: Path) -> None:
+    """What ``make build`` does to the build folder: unchecked-hash bytecode, with this interpreter."""
+    subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+         str(root)],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _as_deployed(subject: Subject, root: Path) -> Subject:
@@ -559,6 +577,8 @@ def _report(report: Report, subjects: list[Subject], runs: int, profile: bool) -
                     "no function module exists yet",
                 )
 
+    _report_ccxt_ratio(report, subjects)
+
     peers = {s.name: median(s.totals) for s in subjects if s.kind == "peer" and s.totals}
     layer_deployed = next((s for s in subjects if s.kind == "layer" and s.totals), None)
     if peers and layer_deployed is not None:
@@ -595,6 +615,47 @@ def _report(report: Report, subjects: list[Subject], runs: int, profile: bool) -
             report.line("   heaviest imports, cumulative / self ms:")
             for cumulative, own, module in heaviest:
                 report.line(f"   {cumulative:8.1f} {own:7.1f}  {module}")
+
+
+def ccxt_ratios(subjects: Sequence[Subject]) -> dict[str, dict[str, float]]:
+    """mode -> function -> (median import + clients) / (median ccxt import), from one run."""
+    ccxt = next((s for s in subjects if s.name == "ccxt" and s.import_ms), None)
+    if ccxt is None:
+        return {}
+    reference = median(ccxt.import_ms)
+    ratios: dict[str, dict[str, float]] = {}
+    for s in subjects:
+        if s.kind == "function" and s.totals:
+            ratios.setdefault(s.mode, {})[s.name] = median(s.totals) / reference
+    return ratios
+
+
+def _report_ccxt_ratio(report: Report, subjects: Sequence[Subject]) -> None:
+    """Per function: import + clients over ccxt's import, against CCXT_RATIO_TARGET; one verdict per mode."""
+    ratios = ccxt_ratios(subjects)
+    ccxt = next((s for s in subjects if s.name == "ccxt"), None)
+    if not ratios:
+        why = (ccxt.why_unavailable or ccxt.error) if ccxt is not None else "peers not measured"
+        report.target("function import + clients / ccxt import (each function)",
+                      f"≤ {CCXT_RATIO_TARGET}x", "not measured", None, why or "no function measured")
+        return
+    reference = median(ccxt.import_ms)
+    report.line(f"-- function import + clients / ccxt import ({reference:.1f} ms, same run), target ≤ "
+                f"{CCXT_RATIO_TARGET}x")
+    for mode, by_function in ratios.items():
+        rows = [[name, f"{ratio:.2f}x", "ok" if ratio <= CCXT_RATIO_TARGET else "OVER"]
+                for name, ratio in sorted(by_function.items(), key=lambda item: -item[1])]
+        report.line(f"   [{mode}]")
+        report.table(["function", "ratio", f"≤ {CCXT_RATIO_TARGET}x"], rows)
+        worst = max(by_function, key=by_function.get)
+        over = sum(ratio > CCXT_RATIO_TARGET for ratio in by_function.values())
+        report.target(
+            f"function import + clients / ccxt import, worst [{mode}]",
+            f"≤ {CCXT_RATIO_TARGET}x every function",
+            f"{by_function[worst]:.2f}x ({worst})",
+            over == 0,
+            f"{len(by_function)} functions; over the target: {over}; ccxt import {reference:.1f} ms",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,8 @@ everything above the socket is real. We time, per call:
     (query build, server-time timestamp, HMAC signature, rate-limit bookkeeping, header parsing,
     JSON parsing, metrics and logging as in Lambda);
   - ours, error path: the adapter answers 400 -1102, so classification and the error log run too.
-  "Added" = ours - raw. Target: <= 0.2 ms.
+  "Added" = ours - raw. Targets: <= 0.2 ms on a 200, <= 0.1 ms on an error (issue 16 item 4: the
+  client's metrics are tallied and flushed once per invocation; its one log line remains).
 
 Part 2, throughput over loopback against the Binance simulator (its own process, weight limits
 raised so nothing throttles): N sequential signed calls of the same endpoint per client, after a
@@ -39,6 +40,7 @@ from bench.stack import quiet_stdout
 __all__ = ["MicroResult", "main", "micro", "simulator_process", "throughput"]
 
 ADDED_TARGET_US = 200.0
+ERROR_ADDED_TARGET_US = 100.0
 THROUGHPUT_RATIO_TARGET = 0.9
 
 # A simulator demo account (local/demo-accounts.json): fake keys, never valid on Binance.
@@ -487,7 +489,7 @@ def run(report: Report, n: int, batches: int, calls: int, rounds: int, markets: 
     """Both parts, printed into `report`."""
     report.line("-- part 1: per-call cost without network (µs per call, median of batches)")
     try:
-        result = micro(n=n, batches=batches, profile_over_us=ADDED_TARGET_US * 0.8)
+        result = micro(n=n, batches=batches, profile_over_us=ERROR_ADDED_TARGET_US * 0.8)
     except ImportError as error:
         report.target(
             "added by signing + bookkeeping + classification",
@@ -522,9 +524,9 @@ def run(report: Report, n: int, batches: int, calls: int, rounds: int, markets: 
         )
         report.target(
             "added by our client on an error (ours - raw), as in Lambda",
-            f"≤ {ADDED_TARGET_US:.0f} µs",
+            f"≤ {ERROR_ADDED_TARGET_US:.0f} µs",
             f"{result['added_error']:.1f} µs",
-            result["added_error"] <= ADDED_TARGET_US,
+            result["added_error"] <= ERROR_ADDED_TARGET_US,
             f"{result['added_error_quiet']:.1f} µs without log lines and metrics",
         )
 

@@ -3,11 +3,14 @@
 Each request is matched against the HttpApi routes the template declares, its bearer token is
 checked as the JWT authorizer would (401 before any handler runs), and the handler the template
 names gets the payload-2.0 event API Gateway would build (stage ``$default``). The Lambda proxy
-answer becomes the HTTP response; a function that raises gives 500 ``{"message":"Internal Server
-Error"}`` with the traceback on the console. CORS preflights are answered from the template's
-CorsConfiguration, and CORS headers on answers come from it too (API Gateway ignores a backend's).
-What never reaches a function is answered in JSON as API Gateway does: an unknown method is 405,
-a Content-Length that is not a byte count 400, an oversized URL or header 414/431.
+answer becomes the HTTP response; a function that raises, or runs past its own timeout, gives 500
+``{"message":"Internal Server Error"}`` with the traceback on the console; a function still running
+after the integration timeout (30 s) gives 503 ``{"message":"Service Unavailable"}`` and goes on.
+Requests are served concurrently (a thread each), and so are the invocations they make. CORS
+preflights are answered from the template's CorsConfiguration, and CORS headers on answers come
+from it too (API Gateway ignores a backend's). What never reaches a function is answered in JSON
+as API Gateway does: an unknown method is 405, a Content-Length that is not a byte count 400, an
+oversized URL or header 414/431.
 
 Besides the API, the server has the API page (``/docs``, Swagger UI from local files) and the
 OpenAPI document (``/openapi.json``), and local-only control paths under ``/__local__/`` that are
@@ -32,10 +35,11 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from local.auth import DevJwtAuthority, Unauthorized, claims_as_strings
-from local.lambda_runtime import FunctionError, LambdaRuntime, console
+from local.lambda_runtime import CallerTimeout, FunctionError, LambdaRuntime, console
 from local.template import FunctionSpec, Resolver, function_specs
 
 __all__ = [
+    "INTEGRATION_TIMEOUT_S",
     "MAX_BODY_BYTES",
     "ApiServer",
     "CorsConfig",
@@ -51,6 +55,9 @@ __all__ = [
 
 # API Gateway HTTP APIs refuse request bodies over 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# An HTTP API waits at most 30 s for its integration, then answers 503 Service Unavailable while the
+# Lambda function goes on (docs/binance-facts.md, local stack section).
+INTEGRATION_TIMEOUT_S = 30.0
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_API_ID = "local"
 
@@ -362,8 +369,10 @@ class ApiServer:
         port: int,
         *,
         extra_routes: dict[tuple[str, str], LocalRoute] | None = None,
+        integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
     ):
         self.runtime = runtime
+        self.integration_timeout_s = integration_timeout_s
         self.authority = authority
         self.routes = RouteTable(function_specs(resolver.template))
         self.cors = cors_config(resolver)
@@ -438,7 +447,13 @@ class ApiServer:
 
     def _invoke(self, match: RouteMatch, event: dict[str, Any]) -> HttpResponse:
         try:
-            result = self.runtime.invoke(match.spec.logical_id, event)
+            result = self.runtime.invoke(
+                match.spec.logical_id, event, caller_timeout_s=self.integration_timeout_s
+            )
+        except CallerTimeout:
+            console.warning("%s gave no answer within the API's %.0f s: 503, the function goes on",
+                            match.spec.logical_id, self.integration_timeout_s)
+            return HttpResponse.json(503, {"message": "Service Unavailable"})
         except FunctionError:
             return HttpResponse.json(500, {"message": "Internal Server Error"})
         except Exception:  # noqa: BLE001 - an import failure is the function's 500, not the router's

@@ -312,7 +312,7 @@ class RecordingRuntime:
         self.events: list[tuple[str, dict]] = []
         self.answer: Any = {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}
 
-    def invoke(self, logical_id: str, event: dict) -> Any:
+    def invoke(self, logical_id: str, event: dict, *, caller_timeout_s: float | None = None) -> Any:
         self.events.append((logical_id, event))
         if isinstance(self.answer, Exception):
             raise FunctionError(logical_id, self.answer)

@@ -76,24 +76,32 @@ _USAGE_PREFIXES = ("x-mbx-used-weight", "x-mbx-order-count", "x-sapi-used")
 
 @cache
 def _http() -> tuple[Any, tuple[type[BaseException], ...]]:
-    """(requests, the urllib3 errors meaning "nothing was sent"), imported on first use."""
+    """(requests, the urllib3 errors meaning "nothing was sent"), imported and traced on first use."""
     import requests
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    from klineo.observability import trace_requests
+
+    trace_requests()
 
     return requests, (NewConnectionError, ConnectTimeoutError)
 
 
 @cache
 def _observability() -> tuple[Any, Any]:
-    """(logger, metrics) from klineo.observability, imported on first use."""
-    from klineo.observability import logger, metrics
+    """(logger, tally) from klineo.observability, imported on first use."""
+    from klineo.observability import logger, tally
 
-    return logger, metrics
+    return logger, tally
 
 
-def _metric(name: str, value: float, unit: str = "Count") -> None:
-    _, metrics = _observability()
-    metrics.add_metric(name=name, unit=unit, value=value)
+def _metric(name: str, value: float, unit: str = "Count", *, gauge: bool = False) -> None:
+    """Count ``name`` (or keep its maximum, for a gauge) until the invocation flushes its metrics."""
+    _, tally = _observability()
+    if gauge:
+        tally.gauge(name, value, unit)
+    else:
+        tally.count(name, value)
 
 
 def _definite_failure(status: int, code: int | None, msg: str) -> bool:
@@ -396,8 +404,9 @@ class BinanceClient:
         self._limiter.observe(self.host, self.market, used, self._now_ms())
         _metric("BinanceCalls", 1)
         if used is not None:
-            _metric("BinanceWeightUsed", used)
-            _metric("BinanceWeightUsedPercent", 100 * used / DEFAULT_WEIGHT_LIMITS[self.market], "Percent")
+            _metric("BinanceWeightUsed", used, gauge=True)
+            _metric("BinanceWeightUsedPercent", 100 * used / DEFAULT_WEIGHT_LIMITS[self.market], "Percent",
+                    gauge=True)
         if 200 <= status < 300:
             return self._after_success(response.content, status, used, request, budget)
         return self._after_error_status(response, request, budget)

@@ -13,8 +13,9 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
+from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
+from klineo.models.base import BaseModel
 from klineo.models.common import ApiModel, ConnectionEnvironment, DecimalString
 from klineo.models.strategies import (
     PARAMETERS_SCHEMA,

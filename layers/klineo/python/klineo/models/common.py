@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -25,6 +24,7 @@ from pydantic import (
 )
 
 from klineo.errors import ErrorCategory
+from klineo.models.base import BaseModel
 from klineo.validation import (
     API_KEY_PATTERN,
     CONNECTION_ID_PATTERN,

@@ -10,8 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictBool, field_validator
+from pydantic import Field, StrictBool, field_validator
 
+from klineo.models.base import BaseModel
 from klineo.models.common import (
     ApiModel,
     ConnectionEnvironment,

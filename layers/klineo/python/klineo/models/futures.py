@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StrictBool,
@@ -20,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from klineo.models.base import BaseModel
 from klineo.models.common import PositiveDecimal
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,

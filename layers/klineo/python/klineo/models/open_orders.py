@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from klineo.models.base import BaseModel
 
 __all__ = ["CancelOpenOrdersResponse", "OpenOrder", "OpenOrdersResponse"]
 

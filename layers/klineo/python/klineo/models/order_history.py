@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from klineo.models.base import BaseModel
 from klineo.models.common import ApiModel
 from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 

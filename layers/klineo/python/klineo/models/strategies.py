@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     Field,
     ValidationError,
     ValidationInfo,
@@ -33,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from klineo.models.base import BaseModel
 from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
 from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL_PATTERN
