@@ -62,7 +62,7 @@ _POSITIVE_DECIMAL_RE = re.compile(POSITIVE_DECIMAL_PATTERN)
 
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
-# Conditional types: Binance takes them only through its algo order service (facts §7, §12).
+# Conditional types: Binance takes them only through its algo order service (facts §7, §13).
 CONDITIONAL_ORDER_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET")
 ORDER_WORKING_TYPES = ("MARK_PRICE", "CONTRACT_PRICE")
 # Types that carry a limit price, and types that take closePosition (facts §7).

@@ -340,7 +340,7 @@ def futures_open_algo_orders(
 def futures_new_algo_order(
     client: BinanceClient, creds: Credentials, params: dict[str, Any]
 ) -> dict[str, Any]:
-    """POST /fapi/v1/algoOrder (weight 0, counts as an order; facts §7, §12): a conditional order.
+    """POST /fapi/v1/algoOrder (weight 0, counts as an order; facts §7, §13): a conditional order.
 
     Never re-sent on an unclear outcome (unknown_outcome: the caller settles it by clientAlgoId).
     """
@@ -420,7 +420,7 @@ def futures_user_trades(
     start_time: int | None = None,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
-    """GET /fapi/v1/userTrades (weight 5): the account's trades on a symbol, oldest first (facts §12).
+    """GET /fapi/v1/userTrades (weight 5): the account's trades on a symbol, oldest first (facts §14).
 
     By ``order_id`` (one order's fills), from trade id ``from_id``, or from ``start_time`` (ms;
     Binance's default window is the last 7 days); ``fromId`` cannot be sent with a time.

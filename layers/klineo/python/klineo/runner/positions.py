@@ -17,7 +17,7 @@ Before a live strategy acts on its belief, the runner reads the account's positi
   ``adl_autoclose`` an ADL; otherwise "protective" when the strategy had protective orders armed,
   else "manual".
 
-Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §12). The goal is
+Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §16). The goal is
 10,000 strategies over 100 markets. Reading every strategy's position every minute would cost
 10,000 x 5 = 50,000 weight a minute: twenty times the budget. So the runner reads
 - once per connection per worker batch: GET /fapi/v3/positionRisk without a symbol costs the same

@@ -2,13 +2,13 @@
 
 Since 2025-12-09 Binance takes STOP, STOP_MARKET, TAKE_PROFIT, TAKE_PROFIT_MARKET and
 TRAILING_STOP_MARKET only at ``POST /fapi/v1/algoOrder`` (``/fapi/v1/order`` answers -4120; facts
-§7, §12). Nothing here ever sends them to ``/fapi/v1/order``.
+§7, §13). Nothing here ever sends them to ``/fapi/v1/order``.
 
 Exactly once, the same rules as regular orders (``klineo.services.orders``), keyed on the
 ``clientAlgoId`` (our derived id, the order record's ``client_order_id``):
 - a lost answer is settled by looking the algo order up by clientAlgoId a few times, never by
   sending it again;
-- a clientAlgoId already used by an open algo order is refused by Binance (-4116, facts §12): the
+- a clientAlgoId already used by an open algo order is refused by Binance (-4116, facts §13): the
   existing order is looked up and returned;
 - a retry (``earlier_attempt_ms``) looks the order up first and only sends it again once the earlier
   attempt is provably past recvWindow (the signed request can no longer be accepted) and absent.

@@ -3,7 +3,7 @@
 - Days are UTC days. The cache (``klineo.store.klines_cache``) is read for the whole period in one
   Query; the days it lacks are fetched from ``GET /fapi/v1/klines`` in runs of consecutive days.
 - Page size ``PAGE_LIMIT`` = 1000 candles. Binance weighs this endpoint by ``limit``: [1,100) 1,
-  [100,500) 2, [500,1000] 5, above 1000 (max 1500) 10 (docs/binance-facts.md §12). 1000 costs 5
+  [100,500) 2, [500,1000] 5, above 1000 (max 1500) 10 (docs/binance-facts.md §15). 1000 costs 5
   weight (200 candles per weight) where 1500 costs 10 (150 per weight), and needs half the requests
   of 499 (weight 2): a year of 1h candles is 9 requests, 45 weight, of the 2,400 a minute the IP has.
 - Every request goes through the client, so through the shared weight budget

@@ -1,7 +1,7 @@
 """A connection's open orders at Binance (regular and algo), ours marked, and cancel-all on one symbol.
 
 Listing reads what Binance holds now, never our records alone: ``GET /fapi/v1/openOrders`` and
-``GET /fapi/v1/openAlgoOrders`` (weight 1 each for one symbol, 40 each for all symbols; facts §12).
+``GET /fapi/v1/openAlgoOrders`` (weight 1 each for one symbol, 40 each for all symbols; facts §13).
 Each order whose id we hold a record for is marked ``ours`` with the record's origin and role (one
 BatchGetItem for all of them). Orders placed in Binance's app or by another program show too.
 A stop-loss or take-profit of ours whose sibling has fired is cancelled on this read and left out

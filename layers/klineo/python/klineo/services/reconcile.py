@@ -8,7 +8,7 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    executed) and the record leaves the index. What Binance says is stored as it is.
 2. **Purged.** An order Binance does not know (-2013) although the record is older than Binance's
    shortest retention (3 days: canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
-   final; nothing ever sends it again (facts §9, §12). A younger unknown record is left alone: it may
+   final; nothing ever sends it again (facts §9, §14). A younger unknown record is left alone: it may
    still be settled by the order route's own lookup.
 3. **OCO-like cleanup.** When a protective order of ours (role stop_loss/take_profit) fired, its
    siblings (same ``parent_client_order_id``) that are still open are cancelled
@@ -20,7 +20,7 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    last reconciled trade id are read; a trade whose order is not one of our records is recorded
    once as an order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl``
    (``adl_autoclose``), ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything
-   else), with its fills (facts §8, §12).
+   else), with its fills (facts §8, §14).
 
 Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the
 futures IP limit of 2,400 per minute, so trading keeps the rest); the shared limiter
