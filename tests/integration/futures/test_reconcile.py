@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from klineo.services.reconcile import DAY_MS, Reconciler, recent_foreign_fills
+from klineo.services.reconcile import DAY_MS, Reconciler
 from klineo.store.orders import (
     KIND_ALGO,
     STATUS_UNKNOWN_PURGED,
@@ -125,7 +125,8 @@ def test_position_closed_elsewhere_disarms_our_protective_orders(sim_env, invoke
 
 def test_injected_liquidation_shows_labelled_in_the_order_history(sim_env, invoke, futures_connection):
     """GIVEN a LONG WHEN Binance liquidates it THEN the position reads 0 and, after reconciliation, the
-    history lists the liquidation order with its fill, labelled, next to ours; a second run adds nothing."""
+    history lists the liquidation order with its fill, labelled, next to ours (a second run adds nothing),
+    and the positions view shows it labelled among the recent trades we did not place."""
     entry = _open_long(invoke, futures_connection.id)["client_order_id"]
     sim_env.inject_trade(futures_connection.account.id, "liquidation", "BTCUSDT")
     positions = invoke("futures_positions", with_user(_at_connection(futures_connection.id), USER_A))
@@ -143,8 +144,11 @@ def test_injected_liquidation_shows_labelled_in_the_order_history(sim_env, invok
     assert [Decimal(f["qty"]) for f in liquidation["fills"]] == [Decimal("0.002")]
     (ours,) = [o for o in orders if o["client_order_id"] == entry]
     assert ours["origin"] == "api" and ours["settled"] and ours["fills"][0]["order_id"] == ours["order_id"]
-    (beside_position,) = recent_foreign_fills(USER_A, futures_connection.id, "BTCUSDT")
-    assert beside_position.client_order_id == liquidation["client_order_id"]
+    positions = body_of(invoke("futures_positions", with_user(_at_connection(futures_connection.id), USER_A)))
+    (beside_positions,) = positions["recent_trades_not_ours"]
+    assert (beside_positions["client_order_id"], beside_positions["origin"]) == (
+        liquidation["client_order_id"], "liquidation")
+    assert (beside_positions["symbol"], beside_positions["side"]) == ("BTCUSDT", "SELL")
 
 
 def _at_connection(connection_id: str) -> dict[str, Any]:

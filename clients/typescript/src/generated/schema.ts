@@ -1026,6 +1026,32 @@ export interface components {
             percent?: (string | number) | null;
         };
         /**
+         * ForeignTrade
+         * @description An order Binance filled on this account that we did not place, as the reconciler recorded it.
+         */
+        ForeignTrade: {
+            /** Client Order Id */
+            client_order_id: string;
+            /** Symbol */
+            symbol: string;
+            /**
+             * Origin
+             * @description liquidation (Binance's autoclose- ids), adl (adl_autoclose), settlement (settlement_autoclose-), or manual (placed outside this backend, e.g. Binance's app).
+             * @enum {string}
+             */
+            origin: "manual" | "liquidation" | "adl" | "settlement";
+            /** Side */
+            side?: string | null;
+            /** Status */
+            status: string;
+            /** Executed Quantity */
+            executed_quantity?: string | null;
+            /** Average Price */
+            average_price?: string | null;
+            /** Created At */
+            created_at: string;
+        };
+        /**
          * FuturesPosition
          * @description One open USDT-M position, from Binance's /fapi/v3/positionRisk and /fapi/v1/symbolConfig.
          */
@@ -1085,6 +1111,11 @@ export interface components {
             connection_id: string;
             /** Positions */
             positions: components["schemas"]["FuturesPosition"][];
+            /**
+             * Recent Trades Not Ours
+             * @description The last 7 days' fills we did not place on this connection, newest first, labelled: a liquidation or ADL that closed a position shows here after the reconciler saw it.
+             */
+            recent_trades_not_ours?: components["schemas"]["ForeignTrade"][];
         };
         /**
          * ProtectiveOrder

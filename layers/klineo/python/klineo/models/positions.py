@@ -8,7 +8,7 @@ from pydantic import Field
 
 from klineo.models.base import BaseModel
 
-__all__ = ["FuturesPosition", "FuturesPositionsResponse", "ProtectiveOrder"]
+__all__ = ["ForeignTrade", "FuturesPosition", "FuturesPositionsResponse", "ProtectiveOrder"]
 
 
 class ProtectiveOrder(BaseModel):
@@ -48,8 +48,27 @@ class FuturesPosition(BaseModel):
         description="Open algo (conditional) orders closing this position: stop-loss, take-profit, trailing.")
 
 
+class ForeignTrade(BaseModel):
+    """An order Binance filled on this account that we did not place, as the reconciler recorded it."""
+
+    client_order_id: str
+    symbol: str
+    origin: Literal["manual", "liquidation", "adl", "settlement"] = Field(
+        description="liquidation (Binance's autoclose- ids), adl (adl_autoclose), settlement "
+                    "(settlement_autoclose-), or manual (placed outside this backend, e.g. Binance's app).")
+    side: str | None = None
+    status: str
+    executed_quantity: str | None = None
+    average_price: str | None = None
+    created_at: str
+
+
 class FuturesPositionsResponse(BaseModel):
     """A connection's open futures positions, as Binance reports them now."""
 
     connection_id: str
     positions: list[FuturesPosition]
+    recent_trades_not_ours: list[ForeignTrade] = Field(
+        default_factory=list,
+        description="The last 7 days' fills we did not place on this connection, newest first, labelled: "
+                    "a liquidation or ADL that closed a position shows here after the reconciler saw it.")

@@ -26,13 +26,14 @@ from typing import Any
 from klineo.binance import call_deadline, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
-from klineo.models.positions import FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
+from klineo.models.positions import ForeignTrade, FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
 from klineo.observability import logger
 from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.protective import cancel_protective_orders
+from klineo.services.reconcile import recent_foreign_fills
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import OrderRecord, get_order_record, get_order_records
 from klineo.validation import SYMBOL_PATTERN
@@ -139,7 +140,24 @@ def list_positions(user_id: str, connection_id: str) -> FuturesPositionsResponse
                      for r in rows]
     note_key_outcome(connection, None)
     positions.sort(key=lambda p: (p.symbol, p.position_side))
-    return FuturesPositionsResponse(connection_id=connection.connection_id, positions=positions)
+    foreign = [_foreign_trade(r) for r in recent_foreign_fills(user_id, connection.connection_id)]
+    return FuturesPositionsResponse(connection_id=connection.connection_id, positions=positions,
+                                    recent_trades_not_ours=foreign)
+
+
+def _foreign_trade(record: OrderRecord) -> ForeignTrade:
+    """A fill we did not place, with its label (the reconciler recorded it from userTrades)."""
+    result = record.result or {}
+    return ForeignTrade(
+        client_order_id=record.client_order_id, symbol=record.symbol, origin=record.origin,
+        side=result.get("side") or record.params.get("side"), status=record.status,
+        executed_quantity=_optional_text(result.get("executed_quantity")),
+        average_price=_optional_text(result.get("average_price")), created_at=record.created_at,
+    )
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 # ---------------------------------------------------------------- close

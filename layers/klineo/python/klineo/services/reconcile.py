@@ -397,13 +397,14 @@ def run_reconciler(weight: int = RUN_WEIGHT, now_ms: int | None = None) -> dict[
     return Reconciler(weight, now_ms).run()
 
 
-def recent_foreign_fills(user_id: str, connection_id: str, symbol: str, since_ms: int | None = None
-                         ) -> list[OrderRecord]:
-    """Orders we did not place (manual, liquidation, ADL) on this connection and symbol, newest first.
+def recent_foreign_fills(user_id: str, connection_id: str, symbol: str | None = None,
+                         since_ms: int | None = None, limit: int = 200) -> list[OrderRecord]:
+    """Orders we did not place (manual, liquidation, ADL) on this connection (and symbol), newest first.
 
-    For the positions view: the labels to show next to a position (default: the last 7 days).
+    For the positions view: the labels to show next to the positions (default: the last 7 days, among
+    the connection's newest ``limit`` records of that time).
     """
     since = since_ms if since_ms is not None else int(time.time() * 1000) - WATCH_IDLE_MS
-    return [r for r in order_history.list_recent_records(user_id, since)
-            if r.connection_id == connection_id and r.symbol == symbol
-            and r.origin in FOREIGN_ORIGINS]
+    history = order_history.HistoryFilter(connection_id=connection_id, symbol=symbol, from_ms=since)
+    records, _ = order_history.list_order_page(user_id, history, limit=limit)
+    return [r for r in records if r.origin in FOREIGN_ORIGINS]
