@@ -90,3 +90,38 @@ def test_paper_mode_and_backtest_make_identical_trades(sim_env) -> None:
         (f.time, f.side, f.quantity, f.price, f.fee) for f in backtest.fills]
     assert paper.trades == backtest.trades
     assert paper.realised_pnl == backtest.realised_pnl
+
+
+def _protected_paper_strategy() -> str:
+    """A paper strategy sized in USDT with a tight stop-loss and take-profit, so that exits happen."""
+    strategy_id = _paper_strategy()
+    stored = strategy_store.get_strategy(USER, strategy_id, consistent=True)
+    settings = {"quote_size_usdt": Decimal("150"), "stop_loss_pct": Decimal("0.1"),
+                "take_profit_pct": Decimal("0.15")}
+    strategy_store.update_settings(USER, strategy_id, stored, changes={**settings, "size": None})
+    return strategy_id
+
+
+def test_paper_mode_and_backtest_agree_with_quote_sizing_and_stop_loss_take_profit(sim_env) -> None:
+    """GIVEN recorded candles and a strategy sized in USDT with SL/TP WHEN paper mode and a backtest run
+    THEN the same entries at the same prices and fees, stop-loss/take-profit exits on both sides (the
+    backtest's exit fills), and the same realised PnL, fees and final position."""
+    candles = _recorded_candles()
+    strategy_id = _protected_paper_strategy()
+    entries = _paper_fills(candles, strategy_id)
+    stored = strategy_store.get_strategy(USER, strategy_id, consistent=True)
+    spec = BacktestSpec.from_json({
+        "environment": "production", "symbol": SYMBOL, "interval": INTERVAL, "type": "sma_crossover",
+        "parameters": PARAMETERS, "quote_size_usdt": "150", "stop_loss_pct": "0.1", "take_profit_pct": "0.15",
+        "start_ms": START, "end_ms": candles[-1].close_time + 1,
+    })
+    rules = get_symbol_rules(get_client(Market.FUTURES, "production"), SYMBOL)
+    backtest = simulate(spec, candles, rules).ledger
+    exits = [f for f in backtest.fills if f.reason != "signal"]
+    assert exits, "the stop-loss/take-profit levels are tight enough to be reached in this sequence"
+    assert [(f.time, f.side, f.quantity, f.price, f.fee) for f in entries] == [
+        (f.time, f.side, f.quantity, f.price, f.fee) for f in backtest.fills if f.reason == "signal"]
+    book = stored.paper_book or {}
+    assert Decimal(str(book["gross_pnl"])) == backtest.gross_pnl
+    assert Decimal(str(book["fees"])) == backtest.fees
+    assert stored.paper_position == backtest.position
