@@ -143,3 +143,23 @@ def test_release_deletes_only_this_attempts_claim(connection):
     assert get_order_record(USER, CLIENT_ORDER_ID) is not None
     release_claim(record)
     assert get_order_record(USER, CLIENT_ORDER_ID) is None
+
+
+def test_committed_claim_keeps_the_cached_connection_past_its_ttl(connection, monkeypatch):
+    """GIVEN the connection cached at t=0 WHEN a claim commits at t=50 s THEN at t=100 s (past the 60 s TTL
+    counted from the read) the cache still answers without a read: the claim proved it current."""
+    from klineo.store import order_claim
+
+    now = {"t": 1_000.0}
+    monkeypatch.setattr(order_claim.time, "monotonic", lambda: now["t"])
+    order_claim.forget_connection()
+    item = cached_connection_item(USER, CONNECTION_ID, clock=lambda: now["t"])
+    now["t"] += 50
+    assert claim_new_order(_record(), GateChecks(USER, item, switches=False)) is None
+    _set("label", {"S": "changed since"})
+
+    now["t"] += 50
+    clock = lambda: now["t"]  # noqa: E731
+    assert cached_connection_item(USER, CONNECTION_ID, clock) == item  # no read: the label change is unseen
+    now["t"] += order_claim.CONNECTION_CACHE_TTL_S + 1
+    assert cached_connection_item(USER, CONNECTION_ID, clock)["label"] == {"S": "changed since"}

@@ -53,8 +53,9 @@ __all__ = [
     "remember_connection",
 ]
 
-# A cached connection item is re-read after this long even when no transaction disproved it
-# (symbol_settings, which no ConditionCheck compares, is the only thing that can go stale).
+# A cached connection item is re-read after this long without a committed claim proving it current
+# (symbol_settings, which no ConditionCheck compares, is the only thing that can go stale: a stale
+# copy at worst applies a symbol's settings again, which Binance answers as a no-op).
 CONNECTION_CACHE_TTL_S = 60.0
 # Connection attributes the order path reads; the ConditionCheck requires each to be unchanged.
 _STAMPED = ("max_leverage", "max_notional_usdt", "leverage", "margin_type", "position_mode",
@@ -163,6 +164,14 @@ def _gate_items(gates: GateChecks) -> list[tuple[str, dict[str, Any]]]:
     return checks
 
 
+def _proven_current(gates: GateChecks) -> None:
+    """A committed claim proved the cached connection's stamped attributes current: its TTL starts again."""
+    connection_id = gates.connection_item.get("sk", {}).get("S", "").removeprefix(connection_sk(""))
+    key = (gates.user_id, connection_id)
+    if key in _CACHE:
+        _CACHE[key] = (time.monotonic(), _CACHE[key][1])
+
+
 def _storage_failed() -> KlineoError:
     # Nothing was written and nothing sent: the same key is safe to repeat.
     return KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
@@ -177,6 +186,7 @@ def _transact(order_write: dict[str, Any], gates: GateChecks,
     for attempt in range(_CONFLICT_ATTEMPTS):
         try:
             aws.dynamodb().transact_write_items(TransactItems=[write for _, write in named])
+            _proven_current(gates)
             return None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
