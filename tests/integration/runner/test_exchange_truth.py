@@ -317,3 +317,22 @@ def test_strategies_of_one_connection_share_one_position_read_per_batch(runner) 
     assert len(reads) == 1 and reads[0].weight == 5
     assert [runner.stored(USER, sid).live_position for sid in sids] == [Decimal("0.002"), Decimal("0.05")]
     assert [_events(sid, "position_closed") for sid in sids] == [[], []]
+
+
+def test_without_spare_request_weight_the_live_pnl_is_estimated_and_the_order_still_settles(
+    runner, monkeypatch
+) -> None:
+    """GIVEN less request weight left this minute than the fills read needs WHEN a live order fills THEN no
+    userTrades request is sent, the run is ordered, and the PnL counts the fill as estimated (taker fee)."""
+    from klineo.runner import execution
+
+    monkeypatch.setattr(execution, "FILLS_READ_RESERVE", 10**9)
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    runner.run_tick()
+
+    run = runner.runs(sid)[0]
+    assert run.status == "ordered" and runner.journal("GET", "/fapi/v1/userTrades") == []
+    pnl = _get(runner, sid)["pnl"]
+    assert pnl["estimated_fills"] == 1
+    expected_fee = fee(Decimal(run.order["executed_quantity"]), Decimal(run.order["average_price"]))
+    assert Decimal(pnl["fees"]) == expected_fee.quantize(Decimal("0.00000001"))

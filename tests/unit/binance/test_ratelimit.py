@@ -79,6 +79,17 @@ def test_new_window_resets_the_budget():
     limiter.acquire(HOST, Market.SPOT, 20, NOW_MS + 60_000)
 
 
+def test_spare_weight_is_the_budget_share_left_this_minute_and_none_while_blocked():
+    """GIVEN 2000 of futures' 2400 used WHEN asked THEN 160 spare (90 % budget); the next minute all of
+    it; while the host is blocked (429/418) nothing."""
+    limiter = RateLimiter()
+    limiter.observe("f", Market.FUTURES, 2000, NOW_MS)
+    assert limiter.spare_weight("f", Market.FUTURES, NOW_MS) == 160
+    assert limiter.spare_weight("f", Market.FUTURES, NOW_MS + 60_000) == 2160
+    limiter.block("f", Market.FUTURES, NOW_MS + 30_000, 429, NOW_MS)
+    assert limiter.spare_weight("f", Market.FUTURES, NOW_MS + 1_000) == 0
+
+
 def test_client_fails_fast_before_provoking_a_429(rsps, make_client, creds, limiter):
     """GIVEN a response reporting 5390 weight used WHEN the next 20-weight call comes
     THEN no request is sent."""

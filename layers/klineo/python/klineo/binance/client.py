@@ -293,6 +293,10 @@ class BinanceClient:
         """The clock (epoch seconds) this client uses; caches keyed on it stay consistent in tests."""
         return self._clock
 
+    def spare_weight(self) -> int:
+        """Request weight this container may still spend on this host in the current minute."""
+        return self._limiter.spare_weight(self.host, self.market, self._now_ms())
+
     def __repr__(self) -> str:
         return (
             f"BinanceClient(market={self.market.value!r}, environment={self.environment.value!r}, "

@@ -292,6 +292,16 @@ class RateLimiter:
         state = self._hosts.get(host)
         return state.blocked_until_ms if state else 0
 
+    def spare_weight(self, host: str, market: Market, now_ms: float | None = None) -> int:
+        """The weight this container may still spend on ``host`` in the current window (its budget share)."""
+        if now_ms is None:
+            now_ms = self._clock() * 1000
+        state = self._state(host, market)
+        used = state.used if state.window == int(now_ms // _WINDOW_MS) else 0
+        if state.blocked_until_ms > now_ms:
+            return 0
+        return max(0, int(state.limit * self.budget_fraction) - used)
+
     def used_weight(self, host: str) -> int:
         """The used weight this container knows for ``host`` in the current window."""
         state = self._hosts.get(host)

@@ -348,6 +348,9 @@ class PnlResponse(BaseModel):
         default=None, description="(mark - entry_price) x position; null when the mark could not be read")
     entry_price: DecimalString | None = None
     mark_price: DecimalString | None = None
+    estimated_fills: int = Field(
+        default=0, description="Live fills counted at their average price and the taker fee because "
+        "Binance's own fills could not be read in that minute's request budget (0: all exact).")
 
 
 class StrategyDetailResponse(StrategyResponse):

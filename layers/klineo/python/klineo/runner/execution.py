@@ -600,13 +600,18 @@ class _Turn:
         if filled == 0 or price is None or self.trading is None:
             return None
         creds, before = connection_credentials(self.trading.connection), pending.position_before
-        try:
-            return live_book_after(self.strategy, creds, result.order_id, filled, price, before)
-        except KlineoError as exc:
-            if exc.retryable:
-                raise
-            # The fills cannot be read back: estimate them from our own entry price and the taker fee.
-            return live_book_after(self.strategy, creds, None, filled, price, before)
+        client = get_client(Market.FUTURES, self.strategy.environment)
+        # Binance's own fills (userTrades, weight 5) only while the minute's weight leaves room for
+        # the orders themselves: a tick of many orders must never starve them of request weight.
+        if result.order_id is not None and client.spare_weight() >= FILLS_READ_RESERVE:
+            try:
+                return live_book_after(self.strategy, creds, result.order_id, filled, price, before)
+            except KlineoError as exc:
+                logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
+                    "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})
+        # Estimated from our own entry price and the taker fee; the order history's record gets
+        # Binance's exact fills from the reconciler.
+        return live_book_after(self.strategy, creds, None, filled, price, before)
 
     def disarm_previous(self, before: Decimal, position_to: Decimal) -> None:
         """The strategy's own order closed, flipped or grew the position: cancel the earlier entry's stops
@@ -679,6 +684,10 @@ class _Turn:
             position_to=pending.position_before, key_failures=strategy.key_failures,
         )
         return self.result("skipped", "order_not_placed") if pending.close_time == self.close_time else None
+
+
+# userTrades reads for the live PnL stop once less than this much request weight is left this minute.
+FILLS_READ_RESERVE = 1200
 
 
 def _entered(before: Decimal, after: Decimal) -> bool:

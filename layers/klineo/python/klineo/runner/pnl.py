@@ -4,7 +4,11 @@ Paper: the ``simulation.Ledger`` of ``klineo.runner.paper`` (the backtest's ledg
 same slippage). Live: what Binance did. When a live order settles, its fills are read back
 (GET /fapi/v1/userTrades with the orderId, weight 5, facts §8) and their ``realizedPnl`` and
 ``commission`` (USDT) are added to the strategy's ``live_book`` in the same conditional write that
-settles the order, so each order counts once. The book's ``entry_price`` is the average entry of
+settles the order, so each order counts once. Only while the minute's request weight leaves room
+(``klineo.runner.execution.FILLS_READ_RESERVE``) and the read works: otherwise the fill is
+estimated (its average price, the taker fee, the PnL against the strategy's own entry) and counted
+in ``estimated_fills``, so the figure says it is partly estimated; the order's exact fills still
+reach its order-history record through the reconciler. The book's ``entry_price`` is the average entry of
 the strategy's own position (``moved_entry``), from which the unrealised PnL at the mark follows:
 ``(mark - entry_price) x position``. A commission paid in another asset (BNB) is not converted: it
 is left out of ``fees`` and counted in ``fees_other_assets``.
@@ -69,11 +73,13 @@ def live_book_after(
         "realised_pnl": Decimal(str(book.get("realised_pnl", 0))) + realised - fees,
         "fees": Decimal(str(book.get("fees", 0))) + fees,
         "fees_other_assets": int(book.get("fees_other_assets", 0)) + other,
+        "estimated_fills": int(book.get("estimated_fills", 0)) + (1 if order_id is None else 0),
     }
 
 
-def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal | None]:
+def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal | int | None]:
     """realised_pnl (fees included), fees, entry_price, unrealised_pnl at ``mark``, current mode."""
+    estimated = 0
     if strategy.mode == "paper":
         ledger = ledger_of(strategy)
         realised, fees = ledger.realised_pnl, ledger.fees
@@ -83,6 +89,8 @@ def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal 
         realised = Decimal(str(book.get("realised_pnl", 0)))
         fees = Decimal(str(book.get("fees", 0)))
         entry, position = Decimal(str(book.get("entry_price", 0))), strategy.live_position
+        estimated = int(book.get("estimated_fills", 0))
     unrealised = (mark - entry) * position if mark is not None and position != 0 and entry else None
     return {"realised_pnl": realised, "fees": fees, "entry_price": entry if position else None,
-            "unrealised_pnl": _ZERO if position == 0 else unrealised, "mark_price": mark}
+            "unrealised_pnl": _ZERO if position == 0 else unrealised, "mark_price": mark,
+            "estimated_fills": estimated}

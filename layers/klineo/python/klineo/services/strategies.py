@@ -228,7 +228,8 @@ def _pnl(strategy: Strategy) -> PnlResponse:
         except KlineoError:
             mark = None  # the PnL without its open part beats no answer
     values = strategy_pnl(strategy, mark)
-    return PnlResponse(**{k: None if v is None else _text(v.quantize(_PLACES)) for k, v in values.items()})
+    return PnlResponse(**{k: v if v is None or isinstance(v, int) else _text(v.quantize(_PLACES))
+                          for k, v in values.items()})
 
 
 def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
