@@ -391,8 +391,6 @@ class _Turn:
         decision = self.decide()
         if decision is None:
             return self.skip("invalid_parameters", pause_reason="invalid_parameters")
-        self.event("signal", signal=str(decision.signal), reason=decision.reason,
-                   indicators=decision.indicators)
         assert self.ctx.group is not None
         reference_price = self.ctx.group.candles[-1].close
         facts = {
@@ -416,8 +414,12 @@ class _Turn:
             return self.result("failed" if written else "not_run", str(exc.category))
         facts["target_position"] = plan.target
         if plan.side is None or plan.quantity is None:
+            # A hold writes its run only (it carries the signal and indicators): no event, so that a
+            # hold tick costs one write less; the log gets a signal when it acts.
             written = record_run(self.run("no_change", **facts), advance=StrategyAdvance())
             return self.result("no_change" if written else "not_run")
+        self.event("signal", signal=str(decision.signal), reason=decision.reason,
+                   indicators=decision.indicators)
         cid = client_order_id(strategy.strategy_id, self.close_time)
         if not self.live:
             return self.paper_fill(plan, cid, reference_price, facts)

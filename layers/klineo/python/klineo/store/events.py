@@ -4,7 +4,9 @@ What the runner and the API saw and did, one item per event, never updated:
 
     position_closed   the exchange no longer holds the position the strategy believed (cause:
                       liquidation, adl, protective, manual), or a paper stop-loss/take-profit
-    signal            a decision on a closed candle (signal, reason, indicators)
+    signal            a decision on a closed candle that acts: an order to send or refused
+                      (signal, reason, indicators); a hold is only in its run (which carries the
+                      same fields), so a hold tick writes no event
     risk_block        the risk gate refused the order (``gate`` names it); nothing was sent
     order_submit      a live order claimed and sent (or a paper order simulated)
     order_fill        what filled (quantity, average price, fee)
