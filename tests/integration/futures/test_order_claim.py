@@ -208,3 +208,40 @@ def test_cancel_answers_before_the_invocation_ends(sim_env, invoke, futures_conn
     assert response["statusCode"] in (200, 504), response["body"]
     if response["statusCode"] == 200:
         assert body_of(response)["status"] == "CANCELED"
+
+
+def test_resend_of_a_refused_attempt_that_crashed_before_its_outcome_is_never_sent_a_third_time(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a key whose first MARKET attempt Binance refused WHEN the retry's send fills but the
+    invocation dies before recording it (lease run out) and the key comes a third time THEN the third
+    looks the order up and answers it: one filled order, never a second one."""
+    from klineo.services import futures as futures_service
+    from klineo.store.orders import create_order_record, record_order_outcome
+
+    key = new_key()
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002")
+    client_order_id = idempotent_client_order_id(USER_A, key)
+    request = futures_service.FuturesOrderRequest(**body)
+    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002",
+              "positionSide": "BOTH", "newClientOrderId": client_order_id, "newOrderRespType": "RESULT"}
+    create_order_record(USER_A, client_order_id, connection_id=futures_connection.id, symbol="BTCUSDT",
+                        request=request.fingerprint(), params=params,
+                        attempt_ms=int(time.time() * 1000) - 60_000)
+    record_order_outcome(USER_A, client_order_id, status="REJECTED",
+                         error={"category": "order_rejected", "message": "margin is insufficient"})
+
+    with monkeypatch.context() as dying:
+        dying.setattr(futures_service, "record_order_outcome_quietly", lambda *a, **k: None)  # dies here
+        crashed = invoke("futures_order", order_event(body, key=key))
+    assert crashed["statusCode"] == 200, crashed["body"]
+    boto3.client("dynamodb").update_item(  # the crashed invocation's lease has run out
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
+        UpdateExpression="SET lease_until_ms = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+
+    third = invoke("futures_order", order_event(body, key=key))
+
+    assert third["statusCode"] == 200, third["body"]
+    assert body_of(third)["client_order_id"] == client_order_id and body_of(third)["status"] == "FILLED"
+    assert len(order_posts(sim_env)) == 1

@@ -461,18 +461,21 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
     recorded = recorded_order(existing) if existing.params else _rounded(gated)
     outcome = _Outcome(gated.user_id, coid, gated.connection, recorded.to_params(coid), earlier=existing)
 
-    if existing.status == STATUS_REJECTED:
-        # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
-        answer = outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_send=limits))
-        return _protected(gated, outcome.settled_record(existing), answer)
     attempt_ms = int(time.time() * 1000)
 
     def claim() -> None:
+        # The record turns PENDING with this attempt's time before the send: should this invocation
+        # die before recording the outcome, the next retry looks the order up instead of sending again.
         limits()
         earlier = existing.attempt_ms
         if not claim_resend(gated.user_id, coid, previous_attempt_ms=earlier, attempt_ms=attempt_ms):
             raise _in_progress()
         outcome.resent = True
+
+    if existing.status == STATUS_REJECTED:
+        # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
+        answer = outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_send=claim))
+        return _protected(gated, outcome.settled_record(existing), answer)
 
     def purged() -> None:
         outcome.purged = True
