@@ -1657,6 +1657,12 @@ export interface components {
             entry_price?: string | null;
             /** Mark Price */
             mark_price?: string | null;
+            /**
+             * Estimated Fills
+             * @description Live fills counted at their average price and the taker fee because Binance's own fills could not be read in that minute's request budget (0: all exact).
+             * @default 0
+             */
+            estimated_fills?: number;
         };
         /**
          * RunError
