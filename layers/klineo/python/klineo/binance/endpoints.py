@@ -94,6 +94,16 @@ def _require(client: BinanceClient, market: Market) -> None:
         raise ValueError(f"this endpoint needs a {market.value} client, got {client.market.value}")
 
 
+def _signed_rows(
+    client: BinanceClient, creds: Credentials, path: str, params: dict[str, Any] | None, what: str
+) -> list[dict[str, Any]]:
+    """A signed GET whose answer is a list of objects; anything else is an unreadable answer."""
+    rows = client.signed("GET", path, params, creds)
+    if not isinstance(rows, list):
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, f"Binance returned unreadable {what}.")
+    return [row for row in rows if isinstance(row, dict)]
+
+
 def _symbol(symbol: str) -> str:
     if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
         raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol is missing or malformed", field="symbol")
@@ -317,12 +327,7 @@ def futures_symbol_config(client: BinanceClient, creds: Credentials, symbol: str
 def futures_symbol_configs(client: BinanceClient, creds: Credentials) -> list[dict[str, Any]]:
     """GET /fapi/v1/symbolConfig for every symbol (weight 5): marginType and leverage per symbol."""
     _require(client, Market.FUTURES)
-    rows = client.signed("GET", "/fapi/v1/symbolConfig", None, creds)
-    if not isinstance(rows, list):
-        raise KlineoError(
-            ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable symbol configuration."
-        )
-    return [row for row in rows if isinstance(row, dict)]
+    return _signed_rows(client, creds, "/fapi/v1/symbolConfig", None, "symbol configuration")
 
 
 def futures_open_algo_orders(
@@ -331,10 +336,7 @@ def futures_open_algo_orders(
     """GET /fapi/v1/openAlgoOrders (weight 1 for one symbol, 40 for all): conditional orders not yet fired."""
     _require(client, Market.FUTURES)
     params = {"symbol": _symbol(symbol)} if symbol is not None else {}
-    rows = client.signed("GET", "/fapi/v1/openAlgoOrders", params, creds)
-    if not isinstance(rows, list):
-        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable open algo orders.")
-    return [row for row in rows if isinstance(row, dict)]
+    return _signed_rows(client, creds, "/fapi/v1/openAlgoOrders", params, "open algo orders")
 
 
 def futures_new_algo_order(
@@ -376,10 +378,7 @@ def futures_open_orders(
     """GET /fapi/v1/openOrders (weight 1 for one symbol, 40 for all): regular orders still open."""
     _require(client, Market.FUTURES)
     params = {"symbol": _symbol(symbol)} if symbol is not None else {}
-    rows = client.signed("GET", "/fapi/v1/openOrders", params, creds)
-    if not isinstance(rows, list):
-        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable open orders.")
-    return [row for row in rows if isinstance(row, dict)]
+    return _signed_rows(client, creds, "/fapi/v1/openOrders", params, "open orders")
 
 
 def futures_cancel_all_orders(client: BinanceClient, creds: Credentials, symbol: str) -> dict[str, Any]:
@@ -433,10 +432,7 @@ def futures_user_trades(
         params["fromId"] = int(from_id)
     elif start_time is not None:
         params["startTime"] = int(start_time)
-    rows = client.signed("GET", "/fapi/v1/userTrades", params, creds)
-    if not isinstance(rows, list):
-        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable trades.")
-    return [row for row in rows if isinstance(row, dict)]
+    return _signed_rows(client, creds, "/fapi/v1/userTrades", params, "trades")
 
 
 def futures_order_by_id(
