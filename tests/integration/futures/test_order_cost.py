@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from klineo.store import aws as clients
 
-from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, status_event
 
 
 @pytest.fixture
@@ -62,3 +62,58 @@ def test_replayed_order_costs_one_cancelled_transaction(sim_env, invoke, futures
 
     assert again["order_id"] == first["order_id"]
     assert aws_calls == Counter({"dynamodb.TransactWriteItems": 1})
+
+
+def _armed_entry(invoke, connection_id: str, key: str) -> tuple[dict, dict]:
+    """A MARKET entry that filled, with its stop-loss and take-profit placed: (its body, its answer)."""
+    body = order_body(connection_id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                      stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    answer = body_of(invoke("futures_order", order_event(body, key=key)))
+    assert [p["status"] for p in answer["protective_orders"]] == ["NEW", "NEW"], answer
+    return body, answer
+
+
+def test_status_read_of_an_armed_entry_reads_its_protective_records_once_and_writes_nothing(
+        sim_env, invoke, futures_connection, aws_calls):
+    """GIVEN a filled entry whose SL/TP are armed WHEN its status is read THEN one BatchGetItem reads
+    both protective records and nothing is written (no conditional Put tries to arm them again)."""
+    _body, entry = _armed_entry(invoke, futures_connection.id, new_key())
+    aws_calls.clear()
+
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert read["statusCode"] == 200, read["body"]
+    assert [p["status"] for p in body_of(read)["protective_orders"]] == ["NEW", "NEW"]
+    assert aws_calls["dynamodb.BatchGetItem"] == 1
+    assert not {call for call in aws_calls if call.split(".")[1] in _WRITES}, aws_calls
+
+
+def test_replayed_entry_reads_its_protective_records_once_and_writes_nothing(
+        sim_env, invoke, futures_connection, aws_calls):
+    """GIVEN a filled entry whose SL/TP are armed WHEN replayed with its key THEN the cancelled claim
+    and one BatchGetItem of the protective records are all: no Put, no Update."""
+    key = new_key()
+    body, _entry = _armed_entry(invoke, futures_connection.id, key)
+    aws_calls.clear()
+
+    again = body_of(invoke("futures_order", order_event(body, key=key)))
+
+    assert again["source"] == "existing"
+    assert [p["status"] for p in again["protective_orders"]] == ["NEW", "NEW"]
+    assert aws_calls == Counter({"dynamodb.TransactWriteItems": 1, "dynamodb.BatchGetItem": 1})
+
+
+_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+def test_first_arming_of_a_new_entry_reads_no_protective_record(
+        sim_env, invoke, futures_connection, aws_calls):
+    """GIVEN a new keyed MARKET entry with SL/TP WHEN placed THEN its protective orders are recorded
+    without reading them first (none can exist): claim, outcome, and one Put + one Update each."""
+    invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))  # warm
+    aws_calls.clear()
+
+    _armed_entry(invoke, futures_connection.id, new_key())
+
+    assert aws_calls == Counter({"dynamodb.TransactWriteItems": 1, "dynamodb.PutItem": 2,
+                                 "dynamodb.UpdateItem": 3})

@@ -334,7 +334,7 @@ def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> Fut
     outcome = _Outcome(gated.user_id, record.client_order_id, gated.connection,
                        params=futures_order.to_params(record.client_order_id))
     answer = outcome.settle(lambda: _send(gated, futures_order, record.client_order_id, deadline))
-    return _protected(gated, outcome.settled_record(record), answer)
+    return _protected(gated, outcome.settled_record(record), answer, first_arming=True)
 
 
 def _check_limits(gated: _Gated) -> None:
@@ -343,13 +343,15 @@ def _check_limits(gated: _Gated) -> None:
     check_protective_targets(gated.order, gated.reference)
 
 
-def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse) -> FuturesOrderResponse:
+def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
+               first_arming: bool = False) -> FuturesOrderResponse:
     """The entry's answer with its stop-loss/take-profit, placed once it filled (exactly once: their
-    clientAlgoIds derive from the entry's); unchanged when the entry asked for none."""
+    clientAlgoIds derive from the entry's); unchanged when the entry asked for none.
+    ``first_arming``: the entry was just claimed and sent, so none of them can be recorded yet."""
     if gated.order.stop_loss is None and gated.order.take_profit is None:
         return answer
     creds = connection_credentials(gated.connection)
-    states = arm_protective_orders(gated.user_id, entry, gated.client, creds)
+    states = arm_protective_orders(gated.user_id, entry, gated.client, creds, first_arming=first_arming)
     return answer.model_copy(update={"protective_orders": states})
 
 

@@ -21,8 +21,10 @@ or one that ended with a partial fill, is armed: a partly filled open order wait
 
 Exactly once: each ``clientAlgoId`` is derived from the entry's clientOrderId (its first 33
 characters + ``-sl`` / ``-tp``: 36 characters within Binance's ``^[\\.A-Z\\:/a-z0-9_-]{1,36}$``), and
-recorded (kind ``algo``, ``role``, ``parent_client_order_id``) with a conditional put before sending;
-an existing record is resumed (looked up by clientAlgoId, never re-sent blindly), so a retry places
+recorded (kind ``algo``, ``role``, ``parent_client_order_id``) with a conditional put before sending.
+A status read or a replay of the entry reads both derived records first (one BatchGetItem): one
+already placed answers its recorded state with no write; only a missing one is put and sent. An
+existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly), so a retry places
 only what is missing and never doubles. A transient failure raises (retryable) after the entry is
 recorded: repeating the request with the same Idempotency-Key places the missing order. A
 definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
@@ -59,6 +61,7 @@ from klineo.store.orders import (
     claim_resend,
     create_order_record,
     get_order_record,
+    get_order_records,
     record_order_outcome_quietly,
 )
 
@@ -181,15 +184,16 @@ def _resume(user_id: str, existing: OrderRecord, client: BinanceClient, creds: C
 
 
 def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, client: BinanceClient,
-             creds: Credentials) -> ProtectiveOrderState:
-    """One protective order, exactly once: record, send (or resume), record the outcome."""
+             creds: Credentials, existing: OrderRecord | None) -> ProtectiveOrderState:
+    """Exactly once: record (unless ``existing``), send or resume, record the outcome."""
     algo_id = protective_client_algo_id(entry.client_order_id, role)
-    _record, existing = create_order_record(
-        user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
-        request={"role": role, "target": entry.request[role]}, params=algo.to_params(algo_id),
-        attempt_ms=int(time.time() * 1000), kind=KIND_ALGO, role=role,
-        parent_client_order_id=entry.client_order_id, origin=entry.origin,
-    )
+    if existing is None:
+        _record, existing = create_order_record(
+            user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
+            request={"role": role, "target": entry.request[role]}, params=algo.to_params(algo_id),
+            attempt_ms=int(time.time() * 1000), kind=KIND_ALGO, role=role,
+            parent_client_order_id=entry.client_order_id, origin=entry.origin,
+        )
     refused_before = existing is not None and existing.status == STATUS_REJECTED
     if refused_before and not (existing.error or {}).get("retryable"):
         return _state(role, algo_id, None, STATUS_REJECTED)  # refused for good (e.g. trigger crossed)
@@ -214,26 +218,49 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
     return _state(role, algo_id, result, result.status)
 
 
+def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | None:
+    """The state of a protective order already placed (or refused for good), else None (still to arm).
+
+    Read from its record alone: nothing is sent and nothing written for it.
+    """
+    if record is None:
+        return None
+    if record.settled and record.result is not None:
+        result = OrderResult.from_record(record.result)
+        return _state(role, record.client_order_id, result, result.status)
+    if record.status == STATUS_REJECTED and not (record.error or {}).get("retryable"):
+        return _state(role, record.client_order_id, None, STATUS_REJECTED)
+    return None
+
+
 def arm_protective_orders(
-    user_id: str, entry_record: OrderRecord, client: BinanceClient, creds: Credentials
+    user_id: str, entry_record: OrderRecord, client: BinanceClient, creds: Credentials, *,
+    first_arming: bool = False,
 ) -> list[ProtectiveOrderState]:
     """Place the entry's stop-loss / take-profit once it has filled (see the module docstring).
 
+    Their records are read first (one BatchGetItem of the derived ids): one placed already answers
+    its recorded state, only a missing or unfinished one is armed. ``first_arming``: the entry was
+    placed by this very call, so none can exist and the read is skipped.
     Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
     KlineoError when one could not be placed for a transient reason (the others are placed first).
     """
     targets = _targets(entry_record)
+    ids = {role: protective_client_algo_id(entry_record.client_order_id, role) for role in targets}
     if not _filled(entry_record):
-        return [_state(role, protective_client_algo_id(entry_record.client_order_id, role), None,
-                       WAITING_FOR_FILL) for role in targets]
+        return [_state(role, ids[role], None, WAITING_FOR_FILL) for role in targets]
+    recorded = {} if first_arming else get_order_records(user_id, list(ids.values()))
+    states = {role: _at_rest(role, recorded.get(ids[role])) for role in targets}
+    if all(states.values()):
+        return [state for state in states.values() if state is not None]
     rules = get_symbol_rules(client, entry_record.symbol)
     quantity, average = _fill(entry_record, client, creds)
-    states, failure = [], None
-    for role, target in targets.items():
+    failure = None
+    for role in (role for role, state in states.items() if state is None):
         try:
-            trigger = _trigger(role, target, entry_record.params["side"], average, rules)
+            trigger = _trigger(role, targets[role], entry_record.params["side"], average, rules)
             algo = _protective_order(entry_record, role, trigger, quantity)
-            states.append(_arm_one(user_id, entry_record, role, algo, client, creds))
+            states[role] = _arm_one(user_id, entry_record, role, algo, client, creds, recorded.get(ids[role]))
         except KlineoError as exc:
             failure = failure or (role, exc)
     if failure is not None:
@@ -244,7 +271,7 @@ def arm_protective_orders(
             f"placed yet: {exc.message} Repeat the request with the same Idempotency-Key to place it.",
             retry_after=exc.retry_after, retryable=True,
         )
-    return states
+    return [state for state in states.values() if state is not None]
 
 
 def _closes(row: dict[str, Any], position_side: str) -> bool:
