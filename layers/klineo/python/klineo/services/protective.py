@@ -24,10 +24,10 @@ characters + ``-sl`` / ``-tp``: 36 characters within Binance's ``^[\\.A-Z\\:/a-z
 recorded (kind ``algo``, ``role``, ``parent_client_order_id``) with a conditional put before sending.
 A status read or a replay of the entry reads both derived records first (one BatchGetItem): one
 already placed answers its recorded state with no write; only a missing one is put and sent. An
-existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly), so a retry places
-only what is missing and never doubles. A transient failure raises (retryable) after the entry is
-recorded: repeating the request with the same Idempotency-Key places the missing order. A
-definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
+existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly),
+so a retry places only what is missing and never doubles. A transient failure raises (retryable)
+after the entry is recorded: repeating the request with the same Idempotency-Key places the
+missing order. A definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
 symbol (ours and any other reduce-only / closePosition ones) after a close. When one of an entry's
