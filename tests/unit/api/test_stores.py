@@ -199,6 +199,59 @@ def test_symbol_settings_accumulate_and_a_none_setting_is_removed(stores):
     assert updated.leverage is None and updated.max_notional_usdt == Decimal("5")
 
 
+def test_first_symbol_of_a_connection_is_recorded_in_one_update(stores):
+    """GIVEN a connection that never traded WHEN a symbol's settings are recorded THEN one UpdateItem."""
+    conn = _connection()
+    connections.put_connection(conn)
+    counter = _CallCounter(aws_clients.dynamodb())
+
+    connections.record_symbol_settings(USER_A, conn.connection_id, "BTCUSDT", {"leverage": 5}, recorded={})
+
+    assert counter.calls == ["UpdateItem"]
+    stored = connections.get_connection(USER_A, conn.connection_id)
+    assert stored.symbol_settings == {"BTCUSDT": {"leverage": 5}}
+
+
+def test_next_symbol_is_added_in_one_update_keeping_the_others(stores):
+    """GIVEN a connection with one symbol recorded WHEN another is recorded THEN one UpdateItem, both kept."""
+    conn = _connection()
+    connections.put_connection(conn)
+    connections.record_symbol_settings(USER_A, conn.connection_id, "BTCUSDT", {"leverage": 5}, recorded={})
+    seen = connections.get_connection(USER_A, conn.connection_id).symbol_settings
+    counter = _CallCounter(aws_clients.dynamodb())
+
+    connections.record_symbol_settings(USER_A, conn.connection_id, "ETHUSDT", {"leverage": 3}, recorded=seen)
+
+    assert counter.calls == ["UpdateItem"]
+    stored = connections.get_connection(USER_A, conn.connection_id)
+    assert stored.symbol_settings == {"BTCUSDT": {"leverage": 5}, "ETHUSDT": {"leverage": 3}}
+
+
+def test_a_stale_view_of_the_symbol_settings_never_drops_a_symbol(stores):
+    """GIVEN a caller that read no symbol settings while another symbol was recorded since WHEN it
+    records its symbol THEN both symbols are kept (the failed condition is followed by the other shape)."""
+    conn = _connection()
+    connections.put_connection(conn)
+    connections.record_symbol_settings(USER_A, conn.connection_id, "BTCUSDT", {"leverage": 5}, recorded={})
+
+    connections.record_symbol_settings(USER_A, conn.connection_id, "ETHUSDT", {"leverage": 3}, recorded={})
+
+    stored = connections.get_connection(USER_A, conn.connection_id)
+    assert stored.symbol_settings == {"BTCUSDT": {"leverage": 5}, "ETHUSDT": {"leverage": 3}}
+
+
+def test_symbol_settings_of_a_missing_connection_are_not_found_and_write_nothing(stores):
+    """GIVEN no such connection WHEN its symbol settings are recorded THEN NOT_FOUND and no item appears."""
+    missing = connections.new_connection_id()
+
+    for recorded in ({}, {"BTCUSDT": {"leverage": 5}}):
+        with pytest.raises(KlineoError) as caught:
+            connections.record_symbol_settings(USER_A, missing, "ETHUSDT", {"leverage": 3}, recorded=recorded)
+        assert caught.value.category == ErrorCategory.NOT_FOUND
+
+    assert connections.get_connection(USER_A, missing) is None
+
+
 def test_a_version_is_pinned_only_once(stores):
     """GIVEN an unversioned connection WHEN a version is pinned twice THEN the first one stays."""
     conn = _connection()

@@ -259,7 +259,8 @@ def prepare_symbol(client: BinanceClient, creds: Credentials, connection: Connec
     leverage = wanted.get("leverage")
     if leverage is not None and str(config.get("leverage")) != str(leverage):
         _apply_leverage(client, creds, symbol, leverage)
-    connection_store.record_symbol_settings(connection.user_id, connection.connection_id, symbol, wanted)
+    connection_store.record_symbol_settings(connection.user_id, connection.connection_id, symbol, wanted,
+                                            recorded=connection.symbol_settings)
     return True
 
 

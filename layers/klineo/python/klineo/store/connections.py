@@ -296,10 +296,38 @@ def update_settings(user_id: str, connection_id: str, changes: dict[str, Any]) -
     return _update_existing(user_id, connection_id, _settings_update(changes))
 
 
-def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applied: dict[str, Any]) -> None:
-    """Remember the margin type and leverage applied on Binance for one symbol of the connection."""
-    _update_existing(user_id, connection_id, Update(defaults={"symbol_settings": {}}))
-    _update_existing(user_id, connection_id, Update(sets={f"symbol_settings.{symbol}": applied}))
+def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applied: dict[str, Any],
+                           recorded: dict[str, Any] | None = None) -> None:
+    """Remember the margin type and leverage applied on Binance for one symbol of the connection.
+
+    ONE UpdateItem (conditional on the connection existing): ``recorded`` is the connection's
+    symbol_settings as the caller read them. With some, the map exists and only this symbol's entry
+    is set in it; without, the map is created holding it (on condition it is still absent: DynamoDB
+    cannot create a map and set a path inside it in one update). A condition the item contradicts
+    (the caller's read was stale) is answered with the old item, and the other shape is written.
+    NOT_FOUND when the connection is gone.
+    """
+    if not is_connection_id(connection_id):
+        raise _not_found()
+    client, in_map = aws.dynamodb(), bool(recorded)
+    for _ in range(2):  # the map is never removed: after one contradiction the other shape holds
+        sets = {f"symbol_settings.{symbol}": applied} if in_map else {"symbol_settings": {symbol: applied}}
+        update = Update(sets=sets)
+        map_condition = f"{'attribute_exists' if in_map else 'attribute_not_exists'}(symbol_settings)"
+        try:
+            client.update_item(
+                TableName=get_settings().data_table, Key=_key(user_id, connection_id),
+                ConditionExpression=f"attribute_exists(pk) AND {map_condition}",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD", **update.request(),
+            )
+            return
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item")
+            if not old:
+                raise _not_found() from None
+            in_map = "symbol_settings" in old
+    raise KlineoError(ErrorCategory.CONFLICT, "The connection's symbol settings changed while recording "
+                      "them; try again.", retryable=True)
 
 
 def add_key_failure(user_id: str, connection_id: str) -> int:
