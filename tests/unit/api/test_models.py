@@ -6,6 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from klineo.models.common import CandlesQuery, ConnectionCreateRequest, ConnectionTestRequest, decimal_string
+from klineo.models.order_history import OrderHistoryQuery
+from klineo.models.strategies import PageQuery
 from pydantic import ValidationError
 
 from local.binance_sim.accounts import load_accounts
@@ -135,3 +137,19 @@ def test_decimal_string_never_uses_an_exponent():
     assert decimal_string("0.00000001") == "0.00000001"
     assert decimal_string("1E-8") == "0.00000001"
     assert decimal_string("0.50000000") == "0.50000000"
+
+
+@pytest.mark.parametrize("query_model", [OrderHistoryQuery, PageQuery], ids=["order_history", "strategy_log"])
+def test_every_listing_bounds_limit_and_cursor_by_the_same_rule(query_model):
+    """GIVEN any list route's query WHEN limit/cursor are out of bounds THEN refused naming the field;
+    the longest cursor any listing hands out (a strategy log's, ~300 characters) is taken by all."""
+    for bad, field in (({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"cursor": "a+b"}, "cursor"),
+                       ({"cursor": "c" * 401}, "cursor")):
+        with pytest.raises(ValidationError) as caught:
+            query_model(**bad)
+        assert [e["loc"] for e in caught.value.errors()] == [(field,)]
+
+    page = query_model(limit=100, cursor="c" * 300)
+
+    assert (page.limit, page.cursor, query_model().limit) == (100, "c" * 300, 50)
+

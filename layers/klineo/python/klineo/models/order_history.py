@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, model_validator
 
 from klineo.models.base import BaseModel
-from klineo.models.common import ApiModel
+from klineo.models.paging import CURSOR_PATTERN, PAGE_MAX_LIMIT, PageQuery
 from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
 __all__ = [
@@ -19,13 +19,13 @@ __all__ = [
     "OrderHistoryResponse",
 ]
 
-HISTORY_MAX_LIMIT = 100
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{8,120}$"
+HISTORY_MAX_LIMIT = PAGE_MAX_LIMIT
 STATUS_PATTERN = r"^[A-Z_]{3,20}$"
 
 
-class OrderHistoryQuery(ApiModel):
-    """Filters and paging: `from`/`to` are creation times in epoch ms (inclusive)."""
+class OrderHistoryQuery(PageQuery):
+    """Filters and paging (``limit``, ``cursor``: ``PageQuery``): `from`/`to` are creation times in epoch
+    ms (inclusive)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -34,8 +34,6 @@ class OrderHistoryQuery(ApiModel):
     status: Annotated[str | None, Field(pattern=STATUS_PATTERN, examples=["FILLED"])] = None
     from_ms: Annotated[int | None, Field(alias="from", ge=0, le=9_999_999_999_999)] = None
     to_ms: Annotated[int | None, Field(alias="to", ge=0, le=9_999_999_999_999)] = None
-    limit: Annotated[int, Field(ge=1, le=HISTORY_MAX_LIMIT)] = 50
-    cursor: Annotated[str | None, Field(pattern=CURSOR_PATTERN)] = None
 
     @model_validator(mode="after")
     def _range_in_order(self) -> OrderHistoryQuery:

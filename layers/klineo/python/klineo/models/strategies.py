@@ -34,6 +34,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from klineo.models.base import BaseModel
 from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
+from klineo.models.paging import CURSOR_PATTERN, PageQuery
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
 from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL_PATTERN
 
@@ -289,17 +290,6 @@ class StrategyResponse(BaseModel):
     pending_order: PendingOrderResponse | None = None
     created_at: str
     updated_at: str
-
-
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,400}$"
-
-
-class PageQuery(ApiModel):
-    """?limit=&cursor= of the paginated strategy listings (events, runs): newest first."""
-
-    limit: Annotated[int, Field(ge=1, le=100)] = 50
-    cursor: Annotated[str | None, Field(pattern=CURSOR_PATTERN,
-                                        description="next_cursor of the previous page")] = None
 
 
 class EventResponse(BaseModel):

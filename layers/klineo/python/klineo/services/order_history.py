@@ -17,8 +17,8 @@ import binascii
 import re
 from typing import Any
 
-from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.order_history import OrderFill, OrderHistoryItem, OrderHistoryQuery, OrderHistoryResponse
+from klineo.models.paging import cursor_refused
 from klineo.services.reconcile import Reconciler
 from klineo.store.order_history import HistoryFilter, list_order_page
 from klineo.store.orders import OrderRecord, is_settled
@@ -44,8 +44,7 @@ def decode_cursor(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     if not _SORT_KEY.fullmatch(text):
-        raise KlineoError(ErrorCategory.INVALID_REQUEST, "cursor is not a cursor this route handed out",
-                          field="cursor")
+        raise cursor_refused()
     return text
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
 from klineo.binance.endpoints import futures_mark_price
 from klineo.errors import KlineoError
+from klineo.models.paging import cursor_refused
 from klineo.models.strategies import (
     CLEARABLE_FIELDS,
     RUNS_SHOWN,
@@ -281,18 +282,13 @@ def run_strategy_now(user_id: str, strategy_id: str) -> RunNowResponse:
     return RunNowResponse(close_time=done.close_time, outcome=outcome, run=run)
 
 
-def _bad_cursor() -> KlineoError:
-    return KlineoError(ErrorCategory.INVALID_REQUEST, "cursor is not a next_cursor of this listing",
-                       field="cursor")
-
-
 def list_strategy_events(user_id: str, strategy_id: str, query: PageQuery) -> EventPageResponse:
     """A page of one of the caller's strategies' events, newest first."""
     strategy = _owned(user_id, strategy_id)
     try:
         page = event_store.list_events(strategy.strategy_id, query.limit, query.cursor)
     except ValueError:
-        raise _bad_cursor() from None
+        raise cursor_refused() from None
     events = [EventResponse(kind=e.kind, at=e.at_ms, details=e.details, recorded_at=e.created_at)
               for e in page.events]
     return EventPageResponse(events=events, next_cursor=page.next_cursor)
@@ -304,7 +300,7 @@ def list_strategy_runs(user_id: str, strategy_id: str, query: PageQuery) -> RunP
     try:
         runs, next_cursor = run_store.list_runs_page(strategy.strategy_id, query.limit, query.cursor)
     except ValueError:
-        raise _bad_cursor() from None
+        raise cursor_refused() from None
     return RunPageResponse(runs=[_run_response(r) for r in runs], next_cursor=next_cursor)
 
 
