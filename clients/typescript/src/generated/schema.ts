@@ -5909,13 +5909,14 @@ export interface operations {
     futures_orders_futures_orders_get: {
         parameters: {
             query?: {
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
                 connection_id?: string;
                 symbol?: string;
                 status?: string;
                 from?: string;
                 to?: string;
-                limit?: number;
-                cursor?: string;
             };
             header?: never;
             path?: never;
