@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from klineo.models.backtest import BacktestRequest
 from klineo.models.common import CandlesQuery, ConnectionCreateRequest, ConnectionTestRequest, decimal_string
 from klineo.models.order_history import OrderHistoryQuery
-from klineo.models.strategies import PageQuery
+from klineo.models.strategies import PageQuery, StrategyCreateRequest
 from pydantic import ValidationError
 
 from local.binance_sim.accounts import load_accounts
@@ -152,4 +153,34 @@ def test_every_listing_bounds_limit_and_cursor_by_the_same_rule(query_model):
     page = query_model(limit=100, cursor="c" * 300)
 
     assert (page.limit, page.cursor, query_model().limit) == (100, "c" * 300, 50)
+
+
+_DEFINITION = {"symbol": "BTCUSDT", "interval": "1h", "type": "sma_crossover", "size": "0.01"}
+_BODIES = {StrategyCreateRequest: {**_DEFINITION, "connection_id": "a" * 32},
+           BacktestRequest: {**_DEFINITION, "start": "2026-01-01T00:00:00", "end": "2026-01-02T00:00:00"}}
+
+
+def _refused_fields(model, body) -> list[tuple]:
+    """The fields ``model`` refuses in ``body`` ([] when it takes it)."""
+    try:
+        model(**body)
+    except ValidationError as exc:
+        return [e["loc"] for e in exc.errors()]
+    return []
+
+
+@pytest.mark.parametrize("changes", [
+    {"leverage": "5"}, {"leverage": 126}, {"stop_loss_pct": "1.123456789"}, {"stop_loss_pct": "1.1234567"},
+    {"take_profit_pct": "100"}, {"trailing_stop_pct": "0.15"}, {"trailing_stop_pct": "0.1"},
+    {"size": None, "size_pct": "1.1234567"}, {"size": None, "quote_size_usdt": "0"},
+    {"paper_balance_usdt": "-1"}, {"direction": "sideways"}, {"parameters": {"fast": 30, "slow": 10}},
+    {"size_pct": "5"}, {"symbol": "btc"},
+])
+def test_a_backtest_takes_each_strategy_field_exactly_as_a_create_does(changes):
+    """GIVEN one strategy field set to an edge value WHEN sent to POST /strategies and to a backtest
+    THEN both accept it, or both refuse it naming the same field (each rule is written once)."""
+    outcomes = {model: _refused_fields(model, {k: v for k, v in {**body, **changes}.items() if v is not None})
+                for model, body in _BODIES.items()}
+
+    assert outcomes[StrategyCreateRequest] == outcomes[BacktestRequest]
 

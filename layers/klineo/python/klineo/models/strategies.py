@@ -55,6 +55,7 @@ __all__ = [
     "RunPageResponse",
     "RunResponse",
     "StrategyCreateRequest",
+    "StrategyDefinition",
     "StrategyDetailResponse",
     "StrategyListResponse",
     "StrategyResponse",
@@ -131,10 +132,9 @@ def _checked_parameters(value: dict[str, Any] | None, type_name: Any) -> dict[st
     return parse_parameters(type_name, value).model_dump()
 
 
-class StrategyCreateRequest(ApiModel):
-    """POST /strategies: a strategy on one of the caller's connections."""
+class StrategyDefinition(ApiModel):
+    """What a strategy trades and how: the fields POST /strategies and a backtest share, each rule once."""
 
-    connection_id: Annotated[str, Field(pattern=CONNECTION_ID_PATTERN)]
     symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN, examples=["BTCUSDT"])]
     interval: RunnerInterval
     type: StrategyTypeName
@@ -143,14 +143,12 @@ class StrategyCreateRequest(ApiModel):
     size: Size | None = None
     quote_size_usdt: QuoteSize | None = None
     size_pct: SizePct | None = None
-    mode: Mode = "paper"
-    status: Status = "active"
     direction: Direction = "both"
     leverage: Leverage | None = None
-    margin_type: MarginType | None = None
     stop_loss_pct: Percent | None = None
     take_profit_pct: Percent | None = None
-    trailing_stop_pct: TrailingPct | None = None
+    trailing_stop_pct: TrailingPct | None = Field(
+        default=None, description="Binance's callbackRate; placed live only (paper and backtests ignore it).")
     paper_balance_usdt: PaperBalance = Decimal(10_000)
 
     @field_validator("parameters")
@@ -160,12 +158,21 @@ class StrategyCreateRequest(ApiModel):
         return _checked_parameters(value, info.data.get("type"))
 
     @model_validator(mode="after")
-    def _one_sizing(self) -> StrategyCreateRequest:
+    def _one_sizing(self) -> StrategyDefinition:
         """Exactly one of size, quote_size_usdt and size_pct."""
         chosen = [name for name in SIZING_FIELDS if getattr(self, name) is not None]
         if len(chosen) != 1:
             raise ValueError("send exactly one of size, quote_size_usdt or size_pct")
         return self
+
+
+class StrategyCreateRequest(StrategyDefinition):
+    """POST /strategies: a strategy definition on one of the caller's connections."""
+
+    connection_id: Annotated[str, Field(pattern=CONNECTION_ID_PATTERN)]
+    mode: Mode = "paper"
+    status: Status = "active"
+    margin_type: MarginType | None = None
 
 
 class StrategyUpdateRequest(ApiModel):
