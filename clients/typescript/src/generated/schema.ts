@@ -1439,11 +1439,9 @@ export interface components {
         };
         /**
          * StrategyCreateRequest
-         * @description POST /strategies: a strategy on one of the caller's connections.
+         * @description POST /strategies: a strategy definition on one of the caller's connections.
          */
         StrategyCreateRequest: {
-            /** Connection Id */
-            connection_id: string;
             /**
              * Symbol
              * @example BTCUSDT
@@ -1508,6 +1506,31 @@ export interface components {
             /** Size Pct */
             size_pct?: (string | number) | null;
             /**
+             * Direction
+             * @default both
+             * @enum {string}
+             */
+            direction?: "long" | "short" | "both";
+            /** Leverage */
+            leverage?: number | null;
+            /** Stop Loss Pct */
+            stop_loss_pct?: (string | number) | null;
+            /** Take Profit Pct */
+            take_profit_pct?: (string | number) | null;
+            /**
+             * Trailing Stop Pct
+             * @description Binance's callbackRate; placed live only (paper and backtests ignore it).
+             */
+            trailing_stop_pct?: (string | number) | null;
+            /**
+             * Paper Balance Usdt
+             * @default 10000
+             * @example 0.002
+             */
+            paper_balance_usdt?: string | number;
+            /** Connection Id */
+            connection_id: string;
+            /**
              * Mode
              * @default paper
              * @enum {string}
@@ -1519,28 +1542,8 @@ export interface components {
              * @enum {string}
              */
             status?: "active" | "paused";
-            /**
-             * Direction
-             * @default both
-             * @enum {string}
-             */
-            direction?: "long" | "short" | "both";
-            /** Leverage */
-            leverage?: number | null;
             /** Margin Type */
             margin_type?: ("ISOLATED" | "CROSSED") | null;
-            /** Stop Loss Pct */
-            stop_loss_pct?: (string | number) | null;
-            /** Take Profit Pct */
-            take_profit_pct?: (string | number) | null;
-            /** Trailing Stop Pct */
-            trailing_stop_pct?: (string | number) | null;
-            /**
-             * Paper Balance Usdt
-             * @default 10000
-             * @example 0.002
-             */
-            paper_balance_usdt?: string | number;
         };
         /**
          * StrategyResponse
@@ -1980,17 +1983,6 @@ export interface components {
          */
         BacktestRequest: {
             /**
-             * Connection Id
-             * @description Take the environment of this connection of yours (else `environment`).
-             */
-            connection_id?: string | null;
-            /**
-             * Environment
-             * @default production
-             * @enum {string}
-             */
-            environment?: "production" | "testnet";
-            /**
              * Symbol
              * @example BTCUSDT
              */
@@ -2047,34 +2039,46 @@ export interface components {
                  */
                 allow_short?: boolean;
             };
+            /** Size */
+            size?: (string | number) | null;
+            /** Quote Size Usdt */
+            quote_size_usdt?: (string | number) | null;
+            /** Size Pct */
+            size_pct?: (string | number) | null;
             /**
              * Direction
              * @default both
              * @enum {string}
              */
             direction?: "long" | "short" | "both";
-            /** Size */
-            size?: (string | number) | null;
-            /** Quote Size Usdt */
-            quote_size_usdt?: number | string | null;
-            /** Size Pct */
-            size_pct?: number | string | null;
             /** Leverage */
             leverage?: number | null;
             /** Stop Loss Pct */
-            stop_loss_pct?: number | string | null;
+            stop_loss_pct?: (string | number) | null;
             /** Take Profit Pct */
-            take_profit_pct?: number | string | null;
+            take_profit_pct?: (string | number) | null;
             /**
              * Trailing Stop Pct
-             * @description Accepted for symmetry with strategies; live only, ignored here.
+             * @description Binance's callbackRate; placed live only (paper and backtests ignore it).
              */
-            trailing_stop_pct?: number | string | null;
+            trailing_stop_pct?: (string | number) | null;
             /**
              * Paper Balance Usdt
              * @default 10000
+             * @example 0.002
              */
-            paper_balance_usdt?: number | string;
+            paper_balance_usdt?: string | number;
+            /**
+             * Connection Id
+             * @description Take the environment of this connection of yours (else `environment`).
+             */
+            connection_id?: string | null;
+            /**
+             * Environment
+             * @default production
+             * @enum {string}
+             */
+            environment?: "production" | "testnet";
             /**
              * Start
              * Format: date-time
