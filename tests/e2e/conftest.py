@@ -54,9 +54,18 @@ class RunningStack:
         headers = {"Authorization": f"Bearer {token or self.token}", **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.api}{path}", headers=headers, timeout=60, **kwargs)
 
-    def console(self) -> str:
-        """Everything the stack printed so far (stdout then stderr)."""
-        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
+    def console(self, since: tuple[int, int] = (0, 0)) -> str:
+        """What the stack printed so far (stdout then stderr), from ``since`` (a ``console_mark``) on.
+
+        The stack is shared by the whole session: a test that looks for its own lines reads from a
+        mark taken before it acted, never what earlier tests made the stack print.
+        """
+        out, err = self.stdout_path.read_bytes(), self.stderr_path.read_bytes()
+        return (out[since[0]:] + err[since[1]:]).decode(errors="replace")
+
+    def console_mark(self) -> tuple[int, int]:
+        """Where the console ends now (bytes of stdout, of stderr): pass it to ``console(since=...)``."""
+        return self.stdout_path.stat().st_size, self.stderr_path.stat().st_size
 
     def stop(self, timeout_s: float = 60) -> int:
         """Ctrl-C (SIGINT), as a user would; returns the exit code."""
