@@ -4,8 +4,9 @@ Since 2025-12-09 Binance takes STOP, STOP_MARKET, TAKE_PROFIT, TAKE_PROFIT_MARKE
 TRAILING_STOP_MARKET only at ``POST /fapi/v1/algoOrder`` (``/fapi/v1/order`` answers -4120; facts
 §7, §13). Nothing here ever sends them to ``/fapi/v1/order``.
 
-Exactly once, the same rules as regular orders (``klineo.services.orders``), keyed on the
-``clientAlgoId`` (our derived id, the order record's ``client_order_id``):
+Exactly once, by the very flow of regular orders (``klineo.services.orders.send_exactly_once`` at
+the ``ALGO_SERVICE`` venue), keyed on the ``clientAlgoId`` (our derived id, the order record's
+``client_order_id``):
 - a lost answer is settled by looking the algo order up by clientAlgoId a few times, never by
   sending it again;
 - a clientAlgoId already used by an open algo order is refused by Binance (-4116, facts §13): the
@@ -20,29 +21,24 @@ Exactly once, the same rules as regular orders (``klineo.services.orders``), key
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
 from klineo.binance.filters import SymbolRules
 from klineo.errors import KlineoError
-from klineo.observability import logger
 from klineo.services.orders import (
-    QUERY_DELAYS_S,
-    SETTLE_BUDGET_S,
-    Deadline,
     FuturesOrder,
     OrderResult,
-    absent_earlier_attempt,
+    OrderVenue,
+    send_exactly_once,
     submit_futures_order,
 )
 from klineo.store.orders import KIND_ALGO, OrderRecord
-from klineo.validation import check_client_order_id
 
 __all__ = [
     "ALGO_FINAL",
+    "ALGO_SERVICE",
     "AlgoOrder",
     "algo_result",
     "cancel_algo_order",
@@ -197,38 +193,6 @@ def query_algo_order(
     return algo_result(body, source)
 
 
-def _unknown(client_algo_id: str, detail: str) -> KlineoError:
-    return KlineoError(
-        ErrorCategory.UNKNOWN_OUTCOME,
-        f"{detail}; the conditional order's outcome is unknown. Look it up by clientOrderId {client_algo_id} "
-        "(or repeat the request with the same Idempotency-Key) before placing it again",
-    )
-
-
-def _settle(
-    client: BinanceClient, creds: Credentials, client_algo_id: str,
-    clock: Callable[[], float], sleep: Callable[[float], None], deadline: Deadline | None = None,
-) -> OrderResult:
-    """After a lost answer: look the algo order up a few times with backoff; never send it again."""
-    started = clock()
-    for delay in QUERY_DELAYS_S:
-        if clock() - started + delay > SETTLE_BUDGET_S:
-            break
-        if deadline is not None and deadline.left(clock) < delay + 1.0:
-            break
-        sleep(delay)
-        try:
-            found = query_algo_order(client, creds, client_algo_id, source="recovered")
-        except KlineoError as exc:
-            logger.warning("algo order lookup failed",
-                           extra={"client_order_id": client_algo_id, "category": str(exc.category)})
-            continue
-        if found is not None:
-            return found
-    raise _unknown(client_algo_id,
-                   "Binance did not answer the conditional order and has not confirmed it since")
-
-
 def _refused(exc: KlineoError) -> KlineoError:
     """Binance's refusal, with -2021 said the way it means on the algo service."""
     if exc.code == _WOULD_IMMEDIATELY_TRIGGER:
@@ -238,49 +202,36 @@ def _refused(exc: KlineoError) -> KlineoError:
     return exc
 
 
+def _send_algo(client: BinanceClient, creds: Credentials, order: AlgoOrder, client_algo_id: str,
+               ) -> dict[str, Any]:
+    return endpoints.futures_new_algo_order(client, creds, order.to_params(client_algo_id))
+
+
+def _lookup_algo(client: BinanceClient, creds: Credentials, order: AlgoOrder, client_algo_id: str,
+                 source: str) -> OrderResult | None:
+    return query_algo_order(client, creds, client_algo_id, source=source)
+
+
+def _placed_algo(_client: BinanceClient, _creds: Credentials, body: dict[str, Any]) -> OrderResult:
+    return algo_result(body, "placed")
+
+
+# Conditional orders: POST/GET /fapi/v1/algoOrder, keyed on the clientAlgoId.
+ALGO_SERVICE = OrderVenue(noun="conditional order", send=_send_algo, placed=_placed_algo, lookup=_lookup_algo,
+                          refused=_refused)
+
+
 def submit_algo_order(
-    client: BinanceClient,
-    creds: Credentials,
-    order: AlgoOrder,
-    client_algo_id: str,
-    *,
-    earlier_attempt_ms: int | None = None,
-    before_resend: Callable[[], None] | None = None,
-    when_purged: Callable[[], None] | None = None,
-    deadline: Deadline | None = None,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
+    client: BinanceClient, creds: Credentials, order: AlgoOrder, client_algo_id: str, **options: Any
 ) -> OrderResult:
     """Place ``order`` under ``client_algo_id`` at most once per call; see the module docstring.
 
-    The resend rules are the regular orders' (``klineo.services.orders.submit_futures_order``): a
-    failed lookup of an earlier attempt is UNKNOWN_OUTCOME, an attempt older than Binance's retention
-    is purged and never sent again, a younger absent one is sent only once past recvWindow.
+    The regular orders' flow (``klineo.services.orders.send_exactly_once``, same options) at the algo
+    service: a failed lookup of an earlier attempt is UNKNOWN_OUTCOME, an attempt older than
+    Binance's retention is purged and never sent again, a younger absent one is sent only once past
+    recvWindow.
     """
-    check_client_order_id(client_algo_id)
-    if earlier_attempt_ms is not None:
-        try:
-            existing = query_algo_order(client, creds, client_algo_id, source="existing")
-        except KlineoError as exc:
-            raise _unknown(client_algo_id, "an earlier attempt may have reached Binance and looking it "
-                                           f"up failed ({exc.category})") from None
-        if existing is not None:
-            return existing
-        absent_earlier_attempt(client, client_algo_id, earlier_attempt_ms, clock() * 1000, when_purged)
-        if before_resend is not None:
-            before_resend()
-    try:
-        body = endpoints.futures_new_algo_order(client, creds, order.to_params(client_algo_id))
-    except KlineoError as exc:
-        if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
-            logger.warning("algo order answer lost; looking it up", extra={"client_order_id": client_algo_id})
-            return _settle(client, creds, client_algo_id, clock, sleep, deadline)
-        if exc.code == _CLIENT_ID_DUPLICATED:
-            existing = query_algo_order(client, creds, client_algo_id, source="existing")
-            if existing is not None:
-                return existing
-        raise _refused(exc) from None
-    return algo_result(body, "placed")
+    return send_exactly_once(ALGO_SERVICE, client, creds, order, client_algo_id, **options)
 
 
 def submit_order(

@@ -81,16 +81,19 @@ __all__ = [
     "DEADLINE_MAX_S",
     "PURGE_AFTER_MS",
     "QUERY_DELAYS_S",
+    "REGULAR_ORDERS",
     "SETTLE_BUDGET_S",
     "SETTLE_MARGIN_MS",
     "Deadline",
     "FuturesOrder",
     "OrderResult",
+    "OrderVenue",
     "absent_earlier_attempt",
     "check_client_order_id",
     "idempotent_client_order_id",
     "new_client_order_id",
     "query_futures_order",
+    "send_exactly_once",
     "submit_futures_order",
 ]
 
@@ -336,18 +339,35 @@ def query_futures_order(
     return OrderResult.from_binance(body, source)
 
 
-def _unknown(client_order_id: str, detail: str) -> KlineoError:
+def _unknown(client_order_id: str, detail: str, noun: str = "order") -> KlineoError:
     return KlineoError(
         ErrorCategory.UNKNOWN_OUTCOME,
-        f"{detail}; the order's outcome is unknown. Look it up by clientOrderId {client_order_id} "
+        f"{detail}; the {noun}'s outcome is unknown. Look it up by clientOrderId {client_order_id} "
         "(or repeat the request with the same Idempotency-Key) before placing it again",
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class OrderVenue:
+    """What differs between Binance's two order services in the one exactly-once flow (``send_exactly_once``).
+
+    ``send`` POSTs the order under its client id and answers Binance's body; ``placed`` reads that
+    body into the result; ``lookup`` finds the order by its client id (None: Binance has none);
+    ``refused`` says a refusal the way the venue means it; ``noun`` names the order in messages.
+    """
+
+    noun: str
+    send: Callable[[BinanceClient, Credentials, Any, str], dict[str, Any]]
+    placed: Callable[[BinanceClient, Credentials, dict[str, Any]], OrderResult]
+    lookup: Callable[[BinanceClient, Credentials, Any, str, str], OrderResult | None]
+    refused: Callable[[KlineoError], KlineoError] = lambda exc: exc
+
+
 def _settle_lost_answer(
+    venue: OrderVenue,
     client: BinanceClient,
     creds: Credentials,
-    order: FuturesOrder,
+    order: Any,
     client_order_id: str,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
@@ -365,7 +385,7 @@ def _settle_lost_answer(
             break
         sleep(delay)
         try:
-            found = query_futures_order(client, creds, order.symbol, client_order_id, source="recovered")
+            found = venue.lookup(client, creds, order, client_order_id, "recovered")
         except KlineoError as exc:
             logger.warning(
                 "order lookup failed",
@@ -378,7 +398,8 @@ def _settle_lost_answer(
                 extra={"client_order_id": client_order_id, "status": found.status},
             )
             return found
-    raise _unknown(client_order_id, "Binance did not answer the order and has not confirmed it since")
+    raise _unknown(client_order_id, f"Binance did not answer the {venue.noun} and has not confirmed it since",
+                   venue.noun)
 
 
 # Metric per order outcome (README "Metrics"): first attempts by how they ended; a later call with
@@ -419,17 +440,18 @@ def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderRes
 
 
 def _lookup_earlier(
-    client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str
+    venue: OrderVenue, client: BinanceClient, creds: Credentials, order: Any, client_order_id: str
 ) -> OrderResult | None:
     """The earlier attempt's order, or None when Binance has none; a failed lookup is UNKNOWN_OUTCOME."""
     try:
-        return query_futures_order(client, creds, symbol, client_order_id, source="existing")
+        return venue.lookup(client, creds, order, client_order_id, "existing")
     except KlineoError as exc:
         logger.warning("earlier attempt lookup failed",
                        extra={"client_order_id": client_order_id, "category": str(exc.category)})
         raise _unknown(
             client_order_id,
             f"an earlier attempt may have reached Binance and looking it up failed ({exc.category})",
+            venue.noun,
         ) from None
 
 
@@ -461,11 +483,11 @@ def absent_earlier_attempt(
         raise _unknown(client_order_id, "an earlier attempt with this clientOrderId may still reach Binance")
 
 
-@_count_outcome
-def submit_futures_order(
+def send_exactly_once(
+    venue: OrderVenue,
     client: BinanceClient,
     creds: Credentials,
-    order: FuturesOrder,
+    order: Any,
     client_order_id: str,
     *,
     earlier_attempt_ms: int | None = None,
@@ -475,7 +497,7 @@ def submit_futures_order(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> OrderResult:
-    """Place `order` under `client_order_id` exactly once at Binance; see the module docstring.
+    """Place `order` under `client_order_id` exactly once at ``venue``; see the module docstring.
 
     `earlier_attempt_ms`: wall-clock ms when an earlier attempt with the same id began sending
     (None when this id was never used): the order is then looked up first, and only sent again
@@ -489,7 +511,7 @@ def submit_futures_order(
     """
     check_client_order_id(client_order_id)
     if earlier_attempt_ms is not None:
-        existing = _lookup_earlier(client, creds, order.symbol, client_order_id)
+        existing = _lookup_earlier(venue, client, creds, order, client_order_id)
         if existing is not None:
             return existing
         absent_earlier_attempt(client, client_order_id, earlier_attempt_ms, clock() * 1000, when_purged)
@@ -499,27 +521,28 @@ def submit_futures_order(
             "earlier attempt never reached Binance; sending again", extra={"client_order_id": client_order_id}
         )
     try:
-        body = endpoints.futures_new_order(client, creds, order.to_params(client_order_id))
+        body = venue.send(client, creds, order, client_order_id)
     except KlineoError as exc:
         if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
             logger.warning("order answer lost; looking it up", extra={"client_order_id": client_order_id})
-            return _settle_lost_answer(client, creds, order, client_order_id, clock, sleep, deadline)
+            return _settle_lost_answer(venue, client, creds, order, client_order_id, clock, sleep, deadline)
         if exc.code == _CLIENT_ORDER_ID_DUPLICATED:
-            return _duplicated(client, creds, order.symbol, client_order_id, exc)
-        raise
-    return _with_fill_price(client, creds, OrderResult.from_binance(body, "placed"))
+            return _duplicated(venue, client, creds, order, client_order_id, exc)
+        raise venue.refused(exc) from None
+    return venue.placed(client, creds, body)
 
 
 def _duplicated(
-    client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str, exc: KlineoError
+    venue: OrderVenue, client: BinanceClient, creds: Credentials, order: Any, client_order_id: str,
+    exc: KlineoError,
 ) -> OrderResult:
     """-4116: an open order has this id already; return it (a failed lookup leaves the outcome unknown)."""
-    existing = _lookup_earlier(client, creds, symbol, client_order_id)
+    existing = _lookup_earlier(venue, client, creds, order, client_order_id)
     if existing is not None:
         return existing
     raise KlineoError(
         ErrorCategory.DUPLICATE_ORDER,
-        f"clientOrderId {client_order_id} is already used by another open order",
+        f"clientOrderId {client_order_id} is already used by another open {venue.noun}",
         status=exc.status,
         code=exc.code,
     ) from None
@@ -543,3 +566,29 @@ def _with_fill_price(client: BinanceClient, creds: Credentials, result: OrderRes
     if found is None or found.average_price is None:
         return result
     return dataclasses.replace(result, average_price=found.average_price)
+
+
+def _send_regular(client: BinanceClient, creds: Credentials, order: FuturesOrder, client_order_id: str,
+                  ) -> dict[str, Any]:
+    return endpoints.futures_new_order(client, creds, order.to_params(client_order_id))
+
+
+def _placed_regular(client: BinanceClient, creds: Credentials, body: dict[str, Any]) -> OrderResult:
+    return _with_fill_price(client, creds, OrderResult.from_binance(body, "placed"))
+
+
+def _lookup_regular(client: BinanceClient, creds: Credentials, order: FuturesOrder, client_order_id: str,
+                    source: str) -> OrderResult | None:
+    return query_futures_order(client, creds, order.symbol, client_order_id, source=source)
+
+
+# Regular orders: POST/GET /fapi/v1/order.
+REGULAR_ORDERS = OrderVenue(noun="order", send=_send_regular, placed=_placed_regular, lookup=_lookup_regular)
+
+
+@_count_outcome
+def submit_futures_order(
+    client: BinanceClient, creds: Credentials, order: FuturesOrder, client_order_id: str, **options: Any
+) -> OrderResult:
+    """Place a regular order exactly once (``send_exactly_once`` at /fapi/v1/order; same options)."""
+    return send_exactly_once(REGULAR_ORDERS, client, creds, order, client_order_id, **options)
