@@ -50,6 +50,7 @@ from klineo.runner.messages import StrategyRef, WorkMessage
 from klineo.runner.positions import PositionBook
 from klineo.store.strategies import Strategy, from_snapshot, get_strategies_consistent
 from klineo.strategies import get_strategy_type, parse_parameters
+from klineo.strategies.base import SHARED_DECISIONS
 
 __all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch", "strategy_lookback"]
 
@@ -245,7 +246,8 @@ def handle_batch(
     work = [(message_id, ctx, strategy)
             for message_id, ctx in contexts.items() if isinstance(ctx, TickContext)
             for strategy in turns[message_id]]
-    with ThreadPoolExecutor(max_workers=STRATEGY_THREADS) as pool:
+    # Strategies of one market, type and parameters share their decision (klineo.strategies.base).
+    with SHARED_DECISIONS.batch(), ThreadPoolExecutor(max_workers=STRATEGY_THREADS) as pool:
         results = list(pool.map(lambda item: (item[0], _run_safely(item[2], item[1])), work))
     tally: Counter[str] = Counter(result.outcome for _, result in results)
     retries: Counter[str] = Counter(message_id for message_id, result in results if result.retry)
