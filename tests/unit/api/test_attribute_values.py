@@ -1,0 +1,36 @@
+"""DynamoDB attribute values decode exactly as boto3's TypeDeserializer decodes them (klineo.store.dynamo)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, Inexact
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from klineo.store.dynamo import from_attr
+
+VALUES: list[Any] = [
+    "", "text", Decimal("0"), Decimal("-0.00"), Decimal("123.4500"), Decimal("1E+5"), 7, True, False, None,
+    {"nested": {"list": [Decimal("1.5"), "a", None, {"deep": [True]}]}, "empty": {}}, [], [[], {}],
+    {"a", "b"}, {Decimal("1"), Decimal("2.5")}, Binary(b"\x00\x01"),
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda value: type(value).__name__)
+def test_every_kind_decodes_as_boto3_decodes_it(value: Any) -> None:
+    """GIVEN a value as DynamoDB stores it WHEN decoded THEN the value, type and digits boto3 gives."""
+    attribute = TypeSerializer().serialize(value)
+    decoded, expected = from_attr(attribute), TypeDeserializer().deserialize(attribute)
+    assert decoded == expected and repr(decoded) == repr(expected)
+
+
+def test_a_number_beyond_dynamodb_precision_is_refused_as_boto3_refuses_it() -> None:
+    """GIVEN 40 significant digits (DynamoDB keeps 38) WHEN decoded THEN Inexact, not a rounded number."""
+    with pytest.raises(Inexact):
+        from_attr({"N": "1" * 40})
+
+
+def test_an_empty_attribute_is_refused() -> None:
+    """GIVEN an attribute with no type WHEN decoded THEN TypeError, as boto3 answers."""
+    with pytest.raises(TypeError):
+        from_attr({})
