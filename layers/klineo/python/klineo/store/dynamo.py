@@ -39,7 +39,27 @@ def _no_floats(value: Any) -> Any:
 
 def to_attr(value: Any) -> dict[str, Any]:
     """A Python value (Decimals, ints, floats, bools, strings, dicts, lists) as a DynamoDB attribute."""
-    return _SERIALIZER.serialize(_no_floats(value))
+    return _serialize(_no_floats(value))
+
+
+def _serialize(value: Any) -> dict[str, Any]:
+    """What boto3's ``TypeSerializer`` makes of ``value``, built directly for the kinds our items use
+    (the runner writes a run item every strategy tick); sets, binaries and refusals go to it."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, Decimal)):
+        number = str(_NUMBER(value))
+        if number not in ("Infinity", "NaN"):
+            return {"N": number}
+    elif isinstance(value, str):
+        return {"S": value}
+    elif isinstance(value, dict):
+        return {"M": {name: _serialize(inner) for name, inner in value.items()}}
+    elif isinstance(value, list):
+        return {"L": [_serialize(inner) for inner in value]}
+    return _SERIALIZER.serialize(value)
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
