@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache
+from typing import Any
 
 import botocore.loaders
 import botocore.session
@@ -94,3 +95,12 @@ def aws(aws_credentials: None, resolver: Resolver, monkeypatch: pytest.MonkeyPat
         yield resolver
     aws_clients.clear_clients()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def dynamodb_requests(aws: Resolver) -> list[tuple[str, dict[str, Any]]]:
+    """(operation, parameters) of every request the layer's DynamoDB client makes from now on, as sent."""
+    requests: list[tuple[str, dict[str, Any]]] = []
+    aws_clients.dynamodb().meta.events.register(
+        "before-parameter-build.dynamodb.*", lambda model, params, **_: requests.append((model.name, params)))
+    return requests

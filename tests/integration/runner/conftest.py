@@ -146,6 +146,7 @@ class Runner:
         self.sqs = boto3.client("sqs", region_name=aws.region)
         self.queue_url = aws.refs["StrategyQueue"]
         self.queue_arn = aws.attributes[("StrategyQueue", "Arn")]
+        self.deliveries: dict[str, int] = {}  # message id -> times work_event handed it to the worker
 
     # ------------------------------------------------------------------ setup
     def connection(self, user_id: str, account_id: str = "futures-full", *, futures_enabled: bool = True,
@@ -167,13 +168,15 @@ class Runner:
     def strategy(self, user_id: str, connection_id: str, *, symbol: str = "BTCUSDT", interval: str = "1m",
                  type: str = "sma_crossover", parameters: dict[str, Any] | None = None,
                  size: str | None = "0.002", mode: str = "live", environment: str = "production",
-                 strategy_id: str | None = None, key_failures: int = 0, **settings: Any) -> str:
+                 strategy_id: str | None = None, key_failures: int = 0, created_at: str | None = None,
+                 **settings: Any) -> str:
         """A stored active strategy; SMA 2/3 by default (always long or short: it trades on its first run).
 
         ``settings``: trading settings (``TradingSettings`` fields, e.g. stop_loss_pct="2");
-        ``size=None`` with quote_size_usdt or size_pct there.
+        ``size=None`` with quote_size_usdt or size_pct there; ``created_at`` (also the first
+        ``updated_at``) defaults to now.
         """
-        now = strategy_store.now_iso()
+        now = created_at or strategy_store.now_iso()
         strategy = strategy_store.Strategy(
             user_id=user_id, strategy_id=strategy_id or strategy_store.new_strategy_id(),
             connection_id=connection_id, key_failures=key_failures,
@@ -236,6 +239,7 @@ class Runner:
         waits); Binance and AWS still see the real time, and the stale-candle check still sees the
         last tick's time (``pinned``) unless the test moves it.
         """
+        event = self.delivered(event)
         if remaining_ms is None and later_ms is None:
             return self.invoke("strategy_worker", event)
         context = ShortContext(function_name="strategy_worker", remaining_ms=remaining_ms or 60_000)
@@ -244,6 +248,23 @@ class Runner:
 
             return app.lambda_handler(event, context)
         return handle_batch(event, context, clock=lambda: time.time() + later_ms / 1000)
+
+    def delivered(self, event: dict[str, Any]) -> dict[str, Any]:
+        """``event`` as SQS hands it over this time: a message given out before counts its receives.
+
+        SQS raises ``ApproximateReceiveCount`` on every receive; a test that hands the worker the
+        same event again is a redelivery, and the worker must see it as one (it then reads the
+        strategies strongly consistent instead of trusting the dispatcher's snapshots).
+        """
+        records = []
+        for record in event.get("Records", []):
+            message_id = record["messageId"]
+            self.deliveries[message_id] = self.deliveries.get(message_id, 0) + 1
+            count = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+            count += self.deliveries[message_id] - 1
+            records.append({**record, "attributes": {**record.get("attributes", {}),
+                                                     "ApproximateReceiveCount": str(count)}})
+        return {**event, "Records": records}
 
     def dispatched_event(self) -> dict[str, Any]:
         """Run a tick and return the SQS event holding every message it queued (deleted from the queue)."""

@@ -12,6 +12,7 @@ from tests.helpers import load_event, response_json
 EVENT_USER = "5f3c2a1e-7b9d-4c8e-a6f0-123456789abc"  # the JWT sub in the events
 EVENT_CONNECTION = "fedcba9876543210fedcba9876543210"
 EVENT_STRATEGY = "0123456789abcdef0123456789abcdef"
+EVENT_CREATED_AT = "2026-01-01T00:00:00+00:00"  # the strategy's snapshot in events/strategy_worker.json
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def event_strategy(runner) -> str:
     """The connection and the 15m paper strategy the event files name, stored for the events' user."""
     runner.connection(EVENT_USER, connection_id=EVENT_CONNECTION)
     return runner.strategy(EVENT_USER, EVENT_CONNECTION, strategy_id=EVENT_STRATEGY, interval="15m",
-                           mode="paper", parameters={"fast": 9, "slow": 21})
+                           mode="paper", parameters={"fast": 9, "slow": 21}, created_at=EVENT_CREATED_AT)
 
 
 def test_strategy_create_event(runner, event_strategy) -> None:

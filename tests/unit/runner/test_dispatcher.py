@@ -1,4 +1,5 @@
-"""The dispatcher under moto: one index Query per due interval (never a Scan), grouped messages on SQS."""
+"""The dispatcher under moto: one index Query per due interval (never a Scan), grouped messages on SQS
+carrying each strategy's snapshot, split by count and by encoded size."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ from typing import Any
 import boto3
 import pytest
 from klineo.runner import dispatcher
-from klineo.runner.messages import MAX_STRATEGIES_PER_MESSAGE, WorkMessage
+from klineo.runner.messages import (
+    MAX_MESSAGE_BYTES,
+    MAX_STRATEGIES_PER_MESSAGE,
+    SQS_MESSAGE_LIMIT_BYTES,
+    StrategyRef,
+    WorkMessage,
+)
 from klineo.store import aws as aws_clients
+from klineo.store import strategies as strategy_store
+from klineo.store.runs import claim_live_order
 
-from tests.unit.runner.helpers import make_strategy
+from tests.unit.runner.helpers import make_pending, make_strategy
 
 TICK = int(datetime(2025, 2, 20, 16, 2, tzinfo=UTC).timestamp() * 1000)  # only 1m is due at 16:02
 HOUR = int(datetime(2025, 2, 20, 16, 0, tzinfo=UTC).timestamp() * 1000)  # 1m..8h are due at 16:00
@@ -116,3 +125,50 @@ def test_nothing_due_sends_nothing(aws) -> None:
     """GIVEN no active strategy WHEN dispatching THEN zero messages and no SQS call fails."""
     assert dispatcher.dispatch_tick({"time": "2025-02-20T16:02:00Z"}, now_ms=TICK)["messages"] == 0
     assert queued(aws) == []
+
+
+def test_each_strategy_travels_with_its_snapshot_in_a_version_2_message(aws) -> None:
+    """GIVEN two strategies WHEN a tick dispatches THEN a version 2 body whose snapshots decode to them."""
+    made = {s.strategy_id: s for s in (make_strategy(), make_strategy())}
+    dispatcher.dispatch_tick({"time": "2025-02-20T16:02:00Z"}, now_ms=TICK)
+    [body] = queued(aws)
+    message = WorkMessage.model_validate(body)
+    assert message.v == 2 and {ref.strategy_id for ref in message.strategies} == set(made)
+    for ref in message.strategies:
+        decoded = strategy_store.from_snapshot(ref.snapshot, user_id=ref.user_id, strategy_id=ref.strategy_id,
+                                               environment=message.environment, symbol=message.symbol,
+                                               interval=message.interval)
+        assert decoded == made[ref.strategy_id]
+
+
+def test_a_big_group_is_split_by_encoded_size_under_sqs_limit(aws) -> None:
+    """GIVEN 90 strategies of one market with ~6 KB items (under the count cap) WHEN planning THEN several
+    messages, each body under SQS's 256 KiB, every strategy once and with its snapshot."""
+    wide = {f"note_{n:02d}": "x" * 200 for n in range(30)}  # the store takes any map; the API would refuse it
+    made = {make_strategy(parameters={"fast": 2, "slow": 3, **wide}).strategy_id for _ in range(90)}
+    messages = dispatcher.plan_messages(TICK)
+    sizes = [len(m.body().encode()) for m in messages]
+    assert len(messages) >= 3 and max(sizes) <= SQS_MESSAGE_LIMIT_BYTES and max(sizes) <= MAX_MESSAGE_BYTES
+    refs = [ref for m in messages for ref in m.strategies]
+    assert sorted(ref.strategy_id for ref in refs) == sorted(made)
+    assert all(ref.snapshot is not None for ref in refs)
+
+
+def test_a_strategy_too_big_for_any_message_goes_without_its_snapshot() -> None:
+    """GIVEN a snapshot bigger than a message WHEN split THEN that strategy travels as a key only."""
+    header = WorkMessage(tick=TICK, environment="production", symbol="BTCUSDT", interval="1m",
+                         close_time=TICK - 1, strategies=[StrategyRef(user_id="u", strategy_id="s")])
+    too_big = {"parameters": {"S": "x" * SQS_MESSAGE_LIMIT_BYTES}}
+    huge = StrategyRef(user_id="u", strategy_id="big", snapshot=too_big)
+    small = StrategyRef(user_id="u", strategy_id="small", snapshot={"type": {"S": "sma_crossover"}})
+    [run] = dispatcher.split_by_size(header, [small, huge])
+    assert [(ref.strategy_id, ref.snapshot is None) for ref in run] == [("small", False), ("big", True)]
+
+
+def test_a_strategy_with_a_pending_order_is_sent_without_its_snapshot(aws) -> None:
+    """GIVEN a live strategy whose order is pending WHEN planning THEN its entry has no snapshot."""
+    strategy = make_strategy()
+    pending = make_pending(TICK - 60_001, lease_until_ms=1)
+    assert claim_live_order(strategy.user_id, strategy.strategy_id, pending)
+    [message] = dispatcher.plan_messages(TICK)
+    assert [(ref.strategy_id, ref.snapshot) for ref in message.strategies] == [(strategy.strategy_id, None)]

@@ -1,16 +1,18 @@
 """The every-minute dispatcher: query due strategies from the sparse index and fan them out onto SQS.
 
 Per due interval (see ``klineo.runner.schedule``) it runs ONE paged Query on ``gsi1`` (never a
-Scan), keeps the strategies not yet run on the target candle, groups them by (environment,
-symbol) so each group shares one klines request, splits a group over several messages only
-beyond ``MAX_STRATEGIES_PER_MESSAGE``, and sends the messages with SendMessageBatch (10 a call,
-a few calls in parallel). It does no exchange call and reads no secret: the cost of a tick is a
-handful of Query pages plus one SQS call per 10 groups, so it is never the runner's bottleneck.
+Scan; the index projects the whole item), keeps the strategies not yet run on the target candle,
+groups them by (environment, symbol) so each group shares one klines request, and puts each
+strategy's snapshot in the message (``klineo.runner.messages``, version 2): the worker decides
+from it instead of reading the strategy again. A group is split over several messages beyond
+``MAX_STRATEGIES_PER_MESSAGE`` strategies or ``MAX_MESSAGE_BYTES`` of encoded JSON, and the
+messages go out with SendMessageBatch (10 a call, a few calls in parallel). It does no exchange
+call and reads no secret: the cost of a tick is a handful of Query pages plus one SQS call per 10
+messages, so it is never the runner's bottleneck.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -20,13 +22,19 @@ from typing import Any
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger, metrics
-from klineo.runner.messages import MAX_STRATEGIES_PER_MESSAGE, StrategyRef, WorkMessage
+from klineo.runner.messages import (
+    MAX_MESSAGE_BYTES,
+    MAX_STRATEGIES_PER_MESSAGE,
+    StrategyRef,
+    WorkMessage,
+    encoded,
+)
 from klineo.runner.schedule import due_candles, tick_time_ms
 from klineo.settings import get_settings
 from klineo.store.queue import SQS_BATCH, send_batch
-from klineo.store.strategies import Strategy, query_active
+from klineo.store.strategies import ActiveStrategy, query_active_snapshots
 
-__all__ = ["DispatchSummary", "dispatch_tick", "plan_messages", "send_messages"]
+__all__ = ["DispatchSummary", "dispatch_tick", "plan_messages", "send_messages", "split_by_size"]
 
 _SEND_THREADS = 4
 
@@ -47,9 +55,49 @@ class DispatchSummary:
         return asdict(self)
 
 
+def _ref(strategy: ActiveStrategy) -> StrategyRef:
+    """The strategy's entry in a message (built from our own index read: nothing to validate)."""
+    return StrategyRef.model_construct(user_id=strategy.user_id, strategy_id=strategy.strategy_id,
+                                       snapshot=strategy.snapshot)
+
+
+def split_by_size(header: WorkMessage, refs: list[StrategyRef]) -> list[list[StrategyRef]]:
+    """``refs`` in runs of at most MAX_STRATEGIES_PER_MESSAGE, each message within MAX_MESSAGE_BYTES.
+
+    Sizes are measured on the encoded JSON (``WorkMessage.body``). A strategy whose snapshot
+    alone would not fit goes without it (the worker reads that one itself).
+    """
+    base = len(header.body().encode()) - len(encoded(header.strategies[0].as_json()))
+    runs: list[list[StrategyRef]] = []
+    current: list[StrategyRef] = []
+    size = base
+    for ref in refs:
+        cost = len(encoded(ref.as_json()).encode()) + 1  # the entry and its comma
+        if base + cost > MAX_MESSAGE_BYTES:
+            ref = ref.model_copy(update={"snapshot": None})
+            cost = len(encoded(ref.as_json()).encode()) + 1
+        if current and (len(current) == MAX_STRATEGIES_PER_MESSAGE or size + cost > MAX_MESSAGE_BYTES):
+            runs.append(current)
+            current, size = [], base
+        current.append(ref)
+        size += cost
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _group_messages(tick_ms: int, interval: str, close_time: int, market: tuple[str, str],
+                    refs: list[StrategyRef]) -> list[WorkMessage]:
+    """One group's messages: its strategies split by count and by encoded size."""
+    environment, symbol = market
+    header = WorkMessage.model_construct(v=2, tick=tick_ms, environment=environment, symbol=symbol,
+                                         interval=interval, close_time=close_time, strategies=refs[:1])
+    return [header.model_copy(update={"strategies": run}) for run in split_by_size(header, refs)]
+
+
 def plan_messages(
     tick_ms: int,
-    query: Callable[[str], Iterable[Strategy]] = query_active,
+    query: Callable[[str], Iterable[ActiveStrategy]] = query_active_snapshots,
     summary: DispatchSummary | None = None,
 ) -> list[WorkMessage]:
     """The messages for one tick: due strategies not yet run on their candle, grouped by market."""
@@ -62,25 +110,18 @@ def plan_messages(
             if strategy.last_close is not None and strategy.last_close >= close_time:
                 summary.already_ran += 1
                 continue
-            groups[(strategy.environment, strategy.symbol)].append(
-                StrategyRef(user_id=strategy.user_id, strategy_id=strategy.strategy_id)
-            )
-        for (environment, symbol), refs in sorted(groups.items()):
+            groups[(strategy.environment, strategy.symbol)].append(_ref(strategy))
+        for market, refs in sorted(groups.items()):
             summary.groups += 1
             summary.strategies += len(refs)
-            for start in range(0, len(refs), MAX_STRATEGIES_PER_MESSAGE):
-                messages.append(WorkMessage(
-                    tick=tick_ms, environment=environment, symbol=symbol, interval=interval,
-                    close_time=close_time, strategies=refs[start:start + MAX_STRATEGIES_PER_MESSAGE],
-                ))
+            messages.extend(_group_messages(tick_ms, interval, close_time, market, refs))
     summary.messages = len(messages)
     return messages
 
 
 def _send_batch(queue_url: str, batch: list[WorkMessage]) -> int:
     """Send up to 10 messages; returns how many never made it."""
-    bodies = [json.dumps(message.model_dump(mode="json"), separators=(",", ":")) for message in batch]
-    return send_batch(queue_url, bodies)
+    return send_batch(queue_url, [message.body() for message in batch])
 
 
 def send_messages(messages: list[WorkMessage], queue_url: str | None = None) -> None:

@@ -59,6 +59,7 @@ from klineo.binance.endpoints import futures_balance
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.runner.candles import CandleGroup
+from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
 from klineo.runner.paper import book_of, ledger_of, paper_exit, protective_record
 from klineo.runner.pnl import live_book_after
@@ -76,7 +77,7 @@ from klineo.services.orders import (
 )
 from klineo.services.risk import OrderIntent, check_order
 from klineo.services.strategy_protection import arm_strategy_protection, disarm_strategy_protection
-from klineo.store.connections import Connection, TradingContext, connection_credentials, load_trading_context
+from klineo.store.connections import Connection, TradingContext, connection_credentials
 from klineo.store.events import StrategyEvent, append_event
 from klineo.store.orders import STATUS_REJECTED, record_order_outcome_quietly, record_strategy_order
 from klineo.store.runs import (
@@ -125,10 +126,16 @@ class TickContext:
     clock: Callable[[], float] = time.time
     # The batch's exchange positions, shared by every strategy of the batch (klineo.runner.positions).
     positions: PositionBook = field(default_factory=PositionBook)
+    # The batch's gates, read once per (user, connection) before the turns (klineo.runner.gates).
+    gates: GateBook = field(default_factory=GateBook)
 
     def now_ms(self) -> int:
         """Wall-clock now in epoch ms."""
         return int(self.clock() * 1000)
+
+    def trading(self, user_id: str, connection_id: str) -> TradingContext:
+        """The connection and kill switches of the batch's read; NOT_FOUND when the connection is gone."""
+        return self.gates.trading(user_id, connection_id)
 
 
 @dataclass(frozen=True)
@@ -272,7 +279,7 @@ class _Turn:
             # Another attempt is settling an older order right now: run this candle again later.
             return self.result("not_run", "an older order is being settled", retry=True)
         try:
-            trading = load_trading_context(strategy.user_id, strategy.connection_id)
+            trading = self.ctx.trading(strategy.user_id, strategy.connection_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise

@@ -1,7 +1,13 @@
 """The SQS worker: a batch of work messages in, partial batch failures out.
 
 For one batch (up to 10 messages):
-1. every named strategy is read in strongly consistent BatchGetItems (100 keys a call);
+1. every strategy comes from its message's snapshot (``klineo.runner.messages``, version 2: the
+   dispatcher's index read, no DynamoDB request here); only those that must be read now are read
+   in strongly consistent BatchGetItems (100 keys a call): every strategy of a redelivered message
+   (SQS ``ApproximateReceiveCount`` > 1: an earlier attempt may have moved it), of a version 1
+   message, and any strategy sent without a snapshot (a pending order, or too big);
+   the gates of every distinct (user, connection) of the batch are read together, strongly
+   consistent (``klineo.runner.gates``), once for all its turns;
 2. klines are fetched ONCE per (environment, symbol, interval, candle) of the batch, the groups
    in parallel on a small pool, with as many candles as the group's strategies look back;
 3. every strategy of the batch runs on one thread pool (``klineo.runner.execution``); then each
@@ -39,10 +45,12 @@ from klineo.errors import KlineoError
 from klineo.observability import logger, metrics
 from klineo.runner.candles import CandleGroup, closed_candles
 from klineo.runner.execution import StrategyResult, TickContext, run_strategy
-from klineo.runner.messages import WorkMessage
+from klineo.runner.gates import GateBook
+from klineo.runner.messages import StrategyRef, WorkMessage
 from klineo.runner.positions import PositionBook
-from klineo.store.strategies import Strategy, get_strategies_consistent
+from klineo.store.strategies import Strategy, from_snapshot, get_strategies_consistent
 from klineo.strategies import get_strategy_type, parse_parameters
+from klineo.strategies.base import SHARED_DECISIONS
 
 __all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch", "strategy_lookback"]
 
@@ -74,15 +82,70 @@ def _parse(record: Mapping[str, Any]) -> WorkMessage | None:
         return None
 
 
+def _redelivered(record: Mapping[str, Any]) -> bool:
+    """True when SQS delivered this message before (an earlier attempt may have moved its strategies)."""
+    try:
+        return int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1)) > 1
+    except (TypeError, ValueError):
+        return True  # unknown: read consistently, the safe side
+
+
+def _from_snapshot(message: WorkMessage, ref: StrategyRef) -> Strategy | None:
+    """The strategy the message's snapshot describes; None when it must be read (no or unusable snapshot)."""
+    if ref.snapshot is None or "pending" in ref.snapshot:
+        return None
+    try:
+        return from_snapshot(ref.snapshot, user_id=ref.user_id, strategy_id=ref.strategy_id,
+                             environment=message.environment, symbol=message.symbol,
+                             interval=message.interval)
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        logger.warning("unreadable strategy snapshot; reading the strategy", extra={
+            "strategy_id": ref.strategy_id})
+        return None
+
+
+Turns = dict[str, list[Strategy | None]]
+
+
+def _strategies(parsed: Mapping[str, WorkMessage | None], redelivered: set[str]) -> tuple[Turns, int]:
+    """Per message id, its strategies in order: from the snapshots, or read strongly consistent.
+
+    Also returns how many strategies had to be read.
+    """
+    turns: Turns = {}
+    to_read: list[tuple[str, str]] = []
+    for message_id, message in parsed.items():
+        if message is None:
+            continue
+        fresh = message.v == 2 and message_id not in redelivered
+        found = [_from_snapshot(message, ref) if fresh else None for ref in message.strategies]
+        to_read.extend((ref.user_id, ref.strategy_id)
+                       for ref, strategy in zip(message.strategies, found, strict=True) if strategy is None)
+        turns[message_id] = found
+    read = get_strategies_consistent(to_read) if to_read else {}
+    for message_id, found in turns.items():
+        refs = parsed[message_id].strategies  # type: ignore[union-attr]
+        turns[message_id] = [strategy if strategy is not None else read.get((ref.user_id, ref.strategy_id))
+                             for ref, strategy in zip(refs, found, strict=True)]
+    return turns, len(set(to_read))
+
+
+def _gates(turns: Turns) -> GateBook:
+    """The gates of every distinct (user, connection) of the batch's active strategies, read together."""
+    return GateBook.load(dict.fromkeys(
+        (strategy.user_id, strategy.connection_id)
+        for found in turns.values() for strategy in found if strategy is not None and strategy.active
+    ))
+
+
 def _fetch_groups(
-    messages: list[WorkMessage], strategies: Mapping[tuple[str, str], Strategy],
+    messages: Mapping[str, WorkMessage], turns: Turns,
 ) -> dict[tuple[str, str, str, int], CandleGroup | KlineoError]:
     """One klines request per distinct group of the batch (in parallel); each group's answer or its error."""
     counts: dict[tuple[str, str, str, int], int] = {}
-    for message in messages:
+    for message_id, message in messages.items():
         need = counts.get(message.group, _DEFAULT_LOOKBACK)
-        for ref in message.strategies:
-            strategy = strategies.get((ref.user_id, ref.strategy_id))
+        for strategy in turns.get(message_id, []):
             if strategy is not None and strategy.active:
                 need = max(need, strategy_lookback(strategy))
         counts[message.group] = need
@@ -121,10 +184,11 @@ def _contexts(
     groups: Mapping[tuple[str, str, str, int], CandleGroup | KlineoError],
     deadline_ms: int,
     clock: Callable[[], float],
-    positions: PositionBook,
+    books: tuple[PositionBook, GateBook],
 ) -> dict[str, TickContext | str]:
     """Per message id: the context its strategies run in, or why the whole message must come again."""
     contexts: dict[str, TickContext | str] = {}
+    positions, gates = books
     for message_id, message in parsed.items():
         if message is None:
             contexts[message_id] = "unreadable message"
@@ -135,10 +199,11 @@ def _contexts(
                 contexts[message_id] = f"klines unavailable: {answer.category}"
                 continue
             contexts[message_id] = TickContext(message=message, group=None, deadline_ms=deadline_ms,
-                                               group_error=answer, clock=clock, positions=positions)
+                                               group_error=answer, clock=clock, positions=positions,
+                                               gates=gates)
         else:
             contexts[message_id] = TickContext(message=message, group=answer, deadline_ms=deadline_ms,
-                                               clock=clock, positions=positions)
+                                               clock=clock, positions=positions, gates=gates)
     return contexts
 
 
@@ -169,18 +234,20 @@ def handle_batch(
     deadline_ms = int(started * 1000) + int(remaining)
     records = list(event.get("Records") or [])
     parsed = {record.get("messageId"): _parse(record) for record in records}
-    messages = [message for message in parsed.values() if message is not None]
-    refs = [(ref.user_id, ref.strategy_id) for message in messages for ref in message.strategies]
-    strategies = get_strategies_consistent(refs)
-    groups = _fetch_groups(messages, strategies)
-    _warm_symbol_rules(messages)
+    redelivered = {record.get("messageId") for record in records if _redelivered(record)}
+    messages = {message_id: message for message_id, message in parsed.items() if message is not None}
+    turns, strategy_reads = _strategies(parsed, redelivered)
+    gates = _gates(turns)
+    groups = _fetch_groups(messages, turns)
+    _warm_symbol_rules(list(messages.values()))
     positions = PositionBook()  # one position read per connection for the whole batch
-    contexts = _contexts(parsed, groups, deadline_ms, clock, positions)
+    contexts = _contexts(parsed, groups, deadline_ms, clock, (positions, gates))
 
-    work = [(message_id, ctx, strategies.get((ref.user_id, ref.strategy_id)))
+    work = [(message_id, ctx, strategy)
             for message_id, ctx in contexts.items() if isinstance(ctx, TickContext)
-            for ref in ctx.message.strategies]
-    with ThreadPoolExecutor(max_workers=STRATEGY_THREADS) as pool:
+            for strategy in turns[message_id]]
+    # Strategies of one market, type and parameters share their decision (klineo.strategies.base).
+    with SHARED_DECISIONS.batch(), ThreadPoolExecutor(max_workers=STRATEGY_THREADS) as pool:
         results = list(pool.map(lambda item: (item[0], _run_safely(item[2], item[1])), work))
     tally: Counter[str] = Counter(result.outcome for _, result in results)
     retries: Counter[str] = Counter(message_id for message_id, result in results if result.retry)
@@ -202,7 +269,8 @@ def handle_batch(
     logger.info("strategy batch done", extra={
         "messages": len(records), "klines_groups": len(groups), "outcomes": dict(tally),
         "failed_messages": len(response.get("batchItemFailures", [])),
-        "position_reads": positions.reads, "position_weight": positions.weight,
+        "position_reads": positions.reads, "position_weight": positions.weight, "gate_reads": gates.reads,
+        "strategy_reads": strategy_reads,
         "elapsed_ms": int((clock() - started) * 1000),
     })
     return response

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,6 +40,7 @@ __all__ = [
     "is_connection_id",
     "list_connections",
     "load_trading_context",
+    "load_trading_contexts",
     "new_connection_id",
     "pin_credentials_version",
     "put_connection",
@@ -46,12 +48,14 @@ __all__ = [
     "record_test_result",
     "replace_key",
     "require_connection",
+    "require_trading_context",
     "reset_key_failures",
     "set_futures_enabled",
     "update_settings",
 ]
 
 _CONN_PREFIX = "CONN#"
+_BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
 # DynamoDB ValidationException), so it is simply not found.
 _CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
@@ -271,18 +275,49 @@ def record_test_result(user_id: str, connection_id: str, result: dict[str, Any],
 
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
     """Connection and both kill switches in ONE consistent BatchGetItem; NOT_FOUND when no connection."""
-    if not is_connection_id(connection_id):
+    pair = (user_id, connection_id)
+    return require_trading_context(load_trading_contexts([pair])[pair])
+
+
+def require_trading_context(context: TradingContext | None) -> TradingContext:
+    """``context`` itself; NOT_FOUND when there is none (the connection does not exist)."""
+    if context is None:
         raise _not_found()
-    conn_key = (user_pk(user_id), connection_sk(connection_id))
-    user_flags, global_flags = (user_pk(user_id), FLAGS_SK), (GLOBAL_PK, FLAGS_SK)
-    items = batch_get_consistent([conn_key, user_flags, global_flags])
-    if conn_key not in items:
-        raise _not_found()
-    return TradingContext(
-        connection=_from_item(items[conn_key]),
-        user_kill_switch=kill_switch_of(items.get(user_flags)),
-        global_kill_switch=kill_switch_of(items.get(global_flags)),
-    )
+    return context
+
+
+def load_trading_contexts(
+    pairs: Iterable[tuple[str, str]],
+) -> dict[tuple[str, str], TradingContext | None]:
+    """The trading context of every (user, connection) pair, read strongly consistent together.
+
+    Each connection, each user's flags and the global flags are read once, 100 keys per
+    BatchGetItem (one call for up to 49 pairs of distinct users). None for a pair whose connection
+    does not exist (or whose id cannot be one): ``load_trading_context`` answers NOT_FOUND for it.
+    """
+    contexts: dict[tuple[str, str], TradingContext | None] = dict.fromkeys(pairs)
+    wanted = [pair for pair in contexts if is_connection_id(pair[1])]
+    if not wanted:
+        return contexts
+    global_flags = (GLOBAL_PK, FLAGS_SK)
+    keys = list(dict.fromkeys(
+        key for user_id, connection_id in wanted
+        for key in ((user_pk(user_id), connection_sk(connection_id)), (user_pk(user_id), FLAGS_SK))
+    ))
+    keys.append(global_flags)
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(keys), _BATCH_GET_MAX):
+        items.update(batch_get_consistent(keys[start:start + _BATCH_GET_MAX]))
+    global_switch = kill_switch_of(items.get(global_flags))
+    for user_id, connection_id in wanted:
+        item = items.get((user_pk(user_id), connection_sk(connection_id)))
+        if item is not None:
+            contexts[(user_id, connection_id)] = TradingContext(
+                connection=_from_item(item),
+                user_kill_switch=kill_switch_of(items.get((user_pk(user_id), FLAGS_SK))),
+                global_kill_switch=global_switch,
+            )
+    return contexts
 
 
 def _settings_update(changes: dict[str, Any]) -> Update:

@@ -51,12 +51,14 @@ __all__ = [
     "MODES",
     "PAUSED",
     "STRATEGY_SK_PREFIX",
+    "ActiveStrategy",
     "PendingOrder",
     "Strategy",
     "TradingSettings",
     "active_index_keys",
     "delete_strategy",
     "from_item",
+    "from_snapshot",
     "get_strategies_consistent",
     "get_strategy",
     "list_strategies",
@@ -65,6 +67,8 @@ __all__ = [
     "pause_strategy",
     "put_new_strategy",
     "query_active",
+    "query_active_snapshots",
+    "snapshot_of",
     "strategy_key",
     "update_settings",
 ]
@@ -377,15 +381,71 @@ def pause_strategy(user_id: str, strategy_id: str, reason: str) -> bool:
     )
 
 
-def query_active(interval: str) -> Iterator[Strategy]:
-    """Every active strategy on ``interval``, from the sparse index (paged Query, never a Scan)."""
-    for item in query_items(
+def _active_items(interval: str) -> Iterator[dict[str, Any]]:
+    """The raw items of every active strategy on ``interval`` (paged Query of the sparse index)."""
+    return query_items(
         TableName=get_settings().data_table,
         IndexName=INDEX_NAME,
         KeyConditionExpression="gsi1pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"{_ACTIVE_PREFIX}{interval}"}},
-    ):
+    )
+
+
+def query_active(interval: str) -> Iterator[Strategy]:
+    """Every active strategy on ``interval``, from the sparse index (paged Query, never a Scan)."""
+    for item in _active_items(interval):
         yield from_item(item)
+
+
+# ---------------------------------------------------------------------- snapshots (the runner's messages)
+# Left out of a snapshot: the keys, the index attributes and what the work message already says.
+_SNAPSHOT_OMITS = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "entity", "user_id", "strategy_id",
+                             "environment", "symbol", "interval"})
+
+
+@dataclass(frozen=True)
+class ActiveStrategy:
+    """An active strategy as the dispatcher needs it: its key, market, last candle and snapshot."""
+
+    user_id: str
+    strategy_id: str
+    environment: str
+    symbol: str
+    last_close: int | None
+    # The item's own attributes (``snapshot_of``); None while a live order is pending (the worker
+    # must read such a strategy strongly consistent anyway).
+    snapshot: dict[str, Any] | None
+
+
+def snapshot_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A strategy item's attributes as DynamoDB wrote them, less what a work message says already.
+
+    Lossless (numbers stay decimal text) and decoded by ``from_item`` itself (``from_snapshot``).
+    It holds no secret: a strategy item names its connection, never a key.
+    """
+    return {name: value for name, value in item.items() if name not in _SNAPSHOT_OMITS}
+
+
+def from_snapshot(
+    snapshot: Mapping[str, Any], *, user_id: str, strategy_id: str, environment: str, symbol: str,
+    interval: str,
+) -> Strategy:
+    """The strategy a snapshot describes, with the key and market its work message names."""
+    known = {"user_id": user_id, "strategy_id": strategy_id, "environment": environment, "symbol": symbol,
+             "interval": interval}
+    return from_item({**snapshot, **{name: {"S": value} for name, value in known.items()}})
+
+
+def query_active_snapshots(interval: str) -> Iterator[ActiveStrategy]:
+    """Every active strategy on ``interval`` with its snapshot, from ONE paged Query of the sparse index."""
+    for item in _active_items(interval):
+        last_close = item.get("last_close")
+        yield ActiveStrategy(
+            user_id=item["user_id"]["S"], strategy_id=item["strategy_id"]["S"],
+            environment=item["environment"]["S"], symbol=item["symbol"]["S"],
+            last_close=int(last_close["N"]) if last_close else None,
+            snapshot=None if "pending" in item else snapshot_of(item),
+        )
 
 
 def get_strategies_consistent(refs: list[tuple[str, str]]) -> dict[tuple[str, str], Strategy]:

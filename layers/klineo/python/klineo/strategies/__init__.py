@@ -7,6 +7,7 @@ and one entry in ``REGISTRY`` below.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -46,5 +47,24 @@ def get_strategy_type(name: str) -> StrategyType:
 
 
 def parse_parameters(type_name: str, raw: Mapping[str, Any] | None) -> StrategyParams:
-    """Validated parameters of a type, defaults filled in (KeyError or pydantic ValidationError)."""
-    return get_strategy_type(type_name).params_model.model_validate(dict(raw or {}))
+    """Validated parameters of a type, defaults filled in (KeyError or pydantic ValidationError).
+
+    The runner parses the same few parameter sets for thousands of strategies every minute: a set
+    of plain values is validated once and its (frozen, immutable) model shared afterwards.
+    """
+    values = dict(raw or {})
+    try:
+        key = tuple(sorted((name, type(value), value) for name, value in values.items()))
+        hash(key)
+    except TypeError:  # a list or map among the values: validated every time
+        return _validate(type_name, values)
+    return _parse_cached(type_name, key)
+
+
+def _validate(type_name: str, values: dict[str, Any]) -> StrategyParams:
+    return get_strategy_type(type_name).params_model.model_validate(values)
+
+
+@lru_cache(maxsize=1024)
+def _parse_cached(type_name: str, key: tuple[tuple[str, type, Any], ...]) -> StrategyParams:
+    return _validate(type_name, {name: value for name, _, value in key})

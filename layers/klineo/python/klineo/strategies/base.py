@@ -6,16 +6,20 @@ Strategies are pure: they read a sequence of CLOSED candles (oldest first) and r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar, Protocol, runtime_checkable
+from functools import wraps
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "INTERVALS_MS",
+    "SHARED_DECISIONS",
     "Bar",
     "ClosedCandle",
     "Decision",
@@ -23,6 +27,7 @@ __all__ = [
     "StrategyParams",
     "StrategyType",
     "fmt",
+    "shared_in_batch",
 ]
 
 _INDICATOR_PLACES = Decimal("0.00000001")
@@ -117,6 +122,68 @@ class StrategyType(Protocol):
     def decide(self, params: StrategyParams, candles: Sequence[ClosedCandle]) -> Decision:
         """The decision on the newest candle of ``candles`` (closed candles, oldest first)."""
         ...
+
+
+class _SharedDecisions:
+    """Decisions shared, while a runner batch is open, by strategies of one type, parameters and candles.
+
+    A worker batch runs hundreds of strategies over a handful of markets, and many use the same
+    parameters: ``decide`` is pure, so one (type, parameters, candles) needs deciding once. Candles
+    are told apart by identity (the batch's candle objects are shared by its strategies); each
+    entry keeps its candles alive, so an id in a key can never belong to another object while the
+    entry exists. Outside a batch (backtests, the API) nothing is kept and nothing is looked up.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._entries: dict[tuple[Any, ...], tuple[Sequence[ClosedCandle], Decision]] = {}
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Share decisions inside the block (batches may overlap; entries go when the last one ends)."""
+        with self._lock:
+            self._open += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open -= 1
+                if not self._open:
+                    self._entries.clear()
+
+    def decide(self, name: str, params: StrategyParams, candles: Sequence[ClosedCandle],
+               compute: Callable[[], Decision]) -> Decision:
+        """The decision for these inputs: computed once per batch, a copy of it afterwards."""
+        if not self._open:
+            return compute()
+        key = (name, params, tuple(map(id, candles)))
+        try:
+            hash(key)
+        except TypeError:  # parameters that cannot be a key (a list among them): decided every time
+            return compute()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            entry = (candles, compute())
+            with self._lock:
+                self._entries[key] = entry
+        decision = entry[1]
+        return Decision(decision.signal, decision.reason, dict(decision.indicators))
+
+
+SHARED_DECISIONS = _SharedDecisions()
+
+_Decide = Callable[[Any, StrategyParams, Sequence[ClosedCandle]], Decision]
+
+
+def shared_in_batch(decide: _Decide) -> _Decide:
+    """Decorate a type's ``decide``: inside a runner batch, equal inputs are decided once."""
+    @wraps(decide)
+    def shared(self: Any, params: StrategyParams, candles: Sequence[ClosedCandle]) -> Decision:
+        return SHARED_DECISIONS.decide(self.name, params, candles, lambda: decide(self, params, candles))
+
+    return shared
 
 
 def fmt(value: Decimal) -> str:

@@ -9,13 +9,13 @@ candle gives the same number, whatever else the runner fetched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from klineo.strategies.base import ClosedCandle, Decision, Signal, StrategyParams, fmt
+from klineo.strategies.base import ClosedCandle, Decision, Signal, StrategyParams, fmt, shared_in_batch
 
 __all__ = ["STRATEGY", "RsiThreshold", "RsiThresholdParams", "rsi", "rsi_series"]
 
@@ -43,26 +43,36 @@ def _rsi_value(avg_gain: Decimal, avg_loss: Decimal) -> Decimal:
     return _HUNDRED - _HUNDRED / (1 + avg_gain / avg_loss)
 
 
-def rsi_series(closes: Sequence[Decimal], period: int) -> list[Decimal]:
-    """Wilder's RSI for every close from index ``period`` on (``len(closes) - period`` values)."""
+def _wilder_averages(closes: Sequence[Decimal], period: int) -> Iterator[tuple[Decimal, Decimal]]:
+    """(average gain, average loss) after the first ``period`` changes, then after each later one."""
     if period < 1 or len(closes) < period + 1:
         raise ValueError(f"need {period + 1} closes, got {len(closes)}")
+    zero = Decimal(0)
     changes = [closes[i] - closes[i - 1] for i in range(1, len(closes))]
-    gains = [max(change, Decimal(0)) for change in changes]
-    losses = [max(-change, Decimal(0)) for change in changes]
-    avg_gain = sum(gains[:period], Decimal(0)) / period
-    avg_loss = sum(losses[:period], Decimal(0)) / period
-    values = [_rsi_value(avg_gain, avg_loss)]
+    # What max(change, 0) and max(-change, 0) give, without the calls (a zero change kept as itself).
+    gains = [change if change >= zero else zero for change in changes]
+    losses = [-change if change <= zero else zero for change in changes]
+    avg_gain = sum(gains[:period], zero) / period
+    avg_loss = sum(losses[:period], zero) / period
+    yield avg_gain, avg_loss
+    keep = period - 1
     for gain, loss in zip(gains[period:], losses[period:], strict=True):
-        avg_gain = (avg_gain * (period - 1) + gain) / period
-        avg_loss = (avg_loss * (period - 1) + loss) / period
-        values.append(_rsi_value(avg_gain, avg_loss))
-    return values
+        avg_gain = (avg_gain * keep + gain) / period
+        avg_loss = (avg_loss * keep + loss) / period
+        yield avg_gain, avg_loss
+
+
+def rsi_series(closes: Sequence[Decimal], period: int) -> list[Decimal]:
+    """Wilder's RSI for every close from index ``period`` on (``len(closes) - period`` values)."""
+    return [_rsi_value(gain, loss) for gain, loss in _wilder_averages(closes, period)]
 
 
 def rsi(closes: Sequence[Decimal], period: int) -> Decimal:
-    """Wilder's RSI of the last close."""
-    return rsi_series(closes, period)[-1]
+    """Wilder's RSI of the last close (the smoothing runs over every close; one RSI is computed)."""
+    averages = (Decimal(0), Decimal(0))
+    for averages in _wilder_averages(closes, period):  # noqa: B007 - the last pair is the one wanted
+        pass
+    return _rsi_value(*averages)
 
 
 class RsiThreshold:
@@ -76,6 +86,7 @@ class RsiThreshold:
         assert isinstance(params, RsiThresholdParams)
         return params.period * 5
 
+    @shared_in_batch
     def decide(self, params: StrategyParams, candles: Sequence[ClosedCandle]) -> Decision:
         """LONG below oversold, SHORT (or FLAT) above overbought, HOLD in between."""
         assert isinstance(params, RsiThresholdParams)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from klineo.strategies.base import ClosedCandle, Decision, Signal, StrategyParams, fmt
+from klineo.strategies.base import ClosedCandle, Decision, Signal, StrategyParams, fmt, shared_in_batch
 
 __all__ = ["STRATEGY", "SmaCrossover", "SmaCrossoverParams", "sma"]
 
@@ -52,6 +52,7 @@ class SmaCrossover:
         assert isinstance(params, SmaCrossoverParams)
         return params.slow + 1
 
+    @shared_in_batch
     def decide(self, params: StrategyParams, candles: Sequence[ClosedCandle]) -> Decision:
         """LONG if fast > slow; SHORT (or FLAT) if fast < slow; HOLD when equal or too few candles."""
         assert isinstance(params, SmaCrossoverParams)

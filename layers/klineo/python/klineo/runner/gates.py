@@ -1,0 +1,55 @@
+"""The gates of one worker batch: each (user, connection) trading context read once, before the turns.
+
+A turn used to read its connection and both kill switches itself (a consistent BatchGetItem of 3
+items per strategy per tick). The worker now reads every distinct pair of the batch together
+(``klineo.store.connections.load_trading_contexts``: strongly consistent, 100 keys a call) and
+the turns take theirs from this book. That is the read the DECISION uses (skip with the gate's
+name, pause on a missing connection); a switch turned on after this read is still caught where
+money moves, because an order's claim re-checks the gates in its own write.
+
+A pair the book was not loaded with (run-now, or a strategy that moved to another connection
+since the batch read) is read on first use, once, and then shared like the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from klineo.store.connections import TradingContext, load_trading_contexts, require_trading_context
+
+__all__ = ["GateBook"]
+
+
+class GateBook:
+    """Trading contexts by (user_id, connection_id), shared by every strategy turn of one batch."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._contexts: dict[tuple[str, str], TradingContext | None] = {}
+        self.reads = 0  # BatchGetItem rounds made for this book (for the batch's log line)
+
+    @classmethod
+    def load(cls, pairs: Iterable[tuple[str, str]]) -> GateBook:
+        """A book holding every pair's context, read together now."""
+        book = cls()
+        book._read(list(pairs))
+        return book
+
+    def _read(self, pairs: list[tuple[str, str]]) -> None:
+        if not pairs:
+            return
+        contexts = load_trading_contexts(pairs)
+        with self._lock:
+            self._contexts.update(contexts)
+            self.reads += 1
+
+    def trading(self, user_id: str, connection_id: str) -> TradingContext:
+        """The pair's context (read now if not loaded yet); NOT_FOUND when its connection does not exist."""
+        pair = (user_id, connection_id)
+        with self._lock:
+            loaded = pair in self._contexts
+        if not loaded:
+            self._read([pair])
+        with self._lock:
+            return require_trading_context(self._contexts.get(pair))
