@@ -76,12 +76,33 @@ from klineo.services.orders import (
 )
 from klineo.services.risk import OrderIntent, check_order
 from klineo.services.strategy_protection import arm_strategy_protection, disarm_strategy_protection
-from klineo.store.connections import Connection, TradingContext, connection_credentials, load_trading_context
-from klineo.store.events import StrategyEvent, append_event
-from klineo.store.orders import STATUS_REJECTED, record_order_outcome_quietly, record_strategy_order
+from klineo.store.connections import (
+    Connection,
+    TradingContext,
+    connection_credentials,
+    connection_from_item,
+    load_trading_context,
+)
+from klineo.store.events import StrategyEvent
+from klineo.store.flags import kill_switch_of
+from klineo.store.order_claim import (
+    GateChecks,
+    cached_connection_item,
+    forget_connection,
+    gate_condition_checks,
+    remember_connection,
+)
+from klineo.store.orders import (
+    STATUS_REJECTED,
+    OrderRecord,
+    order_outcome_update,
+    put_new_record,
+    strategy_order_record,
+)
 from klineo.store.runs import (
     Run,
     StrategyAdvance,
+    StrategyChanged,
     claim_live_order,
     clear_reentry_block,
     correct_position,
@@ -91,7 +112,7 @@ from klineo.store.runs import (
     set_protective,
     settle_live_order,
 )
-from klineo.store.strategies import PendingOrder, Strategy, get_strategy, pause_strategy
+from klineo.store.strategies import PendingOrder, Strategy, from_item, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
 from klineo.strategies.simulation import fee, market_fill
 
@@ -215,6 +236,9 @@ class _Turn:
         self.close_time = ctx.message.close_time
         self.live = strategy.mode == "live"
         self.trading: TradingContext | None = None
+        # Events of this turn not written yet: each goes with the next state write of the turn, in
+        # its transaction (klineo.store.runs), so it is never lost nor written twice.
+        self.events: list[StrategyEvent] = []
 
     # ------------------------------------------------------------------ results and records
     def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:
@@ -240,19 +264,39 @@ class _Turn:
         )
 
     def skip(self, reason: str, pause_reason: str | None = None) -> StrategyResult:
-        """Record a skipped run (moving past the candle, even while an older order is unsettled)."""
-        advance = StrategyAdvance(pause_reason=pause_reason, allow_pending=True)
-        written = record_skip(self.run("skipped", skip_reason=reason), advance)
-        if written and pause_reason:
+        """Record a skipped run (ONE put unless it pauses; pausing even while an older order is unsettled)."""
+        if pause_reason:
             self.event("paused", reason=pause_reason)
+        advance = StrategyAdvance(pause_reason=pause_reason, allow_pending=True) if pause_reason else None
+        written = record_skip(self.run("skipped", skip_reason=reason), advance, self.take_events())
         return self.result("skipped" if written else "not_run", reason)
 
-    def event(self, kind: str, close_time: int | None = None, **details: Any) -> None:
-        """Append one event of this candle to the strategy's log (once per candle and kind)."""
+    def record(self, run: Run, advance: StrategyAdvance | None = None,
+               detail: str | None = None) -> StrategyResult:
+        """Write a final run with its strategy change and the turn's events (one put without either).
+
+        A change that is not only a pause requires the strategy unchanged since this turn read it.
+        """
+        if advance is not None and not advance.allow_pending:
+            advance = replace(advance, seen_updated_at=self.strategy.updated_at)
+        written = record_run(run, advance=advance, events=self.take_events())
+        return self.result(run.status if written else "not_run", detail)
+
+    def make_event(self, kind: str, close_time: int | None = None, **details: Any) -> StrategyEvent:
+        """One event of this candle (or of ``close_time``), details as plain text and numbers."""
         plain = {k: _text(v) if isinstance(v, Decimal) else v for k, v in details.items() if v is not None}
         strategy = self.strategy
         at = close_time if close_time is not None else self.close_time
-        append_event(StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at))
+        return StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at)
+
+    def event(self, kind: str, close_time: int | None = None, **details: Any) -> None:
+        """Add one event of this candle to the turn's next write (once per candle and kind)."""
+        self.events.append(self.make_event(kind, close_time, **details))
+
+    def take_events(self) -> list[StrategyEvent]:
+        """The events not written yet, handed to the write that carries them."""
+        events, self.events = self.events, []
+        return events
 
     def risk_block(self, exc: KlineoError) -> StrategyResult:
         """The risk gate refused: a risk_block event naming the gate, a skipped run, nothing sent."""
@@ -312,7 +356,7 @@ class _Turn:
         block = "long" if hit.position_before > 0 else "short"
         moved = (hit.position_before, Decimal(0))
         correct_position(strategy.user_id, strategy.strategy_id, "paper_position", moved, reentry_block=block,
-                         sets={"paper_book": book_of(hit.ledger)})
+                         sets={"paper_book": book_of(hit.ledger)}, events=self.take_events())
         self.reload()
 
     def reload(self) -> None:
@@ -325,9 +369,7 @@ class _Turn:
         """No candles for good (e.g. unknown symbol): a failed run; paused when the symbol is the problem."""
         exc = exc or KlineoError(ErrorCategory.OTHER, "no candles for this market")
         pause = "invalid_symbol" if exc.field == "symbol" else None
-        run = self.run("failed", error=_error(exc))
-        written = record_run(run, advance=StrategyAdvance(pause_reason=pause))
-        return self.result("failed" if written else "not_run", str(exc.category))
+        return self.record(self.run("failed", error=_error(exc)), _pausing(pause), str(exc.category))
 
     def decide(self) -> Decision | None:
         strategy = self.strategy
@@ -382,7 +424,7 @@ class _Turn:
                    exchange_position=exchange)
         block = ("long" if belief > 0 else "short") if left == 0 else None
         correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
-                         reentry_block=block)
+                         reentry_block=block, events=self.take_events())
         self.reload()
         return True
 
@@ -410,14 +452,12 @@ class _Turn:
             pause = "invalid_symbol" if exc.field == "symbol" else None
             self.event("error", category=str(exc.category), message=exc.message)
             run = self.run("failed", error=_error(exc), **facts)
-            written = record_run(run, advance=StrategyAdvance(pause_reason=pause))
-            return self.result("failed" if written else "not_run", str(exc.category))
+            return self.record(run, _pausing(pause), str(exc.category))
         facts["target_position"] = plan.target
         if plan.side is None or plan.quantity is None:
-            # A hold writes its run only (it carries the signal and indicators): no event, so that a
-            # hold tick costs one write less; the log gets a signal when it acts.
-            written = record_run(self.run("no_change", **facts), advance=StrategyAdvance())
-            return self.result("no_change" if written else "not_run")
+            # A hold is ONE conditional put of its run (it carries the signal and indicators): no
+            # event, no strategy write; the log gets a signal when it acts (klineo.store.runs).
+            return self.record(self.run("no_change", **facts))
         self.event("signal", signal=str(decision.signal), reason=decision.reason,
                    indicators=decision.indicators)
         cid = client_order_id(strategy.strategy_id, self.close_time)
@@ -449,8 +489,7 @@ class _Turn:
         what = {"client_order_id": cid, "side": plan.side, "quantity": plan.quantity, "simulated": True}
         self.event("order_submit", **what)
         self.event("order_fill", **what, price=fill_price, fee=order["fee"], realised_pnl=ledger.realised_pnl)
-        written = record_run(self.run("simulated", order=order, **facts), advance=advance)
-        return self.result("simulated" if written else "not_run")
+        return self.record(self.run("simulated", order=order, **facts), advance)
 
     def live_order(
         self, plan: OrderPlan, cid: str, trading: TradingContext, facts: dict[str, Any], price: Decimal,
@@ -483,13 +522,69 @@ class _Turn:
                 "protective": _wanted_protective(strategy),
             },
         )
-        if not claim_live_order(strategy.user_id, strategy.strategy_id, pending):
-            # Another worker holds this candle, or the strategy changed (paused, switched, deleted,
-            # traded) since it was read: nothing was sent.
-            return self.result("not_run", "candle claimed elsewhere or strategy changed")
-        self.event("order_submit", client_order_id=cid, side=plan.side, quantity=plan.quantity,
-                   reduce_only=plan.reduce_only)
+        refused = self.claim(pending, intent, price)
+        if refused is not None:
+            return refused
         return self.send_and_settle(pending, creds, earlier_attempt_ms=None)
+
+    def claim(self, pending: PendingOrder, intent: OrderIntent, price: Decimal) -> StrategyResult | None:
+        """Claim the order in ONE transaction (klineo.store.runs.claim_live_order); None when claimed.
+
+        With it: the order history's PENDING record and the events so far plus order_submit. A gate
+        refusal becomes a risk_block naming the gate (check_order on the items the transaction handed
+        back); StrategyChanged when the strategy is not as read (the turn is played again).
+        """
+        strategy = self.strategy
+        cid = pending.client_order_id
+        submit = self.make_event("order_submit", client_order_id=cid, side=pending.side,
+                                 quantity=pending.quantity, reduce_only=pending.reduce_only)
+        record = self.order_record(pending).to_item()
+        for _ in range(_CLAIM_ATTEMPTS):
+            item = cached_connection_item(strategy.user_id, strategy.connection_id)
+            if item is None:
+                return self.skip("connection_not_found", pause_reason="connection_not_found")
+            claim = claim_live_order(
+                strategy.user_id, strategy.strategy_id, pending, seen_updated_at=strategy.updated_at,
+                gates=gate_condition_checks(GateChecks(strategy.user_id, item, switches=True)),
+                record=record, events=[*self.events, submit],
+            )
+            if claim:
+                self.events = []
+                return None
+            refused = self.claim_refused(claim.failed, item, intent, price)
+            if refused is not None:
+                return refused
+        return self.result("not_run", "the connection kept changing while claiming", retry=True)
+
+    def claim_refused(
+        self, failed: dict[str, dict[str, Any] | None], item: dict[str, Any], intent: OrderIntent,
+        price: Decimal,
+    ) -> StrategyResult | None:
+        """What a refused claim means; None when only a cached connection setting was stale (claim again)."""
+        strategy = self.strategy
+        if "run" in failed:
+            return self.result("not_run", "already ran on this candle")
+        if "strategy" in failed:
+            raise StrategyChanged(failed["strategy"])
+        if "record" in failed:
+            logger.error("strategy order's client order id already recorded; nothing sent",
+                         extra={"strategy_id": strategy.strategy_id, "close_time": self.close_time})
+            return self.result("not_run", "client order id already recorded")
+        if "connection" in failed:
+            item = failed["connection"] or {}
+            if not item:
+                forget_connection(strategy.user_id, strategy.connection_id)
+                return self.skip("connection_not_found", pause_reason="connection_not_found")
+            remember_connection(strategy.user_id, strategy.connection_id, item)
+        context = strategy_trading_context(strategy, TradingContext(
+            connection_from_item(item), user_kill_switch=kill_switch_of(failed.get("user_flags")),
+            global_kill_switch=kill_switch_of(failed.get("global_flags"))))
+        try:
+            check_order(context, live=True)
+            check_order(context, intent, lambda: price)
+        except KlineoError as exc:
+            return self.risk_block(exc)
+        return None
 
     def note_key_outcome(self, exc: KlineoError | None) -> None:
         """Count a key refusal on the connection, or clear its count once Binance took an order."""
@@ -521,6 +616,14 @@ class _Turn:
         return self.result("failed" if written else "not_run", str(exc.category))
 
     # ------------------------------------------------------------------ live orders
+    def order_record(self, pending: PendingOrder) -> OrderRecord:
+        """The order history's PENDING record of ``pending`` (origin = this strategy), created now."""
+        strategy, cid = self.strategy, pending.client_order_id
+        return strategy_order_record(
+            strategy.user_id, cid, strategy_id=strategy.strategy_id, connection_id=strategy.connection_id,
+            symbol=strategy.symbol, params=self.order_of(pending).to_params(cid),
+            attempt_ms=self.ctx.now_ms())
+
     def order_of(self, pending: PendingOrder) -> FuturesOrder:
         return FuturesOrder(
             symbol=self.strategy.symbol, side=pending.side, type="MARKET", quantity=pending.quantity,
@@ -533,10 +636,10 @@ class _Turn:
         strategy = self.strategy
         client = get_client(Market.FUTURES, strategy.environment)
         order = self.order_of(pending)
-        # The order history's record (origin = this strategy), written once before the first send.
-        record_strategy_order(strategy.user_id, pending.client_order_id, strategy_id=strategy.strategy_id,
-                              connection_id=strategy.connection_id, symbol=strategy.symbol,
-                              params=order.to_params(pending.client_order_id), attempt_ms=self.ctx.now_ms())
+        if earlier_attempt_ms is not None:
+            # Sent again after a lost attempt: its order history record, should the claim of an older
+            # version not have written it (a no-op otherwise; the claim puts it).
+            put_new_record(self.order_record(pending))
         try:
             result = submit_futures_order(
                 client, creds, order, pending.client_order_id,
@@ -557,16 +660,18 @@ class _Turn:
         strategy = self.strategy
         failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
-        record_order_outcome_quietly(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
-                                     error={**exc.to_dict(), "code": exc.code})
-        settle_live_order(
-            strategy.user_id, strategy.strategy_id, pending,
-            self.final_run(pending, "failed", error=_error(exc)),
-            position_to=pending.position_before, key_failures=failures, pause_reason=pause,
-        )
         self.event("error", close_time=pending.close_time, category=str(exc.category), message=exc.message)
         if pause:
             self.event("paused", close_time=pending.close_time, reason=pause)
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
+                                       error={**exc.to_dict(), "code": exc.code})
+        settled = settle_live_order(
+            strategy.user_id, strategy.strategy_id, pending,
+            self.final_run(pending, "failed", error=_error(exc)),
+            position_to=pending.position_before, key_failures=failures, pause_reason=pause,
+            outcome=outcome, events=self.take_events(),
+        )
+        if settled and pause:
             logger.warning("strategy paused: keys keep failing", extra={
                 "strategy_id": strategy.strategy_id, "category": str(exc.category),
             })
@@ -578,8 +683,8 @@ class _Turn:
         strategy = self.strategy
         if result.status not in FINAL_ORDER_STATUSES:
             return self.result("pending", f"order {result.status}", retry=True)
-        record_order_outcome_quietly(strategy.user_id, pending.client_order_id, status=result.status,
-                                     order_id=result.order_id, result=result.to_record())
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
+                                       order_id=result.order_id, result=result.to_record())
         filled = _signed(pending.side, result.executed_quantity)
         position_to = pending.position_before + filled
         book = self.live_book(pending, result, filled)
@@ -587,11 +692,13 @@ class _Turn:
             self.event("order_fill", close_time=pending.close_time, client_order_id=pending.client_order_id,
                        side=pending.side, quantity=result.executed_quantity, price=result.average_price,
                        realised_pnl=book["realised_pnl"], fees=book["fees"])
-        settle_live_order(
+        if not settle_live_order(
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "ordered", order=_order_record(result)),
-            position_to=position_to, key_failures=0, live_book=book,
-        )
+            position_to=position_to, key_failures=0, live_book=book, outcome=outcome,
+            events=self.take_events(),
+        ):
+            return self.result("not_run", "another attempt settled this order")
         self.note_key_outcome(None)
         self.after_live_fill(pending, result, position_to)
         return self.result("ordered", result.status)
@@ -630,7 +737,7 @@ class _Turn:
         self.disarm_previous(before, position_to)
         if position_to == 0:
             if strategy.protective:
-                set_protective(strategy.user_id, strategy.strategy_id, None)
+                set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events())
             return
         entered = _entered(before, position_to)
         wanted = pending.facts.get("protective") or {}
@@ -646,12 +753,12 @@ class _Turn:
         record["quantity"] = abs(position_to)
         assert self.trading is not None
         record["armed"] = _arm_protective(self.trading.connection, strategy, pending.client_order_id, record)
-        set_protective(strategy.user_id, strategy.strategy_id, record)
         if record["armed"]:
             self.event("protective_placed", close_time=pending.close_time, **_protective_details(record))
         else:
             self.event("error", close_time=pending.close_time, what="protective_not_armed",
                        **_protective_details(record))
+        set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events())
 
     def settle_pending(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
         """Settle a pending order whose lease ran out; None when settled and the turn may go on."""
@@ -690,6 +797,15 @@ class _Turn:
 
 # userTrades reads for the live PnL stop once less than this much request weight is left this minute.
 FILLS_READ_RESERVE = 1200
+# Claims tried while only a cached connection setting turns out stale (each refusal refreshes it).
+_CLAIM_ATTEMPTS = 2
+# Turns played again after the strategy changed between its read and its write (StrategyChanged).
+_REPLAYS = 2
+
+
+def _pausing(reason: str | None) -> StrategyAdvance | None:
+    """The strategy change of a run that only pauses (None: the run alone, ONE put)."""
+    return StrategyAdvance(pause_reason=reason, allow_pending=True) if reason else None
 
 
 def _entered(before: Decimal, after: Decimal) -> bool:
@@ -737,8 +853,8 @@ def _arm_protective(
     return bool(states) and all(state.status not in ("REJECTED", "WAITING_FOR_FILL") for state in states)
 
 
-def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
-    """Run one strategy (as just read, strongly consistent) on the message's candle; see the module doc."""
+def _runnable(strategy: Strategy | None, ctx: TickContext) -> StrategyResult | None:
+    """Why ``strategy`` is not run on the message's candle (None: it is)."""
     message = ctx.message
     if strategy is None or not strategy.active:
         return StrategyResult(strategy.strategy_id if strategy else "", "not_run", "inactive or deleted")
@@ -746,4 +862,28 @@ def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
         message.environment, message.symbol, message.interval,
     ):
         return StrategyResult(strategy.strategy_id, "not_run", "strategy no longer matches the message")
-    return _Turn(strategy, ctx).play()
+    return None
+
+
+def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
+    """Run one strategy (as read) on the message's candle; see the module doc.
+
+    The turn's writes require the strategy unchanged since it was read. When it changed (edited,
+    traded or claimed by another attempt), it is read again consistently (or taken from the refused
+    write's answer) and the turn is played once more, a bounded number of times. Nothing was written
+    or sent by the refused write, so a replay can never order twice.
+    """
+    for _ in range(_REPLAYS + 1):
+        refused = _runnable(strategy, ctx)
+        if refused is not None:
+            return refused
+        assert strategy is not None
+        try:
+            return _Turn(strategy, ctx).play()
+        except StrategyChanged as changed:
+            logger.info("strategy changed since it was read; playing the turn again",
+                        extra={"strategy_id": strategy.strategy_id})
+            strategy = from_item(changed.item) if changed.item else get_strategy(
+                strategy.user_id, strategy.strategy_id, consistent=True)
+    return StrategyResult(strategy.strategy_id if strategy else "", "not_run", "the strategy kept changing",
+                          retry=True)
