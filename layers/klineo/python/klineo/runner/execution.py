@@ -18,14 +18,26 @@ Order of work for a strategy S and the candle C its message names:
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
-6. Paper: a simulated MARKET fill at the candle's close (moved against the taker by the slippage
-   of ``klineo.strategies.simulation``, with its taker fee) is recorded: the run first, then the new
-   paper position (``record_run``'s two conditional writes, repaired on redelivery; no
-   transaction, see ``klineo.store.runs``). Nothing is sent to Binance (exchangeInfo, a public read, is
-   the only call, for the rounding rules).
-7. Live: the strategy's pending order is claimed (one conditional update, carrying the decision),
-   the order goes out with ``newClientOrderId = client_order_id(S, C)``, then the run is written
-   and the filled quantity moved onto the position as the pending order is cleared.
+6. A hold (the target equals the position) is ONE conditional PutItem of its run: no strategy
+   write, no event (``klineo.store.runs``); a repeat is refused and answers ``not_run``.
+7. Paper: a simulated MARKET fill at the candle's close (moved against the taker by the slippage
+   of ``klineo.strategies.simulation``, with its taker fee) is recorded in ONE TransactWriteItems:
+   the run, the new paper position and book, and the signal/order_submit/order_fill events.
+   Nothing is sent to Binance (exchangeInfo, a public read, is the only call, for the rounding rules).
+8. Live: the order is claimed in ONE TransactWriteItems (``claim``): the strategy's ``pending``
+   order (carrying the decision), a check that the candle has no run, the gates as ConditionChecks
+   (a kill switch turned on since the gates were read still stops it: ``risk_block`` naming the
+   gate), the order history's PENDING record, and the signal/order_submit events. The order goes
+   out with ``newClientOrderId = client_order_id(S, C)``, then ONE TransactWriteItems settles it:
+   the run, the filled quantity onto the position as ``pending`` is cleared, the record's outcome
+   and the fill's events. Extra calls on some orders only: the first-time symbol settings
+   (``prepare_symbol``), the fills read for the live PnL (userTrades) and, after an entry with
+   SL/TP, the protective orders and their ``set_protective`` write.
+
+Every strategy write of a turn is conditional on the strategy as the turn read it (``updated_at``,
+position, pending order, candle). When it changed meanwhile (edited, traded, claimed elsewhere) the
+write is refused with nothing written or sent, and the turn is played again on the item as it is
+now (``run_strategy``, a bounded number of times): never an order twice, never one on stale settings.
 
 Position tracking (the brief's choice): the runner tracks each strategy's own position from its
 own fills (``live_position``), not from /fapi/v3/positionRisk. Reading positions would cost
