@@ -11,6 +11,7 @@ from klineo.binance import ErrorCategory, KlineoError
 from klineo.store import aws as clients
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
+from klineo.store.events import StrategyEvent, list_events
 from klineo.store.runs import StrategyAdvance
 
 from tests.unit.runner.helpers import make_pending, make_run, make_strategy
@@ -214,3 +215,18 @@ def test_consistent_batch_read_returns_every_named_strategy(aws) -> None:
     refs = [(s.user_id, s.strategy_id) for s in made] + [("x", "y")]
     found = strategy_store.get_strategies_consistent(refs)
     assert set(found) == {(s.user_id, s.strategy_id) for s in made}
+
+
+def test_a_run_is_written_with_its_events_once_even_when_an_event_key_repeats(aws) -> None:
+    """GIVEN a paper fill with its events, one of them twice WHEN recorded, then recorded again THEN one
+    transaction wrote the run, the position and each event once; the repeat wrote nothing."""
+    strategy = make_strategy(mode="paper")
+    signal = StrategyEvent(strategy.strategy_id, "user-a", "signal", C, {"signal": "long"}, close_time=C)
+    fill = StrategyEvent(strategy.strategy_id, "user-a", "order_fill", C, {"quantity": "0.002"}, close_time=C)
+    advance = StrategyAdvance(position_attribute="paper_position", position_from=Decimal(0),
+                              position_to=Decimal("0.002"))
+    run = make_run(strategy, C, "simulated")
+    assert run_store.record_run(run, advance=advance, events=[signal, fill, signal])
+    assert not run_store.record_run(run, advance=advance, events=[signal, fill])
+    assert sorted(e.kind for e in list_events(strategy.strategy_id, 10).events) == ["order_fill", "signal"]
+    assert strategy_store.get_strategy("user-a", strategy.strategy_id).paper_position == Decimal("0.002")

@@ -249,7 +249,11 @@ def _commit(named: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]
 
 
 def _events(events: Iterable[StrategyEvent]) -> list[tuple[str, dict[str, Any]]]:
-    return [(f"event:{event.kind}", event_put(event)) for event in events]
+    """The events' Puts, the first of each key only (a transaction refuses two actions on one item)."""
+    firsts: dict[str, StrategyEvent] = {}
+    for event in events:
+        firsts.setdefault(event.sort_key, event)
+    return [(f"event:{event.kind}", event_put(event)) for event in firsts.values()]
 
 
 def get_run(strategy_id: str, close_time: int) -> Run | None:
