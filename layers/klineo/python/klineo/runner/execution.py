@@ -683,7 +683,9 @@ class _Turn:
             position_to=pending.position_before, key_failures=failures, pause_reason=pause,
             outcome=outcome, events=self.take_events(),
         )
-        if settled and pause:
+        if not settled:  # another attempt settled this refusal (and counted it): nothing more
+            return self.result("not_run", "another attempt settled this order")
+        if pause:
             logger.warning("strategy paused: keys keep failing", extra={
                 "strategy_id": strategy.strategy_id, "category": str(exc.category),
             })
