@@ -279,8 +279,8 @@ class _Turn:
         """Record a skipped run (ONE put unless it pauses; pausing even while an older order is unsettled)."""
         if pause_reason:
             self.event("paused", reason=pause_reason)
-        advance = StrategyAdvance(pause_reason=pause_reason, allow_pending=True) if pause_reason else None
-        written = record_skip(self.run("skipped", skip_reason=reason), advance, self.take_events())
+        run = self.run("skipped", skip_reason=reason)
+        written = record_skip(run, _pausing(pause_reason), self.take_events())
         return self.result("skipped" if written else "not_run", reason)
 
     def record(self, run: Run, advance: StrategyAdvance | None = None,
