@@ -252,3 +252,17 @@ def test_a_strategy_edited_after_it_was_read_is_played_again_not_ordered_twice(r
     assert len(posts) == 1
     assert abs(runner.stored(USER, sid).live_position) == Decimal("0.003")
     assert _events(sid) == Counter({"signal": 1, "order_submit": 1, "order_fill": 1})
+
+
+def test_the_api_reports_a_holds_candle_as_the_last_run(runner) -> None:
+    """GIVEN a hold tick (its run written, the strategy item untouched) WHEN the strategy is read through
+    the API's service THEN last_run_close_time is the hold's candle, in the detail and in the list."""
+    from klineo.services import strategies as strategy_service
+
+    sid = runner.strategy(USER, runner.connection(USER), **HOLDING)
+    runner.run_tick()
+    assert runner.stored(USER, sid).last_close is None
+    detail = strategy_service.get_user_strategy(USER, sid)
+    listed = strategy_service.list_user_strategies(USER).strategies
+    assert detail.last_run_close_time == runner.tick_close
+    assert [s.last_run_close_time for s in listed] == [runner.tick_close]
