@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store.flags import set_user_kill_switch
@@ -106,8 +105,6 @@ def test_a_strategy_whose_connection_is_gone_is_skipped_and_paused(runner) -> No
     assert runner.journal("POST") == []
 
 
-@pytest.mark.xfail(strict=True, reason="passes once branch r2 lands: its claim transaction re-checks "
-                                       "the gates (remove this marker when merging r2)")
 def test_a_kill_switch_set_after_the_batch_read_the_gates_still_stops_the_order(runner) -> None:
     """GIVEN a strategy about to order WHEN the user's kill switch goes on right after the worker read the
     batch's gates THEN the order's claim sees it: nothing is sent and the run is skipped naming the gate."""

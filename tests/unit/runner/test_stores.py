@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from decimal import Decimal
 
 import boto3
 import pytest
 from klineo.binance import ErrorCategory, KlineoError
+from klineo.store import aws as clients
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
+from klineo.store.events import StrategyEvent, list_events
 from klineo.store.runs import StrategyAdvance
 
 from tests.unit.runner.helpers import make_pending, make_run, make_strategy
@@ -130,24 +131,33 @@ def test_key_failures_pause_with_the_reason_and_leave_the_index(aws) -> None:
     assert list(strategy_store.query_active("1m")) == []
 
 
-def test_a_run_recorded_by_an_attempt_that_died_is_completed_by_the_next(aws) -> None:
-    """GIVEN a paper run written but its position never applied (crash) WHEN the candle is recorded again
-    THEN the stored change is applied once, and a third attempt changes nothing."""
+def test_a_run_and_its_strategy_change_are_written_together_or_not_at_all(aws) -> None:
+    """GIVEN a paper fill whose write dies (the attempt crashes) WHEN the candle is recorded again, twice
+    THEN the dead attempt left nothing, the change is applied once, and the third attempt changes nothing."""
     strategy = make_strategy(mode="paper")
     advance = StrategyAdvance(position_attribute="paper_position", position_from=Decimal(0),
                               position_to=Decimal("0.002"))
     run = make_run(strategy, C, "simulated")
-    written_alone = dataclasses.replace(run, advance=advance)
-    boto3.client("dynamodb").put_item(TableName=aws.refs["DataTable"], Item=written_alone.to_item())
-    assert not run_store.record_run(run, advance=advance)
+
+    def crash(**_: object) -> None:
+        raise RuntimeError("container lost")
+
+    events = clients.dynamodb().meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", crash, unique_id="crash")
+    with pytest.raises(RuntimeError):
+        run_store.record_run(run, advance=advance)
+    events.unregister("before-call.dynamodb.TransactWriteItems", unique_id="crash")
+    untouched = strategy_store.get_strategy("user-a", strategy.strategy_id)
+    assert run_store.list_runs(strategy.strategy_id) == [] and untouched == strategy
+    assert run_store.record_run(run, advance=advance)
     assert not run_store.record_run(run, advance=advance)
     stored = strategy_store.get_strategy("user-a", strategy.strategy_id)
     assert (stored.paper_position, stored.last_close) == (Decimal("0.002"), C)
 
 
-def test_a_skip_moves_past_the_candle_even_with_an_older_order_pending(aws) -> None:
+def test_a_skip_keeps_its_candle_from_being_traded_even_with_an_older_order_pending(aws) -> None:
     """GIVEN an unsettled order of candle C WHEN candle C + 60 s is skipped (kill switch) and C settles later
-    THEN the strategy stays past C + 60 s, so the skipped candle can never be traded afterwards."""
+    THEN the skipped candle stays the latest on record, so it can never be traded afterwards."""
     strategy = make_strategy()
     pending = make_pending(C, lease_until_ms=int(time.time() * 1000) - 1)
     run_store.claim_live_order("user-a", strategy.strategy_id, pending)
@@ -158,9 +168,13 @@ def test_a_skip_moves_past_the_candle_even_with_an_older_order_pending(aws) -> N
     assert run_store.settle_live_order("user-a", strategy.strategy_id, pending, ordered,
                                        position_to=Decimal("0.002"), key_failures=0)
     stored = strategy_store.get_strategy("user-a", strategy.strategy_id)
-    assert (stored.last_close, stored.live_position, stored.pending) == (C + 60_000, Decimal("0.002"), None)
+    assert (stored.live_position, stored.pending) == (Decimal("0.002"), None)
+    # The skip wrote its run only (no strategy write): the run is what the API reports and what the
+    # claim checks (its last_run_close_time is max(last_close, latest run)).
+    assert max(stored.last_close, run_store.latest_run_close_time(strategy.strategy_id)) == C + 60_000
     later = make_pending(C + 60_000, lease_until_ms=int(time.time() * 1000) + 60_000, position_before="0.002")
-    assert not run_store.claim_live_order("user-a", strategy.strategy_id, later)
+    refused = run_store.claim_live_order("user-a", strategy.strategy_id, later)
+    assert not refused and set(refused.failed) == {"run"}
 
 
 def test_a_lease_is_taken_over_by_one_worker_only(aws) -> None:
@@ -201,3 +215,18 @@ def test_consistent_batch_read_returns_every_named_strategy(aws) -> None:
     refs = [(s.user_id, s.strategy_id) for s in made] + [("x", "y")]
     found = strategy_store.get_strategies_consistent(refs)
     assert set(found) == {(s.user_id, s.strategy_id) for s in made}
+
+
+def test_a_run_is_written_with_its_events_once_even_when_an_event_key_repeats(aws) -> None:
+    """GIVEN a paper fill with its events, one of them twice WHEN recorded, then recorded again THEN one
+    transaction wrote the run, the position and each event once; the repeat wrote nothing."""
+    strategy = make_strategy(mode="paper")
+    signal = StrategyEvent(strategy.strategy_id, "user-a", "signal", C, {"signal": "long"}, close_time=C)
+    fill = StrategyEvent(strategy.strategy_id, "user-a", "order_fill", C, {"quantity": "0.002"}, close_time=C)
+    advance = StrategyAdvance(position_attribute="paper_position", position_from=Decimal(0),
+                              position_to=Decimal("0.002"))
+    run = make_run(strategy, C, "simulated")
+    assert run_store.record_run(run, advance=advance, events=[signal, fill, signal])
+    assert not run_store.record_run(run, advance=advance, events=[signal, fill])
+    assert sorted(e.kind for e in list_events(strategy.strategy_id, 10).events) == ["order_fill", "signal"]
+    assert strategy_store.get_strategy("user-a", strategy.strategy_id).paper_position == Decimal("0.002")

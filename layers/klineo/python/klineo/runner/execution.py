@@ -4,7 +4,8 @@ Order of work for a strategy S and the candle C its message names:
 
 1. Nothing to do when S is gone, paused, already past C (``last_close``), or another worker
    holds C right now (a pending order whose lease has not run out).
-2. Gates, read strongly consistent in ONE BatchGetItem (``load_trading_context``) and checked by
+2. Gates, read strongly consistent once per (user, connection) for the whole worker batch
+   (``klineo.runner.gates``: one BatchGetItem for every pair) and checked by
    the one risk gate (``klineo.services.risk.check_order``): the global, user and connection kill
    switches, a disabled connection and, for live strategies, ``futures_enabled``. A closed gate
    records a ``skipped`` run whose reason names the gate, and sends nothing. A live order is put
@@ -18,14 +19,26 @@ Order of work for a strategy S and the candle C its message names:
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
-6. Paper: a simulated MARKET fill at the candle's close (moved against the taker by the slippage
-   of ``klineo.strategies.simulation``, with its taker fee) is recorded: the run first, then the new
-   paper position (``record_run``'s two conditional writes, repaired on redelivery; no
-   transaction, see ``klineo.store.runs``). Nothing is sent to Binance (exchangeInfo, a public read, is
-   the only call, for the rounding rules).
-7. Live: the strategy's pending order is claimed (one conditional update, carrying the decision),
-   the order goes out with ``newClientOrderId = client_order_id(S, C)``, then the run is written
-   and the filled quantity moved onto the position as the pending order is cleared.
+6. A hold (the target equals the position) is ONE conditional PutItem of its run: no strategy
+   write, no event (``klineo.store.runs``); a repeat is refused and answers ``not_run``.
+7. Paper: a simulated MARKET fill at the candle's close (moved against the taker by the slippage
+   of ``klineo.strategies.simulation``, with its taker fee) is recorded in ONE TransactWriteItems:
+   the run, the new paper position and book, and the signal/order_submit/order_fill events.
+   Nothing is sent to Binance (exchangeInfo, a public read, is the only call, for the rounding rules).
+8. Live: the order is claimed in ONE TransactWriteItems (``claim``): the strategy's ``pending``
+   order (carrying the decision), a check that the candle has no run, the gates as ConditionChecks
+   (a kill switch turned on since the gates were read still stops it: ``risk_block`` naming the
+   gate), the order history's PENDING record, and the signal/order_submit events. The order goes
+   out with ``newClientOrderId = client_order_id(S, C)``, then ONE TransactWriteItems settles it:
+   the run, the filled quantity onto the position as ``pending`` is cleared, the record's outcome
+   and the fill's events. Extra calls on some orders only: the first-time symbol settings
+   (``prepare_symbol``), the fills read for the live PnL (userTrades) and, after an entry with
+   SL/TP, the protective orders and their ``set_protective`` write.
+
+Every strategy write of a turn is conditional on the strategy as the turn read it (``updated_at``,
+position, pending order, candle). When it changed meanwhile (edited, traded, claimed elsewhere) the
+write is refused with nothing written or sent, and the turn is played again on the item as it is
+now (``run_strategy``, a bounded number of times): never an order twice, never one on stale settings.
 
 Position tracking (the brief's choice): the runner tracks each strategy's own position from its
 own fills (``live_position``), not from /fapi/v3/positionRisk. Reading positions would cost
@@ -77,12 +90,32 @@ from klineo.services.orders import (
 )
 from klineo.services.risk import OrderIntent, check_order
 from klineo.services.strategy_protection import arm_strategy_protection, disarm_strategy_protection
-from klineo.store.connections import Connection, TradingContext, connection_credentials
-from klineo.store.events import StrategyEvent, append_event
-from klineo.store.orders import STATUS_REJECTED, record_order_outcome_quietly, record_strategy_order
+from klineo.store.connections import (
+    Connection,
+    TradingContext,
+    connection_credentials,
+    connection_from_item,
+)
+from klineo.store.events import StrategyEvent
+from klineo.store.flags import kill_switch_of
+from klineo.store.order_claim import (
+    GateChecks,
+    cached_connection_item,
+    forget_connection,
+    gate_condition_checks,
+    remember_connection,
+)
+from klineo.store.orders import (
+    STATUS_REJECTED,
+    OrderRecord,
+    order_outcome_update,
+    put_new_record,
+    strategy_order_record,
+)
 from klineo.store.runs import (
     Run,
     StrategyAdvance,
+    StrategyChanged,
     claim_live_order,
     clear_reentry_block,
     correct_position,
@@ -92,7 +125,7 @@ from klineo.store.runs import (
     set_protective,
     settle_live_order,
 )
-from klineo.store.strategies import PendingOrder, Strategy, get_strategy, pause_strategy
+from klineo.store.strategies import PendingOrder, Strategy, from_item, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
 from klineo.strategies.simulation import fee, market_fill
 
@@ -222,6 +255,9 @@ class _Turn:
         self.close_time = ctx.message.close_time
         self.live = strategy.mode == "live"
         self.trading: TradingContext | None = None
+        # Events of this turn not written yet: each goes with the next state write of the turn, in
+        # its transaction (klineo.store.runs), so it is never lost nor written twice.
+        self.events: list[StrategyEvent] = []
 
     # ------------------------------------------------------------------ results and records
     def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:
@@ -247,19 +283,39 @@ class _Turn:
         )
 
     def skip(self, reason: str, pause_reason: str | None = None) -> StrategyResult:
-        """Record a skipped run (moving past the candle, even while an older order is unsettled)."""
-        advance = StrategyAdvance(pause_reason=pause_reason, allow_pending=True)
-        written = record_skip(self.run("skipped", skip_reason=reason), advance)
-        if written and pause_reason:
+        """Record a skipped run (ONE put unless it pauses; pausing even while an older order is unsettled)."""
+        if pause_reason:
             self.event("paused", reason=pause_reason)
+        run = self.run("skipped", skip_reason=reason)
+        written = record_skip(run, _pausing(pause_reason), self.take_events())
         return self.result("skipped" if written else "not_run", reason)
 
-    def event(self, kind: str, close_time: int | None = None, **details: Any) -> None:
-        """Append one event of this candle to the strategy's log (once per candle and kind)."""
+    def record(self, run: Run, advance: StrategyAdvance | None = None,
+               detail: str | None = None) -> StrategyResult:
+        """Write a final run with its strategy change and the turn's events (one put without either).
+
+        A change that is not only a pause requires the strategy unchanged since this turn read it.
+        """
+        if advance is not None and not advance.allow_pending:
+            advance = replace(advance, seen_updated_at=self.strategy.updated_at)
+        written = record_run(run, advance=advance, events=self.take_events())
+        return self.result(run.status if written else "not_run", detail)
+
+    def make_event(self, kind: str, close_time: int | None = None, **details: Any) -> StrategyEvent:
+        """One event of this candle (or of ``close_time``), details as plain text and numbers."""
         plain = {k: _text(v) if isinstance(v, Decimal) else v for k, v in details.items() if v is not None}
         strategy = self.strategy
         at = close_time if close_time is not None else self.close_time
-        append_event(StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at))
+        return StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at)
+
+    def event(self, kind: str, close_time: int | None = None, **details: Any) -> None:
+        """Add one event of this candle to the turn's next write (once per candle and kind)."""
+        self.events.append(self.make_event(kind, close_time, **details))
+
+    def take_events(self) -> list[StrategyEvent]:
+        """The events not written yet, handed to the write that carries them."""
+        events, self.events = self.events, []
+        return events
 
     def risk_block(self, exc: KlineoError) -> StrategyResult:
         """The risk gate refused: a risk_block event naming the gate, a skipped run, nothing sent."""
@@ -319,7 +375,7 @@ class _Turn:
         block = "long" if hit.position_before > 0 else "short"
         moved = (hit.position_before, Decimal(0))
         correct_position(strategy.user_id, strategy.strategy_id, "paper_position", moved, reentry_block=block,
-                         sets={"paper_book": book_of(hit.ledger)})
+                         sets={"paper_book": book_of(hit.ledger)}, events=self.take_events())
         self.reload()
 
     def reload(self) -> None:
@@ -332,9 +388,7 @@ class _Turn:
         """No candles for good (e.g. unknown symbol): a failed run; paused when the symbol is the problem."""
         exc = exc or KlineoError(ErrorCategory.OTHER, "no candles for this market")
         pause = "invalid_symbol" if exc.field == "symbol" else None
-        run = self.run("failed", error=_error(exc))
-        written = record_run(run, advance=StrategyAdvance(pause_reason=pause))
-        return self.result("failed" if written else "not_run", str(exc.category))
+        return self.record(self.run("failed", error=_error(exc)), _pausing(pause), str(exc.category))
 
     def decide(self) -> Decision | None:
         strategy = self.strategy
@@ -389,7 +443,7 @@ class _Turn:
                    exchange_position=exchange)
         block = ("long" if belief > 0 else "short") if left == 0 else None
         correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
-                         reentry_block=block)
+                         reentry_block=block, events=self.take_events())
         self.reload()
         return True
 
@@ -417,14 +471,12 @@ class _Turn:
             pause = "invalid_symbol" if exc.field == "symbol" else None
             self.event("error", category=str(exc.category), message=exc.message)
             run = self.run("failed", error=_error(exc), **facts)
-            written = record_run(run, advance=StrategyAdvance(pause_reason=pause))
-            return self.result("failed" if written else "not_run", str(exc.category))
+            return self.record(run, _pausing(pause), str(exc.category))
         facts["target_position"] = plan.target
         if plan.side is None or plan.quantity is None:
-            # A hold writes its run only (it carries the signal and indicators): no event, so that a
-            # hold tick costs one write less; the log gets a signal when it acts.
-            written = record_run(self.run("no_change", **facts), advance=StrategyAdvance())
-            return self.result("no_change" if written else "not_run")
+            # A hold is ONE conditional put of its run (it carries the signal and indicators): no
+            # event, no strategy write; the log gets a signal when it acts (klineo.store.runs).
+            return self.record(self.run("no_change", **facts))
         self.event("signal", signal=str(decision.signal), reason=decision.reason,
                    indicators=decision.indicators)
         cid = client_order_id(strategy.strategy_id, self.close_time)
@@ -456,8 +508,7 @@ class _Turn:
         what = {"client_order_id": cid, "side": plan.side, "quantity": plan.quantity, "simulated": True}
         self.event("order_submit", **what)
         self.event("order_fill", **what, price=fill_price, fee=order["fee"], realised_pnl=ledger.realised_pnl)
-        written = record_run(self.run("simulated", order=order, **facts), advance=advance)
-        return self.result("simulated" if written else "not_run")
+        return self.record(self.run("simulated", order=order, **facts), advance)
 
     def live_order(
         self, plan: OrderPlan, cid: str, trading: TradingContext, facts: dict[str, Any], price: Decimal,
@@ -490,13 +541,69 @@ class _Turn:
                 "protective": _wanted_protective(strategy),
             },
         )
-        if not claim_live_order(strategy.user_id, strategy.strategy_id, pending):
-            # Another worker holds this candle, or the strategy changed (paused, switched, deleted,
-            # traded) since it was read: nothing was sent.
-            return self.result("not_run", "candle claimed elsewhere or strategy changed")
-        self.event("order_submit", client_order_id=cid, side=plan.side, quantity=plan.quantity,
-                   reduce_only=plan.reduce_only)
+        refused = self.claim(pending, intent, price)
+        if refused is not None:
+            return refused
         return self.send_and_settle(pending, creds, earlier_attempt_ms=None)
+
+    def claim(self, pending: PendingOrder, intent: OrderIntent, price: Decimal) -> StrategyResult | None:
+        """Claim the order in ONE transaction (klineo.store.runs.claim_live_order); None when claimed.
+
+        With it: the order history's PENDING record and the events so far plus order_submit. A gate
+        refusal becomes a risk_block naming the gate (check_order on the items the transaction handed
+        back); StrategyChanged when the strategy is not as read (the turn is played again).
+        """
+        strategy = self.strategy
+        cid = pending.client_order_id
+        submit = self.make_event("order_submit", client_order_id=cid, side=pending.side,
+                                 quantity=pending.quantity, reduce_only=pending.reduce_only)
+        record = self.order_record(pending).to_item()
+        for _ in range(_CLAIM_ATTEMPTS):
+            item = cached_connection_item(strategy.user_id, strategy.connection_id)
+            if item is None:
+                return self.skip("connection_not_found", pause_reason="connection_not_found")
+            claim = claim_live_order(
+                strategy.user_id, strategy.strategy_id, pending, seen_updated_at=strategy.updated_at,
+                gates=gate_condition_checks(GateChecks(strategy.user_id, item, switches=True)),
+                record=record, events=[*self.events, submit],
+            )
+            if claim:
+                self.events = []
+                return None
+            refused = self.claim_refused(claim.failed, item, intent, price)
+            if refused is not None:
+                return refused
+        return self.result("not_run", "the connection kept changing while claiming", retry=True)
+
+    def claim_refused(
+        self, failed: dict[str, dict[str, Any] | None], item: dict[str, Any], intent: OrderIntent,
+        price: Decimal,
+    ) -> StrategyResult | None:
+        """What a refused claim means; None when only a cached connection setting was stale (claim again)."""
+        strategy = self.strategy
+        if "run" in failed:
+            return self.result("not_run", "already ran on this candle")
+        if "strategy" in failed:
+            raise StrategyChanged(failed["strategy"])
+        if "record" in failed:
+            logger.error("strategy order's client order id already recorded; nothing sent",
+                         extra={"strategy_id": strategy.strategy_id, "close_time": self.close_time})
+            return self.result("not_run", "client order id already recorded")
+        if "connection" in failed:
+            item = failed["connection"] or {}
+            if not item:
+                forget_connection(strategy.user_id, strategy.connection_id)
+                return self.skip("connection_not_found", pause_reason="connection_not_found")
+            remember_connection(strategy.user_id, strategy.connection_id, item)
+        context = strategy_trading_context(strategy, TradingContext(
+            connection_from_item(item), user_kill_switch=kill_switch_of(failed.get("user_flags")),
+            global_kill_switch=kill_switch_of(failed.get("global_flags"))))
+        try:
+            check_order(context, live=True)
+            check_order(context, intent, lambda: price)
+        except KlineoError as exc:
+            return self.risk_block(exc)
+        return None
 
     def note_key_outcome(self, exc: KlineoError | None) -> None:
         """Count a key refusal on the connection, or clear its count once Binance took an order."""
@@ -528,6 +635,14 @@ class _Turn:
         return self.result("failed" if written else "not_run", str(exc.category))
 
     # ------------------------------------------------------------------ live orders
+    def order_record(self, pending: PendingOrder) -> OrderRecord:
+        """The order history's PENDING record of ``pending`` (origin = this strategy), created now."""
+        strategy, cid = self.strategy, pending.client_order_id
+        return strategy_order_record(
+            strategy.user_id, cid, strategy_id=strategy.strategy_id, connection_id=strategy.connection_id,
+            symbol=strategy.symbol, params=self.order_of(pending).to_params(cid),
+            attempt_ms=self.ctx.now_ms())
+
     def order_of(self, pending: PendingOrder) -> FuturesOrder:
         return FuturesOrder(
             symbol=self.strategy.symbol, side=pending.side, type="MARKET", quantity=pending.quantity,
@@ -540,10 +655,10 @@ class _Turn:
         strategy = self.strategy
         client = get_client(Market.FUTURES, strategy.environment)
         order = self.order_of(pending)
-        # The order history's record (origin = this strategy), written once before the first send.
-        record_strategy_order(strategy.user_id, pending.client_order_id, strategy_id=strategy.strategy_id,
-                              connection_id=strategy.connection_id, symbol=strategy.symbol,
-                              params=order.to_params(pending.client_order_id), attempt_ms=self.ctx.now_ms())
+        if earlier_attempt_ms is not None:
+            # Sent again after a lost attempt: its order history record, should the claim of an older
+            # version not have written it (a no-op otherwise; the claim puts it).
+            put_new_record(self.order_record(pending))
         try:
             result = submit_futures_order(
                 client, creds, order, pending.client_order_id,
@@ -564,16 +679,20 @@ class _Turn:
         strategy = self.strategy
         failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
-        record_order_outcome_quietly(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
-                                     error={**exc.to_dict(), "code": exc.code})
-        settle_live_order(
-            strategy.user_id, strategy.strategy_id, pending,
-            self.final_run(pending, "failed", error=_error(exc)),
-            position_to=pending.position_before, key_failures=failures, pause_reason=pause,
-        )
         self.event("error", close_time=pending.close_time, category=str(exc.category), message=exc.message)
         if pause:
             self.event("paused", close_time=pending.close_time, reason=pause)
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
+                                       error={**exc.to_dict(), "code": exc.code})
+        settled = settle_live_order(
+            strategy.user_id, strategy.strategy_id, pending,
+            self.final_run(pending, "failed", error=_error(exc)),
+            position_to=pending.position_before, key_failures=failures, pause_reason=pause,
+            outcome=outcome, events=self.take_events(),
+        )
+        if not settled:  # another attempt settled this refusal (and counted it): nothing more
+            return self.result("not_run", "another attempt settled this order")
+        if pause:
             logger.warning("strategy paused: keys keep failing", extra={
                 "strategy_id": strategy.strategy_id, "category": str(exc.category),
             })
@@ -585,8 +704,8 @@ class _Turn:
         strategy = self.strategy
         if result.status not in FINAL_ORDER_STATUSES:
             return self.result("pending", f"order {result.status}", retry=True)
-        record_order_outcome_quietly(strategy.user_id, pending.client_order_id, status=result.status,
-                                     order_id=result.order_id, result=result.to_record())
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
+                                       order_id=result.order_id, result=result.to_record())
         filled = _signed(pending.side, result.executed_quantity)
         position_to = pending.position_before + filled
         book = self.live_book(pending, result, filled)
@@ -594,11 +713,13 @@ class _Turn:
             self.event("order_fill", close_time=pending.close_time, client_order_id=pending.client_order_id,
                        side=pending.side, quantity=result.executed_quantity, price=result.average_price,
                        realised_pnl=book["realised_pnl"], fees=book["fees"])
-        settle_live_order(
+        if not settle_live_order(
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "ordered", order=_order_record(result)),
-            position_to=position_to, key_failures=0, live_book=book,
-        )
+            position_to=position_to, key_failures=0, live_book=book, outcome=outcome,
+            events=self.take_events(),
+        ):
+            return self.result("not_run", "another attempt settled this order")
         self.note_key_outcome(None)
         self.after_live_fill(pending, result, position_to)
         return self.result("ordered", result.status)
@@ -637,7 +758,7 @@ class _Turn:
         self.disarm_previous(before, position_to)
         if position_to == 0:
             if strategy.protective:
-                set_protective(strategy.user_id, strategy.strategy_id, None)
+                set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events())
             return
         entered = _entered(before, position_to)
         wanted = pending.facts.get("protective") or {}
@@ -653,12 +774,12 @@ class _Turn:
         record["quantity"] = abs(position_to)
         assert self.trading is not None
         record["armed"] = _arm_protective(self.trading.connection, strategy, pending.client_order_id, record)
-        set_protective(strategy.user_id, strategy.strategy_id, record)
         if record["armed"]:
             self.event("protective_placed", close_time=pending.close_time, **_protective_details(record))
         else:
             self.event("error", close_time=pending.close_time, what="protective_not_armed",
                        **_protective_details(record))
+        set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events())
 
     def settle_pending(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
         """Settle a pending order whose lease ran out; None when settled and the turn may go on."""
@@ -697,6 +818,15 @@ class _Turn:
 
 # userTrades reads for the live PnL stop once less than this much request weight is left this minute.
 FILLS_READ_RESERVE = 1200
+# Claims tried while only a cached connection setting turns out stale (each refusal refreshes it).
+_CLAIM_ATTEMPTS = 2
+# Turns played again after the strategy changed between its read and its write (StrategyChanged).
+_REPLAYS = 2
+
+
+def _pausing(reason: str | None) -> StrategyAdvance | None:
+    """The strategy change of a run that only pauses (None: the run alone, ONE put)."""
+    return StrategyAdvance(pause_reason=reason, allow_pending=True) if reason else None
 
 
 def _entered(before: Decimal, after: Decimal) -> bool:
@@ -744,8 +874,8 @@ def _arm_protective(
     return bool(states) and all(state.status not in ("REJECTED", "WAITING_FOR_FILL") for state in states)
 
 
-def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
-    """Run one strategy (as just read, strongly consistent) on the message's candle; see the module doc."""
+def _runnable(strategy: Strategy | None, ctx: TickContext) -> StrategyResult | None:
+    """Why ``strategy`` is not run on the message's candle (None: it is)."""
     message = ctx.message
     if strategy is None or not strategy.active:
         return StrategyResult(strategy.strategy_id if strategy else "", "not_run", "inactive or deleted")
@@ -753,4 +883,28 @@ def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
         message.environment, message.symbol, message.interval,
     ):
         return StrategyResult(strategy.strategy_id, "not_run", "strategy no longer matches the message")
-    return _Turn(strategy, ctx).play()
+    return None
+
+
+def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
+    """Run one strategy (as read) on the message's candle; see the module doc.
+
+    The turn's writes require the strategy unchanged since it was read. When it changed (edited,
+    traded or claimed by another attempt), it is read again consistently (or taken from the refused
+    write's answer) and the turn is played once more, a bounded number of times. Nothing was written
+    or sent by the refused write, so a replay can never order twice.
+    """
+    for _ in range(_REPLAYS + 1):
+        refused = _runnable(strategy, ctx)
+        if refused is not None:
+            return refused
+        assert strategy is not None
+        try:
+            return _Turn(strategy, ctx).play()
+        except StrategyChanged as changed:
+            logger.info("strategy changed since it was read; playing the turn again",
+                        extra={"strategy_id": strategy.strategy_id})
+            strategy = from_item(changed.item) if changed.item else get_strategy(
+                strategy.user_id, strategy.strategy_id, consistent=True)
+    return StrategyResult(strategy.strategy_id if strategy else "", "not_run", "the strategy kept changing",
+                          retry=True)

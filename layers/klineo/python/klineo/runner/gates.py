@@ -5,7 +5,9 @@ items per strategy per tick). The worker now reads every distinct pair of the ba
 (``klineo.store.connections.load_trading_contexts``: strongly consistent, 100 keys a call) and
 the turns take theirs from this book. That is the read the DECISION uses (skip with the gate's
 name, pause on a missing connection); a switch turned on after this read is still caught where
-money moves, because an order's claim re-checks the gates in its own write.
+money moves, because an order's claim re-checks the gates in its own write. The connection items
+read here also fill the order claim's connection cache (``klineo.store.order_claim``), so a
+claim in this batch does not read its connection again.
 
 A pair the book was not loaded with (run-now, or a strategy that moved to another connection
 since the batch read) is read on first use, once, and then shared like the others.
@@ -17,6 +19,7 @@ import threading
 from collections.abc import Iterable
 
 from klineo.store.connections import TradingContext, load_trading_contexts, require_trading_context
+from klineo.store.order_claim import remember_connection
 
 __all__ = ["GateBook"]
 
@@ -39,7 +42,7 @@ class GateBook:
     def _read(self, pairs: list[tuple[str, str]]) -> None:
         if not pairs:
             return
-        contexts = load_trading_contexts(pairs)
+        contexts = load_trading_contexts(pairs, on_connection_item=remember_connection)
         with self._lock:
             self._contexts.update(contexts)
             self.reads += 1

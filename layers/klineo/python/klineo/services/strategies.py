@@ -107,7 +107,14 @@ def _plain_number(value: Any) -> Any:
     return value
 
 
-def _response_fields(strategy: Strategy) -> dict[str, Any]:
+def _last_run_close_time(strategy: Strategy, newest_run: int | None) -> int | None:
+    """The candle of the strategy's latest run: a hold or a plain skip writes its run only, and moves
+    ``last_close`` no more (klineo.store.runs), so the newest run counts too."""
+    known = [close for close in (strategy.last_close, newest_run) if close is not None]
+    return max(known) if known else None
+
+
+def _response_fields(strategy: Strategy, newest_run: int | None = None) -> dict[str, Any]:
     pending = strategy.pending
     return {
         "id": strategy.strategy_id,
@@ -125,7 +132,7 @@ def _response_fields(strategy: Strategy) -> dict[str, Any]:
         "position": _text(strategy.position),
         "live_position": _text(strategy.live_position),
         "paper_position": _text(strategy.paper_position),
-        "last_run_close_time": strategy.last_close,
+        "last_run_close_time": _last_run_close_time(strategy, newest_run),
         "pending_order": PendingOrderResponse(
             client_order_id=pending.client_order_id, side=pending.side, quantity=_text(pending.quantity),
             close_time=pending.close_time,
@@ -135,8 +142,10 @@ def _response_fields(strategy: Strategy) -> dict[str, Any]:
     }
 
 
-def _response(strategy: Strategy) -> StrategyResponse:
-    return StrategyResponse(**_response_fields(strategy))
+def _response(strategy: Strategy, *, new: bool = False) -> StrategyResponse:
+    """The strategy as answered; its newest run costs one Query of one key (none for a new strategy)."""
+    newest_run = None if new else run_store.latest_run_close_time(strategy.strategy_id)
+    return StrategyResponse(**_response_fields(strategy, newest_run))
 
 
 def _run_response(run: run_store.Run) -> RunResponse:
@@ -211,7 +220,7 @@ def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyRespon
         updated_at=now,
     )
     strategy_store.put_new_strategy(strategy)
-    return _response(strategy)
+    return _response(strategy, new=True)
 
 
 def list_user_strategies(user_id: str) -> StrategyListResponse:
@@ -237,7 +246,8 @@ def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
     """One of the caller's strategies with its PnL and latest runs (newest candle first)."""
     strategy = _owned(user_id, strategy_id)
     runs = run_store.list_runs(strategy.strategy_id, limit=RUNS_SHOWN)
-    return StrategyDetailResponse(**_response_fields(strategy), pnl=_pnl(strategy),
+    newest_run = runs[0].close_time if runs else None
+    return StrategyDetailResponse(**_response_fields(strategy, newest_run), pnl=_pnl(strategy),
                                   runs=[_run_response(r) for r in runs])
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -288,12 +288,15 @@ def require_trading_context(context: TradingContext | None) -> TradingContext:
 
 def load_trading_contexts(
     pairs: Iterable[tuple[str, str]],
+    on_connection_item: Callable[[str, str, dict[str, Any]], None] | None = None,
 ) -> dict[tuple[str, str], TradingContext | None]:
     """The trading context of every (user, connection) pair, read strongly consistent together.
 
     Each connection, each user's flags and the global flags are read once, 100 keys per
     BatchGetItem (one call for up to 49 pairs of distinct users). None for a pair whose connection
     does not exist (or whose id cannot be one): ``load_trading_context`` answers NOT_FOUND for it.
+    ``on_connection_item`` gets each connection item as read (the runner hands it to the order
+    claim's connection cache, so a claim in the same batch needs no read of its own).
     """
     contexts: dict[tuple[str, str], TradingContext | None] = dict.fromkeys(pairs)
     wanted = [pair for pair in contexts if is_connection_id(pair[1])]
@@ -312,6 +315,8 @@ def load_trading_contexts(
     for user_id, connection_id in wanted:
         item = items.get((user_pk(user_id), connection_sk(connection_id)))
         if item is not None:
+            if on_connection_item is not None:
+                on_connection_item(user_id, connection_id, item)
             contexts[(user_id, connection_id)] = TradingContext(
                 connection=_from_item(item),
                 user_kill_switch=kill_switch_of(items.get((user_pk(user_id), FLAGS_SK))),

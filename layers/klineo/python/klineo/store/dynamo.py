@@ -6,19 +6,23 @@ writes only its keys, conditions and item shapes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+import random
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
 
 __all__ = [
     "Update", "conditional_write", "from_attr", "get_data_item", "query_items", "query_prefix",
-    "to_attr", "to_item",
+    "to_attr", "to_item", "transact",
 ]
 
 _SERIALIZER = TypeSerializer()
@@ -112,6 +116,37 @@ def conditional_write(call: Any, **request: Any) -> bool:
     except client.exceptions.ConditionalCheckFailedException:
         return False
     return True
+
+
+# TransactionConflict (another transaction on one of the items at that moment) is tried this often.
+_CONFLICT_ATTEMPTS = 3
+
+
+def transact(named: list[tuple[str, dict[str, Any]]],
+             sleep: Callable[[float], None] = time.sleep) -> dict[str, dict[str, Any] | None]:
+    """Run ONE TransactWriteItems of named writes; {} when it committed.
+
+    Otherwise the names whose condition failed, each with the item as it is now when the write asked
+    for it (``ReturnValuesOnConditionCheckFailure: ALL_OLD``; None: absent or not asked). Nothing was
+    written then. A conflict with another transaction is tried again a few times, then answered as a
+    retryable UPSTREAM_UNAVAILABLE (nothing written either).
+    """
+    for attempt in range(_CONFLICT_ATTEMPTS):
+        try:
+            aws.dynamodb().transact_write_items(TransactItems=[write for _, write in named])
+            return {}
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+        failed = {name: reason.get("Item") for (name, _), reason in zip(named, reasons, strict=False)
+                  if reason.get("Code") == "ConditionalCheckFailed"}
+        if failed:
+            return failed
+        if attempt + 1 < _CONFLICT_ATTEMPTS:
+            sleep(0.02 * 2**attempt + random.uniform(0, 0.02))  # noqa: S311  (jitter, not a secret)
+    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "storage is busy; try again in a moment",
+                      retryable=True)
 
 
 def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str, Any] | None:

@@ -12,11 +12,14 @@ What the runner and the API saw and did, one item per event, never updated:
     order_fill        what filled (quantity, average price, fee)
     protective_placed / protective_triggered / error / paused / resumed
 
-Exactly once: an event of a candle has a key derived from (candle close time, kind, tag), and
-is written with ``attribute_not_exists(sk)``, so a redelivered message or a second attempt at the
-same candle appends nothing more. Events without a candle (paused, resumed by the user) carry the
-time they happened and a random tag. The step number in the key orders the events of one candle
-as they happen (a position seen closed before the signal, the signal before its order).
+Exactly once: an event of a candle has a key derived from (candle close time, kind, tag). The
+runner writes an event in the TransactWriteItems of the state change it describes (``event_put``;
+see ``klineo.store.runs``): it is never lost when that change committed, never there when it did
+not, and a repeat can only put the same key again. Other writers append with
+``attribute_not_exists(sk)`` (``append_event``), so a second attempt appends nothing more.
+Events without a candle (paused, resumed by the user) carry the time they happened and a random
+tag. The step number in the key orders the events of one candle as they happen (a position seen
+closed before the signal, the signal before its order).
 
 Retention: ``ttl`` = now + ``EVENT_RETENTION_DAYS`` (template parameter ``EventRetentionDays``,
 default 90); runs use the same retention (``klineo.store.runs``).
@@ -44,6 +47,7 @@ __all__ = [
     "append_event",
     "decode_cursor",
     "encode_cursor",
+    "event_put",
     "list_events",
     "query_page",
     "retention_ttl",
@@ -110,16 +114,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def append_event(event: StrategyEvent) -> bool:
-    """Append ``event`` once; False when an event with its key is already there (a repeat)."""
+def _event_item(event: StrategyEvent) -> dict[str, Any]:
+    """The item of a known kind of event (an event without a candle gets its random tag here)."""
     if event.kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {event.kind!r}")
     if event.close_time is None and not event.tag:
         event = StrategyEvent(**{**event.__dict__, "tag": uuid.uuid4().hex[:12]})
+    return event.to_item()
+
+
+def append_event(event: StrategyEvent) -> bool:
+    """Append ``event`` once; False when an event with its key is already there (a repeat)."""
     return conditional_write(
-        aws.dynamodb().put_item, TableName=get_settings().data_table, Item=event.to_item(),
+        aws.dynamodb().put_item, TableName=get_settings().data_table, Item=_event_item(event),
         ConditionExpression="attribute_not_exists(sk)",
     )
+
+
+def event_put(event: StrategyEvent) -> dict[str, Any]:
+    """``event`` as the ``Put`` of a TransactWriteItems that makes the state change it describes.
+
+    Unconditional on purpose: the transaction's own guard (the run not there yet, this pending
+    order still pending, ...) makes it commit once, and the event's key (candle, kind, tag) makes
+    a repeated put the same item, never a second event. (A condition here would let an event of
+    the same key written by an older version cancel the state change for ever.)
+    """
+    return {"Put": {"TableName": get_settings().data_table, "Item": _event_item(event)}}
 
 
 @dataclass(frozen=True)

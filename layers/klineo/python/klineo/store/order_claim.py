@@ -49,6 +49,7 @@ __all__ = [
     "claim_new_order",
     "claim_resume",
     "forget_connection",
+    "gate_condition_checks",
     "release_claim",
     "remember_connection",
 ]
@@ -154,6 +155,12 @@ def _connection_check(gates: GateChecks) -> dict[str, Any]:
         "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }}
+
+
+def gate_condition_checks(gates: GateChecks) -> list[tuple[str, dict[str, Any]]]:
+    """The gates' ``ConditionCheck``s, named "connection", "user_flags", "global_flags" (the names of
+    ``ClaimRefusal.failed``): for any transaction that must not commit past a gate (the runner's claim)."""
+    return _gate_items(gates)
 
 
 def _gate_items(gates: GateChecks) -> list[tuple[str, dict[str, Any]]]:

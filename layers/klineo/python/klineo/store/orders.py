@@ -63,11 +63,13 @@ __all__ = [
     "get_order_records",
     "index_attributes",
     "is_settled",
+    "order_outcome_update",
     "pending_record",
     "put_new_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
     "record_strategy_order",
+    "strategy_order_record",
     "unsettled_keys",
 ]
 
@@ -353,17 +355,31 @@ def record_order_outcome(
     state (final with ``fills``, or REJECTED/UNKNOWN_PURGED) also leaves the unsettled index (REMOVE
     gsi2pk, gsi2sk).
     """
+    aws.dynamodb().update_item(**order_outcome_update(
+        user_id, client_order_id, status=status, order_id=order_id, result=result, error=error, params=params,
+        fills=fills))
+
+
+def order_outcome_update(
+    user_id: str,
+    client_order_id: str,
+    *,
+    status: str,
+    order_id: int | None = None,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    params: dict[str, str] | None = None,
+    fills: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The UpdateItem request of ``record_order_outcome`` (also a transaction's ``Update``, e.g. the runner's
+    settlement): conditional on the record existing."""
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
             "error": error, "params": params, "fills": fills}
     removes = ["lease_until_ms"] + ([] if error is not None else ["error"]) + (
         ["gsi2pk", "gsi2sk"] if is_settled(status, fills) else [])
     update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
-    aws.dynamodb().update_item(
-        TableName=get_settings().data_table,
-        Key=_key(user_id, client_order_id),
-        ConditionExpression="attribute_exists(pk)",
-        **update.request(),
-    )
+    return {"TableName": get_settings().data_table, "Key": _key(user_id, client_order_id),
+            "ConditionExpression": "attribute_exists(pk)", **update.request()}
 
 
 def record_order_outcome_quietly(user_id: str, client_order_id: str, **outcome: Any) -> None:
@@ -447,9 +463,33 @@ def record_strategy_order(
     ``record_order_outcome`` after, as the API route does; a non-final record is picked up by the
     reconciler (unsettled index), so an outcome the runner never learned is still settled.
     """
+    return put_new_record(strategy_order_record(
+        user_id, client_order_id, strategy_id=strategy_id, connection_id=connection_id, symbol=symbol,
+        params=params, status=status, attempt_ms=attempt_ms, order_id=order_id, result=result,
+    ))
+
+
+def strategy_order_record(
+    user_id: str,
+    client_order_id: str,
+    *,
+    strategy_id: str,
+    connection_id: str,
+    symbol: str,
+    params: dict[str, str],
+    status: str = STATUS_PENDING,
+    attempt_ms: int,
+    order_id: int | None = None,
+    result: dict[str, Any] | None = None,
+) -> OrderRecord:
+    """The record of an order a strategy places (origin = the strategy's id), created now (not written).
+
+    Written by ``record_strategy_order``, or as a Put of the runner's claim transaction
+    (``klineo.store.runs.claim_live_order``) with its ``to_item()``.
+    """
     now = _now_iso()
-    return put_new_record(OrderRecord(
+    return OrderRecord(
         user_id=user_id, client_order_id=client_order_id, connection_id=connection_id, symbol=symbol,
         request={"strategy_id": strategy_id}, params=params, status=status, attempt_ms=attempt_ms,
         created_at=now, updated_at=now, order_id=order_id, result=result, origin=strategy_id,
-    ))
+    )

@@ -1,55 +1,81 @@
 """Strategy runs (pk=STRAT#<id>, sk=RUN#<candle close ms>, with a ``ttl``) and the runner's state moves.
 
-One run per (strategy, candle): a run is first written with a conditional put
-(``attribute_not_exists(sk)``), so a redelivered message or a second dispatcher tick for the same
-candle can neither evaluate nor order twice. The runner's state lives on the strategy item
-(``klineo.store.strategies``); every move below is a short sequence of single-item conditional
-writes, ordered so that a crash between two of them is repaired by the next attempt and never
-acts twice (no multi-item transactions: they cost twice the write capacity, and a conflict
-between two of them fails both):
+One run per (strategy, candle): the run is the candle's exactly-once anchor. It is written only
+if absent (``attribute_not_exists(sk)``), and an order can only be claimed while it is absent, so
+a redelivered message or a second dispatcher tick for the same candle can neither evaluate nor
+order twice. The runner's state lives on the strategy item (``klineo.store.strategies``). Each
+move of the runner is ONE write request, atomic, so there is no crash point inside a move:
 
-- ``record_run``: a final run (no change, skipped, paper fill, failed before sending) carries the
-  strategy change it implies (``advance``). Put the run, then apply ``advance`` to the strategy
-  under conditions (behind this candle, no pending order, position as sized). When the put finds
-  the run already there, its stored ``advance`` is applied instead (same conditions): a crash
-  after the put is repaired, and a duplicate worker changes nothing more.
-- ``record_skip``: a skipped candle moves the strategy past it first, then the run is written.
-- ``claim_live_order``: set the strategy's ``pending`` order (with the decision behind it) under
-  conditions (active, live, no pending order, behind this candle, position as sized). Only that
-  conditional update lets an order out, so two workers can never both send one.
+- A hold (``no_change``), and a skip that pauses nothing: ONE conditional PutItem of the run
+  (``record_run`` / ``record_skip`` without ``advance``), no strategy write, no event. Why a
+  single put is enough: nothing on the strategy changes on a hold, and every guard that used to
+  need ``last_close`` moved on is the run itself (a repeat is refused: ``not_run``; the claim
+  below requires the run to be absent). The run item stays under 1 KB (one write unit; see
+  ``tests/unit/runner/test_run_writes.py``, which sizes a realistic run with the biggest indicators
+  by DynamoDB's item-size rules), so a hold tick costs 1 request and 1 write unit.
+  (``last_close`` therefore moves only with a change the strategy item makes anyway; the API's
+  ``last_run_close_time`` is the latest of it and the newest run: ``latest_run_close_time``.)
+- Any other final run (a paper fill, a failed run, a skip that pauses): ONE TransactWriteItems of
+  the run's Put (only if absent), the strategy's Update (``advance``: position from -> to, book,
+  key_failures, pause; conditions: behind this candle, no pending order, position as sized and,
+  from the runner, ``updated_at`` as read = unchanged since read) and the Puts of the turn's events.
+- ``claim_live_order``: ONE TransactWriteItems: the strategy's Update setting ``pending`` (the
+  order and the decision behind it; conditions: active, live, no pending order, behind this
+  candle, position as sized, unchanged since read), a ConditionCheck that this candle has no run,
+  the gates' ConditionChecks (``klineo.store.order_claim.gate_condition_checks``: kill switches,
+  futures_enabled, connection not disabled), the Put of the order history's PENDING record and the
+  Puts of the events before the send (signal, order_submit). Only this transaction lets an order
+  out; a refusal names what failed (``Claim.failed``).
 - ``extend_lease``: a later attempt takes over a pending order whose claimer's lease ran out.
-- ``settle_live_order``: write the run (conditional put), then add the fill to ``live_position``
-  and clear ``pending`` on condition that this very order is still pending. A crash in between
-  leaves the order pending: the next attempt looks it up again and settles it once.
-- ``correct_position``: the exchange (or a paper stop) closed (part of) the position outside the strategy:
-  set the belief to what is left, under the condition that it is still the stale one and no
-  order is pending (the caller appended the ``position_closed`` event first).
+- ``settle_live_order``: ONE TransactWriteItems: the run's Put (unconditional: what Binance did is
+  the truth for the candle), the strategy's Update (position, ``pending`` cleared on condition that
+  it is still this order, live book, key_failures, pause), the order history record's outcome
+  Update and the events of the fill. A settle that finds the order no longer pending was done by
+  another attempt: nothing more is written.
+- ``correct_position`` / ``set_protective``: one Update, in one transaction with its events.
+
+What a crash leaves (every write is atomic, so only the points between writes matter):
+- before a run's put or transaction: nothing; the redelivered message plays the candle again.
+- after it: everything; a repeat is refused (``not_run``) and changes nothing.
+- between the claim and the send: ``pending`` (with its lease), the PENDING record, the signal and
+  order_submit events. Once the lease ran out the next attempt looks the order up by its
+  clientOrderId and sends it only when proven never to have reached Binance (after recvWindow).
+- between the send and the settle: the same; the next attempt finds the order at Binance by its
+  clientOrderId and settles it once (the settle is conditional on this order still pending).
+- after the settle: the protective orders of an entry and the live PnL's fills read are extra calls
+  after it (``klineo.runner.execution``); a crash there leaves the entry without its stops.
+Transactions cost 2 write units per item, so they are only for writes that move money or
+state; a hold never pays for one.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
-from klineo.store.events import decode_cursor, query_page, retention_ttl
+from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item, transact
+from klineo.store.events import StrategyEvent, decode_cursor, event_put, query_page, retention_ttl
 from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key
 
 __all__ = [
     "RUN_STATUSES",
+    "Claim",
     "Run",
     "StrategyAdvance",
+    "StrategyChanged",
     "advance_strategy",
     "claim_live_order",
     "clear_reentry_block",
     "correct_position",
     "extend_lease",
     "get_run",
+    "latest_run_close_time",
     "list_runs",
     "list_runs_page",
     "record_run",
@@ -59,12 +85,13 @@ __all__ = [
     "settle_live_order",
 ]
 
+_log = logging.getLogger(__name__)
+
 # ordered: a live order settled at Binance (its fill added to the position);
 # simulated: a paper fill; no_change: the target equals the position; skipped: not evaluated or
 # not traded for a stated reason (kill switch, futures disabled, stale candle, ...); failed: an
 # order could not be placed (error category recorded).
 RUN_STATUSES = ("ordered", "simulated", "no_change", "skipped", "failed")
-
 
 
 def run_key(strategy_id: str, close_time: int) -> dict[str, Any]:
@@ -81,29 +108,39 @@ class StrategyAdvance:
     position_to: Decimal | None = None
     key_failures: int | None = None
     pause_reason: str | None = None
-    # Skips only: move past the candle even while an older live order awaits settlement (a skip
-    # changes no position, and settling that order later never moves ``last_close`` back).
+    # Skips only: pause even while an older live order awaits settlement (a skip changes no
+    # position; it leaves ``last_close`` alone, so settling that order never moves it back).
     allow_pending: bool = False
     # Further runner attributes set with the same write (paper_book, protective; {} clears a map).
     extra: dict[str, Any] | None = None
+    # The strategy's ``updated_at`` as the turn read it: the write requires it unchanged.
+    seen_updated_at: str | None = None
 
-    def as_value(self) -> dict[str, Any]:
-        """The plain dict stored on the run (``None`` fields left out)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
-    @classmethod
-    def from_value(cls, value: Mapping[str, Any]) -> StrategyAdvance:
-        """Inverse of ``as_value`` (numbers arrive as Decimal)."""
-        failures = value.get("key_failures")
-        return cls(
-            position_attribute=value.get("position_attribute"),
-            position_from=value.get("position_from"),
-            position_to=value.get("position_to"),
-            key_failures=int(failures) if failures is not None else None,
-            pause_reason=value.get("pause_reason"),
-            allow_pending=bool(value.get("allow_pending", False)),
-            extra=dict(value["extra"]) if value.get("extra") else None,
-        )
+class StrategyChanged(Exception):
+    """The strategy is not as the turn read it (edited, traded, claimed): read it again, play again.
+
+    ``item`` is the strategy item as it is now when DynamoDB handed it back (None: deleted, or not
+    handed back).
+    """
+
+    def __init__(self, item: dict[str, Any] | None):
+        super().__init__("the strategy changed since it was read")
+        self.item = item
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim transaction's answer: truthy when the order is claimed; else ``failed`` names what failed.
+
+    Names: "strategy" (not as read; its current item), "run" (the candle has a run), "record" (the
+    clientOrderId is taken), and the gates' "connection", "user_flags", "global_flags" (their items).
+    """
+
+    failed: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return not self.failed
 
 
 @dataclass(frozen=True)
@@ -123,7 +160,6 @@ class Run:
     order: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     skip_reason: str | None = None
-    advance: StrategyAdvance | None = None
     created_at: str = ""
     updated_at: str = ""
 
@@ -134,18 +170,19 @@ class Run:
         return {**run_key(self.strategy_id, self.close_time), **to_item({
             "entity": "run", "strategy_id": self.strategy_id, "user_id": self.user_id,
             "close_time": self.close_time, "status": self.status, "mode": self.mode,
-            "indicators": dict(self.indicators), "created_at": stamp, "updated_at": self.updated_at or stamp,
+            "indicators": dict(self.indicators), "created_at": stamp,
+            "updated_at": self.updated_at if self.updated_at and self.updated_at != stamp else None,
             "ttl": retention_ttl(now_s),
             "signal": self.signal, "reason": self.reason, "position_before": self.position_before,
             "target_position": self.target_position, "order": self.order, "error": self.error,
             "skip_reason": self.skip_reason,
-            "advance": self.advance.as_value() if self.advance is not None else None,
         })}
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Run:
-        """A run from its raw DynamoDB item."""
+        """A run from its raw DynamoDB item (a run stored by an older version may carry more)."""
         data = {k: from_attr(v) for k, v in item.items()}
+        created = str(data.get("created_at", ""))
         return cls(
             strategy_id=str(data["strategy_id"]),
             user_id=str(data["user_id"]),
@@ -160,9 +197,8 @@ class Run:
             order=_plain_map(data.get("order")),
             error=_plain_map(data.get("error")),
             skip_reason=data.get("skip_reason"),
-            advance=StrategyAdvance.from_value(data["advance"]) if data.get("advance") else None,
-            created_at=str(data.get("created_at", "")),
-            updated_at=str(data.get("updated_at", "")),
+            created_at=created,
+            updated_at=str(data.get("updated_at") or created),
         )
 
 
@@ -176,97 +212,172 @@ def _plain_map(value: Any) -> dict[str, Any] | None:
     }
 
 
-def _put_run(run: Run, *, only_new: bool) -> bool:
-    request: dict[str, Any] = {"TableName": get_settings().data_table, "Item": run.to_item()}
+def _table() -> str:
+    return get_settings().data_table
+
+
+def _run_put(run: Run, *, only_new: bool) -> dict[str, Any]:
+    put: dict[str, Any] = {"TableName": _table(), "Item": run.to_item()}
     if only_new:
-        request["ConditionExpression"] = "attribute_not_exists(sk)"
-    return conditional_write(aws.dynamodb().put_item, **request)
+        put["ConditionExpression"] = "attribute_not_exists(sk)"
+    return {"Put": put}
+
+
+def _strategy_update(user_id: str, strategy_id: str, update: Update, condition: str,
+                     **values: dict[str, Any]) -> dict[str, Any]:
+    """A conditional Update of the strategy item (handing back its current item when refused)."""
+    return {"Update": {
+        "TableName": _table(), "Key": strategy_key(user_id, strategy_id), "ConditionExpression": condition,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD", **update.request(**values),
+    }}
+
+
+def _commit(named: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any] | None]:
+    """Write ``named`` atomically: one single-item request when there is one write (no transaction's
+    double cost), else ONE TransactWriteItems; {} when written, else the failed names (see ``transact``)."""
+    if len(named) > 1:
+        return transact(named)
+    name, write = named[0]
+    (verb, request), = write.items()
+    call = {"Put": aws.dynamodb().put_item, "Update": aws.dynamodb().update_item}[verb]
+    client = aws.dynamodb()
+    try:
+        call(**request)
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        return {name: exc.response.get("Item")}
+    return {}
+
+
+def _events(events: Iterable[StrategyEvent]) -> list[tuple[str, dict[str, Any]]]:
+    """The events' Puts, the first of each key only (a transaction refuses two actions on one item)."""
+    firsts: dict[str, StrategyEvent] = {}
+    for event in events:
+        firsts.setdefault(event.sort_key, event)
+    return [(f"event:{event.kind}", event_put(event)) for event in firsts.values()]
 
 
 def get_run(strategy_id: str, close_time: int) -> Run | None:
     """One run, strongly consistent (None when absent)."""
     item = aws.dynamodb().get_item(
-        TableName=get_settings().data_table, Key=run_key(strategy_id, close_time), ConsistentRead=True,
+        TableName=_table(), Key=run_key(strategy_id, close_time), ConsistentRead=True,
     ).get("Item")
     return Run.from_item(item) if item else None
 
 
-def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: StrategyAdvance) -> bool:
-    """Move a strategy past ``close_time`` with ``advance``; False unless it was behind, free and as sized."""
-    update = Update(sets={"last_close": close_time, "updated_at": now_iso()})
-    conditions = ["attribute_exists(pk)", "(attribute_not_exists(last_close) OR last_close < :last_close)"]
-    extra_values: dict[str, Any] = {}
+def _advance_update(user_id: str, strategy_id: str, close_time: int,
+                    advance: StrategyAdvance) -> dict[str, Any]:
+    """The strategy's Update for ``advance`` past ``close_time``, under its conditions (module doc)."""
+    update = Update(sets={"updated_at": now_iso()})
+    conditions = ["attribute_exists(pk)"]
+    values: dict[str, Any] = {}
     if not advance.allow_pending:
-        conditions.append("attribute_not_exists(pending)")
+        update.sets["last_close"] = close_time
+        conditions += ["(attribute_not_exists(last_close) OR last_close < :last_close)",
+                       "attribute_not_exists(pending)"]
     if advance.position_attribute is not None:
         update.sets[advance.position_attribute] = advance.position_to
         if advance.position_from is not None:
             conditions.append(f"#{advance.position_attribute} = :position_from")
-            extra_values[":position_from"] = to_attr(advance.position_from)
+            values[":position_from"] = to_attr(advance.position_from)
     if advance.key_failures is not None:
         update.sets["key_failures"] = advance.key_failures
     update.sets.update(advance.extra or {})
     if advance.pause_reason is not None:
         update.sets.update(status=PAUSED, status_reason=advance.pause_reason)
         update.removes.extend(["gsi1pk", "gsi1sk"])
-    return conditional_write(
-        aws.dynamodb().update_item, TableName=get_settings().data_table,
-        Key=strategy_key(user_id, strategy_id), ConditionExpression=" AND ".join(conditions),
-        **update.request(**extra_values),
-    )
+    if advance.seen_updated_at is not None:
+        conditions.append("#updated_at = :seen")
+        values[":seen"] = {"S": advance.seen_updated_at}
+    return _strategy_update(user_id, strategy_id, update, " AND ".join(conditions), **values)
 
 
-def record_run(run: Run, *, advance: StrategyAdvance | None = None) -> bool:
-    """Record a final run and apply ``advance`` to its strategy; False when the candle already had a run.
+def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: StrategyAdvance) -> bool:
+    """Move a strategy past ``close_time`` with ``advance`` alone; False unless behind, free and as sized."""
+    return not _commit([("strategy", _advance_update(user_id, strategy_id, close_time, advance))])
 
-    When the run is already there, the ``advance`` stored with it is applied (if still due): that
-    finishes the work of an attempt that died between its two writes, and is a no-op otherwise.
+
+def _past(item: dict[str, Any] | None, close_time: int) -> bool:
+    """True when the strategy item is already at or past ``close_time`` (the candle is done)."""
+    last = (item or {}).get("last_close", {}).get("N")
+    return last is not None and int(last) >= close_time
+
+
+def record_run(run: Run, *, advance: StrategyAdvance | None = None,
+               events: Iterable[StrategyEvent] = ()) -> bool:
+    """Record a final run with the strategy change it implies and its events, atomically (module doc).
+
+    True when written; False when the candle already had a run (or the strategy is already past it):
+    nothing was written. StrategyChanged when the strategy is not as ``advance`` expects (the caller
+    reads it again and plays the turn once more). Without ``advance`` and events: ONE PutItem.
     """
-    run = replace(run, advance=advance)
-    if _put_run(run, only_new=True):
-        if advance is not None:
-            advance_strategy(run.user_id, run.strategy_id, run.close_time, advance)
-        return True
-    existing = get_run(run.strategy_id, run.close_time)
-    if existing is not None and existing.advance is not None:
-        advance_strategy(run.user_id, run.strategy_id, run.close_time, existing.advance)
-    return False
-
-
-def record_skip(run: Run, advance: StrategyAdvance) -> bool:
-    """Record a skipped candle: move the strategy past it first, then write the run; False when already past.
-
-    The strategy moves first so that a candle with a run on record is always behind the strategy
-    (a crash in between loses the record, never lets the candle be traded later).
-    """
-    if not advance_strategy(run.user_id, run.strategy_id, run.close_time, advance):
+    named = [("run", _run_put(run, only_new=True))]
+    if advance is not None:
+        named.append(("strategy", _advance_update(run.user_id, run.strategy_id, run.close_time, advance)))
+    failed = _commit(named + _events(events))
+    if not failed or "run" in failed:
+        return not failed
+    if _past(failed.get("strategy"), run.close_time):
         return False
-    _put_run(run, only_new=True)
-    return True
+    raise StrategyChanged(failed.get("strategy"))
 
 
-def claim_live_order(user_id: str, strategy_id: str, pending: PendingOrder) -> bool:
-    """Take the strategy's pending order for one candle (ONE conditional update); True for the one claimer.
+def record_skip(run: Run, advance: StrategyAdvance | None = None,
+                events: Iterable[StrategyEvent] = ()) -> bool:
+    """Record a skipped candle; False when it already had a run.
 
-    Conditions: the strategy exists, is active and live, has no pending order, is behind this
-    candle, and still holds the position the order was sized from. Only this update lets an order
-    out, so two workers can never both send one.
+    A skip that pauses nothing is ONE PutItem of the run (the run alone keeps the candle from ever
+    being traded: the claim requires it absent); one that pauses writes the pause in one transaction
+    with it, even while an older live order awaits settlement.
+    """
+    pause = advance.pause_reason if advance is not None else None
+    change = StrategyAdvance(pause_reason=pause, allow_pending=True) if pause is not None else None
+    return record_run(run, advance=change, events=events)
+
+
+def latest_run_close_time(strategy_id: str) -> int | None:
+    """Close time of the strategy's newest run (one eventually consistent Query of one key), or None."""
+    answer = aws.dynamodb().query(
+        TableName=_table(), KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": f"STRAT#{strategy_id}"}, ":prefix": {"S": "RUN#"}},
+        ProjectionExpression="sk", ScanIndexForward=False, Limit=1,
+    )
+    items = answer.get("Items", [])
+    return int(items[0]["sk"]["S"].removeprefix("RUN#")) if items else None
+
+
+def claim_live_order(
+    user_id: str, strategy_id: str, pending: PendingOrder, *, seen_updated_at: str | None = None,
+    gates: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    record: dict[str, Any] | None = None, events: Iterable[StrategyEvent] = (),
+) -> Claim:
+    """Take the strategy's pending order for one candle in ONE TransactWriteItems (module doc).
+
+    ``gates``: the gates' ConditionChecks (``gate_condition_checks``); ``record``: the order history's
+    PENDING item (``OrderRecord.to_item()``); ``events``: those before the send. Truthy for the one
+    claimer; only this transaction lets an order out, so two workers can never both send one.
     """
     update = Update(sets={"pending": pending.as_attr_value(), "updated_at": now_iso()})
-    return conditional_write(
-        aws.dynamodb().update_item,
-        TableName=get_settings().data_table,
-        Key=strategy_key(user_id, strategy_id),
-        ConditionExpression="attribute_exists(pk) AND #status = :active AND #mode = :live "
-        "AND attribute_not_exists(pending) "
-        "AND (attribute_not_exists(last_close) OR last_close < :close) "
-        "AND live_position = :position",
-        **update.request(
-            {"#status": "status", "#mode": "mode"},
-            **{":active": {"S": ACTIVE}, ":live": {"S": "live"}, ":close": to_attr(pending.close_time),
-               ":position": to_attr(pending.position_before)},
-        ),
-    )
+    condition = ("attribute_exists(pk) AND #status = :active AND #mode = :live "
+                 "AND attribute_not_exists(pending) "
+                 "AND (attribute_not_exists(last_close) OR last_close < :close) "
+                 "AND live_position = :position")
+    values = {":active": {"S": ACTIVE}, ":live": {"S": "live"}, ":close": to_attr(pending.close_time),
+              ":position": to_attr(pending.position_before)}
+    if seen_updated_at is not None:
+        condition += " AND #updated_at = :seen"
+        values[":seen"] = {"S": seen_updated_at}
+    strategy = {"Update": {
+        "TableName": _table(), "Key": strategy_key(user_id, strategy_id), "ConditionExpression": condition,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        **update.request({"#status": "status", "#mode": "mode"}, **values),
+    }}
+    no_run = {"ConditionCheck": {"TableName": _table(), "Key": run_key(strategy_id, pending.close_time),
+                                 "ConditionExpression": "attribute_not_exists(sk)"}}
+    named = [("strategy", strategy), ("run", no_run), *gates]
+    if record is not None:
+        named.append(("record", {"Put": {"TableName": _table(), "Item": record,
+                                         "ConditionExpression": "attribute_not_exists(pk)"}}))
+    return Claim(transact(named + _events(events)))
 
 
 def extend_lease(user_id: str, strategy_id: str, pending: PendingOrder, lease_until_ms: int) -> bool:
@@ -274,7 +385,7 @@ def extend_lease(user_id: str, strategy_id: str, pending: PendingOrder, lease_un
     update = Update(sets={"pending.lease_until_ms": lease_until_ms, "updated_at": now_iso()})
     return conditional_write(
         aws.dynamodb().update_item,
-        TableName=get_settings().data_table,
+        TableName=_table(),
         Key=strategy_key(user_id, strategy_id),
         ConditionExpression="pending.client_order_id = :cid AND pending.lease_until_ms = :old",
         **update.request(**{":old": to_attr(pending.lease_until_ms), ":cid": {"S": pending.client_order_id}}),
@@ -291,14 +402,14 @@ def settle_live_order(
     key_failures: int,
     pause_reason: str | None = None,
     live_book: Mapping[str, Any] | None = None,
+    outcome: dict[str, Any] | None = None,
+    events: Iterable[StrategyEvent] = (),
 ) -> bool:
-    """Write the order's run, then add its fill to the strategy and clear ``pending`` (this order only).
+    """Settle ``pending`` in ONE TransactWriteItems (module doc); False when another attempt already did.
 
-    The run is put unconditionally: what Binance did with the order is the truth for its candle
-    (a repeated settlement writes the same outcome). ``last_close`` moves to the order's candle
-    unless skips already took the strategy further.
+    ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``).
+    ``last_close`` moves to the order's candle (nothing moves it further while an order is pending).
     """
-    _put_run(run, only_new=False)
     update = Update(
         sets={"live_position": position_to, "last_close": pending.close_time, "key_failures": key_failures,
               "updated_at": now_iso(), "last_fill_ms": int(time.time() * 1000)},
@@ -309,61 +420,60 @@ def settle_live_order(
         update.removes.extend(["gsi1pk", "gsi1sk"])
     if live_book is not None:  # the order's fills, counted once: the same write clears the pending order
         update.sets["live_book"] = dict(live_book)
-    this_order = {":cid": {"S": pending.client_order_id}}
-    key = {"TableName": get_settings().data_table, "Key": strategy_key(user_id, strategy_id)}
-    if conditional_write(
-        aws.dynamodb().update_item, **key, **update.request(**this_order),
-        ConditionExpression="pending.client_order_id = :cid "
-        "AND (attribute_not_exists(last_close) OR last_close < :last_close)",
-    ):
-        return True
-    # Skips moved the strategy past this order's candle meanwhile: settle without moving it back.
-    return conditional_write(
-        aws.dynamodb().update_item, **key, **update.without("last_close").request(**this_order),
-        ConditionExpression="pending.client_order_id = :cid",
-    )
-
-
-def _strategy_write(user_id: str, strategy_id: str, update: Update, condition: str, **values: Any) -> bool:
-    return conditional_write(
-        aws.dynamodb().update_item, TableName=get_settings().data_table,
-        Key=strategy_key(user_id, strategy_id), ConditionExpression=condition, **update.request(**values),
-    )
+    strategy = _strategy_update(user_id, strategy_id, update, "pending.client_order_id = :cid",
+                                **{":cid": {"S": pending.client_order_id}})
+    named = [("run", _run_put(run, only_new=False)), ("strategy", strategy), *_events(events)]
+    record = [("record", {"Update": outcome})] if outcome is not None else []
+    failed = transact(named + record)
+    if set(failed) == {"record"}:
+        # No order history record (an order claimed by an older version): settle the strategy anyway.
+        _log.warning("strategy order settled without its order history record",
+                     extra={"client_order_id": pending.client_order_id})
+        failed = transact(named)
+    return not failed
 
 
 def correct_position(
     user_id: str, strategy_id: str, attribute: str, moved: tuple[Decimal, Decimal], *,
-    reentry_block: str | None, sets: dict[str, Any] | None = None,
+    reentry_block: str | None, sets: dict[str, Any] | None = None, events: Iterable[StrategyEvent] = (),
 ) -> bool:
     """Move ``attribute`` (live/paper_position) from moved[0] to moved[1] after a close the strategy
-    did not order; False when the strategy moved on meanwhile (another attempt did it)."""
+    did not order, with the events that tell it (one transaction); False when the strategy moved on
+    meanwhile (another attempt did it)."""
     position_from, position_to = moved
     update = Update(sets={attribute: position_to, "updated_at": now_iso(), **(sets or {})})
     if reentry_block is not None:
         update.sets["reentry_block"] = reentry_block
     if position_to == 0:
         update.removes.append("protective")
-    return _strategy_write(
+    write = _strategy_update(
         user_id, strategy_id, update,
         f"attribute_exists(pk) AND attribute_not_exists(pending) AND #{attribute} = :stale",
         **{":stale": to_attr(position_from)},
     )
+    return not _commit([("strategy", write), *_events(events)])
 
 
 def clear_reentry_block(user_id: str, strategy_id: str) -> bool:
-    """The signal changed since a position was lost: the strategy may enter again."""
-    update = Update(sets={"updated_at": now_iso()}, removes=["reentry_block"])
-    return _strategy_write(user_id, strategy_id, update, "attribute_exists(pk)")
+    """The signal changed since a position was lost: the strategy may enter again.
+
+    Leaves ``updated_at`` alone: the turn that clears it goes on to write with the ``updated_at`` it read.
+    """
+    update = Update(removes=["reentry_block"])
+    return not _commit([("strategy", _strategy_update(user_id, strategy_id, update, "attribute_exists(pk)"))])
 
 
-def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None) -> bool:
-    """Record (or, with None, forget) the protective orders wanted/armed for the live position."""
+def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None,
+                   events: Iterable[StrategyEvent] = ()) -> bool:
+    """Record (or, with None, forget) the protective orders wanted/armed for the live position, with
+    the events that tell it (one transaction)."""
     update = Update(sets={"updated_at": now_iso()})
     if protective is None:
         update.removes.append("protective")
     else:
         update.sets["protective"] = dict(protective)
-    return _strategy_write(user_id, strategy_id, update, "attribute_exists(pk)")
+    write = _strategy_update(user_id, strategy_id, update, "attribute_exists(pk)")
+    return not _commit([("strategy", write), *_events(events)])
 
 
 def list_runs_page(strategy_id: str, limit: int, cursor: str | None = None) -> tuple[list[Run], str | None]:

@@ -87,8 +87,9 @@ SETTING_NAMES = ("direction", "leverage", "margin_type", "quote_size_usdt", "siz
 
 
 def now_iso() -> str:
-    """The current UTC time as an ISO-8601 string (seconds)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The current UTC time as an ISO-8601 string (milliseconds: a strategy's ``updated_at`` is the
+    version the runner's writes are conditional on, so two writes in one second must differ)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_strategy_id() -> str:
