@@ -221,6 +221,7 @@ class RequestUnits:
     rru: float = 0.0
     wru: float = 0.0
     index_wru: float = 0.0
+    read_bytes: int = 0  # bytes of the items a Query or Scan returned (the dispatcher's page size)
 
 
 _WRITE_KINDS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
@@ -267,6 +268,8 @@ def request_units(
     units = RequestUnits()
     if operation in ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"):
         units.rru = _read_request_units(operation, params, response or {})
+        if operation in ("Query", "Scan"):
+            units.read_bytes = sum(item_size(item) for item in (response or {}).get("Items", []))
         return units
     transactional = operation == "TransactWriteItems"
     for position, (table, _, kind) in enumerate(write_targets(operation, params)):
@@ -334,17 +337,27 @@ class DynamoMeter:
 
     The scope is a per-thread label the benchmark sets around the work it attributes
     (``with meter.scope("turn")``); requests outside any scope get ``default_scope``. The
-    before/after GetItems the meter itself makes are neither counted nor timed as the caller's:
-    ``probe_cpu_s`` is their thread CPU, for the benchmark to subtract.
+    before/after GetItems the meter itself makes are not counted; ``probe_cpu`` is the thread CPU
+    of everything the meter does around a request (those GetItems, the sizing), by scope, for the
+    benchmark to subtract from the caller's.
     """
 
     def __init__(self, schemas: Mapping[str, TableSchema], default_scope: str = "other"):
         self.schemas = dict(schemas)
         self.default_scope = default_scope
         self.requests: list[MeteredRequest] = []
-        self.probe_cpu_s = 0.0
+        self.probe_cpu: dict[str, float] = defaultdict(float)
         self._local = threading.local()
         self._lock = threading.Lock()
+
+    @property
+    def probe_cpu_s(self) -> float:
+        """Thread CPU seconds of the meter's own GetItems, every scope."""
+        return sum(self.probe_cpu.values())
+
+    def current_scope(self) -> str:
+        """The scope this thread's requests are attributed to now."""
+        return getattr(self._local, "scope", None) or self.default_scope
 
     @property
     def probing(self) -> bool:
@@ -367,7 +380,6 @@ class DynamoMeter:
         return {name: item[name] for name in names if name in item}
 
     def _read_items(self, client: Any, original: Any, targets: list[Target]) -> list[Any]:
-        started = time.thread_time()
         self._local.probing = True
         try:
             items = []
@@ -379,17 +391,18 @@ class DynamoMeter:
             return items
         finally:
             self._local.probing = False
-            with self._lock:
-                self.probe_cpu_s += time.thread_time() - started
 
     def _call(self, original: Any, client: Any, operation: str, params: dict[str, Any]) -> Any:
+        started = time.thread_time()
         targets = write_targets(operation, params)
         before = self._read_items(client, original, targets) if targets else []
         response, error = None, None
+        sent = time.thread_time()
         try:
             response = original(client, operation, params)
         except Exception as exc:  # noqa: BLE001 - re-raised below, after the failed request is priced
             error = exc
+        answered = time.thread_time()
         after = self._read_items(client, original, targets) if targets and error is None else before
         states = {}
         for position, (_, body, kind) in enumerate(targets):
@@ -400,9 +413,10 @@ class DynamoMeter:
                 states[position] = (old, body if kind == "PutItem" else after[position])
         units = request_units(operation, params, response, states, self.schemas, refused=error is not None)
         tables = tuple(sorted({t for t, _, _ in targets} or _read_tables(operation, params)))
-        scope = getattr(self._local, "scope", None) or self.default_scope
+        scope = self.current_scope()
         with self._lock:
             self.requests.append(MeteredRequest(operation, tables, units, scope))
+            self.probe_cpu[scope] += (sent - started) + (time.thread_time() - answered)
         if error is not None:
             raise error
         return response
@@ -429,13 +443,14 @@ class DynamoMeter:
             BaseClient._make_api_call = original
 
     def totals(self, scope: str | None = None) -> dict[str, float]:
-        """requests, rru, wru and index_wru over the counted requests (of one scope, or all)."""
+        """requests, rru, wru, index_wru and read_bytes over the counted requests (of one scope, or all)."""
         chosen = [r for r in self.requests if scope is None or r.scope == scope]
         return {
             "requests": float(len(chosen)),
             "rru": sum(r.units.rru for r in chosen),
             "wru": sum(r.units.wru for r in chosen),
             "index_wru": sum(r.units.index_wru for r in chosen),
+            "read_bytes": float(sum(r.units.read_bytes for r in chosen)),
         }
 
     def by_operation(self, scope: str | None = None) -> dict[str, int]:
@@ -450,7 +465,7 @@ class DynamoMeter:
         """Forget what was counted (between phases)."""
         with self._lock:
             self.requests = []
-            self.probe_cpu_s = 0.0
+            self.probe_cpu.clear()
 
 
 def _read_tables(operation: str, params: Mapping[str, Any]) -> list[str]:

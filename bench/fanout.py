@@ -6,8 +6,8 @@ bottleneck), so it measures what ONE strategy tick costs (CPU, DynamoDB and Bina
 and this model scales it with the deployment's shape, read from template.yaml and the code:
 
 - dispatcher: the gsi1 Query in pages of 1 MB (one after the other), then SendMessageBatch of 10
-  messages, ``send_threads`` calls at a time; one message per (environment, symbol, interval)
-  group and up to ``per_message`` strategies;
+  messages, ``send_threads`` calls at a time, plus its CPU per strategy (on its vCPU share); one
+  message per (environment, symbol, interval) group and up to ``per_message`` strategies;
 - the SQS event source waits up to ``batching_window_s`` and hands ``batch_size`` messages to a
   worker; at most ``concurrency`` workers run (ReservedConcurrentExecutions), so the batches run
   in waves;
@@ -47,6 +47,7 @@ class FanoutInputs:
     candle_threads: int = 8
     send_threads: int = 4
     memory_mb: int = 512
+    dispatcher_memory_mb: int = 512
     # latencies
     dynamo_ms: float = 10.0
     binance_ms: float = 20.0
@@ -79,8 +80,10 @@ def fanout(inputs: FanoutInputs) -> FanoutResult:
     messages = inputs.markets * math.ceil(per_market / inputs.per_message)
     pages = max(1, math.ceil(inputs.strategies * inputs.index_bytes / QUERY_PAGE_BYTES))
     sends = math.ceil(math.ceil(messages / 10) / inputs.send_threads)
+    dispatcher_vcpu = min(1.0, inputs.dispatcher_memory_mb / FULL_VCPU_MB)
     dispatch_s = (
-        pages * inputs.dynamo_ms + sends * inputs.sqs_ms + inputs.strategies * inputs.dispatcher_cpu_ms
+        pages * inputs.dynamo_ms + sends * inputs.sqs_ms
+        + inputs.strategies * inputs.dispatcher_cpu_ms / dispatcher_vcpu
     ) / 1000
     batches = math.ceil(messages / inputs.batch_size)
     waves = math.ceil(batches / inputs.concurrency)
