@@ -10,6 +10,10 @@ phases' strategies are paused, off the active index, so the dispatcher never see
 - ``live``: live SMA 2/3 strategies on their first tick: one MARKET order (``ordered``);
 - ``skipped``: live SMA 2/3 strategies whose users' kill switches are on (``skipped``).
 
+Strategies are spread over users ``per_user`` at a time (default 20, as the timed tick's 1,000
+over 50 users) and over the symbols round-robin: what the worker reads once per user or per
+batch is shared by that many ticks.
+
 A first, unreported live phase (one strategy per user) warms the container's caches as a warm
 Lambda container has them. Each phase's messages are drained by ONE worker, invocation after
 invocation, so that the process CPU of an invocation is that invocation's own. What is counted:
@@ -341,10 +345,11 @@ def _run_phase(
 
 
 def measure_kinds(
-    per_kind: int, symbols: int, users: int, latency_ms: float, kinds: tuple[str, ...] = KINDS,
+    per_kind: int, symbols: int, per_user: int, latency_ms: float, kinds: tuple[str, ...] = KINDS,
     *, latest_start_second: int = 45,
 ) -> dict[str, KindFigures]:
-    """Run one phase per kind of tick on a fresh stack; the figures of each."""
+    """One phase per kind of tick on a fresh stack, ``per_user`` strategies per user; the figures of each."""
+    import math
     import tempfile
     from pathlib import Path
 
@@ -364,7 +369,7 @@ def measure_kinds(
         tempfile.TemporaryDirectory(prefix="klineo-runner-kinds-") as folder,
         simulator_symbols(list(chosen)),
     ):
-        path, accounts = accounts_file(Path(folder), users)
+        path, accounts = accounts_file(Path(folder), max(1, math.ceil(per_kind / per_user)))
         with local_stack(latency_ms=latency_ms, accounts_file=path) as stack, quiet_stdout():
             sqs = boto3.client("sqs", region_name=REGION)
             url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "360"})["QueueUrl"]

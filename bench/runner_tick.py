@@ -376,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         help="strategies per kind-of-tick phase (hold, paper, live, skipped); 0 skips the phases",
     )
     parser.add_argument(
+        "--per-user", type=int, default=20, help="per-kind phases: strategies per user (connection)"
+    )
+    parser.add_argument(
         "--order-every", type=int, default=20, help="cost mix: a live order every N ticks, else holds"
     )
     parser.add_argument("--json", help="write the results as JSON here (python -m bench)")
@@ -446,10 +449,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.runner_kinds import measure_kinds, report_kinds
 
         report.line(
-            f"-- per kind of tick: {args.per_kind} strategies a phase, one worker, {args.symbols} symbols "
-            f"(bench/runner_kinds.py says what is counted)"
+            f"-- per kind of tick: {args.per_kind} strategies a phase, {args.per_user} per user, one worker, "
+            f"{args.symbols} symbols (bench/runner_kinds.py says what is counted)"
         )
-        figures = measure_kinds(args.per_kind, args.symbols, args.users, args.latency_ms)
+        figures = measure_kinds(args.per_kind, args.symbols, args.per_user, args.latency_ms)
         report_kinds(report, figures, args.order_every)
     return report.finish(args.json)
 
