@@ -267,6 +267,7 @@ def _drain_one_by_one(stack: Any, queue: tuple[str, str], total: int, meter: Dyn
             "Messages", []
         )
         if not messages:
+            time.sleep(0.02)  # as Lambda's poller: SQS may hide a message for a moment
             continue
         meter.default_scope = "batch"
         started = time.process_time()
