@@ -24,8 +24,10 @@ invocation, so that the process CPU of an invocation is that invocation's own. W
   worker's shared reads outside the turns) or ``dispatcher``. Per tick = phase total / strategies.
 - CPU, in thread CPU time (``time.thread_time``) and process CPU time:
   * ``fakes``: moto's handling of every AWS request (its botocore ``before-send`` hook, timed in the
-    calling thread), the simulator's request handling (``handle_one_request`` in its server
-    threads) and the meter's own GetItems;
+    calling thread, and its ``responses`` patch every Binance request passes), the simulator's
+    request handling (``handle_one_request`` in its server threads), the meter's own GetItems and
+    sizing, and the garbage collector's full passes (generation 2: they walk every object of the
+    process, moto's tables included; a Lambda container's heap holds none of them);
   * ``runner, all in``: the process CPU of each worker invocation minus the fakes during it: the
     handler, Powertools, the thread pools, botocore and requests building and parsing requests,
     the strategies' logic (a Lambda container pays all of it); the simulator's accept loop and
@@ -143,10 +145,32 @@ class CpuLedger:
 
         BotocoreStubber.__call__, server._Handler.handle_one_request = timed_stub, timed_handle
         try:
-            with self._passthrough(), self._aws_calls(), self._turns():
+            with self._passthrough(), self._aws_calls(), self._full_collections(), self._turns():
                 yield self
         finally:
             BotocoreStubber.__call__, server._Handler.handle_one_request = stub_call, handle_one
+
+    @contextlib.contextmanager
+    def _full_collections(self) -> Iterator[None]:
+        """Time the garbage collector's full (generation 2) passes: they walk moto's in-memory tables."""
+        import gc
+
+        ledger, local = self, threading.local()
+
+        def callback(phase: str, info: dict[str, Any]) -> None:
+            if info.get("generation") != 2:
+                return
+            if phase == "start":
+                local.started = time.thread_time()
+            elif getattr(local, "started", None) is not None:
+                ledger.add(f"gc:{self.meter.current_scope()}", time.thread_time() - local.started)
+                local.started = None
+
+        gc.callbacks.append(callback)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(callback)
 
     @contextlib.contextmanager
     def _aws_calls(self) -> Iterator[None]:
@@ -301,13 +325,14 @@ def _cpu(ledger: CpuLedger, meter: DynamoMeter) -> dict[str, float]:
     s, probes = ledger.seconds, meter.probe_cpu
 
     def fakes(*scopes: str) -> float:
-        return sum(s[f"stub:{x}"] + s[f"passthrough:{x}"] + probes.get(x, 0.0) for x in scopes)
+        return sum(s[f"stub:{x}"] + s[f"passthrough:{x}"] + s[f"gc:{x}"] + probes.get(x, 0.0) for x in scopes)
 
     return {
         "worker_process": s["worker_process"],
         "moto": sum(v for k, v in s.items() if k.startswith(("stub:", "passthrough:"))),
         "simulator": s["simulator"],
         "meter": meter.probe_cpu_s,
+        "full_gc": sum(v for k, v in s.items() if k.startswith("gc:")),
         "runner_all_in": max(0.0, s["worker_process"] - fakes("batch", "turn") - s["simulator"]),
         "runner_in_turns": max(0.0, s["turns"] - fakes("turn")),
         "botocore_in_turns": max(0.0, s["aws_call:turn"] - s["stub:turn"] - probes.get("turn", 0.0)),
@@ -413,10 +438,11 @@ def _kind_table(report: Any, figures: dict[str, KindFigures]) -> None:
         ops = "; ".join(f"{scope}: " + ", ".join(f"{op} {n}" for op, n in counts.items())
                         for scope, counts in f.operations.items() if counts)
         report.line(f"   {f.kind}: requests in the phase by scope: {ops}; outcomes {dict(f.outcomes)}")
-    fakes = {k: sum(f.cpu[k] for f in figures.values()) for k in ("moto", "simulator", "meter")}
+    fakes = {k: sum(f.cpu[k] for f in figures.values()) for k in ("moto", "simulator", "meter", "full_gc")}
     report.line(
         "   CPU taken out as the fakes' (all phases): moto " + f"{fakes['moto']:.2f} s, simulator "
-        f"{fakes['simulator']:.2f} s, the unit meter's own reads and sizing {fakes['meter']:.2f} s"
+        f"{fakes['simulator']:.2f} s, the unit meter's own reads and sizing {fakes['meter']:.2f} s, "
+        f"full garbage collections (walking moto's tables in this heap) {fakes['full_gc']:.2f} s"
     )
 
 
