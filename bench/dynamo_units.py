@@ -330,6 +330,7 @@ class MeteredRequest:
     tables: tuple[str, ...]
     units: RequestUnits
     scope: str
+    turn: int | None = None  # the caller's label of the unit of work it belongs to (``meter.turn``)
 
 
 class DynamoMeter:
@@ -374,6 +375,16 @@ class DynamoMeter:
         finally:
             self._local.scope = saved
 
+    @contextlib.contextmanager
+    def turn(self, label: int) -> Iterator[None]:
+        """Label the requests this thread makes inside the block with ``label`` (e.g. one strategy's turn)."""
+        saved = getattr(self._local, "turn", None)
+        self._local.turn = label
+        try:
+            yield
+        finally:
+            self._local.turn = saved
+
     def _key_of(self, table: str, item: Mapping[str, Any]) -> dict[str, Any]:
         schema = self.schemas.get(table)
         names = schema.keys if schema else tuple(item)
@@ -415,7 +426,8 @@ class DynamoMeter:
         tables = tuple(sorted({t for t, _, _ in targets} or _read_tables(operation, params)))
         scope = self.current_scope()
         with self._lock:
-            self.requests.append(MeteredRequest(operation, tables, units, scope))
+            turn = getattr(self._local, "turn", None)
+            self.requests.append(MeteredRequest(operation, tables, units, scope, turn))
             self.probe_cpu[scope] += (sent - started) + (time.thread_time() - answered)
         if error is not None:
             raise error
@@ -442,9 +454,10 @@ class DynamoMeter:
         finally:
             BaseClient._make_api_call = original
 
-    def totals(self, scope: str | None = None) -> dict[str, float]:
-        """requests, rru, wru, index_wru and read_bytes over the counted requests (of one scope, or all)."""
-        chosen = [r for r in self.requests if scope is None or r.scope == scope]
+    def totals(self, scope: str | None = None, turns: set[int] | None = None) -> dict[str, float]:
+        """requests, rru, wru, index_wru and read_bytes of the counted requests (one scope, some turns)."""
+        chosen = [r for r in self.requests
+                  if (scope is None or r.scope == scope) and (turns is None or r.turn in turns)]
         return {
             "requests": float(len(chosen)),
             "rru": sum(r.units.rru for r in chosen),

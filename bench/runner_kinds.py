@@ -21,7 +21,9 @@ invocation, so that the process CPU of an invocation is that invocation's own. W
 - DynamoDB: every request of any botocore client, priced by ``bench.dynamo_units`` (sizes from
   the items sent and returned, before/after items read by uncounted GetItems), attributed to
   ``turn`` (inside ``klineo.runner.worker.run_strategy``, one strategy's turn), ``batch`` (the
-  worker's shared reads outside the turns) or ``dispatcher``. Per tick = phase total / strategies.
+  worker's shared reads outside the turns) or ``dispatcher``. Per tick: the turns' requests over
+  the turns that ended as the kind means (a live phase's strategy skipped for a stale candle
+  when the machine is slow is not an order), plus the shared ones over every tick.
 - CPU, in thread CPU time (``time.thread_time``) and process CPU time:
   * ``fakes``: moto's handling of every AWS request (its botocore ``before-send`` hook, timed in the
     calling thread, and its ``responses`` patch every Binance request passes), the simulator's
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import threading
 import time
 from collections import Counter
@@ -70,15 +73,25 @@ class KindFigures:
     ticks: int
     outcomes: Counter[str]
     dynamo: dict[str, dict[str, float]]  # scope -> totals (requests, rru, wru, index_wru, read_bytes)
+    intended: dict[str, float]  # the same over the turns that ended as the kind means, only
     operations: dict[str, dict[str, int]]  # scope -> operation -> count
     binance: Counter[str]
     cpu: dict[str, float]
     invocations: int
 
     def per_tick(self, scope: str | None, key: str) -> float:
-        """A DynamoDB total per tick, of one scope or of all (turn + batch + dispatcher)."""
-        scopes = [scope] if scope else list(self.dynamo)
-        return sum(self.dynamo.get(s, {}).get(key, 0.0) for s in scopes) / max(1, self.ticks)
+        """A DynamoDB figure per tick, of one scope or of all (turn + batch + dispatcher).
+
+        The turn's share counts only the turns that ended as the kind means (a live order, not a
+        live strategy skipped for a stale candle); the shared reads are spread over every tick.
+        """
+        turn = self.intended.get(key, 0.0) / max(1, self.outcomes.get(EXPECTED_OUTCOME[self.kind], 0))
+        if scope == "turn":
+            return turn
+        shared = [scope] if scope else ["batch", "dispatcher"]
+        return sum(self.dynamo.get(s, {}).get(key, 0.0) for s in shared) / max(1, self.ticks) + (
+            turn if scope is None else 0.0
+        )
 
     @property
     def purity(self) -> float:
@@ -104,6 +117,7 @@ class CpuLedger:
         self.meter = meter
         self.seconds: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
+        self.turn_outcomes: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def add(self, key: str, seconds: float) -> None:
@@ -116,6 +130,7 @@ class CpuLedger:
         with self._lock:
             self.seconds.clear()
             self.outcomes.clear()
+            self.turn_outcomes.clear()
 
     @contextlib.contextmanager
     def hooks(self) -> Iterator[CpuLedger]:
@@ -234,15 +249,19 @@ class CpuLedger:
             return
         ledger, meter = self, self.meter
 
+        labels = itertools.count()
+
         def timed_turn(*args: Any, **kwargs: Any) -> Any:
-            started = time.thread_time()
-            with meter.scope("turn"):
+            label, started = next(labels), time.thread_time()
+            with meter.scope("turn"), meter.turn(label):
                 try:
                     result = original(*args, **kwargs)
                 finally:
                     ledger.add("turns", time.thread_time() - started)
+            outcome = getattr(result, "outcome", "unknown")
             with ledger._lock:
-                ledger.outcomes[getattr(result, "outcome", "unknown")] += 1
+                ledger.outcomes[outcome] += 1
+                ledger.turn_outcomes[label] = outcome
             return result
 
         worker.run_strategy = timed_turn
@@ -361,6 +380,9 @@ def _run_phase(
     figures = KindFigures(
         kind=kind, ticks=summary["strategies"], outcomes=Counter(ledger.outcomes),
         dynamo={scope: meter.totals(scope) for scope in ("turn", "batch", "dispatcher")},
+        intended=meter.totals("turn", turns={
+            label for label, outcome in ledger.turn_outcomes.items() if outcome == EXPECTED_OUTCOME[kind]
+        }),
         operations={scope: meter.by_operation(scope) for scope in ("turn", "batch", "dispatcher")},
         binance=Counter(f"{r.method} {r.path}" for r in stack.sim.journal),
         cpu=_cpu(ledger, meter), invocations=invocations,
@@ -372,7 +394,7 @@ def _run_phase(
 
 def measure_kinds(
     per_kind: int, symbols: int, per_user: int, latency_ms: float, kinds: tuple[str, ...] = KINDS,
-    *, latest_start_second: int = 45,
+    *, latest_start_second: int = 30,
 ) -> dict[str, KindFigures]:
     """One phase per kind of tick on a fresh stack, ``per_user`` strategies per user; the figures of each."""
     import math
