@@ -354,7 +354,9 @@ def _cpu(ledger: CpuLedger, meter: DynamoMeter) -> dict[str, float]:
         "full_gc": sum(v for k, v in s.items() if k.startswith("gc:")),
         "runner_all_in": max(0.0, s["worker_process"] - fakes("batch", "turn") - s["simulator"]),
         "runner_in_turns": max(0.0, s["turns"] - fakes("turn")),
-        "botocore_in_turns": max(0.0, s["aws_call:turn"] - s["stub:turn"] - probes.get("turn", 0.0)),
+        "botocore_in_turns": max(
+            0.0, s["aws_call:turn"] - s["stub:turn"] - s["gc:turn"] - probes.get("turn", 0.0)
+        ),
         "dispatcher": max(0.0, s["dispatcher_process"] - fakes("dispatcher")),
     }
 
