@@ -119,6 +119,21 @@ class CpuLedger:
         self.outcomes: Counter[str] = Counter()
         self.turn_outcomes: dict[int, str] = {}
         self._lock = threading.Lock()
+        self._where = threading.local()  # this thread is inside: "fake" (moto), "call" (an AWS call)
+
+    @contextlib.contextmanager
+    def inside(self, place: str) -> Iterator[None]:
+        """Mark this thread as inside ``place`` for the block (where a full GC pass lands)."""
+        saved = getattr(self._where, place, False)
+        setattr(self._where, place, True)
+        try:
+            yield
+        finally:
+            setattr(self._where, place, saved)
+
+    def is_inside(self, place: str) -> bool:
+        """True while this thread is inside ``place``."""
+        return bool(getattr(self._where, place, False))
 
     def add(self, key: str, seconds: float) -> None:
         """Add CPU seconds under ``key``."""
@@ -147,7 +162,8 @@ class CpuLedger:
                 return stub_call(stubber, *args, **kwargs)
             started = time.thread_time()
             try:
-                return stub_call(stubber, *args, **kwargs)
+                with ledger.inside("fake"):
+                    return stub_call(stubber, *args, **kwargs)
             finally:
                 ledger.add(f"stub:{meter.current_scope()}", time.thread_time() - started)
 
@@ -173,12 +189,17 @@ class CpuLedger:
         ledger, local = self, threading.local()
 
         def callback(phase: str, info: dict[str, Any]) -> None:
-            if info.get("generation") != 2:
+            # A pass inside moto or the meter is already in their time; one inside an AWS call is
+            # also noted apart, so that botocore's share leaves it out.
+            if info.get("generation") != 2 or ledger.is_inside("fake") or ledger.meter.probing:
                 return
             if phase == "start":
                 local.started = time.thread_time()
             elif getattr(local, "started", None) is not None:
-                ledger.add(f"gc:{self.meter.current_scope()}", time.thread_time() - local.started)
+                spent, scope = time.thread_time() - local.started, ledger.meter.current_scope()
+                ledger.add(f"gc:{scope}", spent)
+                if ledger.is_inside("call"):
+                    ledger.add(f"gc_call:{scope}", spent)
                 local.started = None
 
         gc.callbacks.append(callback)
@@ -199,7 +220,8 @@ class CpuLedger:
                 return original(client, operation, params)
             started = time.thread_time()
             try:
-                return original(client, operation, params)
+                with ledger.inside("call"):
+                    return original(client, operation, params)
             finally:
                 ledger.add(f"aws_call:{meter.current_scope()}", time.thread_time() - started)
 
@@ -355,7 +377,7 @@ def _cpu(ledger: CpuLedger, meter: DynamoMeter) -> dict[str, float]:
         "runner_all_in": max(0.0, s["worker_process"] - fakes("batch", "turn") - s["simulator"]),
         "runner_in_turns": max(0.0, s["turns"] - fakes("turn")),
         "botocore_in_turns": max(
-            0.0, s["aws_call:turn"] - s["stub:turn"] - s["gc:turn"] - probes.get("turn", 0.0)
+            0.0, s["aws_call:turn"] - s["stub:turn"] - s["gc_call:turn"] - probes.get("turn", 0.0)
         ),
         "dispatcher": max(0.0, s["dispatcher_process"] - fakes("dispatcher")),
     }
