@@ -28,7 +28,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench.per_call", [], ["--n", "1000", "--batches", "3", "--calls", "100", "--rounds", "3"]),
     ("bench.aws_calls", [], ["--idle-s", "0"]),
     ("bench.reliability", [], ["--orders", "40"]),
-    ("bench.runner_tick", [], ["--strategies", "100", "--symbols", "5", "--users", "10"]),
+    ("bench.runner_tick", [], ["--strategies", "100", "--symbols", "5", "--users", "10", "--per-kind", "20"]),
     ("bench.backtest", [], ["--days", "30", "--repeats", "1"]),
 ]
 RESULTS_FILE = BENCH_DIR / "results.md"

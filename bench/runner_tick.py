@@ -371,6 +371,16 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=4, help="concurrent worker invocations (reserved concurrency)"
     )
     parser.add_argument("--mode", choices=("live", "paper", "mixed"), default="live")
+    parser.add_argument(
+        "--per-kind", type=int, default=100,
+        help="strategies per kind-of-tick phase (hold, paper, live, skipped); 0 skips the phases",
+    )
+    parser.add_argument(
+        "--per-user", type=int, default=20, help="per-kind phases: strategies per user (connection)"
+    )
+    parser.add_argument(
+        "--order-every", type=int, default=20, help="cost mix: a live order every N ticks, else holds"
+    )
     parser.add_argument("--json", help="write the results as JSON here (python -m bench)")
     args = parser.parse_args(argv)
     shown = list(argv if argv is not None else sys.argv[1:])
@@ -435,6 +445,15 @@ def main(argv: list[str] | None = None) -> int:
         str(klines),
         klines == result.groups,
     )
+    if args.per_kind > 0:
+        from bench.runner_kinds import measure_kinds, report_kinds
+
+        report.line(
+            f"-- per kind of tick: {args.per_kind} strategies a phase, {args.per_user} per user, one worker, "
+            f"{args.symbols} symbols (bench/runner_kinds.py says what is counted)"
+        )
+        figures = measure_kinds(args.per_kind, args.symbols, args.per_user, args.latency_ms)
+        report_kinds(report, figures, args.order_every)
     return report.finish(args.json)
 
 

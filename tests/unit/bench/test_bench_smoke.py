@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as bench_main
-from bench import aws_calls, backtest, cold_start, per_call, reliability
+from bench import aws_calls, backtest, cold_start, per_call, reliability, runner_kinds
 from bench.report import Report, demo_keys
 from bench.stack import count_aws_calls, local_stack
 
@@ -177,3 +177,22 @@ def test_demo_keys_come_from_the_simulator_accounts_file() -> None:
     # WHEN / THEN the key pair is read from local/demo-accounts.json
     api_key, secret = demo_keys("futures-full")
     assert len(api_key) == 64 and len(secret) == 64
+
+
+def test_runner_kinds_counts_units_and_cpu_of_hold_and_live_ticks(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tiny hold and live phases: every request is priced and attributed, CPU split, each target reported."""
+    # GIVEN / WHEN three strategies of each kind run one tick each
+    figures = runner_kinds.measure_kinds(3, 2, 2, 0.0, kinds=("hold", "live"), latest_start_second=59)
+    # THEN each tick's own requests were counted with units, and the batch's shared read apart
+    for figure in figures.values():
+        assert figure.ticks == 3
+        assert figure.per_tick("turn", "requests") >= 1 and figure.per_tick("turn", "wru") >= 1
+        assert figure.dynamo["batch"]["requests"] >= 1
+        assert figure.cpu["runner_all_in"] >= figure.cpu["runner_in_turns"] > 0
+    # AND the report states each of issue 16's figures against its target
+    report = Report("runner_tick", "smoke", module="bench.runner_tick", argv=[])
+    runner_kinds.report_kinds(report, figures, order_every=20)
+    names = {target.name for target in report.targets}
+    assert {"hold: write units per tick", "DynamoDB $ per 1,000 strategy-months (mix, Tokyo)",
+            "runner CPU per tick: hold", "fan-out: 10,000 strategies over 100 markets"} <= names
+    assert "per million WRU" in capsys.readouterr().out

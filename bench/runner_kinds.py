@@ -1,0 +1,604 @@
+"""What one strategy tick costs, per kind of tick: DynamoDB requests and units, dollars, runner CPU, fan-out.
+
+Issue 16 item 2's figures. The real dispatcher and worker run on moto and the simulator (as in
+``bench.runner_tick``), in one phase per kind of tick, each with its own strategies (the earlier
+phases' strategies are paused, off the active index, so the dispatcher never sees them again):
+
+- ``hold``: live RSI(14) strategies with levels 0.01 / 99.99, which the price never reaches:
+  the decision is "hold", nothing is sent (run status ``no_change``);
+- ``paper``: paper SMA 2/3 strategies on their first tick: a simulated fill (``simulated``);
+- ``live``: live SMA 2/3 strategies on their first tick: one MARKET order (``ordered``);
+- ``skipped``: live SMA 2/3 strategies whose users' kill switches are on (``skipped``).
+
+Strategies are spread over users ``per_user`` at a time (default 20, as the timed tick's 1,000
+over 50 users) and over the symbols round-robin: what the worker reads once per user or per
+batch is shared by that many ticks.
+
+A first, unreported live phase (one strategy per user) warms the container's caches as a warm
+Lambda container has them. Each phase's messages are drained by ONE worker, invocation after
+invocation, so that the process CPU of an invocation is that invocation's own. What is counted:
+
+- DynamoDB: every request of any botocore client, priced by ``bench.dynamo_units`` (sizes from
+  the items sent and returned, before/after items read by uncounted GetItems), attributed to
+  ``turn`` (inside ``klineo.runner.worker.run_strategy``, one strategy's turn), ``batch`` (the
+  worker's shared reads outside the turns) or ``dispatcher``. Per tick: the turns' requests over
+  the turns that ended as the kind means (a live phase's strategy skipped for a stale candle
+  when the machine is slow is not an order), plus the shared ones over every tick.
+- CPU, in thread CPU time (``time.thread_time``) and process CPU time:
+  * ``fakes``: moto's handling of every AWS request (its botocore ``before-send`` hook, timed in the
+    calling thread, and its ``responses`` patch every Binance request passes), the simulator's
+    request handling (``handle_one_request`` in its server threads), the meter's own GetItems and
+    sizing, and the garbage collector's full passes (generation 2: they walk every object of the
+    process, moto's tables included; a Lambda container's heap holds none of them);
+  * ``runner, all in``: the process CPU of each worker invocation minus the fakes during it: the
+    handler, Powertools, the thread pools, botocore and requests building and parsing requests,
+    the strategies' logic (a Lambda container pays all of it); the simulator's accept loop and
+    thread start-up are left in (a few µs per connection, pessimistic);
+  * ``runner, in turns``: the thread CPU inside ``run_strategy`` minus the fakes in those threads;
+    of it, ``botocore``: the client side of the AWS calls (building, signing, parsing).
+  Per tick = sum / strategies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from bench.dynamo_units import DynamoMeter
+
+__all__ = [
+    "EXPECTED_OUTCOME", "KINDS", "CpuLedger", "KindFigures", "deployment_shape", "fanout_inputs",
+    "measure_kinds", "report_kinds",
+]
+
+KINDS = ("hold", "paper", "live", "skipped")
+EXPECTED_OUTCOME = {"hold": "no_change", "paper": "simulated", "live": "ordered", "skipped": "skipped"}
+HOLD_PARAMETERS = {"period": 14, "oversold": "0.01", "overbought": "99.99", "allow_short": True}
+SMA_PARAMETERS = {"fast": 2, "slow": 3, "allow_short": True}
+# Binance requests every batch shares (the klines of its groups; the container's caches' refills).
+SHARED_BINANCE_PATHS = frozenset({"/fapi/v1/klines", "/fapi/v1/exchangeInfo", "/fapi/v1/time"})
+
+
+@dataclasses.dataclass
+class KindFigures:
+    """What one phase measured, per kind of tick."""
+
+    kind: str
+    ticks: int
+    outcomes: Counter[str]
+    dynamo: dict[str, dict[str, float]]  # scope -> totals (requests, rru, wru, index_wru, read_bytes)
+    intended: dict[str, float]  # the same over the turns that ended as the kind means, only
+    operations: dict[str, dict[str, int]]  # scope -> operation -> count
+    binance: Counter[str]
+    cpu: dict[str, float]
+    invocations: int
+
+    def per_tick(self, scope: str | None, key: str) -> float:
+        """A DynamoDB figure per tick, of one scope or of all (turn + batch + dispatcher).
+
+        The turn's share counts only the turns that ended as the kind means (a live order, not a
+        live strategy skipped for a stale candle); the shared reads are spread over every tick.
+        """
+        turn = self.intended.get(key, 0.0) / max(1, self.outcomes.get(EXPECTED_OUTCOME[self.kind], 0))
+        if scope == "turn":
+            return turn
+        shared = [scope] if scope else ["batch", "dispatcher"]
+        return sum(self.dynamo.get(s, {}).get(key, 0.0) for s in shared) / max(1, self.ticks) + (
+            turn if scope is None else 0.0
+        )
+
+    @property
+    def purity(self) -> float:
+        """Share of the phase's ticks that ended as the kind intends."""
+        return self.outcomes.get(EXPECTED_OUTCOME[self.kind], 0) / max(1, self.ticks)
+
+    @property
+    def turn_binance(self) -> float:
+        """Binance requests per tick made for the strategy itself (orders, position reads...)."""
+        own = sum(n for endpoint, n in self.binance.items()
+                  if endpoint.split(" ", 1)[-1] not in SHARED_BINANCE_PATHS)
+        return own / max(1, self.ticks)
+
+    def cpu_ms(self, key: str) -> float:
+        """A CPU figure in ms per tick."""
+        return 1000 * self.cpu.get(key, 0.0) / max(1, self.ticks)
+
+
+class CpuLedger:
+    """Thread CPU of the in-process fakes (moto, the simulator) by the meter's scope, and of the turns."""
+
+    def __init__(self, meter: DynamoMeter):
+        self.meter = meter
+        self.seconds: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.turn_outcomes: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._where = threading.local()  # this thread is inside: "fake" (moto), "call" (an AWS call)
+
+    @contextlib.contextmanager
+    def inside(self, place: str) -> Iterator[None]:
+        """Mark this thread as inside ``place`` for the block (where a full GC pass lands)."""
+        saved = getattr(self._where, place, False)
+        setattr(self._where, place, True)
+        try:
+            yield
+        finally:
+            setattr(self._where, place, saved)
+
+    def is_inside(self, place: str) -> bool:
+        """True while this thread is inside ``place``."""
+        return bool(getattr(self._where, place, False))
+
+    def add(self, key: str, seconds: float) -> None:
+        """Add CPU seconds under ``key``."""
+        with self._lock:
+            self.seconds[key] += seconds
+
+    def reset(self) -> None:
+        """Start a new phase."""
+        with self._lock:
+            self.seconds.clear()
+            self.outcomes.clear()
+            self.turn_outcomes.clear()
+
+    @contextlib.contextmanager
+    def hooks(self) -> Iterator[CpuLedger]:
+        """Time moto's request handling, the simulator's, and every strategy turn, while active."""
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        from local.binance_sim import server
+
+        ledger, meter = self, self.meter
+        stub_call, handle_one = BotocoreStubber.__call__, server._Handler.handle_one_request
+
+        def timed_stub(stubber: Any, *args: Any, **kwargs: Any) -> Any:
+            if meter.probing:
+                return stub_call(stubber, *args, **kwargs)
+            started = time.thread_time()
+            try:
+                with ledger.inside("fake"):
+                    return stub_call(stubber, *args, **kwargs)
+            finally:
+                ledger.add(f"stub:{meter.current_scope()}", time.thread_time() - started)
+
+        def timed_handle(handler: Any) -> None:
+            started = time.thread_time()
+            try:
+                handle_one(handler)
+            finally:
+                ledger.add("simulator", time.thread_time() - started)
+
+        BotocoreStubber.__call__, server._Handler.handle_one_request = timed_stub, timed_handle
+        try:
+            with self._passthrough(), self._aws_calls(), self._full_collections(), self._turns():
+                yield self
+        finally:
+            BotocoreStubber.__call__, server._Handler.handle_one_request = stub_call, handle_one
+
+    @contextlib.contextmanager
+    def _full_collections(self) -> Iterator[None]:
+        """Time the garbage collector's full (generation 2) passes: they walk moto's in-memory tables."""
+        import gc
+
+        ledger, local = self, threading.local()
+
+        def callback(phase: str, info: dict[str, Any]) -> None:
+            # A pass inside moto or the meter is already in their time; one inside an AWS call is
+            # also noted apart, so that botocore's share leaves it out.
+            if info.get("generation") != 2 or ledger.is_inside("fake") or ledger.meter.probing:
+                return
+            if phase == "start":
+                local.started = time.thread_time()
+            elif getattr(local, "started", None) is not None:
+                spent, scope = time.thread_time() - local.started, ledger.meter.current_scope()
+                ledger.add(f"gc:{scope}", spent)
+                if ledger.is_inside("call"):
+                    ledger.add(f"gc_call:{scope}", spent)
+                local.started = None
+
+        gc.callbacks.append(callback)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(callback)
+
+    @contextlib.contextmanager
+    def _aws_calls(self) -> Iterator[None]:
+        """Time every botocore API call (client side + moto + the meter), to tell botocore's own share."""
+        from botocore.client import BaseClient
+
+        ledger, meter, original = self, self.meter, BaseClient._make_api_call
+
+        def timed_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if meter.probing:
+                return original(client, operation, params)
+            started = time.thread_time()
+            try:
+                with ledger.inside("call"):
+                    return original(client, operation, params)
+            finally:
+                ledger.add(f"aws_call:{meter.current_scope()}", time.thread_time() - started)
+
+        BaseClient._make_api_call = timed_call
+        try:
+            yield
+        finally:
+            BaseClient._make_api_call = original
+
+    @contextlib.contextmanager
+    def _passthrough(self) -> Iterator[None]:
+        """Time moto's ``responses`` patch of requests (every Binance call passes it), not the send."""
+        from moto.core.models import responses_mock
+
+        ledger, meter, local = self, self.meter, threading.local()
+        on_request, real_send = responses_mock._on_request, responses_mock._real_send
+
+        def timed_on_request(*args: Any, **kwargs: Any) -> Any:
+            started, local.sent = time.thread_time(), 0.0
+            try:
+                return on_request(*args, **kwargs)
+            finally:
+                ledger.add(f"passthrough:{meter.current_scope()}", time.thread_time() - started - local.sent)
+
+        def timed_send(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return real_send(*args, **kwargs)
+            finally:
+                local.sent = getattr(local, "sent", 0.0) + time.thread_time() - started
+
+        responses_mock._on_request, responses_mock._real_send = timed_on_request, timed_send
+        try:
+            yield
+        finally:
+            del responses_mock._on_request
+            responses_mock._real_send = real_send
+
+    @contextlib.contextmanager
+    def _turns(self) -> Iterator[None]:
+        """Wrap the worker's ``run_strategy`` (when it has one): scope "turn", thread CPU, outcome."""
+        from klineo.runner import worker
+
+        original = getattr(worker, "run_strategy", None)
+        if original is None:  # another design: every request then counts as the batch's
+            yield
+            return
+        ledger, meter = self, self.meter
+
+        labels = itertools.count()
+
+        def timed_turn(*args: Any, **kwargs: Any) -> Any:
+            label, started = next(labels), time.thread_time()
+            with meter.scope("turn"), meter.turn(label):
+                try:
+                    result = original(*args, **kwargs)
+                finally:
+                    ledger.add("turns", time.thread_time() - started)
+            outcome = getattr(result, "outcome", "unknown")
+            with ledger._lock:
+                ledger.outcomes[outcome] += 1
+                ledger.turn_outcomes[label] = outcome
+            return result
+
+        worker.run_strategy = timed_turn
+        try:
+            yield
+        finally:
+            worker.run_strategy = original
+
+
+def _phase_strategies(kind: str, count: int, symbols: dict[str, str], users: list[tuple[str, str]]) -> list:
+    """Store ``count`` active strategies of ``kind``; their (user, strategy id)."""
+    from decimal import Decimal
+
+    from klineo.store import strategies as strategy_store
+
+    now, names, refs = strategy_store.now_iso(), list(symbols), []
+    for index in range(count):
+        user, connection_id = users[index % len(users)]
+        symbol = names[index % len(names)]
+        strategy = strategy_store.Strategy(
+            user_id=user, strategy_id=strategy_store.new_strategy_id(), connection_id=connection_id,
+            environment="production", symbol=symbol, interval="1m",
+            type="rsi_threshold" if kind == "hold" else "sma_crossover",
+            parameters=HOLD_PARAMETERS if kind == "hold" else SMA_PARAMETERS,
+            size=Decimal(symbols[symbol]), mode="paper" if kind == "paper" else "live",
+            status="active", created_at=now, updated_at=now,
+        )
+        strategy_store.put_new_strategy(strategy)
+        refs.append((user, strategy.strategy_id))
+    return refs
+
+
+def _drain_one_by_one(stack: Any, queue: tuple[str, str], total: int, meter: DynamoMeter,
+                      ledger: CpuLedger) -> int:
+    """Hand the queued messages to one worker, batch after batch; count each invocation's process CPU."""
+    import boto3
+
+    from bench.runner_tick import REGION
+    from local.scheduler import sqs_event
+
+    queue_url, queue_arn = queue
+    sqs, done, invocations = boto3.client("sqs", region_name=REGION), 0, 0
+    deadline = time.monotonic() + 300
+    while done < total and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=360).get(
+            "Messages", []
+        )
+        if not messages:
+            time.sleep(0.02)  # as Lambda's poller: SQS may hide a message for a moment
+            continue
+        meter.default_scope = "batch"
+        started = time.process_time()
+        stack.invoke("strategy_worker", sqs_event(messages, queue_arn, REGION), remaining_ms=60_000)
+        ledger.add("worker_process", time.process_time() - started)
+        meter.default_scope = "other"
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        done, invocations = done + len(messages), invocations + 1
+    return invocations
+
+
+def _dispatch(stack: Any, meter: DynamoMeter, ledger: CpuLedger) -> dict[str, Any]:
+    from bench.runner_tick import REGION
+    from local.scheduler import scheduler_event
+
+    event = scheduler_event(
+        f"arn:aws:scheduler:{REGION}:123456789012:schedule/default/klineo-dev-strategy-tick",
+        REGION, "123456789012",
+    )
+    meter.default_scope = "dispatcher"
+    started = time.process_time()
+    summary = stack.invoke("strategy_dispatcher", event, remaining_ms=50_000)
+    ledger.add("dispatcher_process", time.process_time() - started)
+    meter.default_scope = "other"
+    return summary
+
+
+def _cpu(ledger: CpuLedger, meter: DynamoMeter) -> dict[str, float]:
+    """The phase's CPU seconds, raw and with the fakes taken out (see the module docstring)."""
+    s, probes = ledger.seconds, meter.probe_cpu
+
+    def fakes(*scopes: str) -> float:
+        return sum(s[f"stub:{x}"] + s[f"passthrough:{x}"] + s[f"gc:{x}"] + probes.get(x, 0.0) for x in scopes)
+
+    return {
+        "worker_process": s["worker_process"],
+        "moto": sum(v for k, v in s.items() if k.startswith(("stub:", "passthrough:"))),
+        "simulator": s["simulator"],
+        "meter": meter.probe_cpu_s,
+        "full_gc": sum(v for k, v in s.items() if k.startswith("gc:")),
+        "runner_all_in": max(0.0, s["worker_process"] - fakes("batch", "turn") - s["simulator"]),
+        "runner_in_turns": max(0.0, s["turns"] - fakes("turn")),
+        "botocore_in_turns": max(
+            0.0, s["aws_call:turn"] - s["stub:turn"] - s["gc_call:turn"] - probes.get("turn", 0.0)
+        ),
+        "dispatcher": max(0.0, s["dispatcher_process"] - fakes("dispatcher")),
+    }
+
+
+def _run_phase(
+    kind: str, count: int, env: dict[str, Any], meter: DynamoMeter, ledger: CpuLedger,
+) -> KindFigures:
+    from klineo.store.flags import set_user_kill_switch
+    from klineo.store.strategies import pause_strategy
+
+    from bench.runner_tick import _wait_for_early_minute
+
+    stack, users = env["stack"], env["users"]
+    refs = _phase_strategies(kind, count, env["symbols"], users)
+    for user, _ in users:
+        set_user_kill_switch(user, kind == "skipped")
+    _wait_for_early_minute(env["latest_start_second"])
+    stack.sim.clear_journal()
+    meter.reset()
+    ledger.reset()
+    summary = _dispatch(stack, meter, ledger)
+    invocations = _drain_one_by_one(stack, env["queue"], summary["messages"], meter, ledger)
+    figures = KindFigures(
+        kind=kind, ticks=summary["strategies"], outcomes=Counter(ledger.outcomes),
+        dynamo={scope: meter.totals(scope) for scope in ("turn", "batch", "dispatcher")},
+        intended=meter.totals("turn", turns={
+            label for label, outcome in ledger.turn_outcomes.items() if outcome == EXPECTED_OUTCOME[kind]
+        }),
+        operations={scope: meter.by_operation(scope) for scope in ("turn", "batch", "dispatcher")},
+        binance=Counter(f"{r.method} {r.path}" for r in stack.sim.journal),
+        cpu=_cpu(ledger, meter), invocations=invocations,
+    )
+    for user, strategy_id in refs:
+        pause_strategy(user, strategy_id, "bench phase over")
+    return figures
+
+
+def measure_kinds(
+    per_kind: int, symbols: int, per_user: int, latency_ms: float, kinds: tuple[str, ...] = KINDS,
+    *, latest_start_second: int = 30,
+) -> dict[str, KindFigures]:
+    """One phase per kind of tick on a fresh stack, ``per_user`` strategies per user; the figures of each."""
+    import math
+    import tempfile
+    from pathlib import Path
+
+    import boto3
+
+    from bench.dynamo_units import schemas_from_create_params
+    from bench.runner_tick import REGION, _store_users, _symbols, accounts_file, simulator_symbols
+    from bench.stack import local_stack, quiet_stdout
+    from local.template import Resolver, load_template, table_definitions
+
+    chosen = _symbols(symbols)
+    template = load_template()
+    resolver = Resolver(template, parameters={"Stage": "dev"}, region=REGION)
+    schemas = schemas_from_create_params({k: v["create"] for k, v in table_definitions(resolver).items()})
+    queue_name = resolver.resolve(template["Resources"]["StrategyQueue"]["Properties"]["QueueName"])
+    with (
+        tempfile.TemporaryDirectory(prefix="klineo-runner-kinds-") as folder,
+        simulator_symbols(list(chosen)),
+    ):
+        path, accounts = accounts_file(Path(folder), max(1, math.ceil(per_kind / per_user)))
+        with local_stack(latency_ms=latency_ms, accounts_file=path) as stack, quiet_stdout():
+            sqs = boto3.client("sqs", region_name=REGION)
+            url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+            arn = attributes["QueueArn"]
+            env = {"stack": stack, "users": _store_users(accounts), "symbols": chosen, "queue": (url, arn),
+                   "latest_start_second": latest_start_second}
+            meter = DynamoMeter(schemas)
+            ledger = CpuLedger(meter)
+            with meter.active(), ledger.hooks():
+                # Warm-up, not reported: the first live tick of every connection fills the container's
+                # caches (clients, secrets, exchangeInfo, server time), as a warm Lambda container has them.
+                _run_phase("live", len(env["users"]), env, meter, ledger)
+                return {kind: _run_phase(kind, per_kind, env, meter, ledger) for kind in kinds}
+
+
+# ------------------------------------------------------------------ report
+
+
+def _mixed(figures: dict[str, KindFigures], order_every: int, value: Any) -> float:
+    """``value(figure)`` for the realistic mix: a live order every ``order_every`` ticks, else holds."""
+    share = 1 / order_every
+    return (1 - share) * value(figures["hold"]) + share * value(figures["live"])
+
+
+def _kind_table(report: Any, figures: dict[str, KindFigures]) -> None:
+    report.line("   per strategy tick, by kind (DynamoDB: turn + the batch's shared reads + dispatcher):")
+    report.table(
+        ["kind", "ticks", "as intended", "requests", "turn / batch / dispatcher", "RRU", "WRU (GSI)",
+         "Binance own", "CPU all in ms", "CPU in turns ms (botocore)"],
+        [[f.kind, f.ticks, f"{f.purity:.0%}", f"{f.per_tick(None, 'requests'):.2f}",
+          " / ".join(f"{f.per_tick(s, 'requests'):.2f}" for s in ("turn", "batch", "dispatcher")),
+          f"{f.per_tick(None, 'rru'):.2f}",
+          f"{f.per_tick(None, 'wru'):.2f} ({f.per_tick(None, 'index_wru'):.2f})",
+          f"{f.turn_binance:.2f}", f"{f.cpu_ms('runner_all_in'):.2f}",
+          f"{f.cpu_ms('runner_in_turns'):.2f} ({f.cpu_ms('botocore_in_turns'):.2f})"]
+         for f in figures.values()],
+    )
+    for f in figures.values():
+        ops = "; ".join(f"{scope}: " + ", ".join(f"{op} {n}" for op, n in counts.items())
+                        for scope, counts in f.operations.items() if counts)
+        report.line(f"   {f.kind}: requests in the phase by scope: {ops}; outcomes {dict(f.outcomes)}")
+    fakes = {k: sum(f.cpu[k] for f in figures.values()) for k in ("moto", "simulator", "meter", "full_gc")}
+    report.line(
+        "   CPU taken out as the fakes' (all phases): moto " + f"{fakes['moto']:.2f} s, simulator "
+        f"{fakes['simulator']:.2f} s, the unit meter's own reads and sizing {fakes['meter']:.2f} s, "
+        f"full garbage collections (walking moto's tables in this heap) {fakes['full_gc']:.2f} s"
+    )
+
+
+def _dollars(report: Any, figures: dict[str, KindFigures], order_every: int) -> float:
+    from bench.dynamo_units import DEFAULT_PRICE_REGION, ON_DEMAND_PRICES, dollars_per_month
+
+    minutes = 60 * 24 * 30
+    report.line(f"   DynamoDB on-demand $ per 1,000 strategy-months, 1m candles ({minutes:,} ticks a month):")
+    rows, headline = [], 0.0
+    cases = [(f"mix: 1 live order every {order_every} ticks, holds otherwise", None)]
+    cases += [(f"every tick a {kind}", kind) for kind in figures]
+    for region, price in ON_DEMAND_PRICES.items():
+        for name, kind in cases:
+            def units(key: str, kind: str | None = kind) -> float:
+                if kind is None:
+                    return _mixed(figures, order_every, lambda f: f.per_tick(None, key))
+                return figures[kind].per_tick(None, key)
+            dollars = dollars_per_month(units("wru"), units("rru"), price, ticks_per_month=minutes)
+            rows.append([region, name, f"{units('wru'):.2f}", f"{units('rru'):.2f}", f"${dollars:,.2f}"])
+            if region == DEFAULT_PRICE_REGION and kind is None:
+                headline = dollars
+    report.table(["region", "ticks", "WRU/tick", "RRU/tick", "$ / 1,000 strategy-months"], rows)
+    for price in ON_DEMAND_PRICES.values():
+        report.line(f"   price {price.region}: ${price.per_million_wru} per million WRU, "
+                    f"${price.per_million_rru} per million RRU ({price.source})")
+    return headline
+
+
+def deployment_shape() -> dict[str, Any]:
+    """The worker's deployment figures the fan-out model needs, from template.yaml and klineo.runner."""
+    from klineo.runner import dispatcher as dispatcher_module
+    from klineo.runner import messages, worker
+
+    from local.template import load_template
+
+    template = load_template()
+    resources = template["Resources"]
+    function = resources["StrategyWorkerFunction"]["Properties"]
+    queue = next(event["Properties"] for event in function["Events"].values() if event["Type"] == "SQS")
+    globals_ = template.get("Globals", {}).get("Function", {})
+    memory = function.get("MemorySize", globals_.get("MemorySize", 128))
+    dispatcher = resources["StrategyDispatcherFunction"]["Properties"]
+    return {
+        "concurrency": int(template["Parameters"]["WorkerReservedConcurrency"]["Default"]),
+        "batch_size": int(queue.get("BatchSize", 10)),
+        "batching_window_s": float(queue.get("MaximumBatchingWindowInSeconds", 0)),
+        "memory_mb": int(memory),
+        "dispatcher_memory_mb": int(dispatcher.get("MemorySize", globals_.get("MemorySize", 128))),
+        "strategy_threads": int(getattr(worker, "STRATEGY_THREADS", 10)),
+        "candle_threads": int(getattr(worker, "CANDLE_THREADS", 8)),
+        "send_threads": int(getattr(dispatcher_module, "_SEND_THREADS", 4)),
+        "per_message": int(getattr(messages, "MAX_STRATEGIES_PER_MESSAGE", 100)),
+    }
+
+
+def fanout_inputs(figures: dict[str, KindFigures], order_every: int) -> Any:
+    """The fan-out model's inputs: the deployment's shape and the mix's measured per-tick costs."""
+    from bench.fanout import FanoutInputs
+
+    def mix(value: Any) -> float:
+        return _mixed(figures, order_every, value)
+
+    hold = figures["hold"]
+    return FanoutInputs(
+        **deployment_shape(),
+        cpu_ms=mix(lambda f: f.cpu_ms("runner_all_in")),
+        turn_dynamo_calls=mix(lambda f: f.per_tick("turn", "requests")),
+        turn_binance_calls=mix(lambda f: f.turn_binance),
+        shared_dynamo_calls=mix(lambda f: f.per_tick("batch", "requests")),
+        dispatcher_cpu_ms=mix(lambda f: f.cpu_ms("dispatcher")),
+        index_bytes=hold.per_tick("dispatcher", "read_bytes") or 1000.0,
+    )
+
+
+def report_kinds(report: Any, figures: dict[str, KindFigures], order_every: int) -> None:
+    """Print the per-kind figures, the dollars and the fan-out model, and record issue 16's targets."""
+    import dataclasses as dc
+
+    from bench.fanout import fanout
+
+    _kind_table(report, figures)
+    for kind, figure in figures.items():
+        report.figure(f"kind_{kind}", {
+            "ticks": figure.ticks, "outcomes": dict(figure.outcomes), "dynamo": figure.dynamo,
+            "operations": figure.operations, "binance": dict(figure.binance), "cpu": figure.cpu,
+        })
+    hold, live = figures["hold"], figures["live"]
+    dollars = _dollars(report, figures, order_every)
+    inputs = fanout_inputs(figures, order_every)
+    result = fanout(inputs)
+    report.line(f"   fan-out model (bench/fanout.py), mix as above: inputs {dc.asdict(inputs)}")
+    report.line(
+        f"   -> {result.messages} messages in {result.batches} batches of ~{result.strategies_per_batch} "
+        f"strategies, {result.waves} waves; dispatcher {result.dispatch_s:.2f} s, "
+        f"one batch {result.batch_s:.2f} s, "
+        f"last strategy done {result.total_s:.1f} s after the close"
+    )
+    report.figure("fanout", {"inputs": dc.asdict(inputs), "result": dc.asdict(result)})
+    report.target("hold: DynamoDB requests per tick", "<= 1", f"{hold.per_tick(None, 'requests'):.2f}",
+                  hold.per_tick(None, "requests") <= 1)
+    report.target("hold: write units per tick", "<= 1", f"{hold.per_tick(None, 'wru'):.2f} WRU",
+                  hold.per_tick(None, "wru") <= 1)
+    report.target("live order: DynamoDB requests per tick", "<= 3", f"{live.per_tick(None, 'requests'):.2f}",
+                  live.per_tick(None, "requests") <= 3)
+    report.target("DynamoDB $ per 1,000 strategy-months (mix, Tokyo)", "<= $30", f"${dollars:,.2f}",
+                  dollars <= 30, f"1 order every {order_every} ticks")
+    for kind, figure in figures.items():
+        ms = figure.cpu_ms("runner_all_in")
+        report.target(f"runner CPU per tick: {kind}", "<= 1 ms", f"{ms:.2f} ms", ms <= 1,
+                      f"in turns {figure.cpu_ms('runner_in_turns'):.2f} ms, of it botocore "
+                      f"{figure.cpu_ms('botocore_in_turns'):.2f} ms")
+    report.target("fan-out: 10,000 strategies over 100 markets", "<= 20 s", f"{result.total_s:.1f} s",
+                  result.total_s <= 20)

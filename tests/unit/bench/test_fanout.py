@@ -1,0 +1,34 @@
+"""The runner's fan-out model (bench/fanout.py) on hand-computed cases."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bench.fanout import FanoutInputs, fanout
+
+HOLDS = FanoutInputs(cpu_ms=1.0, turn_dynamo_calls=1.0, index_bytes=1000.0)
+
+
+def test_ten_thousand_holds_over_a_hundred_markets_match_the_hand_computation() -> None:
+    """100 messages in 10 batches of 1,000 run in 3 waves of 4 workers; the parts add up as computed."""
+    result = fanout(HOLDS)
+    assert (result.messages, result.batches, result.waves, result.strategies_per_batch) == (100, 10, 3, 1000)
+    # dispatcher: 10 Query pages of 1 MB (10 ms each) + 10 SendMessageBatch calls on 4 threads (3 x 10 ms)
+    assert result.dispatch_s == pytest.approx(0.13)
+    # batch: 2 rounds of klines (20 ms) + 100 turns per thread (10 ms) + 1,000 ms CPU on 512/1769 of a vCPU
+    assert result.batch_s == pytest.approx((40 + 1000 + 1000 / (512 / 1769)) / 1000)
+    assert result.total_s == pytest.approx(1.0 + 0.13 + 3 * result.batch_s)
+
+
+def test_more_worker_concurrency_means_fewer_waves_and_an_earlier_finish() -> None:
+    """With 10 workers the 10 batches run in one wave."""
+    wide = fanout(dataclasses.replace(HOLDS, concurrency=10))
+    assert wide.waves == 1 and wide.total_s < fanout(HOLDS).total_s
+
+
+def test_an_order_per_turn_adds_its_binance_and_dynamodb_waits() -> None:
+    """Every turn placing an order (1 Binance call, 2 more DynamoDB calls) adds 100 x 40 ms per batch."""
+    orders = fanout(dataclasses.replace(HOLDS, turn_dynamo_calls=3.0, turn_binance_calls=1.0))
+    assert orders.batch_s - fanout(HOLDS).batch_s == pytest.approx(100 * 40 / 1000)
