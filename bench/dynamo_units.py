@@ -88,7 +88,10 @@ ON_DEMAND_PRICES = {
     # so re-check it there before quoting.
     "ap-northeast-1": Price("ap-northeast-1", 0.7135, 0.1425, f"{PRICING_URL} (Asia Pacific Tokyo)"),
 }
-DEFAULT_PRICE_REGION = "ap-northeast-1"
+# The verdict's prices: US East, confirmed on the pricing page, and the prices issue 16 itself used
+# for its figures (2.5 write + 3 read units a minute = "$0.08 per strategy-month"). Tokyo is printed
+# beside them as context; at its price one write unit per tick alone is $30.82 per 1,000 months.
+DEFAULT_PRICE_REGION = "us-east-1"
 
 
 # ------------------------------------------------------------------ sizes

@@ -593,7 +593,10 @@ def report_kinds(report: Any, figures: dict[str, KindFigures], order_every: int)
                   hold.per_tick(None, "wru") <= 1)
     report.target("live order: DynamoDB requests per tick", "<= 3", f"{live.per_tick(None, 'requests'):.2f}",
                   live.per_tick(None, "requests") <= 3)
-    report.target("DynamoDB $ per 1,000 strategy-months (mix, Tokyo)", "<= $30", f"${dollars:,.2f}",
+    from bench.dynamo_units import DEFAULT_PRICE_REGION
+
+    report.target(f"DynamoDB $ per 1,000 strategy-months (mix, {DEFAULT_PRICE_REGION})", "<= $30",
+                  f"${dollars:,.2f}",
                   dollars <= 30, f"1 order every {order_every} ticks")
     for kind, figure in figures.items():
         ms = figure.cpu_ms("runner_all_in")
