@@ -1,4 +1,4 @@
-"""The layer's boto3 Session: one per container, whose data loader knows only the layer's services."""
+"""The layer's botocore Session: one per container, whose data loader knows only the layer's services."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_every_getter_builds_its_client_from_the_one_session(fresh_clients) -> N
 def test_the_loader_lists_the_layer_services_without_walking_botocore_data(fresh_clients) -> None:
     """GIVEN the Session's data loader WHEN asked which services exist THEN it answers the layer's
     services (botocore's own loader lists hundreds), and still finds every model file of theirs."""
-    loader = aws._session()._session.get_component("data_loader")
+    loader = aws._session().get_component("data_loader")
     assert loader.list_available_services("service-2") == list(aws.SERVICES)
     assert loader.list_available_services("endpoint-rule-set-1") == list(aws.SERVICES)
     assert len(Loader().list_available_services("service-2")) > 100  # what the walk was
@@ -41,4 +41,4 @@ def test_a_service_outside_the_layer_is_refused_by_name(fresh_clients) -> None:
     """GIVEN the layer's Session WHEN a client of a service not in SERVICES is asked for THEN botocore
     refuses it as unknown: a new service is added to SERVICES with its getter."""
     with pytest.raises(UnknownServiceError):
-        aws._session().client("s3")
+        aws._session().create_client("s3")

@@ -1,7 +1,11 @@
-"""boto3 clients made lazily, once per container, so cold starts stay short and moto can intercept them.
+"""AWS clients made lazily, once per container, so cold starts stay short and moto can intercept them.
 
-boto3 itself honours ``AWS_ENDPOINT_URL`` (the local stack points it at the moto server).
-Tests call ``clear_clients()`` after starting a mock so fresh clients are made inside it.
+They are botocore's low-level clients, the same objects ``boto3.client`` returns, made from a
+botocore Session: importing boto3 itself (s3transfer, multiprocessing, its resource layer) cost
+about 100 ms of every cold start and the layer uses none of it (attribute values:
+``klineo.store.attribute_values``). botocore honours ``AWS_ENDPOINT_URL`` (the local stack points it
+at the moto server). Tests call ``clear_clients()`` after starting a mock so fresh clients are made
+inside it.
 
 The Session's botocore data loader is told which services this layer uses (``SERVICES``): to check
 a service name, botocore's own loader lists every service folder it ships (about 450) and looks
@@ -15,7 +19,6 @@ import threading
 from functools import cache
 from typing import Any
 
-import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import DataNotFoundError
@@ -53,9 +56,9 @@ class _LayerServicesLoader(Loader):
 def _session() -> Any:
     # One Session per container: its loaders and endpoint data are built once and shared by every
     # client (a Session per client pays that again, ~50 ms of cold start for the second client).
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _LayerServicesLoader())
-    return boto3.session.Session(botocore_session=core)
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _LayerServicesLoader())
+    return session
 
 
 _CLIENT_LOCK = threading.Lock()
@@ -65,7 +68,7 @@ _CLIENT_LOCK = threading.Lock()
 def _client(service: str) -> Any:
     # Making clients from one Session is not thread-safe (the runner uses a thread pool).
     with _CLIENT_LOCK:
-        return _session().client(service, config=_CONFIG)
+        return _session().create_client(service, config=_CONFIG)
 
 
 def dynamodb() -> Any:

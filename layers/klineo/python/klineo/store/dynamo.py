@@ -1,7 +1,7 @@
 """DynamoDB plumbing the stores share: attribute values, paged queries and update expressions.
 
-Built on boto3's own ``TypeSerializer``/``TypeDeserializer`` and Query paginator, so each store
-writes only its keys, conditions and item shapes.
+Built on boto3's attribute-value rules (``klineo.store.attribute_values``) and botocore's Query
+paginator, so each store writes only its keys, conditions and item shapes.
 """
 
 from __future__ import annotations
@@ -11,18 +11,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from klineo.settings import get_settings
 from klineo.store import aws
+from klineo.store.attribute_values import deserialize, serialize
 
 __all__ = [
     "Update", "conditional_write", "from_attr", "get_data_item", "query_items", "query_prefix",
     "to_attr", "to_item",
 ]
-
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 
 
 def _no_floats(value: Any) -> Any:
@@ -38,7 +34,7 @@ def _no_floats(value: Any) -> Any:
 
 def to_attr(value: Any) -> dict[str, Any]:
     """A Python value (Decimals, ints, floats, bools, strings, dicts, lists) as a DynamoDB attribute."""
-    return _SERIALIZER.serialize(_no_floats(value))
+    return serialize(_no_floats(value))
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -48,11 +44,11 @@ def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def from_attr(attribute: dict[str, Any]) -> Any:
     """A DynamoDB attribute as a Python value (numbers come back as Decimal)."""
-    return _DESERIALIZER.deserialize(attribute)
+    return deserialize(attribute)
 
 
 def query_items(**request: Any) -> Iterator[dict[str, Any]]:
-    """Every item a Query answers, page after page (boto3's paginator follows LastEvaluatedKey)."""
+    """Every item a Query answers, page after page (botocore's paginator follows LastEvaluatedKey)."""
     for page in aws.dynamodb().get_paginator("query").paginate(**request):
         yield from page.get("Items", [])
 
