@@ -21,6 +21,8 @@ def test_every_kind_decodes_as_boto3_decodes_it(value: Any) -> None:
     """GIVEN a value as DynamoDB stores it WHEN decoded THEN the value, type and digits boto3 gives."""
     attribute = TypeSerializer().serialize(value)
     decoded, expected = from_attr(attribute), TypeDeserializer().deserialize(attribute)
+    if isinstance(expected, Binary):  # the layer reads binary as bytes (klineo.store.attribute_values)
+        expected = expected.value
     assert decoded == expected and repr(decoded) == repr(expected)
 
 

@@ -51,6 +51,14 @@ def captured_logs(monkeypatch: pytest.MonkeyPatch):
     logger.removeHandler(handler)
 
 
+def _invocation_ends() -> None:
+    """What ``@metrics.log_metrics`` does when the invocation ends: the tally's failure lines and the
+    metrics are written (the client writes no line per failed call)."""
+    from klineo.observability import metrics
+
+    metrics.flush_metrics()
+
+
 def _refusal(code: int, msg: str) -> dict:
     """A 400 answer carrying a Binance error code and message."""
     return {"status": 400, "json": {"code": code, "msg": msg}}
@@ -152,6 +160,7 @@ def test_secrets_signatures_and_signed_urls_never_reach_logs_or_exceptions(
         except KlineoError as error:
             errors.append(error)
     assert len(errors) == (0 if steps == SCENARIOS["success"] else len(steps))
+    _invocation_ends()
     signed_urls = [c.request.url for c in rsps.calls if "signature=" in c.request.url]
     assert signed_urls
     if errors:

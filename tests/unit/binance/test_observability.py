@@ -69,3 +69,74 @@ def test_calls_are_summed_and_weight_keeps_its_maximum_until_the_flush(rsps, mak
     assert lines[0]["BinanceCalls"] == [3.0]
     assert lines[0]["BinanceWeightUsed"] == [42.0]
     assert lines[0]["BinanceWeightUsedPercent"] == [pytest.approx(100 * 42 / 6000)]
+
+
+def _failure_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    """The "binance call failed" lines logged since the last call, as the JSON formatter writes them."""
+    import json
+
+    from klineo.observability import logger
+
+    formatter = logger.registered_formatter
+    records = [r for r in caplog.records if r.getMessage() == "binance call failed"]
+    lines = [json.loads(formatter.format(record)) for record in records]
+    caplog.clear()
+    return lines
+
+
+def test_failed_calls_write_no_line_until_the_flush_then_one_line_per_kind(
+    rsps, make_client, creds, metric_set, capsys, caplog
+):
+    """GIVEN three refused calls of one kind and one of another WHEN they fail THEN nothing is logged per
+    call; WHEN the invocation flushes THEN one warning line per kind carries its fields, count and times."""
+    from klineo.observability import metrics
+
+    # GIVEN three -1102 refusals of /api/v3/account and one 401 -2015 of the same path
+    add_time(rsps, SPOT, int(START * 1000))
+    refusal = {"code": -1102, "msg": "Mandatory parameter 'x' was not sent."}
+    for _ in range(3):
+        rsps.get(SPOT + "/api/v3/account", status=400, json=refusal, headers={"X-MBX-USED-WEIGHT-1M": "17"})
+    rsps.get(SPOT + "/api/v3/account", status=401, json={"code": -2015, "msg": "Invalid API-key."})
+    client = make_client()
+    # WHEN the four calls fail
+    for _ in range(4):
+        with pytest.raises(KlineoError):
+            client.signed("GET", "/api/v3/account", None, creds)
+    # THEN no line was written yet
+    assert _failure_lines(caplog) == []
+    # WHEN the invocation ends
+    metrics.flush_metrics()
+    # THEN one line per kind, with the fields of the old per-call line and the tally
+    out = capsys.readouterr().out
+    lines = sorted(_failure_lines(caplog), key=lambda line: line["count"], reverse=True)
+    assert [(line["binance_code"], line["error_category"], line["count"]) for line in lines] == [
+        (-1102, "invalid_request", 3), (-2015, "permission", 1),
+    ]
+    first = lines[0]
+    assert first["level"] == "WARNING"
+    assert (first["binance_method"], first["binance_path"]) == ("GET", "/api/v3/account")
+    assert first["binance_status"] == 400
+    assert first["binance_used_weight"] == 17 and first["binance_weight"] > 0
+    assert first["first_at"] <= first["last_at"] and first["last_at"].endswith("Z")
+    assert '"BinanceErrors":[4.0]' in out  # the metrics of the same flush
+    # AND a second flush writes nothing again: the tally started afresh
+    metrics.flush_metrics()
+    assert _failure_lines(caplog) == []
+
+
+def test_a_handler_that_raises_still_logs_its_failed_calls(rsps, make_client, creds, metric_set, caplog):
+    """GIVEN a handler decorated as every function is WHEN a Binance failure escapes it THEN the failure
+    line is in that invocation's output (the flush runs in log_metrics' finally)."""
+    from klineo.observability import metrics
+
+    add_time(rsps, SPOT, int(START * 1000))
+    rsps.get(SPOT + "/api/v3/account", status=400, json={"code": -1102, "msg": "Mandatory parameter."})
+    client = make_client()
+
+    @metrics.log_metrics
+    def handler(event, context):
+        return client.signed("GET", "/api/v3/account", None, creds)
+
+    with pytest.raises(KlineoError):
+        handler({}, None)
+    assert [line["binance_code"] for line in _failure_lines(caplog)] == [-1102]

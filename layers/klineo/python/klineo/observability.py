@@ -9,6 +9,12 @@ a plain dict update per call, folded into the Powertools metric set once, when t
 ``@metrics.log_metrics`` flushes (or whenever ``tally.drain()`` is called). Counts are summed and
 gauges keep their maximum, so the Sum and Maximum statistics the dashboard and alarms read are the
 same as with one ``add_metric`` per call, for a fraction of the cost.
+
+The same goes for a warning that can repeat per call (a failed Binance call): ``tally.occurrence``
+counts it in memory, and the flush writes one log line per distinct occurrence (its fields, with
+``count``, ``first_at`` and ``last_at``). ``@metrics.log_metrics`` flushes in a ``finally``, so the
+line is in the invocation's logs when the handler raises too; the runner's and reconciler's
+handlers carry the same decorator.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -42,12 +50,14 @@ METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Klineo"
 
 
 class Tally:
-    """Counters (summed) and gauges (maximum) kept in memory until the next flush."""
+    """Counters (summed), gauges (maximum) and repeated log lines kept in memory until the next flush."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, float] = {}
         self._maxima: dict[str, tuple[float, str]] = {}
+        # (message, fields) -> [count, first time, last time, latest values]
+        self._occurrences: dict[tuple[str, tuple[tuple[str, Any], ...]], list[Any]] = {}
 
     def count(self, name: str, value: float = 1.0) -> None:
         """Add ``value`` to the counter ``name`` (unit Count)."""
@@ -61,11 +71,30 @@ class Tally:
             if current is None or value > current[0]:
                 self._maxima[name] = (value, unit)
 
-    def drain(self, target: AmazonCloudWatchEMFProvider | Metrics | None = None) -> None:
-        """Hand every pending value to Powertools (one add_metric per name) and start afresh."""
+    def occurrence(self, message: str, fields: Mapping[str, Any], **latest: Any) -> None:
+        """Count one occurrence of the warning ``message`` with ``fields`` (hashable values).
+
+        At the next drain, one warning line per distinct (message, fields) carries the fields,
+        ``count``, ``first_at``, ``last_at`` and the ``latest`` values of its last occurrence.
+        """
+        now = time.time()
+        key = (message, tuple(fields.items()))
         with self._lock:
-            counts, maxima = self._counts, self._maxima
-            self._counts, self._maxima = {}, {}
+            seen = self._occurrences.get(key)
+            if seen is None:
+                self._occurrences[key] = [1, now, now, latest]
+            else:
+                seen[0] += 1
+                seen[2], seen[3] = now, latest
+
+    def drain(self, target: AmazonCloudWatchEMFProvider | Metrics | None = None) -> None:
+        """Log each pending occurrence once, hand every pending value to Powertools, start afresh."""
+        with self._lock:
+            counts, maxima, occurrences = self._counts, self._maxima, self._occurrences
+            self._counts, self._maxima, self._occurrences = {}, {}, {}
+        for (message, fields), (count, first, last, latest) in occurrences.items():
+            logger.warning(message, extra={**dict(fields), **latest, "count": count,
+                                           "first_at": _iso(first), "last_at": _iso(last)})
         sink = target if target is not None else metrics
         for name, value in counts.items():
             sink.add_metric(name=name, unit="Count", value=value)
@@ -75,7 +104,12 @@ class Tally:
     def clear(self) -> None:
         """Forget every pending value."""
         with self._lock:
-            self._counts, self._maxima = {}, {}
+            self._counts, self._maxima, self._occurrences = {}, {}, {}
+
+
+def _iso(epoch_s: float) -> str:
+    """UTC time with milliseconds, as the logger's own timestamp reads."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + f".{int(epoch_s * 1000) % 1000:03d}Z"
 
 
 tally = Tally()

@@ -3,6 +3,11 @@
 Table names, the secret prefix and the CORS origin are required: code that ships has no fallback
 that could point a function at another stage's data. (``klineo.binance`` reads its own few
 variables in ``klineo.binance.environments``, to keep pydantic out of its import.)
+
+Why this import once cost 27 ms: ``Settings`` was the first pydantic model built in a function, and
+pydantic's first model build scans every installed package's entry points for plugins (template
+Globals set ``PYDANTIC_DISABLE_PLUGINS``). The model is also built on first use, as the request and
+response models are (``klineo.models.base``), so no validator is built at import.
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = ["Settings", "get_settings"]
 
 
 class Settings(BaseModel):
     """The environment variables a function reads, validated once per container."""
+
+    model_config = ConfigDict(defer_build=True)
 
     data_table: str = Field(min_length=1)
     secret_prefix: str = Field(min_length=1)

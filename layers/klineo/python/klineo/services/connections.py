@@ -32,9 +32,6 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
 from klineo.binance import Credentials, Environment, ErrorCategory, KeyType, Market, endpoints, get_client
 from klineo.errors import KlineoError
 from klineo.models.common import (
@@ -87,6 +84,11 @@ def _other(environment: Environment) -> Environment:
 @cache
 def _decoy_private_key(key_type: KeyType) -> str:
     """A throwaway private key of the same type (made once per container), for the signature probe."""
+    # cryptography loads only when an RSA or Ed25519 key is probed: the connection functions that
+    # never probe one (list, delete, ...) import this module too.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     key = ed25519.Ed25519PrivateKey.generate() if key_type is KeyType.ED25519 else rsa.generate_private_key(
         public_exponent=65537, key_size=2048)
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -44,7 +44,6 @@ from klineo.models.strategies import (
     StrategyResponse,
     StrategyUpdateRequest,
 )
-from klineo.runner.on_demand import run_now
 from klineo.runner.pnl import strategy_pnl
 from klineo.store import events as event_store
 from klineo.store import runs as run_store
@@ -286,6 +285,10 @@ def run_strategy_now(user_id: str, strategy_id: str) -> RunNowResponse:
     strategy = _owned(user_id, strategy_id)
     if not strategy.active:
         raise KlineoError(ErrorCategory.CONFLICT, "the strategy is paused; resume it first", field="status")
+    # The runner's execution engine (worker, paper and live execution, candles) loads here, in the
+    # run-now function only: the other strategy routes import this module and never run a strategy.
+    from klineo.runner.on_demand import run_now
+
     done = run_now(strategy, int(time.time() * 1000) + RUN_NOW_BUDGET_MS)
     run = _run_response(done.run) if done.run is not None else None
     outcome = run.status if run is not None else done.result.outcome

@@ -1,7 +1,7 @@
 """DynamoDB plumbing the stores share: attribute values, paged queries and update expressions.
 
-Built on boto3's own ``TypeSerializer``/``TypeDeserializer`` and Query paginator, so each store
-writes only its keys, conditions and item shapes.
+Built on boto3's attribute-value rules (``klineo.store.attribute_values``) and botocore's Query
+paginator, so each store writes only its keys, conditions and item shapes.
 """
 
 from __future__ import annotations
@@ -13,21 +13,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws
+from klineo.store.attribute_values import deserialize, serialize
 
 __all__ = [
     "Update", "conditional_write", "from_attr", "get_data_item", "query_items", "query_prefix",
     "to_attr", "to_item", "transact",
 ]
-
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
-_NUMBER = DYNAMODB_CONTEXT.create_decimal
 
 
 def _no_floats(value: Any) -> Any:
@@ -43,27 +39,7 @@ def _no_floats(value: Any) -> Any:
 
 def to_attr(value: Any) -> dict[str, Any]:
     """A Python value (Decimals, ints, floats, bools, strings, dicts, lists) as a DynamoDB attribute."""
-    return _serialize(_no_floats(value))
-
-
-def _serialize(value: Any) -> dict[str, Any]:
-    """What boto3's ``TypeSerializer`` makes of ``value``, built directly for the kinds our items use
-    (the runner writes a run item every strategy tick); sets, binaries and refusals go to it."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, (int, Decimal)):
-        number = str(_NUMBER(value))
-        if number not in ("Infinity", "NaN"):
-            return {"N": number}
-    elif isinstance(value, str):
-        return {"S": value}
-    elif isinstance(value, dict):
-        return {"M": {name: _serialize(inner) for name, inner in value.items()}}
-    elif isinstance(value, list):
-        return {"L": [_serialize(inner) for inner in value]}
-    return _SERIALIZER.serialize(value)
+    return serialize(_no_floats(value))
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -72,29 +48,12 @@ def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def from_attr(attribute: dict[str, Any]) -> Any:
-    """A DynamoDB attribute as a Python value (numbers come back as Decimal).
-
-    The kinds every item of ours is made of are decoded here directly, exactly as boto3's
-    ``TypeDeserializer`` decodes them (numbers in DynamoDB's decimal context) at a fraction of
-    its cost (the runner decodes every strategy of every tick); sets and binaries go to it.
-    """
-    if len(attribute) == 1:
-        [(kind, value)] = attribute.items()
-        if kind == "S" or kind == "BOOL":
-            return value
-        if kind == "N":
-            return _NUMBER(value)
-        if kind == "M":
-            return {name: from_attr(inner) for name, inner in value.items()}
-        if kind == "L":
-            return [from_attr(inner) for inner in value]
-        if kind == "NULL":
-            return None
-    return _DESERIALIZER.deserialize(attribute)
+    """A DynamoDB attribute as a Python value (numbers come back as Decimal)."""
+    return deserialize(attribute)
 
 
 def query_items(**request: Any) -> Iterator[dict[str, Any]]:
-    """Every item a Query answers, page after page (boto3's paginator follows LastEvaluatedKey)."""
+    """Every item a Query answers, page after page (botocore's paginator follows LastEvaluatedKey)."""
     for page in aws.dynamodb().get_paginator("query").paginate(**request):
         yield from page.get("Items", [])
 
