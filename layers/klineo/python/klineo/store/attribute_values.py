@@ -44,6 +44,8 @@ def deserialize(attribute: dict[str, Any]) -> Any:
             return [deserialize(inner) for inner in value]
         if kind == "NULL":
             return None
+    elif not attribute:
+        raise TypeError("an attribute value names exactly one DynamoDB type")
     return _DESERIALIZE(attribute)
 
 
