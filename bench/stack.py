@@ -226,6 +226,7 @@ def local_stack(**simulator_config: Any) -> Iterator[Stack]:
     """moto + simulator + the functions' environment; everything restored on exit."""
     from moto import mock_aws
 
+    from local.aws_emulation import serialize_dynamodb
     from local.binance_sim import Simulator
     from local.binance_urls import binance_environment
     from local.template import (
@@ -248,6 +249,7 @@ def local_stack(**simulator_config: Any) -> Iterator[Stack]:
         "POWERTOOLS_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "ERROR"),
     }
     removed = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "BINANCE_HTTPS_PROXY")
+    serialize_dynamodb()
     sim = Simulator(**simulator_config).start()
     try:
         with mock.patch.dict(os.environ, base_env), mock_aws(), warnings.catch_warnings():

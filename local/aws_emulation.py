@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "provision",
     "required_settings",
     "schedule_specs",
+    "serialize_dynamodb",
 ]
 
 # Fake credentials: boto3 signs requests with them, moto accepts anything, no real account is reachable.
@@ -54,10 +56,37 @@ LOCAL_COGNITO_POOL = "ap-northeast-1_KlineoLocal"
 LOCAL_COGNITO_CLIENT = "klineo-local-client"
 
 
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def serialize_dynamodb() -> None:
+    """Make moto's DynamoDB handle one request at a time, as one linearizable table service would.
+
+    moto's TransactWriteItems deep-copies the whole table to roll back on a cancellation, and
+    another thread's write changing the table during that copy fails the transaction with
+    "dictionary changed size during iteration" (a 500 real DynamoDB never gives). The runner's
+    thread pool writes its runs and transactions concurrently, so every place that runs moto
+    (the local stack's server, the tests' and the benchmarks' in-process mock) calls this once.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_klineo_serialized", False):
+        return
+    unlocked = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return unlocked(self)
+
+    call_action._klineo_serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 class MotoServer:
     """moto's threaded server, bound to 127.0.0.1 (never 0.0.0.0), quiet on the console."""
 
     def __init__(self, port: int):
+        serialize_dynamodb()
         self.port = port
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 

@@ -14,7 +14,7 @@ from klineo.store import aws as aws_clients
 from klineo.store.order_claim import forget_connection
 from moto import mock_aws
 
-from local.aws_emulation import functions_environment, provision, required_settings
+from local.aws_emulation import functions_environment, provision, required_settings, serialize_dynamodb
 from local.template import Resolver, load_template
 
 pytest_plugins = ["local.binance_sim.pytest_plugin"]
@@ -86,6 +86,7 @@ def aws(aws_credentials: None, resolver: Resolver, monkeypatch: pytest.MonkeyPat
     aws_clients.clear_clients()
     get_settings.cache_clear()
     forget_connection()
+    serialize_dynamodb()
     with mock_aws():
         provision(resolver)
         for name, value in functions_environment(resolver).items():

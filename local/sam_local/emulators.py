@@ -16,6 +16,7 @@ import threading
 
 from moto.server import ThreadedMotoServer
 
+from local.aws_emulation import serialize_dynamodb
 from local.binance_sim.config import SimulatorConfig
 from local.binance_sim.server import SimulatorHTTPServer
 from local.binance_sim.state import SimulatorState
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sim-port", type=int, default=8900)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    serialize_dynamodb()
     moto = ThreadedMotoServer(ip_address=ANY_INTERFACE, port=args.moto_port, verbose=False)
     moto.start()
     simulator = SimulatorHTTPServer(SimulatorState(SimulatorConfig()), args.sim_port, host=ANY_INTERFACE)
