@@ -193,6 +193,8 @@ def test_runner_kinds_counts_units_and_cpu_of_hold_and_live_ticks(capsys: pytest
     report = Report("runner_tick", "smoke", module="bench.runner_tick", argv=[])
     runner_kinds.report_kinds(report, figures, order_every=20)
     names = {target.name for target in report.targets}
-    assert {"hold: write units per tick", "DynamoDB $ per 1,000 strategy-months (mix, us-east-1)",
-            "runner CPU per tick: hold", "fan-out: 10,000 strategies over 100 markets"} <= names
+    assert {"hold: write units per tick",
+            "DynamoDB $ per 1,000 strategy-months (every tick a hold, us-east-1)",
+            "runner's own CPU per tick (turn without botocore): hold",
+            "fan-out: 10,000 strategies over 100 markets"} <= names
     assert "per million WRU" in capsys.readouterr().out
