@@ -63,12 +63,18 @@ def _closing_orders(sim: Any, account: Any) -> list[Any]:
 def test_positions_read_matches_the_simulator_after_an_order(sim_env, invoke, futures_connection):
     """GIVEN a MARKET BUY filled WHEN positions are read THEN one LONG matching Binance's positionRisk."""
     _open_long(invoke, futures_connection.id)
-
-    response = _positions(invoke, futures_connection.id)
+    # The simulated mark price moves with the clock: hold it still so both reads see one price
+    # (on a loaded machine the two reads fell in different moments and the notionals differed).
+    mark = _sim_rows(sim_env, futures_connection.account.id)[0]["markPrice"]
+    sim_env.set_mark_price("BTCUSDT", float(mark))
+    try:
+        response = _positions(invoke, futures_connection.id)
+        (row,) = _sim_rows(sim_env, futures_connection.account.id)
+    finally:
+        sim_env.set_mark_price("BTCUSDT", None)
 
     assert response["statusCode"] == 200, response["body"]
     (position,) = body_of(response)["positions"]
-    (row,) = _sim_rows(sim_env, futures_connection.account.id)
     assert position["symbol"] == "BTCUSDT" and position["side"] == "LONG"
     assert position["position_side"] == "BOTH"
     assert Decimal(position["amount"]) == Decimal(row["positionAmt"]) == Decimal("0.002")
