@@ -12,7 +12,7 @@ from klineo.store.orders import (
     get_order_record,
     put_new_record,
     record_order_outcome,
-    record_strategy_order,
+    strategy_order_record,
 )
 
 USER = "user-1"
@@ -81,10 +81,10 @@ def test_history_time_range_and_filters_are_applied(aws):
 
 def test_strategy_order_is_recorded_once_with_the_strategy_as_origin(aws):
     """GIVEN a strategy's order WHEN recorded twice THEN one record, origin = the strategy id, unsettled."""
-    first = record_strategy_order(USER, "s-1", strategy_id="f" * 32, connection_id=CONNECTION,
-                                  symbol="BTCUSDT", params={"side": "BUY"}, attempt_ms=5)
-    second = record_strategy_order(USER, "s-1", strategy_id="f" * 32, connection_id=CONNECTION,
-                                   symbol="BTCUSDT", params={"side": "SELL"}, attempt_ms=6)
+    first = put_new_record(strategy_order_record(USER, "s-1", strategy_id="f" * 32, connection_id=CONNECTION,
+                                                 symbol="BTCUSDT", params={"side": "BUY"}, attempt_ms=5))
+    second = put_new_record(strategy_order_record(USER, "s-1", strategy_id="f" * 32, connection_id=CONNECTION,
+                                                  symbol="BTCUSDT", params={"side": "SELL"}, attempt_ms=6))
 
     assert (first, second) == (True, False)
     record = get_order_record(USER, "s-1")

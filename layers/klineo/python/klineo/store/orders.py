@@ -68,7 +68,6 @@ __all__ = [
     "put_new_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
-    "record_strategy_order",
     "strategy_order_record",
     "unsettled_keys",
 ]
@@ -444,31 +443,6 @@ def put_new_record(record: OrderRecord) -> bool:
     return True
 
 
-def record_strategy_order(
-    user_id: str,
-    client_order_id: str,
-    *,
-    strategy_id: str,
-    connection_id: str,
-    symbol: str,
-    params: dict[str, str],
-    status: str = STATUS_PENDING,
-    attempt_ms: int,
-    order_id: int | None = None,
-    result: dict[str, Any] | None = None,
-) -> bool:
-    """Record an order a strategy placed (origin = the strategy's id), once; True when this call wrote it.
-
-    For the runner (``klineo.runner.execution``): call it before sending (status PENDING) and
-    ``record_order_outcome`` after, as the API route does; a non-final record is picked up by the
-    reconciler (unsettled index), so an outcome the runner never learned is still settled.
-    """
-    return put_new_record(strategy_order_record(
-        user_id, client_order_id, strategy_id=strategy_id, connection_id=connection_id, symbol=symbol,
-        params=params, status=status, attempt_ms=attempt_ms, order_id=order_id, result=result,
-    ))
-
-
 def strategy_order_record(
     user_id: str,
     client_order_id: str,
@@ -484,8 +458,9 @@ def strategy_order_record(
 ) -> OrderRecord:
     """The record of an order a strategy places (origin = the strategy's id), created now (not written).
 
-    Written by ``record_strategy_order``, or as a Put of the runner's claim transaction
-    (``klineo.store.runs.claim_live_order``) with its ``to_item()``.
+    Written as a Put of the runner's claim transaction (``klineo.store.runs.claim_live_order``)
+    with its ``to_item()``; a non-final record is picked up by the reconciler (unsettled index), so
+    an outcome the runner never learned is still settled.
     """
     now = _now_iso()
     return OrderRecord(
