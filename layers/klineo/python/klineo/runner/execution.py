@@ -75,6 +75,7 @@ from klineo.runner.candles import CandleGroup
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
 from klineo.runner.paper import book_of, ledger_of, paper_exit, protective_record
+from klineo.runner.planning import OrderPlan, plan_order
 from klineo.runner.pnl import live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.schedule import client_order_id, is_superseded
@@ -179,43 +180,6 @@ class StrategyResult:
     outcome: str
     detail: str | None = None
     retry: bool = False
-
-
-@dataclass(frozen=True)
-class OrderPlan:
-    """Target position and, when it differs from the current one, the order that reaches it."""
-
-    target: Decimal
-    side: str | None = None
-    quantity: Decimal | None = None
-    reduce_only: bool = False
-
-
-def plan_order(
-    signal: Signal, size: Decimal, position: Decimal, rules: SymbolRules, reference_price: Decimal,
-) -> OrderPlan:
-    """The target for ``signal`` and the MARKET order from ``position`` to it, rounded to the symbol's rules.
-
-    Raises KlineoError(INVALID_REQUEST) when the size or the difference is below the symbol's
-    minimum quantity or order value.
-    """
-    if signal is Signal.HOLD:
-        return OrderPlan(target=position)
-    if signal is Signal.FLAT:
-        target = Decimal(0)
-    else:
-        side = "BUY" if signal is Signal.LONG else "SELL"
-        unit, _ = rules.prepare_order(side, "MARKET", size, None, reference_price)
-        target = unit if signal is Signal.LONG else -unit
-    delta = target - position
-    if delta == 0:
-        return OrderPlan(target=target)
-    side = "BUY" if delta > 0 else "SELL"
-    reduce_only = position != 0 and (delta > 0) != (position > 0) and abs(delta) <= abs(position)
-    quantity, _ = rules.prepare_order(
-        side, "MARKET", abs(delta), None, reference_price, reduce_only=reduce_only,
-    )
-    return OrderPlan(target=target, side=side, quantity=quantity, reduce_only=reduce_only)
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -45,7 +45,7 @@ from klineo.binance import Candle, Environment, Market, SymbolRules, get_client,
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.backtest import BacktestRequest, BacktestResponse, BacktestResult
 from klineo.observability import logger
-from klineo.runner.execution import plan_order
+from klineo.runner.planning import plan_order
 from klineo.services.kline_history import closed_candles
 from klineo.settings import get_settings
 from klineo.store import aws
