@@ -12,6 +12,7 @@ deployed stack's names, which template.yaml fixes (``klineo-<stage>-…``).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -80,6 +81,85 @@ def serialize_dynamodb() -> None:
 
     call_action._klineo_serialized = True  # type: ignore[attr-defined]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    _transactions_without_table_copies()
+
+
+def _transactions_without_table_copies() -> None:
+    """moto's TransactWriteItems, without deep-copying the whole table once per action.
+
+    moto snapshots every table a transaction names (once per action) so that it can roll back: a
+    runner test of 200 orders spent minutes copying its table. Under ``serialize_dynamodb``'s lock
+    nothing changes between reading and writing, so this checks every action's condition first
+    (nothing written yet: a refusal needs no rollback and gives moto's own cancellation reasons),
+    then applies the writes, keeping copies of only the items it touches to put back should a write
+    fail anyway (a malformed update). Anything unusual goes to moto's own implementation.
+    """
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import MultipleTransactionsException, TransactionCanceledException
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+
+    def target(self: Any, op_type: str, op: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        table = self.get_table(op["TableName"])
+        if op_type != "Put":
+            return op["TableName"], op["Key"]
+        names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+        return op["TableName"], {name: op["Item"][name] for name in names}
+
+    def reason(self: Any, op: dict[str, Any], table_name: str, key: dict[str, Any]) -> tuple[Any, Any, Any]:
+        current = self.get_item(table_name, key)
+        condition = op.get("ConditionExpression")
+        if condition is None or get_filter_expression(
+            condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues"),
+        ).expr(current):
+            return None, None, None
+        keep = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current
+        return "ConditionalCheckFailed", "The conditional request failed", (
+            current.to_json()["Attributes"] if keep else None)
+
+    def apply(self: Any, op_type: str, op: dict[str, Any], table_name: str, key: dict[str, Any]) -> None:
+        names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        if op_type == "Put":
+            self.put_item(table_name, op["Item"])
+        elif op_type == "Delete":
+            self.delete_item(table_name, key)
+        elif op_type == "Update":
+            self.update_item(table_name, key, update_expression=op["UpdateExpression"],
+                             expression_attribute_names=names, expression_attribute_values=values)
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        try:
+            actions = [(op_type, op, *target(self, op_type, op))
+                       for item in transact_items if len(item) == 1 for op_type, op in item.items()]
+        except Exception:  # noqa: BLE001 - unknown table, missing key...: moto says it its own way
+            return original(self, transact_items)
+        known = {"ConditionCheck", "Put", "Delete", "Update"}
+        if len(actions) != len(transact_items) or len(actions) > 100 or any(
+            op_type not in known for op_type, *_ in actions
+        ):
+            return original(self, transact_items)
+        keys = [(table_name, str(sorted(key.items()))) for _, _, table_name, key in actions]
+        if len(set(keys)) != len(keys):
+            raise MultipleTransactionsException()
+        reasons = [reason(self, op, table_name, key) for _, op, table_name, key in actions]
+        if any(code is not None for code, _, _ in reasons):
+            raise TransactionCanceledException(reasons)
+        before = [(table_name, key, copy.deepcopy(self.get_item(table_name, key)))
+                  for _, _, table_name, key in actions]
+        try:
+            for op_type, op, table_name, key in actions:
+                apply(self, op_type, op, table_name, key)
+        except Exception:
+            for table_name, key, item in before:
+                if item is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, item.to_json()["Attributes"])
+            raise
+        return None
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 class MotoServer:
