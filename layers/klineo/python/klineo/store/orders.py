@@ -337,26 +337,15 @@ def get_order_record(user_id: str, client_order_id: str) -> OrderRecord | None:
     return OrderRecord.from_item(item) if item else None
 
 
-def record_order_outcome(
-    user_id: str,
-    client_order_id: str,
-    *,
-    status: str,
-    order_id: int | None = None,
-    result: dict[str, Any] | None = None,
-    error: dict[str, Any] | None = None,
-    params: dict[str, str] | None = None,
-    fills: list[dict[str, Any]] | None = None,
-) -> None:
+def record_order_outcome(user_id: str, client_order_id: str, **outcome: Any) -> None:
     """Store what became of the order (one UpdateItem); a known result clears an earlier error.
 
-    The attempt's lease ends with it: a later retry with the same key may resume the order. A settled
-    state (final with ``fills``, or REJECTED/UNKNOWN_PURGED) also leaves the unsettled index (REMOVE
-    gsi2pk, gsi2sk).
+    ``outcome``: the keywords of ``order_outcome_update`` (status, order_id, result, error, params,
+    fills). The attempt's lease ends with it: a later retry with the same key may resume the order.
+    A settled state (final with ``fills``, or REJECTED/UNKNOWN_PURGED) also leaves the unsettled
+    index (REMOVE gsi2pk, gsi2sk).
     """
-    aws.dynamodb().update_item(**order_outcome_update(
-        user_id, client_order_id, status=status, order_id=order_id, result=result, error=error, params=params,
-        fills=fills))
+    aws.dynamodb().update_item(**order_outcome_update(user_id, client_order_id, **outcome))
 
 
 def order_outcome_update(
