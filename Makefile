@@ -79,9 +79,12 @@ validate: $(TOOLS)/.installed
 ## make build: `sam build` with the runtime's interpreter (python3.13 from pyenv) first on PATH, then
 ## every .py of the build precompiled: Lambda's code folders are read-only, so without shipped
 ## bytecode each cold start compiles the layer again. unchecked-hash: zip timestamps would make
-## timestamp-checked bytecode stale.
+## timestamp-checked bytecode stale. botocore's endpoints and our services' models are written into
+## the layer without what our clients never read (klineo.store.botocore_data).
 build: $(TOOLS)/.installed
 	PATH="$(PY313)/bin:$$PATH" $(TOOLS)/bin/sam build
+	PYTHONPATH=.aws-sam/build/KlineoLayer/python $(PY313)/bin/python -m klineo.store.botocore_data \
+		.aws-sam/build/KlineoLayer/python
 	$(PY313)/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 BENCH := .venv-bench

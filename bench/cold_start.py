@@ -20,7 +20,8 @@ LAMBDA_TASK_ROOT set so Powertools' Tracer is active and patches botocore/reques
 temporary folder without __pycache__ and run with PYTHONDONTWRITEBYTECODE, as on Lambda where the
 layer's own .py files ship as ``make build`` leaves them: precompiled by ``compileall`` with
 unchecked-hash bytecode, since /opt is read-only and zip timestamps would make checked bytecode
-stale) and "with pyc" (the repo tree, bytecode cached). Installed packages have their bytecode in
+stale, and with botocore's data trimmed to our services by ``klineo.store.botocore_data``) and "with
+pyc" (the repo tree, bytecode cached, botocore's own data). Installed packages have their bytecode in
 both modes, as pip puts it there.
 
 On a missed target the subject is re-run once under ``-X importtime`` and the heaviest imports
@@ -430,13 +431,25 @@ def import_profile(
 
 
 def _deployed_copy() -> Path:
-    """The layer's klineo/ and functions/ as ``make build`` ships them: fresh copies, precompiled."""
+    """The layer's klineo/ and functions/ as ``make build`` ships them: fresh copies, botocore data
+    trimmed, precompiled."""
     root = Path(tempfile.mkdtemp(prefix="klineo-cold-start-"))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(LAYER_PATH / "klineo", root / "layer" / "klineo", ignore=ignore)
     shutil.copytree(REPO_ROOT / "functions", root / "code" / "functions", ignore=ignore)
+    trim_botocore_data(root / "layer")
     precompile(root)
     return root
+
+
+def trim_botocore_data(layer_root: Path) -> None:
+    """What ``make build`` writes into the layer: botocore's data cut to our services, from this botocore."""
+    subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "klineo.store.botocore_data", str(layer_root)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(layer_root)},
+    )
 
 
 def precompile(root: Path) -> None:
