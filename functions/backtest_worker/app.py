@@ -1,7 +1,7 @@
 """SQS: run queued backtest jobs; a job that hit a retryable error is reported for redelivery."""
 
 from klineo.observability import logger, metrics, tracer
-from klineo.services.backtest import handle_job_batch
+from klineo.services.backtest_jobs import handle_job_batch
 
 
 @logger.inject_lambda_context(log_event=False)

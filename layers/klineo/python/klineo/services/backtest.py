@@ -19,7 +19,8 @@ Where the candles come from and what is answered when:
 - Up to ``SYNC_MAX_CANDLES`` candles (10,000: a year of 1h candles is 8,760) the answer comes in
   the request (the benchmark measures a year of 1h well inside API Gateway's 29 s). Longer periods
   (up to ``MAX_CANDLES``) become a job: ``202`` with a ``job_id``, run by the backtest worker from
-  the backtest queue and polled with ``GET /strategies/backtest/{jobId}``.
+  the backtest queue (``klineo.services.backtest_jobs``) and polled with
+  ``GET /strategies/backtest/{jobId}``.
 - The result is bounded: at most ``TRADES_SHOWN`` trades (the first ones; ``trades_truncated``
   says so) and at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's
   equity, plus the last candle's. Max drawdown is measured on every candle, before downsampling.
@@ -38,13 +39,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from klineo.binance import Candle, Environment, Market, SymbolRules, get_client, get_symbol_rules
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.backtest import BacktestRequest, BacktestResponse, BacktestResult
-from klineo.observability import logger
 from klineo.runner.planning import plan_order
 from klineo.services.kline_history import closed_candles
 from klineo.settings import get_settings
@@ -64,7 +61,6 @@ __all__ = [
     "BacktestSpec",
     "Simulation",
     "get_backtest",
-    "handle_job_batch",
     "run_backtest_job",
     "run_spec",
     "simulate",
@@ -353,31 +349,3 @@ def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None) -> st
         return "failed"
     job_store.finish_job(user_id, job_id, result)
     return "done"
-
-
-def _job_record(record: SQSRecord) -> None:
-    """One job message: run it; a retryable failure raises so SQS delivers the message again."""
-    try:
-        message = json.loads(record.body)
-        user_id, job_id = str(message["user_id"]), str(message["job_id"])
-    except (ValueError, KeyError, TypeError):
-        logger.warning("unreadable backtest message dropped", extra={"message_id": record.message_id})
-        return
-    try:
-        outcome = run_backtest_job(user_id, job_id)
-    except Exception:
-        if int(record.attributes.approximate_receive_count) < JOB_ATTEMPTS:
-            raise  # SQS delivers it again after the visibility timeout
-        logger.exception("backtest job failed for good", extra={"job_id": job_id})
-        job_store.finish_job(user_id, job_id, None, "the backtest could not be completed; please retry later")
-        return
-    logger.info("backtest job", extra={"job_id": job_id, "outcome": outcome})
-
-
-def handle_job_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Entry point of the backtest worker's SQS event: run each job; report the ones to redeliver."""
-    return process_partial_response(
-        event=event, record_handler=_job_record,
-        processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-        context=context,
-    )
