@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from klineo.api import build_resolver, current_user_id
 from klineo.models.futures import FuturesOrderResponse
 from klineo.observability import logger, metrics, tracer
-from klineo.services.positions import close_position
+from klineo.services.position_close import close_position
 
 app = build_resolver()
 

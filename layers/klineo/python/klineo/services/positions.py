@@ -1,4 +1,4 @@
-"""Positions of a connection, read from Binance, and closing one of them.
+"""Positions of a connection, read from Binance (closing one: ``klineo.services.position_close``).
 
 The view (``list_positions``) is what Binance says now, never our records: /fapi/v3/positionRisk
 (weight 5) for the positions, /fapi/v1/symbolConfig (weight 5, every symbol in one call) for
@@ -6,39 +6,23 @@ leverage and margin type (v3 has neither, facts §11), and /fapi/v1/openAlgoOrde
 (weight 1 each) for the protective orders, each labelled with its ``role`` when it is one of our
 stop-loss / take-profit orders (one BatchGetItem). A liquidation, an ADL or a trade made in Binance's app
 shows here at once because nothing is cached.
-
-Closing (``close_position``) is an ordinary order through ``klineo.services.futures``: a MARKET
-order for the whole position, reduceOnly in one-way mode, positionSide in hedge mode (where Binance
-refuses reduceOnly). It passes the same risk gate (a close passes under a kill switch) and the same
-exactly-once machinery; the Idempotency-Key is required (428 without it). A retry with the same key
-does not read the position again (it may be 0 by then): the order the key placed is found from its
-record and repeated with the same body, so the idempotency layer answers with the first outcome.
-After the close, the open algo orders that close that position side (our stop-loss / take-profit
-and any other reduce-only or closePosition ones) are cancelled (``klineo.services.protective``).
 """
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from klineo.binance import call_deadline, endpoints
+from klineo.binance import endpoints
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.models.positions import ForeignTrade, FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
-from klineo.observability import logger
-from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
-from klineo.services.orders import Deadline, idempotent_client_order_id
-from klineo.services.protective import cancel_protective_orders
 from klineo.services.reconcile import recent_foreign_fills
 from klineo.store.connections import Connection, connection_credentials, require_connection
-from klineo.store.orders import OrderRecord, get_order_record, get_order_records
-from klineo.validation import SYMBOL_PATTERN
+from klineo.store.orders import OrderRecord, get_order_records
 
-__all__ = ["close_position", "list_positions"]
+__all__ = ["list_positions", "open_position_rows", "position_number"]
 
 _MARGIN_TYPES = {"ISOLATED": "isolated", "CROSSED": "cross"}
 _ZERO = Decimal(0)
@@ -48,7 +32,8 @@ def _unreadable() -> KlineoError:
     return KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable position.")
 
 
-def _number(row: dict[str, Any], key: str) -> Decimal:
+def position_number(row: dict[str, Any], key: str) -> Decimal:
+    """A finite decimal field of a Binance position row; an unreadable one is upstream_unavailable."""
     try:
         value = Decimal(str(row.get(key)))
     except (InvalidOperation, ValueError):
@@ -87,29 +72,29 @@ def _guards(position_side: str, side: str, algo: ProtectiveOrder) -> bool:
 
 
 def _position(row: dict[str, Any], config: dict[str, Any], algos: list[ProtectiveOrder]) -> FuturesPosition:
-    amount = _number(row, "positionAmt")
+    amount = position_number(row, "positionAmt")
     position_side = str(row.get("positionSide") or "BOTH")
     side = position_side if position_side in ("LONG", "SHORT") else ("LONG" if amount > 0 else "SHORT")
-    liquidation = _number(row, "liquidationPrice")
+    liquidation = position_number(row, "liquidationPrice")
     leverage = config.get("leverage")
     return FuturesPosition(
         symbol=str(row.get("symbol", "")),
         side=side,
         position_side=position_side if position_side in ("LONG", "SHORT") else "BOTH",
         amount=_text(abs(amount)),
-        entry_price=_text(_number(row, "entryPrice")),
-        mark_price=_text(_number(row, "markPrice")),
-        unrealized_pnl=_text(_number(row, "unRealizedProfit")),
+        entry_price=_text(position_number(row, "entryPrice")),
+        mark_price=_text(position_number(row, "markPrice")),
+        unrealized_pnl=_text(position_number(row, "unRealizedProfit")),
         leverage=int(leverage) if str(leverage).isdigit() else None,
         margin_type=_MARGIN_TYPES.get(str(config.get("marginType", "")).upper()),
         liquidation_price=_text(liquidation) if liquidation > 0 else None,
-        notional=_text(abs(_number(row, "notional"))),
+        notional=_text(abs(position_number(row, "notional"))),
         update_time=int(row["updateTime"]) if isinstance(row.get("updateTime"), int) else None,
         protective_orders=[a for a in algos if _guards(position_side, side, a)],
     )
 
 
-def _open_rows(connection: Connection, symbol: str | None = None) -> list[dict[str, Any]]:
+def open_position_rows(connection: Connection, symbol: str | None = None) -> list[dict[str, Any]]:
     """positionRisk rows with a non-zero amount (v3 also lists symbols that only hold open orders)."""
     client, creds = futures_client(connection), connection_credentials(connection)
     try:
@@ -119,13 +104,13 @@ def _open_rows(connection: Connection, symbol: str | None = None) -> list[dict[s
         raise
     if not isinstance(rows, list):
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable positions.")
-    return [r for r in rows if isinstance(r, dict) and _number(r, "positionAmt") != _ZERO]
+    return [r for r in rows if isinstance(r, dict) and position_number(r, "positionAmt") != _ZERO]
 
 
 def list_positions(user_id: str, connection_id: str) -> FuturesPositionsResponse:
     """The connection's open positions with leverage, margin type and protective orders (module docstring)."""
     connection = require_connection(user_id, connection_id)
-    rows = _open_rows(connection)
+    rows = open_position_rows(connection)
     positions: list[FuturesPosition] = []
     if rows:
         client, creds = futures_client(connection), connection_credentials(connection)
@@ -158,88 +143,3 @@ def _foreign_trade(record: OrderRecord) -> ForeignTrade:
 
 def _optional_text(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-# ---------------------------------------------------------------- close
-
-
-def _closing_order(connection: Connection, symbol: str, position_side: str | None) -> FuturesOrderRequest:
-    """A MARKET order for the whole position: reduceOnly in one-way mode, positionSide in hedge mode."""
-    rows = _open_rows(connection, symbol)
-    if position_side is not None:
-        rows = [r for r in rows if str(r.get("positionSide") or "BOTH") == position_side]
-    if not rows:
-        message = f"There is no open position on {symbol} on this connection."
-        raise KlineoError(ErrorCategory.NOT_FOUND, message, field="symbol")
-    if len(rows) > 1:
-        raise KlineoError(
-            ErrorCategory.INVALID_REQUEST,
-            "This symbol holds both a LONG and a SHORT position: choose one with position_side.",
-            field="position_side",
-        )
-    amount = _number(rows[0], "positionAmt")
-    held_side = str(rows[0].get("positionSide") or "BOTH")
-    hedge = held_side in ("LONG", "SHORT")
-    long = held_side == "LONG" or (not hedge and amount > 0)
-    return FuturesOrderRequest(
-        connection_id=connection.connection_id,
-        symbol=symbol,
-        side="SELL" if long else "BUY",
-        type="MARKET",
-        quantity=abs(amount),
-        reduceOnly=not hedge,
-        positionSide=held_side,
-    )
-
-
-def _same_close(order: FuturesOrderRequest, connection_id: str, symbol: str) -> bool:
-    closes = order.reduceOnly or (order.side, order.positionSide) in (("SELL", "LONG"), ("BUY", "SHORT"))
-    same_place = order.connection_id == connection_id and order.symbol == symbol
-    return closes and same_place and order.type == "MARKET"
-
-
-def close_position(
-    user_id: str,
-    connection_id: str,
-    symbol: str,
-    idempotency_key: str | None,
-    position_side: str | None = None,
-    lambda_context: Any = None,
-) -> FuturesOrderResponse:
-    """Close the whole position on ``symbol`` with one MARKET order, exactly once per Idempotency-Key."""
-    if idempotency_key is None:
-        raise KlineoError(
-            ErrorCategory.PRECONDITION_REQUIRED,
-            f"Closing a position needs an {IDEMPOTENCY_HEADER} header: with it, a retry after a timeout or "
-            "a lost answer returns the first close instead of sending a second order.",
-            field=IDEMPOTENCY_HEADER,
-        )
-    if not isinstance(symbol, str) or re.fullmatch(SYMBOL_PATTERN, symbol) is None:
-        raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol must be 2 to 20 capital letters or digits",
-                          field="symbol")
-    record = get_order_record(user_id, idempotent_client_order_id(user_id, idempotency_key))
-    if record is not None:
-        order = FuturesOrderRequest.model_validate(record.request)
-        if not _same_close(order, connection_id, symbol):
-            raise KlineoError(
-                ErrorCategory.CONFLICT,
-                f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
-                field=IDEMPOTENCY_HEADER,
-            )
-    else:
-        # The position read is under the route's deadline too (the order then takes a fresh one).
-        with call_deadline(Deadline.of_invocation(lambda_context).at):
-            order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
-    closed = place_futures_order(user_id, order, idempotency_key, lambda_context)
-    _cancel_guards(user_id, connection_id, symbol, order.positionSide)
-    return closed
-
-
-def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str) -> None:
-    """After a close, no protective order may stay armed on that side: a stale stop must never close a
-    later position. A failure here never hides the close's outcome (the reconciler cleans up later)."""
-    try:
-        cancel_protective_orders(user_id, require_connection(user_id, connection_id), symbol, position_side)
-    except KlineoError as exc:
-        logger.warning("protective orders not cancelled after a close",
-                       extra={"symbol": symbol, "category": str(exc.category)})

@@ -1,0 +1,115 @@
+"""Closing a position: one MARKET order through ``klineo.services.futures``, exactly once.
+
+Closing (``close_position``) is an ordinary order through ``klineo.services.futures``: a MARKET
+order for the whole position, reduceOnly in one-way mode, positionSide in hedge mode (where Binance
+refuses reduceOnly). It passes the same risk gate (a close passes under a kill switch) and the same
+exactly-once machinery; the Idempotency-Key is required (428 without it). A retry with the same key
+does not read the position again (it may be 0 by then): the order the key placed is found from its
+record and repeated with the same body, so the idempotency layer answers with the first outcome.
+After the close, the open algo orders that close that position side (our stop-loss / take-profit
+and any other reduce-only or closePosition ones) are cancelled (``klineo.services.protective``).
+
+Apart from ``klineo.services.positions`` (the read) so that GET positions does not import the order
+path (``klineo.services.futures`` and its stores), which only closing uses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from klineo.binance import call_deadline
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
+from klineo.observability import logger
+from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
+from klineo.services.orders import Deadline, idempotent_client_order_id
+from klineo.services.positions import open_position_rows, position_number
+from klineo.services.protective import cancel_protective_orders
+from klineo.store.connections import Connection, require_connection
+from klineo.store.orders import get_order_record
+from klineo.validation import SYMBOL_PATTERN
+
+__all__ = ["close_position"]
+
+
+def _closing_order(connection: Connection, symbol: str, position_side: str | None) -> FuturesOrderRequest:
+    """A MARKET order for the whole position: reduceOnly in one-way mode, positionSide in hedge mode."""
+    rows = open_position_rows(connection, symbol)
+    if position_side is not None:
+        rows = [r for r in rows if str(r.get("positionSide") or "BOTH") == position_side]
+    if not rows:
+        message = f"There is no open position on {symbol} on this connection."
+        raise KlineoError(ErrorCategory.NOT_FOUND, message, field="symbol")
+    if len(rows) > 1:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            "This symbol holds both a LONG and a SHORT position: choose one with position_side.",
+            field="position_side",
+        )
+    amount = position_number(rows[0], "positionAmt")
+    held_side = str(rows[0].get("positionSide") or "BOTH")
+    hedge = held_side in ("LONG", "SHORT")
+    long = held_side == "LONG" or (not hedge and amount > 0)
+    return FuturesOrderRequest(
+        connection_id=connection.connection_id,
+        symbol=symbol,
+        side="SELL" if long else "BUY",
+        type="MARKET",
+        quantity=abs(amount),
+        reduceOnly=not hedge,
+        positionSide=held_side,
+    )
+
+
+def _same_close(order: FuturesOrderRequest, connection_id: str, symbol: str) -> bool:
+    closes = order.reduceOnly or (order.side, order.positionSide) in (("SELL", "LONG"), ("BUY", "SHORT"))
+    same_place = order.connection_id == connection_id and order.symbol == symbol
+    return closes and same_place and order.type == "MARKET"
+
+
+def close_position(
+    user_id: str,
+    connection_id: str,
+    symbol: str,
+    idempotency_key: str | None,
+    position_side: str | None = None,
+    lambda_context: Any = None,
+) -> FuturesOrderResponse:
+    """Close the whole position on ``symbol`` with one MARKET order, exactly once per Idempotency-Key."""
+    if idempotency_key is None:
+        raise KlineoError(
+            ErrorCategory.PRECONDITION_REQUIRED,
+            f"Closing a position needs an {IDEMPOTENCY_HEADER} header: with it, a retry after a timeout or "
+            "a lost answer returns the first close instead of sending a second order.",
+            field=IDEMPOTENCY_HEADER,
+        )
+    if not isinstance(symbol, str) or re.fullmatch(SYMBOL_PATTERN, symbol) is None:
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol must be 2 to 20 capital letters or digits",
+                          field="symbol")
+    record = get_order_record(user_id, idempotent_client_order_id(user_id, idempotency_key))
+    if record is not None:
+        order = FuturesOrderRequest.model_validate(record.request)
+        if not _same_close(order, connection_id, symbol):
+            raise KlineoError(
+                ErrorCategory.CONFLICT,
+                f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
+                field=IDEMPOTENCY_HEADER,
+            )
+    else:
+        # The position read is under the route's deadline too (the order then takes a fresh one).
+        with call_deadline(Deadline.of_invocation(lambda_context).at):
+            order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
+    closed = place_futures_order(user_id, order, idempotency_key, lambda_context)
+    _cancel_guards(user_id, connection_id, symbol, order.positionSide)
+    return closed
+
+
+def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str) -> None:
+    """After a close, no protective order may stay armed on that side: a stale stop must never close a
+    later position. A failure here never hides the close's outcome (the reconciler cleans up later)."""
+    try:
+        cancel_protective_orders(user_id, require_connection(user_id, connection_id), symbol, position_side)
+    except KlineoError as exc:
+        logger.warning("protective orders not cancelled after a close",
+                       extra={"symbol": symbol, "category": str(exc.category)})
