@@ -3,7 +3,7 @@
 from klineo.api import build_resolver, current_user_id
 from klineo.models.connection_settings import ConnectionDeleteResponse
 from klineo.observability import logger, metrics, tracer
-from klineo.services.connections import delete_connection
+from klineo.services.connection_delete import delete_connection
 
 app = build_resolver()
 

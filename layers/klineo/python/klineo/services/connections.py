@@ -1,4 +1,5 @@
-"""Exchange connections: the capability-based spot test, create, list, delete, test on stored keys.
+"""Exchange connections: the capability-based spot test, create, list, test on stored keys (delete:
+``klineo.services.connection_delete``).
 
 The test (audit §10) is spot only and never calls a futures URL:
   1. GET /api/v3/time: connectivity, and the server-time offset every signed call then uses;
@@ -42,9 +43,7 @@ from klineo.models.common import (
     ConnectionTestResponse,
     KeyWarning,
 )
-from klineo.models.connection_settings import ConnectionDeleteResponse
 from klineo.observability import logger, metrics
-from klineo.services.key_health import pause_connection_strategies
 from klineo.settings import get_settings
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
@@ -56,7 +55,6 @@ __all__ = [
     "connection_response",
     "create_connection",
     "credentials_of",
-    "delete_connection",
     "list_user_connections",
     "run_spot_test",
 ]
@@ -85,7 +83,7 @@ def _other(environment: Environment) -> Environment:
 def _decoy_private_key(key_type: KeyType) -> str:
     """A throwaway private key of the same type (made once per container), for the signature probe."""
     # cryptography loads only when an RSA or Ed25519 key is probed: the connection functions that
-    # never probe one (list, delete, ...) import this module too.
+    # never probe one (list, ...) import this module too.
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
@@ -287,22 +285,6 @@ def list_user_connections(user_id: str) -> ConnectionListResponse:
     """The caller's connections, API keys masked."""
     connections = connection_store.list_connections(user_id)
     return ConnectionListResponse(connections=[connection_response(c) for c in connections])
-
-
-def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteResponse:
-    """Pause the connection's strategies, delete the secret, then the item; the answer lists the paused.
-
-    Strategies first: none may trade on a connection that is going away. Secret before item, so a
-    failure never leaves an unreferenced key behind; a retry after a partial failure finds the
-    item, tolerates the missing secret and finishes.
-    """
-    connection = connection_store.require_connection(user_id, connection_id)
-    paused = pause_connection_strategies(user_id, connection_id, "connection_deleted")
-    secret_store.delete_credentials(connection.secret_name)
-    connection_store.delete_connection(user_id, connection_id)
-    logger.info("connection deleted", extra={"connection_id": connection_id,
-                                             "paused_strategies": len(paused)})
-    return ConnectionDeleteResponse(id=connection_id, deleted=True, paused_strategies=paused)
 
 
 def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestResponse:

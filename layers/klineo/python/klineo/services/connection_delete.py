@@ -1,0 +1,32 @@
+"""DELETE /exchange-connections/{id}: the connection's strategies paused, its secret and item deleted.
+
+Apart from ``klineo.services.connections`` so that the other connection routes (list, create,
+test) do not import what only deleting uses: the strategies store (through
+``klineo.services.key_health``) and the connection-settings models.
+"""
+
+from __future__ import annotations
+
+from klineo.models.connection_settings import ConnectionDeleteResponse
+from klineo.observability import logger
+from klineo.services.key_health import pause_connection_strategies
+from klineo.store import connections as connection_store
+from klineo.store import secrets as secret_store
+
+__all__ = ["delete_connection"]
+
+
+def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteResponse:
+    """Pause the connection's strategies, delete the secret, then the item; the answer lists the paused.
+
+    Strategies first: none may trade on a connection that is going away. Secret before item, so a
+    failure never leaves an unreferenced key behind; a retry after a partial failure finds the
+    item, tolerates the missing secret and finishes.
+    """
+    connection = connection_store.require_connection(user_id, connection_id)
+    paused = pause_connection_strategies(user_id, connection_id, "connection_deleted")
+    secret_store.delete_credentials(connection.secret_name)
+    connection_store.delete_connection(user_id, connection_id)
+    logger.info("connection deleted", extra={"connection_id": connection_id,
+                                             "paused_strategies": len(paused)})
+    return ConnectionDeleteResponse(id=connection_id, deleted=True, paused_strategies=paused)
