@@ -142,3 +142,15 @@ def test_secrets_manager_and_sqs_operations_round_trip_on_moto(trimmed_clients: 
     assert queue.send_message(QueueUrl=url, MessageBody="{}")["MessageId"]
     sent = queue.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "{}"}])
     assert [entry["Id"] for entry in sent["Successful"]] == ["a"]
+
+
+def test_make_build_writes_the_trimmed_data_into_the_built_layer() -> None:
+    """GIVEN the Makefile WHEN its build target runs THEN, after sam build and before the bytecode is
+    compiled, it writes the trimmed data into the built layer with the layer's own botocore."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    build = makefile.split("\nbuild:", 1)[1].split("\n\n", 1)[0]
+    steps = [line.strip() for line in build.splitlines()]
+    trim = next(i for i, line in enumerate(steps) if "klineo.store.botocore_data" in line)
+    assert steps[trim].startswith("PYTHONPATH=.aws-sam/build/KlineoLayer/python ")
+    assert "sam build" in " ".join(steps[:trim])
+    assert "compileall" in " ".join(steps[trim:])

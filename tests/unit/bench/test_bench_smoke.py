@@ -32,6 +32,28 @@ def test_cold_start_measures_layer_and_a_function_in_fresh_processes() -> None:
         assert len(subject.import_ms) == len(subject.build_ms) == 1
 
 
+def test_cold_start_measures_the_code_as_make_build_ships_it() -> None:
+    """The "as deployed" copy carries what make build adds (trimmed botocore data, bytecode) and runs."""
+    import shutil
+
+    from klineo.store import botocore_data
+
+    # GIVEN the deployed copy of the layer and functions
+    root = cold_start._deployed_copy()
+    try:
+        # THEN it holds botocore's trimmed data for this botocore and precompiled bytecode
+        assert (botocore_data.data_path(root / "layer" / "klineo" / "store") / "endpoints.json").is_file()
+        assert list((root / "layer" / "klineo" / "store").glob("__pycache__/aws.*.pyc"))
+        # WHEN a function is measured from it
+        subject = cold_start._as_deployed(cold_start.function_subjects(["kill_switch_get"])[0], root)
+        cold_start.measure([subject], runs=1)
+        # THEN it gives its figures without error
+        assert subject.error == ""
+        assert len(subject.import_ms) == 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_cold_start_reads_each_functions_aws_services_from_its_policies() -> None:
     """The clients a function builds come from the IAM actions template.yaml grants it."""
     # GIVEN the function subjects built from template.yaml
