@@ -10,7 +10,6 @@ Globals set ``PYDANTIC_DISABLE_PLUGINS``). The model is also built on first use,
 response models are (``klineo.models.base``), so no validator is built at import.
 """
 
-from __future__ import annotations
 
 import os
 from functools import lru_cache
@@ -36,7 +35,7 @@ class Settings(BaseModel):
     event_retention_days: int = Field(default=90, ge=1, le=3650)  # strategy events and runs (ttl)
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls) -> "Settings":
         """Build settings from os.environ (names upper-cased); a missing required one is named."""
         values = {
             name: os.environ[name.upper()]

@@ -7,7 +7,6 @@ and parameters, direction, exactly one sizing, leverage, stop-loss/take-profit, 
 (ISO 8601, UTC when no offset is given).
 """
 
-from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Literal
@@ -51,7 +50,7 @@ class BacktestRequest(StrategyDefinition):
         return _utc(value)
 
     @model_validator(mode="after")
-    def _ordered_period(self) -> BacktestRequest:
+    def _ordered_period(self) -> "BacktestRequest":
         """The period ends after it starts."""
         if self.end <= self.start:
             raise ValueError("end must be after start")

@@ -7,7 +7,6 @@ Request models forbid unknown fields and say, per field, what is wrong. Validato
 repeat the value they reject: a secret must not come back in an error body.
 """
 
-from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any, Literal

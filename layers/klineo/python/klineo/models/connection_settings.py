@@ -5,7 +5,6 @@ Routes: POST /exchange-connections/{id}/futures/enable (optional body), PATCH
 /exchange-connections/{id}/enable, and the answer of DELETE /exchange-connections/{id}.
 """
 
-from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Literal

@@ -5,7 +5,6 @@ Binance's own camelCase names. Unknown fields are refused, so a typo such as `re
 error naming the field instead of an order silently placed without it.
 """
 
-from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -66,7 +65,7 @@ class ProtectiveTarget(BaseModel):
         description="Distance from the entry's average fill price, in percent (2.5 = 2.5 %).")
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> ProtectiveTarget:
+    def _exactly_one(self) -> "ProtectiveTarget":
         if (self.price is None) == (self.percent is None):
             raise ValueError("send exactly one of price and percent")
         return self

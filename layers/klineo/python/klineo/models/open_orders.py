@@ -1,6 +1,5 @@
 """Response models of the open-orders routes: Binance's open regular and algo orders, ours marked."""
 
-from __future__ import annotations
 
 from typing import Literal
 

@@ -1,6 +1,5 @@
 """Query and response models of GET /futures/orders: the caller's order history, newest first."""
 
-from __future__ import annotations
 
 from typing import Annotated
 
@@ -36,7 +35,7 @@ class OrderHistoryQuery(PageQuery):
     to_ms: Annotated[int | None, Field(alias="to", ge=0, le=9_999_999_999_999)] = None
 
     @model_validator(mode="after")
-    def _range_in_order(self) -> OrderHistoryQuery:
+    def _range_in_order(self) -> "OrderHistoryQuery":
         """`from` must not be after `to`."""
         if self.from_ms is not None and self.to_ms is not None and self.from_ms > self.to_ms:
             raise ValueError("from must not be after to")

@@ -5,7 +5,6 @@ A list route's query model is ``PageQuery`` or extends it (adding its filters), 
 hand out is refused by ``cursor_refused`` (400 naming ``cursor``, never echoing it).
 """
 
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -1,6 +1,5 @@
 """Response models of the positions routes: the positions view and the protective orders guarding them."""
 
-from __future__ import annotations
 
 from typing import Literal
 

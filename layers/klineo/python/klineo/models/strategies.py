@@ -17,7 +17,6 @@ model, from ``klineo.strategies.REGISTRY``), so a bad parameter is a 422 naming 
 check needs nothing stored.
 """
 
-from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -158,7 +157,7 @@ class StrategyDefinition(ApiModel):
         return _checked_parameters(value, info.data.get("type"))
 
     @model_validator(mode="after")
-    def _one_sizing(self) -> StrategyDefinition:
+    def _one_sizing(self) -> "StrategyDefinition":
         """Exactly one of size, quote_size_usdt and size_pct."""
         chosen = [name for name in SIZING_FIELDS if getattr(self, name) is not None]
         if len(chosen) != 1:
@@ -198,7 +197,7 @@ class StrategyUpdateRequest(ApiModel):
     paper_balance_usdt: PaperBalance | None = None
 
     @model_validator(mode="after")
-    def _at_most_one_sizing(self) -> StrategyUpdateRequest:
+    def _at_most_one_sizing(self) -> "StrategyUpdateRequest":
         """At most one sizing (it replaces the stored one)."""
         if sum(getattr(self, name) is not None for name in SIZING_FIELDS) > 1:
             raise ValueError("send at most one of size, quote_size_usdt or size_pct")
