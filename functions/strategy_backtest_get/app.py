@@ -3,7 +3,7 @@
 from klineo.api import build_resolver, current_user_id
 from klineo.models.backtest import BacktestResponse
 from klineo.observability import logger, metrics, tracer
-from klineo.services.backtest import get_backtest
+from klineo.services.backtest_status import get_backtest
 
 app = build_resolver()
 

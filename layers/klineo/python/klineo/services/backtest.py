@@ -20,7 +20,7 @@ Where the candles come from and what is answered when:
   the request (the benchmark measures a year of 1h well inside API Gateway's 29 s). Longer periods
   (up to ``MAX_CANDLES``) become a job: ``202`` with a ``job_id``, run by the backtest worker from
   the backtest queue (``klineo.services.backtest_jobs``) and polled with
-  ``GET /strategies/backtest/{jobId}``.
+  ``GET /strategies/backtest/{jobId}`` (``klineo.services.backtest_status``).
 - The result is bounded: at most ``TRADES_SHOWN`` trades (the first ones; ``trades_truncated``
   says so) and at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's
   equity, plus the last candle's. Max drawdown is measured on every candle, before downsampling.
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -50,7 +49,6 @@ from klineo.store import backtest_jobs as job_store
 from klineo.store.connections import require_connection
 from klineo.strategies import INTERVALS_MS, Signal, get_strategy_type, parse_parameters
 from klineo.strategies import simulation as sim
-from klineo.validation import HEX_ID_PATTERN
 
 __all__ = [
     "EQUITY_POINTS",
@@ -60,7 +58,6 @@ __all__ = [
     "TRADES_SHOWN",
     "BacktestSpec",
     "Simulation",
-    "get_backtest",
     "run_backtest_job",
     "run_spec",
     "simulate",
@@ -74,7 +71,6 @@ EQUITY_POINTS = 500
 # Deliveries of a job message before the job is marked failed (the queue's maxReceiveCount).
 JOB_ATTEMPTS = 5
 _PLACES = Decimal("0.00000001")
-_JOB_ID = re.compile(HEX_ID_PATTERN)
 _PCT_PLACES = Decimal("0.01")
 
 
@@ -323,15 +319,6 @@ def start_backtest(
     job_store.put_job(user_id, job_id, spec.to_json(), now_s=now_ms / 1000)
     aws.sqs().send_message(QueueUrl=queue_url, MessageBody=json.dumps({"user_id": user_id, "job_id": job_id}))
     return 202, BacktestResponse(job_id=job_id, status="queued")
-
-
-def get_backtest(user_id: str, job_id: str) -> BacktestResponse:
-    """The caller's job: its status and, once done, its result (404 when unknown or another user's)."""
-    job = job_store.get_job(user_id, job_id) if _JOB_ID.match(job_id) else None
-    if job is None:
-        raise KlineoError(ErrorCategory.NOT_FOUND, "backtest job not found", field="jobId")
-    result = BacktestResult.model_validate(job.result) if job.result is not None else None
-    return BacktestResponse(job_id=job_id, status=job.status, result=result, error=job.error)  # type: ignore[arg-type]
 
 
 def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None) -> str:
