@@ -44,7 +44,7 @@ def test_binance_calls_of_the_turns_leave_out_the_shared_klines() -> None:
 
 
 def _ledger_seconds() -> dict[str, float]:
-    """A live phase's ledger: 1 s in turns; AWS calls 0.5 s (moto 0.2, GC 0.05); HTTP 0.3 s (moto 0.1, GC 0.02)."""
+    """A live phase's ledger: 1 s in turns; AWS calls 0.5 s (moto 0.2, GC 0.05); HTTP 0.3 s (moto 0.1)."""
     return {
         "turns": 1.0, "stub:turn": 0.2, "passthrough:turn": 0.1, "gc:turn": 0.07,
         "aws_call:turn": 0.5, "gc_call:turn": 0.05,

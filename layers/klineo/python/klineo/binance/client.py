@@ -575,21 +575,16 @@ class BinanceClient:
 
     def _read_usage(self, response: Any) -> int | None:
         """Copy X-MBX-USED-WEIGHT-* / X-MBX-ORDER-COUNT-* into ``usage``; return the 1-minute used weight."""
-        usage = self.usage
-        for name, value in response.headers.items():
-            lowered = name.lower()
+        usage, used = self.usage, None
+        for lowered, value in response.headers.lower_items():  # requests keeps each name lower-cased too
             if lowered.startswith(_USAGE_PREFIXES):
                 try:
                     usage[lowered] = int(value)
                 except ValueError:
                     continue
-        value = response.headers.get("X-MBX-USED-WEIGHT-1M")
-        if value is None:
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            return None
+                if lowered == "x-mbx-used-weight-1m":
+                    used = usage[lowered]
+        return used
 
     def _ban_until_ms(self, retry_after: float | None, msg: str) -> float:
         if retry_after is not None:

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.shared.dynamodb_deserializer import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError
 
 from klineo.errors import ErrorCategory, KlineoError
@@ -24,6 +26,10 @@ __all__ = [
     "Update", "conditional_write", "from_attr", "get_data_item", "query_items", "query_prefix",
     "to_attr", "to_item", "transact",
 ]
+
+
+_NUMBER = DYNAMODB_CONTEXT.create_decimal
+_INT_LIMIT = 10**38  # whole numbers below it in magnitude fit DynamoDB's 38 digits exactly
 
 
 def _no_floats(value: Any) -> Any:
@@ -49,8 +55,11 @@ def to_attr(value: Any) -> dict[str, Any]:
     kind = type(value)
     if kind is str:
         return {"S": value}
-    if kind is Decimal or kind is int:
-        return serialize(value)
+    if kind is Decimal:
+        number = _NUMBER(value)  # DynamoDB's 38 digits: Inexact/Rounded/Overflow... raise as in serialize
+        return {"N": str(number)} if number.is_finite() else serialize(value)
+    if kind is int:
+        return {"N": str(value)} if -_INT_LIMIT < value < _INT_LIMIT else serialize(value)
     if kind is dict:
         return {"M": {str(k): to_attr(v) for k, v in value.items()}}
     if kind is bool:
@@ -137,11 +146,13 @@ def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str,
     ).get("Item")
 
 
+@lru_cache(maxsize=512)
 def _path(name: str) -> str:
     """``name`` as an aliased document path: ``a.b`` becomes ``#a.#b``."""
     return ".".join(f"#{part}" for part in name.split("."))
 
 
+@lru_cache(maxsize=512)
 def _placeholder(name: str) -> str:
     return ":" + name.replace(".", "_")
 
