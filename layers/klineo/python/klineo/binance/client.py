@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -41,8 +42,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from klineo.binance.codes import Classification, classify_detail
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Environment, Market
+from klineo.binance.environments import PROXY_ENV, URL_ENV, default_recv_window_ms, https_proxy
 from klineo.binance.environments import base_url as resolve_base_url
-from klineo.binance.environments import default_recv_window_ms, https_proxy
 from klineo.binance.ratelimit import (
     DEFAULT_BAN_S,
     DEFAULT_WEIGHT_LIMITS,
@@ -624,10 +625,13 @@ class BinanceClient:
                   binance_used_weight=used)
 
 
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
 def _log_call(level: str, message: str, method: str, path: str, **fields: Any) -> None:
     """One log line about a Binance call: method and path only, never the query string or signature."""
     logger, _ = _observability()
-    if logger.isEnabledFor(logging.getLevelName(level.upper())):
+    if logger.isEnabledFor(_LEVELS[level]):
         getattr(logger, level)(message, extra={"binance_method": method, "binance_path": path, **fields})
 
 
@@ -641,6 +645,7 @@ def _parse_json(content: bytes) -> tuple[Any, bool]:
 # ---------------------------------------------------------------------- per-container caches
 _lock = threading.Lock()
 _clients: dict[tuple[Market, Environment, str, str | None], BinanceClient] = {}
+_by_raw_settings: dict[tuple[str, str, str | None, str | None], BinanceClient] = {}
 _sessions: dict[tuple[str, str | None], Any] = {}
 _limiter: RateLimiter | None = None
 _store_factory: Callable[[], RateLimitStore | None] | None = None
@@ -691,7 +696,17 @@ def default_rate_limiter() -> RateLimiter:
 
 
 def get_client(market: Market | str, environment: Environment | str) -> BinanceClient:
-    """The container's client for a market and environment (one per base URL and proxy, made on first use)."""
+    """The container's client for a market and environment (one per base URL and proxy, made on first use).
+
+    A turn of the runner asks for its client several times: the same raw settings (the market's URL
+    variable and BINANCE_HTTPS_PROXY as they are now) find the client again without resolving them.
+    """
+    url_env = URL_ENV.get((market, environment))  # type: ignore[call-overload]  # StrEnum: str or enum
+    if url_env is not None:
+        raw = (market, environment, os.environ.get(url_env), os.environ.get(PROXY_ENV))
+        client = _by_raw_settings.get(raw)
+        if client is not None:
+            return client
     market, environment = Market(market), Environment(environment)
     url = resolve_base_url(market, environment)
     key = (market, environment, url, https_proxy())
@@ -699,6 +714,8 @@ def get_client(market: Market | str, environment: Environment | str) -> BinanceC
     if client is None:
         client = BinanceClient(market, environment, base_url=url)
         _clients[key] = client
+    if url_env is not None:
+        _by_raw_settings[raw] = client
     return client
 
 
@@ -709,5 +726,6 @@ def clear_client_cache() -> None:
         for session in _sessions.values():
             session.close()
         _clients.clear()
+        _by_raw_settings.clear()
         _sessions.clear()
         _limiter = None

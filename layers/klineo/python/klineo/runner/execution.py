@@ -222,6 +222,7 @@ class _Turn:
         # Events of this turn not written yet: each goes with the next state write of the turn, in
         # its transaction (klineo.store.runs), so it is never lost nor written twice.
         self.events: list[StrategyEvent] = []
+        self.order: tuple[tuple[str, str, Decimal, bool], FuturesOrder] | None = None
 
     # ------------------------------------------------------------------ results and records
     def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:
@@ -608,10 +609,13 @@ class _Turn:
             attempt_ms=self.ctx.now_ms())
 
     def order_of(self, pending: PendingOrder) -> FuturesOrder:
-        return FuturesOrder(
-            symbol=self.strategy.symbol, side=pending.side, type="MARKET", quantity=pending.quantity,
-            reduce_only=pending.reduce_only,
-        )
+        """The MARKET order of ``pending`` (made and checked once per turn: the claim's record and the
+        send both need it)."""
+        key = (self.strategy.symbol, pending.side, pending.quantity, pending.reduce_only)
+        if self.order is None or self.order[0] != key:
+            self.order = (key, FuturesOrder(symbol=key[0], side=key[1], type="MARKET", quantity=key[2],
+                                            reduce_only=key[3]))
+        return self.order[1]
 
     def send_and_settle(
         self, pending: PendingOrder, creds: Any, *, earlier_attempt_ms: int | None,

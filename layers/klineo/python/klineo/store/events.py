@@ -32,7 +32,8 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from klineo.settings import get_settings
@@ -78,7 +79,7 @@ class StrategyEvent:
     tag: str = ""
     created_at: str = ""
 
-    @property
+    @cached_property
     def sort_key(self) -> str:
         """``EVT#<at ms, 13 digits>#<step>#<kind>#<tag>``: time order, then the order within a candle."""
         step = EVENT_KINDS.index(self.kind)
@@ -119,7 +120,7 @@ def _event_item(event: StrategyEvent) -> dict[str, Any]:
     if event.kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {event.kind!r}")
     if event.close_time is None and not event.tag:
-        event = StrategyEvent(**{**event.__dict__, "tag": uuid.uuid4().hex[:12]})
+        event = replace(event, tag=uuid.uuid4().hex[:12])
     return event.to_item()
 
 
