@@ -53,7 +53,9 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 def _escape(text: str) -> str:
     """``quote(text, safe="")``, without its work for the plain texts nearly every parameter is."""
-    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
+    if (text.isascii() and text.isalnum()) or _UNRESERVED.fullmatch(text):
+        return text
+    return quote(text, safe="")
 
 
 def encode_params(params: dict[str, Any] | None) -> str:

@@ -147,12 +147,24 @@ def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str,
 
 
 @lru_cache(maxsize=512)
+def _alias_parts(name: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """(``#a.#b``, ``:a_b``, the ``#`` aliases of its parts) of a document path ``a.b``."""
+    parts = name.split(".")
+    return _path(name), _placeholder(name), tuple((f"#{part}", part) for part in parts)
+
+
+def _aliases(name: str, names: dict[str, str]) -> tuple[str, str]:
+    """``name``'s path and placeholder, its parts' aliases added to ``names``."""
+    path, holder, parts = _alias_parts(name)
+    names.update(parts)
+    return path, holder
+
+
 def _path(name: str) -> str:
     """``name`` as an aliased document path: ``a.b`` becomes ``#a.#b``."""
     return ".".join(f"#{part}" for part in name.split("."))
 
 
-@lru_cache(maxsize=512)
 def _placeholder(name: str) -> str:
     return ":" + name.replace(".", "_")
 
@@ -192,13 +204,24 @@ class Update:
     def request(self, extra_names: Mapping[str, str] | None = None,
                 **extra_values: dict[str, Any]) -> dict[str, Any]:
         """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (plus a condition's)."""
-        valued = {**self.sets, **self.defaults, **self.adds}
-        parts = [f"{_path(n)} = {_placeholder(n)}" for n in self.sets]
-        parts += [f"{_path(n)} = if_not_exists({_path(n)}, {_placeholder(n)})" for n in self.defaults]
-        clauses = [("SET", parts), ("REMOVE", [_path(n) for n in self.removes]),
-                   ("ADD", [f"{_path(n)} {_placeholder(n)}" for n in self.adds])]
-        names = {f"#{part}": part for name in [*valued, *self.removes] for part in name.split(".")}
-        values = {_placeholder(name): to_attr(value) for name, value in valued.items()}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, removes, adds = [], [], []
+        for name, value in self.sets.items():
+            path, holder = _aliases(name, names)
+            sets.append(f"{path} = {holder}")
+            values[holder] = to_attr(value)
+        for name, value in self.defaults.items():
+            path, holder = _aliases(name, names)
+            sets.append(f"{path} = if_not_exists({path}, {holder})")
+            values[holder] = to_attr(value)
+        for name, value in self.adds.items():
+            path, holder = _aliases(name, names)
+            adds.append(f"{path} {holder}")
+            values[holder] = to_attr(value)
+        for name in self.removes:
+            removes.append(_aliases(name, names)[0])
+        clauses = (("SET", sets), ("REMOVE", removes), ("ADD", adds))
         request = {
             "UpdateExpression": " ".join(f"{verb} {', '.join(items)}" for verb, items in clauses if items),
             "ExpressionAttributeNames": {**names, **(extra_names or {})},
