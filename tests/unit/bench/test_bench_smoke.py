@@ -211,12 +211,14 @@ def test_runner_kinds_counts_units_and_cpu_of_hold_and_live_ticks(capsys: pytest
         assert figure.per_tick("turn", "requests") >= 1 and figure.per_tick("turn", "wru") >= 1
         assert figure.dynamo["batch"]["requests"] >= 1
         assert figure.cpu["runner_all_in"] >= figure.cpu["runner_in_turns"] > 0
+    # AND a live order's Binance calls are timed as requests' client side, a hold has none
+    assert figures["live"].cpu["requests_in_turns"] > 0 and figures["hold"].cpu["requests_in_turns"] == 0
     # AND the report states each of issue 16's figures against its target
     report = Report("runner_tick", "smoke", module="bench.runner_tick", argv=[])
     runner_kinds.report_kinds(report, figures, order_every=20)
     names = {target.name for target in report.targets}
     assert {"hold: write units per tick",
             "DynamoDB $ per 1,000 strategy-months (every tick a hold, us-east-1)",
-            "runner's own CPU per tick (turn without botocore): hold",
+            "runner's own CPU per tick (turn without botocore and requests): hold",
             "fan-out: 10,000 strategies over 100 markets"} <= names
     assert "per million WRU" in capsys.readouterr().out

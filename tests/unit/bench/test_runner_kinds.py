@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from bench.runner_kinds import KindFigures
+from bench.runner_kinds import KindFigures, cpu_figures
 
 
 def _live_phase() -> KindFigures:
@@ -41,3 +41,37 @@ def test_binance_calls_of_the_turns_leave_out_the_shared_klines() -> None:
     figure = _live_phase()
     assert figure.turn_binance == pytest.approx(0.8)
     assert figure.cpu_ms("runner_all_in") == pytest.approx(5.0)
+
+
+def _ledger_seconds() -> dict[str, float]:
+    """A live phase's ledger: 1 s in turns; AWS calls 0.5 s (moto 0.2, GC 0.05); HTTP 0.3 s (moto 0.1)."""
+    return {
+        "turns": 1.0, "stub:turn": 0.2, "passthrough:turn": 0.1, "gc:turn": 0.07,
+        "aws_call:turn": 0.5, "gc_call:turn": 0.05,
+        "http_call:turn": 0.3, "passthrough_http:turn": 0.1, "gc_http:turn": 0.02,
+        "worker_process": 2.0, "simulator": 0.4, "dispatcher_process": 0.1,
+    }
+
+
+def test_requests_share_is_the_http_calls_without_moto_and_full_collections() -> None:
+    """requests' client side is Session.send's CPU less moto's passthrough and GC passes inside it."""
+    cpu = cpu_figures(_ledger_seconds(), {"turn": 0.03}, 0.03)
+    assert cpu["requests_in_turns"] == pytest.approx(0.3 - 0.1 - 0.02)
+    assert cpu["botocore_in_turns"] == pytest.approx(0.5 - 0.2 - 0.05 - 0.03)
+    assert cpu["runner_in_turns"] == pytest.approx(1.0 - 0.2 - 0.1 - 0.07 - 0.03)
+
+
+def test_the_runners_own_cpu_leaves_out_both_client_libraries() -> None:
+    """Own CPU per tick = in turns - botocore - requests (ten ticks: 60 - 22 - 18 = 20 ms)."""
+    figure = _live_phase()
+    figure.cpu = cpu_figures(_ledger_seconds(), {"turn": 0.03}, 0.03)
+    in_turns, botocore, requests = 60.0, 22.0, 18.0  # ms per tick over ten ticks
+    assert figure.cpu_ms("runner_in_turns") == pytest.approx(in_turns)
+    assert figure.own_cpu_ms == pytest.approx(in_turns - botocore - requests)
+
+
+def test_a_phase_without_http_calls_counts_no_requests_share() -> None:
+    """A hold phase (no Binance call in its turns) has a zero requests share, never a negative one."""
+    seconds = {k: v for k, v in _ledger_seconds().items() if "http" not in k}
+    cpu = cpu_figures(seconds, {}, 0.0)
+    assert cpu["requests_in_turns"] == 0.0

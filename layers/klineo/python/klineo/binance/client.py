@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -41,8 +42,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from klineo.binance.codes import Classification, classify_detail
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Environment, Market
+from klineo.binance.environments import PROXY_ENV, URL_ENV, default_recv_window_ms, https_proxy
 from klineo.binance.environments import base_url as resolve_base_url
-from klineo.binance.environments import default_recv_window_ms, https_proxy
 from klineo.binance.ratelimit import (
     DEFAULT_BAN_S,
     DEFAULT_WEIGHT_LIMITS,
@@ -575,21 +576,16 @@ class BinanceClient:
 
     def _read_usage(self, response: Any) -> int | None:
         """Copy X-MBX-USED-WEIGHT-* / X-MBX-ORDER-COUNT-* into ``usage``; return the 1-minute used weight."""
-        usage = self.usage
-        for name, value in response.headers.items():
-            lowered = name.lower()
+        usage, used = self.usage, None
+        for lowered, value in response.headers.lower_items():  # requests keeps each name lower-cased too
             if lowered.startswith(_USAGE_PREFIXES):
                 try:
                     usage[lowered] = int(value)
                 except ValueError:
                     continue
-        value = response.headers.get("X-MBX-USED-WEIGHT-1M")
-        if value is None:
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            return None
+                if lowered == "x-mbx-used-weight-1m":
+                    used = usage[lowered]
+        return used
 
     def _ban_until_ms(self, retry_after: float | None, msg: str) -> float:
         if retry_after is not None:
@@ -629,10 +625,13 @@ class BinanceClient:
                   binance_used_weight=used)
 
 
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
 def _log_call(level: str, message: str, method: str, path: str, **fields: Any) -> None:
     """One log line about a Binance call: method and path only, never the query string or signature."""
     logger, _ = _observability()
-    if logger.isEnabledFor(logging.getLevelName(level.upper())):
+    if logger.isEnabledFor(_LEVELS[level]):
         getattr(logger, level)(message, extra={"binance_method": method, "binance_path": path, **fields})
 
 
@@ -646,6 +645,7 @@ def _parse_json(content: bytes) -> tuple[Any, bool]:
 # ---------------------------------------------------------------------- per-container caches
 _lock = threading.Lock()
 _clients: dict[tuple[Market, Environment, str, str | None], BinanceClient] = {}
+_by_raw_settings: dict[tuple[str, str, str | None, str | None], BinanceClient] = {}
 _sessions: dict[tuple[str, str | None], Any] = {}
 _limiter: RateLimiter | None = None
 _store_factory: Callable[[], RateLimitStore | None] | None = None
@@ -696,7 +696,17 @@ def default_rate_limiter() -> RateLimiter:
 
 
 def get_client(market: Market | str, environment: Environment | str) -> BinanceClient:
-    """The container's client for a market and environment (one per base URL and proxy, made on first use)."""
+    """The container's client for a market and environment (one per base URL and proxy, made on first use).
+
+    A turn of the runner asks for its client several times: the same raw settings (the market's URL
+    variable and BINANCE_HTTPS_PROXY as they are now) find the client again without resolving them.
+    """
+    url_env = URL_ENV.get((market, environment))  # type: ignore[call-overload]  # StrEnum: str or enum
+    if url_env is not None:
+        raw = (market, environment, os.environ.get(url_env), os.environ.get(PROXY_ENV))
+        client = _by_raw_settings.get(raw)
+        if client is not None:
+            return client
     market, environment = Market(market), Environment(environment)
     url = resolve_base_url(market, environment)
     key = (market, environment, url, https_proxy())
@@ -704,6 +714,8 @@ def get_client(market: Market | str, environment: Environment | str) -> BinanceC
     if client is None:
         client = BinanceClient(market, environment, base_url=url)
         _clients[key] = client
+    if url_env is not None:
+        _by_raw_settings[raw] = client
     return client
 
 
@@ -714,5 +726,6 @@ def clear_client_cache() -> None:
         for session in _sessions.values():
             session.close()
         _clients.clear()
+        _by_raw_settings.clear()
         _sessions.clear()
         _limiter = None

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -46,12 +47,23 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+# RFC 3986's unreserved characters: ``quote(text, safe="")`` leaves a text made only of them as it is.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _escape(text: str) -> str:
+    """``quote(text, safe="")``, without its work for the plain texts nearly every parameter is."""
+    if (text.isascii() and text.isalnum()) or _UNRESERVED.fullmatch(text):
+        return text
+    return quote(text, safe="")
+
+
 def encode_params(params: dict[str, Any] | None) -> str:
     """``k=v&…`` in insertion order, keys and values percent-encoded (RFC 3986, space %20); None skipped."""
     if not params:
         return ""
     return "&".join(
-        f"{quote(str(key), safe='')}={quote(format_value(value), safe='')}"
+        f"{_escape(str(key))}={_escape(format_value(value))}"
         for key, value in params.items()
         if value is not None
     )

@@ -67,7 +67,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from klineo.binance import Candle, ErrorCategory, Market, SymbolRules, get_client, get_symbol_rules
+from klineo.binance import (
+    BinanceClient,
+    Candle,
+    ErrorCategory,
+    Market,
+    SymbolRules,
+    get_client,
+    get_symbol_rules,
+)
 from klineo.binance.endpoints import futures_balance
 from klineo.errors import KlineoError
 from klineo.observability import logger
@@ -222,6 +230,16 @@ class _Turn:
         # Events of this turn not written yet: each goes with the next state write of the turn, in
         # its transaction (klineo.store.runs), so it is never lost nor written twice.
         self.events: list[StrategyEvent] = []
+        self.order: tuple[tuple[str, str, Decimal, bool], FuturesOrder] | None = None
+        self.clients: dict[str, BinanceClient] = {}
+
+    def client(self) -> BinanceClient:
+        """The container's futures client of the strategy's environment (looked up once per turn)."""
+        environment = self.strategy.environment
+        client = self.clients.get(environment)
+        if client is None:
+            client = self.clients[environment] = get_client(Market.FUTURES, environment)
+        return client
 
     # ------------------------------------------------------------------ results and records
     def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:
@@ -383,7 +401,7 @@ class _Turn:
         """What percent sizing is a percent of: live USDT availableBalance, paper equity (realised)."""
         if not self.live:
             return ledger_of(self.strategy).equity()
-        client = get_client(Market.FUTURES, self.strategy.environment)
+        client = self.client()
         rows = futures_balance(client, connection_credentials(trading.connection))
         usdt = next((row for row in rows if row.get("asset") == "USDT"), {})
         return Decimal(str(usdt.get("availableBalance", "0")))
@@ -422,7 +440,7 @@ class _Turn:
             "signal": str(decision.signal), "reason": decision.reason, "indicators": decision.indicators,
             "position_before": strategy.position,
         }
-        client = get_client(Market.FUTURES, strategy.environment)
+        client = self.client()
         try:
             rules = get_symbol_rules(client, strategy.symbol)
             plan = self.plan(decision.signal, rules, reference_price, trading)
@@ -578,7 +596,7 @@ class _Turn:
         self, trading: TradingContext, creds: Any, facts: dict[str, Any],
     ) -> StrategyResult | None:
         """The connection's margin type and leverage on the symbol; a failed run when Binance refuses them."""
-        client = get_client(Market.FUTURES, self.strategy.environment)
+        client = self.client()
         try:
             prepare_symbol(client, creds, trading.connection, self.strategy.symbol)
         except KlineoError as exc:
@@ -608,16 +626,19 @@ class _Turn:
             attempt_ms=self.ctx.now_ms())
 
     def order_of(self, pending: PendingOrder) -> FuturesOrder:
-        return FuturesOrder(
-            symbol=self.strategy.symbol, side=pending.side, type="MARKET", quantity=pending.quantity,
-            reduce_only=pending.reduce_only,
-        )
+        """The MARKET order of ``pending`` (made and checked once per turn: the claim's record and the
+        send both need it)."""
+        key = (self.strategy.symbol, pending.side, pending.quantity, pending.reduce_only)
+        if self.order is None or self.order[0] != key:
+            self.order = (key, FuturesOrder(symbol=key[0], side=key[1], type="MARKET", quantity=key[2],
+                                            reduce_only=key[3]))
+        return self.order[1]
 
     def send_and_settle(
         self, pending: PendingOrder, creds: Any, *, earlier_attempt_ms: int | None,
     ) -> StrategyResult:
         strategy = self.strategy
-        client = get_client(Market.FUTURES, strategy.environment)
+        client = self.client()
         order = self.order_of(pending)
         if earlier_attempt_ms is not None:
             # Sent again after a lost attempt: its order history record, should the claim of an older
@@ -694,7 +715,7 @@ class _Turn:
         if filled == 0 or price is None or self.trading is None:
             return None
         creds, before = connection_credentials(self.trading.connection), pending.position_before
-        client = get_client(Market.FUTURES, self.strategy.environment)
+        client = self.client()
         # Binance's own fills (userTrades, weight 5) only while the minute's weight leaves room for
         # the orders themselves: a tick of many orders must never starve them of request weight.
         if result.order_id is not None and client.spare_weight() >= FILLS_READ_RESERVE:
@@ -758,7 +779,7 @@ class _Turn:
             same_candle = pending.close_time == self.close_time
             if same_candle and not is_superseded(pending.close_time, strategy.interval, now):
                 return self.send_and_settle(taken, creds, earlier_attempt_ms=earlier)
-            client = get_client(Market.FUTURES, strategy.environment)
+            client = self.client()
             found = query_futures_order(client, creds, strategy.symbol, pending.client_order_id)
         except KlineoError as exc:
             if exc.category in KEY_FAILURE_CATEGORIES or exc.category is ErrorCategory.NOT_FOUND:
@@ -769,7 +790,7 @@ class _Turn:
         if found is not None:
             settled = self.settle_result(taken, found)
             return settled if settled.retry or pending.close_time == self.close_time else None
-        window_ms = float(get_client(Market.FUTURES, strategy.environment).recv_window) + SETTLE_MARGIN_MS
+        window_ms = float(self.client().recv_window) + SETTLE_MARGIN_MS
         if now - earlier < window_ms:
             return self.result("pending", "earlier attempt may still reach Binance", retry=True)
         settle_live_order(

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.shared.dynamodb_deserializer import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError
 
 from klineo.errors import ErrorCategory, KlineoError
@@ -24,6 +26,10 @@ __all__ = [
     "Update", "conditional_write", "from_attr", "get_data_item", "query_items", "query_prefix",
     "to_attr", "to_item", "transact",
 ]
+
+
+_NUMBER = DYNAMODB_CONTEXT.create_decimal
+_INT_LIMIT = 10**38  # whole numbers below it in magnitude fit DynamoDB's 38 digits exactly
 
 
 def _no_floats(value: Any) -> Any:
@@ -38,7 +44,32 @@ def _no_floats(value: Any) -> Any:
 
 
 def to_attr(value: Any) -> dict[str, Any]:
-    """A Python value (Decimals, ints, floats, bools, strings, dicts, lists) as a DynamoDB attribute."""
+    """A Python value (Decimals, ints, floats, bools, strings, dicts, lists) as a DynamoDB attribute.
+
+    One walk over the value: the plain kinds every item of ours is made of (exactly str, dict,
+    list, tuple, bool, None, float) are written here as ``serialize`` writes them; the rest
+    (numbers, which ``serialize`` checks against DynamoDB's 38 digits, sets, bytes, subclasses)
+    go to it. The runner writes about fifty attributes per order, so the second walk and the
+    copy ``_no_floats`` made of every value were a good part of its own CPU per tick.
+    """
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is Decimal:
+        number = _NUMBER(value)  # DynamoDB's 38 digits: Inexact/Rounded/Overflow... raise as in serialize
+        return {"N": str(number)} if number.is_finite() else serialize(value)
+    if kind is int:
+        return {"N": str(value)} if -_INT_LIMIT < value < _INT_LIMIT else serialize(value)
+    if kind is dict:
+        return {"M": {str(k): to_attr(v) for k, v in value.items()}}
+    if kind is bool:
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if kind is list or kind is tuple:
+        return {"L": [to_attr(v) for v in value]}
+    if kind is float:
+        return serialize(Decimal(str(value)))
     return serialize(_no_floats(value))
 
 
@@ -115,6 +146,20 @@ def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str,
     ).get("Item")
 
 
+@lru_cache(maxsize=512)
+def _alias_parts(name: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """(``#a.#b``, ``:a_b``, the ``#`` aliases of its parts) of a document path ``a.b``."""
+    parts = name.split(".")
+    return _path(name), _placeholder(name), tuple((f"#{part}", part) for part in parts)
+
+
+def _aliases(name: str, names: dict[str, str]) -> tuple[str, str]:
+    """``name``'s path and placeholder, its parts' aliases added to ``names``."""
+    path, holder, parts = _alias_parts(name)
+    names.update(parts)
+    return path, holder
+
+
 def _path(name: str) -> str:
     """``name`` as an aliased document path: ``a.b`` becomes ``#a.#b``."""
     return ".".join(f"#{part}" for part in name.split("."))
@@ -159,13 +204,24 @@ class Update:
     def request(self, extra_names: Mapping[str, str] | None = None,
                 **extra_values: dict[str, Any]) -> dict[str, Any]:
         """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (plus a condition's)."""
-        valued = {**self.sets, **self.defaults, **self.adds}
-        parts = [f"{_path(n)} = {_placeholder(n)}" for n in self.sets]
-        parts += [f"{_path(n)} = if_not_exists({_path(n)}, {_placeholder(n)})" for n in self.defaults]
-        clauses = [("SET", parts), ("REMOVE", [_path(n) for n in self.removes]),
-                   ("ADD", [f"{_path(n)} {_placeholder(n)}" for n in self.adds])]
-        names = {f"#{part}": part for name in [*valued, *self.removes] for part in name.split(".")}
-        values = {_placeholder(name): to_attr(value) for name, value in valued.items()}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, removes, adds = [], [], []
+        for name, value in self.sets.items():
+            path, holder = _aliases(name, names)
+            sets.append(f"{path} = {holder}")
+            values[holder] = to_attr(value)
+        for name, value in self.defaults.items():
+            path, holder = _aliases(name, names)
+            sets.append(f"{path} = if_not_exists({path}, {holder})")
+            values[holder] = to_attr(value)
+        for name, value in self.adds.items():
+            path, holder = _aliases(name, names)
+            adds.append(f"{path} {holder}")
+            values[holder] = to_attr(value)
+        for name in self.removes:
+            removes.append(_aliases(name, names)[0])
+        clauses = (("SET", sets), ("REMOVE", removes), ("ADD", adds))
         request = {
             "UpdateExpression": " ".join(f"{verb} {', '.join(items)}" for verb, items in clauses if items),
             "ExpressionAttributeNames": {**names, **(extra_names or {})},

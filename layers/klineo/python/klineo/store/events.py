@@ -32,7 +32,8 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from klineo.settings import get_settings
@@ -78,18 +79,20 @@ class StrategyEvent:
     tag: str = ""
     created_at: str = ""
 
-    @property
+    @cached_property
     def sort_key(self) -> str:
         """``EVT#<at ms, 13 digits>#<step>#<kind>#<tag>``: time order, then the order within a candle."""
         step = EVENT_KINDS.index(self.kind)
         return f"{_PREFIX}{self.at_ms:013d}#{step:02d}#{self.kind}#{self.tag}"
 
-    def to_item(self) -> dict[str, Any]:
-        """The DynamoDB item, with its ttl."""
+    def to_item(self, written: tuple[str, int] | None = None) -> dict[str, Any]:
+        """The DynamoDB item, with its ttl; ``written``: (now as ISO text, ttl) when the caller has them
+        (the events of one write share them), else read now."""
+        stamp, ttl = written if written is not None else (now_iso(), retention_ttl())
         return {"pk": {"S": f"STRAT#{self.strategy_id}"}, "sk": {"S": self.sort_key}, **to_item({
             "entity": "event", "strategy_id": self.strategy_id, "user_id": self.user_id, "kind": self.kind,
             "at_ms": self.at_ms, "close_time": self.close_time, "tag": self.tag, "details": self.details,
-            "created_at": self.created_at or now_iso(), "ttl": retention_ttl(),
+            "created_at": self.created_at or stamp, "ttl": ttl,
         })}
 
     @classmethod
@@ -114,13 +117,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _event_item(event: StrategyEvent) -> dict[str, Any]:
+def _event_item(event: StrategyEvent, written: tuple[str, int] | None = None) -> dict[str, Any]:
     """The item of a known kind of event (an event without a candle gets its random tag here)."""
     if event.kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {event.kind!r}")
     if event.close_time is None and not event.tag:
-        event = StrategyEvent(**{**event.__dict__, "tag": uuid.uuid4().hex[:12]})
-    return event.to_item()
+        event = replace(event, tag=uuid.uuid4().hex[:12])
+    return event.to_item(written)
 
 
 def append_event(event: StrategyEvent) -> bool:
@@ -131,15 +134,16 @@ def append_event(event: StrategyEvent) -> bool:
     )
 
 
-def event_put(event: StrategyEvent) -> dict[str, Any]:
+def event_put(event: StrategyEvent, written: tuple[str, int] | None = None) -> dict[str, Any]:
     """``event`` as the ``Put`` of a TransactWriteItems that makes the state change it describes.
 
     Unconditional on purpose: the transaction's own guard (the run not there yet, this pending
     order still pending, ...) makes it commit once, and the event's key (candle, kind, tag) makes
     a repeated put the same item, never a second event. (A condition here would let an event of
-    the same key written by an older version cancel the state change for ever.)
+    the same key written by an older version cancel the state change for ever.) ``written``: see
+    ``StrategyEvent.to_item``.
     """
-    return {"Put": {"TableName": get_settings().data_table, "Item": _event_item(event)}}
+    return {"Put": {"TableName": get_settings().data_table, "Item": _event_item(event, written)}}
 
 
 @dataclass(frozen=True)

@@ -253,7 +253,8 @@ def _events(events: Iterable[StrategyEvent]) -> list[tuple[str, dict[str, Any]]]
     firsts: dict[str, StrategyEvent] = {}
     for event in events:
         firsts.setdefault(event.sort_key, event)
-    return [(f"event:{event.kind}", event_put(event)) for event in firsts.values()]
+    written = (now_iso(), retention_ttl()) if firsts else None  # one write: one time for all its events
+    return [(f"event:{event.kind}", event_put(event, written)) for event in firsts.values()]
 
 
 def get_run(strategy_id: str, close_time: int) -> Run | None:
