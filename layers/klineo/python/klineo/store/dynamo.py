@@ -10,11 +10,9 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.shared.dynamodb_deserializer import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError
 
 from klineo.errors import ErrorCategory, KlineoError
@@ -28,49 +26,12 @@ __all__ = [
 ]
 
 
-_NUMBER = DYNAMODB_CONTEXT.create_decimal
-_INT_LIMIT = 10**38  # whole numbers below it in magnitude fit DynamoDB's 38 digits exactly
-
-
-def _no_floats(value: Any) -> Any:
-    """The value with every float replaced by its exact decimal text (DynamoDB takes no binary floats)."""
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, Mapping):
-        return {str(k): _no_floats(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_floats(v) for v in value]
-    return value
-
-
 def to_attr(value: Any) -> dict[str, Any]:
     """A Python value (Decimals, ints, floats, bools, strings, dicts, lists) as a DynamoDB attribute.
 
-    One walk over the value: the plain kinds every item of ours is made of (exactly str, dict,
-    list, tuple, bool, None, float) are written here as ``serialize`` writes them; the rest
-    (numbers, which ``serialize`` checks against DynamoDB's 38 digits, sets, bytes, subclasses)
-    go to it. The runner writes about fifty attributes per order, so the second walk and the
-    copy ``_no_floats`` made of every value were a good part of its own CPU per tick.
+    A float is stored as the decimal its text reads (DynamoDB takes no binary floats).
     """
-    kind = type(value)
-    if kind is str:
-        return {"S": value}
-    if kind is Decimal:
-        number = _NUMBER(value)  # DynamoDB's 38 digits: Inexact/Rounded/Overflow... raise as in serialize
-        return {"N": str(number)} if number.is_finite() else serialize(value)
-    if kind is int:
-        return {"N": str(value)} if -_INT_LIMIT < value < _INT_LIMIT else serialize(value)
-    if kind is dict:
-        return {"M": {str(k): to_attr(v) for k, v in value.items()}}
-    if kind is bool:
-        return {"BOOL": value}
-    if value is None:
-        return {"NULL": True}
-    if kind is list or kind is tuple:
-        return {"L": [to_attr(v) for v in value]}
-    if kind is float:
-        return serialize(Decimal(str(value)))
-    return serialize(_no_floats(value))
+    return serialize(value, floats=True)
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
