@@ -243,18 +243,27 @@ def cpu_accounting() -> Iterator[dict[str, float]]:
 def _drain(stack: Any, queue_url: str, queue_arn: str, total: int, workers: int) -> tuple[int, int]:
     """Poll with ``workers`` pollers until ``total`` messages were handled; (invocations, failed messages)."""
     import boto3
+    from botocore.exceptions import ClientError
 
     from local.scheduler import sqs_event
 
     sqs = boto3.client("sqs", region_name=REGION)
     lock = threading.Lock()
-    state = {"done": 0, "invocations": 0, "failed": 0}
+    state = {"invocations": 0, "failed": 0}
+    handled: set[str] = set()  # by MessageId: moto's SQS can hand one message to two concurrent receives
     deadline = time.monotonic() + 300
+
+    def delete(message: dict[str, Any]) -> None:
+        try:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        except ClientError as exc:  # the other receive of the same message deleted it first
+            if exc.response.get("Error", {}).get("Code") != "ReceiptHandleIsInvalid":
+                raise
 
     def poll() -> None:
         while time.monotonic() < deadline:
             with lock:
-                if state["done"] >= total:
+                if len(handled) >= total:
                     return
             messages = sqs.receive_message(
                 QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=360
@@ -268,9 +277,9 @@ def _drain(stack: Any, queue_url: str, queue_arn: str, total: int, workers: int)
             failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
             for message in messages:
                 if message["MessageId"] not in failed:
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    delete(message)
             with lock:
-                state["done"] += len(messages)
+                handled.update(message["MessageId"] for message in messages)
                 state["invocations"] += 1
                 state["failed"] += len(failed)
 
