@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -161,13 +162,20 @@ class SamLocal:
             seed()
 
     def build(self) -> None:
-        """``sam build`` for this machine's CPU, into a folder of its own (cached between runs)."""
+        """``sam build`` for this machine's CPU, into a folder of its own (cached between runs), then the
+        layer's botocore data trimmed as ``make build`` ships it (klineo.store.botocore_data)."""
         arch = self.options.architecture
         subprocess.run(  # noqa: S603 - fixed SAM argv
             [sam_command(), "build", "--cached", "--parallel", "--build-dir", str(self.options.build_dir),
              "--cache-dir", str(WORK_DIR / f"cache-{arch}"), "--parameter-overrides",
              f"Architecture={arch}"],
             check=True, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+        )
+        layer = self.options.build_dir / "KlineoLayer" / "python"
+        subprocess.run(  # noqa: S603 - our own module, run with the botocore the built layer ships
+            [sys.executable, "-m", "klineo.store.botocore_data", str(layer)],
+            check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(layer)},
+            stdout=subprocess.DEVNULL,
         )
 
     def _write_timeout_template(self) -> None:
