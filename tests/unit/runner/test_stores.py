@@ -72,8 +72,7 @@ def test_an_older_candle_cannot_advance_a_strategy_past_a_newer_one(aws) -> None
     """GIVEN a strategy at candle C WHEN a run for C - 60 s arrives late THEN the strategy stays at C."""
     strategy = make_strategy()
     run_store.record_run(make_run(strategy, C), advance=StrategyAdvance())
-    assert not run_store.advance_strategy("user-a", strategy.strategy_id, C - 60_000, StrategyAdvance())
-    run_store.record_run(make_run(strategy, C - 60_000), advance=StrategyAdvance(key_failures=7))
+    assert not run_store.record_run(make_run(strategy, C - 60_000), advance=StrategyAdvance(key_failures=7))
     stored = strategy_store.get_strategy("user-a", strategy.strategy_id)
     assert (stored.last_close, stored.key_failures) == (C, 0)
 

@@ -69,7 +69,6 @@ __all__ = [
     "Run",
     "StrategyAdvance",
     "StrategyChanged",
-    "advance_strategy",
     "claim_live_order",
     "clear_reentry_block",
     "correct_position",
@@ -290,11 +289,6 @@ def _advance_update(user_id: str, strategy_id: str, close_time: int,
         conditions.append("#updated_at = :seen")
         values[":seen"] = {"S": advance.seen_updated_at}
     return _strategy_update(user_id, strategy_id, update, " AND ".join(conditions), **values)
-
-
-def advance_strategy(user_id: str, strategy_id: str, close_time: int, advance: StrategyAdvance) -> bool:
-    """Move a strategy past ``close_time`` with ``advance`` alone; False unless behind, free and as sized."""
-    return not _commit([("strategy", _advance_update(user_id, strategy_id, close_time, advance))])
 
 
 def _past(item: dict[str, Any] | None, close_time: int) -> bool:
