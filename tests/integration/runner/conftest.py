@@ -49,6 +49,20 @@ ORDER_PATH = "/fapi/v1/order"
 KLINES_PATH = "/fapi/v1/klines"
 
 
+def crash_first_call(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+    """Make ``owner.name`` raise once, as a container lost mid-turn, then behave as before."""
+    real = getattr(owner, name)
+    calls = {"n": 0}
+
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("container lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, crash_once)
+
+
 def add_simulator_symbols(names: tuple[str, ...]) -> dict[str, Any]:
     """Specs for more symbols, cloned from BNBUSDT's filters (each gets its own price path)."""
     template = sim_market.SYMBOLS["BNBUSDT"]

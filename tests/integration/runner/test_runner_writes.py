@@ -18,7 +18,7 @@ from klineo.store import aws as aws_clients
 from klineo.store.events import list_events
 from klineo.store.orders import get_order_record
 
-from tests.integration.runner.conftest import ORDER_PATH
+from tests.integration.runner.conftest import ORDER_PATH, crash_first_call
 from tests.integration.runner.test_worker import _past_recv_window_ms
 
 USER = "user-writes-1"
@@ -176,16 +176,7 @@ def test_a_crash_between_claim_and_send_still_orders_exactly_once(runner, monkey
     after recvWindow THEN exactly one order reaches the simulator, settled once, its events once each."""
     sid = runner.strategy(USER, runner.connection(USER))
     event = runner.dispatched_event()
-    real_submit = execution.submit_futures_order
-    calls = {"n": 0}
-
-    def crash_once(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("container lost")
-        return real_submit(*args, **kwargs)
-
-    monkeypatch.setattr(execution, "submit_futures_order", crash_once)
+    crash_first_call(monkeypatch, execution, "submit_futures_order")
     first = runner.work_event(event, remaining_ms=1)  # the lease ends at once, as after a timeout
     assert len(first["batchItemFailures"]) == 1
     pending = runner.stored(USER, sid).pending
@@ -206,16 +197,7 @@ def test_a_crash_between_send_and_settle_still_orders_exactly_once(runner, monke
     message comes again THEN the order is found by its clientOrderId, never sent again, settled once."""
     sid = runner.strategy(USER, runner.connection(USER))
     event = runner.dispatched_event()
-    real_settle = execution.settle_live_order
-    calls = {"n": 0}
-
-    def crash_once(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("container lost")
-        return real_settle(*args, **kwargs)
-
-    monkeypatch.setattr(execution, "settle_live_order", crash_once)
+    crash_first_call(monkeypatch, execution, "settle_live_order")
     first = runner.work_event(event, remaining_ms=1)
     assert len(first["batchItemFailures"]) == 1
     assert runner.runs(sid) == [] and _events(sid) == Counter({"signal": 1, "order_submit": 1})

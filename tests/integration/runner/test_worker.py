@@ -13,7 +13,13 @@ from klineo.services import orders as order_core
 from klineo.store import strategies as strategy_store
 from klineo.strategies.simulation import fee, market_fill
 
-from tests.integration.runner.conftest import KLINES_PATH, ORDER_PATH, current_close, worker_event_from
+from tests.integration.runner.conftest import (
+    KLINES_PATH,
+    ORDER_PATH,
+    crash_first_call,
+    current_close,
+    worker_event_from,
+)
 
 USER = "user-runner-1"
 OTHER = "user-runner-2"
@@ -111,16 +117,7 @@ def test_a_re_run_after_a_crash_between_order_and_record_finds_the_order(runner,
     the order is found by its client order id, not sent again, and the position counts it once."""
     sid = runner.strategy(USER, runner.connection(USER))
     event = runner.dispatched_event()
-    real_settle = execution.settle_live_order
-    calls = {"n": 0}
-
-    def crash_once(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("container lost")
-        return real_settle(*args, **kwargs)
-
-    monkeypatch.setattr(execution, "settle_live_order", crash_once)
+    crash_first_call(monkeypatch, execution, "settle_live_order")
     first = runner.work_event(event, remaining_ms=1)  # the lease ends at once, as after a timeout
     assert len(first["batchItemFailures"]) == 1
     assert runner.stored(USER, sid).pending is not None
