@@ -19,17 +19,21 @@ Why the fakes run in another process (changed in round 16): a Lambda container h
 only. With moto and the simulator in the runner's process (as ``bench.runner_tick``'s timed tick
 still runs them), their tables sat in its heap and their threads in its interpreter, sharing its
 GIL, allocator and caches; the runner's CPU was measured in that company and moto's share taken
-out by timing its hooks. Fixed pieces of the runner's own work timed inside a live turn of that
-setup against alone in a quiet thread (one event item, ``json.loads`` of an order reply, one
-``encode_params`` + HMAC signature, one emitted Logger line) took 1.3-2.4x as long. Now nothing of
-the fakes runs here: the AWS calls are real HTTP to moto's server (botocore's client side then
-includes its HTTP exchange, as on Lambda), the Binance calls real HTTP to the simulator. The
-hooks on moto's stub, its ``responses`` passthrough and the simulator's handler stay installed and
-count nothing; ``fakes="inline"`` (``--fakes inline``) runs the earlier in-process setup for a
-comparison. What the inflation was NOT: the process heap's full garbage collections (none in the
-phases) and the meter's probes (a phase with the meter turned off measured the same own CPU
-within the run-to-run spread); what is left of it is the worker's own ten strategy threads on a
-2-core machine, which a Lambda container runs too.
+out by timing its hooks. Now nothing of the fakes runs here: the AWS calls are real HTTP to moto's
+server (botocore's client side then includes its HTTP exchange, as on Lambda), the Binance calls
+real HTTP to the simulator. The hooks on moto's stub, its ``responses`` passthrough and the
+simulator's handler stay installed and count (next to) nothing; ``fakes="inline"``
+(``--fakes inline``) runs the earlier in-process setup for a comparison.
+
+What that changed, measured on this 2-core machine while other work ran on it: the runner's own
+CPU per tick moved within the run-to-run spread (paper 1.24 ms inline, 1.09 ms out of process;
+live 3.07 ms inline, 2.84-2.90 ms out of process). Fixed pieces of the runner's work (one event
+item, ``json.loads`` of an order reply, one ``encode_params`` + HMAC signature, one emitted Logger
+line) timed inside live turns take 1.3-2.4x their time alone in a quiet thread with the fakes
+inline, 1.6-2.2x out of process, and still 1.7-2.6x out of process with ONE strategy thread and
+the unit meter turned off. So the inflation is neither the fakes, the meter's probes nor the
+worker's threads: it is the pieces running cold between the turn's network waits and library
+work, against the same piece repeated warm, and a Lambda container runs them that way too.
 
 A first, unreported live phase (one strategy per user) warms the container's caches as a warm
 Lambda container has them. Each phase's messages are drained by ONE worker, invocation after

@@ -6,6 +6,12 @@ URL at the simulator, all inside a patched ``os.environ`` that is restored on ex
 ``Stack`` invokes ``functions.<name>.app.lambda_handler`` with the events under events/, and
 creates connections through the real create and futures-enable routes.
 
+``remote_stack()`` is the same stack with moto's server and the simulator in a child process
+(``fakes_process``), reached over HTTP on 127.0.0.1 (``AWS_ENDPOINT_URL`` and the Binance base
+URLs): this process then runs the functions only, as a Lambda container does (the per-kind runner
+benchmark, ``bench.runner_kinds``, measures CPU in it). Its ``stack.sim`` reads and clears the
+simulator's journal through the control routes.
+
 ``count_aws_calls()`` records every botocore API call made while it is active (any client, any
 session): service, operation, table and whether the read was strongly consistent.
 """
