@@ -70,6 +70,7 @@ from pydantic import ValidationError
 from klineo.binance import (
     BinanceClient,
     Candle,
+    Credentials,
     ErrorCategory,
     Market,
     SymbolRules,
@@ -233,7 +234,7 @@ class _Turn:
         self.order: tuple[tuple[str, str, Decimal, bool], FuturesOrder] | None = None
         self.clients: dict[str, BinanceClient] = {}
         # The keys the turn's order went out with: its fills are read with them (one secret look-up).
-        self.creds: Any = None
+        self.creds: Credentials | None = None
 
     def client(self) -> BinanceClient:
         """The container's futures client of the strategy's environment (looked up once per turn)."""
@@ -717,7 +718,7 @@ class _Turn:
         price = result.average_price
         if filled == 0 or price is None or self.trading is None:
             return None
-        creds = self.creds or connection_credentials(self.trading.connection)
+        creds = self.creds if self.creds is not None else connection_credentials(self.trading.connection)
         before = pending.position_before
         client = self.client()
         # Binance's own fills (userTrades, weight 5) only while the minute's weight leaves room for
