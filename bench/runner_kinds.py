@@ -1,8 +1,9 @@
 """What one strategy tick costs, per kind of tick: DynamoDB requests and units, dollars, runner CPU, fan-out.
 
-Issue 16 item 2's figures. The real dispatcher and worker run on moto and the simulator (as in
-``bench.runner_tick``), in one phase per kind of tick, each with its own strategies (the earlier
-phases' strategies are paused, off the active index, so the dispatcher never sees them again):
+Issue 16 item 2's figures. The real dispatcher and worker run in this process on moto's server and
+the Binance simulator, both in a CHILD process reached over HTTP on 127.0.0.1
+(``bench.stack.remote_stack``), in one phase per kind of tick, each with its own strategies (the
+earlier phases' strategies are paused, off the active index, so the dispatcher never sees them again):
 
 - ``hold``: live RSI(14) strategies with levels 0.01 / 99.99, which the price never reaches:
   the decision is "hold", nothing is sent (run status ``no_change``);
@@ -13,6 +14,26 @@ phases' strategies are paused, off the active index, so the dispatcher never see
 Strategies are spread over users ``per_user`` at a time (default 20, as the timed tick's 1,000
 over 50 users) and over the symbols round-robin: what the worker reads once per user or per
 batch is shared by that many ticks.
+
+Why the fakes run in another process (changed in round 16): a Lambda container holds the runner
+only. With moto and the simulator in the runner's process (as ``bench.runner_tick``'s timed tick
+still runs them), their tables sat in its heap and their threads in its interpreter, sharing its
+GIL, allocator and caches; the runner's CPU was measured in that company and moto's share taken
+out by timing its hooks. Now nothing of the fakes runs here: the AWS calls are real HTTP to moto's
+server (botocore's client side then includes its HTTP exchange, as on Lambda), the Binance calls
+real HTTP to the simulator. The hooks on moto's stub, its ``responses`` passthrough and the
+simulator's handler stay installed and count (next to) nothing; ``fakes="inline"``
+(``--fakes inline``) runs the earlier in-process setup for a comparison.
+
+What that changed, measured on this 2-core machine while other work ran on it: the runner's own
+CPU per tick moved within the run-to-run spread (paper 1.24 ms inline, 1.09 ms out of process;
+live 3.07 ms inline, 2.84-2.90 ms out of process). Fixed pieces of the runner's work (one event
+item, ``json.loads`` of an order reply, one ``encode_params`` + HMAC signature, one emitted Logger
+line) timed inside live turns take 1.3-2.4x their time alone in a quiet thread with the fakes
+inline, 1.6-2.2x out of process, and still 1.7-2.6x out of process with ONE strategy thread and
+the unit meter turned off. So the inflation is neither the fakes, the meter's probes nor the
+worker's threads: it is the pieces running cold between the turn's network waits and library
+work, against the same piece repeated warm, and a Lambda container runs them that way too.
 
 A first, unreported live phase (one strategy per user) warms the container's caches as a warm
 Lambda container has them. Each phase's messages are drained by ONE worker, invocation after
@@ -25,17 +46,17 @@ invocation, so that the process CPU of an invocation is that invocation's own. W
   the turns that ended as the kind means (a live phase's strategy skipped for a stale candle
   when the machine is slow is not an order), plus the shared ones over every tick.
 - CPU, in thread CPU time (``time.thread_time``) and process CPU time:
-  * ``fakes``: moto's handling of every AWS request (its botocore ``before-send`` hook, timed in the
-    calling thread, and its ``responses`` patch every Binance request passes), the simulator's
-    request handling (``handle_one_request`` in its server threads), the meter's own GetItems and
-    sizing, and the garbage collector's full passes (generation 2: they walk every object of the
-    process, moto's tables included; a Lambda container's heap holds none of them);
+  * ``fakes``: the meter's own GetItems (over HTTP, in the calling thread) and sizing, and the
+    garbage collector's full passes (generation 2: with the fakes inline they walked moto's tables
+    too); with ``fakes="inline"`` also moto's handling of every AWS request (its botocore
+    ``before-send`` hook, timed in the calling thread, and its ``responses`` patch every Binance
+    request passes) and the simulator's request handling (``handle_one_request`` in its threads);
   * ``runner, all in``: the process CPU of each worker invocation minus the fakes during it: the
     handler, Powertools, the thread pools, botocore and requests building and parsing requests,
     the strategies' logic (a Lambda container pays all of it); the simulator's accept loop and
     thread start-up are left in (a few µs per connection, pessimistic);
   * ``runner, in turns``: the thread CPU inside ``run_strategy`` minus the fakes in those threads;
-    of it, ``botocore``: the client side of the AWS calls (building, signing, parsing), and
+    of it, ``botocore``: the client side of the AWS calls (building, signing, sending, parsing), and
     ``requests``: the client side of the Binance HTTP calls, everything inside
     ``requests.Session.send`` (requests, urllib3 and http.client sending the prepared request,
     reading and parsing the raw response) less moto's passthrough and full collections in it
@@ -51,6 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import threading
 import time
@@ -67,6 +89,7 @@ __all__ = [
 ]
 
 KINDS = ("hold", "paper", "live", "skipped")
+FAKES = ("process", "inline")  # where moto and the simulator run: a child process (the measure), or here
 EXPECTED_OUTCOME = {"hold": "no_change", "paper": "simulated", "live": "ordered", "skipped": "skipped"}
 HOLD_PARAMETERS = {"period": 14, "oversold": "0.01", "overbought": "99.99", "allow_short": True}
 SMA_PARAMETERS = {"fast": 2, "slow": 3, "allow_short": True}
@@ -480,9 +503,13 @@ def _run_phase(
 
 def measure_kinds(
     per_kind: int, symbols: int, per_user: int, latency_ms: float, kinds: tuple[str, ...] = KINDS,
-    *, latest_start_second: int = 30,
+    *, latest_start_second: int = 30, fakes: str = "process",
 ) -> dict[str, KindFigures]:
-    """One phase per kind of tick on a fresh stack, ``per_user`` strategies per user; the figures of each."""
+    """One phase per kind of tick on a fresh stack, ``per_user`` strategies per user; the figures of each.
+
+    ``fakes``: "process" runs moto's server and the simulator in a child process (the measure),
+    "inline" in this one, as before (to see what they cost the runner's figures).
+    """
     import math
     import tempfile
     from pathlib import Path
@@ -491,7 +518,7 @@ def measure_kinds(
 
     from bench.dynamo_units import schemas_from_create_params
     from bench.runner_tick import REGION, _store_users, _symbols, accounts_file, simulator_symbols
-    from bench.stack import local_stack, quiet_stdout
+    from bench.stack import local_stack, quiet_stdout, remote_stack
     from local.template import Resolver, load_template, table_definitions
 
     chosen = _symbols(symbols)
@@ -504,7 +531,11 @@ def measure_kinds(
         simulator_symbols(list(chosen)),
     ):
         path, accounts = accounts_file(Path(folder), max(1, math.ceil(per_kind / per_user)))
-        with local_stack(latency_ms=latency_ms, accounts_file=path) as stack, quiet_stdout():
+        if fakes not in FAKES:
+            raise ValueError(f"fakes must be one of {FAKES}")
+        stack_of = (local_stack if fakes == "inline"
+                    else functools.partial(remote_stack, symbols=tuple(chosen)))
+        with stack_of(latency_ms=latency_ms, accounts_file=path) as stack, quiet_stdout():
             sqs = boto3.client("sqs", region_name=REGION)
             url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
             attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
@@ -550,8 +581,8 @@ def _kind_table(report: Any, figures: dict[str, KindFigures]) -> None:
     fakes = {k: sum(f.cpu[k] for f in figures.values()) for k in ("moto", "simulator", "meter", "full_gc")}
     report.line(
         "   CPU taken out as the fakes' (all phases): moto " + f"{fakes['moto']:.2f} s, simulator "
-        f"{fakes['simulator']:.2f} s, the unit meter's own reads and sizing {fakes['meter']:.2f} s, "
-        f"full garbage collections (walking moto's tables in this heap) {fakes['full_gc']:.2f} s"
+        f"{fakes['simulator']:.2f} s (both 0 when they run in a child process), the unit meter's own reads "
+        f"and sizing {fakes['meter']:.2f} s, full garbage collections {fakes['full_gc']:.2f} s"
     )
 
 

@@ -48,6 +48,7 @@ from bench.stack import count_aws_calls, local_stack, quiet_stdout
 __all__ = ["TickResult", "main", "run_tick"]
 
 TARGET_WALL_S = 10.0
+FAKES_PLACES = {"process": "in a child process (over HTTP on 127.0.0.1)", "inline": "in this process"}
 REGION = "ap-northeast-1"
 # Symbol -> size per order, chosen above each symbol's minimum order value in the simulator.
 BASE_SYMBOLS = {"BTCUSDT": "0.002", "ETHUSDT": "0.01", "BNBUSDT": "0.05"}
@@ -388,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         "--per-user", type=int, default=20, help="per-kind phases: strategies per user (connection)"
     )
     parser.add_argument(
+        "--fakes", choices=("process", "inline"), default="process",
+        help="per-kind phases: moto and the simulator in a child process (the measure) or in this one",
+    )
+    parser.add_argument(
         "--order-every", type=int, default=20, help="cost mix: a live order every N ticks, else holds"
     )
     parser.add_argument("--json", help="write the results as JSON here (python -m bench)")
@@ -459,9 +464,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report.line(
             f"-- per kind of tick: {args.per_kind} strategies a phase, {args.per_user} per user, one worker, "
-            f"{args.symbols} symbols (bench/runner_kinds.py says what is counted)"
+            f"{args.symbols} symbols, moto and the simulator {FAKES_PLACES[args.fakes]} "
+            "(bench/runner_kinds.py says what is counted)"
         )
-        figures = measure_kinds(args.per_kind, args.symbols, args.per_user, args.latency_ms)
+        figures = measure_kinds(args.per_kind, args.symbols, args.per_user, args.latency_ms, fakes=args.fakes)
         report_kinds(report, figures, args.order_every)
     return report.finish(args.json)
 

@@ -6,6 +6,12 @@ URL at the simulator, all inside a patched ``os.environ`` that is restored on ex
 ``Stack`` invokes ``functions.<name>.app.lambda_handler`` with the events under events/, and
 creates connections through the real create and futures-enable routes.
 
+``remote_stack()`` is the same stack with moto's server and the simulator in a child process
+(``fakes_process``), reached over HTTP on 127.0.0.1 (``AWS_ENDPOINT_URL`` and the Binance base
+URLs): this process then runs the functions only, as a Lambda container does (the per-kind runner
+benchmark, ``bench.runner_kinds``, measures CPU in it). Its ``stack.sim`` reads and clears the
+simulator's journal through the control routes.
+
 ``count_aws_calls()`` records every botocore API call made while it is active (any client, any
 session): service, operation, table and whether the read was strongly consistent.
 """
@@ -17,19 +23,23 @@ import copy
 import dataclasses
 import importlib
 import os
+import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from unittest import mock
 
 __all__ = [
     "AwsCall",
     "LambdaContext",
+    "RemoteSimulator",
     "Stack",
     "count_aws_calls",
+    "fakes_process",
     "local_stack",
     "quiet_stdout",
+    "remote_stack",
     "response_body",
 ]
 
@@ -228,6 +238,107 @@ def local_stack(**simulator_config: Any) -> Iterator[Stack]:
 
     from local.aws_emulation import serialize_dynamodb
     from local.binance_sim import Simulator
+
+    serialize_dynamodb()
+    sim = Simulator(**simulator_config).start()
+    try:
+        with _functions_environment(sim.url, None, mock_aws):
+            yield Stack(sim)
+    finally:
+        sim.stop()
+
+
+@contextlib.contextmanager
+def remote_stack(*, symbols: tuple[str, ...] = (), **simulator_config: Any) -> Iterator[Stack]:
+    """As ``local_stack``, with moto's server and the simulator in a CHILD process, over HTTP on 127.0.0.1.
+
+    This process then holds the functions only, as a Lambda container does: no moto tables in its
+    heap, no fake's thread in its interpreter. ``symbols``: names the simulator lists besides its
+    own (cloned from BNBUSDT's filters, ``bench.runner_tick.simulator_symbols``).
+    ``stack.sim`` reads and clears the journal through the simulator's control routes.
+    """
+    with fakes_process(symbols, **simulator_config) as (moto_url, sim_url):
+        with _functions_environment(sim_url, moto_url, contextlib.nullcontext):
+            yield Stack(RemoteSimulator(sim_url))
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteSimulator:
+    """The simulator of ``fakes_process``, reached through its control routes (``/__sim__/``)."""
+
+    url: str
+
+    def _control(self, method: str, path: str) -> dict[str, Any]:
+        import requests
+
+        answer = requests.request(method, f"{self.url}/__sim__/{path}", timeout=30)
+        answer.raise_for_status()
+        return answer.json() if answer.content else {}
+
+    @property
+    def journal(self) -> list[Any]:
+        """Every Binance-API request so far, as the in-process simulator's ``JournalRecord``s."""
+        from local.binance_sim import JournalRecord
+
+        return [JournalRecord(**record) for record in self._control("GET", "journal")["records"]]
+
+    def clear_journal(self) -> None:
+        """Forget the journal's records."""
+        self._control("DELETE", "journal")
+
+
+def _serve_fakes(connection: Any, symbols: list[str], simulator_config: dict[str, Any]) -> None:
+    """The child process of ``fakes_process``: moto's server and the simulator until told to stop."""
+    from bench.runner_tick import simulator_symbols
+    from local.aws_emulation import MotoServer
+    from local.binance_sim import Simulator
+
+    with simulator_symbols(symbols):
+        moto = MotoServer(0)
+        moto.start()
+        sim = Simulator(**simulator_config).start()
+        try:
+            connection.send((moto.url, sim.url))
+            connection.recv()  # anything (or the parent gone: EOFError) means stop
+        except EOFError:
+            pass
+        finally:
+            sim.stop()
+            moto.stop()
+
+
+@contextlib.contextmanager
+def fakes_process(symbols: Iterable[str] = (), **simulator_config: Any) -> Iterator[tuple[str, str]]:
+    """moto's server and the Binance simulator in a child process; (moto URL, simulator URL) while it runs."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of this one's heap
+    parent, child = context.Pipe()
+    process = context.Process(target=_serve_fakes, args=(child, list(symbols), simulator_config),
+                              name="klineo-bench-fakes", daemon=True)
+    process.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not parent.poll(0.1):
+            if not process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the fakes' process did not start (exit code {process.exitcode})")
+        yield parent.recv()
+    finally:
+        with contextlib.suppress(OSError):
+            parent.send("stop")
+        process.join(15)
+        if process.is_alive():
+            process.terminate()
+            process.join(5)
+
+
+@contextlib.contextmanager
+def _functions_environment(sim_url: str, aws_endpoint: str | None, aws_backend: Any) -> Iterator[None]:
+    """The functions' environment on the simulator at ``sim_url`` and AWS at ``aws_endpoint``.
+
+    ``aws_backend()`` is entered once the environment is set (``moto.mock_aws`` in process, or
+    nothing when ``aws_endpoint`` is moto's server); the tables are created on it.
+    """
     from local.binance_urls import binance_environment
     from local.template import (
         Resolver,
@@ -249,54 +360,51 @@ def local_stack(**simulator_config: Any) -> Iterator[Stack]:
         "POWERTOOLS_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "ERROR"),
     }
     removed = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "BINANCE_HTTPS_PROXY")
-    serialize_dynamodb()
-    sim = Simulator(**simulator_config).start()
-    try:
-        with mock.patch.dict(os.environ, base_env), mock_aws(), warnings.catch_warnings():
-            # Powertools warns when an invocation published no metric; expected for some routes.
-            warnings.filterwarnings("ignore", message="No application metrics to publish")
-            for name in removed:
-                os.environ.pop(name, None)
-            os.environ.update(binance_environment(sim.url))
-            import boto3
+    with mock.patch.dict(os.environ, base_env), aws_backend(), warnings.catch_warnings():
+        # Powertools warns when an invocation published no metric; expected for some routes.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        for name in removed:
+            os.environ.pop(name, None)
+        if aws_endpoint:
+            os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
+        os.environ.update(binance_environment(sim_url))
+        import boto3
 
-            # Tables are made here rather than by local.aws_emulation.provision(), which also turns TTL
-            # on: moto may then pay for expiry checks real DynamoDB does not (one runner_tick run was
-            # 39 s with it, 28-34 s without; too few runs to be sure), and bench/results.md was
-            # recorded with this setup.
-            template = load_template()
-            resolver = Resolver(template, parameters={"Stage": "dev"}, region=REGION)
-            dynamodb = boto3.client("dynamodb", region_name=REGION)
-            for logical, table in table_definitions(resolver).items():
-                dynamodb.create_table(**table["create"])
-                resolver.refs[logical] = table["create"]["TableName"]
-                resolver.attributes[(logical, "Arn")] = (
-                    f"arn:aws:dynamodb:{REGION}:123456789012:table/{table['create']['TableName']}"
-                )
-            for logical, spec in template.get("Resources", {}).items():
-                if spec.get("Type") == "AWS::SQS::Queue":
-                    name = resolver.resolve(spec.get("Properties", {}).get("QueueName", logical))
-                    resolver.refs[logical] = f"https://sqs.{REGION}.amazonaws.com/123456789012/{name}"
-                    resolver.attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:123456789012:{name}"
-                    resolver.attributes[(logical, "QueueName")] = name
-            for spec in function_specs(template):
-                with contextlib.suppress(KeyError):
-                    os.environ.update(function_environment(resolver, spec))
+        # Tables are made here rather than by local.aws_emulation.provision(), which also turns TTL
+        # on: moto may then pay for expiry checks real DynamoDB does not (one runner_tick run was
+        # 39 s with it, 28-34 s without; too few runs to be sure), and bench/results.md was
+        # recorded with this setup.
+        template = load_template()
+        resolver = Resolver(template, parameters={"Stage": "dev"}, region=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        for logical, table in table_definitions(resolver).items():
+            dynamodb.create_table(**table["create"])
+            resolver.refs[logical] = table["create"]["TableName"]
+            resolver.attributes[(logical, "Arn")] = (
+                f"arn:aws:dynamodb:{REGION}:123456789012:table/{table['create']['TableName']}"
+            )
+        for logical, spec in template.get("Resources", {}).items():
+            if spec.get("Type") == "AWS::SQS::Queue":
+                name = resolver.resolve(spec.get("Properties", {}).get("QueueName", logical))
+                resolver.refs[logical] = f"https://sqs.{REGION}.amazonaws.com/123456789012/{name}"
+                resolver.attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:123456789012:{name}"
+                resolver.attributes[(logical, "QueueName")] = name
+        for spec in function_specs(template):
+            with contextlib.suppress(KeyError):
+                os.environ.update(function_environment(resolver, spec))
+        _clear_layer_caches()
+        from klineo.observability import logger, metrics
+
+        saved_namespace, saved_level = metrics.provider.namespace, logger.level
+        metrics.provider.namespace = "Klineo"
+        logger.setLevel(base_env["POWERTOOLS_LOG_LEVEL"])
+        try:
+            yield
+        finally:
+            metrics.provider.namespace = saved_namespace
+            logger.setLevel(saved_level)
+            metrics.clear_metrics()
             _clear_layer_caches()
-            from klineo.observability import logger, metrics
-
-            saved_namespace, saved_level = metrics.provider.namespace, logger.level
-            metrics.provider.namespace = "Klineo"
-            logger.setLevel(base_env["POWERTOOLS_LOG_LEVEL"])
-            try:
-                yield Stack(sim)
-            finally:
-                metrics.provider.namespace = saved_namespace
-                logger.setLevel(saved_level)
-                metrics.clear_metrics()
-                _clear_layer_caches()
-    finally:
-        sim.stop()
 
 
 @contextlib.contextmanager

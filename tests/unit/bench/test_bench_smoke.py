@@ -222,3 +222,31 @@ def test_runner_kinds_counts_units_and_cpu_of_hold_and_live_ticks(capsys: pytest
             "runner's own CPU per tick (turn without botocore and requests): hold",
             "fan-out: 10,000 strategies over 100 markets"} <= names
     assert "per million WRU" in capsys.readouterr().out
+
+
+def test_remote_stack_serves_aws_and_binance_from_a_child_process() -> None:
+    """The kinds bench's stack: tables on moto's server and the simulator's journal, both over loopback."""
+    import os
+
+    import boto3
+    import requests
+
+    from bench.stack import REGION, remote_stack
+
+    # GIVEN the stack whose fakes run in a child process
+    with remote_stack(symbols=("X01USDT",)) as stack:
+        # WHEN this process lists the tables and asks the simulator for its time and symbols
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        tables = boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"]
+        requests.get(f"{stack.sim.url}/fapi/v1/time", timeout=10).raise_for_status()
+        info = requests.get(f"{stack.sim.url}/fapi/v1/exchangeInfo", timeout=10).json()
+        # THEN both answered over HTTP on 127.0.0.1, with the template's tables and the extra symbol
+        assert endpoint.startswith("http://127.0.0.1:") and stack.sim.url.startswith("http://127.0.0.1:")
+        assert any(name.endswith("-data") for name in tables)
+        assert "X01USDT" in {entry["symbol"] for entry in info["symbols"]}
+        # AND the journal is read and cleared through the simulator's control routes
+        assert [record.path for record in stack.sim.journal] == ["/fapi/v1/time", "/fapi/v1/exchangeInfo"]
+        stack.sim.clear_journal()
+        assert stack.sim.journal == []
+    # AND nothing of it is left in this process's environment
+    assert os.environ.get("AWS_ENDPOINT_URL") != endpoint

@@ -70,6 +70,7 @@ from pydantic import ValidationError
 from klineo.binance import (
     BinanceClient,
     Candle,
+    Credentials,
     ErrorCategory,
     Market,
     SymbolRules,
@@ -232,6 +233,8 @@ class _Turn:
         self.events: list[StrategyEvent] = []
         self.order: tuple[tuple[str, str, Decimal, bool], FuturesOrder] | None = None
         self.clients: dict[str, BinanceClient] = {}
+        # The keys the turn's order went out with: its fills are read with them (one secret look-up).
+        self.creds: Credentials | None = None
 
     def client(self) -> BinanceClient:
         """The container's futures client of the strategy's environment (looked up once per turn)."""
@@ -510,6 +513,7 @@ class _Turn:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise
             return self.refused_before_claim(exc, facts)
+        self.creds = creds
         refused = self.prepare_symbol(trading, creds, facts)
         if refused is not None:
             return refused
@@ -714,7 +718,8 @@ class _Turn:
         price = result.average_price
         if filled == 0 or price is None or self.trading is None:
             return None
-        creds, before = connection_credentials(self.trading.connection), pending.position_before
+        creds = self.creds if self.creds is not None else connection_credentials(self.trading.connection)
+        before = pending.position_before
         client = self.client()
         # Binance's own fills (userTrades, weight 5) only while the minute's weight leaves room for
         # the orders themselves: a tick of many orders must never starve them of request weight.
@@ -775,7 +780,7 @@ class _Turn:
         earlier = pending.lease_until_ms
         taken = replace(pending, lease_until_ms=self.ctx.deadline_ms)
         try:
-            creds = connection_credentials(trading.connection)
+            creds = self.creds = connection_credentials(trading.connection)
             same_candle = pending.close_time == self.close_time
             if same_candle and not is_superseded(pending.close_time, strategy.interval, now):
                 return self.send_and_settle(taken, creds, earlier_attempt_ms=earlier)

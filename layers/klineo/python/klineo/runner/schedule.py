@@ -14,6 +14,7 @@ import hashlib
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from klineo.strategies import INTERVALS_MS
@@ -80,5 +81,10 @@ def client_order_id(strategy_id: str, close_time: int) -> str:
     re-run derives the same id, so the exchange-level lookup finds the first order instead of
     placing a second one.
     """
-    digest = hashlib.sha256(strategy_id.encode()).hexdigest()[:20]
-    return f"ks{digest}_{base36(close_time)}"
+    return f"ks{_digest(strategy_id)}_{base36(close_time)}"
+
+
+@lru_cache(maxsize=4096)
+def _digest(strategy_id: str) -> str:
+    """The first 20 hex of sha256(strategy id): the same every tick, so a container computes it once."""
+    return hashlib.sha256(strategy_id.encode()).hexdigest()[:20]

@@ -105,7 +105,10 @@ def serialize(value: Any, *, floats: bool = False) -> dict[str, Any]:
 
 
 def _members(value: Mapping[Any, Any], floats: bool) -> dict[Any, dict[str, Any]]:
-    return {(str(key) if floats else key): serialize(item, floats=floats) for key, item in value.items()}
+    # Text keys and values (nearly all of ours) without a call; the rest by the rules.
+    return {(key if type(key) is str or not floats else str(key)):
+            ({"S": item} if type(item) is str else serialize(item, floats=floats))
+            for key, item in value.items()}
 
 
 def _serialize_other(value: Any, floats: bool) -> dict[str, Any]:
