@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from klineo.models.base import BaseModel
-from klineo.models.common import ConnectionEnvironment, DecimalString
+from klineo.models.fields import ConnectionEnvironment, DecimalString
 from klineo.models.strategies import StrategyDefinition
 from klineo.validation import CONNECTION_ID_PATTERN
 

@@ -1,36 +1,38 @@
 """Request and response models of the HTTP API (pydantic), and the error body.
 
 The futures and strategies routes add theirs in ``klineo.models.futures`` and
-``klineo.models.strategies``.
+``klineo.models.strategies``; the field types every model module shares (``ApiModel``,
+``DecimalString``, ...) live in ``klineo.models.fields`` and are re-exported here.
 
 Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
 repeat the value they reject: a secret must not come back in an error body.
 """
 
 
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     StrictBool,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
 )
 
 from klineo.errors import ErrorCategory
 from klineo.models.base import BaseModel
+from klineo.models.fields import (
+    ApiModel,
+    ConnectionEnvironment,
+    DecimalString,
+    PositiveDecimal,
+    decimal_string,
+)
 from klineo.validation import (
     API_KEY_PATTERN,
     CONNECTION_ID_PATTERN,
-    POSITIVE_DECIMAL_PATTERN,
     SYMBOL_PATTERN,
     check_private_key,
-    positive_decimal,
 )
 
 __all__ = [
@@ -65,7 +67,6 @@ __all__ = [
 ]
 
 
-ConnectionEnvironment = Literal["production", "testnet"]
 KeyTypeName = Literal["hmac", "ed25519", "rsa"]
 Market = Literal["spot", "futures"]
 # Spot kline intervals (facts §3); futures have the same list without "1s".
@@ -74,33 +75,7 @@ SPOT_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", 
 Interval = Literal["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
                    "1d", "3d", "1w", "1M"]
 
-# A decimal as a string, exactly as precise as the exchange gave it (never a binary float).
-DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["0.50000000"])]
-
-# A quantity, price or size in a request: a plain decimal string (or a JSON number) above 0.
-PositiveDecimal = Annotated[
-    Decimal,
-    BeforeValidator(positive_decimal),
-    WithJsonSchema({
-        "anyOf": [{"type": "string", "pattern": POSITIVE_DECIMAL_PATTERN, "maxLength": 40},
-                  {"type": "number", "exclusiveMinimum": 0}],
-        "examples": ["0.002"],
-    }),
-]
-
 _HMAC_SECRET_MIN, _HMAC_SECRET_MAX = 16, 256
-
-
-def decimal_string(value: Any) -> str:
-    """A Decimal (or a Binance decimal string) as a plain decimal string, no exponent."""
-    number = value if isinstance(value, Decimal) else Decimal(str(value))
-    return format(number, "f")
-
-
-class ApiModel(BaseModel):
-    """Base of every request model: unknown fields are an error, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 # ---------------------------------------------------------------- errors

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from klineo.models.base import BaseModel
-from klineo.models.common import PositiveDecimal
+from klineo.models.fields import PositiveDecimal
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,
     CONDITIONAL_ORDER_TYPES,

@@ -18,21 +18,23 @@ check needs nothing stored.
 """
 
 
+import copy
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    GetJsonSchemaHandler,
     ValidationError,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from klineo.models.base import BaseModel
-from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
+from klineo.models.fields import ApiModel, DecimalString, PositiveDecimal
 from klineo.models.paging import CURSOR_PATTERN, PageQuery
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
 from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL_PATTERN
@@ -105,6 +107,7 @@ def _strict_json_types(type_name: str, value: dict[str, Any]) -> None:
         raise ValidationError.from_exception_data(type_name, errors)
 
 
+@cache
 def _parameters_schema() -> dict[str, Any]:
     """Each strategy type's parameters as the API takes them: numbers as JSON numbers, no other keys."""
     variants = []
@@ -120,7 +123,20 @@ def _parameters_schema() -> dict[str, Any]:
             "description": "The parameters of the strategy's `type` (sent with it); defaults fill the rest."}
 
 
-PARAMETERS_SCHEMA = _parameters_schema()
+class _ParametersJsonSchema:
+    """``WithJsonSchema`` for ``parameters``, the schema made when a JSON schema is asked for.
+
+    Building each strategy type's JSON schema at import cost every strategy function's cold start
+    (the models' schemas are built on first use, ``klineo.models.base``); only the OpenAPI document
+    needs it. ``nullable``: the PATCH body's ``parameters`` may be null.
+    """
+
+    def __init__(self, *, nullable: bool = False) -> None:
+        self.nullable = nullable
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        schema = copy.deepcopy(_parameters_schema())
+        return {"anyOf": [schema, {"type": "null"}]} if self.nullable else schema
 
 
 def _checked_parameters(value: dict[str, Any] | None, type_name: Any) -> dict[str, Any] | None:
@@ -137,7 +153,7 @@ class StrategyDefinition(ApiModel):
     symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN, examples=["BTCUSDT"])]
     interval: RunnerInterval
     type: StrategyTypeName
-    parameters: Annotated[dict[str, Any], WithJsonSchema(PARAMETERS_SCHEMA)] = Field(
+    parameters: Annotated[dict[str, Any], _ParametersJsonSchema()] = Field(
         default_factory=dict, validate_default=True)
     size: Size | None = None
     quote_size_usdt: QuoteSize | None = None
@@ -181,8 +197,7 @@ class StrategyUpdateRequest(ApiModel):
     """
 
     type: StrategyTypeName | None = None
-    parameters: Annotated[
-        dict[str, Any] | None, WithJsonSchema({"anyOf": [PARAMETERS_SCHEMA, {"type": "null"}]})] = None
+    parameters: Annotated[dict[str, Any] | None, _ParametersJsonSchema(nullable=True)] = None
     size: Size | None = None
     quote_size_usdt: QuoteSize | None = None
     size_pct: SizePct | None = None
