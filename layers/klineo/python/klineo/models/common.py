@@ -2,7 +2,8 @@
 
 The futures and strategies routes add theirs in ``klineo.models.futures`` and
 ``klineo.models.strategies``; the field types every model module shares (``ApiModel``,
-``DecimalString``, ...) live in ``klineo.models.fields`` and are re-exported here.
+``DecimalString``, ...) live in ``klineo.models.fields``, and the balance, candles and kill-switch
+models in modules of their own (those functions create only their models); all are re-exported here.
 
 Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
 repeat the value they reject: a secret must not come back in an error body.
@@ -14,13 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     SecretStr,
-    StrictBool,
     ValidationInfo,
     field_validator,
 )
 
 from klineo.errors import ErrorCategory
+from klineo.models.balances import Balance, BalanceResponse
 from klineo.models.base import BaseModel
+from klineo.models.candles import SPOT_INTERVALS, Candle, CandlesQuery, CandlesResponse, Market
 from klineo.models.fields import (
     ApiModel,
     ConnectionEnvironment,
@@ -28,6 +30,7 @@ from klineo.models.fields import (
     PositiveDecimal,
     decimal_string,
 )
+from klineo.models.kill_switch import KillSwitchResponse, KillSwitchSetRequest
 from klineo.validation import (
     API_KEY_PATTERN,
     CONNECTION_ID_PATTERN,
@@ -68,12 +71,6 @@ __all__ = [
 
 
 KeyTypeName = Literal["hmac", "ed25519", "rsa"]
-Market = Literal["spot", "futures"]
-# Spot kline intervals (facts §3); futures have the same list without "1s".
-SPOT_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
-                  "1d", "3d", "1w", "1M")
-Interval = Literal["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
-                   "1d", "3d", "1w", "1M"]
 
 _HMAC_SECRET_MIN, _HMAC_SECRET_MAX = 16, 256
 
@@ -211,86 +208,3 @@ class ConnectionListResponse(BaseModel):
 
     connections: list[ConnectionResponse]
 
-
-# ---------------------------------------------------------------- balances, candles
-
-
-class Balance(BaseModel):
-    """One asset's spot balance, free and locked as decimal strings."""
-
-    asset: str
-    free: DecimalString
-    locked: DecimalString
-
-
-class BalanceResponse(BaseModel):
-    """Non-zero spot balances of one connection."""
-
-    connection_id: str
-    environment: ConnectionEnvironment
-    balances: list[Balance]
-
-
-class CandlesQuery(ApiModel):
-    """GET /candles query: limit bounds depend on the market (spot 1..1000, futures 1..1500)."""
-
-    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN)]
-    market: Market = "spot"
-    environment: ConnectionEnvironment = "production"
-    interval: Interval
-    limit: Annotated[int, Field(ge=1, le=1500)] = 500
-
-    @field_validator("interval")
-    @classmethod
-    def _interval_exists_on_market(cls, value: str, info: ValidationInfo) -> str:
-        """Futures have every spot interval but 1s."""
-        if info.data.get("market") == "futures" and value == "1s":
-            raise ValueError("1s is not available for futures")
-        return value
-
-    @field_validator("limit")
-    @classmethod
-    def _limit_within_market_bounds(cls, value: int, info: ValidationInfo) -> int:
-        """Spot answers at most 1000 candles, futures 1500."""
-        if info.data.get("market", "spot") == "spot" and value > 1000:
-            raise ValueError("must be at most 1000 for spot (1500 for futures)")
-        return value
-
-
-class Candle(BaseModel):
-    """One kline: times in ms, prices and volume as decimal strings."""
-
-    open_time: int
-    open: DecimalString
-    high: DecimalString
-    low: DecimalString
-    close: DecimalString
-    volume: DecimalString
-    close_time: int
-
-
-class CandlesResponse(BaseModel):
-    """Klines, oldest first."""
-
-    symbol: str
-    interval: str
-    market: Market
-    environment: ConnectionEnvironment
-    candles: list[Candle]
-
-
-# ---------------------------------------------------------------- kill switch
-
-
-class KillSwitchSetRequest(ApiModel):
-    """PUT /kill-switch body."""
-
-    enabled: StrictBool
-
-
-class KillSwitchResponse(BaseModel):
-    """The caller's kill switch, and whether the operators' global one is on."""
-
-    enabled: bool
-    global_enabled: bool
-    trading_blocked: bool
