@@ -1,6 +1,6 @@
 """Request and response models of POST /strategies/backtest and GET /strategies/backtest/{jobId}.
 
-The strategy part of the request IS a strategy definition (``klineo.models.strategies.
+The strategy part of the request IS a strategy definition (``klineo.models.strategy_requests.
 StrategyDefinition``, the fields POST /strategies takes with the same rules: symbol, interval, type
 and parameters, direction, exactly one sizing, leverage, stop-loss/take-profit, paper balance).
 ``mode``, ``status`` and ``margin_type`` are not backtest inputs. The period is ``start``/``end``
@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from klineo.models.base import BaseModel
 from klineo.models.fields import ConnectionEnvironment, DecimalString
-from klineo.models.strategies import StrategyDefinition
+from klineo.models.strategy_requests import StrategyDefinition
 from klineo.validation import CONNECTION_ID_PATTERN
 
 __all__ = [
