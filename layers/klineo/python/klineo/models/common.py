@@ -1,9 +1,11 @@
-"""Request and response models of the HTTP API (pydantic), and the error body.
+"""Request and response models of the connection routes of the HTTP API (pydantic).
 
 The futures and strategies routes add theirs in ``klineo.models.futures`` and
 ``klineo.models.strategies``; the field types every model module shares (``ApiModel``,
 ``DecimalString``, ...) live in ``klineo.models.fields``, and the balance, candles and kill-switch
-models in modules of their own (those functions create only their models); all are re-exported here.
+models in modules of their own (those functions create only their models); all are re-exported
+here. The error body every route answers with is ``klineo.models.errors`` (only the OpenAPI
+document needs it as a model).
 
 Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
 repeat the value they reject: a secret must not come back in an error body.
@@ -19,7 +21,6 @@ from pydantic import (
     field_validator,
 )
 
-from klineo.errors import ErrorCategory
 from klineo.models.balances import Balance, BalanceResponse
 from klineo.models.base import BaseModel
 from klineo.models.candles import SPOT_INTERVALS, Candle, CandlesQuery, CandlesResponse, Market
@@ -56,9 +57,6 @@ __all__ = [
     "ConnectionTestRequest",
     "ConnectionTestResponse",
     "DecimalString",
-    "ErrorBody",
-    "ErrorResponse",
-    "FieldError",
     "KeyTypeName",
     "KeyWarning",
     "KillSwitchResponse",
@@ -73,34 +71,6 @@ __all__ = [
 KeyTypeName = Literal["hmac", "ed25519", "rsa"]
 
 _HMAC_SECRET_MIN, _HMAC_SECRET_MAX = 16, 256
-
-
-# ---------------------------------------------------------------- errors
-
-
-class FieldError(BaseModel):
-    """One request field that failed validation, named as the caller sent it."""
-
-    field: str = Field(examples=["quantity"])
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """The inside of every error answer."""
-
-    category: ErrorCategory
-    message: str
-    retryable: bool
-    request_id: str = Field(description="The X-Request-Id of the answer: quote it to support.")
-    field: str | None = Field(default=None, description="The (first) request field at fault, when known.")
-    errors: list[FieldError] | None = Field(
-        default=None, description="Every field that failed validation (the first is `field`).")
-
-
-class ErrorResponse(BaseModel):
-    """Every error answer of the API: {"error": {...}}."""
-
-    error: ErrorBody
 
 
 # ---------------------------------------------------------------- connections
