@@ -19,7 +19,7 @@ from klineo.models.common import (
     ConnectionTestRequest,
     check_label,
 )
-from klineo.models.futures import FuturesStateResponse
+from klineo.models.futures_account import FuturesStateResponse
 from klineo.validation import MARGIN_TYPES
 
 __all__ = [

@@ -30,7 +30,7 @@ from klineo.binance import (
     get_client,
 )
 from klineo.errors import KlineoError
-from klineo.models.futures import FuturesAsset, FuturesStateResponse, FuturesTestResponse
+from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.services.key_health import note_key_outcome
 from klineo.services.risk import HEDGE, ONE_WAY
 from klineo.store import connections as connection_store
