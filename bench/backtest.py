@@ -65,7 +65,7 @@ def _request(stack: Any, body: dict[str, Any]) -> tuple[float, dict[str, Any], l
 def _simulation_rate(body: dict[str, Any], repeats: int) -> float:
     """Candles per second of the simulation alone, over candles already fetched."""
     from klineo.binance import Market, get_client, get_symbol_rules
-    from klineo.models.backtest import BacktestRequest
+    from klineo.models.backtest_request import BacktestRequest
     from klineo.services.backtest import BacktestSpec, simulate
     from klineo.services.kline_history import closed_candles
 

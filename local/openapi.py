@@ -22,7 +22,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI, Server, ServerVariable
-from klineo.models.common import ErrorResponse
+from klineo.models.errors import ErrorResponse
 
 from local.aws_emulation import required_settings
 from local.template import REPO_ROOT, FunctionSpec, Resolver, Route, function_specs, load_template

@@ -1,7 +1,7 @@
 """GET /exchange-connections/{id}/balance: spot balances of one of the caller's connections."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.common import BalanceResponse
+from klineo.models.balances import BalanceResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.balances import get_balances
 

@@ -1,7 +1,7 @@
 """POST /exchange-connections/{id}/futures/disable: futures_enabled=false (no Binance call)."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.futures import FuturesStateResponse
+from klineo.models.futures_account import FuturesStateResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.futures_account import disable_futures
 

@@ -1,7 +1,7 @@
 """POST /exchange-connections/{id}/futures/test: USDT-M futures check of a connection (spot untouched)."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.futures import FuturesTestResponse
+from klineo.models.futures_account import FuturesTestResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.futures_account import check_futures
 

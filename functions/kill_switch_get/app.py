@@ -1,7 +1,7 @@
 """GET /kill-switch: the caller's kill switch, and whether the global one is on."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.common import KillSwitchResponse
+from klineo.models.kill_switch import KillSwitchResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.kill_switch import get_kill_switch
 

@@ -1,7 +1,7 @@
 """PUT /kill-switch: turn the caller's own kill switch on or off."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.common import KillSwitchResponse, KillSwitchSetRequest
+from klineo.models.kill_switch import KillSwitchResponse, KillSwitchSetRequest
 from klineo.observability import logger, metrics, tracer
 from klineo.services.kill_switch import set_kill_switch
 

@@ -2,7 +2,8 @@
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from klineo.api import build_resolver, current_user_id
-from klineo.models.backtest import BacktestRequest, BacktestResponse
+from klineo.models.backtest import BacktestResponse
+from klineo.models.backtest_request import BacktestRequest
 from klineo.observability import logger, metrics, tracer
 from klineo.services.backtest import start_backtest
 

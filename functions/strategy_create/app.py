@@ -2,7 +2,8 @@
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from klineo.api import build_resolver, current_user_id
-from klineo.models.strategies import StrategyCreateRequest, StrategyResponse
+from klineo.models.strategies import StrategyResponse
+from klineo.models.strategy_requests import StrategyCreateRequest
 from klineo.observability import logger, metrics, tracer
 from klineo.services.strategies import create_strategy
 

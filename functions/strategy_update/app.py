@@ -1,7 +1,8 @@
 """PATCH /strategies/{id}: change a strategy's type and parameters, size, mode or status."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.strategies import StrategyResponse, StrategyUpdateRequest
+from klineo.models.strategies import StrategyResponse
+from klineo.models.strategy_requests import StrategyUpdateRequest
 from klineo.observability import logger, metrics, tracer
 from klineo.services.strategies import update_strategy
 

@@ -81,7 +81,7 @@ def _demo_key() -> dict[str, str]:
 def seed() -> None:
     """Two connections of the events' user (futures on for the first) and a paper strategy on it."""
     from klineo.models.common import ConnectionCreateRequest
-    from klineo.models.strategies import StrategyCreateRequest
+    from klineo.models.strategy_requests import StrategyCreateRequest
     from klineo.services import connections, strategies
     from klineo.store import connections as connection_store
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from klineo.models.backtest import BacktestRequest
+from klineo.models.backtest_request import BacktestRequest
 from klineo.models.common import CandlesQuery, ConnectionCreateRequest, ConnectionTestRequest, decimal_string
 from klineo.models.order_history import OrderHistoryQuery
-from klineo.models.strategies import PageQuery, StrategyCreateRequest
+from klineo.models.strategies import PageQuery
+from klineo.models.strategy_requests import StrategyCreateRequest
 from pydantic import ValidationError
 
 from local.binance_sim.accounts import load_accounts

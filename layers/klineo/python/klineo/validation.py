@@ -22,6 +22,7 @@ __all__ = [
     "CONDITIONAL_ORDER_TYPES",
     "CONNECTION_ID_PATTERN",
     "HEX_ID_PATTERN",
+    "MARGIN_TYPES",
     "ORDER_POSITION_SIDES",
     "ORDER_SIDES",
     "ORDER_TIME_IN_FORCE",
@@ -72,6 +73,8 @@ _CLOSE_POSITION_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
 CALLBACK_RATE_MIN, CALLBACK_RATE_MAX = Decimal("0.1"), Decimal(10)
 ORDER_TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
 ORDER_POSITION_SIDES = ("BOTH", "LONG", "SHORT")
+# Margin types, our names -> Binance's (request and symbolConfig spelling, facts "Trading surface" A).
+MARGIN_TYPES = {"isolated": "ISOLATED", "cross": "CROSSED"}
 
 _RSA_MIN_BITS, _RSA_MAX_BITS = 2048, 4096
 

@@ -1,68 +1,26 @@
-"""Request and response models of POST /strategies/backtest and GET /strategies/backtest/{jobId}.
+"""Response models of POST /strategies/backtest and GET /strategies/backtest/{jobId}.
 
-The strategy part of the request IS a strategy definition (``klineo.models.strategies.
-StrategyDefinition``, the fields POST /strategies takes with the same rules: symbol, interval, type
-and parameters, direction, exactly one sizing, leverage, stop-loss/take-profit, paper balance).
-``mode``, ``status`` and ``margin_type`` are not backtest inputs. The period is ``start``/``end``
-(ISO 8601, UTC when no offset is given).
+The request body is ``klineo.models.backtest_request``: it is a strategy definition, which needs
+every strategy type's parameter model; GET /strategies/backtest/{jobId} only answers and loads none.
 """
 
 
-import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from klineo.models.base import BaseModel
-from klineo.models.common import ConnectionEnvironment, DecimalString
-from klineo.models.strategies import StrategyDefinition
-from klineo.validation import CONNECTION_ID_PATTERN
+from klineo.models.fields import DecimalString
 
 __all__ = [
     "BacktestEquityPoint",
     "BacktestJobStatus",
-    "BacktestRequest",
     "BacktestResponse",
     "BacktestResult",
     "BacktestTrade",
 ]
 
 BacktestJobStatus = Literal["done", "queued", "running", "failed"]
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-class BacktestRequest(StrategyDefinition):
-    """POST /strategies/backtest: a strategy definition and a period of closed candles to run it over."""
-
-    connection_id: Annotated[str | None, Field(pattern=CONNECTION_ID_PATTERN)] = Field(
-        default=None, description="Take the environment of this connection of yours (else `environment`).")
-    environment: ConnectionEnvironment = "production"
-    start: dt.datetime
-    end: dt.datetime
-
-    @field_validator("start", "end")
-    @classmethod
-    def _in_utc(cls, value: dt.datetime) -> dt.datetime:
-        """A time without an offset is UTC."""
-        return _utc(value)
-
-    @model_validator(mode="after")
-    def _ordered_period(self) -> "BacktestRequest":
-        """The period ends after it starts."""
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
-
-    def start_ms(self) -> int:
-        """The period's start in epoch ms."""
-        return int(self.start.timestamp() * 1000)
-
-    def end_ms(self) -> int:
-        """The period's end in epoch ms (exclusive: candles that open before it)."""
-        return int(self.end.timestamp() * 1000)
 
 
 class BacktestTrade(BaseModel):

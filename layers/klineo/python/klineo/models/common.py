@@ -1,36 +1,42 @@
-"""Request and response models of the HTTP API (pydantic), and the error body.
+"""Request and response models of the connection routes of the HTTP API (pydantic).
 
 The futures and strategies routes add theirs in ``klineo.models.futures`` and
-``klineo.models.strategies``.
+``klineo.models.strategies``; the field types every model module shares (``ApiModel``,
+``DecimalString``, ...) live in ``klineo.models.fields``, and the balance, candles and kill-switch
+models in modules of their own (those functions create only their models); all are re-exported
+here. The error body every route answers with is ``klineo.models.errors`` (only the OpenAPI
+document needs it as a model).
 
 Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
 repeat the value they reject: a secret must not come back in an error body.
 """
 
 
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
-    StrictBool,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
 )
 
-from klineo.errors import ErrorCategory
+from klineo.models.balances import Balance, BalanceResponse
 from klineo.models.base import BaseModel
+from klineo.models.candles import SPOT_INTERVALS, Candle, CandlesQuery, CandlesResponse, Market
+from klineo.models.fields import (
+    ApiModel,
+    ConnectionEnvironment,
+    DecimalString,
+    PositiveDecimal,
+    decimal_string,
+)
+from klineo.models.kill_switch import KillSwitchResponse, KillSwitchSetRequest
 from klineo.validation import (
     API_KEY_PATTERN,
     CONNECTION_ID_PATTERN,
-    POSITIVE_DECIMAL_PATTERN,
     SYMBOL_PATTERN,
     check_private_key,
-    positive_decimal,
 )
 
 __all__ = [
@@ -51,9 +57,6 @@ __all__ = [
     "ConnectionTestRequest",
     "ConnectionTestResponse",
     "DecimalString",
-    "ErrorBody",
-    "ErrorResponse",
-    "FieldError",
     "KeyTypeName",
     "KeyWarning",
     "KillSwitchResponse",
@@ -65,70 +68,9 @@ __all__ = [
 ]
 
 
-ConnectionEnvironment = Literal["production", "testnet"]
 KeyTypeName = Literal["hmac", "ed25519", "rsa"]
-Market = Literal["spot", "futures"]
-# Spot kline intervals (facts §3); futures have the same list without "1s".
-SPOT_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
-                  "1d", "3d", "1w", "1M")
-Interval = Literal["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
-                   "1d", "3d", "1w", "1M"]
-
-# A decimal as a string, exactly as precise as the exchange gave it (never a binary float).
-DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["0.50000000"])]
-
-# A quantity, price or size in a request: a plain decimal string (or a JSON number) above 0.
-PositiveDecimal = Annotated[
-    Decimal,
-    BeforeValidator(positive_decimal),
-    WithJsonSchema({
-        "anyOf": [{"type": "string", "pattern": POSITIVE_DECIMAL_PATTERN, "maxLength": 40},
-                  {"type": "number", "exclusiveMinimum": 0}],
-        "examples": ["0.002"],
-    }),
-]
 
 _HMAC_SECRET_MIN, _HMAC_SECRET_MAX = 16, 256
-
-
-def decimal_string(value: Any) -> str:
-    """A Decimal (or a Binance decimal string) as a plain decimal string, no exponent."""
-    number = value if isinstance(value, Decimal) else Decimal(str(value))
-    return format(number, "f")
-
-
-class ApiModel(BaseModel):
-    """Base of every request model: unknown fields are an error, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-# ---------------------------------------------------------------- errors
-
-
-class FieldError(BaseModel):
-    """One request field that failed validation, named as the caller sent it."""
-
-    field: str = Field(examples=["quantity"])
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """The inside of every error answer."""
-
-    category: ErrorCategory
-    message: str
-    retryable: bool
-    request_id: str = Field(description="The X-Request-Id of the answer: quote it to support.")
-    field: str | None = Field(default=None, description="The (first) request field at fault, when known.")
-    errors: list[FieldError] | None = Field(
-        default=None, description="Every field that failed validation (the first is `field`).")
-
-
-class ErrorResponse(BaseModel):
-    """Every error answer of the API: {"error": {...}}."""
-
-    error: ErrorBody
 
 
 # ---------------------------------------------------------------- connections
@@ -236,86 +178,3 @@ class ConnectionListResponse(BaseModel):
 
     connections: list[ConnectionResponse]
 
-
-# ---------------------------------------------------------------- balances, candles
-
-
-class Balance(BaseModel):
-    """One asset's spot balance, free and locked as decimal strings."""
-
-    asset: str
-    free: DecimalString
-    locked: DecimalString
-
-
-class BalanceResponse(BaseModel):
-    """Non-zero spot balances of one connection."""
-
-    connection_id: str
-    environment: ConnectionEnvironment
-    balances: list[Balance]
-
-
-class CandlesQuery(ApiModel):
-    """GET /candles query: limit bounds depend on the market (spot 1..1000, futures 1..1500)."""
-
-    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN)]
-    market: Market = "spot"
-    environment: ConnectionEnvironment = "production"
-    interval: Interval
-    limit: Annotated[int, Field(ge=1, le=1500)] = 500
-
-    @field_validator("interval")
-    @classmethod
-    def _interval_exists_on_market(cls, value: str, info: ValidationInfo) -> str:
-        """Futures have every spot interval but 1s."""
-        if info.data.get("market") == "futures" and value == "1s":
-            raise ValueError("1s is not available for futures")
-        return value
-
-    @field_validator("limit")
-    @classmethod
-    def _limit_within_market_bounds(cls, value: int, info: ValidationInfo) -> int:
-        """Spot answers at most 1000 candles, futures 1500."""
-        if info.data.get("market", "spot") == "spot" and value > 1000:
-            raise ValueError("must be at most 1000 for spot (1500 for futures)")
-        return value
-
-
-class Candle(BaseModel):
-    """One kline: times in ms, prices and volume as decimal strings."""
-
-    open_time: int
-    open: DecimalString
-    high: DecimalString
-    low: DecimalString
-    close: DecimalString
-    volume: DecimalString
-    close_time: int
-
-
-class CandlesResponse(BaseModel):
-    """Klines, oldest first."""
-
-    symbol: str
-    interval: str
-    market: Market
-    environment: ConnectionEnvironment
-    candles: list[Candle]
-
-
-# ---------------------------------------------------------------- kill switch
-
-
-class KillSwitchSetRequest(ApiModel):
-    """PUT /kill-switch body."""
-
-    enabled: StrictBool
-
-
-class KillSwitchResponse(BaseModel):
-    """The caller's kill switch, and whether the operators' global one is on."""
-
-    enabled: bool
-    global_enabled: bool
-    trading_blocked: bool

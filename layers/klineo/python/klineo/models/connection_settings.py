@@ -19,7 +19,8 @@ from klineo.models.common import (
     ConnectionTestRequest,
     check_label,
 )
-from klineo.models.futures import FuturesStateResponse
+from klineo.models.futures_account import FuturesStateResponse
+from klineo.validation import MARGIN_TYPES
 
 __all__ = [
     "MARGIN_TYPES",
@@ -35,8 +36,6 @@ __all__ = [
 
 PositionModeName = Literal["one_way", "hedge"]
 MarginTypeName = Literal["isolated", "cross"]
-# Our names -> Binance's (request and symbolConfig spelling, facts "Trading surface" A).
-MARGIN_TYPES = {"isolated": "ISOLATED", "cross": "CROSSED"}
 Leverage = Annotated[
     int, Field(ge=1, le=125, description="Initial leverage, 1 to 125 (the symbol's bracket may allow less).")
 ]

@@ -1,4 +1,8 @@
-"""Request and response models of the futures routes (test, enable, disable, order, order status).
+"""Request and response models of the futures order routes (order, order status, cancel, close).
+
+The answers of the futures test, enable and disable routes are in ``klineo.models.futures_account``
+(re-exported here): the functions that only read or switch a connection's futures state do not
+create the order models.
 
 Field names of the order body follow the KLINEO frontend (and Binance): `connection_id`, then
 Binance's own camelCase names. Unknown fields are refused, so a typo such as `reduce_only` is an
@@ -19,7 +23,8 @@ from pydantic import (
 )
 
 from klineo.models.base import BaseModel
-from klineo.models.common import PositiveDecimal
+from klineo.models.fields import PositiveDecimal
+from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,
     CONDITIONAL_ORDER_TYPES,
@@ -224,42 +229,3 @@ class FuturesOrderResponse(BaseModel):
             "placed it; queried: read back from Binance by the status route."
         )
     )
-
-
-class FuturesAsset(BaseModel):
-    """One futures wallet asset with a non-zero balance."""
-
-    asset: str
-    wallet_balance: str
-    available_balance: str
-    unrealized_profit: str
-
-
-class FuturesTestResponse(BaseModel):
-    """The USDT-M futures test: ok, or the category and a user-safe message; balances when readable.
-
-    Like the spot connection test, a failing test is an answer (ok=false, category, message),
-    not an error: the test itself worked and found the key unfit. `can_trade` comes from
-    /fapi/v1/accountConfig, balances and positions from /fapi/v3/account.
-    """
-
-    connection_id: str
-    environment: str
-    ok: bool
-    category: str | None = None
-    message: str | None = None
-    retryable: bool | None = None
-    can_trade: bool | None = None
-    tested_at: str
-    total_wallet_balance: str | None = None
-    available_balance: str | None = None
-    assets: list[FuturesAsset] = Field(default_factory=list)
-    open_positions: int | None = None
-
-
-class FuturesStateResponse(BaseModel):
-    """A connection's futures switch after enable/disable."""
-
-    connection_id: str
-    futures_enabled: bool
-    test: FuturesTestResponse | None = None

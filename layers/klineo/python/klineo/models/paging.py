@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import Field
 
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.models.common import ApiModel
+from klineo.models.fields import ApiModel
 
 __all__ = ["CURSOR_PATTERN", "PAGE_MAX_LIMIT", "PageQuery", "cursor_refused"]
 

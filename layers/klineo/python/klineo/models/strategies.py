@@ -1,41 +1,20 @@
-"""Request and response models of the strategies routes (POST/GET/PATCH/DELETE /strategies[/{id}]).
+"""Response models of the strategies routes (GET/DELETE /strategies[/{id}], runs, events, run now).
 
-Trading settings (all optional on create; defaults as documented in the README):
-- ``direction`` "long" | "short" | "both" (default "both"): with "long" a short signal means flat,
-  with "short" a long signal means flat;
-- ``leverage`` 1..125 and ``margin_type`` ISOLATED | CROSSED (default: the connection's settings),
-  applied per symbol before a live order;
-- sizing, exactly one of ``size`` (contracts), ``quote_size_usdt`` (USDT per entry) or
-  ``size_pct`` (0 < x <= 100 percent of the available balance, times leverage);
-  ``paper_balance_usdt`` (default 10000) is the paper starting equity;
-- ``stop_loss_pct`` / ``take_profit_pct`` (0 < x < 100, from the entry fill price) and
-  ``trailing_stop_pct`` (Binance's callbackRate 0.1..10; live only).
-
-Parameters are checked per strategy type inside the request models (the type's own pydantic
-model, from ``klineo.strategies.REGISTRY``), so a bad parameter is a 422 naming it, e.g.
-``parameters.fast``. A PATCH that changes parameters names the type with them, so that the
-check needs nothing stored.
+The request bodies of POST and PATCH /strategies (trading settings, parameters checked per
+strategy type) are in ``klineo.models.strategy_requests``: they need every strategy type's
+parameter model (``klineo.strategies``), which the six functions that only answer with strategies,
+runs and events never load.
 """
 
 
-from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    Field,
-    ValidationError,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field
 
 from klineo.models.base import BaseModel
-from klineo.models.common import ApiModel, DecimalString, PositiveDecimal
+from klineo.models.fields import DecimalString
 from klineo.models.paging import CURSOR_PATTERN, PageQuery
-from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
-from klineo.validation import CONNECTION_ID_PATTERN, STRATEGY_ID_PATTERN, SYMBOL_PATTERN
+from klineo.validation import STRATEGY_ID_PATTERN
 
 __all__ = [
     "CLEARABLE_FIELDS",
@@ -43,8 +22,11 @@ __all__ = [
     "RUNS_SHOWN",
     "SIZING_FIELDS",
     "STRATEGY_ID_PATTERN",
+    "Direction",
     "EventPageResponse",
     "EventResponse",
+    "MarginType",
+    "Mode",
     "PageQuery",
     "PendingOrderResponse",
     "PnlResponse",
@@ -53,167 +35,22 @@ __all__ = [
     "RunOrder",
     "RunPageResponse",
     "RunResponse",
-    "StrategyCreateRequest",
-    "StrategyDefinition",
+    "Status",
     "StrategyDetailResponse",
     "StrategyListResponse",
     "StrategyResponse",
-    "StrategyUpdateRequest",
 ]
 
 # How many of the latest runs GET /strategies/{id} returns.
 RUNS_SHOWN = 20
 
-RunnerInterval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
-StrategyTypeName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
 Mode = Literal["paper", "live"]
 Status = Literal["active", "paused"]
-# Contracts per order (base asset), e.g. "0.002" BTC; rounded down to the symbol's step when trading.
-Size = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
 Direction = Literal["long", "short", "both"]
 MarginType = Literal["ISOLATED", "CROSSED"]
-Leverage = Annotated[int, Field(ge=1, le=125, strict=True)]
-QuoteSize = Annotated[PositiveDecimal, Field(le=Decimal(100_000_000), max_digits=24, decimal_places=8)]
-SizePct = Annotated[PositiveDecimal, Field(le=Decimal(100), max_digits=12, decimal_places=8)]
-Percent = Annotated[PositiveDecimal, Field(lt=Decimal(100), max_digits=12, decimal_places=8)]
-TrailingPct = Annotated[PositiveDecimal, Field(ge=Decimal("0.1"), le=Decimal(10), decimal_places=1)]
-PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_digits=24, decimal_places=8)]
 SIZING_FIELDS = ("size", "quote_size_usdt", "size_pct")
 # Settings a PATCH may clear by sending null.
 CLEARABLE_FIELDS = ("leverage", "margin_type", "stop_loss_pct", "take_profit_pct", "trailing_stop_pct")
-
-
-# The JSON types a parameter of each declared type may have: no "5" for 5, no true for 1.
-_JSON_TYPES: dict[Any, tuple[str, tuple[type, ...]]] = {
-    int: ("an integer", (int,)),
-    bool: ("true or false", (bool,)),
-    Decimal: ("a number", (int, Decimal)),
-}
-
-
-def _strict_json_types(type_name: str, value: dict[str, Any]) -> None:
-    """Each known parameter has its declared JSON type (pydantic's lax mode would coerce it)."""
-    fields = REGISTRY[type_name].params_model.model_fields
-    errors = []
-    for name, item in value.items():
-        declared = _JSON_TYPES.get(fields[name].annotation) if name in fields else None
-        if declared is not None and type(item) not in declared[1]:
-            errors.append(InitErrorDetails(
-                type=PydanticCustomError("strict_type", "must be {expected}", {"expected": declared[0]}),
-                loc=(name,), input=item))
-    if errors:
-        raise ValidationError.from_exception_data(type_name, errors)
-
-
-def _parameters_schema() -> dict[str, Any]:
-    """Each strategy type's parameters as the API takes them: numbers as JSON numbers, no other keys."""
-    variants = []
-    for name, strategy_type in REGISTRY.items():
-        schema = strategy_type.params_model.model_json_schema()
-        for prop in schema.get("properties", {}).values():
-            numbers = [choice for choice in prop.pop("anyOf", []) if choice.get("type") == "number"]
-            prop.update(numbers[0] if numbers else {})
-            if numbers and isinstance(prop.get("default"), str):
-                prop["default"] = float(prop["default"])
-        variants.append({**schema, "title": f"{name} parameters"})
-    return {"type": "object", "anyOf": variants,
-            "description": "The parameters of the strategy's `type` (sent with it); defaults fill the rest."}
-
-
-PARAMETERS_SCHEMA = _parameters_schema()
-
-
-def _checked_parameters(value: dict[str, Any] | None, type_name: Any) -> dict[str, Any] | None:
-    """The parameters validated for ``type_name`` with defaults filled in (nested errors keep their field)."""
-    if value is None or type_name is None:
-        return value
-    _strict_json_types(type_name, value)
-    return parse_parameters(type_name, value).model_dump()
-
-
-class StrategyDefinition(ApiModel):
-    """What a strategy trades and how: the fields POST /strategies and a backtest share, each rule once."""
-
-    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN, examples=["BTCUSDT"])]
-    interval: RunnerInterval
-    type: StrategyTypeName
-    parameters: Annotated[dict[str, Any], WithJsonSchema(PARAMETERS_SCHEMA)] = Field(
-        default_factory=dict, validate_default=True)
-    size: Size | None = None
-    quote_size_usdt: QuoteSize | None = None
-    size_pct: SizePct | None = None
-    direction: Direction = "both"
-    leverage: Leverage | None = None
-    stop_loss_pct: Percent | None = None
-    take_profit_pct: Percent | None = None
-    trailing_stop_pct: TrailingPct | None = Field(
-        default=None, description="Binance's callbackRate; placed live only (paper and backtests ignore it).")
-    paper_balance_usdt: PaperBalance = Decimal(10_000)
-
-    @field_validator("parameters")
-    @classmethod
-    def _parameters_fit_type(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any] | None:
-        """Checked against the type's own parameter model."""
-        return _checked_parameters(value, info.data.get("type"))
-
-    @model_validator(mode="after")
-    def _one_sizing(self) -> "StrategyDefinition":
-        """Exactly one of size, quote_size_usdt and size_pct."""
-        chosen = [name for name in SIZING_FIELDS if getattr(self, name) is not None]
-        if len(chosen) != 1:
-            raise ValueError("send exactly one of size, quote_size_usdt or size_pct")
-        return self
-
-
-class StrategyCreateRequest(StrategyDefinition):
-    """POST /strategies: a strategy definition on one of the caller's connections."""
-
-    connection_id: Annotated[str, Field(pattern=CONNECTION_ID_PATTERN)]
-    mode: Mode = "paper"
-    status: Status = "active"
-    margin_type: MarginType | None = None
-
-
-class StrategyUpdateRequest(ApiModel):
-    """PATCH /strategies/{id}: type (+parameters), sizing, mode, status and trading settings.
-
-    A sizing replaces the stored one; null clears leverage, margin_type and the protective percents.
-    """
-
-    type: StrategyTypeName | None = None
-    parameters: Annotated[
-        dict[str, Any] | None, WithJsonSchema({"anyOf": [PARAMETERS_SCHEMA, {"type": "null"}]})] = None
-    size: Size | None = None
-    quote_size_usdt: QuoteSize | None = None
-    size_pct: SizePct | None = None
-    mode: Mode | None = None
-    status: Status | None = None
-    direction: Direction | None = None
-    leverage: Leverage | None = None
-    margin_type: MarginType | None = None
-    stop_loss_pct: Percent | None = None
-    take_profit_pct: Percent | None = None
-    trailing_stop_pct: TrailingPct | None = None
-    paper_balance_usdt: PaperBalance | None = None
-
-    @model_validator(mode="after")
-    def _at_most_one_sizing(self) -> "StrategyUpdateRequest":
-        """At most one sizing (it replaces the stored one)."""
-        if sum(getattr(self, name) is not None for name in SIZING_FIELDS) > 1:
-            raise ValueError("send at most one of size, quote_size_usdt or size_pct")
-        return self
-
-    @field_validator("parameters")
-    @classmethod
-    def _parameters_fit_type(
-        cls, value: dict[str, Any] | None, info: ValidationInfo,
-    ) -> dict[str, Any] | None:
-        """Sent with the type they are for (the strategy's current type, or a new one)."""
-        if value is not None and info.data.get("type") is None:
-            if "type" in info.data:
-                raise ValueError("send the strategy's type together with its parameters")
-            return value  # the type itself was invalid: its own error is reported
-        return _checked_parameters(value, info.data.get("type"))
 
 
 class PendingOrderResponse(BaseModel):

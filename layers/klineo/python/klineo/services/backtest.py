@@ -40,7 +40,8 @@ from typing import Any
 
 from klineo.binance import Candle, Environment, Market, SymbolRules, get_client, get_symbol_rules
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.models.backtest import BacktestRequest, BacktestResponse, BacktestResult
+from klineo.models.backtest import BacktestResponse, BacktestResult
+from klineo.models.backtest_request import BacktestRequest
 from klineo.runner.planning import plan_order
 from klineo.services.kline_history import closed_candles
 from klineo.settings import get_settings

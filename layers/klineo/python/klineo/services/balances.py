@@ -7,7 +7,8 @@ from typing import Any
 
 from klineo.binance import Environment, ErrorCategory, Market, endpoints, get_client
 from klineo.errors import KlineoError
-from klineo.models.common import Balance, BalanceResponse, decimal_string
+from klineo.models.balances import Balance, BalanceResponse
+from klineo.models.fields import decimal_string
 from klineo.store import connections as connection_store
 
 __all__ = ["get_balances", "non_zero_balances"]

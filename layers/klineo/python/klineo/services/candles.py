@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from klineo.binance import Environment, Market, endpoints, get_client
-from klineo.models.common import Candle, CandlesQuery, CandlesResponse, decimal_string
+from klineo.models.candles import Candle, CandlesQuery, CandlesResponse
+from klineo.models.fields import decimal_string
 
 __all__ = ["get_candles"]
 

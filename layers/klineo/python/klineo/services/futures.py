@@ -78,6 +78,7 @@ from klineo.services.algo_orders import (
 )
 from klineo.services.futures_account import prepare_symbol
 from klineo.services.key_health import note_key_outcome
+from klineo.services.order_response import futures_order_response
 from klineo.services.order_size import with_quote_quantity
 from klineo.services.orders import (
     Deadline,
@@ -139,33 +140,6 @@ def _futures_client(connection: Connection) -> BinanceClient:
 
 
 # ---------------------------------------------------------------- orders
-
-
-def futures_order_response(
-    result: OrderResult, connection_id: str, source: str | None = None
-) -> FuturesOrderResponse:
-    """The API's view of an order Binance reported."""
-    return FuturesOrderResponse(
-        client_order_id=result.client_order_id,
-        connection_id=connection_id,
-        order_id=result.order_id,
-        symbol=result.symbol,
-        side=result.side,
-        type=result.type,
-        status=result.status,
-        quantity=format(result.quantity, "f"),
-        executed_quantity=format(result.executed_quantity, "f"),
-        price=format(result.price, "f") if result.price is not None else None,
-        average_price=format(result.average_price, "f") if result.average_price is not None else None,
-        time_in_force=result.time_in_force,
-        reduce_only=result.reduce_only,
-        position_side=result.position_side,
-        update_time=result.update_time,
-        kind=result.kind,
-        trigger_price=format(result.trigger_price, "f") if result.trigger_price is not None else None,
-        close_position=result.close_position,
-        source=source or result.source,
-    )
 
 
 def _reference_price(client: BinanceClient, order: FuturesOrderRequest) -> Decimal:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klineo.binance import (
     BinanceClient,
@@ -30,12 +30,17 @@ from klineo.binance import (
     get_client,
 )
 from klineo.errors import KlineoError
-from klineo.models.connection_settings import MARGIN_TYPES, FuturesEnableResponse, FuturesSettingsRequest
-from klineo.models.futures import FuturesAsset, FuturesStateResponse, FuturesTestResponse
+from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.services.key_health import note_key_outcome
 from klineo.services.risk import HEDGE, ONE_WAY
 from klineo.store import connections as connection_store
 from klineo.store.connections import Connection, connection_credentials, require_connection
+from klineo.validation import MARGIN_TYPES
+
+if TYPE_CHECKING:
+    # Only POST .../futures/enable builds these (imported there): the order path, which imports
+    # this module for prepare_symbol, does not create the connection routes' models.
+    from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
 
 __all__ = [
     "apply_position_mode",
@@ -282,6 +287,8 @@ def enable_futures(
     user_id: str, connection_id: str, settings: FuturesSettingsRequest | None = None
 ) -> FuturesEnableResponse:
     """Run the futures test, apply the position mode, store the defaults, then switch futures on."""
+    from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
+
     settings = settings or FuturesSettingsRequest()
     connection = require_connection(user_id, connection_id)
     check_defaults(connection, settings.leverage)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.store import connections as connection_store
-from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection
 
 __all__ = [
@@ -40,6 +39,10 @@ def is_key_failure(error: KlineoError | None) -> bool:
 
 def pause_connection_strategies(user_id: str, connection_id: str, reason: str) -> list[str]:
     """Pause every active strategy of the connection (off the active index); returns their ids."""
+    # Imported here: only a disabled connection reaches the strategies, and every futures and
+    # connection route imports this module for note_key_outcome.
+    from klineo.store import strategies as strategy_store
+
     paused = []
     for strategy in strategy_store.list_strategies(user_id):
         if (
@@ -53,6 +56,8 @@ def pause_connection_strategies(user_id: str, connection_id: str, reason: str) -
 
 def resume_connection_strategies(user_id: str, connection_id: str) -> list[str]:
     """Resume the strategies a disabled connection paused (not those the user paused); returns their ids."""
+    from klineo.store import strategies as strategy_store
+
     resumed = []
     for strategy in strategy_store.list_strategies(user_id):
         reason = strategy.status_reason or ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from klineo.models.common import KillSwitchResponse
+from klineo.models.kill_switch import KillSwitchResponse
 from klineo.observability import logger
 from klineo.store import flags
 

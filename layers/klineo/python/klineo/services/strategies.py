@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
 from klineo.binance.endpoints import futures_mark_price
@@ -38,18 +38,20 @@ from klineo.models.strategies import (
     RunNowResponse,
     RunPageResponse,
     RunResponse,
-    StrategyCreateRequest,
     StrategyDetailResponse,
     StrategyListResponse,
     StrategyResponse,
-    StrategyUpdateRequest,
 )
 from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, get_connection, require_connection
 from klineo.store.strategies import SETTING_NAMES, Strategy, TradingSettings
-from klineo.strategies import parse_parameters
+
+if TYPE_CHECKING:
+    # Only POST and PATCH take a body: those two functions import the request models (and every
+    # strategy type's parameter model with them); the other six strategy functions never do.
+    from klineo.models.strategy_requests import StrategyCreateRequest, StrategyUpdateRequest
 
 __all__ = [
     "create_strategy",
@@ -194,6 +196,8 @@ def _require_futures(connection: Connection | None) -> None:
 
 def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyResponse:
     """Create a strategy on one of the caller's connections (live needs futures enabled there)."""
+    from klineo.strategies import parse_parameters
+
     connection = require_connection(user_id, body.connection_id, consistent=True, field="connection_id")
     if body.mode == "live":
         _require_futures(connection)
@@ -255,6 +259,8 @@ def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
 
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
     """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
+    from klineo.strategies import parse_parameters
+
     current = _owned(user_id, strategy_id)
     changes: dict[str, Any] = {}
     if body.type is not None:

@@ -1,0 +1,55 @@
+"""The request body of POST /strategies/backtest.
+
+The strategy part of the request IS a strategy definition (``klineo.models.strategy_requests.
+StrategyDefinition``, the fields POST /strategies takes with the same rules: symbol, interval, type
+and parameters, direction, exactly one sizing, leverage, stop-loss/take-profit, paper balance).
+``mode``, ``status`` and ``margin_type`` are not backtest inputs. The period is ``start``/``end``
+(ISO 8601, UTC when no offset is given). The answers are in ``klineo.models.backtest``.
+"""
+
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from klineo.models.fields import ConnectionEnvironment
+from klineo.models.strategy_requests import StrategyDefinition
+from klineo.validation import CONNECTION_ID_PATTERN
+
+__all__ = ["BacktestRequest"]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class BacktestRequest(StrategyDefinition):
+    """POST /strategies/backtest: a strategy definition and a period of closed candles to run it over."""
+
+    connection_id: Annotated[str | None, Field(pattern=CONNECTION_ID_PATTERN)] = Field(
+        default=None, description="Take the environment of this connection of yours (else `environment`).")
+    environment: ConnectionEnvironment = "production"
+    start: dt.datetime
+    end: dt.datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _in_utc(cls, value: dt.datetime) -> dt.datetime:
+        """A time without an offset is UTC."""
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _ordered_period(self) -> "BacktestRequest":
+        """The period ends after it starts."""
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def start_ms(self) -> int:
+        """The period's start in epoch ms."""
+        return int(self.start.timestamp() * 1000)
+
+    def end_ms(self) -> int:
+        """The period's end in epoch ms (exclusive: candles that open before it)."""
+        return int(self.end.timestamp() * 1000)

@@ -1,0 +1,45 @@
+"""Field types and the request base every model module shares, apart from any route's models.
+
+``klineo.models.common`` re-exports them; the futures, strategies and paging models import them
+from here, so a function that validates a futures order or lists strategies does not also create
+the connection, balance, candle and kill-switch model classes (each class statement costs a cold
+start even with ``defer_build``).
+"""
+
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from klineo.models.base import BaseModel
+from klineo.validation import POSITIVE_DECIMAL_PATTERN, positive_decimal
+
+__all__ = ["ApiModel", "ConnectionEnvironment", "DecimalString", "PositiveDecimal", "decimal_string"]
+
+ConnectionEnvironment = Literal["production", "testnet"]
+
+# A decimal as a string, exactly as precise as the exchange gave it (never a binary float).
+DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["0.50000000"])]
+
+# A quantity, price or size in a request: a plain decimal string (or a JSON number) above 0.
+PositiveDecimal = Annotated[
+    Decimal,
+    BeforeValidator(positive_decimal),
+    WithJsonSchema({
+        "anyOf": [{"type": "string", "pattern": POSITIVE_DECIMAL_PATTERN, "maxLength": 40},
+                  {"type": "number", "exclusiveMinimum": 0}],
+        "examples": ["0.002"],
+    }),
+]
+
+def decimal_string(value: Any) -> str:
+    """A Decimal (or a Binance decimal string) as a plain decimal string, no exponent."""
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    return format(number, "f")
+
+
+class ApiModel(BaseModel):
+    """Base of every request model: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
