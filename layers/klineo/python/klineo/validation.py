@@ -23,6 +23,7 @@ __all__ = [
     "CONNECTION_ID_PATTERN",
     "HEX_ID_PATTERN",
     "MARGIN_TYPES",
+    "MARGIN_TYPES_OURS",
     "ORDER_POSITION_SIDES",
     "ORDER_SIDES",
     "ORDER_TIME_IN_FORCE",
@@ -75,6 +76,8 @@ ORDER_TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
 ORDER_POSITION_SIDES = ("BOTH", "LONG", "SHORT")
 # Margin types, our names -> Binance's (request and symbolConfig spelling, facts "Trading surface" A).
 MARGIN_TYPES = {"isolated": "ISOLATED", "cross": "CROSSED"}
+# Binance's spelling -> ours (positions read back, a strategy's margin type applied to a connection).
+MARGIN_TYPES_OURS = {binance: ours for ours, binance in MARGIN_TYPES.items()}
 
 _RSA_MIN_BITS, _RSA_MAX_BITS = 2048, 4096
 

@@ -33,6 +33,7 @@ PositiveDecimal = Annotated[
     }),
 ]
 
+
 def decimal_string(value: Any) -> str:
     """A Decimal (or a Binance decimal string) as a plain decimal string, no exponent."""
     number = value if isinstance(value, Decimal) else Decimal(str(value))

@@ -28,11 +28,9 @@ from klineo.store.connections import Connection, TradingContext
 from klineo.store.strategies import Strategy
 from klineo.strategies import Signal
 from klineo.strategies.simulation import Sizing, apply_direction, effective_signal, size_quantity
+from klineo.validation import MARGIN_TYPES_OURS
 
 __all__ = ["acted_signal", "entry_size", "sizing_of", "strategy_trading_context"]
-
-# The strategy's margin type as the connection settings spell it.
-_CONNECTION_MARGIN = {"ISOLATED": "isolated", "CROSSED": "cross"}
 
 
 def acted_signal(
@@ -81,7 +79,7 @@ def _connection_for(strategy: Strategy, connection: Connection) -> Connection:
     if settings.leverage is not None:
         changes["leverage"] = settings.leverage
     if settings.margin_type is not None:
-        changes["margin_type"] = _CONNECTION_MARGIN[settings.margin_type]
+        changes["margin_type"] = MARGIN_TYPES_OURS[settings.margin_type]
     return connection.model_copy(update=changes) if changes else connection
 
 

@@ -21,10 +21,10 @@ from klineo.services.key_health import note_key_outcome
 from klineo.services.reconcile import recent_foreign_fills
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import OrderRecord, get_order_records
+from klineo.validation import MARGIN_TYPES_OURS
 
 __all__ = ["list_positions", "open_position_rows", "position_number"]
 
-_MARGIN_TYPES = {"ISOLATED": "isolated", "CROSSED": "cross"}
 _ZERO = Decimal(0)
 
 
@@ -86,7 +86,7 @@ def _position(row: dict[str, Any], config: dict[str, Any], algos: list[Protectiv
         mark_price=_text(position_number(row, "markPrice")),
         unrealized_pnl=_text(position_number(row, "unRealizedProfit")),
         leverage=int(leverage) if str(leverage).isdigit() else None,
-        margin_type=_MARGIN_TYPES.get(str(config.get("marginType", "")).upper()),
+        margin_type=MARGIN_TYPES_OURS.get(str(config.get("marginType", "")).upper()),
         liquidation_price=_text(liquidation) if liquidation > 0 else None,
         notional=_text(abs(position_number(row, "notional"))),
         update_time=int(row["updateTime"]) if isinstance(row.get("updateTime"), int) else None,
