@@ -11,7 +11,8 @@ import pytest
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo.api import CATEGORY_STATUS, MAX_BODY_BYTES, build_resolver, current_user_id
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.models.common import CandlesQuery, KillSwitchSetRequest
+from klineo.models.candles import CandlesQuery
+from klineo.models.kill_switch import KillSwitchSetRequest
 from klineo.observability import logger
 from klineo.settings import get_settings
 

@@ -6,7 +6,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from klineo.models.backtest_request import BacktestRequest
-from klineo.models.common import CandlesQuery, ConnectionCreateRequest, ConnectionTestRequest, decimal_string
+from klineo.models.candles import CandlesQuery
+from klineo.models.common import ConnectionCreateRequest, ConnectionTestRequest
+from klineo.models.fields import decimal_string
 from klineo.models.order_history import OrderHistoryQuery
 from klineo.models.strategies import PageQuery
 from klineo.models.strategy_requests import StrategyCreateRequest

@@ -1,4 +1,4 @@
-"""Response models of GET /exchange-connections/{id}/balances (re-exported by ``klineo.models.common``).
+"""Response models of GET /exchange-connections/{id}/balances.
 
 A module of their own so the balance function creates only its own models (each class statement
 costs a cold start, even with ``defer_build``).

@@ -1,4 +1,4 @@
-"""Query and response models of GET /candles (re-exported by ``klineo.models.common``).
+"""Query and response models of GET /candles.
 
 A module of their own so the candles function creates only its own models.
 """

@@ -3,8 +3,9 @@
 The futures and strategies routes add theirs in ``klineo.models.futures`` and
 ``klineo.models.strategies``; the field types every model module shares (``ApiModel``,
 ``DecimalString``, ...) live in ``klineo.models.fields``, and the balance, candles and kill-switch
-models in modules of their own (those functions create only their models); all are re-exported
-here. The error body every route answers with is ``klineo.models.errors`` (only the OpenAPI
+models in modules of their own: each function creates only its route's models, so none are
+re-exported here (importing this module must not build them for the connection functions). The
+error body every route answers with is ``klineo.models.errors`` (only the OpenAPI
 document needs it as a model).
 
 Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
@@ -21,17 +22,8 @@ from pydantic import (
     field_validator,
 )
 
-from klineo.models.balances import Balance, BalanceResponse
 from klineo.models.base import BaseModel
-from klineo.models.candles import SPOT_INTERVALS, Candle, CandlesQuery, CandlesResponse, Market
-from klineo.models.fields import (
-    ApiModel,
-    ConnectionEnvironment,
-    DecimalString,
-    PositiveDecimal,
-    decimal_string,
-)
-from klineo.models.kill_switch import KillSwitchResponse, KillSwitchSetRequest
+from klineo.models.fields import ApiModel, ConnectionEnvironment, DecimalString
 from klineo.validation import (
     API_KEY_PATTERN,
     CONNECTION_ID_PATTERN,
@@ -42,14 +34,8 @@ from klineo.validation import (
 __all__ = [
     "API_KEY_PATTERN",
     "CONNECTION_ID_PATTERN",
-    "SPOT_INTERVALS",
     "SYMBOL_PATTERN",
     "ApiModel",
-    "Balance",
-    "BalanceResponse",
-    "Candle",
-    "CandlesQuery",
-    "CandlesResponse",
     "ConnectionCreateRequest",
     "ConnectionEnvironment",
     "ConnectionListResponse",
@@ -59,12 +45,7 @@ __all__ = [
     "DecimalString",
     "KeyTypeName",
     "KeyWarning",
-    "KillSwitchResponse",
-    "KillSwitchSetRequest",
-    "Market",
-    "PositiveDecimal",
     "check_label",
-    "decimal_string",
 ]
 
 

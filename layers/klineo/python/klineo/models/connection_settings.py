@@ -20,10 +20,8 @@ from klineo.models.common import (
     check_label,
 )
 from klineo.models.futures_account import FuturesStateResponse
-from klineo.validation import MARGIN_TYPES
 
 __all__ = [
-    "MARGIN_TYPES",
     "ConnectionDeleteResponse",
     "ConnectionEnableResponse",
     "ConnectionUpdateRequest",

@@ -1,9 +1,8 @@
 """Field types and the request base every model module shares, apart from any route's models.
 
-``klineo.models.common`` re-exports them; the futures, strategies and paging models import them
-from here, so a function that validates a futures order or lists strategies does not also create
-the connection, balance, candle and kill-switch model classes (each class statement costs a cold
-start even with ``defer_build``).
+Every model module imports them from here, so a function that validates a futures order or
+lists strategies does not also create the connection, balance, candle and kill-switch model
+classes (each class statement costs a cold start even with ``defer_build``).
 """
 
 

@@ -1,7 +1,7 @@
 """Request and response models of the futures order routes (order, order status, cancel, close).
 
 The answers of the futures test, enable and disable routes are in ``klineo.models.futures_account``
-(re-exported here): the functions that only read or switch a connection's futures state do not
+(not re-exported here): the functions that only read or switch a connection's futures state do not
 create the order models.
 
 Field names of the order body follow the KLINEO frontend (and Binance): `connection_id`, then
@@ -24,7 +24,6 @@ from pydantic import (
 
 from klineo.models.base import BaseModel
 from klineo.models.fields import PositiveDecimal
-from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,
     CONDITIONAL_ORDER_TYPES,
@@ -47,11 +46,8 @@ from klineo.validation import (
 
 __all__ = [
     "CLIENT_ORDER_ID_PATTERN",
-    "FuturesAsset",
     "FuturesOrderRequest",
     "FuturesOrderResponse",
-    "FuturesStateResponse",
-    "FuturesTestResponse",
     "ProtectiveOrderState",
     "ProtectiveTarget",
 ]

@@ -1,4 +1,4 @@
-"""Response models of the futures test, enable and disable routes (re-exported by ``klineo.models.futures``).
+"""Response models of the futures test, enable and disable routes.
 
 A module of its own so the functions that test or switch a connection's futures state, and the
 connection routes that answer with that state, do not create the order models at import.

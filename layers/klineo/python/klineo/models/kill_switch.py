@@ -1,4 +1,4 @@
-"""Body and response models of GET/PUT /kill-switch (re-exported by ``klineo.models.common``).
+"""Body and response models of GET/PUT /kill-switch.
 
 A module of their own so the kill-switch functions create only their own models.
 """

@@ -124,7 +124,6 @@ from klineo.store.orders import (
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
-    "futures_order_response",
     "get_futures_order_status",
     "place_futures_order",
 ]

@@ -1,6 +1,6 @@
 """The API's view of an order Binance reported: a ``FuturesOrderResponse`` from an ``OrderResult``.
 
-Placing (``klineo.services.futures``, which re-exports it), the status read and cancelling
+Placing (``klineo.services.futures``), the status read and cancelling
 (``klineo.services.order_cancel``) answer with it. A module of its own so cancelling an order does
 not load the whole order-placing path (claims, gates, risk checks) at import.
 """
