@@ -1,0 +1,56 @@
+"""Cold start: a function's module loads its own route's models and services, not its neighbours'.
+
+Each class statement and each module costs every cold start of every function that imports it
+(issue 16 item 3), so model and service modules are split by route. These checks import a
+function in a fresh interpreter, as Lambda does, and name what must stay unloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# function -> modules its import must not load (another route's models or the order path)
+NOT_LOADED = {
+    "connection_list": ("klineo.models.candles", "klineo.models.balances", "klineo.models.kill_switch",
+                        "klineo.models.futures", "klineo.models.strategy_requests"),
+    "kill_switch_get": ("klineo.models.common", "klineo.models.candles", "klineo.models.futures"),
+    "strategy_list": ("klineo.models.strategy_requests", "klineo.models.common", "klineo.services.futures"),
+    "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),
+    "futures_disable": ("klineo.models.futures", "klineo.services.futures"),
+    "futures_order_cancel": ("klineo.services.futures", "klineo.models.strategy_requests"),
+}
+
+
+def _loaded_after_import(function: str) -> set[str]:
+    """The klineo modules in sys.modules after ``import functions.<function>.app`` in a new process."""
+    code = (f"import sys, json, functions.{function}.app\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('klineo'))))")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": f"{REPO / 'layers/klineo/python'}{os.pathsep}{REPO}",
+        # the settings a function's import checks (values never used: nothing is called)
+        "AWS_DEFAULT_REGION": "ap-northeast-1", "CORS_ORIGIN": "http://localhost", "DATA_TABLE": "data",
+        "SECRET_PREFIX": "klineo/test/", "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    done = subprocess.run(  # noqa: S603 - our own interpreter and fixed code
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("function", sorted(NOT_LOADED))
+def test_a_function_loads_only_its_own_routes_modules(function: str) -> None:
+    """Importing the function leaves its neighbours' model and service modules unloaded."""
+    loaded = _loaded_after_import(function)
+    assert "klineo.api" in loaded  # the import really ran the layer
+    assert loaded.isdisjoint(NOT_LOADED[function]), sorted(loaded & set(NOT_LOADED[function]))
