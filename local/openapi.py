@@ -94,10 +94,6 @@ _GATEWAY_MESSAGE = {
 }
 
 
-def _json_response(description: str, ref: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
-
-
 def _prune_unused_schemas(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
     """Drop component schemas no operation reaches (e.g. Powertools' own validation-error models)."""
     reachable: set[str] = set()
