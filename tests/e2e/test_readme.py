@@ -26,10 +26,22 @@ def _section(title: str) -> str:
     return README[start : end if end != -1 else None]
 
 
+# A 1m candle is stale once the next one closes: a tick dispatched in a minute's last instant reaches
+# the worker in the next minute, and its run is skipped (stale_candle), as deployed. The Scheduler
+# fires at a minute's start; so before the paper strategy's steps the script waits, at most 20 s,
+# until the wall clock is at most 40 s into a minute. The README's own lines run unchanged.
+EARLY_IN_THE_MINUTE = (
+    "python3 -c 'import time; s = time.time() % 60; time.sleep(60 - s + 0.5 if s > 40 else 0)'\n"
+)
+
+
 def walkthrough_script() -> str:
-    """Every ```bash block of the Walkthrough section, in order, as one script."""
+    """The Walkthrough's ```bash blocks in order, as one script, with the clock gate before the paper step."""
     blocks = re.findall(r"```bash\n(.*?)```", _section("Walkthrough"), flags=re.DOTALL)
     assert len(blocks) >= 9, "the walkthrough lost steps"
+    paper = [index for index, block in enumerate(blocks) if '"mode": "paper"' in block]
+    assert len(paper) == 1, "the walkthrough should create exactly one paper strategy"
+    blocks.insert(paper[0], EARLY_IN_THE_MINUTE)
     return "\n".join(blocks)
 
 
