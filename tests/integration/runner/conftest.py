@@ -37,6 +37,7 @@ from klineo.store.flags import set_global_kill_switch, set_user_kill_switch
 from klineo.store.secrets import put_credentials
 from moto.dynamodb.models import DynamoDBBackend
 
+from local.binance_sim import config as sim_config
 from local.binance_sim import market as sim_market
 from local.binance_sim.accounts import DemoAccount
 from local.scheduler import scheduler_event, sqs_event
@@ -45,6 +46,8 @@ from tests.integration.api.conftest import LambdaContext, sim_env  # noqa: F401 
 from tests.integration.api.conftest import invoke as invoke
 
 EXTRA_SYMBOLS = tuple(f"X{index:02d}USDT" for index in range(1, 18))
+# The symbols the runner tests put strategies on (the price seed keeps SMA 2/3 from tying on them).
+TRADED_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "X01USDT", "X02USDT")
 ORDER_PATH = "/fapi/v1/order"
 KLINES_PATH = "/fapi/v1/klines"
 
@@ -68,6 +71,36 @@ def add_simulator_symbols(names: tuple[str, ...]) -> dict[str, Any]:
     template = sim_market.SYMBOLS["BNBUSDT"]
     return {name: dataclasses.replace(template, symbol=name, base_asset=name.removesuffix("USDT"))
             for name in names}
+
+
+def sma_2_3_ties(series: sim_market.PriceSeries, boundary_s: int) -> bool:
+    """SMA 2 equals SMA 3 on the 1m closes up to the candle that closes at ``boundary_s`` (c1 + c2 = 2 c3)."""
+    c1, c2, c3 = (Decimal(f"{series.price_at(boundary_s - 60 * back):.8f}") for back in range(3))
+    return c1 + c2 == 2 * c3
+
+
+def untied_price_seed(now_s: float, minutes: int = 4) -> int:
+    """The first price seed, from the simulator's default, under which the default strategy (SMA 2/3) has
+    a side on every symbol the runner tests trade, for the candles closing from one minute before
+    ``now_s`` to ``minutes`` later.
+
+    The simulator's prices have a few decimals, so SMA 2 and SMA 3 are exactly equal (a hold) at about
+    one minute in 200 to 1,500 per symbol. A test that expects the first run to trade would then fail
+    for that whole minute.
+    """
+    seed = sim_config.SimulatorConfig().price_seed
+    boundaries = [(int(now_s) // 60 + offset) * 60 for offset in range(-1, minutes)]
+    specs = [sim_market.SYMBOLS[symbol] for symbol in TRADED_SYMBOLS]
+    while any(sma_2_3_ties(sim_market.PriceSeries(spec, seed), boundary)
+              for spec in specs for boundary in boundaries):
+        seed += 1
+    return seed
+
+
+@pytest.fixture
+def binance_sim(binance_sim_factory: Callable[..., Any], extra_symbols: tuple[str, ...]) -> Any:
+    """A fresh simulator (with the extra symbols) on a price seed where SMA 2/3 never ties near now."""
+    return binance_sim_factory(price_seed=untied_price_seed(time.time()))
 
 
 @pytest.fixture
