@@ -7,6 +7,7 @@ sure a benchmark has not rotted when the code it measures changes.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,12 @@ def test_per_call_micro_benchmark_times_every_path() -> None:
     """The no-network micro-benchmark gives a per-call figure for the floor, our client and its error path."""
     # WHEN it runs on a tiny count
     result = per_call.micro(n=20, batches=1)
-    # THEN every path has a figure
-    for key in ("raw", "bare_signed", "ours", "ours_error", "ours_quiet", "ours_error_quiet", "added"):
-        assert result[key] > 0 or key.startswith("added")
+    # THEN every timed path has a positive figure, and every derived one (a difference of two timed
+    # batches, which noise on a loaded machine can push below zero on 20 calls) a finite one
+    for key in ("raw", "bare_signed", "ours", "ours_error", "raw_quiet"):
+        assert result[key] > 0, key
+    for key in ("ours_quiet", "ours_error_quiet", "added"):
+        assert math.isfinite(result[key]), key
 
 
 def test_per_call_throughput_runs_our_client_and_bare_requests_against_the_simulator(binance_sim) -> None:
