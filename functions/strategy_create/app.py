@@ -5,7 +5,7 @@ from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import StrategyResponse
 from klineo.models.strategy_requests import StrategyCreateRequest
 from klineo.observability import logger, metrics, tracer
-from klineo.services.strategies import create_strategy
+from klineo.services.strategy_changes import create_strategy
 
 app = build_resolver()
 

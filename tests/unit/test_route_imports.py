@@ -22,11 +22,20 @@ NOT_LOADED = {
     "connection_list": ("klineo.models.candles", "klineo.models.balances", "klineo.models.kill_switch",
                         "klineo.models.futures", "klineo.models.strategy_requests"),
     "kill_switch_get": ("klineo.models.common", "klineo.models.candles", "klineo.models.futures"),
-    "strategy_list": ("klineo.models.strategy_requests", "klineo.models.common", "klineo.services.futures"),
+    "strategy_list": ("klineo.models.strategy_requests", "klineo.models.common", "klineo.services.futures",
+                      "klineo.services.strategy_changes", "klineo.store.connections", "klineo.store.secrets"),
+    "strategy_get": ("klineo.models.strategy_requests", "klineo.store.connections", "klineo.runner.pnl"),
+    "strategy_events": ("klineo.services.strategy_changes", "klineo.store.connections"),
+    # the worker: the protective (SL/TP) algo-order path loads on a live entry with stops only
+    "strategy_worker": ("klineo.services.strategy_protection", "klineo.services.algo_orders",
+                        "klineo.services.protective", "klineo.models.futures", "klineo.api"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),
     "futures_disable": ("klineo.models.futures", "klineo.services.futures"),
     "futures_order_cancel": ("klineo.services.futures", "klineo.models.strategy_requests"),
 }
+
+# what proves the import ran the layer: the API adapter, or for the SQS worker its runner
+LOADED_MARKER = {"strategy_worker": "klineo.runner.worker"}
 
 
 def _loaded_after_import(function: str) -> set[str]:
@@ -52,5 +61,5 @@ def _loaded_after_import(function: str) -> set[str]:
 def test_a_function_loads_only_its_own_routes_modules(function: str) -> None:
     """Importing the function leaves its neighbours' model and service modules unloaded."""
     loaded = _loaded_after_import(function)
-    assert "klineo.api" in loaded  # the import really ran the layer
+    assert LOADED_MARKER.get(function, "klineo.api") in loaded  # the import really ran the layer
     assert loaded.isdisjoint(NOT_LOADED[function]), sorted(loaded & set(NOT_LOADED[function]))
