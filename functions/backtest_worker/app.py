@@ -1,5 +1,6 @@
 """SQS: run queued backtest jobs; a job that hit a retryable error is reported for redelivery."""
 
+from klineo import finish_init
 from klineo.observability import logger, metrics, tracer
 from klineo.services.backtest_jobs import handle_job_batch
 
@@ -9,3 +10,6 @@ from klineo.services.backtest_jobs import handle_job_batch
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return handle_job_batch(event, context)
+
+
+finish_init()

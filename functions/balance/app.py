@@ -1,5 +1,6 @@
 """GET /exchange-connections/{id}/balance: spot balances of one of the caller's connections."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.balances import BalanceResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def balance(connection_id: str) -> BalanceResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

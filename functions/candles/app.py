@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.candles import CandlesQuery, CandlesResponse
 from klineo.observability import logger, metrics, tracer
@@ -22,3 +23,6 @@ def candles(query: Annotated[CandlesQuery, Query()]) -> CandlesResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,6 +1,7 @@
 """POST /exchange-connections: test the keys, then store them and the connection."""
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionCreateRequest, ConnectionResponse
 from klineo.observability import logger, metrics, tracer
@@ -28,3 +29,6 @@ def connection_create(body: ConnectionCreateRequest) -> Response[ConnectionRespo
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

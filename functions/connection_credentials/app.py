@@ -1,5 +1,6 @@
 """PUT /exchange-connections/{id}/credentials: test new keys, then make them the connection's keys."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionResponse
 from klineo.models.connection_settings import CredentialsReplaceRequest
@@ -19,3 +20,6 @@ def connection_credentials(connection_id: str, body: CredentialsReplaceRequest) 
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

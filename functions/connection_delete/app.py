@@ -1,5 +1,6 @@
 """DELETE /exchange-connections/{id}: pause its strategies, then remove the connection (secret and item)."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.connection_settings import ConnectionDeleteResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def connection_delete(connection_id: str) -> ConnectionDeleteResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

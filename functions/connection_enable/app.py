@@ -1,5 +1,6 @@
 """POST /exchange-connections/{id}/enable: test the stored keys, switch it on, resume its strategies."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.connection_settings import ConnectionEnableResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def connection_enable(connection_id: str) -> ConnectionEnableResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """GET /exchange-connections: the caller's connections, API key masked, never the secret."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionListResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def connection_list() -> ConnectionListResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """POST /exchange-connections/test: test Binance keys from the body (spot only), store nothing."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionTestRequest, ConnectionTestResponse
 from klineo.observability import logger, metrics, tracer
@@ -19,3 +20,6 @@ def connection_test(body: ConnectionTestRequest) -> ConnectionTestResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """POST /exchange-connections/{id}/test: the spot test on a stored connection's keys, recorded."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionTestResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def connection_test_stored(connection_id: str) -> ConnectionTestResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

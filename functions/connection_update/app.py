@@ -1,5 +1,6 @@
 """PATCH /exchange-connections/{id}: label, kill switch, risk limits and futures defaults."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionResponse
 from klineo.models.connection_settings import ConnectionUpdateRequest
@@ -19,3 +20,6 @@ def connection_update(connection_id: str, body: ConnectionUpdateRequest) -> Conn
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

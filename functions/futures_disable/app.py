@@ -1,5 +1,6 @@
 """POST /exchange-connections/{id}/futures/disable: futures_enabled=false (no Binance call)."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.futures_account import FuturesStateResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def futures_disable(connection_id: str) -> FuturesStateResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

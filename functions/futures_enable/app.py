@@ -3,6 +3,7 @@
 Optional body: {"position_mode": "one_way"|"hedge", "margin_type": "isolated"|"cross", "leverage": 1-125}.
 """
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
 from klineo.observability import logger, metrics, tracer
@@ -21,3 +22,6 @@ def futures_enable(connection_id: str, body: FuturesSettingsRequest | None = Non
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

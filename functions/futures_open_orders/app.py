@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.open_orders import OpenOrdersResponse
 from klineo.observability import logger, metrics, tracer
@@ -24,3 +25,6 @@ def futures_open_orders(
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """DELETE /futures/order/{clientOrderId}: cancel one of the caller's orders; the answer is its final state."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.futures import FuturesOrderResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def futures_order_cancel(client_order_id: str) -> FuturesOrderResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

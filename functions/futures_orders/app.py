@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.order_history import OrderHistoryQuery, OrderHistoryResponse
 from klineo.observability import logger, metrics, tracer
@@ -21,3 +22,6 @@ def futures_orders(query: Annotated[OrderHistoryQuery, Query()]) -> OrderHistory
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -3,6 +3,7 @@
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.futures import FuturesOrderResponse
 from klineo.observability import logger, metrics, tracer
@@ -27,3 +28,6 @@ def futures_position_close(
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

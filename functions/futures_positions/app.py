@@ -1,5 +1,6 @@
 """GET /exchange-connections/{id}/futures/positions: the connection's open positions, read from Binance."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.positions import FuturesPositionsResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def futures_positions(connection_id: str) -> FuturesPositionsResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

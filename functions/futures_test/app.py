@@ -1,5 +1,6 @@
 """POST /exchange-connections/{id}/futures/test: USDT-M futures check of a connection (spot untouched)."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.futures_account import FuturesTestResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def futures_test(connection_id: str) -> FuturesTestResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """GET /kill-switch: the caller's kill switch, and whether the global one is on."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.kill_switch import KillSwitchResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def kill_switch_get() -> KillSwitchResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

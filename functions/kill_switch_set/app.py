@@ -1,5 +1,6 @@
 """PUT /kill-switch: turn the caller's own kill switch on or off."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.kill_switch import KillSwitchResponse, KillSwitchSetRequest
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def kill_switch_set(body: KillSwitchSetRequest) -> KillSwitchResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

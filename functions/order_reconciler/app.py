@@ -1,5 +1,6 @@
 """EventBridge Scheduler, every 5 minutes: settle unsettled order records, label foreign fills, clean up."""
 
+from klineo import finish_init
 from klineo.observability import logger, metrics, tracer
 from klineo.services.reconcile import run_reconciler
 
@@ -9,3 +10,6 @@ from klineo.services.reconcile import run_reconciler
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return run_reconciler()
+
+
+finish_init()

@@ -1,6 +1,7 @@
 """POST /strategies/backtest: run a strategy definition over a period of Binance klines (or queue a job)."""
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.backtest import BacktestResponse
 from klineo.models.backtest_request import BacktestRequest
@@ -29,3 +30,6 @@ def strategy_backtest(body: BacktestRequest) -> Response[BacktestResponse]:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """GET /strategies/backtest/{jobId}: a backtest job's status and, once done, its result."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.backtest import BacktestResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def strategy_backtest_get(job_id: str) -> BacktestResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,6 +1,7 @@
 """POST /strategies: create a strategy on one of the caller's connections."""
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import StrategyResponse
 from klineo.models.strategy_requests import StrategyCreateRequest
@@ -29,3 +30,6 @@ def strategy_create(body: StrategyCreateRequest) -> Response[StrategyResponse]:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,6 +1,7 @@
 """DELETE /strategies/{id}: delete one of the caller's strategies."""
 
 from aws_lambda_powertools.event_handler import Response
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.observability import logger, metrics, tracer
 from klineo.services.strategies import delete_user_strategy
@@ -19,3 +20,6 @@ def strategy_delete(strategy_id: str) -> Response[None]:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """EventBridge Scheduler, every minute: fan the active strategies of the due candles out onto SQS."""
 
+from klineo import finish_init
 from klineo.observability import logger, metrics, tracer
 from klineo.runner.dispatcher import dispatch_tick
 
@@ -9,3 +10,6 @@ from klineo.runner.dispatcher import dispatch_tick
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return dispatch_tick(event)
+
+
+finish_init()

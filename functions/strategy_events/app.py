@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import EventPageResponse, PageQuery
 from klineo.observability import logger, metrics, tracer
@@ -21,3 +22,6 @@ def strategy_events(strategy_id: str, query: Annotated[PageQuery, Query()]) -> E
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """GET /strategies/{id}: one of the caller's strategies and its latest runs."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import StrategyDetailResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def strategy_get(strategy_id: str) -> StrategyDetailResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """GET /strategies: the caller's strategies."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import StrategyListResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def strategy_list() -> StrategyListResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

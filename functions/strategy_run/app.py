@@ -1,5 +1,6 @@
 """POST /strategies/{id}/run: evaluate the latest closed candle now, exactly once with the scheduled tick."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import RunNowResponse
 from klineo.observability import logger, metrics, tracer
@@ -18,3 +19,6 @@ def strategy_run(strategy_id: str) -> RunNowResponse:
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

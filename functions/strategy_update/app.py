@@ -1,5 +1,6 @@
 """PATCH /strategies/{id}: change a strategy's type and parameters, size, mode or status."""
 
+from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import StrategyResponse
 from klineo.models.strategy_requests import StrategyUpdateRequest
@@ -19,3 +20,6 @@ def strategy_update(strategy_id: str, body: StrategyUpdateRequest) -> StrategyRe
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
+
+
+finish_init()

@@ -1,5 +1,6 @@
 """SQS: run a batch of strategy messages; failed messages are reported for redelivery (partial batch)."""
 
+from klineo import finish_init
 from klineo.observability import logger, metrics, tracer
 from klineo.runner.worker import handle_batch
 
@@ -9,3 +10,6 @@ from klineo.runner.worker import handle_batch
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return handle_batch(event, context)
+
+
+finish_init()
