@@ -1,8 +1,7 @@
 """POST /exchange-connections: test the keys, then store them and the connection."""
 
-from aws_lambda_powertools.event_handler import Response, content_types
 from klineo import finish_init
-from klineo.api import build_resolver, current_user_id
+from klineo.api import Response, build_resolver, content_types, current_user_id
 from klineo.models.common import ConnectionCreateRequest, ConnectionResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.connections import create_connection

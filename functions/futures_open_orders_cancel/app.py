@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Query
 from klineo.models.open_orders import CancelOpenOrdersResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.open_orders import cancel_open_orders

@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Header
 from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Header
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.futures import place_futures_order

@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Query
 from klineo.models.futures import FuturesOrderResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.futures import get_futures_order_status

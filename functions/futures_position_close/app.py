@@ -2,9 +2,9 @@
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Header, Query
 from klineo.models.futures import FuturesOrderResponse
 from klineo.observability import logger, metrics, tracer
 from klineo.services.position_close import close_position

@@ -1,8 +1,7 @@
 """POST /strategies/backtest: run a strategy definition over a period of Binance klines (or queue a job)."""
 
-from aws_lambda_powertools.event_handler import Response, content_types
 from klineo import finish_init
-from klineo.api import build_resolver, current_user_id
+from klineo.api import Response, build_resolver, content_types, current_user_id
 from klineo.models.backtest import BacktestResponse
 from klineo.models.backtest_request import BacktestRequest
 from klineo.observability import logger, metrics, tracer

@@ -1,8 +1,7 @@
 """POST /strategies: create a strategy on one of the caller's connections."""
 
-from aws_lambda_powertools.event_handler import Response, content_types
 from klineo import finish_init
-from klineo.api import build_resolver, current_user_id
+from klineo.api import Response, build_resolver, content_types, current_user_id
 from klineo.models.strategies import StrategyResponse
 from klineo.models.strategy_requests import StrategyCreateRequest
 from klineo.observability import logger, metrics, tracer

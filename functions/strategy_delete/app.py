@@ -1,8 +1,7 @@
 """DELETE /strategies/{id}: delete one of the caller's strategies."""
 
-from aws_lambda_powertools.event_handler import Response
 from klineo import finish_init
-from klineo.api import build_resolver, current_user_id
+from klineo.api import Response, build_resolver, current_user_id
 from klineo.observability import logger, metrics, tracer
 from klineo.services.strategies import delete_user_strategy
 

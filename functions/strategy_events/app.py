@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Query
 from klineo.models.strategies import EventPageResponse, PageQuery
 from klineo.observability import logger, metrics, tracer
 from klineo.services.strategies import list_strategy_events

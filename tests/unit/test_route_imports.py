@@ -95,3 +95,13 @@ def test_every_function_module_ends_with_finish_init() -> None:
         last = ast.parse(app.read_text(encoding="utf-8")).body[-1]
         assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call), app
         assert isinstance(last.value.func, ast.Name) and last.value.func.id == "finish_init", app
+
+
+def test_no_function_imports_powertools_before_the_layer() -> None:
+    """Each app.py takes Powertools' names through klineo.api, so the layer's import (which pauses
+    collection in Lambda) comes before Powertools' event handler is loaded."""
+    for app in sorted((REPO / "functions").glob("*/app.py")):
+        modules = [node.module or "" for node in ast.parse(app.read_text(encoding="utf-8")).body
+                   if isinstance(node, ast.ImportFrom)]
+        assert not any(m.startswith("aws_lambda_powertools") for m in modules), app
+        assert next(m for m in modules if m != "typing") == "klineo", app
