@@ -1,9 +1,8 @@
 """GET /exchange-connections: the caller's connections, API key masked, never the secret."""
 
-from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionListResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.connections import list_user_connections
 
 app = build_resolver()
@@ -14,11 +13,9 @@ def connection_list() -> ConnectionListResponse:
     return list_user_connections(current_user_id(app))
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
-
-
-finish_init()

@@ -2,11 +2,10 @@
 
 from typing import Annotated, Literal
 
-from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.api.params import Header, Query
 from klineo.models.futures import FuturesOrderResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.position_close import close_position
 
 app = build_resolver()
@@ -23,11 +22,9 @@ def futures_position_close(
                           app.lambda_context)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
-
-
-finish_init()

@@ -2,11 +2,10 @@
 
 from typing import Annotated
 
-from klineo import finish_init
 from klineo.api import build_resolver, current_user_id
 from klineo.api.params import Query
 from klineo.models.strategies import EventPageResponse, PageQuery
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import list_strategy_events
 
 app = build_resolver()
@@ -17,11 +16,9 @@ def strategy_events(strategy_id: str, query: Annotated[PageQuery, Query()]) -> E
     return list_strategy_events(current_user_id(app), strategy_id, query)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     return app.resolve(event, context)
-
-
-finish_init()

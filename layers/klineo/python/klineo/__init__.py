@@ -13,8 +13,9 @@ Garbage collection during a function's init (issue 16 item 3, cold start). Impor
 creates some 60,000 objects that live as long as the process (modules, classes, functions, models)
 and almost no garbage; CPython's default thresholds still run about 40 collections over them,
 7-10% of the cold start. In a Lambda runtime (``AWS_EXECUTION_ENV`` is ``AWS_Lambda_...``) importing
-this package turns automatic collection off, and each function's ``app.py`` calls ``finish_init()``
-as its last statement: everything made so far is moved to the permanent generation
+this package turns automatic collection off, and each function's ``lambda_handler`` has
+``klineo.observability.finish_init`` as its outermost decorator, applied as the module's last
+statement (``end_init_pause`` here): everything made so far is moved to the permanent generation
 (``gc.freeze()``: never scanned again, so warm invocations' full collections stay short too) and
 collection is on again, with the default thresholds, before the first event. Elsewhere (tests,
 the local stack, tools) collection is never touched. tests/unit/test_route_imports.py checks both.
@@ -23,7 +24,7 @@ the local stack, tools) collection is never touched. tests/unit/test_route_impor
 import gc as _gc
 import os as _os
 
-__all__ = ["finish_init"]
+__all__ = ["end_init_pause"]
 
 
 def _drop_empty_powertools_settings() -> None:
@@ -47,7 +48,7 @@ def _in_lambda_runtime() -> bool:
 _collection_paused = _in_lambda_runtime()
 
 
-def finish_init() -> None:
+def end_init_pause() -> None:
     """End of a function's init: freeze what the imports made, and collect garbage again from here on."""
     global _collection_paused
     if _collection_paused:
