@@ -20,7 +20,9 @@ were over the target.
 
 The environment is Lambda's: the function's variables from template.yaml, fake credentials, and
 LAMBDA_TASK_ROOT set so Powertools' Tracer is active and patches botocore/requests as under
-``Tracing: Active``. Layer and function code are measured two ways: "as deployed" (copied to a
+``Tracing: Active``, and AWS_EXECUTION_ENV set so the init pauses garbage collection as on Lambda
+(``klineo/__init__.py``; a function's ``@finish_init`` ends the pause before its clients are built).
+Layer and function code are measured two ways: "as deployed" (copied to a
 temporary folder without __pycache__ and run with PYTHONDONTWRITEBYTECODE, as on Lambda where the
 layer's own .py files ship as ``make build`` leaves them: precompiled by ``compileall`` with
 unchecked-hash bytecode, since /opt is read-only and zip timestamps would make checked bytecode
@@ -257,7 +259,10 @@ def layer_subject(layer_root: Path = LAYER_PATH, mode: str = "with pyc") -> Subj
         name="klineo.binance",
         kind="layer",
         import_code="import klineo.binance",
+        # A function's init ends (klineo.end_init_pause: garbage collection on again) before it builds
+        # a client; the layer alone has no app.py to end it, so the build does, as a function would.
         build_code=(
+            "klineo.end_init_pause()\n"
             "klineo.binance.BinanceClient(klineo.binance.Market.SPOT, klineo.binance.Environment.PRODUCTION)"
         ),
         target_ms=LAYER_TARGET_MS,

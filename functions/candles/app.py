@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Query
 from klineo.models.candles import CandlesQuery, CandlesResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.candles import get_candles
 
 app = build_resolver()
@@ -17,6 +17,7 @@ def candles(query: Annotated[CandlesQuery, Query()]) -> CandlesResponse:
     return get_candles(query)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

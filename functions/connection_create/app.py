@@ -1,9 +1,8 @@
 """POST /exchange-connections: test the keys, then store them and the connection."""
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from klineo.api import build_resolver, current_user_id
+from klineo.api import Response, build_resolver, content_types, current_user_id
 from klineo.models.common import ConnectionCreateRequest, ConnectionResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.connections import create_connection
 
 app = build_resolver()
@@ -23,6 +22,7 @@ def connection_create(body: ConnectionCreateRequest) -> Response[ConnectionRespo
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -2,7 +2,7 @@
 
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionListResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.connections import list_user_connections
 
 app = build_resolver()
@@ -13,6 +13,7 @@ def connection_list() -> ConnectionListResponse:
     return list_user_connections(current_user_id(app))
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

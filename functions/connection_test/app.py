@@ -2,7 +2,7 @@
 
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionTestRequest, ConnectionTestResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.connections import check_keys
 
 app = build_resolver()
@@ -14,6 +14,7 @@ def connection_test(body: ConnectionTestRequest) -> ConnectionTestResponse:
     return check_keys(body)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

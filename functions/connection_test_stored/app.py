@@ -2,7 +2,7 @@
 
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionTestResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.connections import check_stored_connection
 
 app = build_resolver()
@@ -13,6 +13,7 @@ def connection_test_stored(connection_id: str) -> ConnectionTestResponse:
     return check_stored_connection(current_user_id(app), connection_id)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -5,7 +5,7 @@ Optional body: {"position_mode": "one_way"|"hedge", "margin_type": "isolated"|"c
 
 from klineo.api import build_resolver, current_user_id
 from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.futures_account import enable_futures
 
 app = build_resolver()
@@ -16,6 +16,7 @@ def futures_enable(connection_id: str, body: FuturesSettingsRequest | None = Non
     return enable_futures(current_user_id(app), connection_id, body)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Query
 from klineo.models.open_orders import OpenOrdersResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.open_orders import list_open_orders
 from klineo.validation import SYMBOL_PATTERN
 
@@ -19,6 +19,7 @@ def futures_open_orders(
     return list_open_orders(current_user_id(app), connection_id, symbol)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

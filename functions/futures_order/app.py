@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Header
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Header
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.futures import place_futures_order
 
 app = build_resolver()
@@ -18,6 +18,7 @@ def futures_order(
     return place_futures_order(current_user_id(app), body, idempotency_key, app.lambda_context)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Query
 from klineo.models.futures import FuturesOrderResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.futures import get_futures_order_status
 from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
@@ -21,6 +21,7 @@ def futures_order_status(
     return get_futures_order_status(current_user_id(app), client_order_id, connection_id, symbol)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

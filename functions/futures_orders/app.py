@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Query
 from klineo.models.order_history import OrderHistoryQuery, OrderHistoryResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.order_history import list_orders
 
 app = build_resolver()
@@ -16,6 +16,7 @@ def futures_orders(query: Annotated[OrderHistoryQuery, Query()]) -> OrderHistory
     return list_orders(current_user_id(app), query)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -2,10 +2,10 @@
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Header, Query
 from klineo.models.futures import FuturesOrderResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.position_close import close_position
 
 app = build_resolver()
@@ -22,6 +22,7 @@ def futures_position_close(
                           app.lambda_context)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

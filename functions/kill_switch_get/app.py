@@ -2,7 +2,7 @@
 
 from klineo.api import build_resolver, current_user_id
 from klineo.models.kill_switch import KillSwitchResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.kill_switch import get_kill_switch
 
 app = build_resolver()
@@ -13,6 +13,7 @@ def kill_switch_get() -> KillSwitchResponse:
     return get_kill_switch(current_user_id(app))
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -1,9 +1,10 @@
 """EventBridge Scheduler, every 5 minutes: settle unsettled order records, label foreign fills, clean up."""
 
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.reconcile import run_reconciler
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -1,10 +1,9 @@
 """POST /strategies/backtest: run a strategy definition over a period of Binance klines (or queue a job)."""
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from klineo.api import build_resolver, current_user_id
+from klineo.api import Response, build_resolver, content_types, current_user_id
 from klineo.models.backtest import BacktestResponse
 from klineo.models.backtest_request import BacktestRequest
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.backtest import start_backtest
 
 app = build_resolver()
@@ -24,6 +23,7 @@ def strategy_backtest(body: BacktestRequest) -> Response[BacktestResponse]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=answer)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

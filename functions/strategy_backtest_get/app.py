@@ -2,7 +2,7 @@
 
 from klineo.api import build_resolver, current_user_id
 from klineo.models.backtest import BacktestResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.backtest_status import get_backtest
 
 app = build_resolver()
@@ -13,6 +13,7 @@ def strategy_backtest_get(job_id: str) -> BacktestResponse:
     return get_backtest(current_user_id(app), job_id)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

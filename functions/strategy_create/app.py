@@ -1,11 +1,10 @@
 """POST /strategies: create a strategy on one of the caller's connections."""
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from klineo.api import build_resolver, current_user_id
+from klineo.api import Response, build_resolver, content_types, current_user_id
 from klineo.models.strategies import StrategyResponse
 from klineo.models.strategy_requests import StrategyCreateRequest
-from klineo.observability import logger, metrics, tracer
-from klineo.services.strategies import create_strategy
+from klineo.observability import finish_init, logger, metrics, tracer
+from klineo.services.strategy_changes import create_strategy
 
 app = build_resolver()
 
@@ -24,6 +23,7 @@ def strategy_create(body: StrategyCreateRequest) -> Response[StrategyResponse]:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

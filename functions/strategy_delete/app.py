@@ -1,8 +1,7 @@
 """DELETE /strategies/{id}: delete one of the caller's strategies."""
 
-from aws_lambda_powertools.event_handler import Response
-from klineo.api import build_resolver, current_user_id
-from klineo.observability import logger, metrics, tracer
+from klineo.api import Response, build_resolver, current_user_id
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import delete_user_strategy
 
 app = build_resolver()
@@ -14,6 +13,7 @@ def strategy_delete(strategy_id: str) -> Response[None]:
     return Response(status_code=204, body="")
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

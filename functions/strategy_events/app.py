@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from klineo.api import build_resolver, current_user_id
+from klineo.api.params import Query
 from klineo.models.strategies import EventPageResponse, PageQuery
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import list_strategy_events
 
 app = build_resolver()
@@ -16,6 +16,7 @@ def strategy_events(strategy_id: str, query: Annotated[PageQuery, Query()]) -> E
     return list_strategy_events(current_user_id(app), strategy_id, query)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

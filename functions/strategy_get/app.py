@@ -2,7 +2,7 @@
 
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import StrategyDetailResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import get_user_strategy
 
 app = build_resolver()
@@ -13,6 +13,7 @@ def strategy_get(strategy_id: str) -> StrategyDetailResponse:
     return get_user_strategy(current_user_id(app), strategy_id)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

@@ -2,7 +2,7 @@
 
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import RunNowResponse
-from klineo.observability import logger, metrics, tracer
+from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import run_strategy_now
 
 app = build_resolver()
@@ -13,6 +13,7 @@ def strategy_run(strategy_id: str) -> RunNowResponse:
     return run_strategy_now(current_user_id(app), strategy_id)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

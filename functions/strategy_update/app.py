@@ -3,8 +3,8 @@
 from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import StrategyResponse
 from klineo.models.strategy_requests import StrategyUpdateRequest
-from klineo.observability import logger, metrics, tracer
-from klineo.services.strategies import update_strategy
+from klineo.observability import finish_init, logger, metrics, tracer
+from klineo.services.strategy_changes import update_strategy
 
 app = build_resolver()
 
@@ -14,6 +14,7 @@ def strategy_update(strategy_id: str, body: StrategyUpdateRequest) -> StrategyRe
     return update_strategy(current_user_id(app), strategy_id, body)
 
 
+@finish_init
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler

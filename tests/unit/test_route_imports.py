@@ -7,6 +7,7 @@ function in a fresh interpreter, as Lambda does, and name what must stay unloade
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -22,35 +23,87 @@ NOT_LOADED = {
     "connection_list": ("klineo.models.candles", "klineo.models.balances", "klineo.models.kill_switch",
                         "klineo.models.futures", "klineo.models.strategy_requests"),
     "kill_switch_get": ("klineo.models.common", "klineo.models.candles", "klineo.models.futures"),
-    "strategy_list": ("klineo.models.strategy_requests", "klineo.models.common", "klineo.services.futures"),
+    "strategy_list": ("klineo.models.strategy_requests", "klineo.models.common", "klineo.services.futures",
+                      "klineo.services.strategy_changes", "klineo.store.connections", "klineo.store.secrets"),
+    "strategy_get": ("klineo.models.strategy_requests", "klineo.store.connections", "klineo.runner.pnl"),
+    "strategy_events": ("klineo.services.strategy_changes", "klineo.store.connections"),
+    # the worker: the protective (SL/TP) algo-order path loads on a live entry with stops only
+    "strategy_worker": ("klineo.services.strategy_protection", "klineo.services.algo_orders",
+                        "klineo.services.protective", "klineo.models.futures", "klineo.api"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),
     "futures_disable": ("klineo.models.futures", "klineo.services.futures"),
     "futures_order_cancel": ("klineo.services.futures", "klineo.models.strategy_requests"),
 }
 
+# what proves the import ran the layer: the API adapter, or for the SQS worker its runner
+LOADED_MARKER = {"strategy_worker": "klineo.runner.worker"}
 
-def _loaded_after_import(function: str) -> set[str]:
-    """The klineo modules in sys.modules after ``import functions.<function>.app`` in a new process."""
-    code = (f"import sys, json, functions.{function}.app\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('klineo'))))")
+
+def _run_fresh(code: str, **extra_env: str) -> list:
+    """Run ``code`` in a new interpreter with a function's settings; its last stdout line, as JSON."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": f"{REPO / 'layers/klineo/python'}{os.pathsep}{REPO}",
         # the settings a function's import checks (values never used: nothing is called)
         "AWS_DEFAULT_REGION": "ap-northeast-1", "CORS_ORIGIN": "http://localhost", "DATA_TABLE": "data",
-        "SECRET_PREFIX": "klineo/test/", "POWERTOOLS_TRACE_DISABLED": "true",
+        "SECRET_PREFIX": "klineo/test/", "POWERTOOLS_TRACE_DISABLED": "true", **extra_env,
     }
     done = subprocess.run(  # noqa: S603 - our own interpreter and fixed code
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _loaded_after_import(function: str) -> set[str]:
+    """The klineo modules in sys.modules after ``import functions.<function>.app`` in a new process."""
+    return set(_run_fresh(f"import sys, json, functions.{function}.app\n"
+                          "print(json.dumps(sorted(m for m in sys.modules if m.startswith('klineo'))))"))
 
 
 @pytest.mark.parametrize("function", sorted(NOT_LOADED))
 def test_a_function_loads_only_its_own_routes_modules(function: str) -> None:
     """Importing the function leaves its neighbours' model and service modules unloaded."""
     loaded = _loaded_after_import(function)
-    assert "klineo.api" in loaded  # the import really ran the layer
+    assert LOADED_MARKER.get(function, "klineo.api") in loaded  # the import really ran the layer
     assert loaded.isdisjoint(NOT_LOADED[function]), sorted(loaded & set(NOT_LOADED[function]))
+
+
+_GC_STATE = ("import gc, json, klineo\n"
+             "during = gc.isenabled()\n"
+             "import functions.{function}.app\n"
+             "print(json.dumps([during, gc.isenabled(), gc.get_freeze_count() > 0]))")
+
+
+@pytest.mark.parametrize("function", ["kill_switch_get", "strategy_worker"])
+def test_a_lambda_init_pauses_garbage_collection_until_the_function_module_is_loaded(function: str) -> None:
+    """In a Lambda runtime no collection runs during the imports; after them it is on, the init frozen."""
+    during, after, frozen = _run_fresh(_GC_STATE.format(function=function),
+                                       AWS_EXECUTION_ENV="AWS_Lambda_python3.13")
+    assert (during, after, frozen) == (False, True, True)
+
+
+def test_outside_lambda_importing_the_layer_leaves_garbage_collection_alone() -> None:
+    """Tests, the local stack and tools import the layer with collection untouched and nothing frozen."""
+    assert _run_fresh(_GC_STATE.format(function="kill_switch_get")) == [True, True, False]
+
+
+def test_every_function_module_ends_with_a_handler_decorated_by_finish_init() -> None:
+    """Each app.py ends with ``lambda_handler`` whose outermost decorator is ``finish_init``: in a
+    module that forgot it, collection would stay off for the container's life."""
+    for app in sorted((REPO / "functions").glob("*/app.py")):
+        last = ast.parse(app.read_text(encoding="utf-8")).body[-1]
+        assert isinstance(last, ast.FunctionDef) and last.name == "lambda_handler", app
+        outermost = last.decorator_list[0]
+        assert isinstance(outermost, ast.Name) and outermost.id == "finish_init", app
+
+
+def test_no_function_imports_powertools_before_the_layer() -> None:
+    """Each app.py takes Powertools' names through klineo.api, so the layer's import (which pauses
+    collection in Lambda) comes before Powertools' event handler is loaded."""
+    for app in sorted((REPO / "functions").glob("*/app.py")):
+        modules = [node.module or "" for node in ast.parse(app.read_text(encoding="utf-8")).body
+                   if isinstance(node, ast.ImportFrom)]
+        assert not any(m.startswith("aws_lambda_powertools") for m in modules), app
+        assert next(m for m in modules if m != "typing").startswith("klineo."), app

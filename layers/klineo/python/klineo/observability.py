@@ -23,13 +23,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
+from klineo import end_init_pause
 from klineo.snapstart import register_hooks as register_snapstart_hooks
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "SERVICE_NAME",
     "TRACED_AT_IMPORT",
     "Tally",
+    "finish_init",
     "logger",
     "metrics",
     "tally",
@@ -169,3 +171,13 @@ def trace_requests() -> None:
 
 # Every function imports this module, so its SnapStart hooks are registered in every function.
 register_snapstart_hooks()
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def finish_init(handler: _Handler) -> _Handler:
+    """Outermost decorator of every ``lambda_handler``: the function's init ends here, and with it the
+    garbage-collection pause of a Lambda init (``klineo.end_init_pause``). Returns ``handler`` as is."""
+    end_init_pause()
+    return handler

@@ -71,7 +71,9 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "ApiError",
     "KlineoResolver",
+    "Response",
     "build_resolver",
+    "content_types",
     "current_user_id",
     "error_response",
 ]

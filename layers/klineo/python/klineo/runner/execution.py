@@ -99,7 +99,6 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.services.risk import OrderIntent, check_order
-from klineo.services.strategy_protection import arm_strategy_protection, disarm_strategy_protection
 from klineo.store.connections import (
     Connection,
     TradingContext,
@@ -740,6 +739,9 @@ class _Turn:
         parent = armed.get("parent_client_order_id")
         if parent is None or self.trading is None or not (position_to == 0 or _entered(before, position_to)):
             return
+        # Loaded here: only a strategy with stops armed reaches this line (see _arm_protective).
+        from klineo.services.strategy_protection import disarm_strategy_protection
+
         disarm_strategy_protection(self.trading.connection, str(parent))
 
     def after_live_fill(self, pending: PendingOrder, result: OrderResult, position_to: Decimal) -> None:
@@ -851,6 +853,10 @@ def _arm_protective(
     A failure is logged and answered False; the runner records a ``protective_not_armed`` error event.
     The trailing stop is not placed (``trailing_stop_pct`` is recorded only).
     """
+    # Loaded here, on a live entry with SL/TP only: the algo-order path it brings (protective and algo
+    # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
+    from klineo.services.strategy_protection import arm_strategy_protection
+
     targets = {role: record[role] for role in ("stop_loss", "take_profit") if record.get(role) is not None}
     try:
         states = arm_strategy_protection(connection, strategy.strategy_id, strategy.symbol,

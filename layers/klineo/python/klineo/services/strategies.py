@@ -1,4 +1,7 @@
-"""The strategies use cases behind POST/GET/PATCH/DELETE /strategies[/{id}].
+"""The strategies use cases behind GET/DELETE /strategies[/{id}], its runs, events and run-now.
+
+Creating and changing a strategy (POST, PATCH) live in ``klineo.services.strategy_changes``: only
+those two functions load the connections store and the request models.
 
 Ownership: every read and write is keyed by the caller's user id (the JWT sub), so another user's
 strategy or connection is simply absent: 404, never 403. Rules beyond the request models:
@@ -19,16 +22,14 @@ from __future__ import annotations
 import re
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
+from klineo.binance import Environment, ErrorCategory, Market, get_client
 from klineo.binance.endpoints import futures_mark_price
 from klineo.errors import KlineoError
 from klineo.models.paging import cursor_refused
 from klineo.models.strategies import (
-    CLEARABLE_FIELDS,
     RUNS_SHOWN,
-    SIZING_FIELDS,
     STRATEGY_ID_PATTERN,
     EventPageResponse,
     EventResponse,
@@ -45,23 +46,18 @@ from klineo.models.strategies import (
 from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import Connection, get_connection, require_connection
-from klineo.store.strategies import SETTING_NAMES, Strategy, TradingSettings
-
-if TYPE_CHECKING:
-    # Only POST and PATCH take a body: those two functions import the request models (and every
-    # strategy type's parameter model with them); the other six strategy functions never do.
-    from klineo.models.strategy_requests import StrategyCreateRequest, StrategyUpdateRequest
+from klineo.store.strategies import Strategy
 
 __all__ = [
-    "create_strategy",
     "delete_user_strategy",
     "get_user_strategy",
     "list_strategy_events",
     "list_strategy_runs",
     "list_user_strategies",
+    "note_status_change",
+    "owned_strategy",
     "run_strategy_now",
-    "update_strategy",
+    "strategy_response",
 ]
 
 _STRATEGY_ID = re.compile(STRATEGY_ID_PATTERN)
@@ -80,24 +76,6 @@ def _settings_fields(strategy: Strategy) -> dict[str, Any]:
     """The trading settings as the API shows them (decimals as strings)."""
     values = strategy.settings.as_attrs()
     return {name: _optional_text(v) if isinstance(v, Decimal) else v for name, v in values.items()}
-
-
-def _settings_of(body: StrategyCreateRequest) -> TradingSettings:
-    """The request's trading settings (defaults filled in by the model)."""
-    return TradingSettings(**{name: getattr(body, name) for name in SETTING_NAMES})
-
-
-def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
-    """Settings a PATCH sets (a new sizing clears the other two; null clears a clearable setting)."""
-    sent = body.model_fields_set
-    changes: dict[str, Any] = {
-        name: getattr(body, name) for name in (*SIZING_FIELDS, *SETTING_NAMES)
-        if getattr(body, name) is not None
-    }
-    if any(name in changes for name in SIZING_FIELDS):
-        changes.update({name: None for name in SIZING_FIELDS if name not in changes})
-    changes.update({name: None for name in CLEARABLE_FIELDS if name in sent and getattr(body, name) is None})
-    return changes
 
 
 def _plain_number(value: Any) -> Any:
@@ -142,7 +120,7 @@ def _response_fields(strategy: Strategy, newest_run: int | None = None) -> dict[
     }
 
 
-def _response(strategy: Strategy, *, new: bool = False) -> StrategyResponse:
+def strategy_response(strategy: Strategy, *, new: bool = False) -> StrategyResponse:
     """The strategy as answered; its newest run costs one Query of one key (none for a new strategy)."""
     newest_run = None if new else run_store.latest_run_close_time(strategy.strategy_id)
     return StrategyResponse(**_response_fields(strategy, newest_run))
@@ -173,7 +151,7 @@ def _not_found() -> KlineoError:
     return KlineoError(ErrorCategory.NOT_FOUND, "strategy not found")
 
 
-def _owned(user_id: str, strategy_id: str) -> Strategy:
+def owned_strategy(user_id: str, strategy_id: str) -> Strategy:
     """The caller's strategy (strongly consistent read), else NOT_FOUND."""
     if not _STRATEGY_ID.fullmatch(strategy_id or ""):
         raise _not_found()
@@ -183,51 +161,10 @@ def _owned(user_id: str, strategy_id: str) -> Strategy:
     return strategy
 
 
-def _require_futures(connection: Connection | None) -> None:
-    if connection is None:
-        raise KlineoError(ErrorCategory.CONFLICT, "the strategy's connection no longer exists")
-    if not connection.futures_enabled:
-        raise KlineoError(
-            ErrorCategory.CONFLICT,
-            "futures are not enabled on this connection; enable them before running a strategy live",
-            field="mode",
-        )
-
-
-def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyResponse:
-    """Create a strategy on one of the caller's connections (live needs futures enabled there)."""
-    from klineo.strategies import parse_parameters
-
-    connection = require_connection(user_id, body.connection_id, consistent=True, field="connection_id")
-    if body.mode == "live":
-        _require_futures(connection)
-    # The runner trades USDT-M futures: a symbol Binance does not trade there would never run.
-    get_symbol_rules(get_client(Market.FUTURES, Environment(connection.environment)), body.symbol)
-    now = strategy_store.now_iso()
-    strategy = Strategy(
-        user_id=user_id,
-        strategy_id=strategy_store.new_strategy_id(),
-        connection_id=connection.connection_id,
-        environment=connection.environment,
-        symbol=body.symbol,
-        interval=body.interval,
-        type=body.type,
-        parameters=parse_parameters(body.type, body.parameters).model_dump(),
-        size=body.size,
-        settings=_settings_of(body),
-        mode=body.mode,
-        status=body.status,
-        status_reason="created paused" if body.status == strategy_store.PAUSED else None,
-        created_at=now,
-        updated_at=now,
-    )
-    strategy_store.put_new_strategy(strategy)
-    return _response(strategy, new=True)
-
-
 def list_user_strategies(user_id: str) -> StrategyListResponse:
     """The caller's strategies, oldest first."""
-    return StrategyListResponse(strategies=[_response(s) for s in strategy_store.list_strategies(user_id)])
+    strategies = strategy_store.list_strategies(user_id)
+    return StrategyListResponse(strategies=[strategy_response(s) for s in strategies])
 
 
 def _pnl(strategy: Strategy) -> PnlResponse:
@@ -250,39 +187,11 @@ def _pnl(strategy: Strategy) -> PnlResponse:
 
 def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
     """One of the caller's strategies with its PnL and latest runs (newest candle first)."""
-    strategy = _owned(user_id, strategy_id)
+    strategy = owned_strategy(user_id, strategy_id)
     runs = run_store.list_runs(strategy.strategy_id, limit=RUNS_SHOWN)
     newest_run = runs[0].close_time if runs else None
     return StrategyDetailResponse(**_response_fields(strategy, newest_run), pnl=_pnl(strategy),
                                   runs=[_run_response(r) for r in runs])
-
-
-def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
-    """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
-    from klineo.strategies import parse_parameters
-
-    current = _owned(user_id, strategy_id)
-    changes: dict[str, Any] = {}
-    if body.type is not None:
-        changes["type"] = body.type
-        changes["parameters"] = parse_parameters(body.type, body.parameters or {}).model_dump()
-    changes.update(_settings_changes(body))
-    if body.mode is not None:
-        changes["mode"] = body.mode
-    if body.status is not None:
-        changes["status"] = body.status
-        changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
-    mode = changes.get("mode", current.mode)
-    status = changes.get("status", current.status)
-    if mode == "live" and status == strategy_store.ACTIVE and (
-        current.mode != "live" or current.status != strategy_store.ACTIVE
-    ):
-        _require_futures(get_connection(user_id, current.connection_id, consistent=True))
-    if not changes:
-        return _response(current)
-    updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
-    _note_status_change(current, updated)
-    return _response(updated)
 
 
 # What POST /strategies/{id}/run may take (API Gateway answers 504 after 29 s).
@@ -291,7 +200,7 @@ RUN_NOW_BUDGET_MS = 25_000
 
 def run_strategy_now(user_id: str, strategy_id: str) -> RunNowResponse:
     """Evaluate one of the caller's active strategies on its latest closed candle, once per candle."""
-    strategy = _owned(user_id, strategy_id)
+    strategy = owned_strategy(user_id, strategy_id)
     if not strategy.active:
         raise KlineoError(ErrorCategory.CONFLICT, "the strategy is paused; resume it first", field="status")
     # The runner's execution engine (worker, paper and live execution, candles) loads here, in the
@@ -306,7 +215,7 @@ def run_strategy_now(user_id: str, strategy_id: str) -> RunNowResponse:
 
 def list_strategy_events(user_id: str, strategy_id: str, query: PageQuery) -> EventPageResponse:
     """A page of one of the caller's strategies' events, newest first."""
-    strategy = _owned(user_id, strategy_id)
+    strategy = owned_strategy(user_id, strategy_id)
     try:
         page = event_store.list_events(strategy.strategy_id, query.limit, query.cursor)
     except ValueError:
@@ -318,7 +227,7 @@ def list_strategy_events(user_id: str, strategy_id: str, query: PageQuery) -> Ev
 
 def list_strategy_runs(user_id: str, strategy_id: str, query: PageQuery) -> RunPageResponse:
     """A page of one of the caller's strategies' runs, newest candle first."""
-    strategy = _owned(user_id, strategy_id)
+    strategy = owned_strategy(user_id, strategy_id)
     try:
         runs, next_cursor = run_store.list_runs_page(strategy.strategy_id, query.limit, query.cursor)
     except ValueError:
@@ -326,7 +235,7 @@ def list_strategy_runs(user_id: str, strategy_id: str, query: PageQuery) -> RunP
     return RunPageResponse(runs=[_run_response(r) for r in runs], next_cursor=next_cursor)
 
 
-def _note_status_change(current: Strategy, updated: Strategy) -> None:
+def note_status_change(current: Strategy, updated: Strategy) -> None:
     """paused / resumed events when the user changes the status."""
     if current.status == updated.status:
         return
