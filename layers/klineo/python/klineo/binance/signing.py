@@ -11,7 +11,6 @@ once per container.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import re
@@ -26,8 +25,6 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.validation import check_private_key
 
 __all__ = ["encode_params", "format_value", "signature"]
-
-_sha256 = hashlib.sha256
 
 
 def format_value(value: Any) -> str:
@@ -72,8 +69,8 @@ def encode_params(params: dict[str, Any] | None) -> str:
 def signature(payload: str, credentials: Credentials) -> str:
     """The query-string-safe signature of ``payload`` with the credentials' key."""
     key_type = credentials.key_type
-    if key_type is KeyType.HMAC:
-        return hmac.new(credentials.secret.encode(), payload.encode(), _sha256).hexdigest()
+    if key_type is KeyType.HMAC:  # the one-shot C call: the same digest as hmac.new(...).hexdigest()
+        return hmac.digest(credentials.secret.encode(), payload.encode(), "sha256").hex()
     key = _private_key(credentials.secret, key_type)
     if key_type is KeyType.ED25519:
         raw = key.sign(payload.encode())

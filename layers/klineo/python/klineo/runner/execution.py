@@ -136,7 +136,7 @@ from klineo.store.runs import (
 )
 from klineo.store.strategies import PendingOrder, Strategy, from_item, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
-from klineo.strategies.simulation import fee, market_fill
+from klineo.strategies.simulation import market_fill
 
 __all__ = [
     "FINAL_ORDER_STATUSES",
@@ -231,17 +231,12 @@ class _Turn:
         # its transaction (klineo.store.runs), so it is never lost nor written twice.
         self.events: list[StrategyEvent] = []
         self.order: tuple[tuple[str, str, Decimal, bool], FuturesOrder] | None = None
-        self.clients: dict[str, BinanceClient] = {}
         # The keys the turn's order went out with: its fills are read with them (one secret look-up).
         self.creds: Credentials | None = None
 
     def client(self) -> BinanceClient:
-        """The container's futures client of the strategy's environment (looked up once per turn)."""
-        environment = self.strategy.environment
-        client = self.clients.get(environment)
-        if client is None:
-            client = self.clients[environment] = get_client(Market.FUTURES, environment)
-        return client
+        """The container's futures client of the strategy's environment (``get_client``'s one cache)."""
+        return get_client(Market.FUTURES, self.strategy.environment)
 
     # ------------------------------------------------------------------ results and records
     def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:
@@ -280,8 +275,9 @@ class _Turn:
 
         A change that is not only a pause requires the strategy unchanged since this turn read it.
         """
-        if advance is not None and not advance.allow_pending:
-            advance = replace(advance, seen_updated_at=self.strategy.updated_at)
+        seen = self.strategy.updated_at
+        if advance is not None and not advance.allow_pending and advance.seen_updated_at != seen:
+            advance = replace(advance, seen_updated_at=seen)
         written = record_run(run, advance=advance, events=self.take_events())
         return self.result(run.status if written else "not_run", detail)
 
@@ -475,11 +471,12 @@ class _Turn:
         position = strategy.paper_position
         fill_price = market_fill(plan.side, price)
         ledger = ledger_of(strategy)
-        ledger.fill(plan.side, plan.quantity, fill_price, self.close_time)
+        paid = ledger.fill(plan.side, plan.quantity, fill_price, self.close_time).fee  # the taker fee
+        quantity = _text(plan.quantity)
         order = {
             "client_order_id": cid, "order_id": None, "side": plan.side, "type": "MARKET", "status": "FILLED",
-            "quantity": _text(plan.quantity), "executed_quantity": _text(plan.quantity),
-            "average_price": _text(fill_price), "fee": _text(fee(plan.quantity, fill_price)),
+            "quantity": quantity, "executed_quantity": quantity,
+            "average_price": _text(fill_price), "fee": _text(paid),
             "reduce_only": plan.reduce_only, "source": "paper", "simulated": True,
         }
         entered = _entered(position, ledger.position)
@@ -488,6 +485,7 @@ class _Turn:
         advance = StrategyAdvance(
             position_attribute="paper_position", position_from=position, position_to=ledger.position,
             extra={"paper_book": book_of(ledger), "protective": protective or {}},
+            seen_updated_at=strategy.updated_at,
         )
         what = {"client_order_id": cid, "side": plan.side, "quantity": plan.quantity, "simulated": True}
         self.event("order_submit", **what)

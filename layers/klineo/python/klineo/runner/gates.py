@@ -23,6 +23,8 @@ from klineo.store.order_claim import remember_connection
 
 __all__ = ["GateBook"]
 
+_UNREAD = object()  # a pair not read yet (None is a pair read and found absent)
+
 
 class GateBook:
     """Trading contexts by (user_id, connection_id), shared by every strategy turn of one batch."""
@@ -50,9 +52,9 @@ class GateBook:
     def trading(self, user_id: str, connection_id: str) -> TradingContext:
         """The pair's context (read now if not loaded yet); NOT_FOUND when its connection does not exist."""
         pair = (user_id, connection_id)
-        with self._lock:
-            loaded = pair in self._contexts
-        if not loaded:
+        found = self._contexts.get(pair, _UNREAD)  # one dict read: atomic, entries are never removed
+        if found is _UNREAD:
             self._read([pair])
-        with self._lock:
-            return require_trading_context(self._contexts.get(pair))
+            with self._lock:
+                found = self._contexts.get(pair)
+        return require_trading_context(found)

@@ -18,19 +18,28 @@ from klineo.strategies.simulation import Ledger, PriceRange, Trade, protective_e
 
 __all__ = ["PaperExit", "book_of", "ledger_of", "paper_exit", "protective_record"]
 
+_ZERO = Decimal(0)
+
 
 def ledger_of(strategy: Strategy) -> Ledger:
     """The strategy's paper ledger as stored (an open position becomes the ledger's open trade)."""
     book = strategy.paper_book or {}
     ledger = Ledger(
         starting_equity=strategy.settings.paper_balance_usdt, position=strategy.paper_position,
-        entry_price=Decimal(str(book.get("entry_price", 0))),
-        gross_pnl=Decimal(str(book.get("gross_pnl", 0))), fees=Decimal(str(book.get("fees", 0))),
+        entry_price=_decimal(book.get("entry_price")), gross_pnl=_decimal(book.get("gross_pnl")),
+        fees=_decimal(book.get("fees")),
     )
     if ledger.position != 0:
         side = "long" if ledger.position > 0 else "short"
         ledger.trades.append(Trade(side, 0, ledger.entry_price, abs(ledger.position), Decimal(0)))
     return ledger
+
+
+def _decimal(value: Any) -> Decimal:
+    """A stored book number as a Decimal (0 when absent); those read from DynamoDB are Decimals already."""
+    if value is None:
+        return _ZERO
+    return value if type(value) is Decimal else Decimal(str(value))
 
 
 def book_of(ledger: Ledger) -> dict[str, Any]:

@@ -46,6 +46,8 @@ def plan_order(
     if delta == 0:
         return OrderPlan(target=target)
     side = "BUY" if delta > 0 else "SELL"
+    if position == 0:  # from flat the order IS the target, already rounded and checked just above
+        return OrderPlan(target=target, side=side, quantity=abs(target))
     reduce_only = position != 0 and (delta > 0) != (position > 0) and abs(delta) <= abs(position)
     quantity, _ = rules.prepare_order(
         side, "MARKET", abs(delta), None, reference_price, reduce_only=reduce_only,

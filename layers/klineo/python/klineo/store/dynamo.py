@@ -170,27 +170,43 @@ class Update:
     def request(self, extra_names: Mapping[str, str] | None = None,
                 **extra_values: dict[str, Any]) -> dict[str, Any]:
         """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (plus a condition's)."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        sets, removes, adds = [], [], []
-        for name, value in self.sets.items():
-            path, holder = _aliases(name, names)
-            sets.append(f"{path} = {holder}")
-            values[holder] = to_attr(value)
-        for name, value in self.defaults.items():
-            path, holder = _aliases(name, names)
-            sets.append(f"{path} = if_not_exists({path}, {holder})")
-            values[holder] = to_attr(value)
-        for name, value in self.adds.items():
-            path, holder = _aliases(name, names)
-            adds.append(f"{path} {holder}")
-            values[holder] = to_attr(value)
-        for name in self.removes:
-            removes.append(_aliases(name, names)[0])
-        clauses = (("SET", sets), ("REMOVE", removes), ("ADD", adds))
+        expression, names, holders = _expression(
+            tuple(self.sets), tuple(self.defaults), tuple(self.adds), tuple(self.removes))
+        values = {holder: to_attr(value) for holder, value in zip(
+            holders, (*self.sets.values(), *self.defaults.values(), *self.adds.values()), strict=True)}
         request = {
-            "UpdateExpression": " ".join(f"{verb} {', '.join(items)}" for verb, items in clauses if items),
+            "UpdateExpression": expression,
             "ExpressionAttributeNames": {**names, **(extra_names or {})},
             "ExpressionAttributeValues": {**values, **extra_values},
         }
         return {key: value for key, value in request.items() if value}  # DynamoDB refuses empty maps
+
+
+@lru_cache(maxsize=256)
+def _expression(sets: tuple[str, ...], defaults: tuple[str, ...], adds: tuple[str, ...],
+                removes: tuple[str, ...]) -> tuple[str, dict[str, str], tuple[str, ...]]:
+    """(UpdateExpression, its ``#`` aliases, the ``:`` placeholders of sets, defaults and adds in order).
+
+    The same few shapes of update come back every tick (the runner's moves): built once per shape.
+    Callers copy the aliases before changing them.
+    """
+    names: dict[str, str] = {}
+    holders: list[str] = []
+    set_clauses, remove_clauses, add_clauses = [], [], []
+    for name in sets:
+        path, holder = _aliases(name, names)
+        set_clauses.append(f"{path} = {holder}")
+        holders.append(holder)
+    for name in defaults:
+        path, holder = _aliases(name, names)
+        set_clauses.append(f"{path} = if_not_exists({path}, {holder})")
+        holders.append(holder)
+    for name in adds:
+        path, holder = _aliases(name, names)
+        add_clauses.append(f"{path} {holder}")
+        holders.append(holder)
+    for name in removes:
+        remove_clauses.append(_aliases(name, names)[0])
+    clauses = (("SET", set_clauses), ("REMOVE", remove_clauses), ("ADD", add_clauses))
+    expression = " ".join(f"{verb} {', '.join(items)}" for verb, items in clauses if items)
+    return expression, names, tuple(holders)

@@ -162,16 +162,19 @@ class Run:
     created_at: str = ""
     updated_at: str = ""
 
-    def to_item(self, now_s: float | None = None) -> dict[str, Any]:
-        """The DynamoDB item, with ``ttl`` the event retention from now (``EVENT_RETENTION_DAYS``)."""
-        now_s = time.time() if now_s is None else now_s
-        stamp = self.created_at or now_iso()
+    def to_item(self, now_s: float | None = None, written: tuple[str, int] | None = None) -> dict[str, Any]:
+        """The DynamoDB item, with ``ttl`` the event retention from now (``EVENT_RETENTION_DAYS``).
+
+        ``written``: (now as ISO text, ttl) when the write that carries the run has them already.
+        """
+        now, ttl = written if written is not None else (now_iso(), retention_ttl(now_s))
+        stamp = self.created_at or now
         return {**run_key(self.strategy_id, self.close_time), **to_item({
             "entity": "run", "strategy_id": self.strategy_id, "user_id": self.user_id,
             "close_time": self.close_time, "status": self.status, "mode": self.mode,
             "indicators": dict(self.indicators), "created_at": stamp,
             "updated_at": self.updated_at if self.updated_at and self.updated_at != stamp else None,
-            "ttl": retention_ttl(now_s),
+            "ttl": ttl,
             "signal": self.signal, "reason": self.reason, "position_before": self.position_before,
             "target_position": self.target_position, "order": self.order, "error": self.error,
             "skip_reason": self.skip_reason,
@@ -215,8 +218,13 @@ def _table() -> str:
     return get_settings().data_table
 
 
-def _run_put(run: Run, *, only_new: bool) -> dict[str, Any]:
-    put: dict[str, Any] = {"TableName": _table(), "Item": run.to_item()}
+def _written() -> tuple[str, int]:
+    """(now as ISO text, the ``ttl`` of an item written now): one time for every item of one write."""
+    return now_iso(), retention_ttl()
+
+
+def _run_put(run: Run, *, only_new: bool, written: tuple[str, int] | None = None) -> dict[str, Any]:
+    put: dict[str, Any] = {"TableName": _table(), "Item": run.to_item(written=written)}
     if only_new:
         put["ConditionExpression"] = "attribute_not_exists(sk)"
     return {"Put": put}
@@ -247,12 +255,17 @@ def _commit(named: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]
     return {}
 
 
-def _events(events: Iterable[StrategyEvent]) -> list[tuple[str, dict[str, Any]]]:
-    """The events' Puts, the first of each key only (a transaction refuses two actions on one item)."""
+def _events(events: Iterable[StrategyEvent],
+            written: tuple[str, int] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The events' Puts, the first of each key only (a transaction refuses two actions on one item).
+
+    ``written``: the write's (now, ttl) (``_written``), one time for all its items; taken now if not given.
+    """
     firsts: dict[str, StrategyEvent] = {}
     for event in events:
         firsts.setdefault(event.sort_key, event)
-    written = (now_iso(), retention_ttl()) if firsts else None  # one write: one time for all its events
+    if firsts and written is None:
+        written = _written()
     return [(f"event:{event.kind}", event_put(event, written)) for event in firsts.values()]
 
 
@@ -265,9 +278,9 @@ def get_run(strategy_id: str, close_time: int) -> Run | None:
 
 
 def _advance_update(user_id: str, strategy_id: str, close_time: int,
-                    advance: StrategyAdvance) -> dict[str, Any]:
+                    advance: StrategyAdvance, now: str | None = None) -> dict[str, Any]:
     """The strategy's Update for ``advance`` past ``close_time``, under its conditions (module doc)."""
-    update = Update(sets={"updated_at": now_iso()})
+    update = Update(sets={"updated_at": now or now_iso()})
     conditions = ["attribute_exists(pk)"]
     values: dict[str, Any] = {}
     if not advance.allow_pending:
@@ -305,10 +318,12 @@ def record_run(run: Run, *, advance: StrategyAdvance | None = None,
     nothing was written. StrategyChanged when the strategy is not as ``advance`` expects (the caller
     reads it again and plays the turn once more). Without ``advance`` and events: ONE PutItem.
     """
-    named = [("run", _run_put(run, only_new=True))]
+    written = _written()
+    named = [("run", _run_put(run, only_new=True, written=written))]
     if advance is not None:
-        named.append(("strategy", _advance_update(run.user_id, run.strategy_id, run.close_time, advance)))
-    failed = _commit(named + _events(events))
+        named.append(("strategy", _advance_update(run.user_id, run.strategy_id, run.close_time, advance,
+                                                  written[0])))
+    failed = _commit(named + _events(events, written))
     if not failed or "run" in failed:
         return not failed
     if _past(failed.get("strategy"), run.close_time):
@@ -351,7 +366,8 @@ def claim_live_order(
     PENDING item (``OrderRecord.to_item()``); ``events``: those before the send. Truthy for the one
     claimer; only this transaction lets an order out, so two workers can never both send one.
     """
-    update = Update(sets={"pending": pending.as_attr_value(), "updated_at": now_iso()})
+    written = _written()
+    update = Update(sets={"pending": pending.as_attr_value(), "updated_at": written[0]})
     condition = ("attribute_exists(pk) AND #status = :active AND #mode = :live "
                  "AND attribute_not_exists(pending) "
                  "AND (attribute_not_exists(last_close) OR last_close < :close) "
@@ -372,7 +388,7 @@ def claim_live_order(
     if record is not None:
         named.append(("record", {"Put": {"TableName": _table(), "Item": record,
                                          "ConditionExpression": "attribute_not_exists(pk)"}}))
-    return Claim(transact(named + _events(events)))
+    return Claim(transact(named + _events(events, written)))
 
 
 def extend_lease(user_id: str, strategy_id: str, pending: PendingOrder, lease_until_ms: int) -> bool:
@@ -405,9 +421,10 @@ def settle_live_order(
     ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``).
     ``last_close`` moves to the order's candle (nothing moves it further while an order is pending).
     """
+    written = _written()
     update = Update(
         sets={"live_position": position_to, "last_close": pending.close_time, "key_failures": key_failures,
-              "updated_at": now_iso(), "last_fill_ms": int(time.time() * 1000)},
+              "updated_at": written[0], "last_fill_ms": int(time.time() * 1000)},
         removes=["pending"],
     )
     if pause_reason is not None:
@@ -417,7 +434,8 @@ def settle_live_order(
         update.sets["live_book"] = dict(live_book)
     strategy = _strategy_update(user_id, strategy_id, update, "pending.client_order_id = :cid",
                                 **{":cid": {"S": pending.client_order_id}})
-    named = [("run", _run_put(run, only_new=False)), ("strategy", strategy), *_events(events)]
+    named = [("run", _run_put(run, only_new=False, written=written)), ("strategy", strategy),
+             *_events(events, written)]
     record = [("record", {"Update": outcome})] if outcome is not None else []
     failed = transact(named + record)
     if set(failed) == {"record"}:
