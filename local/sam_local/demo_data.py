@@ -82,7 +82,7 @@ def seed() -> None:
     """Two connections of the events' user (futures on for the first) and a paper strategy on it."""
     from klineo.models.common import ConnectionCreateRequest
     from klineo.models.strategy_requests import StrategyCreateRequest
-    from klineo.services import connections, strategies
+    from klineo.services import connections, strategy_changes
     from klineo.store import connections as connection_store
 
     ids = iter([EVENT_CONNECTION, EVENT_OTHER_CONNECTION])
@@ -97,5 +97,5 @@ def seed() -> None:
         connection_id=EVENT_CONNECTION, symbol="BTCUSDT", interval="15m", type="sma_crossover",
         parameters={"fast": 9, "slow": 21}, size="0.002", mode="paper",
     )
-    with mock.patch.object(strategies.strategy_store, "new_strategy_id", lambda: EVENT_STRATEGY):
-        strategies.create_strategy(EVENT_USER, strategy)
+    with mock.patch.object(strategy_changes.strategy_store, "new_strategy_id", lambda: EVENT_STRATEGY):
+        strategy_changes.create_strategy(EVENT_USER, strategy)
