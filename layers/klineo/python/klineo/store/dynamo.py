@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -184,11 +185,11 @@ class Update:
 
 @lru_cache(maxsize=256)
 def _expression(sets: tuple[str, ...], defaults: tuple[str, ...], adds: tuple[str, ...],
-                removes: tuple[str, ...]) -> tuple[str, dict[str, str], tuple[str, ...]]:
+                removes: tuple[str, ...]) -> tuple[str, MappingProxyType[str, str], tuple[str, ...]]:
     """(UpdateExpression, its ``#`` aliases, the ``:`` placeholders of sets, defaults and adds in order).
 
     The same few shapes of update come back every tick (the runner's moves): built once per shape.
-    Callers copy the aliases before changing them.
+    The aliases are read-only: the cached mapping is shared by every request of its shape.
     """
     names: dict[str, str] = {}
     holders: list[str] = []
@@ -209,4 +210,4 @@ def _expression(sets: tuple[str, ...], defaults: tuple[str, ...], adds: tuple[st
         remove_clauses.append(_aliases(name, names)[0])
     clauses = (("SET", set_clauses), ("REMOVE", remove_clauses), ("ADD", add_clauses))
     expression = " ".join(f"{verb} {', '.join(items)}" for verb, items in clauses if items)
-    return expression, names, tuple(holders)
+    return expression, MappingProxyType(names), tuple(holders)
