@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from klineo.binance import ErrorCategory, KlineoError
-from klineo.observability import metrics
+from klineo.observability import metrics, tally
 from klineo.services.orders import (
     QUERY_DELAYS_S,
     SETTLE_BUDGET_S,
@@ -338,6 +338,7 @@ def test_lost_claim_stops_the_second_send(rsps, client, creds, clock):
 
 def _order_counts() -> dict[str, float]:
     """Sums of the Orders* metrics recorded since the last clear (what the next flush would publish)."""
+    tally.drain()  # as the flush does: the tally's counts join the metric set
     return {
         name: sum(entry["Value"])
         for name, entry in metrics.metric_set.items()

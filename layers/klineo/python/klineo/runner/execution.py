@@ -233,10 +233,17 @@ class _Turn:
         self.order: tuple[tuple[str, str, Decimal, bool], FuturesOrder] | None = None
         # The keys the turn's order went out with: its fills are read with them (one secret look-up).
         self.creds: Credentials | None = None
+        self._client: BinanceClient | None = None
 
     def client(self) -> BinanceClient:
-        """The container's futures client of the strategy's environment (``get_client``'s one cache)."""
-        return get_client(Market.FUTURES, self.strategy.environment)
+        """The container's futures client of the strategy's environment (``get_client``'s one cache).
+
+        Looked up once per turn: a live order asks for it four times, and each look-up reads the
+        environment's URL and proxy variables again.
+        """
+        if self._client is None:
+            self._client = get_client(Market.FUTURES, self.strategy.environment)
+        return self._client
 
     # ------------------------------------------------------------------ results and records
     def result(self, outcome: str, detail: str | None = None, *, retry: bool = False) -> StrategyResult:

@@ -62,7 +62,7 @@ from typing import Any
 
 from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
 from klineo.errors import KlineoError
-from klineo.observability import logger, metrics
+from klineo.observability import logger, tally
 from klineo.validation import (
     CLIENT_ORDER_ID_RE,
     ORDER_POSITION_SIDES,
@@ -306,9 +306,9 @@ class OrderResult:
     def to_record(self) -> dict[str, Any]:
         """JSON-safe form (Decimals as strings) for storage and idempotent replays."""
         record: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            record[field.name] = _plain(value) if isinstance(value, Decimal) else value
+        for name in _result_fields():
+            value = getattr(self, name)
+            record[name] = _plain(value) if isinstance(value, Decimal) else value
         return record
 
     @classmethod
@@ -322,8 +322,14 @@ class OrderResult:
         for name in ("order_id", "update_time"):
             values[name] = int(values[name]) if values.get(name) is not None else None
         values["reduce_only"] = bool(values.get("reduce_only", False))
-        known = {field.name for field in dataclasses.fields(cls)}
+        known = _result_fields()
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@functools.cache
+def _result_fields() -> tuple[str, ...]:
+    """OrderResult's field names in declaration order (``dataclasses.fields`` rebuilds them per call)."""
+    return tuple(field.name for field in dataclasses.fields(OrderResult))
 
 
 def query_futures_order(
@@ -403,7 +409,9 @@ def _settle_lost_answer(
 
 
 # Metric per order outcome (README "Metrics"): first attempts by how they ended; a later call with
-# `earlier_attempt_ms` that finds or places the order settles one that was left unknown.
+# `earlier_attempt_ms` that finds or places the order settles one that was left unknown. Counted in
+# the tally (klineo.observability): the runner places many orders per invocation, and the flush
+# publishes the same sums as one Powertools add_metric per order, for a fraction of the CPU.
 _ORDER_METRICS = {
     "placed": "OrdersPlaced",
     "recovered": "OrdersRecovered",
@@ -422,7 +430,7 @@ def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderRes
     def counted(*args: Any, earlier_attempt_ms: int | None = None, **kwargs: Any) -> OrderResult:
         def count(outcome: str) -> None:
             if outcome in _ORDER_METRICS:  # a metric never fails an order
-                metrics.add_metric(name=_ORDER_METRICS[outcome], unit="Count", value=1)
+                tally.count(_ORDER_METRICS[outcome])
 
         try:
             result = submit(*args, earlier_attempt_ms=earlier_attempt_ms, **kwargs)
