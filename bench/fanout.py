@@ -19,6 +19,11 @@ and this model scales it with the deployment's shape, read from template.yaml an
 
 Latencies are the issue's: 10 ms per DynamoDB call, 20 ms per Binance call; SQS calls are taken
 at the DynamoDB figure. Cold starts and retries are not modelled.
+
+What that load costs in Lambda (``lambda_dollars``): every worker batch is billed for its duration
+at the worker's memory, the dispatcher for its own once a tick, and each invocation as a request,
+at Lambda's published on-demand prices (``LAMBDA_PRICES``: US East, first tier; the 1 ms rounding
+and the free tier are left out). SQS requests are not priced.
 """
 
 from __future__ import annotations
@@ -26,10 +31,29 @@ from __future__ import annotations
 import dataclasses
 import math
 
-__all__ = ["FanoutInputs", "FanoutResult", "fanout"]
+__all__ = ["LAMBDA_PRICES", "FanoutInputs", "FanoutResult", "LambdaPrice", "fanout", "lambda_dollars"]
 
 FULL_VCPU_MB = 1769
 QUERY_PAGE_BYTES = 1024 * 1024
+LAMBDA_PRICING_URL = "https://aws.amazon.com/lambda/pricing/"
+
+
+@dataclasses.dataclass(frozen=True)
+class LambdaPrice:
+    """Lambda's on-demand price for one architecture in one region."""
+
+    region: str
+    architecture: str
+    per_gb_second: float
+    per_million_requests: float
+    source: str
+
+
+_US_EAST = f"{LAMBDA_PRICING_URL} (US East, first tier)"
+LAMBDA_PRICES = {
+    "arm64": LambdaPrice("us-east-1", "arm64", 0.0000133334, 0.20, _US_EAST),
+    "x86_64": LambdaPrice("us-east-1", "x86_64", 0.0000166667, 0.20, _US_EAST),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,3 +126,15 @@ def fanout(inputs: FanoutInputs) -> FanoutResult:
         total_s=total_s, dispatch_s=dispatch_s, batch_s=batch_ms / 1000, waves=waves,
         batches=batches, messages=messages, strategies_per_batch=in_batch,
     )
+
+
+def lambda_dollars(
+    inputs: FanoutInputs, result: FanoutResult, price: LambdaPrice, ticks_per_month: int,
+) -> float:
+    """Lambda dollars per 1,000 strategy-months at the model's load: the batches' and the dispatcher's
+    GB-seconds and their invocations, every tick, shared by ``inputs.strategies``."""
+    gb_seconds = (result.batches * result.batch_s * inputs.memory_mb
+                  + result.dispatch_s * inputs.dispatcher_memory_mb) / 1024
+    requests = result.batches + 1
+    per_tick = gb_seconds * price.per_gb_second + requests * price.per_million_requests / 1_000_000
+    return per_tick * ticks_per_month * 1000 / inputs.strategies

@@ -687,6 +687,25 @@ def fanout_inputs(figures: dict[str, KindFigures], order_every: int) -> Any:
     )
 
 
+def _lambda_cost(report: Any, inputs: Any, result: Any) -> None:
+    """What the fan-out model's load costs in Lambda, per architecture (the deployed one first)."""
+    from bench.fanout import LAMBDA_PRICES, lambda_dollars
+    from local.template import load_template
+
+    deployed = load_template()["Parameters"]["Architecture"]["Default"]
+    minutes = 60 * 24 * 30
+    dollars = {arch: lambda_dollars(inputs, result, price, minutes) for arch, price in LAMBDA_PRICES.items()}
+    shown = "; ".join(f"{arch}{' (deployed)' if arch == deployed else ''} ${value:,.2f}"
+                      for arch, value in sorted(dollars.items(), key=lambda item: item[0] != deployed))
+    price = LAMBDA_PRICES[deployed]
+    report.line(
+        f"   Lambda (the worker's batches and the dispatcher, by the model above, 1m candles): $ per 1,000 "
+        f"strategy-months {shown}; price {price.region}: ${price.per_gb_second} per GB-s, "
+        f"${price.per_million_requests} per million requests ({price.source}); SQS not priced"
+    )
+    report.figure("lambda_dollars_per_1000_strategy_months", dollars)
+
+
 def report_kinds(report: Any, figures: dict[str, KindFigures], order_every: int) -> None:
     """Print the per-kind figures, the dollars and the fan-out model, and record issue 16's targets."""
     import dataclasses as dc
@@ -711,6 +730,7 @@ def report_kinds(report: Any, figures: dict[str, KindFigures], order_every: int)
         f"last strategy done {result.total_s:.1f} s after the close"
     )
     report.figure("fanout", {"inputs": dc.asdict(inputs), "result": dc.asdict(result)})
+    _lambda_cost(report, inputs, result)
     # The issue counts the batch's gate read apart ("read the gates once per (user, connection)
     # per worker batch"): the verdicts are on the turn's own requests, the shared share beside them.
     report.target("hold: DynamoDB requests per tick (the turn's own)", "<= 1",

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bench.fanout import FanoutInputs, fanout
+from bench.fanout import FanoutInputs, LambdaPrice, fanout, lambda_dollars
 
 HOLDS = FanoutInputs(cpu_ms=1.0, turn_dynamo_calls=1.0, index_bytes=1000.0)
 
@@ -32,3 +32,14 @@ def test_an_order_per_turn_adds_its_binance_and_dynamodb_waits() -> None:
     """Every turn placing an order (1 Binance call, 2 more DynamoDB calls) adds 100 x 40 ms per batch."""
     orders = fanout(dataclasses.replace(HOLDS, turn_dynamo_calls=3.0, turn_binance_calls=1.0))
     assert orders.batch_s - fanout(HOLDS).batch_s == pytest.approx(100 * 40 / 1000)
+
+
+def test_lambda_dollars_bill_every_batch_and_the_dispatcher_at_their_memory() -> None:
+    """10 batches of 2 s at 1,024 MB and a 1 s dispatch at 2,048 MB: 22 GB-s and 11 requests a tick."""
+    inputs = dataclasses.replace(HOLDS, memory_mb=1024, dispatcher_memory_mb=2048)
+    result = dataclasses.replace(fanout(inputs), batches=10, batch_s=2.0, dispatch_s=1.0)
+    price = LambdaPrice("here", "arm64", per_gb_second=0.5, per_million_requests=1_000_000.0, source="test")
+    # per tick: 22 GB-s x $0.5 + 11 requests x $1 = $22, shared by 10,000 strategies, 100 ticks a month
+    dollars = lambda_dollars(inputs, result, price, ticks_per_month=100)
+    assert dollars == pytest.approx(22 * 100 * 1000 / 10_000)
+
