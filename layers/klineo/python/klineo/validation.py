@@ -42,6 +42,7 @@ __all__ = [
     "check_protection",
     "check_reduce_only",
     "check_trigger",
+    "decimal_or_none",
     "order_time_in_force",
     "positive_decimal",
 ]
@@ -93,6 +94,21 @@ def positive_decimal(value: Any) -> Decimal:
             return number
     raise ValueError('must be a number greater than 0, as a string of digits 0-9 and an optional '
                      'decimal point, such as "0.002"')
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A stored or received number as a Decimal; None when absent (None or ""), unparsable or not finite.
+
+    A Decimal (what DynamoDB hands back) is returned as it is, without a round trip through text.
+    """
+    if type(value) is not Decimal:
+        if value is None or value == "":
+            return None
+        try:
+            value = Decimal(str(value))
+        except ArithmeticError:  # decimal.InvalidOperation: not a number
+            return None
+    return value if value.is_finite() else None
 
 
 def check_client_order_id(client_order_id: Any, field: str = "client_order_id") -> str:
