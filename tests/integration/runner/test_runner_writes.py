@@ -148,6 +148,31 @@ def test_a_paper_fill_is_one_transaction(runner, writes) -> None:
     assert runner.runs(sid)[0].status == "simulated" and runner.stored(USER, sid).paper_position != 0
 
 
+def test_a_paper_strategy_edited_after_it_was_read_fills_once_at_the_new_size(runner, monkeypatch) -> None:
+    """GIVEN the user changes a paper strategy's size between the turn's read and its paper fill WHEN the
+    fill's write is refused (updated_at moved) THEN the turn is played again from the fresh item: one
+    simulated run, one set of events, the new size."""
+    from klineo.store import strategies as strategy_store
+
+    sid = runner.strategy(USER, runner.connection(USER), mode="paper")
+    real_fill = execution.market_fill
+    edits = {"n": 0}
+
+    def edit_first(*args: Any, **kwargs: Any) -> Any:
+        if edits["n"] == 0:
+            edits["n"] += 1
+            current = runner.stored(USER, sid)
+            strategy_store.update_settings(USER, sid, current, changes={"size": Decimal("0.003")})
+        return real_fill(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "market_fill", edit_first)
+    assert runner.run_tick().failures == []
+    assert edits["n"] == 1
+    assert [run.status for run in runner.runs(sid)] == ["simulated"]
+    assert abs(runner.stored(USER, sid).paper_position) == Decimal("0.003")
+    assert _events(sid) == Counter({"signal": 1, "order_submit": 1, "order_fill": 1})
+
+
 def test_a_kill_switch_set_between_the_decision_and_the_claim_stops_the_order(runner, monkeypatch) -> None:
     """GIVEN the user's kill switch turned on after the turn read the gates and decided WHEN the order is
     claimed THEN the claim transaction refuses it: no POST, a risk_block naming the gate, a skipped run."""
