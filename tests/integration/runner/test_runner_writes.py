@@ -62,6 +62,25 @@ def _describe(item: dict[str, Any]) -> str:
     return f"{verb} {sort_key.split('#')[0]}"
 
 
+def _edit_size_on_first_call(runner, sid: str, monkeypatch, name: str) -> dict[str, int]:
+    """Make ``execution.<name>`` change the strategy's size to 0.003 (as the user would) on its first
+    call, after the turn read the strategy; the returned {"n": calls that edited} counts it."""
+    from klineo.store import strategies as strategy_store
+
+    real = getattr(execution, name)
+    edits = {"n": 0}
+
+    def edit_first(*args: Any, **kwargs: Any) -> Any:
+        if edits["n"] == 0:
+            edits["n"] += 1
+            current = runner.stored(USER, sid)
+            strategy_store.update_settings(USER, sid, current, changes={"size": Decimal("0.003")})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(execution, name, edit_first)
+    return edits
+
+
 @pytest.fixture
 def writes(runner) -> _Writes:
     """Write requests of the worker's DynamoDB client (registered once the runner's stack is up)."""
@@ -152,20 +171,8 @@ def test_a_paper_strategy_edited_after_it_was_read_fills_once_at_the_new_size(ru
     """GIVEN the user changes a paper strategy's size between the turn's read and its paper fill WHEN the
     fill's write is refused (updated_at moved) THEN the turn is played again from the fresh item: one
     simulated run, one set of events, the new size."""
-    from klineo.store import strategies as strategy_store
-
     sid = runner.strategy(USER, runner.connection(USER), mode="paper")
-    real_fill = execution.market_fill
-    edits = {"n": 0}
-
-    def edit_first(*args: Any, **kwargs: Any) -> Any:
-        if edits["n"] == 0:
-            edits["n"] += 1
-            current = runner.stored(USER, sid)
-            strategy_store.update_settings(USER, sid, current, changes={"size": Decimal("0.003")})
-        return real_fill(*args, **kwargs)
-
-    monkeypatch.setattr(execution, "market_fill", edit_first)
+    edits = _edit_size_on_first_call(runner, sid, monkeypatch, "market_fill")
     assert runner.run_tick().failures == []
     assert edits["n"] == 1
     assert [run.status for run in runner.runs(sid)] == ["simulated"]
@@ -240,20 +247,8 @@ def test_a_crash_between_send_and_settle_still_orders_exactly_once(runner, monke
 def test_a_strategy_edited_after_it_was_read_is_played_again_not_ordered_twice(runner, monkeypatch) -> None:
     """GIVEN the user changes the strategy's size between the turn's read and its claim WHEN the claim is
     refused (updated_at moved) THEN the turn is played again from the fresh item: one order, the new size."""
-    from klineo.store import strategies as strategy_store
-
     sid = runner.strategy(USER, runner.connection(USER))
-    real_prepare = execution.prepare_symbol
-    edits = {"n": 0}
-
-    def edit_first(*args: Any, **kwargs: Any) -> Any:
-        if edits["n"] == 0:
-            edits["n"] += 1
-            current = runner.stored(USER, sid)
-            strategy_store.update_settings(USER, sid, current, changes={"size": Decimal("0.003")})
-        return real_prepare(*args, **kwargs)
-
-    monkeypatch.setattr(execution, "prepare_symbol", edit_first)
+    _edit_size_on_first_call(runner, sid, monkeypatch, "prepare_symbol")
     assert runner.run_tick().failures == []
     posts = runner.journal("POST", ORDER_PATH)
     assert len(posts) == 1
