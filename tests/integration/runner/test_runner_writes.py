@@ -167,6 +167,22 @@ def test_a_paper_fill_is_one_transaction(runner, writes) -> None:
     assert runner.runs(sid)[0].status == "simulated" and runner.stored(USER, sid).paper_position != 0
 
 
+def test_every_item_of_one_write_carries_the_same_time_and_ttl(runner, writes) -> None:
+    """GIVEN a paper strategy that trades WHEN its one transaction is written THEN the run's created_at,
+    the strategy's updated_at and each event's created_at are one time, and the run and events one ttl."""
+    runner.strategy(USER, runner.connection(USER), mode="paper")
+    event = runner.dispatched_event()
+    writes.clear()
+    assert runner.work_event(event)["batchItemFailures"] == []
+    (_, params), = writes.calls
+    puts = [item["Put"]["Item"] for item in params["TransactItems"] if "Put" in item]
+    update, = [item["Update"] for item in params["TransactItems"] if "Update" in item]
+    updated_at = update["ExpressionAttributeValues"][":updated_at"]["S"]  # Update names values :<name>
+    assert len(puts) == 4  # the run and three events
+    assert {put["created_at"]["S"] for put in puts} == {updated_at}
+    assert len({put["ttl"]["N"] for put in puts}) == 1
+
+
 def test_a_paper_strategy_edited_after_it_was_read_fills_once_at_the_new_size(runner, monkeypatch) -> None:
     """GIVEN the user changes a paper strategy's size between the turn's read and its paper fill WHEN the
     fill's write is refused (updated_at moved) THEN the turn is played again from the fresh item: one
