@@ -30,6 +30,7 @@ __all__ = [
     "ORDER_TYPES",
     "ORDER_WORKING_TYPES",
     "POSITIVE_DECIMAL_PATTERN",
+    "SPOT_INTERVALS",
     "STRATEGY_ID_PATTERN",
     "SYMBOL_PATTERN",
     "SYMBOL_RE",
@@ -62,6 +63,10 @@ CLIENT_ORDER_ID_RE = re.compile(CLIENT_ORDER_ID_PATTERN)
 # no sign, spaces, underscores, exponent or other scripts' digits.
 POSITIVE_DECIMAL_PATTERN = r"^(0*[1-9][0-9]*(\.[0-9]+)?|0+\.[0-9]*[1-9][0-9]*)$"
 _POSITIVE_DECIMAL_RE = re.compile(POSITIVE_DECIMAL_PATTERN)
+
+# Binance's kline intervals: spot's, shortest first; futures have the same list without "1s" (facts §3).
+SPOT_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
+                  "1d", "3d", "1w", "1M")
 
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
