@@ -62,6 +62,25 @@ def _describe(item: dict[str, Any]) -> str:
     return f"{verb} {sort_key.split('#')[0]}"
 
 
+def _edit_size_on_first_call(runner, sid: str, monkeypatch, name: str) -> dict[str, int]:
+    """Make ``execution.<name>`` change the strategy's size to 0.003 (as the user would) on its first
+    call, after the turn read the strategy; the returned {"n": calls that edited} counts it."""
+    from klineo.store import strategies as strategy_store
+
+    real = getattr(execution, name)
+    edits = {"n": 0}
+
+    def edit_first(*args: Any, **kwargs: Any) -> Any:
+        if edits["n"] == 0:
+            edits["n"] += 1
+            current = runner.stored(USER, sid)
+            strategy_store.update_settings(USER, sid, current, changes={"size": Decimal("0.003")})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(execution, name, edit_first)
+    return edits
+
+
 @pytest.fixture
 def writes(runner) -> _Writes:
     """Write requests of the worker's DynamoDB client (registered once the runner's stack is up)."""
@@ -148,6 +167,35 @@ def test_a_paper_fill_is_one_transaction(runner, writes) -> None:
     assert runner.runs(sid)[0].status == "simulated" and runner.stored(USER, sid).paper_position != 0
 
 
+def test_every_item_of_one_write_carries_the_same_time_and_ttl(runner, writes) -> None:
+    """GIVEN a paper strategy that trades WHEN its one transaction is written THEN the run's created_at,
+    the strategy's updated_at and each event's created_at are one time, and the run and events one ttl."""
+    runner.strategy(USER, runner.connection(USER), mode="paper")
+    event = runner.dispatched_event()
+    writes.clear()
+    assert runner.work_event(event)["batchItemFailures"] == []
+    (_, params), = writes.calls
+    puts = [item["Put"]["Item"] for item in params["TransactItems"] if "Put" in item]
+    update, = [item["Update"] for item in params["TransactItems"] if "Update" in item]
+    updated_at = update["ExpressionAttributeValues"][":updated_at"]["S"]  # Update names values :<name>
+    assert len(puts) == 4  # the run and three events
+    assert {put["created_at"]["S"] for put in puts} == {updated_at}
+    assert len({put["ttl"]["N"] for put in puts}) == 1
+
+
+def test_a_paper_strategy_edited_after_it_was_read_fills_once_at_the_new_size(runner, monkeypatch) -> None:
+    """GIVEN the user changes a paper strategy's size between the turn's read and its paper fill WHEN the
+    fill's write is refused (updated_at moved) THEN the turn is played again from the fresh item: one
+    simulated run, one set of events, the new size."""
+    sid = runner.strategy(USER, runner.connection(USER), mode="paper")
+    edits = _edit_size_on_first_call(runner, sid, monkeypatch, "market_fill")
+    assert runner.run_tick().failures == []
+    assert edits["n"] == 1
+    assert [run.status for run in runner.runs(sid)] == ["simulated"]
+    assert abs(runner.stored(USER, sid).paper_position) == Decimal("0.003")
+    assert _events(sid) == Counter({"signal": 1, "order_submit": 1, "order_fill": 1})
+
+
 def test_a_kill_switch_set_between_the_decision_and_the_claim_stops_the_order(runner, monkeypatch) -> None:
     """GIVEN the user's kill switch turned on after the turn read the gates and decided WHEN the order is
     claimed THEN the claim transaction refuses it: no POST, a risk_block naming the gate, a skipped run."""
@@ -215,20 +263,8 @@ def test_a_crash_between_send_and_settle_still_orders_exactly_once(runner, monke
 def test_a_strategy_edited_after_it_was_read_is_played_again_not_ordered_twice(runner, monkeypatch) -> None:
     """GIVEN the user changes the strategy's size between the turn's read and its claim WHEN the claim is
     refused (updated_at moved) THEN the turn is played again from the fresh item: one order, the new size."""
-    from klineo.store import strategies as strategy_store
-
     sid = runner.strategy(USER, runner.connection(USER))
-    real_prepare = execution.prepare_symbol
-    edits = {"n": 0}
-
-    def edit_first(*args: Any, **kwargs: Any) -> Any:
-        if edits["n"] == 0:
-            edits["n"] += 1
-            current = runner.stored(USER, sid)
-            strategy_store.update_settings(USER, sid, current, changes={"size": Decimal("0.003")})
-        return real_prepare(*args, **kwargs)
-
-    monkeypatch.setattr(execution, "prepare_symbol", edit_first)
+    _edit_size_on_first_call(runner, sid, monkeypatch, "prepare_symbol")
     assert runner.run_tick().failures == []
     posts = runner.journal("POST", ORDER_PATH)
     assert len(posts) == 1

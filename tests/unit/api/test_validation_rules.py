@@ -36,6 +36,7 @@ def _holders(fragment: str) -> list[str]:
     "load_pem_private_key",  # PEM checks
     "FOK",  # order field rules (time in force)
     "reduceOnly cannot be used with positionSide",  # order field rules (reduceOnly)
+    "1M",  # Binance's kline intervals (the last of the list)
 ])
 def test_rule_is_written_only_in_the_validation_module(fragment):
     """GIVEN a rule's text WHEN the layer and functions are read THEN only klineo/validation.py has it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from klineo.store.events import write_time
 from klineo.store.runs import Run
 from klineo.strategies.base import fmt
 
@@ -59,14 +60,14 @@ def test_the_item_size_rules_count_a_known_item_as_documented() -> None:
 
 def test_a_realistic_hold_run_fits_one_write_unit() -> None:
     """GIVEN the largest hold run the runner writes WHEN sized by DynamoDB's rules THEN <= 1 KB (one WCU)."""
-    size = item_size(_biggest_hold().to_item())
+    size = item_size(_biggest_hold().to_item(write_time()))
     assert size <= ONE_WRITE_UNIT, size
     assert size < 700  # room left for a longer reason or another indicator
 
 
 def test_a_run_that_was_never_updated_does_not_store_updated_at_twice() -> None:
     """GIVEN a new run WHEN built THEN updated_at is not stored (it equals created_at) and reads back so."""
-    item = _biggest_hold().to_item()
+    item = _biggest_hold().to_item(write_time())
     assert "updated_at" not in item
     back = Run.from_item(item)
     assert back.updated_at == back.created_at != ""

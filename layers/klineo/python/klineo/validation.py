@@ -30,6 +30,7 @@ __all__ = [
     "ORDER_TYPES",
     "ORDER_WORKING_TYPES",
     "POSITIVE_DECIMAL_PATTERN",
+    "SPOT_INTERVALS",
     "STRATEGY_ID_PATTERN",
     "SYMBOL_PATTERN",
     "SYMBOL_RE",
@@ -42,6 +43,7 @@ __all__ = [
     "check_protection",
     "check_reduce_only",
     "check_trigger",
+    "decimal_or_none",
     "order_time_in_force",
     "positive_decimal",
 ]
@@ -61,6 +63,10 @@ CLIENT_ORDER_ID_RE = re.compile(CLIENT_ORDER_ID_PATTERN)
 # no sign, spaces, underscores, exponent or other scripts' digits.
 POSITIVE_DECIMAL_PATTERN = r"^(0*[1-9][0-9]*(\.[0-9]+)?|0+\.[0-9]*[1-9][0-9]*)$"
 _POSITIVE_DECIMAL_RE = re.compile(POSITIVE_DECIMAL_PATTERN)
+
+# Binance's kline intervals: spot's, shortest first; futures have the same list without "1s" (facts §3).
+SPOT_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
+                  "1d", "3d", "1w", "1M")
 
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
@@ -93,6 +99,21 @@ def positive_decimal(value: Any) -> Decimal:
             return number
     raise ValueError('must be a number greater than 0, as a string of digits 0-9 and an optional '
                      'decimal point, such as "0.002"')
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A stored or received number as a Decimal; None when absent (None or ""), unparsable or not finite.
+
+    A Decimal (what DynamoDB hands back) is returned as it is, without a round trip through text.
+    """
+    if type(value) is not Decimal:
+        if value is None or value == "":
+            return None
+        try:
+            value = Decimal(str(value))
+        except ArithmeticError:  # decimal.InvalidOperation: not a number
+            return None
+    return value if value.is_finite() else None
 
 
 def check_client_order_id(client_order_id: Any, field: str = "client_order_id") -> str:

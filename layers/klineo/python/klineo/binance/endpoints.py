@@ -11,7 +11,7 @@ from klineo.binance.client import BinanceClient
 from klineo.binance.credentials import Credentials
 from klineo.binance.enums import Market
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.validation import check_client_order_id
+from klineo.validation import SPOT_INTERVALS, check_client_order_id
 
 __all__ = [
     "EXCHANGE_INFO_TTL_S",
@@ -52,26 +52,7 @@ __all__ = [
     "spot_ticker_price",
 ]
 
-INTERVALS = frozenset(
-    {
-        "1s",
-        "1m",
-        "3m",
-        "5m",
-        "15m",
-        "30m",
-        "1h",
-        "2h",
-        "4h",
-        "6h",
-        "8h",
-        "12h",
-        "1d",
-        "3d",
-        "1w",
-        "1M",
-    }
-)
+INTERVALS = frozenset(SPOT_INTERVALS)  # klines' check (the rule's one home: klineo.validation)
 _MAX_KLINES = {Market.SPOT: 1000, Market.FUTURES: 1500}
 _SYMBOL = re.compile(r"\S{1,40}")
 EXCHANGE_INFO_TTL_S = 3600.0

@@ -10,14 +10,11 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from klineo.models.base import BaseModel
 from klineo.models.fields import ApiModel, ConnectionEnvironment, DecimalString
-from klineo.validation import SYMBOL_PATTERN
+from klineo.validation import SPOT_INTERVALS, SYMBOL_PATTERN
 
 __all__ = ["SPOT_INTERVALS", "Candle", "CandlesQuery", "CandlesResponse", "Interval", "Market"]
 
 Market = Literal["spot", "futures"]
-# Spot kline intervals (facts §3); futures have the same list without "1s".
-SPOT_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
-                  "1d", "3d", "1w", "1M")
 Interval = Literal[SPOT_INTERVALS]  # type: ignore[valid-type]
 
 

@@ -492,7 +492,6 @@ class _Turn:
         advance = StrategyAdvance(
             position_attribute="paper_position", position_from=position, position_to=ledger.position,
             extra={"paper_book": book_of(ledger), "protective": protective or {}},
-            seen_updated_at=strategy.updated_at,
         )
         what = {"client_order_id": cid, "side": plan.side, "quantity": plan.quantity, "simulated": True}
         self.event("order_submit", **what)

@@ -15,6 +15,7 @@ from typing import Any
 
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import Ledger, PriceRange, Trade, protective_exit, protective_prices
+from klineo.validation import decimal_or_none
 
 __all__ = ["PaperExit", "book_of", "ledger_of", "paper_exit", "protective_record"]
 
@@ -26,8 +27,8 @@ def ledger_of(strategy: Strategy) -> Ledger:
     book = strategy.paper_book or {}
     ledger = Ledger(
         starting_equity=strategy.settings.paper_balance_usdt, position=strategy.paper_position,
-        entry_price=_decimal(book.get("entry_price")), gross_pnl=_decimal(book.get("gross_pnl")),
-        fees=_decimal(book.get("fees")),
+        entry_price=_book_number(book, "entry_price"), gross_pnl=_book_number(book, "gross_pnl"),
+        fees=_book_number(book, "fees"),
     )
     if ledger.position != 0:
         side = "long" if ledger.position > 0 else "short"
@@ -35,11 +36,10 @@ def ledger_of(strategy: Strategy) -> Ledger:
     return ledger
 
 
-def _decimal(value: Any) -> Decimal:
-    """A stored book number as a Decimal (0 when absent); those read from DynamoDB are Decimals already."""
-    if value is None:
-        return _ZERO
-    return value if type(value) is Decimal else Decimal(str(value))
+def _book_number(book: dict[str, Any], name: str) -> Decimal:
+    """A stored book number as a Decimal, 0 when absent (``is None``: a stored 0.00 stays as it is)."""
+    number = decimal_or_none(book.get(name))
+    return _ZERO if number is None else number
 
 
 def book_of(ledger: Ledger) -> dict[str, Any]:

@@ -81,13 +81,7 @@ def client_order_id(strategy_id: str, close_time: int) -> str:
     re-run derives the same id, so the exchange-level lookup finds the first order instead of
     placing a second one.
     """
-    return f"ks{_digest(strategy_id)}_{_candle_part(close_time)}"
-
-
-@lru_cache(maxsize=64)
-def _candle_part(close_time: int) -> str:
-    """base36 of a close time: every strategy of a tick shares its few candles, so each is computed once."""
-    return base36(close_time)
+    return f"ks{_digest(strategy_id)}_{base36(close_time)}"
 
 
 @lru_cache(maxsize=4096)

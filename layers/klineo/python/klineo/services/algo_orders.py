@@ -35,6 +35,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.store.orders import KIND_ALGO, OrderRecord
+from klineo.validation import decimal_or_none
 
 __all__ = [
     "ALGO_FINAL",
@@ -61,12 +62,10 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _decimal(value: Any) -> Decimal | None:
-    try:
-        number = Decimal(str(value)) if value not in (None, "") else None
-    except ArithmeticError:
-        return None
-    return number if number is not None and number.is_finite() and number > 0 else None
+def _positive_or_none(value: Any) -> Decimal | None:
+    """A number of an algo order (sent or answered) when above 0; None when absent, 0 or not a number."""
+    number = decimal_or_none(value)
+    return number if number is not None and number > 0 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +114,7 @@ class AlgoOrder:
     @classmethod
     def from_params(cls, params: dict[str, str]) -> AlgoOrder:
         """Inverse of ``to_params`` (an algo order exactly as an earlier attempt sent it)."""
-        values: dict[str, Any] = {a: _decimal(params.get(n)) for a, n in cls._PARAMS}
+        values: dict[str, Any] = {a: _positive_or_none(params.get(n)) for a, n in cls._PARAMS}
         return cls(symbol=params["symbol"], side=params["side"], type=params["type"],
                    time_in_force=params.get("timeInForce"), reduce_only=params.get("reduceOnly") == "true",
                    close_position=params.get("closePosition") == "true",
@@ -157,7 +156,7 @@ def algo_result(body: dict[str, Any], source: str) -> OrderResult:
     """Binance's algo order object (new, query or list answer) in the shape of an order result."""
     algo_id = body.get("algoId")
     update_time = body.get("updateTime") or body.get("createTime")
-    actual_price = _decimal(body.get("actualPrice"))
+    actual_price = _positive_or_none(body.get("actualPrice"))
     return OrderResult(
         client_order_id=str(body.get("clientAlgoId", "")),
         order_id=int(algo_id) if str(algo_id).isdigit() else None,
@@ -165,9 +164,9 @@ def algo_result(body: dict[str, Any], source: str) -> OrderResult:
         side=str(body.get("side", "")),
         type=str(body.get("orderType") or body.get("type") or ""),
         status=str(body.get("algoStatus", "")),
-        quantity=_decimal(body.get("quantity")) or Decimal(0),
+        quantity=_positive_or_none(body.get("quantity")) or Decimal(0),
         executed_quantity=Decimal(0),
-        price=_decimal(body.get("price")),
+        price=_positive_or_none(body.get("price")),
         average_price=actual_price,
         time_in_force=body.get("timeInForce") or None,
         reduce_only=body.get("reduceOnly") is True,
@@ -175,7 +174,7 @@ def algo_result(body: dict[str, Any], source: str) -> OrderResult:
         update_time=int(update_time) if isinstance(update_time, int) else None,
         source=source,
         kind=KIND_ALGO,
-        trigger_price=_decimal(body.get("triggerPrice")),
+        trigger_price=_positive_or_none(body.get("triggerPrice")),
         close_position=body.get("closePosition") is True,
     )
 

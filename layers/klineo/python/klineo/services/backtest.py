@@ -50,6 +50,7 @@ from klineo.store import backtest_jobs as job_store
 from klineo.store.connections import require_connection
 from klineo.strategies import INTERVALS_MS, Signal, get_strategy_type, parse_parameters
 from klineo.strategies import simulation as sim
+from klineo.validation import decimal_or_none
 
 __all__ = [
     "EQUITY_POINTS",
@@ -73,10 +74,6 @@ EQUITY_POINTS = 500
 JOB_ATTEMPTS = 5
 _PLACES = Decimal("0.00000001")
 _PCT_PLACES = Decimal("0.01")
-
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
 
 
 @dataclass(frozen=True)
@@ -108,8 +105,9 @@ class BacktestSpec:
         return cls(
             environment=data["environment"], symbol=data["symbol"], interval=data["interval"],
             type=data["type"], parameters=dict(data.get("parameters") or {}), sizing=sim.Sizing.of(data),
-            direction=data.get("direction") or "both", stop_loss_pct=_dec(data.get("stop_loss_pct")),
-            take_profit_pct=_dec(data.get("take_profit_pct")),
+            direction=data.get("direction") or "both",
+            stop_loss_pct=decimal_or_none(data.get("stop_loss_pct")),
+            take_profit_pct=decimal_or_none(data.get("take_profit_pct")),
             starting_equity=Decimal(str(data.get("paper_balance_usdt") or 10_000)),
             start_ms=int(data["start_ms"]), end_ms=int(data["end_ms"]),
         )

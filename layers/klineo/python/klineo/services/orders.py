@@ -57,7 +57,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
@@ -71,6 +71,7 @@ from klineo.validation import (
     check_client_order_id,
     check_order_price,
     check_reduce_only,
+    decimal_or_none,
     order_time_in_force,
     positive_decimal,
 )
@@ -132,16 +133,6 @@ def _plain(value: Decimal) -> str:
     """A Decimal as Binance wants it: no exponent, no trailing zeros (they can trip -1111)."""
     text = format(value.normalize(), "f")
     return text
-
-
-def _decimal_or_none(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
 
 
 def new_client_order_id(clock: Callable[[], float] = time.time) -> str:
@@ -278,8 +269,8 @@ class OrderResult:
     def from_binance(cls, body: dict[str, Any], source: str) -> OrderResult:
         """Read Binance's order object (new-order RESULT/ACK or query answer)."""
         order_id = body.get("orderId")
-        price = _decimal_or_none(body.get("price"))
-        average = _decimal_or_none(body.get("avgPrice"))
+        price = decimal_or_none(body.get("price"))
+        average = decimal_or_none(body.get("avgPrice"))
         update_time = body.get("updateTime") or body.get("time")
         return cls(
             client_order_id=str(body.get("clientOrderId", "")),
@@ -288,8 +279,8 @@ class OrderResult:
             side=str(body.get("side", "")),
             type=str(body.get("origType") or body.get("type", "")),
             status=str(body.get("status", "")),
-            quantity=_decimal_or_none(body.get("origQty")) or Decimal(0),
-            executed_quantity=_decimal_or_none(body.get("executedQty")) or Decimal(0),
+            quantity=decimal_or_none(body.get("origQty")) or Decimal(0),
+            executed_quantity=decimal_or_none(body.get("executedQty")) or Decimal(0),
             price=price if price else None,
             average_price=average if average else None,
             time_in_force=body.get("timeInForce") or None,
@@ -318,7 +309,7 @@ class OrderResult:
         for name in ("quantity", "executed_quantity"):
             values[name] = Decimal(str(values[name]))
         for name in ("price", "average_price", "trigger_price"):
-            values[name] = _decimal_or_none(values.get(name))
+            values[name] = decimal_or_none(values.get(name))
         for name in ("order_id", "update_time"):
             values[name] = int(values[name]) if values.get(name) is not None else None
         values["reduce_only"] = bool(values.get("reduce_only", False))

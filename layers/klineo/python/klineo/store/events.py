@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from klineo.settings import get_settings
 from klineo.store import aws
@@ -45,6 +45,7 @@ __all__ = [
     "EVENT_KINDS",
     "EventPage",
     "StrategyEvent",
+    "WriteTime",
     "append_event",
     "decode_cursor",
     "encode_cursor",
@@ -52,6 +53,7 @@ __all__ = [
     "list_events",
     "query_page",
     "retention_ttl",
+    "write_time",
 ]
 
 # The kinds, in the order they happen within one candle (the key's step number).
@@ -64,6 +66,21 @@ def retention_ttl(now_s: float | None = None) -> int:
     """The ``ttl`` (epoch seconds) of an item written now: the configured retention from now."""
     now_s = time.time() if now_s is None else now_s
     return int(now_s) + get_settings().event_retention_days * 86_400
+
+
+class WriteTime(NamedTuple):
+    """The time of one write: ``now`` (ISO text: created_at, updated_at) and the ``ttl`` of its items.
+
+    Made once per write (``write_time``) and handed to every item of it, so they share one time.
+    """
+
+    now: str
+    ttl: int
+
+
+def write_time() -> WriteTime:
+    """The time of a write about to be made."""
+    return WriteTime(now_iso(), retention_ttl())
 
 
 @dataclass(frozen=True)
@@ -85,14 +102,12 @@ class StrategyEvent:
         step = EVENT_KINDS.index(self.kind)
         return f"{_PREFIX}{self.at_ms:013d}#{step:02d}#{self.kind}#{self.tag}"
 
-    def to_item(self, written: tuple[str, int] | None = None) -> dict[str, Any]:
-        """The DynamoDB item, with its ttl; ``written``: (now as ISO text, ttl) when the caller has them
-        (the events of one write share them), else read now."""
-        stamp, ttl = written if written is not None else (now_iso(), retention_ttl())
+    def to_item(self, when: WriteTime) -> dict[str, Any]:
+        """The DynamoDB item written at ``when`` (its created_at unless it has one, and its ttl)."""
         return {"pk": {"S": f"STRAT#{self.strategy_id}"}, "sk": {"S": self.sort_key}, **to_item({
             "entity": "event", "strategy_id": self.strategy_id, "user_id": self.user_id, "kind": self.kind,
             "at_ms": self.at_ms, "close_time": self.close_time, "tag": self.tag, "details": self.details,
-            "created_at": self.created_at or stamp, "ttl": ttl,
+            "created_at": self.created_at or when.now, "ttl": when.ttl,
         })}
 
     @classmethod
@@ -117,33 +132,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _event_item(event: StrategyEvent, written: tuple[str, int] | None = None) -> dict[str, Any]:
+def _event_item(event: StrategyEvent, when: WriteTime) -> dict[str, Any]:
     """The item of a known kind of event (an event without a candle gets its random tag here)."""
     if event.kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {event.kind!r}")
     if event.close_time is None and not event.tag:
         event = replace(event, tag=uuid.uuid4().hex[:12])
-    return event.to_item(written)
+    return event.to_item(when)
 
 
 def append_event(event: StrategyEvent) -> bool:
     """Append ``event`` once; False when an event with its key is already there (a repeat)."""
     return conditional_write(
-        aws.dynamodb().put_item, TableName=get_settings().data_table, Item=_event_item(event),
+        aws.dynamodb().put_item, TableName=get_settings().data_table, Item=_event_item(event, write_time()),
         ConditionExpression="attribute_not_exists(sk)",
     )
 
 
-def event_put(event: StrategyEvent, written: tuple[str, int] | None = None) -> dict[str, Any]:
+def event_put(event: StrategyEvent, when: WriteTime) -> dict[str, Any]:
     """``event`` as the ``Put`` of a TransactWriteItems that makes the state change it describes.
 
     Unconditional on purpose: the transaction's own guard (the run not there yet, this pending
     order still pending, ...) makes it commit once, and the event's key (candle, kind, tag) makes
     a repeated put the same item, never a second event. (A condition here would let an event of
-    the same key written by an older version cancel the state change for ever.) ``written``: see
-    ``StrategyEvent.to_item``.
+    the same key written by an older version cancel the state change for ever.) ``when``: the time
+    of that write, shared by all its items.
     """
-    return {"Put": {"TableName": get_settings().data_table, "Item": _event_item(event, written)}}
+    return {"Put": {"TableName": get_settings().data_table, "Item": _event_item(event, when)}}
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from typing import Any
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item, transact
-from klineo.store.events import StrategyEvent, decode_cursor, event_put, query_page, retention_ttl
+from klineo.store.events import StrategyEvent, WriteTime, decode_cursor, event_put, query_page, write_time
 from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key
 
 __all__ = [
@@ -162,19 +162,15 @@ class Run:
     created_at: str = ""
     updated_at: str = ""
 
-    def to_item(self, now_s: float | None = None, written: tuple[str, int] | None = None) -> dict[str, Any]:
-        """The DynamoDB item, with ``ttl`` the event retention from now (``EVENT_RETENTION_DAYS``).
-
-        ``written``: (now as ISO text, ttl) when the write that carries the run has them already.
-        """
-        now, ttl = written if written is not None else (now_iso(), retention_ttl(now_s))
-        stamp = self.created_at or now
+    def to_item(self, when: WriteTime) -> dict[str, Any]:
+        """The DynamoDB item written at ``when``: ``ttl`` the event retention (``EVENT_RETENTION_DAYS``)."""
+        stamp = self.created_at or when.now
         return {**run_key(self.strategy_id, self.close_time), **to_item({
             "entity": "run", "strategy_id": self.strategy_id, "user_id": self.user_id,
             "close_time": self.close_time, "status": self.status, "mode": self.mode,
             "indicators": dict(self.indicators), "created_at": stamp,
             "updated_at": self.updated_at if self.updated_at and self.updated_at != stamp else None,
-            "ttl": ttl,
+            "ttl": when.ttl,
             "signal": self.signal, "reason": self.reason, "position_before": self.position_before,
             "target_position": self.target_position, "order": self.order, "error": self.error,
             "skip_reason": self.skip_reason,
@@ -218,13 +214,8 @@ def _table() -> str:
     return get_settings().data_table
 
 
-def _written() -> tuple[str, int]:
-    """(now as ISO text, the ``ttl`` of an item written now): one time for every item of one write."""
-    return now_iso(), retention_ttl()
-
-
-def _run_put(run: Run, *, only_new: bool, written: tuple[str, int] | None = None) -> dict[str, Any]:
-    put: dict[str, Any] = {"TableName": _table(), "Item": run.to_item(written=written)}
+def _run_put(run: Run, when: WriteTime, *, only_new: bool) -> dict[str, Any]:
+    put: dict[str, Any] = {"TableName": _table(), "Item": run.to_item(when)}
     if only_new:
         put["ConditionExpression"] = "attribute_not_exists(sk)"
     return {"Put": put}
@@ -255,18 +246,13 @@ def _commit(named: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]
     return {}
 
 
-def _events(events: Iterable[StrategyEvent],
-            written: tuple[str, int] | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """The events' Puts, the first of each key only (a transaction refuses two actions on one item).
-
-    ``written``: the write's (now, ttl) (``_written``), one time for all its items; taken now if not given.
-    """
+def _events(events: Iterable[StrategyEvent], when: WriteTime) -> list[tuple[str, dict[str, Any]]]:
+    """The events' Puts in the write made at ``when``, the first of each key only (a transaction
+    refuses two actions on one item)."""
     firsts: dict[str, StrategyEvent] = {}
     for event in events:
         firsts.setdefault(event.sort_key, event)
-    if firsts and written is None:
-        written = _written()
-    return [(f"event:{event.kind}", event_put(event, written)) for event in firsts.values()]
+    return [(f"event:{event.kind}", event_put(event, when)) for event in firsts.values()]
 
 
 def get_run(strategy_id: str, close_time: int) -> Run | None:
@@ -278,9 +264,10 @@ def get_run(strategy_id: str, close_time: int) -> Run | None:
 
 
 def _advance_update(user_id: str, strategy_id: str, close_time: int,
-                    advance: StrategyAdvance, now: str | None = None) -> dict[str, Any]:
-    """The strategy's Update for ``advance`` past ``close_time``, under its conditions (module doc)."""
-    update = Update(sets={"updated_at": now or now_iso()})
+                    advance: StrategyAdvance, when: WriteTime) -> dict[str, Any]:
+    """The strategy's Update for ``advance`` past ``close_time`` in the write made at ``when``, under its
+    conditions (module doc)."""
+    update = Update(sets={"updated_at": when.now})
     conditions = ["attribute_exists(pk)"]
     values: dict[str, Any] = {}
     if not advance.allow_pending:
@@ -318,12 +305,12 @@ def record_run(run: Run, *, advance: StrategyAdvance | None = None,
     nothing was written. StrategyChanged when the strategy is not as ``advance`` expects (the caller
     reads it again and plays the turn once more). Without ``advance`` and events: ONE PutItem.
     """
-    written = _written()
-    named = [("run", _run_put(run, only_new=True, written=written))]
+    when = write_time()
+    named = [("run", _run_put(run, when, only_new=True))]
     if advance is not None:
-        named.append(("strategy", _advance_update(run.user_id, run.strategy_id, run.close_time, advance,
-                                                  written[0])))
-    failed = _commit(named + _events(events, written))
+        update = _advance_update(run.user_id, run.strategy_id, run.close_time, advance, when)
+        named.append(("strategy", update))
+    failed = _commit(named + _events(events, when))
     if not failed or "run" in failed:
         return not failed
     if _past(failed.get("strategy"), run.close_time):
@@ -366,8 +353,8 @@ def claim_live_order(
     PENDING item (``OrderRecord.to_item()``); ``events``: those before the send. Truthy for the one
     claimer; only this transaction lets an order out, so two workers can never both send one.
     """
-    written = _written()
-    update = Update(sets={"pending": pending.as_attr_value(), "updated_at": written[0]})
+    when = write_time()
+    update = Update(sets={"pending": pending.as_attr_value(), "updated_at": when.now})
     condition = ("attribute_exists(pk) AND #status = :active AND #mode = :live "
                  "AND attribute_not_exists(pending) "
                  "AND (attribute_not_exists(last_close) OR last_close < :close) "
@@ -388,7 +375,7 @@ def claim_live_order(
     if record is not None:
         named.append(("record", {"Put": {"TableName": _table(), "Item": record,
                                          "ConditionExpression": "attribute_not_exists(pk)"}}))
-    return Claim(transact(named + _events(events, written)))
+    return Claim(transact(named + _events(events, when)))
 
 
 def extend_lease(user_id: str, strategy_id: str, pending: PendingOrder, lease_until_ms: int) -> bool:
@@ -421,10 +408,10 @@ def settle_live_order(
     ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``).
     ``last_close`` moves to the order's candle (nothing moves it further while an order is pending).
     """
-    written = _written()
+    when = write_time()
     update = Update(
         sets={"live_position": position_to, "last_close": pending.close_time, "key_failures": key_failures,
-              "updated_at": written[0], "last_fill_ms": int(time.time() * 1000)},
+              "updated_at": when.now, "last_fill_ms": int(time.time() * 1000)},
         removes=["pending"],
     )
     if pause_reason is not None:
@@ -434,8 +421,7 @@ def settle_live_order(
         update.sets["live_book"] = dict(live_book)
     strategy = _strategy_update(user_id, strategy_id, update, "pending.client_order_id = :cid",
                                 **{":cid": {"S": pending.client_order_id}})
-    named = [("run", _run_put(run, only_new=False, written=written)), ("strategy", strategy),
-             *_events(events, written)]
+    named = [("run", _run_put(run, when, only_new=False)), ("strategy", strategy), *_events(events, when)]
     record = [("record", {"Update": outcome})] if outcome is not None else []
     failed = transact(named + record)
     if set(failed) == {"record"}:
@@ -454,7 +440,8 @@ def correct_position(
     did not order, with the events that tell it (one transaction); False when the strategy moved on
     meanwhile (another attempt did it)."""
     position_from, position_to = moved
-    update = Update(sets={attribute: position_to, "updated_at": now_iso(), **(sets or {})})
+    when = write_time()
+    update = Update(sets={attribute: position_to, "updated_at": when.now, **(sets or {})})
     if reentry_block is not None:
         update.sets["reentry_block"] = reentry_block
     if position_to == 0:
@@ -464,7 +451,7 @@ def correct_position(
         f"attribute_exists(pk) AND attribute_not_exists(pending) AND #{attribute} = :stale",
         **{":stale": to_attr(position_from)},
     )
-    return not _commit([("strategy", write), *_events(events)])
+    return not _commit([("strategy", write), *_events(events, when)])
 
 
 def clear_reentry_block(user_id: str, strategy_id: str) -> bool:
@@ -480,13 +467,14 @@ def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any]
                    events: Iterable[StrategyEvent] = ()) -> bool:
     """Record (or, with None, forget) the protective orders wanted/armed for the live position, with
     the events that tell it (one transaction)."""
-    update = Update(sets={"updated_at": now_iso()})
+    when = write_time()
+    update = Update(sets={"updated_at": when.now})
     if protective is None:
         update.removes.append("protective")
     else:
         update.sets["protective"] = dict(protective)
     write = _strategy_update(user_id, strategy_id, update, "attribute_exists(pk)")
-    return not _commit([("strategy", write), *_events(events)])
+    return not _commit([("strategy", write), *_events(events, when)])
 
 
 def list_runs_page(strategy_id: str, limit: int, cursor: str | None = None) -> tuple[list[Run], str | None]:
