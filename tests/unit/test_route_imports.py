@@ -35,6 +35,11 @@ NOT_LOADED = {
                         "klineo.services.protective", "klineo.models.futures", "klineo.api"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),
     "futures_disable": ("klineo.models.futures", "klineo.services.futures"),
+    # the test of stored keys answers with the test's model only; enabling futures with its settings'
+    "connection_test_stored": ("klineo.models.common", "klineo.services.connection_records",
+                               "klineo.models.connection_settings", "klineo.models.futures"),
+    "futures_enable": ("klineo.models.common", "klineo.models.connection_settings", "klineo.services.futures",
+                       "klineo.models.futures"),
     "futures_order_cancel": ("klineo.services.futures", "klineo.models.strategy_requests"),
 }
 

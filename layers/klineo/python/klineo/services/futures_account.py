@@ -40,7 +40,7 @@ from klineo.validation import MARGIN_TYPES
 if TYPE_CHECKING:
     # Only POST .../futures/enable builds these (imported there): the order path, which imports
     # this module for prepare_symbol, does not create the connection routes' models.
-    from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
+    from klineo.models.futures_settings import FuturesEnableResponse, FuturesSettingsRequest
 
 __all__ = [
     "apply_position_mode",
@@ -287,7 +287,7 @@ def enable_futures(
     user_id: str, connection_id: str, settings: FuturesSettingsRequest | None = None
 ) -> FuturesEnableResponse:
     """Run the futures test, apply the position mode, store the defaults, then switch futures on."""
-    from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
+    from klineo.models.futures_settings import FuturesEnableResponse, FuturesSettingsRequest
 
     settings = settings or FuturesSettingsRequest()
     connection = require_connection(user_id, connection_id)
