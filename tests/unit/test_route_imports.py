@@ -32,7 +32,11 @@ NOT_LOADED = {
     "strategy_events": ("klineo.services.strategy_changes", "klineo.store.connections"),
     # the worker: the protective (SL/TP) algo-order path loads on a live entry with stops only
     "strategy_worker": ("klineo.services.strategy_protection", "klineo.services.algo_orders",
-                        "klineo.services.protective", "klineo.models.futures", "klineo.api"),
+                        "klineo.services.protective", "klineo.models.futures", "klineo.api",
+                        "klineo.services.futures_account", "klineo.models.futures_account"),
+    # an order applies the symbol's settings (services.symbol_settings), not the futures account routes'
+    "futures_order": ("klineo.services.futures_account", "klineo.models.futures_account",
+                      "klineo.models.common", "klineo.models.strategy_requests"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),
     "futures_disable": ("klineo.models.futures", "klineo.services.futures"),
     # the test of stored keys answers with the test's model only; enabling futures with its settings'
