@@ -34,8 +34,8 @@ from klineo.store import connections as connection_store
 from klineo.store.connections import Connection, connection_credentials, require_connection
 
 if TYPE_CHECKING:
-    # Only POST .../futures/enable builds these (imported there): the order path, which imports
-    # this module for prepare_symbol, does not create the connection routes' models.
+    # Only POST .../futures/enable builds these (imported there): futures test and disable, which
+    # import this module too, do not create that route's models.
     from klineo.models.futures_settings import FuturesEnableResponse, FuturesSettingsRequest
 
 __all__ = [
