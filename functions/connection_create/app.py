@@ -3,7 +3,7 @@
 from klineo.api import Response, build_resolver, content_types, current_user_id
 from klineo.models.common import ConnectionCreateRequest, ConnectionResponse
 from klineo.observability import finish_init, logger, metrics, tracer
-from klineo.services.connections import create_connection
+from klineo.services.connection_records import create_connection
 
 app = build_resolver()
 

@@ -3,7 +3,7 @@
 from klineo.api import build_resolver, current_user_id
 from klineo.models.common import ConnectionListResponse
 from klineo.observability import finish_init, logger, metrics, tracer
-from klineo.services.connections import list_user_connections
+from klineo.services.connection_records import list_user_connections
 
 app = build_resolver()
 

@@ -1,7 +1,7 @@
 """POST /exchange-connections/{id}/test: the spot test on a stored connection's keys, recorded."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.common import ConnectionTestResponse
+from klineo.models.connection_test import ConnectionTestResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.connections import check_stored_connection
 

@@ -4,7 +4,7 @@ Optional body: {"position_mode": "one_way"|"hedge", "margin_type": "isolated"|"c
 """
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
+from klineo.models.futures_settings import FuturesEnableResponse, FuturesSettingsRequest
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.futures_account import enable_futures
 

@@ -4,7 +4,8 @@ from typing import Annotated
 
 from klineo.api import build_resolver, current_user_id
 from klineo.api.params import Query
-from klineo.models.strategies import EventPageResponse, PageQuery
+from klineo.models.paging import PageQuery
+from klineo.models.strategy_runs import EventPageResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import list_strategy_events
 

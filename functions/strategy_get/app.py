@@ -1,7 +1,7 @@
 """GET /strategies/{id}: one of the caller's strategies and its latest runs."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.strategies import StrategyDetailResponse
+from klineo.models.strategy_runs import StrategyDetailResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import get_user_strategy
 

@@ -1,7 +1,7 @@
 """POST /strategies/{id}/run: evaluate the latest closed candle now, exactly once with the scheduled tick."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.strategies import RunNowResponse
+from klineo.models.strategy_runs import RunNowResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import run_strategy_now
 

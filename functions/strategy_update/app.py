@@ -4,7 +4,7 @@ from klineo.api import build_resolver, current_user_id
 from klineo.models.strategies import StrategyResponse
 from klineo.models.strategy_requests import StrategyUpdateRequest
 from klineo.observability import finish_init, logger, metrics, tracer
-from klineo.services.strategy_changes import update_strategy
+from klineo.services.strategy_updates import update_strategy
 
 app = build_resolver()
 

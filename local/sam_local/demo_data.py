@@ -82,7 +82,7 @@ def seed() -> None:
     """Two connections of the events' user (futures on for the first) and a paper strategy on it."""
     from klineo.models.common import ConnectionCreateRequest
     from klineo.models.strategy_requests import StrategyCreateRequest
-    from klineo.services import connections, strategy_changes
+    from klineo.services import connection_records, strategy_changes
     from klineo.store import connections as connection_store
 
     ids = iter([EVENT_CONNECTION, EVENT_OTHER_CONNECTION])
@@ -91,7 +91,7 @@ def seed() -> None:
             request = ConnectionCreateRequest(
                 label=label, environment="production", key_type="hmac", **_demo_key()
             )
-            connections.create_connection(EVENT_USER, request)
+            connection_records.create_connection(EVENT_USER, request)
     connection_store.set_futures_enabled(EVENT_USER, EVENT_CONNECTION, True)
     strategy = StrategyCreateRequest(
         connection_id=EVENT_CONNECTION, symbol="BTCUSDT", interval="15m", type="sma_crossover",

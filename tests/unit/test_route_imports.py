@@ -23,15 +23,27 @@ NOT_LOADED = {
     "connection_list": ("klineo.models.candles", "klineo.models.balances", "klineo.models.kill_switch",
                         "klineo.models.futures", "klineo.models.strategy_requests"),
     "kill_switch_get": ("klineo.models.common", "klineo.models.candles", "klineo.models.futures"),
+    "strategy_get": ("klineo.models.strategy_requests", "klineo.store.connections", "klineo.runner.pnl"),
+    # creating answers with the new strategy only: no runs or events, nor their models
+    "strategy_create": ("klineo.store.runs", "klineo.store.events", "klineo.services.strategies",
+                        "klineo.models.strategy_runs", "klineo.services.strategy_updates"),
     "strategy_list": ("klineo.models.strategy_requests", "klineo.models.common", "klineo.services.futures",
                       "klineo.services.strategy_changes", "klineo.store.connections", "klineo.store.secrets"),
-    "strategy_get": ("klineo.models.strategy_requests", "klineo.store.connections", "klineo.runner.pnl"),
     "strategy_events": ("klineo.services.strategy_changes", "klineo.store.connections"),
     # the worker: the protective (SL/TP) algo-order path loads on a live entry with stops only
     "strategy_worker": ("klineo.services.strategy_protection", "klineo.services.algo_orders",
-                        "klineo.services.protective", "klineo.models.futures", "klineo.api"),
+                        "klineo.services.protective", "klineo.models.futures", "klineo.api",
+                        "klineo.services.futures_account", "klineo.models.futures_account"),
+    # an order applies the symbol's settings (services.symbol_settings), not the futures account routes'
+    "futures_order": ("klineo.services.futures_account", "klineo.models.futures_account",
+                      "klineo.models.common", "klineo.models.strategy_requests"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),
     "futures_disable": ("klineo.models.futures", "klineo.services.futures"),
+    # the test of stored keys answers with the test's model only; enabling futures with its settings'
+    "connection_test_stored": ("klineo.models.common", "klineo.services.connection_records",
+                               "klineo.models.connection_settings", "klineo.models.futures"),
+    "futures_enable": ("klineo.models.common", "klineo.models.connection_settings", "klineo.services.futures",
+                       "klineo.models.futures"),
     "futures_order_cancel": ("klineo.services.futures", "klineo.models.strategy_requests"),
 }
 

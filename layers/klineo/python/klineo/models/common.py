@@ -6,7 +6,8 @@ The futures and strategies routes add theirs in ``klineo.models.futures`` and
 models in modules of their own: each function creates only its route's models, so none are
 re-exported here (importing this module must not build them for the connection functions). The
 error body every route answers with is ``klineo.models.errors`` (only the OpenAPI
-document needs it as a model).
+document needs it as a model). The spot test's answer is ``klineo.models.connection_test`` (re-exported
+here): POST /exchange-connections/{id}/test answers with it and loads none of the others.
 
 Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
 repeat the value they reject: a secret must not come back in an error body.
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from klineo.models.base import BaseModel
+from klineo.models.connection_test import ConnectionTestResponse, KeyWarning
 from klineo.models.fields import ApiModel, ConnectionEnvironment, DecimalString
 from klineo.validation import (
     API_KEY_PATTERN,
@@ -103,32 +105,6 @@ class ConnectionCreateRequest(ConnectionTestRequest):
     def _label_is_text(cls, value: str) -> str:
         """Trimmed, non-empty, printable."""
         return check_label(value)
-
-
-class KeyWarning(BaseModel):
-    """A permission finding that does not fail the test."""
-
-    code: str
-    message: str
-
-
-class ConnectionTestResponse(BaseModel):
-    """The capability-based spot test: ok, or the category and a user-safe message, plus warnings."""
-
-    ok: bool
-    environment: ConnectionEnvironment
-    category: str | None = None
-    message: str | None = None
-    retryable: bool | None = None
-    warnings: list[KeyWarning] = Field(default_factory=list)
-    permissions: list[str] = Field(default_factory=list)
-    can_trade: bool | None = None
-    can_withdraw: bool | None = None
-    ip_restricted: bool | None = None
-    server_time_offset_ms: int | None = None
-    suggested_environment: ConnectionEnvironment | None = None
-    egress_ip: str | None = None
-    tested_at: str
 
 
 class ConnectionResponse(BaseModel):

@@ -1,25 +1,31 @@
 """Request and response models of a connection's settings, key replacement and lifecycle routes.
 
-Routes: POST /exchange-connections/{id}/futures/enable (optional body), PATCH
-/exchange-connections/{id}, PUT /exchange-connections/{id}/credentials, POST
-/exchange-connections/{id}/enable, and the answer of DELETE /exchange-connections/{id}.
+Routes: PATCH /exchange-connections/{id}, PUT /exchange-connections/{id}/credentials, POST
+/exchange-connections/{id}/enable, and the answer of DELETE /exchange-connections/{id}. The
+futures settings (POST /exchange-connections/{id}/futures/enable) are ``klineo.models.futures_settings``,
+re-exported here: PATCH takes the same fields.
 """
 
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StrictBool, field_validator
 
 from klineo.models.base import BaseModel
 from klineo.models.common import (
-    ApiModel,
     ConnectionEnvironment,
     ConnectionResponse,
     ConnectionTestRequest,
     check_label,
 )
-from klineo.models.futures_account import FuturesStateResponse
+from klineo.models.futures_settings import (
+    FuturesEnableResponse,
+    FuturesSettingsRequest,
+    Leverage,
+    MarginTypeName,
+    PositionModeName,
+)
 
 __all__ = [
     "ConnectionDeleteResponse",
@@ -31,24 +37,6 @@ __all__ = [
     "MarginTypeName",
     "PositionModeName",
 ]
-
-PositionModeName = Literal["one_way", "hedge"]
-MarginTypeName = Literal["isolated", "cross"]
-Leverage = Annotated[
-    int, Field(ge=1, le=125, description="Initial leverage, 1 to 125 (the symbol's bracket may allow less).")
-]
-
-
-class FuturesSettingsRequest(ApiModel):
-    """Futures defaults: the account's position mode, and the margin type and leverage per symbol.
-
-    Position mode is account-wide on Binance and applied at once. Margin type and leverage are per
-    symbol on Binance: they are applied the first time the connection trades a symbol.
-    """
-
-    position_mode: PositionModeName | None = None
-    margin_type: MarginTypeName | None = None
-    leverage: Leverage | None = None
 
 
 class ConnectionUpdateRequest(FuturesSettingsRequest):
@@ -89,11 +77,3 @@ class ConnectionEnableResponse(ConnectionResponse):
     """The connection switched on again, and the strategies its disabling had paused, now resumed."""
 
     resumed_strategies: list[str]
-
-
-class FuturesEnableResponse(FuturesStateResponse):
-    """futures/enable's answer: the switch, the test, and the futures settings now in force."""
-
-    position_mode: PositionModeName | None = None
-    margin_type: MarginTypeName | None = None
-    leverage: int | None = None

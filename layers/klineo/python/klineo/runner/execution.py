@@ -89,7 +89,6 @@ from klineo.runner.pnl import live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
-from klineo.services.futures_account import prepare_symbol
 from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
 from klineo.services.orders import (
     SETTLE_MARGIN_MS,
@@ -99,6 +98,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.services.risk import OrderIntent, check_order
+from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     Connection,
     TradingContext,

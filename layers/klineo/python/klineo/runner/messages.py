@@ -22,8 +22,6 @@ as well as by ``MAX_STRATEGIES_PER_MESSAGE``; a strategy too big to share a mess
 without its snapshot (read by the worker).
 """
 
-from __future__ import annotations
-
 import json
 from typing import Any, Literal
 
@@ -86,7 +84,7 @@ class WorkMessage(BaseModel):
     strategies: list[StrategyRef] = Field(min_length=1, max_length=MAX_STRATEGIES_PER_MESSAGE)
 
     @model_validator(mode="after")
-    def _snapshots_only_in_v2(self) -> WorkMessage:
+    def _snapshots_only_in_v2(self) -> "WorkMessage":
         if self.v == 1 and any(ref.snapshot is not None for ref in self.strategies):
             raise ValueError("a version 1 message carries no snapshots")
         return self

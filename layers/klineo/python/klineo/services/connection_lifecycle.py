@@ -27,7 +27,8 @@ from klineo.models.connection_settings import (
     CredentialsReplaceRequest,
 )
 from klineo.observability import logger
-from klineo.services.connections import connection_response, credentials_of, run_spot_test
+from klineo.services.connection_records import connection_response
+from klineo.services.connections import credentials_of, run_spot_test
 from klineo.services.futures_account import (
     apply_position_mode,
     check_defaults,

@@ -1,4 +1,5 @@
-"""Exchange connections: the capability-based spot test, create, list, test on stored keys (delete:
+"""Exchange connections: the capability-based spot test, on keys in a body or stored keys (create,
+list and a connection's answer: ``klineo.services.connection_records``; delete:
 ``klineo.services.connection_delete``).
 
 The test (audit §10) is spot only and never calls a futures URL:
@@ -28,34 +29,26 @@ further, because that one code covers the three mistakes users make most:
 from __future__ import annotations
 
 import secrets as token_source
-import uuid
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klineo.binance import Credentials, Environment, ErrorCategory, KeyType, Market, endpoints, get_client
 from klineo.errors import KlineoError
-from klineo.models.common import (
-    ConnectionCreateRequest,
-    ConnectionListResponse,
-    ConnectionResponse,
-    ConnectionTestRequest,
-    ConnectionTestResponse,
-    KeyWarning,
-)
+from klineo.models.connection_test import ConnectionTestResponse, KeyWarning
 from klineo.observability import logger, metrics
 from klineo.settings import get_settings
 from klineo.store import connections as connection_store
-from klineo.store import secrets as secret_store
-from klineo.store.connections import Connection
+
+if TYPE_CHECKING:
+    # The functions that take keys in their body import their request model; this only reads it.
+    from klineo.models.common import ConnectionTestRequest
 
 __all__ = [
     "check_keys",
     "check_stored_connection",
-    "connection_response",
-    "create_connection",
     "credentials_of",
-    "list_user_connections",
+    "now_iso",
     "run_spot_test",
 ]
 
@@ -71,7 +64,8 @@ _UNKNOWN_KEY_CODES = frozenset({-2015, -2014})
 _ENV_NAMES = {Environment.PRODUCTION: "production", Environment.TESTNET: "testnet"}
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """Now, as a test's ``tested_at`` and a connection's ``created_at`` are written (UTC, seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -203,7 +197,7 @@ def run_spot_test(creds: Credentials, environment: Environment | str) -> Connect
         "environment": _ENV_NAMES[environment],
         "server_time_offset_ms": round(client.server_time_offset_ms()),
         "egress_ip": get_settings().egress_ip or None,
-        "tested_at": _now(),
+        "tested_at": now_iso(),
     }
     try:
         account = endpoints.spot_account(client, creds, omit_zero_balances=True)
@@ -233,58 +227,6 @@ def credentials_of(request: ConnectionTestRequest) -> Credentials:
 def check_keys(request: ConnectionTestRequest) -> ConnectionTestResponse:
     """POST /exchange-connections/test: test keys from the body, store nothing."""
     return run_spot_test(credentials_of(request), request.environment)
-
-
-def connection_response(connection: Connection) -> ConnectionResponse:
-    """A stored connection as the API shows it: every setting, the key masked, never the secret."""
-    return ConnectionResponse(
-        id=connection.connection_id, label=connection.label, environment=connection.environment,
-        key_type=connection.key_type, api_key_masked=connection.api_key_masked,
-        futures_enabled=connection.futures_enabled, created_at=connection.created_at,
-        last_test=ConnectionTestResponse.model_validate(connection.last_test) if connection.last_test
-        else None,
-        futures_last_test=connection.futures_last_test,
-        **connection.model_dump(include={
-            "kill_switch", "max_leverage", "position_mode", "margin_type", "leverage",
-            "consecutive_failures", "disabled_at", "disabled_reason"}),
-        max_notional_usdt=format(connection.max_notional_usdt, "f"),
-    )
-
-
-def create_connection(user_id: str, request: ConnectionCreateRequest) -> ConnectionResponse:
-    """Test the keys, then store them (one secret) and the connection item; nothing half-written."""
-    creds = credentials_of(request)
-    result = run_spot_test(creds, request.environment)
-    if not result.ok:
-        raise KlineoError(ErrorCategory(result.category), result.message)
-    connection_id = connection_store.new_connection_id()
-    name = secret_store.secret_name(user_id, connection_id)
-    connection = Connection(
-        user_id=user_id, connection_id=connection_id, label=request.label, environment=request.environment,
-        key_type=request.key_type, api_key_masked=creds.api_key_masked, secret_name=name,
-        futures_enabled=False, created_at=_now(), last_test=result.model_dump(mode="json"),
-        credentials_version=str(uuid.uuid4()),
-    )
-    try:
-        secret_store.put_credentials(user_id, connection_id, creds, connection.credentials_version)
-        connection_store.put_connection(connection)
-    except Exception:
-        # The item is the only reference to the secret: never leave a stored key nobody can see.
-        # The name holds a fresh random id, so a secret under it can only be this request's (even
-        # when CreateSecret itself failed after a retried, in fact successful, first attempt).
-        logger.exception("connection not stored; deleting its secret")
-        secret_store.discard_credentials(name)
-        raise
-    metrics.add_metric(name="ConnectionCreated", unit="Count", value=1)
-    logger.info("connection created", extra={"connection_id": connection_id,
-                                             "environment": request.environment})
-    return connection_response(connection)
-
-
-def list_user_connections(user_id: str) -> ConnectionListResponse:
-    """The caller's connections, API keys masked."""
-    connections = connection_store.list_connections(user_id)
-    return ConnectionListResponse(connections=[connection_response(c) for c in connections])
 
 
 def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestResponse:

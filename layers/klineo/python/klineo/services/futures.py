@@ -76,7 +76,6 @@ from klineo.services.algo_orders import (
     recorded_order,
     submit_order,
 )
-from klineo.services.futures_account import prepare_symbol
 from klineo.services.key_health import note_key_outcome
 from klineo.services.order_response import futures_order_response
 from klineo.services.order_size import with_quote_quantity
@@ -90,6 +89,7 @@ from klineo.services.orders import (
 )
 from klineo.services.protective import arm_on_read, arm_protective_orders, check_protective_targets
 from klineo.services.risk import OrderIntent, check_order
+from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     Connection,
     TradingContext,

@@ -9,9 +9,8 @@ Settings on Binance, in the order Binance requires them:
    defaults and applied by ``prepare_symbol`` the first time the connection trades a symbol (API
    order or strategy): /fapi/v1/symbolConfig is read, and only what differs is changed. What was
    applied is remembered per (connection, symbol) on the connection item, so a warm order costs
-   nothing more; a change of the defaults makes the next order apply them again. -4046 is
-   success; -4047/-4048 are a 409 naming ``margin_type``; a leverage above the symbol's top
-   bracket (read from /fapi/v1/leverageBracket before asking) is a 422 naming ``leverage``.
+   nothing more; a change of the defaults makes the next order apply them again
+   (``klineo.services.symbol_settings``, which the order paths import without this module).
 """
 
 from __future__ import annotations
@@ -23,24 +22,21 @@ from typing import TYPE_CHECKING, Any
 from klineo.binance import (
     BinanceClient,
     Credentials,
-    Environment,
     ErrorCategory,
-    Market,
     endpoints,
-    get_client,
 )
 from klineo.errors import KlineoError
 from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.services.key_health import note_key_outcome
 from klineo.services.risk import HEDGE, ONE_WAY
+from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client, prepare_symbol
 from klineo.store import connections as connection_store
 from klineo.store.connections import Connection, connection_credentials, require_connection
-from klineo.validation import MARGIN_TYPES
 
 if TYPE_CHECKING:
-    # Only POST .../futures/enable builds these (imported there): the order path, which imports
-    # this module for prepare_symbol, does not create the connection routes' models.
-    from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
+    # Only POST .../futures/enable builds these (imported there): futures test and disable, which
+    # import this module too, do not create that route's models.
+    from klineo.models.futures_settings import FuturesEnableResponse, FuturesSettingsRequest
 
 __all__ = [
     "apply_position_mode",
@@ -52,19 +48,11 @@ __all__ = [
     "run_futures_test",
 ]
 
-_NO_NEED_TO_CHANGE = frozenset({-4059, -4046})
 _POSITION_MODE_BLOCKED = frozenset({-4067, -4068, -4531})
-_MARGIN_TYPE_BLOCKED = frozenset({-4047, -4048, -4168})
-_LEVERAGE_INVALID = frozenset({-4028, -4161})
 
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def futures_client(connection: Connection) -> BinanceClient:
-    """The USDT-M futures client of the connection's environment."""
-    return get_client(Market.FUTURES, Environment(connection.environment))
 
 
 # ---------------------------------------------------------------- futures test
@@ -166,10 +154,6 @@ def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
 # ---------------------------------------------------------------- settings on Binance
 
 
-def _binance_code(exc: KlineoError) -> int | None:
-    return exc.code if isinstance(exc.code, int) else None
-
-
 def apply_position_mode(
     client: BinanceClient, creds: Credentials, current_hedge: bool | None, wanted: str | None
 ) -> str:
@@ -183,7 +167,7 @@ def apply_position_mode(
     try:
         endpoints.futures_change_position_mode(client, creds, wanted == HEDGE)
     except KlineoError as exc:
-        code = _binance_code(exc)
+        code = binance_code(exc)
         if code in _POSITION_MODE_BLOCKED:
             raise KlineoError(
                 ErrorCategory.CONFLICT,
@@ -192,81 +176,9 @@ def apply_position_mode(
                 field="position_mode",
                 code=code,
             ) from None
-        if code not in _NO_NEED_TO_CHANGE:
+        if code not in NO_NEED_TO_CHANGE:
             raise
     return wanted
-
-
-def _check_bracket(client: BinanceClient, creds: Credentials, symbol: str, leverage: int) -> None:
-    brackets = endpoints.futures_leverage_brackets(client, creds, symbol)
-    top = max((int(b.get("initialLeverage", 0)) for b in brackets if isinstance(b, dict)), default=0)
-    if top and leverage > top:
-        raise KlineoError(
-            ErrorCategory.ORDER_REJECTED,
-            f"leverage {leverage}x is above {symbol}'s maximum of {top}x",
-            field="leverage",
-        )
-
-
-def _apply_margin_type(client: BinanceClient, creds: Credentials, symbol: str, margin_type: str) -> None:
-    try:
-        endpoints.futures_change_margin_type(client, creds, symbol, MARGIN_TYPES[margin_type])
-    except KlineoError as exc:
-        code = _binance_code(exc)
-        if code in _MARGIN_TYPE_BLOCKED:
-            raise KlineoError(
-                ErrorCategory.CONFLICT,
-                f"The margin type of {symbol} cannot be changed while it has an open position or open orders "
-                "(or in Multi-Assets mode, for isolated).",
-                field="margin_type",
-                code=code,
-            ) from None
-        if code not in _NO_NEED_TO_CHANGE:
-            raise
-
-
-def _apply_leverage(client: BinanceClient, creds: Credentials, symbol: str, leverage: int) -> None:
-    _check_bracket(client, creds, symbol, leverage)
-    try:
-        endpoints.futures_change_leverage(client, creds, symbol, leverage)
-    except KlineoError as exc:
-        if _binance_code(exc) in _LEVERAGE_INVALID:
-            raise KlineoError(
-                ErrorCategory.ORDER_REJECTED,
-                f"Binance refused leverage {leverage}x for {symbol}: {exc.message}",
-                field="leverage",
-                code=exc.code,
-            ) from None
-        raise
-
-
-def _wanted(connection: Connection) -> dict[str, Any]:
-    wanted: dict[str, Any] = {}
-    if connection.margin_type is not None:
-        wanted["margin_type"] = connection.margin_type
-    if connection.leverage is not None:
-        wanted["leverage"] = connection.leverage
-    return wanted
-
-
-def prepare_symbol(client: BinanceClient, creds: Credentials, connection: Connection, symbol: str) -> bool:
-    """Apply the connection's margin type and leverage to ``symbol`` unless already done (see module doc).
-
-    True when it did (the connection item changed: its symbol_settings now hold ``symbol``).
-    """
-    wanted = _wanted(connection)
-    if not wanted or connection.symbol_settings.get(symbol) == wanted:
-        return False
-    config = endpoints.futures_symbol_config(client, creds, symbol)
-    margin_type = wanted.get("margin_type")
-    if margin_type is not None and str(config.get("marginType", "")).upper() != MARGIN_TYPES[margin_type]:
-        _apply_margin_type(client, creds, symbol, margin_type)
-    leverage = wanted.get("leverage")
-    if leverage is not None and str(config.get("leverage")) != str(leverage):
-        _apply_leverage(client, creds, symbol, leverage)
-    connection_store.record_symbol_settings(connection.user_id, connection.connection_id, symbol, wanted,
-                                            recorded=connection.symbol_settings)
-    return True
 
 
 # ---------------------------------------------------------------- enable / disable
@@ -287,7 +199,7 @@ def enable_futures(
     user_id: str, connection_id: str, settings: FuturesSettingsRequest | None = None
 ) -> FuturesEnableResponse:
     """Run the futures test, apply the position mode, store the defaults, then switch futures on."""
-    from klineo.models.connection_settings import FuturesEnableResponse, FuturesSettingsRequest
+    from klineo.models.futures_settings import FuturesEnableResponse, FuturesSettingsRequest
 
     settings = settings or FuturesSettingsRequest()
     connection = require_connection(user_id, connection_id)

@@ -24,10 +24,10 @@ from klineo.binance import BinanceClient, Credentials, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.open_orders import CancelOpenOrdersResponse, OpenOrder, OpenOrdersResponse
 from klineo.services.algo_orders import algo_result, query_algo_order
-from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
 from klineo.services.orders import OrderResult, query_futures_order
 from klineo.services.protective import cancel_fired_siblings
+from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import KIND_ALGO, OrderRecord, get_order_records, record_order_outcome_quietly
 from klineo.validation import SYMBOL_PATTERN

@@ -26,10 +26,10 @@ from klineo.binance import call_deadline, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderResponse
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
-from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
 from klineo.services.order_response import futures_order_response
 from klineo.services.orders import Deadline, OrderResult, check_client_order_id, query_futures_order
+from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import connection_credentials, require_connection
 from klineo.store.orders import (
     KIND_ALGO,

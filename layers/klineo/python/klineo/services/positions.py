@@ -16,9 +16,9 @@ from typing import Any
 from klineo.binance import endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.positions import ForeignTrade, FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
-from klineo.services.futures_account import futures_client
 from klineo.services.key_health import note_key_outcome
 from klineo.services.reconcile import recent_foreign_fills
+from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import OrderRecord, get_order_records
 from klineo.validation import MARGIN_TYPES_OURS

@@ -49,8 +49,8 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, query_algo_order, submit_algo_order
-from klineo.services.futures_account import futures_client
 from klineo.services.orders import OrderResult, query_futures_order
+from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import (
     FINAL_STATUSES,

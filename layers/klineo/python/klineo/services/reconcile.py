@@ -43,8 +43,8 @@ from klineo.binance.credentials import Credentials
 from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
-from klineo.services.futures_account import futures_client
 from klineo.services.orders import OrderResult
+from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
 from klineo.store.orders import (

@@ -1,7 +1,8 @@
 """The strategies use cases behind GET/DELETE /strategies[/{id}], its runs, events and run-now.
 
-Creating and changing a strategy (POST, PATCH) live in ``klineo.services.strategy_changes``: only
-those two functions load the connections store and the request models.
+Creating and changing a strategy (POST, PATCH) live in ``klineo.services.strategy_changes`` and
+``klineo.services.strategy_updates``: only those two functions load the connections store and the
+request models. A strategy's answer and the ownership check are ``klineo.services.strategy_view``.
 
 Ownership: every read and write is keyed by the caller's user id (the JWT sub), so another user's
 strategy or connection is simply absent: 404, never 403. Rules beyond the request models:
@@ -19,7 +20,6 @@ exchange, untouched, until the strategy is switched back to live.
 
 from __future__ import annotations
 
-import re
 import time
 from decimal import Decimal
 from typing import Any
@@ -28,21 +28,18 @@ from klineo.binance import Environment, ErrorCategory, Market, get_client
 from klineo.binance.endpoints import futures_mark_price
 from klineo.errors import KlineoError
 from klineo.models.paging import cursor_refused
-from klineo.models.strategies import (
+from klineo.models.strategies import PageQuery, StrategyListResponse, StrategyResponse
+from klineo.models.strategy_runs import (
     RUNS_SHOWN,
-    STRATEGY_ID_PATTERN,
     EventPageResponse,
     EventResponse,
-    PageQuery,
-    PendingOrderResponse,
     PnlResponse,
     RunNowResponse,
     RunPageResponse,
     RunResponse,
     StrategyDetailResponse,
-    StrategyListResponse,
-    StrategyResponse,
 )
+from klineo.services.strategy_view import not_found, owned_strategy, response_fields, text, valid_id
 from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
@@ -60,75 +57,19 @@ __all__ = [
     "strategy_response",
 ]
 
-_STRATEGY_ID = re.compile(STRATEGY_ID_PATTERN)
 _PLACES = Decimal("0.00000001")  # PnL and prices shown to 8 decimals
 
 
-def _text(value: Decimal) -> str:
-    return "0" if value == 0 else format(value.normalize(), "f")
-
-
-def _optional_text(value: Decimal | None) -> str | None:
-    return None if value is None else _text(value)
-
-
-def _settings_fields(strategy: Strategy) -> dict[str, Any]:
-    """The trading settings as the API shows them (decimals as strings)."""
-    values = strategy.settings.as_attrs()
-    return {name: _optional_text(v) if isinstance(v, Decimal) else v for name, v in values.items()}
-
-
-def _plain_number(value: Any) -> Any:
-    """Parameters for JSON: whole Decimals as int, others as float (they are thresholds, not money)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
-def _last_run_close_time(strategy: Strategy, newest_run: int | None) -> int | None:
-    """The candle of the strategy's latest run: a hold or a plain skip writes its run only, and moves
-    ``last_close`` no more (klineo.store.runs), so the newest run counts too."""
-    known = [close for close in (strategy.last_close, newest_run) if close is not None]
-    return max(known) if known else None
-
-
-def _response_fields(strategy: Strategy, newest_run: int | None = None) -> dict[str, Any]:
-    pending = strategy.pending
-    return {
-        "id": strategy.strategy_id,
-        "connection_id": strategy.connection_id,
-        "environment": strategy.environment,
-        "symbol": strategy.symbol,
-        "interval": strategy.interval,
-        "type": strategy.type,
-        "parameters": {k: _plain_number(v) for k, v in strategy.parameters.items()},
-        "size": _optional_text(strategy.size),
-        **_settings_fields(strategy),
-        "mode": strategy.mode,
-        "status": strategy.status,
-        "status_reason": strategy.status_reason,
-        "position": _text(strategy.position),
-        "live_position": _text(strategy.live_position),
-        "paper_position": _text(strategy.paper_position),
-        "last_run_close_time": _last_run_close_time(strategy, newest_run),
-        "pending_order": PendingOrderResponse(
-            client_order_id=pending.client_order_id, side=pending.side, quantity=_text(pending.quantity),
-            close_time=pending.close_time,
-        ) if pending else None,
-        "created_at": strategy.created_at,
-        "updated_at": strategy.updated_at,
-    }
-
-
-def strategy_response(strategy: Strategy, *, new: bool = False) -> StrategyResponse:
-    """The strategy as answered; its newest run costs one Query of one key (none for a new strategy)."""
-    newest_run = None if new else run_store.latest_run_close_time(strategy.strategy_id)
-    return StrategyResponse(**_response_fields(strategy, newest_run))
+def strategy_response(strategy: Strategy) -> StrategyResponse:
+    """The strategy as answered; its newest run costs one Query of one key (a new strategy:
+    ``klineo.services.strategy_view.new_strategy_response``)."""
+    newest_run = run_store.latest_run_close_time(strategy.strategy_id)
+    return StrategyResponse(**response_fields(strategy, newest_run))
 
 
 def _run_response(run: run_store.Run) -> RunResponse:
-    def text(value: Any) -> str | None:
-        return None if value is None else _text(Decimal(value))
+    def number(value: Any) -> str | None:
+        return None if value is None else text(Decimal(value))
 
     return RunResponse(
         close_time=run.close_time,
@@ -137,28 +78,14 @@ def _run_response(run: run_store.Run) -> RunResponse:
         signal=run.signal,
         reason=run.reason,
         indicators=run.indicators,
-        position_before=text(run.position_before),
-        target_position=text(run.target_position),
+        position_before=number(run.position_before),
+        target_position=number(run.target_position),
         order=run.order,
         error=run.error,
         skip_reason=run.skip_reason,
         recorded_at=run.created_at,
         updated_at=run.updated_at,
     )
-
-
-def _not_found() -> KlineoError:
-    return KlineoError(ErrorCategory.NOT_FOUND, "strategy not found")
-
-
-def owned_strategy(user_id: str, strategy_id: str) -> Strategy:
-    """The caller's strategy (strongly consistent read), else NOT_FOUND."""
-    if not _STRATEGY_ID.fullmatch(strategy_id or ""):
-        raise _not_found()
-    strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True)
-    if strategy is None:
-        raise _not_found()
-    return strategy
 
 
 def list_user_strategies(user_id: str) -> StrategyListResponse:
@@ -181,7 +108,7 @@ def _pnl(strategy: Strategy) -> PnlResponse:
     from klineo.runner.pnl import strategy_pnl
 
     values = strategy_pnl(strategy, mark)
-    return PnlResponse(**{k: v if v is None or isinstance(v, int) else _text(v.quantize(_PLACES))
+    return PnlResponse(**{k: v if v is None or isinstance(v, int) else text(v.quantize(_PLACES))
                           for k, v in values.items()})
 
 
@@ -190,7 +117,7 @@ def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
     strategy = owned_strategy(user_id, strategy_id)
     runs = run_store.list_runs(strategy.strategy_id, limit=RUNS_SHOWN)
     newest_run = runs[0].close_time if runs else None
-    return StrategyDetailResponse(**_response_fields(strategy, newest_run), pnl=_pnl(strategy),
+    return StrategyDetailResponse(**response_fields(strategy, newest_run), pnl=_pnl(strategy),
                                   runs=[_run_response(r) for r in runs])
 
 
@@ -246,6 +173,6 @@ def note_status_change(current: Strategy, updated: Strategy) -> None:
 
 def delete_user_strategy(user_id: str, strategy_id: str) -> None:
     """Delete one of the caller's strategies (its runs expire by TTL; positions stay at the exchange)."""
-    if not _STRATEGY_ID.fullmatch(strategy_id or ""):
-        raise _not_found()
+    if not valid_id(strategy_id):
+        raise not_found()
     strategy_store.delete_strategy(user_id, strategy_id)

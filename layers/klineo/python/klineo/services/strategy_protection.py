@@ -19,9 +19,9 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
-from klineo.services.futures_account import futures_client
 from klineo.services.orders import OrderResult
 from klineo.services.protective import ROLES, arm_protective_orders, protective_client_algo_id
+from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord, get_order_record, record_order_outcome_quietly
 

@@ -3,8 +3,6 @@
 Every read is keyed by the caller's user id, so another user's connection is simply absent.
 """
 
-from __future__ import annotations
-
 import re
 import uuid
 from collections.abc import Callable, Iterable

@@ -4,8 +4,6 @@ Strategies are pure: they read a sequence of CLOSED candles (oldest first) and r
 ``Decision``. They never fetch data, read the clock or touch AWS; the runner does all of that.
 """
 
-from __future__ import annotations
-
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,7 +84,7 @@ class Bar:
     volume: Decimal = Decimal(0)
 
     @classmethod
-    def series(cls, closes: Sequence[str | int | Decimal], *, interval_ms: int = 60_000) -> list[Bar]:
+    def series(cls, closes: Sequence[str | int | Decimal], *, interval_ms: int = 60_000) -> list["Bar"]:
         """Bars with the given closes (oldest first), one interval apart."""
         return [
             cls(close=Decimal(str(value)), close_time=(index + 1) * interval_ms - 1)

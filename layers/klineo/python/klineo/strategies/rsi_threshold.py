@@ -7,8 +7,6 @@ history it sees, the strategy reads a fixed window (``lookback``) so that every 
 candle gives the same number, whatever else the runner fetched.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import ClassVar
@@ -31,7 +29,7 @@ class RsiThresholdParams(StrategyParams):
     allow_short: bool = True
 
     @model_validator(mode="after")
-    def _levels_ordered(self) -> RsiThresholdParams:
+    def _levels_ordered(self) -> "RsiThresholdParams":
         if self.oversold >= self.overbought:
             raise ValueError("oversold must be smaller than overbought")
         return self

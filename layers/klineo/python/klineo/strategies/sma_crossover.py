@@ -6,8 +6,6 @@ means an order is sent only when the side changes (a cross) or on the first run,
 run never leaves the strategy on the wrong side: the next run converges to the right target.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import ClassVar
@@ -27,7 +25,7 @@ class SmaCrossoverParams(StrategyParams):
     allow_short: bool = True
 
     @model_validator(mode="after")
-    def _fast_below_slow(self) -> SmaCrossoverParams:
+    def _fast_below_slow(self) -> "SmaCrossoverParams":
         if self.fast >= self.slow:
             raise ValueError("fast must be smaller than slow")
         return self

@@ -1,0 +1,77 @@
+"""Stored exchange connections: create (test, then store), list, and the answer every connection route
+shares (``connection_response``).
+
+Apart from the spot test (``klineo.services.connections``) so that testing a stored connection
+loads neither these models nor the secret writes (issue 16 item 3, cold start).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from klineo.binance import ErrorCategory
+from klineo.errors import KlineoError
+from klineo.models.common import ConnectionListResponse, ConnectionResponse, ConnectionTestResponse
+from klineo.observability import logger, metrics
+from klineo.services.connections import credentials_of, now_iso, run_spot_test
+from klineo.store import connections as connection_store
+from klineo.store import secrets as secret_store
+from klineo.store.connections import Connection
+
+if TYPE_CHECKING:
+    from klineo.models.common import ConnectionCreateRequest
+
+__all__ = ["connection_response", "create_connection", "list_user_connections"]
+
+
+def connection_response(connection: Connection) -> ConnectionResponse:
+    """A stored connection as the API shows it: every setting, the key masked, never the secret."""
+    return ConnectionResponse(
+        id=connection.connection_id, label=connection.label, environment=connection.environment,
+        key_type=connection.key_type, api_key_masked=connection.api_key_masked,
+        futures_enabled=connection.futures_enabled, created_at=connection.created_at,
+        last_test=ConnectionTestResponse.model_validate(connection.last_test) if connection.last_test
+        else None,
+        futures_last_test=connection.futures_last_test,
+        **connection.model_dump(include={
+            "kill_switch", "max_leverage", "position_mode", "margin_type", "leverage",
+            "consecutive_failures", "disabled_at", "disabled_reason"}),
+        max_notional_usdt=format(connection.max_notional_usdt, "f"),
+    )
+
+
+def create_connection(user_id: str, request: ConnectionCreateRequest) -> ConnectionResponse:
+    """Test the keys, then store them (one secret) and the connection item; nothing half-written."""
+    creds = credentials_of(request)
+    result = run_spot_test(creds, request.environment)
+    if not result.ok:
+        raise KlineoError(ErrorCategory(result.category), result.message)
+    connection_id = connection_store.new_connection_id()
+    name = secret_store.secret_name(user_id, connection_id)
+    connection = Connection(
+        user_id=user_id, connection_id=connection_id, label=request.label, environment=request.environment,
+        key_type=request.key_type, api_key_masked=creds.api_key_masked, secret_name=name,
+        futures_enabled=False, created_at=now_iso(), last_test=result.model_dump(mode="json"),
+        credentials_version=str(uuid.uuid4()),
+    )
+    try:
+        secret_store.put_credentials(user_id, connection_id, creds, connection.credentials_version)
+        connection_store.put_connection(connection)
+    except Exception:
+        # The item is the only reference to the secret: never leave a stored key nobody can see.
+        # The name holds a fresh random id, so a secret under it can only be this request's (even
+        # when CreateSecret itself failed after a retried, in fact successful, first attempt).
+        logger.exception("connection not stored; deleting its secret")
+        secret_store.discard_credentials(name)
+        raise
+    metrics.add_metric(name="ConnectionCreated", unit="Count", value=1)
+    logger.info("connection created", extra={"connection_id": connection_id,
+                                             "environment": request.environment})
+    return connection_response(connection)
+
+
+def list_user_connections(user_id: str) -> ConnectionListResponse:
+    """The caller's connections, API keys masked."""
+    connections = connection_store.list_connections(user_id)
+    return ConnectionListResponse(connections=[connection_response(c) for c in connections])

@@ -1,0 +1,65 @@
+"""Changing strategies: PATCH /strategies/{id}.
+
+The rules are those of ``klineo.services.strategies`` (its module docstring). Apart from creating
+(``klineo.services.strategy_changes``) because a change answers with the strategy's newest run and
+records a paused/resumed event, which loads the runs and events stores that POST /strategies never
+needs (issue 16 item 3, cold start).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from klineo.models.strategies import CLEARABLE_FIELDS, SIZING_FIELDS, StrategyResponse
+from klineo.services.strategies import note_status_change, owned_strategy, strategy_response
+from klineo.services.strategy_changes import require_futures
+from klineo.store import strategies as strategy_store
+from klineo.store.connections import get_connection
+from klineo.store.strategies import SETTING_NAMES
+
+if TYPE_CHECKING:
+    # The function's own route imports its request model; the service only reads its fields.
+    from klineo.models.strategy_requests import StrategyUpdateRequest
+
+__all__ = ["update_strategy"]
+
+
+def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
+    """Settings a PATCH sets (a new sizing clears the other two; null clears a clearable setting)."""
+    sent = body.model_fields_set
+    changes: dict[str, Any] = {
+        name: getattr(body, name) for name in (*SIZING_FIELDS, *SETTING_NAMES)
+        if getattr(body, name) is not None
+    }
+    if any(name in changes for name in SIZING_FIELDS):
+        changes.update({name: None for name in SIZING_FIELDS if name not in changes})
+    changes.update({name: None for name in CLEARABLE_FIELDS if name in sent and getattr(body, name) is None})
+    return changes
+
+
+def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
+    """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
+    from klineo.strategies import parse_parameters
+
+    current = owned_strategy(user_id, strategy_id)
+    changes: dict[str, Any] = {}
+    if body.type is not None:
+        changes["type"] = body.type
+        changes["parameters"] = parse_parameters(body.type, body.parameters or {}).model_dump()
+    changes.update(_settings_changes(body))
+    if body.mode is not None:
+        changes["mode"] = body.mode
+    if body.status is not None:
+        changes["status"] = body.status
+        changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
+    mode = changes.get("mode", current.mode)
+    status = changes.get("status", current.status)
+    if mode == "live" and status == strategy_store.ACTIVE and (
+        current.mode != "live" or current.status != strategy_store.ACTIVE
+    ):
+        require_futures(get_connection(user_id, current.connection_id, consistent=True))
+    if not changes:
+        return strategy_response(current)
+    updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
+    note_status_change(current, updated)
+    return strategy_response(updated)

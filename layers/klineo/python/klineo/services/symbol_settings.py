@@ -1,0 +1,122 @@
+"""A connection's margin type and leverage on one symbol, applied before its first order there.
+
+Margin type and leverage are per symbol on Binance. They are stored as the connection's defaults
+(``klineo.services.futures_account``, POST .../futures/enable and PATCH) and applied by
+``prepare_symbol`` the first time the connection trades a symbol (API order or strategy):
+/fapi/v1/symbolConfig is read, and only what differs is changed. What was applied is remembered per
+(connection, symbol) on the connection item, so a warm order costs nothing more; a change of the
+defaults makes the next order apply them again. -4046 is success; -4047/-4048 are a 409 naming
+``margin_type``; a leverage above the symbol's top bracket (read from /fapi/v1/leverageBracket
+before asking) is a 422 naming ``leverage``.
+
+Apart from the futures account routes so that the order paths (orders, the strategy worker) and
+the routes that only need ``futures_client`` load neither those routes' models nor their code
+(issue 16 item 3, cold start).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klineo.binance import (
+    BinanceClient,
+    Credentials,
+    Environment,
+    ErrorCategory,
+    Market,
+    endpoints,
+    get_client,
+)
+from klineo.errors import KlineoError
+from klineo.store import connections as connection_store
+from klineo.store.connections import Connection
+from klineo.validation import MARGIN_TYPES
+
+__all__ = ["NO_NEED_TO_CHANGE", "binance_code", "futures_client", "prepare_symbol"]
+
+# Binance's "nothing to change" answers (position mode -4059, margin type -4046): success.
+NO_NEED_TO_CHANGE = frozenset({-4059, -4046})
+_MARGIN_TYPE_BLOCKED = frozenset({-4047, -4048, -4168})
+_LEVERAGE_INVALID = frozenset({-4028, -4161})
+
+
+def futures_client(connection: Connection) -> BinanceClient:
+    """The USDT-M futures client of the connection's environment."""
+    return get_client(Market.FUTURES, Environment(connection.environment))
+
+
+def binance_code(exc: KlineoError) -> int | None:
+    """The Binance error code of ``exc``, when it has one."""
+    return exc.code if isinstance(exc.code, int) else None
+
+
+def _check_bracket(client: BinanceClient, creds: Credentials, symbol: str, leverage: int) -> None:
+    brackets = endpoints.futures_leverage_brackets(client, creds, symbol)
+    top = max((int(b.get("initialLeverage", 0)) for b in brackets if isinstance(b, dict)), default=0)
+    if top and leverage > top:
+        raise KlineoError(
+            ErrorCategory.ORDER_REJECTED,
+            f"leverage {leverage}x is above {symbol}'s maximum of {top}x",
+            field="leverage",
+        )
+
+
+def _apply_margin_type(client: BinanceClient, creds: Credentials, symbol: str, margin_type: str) -> None:
+    try:
+        endpoints.futures_change_margin_type(client, creds, symbol, MARGIN_TYPES[margin_type])
+    except KlineoError as exc:
+        code = binance_code(exc)
+        if code in _MARGIN_TYPE_BLOCKED:
+            raise KlineoError(
+                ErrorCategory.CONFLICT,
+                f"The margin type of {symbol} cannot be changed while it has an open position or open orders "
+                "(or in Multi-Assets mode, for isolated).",
+                field="margin_type",
+                code=code,
+            ) from None
+        if code not in NO_NEED_TO_CHANGE:
+            raise
+
+
+def _apply_leverage(client: BinanceClient, creds: Credentials, symbol: str, leverage: int) -> None:
+    _check_bracket(client, creds, symbol, leverage)
+    try:
+        endpoints.futures_change_leverage(client, creds, symbol, leverage)
+    except KlineoError as exc:
+        if binance_code(exc) in _LEVERAGE_INVALID:
+            raise KlineoError(
+                ErrorCategory.ORDER_REJECTED,
+                f"Binance refused leverage {leverage}x for {symbol}: {exc.message}",
+                field="leverage",
+                code=exc.code,
+            ) from None
+        raise
+
+
+def _wanted(connection: Connection) -> dict[str, Any]:
+    wanted: dict[str, Any] = {}
+    if connection.margin_type is not None:
+        wanted["margin_type"] = connection.margin_type
+    if connection.leverage is not None:
+        wanted["leverage"] = connection.leverage
+    return wanted
+
+
+def prepare_symbol(client: BinanceClient, creds: Credentials, connection: Connection, symbol: str) -> bool:
+    """Apply the connection's margin type and leverage to ``symbol`` unless already done (see module doc).
+
+    True when it did (the connection item changed: its symbol_settings now hold ``symbol``).
+    """
+    wanted = _wanted(connection)
+    if not wanted or connection.symbol_settings.get(symbol) == wanted:
+        return False
+    config = endpoints.futures_symbol_config(client, creds, symbol)
+    margin_type = wanted.get("margin_type")
+    if margin_type is not None and str(config.get("marginType", "")).upper() != MARGIN_TYPES[margin_type]:
+        _apply_margin_type(client, creds, symbol, margin_type)
+    leverage = wanted.get("leverage")
+    if leverage is not None and str(config.get("leverage")) != str(leverage):
+        _apply_leverage(client, creds, symbol, leverage)
+    connection_store.record_symbol_settings(connection.user_id, connection.connection_id, symbol, wanted,
+                                            recorded=connection.symbol_settings)
+    return True
