@@ -11,7 +11,7 @@ Order of work for a strategy S and the candle C its message names:
    records a ``skipped`` run whose reason names the gate, and sends nothing. A live order is put
    to the same gate again once it is known (position side, max_leverage, max_notional_usdt at the
    candle's close), and the connection's margin type and leverage are applied to the symbol first
-   (``klineo.services.futures_account.prepare_symbol``).
+   (``klineo.services.symbol_settings.prepare_symbol``).
 3. A pending live order left by an earlier attempt is settled first: looked up by its
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``).

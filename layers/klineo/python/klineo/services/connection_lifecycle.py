@@ -29,13 +29,9 @@ from klineo.models.connection_settings import (
 from klineo.observability import logger
 from klineo.services.connection_records import connection_response
 from klineo.services.connections import credentials_of, run_spot_test
-from klineo.services.futures_account import (
-    apply_position_mode,
-    check_defaults,
-    futures_client,
-    run_futures_test,
-)
+from klineo.services.futures_account import apply_position_mode, check_defaults, run_futures_test
 from klineo.services.key_health import resume_connection_strategies
+from klineo.services.symbol_settings import futures_client
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
 from klineo.store.connections import Connection, connection_credentials, require_connection

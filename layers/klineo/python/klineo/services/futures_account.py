@@ -29,7 +29,7 @@ from klineo.errors import KlineoError
 from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.services.key_health import note_key_outcome
 from klineo.services.risk import HEDGE, ONE_WAY
-from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client, prepare_symbol
+from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client
 from klineo.store import connections as connection_store
 from klineo.store.connections import Connection, connection_credentials, require_connection
 
@@ -43,8 +43,6 @@ __all__ = [
     "check_futures",
     "disable_futures",
     "enable_futures",
-    "futures_client",
-    "prepare_symbol",
     "run_futures_test",
 ]
 

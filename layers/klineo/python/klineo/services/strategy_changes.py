@@ -1,10 +1,11 @@
 """Creating strategies: POST /strategies (changing one, PATCH: ``klineo.services.strategy_updates``).
 
-The rules are those of ``klineo.services.strategies`` (its module docstring). Creating and changing
-live apart from it because only they read the caller's connection (the connections and secrets
-stores and the ``Connection`` model) and the symbol's exchange rules: the six other strategy
-functions load none of that at cold start. Creating answers with the new strategy through
-``klineo.services.strategy_view``, so it loads neither the runs and events stores nor their models.
+The rules are those of ``klineo.services.strategies`` (its module docstring). Creating and
+changing (which takes ``require_futures`` from here) live apart from it because only they read the
+caller's connection (the connections and secrets stores and the ``Connection`` model) and the
+symbol's exchange rules: the six other strategy functions load none of that at cold start.
+Creating answers with the new strategy through ``klineo.services.strategy_view``, so it loads
+neither the runs and events stores nor their models.
 """
 
 from __future__ import annotations
