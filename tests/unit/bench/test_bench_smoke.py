@@ -78,6 +78,16 @@ def test_per_call_micro_benchmark_times_every_path() -> None:
         assert math.isfinite(result[key]), key
 
 
+def test_per_call_added_cost_pairs_each_round_with_its_own_raw_batch() -> None:
+    """A load spike that lifts one round's batches does not leak into the added cost (paired medians)."""
+    # GIVEN three rounds: the second ran under load (both paths +50 us), the third's own batch was slow
+    batches = {"raw": [40.0, 90.0, 41.0], "ours": [100.0, 150.0, 160.0]}
+    # WHEN the added cost is taken
+    added = per_call._added(batches, "ours")
+    # THEN it is the median of the rounds' own differences (60), not median(ours) - median(raw) (109)
+    assert added == 60.0
+
+
 def test_per_call_throughput_runs_our_client_and_bare_requests_against_the_simulator(binance_sim) -> None:
     """Our client and the bare session both complete signed calls against the simulator."""
     # GIVEN the simulator with its weight limits raised, as the benchmark runs it
