@@ -48,6 +48,9 @@ HMAC signature 96 -> 15 us, the client order id 46 -> 2.5 us, the order plan 81 
 risk gate 15.5 -> 3.6 us, decoding an order answer 53 -> 23 us, the claim's gate checks 42 -> 23 us.
 A live turn runs some 80 such pieces once each, so its own CPU is set by how much code and data it
 touches more than by any loop in it: cutting it to 1 ms means touching about a third as much.
+The report prints the whole of it too: the first live order's turn is replayed warm after the
+phases (``bench.warm_turn``: the same strategy and batch context, AWS and Binance answered at once
+by stubs in that thread, 200 turns back to back) and its own CPU is shown beside the phase's.
 
 A first, unreported live phase (one strategy per user) warms the container's caches as a warm
 Lambda container has them. Each phase's messages are drained by ONE worker, invocation after
@@ -124,6 +127,8 @@ class KindFigures:
     binance: Counter[str]
     cpu: dict[str, float]
     invocations: int
+    # live only: the same turn replayed warm with instant stubs (bench.warm_turn), or why not measured
+    warm: Any = None
 
     def per_tick(self, scope: str | None, key: str) -> float:
         """A DynamoDB figure per tick, of one scope or of all (turn + batch + dispatcher).
@@ -170,6 +175,8 @@ class CpuLedger:
         self.seconds: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.turn_outcomes: dict[int, str] = {}
+        # (strategy, ctx, epoch s just after the turn) of the first live order: replayed warm at the end
+        self.first_order: tuple[Any, Any, float] | None = None
         self._lock = threading.Lock()
         self._where = threading.local()  # this thread is inside: "fake" (moto), "call" (an AWS call)
 
@@ -370,6 +377,8 @@ class CpuLedger:
             with ledger._lock:
                 ledger.outcomes[outcome] += 1
                 ledger.turn_outcomes[label] = outcome
+                if outcome == "ordered" and ledger.first_order is None:
+                    ledger.first_order = (*args, time.time())
             return result
 
         worker.run_strategy = timed_turn
@@ -562,7 +571,22 @@ def measure_kinds(
                 # Warm-up, not reported: the first live tick of every connection fills the container's
                 # caches (clients, secrets, exchangeInfo, server time), as a warm Lambda container has them.
                 _run_phase("live", len(env["users"]), env, meter, ledger)
-                return {kind: _run_phase(kind, per_kind, env, meter, ledger) for kind in kinds}
+                figures = {kind: _run_phase(kind, per_kind, env, meter, ledger) for kind in kinds}
+                if "live" in figures:
+                    figures["live"].warm = _replay_warm(ledger.first_order)
+                return figures
+
+
+def _replay_warm(first_order: tuple[Any, Any, float] | None) -> Any:
+    """The first live order's turn replayed warm (``bench.warm_turn``), or the reason it was not."""
+    from bench.warm_turn import warm_turns
+
+    if first_order is None:
+        return "no live order was placed"
+    try:
+        return warm_turns(*first_order)
+    except ValueError as refusal:
+        return str(refusal)
 
 
 # ------------------------------------------------------------------ report
@@ -598,6 +622,26 @@ def _kind_table(report: Any, figures: dict[str, KindFigures]) -> None:
         f"{fakes['simulator']:.2f} s (both 0 when they run in a child process), the unit meter's own reads "
         f"and sizing {fakes['meter']:.2f} s, full garbage collections {fakes['full_gc']:.2f} s"
     )
+    if "live" in figures:
+        _warm_line(report, figures["live"])
+
+
+def _warm_line(report: Any, live: KindFigures) -> None:
+    """The live turn's own code run warm (bench/warm_turn.py) beside its figure in the phase."""
+    from bench.warm_turn import WarmTurns
+
+    warm = live.warm
+    if not isinstance(warm, WarmTurns):
+        report.line(f"   live turn replayed warm: not measured ({warm})")
+        return
+    report.line(
+        f"   live turn replayed warm (bench/warm_turn.py: its first order's turn played {warm.turns} times "
+        "back to back in one thread, AWS and Binance answered at once by stubs): own CPU "
+        f"{warm.median_ms:.2f} ms (p10 {warm.p10_ms:.2f}, p90 {warm.p90_ms:.2f}) against "
+        f"{live.own_cpu_ms:.2f} ms in the phase, where the same code runs between botocore's and requests' "
+        "work; a floor for the code, not a deployment figure"
+    )
+    report.figure("live_warm_own_cpu_ms", dataclasses.asdict(warm))
 
 
 def _dollars(report: Any, figures: dict[str, KindFigures], order_every: int) -> float:

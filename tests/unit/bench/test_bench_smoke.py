@@ -16,6 +16,7 @@ from bench import __main__ as bench_main
 from bench import aws_calls, backtest, cold_start, per_call, reliability, runner_kinds
 from bench.report import Report, demo_keys
 from bench.stack import count_aws_calls, local_stack
+from bench.warm_turn import WarmTurns
 
 pytestmark = pytest.mark.slow
 
@@ -227,6 +228,10 @@ def test_runner_kinds_counts_units_and_cpu_of_hold_and_live_ticks(capsys: pytest
         assert figure.cpu["runner_all_in"] >= figure.cpu["runner_in_turns"] > 0
     # AND a live order's Binance calls are timed as requests' client side, a hold has none
     assert figures["live"].cpu["requests_in_turns"] > 0 and figures["hold"].cpu["requests_in_turns"] == 0
+    # AND the first live order's turn was replayed warm, with AWS and Binance stubbed (bench/warm_turn.py)
+    warm = figures["live"].warm
+    assert isinstance(warm, WarmTurns), warm
+    assert warm.turns == 200 and 0 < warm.p10_ms <= warm.median_ms <= warm.p90_ms
     # AND the report states each of issue 16's figures against its target
     report = Report("runner_tick", "smoke", module="bench.runner_tick", argv=[])
     runner_kinds.report_kinds(report, figures, order_every=20)
@@ -235,7 +240,8 @@ def test_runner_kinds_counts_units_and_cpu_of_hold_and_live_ticks(capsys: pytest
             "DynamoDB $ per 1,000 strategy-months (every tick a hold, us-east-1)",
             "runner's own CPU per tick (turn without botocore and requests): hold",
             "fan-out: 10,000 strategies over 100 markets"} <= names
-    assert "per million WRU" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "per million WRU" in printed and "live turn replayed warm" in printed
 
 
 def test_remote_stack_serves_aws_and_binance_from_a_child_process() -> None:

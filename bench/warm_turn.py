@@ -1,0 +1,143 @@
+"""The live turn's own code run warm: how much of its measured CPU is the code, how much its company.
+
+``bench.runner_kinds`` measures the runner's own CPU inside real live turns, where every piece of
+our code runs between botocore's and requests' work (about 11 ms and 3 ms of a live turn) and so
+runs cold: its instructions and data were pushed out of the core's caches meanwhile. Here the same
+turn (a strategy and its batch's context captured from the live phase, as the worker handed them to
+``run_strategy``) is played again and again in one thread, back to back, with the AWS calls and the
+Binance HTTP exchanges answered at once by in-thread stubs. What is left is our code with its caches
+warm: a floor, not a deployment figure (a Lambda container runs the turn with the libraries between).
+
+The stubs answer only this thread (every other thread still reaches the real botocore and HTTP):
+DynamoDB writes (``TransactWriteItems``, ``PutItem``, ``UpdateItem``) succeed with an empty answer;
+``POST /fapi/v1/order`` answers FILLED with the request's own quantity, side and client order id
+(``newOrderRespType=RESULT``); ``GET /fapi/v1/userTrades`` answers one fill. Any other call fails
+the measurement (it is then reported as not measured, and the bench goes on). The time spent in the
+stubs is taken out; the ctx's clock stays at the first play, so that its candle is the latest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["WarmTurns", "canned_binance", "warm_turns"]
+
+# The DynamoDB operations a live turn may write with; their stubs answer {} (success).
+WRITE_OPERATIONS = frozenset({"TransactWriteItems", "PutItem", "UpdateItem"})
+_ORDER_ID = 880_001
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmTurns:
+    """Own CPU of the same live turn played ``turns`` times warm, in ms: median and spread."""
+
+    turns: int
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+
+
+def canned_binance(method: str, url: str) -> tuple[int, Any]:
+    """(status, JSON body) Binance would answer a live turn's order or fills read; ValueError otherwise."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    now_ms = int(time.time() * 1000)
+    if method == "POST" and parts.path == "/fapi/v1/order":
+        quantity = query["quantity"]
+        return 200, {
+            "orderId": _ORDER_ID, "symbol": query["symbol"], "status": "FILLED",
+            "clientOrderId": query["newClientOrderId"], "price": "0", "avgPrice": "100.0",
+            "origQty": quantity, "executedQty": quantity, "cumQuote": quantity, "timeInForce": "GTC",
+            "type": "MARKET", "reduceOnly": query.get("reduceOnly") == "true", "closePosition": False,
+            "side": query["side"], "positionSide": "BOTH", "stopPrice": "0", "workingType": "CONTRACT_PRICE",
+            "priceProtect": False, "origType": "MARKET", "updateTime": now_ms,
+        }
+    if method == "GET" and parts.path == "/fapi/v1/userTrades":
+        return 200, [{
+            "symbol": query["symbol"], "id": 1, "orderId": _ORDER_ID, "side": "BUY", "price": "100.0",
+            "qty": "0.01", "realizedPnl": "0", "quoteQty": "1.0", "commission": "0.0005",
+            "commissionAsset": "USDT", "time": now_ms, "positionSide": "BOTH", "maker": False, "buyer": True,
+        }]
+    raise ValueError(f"no canned answer for {method} {parts.path}")
+
+
+class _Stubs:
+    """Class-level stand-ins for botocore's API call and requests' send, for one thread only."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.seconds = 0.0  # thread CPU spent inside the stubs, taken out of the turns
+
+    def response(self, request: Any) -> Any:
+        import requests
+        from requests.structures import CaseInsensitiveDict
+
+        started = time.thread_time()
+        status, body = canned_binance(request.method, request.url)
+        response = requests.Response()
+        response.status_code, response._content = status, json.dumps(body).encode()
+        response.headers = CaseInsensitiveDict(
+            {"Content-Type": "application/json", "X-MBX-USED-WEIGHT-1M": "1"}
+        )
+        response.url, response.request, response.encoding = request.url, request, "utf-8"
+        self.seconds += time.thread_time() - started
+        return response
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Stubs]:
+        import botocore.client
+        import requests
+
+        real_send, real_call = requests.Session.send, botocore.client.BaseClient._make_api_call
+        stubs = self
+
+        def send(session: Any, request: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != stubs.thread:
+                return real_send(session, request, **kwargs)
+            return stubs.response(request)
+
+        def api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if threading.get_ident() != stubs.thread:
+                return real_call(client, operation, params)
+            if operation not in WRITE_OPERATIONS:
+                raise ValueError(f"no canned answer for the AWS call {operation}")
+            return {}
+
+        requests.Session.send, botocore.client.BaseClient._make_api_call = send, api_call
+        try:
+            yield self
+        finally:
+            requests.Session.send, botocore.client.BaseClient._make_api_call = real_send, real_call
+
+
+def warm_turns(strategy: Any, ctx: Any, played_at: float, turns: int = 200) -> WarmTurns:
+    """Play the captured live turn ``turns`` times with instant stubs; its own CPU, warm.
+
+    ``played_at`` (epoch s) is when the turn was first played: the replays' clock stays there, so
+    their candle is still the latest. Raises ValueError when the turn makes a call the stubs cannot
+    answer or does not end ``ordered``.
+    """
+    from klineo.runner.execution import run_strategy
+
+    ctx = dataclasses.replace(ctx, clock=lambda: played_at)
+    samples = []
+    with _Stubs().installed() as stubs:
+        for _ in range(turns):
+            stubs.seconds = 0.0
+            started = time.thread_time()
+            result = run_strategy(strategy, ctx)
+            spent = time.thread_time() - started - stubs.seconds
+            if result.outcome != "ordered":
+                raise ValueError(f"the replayed turn ended {result.outcome} ({result.detail})")
+            samples.append(spent * 1000)
+    ordered = sorted(samples)
+    return WarmTurns(turns=turns, median_ms=statistics.median(samples),
+                     p10_ms=ordered[len(ordered) // 10], p90_ms=ordered[(9 * len(ordered)) // 10])
