@@ -137,7 +137,7 @@ from klineo.store.runs import (
 from klineo.store.strategies import PendingOrder, Strategy, from_item, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
 from klineo.strategies.simulation import market_fill
-from klineo.validation import plain_text, plain_text_or_none
+from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
 __all__ = [
     "FINAL_ORDER_STATUSES",
@@ -829,7 +829,12 @@ def _entered(before: Decimal, after: Decimal) -> bool:
 
 
 def _number(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+    """A protective percent stored with the pending order; None when not set. A stored value that is
+    no finite number raises (the turn crashes, logged and retried): never an entry silently unprotected."""
+    number = decimal_or_none(value)
+    if number is None and value is not None:
+        raise ValueError("a protective percent stored with the pending order is not a number")
+    return number
 
 
 def _wanted_protective(strategy: Strategy) -> dict[str, str]:
