@@ -1,7 +1,8 @@
 """POST /exchange-connections/test: test Binance keys from the body (spot only), store nothing."""
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.common import ConnectionTestRequest, ConnectionTestResponse
+from klineo.models.common import ConnectionTestRequest
+from klineo.models.connection_test import ConnectionTestResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.connections import check_keys
 

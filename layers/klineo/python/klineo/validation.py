@@ -45,6 +45,8 @@ __all__ = [
     "check_trigger",
     "decimal_or_none",
     "order_time_in_force",
+    "plain_text",
+    "plain_text_or_none",
     "positive_decimal",
 ]
 
@@ -114,6 +116,18 @@ def decimal_or_none(value: Any) -> Decimal | None:
         except ArithmeticError:  # decimal.InvalidOperation: not a number
             return None
     return value if value.is_finite() else None
+
+
+def plain_text(value: Decimal) -> str:
+    """A Decimal as the API, the stored records and Binance take it: plain notation, no exponent, no
+    trailing zeros, and any zero (``0.00``, ``-0``, ``0E-8``) as ``"0"``.
+    """
+    return format(value.normalize(), "f") if value else "0"
+
+
+def plain_text_or_none(value: Decimal | None) -> str | None:
+    """``plain_text`` of a number that may be absent: None stays None."""
+    return None if value is None else plain_text(value)
 
 
 def check_client_order_id(client_order_id: Any, field: str = "client_order_id") -> str:

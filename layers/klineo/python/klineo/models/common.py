@@ -6,8 +6,9 @@ The futures and strategies routes add theirs in ``klineo.models.futures`` and
 models in modules of their own: each function creates only its route's models, so none are
 re-exported here (importing this module must not build them for the connection functions). The
 error body every route answers with is ``klineo.models.errors`` (only the OpenAPI
-document needs it as a model). The spot test's answer is ``klineo.models.connection_test`` (re-exported
-here): POST /exchange-connections/{id}/test answers with it and loads none of the others.
+document needs it as a model). The spot test's answer is ``klineo.models.connection_test`` (used
+here for a connection's ``last_test``): POST /exchange-connections/{id}/test answers with it and
+loads none of the others.
 
 Request models forbid unknown fields and say, per field, what is wrong. Validator messages never
 repeat the value they reject: a secret must not come back in an error body.
@@ -24,7 +25,7 @@ from pydantic import (
 )
 
 from klineo.models.base import BaseModel
-from klineo.models.connection_test import ConnectionTestResponse, KeyWarning
+from klineo.models.connection_test import ConnectionTestResponse
 from klineo.models.fields import ApiModel, ConnectionEnvironment, DecimalString
 from klineo.validation import (
     API_KEY_PATTERN,
@@ -43,10 +44,8 @@ __all__ = [
     "ConnectionListResponse",
     "ConnectionResponse",
     "ConnectionTestRequest",
-    "ConnectionTestResponse",
     "DecimalString",
     "KeyTypeName",
-    "KeyWarning",
     "check_label",
 ]
 

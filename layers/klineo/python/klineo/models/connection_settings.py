@@ -2,8 +2,8 @@
 
 Routes: PATCH /exchange-connections/{id}, PUT /exchange-connections/{id}/credentials, POST
 /exchange-connections/{id}/enable, and the answer of DELETE /exchange-connections/{id}. The
-futures settings (POST /exchange-connections/{id}/futures/enable) are ``klineo.models.futures_settings``,
-re-exported here: PATCH takes the same fields.
+futures settings (POST /exchange-connections/{id}/futures/enable) are ``klineo.models.futures_settings``:
+PATCH takes the same fields (``ConnectionUpdateRequest`` extends ``FuturesSettingsRequest``).
 """
 
 
@@ -19,23 +19,13 @@ from klineo.models.common import (
     ConnectionTestRequest,
     check_label,
 )
-from klineo.models.futures_settings import (
-    FuturesEnableResponse,
-    FuturesSettingsRequest,
-    Leverage,
-    MarginTypeName,
-    PositionModeName,
-)
+from klineo.models.futures_settings import FuturesSettingsRequest, Leverage
 
 __all__ = [
     "ConnectionDeleteResponse",
     "ConnectionEnableResponse",
     "ConnectionUpdateRequest",
     "CredentialsReplaceRequest",
-    "FuturesEnableResponse",
-    "FuturesSettingsRequest",
-    "MarginTypeName",
-    "PositionModeName",
 ]
 
 

@@ -137,6 +137,7 @@ from klineo.store.runs import (
 from klineo.store.strategies import PendingOrder, Strategy, from_item, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
 from klineo.strategies.simulation import market_fill
+from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
 __all__ = [
     "FINAL_ORDER_STATUSES",
@@ -190,10 +191,6 @@ class StrategyResult:
     retry: bool = False
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f") if value != 0 else "0"
-
-
 def _error(exc: KlineoError) -> dict[str, Any]:
     return {"category": str(exc.category), "message": exc.message}
 
@@ -205,9 +202,9 @@ def _order_record(result: OrderResult) -> dict[str, Any]:
         "side": result.side,
         "type": result.type,
         "status": result.status,
-        "quantity": _text(result.quantity),
-        "executed_quantity": _text(result.executed_quantity),
-        "average_price": _text(result.average_price),
+        "quantity": plain_text_or_none(result.quantity),
+        "executed_quantity": plain_text_or_none(result.executed_quantity),
+        "average_price": plain_text_or_none(result.average_price),
         "reduce_only": result.reduce_only,
         "source": result.source,
         "simulated": False,
@@ -290,7 +287,8 @@ class _Turn:
 
     def make_event(self, kind: str, close_time: int | None = None, **details: Any) -> StrategyEvent:
         """One event of this candle (or of ``close_time``), details as plain text and numbers."""
-        plain = {k: _text(v) if isinstance(v, Decimal) else v for k, v in details.items() if v is not None}
+        plain = {k: plain_text(v) if isinstance(v, Decimal) else v
+                 for k, v in details.items() if v is not None}
         strategy = self.strategy
         at = close_time if close_time is not None else self.close_time
         return StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at)
@@ -479,11 +477,11 @@ class _Turn:
         fill_price = market_fill(plan.side, price)
         ledger = ledger_of(strategy)
         paid = ledger.fill(plan.side, plan.quantity, fill_price, self.close_time).fee  # the taker fee
-        quantity = _text(plan.quantity)
+        quantity = plain_text(plan.quantity)
         order = {
             "client_order_id": cid, "order_id": None, "side": plan.side, "type": "MARKET", "status": "FILLED",
             "quantity": quantity, "executed_quantity": quantity,
-            "average_price": _text(fill_price), "fee": _text(paid),
+            "average_price": plain_text(fill_price), "fee": plain_text(paid),
             "reduce_only": plan.reduce_only, "source": "paper", "simulated": True,
         }
         entered = _entered(position, ledger.position)
@@ -526,7 +524,7 @@ class _Turn:
             claimed_at_ms=self.ctx.now_ms(), lease_until_ms=self.ctx.deadline_ms,
             facts={
                 "signal": facts["signal"], "reason": facts["reason"], "indicators": facts["indicators"],
-                "target_position": _text(facts["target_position"]),
+                "target_position": plain_text(facts["target_position"]),
                 "protective": _wanted_protective(strategy),
             },
         )
@@ -831,7 +829,12 @@ def _entered(before: Decimal, after: Decimal) -> bool:
 
 
 def _number(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+    """A protective percent stored with the pending order; None when not set. A stored value that is
+    no finite number raises (the turn crashes, logged and retried): never an entry silently unprotected."""
+    number = decimal_or_none(value)
+    if number is None and value is not None:
+        raise ValueError("a protective percent stored with the pending order is not a number")
+    return number
 
 
 def _wanted_protective(strategy: Strategy) -> dict[str, str]:
@@ -839,7 +842,7 @@ def _wanted_protective(strategy: Strategy) -> dict[str, str]:
     settings = strategy.settings
     wanted = {"stop_loss_pct": settings.stop_loss_pct, "take_profit_pct": settings.take_profit_pct,
               "trailing_stop_pct": settings.trailing_stop_pct}
-    return {k: _text(v) for k, v in wanted.items() if v is not None}  # type: ignore[misc]
+    return {k: plain_text(v) for k, v in wanted.items() if v is not None}
 
 
 def _protective_details(record: dict[str, Any]) -> dict[str, Any]:

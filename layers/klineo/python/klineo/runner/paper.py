@@ -78,7 +78,8 @@ def paper_exit(strategy: Strategy, candle: PriceRange, close_time: int) -> Paper
     position = strategy.paper_position
     if not protective or protective.get("mode") != "paper" or position == 0:
         return None
-    sl, tp = (Decimal(str(protective[k])) if k in protective else None for k in ("stop_loss", "take_profit"))
+    # A level that is absent, or stored as no finite number, is no level (as the book's numbers are).
+    sl, tp = (decimal_or_none(protective.get(k)) for k in ("stop_loss", "take_profit"))
     hit = protective_exit("LONG" if position > 0 else "SHORT", sl, tp, candle)
     if hit is None:
         return None

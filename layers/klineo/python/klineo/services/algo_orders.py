@@ -35,7 +35,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.store.orders import KIND_ALGO, OrderRecord
-from klineo.validation import decimal_or_none
+from klineo.validation import decimal_or_none, plain_text
 
 __all__ = [
     "ALGO_FINAL",
@@ -56,10 +56,6 @@ _ORDER_DOES_NOT_EXIST = -2013
 _NOTHING_OPEN = -2011
 _CLIENT_ID_DUPLICATED = -4116
 _WOULD_IMMEDIATELY_TRIGGER = -2021
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 def _positive_or_none(value: Any) -> Decimal | None:
@@ -97,7 +93,7 @@ class AlgoOrder:
         for attribute, name in self._PARAMS:
             value = getattr(self, attribute)
             if value is not None:
-                params[name] = _plain(value)
+                params[name] = plain_text(value)
         if self.time_in_force is not None:
             params["timeInForce"] = self.time_in_force
         if self.working_type is not None:

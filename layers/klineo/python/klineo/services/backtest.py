@@ -50,7 +50,7 @@ from klineo.store import backtest_jobs as job_store
 from klineo.store.connections import require_connection
 from klineo.strategies import INTERVALS_MS, Signal, get_strategy_type, parse_parameters
 from klineo.strategies import simulation as sim
-from klineo.validation import decimal_or_none
+from klineo.validation import decimal_or_none, plain_text
 
 __all__ = [
     "EQUITY_POINTS",
@@ -210,8 +210,8 @@ def simulate(spec: BacktestSpec, candles: Sequence[Candle], rules: SymbolRules) 
 
 
 def _text(value: Decimal, places: Decimal = _PLACES) -> str:
-    quantized = value.quantize(places)
-    return "0" if quantized == 0 else format(quantized.normalize(), "f")
+    """``value`` rounded to ``places``, as plain text."""
+    return plain_text(value.quantize(places))
 
 
 def _max_drawdown_pct(equity: Sequence[tuple[int, Decimal]]) -> Decimal:

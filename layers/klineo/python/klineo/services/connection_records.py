@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from klineo.binance import ErrorCategory
 from klineo.errors import KlineoError
-from klineo.models.common import ConnectionListResponse, ConnectionResponse, ConnectionTestResponse
+from klineo.models.common import ConnectionListResponse, ConnectionResponse
+from klineo.models.connection_test import ConnectionTestResponse
 from klineo.observability import logger, metrics
 from klineo.services.connections import credentials_of, now_iso, run_spot_test
 from klineo.store import connections as connection_store

@@ -32,6 +32,7 @@ from klineo.services.risk import HEDGE, ONE_WAY
 from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client
 from klineo.store import connections as connection_store
 from klineo.store.connections import Connection, connection_credentials, require_connection
+from klineo.validation import plain_text
 
 if TYPE_CHECKING:
     # Only POST .../futures/enable builds these (imported there): futures test and disable, which
@@ -57,7 +58,7 @@ def _now_iso() -> str:
 
 
 def _decimal_text(value: Any) -> str:
-    return format(Decimal(str(value)).normalize(), "f") if value not in (None, "") else "0"
+    return plain_text(Decimal(str(value))) if value not in (None, "") else "0"
 
 
 def _failed_test(connection: Connection, exc: KlineoError, tested_at: str) -> FuturesTestResponse:

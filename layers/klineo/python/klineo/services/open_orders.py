@@ -30,7 +30,7 @@ from klineo.services.protective import cancel_fired_siblings
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import KIND_ALGO, OrderRecord, get_order_records, record_order_outcome_quietly
-from klineo.validation import SYMBOL_PATTERN
+from klineo.validation import SYMBOL_PATTERN, plain_text, plain_text_or_none
 
 __all__ = ["cancel_open_orders", "list_open_orders"]
 
@@ -44,18 +44,15 @@ def _check_symbol(symbol: str | None, required: bool) -> None:
                           field="symbol")
 
 
-def _text(value: object) -> str | None:
-    return format(value.normalize(), "f") if value is not None else None  # type: ignore[attr-defined]
-
-
 def _open_order(result: OrderResult, record: OrderRecord | None) -> OpenOrder:
     algo = result.kind == KIND_ALGO
     return OpenOrder(
         kind=result.kind, client_order_id=result.client_order_id, order_id=result.order_id,
         symbol=result.symbol, side=result.side, position_side=result.position_side, type=result.type,
-        status=result.status, quantity=_text(result.quantity) if result.quantity else None,
-        executed_quantity=None if algo else _text(result.executed_quantity), price=_text(result.price),
-        trigger_price=_text(result.trigger_price), reduce_only=result.reduce_only,
+        status=result.status, quantity=plain_text(result.quantity) if result.quantity else None,
+        executed_quantity=None if algo else plain_text_or_none(result.executed_quantity),
+        price=plain_text_or_none(result.price),
+        trigger_price=plain_text_or_none(result.trigger_price), reduce_only=result.reduce_only,
         close_position=result.close_position, time_in_force=result.time_in_force,
         update_time=result.update_time, ours=record is not None,
         origin=record.origin if record else None, role=record.role if record else None,

@@ -73,6 +73,7 @@ from klineo.validation import (
     check_reduce_only,
     decimal_or_none,
     order_time_in_force,
+    plain_text,
     positive_decimal,
 )
 
@@ -127,12 +128,6 @@ _CLIENT_ORDER_ID_DUPLICATED = -4116
 def _one_of(value: Any, allowed: tuple[str, ...], message: str) -> None:
     if value not in allowed:
         raise ValueError(message)
-
-
-def _plain(value: Decimal) -> str:
-    """A Decimal as Binance wants it: no exponent, no trailing zeros (they can trip -1111)."""
-    text = format(value.normalize(), "f")
-    return text
 
 
 def new_client_order_id(clock: Callable[[], float] = time.time) -> str:
@@ -221,14 +216,14 @@ class FuturesOrder:
             "symbol": self.symbol,
             "side": self.side,
             "type": self.type,
-            "quantity": _plain(self.quantity),
+            "quantity": plain_text(self.quantity),
             "positionSide": self.position_side,
             "newClientOrderId": client_order_id,
             # RESULT: the final state of a MARKET order (FILLED) instead of the bare ACK.
             "newOrderRespType": "RESULT",
         }
         if self.type == "LIMIT":
-            params["price"] = _plain(self.price)  # type: ignore[arg-type]  # checked in __post_init__
+            params["price"] = plain_text(self.price)  # type: ignore[arg-type]  # checked in __post_init__
             params["timeInForce"] = self.time_in_force  # type: ignore[assignment]
         if self.reduce_only:
             params["reduceOnly"] = "true"
@@ -299,7 +294,7 @@ class OrderResult:
         record: dict[str, Any] = {}
         for name in _result_fields():
             value = getattr(self, name)
-            record[name] = _plain(value) if isinstance(value, Decimal) else value
+            record[name] = plain_text(value) if isinstance(value, Decimal) else value
         return record
 
     @classmethod

@@ -21,7 +21,7 @@ from klineo.services.reconcile import recent_foreign_fills
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import OrderRecord, get_order_records
-from klineo.validation import MARGIN_TYPES_OURS
+from klineo.validation import MARGIN_TYPES_OURS, plain_text
 
 __all__ = ["list_positions", "open_position_rows", "position_number"]
 
@@ -41,10 +41,6 @@ def position_number(row: dict[str, Any], key: str) -> Decimal:
     if not value.is_finite():
         raise _unreadable()
     return value
-
-
-def _text(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
 
 
 def _protective(row: dict[str, Any], record: OrderRecord | None) -> ProtectiveOrder:
@@ -81,14 +77,14 @@ def _position(row: dict[str, Any], config: dict[str, Any], algos: list[Protectiv
         symbol=str(row.get("symbol", "")),
         side=side,
         position_side=position_side if position_side in ("LONG", "SHORT") else "BOTH",
-        amount=_text(abs(amount)),
-        entry_price=_text(position_number(row, "entryPrice")),
-        mark_price=_text(position_number(row, "markPrice")),
-        unrealized_pnl=_text(position_number(row, "unRealizedProfit")),
+        amount=plain_text(abs(amount)),
+        entry_price=plain_text(position_number(row, "entryPrice")),
+        mark_price=plain_text(position_number(row, "markPrice")),
+        unrealized_pnl=plain_text(position_number(row, "unRealizedProfit")),
         leverage=int(leverage) if str(leverage).isdigit() else None,
         margin_type=MARGIN_TYPES_OURS.get(str(config.get("marginType", "")).upper()),
-        liquidation_price=_text(liquidation) if liquidation > 0 else None,
-        notional=_text(abs(position_number(row, "notional"))),
+        liquidation_price=plain_text(liquidation) if liquidation > 0 else None,
+        notional=plain_text(abs(position_number(row, "notional"))),
         update_time=int(row["updateTime"]) if isinstance(row.get("updateTime"), int) else None,
         protective_orders=[a for a in algos if _guards(position_side, side, a)],
     )

@@ -64,6 +64,7 @@ from klineo.store.orders import (
     get_order_records,
     record_order_outcome_quietly,
 )
+from klineo.validation import plain_text, plain_text_or_none
 
 __all__ = [
     "ROLES",
@@ -103,7 +104,7 @@ def check_protective_targets(order: FuturesOrderRequest, reference_price: Callab
             where = "below" if below else "above"
             raise KlineoError(
                 ErrorCategory.INVALID_REQUEST,
-                f"{role}.price must be {where} the entry price ({format(reference.normalize(), 'f')}) "
+                f"{role}.price must be {where} the entry price ({plain_text(reference)}) "
                 f"for a {order.side} entry",
                 field=role,
             )
@@ -142,13 +143,10 @@ def _filled(entry: OrderRecord) -> bool:
 
 
 def _state(role: str, client_algo_id: str, result: OrderResult | None, status: str) -> ProtectiveOrderState:
-    def text(value: Decimal | None) -> str | None:
-        return format(value.normalize(), "f") if value is not None else None
-
     return ProtectiveOrderState(
         role=role, client_algo_id=client_algo_id, type=ROLES[role][1],
-        trigger_price=text(result.trigger_price) if result else None,
-        quantity=text(result.quantity) if result else None,
+        trigger_price=plain_text_or_none(result.trigger_price) if result else None,
+        quantity=plain_text_or_none(result.quantity) if result else None,
         status=result.status if result else status, algo_id=result.order_id if result else None,
     )
 

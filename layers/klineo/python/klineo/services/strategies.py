@@ -39,11 +39,12 @@ from klineo.models.strategy_runs import (
     RunResponse,
     StrategyDetailResponse,
 )
-from klineo.services.strategy_view import not_found, owned_strategy, response_fields, text, valid_id
+from klineo.services.strategy_view import not_found, owned_strategy, response_fields, valid_id
 from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.strategies import Strategy
+from klineo.validation import plain_text
 
 __all__ = [
     "delete_user_strategy",
@@ -69,7 +70,7 @@ def strategy_response(strategy: Strategy) -> StrategyResponse:
 
 def _run_response(run: run_store.Run) -> RunResponse:
     def number(value: Any) -> str | None:
-        return None if value is None else text(Decimal(value))
+        return None if value is None else plain_text(Decimal(value))
 
     return RunResponse(
         close_time=run.close_time,
@@ -108,7 +109,7 @@ def _pnl(strategy: Strategy) -> PnlResponse:
     from klineo.runner.pnl import strategy_pnl
 
     values = strategy_pnl(strategy, mark)
-    return PnlResponse(**{k: v if v is None or isinstance(v, int) else text(v.quantize(_PLACES))
+    return PnlResponse(**{k: v if v is None or isinstance(v, int) else plain_text(v.quantize(_PLACES))
                           for k, v in values.items()})
 
 

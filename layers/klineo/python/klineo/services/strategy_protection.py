@@ -24,12 +24,9 @@ from klineo.services.protective import ROLES, arm_protective_orders, protective_
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord, get_order_record, record_order_outcome_quietly
+from klineo.validation import plain_text
 
 __all__ = ["arm_strategy_protection", "disarm_strategy_protection"]
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 def _entry_record(
@@ -46,7 +43,7 @@ def _entry_record(
     return OrderRecord(
         user_id=connection.user_id, client_order_id=entry_client_order_id,
         connection_id=connection.connection_id, symbol=symbol,
-        request={role: {"price": _plain(price)} for role, price in targets.items()},
+        request={role: {"price": plain_text(price)} for role, price in targets.items()},
         params={"symbol": symbol, "side": entry_side, "positionSide": "BOTH"}, status="FILLED",
         attempt_ms=int(time.time() * 1000), created_at=now, updated_at=now, result=result.to_record(),
         origin=strategy_id,

@@ -17,25 +17,17 @@ from klineo.errors import KlineoError
 from klineo.models.strategies import STRATEGY_ID_PATTERN, PendingOrderResponse, StrategyResponse
 from klineo.store import strategies as strategy_store
 from klineo.store.strategies import Strategy
+from klineo.validation import plain_text, plain_text_or_none
 
-__all__ = ["new_strategy_response", "not_found", "owned_strategy", "response_fields", "text", "valid_id"]
+__all__ = ["new_strategy_response", "not_found", "owned_strategy", "response_fields", "valid_id"]
 
 _STRATEGY_ID = re.compile(STRATEGY_ID_PATTERN)
-
-
-def text(value: Decimal) -> str:
-    """A decimal as the API writes it: plain notation, no trailing zeros."""
-    return "0" if value == 0 else format(value.normalize(), "f")
-
-
-def _optional_text(value: Decimal | None) -> str | None:
-    return None if value is None else text(value)
 
 
 def _settings_fields(strategy: Strategy) -> dict[str, Any]:
     """The trading settings as the API shows them (decimals as strings)."""
     values = strategy.settings.as_attrs()
-    return {name: _optional_text(v) if isinstance(v, Decimal) else v for name, v in values.items()}
+    return {name: plain_text(v) if isinstance(v, Decimal) else v for name, v in values.items()}
 
 
 def _plain_number(value: Any) -> Any:
@@ -63,17 +55,17 @@ def response_fields(strategy: Strategy, newest_run: int | None = None) -> dict[s
         "interval": strategy.interval,
         "type": strategy.type,
         "parameters": {k: _plain_number(v) for k, v in strategy.parameters.items()},
-        "size": _optional_text(strategy.size),
+        "size": plain_text_or_none(strategy.size),
         **_settings_fields(strategy),
         "mode": strategy.mode,
         "status": strategy.status,
         "status_reason": strategy.status_reason,
-        "position": text(strategy.position),
-        "live_position": text(strategy.live_position),
-        "paper_position": text(strategy.paper_position),
+        "position": plain_text(strategy.position),
+        "live_position": plain_text(strategy.live_position),
+        "paper_position": plain_text(strategy.paper_position),
         "last_run_close_time": _last_run_close_time(strategy, newest_run),
         "pending_order": PendingOrderResponse(
-            client_order_id=pending.client_order_id, side=pending.side, quantity=text(pending.quantity),
+            client_order_id=pending.client_order_id, side=pending.side, quantity=plain_text(pending.quantity),
             close_time=pending.close_time,
         ) if pending else None,
         "created_at": strategy.created_at,
