@@ -1,14 +1,16 @@
 """The runner reads stored numbers by the one rule (``klineo.validation.decimal_or_none``): a paper
-strategy's protective levels, and the protective percents stored with a live pending order."""
+strategy's protective levels, the protective percents stored with a live pending order, and the
+target position its run is written with when the order settles."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
-from klineo.runner.execution import _number
+from klineo.runner.execution import TickContext, _number, _Turn
 from klineo.runner.paper import paper_exit
-from klineo.store.strategies import Strategy
+from klineo.store.strategies import PendingOrder, Strategy
 from klineo.strategies import Bar
 from klineo.strategies.simulation import slipped
 
@@ -52,3 +54,21 @@ def test_a_stored_protective_percent_that_is_no_number_stops_the_turn(corrupt) -
     """A live entry never goes on silently without its stops: a corrupt percent raises."""
     with pytest.raises(ValueError, match="not a number"):
         _number(corrupt)
+
+
+def _pending(target: object) -> PendingOrder:
+    """A live buy of 0.002 claimed for candle 60000 with ``target`` stored as its decision's target."""
+    return PendingOrder(close_time=60_000, client_order_id="kst_x", side="BUY", quantity=D("0.002"),
+                        reduce_only=False, position_before=D(0), claimed_at_ms=1, lease_until_ms=2,
+                        facts={"signal": "long", "reason": "cross", "target_position": target})
+
+
+@pytest.mark.parametrize(("stored", "expected"), [("0.002", D("0.002")), (D("-0.01"), D("-0.01")),
+                                                  (None, None), ("garbage", None), ("NaN", None)])
+def test_a_settled_orders_run_reads_its_stored_target_by_the_one_rule(stored, expected) -> None:
+    """The run of a settled order carries the stored target; a corrupt one is no target, never a crash
+    after the order filled (the run and the fill must still be recorded)."""
+    ctx = TickContext(message=SimpleNamespace(close_time=60_000), group=None, deadline_ms=0)
+    turn = _Turn(_held({}), ctx)
+    run = turn.final_run(_pending(stored), "ordered")
+    assert (run.close_time, run.target_position) == (60_000, expected)

@@ -255,14 +255,13 @@ class _Turn:
     def final_run(self, pending: PendingOrder, status: str, **fields: Any) -> Run:
         """The run of ``pending``'s candle, from the decision stored with the order at claim time."""
         facts = pending.facts
-        target = facts.get("target_position")
         return Run(
             strategy_id=self.strategy.strategy_id, user_id=self.strategy.user_id,
             close_time=pending.close_time, status=status, mode="live",
             signal=facts.get("signal"), reason=facts.get("reason"),
             indicators={str(k): str(v) for k, v in (facts.get("indicators") or {}).items()},
             position_before=pending.position_before,
-            target_position=Decimal(str(target)) if target is not None else None, **fields,
+            target_position=decimal_or_none(facts.get("target_position")), **fields,
         )
 
     def skip(self, reason: str, pause_reason: str | None = None) -> StrategyResult:
