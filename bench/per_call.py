@@ -142,11 +142,6 @@ def _time_batches(fns: dict[str, Callable[[], Any]], n: int, batches: int) -> di
     return results
 
 
-def _time_per_call(fns: dict[str, Callable[[], Any]], n: int, batches: int) -> dict[str, float]:
-    """Per name: median over interleaved batches of the mean µs per call."""
-    return {name: median(values) for name, values in _time_batches(fns, n, batches).items()}
-
-
 def _added(batches: dict[str, list[float]], name: str) -> float:
     """What ``name`` adds over ``raw``: the median over rounds of the round's difference (paired).
 
