@@ -1,6 +1,6 @@
-"""The runner reads stored numbers by the one rule (``klineo.validation.decimal_or_none``): a paper
-strategy's protective levels, the protective percents stored with a live pending order, and the
-target position its run is written with when the order settles."""
+"""The runner and the runs API read stored numbers by the one rule (``klineo.validation.decimal_or_none``):
+a paper strategy's protective levels, the protective percents stored with a live pending order, the
+target position its run is written with when the order settles, and a run's positions shown."""
 
 from __future__ import annotations
 
@@ -72,3 +72,17 @@ def test_a_settled_orders_run_reads_its_stored_target_by_the_one_rule(stored, ex
     turn = _Turn(_held({}), ctx)
     run = turn.final_run(_pending(stored), "ordered")
     assert (run.close_time, run.target_position) == (60_000, expected)
+
+
+@pytest.mark.parametrize(("stored", "shown"), [(D("0.0020"), "0.002"), ("0.002", "0.002"), (D(0), "0"),
+                                               (None, None), ("garbage", None), ("NaN", None)])
+def test_a_runs_stored_positions_are_shown_by_the_one_rule(stored, shown) -> None:
+    """The runs API shows a stored position, number or text, as plain text; a corrupt one as absent,
+    never a 500 for the whole page of runs."""
+    from klineo.services.strategies import _run_response
+    from klineo.store.runs import Run
+
+    run = Run(strategy_id="s" * 32, user_id="u", close_time=60_000, status="ordered", mode="live",
+              position_before=stored, target_position=stored)
+    response = _run_response(run)
+    assert (response.position_before, response.target_position) == (shown, shown)

@@ -44,7 +44,7 @@ from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.strategies import Strategy
-from klineo.validation import plain_text
+from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
 __all__ = [
     "delete_user_strategy",
@@ -70,7 +70,8 @@ def strategy_response(strategy: Strategy) -> StrategyResponse:
 
 def _run_response(run: run_store.Run) -> RunResponse:
     def number(value: Any) -> str | None:
-        return None if value is None else plain_text(Decimal(value))
+        # A run's positions are stored as numbers, or as text (a claim's facts): one rule reads both.
+        return plain_text_or_none(decimal_or_none(value))
 
     return RunResponse(
         close_time=run.close_time,
