@@ -407,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
         "--per-user", type=int, default=20, help="per-kind phases: strategies per user (connection)"
     )
     parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="per-kind phases: rounds of every kind, interleaved; each kind reports its median phase",
+    )
+    parser.add_argument(
         "--fakes", choices=("process", "inline"), default="process",
         help="per-kind phases: moto and the simulator in a child process (the measure) or in this one",
     )
@@ -489,11 +493,13 @@ def main(argv: list[str] | None = None) -> int:
         from bench.runner_kinds import measure_kinds, report_kinds
 
         report.line(
-            f"-- per kind of tick: {args.per_kind} strategies a phase, {args.per_user} per user, one worker, "
+            f"-- per kind of tick: {args.per_kind} strategies a phase, {args.rounds} rounds of every kind "
+            f"interleaved (each kind's median phase reported), {args.per_user} per user, one worker, "
             f"{args.symbols} symbols, moto and the simulator {FAKES_PLACES[args.fakes]} "
             "(bench/runner_kinds.py says what is counted)"
         )
-        figures = measure_kinds(args.per_kind, args.symbols, args.per_user, args.latency_ms, fakes=args.fakes)
+        figures = measure_kinds(args.per_kind, args.symbols, args.per_user, args.latency_ms, fakes=args.fakes,
+                                rounds=args.rounds)
         report_kinds(report, figures, args.order_every)
     return report.finish(args.json)
 

@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from bench.runner_kinds import KindFigures, cpu_figures
+from bench.report import Report
+from bench.runner_kinds import KindFigures, cpu_figures, median_phase, report_kinds
 
 
 def _live_phase() -> KindFigures:
@@ -75,3 +76,43 @@ def test_a_phase_without_http_calls_counts_no_requests_share() -> None:
     seconds = {k: v for k, v in _ledger_seconds().items() if "http" not in k}
     cpu = cpu_figures(seconds, {}, 0.0)
     assert cpu["requests_in_turns"] == 0.0
+
+
+def _phase_with_own_cpu(own_ms: float, kind: str = "live") -> KindFigures:
+    """A ten-tick phase whose own CPU is ``own_ms`` per tick (nothing in botocore or requests)."""
+    figure = _live_phase()
+    figure.kind = kind
+    seconds = own_ms * 10 / 1000
+    figure.cpu = cpu_figures({"turns": seconds, "worker_process": seconds}, {}, 0.0)
+    return figure
+
+
+def test_the_median_phase_is_kept_whole_with_every_rounds_own_cpu() -> None:
+    """Of three rounds (1.4, 0.9, 1.1 ms), the 1.1 ms phase is reported, and all three beside it."""
+    phases = [_phase_with_own_cpu(1.4), _phase_with_own_cpu(0.9), _phase_with_own_cpu(1.1)]
+    phases[2].outcomes = Counter(ordered=10)  # the median phase's own counts come along with it
+    chosen = median_phase(phases)
+    assert chosen.own_cpu_ms == pytest.approx(1.1)
+    assert chosen.outcomes == Counter(ordered=10)
+    assert chosen.own_rounds == pytest.approx((1.4, 0.9, 1.1))
+
+
+def test_an_even_number_of_rounds_reports_the_lower_middle_phase() -> None:
+    """Of two rounds the faster is reported; one round is reported as it is, with no spread to show."""
+    assert median_phase([_phase_with_own_cpu(1.2), _phase_with_own_cpu(0.8)]).own_cpu_ms == pytest.approx(0.8)
+    single = median_phase([_phase_with_own_cpu(1.2)])
+    assert single.own_cpu_ms == pytest.approx(1.2) and single.own_rounds == pytest.approx((1.2,))
+    with pytest.raises(ValueError):
+        median_phase([])
+
+
+def test_the_own_cpu_verdict_names_every_round_when_there_were_several() -> None:
+    """The verdict line of a kind run three times says it is the median phase and lists the rounds."""
+    figures = {kind: median_phase([_phase_with_own_cpu(own, kind) for own in (0.5, 0.7, 0.6)])
+               for kind in ("hold", "paper", "live", "skipped")}
+    report = Report("runner_tick", "unit", module="bench.runner_tick", argv=[])
+    report_kinds(report, figures, order_every=20)
+    live = next(t for t in report.targets if t.name.endswith("own CPU per tick (turn without botocore and "
+                                                             "requests): live"))
+    assert live.measured == "0.60 ms" and live.verdict == "PASS"
+    assert "median phase of 3 rounds (0.50 / 0.70 / 0.60 ms)" in live.detail
