@@ -77,12 +77,14 @@ def test_a_settled_orders_run_reads_its_stored_target_by_the_one_rule(stored, ex
 @pytest.mark.parametrize(("stored", "shown"), [(D("0.0020"), "0.002"), ("0.002", "0.002"), (D(0), "0"),
                                                (None, None), ("garbage", None), ("NaN", None)])
 def test_a_runs_stored_positions_are_shown_by_the_one_rule(stored, shown) -> None:
-    """The runs API shows a stored position, number or text, as plain text; a corrupt one as absent,
-    never a 500 for the whole page of runs."""
+    """A run read back from its item has its positions by the one rule (number or text as a Decimal, a
+    corrupt one as absent), so the runs API shows them as plain text, never a 500 for the whole page."""
     from klineo.services.strategies import _run_response
+    from klineo.store.dynamo import to_attr
     from klineo.store.runs import Run
 
-    run = Run(strategy_id="s" * 32, user_id="u", close_time=60_000, status="ordered", mode="live",
-              position_before=stored, target_position=stored)
-    response = _run_response(run)
+    item = {name: to_attr(value) for name, value in {
+        "strategy_id": "s" * 32, "user_id": "u", "close_time": 60_000, "status": "ordered", "mode": "live",
+        "position_before": stored, "target_position": stored}.items() if value is not None}
+    response = _run_response(Run.from_item(item))
     assert (response.position_before, response.target_position) == (shown, shown)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any
 
 from klineo.binance import Environment, ErrorCategory, Market, get_client
 from klineo.binance.endpoints import futures_mark_price
@@ -44,7 +43,7 @@ from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.strategies import Strategy
-from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
+from klineo.validation import plain_text, plain_text_or_none
 
 __all__ = [
     "delete_user_strategy",
@@ -69,10 +68,6 @@ def strategy_response(strategy: Strategy) -> StrategyResponse:
 
 
 def _run_response(run: run_store.Run) -> RunResponse:
-    def number(value: Any) -> str | None:
-        # A run's positions are stored as numbers, or as text (a claim's facts): one rule reads both.
-        return plain_text_or_none(decimal_or_none(value))
-
     return RunResponse(
         close_time=run.close_time,
         status=run.status,
@@ -80,8 +75,8 @@ def _run_response(run: run_store.Run) -> RunResponse:
         signal=run.signal,
         reason=run.reason,
         indicators=run.indicators,
-        position_before=number(run.position_before),
-        target_position=number(run.target_position),
+        position_before=plain_text_or_none(run.position_before),
+        target_position=plain_text_or_none(run.target_position),
         order=run.order,
         error=run.error,
         skip_reason=run.skip_reason,

@@ -62,6 +62,7 @@ from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item, transact
 from klineo.store.events import StrategyEvent, WriteTime, decode_cursor, event_put, query_page, write_time
 from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strategy_key
+from klineo.validation import decimal_or_none
 
 __all__ = [
     "RUN_STATUSES",
@@ -190,8 +191,9 @@ class Run:
             signal=data.get("signal"),
             reason=data.get("reason"),
             indicators={str(k): str(v) for k, v in (data.get("indicators") or {}).items()},
-            position_before=data.get("position_before"),
-            target_position=data.get("target_position"),
+            # Numbers; text or worse in a record an older version wrote: read by the one rule.
+            position_before=decimal_or_none(data.get("position_before")),
+            target_position=decimal_or_none(data.get("target_position")),
             order=_plain_map(data.get("order")),
             error=_plain_map(data.get("error")),
             skip_reason=data.get("skip_reason"),
