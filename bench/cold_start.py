@@ -77,19 +77,43 @@ PEER_REFERENCE_MS = {"ccxt": 340, "python-binance": 300, "binance-sdk-spot": 780
 # A simulator demo account (local/demo-accounts.json): fake keys, never valid on Binance.
 DEMO_API_KEY, DEMO_SECRET = demo_keys("futures-full")
 
-# Which Binance market each function's handler calls (design.md route table). Functions not listed
-# call no Binance API. candles serves both markets; spot is the first one a request builds.
+# The Binance client each function's handler builds first (its market), built with the function's
+# other clients: the client and the ``requests`` import it brings are some 20 ms of a cold start.
+# Functions not listed call no Binance API. candles serves both markets; spot is the first one a
+# request builds. tests/integration/api/test_cold_start_clients.py runs every function with its
+# events/ file and checks this table against the clients the handler built.
 BINANCE_MARKET = {
     "connection_test": "SPOT",
     "connection_create": "SPOT",
     "connection_test_stored": "SPOT",
+    "connection_credentials": "SPOT",
+    "connection_enable": "SPOT",
+    "connection_update": "FUTURES",
     "balance": "SPOT",
     "candles": "SPOT",
     "futures_test": "FUTURES",
     "futures_enable": "FUTURES",
     "futures_order": "FUTURES",
     "futures_order_status": "FUTURES",
+    "futures_order_cancel": "FUTURES",
+    "futures_orders": "FUTURES",
+    "futures_positions": "FUTURES",
+    "futures_open_orders": "FUTURES",
+    "futures_open_orders_cancel": "FUTURES",
+    "futures_position_close": "FUTURES",
+    "strategy_create": "FUTURES",
+    "strategy_run": "FUTURES",
+    "strategy_backtest": "FUTURES",
     "strategy_worker": "FUTURES",
+    "order_reconciler": "FUTURES",
+    "backtest_worker": "FUTURES",
+}
+# Of those, the ones whose handler builds its client only on some data (the canonical event's data
+# does not reach it); the bench times them with it, as their requests that do reach Binance run.
+BINANCE_MARKET_WHEN = {
+    "connection_update": "only when the position mode changes (set on Binance first)",
+    "futures_order_cancel": "only for an order we have a record of",
+    "backtest_worker": "only for a queued job that has not run yet",
 }
 
 # The child: time an import snippet, then a build snippet; print both in ms, by the wall clock and by
