@@ -119,3 +119,34 @@ def test_no_function_imports_powertools_before_the_layer() -> None:
                    if isinstance(node, ast.ImportFrom)]
         assert not any(m.startswith("aws_lambda_powertools") for m in modules), app
         assert next(m for m in modules if m != "typing").startswith("klineo."), app
+
+
+# Tracing on, as under ``Tracing: Active`` (Powertools traces only inside a Lambda runtime).
+_TRACED = {"POWERTOOLS_TRACE_DISABLED": "false", "LAMBDA_TASK_ROOT": "/var/task",
+           "AWS_LAMBDA_FUNCTION_NAME": "klineo-test", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13"}
+_PATCHES = ("import sys, json\n"
+            "{code}\n"
+            "patched = [m.rsplit('.', 2)[-2] for m in sorted(sys.modules)"
+            " if m.startswith('aws_xray_sdk.ext.') and m.endswith('.patch')]\n"
+            "print(json.dumps(['botocore.client' in sys.modules, 'requests' in sys.modules, patched]))")
+
+
+def test_the_binance_client_with_tracing_on_patches_requests_and_leaves_botocore_unloaded() -> None:
+    """With tracing on, the Binance part of the layer (import + a client) traces requests and does
+    not import botocore's client module: X-Ray's botocore patch waits for the first AWS client."""
+    code = ("import klineo.binance\n"
+            "klineo.binance.BinanceClient(klineo.binance.Market.SPOT, klineo.binance.Environment.PRODUCTION)")
+    assert _run_fresh(_PATCHES.format(code=code), **_TRACED) == [False, True, ["requests"]]
+
+
+def test_the_first_aws_client_with_tracing_on_is_traced_by_x_ray() -> None:
+    """With tracing on, importing a function patches nothing; making its first AWS client patches
+    botocore for X-Ray, so every AWS call of the container is traced."""
+    code = ("import functions.kill_switch_get.app\n"
+            "before = [m for m in sys.modules if m.startswith('aws_xray_sdk.ext.')]\n"
+            "assert before == [], before\n"
+            "from klineo.store import aws\n"
+            "aws.dynamodb()\n"
+            "import botocore.client\n"
+            "assert hasattr(botocore.client.BaseClient._make_api_call, '__wrapped__')")
+    assert _run_fresh(_PATCHES.format(code=code), **_TRACED) == [True, False, ["botocore"]]

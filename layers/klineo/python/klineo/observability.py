@@ -36,18 +36,17 @@ from klineo.snapstart import register_hooks as register_snapstart_hooks
 __all__ = [
     "METRICS_NAMESPACE",
     "SERVICE_NAME",
-    "TRACED_AT_IMPORT",
     "Tally",
     "finish_init",
     "logger",
     "metrics",
     "tally",
+    "trace_botocore",
     "trace_requests",
     "tracer",
 ]
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "klineo"
-TRACED_AT_IMPORT = ("botocore",)
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Klineo"
 
 
@@ -145,10 +144,13 @@ class _Formatter(LambdaPowertoolsFormatter):
 
 
 logger = Logger(service=SERVICE_NAME, logger_formatter=_Formatter())
-# Only botocore is patched at import (every function calls AWS). requests is patched by the Binance
-# client when it first loads requests (``trace_requests``), so functions that never call Binance
-# do not import requests at all, and X-Ray's other patches (sqlite3, httplib, ...) are not probed.
-tracer = Tracer(service=SERVICE_NAME, patch_modules=TRACED_AT_IMPORT)
+# Nothing is patched at import: each traced library is patched where it is first loaded, botocore
+# when the first AWS client is made (``trace_botocore``, from klineo.store.aws) and requests when
+# the Binance client loads it (``trace_requests``). So the Binance part of the layer does not
+# import botocore (X-Ray's botocore patch imports ``botocore.client``, about 50 ms of a cold start),
+# functions that never call Binance do not import requests, and X-Ray's other patches (sqlite3,
+# httplib, ...) are not probed.
+tracer = Tracer(service=SERVICE_NAME, auto_patch=False)
 # The provider shares Metrics' class-level sets, as the default provider does, so every Metrics
 # instance (and metrics.metric_set) sees the same values.
 metrics = Metrics(
@@ -163,6 +165,12 @@ metrics = Metrics(
         default_dimensions=Metrics._default_dimensions,
     ),
 )
+
+def trace_botocore() -> None:
+    """Patch botocore for X-Ray (a no-op when tracing is off, and when already patched); called where
+    the AWS clients are made, before the first one."""
+    tracer.patch(modules=["botocore"])
+
 
 def trace_requests() -> None:
     """Patch requests for X-Ray (a no-op when tracing is off); called once, where requests is loaded."""

@@ -61,6 +61,11 @@ class _LayerServicesLoader(Loader):
 def _session() -> Any:
     # One Session per container: its loaders and endpoint data are built once and shared by every
     # client (a Session per client pays that again, ~50 ms of cold start for the second client).
+    # X-Ray traces the clients' calls from here on. Imported on first use, as the Binance client
+    # does with requests: importing this module alone (local tools, tests) does not load Powertools.
+    from klineo.observability import trace_botocore
+
+    trace_botocore()
     session = botocore.session.get_session()
     trimmed = data_path()
     extra = [str(trimmed)] if trimmed.is_dir() else []
