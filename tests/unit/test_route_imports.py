@@ -141,12 +141,18 @@ def test_the_binance_client_with_tracing_on_patches_requests_and_leaves_botocore
 
 def test_the_first_aws_client_with_tracing_on_is_traced_by_x_ray() -> None:
     """With tracing on, importing a function patches nothing; making its first AWS client patches
-    botocore for X-Ray, so every AWS call of the container is traced."""
+    botocore for X-Ray, once, so every AWS call of the container is traced."""
     code = ("import functions.kill_switch_get.app\n"
             "before = [m for m in sys.modules if m.startswith('aws_xray_sdk.ext.')]\n"
             "assert before == [], before\n"
             "from klineo.store import aws\n"
             "aws.dynamodb()\n"
             "import botocore.client\n"
-            "assert hasattr(botocore.client.BaseClient._make_api_call, '__wrapped__')")
+            "assert hasattr(botocore.client.BaseClient._make_api_call, '__wrapped__')\n"
+            "aws.clear_clients()\n"  # as after a SnapStart restore: clients made again, wrapped once
+            "aws.dynamodb()\n"
+            "import wrapt\n"
+            "wrapper = botocore.client.BaseClient.__dict__['_make_api_call']\n"
+            "assert isinstance(wrapper, wrapt.ObjectProxy)\n"
+            "assert not isinstance(wrapper.__wrapped__, wrapt.ObjectProxy)")
     assert _run_fresh(_PATCHES.format(code=code), **_TRACED) == [True, False, ["botocore"]]
