@@ -166,6 +166,7 @@ metrics = Metrics(
     ),
 )
 
+
 def trace_botocore() -> None:
     """Patch botocore for X-Ray (a no-op when tracing is off, and when already patched); called where
     the AWS clients are made, before the first one."""
