@@ -43,6 +43,36 @@ def test_after_restore_forgets_boto3_and_binance_clients(aws_credentials) -> Non
     assert binance_after._session is not session_before
 
 
+def test_after_restore_makes_aws_clients_with_the_restored_environment_s_credentials(
+    aws_credentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN a client made with the snapshot's credentials WHEN restored where Lambda gave other ones
+    THEN the next client signs with the restored environment's (its Session is new too)."""
+    # GIVEN
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "snapshot-key")
+    aws.clear_clients()
+    assert aws.dynamodb()._request_signer._credentials.access_key == "snapshot-key"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "restored-key")
+    # WHEN
+    snapstart.after_restore()
+    # THEN
+    assert aws.dynamodb()._request_signer._credentials.access_key == "restored-key"
+
+
+def test_after_restore_keeps_botocore_s_parsed_data_files(aws_credentials) -> None:
+    """GIVEN botocore's data files parsed before the snapshot WHEN restored THEN the new Session reads
+    them from the same loader (not parsed again); clear_clients() alone (tests) forgets it too."""
+    # GIVEN
+    aws.clear_clients()
+    loader = aws._session().get_component("data_loader")
+    # WHEN
+    snapstart.after_restore()
+    # THEN
+    assert aws._session().get_component("data_loader") is loader
+    aws.clear_clients()
+    assert aws._session().get_component("data_loader") is not loader
+
+
 def test_after_restore_reseeds_random() -> None:
     """GIVEN the random state a snapshot would hold WHEN restored THEN the next draw differs from
     the one every restored environment would otherwise repeat."""

@@ -7,7 +7,8 @@ the snapshot holds is then shared by environments that run apart, minutes or day
 - network clients: the boto3 Session and clients (``klineo.store.aws``) and the Binance requests
   Sessions, clients and rate limiter (``klineo.binance``). A pooled connection from before the
   snapshot is dead after it, and a Binance client's server-time offset and weight window are stale.
-  They are forgotten, and made again lazily on first use, as on a cold start.
+  They are forgotten, and made again lazily on first use, as on a cold start (botocore's parsed
+  data files, which hold neither, are kept: the new clients do not parse them again).
 - randomness: the ``random`` module's state (botocore draws its retry jitter from it) would be the
   same in every restored environment; it is re-seeded from the OS. ``uuid.uuid4`` and ``secrets``
   read ``os.urandom``, which is unique per environment, and need nothing.
@@ -35,7 +36,7 @@ def after_restore() -> None:
     from klineo.binance.client import clear_client_cache
     from klineo.store.aws import clear_clients
 
-    clear_clients()
+    clear_clients(keep_data=True)
     clear_client_cache()
 
 

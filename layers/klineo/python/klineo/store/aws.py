@@ -58,6 +58,16 @@ class _LayerServicesLoader(Loader):
 
 
 @cache
+def _loader() -> Loader:
+    # botocore's data files, read and parsed once. The loader holds data only (no credentials, no
+    # connection), so a SnapStart restore keeps it (``clear_clients(keep_data=True)``): the Session
+    # and clients it makes again do not parse the same files again.
+    trimmed = data_path()
+    extra = [str(trimmed)] if trimmed.is_dir() else []
+    return _LayerServicesLoader(extra_search_paths=extra)
+
+
+@cache
 def _session() -> Any:
     # One Session per container: its loaders and endpoint data are built once and shared by every
     # client (a Session per client pays that again, ~50 ms of cold start for the second client).
@@ -67,9 +77,7 @@ def _session() -> Any:
 
     trace_botocore()
     session = botocore.session.get_session()
-    trimmed = data_path()
-    extra = [str(trimmed)] if trimmed.is_dir() else []
-    session.register_component("data_loader", _LayerServicesLoader(extra_search_paths=extra))
+    session.register_component("data_loader", _loader())
     return session
 
 
@@ -98,7 +106,10 @@ def sqs() -> Any:
     return _client("sqs")
 
 
-def clear_clients() -> None:
-    """Forget cached clients (tests, after a mock starts or an endpoint changes)."""
+def clear_clients(*, keep_data: bool = False) -> None:
+    """Forget cached clients and their Session, with its credentials (tests, after a mock starts or an
+    endpoint changes; a SnapStart restore, which keeps botocore's parsed data files: ``keep_data``)."""
     _client.cache_clear()
     _session.cache_clear()
+    if not keep_data:
+        _loader.cache_clear()
