@@ -82,6 +82,16 @@ def test_a_function_loads_only_its_own_routes_modules(function: str) -> None:
     assert loaded.isdisjoint(NOT_LOADED[function]), sorted(loaded & set(NOT_LOADED[function]))
 
 
+@pytest.mark.parametrize("function", ["backtest_worker", "strategy_worker"])
+def test_an_sqs_worker_leaves_powertools_parser_models_unloaded(function: str) -> None:
+    """Powertools' batch utility loads its pydantic parser models (about 25 ms, unused here) when
+    pydantic is imported before it: each worker imports the batch utility first."""
+    code = f"import sys, json, functions.{function}.app\nprint(json.dumps(sorted(sys.modules)))"
+    loaded = set(_run_fresh(code))
+    assert "aws_lambda_powertools.utilities.batch" in loaded  # the import really ran the worker
+    assert "aws_lambda_powertools.utilities.parser" not in loaded
+
+
 _GC_STATE = ("import gc, json, klineo\n"
              "during = gc.isenabled()\n"
              "import functions.{function}.app\n"

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from klineo.binance.ratelimit import SharedState
-from klineo.settings import get_settings
 
 __all__ = ["DynamoDBRateLimitStore", "shared_rate_limit_store"]
 
@@ -131,5 +130,10 @@ def _is_condition_failure(error: BaseException) -> bool:
 
 def shared_rate_limit_store() -> DynamoDBRateLimitStore | None:
     """The RateLimitTable's store when RATE_LIMIT_TABLE is set (as template.yaml does), else None."""
+    # Imported here: klineo.services imports this module, and the settings bring pydantic. The
+    # workers import Powertools' batch utility first, which loads its pydantic parser models (about
+    # 25 ms of a cold start, unused here) only when pydantic is already imported.
+    from klineo.settings import get_settings
+
     table = get_settings().rate_limit_table.strip()
     return DynamoDBRateLimitStore(table) if table else None
