@@ -6,11 +6,19 @@ import importlib.machinery
 import random
 import sys
 import types
+from collections.abc import Iterator
 
 import pytest
 from klineo import snapstart
 from klineo.binance import Environment, Market, get_client
 from klineo.store import aws
+
+
+@pytest.fixture(autouse=True)
+def no_clients_left() -> Iterator[None]:
+    """The clients a test made (with its own credentials) are not left cached for the next test."""
+    yield
+    aws.clear_clients()
 
 
 @pytest.fixture
