@@ -27,8 +27,9 @@ PACKAGES = sorted((spec.package for spec in function_specs()),
                   key=lambda name: (LAST.index(name) if name in LAST else -1, name))
 
 
-def _first_market(monkeypatch: pytest.MonkeyPatch, invoke: Any, package: str) -> str | None:
-    """Invoke ``package`` with its event on fresh caches; the market of the first client it built."""
+@pytest.fixture
+def clients_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The market of every BinanceClient made from now on, in order."""
     built: list[str] = []
     original = BinanceClient.__init__
 
@@ -36,17 +37,12 @@ def _first_market(monkeypatch: pytest.MonkeyPatch, invoke: Any, package: str) ->
         built.append(str(getattr(market, "value", market)).upper())
         original(client, market, *args, **kwargs)
 
-    clear_all_caches()
     monkeypatch.setattr(BinanceClient, "__init__", recording)
-    try:
-        invoke(package, load_event(package))
-    finally:
-        monkeypatch.setattr(BinanceClient, "__init__", original)
-    return built[0] if built else None
+    return built
 
 
 def test_every_function_is_timed_with_the_binance_client_its_handler_builds(
-    sim_env: Any, invoke: Any, monkeypatch: pytest.MonkeyPatch
+    sim_env: Any, invoke: Any, clients_built: list[str]
 ) -> None:
     """GIVEN the events' data seeded WHEN each function handles its event THEN the Binance client it
     built first (or none) is the one bench.cold_start builds for it; a function whose client depends
@@ -54,7 +50,10 @@ def test_every_function_is_timed_with_the_binance_client_its_handler_builds(
     seed()
     mismatches = {}
     for package in PACKAGES:
-        built = _first_market(monkeypatch, invoke, package)
+        clear_all_caches()  # each function starts as a new container: no client cached
+        clients_built.clear()
+        invoke(package, load_event(package))
+        built = clients_built[0] if clients_built else None
         expected = BINANCE_MARKET.get(package)
         if built != expected and not (built is None and package in BINANCE_MARKET_WHEN):
             mismatches[package] = {"handler built": built, "bench builds": expected}
