@@ -231,7 +231,7 @@ class AlgoService:
         prices = {"price": ZERO, "trigger_price": ZERO, "activate_price": None, "callback_rate": None}
         if order_type == "TRAILING_STOP_MARKET":
             rate = decimal_param(params, "callbackRate")
-            if not Decimal("0.1") <= rate <= Decimal(10):
+            if not Decimal("0.1") <= rate <= Decimal(20):  # max 20 since 2026-10-23
                 raise ApiError(400, -1130, "Data sent for parameter 'callbackRate' is not valid.")
             prices["callback_rate"] = rate
             if params.get("activatePrice") not in (None, ""):

@@ -82,13 +82,13 @@ class HistoryService:
         return [t.as_dict() for t in trades[:limit]]
 
     def all_orders(self, account: DemoAccount, params: dict, now_ms: float) -> list[dict]:
-        """GET /fapi/v1/allOrders: `symbol`; `orderId` (≥), time window, `limit` ≤ 1000."""
-        symbol = _symbol(params)
+        """GET /fapi/v1/allOrders: `symbol` (optional since 2026-08-25), `orderId` (≥), window, `limit`."""
+        symbol = _symbol(params) if params.get("symbol") or params.get("orderId") else None
         limit = _limit(params, 500, 1000)
         from_id = int(params.get("orderId") or 0)
         with self._exchange.lock:
             orders = self._exchange.state_for(account, now_ms).orders.values()
-            rows = [o for o in orders if o.symbol == symbol and o.order_id >= from_id]
+            rows = [o for o in orders if symbol in (None, o.symbol) and o.order_id >= from_id]
             if not from_id:
                 start, end = _window(params, now_ms)
                 rows = [o for o in rows if start <= o.time <= end]

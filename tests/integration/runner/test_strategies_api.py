@@ -245,7 +245,7 @@ def test_create_with_a_symbol_binance_does_not_trade_is_refused(runner, api) -> 
         ({"stop_loss_pct": "100"}, "stop_loss_pct"),
         ({"take_profit_pct": "-1"}, "take_profit_pct"),
         ({"trailing_stop_pct": "0.05"}, "trailing_stop_pct"),
-        ({"trailing_stop_pct": "11"}, "trailing_stop_pct"),
+        ({"trailing_stop_pct": "21"}, "trailing_stop_pct"),
         ({"paper_balance_usdt": "0"}, "paper_balance_usdt"),
     ],
 )

@@ -195,6 +195,19 @@ def test_trailing_stop_fires_on_the_pullback_from_the_best_mark(binance_sim, ful
     assert _position(full) == "0"
 
 
+def test_trailing_stop_takes_a_callback_rate_up_to_20(full):
+    """callbackRate 20 is accepted and echoed (Binance's maximum since 2026-10-23; 20.1 stays -1130)."""
+    # GIVEN a long
+    _buy(full)
+    # WHEN a 20% trailing stop is placed
+    response = _algo(full, side="SELL", type="TRAILING_STOP_MARKET", callbackRate="20", quantity="0.01",
+                     reduceOnly="true", clientAlgoId="trail-20")
+    # THEN it rests with that rate
+    assert response.status_code == 200, response.json()
+    assert response.json()["callbackRate"] == "20"
+    assert _query(full, "trail-20")["algoStatus"] == "NEW"
+
+
 def test_cancel_answers_a_string_code_and_a_second_cancel_is_2011(binance_sim, full):
     """DELETE algoOrder answers {"code": "200"} once; a second cancel is -2011; an unknown query -2013."""
     # GIVEN a waiting stop
@@ -241,13 +254,13 @@ def test_cancel_all_algo_orders_clears_one_symbol_only(binance_sim, full):
         ({"algoType": "VP", "type": "STOP_MARKET"}, -1130),
         ({"type": "LIMIT"}, -1116),
         ({"type": "STOP_MARKET"}, -1102),
-        ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01", "callbackRate": "20"}, -1130),
+        ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01", "callbackRate": "20.1"}, -1130),
         ({"type": "STOP", "triggerPrice": "1", "closePosition": "true"}, -1106),
         ({"type": "STOP_MARKET", "triggerPrice": "1", "closePosition": "true", "reduceOnly": "true"}, -1106),
     ],
 )
 def test_malformed_algo_orders_are_refused(full, params, code):
-    """Bad algoType, non-conditional type, no triggerPrice, callbackRate over 10, closePosition on STOP."""
+    """Bad algoType, non-conditional type, no triggerPrice, callbackRate over 20, closePosition on STOP."""
     # WHEN a malformed algo order is sent
     response = full.signed(
         "POST", ALGO_PATH, {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL", **params}

@@ -31,6 +31,21 @@ def _client_ids(client: SignedClient) -> list[str]:
     return [o["clientOrderId"] for o in orders]
 
 
+def test_all_orders_without_a_symbol_lists_every_symbol(full):
+    """GET /fapi/v1/allOrders takes no symbol since 2026-08-25: the account's orders of every symbol."""
+    # GIVEN orders on two symbols
+    assert full.signed("POST", "/fapi/v1/order", BUY).status_code == 200
+    eth = {**BUY, "symbol": "ETHUSDT", "quantity": "0.1"}
+    assert full.signed("POST", "/fapi/v1/order", eth).status_code == 200
+    # WHEN all orders are asked for without a symbol, and with one
+    every = full.signed("GET", "/fapi/v1/allOrders")
+    one = full.signed("GET", "/fapi/v1/allOrders", {"symbol": "ETHUSDT"}).json()
+    # THEN both symbols come back, and the symbol still narrows
+    assert every.status_code == 200, every.json()
+    assert sorted(row["symbol"] for row in every.json()) == ["BTCUSDT", "ETHUSDT"]
+    assert [row["symbol"] for row in one] == ["ETHUSDT"]
+
+
 def test_injected_liquidation_closes_the_position_and_shows_as_a_forced_order(binance_sim, full):
     """A liquidation closes the long by an autoclose- LIMIT IOC seen in forceOrders/allOrders/userTrades."""
     # GIVEN a long

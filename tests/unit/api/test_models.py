@@ -187,3 +187,12 @@ def test_a_backtest_takes_each_strategy_field_exactly_as_a_create_does(changes):
 
     assert outcomes[StrategyCreateRequest] == outcomes[BacktestRequest]
 
+
+
+@pytest.mark.parametrize(("value", "refused"), [("20", False), ("15.5", False), ("20.1", True)])
+def test_trailing_stop_pct_follows_binance_callback_rate_maximum_of_20(value, refused):
+    """trailing_stop_pct is sent as callbackRate, whose maximum Binance raised from 10 to 20 on 2026-10-23."""
+    body = {**_BODIES[StrategyCreateRequest], "trailing_stop_pct": value}
+    fields = _refused_fields(StrategyCreateRequest, body)
+
+    assert fields == ([("trailing_stop_pct",)] if refused else [])

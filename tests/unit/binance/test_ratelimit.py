@@ -39,6 +39,23 @@ def test_endpoint_weights_follow_the_published_table():
     assert endpoint_weight("GET", "/api/v3/somethingNew") == 1
 
 
+@pytest.mark.parametrize(("method", "path", "params", "weight"), [
+    ("GET", "/fapi/v1/positionSide/dual", None, 30),
+    ("POST", "/fapi/v1/algoOrder", {"symbol": "BTCUSDT"}, 0),
+    ("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}, 1),
+    ("GET", "/fapi/v1/openOrders", {}, 40),
+    ("GET", "/fapi/v1/openAlgoOrders", {"symbol": "BTCUSDT"}, 1),
+    ("GET", "/fapi/v1/openAlgoOrders", None, 40),
+    ("GET", "/fapi/v1/forceOrders", {"symbol": "BTCUSDT"}, 20),
+    ("GET", "/fapi/v1/forceOrders", {}, 50),
+    ("GET", "/fapi/v2/ticker/price", {}, 2),
+    ("GET", "/api/v3/ticker/price", {}, 4),
+])
+def test_heavy_futures_calls_are_budgeted_at_their_documented_weight(method, path, params, weight):
+    """The limiter budgets positionSide/dual at 30 and the every-symbol lists at 40/50, not 1 (facts §3)."""
+    assert endpoint_weight(method, path, params) == weight
+
+
 def test_call_that_would_exceed_the_budget_waits_for_the_next_window_when_that_is_close():
     """GIVEN the budget nearly spent 1 s before the minute ends WHEN a call needs more THEN it sleeps ~1 s."""
     clock = FakeClock(START + 39)  # 59 s into the minute

@@ -40,7 +40,7 @@ def _refused_fields(**changes) -> list[str]:
     ({"type": "STOP_MARKET", "quantity": "0.01"}, "triggerPrice"),
     ({"type": "MARKET", "quantity": "0.01", "triggerPrice": "1"}, "triggerPrice"),
     ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01"}, "callbackRate"),
-    ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01", "callbackRate": "11"}, "callbackRate"),
+    ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01", "callbackRate": "21"}, "callbackRate"),
     ({"type": "STOP_MARKET", "quantity": "0.01", "triggerPrice": "1", "activationPrice": "2"},
      "activationPrice"),
     ({"type": "STOP", "quantity": "0.01", "triggerPrice": "1"}, "price"),
@@ -62,6 +62,14 @@ def _refused_fields(**changes) -> list[str]:
 def test_each_conditional_rule_names_its_field(changes, field):
     """A body breaking one rule is refused with exactly that field named."""
     assert _refused_fields(**changes) == [field]
+
+
+@pytest.mark.parametrize("rate", ["0.1", "10.5", "20"])
+def test_trailing_callback_rate_up_to_20_is_accepted(rate):
+    """callbackRate 0.1 to 20 passes: Binance raised the maximum from 10 to 20 on 2026-10-23."""
+    order = _request(type="TRAILING_STOP_MARKET", quantity="0.01", callbackRate=rate)
+
+    assert order.callbackRate == Decimal(rate)
 
 
 def test_close_position_stop_needs_no_quantity():

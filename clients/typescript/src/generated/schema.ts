@@ -893,7 +893,7 @@ export interface components {
             triggerPrice?: (string | number) | null;
             /**
              * Callbackrate
-             * @description Trailing stop callback, 0.1 to 10 (%).
+             * @description Trailing stop callback, 0.1 to 20 (%).
              */
             callbackRate?: (string | number) | null;
             /** Activationprice */

@@ -78,8 +78,8 @@ ORDER_WORKING_TYPES = ("MARK_PRICE", "CONTRACT_PRICE")
 # Types that carry a limit price, and types that take closePosition (facts §7).
 _PRICED_TYPES = ("LIMIT", "STOP", "TAKE_PROFIT")
 _CLOSE_POSITION_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
-# callbackRate of TRAILING_STOP_MARKET, in percent (facts §7).
-CALLBACK_RATE_MIN, CALLBACK_RATE_MAX = Decimal("0.1"), Decimal(10)
+# callbackRate of TRAILING_STOP_MARKET, in percent (facts §7; max 10 -> 20 on 2026-10-23).
+CALLBACK_RATE_MIN, CALLBACK_RATE_MAX = Decimal("0.1"), Decimal(20)
 ORDER_TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
 ORDER_POSITION_SIDES = ("BOTH", "LONG", "SHORT")
 # Margin types, our names -> Binance's (request and symbolConfig spelling, facts "Trading surface" A).
@@ -167,7 +167,7 @@ def check_reduce_only(reduce_only: bool, position_side: str | None) -> None:
 
 
 def check_trigger(order_type: str | None, field: str, value: Decimal | None) -> None:
-    """triggerPrice for STOP*/TAKE_PROFIT*; callbackRate (0.1-10 %) and an optional activationPrice for
+    """triggerPrice for STOP*/TAKE_PROFIT*; callbackRate (0.1-20 %) and an optional activationPrice for
     TRAILING_STOP_MARKET; none of them on MARKET/LIMIT. ``field`` names which of the three ``value`` is."""
     if order_type is None:
         return
@@ -180,7 +180,7 @@ def check_trigger(order_type: str | None, field: str, value: Decimal | None) -> 
     if value is not None and not allowed:
         raise ValueError(f"{field} must not be sent with {order_type} orders")
     if field == "callbackRate" and value is not None and not CALLBACK_RATE_MIN <= value <= CALLBACK_RATE_MAX:
-        raise ValueError("callbackRate must be between 0.1 and 10 (percent)")
+        raise ValueError("callbackRate must be between 0.1 and 20 (percent)")
 
 
 def check_conditional_field(order_type: str | None, name: str, value: Any) -> None:

@@ -79,11 +79,22 @@ _WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/fapi/v1/premiumIndex"): 1,
     ("GET", "/fapi/v2/ticker/price"): 1,
     ("GET", "/fapi/v1/symbolConfig"): 5,
-    ("GET", "/fapi/v1/openAlgoOrders"): 1,  # with symbol (40 without)
+    ("GET", "/fapi/v1/openAlgoOrders"): 1,
+    ("GET", "/fapi/v1/openOrders"): 1,
+    ("GET", "/fapi/v1/positionSide/dual"): 30,
+    ("POST", "/fapi/v1/algoOrder"): 0,  # 0 IP weight; counts on X-MBX-ORDER-COUNT-* instead
     ("GET", "/fapi/v1/userTrades"): 5,
     ("GET", "/fapi/v1/algoOrder"): 1,
     ("DELETE", "/fapi/v1/algoOrder"): 1,
-    ("GET", "/fapi/v1/forceOrders"): 20,  # with symbol (50 without)
+    ("GET", "/fapi/v1/forceOrders"): 20,
+}
+# The GET endpoints whose weight grows when no `symbol` is sent (every symbol at once), facts §3.
+_WEIGHTS_WITHOUT_SYMBOL: dict[str, int] = {
+    "/api/v3/ticker/price": 4,
+    "/fapi/v2/ticker/price": 2,
+    "/fapi/v1/openOrders": 40,
+    "/fapi/v1/openAlgoOrders": 40,
+    "/fapi/v1/forceOrders": 50,
 }
 
 
@@ -92,10 +103,8 @@ def endpoint_weight(method: str, path: str, params: dict | None = None) -> int:
     if path == "/fapi/v1/klines":
         limit = int((params or {}).get("limit") or 500)
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
-    if path == "/fapi/v2/ticker/price" and not (params or {}).get("symbol"):
-        return 2
-    if path == "/api/v3/ticker/price" and not (params or {}).get("symbol"):
-        return 4
+    if path in _WEIGHTS_WITHOUT_SYMBOL and not (params or {}).get("symbol"):
+        return _WEIGHTS_WITHOUT_SYMBOL[path]
     return _WEIGHTS.get((method, path), 1)
 
 

@@ -103,7 +103,7 @@ class FuturesOrderRequest(BaseModel):
     price: _Positive | None = Field(default=None, validate_default=True)
     triggerPrice: _Positive | None = Field(default=None, validate_default=True)
     callbackRate: _Positive | None = Field(default=None, validate_default=True,
-                                           description="Trailing stop callback, 0.1 to 10 (%).")
+                                           description="Trailing stop callback, 0.1 to 20 (%).")
     activationPrice: _Positive | None = Field(default=None, validate_default=True)
     timeInForce: Literal[ORDER_TIME_IN_FORCE] | None = Field(  # type: ignore[valid-type]
         default=None, validate_default=True)

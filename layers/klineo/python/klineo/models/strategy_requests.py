@@ -9,7 +9,7 @@ Trading settings (all optional on create; defaults as documented in the README):
   ``size_pct`` (0 < x <= 100 percent of the available balance, times leverage);
   ``paper_balance_usdt`` (default 10000) is the paper starting equity;
 - ``stop_loss_pct`` / ``take_profit_pct`` (0 < x < 100, from the entry fill price) and
-  ``trailing_stop_pct`` (Binance's callbackRate 0.1..10; live only).
+  ``trailing_stop_pct`` (Binance's callbackRate 0.1..20; live only).
 
 Parameters are checked per strategy type inside the request models (the type's own pydantic
 model, from ``klineo.strategies.REGISTRY``), so a bad parameter is a 422 naming it, e.g.
@@ -48,7 +48,7 @@ Leverage = Annotated[int, Field(ge=1, le=125, strict=True)]
 QuoteSize = Annotated[PositiveDecimal, Field(le=Decimal(100_000_000), max_digits=24, decimal_places=8)]
 SizePct = Annotated[PositiveDecimal, Field(le=Decimal(100), max_digits=12, decimal_places=8)]
 Percent = Annotated[PositiveDecimal, Field(lt=Decimal(100), max_digits=12, decimal_places=8)]
-TrailingPct = Annotated[PositiveDecimal, Field(ge=Decimal("0.1"), le=Decimal(10), decimal_places=1)]
+TrailingPct = Annotated[PositiveDecimal, Field(ge=Decimal("0.1"), le=Decimal(20), decimal_places=1)]
 PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_digits=24, decimal_places=8)]
 
 
