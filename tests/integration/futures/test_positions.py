@@ -174,6 +174,34 @@ def test_close_retried_after_the_position_is_gone_sends_none(sim_env, invoke, fu
     assert len(_closing_orders(sim_env, futures_connection.account)) == 1
 
 
+def test_close_with_a_key_that_placed_a_partial_reduce_is_409_and_touches_nothing(sim_env, invoke,
+                                                                                  futures_connection):
+    """GIVEN a LONG of 0.004, 0.002 of it reduced by a reduce-only MARKET sent with key K, and a stop on
+    the rest WHEN a close comes with K THEN 409 naming Idempotency-Key: no order is sent, the rest stays
+    open and its stop stays armed (the partial order is never taken for the close)."""
+    _open_long(invoke, futures_connection.id, quantity="0.004")
+    key = new_key()
+    market = {"type": "MARKET", "price": None, "timeInForce": None}
+    reduce = order_body(futures_connection.id, side="SELL", quantity="0.002", reduceOnly=True, **market)
+    assert body_of(invoke("futures_order", order_event(reduce, key=key)))["status"] == "FILLED"
+    trigger = (Decimal(str(sim_env.mark_price("BTCUSDT"))) * Decimal("0.9")).quantize(Decimal("0.1"))
+    stop = order_body(futures_connection.id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", reduceOnly=True, triggerPrice=format(trigger, "f"))
+    stop_id = body_of(invoke("futures_order", order_event(stop, key=new_key())))["client_order_id"]
+    sent_before = len(sim_env.journal)
+
+    close = invoke("futures_position_close", _close_event(futures_connection.id, key))
+
+    assert close["statusCode"] == 409, close["body"]
+    assert body_of(close)["error"]["field"] == "Idempotency-Key"
+    assert len(sim_env.journal) == sent_before
+    (row,) = _sim_rows(sim_env, futures_connection.account.id)
+    assert Decimal(row["positionAmt"]) == Decimal("0.002")
+    account = sim_env.account(futures_connection.account.id)
+    state = sim_env.state.futures.state_for(account, time.time() * 1000)
+    assert [a.status for a in state.algo_orders.values() if a.client_algo_id == stop_id] == ["NEW"]
+
+
 def test_close_without_idempotency_key_is_428_and_sends_nothing(sim_env, invoke, futures_connection):
     """GIVEN a LONG WHEN the close comes without Idempotency-Key THEN 428 saying why, nothing sent."""
     _open_long(invoke, futures_connection.id)

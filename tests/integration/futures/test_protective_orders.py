@@ -10,6 +10,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from klineo.services.protective import protective_client_algo_id
+from klineo.services.reconcile import Reconciler
+from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
 from local.binance_sim.testing import SignedClient
@@ -345,6 +348,71 @@ def test_resting_limit_entry_is_armed_on_the_status_read_after_it_fills(sim_env,
     assert stop_loss["status"] == "NEW" and stop_loss["role"] == "stop_loss"
     assert body_of(second)["protective_orders"] == [stop_loss]
     assert len(_algo_posts(sim_env)) == 1
+
+
+def _unsettled() -> list[str]:
+    """The clientOrderIds the reconciler still has to settle (its unsettled index)."""
+    return [record.client_order_id for record in list_unsettled()]
+
+
+def _resting_entry_filled(sim: Any, invoke: Any, connection_id: str) -> dict[str, Any]:
+    """A LIMIT BUY with a 2 % stop-loss, resting, then filled at Binance (the mark falls through it)."""
+    limit = _price(_mark(sim) * Decimal("0.99"))
+    body = order_body(connection_id, quantity="0.002", price=limit, stop_loss={"percent": "2"})
+    entry = body_of(invoke("futures_order", order_event(body, key=new_key())))
+    assert entry["status"] == "NEW" and _algo_posts(sim) == []
+    sim.set_mark_price("BTCUSDT", float(Decimal(limit) - 5))
+    return entry
+
+
+def test_reconciler_places_the_stop_loss_of_a_limit_entry_nobody_read(sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT entry with a stop-loss that filled while nobody read it WHEN the reconciler runs
+    (twice) THEN it places the stop-loss once, for the filled quantity, and settles the entry."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+
+    Reconciler().run()
+    Reconciler().run()
+
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    placed = _algo_orders(sim_env, futures_connection.account.id)
+    assert list(placed) == [stop_id] and placed[stop_id].quantity == Decimal("0.002")
+    assert len(_algo_posts(sim_env)) == 1
+    assert get_order_record(USER_A, entry["client_order_id"]).status == "FILLED"
+    assert _unsettled() == [stop_id]  # the entry is settled; its open stop-loss is followed
+
+
+def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run(sim_env, invoke,
+                                                                                 futures_connection):
+    """GIVEN a filled LIMIT entry WHEN the reconciler's stop-loss POST fails transiently (503) THEN the
+    entry stays unsettled (FILLED recorded), and the next run places the stop-loss and settles it."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
+
+    Reconciler().run()
+    after_failure = get_order_record(USER_A, entry["client_order_id"]).status, _unsettled()
+    Reconciler().run()
+
+    assert after_failure == ("FILLED", [entry["client_order_id"]])
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert _unsettled() == [stop_id]  # the entry settled; its new stop-loss waits for the next run
+
+
+def test_no_protective_order_is_sent_past_a_closed_gate(sim_env, invoke, futures_connection):
+    """GIVEN a filled LIMIT entry with a stop-loss and futures then disabled on its connection WHEN its
+    status is read and the reconciler runs THEN no order reaches Binance, and the entry still settles."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    disabled = invoke("futures_disable", connection_event("futures_disable", futures_connection.id, USER_A,
+                                                          "/futures/disable"))
+    assert disabled["statusCode"] == 200, disabled["body"]
+
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+    Reconciler().run()
+
+    assert read["statusCode"] == 200, read["body"]
+    assert body_of(read)["status"] == "FILLED"
+    assert _algo_posts(sim_env) == [] and _algo_orders(sim_env, futures_connection.account.id) == {}
+    assert _unsettled() == []
 
 
 def test_status_of_a_conditional_order_is_read_from_the_algo_service(sim_env, invoke, futures_connection):

@@ -1295,6 +1295,7 @@ export interface components {
             origin: string;
             /**
              * Role
+             * @description "stop_loss" / "take_profit" of an entry (its id in parent_client_order_id); "position_close" for an order of the position-close route
              * @example stop_loss
              */
             role?: string | null;

@@ -66,7 +66,10 @@ class OrderHistoryItem(BaseModel):
     origin: str = Field(examples=["api"],
                         description='"api", the placing strategy\'s id, or "manual"/"liquidation"/"adl" '
                                     "for trades Binance made that we did not place")
-    role: str | None = Field(default=None, examples=["stop_loss"])
+    role: str | None = Field(default=None, examples=["stop_loss"],
+                             description='"stop_loss" / "take_profit" of an entry (its id in '
+                                         'parent_client_order_id); "position_close" for an order of the '
+                                         'position-close route')
     parent_client_order_id: str | None = None
     status: str = Field(examples=["FILLED"])
     settled: bool = Field(description="True when the state is final and its fills are known")

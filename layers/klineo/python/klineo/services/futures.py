@@ -232,13 +232,14 @@ def _lease_until_ms(deadline: Deadline) -> int:
     return int(deadline.at * 1000) + _LEASE_MARGIN_MS
 
 
-def _new_record(gated: _Gated, client_order_id: str, deadline: Deadline) -> OrderRecord:
+def _new_record(gated: _Gated, client_order_id: str, deadline: Deadline, role: str | None = None
+                ) -> OrderRecord:
     """The claim's record: the request, no parameters yet (the outcome's update stores what was sent)."""
     return pending_record(
         gated.user_id, client_order_id, connection_id=gated.connection.connection_id,
         symbol=gated.order.symbol, request=gated.order.fingerprint(), params={},
         attempt_ms=int(time.time() * 1000), lease_until_ms=_lease_until_ms(deadline),
-        kind=KIND_ALGO if gated.order.conditional else KIND_ORDER,
+        kind=KIND_ALGO if gated.order.conditional else KIND_ORDER, role=role,
     )
 
 
@@ -252,7 +253,7 @@ def _in_progress() -> KlineoError:
 
 
 def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
-           deadline: Deadline) -> FuturesOrderResponse:
+           deadline: Deadline, role: str | None = None) -> FuturesOrderResponse:
     """Gate, ONE claim transaction, limits and rounding, then the order sent (or the key's order answered).
 
     The claim comes before any Binance call, so a kill switch refuses with nothing sent at all.
@@ -266,7 +267,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
             raise
         return first
     for _ in range(2):
-        record = _new_record(gated, client_order_id, deadline)
+        record = _new_record(gated, client_order_id, deadline, role)
         refusal = claim_new_order(record, gated.gates())
         if refusal is None:
             return _send_claimed(gated, record, deadline)
@@ -483,12 +484,16 @@ def place_futures_order(
     order: FuturesOrderRequest,
     idempotency_key: str | None,
     lambda_context: Any = None,
+    role: str | None = None,
 ) -> FuturesOrderResponse:
-    """Place a USDT-M order for the caller, exactly once per Idempotency-Key (see the module docstring)."""
+    """Place a USDT-M order for the caller, exactly once per Idempotency-Key (see the module docstring).
+
+    ``role``: stored on the order's record (``"position_close"`` for the close route's orders).
+    """
     key = _check_idempotency_key(idempotency_key)
     deadline = Deadline.of_invocation(lambda_context)
     with call_deadline(deadline.at):
-        return _place(user_id, order, idempotent_client_order_id(user_id, key), deadline)
+        return _place(user_id, order, idempotent_client_order_id(user_id, key), deadline, role)
 
 
 def get_futures_order_status(
@@ -543,5 +548,5 @@ def get_futures_order_status(
         if record.status == STATUS_UNKNOWN:
             metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
     response = futures_order_response(found, connection_id)
-    protective = arm_on_read(user_id, record, found, client, creds) if record else None
+    protective = arm_on_read(user_id, record, found, client, creds, connection) if record else None
     return response if protective is None else response.model_copy(update={"protective_orders": protective})

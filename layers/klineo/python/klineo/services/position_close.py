@@ -6,6 +6,9 @@ refuses reduceOnly). It passes the same risk gate (a close passes under a kill s
 exactly-once machinery; the Idempotency-Key is required (428 without it). A retry with the same key
 does not read the position again (it may be 0 by then): the order the key placed is found from its
 record and repeated with the same body, so the idempotency layer answers with the first outcome.
+The close's record carries ``role`` = ``position_close``: a key that placed another order (even a
+reduce-only MARKET on the same symbol) is a 409, never taken for a close (nor followed by the
+cancelling of the position's stops).
 After the close, the open algo orders that close that position side (our stop-loss / take-profit
 and any other reduce-only or closePosition ones) are cancelled (``klineo.services.protective``).
 
@@ -27,10 +30,13 @@ from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.positions import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
 from klineo.store.connections import Connection, require_connection
-from klineo.store.orders import get_order_record
+from klineo.store.orders import OrderRecord, get_order_record
 from klineo.validation import SYMBOL_PATTERN
 
-__all__ = ["close_position"]
+__all__ = ["CLOSE_ROLE", "close_position"]
+
+# The role of a close's order record: only such a record answers a retry of a close.
+CLOSE_ROLE = "position_close"
 
 
 def _closing_order(connection: Connection, symbol: str, position_side: str | None) -> FuturesOrderRequest:
@@ -68,6 +74,18 @@ def _same_close(order: FuturesOrderRequest, connection_id: str, symbol: str) -> 
     return closes and same_place and order.type == "MARKET"
 
 
+def _recorded_close(record: OrderRecord, connection_id: str, symbol: str) -> FuturesOrderRequest:
+    """The close this key placed, to repeat; 409 when the key placed anything else."""
+    order = FuturesOrderRequest.model_validate(record.request) if record.role == CLOSE_ROLE else None
+    if order is None or not _same_close(order, connection_id, symbol):
+        raise KlineoError(
+            ErrorCategory.CONFLICT,
+            f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
+            field=IDEMPOTENCY_HEADER,
+        )
+    return order
+
+
 def close_position(
     user_id: str,
     connection_id: str,
@@ -89,18 +107,12 @@ def close_position(
                           field="symbol")
     record = get_order_record(user_id, idempotent_client_order_id(user_id, idempotency_key))
     if record is not None:
-        order = FuturesOrderRequest.model_validate(record.request)
-        if not _same_close(order, connection_id, symbol):
-            raise KlineoError(
-                ErrorCategory.CONFLICT,
-                f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
-                field=IDEMPOTENCY_HEADER,
-            )
+        order = _recorded_close(record, connection_id, symbol)
     else:
         # The position read is under the route's deadline too (the order then takes a fresh one).
         with call_deadline(Deadline.of_invocation(lambda_context).at):
             order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
-    closed = place_futures_order(user_id, order, idempotency_key, lambda_context)
+    closed = place_futures_order(user_id, order, idempotency_key, lambda_context, role=CLOSE_ROLE)
     _cancel_guards(user_id, connection_id, symbol, order.positionSide)
     return closed
 

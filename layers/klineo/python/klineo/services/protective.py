@@ -16,7 +16,9 @@ filled quantity protects exactly what this entry bought and can never open or fl
 
 When: a MARKET entry fills at once, so both are placed in the same request. A LIMIT entry that
 rests answers ``WAITING_FOR_FILL``; ``arm_protective_orders`` places them once it has filled: on
-the next status read of the entry (``arm_on_read``), or by the reconciler at the latest. Only a FILLED entry,
+the next status read of the entry (``arm_on_read``), or by the reconciler at the latest (the entry stays
+in its unsettled index until they are placed or refused for good). Both ask the risk gate first: with
+futures switched off or the connection disabled nothing is sent. Only a FILLED entry,
 or one that ended with a partial fill, is armed: a partly filled open order waits for its end.
 
 Exactly once: each ``clientAlgoId`` is derived from the entry's clientOrderId (its first 33
@@ -50,8 +52,9 @@ from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, query_algo_order, submit_algo_order
 from klineo.services.orders import OrderResult, query_futures_order
+from klineo.services.risk import OrderIntent, check_order
 from klineo.services.symbol_settings import futures_client
-from klineo.store.connections import Connection, connection_credentials
+from klineo.store.connections import Connection, TradingContext, connection_credentials
 from klineo.store.orders import (
     FINAL_STATUSES,
     KIND_ALGO,
@@ -75,6 +78,7 @@ __all__ = [
     "cancel_protective_orders",
     "check_protective_targets",
     "protective_client_algo_id",
+    "wants_protection",
 ]
 
 ROLES = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "TAKE_PROFIT_MARKET")}
@@ -112,6 +116,11 @@ def check_protective_targets(order: FuturesOrderRequest, reference_price: Callab
 
 def _targets(entry: OrderRecord) -> dict[str, dict[str, Any]]:
     return {role: entry.request[role] for role in ROLES if isinstance(entry.request.get(role), dict)}
+
+
+def wants_protection(entry: OrderRecord) -> bool:
+    """True for an entry that asked for a stop-loss or a take-profit."""
+    return bool(_targets(entry))
 
 
 def _trigger(role: str, target: dict[str, Any], entry_side: str, average: Decimal | None,
@@ -231,15 +240,26 @@ def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | No
     return None
 
 
+def _check_gate(connection: Connection, entry: OrderRecord) -> None:
+    """The one risk gate, asked for the entry's protective orders as the reducing orders they are: no
+    kill switch or limit stops them, a disabled connection or futures switched off still do."""
+    side, position_side = entry.params.get("side", "BUY"), entry.params.get("positionSide", "BOTH")
+    check_order(TradingContext(connection, user_kill_switch=False, global_kill_switch=False), OrderIntent(
+        symbol=entry.symbol, side="SELL" if side == "BUY" else "BUY", type="STOP_MARKET",
+        quantity=Decimal(0), reduce_only=position_side == "BOTH", position_side=position_side))
+
+
 def arm_protective_orders(
     user_id: str, entry_record: OrderRecord, client: BinanceClient, creds: Credentials, *,
-    first_arming: bool = False,
+    first_arming: bool = False, connection: Connection | None = None,
 ) -> list[ProtectiveOrderState]:
     """Place the entry's stop-loss / take-profit once it has filled (see the module docstring).
 
     Their records are read first (one BatchGetItem of the derived ids): one placed already answers
     its recorded state, only a missing or unfinished one is armed. ``first_arming``: the entry was
-    placed by this very call, so none can exist and the read is skipped.
+    placed by this very call, so none can exist and the read is skipped. ``connection``: asked through
+    the risk gate before anything missing is sent, by the callers that arm later than the entry's own
+    request (a status read, the reconciler); a refusal raises it, not retryable.
     Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
     KlineoError when one could not be placed for a transient reason (the others are placed first).
     """
@@ -251,6 +271,8 @@ def arm_protective_orders(
     states = {role: _at_rest(role, recorded.get(ids[role])) for role in targets}
     if all(states.values()):
         return [state for state in states.values() if state is not None]
+    if connection is not None:
+        _check_gate(connection, entry_record)  # nothing is sent past a closed gate
     rules = get_symbol_rules(client, entry_record.symbol)
     quantity, average = _fill(entry_record, client, creds)
     failure = None
@@ -333,7 +355,8 @@ def cancel_fired_siblings(
 
 
 def arm_on_read(
-    user_id: str, entry_record: OrderRecord, found: OrderResult, client: BinanceClient, creds: Credentials
+    user_id: str, entry_record: OrderRecord, found: OrderResult, client: BinanceClient, creds: Credentials,
+    connection: Connection | None = None,
 ) -> list[ProtectiveOrderState] | None:
     """On a status read of an entry: arm its stop-loss / take-profit once it has filled; their states.
 
@@ -344,7 +367,7 @@ def arm_on_read(
         return None
     entry = dataclasses.replace(entry_record, status=found.status, result=found.to_record())
     try:
-        return arm_protective_orders(user_id, entry, client, creds)
+        return arm_protective_orders(user_id, entry, client, creds, connection=connection)
     except KlineoError as exc:
         logger.warning("protective orders not placed on read",
                        extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})

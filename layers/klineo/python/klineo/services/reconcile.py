@@ -5,7 +5,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    regular orders by clientOrderId (``GET /fapi/v1/order``), algo orders by clientAlgoId
    (``GET /fapi/v1/algoOrder``; a fired one through its child order, ``actualOrderId``). Once
    final, its fills come from ``GET /fapi/v1/userTrades?orderId=`` (none read when nothing
-   executed) and the record leaves the index. What Binance says is stored as it is.
+   executed) and the record leaves the index. What Binance says is stored as it is. An API entry that
+   asked for a stop-loss / take-profit and filled gets them placed first
+   (``klineo.services.protective``, behind the risk gate); when one could not be placed for a
+   transient reason, the entry's state is stored but it stays in the index, so the next run places it.
 2. **Purged.** An order Binance does not know (-2013) although the record is older than Binance's
    shortest retention (3 days: canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
    final; nothing ever sends it again (facts §9, §14). A younger unknown record is left alone: it may
@@ -44,6 +47,7 @@ from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.orders import OrderResult
+from klineo.services.protective import arm_protective_orders, wants_protection
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
@@ -51,6 +55,7 @@ from klineo.store.orders import (
     FINAL_STATUSES,
     KIND_ALGO,
     ORIGIN_ADL,
+    ORIGIN_API,
     ORIGIN_LIQUIDATION,
     ORIGIN_MANUAL,
     ORIGIN_SETTLEMENT,
@@ -233,10 +238,30 @@ class Reconciler:
         changes = read(account, record)
         if changes is None or _unchanged(record, changes):
             return None
+        now = dataclasses.replace(record, **{k: v for k, v in changes.items() if v is not None})
+        if changes.get("fills") is not None and not self._protected(account, now):
+            changes["fills"] = None  # not settled: it stays in the index until its protection is placed
+            now = dataclasses.replace(now, fills=record.fills)
         record_order_outcome(record.user_id, record.client_order_id, **changes)
         order_history.watch_symbol(record.user_id, record.connection_id, record.symbol, self.now_ms)
         self.counts["settled"] += 1
-        return dataclasses.replace(record, **{k: v for k, v in changes.items() if v is not None})
+        return now
+
+    def _protected(self, account: _Account, entry: OrderRecord) -> bool:
+        """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
+        yet for a transient reason (a closed gate or a definitive refusal is final: True)."""
+        if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not wants_protection(entry):
+            return True
+        try:
+            self.call("POST", "/fapi/v1/algoOrder", arm_protective_orders, entry.user_id, entry,
+                      account.client, account.creds, connection=account.connection)
+        except KlineoError as exc:
+            self.counts["protection_failed"] += 1
+            logger.warning("protective orders not placed by the reconciler", extra={
+                "client_order_id": entry.client_order_id, "category": exc.category.value,
+                "field": exc.field, "retryable": exc.retryable})
+            return not exc.retryable
+        return True
 
     def _vanished(self, record: OrderRecord) -> dict[str, Any] | None:
         """Binance does not know the order: once older than its retention, UNKNOWN_PURGED (a state we
