@@ -92,6 +92,28 @@ def test_paper_mode_and_backtest_make_identical_trades(sim_env) -> None:
     assert paper.realised_pnl == backtest.realised_pnl
 
 
+def test_paper_mode_and_backtest_size_a_percent_flip_alike(sim_env) -> None:
+    """GIVEN recorded candles and a strategy sized at 50 % of equity, 10x WHEN paper mode and a backtest
+    run THEN the same fills: both size each entry on the equity at the decision candle's close (realised
+    plus the open position's unrealised PnL), also on a flip."""
+    candles = _recorded_candles()
+    strategy_id = _paper_strategy()
+    stored = strategy_store.get_strategy(USER, strategy_id, consistent=True)
+    strategy_store.update_settings(USER, strategy_id, stored,
+                                   changes={"size_pct": Decimal("50"), "leverage": 10, "size": None})
+    paper = Ledger.replay(_paper_fills(candles, strategy_id))
+    spec = BacktestSpec.from_json({
+        "environment": "production", "symbol": SYMBOL, "interval": INTERVAL, "type": "sma_crossover",
+        "parameters": PARAMETERS, "size_pct": "50", "leverage": 10, "start_ms": START,
+        "end_ms": candles[-1].close_time + 1,
+    })
+    rules = get_symbol_rules(get_client(Market.FUTURES, "production"), SYMBOL)
+    backtest = simulate(spec, candles, rules).ledger
+    assert len(backtest.fills) >= 3  # a flip is sized while a position is open
+    assert [(f.time, f.side, f.quantity, f.price, f.fee) for f in paper.fills] == [
+        (f.time, f.side, f.quantity, f.price, f.fee) for f in backtest.fills]
+
+
 def _protected_paper_strategy() -> str:
     """A paper strategy sized in USDT with a tight stop-loss and take-profit, so that exits happen."""
     strategy_id = _paper_strategy()

@@ -109,6 +109,30 @@ def test_a_flip_cancels_the_earlier_entrys_protective_orders_and_arms_the_new_on
     assert _exchange_position(runner) == Decimal("-0.002")
 
 
+def test_a_flip_into_an_entry_without_stops_forgets_the_cancelled_ones(runner) -> None:
+    """GIVEN a live long with SL/TP armed WHEN the user clears SL/TP and the signal turns short THEN the
+    long's pair is cancelled on Binance and no longer recorded as armed, so a later close by hand is
+    not taken for a stop's work (the hold reads no position, as for any strategy without stops)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3")
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.run_tick(now - 2 * MINUTE_MS)
+    long_entry = runner.runs(sid)[-1].order["client_order_id"]
+    update_strategy(USER, sid, runner.stored(USER, sid),
+                    changes={"parameters": ALWAYS_SHORT, "stop_loss_pct": None, "take_profit_pct": None})
+    runner.run_tick(now - MINUTE_MS)
+    after_flip = runner.stored(USER, sid)
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="BUY", quantity="0.002")
+
+    runner.run_tick(now)
+
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    algos = {a.client_algo_id: a for a in state.algo_orders.values()}
+    assert [algos[protective_client_algo_id(long_entry, r)].status for r in ROLES] == ["CANCELED"] * 2
+    assert after_flip.live_position == Decimal("-0.002") and after_flip.protective is None
+    assert [e.details["cause"] for e in _events(sid, "position_closed")] == []
+
+
 def test_after_a_liquidation_the_next_tick_records_it_and_sends_no_reduce_order(runner) -> None:
     """GIVEN a long live position WHEN Binance liquidates it THEN the next tick records position_closed
     (liquidation), sets the position to 0 and sends no order at all."""

@@ -394,15 +394,17 @@ class _Turn:
             clear_reentry_block(strategy.user_id, strategy.strategy_id)  # the signal changed: entries allowed
         size = None
         if acted in (Signal.LONG, Signal.SHORT):
-            size = entry_size(strategy, acted, strategy.position, price, rules, lambda: self.balance(trading))
+            size = entry_size(strategy, acted, strategy.position, price, rules,
+                              lambda: self.balance(trading, price))
         if size is None and acted in (Signal.LONG, Signal.SHORT):
             acted = Signal.HOLD
         return plan_order(acted, size or Decimal(0), strategy.position, rules, price)
 
-    def balance(self, trading: TradingContext) -> Decimal:
-        """What percent sizing is a percent of: live USDT availableBalance, paper equity (realised)."""
+    def balance(self, trading: TradingContext, price: Decimal) -> Decimal:
+        """What percent sizing is a percent of: live USDT availableBalance, paper equity at the close
+        (the backtest's ``Ledger.equity(close)``: realised plus the open position's unrealised PnL)."""
         if not self.live:
-            return ledger_of(self.strategy).equity()
+            return ledger_of(self.strategy).equity(price)
         client = self.client()
         rows = futures_balance(client, connection_credentials(trading.connection))
         usdt = next((row for row in rows if row.get("asset") == "USDT"), {})
@@ -749,20 +751,13 @@ class _Turn:
         """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""
         strategy, before = self.strategy, pending.position_before
         self.disarm_previous(before, position_to)
-        if position_to == 0:
-            if strategy.protective:
-                set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events())
-            return
         entered = _entered(before, position_to)
-        wanted = pending.facts.get("protective") or {}
-        if not entered or not wanted or result.average_price is None:
-            return
-        settings = replace(strategy.settings, stop_loss_pct=_number(wanted.get("stop_loss_pct")),
-                           take_profit_pct=_number(wanted.get("take_profit_pct")),
-                           trailing_stop_pct=_number(wanted.get("trailing_stop_pct")))
-        entry = result.average_price
-        record = protective_record(replace(strategy, settings=settings), pending.side, entry, "live")
+        record = self.wanted_protection(pending, result) if entered else None
         if record is None:
+            # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
+            # entry's stops, so they must not stay recorded as armed (a reduction keeps them).
+            if strategy.protective and (position_to == 0 or entered):
+                set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events())
             return
         record["quantity"] = abs(position_to)
         assert self.trading is not None
@@ -773,6 +768,17 @@ class _Turn:
             self.event("error", close_time=pending.close_time, what="protective_not_armed",
                        **_protective_details(record))
         set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events())
+
+    def wanted_protection(self, pending: PendingOrder, result: OrderResult) -> dict[str, Any] | None:
+        """The protective record an entry asked for at claim time, priced from its fill; None for none."""
+        wanted = pending.facts.get("protective") or {}
+        if not wanted or result.average_price is None:
+            return None
+        settings = replace(self.strategy.settings, stop_loss_pct=_number(wanted.get("stop_loss_pct")),
+                           take_profit_pct=_number(wanted.get("take_profit_pct")),
+                           trailing_stop_pct=_number(wanted.get("trailing_stop_pct")))
+        strategy = replace(self.strategy, settings=settings)
+        return protective_record(strategy, pending.side, result.average_price, "live")
 
     def settle_pending(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
         """Settle a pending order whose lease ran out; None when settled and the turn may go on."""

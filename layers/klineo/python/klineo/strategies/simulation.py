@@ -17,8 +17,9 @@ candles produce the same trades by construction. The model, stated once:
   changed (``effective_signal``), and a signal for the side already held keeps the position as it
   is (no re-sizing). A trailing stop is live-only: the simulation ignores it.
 - **Sizing.** Exactly one of ``size`` (contracts), ``quote_size_usdt`` (quantity = quote / price)
-  or ``size_pct`` (percent of the simulated equity, times leverage, / price); rounded DOWN to the
-  symbol's step when rules are known.
+  or ``size_pct`` (percent of the simulated equity at the decision candle's close, realised plus
+  the open position's unrealised PnL, times leverage, / price); rounded DOWN to the symbol's step
+  when rules are known.
 - **PnL.** ``Ledger`` keeps the position (signed quantity), its average entry price, the realised
   PnL of closed quantity, the fees, and one ``Trade`` per round trip (flat -> position -> flat, a
   flip closes one trade and opens the next). Realised PnL is net of fees; unrealised PnL is
