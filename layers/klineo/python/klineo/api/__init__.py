@@ -193,7 +193,8 @@ def _json_body(text: str) -> Any:
     _check_body_size(text)
     try:
         value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
+        # ValueError: JSONDecodeError, and an integer of more digits than Python converts (4300).
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is not valid JSON",
                        field="body") from None
     if _nesting_depth(value) > MAX_BODY_DEPTH:
@@ -224,16 +225,58 @@ def _repeated_query_parameter(app: APIGatewayHttpResolver) -> ApiError | None:
                     f"query parameter {field or ''} is given more than once".replace("  ", " "), field=field)
 
 
+def _declared_query_names(app: APIGatewayHttpResolver) -> set[str] | None:
+    """The query parameter names the matched route declares (a query model's fields by their aliases).
+
+    Read from the route Powertools' resolver puts in ``app.context["_route"]`` (its OpenAPI
+    validation reads the same); a test fails if a Powertools upgrade stops doing so.
+    """
+    route = app.context.get("_route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    names: set[str] = set()
+    for param in dependant.query_params:
+        annotation = getattr(param.field_info, "annotation", None)
+        fields = getattr(annotation, "model_fields", None)
+        if isinstance(fields, dict):
+            names.update(info.alias or name for name, info in fields.items())
+        else:
+            names.add(param.alias)
+    return names
+
+
+def _unknown_query_parameter(app: APIGatewayHttpResolver) -> ApiError | None:
+    """A query parameter the route does not take (a typo, Binance's spelling of ours) is refused: ignored,
+    ``?positionSide=SHORT`` on a close would close whatever position there is."""
+    declared = _declared_query_names(app)
+    if declared is None:
+        return None
+    sent = {name for name, _ in parse_qsl(app.current_event.raw_query_string or "", keep_blank_values=True)}
+    unknown = sorted(sent - declared)
+    if not unknown:
+        return None
+    field = unknown[0] if _FIELD_PART.fullmatch(unknown[0]) else None
+    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
+                    f"query parameter {field or ''} is not one this route takes".replace("  ", " "),
+                    field=field)
+
+
 def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
-    """Every route: a JWT subject is required, a body is JSON and capped even where it is not parsed."""
-    # A CORS preflight carries no credentials (browsers never send them on OPTIONS).
-    if app.current_event.http_method.upper() != "OPTIONS" and _sub(app) is None:
+    """Every route: a JWT subject is required, a body is JSON and capped even where it is not parsed,
+    and every query parameter is one the route takes, given once."""
+    # A CORS preflight carries no credentials (browsers never send them on OPTIONS), and is answered
+    # whatever its query string.
+    preflight = app.current_event.http_method.upper() == "OPTIONS"
+    if not preflight and _sub(app) is None:
         raise _unauthenticated()
     _check_body_size(app.current_event.decoded_body)
     if app.current_event.body and not _declares_json(app):
         raise _unsupported_media_type()
     if (repeated := _repeated_query_parameter(app)) is not None:
         raise repeated
+    if not preflight and (unknown := _unknown_query_parameter(app)) is not None:
+        raise unknown
     return next_middleware(app)
 
 

@@ -20,8 +20,19 @@ from klineo.validation import CONNECTION_ID_PATTERN
 __all__ = ["BacktestRequest"]
 
 
+# Binance has no candles before 2017: an earlier time is refused before any arithmetic (near
+# datetime's lower limit the warm-up before the start leaves its range).
+_EARLIEST = dt.datetime(2017, 1, 1, tzinfo=dt.UTC)
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    try:
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except OverflowError:  # the UTC time is outside datetime's years 1-9999
+        raise ValueError("must be a time between 2017-01-01 and 9999-12-31 (UTC)") from None
+    if value < _EARLIEST:
+        raise ValueError("must be a time between 2017-01-01 and 9999-12-31 (UTC)")
+    return value
 
 
 class BacktestRequest(StrategyDefinition):

@@ -24,7 +24,8 @@ __all__ = [
 PositionModeName = Literal["one_way", "hedge"]
 MarginTypeName = Literal["isolated", "cross"]
 Leverage = Annotated[
-    int, Field(ge=1, le=125, description="Initial leverage, 1 to 125 (the symbol's bracket may allow less).")
+    int, Field(ge=1, le=125, strict=True,  # an integer, never true for 1 or "20" (as the strategy models)
+               description="Initial leverage, 1 to 125 (the symbol's bracket may allow less).")
 ]
 
 

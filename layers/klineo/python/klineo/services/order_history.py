@@ -87,6 +87,9 @@ def _settle_some(records: list[OrderRecord]) -> list[OrderRecord]:
 def list_orders(user_id: str, query: OrderHistoryQuery) -> OrderHistoryResponse:
     """A page of the caller's orders, newest first (see the module docstring)."""
     after = decode_cursor(query.cursor) if query.cursor else None
+    if after is not None and after < f"{query.from_ms or 0:013d}#":
+        raise cursor_refused()  # before `from`: no page of this listing ends there (and DynamoDB
+        # refuses a BETWEEN whose bounds are reversed)
     history = HistoryFilter(connection_id=query.connection_id, symbol=query.symbol, status=query.status,
                             from_ms=query.from_ms, to_ms=query.to_ms)
     records, last = list_order_page(user_id, history, query.limit, after)

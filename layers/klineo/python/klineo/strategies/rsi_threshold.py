@@ -24,8 +24,8 @@ class RsiThresholdParams(StrategyParams):
     """0 < oversold < overbought < 100; period in candles; allow_short=False turns short into flat."""
 
     period: int = Field(default=14, ge=2, le=50)
-    oversold: Decimal = Field(default=Decimal(30), gt=0, lt=100)
-    overbought: Decimal = Field(default=Decimal(70), gt=0, lt=100)
+    oversold: Decimal = Field(default=Decimal(30), gt=0, lt=100, max_digits=12, decimal_places=8)
+    overbought: Decimal = Field(default=Decimal(70), gt=0, lt=100, max_digits=12, decimal_places=8)
     allow_short: bool = True
 
     @model_validator(mode="after")
