@@ -8,9 +8,12 @@ from decimal import Decimal
 import pytest
 from klineo.binance import endpoints, get_client
 from klineo.runner import execution
+from klineo.runner.gates import GateBook
 from klineo.runner.schedule import client_order_id
 from klineo.services import orders as order_core
+from klineo.store import flags
 from klineo.store import strategies as strategy_store
+from klineo.store.events import list_events
 from klineo.strategies.simulation import fee, market_fill
 
 from tests.integration.runner.conftest import (
@@ -148,6 +151,35 @@ def test_an_order_that_never_reached_binance_is_sent_once_after_recv_window(runn
     assert len(placed) == 1
     assert runner.runs(sid)[0].status == "ordered"
     assert runner.stored(USER, sid).pending is None
+
+
+def test_a_kill_switch_set_after_the_batch_read_stops_the_resend_of_a_lost_attempt(runner, monkeypatch):
+    """GIVEN an order that never reached Binance WHEN its message comes again past recvWindow and the
+    user's kill switch is turned on right after that batch read its gates THEN nothing is sent: the run
+    is skipped naming user_kill_switch, a risk_block event says so, and the position is unchanged."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    read_gates = GateBook.load
+
+    def switch_on_after_the_read(pairs):
+        book = read_gates(pairs)
+        flags.set_user_kill_switch(USER, True)
+        return book
+
+    monkeypatch.setattr(GateBook, "load", switch_on_after_the_read)
+
+    second = runner.work_event(event, later_ms=_past_recv_window_ms(1_000))
+
+    assert second["batchItemFailures"] == []
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("skipped", "user_kill_switch")
+    blocks = [e for e in list_events(sid, 20).events if e.kind == "risk_block"]
+    assert [e.details["gate"] for e in blocks] == ["user_kill_switch"]
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None and stored.live_position == 0
 
 
 def test_an_order_absent_at_binance_after_its_candle_was_superseded_is_settled_not_placed(runner) -> None:

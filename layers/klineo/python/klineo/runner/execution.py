@@ -14,7 +14,9 @@ Order of work for a strategy S and the candle C its message names:
    (``klineo.services.symbol_settings.prepare_symbol``).
 3. A pending live order left by an earlier attempt is settled first: looked up by its
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
-   never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``).
+   never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``). Right before
+   such a second send the gates are read again (``recheck_gates``): a kill switch turned on since
+   the batch's read stops it, ``risk_block`` naming the gate and the run ``skipped``.
 4. A candle superseded by a newer closed one is recorded ``skipped`` (stale_candle), never traded.
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
@@ -104,6 +106,7 @@ from klineo.store.connections import (
     TradingContext,
     connection_credentials,
     connection_from_item,
+    load_trading_context,
 )
 from klineo.store.events import StrategyEvent
 from klineo.store.flags import kill_switch_of
@@ -654,7 +657,10 @@ class _Turn:
             result = submit_futures_order(
                 client, creds, order, pending.client_order_id,
                 earlier_attempt_ms=earlier_attempt_ms, clock=self.ctx.clock,
+                before_resend=lambda: self.recheck_gates(pending),
             )
+        except _ResendBlocked as blocked:
+            return self.settle_blocked(pending, blocked.refusal)
         except KlineoError as exc:
             if exc.category is ErrorCategory.UNKNOWN_OUTCOME or exc.retryable:
                 logger.warning("strategy order unsettled; will look again", extra={
@@ -664,6 +670,33 @@ class _Turn:
                 return self.result("pending", str(exc.category), retry=True)
             return self.settle_refused(pending, exc)
         return self.settle_result(pending, result)
+
+    def recheck_gates(self, pending: PendingOrder) -> None:
+        """Right before a lost attempt is sent again: the gates read now (one consistent BatchGetItem),
+        since the batch's read may be older than a kill switch; a closed gate raises _ResendBlocked."""
+        strategy = self.strategy
+        trading = strategy_trading_context(strategy, load_trading_context(strategy.user_id,
+                                                                          strategy.connection_id))
+        intent = OrderIntent(symbol=strategy.symbol, side=pending.side, type="MARKET",
+                             quantity=pending.quantity, reduce_only=pending.reduce_only)
+        try:
+            check_order(trading, intent)
+        except KlineoError as exc:
+            raise _ResendBlocked(exc) from None
+
+    def settle_blocked(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
+        """The gate closed before a lost attempt was sent again: never sent, the run skipped naming it."""
+        strategy, gate = self.strategy, exc.field or str(exc.category)
+        self.event("risk_block", close_time=pending.close_time, gate=gate, message=exc.message)
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
+                                       error=exc.to_dict())
+        settled = settle_live_order(
+            strategy.user_id, strategy.strategy_id, pending,
+            self.final_run(pending, "skipped", skip_reason=gate),
+            position_to=pending.position_before, key_failures=strategy.key_failures,
+            outcome=outcome, events=self.take_events(),
+        )
+        return self.result("skipped" if settled else "not_run", gate)
 
     def settle_refused(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
         """Binance refused the order (nothing placed): a failed run; key refusals count towards a pause."""
@@ -821,6 +854,14 @@ FILLS_READ_RESERVE = 1200
 _CLAIM_ATTEMPTS = 2
 # Turns played again after the strategy changed between its read and its write (StrategyChanged).
 _REPLAYS = 2
+
+
+class _ResendBlocked(Exception):
+    """The risk gate refused a lost attempt's second send (``refusal`` names the gate)."""
+
+    def __init__(self, refusal: KlineoError) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 def _pausing(reason: str | None) -> StrategyAdvance | None:
