@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+import responses
 from klineo.store import flags
 
 from tests.integration.api.conftest import USER_A, USER_B, connection_event
@@ -200,6 +203,40 @@ def test_close_with_a_key_that_placed_a_partial_reduce_is_409_and_touches_nothin
     account = sim_env.account(futures_connection.account.id)
     state = sim_env.state.futures.state_for(account, time.time() * 1000)
     assert [a.status for a in state.algo_orders.values() if a.client_algo_id == stop_id] == ["NEW"]
+
+
+def _expired_market(request: Any) -> tuple[int, dict[str, str], str]:
+    """Binance's answer to a MARKET order that ended EXPIRED with nothing filled (no liquidity)."""
+    sent = dict(parse_qsl(urlsplit(request.url).query))
+    answer = {"orderId": 4_100_000_999, "symbol": sent["symbol"], "status": "EXPIRED",
+              "clientOrderId": sent["newClientOrderId"], "price": "0", "avgPrice": "0.00",
+              "origQty": sent["quantity"], "executedQty": "0", "cumQuote": "0", "timeInForce": "GTC",
+              "type": "MARKET", "reduceOnly": True, "closePosition": False, "side": sent["side"],
+              "positionSide": "BOTH", "stopPrice": "0", "workingType": "CONTRACT_PRICE",
+              "priceProtect": False, "origType": "MARKET", "updateTime": int(time.time() * 1000)}
+    return 200, {"Content-Type": "application/json"}, json.dumps(answer)
+
+
+def test_close_that_expired_unfilled_leaves_the_positions_stop_armed(sim_env, invoke, futures_connection):
+    """GIVEN a LONG guarded by a reduce-only stop WHEN the close's MARKET order ends EXPIRED with nothing
+    filled THEN the answer says EXPIRED, and the stop is not cancelled: the position it guards is open."""
+    _open_long(invoke, futures_connection.id)
+    trigger = (Decimal(str(sim_env.mark_price("BTCUSDT"))) * Decimal("0.9")).quantize(Decimal("0.1"))
+    stop = order_body(futures_connection.id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", reduceOnly=True, triggerPrice=format(trigger, "f"))
+    stop_id = body_of(invoke("futures_order", order_event(stop, key=new_key())))["client_order_id"]
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as exchange:
+        exchange.add_passthru(sim_env.url)
+        exchange.add_callback(responses.POST, f"{sim_env.url}{ORDER_PATH}", callback=_expired_market)
+        close = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert close["statusCode"] == 200, close["body"]
+    assert (body_of(close)["status"], body_of(close)["executed_quantity"]) == ("EXPIRED", "0")
+    account = sim_env.account(futures_connection.account.id)
+    state = sim_env.state.futures.state_for(account, time.time() * 1000)
+    assert [a.status for a in state.algo_orders.values() if a.client_algo_id == stop_id] == ["NEW"]
+    assert [row["positionAmt"] for row in _sim_rows(sim_env, futures_connection.account.id)] == ["0.002"]
 
 
 def test_close_without_idempotency_key_is_428_and_sends_nothing(sim_env, invoke, futures_connection):

@@ -9,8 +9,10 @@ record and repeated with the same body, so the idempotency layer answers with th
 The close's record carries ``role`` = ``position_close``: a key that placed another order (even a
 reduce-only MARKET on the same symbol) is a 409, never taken for a close (nor followed by the
 cancelling of the position's stops).
-After the close, the open algo orders that close that position side (our stop-loss / take-profit
-and any other reduce-only or closePosition ones) are cancelled (``klineo.services.protective``).
+After the close has FILLED, the open algo orders that close that position side (our stop-loss /
+take-profit and any other reduce-only or closePosition ones) are cancelled
+(``klineo.services.protective``); a close that did not fill (EXPIRED, or only partly) leaves them
+armed, since the position they guard is still there.
 
 Apart from ``klineo.services.positions`` (the read) so that GET positions does not import the order
 path (``klineo.services.futures`` and its stores), which only closing uses.
@@ -113,7 +115,8 @@ def close_position(
         with call_deadline(Deadline.of_invocation(lambda_context).at):
             order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
     closed = place_futures_order(user_id, order, idempotency_key, lambda_context, role=CLOSE_ROLE)
-    _cancel_guards(user_id, connection_id, symbol, order.positionSide)
+    if closed.status == "FILLED":
+        _cancel_guards(user_id, connection_id, symbol, order.positionSide)
     return closed
 
 
