@@ -192,3 +192,23 @@ def test_declared_query_parameters_and_a_preflight_with_a_query_still_pass(sim_e
 
     assert invoke("futures_orders", listing)["statusCode"] == 200
     assert invoke("futures_orders", preflight)["statusCode"] in (200, 204)
+
+
+@pytest.mark.parametrize(("raw_tail", "field"), [
+    ('"side": "BUY", "type": "MARKET", "quantity": "0.002", "side": "SELL"}', "side"),
+    ('"side": "BUY", "type": "MARKET", "quantity": "0.002", '
+     '"stop_loss": {"percent": "2", "percent": "20"}}', "percent"),
+])
+def test_a_key_given_twice_in_a_body_is_refused_naming_it(sim_env, invoke, stored_connection, raw_tail,
+                                                            field):
+    """{"side": "BUY", ..., "side": "SELL"} is a 400 naming side (at any depth): JSON's last-wins would
+    otherwise sell, and nothing reaches Binance."""
+    raw = f'{{"connection_id": "{stored_connection.id}", "symbol": "BTCUSDT", ' + raw_tail
+    event = with_user(with_body(load_event("futures_order"), raw), USER_A)
+    event["headers"]["idempotency-key"] = "twice"
+    sent_before = len(sim_env.journal)
+
+    response = invoke("futures_order", event)
+
+    _refused(response, field)
+    assert len(sim_env.journal) == sent_before

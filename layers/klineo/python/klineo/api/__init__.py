@@ -176,6 +176,24 @@ def _reject_constant(name: str) -> Any:
                    field="body")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all distinct: a key given twice contradicts itself
+    (``"side": "BUY", ..., "side": "SELL"`` would otherwise sell), so it is refused, as a repeated
+    query parameter is."""
+    value = dict(pairs)
+    if len(value) == len(pairs):
+        return value
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            break
+        seen.add(key)
+    field = key if _FIELD_PART.fullmatch(key) else None
+    raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
+                   f"request body gives the key {field or ''} more than once".replace("  ", " "),
+                   field=field or "body")
+
+
 def _nesting_depth(value: Any) -> int:
     """How deep arrays and objects nest in a parsed JSON value (iterative: no recursion limit)."""
     deepest, stack = 0, [(value, 1)]
@@ -192,7 +210,8 @@ def _json_body(text: str) -> Any:
     """Body deserializer: size cap first, then JSON with exact decimals (never binary floats), shallow."""
     _check_body_size(text)
     try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant,
+                           object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError):
         # ValueError: JSONDecodeError, and an integer of more digits than Python converts (4300).
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is not valid JSON",
