@@ -78,7 +78,6 @@ __all__ = [
     "cancel_protective_orders",
     "check_protective_targets",
     "protective_client_algo_id",
-    "wants_protection",
 ]
 
 ROLES = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "TAKE_PROFIT_MARKET")}
@@ -112,15 +111,6 @@ def check_protective_targets(order: FuturesOrderRequest, reference_price: Callab
                 f"for a {order.side} entry",
                 field=role,
             )
-
-
-def _targets(entry: OrderRecord) -> dict[str, dict[str, Any]]:
-    return {role: entry.request[role] for role in ROLES if isinstance(entry.request.get(role), dict)}
-
-
-def wants_protection(entry: OrderRecord) -> bool:
-    """True for an entry that asked for a stop-loss or a take-profit."""
-    return bool(_targets(entry))
 
 
 def _trigger(role: str, target: dict[str, Any], entry_side: str, average: Decimal | None,
@@ -263,7 +253,7 @@ def arm_protective_orders(
     Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
     KlineoError when one could not be placed for a transient reason (the others are placed first).
     """
-    targets = _targets(entry_record)
+    targets = entry_record.protective_targets
     ids = {role: protective_client_algo_id(entry_record.client_order_id, role) for role in targets}
     if not _filled(entry_record):
         return [_state(role, ids[role], None, WAITING_FOR_FILL) for role in targets]
@@ -363,7 +353,7 @@ def arm_on_read(
     None when the entry asked for none. A failure is logged, never raised: the read answers the
     entry's state, and the next read (or the reconciler) places what is missing.
     """
-    if not _targets(entry_record):
+    if not entry_record.protective_targets:
         return None
     entry = dataclasses.replace(entry_record, status=found.status, result=found.to_record())
     try:

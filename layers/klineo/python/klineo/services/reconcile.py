@@ -47,7 +47,6 @@ from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.orders import OrderResult
-from klineo.services.protective import arm_protective_orders, wants_protection
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
@@ -59,6 +58,7 @@ from klineo.store.orders import (
     ORIGIN_LIQUIDATION,
     ORIGIN_MANUAL,
     ORIGIN_SETTLEMENT,
+    PROTECTIVE_ROLES,
     STATUS_UNKNOWN_PURGED,
     OrderRecord,
     get_order_record,
@@ -82,7 +82,6 @@ DAY_MS = 86_400_000
 PURGE_AFTER_MS = 3 * DAY_MS
 WATCH_IDLE_MS = 7 * DAY_MS
 RUN_WEIGHT = 240
-PROTECTIVE_ROLES = frozenset({"stop_loss", "take_profit"})
 FIRED_ALGO = frozenset({"TRIGGERED", "FINISHED"})
 OPEN_ALGO = frozenset({"NEW", "TRIGGERING"})
 FIRED = FIRED_ALGO | {"FILLED"}
@@ -250,8 +249,12 @@ class Reconciler:
     def _protected(self, account: _Account, entry: OrderRecord) -> bool:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
         yet for a transient reason (a closed gate or a definitive refusal is final: True)."""
-        if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not wants_protection(entry):
+        if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not entry.protective_targets:
             return True
+        # Loaded here: only an entry with stops reaches this line (the order history's read of a page
+        # reconciles too, and should not import the whole order path for it).
+        from klineo.services.protective import arm_protective_orders
+
         try:
             self.call("POST", "/fapi/v1/algoOrder", arm_protective_orders, entry.user_id, entry,
                       account.client, account.creds, connection=account.connection)

@@ -52,6 +52,7 @@ __all__ = [
     "ORIGIN_LIQUIDATION",
     "ORIGIN_MANUAL",
     "ORIGIN_SETTLEMENT",
+    "PROTECTIVE_ROLES",
     "STATUS_PENDING",
     "STATUS_REJECTED",
     "STATUS_UNKNOWN",
@@ -94,6 +95,9 @@ ORIGIN_ADL = "adl"
 ORIGIN_SETTLEMENT = "settlement"
 KIND_ORDER = "order"
 KIND_ALGO = "algo"
+# The roles of an entry's protective orders (``role`` of their records); an entry's request names,
+# under the same keys, the ones it asked for (``klineo.services.protective`` places them).
+PROTECTIVE_ROLES = ("stop_loss", "take_profit")
 # Index prefixes (see the module docstring).
 ORDERS_INDEX_PREFIX = "ORDERS#"
 UNSETTLED_PREFIX = "UNSETTLED#"
@@ -167,6 +171,12 @@ class OrderRecord:
     def final(self) -> bool:
         """True when nothing can change any more (see FINAL_STATUSES)."""
         return self.status in FINAL_STATUSES
+
+    @property
+    def protective_targets(self) -> dict[str, dict[str, Any]]:
+        """The stop-loss / take-profit this entry's request asked for, by role ({} for none)."""
+        request = self.request
+        return {role: request[role] for role in PROTECTIVE_ROLES if isinstance(request.get(role), dict)}
 
     @property
     def settled(self) -> bool:
