@@ -90,6 +90,28 @@ def test_new_credentials_sign_every_later_request_and_strategies_keep_running(
     )
 
 
+def test_a_new_key_gets_the_connections_leverage_and_margin_type_applied_again(sim_env, invoke,
+                                                                               futures_connection):
+    """GIVEN 5x isolated applied on BTCUSDT with the first key WHEN the key is replaced by one of another
+    account and an order is placed THEN the order goes out at 5x isolated on the new account too (the
+    old key's applied settings are forgotten), not at that account's own 20x cross."""
+    patch = with_body(connection_event("connection_update", futures_connection.id, USER_A),
+                      {"leverage": 5, "margin_type": "isolated"})
+    assert invoke("connection_update", patch)["statusCode"] == 200
+    small = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002")
+    assert invoke("futures_order", order_event(small, key=new_key()))["statusCode"] == 200
+    applied = sim_env.state.futures.settings(futures_connection.account, "BTCUSDT")
+    assert (applied["leverage"], applied["margin_type"]) == (5, "ISOLATED")
+    new_account = sim_env.account("ed25519-futures")
+    assert _put_credentials(invoke, futures_connection.id, new_account)["statusCode"] == 200
+
+    second = invoke("futures_order", order_event(small, key=new_key()))
+
+    assert second["statusCode"] == 200, second["body"]
+    now = sim_env.state.futures.settings(new_account, "BTCUSDT")
+    assert (now["leverage"], now["margin_type"]) == (5, "ISOLATED")
+
+
 def test_credentials_that_fail_the_futures_test_leave_the_old_key(sim_env, invoke, futures_connection):
     """GIVEN futures enabled WHEN PUT credentials with a spot-only key THEN refused, the old key signs."""
     before = get_connection(USER_A, futures_connection.id)

@@ -398,9 +398,11 @@ def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run
     assert _unsettled() == [stop_id]  # the entry settled; its new stop-loss waits for the next run
 
 
-def test_no_protective_order_is_sent_past_a_closed_gate(sim_env, invoke, futures_connection):
+def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it_opens(sim_env, invoke,
+                                                                                     futures_connection):
     """GIVEN a filled LIMIT entry with a stop-loss and futures then disabled on its connection WHEN its
-    status is read and the reconciler runs THEN no order reaches Binance, and the entry still settles."""
+    status is read and the reconciler runs THEN nothing reaches Binance and the entry waits in the index;
+    once futures are enabled again, the next run places the stop-loss."""
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
     disabled = invoke("futures_disable", connection_event("futures_disable", futures_connection.id, USER_A,
                                                           "/futures/disable"))
@@ -408,11 +410,18 @@ def test_no_protective_order_is_sent_past_a_closed_gate(sim_env, invoke, futures
 
     read = invoke("futures_order_status", status_event(entry["client_order_id"]))
     Reconciler().run()
+    while_closed = _algo_posts(sim_env), _unsettled()
+    enabled = invoke("futures_enable", connection_event("futures_enable", futures_connection.id, USER_A,
+                                                        "/futures/enable"))
+    assert enabled["statusCode"] == 200, enabled["body"]
+    Reconciler().run()
 
     assert read["statusCode"] == 200, read["body"]
     assert body_of(read)["status"] == "FILLED"
-    assert _algo_posts(sim_env) == [] and _algo_orders(sim_env, futures_connection.account.id) == {}
-    assert _unsettled() == []
+    assert while_closed == ([], [entry["client_order_id"]])
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert _unsettled() == [stop_id]
 
 
 def test_status_of_a_conditional_order_is_read_from_the_algo_service(sim_env, invoke, futures_connection):

@@ -31,6 +31,7 @@ from klineo.services.connection_records import connection_response
 from klineo.services.connections import credentials_of, run_spot_test
 from klineo.services.futures_account import apply_position_mode, check_defaults, run_futures_test
 from klineo.services.key_health import resume_connection_strategies
+from klineo.services.risk import HEDGE, ONE_WAY
 from klineo.services.symbol_settings import futures_client
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
@@ -72,13 +73,19 @@ def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRe
     return connection_response(updated)
 
 
-def _require_tests_pass(connection: Connection, creds: Any, what: str) -> dict[str, Any]:
-    """The spot test (and the futures test when futures are enabled) on ``creds``; the spot result."""
+def _require_tests_pass(connection: Connection, creds: Any, what: str,
+                        futures_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The spot test (and the futures test when futures are enabled) on ``creds``; the spot result.
+
+    ``futures_config`` receives the futures test's accountConfig when one ran.
+    """
     result = run_spot_test(creds, connection.environment)
     if not result.ok:
         raise KlineoError(ErrorCategory(result.category), f"{what}: {result.message}")
     if connection.futures_enabled:
-        _futures, error, _config = run_futures_test(connection, creds)
+        _futures, error, config = run_futures_test(connection, creds)
+        if futures_config is not None:
+            futures_config.update(config)
         if error is not None:
             raise KlineoError(
                 error.category,
@@ -101,7 +108,10 @@ def replace_credentials(
             field="environment",
         )
     creds = credentials_of(body)
-    last_test = _require_tests_pass(connection, creds, "The new key was not stored")
+    config: dict[str, Any] = {}
+    last_test = _require_tests_pass(connection, creds, "The new key was not stored", config)
+    dual = config.get("dualSidePosition")
+    position_mode = (HEDGE if dual else ONE_WAY) if isinstance(dual, bool) else None
     if connection.credentials_version is None:
         # Made before versions were recorded: pin the current key first, so that until the item
         # names the new version every order still signs with the old key.
@@ -116,6 +126,7 @@ def replace_credentials(
         api_key_masked=creds.api_key_masked,
         credentials_version=version,
         last_test=last_test,
+        position_mode=position_mode,
     )
     logger.info("connection key replaced", extra={"connection_id": connection_id})
     return connection_response(updated)

@@ -18,7 +18,8 @@ When: a MARKET entry fills at once, so both are placed in the same request. A LI
 rests answers ``WAITING_FOR_FILL``; ``arm_protective_orders`` places them once it has filled: on
 the next status read of the entry (``arm_on_read``), or by the reconciler at the latest (the entry stays
 in its unsettled index until they are placed or refused for good). Both ask the risk gate first: with
-futures switched off or the connection disabled nothing is sent. Only a FILLED entry,
+futures switched off or the connection disabled nothing is sent, and the reconciler places them once
+the gate is open again. Only a FILLED entry,
 or one that ended with a partial fill, is armed: a partly filled open order waits for its end.
 
 Exactly once: each ``clientAlgoId`` is derived from the entry's clientOrderId (its first 33

@@ -8,7 +8,8 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    executed) and the record leaves the index. What Binance says is stored as it is. An API entry that
    asked for a stop-loss / take-profit and filled gets them placed first
    (``klineo.services.protective``, behind the risk gate); when one could not be placed for a
-   transient reason, the entry's state is stored but it stays in the index, so the next run places it.
+   transient reason or behind a gate that may open again (futures off, connection disabled), the
+   entry's state is stored but it stays in the index, so a later run places it.
 2. **Purged.** An order Binance does not know (-2013) although the record is older than Binance's
    shortest retention (3 days: canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
    final; nothing ever sends it again (facts §9, §14). A younger unknown record is left alone: it may
@@ -77,6 +78,7 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
+_REOPENING_GATES = frozenset({"futures_disabled", "connection_disabled"})
 # Binance forgets canceled/expired orders without fills after 3 days (facts §9): a record older
 # than that which Binance does not know can never be settled any more.
 PURGE_AFTER_MS = 3 * DAY_MS
@@ -263,7 +265,9 @@ class Reconciler:
             logger.warning("protective orders not placed by the reconciler", extra={
                 "client_order_id": entry.client_order_id, "category": exc.category.value,
                 "field": exc.field, "retryable": exc.retryable})
-            return not exc.retryable
+            # A closed gate (futures switched off, connection disabled) may open again: the entry stays
+            # in the index so its protection is placed then, never dropped for good.
+            return not exc.retryable and exc.field not in _REOPENING_GATES
         return True
 
     def _vanished(self, record: OrderRecord) -> dict[str, Any] | None:

@@ -398,12 +398,19 @@ def pin_credentials_version(user_id: str, connection_id: str, version: str) -> N
 
 
 def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_masked: str,
-                credentials_version: str, last_test: dict[str, Any]) -> Connection:
+                credentials_version: str, last_test: dict[str, Any],
+                position_mode: str | None = None) -> Connection:
     """Point the connection at a new secret version (new key): one UpdateItem, failure count cleared.
 
+    What was applied on Binance with the old key (per-symbol margin type and leverage) is forgotten:
+    the new key may belong to another account, so the next order on a symbol applies them again.
+    ``position_mode``: the new key's account mode as its futures test read it (futures enabled).
     A disabled connection stays disabled: POST .../enable switches it on and resumes its strategies.
     """
-    update = Update(sets={"key_type": key_type, "api_key_masked": api_key_masked,
-                          "credentials_version": credentials_version, "last_test": last_test,
-                          "consecutive_failures": 0})
+    sets: dict[str, Any] = {"key_type": key_type, "api_key_masked": api_key_masked,
+                            "credentials_version": credentials_version, "last_test": last_test,
+                            "consecutive_failures": 0}
+    if position_mode is not None:
+        sets["position_mode"] = position_mode
+    update = Update(sets=sets, removes=["symbol_settings"])
     return _update_existing(user_id, connection_id, update)
