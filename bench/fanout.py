@@ -5,9 +5,11 @@ close? The benchmark cannot run that on this machine (moto and the simulator wou
 bottleneck), so it measures what ONE strategy tick costs (CPU, DynamoDB and Binance requests)
 and this model scales it with the deployment's shape, read from template.yaml and the code:
 
-- dispatcher: the gsi1 Query in pages of 1 MB (one after the other), then SendMessageBatch of 10
-  messages, ``send_threads`` calls at a time, plus its CPU per strategy (on its vCPU share); one
-  message per (environment, symbol, interval) group and up to ``per_message`` strategies;
+- dispatcher: the gsi1 Query in pages of 1 MB (one after the other), then SendMessageBatch of up to
+  10 messages whose bodies add up to at most ``SQS_BATCH_LIMIT_BYTES`` (a message taken at
+  ``index_bytes`` per strategy, about what a strategy's snapshot weighs in its message),
+  ``send_threads`` calls at a time, plus its CPU per strategy (on its vCPU share); one message per
+  (environment, symbol, interval) group and up to ``per_message`` strategies;
 - the SQS event source waits up to ``batching_window_s`` and hands ``batch_size`` messages to a
   worker; at most ``concurrency`` workers run (ReservedConcurrentExecutions), so the batches run
   in waves;
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+
+from klineo.runner.messages import SQS_BATCH_LIMIT_BYTES
 
 __all__ = ["LAMBDA_PRICES", "FanoutInputs", "FanoutResult", "LambdaPrice", "fanout", "lambda_dollars"]
 
@@ -103,7 +107,9 @@ def fanout(inputs: FanoutInputs) -> FanoutResult:
     per_market = math.ceil(inputs.strategies / inputs.markets)
     messages = inputs.markets * math.ceil(per_market / inputs.per_message)
     pages = max(1, math.ceil(inputs.strategies * inputs.index_bytes / QUERY_PAGE_BYTES))
-    sends = math.ceil(math.ceil(messages / 10) / inputs.send_threads)
+    message_bytes = min(per_market, inputs.per_message) * inputs.index_bytes
+    per_send = max(1, min(10, int(SQS_BATCH_LIMIT_BYTES // message_bytes)))
+    sends = math.ceil(math.ceil(messages / per_send) / inputs.send_threads)
     dispatcher_vcpu = min(1.0, inputs.dispatcher_memory_mb / FULL_VCPU_MB)
     dispatch_s = (
         pages * inputs.dynamo_ms + sends * inputs.sqs_ms

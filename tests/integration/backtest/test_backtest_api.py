@@ -7,10 +7,13 @@ so a backtest over fixed past dates gives the same candles on every run.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
+from klineo.binance import Candle
 from klineo.services import backtest as backtest_service
 from klineo.services import kline_history
 from klineo.store import klines_cache
@@ -87,6 +90,34 @@ def test_cache_stores_only_fully_closed_days(sim_env, invoke, aws) -> None:
     assert yesterday in days and today not in days
     cached = klines_cache.decode_day(int(items[0]["day_start"]["N"]), 900_000, items[0]["candles"]["B"])
     assert len(cached) == int(items[0]["count"]["N"])
+
+
+def test_a_day_whose_last_candle_just_closed_is_not_cached_as_final(aws, monkeypatch) -> None:
+    """GIVEN a fetch 300 ms after midnight, while Binance still shows the 23:00 1h candle open (close
+    104.5) WHEN a later backtest reads the same day (Binance's final close is 101) THEN it gets 101: a day
+    is cached only once its last candle closed a while ago (FINAL_AFTER_MS), never on our clock alone."""
+    hour, day, day_start = 3_600_000, 86_400_000, 1_735_689_600_000  # 2025-01-01T00:00:00Z
+
+    def candle(index: int, close: str) -> Candle:
+        open_time = day_start + index * hour
+        return Candle(open_time, Decimal("100"), Decimal("110"), Decimal("90"), Decimal(close), Decimal("5"),
+                      open_time + hour - 1)
+
+    final = [candle(i, "101") for i in range(24)]
+    binance = {"answer": [*final[:23], candle(23, "104.5")]}
+
+    def klines(client, symbol, interval, *, limit, start_time, end_time):
+        return [c for c in binance["answer"] if start_time <= c.open_time <= end_time]
+
+    monkeypatch.setattr(kline_history.endpoints, "klines", klines)
+    client = SimpleNamespace(environment=SimpleNamespace(value="production"))
+    kline_history.closed_candles(client, "BTCUSDT", "1h", day_start, day_start + day, day_start + day + 300)
+    binance["answer"] = final
+
+    later = kline_history.closed_candles(client, "BTCUSDT", "1h", day_start, day_start + day,
+                                         day_start + 10 * day)
+
+    assert later.candles[-1].close == Decimal("101")
 
 
 def test_backtest_refuses_two_sizings_naming_the_fields(sim_env, invoke) -> None:

@@ -15,11 +15,22 @@ def test_ten_thousand_holds_over_a_hundred_markets_match_the_hand_computation() 
     """100 messages in 10 batches of 1,000 run in 3 waves of 4 workers; the parts add up as computed."""
     result = fanout(HOLDS)
     assert (result.messages, result.batches, result.waves, result.strategies_per_batch) == (100, 10, 3, 1000)
-    # dispatcher: 10 Query pages of 1 MB (10 ms each) + 10 SendMessageBatch calls on 4 threads (3 x 10 ms)
-    assert result.dispatch_s == pytest.approx(0.13)
+    # dispatcher: 10 Query pages of 1 MB (10 ms each) + 50 SendMessageBatch calls (two 100 KB messages
+    # each under the 256 KiB batch limit) on 4 threads (13 x 10 ms)
+    assert result.dispatch_s == pytest.approx(0.23)
     # batch: 2 rounds of klines (20 ms) + 100 turns per thread (10 ms) + 1,000 ms CPU on 512/1769 of a vCPU
     assert result.batch_s == pytest.approx((40 + 1000 + 1000 / (512 / 1769)) / 1000)
-    assert result.total_s == pytest.approx(1.0 + 0.13 + 3 * result.batch_s)
+    assert result.total_s == pytest.approx(1.0 + 0.23 + 3 * result.batch_s)
+
+
+def test_small_messages_go_ten_to_a_send_and_full_ones_one_each() -> None:
+    """Messages of 10 x 1 KB go 10 per SendMessageBatch; of 100 x 2.6 KB (260 KB) one per call."""
+    small = fanout(dataclasses.replace(HOLDS, per_message=10))
+    full = fanout(dataclasses.replace(HOLDS, index_bytes=2600.0))
+    # 1,000 messages / 10 per call = 100 calls on 4 threads: 25 rounds; 10 and 25 Query pages
+    assert small.dispatch_s == pytest.approx((10 + 25) * 10 / 1000)
+    # 100 messages, one per call: 25 rounds
+    assert full.dispatch_s == pytest.approx((25 + 25) * 10 / 1000)
 
 
 def test_more_worker_concurrency_means_fewer_waves_and_an_earlier_finish() -> None:

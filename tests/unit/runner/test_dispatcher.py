@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -13,6 +14,7 @@ from klineo.runner import dispatcher
 from klineo.runner.messages import (
     MAX_MESSAGE_BYTES,
     MAX_STRATEGIES_PER_MESSAGE,
+    SQS_BATCH_LIMIT_BYTES,
     SQS_MESSAGE_LIMIT_BYTES,
     StrategyRef,
     WorkMessage,
@@ -20,6 +22,7 @@ from klineo.runner.messages import (
 from klineo.store import aws as aws_clients
 from klineo.store import strategies as strategy_store
 from klineo.store.runs import claim_live_order
+from klineo.store.strategies import ActiveStrategy, TradingSettings
 
 from tests.unit.runner.helpers import make_pending, make_strategy
 
@@ -119,6 +122,43 @@ def test_messages_go_out_ten_per_send_message_batch(aws, monkeypatch) -> None:
     dispatcher.dispatch_tick({"time": "2025-02-20T16:02:00Z"}, now_ms=TICK)
     assert calls.count("SendMessageBatch") == 3 and "SendMessage" not in calls
     assert len(queued(aws)) == 23
+
+
+def _traded_snapshot() -> dict[str, Any]:
+    """The snapshot of a live strategy with SL/TP that holds a position (its runner state filled in)."""
+    made = make_strategy(settings=TradingSettings(
+        stop_loss_pct=Decimal("1.5"), take_profit_pct=Decimal("3"), trailing_stop_pct=Decimal("0.8")))
+    runner_state = strategy_store.to_item({
+        "live_position": Decimal("0.002"), "last_close": TICK - 60_001, "last_fill_ms": TICK - 58_766,
+        "protective": {"mode": "live", "entry_side": "BUY", "entry_price": Decimal("96012.4"), "armed": True,
+                       "stop_loss": Decimal("94572.2"), "take_profit": Decimal("98892.7"),
+                       "trailing_stop_pct": Decimal("0.8")},
+        "live_book": {"entry_price": Decimal("96012.4"), "realised_pnl": Decimal("-12.48213"),
+                      "fees": Decimal("3.840496"), "fees_other_assets": 0, "estimated_fills": 0},
+    })
+    return strategy_store.snapshot_of({**made.to_item(), **runner_state})
+
+
+def test_full_messages_are_sent_under_the_batch_payload_limit(aws) -> None:
+    """GIVEN 1,000 traded strategies on one market (10 full messages of about 110 KB) WHEN sent THEN every
+    SendMessageBatch stays under SQS's limit on the sum of its bodies (ten together were refused whole,
+    BatchRequestTooLong, and those strategies never ran), and all 1,000 are queued."""
+    snapshot = _traded_snapshot()
+    strategies = [ActiveStrategy(user_id="user-a", strategy_id=f"{n:032x}", environment="production",
+                                 symbol="BTCUSDT", last_close=None, snapshot=snapshot)
+                  for n in range(10 * MAX_STRATEGIES_PER_MESSAGE)]
+    messages = dispatcher.plan_messages(TICK, query=lambda interval: strategies if interval == "1m" else [])
+    sizes: list[int] = []
+
+    def batch_size(params: dict[str, Any], **_: Any) -> None:
+        sizes.append(sum(len(entry["MessageBody"].encode()) for entry in params["Entries"]))
+
+    aws_clients.sqs().meta.events.register("before-parameter-build.sqs.SendMessageBatch", batch_size)
+
+    dispatcher.send_messages(messages)
+
+    assert len(messages) == 10 and max(sizes) <= SQS_BATCH_LIMIT_BYTES
+    assert sum(len(body["strategies"]) for body in queued(aws)) == len(strategies)
 
 
 def test_nothing_due_sends_nothing(aws) -> None:

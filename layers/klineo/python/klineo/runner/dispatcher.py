@@ -25,6 +25,7 @@ from klineo.observability import logger, metrics
 from klineo.runner.messages import (
     MAX_MESSAGE_BYTES,
     MAX_STRATEGIES_PER_MESSAGE,
+    SQS_BATCH_LIMIT_BYTES,
     StrategyRef,
     WorkMessage,
     encoded,
@@ -124,12 +125,33 @@ def _send_batch(queue_url: str, batch: list[WorkMessage]) -> int:
     return send_batch(queue_url, [message.body() for message in batch])
 
 
+def _batches(messages: list[WorkMessage]) -> list[list[WorkMessage]]:
+    """Runs of at most SQS_BATCH messages whose bodies add up to at most SQS_BATCH_LIMIT_BYTES.
+
+    SendMessageBatch refuses (BatchRequestTooLong) a batch whose bodies together exceed the limit,
+    whatever each message's own size; every message fits alone (MAX_MESSAGE_BYTES is below it).
+    """
+    batches: list[list[WorkMessage]] = []
+    current: list[WorkMessage] = []
+    size = 0
+    for message in messages:
+        cost = len(message.body().encode())
+        if current and (len(current) == SQS_BATCH or size + cost > SQS_BATCH_LIMIT_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append(message)
+        size += cost
+    if current:
+        batches.append(current)
+    return batches
+
+
 def send_messages(messages: list[WorkMessage], queue_url: str | None = None) -> None:
     """Send every message (SendMessageBatch of 10, a few batches at a time); raise if any were lost."""
     queue_url = queue_url or get_settings().strategy_queue_url
     if not queue_url:
         raise KlineoError(ErrorCategory.OTHER, "STRATEGY_QUEUE_URL is not set")
-    batches = [messages[i:i + SQS_BATCH] for i in range(0, len(messages), SQS_BATCH)]
+    batches = _batches(messages)
     if not batches:
         return
     if len(batches) == 1:

@@ -39,6 +39,10 @@ PAGE_LIMIT = 1000
 PAGE_WEIGHT = 5
 BACKTEST_WEIGHT_PER_MINUTE = 600
 _WINDOW_S = 60.0
+# A day is written to the cache (final, never fetched again) only this long after its last candle
+# closed on our clock: Binance answers a candle that has just closed on our clock as still open when
+# its clock is behind ours or its last trades are not aggregated yet (the runner's CLOSE_GRACE_MS).
+FINAL_AFTER_MS = 60_000
 
 
 class Pacer:
@@ -140,7 +144,7 @@ def closed_candles(
             by_day[candle.open_time // DAY_MS * DAY_MS].append(candle)
         for day in range(run_first, run_last + 1, DAY_MS):
             days[day] = by_day.get(day, [])
-            if day + DAY_MS - 1 < now_ms:  # the day's last candle has closed: final
+            if day + DAY_MS - 1 + FINAL_AFTER_MS < now_ms:  # the day's last candle closed a while ago: final
                 klines_cache.save_day(environment, symbol, interval, interval_ms, day, days[day])
                 history.fetched_days += 1
     history.candles = [
