@@ -4,7 +4,9 @@ Reusable by every route test (the futures routes too):
 - ``sim_env``: every Binance base URL pointed at a fresh simulator (production = ``.url``, testnet
   and demo = ``.testnet_url``), AWS under moto, every layer cache cleared; yields the simulator.
 - ``invoke``: ``invoke("balance", event)`` runs ``functions.balance.app.lambda_handler`` with a
-  Lambda context and returns the proxy response.
+  Lambda context and returns the proxy response. Every AWS call the handler makes is checked against
+  the function's policy in template.yaml (``iam``, ``tests.iam_policy``): a call AWS would deny
+  fails as AWS fails it, and fails the test even when the code catches it.
 - ``create_connection``: ``create_connection(user, account_id="futures-full", environment=None)``
   creates a connection through the real create handler; returns a ``StoredConnection``.
 - ``stored_connection``: a connection of ``USER_A`` on the simulator's production "futures-full" key.
@@ -28,6 +30,7 @@ from klineo.store import secrets as secret_store
 from local.binance_sim.accounts import DemoAccount
 from local.binance_urls import binance_environment
 from tests.helpers import load_event, response_json, with_body, with_user
+from tests.iam_policy import PolicyGuard
 
 USER_A = "a1a1a1a1-0000-4000-8000-00000000000a"
 USER_B = "b2b2b2b2-0000-4000-8000-00000000000b"
@@ -79,11 +82,23 @@ def sim_env(aws, binance_sim, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def invoke(aws, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
-    """Run one function's lambda_handler (imported as ``functions.<name>.app``) on an event."""
+def iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[PolicyGuard]:
+    """The running handlers' AWS calls checked against their template.yaml policies (moto checks none);
+    at the end of the test, no call may have been denied."""
+    guard = PolicyGuard()
+    guard.install(monkeypatch)
+    yield guard
+    assert not guard.denied, f"AWS calls IAM would deny:\n{guard.report()}"
+
+
+@pytest.fixture
+def invoke(aws, iam: PolicyGuard) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    """Run one function's lambda_handler (imported as ``functions.<name>.app``) on an event, under its
+    IAM policy."""
     def run(function: str, event: dict[str, Any]) -> dict[str, Any]:
         module = importlib.import_module(f"functions.{function}.app")
-        return module.lambda_handler(copy.deepcopy(event), LambdaContext(function_name=function))
+        with iam.acting_as(function):
+            return module.lambda_handler(copy.deepcopy(event), LambdaContext(function_name=function))
 
     return run
 

@@ -20,6 +20,7 @@ from klineo.store import klines_cache
 
 from tests.helpers import load_event, response_json, with_body, with_user
 from tests.integration.api.conftest import USER_A, USER_B, at_path
+from tests.integration.api.conftest import iam as iam  # fixture
 from tests.integration.api.conftest import invoke as invoke  # fixture
 from tests.integration.api.conftest import sim_env as sim_env  # fixture
 

@@ -30,6 +30,7 @@ from tests.integration.api.conftest import USER_A, StoredConnection, connection_
 
 # The API engineer's fixtures, made available to this folder's tests.
 sim_env = api_fixtures.sim_env
+iam = api_fixtures.iam
 invoke = api_fixtures.invoke
 create_connection = api_fixtures.create_connection
 stored_connection = api_fixtures.stored_connection

@@ -42,7 +42,9 @@ from local.binance_sim import market as sim_market
 from local.binance_sim.accounts import DemoAccount
 from local.scheduler import scheduler_event, sqs_event
 from tests.helpers import load_event
+from tests.iam_policy import PolicyGuard
 from tests.integration.api.conftest import LambdaContext, sim_env  # noqa: F401 - fixture re-exported here
+from tests.integration.api.conftest import iam as iam  # fixture
 from tests.integration.api.conftest import invoke as invoke
 
 EXTRA_SYMBOLS = tuple(f"X{index:02d}USDT" for index in range(1, 18))
@@ -185,8 +187,9 @@ class Runner:
     """Builds users' strategies in the stores and runs the real dispatcher and worker against them."""
 
     def __init__(self, simulator: Any, aws: Any, invoker: Callable[[str, dict[str, Any]], Any],
-                 pinned: dict[str, int]):
+                 pinned: dict[str, int], iam: PolicyGuard):
         self.pinned = pinned
+        self.iam = iam
         self.sim = simulator
         self.aws = aws
         self.invoke = invoker
@@ -290,11 +293,12 @@ class Runner:
         if remaining_ms is None and later_ms is None:
             return self.invoke("strategy_worker", event)
         context = ShortContext(function_name="strategy_worker", remaining_ms=remaining_ms or 60_000)
-        if later_ms is None:
-            from functions.strategy_worker import app
+        with self.iam.acting_as("strategy_worker"):
+            if later_ms is None:
+                from functions.strategy_worker import app
 
-            return app.lambda_handler(event, context)
-        return handle_batch(event, context, clock=lambda: time.time() + later_ms / 1000)
+                return app.lambda_handler(event, context)
+            return handle_batch(event, context, clock=lambda: time.time() + later_ms / 1000)
 
     def delivered(self, event: dict[str, Any]) -> dict[str, Any]:
         """``event`` as SQS hands it over this time: a message given out before counts its receives.
@@ -353,9 +357,9 @@ class Runner:
 
 
 @pytest.fixture
-def runner(extra_symbols, sim_env, aws, invoke, clock_of_last_tick) -> Iterator[Runner]:  # noqa: F811 - fixture parameters
-    """A Runner on moto and a fresh simulator (with the extra symbols)."""
-    yield Runner(sim_env, aws, invoke, clock_of_last_tick)
+def runner(extra_symbols, sim_env, aws, invoke, clock_of_last_tick, iam) -> Iterator[Runner]:  # noqa: F811 - fixture parameters
+    """A Runner on moto and a fresh simulator (extra symbols), its handlers under their IAM policies."""
+    yield Runner(sim_env, aws, invoke, clock_of_last_tick, iam)
 
 
 def current_close(now_ms: int | None = None) -> int:
