@@ -28,6 +28,9 @@ def test_worker_reports_partial_failures_with_bounded_concurrency(template) -> N
     queue = props["Events"]["Queue"]["Properties"]
     assert queue["BatchSize"] == 10 and queue["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["ReservedConcurrentExecutions"] == {"Ref": "WorkerReservedConcurrency"}
+    # the poller never starts more workers than may run: no throttled receive counts towards the DLQ
+    assert queue["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerReservedConcurrency"}
+    assert template["Parameters"]["WorkerReservedConcurrency"]["MinValue"] >= 2  # SQS's minimum
     actions = {a for s in props["Policies"][0]["Statement"] for a in s["Action"]}
     assert {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"} <= actions
 
