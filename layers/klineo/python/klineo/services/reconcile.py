@@ -48,6 +48,7 @@ from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.orders import OrderResult
+from klineo.services.risk import STATE_GATES
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
@@ -78,7 +79,6 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
-_REOPENING_GATES = frozenset({"futures_disabled", "connection_disabled"})
 # Binance forgets canceled/expired orders without fills after 3 days (facts §9): a record older
 # than that which Binance does not know can never be settled any more.
 PURGE_AFTER_MS = 3 * DAY_MS
@@ -250,7 +250,7 @@ class Reconciler:
 
     def _protected(self, account: _Account, entry: OrderRecord) -> bool:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
-        yet for a transient reason (a closed gate or a definitive refusal is final: True)."""
+        yet (a transient failure, or a state gate that may open again); a definitive refusal is final."""
         if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not entry.protective_targets:
             return True
         # Loaded here: only an entry with stops reaches this line (the order history's read of a page
@@ -267,7 +267,7 @@ class Reconciler:
                 "field": exc.field, "retryable": exc.retryable})
             # A closed gate (futures switched off, connection disabled) may open again: the entry stays
             # in the index so its protection is placed then, never dropped for good.
-            return not exc.retryable and exc.field not in _REOPENING_GATES
+            return not exc.retryable and exc.field not in STATE_GATES
         return True
 
     def _vanished(self, record: OrderRecord) -> dict[str, Any] | None:

@@ -30,10 +30,13 @@ from decimal import Decimal
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.store.connections import TradingContext
 
-__all__ = ["HEDGE", "ONE_WAY", "OrderIntent", "check_order"]
+__all__ = ["HEDGE", "ONE_WAY", "STATE_GATES", "OrderIntent", "check_order"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
+# The gates of the connection's state: closed until a person opens them again (enable futures, or
+# enable the connection once its key works), unlike a refusal of the order itself.
+STATE_GATES = frozenset({"connection_disabled", "futures_disabled"})
 _CLOSING_IN_HEDGE = frozenset({("SELL", "LONG"), ("BUY", "SHORT")})
 
 
