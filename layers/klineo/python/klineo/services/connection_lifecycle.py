@@ -73,19 +73,15 @@ def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRe
     return connection_response(updated)
 
 
-def _require_tests_pass(connection: Connection, creds: Any, what: str,
-                        futures_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The spot test (and the futures test when futures are enabled) on ``creds``; the spot result.
-
-    ``futures_config`` receives the futures test's accountConfig when one ran.
-    """
+def _require_tests_pass(connection: Connection, creds: Any, what: str) -> tuple[dict[str, Any], str | None]:
+    """The spot test (and the futures test when futures are enabled) on ``creds``: the spot result and
+    the account's position mode as the futures test read it (None when none ran or it did not say)."""
     result = run_spot_test(creds, connection.environment)
     if not result.ok:
         raise KlineoError(ErrorCategory(result.category), f"{what}: {result.message}")
+    mode = None
     if connection.futures_enabled:
         _futures, error, config = run_futures_test(connection, creds)
-        if futures_config is not None:
-            futures_config.update(config)
         if error is not None:
             raise KlineoError(
                 error.category,
@@ -93,7 +89,9 @@ def _require_tests_pass(connection: Connection, creds: Any, what: str,
                 retryable=error.retryable,
                 retry_after=error.retry_after,
             )
-    return result.model_dump(mode="json")
+        dual = config.get("dualSidePosition")
+        mode = (HEDGE if dual else ONE_WAY) if isinstance(dual, bool) else None
+    return result.model_dump(mode="json"), mode
 
 
 def replace_credentials(
@@ -108,10 +106,7 @@ def replace_credentials(
             field="environment",
         )
     creds = credentials_of(body)
-    config: dict[str, Any] = {}
-    last_test = _require_tests_pass(connection, creds, "The new key was not stored", config)
-    dual = config.get("dualSidePosition")
-    position_mode = (HEDGE if dual else ONE_WAY) if isinstance(dual, bool) else None
+    last_test, position_mode = _require_tests_pass(connection, creds, "The new key was not stored")
     if connection.credentials_version is None:
         # Made before versions were recorded: pin the current key first, so that until the item
         # names the new version every order still signs with the old key.
@@ -135,7 +130,7 @@ def replace_credentials(
 def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableResponse:
     """POST /exchange-connections/{id}/enable: test the stored keys, clear the disabled state, resume."""
     connection = require_connection(user_id, connection_id, consistent=True)
-    last_test = _require_tests_pass(
+    last_test, _mode = _require_tests_pass(
         connection, connection_credentials(connection), "The connection stays disabled"
     )
     updated = connection_store.clear_disabled(user_id, connection_id, last_test)
