@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from klineo.store import aws as aws_clients
 
+from local.template import function_specs
 from tests.helpers import load_event, response_json, with_body, with_user
 from tests.integration.api.conftest import USER_A, at_path, connection_event
 
@@ -212,3 +213,18 @@ def test_a_key_given_twice_in_a_body_is_refused_naming_it(sim_env, invoke, store
 
     _refused(response, field)
     assert len(sim_env.journal) == sent_before
+
+
+API_FUNCTIONS = sorted(spec.package for spec in function_specs() if spec.routes)
+
+
+@pytest.mark.parametrize("function", API_FUNCTIONS)
+def test_every_route_refuses_a_query_parameter_it_does_not_take(sim_env, invoke, function):
+    """Each API function's own event with ?not_ours=1 added is a 400 naming not_ours: no route lets an
+    unknown parameter through (each resolver knows the route it matched)."""
+    event = load_event(function)
+    raw = "&".join(filter(None, [event.get("rawQueryString") or "", "not_ours=1"]))
+
+    response = invoke(function, _with_query(with_user(event, USER_A), raw))
+
+    _refused(response, "not_ours")
