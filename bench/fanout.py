@@ -6,7 +6,7 @@ bottleneck), so it measures what ONE strategy tick costs (CPU, DynamoDB and Bina
 and this model scales it with the deployment's shape, read from template.yaml and the code:
 
 - dispatcher: the gsi1 Query in pages of 1 MB (one after the other), then SendMessageBatch of up to
-  10 messages whose bodies add up to at most ``SQS_BATCH_LIMIT_BYTES`` (a message taken at
+  10 messages whose bodies add up to at most ``SQS_BATCH_BYTES`` (a message taken at
   ``index_bytes`` per strategy, about what a strategy's snapshot weighs in its message),
   ``send_threads`` calls at a time, plus its CPU per strategy (on its vCPU share); one message per
   (environment, symbol, interval) group and up to ``per_message`` strategies;
@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from klineo.runner.messages import SQS_BATCH_LIMIT_BYTES
+from klineo.store.queue import SQS_BATCH_BYTES
 
 __all__ = ["LAMBDA_PRICES", "FanoutInputs", "FanoutResult", "LambdaPrice", "fanout", "lambda_dollars"]
 
@@ -108,7 +108,7 @@ def fanout(inputs: FanoutInputs) -> FanoutResult:
     messages = inputs.markets * math.ceil(per_market / inputs.per_message)
     pages = max(1, math.ceil(inputs.strategies * inputs.index_bytes / QUERY_PAGE_BYTES))
     message_bytes = min(per_market, inputs.per_message) * inputs.index_bytes
-    per_send = max(1, min(10, int(SQS_BATCH_LIMIT_BYTES // message_bytes)))
+    per_send = max(1, min(10, int(SQS_BATCH_BYTES // message_bytes)))
     sends = math.ceil(math.ceil(messages / per_send) / inputs.send_threads)
     dispatcher_vcpu = min(1.0, inputs.dispatcher_memory_mb / FULL_VCPU_MB)
     dispatch_s = (

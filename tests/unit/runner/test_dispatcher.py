@@ -14,13 +14,13 @@ from klineo.runner import dispatcher
 from klineo.runner.messages import (
     MAX_MESSAGE_BYTES,
     MAX_STRATEGIES_PER_MESSAGE,
-    SQS_BATCH_LIMIT_BYTES,
     SQS_MESSAGE_LIMIT_BYTES,
     StrategyRef,
     WorkMessage,
 )
 from klineo.store import aws as aws_clients
 from klineo.store import strategies as strategy_store
+from klineo.store.queue import SQS_BATCH_BYTES
 from klineo.store.runs import claim_live_order
 from klineo.store.strategies import ActiveStrategy, TradingSettings
 
@@ -157,7 +157,7 @@ def test_full_messages_are_sent_under_the_batch_payload_limit(aws) -> None:
 
     dispatcher.send_messages(messages)
 
-    assert len(messages) == 10 and max(sizes) <= SQS_BATCH_LIMIT_BYTES
+    assert len(messages) == 10 and max(sizes) <= SQS_BATCH_BYTES
     assert sum(len(body["strategies"]) for body in queued(aws)) == len(strategies)
 
 

@@ -25,14 +25,13 @@ from klineo.observability import logger, metrics
 from klineo.runner.messages import (
     MAX_MESSAGE_BYTES,
     MAX_STRATEGIES_PER_MESSAGE,
-    SQS_BATCH_LIMIT_BYTES,
     StrategyRef,
     WorkMessage,
     encoded,
 )
 from klineo.runner.schedule import due_candles, tick_time_ms
 from klineo.settings import get_settings
-from klineo.store.queue import SQS_BATCH, send_batch
+from klineo.store.queue import batches_of, send_batch
 from klineo.store.strategies import ActiveStrategy, query_active_snapshots
 
 __all__ = ["DispatchSummary", "dispatch_tick", "plan_messages", "send_messages", "split_by_size"]
@@ -120,45 +119,19 @@ def plan_messages(
     return messages
 
 
-def _send_batch(queue_url: str, batch: list[WorkMessage]) -> int:
-    """Send up to 10 messages; returns how many never made it."""
-    return send_batch(queue_url, [message.body() for message in batch])
-
-
-def _batches(messages: list[WorkMessage]) -> list[list[WorkMessage]]:
-    """Runs of at most SQS_BATCH messages whose bodies add up to at most SQS_BATCH_LIMIT_BYTES.
-
-    SendMessageBatch refuses (BatchRequestTooLong) a batch whose bodies together exceed the limit,
-    whatever each message's own size; every message fits alone (MAX_MESSAGE_BYTES is below it).
-    """
-    batches: list[list[WorkMessage]] = []
-    current: list[WorkMessage] = []
-    size = 0
-    for message in messages:
-        cost = len(message.body().encode())
-        if current and (len(current) == SQS_BATCH or size + cost > SQS_BATCH_LIMIT_BYTES):
-            batches.append(current)
-            current, size = [], 0
-        current.append(message)
-        size += cost
-    if current:
-        batches.append(current)
-    return batches
-
-
 def send_messages(messages: list[WorkMessage], queue_url: str | None = None) -> None:
     """Send every message (SendMessageBatch of 10, a few batches at a time); raise if any were lost."""
     queue_url = queue_url or get_settings().strategy_queue_url
     if not queue_url:
         raise KlineoError(ErrorCategory.OTHER, "STRATEGY_QUEUE_URL is not set")
-    batches = _batches(messages)
+    batches = batches_of([message.body() for message in messages])
     if not batches:
         return
     if len(batches) == 1:
-        lost = _send_batch(queue_url, batches[0])
+        lost = send_batch(queue_url, batches[0])
     else:
         with ThreadPoolExecutor(max_workers=_SEND_THREADS) as pool:
-            lost = sum(pool.map(lambda batch: _send_batch(queue_url, batch), batches))
+            lost = sum(pool.map(lambda batch: send_batch(queue_url, batch), batches))
     if lost:
         # The next tick's catch-up look dispatches these strategies again (nothing ran for them).
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, f"{lost} strategy messages could not be queued")

@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_STRATEGIES_PER_MESSAGE",
-    "SQS_BATCH_LIMIT_BYTES",
     "SQS_MESSAGE_LIMIT_BYTES",
     "StrategyRef",
     "WorkMessage",
@@ -43,9 +42,6 @@ MAX_STRATEGIES_PER_MESSAGE = 100
 # SQS's maximum message size. A batch of 10 such messages (2.5 MiB) also fits Lambda's 6 MB
 # invocation payload, which a larger message size would not.
 SQS_MESSAGE_LIMIT_BYTES = 256 * 1024
-# SendMessageBatch's limit on the SUM of a batch's bodies (the same figure as one message's): the
-# dispatcher packs its batches under it, so ten full messages never go out in one call.
-SQS_BATCH_LIMIT_BYTES = SQS_MESSAGE_LIMIT_BYTES
 # What the dispatcher fills a message up to: the limit less room for SQS's own attributes.
 MAX_MESSAGE_BYTES = SQS_MESSAGE_LIMIT_BYTES - 4 * 1024
 
