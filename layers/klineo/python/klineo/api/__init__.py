@@ -233,17 +233,6 @@ def _unsupported_media_type() -> ApiError:
                     "request body must be JSON, sent with Content-Type: application/json", field="body")
 
 
-def _repeated_query_parameter(app: APIGatewayHttpResolver) -> ApiError | None:
-    """A query parameter given twice contradicts itself: refused, whichever parameter it is."""
-    names = [name for name, _ in parse_qsl(app.current_event.raw_query_string or "", keep_blank_values=True)]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if not repeated:
-        return None
-    field = repeated[0] if _FIELD_PART.fullmatch(repeated[0]) else None
-    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
-                    f"query parameter {field or ''} is given more than once".replace("  ", " "), field=field)
-
-
 def _declared_query_names(app: APIGatewayHttpResolver) -> set[str] | None:
     """The query parameter names the matched route declares (a query model's fields by their aliases).
 
@@ -265,20 +254,24 @@ def _declared_query_names(app: APIGatewayHttpResolver) -> set[str] | None:
     return names
 
 
-def _unknown_query_parameter(app: APIGatewayHttpResolver) -> ApiError | None:
-    """A query parameter the route does not take (a typo, Binance's spelling of ours) is refused: ignored,
-    ``?positionSide=SHORT`` on a close would close whatever position there is."""
-    declared = _declared_query_names(app)
-    if declared is None:
-        return None
-    sent = {name for name, _ in parse_qsl(app.current_event.raw_query_string or "", keep_blank_values=True)}
-    unknown = sorted(sent - declared)
-    if not unknown:
-        return None
-    field = unknown[0] if _FIELD_PART.fullmatch(unknown[0]) else None
+def _query_refusal(app: APIGatewayHttpResolver, preflight: bool) -> ApiError | None:
+    """A query parameter given twice (it contradicts itself), or one the route does not take (a typo,
+    Binance's spelling of ours: ignored, ``?positionSide=SHORT`` on a close would close whatever
+    position there is); a CORS preflight is answered whatever its query string names."""
+    names = [name for name, _ in parse_qsl(app.current_event.raw_query_string or "", keep_blank_values=True)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return _query_error(repeated[0], "is given more than once")
+    declared = None if preflight else _declared_query_names(app)
+    unknown = sorted(set(names) - declared) if declared is not None else []
+    return _query_error(unknown[0], "is not one this route takes") if unknown else None
+
+
+def _query_error(name: str, what: str) -> ApiError:
+    """400 naming the parameter when its name has a field's shape (anything else is not repeated back)."""
+    field = name if _FIELD_PART.fullmatch(name) else None
     return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
-                    f"query parameter {field or ''} is not one this route takes".replace("  ", " "),
-                    field=field)
+                    f"query parameter {field or ''} {what}".replace("  ", " "), field=field)
 
 
 def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
@@ -292,10 +285,8 @@ def _request_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
     _check_body_size(app.current_event.decoded_body)
     if app.current_event.body and not _declares_json(app):
         raise _unsupported_media_type()
-    if (repeated := _repeated_query_parameter(app)) is not None:
-        raise repeated
-    if not preflight and (unknown := _unknown_query_parameter(app)) is not None:
-        raise unknown
+    if (refusal := _query_refusal(app, preflight)) is not None:
+        raise refusal
     return next_middleware(app)
 
 
@@ -358,8 +349,8 @@ def _validation_handler(app: APIGatewayHttpResolver):
         about_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
         if (about_body or app.current_event.body) and not _declares_json(app):
             return _handle_api_error(_unsupported_media_type())
-        if (repeated := _repeated_query_parameter(app)) is not None:
-            return _handle_api_error(repeated)
+        if (refusal := _query_refusal(app, preflight=False)) is not None:
+            return _handle_api_error(refusal)
         return _handle_validation(exc)
 
     return handle
