@@ -29,7 +29,12 @@ from klineo.models.connection_settings import (
 from klineo.observability import logger
 from klineo.services.connection_records import connection_response
 from klineo.services.connections import credentials_of, run_spot_test
-from klineo.services.futures_account import apply_position_mode, check_defaults, run_futures_test
+from klineo.services.futures_account import (
+    apply_position_mode,
+    check_defaults,
+    hedge_mode_of,
+    run_futures_test,
+)
 from klineo.services.key_health import resume_connection_strategies
 from klineo.services.risk import HEDGE, ONE_WAY
 from klineo.services.symbol_settings import futures_client
@@ -89,8 +94,8 @@ def _require_tests_pass(connection: Connection, creds: Any, what: str) -> tuple[
                 retryable=error.retryable,
                 retry_after=error.retry_after,
             )
-        dual = config.get("dualSidePosition")
-        mode = (HEDGE if dual else ONE_WAY) if isinstance(dual, bool) else None
+        hedge = hedge_mode_of(config)
+        mode = None if hedge is None else HEDGE if hedge else ONE_WAY
     return result.model_dump(mode="json"), mode
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "check_futures",
     "disable_futures",
     "enable_futures",
+    "hedge_mode_of",
     "run_futures_test",
 ]
 
@@ -153,14 +154,21 @@ def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
 # ---------------------------------------------------------------- settings on Binance
 
 
+def hedge_mode_of(account_config: dict[str, Any]) -> bool | None:
+    """An accountConfig's ``dualSidePosition``: True in hedge mode, False in one-way, None when absent."""
+    dual = account_config.get("dualSidePosition")
+    return dual if isinstance(dual, bool) else None
+
+
 def apply_position_mode(
     client: BinanceClient, creds: Credentials, current_hedge: bool | None, wanted: str | None
 ) -> str:
     """Set the account's position mode when it differs; returns the mode the account is now in."""
     if current_hedge is None:
         # accountConfig (weight 5) carries dualSidePosition; GET positionSide/dual weighs 30.
-        dual = endpoints.futures_account_config(client, creds).get("dualSidePosition")
-        current_hedge = dual if isinstance(dual, bool) else endpoints.futures_position_mode(client, creds)
+        current_hedge = hedge_mode_of(endpoints.futures_account_config(client, creds))
+        if current_hedge is None:
+            current_hedge = endpoints.futures_position_mode(client, creds)
     if wanted is None or (wanted == HEDGE) == current_hedge:
         return HEDGE if current_hedge else ONE_WAY
     try:
@@ -215,11 +223,10 @@ def enable_futures(
             retry_after=error.retry_after,
             retryable=error.retryable,
         )
-    current = config.get("dualSidePosition")
     mode = apply_position_mode(
         futures_client(connection),
         connection_credentials(connection),
-        current if isinstance(current, bool) else None,
+        hedge_mode_of(config),
         settings.position_mode or connection.position_mode,
     )
     changes = {
