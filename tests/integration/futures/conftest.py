@@ -7,7 +7,8 @@ Reused from tests/integration/api/conftest.py: ``sim_env``, ``invoke``, ``create
 - ``futures_connection``: USER_A's connection with futures enabled through the real enable route;
 - ``futures_clients``: the futures service's Binance clients with other options (short read
   timeout, no retries);
-- ``wait_until``: poll a predicate.
+- ``wait_until``: poll a predicate;
+- ``reconcile``: one reconciler run as its Lambda makes it, under the order-reconciler's IAM policy.
 Event and exchange helpers live in tests/integration/futures/helpers.py.
 """
 
@@ -22,6 +23,7 @@ import pytest
 from klineo.binance import BinanceClient, Environment, Market
 from klineo.services import futures as futures_service
 from klineo.services import orders as order_core
+from klineo.services.reconcile import Reconciler
 from moto.dynamodb.models import DynamoDBBackend
 
 from tests import helpers
@@ -103,6 +105,18 @@ def futures_clients(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setattr(futures_service, "get_client", get_client)
 
     return apply
+
+
+@pytest.fixture
+def reconcile(iam) -> Callable[..., dict[str, Any]]:
+    """``reconcile(**options)``: one ``Reconciler(**options).run()`` acting as the order-reconciler
+    function, so each AWS call it makes is checked against that function's template policy."""
+
+    def run(**options: Any) -> dict[str, Any]:
+        with iam.acting_as("order_reconciler"):
+            return Reconciler(**options).run()
+
+    return run
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 from klineo.services.protective import protective_client_algo_id
-from klineo.services.reconcile import Reconciler
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
@@ -365,13 +364,15 @@ def _resting_entry_filled(sim: Any, invoke: Any, connection_id: str) -> dict[str
     return entry
 
 
-def test_reconciler_places_the_stop_loss_of_a_limit_entry_nobody_read(sim_env, invoke, futures_connection):
+def test_reconciler_places_the_stop_loss_of_a_limit_entry_nobody_read(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN a LIMIT entry with a stop-loss that filled while nobody read it WHEN the reconciler runs
     (twice) THEN it places the stop-loss once, for the filled quantity, and settles the entry."""
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
 
-    Reconciler().run()
-    Reconciler().run()
+    reconcile()
+    reconcile()
 
     stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
     placed = _algo_orders(sim_env, futures_connection.account.id)
@@ -381,16 +382,17 @@ def test_reconciler_places_the_stop_loss_of_a_limit_entry_nobody_read(sim_env, i
     assert _unsettled() == [stop_id]  # the entry is settled; its open stop-loss is followed
 
 
-def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run(sim_env, invoke,
-                                                                                 futures_connection):
+def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN a filled LIMIT entry WHEN the reconciler's stop-loss POST fails transiently (503) THEN the
     entry stays unsettled (FILLED recorded), and the next run places the stop-loss and settles it."""
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
     sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
 
-    Reconciler().run()
+    reconcile()
     after_failure = get_order_record(USER_A, entry["client_order_id"]).status, _unsettled()
-    Reconciler().run()
+    reconcile()
 
     assert after_failure == ("FILLED", [entry["client_order_id"]])
     stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
@@ -398,8 +400,9 @@ def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run
     assert _unsettled() == [stop_id]  # the entry settled; its new stop-loss waits for the next run
 
 
-def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it_opens(sim_env, invoke,
-                                                                                     futures_connection):
+def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it_opens(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN a filled LIMIT entry with a stop-loss and futures then disabled on its connection WHEN its
     status is read and the reconciler runs THEN nothing reaches Binance and the entry waits in the index;
     once futures are enabled again, the next run places the stop-loss."""
@@ -409,12 +412,12 @@ def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it
     assert disabled["statusCode"] == 200, disabled["body"]
 
     read = invoke("futures_order_status", status_event(entry["client_order_id"]))
-    Reconciler().run()
+    reconcile()
     while_closed = _algo_posts(sim_env), _unsettled()
     enabled = invoke("futures_enable", connection_event("futures_enable", futures_connection.id, USER_A,
                                                         "/futures/enable"))
     assert enabled["statusCode"] == 200, enabled["body"]
-    Reconciler().run()
+    reconcile()
 
     assert read["statusCode"] == 200, read["body"]
     assert body_of(read)["status"] == "FILLED"
@@ -474,8 +477,9 @@ def test_lost_answer_of_an_algo_order_is_recovered_by_lookup_not_resent(sim_env,
     assert len(_algo_posts(sim_env)) == 1 and len(_algo_orders(sim_env, futures_connection.account.id)) == 1
 
 
-def test_algo_order_never_placed_is_sent_again_only_after_recv_window(sim_env, invoke, futures_connection,
-                                                                      monkeypatch):
+def test_algo_order_never_placed_is_sent_again_only_after_recv_window(
+    sim_env, invoke, futures_connection, monkeypatch
+):
     """GIVEN the algo POST timed out without reaching Binance WHEN retried with the key at once THEN
     unknown_outcome naming the id and nothing sent; once recvWindow has passed THEN placed exactly once."""
     from klineo.services import orders as regular_orders

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from klineo.services.reconcile import DAY_MS, Reconciler
+from klineo.services.reconcile import DAY_MS
 from klineo.store.orders import (
     KIND_ALGO,
     STATUS_UNKNOWN_PURGED,
@@ -79,7 +79,9 @@ def _position_amount(sim: Any, connection: Any) -> Decimal:
     return sum((Decimal(r["positionAmt"]) for r in rows), Decimal(0))
 
 
-def test_take_profit_fill_cancels_the_stop_loss_within_one_run(sim_env, invoke, futures_connection):
+def test_take_profit_fill_cancels_the_stop_loss_within_one_run(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN an entry with SL and TP WHEN the mark moves to the TP THEN it fills, the position is 0,
     and one reconciliation cancels the SL (one DELETE in the journal) and records the TP's fill."""
     entry = _open_long(invoke, futures_connection.id)["client_order_id"]
@@ -91,7 +93,7 @@ def test_take_profit_fill_cancels_the_stop_loss_within_one_run(sim_env, invoke, 
 
     sim_env.set_mark_price("BTCUSDT", float(mark * Decimal("1.06")))
     assert _position_amount(sim_env, futures_connection) == 0
-    Reconciler().run()
+    reconcile()
 
     assert _algo_status(sim_env, futures_connection, stop) == "CANCELED"
     cancels = [r for r in sim_env.journal if r.method == "DELETE" and r.path == ALGO_PATH]
@@ -103,7 +105,9 @@ def test_take_profit_fill_cancels_the_stop_loss_within_one_run(sim_env, invoke, 
     assert get_order_record(USER_A, entry).fills[0]["qty"] == "0.002"
 
 
-def test_position_closed_elsewhere_disarms_our_protective_orders(sim_env, invoke, futures_connection):
+def test_position_closed_elsewhere_disarms_our_protective_orders(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN a LONG with an SL WHEN the position is closed by a manual trade THEN the next run cancels the SL
     (a stale stop must never close a later position) and records the manual trade, labelled."""
     entry = _open_long(invoke, futures_connection.id)["client_order_id"]
@@ -112,8 +116,8 @@ def test_position_closed_elsewhere_disarms_our_protective_orders(sim_env, invoke
                        (mark * Decimal("0.9")).quantize(Decimal("0.1")))
     sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.002")
 
-    Reconciler().run()
-    Reconciler().run()
+    reconcile()
+    reconcile()
 
     assert _algo_status(sim_env, futures_connection, stop) == "CANCELED"
     orders = body_of(_orders(invoke))["orders"]
@@ -123,7 +127,9 @@ def test_position_closed_elsewhere_disarms_our_protective_orders(sim_env, invoke
     assert get_order_record(USER_A, stop).status == "CANCELED"
 
 
-def test_injected_liquidation_shows_labelled_in_the_order_history(sim_env, invoke, futures_connection):
+def test_injected_liquidation_shows_labelled_in_the_order_history(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN a LONG WHEN Binance liquidates it THEN the position reads 0 and, after reconciliation, the
     history lists the liquidation order with its fill, labelled, next to ours (a second run adds nothing),
     and the positions view shows it labelled among the recent trades we did not place."""
@@ -132,8 +138,8 @@ def test_injected_liquidation_shows_labelled_in_the_order_history(sim_env, invok
     positions = invoke("futures_positions", with_user(_at_connection(futures_connection.id), USER_A))
     assert body_of(positions)["positions"] == []
 
-    Reconciler().run()
-    Reconciler().run()
+    reconcile()
+    reconcile()
 
     response = _orders(invoke)
     assert response["statusCode"] == 200, response["body"]
@@ -156,7 +162,9 @@ def _at_connection(connection_id: str) -> dict[str, Any]:
     return at_path(load_event("futures_positions"), path, id=connection_id)
 
 
-def test_purged_order_becomes_unknown_purged_and_is_never_sent_again(sim_env, invoke, futures_connection):
+def test_purged_order_becomes_unknown_purged_and_is_never_sent_again(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN a resting LIMIT order cancelled at Binance without fills WHEN Binance purges it (4 days later)
     THEN one run marks the record UNKNOWN_PURGED, final; later runs and a retry of its key send nothing."""
     key = new_key()
@@ -170,12 +178,12 @@ def test_purged_order_becomes_unknown_purged_and_is_never_sent_again(sim_env, in
     sim_env.age_orders(4 * DAY_MS)
     later = int(time.time() * 1000) + 4 * DAY_MS
 
-    Reconciler(now_ms=later).run()
+    reconcile(now_ms=later)
 
     record = get_order_record(USER_A, client_order_id)
     assert record.status == STATUS_UNKNOWN_PURGED and record.final
     sent = len(sim_env.journal)
-    Reconciler(now_ms=later).run()
+    reconcile(now_ms=later)
     retry = invoke("futures_order", order_event(body, key=key))
     assert retry["statusCode"] == 200, retry["body"]
     assert body_of(retry)["source"] == "existing"
@@ -183,7 +191,7 @@ def test_purged_order_becomes_unknown_purged_and_is_never_sent_again(sim_env, in
             and r.method in ("POST", "GET")] == []
 
 
-def test_young_unknown_order_is_left_for_its_own_lookup(sim_env, invoke, futures_connection):
+def test_young_unknown_order_is_left_for_its_own_lookup(sim_env, invoke, futures_connection, reconcile):
     """GIVEN a PENDING record Binance never saw, one minute old WHEN a run reads it THEN it stays unsettled
     (it may still be settled by the order route's lookup) and nothing is sent but the lookup."""
     now = _now_iso()
@@ -194,7 +202,7 @@ def test_young_unknown_order_is_left_for_its_own_lookup(sim_env, invoke, futures
     ))
     before = len(sim_env.journal)
 
-    Reconciler().run()
+    reconcile()
 
     assert get_order_record(USER_A, "klneo_young_1").status == "PENDING"
     assert {r.method for r in sim_env.journal[before:]} <= {"GET"}
@@ -257,29 +265,33 @@ def test_limit_above_the_maximum_is_a_clear_error(sim_env, invoke, futures_conne
     assert "limit" in response["body"]
 
 
-def test_run_without_budget_sends_nothing_and_leaves_records_for_later(sim_env, invoke, futures_connection):
+def test_run_without_budget_sends_nothing_and_leaves_records_for_later(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN an unsettled record WHEN a run has no request weight left THEN no Binance call, no change."""
     entry = _open_long(invoke, futures_connection.id)["client_order_id"]
     before = len(sim_env.journal)
 
-    summary = Reconciler(weight=0).run()
+    summary = reconcile(weight=0)
 
     assert len(sim_env.journal) == before and summary["stopped_on_budget"] >= 1
     assert get_order_record(USER_A, entry).fills is None
 
 
-def test_injected_adl_is_labelled_adl(sim_env, invoke, futures_connection):
+def test_injected_adl_is_labelled_adl(sim_env, invoke, futures_connection, reconcile):
     """GIVEN a LONG WHEN Binance auto-deleverages it THEN one run records the ADL order, labelled adl."""
     _open_long(invoke, futures_connection.id)
     sim_env.inject_trade(futures_connection.account.id, "adl", "BTCUSDT")
 
-    Reconciler().run()
+    reconcile()
 
     (adl,) = [o for o in body_of(_orders(invoke))["orders"] if o["origin"] == "adl"]
     assert adl["status"] == "FILLED" and [f["qty"] for f in adl["fills"]] == ["0.002"]
 
 
-def test_protective_order_cancelled_at_binance_is_settled_cancelled(sim_env, invoke, futures_connection):
+def test_protective_order_cancelled_at_binance_is_settled_cancelled(
+    sim_env, invoke, futures_connection, reconcile
+):
     """GIVEN our SL cancelled in Binance's app WHEN a run reads it THEN CANCELED, settled, no cancel sent."""
     entry = _open_long(invoke, futures_connection.id)["client_order_id"]
     mark = Decimal(str(sim_env.mark_price("BTCUSDT")))
@@ -288,22 +300,22 @@ def test_protective_order_cancelled_at_binance_is_settled_cancelled(sim_env, inv
     account = sim_env.account(futures_connection.account.id)
     sim_env.state.algo.cancel(account, {"symbol": "BTCUSDT", "clientAlgoId": stop}, time.time() * 1000)
 
-    Reconciler().run()
+    reconcile()
 
     record = get_order_record(USER_A, stop)
     assert record.status == "CANCELED" and record.fills == []
     assert [r for r in sim_env.journal if r.method == "DELETE" and r.path == ALGO_PATH] == []
 
 
-def test_open_order_is_written_once_not_on_every_run(sim_env, invoke, futures_connection):
+def test_open_order_is_written_once_not_on_every_run(sim_env, invoke, futures_connection, reconcile):
     """GIVEN a resting LIMIT order WHEN three runs read it THEN the record is written by the first only."""
     placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
     client_order_id = body_of(placed)["client_order_id"]
 
-    Reconciler().run()
+    reconcile()
     first = get_order_record(USER_A, client_order_id)
-    Reconciler().run()
-    Reconciler().run()
+    reconcile()
+    reconcile()
 
     later = get_order_record(USER_A, client_order_id)
     assert first.status == later.status == "NEW" and later.updated_at == first.updated_at
