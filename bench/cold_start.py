@@ -89,6 +89,7 @@ BINANCE_MARKET = {
     "connection_credentials": "SPOT",
     "connection_enable": "SPOT",
     "connection_update": "FUTURES",
+    "connection_delete": "FUTURES",
     "balance": "SPOT",
     "candles": "SPOT",
     "futures_test": "FUTURES",
@@ -112,6 +113,7 @@ BINANCE_MARKET = {
 # does not reach it); the bench times them with it, as their requests that do reach Binance run.
 BINANCE_MARKET_WHEN = {
     "connection_update": "only when the position mode changes (set on Binance first)",
+    "connection_delete": "only while the connection has orders not yet settled (wound down first)",
     "futures_order_cancel": "only for an order we have a record of",
     "backtest_worker": "only for a queued job that has not run yet",
 }

@@ -205,6 +205,9 @@ def test_delete_pauses_the_connections_strategies_and_says_so(sim_env, invoke, f
         "id": futures_connection.id,
         "deleted": True,
         "paused_strategies": [strategy_id],
+        "orders_cancelled": [],
+        "orders_left_open": [],
+        "orders_checked": True,
     }
     stored = _strategy(strategy_id)
     assert (stored.status, stored.status_reason) == ("paused", "connection_deleted")

@@ -49,7 +49,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Pause a connection's strategies, then remove its secret and item. */
+        /** Pause a connection's strategies, wind down its orders, then remove its secret and item. */
         delete: operations["connection_delete_exchange_connections__connection_id__delete"];
         options?: never;
         head?: never;
@@ -608,7 +608,7 @@ export interface components {
         };
         /**
          * ConnectionDeleteResponse
-         * @description What deleting a connection did: the strategies that were paused in the same step.
+         * @description What deleting a connection did: the strategies it paused, and what became of its open orders.
          */
         ConnectionDeleteResponse: {
             /** Id */
@@ -617,6 +617,120 @@ export interface components {
             deleted: boolean;
             /** Paused Strategies */
             paused_strategies: string[];
+            /**
+             * Orders Cancelled
+             * @description Our resting orders that could open or grow a position, cancelled on Binance before the key was deleted (nobody could place their stops or close what they opened)
+             */
+            orders_cancelled: components["schemas"]["OrderHistoryItem"][];
+            /**
+             * Orders Left Open
+             * @description Our orders left open on Binance, no longer managed by KLINEO: stop-loss / take-profit orders guarding an open position and reduce-only orders (cancelling them would leave the position unprotected). When one of a stop pair fires, cancel the other on Binance
+             */
+            orders_left_open: components["schemas"]["OrderHistoryItem"][];
+            /**
+             * Orders Checked
+             * @description True when Binance answered for every open order during the delete; false when it could not be asked about some (key refused, Binance unreachable, time spent): the lists then show the last state we knew
+             */
+            orders_checked: boolean;
+        };
+        /**
+         * OrderFill
+         * @description One trade of the order, as Binance's userTrades lists it (decimals as strings).
+         */
+        OrderFill: {
+            /** Trade Id */
+            trade_id: number;
+            /** Order Id */
+            order_id: number;
+            /** Price */
+            price: string;
+            /** Qty */
+            qty: string;
+            /** Commission */
+            commission: string;
+            /** Commission Asset */
+            commission_asset: string;
+            /** Realized Pnl */
+            realized_pnl: string;
+            /** Side */
+            side: string;
+            /** Time */
+            time: number;
+        };
+        /**
+         * OrderHistoryItem
+         * @description One order: where it came from, its latest known state and its fills.
+         */
+        OrderHistoryItem: {
+            /** Client Order Id */
+            client_order_id: string;
+            /** Connection Id */
+            connection_id: string;
+            /** Symbol */
+            symbol: string;
+            /**
+             * Kind
+             * @description "order" (regular) or "algo" (conditional)
+             * @example order
+             */
+            kind: string;
+            /**
+             * Origin
+             * @description "api", the placing strategy's id, or "manual"/"liquidation"/"adl" for trades Binance made that we did not place
+             * @example api
+             */
+            origin: string;
+            /**
+             * Role
+             * @description "stop_loss" / "take_profit" of an entry (its id in parent_client_order_id); "position_close" for an order of the position-close route
+             * @example stop_loss
+             */
+            role?: string | null;
+            /** Parent Client Order Id */
+            parent_client_order_id?: string | null;
+            /**
+             * Status
+             * @example FILLED
+             */
+            status: string;
+            /**
+             * Settled
+             * @description True when the state is final and its fills are known
+             */
+            settled: boolean;
+            /** Order Id */
+            order_id?: number | null;
+            /** Side */
+            side?: string | null;
+            /** Type */
+            type?: string | null;
+            /** Quantity */
+            quantity?: string | null;
+            /** Price */
+            price?: string | null;
+            /** Trigger Price */
+            trigger_price?: string | null;
+            /** Executed Quantity */
+            executed_quantity?: string | null;
+            /** Average Price */
+            average_price?: string | null;
+            /** Created At */
+            created_at: string;
+            /** Updated At */
+            updated_at: string;
+            /** Fills */
+            fills?: components["schemas"]["OrderFill"][] | null;
+            /**
+             * Unmanaged Since
+             * @description When KLINEO stopped following this order before it was settled (its connection was deleted): the status is the last one Binance told us, and an order not final then may still be open on Binance
+             */
+            unmanaged_since?: string | null;
+            /**
+             * Unmanaged Reason
+             * @description Why KLINEO stopped following it
+             * @example connection_deleted
+             */
+            unmanaged_reason?: string | null;
         };
         /**
          * ConnectionUpdateRequest
@@ -1245,94 +1359,6 @@ export interface components {
             symbol: string;
             /** Cancelled */
             cancelled: components["schemas"]["OpenOrder"][];
-        };
-        /**
-         * OrderFill
-         * @description One trade of the order, as Binance's userTrades lists it (decimals as strings).
-         */
-        OrderFill: {
-            /** Trade Id */
-            trade_id: number;
-            /** Order Id */
-            order_id: number;
-            /** Price */
-            price: string;
-            /** Qty */
-            qty: string;
-            /** Commission */
-            commission: string;
-            /** Commission Asset */
-            commission_asset: string;
-            /** Realized Pnl */
-            realized_pnl: string;
-            /** Side */
-            side: string;
-            /** Time */
-            time: number;
-        };
-        /**
-         * OrderHistoryItem
-         * @description One order: where it came from, its latest known state and its fills.
-         */
-        OrderHistoryItem: {
-            /** Client Order Id */
-            client_order_id: string;
-            /** Connection Id */
-            connection_id: string;
-            /** Symbol */
-            symbol: string;
-            /**
-             * Kind
-             * @description "order" (regular) or "algo" (conditional)
-             * @example order
-             */
-            kind: string;
-            /**
-             * Origin
-             * @description "api", the placing strategy's id, or "manual"/"liquidation"/"adl" for trades Binance made that we did not place
-             * @example api
-             */
-            origin: string;
-            /**
-             * Role
-             * @description "stop_loss" / "take_profit" of an entry (its id in parent_client_order_id); "position_close" for an order of the position-close route
-             * @example stop_loss
-             */
-            role?: string | null;
-            /** Parent Client Order Id */
-            parent_client_order_id?: string | null;
-            /**
-             * Status
-             * @example FILLED
-             */
-            status: string;
-            /**
-             * Settled
-             * @description True when the state is final and its fills are known
-             */
-            settled: boolean;
-            /** Order Id */
-            order_id?: number | null;
-            /** Side */
-            side?: string | null;
-            /** Type */
-            type?: string | null;
-            /** Quantity */
-            quantity?: string | null;
-            /** Price */
-            price?: string | null;
-            /** Trigger Price */
-            trigger_price?: string | null;
-            /** Executed Quantity */
-            executed_quantity?: string | null;
-            /** Average Price */
-            average_price?: string | null;
-            /** Created At */
-            created_at: string;
-            /** Updated At */
-            updated_at: string;
-            /** Fills */
-            fills?: components["schemas"]["OrderFill"][] | null;
         };
         /**
          * OrderHistoryResponse

@@ -20,6 +20,7 @@ from klineo.models.common import (
     check_label,
 )
 from klineo.models.futures_settings import FuturesSettingsRequest, Leverage
+from klineo.models.order_history import OrderHistoryItem
 
 __all__ = [
     "ConnectionDeleteResponse",
@@ -56,11 +57,22 @@ class CredentialsReplaceRequest(ConnectionTestRequest):
 
 
 class ConnectionDeleteResponse(BaseModel):
-    """What deleting a connection did: the strategies that were paused in the same step."""
+    """What deleting a connection did: the strategies it paused, and what became of its open orders."""
 
     id: str
     deleted: bool
     paused_strategies: list[str]
+    orders_cancelled: list[OrderHistoryItem] = Field(
+        description="Our resting orders that could open or grow a position, cancelled on Binance before "
+                    "the key was deleted (nobody could place their stops or close what they opened)")
+    orders_left_open: list[OrderHistoryItem] = Field(
+        description="Our orders left open on Binance, no longer managed by KLINEO: stop-loss / take-profit "
+                    "orders guarding an open position and reduce-only orders (cancelling them would leave "
+                    "the position unprotected). When one of a stop pair fires, cancel the other on Binance")
+    orders_checked: bool = Field(
+        description="True when Binance answered for every open order during the delete; false when it "
+                    "could not be asked about some (key refused, Binance unreachable, time spent): the "
+                    "lists then show the last state we knew")
 
 
 class ConnectionEnableResponse(ConnectionResponse):

@@ -84,6 +84,12 @@ class OrderHistoryItem(BaseModel):
     created_at: str
     updated_at: str
     fills: list[OrderFill] | None = None
+    unmanaged_since: str | None = Field(
+        default=None, description="When KLINEO stopped following this order before it was settled (its "
+                                  "connection was deleted): the status is the last one Binance told us, "
+                                  "and an order not final then may still be open on Binance")
+    unmanaged_reason: str | None = Field(default=None, examples=["connection_deleted"],
+                                         description="Why KLINEO stopped following it")
 
 
 class OrderHistoryResponse(BaseModel):

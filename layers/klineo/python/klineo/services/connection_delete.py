@@ -1,4 +1,5 @@
-"""DELETE /exchange-connections/{id}: the connection's strategies paused, its secret and item deleted.
+"""DELETE /exchange-connections/{id}: the connection's strategies paused, its orders wound down, its
+secret and item deleted.
 
 Apart from ``klineo.services.connections`` so that the other connection routes (list, create,
 test) do not import what only deleting uses: the strategies store (through
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from klineo.models.connection_settings import ConnectionDeleteResponse
 from klineo.observability import logger
+from klineo.services.connection_orders import wind_down_orders
 from klineo.services.key_health import pause_connection_strategies
+from klineo.services.order_view import order_item
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
 
@@ -17,16 +20,22 @@ __all__ = ["delete_connection"]
 
 
 def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteResponse:
-    """Pause the connection's strategies, delete the secret, then the item; the answer lists the paused.
+    """Pause the connection's strategies, wind down its orders, delete the secret, then the item.
 
-    Strategies first: none may trade on a connection that is going away. Secret before item, so a
-    failure never leaves an unreferenced key behind; a retry after a partial failure finds the
-    item, tolerates the missing secret and finishes.
+    Strategies first: none may trade on a connection that is going away. Its orders next, while the
+    key still exists (``klineo.services.connection_orders``: best effort, it never blocks the delete).
+    Secret before item, so a failure never leaves an unreferenced key behind; a retry after a partial
+    failure finds the item, tolerates the missing secret and finishes. The answer lists the strategies
+    paused, the orders cancelled and the orders left open on Binance.
     """
     connection = connection_store.require_connection(user_id, connection_id)
     paused = pause_connection_strategies(user_id, connection_id, "connection_deleted")
+    orders = wind_down_orders(user_id, connection_id)
     secret_store.delete_credentials(connection.secret_name)
     connection_store.delete_connection(user_id, connection_id)
     logger.info("connection deleted", extra={"connection_id": connection_id,
                                              "paused_strategies": len(paused)})
-    return ConnectionDeleteResponse(id=connection_id, deleted=True, paused_strategies=paused)
+    return ConnectionDeleteResponse(
+        id=connection_id, deleted=True, paused_strategies=paused,
+        orders_cancelled=[order_item(record) for record in orders.cancelled],
+        orders_left_open=[order_item(record) for record in orders.left_open], orders_checked=orders.checked)

@@ -15,16 +15,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any
 
-from klineo.models.order_history import OrderFill, OrderHistoryItem, OrderHistoryQuery, OrderHistoryResponse
+from klineo.models.order_history import OrderHistoryQuery, OrderHistoryResponse
 from klineo.models.paging import cursor_refused
+from klineo.services.order_view import order_item
 from klineo.services.reconcile import Reconciler
 from klineo.store.order_history import HistoryFilter, list_order_page
 from klineo.store.orders import OrderRecord, is_settled
 from klineo.validation import CLIENT_ORDER_ID_PATTERN
 
-__all__ = ["READ_SETTLE_MAX", "READ_WEIGHT", "decode_cursor", "encode_cursor", "list_orders", "order_item"]
+__all__ = ["READ_SETTLE_MAX", "READ_WEIGHT", "decode_cursor", "encode_cursor", "list_orders"]
 
 # On a read, at most this many unsettled records are reconciled, spending at most this weight.
 READ_SETTLE_MAX = 5
@@ -48,33 +48,10 @@ def decode_cursor(cursor: str) -> str:
     return text
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
-
-
-def order_item(record: OrderRecord) -> OrderHistoryItem:
-    """One record as the history shows it (Binance's answer first, then what we sent)."""
-    result, params = record.result or {}, record.params
-    return OrderHistoryItem(
-        client_order_id=record.client_order_id, connection_id=record.connection_id, symbol=record.symbol,
-        kind=record.kind, origin=record.origin, role=record.role,
-        parent_client_order_id=record.parent_client_order_id, status=record.status,
-        settled=is_settled(record.status, record.fills), order_id=record.order_id,
-        side=_text(result.get("side") or params.get("side")),
-        type=_text(result.get("type") or params.get("type")),
-        quantity=_text(result.get("quantity") or params.get("quantity")),
-        price=_text(result.get("price") or params.get("price")),
-        trigger_price=_text(params.get("triggerPrice")),
-        executed_quantity=_text(result.get("executed_quantity")),
-        average_price=_text(result.get("average_price")),
-        created_at=record.created_at, updated_at=record.updated_at,
-        fills=[OrderFill(**fill) for fill in record.fills] if record.fills is not None else None,
-    )
-
-
 def _settle_some(records: list[OrderRecord]) -> list[OrderRecord]:
     """Reconcile the first few unsettled records of the page, within the read budget."""
-    due = [i for i, r in enumerate(records) if not is_settled(r.status, r.fills)][:READ_SETTLE_MAX]
+    due = [i for i, r in enumerate(records)
+           if not is_settled(r.status, r.fills) and r.unmanaged_since is None][:READ_SETTLE_MAX]
     if not due:
         return records
     fresh = Reconciler(weight=READ_WEIGHT).settle([records[i] for i in due])

@@ -19,6 +19,9 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    (``DELETE /fapi/v1/algoOrder``); so are our open protective orders on a symbol/side whose
    position reads 0 (``GET /fapi/v3/positionRisk``, once per connection). A stale stop never
    survives the next run to close a later position.
+   A record whose connection was deleted can no longer be read: it is marked unmanaged (its last
+   known state kept) and leaves the index (``klineo.services.connection_orders`` does this, and
+   cancels what would open a position, while deleting the connection; this catches the rest).
 4. **Trades we did not place.** For each watched (connection, symbol) — any symbol we settled an
    order on, until it has had no position and no activity for 7 days — ``userTrades`` since the
    last reconciled trade id are read; a trade whose order is not one of our records is recorded
@@ -27,9 +30,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    else), with its fills (facts §8, §14).
 
 Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the
-futures IP limit of 2,400 per minute, so trading keeps the rest); the shared limiter
-(``klineo.binance.ratelimit``) still refuses anything past 90 % of the IP's window, and the run
-stops at the first ``rate_limit``/``ip_banned``. What is left waits for the next run.
+futures IP limit of 2,400 per minute, so trading keeps the rest), and sends nothing after its
+``deadline`` when it has one; the shared limiter (``klineo.binance.ratelimit``) still refuses
+anything past 90 % of the IP's window, and the run stops at the first ``rate_limit``/``ip_banned``.
+What is left waits for the next run.
 """
 
 from __future__ import annotations
@@ -62,9 +66,11 @@ from klineo.store.orders import (
     ORIGIN_SETTLEMENT,
     PROTECTIVE_ROLES,
     STATUS_UNKNOWN_PURGED,
+    UNMANAGED_CONNECTION_DELETED,
     OrderRecord,
     get_order_record,
     iso_ms,
+    mark_unmanaged,
     put_new_record,
     record_order_outcome,
 )
@@ -142,20 +148,27 @@ class _Account:
 
 
 class Reconciler:
-    """One reconciliation run: a weight budget, a clock, and the connections it has opened."""
+    """One reconciliation run: a weight budget, a clock, and the connections it has opened.
 
-    def __init__(self, weight: int = RUN_WEIGHT, now_ms: int | None = None) -> None:
+    ``deadline``: a ``time.monotonic()`` after which no call is sent (for a run inside a request).
+    ``cancelled``: the clientOrderIds this run cancelled at Binance, in order.
+    """
+
+    def __init__(self, weight: int = RUN_WEIGHT, now_ms: int | None = None,
+                 deadline: float | None = None) -> None:
         self.weight_left = weight
         self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self.deadline = deadline
         self._accounts: dict[tuple[str, str], _Account | None] = {}
         self.counts: dict[str, int] = defaultdict(int)
+        self.cancelled: list[str] = []
         self.stopped = False
 
     # ------------------------------------------------------------------ Binance calls, within budget
     def call(self, method: str, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run one endpoint helper if the budget allows; rate limits end the run."""
+        """Run one endpoint helper if the budget (and the deadline) allows; rate limits end the run."""
         weight = endpoint_weight(method, path, kwargs or None)
-        if weight > self.weight_left:
+        if weight > self.weight_left or (self.deadline is not None and time.monotonic() >= self.deadline):
             raise BudgetSpent
         self.weight_left -= weight
         try:
@@ -232,7 +245,7 @@ class Reconciler:
         """Read the record's order back and store its state (and fills once final)."""
         account = self.account(record.user_id, record.connection_id)
         if account is None:
-            return None
+            return self._let_go(record)
         read = self._read_algo if record.kind == KIND_ALGO else self._read_order
         if record.origin in FOREIGN_ORIGINS:
             read = self._read_foreign
@@ -247,6 +260,13 @@ class Reconciler:
         order_history.watch_symbol(record.user_id, record.connection_id, record.symbol, self.now_ms)
         self.counts["settled"] += 1
         return now
+
+    def _let_go(self, record: OrderRecord) -> OrderRecord | None:
+        """The record's connection is gone, so Binance can no longer be asked: stop following it."""
+        self.counts["unmanaged"] += 1
+        logger.info("order record no longer followed", extra={
+            "client_order_id": record.client_order_id, "reason": UNMANAGED_CONNECTION_DELETED})
+        return mark_unmanaged(record.user_id, record.client_order_id, UNMANAGED_CONNECTION_DELETED)
 
     def _protected(self, account: _Account, entry: OrderRecord) -> bool:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
@@ -362,9 +382,36 @@ class Reconciler:
             return
         record_order_outcome(record.user_id, record.client_order_id, status="CANCELED",
                              fills=record.fills or [])
+        self.cancelled.append(record.client_order_id)
         self.counts["protective_cancelled"] += 1
         logger.info("protective order cancelled", extra={"client_order_id": record.client_order_id,
                                                         "reason": "sibling fired or position closed"})
+
+    # ------------------------------------------------------------------ cancelling regular orders
+    def cancel_orders(self, records: list[OrderRecord]) -> None:
+        """Cancel these open regular orders of ours, each then read back (its fills, and for an entry
+        that partly filled, its protection); within the budget, a refusal for one does not stop the rest."""
+        try:
+            for record in records:
+                self._guarded(self.cancel_order, record)
+        except BudgetSpent:
+            self._stop()
+
+    def cancel_order(self, record: OrderRecord) -> None:
+        """DELETE /fapi/v1/order by clientOrderId; then the record is settled from what Binance holds."""
+        account = self.account(record.user_id, record.connection_id)
+        if account is None:
+            return
+        try:
+            self.call("DELETE", "/fapi/v1/order", endpoints.futures_cancel_order, account.client,
+                      account.creds, record.symbol, orig_client_order_id=record.client_order_id)
+        except KlineoError as exc:
+            if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
+                raise  # no longer open (it filled or was cancelled meanwhile): the read says which
+        else:
+            self.cancelled.append(record.client_order_id)
+            self.counts["orders_cancelled"] += 1
+        self.settle_one(record)
 
     # ------------------------------------------------------------------ trades we did not place
     def follow(self, watch: order_history.Watch) -> None:

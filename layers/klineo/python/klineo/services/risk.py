@@ -30,7 +30,7 @@ from decimal import Decimal
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.store.connections import TradingContext
 
-__all__ = ["HEDGE", "ONE_WAY", "STATE_GATES", "OrderIntent", "check_order"]
+__all__ = ["HEDGE", "ONE_WAY", "STATE_GATES", "OrderIntent", "check_order", "params_reduce"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
@@ -56,6 +56,15 @@ class OrderIntent:
     def reduces(self) -> bool:
         """True when the order can only make a position smaller."""
         return self.reduce_only or (self.side, self.position_side) in _CLOSING_IN_HEDGE
+
+
+def params_reduce(params: dict[str, str]) -> bool:
+    """True when an order sent with these Binance parameters can only make a position smaller
+    (reduceOnly or closePosition, or SELL LONG / BUY SHORT in hedge mode)."""
+    flagged = params.get("reduceOnly") == "true" or params.get("closePosition") == "true"
+    return OrderIntent(symbol=params.get("symbol", ""), side=params.get("side", ""),
+                       type=params.get("type", ""), quantity=Decimal(0), reduce_only=flagged,
+                       position_side=params.get("positionSide") or "BOTH").reduces
 
 
 def _refuse(category: ErrorCategory, gate: str, message: str) -> KlineoError:

@@ -31,6 +31,7 @@ from klineo.store.orders import (
     UNSETTLED_PREFIX,
     UNSETTLED_SHARDS,
     OrderRecord,
+    unsettled_keys,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "list_order_page",
     "list_recent_records",
     "list_unsettled",
+    "list_unsettled_of",
     "list_watched",
     "unwatch_symbol",
     "watch_symbol",
@@ -123,6 +125,20 @@ def list_unsettled() -> Iterator[OrderRecord]:
     for shard in range(UNSETTLED_SHARDS):
         for item in _query_gsi2(f"{UNSETTLED_PREFIX}{shard}"):
             yield OrderRecord.from_item(item)
+
+
+def list_unsettled_of(user_id: str, connection_id: str) -> list[OrderRecord]:
+    """The records of one connection the reconciler has not finished with (one Query of the user's
+    shard of gsi2, from the user's own sort-key prefix)."""
+    keys = unsettled_keys(user_id, "")
+    items = query_items(
+        TableName=get_settings().data_table, IndexName=UNSETTLED_INDEX,
+        KeyConditionExpression="gsi2pk = :pk AND begins_with(gsi2sk, :user)",
+        FilterExpression="connection_id = :connection",
+        ExpressionAttributeValues={":pk": to_attr(keys["gsi2pk"]), ":user": to_attr(keys["gsi2sk"]),
+                                   ":connection": to_attr(connection_id)},
+    )
+    return [OrderRecord.from_item(item) for item in items]
 
 
 def _query_gsi2(partition: str) -> Iterator[dict[str, Any]]:

@@ -25,7 +25,9 @@ Indexes (both sparse, derived in ONE place, ``OrderRecord.to_item()``, so every 
   have none (REJECTED, UNKNOWN_PURGED). ``record_order_outcome`` REMOVEs both attributes when it
   writes such a state, so the reconciler (``klineo.services.reconcile``) walks what is left without
   a scan, and an order that filled at once still gets its fills read. ``gsi2`` also holds the
-  reconciler's watch marks (``WATCH#`` partitions, see ``klineo.store.order_history``).
+  reconciler's watch marks (``WATCH#`` partitions, see ``klineo.store.order_history``). A record we
+  stop following before it is settled (``mark_unmanaged``: its connection was deleted, so Binance can
+  no longer be asked) leaves it too, keeping the last state Binance told us.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "STATUS_REJECTED",
     "STATUS_UNKNOWN",
     "STATUS_UNKNOWN_PURGED",
+    "UNMANAGED_CONNECTION_DELETED",
     "OrderRecord",
     "claim_resend",
     "create_order_record",
@@ -64,6 +67,7 @@ __all__ = [
     "get_order_records",
     "index_attributes",
     "is_settled",
+    "mark_unmanaged",
     "order_outcome_update",
     "pending_record",
     "put_new_record",
@@ -98,6 +102,8 @@ KIND_ALGO = "algo"
 # The roles of an entry's protective orders (``role`` of their records); an entry's request names,
 # under the same keys, the ones it asked for (``klineo.services.protective`` places them).
 PROTECTIVE_ROLES = ("stop_loss", "take_profit")
+# Why we stopped following a record that Binance may still hold open (``unmanaged_reason``).
+UNMANAGED_CONNECTION_DELETED = "connection_deleted"
 # Index prefixes (see the module docstring).
 ORDERS_INDEX_PREFIX = "ORDERS#"
 UNSETTLED_PREFIX = "UNSETTLED#"
@@ -132,7 +138,7 @@ def index_attributes(record: OrderRecord) -> dict[str, str]:
     """The index attributes an order item carries: gsi1 always, gsi2 until the record is settled."""
     keys = {"gsi1pk": f"{ORDERS_INDEX_PREFIX}{record.user_id}",
             "gsi1sk": f"{iso_ms(record.created_at):013d}#{record.client_order_id}"}
-    if not is_settled(record.status, record.fills):
+    if not is_settled(record.status, record.fills) and record.unmanaged_since is None:
         keys.update(unsettled_keys(record.user_id, record.client_order_id))
     return keys
 
@@ -166,6 +172,10 @@ class OrderRecord:
     # Wall-clock ms until which the attempt that wrote it may still be running (klineo.store.order_claim);
     # while it lasts a retry with the same key is answered "in progress". Cleared with the outcome.
     lease_until_ms: int | None = None
+    # Set when we stopped following the order before it was settled (``mark_unmanaged``): since when,
+    # and why (UNMANAGED_CONNECTION_DELETED). Its status is then the last one Binance told us.
+    unmanaged_since: str | None = None
+    unmanaged_reason: str | None = None
 
     @property
     def final(self) -> bool:
@@ -207,6 +217,8 @@ class OrderRecord:
             "parent_client_order_id": self.parent_client_order_id,
             "fills": self.fills,
             "lease_until_ms": self.lease_until_ms,
+            "unmanaged_since": self.unmanaged_since,
+            "unmanaged_reason": self.unmanaged_reason,
             **index_attributes(self),
         })
 
@@ -235,6 +247,8 @@ class OrderRecord:
             parent_client_order_id=plain.get("parent_client_order_id"),
             fills=_plain_numbers(plain["fills"]) if plain.get("fills") is not None else None,
             lease_until_ms=int(plain["lease_until_ms"]) if plain.get("lease_until_ms") is not None else None,
+            unmanaged_since=plain.get("unmanaged_since"),
+            unmanaged_reason=plain.get("unmanaged_reason"),
         )
 
 
@@ -378,6 +392,23 @@ def order_outcome_update(
     update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
     return {"TableName": get_settings().data_table, "Key": _key(user_id, client_order_id),
             "ConditionExpression": "attribute_exists(pk)", **update.request()}
+
+
+def mark_unmanaged(user_id: str, client_order_id: str, reason: str) -> OrderRecord | None:
+    """Stop following the record (one UpdateItem): it leaves the unsettled index, its state stays the
+    last one Binance told us, and ``unmanaged_since``/``unmanaged_reason`` say when and why. The record
+    as it is now, or None when it does not exist."""
+    update = Update(sets={"unmanaged_since": _now_iso(), "unmanaged_reason": reason},
+                    removes=["gsi2pk", "gsi2sk"])
+    try:
+        response = aws.dynamodb().update_item(
+            TableName=get_settings().data_table, Key=_key(user_id, client_order_id),
+            ConditionExpression="attribute_exists(pk)", ReturnValues="ALL_NEW", **update.request())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        return None
+    return OrderRecord.from_item(response["Attributes"])
 
 
 def record_order_outcome_quietly(user_id: str, client_order_id: str, **outcome: Any) -> None:

@@ -1,0 +1,101 @@
+"""Our orders on a connection that is being deleted: settled, the ones that would open a position
+cancelled, the rest let go with what Binance last told us.
+
+Deleting a connection deletes its key, after which Binance can no longer be asked about the orders we
+placed with it. So while the key still exists (``klineo.services.connection_delete`` calls this after
+pausing the strategies, before deleting the secret), every record of the connection the reconciler
+has not finished with goes through four steps:
+1. **Settled** (``klineo.services.reconcile``): read back with its fills. A filled entry's missing
+   stop-loss / take-profit is placed, and a stop whose sibling fired or whose position reads 0 is
+   cancelled, as in any reconciler run.
+2. **Cancelled when it would open or grow a position**: an open regular order of ours that is not
+   reduce-only (a resting LIMIT entry). Once the key is gone, nobody would place its stops when it
+   fills, nor close what it opened.
+3. **Kept when it can only reduce a position**: a stop-loss / take-profit guarding an open position,
+   a reduce-only order. Cancelling them would leave the position without the protection the user
+   asked for. They stay on Binance, no longer managed by KLINEO: when one of a stop pair fires,
+   the user cancels the other.
+4. **Let go**: every record still not settled is marked unmanaged (``unmanaged_since``,
+   ``unmanaged_reason``) and leaves the reconciler's index, keeping Binance's last known state.
+
+The answer lists what was cancelled and what is left open on Binance. ``checked`` says whether
+Binance answered for all of it. This is best effort by design. A key Binance refuses, Binance
+unreachable, or the budget (request weight and time) spent never blocks deleting the key: a user may
+be deleting it because it leaked. Records that could not be read are let go with their last known
+state, and ``checked`` is false.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from klineo.errors import KlineoError
+from klineo.observability import logger
+from klineo.services.risk import params_reduce
+from klineo.store.order_history import list_unsettled_of
+from klineo.store.orders import (
+    FINAL_STATUSES,
+    KIND_ORDER,
+    UNMANAGED_CONNECTION_DELETED,
+    OrderRecord,
+    get_order_records,
+    mark_unmanaged,
+)
+
+__all__ = ["WIND_DOWN_SECONDS", "WIND_DOWN_WEIGHT", "ConnectionOrders", "wind_down_orders"]
+
+# At most this request weight (a quarter of a reconciler run's) and time: the delete is a request
+# (20 s timeout), and the secret and the item are deleted after this.
+WIND_DOWN_WEIGHT = 60
+WIND_DOWN_SECONDS = 8.0
+_RESTING = frozenset({"NEW", "PARTIALLY_FILLED"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionOrders:
+    """What became of the connection's orders: cancelled now, left open on Binance, all answered for."""
+
+    cancelled: list[OrderRecord]
+    left_open: list[OrderRecord]
+    checked: bool
+
+
+def _opens_exposure(record: OrderRecord, foreign_origins: frozenset[str]) -> bool:
+    """True for a resting regular order of ours that can open or grow a position."""
+    resting = record.kind == KIND_ORDER and record.status in _RESTING
+    return resting and record.origin not in foreign_origins and not params_reduce(record.params)
+
+
+def wind_down_orders(user_id: str, connection_id: str) -> ConnectionOrders:
+    """Settle, cancel and let go of the connection's unsettled orders (see the module docstring)."""
+    records = list_unsettled_of(user_id, connection_id)
+    if not records:
+        return ConnectionOrders(cancelled=[], left_open=[], checked=True)
+    # Loaded here: deleting a connection without open orders never loads the Binance client.
+    from klineo.services.reconcile import FOREIGN_ORIGINS, Reconciler
+
+    reconciler = Reconciler(weight=WIND_DOWN_WEIGHT, deadline=time.monotonic() + WIND_DOWN_SECONDS)
+    try:
+        reconciler.account(user_id, connection_id)  # the key is read once, before any order
+    except KlineoError as exc:
+        logger.warning("orders of a deleted connection not checked", extra={"category": exc.category.value})
+        return _let_go(user_id, connection_id, [], checked=False)
+    settled = reconciler.settle(records)
+    reconciler.cancel_orders([r for r in settled if _opens_exposure(r, FOREIGN_ORIGINS)])
+    counts = reconciler.counts
+    checked = not (reconciler.stopped or counts["errors"] or counts["protection_failed"])
+    return _let_go(user_id, connection_id, reconciler.cancelled, checked)
+
+
+def _let_go(user_id: str, connection_id: str, cancelled_ids: list[str], checked: bool) -> ConnectionOrders:
+    """Mark what is still unsettled unmanaged; the cancelled and the still open, as stored now."""
+    let_go = [mark_unmanaged(user_id, record.client_order_id, UNMANAGED_CONNECTION_DELETED)
+              for record in list_unsettled_of(user_id, connection_id)]
+    cancelled = get_order_records(user_id, cancelled_ids) if cancelled_ids else {}
+    left_open = [record for record in let_go if record is not None and record.status not in FINAL_STATUSES]
+    logger.info("orders of a deleted connection wound down", extra={
+        "cancelled": len(cancelled), "left_open": len(left_open), "unmanaged": len(let_go),
+        "checked": checked})
+    return ConnectionOrders(cancelled=[cancelled[i] for i in cancelled_ids if i in cancelled],
+                            left_open=left_open, checked=checked)

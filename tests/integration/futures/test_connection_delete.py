@@ -1,0 +1,203 @@
+"""Deleting a connection with orders of ours on Binance, against moto and the simulator over loopback.
+
+What would open a position is cancelled while the key still exists; what only reduces one (the stops
+of an open position, a reduce-only order) stays on Binance and is named in the answer; every record
+leaves the reconciler's index, marked unmanaged, so nothing is read for it again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import Credentials, KeyType
+from klineo.services import connection_orders
+from klineo.store import connections as connection_store
+from klineo.store.order_history import list_unsettled
+from klineo.store.orders import get_order_record
+from klineo.store.secrets import put_new_version
+
+from tests.integration.api.conftest import USER_A, connection_event
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
+
+ALGO_PATH = "/fapi/v1/algoOrder"
+
+
+def _delete(invoke: Any, connection_id: str) -> dict[str, Any]:
+    response = invoke("connection_delete", connection_event("connection_delete", connection_id, USER_A))
+    assert response["statusCode"] == 200, response["body"]
+    return body_of(response)
+
+
+def _place(invoke: Any, connection_id: str, **changes: Any) -> dict[str, Any]:
+    response = invoke("futures_order", order_event(order_body(connection_id, **changes), key=new_key()))
+    assert response["statusCode"] == 200, response["body"]
+    return body_of(response)
+
+
+def _market_long(invoke: Any, connection_id: str, **protection: Any) -> dict[str, Any]:
+    return _place(invoke, connection_id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                  **protection)
+
+
+def _mark(sim: Any) -> Decimal:
+    return Decimal(str(sim.mark_price("BTCUSDT")))
+
+
+def _state(sim: Any, connection: Any) -> Any:
+    return sim.state.futures.state_for(sim.account(connection.account.id), time.time() * 1000)
+
+
+def _order_status(sim: Any, connection: Any, client_order_id: str) -> str:
+    (order,) = [o for o in _state(sim, connection).orders.values() if o.client_order_id == client_order_id]
+    return order.status
+
+
+def _algo_status(sim: Any, connection: Any, client_algo_id: str) -> str:
+    (algo,) = [a for a in _state(sim, connection).algo_orders.values() if a.client_algo_id == client_algo_id]
+    return algo.status
+
+
+def _position_amount(sim: Any, connection: Any) -> Decimal:
+    account = sim.account(connection.account.id)
+    rows = sim.state.futures.position_risk(account, "BTCUSDT", time.time() * 1000, 3)
+    return sum((Decimal(r["positionAmt"]) for r in rows), Decimal(0))
+
+
+def _ids(orders: list[dict[str, Any]]) -> list[str]:
+    return sorted(o["client_order_id"] for o in orders)
+
+
+def test_delete_cancels_a_resting_entry_and_lists_it(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT entry with a stop-loss WHEN the connection is deleted THEN the entry is
+    cancelled on Binance before the key goes (nobody could place its stop once it filled), the answer
+    lists it CANCELED, and its record is settled."""
+    entry = _place(invoke, futures_connection.id, stop_loss={"price": "19000"})["client_order_id"]
+
+    answer = _delete(invoke, futures_connection.id)
+
+    assert _ids(answer["orders_cancelled"]) == [entry]
+    assert answer["orders_cancelled"][0]["status"] == "CANCELED"
+    assert (answer["orders_left_open"], answer["orders_checked"]) == ([], True)
+    assert _order_status(sim_env, futures_connection, entry) == "CANCELED"
+    assert [r for r in sim_env.journal if r.method == "POST" and r.path == ALGO_PATH] == []
+    record = get_order_record(USER_A, entry)
+    assert (record.status, record.fills, record.unmanaged_since) == ("CANCELED", [], None)
+    assert list(list_unsettled()) == []
+
+
+def test_delete_keeps_the_stops_of_an_open_position_and_stops_following_them(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN an open LONG with its stop-loss and take-profit WHEN the connection is deleted THEN both stay
+    armed on Binance (cancelling them would leave the position unprotected), the answer lists them as left
+    open, their records leave the reconciler's index marked unmanaged, and no later run reads them."""
+    entry = _market_long(invoke, futures_connection.id, stop_loss={"percent": "3"},
+                         take_profit={"percent": "3"})
+    stops = _ids([{"client_order_id": p["client_algo_id"]} for p in entry["protective_orders"]])
+
+    answer = _delete(invoke, futures_connection.id)
+
+    assert answer["orders_cancelled"] == [] and answer["orders_checked"] is True
+    assert _ids(answer["orders_left_open"]) == stops
+    for left in answer["orders_left_open"]:
+        assert left["status"] == "NEW" and left["unmanaged_reason"] == "connection_deleted"
+        assert left["unmanaged_since"] and left["kind"] == "algo"
+        assert _algo_status(sim_env, futures_connection, left["client_order_id"]) == "NEW"
+    assert _position_amount(sim_env, futures_connection) == Decimal("0.002")
+    assert list(list_unsettled()) == []
+    calls = len(sim_env.journal)
+    reconcile()
+    assert len(sim_env.journal) == calls
+    assert get_order_record(USER_A, stops[0]).unmanaged_reason == "connection_deleted"
+
+
+def test_delete_cancels_the_stop_loss_whose_take_profit_already_fired(sim_env, invoke, futures_connection):
+    """GIVEN a LONG whose take-profit filled (the position is 0) but whose stop-loss is still armed WHEN
+    the connection is deleted THEN the stop-loss is cancelled: left alone, it could close a position the
+    user opens later by hand."""
+    entry = _market_long(invoke, futures_connection.id, stop_loss={"percent": "3"},
+                         take_profit={"percent": "3"})
+    by_role = {p["role"]: p for p in entry["protective_orders"]}
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(by_role["take_profit"]["trigger_price"]) + 1))
+    assert _position_amount(sim_env, futures_connection) == 0
+
+    answer = _delete(invoke, futures_connection.id)
+
+    stop_loss = by_role["stop_loss"]["client_algo_id"]
+    assert _ids(answer["orders_cancelled"]) == [stop_loss]
+    assert (answer["orders_left_open"], answer["orders_checked"]) == ([], True)
+    assert _algo_status(sim_env, futures_connection, stop_loss) == "CANCELED"
+    assert list(list_unsettled()) == []
+
+
+def test_delete_keeps_a_resting_reduce_only_order(sim_env, invoke, futures_connection):
+    """GIVEN an open LONG and a resting reduce-only LIMIT SELL above the mark WHEN the connection is
+    deleted THEN the reduce-only order stays on Binance (it can only shrink the position) and is listed."""
+    _market_long(invoke, futures_connection.id)
+    price = format((_mark(sim_env) * Decimal("1.2")).quantize(Decimal("0.1")), "f")
+    exit_order = _place(invoke, futures_connection.id, side="SELL", quantity="0.002", price=price,
+                        reduceOnly=True)["client_order_id"]
+
+    answer = _delete(invoke, futures_connection.id)
+
+    assert answer["orders_cancelled"] == []
+    assert _ids(answer["orders_left_open"]) == [exit_order]
+    assert _order_status(sim_env, futures_connection, exit_order) == "NEW"
+
+
+def test_delete_with_a_key_binance_refuses_still_deletes_and_says_orders_were_not_checked(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a resting entry and a stored secret Binance no longer accepts WHEN the connection is deleted
+    THEN it is deleted all the same (a leaked key must go at once), the answer lists the entry as left
+    open with orders_checked false, and its record leaves the index."""
+    entry = _place(invoke, futures_connection.id)["client_order_id"]
+    connection = connection_store.get_connection(USER_A, futures_connection.id)
+    version = str(uuid.uuid4())
+    put_new_version(connection.secret_name,
+                    Credentials(futures_connection.account.api_key, "0" * 64, KeyType.HMAC), version)
+    connection_store.replace_key(USER_A, futures_connection.id, key_type="hmac",
+                                 api_key_masked=connection.api_key_masked, credentials_version=version,
+                                 last_test=connection.last_test or {})
+
+    answer = _delete(invoke, futures_connection.id)
+
+    assert answer["deleted"] is True and answer["orders_checked"] is False
+    assert answer["orders_cancelled"] == [] and _ids(answer["orders_left_open"]) == [entry]
+    assert connection_store.get_connection(USER_A, futures_connection.id) is None
+    assert _order_status(sim_env, futures_connection, entry) == "NEW"
+    assert list(list_unsettled()) == []
+
+
+def test_delete_past_its_budget_sends_nothing_more_and_lets_go(sim_env, invoke, futures_connection,
+                                                               monkeypatch):
+    """GIVEN a resting entry and no request weight left for the wind-down WHEN the connection is deleted
+    THEN nothing is sent to Binance, the delete completes, and the entry is listed as left open, unchecked."""
+    entry = _place(invoke, futures_connection.id)["client_order_id"]
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 0)
+    calls = len(sim_env.journal)
+
+    answer = _delete(invoke, futures_connection.id)
+
+    assert len(sim_env.journal) == calls
+    assert answer["orders_checked"] is False and _ids(answer["orders_left_open"]) == [entry]
+    assert list(list_unsettled()) == []
+
+
+def test_reconciler_lets_go_of_the_records_of_a_connection_already_gone(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a resting entry whose connection item is gone (deleted before its orders were wound down)
+    WHEN the reconciler runs THEN the record is marked unmanaged and leaves the index, instead of costing
+    a read on every run for good."""
+    entry = _place(invoke, futures_connection.id)["client_order_id"]
+    connection_store.delete_connection(USER_A, futures_connection.id)
+
+    summary = reconcile()
+
+    assert summary["unmanaged"] == 1
+    assert get_order_record(USER_A, entry).unmanaged_reason == "connection_deleted"
+    assert list(list_unsettled()) == []
