@@ -7,6 +7,7 @@ so a backtest over fixed past dates gives the same candles on every run.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from klineo.binance import Candle
 from klineo.services import backtest as backtest_service
 from klineo.services import kline_history
+from klineo.store import backtest_jobs as job_store
 from klineo.store import klines_cache
 
 from tests.helpers import load_event, response_json, with_body, with_user
@@ -184,6 +186,42 @@ def test_a_job_failing_every_delivery_is_marked_failed_on_the_last(sim_env, invo
     assert invoke("backtest_worker", event) == {"batchItemFailures": []}
     polled = response_json(invoke("strategy_backtest_get", get_event))
     assert polled["status"] == "failed" and "could not be completed" in polled["error"]
+
+
+def _poll(invoke, job_id: str) -> dict[str, Any]:
+    event = with_user(at_path(load_event("strategy_backtest_get"), f"/strategies/backtest/{job_id}",
+                              jobId=job_id), USER_A)
+    return response_json(invoke("strategy_backtest_get", event))
+
+
+def test_a_job_whose_last_delivery_died_uncaught_reads_failed_once_it_cannot_be_running(sim_env, invoke,
+                                                                                         monkeypatch) -> None:
+    """GIVEN a queued job WHEN its last delivery started and the worker died where nothing could record
+    it (timeout, memory) THEN polling says running while that delivery may still run, and failed once
+    the worker's timeout has passed; an earlier delivery's death leaves it running (SQS delivers again)."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    job_id = response_json(_post(invoke, BODY))["job_id"]
+    long_ago = time.time() - job_store.ATTEMPT_SECONDS - 300
+
+    assert job_store.start_job(USER_A, job_id, job_store.JOB_ATTEMPTS - 1, now_s=long_ago)
+    assert _poll(invoke, job_id)["status"] == "running"
+    assert job_store.start_job(USER_A, job_id, job_store.JOB_ATTEMPTS)
+    assert _poll(invoke, job_id)["status"] == "running"
+    assert job_store.start_job(USER_A, job_id, job_store.JOB_ATTEMPTS, now_s=long_ago)
+    polled = _poll(invoke, job_id)
+    assert polled["status"] == "failed" and "could not be completed" in polled["error"]
+
+
+def test_a_job_older_than_the_queue_keeps_its_message_reads_failed(sim_env, invoke) -> None:
+    """GIVEN a job still queued after the queue's retention (its message expired or dead-lettered
+    without running) WHEN polled THEN failed, never queued for good; a fresh one stays queued."""
+    fresh, stale = "f" * 32, "e" * 32
+    job_store.put_job(USER_A, fresh, {"symbol": "BTCUSDT"})
+    job_store.put_job(USER_A, stale, {"symbol": "BTCUSDT"},
+                      now_s=time.time() - job_store.QUEUE_RETENTION_SECONDS - 300)
+
+    assert _poll(invoke, fresh)["status"] == "queued"
+    assert _poll(invoke, stale)["status"] == "failed"
 
 
 def test_a_period_in_the_future_is_refused_and_one_ending_later_is_cut_at_now(sim_env, invoke) -> None:

@@ -70,8 +70,7 @@ SYNC_MAX_CANDLES = 10_000
 MAX_CANDLES = 600_000
 TRADES_SHOWN = 500
 EQUITY_POINTS = 500
-# Deliveries of a job message before the job is marked failed (the queue's maxReceiveCount).
-JOB_ATTEMPTS = 5
+JOB_ATTEMPTS = job_store.JOB_ATTEMPTS  # deliveries of a job's message (the queue's maxReceiveCount)
 _PLACES = Decimal("0.00000001")
 _PCT_PLACES = Decimal("0.01")
 
@@ -320,9 +319,10 @@ def start_backtest(
     return 202, BacktestResponse(job_id=job_id, status="queued")
 
 
-def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None) -> str:
-    """Run a queued job once: its final status. A retryable failure raises (the message is redelivered)."""
-    if not job_store.start_job(user_id, job_id):
+def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None, delivery: int = 1) -> str:
+    """Run a queued job once, as this ``delivery`` of its message: its final status. A retryable
+    failure raises (the message is redelivered)."""
+    if not job_store.start_job(user_id, job_id, delivery):
         return "already_finished"
     job = job_store.get_job(user_id, job_id)
     assert job is not None

@@ -28,13 +28,14 @@ def _job_record(record: SQSRecord) -> None:
     except (ValueError, KeyError, TypeError):
         logger.warning("unreadable backtest message dropped", extra={"message_id": record.message_id})
         return
+    delivery = int(record.attributes.approximate_receive_count)
     try:
-        outcome = run_backtest_job(user_id, job_id)
+        outcome = run_backtest_job(user_id, job_id, delivery=delivery)
     except Exception:
-        if int(record.attributes.approximate_receive_count) < JOB_ATTEMPTS:
+        if delivery < JOB_ATTEMPTS:
             raise  # SQS delivers it again after the visibility timeout
         logger.exception("backtest job failed for good", extra={"job_id": job_id})
-        job_store.finish_job(user_id, job_id, None, "the backtest could not be completed; please retry later")
+        job_store.finish_job(user_id, job_id, None, job_store.GAVE_UP)
         return
     logger.info("backtest job", extra={"job_id": job_id, "outcome": outcome})
 

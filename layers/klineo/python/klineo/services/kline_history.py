@@ -10,11 +10,12 @@
   (``klineo.binance.ratelimit``): a request that would exceed the minute's budget waits for the
   next window or fails fast with ``rate_limit`` (retryable). Days already saved stay saved, so a
   retried job continues where it stopped.
-- Backtests must not starve live trading of that budget: a ``Pacer`` per container keeps the
-  klines weight it sends under ``BACKTEST_WEIGHT_PER_MINUTE`` (600, a quarter of the futures IP's
-  2,400) in any 60 s, sleeping until older requests leave the window. A synchronous backtest
-  (at most 11 pages, 55 weight) never waits; a job of a year of 1m candles (526 pages) is paced
-  over about 4.5 minutes, and the backtest worker runs one job at a time (reserved concurrency 1).
+- Backtests must not starve live trading of that budget: the backtest worker runs at most
+  ``BACKTEST_WORKERS`` jobs at once (its reserved concurrency and SQS MaximumConcurrency), and a
+  ``Pacer`` per container keeps the klines weight it sends under its share of
+  ``BACKTEST_WEIGHT_PER_MINUTE`` (600, a quarter of the futures IP's 2,400) in any 60 s, sleeping
+  until older requests leave the window. A synchronous backtest (at most 11 pages, 55 weight) never
+  waits; a job of a year of 1m candles (526 pages) is paced over about 9 minutes.
 - A day is saved only when its last candle had closed at ``now_ms`` (final: never fetched again).
   The still-open candle is never returned.
 """
@@ -32,12 +33,13 @@ from klineo.store import klines_cache
 from klineo.store.klines_cache import DAY_MS
 from klineo.strategies import INTERVALS_MS
 
-__all__ = ["BACKTEST_WEIGHT_PER_MINUTE", "PAGE_LIMIT", "PAGE_WEIGHT", "History", "Pacer", "closed_candles",
-           "pacer"]
+__all__ = ["BACKTEST_WEIGHT_PER_MINUTE", "BACKTEST_WORKERS", "PAGE_LIMIT", "PAGE_WEIGHT", "History", "Pacer",
+           "closed_candles", "pacer"]
 
 PAGE_LIMIT = 1000
 PAGE_WEIGHT = 5
 BACKTEST_WEIGHT_PER_MINUTE = 600
+BACKTEST_WORKERS = 2
 _WINDOW_S = 60.0
 # A day is written to the cache (final, never fetched again) only this long after its last candle
 # closed on our clock: Binance answers a candle that has just closed on our clock as still open when
@@ -48,7 +50,7 @@ FINAL_AFTER_MS = 60_000
 class Pacer:
     """At most ``weight_per_minute`` of request weight in any 60 s: ``take`` sleeps until it fits."""
 
-    def __init__(self, weight_per_minute: int = BACKTEST_WEIGHT_PER_MINUTE, *,
+    def __init__(self, weight_per_minute: int = BACKTEST_WEIGHT_PER_MINUTE // BACKTEST_WORKERS, *,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.weight_per_minute = weight_per_minute
         self._clock, self._sleep = clock, sleep

@@ -3,6 +3,15 @@
 A job holds its request (JSON text), its status (queued -> running -> done | failed) and, when done,
 its result as zlib-compressed JSON (a bounded result: at most 500 trades and 500 equity points,
 well under DynamoDB's 400 KB item limit). Only the owner's key reads it: another user's job is absent.
+
+A job can also die where no code of ours runs to record it: the worker's timeout, its memory, an
+init failure, on every one of the message's deliveries. The job item then never leaves queued or
+running, so ``BacktestJob.effective_status`` reads it as failed once it provably cannot finish:
+- its last delivery (``JOB_ATTEMPTS``, the queue's maxReceiveCount) started longer ago than the
+  worker may run (``ATTEMPT_SECONDS``, its timeout), so nothing is running it any more;
+- or it was created longer ago than the queue keeps a message (``QUEUE_RETENTION_SECONDS``), so no
+  delivery is left to come.
+tests/unit/test_template_backtest.py checks these numbers against template.yaml.
 """
 
 from __future__ import annotations
@@ -17,9 +26,18 @@ from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import conditional_write, get_data_item
 
-__all__ = ["JOB_DAYS", "BacktestJob", "finish_job", "get_job", "put_job", "start_job"]
+__all__ = ["ATTEMPT_SECONDS", "JOB_ATTEMPTS", "JOB_DAYS", "QUEUE_RETENTION_SECONDS", "BacktestJob",
+           "finish_job", "get_job", "put_job", "start_job"]
 
 JOB_DAYS = 7
+# Deliveries of a job message before SQS moves it to the dead-letter queue (maxReceiveCount).
+JOB_ATTEMPTS = 5
+# How long one delivery may run (the backtest worker's timeout) and the queue keeps a message.
+ATTEMPT_SECONDS = 900
+QUEUE_RETENTION_SECONDS = 86_400
+# A little slack on both bounds, for clocks and the poller's own delays.
+_GRACE_SECONDS = 120
+GAVE_UP = "the backtest could not be completed; please retry later"
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,23 @@ class BacktestJob:
     request: dict[str, Any]
     result: dict[str, Any] | None = None
     error: str | None = None
+    created_s: int | None = None
+    # The delivery of its message that last started it (SQS's receive count) and when.
+    delivery: int = 0
+    started_s: int | None = None
+
+    def effective_status(self, now_s: float) -> tuple[str, str | None]:
+        """(status, error) as a reader should see them: a job that provably cannot finish any more is
+        failed, even though no code of ours was left running to record it (see the module docstring)."""
+        if self.status not in ("queued", "running"):
+            return self.status, self.error
+        last_attempt_over = (self.delivery >= JOB_ATTEMPTS and self.started_s is not None
+                             and now_s > self.started_s + ATTEMPT_SECONDS + _GRACE_SECONDS)
+        message_gone = (self.created_s is not None
+                        and now_s > self.created_s + QUEUE_RETENTION_SECONDS + _GRACE_SECONDS)
+        if last_attempt_over or message_gone:
+            return "failed", GAVE_UP
+        return self.status, self.error
 
 
 def _key(user_id: str, job_id: str) -> dict[str, Any]:
@@ -40,23 +75,27 @@ def _key(user_id: str, job_id: str) -> dict[str, Any]:
 
 def put_job(user_id: str, job_id: str, request: dict[str, Any], *, now_s: float | None = None) -> None:
     """Store a new queued job (its id is fresh: a put that finds one already there fails)."""
-    expires = int(now_s if now_s is not None else time.time()) + JOB_DAYS * 86_400
+    created = int(now_s if now_s is not None else time.time())
     aws.dynamodb().put_item(
         TableName=get_settings().data_table,
         Item={**_key(user_id, job_id), "status": {"S": "queued"}, "request": {"S": json.dumps(request)},
-              "ttl": {"N": str(expires)}},
+              "created_s": {"N": str(created)}, "ttl": {"N": str(created + JOB_DAYS * 86_400)}},
         ConditionExpression="attribute_not_exists(pk)",
     )
 
 
-def start_job(user_id: str, job_id: str) -> bool:
-    """queued -> running; False when the job is gone or already finished (a redelivered message)."""
+def start_job(user_id: str, job_id: str, delivery: int, *, now_s: float | None = None) -> bool:
+    """queued -> running by this ``delivery`` of its message (SQS's receive count), started now; False
+    when the job is gone or already finished (a redelivered message)."""
     client = aws.dynamodb()
+    started = int(now_s if now_s is not None else time.time())
     return conditional_write(
         client.update_item, TableName=get_settings().data_table, Key=_key(user_id, job_id),
-        UpdateExpression="SET #s = :running", ConditionExpression="#s IN (:queued, :running)",
+        UpdateExpression="SET #s = :running, delivery = :delivery, started_s = :started",
+        ConditionExpression="#s IN (:queued, :running)",
         ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":running": {"S": "running"}, ":queued": {"S": "queued"}},
+        ExpressionAttributeValues={":running": {"S": "running"}, ":queued": {"S": "queued"},
+                                   ":delivery": {"N": str(delivery)}, ":started": {"N": str(started)}},
     )
 
 
@@ -85,8 +124,12 @@ def get_job(user_id: str, job_id: str) -> BacktestJob | None:
     if item is None:
         return None
     result = item.get("result", {}).get("B")
+    created, started = item.get("created_s", {}).get("N"), item.get("started_s", {}).get("N")
     return BacktestJob(
         user_id=user_id, job_id=job_id, status=item["status"]["S"], request=json.loads(item["request"]["S"]),
         result=json.loads(zlib.decompress(result)) if result is not None else None,
         error=item.get("error", {}).get("S"),
+        created_s=int(created) if created is not None else None,
+        delivery=int(item.get("delivery", {}).get("N", "0")),
+        started_s=int(started) if started is not None else None,
     )
