@@ -6,6 +6,7 @@ import importlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
@@ -146,6 +147,77 @@ def test_create_when_the_item_write_fails_deletes_the_secret(sim_env, invoke, aw
     assert _error(response) == {"category": "other", "message": "internal error", "retryable": False,
                                 "request_id": "id"}
     assert _secret_names() == []
+
+
+class _Killed(BaseException):
+    """The function stopped where no code of ours runs any more (its timeout, its memory)."""
+
+
+def _writes_hook(kill_at: int | None = None) -> tuple[Callable[..., None], list[int]]:
+    """A botocore hook counting AWS writes, and killing the invocation before the ``kill_at``-th (1-based)."""
+    writes = [0]
+
+    def before_call(model, **_: object) -> None:
+        if model.name.startswith(("Get", "Describe", "List", "BatchGet", "Query")):
+            return
+        writes[0] += 1
+        if writes[0] == kill_at:
+            raise _Killed
+
+    return before_call, writes
+
+
+@contextmanager
+def _hooked(hook: Callable[..., None]) -> Iterator[None]:
+    clients = (aws_clients.dynamodb(), aws_clients.secretsmanager())
+    for client in clients:
+        client.meta.events.register("before-call.*.*", hook)
+    try:
+        yield
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call.*.*", hook)
+
+
+def _unreferenced_secrets() -> list[str]:
+    """Secrets that no connection item names: keys stored that nobody can see or delete."""
+    items = aws_clients.dynamodb().scan(TableName=get_settings().data_table)["Items"]
+    named = {item["secret_name"]["S"] for item in items if "secret_name" in item}
+    return [name for name in _secret_names() if name not in named]
+
+
+def test_create_killed_between_any_two_writes_never_leaves_a_key_nobody_can_see(sim_env, invoke, aws):
+    """GIVEN a create that dies before its 1st, 2nd, ... AWS write WHEN it stops there THEN no secret is
+    ever left without a connection item naming it (the item is written first; what remains at worst is
+    a listed connection whose keys are missing)."""
+    body = {"label": "x", **credentials_body(sim_env.account("spot-only"))}
+    counting, writes = _writes_hook()
+    with _hooked(counting):
+        assert invoke("connection_create", _create_event(body))["statusCode"] == 201
+    assert writes[0] >= 2  # the rate-limit table's, the item, the secret
+    for number in range(1, writes[0] + 1):
+        killer, _ = _writes_hook(kill_at=number)
+        with _hooked(killer), pytest.raises(_Killed):
+            invoke("connection_create", _create_event(body))
+        assert _unreferenced_secrets() == [], f"killed before write {number}"
+
+
+def test_create_when_the_secret_write_fails_removes_the_connection(sim_env, invoke, aws):
+    """GIVEN Secrets Manager refusing the new secret WHEN a connection is created THEN 500, and neither
+    the item written before it nor a secret remains (the clean-up runs under the function's policy)."""
+    def refuse(**_: object) -> None:
+        raise aws_clients.secretsmanager().exceptions.LimitExceededException(
+            {"Error": {"Code": "LimitExceededException", "Message": "quota"}}, "CreateSecret")
+
+    aws_clients.secretsmanager().meta.events.register("before-call.secrets-manager.CreateSecret", refuse)
+    body = {"label": "x", **credentials_body(sim_env.account("spot-only"))}
+    try:
+        response = invoke("connection_create", _create_event(body))
+    finally:
+        aws_clients.secretsmanager().meta.events.unregister(
+            "before-call.secrets-manager.CreateSecret", refuse)
+    assert response["statusCode"] == 500
+    assert connection_store.list_connections(USER_A) == [] and _secret_names() == []
 
 
 @pytest.mark.parametrize(("body", "status", "field"), [

@@ -43,7 +43,7 @@ def connection_response(connection: Connection) -> ConnectionResponse:
 
 
 def create_connection(user_id: str, request: ConnectionCreateRequest) -> ConnectionResponse:
-    """Test the keys, then store them (one secret) and the connection item; nothing half-written."""
+    """Test the keys, then store the connection item and its keys (one secret); a failure removes both."""
     creds = credentials_of(request)
     result = run_spot_test(creds, request.environment)
     if not result.ok:
@@ -56,20 +56,28 @@ def create_connection(user_id: str, request: ConnectionCreateRequest) -> Connect
         futures_enabled=False, created_at=now_iso(), last_test=result.model_dump(mode="json"),
         credentials_version=str(uuid.uuid4()),
     )
+    # The item first: it is the only reference to the secret, so however this request ends (even by
+    # the function's timeout between the two writes) no stored key is left that nobody can see. The
+    # worst left behind is a listed connection whose keys are missing, which says so when used.
+    connection_store.put_connection(connection)
     try:
         secret_store.put_credentials(user_id, connection_id, creds, connection.credentials_version)
-        connection_store.put_connection(connection)
     except Exception:
-        # The item is the only reference to the secret: never leave a stored key nobody can see.
-        # The name holds a fresh random id, so a secret under it can only be this request's (even
-        # when CreateSecret itself failed after a retried, in fact successful, first attempt).
-        logger.exception("connection not stored; deleting its secret")
-        secret_store.discard_credentials(name)
+        logger.exception("connection's keys not stored; removing the connection")
+        _undo(connection)
         raise
     metrics.add_metric(name="ConnectionCreated", unit="Count", value=1)
     logger.info("connection created", extra={"connection_id": connection_id,
                                              "environment": request.environment})
     return connection_response(connection)
+
+
+def _undo(connection: Connection) -> None:
+    """Remove a connection whose secret could not be stored: the secret first (the name holds a fresh
+    random id, so a secret under it can only be this request's, even when CreateSecret failed after a
+    retried, in fact successful, first attempt), then the item unless the secret stayed."""
+    if secret_store.discard_credentials(connection.secret_name):
+        connection_store.delete_connection(connection.user_id, connection.connection_id)
 
 
 def list_user_connections(user_id: str) -> ConnectionListResponse:
