@@ -46,6 +46,7 @@ __all__ = [
     "futures_ticker_price",
     "futures_user_trades",
     "klines",
+    "klines_path",
     "server_time",
     "spot_account",
     "spot_api_restrictions",
@@ -123,6 +124,11 @@ def spot_ticker_price(client: BinanceClient, symbol: str) -> Decimal:
     return _decimal(data, "price")
 
 
+def klines_path(client: BinanceClient) -> str:
+    """The klines endpoint of the client's market."""
+    return "/api/v3/klines" if client.market is Market.SPOT else "/fapi/v1/klines"
+
+
 def klines(
     client: BinanceClient,
     symbol: str,
@@ -146,8 +152,7 @@ def klines(
         params["startTime"] = int(start_time)
     if end_time is not None:
         params["endTime"] = int(end_time)
-    path = "/api/v3/klines" if client.market is Market.SPOT else "/fapi/v1/klines"
-    rows = client.public("GET", path, params)
+    rows = client.public("GET", klines_path(client), params)
     if not isinstance(rows, list):
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable candles.")
     try:

@@ -1,0 +1,55 @@
+"""GET /candles leaves the IP's weight that trading needs: the chart reserve, over a precise HTTP exchange."""
+
+from __future__ import annotations
+
+import pytest
+from klineo.binance import KlineoError, Market
+from klineo.errors import ErrorCategory
+from klineo.models.candles import CandlesQuery
+from klineo.services import candles
+
+from tests.unit.binance.conftest import FUTURES
+
+KLINE = [1_700_000_000_000, "1", "2", "0.5", "1.5", "10", 1_700_000_059_999, "15", 3, "5", "7", "0"]
+
+
+@pytest.fixture
+def futures_client(make_client, monkeypatch):
+    """The candles service's futures client, on the fake clock and the mocked HTTP."""
+    client = make_client(Market.FUTURES)
+    monkeypatch.setattr(candles, "get_client", lambda market, environment: client)
+    return client
+
+
+def _query(limit: int = 500) -> CandlesQuery:
+    return CandlesQuery(symbol="BTCUSDT", market="futures", interval="1m", limit=limit)
+
+
+def test_chart_requests_stop_where_the_weight_kept_for_trading_begins(futures_client, rsps, clock):
+    """GIVEN Binance reporting 1,200 of the IP's 2,400 weight used this minute (other containers'
+    traffic) WHEN the chart is read again THEN it is refused, 429 rate_limit with retry_after at the next
+    minute, and nothing is sent; an order could still spend up to 90 % of the minute."""
+    rsps.get(FUTURES + "/fapi/v1/klines", json=[KLINE], headers={"X-MBX-USED-WEIGHT-1M": "1200"})
+    assert len(candles.get_candles(_query()).candles) == 1
+
+    with pytest.raises(KlineoError) as refused:
+        candles.get_candles(_query())
+
+    assert refused.value.category is ErrorCategory.RATE_LIMIT and refused.value.retryable
+    assert refused.value.retry_after == 40  # the fake clock is 20 s into its minute
+    assert len(rsps.calls) == 1
+    assert futures_client.spare_weight() > 2400 * candles.TRADING_RESERVE - 5 > 0
+
+
+def test_a_smaller_chart_still_fits_and_the_next_minute_opens_again(futures_client, rsps, clock):
+    """GIVEN 1,195 weight used WHEN a chart of weight 1 still leaves the reserve THEN it is sent, while
+    one of weight 10 is refused; WHEN the minute has turned THEN charts are served again."""
+    rsps.get(FUTURES + "/fapi/v1/klines", json=[KLINE], headers={"X-MBX-USED-WEIGHT-1M": "1195"})
+    candles.get_candles(_query())
+    candles.get_candles(_query(limit=99))  # weight 1: 2160 - 1195 - 1 = 964 >= 960
+    with pytest.raises(KlineoError):
+        candles.get_candles(_query(limit=1500))  # weight 10: 2160 - 1195 - 10 = 955 < 960
+
+    clock.advance(60)
+    candles.get_candles(_query(limit=1500))
+    assert len(rsps.calls) == 3
