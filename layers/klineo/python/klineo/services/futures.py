@@ -220,9 +220,11 @@ def _rounded(gated: _Gated) -> FuturesOrder | AlgoOrder:
     rules = get_symbol_rules(gated.client, order.symbol)
     if order.conditional:
         return prepare_algo_order(rules, order)
-    quantity, price = rules.prepare_order(
-        order.side, order.type, order.quantity, order.price, gated.reference(), reduce_only=order.reduceOnly,
-    )
+    # Binance exempts an order that only reduces from the minimum notional (-4164 "unless you choose
+    # reduce only"); a hedge-mode close (SELL LONG, BUY SHORT) cannot carry reduceOnly, so it is not
+    # pre-refused here either: Binance, the truth, decides whether a dust close goes through.
+    quantity, price = rules.prepare_order(order.side, order.type, order.quantity, order.price,
+                                          gated.reference(), reduce_only=_intent(order).reduces)
     return FuturesOrder(symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, price=price,
                         time_in_force=order.timeInForce, reduce_only=order.reduceOnly,
                         position_side=order.positionSide)

@@ -31,6 +31,7 @@ from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.positions import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
+from klineo.services.risk import reduces_position
 from klineo.store.connections import Connection, require_connection
 from klineo.store.orders import OrderRecord, get_order_record
 from klineo.validation import SYMBOL_PATTERN
@@ -71,7 +72,7 @@ def _closing_order(connection: Connection, symbol: str, position_side: str | Non
 
 
 def _same_close(order: FuturesOrderRequest, connection_id: str, symbol: str) -> bool:
-    closes = order.reduceOnly or (order.side, order.positionSide) in (("SELL", "LONG"), ("BUY", "SHORT"))
+    closes = reduces_position(order.side, order.positionSide, order.reduceOnly)
     same_place = order.connection_id == connection_id and order.symbol == symbol
     return closes and same_place and order.type == "MARKET"
 

@@ -30,7 +30,8 @@ from decimal import Decimal
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.store.connections import TradingContext
 
-__all__ = ["HEDGE", "ONE_WAY", "STATE_GATES", "OrderIntent", "check_order", "params_reduce"]
+__all__ = ["HEDGE", "ONE_WAY", "STATE_GATES", "OrderIntent", "check_order", "params_reduce",
+           "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
@@ -55,16 +56,19 @@ class OrderIntent:
     @property
     def reduces(self) -> bool:
         """True when the order can only make a position smaller."""
-        return self.reduce_only or (self.side, self.position_side) in _CLOSING_IN_HEDGE
+        return reduces_position(self.side, self.position_side, self.reduce_only)
+
+
+def reduces_position(side: str, position_side: str, reduce_only: bool) -> bool:
+    """True when an order can only make a position smaller: reduce-only (one-way mode), or SELL LONG /
+    BUY SHORT (hedge mode, where Binance refuses reduceOnly and the side says it)."""
+    return reduce_only or (side, position_side) in _CLOSING_IN_HEDGE
 
 
 def params_reduce(params: dict[str, str]) -> bool:
-    """True when an order sent with these Binance parameters can only make a position smaller
-    (reduceOnly or closePosition, or SELL LONG / BUY SHORT in hedge mode)."""
+    """``reduces_position`` of an order sent with these Binance parameters (closePosition reduces too)."""
     flagged = params.get("reduceOnly") == "true" or params.get("closePosition") == "true"
-    return OrderIntent(symbol=params.get("symbol", ""), side=params.get("side", ""),
-                       type=params.get("type", ""), quantity=Decimal(0), reduce_only=flagged,
-                       position_side=params.get("positionSide") or "BOTH").reduces
+    return reduces_position(params.get("side", ""), params.get("positionSide") or "BOTH", flagged)
 
 
 def _refuse(category: ErrorCategory, gate: str, message: str) -> KlineoError:
