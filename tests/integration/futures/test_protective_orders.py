@@ -382,6 +382,21 @@ def test_reconciler_places_the_stop_loss_of_a_limit_entry_nobody_read(
     assert _unsettled() == [stop_id]  # the entry is settled; its open stop-loss is followed
 
 
+def test_order_history_read_places_the_stop_loss_of_a_filled_limit_entry(sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT entry with a stop-loss that filled while nobody read it WHEN the caller reads the order
+    history THEN the read places the stop-loss (under GET /futures/orders' own IAM policy) and lists it."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+
+    event = with_user(load_event("futures_orders"), USER_A)
+    event["queryStringParameters"], event["rawQueryString"] = None, ""
+    response = invoke("futures_orders", event)
+
+    assert response["statusCode"] == 200, response["body"]
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert get_order_record(USER_A, stop_id).status == "NEW"
+
+
 def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run(
     sim_env, invoke, futures_connection, reconcile
 ):

@@ -407,7 +407,8 @@ class Reconciler:
                       account.creds, record.symbol, orig_client_order_id=record.client_order_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
-                raise  # no longer open (it filled or was cancelled meanwhile): the read says which
+                raise
+            # -2011: no longer open (it filled or was cancelled meanwhile); the read below says which
         else:
             self.cancelled.append(record.client_order_id)
             self.counts["orders_cancelled"] += 1
