@@ -187,6 +187,30 @@ def test_delete_past_its_budget_sends_nothing_more_and_lets_go(sim_env, invoke, 
     assert list(list_unsettled()) == []
 
 
+def test_a_short_budget_is_spent_on_cancelling_entries_first(sim_env, invoke, futures_connection,
+                                                              monkeypatch):
+    """GIVEN two resting entries and an open LONG with its stops WHEN the wind-down may spend only 2
+    weight THEN both entries are cancelled (their cancel answers settle them, CANCELED with nothing
+    executed) before anything is read, and the stops are left open with orders_checked false."""
+    entries = sorted(_place(invoke, futures_connection.id, price=price)["client_order_id"]
+                     for price in ("20000", "20100"))
+    _market_long(invoke, futures_connection.id, stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 2)
+    calls = len(sim_env.journal)
+
+    answer = _delete(invoke, futures_connection.id)
+
+    sent = [(r.method, r.path) for r in sim_env.journal[calls:]]
+    assert sent == [("DELETE", "/fapi/v1/order")] * 2
+    assert _ids(answer["orders_cancelled"]) == entries
+    assert {o["status"] for o in answer["orders_cancelled"]} == {"CANCELED"}
+    assert [o["kind"] for o in answer["orders_left_open"]] == ["algo", "algo"]
+    assert answer["orders_checked"] is False
+    for entry in entries:
+        assert _order_status(sim_env, futures_connection, entry) == "CANCELED"
+        assert get_order_record(USER_A, entry).fills == []
+
+
 def test_reconciler_lets_go_of_the_records_of_a_connection_already_gone(
     sim_env, invoke, futures_connection, reconcile
 ):

@@ -5,12 +5,14 @@ Deleting a connection deletes its key, after which Binance can no longer be aske
 placed with it. So while the key still exists (``klineo.services.connection_delete`` calls this after
 pausing the strategies, before deleting the secret), every record of the connection the reconciler
 has not finished with goes through four steps:
-1. **Settled** (``klineo.services.reconcile``): read back with its fills. A filled entry's missing
-   stop-loss / take-profit is placed, and a stop whose sibling fired or whose position reads 0 is
-   cancelled, as in any reconciler run.
-2. **Cancelled when it would open or grow a position**: an open regular order of ours that is not
-   reduce-only (a resting LIMIT entry). Once the key is gone, nobody would place its stops when it
-   fills, nor close what it opened.
+1. **Cancelled when it could open or grow a position**: a regular order of ours, not reduce-only,
+   that our record shows open or not yet known (a resting LIMIT entry; one whose answer was lost).
+   Once the key is gone, nobody would place its stops when it fills, nor close what it opened. These
+   go first, so a budget that runs out is spent on them; each is then read back (a partly filled
+   entry gets its stops).
+2. **Settled** (``klineo.services.reconcile``): every other record is read back with its fills. A
+   filled entry's missing stop-loss / take-profit is placed, and a stop whose sibling fired or whose
+   position reads 0 is cancelled, as in any reconciler run.
 3. **Kept when it can only reduce a position**: a stop-loss / take-profit guarding an open position,
    a reduce-only order. Cancelling them would leave the position without the protection the user
    asked for. They stay on Binance, no longer managed by KLINEO: when one of a stop pair fires,
@@ -37,6 +39,8 @@ from klineo.store.order_history import list_unsettled_of
 from klineo.store.orders import (
     FINAL_STATUSES,
     KIND_ORDER,
+    STATUS_PENDING,
+    STATUS_UNKNOWN,
     UNMANAGED_CONNECTION_DELETED,
     OrderRecord,
     get_order_records,
@@ -49,7 +53,8 @@ __all__ = ["WIND_DOWN_SECONDS", "WIND_DOWN_WEIGHT", "ConnectionOrders", "wind_do
 # (20 s timeout), and the secret and the item are deleted after this.
 WIND_DOWN_WEIGHT = 60
 WIND_DOWN_SECONDS = 8.0
-_RESTING = frozenset({"NEW", "PARTIALLY_FILLED"})
+# Open on Binance as far as our record knows, or possibly (an answer never learned).
+_MAYBE_OPEN = frozenset({"NEW", "PARTIALLY_FILLED", STATUS_PENDING, STATUS_UNKNOWN})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +67,8 @@ class ConnectionOrders:
 
 
 def _opens_exposure(record: OrderRecord, foreign_origins: frozenset[str]) -> bool:
-    """True for a resting regular order of ours that can open or grow a position."""
-    resting = record.kind == KIND_ORDER and record.status in _RESTING
+    """True for a regular order of ours, maybe open, that can open or grow a position."""
+    resting = record.kind == KIND_ORDER and record.status in _MAYBE_OPEN
     return resting and record.origin not in foreign_origins and not params_reduce(record.params)
 
 
@@ -81,8 +86,9 @@ def wind_down_orders(user_id: str, connection_id: str) -> ConnectionOrders:
     except KlineoError as exc:
         logger.warning("orders of a deleted connection not checked", extra={"category": exc.category.value})
         return _let_go(user_id, connection_id, [], checked=False)
-    settled = reconciler.settle(records)
-    reconciler.cancel_orders([r for r in settled if _opens_exposure(r, FOREIGN_ORIGINS)])
+    entries = [r for r in records if _opens_exposure(r, FOREIGN_ORIGINS)]
+    reconciler.cancel_orders(entries)
+    reconciler.settle([r for r in records if r not in entries])
     counts = reconciler.counts
     checked = not (reconciler.stopped or counts["errors"] or counts["protection_failed"])
     return _let_go(user_id, connection_id, reconciler.cancelled, checked)

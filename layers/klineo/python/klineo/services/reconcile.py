@@ -389,30 +389,42 @@ class Reconciler:
 
     # ------------------------------------------------------------------ cancelling regular orders
     def cancel_orders(self, records: list[OrderRecord]) -> None:
-        """Cancel these open regular orders of ours, each then read back (its fills, and for an entry
-        that partly filled, its protection); within the budget, a refusal for one does not stop the rest."""
+        """Cancel these regular orders of ours, then read back the ones the cancel's answer did not settle
+        (its fills; for an entry that partly filled, its protection). Every cancel goes before any read,
+        so a budget that runs out spends itself on cancelling first; a refusal for one order does not
+        stop the rest."""
+        unread: list[OrderRecord] = []
         try:
             for record in records:
-                self._guarded(self.cancel_order, record)
+                if self._guarded(self.cancel_order, record) is not False:
+                    unread.append(record)
+            for record in unread:
+                self._guarded(self.settle_one, record)
         except BudgetSpent:
             self._stop()
 
-    def cancel_order(self, record: OrderRecord) -> None:
-        """DELETE /fapi/v1/order by clientOrderId; then the record is settled from what Binance holds."""
+    def cancel_order(self, record: OrderRecord) -> bool | None:
+        """DELETE /fapi/v1/order by clientOrderId and store Binance's answer; False when that settled the
+        record (cancelled with nothing executed). -2011 (no longer open: it filled, was cancelled, or
+        never reached Binance) is left for a read to tell apart."""
         account = self.account(record.user_id, record.connection_id)
         if account is None:
-            return
+            return None
         try:
-            self.call("DELETE", "/fapi/v1/order", endpoints.futures_cancel_order, account.client,
-                      account.creds, record.symbol, orig_client_order_id=record.client_order_id)
+            body = self.call("DELETE", "/fapi/v1/order", endpoints.futures_cancel_order, account.client,
+                             account.creds, record.symbol, orig_client_order_id=record.client_order_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
                 raise
-            # -2011: no longer open (it filled or was cancelled meanwhile); the read below says which
-        else:
-            self.cancelled.append(record.client_order_id)
-            self.counts["orders_cancelled"] += 1
-        self.settle_one(record)
+            return None
+        result = OrderResult.from_binance(body, "placed")
+        nothing_executed = result.status in FINAL_STATUSES and not result.executed_quantity
+        record_order_outcome(record.user_id, record.client_order_id, status=result.status,
+                             order_id=result.order_id, result=result.to_record(),
+                             fills=(record.fills or []) if nothing_executed else None)
+        self.cancelled.append(record.client_order_id)
+        self.counts["orders_cancelled"] += 1
+        return not nothing_executed
 
     # ------------------------------------------------------------------ trades we did not place
     def follow(self, watch: order_history.Watch) -> None:
