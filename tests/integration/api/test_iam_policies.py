@@ -20,8 +20,8 @@ from klineo.store.rate_limit import DynamoDBRateLimitStore
 from klineo.store.secrets import put_new_version
 
 from local.sam_local.demo_data import seed
-from tests.helpers import load_event
-from tests.integration.api.conftest import USER_A, connection_event
+from tests.helpers import load_event, with_user
+from tests.integration.api.conftest import USER_A, at_path, connection_event
 from tests.integration.api.test_cold_start_clients import PACKAGES
 
 
@@ -52,15 +52,34 @@ def test_a_ban_recorded_by_another_container_keeps_a_new_one_off_binance(sim_env
     assert response["statusCode"] != 200, response["body"]
 
 
-def _live_strategy(connection_id: str) -> str:
+def _live_strategy(connection_id: str, **fields) -> str:
     now = strategy_store.now_iso()
     strategy = strategy_store.Strategy(
         user_id=USER_A, strategy_id=strategy_store.new_strategy_id(), connection_id=connection_id,
         environment="production", symbol="BTCUSDT", interval="1m", type="sma_crossover",
         parameters={"fast": 2, "slow": 3}, size=Decimal("0.002"), mode="live", status="active",
-        created_at=now, updated_at=now)
+        created_at=now, updated_at=now, **fields)
     strategy_store.put_new_strategy(strategy)
     return strategy.strategy_id
+
+
+def test_a_strategy_holding_a_position_reads_its_mark_under_the_shared_limiter(sim_env, invoke, iam,
+                                                                               stored_connection) -> None:
+    """GIVEN a live strategy holding a position WHEN a fresh container serves GET /strategies/{id} THEN
+    its PnL's mark-price read goes through the shared rate-limit table, which its policy allows (a
+    denied read would be logged and swallowed: a ban other containers recorded would go unseen)."""
+    strategy_id = _live_strategy(stored_connection.id, live_position=Decimal("0.002"),
+                                 live_book={"entry_price": "50000", "realised_pnl": "0", "fees": "0"})
+    clear_all_caches()
+    sim_env.clear_journal()
+    path = f"/strategies/{strategy_id}"
+    event = with_user(at_path(load_event("strategy_get"), path, id=strategy_id), USER_A)
+
+    response = invoke("strategy_get", event)
+
+    assert response["statusCode"] == 200, response["body"]
+    assert [r.path for r in sim_env.journal] == ["/fapi/v1/premiumIndex"]
+    assert iam.denied == [], iam.report()
 
 
 def _break_key(connection_id: str, account) -> None:
