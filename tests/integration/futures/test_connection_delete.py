@@ -12,8 +12,12 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import requests
 from klineo.binance import Credentials, KeyType
-from klineo.services import connection_orders
+from klineo.binance import client as client_module
+from klineo.binance.client import BinanceClient
+from klineo.binance.ratelimit import RateLimiter
+from klineo.services import connection_orders, reconcile
 from klineo.store import connections as connection_store
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
@@ -209,6 +213,77 @@ def test_a_short_budget_is_spent_on_cancelling_entries_first(sim_env, invoke, fu
     for entry in entries:
         assert _order_status(sim_env, futures_connection, entry) == "CANCELED"
         assert get_order_record(USER_A, entry).fills == []
+
+
+def test_delete_cancels_a_conditional_entry_that_would_open_a_position(sim_env, invoke, futures_connection):
+    """GIVEN a resting STOP_MARKET BUY entry (not reduce-only, no position) WHEN the connection is deleted
+    THEN it is cancelled like a resting LIMIT entry: once fired it would open a position nobody manages."""
+    mark = Decimal(str(sim_env.mark_price("BTCUSDT")))
+    trigger = format((mark * Decimal("1.1")).quantize(Decimal("0.1")), "f")
+    body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", triggerPrice=trigger, workingType="MARK_PRICE")
+    placed = invoke("futures_order", order_event(body, key=new_key()))
+    assert placed["statusCode"] == 200, placed["body"]
+    entry = body_of(placed)["client_order_id"]
+
+    answer = _delete(invoke, futures_connection.id)
+
+    assert answer["orders_left_open"] == [] and _ids(answer["orders_cancelled"]) == [entry]
+    assert _algo_status(sim_env, futures_connection, entry) == "CANCELED"
+    assert get_order_record(USER_A, entry).status == "CANCELED" and list(list_unsettled()) == []
+
+
+class _FakeTime:
+    """A clock that only moves when a request hangs until its timeout or the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class _HangingSession:
+    """Binance accepting connections and never answering: every request lasts its read timeout."""
+
+    def __init__(self, clock: _FakeTime) -> None:
+        self.clock, self.timeouts, self.proxies = clock, [], {}
+
+    def send(self, request: Any, timeout: Any = None, **_: Any) -> Any:
+        self.timeouts.append(timeout)
+        self.clock.now += timeout[1]
+        raise requests.exceptions.ReadTimeout("no answer")
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_wind_down_ends_within_its_time_budget_when_binance_hangs(sim_env, invoke, futures_connection,
+                                                                      monkeypatch):
+    """GIVEN Binance accepting connections and never answering WHEN a connection with a resting entry is
+    wound down THEN the client's timeouts and retry waits end with the 8 s budget, so the 20 s delete
+    still reaches deleting the key."""
+    placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    assert placed["statusCode"] == 200, placed["body"]
+    clock = _FakeTime()
+    session = _HangingSession(clock)
+    hanging = BinanceClient("futures", "demo", base_url="https://fapi.invalid", session=session,
+                            rate_limiter=RateLimiter(clock=clock.time), clock=clock.time, sleep=clock.sleep)
+    for module in (client_module, connection_orders, reconcile):
+        monkeypatch.setattr(module, "time", clock)
+    monkeypatch.setattr(reconcile, "futures_client", lambda connection: hanging)
+
+    started = clock.now
+    outcome = connection_orders.wind_down_orders(USER_A, futures_connection.id)
+
+    assert outcome.checked is False and session.timeouts
+    assert clock.now - started <= connection_orders.WIND_DOWN_SECONDS + 0.5
 
 
 def test_reconciler_lets_go_of_the_records_of_a_connection_already_gone(

@@ -53,3 +53,16 @@ def test_a_smaller_chart_still_fits_and_the_next_minute_opens_again(futures_clie
     clock.advance(60)
     candles.get_candles(_query(limit=1500))
     assert len(rsps.calls) == 3
+
+
+def test_a_cold_container_honours_the_reserve_other_containers_shared(futures_client, store, rsps, clock):
+    """GIVEN other containers behind the same IP having shared 2,000 of the minute's 2,400 WHEN a cold
+    container serves a chart THEN it reads that first and refuses, sending nothing to Binance."""
+    store.save_usage(futures_client.host, int(clock() * 1000 // 60_000), 2000)
+    rsps.get(FUTURES + "/fapi/v1/klines", json=[KLINE], headers={"X-MBX-USED-WEIGHT-1M": "2005"})
+
+    with pytest.raises(KlineoError) as refused:
+        candles.get_candles(_query())
+
+    assert refused.value.category is ErrorCategory.RATE_LIMIT
+    assert len(rsps.calls) == 0

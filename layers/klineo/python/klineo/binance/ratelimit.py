@@ -306,6 +306,9 @@ class RateLimiter:
         if now_ms is None:
             now_ms = self._clock() * 1000
         state = self._state(host, market)
+        # What other containers shared (read on this container's first look at the host, and while usage
+        # is elevated, as before a call): a cold container must not take the IP as unused.
+        self._maybe_refresh(host, state, now_ms)
         used = state.used if state.window == int(now_ms // _WINDOW_MS) else 0
         if state.blocked_until_ms > now_ms:
             return 0

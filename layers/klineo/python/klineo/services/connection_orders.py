@@ -5,8 +5,9 @@ Deleting a connection deletes its key, after which Binance can no longer be aske
 placed with it. So while the key still exists (``klineo.services.connection_delete`` calls this after
 pausing the strategies, before deleting the secret), every record of the connection the reconciler
 has not finished with goes through four steps:
-1. **Cancelled when it could open or grow a position**: a regular order of ours, not reduce-only,
-   that our record shows open or not yet known (a resting LIMIT entry; one whose answer was lost).
+1. **Cancelled when it could open or grow a position**: an order of ours, not reduce-only, that our
+   record shows open or not yet known: a resting LIMIT entry, a conditional entry (a STOP_MARKET
+   that is not a stop-loss / take-profit of ours), one whose answer was lost.
    Once the key is gone, nobody would place its stops when it fills, nor close what it opened. These
    go first, so a budget that runs out is spent on them; each is then read back (a partly filled
    entry gets its stops).
@@ -20,6 +21,8 @@ has not finished with goes through four steps:
 4. **Let go**: every record still not settled is marked unmanaged (``unmanaged_since``,
    ``unmanaged_reason``) and leaves the reconciler's index, keeping Binance's last known state.
 
+All of it runs within ``WIND_DOWN_WEIGHT`` and ``WIND_DOWN_SECONDS``, the client's own timeouts and
+retry waits included (``call_deadline``), so the delete reaches deleting the key before its timeout.
 The answer lists what was cancelled and what is left open on Binance. ``checked`` says whether
 Binance answered for all of it. This is best effort by design. A key Binance refuses, Binance
 unreachable, or the budget (request weight and time) spent never blocks deleting the key: a user may
@@ -38,7 +41,9 @@ from klineo.services.risk import params_reduce
 from klineo.store.order_history import list_unsettled_of
 from klineo.store.orders import (
     FINAL_STATUSES,
+    KIND_ALGO,
     KIND_ORDER,
+    PROTECTIVE_ROLES,
     STATUS_PENDING,
     STATUS_UNKNOWN,
     UNMANAGED_CONNECTION_DELETED,
@@ -55,6 +60,7 @@ WIND_DOWN_WEIGHT = 60
 WIND_DOWN_SECONDS = 8.0
 # Open on Binance as far as our record knows, or possibly (an answer never learned).
 _MAYBE_OPEN = frozenset({"NEW", "PARTIALLY_FILLED", STATUS_PENDING, STATUS_UNKNOWN})
+_MAYBE_OPEN_ALGO = frozenset({"NEW", STATUS_PENDING, STATUS_UNKNOWN})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +73,14 @@ class ConnectionOrders:
 
 
 def _opens_exposure(record: OrderRecord, foreign_origins: frozenset[str]) -> bool:
-    """True for a regular order of ours, maybe open, that can open or grow a position."""
-    resting = record.kind == KIND_ORDER and record.status in _MAYBE_OPEN
-    return resting and record.origin not in foreign_origins and not params_reduce(record.params)
+    """True for an order of ours, maybe open, that can open or grow a position: a regular one, or a
+    conditional one that is not a stop-loss / take-profit (a STOP_MARKET entry opens one when it fires)."""
+    if record.origin in foreign_origins or params_reduce(record.params):
+        return False
+    if record.kind == KIND_ORDER:
+        return record.status in _MAYBE_OPEN
+    conditional_entry = record.kind == KIND_ALGO and record.role not in PROTECTIVE_ROLES
+    return conditional_entry and record.status in _MAYBE_OPEN_ALGO
 
 
 def wind_down_orders(user_id: str, connection_id: str) -> ConnectionOrders:
@@ -78,6 +89,7 @@ def wind_down_orders(user_id: str, connection_id: str) -> ConnectionOrders:
     if not records:
         return ConnectionOrders(cancelled=[], left_open=[], checked=True)
     # Loaded here: deleting a connection without open orders never loads the Binance client.
+    from klineo.binance import call_deadline
     from klineo.services.reconcile import FOREIGN_ORIGINS, Reconciler
 
     reconciler = Reconciler(weight=WIND_DOWN_WEIGHT, deadline=time.monotonic() + WIND_DOWN_SECONDS)
@@ -87,8 +99,11 @@ def wind_down_orders(user_id: str, connection_id: str) -> ConnectionOrders:
         logger.warning("orders of a deleted connection not checked", extra={"category": exc.category.value})
         return _let_go(user_id, connection_id, [], checked=False)
     entries = [r for r in records if _opens_exposure(r, FOREIGN_ORIGINS)]
-    reconciler.cancel_orders(entries)
-    reconciler.settle([r for r in records if r not in entries])
+    # The client's timeouts and retry waits end with the budget too: a call sent just before the
+    # deadline to a Binance that hangs (10 s read timeout, retried) would else outlive the function.
+    with call_deadline(time.time() + WIND_DOWN_SECONDS):
+        reconciler.cancel_orders(entries)
+        reconciler.settle([r for r in records if r not in entries])
     counts = reconciler.counts
     checked = not (reconciler.stopped or counts["errors"] or counts["protection_failed"])
     return _let_go(user_id, connection_id, reconciler.cancelled, checked)

@@ -368,28 +368,36 @@ class Reconciler:
         return self.position_amounts(account).get((record.symbol, side), Decimal(0)) == 0
 
     def cancel_protective(self, record: OrderRecord) -> None:
-        """DELETE /fapi/v1/algoOrder by clientAlgoId; the record says CANCELED once Binance confirmed."""
+        """Cancel a protective order of ours whose sibling fired or whose position reads 0."""
         account = self.account(record.user_id, record.connection_id)
         if account is None:
             return
+        if not self._cancel_algo(account, record):
+            self.settle_one(record)  # no longer open: it fired or was cancelled meanwhile; read it
+            return
+        self.counts["protective_cancelled"] += 1
+        logger.info("protective order cancelled", extra={"client_order_id": record.client_order_id,
+                                                        "reason": "sibling fired or position closed"})
+
+    def _cancel_algo(self, account: _Account, record: OrderRecord) -> bool:
+        """DELETE /fapi/v1/algoOrder by clientAlgoId; True when Binance confirmed, and the record then says
+        CANCELED, settled (an algo order that fired is no longer open, so nothing executed). False on
+        -2011: it fired or was cancelled meanwhile, which only a read tells apart."""
         try:
             self.call("DELETE", "/fapi/v1/algoOrder", endpoints.futures_cancel_algo_order,
                       account.client, account.creds, record.client_order_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
                 raise
-            self.settle_one(record)  # no longer open: it fired or was cancelled meanwhile; read it
-            return
+            return False
         record_order_outcome(record.user_id, record.client_order_id, status="CANCELED",
                              fills=record.fills or [])
         self.cancelled.append(record.client_order_id)
-        self.counts["protective_cancelled"] += 1
-        logger.info("protective order cancelled", extra={"client_order_id": record.client_order_id,
-                                                        "reason": "sibling fired or position closed"})
+        return True
 
-    # ------------------------------------------------------------------ cancelling regular orders
+    # ---------------------------------------------------------- cancelling orders (a deleted connection's)
     def cancel_orders(self, records: list[OrderRecord]) -> None:
-        """Cancel these regular orders of ours, then read back the ones the cancel's answer did not settle
+        """Cancel these orders of ours, then read back the ones the cancel's answer did not settle
         (its fills; for an entry that partly filled, its protection). Every cancel goes before any read,
         so a budget that runs out spends itself on cancelling first; a refusal for one order does not
         stop the rest."""
@@ -404,12 +412,18 @@ class Reconciler:
             self._stop()
 
     def cancel_order(self, record: OrderRecord) -> bool | None:
-        """DELETE /fapi/v1/order by clientOrderId and store Binance's answer; False when that settled the
-        record (cancelled with nothing executed). -2011 (no longer open: it filled, was cancelled, or
-        never reached Binance) is left for a read to tell apart."""
+        """DELETE /fapi/v1/order by clientOrderId (a conditional order: /fapi/v1/algoOrder by clientAlgoId)
+        and store Binance's answer; False when that settled the record (cancelled with nothing executed).
+        -2011 (no longer open: it filled, fired, was cancelled, or never reached Binance) is left for a
+        read to tell apart."""
         account = self.account(record.user_id, record.connection_id)
         if account is None:
             return None
+        if record.kind == KIND_ALGO:
+            if not self._cancel_algo(account, record):
+                return None
+            self.counts["orders_cancelled"] += 1
+            return False
         try:
             body = self.call("DELETE", "/fapi/v1/order", endpoints.futures_cancel_order, account.client,
                              account.creds, record.symbol, orig_client_order_id=record.client_order_id)

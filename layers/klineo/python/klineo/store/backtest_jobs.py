@@ -62,7 +62,9 @@ class BacktestJob:
             return self.status, self.error
         last_attempt_over = (self.delivery >= JOB_ATTEMPTS and self.started_s is not None
                              and now_s > self.started_s + ATTEMPT_SECONDS + _GRACE_SECONDS)
-        message_gone = (self.created_s is not None
+        attempt_may_run = (self.started_s is not None
+                           and now_s <= self.started_s + ATTEMPT_SECONDS + _GRACE_SECONDS)
+        message_gone = (self.created_s is not None and not attempt_may_run
                         and now_s > self.created_s + QUEUE_RETENTION_SECONDS + _GRACE_SECONDS)
         if last_attempt_over or message_gone:
             return "failed", GAVE_UP
