@@ -286,6 +286,27 @@ def test_the_wind_down_ends_within_its_time_budget_when_binance_hangs(sim_env, i
     assert clock.now - started <= connection_orders.WIND_DOWN_SECONDS + 0.5
 
 
+def test_an_entry_racing_the_wind_down_is_refused(sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a connection being deleted with an order to wind down WHEN an API entry arrives while the
+    wind-down runs THEN it is refused by the connection's kill switch (409), so no order is placed after
+    the list of orders to cancel was read."""
+    _place(invoke, futures_connection.id)
+    racing: list[dict[str, Any]] = []
+    cancel_orders = reconcile.Reconciler.cancel_orders
+
+    def cancel_while_an_entry_arrives(self, records):
+        racing.append(invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key())))
+        return cancel_orders(self, records)
+
+    monkeypatch.setattr(reconcile.Reconciler, "cancel_orders", cancel_while_an_entry_arrives)
+
+    answer = _delete(invoke, futures_connection.id)
+
+    (refused,) = racing
+    assert refused["statusCode"] == 409 and body_of(refused)["error"]["field"] == "connection_kill_switch"
+    assert len(answer["orders_cancelled"]) == 1 and answer["orders_left_open"] == []
+
+
 def test_reconciler_lets_go_of_the_records_of_a_connection_already_gone(
     sim_env, invoke, futures_connection, reconcile
 ):

@@ -38,6 +38,7 @@ import time
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.services.risk import params_reduce
+from klineo.store.connections import update_settings
 from klineo.store.order_history import list_unsettled_of
 from klineo.store.orders import (
     FINAL_STATUSES,
@@ -88,6 +89,9 @@ def wind_down_orders(user_id: str, connection_id: str) -> ConnectionOrders:
     records = list_unsettled_of(user_id, connection_id)
     if not records:
         return ConnectionOrders(cancelled=[], left_open=[], checked=True)
+    # No new exposure while this runs: an API order racing the delete would be placed after the list
+    # above was read, and so never cancelled (reducing orders, protective ones included, still pass).
+    update_settings(user_id, connection_id, {"kill_switch": True})
     # Loaded here: deleting a connection without open orders never loads the Binance client.
     from klineo.binance import call_deadline
     from klineo.services.reconcile import FOREIGN_ORIGINS, Reconciler
