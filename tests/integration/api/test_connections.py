@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store import connections as connection_store
@@ -265,6 +266,20 @@ def test_delete_removes_secret_and_item(stored_connection, invoke):
     assert _secret_names() == []
     assert connection_store.get_connection(USER_A, stored_connection.id) is None
     assert invoke("connection_delete", event)["statusCode"] == 404
+
+
+def test_delete_forgets_the_keys_this_container_cached(stored_connection, invoke):
+    """GIVEN the connection's keys read (and cached, by version) in this container WHEN it is deleted
+    THEN reading them again finds them gone, instead of answering the deleted key from the cache."""
+    connection = connection_store.get_connection(USER_A, stored_connection.id)
+    assert connection_store.connection_credentials(connection).api_key
+
+    assert invoke("connection_delete", connection_event("connection_delete", connection.connection_id,
+                                                        USER_A))["statusCode"] == 200
+
+    with pytest.raises(KlineoError) as gone:
+        connection_store.connection_credentials(connection)
+    assert gone.value.category is ErrorCategory.NOT_FOUND
 
 
 def test_delete_of_another_users_connection_is_404_and_changes_nothing(stored_connection, invoke):

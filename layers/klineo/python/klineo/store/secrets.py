@@ -128,8 +128,9 @@ def delete_credentials(secret_name: str) -> None:
     is lost that matters: the user holds the key (or makes a new one on Binance) and can add
     the connection again.
     """
-    with _cache_lock:
-        _cache.pop(secret_name, None)
+    with _cache_lock:  # every cached version too (``<name>#<version>``), not only the current one
+        for key in [k for k in _cache if k == secret_name or k.startswith(f"{secret_name}#")]:
+            _cache.pop(key, None)
     client = aws.secretsmanager()
     try:
         client.delete_secret(SecretId=secret_name, ForceDeleteWithoutRecovery=True)
