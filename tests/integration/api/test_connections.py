@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -479,3 +480,20 @@ def test_secret_stays_out_of_logs_in_powertools_debug_modes(sim_env, invoke, rei
     assert bad["statusCode"] == 422
     assert caplog.records, "nothing was logged: the check below would prove nothing"
     assert account.secret not in _logged(caplog, capsys) + response["body"] + bad["body"]
+
+
+def test_keys_never_logged_when_the_runtime_logs_at_debug(sim_env, invoke, caplog):
+    """GIVEN the runtime's root logger at DEBUG (Lambda ApplicationLogLevel=DEBUG) WHEN keys are created
+    THEN no log line holds the secret, a signed query string or the full API key."""
+    account = sim_env.account("spot-only")
+    caplog.set_level(logging.DEBUG)
+    body = {"label": "x", **credentials_body(account)}
+    response = invoke("connection_create", _create_event(body))
+    assert response["statusCode"] == 201
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    leaks = {
+        "secret": account.secret in logged,  # botocore: "Making request ... CreateSecret ... 'body': ..."
+        "signed query": "signature=" in logged,  # urllib3: '"GET /api/v3/account?...&signature=..." 200'
+        "full API key": account.api_key in logged,  # Powertools: "Calling API Route Handler: {'body': ...}"
+    }
+    assert not any(leaks.values()), f"in a log line: {[name for name, leaked in leaks.items() if leaked]}"

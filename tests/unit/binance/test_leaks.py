@@ -4,12 +4,27 @@ log output, metrics output or exception text, and neither does any signature or 
 from __future__ import annotations
 
 import io
+import json
 import logging
+import socket
+import threading
+import time
 import traceback
+from collections.abc import Iterator
 
 import pytest
 import requests
-from klineo.binance import Credentials, KeyType, KlineoError, Market, signature
+from klineo.binance import (
+    BinanceClient,
+    Credentials,
+    Environment,
+    KeyType,
+    KlineoError,
+    Market,
+    RateLimiter,
+    clear_all_caches,
+    signature,
+)
 
 from tests.unit.binance.conftest import FUTURES, SENTINEL_API_KEY, SENTINEL_SECRET, SPOT, START, add_time
 
@@ -180,3 +195,77 @@ def test_key_errors_never_quote_the_key(make, creds, captured_logs, capsys, capl
     with pytest.raises(KlineoError) as caught:
         make()
     _assert_nothing_leaks(_haystacks(captured_logs, capsys, caplog, creds, [caught.value]), [])
+
+
+class _MalformedHeaderServer:
+    """A loopback HTTP server answering every request with valid JSON but one header line without a colon
+    (what a proxy, a WAF error page or a misbehaving edge can send): http.client parses the answer,
+    urllib3 reports the header defect."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.requests: list[bytes] = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                while True:
+                    try:
+                        head = b""
+                        while b"\r\n\r\n" not in head:
+                            chunk = conn.recv(65536)
+                            if not chunk:
+                                raise ConnectionError
+                            head += chunk
+                    except (OSError, ConnectionError):
+                        break
+                    self.requests.append(head)
+                    body = json.dumps({"serverTime": int(time.time() * 1000), "balances": []}).encode()
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(body)}\r\n".encode()
+                        + b"X-Edge this line has no colon\r\n\r\n" + body
+                    )
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+@pytest.fixture
+def malformed_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_MalformedHeaderServer]:
+    """The server above, and fresh Binance client caches (the container's shared Session is used)."""
+    monkeypatch.delenv("BINANCE_HTTPS_PROXY", raising=False)
+    clear_all_caches()
+    server = _MalformedHeaderServer()
+    yield server
+    server.close()
+    clear_all_caches()
+
+
+def test_signed_url_never_logged_when_an_answer_has_a_malformed_header(malformed_server, caplog):
+    """GIVEN an answer whose header block has a defect WHEN a signed call is made THEN no log line holds
+    the signed query string (urllib3 warns "Failed to parse headers (url=...)" with the full URL)."""
+    caplog.set_level(logging.INFO)  # Lambda's root logger with LogFormat JSON: INFO and above
+    client = BinanceClient(Market.SPOT, Environment.PRODUCTION, base_url=malformed_server.url,
+                           rate_limiter=RateLimiter(), recv_window_ms=10000)
+    creds = Credentials(SENTINEL_API_KEY, SENTINEL_SECRET, KeyType.HMAC)
+
+    client.signed("GET", "/api/v3/account", {"omitZeroBalances": "true"}, creds)
+
+    signed = [r for r in malformed_server.requests if b"signature=" in r]
+    assert signed, "the signed call never reached the server: the check below would prove nothing"
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    signed_query_logged = "signature=" in logged or "timestamp=" in logged
+    assert not signed_query_logged, "a log line holds the signed query string"

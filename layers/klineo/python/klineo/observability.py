@@ -143,6 +143,22 @@ class _Formatter(LambdaPowertoolsFormatter):
         return super()._extract_log_message(log_record)
 
 
+# Libraries whose own log lines carry what must never be logged, whatever level the runtime's root
+# logger is at: urllib3 writes the full request URL, a signed query string with its signature, in a
+# WARNING when an answer's headers are malformed ("Failed to parse headers (url=...)") and in every
+# DEBUG line; botocore's DEBUG lines hold request and response bodies (CreateSecret, GetSecretValue:
+# the API secret). urllib3 logs nothing at ERROR; botocore's warnings hold no body.
+_QUIETED_LIBRARY_LOGGERS = {"urllib3": logging.ERROR, "botocore": logging.WARNING, "boto3": logging.WARNING}
+
+
+def _quiet_library_loggers() -> None:
+    """Raise the named libraries' loggers to levels at which they log no URL and no body."""
+    for name, level in _QUIETED_LIBRARY_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+
+
+_quiet_library_loggers()
+
 logger = Logger(service=SERVICE_NAME, logger_formatter=_Formatter())
 # Nothing is patched at import: each traced library is patched where it is first loaded, botocore
 # when the first AWS client is made (``trace_botocore``, from klineo.store.aws) and requests when

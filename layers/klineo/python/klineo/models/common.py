@@ -73,7 +73,8 @@ class ConnectionTestRequest(ApiModel):
 
     environment: ConnectionEnvironment
     key_type: KeyTypeName = "hmac"
-    api_key: Annotated[str, Field(pattern=API_KEY_PATTERN)]
+    # repr=False: the model's repr (Powertools' "Calling API Route Handler" debug line) shows no full key.
+    api_key: Annotated[str, Field(pattern=API_KEY_PATTERN, repr=False)]
     secret: SecretStr = Field(description="HMAC secret key, or the Ed25519/RSA private key in PEM")
 
     @field_validator("secret")
