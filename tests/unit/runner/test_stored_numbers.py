@@ -30,7 +30,7 @@ def _held(protective: dict) -> Strategy:
 @pytest.mark.parametrize("stop_loss", [D(99), "99", "99.000"])
 def test_a_paper_stop_stored_as_a_number_or_as_text_fills_at_its_level(stop_loss) -> None:
     """The stored level is read the same way whether DynamoDB hands back a Decimal or text."""
-    hit = paper_exit(_held({"stop_loss": stop_loss}), _DOWN_TO_98, 1)
+    hit = paper_exit(_held({"stop_loss": stop_loss}), [_DOWN_TO_98], 1)
     assert hit is not None and hit.reason == "stop_loss" and hit.price == slipped("SELL", D(99))
 
 
@@ -38,9 +38,9 @@ def test_a_paper_stop_stored_as_a_number_or_as_text_fills_at_its_level(stop_loss
 def test_a_paper_level_stored_as_no_finite_number_is_no_level(corrupt) -> None:
     """A corrupt take-profit is ignored (as a corrupt paper-book number is); the stop-loss still acts."""
     held = _held({"stop_loss": D(99), "take_profit": corrupt})
-    hit = paper_exit(held, Bar(close=D(98), close_time=1, open=D(100), high=D(1000), low=D(98)), 1)
+    hit = paper_exit(held, [Bar(close=D(98), close_time=1, open=D(100), high=D(1000), low=D(98))], 1)
     assert hit is not None and hit.reason == "stop_loss"
-    assert paper_exit(_held({"take_profit": corrupt}), _DOWN_TO_98, 1) is None
+    assert paper_exit(_held({"take_profit": corrupt}), [_DOWN_TO_98], 1) is None
 
 
 @pytest.mark.parametrize(("stored", "expected"), [(None, None), ("1.5", D("1.5")), (D(2), D(2)), (3, D(3))])

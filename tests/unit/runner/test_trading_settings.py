@@ -83,20 +83,20 @@ def test_paper_stop_loss_exit_on_a_later_candle_closes_with_fee_and_slippage() -
     record = protective_record(strategy(settings=TradingSettings(stop_loss_pct=D(1))), "BUY", D(100), "paper")
     held = strategy(paper_position=D(2), protective=record,
                     paper_book={"entry_price": D(100), "gross_pnl": D(0), "fees": D("0.1")})
-    hit = paper_exit(held, Bar(close=D(98), close_time=1, open=D(100), high=D(100), low=D(98)), 1)
+    hit = paper_exit(held, [Bar(close=D(98), close_time=1, open=D(100), high=D(100), low=D(98))], 1)
     assert hit is not None and hit.reason == "stop_loss" and hit.price == slipped("SELL", D(99))
     assert hit.ledger.position == 0
     expected = (hit.price - D(100)) * 2 - D("0.1") - hit.price * 2 * D("0.0005")
     assert hit.ledger.realised_pnl == expected
     calm = Bar(close=D(100), close_time=1, open=D(100), high=D(101), low=D("99.5"))
-    assert paper_exit(held, calm, 1) is None
+    assert paper_exit(held, [calm], 1) is None
 
 
 def test_live_position_protective_levels_are_not_simulated() -> None:
     """A live protective record is Binance's business: paper_exit ignores it."""
     record = protective_record(strategy(settings=TradingSettings(stop_loss_pct=D(1))), "BUY", D(100), "live")
     held = strategy(mode="live", live_position=D(1), paper_position=D(1), protective=record)
-    assert paper_exit(held, Bar(close=D(50), close_time=1, open=D(50), high=D(50), low=D(50)), 1) is None
+    assert paper_exit(held, [Bar(close=D(50), close_time=1, open=D(50), high=D(50), low=D(50))], 1) is None
 
 
 @pytest.mark.parametrize(("position", "entry", "fill", "price", "after"), [

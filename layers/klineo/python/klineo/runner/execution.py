@@ -85,7 +85,7 @@ from klineo.observability import logger
 from klineo.runner.candles import CandleGroup
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
-from klineo.runner.paper import book_of, ledger_of, paper_exit, protective_record
+from klineo.runner.paper import book_of, ledger_of, paper_exit, paper_protective, protective_record
 from klineo.runner.planning import OrderPlan, plan_order
 from klineo.runner.pnl import live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
@@ -352,7 +352,7 @@ class _Turn:
         """A paper stop-loss/take-profit reached by this candle closes the simulated position first."""
         assert self.ctx.group is not None
         strategy = self.strategy
-        hit = paper_exit(strategy, self.ctx.group.candles[-1], self.close_time)
+        hit = paper_exit(strategy, self.ctx.group.candles, self.close_time)
         if hit is None:
             return
         details = {"reason": hit.reason, "price": hit.price, "quantity": abs(hit.position_before)}
@@ -361,8 +361,10 @@ class _Turn:
                    price=hit.price, realised_pnl=hit.ledger.realised_pnl)
         block = "long" if hit.position_before > 0 else "short"
         moved = (hit.position_before, Decimal(0))
+        legacy = bool(strategy.protective and strategy.protective.get("mode") == "paper")
         correct_position(strategy.user_id, strategy.strategy_id, "paper_position", moved, reentry_block=block,
-                         sets={"paper_book": book_of(hit.ledger)}, events=self.take_events())
+                         sets={"paper_book": book_of(hit.ledger)}, events=self.take_events(),
+                         forget_protective=legacy)  # the live position's stops stay recorded
         self.reload()
 
     def reload(self) -> None:
@@ -489,11 +491,17 @@ class _Turn:
             "reduce_only": plan.reduce_only, "source": "paper", "simulated": True,
         }
         entered = _entered(position, ledger.position)
-        kept = strategy.protective if ledger.position != 0 else None
+        kept = paper_protective(strategy) if ledger.position != 0 else None
         protective = protective_record(strategy, plan.side, fill_price, "paper") if entered else kept
+        if entered and protective:
+            protective["entry_close_time"] = self.close_time  # later candles are checked against it
+        extra: dict[str, Any] = {"paper_book": book_of(ledger, protective)}
+        if strategy.protective and strategy.protective.get("mode") == "paper":
+            extra["protective"] = {}  # an older item's paper levels: now in paper_book
+        # ``protective`` itself is the LIVE position's record (its armed stops): never touched here.
         advance = StrategyAdvance(
             position_attribute="paper_position", position_from=position, position_to=ledger.position,
-            extra={"paper_book": book_of(ledger), "protective": protective or {}},
+            extra=extra,
         )
         what = {"client_order_id": cid, "side": plan.side, "quantity": plan.quantity, "simulated": True}
         self.event("order_submit", **what)
@@ -511,7 +519,16 @@ class _Turn:
         try:
             check_order(trading, intent, lambda: price)
         except KlineoError as exc:
-            return self.risk_block(exc)
+            close = _close_only(plan, strategy.live_position)
+            if close is None or exc.field not in _LIMIT_GATES:
+                return self.risk_block(exc)
+            # A limit refuses the flip's new exposure; closing is never limited ("a limit must never
+            # trap a position"): the reduce-only close alone goes out, the refusal recorded.
+            self.event("risk_block", gate=exc.field, message=exc.message)
+            plan, facts = close, {**facts, "target_position": close.target}
+            assert plan.side is not None and plan.quantity is not None
+            intent = OrderIntent(symbol=strategy.symbol, side=plan.side, type="MARKET",
+                                 quantity=plan.quantity, reduce_only=True)
         try:
             creds = connection_credentials(trading.connection)
         except KlineoError as exc:
@@ -867,6 +884,18 @@ class _ResendBlocked(Exception):
 def _pausing(reason: str | None) -> StrategyAdvance | None:
     """The strategy change of a run that only pauses (None: the run alone, ONE put)."""
     return StrategyAdvance(pause_reason=reason, allow_pending=True) if reason else None
+
+
+# Risk gates that limit new exposure only: a refused flip still closes the position it leaves.
+_LIMIT_GATES = frozenset({"max_notional_usdt", "max_leverage"})
+
+
+def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:
+    """The reduce-only close inside a flip (None when ``plan`` is no flip of ``position``)."""
+    if position == 0 or plan.target == 0 or (plan.target > 0) == (position > 0):
+        return None
+    return OrderPlan(target=Decimal(0), side="SELL" if position > 0 else "BUY", quantity=abs(position),
+                     reduce_only=True)
 
 
 def _entered(before: Decimal, after: Decimal) -> bool:

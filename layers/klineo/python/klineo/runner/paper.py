@@ -3,21 +3,27 @@
 Paper mode and the backtest share ``klineo.strategies.simulation`` (fill price with slippage,
 taker fee, sizing, protective levels and exits, the ledger), so the same candles give the same
 trades. The strategy item keeps the ledger's state between candles: ``paper_position`` and
-``paper_book`` (``entry_price``, ``gross_pnl``, ``fees``); the protective levels of the open paper
-position are in ``protective`` (``mode`` "paper"). A trailing stop is live-only (ignored here).
+``paper_book`` (``entry_price``, ``gross_pnl``, ``fees``, and ``protective``: the levels of the open
+paper position, ``mode`` "paper"). The strategy's own ``protective`` attribute belongs to the LIVE
+position (its armed algo orders): a strategy switched between modes holds both positions, and a
+paper fill must never overwrite the record that disarms the live one's stops (nor a live fill the
+paper one's). Items written before keep their paper record in ``protective``; it is still read.
+A trailing stop is live-only (ignored here).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from klineo.binance import Candle
 from klineo.store.strategies import Strategy
-from klineo.strategies.simulation import Ledger, PriceRange, Trade, protective_exit, protective_prices
+from klineo.strategies.simulation import Ledger, Trade, protective_exit, protective_prices
 from klineo.validation import decimal_or_none
 
-__all__ = ["PaperExit", "book_of", "ledger_of", "paper_exit", "protective_record"]
+__all__ = ["PaperExit", "book_of", "ledger_of", "paper_exit", "paper_protective", "protective_record"]
 
 _ZERO = Decimal(0)
 
@@ -42,9 +48,22 @@ def _book_number(book: dict[str, Any], name: str) -> Decimal:
     return _ZERO if number is None else number
 
 
-def book_of(ledger: Ledger) -> dict[str, Any]:
-    """What the strategy item stores of a ledger besides the position."""
-    return {"entry_price": ledger.entry_price, "gross_pnl": ledger.gross_pnl, "fees": ledger.fees}
+def book_of(ledger: Ledger, protective: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the strategy item stores of a ledger besides the position (with the open position's levels)."""
+    book: dict[str, Any] = {"entry_price": ledger.entry_price, "gross_pnl": ledger.gross_pnl,
+                            "fees": ledger.fees}
+    if protective and ledger.position != 0:
+        book["protective"] = dict(protective)
+    return book
+
+
+def paper_protective(strategy: Strategy) -> dict[str, Any] | None:
+    """The protective levels of the open paper position (``paper_book``; older items: ``protective``)."""
+    record = (strategy.paper_book or {}).get("protective")
+    if record:
+        return dict(record)
+    legacy = strategy.protective
+    return dict(legacy) if legacy and legacy.get("mode") == "paper" else None
 
 
 def protective_record(
@@ -72,18 +91,30 @@ class PaperExit:
     ledger: Ledger
 
 
-def paper_exit(strategy: Strategy, candle: PriceRange, close_time: int) -> PaperExit | None:
-    """The paper position's protective exit on ``candle`` (None when no level was reached)."""
-    protective = strategy.protective
+def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -> PaperExit | None:
+    """The paper position's protective exit on the first of ``candles`` (oldest first, ending with the
+    turn's candle) that reaches a level, None when none does.
+
+    Every candle after the entry's candle is checked (``entry_close_time`` of the record), not only
+    the turn's: a candle the runner skipped (a stale or lost tick, a kill switch, a pause) reached
+    the level just as well, and the backtest closes the position on it.
+    """
+    protective = paper_protective(strategy)
     position = strategy.paper_position
-    if not protective or protective.get("mode") != "paper" or position == 0:
+    if not protective or protective.get("mode") != "paper" or position == 0 or not candles:
         return None
     # A level that is absent, or stored as no finite number, is no level (as the book's numbers are).
     sl, tp = (decimal_or_none(protective.get(k)) for k in ("stop_loss", "take_profit"))
-    hit = protective_exit("LONG" if position > 0 else "SHORT", sl, tp, candle)
-    if hit is None:
-        return None
-    reason, price = hit
-    ledger = ledger_of(strategy)
-    ledger.fill("SELL" if position > 0 else "BUY", abs(position), price, close_time, reason)
-    return PaperExit(reason, price, position, ledger)
+    entered_at = decimal_or_none(protective.get("entry_close_time"))
+    # The entry's own candle never counts (it entered at that close); a record stored before
+    # ``entry_close_time`` existed is checked on the turn's candle alone, as it always was.
+    checked = [candles[-1]] if entered_at is None else [c for c in candles if c.close_time > entered_at]
+    for candle in checked:
+        hit = protective_exit("LONG" if position > 0 else "SHORT", sl, tp, candle)
+        if hit is None:
+            continue
+        reason, price = hit
+        ledger = ledger_of(strategy)
+        ledger.fill("SELL" if position > 0 else "BUY", abs(position), price, candle.close_time, reason)
+        return PaperExit(reason, price, position, ledger)
+    return None

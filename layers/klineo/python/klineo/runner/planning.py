@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from klineo.binance.filters import SymbolRules
+from klineo.errors import KlineoError
 from klineo.strategies import Signal
 
 __all__ = ["OrderPlan", "plan_order"]
@@ -32,7 +33,8 @@ def plan_order(
     """The target for ``signal`` and the MARKET order from ``position`` to it, rounded to the symbol's rules.
 
     Raises KlineoError(INVALID_REQUEST) when the size or the difference is below the symbol's
-    minimum quantity or order value.
+    minimum quantity or order value. A flip whose new side cannot be sized (below the minimum)
+    still closes the position the signal left: the reduce-only close alone (target 0).
     """
     if signal is Signal.HOLD:
         return OrderPlan(target=position)
@@ -40,7 +42,12 @@ def plan_order(
         target = Decimal(0)
     else:
         side = "BUY" if signal is Signal.LONG else "SELL"
-        unit, _ = rules.prepare_order(side, "MARKET", size, None, reference_price)
+        try:
+            unit, _ = rules.prepare_order(side, "MARKET", size, None, reference_price)
+        except KlineoError:
+            if position == 0 or (position > 0) == (signal is Signal.LONG):
+                raise
+            return plan_order(Signal.FLAT, Decimal(0), position, rules, reference_price)
         target = unit if signal is Signal.LONG else -unit
     delta = target - position
     if delta == 0:

@@ -437,16 +437,18 @@ def settle_live_order(
 def correct_position(
     user_id: str, strategy_id: str, attribute: str, moved: tuple[Decimal, Decimal], *,
     reentry_block: str | None, sets: dict[str, Any] | None = None, events: Iterable[StrategyEvent] = (),
+    forget_protective: bool = True,
 ) -> bool:
     """Move ``attribute`` (live/paper_position) from moved[0] to moved[1] after a close the strategy
     did not order, with the events that tell it (one transaction); False when the strategy moved on
-    meanwhile (another attempt did it)."""
+    meanwhile (another attempt did it). Flat, it forgets ``protective`` (the live position's stops)
+    unless ``forget_protective`` is False (a paper close: the live record is another position's)."""
     position_from, position_to = moved
     when = write_time()
     update = Update(sets={attribute: position_to, "updated_at": when.now, **(sets or {})})
     if reentry_block is not None:
         update.sets["reentry_block"] = reentry_block
-    if position_to == 0:
+    if position_to == 0 and forget_protective:
         update.removes.append("protective")
     write = _strategy_update(
         user_id, strategy_id, update,
