@@ -75,3 +75,21 @@ def run_npm(script: str, env: dict[str, str] | None = None, timeout_s: float = 3
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"npm run {script} failed:\n{output}"
     return output
+
+
+def put_paper_strategy(user_id: str, connection_id: str, *, symbol: str, interval: str,
+                       parameters: dict[str, Any], size: Any, label: str = "paper") -> str:
+    """A stored connection (keys never used) and an active paper sma_crossover strategy on it; its id."""
+    from klineo.store import strategies as strategy_store
+    from klineo.store.connections import Connection, put_connection
+
+    put_connection(Connection(
+        user_id=user_id, connection_id=connection_id, label=label, environment="production", key_type="hmac",
+        api_key_masked="abcd...", secret_name="unused", created_at="2026-01-01T00:00:00+00:00"))
+    now = strategy_store.now_iso()
+    strategy = strategy_store.Strategy(
+        user_id=user_id, strategy_id=strategy_store.new_strategy_id(), connection_id=connection_id,
+        environment="production", symbol=symbol, interval=interval, type="sma_crossover",
+        parameters=parameters, size=size, mode="paper", status="active", created_at=now, updated_at=now)
+    strategy_store.put_new_strategy(strategy)
+    return strategy.strategy_id

@@ -18,11 +18,11 @@ from klineo.runner.execution import TickContext, run_strategy
 from klineo.runner.messages import StrategyRef, WorkMessage
 from klineo.services.backtest import BacktestSpec, simulate
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import Connection, put_connection
 from klineo.store.runs import list_runs
 from klineo.strategies import get_strategy_type, parse_parameters
 from klineo.strategies.simulation import Fill, Ledger
 
+from tests.helpers import put_paper_strategy
 from tests.integration.api.conftest import sim_env as sim_env  # fixture
 
 USER = "c3c3c3c3-0000-4000-8000-00000000000c"
@@ -42,16 +42,8 @@ def _recorded_candles() -> list[Any]:
 
 
 def _paper_strategy() -> str:
-    put_connection(Connection(
-        user_id=USER, connection_id=CONNECTION, label="parity", environment="production", key_type="hmac",
-        api_key_masked="abcd...", secret_name="unused", created_at="2026-01-01T00:00:00+00:00"))
-    now = strategy_store.now_iso()
-    strategy = strategy_store.Strategy(
-        user_id=USER, strategy_id=strategy_store.new_strategy_id(), connection_id=CONNECTION,
-        environment="production", symbol=SYMBOL, interval=INTERVAL, type="sma_crossover",
-        parameters=PARAMETERS, size=SIZE, mode="paper", status="active", created_at=now, updated_at=now)
-    strategy_store.put_new_strategy(strategy)
-    return strategy.strategy_id
+    return put_paper_strategy(USER, CONNECTION, symbol=SYMBOL, interval=INTERVAL, parameters=PARAMETERS,
+                              size=SIZE, label="parity")
 
 
 def _paper_fills(candles: list[Any], strategy_id: str) -> list[Fill]:

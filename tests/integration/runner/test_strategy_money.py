@@ -18,9 +18,10 @@ from klineo.runner.schedule import MINUTE_MS
 from klineo.services.backtest import BacktestSpec, simulate
 from klineo.services.protective import ROLES, protective_client_algo_id
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import Connection, put_connection
 from klineo.store.connections import update_settings as update_connection
 from klineo.store.strategies import update_settings as update_strategy
+
+from tests.helpers import put_paper_strategy
 
 USER = "d4d4d4d4-0000-4000-8000-00000000000d"
 CONNECTION = "d" * 32
@@ -47,19 +48,11 @@ ROWS = [("100", "100", "100", "100")] * 3 + [
 
 
 def _paper_strategy(**settings: Any) -> str:
-    put_connection(Connection(
-        user_id=USER, connection_id=CONNECTION, label="review", environment="production", key_type="hmac",
-        api_key_masked="abcd...", secret_name="unused", created_at="2026-01-01T00:00:00+00:00"))
-    now = strategy_store.now_iso()
-    strategy = strategy_store.Strategy(
-        user_id=USER, strategy_id=strategy_store.new_strategy_id(), connection_id=CONNECTION,
-        environment="production", symbol=SYMBOL, interval=INTERVAL, type="sma_crossover",
-        parameters=PARAMETERS, size=D("2"), mode="paper", status="active", created_at=now, updated_at=now)
-    strategy_store.put_new_strategy(strategy)
-    stored = strategy_store.get_strategy(USER, strategy.strategy_id, consistent=True)
-    if settings:
-        strategy_store.update_settings(USER, strategy.strategy_id, stored, changes=settings)
-    return strategy.strategy_id
+    strategy_id = put_paper_strategy(USER, CONNECTION, symbol=SYMBOL, interval=INTERVAL,
+                                     parameters=PARAMETERS, size=D("2"))
+    stored = strategy_store.get_strategy(USER, strategy_id, consistent=True)
+    strategy_store.update_settings(USER, strategy_id, stored, changes=settings)
+    return strategy_id
 
 
 def _tick(candles: list[Candle], index: int, strategy_id: str, seen_at_ms: int | None = None) -> Any:
