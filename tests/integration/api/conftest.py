@@ -92,6 +92,19 @@ def iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[PolicyGuard]:
 
 
 @pytest.fixture
+def reconcile(iam: PolicyGuard) -> Callable[..., dict[str, Any]]:
+    """``reconcile(**options)``: one ``Reconciler(**options).run()`` acting as the order-reconciler
+    function, so each AWS call it makes is checked against that function's template policy."""
+    from klineo.services.reconcile import Reconciler
+
+    def run(**options: Any) -> dict[str, Any]:
+        with iam.acting_as("order_reconciler"):
+            return Reconciler(**options).run()
+
+    return run
+
+
+@pytest.fixture
 def invoke(aws, iam: PolicyGuard) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
     """Run one function's lambda_handler (imported as ``functions.<name>.app``) on an event, under its
     IAM policy."""

@@ -1,14 +1,13 @@
 """Fixtures for the futures routes: the API fixtures (moto + simulator + real handlers) plus order helpers.
 
-Reused from tests/integration/api/conftest.py: ``sim_env``, ``invoke``, ``create_connection``,
+Reused from tests/integration/api/conftest.py: ``sim_env``, ``invoke``, ``reconcile``, ``create_connection``,
 ``stored_connection``, USER_A / USER_B. Added here:
 - ``atomic_dynamodb``: moto's put/update/delete/transaction made atomic, as DynamoDB's conditional writes are
   (moto checks the condition and writes in two steps, so two threads could both pass);
 - ``futures_connection``: USER_A's connection with futures enabled through the real enable route;
 - ``futures_clients``: the futures service's Binance clients with other options (short read
   timeout, no retries);
-- ``wait_until``: poll a predicate;
-- ``reconcile``: one reconciler run as its Lambda makes it, under the order-reconciler's IAM policy.
+- ``wait_until``: poll a predicate.
 Event and exchange helpers live in tests/integration/futures/helpers.py.
 """
 
@@ -23,7 +22,6 @@ import pytest
 from klineo.binance import BinanceClient, Environment, Market
 from klineo.services import futures as futures_service
 from klineo.services import orders as order_core
-from klineo.services.reconcile import Reconciler
 from moto.dynamodb.models import DynamoDBBackend
 
 from tests import helpers
@@ -34,6 +32,7 @@ from tests.integration.api.conftest import USER_A, StoredConnection, connection_
 sim_env = api_fixtures.sim_env
 iam = api_fixtures.iam
 invoke = api_fixtures.invoke
+reconcile = api_fixtures.reconcile
 create_connection = api_fixtures.create_connection
 stored_connection = api_fixtures.stored_connection
 
@@ -105,18 +104,6 @@ def futures_clients(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setattr(futures_service, "get_client", get_client)
 
     return apply
-
-
-@pytest.fixture
-def reconcile(iam) -> Callable[..., dict[str, Any]]:
-    """``reconcile(**options)``: one ``Reconciler(**options).run()`` acting as the order-reconciler
-    function, so each AWS call it makes is checked against that function's template policy."""
-
-    def run(**options: Any) -> dict[str, Any]:
-        with iam.acting_as("order_reconciler"):
-            return Reconciler(**options).run()
-
-    return run
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ from tests.iam_policy import PolicyGuard
 from tests.integration.api.conftest import LambdaContext, sim_env  # noqa: F401 - fixture re-exported here
 from tests.integration.api.conftest import iam as iam  # fixture
 from tests.integration.api.conftest import invoke as invoke
+from tests.integration.api.conftest import reconcile as reconcile  # fixture
 
 EXTRA_SYMBOLS = tuple(f"X{index:02d}USDT" for index in range(1, 18))
 # The symbols the runner tests put strategies on (the price seed keeps SMA 2/3 from tying on them).

@@ -13,7 +13,7 @@ from decimal import Decimal
 import boto3
 from klineo.binance import endpoints, get_client, get_symbol_rules
 from klineo.runner.schedule import MINUTE_MS
-from klineo.services.protective import ROLES, protective_client_algo_id
+from klineo.services.protective import protective_client_algo_id
 from klineo.settings import get_settings
 from klineo.store.connections import update_settings
 from klineo.store.events import list_events
@@ -24,6 +24,8 @@ from klineo.strategies.simulation import fee, protective_prices
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.api.conftest import at_path
 from tests.integration.runner.conftest import ORDER_PATH
+
+SL_TP = ("stop_loss", "take_profit")  # the roles a strategy arms without a trailing stop
 
 USER = "user-runner-truth"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
@@ -78,15 +80,40 @@ def test_live_entry_with_sl_tp_records_its_protective_levels_from_the_fill(runne
     state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
     entry_id = run.order["client_order_id"]
     algos = {a.client_algo_id: a for a in state.algo_orders.values()}
-    armed = [algos[protective_client_algo_id(entry_id, role)] for role in ROLES]
+    armed = [algos[protective_client_algo_id(entry_id, role)] for role in SL_TP]
     assert [(a.order_type, a.side, a.reduce_only, a.quantity) for a in armed] == [
         ("STOP_MARKET", "SELL", True, Decimal("0.002")),
         ("TAKE_PROFIT_MARKET", "SELL", True, Decimal("0.002")),
     ]
-    records = [get_order_record(USER, protective_client_algo_id(entry_id, role)) for role in ROLES]
+    records = [get_order_record(USER, protective_client_algo_id(entry_id, role)) for role in SL_TP]
     assert [(r.origin, r.parent_client_order_id, r.kind) for r in records] == [(sid, entry_id, "algo")] * 2
     entry = get_order_record(USER, entry_id)
     assert (entry.origin, entry.kind, entry.status) == (sid, "order", "FILLED")  # the order history's record
+
+
+def test_live_trailing_stop_is_placed_and_its_firing_clears_the_pair(runner, reconcile) -> None:
+    """GIVEN a live long with SL 2 %, TP 3 % and a 1.5 % trailing stop WHEN it enters THEN a reduce-only
+    TRAILING_STOP_MARKET with callbackRate 1.5 is armed beside the pair; WHEN the mark rises 1 % then
+    falls 2 % THEN the trailing stop closes the position and one reconciler run cancels the SL and TP."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3", trailing_stop_pct="1.5")
+    runner.run_tick()
+    entry_id = runner.runs(sid)[0].order["client_order_id"]
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    algos = {a.client_algo_id: a for a in state.algo_orders.values()}
+    trailing = algos[protective_client_algo_id(entry_id, "trailing_stop")]
+    assert (trailing.order_type, trailing.side, trailing.reduce_only) == (
+        "TRAILING_STOP_MARKET", "SELL", True)
+    assert (trailing.callback_rate, trailing.quantity) == (Decimal("1.5"), Decimal("0.002"))
+    assert get_order_record(USER, trailing.client_algo_id).role == "trailing_stop"
+
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("1.01")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.99")))
+    assert _exchange_position(runner) == 0 and trailing.status in ("TRIGGERED", "FINISHED")
+    reconcile()
+
+    assert [algos[protective_client_algo_id(entry_id, r)].status for r in SL_TP] == ["CANCELED"] * 2
 
 
 def test_a_flip_cancels_the_earlier_entrys_protective_orders_and_arms_the_new_ones(runner) -> None:
@@ -103,9 +130,9 @@ def test_a_flip_cancels_the_earlier_entrys_protective_orders_and_arms_the_new_on
     short_entry = runner.runs(sid)[0].order["client_order_id"]
     state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
     algos = {a.client_algo_id: a for a in state.algo_orders.values()}
-    assert [algos[protective_client_algo_id(long_entry, r)].status for r in ROLES] == ["CANCELED"] * 2
+    assert [algos[protective_client_algo_id(long_entry, r)].status for r in SL_TP] == ["CANCELED"] * 2
     assert [(algos[protective_client_algo_id(short_entry, r)].status, algos[protective_client_algo_id(
-        short_entry, r)].side) for r in ROLES] == [("NEW", "BUY")] * 2
+        short_entry, r)].side) for r in SL_TP] == [("NEW", "BUY")] * 2
     assert _exchange_position(runner) == Decimal("-0.002")
 
 
@@ -128,7 +155,7 @@ def test_a_flip_into_an_entry_without_stops_forgets_the_cancelled_ones(runner) -
 
     state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
     algos = {a.client_algo_id: a for a in state.algo_orders.values()}
-    assert [algos[protective_client_algo_id(long_entry, r)].status for r in ROLES] == ["CANCELED"] * 2
+    assert [algos[protective_client_algo_id(long_entry, r)].status for r in SL_TP] == ["CANCELED"] * 2
     assert after_flip.live_position == Decimal("-0.002") and after_flip.protective is None
     assert [e.details["cause"] for e in _events(sid, "position_closed")] == []
 

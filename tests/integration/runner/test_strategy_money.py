@@ -16,12 +16,14 @@ from klineo.runner.execution import TickContext, run_strategy
 from klineo.runner.messages import StrategyRef, WorkMessage
 from klineo.runner.schedule import MINUTE_MS
 from klineo.services.backtest import BacktestSpec, simulate
-from klineo.services.protective import ROLES, protective_client_algo_id
+from klineo.services.protective import protective_client_algo_id
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import update_settings as update_connection
 from klineo.store.strategies import update_settings as update_strategy
 
 from tests.helpers import put_paper_strategy
+
+SL_TP = ("stop_loss", "take_profit")  # the roles a strategy arms without a trailing stop
 
 USER = "d4d4d4d4-0000-4000-8000-00000000000d"
 CONNECTION = "d" * 32
@@ -118,7 +120,7 @@ def test_live_stops_survive_a_paper_interlude_and_are_cancelled_when_the_live_po
 
     state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
     algos = {a.client_algo_id: a for a in state.algo_orders.values()}
-    assert [algos[protective_client_algo_id(long_entry, r)].status for r in ROLES] == ["CANCELED"] * 2, (
+    assert [algos[protective_client_algo_id(long_entry, r)].status for r in SL_TP] == ["CANCELED"] * 2, (
         "the closed live position's stop-loss/take-profit are still open on Binance")
 
 

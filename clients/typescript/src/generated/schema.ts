@@ -1096,17 +1096,18 @@ export interface components {
         };
         /**
          * ProtectiveOrderState
-         * @description A stop-loss or take-profit attached to an entry: Binance's algo order, or why it is not placed yet.
+         * @description A stop-loss, take-profit (or a strategy's trailing stop) attached to an entry: Binance's algo order,
+         *     or why it is not placed yet.
          */
         ProtectiveOrderState: {
             /**
              * Role
              * @enum {string}
              */
-            role: "stop_loss" | "take_profit";
+            role: "stop_loss" | "take_profit" | "trailing_stop";
             /**
              * Client Algo Id
-             * @description Derived from the entry's clientOrderId (suffix -sl or -tp).
+             * @description Derived from the entry's clientOrderId (suffix -sl, -tp; -ts: a strategy's trailing stop).
              */
             client_algo_id: string;
             /** Type */
@@ -1546,7 +1547,7 @@ export interface components {
             take_profit_pct?: (string | number) | null;
             /**
              * Trailing Stop Pct
-             * @description Binance's callbackRate; placed live only (paper and backtests ignore it).
+             * @description Binance's callbackRate: a live entry gets a reduce-only TRAILING_STOP_MARKET beside its stop-loss / take-profit (paper and backtests ignore it).
              */
             trailing_stop_pct?: (string | number) | null;
             /**
@@ -2086,7 +2087,7 @@ export interface components {
             take_profit_pct?: (string | number) | null;
             /**
              * Trailing Stop Pct
-             * @description Binance's callbackRate; placed live only (paper and backtests ignore it).
+             * @description Binance's callbackRate: a live entry gets a reduce-only TRAILING_STOP_MARKET beside its stop-loss / take-profit (paper and backtests ignore it).
              */
             trailing_stop_pct?: (string | number) | null;
             /**

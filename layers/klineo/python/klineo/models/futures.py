@@ -178,10 +178,13 @@ class FuturesOrderRequest(BaseModel):
 
 
 class ProtectiveOrderState(BaseModel):
-    """A stop-loss or take-profit attached to an entry: Binance's algo order, or why it is not placed yet."""
+    """A stop-loss, take-profit (or a strategy's trailing stop) attached to an entry: Binance's algo order,
+    or why it is not placed yet."""
 
-    role: Literal["stop_loss", "take_profit"]
-    client_algo_id: str = Field(description="Derived from the entry's clientOrderId (suffix -sl or -tp).")
+    role: Literal["stop_loss", "take_profit", "trailing_stop"]
+    client_algo_id: str = Field(
+        description="Derived from the entry's clientOrderId (suffix -sl, -tp; -ts: a strategy's trailing "
+                    "stop).")
     type: str
     trigger_price: str | None = None
     quantity: str | None = None

@@ -9,7 +9,7 @@ Trading settings (all optional on create; defaults as documented in the README):
   ``size_pct`` (0 < x <= 100 percent of the available balance, times leverage);
   ``paper_balance_usdt`` (default 10000) is the paper starting equity;
 - ``stop_loss_pct`` / ``take_profit_pct`` (0 < x < 100, from the entry fill price) and
-  ``trailing_stop_pct`` (Binance's callbackRate 0.1..20; live only).
+  ``trailing_stop_pct`` (Binance's callbackRate 0.1..20; placed live only).
 
 Parameters are checked per strategy type inside the request models (the type's own pydantic
 model, from ``klineo.strategies.REGISTRY``), so a bad parameter is a 422 naming it, e.g.
@@ -130,7 +130,9 @@ class StrategyDefinition(ApiModel):
     stop_loss_pct: Percent | None = None
     take_profit_pct: Percent | None = None
     trailing_stop_pct: TrailingPct | None = Field(
-        default=None, description="Binance's callbackRate; placed live only (paper and backtests ignore it).")
+        default=None,
+        description="Binance's callbackRate: a live entry gets a reduce-only TRAILING_STOP_MARKET beside its "
+                    "stop-loss / take-profit (paper and backtests ignore it).")
     paper_balance_usdt: PaperBalance = Decimal(10_000)
 
     @field_validator("parameters")

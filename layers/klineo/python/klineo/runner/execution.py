@@ -928,18 +928,20 @@ def _protective_details(record: dict[str, Any]) -> dict[str, Any]:
 def _arm_protective(
     connection: Connection, strategy: Strategy, parent_client_order_id: str, record: dict[str, Any],
 ) -> bool:
-    """Place the stop-loss / take-profit algo orders of a live entry; True when both are armed.
+    """Place the stop-loss / take-profit / trailing stop algo orders of a live entry; True when all are armed.
 
     Through ``klineo.services.strategy_protection`` (the API entries' protective orders: reduce-only,
-    mark-price triggered, clientAlgoIds derived from the entry's, recorded with origin = the strategy).
+    mark-price triggered, clientAlgoIds derived from the entry's, recorded with origin = the strategy;
+    the trailing stop is a TRAILING_STOP_MARKET with ``trailing_stop_pct`` as its callbackRate).
     A failure is logged and answered False; the runner records a ``protective_not_armed`` error event.
-    The trailing stop is not placed (``trailing_stop_pct`` is recorded only).
     """
-    # Loaded here, on a live entry with SL/TP only: the algo-order path it brings (protective and algo
+    # Loaded here, on a live entry with protection only: the algo-order path it brings (protective and algo
     # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
     from klineo.services.strategy_protection import arm_strategy_protection
 
     targets = {role: record[role] for role in ("stop_loss", "take_profit") if record.get(role) is not None}
+    if record.get("trailing_stop_pct") is not None:
+        targets["trailing_stop"] = record["trailing_stop_pct"]
     try:
         states = arm_strategy_protection(connection, strategy.strategy_id, strategy.symbol,
                                          parent_client_order_id, record["entry_side"], record["quantity"],

@@ -69,15 +69,17 @@ def paper_protective(strategy: Strategy) -> dict[str, Any] | None:
 def protective_record(
     strategy: Strategy, side: str, entry_price: Decimal, mode: str,
 ) -> dict[str, Any] | None:
-    """The stop-loss/take-profit wanted for an entry on ``side`` at ``entry_price``; None when none is set."""
+    """The stop-loss/take-profit (and live, the trailing stop) wanted for an entry on ``side`` at
+    ``entry_price``; None when none is set."""
     settings = strategy.settings
-    if settings.stop_loss_pct is None and settings.take_profit_pct is None:
+    trailing = settings.trailing_stop_pct if mode == "live" else None
+    if settings.stop_loss_pct is None and settings.take_profit_pct is None and trailing is None:
         return None
     sl, tp = protective_prices(side, entry_price, settings.stop_loss_pct, settings.take_profit_pct)
     record: dict[str, Any] = {"mode": mode, "entry_side": side, "entry_price": entry_price, "armed": False}
     record.update({k: v for k, v in (("stop_loss", sl), ("take_profit", tp)) if v is not None})
-    if mode == "live" and settings.trailing_stop_pct is not None:
-        record["trailing_stop_pct"] = settings.trailing_stop_pct
+    if trailing is not None:
+        record["trailing_stop_pct"] = trailing
     return record
 
 

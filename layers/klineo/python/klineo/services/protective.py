@@ -81,13 +81,17 @@ __all__ = [
     "protective_client_algo_id",
 ]
 
-ROLES = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "TAKE_PROFIT_MARKET")}
+# A trailing stop (``{"percent": callbackRate}``) is placed for live strategies' entries only: an API
+# entry's request has no such target.
+ROLES = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "TAKE_PROFIT_MARKET"),
+         "trailing_stop": ("-ts", "TRAILING_STOP_MARKET")}
 WAITING_FOR_FILL = "WAITING_FOR_FILL"
 _CLOSING_IN_HEDGE = (("SELL", "LONG"), ("BUY", "SHORT"))
 
 
 def protective_client_algo_id(entry_client_order_id: str, role: str) -> str:
-    """The clientAlgoId of an entry's stop-loss (-sl) or take-profit (-tp): at most 36 characters."""
+    """The clientAlgoId of an entry's stop-loss (-sl), take-profit (-tp) or trailing stop (-ts): at most
+    36 characters."""
     return entry_client_order_id[:33] + ROLES[role][0]
 
 
@@ -99,7 +103,7 @@ def _fires_below(role: str, entry_side: str) -> bool:
 def check_protective_targets(order: FuturesOrderRequest, reference_price: Callable[[], Decimal]) -> None:
     """Refuse (before the entry is sent) an explicit trigger price on the wrong side of the entry."""
     for role in ROLES:
-        target = getattr(order, role)
+        target = getattr(order, role, None)
         if target is None or target.price is None:
             continue
         reference = reference_price()
@@ -151,12 +155,17 @@ def _state(role: str, client_algo_id: str, result: OrderResult | None, status: s
     )
 
 
-def _protective_order(entry: OrderRecord, role: str, trigger: Decimal, quantity: Decimal) -> AlgoOrder:
+def _protective_order(entry: OrderRecord, role: str, target: dict[str, Any], average: Decimal | None,
+                      rules: SymbolRules, quantity: Decimal) -> AlgoOrder:
+    """The role's algo order closing the entry: triggered at its price, or (a trailing stop) trailing by
+    its percent, activated at once (Binance: no activatePrice means the current price)."""
     side, position_side = entry.params["side"], entry.params.get("positionSide", "BOTH")
+    trailing = role == "trailing_stop"
     return AlgoOrder(
         symbol=entry.symbol, side="SELL" if side == "BUY" else "BUY", type=ROLES[role][1], quantity=quantity,
-        trigger_price=trigger, reduce_only=position_side == "BOTH", position_side=position_side,
-        working_type="MARK_PRICE",
+        trigger_price=None if trailing else _trigger(role, target, side, average, rules),
+        callback_rate=Decimal(str(target["percent"])) if trailing else None,
+        reduce_only=position_side == "BOTH", position_side=position_side, working_type="MARK_PRICE",
     )
 
 
@@ -269,8 +278,7 @@ def arm_protective_orders(
     failure = None
     for role in (role for role, state in states.items() if state is None):
         try:
-            trigger = _trigger(role, targets[role], entry_record.params["side"], average, rules)
-            algo = _protective_order(entry_record, role, trigger, quantity)
+            algo = _protective_order(entry_record, role, targets[role], average, rules, quantity)
             states[role] = _arm_one(user_id, entry_record, role, algo, client, creds, recorded.get(ids[role]))
         except KlineoError as exc:
             failure = failure or (role, exc)

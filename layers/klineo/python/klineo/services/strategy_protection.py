@@ -43,7 +43,8 @@ def _entry_record(
     return OrderRecord(
         user_id=connection.user_id, client_order_id=entry_client_order_id,
         connection_id=connection.connection_id, symbol=symbol,
-        request={role: {"price": plain_text(price)} for role, price in targets.items()},
+        request={role: {"percent" if role == "trailing_stop" else "price": plain_text(value)}
+                 for role, value in targets.items()},
         params={"symbol": symbol, "side": entry_side, "positionSide": "BOTH"}, status="FILLED",
         attempt_ms=int(time.time() * 1000), created_at=now, updated_at=now, result=result.to_record(),
         origin=strategy_id,
@@ -54,7 +55,8 @@ def arm_strategy_protection(
     connection: Connection, strategy_id: str, symbol: str, entry_client_order_id: str, entry_side: str,
     quantity: Decimal, entry_price: Decimal, targets: dict[str, Decimal],
 ) -> list[ProtectiveOrderState]:
-    """Place the entry's stop-loss / take-profit (``targets``: role -> trigger price) exactly once.
+    """Place the entry's stop-loss / take-profit / trailing stop exactly once (``targets``: role -> trigger
+    price, or for ``trailing_stop`` its callbackRate in percent).
 
     Raises KlineoError when one could not be placed (the others are placed first); a repeat places
     only what is missing.

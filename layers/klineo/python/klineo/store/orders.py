@@ -99,9 +99,10 @@ ORIGIN_ADL = "adl"
 ORIGIN_SETTLEMENT = "settlement"
 KIND_ORDER = "order"
 KIND_ALGO = "algo"
-# The roles of an entry's protective orders (``role`` of their records); an entry's request names,
+# The roles of an entry's protective orders (``role`` of their records; a trailing stop only for a live
+# strategy's entry); an entry's request names,
 # under the same keys, the ones it asked for (``klineo.services.protective`` places them).
-PROTECTIVE_ROLES = ("stop_loss", "take_profit")
+PROTECTIVE_ROLES = ("stop_loss", "take_profit", "trailing_stop")
 # Why we stopped following a record that Binance may still hold open (``unmanaged_reason``).
 UNMANAGED_CONNECTION_DELETED = "connection_deleted"
 # Index prefixes (see the module docstring).
