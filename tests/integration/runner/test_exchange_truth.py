@@ -12,12 +12,17 @@ from decimal import Decimal
 
 import boto3
 from klineo.binance import endpoints, get_client, get_symbol_rules
+from klineo.runner.paper import paper_protective
 from klineo.runner.schedule import MINUTE_MS
+from klineo.services.open_orders import list_open_orders
 from klineo.services.protective import protective_client_algo_id
 from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
 from klineo.store.connections import update_settings
 from klineo.store.events import list_events
 from klineo.store.orders import get_order_record
+from klineo.store.runs import set_protective
+from klineo.store.strategies import strategy_key
 from klineo.store.strategies import update_settings as update_strategy
 from klineo.strategies.simulation import fee, protective_prices
 
@@ -28,6 +33,7 @@ from tests.integration.runner.conftest import ORDER_PATH
 SL_TP = ("stop_loss", "take_profit")  # the roles a strategy arms without a trailing stop
 
 USER = "user-runner-truth"
+USER_TS = "user-runner-trailing"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
 ALWAYS_SHORT = {"period": 14, "oversold": 0.001, "overbought": 0.01}
 
@@ -387,3 +393,73 @@ def test_without_spare_request_weight_the_live_pnl_is_estimated_and_the_order_st
     assert pnl["estimated_fills"] == 1
     expected_fee = fee(Decimal(run.order["executed_quantity"]), Decimal(run.order["average_price"]))
     assert Decimal(pnl["fees"]) == expected_fee.quantize(Decimal("0.00000001"))
+
+
+def _algos(runner) -> dict:
+    """The simulator's algo orders of the account, by clientAlgoId."""
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    return {a.client_algo_id: a for a in state.algo_orders.values()}
+
+
+def _guarded_long(runner, trailing_pct: str) -> tuple[str, str, Decimal]:
+    """A live long entered with SL 2 %, TP 3 % and a trailing stop: (connection, entry id, mark at entry)."""
+    connection = runner.connection(USER_TS)
+    sid = runner.strategy(USER_TS, connection, type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3", trailing_stop_pct=trailing_pct)
+    runner.run_tick()
+    entry = runner.runs(sid)[0].order["client_order_id"]
+    return connection, entry, Decimal(str(runner.sim.mark_price("BTCUSDT")))
+
+
+def test_open_orders_read_cancels_sl_and_tp_once_the_trailing_stop_fired(runner) -> None:
+    """GIVEN a live long with SL, TP and a trailing stop WHEN the trailing stop fires THEN the next read of
+    the open orders cancels the SL and TP (any fired sibling counts, not only the SL/TP pair)."""
+    connection, entry, mark = _guarded_long(runner, "1.5")
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("1.01")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.99")))  # the trailing stop fires
+    assert _exchange_position(runner) == 0
+
+    listed = list_open_orders(USER_TS, connection, "BTCUSDT")
+
+    algos = _algos(runner)
+    left = [o.role for o in listed.orders]
+    assert left == [], f"SL/TP of a position the trailing stop closed still listed open: {left}"
+    assert [algos[protective_client_algo_id(entry, r)].status for r in ("stop_loss", "take_profit")] == [
+        "CANCELED"] * 2
+
+
+def test_open_orders_read_cancels_the_trailing_stop_once_the_take_profit_fired(runner) -> None:
+    """GIVEN a live long with SL, TP and a trailing stop WHEN the take-profit fires THEN the next read of the
+    open orders cancels the trailing stop too."""
+    connection, entry, mark = _guarded_long(runner, "5")
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("1.05")))  # the take-profit fires
+    algos = _algos(runner)
+    assert _exchange_position(runner) == 0
+    assert algos[protective_client_algo_id(entry, "take_profit")].status in ("TRIGGERED", "FINISHED")
+
+    listed = list_open_orders(USER_TS, connection, "BTCUSDT")
+
+    left = [o.role for o in listed.orders]
+    assert left == [], f"orders of a position the take-profit closed still listed open: {left}"
+    assert algos[protective_client_algo_id(entry, "trailing_stop")].status == "CANCELED"
+
+
+def test_a_live_entry_keeps_an_older_items_paper_stop_loss(runner) -> None:
+    """GIVEN an item written before paper stops moved to paper_book (an open paper long, its stop-loss in
+    ``protective``) WHEN the strategy, now live, enters THEN the live write keeps the paper stop."""
+    connection = runner.connection(USER_TS)
+    sid = runner.strategy(USER_TS, connection, type="rsi_threshold", parameters=ALWAYS_LONG)
+    # An item written before d56633d: an open paper long whose stop-loss sits in ``protective``.
+    legacy = {"mode": "paper", "entry_side": "BUY", "entry_price": Decimal("100"), "armed": False,
+              "stop_loss": Decimal("98")}
+    set_protective(USER_TS, sid, legacy)
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table, Key=strategy_key(USER_TS, sid),
+        UpdateExpression="SET paper_position = :p", ExpressionAttributeValues={":p": {"N": "2"}})
+    assert paper_protective(runner.stored(USER_TS, sid)) is not None
+
+    runner.run_tick()  # the strategy, now live, enters (no stops of its own)
+
+    stored = runner.stored(USER_TS, sid)
+    assert stored.live_position == Decimal("0.002") and stored.paper_position == Decimal("2")
+    assert paper_protective(stored) is not None, "the open paper long lost its stop-loss to a live fill"

@@ -434,7 +434,8 @@ class _Turn:
                    exchange_position=exchange)
         block = ("long" if belief > 0 else "short") if left == 0 else None
         correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
-                         reentry_block=block, events=self.take_events())
+                         reentry_block=block, events=self.take_events(),
+                         sets=_legacy_paper_moved(strategy) if left == 0 else None)
         self.reload()
         return True
 
@@ -807,7 +808,8 @@ class _Turn:
             # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
             # entry's stops, so they must not stay recorded as armed (a reduction keeps them).
             if strategy.protective and (position_to == 0 or entered):
-                set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events())
+                set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events(),
+                               _legacy_paper_moved(strategy))
             return
         record["quantity"] = abs(position_to)
         assert self.trading is not None
@@ -817,7 +819,8 @@ class _Turn:
         else:
             self.event("error", close_time=pending.close_time, what="protective_not_armed",
                        **_protective_details(record))
-        set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events())
+        set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events(),
+                       _legacy_paper_moved(strategy))
 
     def wanted_protection(self, pending: PendingOrder, result: OrderResult) -> dict[str, Any] | None:
         """The protective record an entry asked for at claim time, priced from its fill; None for none."""
@@ -896,6 +899,17 @@ def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:
         return None
     return OrderPlan(target=Decimal(0), side="SELL" if position > 0 else "BUY", quantity=abs(position),
                      reduce_only=True)
+
+
+def _legacy_paper_moved(strategy: Strategy) -> dict[str, Any] | None:
+    """An older item's paper levels (``protective`` with mode "paper") moved into ``paper_book``, for a
+    live write that replaces ``protective``: the open paper position keeps its stops."""
+    legacy = strategy.protective
+    if not legacy or legacy.get("mode") != "paper" or strategy.paper_position == 0:
+        return None
+    book = dict(strategy.paper_book or {})
+    book.setdefault("protective", dict(legacy))
+    return {"paper_book": book}
 
 
 def _entered(before: Decimal, after: Decimal) -> bool:

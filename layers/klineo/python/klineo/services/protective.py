@@ -331,7 +331,7 @@ def _fired(user_id: str, client: BinanceClient, creds: Credentials, client_algo_
 def cancel_fired_siblings(
     user_id: str, client: BinanceClient, creds: Credentials, open_records: dict[str, OrderRecord]
 ) -> list[OrderResult]:
-    """Cancel each open protective order of ours whose sibling (the entry's other one) has fired.
+    """Cancel each open protective order of ours whose sibling (any other one of the entry's) has fired.
 
     ``open_records``: our records of algo orders Binance lists as open. A sibling that is recorded
     but no longer open is read once (weight 1); only when it TRIGGERED / FINISHED is this one
@@ -341,10 +341,11 @@ def cancel_fired_siblings(
     for client_algo_id, record in open_records.items():
         if record.role not in ROLES or record.parent_client_order_id is None:
             continue
-        other = "take_profit" if record.role == "stop_loss" else "stop_loss"
-        sibling_id = protective_client_algo_id(record.parent_client_order_id, other)
-        sibling = get_order_record(user_id, sibling_id)
-        if sibling is None or sibling_id in open_records or not _fired(user_id, client, creds, sibling_id):
+        # Any of the entry's other protective orders (stop-loss, take-profit, a strategy's trailing stop).
+        siblings = [protective_client_algo_id(record.parent_client_order_id, other)
+                    for other in ROLES if other != record.role]
+        if not any(sibling_id not in open_records and get_order_record(user_id, sibling_id) is not None
+                   and _fired(user_id, client, creds, sibling_id) for sibling_id in siblings):
             continue
         result = cancel_algo_order(client, creds, client_algo_id)
         record_order_outcome_quietly(user_id, client_algo_id, status=result.status, order_id=result.order_id,

@@ -468,11 +468,11 @@ def clear_reentry_block(user_id: str, strategy_id: str) -> bool:
 
 
 def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None,
-                   events: Iterable[StrategyEvent] = ()) -> bool:
+                   events: Iterable[StrategyEvent] = (), sets: Mapping[str, Any] | None = None) -> bool:
     """Record (or, with None, forget) the protective orders wanted/armed for the live position, with
-    the events that tell it (one transaction)."""
+    the events that tell it (one transaction); ``sets``: further attributes of the same write."""
     when = write_time()
-    update = Update(sets={"updated_at": when.now})
+    update = Update(sets={"updated_at": when.now, **(sets or {})})
     if protective is None:
         update.removes.append("protective")
     else:
