@@ -19,6 +19,7 @@ from klineo.services.backtest import BacktestSpec, simulate
 from klineo.services.protective import protective_client_algo_id
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import update_settings as update_connection
+from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
 
 from tests.helpers import put_paper_strategy
@@ -162,3 +163,25 @@ def test_a_flip_whose_new_entry_is_below_the_minimum_still_closes_the_old_positi
     assert [f.side for f in state.ledger.fills][:1] == ["BUY"]
     assert state.ledger.position <= 0, (
         f"the long is held through two SHORT signals ({state.skipped_orders} orders skipped)")
+
+
+def test_a_flip_refused_by_max_leverage_closes_without_applying_that_leverage(runner) -> None:
+    """GIVEN a live long entered at 5x and the connection's max_leverage then lowered to 3 WHEN a SHORT
+    signal's flip is refused by max_leverage THEN the reduce-only close goes alone, and the refused 5x
+    is never applied to the symbol on Binance (a close needs no leverage, as for API closes)."""
+    user = "user-review-leverage"
+    connection = runner.connection(user)
+    sid = runner.strategy(user, connection, type="rsi_threshold", parameters=RSI_LONG, leverage=5)
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.run_tick(now - MINUTE_MS)
+    assert runner.stored(user, sid).live_position == D("0.002")
+    update_connection(user, connection, {"max_leverage": 3})
+    update_strategy(user, sid, runner.stored(user, sid), changes={"parameters": RSI_SHORT})
+    applied = len(runner.journal("POST", "/fapi/v1/leverage"))
+
+    runner.run_tick(now)
+
+    assert runner.stored(user, sid).live_position == 0
+    blocks = [e for e in list_events(sid, 50).events if e.kind == "risk_block"]
+    assert [e.details["gate"] for e in blocks] == ["max_leverage"]
+    assert len(runner.journal("POST", "/fapi/v1/leverage")) == applied
