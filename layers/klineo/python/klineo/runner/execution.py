@@ -85,7 +85,14 @@ from klineo.observability import logger
 from klineo.runner.candles import CandleGroup
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
-from klineo.runner.paper import book_of, ledger_of, paper_exit, paper_protective, protective_record
+from klineo.runner.paper import (
+    book_of,
+    ledger_of,
+    legacy_paper_levels,
+    paper_exit,
+    paper_protective,
+    protective_record,
+)
 from klineo.runner.planning import OrderPlan, plan_order
 from klineo.runner.pnl import live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
@@ -99,7 +106,7 @@ from klineo.services.orders import (
     query_futures_order,
     submit_futures_order,
 )
-from klineo.services.risk import OrderIntent, check_order
+from klineo.services.risk import LIMIT_GATES, OrderIntent, check_order
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     Connection,
@@ -361,7 +368,7 @@ class _Turn:
                    price=hit.price, realised_pnl=hit.ledger.realised_pnl)
         block = "long" if hit.position_before > 0 else "short"
         moved = (hit.position_before, Decimal(0))
-        legacy = bool(strategy.protective and strategy.protective.get("mode") == "paper")
+        legacy = legacy_paper_levels(strategy) is not None
         correct_position(strategy.user_id, strategy.strategy_id, "paper_position", moved, reentry_block=block,
                          sets={"paper_book": book_of(hit.ledger)}, events=self.take_events(),
                          forget_protective=legacy)  # the live position's stops stay recorded
@@ -497,7 +504,7 @@ class _Turn:
         if entered and protective:
             protective["entry_close_time"] = self.close_time  # later candles are checked against it
         extra: dict[str, Any] = {"paper_book": book_of(ledger, protective)}
-        if strategy.protective and strategy.protective.get("mode") == "paper":
+        if legacy_paper_levels(strategy) is not None:
             extra["protective"] = {}  # an older item's paper levels: now in paper_book
         # ``protective`` itself is the LIVE position's record (its armed stops): never touched here.
         advance = StrategyAdvance(
@@ -521,7 +528,7 @@ class _Turn:
             check_order(trading, intent, lambda: price)
         except KlineoError as exc:
             close = _close_only(plan, strategy.live_position)
-            if close is None or exc.field not in _LIMIT_GATES:
+            if close is None or exc.field not in LIMIT_GATES:
                 return self.risk_block(exc)
             # A limit refuses the flip's new exposure; closing is never limited ("a limit must never
             # trap a position"): the reduce-only close alone goes out, the refusal recorded.
@@ -889,10 +896,6 @@ def _pausing(reason: str | None) -> StrategyAdvance | None:
     return StrategyAdvance(pause_reason=reason, allow_pending=True) if reason else None
 
 
-# Risk gates that limit new exposure only: a refused flip still closes the position it leaves.
-_LIMIT_GATES = frozenset({"max_notional_usdt", "max_leverage"})
-
-
 def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:
     """The reduce-only close inside a flip (None when ``plan`` is no flip of ``position``)."""
     if position == 0 or plan.target == 0 or (plan.target > 0) == (position > 0):
@@ -904,11 +907,11 @@ def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:
 def _legacy_paper_moved(strategy: Strategy) -> dict[str, Any] | None:
     """An older item's paper levels (``protective`` with mode "paper") moved into ``paper_book``, for a
     live write that replaces ``protective``: the open paper position keeps its stops."""
-    legacy = strategy.protective
-    if not legacy or legacy.get("mode") != "paper" or strategy.paper_position == 0:
+    legacy = legacy_paper_levels(strategy)
+    if legacy is None or strategy.paper_position == 0:
         return None
     book = dict(strategy.paper_book or {})
-    book.setdefault("protective", dict(legacy))
+    book.setdefault("protective", legacy)
     return {"paper_book": book}
 
 

@@ -23,7 +23,15 @@ from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import Ledger, Trade, protective_exit, protective_prices
 from klineo.validation import decimal_or_none
 
-__all__ = ["PaperExit", "book_of", "ledger_of", "paper_exit", "paper_protective", "protective_record"]
+__all__ = [
+    "PaperExit",
+    "book_of",
+    "ledger_of",
+    "legacy_paper_levels",
+    "paper_exit",
+    "paper_protective",
+    "protective_record",
+]
 
 _ZERO = Decimal(0)
 
@@ -57,13 +65,16 @@ def book_of(ledger: Ledger, protective: dict[str, Any] | None = None) -> dict[st
     return book
 
 
+def legacy_paper_levels(strategy: Strategy) -> dict[str, Any] | None:
+    """An item written before paper levels moved to ``paper_book``: its paper record in ``protective``."""
+    legacy = strategy.protective
+    return dict(legacy) if legacy and legacy.get("mode") == "paper" else None
+
+
 def paper_protective(strategy: Strategy) -> dict[str, Any] | None:
     """The protective levels of the open paper position (``paper_book``; older items: ``protective``)."""
     record = (strategy.paper_book or {}).get("protective")
-    if record:
-        return dict(record)
-    legacy = strategy.protective
-    return dict(legacy) if legacy and legacy.get("mode") == "paper" else None
+    return dict(record) if record else legacy_paper_levels(strategy)
 
 
 def protective_record(

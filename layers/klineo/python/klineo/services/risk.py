@@ -30,7 +30,7 @@ from decimal import Decimal
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.store.connections import TradingContext
 
-__all__ = ["HEDGE", "ONE_WAY", "STATE_GATES", "OrderIntent", "check_order", "params_reduce",
+__all__ = ["HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES", "OrderIntent", "check_order", "params_reduce",
            "reduces_position"]
 
 ONE_WAY = "one_way"
@@ -38,6 +38,8 @@ HEDGE = "hedge"
 # The gates of the connection's state: closed until a person opens them again (enable futures, or
 # enable the connection once its key works), unlike a refusal of the order itself.
 STATE_GATES = frozenset({"connection_disabled", "futures_disabled"})
+# The gates that limit new exposure only (never a close): what a refused strategy flip still closes past.
+LIMIT_GATES = frozenset({"max_leverage", "max_notional_usdt"})
 _CLOSING_IN_HEDGE = frozenset({("SELL", "LONG"), ("BUY", "SHORT")})
 
 
