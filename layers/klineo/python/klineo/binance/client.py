@@ -58,8 +58,8 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = [
-    "BinanceClient", "call_deadline", "clear_client_cache", "default_rate_limiter", "get_client",
-    "share_rate_limits_through",
+    "BinanceClient", "call_deadline", "call_time_left", "clear_client_cache", "default_rate_limiter",
+    "get_client", "share_rate_limits_through",
 ]
 
 MAX_RECV_WINDOW_MS = 60000
@@ -199,7 +199,8 @@ def call_deadline(at: float | None) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
-def _time_left() -> float | None:
+def call_time_left() -> float | None:
+    """Seconds left before the ``call_deadline`` in force (negative once passed); None without one."""
     deadline = _DEADLINE.get()
     return None if deadline is None else deadline - time.time()
 
@@ -548,7 +549,7 @@ class BinanceClient:
         request.headers = headers
         request.body = None
         outcome: _Outcome | None = None
-        left = _time_left()
+        left = call_time_left()
         timeout = self.timeout if left is None else tuple(
             min(limit, max(left, _MIN_TIMEOUT_S)) for limit in self.timeout)
         try:
@@ -596,7 +597,7 @@ class BinanceClient:
         return self._now_ms() + DEFAULT_BAN_S * 1000
 
     def _has_time(self, started: float, delay: float) -> bool:
-        left = _time_left()
+        left = call_time_left()
         within_call = left is None or delay + _MIN_TIMEOUT_S < left
         return within_call and self._clock() - started + delay < self.deadline_s
 

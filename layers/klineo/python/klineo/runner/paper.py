@@ -94,6 +94,17 @@ def protective_record(
     return record
 
 
+def _closed_since(candles: Sequence[Candle], close_time: Decimal) -> list[Candle]:
+    """The candles (oldest first) closed after ``close_time``: scanned from the newest, since they are
+    the last few of the turn's window (usually one), not the whole lookback."""
+    after: list[Candle] = []
+    for candle in reversed(candles):
+        if candle.close_time <= close_time:
+            break
+        after.append(candle)
+    return after[::-1]
+
+
 @dataclass(frozen=True)
 class PaperExit:
     """A paper stop-loss or take-profit hit on a candle: why, at what price, and the ledger after it."""
@@ -121,7 +132,7 @@ def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -
     entered_at = decimal_or_none(protective.get("entry_close_time"))
     # The entry's own candle never counts (it entered at that close); a record stored before
     # ``entry_close_time`` existed is checked on the turn's candle alone, as it always was.
-    checked = [candles[-1]] if entered_at is None else [c for c in candles if c.close_time > entered_at]
+    checked = [candles[-1]] if entered_at is None else _closed_since(candles, entered_at)
     for candle in checked:
         hit = protective_exit("LONG" if position > 0 else "SHORT", sl, tp, candle)
         if hit is None:

@@ -42,6 +42,7 @@ from klineo.store.connections import update_settings
 from klineo.store.order_history import list_unsettled_of
 from klineo.store.orders import (
     FINAL_STATUSES,
+    FOREIGN_ORIGINS,
     KIND_ALGO,
     KIND_ORDER,
     PROTECTIVE_ROLES,
@@ -73,10 +74,10 @@ class ConnectionOrders:
     checked: bool
 
 
-def _opens_exposure(record: OrderRecord, foreign_origins: frozenset[str]) -> bool:
+def _opens_exposure(record: OrderRecord) -> bool:
     """True for an order of ours, maybe open, that can open or grow a position: a regular one, or a
     conditional one that is not a stop-loss / take-profit (a STOP_MARKET entry opens one when it fires)."""
-    if record.origin in foreign_origins or params_reduce(record.params):
+    if record.origin in FOREIGN_ORIGINS or params_reduce(record.params):
         return False
     if record.kind == KIND_ORDER:
         return record.status in _MAYBE_OPEN
@@ -94,17 +95,17 @@ def wind_down_orders(user_id: str, connection_id: str) -> ConnectionOrders:
     update_settings(user_id, connection_id, {"kill_switch": True})
     # Loaded here: deleting a connection without open orders never loads the Binance client.
     from klineo.binance import call_deadline
-    from klineo.services.reconcile import FOREIGN_ORIGINS, Reconciler
+    from klineo.services.reconcile import Reconciler
 
-    reconciler = Reconciler(weight=WIND_DOWN_WEIGHT, deadline=time.monotonic() + WIND_DOWN_SECONDS)
+    reconciler = Reconciler(weight=WIND_DOWN_WEIGHT)
     try:
         reconciler.account(user_id, connection_id)  # the key is read once, before any order
     except KlineoError as exc:
         logger.warning("orders of a deleted connection not checked", extra={"category": exc.category.value})
         return _let_go(user_id, connection_id, [], checked=False)
-    entries = [r for r in records if _opens_exposure(r, FOREIGN_ORIGINS)]
-    # The client's timeouts and retry waits end with the budget too: a call sent just before the
-    # deadline to a Binance that hangs (10 s read timeout, retried) would else outlive the function.
+    entries = [r for r in records if _opens_exposure(r)]
+    # One deadline for the run and the client: no call is sent once it has passed, and a call sent just
+    # before it to a Binance that hangs (10 s read timeout, retried) stops with it too.
     with call_deadline(time.time() + WIND_DOWN_SECONDS):
         reconciler.cancel_orders(entries)
         reconciler.settle([r for r in records if r not in entries])

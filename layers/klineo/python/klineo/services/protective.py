@@ -53,12 +53,13 @@ from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, query_algo_order, submit_algo_order
 from klineo.services.orders import OrderResult, query_futures_order
-from klineo.services.risk import OrderIntent, check_order
+from klineo.services.risk import OrderIntent, check_order, reduces_position
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, TradingContext, connection_credentials
 from klineo.store.orders import (
     FINAL_STATUSES,
     KIND_ALGO,
+    PROTECTIVE_ROLES,
     STATUS_REJECTED,
     STATUS_UNKNOWN,
     OrderRecord,
@@ -83,10 +84,12 @@ __all__ = [
 
 # A trailing stop (``{"percent": callbackRate}``) is placed for live strategies' entries only: an API
 # entry's request has no such target.
-ROLES = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "TAKE_PROFIT_MARKET"),
-         "trailing_stop": ("-ts", "TRAILING_STOP_MARKET")}
+_ORDER_OF_ROLE = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "TAKE_PROFIT_MARKET"),
+                  "trailing_stop": ("-ts", "TRAILING_STOP_MARKET")}
+# Each protective role (named once, in ``klineo.store.orders.PROTECTIVE_ROLES``): its clientAlgoId suffix
+# and its order type; a role named there without its order here fails at import.
+ROLES = {role: _ORDER_OF_ROLE[role] for role in PROTECTIVE_ROLES}
 WAITING_FOR_FILL = "WAITING_FOR_FILL"
-_CLOSING_IN_HEDGE = (("SELL", "LONG"), ("BUY", "SHORT"))
 
 
 def protective_client_algo_id(entry_client_order_id: str, role: str) -> str:
@@ -297,8 +300,7 @@ def _closes(row: dict[str, Any], position_side: str) -> bool:
     """True for an open algo order that closes this position side (reduce-only, closePosition, or hedge)."""
     side, held = str(row.get("side", "")), str(row.get("positionSide") or "BOTH")
     flagged = row.get("reduceOnly") is True or row.get("closePosition") is True
-    closing = flagged or (side, held) in _CLOSING_IN_HEDGE
-    return held == position_side and closing
+    return held == position_side and reduces_position(side, held, flagged)
 
 
 def cancel_protective_orders(

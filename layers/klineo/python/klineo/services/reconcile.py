@@ -30,10 +30,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    else), with its fills (facts §8, §14).
 
 Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the
-futures IP limit of 2,400 per minute, so trading keeps the rest), and sends nothing after its
-``deadline`` when it has one; the shared limiter (``klineo.binance.ratelimit``) still refuses
-anything past 90 % of the IP's window, and the run stops at the first ``rate_limit``/``ip_banned``.
-What is left waits for the next run.
+futures IP limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the
+``call_deadline`` it runs in (if any) has passed; the shared limiter (``klineo.binance.ratelimit``)
+still refuses anything past 90 % of the IP's window, and the run stops at the first
+``rate_limit``/``ip_banned``. What is left waits for the next run.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import BinanceClient, endpoints
+from klineo.binance import BinanceClient, call_time_left, endpoints
 from klineo.binance.credentials import Credentials
 from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
@@ -58,6 +58,7 @@ from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
 from klineo.store.orders import (
     FINAL_STATUSES,
+    FOREIGN_ORIGINS,
     KIND_ALGO,
     ORIGIN_ADL,
     ORIGIN_API,
@@ -93,7 +94,6 @@ RUN_WEIGHT = 240
 FIRED_ALGO = frozenset({"TRIGGERED", "FINISHED"})
 OPEN_ALGO = frozenset({"NEW", "TRIGGERING"})
 FIRED = FIRED_ALGO | {"FILLED"}
-FOREIGN_ORIGINS = frozenset({ORIGIN_MANUAL, ORIGIN_LIQUIDATION, ORIGIN_ADL, ORIGIN_SETTLEMENT})
 _STOPPING = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED})
 
 
@@ -150,15 +150,13 @@ class _Account:
 class Reconciler:
     """One reconciliation run: a weight budget, a clock, and the connections it has opened.
 
-    ``deadline``: a ``time.monotonic()`` after which no call is sent (for a run inside a request).
-    ``cancelled``: the clientOrderIds this run cancelled at Binance, in order.
+    A run inside ``klineo.binance.call_deadline`` sends nothing once it has passed (the client only
+    shortens its timeouts). ``cancelled``: the clientOrderIds this run cancelled at Binance, in order.
     """
 
-    def __init__(self, weight: int = RUN_WEIGHT, now_ms: int | None = None,
-                 deadline: float | None = None) -> None:
+    def __init__(self, weight: int = RUN_WEIGHT, now_ms: int | None = None) -> None:
         self.weight_left = weight
         self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        self.deadline = deadline
         self._accounts: dict[tuple[str, str], _Account | None] = {}
         self.counts: dict[str, int] = defaultdict(int)
         self.cancelled: list[str] = []
@@ -166,9 +164,10 @@ class Reconciler:
 
     # ------------------------------------------------------------------ Binance calls, within budget
     def call(self, method: str, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run one endpoint helper if the budget (and the deadline) allows; rate limits end the run."""
+        """Run one endpoint helper if the budget (and the call deadline) allows; rate limits end the run."""
         weight = endpoint_weight(method, path, kwargs or None)
-        if weight > self.weight_left or (self.deadline is not None and time.monotonic() >= self.deadline):
+        left = call_time_left()
+        if weight > self.weight_left or (left is not None and left <= 0):
             raise BudgetSpent
         self.weight_left -= weight
         try:

@@ -47,6 +47,7 @@ from klineo.store.dynamo import Update, from_attr, to_attr, to_item
 __all__ = [
     "FILLLESS_STATUSES",
     "FINAL_STATUSES",
+    "FOREIGN_ORIGINS",
     "KIND_ALGO",
     "KIND_ORDER",
     "ORIGIN_ADL",
@@ -97,6 +98,8 @@ ORIGIN_LIQUIDATION = "liquidation"
 ORIGIN_ADL = "adl"
 # Binance's settlement of a delisted or delivered contract (clientOrderId settlement_autoclose-...).
 ORIGIN_SETTLEMENT = "settlement"
+# The origins of orders Binance made that we did not place (recorded by the reconciler).
+FOREIGN_ORIGINS = frozenset({ORIGIN_MANUAL, ORIGIN_LIQUIDATION, ORIGIN_ADL, ORIGIN_SETTLEMENT})
 KIND_ORDER = "order"
 KIND_ALGO = "algo"
 # The roles of an entry's protective orders (``role`` of their records; a trailing stop only for a live
