@@ -141,12 +141,26 @@ _PATCHES = ("import sys, json\n"
             "print(json.dumps(['botocore.client' in sys.modules, 'requests' in sys.modules, patched]))")
 
 
-def test_the_binance_client_with_tracing_on_patches_requests_and_leaves_botocore_unloaded() -> None:
-    """With tracing on, the Binance part of the layer (import + a client) traces requests and does
-    not import botocore's client module: X-Ray's botocore patch waits for the first AWS client."""
-    code = ("import klineo.binance\n"
-            "klineo.binance.BinanceClient(klineo.binance.Market.SPOT, klineo.binance.Environment.PRODUCTION)")
-    assert _run_fresh(_PATCHES.format(code=code), **_TRACED) == [False, True, ["requests"]]
+def test_the_binance_client_with_tracing_on_loads_neither_x_ray_nor_botocore() -> None:
+    """With tracing on, the Binance part of the layer (import, a client, a failed call counted and
+    logged) loads requests only: no X-Ray patch (requests' would not see ``Session.send``), no X-Ray
+    SDK, no botocore client module (X-Ray's botocore patch waits for the first AWS client) and no
+    Powertools."""
+    code = ("import logging, klineo.binance\n"
+            "from klineo.binance import BinanceClient, Environment, KlineoError, Market\n"
+            "from klineo.telemetry import tally\n"
+            "logging.basicConfig(level=logging.DEBUG)\n"
+            "client = BinanceClient(Market.SPOT, Environment.PRODUCTION)\n"
+            "closed = BinanceClient(Market.SPOT, Environment.PRODUCTION, base_url='http://127.0.0.1:9',\n"
+            "                       max_retries=0, sleep=lambda s: None)\n"
+            "try:\n"
+            "    closed.public('GET', '/api/v3/ping')\n"
+            "except KlineoError:\n"
+            "    pass\n"
+            "assert tally._counts, 'the failed call was counted'\n"
+            "unwanted = ('aws_xray_sdk', 'aws_lambda_powertools')\n"
+            "assert not [m for m in sys.modules if m.startswith(unwanted)]")
+    assert _run_fresh(_PATCHES.format(code=code), **_TRACED) == [False, True, []]
 
 
 def test_the_first_aws_client_with_tracing_on_is_traced_by_x_ray() -> None:

@@ -140,3 +140,45 @@ def test_a_handler_that_raises_still_logs_its_failed_calls(rsps, make_client, cr
     with pytest.raises(KlineoError):
         handler({}, None)
     assert [line["binance_code"] for line in _failure_lines(caplog)] == [-1102]
+
+
+@pytest.fixture
+def powertools_lines():
+    """What the service's Powertools logger writes, through its own JSON formatter (level set by the test)."""
+    import io
+    import json
+    import logging
+
+    from klineo.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    previous = logger.log_level
+    yield logger, lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logger.setLevel(previous)
+    logger.removeHandler(handler)
+
+
+def test_the_clients_call_lines_are_written_by_the_service_logger_at_its_level(
+    rsps, make_client, powertools_lines
+):
+    """GIVEN the service logger at DEBUG WHEN a call succeeds THEN its "binance call" line is written by
+    that logger's JSON formatter (the client logs through a child logger); at INFO nothing is written."""
+    import logging
+
+    logger, lines = powertools_lines
+    rsps.get(SPOT + "/api/v3/klines", json=[], headers={"X-MBX-USED-WEIGHT-1M": "3"})
+    rsps.get(SPOT + "/api/v3/klines", json=[], headers={"X-MBX-USED-WEIGHT-1M": "4"})
+    client = make_client()
+    logger.setLevel(logging.INFO)
+    client.public("GET", "/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m"})
+    assert lines() == []
+    logger.setLevel(logging.DEBUG)
+    client.public("GET", "/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m"})
+    [line] = [line for line in lines() if line["message"] == "binance call"]
+    assert (line["level"], line["service"]) == ("DEBUG", logger.service)
+    assert (line["binance_method"], line["binance_path"]) == ("GET", "/api/v3/klines")
+    assert line["binance_status"] == 200
+    assert line["binance_used_weight"] == 4

@@ -4,26 +4,21 @@ The service name and metrics namespace default to the values template.yaml sets,
 imported before the environment is in place (a test collector, a local tool) still emits metrics
 under the namespace the alarms watch instead of failing to flush them.
 
-Hot paths (the Binance client counts every call) use ``tally`` instead of ``metrics.add_metric``:
-a plain dict update per call, folded into the Powertools metric set once, when the invocation's
-``@metrics.log_metrics`` flushes (or whenever ``tally.drain()`` is called). Counts are summed and
-gauges keep their maximum, so the Sum and Maximum statistics the dashboard and alarms read are the
-same as with one ``add_metric`` per call, for a fraction of the cost.
-
-The same goes for a warning that can repeat per call (a failed Binance call): ``tally.occurrence``
-counts it in memory, and the flush writes one log line per distinct occurrence (its fields, with
-``count``, ``first_at`` and ``last_at``). ``@metrics.log_metrics`` flushes in a ``finally``, so the
-line is in the invocation's logs when the handler raises too; the runner's and reconciler's
-handlers carry the same decorator.
+Hot paths (the Binance client counts every call) use ``tally`` (``klineo.telemetry``) instead of
+``metrics.add_metric``: a plain dict update per call, folded into the Powertools metric set once,
+when the invocation's ``@metrics.log_metrics`` flushes (or whenever ``tally.drain()`` is called).
+This module connects the tally to the logger and metrics below. A warning that can repeat per call
+(a failed Binance call) is counted by ``tally.occurrence``, and the flush writes one log line per
+distinct occurrence. ``@metrics.log_metrics`` flushes in a ``finally``, so the line is in the
+invocation's logs when the handler raises too; the runner's and reconciler's handlers carry the
+same decorator. Loggers made by ``klineo.telemetry.child_logger`` are written by ``logger``'s
+handler and formatter.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -32,6 +27,7 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 
 from klineo import end_init_pause
 from klineo.snapstart import register_hooks as register_snapstart_hooks
+from klineo.telemetry import METRICS_NAMESPACE, SERVICE_NAME, Tally, tally
 
 __all__ = [
     "METRICS_NAMESPACE",
@@ -42,78 +38,8 @@ __all__ = [
     "metrics",
     "tally",
     "trace_botocore",
-    "trace_requests",
     "tracer",
 ]
-
-SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "klineo"
-METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Klineo"
-
-
-class Tally:
-    """Counters (summed), gauges (maximum) and repeated log lines kept in memory until the next flush."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, float] = {}
-        self._maxima: dict[str, tuple[float, str]] = {}
-        # (message, fields) -> [count, first time, last time, latest values]
-        self._occurrences: dict[tuple[str, tuple[tuple[str, Any], ...]], list[Any]] = {}
-
-    def count(self, name: str, value: float = 1.0) -> None:
-        """Add ``value`` to the counter ``name`` (unit Count)."""
-        with self._lock:
-            self._counts[name] = self._counts.get(name, 0.0) + value
-
-    def gauge(self, name: str, value: float, unit: str = "Count") -> None:
-        """Keep the largest ``value`` seen for ``name`` since the last flush."""
-        with self._lock:
-            current = self._maxima.get(name)
-            if current is None or value > current[0]:
-                self._maxima[name] = (value, unit)
-
-    def occurrence(self, message: str, fields: Mapping[str, Any], **latest: Any) -> None:
-        """Count one occurrence of the warning ``message`` with ``fields`` (hashable values).
-
-        At the next drain, one warning line per distinct (message, fields) carries the fields,
-        ``count``, ``first_at``, ``last_at`` and the ``latest`` values of its last occurrence.
-        """
-        now = time.time()
-        key = (message, tuple(fields.items()))
-        with self._lock:
-            seen = self._occurrences.get(key)
-            if seen is None:
-                self._occurrences[key] = [1, now, now, latest]
-            else:
-                seen[0] += 1
-                seen[2], seen[3] = now, latest
-
-    def drain(self, target: AmazonCloudWatchEMFProvider | Metrics | None = None) -> None:
-        """Log each pending occurrence once, hand every pending value to Powertools, start afresh."""
-        with self._lock:
-            counts, maxima, occurrences = self._counts, self._maxima, self._occurrences
-            self._counts, self._maxima, self._occurrences = {}, {}, {}
-        for (message, fields), (count, first, last, latest) in occurrences.items():
-            logger.warning(message, extra={**dict(fields), **latest, "count": count,
-                                           "first_at": _iso(first), "last_at": _iso(last)})
-        sink = target if target is not None else metrics
-        for name, value in counts.items():
-            sink.add_metric(name=name, unit="Count", value=value)
-        for name, (value, unit) in maxima.items():
-            sink.add_metric(name=name, unit=unit, value=value)
-
-    def clear(self) -> None:
-        """Forget every pending value."""
-        with self._lock:
-            self._counts, self._maxima, self._occurrences = {}, {}, {}
-
-
-def _iso(epoch_s: float) -> str:
-    """UTC time with milliseconds, as the logger's own timestamp reads."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + f".{int(epoch_s * 1000) % 1000:03d}Z"
-
-
-tally = Tally()
 
 
 class _TallyingProvider(AmazonCloudWatchEMFProvider):
@@ -160,12 +86,11 @@ def _quiet_library_loggers() -> None:
 _quiet_library_loggers()
 
 logger = Logger(service=SERVICE_NAME, logger_formatter=_Formatter())
-# Nothing is patched at import: each traced library is patched where it is first loaded, botocore
-# when the first AWS client is made (``trace_botocore``, from klineo.store.aws) and requests when
-# the Binance client loads it (``trace_requests``). So the Binance part of the layer does not
-# import botocore (X-Ray's botocore patch imports ``botocore.client``, about 50 ms of a cold start),
-# functions that never call Binance do not import requests, and X-Ray's other patches (sqlite3,
-# httplib, ...) are not probed.
+# Nothing is patched at import: botocore is patched when the first AWS client is made
+# (``trace_botocore``, from klineo.store.aws), so the Binance part of the layer does not import
+# botocore (X-Ray's botocore patch imports ``botocore.client``, about 50 ms of a cold start), and
+# X-Ray's other patches (sqlite3, httplib, ...) are not probed. requests is not patched at all (see
+# ``klineo.binance.client._http``: the patch would not see this client's calls).
 tracer = Tracer(service=SERVICE_NAME, auto_patch=False)
 # The provider shares Metrics' class-level sets, as the default provider does, so every Metrics
 # instance (and metrics.metric_set) sees the same values.
@@ -183,15 +108,19 @@ metrics = Metrics(
 )
 
 
+
+
+def _warn_occurrence(message: str, fields: dict[str, Any]) -> None:
+    logger.warning(message, extra=fields)
+
+
+tally.connect(_warn_occurrence, metrics)
+
+
 def trace_botocore() -> None:
     """Patch botocore for X-Ray (a no-op when tracing is off, and when already patched); called where
     the AWS clients are made, before the first one."""
     tracer.patch(modules=["botocore"])
-
-
-def trace_requests() -> None:
-    """Patch requests for X-Ray (a no-op when tracing is off); called once, where requests is loaded."""
-    tracer.patch(modules=["requests"])
 
 
 # Every function imports this module, so its SnapStart hooks are registered in every function.

@@ -62,7 +62,8 @@ from typing import Any
 
 from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
 from klineo.errors import KlineoError
-from klineo.observability import logger, tally
+from klineo.observability import logger
+from klineo.telemetry import tally
 from klineo.validation import (
     CLIENT_ORDER_ID_RE,
     ORDER_POSITION_SIDES,
@@ -396,7 +397,7 @@ def _settle_lost_answer(
 
 # Metric per order outcome (README "Metrics"): first attempts by how they ended; a later call with
 # `earlier_attempt_ms` that finds or places the order settles one that was left unknown. Counted in
-# the tally (klineo.observability): the runner places many orders per invocation, and the flush
+# the tally (klineo.telemetry): the runner places many orders per invocation, and the flush
 # publishes the same sums as one Powertools add_metric per order, for a fraction of the CPU.
 _ORDER_METRICS = {
     "placed": "OrdersPlaced",
