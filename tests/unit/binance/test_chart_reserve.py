@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from klineo.binance import KlineoError, Market
+from klineo.binance import TRADING_RESERVE, KlineoError, Market
 from klineo.errors import ErrorCategory
 from klineo.models.candles import CandlesQuery
 from klineo.services import candles
@@ -38,7 +38,7 @@ def test_chart_requests_stop_where_the_weight_kept_for_trading_begins(futures_cl
     assert refused.value.category is ErrorCategory.RATE_LIMIT and refused.value.retryable
     assert refused.value.retry_after == 40  # the fake clock is 20 s into its minute
     assert len(rsps.calls) == 1
-    assert futures_client.spare_weight() > 2400 * candles.TRADING_RESERVE - 5 > 0
+    assert futures_client.spare_weight() > 2400 * TRADING_RESERVE - 5 > 0
 
 
 def test_a_smaller_chart_still_fits_and_the_next_minute_opens_again(futures_client, rsps, clock):

@@ -38,6 +38,7 @@ from klineo.binance.enums import Environment, KeyType, Market
 from klineo.binance.environments import base_url, https_proxy
 from klineo.binance.filters import SymbolRules, clear_symbol_rules_cache, get_symbol_rules
 from klineo.binance.ratelimit import (
+    TRADING_RESERVE,
     InMemoryRateLimitStore,
     RateLimiter,
     RateLimitStore,
@@ -48,6 +49,7 @@ from klineo.binance.signing import encode_params, signature
 from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = [
+    "TRADING_RESERVE",
     "BinanceClient",
     "Candle",
     "Classification",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -48,6 +49,7 @@ from klineo.binance.environments import base_url as resolve_base_url
 from klineo.binance.ratelimit import (
     DEFAULT_BAN_S,
     DEFAULT_WEIGHT_LIMITS,
+    TRADING_RESERVE,
     RateLimiter,
     RateLimitStore,
     endpoint_weight,
@@ -294,6 +296,19 @@ class BinanceClient:
     def spare_weight(self) -> int:
         """Request weight this container may still spend on this host in the current minute."""
         return self._limiter.spare_weight(self.host, self.market, self._now_ms())
+
+    def leave_trading_reserve(self, weight: int, refusal: str, *, wait_until: float | None = None) -> None:
+        """Return once ``weight`` can be spent now and still leave ``TRADING_RESERVE`` of the IP's minute
+        weight unspent for trading (orders, closes, strategy ticks); charts and backtests call this
+        before each klines request. Until then: wait for the next minute (this client's clock and
+        sleep) while that is no later than ``wait_until`` (epoch s; None: never wait), else raise a
+        retryable ``rate_limit`` saying ``refusal``, with ``retry_after`` at the next minute."""
+        keep = DEFAULT_WEIGHT_LIMITS[self.market] * TRADING_RESERVE
+        while self.spare_weight() - weight < keep:
+            wait_s = max(1, math.ceil(60 - self._now_ms() / 1000 % 60))
+            if wait_until is None or self._clock() + wait_s > wait_until:
+                raise KlineoError(ErrorCategory.RATE_LIMIT, refusal, retry_after=wait_s)
+            self._sleep(wait_s)
 
     def __repr__(self) -> str:
         return (

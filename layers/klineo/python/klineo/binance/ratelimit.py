@@ -7,7 +7,8 @@ the last known used weight of the current window plus what this container has se
 any block (418 ban or 429 back-off) with its end time. Before a call it estimates the call's
 weight (facts §3); if the window's budget would be exceeded it waits for the next window when
 that is at most ``max_wait_s`` away, else it fails fast with ``rate_limit``; during a block no
-call goes out (``ip_banned`` / ``rate_limit`` with ``retry_after``).
+call goes out (``ip_banned`` / ``rate_limit`` with ``retry_after``). Charts and backtests stop
+earlier, leaving ``TRADING_RESERVE`` of the minute to trading (``BinanceClient.leave_trading_reserve``).
 
 Sharing between containers goes through a ``RateLimitStore``: ``InMemoryRateLimitStore`` (one
 container, tests) or ``klineo.store.rate_limit.DynamoDBRateLimitStore`` (RateLimitTable). DynamoDB
@@ -34,6 +35,7 @@ from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = [
     "DEFAULT_WEIGHT_LIMITS",
+    "TRADING_RESERVE",
     "InMemoryRateLimitStore",
     "RateLimitStore",
     "RateLimiter",
@@ -43,6 +45,10 @@ __all__ = [
 
 # Request weight per IP per minute (facts §5).
 DEFAULT_WEIGHT_LIMITS: dict[Market, int] = {Market.SPOT: 6000, Market.FUTURES: 2400}
+# The share of the IP's minute weight that charts and backtests leave unspent below the 90 % every call
+# stops at, for orders, closes and strategy ticks (``BinanceClient.leave_trading_reserve``): charts and
+# backtests stop at 50 % of the minute (1,200 of the futures 2,400).
+TRADING_RESERVE = 0.4
 
 _WINDOW_MS = 60_000
 # A ban whose end Binance did not state lasts at least this long (bans start at 2 minutes, facts §5).

@@ -3,43 +3,30 @@
 Chart data never takes the weight trading needs. Binance counts request weight per IP, and every
 function shares one egress IP, so a user refreshing charts in a loop could otherwise spend the
 minute's weight that orders, closes and strategies need. Any call stops at 90 % of the minute's weight
-(``klineo.binance.ratelimit``). A chart request also leaves ``TRADING_RESERVE`` (40 %) of it unspent:
-past that it is a 429 ``rate_limit`` with ``retry_after`` at the next minute. It is judged on the IP's
-usage that Binance's last answer to this container reported, plus what the container sent since.
+(``klineo.binance.ratelimit``). A chart request also leaves ``TRADING_RESERVE`` (40 %) of it unspent
+(``BinanceClient.leave_trading_reserve``, the rule backtests' klines obey too): past that it is a 429
+``rate_limit`` with ``retry_after`` at the next minute. It is judged on the IP's usage that Binance's
+last answer to this container reported, plus what the container sent since.
 """
 
 from __future__ import annotations
 
-import math
-
-from klineo.binance import BinanceClient, Environment, Market, endpoints, get_client
-from klineo.binance.ratelimit import DEFAULT_WEIGHT_LIMITS, endpoint_weight
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.binance import Environment, Market, endpoints, get_client
+from klineo.binance.ratelimit import endpoint_weight
 from klineo.models.candles import Candle, CandlesQuery, CandlesResponse
 from klineo.models.fields import decimal_string
 
-__all__ = ["TRADING_RESERVE", "get_candles"]
+__all__ = ["CHARTS_PAUSED", "get_candles"]
 
-TRADING_RESERVE = 0.4
-
-
-def _leave_trading_reserve(client: BinanceClient, path: str, limit: int) -> None:
-    """A 429 when this request would eat into the weight kept for trading this minute."""
-    weight = endpoint_weight("GET", path, {"limit": limit})
-    if client.spare_weight() - weight >= DEFAULT_WEIGHT_LIMITS[client.market] * TRADING_RESERVE:
-        return
-    raise KlineoError(
-        ErrorCategory.RATE_LIMIT,
-        "Chart data is paused for the rest of this minute so that trading keeps its Binance request "
-        "budget; please retry shortly.",
-        retry_after=max(1, math.ceil(60 - client.clock() % 60)),
-    )
+CHARTS_PAUSED = ("Chart data is paused for the rest of this minute so that trading keeps its Binance request "
+                 "budget; please retry shortly.")
 
 
 def get_candles(query: CandlesQuery) -> CandlesResponse:
     """Klines (oldest first) for a validated query."""
     client = get_client(Market(query.market), Environment(query.environment))
-    _leave_trading_reserve(client, endpoints.klines_path(client), query.limit)
+    weight = endpoint_weight("GET", endpoints.klines_path(client), {"limit": query.limit})
+    client.leave_trading_reserve(weight, CHARTS_PAUSED)
     rows = endpoints.klines(client, query.symbol, query.interval, limit=query.limit)
     candles = [
         Candle(open_time=int(c.open_time), open=decimal_string(c.open), high=decimal_string(c.high),
