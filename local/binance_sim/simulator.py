@@ -128,6 +128,11 @@ class Simulator:
         """Change runtime settings: weight limits, ban length, latency_ms, clock_skew_ms, ..."""
         return apply_config(self.state, changes)
 
+    def use_weight(self, weight: int, family: str = "futures", ip: str = "127.0.0.1") -> int:
+        """Count ``weight`` as spent this window by other clients behind ``ip`` (as another container's
+        calls would be; nothing journaled); returns the IP's used weight, which the next answer reports."""
+        return self.state.rate_limiter.charge(ip, family, weight)
+
     def set_clock_skew_ms(self, skew_ms: int) -> None:
         """Shift the server clock by skew_ms (positive: server ahead of wall-clock)."""
         self.state.config.clock_skew_ms = int(skew_ms)

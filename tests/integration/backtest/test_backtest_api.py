@@ -113,7 +113,8 @@ def test_a_day_whose_last_candle_just_closed_is_not_cached_as_final(aws, monkeyp
         return [c for c in binance["answer"] if start_time <= c.open_time <= end_time]
 
     monkeypatch.setattr(kline_history.endpoints, "klines", klines)
-    client = SimpleNamespace(environment=SimpleNamespace(value="production"))
+    client = SimpleNamespace(environment=SimpleNamespace(value="production"),
+                             leave_trading_reserve=lambda weight, refusal, wait_until=None: None)
     kline_history.closed_candles(client, "BTCUSDT", "1h", day_start, day_start + day, day_start + day + 300)
     binance["answer"] = final
 

@@ -15,7 +15,9 @@ The same code as paper mode, candle by candle (``simulate``):
 The strategy warms up on the ``lookback`` candles before ``start``, so it can act from the first.
 
 Where the candles come from and what is answered when:
-- ``klineo.services.kline_history`` (the day cache, then Binance page by page).
+- ``klineo.services.kline_history`` (the day cache, then Binance page by page, each page leaving the
+  trading reserve of the IP's minute weight: past it a synchronous backtest answers 429 ``rate_limit``
+  with ``Retry-After`` at the next minute, a job waits for that minute).
 - Up to ``SYNC_MAX_CANDLES`` candles (10,000: a year of 1h candles is 8,760) the answer comes in
   the request (the benchmark measures a year of 1h well inside API Gateway's 29 s). Longer periods
   (up to ``MAX_CANDLES``) become a job: ``202`` with a ``job_id``, run by the backtest worker from
@@ -271,15 +273,17 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
     }
 
 
-def run_spec(spec: BacktestSpec, now_ms: int) -> dict[str, Any]:
-    """Fetch (through the cache) and simulate; the result body."""
+def run_spec(spec: BacktestSpec, now_ms: int, wait_until: float | None = None) -> dict[str, Any]:
+    """Fetch (through the cache) and simulate; the result body. Klines kept from the trading reserve
+    wait for the next minute up to ``wait_until`` (epoch s; None: a ``rate_limit`` at once)."""
     client = get_client(Market.FUTURES, Environment(spec.environment))
     rules = get_symbol_rules(client, spec.symbol)
     strategy_type = get_strategy_type(spec.type)
     warmup = strategy_type.lookback(parse_parameters(spec.type, spec.parameters))
     interval_ms = INTERVALS_MS[spec.interval]
     first = spec.start_ms // interval_ms * interval_ms - warmup * interval_ms
-    history = closed_candles(client, spec.symbol, spec.interval, first, spec.end_ms, now_ms)
+    history = closed_candles(client, spec.symbol, spec.interval, first, spec.end_ms, now_ms,
+                             wait_until=wait_until)
     return summarise(spec, simulate(spec, history.candles, rules))
 
 
@@ -319,15 +323,18 @@ def start_backtest(
     return 202, BacktestResponse(job_id=job_id, status="queued")
 
 
-def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None, delivery: int = 1) -> str:
-    """Run a queued job once, as this ``delivery`` of its message: its final status. A retryable
-    failure raises (the message is redelivered)."""
+def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None, delivery: int = 1,
+                     wait_until: float | None = None) -> str:
+    """Run a queued job once, as this ``delivery`` of its message: its final status. Klines kept from
+    the trading reserve wait up to ``wait_until`` (see ``run_spec``); a retryable failure raises (the
+    message is redelivered)."""
     if not job_store.start_job(user_id, job_id, delivery):
         return "already_finished"
     job = job_store.get_job(user_id, job_id)
     assert job is not None
     try:
-        result = run_spec(BacktestSpec.from_json(job.request), _now_ms() if now_ms is None else now_ms)
+        result = run_spec(BacktestSpec.from_json(job.request), _now_ms() if now_ms is None else now_ms,
+                          wait_until)
     except KlineoError as exc:
         if exc.retryable:
             raise

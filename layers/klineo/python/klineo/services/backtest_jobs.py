@@ -1,5 +1,17 @@
 """The backtest worker's SQS batch: each queued job run once; a retryable failure is redelivered.
 
+A job's klines leave the trading reserve of the IP's minute weight, as charts do
+(``klineo.services.kline_history``). When charts and trading have used the minute up to it, the job
+waits in the worker for the next minute and goes on, rather than handing its message back: a
+redelivery comes only after the queue's visibility timeout (16 minutes) and spends one of its
+``JOB_ATTEMPTS`` deliveries, so a few busy minutes would delay the job by an hour and could fail it
+for good, although nothing was wrong with it. The wait never passes the invocation's end: it stops
+``SIMULATION_ROOM_S`` before the remaining time Lambda gives (the function's 900 s timeout), which
+leaves the simulation of the longest job (600,000 candles, about 25 s at the benchmark's 25,000 a
+second) and the result's write their time. Only past that is the job handed back (a retryable
+``rate_limit``): SQS delivers it again with the days already fetched in the cache, and the job reads
+``running`` meanwhile, not failed.
+
 Apart from ``klineo.services.backtest`` so that the HTTP functions (start a backtest, poll a job)
 do not import Powertools' batch utilities, which load its parser models (about 40 ms of their cold
 start); only the backtest worker uses them.
@@ -8,6 +20,7 @@ start); only the backtest worker uses them.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -17,10 +30,20 @@ from klineo.observability import logger
 from klineo.services.backtest import JOB_ATTEMPTS, run_backtest_job
 from klineo.store import backtest_jobs as job_store
 
-__all__ = ["handle_job_batch"]
+__all__ = ["SIMULATION_ROOM_S", "handle_job_batch"]
+
+# What a job keeps of its invocation, after any wait for the trading reserve (see the module doc).
+SIMULATION_ROOM_S = 120
 
 
-def _job_record(record: SQSRecord) -> None:
+def _wait_until(lambda_context: Any) -> float:
+    """The latest time (epoch s) a job may wait for the next minute's weight in this invocation."""
+    remaining_s = (lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context is not None
+                   else job_store.ATTEMPT_SECONDS)
+    return time.time() + remaining_s - SIMULATION_ROOM_S
+
+
+def _job_record(record: SQSRecord, lambda_context: Any = None) -> None:
     """One job message: run it; a retryable failure raises so SQS delivers the message again."""
     try:
         message = json.loads(record.body)
@@ -30,7 +53,7 @@ def _job_record(record: SQSRecord) -> None:
         return
     delivery = int(record.attributes.approximate_receive_count)
     try:
-        outcome = run_backtest_job(user_id, job_id, delivery=delivery)
+        outcome = run_backtest_job(user_id, job_id, delivery=delivery, wait_until=_wait_until(lambda_context))
     except Exception:
         if delivery < JOB_ATTEMPTS:
             raise  # SQS delivers it again after the visibility timeout

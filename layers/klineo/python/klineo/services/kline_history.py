@@ -8,9 +8,15 @@
   of 499 (weight 2): a year of 1h candles is 9 requests, 45 weight, of the 2,400 a minute the IP has.
 - Every request goes through the client, so through the shared weight budget
   (``klineo.binance.ratelimit``): a request that would exceed the minute's budget waits for the
-  next window or fails fast with ``rate_limit`` (retryable). Days already saved stay saved, so a
-  retried job continues where it stopped.
-- Backtests must not starve live trading of that budget: the backtest worker runs at most
+  next window or fails fast with ``rate_limit`` (retryable).
+- Backtests never take the weight trading needs. Before each page, like a chart request, the page
+  must leave ``TRADING_RESERVE`` (40 %) of the IP's minute weight unspent
+  (``BinanceClient.leave_trading_reserve``), judged on the usage every container shares. Past that a
+  synchronous backtest stops with a 429 ``rate_limit`` (``BACKTEST_PAUSED``, ``retry_after`` at the
+  next minute); a job waits for the next minute while its ``wait_until`` allows
+  (``klineo.services.backtest_jobs``). Each day is kept as soon as the pages have covered it (saved
+  once final), so a backtest stopped midway keeps the days it fetched and a retry continues there.
+- Backtests also stay under their own share: the backtest worker runs at most
   ``BACKTEST_WORKERS`` jobs at once (its reserved concurrency and SQS MaximumConcurrency), and a
   ``Pacer`` per container keeps the klines weight it sends under its share of
   ``BACKTEST_WEIGHT_PER_MINUTE`` (600, a quarter of the futures IP's 2,400) in any 60 s, sleeping
@@ -25,7 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from klineo.binance import BinanceClient, Candle, endpoints
@@ -33,8 +39,8 @@ from klineo.store import klines_cache
 from klineo.store.klines_cache import DAY_MS
 from klineo.strategies import INTERVALS_MS
 
-__all__ = ["BACKTEST_WEIGHT_PER_MINUTE", "BACKTEST_WORKERS", "PAGE_LIMIT", "PAGE_WEIGHT", "History", "Pacer",
-           "closed_candles", "pacer"]
+__all__ = ["BACKTEST_PAUSED", "BACKTEST_WEIGHT_PER_MINUTE", "BACKTEST_WORKERS", "PAGE_LIMIT", "PAGE_WEIGHT",
+           "History", "Pacer", "closed_candles", "pacer"]
 
 PAGE_LIMIT = 1000
 PAGE_WEIGHT = 5
@@ -45,6 +51,8 @@ _WINDOW_S = 60.0
 # closed on our clock: Binance answers a candle that has just closed on our clock as still open when
 # its clock is behind ours or its last trades are not aggregated yet (the runner's CLOSE_GRACE_MS).
 FINAL_AFTER_MS = 60_000
+BACKTEST_PAUSED = ("Backtests are paused for the rest of this minute so that trading keeps its Binance "
+                   "request budget; the days already fetched are kept, please retry shortly.")
 
 
 class Pacer:
@@ -102,32 +110,54 @@ def _day_runs(days: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _fetch(client: BinanceClient, symbol: str, interval: str, start_ms: int, end_ms: int,
-           on_request: Callable[[], None]) -> list[Candle]:
-    """Every candle opening in [start_ms, end_ms), page by page.
+def _pages(client: BinanceClient, symbol: str, interval: str, start_ms: int, end_ms: int,
+           before_page: Callable[[], None]) -> Iterator[tuple[list[Candle], int]]:
+    """Every candle opening in [start_ms, end_ms), page by page: each page, with the time before which
+    every candle has now been received.
 
     Each page asks for a window of exactly ``PAGE_LIMIT`` candles (startTime and endTime), so the
     answer is the same whether Binance counts ``limit`` from the start or from the end of the window
     (its USDⓈ-M page does not say); an empty window (before a listing, a halt) moves on to the next.
     """
     interval_ms = INTERVALS_MS[interval]
-    found: list[Candle] = []
     cursor = start_ms
     while cursor < end_ms:
         window_end = min(end_ms, cursor + PAGE_LIMIT * interval_ms)
-        on_request()
+        before_page()
         page = endpoints.klines(client, symbol, interval, limit=PAGE_LIMIT, start_time=cursor,
                                 end_time=window_end - 1)
         page = [candle for candle in page if cursor <= candle.open_time < window_end]
-        found.extend(page)
         cursor = page[-1].open_time + interval_ms if page else window_end
-    return found
+        yield page, cursor
+
+
+def _fetch_run(client: BinanceClient, symbol: str, interval: str, run: tuple[int, int], now_ms: int,
+               days: dict[int, list[Candle]], history: History, before_page: Callable[[], None]) -> None:
+    """The days of one run of missing days into ``days``, each as soon as the pages have covered it
+    and saved then if final: a run stopped midway (the trading reserve, the budget) keeps those."""
+    environment, interval_ms = client.environment.value, INTERVALS_MS[interval]
+    run_first, run_last = run
+    by_day: dict[int, list[Candle]] = defaultdict(list)
+    day = run_first
+    for page, received_until in _pages(client, symbol, interval, run_first, run_last + DAY_MS, before_page):
+        for candle in page:
+            by_day[candle.open_time // DAY_MS * DAY_MS].append(candle)
+        while day <= run_last and day + DAY_MS <= received_until:
+            days[day] = by_day.pop(day, [])
+            if day + DAY_MS - 1 + FINAL_AFTER_MS < now_ms:  # the day's last candle closed a while ago: final
+                klines_cache.save_day(environment, symbol, interval, interval_ms, day, days[day])
+                history.fetched_days += 1
+            day += DAY_MS
 
 
 def closed_candles(
     client: BinanceClient, symbol: str, interval: str, start_ms: int, end_ms: int, now_ms: int,
+    *, wait_until: float | None = None,
 ) -> History:
-    """Closed candles opening in [start_ms, end_ms), read through the day cache (see the module doc)."""
+    """Closed candles opening in [start_ms, end_ms), read through the day cache (see the module doc).
+
+    A page that would eat into the trading reserve waits for the next minute while that is no later
+    than ``wait_until`` (epoch s, the client's clock; None: never), else raises ``rate_limit``."""
     environment, interval_ms = client.environment.value, INTERVALS_MS[interval]
     end_ms = min(end_ms, now_ms)
     if end_ms <= start_ms:
@@ -135,20 +165,15 @@ def closed_candles(
     first_day, last_day = start_ms // DAY_MS * DAY_MS, (end_ms - 1) // DAY_MS * DAY_MS
     days = dict(klines_cache.load_days(environment, symbol, interval, interval_ms, first_day, last_day))
     history = History([], cached_days=len(days))
+
+    def before_page() -> None:
+        pacer().take(PAGE_WEIGHT)
+        client.leave_trading_reserve(PAGE_WEIGHT, BACKTEST_PAUSED, wait_until=wait_until)
+        history.requests += 1
+
     missing = [day for day in range(first_day, last_day + 1, DAY_MS) if day not in days]
-    for run_first, run_last in _day_runs(missing):
-        def count() -> None:
-            pacer().take(PAGE_WEIGHT)
-            history.requests += 1
-        fetched = _fetch(client, symbol, interval, run_first, run_last + DAY_MS, count)
-        by_day: dict[int, list[Candle]] = defaultdict(list)
-        for candle in fetched:
-            by_day[candle.open_time // DAY_MS * DAY_MS].append(candle)
-        for day in range(run_first, run_last + 1, DAY_MS):
-            days[day] = by_day.get(day, [])
-            if day + DAY_MS - 1 + FINAL_AFTER_MS < now_ms:  # the day's last candle closed a while ago: final
-                klines_cache.save_day(environment, symbol, interval, interval_ms, day, days[day])
-                history.fetched_days += 1
+    for run in _day_runs(missing):
+        _fetch_run(client, symbol, interval, run, now_ms, days, history, before_page)
     history.candles = [
         candle for day in sorted(days) for candle in days[day]
         if start_ms <= candle.open_time < end_ms and candle.close_time < now_ms
