@@ -11,6 +11,12 @@ app = build_resolver()
 
 @app.post(
     "/strategies/backtest",
+    description=(
+        "Runs the strategy over the period's closed futures klines (cached per UTC day). Backtests leave "
+        "40 % of the IP's Binance request weight to trading: when this minute's weight is used up to "
+        "that reserve, the answer is 429 rate_limit with Retry-After at the next minute (days already "
+        "fetched stay cached), while a queued job waits for that minute itself."
+    ),
     responses={
         200: {"description": "The backtest ran: its result.",
               "content": {"application/json": {"model": BacktestResponse}}},
