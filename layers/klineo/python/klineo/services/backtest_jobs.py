@@ -7,10 +7,10 @@ redelivery comes only after the queue's visibility timeout (16 minutes) and spen
 ``JOB_ATTEMPTS`` deliveries, so a few busy minutes would delay the job by an hour and could fail it
 for good, although nothing was wrong with it. The wait never passes the invocation's end: it stops
 ``SIMULATION_ROOM_S`` before the remaining time Lambda gives (the function's 900 s timeout), which
-leaves the simulation of the longest job (600,000 candles, about 25 s at the benchmark's 25,000 a
-second) and the result's write their time. Only past that is the job handed back (a retryable
-``rate_limit``): SQS delivers it again with the days already fetched in the cache, and the job reads
-``running`` meanwhile, not failed.
+leaves the simulation of the longest job (600,000 candles: about 50 s at the benchmark's slowest
+type, rsi_threshold, 12,000 candles a second) and the result's write their time. Only past that is
+the job handed back (a retryable ``rate_limit``): SQS delivers it again with the days already
+fetched in the cache, and the job reads ``running`` meanwhile, not failed.
 
 Apart from ``klineo.services.backtest`` so that the HTTP functions (start a backtest, poll a job)
 do not import Powertools' batch utilities, which load its parser models (about 40 ms of their cold
