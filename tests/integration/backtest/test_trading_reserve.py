@@ -174,3 +174,21 @@ def test_a_job_without_time_left_to_wait_is_handed_back_and_done_on_redelivery(b
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
     assert invoke("backtest_worker", event) == {"batchItemFailures": []}
     assert _poll(invoke, job_id)["status"] == "done" and len(clock.waits) == 1
+
+
+def test_a_backtest_past_its_containers_share_is_a_429_not_a_sleep(busy_ip, invoke, monkeypatch) -> None:
+    """GIVEN the container's backtest pacer already full this minute WHEN a backtest is posted THEN 429
+    rate_limit with Retry-After, without sleeping (a minute's wait would outlast API Gateway's 29 s)."""
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"a synchronous backtest slept {seconds} s")
+
+    full = kline_history.Pacer(kline_history.PAGE_WEIGHT, sleep=no_sleep)
+    full.take(kline_history.PAGE_WEIGHT)
+    monkeypatch.setattr(kline_history, "_pacer", full)
+
+    response = _post(invoke, BODY)
+
+    assert response["statusCode"] == 429, response["body"]
+    assert 1 <= int(response["headers"]["Retry-After"]) <= 60
+    assert response_json(response)["error"]["category"] == "rate_limit"
+    assert _klines_requests(busy_ip) == []

@@ -127,8 +127,11 @@ def test_missing_days_are_fetched_in_runs_of_consecutive_days() -> None:
     assert _day_runs(days) == [(DAY_MS, 3 * DAY_MS), (5 * DAY_MS, 5 * DAY_MS), (7 * DAY_MS, 8 * DAY_MS)]
 
 
-def test_pacer_waits_until_the_oldest_request_leaves_the_minute() -> None:
-    """GIVEN 10 weight a minute WHEN three 5-weight requests come at once THEN the third waits 60 s."""
+def test_pacer_waits_until_the_oldest_request_leaves_the_minute_when_the_caller_allows() -> None:
+    """GIVEN 10 weight a minute, two 5-weight requests at once WHEN a third may wait 10 s (or not at all)
+    THEN rate_limit with the 45 s wait as retry_after and no sleep; allowed 60 s, it sleeps the 45 s."""
+    from klineo.errors import ErrorCategory, KlineoError
+
     now = [1000.0]
     slept: list[float] = []
 
@@ -139,4 +142,9 @@ def test_pacer_waits_until_the_oldest_request_leaves_the_minute() -> None:
     pacer = Pacer(10, clock=lambda: now[0], sleep=sleep)
     assert [pacer.take(5), pacer.take(5)] == [0.0, 0.0]
     now[0] += 15
-    assert pacer.take(5) == 45.0 and slept == [45.0]
+    for allowed in (None, 10.0):
+        with pytest.raises(KlineoError) as refused:
+            pacer.take(5, allowed)
+        assert (refused.value.category, refused.value.retry_after) == (ErrorCategory.RATE_LIMIT, 45)
+    assert slept == []
+    assert pacer.take(5, 60.0) == 45.0 and slept == [45.0]

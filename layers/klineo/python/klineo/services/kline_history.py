@@ -21,13 +21,16 @@
   ``Pacer`` per container keeps the klines weight it sends under its share of
   ``BACKTEST_WEIGHT_PER_MINUTE`` (600, a quarter of the futures IP's 2,400) in any 60 s, sleeping
   until older requests leave the window. A synchronous backtest (at most 11 pages, 55 weight) never
-  waits; a job of a year of 1m candles (526 pages) is paced over about 9 minutes.
+  sleeps: past its container's share it answers 429 ``rate_limit`` as past the reserve (it could not
+  wait out a minute within API Gateway's 29 s). A job of a year of 1m candles (526 pages) is paced
+  over about 9 minutes.
 - A day is saved only when its last candle had closed at ``now_ms`` (final: never fetched again).
   The still-open candle is never returned.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict, deque
@@ -35,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from klineo.binance import BinanceClient, Candle, endpoints
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.store import klines_cache
 from klineo.store.klines_cache import DAY_MS
 from klineo.strategies import INTERVALS_MS
@@ -65,8 +69,10 @@ class Pacer:
         self._sent: deque[tuple[float, int]] = deque()
         self._lock = threading.Lock()
 
-    def take(self, weight: int) -> float:
-        """Reserve ``weight`` now or after a sleep; returns the seconds slept."""
+    def take(self, weight: int, max_wait_s: float | None = None) -> float:
+        """Reserve ``weight`` now or after a sleep; returns the seconds slept. A sleep that would end
+        more than ``max_wait_s`` from the call (None: any sleep; a synchronous request cannot wait out
+        a minute within API Gateway's 29 s) raises a retryable ``rate_limit`` instead."""
         slept = 0.0
         while True:
             with self._lock:
@@ -77,6 +83,9 @@ class Pacer:
                     self._sent.append((now, weight))
                     return slept
                 wait = self._sent[0][0] + _WINDOW_S - now
+            if max_wait_s is None or slept + wait > max_wait_s:
+                raise KlineoError(ErrorCategory.RATE_LIMIT, BACKTEST_PAUSED,
+                                  retry_after=max(1, math.ceil(wait)))
             self._sleep(wait)
             slept += wait
 
@@ -167,7 +176,7 @@ def closed_candles(
     history = History([], cached_days=len(days))
 
     def before_page() -> None:
-        pacer().take(PAGE_WEIGHT)
+        pacer().take(PAGE_WEIGHT, None if wait_until is None else wait_until - client.clock())
         client.leave_trading_reserve(PAGE_WEIGHT, BACKTEST_PAUSED, wait_until=wait_until)
         history.requests += 1
 
