@@ -25,6 +25,9 @@ or one that ended with a partial fill, is armed: a partly filled open order wait
 Exactly once: each ``clientAlgoId`` is derived from the entry's clientOrderId (its first 33
 characters + ``-sl`` / ``-tp``: 36 characters within Binance's ``^[\\.A-Z\\:/a-z0-9_-]{1,36}$``), and
 recorded (kind ``algo``, ``role``, ``parent_client_order_id``) with a conditional put before sending.
+A live strategy whose percents change re-prices its position's orders as a new generation
+(``klineo.runner.reprice``): the same derivation with the generation in base 36 after the suffix
+(``-sl1``, ``-tp1``, ...; the entry's id gives up as many characters), so it too is placed once.
 A status read or a replay of the entry reads both derived records first (one BatchGetItem): one
 already placed answers its recorded state with no write; only a missing one is put and sent. An
 existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly),
@@ -80,6 +83,7 @@ __all__ = [
     "cancel_protective_orders",
     "check_protective_targets",
     "protective_client_algo_id",
+    "protective_generation",
 ]
 
 # A trailing stop (``{"percent": callbackRate}``) is placed for live strategies' entries only: an API
@@ -90,12 +94,35 @@ _ORDER_OF_ROLE = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "T
 # and its order type; a role named there without its order here fails at import.
 ROLES = {role: _ORDER_OF_ROLE[role] for role in PROTECTIVE_ROLES}
 WAITING_FOR_FILL = "WAITING_FOR_FILL"
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def protective_client_algo_id(entry_client_order_id: str, role: str) -> str:
+def protective_client_algo_id(entry_client_order_id: str, role: str, generation: int = 0) -> str:
     """The clientAlgoId of an entry's stop-loss (-sl), take-profit (-tp) or trailing stop (-ts): at most
-    36 characters."""
-    return entry_client_order_id[:33] + ROLES[role][0]
+    36 characters. ``generation``: a live strategy's re-priced orders (1, 2, ...: the suffix gets it in
+    base 36, the entry's id gives up as many characters); 0, the entry's first ones, has none."""
+    tag = _base36(generation) if generation else ""
+    return entry_client_order_id[:33 - len(tag)] + ROLES[role][0] + tag
+
+
+def protective_generation(client_algo_id: str, parent_client_order_id: str, role: str) -> int | None:
+    """The generation ``client_algo_id`` was derived with (``protective_client_algo_id``), None when it was
+    not derived from ``parent_client_order_id`` for ``role``."""
+    _head, found, tag = client_algo_id.rpartition(ROLES[role][0])
+    if not found or any(c not in _BASE36 for c in tag) or tag.startswith("0"):
+        return None
+    generation = int(tag, 36) if tag else 0
+    derived = protective_client_algo_id(parent_client_order_id, role, generation)
+    return generation if derived == client_algo_id else None
+
+
+def _base36(value: int) -> str:
+    """A positive integer in lower-case base 36."""
+    digits = ""
+    while value:
+        value, rest = divmod(value, 36)
+        digits = _BASE36[rest] + digits
+    return digits
 
 
 def _fires_below(role: str, entry_side: str) -> bool:
@@ -194,9 +221,8 @@ def _resume(user_id: str, existing: OrderRecord, client: BinanceClient, creds: C
 
 
 def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, client: BinanceClient,
-             creds: Credentials, existing: OrderRecord | None) -> ProtectiveOrderState:
+             creds: Credentials, existing: OrderRecord | None, algo_id: str) -> ProtectiveOrderState:
     """Exactly once: record (unless ``existing``), send or resume, record the outcome."""
-    algo_id = protective_client_algo_id(entry.client_order_id, role)
     if existing is None:
         _record, existing = create_order_record(
             user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
@@ -254,7 +280,7 @@ def _check_gate(connection: Connection, entry: OrderRecord) -> None:
 
 def arm_protective_orders(
     user_id: str, entry_record: OrderRecord, client: BinanceClient, creds: Credentials, *,
-    first_arming: bool = False, connection: Connection | None = None,
+    first_arming: bool = False, connection: Connection | None = None, generation: int = 0,
 ) -> list[ProtectiveOrderState]:
     """Place the entry's stop-loss / take-profit once it has filled (see the module docstring).
 
@@ -262,12 +288,14 @@ def arm_protective_orders(
     its recorded state, only a missing or unfinished one is armed. ``first_arming``: the entry was
     placed by this very call, so none can exist and the read is skipped. ``connection``: asked through
     the risk gate before anything missing is sent, by the callers that arm later than the entry's own
-    request (a status read, the reconciler); a refusal raises it, not retryable.
+    request (a status read, the reconciler); a refusal raises it, not retryable. ``generation``: the
+    re-priced orders of a live strategy's position (their own clientAlgoIds, ``protective_client_algo_id``).
     Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
     KlineoError when one could not be placed for a transient reason (the others are placed first).
     """
     targets = entry_record.protective_targets
-    ids = {role: protective_client_algo_id(entry_record.client_order_id, role) for role in targets}
+    cid = entry_record.client_order_id
+    ids = {role: protective_client_algo_id(cid, role, generation) for role in targets}
     if not _filled(entry_record):
         return [_state(role, ids[role], None, WAITING_FOR_FILL) for role in targets]
     recorded = {} if first_arming else get_order_records(user_id, list(ids.values()))
@@ -282,7 +310,8 @@ def arm_protective_orders(
     for role in (role for role, state in states.items() if state is None):
         try:
             algo = _protective_order(entry_record, role, targets[role], average, rules, quantity)
-            states[role] = _arm_one(user_id, entry_record, role, algo, client, creds, recorded.get(ids[role]))
+            states[role] = _arm_one(user_id, entry_record, role, algo, client, creds, recorded.get(ids[role]),
+                                    ids[role])
         except KlineoError as exc:
             failure = failure or (role, exc)
     if failure is not None:
@@ -333,7 +362,8 @@ def _fired(user_id: str, client: BinanceClient, creds: Credentials, client_algo_
 def cancel_fired_siblings(
     user_id: str, client: BinanceClient, creds: Credentials, open_records: dict[str, OrderRecord]
 ) -> list[OrderResult]:
-    """Cancel each open protective order of ours whose sibling (any other one of the entry's) has fired.
+    """Cancel each open protective order of ours whose sibling (any other one of the entry's, of its own
+    generation: a re-priced set is a set of its own) has fired.
 
     ``open_records``: our records of algo orders Binance lists as open. A sibling that is recorded
     but no longer open is read once (weight 1); only when it TRIGGERED / FINISHED is this one
@@ -343,8 +373,9 @@ def cancel_fired_siblings(
     for client_algo_id, record in open_records.items():
         if record.role not in ROLES or record.parent_client_order_id is None:
             continue
+        generation = protective_generation(client_algo_id, record.parent_client_order_id, record.role) or 0
         # Any of the entry's other protective orders (stop-loss, take-profit, a strategy's trailing stop).
-        siblings = [protective_client_algo_id(record.parent_client_order_id, other)
+        siblings = [protective_client_algo_id(record.parent_client_order_id, other, generation)
                     for other in ROLES if other != record.role]
         if not any(sibling_id not in open_records and get_order_record(user_id, sibling_id) is not None
                    and _fired(user_id, client, creds, sibling_id) for sibling_id in siblings):

@@ -6,13 +6,15 @@ the same protective orders an API entry gets (``klineo.services.protective``): a
 STOP_MARKET and TAKE_PROFIT_MARKET through Binance's algo service, clientAlgoIds derived from the
 entry's clientOrderId (so a redelivered message never doubles them), each recorded with
 ``origin`` = the strategy's id, ``role`` and ``parent_client_order_id`` (so the order history and
-the reconciler see them). Disarming cancels exactly the entry's two orders, never another
-strategy's or the user's own stops on the same symbol.
+the reconciler see them). Disarming cancels exactly the entry's own orders (of every generation it
+is asked for: a re-priced set, ``klineo.runner.reprice``, has its own ids), never another strategy's
+or the user's own stops on the same symbol.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from decimal import Decimal
 
 from klineo.errors import ErrorCategory, KlineoError
@@ -23,7 +25,7 @@ from klineo.services.orders import OrderResult
 from klineo.services.protective import ROLES, arm_protective_orders, protective_client_algo_id
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials
-from klineo.store.orders import OrderRecord, get_order_record, record_order_outcome_quietly
+from klineo.store.orders import OrderRecord, get_order_records, record_order_outcome_quietly
 from klineo.validation import plain_text
 
 __all__ = ["arm_strategy_protection", "disarm_strategy_protection"]
@@ -53,31 +55,38 @@ def _entry_record(
 
 def arm_strategy_protection(
     connection: Connection, strategy_id: str, symbol: str, entry_client_order_id: str, entry_side: str,
-    quantity: Decimal, entry_price: Decimal, targets: dict[str, Decimal],
+    quantity: Decimal, entry_price: Decimal, targets: dict[str, Decimal], *, generation: int = 0,
 ) -> list[ProtectiveOrderState]:
     """Place the entry's stop-loss / take-profit / trailing stop exactly once (``targets``: role -> trigger
     price, or for ``trailing_stop`` its callbackRate in percent).
 
-    Raises KlineoError when one could not be placed (the others are placed first); a repeat places
-    only what is missing.
+    ``generation`` > 0: a re-priced set for the open position, asked through the risk gate as the
+    reducing orders they are (``arm_protective_orders``' ``connection``: a disabled connection or
+    futures switched off refuse them, a kill switch does not). Raises KlineoError when one could not
+    be placed (the others are placed first); a repeat places only what is missing.
     """
     entry = _entry_record(connection, strategy_id, symbol, entry_client_order_id, entry_side, quantity,
                           entry_price, {role: price for role, price in targets.items() if role in ROLES})
     client, creds = futures_client(connection), connection_credentials(connection)
-    return arm_protective_orders(connection.user_id, entry, client, creds)
+    return arm_protective_orders(connection.user_id, entry, client, creds, generation=generation,
+                                 connection=connection if generation else None)
 
 
-def disarm_strategy_protection(connection: Connection, entry_client_order_id: str) -> bool:
-    """Cancel the entry's own stop-loss / take-profit that are still open; True when none is left armed.
+def disarm_strategy_protection(connection: Connection, entry_client_order_id: str,
+                               generations: Iterable[int] = (0,)) -> bool:
+    """Cancel the entry's own stop-loss / take-profit / trailing stop of ``generations`` that are still
+    open (their records read in one BatchGetItem); True when none is left armed.
 
     A failure is logged, never raised: the reconciler cancels protective orders left without a
     position at the latest.
     """
     client, creds = futures_client(connection), connection_credentials(connection)
+    ids = [protective_client_algo_id(entry_client_order_id, role, generation)
+           for generation in generations for role in ROLES]
+    records = get_order_records(connection.user_id, ids)
     disarmed = True
-    for role in ROLES:
-        algo_id = protective_client_algo_id(entry_client_order_id, role)
-        record = get_order_record(connection.user_id, algo_id)
+    for algo_id in ids:
+        record = records.get(algo_id)
         if record is None or record.status in ALGO_FINAL or record.final:
             continue
         try:
