@@ -11,6 +11,8 @@ What the runner and the API saw and did, one item per event, never updated:
     order_submit      a live order claimed and sent (or a paper order simulated)
     order_fill        what filled (quantity, average price, fee)
     protective_placed / protective_triggered / error / paused / resumed
+    protective_repriced  changed percents moved the open position's levels (old_* and new_* levels;
+                      ``klineo.runner.reprice``)
 
 Exactly once: an event of a candle has a key derived from (candle close time, kind, tag). The
 runner writes an event in the TransactWriteItems of the state change it describes (``event_put``;
@@ -56,9 +58,10 @@ __all__ = [
     "write_time",
 ]
 
-# The kinds, in the order they happen within one candle (the key's step number).
+# The kinds, in the order they happen within one candle (the key's step number). A kind added later
+# goes last (protective_repriced): the step numbers of the keys already stored never change.
 EVENT_KINDS = ("position_closed", "protective_triggered", "signal", "risk_block", "order_submit",
-               "order_fill", "protective_placed", "error", "paused", "resumed")
+               "order_fill", "protective_placed", "error", "paused", "resumed", "protective_repriced")
 _PREFIX = "EVT#"
 
 

@@ -32,7 +32,8 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
   it is still this order, live book, key_failures, pause), the order history record's outcome
   Update and the events of the fill. A settle that finds the order no longer pending was done by
   another attempt: nothing more is written.
-- ``correct_position`` / ``set_protective``: one Update, in one transaction with its events.
+- ``correct_position`` / ``set_protective`` / ``replace_protective`` / ``set_paper_book``: one Update,
+  in one transaction with its events.
 
 What a crash leaves (every write is atomic, so only the points between writes matter):
 - before a run's put or transaction: nothing; the redelivered message plays the candle again.
@@ -80,7 +81,9 @@ __all__ = [
     "list_runs_page",
     "record_run",
     "record_skip",
+    "replace_protective",
     "run_key",
+    "set_paper_book",
     "set_protective",
     "settle_live_order",
 ]
@@ -478,6 +481,34 @@ def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any]
     else:
         update.sets["protective"] = dict(protective)
     write = _strategy_update(user_id, strategy_id, update, "attribute_exists(pk)")
+    return not _commit([("strategy", write), *_events(events, when)])
+
+
+def replace_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None, *,
+                       held: Decimal, parent: str, events: Iterable[StrategyEvent] = ()) -> bool:
+    """Record (None: forget) the live position's re-priced protective orders (``klineo.runner.reprice``),
+    with their events; False when the position or its entry moved meanwhile (nothing written)."""
+    when = write_time()
+    update = Update(sets={"updated_at": when.now})
+    if protective is None:
+        update.removes.append("protective")
+    else:
+        update.sets["protective"] = dict(protective)
+    condition = ("attribute_not_exists(pending) AND live_position = :held"
+                 " AND protective.parent_client_order_id = :parent")
+    write = _strategy_update(user_id, strategy_id, update, condition,
+                             **{":held": to_attr(held), ":parent": to_attr(parent)})
+    return not _commit([("strategy", write), *_events(events, when)])
+
+
+def set_paper_book(user_id: str, strategy_id: str, book: Mapping[str, Any], *, held: Decimal,
+                   events: Iterable[StrategyEvent] = (), sets: Mapping[str, Any] | None = None) -> bool:
+    """Replace the open paper position's book (its levels re-priced, ``klineo.runner.reprice``), with its
+    events; False when the paper position moved meanwhile (nothing written)."""
+    when = write_time()
+    update = Update(sets={"paper_book": dict(book), "updated_at": when.now, **(sets or {})})
+    write = _strategy_update(user_id, strategy_id, update, "paper_position = :held",
+                             **{":held": to_attr(held)})
     return not _commit([("strategy", write), *_events(events, when)])
 
 
