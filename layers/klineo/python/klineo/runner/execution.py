@@ -96,6 +96,7 @@ from klineo.runner.paper import (
 from klineo.runner.planning import OrderPlan, plan_order
 from klineo.runner.pnl import live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
+from klineo.runner.reprice import LiveReprice, repriced_paper_levels
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
 from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
@@ -141,6 +142,7 @@ from klineo.store.runs import (
     extend_lease,
     record_run,
     record_skip,
+    set_paper_book,
     set_protective,
     settle_live_order,
 )
@@ -352,8 +354,35 @@ class _Turn:
         if self.ctx.group is None:
             return self.refused_market(self.ctx.group_error)
         if not self.live:
+            self.paper_reprice()
             self.paper_protective_exit()
         return self.decide_and_trade(trading)
+
+    def paper_reprice(self) -> None:
+        """Changed percents move the open paper position's levels (``klineo.runner.reprice``)."""
+        assert self.ctx.group is not None
+        strategy = self.strategy
+        moved = repriced_paper_levels(strategy, self.ctx.group.candles)
+        if moved is None:
+            return
+        record, details = moved
+        book = {k: v for k, v in (strategy.paper_book or {}).items() if k != "protective"}
+        if record is not None:
+            book["protective"] = record
+        legacy = {"protective": {}} if legacy_paper_levels(strategy) is not None else None
+        self.event("protective_repriced", mode="paper", **details)
+        set_paper_book(strategy.user_id, strategy.strategy_id, book, held=strategy.paper_position,
+                       events=self.take_events(), sets=legacy)
+        self.reload()
+
+    def live_reprice(self, target: Decimal) -> None:
+        """Changed percents move the open live position's protective orders (``klineo.runner.reprice``),
+        in a turn whose order (if any) neither enters nor closes: an entry arms its own from the settings."""
+        position = self.strategy.live_position
+        if self.trading is None or not self.strategy.protective or target == 0 or _entered(position, target):
+            return
+        if LiveReprice(self.strategy, self.trading.connection, self.make_event).play():
+            self.reload()
 
     def paper_protective_exit(self) -> None:
         """A paper stop-loss/take-profit reached by this candle closes the simulated position first."""
@@ -472,6 +501,8 @@ class _Turn:
             run = self.run("failed", error=_error(exc), **facts)
             return self.record(run, _pausing(pause), str(exc.category))
         facts["target_position"] = plan.target
+        if self.live:
+            self.live_reprice(plan.target)
         if plan.side is None or plan.quantity is None:
             # A hold is ONE conditional put of its run (it carries the signal and indicators): no
             # event, no strategy write; the log gets a signal when it acts (klineo.store.runs).
@@ -803,7 +834,8 @@ class _Turn:
         # Loaded here: only a strategy with stops armed reaches this line (see _arm_protective).
         from klineo.services.strategy_protection import disarm_strategy_protection
 
-        disarm_strategy_protection(self.trading.connection, str(parent))
+        generations = range(int(armed.get("generations", 1)))  # a re-priced position's earlier sets too
+        disarm_strategy_protection(self.trading.connection, str(parent), generations)
 
     def after_live_fill(self, pending: PendingOrder, result: OrderResult, position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""

@@ -1,0 +1,226 @@
+"""A change of a strategy's stop-loss / take-profit / trailing percent, applied to its open position.
+
+PATCH /strategies/{id} only stores the percents (it sends nothing to Binance). The strategy's next
+runner turn moves the open position's protection to them, priced from the position's recorded entry
+price by the rule of an entry (``klineo.runner.paper.protective_record``). Nothing happens without an
+open position, or while the levels the percents give are the ones recorded.
+
+Paper (``repriced_paper_levels``), before the candle's exit check: the candles of the turn's window
+before its own keep the old levels (one of them that reaches an old level closes the position first,
+as it would have); the new levels count from the turn's candle on (``entry_close_time`` moves up to
+the candle before it), so a level set now never fires on a candle that closed before.
+
+Live (``LiveReprice``), in a turn that neither enters nor closes (an entry arms its own orders from
+the settings), once the position was checked against the exchange:
+
+1. Claim a generation before anything is sent: ``protective.repricing`` = {generation n, the new
+   levels}, ``generations`` = n + 1 (how many were ever claimed), written on condition that the
+   position and its entry are as read. A repeat (a redelivered message, a crash) with the same levels
+   resumes generation n; other levels cancel what n placed and claim the next one.
+2. Place the new set (clientAlgoIds of generation n: ``protective_client_algo_id``) for the open
+   position, reduce-only, through the risk gate as reducing orders, each exactly once.
+3. All placed: cancel every earlier generation's orders still open, then record the new
+   ``protective`` (``generation`` n, armed) with a ``protective_repriced`` event (old and new levels).
+   Every percent cleared: the orders are cancelled and ``protective`` forgotten.
+4. A placement failed: the old orders stay; an ``error`` event (``protective_not_repriced``). Refused for
+   good (e.g. -2021, a level the mark price already crossed: the entry path records such a refusal
+   and places nothing instead): what generation n placed is cancelled and the levels are remembered as
+   ``refused`` (not tried again until the percents change). A transient failure keeps the claim: the
+   next turn resumes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import Candle
+from klineo.errors import KlineoError
+from klineo.observability import logger
+from klineo.runner.paper import paper_exit, paper_protective, protective_record
+from klineo.store.connections import Connection
+from klineo.store.events import StrategyEvent
+from klineo.store.runs import replace_protective
+from klineo.store.strategies import Strategy
+from klineo.validation import decimal_or_none
+
+__all__ = ["LiveReprice", "level_details", "levels", "repriced_paper_levels"]
+
+LEVELS = ("stop_loss", "take_profit", "trailing_stop_pct")
+# A turn's events of a re-pricing carry this tag: an error of the turn's own order keeps its own key.
+_TAG = "reprice"
+
+
+def levels(record: dict[str, Any] | None) -> dict[str, Decimal]:
+    """The levels of a protective record (or of a stored levels map), as numbers."""
+    found = {name: decimal_or_none((record or {}).get(name)) for name in LEVELS}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def level_details(old: dict[str, Decimal], new: dict[str, Decimal]) -> dict[str, Decimal]:
+    """An event's details of a re-pricing: ``old_<level>`` and ``new_<level>`` for each level set."""
+    return {**{f"old_{k}": v for k, v in old.items()}, **{f"new_{k}": v for k, v in new.items()}}
+
+
+def _side(position: Decimal) -> str:
+    return "BUY" if position > 0 else "SELL"
+
+
+def repriced_paper_levels(
+    strategy: Strategy, candles: Sequence[Candle],
+) -> tuple[dict[str, Any] | None, dict[str, Decimal]] | None:
+    """(the open paper position's new record, None when every percent is cleared; the event's details),
+    or None when nothing changes (see the module docstring)."""
+    record = paper_protective(strategy) or {}
+    position = strategy.paper_position
+    price = decimal_or_none(record.get("entry_price")) or decimal_or_none(
+        (strategy.paper_book or {}).get("entry_price"))
+    if position == 0 or not price or not candles or record.get("mode", "paper") != "paper":
+        return None
+    wanted = protective_record(strategy, _side(position), price, "paper")
+    if levels(wanted) == levels(record):
+        return None
+    if record and paper_exit(strategy, candles[:-1], candles[-1].close_time) is not None:
+        return None  # an earlier candle reached an old level: the exit check closes the position there
+    if wanted is not None:
+        since = decimal_or_none(record.get("entry_close_time"))
+        before = candles[-2].close_time if len(candles) > 1 else candles[-1].close_time - 1
+        wanted["entry_close_time"] = max(int(since), before) if since is not None else before
+    return wanted, level_details(levels(record), levels(wanted))
+
+
+class LiveReprice:
+    """The live position's protective orders moved to the strategy's percents (module docstring)."""
+
+    def __init__(self, strategy: Strategy, connection: Connection,
+                 make_event: Callable[..., StrategyEvent]) -> None:
+        self.strategy = strategy
+        self.connection = connection
+        self.make_event = make_event
+        self.record = dict(strategy.protective or {})
+        self.parent = str(self.record.get("parent_client_order_id") or "")
+        self.held = strategy.live_position
+
+    def play(self) -> bool:
+        """Re-price when the percents moved; True when the strategy was written (read it again)."""
+        record = self.record
+        if self.held == 0 or record.get("mode") != "live" or not self.parent:
+            return False
+        price = decimal_or_none(record.get("entry_price"))
+        if not price:
+            return False
+        wanted = protective_record(self.strategy, _side(self.held), price, "live")
+        new, claimed = levels(wanted), dict(record.get("repricing") or {})
+        if new == levels(record):
+            return self.abandon(claimed) if claimed else self.retire()
+        if not claimed and record.get("refused") is not None and new == levels(record["refused"]):
+            return self.retire()  # refused for good at these levels: tried again once the percents change
+        if wanted is None:
+            return self.remove_all()
+        if claimed and levels(claimed.get("levels")) != new:
+            self.note_cancelled([int(claimed["generation"])])  # an earlier attempt at other levels
+            claimed = {}
+        generation = int(claimed["generation"]) if claimed else self.claim(new)
+        if generation is None:
+            return True
+        return self.place(wanted, generation)
+
+    # ------------------------------------------------------------------ steps
+    def claim(self, new: dict[str, Decimal]) -> int | None:
+        """Claim the next generation (written before anything is sent); None when the strategy moved."""
+        generation = int(self.record.get("generations", 1))
+        record = {k: v for k, v in self.record.items() if k != "refused"}
+        record.update(generations=generation + 1, repricing={"generation": generation, "levels": new})
+        if not self.write(record):
+            return None
+        self.record = record
+        return generation
+
+    def place(self, wanted: dict[str, Any], generation: int) -> bool:
+        """Place generation ``generation`` at ``wanted``; cancel the older ones once all are placed."""
+        # Loaded here: only a live strategy whose percents changed reaches this line (cold start).
+        from klineo.services.strategy_protection import arm_strategy_protection
+
+        targets = {role: wanted[role] for role in ("stop_loss", "take_profit") if wanted.get(role)}
+        if wanted.get("trailing_stop_pct") is not None:
+            targets["trailing_stop"] = wanted["trailing_stop_pct"]
+        try:
+            states = arm_strategy_protection(
+                self.connection, self.strategy.strategy_id, self.strategy.symbol, self.parent,
+                _side(self.held), abs(self.held), wanted["entry_price"], targets, generation=generation)
+        except KlineoError as exc:  # transient: the claim stays, the next turn resumes it
+            return self.failed(self.record, levels(wanted), exc.message, str(exc.category))
+        if any(state.status in ("REJECTED", "WAITING_FOR_FILL") for state in states):
+            self.note_cancelled([generation])
+            record = {k: v for k, v in self.record.items() if k != "repricing"}
+            record["refused"] = levels(wanted)
+            message = ("Binance refused a re-priced protective order (a level the mark price already "
+                       "crossed?); the earlier orders stay.")
+            return self.failed(record, levels(wanted), message, "order_rejected")
+        old = levels(self.record)
+        self.note_cancelled(range(generation))
+        record = {**wanted, "quantity": abs(self.held), "parent_client_order_id": self.parent, "armed": True,
+                  "generation": generation, "generations": self.record["generations"]}
+        if self.record.get("superseded"):
+            record["superseded"] = self.record["superseded"]
+        event = self.make_event("protective_repriced", mode="live", **level_details(old, levels(wanted)),
+                                quantity=abs(self.held), entry_price=wanted["entry_price"])
+        return self.write(record, [event]) or True
+
+    def remove_all(self) -> bool:
+        """Every percent cleared: cancel the position's orders of every generation, forget the record."""
+        old = self.record
+        if not self.disarm(range(int(old.get("generations", 1)))):
+            return self.failed(old, {}, "The protective orders could not all be cancelled; tried again next "
+                               "turn.", "cancel_failed")
+        event = self.make_event("protective_repriced", mode="live", **level_details(levels(old), {}),
+                                quantity=abs(self.held))
+        return self.write(None, [event]) or True
+
+    def abandon(self, claimed: dict[str, Any]) -> bool:
+        """The percents went back to the armed levels: cancel what the unfinished claim placed."""
+        self.note_cancelled([int(claimed["generation"])])
+        return self.write({k: v for k, v in self.record.items() if k != "repricing"}) or True
+
+    def retire(self) -> bool:
+        """Cancel again what an earlier re-pricing could not cancel (``superseded``); False when none."""
+        superseded = self.record.get("superseded")
+        if not superseded or not self.disarm([int(g) for g in superseded]):
+            return False
+        return self.write({k: v for k, v in self.record.items() if k != "superseded"}) or True
+
+    def note_cancelled(self, generations: Sequence[int] | range) -> None:
+        """Cancel ``generations``' open orders; the ones that could not be are kept in ``superseded`` (the
+        record written next carries it) and cancelled again on the next turns."""
+        if not self.disarm(generations):
+            superseded = {int(g) for g in self.record.get("superseded") or []} | set(generations)
+            self.record["superseded"] = sorted(superseded)
+
+    def failed(self, record: dict[str, Any], new: dict[str, Decimal], message: str, category: str) -> bool:
+        """The old orders stay: ``record`` (the claim kept or dropped) with an error event."""
+        logger.warning("protective orders not re-priced", extra={
+            "strategy_id": self.strategy.strategy_id, "category": category})
+        if self.record.get("superseded"):
+            record["superseded"] = self.record["superseded"]
+        event = self.make_event("error", what="protective_not_repriced", category=category, message=message,
+                                **level_details(levels(self.record), new))
+        return self.write(record, [event]) or True
+
+    # ------------------------------------------------------------------ Binance and the store
+    def disarm(self, generations: Sequence[int] | range) -> bool:
+        """Cancel the entry's protective orders of ``generations`` still open; True when none is left."""
+        from klineo.services.strategy_protection import disarm_strategy_protection
+
+        return disarm_strategy_protection(self.connection, self.parent, generations)
+
+    def write(self, record: dict[str, Any] | None, events: Sequence[StrategyEvent] = ()) -> bool:
+        """Record the live position's ``protective`` (conditional on the position and its entry)."""
+        strategy = self.strategy
+        written = replace_protective(strategy.user_id, strategy.strategy_id, record, held=self.held,
+                                     parent=self.parent, events=[replace(e, tag=_TAG) for e in events])
+        if not written:
+            logger.info("strategy moved while its protective orders were re-priced",
+                        extra={"strategy_id": strategy.strategy_id})
+        return written
