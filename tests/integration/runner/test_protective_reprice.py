@@ -31,7 +31,10 @@ from tests.integration.api.conftest import at_path
 
 USER = "user-runner-reprice"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
+ALWAYS_SHORT = {"period": 14, "oversold": 0.001, "overbought": 0.01}
 ALGO_PATH = "/fapi/v1/algoOrder"
+ROLES = ("stop_loss", "take_profit", "trailing_stop")
+FIRED = ("TRIGGERED", "FINISHED")
 D = Decimal
 
 
@@ -103,7 +106,8 @@ def test_a_tighter_stop_and_take_profit_move_the_open_positions_orders(runner) -
     assert get_order_record(USER, protective_client_algo_id(entry, "stop_loss")).status == "CANCELED"
     stored = runner.stored(USER, sid).protective
     assert (D(str(stored["stop_loss"])), D(str(stored["take_profit"]))) == (sl, tp)
-    assert (stored["generation"], stored["parent_client_order_id"], stored["armed"]) == (1, entry, True)
+    assert (stored["orders"], stored["parent_client_order_id"], stored["armed"]) == (
+        {"stop_loss": 1, "take_profit": 1}, entry, True)
     [event] = _events(sid, "protective_repriced")
     assert D(event.details["old_stop_loss"]) == protective_prices("BUY", fill, D(2), None)[0]
     assert D(event.details["new_stop_loss"]) == sl and D(event.details["new_take_profit"]) == tp
@@ -111,8 +115,8 @@ def test_a_tighter_stop_and_take_profit_move_the_open_positions_orders(runner) -
 
 
 def test_a_redelivered_turn_does_not_place_the_repriced_orders_again(runner) -> None:
-    """GIVEN a re-priced turn that ran WHEN SQS delivers its message again THEN no algo order is sent
-    again and exactly one stop-loss and one take-profit are open."""
+    """GIVEN a re-priced turn that ran (only the stop-loss moved) WHEN SQS delivers its message again THEN
+    no algo order is sent again and exactly one stop-loss (the new one) and one take-profit are open."""
     first, second = _ticks(runner, 2)
     sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
     _patch(runner, sid, {"stop_loss_pct": "1.5"})
@@ -124,15 +128,15 @@ def test_a_redelivered_turn_does_not_place_the_repriced_orders_again(runner) -> 
 
     runner.work_event(event)
 
-    assert len(runner.journal("POST", ALGO_PATH)) == sent == 4  # the entry's pair, then the re-priced pair
+    assert len(runner.journal("POST", ALGO_PATH)) == sent == 3  # the entry's pair, then the re-priced stop
     assert sorted(a.client_algo_id for a in _open(runner)) == sorted(
-        protective_client_algo_id(entry, role, 1) for role in ("stop_loss", "take_profit"))
+        [protective_client_algo_id(entry, "stop_loss", 1), protective_client_algo_id(entry, "take_profit")])
     assert len(_events(sid, "protective_repriced")) == 1
 
 
 def test_clearing_the_take_profit_removes_it_and_keeps_the_stop(runner) -> None:
     """GIVEN a live long with SL 2 % / TP 3 % WHEN the PATCH clears take_profit_pct (null) THEN the next turn
-    leaves only a stop-loss at 2 % open, no take-profit."""
+    leaves only the stop-loss at 2 % open (its original order), no take-profit."""
     first, second = _ticks(runner, 2)
     sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
     _patch(runner, sid, {"take_profit_pct": None})
@@ -141,7 +145,8 @@ def test_clearing_the_take_profit_removes_it_and_keeps_the_stop(runner) -> None:
 
     [left] = _open(runner)
     sl = protective_prices("BUY", fill, D(2), None)[0]
-    assert (left.order_type, left.trigger_price) == ("STOP_MARKET", _tick_price(runner, sl))
+    assert (left.client_algo_id, left.order_type, left.trigger_price) == (
+        protective_client_algo_id(entry, "stop_loss"), "STOP_MARKET", _tick_price(runner, sl))
     stored = runner.stored(USER, sid).protective
     assert "take_profit" not in stored and D(str(stored["stop_loss"])) == sl
 
@@ -161,8 +166,8 @@ def test_clearing_every_percent_cancels_the_orders_and_forgets_them(runner) -> N
 
 
 def test_a_failed_placement_keeps_the_old_orders_and_the_next_turn_finishes(runner) -> None:
-    """GIVEN a PATCH to SL 1 % WHEN Binance is unavailable for the new orders THEN the old pair stays open
-    with an error event; WHEN the next turn runs THEN the new pair replaces it (never unprotected)."""
+    """GIVEN a PATCH to SL 1 % WHEN Binance is unavailable for the new stop THEN the old pair stays open
+    with an error event; WHEN the next turn runs THEN the new stop replaces the old (never unprotected)."""
     first, second, third = _ticks(runner, 3)
     sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
     _patch(runner, sid, {"stop_loss_pct": "1"})
@@ -174,24 +179,24 @@ def test_a_failed_placement_keeps_the_old_orders_and_the_next_turn_finishes(runn
     assert sorted(a.client_algo_id for a in _open(runner)) == old_ids
     [error] = _events(sid, "error")
     assert error.details["what"] == "protective_not_repriced"
-    assert runner.stored(USER, sid).protective.get("generation", 0) == 0
+    assert "orders" not in runner.stored(USER, sid).protective
     runner.sim.faults.clear()
 
     runner.run_tick(third)
 
     assert sorted(a.client_algo_id for a in _open(runner)) == sorted(
-        protective_client_algo_id(entry, role, 1) for role in ("stop_loss", "take_profit"))
-    assert runner.stored(USER, sid).protective["generation"] == 1
+        [protective_client_algo_id(entry, "stop_loss", 1), protective_client_algo_id(entry, "take_profit")])
+    assert runner.stored(USER, sid).protective["orders"] == {"stop_loss": 1, "take_profit": 0}
 
 
 def test_a_new_stop_the_mark_already_crossed_is_refused_and_the_old_orders_stay(runner) -> None:
     """GIVEN a live long with SL 2 % / TP 3 % and the mark 1 % below the fill WHEN the PATCH sets SL 0.5 %
-    (already crossed: Binance -2021) THEN the old pair stays, the new take-profit placed meanwhile is
-    cancelled, an error event says so, and the next turn does not try the same levels again."""
+    (already crossed: Binance -2021) and TP 5 % THEN the old pair stays, the new take-profit placed
+    meanwhile is cancelled, an error event says so, and the next turn does not try the same levels again."""
     first, second, third = _ticks(runner, 3)
     sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
     runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.99")))
-    _patch(runner, sid, {"stop_loss_pct": "0.5"})
+    _patch(runner, sid, {"stop_loss_pct": "0.5", "take_profit_pct": "5"})
 
     runner.run_tick(second)
 
@@ -207,19 +212,149 @@ def test_a_new_stop_the_mark_already_crossed_is_refused_and_the_old_orders_stay(
     assert sorted(a.client_algo_id for a in _open(runner)) == old_ids
 
 
-def test_a_fired_repriced_stop_cancels_its_own_generations_siblings(runner) -> None:
-    """GIVEN a re-priced pair (generation 1) WHEN its stop-loss fires THEN a read of the open orders cancels
-    the generation's take-profit (siblings are found by the re-priced ids, not the entry's first ones)."""
+def test_a_fired_repriced_stop_cancels_the_entrys_take_profit_of_another_generation(runner) -> None:
+    """GIVEN a re-priced stop-loss (generation 1) beside the entry's first take-profit (generation 0) WHEN the
+    stop fires THEN a read of the open orders cancels the take-profit (siblings of every generation)."""
     first, second = _ticks(runner, 2)
     sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
     _patch(runner, sid, {"stop_loss_pct": "1"})
     runner.run_tick(second)
     runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.985")))  # the new 1 % stop fires
-    tp = protective_client_algo_id(entry, "take_profit", 1)
+    tp = protective_client_algo_id(entry, "take_profit")
+    assert _algos(runner)[tp].status == "NEW"
 
     list_open_orders(USER, runner.stored(USER, sid).connection_id, "BTCUSDT")  # cancels fired siblings
 
     assert _algos(runner)[tp].status == "CANCELED"
+
+
+def _guarded_with_trail(runner, tick_ms: int) -> tuple[str, str, Decimal]:
+    """A live long with SL 2 %, TP 3 % and a 4 % trailing stop armed (generation 0)."""
+    sid, entry, fill = _guarded_long(runner, tick_ms, stop_loss_pct="2", take_profit_pct="3",
+                                     trailing_stop_pct="4")
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted(
+        protective_client_algo_id(entry, role) for role in ROLES)
+    return sid, entry, fill
+
+
+def test_moving_only_the_stop_keeps_the_trailing_stop_and_take_profit_orders(runner) -> None:
+    """GIVEN a live long with SL, TP and a trailing stop WHEN the PATCH moves only stop_loss_pct THEN the next
+    turn places only a new stop-loss at the new price, cancels the old one, and leaves the ORIGINAL
+    trailing stop (its trail kept) and take-profit orders open."""
+    first, second = _ticks(runner, 2)
+    sid, entry, fill = _guarded_with_trail(runner, first)
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+
+    runner.run_tick(second)
+
+    new_sl = protective_client_algo_id(entry, "stop_loss", 1)
+    kept = [protective_client_algo_id(entry, role) for role in ("take_profit", "trailing_stop")]
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([new_sl, *kept])
+    algos = _algos(runner)
+    sl = protective_prices("BUY", fill, D(1), None)[0]
+    assert (algos[new_sl].order_type, algos[new_sl].trigger_price) == ("STOP_MARKET", _tick_price(runner, sl))
+    assert algos[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
+    assert len(runner.journal("POST", ALGO_PATH)) == 4  # the entry's three, then the new stop only
+    stored = runner.stored(USER, sid).protective
+    assert stored["orders"] == {"stop_loss": 1, "take_profit": 0, "trailing_stop": 0}
+
+
+def test_moving_only_the_trailing_percent_replaces_only_the_trailing_stop(runner) -> None:
+    """GIVEN a live long with SL, TP and a 4 % trailing stop WHEN the PATCH sets trailing_stop_pct 2 THEN only
+    the trailing stop is replaced (callbackRate 2); the stop-loss and take-profit keep their orders."""
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_with_trail(runner, first)
+    _patch(runner, sid, {"trailing_stop_pct": "2"})
+
+    runner.run_tick(second)
+
+    new_ts = protective_client_algo_id(entry, "trailing_stop", 1)
+    kept = [protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit")]
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([new_ts, *kept])
+    algos = _algos(runner)
+    assert (algos[new_ts].order_type, algos[new_ts].callback_rate) == ("TRAILING_STOP_MARKET", D(2))
+    assert algos[protective_client_algo_id(entry, "trailing_stop")].status == "CANCELED"
+    assert len(runner.journal("POST", ALGO_PATH)) == 4
+
+
+def test_a_fired_generation_1_stop_cancels_the_generation_0_take_profit_and_trailing_stop(runner) -> None:
+    """GIVEN SL re-priced (generation 1) beside the entry's TP and trailing stop (generation 0) WHEN the new
+    stop fires THEN a read of the open orders cancels the generation-0 take-profit and trailing stop."""
+    first, second = _ticks(runner, 2)
+    sid, entry, fill = _guarded_with_trail(runner, first)
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    runner.run_tick(second)
+    others = [protective_client_algo_id(entry, role) for role in ("take_profit", "trailing_stop")]
+    assert [_algos(runner)[i].status for i in others] == ["NEW"] * 2
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.985")))  # the new 1 % stop fires, not the trail
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss", 1)].status in FIRED
+
+    list_open_orders(USER, runner.stored(USER, sid).connection_id, "BTCUSDT")
+
+    assert [_algos(runner)[i].status for i in others] == ["CANCELED"] * 2
+    assert _open(runner) == []
+
+
+def test_a_fired_generation_0_take_profit_cancels_the_generation_1_stop(runner) -> None:
+    """GIVEN SL re-priced (generation 1) beside the entry's TP and trailing stop (generation 0) WHEN the
+    generation-0 take-profit fires THEN a read of the open orders cancels the generation-1 stop-loss and the
+    trailing stop."""
+    first, second = _ticks(runner, 2)
+    sid, entry, fill = _guarded_with_trail(runner, first)
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    runner.run_tick(second)
+    others = [protective_client_algo_id(entry, "stop_loss", 1),
+              protective_client_algo_id(entry, "trailing_stop")]
+    assert [_algos(runner)[i].status for i in others] == ["NEW"] * 2
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.035")))  # the 3 % take-profit fires
+    assert _algos(runner)[protective_client_algo_id(entry, "take_profit")].status in FIRED
+
+    list_open_orders(USER, runner.stored(USER, sid).connection_id, "BTCUSDT")
+
+    assert [_algos(runner)[i].status for i in others] == ["CANCELED"] * 2
+    assert _open(runner) == []
+
+
+def test_a_redelivered_turn_after_a_partial_reprice_sends_nothing_again(runner) -> None:
+    """GIVEN a turn that re-priced only the stop-loss of an SL / TP / trailing-stop position WHEN SQS delivers
+    its message again THEN nothing is sent to Binance again (no order, no cancel) and the same three
+    orders stay open."""
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_with_trail(runner, first)
+    _patch(runner, sid, {"stop_loss_pct": "1.5"})
+    runner.tick(second)
+    event = sqs_event(runner.receive(), runner.queue_arn, runner.aws.region)
+    runner.work_event(event)
+    posts, deletes = len(runner.journal("POST", ALGO_PATH)), len(runner.journal("DELETE", ALGO_PATH))
+    left = sorted(a.client_algo_id for a in _open(runner))
+
+    runner.work_event(event)
+
+    assert (len(runner.journal("POST", ALGO_PATH)), len(runner.journal("DELETE", ALGO_PATH))) == (
+        posts, deletes) == (4, 1)
+    assert sorted(a.client_algo_id for a in _open(runner)) == left == sorted(
+        [protective_client_algo_id(entry, "stop_loss", 1),
+         *(protective_client_algo_id(entry, role) for role in ("take_profit", "trailing_stop"))])
+    assert len(_events(sid, "protective_repriced")) == 1
+
+
+def test_a_flip_after_a_partial_reprice_cancels_every_order_of_every_generation(runner) -> None:
+    """GIVEN SL re-priced (generation 1) beside the entry's TP and trailing stop (generation 0) WHEN the
+    signal turns short THEN the long's orders of both generations are cancelled, only the short's open."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry, _fill = _guarded_with_trail(runner, first)
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    runner.run_tick(second)
+    strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+
+    runner.run_tick(third)
+
+    long_orders = [protective_client_algo_id(entry, "stop_loss", 1),
+                   *(protective_client_algo_id(entry, role) for role in ROLES)]
+    assert [_algos(runner)[i].status for i in long_orders] == ["CANCELED"] * 4
+    short = runner.runs(sid)[0].order["client_order_id"]
+    assert short != entry and sorted(a.client_algo_id for a in _open(runner)) == sorted(
+        protective_client_algo_id(short, role) for role in ROLES)
 
 
 # ---------------------------------------------------------------------------------------------- paper

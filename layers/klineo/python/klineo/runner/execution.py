@@ -832,10 +832,12 @@ class _Turn:
         if parent is None or self.trading is None or not (position_to == 0 or _entered(before, position_to)):
             return
         # Loaded here: only a strategy with stops armed reaches this line (see _arm_protective).
+        from klineo.services.protective import entry_protective_ids
         from klineo.services.strategy_protection import disarm_strategy_protection
 
-        generations = range(int(armed.get("generations", 1)))  # a re-priced position's earlier sets too
-        disarm_strategy_protection(self.trading.connection, str(parent), generations)
+        # Every role of every generation the position had (a re-priced one's earlier orders too).
+        ids = entry_protective_ids(str(parent), int(armed.get("generations", 1)))
+        disarm_strategy_protection(self.trading.connection, ids)
 
     def after_live_fill(self, pending: PendingOrder, result: OrderResult, position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""

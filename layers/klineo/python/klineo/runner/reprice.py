@@ -11,17 +11,26 @@ as it would have); the new levels count from the turn's candle on (``entry_close
 the candle before it), so a level set now never fires on a candle that closed before.
 
 Live (``LiveReprice``), in a turn that neither enters nor closes (an entry arms its own orders from
-the settings), once the position was checked against the exchange:
+the settings), once the position was checked against the exchange. Only the levels that changed are
+re-placed: a new or moved level gets a new order, a cleared one loses its order, an unchanged one keeps
+its order untouched. A trailing stop placed anew would trail from the current price, not from the best
+price the one armed has seen, so moving only the stop-loss must not replace it. The record says which
+order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
+(``protective_client_algo_id``; a record without it: the entry's first orders, generation 0).
 
 1. Claim a generation before anything is sent: ``protective.repricing`` = {generation n, the new
-   levels}, ``generations`` = n + 1 (how many were ever claimed), written on condition that the
-   position and its entry are as read. A repeat (a redelivered message, a crash) with the same levels
-   resumes generation n; other levels cancel what n placed and claim the next one.
-2. Place the new set (clientAlgoIds of generation n: ``protective_client_algo_id``) for the open
-   position, reduce-only, through the risk gate as reducing orders, each exactly once.
-3. All placed: cancel every earlier generation's orders still open, then record the new
-   ``protective`` (``generation`` n, armed) with a ``protective_repriced`` event (old and new levels).
-   Every percent cleared: the orders are cancelled and ``protective`` forgotten.
+   levels, ``roles`` placed in n, ``replaces`` = {role: generation} of the orders it replaces (moved or
+   cleared)}, ``generations`` = n + 1 (how many were ever claimed, also on the entry's order record, for
+   the sibling rule), written on condition that the position, its entry and ``generations`` are as
+   read. A repeat (a redelivered message, a crash) with the same levels resumes the claim as written;
+   other levels cancel what n placed and claim the next one. (Every role is placed anew while the
+   record is not ``armed``: its orders may be missing.)
+2. Place the claimed roles (clientAlgoIds of generation n) for the open position, reduce-only, through
+   the risk gate as reducing orders, each exactly once.
+3. All placed: cancel the replaced orders still open, then record the new ``protective`` (``orders``
+   updated, armed) with a ``protective_repriced`` event (old and new levels). Every percent cleared:
+   every order the position had is cancelled and ``protective`` forgotten. An order that could not be
+   cancelled is kept in ``superseded`` (clientAlgoIds) and cancelled again on the next turns.
 4. A placement failed: the old orders stay; an ``error`` event (``protective_not_repriced``). Refused for
    good (e.g. -2021, a level the mark price already crossed: the entry path records such a refusal
    and places nothing instead): what generation n placed is cancelled and the levels are remembered as
@@ -31,7 +40,7 @@ the settings), once the position was checked against the exchange:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -42,13 +51,16 @@ from klineo.observability import logger
 from klineo.runner.paper import paper_exit, paper_protective, protective_record
 from klineo.store.connections import Connection
 from klineo.store.events import StrategyEvent
+from klineo.store.orders import protective_generations_update
 from klineo.store.runs import replace_protective
 from klineo.store.strategies import Strategy
 from klineo.validation import decimal_or_none
 
-__all__ = ["LiveReprice", "level_details", "levels", "repriced_paper_levels"]
+__all__ = ["LiveReprice", "armed_orders", "level_details", "levels", "repriced_paper_levels"]
 
 LEVELS = ("stop_loss", "take_profit", "trailing_stop_pct")
+# The level each protective role's order is placed at (a trailing stop: its callbackRate in percent).
+_LEVEL_OF = {"stop_loss": "stop_loss", "take_profit": "take_profit", "trailing_stop": "trailing_stop_pct"}
 # A turn's events of a re-pricing carry this tag: an error of the turn's own order keeps its own key.
 _TAG = "reprice"
 
@@ -91,6 +103,28 @@ def repriced_paper_levels(
     return wanted, level_details(levels(record), levels(wanted))
 
 
+def _order_ids(parent: str, orders: Iterable[tuple[str, int]]) -> list[str]:
+    """The clientAlgoIds of the entry ``parent``'s orders (role, generation)."""
+    # Loaded here: only a live strategy whose percents changed reaches this line (cold start).
+    from klineo.services.protective import protective_client_algo_id
+
+    return [protective_client_algo_id(parent, role, generation) for role, generation in orders]
+
+
+def _roles(record: dict[str, Any] | None) -> dict[str, Decimal]:
+    """The levels of a protective record (or of a stored levels map) by the role of their orders."""
+    found = levels(record)
+    return {role: found[name] for role, name in _LEVEL_OF.items() if name in found}
+
+
+def armed_orders(record: dict[str, Any]) -> dict[str, int]:
+    """The generation of each role's armed order: ``orders``, else (the entry's first orders) 0 for each."""
+    stored = record.get("orders")
+    if stored is not None:
+        return {str(role): int(generation) for role, generation in stored.items()}
+    return {role: 0 for role in _roles(record)}
+
+
 class LiveReprice:
     """The live position's protective orders moved to the strategy's percents (module docstring)."""
 
@@ -120,59 +154,80 @@ class LiveReprice:
         if wanted is None:
             return self.remove_all()
         if claimed and levels(claimed.get("levels")) != new:
-            self.note_cancelled([int(claimed["generation"])])  # an earlier attempt at other levels
+            self.note_cancelled(self.claimed_ids(claimed))  # an earlier attempt at other levels
             claimed = {}
-        generation = int(claimed["generation"]) if claimed else self.claim(new)
-        if generation is None:
+        claimed = claimed or self.claim(new)
+        if not claimed:
             return True
-        return self.place(wanted, generation)
+        return self.place(wanted, claimed)
 
     # ------------------------------------------------------------------ steps
-    def claim(self, new: dict[str, Decimal]) -> int | None:
-        """Claim the next generation (written before anything is sent); None when the strategy moved."""
-        generation = int(self.record.get("generations", 1))
+    def plan(self, new: dict[str, Decimal]) -> dict[str, Any]:
+        """The roles a re-pricing to ``new`` places (a new or moved level; every one while the record is
+        not armed) and the orders it replaces (role -> generation: moved or cleared)."""
+        old, wanted = _roles(self.record), _roles(new)
+        armed = bool(self.record.get("armed"))
+        kept = {role for role, value in wanted.items() if armed and old.get(role) == value}
+        replaces = {role: g for role, g in armed_orders(self.record).items() if role not in kept}
+        return {"roles": sorted(set(wanted) - kept), "replaces": replaces}
+
+    def claim(self, new: dict[str, Decimal]) -> dict[str, Any] | None:
+        """Claim the next generation with its plan (written before anything is sent, on the entry's record
+        too); None when the strategy moved."""
+        seen = int(self.record.get("generations", 1))
+        claim = {"generation": seen, "levels": new, **self.plan(new)}
         record = {k: v for k, v in self.record.items() if k != "refused"}
-        record.update(generations=generation + 1, repricing={"generation": generation, "levels": new})
-        if not self.write(record):
+        record.update(generations=seen + 1, repricing=claim)
+        entry = protective_generations_update(self.strategy.user_id, self.parent, seen + 1)
+        if not self.write(record, seen_generations=seen, entry_update=entry):
             return None
         self.record = record
-        return generation
+        return claim
 
-    def place(self, wanted: dict[str, Any], generation: int) -> bool:
-        """Place generation ``generation`` at ``wanted``; cancel the older ones once all are placed."""
+    def place(self, wanted: dict[str, Any], claim: dict[str, Any]) -> bool:
+        """Place the claimed roles at ``wanted``; the replaced orders are cancelled once all are placed."""
         # Loaded here: only a live strategy whose percents changed reaches this line (cold start).
         from klineo.services.strategy_protection import arm_strategy_protection
 
-        targets = {role: wanted[role] for role in ("stop_loss", "take_profit") if wanted.get(role)}
-        if wanted.get("trailing_stop_pct") is not None:
-            targets["trailing_stop"] = wanted["trailing_stop_pct"]
+        generation = int(claim["generation"])
+        targets = {role: wanted[_LEVEL_OF[role]] for role in claim.get("roles") or []}
         try:
             states = arm_strategy_protection(
                 self.connection, self.strategy.strategy_id, self.strategy.symbol, self.parent,
-                _side(self.held), abs(self.held), wanted["entry_price"], targets, generation=generation)
+                _side(self.held), abs(self.held), wanted["entry_price"], targets,
+                generation=generation) if targets else []
         except KlineoError as exc:  # transient: the claim stays, the next turn resumes it
             return self.failed(self.record, levels(wanted), exc.message, str(exc.category))
         if any(state.status in ("REJECTED", "WAITING_FOR_FILL") for state in states):
-            self.note_cancelled([generation])
+            self.note_cancelled(self.claimed_ids(claim))
             record = {k: v for k, v in self.record.items() if k != "repricing"}
             record["refused"] = levels(wanted)
             message = ("Binance refused a re-priced protective order (a level the mark price already "
                        "crossed?); the earlier orders stay.")
             return self.failed(record, levels(wanted), message, "order_rejected")
-        old = levels(self.record)
-        self.note_cancelled(range(generation))
+        return self.finish(wanted, claim)
+
+    def finish(self, wanted: dict[str, Any], claim: dict[str, Any]) -> bool:
+        """All claimed roles placed: cancel the orders they replace, record which order each role has."""
+        replaces = {str(role): int(g) for role, g in (claim.get("replaces") or {}).items()}
+        self.note_cancelled(_order_ids(self.parent, replaces.items()))
+        orders = {role: g for role, g in armed_orders(self.record).items() if role not in replaces}
+        orders.update({str(role): int(claim["generation"]) for role in claim.get("roles") or []})
         record = {**wanted, "quantity": abs(self.held), "parent_client_order_id": self.parent, "armed": True,
-                  "generation": generation, "generations": self.record["generations"]}
+                  "orders": orders, "generations": self.record["generations"]}
         if self.record.get("superseded"):
             record["superseded"] = self.record["superseded"]
-        event = self.make_event("protective_repriced", mode="live", **level_details(old, levels(wanted)),
-                                quantity=abs(self.held), entry_price=wanted["entry_price"])
+        event = self.make_event("protective_repriced", mode="live", **level_details(levels(self.record),
+                                levels(wanted)), quantity=abs(self.held), entry_price=wanted["entry_price"])
         return self.write(record, [event]) or True
 
     def remove_all(self) -> bool:
-        """Every percent cleared: cancel the position's orders of every generation, forget the record."""
+        """Every percent cleared: cancel every order the position had (each role, each generation), forget
+        the record."""
+        from klineo.services.protective import entry_protective_ids
+
         old = self.record
-        if not self.disarm(range(int(old.get("generations", 1)))):
+        if not self.disarm(entry_protective_ids(self.parent, int(old.get("generations", 1)))):
             return self.failed(old, {}, "The protective orders could not all be cancelled; tried again next "
                                "turn.", "cancel_failed")
         event = self.make_event("protective_repriced", mode="live", **level_details(levels(old), {}),
@@ -181,21 +236,26 @@ class LiveReprice:
 
     def abandon(self, claimed: dict[str, Any]) -> bool:
         """The percents went back to the armed levels: cancel what the unfinished claim placed."""
-        self.note_cancelled([int(claimed["generation"])])
+        self.note_cancelled(self.claimed_ids(claimed))
         return self.write({k: v for k, v in self.record.items() if k != "repricing"}) or True
 
     def retire(self) -> bool:
         """Cancel again what an earlier re-pricing could not cancel (``superseded``); False when none."""
         superseded = self.record.get("superseded")
-        if not superseded or not self.disarm([int(g) for g in superseded]):
+        if not superseded or not self.disarm([str(i) for i in superseded]):
             return False
         return self.write({k: v for k, v in self.record.items() if k != "superseded"}) or True
 
-    def note_cancelled(self, generations: Sequence[int] | range) -> None:
-        """Cancel ``generations``' open orders; the ones that could not be are kept in ``superseded`` (the
-        record written next carries it) and cancelled again on the next turns."""
-        if not self.disarm(generations):
-            superseded = {int(g) for g in self.record.get("superseded") or []} | set(generations)
+    def claimed_ids(self, claim: dict[str, Any]) -> list[str]:
+        """The clientAlgoIds a claim places (its roles, of its generation)."""
+        generation = int(claim["generation"])
+        return _order_ids(self.parent, [(str(role), generation) for role in claim.get("roles") or []])
+
+    def note_cancelled(self, client_algo_ids: Sequence[str]) -> None:
+        """Cancel these orders if open; the ones that could not be are kept in ``superseded`` (the record
+        written next carries it) and cancelled again on the next turns."""
+        if client_algo_ids and not self.disarm(client_algo_ids):
+            superseded = {str(i) for i in self.record.get("superseded") or []} | set(client_algo_ids)
             self.record["superseded"] = sorted(superseded)
 
     def failed(self, record: dict[str, Any], new: dict[str, Decimal], message: str, category: str) -> bool:
@@ -209,17 +269,20 @@ class LiveReprice:
         return self.write(record, [event]) or True
 
     # ------------------------------------------------------------------ Binance and the store
-    def disarm(self, generations: Sequence[int] | range) -> bool:
-        """Cancel the entry's protective orders of ``generations`` still open; True when none is left."""
+    def disarm(self, client_algo_ids: Sequence[str]) -> bool:
+        """Cancel those of ``client_algo_ids`` still open; True when none is left."""
         from klineo.services.strategy_protection import disarm_strategy_protection
 
-        return disarm_strategy_protection(self.connection, self.parent, generations)
+        return disarm_strategy_protection(self.connection, client_algo_ids)
 
-    def write(self, record: dict[str, Any] | None, events: Sequence[StrategyEvent] = ()) -> bool:
-        """Record the live position's ``protective`` (conditional on the position and its entry)."""
+    def write(self, record: dict[str, Any] | None, events: Sequence[StrategyEvent] = (),
+              **claim: Any) -> bool:
+        """Record the live position's ``protective`` (conditional on the position and its entry; a claim's
+        ``seen_generations`` / ``entry_update``: ``klineo.store.runs.replace_protective``)."""
         strategy = self.strategy
+        tagged = [replace(e, tag=_TAG) for e in events]
         written = replace_protective(strategy.user_id, strategy.strategy_id, record, held=self.held,
-                                     parent=self.parent, events=[replace(e, tag=_TAG) for e in events])
+                                     parent=self.parent, events=tagged, **claim)
         if not written:
             logger.info("strategy moved while its protective orders were re-priced",
                         extra={"strategy_id": strategy.strategy_id})

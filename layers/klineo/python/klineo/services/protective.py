@@ -25,9 +25,10 @@ or one that ended with a partial fill, is armed: a partly filled open order wait
 Exactly once: each ``clientAlgoId`` is derived from the entry's clientOrderId (its first 33
 characters + ``-sl`` / ``-tp``: 36 characters within Binance's ``^[\\.A-Z\\:/a-z0-9_-]{1,36}$``), and
 recorded (kind ``algo``, ``role``, ``parent_client_order_id``) with a conditional put before sending.
-A live strategy whose percents change re-prices its position's orders as a new generation
-(``klineo.runner.reprice``): the same derivation with the generation in base 36 after the suffix
-(``-sl1``, ``-tp1``, ...; the entry's id gives up as many characters), so it too is placed once.
+A live strategy whose percents change re-prices the orders of the levels that changed in a new
+generation (``klineo.runner.reprice``): the same derivation with the generation in base 36 after the
+suffix (``-sl1``, ``-tp1``, ...; the entry's id gives up as many characters), so it too is placed once;
+the entry's record counts the generations claimed (``protective_generations``).
 A status read or a replay of the entry reads both derived records first (one BatchGetItem): one
 already placed answers its recorded state with no write; only a missing one is put and sent. An
 existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly),
@@ -37,8 +38,9 @@ missing order. A definitive refusal (e.g. the trigger already crossed) is record
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
 symbol (ours and any other reduce-only / closePosition ones) after a close. When one of an entry's
-pair fires, ``cancel_fired_siblings`` cancels the other on the next read of the open orders (the
-reconciler does it at the latest).
+protective orders fires, ``cancel_fired_siblings`` cancels every other one of the entry still open, of
+any role and generation (``klineo.store.orders.fired_entry``), on the next read of the open orders
+(the reconciler does it at the latest).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from klineo.store.orders import (
     OrderRecord,
     claim_resend,
     create_order_record,
+    fired_entry,
     get_order_record,
     get_order_records,
     record_order_outcome_quietly,
@@ -82,8 +85,8 @@ __all__ = [
     "cancel_fired_siblings",
     "cancel_protective_orders",
     "check_protective_targets",
+    "entry_protective_ids",
     "protective_client_algo_id",
-    "protective_generation",
 ]
 
 # A trailing stop (``{"percent": callbackRate}``) is placed for live strategies' entries only: an API
@@ -103,17 +106,6 @@ def protective_client_algo_id(entry_client_order_id: str, role: str, generation:
     base 36, the entry's id gives up as many characters); 0, the entry's first ones, has none."""
     tag = _base36(generation) if generation else ""
     return entry_client_order_id[:33 - len(tag)] + ROLES[role][0] + tag
-
-
-def protective_generation(client_algo_id: str, parent_client_order_id: str, role: str) -> int | None:
-    """The generation ``client_algo_id`` was derived with (``protective_client_algo_id``), None when it was
-    not derived from ``parent_client_order_id`` for ``role``."""
-    _head, found, tag = client_algo_id.rpartition(ROLES[role][0])
-    if not found or any(c not in _BASE36 for c in tag) or tag.startswith("0"):
-        return None
-    generation = int(tag, 36) if tag else 0
-    derived = protective_client_algo_id(parent_client_order_id, role, generation)
-    return generation if derived == client_algo_id else None
 
 
 def _base36(value: int) -> str:
@@ -349,36 +341,56 @@ def cancel_protective_orders(
     return cancelled
 
 
-def _fired(user_id: str, client: BinanceClient, creds: Credentials, client_algo_id: str) -> bool:
-    """True when our protective order ``client_algo_id`` fired (Binance's state read, and recorded)."""
-    found = query_algo_order(client, creds, client_algo_id)
+def entry_protective_ids(entry_client_order_id: str, generations: int = 1) -> list[str]:
+    """Every clientAlgoId the entry's protective orders may have: each role of generations 0 to
+    ``generations`` - 1 (a live strategy's re-priced ones, ``klineo.runner.reprice``)."""
+    return [protective_client_algo_id(entry_client_order_id, role, generation)
+            for generation in range(max(generations, 1)) for role in ROLES]
+
+
+def _as_now(user_id: str, client: BinanceClient, creds: Credentials, record: OrderRecord) -> OrderRecord:
+    """Our protective order ``record``, which Binance no longer lists open, as it is now: its record once
+    final, else Binance's state read (weight 1) and recorded."""
+    if record.final:
+        return record
+    found = query_algo_order(client, creds, record.client_order_id)
     if found is None:
-        return False
-    record_order_outcome_quietly(user_id, client_algo_id, status=found.status, order_id=found.order_id,
-                                 result=found.to_record())
-    return found.status in ("TRIGGERED", "FINISHED")
+        return record
+    record_order_outcome_quietly(user_id, record.client_order_id, status=found.status,
+                                 order_id=found.order_id, result=found.to_record())
+    return dataclasses.replace(record, status=found.status)
+
+
+def _fired_entries(user_id: str, client: BinanceClient, creds: Credentials,
+                   open_records: dict[str, OrderRecord]) -> set[str]:
+    """The entries, among ``open_records``' parents, one of whose protective orders (any role, any
+    generation: their count is on the entry's record) is no longer open and fired."""
+    parents = sorted({r.parent_client_order_id for r in open_records.values()
+                      if r.role in ROLES and r.parent_client_order_id})
+    if not parents:
+        return set()
+    entries = get_order_records(user_id, parents)
+    ids = [i for parent in parents for i in entry_protective_ids(
+        parent, (entries[parent].protective_generations or 1) if parent in entries else 1)]
+    closed = get_order_records(user_id, [i for i in ids if i not in open_records])
+    fired = {fired_entry(_as_now(user_id, client, creds, record)) for record in closed.values()}
+    return {entry for entry in fired if entry is not None}
 
 
 def cancel_fired_siblings(
     user_id: str, client: BinanceClient, creds: Credentials, open_records: dict[str, OrderRecord]
 ) -> list[OrderResult]:
-    """Cancel each open protective order of ours whose sibling (any other one of the entry's, of its own
-    generation: a re-priced set is a set of its own) has fired.
+    """Cancel each open protective order of ours whose entry had another protective order fire: the sibling
+    rule (``klineo.store.orders.fired_entry``), across roles and generations.
 
-    ``open_records``: our records of algo orders Binance lists as open. A sibling that is recorded
-    but no longer open is read once (weight 1); only when it TRIGGERED / FINISHED is this one
-    cancelled (a sibling the user cancelled elsewhere leaves it armed).
+    ``open_records``: our records of algo orders Binance lists as open. A sibling that is recorded but no
+    longer open answers from its record once final, else is read once (weight 1); only when it
+    TRIGGERED / FINISHED are the others cancelled (a sibling the user cancelled leaves them armed).
     """
+    fired = _fired_entries(user_id, client, creds, open_records)
     cancelled = []
     for client_algo_id, record in open_records.items():
-        if record.role not in ROLES or record.parent_client_order_id is None:
-            continue
-        generation = protective_generation(client_algo_id, record.parent_client_order_id, record.role) or 0
-        # Any of the entry's other protective orders (stop-loss, take-profit, a strategy's trailing stop).
-        siblings = [protective_client_algo_id(record.parent_client_order_id, other, generation)
-                    for other in ROLES if other != record.role]
-        if not any(sibling_id not in open_records and get_order_record(user_id, sibling_id) is not None
-                   and _fired(user_id, client, creds, sibling_id) for sibling_id in siblings):
+        if record.role not in ROLES or record.parent_client_order_id not in fired:
             continue
         result = cancel_algo_order(client, creds, client_algo_id)
         record_order_outcome_quietly(user_id, client_algo_id, status=result.status, order_id=result.order_id,

@@ -14,8 +14,9 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    shortest retention (3 days: canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
    final; nothing ever sends it again (facts §9, §14). A younger unknown record is left alone: it may
    still be settled by the order route's own lookup.
-3. **OCO-like cleanup.** When a protective order of ours (role stop_loss/take_profit) fired, its
-   siblings (same ``parent_client_order_id``) that are still open are cancelled
+3. **OCO-like cleanup.** When a protective order of ours fired, its siblings (same
+   ``parent_client_order_id``: any role, any generation, ``klineo.store.orders.fired_entry``) that are
+   still open are cancelled
    (``DELETE /fapi/v1/algoOrder``); so are our open protective orders on a symbol/side whose
    position reads 0 (``GET /fapi/v3/positionRisk``, once per connection). A stale stop never
    survives the next run to close a later position.
@@ -69,6 +70,7 @@ from klineo.store.orders import (
     STATUS_UNKNOWN_PURGED,
     UNMANAGED_CONNECTION_DELETED,
     OrderRecord,
+    fired_entry,
     get_order_record,
     iso_ms,
     mark_unmanaged,
@@ -93,7 +95,6 @@ WATCH_IDLE_MS = 7 * DAY_MS
 RUN_WEIGHT = 240
 FIRED_ALGO = frozenset({"TRIGGERED", "FINISHED"})
 OPEN_ALGO = frozenset({"NEW", "TRIGGERING"})
-FIRED = FIRED_ALGO | {"FILLED"}
 _STOPPING = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED})
 
 
@@ -349,8 +350,7 @@ class Reconciler:
     # ------------------------------------------------------------------ protective orders
     def _cleanup(self, records: list[OrderRecord]) -> None:
         """Cancel our open protective orders whose sibling fired or whose position reads 0."""
-        fired = {(r.user_id, r.parent_client_order_id) for r in records
-                 if r.role in PROTECTIVE_ROLES and r.parent_client_order_id and r.status in FIRED}
+        fired = {(r.user_id, fired_entry(r)) for r in records if fired_entry(r) is not None}
         for record in records:
             armed = record.kind == KIND_ALGO and record.status in OPEN_ALGO
             if record.role not in PROTECTIVE_ROLES or not armed:

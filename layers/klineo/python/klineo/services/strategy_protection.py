@@ -6,9 +6,9 @@ the same protective orders an API entry gets (``klineo.services.protective``): a
 STOP_MARKET and TAKE_PROFIT_MARKET through Binance's algo service, clientAlgoIds derived from the
 entry's clientOrderId (so a redelivered message never doubles them), each recorded with
 ``origin`` = the strategy's id, ``role`` and ``parent_client_order_id`` (so the order history and
-the reconciler see them). Disarming cancels exactly the entry's own orders (of every generation it
-is asked for: a re-priced set, ``klineo.runner.reprice``, has its own ids), never another strategy's
-or the user's own stops on the same symbol.
+the reconciler see them). Disarming cancels exactly the orders it is given by clientAlgoId (the entry's
+own, of the roles and generations asked for: a re-priced order, ``klineo.runner.reprice``, has its own
+id), never another strategy's or the user's own stops on the same symbol.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
 from klineo.services.orders import OrderResult
-from klineo.services.protective import ROLES, arm_protective_orders, protective_client_algo_id
+from klineo.services.protective import ROLES, arm_protective_orders
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord, get_order_records, record_order_outcome_quietly
@@ -72,17 +72,16 @@ def arm_strategy_protection(
                                  connection=connection if generation else None)
 
 
-def disarm_strategy_protection(connection: Connection, entry_client_order_id: str,
-                               generations: Iterable[int] = (0,)) -> bool:
-    """Cancel the entry's own stop-loss / take-profit / trailing stop of ``generations`` that are still
-    open (their records read in one BatchGetItem); True when none is left armed.
+def disarm_strategy_protection(connection: Connection, client_algo_ids: Iterable[str]) -> bool:
+    """Cancel those of the strategy's protective orders ``client_algo_ids`` (``protective_client_algo_id``,
+    ``entry_protective_ids``) that are still open (their records read in one BatchGetItem); True when none
+    is left armed.
 
     A failure is logged, never raised: the reconciler cancels protective orders left without a
     position at the latest.
     """
     client, creds = futures_client(connection), connection_credentials(connection)
-    ids = [protective_client_algo_id(entry_client_order_id, role, generation)
-           for generation in generations for role in ROLES]
+    ids = list(client_algo_ids)
     records = get_order_records(connection.user_id, ids)
     disarmed = True
     for algo_id in ids:

@@ -47,6 +47,7 @@ from klineo.store.dynamo import Update, from_attr, to_attr, to_item
 __all__ = [
     "FILLLESS_STATUSES",
     "FINAL_STATUSES",
+    "FIRED_PROTECTIVE",
     "FOREIGN_ORIGINS",
     "KIND_ALGO",
     "KIND_ORDER",
@@ -64,6 +65,7 @@ __all__ = [
     "OrderRecord",
     "claim_resend",
     "create_order_record",
+    "fired_entry",
     "get_order_record",
     "get_order_records",
     "index_attributes",
@@ -71,6 +73,7 @@ __all__ = [
     "mark_unmanaged",
     "order_outcome_update",
     "pending_record",
+    "protective_generations_update",
     "put_new_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
@@ -106,6 +109,8 @@ KIND_ALGO = "algo"
 # strategy's entry); an entry's request names,
 # under the same keys, the ones it asked for (``klineo.services.protective`` places them).
 PROTECTIVE_ROLES = ("stop_loss", "take_profit", "trailing_stop")
+# The states of a protective order that fired (an algo order's; FILLED: its child order's).
+FIRED_PROTECTIVE = frozenset({"TRIGGERED", "FINISHED", "FILLED"})
 # Why we stopped following a record that Binance may still hold open (``unmanaged_reason``).
 UNMANAGED_CONNECTION_DELETED = "connection_deleted"
 # Index prefixes (see the module docstring).
@@ -180,6 +185,9 @@ class OrderRecord:
     # and why (UNMANAGED_CONNECTION_DELETED). Its status is then the last one Binance told us.
     unmanaged_since: str | None = None
     unmanaged_reason: str | None = None
+    # A live strategy's entry whose protective orders were re-priced (``klineo.runner.reprice``): how many
+    # generations of them were ever claimed (their clientAlgoIds: ``protective_client_algo_id``); None: 1.
+    protective_generations: int | None = None
 
     @property
     def final(self) -> bool:
@@ -223,6 +231,7 @@ class OrderRecord:
             "lease_until_ms": self.lease_until_ms,
             "unmanaged_since": self.unmanaged_since,
             "unmanaged_reason": self.unmanaged_reason,
+            "protective_generations": self.protective_generations,
             **index_attributes(self),
         })
 
@@ -253,7 +262,33 @@ class OrderRecord:
             lease_until_ms=int(plain["lease_until_ms"]) if plain.get("lease_until_ms") is not None else None,
             unmanaged_since=plain.get("unmanaged_since"),
             unmanaged_reason=plain.get("unmanaged_reason"),
+            protective_generations=_int_or_none(plain.get("protective_generations")),
         )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def fired_entry(record: OrderRecord) -> str | None:
+    """The entry (its clientOrderId) whose position ``record``, one of its protective orders, closed by
+    firing; None when ``record`` is not a protective order that fired.
+
+    The sibling rule, of the reads of the open orders (``klineo.services.protective.cancel_fired_siblings``)
+    and of the reconciler: every other protective order of that entry still open, of any role and any
+    generation, is cancelled. They all protected the one position, which the fire closed.
+    """
+    fired = record.role in PROTECTIVE_ROLES and record.status in FIRED_PROTECTIVE
+    return record.parent_client_order_id if fired else None
+
+
+def protective_generations_update(user_id: str, entry_client_order_id: str,
+                                  generations: int) -> dict[str, Any]:
+    """A transaction's Update of an entry's record: ``generations`` of its protective orders were claimed
+    (conditional on the record existing: a strategy's entry is recorded when it is claimed)."""
+    update = Update(sets={"protective_generations": generations, "updated_at": _now_iso()})
+    return {"Update": {"TableName": get_settings().data_table, "Key": _key(user_id, entry_client_order_id),
+                       "ConditionExpression": "attribute_exists(pk)", **update.request()}}
 
 
 def _plain_numbers(value: Any) -> Any:

@@ -485,9 +485,17 @@ def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any]
 
 
 def replace_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None, *,
-                       held: Decimal, parent: str, events: Iterable[StrategyEvent] = ()) -> bool:
+                       held: Decimal, parent: str, events: Iterable[StrategyEvent] = (),
+                       seen_generations: int | None = None,
+                       entry_update: dict[str, Any] | None = None) -> bool:
     """Record (None: forget) the live position's re-priced protective orders (``klineo.runner.reprice``),
-    with their events; False when the position or its entry moved meanwhile (nothing written)."""
+    with their events; False when the position or its entry moved meanwhile (nothing written).
+
+    A claim of the next generation gives ``seen_generations`` (``protective.generations`` as read, 1 when
+    absent: written only while it still is, so each generation is claimed once) and ``entry_update``, the
+    entry's record's Update written in the same transaction
+    (``klineo.store.orders.protective_generations_update``; without it when the entry has no record).
+    """
     when = write_time()
     update = Update(sets={"updated_at": when.now})
     if protective is None:
@@ -496,9 +504,21 @@ def replace_protective(user_id: str, strategy_id: str, protective: Mapping[str, 
         update.sets["protective"] = dict(protective)
     condition = ("attribute_not_exists(pending) AND live_position = :held"
                  " AND protective.parent_client_order_id = :parent")
-    write = _strategy_update(user_id, strategy_id, update, condition,
-                             **{":held": to_attr(held), ":parent": to_attr(parent)})
-    return not _commit([("strategy", write), *_events(events, when)])
+    values = {":held": to_attr(held), ":parent": to_attr(parent)}
+    if seen_generations is not None:
+        absent = " OR attribute_not_exists(protective.generations)" if seen_generations == 1 else ""
+        condition += f" AND (protective.generations = :seen{absent})"
+        values[":seen"] = to_attr(seen_generations)
+    named = [("strategy", _strategy_update(user_id, strategy_id, update, condition, **values)),
+             *_events(events, when)]
+    failed = _commit(named + ([("entry", entry_update)] if entry_update is not None else []))
+    if set(failed) == {"entry"}:
+        # No order history record of the entry (claimed by an older version): claim anyway; the
+        # reconciler still cancels its orders once one fired (same parent) or the position reads 0.
+        _log.warning("protective generations not counted on the entry's record",
+                     extra={"strategy_id": strategy_id})
+        failed = _commit(named)
+    return not failed
 
 
 def set_paper_book(user_id: str, strategy_id: str, book: Mapping[str, Any], *, held: Decimal,
