@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from klineo.binance import Candle, Market, get_client, get_symbol_rules
+from klineo.runner import reprice as reprice_module
 from klineo.runner.candles import CandleGroup
 from klineo.runner.execution import TickContext, run_strategy
 from klineo.runner.messages import StrategyRef, WorkMessage
@@ -430,3 +431,107 @@ def test_paper_a_candle_reaching_only_the_old_stop_leaves_the_position_open(sim_
     assert stored.paper_position == D("2") and _events(sid, "protective_triggered") == []
     level = D(str(stored.paper_book["protective"]["stop_loss"]))
     assert level == protective_prices("BUY", entry, D(5), None)[0]
+
+
+def _crash_on_finish(monkeypatch: Any) -> dict[str, int]:
+    """The re-pricing's final record write (the one with its protective_repriced event) is lost once, as a
+    container lost (or a TransactionConflict raised) right after the replaced orders were cancelled."""
+    real = reprice_module.replace_protective
+    seen = {"n": 0}
+
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
+        kinds = [e.kind for e in kwargs.get("events") or ()]
+        if "protective_repriced" in kinds and seen["n"] == 0:
+            seen["n"] += 1
+            raise RuntimeError("container lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reprice_module, "replace_protective", crash_once)
+    return seen
+
+
+def test_a_record_write_lost_after_placing_then_a_revert_keeps_a_stop_open(runner, monkeypatch) -> None:
+    """GIVEN a re-pricing whose final record write is lost WHEN the user goes back to the old percent THEN the
+    open long still has a stop-loss on Binance (the replaced order is cancelled only once recorded)."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    seen = _crash_on_finish(monkeypatch)
+
+    runner.run_tick(second)  # gen-1 stop placed, gen-0 stop cancelled, then the record write is lost
+    assert seen["n"] == 1
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss", 1)].status == "NEW"
+
+    _patch(runner, sid, {"stop_loss_pct": "2"})  # the user goes back to the original stop
+    runner.run_tick(third)
+
+    stops = [a.client_algo_id for a in _open(runner) if a.order_type == "STOP_MARKET"]
+    assert runner.stored(USER, sid).live_position > 0
+    assert stops, f"open long left without any stop-loss; open: {[a.client_algo_id for a in _open(runner)]}"
+
+
+def test_a_record_write_lost_then_another_level_moved_keeps_a_stop_open(runner, monkeypatch) -> None:
+    """GIVEN a re-pricing whose final record write is lost WHEN the stop's percent is restored and the
+    take-profit moved THEN a stop-loss is open on Binance, not a cancelled one recorded as armed."""
+    first, second, third = _ticks(runner, 3)
+    sid, _entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    _crash_on_finish(monkeypatch)
+    runner.run_tick(second)
+
+    _patch(runner, sid, {"stop_loss_pct": "2", "take_profit_pct": "5"})
+    runner.run_tick(third)
+
+    stops = [a.client_algo_id for a in _open(runner) if a.order_type == "STOP_MARKET"]
+    stored = runner.stored(USER, sid).protective
+    assert stops, (f"open long left without any stop-loss while protective says armed with "
+                   f"orders={stored.get('orders')}; open: {[a.client_algo_id for a in _open(runner)]}")
+
+
+def _other_turn(connection: Any, sid: str, close_time: int) -> None:
+    """Another attempt's re-pricing (an on-demand run racing the tick), played from a fresh read."""
+    from klineo.runner.reprice import LiveReprice
+    from klineo.store import strategies as strategy_store
+    from klineo.store.events import StrategyEvent
+
+    def make_event(kind: str, at: int | None = None, **details: Any) -> StrategyEvent:
+        plain = {k: str(v) if isinstance(v, Decimal) else v for k, v in details.items() if v is not None}
+        return StrategyEvent(sid, USER, kind, close_time, plain, close_time=close_time)
+
+    LiveReprice(strategy_store.get_strategy(USER, sid, consistent=True), connection, make_event).play()
+
+
+def test_a_reprice_superseded_by_a_racing_one_ends_at_the_newest_percent(runner, monkeypatch) -> None:
+    """GIVEN a re-pricing superseded mid-placement by a racing attempt after a second PATCH WHEN both end and
+    the percent changes again THEN exactly one stop is open, at the percent the strategy says."""
+    from klineo.services import strategy_protection
+
+    first, second, third = _ticks(runner, 3)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    real_arm = strategy_protection.arm_strategy_protection
+    raced = {"n": 0}
+
+    def arm_while_another_turn_runs(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("generation") and raced["n"] == 0:
+            raced["n"] += 1
+            _patch(runner, sid, {"stop_loss_pct": "1.5"})  # the user changes it again meanwhile
+            _other_turn(connection, sid, second - 1000 - 60_000)  # POST /run plays the earlier candle
+        return real_arm(connection, *args, **kwargs)
+
+    monkeypatch.setattr(strategy_protection, "arm_strategy_protection", arm_while_another_turn_runs)
+    runner.run_tick(second)
+    assert raced["n"] == 1
+    monkeypatch.setattr(strategy_protection, "arm_strategy_protection", real_arm)
+
+    _patch(runner, sid, {"stop_loss_pct": "3"})
+    runner.run_tick(third)
+
+    want = _tick_price(runner, protective_prices("BUY", fill, D(3), None)[0])
+    stops = sorted((a.client_algo_id, a.trigger_price) for a in _open(runner)
+                   if a.order_type == "STOP_MARKET")
+    stored = runner.stored(USER, sid).protective
+    armed_stop = protective_client_algo_id(entry, "stop_loss", int(stored["orders"]["stop_loss"]))
+    assert stops == [(armed_stop, want)], (
+        f"want one stop at {want}; open stops {stops}; record sl={stored.get('stop_loss')} "
+        f"orders={stored.get('orders')} generations={stored.get('generations')}")

@@ -27,8 +27,11 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    record is not ``armed``: its orders may be missing.)
 2. Place the claimed roles (clientAlgoIds of generation n) for the open position, reduce-only, through
    the risk gate as reducing orders, each exactly once.
-3. All placed: cancel the replaced orders still open, then record the new ``protective`` (``orders``
-   updated, armed) with a ``protective_repriced`` event (old and new levels). Every percent cleared:
+3. All placed: record the new ``protective`` (``orders`` updated, armed, the replaced orders in
+   ``superseded``) with a ``protective_repriced`` event (old and new levels), then cancel the replaced
+   orders (a crash in between leaves them to the next turn, never a claim whose replaced orders are
+   gone). Every write of an attempt holds the ``generations`` it read or claimed: one that lost to a
+   newer claim writes nothing and cancels what it placed. Every percent cleared:
    every order the position had is cancelled and ``protective`` forgotten. An order that could not be
    cancelled is kept in ``superseded`` (clientAlgoIds) and cancelled again on the next turns.
 4. A placement failed: the old orders stay; an ``error`` event (``protective_not_repriced``). Refused for
@@ -210,16 +213,36 @@ class LiveReprice:
     def finish(self, wanted: dict[str, Any], claim: dict[str, Any]) -> bool:
         """All claimed roles placed: cancel the orders they replace, record which order each role has."""
         replaces = {str(role): int(g) for role, g in (claim.get("replaces") or {}).items()}
-        self.note_cancelled(_order_ids(self.parent, replaces.items()))
         orders = {role: g for role, g in armed_orders(self.record).items() if role not in replaces}
         orders.update({str(role): int(claim["generation"]) for role in claim.get("roles") or []})
         record = {**wanted, "quantity": abs(self.held), "parent_client_order_id": self.parent, "armed": True,
                   "orders": orders, "generations": self.record["generations"]}
-        if self.record.get("superseded"):
-            record["superseded"] = self.record["superseded"]
+        # The replaced orders are cancelled only once the record names the new ones (kept in ``superseded``
+        # until then): a crash in between never leaves a claim whose replaced orders are already gone.
+        superseded = {str(i) for i in self.record.get("superseded") or []}
+        superseded |= set(_order_ids(self.parent, replaces.items()))
+        if superseded:
+            record["superseded"] = sorted(superseded)
         event = self.make_event("protective_repriced", mode="live", **level_details(levels(self.record),
                                 levels(wanted)), quantity=abs(self.held), entry_price=wanted["entry_price"])
-        return self.write(record, [event]) or True
+        if not self.write(record, [event]):
+            self.drop_if_superseded(claim)
+            return True
+        self.record = record
+        self.retire()
+        return True
+
+    def drop_if_superseded(self, claim: dict[str, Any]) -> None:
+        """This attempt's claim lost to a newer one (another attempt claimed the next generation after a
+        change of the percents): what it placed is nobody's, cancel it (the newer claim, which cancels an
+        earlier attempt's orders, may have looked before they were placed)."""
+        from klineo.store.strategies import get_strategy
+
+        current = get_strategy(self.strategy.user_id, self.strategy.strategy_id, consistent=True)
+        stored = (current.protective if current is not None else None) or {}
+        if (stored.get("parent_client_order_id") == self.parent
+                and int(stored.get("generations", 1)) != int(self.record.get("generations", 1))):
+            self.disarm(self.claimed_ids(claim))
 
     def remove_all(self) -> bool:
         """Every percent cleared: cancel every order the position had (each role, each generation), forget
@@ -281,6 +304,9 @@ class LiveReprice:
         ``seen_generations`` / ``entry_update``: ``klineo.store.runs.replace_protective``)."""
         strategy = self.strategy
         tagged = [replace(e, tag=_TAG) for e in events]
+        # Every write holds the generations this attempt read or claimed: a stale attempt never writes
+        # its record over a newer claim's (its orders would be forgotten, a generation claimed twice).
+        claim.setdefault("seen_generations", int(self.record.get("generations", 1)))
         written = replace_protective(strategy.user_id, strategy.strategy_id, record, held=self.held,
                                      parent=self.parent, events=tagged, **claim)
         if not written:
