@@ -238,24 +238,35 @@ def _guarded_with_trail(runner, tick_ms: int) -> tuple[str, str, Decimal]:
     return sid, entry, fill
 
 
+def _reprice_one_role(runner, changes: dict[str, str], role: str) -> tuple[str, str, Decimal, dict[str, Any]]:
+    """A live long with SL, TP and a trailing stop, PATCHed with ``changes`` and ticked: (strategy id, entry,
+    fill, the simulator's algo orders), having checked that only ``role`` got a new order (generation 1),
+    its old one cancelled, the other two roles' ORIGINAL orders still open, and one POST more than the
+    entry's three."""
+    first, second = _ticks(runner, 2)
+    sid, entry, fill = _guarded_with_trail(runner, first)
+    _patch(runner, sid, changes)
+
+    runner.run_tick(second)
+
+    new = protective_client_algo_id(entry, role, 1)
+    kept = [protective_client_algo_id(entry, other) for other in ROLES if other != role]
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([new, *kept])
+    algos = _algos(runner)
+    assert algos[protective_client_algo_id(entry, role)].status == "CANCELED"
+    assert len(runner.journal("POST", ALGO_PATH)) == 4  # the entry's three, then the new one only
+    return sid, entry, fill, algos
+
+
 def test_moving_only_the_stop_keeps_the_trailing_stop_and_take_profit_orders(runner) -> None:
     """GIVEN a live long with SL, TP and a trailing stop WHEN the PATCH moves only stop_loss_pct THEN the next
     turn places only a new stop-loss at the new price, cancels the old one, and leaves the ORIGINAL
     trailing stop (its trail kept) and take-profit orders open."""
-    first, second = _ticks(runner, 2)
-    sid, entry, fill = _guarded_with_trail(runner, first)
-    _patch(runner, sid, {"stop_loss_pct": "1"})
-
-    runner.run_tick(second)
+    sid, entry, fill, algos = _reprice_one_role(runner, {"stop_loss_pct": "1"}, "stop_loss")
 
     new_sl = protective_client_algo_id(entry, "stop_loss", 1)
-    kept = [protective_client_algo_id(entry, role) for role in ("take_profit", "trailing_stop")]
-    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([new_sl, *kept])
-    algos = _algos(runner)
     sl = protective_prices("BUY", fill, D(1), None)[0]
     assert (algos[new_sl].order_type, algos[new_sl].trigger_price) == ("STOP_MARKET", _tick_price(runner, sl))
-    assert algos[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
-    assert len(runner.journal("POST", ALGO_PATH)) == 4  # the entry's three, then the new stop only
     stored = runner.stored(USER, sid).protective
     assert stored["orders"] == {"stop_loss": 1, "take_profit": 0, "trailing_stop": 0}
 
@@ -263,19 +274,10 @@ def test_moving_only_the_stop_keeps_the_trailing_stop_and_take_profit_orders(run
 def test_moving_only_the_trailing_percent_replaces_only_the_trailing_stop(runner) -> None:
     """GIVEN a live long with SL, TP and a 4 % trailing stop WHEN the PATCH sets trailing_stop_pct 2 THEN only
     the trailing stop is replaced (callbackRate 2); the stop-loss and take-profit keep their orders."""
-    first, second = _ticks(runner, 2)
-    sid, entry, _fill = _guarded_with_trail(runner, first)
-    _patch(runner, sid, {"trailing_stop_pct": "2"})
-
-    runner.run_tick(second)
+    _sid, entry, _fill, algos = _reprice_one_role(runner, {"trailing_stop_pct": "2"}, "trailing_stop")
 
     new_ts = protective_client_algo_id(entry, "trailing_stop", 1)
-    kept = [protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit")]
-    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([new_ts, *kept])
-    algos = _algos(runner)
     assert (algos[new_ts].order_type, algos[new_ts].callback_rate) == ("TRAILING_STOP_MARKET", D(2))
-    assert algos[protective_client_algo_id(entry, "trailing_stop")].status == "CANCELED"
-    assert len(runner.journal("POST", ALGO_PATH)) == 4
 
 
 def test_a_fired_generation_1_stop_cancels_the_generation_0_take_profit_and_trailing_stop(runner) -> None:

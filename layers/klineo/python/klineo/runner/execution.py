@@ -92,6 +92,7 @@ from klineo.runner.paper import (
     paper_exit,
     paper_protective,
     protective_record,
+    protective_targets,
 )
 from klineo.runner.planning import OrderPlan, plan_order
 from klineo.runner.pnl import live_book_after
@@ -988,11 +989,9 @@ def _arm_protective(
     """
     # Loaded here, on a live entry with protection only: the algo-order path it brings (protective and algo
     # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
-    from klineo.services.strategy_protection import arm_strategy_protection
+    from klineo.services.strategy_protection import NOT_ARMED, arm_strategy_protection
 
-    targets = {role: record[role] for role in ("stop_loss", "take_profit") if record.get(role) is not None}
-    if record.get("trailing_stop_pct") is not None:
-        targets["trailing_stop"] = record["trailing_stop_pct"]
+    targets = protective_targets(record)
     try:
         states = arm_strategy_protection(connection, strategy.strategy_id, strategy.symbol,
                                          parent_client_order_id, record["entry_side"], record["quantity"],
@@ -1002,7 +1001,7 @@ def _arm_protective(
             "strategy_id": strategy.strategy_id, "symbol": strategy.symbol, "category": str(exc.category)})
         return False
     record["parent_client_order_id"] = parent_client_order_id
-    return bool(states) and all(state.status not in ("REJECTED", "WAITING_FOR_FILL") for state in states)
+    return bool(states) and all(state.status not in NOT_ARMED for state in states)
 
 
 def _runnable(strategy: Strategy | None, ctx: TickContext) -> StrategyResult | None:

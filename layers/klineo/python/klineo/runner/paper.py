@@ -13,7 +13,7 @@ A trailing stop is live-only (ignored here).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "paper_exit",
     "paper_protective",
     "protective_record",
+    "protective_targets",
 ]
 
 _ZERO = Decimal(0)
@@ -92,6 +93,17 @@ def protective_record(
     if trailing is not None:
         record["trailing_stop_pct"] = trailing
     return record
+
+
+# The key of each protective role's level in a protective record (a trailing stop's: its callbackRate).
+_LEVEL_OF_ROLE = {"stop_loss": "stop_loss", "take_profit": "take_profit",
+                  "trailing_stop": "trailing_stop_pct"}
+
+
+def protective_targets(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Role -> level of the protective orders a record (or a map of levels) asks for: the ``targets`` of
+    ``klineo.services.strategy_protection.arm_strategy_protection``."""
+    return {role: record[key] for role, key in _LEVEL_OF_ROLE.items() if record.get(key) is not None}
 
 
 def _closed_since(candles: Sequence[Candle], close_time: Decimal) -> list[Candle]:

@@ -51,7 +51,7 @@ from typing import Any
 from klineo.binance import Candle
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.runner.paper import paper_exit, paper_protective, protective_record
+from klineo.runner.paper import paper_exit, paper_protective, protective_record, protective_targets
 from klineo.store.connections import Connection
 from klineo.store.events import StrategyEvent
 from klineo.store.orders import protective_generations_update
@@ -62,8 +62,6 @@ from klineo.validation import decimal_or_none
 __all__ = ["LiveReprice", "armed_orders", "level_details", "levels", "repriced_paper_levels"]
 
 LEVELS = ("stop_loss", "take_profit", "trailing_stop_pct")
-# The level each protective role's order is placed at (a trailing stop: its callbackRate in percent).
-_LEVEL_OF = {"stop_loss": "stop_loss", "take_profit": "take_profit", "trailing_stop": "trailing_stop_pct"}
 # A turn's events of a re-pricing carry this tag: an error of the turn's own order keeps its own key.
 _TAG = "reprice"
 
@@ -116,8 +114,7 @@ def _order_ids(parent: str, orders: Iterable[tuple[str, int]]) -> list[str]:
 
 def _roles(record: dict[str, Any] | None) -> dict[str, Decimal]:
     """The levels of a protective record (or of a stored levels map) by the role of their orders."""
-    found = levels(record)
-    return {role: found[name] for role, name in _LEVEL_OF.items() if name in found}
+    return protective_targets(levels(record))
 
 
 def armed_orders(record: dict[str, Any]) -> dict[str, int]:
@@ -190,10 +187,11 @@ class LiveReprice:
     def place(self, wanted: dict[str, Any], claim: dict[str, Any]) -> bool:
         """Place the claimed roles at ``wanted``; the replaced orders are cancelled once all are placed."""
         # Loaded here: only a live strategy whose percents changed reaches this line (cold start).
-        from klineo.services.strategy_protection import arm_strategy_protection
+        from klineo.services.strategy_protection import NOT_ARMED, arm_strategy_protection
 
         generation = int(claim["generation"])
-        targets = {role: wanted[_LEVEL_OF[role]] for role in claim.get("roles") or []}
+        roles = set(claim.get("roles") or [])
+        targets = {role: level for role, level in protective_targets(wanted).items() if role in roles}
         try:
             states = arm_strategy_protection(
                 self.connection, self.strategy.strategy_id, self.strategy.symbol, self.parent,
@@ -201,7 +199,7 @@ class LiveReprice:
                 generation=generation) if targets else []
         except KlineoError as exc:  # transient: the claim stays, the next turn resumes it
             return self.failed(self.record, levels(wanted), exc.message, str(exc.category))
-        if any(state.status in ("REJECTED", "WAITING_FOR_FILL") for state in states):
+        if any(state.status in NOT_ARMED for state in states):
             self.note_cancelled(self.claimed_ids(claim))
             record = {k: v for k, v in self.record.items() if k != "repricing"}
             record["refused"] = levels(wanted)

@@ -22,13 +22,17 @@ from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
 from klineo.services.orders import OrderResult
-from klineo.services.protective import ROLES, arm_protective_orders
+from klineo.services.protective import ROLES, WAITING_FOR_FILL, arm_protective_orders
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord, get_order_records, record_order_outcome_quietly
 from klineo.validation import plain_text
 
-__all__ = ["arm_strategy_protection", "disarm_strategy_protection"]
+__all__ = ["NOT_ARMED", "arm_strategy_protection", "disarm_strategy_protection"]
+
+# The states of a protective order that is not protecting the position: refused, or waiting for a fill
+# (``arm_protective_orders``' answer for an entry not filled).
+NOT_ARMED = frozenset({"REJECTED", WAITING_FOR_FILL})
 
 
 def _entry_record(

@@ -259,7 +259,7 @@ class OrderRecord:
             role=plain.get("role"),
             parent_client_order_id=plain.get("parent_client_order_id"),
             fills=_plain_numbers(plain["fills"]) if plain.get("fills") is not None else None,
-            lease_until_ms=int(plain["lease_until_ms"]) if plain.get("lease_until_ms") is not None else None,
+            lease_until_ms=_int_or_none(plain.get("lease_until_ms")),
             unmanaged_since=plain.get("unmanaged_since"),
             unmanaged_reason=plain.get("unmanaged_reason"),
             protective_generations=_int_or_none(plain.get("protective_generations")),
