@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import types
 from decimal import Decimal
 
 import pytest
@@ -171,6 +173,26 @@ def test_deleted_secret_is_gone_at_once_and_a_second_delete_is_fine(stores):
     with pytest.raises(KlineoError) as caught:
         secret_store.get_credentials(name)
     assert caught.value.category is ErrorCategory.NOT_FOUND
+
+
+def test_a_deleted_private_key_is_not_kept_in_memory_once_it_signed(stores):
+    """GIVEN a stored Ed25519 key that signed WHEN its secret is deleted THEN nothing here holds its PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from klineo.binance import signature
+
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    name = secret_store.put_credentials(USER_A, "c3", Credentials("k" * 64, pem, KeyType.ED25519))
+    secret_store.clear_cache()
+    creds = secret_store.get_credentials(name)
+    assert signature("a=1", creds) == signature("a=1", secret_store.get_credentials(name))
+    stored_pem = creds.secret  # the very string the store parsed and the signer loaded
+    del creds
+    secret_store.delete_credentials(name)
+    gc.collect()
+    holders = [r for r in gc.get_referrers(stored_pem) if not isinstance(r, types.FrameType)]
+    assert holders == []
 
 
 def test_key_failures_add_up_and_disabling_keeps_the_first_reason(stores):

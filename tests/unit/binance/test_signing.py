@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import gc
+import types
 from decimal import Decimal
 from urllib.parse import unquote
 
@@ -120,6 +122,18 @@ def test_rsa_signature_verifies_and_is_percent_encoded_base64(rsa_key):
             base64.b64decode(raw), payload.encode(), padding.PKCS1v15(), hashes.SHA256()
         )
     assert seen, "no + or / appeared in 20 signatures; the percent-encoding went unexercised"
+
+
+def test_a_loaded_key_is_parsed_once_and_forgotten_with_its_credentials(ed_key):
+    """GIVEN Ed25519 credentials that signed WHEN used again, then dropped THEN no re-parse, no PEM kept."""
+    pem = _pem(ed_key)
+    creds = Credentials("key", pem, KeyType.ED25519)
+    signature("a=1", creds)
+    loaded = creds.loaded_key(lambda *_: pytest.fail("the PEM was parsed again"))
+    ed_key.public_key().verify(loaded.sign(b"x"), b"x")
+    del creds, loaded
+    gc.collect()
+    assert [r for r in gc.get_referrers(pem) if not isinstance(r, types.FrameType)] == []
 
 
 def test_key_type_mismatch_is_invalid_secret(ed_key):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from klineo.binance.enums import KeyType
 from klineo.errors import ErrorCategory, KlineoError
@@ -27,7 +29,7 @@ class Credentials:
     A plain slotted class rather than a dataclass: ``dataclasses`` pulls ``inspect`` into the cold start.
     """
 
-    __slots__ = ("api_key", "key_type", "secret")
+    __slots__ = ("_loaded_key", "api_key", "key_type", "secret")
 
     api_key: str
     secret: str
@@ -69,6 +71,20 @@ class Credentials:
 
     def __reduce__(self):
         return (Credentials, (self.api_key, self.secret, self.key_type))
+
+    def loaded_key(self, load: Callable[[str, KeyType], Any]) -> Any:
+        """``load(secret, key_type)`` (a parsed private key), computed once and kept on these credentials.
+
+        The parsed key then lives exactly as long as the credentials that hold it (the secrets cache's
+        expiry, its eviction when the connection is deleted or its keys replaced): no cache of its own
+        keeps a deleted key in memory. A load that raises is not kept.
+        """
+        try:
+            return self._loaded_key
+        except AttributeError:
+            key = load(self.secret, self.key_type)
+            object.__setattr__(self, "_loaded_key", key)
+            return key
 
     @property
     def api_key_masked(self) -> str:

@@ -4,8 +4,9 @@ The caller builds the percent-encoded query once (``encode_params``), signs that
 (``signature``) and sends ``query + "&signature=" + value`` unchanged. HMAC gives lower-case hex;
 Ed25519 and RSA (PKCS#1 v1.5, SHA-256) give base64, which is percent-encoded here because
 ``+``, ``/`` and ``=`` are not safe in a query string (facts §2). ``cryptography`` is imported only
-when an Ed25519 or RSA key is first used, and loaded keys are cached (bounded) so a PEM is parsed
-once per container.
+when an Ed25519 or RSA key is first used. A loaded key is kept on the ``Credentials`` it belongs to
+(``Credentials.loaded_key``), so a PEM is parsed once while its credentials are cached and is
+forgotten with them, never held by a cache of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import hmac
 import json
 import re
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -71,7 +71,7 @@ def signature(payload: str, credentials: Credentials) -> str:
     key_type = credentials.key_type
     if key_type is KeyType.HMAC:  # the one-shot C call: the same digest as hmac.new(...).hexdigest()
         return hmac.digest(credentials.secret.encode(), payload.encode(), "sha256").hex()
-    key = _private_key(credentials.secret, key_type)
+    key = credentials.loaded_key(_private_key)
     if key_type is KeyType.ED25519:
         raw = key.sign(payload.encode())
     else:
@@ -82,7 +82,6 @@ def signature(payload: str, credentials: Credentials) -> str:
     return quote(base64.b64encode(raw).decode("ascii"), safe="")
 
 
-@lru_cache(maxsize=64)
 def _private_key(pem: str, key_type: KeyType) -> Any:
     """The loaded private key for a PEM (PKCS#8) string, checked against the declared key type."""
     try:
