@@ -2,7 +2,7 @@
 
 GET  /__sim__/journal            {"records": [...]}        DELETE /__sim__/journal clears it
 POST /__sim__/faults             {"kind", "count", "match": {"method", "path", "env", "api_key"},
-                                  "delay_ms", "retry_after_s", "execute"}
+                                  "delay_ms", "retry_after_s", "execute", "after"}
 GET  /__sim__/faults             armed faults              DELETE /__sim__/faults disarms all
 POST /__sim__/clock              {"skew_ms": N}            GET /__sim__/clock
 POST /__sim__/config             {"spot_weight_limit": ..., "latency_ms": ..., ...}; GET returns it
@@ -48,7 +48,8 @@ def config_view(state: SimulatorState) -> dict:
 
 def _add_fault(state: SimulatorState, document: dict) -> dict:
     match = document.get("match") or {}
-    options = {key: document[key] for key in ("delay_ms", "retry_after_s", "execute") if key in document}
+    options = {key: document[key] for key in ("delay_ms", "retry_after_s", "execute", "after")
+               if key in document}
     fault = state.faults.add(
         document["kind"],
         int(document.get("count", 1)),

@@ -8,6 +8,7 @@ client times out, the order exists), drop_connection (close the socket unanswere
 Whether the request is executed before the fault answer: the documented "unknown outcome"
 kinds (http_503_unknown, timeout_1007, delay_after) execute by default; all others do not.
 `execute` on a fault overrides that (e.g. http_500 with execute=True: the order exists).
+`after` lets that many matching requests through first (e.g. the second klines page, not the first).
 """
 
 from __future__ import annotations
@@ -62,12 +63,15 @@ class Fault:
     delay_ms: float = DEFAULT_DELAY_MS
     retry_after_s: int = 1
     execute: bool | None = None
+    after: int = 0
 
     def __post_init__(self):
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {sorted(FAULT_KINDS)}")
         if self.count < 1:
             raise ValueError("count must be at least 1")
+        if self.after < 0:
+            raise ValueError("after must be at least 0")
         if self.method:
             self.method = self.method.upper()
 
@@ -114,20 +118,24 @@ class FaultInjector:
         delay_ms: float = DEFAULT_DELAY_MS,
         retry_after_s: int = 1,
         execute: bool | None = None,
+        after: int = 0,
     ) -> Fault:
-        """Arm a fault for the next `count` requests matching method/path/env/api_key."""
-        fault = Fault(kind, count, method, path, env, api_key, delay_ms, retry_after_s, execute)
+        """Arm a fault for `count` requests matching method/path/env/api_key, once `after` have passed."""
+        fault = Fault(kind, count, method, path, env, api_key, delay_ms, retry_after_s, execute, after)
         with self._lock:
             self._faults.append(fault)
         return fault
 
     def take(self, method: str, path: str, env: str, api_key: str | None) -> Fault | None:
-        """The first armed fault matching this request, with one use consumed."""
+        """The first armed fault matching this request, with one use consumed (or one `after` let through)."""
         if not self._faults:
             return None
         with self._lock:
             for index, fault in enumerate(self._faults):
                 if fault.matches(method, path, env, api_key):
+                    if fault.after:
+                        fault.after -= 1
+                        continue
                     fault.count -= 1
                     if fault.count == 0:
                         del self._faults[index]

@@ -143,6 +143,18 @@ def test_faults_count_and_environment_matching(binance_sim):
     assert binance_sim.faults.pending() == []
 
 
+def test_a_fault_armed_after_n_requests_lets_those_through_first(binance_sim):
+    """after=N answers the first N matching requests normally, then misbehaves for `count` of them."""
+    # GIVEN a 429 armed after one request on futures time
+    binance_sim.faults.add("http_429", count=1, after=1, path="/fapi/v1/time", retry_after_s=30)
+    # WHEN futures time is read three times
+    statuses = [requests.get(f"{binance_sim.url}/fapi/v1/time", timeout=5) for _ in range(3)]
+    # THEN only the second is refused, with its Retry-After
+    assert [r.status_code for r in statuses] == [200, 429, 200]
+    assert statuses[1].headers["Retry-After"] == "30"
+    assert binance_sim.faults.pending() == []
+
+
 def test_http_control_interface_arms_faults_skews_clock_and_resets(binance_sim, full):
     """POST /__sim__/faults, /__sim__/clock, /__sim__/reset and GET /__sim__/accounts work over HTTP."""
     control = f"{binance_sim.url}/__sim__"
