@@ -26,10 +26,14 @@ REQUIRED_ALARMS = {
 
 
 def _metric_name_node(call: ast.Call) -> ast.expr | None:
-    """The `name` of `metrics.add_metric(name=...)` or of the Binance client's `_metric(name, ...)`."""
+    """The `name` of `metrics.add_metric(name=...)`, `tally.count(name)` / `tally.gauge(name, ...)` or of
+    the Binance client's `_metric(name, ...)`."""
     func = call.func
     if isinstance(func, ast.Attribute) and func.attr == "add_metric":
         return next((k.value for k in call.keywords if k.arg == "name"), call.args[0] if call.args else None)
+    tallied = isinstance(func, ast.Attribute) and func.attr in ("count", "gauge")
+    if tallied and isinstance(func.value, ast.Name) and func.value.id == "tally" and call.args:
+        return call.args[0]
     if isinstance(func, ast.Name) and func.id == "_metric" and call.args:
         return call.args[0]
     return None

@@ -116,10 +116,10 @@ class _WholeInvocation(LambdaContext):
         return job_store.ATTEMPT_SECONDS * 1000
 
 
-def _queued_job(invoke, monkeypatch) -> tuple[str, dict[str, Any]]:
-    """A job for BODY (the sync limit lowered) and the worker event of its first delivery."""
+def _queued_job(invoke, monkeypatch, body: dict[str, Any] = BODY) -> tuple[str, dict[str, Any]]:
+    """A job for ``body`` (the sync limit lowered) and the worker event of its first delivery."""
     monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
-    job_id = response_json(_post(invoke, BODY))["job_id"]
+    job_id = response_json(_post(invoke, body))["job_id"]
     event = load_event("backtest_worker")
     event["Records"][0]["body"] = f'{{"user_id": "{USER_A}", "job_id": "{job_id}"}}'
     return job_id, event

@@ -293,6 +293,11 @@ class BinanceClient:
         """The clock (epoch seconds) this client uses; caches keyed on it stay consistent in tests."""
         return self._clock
 
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        """The sleep this client waits with (retries, the trading reserve's minute); tests inject one."""
+        return self._sleep
+
     def spare_weight(self) -> int:
         """Request weight this container may still spend on this host in the current minute."""
         return self._limiter.spare_weight(self.host, self.market, self._now_ms())

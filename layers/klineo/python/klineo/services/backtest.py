@@ -274,8 +274,8 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
 
 
 def run_spec(spec: BacktestSpec, now_ms: int, wait_until: float | None = None) -> dict[str, Any]:
-    """Fetch (through the cache) and simulate; the result body. Klines kept from the trading reserve
-    wait for the next minute up to ``wait_until`` (epoch s; None: a ``rate_limit`` at once)."""
+    """Fetch (through the cache) and simulate; the result body. Klines kept from the trading reserve, or
+    refused for the minute's weight, wait up to ``wait_until`` (epoch s; None: a ``rate_limit`` at once)."""
     client = get_client(Market.FUTURES, Environment(spec.environment))
     rules = get_symbol_rules(client, spec.symbol)
     strategy_type = get_strategy_type(spec.type)

@@ -8,8 +8,11 @@ redelivery comes only after the queue's visibility timeout (16 minutes) and spen
 for good, although nothing was wrong with it. The wait never passes the invocation's end: it stops
 ``SIMULATION_ROOM_S`` before the remaining time Lambda gives (the function's 900 s timeout), which
 leaves the simulation of the longest job (600,000 candles: about 50 s at the benchmark's slowest
-type, rsi_threshold, 12,000 candles a second) and the result's write their time. Only past that is
-the job handed back (a retryable ``rate_limit``): SQS delivers it again with the days already
+type, rsi_threshold, 12,000 candles a second) and the result's write their time. A page refused for
+the minute's weight after the reserve check (our limiter's 90 % ceiling, Binance's 429) is waited out
+the same way, for its ``retry_after``, at most ``kline_history.PAGE_WAITS`` times a page. Only past
+that is the job handed back (a retryable ``rate_limit``), and at once for a 418 ban (``ip_banned``,
+whose wait is Binance's to set and must not be hammered): SQS delivers it again with the days already
 fetched in the cache, and the job reads ``running`` meanwhile, not failed.
 
 Apart from ``klineo.services.backtest`` so that the HTTP functions (start a backtest, poll a job)

@@ -16,6 +16,11 @@
   next minute); a job waits for the next minute while its ``wait_until`` allows
   (``klineo.services.backtest_jobs``). Each day is kept as soon as the pages have covered it (saved
   once final), so a backtest stopped midway keeps the days it fetched and a retry continues there.
+- A job's page refused for the minute's weight after that check (a retryable ``rate_limit`` with
+  ``retry_after``: the limiter's 90 % ceiling, Binance's 429) is sent again after ``retry_after`` when
+  that wait ends by ``wait_until``, at most ``PAGE_WAITS`` times a page (``_send_page``). Any other
+  refusal is raised as before: a 418 ban (``ip_banned``) is never waited out here, and a synchronous
+  backtest (no ``wait_until``) answers the 429 with its ``Retry-After``.
 - Backtests also stay under their own share: the backtest worker runs at most
   ``BACKTEST_WORKERS`` jobs at once (its reserved concurrency and SQS MaximumConcurrency), and a
   ``Pacer`` per container keeps the klines weight it sends under its share of
@@ -36,15 +41,17 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from klineo.binance import BinanceClient, Candle, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.store import klines_cache
 from klineo.store.klines_cache import DAY_MS
 from klineo.strategies import INTERVALS_MS
+from klineo.telemetry import child_logger, tally
 
-__all__ = ["BACKTEST_PAUSED", "BACKTEST_WEIGHT_PER_MINUTE", "BACKTEST_WORKERS", "PAGE_LIMIT", "PAGE_WEIGHT",
-           "History", "Pacer", "closed_candles", "pacer"]
+__all__ = ["BACKTEST_PAUSED", "BACKTEST_WEIGHT_PER_MINUTE", "BACKTEST_WORKERS", "PAGE_LIMIT", "PAGE_WAITS",
+           "PAGE_WEIGHT", "History", "Pacer", "closed_candles", "pacer"]
 
 PAGE_LIMIT = 1000
 PAGE_WEIGHT = 5
@@ -55,6 +62,9 @@ _WINDOW_S = 60.0
 # closed on our clock: Binance answers a candle that has just closed on our clock as still open when
 # its clock is behind ours or its last trades are not aggregated yet (the runner's CLOSE_GRACE_MS).
 FINAL_AFTER_MS = 60_000
+# A job waits out a page's weight refusals at most this many times (each within its wait_until): an IP
+# that stays saturated hands the job back instead of holding the worker until its deadline.
+PAGE_WAITS = 3
 BACKTEST_PAUSED = ("Backtests are paused for the rest of this minute so that trading keeps its Binance "
                    "request budget; the days already fetched are kept, please retry shortly.")
 
@@ -119,8 +129,43 @@ def _day_runs(days: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
+# Sends one page: given the klines call, returns its candles (``_send_page`` bound to a backtest).
+_SendPage = Callable[[Callable[[], list[Candle]]], list[Candle]]
+_log = child_logger("backtest")
+
+
+def _refusal_wait(client: BinanceClient, error: KlineoError, wait_until: float | None) -> float | None:
+    """The seconds to wait before sending a refused page again, or None to raise ``error``: a retryable
+    ``rate_limit`` (never a 418 ``ip_banned``) whose ``retry_after`` ends by ``wait_until``."""
+    if (wait_until is None or error.category is not ErrorCategory.RATE_LIMIT or not error.retryable
+            or error.retry_after is None):
+        return None
+    return error.retry_after if client.clock() + error.retry_after <= wait_until else None
+
+
+def _send_page(client: BinanceClient, before_page: Callable[[], None], fetch: Callable[[], list[Candle]],
+               *, wait_until: float | None) -> list[Candle]:
+    """``before_page`` then ``fetch``; a refusal ``_refusal_wait`` accepts is waited out (the client's
+    sleep) and the page sent again, at most ``PAGE_WAITS`` times."""
+    waits = 0
+    while True:
+        try:
+            before_page()
+            return fetch()
+        except KlineoError as error:
+            wait_s = _refusal_wait(client, error, wait_until) if waits < PAGE_WAITS else None
+            if wait_s is None:
+                raise
+            waits += 1
+            _log.info("backtest page waits for the weight budget", extra={
+                "wait_s": wait_s, "page_waits": waits, "error_category": error.category.value,
+                "binance_status": error.status, "binance_code": error.code})
+            tally.count("BacktestPageWaits")
+        client.sleep(wait_s)
+
+
 def _pages(client: BinanceClient, symbol: str, interval: str, start_ms: int, end_ms: int,
-           before_page: Callable[[], None]) -> Iterator[tuple[list[Candle], int]]:
+           send_page: _SendPage) -> Iterator[tuple[list[Candle], int]]:
     """Every candle opening in [start_ms, end_ms), page by page: each page, with the time before which
     every candle has now been received.
 
@@ -132,23 +177,22 @@ def _pages(client: BinanceClient, symbol: str, interval: str, start_ms: int, end
     cursor = start_ms
     while cursor < end_ms:
         window_end = min(end_ms, cursor + PAGE_LIMIT * interval_ms)
-        before_page()
-        page = endpoints.klines(client, symbol, interval, limit=PAGE_LIMIT, start_time=cursor,
-                                end_time=window_end - 1)
+        page = send_page(partial(endpoints.klines, client, symbol, interval, limit=PAGE_LIMIT,
+                                 start_time=cursor, end_time=window_end - 1))
         page = [candle for candle in page if cursor <= candle.open_time < window_end]
         cursor = page[-1].open_time + interval_ms if page else window_end
         yield page, cursor
 
 
 def _fetch_run(client: BinanceClient, symbol: str, interval: str, run: tuple[int, int], now_ms: int,
-               days: dict[int, list[Candle]], history: History, before_page: Callable[[], None]) -> None:
+               days: dict[int, list[Candle]], history: History, send_page: _SendPage) -> None:
     """The days of one run of missing days into ``days``, each as soon as the pages have covered it
     and saved then if final: a run stopped midway (the trading reserve, the budget) keeps those."""
     environment, interval_ms = client.environment.value, INTERVALS_MS[interval]
     run_first, run_last = run
     by_day: dict[int, list[Candle]] = defaultdict(list)
     day = run_first
-    for page, received_until in _pages(client, symbol, interval, run_first, run_last + DAY_MS, before_page):
+    for page, received_until in _pages(client, symbol, interval, run_first, run_last + DAY_MS, send_page):
         for candle in page:
             by_day[candle.open_time // DAY_MS * DAY_MS].append(candle)
         while day <= run_last and day + DAY_MS <= received_until:
@@ -166,7 +210,8 @@ def closed_candles(
     """Closed candles opening in [start_ms, end_ms), read through the day cache (see the module doc).
 
     A page that would eat into the trading reserve waits for the next minute while that is no later
-    than ``wait_until`` (epoch s, the client's clock; None: never), else raises ``rate_limit``."""
+    than ``wait_until`` (epoch s, the client's clock; None: never), else raises ``rate_limit``; so does
+    a page refused for the minute's weight, for its ``retry_after`` (``_send_page``)."""
     environment, interval_ms = client.environment.value, INTERVALS_MS[interval]
     end_ms = min(end_ms, now_ms)
     if end_ms <= start_ms:
@@ -180,9 +225,10 @@ def closed_candles(
         client.leave_trading_reserve(PAGE_WEIGHT, BACKTEST_PAUSED, wait_until=wait_until)
         history.requests += 1
 
+    send_page = partial(_send_page, client, before_page, wait_until=wait_until)
     missing = [day for day in range(first_day, last_day + 1, DAY_MS) if day not in days]
     for run in _day_runs(missing):
-        _fetch_run(client, symbol, interval, run, now_ms, days, history, before_page)
+        _fetch_run(client, symbol, interval, run, now_ms, days, history, send_page)
     history.candles = [
         candle for day in sorted(days) for candle in days[day]
         if start_ms <= candle.open_time < end_ms and candle.close_time < now_ms
