@@ -11,7 +11,10 @@ from klineo.services.candles import get_candles
 app = build_resolver()
 
 
-@app.get("/candles")
+@app.get("/candles", description=(
+    "Klines of a symbol, oldest first. Chart requests leave 40 % of the IP's Binance request weight to "
+    "trading: when this minute's weight is used up to that reserve, the answer is 429 rate_limit with "
+    "Retry-After at the next minute."))
 def candles(query: Annotated[CandlesQuery, Query()]) -> CandlesResponse:
     current_user_id(app)
     return get_candles(query)

@@ -90,6 +90,13 @@ def test_connection_delete_is_documented_with_the_strategies_it_paused(generated
     assert "paused_strategies" in generated["components"]["schemas"][schema]["properties"]
 
 
+def test_both_klines_routes_describe_the_trading_reserves_429(generated: dict) -> None:
+    """GET /candles and POST /strategies/backtest each say why they answer 429 with Retry-After."""
+    for path, method in (("/candles", "get"), ("/strategies/backtest", "post")):
+        description = generated["paths"][path][method].get("description", "")
+        assert "trading" in description and "429 rate_limit with Retry-After" in description, path
+
+
 def test_error_body_documents_request_id_and_every_failing_field(generated: dict) -> None:
     """ErrorBody requires request_id and lists errors[] of {field, message}."""
     body = generated["components"]["schemas"]["ErrorBody"]

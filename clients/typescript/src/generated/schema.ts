@@ -287,7 +287,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Klines for spot or futures, production or testnet. */
+        /**
+         * Klines for spot or futures, production or testnet.
+         * @description Klines of a symbol, oldest first. Chart requests leave 40 % of the IP's Binance request weight to trading: when this minute's weight is used up to that reserve, the answer is 429 rate_limit with Retry-After at the next minute.
+         */
         get: operations["candles_candles_get"];
         put?: never;
         post?: never;
