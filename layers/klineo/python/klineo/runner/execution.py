@@ -89,13 +89,14 @@ from klineo.runner.paper import (
     book_of,
     ledger_of,
     legacy_paper_levels,
+    live_percents,
     paper_exit,
     paper_protective,
     protective_record,
     protective_targets,
 )
 from klineo.runner.planning import OrderPlan, plan_order
-from klineo.runner.pnl import live_book_after
+from klineo.runner.pnl import is_entry, live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.reprice import LiveReprice, repriced_paper_levels
 from klineo.runner.schedule import client_order_id, is_superseded
@@ -380,7 +381,7 @@ class _Turn:
         """Changed percents move the open live position's protective orders (``klineo.runner.reprice``),
         in a turn whose order (if any) neither enters nor closes: an entry arms its own from the settings."""
         position = self.strategy.live_position
-        if self.trading is None or not self.strategy.protective or target == 0 or _entered(position, target):
+        if self.trading is None or not self.strategy.protective or target == 0 or is_entry(position, target):
             return
         if LiveReprice(self.strategy, self.trading.connection, self.make_event).play():
             self.reload()
@@ -530,7 +531,7 @@ class _Turn:
             "average_price": plain_text(fill_price), "fee": plain_text(paid),
             "reduce_only": plan.reduce_only, "source": "paper", "simulated": True,
         }
-        entered = _entered(position, ledger.position)
+        entered = is_entry(position, ledger.position)
         kept = paper_protective(strategy) if ledger.position != 0 else None
         protective = protective_record(strategy, plan.side, fill_price, "paper") if entered else kept
         if entered and protective:
@@ -586,7 +587,7 @@ class _Turn:
             facts={
                 "signal": facts["signal"], "reason": facts["reason"], "indicators": facts["indicators"],
                 "target_position": plain_text(facts["target_position"]),
-                "protective": _wanted_protective(strategy),
+                "protective": live_percents(strategy),  # the ones wanted for an entry
             },
         )
         refused = self.claim(pending, intent, price)
@@ -811,26 +812,26 @@ class _Turn:
         if filled == 0 or price is None or self.trading is None:
             return None
         creds = self.creds if self.creds is not None else connection_credentials(self.trading.connection)
-        before = pending.position_before
+        before, cid = pending.position_before, pending.client_order_id
         client = self.client()
         # Binance's own fills (userTrades, weight 5) only while the minute's weight leaves room for
         # the orders themselves: a tick of many orders must never starve them of request weight.
         if result.order_id is not None and client.spare_weight() >= FILLS_READ_RESERVE:
             try:
-                return live_book_after(self.strategy, creds, result.order_id, filled, price, before)
+                return live_book_after(self.strategy, creds, result.order_id, filled, price, before, cid)
             except KlineoError as exc:
                 logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
                     "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})
         # Estimated from our own entry price and the taker fee; the order history's record gets
         # Binance's exact fills from the reconciler.
-        return live_book_after(self.strategy, creds, None, filled, price, before)
+        return live_book_after(self.strategy, creds, None, filled, price, before, cid)
 
     def disarm_previous(self, before: Decimal, position_to: Decimal) -> None:
         """The strategy's own order closed, flipped or grew the position: cancel the earlier entry's stops
         (a new entry arms its own for the whole position; a stale stop must never close a later one)."""
         armed = self.strategy.protective or {}
         parent = armed.get("parent_client_order_id")
-        if parent is None or self.trading is None or not (position_to == 0 or _entered(before, position_to)):
+        if parent is None or self.trading is None or not (position_to == 0 or is_entry(before, position_to)):
             return
         # Loaded here: only a strategy with stops armed reaches this line (see _arm_protective).
         from klineo.services.protective import entry_protective_ids
@@ -844,7 +845,7 @@ class _Turn:
         """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""
         strategy, before = self.strategy, pending.position_before
         self.disarm_previous(before, position_to)
-        entered = _entered(before, position_to)
+        entered = is_entry(before, position_to)
         record = self.wanted_protection(pending, result) if entered else None
         if record is None:
             # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
@@ -950,11 +951,6 @@ def _legacy_paper_moved(strategy: Strategy) -> dict[str, Any] | None:
     return {"paper_book": book}
 
 
-def _entered(before: Decimal, after: Decimal) -> bool:
-    """True when a fill opened, grew or flipped a position (an entry that wants protective orders)."""
-    return after != 0 and (abs(after) > abs(before) or after * before < 0)
-
-
 def _number(value: Any) -> Decimal | None:
     """A protective percent stored with the pending order; None when not set. A stored value that is
     no finite number raises (the turn crashes, logged and retried): never an entry silently unprotected."""
@@ -962,14 +958,6 @@ def _number(value: Any) -> Decimal | None:
     if number is None and value is not None:
         raise ValueError("a protective percent stored with the pending order is not a number")
     return number
-
-
-def _wanted_protective(strategy: Strategy) -> dict[str, str]:
-    """The protective percents wanted for an entry, stored with the pending order at claim time."""
-    settings = strategy.settings
-    wanted = {"stop_loss_pct": settings.stop_loss_pct, "take_profit_pct": settings.take_profit_pct,
-              "trailing_stop_pct": settings.trailing_stop_pct}
-    return {k: plain_text(v) for k, v in wanted.items() if v is not None}
 
 
 def _protective_details(record: dict[str, Any]) -> dict[str, Any]:

@@ -21,13 +21,14 @@ from typing import Any
 from klineo.binance import Candle
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import Ledger, Trade, protective_exit, protective_prices
-from klineo.validation import decimal_or_none
+from klineo.validation import decimal_or_none, plain_text
 
 __all__ = [
     "PaperExit",
     "book_of",
     "ledger_of",
     "legacy_paper_levels",
+    "live_percents",
     "paper_exit",
     "paper_protective",
     "protective_record",
@@ -93,6 +94,14 @@ def protective_record(
     if trailing is not None:
         record["trailing_stop_pct"] = trailing
     return record
+
+
+def live_percents(strategy: Strategy) -> dict[str, str]:
+    """The stop-loss / take-profit / trailing percents set for the live position, as plain text ({}: none)."""
+    settings = strategy.settings
+    wanted = {"stop_loss_pct": settings.stop_loss_pct, "take_profit_pct": settings.take_profit_pct,
+              "trailing_stop_pct": settings.trailing_stop_pct}
+    return {k: plain_text(v) for k, v in wanted.items() if v is not None}
 
 
 # The key of each protective role's level in a protective record (a trailing stop's: its callbackRate).

@@ -12,6 +12,11 @@ reach its order-history record through the reconciler. The book's ``entry_price`
 the strategy's own position (``moved_entry``), from which the unrealised PnL at the mark follows:
 ``(mark - entry_price) x position``. A commission paid in another asset (BNB) is not converted: it
 is left out of ``fees`` and counted in ``fees_other_assets``.
+
+The book also names ``entry_client_order_id``: the strategy's order that opened, grew or flipped the
+position (``is_entry``), kept on a reduction, dropped when flat. It is written here, in the settle's
+write, because it is the position's other fact beside ``entry_price``: percents added to a position
+entered without any are placed as that order's protective orders (``klineo.runner.reprice``).
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ from klineo.runner.paper import ledger_of
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import fee
 
-__all__ = ["live_book_after", "moved_entry", "strategy_pnl"]
+__all__ = ["is_entry", "live_book_after", "moved_entry", "strategy_pnl"]
 
 _ZERO = Decimal(0)
+
+
+def is_entry(before: Decimal, after: Decimal) -> bool:
+    """True when a fill opened, grew or flipped a position (an entry that wants protective orders)."""
+    return after != 0 and (abs(after) > abs(before) or after * before < 0)
 
 
 def moved_entry(position: Decimal, entry: Decimal, signed_fill: Decimal, price: Decimal) -> Decimal:
@@ -56,9 +66,10 @@ def _fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int) ->
 
 def live_book_after(
     strategy: Strategy, creds: Credentials, order_id: int | None, signed_fill: Decimal, price: Decimal,
-    position_before: Decimal,
+    position_before: Decimal, client_order_id: str | None = None,
 ) -> dict[str, Any]:
-    """The strategy's live book once this order's fills are in (Binance's realizedPnl and commission)."""
+    """The strategy's live book once this order's fills are in (Binance's realizedPnl and commission);
+    ``client_order_id``: the order's, the book's ``entry_client_order_id`` when it is an entry."""
     book = dict(strategy.live_book or {})
     entry = Decimal(str(book.get("entry_price", 0)))
     client = get_client(Market.FUTURES, strategy.environment)
@@ -68,13 +79,18 @@ def live_book_after(
         closed = min(abs(signed_fill), abs(position_before)) if signed_fill * position_before < 0 else _ZERO
         direction = 1 if position_before > 0 else -1
         realised, fees, other = (price - entry) * closed * direction, fee(signed_fill, price), 0
-    return {
+    after = position_before + signed_fill
+    moved = {
         "entry_price": moved_entry(position_before, entry, signed_fill, price),
         "realised_pnl": Decimal(str(book.get("realised_pnl", 0))) + realised - fees,
         "fees": Decimal(str(book.get("fees", 0))) + fees,
         "fees_other_assets": int(book.get("fees_other_assets", 0)) + other,
         "estimated_fills": int(book.get("estimated_fills", 0)) + (1 if order_id is None else 0),
     }
+    entry_order = client_order_id if is_entry(position_before, after) else book.get("entry_client_order_id")
+    if entry_order and after != 0:
+        moved["entry_client_order_id"] = entry_order
+    return moved
 
 
 def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal | int | None]:
