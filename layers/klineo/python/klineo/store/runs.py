@@ -487,7 +487,7 @@ def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any]
 def replace_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None, *,
                        held: Decimal, parent: str, events: Iterable[StrategyEvent] = (),
                        seen_generations: int | None = None,
-                       entry_update: dict[str, Any] | None = None) -> bool:
+                       entry_update: dict[str, Any] | None = None, first: bool = False) -> bool:
     """Record (None: forget) the live position's re-priced protective orders (``klineo.runner.reprice``),
     with their events; False when the position or its entry moved meanwhile (nothing written).
 
@@ -495,6 +495,7 @@ def replace_protective(user_id: str, strategy_id: str, protective: Mapping[str, 
     absent: written only while it still is, so each generation is claimed once) and ``entry_update``, the
     entry's record's Update written in the same transaction
     (``klineo.store.orders.protective_generations_update``; without it when the entry has no record).
+    ``first``: the position has no record of its own (it was entered without protection), see ``_first``.
     """
     when = write_time()
     update = Update(sets={"updated_at": when.now})
@@ -502,10 +503,14 @@ def replace_protective(user_id: str, strategy_id: str, protective: Mapping[str, 
         update.removes.append("protective")
     else:
         update.sets["protective"] = dict(protective)
-    condition = ("attribute_not_exists(pending) AND live_position = :held"
-                 " AND protective.parent_client_order_id = :parent")
-    values = {":held": to_attr(held), ":parent": to_attr(parent)}
-    if seen_generations is not None:
+    condition = "attribute_not_exists(pending) AND live_position = :held"
+    values = {":held": to_attr(held)}
+    if first:
+        condition += _first(parent, values)
+    else:
+        condition += " AND protective.parent_client_order_id = :parent"
+        values[":parent"] = to_attr(parent)
+    if seen_generations is not None and not first:
         absent = " OR attribute_not_exists(protective.generations)" if seen_generations == 1 else ""
         condition += f" AND (protective.generations = :seen{absent})"
         values[":seen"] = to_attr(seen_generations)
@@ -519,6 +524,19 @@ def replace_protective(user_id: str, strategy_id: str, protective: Mapping[str, 
                      extra={"strategy_id": strategy_id})
         failed = _commit(named)
     return not failed
+
+
+def _first(parent: str, values: dict[str, Any]) -> str:
+    """The condition of a first record for a position that has none: its entry is still ``parent``
+    (``live_book.entry_client_order_id``) and no record was written meanwhile, so a racing entry or
+    another attempt wins and this one writes nothing. ``parent`` "": an entry no order is recorded for
+    (placed by an older version): only the note that nothing can be placed
+    (``protective.unrecorded_entry``) is written, replaced or forgotten."""
+    if not parent:
+        return (" AND attribute_not_exists(live_book.entry_client_order_id)"
+                " AND (attribute_not_exists(protective) OR attribute_exists(protective.unrecorded_entry))")
+    values[":parent"] = to_attr(parent)
+    return " AND live_book.entry_client_order_id = :parent AND attribute_not_exists(protective)"
 
 
 def set_paper_book(user_id: str, strategy_id: str, book: Mapping[str, Any], *, held: Decimal,
