@@ -360,6 +360,204 @@ def test_a_flip_after_a_partial_reprice_cancels_every_order_of_every_generation(
         protective_client_algo_id(short, role) for role in ROLES)
 
 
+# ---------------------------------------------------------- percents added to a position entered without any
+def _unguarded_long(runner, tick_ms: int) -> tuple[str, str, Decimal]:
+    """A live long entered on ``tick_ms``'s candle with no percents: (strategy, entry id, average entry)."""
+    sid, entry, _fill = _guarded_long(runner, tick_ms)
+    stored = runner.stored(USER, sid)
+    assert stored.protective is None and _algos(runner) == {}
+    return sid, entry, D(str(stored.live_book["entry_price"]))
+
+
+def _only_open(runner, client_algo_id: str) -> Any:
+    """The one open algo order, checked to be ``client_algo_id``, reduce-only for the whole position."""
+    [order] = _open(runner)
+    assert (order.client_algo_id, order.quantity, order.reduce_only) == (client_algo_id, D("0.002"), True)
+    return order
+
+
+def test_a_stop_added_to_a_position_entered_without_one_is_placed_once(runner) -> None:
+    """GIVEN a live long entered with no percents WHEN the PATCH adds stop_loss_pct 1 THEN the next turn
+    places one reduce-only stop for the whole position at 1 % under the average entry, records it armed
+    under the entry, with a protective_repriced event from no levels; a further turn sends nothing more."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry, price = _unguarded_long(runner, first)
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+
+    runner.run_tick(second)
+
+    sl = protective_prices("BUY", price, D(1), None)[0]
+    stop = _only_open(runner, protective_client_algo_id(entry, "stop_loss", 1))
+    assert (stop.order_type, stop.trigger_price) == ("STOP_MARKET", _tick_price(runner, sl))
+    stored = runner.stored(USER, sid).protective
+    assert (stored["parent_client_order_id"], stored["armed"], stored["orders"]) == (
+        entry, True, {"stop_loss": 1})
+    assert D(str(stored["stop_loss"])) == sl
+    assert get_order_record(USER, entry).protective_generations == 2
+    [event] = _events(sid, "protective_repriced")
+    assert D(event.details["new_stop_loss"]) == sl and not any(k.startswith("old_") for k in event.details)
+    assert _events(sid, "error") == []
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(third)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent == 1
+    assert len(_events(sid, "protective_repriced")) == 1
+    assert runner.stored(USER, sid).live_book["entry_client_order_id"] == entry  # recorded at the fill
+
+
+def test_a_trailing_stop_added_to_a_position_entered_without_one_is_placed(runner) -> None:
+    """GIVEN a live long entered with no percents WHEN the PATCH adds trailing_stop_pct 2 THEN the next turn
+    places exactly one reduce-only TRAILING_STOP_MARKET (callbackRate 2) for the whole position."""
+    first, second = _ticks(runner, 2)
+    sid, entry, _price = _unguarded_long(runner, first)
+    _patch(runner, sid, {"trailing_stop_pct": "2"})
+
+    runner.run_tick(second)
+
+    trail = _only_open(runner, protective_client_algo_id(entry, "trailing_stop", 1))
+    assert (trail.order_type, trail.callback_rate) == ("TRAILING_STOP_MARKET", D(2))
+    assert runner.stored(USER, sid).protective["orders"] == {"trailing_stop": 1}
+    assert len(_events(sid, "protective_repriced")) == 1
+
+
+def test_a_stop_cleared_then_added_back_uses_a_generation_never_used(runner) -> None:
+    """GIVEN a stop added to a position entered without one (generation 1) WHEN every percent is cleared, then
+    a stop added again THEN the new stop is generation 2 (never a clientAlgoId used before), the first one
+    cancelled."""
+    first, second, third, fourth = _ticks(runner, 4)
+    sid, entry, price = _unguarded_long(runner, first)
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    runner.run_tick(second)
+    _patch(runner, sid, {"stop_loss_pct": None})
+    runner.run_tick(third)
+    assert _open(runner) == [] and runner.stored(USER, sid).protective is None
+
+    _patch(runner, sid, {"stop_loss_pct": "2"})
+    runner.run_tick(fourth)
+
+    stop = _only_open(runner, protective_client_algo_id(entry, "stop_loss", 2))
+    assert stop.trigger_price == _tick_price(runner, protective_prices("BUY", price, D(2), None)[0])
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss", 1)].status == "CANCELED"
+    assert runner.stored(USER, sid).protective["orders"] == {"stop_loss": 2}
+    assert get_order_record(USER, entry).protective_generations == 3
+
+
+def test_stops_armed_at_entry_cleared_then_added_back_use_generation_1(runner) -> None:
+    """GIVEN a live long whose entry armed SL 2 % (generation 0) WHEN every percent is cleared, then SL 1 %
+    set THEN the next turn places a generation-1 stop (the entry's own id is not reused)."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2")
+    _patch(runner, sid, {"stop_loss_pct": None})
+    runner.run_tick(second)
+    assert _open(runner) == [] and runner.stored(USER, sid).protective is None
+
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    runner.run_tick(third)
+
+    _only_open(runner, protective_client_algo_id(entry, "stop_loss", 1))
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
+
+
+def _crossed_stop_added(runner, tick_ms: int) -> tuple[str, str, Decimal]:
+    """A live long entered with no percents on ``tick_ms``'s candle, the mark then 1 % below its entry, and
+    a PATCH adding SL 0.5 % (already crossed: Binance answers -2021): (strategy, entry id, average entry)."""
+    sid, entry, price = _unguarded_long(runner, tick_ms)
+    runner.sim.set_mark_price("BTCUSDT", float(price * D("0.99")))
+    _patch(runner, sid, {"stop_loss_pct": "0.5"})
+    return sid, entry, price
+
+
+def test_an_added_stop_the_mark_already_crossed_is_refused_once(runner) -> None:
+    """GIVEN a live long entered with no percents and the mark 1 % below the entry WHEN the PATCH adds SL
+    0.5 % (already crossed: Binance -2021) THEN nothing stays open, one error event says so, the position
+    is as it was, and the next turn does not try the same level again."""
+    first, second, third = _ticks(runner, 3)
+    sid, _entry, _price = _crossed_stop_added(runner, first)
+
+    runner.run_tick(second)
+
+    assert _open(runner) == []
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"]) == ("protective_not_repriced", "order_rejected")
+    stored = runner.stored(USER, sid)
+    assert stored.live_position == D("0.002") and stored.protective.get("armed") is not True
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(third)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent
+    assert len(_events(sid, "error")) == 1 and _open(runner) == []
+
+
+def test_an_added_stop_refused_then_widened_is_placed_in_the_next_generation(runner) -> None:
+    """GIVEN an added SL 0.5 % refused (the mark 1 % below the entry) WHEN the PATCH widens it to 2 % THEN the
+    next turn places the 2 % stop as generation 2 (the refused claim's generation 1 is not reused)."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry, price = _crossed_stop_added(runner, first)
+    runner.run_tick(second)
+    assert _open(runner) == []
+
+    _patch(runner, sid, {"stop_loss_pct": "2"})
+    runner.run_tick(third)
+
+    stop = _only_open(runner, protective_client_algo_id(entry, "stop_loss", 2))
+    assert stop.trigger_price == _tick_price(runner, protective_prices("BUY", price, D(2), None)[0])
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["orders"], "refused" in stored) == (True, {"stop_loss": 2}, False)
+
+
+def _forget_entry_order(sid: str) -> None:
+    """The live book as an older version left it: no ``entry_client_order_id``."""
+    from klineo.settings import get_settings
+    from klineo.store import aws as aws_clients
+
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table, Key=strategy_store.strategy_key(USER, sid),
+        UpdateExpression="REMOVE live_book.entry_client_order_id")
+
+
+def test_a_stop_added_to_a_position_of_an_older_version_is_refused_once(runner) -> None:
+    """GIVEN a live long whose entry order was never recorded (an older version's) WHEN the PATCH adds SL 1 %
+    THEN no order is sent, one error event (entry_not_recorded) says why, not repeated next turn; WHEN the
+    percent changes again THEN one more event."""
+    first, second, third, fourth = _ticks(runner, 4)
+    sid, _entry, _price = _unguarded_long(runner, first)
+    _forget_entry_order(sid)
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+
+    runner.run_tick(second)
+    runner.run_tick(third)
+
+    assert runner.journal("POST", ALGO_PATH) == [] and runner.stored(USER, sid).live_position == D("0.002")
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"], error.details["stop_loss_pct"]) == (
+        "protective_not_repriced", "entry_not_recorded", "1")
+
+    _patch(runner, sid, {"stop_loss_pct": "2"})
+    runner.run_tick(fourth)
+
+    assert runner.journal("POST", ALGO_PATH) == [] and len(_events(sid, "error")) == 2
+
+
+def test_a_fired_added_stop_cancels_its_added_take_profit(runner) -> None:
+    """GIVEN SL 1 % and TP 3 % added to a position entered without any WHEN the stop fires THEN a read of the
+    open orders cancels the take-profit (the sibling rule through the entry's record)."""
+    first, second = _ticks(runner, 2)
+    sid, entry, price = _unguarded_long(runner, first)
+    _patch(runner, sid, {"stop_loss_pct": "1", "take_profit_pct": "3"})
+    runner.run_tick(second)
+    tp = protective_client_algo_id(entry, "take_profit", 1)
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted(
+        [protective_client_algo_id(entry, "stop_loss", 1), tp])
+    runner.sim.set_mark_price("BTCUSDT", float(price * D("0.985")))  # the added 1 % stop fires
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss", 1)].status in FIRED
+
+    list_open_orders(USER, runner.stored(USER, sid).connection_id, "BTCUSDT")
+
+    assert _algos(runner)[tp].status == "CANCELED" and _open(runner) == []
+
+
 # ---------------------------------------------------------------------------------------------- paper
 PAPER_USER = "e5e5e5e5-0000-4000-8000-00000000000e"
 PAPER_CONNECTION = "e" * 32

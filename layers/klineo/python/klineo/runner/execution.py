@@ -98,7 +98,7 @@ from klineo.runner.paper import (
 from klineo.runner.planning import OrderPlan, plan_order
 from klineo.runner.pnl import is_entry, live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
-from klineo.runner.reprice import LiveReprice, repriced_paper_levels
+from klineo.runner.reprice import LiveReprice, protection_due, repriced_paper_levels
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
 from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
@@ -380,10 +380,12 @@ class _Turn:
     def live_reprice(self, target: Decimal) -> None:
         """Changed percents move the open live position's protective orders (``klineo.runner.reprice``),
         in a turn whose order (if any) neither enters nor closes: an entry arms its own from the settings."""
-        position = self.strategy.live_position
-        if self.trading is None or not self.strategy.protective or target == 0 or is_entry(position, target):
+        strategy = self.strategy
+        if self.trading is None or target == 0 or is_entry(strategy.live_position, target):
             return
-        if LiveReprice(self.strategy, self.trading.connection, self.make_event).play():
+        if not protection_due(strategy):
+            return
+        if LiveReprice(strategy, self.trading.connection, self.make_event).play():
             self.reload()
 
     def paper_protective_exit(self) -> None:
@@ -492,7 +494,8 @@ class _Turn:
         try:
             rules = get_symbol_rules(client, strategy.symbol)
             plan = self.plan(decision.signal, rules, reference_price, trading)
-            if self.live and (plan.side is not None or strategy.protective) and self.verify_position(trading):
+            checked = plan.side is not None or protection_due(strategy)  # an order, or stops to keep or place
+            if self.live and checked and self.verify_position(trading):
                 facts["position_before"] = self.strategy.position
                 plan = self.plan(decision.signal, rules, reference_price, trading)
         except KlineoError as exc:

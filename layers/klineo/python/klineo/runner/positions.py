@@ -25,8 +25,10 @@ Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §
   share one read (``PositionBook``);
 - only for LIVE strategies with a non-zero belief, and only where it matters: when the decision
   would send an order (the order must not be built on a stale position) or when the strategy has
-  protective orders (a triggered stop must be recorded at the next tick). A strategy that holds
-  without protective orders is not read: its closed position is seen before its next order.
+  protective orders recorded (a triggered stop must be recorded at the next tick) or percents set for
+  a position entered without any (its orders are placed only on a checked position,
+  ``klineo.runner.reprice``). A strategy that holds without either is not read: its closed position is
+  seen before its next order.
 Paper strategies never read (their simulated position is the truth).
 With mixed intervals (about 700 evaluations a minute at an average 15m interval) and one order in
 20 evaluations, that is about 35 reads (175 weight) plus one per connection with a protected

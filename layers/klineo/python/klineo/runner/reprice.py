@@ -39,6 +39,20 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    and places nothing instead): what generation n placed is cancelled and the levels are remembered as
    ``refused`` (not tried again until the percents change). A transient failure keeps the claim: the
    next turn resumes it.
+
+A live position with no record (entered while the strategy had no percents) whose percents are now set
+(``LiveReprice.start``) gets its levels the same way, as a re-pricing from no levels: priced from the
+position's average entry (``live_book.entry_price``), for the order that entered it
+(``live_book.entry_client_order_id``, ``klineo.runner.pnl``), every role placed. Its claim starts past
+every generation ever claimed for that entry (its order record's ``protective_generations``: a record
+forgotten when every percent was cleared took its count with it) and is written only while the position
+still has no record and that entry (``klineo.store.runs.replace_protective``'s ``first``), so a racing
+entry or another attempt wins and this one sends nothing. Its event gives the new levels only; a refusal
+or a failure is told and remembered as above (the record then holds the entry and no levels); every
+percent cleared again forgets it. A position whose entry names no order (opened by an older version)
+cannot get any: one ``error`` event (``protective_not_repriced``, category ``entry_not_recorded``) per
+change of the percents, remembered in a record with no parent (``unrecorded_entry``: the percents told),
+nothing sent; its next entry arms its own as usual.
 """
 
 from __future__ import annotations
@@ -51,7 +65,13 @@ from typing import Any
 from klineo.binance import Candle
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.runner.paper import paper_exit, paper_protective, protective_record, protective_targets
+from klineo.runner.paper import (
+    live_percents,
+    paper_exit,
+    paper_protective,
+    protective_record,
+    protective_targets,
+)
 from klineo.store.connections import Connection
 from klineo.store.events import StrategyEvent
 from klineo.store.orders import protective_generations_update
@@ -59,9 +79,13 @@ from klineo.store.runs import replace_protective
 from klineo.store.strategies import Strategy
 from klineo.validation import decimal_or_none
 
-__all__ = ["LiveReprice", "armed_orders", "level_details", "levels", "repriced_paper_levels"]
+__all__ = [
+    "LiveReprice", "armed_orders", "level_details", "levels", "protection_due", "repriced_paper_levels",
+]
 
 LEVELS = ("stop_loss", "take_profit", "trailing_stop_pct")
+# The record of a position whose entry names no order (``LiveReprice.unrecorded_entry``): the percents told.
+UNRECORDED = "unrecorded_entry"
 # A turn's events of a re-pricing carry this tag: an error of the turn's own order keeps its own key.
 _TAG = "reprice"
 
@@ -104,6 +128,23 @@ def repriced_paper_levels(
     return wanted, level_details(levels(record), levels(wanted))
 
 
+def _claimed_generations(user_id: str, parent: str) -> int:
+    """How many generations of protective orders were ever claimed for the entry ``parent`` (its order
+    record's ``protective_generations``; 1: its first orders, placed or not). A first record starts past
+    them: an earlier record of the position may have been forgotten with every percent cleared, and a
+    clientAlgoId used before would be answered from its old record (placed, cancelled or refused)."""
+    from klineo.store.orders import get_order_record
+
+    record = get_order_record(user_id, parent)
+    return (record.protective_generations if record is not None else None) or 1
+
+
+def protection_due(strategy: Strategy) -> bool:
+    """True when the live position's protection may need work this turn: a record, or a position entered
+    without one whose percents are now set (``LiveReprice.start``)."""
+    return bool(strategy.protective) or (strategy.live_position != 0 and bool(live_percents(strategy)))
+
+
 def _order_ids(parent: str, orders: Iterable[tuple[str, int]]) -> list[str]:
     """The clientAlgoIds of the entry ``parent``'s orders (role, generation)."""
     # Loaded here: only a live strategy whose percents changed reaches this line (cold start).
@@ -126,7 +167,8 @@ def armed_orders(record: dict[str, Any]) -> dict[str, int]:
 
 
 class LiveReprice:
-    """The live position's protective orders moved to the strategy's percents (module docstring)."""
+    """The live position's protective orders moved to the strategy's percents, or placed for a position
+    entered without any (module docstring)."""
 
     def __init__(self, strategy: Strategy, connection: Connection,
                  make_event: Callable[..., StrategyEvent]) -> None:
@@ -136,17 +178,61 @@ class LiveReprice:
         self.record = dict(strategy.protective or {})
         self.parent = str(self.record.get("parent_client_order_id") or "")
         self.held = strategy.live_position
+        # True while the position has no record of its own: the next write is its first (``start``).
+        self.first = False
 
     def play(self) -> bool:
         """Re-price when the percents moved; True when the strategy was written (read it again)."""
-        record = self.record
-        if self.held == 0 or record.get("mode") != "live" or not self.parent:
+        if self.held == 0:
             return False
+        if not self.record or self.record.get(UNRECORDED) is not None:
+            return self.start()
+        if self.record.get("mode") != "live" or not self.parent:
+            return False
+        return self.move()
+
+    def start(self) -> bool:
+        """A position without a record (entered without percents) that the percents now protect: a
+        re-pricing from no levels, priced from its average entry, for the order that entered it."""
+        book = self.strategy.live_book or {}
+        parent = str(book.get("entry_client_order_id") or "")
+        if not parent:
+            return self.unrecorded_entry()
+        price = decimal_or_none(book.get("entry_price"))
+        if not price or not live_percents(self.strategy):
+            return False
+        self.parent, self.first = parent, True
+        self.record = {"mode": "live", "entry_side": _side(self.held), "entry_price": price,
+                       "parent_client_order_id": parent,
+                       "generations": _claimed_generations(self.strategy.user_id, parent)}
+        return self.move()
+
+    def unrecorded_entry(self) -> bool:
+        """A position whose entry names no order (placed by an older version): no protective order can be
+        placed for it until its next entry. One error event says so per change of the percents, which the
+        record remembers (``unrecorded_entry``: no parent, nothing placed; gone at the next entry)."""
+        percents, told = live_percents(self.strategy), self.record.get(UNRECORDED)
+        if told == (percents or None):
+            return False
+        self.first = True
+        if not percents:  # cleared: nothing to tell, the note is forgotten
+            return self.write(None) or True
+        message = ("This position was opened before its entry order was recorded: no stop-loss, take-profit "
+                   "or trailing stop can be placed for it. They are placed at the strategy's next entry.")
+        event = self.make_event("error", what="protective_not_repriced", category="entry_not_recorded",
+                                message=message, **percents)
+        return self.write({"mode": "live", UNRECORDED: percents}, [event]) or True
+
+    def move(self) -> bool:
+        """The recorded position's orders moved to the percents (the module docstring's steps)."""
+        record = self.record
         price = decimal_or_none(record.get("entry_price"))
         if not price:
             return False
         wanted = protective_record(self.strategy, _side(self.held), price, "live")
         new, claimed = levels(wanted), dict(record.get("repricing") or {})
+        if wanted is None and not levels(record):
+            return self.remove_all()  # a first record that never armed (refused, or its claim left)
         if new == levels(record):
             return self.abandon(claimed) if claimed else self.retire()
         if not claimed and record.get("refused") is not None and new == levels(record["refused"]):
@@ -253,7 +339,7 @@ class LiveReprice:
                                "turn.", "cancel_failed")
         event = self.make_event("protective_repriced", mode="live", **level_details(levels(old), {}),
                                 quantity=abs(self.held))
-        return self.write(None, [event]) or True
+        return self.write(None, [event] if levels(old) else []) or True
 
     def abandon(self, claimed: dict[str, Any]) -> bool:
         """The percents went back to the armed levels: cancel what the unfinished claim placed."""
@@ -306,8 +392,10 @@ class LiveReprice:
         # its record over a newer claim's (its orders would be forgotten, a generation claimed twice).
         claim.setdefault("seen_generations", int(self.record.get("generations", 1)))
         written = replace_protective(strategy.user_id, strategy.strategy_id, record, held=self.held,
-                                     parent=self.parent, events=tagged, **claim)
-        if not written:
+                                     parent=self.parent, events=tagged, first=self.first, **claim)
+        if written:
+            self.first = False
+        else:
             logger.info("strategy moved while its protective orders were re-priced",
                         extra={"strategy_id": strategy.strategy_id})
         return written
