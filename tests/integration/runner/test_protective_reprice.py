@@ -190,6 +190,61 @@ def test_a_failed_placement_keeps_the_old_orders_and_the_next_turn_finishes(runn
     assert runner.stored(USER, sid).protective["orders"] == {"stop_loss": 1, "take_profit": 0}
 
 
+def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the_next_turn(runner) -> None:
+    """GIVEN a live entry with SL 2 % / TP 3 % whose take-profit Binance could not take (503) WHEN the next
+    turn runs THEN only the missing take-profit is placed, under the entry's own id, and the record armed;
+    a further turn sends nothing more."""
+    first, second, third = _ticks(runner, 3)
+    runner.sim.faults.add("http_503_unavailable", count=50, method="POST", path=ALGO_PATH, after=1)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    runner.sim.faults.clear()
+    sl, tp = (protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit"))
+    assert [a.client_algo_id for a in _open(runner)] == [sl]
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["parent_client_order_id"], "refused" in stored) == (False, entry, False)
+    assert [e.details["what"] for e in _events(sid, "error")] == ["protective_not_armed"]
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(second)
+
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([sl, tp])
+    assert len(runner.journal("POST", ALGO_PATH)) == sent + 1  # the take-profit only
+    take_profit = _algos(runner)[tp]
+    assert take_profit.trigger_price == _tick_price(runner, protective_prices("BUY", fill, None, D(3))[1])
+    assert runner.stored(USER, sid).protective["armed"] is True
+    assert len(_events(sid, "protective_placed")) == 1  # none at entry: it was not armed
+
+    runner.run_tick(third)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent + 1
+
+
+def test_a_stop_refused_at_entry_is_not_tried_again_every_turn(runner, monkeypatch) -> None:
+    """GIVEN a live entry whose stop Binance refuses for good (-2021: the mark fell through it between the
+    fill and the stop) WHEN the next turns run THEN nothing more is sent; the refusal is told once."""
+    first, second, third = _ticks(runner, 3)
+    algo, moved = runner.sim.state.algo, []
+    place = algo.place
+
+    def mark_falls_first(*args: Any) -> Any:
+        if not moved:
+            moved.append(runner.sim.mark_price("BTCUSDT") * 0.9)
+            runner.sim.set_mark_price("BTCUSDT", moved[0])
+        return place(*args)
+
+    monkeypatch.setattr(algo, "place", mark_falls_first)
+    sid, _entry, _fill = _guarded_long(runner, first, stop_loss_pct="2")
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], "refused" in stored) == (False, True)
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(second)
+    runner.run_tick(third)
+
+    assert sent == 1 and len(runner.journal("POST", ALGO_PATH)) == sent
+    assert [e.details["what"] for e in _events(sid, "error")] == ["protective_not_armed"]
+
+
 def test_a_new_stop_the_mark_already_crossed_is_refused_and_the_old_orders_stay(runner) -> None:
     """GIVEN a live long with SL 2 % / TP 3 % and the mark 1 % below the fill WHEN the PATCH sets SL 0.5 %
     (already crossed: Binance -2021) and TP 5 % THEN the old pair stays, the new take-profit placed
@@ -538,6 +593,30 @@ def test_a_stop_added_to_a_position_of_an_older_version_is_refused_once(runner) 
     runner.run_tick(fourth)
 
     assert runner.journal("POST", ALGO_PATH) == [] and len(_events(sid, "error")) == 2
+
+
+def test_a_note_left_beside_a_recorded_entry_does_not_block_its_stop(runner) -> None:
+    """GIVEN a live long whose entry is recorded but whose record is still an older entry's note (a crash
+    between the settle and the arming) WHEN the PATCH adds SL 1 % THEN the next turn places the stop."""
+    from klineo.settings import get_settings
+    from klineo.store import aws as aws_clients
+    from klineo.store.dynamo import to_attr
+
+    first, second = _ticks(runner, 2)
+    sid, entry, _price = _unguarded_long(runner, first)
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table, Key=strategy_store.strategy_key(USER, sid),
+        UpdateExpression="SET protective = :note",
+        ExpressionAttributeValues={
+            ":note": to_attr({"mode": "live", "unrecorded_entry": {"stop_loss_pct": "5"}})})
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+
+    runner.run_tick(second)
+
+    _only_open(runner, protective_client_algo_id(entry, "stop_loss", 1))
+    stored = runner.stored(USER, sid).protective
+    assert (stored["parent_client_order_id"], stored["armed"]) == (entry, True)
+    assert "unrecorded_entry" not in stored
 
 
 def test_a_fired_added_stop_cancels_its_added_take_profit(runner) -> None:

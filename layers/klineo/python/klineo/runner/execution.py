@@ -92,13 +92,14 @@ from klineo.runner.paper import (
     live_percents,
     paper_exit,
     paper_protective,
+    protective_details,
     protective_record,
     protective_targets,
 )
 from klineo.runner.planning import OrderPlan, plan_order
 from klineo.runner.pnl import is_entry, live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
-from klineo.runner.reprice import LiveReprice, protection_due, repriced_paper_levels
+from klineo.runner.reprice import LiveReprice, levels, protection_due, repriced_paper_levels
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
 from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
@@ -861,10 +862,10 @@ class _Turn:
         assert self.trading is not None
         record["armed"] = _arm_protective(self.trading.connection, strategy, pending.client_order_id, record)
         if record["armed"]:
-            self.event("protective_placed", close_time=pending.close_time, **_protective_details(record))
+            self.event("protective_placed", close_time=pending.close_time, **protective_details(record))
         else:
             self.event("error", close_time=pending.close_time, what="protective_not_armed",
-                       **_protective_details(record))
+                       **protective_details(record))
         set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events(),
                        _legacy_paper_moved(strategy))
 
@@ -963,11 +964,6 @@ def _number(value: Any) -> Decimal | None:
     return number
 
 
-def _protective_details(record: dict[str, Any]) -> dict[str, Any]:
-    names = ("stop_loss", "take_profit", "trailing_stop_pct", "quantity", "entry_price", "entry_side")
-    return {k: record[k] for k in names if k in record}
-
-
 def _arm_protective(
     connection: Connection, strategy: Strategy, parent_client_order_id: str, record: dict[str, Any],
 ) -> bool:
@@ -977,12 +973,17 @@ def _arm_protective(
     mark-price triggered, clientAlgoIds derived from the entry's, recorded with origin = the strategy;
     the trailing stop is a TRAILING_STOP_MARKET with ``trailing_stop_pct`` as its callbackRate).
     A failure is logged and answered False; the runner records a ``protective_not_armed`` error event.
+    The record names the entry whatever the outcome: what was placed is the entry's (cancelled with it),
+    and a transient failure is placed again on the next turns (``LiveReprice.rearm``). A level refused
+    for good (``REFUSED_FOR_GOOD``, or Binance's REJECTED answer) is kept in ``refused``: not tried
+    again until the percents change.
     """
     # Loaded here, on a live entry with protection only: the algo-order path it brings (protective and algo
     # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
-    from klineo.services.strategy_protection import NOT_ARMED, arm_strategy_protection
+    from klineo.services.strategy_protection import NOT_ARMED, REFUSED_FOR_GOOD, arm_strategy_protection
 
     targets = protective_targets(record)
+    record["parent_client_order_id"] = parent_client_order_id
     try:
         states = arm_strategy_protection(connection, strategy.strategy_id, strategy.symbol,
                                          parent_client_order_id, record["entry_side"], record["quantity"],
@@ -990,9 +991,12 @@ def _arm_protective(
     except KlineoError as exc:
         logger.warning("protective orders not armed", extra={
             "strategy_id": strategy.strategy_id, "symbol": strategy.symbol, "category": str(exc.category)})
-        return False
-    record["parent_client_order_id"] = parent_client_order_id
-    return bool(states) and all(state.status not in NOT_ARMED for state in states)
+        if exc.category not in REFUSED_FOR_GOOD:
+            return False
+        states = []
+    if not states or any(state.status in NOT_ARMED for state in states):
+        record["refused"] = levels(record)
+    return "refused" not in record
 
 
 def _runnable(strategy: Strategy | None, ctx: TickContext) -> StrategyResult | None:

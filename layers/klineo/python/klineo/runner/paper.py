@@ -31,6 +31,7 @@ __all__ = [
     "live_percents",
     "paper_exit",
     "paper_protective",
+    "protective_details",
     "protective_record",
     "protective_targets",
 ]
@@ -94,6 +95,12 @@ def protective_record(
     if trailing is not None:
         record["trailing_stop_pct"] = trailing
     return record
+
+
+def protective_details(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's details of a live protective record: its levels, quantity and entry."""
+    names = ("stop_loss", "take_profit", "trailing_stop_pct", "quantity", "entry_price", "entry_side")
+    return {k: record[k] for k in names if k in record}
 
 
 def live_percents(strategy: Strategy) -> dict[str, str]:

@@ -69,6 +69,7 @@ from klineo.runner.paper import (
     live_percents,
     paper_exit,
     paper_protective,
+    protective_details,
     protective_record,
     protective_targets,
 )
@@ -234,7 +235,11 @@ class LiveReprice:
         if wanted is None and not levels(record):
             return self.remove_all()  # a first record that never armed (refused, or its claim left)
         if new == levels(record):
-            return self.abandon(claimed) if claimed else self.retire()
+            if claimed:
+                return self.abandon(claimed)
+            if not record.get("armed") and record.get("refused") is None and "orders" not in record:
+                return self.rearm()  # the entry's own orders, kept from being placed by a transient failure
+            return self.retire()
         if not claimed and record.get("refused") is not None and new == levels(record["refused"]):
             return self.retire()  # refused for good at these levels: tried again once the percents change
         if wanted is None:
@@ -315,6 +320,35 @@ class LiveReprice:
         self.record = record
         self.retire()
         return True
+
+    def rearm(self) -> bool:
+        """Place again the entry's own orders (generation 0) that a transient failure kept from being placed
+        at entry: each exactly once, only what is missing (their clientAlgoIds are the entry's). A failure
+        again: tried on the next turn (logged, no event: the entry's ``protective_not_armed`` told it).
+        Refused for good (Binance's REJECTED, or ``REFUSED_FOR_GOOD``): an ``error`` event, remembered in
+        ``refused`` until the percents change."""
+        from klineo.services.strategy_protection import NOT_ARMED, REFUSED_FOR_GOOD, arm_strategy_protection
+
+        strategy, record = self.strategy, self.record
+        quantity = abs(self.held)
+        try:
+            states = arm_strategy_protection(
+                self.connection, strategy.strategy_id, strategy.symbol, self.parent, _side(self.held),
+                quantity, record["entry_price"], protective_targets(record))
+        except KlineoError as exc:
+            logger.warning("protective orders not armed", extra={
+                "strategy_id": strategy.strategy_id, "category": str(exc.category)})
+            if exc.category not in REFUSED_FOR_GOOD:
+                return False
+            states = []
+        armed = {**record, "quantity": quantity}
+        if not states or any(state.status in NOT_ARMED for state in states):
+            armed["refused"] = levels(record)
+            event = self.make_event("error", what="protective_not_armed", **protective_details(armed))
+        else:
+            armed["armed"] = True
+            event = self.make_event("protective_placed", **protective_details(armed))
+        return self.write(armed, [event]) or True
 
     def drop_if_superseded(self, claim: dict[str, Any]) -> None:
         """This attempt's claim lost to a newer one (another attempt claimed the next generation after a

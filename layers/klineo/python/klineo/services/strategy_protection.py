@@ -28,11 +28,14 @@ from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord, get_order_records, record_order_outcome_quietly
 from klineo.validation import plain_text
 
-__all__ = ["NOT_ARMED", "arm_strategy_protection", "disarm_strategy_protection"]
+__all__ = ["NOT_ARMED", "REFUSED_FOR_GOOD", "arm_strategy_protection", "disarm_strategy_protection"]
 
 # The states of a protective order that is not protecting the position: refused, or waiting for a fill
 # (``arm_protective_orders``' answer for an entry not filled).
 NOT_ARMED = frozenset({"REJECTED", WAITING_FOR_FILL})
+# The failures of placing them that a retry does not change: the order itself refused (by Binance or by
+# the symbol's rules). Any other (a key, the weight, Binance or the network) is tried again next turn.
+REFUSED_FOR_GOOD = frozenset({ErrorCategory.INVALID_REQUEST, ErrorCategory.ORDER_REJECTED})
 
 
 def _entry_record(

@@ -532,11 +532,13 @@ def _first(parent: str, values: dict[str, Any]) -> str:
     another attempt wins and this one writes nothing. ``parent`` "": an entry no order is recorded for
     (placed by an older version): only the note that nothing can be placed
     (``protective.unrecorded_entry``) is written, replaced or forgotten."""
+    none_yet = " AND (attribute_not_exists(protective) OR attribute_exists(protective.unrecorded_entry))"
     if not parent:
-        return (" AND attribute_not_exists(live_book.entry_client_order_id)"
-                " AND (attribute_not_exists(protective) OR attribute_exists(protective.unrecorded_entry))")
+        return " AND attribute_not_exists(live_book.entry_client_order_id)" + none_yet
+    # A note may outlive the entry that named an order (a crash between its settle and its arming, which
+    # forgets notes): it is no record of orders, so it never blocks the first one.
     values[":parent"] = to_attr(parent)
-    return " AND live_book.entry_client_order_id = :parent AND attribute_not_exists(protective)"
+    return " AND live_book.entry_client_order_id = :parent" + none_yet
 
 
 def set_paper_book(user_id: str, strategy_id: str, book: Mapping[str, Any], *, held: Decimal,
