@@ -417,7 +417,7 @@ export interface paths {
         put?: never;
         /**
          * Run a strategy definition over a period of Binance klines, or queue it as a job.
-         * @description Runs the strategy over the period's closed futures klines (cached per UTC day). Backtests leave 40 % of the IP's Binance request weight to trading: when this minute's weight is used up to that reserve, the answer is 429 rate_limit with Retry-After at the next minute (days already fetched stay cached), while a queued job waits for that minute itself.
+         * @description Runs the strategy over the period's closed futures klines (cached per UTC day). Backtests leave 40 % of the IP's Binance request weight to trading: when this minute's weight is used up to that reserve, or Binance or the IP's 90 % limit refuses a page, the answer is 429 rate_limit with Retry-After (days already fetched stay cached); a queued job waits such a refusal out itself.
          */
         post: operations["strategy_backtest_strategies_backtest_post"];
         delete?: never;
