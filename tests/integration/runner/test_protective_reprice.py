@@ -115,6 +115,29 @@ def test_a_tighter_stop_and_take_profit_move_the_open_positions_orders(runner) -
     assert _events(sid, "error") == []
 
 
+def test_an_entry_without_an_order_record_is_repriced_all_the_same(runner, caplog) -> None:
+    """GIVEN a live long with SL 2 % whose entry has no order record (claimed by an older version) WHEN the
+    PATCH sets SL 1 % THEN the next turn still moves the stop (generation 1), the old one cancelled, and a
+    warning says the generations could not be counted on the entry."""
+    from klineo.settings import get_settings
+    from klineo.store import aws as aws_clients
+
+    first, second = _ticks(runner, 2)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2")
+    aws_clients.dynamodb().delete_item(TableName=get_settings().data_table, Key={
+        "pk": {"S": f"USER#{USER}"}, "sk": {"S": f"ORDER#{entry}"}})
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+
+    runner.run_tick(second)
+
+    stop = _only_open(runner, protective_client_algo_id(entry, "stop_loss", 1))
+    assert stop.trigger_price == _tick_price(runner, protective_prices("BUY", fill, D(1), None)[0])
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
+    assert runner.stored(USER, sid).protective["orders"] == {"stop_loss": 1}
+    assert get_order_record(USER, entry) is None
+    assert "protective generations not counted on the entry's record" in caplog.text
+
+
 def test_a_redelivered_turn_does_not_place_the_repriced_orders_again(runner) -> None:
     """GIVEN a re-priced turn that ran (only the stop-loss moved) WHEN SQS delivers its message again THEN
     no algo order is sent again and exactly one stop-loss (the new one) and one take-profit are open."""
