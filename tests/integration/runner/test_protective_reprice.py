@@ -268,6 +268,21 @@ def test_a_stop_refused_at_entry_is_not_tried_again_every_turn(runner, monkeypat
     assert [e.details["what"] for e in _events(sid, "error")] == ["protective_not_armed"]
 
 
+def test_a_stop_binance_answers_invalid_at_entry_is_not_tried_again_every_turn(runner) -> None:
+    """GIVEN a live entry with SL 99.9 % (a trigger under the symbol's minimum price: Binance answers
+    invalid_request) WHEN the next turn runs THEN nothing more is sent; the refusal is recorded once."""
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="99.9")
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["parent_client_order_id"], "refused" in stored) == (False, entry, True)
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(second)
+
+    assert sent == 1 and len(runner.journal("POST", ALGO_PATH)) == sent
+    assert [e.details["what"] for e in _events(sid, "error")] == ["protective_not_armed"]
+
+
 def test_a_new_stop_the_mark_already_crossed_is_refused_and_the_old_orders_stay(runner) -> None:
     """GIVEN a live long with SL 2 % / TP 3 % and the mark 1 % below the fill WHEN the PATCH sets SL 0.5 %
     (already crossed: Binance -2021) and TP 5 % THEN the old pair stays, the new take-profit placed
