@@ -94,12 +94,11 @@ from klineo.runner.paper import (
     paper_protective,
     protective_details,
     protective_record,
-    protective_targets,
 )
 from klineo.runner.planning import OrderPlan, plan_order
 from klineo.runner.pnl import is_entry, live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
-from klineo.runner.reprice import LiveReprice, levels, protection_due, repriced_paper_levels
+from klineo.runner.reprice import LiveReprice, arm_entry_orders, protection_due, repriced_paper_levels
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
 from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
@@ -113,7 +112,6 @@ from klineo.services.orders import (
 from klineo.services.risk import LIMIT_GATES, OrderIntent, check_order
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
-    Connection,
     TradingContext,
     connection_credentials,
     connection_from_item,
@@ -837,7 +835,7 @@ class _Turn:
         parent = armed.get("parent_client_order_id")
         if parent is None or self.trading is None or not (position_to == 0 or is_entry(before, position_to)):
             return
-        # Loaded here: only a strategy with stops armed reaches this line (see _arm_protective).
+        # Loaded here: only a strategy with stops armed reaches this line (see arm_entry_orders).
         from klineo.services.protective import entry_protective_ids
         from klineo.services.strategy_protection import disarm_strategy_protection
 
@@ -858,9 +856,11 @@ class _Turn:
                 set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events(),
                                _legacy_paper_moved(strategy))
             return
-        record["quantity"] = abs(position_to)
+        # The record names the entry whatever the outcome: what was placed is the entry's (cancelled with
+        # it), and what a transient failure kept off is placed on the next turns (``LiveReprice.rearm``).
+        record.update(quantity=abs(position_to), parent_client_order_id=pending.client_order_id)
         assert self.trading is not None
-        record["armed"] = _arm_protective(self.trading.connection, strategy, pending.client_order_id, record)
+        record["armed"] = arm_entry_orders(self.trading.connection, strategy, record)
         if record["armed"]:
             self.event("protective_placed", close_time=pending.close_time, **protective_details(record))
         else:
@@ -962,41 +962,6 @@ def _number(value: Any) -> Decimal | None:
     if number is None and value is not None:
         raise ValueError("a protective percent stored with the pending order is not a number")
     return number
-
-
-def _arm_protective(
-    connection: Connection, strategy: Strategy, parent_client_order_id: str, record: dict[str, Any],
-) -> bool:
-    """Place the stop-loss / take-profit / trailing stop algo orders of a live entry; True when all are armed.
-
-    Through ``klineo.services.strategy_protection`` (the API entries' protective orders: reduce-only,
-    mark-price triggered, clientAlgoIds derived from the entry's, recorded with origin = the strategy;
-    the trailing stop is a TRAILING_STOP_MARKET with ``trailing_stop_pct`` as its callbackRate).
-    A failure is logged and answered False; the runner records a ``protective_not_armed`` error event.
-    The record names the entry whatever the outcome: what was placed is the entry's (cancelled with it),
-    and a transient failure is placed again on the next turns (``LiveReprice.rearm``). A level refused
-    for good (``REFUSED_FOR_GOOD``, or Binance's REJECTED answer) is kept in ``refused``: not tried
-    again until the percents change.
-    """
-    # Loaded here, on a live entry with protection only: the algo-order path it brings (protective and algo
-    # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
-    from klineo.services.strategy_protection import NOT_ARMED, REFUSED_FOR_GOOD, arm_strategy_protection
-
-    targets = protective_targets(record)
-    record["parent_client_order_id"] = parent_client_order_id
-    try:
-        states = arm_strategy_protection(connection, strategy.strategy_id, strategy.symbol,
-                                         parent_client_order_id, record["entry_side"], record["quantity"],
-                                         record["entry_price"], targets)
-    except KlineoError as exc:
-        logger.warning("protective orders not armed", extra={
-            "strategy_id": strategy.strategy_id, "symbol": strategy.symbol, "category": str(exc.category)})
-        if exc.category not in REFUSED_FOR_GOOD:
-            return False
-        states = []
-    if not states or any(state.status in NOT_ARMED for state in states):
-        record["refused"] = levels(record)
-    return "refused" not in record
 
 
 def _runnable(strategy: Strategy | None, ctx: TickContext) -> StrategyResult | None:

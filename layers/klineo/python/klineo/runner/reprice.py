@@ -81,7 +81,8 @@ from klineo.store.strategies import Strategy
 from klineo.validation import decimal_or_none
 
 __all__ = [
-    "LiveReprice", "armed_orders", "level_details", "levels", "protection_due", "repriced_paper_levels",
+    "LiveReprice", "arm_entry_orders", "armed_orders", "level_details", "levels", "protection_due",
+    "repriced_paper_levels",
 ]
 
 LEVELS = ("stop_loss", "take_profit", "trailing_stop_pct")
@@ -138,6 +139,39 @@ def _claimed_generations(user_id: str, parent: str) -> int:
 
     record = get_order_record(user_id, parent)
     return (record.protective_generations if record is not None else None) or 1
+
+
+def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[str, Any]) -> bool:
+    """Place the entry's own protective orders (generation 0) that a live protective ``record`` asks for
+    (its ``parent_client_order_id``, ``entry_side``, ``quantity``, ``entry_price`` and levels); True when all
+    are armed.
+
+    Through ``klineo.services.strategy_protection`` (the API entries' protective orders: reduce-only,
+    mark-price triggered, clientAlgoIds derived from the entry's, recorded with origin = the strategy;
+    the trailing stop is a TRAILING_STOP_MARKET with ``trailing_stop_pct`` as its callbackRate), each
+    exactly once: a repeat places only what is missing. Refused for good (Binance's REJECTED answer, or
+    ``REFUSED_FOR_GOOD``): False with the levels kept in ``record["refused"]``, not tried again until the
+    percents change. Any other failure: logged, False, ``record`` unchanged: the next turns try again
+    (``LiveReprice.rearm``).
+    """
+    # Loaded here, on a live entry with protection only: the algo-order path it brings (protective and algo
+    # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
+    from klineo.services.strategy_protection import NOT_ARMED, REFUSED_FOR_GOOD, arm_strategy_protection
+
+    try:
+        states = arm_strategy_protection(
+            connection, strategy.strategy_id, strategy.symbol, record["parent_client_order_id"],
+            record["entry_side"], record["quantity"], record["entry_price"], protective_targets(record))
+    except KlineoError as exc:
+        logger.warning("protective orders not armed", extra={
+            "strategy_id": strategy.strategy_id, "symbol": strategy.symbol, "category": str(exc.category)})
+        if exc.category not in REFUSED_FOR_GOOD:
+            return False
+        states = []
+    if not states or any(state.status in NOT_ARMED for state in states):
+        record["refused"] = levels(record)
+        return False
+    return True
 
 
 def protection_due(strategy: Strategy) -> bool:
@@ -325,30 +359,17 @@ class LiveReprice:
         """Place again the entry's own orders (generation 0) that a transient failure kept from being placed
         at entry: each exactly once, only what is missing (their clientAlgoIds are the entry's). A failure
         again: tried on the next turn (logged, no event: the entry's ``protective_not_armed`` told it).
-        Refused for good (Binance's REJECTED, or ``REFUSED_FOR_GOOD``): an ``error`` event, remembered in
-        ``refused`` until the percents change."""
-        from klineo.services.strategy_protection import NOT_ARMED, REFUSED_FOR_GOOD, arm_strategy_protection
-
-        strategy, record = self.strategy, self.record
-        quantity = abs(self.held)
-        try:
-            states = arm_strategy_protection(
-                self.connection, strategy.strategy_id, strategy.symbol, self.parent, _side(self.held),
-                quantity, record["entry_price"], protective_targets(record))
-        except KlineoError as exc:
-            logger.warning("protective orders not armed", extra={
-                "strategy_id": strategy.strategy_id, "category": str(exc.category)})
-            if exc.category not in REFUSED_FOR_GOOD:
-                return False
-            states = []
-        armed = {**record, "quantity": quantity}
-        if not states or any(state.status in NOT_ARMED for state in states):
-            armed["refused"] = levels(record)
-            event = self.make_event("error", what="protective_not_armed", **protective_details(armed))
+        Refused for good (``arm_entry_orders``): an ``error`` event, remembered in ``refused`` until the
+        percents change."""
+        record = {**self.record, "entry_side": _side(self.held), "quantity": abs(self.held)}
+        record["armed"] = arm_entry_orders(self.connection, self.strategy, record)
+        if record["armed"]:
+            event = self.make_event("protective_placed", **protective_details(record))
+        elif "refused" in record:
+            event = self.make_event("error", what="protective_not_armed", **protective_details(record))
         else:
-            armed["armed"] = True
-            event = self.make_event("protective_placed", **protective_details(armed))
-        return self.write(armed, [event]) or True
+            return False
+        return self.write(record, [event]) or True
 
     def drop_if_superseded(self, claim: dict[str, Any]) -> None:
         """This attempt's claim lost to a newer one (another attempt claimed the next generation after a
