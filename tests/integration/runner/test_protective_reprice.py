@@ -8,6 +8,7 @@ made-up candles, so that a candle reaches exactly the level the test wants.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from decimal import Decimal
@@ -22,6 +23,7 @@ from klineo.runner.schedule import MINUTE_MS
 from klineo.services.open_orders import list_open_orders
 from klineo.services.protective import protective_client_algo_id
 from klineo.store import strategies as strategy_store
+from klineo.store.connections import get_connection
 from klineo.store.events import list_events
 from klineo.store.orders import get_order_record
 from klineo.strategies.simulation import protective_prices, slipped
@@ -240,6 +242,40 @@ def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the
     runner.run_tick(third)
 
     assert len(runner.journal("POST", ALGO_PATH)) == sent + 1
+
+
+def _revoke_futures(runner, account_id: str = "futures-full") -> None:
+    """The account's key loses its futures right on Binance (the user edited it): signed futures calls
+    answer -2015 from now on."""
+    account = runner.sim.account(account_id)
+    permissions = dataclasses.replace(account.permissions, futures=False)
+    runner.sim.state.accounts_by_key[account.api_key] = dataclasses.replace(account, permissions=permissions)
+
+
+def test_a_revoked_key_keeping_a_stop_off_disables_the_connection_not_a_failed_run_a_minute(runner) -> None:
+    """GIVEN a live entry whose take-profit Binance could not take (503), then a key that lost its futures
+    right WHEN the next turns read the position to place it THEN each refusal counts on the connection, the
+    third disables it and pauses the strategy, and no turn after that sends anything."""
+    ticks = _ticks(runner, 5)
+    runner.sim.faults.add("http_503_unavailable", count=50, method="POST", path=ALGO_PATH, after=1)
+    sid, _entry, _fill = _guarded_long(runner, ticks[0], stop_loss_pct="2", take_profit_pct="3")
+    runner.sim.faults.clear()
+    connection_id = runner.stored(USER, sid).connection_id
+    _revoke_futures(runner)
+
+    for tick in ticks[1:4]:
+        runner.run_tick(tick)
+
+    connection = get_connection(USER, connection_id, consistent=True)
+    disabled = "connection_disabled:permission"
+    assert (connection.consecutive_failures, connection.disabled_reason) == (3, disabled)
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", disabled)
+    sent = len(runner.signed_calls())
+
+    runner.run_tick(ticks[4])
+
+    assert len(runner.signed_calls()) == sent
 
 
 def test_a_stop_refused_at_entry_is_not_tried_again_every_turn(runner, monkeypatch) -> None:

@@ -500,6 +500,7 @@ class _Turn:
         except KlineoError as exc:
             if exc.retryable:
                 raise
+            self.note_key_outcome(exc)  # a revoked key reading the position or balance counts, as an order's
             pause = "invalid_symbol" if exc.field == "symbol" else None
             self.event("error", category=str(exc.category), message=exc.message)
             run = self.run("failed", error=_error(exc), **facts)
