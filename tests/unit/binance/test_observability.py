@@ -182,3 +182,32 @@ def test_the_clients_call_lines_are_written_by_the_service_logger_at_its_level(
     assert (line["binance_method"], line["binance_path"]) == ("GET", "/api/v3/klines")
     assert line["binance_status"] == 200
     assert line["binance_used_weight"] == 4
+
+
+def test_a_call_our_budget_holds_back_is_not_counted_as_binance_refusing_it(rsps, make_client, limiter,
+                                                                              clock, metric_set):
+    """GIVEN the minute's weight used up to our 90 % ceiling WHEN a call would pass it THEN it is never sent
+    and counted as BinanceCallsHeldBack, not as a Binance error or a Binance 429 (only Binance's own are)."""
+    client = make_client()
+    limiter.observe(client.host, client.market, 5990, clock() * 1000)  # spot limit 6000: past 90 %
+    with pytest.raises(KlineoError) as caught:
+        client.public("GET", "/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m"})
+    assert caught.value.category is ErrorCategory.RATE_LIMIT
+    assert len(rsps.calls) == 0
+    _pending_folded_in()
+    assert metric_set["BinanceCallsHeldBack"]["Value"] == [1.0]
+    assert "BinanceErrors" not in metric_set and "BinanceRateLimit" not in metric_set
+
+
+def test_binances_own_429_still_counts_as_a_binance_rate_limit(rsps, make_client, metric_set):
+    """GIVEN Binance answering 429 WHEN raised THEN BinanceErrors and BinanceRateLimit count it, and nothing
+    is counted as held back by our budget."""
+    refusal = {"code": -1003, "msg": "Too much request weight used."}
+    rsps.get(SPOT + "/api/v3/klines", status=429, json=refusal, headers={"Retry-After": "30"})
+    with pytest.raises(KlineoError) as caught:
+        make_client().public("GET", "/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m"})
+    assert caught.value.category is ErrorCategory.RATE_LIMIT
+    _pending_folded_in()
+    assert metric_set["BinanceErrors"]["Value"] == [1.0]
+    assert metric_set["BinanceRateLimit"]["Value"] == [1.0]
+    assert "BinanceCallsHeldBack" not in metric_set

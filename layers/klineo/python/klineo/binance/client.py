@@ -222,6 +222,8 @@ class _Step(NamedTuple):
     retry: ErrorCategory | None = None
     delay: float = 0.0
     resync: bool = False
+    # The error is our own budget's (the 90 % ceiling): the call was never sent, Binance refused nothing.
+    held: bool = False
 
 
 class BinanceClient:
@@ -369,7 +371,7 @@ class BinanceClient:
         while True:
             step = self._attempt(request, budget)
             if step.error is not None:
-                raise self._report(step.error, method, path, request.weight)
+                raise self._report(step.error, method, path, request.weight, held=step.held)
             if step.retry is None:
                 return step.data
             if step.resync:
@@ -417,7 +419,8 @@ class BinanceClient:
         try:
             self._limiter.acquire(self.host, self.market, request.weight, self._now_ms())
         except KlineoError as err:
-            return _Step(error=err)
+            # status None: the budget's ceiling; a block after Binance's 429 / 418 carries that status.
+            return _Step(error=err, held=err.status is None)
         response, outcome = self._send(request.method, self._url(request), request.headers)
         if outcome is not None:
             return self._after_transport_failure(outcome, request, budget)
@@ -617,13 +620,23 @@ class BinanceClient:
         within_call = left is None or delay + _MIN_TIMEOUT_S < left
         return within_call and self._clock() - started + delay < self.deadline_s
 
-    def _report(self, err: KlineoError, method: str, path: str, weight: int) -> KlineoError:
+    def _report(
+        self, err: KlineoError, method: str, path: str, weight: int, held: bool = False,
+    ) -> KlineoError:
         """Tally (safely) and count an error about to be raised; return it.
 
         The "binance call failed" warning is not written per call (a Powertools JSON line costs
         about three times the rest of the error path): the invocation's flush writes one line per
-        distinct failure, with its count and first/last time (``klineo.telemetry.Tally``).
+        distinct failure, with its count and first/last time (``klineo.telemetry.Tally``). A call our
+        own budget ``held`` back was never sent: counted apart (``BinanceCallsHeldBack``), so that
+        ``BinanceErrors`` and ``BinanceRateLimit`` count only what Binance refused.
         """
+        if held:
+            tally.occurrence("binance call held back by the weight budget", {
+                "binance_method": method, "binance_path": path, "binance_weight": weight,
+            }, binance_used_weight=self._limiter.used_weight(self.host))
+            _metric("BinanceCallsHeldBack", 1)
+            return err
         tally.occurrence("binance call failed", {
             "binance_method": method, "binance_path": path, "binance_status": err.status,
             "binance_code": err.code, "error_category": err.category.value, "binance_weight": weight,
