@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from klineo.store.connections import get_connection, update_settings
 from klineo.store.events import list_events
+from klineo.store.secrets import delete_credentials
 
 from tests.integration.runner.conftest import ORDER_PATH
 
@@ -97,3 +98,42 @@ def test_a_strategy_leverage_above_max_leverage_is_a_risk_block(runner) -> None:
     assert runner.journal("POST", ORDER_PATH) == []
     blocks = [e.details["gate"] for e in list_events(sid, 10).events if e.kind == "risk_block"]
     assert blocks == ["max_leverage"]
+
+
+def test_a_margin_type_binance_refuses_fails_the_run_with_an_error_event_and_its_signal(runner) -> None:
+    """GIVEN an isolated BTCUSDT position open on the account WHEN a strategy asking CROSSED wants to enter
+    THEN Binance's refusal fails its run and its events say why (the signal and an error), not nothing."""
+    levels = {"period": 14, "oversold": 99.99, "overbought": 99.999}
+    always_long = {"type": "rsi_threshold", "parameters": levels}
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"margin_type": "isolated"})
+    holder = runner.strategy(USER, connection, **always_long)
+    now = int(time.time() * 1000) // 60_000 * 60_000 + 1000
+    runner.run_tick(now - 60_000)
+    assert runner.runs(holder)[0].status == "ordered"
+    crossed = runner.strategy(USER, connection, margin_type="CROSSED", **always_long)
+
+    runner.run_tick(now)
+
+    run = runner.runs(crossed)[0]
+    assert (run.status, run.error["category"]) == ("failed", "conflict")
+    events = {e.kind: e.details for e in list_events(crossed, 10).events}
+    assert events["error"] == {"category": "conflict", "message": run.error["message"]}
+    assert events["signal"]["signal"] == "long"
+
+
+def test_a_strategy_whose_keys_are_gone_fails_with_an_error_event_and_counts_it(runner) -> None:
+    """GIVEN a connection whose stored keys were deleted WHEN its live strategy wants to enter THEN a failed
+    run, an error event saying why beside the signal, and one key failure counted on it; nothing sent."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection)
+    delete_credentials(get_connection(USER, connection).secret_name)
+
+    runner.run_tick()
+
+    run = runner.runs(sid)[0]
+    assert (run.status, run.error["category"]) == ("failed", "not_found")
+    kinds = {e.kind: e.details for e in list_events(sid, 10).events}
+    assert kinds["error"]["category"] == "not_found" and "signal" in kinds
+    assert runner.stored(USER, sid).key_failures == 1
+    assert runner.journal("POST", ORDER_PATH) == []

@@ -673,17 +673,28 @@ class _Turn:
             note_key_outcome(trading.connection, exc)
             if exc.retryable:
                 raise
-            written = record_run(self.run("failed", error=_error(exc), **facts), advance=StrategyAdvance())
-            return self.result("failed" if written else "not_run", str(exc.category))
+            return self.refused_settings(exc, facts)
         return None
+
+    def refused_settings(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
+        """Binance refused the symbol's margin type or leverage (e.g. an open position of the other margin
+        type): a failed run, with the turn's signal and an ``error`` event saying why, as any failed turn."""
+        self.event("error", category=str(exc.category), message=exc.message)
+        run = self.run("failed", error=_error(exc), **facts)
+        written = record_run(run, advance=StrategyAdvance(), events=self.take_events())
+        return self.result("failed" if written else "not_run", str(exc.category))
 
     def refused_before_claim(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
         """The keys are gone before anything was sent: a failed run that counts as a key failure."""
         strategy = self.strategy
         failures = strategy.key_failures + 1
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
+        self.event("error", category=str(exc.category), message=exc.message)
+        if pause:
+            self.event("paused", reason=pause)
         run = self.run("failed", error=_error(exc), **facts)
-        written = record_run(run, advance=StrategyAdvance(key_failures=failures, pause_reason=pause))
+        written = record_run(run, advance=StrategyAdvance(key_failures=failures, pause_reason=pause),
+                             events=self.take_events())
         return self.result("failed" if written else "not_run", str(exc.category))
 
     # ------------------------------------------------------------------ live orders
