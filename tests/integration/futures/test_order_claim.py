@@ -11,7 +11,7 @@ import boto3
 import pytest
 from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
 from klineo.settings import get_settings
-from klineo.store.connections import disable_connection, update_settings
+from klineo.store.connections import disable_connection, set_futures_enabled, update_settings
 from klineo.store.orders import STATUS_UNKNOWN_PURGED, get_order_record
 
 from tests.helpers import load_event, with_user
@@ -39,8 +39,9 @@ def _warm(invoke, connection_id: str) -> None:
         (lambda c: update_settings(USER_A, c, {"kill_switch": True}), 409, "connection_kill_switch"),
         (lambda c: disable_connection(USER_A, c, "test"), 409, "connection_disabled"),
         (lambda c: update_settings(USER_A, c, {"max_notional_usdt": "10"}), 422, "max_notional_usdt"),
+        (lambda c: set_futures_enabled(USER_A, c, False), 409, "futures_disabled"),
     ],
-    ids=["connection_kill_switch", "connection_disabled", "max_notional_usdt"],
+    ids=["connection_kill_switch", "connection_disabled", "max_notional_usdt", "futures_disabled"],
 )
 def test_gate_changed_after_the_connection_was_cached_is_named_by_the_claim(
     sim_env, invoke, futures_connection, change, status, gate
@@ -58,6 +59,24 @@ def test_gate_changed_after_the_connection_was_cached_is_named_by_the_claim(
     assert body_of(response)["error"]["field"] == gate
     assert len(order_posts(sim_env)) == posts
     assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)) is None
+
+
+def test_futures_switched_off_after_caching_still_lets_a_reduce_only_order_through(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a warm container holding a LONG WHEN another writer switches futures off THEN the claim of a
+    reduce-only SELL commits (futures off stops new exposure only) and the order reaches Binance."""
+    market = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None)
+    assert invoke("futures_order", order_event(market, key=new_key()))["statusCode"] == 200  # warm, and LONG
+    set_futures_enabled(USER_A, futures_connection.id, False)
+    reduce = order_body(futures_connection.id, side="SELL", type="MARKET", price=None, timeInForce=None,
+                        reduceOnly=True)
+    posts = len(order_posts(sim_env))
+
+    response = invoke("futures_order", order_event(reduce, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert len(order_posts(sim_env)) == posts + 1
 
 
 def test_limit_raised_after_caching_lets_the_order_through(sim_env, invoke, futures_connection):

@@ -273,6 +273,27 @@ def test_close_passes_under_the_kill_switch(sim_env, invoke, futures_connection)
     assert len(_closing_orders(sim_env, futures_connection.account)) == 1
 
 
+def test_switching_futures_off_does_not_trap_an_open_position(sim_env, invoke, futures_connection):
+    """GIVEN a LONG, then futures switched off WHEN a new entry, a reduce-only order and a close are sent
+    THEN the entry is refused (futures_disabled) and both reducing orders go through: it stays closable."""
+    _open_long(invoke, futures_connection.id, quantity="0.004")
+    off = connection_event("futures_disable", futures_connection.id, USER_A, "/futures/disable")
+    assert invoke("futures_disable", off)["statusCode"] == 200
+    entry = invoke("futures_order", order_event(order_body(futures_connection.id, type="MARKET", price=None,
+                                                           timeInForce=None), key=new_key()))
+    assert (entry["statusCode"], body_of(entry)["error"]["field"]) == (409, "futures_disabled")
+    reduce = order_body(futures_connection.id, side="SELL", type="MARKET", price=None, timeInForce=None,
+                        quantity="0.002", reduceOnly=True)
+
+    reduced = invoke("futures_order", order_event(reduce, key=new_key()))
+    closed = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert reduced["statusCode"] == 200, reduced["body"]
+    assert closed["statusCode"] == 200, closed["body"]
+    assert body_of(closed)["status"] == "FILLED"
+    assert body_of(_positions(invoke, futures_connection.id))["positions"] == []
+
+
 def test_close_in_hedge_mode_sends_position_side_and_no_reduce_only(sim_env, invoke, create_connection):
     """GIVEN a hedge-mode LONG WHEN closed THEN SELL, positionSide LONG, no reduceOnly (Binance's rule)."""
     connection = create_connection(USER_A, "futures-hedge")

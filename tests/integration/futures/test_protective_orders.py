@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from klineo.services.protective import protective_client_algo_id
+from klineo.store.connections import clear_disabled, disable_connection
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
@@ -418,20 +419,16 @@ def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run
 def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it_opens(
     sim_env, invoke, futures_connection, reconcile
 ):
-    """GIVEN a filled LIMIT entry with a stop-loss and futures then disabled on its connection WHEN its
-    status is read and the reconciler runs THEN nothing reaches Binance and the entry waits in the index;
-    once futures are enabled again, the next run places the stop-loss."""
+    """GIVEN a filled LIMIT entry with a stop-loss and its connection then disabled (its key kept failing)
+    WHEN its status is read and the reconciler runs THEN nothing reaches Binance and the entry waits in the
+    index; once the connection is on again, the next run places the stop-loss."""
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
-    disabled = invoke("futures_disable", connection_event("futures_disable", futures_connection.id, USER_A,
-                                                          "/futures/disable"))
-    assert disabled["statusCode"] == 200, disabled["body"]
+    disable_connection(USER_A, futures_connection.id, "connection_disabled:permission")
 
     read = invoke("futures_order_status", status_event(entry["client_order_id"]))
     reconcile()
     while_closed = _algo_posts(sim_env), _unsettled()
-    enabled = invoke("futures_enable", connection_event("futures_enable", futures_connection.id, USER_A,
-                                                        "/futures/enable"))
-    assert enabled["statusCode"] == 200, enabled["body"]
+    clear_disabled(USER_A, futures_connection.id, {"ok": True})
     reconcile()
 
     assert read["statusCode"] == 200, read["body"]
@@ -440,6 +437,23 @@ def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it
     stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
     assert _unsettled() == [stop_id]
+
+
+def test_a_filled_entrys_stop_is_placed_even_after_futures_were_switched_off(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a filled LIMIT entry with a stop-loss and futures then switched off WHEN its status is read
+    THEN its stop-loss is placed all the same: futures off stops new exposure, never a position's stops."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    disabled = invoke("futures_disable", connection_event("futures_disable", futures_connection.id, USER_A,
+                                                          "/futures/disable"))
+    assert disabled["statusCode"] == 200, disabled["body"]
+
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert read["statusCode"] == 200, read["body"]
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
 
 
 def test_status_of_a_conditional_order_is_read_from_the_algo_service(sim_env, invoke, futures_connection):

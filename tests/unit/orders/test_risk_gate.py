@@ -120,11 +120,16 @@ def test_position_side_must_fit_the_accounts_position_mode(mode, order, field) -
     assert (refused.category, refused.field) == (ErrorCategory.INVALID_REQUEST, field)
 
 
-def test_disabled_connection_and_futures_off_refuse_every_order_even_a_close() -> None:
-    """GIVEN a disabled connection, or futures off WHEN a close is checked THEN refused naming the state."""
-    disabled = _refusal(_context(disabled_at="2026-01-01T00:00:00+00:00"), CLOSE)
-    futures_off = _refusal(_context(futures_enabled=False), CLOSE)
-    assert (disabled.field, futures_off.field) == ("connection_disabled", "futures_disabled")
+def test_a_disabled_connection_refuses_every_order_even_a_close() -> None:
+    """GIVEN a disabled connection (its key keeps failing) WHEN a close is checked THEN refused naming it."""
+    assert _refusal(_context(disabled_at="2026-01-01T00:00:00+00:00"), CLOSE).field == "connection_disabled"
+
+
+def test_futures_off_refuses_new_exposure_but_lets_a_close_through() -> None:
+    """GIVEN futures switched off WHEN a close and a new entry are checked THEN the close passes (a position
+    opened before must stay closable) and the entry is refused naming futures_disabled."""
+    check_order(_context(futures_enabled=False), CLOSE)
+    assert _refusal(_context(futures_enabled=False), None).field == "futures_disabled"
 
 
 def test_paper_strategies_need_no_futures_but_obey_the_switches() -> None:

@@ -10,15 +10,18 @@ asking again here with the items whose checks failed, so the refusal is named th
 Gates, in the order they are checked, and what a refusal is:
 
     global_kill_switch, user_kill_switch, connection_kill_switch   409 conflict  (new exposure only)
-    futures_disabled, connection_disabled                          409 conflict
+    futures_disabled                                               409 conflict  (new exposure only)
+    connection_disabled                                            409 conflict
     positionSide / reduceOnly (the account's position mode)        400 invalid_request
     max_leverage, max_notional_usdt                                422 order_rejected (new exposure only)
 
 A kill switch blocks new exposure only: an order that can only reduce a position (reduceOnly in
 one-way mode; SELL LONG or BUY SHORT in hedge mode) still goes through, because closing is what a
 trader needs when something goes wrong. The limits do not apply to such orders either: lowering a
-limit must never trap a position. The refusal's ``field`` names the gate, and nothing reaches
-Binance after a refusal.
+limit must never trap a position. Nor does switching futures off (``futures_disabled``): it stops new
+futures exposure, and a position opened before must still be closable and keep its stops. Only a
+disabled connection (its key keeps failing) refuses every order. The refusal's ``field`` names the
+gate, and nothing reaches Binance after a refusal.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def _check_switches(context: TradingContext) -> None:
         )
 
 
-def _check_state(context: TradingContext, live: bool) -> None:
+def _check_state(context: TradingContext, live: bool, reduces: bool) -> None:
     connection = context.connection
     if connection.disabled:
         raise _refuse(
@@ -106,7 +109,7 @@ def _check_state(context: TradingContext, live: bool) -> None:
             "connection_disabled",
             "This connection was disabled after repeated key failures; fix the key, then enable it.",
         )
-    if live and not connection.futures_enabled:
+    if live and not connection.futures_enabled and not reduces:
         raise _refuse(
             ErrorCategory.CONFLICT,
             "futures_disabled",
@@ -171,9 +174,10 @@ def check_order(
     order that adds exposure, after every other gate passed), so a refusal by a switch costs no
     Binance call at all. ``live=False`` (a paper strategy: nothing is sent) skips futures_enabled.
     """
-    if order is None or not order.reduces:
+    reduces = order is not None and order.reduces
+    if not reduces:
         _check_switches(context)
-    _check_state(context, live)
+    _check_state(context, live, reduces)
     if order is None:
         return
     _check_position_side(context.connection.position_mode, order)

@@ -67,7 +67,8 @@ _CACHE: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
 @dataclasses.dataclass(frozen=True)
 class GateChecks:
-    """What the claim re-checks: the connection as cached, and the kill switches unless the order reduces."""
+    """What the claim re-checks: the connection as cached; unless the order reduces (``switches`` False),
+    also the kill switches and futures being on (the gates of new exposure, ``klineo.services.risk``)."""
 
     user_id: str
     connection_item: dict[str, Any]
@@ -132,14 +133,14 @@ def _switch_off_check(pk: str) -> dict[str, Any]:
 
 
 def _connection_check(gates: GateChecks) -> dict[str, Any]:
-    """The connection exists, futures on, not disabled, (switch off), every stamped attribute unchanged."""
+    """The connection exists, not disabled, (futures on, switch off), every stamped attribute unchanged."""
     item = gates.connection_item
-    clauses = ["attribute_exists(pk)", "futures_enabled = :on", "attribute_not_exists(disabled_at)"]
+    clauses = ["attribute_exists(pk)", "attribute_not_exists(disabled_at)"]
     names: dict[str, str] = {}
-    values: dict[str, Any] = {":on": {"BOOL": True}}
+    values: dict[str, Any] = {}
     if gates.switches:
-        clauses.append("(attribute_not_exists(kill_switch) OR kill_switch = :off)")
-        values[":off"] = {"BOOL": False}
+        clauses += ["futures_enabled = :on", "(attribute_not_exists(kill_switch) OR kill_switch = :off)"]
+        values.update({":on": {"BOOL": True}, ":off": {"BOOL": False}})
     for index, name in enumerate(_STAMPED):
         names[f"#s{index}"] = name
         if name in item:
@@ -147,14 +148,16 @@ def _connection_check(gates: GateChecks) -> dict[str, Any]:
             values[f":s{index}"] = item[name]
         else:
             clauses.append(f"attribute_not_exists(#s{index})")
-    return {"ConditionCheck": {
+    check = {
         "TableName": get_settings().data_table,
         "Key": {"pk": item["pk"], "sk": item["sk"]},
         "ConditionExpression": " AND ".join(clauses),
         "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }}
+    }
+    if values:  # DynamoDB refuses an empty map (a reducing order on a connection with no stamped value)
+        check["ExpressionAttributeValues"] = values
+    return {"ConditionCheck": check}
 
 
 def gate_condition_checks(gates: GateChecks) -> list[tuple[str, dict[str, Any]]]:
