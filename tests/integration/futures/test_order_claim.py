@@ -11,8 +11,9 @@ import boto3
 import pytest
 from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
 from klineo.settings import get_settings
-from klineo.store.connections import disable_connection, set_futures_enabled, update_settings
-from klineo.store.orders import STATUS_UNKNOWN_PURGED, get_order_record
+from klineo.store.connections import disable_connection, mark_deleting, set_futures_enabled, update_settings
+from klineo.store.order_claim import ConnectionGuard, claim_protective_order, claim_protective_resend
+from klineo.store.orders import KIND_ALGO, STATUS_UNKNOWN_PURGED, get_order_record, pending_record
 
 from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A, LambdaContext, at_path
@@ -40,8 +41,10 @@ def _warm(invoke, connection_id: str) -> None:
         (lambda c: disable_connection(USER_A, c, "test"), 409, "connection_disabled"),
         (lambda c: update_settings(USER_A, c, {"max_notional_usdt": "10"}), 422, "max_notional_usdt"),
         (lambda c: set_futures_enabled(USER_A, c, False), 409, "futures_disabled"),
+        (lambda c: mark_deleting(USER_A, c), 409, "connection_deleting"),
     ],
-    ids=["connection_kill_switch", "connection_disabled", "max_notional_usdt", "futures_disabled"],
+    ids=["connection_kill_switch", "connection_disabled", "max_notional_usdt", "futures_disabled",
+         "connection_deleting"],
 )
 def test_gate_changed_after_the_connection_was_cached_is_named_by_the_claim(
     sim_env, invoke, futures_connection, change, status, gate
@@ -264,3 +267,53 @@ def test_resend_of_a_refused_attempt_that_crashed_before_its_outcome_is_never_se
     assert third["statusCode"] == 200, third["body"]
     assert body_of(third)["client_order_id"] == client_order_id and body_of(third)["status"] == "FILLED"
     assert len(order_posts(sim_env)) == 1
+
+
+def _protective_record(connection_id: str, client_algo_id: str = "entry-1-sl"):
+    return pending_record(USER_A, client_algo_id, connection_id=connection_id, symbol="BTCUSDT",
+                          request={"role": "stop_loss"}, params={"side": "SELL"}, attempt_ms=1_000,
+                          kind=KIND_ALGO, role="stop_loss", parent_client_order_id="entry-1")
+
+
+def test_a_protective_record_is_written_only_while_the_connection_is_not_being_deleted(
+    aws, futures_connection
+):
+    """GIVEN a connection marked as being deleted WHEN a protective order's record is claimed THEN it is
+    refused (naming the connection, nothing written) without the delete's token, refused with an earlier
+    delete's token, and written with the current one (the wind-down's own stops)."""
+    connection_id = futures_connection.id
+    before = claim_protective_order(_protective_record(connection_id, "before-sl"),
+                                    ConnectionGuard(USER_A, connection_id))
+    earlier = mark_deleting(USER_A, connection_id)
+    token = mark_deleting(USER_A, connection_id)  # a delete repeated after a partial failure
+
+    refused = claim_protective_order(_protective_record(connection_id),
+                                     ConnectionGuard(USER_A, connection_id))
+    stale = claim_protective_order(_protective_record(connection_id),
+                                   ConnectionGuard(USER_A, connection_id, earlier))
+    assert get_order_record(USER_A, "entry-1-sl") is None
+    ours = claim_protective_order(_protective_record(connection_id),
+                                  ConnectionGuard(USER_A, connection_id, token))
+
+    assert before is None and ours is None
+    assert set(refused.failed) == {"connection"} and refused.existing is None
+    assert set(stale.failed) == {"connection"}
+    assert get_order_record(USER_A, "entry-1-sl").status == "PENDING"
+
+
+def test_a_protective_record_already_written_answers_even_while_deleting(aws, futures_connection):
+    """GIVEN a protective order recorded before the delete began WHEN its record is claimed again (a
+    retry) or taken for a second send during the delete THEN the claim hands back the existing record
+    (answered from it, never doubled), and the second send is refused naming the connection."""
+    connection_id = futures_connection.id
+    guard = ConnectionGuard(USER_A, connection_id)
+    assert claim_protective_order(_protective_record(connection_id), guard) is None
+    mark_deleting(USER_A, connection_id)
+
+    again = claim_protective_order(_protective_record(connection_id), guard)
+    existing = get_order_record(USER_A, "entry-1-sl")
+    resend = claim_protective_resend(existing, 5_000, guard)
+
+    assert again.existing == existing
+    assert "connection" in resend.failed
+    assert get_order_record(USER_A, "entry-1-sl").attempt_ms == 1_000

@@ -132,6 +132,15 @@ def test_futures_off_refuses_new_exposure_but_lets_a_close_through() -> None:
     assert _refusal(_context(futures_enabled=False), None).field == "futures_disabled"
 
 
+def test_a_connection_being_deleted_refuses_every_order_for_good_even_a_close() -> None:
+    """GIVEN a connection whose delete began WHEN a close, an entry or a paper turn is checked THEN each
+    is refused 409 naming connection_deleting, not retryable (the connection never opens again)."""
+    deleting = _context(deleting_since="2026-01-01T00:00:00+00:00")
+    refusals = [_refusal(deleting, CLOSE), _refusal(deleting, BUY), _refusal(deleting, None, live=False)]
+    assert {(r.category, r.field, r.retryable) for r in refusals} == {
+        (ErrorCategory.CONFLICT, "connection_deleting", False)}
+
+
 def test_paper_strategies_need_no_futures_but_obey_the_switches() -> None:
     """GIVEN futures off WHEN a paper turn is checked THEN it passes; with a switch on it is refused."""
     check_order(_context(futures_enabled=False), live=False)

@@ -10,6 +10,7 @@ asking again here with the items whose checks failed, so the refusal is named th
 Gates, in the order they are checked, and what a refusal is:
 
     global_kill_switch, user_kill_switch, connection_kill_switch   409 conflict  (new exposure only)
+    connection_deleting (a delete began: nothing is sent any more) 409 conflict  (reducing orders too)
     futures_disabled                                               409 conflict  (new exposure only)
     connection_disabled                                            409 conflict
     positionSide / reduceOnly (the account's position mode)        400 invalid_request
@@ -33,14 +34,19 @@ from decimal import Decimal
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.store.connections import TradingContext
 
-__all__ = ["HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES", "OrderIntent", "check_order", "params_reduce",
-           "reduces_position"]
+__all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES", "OrderIntent",
+           "check_order", "deleting_refusal", "params_reduce", "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
 # The gates of the connection's state: closed until a person opens them again (enable futures, or
 # enable the connection once its key works), unlike a refusal of the order itself.
 STATE_GATES = frozenset({"connection_disabled", "futures_disabled"})
+# The gate of a connection being deleted (``klineo.store.connections.mark_deleting``): closed for good,
+# for every order, reducing ones included, so that nothing is placed after the delete's wind-down listed
+# what it left on Binance. A protective order's record write re-checks it atomically
+# (``klineo.store.order_claim.ConnectionGuard``) and refuses with the same field.
+CONNECTION_DELETING = "connection_deleting"
 # The gates that limit new exposure only (never a close): what a refused strategy flip still closes past.
 LIMIT_GATES = frozenset({"max_leverage", "max_notional_usdt"})
 _CLOSING_IN_HEDGE = frozenset({("SELL", "LONG"), ("BUY", "SHORT")})
@@ -80,6 +86,12 @@ def _refuse(category: ErrorCategory, gate: str, message: str) -> KlineoError:
     return KlineoError(category, message, field=gate)
 
 
+def deleting_refusal() -> KlineoError:
+    """The refusal of any order on a connection being deleted (final: not retryable)."""
+    return _refuse(ErrorCategory.CONFLICT, CONNECTION_DELETING,
+                   "This connection is being deleted: no order is placed on it any more.")
+
+
 def _check_switches(context: TradingContext) -> None:
     if context.global_kill_switch:
         raise _refuse(
@@ -103,6 +115,8 @@ def _check_switches(context: TradingContext) -> None:
 
 def _check_state(context: TradingContext, live: bool, reduces: bool) -> None:
     connection = context.connection
+    if connection.deleting_since is not None:
+        raise deleting_refusal()
     if connection.disabled:
         raise _refuse(
             ErrorCategory.CONFLICT,

@@ -1,6 +1,14 @@
 """Exchange connections in the data table (pk=USER#<sub>, sk=CONN#<id>); never the secret itself.
 
 Every read is keyed by the caller's user id, so another user's connection is simply absent.
+
+Deleting a connection first marks it (``mark_deleting``: ``deleting_since``, and ``wind_down_id``, a
+fresh token only the deleting request knows). From then on every order write of the connection is
+conditional on the mark being absent (``klineo.store.order_claim``: the claims' connection check, and
+the guard of protective orders' records), so no process that read the connection earlier (a reconciler
+run, a strategy turn, an API request) can record, and so send, an order after the delete's wind-down
+answered with the list of what it left on Binance. Only the wind-down itself, by presenting the token,
+still records the stops it places while it settles the connection's orders.
 """
 
 import re
@@ -25,6 +33,8 @@ from klineo.validation import CONNECTION_ID_PATTERN
 __all__ = [
     "DEFAULT_MAX_LEVERAGE",
     "DEFAULT_MAX_NOTIONAL_USDT",
+    "DELETING_SINCE",
+    "WIND_DOWN_ID",
     "Connection",
     "TradingContext",
     "add_key_failure",
@@ -39,6 +49,7 @@ __all__ = [
     "list_connections",
     "load_trading_context",
     "load_trading_contexts",
+    "mark_deleting",
     "new_connection_id",
     "pin_credentials_version",
     "put_connection",
@@ -52,6 +63,9 @@ __all__ = [
     "update_settings",
 ]
 
+# The connection item's deletion mark (module docstring): since when, and the deleting request's token.
+DELETING_SINCE = "deleting_since"
+WIND_DOWN_ID = "wind_down_id"
 _CONN_PREFIX = "CONN#"
 _BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
@@ -94,6 +108,8 @@ class Connection(BaseModel):
     disabled_reason: str | None = None
     # The Secrets Manager version the connection signs with (None: the secret's current version).
     credentials_version: str | None = None
+    # Set when a delete began (``mark_deleting``): no order of the connection is placed any more.
+    deleting_since: str | None = None
 
     @property
     def disabled(self) -> bool:
@@ -165,7 +181,8 @@ def connection_from_item(item: dict[str, Any]) -> Connection:
 def _optional_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Settings and key-health attributes, present only once set (older items have none)."""
     names = ("kill_switch", "max_leverage", "position_mode", "margin_type", "leverage", "symbol_settings",
-             "consecutive_failures", "disabled_at", "disabled_reason", "credentials_version")
+             "consecutive_failures", "disabled_at", "disabled_reason", "credentials_version",
+             DELETING_SINCE)
     fields = {name: data[name] for name in names if data.get(name) is not None}
     if data.get("max_notional_usdt") is not None:
         fields["max_notional_usdt"] = Decimal(str(data["max_notional_usdt"]))
@@ -390,6 +407,16 @@ def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any]) 
     update = Update(sets={"consecutive_failures": 0, "last_test": last_test},
                     removes=["disabled_at", "disabled_reason"])
     return _update_existing(user_id, connection_id, update)
+
+
+def mark_deleting(user_id: str, connection_id: str) -> str:
+    """Mark the connection as being deleted (one UpdateItem; the first ``deleting_since`` is kept, a
+    repeated delete gets a new token); the token that lets this delete's wind-down alone record orders.
+    NOT_FOUND when the connection is gone."""
+    token = uuid.uuid4().hex
+    update = Update(sets={WIND_DOWN_ID: token}, defaults={DELETING_SINCE: _now()})
+    _update_existing(user_id, connection_id, update)
+    return token
 
 
 def pin_credentials_version(user_id: str, connection_id: str, version: str) -> None:

@@ -19,7 +19,16 @@ by the status route, the reconciler and order history) is the idempotency record
   so ``klineo.services.risk.check_order`` can name the gate exactly as it does on a fresh read.
 - ``cached_connection``: the connection item kept per container. It is only ever trusted as far as
   the transaction proves: the connection's ConditionCheck requires every cached attribute the order
-  path reads (limits, defaults, position mode, credentials version) to be unchanged.
+  path reads (limits, defaults, position mode, credentials version) to be unchanged, and the
+  connection not being deleted (``deleting_since``, ``klineo.store.connections.mark_deleting``).
+- ``claim_protective_order`` / ``claim_protective_resend``: an entry's stop-loss / take-profit
+  (``klineo.services.protective``) is recorded, or taken again for a second send, in the same kind of
+  transaction, with one ConditionCheck (``ConnectionGuard``): the connection still exists and is not
+  being deleted, unless by the wind-down holding its token. Why: they are placed by processes that
+  read the connection long before (a reconciler run loads it once, a strategy turn at its start), and
+  the delete's wind-down answers with what it left on Binance; a stop recorded after that answer would
+  sit on the user's account, unlisted and unmanaged, and could close a position opened later by hand.
+  The write is the only point where that can be decided atomically: nothing is sent unless it commits.
 """
 
 from __future__ import annotations
@@ -36,17 +45,20 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.connections import connection_sk, is_connection_id
+from klineo.store.connections import DELETING_SINCE, WIND_DOWN_ID, connection_sk, is_connection_id
 from klineo.store.dynamo import get_data_item
 from klineo.store.flags import FLAGS_SK, GLOBAL_PK, user_pk
-from klineo.store.orders import OrderRecord
+from klineo.store.orders import OrderRecord, resend_update
 
 __all__ = [
     "CONNECTION_CACHE_TTL_S",
     "ClaimRefusal",
+    "ConnectionGuard",
     "GateChecks",
     "cached_connection_item",
     "claim_new_order",
+    "claim_protective_order",
+    "claim_protective_resend",
     "claim_resume",
     "forget_connection",
     "gate_condition_checks",
@@ -73,6 +85,19 @@ class GateChecks:
     user_id: str
     connection_item: dict[str, Any]
     switches: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionGuard:
+    """What a protective order's record write re-checks: the connection exists and is not being deleted.
+
+    ``wind_down``: the deleting request's token (``mark_deleting``), held only by its wind-down, whose own
+    stops (a filled entry's missing ones, placed while it settles) must still be recorded and sent.
+    """
+
+    user_id: str
+    connection_id: str
+    wind_down: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,8 +160,8 @@ def _switch_off_check(pk: str) -> dict[str, Any]:
 def _connection_check(gates: GateChecks) -> dict[str, Any]:
     """The connection exists, not disabled, (futures on, switch off), every stamped attribute unchanged."""
     item = gates.connection_item
-    clauses = ["attribute_exists(pk)", "attribute_not_exists(disabled_at)"]
-    names: dict[str, str] = {}
+    clauses = ["attribute_exists(pk)", "attribute_not_exists(disabled_at)", "attribute_not_exists(#deleting)"]
+    names: dict[str, str] = {"#deleting": DELETING_SINCE}
     values: dict[str, Any] = {}
     if gates.switches:
         clauses += ["futures_enabled = :on", "(attribute_not_exists(kill_switch) OR kill_switch = :off)"]
@@ -156,6 +181,25 @@ def _connection_check(gates: GateChecks) -> dict[str, Any]:
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
     if values:  # DynamoDB refuses an empty map (a reducing order on a connection with no stamped value)
+        check["ExpressionAttributeValues"] = values
+    return {"ConditionCheck": check}
+
+
+def _guard_check(guard: ConnectionGuard) -> dict[str, Any]:
+    """The connection exists and is not being deleted (or is, by the wind-down holding its token)."""
+    condition = "attribute_exists(pk) AND (attribute_not_exists(#deleting)"
+    names = {"#deleting": DELETING_SINCE}
+    values: dict[str, Any] = {}
+    if guard.wind_down is not None:
+        condition += " OR #wind_down = :wind_down"
+        names["#wind_down"] = WIND_DOWN_ID
+        values[":wind_down"] = {"S": guard.wind_down}
+    check: dict[str, Any] = {
+        "TableName": get_settings().data_table, "Key": _connection_key(guard.user_id, guard.connection_id),
+        "ConditionExpression": condition + ")", "ExpressionAttributeNames": names,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if values:
         check["ExpressionAttributeValues"] = values
     return {"ConditionCheck": check}
 
@@ -189,14 +233,19 @@ def _storage_failed() -> KlineoError:
                        "Idempotency-Key.", retryable=True)
 
 
-def _transact(order_write: dict[str, Any], gates: GateChecks,
+def _transact(order_write: dict[str, Any], gates: GateChecks | ConnectionGuard,
               sleep: Callable[[float], None] = time.sleep) -> ClaimRefusal | None:
-    """Run the transaction (retrying DynamoDB's TransactionConflict only); None when it committed."""
-    named = [("order", order_write), *_gate_items(gates)]
+    """Run the transaction (retrying DynamoDB's TransactionConflict only); None when it committed.
+
+    ``gates``: the claim's gates, or a protective order's guard (its check named "connection" too)."""
+    guarded = isinstance(gates, ConnectionGuard)
+    checks = [("connection", _guard_check(gates))] if guarded else _gate_items(gates)
+    named = [("order", order_write), *checks]
     for attempt in range(_CONFLICT_ATTEMPTS):
         try:
             aws.dynamodb().transact_write_items(TransactItems=[write for _, write in named])
-            _proven_current(gates)
+            if not guarded:
+                _proven_current(gates)
             return None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -272,3 +321,29 @@ def release_claim(record: OrderRecord) -> None:
         )
     except (ClientError, BotoCoreError):
         logger.exception("order claim release failed", extra={"client_order_id": record.client_order_id})
+
+
+def claim_protective_order(record: OrderRecord, guard: ConnectionGuard) -> ClaimRefusal | None:
+    """Write a protective order's PENDING ``record`` iff its key is free and ``guard`` holds; None when done.
+
+    A refusal says which failed: ``existing`` (the key was taken: that record) and/or ``failed["connection"]``
+    (the connection is gone or being deleted: nothing may be sent).
+    """
+    put = {"Put": {
+        "TableName": get_settings().data_table,
+        "Item": record.to_item(),
+        "ConditionExpression": "attribute_not_exists(pk)",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }}
+    return _transact(put, guard)
+
+
+def claim_protective_resend(existing: OrderRecord, attempt_ms: int,
+                            guard: ConnectionGuard) -> ClaimRefusal | None:
+    """``klineo.store.orders.claim_resend`` of a protective order, iff ``guard`` holds too; None when claimed.
+
+    A refusal names the connection when it failed its check; otherwise another attempt moved the record on.
+    """
+    update = resend_update(existing.user_id, existing.client_order_id,
+                           previous_attempt_ms=existing.attempt_ms, attempt_ms=attempt_ms)
+    return _transact({"Update": {**update, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}, guard)

@@ -77,6 +77,7 @@ __all__ = [
     "put_new_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
+    "resend_update",
     "strategy_order_record",
     "unsettled_keys",
 ]
@@ -464,20 +465,25 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
     Two concurrent retries of the same order can both find it absent at Binance; only the one
     that wins this conditional update may send it again.
     """
-    update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso(),
-                          **unsettled_keys(user_id, client_order_id)})
     try:
-        aws.dynamodb().update_item(
-            TableName=get_settings().data_table,
-            Key=_key(user_id, client_order_id),
-            ConditionExpression="attempt_ms = :previous",
-            **update.request(**{":previous": to_attr(previous_attempt_ms)}),
-        )
+        aws.dynamodb().update_item(**resend_update(
+            user_id, client_order_id, previous_attempt_ms=previous_attempt_ms, attempt_ms=attempt_ms))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             return False
         raise
     return True
+
+
+def resend_update(user_id: str, client_order_id: str, *, previous_attempt_ms: int,
+                  attempt_ms: int) -> dict[str, Any]:
+    """The UpdateItem request of ``claim_resend`` (also a transaction's ``Update``: a protective order's,
+    ``klineo.store.order_claim.claim_protective_resend``)."""
+    update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso(),
+                          **unsettled_keys(user_id, client_order_id)})
+    return {"TableName": get_settings().data_table, "Key": _key(user_id, client_order_id),
+            "ConditionExpression": "attempt_ms = :previous",
+            **update.request(**{":previous": to_attr(previous_attempt_ms)})}
 
 
 def get_order_records(user_id: str, client_order_ids: list[str]) -> dict[str, OrderRecord]:
