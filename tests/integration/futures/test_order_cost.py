@@ -109,11 +109,11 @@ _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWr
 def test_first_arming_of_a_new_entry_reads_no_protective_record(
         sim_env, invoke, futures_connection, aws_calls):
     """GIVEN a new keyed MARKET entry with SL/TP WHEN placed THEN its protective orders are recorded
-    without reading them first (none can exist): claim, outcome, and one Put + one Update each."""
+    without reading them first (none can exist): claim, outcome, and one record write + one Update each.
+    Each record write is a transaction (Put + the connection's deletion check, one round trip)."""
     invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))  # warm
     aws_calls.clear()
 
     _armed_entry(invoke, futures_connection.id, new_key())
 
-    assert aws_calls == Counter({"dynamodb.TransactWriteItems": 1, "dynamodb.PutItem": 2,
-                                 "dynamodb.UpdateItem": 3})
+    assert aws_calls == Counter({"dynamodb.TransactWriteItems": 3, "dynamodb.UpdateItem": 3})

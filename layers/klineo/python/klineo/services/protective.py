@@ -24,7 +24,14 @@ or one that ended with a partial fill, is armed: a partly filled open order wait
 
 Exactly once: each ``clientAlgoId`` is derived from the entry's clientOrderId (its first 33
 characters + ``-sl`` / ``-tp``: 36 characters within Binance's ``^[\\.A-Z\\:/a-z0-9_-]{1,36}$``), and
-recorded (kind ``algo``, ``role``, ``parent_client_order_id``) with a conditional put before sending.
+recorded (kind ``algo``, ``role``, ``parent_client_order_id``) with a conditional write before sending:
+ONE transaction (``klineo.store.order_claim.claim_protective_order``) that also checks the connection
+still exists and is not being deleted. Deleting a connection winds its orders down and answers with
+what it left on Binance (``klineo.services.connection_orders``); a reconciler run or a strategy turn
+that read the connection before could otherwise place a stop after that answer, unlisted, on a key
+nobody manages any more. So a refused write sends nothing and raises ``connection_deleting`` (final);
+only the wind-down itself, holding the delete's token (``wind_down``), still records the missing stops
+of the entries it settles. A second send of an unfinished record is claimed the same way.
 A live strategy whose percents change re-prices the orders of the levels that changed in a new
 generation (``klineo.runner.reprice``): the same derivation with the generation in base 36 after the
 suffix (``-sl1``, ``-tp1``, ...; the entry's id gives up as many characters), so it too is placed once;
@@ -58,9 +65,16 @@ from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, query_algo_order, submit_algo_order
 from klineo.services.orders import OrderResult, query_futures_order
-from klineo.services.risk import OrderIntent, check_order, reduces_position
+from klineo.services.risk import (
+    CONNECTION_DELETING,
+    OrderIntent,
+    check_order,
+    deleting_refusal,
+    reduces_position,
+)
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, TradingContext, connection_credentials
+from klineo.store.order_claim import ConnectionGuard, claim_protective_order, claim_protective_resend
 from klineo.store.orders import (
     FINAL_STATUSES,
     KIND_ALGO,
@@ -68,11 +82,10 @@ from klineo.store.orders import (
     STATUS_REJECTED,
     STATUS_UNKNOWN,
     OrderRecord,
-    claim_resend,
-    create_order_record,
     fired_entry,
     get_order_record,
     get_order_records,
+    pending_record,
     record_order_outcome_quietly,
 )
 from klineo.validation import plain_text, plain_text_or_none
@@ -191,17 +204,22 @@ def _protective_order(entry: OrderRecord, role: str, target: dict[str, Any], ave
     )
 
 
-def _resume(user_id: str, existing: OrderRecord, client: BinanceClient, creds: Credentials) -> OrderResult:
-    """A protective order recorded earlier: its recorded state, or placed once it provably is not there."""
+def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
+            guard: ConnectionGuard) -> OrderResult:
+    """A protective order recorded earlier: its recorded state, or placed once it provably is not there
+    (the second send claimed with ``guard``: never on a connection being deleted)."""
     if existing.settled and existing.result is not None:
         return OrderResult.from_record(existing.result).with_source("existing")
     attempt_ms = int(time.time() * 1000)
 
     def claim() -> None:
-        if not claim_resend(user_id, existing.client_order_id, previous_attempt_ms=existing.attempt_ms,
-                            attempt_ms=attempt_ms):
-            raise KlineoError(ErrorCategory.CONFLICT, "Another request is placing this protective order "
-                              "right now; retry in a moment.", retryable=True)
+        refusal = claim_protective_resend(existing, attempt_ms, guard)
+        if refusal is None:
+            return
+        if "connection" in refusal.failed:
+            raise deleting_refusal()
+        raise KlineoError(ErrorCategory.CONFLICT, "Another request is placing this protective order "
+                          "right now; retry in a moment.", retryable=True)
 
     algo = AlgoOrder.from_params(existing.params)
     if existing.status == STATUS_REJECTED:
@@ -212,23 +230,46 @@ def _resume(user_id: str, existing: OrderRecord, client: BinanceClient, creds: C
                              earlier_attempt_ms=existing.attempt_ms, before_resend=claim)
 
 
-def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, client: BinanceClient,
-             creds: Credentials, existing: OrderRecord | None, algo_id: str) -> ProtectiveOrderState:
-    """Exactly once: record (unless ``existing``), send or resume, record the outcome."""
+def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, algo_id: str,
+                guard: ConnectionGuard) -> OrderRecord | None:
+    """Record the protective order PENDING iff its key is free and ``guard`` holds (ONE transaction): None
+    when recorded (it is to be sent), else the record that holds the key. ``connection_deleting`` when the
+    connection is gone or being deleted: nothing recorded, nothing to send."""
+    record = pending_record(
+        user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
+        request={"role": role, "target": entry.request[role]}, params=algo.to_params(algo_id),
+        attempt_ms=int(time.time() * 1000), kind=KIND_ALGO, role=role,
+        parent_client_order_id=entry.client_order_id, origin=entry.origin,
+    )
+    refusal = claim_protective_order(record, guard)
+    if refusal is None:
+        return None
+    if refusal.existing is not None:
+        return refusal.existing  # recorded before (placed, or to resume): answered or resumed, never doubled
+    if "connection" in refusal.failed:
+        raise deleting_refusal()
+    existing = get_order_record(user_id, algo_id)
     if existing is None:
-        _record, existing = create_order_record(
-            user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
-            request={"role": role, "target": entry.request[role]}, params=algo.to_params(algo_id),
-            attempt_ms=int(time.time() * 1000), kind=KIND_ALGO, role=role,
-            parent_client_order_id=entry.client_order_id, origin=entry.origin,
-        )
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "The protective order's record could not be "
+                          "written; nothing was sent.", retryable=True)
+    return existing
+
+
+def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, client: BinanceClient,
+             creds: Credentials, existing: OrderRecord | None, algo_id: str,
+             guard: ConnectionGuard) -> ProtectiveOrderState:
+    """Exactly once: record (unless ``existing``; guarded), send or resume, record the outcome."""
+    if existing is None:
+        existing = _record_new(user_id, entry, role, algo, algo_id, guard)
     refused_before = existing is not None and existing.status == STATUS_REJECTED
     if refused_before and not (existing.error or {}).get("retryable"):
         return _state(role, algo_id, None, STATUS_REJECTED)  # refused for good (e.g. trigger crossed)
     try:
         result = submit_algo_order(client, creds, algo, algo_id) if existing is None else _resume(
-            user_id, existing, client, creds)
+            existing, client, creds, guard)
     except KlineoError as exc:
+        if exc.field == CONNECTION_DELETING:
+            raise  # our refusal of a second send: nothing was sent, the record keeps its state
         if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
             record_order_outcome_quietly(user_id, algo_id, status=STATUS_UNKNOWN, error=exc.to_dict())
             raise
@@ -261,9 +302,13 @@ def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | No
     return None
 
 
-def _check_gate(connection: Connection, entry: OrderRecord) -> None:
+def _check_gate(connection: Connection, entry: OrderRecord, wind_down: str | None) -> None:
     """The one risk gate, asked for the entry's protective orders as the reducing orders they are: no
-    kill switch or limit stops them, a disabled connection or futures switched off still do."""
+    kill switch or limit stops them, a disabled connection, futures switched off or a delete still do.
+    The delete's own wind-down (``wind_down``: its token) passes the delete's gate: its token is checked
+    with each order's record write."""
+    if wind_down is not None:
+        connection = connection.model_copy(update={"deleting_since": None})
     side, position_side = entry.params.get("side", "BUY"), entry.params.get("positionSide", "BOTH")
     check_order(TradingContext(connection, user_kill_switch=False, global_kill_switch=False), OrderIntent(
         symbol=entry.symbol, side="SELL" if side == "BUY" else "BUY", type="STOP_MARKET",
@@ -273,6 +318,7 @@ def _check_gate(connection: Connection, entry: OrderRecord) -> None:
 def arm_protective_orders(
     user_id: str, entry_record: OrderRecord, client: BinanceClient, creds: Credentials, *,
     first_arming: bool = False, connection: Connection | None = None, generation: int = 0,
+    wind_down: str | None = None,
 ) -> list[ProtectiveOrderState]:
     """Place the entry's stop-loss / take-profit once it has filled (see the module docstring).
 
@@ -282,8 +328,10 @@ def arm_protective_orders(
     the risk gate before anything missing is sent, by the callers that arm later than the entry's own
     request (a status read, the reconciler); a refusal raises it, not retryable. ``generation``: the
     re-priced orders of a live strategy's position (their own clientAlgoIds, ``protective_client_algo_id``).
+    ``wind_down``: the token of the delete whose wind-down arms them (module docstring).
     Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
-    KlineoError when one could not be placed for a transient reason (the others are placed first).
+    KlineoError when one could not be placed for a transient reason (the others are placed first), a
+    final one naming ``connection_deleting`` when the connection is being deleted (nothing sent).
     """
     targets = entry_record.protective_targets
     cid = entry_record.client_order_id
@@ -295,26 +343,34 @@ def arm_protective_orders(
     if all(states.values()):
         return [state for state in states.values() if state is not None]
     if connection is not None:
-        _check_gate(connection, entry_record)  # nothing is sent past a closed gate
+        _check_gate(connection, entry_record, wind_down)  # nothing is sent past a closed gate
     rules = get_symbol_rules(client, entry_record.symbol)
     quantity, average = _fill(entry_record, client, creds)
+    guard = ConnectionGuard(user_id, entry_record.connection_id, wind_down)
     failure = None
     for role in (role for role, state in states.items() if state is None):
         try:
             algo = _protective_order(entry_record, role, targets[role], average, rules, quantity)
             states[role] = _arm_one(user_id, entry_record, role, algo, client, creds, recorded.get(ids[role]),
-                                    ids[role])
+                                    ids[role], guard)
         except KlineoError as exc:
-            failure = failure or (role, exc)
+            if failure is None or exc.field == CONNECTION_DELETING:
+                failure = (role, exc)
     if failure is not None:
-        role, exc = failure
-        raise KlineoError(
-            exc.category,
-            f"The entry {entry_record.client_order_id} is {entry_record.status}, but its {role} could not be "
-            f"placed yet: {exc.message} Repeat the request with the same Idempotency-Key to place it.",
-            retry_after=exc.retry_after, retryable=True,
-        )
+        raise _not_placed(entry_record, *failure)
     return [state for state in states.values() if state is not None]
+
+
+def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
+    """The failure of arming ``role``: retryable, except on a connection being deleted (never placed)."""
+    head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
+    if exc.field == CONNECTION_DELETING:
+        return KlineoError(exc.category, f"{head} was not placed: {exc.message}", field=exc.field)
+    return KlineoError(
+        exc.category,
+        f"{head} could not be placed yet: {exc.message} Repeat the request with the same Idempotency-Key to "
+        "place it.", retry_after=exc.retry_after, retryable=True,
+    )
 
 
 def _closes(row: dict[str, Any], position_side: str) -> bool:

@@ -23,6 +23,12 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    A record whose connection was deleted can no longer be read: it is marked unmanaged (its last
    known state kept) and leaves the index (``klineo.services.connection_orders`` does this, and
    cancels what would open a position, while deleting the connection; this catches the rest).
+   So is an entry whose stop-loss / take-profit this run would place while its connection is being
+   deleted: a run loads a connection once, possibly before the delete began, and a stop placed after
+   the delete's wind-down answered would be on Binance unlisted and unmanaged. Each protective order's
+   record write checks the connection's deletion mark atomically (``klineo.services.protective``); a
+   refusal sends nothing, and the entry is let go as the wind-down lets go of what it did not settle
+   (no retry, no error). The wind-down's own run (``wind_down``: the delete's token) still places them.
 4. **Trades we did not place.** For each watched (connection, symbol) — any symbol we settled an
    order on, until it has had no position and no activity for 7 days — ``userTrades`` since the
    last reconciled trade id are read; a trade whose order is not one of our records is recorded
@@ -53,7 +59,7 @@ from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.orders import OrderResult
-from klineo.services.risk import STATE_GATES
+from klineo.services.risk import CONNECTION_DELETING, STATE_GATES
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
@@ -153,9 +159,12 @@ class Reconciler:
 
     A run inside ``klineo.binance.call_deadline`` sends nothing once it has passed (the client only
     shortens its timeouts). ``cancelled``: the clientOrderIds this run cancelled at Binance, in order.
+    ``wind_down``: the token of the delete this run winds down for (``klineo.services.connection_orders``).
     """
 
-    def __init__(self, weight: int = RUN_WEIGHT, now_ms: int | None = None) -> None:
+    def __init__(self, weight: int = RUN_WEIGHT, now_ms: int | None = None,
+                 wind_down: str | None = None) -> None:
+        self.wind_down = wind_down
         self.weight_left = weight
         self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         self._accounts: dict[tuple[str, str], _Account | None] = {}
@@ -253,10 +262,13 @@ class Reconciler:
         if changes is None or _unchanged(record, changes):
             return None
         now = dataclasses.replace(record, **{k: v for k, v in changes.items() if v is not None})
-        if changes.get("fills") is not None and not self._protected(account, now):
+        protected = changes.get("fills") is None or self._protected(account, now)
+        if protected is not True:
             changes["fills"] = None  # not settled: it stays in the index until its protection is placed
             now = dataclasses.replace(now, fills=record.fills)
         record_order_outcome(record.user_id, record.client_order_id, **changes)
+        if protected is None:  # the connection is being deleted: let go, as its wind-down does
+            return self._let_go(now)
         order_history.watch_symbol(record.user_id, record.connection_id, record.symbol, self.now_ms)
         self.counts["settled"] += 1
         return now
@@ -268,9 +280,10 @@ class Reconciler:
             "client_order_id": record.client_order_id, "reason": UNMANAGED_CONNECTION_DELETED})
         return mark_unmanaged(record.user_id, record.client_order_id, UNMANAGED_CONNECTION_DELETED)
 
-    def _protected(self, account: _Account, entry: OrderRecord) -> bool:
+    def _protected(self, account: _Account, entry: OrderRecord) -> bool | None:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
-        yet (a transient failure, or a state gate that may open again); a definitive refusal is final."""
+        yet (a transient failure, or a state gate that may open again); a definitive refusal is final.
+        None when the connection is being deleted (by another delete than ``wind_down``): nothing sent."""
         if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not entry.protective_targets:
             return True
         # Loaded here: only an entry with stops reaches this line (the order history's read of a page
@@ -279,8 +292,13 @@ class Reconciler:
 
         try:
             self.call("POST", "/fapi/v1/algoOrder", arm_protective_orders, entry.user_id, entry,
-                      account.client, account.creds, connection=account.connection)
+                      account.client, account.creds, connection=account.connection, wind_down=self.wind_down)
         except KlineoError as exc:
+            if exc.field == CONNECTION_DELETING:
+                self.counts["protection_let_go"] += 1
+                logger.info("protective orders not placed: the connection is being deleted",
+                            extra={"client_order_id": entry.client_order_id})
+                return None
             self.counts["protection_failed"] += 1
             logger.warning("protective orders not placed by the reconciler", extra={
                 "client_order_id": entry.client_order_id, "category": exc.category.value,
