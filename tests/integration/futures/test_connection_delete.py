@@ -17,10 +17,13 @@ from klineo.binance import Credentials, KeyType
 from klineo.binance import client as client_module
 from klineo.binance.client import BinanceClient
 from klineo.binance.ratelimit import RateLimiter
+from klineo.errors import KlineoError
 from klineo.services import connection_orders, reconcile
+from klineo.services.protective import protective_client_algo_id
+from klineo.services.strategy_protection import arm_strategy_protection
 from klineo.store import connections as connection_store
 from klineo.store.order_history import list_unsettled
-from klineo.store.orders import get_order_record
+from klineo.store.orders import get_order_record, get_order_records
 from klineo.store.secrets import put_new_version
 
 from tests.integration.api.conftest import USER_A, connection_event
@@ -72,6 +75,23 @@ def _position_amount(sim: Any, connection: Any) -> Decimal:
 
 def _ids(orders: list[dict[str, Any]]) -> list[str]:
     return sorted(o["client_order_id"] for o in orders)
+
+
+def _algo_posts(sim: Any, since: int = 0) -> list[Any]:
+    return [r for r in sim.journal[since:] if r.method == "POST" and r.path == ALGO_PATH]
+
+
+def _price(value: Decimal) -> str:
+    return format(value.quantize(Decimal("0.1")), "f")
+
+
+def _resting_entry_with_stops(sim: Any, invoke: Any, connection_id: str) -> tuple[str, str]:
+    """A LIMIT BUY just under the mark with a stop-loss and take-profit, resting; (its id, its limit)."""
+    limit = _price(_mark(sim) * Decimal("0.99"))
+    entry = _place(invoke, connection_id, quantity="0.002", price=limit, stop_loss={"percent": "2"},
+                   take_profit={"percent": "2"})
+    assert entry["status"] == "NEW" and _algo_posts(sim) == []
+    return entry["client_order_id"], limit
 
 
 def test_delete_cancels_a_resting_entry_and_lists_it(sim_env, invoke, futures_connection):
@@ -286,24 +306,27 @@ def test_the_wind_down_ends_within_its_time_budget_when_binance_hangs(sim_env, i
     assert clock.now - started <= connection_orders.WIND_DOWN_SECONDS + 0.5
 
 
-def test_an_entry_racing_the_wind_down_is_refused(sim_env, invoke, futures_connection, monkeypatch):
-    """GIVEN a connection being deleted with an order to wind down WHEN an API entry arrives while the
-    wind-down runs THEN it is refused by the connection's kill switch (409), so no order is placed after
-    the list of orders to cancel was read."""
+def test_an_order_racing_the_wind_down_is_refused(sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a connection being deleted with an order to wind down WHEN an API entry and a reduce-only
+    close arrive while the wind-down runs THEN both are refused because the connection is being deleted
+    (409 connection_deleting, checked in their claim transaction), so no order is placed after the list
+    of orders to wind down was read."""
     _place(invoke, futures_connection.id)
     racing: list[dict[str, Any]] = []
     cancel_orders = reconcile.Reconciler.cancel_orders
 
-    def cancel_while_an_entry_arrives(self, records):
-        racing.append(invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key())))
+    def cancel_while_orders_arrive(self, records):
+        for changes in ({}, {"side": "SELL", "reduceOnly": True}):
+            body = order_body(futures_connection.id, **changes)
+            racing.append(invoke("futures_order", order_event(body, key=new_key())))
         return cancel_orders(self, records)
 
-    monkeypatch.setattr(reconcile.Reconciler, "cancel_orders", cancel_while_an_entry_arrives)
+    monkeypatch.setattr(reconcile.Reconciler, "cancel_orders", cancel_while_orders_arrive)
 
     answer = _delete(invoke, futures_connection.id)
 
-    (refused,) = racing
-    assert refused["statusCode"] == 409 and body_of(refused)["error"]["field"] == "connection_kill_switch"
+    refusals = [(r["statusCode"], body_of(r)["error"]["field"]) for r in racing]
+    assert refusals == [(409, "connection_deleting")] * 2
     assert len(answer["orders_cancelled"]) == 1 and answer["orders_left_open"] == []
 
 
@@ -320,4 +343,91 @@ def test_reconciler_lets_go_of_the_records_of_a_connection_already_gone(
 
     assert summary["unmanaged"] == 1
     assert get_order_record(USER_A, entry).unmanaged_reason == "connection_deleted"
+    assert list(list_unsettled()) == []
+
+
+def test_a_reconciler_run_begun_before_the_delete_places_no_stop_after_it(
+    sim_env, invoke, futures_connection, iam, monkeypatch
+):
+    """GIVEN a resting LIMIT entry with a stop-loss and take-profit, and a scheduled reconciler run that has
+    loaded the connection's account (key included) and read the entry's record
+    WHEN the connection is deleted (its wind-down has no budget left, so it lets the entry go as left open),
+    the entry then fills on Binance, and the run goes on to settle the record it read
+    THEN nothing reaches Binance after the delete answered: the run's record write of each stop is refused
+    with the connection being deleted, so nothing is sent and no record of them exists; the entry's record
+    stays let go (unmanaged, out of the index) with the state the run read, and no error loop follows."""
+    entry, limit = _resting_entry_with_stops(sim_env, invoke, futures_connection.id)
+    run = reconcile.Reconciler()
+    with iam.acting_as("order_reconciler"):
+        run.account(USER_A, futures_connection.id)
+        records = list(list_unsettled())
+    assert [r.client_order_id for r in records] == [entry]
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 0)
+
+    answer = _delete(invoke, futures_connection.id)
+    answered = len(sim_env.journal)
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(limit) - 5))
+    with iam.acting_as("order_reconciler"):
+        run.settle(records)
+
+    assert _ids(answer["orders_left_open"]) == [entry] and answer["orders_checked"] is False
+    assert _algo_posts(sim_env, answered) == [] and _algo_posts(sim_env) == []
+    stops = [protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit")]
+    assert get_order_records(USER_A, stops) == {}
+    record = get_order_record(USER_A, entry)
+    assert (record.status, record.unmanaged_reason) == ("FILLED", "connection_deleted")
+    assert list(list_unsettled()) == []
+    assert run.counts["errors"] == 0 and run.counts["protection_failed"] == 0
+
+
+def test_a_strategy_turn_in_flight_places_no_stop_after_the_wind_down(
+    sim_env, invoke, futures_connection, iam
+):
+    """GIVEN a live strategy's turn that read its connection, then saw its entry fill, before the connection
+    was deleted WHEN the turn arms the entry's stop-loss after the wind-down answered (the key still in its
+    container's cache) THEN the protective order's record write is refused with the connection being
+    deleted: nothing is sent to Binance and nothing recorded."""
+    entry = _market_long(invoke, futures_connection.id)["client_order_id"]
+    connection = connection_store.get_connection(USER_A, futures_connection.id)
+    mark = _mark(sim_env)
+
+    with iam.acting_as("connection_delete"):
+        outcome = connection_orders.wind_down_orders(USER_A, futures_connection.id)
+    answered = len(sim_env.journal)
+    with iam.acting_as("strategy_worker"):
+        try:
+            arm_strategy_protection(connection, "strategy-1", "BTCUSDT", entry, "BUY", Decimal("0.002"), mark,
+                                    {"stop_loss": (mark * Decimal("0.97")).quantize(Decimal("0.1"))})
+        except KlineoError as exc:
+            refused = exc
+        else:
+            refused = None
+
+    assert outcome.left_open == [] and _algo_posts(sim_env, answered) == []
+    assert refused is not None and refused.field == "connection_deleting" and not refused.retryable
+    assert get_order_record(USER_A, protective_client_algo_id(entry, "stop_loss")) is None
+
+
+def test_the_wind_down_still_places_the_stops_of_an_entry_that_filled_and_lists_them(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a LIMIT entry with a stop-loss and take-profit that filled while nobody read it WHEN the
+    connection is deleted THEN the wind-down itself (holding the delete's token, past the deletion mark set
+    before it began) places both stops, keeps them (they guard the open position) and lists them as left
+    open; nothing is placed afterwards by a later reconciler run."""
+    entry, limit = _resting_entry_with_stops(sim_env, invoke, futures_connection.id)
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(limit) - 5))
+
+    answer = _delete(invoke, futures_connection.id)
+    answered = len(sim_env.journal)
+    reconcile()
+
+    stops = sorted(protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit"))
+    assert _ids(answer["orders_left_open"]) == stops and answer["orders_checked"] is True
+    assert {o["status"] for o in answer["orders_left_open"]} == {"NEW"}
+    assert len(_algo_posts(sim_env)) == 2 and len(sim_env.journal) == answered
+    for stop in stops:
+        assert _algo_status(sim_env, futures_connection, stop) == "NEW"
+    assert get_order_record(USER_A, entry).status == "FILLED"
+    assert _position_amount(sim_env, futures_connection) == Decimal("0.002")
     assert list(list_unsettled()) == []
