@@ -304,7 +304,7 @@ def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | No
 
 def _check_gate(connection: Connection, entry: OrderRecord, wind_down: str | None) -> None:
     """The one risk gate, asked for the entry's protective orders as the reducing orders they are: no
-    kill switch or limit stops them, a disabled connection, futures switched off or a delete still do.
+    kill switch, limit or futures switched off stops them; a disabled connection or a delete still do.
     The delete's own wind-down (``wind_down``: its token) passes the delete's gate: its token is checked
     with each order's record write."""
     if wind_down is not None:
