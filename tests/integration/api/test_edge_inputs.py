@@ -228,3 +228,16 @@ def test_every_route_refuses_a_query_parameter_it_does_not_take(sim_env, invoke,
     response = invoke(function, _with_query(with_user(event, USER_A), raw))
 
     _refused(response, "not_ours")
+
+
+def test_a_bound_in_a_refusal_reads_as_a_number_not_python(stored_connection, invoke):
+    """A size_pct over 100 is refused naming it, with the bound as the number a frontend shows (100), never
+    Python's Decimal('100')."""
+    body = {"connection_id": stored_connection.id, "symbol": "BTCUSDT", "interval": "1m",
+            "type": "rsi_threshold", "size_pct": "150"}
+
+    response = invoke("strategy_create", with_user(with_body(load_event("strategy_create"), body), USER_A))
+
+    _refused(response, "size_pct")
+    message = response_json(response)["error"]["message"]
+    assert "Decimal" not in message and "100" in message

@@ -316,8 +316,13 @@ def _field_name(loc: Any) -> str:
     return ".".join(kept) or "body"
 
 
+# pydantic writes a Decimal bound as Python's repr ("less than or equal to Decimal('100')").
+_DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
+
+
 def _validation_message(error: dict[str, Any]) -> str:
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    message = _DECIMAL_REPR.sub(r"\1", message)
     submitted = error.get("input")
     # pydantic's messages name the rule, not the value; should one ever quote it, say less.
     if isinstance(submitted, str) and len(submitted) >= 4 and submitted in message:
