@@ -316,6 +316,21 @@ def test_global_kill_switch_refuses_and_sends_nothing(sim_env, invoke, futures_c
     assert order_posts(sim_env) == []
 
 
+def test_a_global_switch_an_operator_wrote_as_a_string_reads_on(sim_env, invoke, futures_connection):
+    """GIVEN the GLOBAL FLAGS item written by hand with kill_switch {"S": "yes"} (not the README's boolean)
+    WHEN a user reads the switches and orders THEN both read it as on: 409 naming the global switch, as the
+    claim's condition already held, never a retryable 503 about changed settings; nothing is sent."""
+    aws_clients.dynamodb().put_item(TableName=get_settings().data_table, Item={
+        "pk": {"S": flags.GLOBAL_PK}, "sk": {"S": flags.FLAGS_SK}, "kill_switch": {"S": "yes"}})
+
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+
+    assert response["statusCode"] == 409, response["body"]
+    assert body_of(response)["error"]["field"] == "global_kill_switch"
+    assert flags.get_kill_switches(USER_A) == (False, True)
+    assert order_posts(sim_env) == []
+
+
 def test_kill_switch_refusal_frees_the_key_for_later(sim_env, invoke, futures_connection):
     """GIVEN a kill-switch refusal WHEN the switch is off and the key comes again THEN the order is placed."""
     flags.set_user_kill_switch(USER_A, True)

@@ -60,8 +60,12 @@ def batch_get_consistent(keys: list[tuple[str, str]]) -> dict[tuple[str, str], d
 
 
 def kill_switch_of(item: dict[str, Any] | None) -> bool:
-    """A FLAGS item's kill switch (absent item or attribute = off)."""
-    return bool(item and item.get("kill_switch", {}).get("BOOL", False))
+    """A FLAGS item's kill switch: off when the item or its attribute is absent or exactly false, on for any
+    other value. An operator who writes the global item by hand as ``{"S": "yes"}`` meant it on; the order
+    claim's ConditionCheck (``kill_switch = false``) already reads it so, and every reader must agree."""
+    if not item or "kill_switch" not in item:
+        return False
+    return item["kill_switch"] != {"BOOL": False}
 
 
 def get_kill_switches(user_id: str) -> tuple[bool, bool]:
