@@ -120,6 +120,16 @@ def test_candles_refuse_bad_queries_naming_the_field(sim_env, invoke, query, fie
     assert sim_env.journal == []
 
 
+@pytest.mark.parametrize("limit", ["1001", "1500"])
+def test_a_spot_limit_over_1000_says_what_spot_allows(sim_env, invoke, limit):
+    """GIVEN spot candles asked with a limit futures would allow WHEN invoked THEN the refusal says spot's
+    bound (not a bare "invalid value"), without repeating the limit sent."""
+    response = invoke("candles", _candles(symbol="BTCUSDT", interval="1m", limit=limit))
+    assert response["statusCode"] == 422
+    assert "at most 1000 for spot" in _error(response)["message"]
+    assert limit not in _error(response)["message"]
+
+
 def test_candles_of_an_unknown_symbol_are_a_400(sim_env, invoke):
     """GIVEN a well-formed symbol Binance does not list WHEN invoked THEN 400 invalid_request, not 500."""
     response = invoke("candles", _candles(symbol="NOPEUSDT", interval="1m"))

@@ -40,7 +40,7 @@ class CandlesQuery(ApiModel):
     def _limit_within_market_bounds(cls, value: int, info: ValidationInfo) -> int:
         """Spot answers at most 1000 candles, futures 1500."""
         if info.data.get("market", "spot") == "spot" and value > 1000:
-            raise ValueError("must be at most 1000 for spot (1500 for futures)")
+            raise ValueError("must be at most 1000 for spot (futures allow more)")
         return value
 
 
