@@ -119,6 +119,18 @@ def test_create_accepts_ed25519_and_rsa_keys(create_connection, account_id):
     assert connection.key_type == account_id.split("-")[0]
 
 
+def test_create_takes_the_key_type_as_the_demo_accounts_file_writes_it(sim_env, invoke, aws):
+    """GIVEN a body whose key_type is written "HMAC", as local/demo-accounts.json and Binance write it WHEN
+    created THEN 201, stored and shown as hmac (a newcomer copying the file is not refused)."""
+    account = sim_env.account("futures-full")
+    body = {"label": "upper", **credentials_body(account), "key_type": account.key_type.upper()}
+
+    response = invoke("connection_create", _create_event(body))
+
+    assert response["statusCode"] == 201, response["body"]
+    assert response_json(response)["key_type"] == "hmac"
+
+
 def test_create_with_a_wrong_secret_stores_nothing(sim_env, invoke, aws):
     """GIVEN a key with the wrong secret WHEN created THEN 403 signature, no secret, no item."""
     body = {"label": "x", **credentials_body(sim_env.account("spot-only"))}

@@ -18,6 +18,7 @@ repeat the value they reject: a secret must not come back in an error body.
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BeforeValidator,
     Field,
     SecretStr,
     ValidationInfo,
@@ -52,6 +53,14 @@ __all__ = [
 
 KeyTypeName = Literal["hmac", "ed25519", "rsa"]
 
+
+def _lowercase(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+# As sent: any case ("HMAC", as Binance and the simulator's demo-accounts.json write it), read lowercase.
+KeyTypeInput = Annotated[KeyTypeName, BeforeValidator(_lowercase)]
+
 _HMAC_SECRET_MIN, _HMAC_SECRET_MAX = 16, 256
 
 
@@ -72,7 +81,7 @@ class ConnectionTestRequest(ApiModel):
     """Keys to test without storing them (POST /exchange-connections/test)."""
 
     environment: ConnectionEnvironment
-    key_type: KeyTypeName = "hmac"
+    key_type: KeyTypeInput = "hmac"
     # repr=False: the model's repr (Powertools' "Calling API Route Handler" debug line) shows no full key.
     api_key: Annotated[str, Field(pattern=API_KEY_PATTERN, repr=False)]
     secret: SecretStr = Field(description="HMAC secret key, or the Ed25519/RSA private key in PEM")
