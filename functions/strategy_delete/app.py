@@ -7,7 +7,9 @@ from klineo.services.strategies import delete_user_strategy
 app = build_resolver()
 
 
-@app.delete("/strategies/<strategy_id>", responses={204: {"description": "Deleted; no body."}})
+@app.delete("/strategies/<strategy_id>", responses={204: {"description": (
+    "Deleted; no body. A live position it holds stays open on Binance with its stop-loss / take-profit "
+    "orders (close it first to be flat).")}})
 def strategy_delete(strategy_id: str) -> Response[None]:
     delete_user_strategy(current_user_id(app), strategy_id)
     return Response(status_code=204, body="")

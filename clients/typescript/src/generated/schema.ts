@@ -7289,7 +7289,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Deleted; no body. */
+            /** @description Deleted; no body. A live position it holds stays open on Binance with its stop-loss / take-profit orders (close it first to be flat). */
             204: {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
