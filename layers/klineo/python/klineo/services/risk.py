@@ -89,7 +89,8 @@ def _refuse(category: ErrorCategory, gate: str, message: str) -> KlineoError:
 def deleting_refusal() -> KlineoError:
     """The refusal of any order on a connection being deleted (final: not retryable)."""
     return _refuse(ErrorCategory.CONFLICT, CONNECTION_DELETING,
-                   "This connection is being deleted: no order is placed on it any more.")
+                   "This connection is being deleted: no order is placed on it any more. If its delete "
+                   "did not finish, send the DELETE again.")
 
 
 def _check_switches(context: TradingContext) -> None:
