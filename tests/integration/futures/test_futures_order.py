@@ -132,6 +132,21 @@ def test_same_key_repeated_returns_the_first_order(sim_env, invoke, futures_conn
     assert len(exchange_orders(sim_env, futures_connection.account)) == 1
 
 
+def test_replayed_fill_answers_the_same_money_text_as_the_first_answer(sim_env, invoke, futures_connection):
+    """GIVEN a MARKET order filled (Binance's avgPrice padded with zeros) WHEN its key is replayed THEN both
+    answers spell every number alike, in the API's plain form (no trailing zeros)."""
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002")
+    event = order_event(body, key=new_key())
+    first = body_of(invoke("futures_order", event))
+    second = body_of(invoke("futures_order", event))
+
+    numbers = ("quantity", "executed_quantity", "price", "average_price", "trigger_price")
+    assert first["source"] == "placed" and second["source"] == "existing"
+    assert {k: first[k] for k in numbers} == {k: second[k] for k in numbers}
+    average = first["average_price"]
+    assert average == format(Decimal(average).normalize(), "f")
+
+
 def test_same_key_sent_twice_at_once_places_one_order(sim_env, futures_connection, wait_until):
     """GIVEN two containers WHEN both send the same keyed order at once THEN one order, the other 409."""
     sim_env.faults.add("delay_before", method="POST", path=ORDER_PATH, delay_ms=1500)

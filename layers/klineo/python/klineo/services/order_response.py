@@ -3,12 +3,17 @@
 Placing (``klineo.services.futures``), the status read and cancelling
 (``klineo.services.order_cancel``) answer with it. A module of its own so cancelling an order does
 not load the whole order-placing path (claims, gates, risk checks) at import.
+
+Its numbers are written by ``klineo.validation.plain_text``, the rule of every order number the API
+shows and stores (no exponent, no trailing zeros): Binance pads some (``avgPrice`` "70844.90000"),
+and a replay built from the stored record must read the same as the first answer.
 """
 
 from __future__ import annotations
 
 from klineo.models.futures import FuturesOrderResponse
 from klineo.services.orders import OrderResult
+from klineo.validation import plain_text, plain_text_or_none
 
 __all__ = ["futures_order_response"]
 
@@ -25,16 +30,16 @@ def futures_order_response(
         side=result.side,
         type=result.type,
         status=result.status,
-        quantity=format(result.quantity, "f"),
-        executed_quantity=format(result.executed_quantity, "f"),
-        price=format(result.price, "f") if result.price is not None else None,
-        average_price=format(result.average_price, "f") if result.average_price is not None else None,
+        quantity=plain_text(result.quantity),
+        executed_quantity=plain_text(result.executed_quantity),
+        price=plain_text_or_none(result.price),
+        average_price=plain_text_or_none(result.average_price),
         time_in_force=result.time_in_force,
         reduce_only=result.reduce_only,
         position_side=result.position_side,
         update_time=result.update_time,
         kind=result.kind,
-        trigger_price=format(result.trigger_price, "f") if result.trigger_price is not None else None,
+        trigger_price=plain_text_or_none(result.trigger_price),
         close_position=result.close_position,
         source=source or result.source,
     )
