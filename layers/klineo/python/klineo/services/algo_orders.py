@@ -14,6 +14,12 @@ the ``ALGO_SERVICE`` venue), keyed on the ``clientAlgoId`` (our derived id, the 
 - a retry (``earlier_attempt_ms``) looks the order up first and only sends it again once the earlier
   attempt is provably past recvWindow (the signed request can no longer be accepted) and absent.
 
+What a fired algo order executed is its triggered order's: Binance's algo answer names that order
+(``actualOrderId``, with ``actualPrice``; facts §D) but not its executed quantity in every version,
+so ``query_algo_order`` reads the triggered order (``GET /fapi/v1/order`` by orderId, weight 1) and
+the algo order shows that order's ``executedQty`` and ``avgPrice``: a take-profit that fired reads
+as executed, as its fills say, on every route that reads or records it.
+
 ``submit_order`` is the single point where an order is sent: it routes an ``AlgoOrder`` here and a
 ``FuturesOrder`` to ``klineo.services.orders.submit_futures_order``.
 """
@@ -40,6 +46,7 @@ from klineo.validation import decimal_or_none, plain_text
 __all__ = [
     "ALGO_FINAL",
     "ALGO_SERVICE",
+    "FIRED_ALGO",
     "AlgoOrder",
     "algo_result",
     "cancel_algo_order",
@@ -48,10 +55,13 @@ __all__ = [
     "recorded_order",
     "submit_algo_order",
     "submit_order",
+    "triggered_order_id",
 ]
 
 # algoStatus values after which the algo order can no longer fire (facts §7).
 ALGO_FINAL = frozenset({"CANCELED", "EXPIRED", "REJECTED", "TRIGGERED", "FINISHED"})
+# algoStatus values of an algo order that fired: it placed a regular order (``actualOrderId``).
+FIRED_ALGO = frozenset({"TRIGGERED", "FINISHED"})
 _ORDER_DOES_NOT_EXIST = -2013
 _NOTHING_OPEN = -2011
 _CLIENT_ID_DUPLICATED = -4116
@@ -148,11 +158,19 @@ def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
     )
 
 
-def algo_result(body: dict[str, Any], source: str) -> OrderResult:
-    """Binance's algo order object (new, query or list answer) in the shape of an order result."""
+def triggered_order_id(body: dict[str, Any]) -> int | None:
+    """The orderId of the regular order a fired algo order placed (``actualOrderId``); None before."""
+    child = str(body.get("actualOrderId") or "")
+    return int(child) if str(body.get("algoStatus")) in FIRED_ALGO and child.isdigit() else None
+
+
+def algo_result(body: dict[str, Any], source: str, triggered: dict[str, Any] | None = None) -> OrderResult:
+    """Binance's algo order object (new, query or list answer) in the shape of an order result; with
+    ``triggered`` (Binance's answer for the order it placed on firing), what that order executed."""
     algo_id = body.get("algoId")
     update_time = body.get("updateTime") or body.get("createTime")
-    actual_price = _positive_or_none(body.get("actualPrice"))
+    executed = OrderResult.from_binance(triggered, source) if triggered else None
+    average = executed.average_price if executed else None
     return OrderResult(
         client_order_id=str(body.get("clientAlgoId", "")),
         order_id=int(algo_id) if str(algo_id).isdigit() else None,
@@ -161,9 +179,9 @@ def algo_result(body: dict[str, Any], source: str) -> OrderResult:
         type=str(body.get("orderType") or body.get("type") or ""),
         status=str(body.get("algoStatus", "")),
         quantity=_positive_or_none(body.get("quantity")) or Decimal(0),
-        executed_quantity=Decimal(0),
+        executed_quantity=executed.executed_quantity if executed else Decimal(0),
         price=_positive_or_none(body.get("price")),
-        average_price=actual_price,
+        average_price=average or _positive_or_none(body.get("actualPrice")),
         time_in_force=body.get("timeInForce") or None,
         reduce_only=body.get("reduceOnly") is True,
         position_side=str(body.get("positionSide") or "BOTH"),
@@ -175,17 +193,33 @@ def algo_result(body: dict[str, Any], source: str) -> OrderResult:
     )
 
 
+def _triggered_order(client: BinanceClient, creds: Credentials, body: dict[str, Any],
+                     ) -> dict[str, Any] | None:
+    """Binance's answer for the order a fired algo order placed; None when it has not fired, or Binance
+    no longer knows that order (the algo answer alone then)."""
+    order_id = triggered_order_id(body)
+    if order_id is None:
+        return None
+    try:
+        return endpoints.futures_order_by_id(client, creds, str(body.get("symbol", "")), order_id)
+    except KlineoError as exc:
+        if exc.code == _ORDER_DOES_NOT_EXIST or exc.category == ErrorCategory.ORDER_NOT_FOUND:
+            return None
+        raise
+
+
 def query_algo_order(
     client: BinanceClient, creds: Credentials, client_algo_id: str, *, source: str = "queried"
 ) -> OrderResult | None:
-    """The algo order with this clientAlgoId (GET /fapi/v1/algoOrder), or None when Binance has none."""
+    """The algo order with this clientAlgoId (GET /fapi/v1/algoOrder), or None when Binance has none;
+    once fired, with what its triggered order executed (module docstring)."""
     try:
         body = endpoints.futures_query_algo_order(client, creds, client_algo_id)
     except KlineoError as exc:
         if exc.code == _ORDER_DOES_NOT_EXIST or exc.category == ErrorCategory.ORDER_NOT_FOUND:
             return None
         raise
-    return algo_result(body, source)
+    return algo_result(body, source, _triggered_order(client, creds, body))
 
 
 def _refused(exc: KlineoError) -> KlineoError:

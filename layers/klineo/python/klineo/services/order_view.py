@@ -2,25 +2,54 @@
 
 Apart from ``klineo.services.order_history`` so that deleting a connection, which lists the orders it
 cancelled and left open, does not load the reconciler (and the Binance client) at cold start.
+
+What an order executed is Binance's answer for it (a fired algo order's: its triggered order's, see
+``klineo.services.algo_orders``). A fired algo order recorded before that answer was kept says 0 while
+its fills (Binance's trades of it) say otherwise: its executed quantity and average price then come
+from the fills, so no order reads as having executed nothing next to the trades it made. Numbers are
+written by ``klineo.validation.plain_text``, as every order answer's.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from klineo.models.order_history import OrderFill, OrderHistoryItem
 from klineo.store.orders import OrderRecord, is_settled
+from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
 __all__ = ["order_item"]
+
+
+# An average worked out from fills is rounded to this (Binance's finest money precision).
+_AVERAGE_PLACES = Decimal("1E-8")
 
 
 def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _number(value: Any) -> str | None:
+    """A stored number (Decimal or text) in the API's plain form; None when absent."""
+    return plain_text_or_none(decimal_or_none(value))
+
+
+def _executed(record: OrderRecord, result: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(executed quantity, average price): Binance's answer for the order, else (it says 0) its fills."""
+    executed, average = _number(result.get("executed_quantity")), _number(result.get("average_price"))
+    fills = record.fills or []
+    quantity = sum((Decimal(str(f["qty"])) for f in fills), Decimal(0))
+    if executed not in (None, "0") or not quantity:
+        return executed, average
+    value = sum((Decimal(str(f["price"])) * Decimal(str(f["qty"])) for f in fills), Decimal(0))
+    return plain_text(quantity), plain_text((value / quantity).quantize(_AVERAGE_PLACES))
+
+
 def order_item(record: OrderRecord) -> OrderHistoryItem:
     """One record as the history shows it (Binance's answer first, then what we sent)."""
     result, params = record.result or {}, record.params
+    executed_quantity, average_price = _executed(record, result)
     return OrderHistoryItem(
         client_order_id=record.client_order_id, connection_id=record.connection_id, symbol=record.symbol,
         kind=record.kind, origin=record.origin, role=record.role,
@@ -28,11 +57,10 @@ def order_item(record: OrderRecord) -> OrderHistoryItem:
         settled=is_settled(record.status, record.fills), order_id=record.order_id,
         side=_text(result.get("side") or params.get("side")),
         type=_text(result.get("type") or params.get("type")),
-        quantity=_text(result.get("quantity") or params.get("quantity")),
-        price=_text(result.get("price") or params.get("price")),
-        trigger_price=_text(params.get("triggerPrice")),
-        executed_quantity=_text(result.get("executed_quantity")),
-        average_price=_text(result.get("average_price")),
+        quantity=_number(result.get("quantity") or params.get("quantity")),
+        price=_number(result.get("price") or params.get("price")),
+        trigger_price=_number(params.get("triggerPrice")),
+        executed_quantity=executed_quantity, average_price=average_price,
         created_at=record.created_at, updated_at=record.updated_at,
         fills=[OrderFill(**fill) for fill in record.fills] if record.fills is not None else None,
         unmanaged_since=record.unmanaged_since, unmanaged_reason=record.unmanaged_reason,

@@ -3,7 +3,8 @@
 One run (the scheduled reconciler Lambda, or a read of the order history with a small budget):
 1. **Settle.** Every record not yet settled (the sparse ``gsi2`` index, never a scan) is read back:
    regular orders by clientOrderId (``GET /fapi/v1/order``), algo orders by clientAlgoId
-   (``GET /fapi/v1/algoOrder``; a fired one through its child order, ``actualOrderId``). Once
+   (``GET /fapi/v1/algoOrder``; a fired one through its child order, ``actualOrderId``, whose executed
+   quantity and average price become the algo order's). Once
    final, its fills come from ``GET /fapi/v1/userTrades?orderId=`` (none read when nothing
    executed) and the record leaves the index. What Binance says is stored as it is. An API entry that
    asked for a stop-loss / take-profit and filled gets them placed first
@@ -58,6 +59,7 @@ from klineo.binance.credentials import Credentials
 from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
+from klineo.services.algo_orders import algo_result, triggered_order_id
 from klineo.services.orders import OrderResult
 from klineo.services.risk import CONNECTION_DELETING, STATE_GATES
 from klineo.services.symbol_settings import futures_client
@@ -99,7 +101,6 @@ DAY_MS = 86_400_000
 PURGE_AFTER_MS = 3 * DAY_MS
 WATCH_IDLE_MS = 7 * DAY_MS
 RUN_WEIGHT = 240
-FIRED_ALGO = frozenset({"TRIGGERED", "FINISHED"})
 OPEN_ALGO = frozenset({"NEW", "TRIGGERING"})
 _STOPPING = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED})
 
@@ -355,12 +356,14 @@ class Reconciler:
             raise
         status = str(body.get("algoStatus", ""))
         changes: dict[str, Any] = {"status": status}
-        child = str(body.get("actualOrderId") or "")
-        if status in FIRED_ALGO and child.isdigit():
+        child = triggered_order_id(body)
+        if child is not None:
             order = self.call("GET", "/fapi/v1/order", endpoints.futures_order_by_id,
-                              account.client, account.creds, record.symbol, int(child))
+                              account.client, account.creds, record.symbol, child)
+            # What it executed is its triggered order's (klineo.services.algo_orders): shown by the history.
+            changes["result"] = algo_result(body, "queried", order).to_record()
             if str(order.get("status")) in FINAL_STATUSES:
-                changes["fills"] = _merged(record.fills, self.trades_of(account, record.symbol, int(child)))
+                changes["fills"] = _merged(record.fills, self.trades_of(account, record.symbol, child))
         elif status in FINAL_STATUSES:
             changes["fills"] = record.fills or []
         return changes
