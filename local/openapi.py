@@ -142,6 +142,27 @@ def _error_response(status: str, error_ref: str, gateway_ref: str) -> dict[str, 
             "content": {"application/json": {"schema": schema}}}
 
 
+# The one error status only some routes answer: a header they require is missing (the Idempotency-Key
+# of an order, ``klineo.api.params``). A route lists it (with why) among its own responses.
+PRECONDITION_REQUIRED = "428"
+
+
+def _require_headers(operation: dict[str, Any], responses: dict[str, Any], error_ref: str) -> None:
+    """An operation that answers 428 requires its headers: say so, and give the 428 the error body.
+
+    The function takes such a header as optional only so that its absence is the service's 428 (with
+    why), not Powertools' 422; to a caller the header is required.
+    """
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "header":
+            parameter["required"] = True
+    responses[PRECONDITION_REQUIRED] = {
+        "description": responses[PRECONDITION_REQUIRED].get("description", "A required header is missing"),
+        "headers": REQUEST_ID_HEADER,
+        "content": {"application/json": {"schema": {"$ref": error_ref}}},
+    }
+
+
 def _document_errors(document: dict[str, Any]) -> dict[str, Any]:
     """Describe every answer the API really gives, on every operation.
 
@@ -166,6 +187,8 @@ def _document_errors(document: dict[str, Any]) -> dict[str, Any]:
                 answer.setdefault("headers", REQUEST_ID_HEADER)
             for status in ERROR_STATUSES:
                 responses[status] = _error_response(status, error_ref, gateway_ref)
+            if PRECONDITION_REQUIRED in responses:
+                _require_headers(operation, responses, error_ref)
             responses["default"] = {"description": "Any other error: see error.category",
                                     "headers": REQUEST_ID_HEADER,
                                     "content": {"application/json": {"schema": {"$ref": error_ref}}}}

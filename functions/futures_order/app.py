@@ -1,9 +1,7 @@
 """POST /futures/order: one USDT-M order, exactly once per Idempotency-Key header."""
 
-from typing import Annotated
-
 from klineo.api import build_resolver, current_user_id
-from klineo.api.params import Header
+from klineo.api.params import IdempotencyKey, idempotent_responses
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.futures import place_futures_order
@@ -11,10 +9,8 @@ from klineo.services.futures import place_futures_order
 app = build_resolver()
 
 
-@app.post("/futures/order")
-def futures_order(
-    body: FuturesOrderRequest, idempotency_key: Annotated[str | None, Header()] = None
-) -> FuturesOrderResponse:
+@app.post("/futures/order", responses=idempotent_responses(FuturesOrderResponse))
+def futures_order(body: FuturesOrderRequest, idempotency_key: IdempotencyKey = None) -> FuturesOrderResponse:
     return place_futures_order(current_user_id(app), body, idempotency_key, app.lambda_context)
 
 

@@ -3,7 +3,7 @@
 from typing import Annotated, Literal
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.params import Header, Query
+from klineo.api.params import IdempotencyKey, Query, idempotent_responses
 from klineo.models.futures import FuturesOrderResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.position_close import close_position
@@ -11,11 +11,10 @@ from klineo.services.position_close import close_position
 app = build_resolver()
 
 
-@app.post("/exchange-connections/<connection_id>/futures/positions/<symbol>/close")
+@app.post("/exchange-connections/<connection_id>/futures/positions/<symbol>/close",
+          responses=idempotent_responses(FuturesOrderResponse))
 def futures_position_close(
-    connection_id: str,
-    symbol: str,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    connection_id: str, symbol: str, idempotency_key: IdempotencyKey = None,
     position_side: Annotated[Literal["LONG", "SHORT"] | None, Query()] = None,
 ) -> FuturesOrderResponse:
     return close_position(current_user_id(app), connection_id, symbol, idempotency_key, position_side,

@@ -102,3 +102,24 @@ def test_error_body_documents_request_id_and_every_failing_field(generated: dict
     body = generated["components"]["schemas"]["ErrorBody"]
     assert "request_id" in body["required"]
     assert generated["components"]["schemas"]["FieldError"]["required"] == ["field", "message"]
+
+
+KEYED_ROUTES = (("/futures/order", "post"),
+                ("/exchange-connections/{id}/futures/positions/{symbol}/close", "post"))
+
+
+def test_keyed_routes_require_the_idempotency_key_and_document_its_428(generated: dict) -> None:
+    """The order and close routes (428 without the key, as the README says) declare the header required and
+    list 428 with the error body; no other route lists 428."""
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, method in KEYED_ROUTES:
+        operation = generated["paths"][path][method]
+        (header,) = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert header["name"] == "idempotency-key" and header["required"] is True, path
+        assert header["schema"]["type"] == "string" and header["schema"]["maxLength"] == 255, path
+        answer = operation["responses"]["428"]
+        assert "Idempotency-Key" in answer["description"], path
+        assert answer["content"]["application/json"]["schema"] == error_ref, path
+    others = {(path, method) for path, item in generated["paths"].items()
+              for method, operation in item.items() if "428" in operation["responses"]}
+    assert others == set(KEYED_ROUTES)

@@ -4608,8 +4608,9 @@ export interface operations {
     futures_order_futures_order_post: {
         parameters: {
             query?: never;
-            header?: {
-                "idempotency-key"?: string | null;
+            header: {
+                /** @description Required. Any new value per order (e.g. a UUID), 1 to 255 visible ASCII characters; the same value when retrying it. A retry with the same key and body answers the first order (source "existing") instead of sending a second one; the same key with another body is 409. Without it the answer is 428. */
+                "idempotency-key": string;
             };
             path?: never;
             cookie?: never;
@@ -4710,6 +4711,17 @@ export interface operations {
             };
             /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
             422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No Idempotency-Key header (category precondition_required): nothing was sent to Binance or stored. Send the request again with it: a new UUID per order, the same one when retrying that order. */
+            428: {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
@@ -5755,8 +5767,9 @@ export interface operations {
             query?: {
                 position_side?: ("LONG" | "SHORT") | null;
             };
-            header?: {
-                "idempotency-key"?: string | null;
+            header: {
+                /** @description Required. Any new value per order (e.g. a UUID), 1 to 255 visible ASCII characters; the same value when retrying it. A retry with the same key and body answers the first order (source "existing") instead of sending a second one; the same key with another body is 409. Without it the answer is 428. */
+                "idempotency-key": string;
             };
             path: {
                 id: string;
@@ -5856,6 +5869,17 @@ export interface operations {
             };
             /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
             422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No Idempotency-Key header (category precondition_required): nothing was sent to Binance or stored. Send the request again with it: a new UUID per order, the same one when retrying that order. */
+            428: {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;

@@ -19,7 +19,7 @@ Category -> HTTP status (``CATEGORY_STATUS``), and why:
     not_found             404  also another user's connection: never 403, so ids don't leak
     order_not_found       404
     conflict              409  the request is valid but the resource's state forbids it
-    precondition_required 428  a header the route requires is missing (Idempotency-Key on a close)
+    precondition_required 428  a header the route requires is missing (Idempotency-Key: order, close)
     duplicate_order       409
     insufficient_balance  422  well-formed, refused by the exchange for the account's state
     order_rejected        422

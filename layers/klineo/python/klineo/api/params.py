@@ -1,10 +1,46 @@
-"""Powertools' request-parameter annotations (``Query``, ``Header``) for the functions' routes.
+"""Powertools' request-parameter annotations (``Query``, ``Header``) for the functions' routes, and the
+OpenAPI text of the one header a route requires, the Idempotency-Key of an order.
 
 Imported from here rather than from Powertools so that a function's first import is the layer's:
 then its whole init, Powertools' event handler included, runs with garbage collection paused
 (``klineo/__init__.py``).
+
+Why the Idempotency-Key is declared optional although it is required: a request without it must be
+answered 428 (``precondition_required``) saying why the header matters, by the service, not 422 by
+Powertools' validation. The OpenAPI document still says the truth: ``IdempotencyKey`` carries the
+header's description and schema, ``idempotent_responses`` lists the 428, and ``local.openapi`` marks
+every header of an operation that can answer 428 as required.
 """
 
-from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from typing import Annotated, Any
 
-__all__ = ["Header", "Query"]
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from pydantic import WithJsonSchema
+
+__all__ = ["IDEMPOTENCY_KEY_MISSING", "Header", "IdempotencyKey", "Query", "idempotent_responses"]
+
+IDEMPOTENCY_KEY_MISSING = (
+    "No Idempotency-Key header (category precondition_required): nothing was sent to Binance or stored. "
+    "Send the request again with it: a new UUID per order, the same one when retrying that order."
+)
+
+# The header of an exactly-once order (klineo.services.futures checks it: 428 when absent, 400 when
+# not 1 to 255 visible ASCII characters).
+IdempotencyKey = Annotated[
+    str | None,
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$",
+                    "examples": ["5f0c1d1e-8d43-4b1a-9a65-2b2f1f5b7c11"]}),
+    Header(description=(
+        "Required. Any new value per order (e.g. a UUID), 1 to 255 visible ASCII characters; the same "
+        "value when retrying it. A retry with the same key and body answers the first order (source "
+        "\"existing\") instead of sending a second one; the same key with another body is 409. "
+        "Without it the answer is 428.")),
+]
+
+
+def idempotent_responses(model: type) -> dict[int, dict[str, Any]]:
+    """A keyed route's documented answers: ``model`` on success, and the 428 of a missing key."""
+    return {
+        200: {"description": "Successful Response", "content": {"application/json": {"model": model}}},
+        428: {"description": IDEMPOTENCY_KEY_MISSING},
+    }
