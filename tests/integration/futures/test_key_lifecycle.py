@@ -11,7 +11,13 @@ from klineo.services import connection_lifecycle
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import connection_credentials, connection_sk, get_connection, replace_key
+from klineo.store.connections import (
+    add_key_failure,
+    connection_credentials,
+    connection_sk,
+    get_connection,
+    replace_key,
+)
 from klineo.store.secrets import put_new_version
 
 from tests.helpers import load_event, with_body, with_user
@@ -19,8 +25,8 @@ from tests.integration.api.conftest import USER_A, connection_event, credentials
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
 
 
-def _live_strategy(connection_id: str) -> str:
-    """An active live strategy of USER_A on the connection (as the strategies API stores it)."""
+def _live_strategy(connection_id: str, mode: str = "live") -> str:
+    """An active live (or ``mode``) strategy of USER_A on the connection (as the strategies API stores it)."""
     now = strategy_store.now_iso()
     strategy = strategy_store.Strategy(
         user_id=USER_A,
@@ -32,7 +38,7 @@ def _live_strategy(connection_id: str) -> str:
         type="sma_crossover",
         parameters={"fast": 2, "slow": 3},
         size=Decimal("0.002"),
-        mode="live",
+        mode=mode,
         status="active",
         created_at=now,
         updated_at=now,
@@ -234,3 +240,102 @@ def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(
     stored = get_connection(USER_A, futures_connection.id)
     assert stored.credentials_version is not None
     assert connection_credentials(stored).api_key == futures_connection.account.api_key
+
+
+# ---------------------------------------------------------------- what counts, what resets
+
+
+def _listed(invoke, connection_id: str) -> dict:
+    """The connection as GET /exchange-connections shows it."""
+    listed = body_of(invoke("connection_list", with_user(load_event("connection_list"), USER_A)))
+    return next(c for c in listed["connections"] if c["id"] == connection_id)
+
+
+def test_testing_futures_on_a_key_without_futures_never_disables_the_connection(sim_env, invoke,
+                                                                                 create_connection):
+    """GIVEN a spot-only key with a paper strategy WHEN its futures are tested 3 times THEN each answers
+    ok=false permission saying the key lacks Futures, and the connection stays on, its strategy active."""
+    connection = create_connection(USER_A, "withdrawals-enabled")
+    strategy_id = _live_strategy(connection.id, mode="paper")
+    event = connection_event("futures_test", connection.id, USER_A, "/futures/test")
+
+    answers = [invoke("futures_test", event) for _ in range(3)]
+
+    assert [r["statusCode"] for r in answers] == [200, 200, 200]
+    for answer in answers:
+        body = body_of(answer)
+        assert (body["ok"], body["category"]) == (False, "permission")
+        assert "lacks the Futures permission" in body["message"]
+    shown = _listed(invoke, connection.id)
+    assert (shown["disabled_reason"], shown["consecutive_failures"]) == (None, 0)
+    assert (_strategy(strategy_id).status, _strategy(strategy_id).status_reason) == ("active", None)
+
+
+def test_enabling_futures_on_a_key_without_futures_is_refused_and_never_disables(sim_env, invoke,
+                                                                                 create_connection):
+    """GIVEN a read-only key with a paper strategy WHEN futures enable is tried 3 times THEN 403 each,
+    saying the key lacks the Futures permission, and the connection stays on, its strategy active."""
+    connection = create_connection(USER_A, "read-only")
+    strategy_id = _live_strategy(connection.id, mode="paper")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+
+    answers = [invoke("futures_enable", event) for _ in range(3)]
+
+    assert [r["statusCode"] for r in answers] == [403, 403, 403]
+    error = body_of(answers[-1])["error"]
+    assert error["category"] == "permission" and "lacks the Futures permission" in error["message"]
+    shown = _listed(invoke, connection.id)
+    assert (shown["disabled_reason"], shown["consecutive_failures"]) == (None, 0)
+    assert shown["futures_enabled"] is False
+    assert _strategy(strategy_id).status == "active"
+
+
+def test_reading_positions_of_a_connection_without_futures_never_disables_it(sim_env, invoke,
+                                                                             create_connection):
+    """GIVEN a spot-only key, futures not enabled WHEN its positions are read 3 times THEN 403 each and
+    the connection stays on (the key need not trade futures until futures are enabled)."""
+    connection = create_connection(USER_A, "spot-only")
+    event = connection_event("futures_positions", connection.id, USER_A, "/futures/positions")
+
+    answers = [invoke("futures_positions", event) for _ in range(3)]
+
+    assert [r["statusCode"] for r in answers] == [403, 403, 403]
+    shown = _listed(invoke, connection.id)
+    assert (shown["disabled_reason"], shown["consecutive_failures"]) == (None, 0)
+
+
+def test_a_passing_spot_test_resets_the_key_failure_count(sim_env, invoke, futures_connection):
+    """GIVEN two key failures counted WHEN the stored keys pass the spot test THEN the count is 0 again."""
+    for _ in range(2):
+        add_key_failure(USER_A, futures_connection.id)
+
+    tested = invoke("connection_test_stored",
+                    connection_event("connection_test_stored", futures_connection.id, USER_A, "/test"))
+
+    assert tested["statusCode"] == 200 and body_of(tested)["ok"] is True, tested["body"]
+    assert _listed(invoke, futures_connection.id)["consecutive_failures"] == 0
+
+
+def test_a_balance_read_resets_the_key_failure_count(sim_env, invoke, futures_connection):
+    """GIVEN two key failures counted WHEN the spot balance is read THEN the count is 0 again."""
+    for _ in range(2):
+        add_key_failure(USER_A, futures_connection.id)
+
+    read = invoke("balance", connection_event("balance", futures_connection.id, USER_A, "/balance"))
+
+    assert read["statusCode"] == 200, read["body"]
+    assert _listed(invoke, futures_connection.id)["consecutive_failures"] == 0
+
+
+def test_balance_reads_refused_three_times_disable_the_connection(sim_env, invoke, futures_connection):
+    """GIVEN a live strategy, a broken key WHEN the balance is read 3 times THEN 403 each, the connection
+    disabled with its reason and the strategy paused (every key can read spot: a refusal is the key's)."""
+    strategy_id = _live_strategy(futures_connection.id)
+    _break_key(futures_connection.id, futures_connection.account)
+    event = connection_event("balance", futures_connection.id, USER_A, "/balance")
+
+    answers = [invoke("balance", event) for _ in range(3)]
+
+    assert [r["statusCode"] for r in answers] == [403, 403, 403]
+    assert _listed(invoke, futures_connection.id)["disabled_reason"] == "connection_disabled:signature"
+    assert _strategy(strategy_id).status_reason == "connection_disabled:signature"

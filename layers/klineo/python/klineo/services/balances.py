@@ -1,4 +1,9 @@
-"""Spot balances of one stored connection (never a futures URL)."""
+"""Spot balances of one stored connection (never a futures URL).
+
+Every key can read spot (Binance keys always have reading), so a refusal here is a key failure
+that counts toward disabling the connection, and an answer resets the count
+(``klineo.services.key_health``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from klineo.binance import Environment, ErrorCategory, Market, endpoints, get_cl
 from klineo.errors import KlineoError
 from klineo.models.balances import Balance, BalanceResponse
 from klineo.models.fields import decimal_string
+from klineo.services.key_health import note_key_outcome
 from klineo.store import connections as connection_store
 
 __all__ = ["get_balances", "non_zero_balances"]
@@ -39,6 +45,11 @@ def get_balances(user_id: str, connection_id: str) -> BalanceResponse:
     client = get_client(Market.SPOT, Environment(connection.environment))
     # omitZeroBalances asks Binance to leave zeros out; the filter above also drops them, whatever
     # Binance sends (the flag is a spot-only, recent parameter).
-    account = endpoints.spot_account(client, creds, omit_zero_balances=True)
+    try:
+        account = endpoints.spot_account(client, creds, omit_zero_balances=True)
+    except KlineoError as exc:
+        note_key_outcome(connection, exc)
+        raise
+    note_key_outcome(connection, None)
     return BalanceResponse(connection_id=connection.connection_id, environment=connection.environment,
                            balances=non_zero_balances(list(account.get("balances") or [])))

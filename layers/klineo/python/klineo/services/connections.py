@@ -37,6 +37,7 @@ from klineo.binance import Credentials, Environment, ErrorCategory, KeyType, Mar
 from klineo.errors import KlineoError
 from klineo.models.connection_test import ConnectionTestResponse, KeyWarning
 from klineo.observability import logger, metrics
+from klineo.services.key_health import note_key_answer
 from klineo.settings import get_settings
 from klineo.store import connections as connection_store
 
@@ -235,4 +236,6 @@ def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestR
     creds = connection_store.connection_credentials(connection)
     result = run_spot_test(creds, connection.environment)
     connection_store.record_test_result(user_id, connection_id, result.model_dump(mode="json"))
+    if result.ok:  # the key works: its failure count starts again (a failed test itself never counts)
+        note_key_answer(connection, None)
     return result

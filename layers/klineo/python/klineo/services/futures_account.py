@@ -27,7 +27,7 @@ from klineo.binance import (
 )
 from klineo.errors import KlineoError
 from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
-from klineo.services.key_health import note_key_outcome
+from klineo.services.key_health import note_futures_outcome, note_key_answer
 from klineo.services.risk import HEDGE, ONE_WAY
 from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client
 from klineo.store import connections as connection_store
@@ -103,6 +103,19 @@ def _passed_test(
     )
 
 
+def _futures_refusal(exc: KlineoError) -> KlineoError:
+    """A refusal of the key on futures, said as what it almost always is: no Futures right on the key."""
+    if exc.category is not ErrorCategory.PERMISSION:
+        return exc
+    return KlineoError(
+        ErrorCategory.PERMISSION,
+        "Binance refused this API key on USDT-M futures: it lacks the Futures permission. Enable Futures "
+        "for the key in Binance's API management, then try again. (If the spot test fails too, the key "
+        "itself or this server's IP is refused.)",
+        status=exc.status, code=exc.code, retryable=False,
+    )
+
+
 def run_futures_test(
     connection: Connection,
     creds: Credentials | None = None,
@@ -121,6 +134,7 @@ def run_futures_test(
         account = endpoints.futures_account(client, creds)
         config = endpoints.futures_account_config(client, creds)
     except KlineoError as exc:
+        exc = _futures_refusal(exc)
         return _failed_test(connection, exc, tested_at), exc, {}
     can_trade = bool(config.get("canTrade", False))
     result = _passed_test(connection, account, can_trade, tested_at)
@@ -147,7 +161,7 @@ def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
     connection = require_connection(user_id, connection_id)
     result, error, _config = run_futures_test(connection)
     connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True)
-    note_key_outcome(connection, error)
+    note_key_answer(connection, error)  # a key without futures is an answer, not a failing key
     return result
 
 
@@ -212,7 +226,7 @@ def enable_futures(
     connection = require_connection(user_id, connection_id)
     check_defaults(connection, settings.leverage)
     result, error, config = run_futures_test(connection)
-    note_key_outcome(connection, error)
+    note_futures_outcome(connection, error)  # a key without the Futures right is refused, not counted
     if error is not None:
         connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True)
         raise KlineoError(

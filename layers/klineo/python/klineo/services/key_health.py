@@ -1,11 +1,20 @@
 """Keys that keep failing: count them per connection, switch the connection off, switch it on again.
 
-A key failure is Binance refusing the key itself (permission, signature, ip_whitelist), seen by
-the API (futures test, orders) or the runner. Any other answer from Binance proves the key works
-and resets the count. After ``KEY_FAILURE_LIMIT`` in a row the connection is disabled with its
-reason and time, and its active strategies are paused (reason ``connection_disabled:<category>``)
-in the same step. ``POST /exchange-connections/{id}/enable`` (klineo.services.connections) clears
-that state and resumes exactly those strategies.
+A key failure is Binance refusing the key itself (permission, signature, ip_whitelist) on a call the
+key must be able to make: orders and cancels, the runner's calls, the spot balance read, the futures
+reads (``note_key_outcome``, ``note_futures_outcome``). Any other answer from Binance proves the key
+works and resets the count, wherever it comes from. After ``KEY_FAILURE_LIMIT`` in a row the
+connection is disabled with its reason and time, and its active strategies are paused (reason
+``connection_disabled:<category>``) in the same step. ``POST /exchange-connections/{id}/enable``
+(klineo.services.connections) clears that state and resumes exactly those strategies.
+
+What does not count. The tests the user asks for (spot test, futures test) never count a failure
+(``note_key_answer``): they are questions, and "this key cannot trade futures" is an expected answer
+(spot-only users are welcome, audit section 10); counting it disabled a working spot connection
+after three clicks on "test futures". The futures calls of a connection whose futures are not
+enabled (futures enable itself, positions and open orders) do not count a permission refusal: it
+means the key lacks the Futures right, which nothing needs yet (``note_futures_outcome``); a
+signature or IP refusal there is the key's own and counts.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ __all__ = [
     "KEY_FAILURE_CATEGORIES",
     "KEY_FAILURE_LIMIT",
     "is_key_failure",
+    "note_futures_outcome",
+    "note_key_answer",
     "note_key_outcome",
     "pause_connection_strategies",
     "resume_connection_strategies",
@@ -76,18 +87,39 @@ def resume_connection_strategies(user_id: str, connection_id: str) -> list[str]:
     return resumed
 
 
+def _proves_key_works(error: KlineoError | None) -> bool:
+    """True for success, or any answer from Binance that is not a refusal of the key itself."""
+    return not is_key_failure(error) and (error is None or error.status is not None)
+
+
+def note_key_answer(connection: Connection, error: KlineoError | None) -> None:
+    """Reset the count after an answer that proves the key works; a key failure here counts nothing.
+
+    For calls the key need not be able to make (module docstring). Costs nothing on the usual path:
+    a connection with no failures writes nothing.
+    """
+    if _proves_key_works(error) and connection.consecutive_failures:
+        connection_store.reset_key_failures(connection.user_id, connection.connection_id)
+
+
+def note_futures_outcome(connection: Connection, error: KlineoError | None) -> None:
+    """A futures call: as ``note_key_outcome``, except a permission refusal while the connection's futures
+    are not enabled (the key lacks the Futures right, which nothing needs yet), which counts nothing."""
+    if error is not None and error.category is ErrorCategory.PERMISSION and not connection.futures_enabled:
+        return
+    note_key_outcome(connection, error)
+
+
 def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
     """Count a key failure (``error``), or reset the count after any answer that proves the key works.
 
-    Costs nothing on the usual path: a working key on a connection with no failures writes nothing.
+    For calls the key must be able to make (module docstring); costs nothing on the usual path.
     """
-    user_id, connection_id = connection.user_id, connection.connection_id
     if not is_key_failure(error):
-        if error is None or error.status is not None:  # Binance answered: the key itself works
-            if connection.consecutive_failures:
-                connection_store.reset_key_failures(user_id, connection_id)
+        note_key_answer(connection, error)
         return
     assert error is not None
+    user_id, connection_id = connection.user_id, connection.connection_id
     count = connection_store.add_key_failure(user_id, connection_id)
     if count < KEY_FAILURE_LIMIT or connection.disabled:
         return

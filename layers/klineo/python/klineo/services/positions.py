@@ -16,7 +16,7 @@ from typing import Any
 from klineo.binance import endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.positions import ForeignTrade, FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
-from klineo.services.key_health import note_key_outcome
+from klineo.services.key_health import note_futures_outcome
 from klineo.services.reconcile import recent_foreign_fills
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
@@ -96,7 +96,7 @@ def open_position_rows(connection: Connection, symbol: str | None = None) -> lis
     try:
         rows = endpoints.futures_position_risk(client, creds, symbol)
     except KlineoError as exc:
-        note_key_outcome(connection, exc)
+        note_futures_outcome(connection, exc)
         raise
     if not isinstance(rows, list):
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable positions.")
@@ -119,7 +119,7 @@ def list_positions(user_id: str, connection_id: str) -> FuturesPositionsResponse
                  for symbol, algos_ in listed.items()}
         positions = [_position(r, configs.get(str(r.get("symbol")), {}), algos[str(r.get("symbol"))])
                      for r in rows]
-    note_key_outcome(connection, None)
+    note_futures_outcome(connection, None)
     positions.sort(key=lambda p: (p.symbol, p.position_side))
     foreign = [_foreign_trade(r) for r in recent_foreign_fills(user_id, connection.connection_id)]
     return FuturesPositionsResponse(connection_id=connection.connection_id, positions=positions,
