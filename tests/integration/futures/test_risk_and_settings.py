@@ -137,6 +137,25 @@ def test_patch_shows_every_setting_and_refuses_leverage_above_max_leverage(sim_e
     assert get_connection(USER_A, enabled.id).leverage is None
 
 
+def test_a_leverage_setting_above_max_leverage_is_invalid_request_not_an_order_refusal(sim_env, invoke,
+                                                                                       enabled):
+    """GIVEN max_leverage 10 WHEN PATCH or futures enable sends leverage 50 / 11 THEN 422 invalid_request
+    naming leverage (a setting, not an order), the value not echoed, nothing stored or sent."""
+    sim_env.clear_journal()
+
+    patched = _patch(invoke, enabled.id, {"leverage": 50})
+    enabled_again = _enable(invoke, enabled.id, {"leverage": 11})
+
+    for response in (patched, enabled_again):
+        assert response["statusCode"] == 422, response["body"]
+        error = body_of(response)["error"]
+        assert (error["category"], error["field"]) == ("invalid_request", "leverage")
+        assert error["errors"] == [{"field": "leverage", "message": error["message"]}]
+        assert "max_leverage" in error["message"] and "50" not in error["message"]
+    assert get_connection(USER_A, enabled.id).leverage is None
+    assert _setting_posts(sim_env) == []
+
+
 # ---------------------------------------------------------------- the risk gate
 
 

@@ -285,3 +285,48 @@ def test_trading_settings_are_stored_shown_and_patched(runner, api) -> None:
 
     assert (patched["size_pct"], patched["quote_size_usdt"], patched["size"]) == ("20", None, None)
     assert (patched["stop_loss_pct"], patched["take_profit_pct"], patched["leverage"]) == (None, "3", 3)
+
+
+# ---------------------------------------------------------------- what live needs of the connection
+
+
+def test_a_live_strategy_leverage_above_max_leverage_is_refused_at_create(runner, api) -> None:
+    """GIVEN a connection with max_leverage 10 WHEN creating a live strategy at 20x THEN 422 invalid_request
+    naming leverage (the rule of futures enable), nothing stored; a paper one at 20x is fine."""
+    connection = runner.connection(ALICE)
+
+    refused = api.create(ALICE, create_body(connection, mode="live", leverage=20))
+
+    assert refused["statusCode"] == 422, refused["body"]
+    error = error_of(refused)
+    assert (error["category"], error["field"]) == ("invalid_request", "leverage")
+    assert "max_leverage" in error["message"] and "20" not in error["message"]
+    assert strategy_store.list_strategies(ALICE) == []
+    assert api.create(ALICE, create_body(connection, mode="paper", leverage=20))["statusCode"] == 201
+
+
+def test_switching_to_live_with_leverage_above_max_leverage_is_refused(runner, api) -> None:
+    """GIVEN a paper strategy at 20x, max_leverage 10 WHEN switched to live THEN 422 naming leverage, still
+    paper."""
+    created = api.create(ALICE, create_body(runner.connection(ALICE), leverage=20))
+    strategy_id = response_json(created)["id"]
+
+    response = api.update(ALICE, strategy_id, {"mode": "live"})
+
+    assert response["statusCode"] == 422, response["body"]
+    assert error_of(response)["field"] == "leverage"
+    assert strategy_store.get_strategy(ALICE, strategy_id).mode == "paper"
+
+
+def test_raising_a_live_strategys_leverage_above_max_leverage_is_refused(runner, api) -> None:
+    """GIVEN a live strategy at 5x, max_leverage 10 WHEN patched to 20x THEN 422 naming leverage, 5x kept;
+    10x is accepted."""
+    created = api.create(ALICE, create_body(runner.connection(ALICE), mode="live", leverage=5))
+    assert created["statusCode"] == 201, created["body"]
+    strategy_id = response_json(created)["id"]
+
+    refused = api.update(ALICE, strategy_id, {"leverage": 20})
+
+    assert refused["statusCode"] == 422 and error_of(refused)["field"] == "leverage", refused["body"]
+    assert strategy_store.get_strategy(ALICE, strategy_id).settings.leverage == 5
+    assert response_json(api.update(ALICE, strategy_id, {"leverage": 10}))["leverage"] == 10

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ErrorCategory", "KlineoError"]
+__all__ = ["ErrorCategory", "InvalidField", "KlineoError"]
 
 
 class ErrorCategory(StrEnum):
@@ -161,6 +161,20 @@ class KlineoError(Exception):
         if self.field:
             body["field"] = self.field
         return body
+
+
+class InvalidField(KlineoError):
+    """invalid_request on one field that the request's validation cannot judge alone, because the rule
+    needs stored state (a leverage above the connection's max_leverage). It is the same kind of refusal
+    as request validation, so the API answers it the same way: 422 with ``field`` and ``errors``."""
+
+    __slots__ = ()
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(ErrorCategory.INVALID_REQUEST, message, field=field)
+
+    def __reduce__(self):
+        return (InvalidField, (self.field, self.message))
 
 
 def _rebuild(category, message, status, code, retry_after, field, retryable) -> KlineoError:

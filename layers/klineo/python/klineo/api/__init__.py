@@ -15,7 +15,8 @@ line the request wrote.
 
 Category -> HTTP status (``CATEGORY_STATUS``), and why:
 
-    invalid_request       400  the caller's input (pydantic validation of the request: 422)
+    invalid_request       400  the caller's input (pydantic validation of the request, and an
+                               ``InvalidField``, a field refused by a rule on stored state: 422)
     not_found             404  also another user's connection: never 403, so ids don't leak
     order_not_found       404
     conflict              409  the request is valid but the resource's state forbids it
@@ -60,7 +61,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.observability import logger
 from klineo.settings import get_settings
 
@@ -362,6 +363,10 @@ def _validation_handler(app: APIGatewayHttpResolver):
 
 
 def _handle_klineo_error(exc: KlineoError) -> Response:
+    if isinstance(exc, InvalidField):  # answered as request validation is
+        logger.info("request refused", extra={"category": "invalid_request", "status": 422})
+        return error_response(422, "invalid_request", exc.message, field=exc.field,
+                              errors=[{"field": str(exc.field), "message": exc.message}])
     category = str(ErrorCategory(exc.category))
     status = CATEGORY_STATUS.get(category, 500)
     headers: dict[str, str] = {}

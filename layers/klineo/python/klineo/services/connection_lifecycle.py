@@ -31,12 +31,11 @@ from klineo.services.connection_records import connection_response
 from klineo.services.connections import credentials_of, run_spot_test
 from klineo.services.futures_account import (
     apply_position_mode,
-    check_defaults,
     hedge_mode_of,
     run_futures_test,
 )
 from klineo.services.key_health import resume_connection_strategies
-from klineo.services.risk import HEDGE, ONE_WAY
+from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
 from klineo.services.symbol_settings import futures_client
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
@@ -60,10 +59,8 @@ def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRe
     """PATCH /exchange-connections/{id}: change the settings sent (see the module docstring)."""
     connection = require_connection(user_id, connection_id, consistent=True)
     changes = _changes(body)
-    check_defaults(
-        connection,
-        changes.get("leverage", connection.leverage),
-        changes.get("max_leverage", connection.max_leverage),
+    check_leverage_setting(
+        changes.get("leverage", connection.leverage), changes.get("max_leverage", connection.max_leverage)
     )
     wanted_mode = changes.get("position_mode")
     if connection.futures_enabled and wanted_mode is not None and wanted_mode != connection.position_mode:

@@ -28,7 +28,7 @@ from klineo.binance import (
 from klineo.errors import KlineoError
 from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.services.key_health import note_futures_outcome, note_key_answer
-from klineo.services.risk import HEDGE, ONE_WAY
+from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
 from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client
 from klineo.store import connections as connection_store
 from klineo.store.connections import Connection, connection_credentials, require_connection
@@ -205,17 +205,6 @@ def apply_position_mode(
 # ---------------------------------------------------------------- enable / disable
 
 
-def check_defaults(connection: Connection, leverage: int | None, max_leverage: int | None = None) -> None:
-    """A futures leverage default above the connection's max_leverage is refused (422 naming leverage)."""
-    limit = max_leverage if max_leverage is not None else connection.max_leverage
-    if leverage is not None and leverage > limit:
-        raise KlineoError(
-            ErrorCategory.ORDER_REJECTED,
-            f"leverage {leverage}x is above this connection's max_leverage {limit}x",
-            field="leverage",
-        )
-
-
 def enable_futures(
     user_id: str, connection_id: str, settings: FuturesSettingsRequest | None = None
 ) -> FuturesEnableResponse:
@@ -224,7 +213,7 @@ def enable_futures(
 
     settings = settings or FuturesSettingsRequest()
     connection = require_connection(user_id, connection_id)
-    check_defaults(connection, settings.leverage)
+    check_leverage_setting(settings.leverage, connection.max_leverage)
     result, error, config = run_futures_test(connection)
     note_futures_outcome(connection, error)  # a key without the Futures right is refused, not counted
     if error is not None:

@@ -16,6 +16,11 @@ Gates, in the order they are checked, and what a refusal is:
     positionSide / reduceOnly (the account's position mode)        400 invalid_request
     max_leverage, max_notional_usdt                                422 order_rejected (new exposure only)
 
+The same max_leverage rule refuses a setting before any order (``check_leverage_setting``): a
+connection's leverage default (futures enable, PATCH) and a live strategy's own leverage (POST and
+PATCH /strategies) above the connection's max_leverage are 422 invalid_request naming ``leverage``.
+The gate still checks every order, because max_leverage can be lowered afterwards.
+
 A kill switch blocks new exposure only: an order that can only reduce a position (reduceOnly in
 one-way mode; SELL LONG or BUY SHORT in hedge mode) still goes through, because closing is what a
 trader needs when something goes wrong. The limits do not apply to such orders either: lowering a
@@ -31,11 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.store.connections import TradingContext
 
 __all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES", "OrderIntent",
-           "check_order", "deleting_refusal", "params_reduce", "reduces_position"]
+           "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed", "params_reduce",
+           "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
@@ -155,9 +161,24 @@ def _check_position_side(mode: str | None, order: OrderIntent) -> None:
         )
 
 
+def leverage_allowed(leverage: int | None, max_leverage: int) -> bool:
+    """The max_leverage rule: no leverage (the account's own) or one at most ``max_leverage``."""
+    return leverage is None or leverage <= max_leverage
+
+
+def check_leverage_setting(leverage: int | None, max_leverage: int) -> None:
+    """A leverage setting above max_leverage is refused before it is stored (422 naming leverage)."""
+    if not leverage_allowed(leverage, max_leverage):
+        raise InvalidField(
+            "leverage",
+            "leverage is above the connection's max_leverage: lower it, or raise max_leverage with "
+            "PATCH /exchange-connections/{id}",
+        )
+
+
 def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Callable[[], Decimal]) -> None:
     connection = context.connection
-    if connection.leverage is not None and connection.leverage > connection.max_leverage:
+    if not leverage_allowed(connection.leverage, connection.max_leverage):
         raise _refuse(
             ErrorCategory.ORDER_REJECTED,
             "max_leverage",

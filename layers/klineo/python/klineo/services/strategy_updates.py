@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from klineo.models.strategies import CLEARABLE_FIELDS, SIZING_FIELDS, StrategyResponse
+from klineo.services.risk import check_leverage_setting
 from klineo.services.strategies import note_status_change, owned_strategy, strategy_response
-from klineo.services.strategy_changes import require_futures
+from klineo.services.strategy_changes import require_live_connection
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import get_connection
-from klineo.store.strategies import SETTING_NAMES
+from klineo.store.strategies import SETTING_NAMES, Strategy
 
 if TYPE_CHECKING:
     # The function's own route imports its request model; the service only reads its fields.
@@ -37,6 +38,22 @@ def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
     return changes
 
 
+def _check_live(user_id: str, current: Strategy, changes: dict[str, Any]) -> None:
+    """A strategy that becomes live and active needs a live-ready connection; a live one's leverage
+    (new, or kept when it becomes live) may not exceed the connection's max_leverage."""
+    mode, status = changes.get("mode", current.mode), changes.get("status", current.status)
+    if mode != "live" or status != strategy_store.ACTIVE:
+        return
+    becoming_live = current.mode != "live" or current.status != strategy_store.ACTIVE
+    if not becoming_live and "leverage" not in changes:
+        return
+    connection = get_connection(user_id, current.connection_id, consistent=True)
+    if becoming_live:
+        connection = require_live_connection(connection)
+    if connection is not None:
+        check_leverage_setting(changes.get("leverage", current.settings.leverage), connection.max_leverage)
+
+
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
     """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
     from klineo.strategies import parse_parameters
@@ -52,12 +69,7 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
     if body.status is not None:
         changes["status"] = body.status
         changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
-    mode = changes.get("mode", current.mode)
-    status = changes.get("status", current.status)
-    if mode == "live" and status == strategy_store.ACTIVE and (
-        current.mode != "live" or current.status != strategy_store.ACTIVE
-    ):
-        require_futures(get_connection(user_id, current.connection_id, consistent=True))
+    _check_live(user_id, current, changes)
     if not changes:
         return strategy_response(current)
     updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
