@@ -137,3 +137,19 @@ def test_a_strategy_whose_keys_are_gone_fails_with_an_error_event_and_counts_it(
     assert kinds["error"]["category"] == "not_found" and "signal" in kinds
     assert runner.stored(USER, sid).key_failures == 1
     assert runner.journal("POST", ORDER_PATH) == []
+
+
+def test_a_live_strategy_on_a_connection_switched_to_hedge_mode_is_told_what_to_do(runner) -> None:
+    """GIVEN a live strategy whose connection was switched to hedge mode WHEN a tick runs THEN the run is
+    skipped (positionSide), nothing sent, and its risk_block event says to switch to one-way or use paper."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection)
+    update_settings(USER, connection, {"position_mode": "hedge"})
+
+    runner.run_tick()
+
+    assert runner.journal("POST", ORDER_PATH) == []
+    assert runner.runs(sid)[0].skip_reason == "positionSide"
+    blocks = [e.details for e in list_events(sid, 10).events if e.kind == "risk_block"]
+    assert [b["gate"] for b in blocks] == ["positionSide"]
+    assert "position_mode one_way" in blocks[0]["message"] and "paper" in blocks[0]["message"]

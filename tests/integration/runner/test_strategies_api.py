@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from klineo.store import strategies as strategy_store
+from klineo.store.connections import update_settings
 
 from tests.helpers import load_event, response_json, with_body, with_user
 from tests.integration.api.conftest import at_path
@@ -288,6 +289,40 @@ def test_trading_settings_are_stored_shown_and_patched(runner, api) -> None:
 
 
 # ---------------------------------------------------------------- what live needs of the connection
+
+
+def _hedge_connection(runner, user: str) -> str:
+    """A futures-enabled connection whose account is in hedge mode (as futures enable records it)."""
+    connection = runner.connection(user)
+    update_settings(user, connection, {"position_mode": "hedge"})
+    return connection
+
+
+def test_a_live_strategy_on_a_hedge_mode_connection_is_refused(runner, api) -> None:
+    """GIVEN a hedge-mode connection WHEN creating a live strategy THEN 409 naming mode, saying live needs a
+    one-way connection, nothing stored; a paper strategy is fine."""
+    connection = _hedge_connection(runner, ALICE)
+
+    refused = api.create(ALICE, create_body(connection, mode="live"))
+
+    assert refused["statusCode"] == 409, refused["body"]
+    error = error_of(refused)
+    assert (error["category"], error["field"]) == ("conflict", "mode")
+    assert "need a one-way connection" in error["message"]
+    assert strategy_store.list_strategies(ALICE) == []
+    assert api.create(ALICE, create_body(connection, mode="paper"))["statusCode"] == 201
+
+
+def test_switching_to_live_on_a_hedge_mode_connection_is_refused(runner, api) -> None:
+    """GIVEN a paper strategy on a hedge-mode connection WHEN switched to live THEN 409 naming mode, still
+    paper."""
+    strategy_id = response_json(api.create(ALICE, create_body(_hedge_connection(runner, ALICE))))["id"]
+
+    response = api.update(ALICE, strategy_id, {"mode": "live"})
+
+    assert response["statusCode"] == 409, response["body"]
+    assert error_of(response)["field"] == "mode" and "one-way" in error_of(response)["message"]
+    assert strategy_store.get_strategy(ALICE, strategy_id).mode == "paper"
 
 
 def test_a_live_strategy_leverage_above_max_leverage_is_refused_at_create(runner, api) -> None:

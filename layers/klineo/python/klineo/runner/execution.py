@@ -48,8 +48,10 @@ request weight 5 per account and run (1,000 strategies ≈ 5,000 weight a minute
 2,400 limit), and an account's net position mixes every strategy and manual trade on the symbol.
 The price: a position closed by hand or by liquidation is not seen, so reductions are sent
 ``reduceOnly`` (Binance refuses to flip a position that is no longer there). Strategies trade in
-one-way mode (positionSide BOTH): on a hedge-mode account the risk gate skips the run (reason
-``positionSide``) before anything is sent.
+one-way mode (positionSide BOTH): POST and PATCH /strategies refuse a live strategy on a hedge-mode
+connection, and on an account switched to hedge mode later the risk gate skips the run (reason
+``positionSide``) before anything is sent, its risk_block event telling the trader to switch the
+connection back to one-way or run the strategy as paper.
 
 Keys that keep failing: permission, ip_whitelist and signature refusals (and vanished secrets)
 count as consecutive key failures; any other answer from Binance resets the count. After
@@ -109,7 +111,7 @@ from klineo.services.orders import (
     query_futures_order,
     submit_futures_order,
 )
-from klineo.services.risk import LIMIT_GATES, OrderIntent, check_order
+from klineo.services.risk import LIMIT_GATES, LIVE_NEEDS_ONE_WAY, OrderIntent, check_order
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     TradingContext,
@@ -317,7 +319,10 @@ class _Turn:
     def risk_block(self, exc: KlineoError) -> StrategyResult:
         """The risk gate refused: a risk_block event naming the gate, a skipped run, nothing sent."""
         gate = exc.field or str(exc.category)
-        self.event("risk_block", gate=gate, message=exc.message)
+        # Our orders are one-way (BOTH): refused on positionSide, the account is in hedge mode, and
+        # the trader needs to hear what to do about it, not which order field Binance would refuse.
+        message = LIVE_NEEDS_ONE_WAY if gate == "positionSide" else exc.message
+        self.event("risk_block", gate=gate, message=message)
         return self.skip(gate)
 
     # ------------------------------------------------------------------ the turn

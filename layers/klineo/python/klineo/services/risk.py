@@ -39,12 +39,19 @@ from decimal import Decimal
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.store.connections import TradingContext
 
-__all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES", "OrderIntent",
-           "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed", "params_reduce",
-           "reduces_position"]
+__all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "LIVE_NEEDS_ONE_WAY", "ONE_WAY", "STATE_GATES",
+           "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
+           "params_reduce", "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
+# Strategies place one-way orders only (klineo.runner.execution): what a trader is told when a live
+# strategy meets a hedge-mode connection, at POST/PATCH /strategies and in the runner's risk_block.
+LIVE_NEEDS_ONE_WAY = (
+    "Live strategies need a one-way connection, and this connection's futures account is in hedge mode: "
+    "switch it to one-way (PATCH /exchange-connections/{id} with position_mode one_way, once it holds no "
+    "open position or order), or run the strategy as paper."
+)
 # The gates of the connection's state: closed until a person opens them again (enable futures, or
 # enable the connection once its key works), unlike a refusal of the order itself.
 STATE_GATES = frozenset({"connection_disabled", "futures_disabled"})

@@ -9,9 +9,10 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
 - the connection must be one of the caller's; its environment is copied onto the strategy;
 - the symbol must be trading on USDT-M futures in that environment (exchangeInfo, as /candles);
 - a LIVE strategy (created live, switched to live, or resumed while live) needs a connection
-  with futures enabled (409 otherwise), and its leverage may not exceed the connection's
-  max_leverage (422 naming ``leverage``; checked again when a live strategy's leverage changes):
-  the runner re-checks both before every order anyway, since the connection can change afterwards;
+  with futures enabled and in one-way mode (409 naming ``mode`` otherwise: the runner places
+  one-way orders only), and its leverage may not exceed the connection's max_leverage (422 naming
+  ``leverage``; checked again when a live strategy's leverage changes): the runner re-checks both
+  before every order anyway, since the connection can change afterwards;
 - type, parameters, sizing, mode, status and the trading settings may change; connection, symbol
   and interval may not
   (they define the market the strategy's tracked position lives in: create another strategy);

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.strategies import StrategyResponse
-from klineo.services.risk import check_leverage_setting
+from klineo.services.risk import HEDGE, LIVE_NEEDS_ONE_WAY, check_leverage_setting
 from klineo.services.strategy_view import new_strategy_response
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, require_connection
@@ -34,7 +34,9 @@ def _settings_of(body: StrategyCreateRequest) -> TradingSettings:
 
 
 def require_live_connection(connection: Connection | None) -> Connection:
-    """A live, active strategy needs its connection, with futures enabled (CONFLICT otherwise); returns it."""
+    """A live, active strategy needs its connection, with futures enabled and in one-way mode (CONFLICT
+    otherwise): the runner places one-way orders only (positionSide BOTH), which a hedge-mode account
+    refuses, so such a strategy would be skipped on every candle. Returns the connection."""
     if connection is None:
         raise KlineoError(ErrorCategory.CONFLICT, "the strategy's connection no longer exists")
     if not connection.futures_enabled:
@@ -43,6 +45,8 @@ def require_live_connection(connection: Connection | None) -> Connection:
             "futures are not enabled on this connection; enable them before running a strategy live",
             field="mode",
         )
+    if connection.position_mode == HEDGE:
+        raise KlineoError(ErrorCategory.CONFLICT, LIVE_NEEDS_ONE_WAY, field="mode")
     return connection
 
 
