@@ -172,6 +172,49 @@ def test_order_above_max_notional_is_refused_naming_the_gate(sim_env, invoke, en
     assert order_posts(sim_env) == []
 
 
+@pytest.mark.parametrize(("account", "position_side"), [("futures-full", None), ("futures-hedge", "SHORT")])
+def test_a_sell_limit_below_the_mark_is_valued_at_the_mark_against_max_notional(
+    sim_env, invoke, create_connection, account, position_side
+):
+    """GIVEN max_notional_usdt 10000, mark 70810 WHEN a marketable SELL LIMIT 0.148 at 67500 (9990 at its
+    limit, 10480 where it fills) comes THEN 422 max_notional_usdt and nothing sent, one-way or hedge."""
+    connection = create_connection(USER_A, account)
+    assert _enable(invoke, connection.id)["statusCode"] == 200
+    assert _patch(invoke, connection.id, {"max_notional_usdt": "10000"})["statusCode"] == 200
+    sim_env.set_mark_price("BTCUSDT", 70810.0)
+    sim_env.clear_journal()
+    sell = order_body(connection.id, side="SELL", price="67500", quantity="0.148", positionSide=position_side)
+
+    response = invoke("futures_order", order_event(sell, key=new_key()))
+
+    assert response["statusCode"] == 422, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["field"]) == ("order_rejected", "max_notional_usdt")
+    assert "10479.88" in error["message"]
+    assert order_posts(sim_env) == []
+
+
+def test_limit_orders_that_cannot_fill_above_their_price_pass_at_it_and_a_buy_reads_no_mark(
+    sim_env, invoke, enabled
+):
+    """GIVEN max_notional_usdt 10000, mark 70810 WHEN a BUY LIMIT 0.148 at 67500 and a SELL LIMIT 0.13 at
+    76000 (above the mark) come THEN both rest; the BUY is valued at its limit without reading the mark."""
+    assert _patch(invoke, enabled.id, {"max_notional_usdt": "10000"})["statusCode"] == 200
+    sim_env.set_mark_price("BTCUSDT", 70810.0)
+    sim_env.clear_journal()
+
+    buy = invoke("futures_order", order_event(order_body(enabled.id, price="67500", quantity="0.148"),
+                                              key=new_key()))
+    buy_reads = [r for r in sim_env.journal if r.path == "/fapi/v1/premiumIndex"]
+    sell = invoke("futures_order", order_event(
+        order_body(enabled.id, side="SELL", price="76000", quantity="0.13"), key=new_key()))
+
+    assert buy["statusCode"] == 200 and sell["statusCode"] == 200, (buy["body"], sell["body"])
+    assert (body_of(buy)["status"], body_of(sell)["status"]) == ("NEW", "NEW")
+    assert buy_reads == []
+    assert len(order_posts(sim_env)) == 2
+
+
 @pytest.mark.parametrize("gate", ["global_kill_switch", "user_kill_switch", "connection_kill_switch"])
 def test_each_kill_switch_refuses_new_exposure_naming_itself(sim_env, invoke, enabled, gate):
     """GIVEN one kill switch on WHEN an opening order comes THEN 409 naming that switch, no order request."""

@@ -85,6 +85,22 @@ def test_the_notional_limit_uses_the_mark_price_for_market_and_the_limit_price_f
     assert (refused.category, refused.field) == (ErrorCategory.ORDER_REJECTED, "max_notional_usdt")
 
 
+def test_a_sell_limit_is_valued_at_the_higher_of_its_limit_and_the_mark_read_only_when_needed() -> None:
+    """GIVEN max 1000 WHEN a SELL LIMIT 0.02 at 45000 meets mark 65000, or is over at its own limit THEN
+    refused; the mark is read only for the first (the second is refused before it would matter)."""
+    context = _context(max_notional_usdt=Decimal("1000"))
+    below = OrderIntent(symbol="BTCUSDT", side="SELL", type="LIMIT", quantity=Decimal("0.02"),
+                        price=Decimal("45000"))
+    over = OrderIntent(symbol="BTCUSDT", side="SELL", type="LIMIT", quantity=Decimal("0.02"),
+                       price=Decimal("50001"))
+    refused = _refusal(context, below)
+    assert (refused.field, "1300.00" in refused.message) == ("max_notional_usdt", True)
+    with pytest.raises(KlineoError) as caught:
+        check_order(context, over, _never)
+    assert caught.value.field == "max_notional_usdt"
+    check_order(context, below, lambda: Decimal("45000"))
+
+
 def test_leverage_default_above_max_leverage_is_refused() -> None:
     """GIVEN leverage 20 and max_leverage 10 WHEN an opening order is checked THEN 422 max_leverage."""
     refused = _refusal(_context(leverage=20, max_leverage=10), BUY)

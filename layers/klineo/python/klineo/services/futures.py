@@ -16,8 +16,8 @@ transaction re-validates (a cold container reads it once, consistently: 3 calls)
 the in-memory secret cache; the kill switches are not read at all (the transaction checks them).
 
 In order: `check_order` on the cached connection without the limits (switches, state, position
-side: no Binance call), the claim, then the limits (the mark price for a MARKET order, on the
-connection the claim just validated) and the rounding to the symbol's filters, then the send. So a
+side: no Binance call), the claim, then the limits (the mark price for a MARKET or SELL LIMIT order,
+on the connection the claim just validated) and the rounding to the symbol's filters, then the send. So a
 kill switch refuses before any Binance call. A refusal is never given on cached data (the context
 is read fresh and the gate asked again); a cancelled transaction hands back the items whose checks
 failed, so `check_order` names the gate exactly as on a fresh read; a refusal after the claim
@@ -141,13 +141,6 @@ def _futures_client(connection: Connection) -> BinanceClient:
 # ---------------------------------------------------------------- orders
 
 
-def _reference_price(client: BinanceClient, order: FuturesOrderRequest) -> Decimal:
-    """The price the notional check uses: the limit price, or the mark price for MARKET (facts §6)."""
-    if order.price is not None:
-        return order.price
-    return endpoints.futures_mark_price(client, order.symbol)
-
-
 def _intent(order: FuturesOrderRequest) -> OrderIntent:
     # closePosition in one-way mode only ever reduces, like reduceOnly (hedge: the side says it).
     # A quote_quantity order has no quantity before the claim: the gate's limits see it once converted.
@@ -162,13 +155,16 @@ def _not_found() -> KlineoError:
 
 
 class _Gated:
-    """The connection an order was checked against: its cached item, Binance client and reference price."""
+    """The connection an order was checked against: its cached item, Binance client, and the prices read
+    at most once each: ``mark`` (GET premiumIndex) and ``reference``, the price the symbol's filters and
+    the quote size use (the order's own price, else the mark: facts §6)."""
 
     def __init__(self, user_id: str, order: FuturesOrderRequest, item: dict[str, Any]) -> None:
         self.user_id, self.order, self.item = user_id, order, item
         self.connection = connection_from_item(item)
         self.client = _futures_client(self.connection)
-        self.reference = cache(lambda: _reference_price(self.client, order))
+        self.mark = cache(lambda: endpoints.futures_mark_price(self.client, order.symbol))
+        self.reference = cache(lambda: order.price if order.price is not None else self.mark())
 
     def context(self, failed: dict[str, dict[str, Any] | None] | None = None) -> TradingContext:
         """The trading context; switches are off unless a transaction's failed check says otherwise."""
@@ -314,8 +310,9 @@ def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> Fut
 
 
 def _check_limits(gated: _Gated) -> None:
-    """The gate's limits at the reference price, and an attached stop-loss/take-profit on the right side."""
-    check_order(gated.context(), _intent(gated.order), gated.reference)
+    """The gate's limits (the mark price read only when they need it), and an attached stop-loss/take-profit
+    on the right side of the reference price."""
+    check_order(gated.context(), _intent(gated.order), gated.mark)
     check_protective_targets(gated.order, gated.reference)
 
 

@@ -21,6 +21,11 @@ connection's leverage default (futures enable, PATCH) and a live strategy's own 
 PATCH /strategies) above the connection's max_leverage are 422 invalid_request naming ``leverage``.
 The gate still checks every order, because max_leverage can be lowered afterwards.
 
+The notional is the most the order can be worth now, its quantity times: the mark price (MARKET), the
+limit price (BUY LIMIT: it fills at or below it), the higher of the limit and the mark price (SELL
+LIMIT: a marketable sell fills at or above its limit, so valuing it at a limit below the market would
+let a sell far over the limit through). Another order with a price (STOP, TAKE_PROFIT) is valued at it.
+
 A kill switch blocks new exposure only: an order that can only reduce a position (reduceOnly in
 one-way mode; SELL LONG or BUY SHORT in hedge mode) still goes through, because closing is what a
 trader needs when something goes wrong. The limits do not apply to such orders either: lowering a
@@ -192,8 +197,10 @@ def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Calla
             f"The connection's leverage {connection.leverage}x is above its max_leverage "
             f"{connection.max_leverage}x.",
         )
-    price = order.price if order.type == "LIMIT" and order.price is not None else mark_price()
-    notional = order.quantity * price
+    notional = order.quantity * (order.price if order.price is not None else mark_price())
+    if notional <= connection.max_notional_usdt and order.side == "SELL" and order.type == "LIMIT":
+        # A marketable SELL fills at or above its limit, at the market: the mark may be the higher.
+        notional = max(notional, order.quantity * mark_price())
     if notional > connection.max_notional_usdt:
         raise _refuse(
             ErrorCategory.ORDER_REJECTED,
@@ -213,9 +220,12 @@ def check_order(
     """Raise KlineoError naming the gate when ``order`` may not be sent (see the module docstring).
 
     Without ``order`` (a strategy's turn, before it knows its order) the switches and the state are
-    checked as for new exposure. ``mark_price`` is called only when the notional needs it (a MARKET
-    order that adds exposure, after every other gate passed), so a refusal by a switch costs no
-    Binance call at all. ``live=False`` (a paper strategy: nothing is sent) skips futures_enabled.
+    checked as for new exposure. ``mark_price`` (the mark price, never a limit price) is called only
+    when the notional needs it, after every other gate passed: an order without a price that adds
+    exposure, or a SELL LIMIT within the limit at its own price (a marketable sell fills at or above
+    its limit, so it is valued at the higher of the two; a BUY LIMIT fills at or below its limit and is
+    valued at it). A refusal by a switch costs no Binance call at all. ``live=False`` (a paper strategy:
+    nothing is sent) skips futures_enabled.
     """
     reduces = order is not None and order.reduces
     if not reduces:
