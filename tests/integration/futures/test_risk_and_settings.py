@@ -260,13 +260,27 @@ def test_hedge_account_order_without_position_side_is_refused_before_sending(
     sim_env.clear_journal()
 
     response = invoke("futures_order", order_event(order_body(connection.id), key=new_key()))
-    reduce_only = invoke(
-        "futures_order",
-        order_event(order_body(connection.id, positionSide="LONG", reduceOnly=True), key=new_key()),
-    )
 
     assert response["statusCode"] == 400, response["body"]
     assert body_of(response)["error"]["field"] == "positionSide"
-    # reduceOnly beside LONG/SHORT contradicts itself whatever the account: refused by validation
-    assert reduce_only["statusCode"] == 422 and body_of(reduce_only)["error"]["field"] == "positionSide"
+    assert sim_env.journal == []
+
+
+@pytest.mark.parametrize("side", ["SELL", "BUY"])
+def test_hedge_account_reduce_only_is_400_naming_reduce_only_and_how_to_close(
+    sim_env, invoke, create_connection, side
+):
+    """GIVEN a hedge-mode account WHEN an order has positionSide LONG and reduceOnly THEN 400 invalid_request
+    naming reduceOnly, saying it is not sent in hedge mode and that SELL LONG closes; nothing sent."""
+    connection = create_connection(USER_A, "futures-hedge")
+    assert _enable(invoke, connection.id)["statusCode"] == 200
+    sim_env.clear_journal()
+
+    response = invoke("futures_order", order_event(
+        order_body(connection.id, side=side, positionSide="LONG", reduceOnly=True), key=new_key()))
+
+    assert response["statusCode"] == 400, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["field"]) == ("invalid_request", "reduceOnly")
+    assert "hedge mode" in error["message"] and "SELL with positionSide LONG" in error["message"]
     assert sim_env.journal == []

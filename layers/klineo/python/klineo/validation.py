@@ -161,9 +161,14 @@ def order_time_in_force(order_type: str | None, time_in_force: str | None) -> st
 
 
 def check_reduce_only(reduce_only: bool, position_side: str | None) -> None:
-    """Binance: reduceOnly "cannot be sent in Hedge Mode" (facts §3)."""
+    """Binance: reduceOnly "cannot be sent in Hedge Mode" (facts §3), where the side says what closes.
+
+    Asked by the risk gate (a 400 naming reduceOnly, like the other position-mode rules) and by the
+    order values that are sent; not by the request model, whose refusals are 422s."""
     if reduce_only and position_side not in (None, "BOTH"):
-        raise ValueError("reduceOnly cannot be used with positionSide LONG or SHORT (hedge mode)")
+        raise ValueError("reduceOnly cannot be used with positionSide LONG or SHORT: in hedge mode "
+                         "reduceOnly is not sent, the side closes (SELL with positionSide LONG closes a "
+                         "long, BUY with positionSide SHORT a short)")
 
 
 def check_trigger(order_type: str | None, field: str, value: Decimal | None) -> None:

@@ -39,7 +39,6 @@ from klineo.validation import (
     check_order_price,
     check_order_size,
     check_protection,
-    check_reduce_only,
     check_trigger,
     order_time_in_force,
 )
@@ -110,6 +109,8 @@ class FuturesOrderRequest(BaseModel):
     workingType: Literal[ORDER_WORKING_TYPES] | None = Field(  # type: ignore[valid-type]
         default=None, validate_default=True)
     priceProtect: StrictBool | None = Field(default=None, validate_default=True)
+    # reduceOnly beside LONG/SHORT is the risk gate's to refuse (400 naming reduceOnly, with the account's
+    # other position-mode rules: README "Risk limits"), not a 422 of this model.
     positionSide: Literal[ORDER_POSITION_SIDES] = Field(  # type: ignore[valid-type]
         default="BOTH", validate_default=True)
     stop_loss: ProtectiveTarget | None = Field(default=None, validate_default=True)
@@ -149,12 +150,6 @@ class FuturesOrderRequest(BaseModel):
     @classmethod
     def _conditional_only(cls, value: Any, info: ValidationInfo) -> Any:
         check_conditional_field(info.data.get("type"), str(info.field_name), value)
-        return value
-
-    @field_validator("positionSide")
-    @classmethod
-    def _reduce_only_outside_hedge_mode(cls, value: str, info: ValidationInfo) -> str:
-        check_reduce_only(bool(info.data.get("reduceOnly")), value)
         return value
 
     @field_validator("stop_loss", "take_profit")

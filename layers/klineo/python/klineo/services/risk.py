@@ -43,6 +43,7 @@ from decimal import Decimal
 
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.store.connections import TradingContext
+from klineo.validation import check_reduce_only
 
 __all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "LIVE_NEEDS_ONE_WAY", "ONE_WAY", "STATE_GATES",
            "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
@@ -151,26 +152,22 @@ def _check_state(context: TradingContext, live: bool, reduces: bool) -> None:
 
 
 def _check_position_side(mode: str | None, order: OrderIntent) -> None:
-    if mode == HEDGE:
-        if order.position_side not in ("LONG", "SHORT"):
-            raise _refuse(
-                ErrorCategory.INVALID_REQUEST,
-                "positionSide",
-                "This account is in hedge mode: positionSide must be LONG or SHORT.",
-            )
-        if order.reduce_only:
-            raise _refuse(
-                ErrorCategory.INVALID_REQUEST,
-                "reduceOnly",
-                "reduceOnly cannot be sent in hedge mode: close a LONG with SELL and positionSide "
-                "LONG, a SHORT with BUY and positionSide SHORT.",
-            )
-    elif mode == ONE_WAY and order.position_side != "BOTH":
+    if mode == HEDGE and order.position_side not in ("LONG", "SHORT"):
+        raise _refuse(
+            ErrorCategory.INVALID_REQUEST,
+            "positionSide",
+            "This account is in hedge mode: positionSide must be LONG or SHORT.",
+        )
+    if mode == ONE_WAY and order.position_side != "BOTH":
         raise _refuse(
             ErrorCategory.INVALID_REQUEST,
             "positionSide",
             "This account is in one-way mode: positionSide must be BOTH (or left out).",
         )
+    try:  # LONG/SHORT (hedge mode) with reduceOnly, whatever mode the account was last read in
+        check_reduce_only(order.reduce_only, order.position_side)
+    except ValueError as refusal:
+        raise _refuse(ErrorCategory.INVALID_REQUEST, "reduceOnly", str(refusal)) from None
 
 
 def leverage_allowed(leverage: int | None, max_leverage: int) -> bool:
