@@ -63,14 +63,66 @@ def test_market_order_answers_its_final_fill(sim_env, invoke, futures_connection
     assert answer["executed_quantity"] == "0.002" and answer["average_price"] is not None
 
 
-def test_order_quantity_is_rounded_down_to_the_step_before_sending(sim_env, invoke, futures_connection):
-    """GIVEN a quantity finer than the step WHEN ordered THEN it is sent rounded down (no -1111/-4023)."""
-    body = order_body(futures_connection.id, quantity="0.0109", price="20000.37")
+def test_on_grid_quantity_and_price_are_sent_as_typed(sim_env, invoke, futures_connection):
+    """GIVEN a quantity and price on BTCUSDT's grid, with trailing zeros WHEN ordered THEN sent as typed."""
+    body = order_body(futures_connection.id, quantity="0.0110", price="20000.30")
     response = invoke("futures_order", order_event(body, key=new_key()))
 
     assert response["statusCode"] == 200, response["body"]
     answer = body_of(response)
-    assert answer["quantity"] == "0.01" and answer["price"] == "20000.3"
+    assert answer["quantity"] == "0.011" and answer["price"] == "20000.3"
+    (held,) = exchange_orders(sim_env, futures_connection.account)
+    assert (held.orig_qty, held.price) == (Decimal("0.011"), Decimal("20000.3"))
+
+
+def _refused_off_grid(sim_env, invoke, body) -> dict:
+    """The 400 an off-grid order gets; nothing was sent to /fapi/v1/order or /fapi/v1/algoOrder."""
+    response = invoke("futures_order", order_event(body, key=new_key()))
+    assert response["statusCode"] == 400, response["body"]
+    assert not [r for r in sim_env.journal if r.method == "POST" and "order" in r.path.lower()]
+    return body_of(response)["error"]
+
+
+def test_off_grid_quantity_is_refused_with_the_step_never_rounded(sim_env, invoke, futures_connection):
+    """GIVEN quantity 0.0029 (SELL LIMIT reduce-only) or 0.0011 (below the minimum value once rounded)
+    WHEN ordered THEN 400 invalid_request naming quantity with BTCUSDT's step, not the value; none sent."""
+    sell = order_body(futures_connection.id, side="SELL", price="90000.09", quantity="0.0029",
+                      reduceOnly=True)
+    small = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.0011")
+
+    errors = [_refused_off_grid(sim_env, invoke, body) for body in (sell, small)]
+
+    for error in errors:
+        assert (error["category"], error["field"]) == ("invalid_request", "quantity")
+        assert error["message"] == "quantity must be a multiple of the step size 0.001 for BTCUSDT"
+
+
+def test_off_grid_price_is_refused_with_the_tick_never_rounded(sim_env, invoke, futures_connection):
+    """GIVEN a SELL LIMIT at 90000.09 (tick 0.1; rounding down would sell cheaper than asked) WHEN ordered
+    THEN 400 invalid_request naming price with the tick size, not the value; nothing sent."""
+    body = order_body(futures_connection.id, side="SELL", price="90000.09", quantity="0.002", reduceOnly=True)
+
+    error = _refused_off_grid(sim_env, invoke, body)
+
+    assert (error["category"], error["field"]) == ("invalid_request", "price")
+    assert error["message"] == "price must be a multiple of the tick size 0.1 for BTCUSDT"
+    assert "90000" not in error["message"]
+
+
+def test_off_grid_trigger_and_stop_loss_prices_are_refused_naming_them(sim_env, invoke, futures_connection):
+    """GIVEN a STOP_MARKET triggerPrice 65000.09, or an entry's stop_loss price 50000.05 WHEN ordered THEN
+    400 naming triggerPrice / stop_loss.price with the tick size; neither the stop nor the entry sent."""
+    stop = order_body(futures_connection.id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", triggerPrice="65000.09", reduceOnly=True)
+    entry = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                       stop_loss={"price": "50000.05"})
+
+    trigger, stop_loss = (_refused_off_grid(sim_env, invoke, body) for body in (stop, entry))
+
+    assert (trigger["field"], trigger["message"]) == (
+        "triggerPrice", "triggerPrice must be a multiple of the tick size 0.1 for BTCUSDT")
+    assert (stop_loss["field"], stop_loss["message"]) == (
+        "stop_loss.price", "stop_loss.price must be a multiple of the tick size 0.1 for BTCUSDT")
 
 
 def test_order_without_key_is_428_and_sends_nothing(sim_env, invoke, futures_connection):

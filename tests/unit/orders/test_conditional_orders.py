@@ -89,8 +89,8 @@ def test_fingerprint_of_a_plain_order_is_unchanged_by_the_new_fields():
 
 def test_algo_order_params_round_trip_and_send_flags_only_when_true():
     """to_params/from_params are inverse; reduceOnly/closePosition are absent when false."""
-    order = prepare_algo_order(RULES, _request(type="STOP", quantity="0.0109", triggerPrice="60000.07",
-                                               price="59990.04", workingType="MARK_PRICE"))
+    order = prepare_algo_order(RULES, _request(type="STOP", quantity="0.010", triggerPrice="60000.0",
+                                               price="59990.00", workingType="MARK_PRICE"))
 
     params = order.to_params("abc-sl")
 

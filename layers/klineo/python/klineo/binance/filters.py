@@ -7,8 +7,11 @@ Spot and futures differ (facts §6):
 - futures: ``(price - minPrice) % tickSize == 0`` and ``(qty - minQty) % stepSize == 0`` (offset by the
   minimum); MIN_NOTIONAL's key is ``notional``, MARKET orders are valued at the mark price, and
   reduce-only orders are exempt.
-Prices and quantities are rounded DOWN to the grid, then checked; a failure raises
-``KlineoError(invalid_request, field=...)`` naming the offending field, before anything is sent.
+A value a person typed (``exact``: an API order's quantity, price, trigger price) must lie on the grid:
+Binance refuses an off-grid one (-4014, -4023) rather than change it, and so do we, naming the field
+and the step or tick size. A value we computed (a quote size, a strategy's size, a trigger from a
+percent) is rounded DOWN to the grid. Any failure raises ``KlineoError(invalid_request, field=...)``
+naming the offending field, before anything is sent.
 PERCENT_PRICE filters are left to Binance: they depend on an average/mark price this module cannot
 know to be fresh, and a stale reference would reject valid orders.
 """
@@ -46,10 +49,10 @@ def _clean(value: Decimal) -> Decimal:
     return value.quantize(_ONE) if value.as_tuple().exponent > 0 else value
 
 
-def _floor_to(value: Decimal, step: Decimal, offset: Decimal = _ZERO) -> Decimal:
+def _to_grid(value: Decimal, step: Decimal, offset: Decimal = _ZERO, rounding: str = ROUND_FLOOR) -> Decimal:
     if step <= 0:
         return value
-    steps = ((value - offset) / step).to_integral_value(rounding=ROUND_FLOOR)
+    steps = ((value - offset) / step).to_integral_value(rounding=rounding)
     return offset + steps * step
 
 
@@ -95,13 +98,37 @@ class SymbolRules(NamedTuple):
     def round_price(self, price: Decimal) -> Decimal:
         """Price rounded down to the tick grid (futures: offset by minPrice)."""
         offset = self.min_price if self.market is Market.FUTURES else _ZERO
-        return _clean(_floor_to(price, self.tick_size, offset))
+        return _clean(_to_grid(price, self.tick_size, offset))
 
     def round_quantity(self, quantity: Decimal, market_order: bool = False) -> Decimal:
         """Quantity rounded down to the step grid of LOT_SIZE (or MARKET_LOT_SIZE for market orders)."""
         step, minimum, _ = self.lot_for(market_order)
         offset = minimum if self.market is Market.FUTURES and quantity >= minimum else _ZERO
-        return _clean(_floor_to(quantity, step, offset))
+        return _clean(_to_grid(quantity, step, offset))
+
+    def exact_price(self, price: Decimal, field: str = "price") -> Decimal:
+        """``price`` (as typed) when it lies on the tick grid; else invalid_request naming ``field``."""
+        on_grid = self.round_price(price)
+        if on_grid != price:
+            offset = self.min_price if self.market is Market.FUTURES else _ZERO
+            raise self._off_grid(field, "tick size", self.tick_size, offset)
+        return on_grid
+
+    def exact_quantity(self, quantity: Decimal, market_order: bool = False) -> Decimal:
+        """``quantity`` (as typed, at least the lot's minimum) when it lies on the step grid; else
+        invalid_request naming quantity."""
+        on_grid = self.round_quantity(quantity, market_order)
+        if on_grid != quantity:
+            step, minimum, _ = self.lot_for(market_order)
+            offset = minimum if self.market is Market.FUTURES else _ZERO
+            raise self._off_grid("quantity", "step size", step, offset)
+        return on_grid
+
+    def _off_grid(self, field: str, size_name: str, step: Decimal, offset: Decimal) -> KlineoError:
+        """``field`` is off the grid: the refusal states the step (never the value sent)."""
+        start = "" if offset % step == 0 else f" counted from the minimum {_clean(offset)}"
+        return _invalid(field, f"{field} must be a multiple of the {size_name} {_clean(step)}{start} "
+                               f"for {self.symbol}")
 
     def lot_for(self, market_order: bool) -> tuple[Decimal, Decimal, Decimal]:
         """(stepSize, minQty, maxQty) that apply: MARKET_LOT_SIZE for market orders when it sets a step."""
@@ -118,15 +145,17 @@ class SymbolRules(NamedTuple):
         reference_price: Decimal | None,
         *,
         reduce_only: bool = False,
+        exact: bool = False,
     ) -> tuple[Decimal, Decimal | None]:
         """(quantity, price) rounded down to the symbol's grid and checked; invalid_request names the field.
 
         ``price`` is required for limit-type orders and returned as None for market-type orders.
         ``reference_price`` values market orders for the notional check (futures: the mark price).
+        ``exact``: the values were typed by a person: off the grid they are refused, never rounded.
         """
         market_order = self._check_side_and_type(side, order_type)
-        qty = self.prepare_quantity(quantity, market_order)
-        out_price = None if market_order else self.prepare_price(price, order_type)
+        qty = self.prepare_quantity(quantity, market_order, exact=exact)
+        out_price = None if market_order else self.prepare_price(price, order_type, exact=exact)
         self.check_notional(qty, out_price, reference_price, market_order, reduce_only)
         return qty, out_price
 
@@ -163,17 +192,16 @@ class SymbolRules(NamedTuple):
             )
         return qty
 
-    def prepare_quantity(self, quantity: Decimal, market_order: bool) -> Decimal:
-        """The quantity rounded down to the lot step, within the lot's minimum and maximum."""
+    def prepare_quantity(self, quantity: Decimal, market_order: bool, *, exact: bool = False) -> Decimal:
+        """The quantity rounded down to the lot step (``exact``: on it, else refused), within the lot's
+        minimum and maximum."""
         qty = _to_decimal(quantity, "quantity")
         if qty <= 0:
             raise _invalid("quantity", "quantity must be greater than zero")
         step, min_qty, max_qty = self.lot_for(market_order)
         if qty < min_qty:
-            raise _invalid(
-                "quantity", f"quantity {_clean(qty)} is below the minimum {_clean(min_qty)} for {self.symbol}"
-            )
-        qty = self.round_quantity(qty, market_order)
+            raise _invalid("quantity", f"quantity is below the minimum {_clean(min_qty)} for {self.symbol}")
+        qty = self.exact_quantity(qty, market_order) if exact else self.round_quantity(qty, market_order)
         if qty <= 0 or qty < min_qty:
             raise _invalid(
                 "quantity",
@@ -181,33 +209,28 @@ class SymbolRules(NamedTuple):
                 f"(step {_clean(step)}) for {self.symbol}",
             )
         if max_qty > 0 and qty > max_qty:
-            raise _invalid(
-                "quantity", f"quantity {qty} is above the maximum {_clean(max_qty)} for {self.symbol}"
-            )
+            raise _invalid("quantity", f"quantity is above the maximum {_clean(max_qty)} for {self.symbol}")
         return qty
 
-    def prepare_price(self, price: Decimal | None, order_type: str) -> Decimal:
-        """A limit-type order's price rounded down to the tick size, within the price filter."""
+    def prepare_price(
+        self, price: Decimal | None, order_type: str, *, exact: bool = False, field: str = "price"
+    ) -> Decimal:
+        """A limit-type order's price (or another price-like value, named ``field``) rounded down to the
+        tick size (``exact``: on it, else refused), within the price filter."""
         if price is None:
-            raise _invalid("price", f"price is required for {str(order_type).upper()} orders")
-        raw_price = _to_decimal(price, "price")
+            raise _invalid(field, f"{field} is required for {str(order_type).upper()} orders")
+        raw_price = _to_decimal(price, field)
         if raw_price <= 0:
-            raise _invalid("price", "price must be greater than zero")
+            raise _invalid(field, f"{field} must be greater than zero")
         if self.min_price > 0 and raw_price < self.min_price:
-            raise _invalid(
-                "price",
-                f"price {_clean(raw_price)} is below the minimum {_clean(self.min_price)} for {self.symbol}",
-            )
-        out_price = self.round_price(raw_price)
+            raise _invalid(field, f"{field} is below the minimum {_clean(self.min_price)} for {self.symbol}")
+        out_price = self.exact_price(raw_price, field) if exact else self.round_price(raw_price)
         if out_price <= 0 or (self.min_price > 0 and out_price < self.min_price):
             raise _invalid(
-                "price", f"price rounds down below the minimum {_clean(self.min_price)} for {self.symbol}"
+                field, f"{field} rounds down below the minimum {_clean(self.min_price)} for {self.symbol}"
             )
         if self.max_price > 0 and out_price > self.max_price:
-            raise _invalid(
-                "price",
-                f"price {out_price} is above the maximum {_clean(self.max_price)} for {self.symbol}",
-            )
+            raise _invalid(field, f"{field} is above the maximum {_clean(self.max_price)} for {self.symbol}")
         return out_price
 
     def check_notional(

@@ -76,7 +76,7 @@ def _positive_or_none(value: Any) -> Decimal | None:
 
 @dataclasses.dataclass(frozen=True)
 class AlgoOrder:
-    """One conditional order, rounded to the symbol's filters, as ``POST /fapi/v1/algoOrder`` takes it."""
+    """One conditional order, on the symbol's grid, as ``POST /fapi/v1/algoOrder`` takes it."""
 
     symbol: str
     side: str
@@ -129,22 +129,23 @@ class AlgoOrder:
                    **values)
 
 
-def _rounded_price(rules: SymbolRules, value: Decimal | None, field: str) -> Decimal | None:
-    """A price-like value on the symbol's tick grid; the refusal names ``field``."""
+def _typed_price(rules: SymbolRules, value: Decimal | None, field: str) -> Decimal | None:
+    """A price-like value as typed, checked on the symbol's tick grid and price filter; refusals name
+    ``field``."""
     if value is None:
         return None
-    try:
-        return rules.prepare_price(value, "LIMIT")
-    except KlineoError as exc:
-        raise KlineoError(exc.category, exc.message.replace("price", field, 1), field=field) from None
+    return rules.prepare_price(value, "LIMIT", exact=True, field=field)
 
 
 def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
-    """The request's conditional order (a validated FuturesOrderRequest) rounded to the symbol's rules."""
+    """The request's conditional order (a validated FuturesOrderRequest) checked against the symbol's
+    rules: its quantity and prices are as typed, refused off the grid (Binance would refuse them too)."""
     market_type = order.type.endswith("MARKET")
-    quantity = None if order.closePosition else rules.prepare_quantity(order.quantity, market_type)
-    trigger = _rounded_price(rules, order.triggerPrice, "triggerPrice")
-    price = _rounded_price(rules, order.price, "price")
+    quantity = None
+    if not order.closePosition:
+        quantity = rules.prepare_quantity(order.quantity, market_type, exact=True)
+    trigger = _typed_price(rules, order.triggerPrice, "triggerPrice")
+    price = _typed_price(rules, order.price, "price")
     if quantity is not None and not order.reduceOnly:
         # Valued where it will execute: its limit price, else its trigger (trailing: its activation).
         reference = price or trigger or order.activationPrice
@@ -152,7 +153,7 @@ def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
     return AlgoOrder(
         symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, trigger_price=trigger,
         price=price, callback_rate=order.callbackRate,
-        activation_price=_rounded_price(rules, order.activationPrice, "activationPrice"),
+        activation_price=_typed_price(rules, order.activationPrice, "activationPrice"),
         time_in_force=order.timeInForce, reduce_only=order.reduceOnly, close_position=order.closePosition,
         position_side=order.positionSide, working_type=order.workingType, price_protect=order.priceProtect,
     )

@@ -87,7 +87,12 @@ from klineo.services.orders import (
     idempotent_client_order_id,
     query_futures_order,
 )
-from klineo.services.protective import arm_on_read, arm_protective_orders, check_protective_targets
+from klineo.services.protective import (
+    arm_on_read,
+    arm_protective_orders,
+    check_protective_targets,
+    check_protective_ticks,
+)
 from klineo.services.risk import OrderIntent, check_order
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
@@ -211,16 +216,21 @@ def _refuse_by_gates(gated: _Gated, refusal: ClaimRefusal) -> _Gated:
 
 
 def _rounded(gated: _Gated) -> FuturesOrder | AlgoOrder:
-    """The order rounded to the symbol's rules (cached exchange info; mark price for a MARKET order)."""
+    """The order checked against the symbol's rules (cached exchange info; mark price for a MARKET order).
+
+    What the caller typed (quantity, prices, a stop-loss/take-profit price) is refused off the grid,
+    never rounded; a quantity converted from quote_quantity is on it already (rounded down).
+    """
     order = gated.order
     rules = get_symbol_rules(gated.client, order.symbol)
     if order.conditional:
         return prepare_algo_order(rules, order)
+    check_protective_ticks(order, rules)
     # Binance exempts an order that only reduces from the minimum notional (-4164 "unless you choose
     # reduce only"); a hedge-mode close (SELL LONG, BUY SHORT) cannot carry reduceOnly, so it is not
     # pre-refused here either: Binance, the truth, decides whether a dust close goes through.
     quantity, price = rules.prepare_order(order.side, order.type, order.quantity, order.price,
-                                          gated.reference(), reduce_only=_intent(order).reduces)
+                                          gated.reference(), reduce_only=_intent(order).reduces, exact=True)
     return FuturesOrder(symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, price=price,
                         time_in_force=order.timeInForce, reduce_only=order.reduceOnly,
                         position_side=order.positionSide)

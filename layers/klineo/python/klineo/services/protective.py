@@ -3,9 +3,10 @@
 Shape (``POST /futures/order`` on a MARKET or LIMIT entry that opens a position):
 ``"stop_loss": {"price": "58000"}`` or ``{"percent": "2.5"}``, the same for ``take_profit``. A
 percent is taken from the entry's average fill price: a long's stop-loss fires 2.5 % below it, its
-take-profit above it (a short's the other way). An explicit price must lie on the protecting side of
-the entry's reference price (the limit price, or the mark for MARKET), else the entry is refused
-before anything is sent (field ``stop_loss`` / ``take_profit``).
+take-profit above it (a short's the other way). An explicit
+price must lie on the protecting side of the entry's reference price (the limit price, or the mark for
+MARKET), and on the symbol's tick grid, else the entry is refused before anything is sent (field
+``stop_loss`` / ``take_profit``, ``stop_loss.price`` / ``take_profit.price`` off the grid).
 
 What is placed, right after the entry filled: a STOP_MARKET (stop-loss) and a TAKE_PROFIT_MARKET
 (take-profit) on the closing side, ``workingType=MARK_PRICE`` (a wick of the last price does not
@@ -98,6 +99,7 @@ __all__ = [
     "cancel_fired_siblings",
     "cancel_protective_orders",
     "check_protective_targets",
+    "check_protective_ticks",
     "entry_protective_ids",
     "protective_client_algo_id",
 ]
@@ -151,6 +153,15 @@ def check_protective_targets(order: FuturesOrderRequest, reference_price: Callab
                 f"for a {order.side} entry",
                 field=role,
             )
+
+
+def check_protective_ticks(order: FuturesOrderRequest, rules: SymbolRules) -> None:
+    """Refuse (before the entry is sent) an explicit trigger price off the symbol's tick grid: it is
+    placed as typed, never moved (field ``stop_loss.price`` / ``take_profit.price``)."""
+    for role in ROLES:
+        target = getattr(order, role, None)
+        if target is not None and target.price is not None:
+            rules.exact_price(target.price, f"{role}.price")
 
 
 def _trigger(role: str, target: dict[str, Any], entry_side: str, average: Decimal | None,
