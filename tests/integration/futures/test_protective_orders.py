@@ -135,6 +135,23 @@ def test_conditional_order_without_trigger_is_refused_naming_the_field(sim_env, 
     assert not [r for r in sim_env.journal if r.method == "POST"]
 
 
+def test_percent_triggers_of_a_short_round_to_the_tick_toward_the_entry(sim_env, invoke, futures_connection):
+    """GIVEN a MARKET SELL with stop_loss 2.37 % and take_profit 3.13 % WHEN it fills THEN the stop is on
+    the tick at or below fill x 1.0237 and the take-profit at or above fill x 0.9687: neither looser."""
+    body = order_body(futures_connection.id, side="SELL", type="MARKET", price=None, timeInForce=None,
+                      quantity="0.002", stop_loss={"percent": "2.37"}, take_profit={"percent": "3.13"})
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    entry = body_of(response)
+    fill = Decimal(entry["average_price"])
+    orders = sorted(entry["protective_orders"], key=lambda p: p["role"])
+    sl, tp = (Decimal(p["trigger_price"]) for p in orders)
+    assert sl <= fill * Decimal("1.0237") < sl + Decimal("0.1")
+    assert tp - Decimal("0.1") < fill * Decimal("0.9687") <= tp
+
+
 def test_entry_sl_tp_then_take_profit_fills_and_stop_loss_is_cancelled(sim_env, invoke, futures_connection):
     """GIVEN a MARKET BUY with stop_loss (percent) and take_profit (price) WHEN the mark moves to the TP
     THEN both were placed reduce-only for the filled quantity, the TP fills, the position is 0, and
@@ -154,7 +171,8 @@ def test_entry_sl_tp_then_take_profit_fills_and_stop_loss_is_cancelled(sim_env, 
     assert Decimal(tp["trigger_price"]) == Decimal(take_profit)
     fill = Decimal(entry["average_price"])
     sl_trigger = Decimal(sl["trigger_price"])
-    assert sl_trigger <= fill * Decimal("0.975") < sl_trigger + Decimal("0.1")
+    # a percent from the fill rounds to the tick toward the entry: a long's stop never lower than asked
+    assert sl_trigger - Decimal("0.1") < fill * Decimal("0.975") <= sl_trigger
     assert sl["client_algo_id"] == entry["client_order_id"][:33] + "-sl" and len(sl["client_algo_id"]) <= 36
     held = _algo_orders(sim_env, futures_connection.account.id)
     assert held[tp["client_algo_id"]].reduce_only and held[tp["client_algo_id"]].quantity == Decimal("0.002")

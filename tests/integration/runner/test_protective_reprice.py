@@ -78,9 +78,11 @@ def _guarded_long(runner, tick_ms: int, **settings: str) -> tuple[str, str, Deci
     return sid, run.order["client_order_id"], D(run.order["average_price"])
 
 
-def _tick_price(runner, price: Decimal) -> Decimal:
-    """``price`` on BTCUSDT's tick grid (rounded down), as the protective orders are placed."""
-    return get_symbol_rules(get_client(Market.FUTURES, "production"), "BTCUSDT").round_price(price)
+def _tick_price(runner, price: Decimal, role: str = "stop_loss") -> Decimal:
+    """``price`` on BTCUSDT's tick grid as a long's protective order is placed: rounded toward the entry
+    (a stop-loss up, a take-profit down), so neither fires later than its percent asks."""
+    rules = get_symbol_rules(get_client(Market.FUTURES, "production"), "BTCUSDT")
+    return rules.round_price(price, up=role == "stop_loss")
 
 
 def test_a_tighter_stop_and_take_profit_move_the_open_positions_orders(runner) -> None:
@@ -99,7 +101,8 @@ def test_a_tighter_stop_and_take_profit_move_the_open_positions_orders(runner) -
     algos = _algos(runner)
     assert [(algos[i].order_type, algos[i].trigger_price, algos[i].quantity, algos[i].reduce_only)
             for i in new_ids] == [("STOP_MARKET", _tick_price(runner, sl), D("0.002"), True),
-                                  ("TAKE_PROFIT_MARKET", _tick_price(runner, tp), D("0.002"), True)]
+                                  ("TAKE_PROFIT_MARKET", _tick_price(runner, tp, "take_profit"), D("0.002"),
+                                   True)]
     assert [algos[protective_client_algo_id(entry, r)].status for r in ("stop_loss", "take_profit")] == [
         "CANCELED"] * 2
     assert all(len(i) <= 36 for i in new_ids)
@@ -235,7 +238,8 @@ def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the
     assert sorted(a.client_algo_id for a in _open(runner)) == sorted([sl, tp])
     assert len(runner.journal("POST", ALGO_PATH)) == sent + 1  # the take-profit only
     take_profit = _algos(runner)[tp]
-    assert take_profit.trigger_price == _tick_price(runner, protective_prices("BUY", fill, None, D(3))[1])
+    assert take_profit.trigger_price == _tick_price(runner, protective_prices("BUY", fill, None, D(3))[1],
+                                                       "take_profit")
     assert runner.stored(USER, sid).protective["armed"] is True
     assert len(_events(sid, "protective_placed")) == 1  # none at entry: it was not armed
 

@@ -10,8 +10,9 @@ Spot and futures differ (facts §6):
 A value a person typed (``exact``: an API order's quantity, price, trigger price) must lie on the grid:
 Binance refuses an off-grid one (-4014, -4023) rather than change it, and so do we, naming the field
 and the step or tick size. A value we computed (a quote size, a strategy's size, a trigger from a
-percent) is rounded DOWN to the grid. Any failure raises ``KlineoError(invalid_request, field=...)``
-naming the offending field, before anything is sent.
+percent) is rounded to the grid: down, or up (``round_price(up=True)``) where down would be the wrong
+way. Any failure raises ``KlineoError(invalid_request, field=...)`` naming the offending field, before
+anything is sent.
 PERCENT_PRICE filters are left to Binance: they depend on an average/mark price this module cannot
 know to be fresh, and a stale reference would reject valid orders.
 """
@@ -19,7 +20,7 @@ know to be fresh, and a stale reference would reject valid orders.
 from __future__ import annotations
 
 import threading
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from klineo.binance.client import BinanceClient
@@ -95,10 +96,10 @@ class SymbolRules(NamedTuple):
     apply_max_to_market: bool
     order_types: tuple[str, ...]
 
-    def round_price(self, price: Decimal) -> Decimal:
-        """Price rounded down to the tick grid (futures: offset by minPrice)."""
+    def round_price(self, price: Decimal, up: bool = False) -> Decimal:
+        """Price rounded down (``up``: up) to the tick grid (futures: offset by minPrice)."""
         offset = self.min_price if self.market is Market.FUTURES else _ZERO
-        return _clean(_to_grid(price, self.tick_size, offset))
+        return _clean(_to_grid(price, self.tick_size, offset, ROUND_CEILING if up else ROUND_FLOOR))
 
     def round_quantity(self, quantity: Decimal, market_order: bool = False) -> Decimal:
         """Quantity rounded down to the step grid of LOT_SIZE (or MARKET_LOT_SIZE for market orders)."""

@@ -3,7 +3,7 @@
 Shape (``POST /futures/order`` on a MARKET or LIMIT entry that opens a position):
 ``"stop_loss": {"price": "58000"}`` or ``{"percent": "2.5"}``, the same for ``take_profit``. A
 percent is taken from the entry's average fill price: a long's stop-loss fires 2.5 % below it, its
-take-profit above it (a short's the other way). An explicit
+take-profit above it (a short's the other way), rounded to the tick toward the entry. An explicit
 price must lie on the protecting side of the entry's reference price (the limit price, or the mark for
 MARKET), and on the symbol's tick grid, else the entry is refused before anything is sent (field
 ``stop_loss`` / ``take_profit``, ``stop_loss.price`` / ``take_profit.price`` off the grid).
@@ -166,15 +166,22 @@ def check_protective_ticks(order: FuturesOrderRequest, rules: SymbolRules) -> No
 
 def _trigger(role: str, target: dict[str, Any], entry_side: str, average: Decimal | None,
              rules: SymbolRules) -> Decimal:
-    """The trigger price on the tick grid (rounded down): the given price, or percent from the fill."""
+    """The trigger price on the tick grid: the given price, or percent from the fill.
+
+    Rounded toward the entry, so it fires no later than the level asked: a stop never lets the loss
+    run further, a take-profit never waits for more (a long's stop-loss and a short's take-profit,
+    below the entry, round up; the other two down). A given price is on the grid already (checked
+    before the entry was sent), so rounding leaves it as typed.
+    """
+    below = _fires_below(role, entry_side)
     if target.get("price") is not None:
-        return rules.round_price(Decimal(str(target["price"])))
+        return rules.round_price(Decimal(str(target["price"])), up=below)
     if average is None:
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
                           "The entry's fill price is not known yet; repeat the request with the same "
                           "Idempotency-Key to place its stop-loss / take-profit.")
     share = Decimal(str(target["percent"])) / 100
-    return rules.round_price(average * (1 - share if _fires_below(role, entry_side) else 1 + share))
+    return rules.round_price(average * (1 - share if below else 1 + share), up=below)
 
 
 def _fill(entry: OrderRecord, client: BinanceClient, creds: Credentials) -> tuple[Decimal, Decimal | None]:
