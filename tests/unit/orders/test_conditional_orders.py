@@ -141,3 +141,12 @@ def test_quote_quantity_rounds_down_and_refuses_below_min_notional():
     with pytest.raises(KlineoError) as caught:
         RULES.quantity_for_quote(Decimal(50), Decimal("65432.1"), True)
     assert caught.value.field == "quote_quantity"
+
+
+def test_a_quote_quantity_too_small_for_one_step_is_refused_without_repeating_it():
+    """1.2345 USDT at 65432.1 buys less than BTCUSDT's minimum quantity: refused naming quote_quantity, with
+    the minimum and the price, and never the amount the caller sent."""
+    with pytest.raises(KlineoError) as caught:
+        RULES.quantity_for_quote(Decimal("1.2345"), Decimal("65432.1"), True)
+    assert caught.value.field == "quote_quantity"
+    assert "minimum quantity" in caught.value.message and "1.2345" not in caught.value.message

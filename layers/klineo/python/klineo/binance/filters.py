@@ -181,7 +181,7 @@ class SymbolRules(NamedTuple):
         if qty <= 0 or qty < min_qty:
             raise _invalid(
                 "quote_quantity",
-                f"quote_quantity {_clean(quote)} {self.quote_asset} buys less than the minimum quantity "
+                f"quote_quantity buys less than the minimum quantity "
                 f"{_clean(min_qty)} (step {_clean(step)}) of {self.symbol} at {_clean(price)}",
             )
         if self.min_notional > 0 and qty * price < self.min_notional:
