@@ -267,6 +267,11 @@ class _Turn:
             status=status, mode=self.strategy.mode, **fields,
         )
 
+    def failed_run(self, exc: KlineoError, facts: dict[str, Any]) -> Run:
+        """The failed run of a turn ``exc`` ended, after the ``error`` event that tells the trader why."""
+        self.event("error", category=str(exc.category), message=exc.message)
+        return self.run("failed", error=_error(exc), **facts)
+
     def final_run(self, pending: PendingOrder, status: str, **fields: Any) -> Run:
         """The run of ``pending``'s candle, from the decision stored with the order at claim time."""
         facts = pending.facts
@@ -507,9 +512,7 @@ class _Turn:
                 raise
             self.note_key_outcome(exc)  # a revoked key reading the position or balance counts, as an order's
             pause = "invalid_symbol" if exc.field == "symbol" else None
-            self.event("error", category=str(exc.category), message=exc.message)
-            run = self.run("failed", error=_error(exc), **facts)
-            return self.record(run, _pausing(pause), str(exc.category))
+            return self.record(self.failed_run(exc, facts), _pausing(pause), str(exc.category))
         facts["target_position"] = plan.target
         if self.live:
             self.live_reprice(plan.target)
@@ -684,8 +687,7 @@ class _Turn:
     def refused_settings(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
         """Binance refused the symbol's margin type or leverage (e.g. an open position of the other margin
         type): a failed run, with the turn's signal and an ``error`` event saying why, as any failed turn."""
-        self.event("error", category=str(exc.category), message=exc.message)
-        run = self.run("failed", error=_error(exc), **facts)
+        run = self.failed_run(exc, facts)
         written = record_run(run, advance=StrategyAdvance(), events=self.take_events())
         return self.result("failed" if written else "not_run", str(exc.category))
 
@@ -694,10 +696,9 @@ class _Turn:
         strategy = self.strategy
         failures = strategy.key_failures + 1
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
-        self.event("error", category=str(exc.category), message=exc.message)
+        run = self.failed_run(exc, facts)
         if pause:
             self.event("paused", reason=pause)
-        run = self.run("failed", error=_error(exc), **facts)
         written = record_run(run, advance=StrategyAdvance(key_failures=failures, pause_reason=pause),
                              events=self.take_events())
         return self.result("failed" if written else "not_run", str(exc.category))

@@ -275,15 +275,19 @@ def _refusal(named: list[tuple[str, dict[str, Any]]], reasons: list[dict[str, An
     return ClaimRefusal(existing=existing, failed=failed)
 
 
-def claim_new_order(record: OrderRecord, gates: GateChecks) -> ClaimRefusal | None:
-    """Write ``record`` (PENDING, with its lease) iff its key is free and every gate holds; None when done."""
-    put = {"Put": {
+def _new_record_put(record: OrderRecord) -> dict[str, Any]:
+    """The transaction's write of a new order record: only while its key is free (the holder answered)."""
+    return {"Put": {
         "TableName": get_settings().data_table,
         "Item": record.to_item(),
         "ConditionExpression": "attribute_not_exists(pk)",
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }}
-    return _transact(put, gates)
+
+
+def claim_new_order(record: OrderRecord, gates: GateChecks) -> ClaimRefusal | None:
+    """Write ``record`` (PENDING, with its lease) iff its key is free and every gate holds; None when done."""
+    return _transact(_new_record_put(record), gates)
 
 
 def claim_resume(existing: OrderRecord, lease_until_ms: int, now_ms: int,
@@ -329,13 +333,7 @@ def claim_protective_order(record: OrderRecord, guard: ConnectionGuard) -> Claim
     A refusal says which failed: ``existing`` (the key was taken: that record) and/or ``failed["connection"]``
     (the connection is gone or being deleted: nothing may be sent).
     """
-    put = {"Put": {
-        "TableName": get_settings().data_table,
-        "Item": record.to_item(),
-        "ConditionExpression": "attribute_not_exists(pk)",
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }}
-    return _transact(put, guard)
+    return _transact(_new_record_put(record), guard)
 
 
 def claim_protective_resend(existing: OrderRecord, attempt_ms: int,
