@@ -470,6 +470,24 @@ def test_test_route_refuses_bad_input_before_calling_binance(sim_env, invoke):
     assert sim_env.journal == []
 
 
+def test_test_route_takes_the_create_body_with_its_label(sim_env, invoke, aws):
+    """GIVEN the body a frontend will save (label included) WHEN tested THEN 200 ok and nothing is stored."""
+    body = {**credentials_body(sim_env.account("futures-full")), "label": "My main key"}
+    response = invoke("connection_test", _test_event(body))
+    assert response["statusCode"] == 200, response["body"]
+    assert response_json(response)["ok"] is True
+    assert _secret_names() == [] and _data_items(aws) == []
+
+
+def test_test_route_checks_a_label_by_the_create_rule(sim_env, invoke):
+    """GIVEN a blank label in a test body WHEN tested THEN 422 naming label and no Binance call."""
+    body = {**credentials_body(sim_env.account("futures-full")), "label": "   "}
+    response = invoke("connection_test", _test_event(body))
+    assert response["statusCode"] == 422
+    assert _error(response)["field"] == "label"
+    assert sim_env.journal == []
+
+
 def test_answers_carry_cors_for_the_templates_frontend_origin(sim_env, invoke, template, reimport):
     """GIVEN the template's CorsOrigin default as Origin WHEN a route answers THEN that origin is allowed."""
     origin = template["Parameters"]["CorsOrigin"]["Default"]

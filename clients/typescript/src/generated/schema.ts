@@ -450,6 +450,8 @@ export interface components {
         /**
          * ConnectionTestRequest
          * @description Keys to test without storing them (POST /exchange-connections/test).
+         *
+         *     A ``label`` is taken and not used, so that a frontend can test the very body it will save.
          */
         ConnectionTestRequest: {
             /**
@@ -471,6 +473,11 @@ export interface components {
              * @description HMAC secret key, or the Ed25519/RSA private key in PEM
              */
             secret: string;
+            /**
+             * Label
+             * @description Not used by the test; accepted so the create body can be tested as it is
+             */
+            label?: string | null;
         };
         /**
          * ConnectionTestResponse

@@ -18,6 +18,7 @@ repeat the value they reject: a secret must not come back in an error body.
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     SecretStr,
@@ -42,10 +43,12 @@ __all__ = [
     "ApiModel",
     "ConnectionCreateRequest",
     "ConnectionEnvironment",
+    "ConnectionLabel",
     "ConnectionListResponse",
     "ConnectionResponse",
     "ConnectionTestRequest",
     "DecimalString",
+    "KeyMaterial",
     "KeyTypeName",
     "check_label",
 ]
@@ -77,8 +80,12 @@ def check_label(value: str) -> str:
     return value
 
 
-class ConnectionTestRequest(ApiModel):
-    """Keys to test without storing them (POST /exchange-connections/test)."""
+# The one label rule: 1-64 characters, trimmed, not blank, no control characters.
+ConnectionLabel = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(check_label)]
+
+
+class KeyMaterial(ApiModel):
+    """A key pair as sent: the fields the test, create and key-replacement bodies share."""
 
     environment: ConnectionEnvironment
     key_type: KeyTypeInput = "hmac"
@@ -104,16 +111,20 @@ class ConnectionTestRequest(ApiModel):
         return value
 
 
-class ConnectionCreateRequest(ConnectionTestRequest):
+class ConnectionTestRequest(KeyMaterial):
+    """Keys to test without storing them (POST /exchange-connections/test).
+
+    A ``label`` is taken and not used, so that a frontend can test the very body it will save.
+    """
+
+    label: ConnectionLabel | None = Field(
+        default=None, description="Not used by the test; accepted so the create body can be tested as it is")
+
+
+class ConnectionCreateRequest(KeyMaterial):
     """A new exchange connection (POST /exchange-connections): keys plus a label."""
 
-    label: Annotated[str, Field(min_length=1, max_length=64)]
-
-    @field_validator("label")
-    @classmethod
-    def _label_is_text(cls, value: str) -> str:
-        """Trimmed, non-empty, printable."""
-        return check_label(value)
+    label: ConnectionLabel
 
 
 class ConnectionResponse(BaseModel):

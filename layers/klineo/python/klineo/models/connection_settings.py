@@ -10,14 +10,14 @@ PATCH takes the same fields (``ConnectionUpdateRequest`` extends ``FuturesSettin
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, StrictBool
 
 from klineo.models.base import BaseModel
 from klineo.models.common import (
     ConnectionEnvironment,
+    ConnectionLabel,
     ConnectionResponse,
-    ConnectionTestRequest,
-    check_label,
+    KeyMaterial,
 )
 from klineo.models.futures_settings import FuturesSettingsRequest, Leverage
 from klineo.models.order_history import OrderHistoryItem
@@ -33,21 +33,15 @@ __all__ = [
 class ConnectionUpdateRequest(FuturesSettingsRequest):
     """PATCH /exchange-connections/{id}: only the fields sent change; null clears margin_type/leverage."""
 
-    label: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    label: ConnectionLabel | None = None
     kill_switch: StrictBool | None = None
     max_leverage: Leverage | None = None
     max_notional_usdt: (
         Annotated[Decimal, Field(gt=0, le=Decimal("100000000"), max_digits=20, decimal_places=8)] | None
     ) = None
 
-    @field_validator("label")
-    @classmethod
-    def _label_is_text(cls, value: str | None) -> str | None:
-        """Trimmed, non-empty, printable (the create rule)."""
-        return None if value is None else check_label(value)
 
-
-class CredentialsReplaceRequest(ConnectionTestRequest):
+class CredentialsReplaceRequest(KeyMaterial):
     """PUT /exchange-connections/{id}/credentials: new key material for the same connection.
 
     ``environment`` may be left out; when sent it must be the connection's own.

@@ -43,7 +43,7 @@ from klineo.store import connections as connection_store
 
 if TYPE_CHECKING:
     # The functions that take keys in their body import their request model; this only reads it.
-    from klineo.models.common import ConnectionTestRequest
+    from klineo.models.common import ConnectionTestRequest, KeyMaterial
 
 __all__ = [
     "check_keys",
@@ -219,7 +219,7 @@ def run_spot_test(creds: Credentials, environment: Environment | str) -> Connect
     )
 
 
-def credentials_of(request: ConnectionTestRequest) -> Credentials:
+def credentials_of(request: KeyMaterial) -> Credentials:
     """The keys of a request body."""
     return Credentials(api_key=request.api_key, secret=request.secret.get_secret_value(),
                        key_type=KeyType(request.key_type))
