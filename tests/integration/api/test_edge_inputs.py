@@ -198,7 +198,7 @@ def test_declared_query_parameters_and_a_preflight_with_a_query_still_pass(sim_e
 @pytest.mark.parametrize(("raw_tail", "field"), [
     ('"side": "BUY", "type": "MARKET", "quantity": "0.002", "side": "SELL"}', "side"),
     ('"side": "BUY", "type": "MARKET", "quantity": "0.002", '
-     '"stop_loss": {"percent": "2", "percent": "20"}}', "percent"),
+     '"stop_loss": {"percent": "2", "percent": "20"}}', "stop_loss.percent"),
 ])
 def test_a_key_given_twice_in_a_body_is_refused_naming_it(sim_env, invoke, stored_connection, raw_tail,
                                                             field):
@@ -212,6 +212,28 @@ def test_a_key_given_twice_in_a_body_is_refused_naming_it(sim_env, invoke, store
     response = invoke("futures_order", event)
 
     _refused(response, field)
+    assert len(sim_env.journal) == sent_before
+
+
+@pytest.mark.parametrize(("raw_tail", "message"), [
+    ('"side": "BUY", "A1b2C3d4E5f6G7h8I9j0K1l2M3": 1, "A1b2C3d4E5f6G7h8I9j0K1l2M3": 2}',
+     "request body gives the key more than once"),
+    ('"side": "BUY", "side": "SELL", "type": }', "request body is not valid JSON"),
+])
+def test_a_repeated_key_that_cannot_be_named_is_refused_as_the_body(sim_env, invoke, stored_connection,
+                                                                    raw_tail, message):
+    """A repeated key too long to be a field name is not repeated back, and a body that repeats a key
+    before a syntax error is refused as not JSON: both 400 on field body, nothing sent."""
+    raw = f'{{"connection_id": "{stored_connection.id}", "symbol": "BTCUSDT", ' + raw_tail
+    event = with_user(with_body(load_event("futures_order"), raw), USER_A)
+    event["headers"]["idempotency-key"] = "twice-unnamed"
+    sent_before = len(sim_env.journal)
+
+    response = invoke("futures_order", event)
+
+    _refused(response, "body")
+    assert response_json(response)["error"]["message"] == message
+    assert "A1b2C3d4" not in response["body"]
     assert len(sim_env.journal) == sent_before
 
 

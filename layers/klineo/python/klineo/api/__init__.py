@@ -177,22 +177,66 @@ def _reject_constant(name: str) -> Any:
                    field="body")
 
 
+class _RepeatedKey(Exception):
+    """A JSON object gave a key twice (raised while parsing; the refusal is built after)."""
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object whose keys are all distinct: a key given twice contradicts itself
     (``"side": "BUY", ..., "side": "SELL"`` would otherwise sell), so it is refused, as a repeated
     query parameter is."""
     value = dict(pairs)
-    if len(value) == len(pairs):
-        return value
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            break
-        seen.add(key)
-    field = key if _FIELD_PART.fullmatch(key) else None
-    raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
-                   f"request body gives the key {field or ''} more than once".replace("  ", " "),
-                   field=field or "body")
+    if len(value) != len(pairs):
+        raise _RepeatedKey
+    return value
+
+
+class _MarkedObject(dict):
+    """A JSON object parsed again to find where a key was given twice: ``repeated`` names the key."""
+
+    repeated: str | None = None
+
+
+def _marking_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    marked = _MarkedObject(pairs)
+    if len(marked) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                marked.repeated = key
+                break
+            seen.add(key)
+    return marked
+
+
+def _repeated_key_path(text: str) -> tuple[str | int, ...]:
+    """Where in the body a key was given twice, ending with the key; () when not found."""
+    try:
+        root = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant,
+                          object_pairs_hook=_marking_keys)
+    except (ValueError, RecursionError):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is not valid JSON",
+                       field="body") from None
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(root, ())]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, _MarkedObject) and item.repeated is not None:
+            return (*where, item.repeated)
+        if isinstance(item, (dict, list)):
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((child, (*where, key)) for key, child in children)
+    return ()
+
+
+def _repeated_key_refusal(text: str) -> ApiError:
+    """The 400 for a key given twice, naming it by its path ("stop_loss.percent") as a validation
+    error names a field; only this error path parses the body a second time to find it."""
+    path = _repeated_key_path(text)
+    nameable = path and all(isinstance(part, int) or _FIELD_PART.fullmatch(part) for part in path)
+    named = ".".join(str(part) for part in path) if nameable else None
+    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
+                    f"request body gives the key {named or ''} more than once".replace("  ", " "),
+                    field=named or "body")
 
 
 def _nesting_depth(value: Any) -> int:
@@ -213,6 +257,8 @@ def _json_body(text: str) -> Any:
     try:
         value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant,
                            object_pairs_hook=_unique_keys)
+    except _RepeatedKey:
+        raise _repeated_key_refusal(text) from None
     except (ValueError, RecursionError):
         # ValueError: JSONDecodeError, and an integer of more digits than Python converts (4300).
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is not valid JSON",
