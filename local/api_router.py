@@ -10,7 +10,8 @@ Requests are served concurrently (a thread each), and so are the invocations the
 preflights are answered from the template's CorsConfiguration, and CORS headers on answers come
 from it too (API Gateway ignores a backend's). What never reaches a function is answered in JSON
 as API Gateway does: an unknown method is 405, a Content-Length that is not a byte count 400, an
-oversized URL or header 414/431.
+oversized URL or header 414/431 (API Gateway's 10,240-byte cap on the request line and header
+values together included).
 
 Besides the API, the server has the API page (``/docs``, Swagger UI from local files) and the
 OpenAPI document (``/openapi.json``), and local-only control paths under ``/__local__/`` that are
@@ -55,6 +56,10 @@ __all__ = [
 
 # API Gateway HTTP APIs refuse request bodies over 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# ... and requests whose request line and header values together pass 10,240 bytes (an HTTP API
+# quota that cannot be raised; https://docs.aws.amazon.com/apigateway/latest/developerguide/
+# http-api-quotas.html). AWS does not document the status it answers; this server says 431.
+MAX_REQUEST_LINE_AND_HEADER_BYTES = 10_240
 # An HTTP API waits at most 30 s for its integration, then answers 503 Service Unavailable while the
 # Lambda function goes on (docs/binance-facts.md, local stack section).
 INTEGRATION_TIMEOUT_S = 30.0
@@ -490,6 +495,12 @@ def _content_length(header: str | None) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
+def _request_head_bytes(request_line: str, header_values: Iterable[str]) -> int:
+    """The size API Gateway's quota counts: the request line plus every header value, in bytes (the
+    stdlib decodes both as latin-1, a character per byte)."""
+    return len(request_line) + sum(len(value) for value in header_values)
+
+
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -512,6 +523,10 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             started = time.monotonic()
+            head_bytes = _request_head_bytes(self.requestline, self.headers.values())
+            if head_bytes > MAX_REQUEST_LINE_AND_HEADER_BYTES:
+                self._send(HttpResponse.json(431, {"message": "Request Header Fields Too Large"}), close=True)
+                return
             raw_path, _, raw_query = self.path.partition("?")
             length = _content_length(self.headers.get("content-length"))
             if length is None:

@@ -574,6 +574,23 @@ def test_oversized_header_is_answered_in_json(server, extra) -> None:
     assert set(json.loads(body)) == {"message"}
 
 
+def test_request_line_and_header_values_over_api_gateways_10240_bytes_are_refused(server) -> None:
+    """GIVEN header values that take the request past 10,240 bytes WHEN sent THEN JSON 431 and no
+    function runs; one byte under the cap, the request reaches the authorizer (401)."""
+    api, runtime, _ = server
+    line = "GET /strategies HTTP/1.1"
+
+    def exchange(value_bytes: int) -> int:
+        filler = "a" * (value_bytes - len(line) - len("x") - len("close"))
+        request = f"{line}\r\nHost: x\r\nConnection: close\r\nX-Pad: {filler}\r\n\r\n"
+        status, _, _ = _raw_exchange(api, request.encode())
+        return status
+
+    assert exchange(10_240) == 401
+    assert exchange(10_241) == 431
+    assert runtime.events == []
+
+
 def test_apigw_request_id_header_is_the_events_request_id(server) -> None:
     """GIVEN an authorized request WHEN answered THEN apigw-requestid is the requestId the function saw."""
     api, runtime, authority = server
