@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from klineo.store import aws as aws_clients
 from klineo.store import flags
@@ -102,6 +104,27 @@ def test_futures_candles_call_only_the_futures_url(sim_env, invoke):
     assert [(r.path, r.env) for r in sim_env.journal] == [("/fapi/v1/klines", "production")]
 
 
+def test_candles_of_a_range_are_those_whose_open_time_is_in_it(sim_env, invoke):
+    """GIVEN from/to (epoch ms) WHEN invoked THEN the candles opened in [from, to], oldest first (the
+    original's chart route takes a range too)."""
+    hour = 3_600_000
+    start = (int(time.time() * 1000) // hour - 48) * hour
+    response = invoke("candles", _candles(symbol="BTCUSDT", interval="1h", environment="production",
+                                          **{"from": str(start), "to": str(start + 5 * hour)}))
+    assert response["statusCode"] == 200, response["body"]
+    opens = [c["open_time"] for c in response_json(response)["candles"]]
+    assert opens == [start + k * hour for k in range(6)]
+
+
+def test_candles_up_to_a_time_are_the_last_limit_before_it(sim_env, invoke):
+    """GIVEN only to and limit 3 WHEN invoked THEN the 3 candles opened last at or before to."""
+    hour = 3_600_000
+    end = (int(time.time() * 1000) // hour - 10) * hour
+    response = invoke("candles", _candles(symbol="BTCUSDT", interval="1h", limit="3", to=str(end)))
+    assert response["statusCode"] == 200, response["body"]
+    assert [c["open_time"] for c in response_json(response)["candles"]] == [end - 2 * hour, end - hour, end]
+
+
 @pytest.mark.parametrize(("query", "field"), [
     ({"symbol": "btc-usdt", "interval": "1m"}, "symbol"),
     ({"symbol": "BTCUSDT", "interval": "7m"}, "interval"),
@@ -111,6 +134,9 @@ def test_futures_candles_call_only_the_futures_url(sim_env, invoke):
     ({"symbol": "BTCUSDT", "interval": "1m", "market": "margin"}, "market"),
     ({"symbol": "BTCUSDT", "interval": "1m", "environment": "demo"}, "environment"),
     ({"interval": "1m"}, "symbol"),
+    ({"symbol": "BTCUSDT", "interval": "1m", "from": "yesterday"}, "from"),
+    ({"symbol": "BTCUSDT", "interval": "1m", "to": "-1"}, "to"),
+    ({"symbol": "BTCUSDT", "interval": "1m", "from": "5", "to": "4"}, "to"),
 ])
 def test_candles_refuse_bad_queries_naming_the_field(sim_env, invoke, query, field):
     """GIVEN a bad query WHEN invoked THEN 422 naming the field and no Binance call."""

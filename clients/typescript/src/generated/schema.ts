@@ -5978,14 +5978,14 @@ export interface operations {
     futures_orders_futures_orders_get: {
         parameters: {
             query?: {
+                from?: string;
+                to?: string;
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string;
                 connection_id?: string;
                 symbol?: string;
                 status?: string;
-                from?: string;
-                to?: string;
             };
             header?: never;
             path?: never;
@@ -6174,6 +6174,8 @@ export interface operations {
     candles_candles_get: {
         parameters: {
             query: {
+                from?: string;
+                to?: string;
                 symbol: string;
                 market?: string;
                 environment?: string;

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from klineo.models.base import BaseModel
-from klineo.models.fields import ApiModel, ConnectionEnvironment, DecimalString
+from klineo.models.fields import ConnectionEnvironment, DecimalString, TimeRangeQuery
 from klineo.validation import SPOT_INTERVALS, SYMBOL_PATTERN
 
 __all__ = ["SPOT_INTERVALS", "Candle", "CandlesQuery", "CandlesResponse", "Interval", "Market"]
@@ -18,8 +18,13 @@ Market = Literal["spot", "futures"]
 Interval = Literal[SPOT_INTERVALS]  # type: ignore[valid-type]
 
 
-class CandlesQuery(ApiModel):
-    """GET /candles query: limit bounds depend on the market (spot 1..1000, futures 1..1500)."""
+class CandlesQuery(TimeRangeQuery):
+    """GET /candles query: limit bounds depend on the market (spot 1..1000, futures 1..1500).
+
+    ``from`` / ``to`` (epoch ms, inclusive) select candles by open time, as Binance's
+    startTime/endTime do: from ``from`` on (oldest first, at most ``limit``), or the last ``limit``
+    up to ``to``; neither: the latest ``limit``.
+    """
 
     symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN)]
     market: Market = "spot"

@@ -9,12 +9,13 @@ classes (each class statement costs a cold start even with ``defer_build``).
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
 from klineo.models.base import BaseModel
 from klineo.validation import POSITIVE_DECIMAL_PATTERN, positive_decimal
 
-__all__ = ["ApiModel", "ConnectionEnvironment", "DecimalString", "PositiveDecimal", "decimal_string"]
+__all__ = ["ApiModel", "ConnectionEnvironment", "DecimalString", "EpochMs", "PositiveDecimal",
+           "TimeRangeQuery", "decimal_string"]
 
 ConnectionEnvironment = Literal["production", "testnet"]
 
@@ -33,6 +34,10 @@ PositiveDecimal = Annotated[
 ]
 
 
+# A time in epoch milliseconds, as Binance and our answers write it (bounded to 13 digits).
+EpochMs = Annotated[int, Field(ge=0, le=9_999_999_999_999)]
+
+
 def decimal_string(value: Any) -> str:
     """A Decimal (or a Binance decimal string) as a plain decimal string, no exponent."""
     number = value if isinstance(value, Decimal) else Decimal(str(value))
@@ -43,3 +48,21 @@ class ApiModel(BaseModel):
     """Base of every request model: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class TimeRangeQuery(ApiModel):
+    """?from=&to= of a query, epoch ms, both inclusive; one rule for every route that takes them."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_ms: Annotated[EpochMs | None, Field(alias="from")] = None
+    to_ms: Annotated[EpochMs | None, Field(alias="to")] = None
+
+    @field_validator("to_ms")
+    @classmethod
+    def _not_before_from(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """`to` must not be before `from` (the error names `to`)."""
+        start = info.data.get("from_ms")
+        if value is not None and start is not None and value < start:
+            raise ValueError("must not be before from")
+        return value

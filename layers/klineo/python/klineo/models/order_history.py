@@ -3,9 +3,10 @@
 
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from klineo.models.base import BaseModel
+from klineo.models.fields import TimeRangeQuery
 from klineo.models.paging import CURSOR_PATTERN, PAGE_MAX_LIMIT, PageQuery
 from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
@@ -22,24 +23,15 @@ HISTORY_MAX_LIMIT = PAGE_MAX_LIMIT
 STATUS_PATTERN = r"^[A-Z_]{3,20}$"
 
 
-class OrderHistoryQuery(PageQuery):
+class OrderHistoryQuery(PageQuery, TimeRangeQuery):
     """Filters and paging (``limit``, ``cursor``: ``PageQuery``): `from`/`to` are creation times in epoch
-    ms (inclusive)."""
+    ms (inclusive; ``TimeRangeQuery``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     connection_id: Annotated[str | None, Field(pattern=CONNECTION_ID_PATTERN)] = None
     symbol: Annotated[str | None, Field(pattern=SYMBOL_PATTERN)] = None
     status: Annotated[str | None, Field(pattern=STATUS_PATTERN, examples=["FILLED"])] = None
-    from_ms: Annotated[int | None, Field(alias="from", ge=0, le=9_999_999_999_999)] = None
-    to_ms: Annotated[int | None, Field(alias="to", ge=0, le=9_999_999_999_999)] = None
-
-    @model_validator(mode="after")
-    def _range_in_order(self) -> "OrderHistoryQuery":
-        """`from` must not be after `to`."""
-        if self.from_ms is not None and self.to_ms is not None and self.from_ms > self.to_ms:
-            raise ValueError("from must not be after to")
-        return self
 
 
 class OrderFill(BaseModel):

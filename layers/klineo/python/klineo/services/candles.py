@@ -27,7 +27,8 @@ def get_candles(query: CandlesQuery) -> CandlesResponse:
     client = get_client(Market(query.market), Environment(query.environment))
     weight = endpoint_weight("GET", endpoints.klines_path(client), {"limit": query.limit})
     client.leave_trading_reserve(weight, CHARTS_PAUSED)
-    rows = endpoints.klines(client, query.symbol, query.interval, limit=query.limit)
+    rows = endpoints.klines(client, query.symbol, query.interval, limit=query.limit,
+                            start_time=query.from_ms, end_time=query.to_ms)
     candles = [
         Candle(open_time=int(c.open_time), open=decimal_string(c.open), high=decimal_string(c.high),
                low=decimal_string(c.low), close=decimal_string(c.close), volume=decimal_string(c.volume),
