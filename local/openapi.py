@@ -56,6 +56,60 @@ def template_operations(template: dict[str, Any] | None = None) -> set[tuple[str
     return {(r.method, r.path) for s in function_specs(template or load_template()) for r in s.routes}
 
 
+def _query_model_fields(app: Any) -> dict[str, dict[str, tuple[dict[str, Any], bool]]]:
+    """Per HTTP method, each query parameter a route's query model declares: its JSON schema (bounds,
+    pattern, enum, default, description) and whether it is required. Powertools lists a query
+    model's fields as bare "string"/"integer" parameters; the document gives them their rules.
+    Reads the routes Powertools keeps on the resolver (``_static_routes``/``_dynamic_routes``); a test
+    of the document fails if an upgrade stops doing so."""
+    fields: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {}
+    for route in [*app._static_routes, *app._dynamic_routes]:
+        for param in route.dependant.query_params:
+            model = getattr(param.field_info, "annotation", None)
+            if not hasattr(model, "model_json_schema"):
+                continue
+            schema = model.model_json_schema(by_alias=True)
+            required = set(schema.get("required", []))
+            declared = fields.setdefault(route.method.lower(), {})
+            for name, prop in schema.get("properties", {}).items():
+                declared[name] = (prop, name in required)
+    return fields
+
+
+def _plain_query_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """A model property's schema as a query parameter's: no title, and no null branch (a query
+    parameter is absent, never null)."""
+    schema = {key: value for key, value in prop.items() if key not in ("title", "description")}
+    if schema.get("default", "") is None:
+        del schema["default"]
+    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        schema = {**branches[0], **schema}
+    elif branches:
+        schema["anyOf"] = branches
+    return schema
+
+
+def _describe_query_parameters(app: Any, schema: dict[str, Any]) -> None:
+    """Give every query parameter of the function's schema its rules (its query model field's, or
+    its own declaration's), in place."""
+    fields = _query_model_fields(app)
+    for item in schema.get("paths", {}).values():
+        for method, operation in item.items():
+            declared = fields.get(method, {})
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                prop, required = declared.get(parameter.get("name"), (parameter.get("schema", {}), None))
+                if "$ref" in json.dumps(prop):
+                    continue
+                parameter["schema"] = _plain_query_schema(prop)
+                if required is not None:
+                    parameter["required"] = required
+                if "description" in prop:
+                    parameter.setdefault("description", prop["description"])
+
+
 def _rename_to_template(spec: FunctionSpec, schema: dict[str, Any]) -> dict[str, Any]:
     """The function's schema with each path (and its path parameters) named as the template names it."""
     by_shape: dict[tuple[str, str], Route] = {(r.method.lower(), _shape(r.path)): r for r in spec.routes}
@@ -231,6 +285,7 @@ def build_document() -> dict[str, Any]:
             continue
         app = importlib.import_module(spec.module).app
         schema = app.get_openapi_schema().model_dump(mode="json", by_alias=True, exclude_none=True)
+        _describe_query_parameters(app, schema)
         merge.add_schema(_rename_to_template(spec, schema))
     document = _document_errors(merge.get_openapi_schema())
     return OpenAPI(**document).model_dump(mode="json", by_alias=True, exclude_none=True)

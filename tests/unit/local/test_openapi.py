@@ -123,3 +123,34 @@ def test_keyed_routes_require_the_idempotency_key_and_document_its_428(generated
     others = {(path, method) for path, item in generated["paths"].items()
               for method, operation in item.items() if "428" in operation["responses"]}
     assert others == set(KEYED_ROUTES)
+
+
+def _query_parameters(document: dict, path: str, method: str = "get") -> dict[str, dict]:
+    operation = document["paths"][path][method]
+    return {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+
+
+def test_query_parameters_carry_their_models_rules(generated: dict) -> None:
+    """A query model's fields are documented with their type, bounds, enum, default and whether they are
+    required (Powertools alone lists them as bare strings), so a typed client knows them."""
+    candles = _query_parameters(generated, "/candles")
+    assert candles["market"]["schema"] == {"type": "string", "enum": ["spot", "futures"], "default": "spot"}
+    assert candles["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1500, "default": 500}
+    assert candles["from"]["schema"]["type"] == "integer" and candles["from"]["required"] is False
+    assert candles["symbol"]["required"] is True and candles["symbol"]["schema"]["pattern"]
+    history = _query_parameters(generated, "/futures/orders")
+    assert history["to"]["schema"]["type"] == "integer" and "not before from" in history["to"]["description"]
+    close = _query_parameters(generated, "/exchange-connections/{id}/futures/positions/{symbol}/close", "post")
+    assert close["position_side"]["schema"] == {"type": "string", "enum": ["LONG", "SHORT"]}
+
+
+def test_no_query_parameter_is_documented_as_nullable_or_untyped(generated: dict) -> None:
+    """A query parameter is absent or a value, never null: no null branch, and each has a type or enum."""
+    for path, item in generated["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "query":
+                    continue
+                text = json.dumps(parameter["schema"])
+                assert '"null"' not in text and '"default": null' not in text, (path, method, parameter["name"])
+                assert "type" in parameter["schema"] or "enum" in parameter["schema"], (path, parameter["name"])

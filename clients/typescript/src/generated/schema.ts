@@ -4820,8 +4820,8 @@ export interface operations {
     futures_order_status_futures_order__client_order_id__get: {
         parameters: {
             query?: {
-                connection_id?: string | null;
-                symbol?: string | null;
+                connection_id?: string;
+                symbol?: string;
             };
             header?: never;
             path: {
@@ -5390,7 +5390,7 @@ export interface operations {
     futures_open_orders_exchange_connections__connection_id__futures_open_orders_get: {
         parameters: {
             query?: {
-                symbol?: string | null;
+                symbol?: string;
             };
             header?: never;
             path: {
@@ -5581,7 +5581,7 @@ export interface operations {
     futures_open_orders_cancel_exchange_connections__connection_id__futures_open_orders_delete: {
         parameters: {
             query?: {
-                symbol?: string | null;
+                symbol?: string;
             };
             header?: never;
             path: {
@@ -5772,7 +5772,7 @@ export interface operations {
     futures_position_close_exchange_connections__connection_id__futures_positions__symbol__close_post: {
         parameters: {
             query?: {
-                position_side?: ("LONG" | "SHORT") | null;
+                position_side?: "LONG" | "SHORT";
             };
             header: {
                 /** @description Required. Any new value per order (e.g. a UUID), 1 to 255 visible ASCII characters; the same value when retrying it. A retry with the same key and body answers the first order (source "existing") instead of sending a second one; the same key with another body is 409. Without it the answer is 428. */
@@ -5978,8 +5978,10 @@ export interface operations {
     futures_orders_futures_orders_get: {
         parameters: {
             query?: {
-                from?: string;
-                to?: string;
+                /** @description epoch ms, inclusive */
+                from?: number;
+                /** @description epoch ms, inclusive, not before from */
+                to?: number;
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string;
@@ -6174,12 +6176,14 @@ export interface operations {
     candles_candles_get: {
         parameters: {
             query: {
-                from?: string;
-                to?: string;
+                /** @description epoch ms, inclusive */
+                from?: number;
+                /** @description epoch ms, inclusive, not before from */
+                to?: number;
                 symbol: string;
-                market?: string;
-                environment?: string;
-                interval: string;
+                market?: "spot" | "futures";
+                environment?: "production" | "testnet";
+                interval: "1s" | "1m" | "3m" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "8h" | "12h" | "1d" | "3d" | "1w" | "1M";
                 limit?: number;
             };
             header?: never;

@@ -55,8 +55,8 @@ class TimeRangeQuery(ApiModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_ms: Annotated[EpochMs | None, Field(alias="from")] = None
-    to_ms: Annotated[EpochMs | None, Field(alias="to")] = None
+    from_ms: Annotated[EpochMs | None, Field(alias="from", description="epoch ms, inclusive")] = None
+    to_ms: Annotated[EpochMs | None, Field(alias="to", description="epoch ms, inclusive, not before from")] = None
 
     @field_validator("to_ms")
     @classmethod
