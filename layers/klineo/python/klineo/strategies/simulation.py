@@ -20,6 +20,17 @@ candles produce the same trades by construction. The model, stated once:
   or ``size_pct`` (percent of the simulated equity at the decision candle's close, realised plus
   the open position's unrealised PnL, times leverage, / price); rounded DOWN to the symbol's step
   when rules are known.
+- **Margin** (``initial_margin``, ``entry_fits``). An entry at leverage ``L`` (the sizing's
+  ``leverage``, default 1) ties up ``quantity * price / L`` of the equity, the price being the
+  decision candle's close (the price the order is valued at, as Binance values a market order at the
+  mark price). It is taken only when that initial margin is at most the equity at that close (the
+  whole equity backs the one position: cross margin; the entry's taker fee is paid from it at the
+  fill and is not reserved first, as Binance's order cost is the margin, not the fee).
+- **Liquidation** (``liquidation_price``). With the whole equity as margin, a position is
+  liquidated where the equity after the closing fee would be zero (the bankruptcy price): the
+  simulation closes it there, and a candle that opens beyond it (a gap) still closes it there
+  (Binance's insurance fund takes the rest), so the equity never goes below zero. Binance
+  liquidates earlier, at the maintenance margin, which the simulation does not model.
 - **PnL.** ``Ledger`` keeps the position (signed quantity), its average entry price, the realised
   PnL of closed quantity, the fees, and one ``Trade`` per round trip (flat -> position -> flat, a
   flip closes one trade and opens the next). Realised PnL is net of fees; unrealised PnL is
@@ -46,7 +57,11 @@ __all__ = [
     "Trade",
     "apply_direction",
     "effective_signal",
+    "entry_fits",
     "fee",
+    "initial_margin",
+    "leverage_of",
+    "liquidation_price",
     "market_fill",
     "protective_exit",
     "protective_prices",
@@ -170,11 +185,38 @@ def size_quantity(sizing: Sizing, price: Decimal, equity: Decimal, rules: _Rules
         quantity = sizing.quote_size_usdt / price
     else:
         assert sizing.size_pct is not None
-        leverage = Decimal(sizing.leverage or 1)
-        quantity = max(equity, _ZERO) * sizing.size_pct / _HUNDRED * leverage / price
+        quantity = max(equity, _ZERO) * sizing.size_pct / _HUNDRED * leverage_of(sizing) / price
     if rules is not None:
         return rules.round_quantity(quantity, market_order=True)
     return quantity
+
+
+def leverage_of(sizing: Sizing) -> Decimal:
+    """The leverage an entry is sized and margined at: the sizing's own, 1 when it has none."""
+    return Decimal(sizing.leverage or 1)
+
+
+def initial_margin(quantity: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
+    """The equity an entry of ``quantity`` valued at ``price`` ties up: notional / leverage."""
+    return abs(quantity) * price / leverage
+
+
+def entry_fits(quantity: Decimal, price: Decimal, sizing: Sizing, equity: Decimal) -> bool:
+    """Whether an entry's initial margin at the sizing's leverage is at most ``equity`` (module doc)."""
+    return initial_margin(quantity, price, leverage_of(sizing)) <= equity
+
+
+def liquidation_price(ledger: Ledger) -> Decimal | None:
+    """The price at which the open position's equity, after the fee of closing it there, is zero.
+
+    None when flat or when no positive price gets there (a long fully paid for at leverage 1).
+    """
+    position = ledger.position
+    if position == 0:
+        return None
+    cash = ledger.equity()  # starting equity + realised PnL, before the open position's
+    price = (ledger.entry_price * position - cash) / (position - abs(position) * TAKER_FEE_RATE)
+    return price if price > 0 else None
 
 
 def protective_prices(
