@@ -162,7 +162,7 @@ def test_a_flip_whose_new_entry_is_below_the_minimum_still_closes_the_old_positi
     state = simulate(spec, candles, rules)
     assert [f.side for f in state.ledger.fills][:1] == ["BUY"]
     assert state.ledger.position <= 0, (
-        f"the long is held through two SHORT signals ({state.skipped_orders} orders skipped)")
+        f"the long is held through two SHORT signals (entries skipped: {dict(state.skipped)})")
 
 
 def test_a_flip_refused_by_max_leverage_closes_without_applying_that_leverage(runner) -> None:

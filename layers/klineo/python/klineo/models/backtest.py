@@ -66,7 +66,20 @@ class BacktestResult(BaseModel):
     trades_truncated: bool = False
     equity_curve: list[BacktestEquityPoint]
     equity_curve_step: int = Field(description="Candles per equity point (the last candle is always kept).")
-    model: dict[str, str] = Field(description="The fee, slippage and exit rules this result used.")
+    skipped_entries: int = Field(default=0, description=(
+        "Candles on which the strategy's signal asked for an entry that was not taken (a flip whose "
+        "new side was not taken still closed its old side); the strategy asks again on every candle."))
+    skipped_reasons: dict[str, int] = Field(default_factory=dict, description=(
+        "The skipped entries by reason: `insufficient_margin` (the initial margin, quantity x close / "
+        "leverage, was above the equity at that close), `below_min_quantity` (the quantity, rounded down "
+        "to the symbol's step, was below its minimum quantity), `above_max_quantity`, "
+        "`below_min_notional` (the order value was below the symbol's minimum)."))
+    liquidated_at: int | None = Field(default=None, description=(
+        "Close time of the candle whose low (long) or high (short) reached the price where the equity "
+        "after the closing fee is zero: the position closed there (`exit_reason` `liquidation`), the "
+        "equity is 0 and nothing more was traded. Null when not liquidated."))
+    model: dict[str, str] = Field(description="The fee, slippage, margin, liquidation and exit rules this "
+                                              "result used, and its leverage.")
 
 
 class BacktestResponse(BaseModel):

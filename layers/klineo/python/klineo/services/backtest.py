@@ -2,7 +2,9 @@
 
 The same code as paper mode, candle by candle (``simulate``):
 1. an open position whose stop-loss or take-profit the candle reaches is closed first
-   (``simulation.protective_exit``: pessimistic, stop-loss first);
+   (``simulation.protective_exit``: pessimistic, stop-loss first), or liquidated where its equity
+   after the closing fee is zero (``simulation.liquidation_price``) when the candle's low (long) or
+   high (short) reaches that price first: the equity is 0 from then on and nothing more is traded;
 2. the type's ``decide`` reads exactly its ``lookback`` newest closed candles (the runner's window),
    and ``direction`` turns the forbidden side into flat (``simulation.apply_direction``);
 3. a signal on the side already held keeps the position (no re-sizing); after a protective exit the
@@ -10,7 +12,9 @@ The same code as paper mode, candle by candle (``simulate``):
 4. an entry is sized by ``simulation.size_quantity`` at the close (size_pct on the simulated equity),
    the order from the position to the target is the runner's ``plan_order`` (rounded to the
    symbol's rules; an order below the symbol's minimum is skipped), filled by
-   ``simulation.market_fill`` and booked in a ``simulation.Ledger`` (taker fee);
+   ``simulation.market_fill`` and booked in a ``simulation.Ledger`` (taker fee). An entry whose
+   initial margin does not fit the equity at the close (``simulation.entry_fits``) is skipped (a
+   flip still closes its old side); each skipped entry is counted by reason (``skipped_reasons``);
 5. the equity (``Ledger.equity`` at the close) is recorded after every candle.
 The strategy warms up on the ``lookback`` candles before ``start``, so it can act from the first.
 
@@ -35,6 +39,7 @@ import json
 import math
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -134,12 +139,14 @@ class BacktestSpec:
 
 @dataclass
 class Simulation:
-    """A simulation's ledger, equity after every candle, and how many orders were too small to place."""
+    """A simulation's ledger, equity after every candle, the entries it could not take (by reason, see
+    ``SKIP_REASONS``) and the close time of the candle that liquidated it (it trades no more after)."""
 
     ledger: sim.Ledger
     equity: list[tuple[int, Decimal]] = field(default_factory=list)
-    skipped_orders: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
     candles: int = 0
+    liquidated_at: int | None = None
 
 
 @dataclass
@@ -151,13 +158,28 @@ class _Protection:
     stopped: Signal | None = None
 
 
-def _protective_step(spec: BacktestSpec, candle: Candle, state: Simulation, guard: _Protection) -> None:
-    """Close the position when the candle reaches its stop-loss or take-profit."""
+def _beyond(long: bool, price: Decimal, level: Decimal | None) -> bool:
+    """Whether ``price`` is at or past ``level`` against a long (below) or a short (above)."""
+    return level is not None and (price <= level if long else price >= level)
+
+
+def _exit_step(candle: Candle, state: Simulation, guard: _Protection) -> None:
+    """Close the position when the candle reaches its liquidation price (see ``simulation``) or, before
+    that, its stop-loss or take-profit; a liquidation ends the trading."""
     ledger = state.ledger
-    if ledger.position == 0 or (guard.sl is None and guard.tp is None):
+    if ledger.position == 0:
         return
     long = ledger.position > 0
-    hit = sim.protective_exit("LONG" if long else "SHORT", guard.sl, guard.tp, candle)
+    liquidation = sim.liquidation_price(ledger)
+    hit = None
+    if guard.sl is not None or guard.tp is not None:
+        hit = sim.protective_exit("LONG" if long else "SHORT", guard.sl, guard.tp, candle)
+    if hit is not None and _beyond(long, hit[1], liquidation):
+        hit = None  # the stop fills past the bankruptcy price (a gap): the liquidation comes first
+    if hit is None and _beyond(long, candle.low if long else candle.high, liquidation):
+        assert liquidation is not None
+        hit = ("liquidation", liquidation)
+        state.liquidated_at = candle.close_time
     if hit is None:
         return
     reason, price = hit
@@ -166,23 +188,47 @@ def _protective_step(spec: BacktestSpec, candle: Candle, state: Simulation, guar
     guard.stopped = Signal.LONG if long else Signal.SHORT
 
 
+def _entry_refusal(rules: SymbolRules, quantity: Decimal, price: Decimal) -> str:
+    """Which of the symbol's rules a market entry of ``quantity`` valued at ``price`` breaks (a
+    ``SKIP_REASONS`` key), for an entry ``plan_order`` refused."""
+    _, min_qty, max_qty = rules.lot_for(market_order=True)
+    if quantity <= 0 or quantity < min_qty:
+        return "below_min_quantity"
+    if max_qty > 0 and quantity > max_qty:
+        return "above_max_quantity"
+    return "below_min_notional" if quantity * price < rules.min_notional else "order_rules"
+
+
+def _entry_size(spec: BacktestSpec, signal: Signal, candle: Candle, rules: SymbolRules,
+                equity: Decimal) -> tuple[Decimal, str | None]:
+    """(contracts of the signal's entry at the close, None); (0, "insufficient_margin") when its initial
+    margin does not fit the equity, so that ``plan_order`` only closes a flip's old side."""
+    if signal is Signal.FLAT:
+        return Decimal(0), None
+    unit = sim.size_quantity(spec.sizing, candle.close, equity, rules)
+    if unit > 0 and not sim.entry_fits(unit, candle.close, spec.sizing, equity):
+        return Decimal(0), "insufficient_margin"
+    return unit, None
+
+
 def _trade_step(spec: BacktestSpec, signal: Signal, candle: Candle, rules: SymbolRules,
                 state: Simulation, guard: _Protection) -> None:
-    """The order from the position to the signal's target, filled at the close with slippage and fee."""
+    """The order from the position to the signal's target, filled at the close with slippage and fee;
+    an entry that cannot be taken is counted in ``state.skipped`` by reason."""
     ledger = state.ledger
     signal, guard.stopped = sim.effective_signal(signal, ledger.position, guard.stopped)
     if signal is Signal.HOLD or (signal is Signal.FLAT and ledger.position == 0):
         return
-    unit = Decimal(0)
-    if signal is not Signal.FLAT:
-        unit = sim.size_quantity(spec.sizing, candle.close, ledger.equity(candle.close), rules)
+    unit, refused = _entry_size(spec, signal, candle, rules, ledger.equity(candle.close))
     try:
         plan = plan_order(signal, unit, ledger.position, rules, candle.close)
-    except KlineoError:
-        state.skipped_orders += 1
+    except KlineoError:  # an entry from flat the margin or the symbol's rules refuse
+        state.skipped[refused or _entry_refusal(rules, unit, candle.close)] += 1
         return
     if plan.side is None or plan.quantity is None:
         return
+    if signal is not Signal.FLAT and plan.target == 0:  # a flip closing alone: its new side was refused
+        state.skipped[refused or _entry_refusal(rules, unit, candle.close)] += 1
     price = sim.market_fill(plan.side, candle.close)
     ledger.fill(plan.side, plan.quantity, price, candle.close_time)
     guard.sl = guard.tp = None
@@ -201,11 +247,15 @@ def simulate(spec: BacktestSpec, candles: Sequence[Candle], rules: SymbolRules) 
     for index, candle in enumerate(candles):
         if candle.open_time < spec.start_ms:
             continue
-        _protective_step(spec, candle, state, guard)
-        decision = strategy_type.decide(params, candles[max(0, index + 1 - lookback):index + 1])
-        signal = sim.apply_direction(decision.signal, spec.direction)
-        _trade_step(spec, signal, candle, rules, state, guard)
-        state.equity.append((candle.close_time, state.ledger.equity(candle.close)))
+        if state.liquidated_at is None:
+            _exit_step(candle, state, guard)
+        if state.liquidated_at is None:
+            decision = strategy_type.decide(params, candles[max(0, index + 1 - lookback):index + 1])
+            signal = sim.apply_direction(decision.signal, spec.direction)
+            _trade_step(spec, signal, candle, rules, state, guard)
+        # A liquidated account holds nothing (the rest of the Decimal division's dust is no money).
+        equity = Decimal(0) if state.liquidated_at is not None else state.ledger.equity(candle.close)
+        state.equity.append((candle.close_time, equity))
         state.candles += 1
     return state
 
@@ -247,6 +297,10 @@ _MODEL = {
     "taker_fee_rate": str(sim.TAKER_FEE_RATE), "slippage_bps": str(sim.SLIPPAGE_BPS),
     "fill": "market orders fill at the candle close moved slippage_bps against the taker",
     "exits": "stop-loss/take-profit checked on each later candle's high/low; stop-loss first when both",
+    "margin": "an entry is taken when its initial margin (quantity x close / leverage) is at most the "
+              "equity at that close; else it is skipped (skipped_reasons: insufficient_margin)",
+    "liquidation": "the position is closed where the equity after the closing fee is zero (no maintenance "
+                   "margin: Binance liquidates earlier); the backtest then stops trading",
     "ignored": "trailing_stop_pct (live only)",
 }
 
@@ -269,7 +323,11 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
         "open_position": _text(ledger.position),
         "trades": [_trade(trade) for trade in ledger.trades[:TRADES_SHOWN]],
         "trades_truncated": len(ledger.trades) > TRADES_SHOWN,
-        "equity_curve": curve, "equity_curve_step": step, "model": dict(_MODEL),
+        "equity_curve": curve, "equity_curve_step": step,
+        "skipped_entries": sum(state.skipped.values()),
+        "skipped_reasons": dict(sorted(state.skipped.items())),
+        "liquidated_at": state.liquidated_at,
+        "model": {**_MODEL, "leverage": str(sim.leverage_of(spec.sizing))},
     }
 
 

@@ -1,0 +1,50 @@
+"""POST /strategies/backtest: a simulated account trades within its equity and says what it skipped.
+
+Against the simulator (deterministic past klines: BTCUSDT near 66,000 in January 2025; minimum
+quantity 0.001, minimum order value 100 USDT) and moto, through the route, as ``test_backtest_api``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.helpers import response_json
+from tests.integration.api.conftest import iam as iam  # fixture
+from tests.integration.api.conftest import invoke as invoke  # fixture
+from tests.integration.api.conftest import sim_env as sim_env  # fixture
+from tests.integration.backtest.test_backtest_api import BODY, _post
+
+BY_SIZE: dict[str, Any] = {**BODY, "quote_size_usdt": None}
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    names = ("final_equity", "total_return_pct", "max_drawdown_pct", "win_rate_pct", "fees_paid",
+             "number_of_trades", "skipped_entries", "skipped_reasons", "liquidated_at")
+    return {name: result[name] for name in names}
+
+
+def test_the_testers_tiny_balance_with_a_large_size_trades_nothing_and_says_why(sim_env, invoke) -> None:
+    """GIVEN 0.0001 USDT and size 0.01 BTC WHEN backtested THEN no trade, 0 %, entries skipped for margin."""
+    response = _post(invoke, {**BY_SIZE, "size": "0.01", "paper_balance_usdt": "0.0001"})
+    assert response["statusCode"] == 200, response["body"]
+    result = response_json(response)["result"]
+    assert (result["number_of_trades"], result["final_equity"]) == (0, "0.0001")
+    assert (result["total_return_pct"], result["max_drawdown_pct"]) == ("0", "0")
+    assert result["skipped_entries"] > 0
+    assert result["skipped_reasons"] == {"insufficient_margin": result["skipped_entries"]}
+
+
+def test_affordable_backtests_keep_their_figures_and_skip_nothing(sim_env, invoke) -> None:
+    """GIVEN affordable entries WHEN backtested THEN the figures from before margins, nothing skipped."""
+    quote = response_json(_post(invoke, BODY))["result"]
+    assert _summary(quote) == {
+        "final_equity": "9766.37883815", "total_return_pct": "-2.34", "max_drawdown_pct": "2.67",
+        "win_rate_pct": "21.13", "fees_paid": "68.11060029", "number_of_trades": 71,
+        "skipped_entries": 0, "skipped_reasons": {}, "liquidated_at": None}
+    percent = response_json(_post(invoke, {**BODY, "quote_size_usdt": None, "size_pct": 50,
+                                           "leverage": 3}))["result"]
+    assert _summary(percent) == {
+        "final_equity": "6894.29193547", "total_return_pct": "-31.06", "max_drawdown_pct": "34.37",
+        "win_rate_pct": "21.13", "fees_paid": "863.68419749", "number_of_trades": 71,
+        "skipped_entries": 0, "skipped_reasons": {}, "liquidated_at": None}
+    assert percent["model"]["leverage"] == "3"
