@@ -12,7 +12,7 @@ from tests.helpers import response_json
 from tests.integration.api.conftest import iam as iam  # fixture
 from tests.integration.api.conftest import invoke as invoke  # fixture
 from tests.integration.api.conftest import sim_env as sim_env  # fixture
-from tests.integration.backtest.test_backtest_api import BODY, _post
+from tests.integration.backtest.test_backtest_api import BODY, _klines_requests, _post
 
 BY_SIZE: dict[str, Any] = {**BODY, "quote_size_usdt": None}
 
@@ -32,6 +32,27 @@ def test_the_testers_tiny_balance_with_a_large_size_trades_nothing_and_says_why(
     assert (result["total_return_pct"], result["max_drawdown_pct"]) == ("0", "0")
     assert result["skipped_entries"] > 0
     assert result["skipped_reasons"] == {"insufficient_margin": result["skipped_entries"]}
+
+
+def test_a_size_below_the_symbols_minimum_quantity_is_refused_naming_size(sim_env, invoke) -> None:
+    """GIVEN size 0.0004 (minimum 0.001) WHEN posting THEN 422 naming size and the minimum, no klines."""
+    response = _post(invoke, {**BY_SIZE, "size": "0.0004"})
+    assert response["statusCode"] == 422, response["body"]
+    answer = response_json(response)["error"]
+    assert answer["field"] == "size"
+    assert answer["message"] == "size is below BTCUSDT's minimum quantity 0.001"
+    assert "0.0004" not in response["body"]
+    assert _klines_requests(sim_env) == []
+
+
+def test_a_quote_size_below_the_minimum_order_value_is_refused_naming_it(sim_env, invoke) -> None:
+    """GIVEN quote_size_usdt 50 (minimum order value 100) WHEN posting THEN 422 naming it and the minimum."""
+    response = _post(invoke, {**BODY, "quote_size_usdt": 50})
+    assert response["statusCode"] == 422, response["body"]
+    answer = response_json(response)["error"]
+    assert answer["field"] == "quote_size_usdt"
+    assert answer["message"] == "quote_size_usdt is below BTCUSDT's minimum order value 100 USDT"
+    assert "50" not in answer["message"]
 
 
 def test_affordable_backtests_keep_their_figures_and_skip_nothing(sim_env, invoke) -> None:

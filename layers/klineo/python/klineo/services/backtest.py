@@ -31,6 +31,10 @@ Where the candles come from and what is answered when:
   says so) and at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's
   equity, plus the last candle's. Max drawdown is measured on every candle, before downsampling.
 - Same inputs, same result: Decimal arithmetic, no clock in the simulation, closed candles only.
+- A sizing that no entry can pass whatever the price (a ``size`` outside the symbol's market lot, a
+  ``quote_size_usdt`` below its minimum order value) is refused before any klines are fetched: 422
+  naming the field (a job: failed, with the same message). One that fails at some prices, or for the
+  margin, is simulated and its skipped entries counted: whether it could trade depends on the period.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from decimal import Decimal
 from typing import Any
 
 from klineo.binance import Candle, Environment, Market, SymbolRules, get_client, get_symbol_rules
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
 from klineo.models.backtest_request import BacktestRequest
 from klineo.runner.planning import plan_order
@@ -331,11 +335,32 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
     }
 
 
+def _never_trading(spec: BacktestSpec, rules: SymbolRules) -> InvalidField | None:
+    """The refusal of a sizing no entry can ever pass, whatever the price: a ``size`` outside the
+    symbol's market lot, a ``quote_size_usdt`` below its minimum order value; None when it can trade."""
+    sizing, symbol = spec.sizing, rules.symbol
+    _, min_qty, max_qty = rules.lot_for(market_order=True)
+    if sizing.size is not None:
+        size = rules.round_quantity(sizing.size, market_order=True)
+        if size <= 0 or size < min_qty:
+            return InvalidField("size", f"size is below {symbol}'s minimum quantity {plain_text(min_qty)}")
+        if max_qty > 0 and size > max_qty:
+            return InvalidField("size", f"size is above {symbol}'s maximum quantity {plain_text(max_qty)}")
+    quote = sizing.quote_size_usdt
+    if quote is not None and rules.apply_min_to_market and quote < rules.min_notional:
+        return InvalidField("quote_size_usdt", f"quote_size_usdt is below {symbol}'s minimum order value "
+                                               f"{plain_text(rules.min_notional)} {rules.quote_asset}")
+    return None
+
+
 def run_spec(spec: BacktestSpec, now_ms: int, wait_until: float | None = None) -> dict[str, Any]:
     """Fetch (through the cache) and simulate; the result body. Klines kept from the trading reserve, or
     refused for the minute's weight, wait up to ``wait_until`` (epoch s; None: a ``rate_limit`` at once)."""
     client = get_client(Market.FUTURES, Environment(spec.environment))
     rules = get_symbol_rules(client, spec.symbol)
+    refusal = _never_trading(spec, rules)
+    if refusal is not None:  # before any klines: answered as a 422 (a job: failed, saying so)
+        raise refusal
     strategy_type = get_strategy_type(spec.type)
     warmup = strategy_type.lookback(parse_parameters(spec.type, spec.parameters))
     interval_ms = INTERVALS_MS[spec.interval]
