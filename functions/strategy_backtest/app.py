@@ -15,7 +15,13 @@ app = build_resolver()
         "Runs the strategy over the period's closed futures klines (cached per UTC day). Backtests leave "
         "40 % of the IP's Binance request weight to trading: when this minute's weight is used up to "
         "that reserve, or Binance or the IP's 90 % limit refuses a page, the answer is 429 rate_limit with "
-        "Retry-After (days already fetched stay cached); a queued job waits such a refusal out itself."
+        "Retry-After (days already fetched stay cached); a queued job waits such a refusal out itself. "
+        "The simulated account trades within its equity: an entry is taken only when its initial margin "
+        "(quantity x close / leverage, default 1) fits the equity at that close, else it is counted in "
+        "skipped_entries / skipped_reasons; a position whose equity reaches zero is liquidated there "
+        "(liquidated_at) and the backtest trades no more, so the equity never goes below zero. A size "
+        "outside the symbol's market lot, or a quote_size_usdt below its minimum order value, can never "
+        "trade: 422 naming the field."
     ),
     responses={
         200: {"description": "The backtest ran: its result.",
