@@ -417,7 +417,7 @@ export interface paths {
         put?: never;
         /**
          * Run a strategy definition over a period of Binance klines, or queue it as a job.
-         * @description Runs the strategy over the period's closed futures klines (cached per UTC day). Backtests leave 40 % of the IP's Binance request weight to trading: when this minute's weight is used up to that reserve, or Binance or the IP's 90 % limit refuses a page, the answer is 429 rate_limit with Retry-After (days already fetched stay cached); a queued job waits such a refusal out itself.
+         * @description Runs the strategy over the period's closed futures klines (cached per UTC day). Backtests leave 40 % of the IP's Binance request weight to trading: when this minute's weight is used up to that reserve, or Binance or the IP's 90 % limit refuses a page, the answer is 429 rate_limit with Retry-After (days already fetched stay cached); a queued job waits such a refusal out itself. The simulated account trades within its equity: an entry is taken only when its initial margin (quantity x close / leverage, default 1) fits the equity at that close, else it is counted in skipped_entries / skipped_reasons; a position whose equity reaches zero is liquidated there (liquidated_at) and the backtest trades no more, so the equity never goes below zero. A size outside the symbol's market lot, or a quote_size_usdt below its minimum order value, can never trade: 422 naming the field.
          */
         post: operations["strategy_backtest_strategies_backtest_post"];
         delete?: never;
@@ -2215,8 +2215,26 @@ export interface components {
              */
             equity_curve_step: number;
             /**
+             * Skipped Entries
+             * @description Candles on which the strategy's signal asked for an entry that was not taken (a flip whose new side was not taken still closed its old side); the strategy asks again on every candle.
+             * @default 0
+             */
+            skipped_entries?: number;
+            /**
+             * Skipped Reasons
+             * @description The skipped entries by reason: `insufficient_margin` (the initial margin, quantity x close / leverage, was above the equity at that close), `below_min_quantity` (the quantity, rounded down to the symbol's step, was below its minimum quantity), `above_max_quantity`, `below_min_notional` (the order value was below the symbol's minimum).
+             */
+            skipped_reasons?: {
+                [key: string]: number;
+            };
+            /**
+             * Liquidated At
+             * @description Close time of the candle whose low (long) or high (short) reached the price where the equity after the closing fee is zero: the position closed there (`exit_reason` `liquidation`), the equity is 0 and nothing more was traded. Null when not liquidated.
+             */
+            liquidated_at?: number | null;
+            /**
              * Model
-             * @description The fee, slippage and exit rules this result used.
+             * @description The fee, slippage, margin, liquidation and exit rules this result used, and its leverage.
              */
             model: {
                 [key: string]: string;
