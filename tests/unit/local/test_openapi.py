@@ -139,8 +139,10 @@ def test_query_parameters_carry_their_models_rules(generated: dict) -> None:
     assert candles["from"]["schema"]["type"] == "integer" and candles["from"]["required"] is False
     assert candles["symbol"]["required"] is True and candles["symbol"]["schema"]["pattern"]
     history = _query_parameters(generated, "/futures/orders")
-    assert history["to"]["schema"]["type"] == "integer" and "not before from" in history["to"]["description"]
-    close = _query_parameters(generated, "/exchange-connections/{id}/futures/positions/{symbol}/close", "post")
+    assert history["to"]["schema"]["type"] == "integer"
+    assert "not before from" in history["to"]["description"]
+    close_path = "/exchange-connections/{id}/futures/positions/{symbol}/close"
+    close = _query_parameters(generated, close_path, "post")
     assert close["position_side"]["schema"] == {"type": "string", "enum": ["LONG", "SHORT"]}
 
 
@@ -152,5 +154,6 @@ def test_no_query_parameter_is_documented_as_nullable_or_untyped(generated: dict
                 if parameter["in"] != "query":
                     continue
                 text = json.dumps(parameter["schema"])
-                assert '"null"' not in text and '"default": null' not in text, (path, method, parameter["name"])
-                assert "type" in parameter["schema"] or "enum" in parameter["schema"], (path, parameter["name"])
+                where = (path, method, parameter["name"])
+                assert '"null"' not in text and '"default": null' not in text, where
+                assert "type" in parameter["schema"] or "enum" in parameter["schema"], where

@@ -56,7 +56,8 @@ class TimeRangeQuery(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     from_ms: Annotated[EpochMs | None, Field(alias="from", description="epoch ms, inclusive")] = None
-    to_ms: Annotated[EpochMs | None, Field(alias="to", description="epoch ms, inclusive, not before from")] = None
+    to_ms: Annotated[EpochMs | None,
+                     Field(alias="to", description="epoch ms, inclusive, not before from")] = None
 
     @field_validator("to_ms")
     @classmethod
