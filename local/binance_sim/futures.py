@@ -109,8 +109,10 @@ def check_price_filter(spec: SymbolSpec, price: Decimal) -> None:
 
 def check_lot_size(spec: SymbolSpec, quantity: Decimal, order_type: str) -> None:
     """LOT_SIZE / MARKET_LOT_SIZE: below min -4004, above max -4005, step -4023."""
-    min_qty, step = spec.futures_decimal("min_qty"), spec.futures_decimal("step")
-    max_qty = spec.futures_decimal("market_max_qty" if order_type == "MARKET" else "max_qty")
+    market = order_type == "MARKET"
+    min_qty = spec.futures_decimal("market_min_qty" if market and spec.futures_market_min_qty else "min_qty")
+    step = spec.futures_decimal("market_step" if market and spec.futures_market_step else "step")
+    max_qty = spec.futures_decimal("market_max_qty" if market else "max_qty")
     if quantity < min_qty:
         raise ApiError(400, -4004, "Quantity less than min quantity.")
     if quantity > max_qty:

@@ -80,6 +80,10 @@ class SymbolSpec:
     max_leverage: int
     onboard_date: int
     base_volume_per_minute: float
+    # MARKET_LOT_SIZE's stepSize and minQty where coarser than LOT_SIZE's (as on some real symbols);
+    # "" = the same as LOT_SIZE's.
+    futures_market_step: str = ""
+    futures_market_min_qty: str = ""
 
     def futures_decimal(self, name: str) -> Decimal:
         """A futures filter value as a Decimal (e.g. 'tick', 'min_qty')."""
@@ -464,9 +468,9 @@ def _futures_symbol(spec: SymbolSpec) -> dict:
             },
             {
                 "filterType": "MARKET_LOT_SIZE",
-                "minQty": spec.futures_min_qty,
+                "minQty": spec.futures_market_min_qty or spec.futures_min_qty,
                 "maxQty": spec.futures_market_max_qty,
-                "stepSize": spec.futures_step,
+                "stepSize": spec.futures_market_step or spec.futures_step,
             },
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MIN_NOTIONAL", "notional": spec.futures_min_notional},
