@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from decimal import Decimal
@@ -11,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 import responses
 from klineo.store import flags
 
+from local.binance_sim import market
 from tests.integration.api.conftest import USER_A, USER_B, connection_event
 from tests.integration.futures.helpers import (
     ORDER_PATH,
@@ -175,6 +177,49 @@ def test_close_retried_after_the_position_is_gone_sends_none(sim_env, invoke, fu
     assert again["statusCode"] == 200, again["body"]
     assert body_of(again)["source"] == "existing"
     assert len(_closing_orders(sim_env, futures_connection.account)) == 1
+
+
+def _coarse_market_lot(sim: Any, monkeypatch: Any, invoke: Any, connection_id: str, quantity: str) -> None:
+    """BTCUSDT's MARKET step and minimum made 0.01 (LOT_SIZE keeps 0.001); a LIMIT-bought LONG of quantity."""
+    spec = market.SYMBOLS["BTCUSDT"]
+    monkeypatch.setitem(market.SYMBOLS, "BTCUSDT", dataclasses.replace(spec, futures_market_step="0.01",
+                                                                       futures_market_min_qty="0.01"))
+    sim.set_mark_price("BTCUSDT", 65000.0)
+    body = order_body(connection_id, quantity=quantity, price="65500", timeInForce="GTC")
+    entry = invoke("futures_order", order_event(body, key=new_key()))
+    assert entry["statusCode"] == 200 and body_of(entry)["status"] == "FILLED", entry["body"]
+
+
+def test_close_rounds_down_to_a_coarser_market_step_and_reports_what_is_left(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a 0.015 LONG, MARKET step 0.01 WHEN closed THEN a reduce-only MARKET 0.01 fills, 0.005 left."""
+    _coarse_market_lot(sim_env, monkeypatch, invoke, futures_connection.id, "0.015")
+
+    response = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    answer = body_of(response)
+    assert (answer["status"], answer["executed_quantity"]) == ("FILLED", "0.01")
+    assert answer["position_left"] == "0.005"
+    (close,) = _closing_orders(sim_env, futures_connection.account)
+    assert close.reduce_only and close.type == "MARKET" and close.orig_qty == Decimal("0.01")
+    (held,) = _sim_rows(sim_env, futures_connection.account.id)
+    assert Decimal(held["positionAmt"]) == Decimal("0.005")
+
+
+def test_close_of_a_position_under_one_market_step_is_refused_naming_the_step(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a 0.005 LONG, MARKET step 0.01 WHEN closed THEN 400 naming the step, none sent."""
+    _coarse_market_lot(sim_env, monkeypatch, invoke, futures_connection.id, "0.005")
+    posts_before = len(_order_posts(sim_env))
+
+    response = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert response["statusCode"] == 400, response["body"]
+    error = body_of(response)["error"]
+    assert error["field"] == "symbol" and "MARKET step size 0.01" in error["message"]
+    assert "reduce-only LIMIT" in error["message"] and "0.005" not in error["message"]
+    assert len(_order_posts(sim_env)) == posts_before
 
 
 def test_close_with_a_key_that_placed_a_partial_reduce_is_409_and_touches_nothing(sim_env, invoke,

@@ -216,6 +216,12 @@ class FuturesOrderResponse(BaseModel):
     protective_orders: list[ProtectiveOrderState] | None = Field(
         default=None,
         description="The stop-loss / take-profit attached to this entry, when it asked for any.")
+    position_left: str | None = Field(
+        default=None,
+        description="Close route only: the part of the position this close could not include, because "
+                    "the symbol's MARKET_LOT_SIZE step (which MARKET orders must be a multiple of) is "
+                    "coarser than the position's size allows; close it with a reduce-only LIMIT order. "
+                    "Absent when the whole position was closed, and on a replay of the close's key.")
     source: Literal["placed", "recovered", "existing", "queried"] = Field(
         description=(
             "placed: Binance's answer to this request; recovered: the answer was lost and the order was "

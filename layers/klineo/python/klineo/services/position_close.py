@@ -9,6 +9,14 @@ record and repeated with the same body, so the idempotency layer answers with th
 The close's record carries ``role`` = ``position_close``: a key that placed another order (even a
 reduce-only MARKET on the same symbol) is a 409, never taken for a close (nor followed by the
 cancelling of the position's stops).
+The quantity is the position's size rounded DOWN to the symbol's MARKET_LOT_SIZE grid (Binance checks a
+MARKET order against MARKET_LOT_SIZE, whose step may be coarser than the LOT_SIZE step the position was
+built on by LIMIT orders): it is our number, read from Binance, so it is put on the grid rather than
+refused as a typed off-grid quantity would be. What the grid leaves (less than one MARKET step) is
+answered as ``position_left``, to close with a reduce-only LIMIT order; a position smaller than one
+MARKET order's minimum is refused (400 naming symbol) before anything is sent. A close is never rounded
+UP: a reduce-only order larger than the position may be refused (-2022), and a hedge-mode close
+cannot carry reduceOnly at all.
 After the close has FILLED, the open algo orders that close that position side (our stop-loss /
 take-profit and any other reduce-only or closePosition ones) are cancelled
 (``klineo.services.protective``); a close that did not fill (EXPIRED, or only partly) leaves them
@@ -21,9 +29,11 @@ path (``klineo.services.futures`` and its stores), which only closing uses.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from klineo.binance import call_deadline
+from klineo.binance.filters import get_symbol_rules
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import logger
@@ -32,9 +42,10 @@ from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.positions import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
 from klineo.services.risk import reduces_position
+from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, require_connection
 from klineo.store.orders import OrderRecord, get_order_record
-from klineo.validation import SYMBOL_PATTERN
+from klineo.validation import SYMBOL_PATTERN, plain_text
 
 __all__ = ["CLOSE_ROLE", "close_position"]
 
@@ -42,8 +53,27 @@ __all__ = ["CLOSE_ROLE", "close_position"]
 CLOSE_ROLE = "position_close"
 
 
-def _closing_order(connection: Connection, symbol: str, position_side: str | None) -> FuturesOrderRequest:
-    """A MARKET order for the whole position: reduceOnly in one-way mode, positionSide in hedge mode."""
+def _market_quantity(connection: Connection, symbol: str, size: Decimal) -> Decimal:
+    """The most of a position of ``size`` one MARKET order can close: ``size`` rounded down to the symbol's
+    MARKET_LOT_SIZE grid; 400 naming symbol when not even the MARKET minimum fits in it."""
+    rules = get_symbol_rules(futures_client(connection), symbol)
+    step, minimum, _ = rules.lot_for(market_order=True)
+    quantity = rules.round_quantity(size, market_order=True)
+    if quantity <= 0 or quantity < minimum:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            f"This position is smaller than the least a MARKET order can close on {symbol} (MARKET step "
+            f"size {plain_text(step)}, minimum {plain_text(minimum)}): close it with a reduce-only LIMIT "
+            "order (POST /futures/order).",
+            field="symbol",
+        )
+    return quantity
+
+
+def _closing_order(connection: Connection, symbol: str,
+                   position_side: str | None) -> tuple[FuturesOrderRequest, Decimal]:
+    """A MARKET order for the whole position (as much as the MARKET grid allows: ``_market_quantity``):
+    reduceOnly in one-way mode, positionSide in hedge mode; with the size it leaves open."""
     rows = open_position_rows(connection, symbol)
     if position_side is not None:
         rows = [r for r in rows if str(r.get("positionSide") or "BOTH") == position_side]
@@ -60,15 +90,17 @@ def _closing_order(connection: Connection, symbol: str, position_side: str | Non
     held_side = str(rows[0].get("positionSide") or "BOTH")
     hedge = held_side in ("LONG", "SHORT")
     long = held_side == "LONG" or (not hedge and amount > 0)
-    return FuturesOrderRequest(
+    quantity = _market_quantity(connection, symbol, abs(amount))
+    order = FuturesOrderRequest(
         connection_id=connection.connection_id,
         symbol=symbol,
         side="SELL" if long else "BUY",
         type="MARKET",
-        quantity=abs(amount),
+        quantity=quantity,
         reduceOnly=not hedge,
         positionSide=held_side,
     )
+    return order, abs(amount) - quantity
 
 
 def _same_close(order: FuturesOrderRequest, connection_id: str, symbol: str) -> bool:
@@ -109,15 +141,18 @@ def close_position(
         raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol must be 2 to 20 capital letters or digits",
                           field="symbol")
     record = get_order_record(user_id, idempotent_client_order_id(user_id, idempotency_key))
+    left = None  # a replay does not read the position again, so it cannot say what is left
     if record is not None:
         order = _recorded_close(record, connection_id, symbol)
     else:
         # The position read is under the route's deadline too (the order then takes a fresh one).
         with call_deadline(Deadline.of_invocation(lambda_context).at):
-            order = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
+            order, left = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
     closed = place_futures_order(user_id, order, idempotency_key, lambda_context, role=CLOSE_ROLE)
     if closed.status == "FILLED":
         _cancel_guards(user_id, connection_id, symbol, order.positionSide)
+    if left and closed.source != "existing":
+        closed = closed.model_copy(update={"position_left": plain_text(left)})
     return closed
 
 
