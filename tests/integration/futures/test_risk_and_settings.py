@@ -215,6 +215,25 @@ def test_limit_orders_that_cannot_fill_above_their_price_pass_at_it_and_a_buy_re
     assert len(order_posts(sim_env)) == 2
 
 
+@pytest.mark.parametrize(("order_type", "trigger"), [("TAKE_PROFIT", "72000"), ("STOP", "69000")])
+def test_a_sell_stop_limit_is_valued_at_the_higher_of_its_price_and_trigger_against_max_notional(
+    sim_env, invoke, enabled, order_type, trigger
+):
+    """GIVEN max 10000 WHEN a SELL stop-limit 0.148 @ 67500 triggers above 67500 THEN 422, no mark read."""
+    assert _patch(invoke, enabled.id, {"max_notional_usdt": "10000"})["statusCode"] == 200
+    sim_env.set_mark_price("BTCUSDT", 70810.0)
+    sim_env.clear_journal()
+    sell = order_body(enabled.id, side="SELL", type=order_type, price="67500", quantity="0.148",
+                      triggerPrice=trigger)
+
+    response = invoke("futures_order", order_event(sell, key=new_key()))
+
+    assert response["statusCode"] == 422, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["field"]) == ("order_rejected", "max_notional_usdt")
+    assert [r.path for r in sim_env.journal if r.method == "POST" or r.path == "/fapi/v1/premiumIndex"] == []
+
+
 @pytest.mark.parametrize("gate", ["global_kill_switch", "user_kill_switch", "connection_kill_switch"])
 def test_each_kill_switch_refuses_new_exposure_naming_itself(sim_env, invoke, enabled, gate):
     """GIVEN one kill switch on WHEN an opening order comes THEN 409 naming that switch, no order request."""

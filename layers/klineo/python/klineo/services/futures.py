@@ -152,7 +152,8 @@ def _intent(order: FuturesOrderRequest) -> OrderIntent:
     closes_all = order.closePosition and order.positionSide == "BOTH"
     return OrderIntent(symbol=order.symbol, side=order.side, type=order.type,
                        quantity=order.quantity or Decimal(0), price=order.price,
-                       reduce_only=order.reduceOnly or closes_all, position_side=order.positionSide)
+                       reduce_only=order.reduceOnly or closes_all, position_side=order.positionSide,
+                       trigger_price=order.triggerPrice)
 
 
 def _not_found() -> KlineoError:

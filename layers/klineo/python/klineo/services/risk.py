@@ -21,10 +21,13 @@ connection's leverage default (futures enable, PATCH) and a live strategy's own 
 PATCH /strategies) above the connection's max_leverage are 422 invalid_request naming ``leverage``.
 The gate still checks every order, because max_leverage can be lowered afterwards.
 
-The notional is the most the order can be worth now, its quantity times: the mark price (MARKET), the
-limit price (BUY LIMIT: it fills at or below it), the higher of the limit and the mark price (SELL
-LIMIT: a marketable sell fills at or above its limit, so valuing it at a limit below the market would
-let a sell far over the limit through). Another order with a price (STOP, TAKE_PROFIT) is valued at it.
+The notional is the most the order can be worth, its quantity times the highest price it can fill at
+(``_notional``): the mark price (MARKET and the other unpriced types); a BUY's own price (LIMIT, STOP,
+TAKE_PROFIT: it fills at or below it); for a SELL, which fills at or above its price, the higher of its
+price and where the market is when it can fill: the mark price now (SELL LIMIT: valuing a marketable sell
+at a limit below the market would let a sell far over the limit through), the trigger price (SELL STOP /
+TAKE_PROFIT: its limit order exists only once the market reached the trigger; Binance refuses one that
+would trigger at once, -2021, so the mark now is not where it fills, and no mark is read for it).
 
 A kill switch blocks new exposure only: an order that can only reduce a position (reduceOnly in
 one-way mode; SELL LONG or BUY SHORT in hedge mode) still goes through, because closing is what a
@@ -82,6 +85,7 @@ class OrderIntent:
     price: Decimal | None = None
     reduce_only: bool = False
     position_side: str = "BOTH"
+    trigger_price: Decimal | None = None
 
     @property
     def reduces(self) -> bool:
@@ -185,6 +189,21 @@ def check_leverage_setting(leverage: int | None, max_leverage: int) -> None:
         )
 
 
+def _notional(order: OrderIntent, mark_price: Callable[[], Decimal], limit: Decimal) -> Decimal:
+    """The quantity times the highest price the order can fill at (module docstring); the mark is read
+    only for an unpriced order, or a SELL LIMIT within ``limit`` at its own price."""
+    if order.price is None:
+        return order.quantity * mark_price()
+    if order.side != "SELL":
+        return order.quantity * order.price  # a BUY fills at or below its price
+    if order.trigger_price is not None:  # a stop-limit's order is placed once the market reached the trigger
+        return order.quantity * max(order.price, order.trigger_price)
+    notional = order.quantity * order.price
+    if notional <= limit:  # a marketable SELL fills at or above its limit, at the market
+        notional = max(notional, order.quantity * mark_price())
+    return notional
+
+
 def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Callable[[], Decimal]) -> None:
     connection = context.connection
     if not leverage_allowed(connection.leverage, connection.max_leverage):
@@ -194,10 +213,7 @@ def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Calla
             f"The connection's leverage {connection.leverage}x is above its max_leverage "
             f"{connection.max_leverage}x.",
         )
-    notional = order.quantity * (order.price if order.price is not None else mark_price())
-    if notional <= connection.max_notional_usdt and order.side == "SELL" and order.type == "LIMIT":
-        # A marketable SELL fills at or above its limit, at the market: the mark may be the higher.
-        notional = max(notional, order.quantity * mark_price())
+    notional = _notional(order, mark_price, connection.max_notional_usdt)
     if notional > connection.max_notional_usdt:
         raise _refuse(
             ErrorCategory.ORDER_REJECTED,
@@ -220,8 +236,9 @@ def check_order(
     checked as for new exposure. ``mark_price`` (the mark price, never a limit price) is called only
     when the notional needs it, after every other gate passed: an order without a price that adds
     exposure, or a SELL LIMIT within the limit at its own price (a marketable sell fills at or above
-    its limit, so it is valued at the higher of the two; a BUY LIMIT fills at or below its limit and is
-    valued at it). A refusal by a switch costs no Binance call at all. ``live=False`` (a paper strategy:
+    its limit, so it is valued at the higher of the two; a BUY fills at or below its price and is
+    valued at it; a SELL stop-limit at the higher of its price and its trigger). A refusal by a switch
+    costs no Binance call at all. ``live=False`` (a paper strategy:
     nothing is sent) skips futures_enabled.
     """
     reduces = order is not None and order.reduces
