@@ -157,3 +157,15 @@ def test_no_query_parameter_is_documented_as_nullable_or_untyped(generated: dict
                 where = (path, method, parameter["name"])
                 assert '"null"' not in text and '"default": null' not in text, where
                 assert "type" in parameter["schema"] or "enum" in parameter["schema"], where
+
+
+def test_typed_order_values_document_the_grid_rule(generated: dict) -> None:
+    """POST /futures/order's quantity and prices say: on the symbol's step/tick grid, or refused."""
+    schemas = generated["components"]["schemas"]
+    order, target = schemas["FuturesOrderRequest"]["properties"], schemas["ProtectiveTarget"]["properties"]
+    described = {name: order[name] for name in ("quantity", "price", "triggerPrice", "activationPrice")}
+    described["stop_loss.price"] = target["price"]
+    for name, field in described.items():
+        text = field.get("description", "")
+        size = "step size" if name == "quantity" else "tick size"
+        assert f"multiple of the symbol's {size}" in text and "refused" in text, name

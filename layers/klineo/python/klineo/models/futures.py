@@ -52,6 +52,15 @@ __all__ = [
 ]
 
 _Positive = Annotated[PositiveDecimal, Field(max_digits=30, decimal_places=16)]
+# The grid rule of a typed value (README "Values are sent as typed"): Binance refuses an off-grid one
+# (-4023, -4014) rather than change it, and so do we, before anything is sent.
+_TICK_RULE = ("Must be a multiple of the symbol's tick size (PRICE_FILTER tickSize in GET "
+              "/fapi/v1/exchangeInfo, counted from minPrice): otherwise refused with a 400 invalid_request "
+              "naming this field, never rounded.")
+_STEP_RULE = ("Must be a multiple of the symbol's step size (LOT_SIZE stepSize in GET /fapi/v1/exchangeInfo; "
+              "MARKET_LOT_SIZE's for MARKET, STOP_MARKET, TAKE_PROFIT_MARKET and TRAILING_STOP_MARKET, "
+              "counted from its minQty): otherwise refused with a 400 invalid_request naming quantity, never "
+              "rounded.")
 
 
 class ProtectiveTarget(BaseModel):
@@ -59,7 +68,8 @@ class ProtectiveTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    price: _Positive | None = Field(default=None, description="Trigger price (mark price) in USDT.")
+    price: _Positive | None = Field(default=None,
+                                    description=f"Trigger price (mark price) in USDT. {_TICK_RULE}")
     percent: _Positive | None = Field(
         default=None, lt=100,
         description="Distance from the entry's average fill price, in percent (2.5 = 2.5 %).")
@@ -94,16 +104,20 @@ class FuturesOrderRequest(BaseModel):
     reduceOnly: StrictBool = False
     closePosition: StrictBool = Field(
         default=False, description="STOP_MARKET / TAKE_PROFIT_MARKET only: close the whole position.")
-    quantity: _Positive | None = None
+    quantity: _Positive | None = Field(default=None,
+                                       description=f"Order size in the base asset. {_STEP_RULE}")
     quote_quantity: _Positive | None = Field(
         default=None, validate_default=True,
         description="Order size in USDT instead of quantity: converted at the mark price (the limit price "
                     "for priced orders), rounded down to the symbol's step.")
-    price: _Positive | None = Field(default=None, validate_default=True)
-    triggerPrice: _Positive | None = Field(default=None, validate_default=True)
+    price: _Positive | None = Field(default=None, validate_default=True, description=(
+        f"Limit price in USDT (LIMIT, STOP, TAKE_PROFIT). {_TICK_RULE}"))
+    triggerPrice: _Positive | None = Field(default=None, validate_default=True, description=(
+        f"The price at which a STOP*, TAKE_PROFIT* order fires, in USDT. {_TICK_RULE}"))
     callbackRate: _Positive | None = Field(default=None, validate_default=True,
                                            description="Trailing stop callback, 0.1 to 20 (%).")
-    activationPrice: _Positive | None = Field(default=None, validate_default=True)
+    activationPrice: _Positive | None = Field(default=None, validate_default=True, description=(
+        f"TRAILING_STOP_MARKET: the price from which the stop starts trailing, in USDT. {_TICK_RULE}"))
     timeInForce: Literal[ORDER_TIME_IN_FORCE] | None = Field(  # type: ignore[valid-type]
         default=None, validate_default=True)
     workingType: Literal[ORDER_WORKING_TYPES] | None = Field(  # type: ignore[valid-type]
