@@ -1007,23 +1007,35 @@ export interface components {
              * @default false
              */
             closePosition?: boolean;
-            /** Quantity */
+            /**
+             * Quantity
+             * @description Order size in the base asset. Must be a multiple of the symbol's step size (LOT_SIZE stepSize in GET /fapi/v1/exchangeInfo; MARKET_LOT_SIZE's for MARKET, STOP_MARKET, TAKE_PROFIT_MARKET and TRAILING_STOP_MARKET, counted from its minQty): otherwise refused with a 400 invalid_request naming quantity, never rounded.
+             */
             quantity?: (string | number) | null;
             /**
              * Quote Quantity
              * @description Order size in USDT instead of quantity: converted at the mark price (the limit price for priced orders), rounded down to the symbol's step.
              */
             quote_quantity?: (string | number) | null;
-            /** Price */
+            /**
+             * Price
+             * @description Limit price in USDT (LIMIT, STOP, TAKE_PROFIT). Must be a multiple of the symbol's tick size (PRICE_FILTER tickSize in GET /fapi/v1/exchangeInfo, counted from minPrice): otherwise refused with a 400 invalid_request naming this field, never rounded.
+             */
             price?: (string | number) | null;
-            /** Triggerprice */
+            /**
+             * Triggerprice
+             * @description The price at which a STOP*, TAKE_PROFIT* order fires, in USDT. Must be a multiple of the symbol's tick size (PRICE_FILTER tickSize in GET /fapi/v1/exchangeInfo, counted from minPrice): otherwise refused with a 400 invalid_request naming this field, never rounded.
+             */
             triggerPrice?: (string | number) | null;
             /**
              * Callbackrate
              * @description Trailing stop callback, 0.1 to 20 (%).
              */
             callbackRate?: (string | number) | null;
-            /** Activationprice */
+            /**
+             * Activationprice
+             * @description TRAILING_STOP_MARKET: the price from which the stop starts trailing, in USDT. Must be a multiple of the symbol's tick size (PRICE_FILTER tickSize in GET /fapi/v1/exchangeInfo, counted from minPrice): otherwise refused with a 400 invalid_request naming this field, never rounded.
+             */
             activationPrice?: (string | number) | null;
             /** Timeinforce */
             timeInForce?: ("GTC" | "IOC" | "FOK" | "GTX") | null;
@@ -1101,6 +1113,11 @@ export interface components {
              */
             protective_orders?: components["schemas"]["ProtectiveOrderState"][] | null;
             /**
+             * Position Left
+             * @description Close route only: the part of the position this close could not include, because the symbol's MARKET_LOT_SIZE step (which MARKET orders must be a multiple of) is coarser than the position's size allows; close it with a reduce-only LIMIT order. Absent when the whole position was closed, and on a replay of the close's key.
+             */
+            position_left?: string | null;
+            /**
              * Source
              * @description placed: Binance's answer to this request; recovered: the answer was lost and the order was found by clientOrderId; existing: an earlier request with the same Idempotency-Key already placed it; queried: read back from Binance by the status route.
              * @enum {string}
@@ -1144,7 +1161,7 @@ export interface components {
         ProtectiveTarget: {
             /**
              * Price
-             * @description Trigger price (mark price) in USDT.
+             * @description Trigger price (mark price) in USDT. Must be a multiple of the symbol's tick size (PRICE_FILTER tickSize in GET /fapi/v1/exchangeInfo, counted from minPrice): otherwise refused with a 400 invalid_request naming this field, never rounded.
              */
             price?: (string | number) | null;
             /**
