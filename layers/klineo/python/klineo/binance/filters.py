@@ -101,11 +101,25 @@ class SymbolRules(NamedTuple):
         offset = self.min_price if self.market is Market.FUTURES else _ZERO
         return _clean(_to_grid(price, self.tick_size, offset, ROUND_CEILING if up else ROUND_FLOOR))
 
-    def round_quantity(self, quantity: Decimal, market_order: bool = False) -> Decimal:
-        """Quantity rounded down to the step grid of LOT_SIZE (or MARKET_LOT_SIZE for market orders)."""
+    def round_quantity(self, quantity: Decimal, market_order: bool = False, up: bool = False) -> Decimal:
+        """Quantity rounded down (``up``: up) to the step grid of LOT_SIZE (or MARKET_LOT_SIZE for market
+        orders)."""
         step, minimum, _ = self.lot_for(market_order)
         offset = minimum if self.market is Market.FUTURES and quantity >= minimum else _ZERO
-        return _clean(_to_grid(quantity, step, offset))
+        return _clean(_to_grid(quantity, step, offset, ROUND_CEILING if up else ROUND_FLOOR))
+
+    def valid_around(self, field: str, value: Decimal, market_order: bool = False
+                     ) -> tuple[Decimal | None, Decimal | None]:
+        """The grid values nearest to ``value`` of ``field`` (a quantity for ``quantity``, else a price),
+        below and above it, each None where the lot's or the price filter's bounds leave none."""
+        if field == "quantity":
+            _, low, high = self.lot_for(market_order)
+            below, above = (self.round_quantity(value, market_order, up=up) for up in (False, True))
+        else:
+            low, high = self.min_price, self.max_price
+            below, above = (self.round_price(value, up=up) for up in (False, True))
+        return (below if below > 0 and below >= low else None,
+                above if high <= 0 or above <= high else None)
 
     def exact_price(self, price: Decimal, field: str = "price") -> Decimal:
         """``price`` (as typed) when it lies on the tick grid; else invalid_request naming ``field``."""

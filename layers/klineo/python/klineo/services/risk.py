@@ -22,12 +22,14 @@ PATCH /strategies) above the connection's max_leverage are 422 invalid_request n
 The gate still checks every order, because max_leverage can be lowered afterwards.
 
 The notional is the most the order can be worth, its quantity times the highest price it can fill at
-(``_notional``): the mark price (MARKET and the other unpriced types); a BUY's own price (LIMIT, STOP,
-TAKE_PROFIT: it fills at or below it); for a SELL, which fills at or above its price, the higher of its
-price and where the market is when it can fill: the mark price now (SELL LIMIT: valuing a marketable sell
-at a limit below the market would let a sell far over the limit through), the trigger price (SELL STOP /
-TAKE_PROFIT: its limit order exists only once the market reached the trigger; Binance refuses one that
-would trigger at once, -2021, so the mark now is not where it fills, and no mark is read for it).
+(``order_notional``): the mark price (MARKET and the other unpriced types; STOP_MARKET /
+TAKE_PROFIT_MARKET: the higher of the mark and the trigger, where it fills once it fires); a BUY's own
+price (LIMIT, STOP, TAKE_PROFIT: it fills at or below it); for a SELL, which fills at or above its
+price, the higher of its price and where the market is when it can fill: the mark price now (SELL LIMIT:
+valuing a marketable sell at a limit below the market would let a sell far over the limit through), the
+trigger price (SELL STOP / TAKE_PROFIT: its limit order exists only once the market reached the trigger;
+Binance refuses one that would trigger at once, -2021, so the mark now is not where it fills, and no
+mark is read for it).
 
 A kill switch blocks new exposure only: an order that can only reduce a position (reduceOnly in
 one-way mode; SELL LONG or BUY SHORT in hedge mode) still goes through, because closing is what a
@@ -50,7 +52,7 @@ from klineo.validation import check_reduce_only
 
 __all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "LIVE_NEEDS_ONE_WAY", "ONE_WAY", "STATE_GATES",
            "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
-           "params_reduce", "reduces_position"]
+           "order_notional", "params_reduce", "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
@@ -189,17 +191,21 @@ def check_leverage_setting(leverage: int | None, max_leverage: int) -> None:
         )
 
 
-def _notional(order: OrderIntent, mark_price: Callable[[], Decimal], limit: Decimal) -> Decimal:
-    """The quantity times the highest price the order can fill at (module docstring); the mark is read
-    only for an unpriced order, or a SELL LIMIT within ``limit`` at its own price."""
+def order_notional(order: OrderIntent, mark_price: Callable[[], Decimal], enough: Decimal | None = None
+                   ) -> Decimal:
+    """The most ``order`` can be worth now (the module docstring's valuation), as max_notional_usdt
+    counts it. The mark is read for an unpriced order, and for a SELL LIMIT whose own price leaves it
+    within ``enough`` (past it, its value could only grow)."""
     if order.price is None:
-        return order.quantity * mark_price()
+        mark = mark_price()
+        # A stop / take-profit market order fills at about its trigger once it fires.
+        return order.quantity * (mark if order.trigger_price is None else max(mark, order.trigger_price))
     if order.side != "SELL":
         return order.quantity * order.price  # a BUY fills at or below its price
     if order.trigger_price is not None:  # a stop-limit's order is placed once the market reached the trigger
         return order.quantity * max(order.price, order.trigger_price)
     notional = order.quantity * order.price
-    if notional <= limit:  # a marketable SELL fills at or above its limit, at the market
+    if enough is None or notional <= enough:  # a marketable SELL fills at or above its limit, at the market
         notional = max(notional, order.quantity * mark_price())
     return notional
 
@@ -213,7 +219,7 @@ def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Calla
             f"The connection's leverage {connection.leverage}x is above its max_leverage "
             f"{connection.max_leverage}x.",
         )
-    notional = _notional(order, mark_price, connection.max_notional_usdt)
+    notional = order_notional(order, mark_price, connection.max_notional_usdt)
     if notional > connection.max_notional_usdt:
         raise _refuse(
             ErrorCategory.ORDER_REJECTED,
