@@ -42,6 +42,11 @@ an entry's ``stop_loss`` / ``take_profit`` are placed after it fills (``klineo.s
 also when a retry with the same key replays the entry; ``quote_quantity`` becomes a quantity once the
 claim is held (``klineo.services.order_size``).
 
+Dry run (``preview_futures_order``; POST /futures/order/check through ``klineo.services.order_check``):
+the gate on ONE consistent read of the connection and both kill switches (there is no claim to re-check
+them), then ``_prepared``, the same step a claimed order takes (quote size, limits, the symbol's grid);
+nothing is claimed, recorded or sent, and the symbol's settings are not applied.
+
 Deadline: the whole placement runs inside `call_deadline(Deadline.of_invocation(ctx).at)`, so the
 answer comes before API Gateway's 29 s; an order not settled by then is unknown_outcome with its
 clientOrderId (see klineo.services.orders).
@@ -93,7 +98,7 @@ from klineo.services.protective import (
     check_protective_targets,
     check_protective_ticks,
 )
-from klineo.services.risk import OrderIntent, check_order
+from klineo.services.risk import OrderIntent, check_order, order_notional
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     Connection,
@@ -101,7 +106,9 @@ from klineo.store.connections import (
     connection_credentials,
     connection_from_item,
     load_trading_context,
+    load_trading_contexts,
     require_connection,
+    require_trading_context,
 )
 from klineo.store.flags import kill_switch_of
 from klineo.store.order_claim import (
@@ -129,8 +136,10 @@ from klineo.store.orders import (
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "OrderPreview",
     "get_futures_order_status",
     "place_futures_order",
+    "preview_futures_order",
 ]
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
@@ -165,15 +174,19 @@ class _Gated:
     at most once each: ``mark`` (GET premiumIndex) and ``reference``, the price the symbol's filters and
     the quote size use (the order's own price, else the mark: facts §6)."""
 
-    def __init__(self, user_id: str, order: FuturesOrderRequest, item: dict[str, Any]) -> None:
-        self.user_id, self.order, self.item = user_id, order, item
+    def __init__(self, user_id: str, order: FuturesOrderRequest, item: dict[str, Any],
+                 read: TradingContext | None = None) -> None:
+        self.user_id, self.order, self.item, self.read = user_id, order, item, read
         self.connection = connection_from_item(item)
         self.client = _futures_client(self.connection)
         self.mark = cache(lambda: endpoints.futures_mark_price(self.client, order.symbol))
         self.reference = cache(lambda: order.price if order.price is not None else self.mark())
 
     def context(self, failed: dict[str, dict[str, Any] | None] | None = None) -> TradingContext:
-        """The trading context; switches are off unless a transaction's failed check says otherwise."""
+        """The trading context: a dry run's own consistent read (``read``: no claim re-checks it); else the
+        switches are off unless a transaction's failed check says otherwise."""
+        if self.read is not None:
+            return self.read
         failed = failed or {}
         return TradingContext(self.connection, user_kill_switch=kill_switch_of(failed.get("user_flags")),
                               global_kill_switch=kill_switch_of(failed.get("global_flags")))
@@ -308,9 +321,7 @@ def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> Fut
     A refusal before sending gives the key back (the claim is deleted): nothing was sent.
     """
     try:
-        gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
-        _check_limits(gated)
-        futures_order = _rounded(gated)
+        futures_order = _prepared(gated)
     except KlineoError:
         release_claim(record)
         raise
@@ -318,6 +329,14 @@ def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> Fut
                        params=futures_order.to_params(record.client_order_id))
     answer = outcome.settle(lambda: _send(gated, futures_order, record.client_order_id, deadline))
     return _protected(gated, outcome.settled_record(record), answer, first_arming=True)
+
+
+def _prepared(gated: _Gated) -> FuturesOrder | AlgoOrder:
+    """The order as it is sent: quote_quantity converted, the gate's limits, the symbol's grid (the real
+    route after its claim, and its dry run, ``preview_futures_order``)."""
+    gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
+    _check_limits(gated)
+    return _rounded(gated)
 
 
 def _check_limits(gated: _Gated) -> None:
@@ -504,6 +523,67 @@ def place_futures_order(
     deadline = Deadline.of_invocation(lambda_context)
     with call_deadline(deadline.at):
         return _place(user_id, order, idempotent_client_order_id(user_id, key), deadline, role)
+
+
+# The refusals a dry run answers as its verdict (the order's own: a gate, a rule, the symbol's filters);
+# any other error (the connection not found, Binance unreachable) is the dry run's own answer.
+_ORDER_REFUSALS = frozenset({ErrorCategory.INVALID_REQUEST, ErrorCategory.CONFLICT,
+                             ErrorCategory.ORDER_REJECTED})
+# Refusals that come before the gate values the order (or that leave its quantity unknown).
+_REFUSED_BEFORE_VALUING = frozenset({"max_leverage", "quote_quantity", "symbol"})
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderPreview:
+    """What ``place_futures_order`` would do with an order: what it would send, or its refusal.
+
+    ``order``: the request, its quote_quantity converted when the preview got that far; ``sent``: the
+    order on the symbol's grid as it would reach Binance (None when refused); ``notional``: the value
+    the risk gate counts (None for an order that only reduces, or one refused before it is valued).
+    """
+
+    order: FuturesOrderRequest
+    connection: Connection
+    sent: FuturesOrder | AlgoOrder | None = None
+    refusal: KlineoError | None = None
+    notional: Decimal | None = None
+
+
+def _read_gated(user_id: str, order: FuturesOrderRequest) -> _Gated:
+    """The connection and both kill switches in ONE consistent read: no claim will re-check them."""
+    pair = (user_id, order.connection_id)
+    items: dict[str, dict[str, Any]] = {}
+    contexts = load_trading_contexts([pair], lambda _user, _id, item: items.update(connection=item))
+    context = require_trading_context(contexts[pair])
+    return _Gated(user_id, order, items["connection"], read=context)
+
+
+def _valued(gated: _Gated, refusal: KlineoError | None) -> Decimal | None:
+    """The gate's valuation of new exposure (``order_notional``, reading nothing the gate did not read)."""
+    intent = _intent(gated.order)
+    if intent.reduces or not intent.quantity:
+        return None
+    if refusal is not None and (refusal.field in _REFUSED_BEFORE_VALUING or refusal.code is not None):
+        return None
+    return order_notional(intent, gated.mark, gated.connection.max_notional_usdt)
+
+
+def preview_futures_order(user_id: str, order: FuturesOrderRequest) -> OrderPreview:
+    """The dry run of ``place_futures_order``: the same gate and the same ``_prepared`` step, nothing
+    claimed, recorded or sent. A gate's refusal costs no Binance call, as on the real route; NOT_FOUND
+    and errors that are not the order's refusal are raised."""
+    gated = _read_gated(user_id, order)
+    try:
+        check_order(gated.context(), _intent(order))
+    except KlineoError as refusal:
+        return OrderPreview(order, gated.connection, refusal=refusal)
+    try:
+        sent = _prepared(gated)
+    except KlineoError as refusal:
+        if refusal.category not in _ORDER_REFUSALS:
+            raise
+        return OrderPreview(gated.order, gated.connection, refusal=refusal, notional=_valued(gated, refusal))
+    return OrderPreview(gated.order, gated.connection, sent=sent, notional=_valued(gated, None))
 
 
 def get_futures_order_status(
