@@ -102,6 +102,7 @@ BINANCE_MARKET = {
     "futures_open_orders": "FUTURES",
     "futures_open_orders_cancel": "FUTURES",
     "futures_position_close": "FUTURES",
+    "futures_symbol_rules": "FUTURES",
     "strategy_create": "FUTURES",
     "strategy_run": "FUTURES",
     "strategy_backtest": "FUTURES",

@@ -37,6 +37,8 @@ NOT_LOADED = {
     # an order applies the symbol's settings (services.symbol_settings), not the futures account routes'
     "futures_order": ("klineo.services.futures_account", "klineo.models.futures_account",
                       "klineo.models.common", "klineo.models.strategy_requests"),
+    # a symbol's rules are public data: not the order path
+    "futures_symbol_rules": ("klineo.services.futures", "klineo.models.futures", "klineo.models.common"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),
     "futures_disable": ("klineo.models.futures", "klineo.services.futures"),
     # the test of stored keys answers with the test's model only; enabling futures with its settings'

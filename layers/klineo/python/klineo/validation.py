@@ -42,6 +42,7 @@ __all__ = [
     "check_private_key",
     "check_protection",
     "check_reduce_only",
+    "check_symbol",
     "check_trigger",
     "decimal_or_none",
     "order_time_in_force",
@@ -139,6 +140,15 @@ def check_client_order_id(client_order_id: Any, field: str = "client_order_id") 
             field=field,
         )
     return client_order_id
+
+
+def check_symbol(symbol: Any) -> str:
+    """``symbol`` itself when it has a Binance symbol's shape, else KlineoError(INVALID_REQUEST) naming
+    symbol (a path parameter: never repeated)."""
+    if not isinstance(symbol, str) or SYMBOL_RE.fullmatch(symbol) is None:
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol must be 2 to 20 capital letters or digits",
+                          field="symbol")
+    return symbol
 
 
 def check_order_price(order_type: str | None, price: Decimal | None) -> None:
