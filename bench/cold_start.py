@@ -95,6 +95,7 @@ BINANCE_MARKET = {
     "futures_test": "FUTURES",
     "futures_enable": "FUTURES",
     "futures_order": "FUTURES",
+    "futures_order_check": "FUTURES",
     "futures_order_status": "FUTURES",
     "futures_order_cancel": "FUTURES",
     "futures_orders": "FUTURES",

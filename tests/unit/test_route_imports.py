@@ -36,7 +36,8 @@ NOT_LOADED = {
                         "klineo.services.futures_account", "klineo.models.futures_account"),
     # an order applies the symbol's settings (services.symbol_settings), not the futures account routes'
     "futures_order": ("klineo.services.futures_account", "klineo.models.futures_account",
-                      "klineo.models.common", "klineo.models.strategy_requests"),
+                      "klineo.models.common", "klineo.models.strategy_requests",
+                      "klineo.services.order_check", "klineo.models.order_check"),
     # a symbol's rules are public data: not the order path
     "futures_symbol_rules": ("klineo.services.futures", "klineo.models.futures", "klineo.models.common"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),
