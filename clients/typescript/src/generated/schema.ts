@@ -193,6 +193,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/futures/order/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dry run of a futures order (same body, gate and rounding); sends and records nothing. */
+        post: operations["futures_order_check_futures_order_check_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/futures/order/{clientOrderId}": {
         parameters: {
             query?: never;
@@ -241,6 +258,23 @@ export interface paths {
         post?: never;
         /** Cancel every open regular and algo order on one symbol; answers what was cancelled. */
         delete: operations["futures_open_orders_cancel_exchange_connections__connection_id__futures_open_orders_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/exchange-connections/{id}/futures/symbols/{symbol}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A USDT-M symbol's trading rules on a connection's environment, with the connection's limits. */
+        get: operations["futures_symbol_rules_exchange_connections__connection_id__futures_symbols__symbol__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1171,6 +1205,100 @@ export interface components {
             percent?: (string | number) | null;
         };
         /**
+         * ErrorCategory
+         * @description What went wrong, in terms a caller can act on; ``.retryable`` says whether retrying is safe.
+         * @enum {string}
+         */
+        ErrorCategory: "permission" | "timestamp" | "signature" | "ip_whitelist" | "rate_limit" | "ip_banned" | "restricted" | "invalid_request" | "insufficient_balance" | "order_rejected" | "duplicate_order" | "order_not_found" | "unknown_outcome" | "upstream_unavailable" | "network" | "other" | "not_found" | "conflict" | "precondition_required";
+        /**
+         * OrderCheckResponse
+         * @description What POST /futures/order would do with this body now: the order it would send, or its refusal.
+         */
+        OrderCheckResponse: {
+            /**
+             * Ok
+             * @description True: the order would be sent as `params` says.
+             */
+            ok: boolean;
+            /** Connection Id */
+            connection_id: string;
+            /** Symbol */
+            symbol: string;
+            /**
+             * Kind
+             * @description order: /fapi/v1/order; algo: Binance's algo (conditional) order service.
+             * @enum {string}
+             */
+            kind: "order" | "algo";
+            /**
+             * Quantity
+             * @description The quantity it would send (quote_quantity converted and rounded down to the step); None with closePosition or before it is known.
+             */
+            quantity?: string | null;
+            /** Price */
+            price?: string | null;
+            /** Trigger Price */
+            trigger_price?: string | null;
+            /**
+             * Notional
+             * @description The order's value as max_notional_usdt counts it: its quantity times the most it can fill at now. None for an order that only reduces, or one refused before it is valued.
+             */
+            notional?: string | null;
+            /**
+             * Max Notional Usdt
+             * @example 0.50000000
+             */
+            max_notional_usdt: string;
+            /**
+             * Params
+             * @description The parameters it would send to Binance (all but its client id, which comes from the Idempotency-Key); None when refused.
+             */
+            params?: {
+                [key: string]: string;
+            } | null;
+            refusal?: components["schemas"]["OrderRefusal"] | null;
+            /** @description With a refusal of a typed quantity or price off the symbol's grid. */
+            valid_nearby?: components["schemas"]["ValidNearby"] | null;
+        };
+        /**
+         * OrderRefusal
+         * @description The error POST /futures/order would answer for this body (its ``error`` without a request id).
+         */
+        OrderRefusal: {
+            /** @description Its HTTP status follows the API's category table (invalid_request 400, conflict 409, order_rejected 422). */
+            category: components["schemas"]["ErrorCategory"];
+            /** Message */
+            message: string;
+            /** Retryable */
+            retryable: boolean;
+            /**
+             * Field
+             * @description The request field or the risk gate at fault.
+             */
+            field?: string | null;
+        };
+        /**
+         * ValidNearby
+         * @description The grid values nearest to a typed value that is off the symbol's grid (offer them instead).
+         */
+        ValidNearby: {
+            /**
+             * Field
+             * @example quantity
+             */
+            field: string;
+            /**
+             * Below
+             * @description None: no valid value below it.
+             */
+            below?: string | null;
+            /**
+             * Above
+             * @description None: no valid value above it.
+             */
+            above?: string | null;
+        };
+        /**
          * ForeignTrade
          * @description An order Binance filled on this account that we did not place, as the reconciler recorded it.
          */
@@ -1390,6 +1518,102 @@ export interface components {
             symbol: string;
             /** Cancelled */
             cancelled: components["schemas"]["OpenOrder"][];
+        };
+        /**
+         * SymbolRulesResponse
+         * @description One USDT-M symbol's trading rules on a connection's environment, with the connection's limits.
+         */
+        SymbolRulesResponse: {
+            /** Connection Id */
+            connection_id: string;
+            /**
+             * Environment
+             * @enum {string}
+             */
+            environment: "production" | "testnet";
+            /** Symbol */
+            symbol: string;
+            /**
+             * Status
+             * @description Binance's contract status; only TRADING symbols are answered.
+             */
+            status: string;
+            /** Base Asset */
+            base_asset: string;
+            /** Quote Asset */
+            quote_asset: string;
+            /** Order Types */
+            order_types: string[];
+            /**
+             * Tick Size
+             * @description PRICE_FILTER: a price is minPrice plus a multiple of it.
+             * @example 0.50000000
+             */
+            tick_size: string;
+            /**
+             * Min Price
+             * @example 0.50000000
+             */
+            min_price: string;
+            /**
+             * Max Price
+             * @example 0.50000000
+             */
+            max_price: string;
+            /**
+             * Step Size
+             * @description LOT_SIZE (LIMIT and conditional orders): a quantity is minQty plus a multiple of it.
+             * @example 0.50000000
+             */
+            step_size: string;
+            /**
+             * Min Quantity
+             * @example 0.50000000
+             */
+            min_quantity: string;
+            /**
+             * Max Quantity
+             * @example 0.50000000
+             */
+            max_quantity: string;
+            /**
+             * Market Step Size
+             * @description MARKET_LOT_SIZE: the step of a MARKET order.
+             * @example 0.50000000
+             */
+            market_step_size: string;
+            /**
+             * Market Min Quantity
+             * @example 0.50000000
+             */
+            market_min_quantity: string;
+            /**
+             * Market Max Quantity
+             * @example 0.50000000
+             */
+            market_max_quantity: string;
+            /**
+             * Min Notional
+             * @description MIN_NOTIONAL: the least an order may be worth (quantity times price, MARKET at the mark price); reduce-only orders are exempt.
+             * @example 0.50000000
+             */
+            min_notional: string;
+            /**
+             * Max Leverage
+             * @description The connection's max_leverage, which the risk gate applies.
+             */
+            max_leverage: number;
+            /**
+             * Leverage
+             * @description The connection's default leverage (the risk gate checks it against max_leverage); None: the account's own.
+             */
+            leverage?: number | null;
+            /**
+             * Max Notional Usdt
+             * @description The connection's limit on the value of an order that adds exposure (risk gate).
+             * @example 0.50000000
+             */
+            max_notional_usdt: string;
         };
         /**
          * OrderHistoryResponse
@@ -2322,12 +2546,6 @@ export interface components {
              */
             errors?: components["schemas"]["FieldError"][] | null;
         };
-        /**
-         * ErrorCategory
-         * @description What went wrong, in terms a caller can act on; ``.retryable`` says whether retrying is safe.
-         * @enum {string}
-         */
-        ErrorCategory: "permission" | "timestamp" | "signature" | "ip_whitelist" | "rate_limit" | "ip_banned" | "restricted" | "invalid_request" | "insufficient_balance" | "order_rejected" | "duplicate_order" | "order_not_found" | "unknown_outcome" | "upstream_unavailable" | "network" | "other" | "not_found" | "conflict" | "precondition_required";
         /**
          * FieldError
          * @description One request field that failed validation, named as the caller sent it.
@@ -4852,6 +5070,197 @@ export interface operations {
             };
         };
     };
+    futures_order_check_futures_order_check_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FuturesOrderRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderCheckResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     futures_order_status_futures_order__client_order_id__get: {
         parameters: {
             query?: {
@@ -5635,6 +6044,196 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CancelOpenOrdersResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_symbol_rules_exchange_connections__connection_id__futures_symbols__symbol__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                symbol: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SymbolRulesResponse"];
                 };
             };
             /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
