@@ -85,7 +85,7 @@ def test_a_good_order_is_ok_with_exactly_what_the_real_route_then_sends(
     assert check["params"] == _sent_params(body_of(placed)["client_order_id"])
     assert check["kind"] == body_of(placed)["kind"]
     assert check["quantity"] == body_of(placed)["quantity"]
-    expected_notional = {"MARKET": "130.0014", "LIMIT": "200", "STOP_MARKET": "650.007"}[body["type"]]
+    expected_notional = {"MARKET": "130.0014", "LIMIT": "200", "STOP_MARKET": "700"}[body["type"]]
     assert (check["notional"], check["max_notional_usdt"]) == (expected_notional, "10000")
     if body["type"] == "MARKET":
         assert check["quantity"] == "0.002"  # 150 / 65000.7 = 0.0023..., rounded down to the step 0.001

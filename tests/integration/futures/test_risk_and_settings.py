@@ -234,6 +234,28 @@ def test_a_sell_stop_limit_is_valued_at_the_higher_of_its_price_and_trigger_agai
     assert [r.path for r in sim_env.journal if r.method == "POST" or r.path == "/fapi/v1/premiumIndex"] == []
 
 
+@pytest.mark.parametrize(("side", "order_type", "trigger"), [("BUY", "STOP_MARKET", "70000"),
+                                                             ("SELL", "TAKE_PROFIT_MARKET", "72000")])
+def test_a_stop_market_is_valued_at_its_trigger_when_it_fires_beyond_the_mark(
+    sim_env, invoke, enabled, side, order_type, trigger
+):
+    """GIVEN max 10000 and the mark at 65000 WHEN a 0.148 stop / take-profit market order whose trigger is
+    beyond the mark comes (9620 at the mark, over 10000 at the trigger, where it fills once it fires) THEN
+    422 naming max_notional_usdt and nothing is sent."""
+    assert _patch(invoke, enabled.id, {"max_notional_usdt": "10000"})["statusCode"] == 200
+    sim_env.set_mark_price("BTCUSDT", 65000.0)
+    sim_env.clear_journal()
+    body = order_body(enabled.id, side=side, type=order_type, price=None, timeInForce=None, quantity="0.148",
+                      triggerPrice=trigger)
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 422, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["field"]) == ("order_rejected", "max_notional_usdt")
+    assert [r.path for r in sim_env.journal if r.method == "POST"] == []
+
+
 @pytest.mark.parametrize("gate", ["global_kill_switch", "user_kill_switch", "connection_kill_switch"])
 def test_each_kill_switch_refuses_new_exposure_naming_itself(sim_env, invoke, enabled, gate):
     """GIVEN one kill switch on WHEN an opening order comes THEN 409 naming that switch, no order request."""
