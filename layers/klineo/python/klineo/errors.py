@@ -47,6 +47,15 @@ class ErrorCategory(StrEnum):
         return self in _RETRYABLE
 
     @property
+    def transient(self) -> bool:
+        """True when the failure says nothing about the request itself: Binance (or AWS) was busy, down,
+        slow or unreachable (the retryable categories), or the outcome is not known yet (UNKNOWN_OUTCOME,
+        settled by a lookup). Any other failure is a refusal that comes again when the same request is
+        made again (Binance refused the order or a setting, a filter, our own validation, the key).
+        """
+        return self in _RETRYABLE or self is ErrorCategory.UNKNOWN_OUTCOME
+
+    @property
     def metric_name(self) -> str:
         """The CloudWatch metric counting this category, e.g. ``BinanceIpBanned`` for ip_banned."""
         return _METRIC_NAMES[self]
@@ -154,6 +163,11 @@ class KlineoError(Exception):
                 self.retryable,
             ),
         )
+
+    @property
+    def transient(self) -> bool:
+        """True when this failure may not come again by itself: retryable, or of a transient category."""
+        return self.retryable or self.category.transient
 
     def to_dict(self) -> dict:
         """The error as a JSON-safe dict: category, message, retryable and, when known, field."""
