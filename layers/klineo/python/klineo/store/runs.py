@@ -12,12 +12,14 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
   need ``last_close`` moved on is the run itself (a repeat is refused: ``not_run``; the claim
   below requires the run to be absent). The run item stays under 1 KB (one write unit; see
   ``tests/unit/runner/test_run_writes.py``, which sizes a realistic run with the biggest indicators
-  by DynamoDB's item-size rules), so a hold tick costs 1 request and 1 write unit.
+  by DynamoDB's item-size rules), so a hold tick costs 1 request and 1 write unit. The one exception:
+  the first hold after failed runs clears the strategy's ``failed_runs`` in the same request, a
+  transaction of the run and that update (``klineo.runner.failures``).
   (``last_close`` therefore moves only with a change the strategy item makes anyway; the API's
   ``last_run_close_time`` is the latest of it and the newest run: ``latest_run_close_time``.)
 - Any other final run (a paper fill, a failed run, a skip that pauses): ONE TransactWriteItems of
   the run's Put (only if absent), the strategy's Update (``advance``: position from -> to, book,
-  key_failures, pause; conditions: behind this candle, no pending order, position as sized and,
+  key_failures, failed_runs, pause; conditions: behind this candle, no pending order, position as sized and,
   from the runner, ``updated_at`` as read = unchanged since read) and the Puts of the turn's events.
 - ``claim_live_order``: ONE TransactWriteItems: the strategy's Update setting ``pending`` (the
   order and the decision behind it; conditions: active, live, no pending order, behind this
@@ -29,7 +31,7 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
 - ``extend_lease``: a later attempt takes over a pending order whose claimer's lease ran out.
 - ``settle_live_order``: ONE TransactWriteItems: the run's Put (unconditional: what Binance did is
   the truth for the candle), the strategy's Update (position, ``pending`` cleared on condition that
-  it is still this order, live book, key_failures, pause), the order history record's outcome
+  it is still this order, live book, key_failures, failed_runs, pause), the order history record's outcome
   Update and the events of the fill. A settle that finds the order no longer pending was done by
   another attempt: nothing more is written.
 - ``correct_position`` / ``set_protective`` / ``replace_protective`` / ``set_paper_book``: one Update,
@@ -110,6 +112,7 @@ class StrategyAdvance:
     position_from: Decimal | None = None
     position_to: Decimal | None = None
     key_failures: int | None = None
+    failed_runs: int | None = None  # consecutive failed runs (klineo.runner.failures)
     pause_reason: str | None = None
     # Skips only: pause even while an older live order awaits settlement (a skip changes no
     # position; it leaves ``last_close`` alone, so settling that order never moves it back).
@@ -286,6 +289,8 @@ def _advance_update(user_id: str, strategy_id: str, close_time: int,
             values[":position_from"] = to_attr(advance.position_from)
     if advance.key_failures is not None:
         update.sets["key_failures"] = advance.key_failures
+    if advance.failed_runs is not None:
+        update.sets["failed_runs"] = advance.failed_runs
     update.sets.update(advance.extra or {})
     if advance.pause_reason is not None:
         update.sets.update(status=PAUSED, status_reason=advance.pause_reason)
@@ -403,6 +408,7 @@ def settle_live_order(
     *,
     position_to: Decimal,
     key_failures: int,
+    failed_runs: int | None = None,
     pause_reason: str | None = None,
     live_book: Mapping[str, Any] | None = None,
     outcome: dict[str, Any] | None = None,
@@ -410,7 +416,8 @@ def settle_live_order(
 ) -> bool:
     """Settle ``pending`` in ONE TransactWriteItems (module doc); False when another attempt already did.
 
-    ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``).
+    ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``);
+    ``failed_runs``: the strategy's new count of consecutive failed runs (None: left as it is).
     ``last_close`` moves to the order's candle (nothing moves it further while an order is pending).
     """
     when = write_time()
@@ -419,6 +426,8 @@ def settle_live_order(
               "updated_at": when.now, "last_fill_ms": int(time.time() * 1000)},
         removes=["pending"],
     )
+    if failed_runs is not None:
+        update.sets["failed_runs"] = failed_runs
     if pause_reason is not None:
         update.sets.update(status=PAUSED, status_reason=pause_reason)
         update.removes.extend(["gsi1pk", "gsi1sk"])

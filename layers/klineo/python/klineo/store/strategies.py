@@ -8,8 +8,9 @@ unit that shares one klines request.
 Two kinds of writers touch a strategy item, on separate attributes:
 - the API (``put_new_strategy``, ``update_settings``, ``delete_strategy``): what the user chose;
 - the runner (``klineo.store.runs``): ``live_position``, ``paper_position``, ``last_close``,
-  ``pending`` (a live order between claim and settlement), ``key_failures``, ``reentry_block``,
-  ``protective``, ``last_fill_ms``, and ``status`` when it pauses a strategy whose keys keep failing.
+  ``pending`` (a live order between claim and settlement), ``key_failures``, ``failed_runs``
+  (``klineo.runner.failures``), ``reentry_block``, ``protective``, ``last_fill_ms``, and ``status``
+  when it pauses a strategy whose keys or runs keep failing.
 Every write is an UpdateItem of its own attributes (or a conditional put of a new item), so
 neither side overwrites the other's fields.
 
@@ -222,6 +223,8 @@ class Strategy:
     paper_position: Decimal = Decimal(0)
     last_close: int | None = None
     key_failures: int = 0
+    # Consecutive failed runs that count towards a pause (klineo.runner.failures); absent = 0.
+    failed_runs: int = 0
     pending: PendingOrder | None = None
     # Runner state of issue 13: the signal that may not re-open a position closed outside the
     # strategy, the protective orders wanted/armed for the live position, and the last own fill.
@@ -250,6 +253,7 @@ class Strategy:
             "mode": self.mode, "status": self.status, "created_at": self.created_at,
             "updated_at": self.updated_at, "live_position": self.live_position,
             "paper_position": self.paper_position, "key_failures": self.key_failures,
+            "failed_runs": self.failed_runs or None,
             "status_reason": self.status_reason or None, "last_close": self.last_close,
             **self.settings.as_attrs(),
         })}
@@ -283,6 +287,7 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
         paper_position=Decimal(data.get("paper_position", 0)),
         last_close=int(data["last_close"]) if data.get("last_close") is not None else None,
         key_failures=int(data.get("key_failures", 0)),
+        failed_runs=int(data.get("failed_runs", 0)),
         pending=PendingOrder.from_value(pending) if pending else None,
         reentry_block=data.get("reentry_block"),
         protective=_integral(dict(data["protective"])) if data.get("protective") else None,
@@ -334,6 +339,7 @@ def update_settings(
         update.removes.extend(["gsi1pk", "gsi1sk"])
     if changes.get("status") == ACTIVE and current.status != ACTIVE:
         update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
+        update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "Key": strategy_key(user_id, strategy_id),
