@@ -5,6 +5,7 @@
 - ``klineo.runner.dispatcher``: the every-minute entry point (query the index, batch, send).
 - ``klineo.runner.candles``: closed klines fetched once per (environment, symbol, interval, candle).
 - ``klineo.runner.execution``: one strategy on one candle (gates, decision, order, run record).
+- ``klineo.runner.failures``: consecutive failed runs counted, and the pause at their limit.
 - ``klineo.runner.worker``: the SQS batch entry point (partial batch failures).
 
 Import from the submodules; this package re-exports nothing.

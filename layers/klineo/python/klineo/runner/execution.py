@@ -53,6 +53,10 @@ connection, and on an account switched to hedge mode later the risk gate skips t
 ``positionSide``) before anything is sent, its risk_block event telling the trader to switch the
 connection back to one-way or run the strategy as paper.
 
+Runs that keep failing (``klineo.runner.failures``): a failed run whose failure repeats by itself
+(not transient, not the key's) counts on the strategy in the write that records it; after
+``FAILED_RUN_LIMIT`` in a row the same write pauses it. A hold, a fill or an order resets the count.
+
 Keys that keep failing: permission, ip_whitelist and signature refusals (and vanished secrets)
 count as consecutive key failures; any other answer from Binance resets the count. After
 ``KEY_FAILURE_LIMIT`` in a row the strategy is paused with the reason and leaves the active index.
@@ -85,6 +89,7 @@ from klineo.binance.endpoints import futures_balance
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.runner.candles import CandleGroup
+from klineo.runner.failures import after_failure, after_success, paused_message
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
 from klineo.runner.paper import (
@@ -330,6 +335,31 @@ class _Turn:
         self.event("risk_block", gate=gate, message=message)
         return self.skip(gate)
 
+    def count_failure(self, exc: KlineoError, close_time: int | None = None) -> tuple[int | None, str | None]:
+        """(the strategy's new count of failed runs, the pause it reaches) after a run ``exc`` failed
+        (``klineo.runner.failures``; (None, None): not counted), with the ``paused`` event at the limit."""
+        count, pause = after_failure(self.strategy.failed_runs, exc)
+        if pause is not None and count is not None:
+            self.event("paused", close_time, reason=pause, message=paused_message(count, exc))
+            logger.warning("strategy pausing: its runs keep failing", extra={
+                "strategy_id": self.strategy.strategy_id, "category": str(exc.category),
+                "failed_runs": count})
+        return count, pause
+
+    def failure_advance(self, exc: KlineoError, pause: str | None = None) -> StrategyAdvance | None:
+        """The strategy change of a run ``exc`` failed: ``pause`` when it has a reason of its own, else the
+        count of failed runs and the pause it reaches; None: the run alone (ONE put)."""
+        if pause is not None:
+            return _pausing(pause)  # paused anyway: the count no longer matters (resuming clears it)
+        count, reached = self.count_failure(exc)
+        return StrategyAdvance(failed_runs=count, pause_reason=reached) if count is not None else None
+
+    def success_advance(self) -> StrategyAdvance | None:
+        """The strategy change of a run that neither failed nor skipped: its failed runs count cleared,
+        None when there is none (a hold stays ONE put)."""
+        cleared = after_success(self.strategy.failed_runs)
+        return StrategyAdvance(failed_runs=cleared) if cleared is not None else None
+
     # ------------------------------------------------------------------ the turn
     def play(self) -> StrategyResult:
         strategy, now = self.strategy, self.ctx.now_ms()
@@ -426,7 +456,8 @@ class _Turn:
         """No candles for good (e.g. unknown symbol): a failed run; paused when the symbol is the problem."""
         exc = exc or KlineoError(ErrorCategory.OTHER, "no candles for this market")
         pause = "invalid_symbol" if exc.field == "symbol" else None
-        return self.record(self.run("failed", error=_error(exc)), _pausing(pause), str(exc.category))
+        return self.record(self.run("failed", error=_error(exc)), self.failure_advance(exc, pause),
+                           str(exc.category))
 
     def decide(self) -> Decision | None:
         strategy = self.strategy
@@ -512,14 +543,16 @@ class _Turn:
                 raise
             self.note_key_outcome(exc)  # a revoked key reading the position or balance counts, as an order's
             pause = "invalid_symbol" if exc.field == "symbol" else None
-            return self.record(self.failed_run(exc, facts), _pausing(pause), str(exc.category))
+            run = self.failed_run(exc, facts)
+            return self.record(run, self.failure_advance(exc, pause), str(exc.category))
         facts["target_position"] = plan.target
         if self.live:
             self.live_reprice(plan.target)
         if plan.side is None or plan.quantity is None:
             # A hold is ONE conditional put of its run (it carries the signal and indicators): no
-            # event, no strategy write; the log gets a signal when it acts (klineo.store.runs).
-            return self.record(self.run("no_change", **facts))
+            # event, no strategy write (but the reset of a failed runs count, in the same request);
+            # the log gets a signal when it acts (klineo.store.runs).
+            return self.record(self.run("no_change", **facts), self.success_advance())
         self.event("signal", signal=str(decision.signal), reason=decision.reason,
                    indicators=decision.indicators)
         cid = client_order_id(strategy.strategy_id, self.close_time)
@@ -553,7 +586,7 @@ class _Turn:
         # ``protective`` itself is the LIVE position's record (its armed stops): never touched here.
         advance = StrategyAdvance(
             position_attribute="paper_position", position_from=position, position_to=ledger.position,
-            extra=extra,
+            failed_runs=after_success(strategy.failed_runs), extra=extra,
         )
         what = {"client_order_id": cid, "side": plan.side, "quantity": plan.quantity, "simulated": True}
         self.event("order_submit", **what)
@@ -688,7 +721,8 @@ class _Turn:
         """Binance refused the symbol's margin type or leverage (e.g. an open position of the other margin
         type): a failed run, with the turn's signal and an ``error`` event saying why, as any failed turn."""
         run = self.failed_run(exc, facts)
-        written = record_run(run, advance=StrategyAdvance(), events=self.take_events())
+        advance = self.failure_advance(exc) or StrategyAdvance()
+        written = record_run(run, advance=advance, events=self.take_events())
         return self.result("failed" if written else "not_run", str(exc.category))
 
     def refused_before_claim(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
@@ -784,12 +818,14 @@ class _Turn:
         self.event("error", close_time=pending.close_time, category=str(exc.category), message=exc.message)
         if pause:
             self.event("paused", close_time=pending.close_time, reason=pause)
+        counted, repeated = self.count_failure(exc, pending.close_time)  # never a key refusal
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
                                        error={**exc.to_dict(), "code": exc.code})
         settled = settle_live_order(
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "failed", error=_error(exc)),
-            position_to=pending.position_before, key_failures=failures, pause_reason=pause,
+            position_to=pending.position_before, key_failures=failures, failed_runs=counted,
+            pause_reason=pause or repeated,
             outcome=outcome, events=self.take_events(),
         )
         if not settled:  # another attempt settled this refusal (and counted it): nothing more
@@ -818,7 +854,8 @@ class _Turn:
         if not settle_live_order(
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "ordered", order=_order_record(result)),
-            position_to=position_to, key_failures=0, live_book=book, outcome=outcome,
+            position_to=position_to, key_failures=0, failed_runs=after_success(strategy.failed_runs),
+            live_book=book, outcome=outcome,
             events=self.take_events(),
         ):
             return self.result("not_run", "another attempt settled this order")

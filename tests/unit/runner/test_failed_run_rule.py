@@ -1,0 +1,35 @@
+"""Which failed runs count towards a strategy's pause (klineo.runner.failures), by error category."""
+
+from __future__ import annotations
+
+import pytest
+from klineo.binance import ErrorCategory, KlineoError
+from klineo.runner.failures import FAILED_RUN_LIMIT, after_failure, after_success, counts, paused_message
+
+C = ErrorCategory
+# Binance (or AWS) busy, down, slow or unreachable, or an outcome still to be looked up: an outage.
+TRANSIENT = {C.TIMESTAMP, C.RATE_LIMIT, C.IP_BANNED, C.UPSTREAM_UNAVAILABLE, C.NETWORK, C.UNKNOWN_OUTCOME}
+# The key itself refused: counted on key_failures, never twice.
+KEY = {C.PERMISSION, C.SIGNATURE, C.IP_WHITELIST}
+
+
+@pytest.mark.parametrize("category", list(ErrorCategory))
+def test_only_refusals_that_repeat_and_are_not_the_keys_count(category: ErrorCategory) -> None:
+    """A refusal counts (order, setting, filter, our own); an outage or a key refusal never does."""
+    assert counts(KlineoError(category)) is (category not in TRANSIENT | KEY)
+
+
+def test_a_refusal_raised_as_retryable_does_not_count() -> None:
+    """An error raised retryable (storage busy, a conflict to retry) is transient whatever its category."""
+    assert not counts(KlineoError(C.CONFLICT, "busy", retryable=True))
+
+
+def test_the_limit_pauses_with_the_category_and_a_message_without_the_input() -> None:
+    """The run reaching FAILED_RUN_LIMIT pauses, the one before does not; the message is the safe one."""
+    refused = KlineoError(C.INSUFFICIENT_BALANCE, "Margin is insufficient for this order.", code=-2019)
+    assert after_failure(FAILED_RUN_LIMIT - 2, refused) == (FAILED_RUN_LIMIT - 1, None)
+    assert after_failure(FAILED_RUN_LIMIT - 1, refused) == (5, "repeated_failures:insufficient_balance")
+    assert after_failure(3, KlineoError(C.NETWORK)) == (None, None)
+    assert paused_message(5, refused) == (
+        "Paused after 5 consecutive failed runs. Last error: Margin is insufficient for this order.")
+    assert (after_success(3), after_success(0)) == (0, None)
