@@ -220,17 +220,17 @@ class Runner:
                  type: str = "sma_crossover", parameters: dict[str, Any] | None = None,
                  size: str | None = "0.002", mode: str = "live", environment: str = "production",
                  strategy_id: str | None = None, key_failures: int = 0, created_at: str | None = None,
-                 **settings: Any) -> str:
+                 failed_runs: int = 0, **settings: Any) -> str:
         """A stored active strategy; SMA 2/3 by default (always long or short: it trades on its first run).
 
         ``settings``: trading settings (``TradingSettings`` fields, e.g. stop_loss_pct="2");
         ``size=None`` with quote_size_usdt or size_pct there; ``created_at`` (also the first
-        ``updated_at``) defaults to now.
+        ``updated_at``) defaults to now; ``key_failures`` and ``failed_runs``: the runner's counts so far.
         """
         now = created_at or strategy_store.now_iso()
         strategy = strategy_store.Strategy(
             user_id=user_id, strategy_id=strategy_id or strategy_store.new_strategy_id(),
-            connection_id=connection_id, key_failures=key_failures,
+            connection_id=connection_id, key_failures=key_failures, failed_runs=failed_runs,
             environment=environment, symbol=symbol, interval=interval, type=type,
             parameters=parameters if parameters is not None else {"fast": 2, "slow": 3, "allow_short": True},
             size=Decimal(size) if size is not None else None, mode=mode, status="active", created_at=now,

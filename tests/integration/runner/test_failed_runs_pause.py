@@ -1,0 +1,148 @@
+"""A strategy whose runs keep failing pauses itself (klineo.runner.failures), on the simulator and moto.
+
+The strategies here are RSI ones whose levels make the signal fixed whatever the prices: "always long"
+(oversold 99.99: RSI is nearly always under it) and "always hold" (levels at the extremes), so every turn
+wants the same thing. An order of 100 BTC (the connection's notional limit lifted) is one Binance refuses
+every minute: -2019, margin is insufficient.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from klineo.runner.failures import FAILED_RUN_LIMIT
+from klineo.store import strategies as strategy_store
+from klineo.store.connections import update_settings
+from klineo.store.events import list_events
+
+from tests.helpers import load_event, response_json, with_body, with_user
+from tests.integration.api.conftest import at_path
+from tests.integration.runner.conftest import ORDER_PATH
+
+USER = "user-failing-runs"
+MINUTE_MS = 60_000
+ALWAYS_LONG = {"type": "rsi_threshold", "parameters": {"period": 14, "oversold": 99.99, "overbought": 99.999}}
+ALWAYS_HOLD = {"type": "rsi_threshold", "parameters": {"period": 14, "oversold": 0.001, "overbought": 99.999}}
+MARGIN_REFUSED = "Margin is insufficient for this order."
+
+
+def minute_start() -> int:
+    """A time one second into the current minute (epoch ms): ticks go back whole minutes from it."""
+    return int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+
+
+def refused_strategy(runner, **changes) -> str:
+    """A live always-long strategy of 100 BTC, past the risk gate: Binance refuses its every order."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_notional_usdt": Decimal("100000000")})
+    return runner.strategy(USER, connection, size="100", **{**ALWAYS_LONG, **changes})
+
+
+def ticks(runner, count: int, last: int) -> None:
+    """``count`` ticks, one a minute, the last at ``last``."""
+    for back in range(count - 1, -1, -1):
+        runner.run_tick(last - back * MINUTE_MS)
+
+
+def patch_status(runner, strategy_id: str, status: str) -> dict:
+    """PATCH /strategies/{id} with a new status, as the user."""
+    event = at_path(load_event("strategy_update"), f"/strategies/{strategy_id}", id=strategy_id)
+    return runner.invoke("strategy_update", with_user(with_body(event, {"status": status}), USER))
+
+
+def test_five_refused_orders_in_a_row_pause_the_strategy_and_the_next_tick_sends_nothing(runner) -> None:
+    """Five runs in a row failed by Binance's refusal pause the strategy in the fifth run's write, with an
+    event naming the count and the reason; the sixth tick sends nothing to Binance."""
+    sid = refused_strategy(runner)
+    now = minute_start()
+
+    ticks(runner, FAILED_RUN_LIMIT, now - MINUTE_MS)
+
+    runs = runner.runs(sid)
+    assert [(r.status, r.error["category"]) for r in runs] == [("failed", "insufficient_balance")] * 5
+    assert len(runner.journal("POST", ORDER_PATH)) == 5
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "repeated_failures:insufficient_balance")
+    assert (stored.failed_runs, stored.key_failures) == (5, 0)
+    paused = [e for e in list_events(sid, 50).events if e.kind == "paused"]
+    assert [(e.close_time, e.details["message"]) for e in paused] == [
+        (runs[0].close_time, f"Paused after 5 consecutive failed runs. Last error: {MARGIN_REFUSED}")]
+    runner.sim.clear_journal()
+
+    runner.run_tick(now)
+
+    assert runner.sim.journal == [] and len(runner.runs(sid)) == 5
+
+
+def test_four_failed_runs_then_an_order_placed_reset_the_count(runner) -> None:
+    """Four refused runs count 4, and a turn whose order Binance takes resets the count: no pause later."""
+    sid = refused_strategy(runner)
+    now = minute_start()
+    ticks(runner, 4, now - MINUTE_MS)
+    stored = runner.stored(USER, sid)
+    assert (stored.failed_runs, stored.status) == (4, "active")
+    strategy_store.update_settings(USER, sid, stored, changes={"size": Decimal("0.002")})
+
+    runner.run_tick(now)
+
+    assert runner.runs(sid)[0].status == "ordered"
+    assert (runner.stored(USER, sid).failed_runs, runner.stored(USER, sid).status) == (0, "active")
+
+
+def test_a_hold_after_failed_runs_resets_the_count_in_its_one_write(runner) -> None:
+    """A hold (no order wanted) after four failed runs writes its run and the count's reset to 0."""
+    sid = runner.strategy(USER, runner.connection(USER), failed_runs=4, **ALWAYS_HOLD)
+
+    runner.run_tick()
+
+    assert runner.runs(sid)[0].status == "no_change"
+    stored = runner.stored(USER, sid)
+    assert (stored.failed_runs, stored.status, stored.last_close) == (0, "active", runner.tick_close)
+
+
+def test_transient_503s_for_ten_turns_neither_count_nor_pause(runner) -> None:
+    """Binance answering 503 (outcome unknown) to the symbol's leverage for ten turns fails ten runs, but
+    an outage is no refusal: the count of failed runs stays where it was and the strategy stays active."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection, leverage=5, failed_runs=4, **ALWAYS_LONG)
+    runner.sim.faults.add("http_503_unknown", method="POST", path="/fapi/v1/leverage", count=10,
+                          execute=False)
+
+    ticks(runner, 10, minute_start())
+
+    runs = runner.runs(sid)
+    assert [(r.status, r.error["category"]) for r in runs] == [("failed", "unknown_outcome")] * 10
+    stored = runner.stored(USER, sid)
+    assert (stored.failed_runs, stored.status) == (4, "active")
+    assert runner.journal("POST", ORDER_PATH) == []
+
+
+def test_key_refusals_still_pause_through_the_key_count_and_are_not_counted_again(runner) -> None:
+    """A key that lost its futures right pauses the strategy after three refusals (key_failure:permission),
+    as before; those runs are not also counted as failed runs."""
+    sid = runner.strategy(USER, runner.connection(USER, "spot-only"), **ALWAYS_LONG)
+
+    ticks(runner, 3, minute_start())
+
+    assert [r.error["category"] for r in runner.runs(sid)] == ["permission"] * 3
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "key_failure:permission")
+    assert (stored.key_failures, stored.failed_runs) == (3, 0)
+
+
+def test_resuming_a_strategy_paused_by_failed_runs_starts_a_fresh_count(runner) -> None:
+    """The fifth failed run pauses; PATCH status active clears the count, so the next refusal counts 1."""
+    sid = refused_strategy(runner, failed_runs=4)
+    now = minute_start()
+    runner.run_tick(now - MINUTE_MS)
+    assert runner.stored(USER, sid).status == "paused"
+
+    response = patch_status(runner, sid, "active")
+
+    assert response["statusCode"] == 200, response["body"]
+    assert response_json(response)["status"] == "active"
+    assert (runner.stored(USER, sid).failed_runs, runner.stored(USER, sid).status_reason) == (0, None)
+    runner.run_tick(now)
+    stored = runner.stored(USER, sid)
+    assert (runner.runs(sid)[0].status, stored.failed_runs, stored.status) == ("failed", 1, "active")
