@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import update_settings
+from klineo.store.connections import (
+    delete_connection,
+    disable_connection,
+    mark_deleting,
+    update_settings,
+)
 
 from tests.helpers import load_event, response_json, with_body, with_user
 from tests.integration.api.conftest import at_path
@@ -365,3 +370,76 @@ def test_raising_a_live_strategys_leverage_above_max_leverage_is_refused(runner,
     assert refused["statusCode"] == 422 and error_of(refused)["field"] == "leverage", refused["body"]
     assert strategy_store.get_strategy(ALICE, strategy_id).settings.leverage == 5
     assert response_json(api.update(ALICE, strategy_id, {"leverage": 10}))["leverage"] == 10
+
+
+# ---------------------------------------------------------------- a strategy is active only where it can run
+
+
+def _paused(api, connection_id: str, **changes: Any) -> str:
+    """A strategy of Alice's created paused on ``connection_id``; returns its id."""
+    created = api.create(ALICE, create_body(connection_id, status="paused", **changes))
+    assert created["statusCode"] == 201, created["body"]
+    return response_json(created)["id"]
+
+
+@pytest.mark.parametrize("mode", ["paper", "live"])
+def test_resuming_a_strategy_on_a_disabled_connection_is_refused(runner, api, mode) -> None:
+    """GIVEN a disabled connection WHEN its paused strategy is resumed THEN 409 naming connection_id."""
+    connection = runner.connection(ALICE)
+    strategy_id = _paused(api, connection, mode=mode)
+    disable_connection(ALICE, connection, "connection_disabled:permission")
+
+    refused = api.update(ALICE, strategy_id, {"status": "active"})
+
+    assert refused["statusCode"] == 409, refused["body"]
+    error = error_of(refused)
+    assert (error["category"], error["field"]) == ("conflict", "connection_id")
+    assert "disabled" in error["message"] and "/enable" in error["message"]
+    assert strategy_store.get_strategy(ALICE, strategy_id).status == "paused"
+    assert list(strategy_store.query_active("1m")) == []
+
+
+def test_creating_an_active_strategy_on_a_disabled_connection_is_refused(runner, api) -> None:
+    """GIVEN a disabled connection WHEN creating an active strategy THEN 409, none stored; paused is fine."""
+    connection = runner.connection(ALICE)
+    disable_connection(ALICE, connection, "connection_disabled:permission")
+
+    refused = api.create(ALICE, create_body(connection))
+
+    assert refused["statusCode"] == 409, refused["body"]
+    assert (error_of(refused)["category"], error_of(refused)["field"]) == ("conflict", "connection_id")
+    assert "disabled" in error_of(refused)["message"]
+    assert strategy_store.list_strategies(ALICE) == []
+    assert api.create(ALICE, create_body(connection, status="paused"))["statusCode"] == 201
+
+
+@pytest.mark.parametrize(
+    ("end", "said"),
+    [(mark_deleting, "being deleted"), (delete_connection, "no longer")],
+    ids=["deleting", "deleted"],
+)
+def test_resuming_a_strategy_whose_connection_is_going_or_gone_is_refused(runner, api, end, said) -> None:
+    """GIVEN a connection being deleted, or deleted WHEN its paused paper strategy is resumed THEN 409."""
+    connection = runner.connection(ALICE)
+    strategy_id = _paused(api, connection)
+    end(ALICE, connection)
+
+    refused = api.update(ALICE, strategy_id, {"status": "active"})
+
+    assert refused["statusCode"] == 409, refused["body"]
+    assert (error_of(refused)["category"], error_of(refused)["field"]) == ("conflict", "connection_id")
+    assert said in error_of(refused)["message"]
+    assert strategy_store.get_strategy(ALICE, strategy_id).status == "paused"
+
+
+@pytest.mark.parametrize("status", ["active", "paused"])
+def test_creating_a_strategy_on_a_connection_being_deleted_is_refused(runner, api, status) -> None:
+    """GIVEN a connection being deleted WHEN creating a strategy, even paused, THEN 409, none stored."""
+    connection = runner.connection(ALICE)
+    mark_deleting(ALICE, connection)
+
+    refused = api.create(ALICE, create_body(connection, status=status))
+
+    assert refused["statusCode"] == 409, refused["body"]
+    assert (error_of(refused)["category"], error_of(refused)["field"]) == ("conflict", "connection_id")
+    assert strategy_store.list_strategies(ALICE) == []

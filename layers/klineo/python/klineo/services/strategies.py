@@ -8,11 +8,13 @@ Ownership: every read and write is keyed by the caller's user id (the JWT sub), 
 strategy or connection is simply absent: 404, never 403. Rules beyond the request models:
 - the connection must be one of the caller's; its environment is copied onto the strategy;
 - the symbol must be trading on USDT-M futures in that environment (exchangeInfo, as /candles);
-- a LIVE strategy (created live, switched to live, or resumed while live) needs a connection
-  with futures enabled and in one-way mode (409 naming ``mode`` otherwise: the runner places
-  one-way orders only), and its leverage may not exceed the connection's max_leverage (422 naming
-  ``leverage``; checked again when a live strategy's leverage changes): the runner re-checks both
-  before every order anyway, since the connection can change afterwards;
+- no strategy is created on a connection being deleted (409 naming ``connection_id``);
+- a strategy may become ACTIVE (created active, resumed, or switched to live while active) only when
+  it could run on its connection (``klineo.services.strategy_connection``: the connection exists and
+  is neither being deleted nor disabled, 409 naming ``connection_id``; live: futures enabled and
+  one-way mode, 409 naming ``mode``, and its leverage within max_leverage, 422 naming ``leverage``,
+  checked again when a live active strategy's leverage changes); a paused one is checked on resume,
+  and the runner re-checks before every order anyway;
 - type, parameters, sizing, mode, status and the trading settings may change; connection, symbol
   and interval may not
   (they define the market the strategy's tracked position lives in: create another strategy);

@@ -1,7 +1,7 @@
 """Creating strategies: POST /strategies (changing one, PATCH: ``klineo.services.strategy_updates``).
 
 The rules are those of ``klineo.services.strategies`` (its module docstring). Creating and
-changing (which takes ``require_live_connection`` from here) live apart from it because only they read the
+changing live apart from it because only they read the
 caller's connection (the connections and secrets stores and the ``Connection`` model) and the
 symbol's exchange rules: the six other strategy functions load none of that at cold start.
 Creating answers with the new strategy through ``klineo.services.strategy_view``, so it loads
@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from klineo.binance import Environment, ErrorCategory, Market, get_client, get_symbol_rules
-from klineo.errors import KlineoError
+from klineo.binance import Environment, Market, get_client, get_symbol_rules
 from klineo.models.strategies import StrategyResponse
-from klineo.services.risk import HEDGE, LIVE_NEEDS_ONE_WAY, check_leverage_setting
+from klineo.services.strategy_connection import refuse_deleting, require_runnable
 from klineo.services.strategy_view import new_strategy_response
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import Connection, require_connection
+from klineo.store.connections import require_connection
 from klineo.store.strategies import SETTING_NAMES, Strategy, TradingSettings
 
 if TYPE_CHECKING:
     # The function's own route imports its request model; the service only reads its fields.
     from klineo.models.strategy_requests import StrategyCreateRequest
 
-__all__ = ["create_strategy", "require_live_connection"]
+__all__ = ["create_strategy"]
 
 
 def _settings_of(body: StrategyCreateRequest) -> TradingSettings:
@@ -33,32 +32,15 @@ def _settings_of(body: StrategyCreateRequest) -> TradingSettings:
     return TradingSettings(**{name: getattr(body, name) for name in SETTING_NAMES})
 
 
-def require_live_connection(connection: Connection | None) -> Connection:
-    """A live, active strategy needs its connection, with futures enabled and in one-way mode (CONFLICT
-    otherwise): the runner places one-way orders only (positionSide BOTH), which a hedge-mode account
-    refuses, so such a strategy would be skipped on every candle. Returns the connection."""
-    if connection is None:
-        raise KlineoError(ErrorCategory.CONFLICT, "the strategy's connection no longer exists")
-    if not connection.futures_enabled:
-        raise KlineoError(
-            ErrorCategory.CONFLICT,
-            "futures are not enabled on this connection; enable them before running a strategy live",
-            field="mode",
-        )
-    if connection.position_mode == HEDGE:
-        raise KlineoError(ErrorCategory.CONFLICT, LIVE_NEEDS_ONE_WAY, field="mode")
-    return connection
-
-
 def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyResponse:
-    """Create a strategy on one of the caller's connections (live: ``require_live_connection``, and its
-    leverage within the connection's max_leverage)."""
+    """Create a strategy on one of the caller's connections, not one being deleted; an active one only when it
+    could run there (``klineo.services.strategy_connection.require_runnable``)."""
     from klineo.strategies import parse_parameters
 
     connection = require_connection(user_id, body.connection_id, consistent=True, field="connection_id")
-    if body.mode == "live":
-        require_live_connection(connection)
-        check_leverage_setting(body.leverage, connection.max_leverage)
+    refuse_deleting(connection)
+    if body.status == strategy_store.ACTIVE:
+        require_runnable(connection, body.mode, body.leverage)
     # The runner trades USDT-M futures: a symbol Binance does not trade there would never run.
     get_symbol_rules(get_client(Market.FUTURES, Environment(connection.environment)), body.symbol)
     now = strategy_store.now_iso()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from klineo.models.strategies import CLEARABLE_FIELDS, SIZING_FIELDS, StrategyResponse
 from klineo.services.risk import check_leverage_setting
 from klineo.services.strategies import note_status_change, owned_strategy, strategy_response
-from klineo.services.strategy_changes import require_live_connection
+from klineo.services.strategy_connection import require_runnable
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import get_connection
 from klineo.store.strategies import SETTING_NAMES, Strategy
@@ -38,20 +38,21 @@ def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
     return changes
 
 
-def _check_live(user_id: str, current: Strategy, changes: dict[str, Any]) -> None:
-    """A strategy that becomes live and active needs a live-ready connection; a live one's leverage
-    (new, or kept when it becomes live) may not exceed the connection's max_leverage."""
+def _check_runnable(user_id: str, current: Strategy, changes: dict[str, Any]) -> None:
+    """A strategy that becomes active, or live while active, needs a connection it can run on
+    (``require_runnable``); a live active one's new leverage may not exceed the connection's max_leverage."""
     mode, status = changes.get("mode", current.mode), changes.get("status", current.status)
-    if mode != "live" or status != strategy_store.ACTIVE:
+    if status != strategy_store.ACTIVE:
         return
-    becoming_live = current.mode != "live" or current.status != strategy_store.ACTIVE
-    if not becoming_live and "leverage" not in changes:
+    becoming = not current.active or (mode == "live" and current.mode != "live")
+    if not becoming and not (mode == "live" and "leverage" in changes):
         return
     connection = get_connection(user_id, current.connection_id, consistent=True)
-    if becoming_live:
-        connection = require_live_connection(connection)
-    if connection is not None:
-        check_leverage_setting(changes.get("leverage", current.settings.leverage), connection.max_leverage)
+    leverage = changes.get("leverage", current.settings.leverage)
+    if becoming:
+        require_runnable(connection, mode, leverage)
+    elif connection is not None:
+        check_leverage_setting(leverage, connection.max_leverage)
 
 
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
@@ -69,7 +70,7 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
     if body.status is not None:
         changes["status"] = body.status
         changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
-    _check_live(user_id, current, changes)
+    _check_runnable(user_id, current, changes)
     if not changes:
         return strategy_response(current)
     updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
