@@ -9,12 +9,13 @@ from klineo.store import strategies as strategy_store
 from klineo.store.connections import (
     delete_connection,
     disable_connection,
+    get_connection,
     mark_deleting,
     update_settings,
 )
 
 from tests.helpers import load_event, response_json, with_body, with_user
-from tests.integration.api.conftest import at_path
+from tests.integration.api.conftest import at_path, connection_event
 
 ALICE = "alice-0000-4000-8000-00000000000a"
 BOB = "bob-0000-4000-8000-00000000000b"
@@ -375,11 +376,22 @@ def test_raising_a_live_strategys_leverage_above_max_leverage_is_refused(runner,
 # ---------------------------------------------------------------- a strategy is active only where it can run
 
 
+def _patch_connection(runner, connection_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """PATCH /exchange-connections/{id} as Alice."""
+    return runner.invoke("connection_update", with_body(connection_event("connection_update", connection_id,
+                                                                         ALICE), body))
+
+
 def _paused(api, connection_id: str, **changes: Any) -> str:
     """A strategy of Alice's created paused on ``connection_id``; returns its id."""
     created = api.create(ALICE, create_body(connection_id, status="paused", **changes))
     assert created["statusCode"] == 201, created["body"]
     return response_json(created)["id"]
+
+
+def _mode_switches(runner) -> list[Any]:
+    """The position mode changes sent to the simulator."""
+    return [r for r in runner.sim.journal if r.path == "/fapi/v1/positionSide/dual" and r.method == "POST"]
 
 
 @pytest.mark.parametrize("mode", ["paper", "live"])
@@ -443,3 +455,50 @@ def test_creating_a_strategy_on_a_connection_being_deleted_is_refused(runner, ap
     assert refused["statusCode"] == 409, refused["body"]
     assert (error_of(refused)["category"], error_of(refused)["field"]) == ("conflict", "connection_id")
     assert strategy_store.list_strategies(ALICE) == []
+
+
+def test_lowering_max_leverage_below_live_active_strategies_is_refused(runner, api) -> None:
+    """GIVEN live active 5x/8x WHEN max_leverage goes to 4 THEN 409 naming them; paused, they do not block."""
+    connection = runner.connection(ALICE)
+    ids = [response_json(api.create(ALICE, create_body(connection, mode="live", leverage=leverage)))["id"]
+           for leverage in (5, 8, 2)]
+
+    refused = _patch_connection(runner, connection, {"max_leverage": 4, "label": "lower"})
+
+    assert refused["statusCode"] == 409, refused["body"]
+    error = error_of(refused)
+    assert (error["category"], error["field"]) == ("conflict", "max_leverage")
+    assert ids[0] in error["message"] and ids[1] in error["message"] and ids[2] not in error["message"]
+    assert "2 active" in error["message"] and "pause them" in error["message"]
+    stored = get_connection(ALICE, connection)
+    assert (stored.max_leverage, stored.label) == (10, "runner test")
+    for strategy_id in ids[:2]:
+        assert api.update(ALICE, strategy_id, {"status": "paused"})["statusCode"] == 200
+    accepted = _patch_connection(runner, connection, {"max_leverage": 4})
+    assert accepted["statusCode"] == 200 and response_json(accepted)["max_leverage"] == 4, accepted["body"]
+    resumed = api.update(ALICE, ids[0], {"status": "active"})
+    assert resumed["statusCode"] == 422 and error_of(resumed)["field"] == "leverage"
+    assert strategy_store.get_strategy(ALICE, ids[0]).status == "paused"
+
+
+def test_switching_to_hedge_under_a_live_active_strategy_is_refused(runner, api) -> None:
+    """GIVEN a live active strategy WHEN switching to hedge THEN 409, nothing sent; paused, it does not."""
+    connection = runner.connection(ALICE)
+    live_id = response_json(api.create(ALICE, create_body(connection, mode="live")))["id"]
+    paper_id = response_json(api.create(ALICE, create_body(connection)))["id"]
+    paused_id = _paused(api, connection, mode="live")
+    runner.sim.clear_journal()
+
+    refused = _patch_connection(runner, connection, {"position_mode": "hedge"})
+
+    assert refused["statusCode"] == 409, refused["body"]
+    error = error_of(refused)
+    assert (error["category"], error["field"]) == ("conflict", "position_mode")
+    assert live_id in error["message"] and "1 active" in error["message"]
+    assert paper_id not in error["message"] and paused_id not in error["message"]
+    assert _mode_switches(runner) == []
+    assert get_connection(ALICE, connection).position_mode is None
+    assert api.update(ALICE, live_id, {"status": "paused"})["statusCode"] == 200
+    accepted = _patch_connection(runner, connection, {"position_mode": "hedge"})
+    assert accepted["statusCode"] == 200, accepted["body"]
+    assert response_json(accepted)["position_mode"] == "hedge" and len(_mode_switches(runner)) == 1

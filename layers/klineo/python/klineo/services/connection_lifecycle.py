@@ -1,8 +1,11 @@
 """A connection after it was created: its settings, new keys for it, and switching it on again.
 
 - ``update_connection`` (PATCH): label, the connection's kill switch, max_leverage,
-  max_notional_usdt and the futures defaults. A position mode change is applied on Binance first
-  (futures enabled), with the errors of futures/enable; nothing is stored when Binance refuses.
+  max_notional_usdt and the futures defaults. A max_leverage below a live active strategy's leverage,
+  or hedge mode under live active strategies, is refused first (409 naming the field and the
+  strategies: ``klineo.services.strategy_connection.check_settings_change``). A position mode change
+  is applied on Binance first (futures enabled), with the errors of futures/enable; nothing is
+  stored when Binance refuses.
 - ``replace_credentials`` (PUT .../credentials): the new keys are tested like a new connection's
   (and on futures when futures are enabled), stored as a NEW VERSION of the same secret, then the
   item is pointed at that version in one UpdateItem. The old version stays until then, and a
@@ -36,6 +39,7 @@ from klineo.services.futures_account import (
 )
 from klineo.services.key_health import resume_connection_strategies
 from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
+from klineo.services.strategy_connection import check_settings_change
 from klineo.services.symbol_settings import futures_client
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
@@ -62,6 +66,7 @@ def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRe
     check_leverage_setting(
         changes.get("leverage", connection.leverage), changes.get("max_leverage", connection.max_leverage)
     )
+    check_settings_change(user_id, connection, changes)
     wanted_mode = changes.get("position_mode")
     if connection.futures_enabled and wanted_mode is not None and wanted_mode != connection.position_mode:
         creds = connection_credentials(connection)

@@ -1,4 +1,4 @@
-"""What an active strategy needs of its connection: the one rule.
+"""What an active strategy needs of its connection: the one rule, asked from both sides.
 
 A strategy may be ACTIVE only when the runner could then run it:
 - its connection exists and is not being deleted (``deleting_since``: no order is placed on it any
@@ -8,20 +8,31 @@ A strategy may be ACTIVE only when the runner could then run it:
   max_leverage (``leverage_allowed``).
 
 Asked when a strategy becomes active or live-and-active (POST /strategies as active, PATCH
-/strategies/{id}: ``require_runnable``). A paused strategy is asked when resumed. The connection can
-change afterwards: the runner puts every strategy order through the one risk gate
-(``klineo.services.risk.check_order``) on the connection read strongly consistent at that turn.
+/strategies/{id}: ``require_runnable``), and when a connection's settings change under live active
+strategies (PATCH /exchange-connections/{id}: ``check_settings_change``, lowering max_leverage below
+one's leverage or switching to hedge mode is refused). Paused strategies never block a settings
+change: they are asked again when resumed.
+
+The race. The two sides read each other's item, then write their own: a strategy activated in the
+milliseconds between a settings change's read of the strategies and its write (or the reverse) is
+not refused. Nothing wrong is sent then: the runner puts every strategy order through the one risk
+gate (``klineo.services.risk.check_order``) on the connection read strongly consistent at that turn,
+so such a strategy is skipped with a reason (``positionSide``, ``max_leverage``, a disabled or deleting
+connection) and a ``risk_block`` event, until it is paused or its connection changed back.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.services.risk import HEDGE, LIVE_NEEDS_ONE_WAY, check_leverage_setting, leverage_allowed
 from klineo.store.connections import Connection
 
-__all__ = ["live_conflicts", "refuse_deleting", "require_runnable"]
+__all__ = ["check_settings_change", "live_conflicts", "refuse_deleting", "require_runnable"]
 
 _FIELD = "connection_id"  # what a refusal for the connection's state names
+_IDS_SHOWN = 5  # the strategies named in a refused settings change (all are counted)
 _LIVE = "live"
 
 
@@ -78,3 +89,42 @@ def require_runnable(connection: Connection | None, mode: str, leverage: int | N
         raise KlineoError(ErrorCategory.CONFLICT, LIVE_NEEDS_ONE_WAY, field="mode")
     check_leverage_setting(leverage, connection.max_leverage)
     return connection
+
+
+def _blocked(field: str, ids: list[str]) -> KlineoError:
+    shown = ", ".join(ids[:_IDS_SHOWN]) + (", ..." if len(ids) > _IDS_SHOWN else "")
+    if field == "position_mode":
+        what = ("position_mode cannot be hedge while live strategies run on this connection (live "
+                "strategies trade in one-way mode)")
+        fix = "pause them or switch them to paper first"
+    else:
+        what = "max_leverage cannot go below the leverage of live strategies running on this connection"
+        fix = "pause them or lower their leverage first"
+    return KlineoError(ErrorCategory.CONFLICT, f"{what}: {len(ids)} active ({shown}); {fix}.", field=field)
+
+
+def _live_active(user_id: str, connection_id: str) -> list[Any]:
+    """The connection's live ACTIVE strategies (one Query of the user's strategies)."""
+    # Imported here: only a max_leverage or position_mode change reads the strategies, not every PATCH.
+    from klineo.store.strategies import list_strategies
+
+    return [strategy for strategy in list_strategies(user_id)
+            if strategy.connection_id == connection_id and strategy.active and strategy.mode == _LIVE]
+
+
+def check_settings_change(user_id: str, connection: Connection, changes: dict[str, Any]) -> None:
+    """Refuse (409 naming the field and the strategies in the way) a max_leverage or position_mode change
+    that would keep one of the connection's live ACTIVE strategies from running (paused ones never block)."""
+    changed = {name for name in ("max_leverage", "position_mode")
+               if name in changes and changes[name] != getattr(connection, name)}
+    if not changed:
+        return
+    after = {name: changes.get(name, getattr(connection, name)) for name in ("max_leverage", "position_mode")}
+    blocking: dict[str, list[str]] = {name: [] for name in changed}
+    for strategy in _live_active(user_id, connection.connection_id):
+        conflicts = live_conflicts(strategy.settings.leverage, futures_enabled=True, **after)
+        for name in changed.intersection(conflicts):
+            blocking[name].append(strategy.strategy_id)
+    for name in ("position_mode", "max_leverage"):
+        if blocking.get(name):
+            raise _blocked(name, blocking[name])
