@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -502,3 +503,16 @@ def test_switching_to_hedge_under_a_live_active_strategy_is_refused(runner, api)
     accepted = _patch_connection(runner, connection, {"position_mode": "hedge"})
     assert accepted["statusCode"] == 200, accepted["body"]
     assert response_json(accepted)["position_mode"] == "hedge" and len(_mode_switches(runner)) == 1
+
+
+def test_a_connection_being_deleted_says_so_in_its_answer(runner) -> None:
+    """GIVEN a delete that did not finish WHEN the connection is listed THEN deleting_since, not the token."""
+    connection = runner.connection(ALICE)
+    mark_deleting(ALICE, connection)
+    stored = get_connection(ALICE, connection)
+
+    listed = response_json(runner.invoke("connection_list", with_user(load_event("connection_list"), ALICE)))
+
+    shown = next(c for c in listed["connections"] if c["id"] == connection)
+    assert shown["deleting_since"] == stored.deleting_since is not None
+    assert "wind_down_id" not in shown and "wind_down_id" not in json.dumps(listed)

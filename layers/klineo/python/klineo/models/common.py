@@ -148,6 +148,11 @@ class ConnectionResponse(BaseModel):
     consecutive_failures: int = 0
     disabled_at: str | None = None
     disabled_reason: str | None = None
+    deleting_since: str | None = Field(
+        default=None,
+        description="When a DELETE of this connection began; set only while it has not finished (no order is "
+        "placed on the connection any more): send the DELETE again to finish it.",
+    )
 
 
 class ConnectionListResponse(BaseModel):

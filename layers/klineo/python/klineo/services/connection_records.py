@@ -37,7 +37,7 @@ def connection_response(connection: Connection) -> ConnectionResponse:
         futures_last_test=connection.futures_last_test,
         **connection.model_dump(include={
             "kill_switch", "max_leverage", "position_mode", "margin_type", "leverage",
-            "consecutive_failures", "disabled_at", "disabled_reason"}),
+            "consecutive_failures", "disabled_at", "disabled_reason", "deleting_since"}),
         max_notional_usdt=format(connection.max_notional_usdt, "f"),
     )
 
