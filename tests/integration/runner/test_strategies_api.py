@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from klineo.services.key_health import pause_connection_strategies
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import (
     delete_connection,
@@ -516,3 +517,22 @@ def test_a_connection_being_deleted_says_so_in_its_answer(runner) -> None:
     shown = next(c for c in listed["connections"] if c["id"] == connection)
     assert shown["deleting_since"] == stored.deleting_since is not None
     assert "wind_down_id" not in shown and "wind_down_id" not in json.dumps(listed)
+
+
+def test_enabling_a_connection_leaves_paused_a_strategy_that_could_not_run(runner, api) -> None:
+    """GIVEN max_leverage lowered while disabled WHEN enabled THEN a live strategy above it stays paused."""
+    connection = runner.connection(ALICE)
+    high, low = (response_json(api.create(ALICE, create_body(connection, mode="live", leverage=lev)))["id"]
+                 for lev in (5, 2))
+    pause_connection_strategies(ALICE, connection, "connection_disabled:permission")
+    disable_connection(ALICE, connection, "connection_disabled:permission")
+    assert _patch_connection(runner, connection, {"max_leverage": 3})["statusCode"] == 200
+
+    enabled = runner.invoke("connection_enable", connection_event("connection_enable", connection, ALICE,
+                                                                  "/enable"))
+
+    assert enabled["statusCode"] == 200, enabled["body"]
+    assert response_json(enabled)["resumed_strategies"] == [low]
+    stored = strategy_store.get_strategy(ALICE, high)
+    assert (stored.status, stored.status_reason) == ("paused", "connection_disabled:permission")
+    assert strategy_store.get_strategy(ALICE, low).status == "active"

@@ -14,7 +14,8 @@
   container signs with a cached old key after the switch. Id, settings and strategies are kept.
 - ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
   disabled state and the failure count are cleared, and the strategies the disabling paused are
-  resumed.
+  resumed, those that can run on the connection now (a live one above a max_leverage lowered
+  meanwhile, or on an account switched to hedge mode, stays paused).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableRespo
         connection, connection_credentials(connection), "The connection stays disabled"
     )
     updated = connection_store.clear_disabled(user_id, connection_id, last_test)
-    resumed = resume_connection_strategies(user_id, connection_id)
+    resumed = resume_connection_strategies(updated)
     logger.info(
         "connection enabled", extra={"connection_id": connection_id, "resumed_strategies": len(resumed)}
     )

@@ -6,7 +6,8 @@ reads (``note_key_outcome``, ``note_futures_outcome``). Any other answer from Bi
 works and resets the count, wherever it comes from. After ``KEY_FAILURE_LIMIT`` in a row the
 connection is disabled with its reason and time, and its active strategies are paused (reason
 ``connection_disabled:<category>``) in the same step. ``POST /exchange-connections/{id}/enable``
-(klineo.services.connections) clears that state and resumes exactly those strategies.
+(klineo.services.connections) clears that state and resumes exactly those strategies, the ones
+that can run on the connection now.
 
 What does not count. The tests the user asks for (spot test, futures test) never count a failure
 (``note_key_answer``): they are questions, and "this key cannot trade futures" is an expected answer
@@ -65,25 +66,33 @@ def pause_connection_strategies(user_id: str, connection_id: str, reason: str) -
     return paused
 
 
-def resume_connection_strategies(user_id: str, connection_id: str) -> list[str]:
-    """Resume the strategies a disabled connection paused (not those the user paused); returns their ids."""
+def resume_connection_strategies(connection: Connection) -> list[str]:
+    """Resume the strategies a disabled connection paused (not those the user paused) that can run on it
+    now (``klineo.services.strategy_connection.require_runnable``: e.g. not a live one whose leverage is
+    above a max_leverage lowered meanwhile, which stays paused); returns the ids resumed."""
+    from klineo.services.strategy_connection import require_runnable
     from klineo.store import strategies as strategy_store
 
     resumed = []
-    for strategy in strategy_store.list_strategies(user_id):
+    for strategy in strategy_store.list_strategies(connection.user_id):
         reason = strategy.status_reason or ""
         if (
-            strategy.connection_id == connection_id
-            and not strategy.active
-            and reason.startswith(DISABLED_PREFIX)
+            strategy.connection_id != connection.connection_id
+            or strategy.active
+            or not reason.startswith(DISABLED_PREFIX)
         ):
-            strategy_store.update_settings(
-                user_id,
-                strategy.strategy_id,
-                strategy,
-                changes={"status": strategy_store.ACTIVE, "status_reason": None},
-            )
-            resumed.append(strategy.strategy_id)
+            continue
+        try:
+            require_runnable(connection, strategy.mode, strategy.settings.leverage)
+        except KlineoError:
+            continue  # checked again when the user resumes it, with the refusal's reason
+        strategy_store.update_settings(
+            connection.user_id,
+            strategy.strategy_id,
+            strategy,
+            changes={"status": strategy_store.ACTIVE, "status_reason": None},
+        )
+        resumed.append(strategy.strategy_id)
     return resumed
 
 

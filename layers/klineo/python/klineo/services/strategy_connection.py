@@ -11,7 +11,8 @@ Asked when a strategy becomes active or live-and-active (POST /strategies as act
 /strategies/{id}: ``require_runnable``), and when a connection's settings change under live active
 strategies (PATCH /exchange-connections/{id}: ``check_settings_change``, lowering max_leverage below
 one's leverage or switching to hedge mode is refused). Paused strategies never block a settings
-change: they are asked again when resumed.
+change: they are asked again when resumed, by the user or by POST /exchange-connections/{id}/enable
+(``klineo.services.key_health.resume_connection_strategies``, which leaves paused those that cannot run).
 
 The race. The two sides read each other's item, then write their own: a strategy activated in the
 milliseconds between a settings change's read of the strategies and its write (or the reverse) is
