@@ -644,6 +644,11 @@ export interface components {
             disabled_at?: string | null;
             /** Disabled Reason */
             disabled_reason?: string | null;
+            /**
+             * Deleting Since
+             * @description When a DELETE of this connection began; set only while it has not finished (no order is placed on the connection any more): send the DELETE again to finish it.
+             */
+            deleting_since?: string | null;
         };
         /**
          * ConnectionListResponse
@@ -880,6 +885,11 @@ export interface components {
             disabled_at?: string | null;
             /** Disabled Reason */
             disabled_reason?: string | null;
+            /**
+             * Deleting Since
+             * @description When a DELETE of this connection began; set only while it has not finished (no order is placed on the connection any more): send the DELETE again to finish it.
+             */
+            deleting_since?: string | null;
             /** Resumed Strategies */
             resumed_strategies: string[];
         };
