@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import hmac
 import types
 from decimal import Decimal
 from urllib.parse import unquote
@@ -94,6 +95,15 @@ def test_futures_hmac_vector_reproduces():
         }
     )
     assert signature(payload, creds) == "3c661234138461fcc7a7d8746c6558c9842d4e10870d2ecbedf7777cad694af9"
+
+
+def test_hmac_credentials_sign_every_payload_alone():
+    """GIVEN HMAC credentials that keep their keyed state WHEN they sign several payloads, in turn
+    and again THEN each signature is that payload's alone (nothing of an earlier one carried over)."""
+    creds = Credentials("key", FUTURES_SECRET, KeyType.HMAC)
+    payloads = ["a=1", "symbol=BTCUSDT&side=BUY", "", "a=1"]
+    signed = [signature(payload, creds) for payload in payloads]
+    assert signed == [hmac.new(FUTURES_SECRET.encode(), p.encode(), "sha256").hexdigest() for p in payloads]
 
 
 def test_ed25519_signature_verifies_and_is_percent_encoded_base64(ed_key):

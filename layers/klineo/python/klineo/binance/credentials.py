@@ -73,7 +73,8 @@ class Credentials:
         return (Credentials, (self.api_key, self.secret, self.key_type))
 
     def loaded_key(self, load: Callable[[str, KeyType], Any]) -> Any:
-        """``load(secret, key_type)`` (a parsed private key), computed once and kept on these credentials.
+        """``load(secret, key_type)`` (a parsed private key, or an HMAC secret's keyed state), computed
+        once and kept on these credentials.
 
         The parsed key then lives exactly as long as the credentials that hold it (the secrets cache's
         expiry, its eviction when the connection is deleted or its keys replaced): no cache of its own
