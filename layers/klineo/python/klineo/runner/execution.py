@@ -871,17 +871,18 @@ class _Turn:
         creds = self.creds if self.creds is not None else connection_credentials(self.trading.connection)
         before, cid = pending.position_before, pending.client_order_id
         client = self.client()
+        reader = (client, creds)
         # Binance's own fills (userTrades, weight 5) only while the minute's weight leaves room for
         # the orders themselves: a tick of many orders must never starve them of request weight.
         if result.order_id is not None and client.spare_weight() >= FILLS_READ_RESERVE:
             try:
-                return live_book_after(self.strategy, creds, result.order_id, filled, price, before, cid)
+                return live_book_after(self.strategy, reader, result.order_id, filled, price, before, cid)
             except KlineoError as exc:
                 logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
                     "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})
         # Estimated from our own entry price and the taker fee; the order history's record gets
         # Binance's exact fills from the reconciler.
-        return live_book_after(self.strategy, creds, None, filled, price, before, cid)
+        return live_book_after(self.strategy, reader, None, filled, price, before, cid)
 
     def disarm_previous(self, before: Decimal, position_to: Decimal) -> None:
         """The strategy's own order closed, flipped or grew the position: cancel the earlier entry's stops

@@ -24,7 +24,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import Credentials, Market, get_client
+from klineo.binance import BinanceClient, Credentials
 from klineo.binance.endpoints import futures_user_trades
 from klineo.runner.paper import ledger_of
 from klineo.store.strategies import Strategy
@@ -65,16 +65,16 @@ def _fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int) ->
 
 
 def live_book_after(
-    strategy: Strategy, creds: Credentials, order_id: int | None, signed_fill: Decimal, price: Decimal,
-    position_before: Decimal, client_order_id: str | None = None,
+    strategy: Strategy, client_creds: tuple[BinanceClient, Credentials], order_id: int | None,
+    signed_fill: Decimal, price: Decimal, position_before: Decimal, client_order_id: str | None = None,
 ) -> dict[str, Any]:
-    """The strategy's live book once this order's fills are in (Binance's realizedPnl and commission);
-    ``client_order_id``: the order's, the book's ``entry_client_order_id`` when it is an entry."""
+    """The strategy's live book once this order's fills are in (Binance's realizedPnl and commission),
+    read with ``client_creds`` (the turn's futures client and the order's keys); ``client_order_id``:
+    the order's, the book's ``entry_client_order_id`` when it is an entry."""
     book = dict(strategy.live_book or {})
     entry = Decimal(str(book.get("entry_price", 0)))
-    client = get_client(Market.FUTURES, strategy.environment)
     if order_id is not None:
-        realised, fees, other = _fills((client, creds), strategy.symbol, order_id)
+        realised, fees, other = _fills(client_creds, strategy.symbol, order_id)
     else:  # no order id to look up: estimate with the taker fee, the PnL from our own entry price
         closed = min(abs(signed_fill), abs(position_before)) if signed_fill * position_before < 0 else _ZERO
         direction = 1 if position_before > 0 else -1
