@@ -13,6 +13,7 @@ from klineo.models.base import BaseModel
 from klineo.models.fields import DecimalString
 
 __all__ = [
+    "BACKTEST_ROUTE_DESCRIPTION",
     "BacktestEquityPoint",
     "BacktestJobStatus",
     "BacktestResponse",
@@ -21,6 +22,20 @@ __all__ = [
 ]
 
 BacktestJobStatus = Literal["done", "queued", "running", "failed"]
+
+# What POST /strategies/backtest does, as its OpenAPI description says it (kept here: handlers stay thin).
+BACKTEST_ROUTE_DESCRIPTION = (
+    "Runs the strategy over the period's closed futures klines (cached per UTC day). Backtests leave "
+    "40 % of the IP's Binance request weight to trading: when this minute's weight is used up to "
+    "that reserve, or Binance or the IP's 90 % limit refuses a page, the answer is 429 rate_limit with "
+    "Retry-After (days already fetched stay cached); a queued job waits such a refusal out itself. "
+    "The simulated account trades within its equity: an entry is taken only when its initial margin "
+    "(quantity x close / leverage, default 1) fits the equity at that close, else it is counted in "
+    "skipped_entries / skipped_reasons; a position whose equity reaches zero is liquidated there "
+    "(liquidated_at) and the backtest trades no more, so the equity never goes below zero. A size "
+    "outside the symbol's market lot, or a quote_size_usdt below its minimum order value, can never "
+    "trade: 422 naming the field."
+)
 
 
 class BacktestTrade(BaseModel):
