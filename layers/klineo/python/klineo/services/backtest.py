@@ -162,31 +162,17 @@ class _Protection:
     stopped: Signal | None = None
 
 
-def _beyond(long: bool, price: Decimal, level: Decimal | None) -> bool:
-    """Whether ``price`` is at or past ``level`` against a long (below) or a short (above)."""
-    return level is not None and (price <= level if long else price >= level)
-
-
 def _exit_step(candle: Candle, state: Simulation, guard: _Protection) -> None:
-    """Close the position when the candle reaches its liquidation price (see ``simulation``) or, before
-    that, its stop-loss or take-profit; a liquidation ends the trading."""
+    """Close the position when the candle reaches its liquidation price or, before that, its stop-loss or
+    take-profit (``simulation.position_exit``); a liquidation ends the trading."""
     ledger = state.ledger
-    if ledger.position == 0:
-        return
-    long = ledger.position > 0
-    liquidation = sim.liquidation_price(ledger)
-    hit = None
-    if guard.sl is not None or guard.tp is not None:
-        hit = sim.protective_exit("LONG" if long else "SHORT", guard.sl, guard.tp, candle)
-    if hit is not None and _beyond(long, hit[1], liquidation):
-        hit = None  # the stop fills past the bankruptcy price (a gap): the liquidation comes first
-    if hit is None and _beyond(long, candle.low if long else candle.high, liquidation):
-        assert liquidation is not None
-        hit = ("liquidation", liquidation)
-        state.liquidated_at = candle.close_time
+    hit = sim.position_exit(ledger, guard.sl, guard.tp, candle)
     if hit is None:
         return
     reason, price = hit
+    if reason == "liquidation":
+        state.liquidated_at = candle.close_time
+    long = ledger.position > 0
     ledger.fill("SELL" if long else "BUY", abs(ledger.position), price, candle.close_time, reason)
     guard.sl = guard.tp = None
     guard.stopped = Signal.LONG if long else Signal.SHORT

@@ -30,7 +30,8 @@ candles produce the same trades by construction. The model, stated once:
   liquidated where the equity after the closing fee would be zero (the bankruptcy price): the
   simulation closes it there, and a candle that opens beyond it (a gap) still closes it there
   (Binance's insurance fund takes the rest), so the equity never goes below zero. Binance
-  liquidates earlier, at the maintenance margin, which the simulation does not model.
+  liquidates earlier, at the maintenance margin, which the simulation does not model. Which exit a
+  candle makes, stop-loss / take-profit or liquidation, is ``position_exit``'s one rule.
 - **PnL.** ``Ledger`` keeps the position (signed quantity), its average entry price, the realised
   PnL of closed quantity, the fees, and one ``Trade`` per round trip (flat -> position -> flat, a
   flip closes one trade and opens the next). Realised PnL is net of fees; unrealised PnL is
@@ -63,6 +64,7 @@ __all__ = [
     "leverage_of",
     "liquidation_price",
     "market_fill",
+    "position_exit",
     "protective_exit",
     "protective_prices",
     "size_quantity",
@@ -258,6 +260,36 @@ def protective_exit(
     if tp is not None and (candle.high >= tp if long else candle.low <= tp):
         return "take_profit", slipped(exit_side, tp)
     return None
+
+
+def _beyond(long: bool, price: Decimal, level: Decimal | None) -> bool:
+    """Whether ``price`` is at or past ``level`` against a long (below) or a short (above)."""
+    return level is not None and (price <= level if long else price >= level)
+
+
+def position_exit(
+    ledger: Ledger, sl: Decimal | None, tp: Decimal | None, candle: PriceRange,
+) -> tuple[str, Decimal] | None:
+    """("stop_loss" | "take_profit" | "liquidation", fill price) when ``candle`` closes the ledger's open
+    position, else None (flat: None).
+
+    The stop-loss / take-profit (``protective_exit``) comes first, unless it would fill past the
+    liquidation price (a gap through both); else a candle whose low (long) or high (short) reaches the
+    liquidation price (``liquidation_price``) closes the position there.
+    """
+    if ledger.position == 0:
+        return None
+    long = ledger.position > 0
+    liquidation = liquidation_price(ledger)
+    hit = None
+    if sl is not None or tp is not None:
+        hit = protective_exit("LONG" if long else "SHORT", sl, tp, candle)
+    if hit is not None and _beyond(long, hit[1], liquidation):
+        hit = None  # the stop fills past the bankruptcy price (a gap): the liquidation comes first
+    reached = candle.low if long else candle.high
+    if hit is None and liquidation is not None and _beyond(long, reached, liquidation):
+        hit = ("liquidation", liquidation)
+    return hit
 
 
 @dataclass(frozen=True)
