@@ -27,6 +27,11 @@ Order of work for a strategy S and the candle C its message names:
    of ``klineo.strategies.simulation``, with its taker fee) is recorded in ONE TransactWriteItems:
    the run, the new paper position and book, and the signal/order_submit/order_fill events.
    Nothing is sent to Binance (exchangeInfo, a public read, is the only call, for the rounding rules).
+   Paper trades within its paper equity, as the backtest does (``klineo.strategies.simulation``): an
+   entry whose initial margin does not fit is not taken (a ``risk_block`` event, gate
+   ``insufficient_margin``; from flat a skipped run, one transaction with its events; a flip still
+   closes its old side), and a position a candle since its entry liquidated is closed at its
+   liquidation price, the strategy paused, in the candle's one run write (``klineo.runner.paper``).
 8. Live: the order is claimed in ONE TransactWriteItems (``claim``): the strategy's ``pending``
    order (carrying the decision), a check that the candle has no run, the gates as ConditionChecks
    (a kill switch turned on since the gates were read still stops it: ``risk_block`` naming the
@@ -93,6 +98,11 @@ from klineo.runner.failures import after_failure, after_success, paused_message
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
 from klineo.runner.paper import (
+    LIQUIDATED_MESSAGE,
+    MARGIN_GATE,
+    MARGIN_MESSAGE,
+    PAPER_LIQUIDATED,
+    PaperExit,
     book_of,
     ledger_of,
     legacy_paper_levels,
@@ -107,7 +117,7 @@ from klineo.runner.pnl import is_entry, live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.reprice import LiveReprice, arm_entry_orders, protection_due, repriced_paper_levels
 from klineo.runner.schedule import client_order_id, is_superseded
-from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
+from klineo.runner.trading import acted_signal, entry_size, sizing_of, strategy_trading_context
 from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
 from klineo.services.orders import (
     SETTLE_MARGIN_MS,
@@ -156,7 +166,7 @@ from klineo.store.runs import (
 )
 from klineo.store.strategies import PendingOrder, Strategy, from_item, get_strategy, pause_strategy
 from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
-from klineo.strategies.simulation import market_fill
+from klineo.strategies.simulation import entry_fits, initial_margin, leverage_of, market_fill
 from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
 __all__ = [
@@ -251,6 +261,8 @@ class _Turn:
         # The keys the turn's order went out with: its fills are read with them (one secret look-up).
         self.creds: Credentials | None = None
         self._client: BinanceClient | None = None
+        # Paper: the initial margin, equity and leverage of an entry the paper equity cannot back.
+        self.margin_refusal: dict[str, Decimal] | None = None
 
     def client(self) -> BinanceClient:
         """The container's futures client of the strategy's environment (``get_client``'s one cache).
@@ -396,7 +408,9 @@ class _Turn:
             return self.refused_market(self.ctx.group_error)
         if not self.live:
             self.paper_reprice()
-            self.paper_protective_exit()
+            liquidated = self.paper_protective_exit()
+            if liquidated is not None:
+                return liquidated
         return self.decide_and_trade(trading)
 
     def paper_reprice(self) -> None:
@@ -427,13 +441,16 @@ class _Turn:
         if LiveReprice(strategy, self.trading.connection, self.make_event).play():
             self.reload()
 
-    def paper_protective_exit(self) -> None:
-        """A paper stop-loss/take-profit reached by this candle closes the simulated position first."""
+    def paper_protective_exit(self) -> StrategyResult | None:
+        """A paper stop-loss/take-profit reached by this candle closes the simulated position first; a
+        liquidation ends the turn (``paper_liquidated``)."""
         assert self.ctx.group is not None
         strategy = self.strategy
         hit = paper_exit(strategy, self.ctx.group.candles, self.close_time)
         if hit is None:
-            return
+            return None
+        if hit.reason == "liquidation":
+            return self.paper_liquidated(hit)
         details = {"reason": hit.reason, "price": hit.price, "quantity": abs(hit.position_before)}
         self.event("protective_triggered", **details)
         self.event("position_closed", cause=hit.reason, position_before=hit.position_before, position_after=0,
@@ -445,6 +462,25 @@ class _Turn:
                          sets={"paper_book": book_of(hit.ledger)}, events=self.take_events(),
                          forget_protective=legacy)  # the live position's stops stay recorded
         self.reload()
+        return None
+
+    def paper_liquidated(self, hit: PaperExit) -> StrategyResult:
+        """The paper position was liquidated (``klineo.runner.paper``): closed at its liquidation price, the
+        paper equity 0, and the strategy paused, all in the candle's run write (a skipped run: the candle
+        is not traded, as the backtest trades nothing after a liquidation)."""
+        strategy, before = self.strategy, hit.position_before
+        self.event("position_closed", cause="liquidation", position_before=before, position_after=0,
+                   price=hit.price, realised_pnl=hit.ledger.realised_pnl)
+        self.event("paused", reason=PAPER_LIQUIDATED, message=LIQUIDATED_MESSAGE)
+        block = "long" if before > 0 else "short"
+        extra: dict[str, Any] = {"paper_book": book_of(hit.ledger), "reentry_block": block}
+        if legacy_paper_levels(strategy) is not None:
+            extra["protective"] = {}  # an older item's paper levels (the position they protected is gone)
+        advance = StrategyAdvance(position_attribute="paper_position", position_from=before,
+                                  position_to=Decimal(0), pause_reason=PAPER_LIQUIDATED, extra=extra)
+        logger.info("paper strategy liquidated and paused", extra={"strategy_id": strategy.strategy_id})
+        return self.record(self.run("skipped", skip_reason=PAPER_LIQUIDATED, position_before=before,
+                                    target_position=Decimal(0)), advance, PAPER_LIQUIDATED)
 
     def reload(self) -> None:
         """Read the strategy again (strongly consistent) after a write outside the run's own."""
@@ -481,9 +517,26 @@ class _Turn:
         if acted in (Signal.LONG, Signal.SHORT):
             size = entry_size(strategy, acted, strategy.position, price, rules,
                               lambda: self.balance(trading, price))
+            if size is not None and not self.live:
+                size = self.paper_margin(size, price)
         if size is None and acted in (Signal.LONG, Signal.SHORT):
             acted = Signal.HOLD
+        if self.margin_refusal is not None and strategy.position == 0:
+            return OrderPlan(target=Decimal(0))  # the refused entry was all the signal asked for
         return plan_order(acted, size or Decimal(0), strategy.position, rules, price)
+
+    def paper_margin(self, size: Decimal, price: Decimal) -> Decimal:
+        """``size`` when the paper entry's initial margin fits the paper equity at the close
+        (``simulation.entry_fits``, the backtest's rule), else 0 (a flip then only closes its old side),
+        the refusal kept in ``margin_refusal``."""
+        sizing = sizing_of(self.strategy)
+        equity = ledger_of(self.strategy).equity(price)
+        if size <= 0 or entry_fits(size, price, sizing, equity):
+            return size
+        leverage = leverage_of(sizing)
+        self.margin_refusal = {"initial_margin": initial_margin(size, price, leverage), "equity": equity,
+                               "leverage": leverage}
+        return Decimal(0)
 
     def balance(self, trading: TradingContext, price: Decimal) -> Decimal:
         """What percent sizing is a percent of: live USDT availableBalance, paper equity at the close
@@ -548,7 +601,7 @@ class _Turn:
         facts["target_position"] = plan.target
         if self.live:
             self.live_reprice(plan.target)
-        if plan.side is None or plan.quantity is None:
+        if (plan.side is None or plan.quantity is None) and self.margin_refusal is None:
             # A hold is ONE conditional put of its run (it carries the signal and indicators): no
             # event, no strategy write (but the reset of a failed runs count, in the same request);
             # the log gets a signal when it acts (klineo.store.runs).
@@ -560,8 +613,26 @@ class _Turn:
             return self.paper_fill(plan, cid, reference_price, facts)
         return self.live_order(plan, cid, trading, facts, reference_price)
 
+    def paper_margin_refused(self, plan: OrderPlan, facts: dict[str, Any]) -> StrategyResult | None:
+        """An entry the paper equity cannot back (``paper_margin``): its ``risk_block`` event and, from flat,
+        a skipped run with the decision; None when a flip's old side is still to close (``paper_fill``).
+
+        Not a failed run, so not counted towards the pause of ``klineo.runner.failures``: the backtest
+        asks again on every candle, and an entry refused now can fit later (a price move changes a fixed
+        size's margin and a quote size's rounded quantity); a pause would end the parity."""
+        if self.margin_refusal is None:
+            return None
+        self.event("risk_block", gate=MARGIN_GATE, message=MARGIN_MESSAGE, **self.margin_refusal)
+        if plan.side is not None:
+            return None
+        written = record_skip(self.run("skipped", skip_reason=MARGIN_GATE, **facts), None, self.take_events())
+        return self.result("skipped" if written else "not_run", MARGIN_GATE)
+
     def paper_fill(self, plan: OrderPlan, cid: str, price: Decimal, facts: dict[str, Any]) -> StrategyResult:
         """A simulated taker fill at the close moved by the slippage model, paying the taker fee."""
+        refused = self.paper_margin_refused(plan, facts)
+        if refused is not None:
+            return refused
         assert plan.side is not None and plan.quantity is not None
         strategy = self.strategy
         position = strategy.paper_position

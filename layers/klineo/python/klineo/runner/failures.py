@@ -15,7 +15,9 @@ throttling), so an outage of Binance pauses nobody; and key refusals, which have
 
 What resets the count: a run that is not failed and not skipped (a hold, a paper fill, a settled
 order). A skipped run (a gate, a stale candle, an order never placed) changes nothing: it says
-nothing about whether the strategy's orders would go through. The reset is written only when the
+nothing about whether the strategy's orders would go through. A paper entry whose margin does not fit
+the paper equity is such a skipped run, not a failure: the backtest asks again on every candle, and
+paper mode must trade as it does (``klineo.runner.execution``). The reset is written only when the
 count is not 0 (with it a hold becomes one transaction instead of one put, once). Resuming the
 strategy (PATCH status active) clears it too (``klineo.store.strategies.update_settings``).
 """

@@ -8,7 +8,13 @@ paper position, ``mode`` "paper"). The strategy's own ``protective`` attribute b
 position (its armed algo orders): a strategy switched between modes holds both positions, and a
 paper fill must never overwrite the record that disarms the live one's stops (nor a live fill the
 paper one's). Items written before keep their paper record in ``protective``; it is still read.
-A trailing stop is live-only (ignored here).
+A trailing stop is live-only (ignored here). The book also keeps the open position's
+``entry_close_time``, so its exits are checked on every candle since its entry, levels or none.
+
+Liquidation (``simulation.position_exit``, the backtest's rule): a candle whose low (long) or high
+(short) reaches the price where the paper equity after the closing fee is zero closes the position
+there (``liquidation``); the paper equity is then 0 and the runner pauses the strategy
+(``PAPER_LIQUIDATED``).
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ from typing import Any
 
 from klineo.binance import Candle
 from klineo.store.strategies import Strategy
-from klineo.strategies.simulation import Ledger, Trade, protective_exit, protective_prices
+from klineo.strategies.simulation import Ledger, Trade, position_exit, protective_prices
 from klineo.validation import decimal_or_none, plain_text
 
 __all__ = [
+    "LIQUIDATED_MESSAGE",
+    "MARGIN_GATE",
+    "MARGIN_MESSAGE",
+    "PAPER_LIQUIDATED",
     "PaperExit",
     "book_of",
     "ledger_of",
@@ -37,6 +47,16 @@ __all__ = [
 ]
 
 _ZERO = Decimal(0)
+# The pause reason of a paper strategy whose position was liquidated (its paper equity is 0), and what
+# its ``paused`` event tells the trader.
+PAPER_LIQUIDATED = "paper_liquidated"
+LIQUIDATED_MESSAGE = ("The paper position was liquidated: the paper equity is 0 and nothing is left to "
+                      "trade with. Raise paper_balance_usdt to resume the strategy.")
+# The gate (and skip reason) of a paper entry whose initial margin does not fit the paper equity (the
+# backtest's skipped_reasons key), and what its ``risk_block`` event tells the trader.
+MARGIN_GATE = "insufficient_margin"
+MARGIN_MESSAGE = ("The entry was not taken: its initial margin (quantity x close / leverage) is above the "
+                  "paper equity. Lower the size or raise paper_balance_usdt.")
 
 
 def ledger_of(strategy: Strategy) -> Ledger:
@@ -49,7 +69,8 @@ def ledger_of(strategy: Strategy) -> Ledger:
     )
     if ledger.position != 0:
         side = "long" if ledger.position > 0 else "short"
-        ledger.trades.append(Trade(side, 0, ledger.entry_price, abs(ledger.position), Decimal(0)))
+        entered = int(_book_number(book, "entry_close_time"))  # 0: an item written before it was kept
+        ledger.trades.append(Trade(side, entered, ledger.entry_price, abs(ledger.position), Decimal(0)))
     return ledger
 
 
@@ -63,6 +84,9 @@ def book_of(ledger: Ledger, protective: dict[str, Any] | None = None) -> dict[st
     """What the strategy item stores of a ledger besides the position (with the open position's levels)."""
     book: dict[str, Any] = {"entry_price": ledger.entry_price, "gross_pnl": ledger.gross_pnl,
                             "fees": ledger.fees}
+    trade = ledger.open_trade
+    if trade is not None and trade.entry_time:
+        book["entry_close_time"] = trade.entry_time
     if protective and ledger.position != 0:
         book["protective"] = dict(protective)
     return book
@@ -135,7 +159,7 @@ def _closed_since(candles: Sequence[Candle], close_time: Decimal) -> list[Candle
 
 @dataclass(frozen=True)
 class PaperExit:
-    """A paper stop-loss or take-profit hit on a candle: why, at what price, and the ledger after it."""
+    """A paper stop-loss, take-profit or liquidation on a candle: why, at what price, the ledger after it."""
 
     reason: str
     price: Decimal
@@ -144,29 +168,34 @@ class PaperExit:
 
 
 def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -> PaperExit | None:
-    """The paper position's protective exit on the first of ``candles`` (oldest first, ending with the
-    turn's candle) that reaches a level, None when none does.
+    """The paper position's exit (``simulation.position_exit``: stop-loss, take-profit or liquidation) on
+    the first of ``candles`` (oldest first, ending with the turn's candle) that makes one, else None.
 
-    Every candle after the entry's candle is checked (``entry_close_time`` of the record), not only
-    the turn's: a candle the runner skipped (a stale or lost tick, a kill switch, a pause) reached
-    the level just as well, and the backtest closes the position on it.
+    Every candle after the entry's candle is checked (``entry_close_time`` of the book or of the levels'
+    record), not only the turn's: a candle the runner skipped (a stale or lost tick, a kill switch, a
+    pause) reached the level just as well, and the backtest closes the position on it. A liquidated
+    ledger holds exactly 0 (the Decimal division's dust is no money, as in the backtest's equity).
     """
-    protective = paper_protective(strategy)
     position = strategy.paper_position
-    if not protective or protective.get("mode") != "paper" or position == 0 or not candles:
+    if position == 0 or not candles:
         return None
+    protective = paper_protective(strategy) or {}
+    if protective.get("mode") != "paper":
+        protective = {}
     # A level that is absent, or stored as no finite number, is no level (as the book's numbers are).
     sl, tp = (decimal_or_none(protective.get(k)) for k in ("stop_loss", "take_profit"))
-    entered_at = decimal_or_none(protective.get("entry_close_time"))
-    # The entry's own candle never counts (it entered at that close); a record stored before
-    # ``entry_close_time`` existed is checked on the turn's candle alone, as it always was.
-    checked = [candles[-1]] if entered_at is None else _closed_since(candles, entered_at)
+    ledger = ledger_of(strategy)
+    entered_at = ledger.trades[-1].entry_time or decimal_or_none(protective.get("entry_close_time"))
+    # The entry's own candle never counts (it entered at that close); a position stored before its
+    # entry's close time was kept is checked on the turn's candle alone, as it always was.
+    checked = [candles[-1]] if entered_at is None else _closed_since(candles, Decimal(entered_at))
     for candle in checked:
-        hit = protective_exit("LONG" if position > 0 else "SHORT", sl, tp, candle)
+        hit = position_exit(ledger, sl, tp, candle)
         if hit is None:
             continue
         reason, price = hit
-        ledger = ledger_of(strategy)
         ledger.fill("SELL" if position > 0 else "BUY", abs(position), price, candle.close_time, reason)
+        if reason == "liquidation":
+            ledger.gross_pnl = ledger.fees - ledger.starting_equity
         return PaperExit(reason, price, position, ledger)
     return None
