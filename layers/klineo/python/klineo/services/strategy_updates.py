@@ -8,8 +8,10 @@ needs (issue 16 item 3, cold start).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.strategies import CLEARABLE_FIELDS, SIZING_FIELDS, StrategyResponse
 from klineo.services.risk import check_leverage_setting
 from klineo.services.strategies import note_status_change, owned_strategy, strategy_response
@@ -55,6 +57,24 @@ def _check_runnable(user_id: str, current: Strategy, changes: dict[str, Any]) ->
         check_leverage_setting(leverage, connection.max_leverage)
 
 
+def _check_paper_equity(current: Strategy, changes: dict[str, Any]) -> None:
+    """A flat paper strategy that becomes active needs paper equity to trade with (CONFLICT naming
+    ``paper_balance_usdt`` otherwise): after a liquidation it has none, and every entry would be refused."""
+    mode, status = changes.get("mode", current.mode), changes.get("status", current.status)
+    if mode != "paper" or status != strategy_store.ACTIVE or current.paper_position != 0:
+        return
+    if current.mode == "paper" and current.status == strategy_store.ACTIVE:
+        return
+    from klineo.runner.paper import ledger_of  # the simulation ledger: only this check loads it
+
+    balance = changes.get("paper_balance_usdt", current.settings.paper_balance_usdt)
+    ledger = ledger_of(replace(current, settings=replace(current.settings, paper_balance_usdt=balance)))
+    if ledger.equity() <= 0:
+        raise KlineoError(ErrorCategory.CONFLICT, "this paper strategy has no paper equity left (its "
+                          "position was liquidated): raise paper_balance_usdt to resume it",
+                          field="paper_balance_usdt")
+
+
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
     """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
     from klineo.strategies import parse_parameters
@@ -71,6 +91,7 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
         changes["status"] = body.status
         changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
     _check_runnable(user_id, current, changes)
+    _check_paper_equity(current, changes)
     if not changes:
         return strategy_response(current)
     updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
