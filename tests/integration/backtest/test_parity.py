@@ -16,8 +16,10 @@ from klineo.binance import Market, endpoints, get_client, get_symbol_rules
 from klineo.runner.candles import CandleGroup
 from klineo.runner.execution import TickContext, run_strategy
 from klineo.runner.messages import StrategyRef, WorkMessage
+from klineo.runner.paper import ledger_of
 from klineo.services.backtest import BacktestSpec, simulate
 from klineo.store import strategies as strategy_store
+from klineo.store.events import list_events
 from klineo.store.runs import list_runs
 from klineo.strategies import get_strategy_type, parse_parameters
 from klineo.strategies.simulation import Fill, Ledger
@@ -46,8 +48,10 @@ def _paper_strategy() -> str:
                               size=SIZE, label="parity")
 
 
-def _paper_fills(candles: list[Any], strategy_id: str) -> list[Fill]:
-    """Run the runner's paper path on every candle from START; the fills its run records hold."""
+def _paper_fills(candles: list[Any], strategy_id: str,
+                 outcomes: tuple[str, ...] = ("simulated", "no_change")) -> list[Fill]:
+    """Run the runner's paper path on every candle from START (each turn ending in one of ``outcomes``);
+    the fills its run records hold."""
     for index, candle in enumerate(candles):
         if candle.open_time < START:
             continue
@@ -58,7 +62,7 @@ def _paper_fills(candles: list[Any], strategy_id: str) -> list[Fill]:
         seen_at = (candle.close_time + 1_000) / 1000
         ctx = TickContext(message, group, deadline_ms=candle.close_time + 60_000, clock=lambda at=seen_at: at)
         result = run_strategy(strategy_store.get_strategy(USER, strategy_id, consistent=True), ctx)
-        assert result.outcome in ("simulated", "no_change"), result
+        assert result.outcome in outcomes, result
     runs = sorted(list_runs(strategy_id, limit=CANDLES + 10), key=lambda run: run.close_time)
     return [
         Fill(run.close_time, run.order["side"], Decimal(run.order["executed_quantity"]),
@@ -139,3 +143,65 @@ def test_paper_mode_and_backtest_agree_with_quote_sizing_and_stop_loss_take_prof
     assert Decimal(str(book["gross_pnl"])) == backtest.gross_pnl
     assert Decimal(str(book["fees"])) == backtest.fees
     assert stored.paper_position == backtest.position
+
+
+def _backtest(candles: list[Any], strategy_type: str, parameters: dict[str, Any], **sizing: Any) -> Any:
+    """``simulate`` over ``candles`` from START with ``sizing`` (and leverage, paper balance)."""
+    spec = BacktestSpec.from_json({
+        "environment": "production", "symbol": SYMBOL, "interval": INTERVAL, "type": strategy_type,
+        "parameters": parameters, **sizing, "start_ms": START, "end_ms": candles[-1].close_time + 1,
+    })
+    return simulate(spec, candles, get_symbol_rules(get_client(Market.FUTURES, "production"), SYMBOL))
+
+
+def _changed_paper_strategy(**changes: Any) -> str:
+    """The parity paper strategy with ``changes`` (type, parameters, sizing, settings) applied."""
+    strategy_id = _paper_strategy()
+    stored = strategy_store.get_strategy(USER, strategy_id, consistent=True)
+    strategy_store.update_settings(USER, strategy_id, stored, changes={"size": None, **changes})
+    return strategy_id
+
+
+def _fill_rows(fills: list[Fill]) -> list[tuple[Any, ...]]:
+    return [(f.time, f.side, f.quantity, f.price, f.fee) for f in fills]
+
+
+def test_paper_mode_and_backtest_skip_the_same_entries_that_do_not_fit(sim_env) -> None:
+    """GIVEN 100 USDT of paper equity and 199.5 USDT entries at 2x (margin ~99.75) WHEN paper mode and a
+    backtest run THEN the same fills, and every entry the backtest skips for its margin is a paper
+    risk_block on the same candle (the strategy trades again once an entry fits: nothing pauses it)."""
+    candles = _recorded_candles()
+    sizing = {"quote_size_usdt": Decimal("199.5"), "leverage": 2, "paper_balance_usdt": Decimal("100")}
+    strategy_id = _changed_paper_strategy(**sizing)
+    paper = _paper_fills(candles, strategy_id, ("simulated", "no_change", "skipped"))
+    backtest = _backtest(candles, "sma_crossover", PARAMETERS, **{k: str(v) for k, v in sizing.items()})
+    assert backtest.skipped["insufficient_margin"] >= 5 and len(backtest.ledger.fills) > 10
+    assert _fill_rows(paper) == _fill_rows(backtest.ledger.fills)
+    blocks = [e for e in list_events(strategy_id, 1000).events
+              if e.kind == "risk_block" and e.details["gate"] == "insufficient_margin"]
+    assert len(blocks) == backtest.skipped["insufficient_margin"]
+    stored = strategy_store.get_strategy(USER, strategy_id, consistent=True)
+    assert (stored.status, stored.failed_runs) == ("active", 0)
+
+
+ALWAYS_SHORT = {"period": 14, "oversold": "0.001", "overbought": "0.002", "allow_short": True}
+
+
+def test_paper_mode_and_backtest_liquidate_alike(sim_env) -> None:
+    """GIVEN an always-short strategy at 75x on its whole equity WHEN paper mode and a backtest run over a
+    rising sequence THEN the same entry, a liquidation on the same candle at the same price, paper equity
+    0 like the backtest's, and the paper strategy paused (the backtest trades nothing more either)."""
+    candles = _recorded_candles()
+    sizing = {"size_pct": Decimal("100"), "leverage": 75, "paper_balance_usdt": Decimal("1000")}
+    strategy_id = _changed_paper_strategy(type="rsi_threshold", parameters=ALWAYS_SHORT, **sizing)
+    entries = _paper_fills(candles, strategy_id, ("simulated", "no_change", "skipped", "not_run"))
+    state = _backtest(candles, "rsi_threshold", ALWAYS_SHORT, **{k: str(v) for k, v in sizing.items()})
+    entry, liquidation = state.ledger.fills
+    assert liquidation.reason == "liquidation" and state.liquidated_at is not None
+    assert _fill_rows(entries) == _fill_rows([entry])
+    closed, = [e for e in list_events(strategy_id, 1000).events if e.kind == "position_closed"]
+    assert (closed.close_time, closed.details["cause"]) == (state.liquidated_at, "liquidation")
+    assert Decimal(closed.details["price"]) == liquidation.price
+    stored = strategy_store.get_strategy(USER, strategy_id, consistent=True)
+    assert (stored.status, stored.status_reason) == ("paused", "paper_liquidated")
+    assert ledger_of(stored).equity() == 0 == state.equity[-1][1]
