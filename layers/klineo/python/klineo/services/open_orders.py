@@ -18,7 +18,6 @@ gate: it never adds exposure.
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from klineo.binance import BinanceClient, Credentials, endpoints
 from klineo.errors import ErrorCategory, KlineoError
@@ -30,7 +29,7 @@ from klineo.services.protective import cancel_fired_siblings
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import KIND_ALGO, OrderRecord, get_order_records, record_order_outcome_quietly
-from klineo.validation import SYMBOL_PATTERN, plain_text, plain_text_or_none
+from klineo.validation import check_symbol, plain_text, plain_text_or_none
 
 __all__ = ["cancel_open_orders", "list_open_orders"]
 
@@ -39,9 +38,8 @@ def _check_symbol(symbol: str | None, required: bool) -> None:
     if symbol is None and required:
         raise KlineoError(ErrorCategory.INVALID_REQUEST,
                           "symbol is required: cancel-all works on one symbol at a time", field="symbol")
-    if symbol is not None and re.fullmatch(SYMBOL_PATTERN, symbol) is None:
-        raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol must be 2 to 20 capital letters or digits",
-                          field="symbol")
+    if symbol is not None:
+        check_symbol(symbol)
 
 
 def _open_order(result: OrderResult, record: OrderRecord | None) -> OpenOrder:

@@ -28,7 +28,6 @@ path (``klineo.services.futures`` and its stores), which only closing uses.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +44,7 @@ from klineo.services.risk import reduces_position
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, require_connection
 from klineo.store.orders import OrderRecord, get_order_record
-from klineo.validation import SYMBOL_PATTERN, plain_text
+from klineo.validation import check_symbol, plain_text
 
 __all__ = ["CLOSE_ROLE", "close_position"]
 
@@ -137,9 +136,7 @@ def close_position(
             "a lost answer returns the first close instead of sending a second order.",
             field=IDEMPOTENCY_HEADER,
         )
-    if not isinstance(symbol, str) or re.fullmatch(SYMBOL_PATTERN, symbol) is None:
-        raise KlineoError(ErrorCategory.INVALID_REQUEST, "symbol must be 2 to 20 capital letters or digits",
-                          field="symbol")
+    check_symbol(symbol)
     record = get_order_record(user_id, idempotent_client_order_id(user_id, idempotency_key))
     left = None  # a replay does not read the position again, so it cannot say what is left
     if record is not None:
