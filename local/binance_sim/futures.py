@@ -154,13 +154,15 @@ def _check_price_band(spec: SymbolSpec, side: str, price: Decimal, mark: Decimal
 def _exposure_increase(state: FuturesAccount, checked: dict) -> Decimal:
     """How much the order would add to its position; -2022 for a reduce that cannot reduce.
 
-    One-way: a reduceOnly order must shrink an open position. Hedge: an order closing LONG
+    One-way: a reduceOnly order must shrink an open position, never past zero (larger than the
+    position is -2022, facts E). Hedge: an order closing LONG
     (SELL) or SHORT (BUY) may not exceed the position on that side.
     """
     position = state.positions[(checked["spec"].symbol, checked["position_side"])]
     delta = checked["quantity"] if checked["side"] == "BUY" else -checked["quantity"]
     increase = max(ZERO, abs(position.amount + delta) - abs(position.amount))
-    if checked["reduce_only"] and (increase > 0 or position.amount == 0):
+    crosses = (position.amount + delta) * position.amount < 0  # it would flip the position
+    if checked["reduce_only"] and (increase > 0 or position.amount == 0 or crosses):
         raise ApiError(400, -2022, "ReduceOnly Order is rejected.")
     direction = {"LONG": 1, "SHORT": -1}.get(checked["position_side"])
     if direction is not None and (position.amount + delta) * direction < 0:

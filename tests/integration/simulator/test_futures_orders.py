@@ -323,6 +323,21 @@ def test_selling_closes_the_position_and_realises_pnl(full):
     assert again.json()["code"] == -2022
 
 
+def test_a_reduce_only_order_larger_than_the_position_is_2022_and_never_flips_it(full):
+    """One-way: a reduceOnly SELL of 0.02 against a 0.015 long is -2022 and the long stays as it was."""
+    full.signed(
+        "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.015"}
+    )
+    oversized = full.signed(
+        "POST",
+        "/fapi/v1/order",
+        {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.02", "reduceOnly": "true"},
+    )
+    assert oversized.json() == {"code": -2022, "msg": "ReduceOnly Order is rejected."}
+    (position,) = full.signed("GET", "/fapi/v3/positionRisk").json()
+    assert position["positionAmt"] == "0.015"
+
+
 def test_leverage_change_and_invalid_leverage(full):
     """POST /fapi/v1/leverage answers leverage/maxNotionalValue/symbol; 0 or 200 is -4028."""
     # WHEN leverage is set to 21, then to an invalid value
