@@ -83,7 +83,8 @@ def _candles(**query: str) -> dict:
 
 
 def test_candles_from_the_event_file(sim_env, invoke):
-    """GIVEN events/candles.json (spot testnet, 100 x 1h) WHEN invoked THEN 100 candles from spot testnet."""
+    """GIVEN events/candles.json (spot testnet, 100 x 1h from a fixed past hour) WHEN invoked THEN those 100
+    candles from spot testnet (a fixed range answers the same at any time, in a container or not)."""
     response = invoke("candles", load_event("candles"))
     assert response["statusCode"] == 200
     body = response_json(response)
@@ -91,6 +92,7 @@ def test_candles_from_the_event_file(sim_env, invoke):
         "BTCUSDT", "1h", "spot", "testnet")
     assert len(body["candles"]) == 100
     first = body["candles"][0]
+    assert first["open_time"] == 1793577600000
     assert first["close_time"] > first["open_time"] and isinstance(first["close"], str)
     assert [(r.path, r.env) for r in sim_env.journal] == [("/api/v3/klines", "testnet")]
 
