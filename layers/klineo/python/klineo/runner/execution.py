@@ -263,6 +263,7 @@ class _Turn:
         self._client: BinanceClient | None = None
         # Paper: the initial margin, equity and leverage of an entry the paper equity cannot back.
         self.margin_refusal: dict[str, Decimal] | None = None
+        self._paper_equity: tuple[Decimal, Decimal] | None = None  # (price, equity): ``paper_equity``
 
     def client(self) -> BinanceClient:
         """The container's futures client of the strategy's environment (``get_client``'s one cache).
@@ -487,6 +488,7 @@ class _Turn:
         reloaded = get_strategy(self.strategy.user_id, self.strategy.strategy_id, consistent=True)
         if reloaded is not None:
             self.strategy = reloaded
+            self._paper_equity = None  # the ledger may have moved
 
     def refused_market(self, exc: KlineoError | None) -> StrategyResult:
         """No candles for good (e.g. unknown symbol): a failed run; paused when the symbol is the problem."""
@@ -530,7 +532,7 @@ class _Turn:
         (``simulation.entry_fits``, the backtest's rule), else 0 (a flip then only closes its old side),
         the refusal kept in ``margin_refusal``."""
         sizing = sizing_of(self.strategy)
-        equity = ledger_of(self.strategy).equity(price)
+        equity = self.paper_equity(price)
         if size <= 0 or entry_fits(size, price, sizing, equity):
             return size
         leverage = leverage_of(sizing)
@@ -538,11 +540,18 @@ class _Turn:
                                "leverage": leverage}
         return Decimal(0)
 
+    def paper_equity(self, price: Decimal) -> Decimal:
+        """The paper ledger's equity at ``price``, built once per turn and price (percent sizing and the
+        margin check both ask for it)."""
+        if self._paper_equity is None or self._paper_equity[0] != price:
+            self._paper_equity = (price, ledger_of(self.strategy).equity(price))
+        return self._paper_equity[1]
+
     def balance(self, trading: TradingContext, price: Decimal) -> Decimal:
         """What percent sizing is a percent of: live USDT availableBalance, paper equity at the close
         (the backtest's ``Ledger.equity(close)``: realised plus the open position's unrealised PnL)."""
         if not self.live:
-            return ledger_of(self.strategy).equity(price)
+            return self.paper_equity(price)
         client = self.client()
         rows = futures_balance(client, connection_credentials(trading.connection))
         usdt = next((row for row in rows if row.get("asset") == "USDT"), {})
