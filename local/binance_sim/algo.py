@@ -25,6 +25,7 @@ from .futures import (
     FuturesAccount,
     FuturesExchange,
     check_lot_size,
+    check_price_band,
     check_price_filter,
     decimal_param,
     plain,
@@ -243,6 +244,8 @@ class AlgoService:
         if order_type in ("STOP", "TAKE_PROFIT"):
             prices["price"] = decimal_param(params, "price")
             check_price_filter(spec, prices["price"])
+            # The limit price within PERCENT_PRICE's band around the trigger, either side (facts §6).
+            check_price_band(spec, None, prices["price"], prices["trigger_price"], codes=(-4183, -4184))
         return prices
 
     @staticmethod

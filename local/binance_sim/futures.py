@@ -24,7 +24,7 @@ from . import errors
 from .accounts import DemoAccount
 from .brackets import max_notional
 from .errors import ApiError
-from .market import SYMBOLS, SymbolSpec, get_symbol
+from .market import FUTURES_MULTIPLIER_DOWN, FUTURES_MULTIPLIER_UP, SYMBOLS, SymbolSpec, get_symbol
 
 __all__ = ["FuturesAccount", "FuturesExchange", "FuturesOrder"]
 
@@ -141,14 +141,18 @@ def _limit_terms(spec: SymbolSpec, params: dict, order_type: str) -> tuple[str, 
     return time_in_force, price
 
 
-def _check_price_band(spec: SymbolSpec, side: str, price: Decimal, mark: Decimal) -> None:
-    """PERCENT_PRICE against the mark: BUY above mark x 1.05 is -4016, SELL below mark x 0.95 -4024."""
-    if side == "BUY" and price > mark * Decimal("1.05"):
-        limit = _on_tick(mark * Decimal("1.05"), spec.futures_decimal("tick"), ROUND_DOWN)
-        raise ApiError(400, -4016, f"Limit price can't be higher than {limit}")
-    if side == "SELL" and price < mark * Decimal("0.95"):
-        limit = _on_tick(mark * Decimal("0.95"), spec.futures_decimal("tick"), ROUND_UP)
-        raise ApiError(400, -4024, f"Limit price can't be lower than {limit}")
+def check_price_band(spec: SymbolSpec, side: str | None, price: Decimal, reference: Decimal,
+                     codes: tuple[int, int] = (-4016, -4024)) -> None:
+    """PERCENT_PRICE (facts §6): a LIMIT's price against the mark, a BUY above mark x multiplierUp is
+    -4016 and a SELL below mark x multiplierDown -4024; ``side`` None (a stop-limit's price against its
+    trigger) holds either side to both bounds, with ``codes`` -4183 / -4184."""
+    up, down = Decimal(FUTURES_MULTIPLIER_UP), Decimal(FUTURES_MULTIPLIER_DOWN)
+    if side in ("BUY", None) and price > reference * up:
+        limit = _on_tick(reference * up, spec.futures_decimal("tick"), ROUND_DOWN)
+        raise ApiError(400, codes[0], f"Limit price can't be higher than {limit}")
+    if side in ("SELL", None) and price < reference * down:
+        limit = _on_tick(reference * down, spec.futures_decimal("tick"), ROUND_UP)
+        raise ApiError(400, codes[1], f"Limit price can't be lower than {limit}")
 
 
 def _exposure_increase(state: FuturesAccount, checked: dict) -> Decimal:
@@ -563,7 +567,7 @@ class FuturesExchange:
         time_in_force, price = _limit_terms(spec, params, order_type)
         check_lot_size(spec, quantity, order_type)
         if order_type == "LIMIT":
-            _check_price_band(spec, side, price, mark)
+            check_price_band(spec, side, price, mark)
         reference = price if order_type == "LIMIT" else mark
         if not reduce_only and quantity * reference < spec.futures_decimal("min_notional"):
             raise ApiError(

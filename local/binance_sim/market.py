@@ -28,6 +28,9 @@ __all__ = [
     "spot_exchange_info",
 ]
 
+# Futures PERCENT_PRICE of every simulated symbol: exchangeInfo lists it, orders are held to it.
+FUTURES_MULTIPLIER_UP = "1.0500"
+FUTURES_MULTIPLIER_DOWN = "0.9500"
 INTERVALS_MS = {
     "1s": 1_000,
     "1m": 60_000,
@@ -476,8 +479,8 @@ def _futures_symbol(spec: SymbolSpec) -> dict:
             {"filterType": "MIN_NOTIONAL", "notional": spec.futures_min_notional},
             {
                 "filterType": "PERCENT_PRICE",
-                "multiplierUp": "1.0500",
-                "multiplierDown": "0.9500",
+                "multiplierUp": FUTURES_MULTIPLIER_UP,
+                "multiplierDown": FUTURES_MULTIPLIER_DOWN,
                 "multiplierDecimal": "4",
             },
         ],

@@ -98,7 +98,7 @@ def test_conditional_order_sent_twice_with_one_key_is_placed_once(sim_env, invok
     """GIVEN a TAKE_PROFIT (priced) SELL WHEN sent twice with one key THEN one algo POST, same answer."""
     mark = _mark(sim_env)
     body = order_body(futures_connection.id, side="SELL", type="TAKE_PROFIT", quantity="0.002",
-                      price=_price(mark * Decimal("1.2")), triggerPrice=_price(mark * Decimal("1.1")))
+                      price=_price(mark * Decimal("1.12")), triggerPrice=_price(mark * Decimal("1.1")))
     key = new_key()
 
     first = invoke("futures_order", order_event(body, key=key))

@@ -5,7 +5,7 @@ Shapes and codes follow docs/binance-facts.md §7 (and shared facts "Trading sur
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 import pytest
 import requests
@@ -168,6 +168,49 @@ def test_stop_limit_fires_a_resting_limit_child(binance_sim, full):
     assert resting["algoStatus"] == "TRIGGERED" and resting["actualOrderId"]
     assert filled["algoStatus"] == "FINISHED"
     assert _position(full) == "0.002"
+
+
+@pytest.mark.parametrize(("side", "trigger", "limit", "code", "bound"), [
+    ("SELL", "0.98", "1.04", -4183, "higher"), ("BUY", "1.02", "0.96", -4184, "lower"),
+    ("BUY", "1.01", "1.065", -4183, "higher"), ("SELL", "0.99", "0.935", -4184, "lower"),
+], ids=["sell-far-above", "buy-far-below", "buy-far-above", "sell-far-below"])
+def test_a_stop_limit_price_outside_the_band_around_its_trigger_is_refused(
+        binance_sim, full, side, trigger, limit, code, bound):
+    """PERCENT_PRICE around the trigger (facts §6): a STOP's limit price above trigger x 1.05 is -4183, below
+    trigger x 0.95 -4184, whichever its side; nothing is placed."""
+    # GIVEN a STOP on the side where it rests, its limit price over 5% away from its trigger
+    trigger_price = _price(binance_sim, trigger)
+    limit_price = str(Decimal(trigger_price) * Decimal(limit) / Decimal(trigger))
+    limit_price = _on_tick(limit_price)
+    # WHEN it is placed
+    response = _algo(full, side=side, type="STOP", triggerPrice=trigger_price, price=limit_price,
+                     quantity="0.002", clientAlgoId="stop-band")
+    # THEN the band's code, with the bound on the tick grid; no algo order exists
+    band = Decimal(trigger_price) * Decimal("1.05" if bound == "higher" else "0.95")
+    body = response.json()
+    assert (response.status_code, body["code"]) == (400, code)
+    text, number = body["msg"].rsplit(" ", 1)
+    assert text == f"Limit price can't be {bound} than"
+    assert Decimal(number) == Decimal(_on_tick(str(band), up=bound == "lower"))
+    assert _query(full, "stop-band")["code"] == -2013
+
+
+def test_a_stop_limit_price_at_the_band_edge_is_accepted(binance_sim, full):
+    """A STOP SELL whose limit price is trigger x 0.95 on the tick grid (the band's lowest) is placed (a
+    guard: the edge stays valid)."""
+    # GIVEN a STOP SELL below the mark, its limit price at the band's floor rounded up to the tick
+    trigger = _price(binance_sim, "0.98")
+    floor = _on_tick(str(Decimal(trigger) * Decimal("0.95")), up=True)
+    # WHEN it is placed
+    response = _algo(full, side="SELL", type="STOP", triggerPrice=trigger, price=floor, quantity="0.002")
+    # THEN it is accepted
+    assert response.status_code == 200, response.text
+
+
+def _on_tick(value: str, up: bool = False) -> str:
+    """``value`` on BTCUSDT's 0.10 tick, down (``up``: up)."""
+    rounding = ROUND_UP if up else ROUND_DOWN
+    return str((Decimal(value) / Decimal("0.1")).to_integral_value(rounding=rounding) * Decimal("0.1"))
 
 
 def test_trailing_stop_fires_on_the_pullback_from_the_best_mark(binance_sim, full):
