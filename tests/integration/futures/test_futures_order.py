@@ -444,6 +444,26 @@ def test_binance_refusal_is_classified_and_recorded(sim_env, invoke, futures_con
     assert exchange_orders(sim_env, futures_connection.account) == []
 
 
+def test_a_buy_limit_above_the_band_reads_no_mark_and_meets_binances_refusal(
+        sim_env, invoke, futures_connection):
+    """GIVEN mark 65000 WHEN a BUY LIMIT priced above mark x 1.05 comes THEN no mark is read for it (a guard:
+    PERCENT_PRICE is checked only where the mark is at hand), Binance refuses it (-4016, 400 naming price)
+    and the refusal is recorded."""
+    sim_env.set_mark_price("BTCUSDT", 65000.0)
+    sim_env.clear_journal()
+    body = order_body(futures_connection.id, price="70000", quantity="0.002")
+    key = new_key()
+
+    response = invoke("futures_order", order_event(body, key=key))
+
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["field"] == "price"
+    assert [(r.path, r.code) for r in sim_env.journal if r.path != "/fapi/v1/exchangeInfo"] == [
+        (ORDER_PATH, -4016)]
+    record = get_order_record(USER_A, idempotent_client_order_id(USER_A, key))
+    assert record is not None and record.status == "REJECTED"
+
+
 def test_claim_storage_failure_is_503_and_sends_nothing(sim_env, invoke, futures_connection, monkeypatch):
     """GIVEN the claim transaction failing WHEN a keyed order comes THEN 503, retryable, nothing sent."""
     dynamodb = aws_clients.dynamodb()

@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from klineo.services.orders import idempotent_client_order_id
 from klineo.settings import get_settings
 from klineo.store import flags
 from klineo.store.connections import update_settings
@@ -149,6 +150,37 @@ def test_an_order_over_max_notional_is_refused_naming_the_gate_as_the_real_route
     assert (refusal["category"], refusal["field"]) == ("order_rejected", "max_notional_usdt")
     assert (check["ok"], check["notional"], check["max_notional_usdt"]) == (False, "200", "100")
     assert order_posts(sim_env) == []
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"side": "SELL", "price": "61000"},
+     "price must be at least 61750.7 for a SELL on BTCUSDT now: Binance's price band is 61750.7 to 68250.7 "
+     "USDT (0.95 to 1.05 times the mark price 65000.7)"),
+    ({"side": "SELL", "type": "STOP", "triggerPrice": "60000", "price": "63000.1"},
+     "price must be at most 63000 on BTCUSDT now: Binance's price band is 57000 to 63000 USDT (0.95 to 1.05 "
+     "times the trigger price 60000)"),
+    ({"type": "TAKE_PROFIT", "triggerPrice": "60000", "price": "56999.9"},
+     "price must be at least 57000 on BTCUSDT now: Binance's price band is 57000 to 63000 USDT (0.95 to 1.05 "
+     "times the trigger price 60000)"),
+], ids=["sell-limit-below-the-mark-band", "sell-stop-above-its-trigger-band", "buy-take-profit-below-it"])
+def test_a_price_outside_percent_price_is_refused_with_the_band_before_anything_is_sent(
+        sim_env, invoke, futures_connection, pinned_mark, changes, message):
+    """GIVEN the simulator's PERCENT_PRICE (0.95 to 1.05) and mark 65000.7 WHEN a SELL LIMIT under the mark's
+    band, or a stop-limit priced outside its trigger's band, is dry-run and placed THEN both answer the same
+    400 naming price and stating the band, nothing reaches Binance and the key holds no record."""
+    body = order_body(futures_connection.id, **changes)
+    key = new_key()
+    sim_env.clear_journal()
+
+    check = _check(invoke, body)
+    placed = invoke("futures_order", order_event(body, key=key))
+
+    assert placed["statusCode"] == 400, placed["body"]
+    assert check["refusal"] == _refusal_of(placed)
+    assert (check["ok"], check["params"], check["valid_nearby"]) == (False, None, None)
+    assert (check["refusal"]["field"], check["refusal"]["message"]) == ("price", message)
+    assert [r.path for r in sim_env.journal if r.method != "GET"] == []
+    assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)) is None
 
 
 @pytest.mark.parametrize("gate", ["global_kill_switch", "user_kill_switch", "connection_kill_switch"])

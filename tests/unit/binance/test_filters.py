@@ -219,3 +219,51 @@ def test_spot_rules_come_from_the_per_symbol_exchange_info(rsps, make_client):
     assert get_symbol_rules(client, "BTCUSDT").step_size == D("0.00001")
     assert rsps.calls[0].request.url.endswith("/api/v3/exchangeInfo?symbol=BTCUSDT")
     _invalid("symbol", lambda: get_symbol_rules(client, "NOPE"))
+
+
+# FUT_BTC with Binance's documented PERCENT_PRICE example (multiplierUp 1.15, multiplierDown 0.85).
+BAND = {"filterType": "PERCENT_PRICE", "multiplierUp": "1.1500", "multiplierDown": "0.8500",
+        "multiplierDecimal": 4}
+FUT_BTC_BAND = {**FUT_BTC, "filters": [*FUT_BTC["filters"], BAND]}
+
+
+def test_percent_price_is_parsed_for_futures_and_absent_means_no_band():
+    """GIVEN futures exchangeInfo with and without PERCENT_PRICE, and a spot one with it WHEN parsed THEN
+    only the futures filter gives multipliers; without them no price is ever refused by the band."""
+    assert parse_symbol_rules(FUT_BTC_BAND, Market.FUTURES)[-2:] == (D("1.15"), D("0.85"))
+    bare = parse_symbol_rules(FUT_BTC, Market.FUTURES)
+    assert (bare.multiplier_up, bare.multiplier_down) == (0, 0)
+    bare.check_price_band("BUY", D("4000000"), D("60000"))
+    bare.check_price_band("SELL", D("600"), D("60000"))
+    spot = parse_symbol_rules({**SPOT_BTC, "filters": [BAND]}, Market.SPOT)
+    assert (spot.multiplier_up, spot.multiplier_down) == (0, 0)
+
+
+def test_a_limit_price_is_held_to_its_sides_bound_of_the_band_around_the_mark():
+    """GIVEN mark 60000.05 and multipliers 1.15 / 0.85 WHEN a BUY or SELL limit price is checked THEN a BUY
+    above 69000.05 (its cap, on the tick) and a SELL below 51000.05 are refused naming price and stating
+    the band; the other bound does not bind (a BUY far below, a SELL far above pass), the ends pass."""
+    rules = parse_symbol_rules(FUT_BTC_BAND, Market.FUTURES)
+    mark = D("60000.05")
+    buy = _invalid("price", lambda: rules.check_price_band("BUY", D("69000.1"), mark))
+    sell = _invalid("price", lambda: rules.check_price_band("SELL", D("51000"), mark))
+
+    assert buy.message == ("price must be at most 69000 for a BUY on BTCUSDT now: Binance's price band is "
+                           "51000.1 to 69000 USDT (0.85 to 1.15 times the mark price 60000.05)")
+    assert sell.message.startswith("price must be at least 51000.1 for a SELL on BTCUSDT now: ")
+    for side, price in (("BUY", "69000"), ("BUY", "600"), ("SELL", "51000.1"), ("SELL", "4000000")):
+        rules.check_price_band(side, D(price), mark)
+
+
+def test_a_stop_limit_price_is_held_to_both_bounds_around_its_trigger():
+    """GIVEN multipliers 1.15 / 0.85 and a trigger of 60000 WHEN a stop-limit's price is checked with both
+    bounds THEN a SELL above 69000 and a BUY below 51000 are refused too, naming the trigger price."""
+    rules = parse_symbol_rules(FUT_BTC_BAND, Market.FUTURES)
+    check = rules.check_price_band
+    around = {"against": "trigger price", "both_bounds": True}
+    sell = _invalid("price", lambda: check("SELL", D("69000.1"), D("60000"), **around))
+    _invalid("price", lambda: check("BUY", D("50999.9"), D("60000"), **around))
+
+    assert sell.message == ("price must be at most 69000 on BTCUSDT now: Binance's price band is 51000 to "
+                            "69000 USDT (0.85 to 1.15 times the trigger price 60000)")
+    check("BUY", D("51000"), D("60000"), **around)

@@ -13,8 +13,12 @@ and the step or tick size. A value we computed (a quote size, a strategy's size,
 percent) is rounded to the grid: down, or up (``round_price(up=True)``) where down would be the wrong
 way. Any failure raises ``KlineoError(invalid_request, field=...)`` naming the offending field, before
 anything is sent.
-PERCENT_PRICE filters are left to Binance: they depend on an average/mark price this module cannot
-know to be fresh, and a stale reference would reject valid orders.
+PERCENT_PRICE (futures: ``multiplierUp``/``multiplierDown``; absent, no band) is checked by
+``check_price_band`` against a reference the caller read fresh for this very order (facts §6): a LIMIT's
+price against the mark price (a BUY at most mark x multiplierUp, -4016; a SELL at least
+mark x multiplierDown, -4024), a stop-limit's price against its own trigger price, both bounds
+whatever the side (-4183/-4184). This module never reads a price: a caller without a fresh mark leaves
+the band to Binance. Spot's PERCENT_PRICE (an average price over ``avgPriceMins``) is left to Binance.
 """
 
 from __future__ import annotations
@@ -95,6 +99,9 @@ class SymbolRules(NamedTuple):
     apply_min_to_market: bool
     apply_max_to_market: bool
     order_types: tuple[str, ...]
+    # PERCENT_PRICE (futures), 0: no band.
+    multiplier_up: Decimal = _ZERO
+    multiplier_down: Decimal = _ZERO
 
     def round_price(self, price: Decimal, up: bool = False) -> Decimal:
         """Price rounded down (``up``: up) to the tick grid (futures: offset by minPrice)."""
@@ -248,6 +255,29 @@ class SymbolRules(NamedTuple):
             raise _invalid(field, f"{field} is above the maximum {_clean(self.max_price)} for {self.symbol}")
         return out_price
 
+    def check_price_band(self, side: str, price: Decimal, reference: Decimal, *,
+                         against: str = "mark price", both_bounds: bool = False) -> None:
+        """PERCENT_PRICE: invalid_request naming price, stating the band, when ``price`` is above
+        ``reference`` x multiplierUp (a BUY, or any side with ``both_bounds``) or below
+        ``reference`` x multiplierDown (a SELL, or any side with ``both_bounds``); ``against`` names the
+        reference in the refusal. No band (no filter, or no reference): nothing is checked."""
+        up, down = self.multiplier_up, self.multiplier_down
+        if reference <= 0 or (up <= 0 and down <= 0):
+            return
+        too_high = up > 0 and (both_bounds or side == "BUY") and price > reference * up
+        too_low = down > 0 and (both_bounds or side == "SELL") and price < reference * down
+        if not (too_high or too_low):
+            return
+        high = self.round_price(reference * up) if up > 0 else None  # the band's ends on the tick grid
+        low = self.round_price(reference * down, up=True) if down > 0 else None
+        bound = f"at most {_clean(high)}" if too_high else f"at least {_clean(low)}"
+        whom = "" if both_bounds else f" for a {side}"
+        band = " to ".join(f"{_clean(end)}" for end in (low, high) if end is not None)
+        multipliers = " to ".join(f"{_clean(m)}" for m in (down, up) if m > 0)
+        raise _invalid("price", f"price must be {bound}{whom} on {self.symbol} now: Binance's price band is "
+                                f"{band} {self.quote_asset} ({multipliers} times the {against} "
+                                f"{_clean(reference)})")
+
     def check_notional(
         self,
         qty: Decimal,
@@ -295,10 +325,12 @@ def parse_symbol_rules(entry: dict[str, Any], market: Market) -> SymbolRules:
     min_notional = _ZERO
     max_notional = _ZERO
     apply_min = apply_max = False
+    band: dict[str, Any] = {}
     if market is Market.FUTURES:
         legacy = filters.get("MIN_NOTIONAL", {})
         min_notional = _dec(legacy.get("notional"))
         apply_min = True  # futures values MARKET orders at the mark price
+        band = filters.get("PERCENT_PRICE", {})
     else:
         notional = filters.get("NOTIONAL")
         if notional is not None:
@@ -330,6 +362,8 @@ def parse_symbol_rules(entry: dict[str, Any], market: Market) -> SymbolRules:
         apply_min_to_market=apply_min,
         apply_max_to_market=apply_max,
         order_types=tuple(str(t) for t in entry.get("orderTypes") or ()),
+        multiplier_up=_dec(band.get("multiplierUp")),
+        multiplier_down=_dec(band.get("multiplierDown")),
     )
 
 

@@ -139,13 +139,16 @@ def _typed_price(rules: SymbolRules, value: Decimal | None, field: str) -> Decim
 
 def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
     """The request's conditional order (a validated FuturesOrderRequest) checked against the symbol's
-    rules: its quantity and prices are as typed, refused off the grid (Binance would refuse them too)."""
+    rules: its quantity and prices are as typed, refused off the grid (Binance would refuse them too); a
+    stop-limit's price within PERCENT_PRICE's band around its trigger (facts §6: -4183 / -4184)."""
     market_type = order.type.endswith("MARKET")
     quantity = None
     if not order.closePosition:
         quantity = rules.prepare_quantity(order.quantity, market_type, exact=True)
     trigger = _typed_price(rules, order.triggerPrice, "triggerPrice")
     price = _typed_price(rules, order.price, "price")
+    if price is not None and trigger is not None:  # STOP / TAKE_PROFIT: the limit within the trigger's band
+        rules.check_price_band(order.side, price, trigger, against="trigger price", both_bounds=True)
     if quantity is not None and not order.reduceOnly:
         # Valued where it will execute: its limit price, else its trigger (trailing: its activation).
         reference = price or trigger or order.activationPrice

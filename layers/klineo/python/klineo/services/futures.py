@@ -17,7 +17,8 @@ the in-memory secret cache; the kill switches are not read at all (the transacti
 
 In order: `check_order` on the cached connection without the limits (switches, state, position
 side: no Binance call), the claim, then the limits (the mark price for a MARKET or SELL LIMIT order,
-on the connection the claim just validated) and the rounding to the symbol's filters, then the send. So a
+on the connection the claim just validated) and the symbol's filters (PERCENT_PRICE against that mark
+when it was read), then the send. So a
 kill switch refuses before any Binance call. A refusal is never given on cached data (the context
 is read fresh and the gate asked again); a cancelled transaction hands back the items whose checks
 failed, so `check_order` names the gate exactly as on a fresh read; a refusal after the claim
@@ -182,6 +183,10 @@ class _Gated:
         self.mark = cache(lambda: endpoints.futures_mark_price(self.client, order.symbol))
         self.reference = cache(lambda: order.price if order.price is not None else self.mark())
 
+    def mark_at_hand(self) -> Decimal | None:
+        """The mark price when this order's path has read it already (to value it), else None: no read."""
+        return self.mark() if self.mark.cache_info().currsize else None
+
     def context(self, failed: dict[str, dict[str, Any] | None] | None = None) -> TradingContext:
         """The trading context: a dry run's own consistent read (``read``: no claim re-checks it); else the
         switches are off unless a transaction's failed check says otherwise."""
@@ -230,7 +235,8 @@ def _refuse_by_gates(gated: _Gated, refusal: ClaimRefusal) -> _Gated:
 
 
 def _rounded(gated: _Gated) -> FuturesOrder | AlgoOrder:
-    """The order checked against the symbol's rules (cached exchange info; mark price for a MARKET order).
+    """The order checked against the symbol's rules (cached exchange info; mark price for a MARKET order;
+    PERCENT_PRICE against the mark when the limits read it, and a stop-limit's against its trigger).
 
     What the caller typed (quantity, prices, a stop-loss/take-profit price) is refused off the grid,
     never rounded; a quantity converted from quote_quantity is on it already (rounded down).
@@ -245,6 +251,11 @@ def _rounded(gated: _Gated) -> FuturesOrder | AlgoOrder:
     # pre-refused here either: Binance, the truth, decides whether a dust close goes through.
     quantity, price = rules.prepare_order(order.side, order.type, order.quantity, order.price,
                                           gated.reference(), reduce_only=_intent(order).reduces, exact=True)
+    mark = gated.mark_at_hand()
+    if price is not None and mark is not None:
+        # PERCENT_PRICE only where the mark is at hand (an opening SELL LIMIT, valued at it): a BUY LIMIT
+        # reads no mark, and one more Binance read for every order would cost more than the rare refusal.
+        rules.check_price_band(order.side, price, mark)
     return FuturesOrder(symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, price=price,
                         time_in_force=order.timeInForce, reduce_only=order.reduceOnly,
                         position_side=order.positionSide)

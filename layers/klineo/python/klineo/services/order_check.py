@@ -7,9 +7,11 @@ real route would give now: the order as it would be sent, or the same refusal (c
 message). It needs no Idempotency-Key, claims and records nothing and sends no order: its AWS cost is
 ONE consistent read of the connection and both kill switches, its Binance reads the real route's
 (exchangeInfo, cached; the mark price when the valuation or a MARKET order needs it). A refusal of a
-typed value off the symbol's grid comes with the valid values nearest to it (``valid_nearby``). What only
-Binance decides once the order arrives (margin, PERCENT_PRICE, the leverage brackets that applying the
-connection's settings on a symbol's first order meets) is not foreseen: the dry run changes no setting.
+typed value off the symbol's grid comes with the valid values nearest to it (``valid_nearby``); a price
+outside PERCENT_PRICE's band, where the real route checks it (a stop-limit's against its trigger, a LIMIT's
+against the mark when its valuation read it), is refused with the band. What only Binance decides once the
+order arrives (margin, the band of a BUY LIMIT, which reads no mark, the leverage brackets that applying
+the connection's settings on a symbol's first order meets) is not foreseen: the dry run changes no setting.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The rules come from the cached exchangeInfo of the connection's environment through
 ``klineo.binance.filters.get_symbol_rules``, the function every order is checked with, so this view and
 the orders cannot disagree: an unknown or non-trading symbol is refused here as an order on it is (400
-naming ``symbol``). PERCENT_PRICE is not listed: the filters leave it to Binance (see that module).
+naming ``symbol``). PERCENT_PRICE is not listed: its band moves with the mark price (orders are held to
+it where the mark is at hand, see that module).
 """
 
 from __future__ import annotations
