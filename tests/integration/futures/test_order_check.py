@@ -71,7 +71,9 @@ def pinned_mark(sim_env) -> float:
     {"type": "MARKET", "quantity": None, "price": None, "timeInForce": None, "quote_quantity": "150"},
     {},
     {"type": "STOP_MARKET", "price": None, "timeInForce": None, "triggerPrice": "70000"},
-], ids=["market-quote-size", "limit", "stop-market-algo"])
+    {"side": "SELL", "type": "TRAILING_STOP_MARKET", "price": None, "timeInForce": None, "callbackRate": "1",
+     "activationPrice": "70000"},
+], ids=["market-quote-size", "limit", "stop-market-algo", "trailing-stop-algo"])
 def test_a_good_order_is_ok_with_exactly_what_the_real_route_then_sends(
         sim_env, invoke, futures_connection, pinned_mark, changes):
     """GIVEN a valid body WHEN dry-run THEN ok, with the quantity rounded to the step and the parameters
@@ -86,7 +88,8 @@ def test_a_good_order_is_ok_with_exactly_what_the_real_route_then_sends(
     assert check["params"] == _sent_params(body_of(placed)["client_order_id"])
     assert check["kind"] == body_of(placed)["kind"]
     assert check["quantity"] == body_of(placed)["quantity"]
-    expected_notional = {"MARKET": "130.0014", "LIMIT": "200", "STOP_MARKET": "700"}[body["type"]]
+    expected_notional = {"MARKET": "130.0014", "LIMIT": "200", "STOP_MARKET": "700",
+                         "TRAILING_STOP_MARKET": "707"}[body["type"]]
     assert (check["notional"], check["max_notional_usdt"]) == (expected_notional, "10000")
     if body["type"] == "MARKET":
         assert check["quantity"] == "0.002"  # 150 / 65000.7 = 0.0023..., rounded down to the step 0.001
@@ -150,6 +153,26 @@ def test_an_order_over_max_notional_is_refused_naming_the_gate_as_the_real_route
     assert (refusal["category"], refusal["field"]) == ("order_rejected", "max_notional_usdt")
     assert (check["ok"], check["notional"], check["max_notional_usdt"]) == (False, "200", "100")
     assert order_posts(sim_env) == []
+
+
+def test_a_trailing_stop_over_the_limit_at_its_activation_is_refused_with_the_dry_runs_valuation(
+        sim_env, invoke, futures_connection, pinned_mark):
+    """GIVEN max_notional_usdt 700 and mark 65000.7 WHEN a SELL TRAILING_STOP_MARKET of 0.01 (650.007 at the
+    mark, 695 at its activation 69500) with callbackRate 1 is dry-run and placed THEN both refuse it naming
+    max_notional_usdt, valued 701.95 (its activation raised by the callback rate); nothing sent."""
+    update_settings(USER_A, futures_connection.id, {"max_notional_usdt": 700})
+    body = order_body(futures_connection.id, side="SELL", type="TRAILING_STOP_MARKET", price=None,
+                      timeInForce=None, callbackRate="1", activationPrice="69500")
+    sim_env.clear_journal()
+
+    check = _check(invoke, body)
+    placed = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert placed["statusCode"] == 422, placed["body"]
+    assert check["refusal"] == _refusal_of(placed)
+    assert check["refusal"]["field"] == "max_notional_usdt" and "701.95 USDT" in check["refusal"]["message"]
+    assert (check["ok"], check["notional"], check["max_notional_usdt"]) == (False, "701.95", "700")
+    assert [r.path for r in sim_env.journal if r.method != "GET"] == []
 
 
 @pytest.mark.parametrize(("changes", "message"), [

@@ -101,6 +101,23 @@ def test_a_sell_limit_is_valued_at_the_higher_of_its_limit_and_the_mark_read_onl
     check_order(context, below, lambda: Decimal("45000"))
 
 
+@pytest.mark.parametrize(("side", "activation", "rate", "notional"), [
+    ("SELL", "67000", "1", "10015.16"), ("BUY", "64000", "3", "10019.84"), ("SELL", None, "4", "10004.80"),
+], ids=["sell-activation-over", "buy-rate-over", "no-activation-at-the-mark"])
+def test_a_trailing_stop_is_valued_at_its_callback_beyond_its_activation(side, activation, rate, notional):
+    """GIVEN max 10000 and the mark at 65000 WHEN a TRAILING_STOP_MARKET under the limit at the mark (0.148:
+    9620; 0.152: 9880) comes whose activation raised by its callback rate is over it (the mark standing for
+    a missing activation) THEN 422 naming max_notional_usdt with that valuation."""
+    quantity = "0.152" if side == "BUY" else "0.148"
+    order = OrderIntent(symbol="BTCUSDT", side=side, type="TRAILING_STOP_MARKET", quantity=Decimal(quantity),
+                        activation_price=None if activation is None else Decimal(activation),
+                        callback_rate=Decimal(rate))
+
+    refused = _refusal(_context(max_notional_usdt=Decimal("10000")), order)
+
+    assert (refused.field, f"notional {notional} USDT" in refused.message) == ("max_notional_usdt", True)
+
+
 def test_leverage_default_above_max_leverage_is_refused() -> None:
     """GIVEN leverage 20 and max_leverage 10 WHEN an opening order is checked THEN 422 max_leverage."""
     refused = _refusal(_context(leverage=20, max_leverage=10), BUY)

@@ -163,7 +163,8 @@ def _intent(order: FuturesOrderRequest) -> OrderIntent:
     return OrderIntent(symbol=order.symbol, side=order.side, type=order.type,
                        quantity=order.quantity or Decimal(0), price=order.price,
                        reduce_only=order.reduceOnly or closes_all, position_side=order.positionSide,
-                       trigger_price=order.triggerPrice)
+                       trigger_price=order.triggerPrice, activation_price=order.activationPrice,
+                       callback_rate=order.callbackRate)
 
 
 def _not_found() -> KlineoError:

@@ -23,7 +23,12 @@ The gate still checks every order, because max_leverage can be lowered afterward
 
 The notional is the most the order can be worth, its quantity times the highest price it can fill at
 (``order_notional``): the mark price (MARKET and the other unpriced types; STOP_MARKET /
-TAKE_PROFIT_MARKET: the higher of the mark and the trigger, where it fills once it fires); a BUY's own
+TAKE_PROFIT_MARKET: the higher of the mark and the trigger, where it fills once it fires;
+TRAILING_STOP_MARKET: the higher of the mark and its activation price raised by its callback rate,
+activation x (1 + callbackRate %), the mark standing for the activation when there is none, as Binance
+then activates at once: it fires on a turn of callbackRate from the best price after activation, so a
+BUY fills at most that, and a SELL, from activation x (1 - rate) up as far as the market runs first, is
+valued at the same top of the band the callback spans around its activation); a BUY's own
 price (LIMIT, STOP, TAKE_PROFIT: it fills at or below it); for a SELL, which fills at or above its
 price, the higher of its price and where the market is when it can fill: the mark price now (SELL LIMIT:
 valuing a marketable sell at a limit below the market would let a sell far over the limit through), the
@@ -88,6 +93,8 @@ class OrderIntent:
     reduce_only: bool = False
     position_side: str = "BOTH"
     trigger_price: Decimal | None = None
+    activation_price: Decimal | None = None  # TRAILING_STOP_MARKET, with its callback_rate (1 = 1 %)
+    callback_rate: Decimal | None = None
 
     @property
     def reduces(self) -> bool:
@@ -198,8 +205,7 @@ def order_notional(order: OrderIntent, mark_price: Callable[[], Decimal], enough
     within ``enough`` (past it, its value could only grow)."""
     if order.price is None:
         mark = mark_price()
-        # A stop / take-profit market order fills at about its trigger once it fires.
-        return order.quantity * (mark if order.trigger_price is None else max(mark, order.trigger_price))
+        return order.quantity * max(mark, _fires_at(order, mark))
     if order.side != "SELL":
         return order.quantity * order.price  # a BUY fills at or below its price
     if order.trigger_price is not None:  # a stop-limit's order is placed once the market reached the trigger
@@ -208,6 +214,15 @@ def order_notional(order: OrderIntent, mark_price: Callable[[], Decimal], enough
     if enough is None or notional <= enough:  # a marketable SELL fills at or above its limit, at the market
         notional = max(notional, order.quantity * mark_price())
     return notional
+
+
+def _fires_at(order: OrderIntent, mark: Decimal) -> Decimal:
+    """Where an unpriced order fills once it fires: a stop / take-profit market order at about its
+    trigger; a trailing stop at most its callback rate beyond its activation (the mark without one)."""
+    if order.callback_rate is not None:
+        start = mark if order.activation_price is None else order.activation_price
+        return start * (1 + order.callback_rate / 100)
+    return mark if order.trigger_price is None else order.trigger_price
 
 
 def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Callable[[], Decimal]) -> None:
