@@ -10,7 +10,7 @@ from klineo.binance.filters import parse_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.futures import FuturesOrderRequest
 from klineo.services.algo_orders import AlgoOrder, algo_result, prepare_algo_order
-from klineo.services.protective import protective_client_algo_id
+from klineo.services.protective import check_protective_ticks, protective_client_algo_id
 from klineo.validation import CLIENT_ORDER_ID_RE
 from pydantic import ValidationError
 
@@ -113,6 +113,45 @@ def test_trigger_price_below_min_price_names_trigger_price():
         prepare_algo_order(RULES, _request(type="STOP_MARKET", closePosition=True, triggerPrice="1"))
 
     assert caught.value.field == "triggerPrice" and "triggerPrice" in caught.value.message
+
+
+@pytest.mark.parametrize(("changes", "field", "value"), [
+    ({"type": "STOP", "quantity": "0.0105", "triggerPrice": "60000", "price": "59990"}, "quantity", "0.0105"),
+    ({"type": "STOP", "quantity": "0.01", "triggerPrice": "60000.05", "price": "59990"}, "triggerPrice",
+     "60000.05"),
+    ({"type": "STOP", "quantity": "0.01", "triggerPrice": "60000", "price": "59990.05"}, "price", "59990.05"),
+    ({"type": "TRAILING_STOP_MARKET", "quantity": "0.01", "callbackRate": "1", "activationPrice": "60000.05"},
+     "activationPrice", "60000.05"),
+    ({"type": "LIMIT", "quantity": "0.01", "price": "60000", "timeInForce": "GTC",
+      "stop_loss": {"price": "61000.05"}}, "stop_loss.price", "61000.05"),
+    ({"type": "LIMIT", "quantity": "0.01", "price": "60000", "timeInForce": "GTC",
+      "take_profit": {"price": "59000.05"}}, "take_profit.price", "59000.05"),
+], ids=["quantity", "triggerPrice", "price", "activationPrice", "stop_loss", "take_profit"])
+def test_an_off_grid_typed_value_is_refused_naming_the_field_the_request_gives_it_by(changes, field, value):
+    """GIVEN an order with one typed value off the grid WHEN checked against the symbol's rules THEN the
+    refusal names the field whose typed value (``typed_value``, which the dry run's valid_nearby reads too)
+    is that very value: one home for which values are typed."""
+    order = _request(**changes)
+
+    with pytest.raises(KlineoError) as caught:
+        if order.conditional:
+            prepare_algo_order(RULES, order)
+        else:
+            check_protective_ticks(order, RULES)
+
+    assert caught.value.field == field and order.typed_value(field) == Decimal(value)
+
+
+def test_a_quantity_from_quote_quantity_and_untyped_fields_have_no_typed_value():
+    """GIVEN a quote-sized STOP_MARKET with its converted quantity WHEN its typed values are asked THEN the
+    quantity is not one (it was rounded down to the step), nor is callbackRate, nor an unknown field."""
+    order = _request(type="STOP_MARKET", quote_quantity="100", triggerPrice="60000").model_copy(
+        update={"quantity": Decimal("0.001")})
+    trailing = _request(type="TRAILING_STOP_MARKET", quantity="0.01", callbackRate="1")
+
+    typed = [order.typed_value(field) for field in ("quantity", "triggerPrice", "price")]
+    assert typed == [None, Decimal(60000), None]
+    assert (trailing.typed_value("callbackRate"), trailing.typed_value("max_notional_usdt")) == (None, None)
 
 
 def test_algo_answer_reads_into_an_order_result():

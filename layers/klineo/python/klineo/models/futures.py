@@ -10,6 +10,7 @@ error naming the field instead of an order silently placed without it.
 """
 
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -180,10 +181,29 @@ class FuturesOrderRequest(BaseModel):
         """True for the types Binance takes only through its algo order service."""
         return self.type in CONDITIONAL_ORDER_TYPES
 
+    def typed_value(self, field: str) -> Decimal | None:
+        """The value of ``field`` (as a refusal names it) when the caller typed it and it must lie on the
+        symbol's grid, refused off it, never rounded (the order path's checks and the dry run's
+        valid_nearby both read it here); None for any other field, or one not sent. A quantity converted
+        from quote_quantity is not typed (it is rounded down to the step)."""
+        typed = _TYPED_ON_GRID.get(field)
+        return None if typed is None else typed(self)
+
     def fingerprint(self) -> dict[str, Any]:
         """The request as plain JSON values (Decimals as strings): what "the same request" means."""
         dump = self.model_dump(mode="json")
         return {k: v for k, v in dump.items() if k not in _ADDED_FIELDS or v not in (None, False)}
+
+
+# The values a caller types that must lie on the symbol's grid, by the field a refusal names.
+_TYPED_ON_GRID: dict[str, Callable[[FuturesOrderRequest], Decimal | None]] = {
+    "quantity": lambda order: order.quantity if order.quote_quantity is None else None,
+    "price": lambda order: order.price,
+    "triggerPrice": lambda order: order.triggerPrice,
+    "activationPrice": lambda order: order.activationPrice,
+    "stop_loss.price": lambda order: order.stop_loss.price if order.stop_loss else None,
+    "take_profit.price": lambda order: order.take_profit.price if order.take_profit else None,
+}
 
 
 class ProtectiveOrderState(BaseModel):

@@ -129,9 +129,10 @@ class AlgoOrder:
                    **values)
 
 
-def _typed_price(rules: SymbolRules, value: Decimal | None, field: str) -> Decimal | None:
-    """A price-like value as typed, checked on the symbol's tick grid and price filter; refusals name
-    ``field``."""
+def _typed_price(rules: SymbolRules, order: Any, field: str) -> Decimal | None:
+    """The request's price-like value ``field`` as typed (``FuturesOrderRequest.typed_value``), checked on
+    the symbol's tick grid and price filter; refusals name ``field``."""
+    value = order.typed_value(field)
     if value is None:
         return None
     return rules.prepare_price(value, "LIMIT", exact=True, field=field)
@@ -145,8 +146,8 @@ def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
     quantity = None
     if not order.closePosition:
         quantity = rules.prepare_quantity(order.quantity, market_type, exact=True)
-    trigger = _typed_price(rules, order.triggerPrice, "triggerPrice")
-    price = _typed_price(rules, order.price, "price")
+    trigger = _typed_price(rules, order, "triggerPrice")
+    price = _typed_price(rules, order, "price")
     if price is not None and trigger is not None:  # STOP / TAKE_PROFIT: the limit within the trigger's band
         rules.check_price_band(order.side, price, trigger, against="trigger price", both_bounds=True)
     if quantity is not None and not order.reduceOnly:
@@ -156,7 +157,7 @@ def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
     return AlgoOrder(
         symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, trigger_price=trigger,
         price=price, callback_rate=order.callbackRate,
-        activation_price=_typed_price(rules, order.activationPrice, "activationPrice"),
+        activation_price=_typed_price(rules, order, "activationPrice"),
         time_in_force=order.timeInForce, reduce_only=order.reduceOnly, close_position=order.closePosition,
         position_side=order.positionSide, working_type=order.workingType, price_protect=order.priceProtect,
     )

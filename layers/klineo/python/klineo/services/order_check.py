@@ -16,8 +16,6 @@ the connection's settings on a symbol's first order meets) is not foreseen: the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from klineo.binance import call_deadline
@@ -31,21 +29,11 @@ from klineo.validation import plain_text, plain_text_or_none
 
 __all__ = ["check_futures_order"]
 
-# The typed values the symbol's grid refuses rather than rounds, by the field a refusal names.
-_TYPED: dict[str, Callable[[FuturesOrderRequest], Decimal | None]] = {
-    "quantity": lambda order: order.quantity if order.quote_quantity is None else None,
-    "price": lambda order: order.price,
-    "triggerPrice": lambda order: order.triggerPrice,
-    "activationPrice": lambda order: order.activationPrice,
-    "stop_loss.price": lambda order: order.stop_loss.price if order.stop_loss else None,
-    "take_profit.price": lambda order: order.take_profit.price if order.take_profit else None,
-}
-
 
 def _valid_nearby(preview: OrderPreview) -> ValidNearby | None:
     """The grid values around a typed value the refusal names, when that value is off the grid."""
     field = preview.refusal.field if preview.refusal is not None else None
-    value = _TYPED[field](preview.order) if field in _TYPED else None
+    value = preview.order.typed_value(field) if field is not None else None
     if value is None:
         return None
     rules = get_symbol_rules(futures_client(preview.connection), preview.order.symbol)  # cached: read already

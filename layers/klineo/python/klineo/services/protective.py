@@ -159,9 +159,9 @@ def check_protective_ticks(order: FuturesOrderRequest, rules: SymbolRules) -> No
     """Refuse (before the entry is sent) an explicit trigger price off the symbol's tick grid: it is
     placed as typed, never moved (field ``stop_loss.price`` / ``take_profit.price``)."""
     for role in ROLES:
-        target = getattr(order, role, None)
-        if target is not None and target.price is not None:
-            rules.exact_price(target.price, f"{role}.price")
+        price = order.typed_value(f"{role}.price")
+        if price is not None:
+            rules.exact_price(price, f"{role}.price")
 
 
 def _trigger(role: str, target: dict[str, Any], entry_side: str, average: Decimal | None,
