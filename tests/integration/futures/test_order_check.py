@@ -238,3 +238,20 @@ def test_another_users_connection_is_not_found(sim_env, invoke, futures_connecti
 
     assert (check["statusCode"], placed["statusCode"]) == (404, 404), check["body"]
     assert body_of(check)["error"]["message"] == body_of(placed)["error"]["message"]
+
+
+def test_a_trailing_stop_without_an_activation_price_is_placed_valued_from_the_mark(
+        sim_env, invoke, futures_connection, pinned_mark):
+    """GIVEN mark 65000.7 WHEN a SELL TRAILING_STOP_MARKET of 0.01 with callbackRate 1 and no activationPrice
+    (Binance activates it at once) is dry-run and placed THEN both accept it, valued 656.50707 (the mark
+    raised by the callback rate), and the real route sends what the dry run showed."""
+    body = order_body(futures_connection.id, side="SELL", type="TRAILING_STOP_MARKET", price=None,
+                      timeInForce=None, callbackRate="1")
+
+    check = _check(invoke, body)
+    placed = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert placed["statusCode"] == 200, placed["body"]
+    assert (check["ok"], check["refusal"], check["notional"]) == (True, None, "656.50707")
+    assert check["params"] == _sent_params(body_of(placed)["client_order_id"])
+    assert "activatePrice" not in check["params"]

@@ -87,10 +87,15 @@ def test_fingerprint_of_a_plain_order_is_unchanged_by_the_new_fields():
                                 "reduceOnly", "positionSide"}
 
 
+def _no_mark() -> Decimal:
+    """The mark price reader of an order whose own prices value it: never called."""
+    raise AssertionError("the mark price was read for an order that carries its own price")
+
+
 def test_algo_order_params_round_trip_and_send_flags_only_when_true():
     """to_params/from_params are inverse; reduceOnly/closePosition are absent when false."""
     order = prepare_algo_order(RULES, _request(type="STOP", quantity="0.010", triggerPrice="60000.0",
-                                               price="59990.00", workingType="MARK_PRICE"))
+                                               price="59990.00", workingType="MARK_PRICE"), _no_mark)
 
     params = order.to_params("abc-sl")
 
@@ -102,7 +107,8 @@ def test_algo_order_params_round_trip_and_send_flags_only_when_true():
 def test_algo_order_below_min_notional_is_refused_before_sending():
     """A non-reducing STOP_MARKET under the minimum notional at its trigger is refused (quantity)."""
     with pytest.raises(KlineoError) as caught:
-        prepare_algo_order(RULES, _request(type="STOP_MARKET", quantity="0.001", triggerPrice="60000"))
+        prepare_algo_order(RULES, _request(type="STOP_MARKET", quantity="0.001", triggerPrice="60000"),
+                           _no_mark)
 
     assert caught.value.field == "quantity"
 
@@ -110,7 +116,8 @@ def test_algo_order_below_min_notional_is_refused_before_sending():
 def test_trigger_price_below_min_price_names_trigger_price():
     """A triggerPrice under the symbol's minPrice is refused naming triggerPrice, not price."""
     with pytest.raises(KlineoError) as caught:
-        prepare_algo_order(RULES, _request(type="STOP_MARKET", closePosition=True, triggerPrice="1"))
+        prepare_algo_order(RULES, _request(type="STOP_MARKET", closePosition=True, triggerPrice="1"),
+                           _no_mark)
 
     assert caught.value.field == "triggerPrice" and "triggerPrice" in caught.value.message
 
@@ -135,7 +142,7 @@ def test_an_off_grid_typed_value_is_refused_naming_the_field_the_request_gives_i
 
     with pytest.raises(KlineoError) as caught:
         if order.conditional:
-            prepare_algo_order(RULES, order)
+            prepare_algo_order(RULES, order, _no_mark)
         else:
             check_protective_ticks(order, RULES)
 

@@ -27,6 +27,7 @@ as executed, as its fills say, on every route that reads or records it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -138,10 +139,11 @@ def _typed_price(rules: SymbolRules, order: Any, field: str) -> Decimal | None:
     return rules.prepare_price(value, "LIMIT", exact=True, field=field)
 
 
-def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
+def prepare_algo_order(rules: SymbolRules, order: Any, mark_price: Callable[[], Decimal]) -> AlgoOrder:
     """The request's conditional order (a validated FuturesOrderRequest) checked against the symbol's
     rules: its quantity and prices are as typed, refused off the grid (Binance would refuse them too); a
-    stop-limit's price within PERCENT_PRICE's band around its trigger (facts §6: -4183 / -4184)."""
+    stop-limit's price within PERCENT_PRICE's band around its trigger (facts §6: -4183 / -4184).
+    ``mark_price`` values a trailing stop without an activation price (Binance activates it at once)."""
     market_type = order.type.endswith("MARKET")
     quantity = None
     if not order.closePosition:
@@ -151,8 +153,9 @@ def prepare_algo_order(rules: SymbolRules, order: Any) -> AlgoOrder:
     if price is not None and trigger is not None:  # STOP / TAKE_PROFIT: the limit within the trigger's band
         rules.check_price_band(order.side, price, trigger, against="trigger price", both_bounds=True)
     if quantity is not None and not order.reduceOnly:
-        # Valued where it will execute: its limit price, else its trigger (trailing: its activation).
-        reference = price or trigger or order.activationPrice
+        # Valued where it will execute: its limit price, else its trigger (trailing: its activation, or
+        # the mark when it has none).
+        reference = price or trigger or order.activationPrice or mark_price()
         rules.check_notional(quantity, price, reference, market_type, order.reduceOnly)
     return AlgoOrder(
         symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, trigger_price=trigger,

@@ -245,7 +245,7 @@ def _rounded(gated: _Gated) -> FuturesOrder | AlgoOrder:
     order = gated.order
     rules = get_symbol_rules(gated.client, order.symbol)
     if order.conditional:
-        return prepare_algo_order(rules, order)
+        return prepare_algo_order(rules, order, gated.mark)
     check_protective_ticks(order, rules)
     # Binance exempts an order that only reduces from the minimum notional (-4164 "unless you choose
     # reduce only"); a hedge-mode close (SELL LONG, BUY SHORT) cannot carry reduceOnly, so it is not
