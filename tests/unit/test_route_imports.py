@@ -48,6 +48,9 @@ NOT_LOADED = {
     "futures_enable": ("klineo.models.common", "klineo.models.connection_settings", "klineo.services.futures",
                        "klineo.models.futures"),
     "futures_order_cancel": ("klineo.services.futures", "klineo.models.strategy_requests"),
+    # the attempts listing reads our records only: not the reconciler, nor the order path
+    "futures_order_attempts": ("klineo.services.reconcile", "klineo.services.futures",
+                               "klineo.models.futures"),
 }
 
 # what proves the import ran the layer: the API adapter, or for the SQS worker its runner

@@ -11,7 +11,9 @@ Order of work for a strategy S and the candle C its message names:
    records a ``skipped`` run whose reason names the gate, and sends nothing. A live order is put
    to the same gate again once it is known (position side, max_leverage, max_notional_usdt at the
    candle's close), and the connection's margin type and leverage are applied to the symbol first
-   (``klineo.services.symbol_settings.prepare_symbol``).
+   (``klineo.services.symbol_settings.prepare_symbol``). Its refusal (there or at the claim) is also
+   a refused order attempt (``klineo.store.order_attempts``), one more Put in the skipped run's write;
+   a gate closed before any order is decided is no order attempt and records only the run.
 3. A pending live order left by an earlier attempt is settled first: looked up by its
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``). Right before
@@ -136,6 +138,7 @@ from klineo.store.connections import (
 )
 from klineo.store.events import StrategyEvent
 from klineo.store.flags import kill_switch_of
+from klineo.store.order_attempts import RefusedAttempt, attempt_put, refusal_of
 from klineo.store.order_claim import (
     GateChecks,
     cached_connection_item,
@@ -302,12 +305,14 @@ class _Turn:
             target_position=decimal_or_none(facts.get("target_position")), **fields,
         )
 
-    def skip(self, reason: str, pause_reason: str | None = None) -> StrategyResult:
-        """Record a skipped run (ONE put unless it pauses; pausing even while an older order is unsettled)."""
+    def skip(self, reason: str, pause_reason: str | None = None,
+             attempt: dict[str, Any] | None = None) -> StrategyResult:
+        """Record a skipped run (ONE put unless it pauses; pausing even while an older order is unsettled),
+        with ``attempt``'s Put (a refused order attempt) in the same write."""
         if pause_reason:
             self.event("paused", reason=pause_reason)
         run = self.run("skipped", skip_reason=reason)
-        written = record_skip(run, _pausing(pause_reason), self.take_events())
+        written = record_skip(run, _pausing(pause_reason), self.take_events(), attempt=attempt)
         return self.result("skipped" if written else "not_run", reason)
 
     def record(self, run: Run, advance: StrategyAdvance | None = None,
@@ -339,14 +344,30 @@ class _Turn:
         events, self.events = self.events, []
         return events
 
-    def risk_block(self, exc: KlineoError) -> StrategyResult:
-        """The risk gate refused: a risk_block event naming the gate, a skipped run, nothing sent."""
+    def risk_block(self, exc: KlineoError, refused: OrderIntent | None = None) -> StrategyResult:
+        """The risk gate refused: a risk_block event naming the gate, a skipped run, nothing sent.
+
+        ``refused``: the order it refused, recorded as a refused order attempt in the run's write; None
+        when the turn was refused before it decided any order (a kill switch: no attempt of an order)."""
         gate = exc.field or str(exc.category)
         # Our orders are one-way (BOTH): refused on positionSide, the account is in hedge mode, and
         # the trader needs to hear what to do about it, not which order field Binance would refuse.
         message = LIVE_NEEDS_ONE_WAY if gate == "positionSide" else exc.message
         self.event("risk_block", gate=gate, message=message)
-        return self.skip(gate)
+        attempt = None if refused is None else attempt_put(self.refused_attempt(refused, exc, message))
+        return self.skip(gate, attempt=attempt)
+
+    def refused_attempt(self, intent: OrderIntent, exc: KlineoError, message: str) -> RefusedAttempt:
+        """The strategy's order ``intent`` the gate refused, as a refused order attempt (origin: the
+        strategy; its id: the candle's clientOrderId, never sent)."""
+        strategy = self.strategy
+        return RefusedAttempt(
+            user_id=strategy.user_id, client_order_id=client_order_id(strategy.strategy_id, self.close_time),
+            connection_id=strategy.connection_id, symbol=strategy.symbol, origin=strategy.strategy_id,
+            attempt_ms=self.ctx.now_ms(), side=intent.side, type=intent.type,
+            refusal=refusal_of(exc, message), quantity=plain_text(intent.quantity),
+            position_side=intent.position_side, reduce_only=intent.reduce_only,
+        )
 
     def count_failure(self, exc: KlineoError, close_time: int | None = None) -> tuple[int | None, str | None]:
         """(the strategy's new count of failed runs, the pause it reaches) after a run ``exc`` failed
@@ -686,7 +707,7 @@ class _Turn:
         except KlineoError as exc:
             close = _close_only(plan, strategy.live_position)
             if close is None or exc.field not in LIMIT_GATES:
-                return self.risk_block(exc)
+                return self.risk_block(exc, intent)
             # A limit refuses the flip's new exposure; closing is never limited ("a limit must never
             # trap a position"): the reduce-only close alone goes out, the refusal recorded.
             self.event("risk_block", gate=exc.field, message=exc.message)
@@ -775,7 +796,7 @@ class _Turn:
             check_order(context, live=True)
             check_order(context, intent, lambda: price)
         except KlineoError as exc:
-            return self.risk_block(exc)
+            return self.risk_block(exc, intent)
         return None
 
     def note_key_outcome(self, exc: KlineoError | None) -> None:

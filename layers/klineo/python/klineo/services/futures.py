@@ -23,7 +23,10 @@ kill switch refuses before any Binance call. A refusal is never given on cached 
 is read fresh and the gate asked again); a cancelled transaction hands back the items whose checks
 failed, so `check_order` names the gate exactly as on a fresh read; a refusal after the claim
 (limits, filters) deletes the claim, so the key is free again. The parameters sent are stored by
-the outcome's update.
+the outcome's update. A refusal by the gate or the symbol's rules (never one of the body's shape,
+the Idempotency-Key's, or Binance's own, which the order record keeps) is recorded as a refused order
+attempt (``klineo.store.order_attempts``): ONE PutItem on the refusal path only, whose failure is
+logged and never changes the answer.
 
 Why not Powertools idempotency any more: its record is a PutItem of its own, and it cannot fold
 condition checks on other items into that write. Here the order record IS the idempotency record:
@@ -112,6 +115,7 @@ from klineo.store.connections import (
     require_trading_context,
 )
 from klineo.store.flags import kill_switch_of
+from klineo.store.order_attempts import RefusedAttempt, record_refused_attempt, refusal_of
 from klineo.store.order_claim import (
     ClaimRefusal,
     GateChecks,
@@ -125,6 +129,7 @@ from klineo.store.order_claim import (
 from klineo.store.orders import (
     KIND_ALGO,
     KIND_ORDER,
+    ORIGIN_API,
     STATUS_REJECTED,
     STATUS_UNKNOWN,
     STATUS_UNKNOWN_PURGED,
@@ -134,6 +139,7 @@ from klineo.store.orders import (
     pending_record,
     record_order_outcome_quietly,
 )
+from klineo.validation import plain_text_or_none
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
@@ -147,6 +153,11 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # The lease outlives the deadline by this much: the outcome is recorded after the last Binance call.
 _LEASE_MARGIN_MS = 3000
+# The order's own refusals by our gate and the symbol's rules (a gate, a rule, the symbol's filters):
+# what a dry run answers as its verdict, and what a refused order attempt records. Any other error (the
+# connection not found, Binance unreachable) is no refusal of the order.
+_ORDER_REFUSALS = frozenset({ErrorCategory.INVALID_REQUEST, ErrorCategory.CONFLICT,
+                             ErrorCategory.ORDER_REJECTED})
 
 
 def _futures_client(connection: Connection) -> BinanceClient:
@@ -286,6 +297,23 @@ def _in_progress() -> KlineoError:
     )
 
 
+def _note_refusal(user_id: str, order: FuturesOrderRequest, client_order_id: str, role: str | None,
+                  refusal: KlineoError) -> None:
+    """Record an order our gate or the symbol's rules refused before its claim (``RefusedAttempt``: the
+    order as asked, the refusal as answered); any other error is no refusal and records nothing."""
+    if refusal.category not in _ORDER_REFUSALS:
+        return
+    by_quote = order.quote_quantity is not None  # the quantity converted from it was not asked
+    record_refused_attempt(RefusedAttempt(
+        user_id=user_id, client_order_id=client_order_id, connection_id=order.connection_id,
+        symbol=order.symbol, origin=ORIGIN_API, attempt_ms=int(time.time() * 1000), side=order.side,
+        type=order.type, refusal=refusal_of(refusal),
+        quantity=None if by_quote else plain_text_or_none(order.quantity),
+        quote_quantity=plain_text_or_none(order.quote_quantity), price=plain_text_or_none(order.price),
+        position_side=order.positionSide, reduce_only=order.reduceOnly, role=role,
+    ))
+
+
 def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
            deadline: Deadline, role: str | None = None) -> FuturesOrderResponse:
     """Gate, ONE claim transaction, limits and rounding, then the order sent (or the key's order answered).
@@ -294,10 +322,11 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
     """
     try:
         gated = _gated(user_id, order)
-    except KlineoError:
+    except KlineoError as refused:
         # A gate closed since: a key whose order was placed still answers it (a replay sends nothing).
         first = _first_answer(user_id, client_order_id, order)
         if first is None:
+            _note_refusal(user_id, order, client_order_id, role, refused)
             raise
         return first
     for _ in range(2):
@@ -307,7 +336,11 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
             return _send_claimed(gated, record, deadline)
         if refusal.existing is not None:
             return _answer_existing(gated, refusal.existing, refusal, deadline)
-        gated = _refuse_by_gates(gated, refusal)
+        try:
+            gated = _refuse_by_gates(gated, refusal)
+        except KlineoError as refused:
+            _note_refusal(user_id, order, client_order_id, role, refused)
+            raise
     raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
                       "This connection's settings changed while placing the order; try again.",
                       retryable=True)
@@ -334,8 +367,9 @@ def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> Fut
     """
     try:
         futures_order = _prepared(gated)
-    except KlineoError:
+    except KlineoError as refused:
         release_claim(record)
+        _note_refusal(gated.user_id, gated.order, record.client_order_id, record.role, refused)
         raise
     outcome = _Outcome(gated.user_id, record.client_order_id, gated.connection,
                        params=futures_order.to_params(record.client_order_id))
@@ -537,10 +571,6 @@ def place_futures_order(
         return _place(user_id, order, idempotent_client_order_id(user_id, key), deadline, role)
 
 
-# The refusals a dry run answers as its verdict (the order's own: a gate, a rule, the symbol's filters);
-# any other error (the connection not found, Binance unreachable) is the dry run's own answer.
-_ORDER_REFUSALS = frozenset({ErrorCategory.INVALID_REQUEST, ErrorCategory.CONFLICT,
-                             ErrorCategory.ORDER_REJECTED})
 # Refusals that come before the gate values the order (or that leave its quantity unknown).
 _REFUSED_BEFORE_VALUING = frozenset({"max_leverage", "quote_quantity", "symbol"})
 

@@ -14,6 +14,9 @@ Key design (also in ``klineo.store.orders`` and the DataTable comment in templat
   and keeps the watermark, so watching again resumes after the last reconciled trade.
 - fills Binance made without us (manual, liquidation, ADL) are order records too
   (``origin`` = the label), keyed ``ORDER#<label>-<Binance orderId>`` so each is written once.
+- refused order attempts (``klineo.store.order_attempts``) share the history's gsi1 partition and
+  sort-key shape, marked ``entity = order_attempt`` (order records carry no ``entity``): every read
+  of the order history filters them out here (``ORDERS_ONLY``), so no reader of ``ORDERS#`` meets one.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from klineo.store.orders import (
 )
 
 __all__ = [
+    "ATTEMPT_ENTITY",
+    "ORDERS_ONLY",
     "HistoryFilter",
     "Watch",
     "advance_watermark",
+    "list_history_items",
     "list_order_page",
     "list_recent_records",
     "list_unsettled",
@@ -51,6 +57,10 @@ UNSETTLED_INDEX = "gsi2"
 HISTORY_INDEX = "gsi1"
 WATCH_PREFIX = "WATCH#"
 _MAX_SK = "9" * 13 + "#~"
+# The ``entity`` of a refused order attempt in the history's partition (klineo.store.order_attempts).
+ATTEMPT_ENTITY = "order_attempt"
+# The kind condition of the order history's reads: order records only (attempts carry ``entity``).
+ORDERS_ONLY = "attribute_not_exists(#entity)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,43 +85,54 @@ class HistoryFilter:
                                           ":low": to_attr(low), ":high": to_attr(high)},
         }
 
-    def filter_expression(self) -> dict[str, Any]:
-        """FilterExpression parts for connection, symbol and status (empty when none is set)."""
+    def filter_expression(self, kind: str) -> dict[str, Any]:
+        """FilterExpression parts: ``kind`` (a condition on ``#entity`` / ``#origin``, values bound by the
+        caller) and the equality filters on connection, symbol and status that are set."""
         wanted = {"connection_id": self.connection_id, "symbol": self.symbol, "status": self.status}
         wanted = {name: value for name, value in wanted.items() if value is not None}
-        if not wanted:
-            return {}
+        names = {f"#{name}": name for name in wanted}
+        names.update({f"#{name}": name for name in ("entity", "origin") if f"#{name}" in kind})
         return {
-            "FilterExpression": " AND ".join(f"#{name} = :{name}" for name in wanted),
-            "ExpressionAttributeNames": {f"#{name}": name for name in wanted},
+            "FilterExpression": " AND ".join([f"({kind})", *(f"#{name} = :{name}" for name in wanted)]),
+            "ExpressionAttributeNames": names,
             "values": {f":{name}": to_attr(value) for name, value in wanted.items()},
         }
 
 
-def list_order_page(
-    user_id: str, history: HistoryFilter, limit: int, after_sk: str | None = None
-) -> tuple[list[OrderRecord], str | None]:
-    """Up to ``limit`` of the user's records, newest first, and the gsi1sk to resume after (None: the end)."""
+def list_history_items(
+    user_id: str, history: HistoryFilter, limit: int, after_sk: str | None = None, *,
+    kind: str = ORDERS_ONLY, kind_values: dict[str, Any] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to ``limit`` raw items of the user's gsi1 partition that meet ``kind`` and ``history``, newest
+    first, and the gsi1sk to resume after (None: the end). ONE Query (DynamoDB's own pages aside)."""
     request: dict[str, Any] = {
         "TableName": get_settings().data_table, "IndexName": HISTORY_INDEX, "ScanIndexForward": False,
         **history.key_condition(user_id, after_sk),
     }
-    filters = history.filter_expression()
-    if filters:
-        request["FilterExpression"] = filters["FilterExpression"]
-        request["ExpressionAttributeNames"] = filters["ExpressionAttributeNames"]
-        request["ExpressionAttributeValues"].update(filters["values"])
-    records: list[OrderRecord] = []
+    filters = history.filter_expression(kind)
+    request["FilterExpression"] = filters["FilterExpression"]
+    request["ExpressionAttributeNames"] = filters["ExpressionAttributeNames"]
+    request["ExpressionAttributeValues"].update({**filters["values"], **(kind_values or {})})
+    items: list[dict[str, Any]] = []
     last_sk: str | None = None
     for item in query_items(**request):
         sort_key = item["gsi1sk"]["S"]
         if sort_key == after_sk:  # BETWEEN is inclusive: the cursor's own record was on the last page
             continue
-        if len(records) == limit:
-            return records, last_sk
-        records.append(OrderRecord.from_item(item))
+        if len(items) == limit:
+            return items, last_sk
+        items.append(item)
         last_sk = sort_key
-    return records, None
+    return items, None
+
+
+def list_order_page(
+    user_id: str, history: HistoryFilter, limit: int, after_sk: str | None = None
+) -> tuple[list[OrderRecord], str | None]:
+    """Up to ``limit`` of the user's order records, newest first, and the gsi1sk to resume after (None:
+    the end); refused attempts are not order records and never among them."""
+    items, last_sk = list_history_items(user_id, history, limit, after_sk)
+    return [OrderRecord.from_item(item) for item in items], last_sk
 
 
 def list_recent_records(user_id: str, since_ms: int) -> list[OrderRecord]:

@@ -21,6 +21,8 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
   the run's Put (only if absent), the strategy's Update (``advance``: position from -> to, book,
   key_failures, failed_runs, pause; conditions: behind this candle, no pending order, position as sized and,
   from the runner, ``updated_at`` as read = unchanged since read) and the Puts of the turn's events.
+  A skip whose order the risk gate refused (its ``risk_block``) also puts that refused order attempt
+  (``klineo.store.order_attempts``) in the same transaction: no request of its own.
 - ``claim_live_order``: ONE TransactWriteItems: the strategy's Update setting ``pending`` (the
   order and the decision behind it; conditions: active, live, no pending order, behind this
   candle, position as sized, unchanged since read), a ConditionCheck that this candle has no run,
@@ -308,18 +310,22 @@ def _past(item: dict[str, Any] | None, close_time: int) -> bool:
 
 
 def record_run(run: Run, *, advance: StrategyAdvance | None = None,
-               events: Iterable[StrategyEvent] = ()) -> bool:
+               events: Iterable[StrategyEvent] = (), attempt: dict[str, Any] | None = None) -> bool:
     """Record a final run with the strategy change it implies and its events, atomically (module doc).
 
     True when written; False when the candle already had a run (or the strategy is already past it):
     nothing was written. StrategyChanged when the strategy is not as ``advance`` expects (the caller
     reads it again and plays the turn once more). Without ``advance`` and events: ONE PutItem.
+    ``attempt``: the Put of the refused order attempt the run skipped (``klineo.store.order_attempts``),
+    in the same write, so it is recorded exactly when the run is.
     """
     when = write_time()
     named = [("run", _run_put(run, when, only_new=True))]
     if advance is not None:
         update = _advance_update(run.user_id, run.strategy_id, run.close_time, advance, when)
         named.append(("strategy", update))
+    if attempt is not None:
+        named.append(("attempt", attempt))
     failed = _commit(named + _events(events, when))
     if not failed or "run" in failed:
         return not failed
@@ -329,16 +335,16 @@ def record_run(run: Run, *, advance: StrategyAdvance | None = None,
 
 
 def record_skip(run: Run, advance: StrategyAdvance | None = None,
-                events: Iterable[StrategyEvent] = ()) -> bool:
+                events: Iterable[StrategyEvent] = (), attempt: dict[str, Any] | None = None) -> bool:
     """Record a skipped candle; False when it already had a run.
 
     A skip that pauses nothing is ONE PutItem of the run (the run alone keeps the candle from ever
     being traded: the claim requires it absent); one that pauses writes the pause in one transaction
-    with it, even while an older live order awaits settlement.
+    with it, even while an older live order awaits settlement. ``attempt``: as ``record_run``'s.
     """
     pause = advance.pause_reason if advance is not None else None
     change = StrategyAdvance(pause_reason=pause, allow_pending=True) if pause is not None else None
-    return record_run(run, advance=change, events=events)
+    return record_run(run, advance=change, events=events, attempt=attempt)
 
 
 def latest_run_close_time(strategy_id: str) -> int | None:

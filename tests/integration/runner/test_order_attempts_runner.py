@@ -1,0 +1,103 @@
+"""A strategy's order the risk gate refuses is a refused order attempt, written with its skipped run."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from klineo.runner import execution
+from klineo.store import aws as aws_clients
+from klineo.store.connections import update_settings
+
+from tests.helpers import load_event, response_json, with_user
+from tests.integration.runner.conftest import ORDER_PATH
+
+USER = "user-runner-attempts"
+
+
+def _attempts(runner) -> list[dict[str, Any]]:
+    """GET /futures/order-attempts of USER (every outcome, one page)."""
+    event = with_user(load_event("futures_order_attempts"), USER)
+    event["rawQueryString"], event["queryStringParameters"] = "", None
+    response = runner.invoke("futures_order_attempts", event)
+    assert response["statusCode"] == 200, response["body"]
+    return response_json(response)["attempts"]
+
+
+def _transactions() -> list[list[dict[str, Any]]]:
+    """Every TransactWriteItems the layer's DynamoDB client sends from now on (its items, as sent)."""
+    sent: list[list[dict[str, Any]]] = []
+    aws_clients.dynamodb().meta.events.register(
+        "provide-client-params.dynamodb.TransactWriteItems",
+        lambda params, **_: sent.append(params["TransactItems"]))
+    return sent
+
+
+def _put_keys(items: list[dict[str, Any]]) -> list[str]:
+    return [item["Put"]["Item"]["sk"]["S"].split("#")[0] for item in items if "Put" in item]
+
+
+def test_a_strategy_leverage_above_max_leverage_is_listed_with_its_run_in_one_write(runner) -> None:
+    """GIVEN max_leverage 5 and a strategy asking 10x WHEN its turn is refused THEN the listing has the
+    refused order, origin the strategy, naming max_leverage with the risk_block's message, and it was put
+    in the one transaction of the skipped run and its event (no request of its own)."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_leverage": 5})
+    sid = runner.strategy(USER, connection, leverage=10)
+    sent = _transactions()
+
+    runner.run_tick()
+
+    assert runner.journal("POST", ORDER_PATH) == [] and runner.runs(sid)[0].skip_reason == "max_leverage"
+    [attempt] = _attempts(runner)
+    assert (attempt["outcome"], attempt["origin"], attempt["connection_id"]) == ("refused", sid, connection)
+    assert attempt["refusal"]["field"] == "max_leverage" and "max_leverage" in attempt["refusal"]["message"]
+    assert (attempt["type"], attempt["quantity"], attempt["symbol"]) == ("MARKET", "0.002", "BTCUSDT")
+    assert [sorted(set(_put_keys(items))) for items in sent if "ATTEMPT" in _put_keys(items)] == [
+        ["ATTEMPT", "EVT", "RUN"]]  # the run, its signal and risk_block events, and the attempt
+
+
+def test_a_strategy_order_above_max_notional_is_listed_refused(runner) -> None:
+    """GIVEN max_notional_usdt 10 WHEN a live strategy wants ~130 USDT THEN a refused attempt naming
+    max_notional_usdt, its side and quantity as the strategy decided them."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_notional_usdt": Decimal("10")})
+    sid = runner.strategy(USER, connection)
+
+    runner.run_tick()
+
+    [attempt] = _attempts(runner)
+    assert (attempt["origin"], attempt["refusal"]["field"]) == (sid, "max_notional_usdt")
+    assert attempt["side"] in ("BUY", "SELL") and attempt["quantity"] == "0.002"
+
+
+def test_a_kill_switch_skip_before_any_order_is_no_attempt(runner) -> None:
+    """GIVEN the user's kill switch on WHEN a live strategy's turn is skipped before deciding THEN the run
+    is skipped naming the switch and no attempt is listed (a skipped run each minute is no order)."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection)
+    runner.kill_switch(USER)
+
+    runner.run_tick()
+
+    assert runner.runs(sid)[0].skip_reason == "user_kill_switch"
+    assert _attempts(runner) == []
+
+
+def test_a_kill_switch_that_refuses_the_claim_of_a_decided_order_is_an_attempt(runner, monkeypatch) -> None:
+    """GIVEN the user's kill switch turned on after the turn decided its order WHEN the claim refuses it THEN
+    that order is a refused attempt naming user_kill_switch (the order was known), nothing sent."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    real_prepare = execution.prepare_symbol
+
+    def switch_on_first(*args: Any, **kwargs: Any) -> Any:
+        runner.kill_switch(USER, True)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "prepare_symbol", switch_on_first)
+    runner.run_tick()
+
+    assert runner.journal("POST", ORDER_PATH) == []
+    [attempt] = _attempts(runner)
+    assert (attempt["origin"], attempt["refusal"]["field"]) == (sid, "user_kill_switch")
+    assert attempt["type"] == "MARKET"
