@@ -299,8 +299,9 @@ def _in_progress() -> KlineoError:
 
 def _note_refusal(user_id: str, order: FuturesOrderRequest, client_order_id: str, role: str | None,
                   refusal: KlineoError) -> None:
-    """Record an order our gate or the symbol's rules refused before its claim (``RefusedAttempt``: the
-    order as asked, the refusal as answered); any other error is no refusal and records nothing."""
+    """Record an order our gate or the symbol's rules refused before anything was sent (before its claim,
+    or with its claim given back): a ``RefusedAttempt``, the order as asked and the refusal as answered.
+    Any other error is no refusal of the order and records nothing."""
     if refusal.category not in _ORDER_REFUSALS:
         return
     by_quote = order.quote_quantity is not None  # the quantity converted from it was not asked
