@@ -314,6 +314,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/futures/order-attempts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's order attempts, placed and refused (by the risk gate or symbol rules), newest first. */
+        get: operations["futures_order_attempts_futures_order_attempts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/candles": {
         parameters: {
             query?: never;
@@ -1632,6 +1649,103 @@ export interface components {
         OrderHistoryResponse: {
             /** Orders */
             orders: components["schemas"]["OrderHistoryItem"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /**
+         * AttemptRefusal
+         * @description Why an order did not go through: the refusal as its caller was told it.
+         */
+        AttemptRefusal: {
+            /**
+             * Category
+             * @description The error category of the answer
+             * @example conflict
+             */
+            category: string;
+            /**
+             * Field
+             * @description The gate or order field the refusal named
+             * @example user_kill_switch
+             */
+            field?: string | null;
+            /** Message */
+            message: string;
+        };
+        /**
+         * OrderAttemptItem
+         * @description One order attempt: placed (``order``: the order as the history shows it) or refused before
+         *     anything was sent (``refusal``: why, with the order as it was asked).
+         */
+        OrderAttemptItem: {
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "placed" | "refused";
+            /**
+             * Created At
+             * @description When the order was claimed, or refused
+             */
+            created_at: string;
+            /**
+             * Client Order Id
+             * @description The order's id; for a refused attempt the id it would have had (a retry with the same Idempotency-Key is placed under it)
+             */
+            client_order_id: string;
+            /** Connection Id */
+            connection_id: string;
+            /** Symbol */
+            symbol: string;
+            /**
+             * Origin
+             * @description "api" or the placing strategy's id
+             * @example api
+             */
+            origin: string;
+            /** Side */
+            side?: string | null;
+            /** Type */
+            type?: string | null;
+            /**
+             * Quantity
+             * @description As asked (refused) or as sent (placed)
+             */
+            quantity?: string | null;
+            /**
+             * Quote Quantity
+             * @description Refused only: the size asked in USDT
+             */
+            quote_quantity?: string | null;
+            /** Price */
+            price?: string | null;
+            /**
+             * Position Side
+             * @description Refused only: as asked
+             */
+            position_side?: string | null;
+            /**
+             * Reduce Only
+             * @description Refused only: as asked
+             */
+            reduce_only?: boolean | null;
+            /**
+             * Role
+             * @example position_close
+             */
+            role?: string | null;
+            /** @description Refused: our gate's or the symbol's rules' refusal. Placed with status REJECTED: Binance's, as the order's answer said it */
+            refusal?: components["schemas"]["AttemptRefusal"] | null;
+            /** @description Placed: the order (its status as last recorded) */
+            order?: components["schemas"]["OrderHistoryItem"] | null;
+        };
+        /**
+         * OrderAttemptsResponse
+         * @description A page of attempts, newest first; pass `next_cursor` as `cursor` for the next (null: no more).
+         */
+        OrderAttemptsResponse: {
+            /** Attempts */
+            attempts: components["schemas"]["OrderAttemptItem"][];
             /** Next Cursor */
             next_cursor?: string | null;
         };
@@ -6648,6 +6762,205 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OrderHistoryResponse"];
+                };
+            };
+            /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
+            400: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired JWT */
+            401: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refused the connection's API key (permissions, signature, IP whitelist) */
+            403: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such route, or no such resource for the caller (never 403: ids do not leak) */
+            404: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description The resource's state forbids the request (e.g. an Idempotency-Key reused) */
+            409: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body over 16 KiB */
+            413: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A request body not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input: error.field names the (first) field, error.errors lists them all */
+            422: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited (Binance or API Gateway); see Retry-After */
+            429: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance refuses the deployment's location */
+            451: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Internal error (never a stack trace) */
+            500: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance could not be reached, or refused our clock */
+            502: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Binance unavailable, or the egress IP banned (Retry-After) */
+            503: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description A write's outcome is unknown (timeout): look the order up */
+            504: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] | components["schemas"]["GatewayMessage"];
+                };
+            };
+            /** @description Any other error: see error.category */
+            default: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    futures_order_attempts_futures_order_attempts_get: {
+        parameters: {
+            query?: {
+                /** @description epoch ms, inclusive */
+                from?: number;
+                /** @description epoch ms, inclusive, not before from */
+                to?: number;
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                connection_id?: string;
+                symbol?: string;
+                /** @description "placed" or "refused" only (left out: both) */
+                outcome?: "placed" | "refused";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderAttemptsResponse"];
                 };
             };
             /** @description Invalid request: malformed JSON, a repeated query parameter, a value Binance refuses */
