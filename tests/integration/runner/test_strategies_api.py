@@ -506,6 +506,35 @@ def test_switching_to_hedge_under_a_live_active_strategy_is_refused(runner, api)
     assert response_json(accepted)["position_mode"] == "hedge" and len(_mode_switches(runner)) == 1
 
 
+def _disable_futures(runner, connection_id: str) -> dict[str, Any]:
+    """POST /exchange-connections/{id}/futures/disable as Alice."""
+    return runner.invoke("futures_disable", connection_event("futures_disable", connection_id, ALICE,
+                                                             "/futures/disable"))
+
+
+def test_disabling_futures_under_a_live_active_strategy_is_refused(runner, api) -> None:
+    """GIVEN a live active strategy WHEN futures are disabled THEN 409 naming futures_enabled and it, futures
+    stay on; paper and paused strategies do not block, and once it is paused the disable goes through."""
+    connection = runner.connection(ALICE)
+    live_id = response_json(api.create(ALICE, create_body(connection, mode="live")))["id"]
+    paper_id = response_json(api.create(ALICE, create_body(connection)))["id"]
+    paused_id = _paused(api, connection, mode="live")
+
+    refused = _disable_futures(runner, connection)
+
+    assert refused["statusCode"] == 409, refused["body"]
+    error = error_of(refused)
+    assert (error["category"], error["field"]) == ("conflict", "futures_enabled")
+    assert live_id in error["message"] and "1 active" in error["message"] and "pause them" in error["message"]
+    assert paper_id not in error["message"] and paused_id not in error["message"]
+    assert get_connection(ALICE, connection).futures_enabled is True
+    assert api.update(ALICE, live_id, {"status": "paused"})["statusCode"] == 200
+    accepted = _disable_futures(runner, connection)
+    assert accepted["statusCode"] == 200, accepted["body"]
+    assert response_json(accepted)["futures_enabled"] is False
+    assert strategy_store.get_strategy(ALICE, paper_id).status == "active"
+
+
 def test_a_connection_being_deleted_says_so_in_its_answer(runner) -> None:
     """GIVEN a delete that did not finish WHEN the connection is listed THEN deleting_since, not the token."""
     connection = runner.connection(ALICE)

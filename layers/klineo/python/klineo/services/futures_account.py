@@ -248,6 +248,13 @@ def enable_futures(
 
 
 def disable_futures(user_id: str, connection_id: str) -> FuturesStateResponse:
-    """Switch futures off (no Binance call: turning trading off must always work)."""
+    """Switch futures off (no Binance call), unless live ACTIVE strategies run on the connection: 409
+    naming futures_enabled and them (``check_settings_change``), or the runner would skip them every
+    minute. Paper and paused strategies do not block; the kill switch stops every order at once."""
+    # Imported here: only this route of the module reads the strategies.
+    from klineo.services.strategy_connection import check_settings_change
+
+    connection = require_connection(user_id, connection_id, consistent=True)
+    check_settings_change(user_id, connection, {"futures_enabled": False})
     updated = connection_store.set_futures_enabled(user_id, connection_id, False)
     return FuturesStateResponse(connection_id=connection_id, futures_enabled=updated.futures_enabled)

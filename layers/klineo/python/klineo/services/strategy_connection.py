@@ -9,8 +9,9 @@ A strategy may be ACTIVE only when the runner could then run it:
 
 Asked when a strategy becomes active or live-and-active (POST /strategies as active, PATCH
 /strategies/{id}: ``require_runnable``), and when a connection's settings change under live active
-strategies (PATCH /exchange-connections/{id}: ``check_settings_change``, lowering max_leverage below
-one's leverage or switching to hedge mode is refused). Paused strategies never block a settings
+strategies (PATCH /exchange-connections/{id} and POST /exchange-connections/{id}/futures/disable:
+``check_settings_change``, lowering max_leverage below one's leverage, switching to hedge mode or
+switching futures off is refused). Paused strategies never block a settings
 change: they are asked again when resumed, by the user or by POST /exchange-connections/{id}/enable
 (``klineo.services.key_health.resume_connection_strategies``, which leaves paused those that cannot run).
 
@@ -35,6 +36,8 @@ __all__ = ["check_settings_change", "live_conflicts", "refuse_deleting", "requir
 _FIELD = "connection_id"  # what a refusal for the connection's state names
 _IDS_SHOWN = 5  # the strategies named in a refused settings change (all are counted)
 _LIVE = "live"
+# The connection settings a live strategy needs (``live_conflicts``), in the order a refusal names them.
+_LIVE_SETTINGS = ("futures_enabled", "position_mode", "max_leverage")
 
 
 def live_conflicts(leverage: int | None, *, futures_enabled: bool, position_mode: str | None,
@@ -94,7 +97,10 @@ def require_runnable(connection: Connection | None, mode: str, leverage: int | N
 
 def _blocked(field: str, ids: list[str]) -> KlineoError:
     shown = ", ".join(ids[:_IDS_SHOWN]) + (", ..." if len(ids) > _IDS_SHOWN else "")
-    if field == "position_mode":
+    if field == "futures_enabled":
+        what = "futures cannot be disabled while live strategies run on this connection"
+        fix = "pause them or switch them to paper first"
+    elif field == "position_mode":
         what = ("position_mode cannot be hedge while live strategies run on this connection (live "
                 "strategies trade in one-way mode)")
         fix = "pause them or switch them to paper first"
@@ -106,7 +112,7 @@ def _blocked(field: str, ids: list[str]) -> KlineoError:
 
 def _live_active(user_id: str, connection_id: str) -> list[Any]:
     """The connection's live ACTIVE strategies (one Query of the user's strategies)."""
-    # Imported here: only a max_leverage or position_mode change reads the strategies, not every PATCH.
+    # Imported here: only a change of _LIVE_SETTINGS reads the strategies, not every PATCH.
     from klineo.store.strategies import list_strategies
 
     return [strategy for strategy in list_strategies(user_id)
@@ -114,18 +120,19 @@ def _live_active(user_id: str, connection_id: str) -> list[Any]:
 
 
 def check_settings_change(user_id: str, connection: Connection, changes: dict[str, Any]) -> None:
-    """Refuse (409 naming the field and the strategies in the way) a max_leverage or position_mode change
-    that would keep one of the connection's live ACTIVE strategies from running (paused ones never block)."""
-    changed = {name for name in ("max_leverage", "position_mode")
+    """Refuse (409 naming the field and the strategies in the way) a futures_enabled, max_leverage or
+    position_mode change that would keep one of the connection's live ACTIVE strategies from running
+    (paused ones and paper ones never block)."""
+    changed = {name for name in _LIVE_SETTINGS
                if name in changes and changes[name] != getattr(connection, name)}
     if not changed:
         return
-    after = {name: changes.get(name, getattr(connection, name)) for name in ("max_leverage", "position_mode")}
+    after = {name: changes.get(name, getattr(connection, name)) for name in _LIVE_SETTINGS}
     blocking: dict[str, list[str]] = {name: [] for name in changed}
     for strategy in _live_active(user_id, connection.connection_id):
-        conflicts = live_conflicts(strategy.settings.leverage, futures_enabled=True, **after)
+        conflicts = live_conflicts(strategy.settings.leverage, **after)
         for name in changed.intersection(conflicts):
             blocking[name].append(strategy.strategy_id)
-    for name in ("position_mode", "max_leverage"):
+    for name in _LIVE_SETTINGS:
         if blocking.get(name):
             raise _blocked(name, blocking[name])
