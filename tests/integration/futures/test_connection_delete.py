@@ -300,7 +300,8 @@ def test_the_wind_down_ends_within_its_time_budget_when_binance_hangs(sim_env, i
     monkeypatch.setattr(reconcile, "futures_client", lambda connection: hanging)
 
     started = clock.now
-    outcome = connection_orders.wind_down_orders(USER_A, futures_connection.id)
+    outcome = connection_orders.wind_down_orders(
+        USER_A, futures_connection.id, connection_store.mark_deleting(USER_A, futures_connection.id))
 
     assert outcome.checked is False and session.timeouts
     assert clock.now - started <= connection_orders.WIND_DOWN_SECONDS + 0.5
@@ -392,7 +393,8 @@ def test_a_strategy_turn_in_flight_places_no_stop_after_the_wind_down(
     mark = _mark(sim_env)
 
     with iam.acting_as("connection_delete"):
-        outcome = connection_orders.wind_down_orders(USER_A, futures_connection.id)
+        outcome = connection_orders.wind_down_orders(
+            USER_A, futures_connection.id, connection_store.mark_deleting(USER_A, futures_connection.id))
     answered = len(sim_env.journal)
     with iam.acting_as("strategy_worker"):
         try:

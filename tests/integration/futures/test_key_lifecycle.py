@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from botocore.exceptions import ClientError
 from klineo.binance import Credentials, KeyType
-from klineo.services import connection_lifecycle
+from klineo.services import connection_delete, connection_lifecycle
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store import strategies as strategy_store
@@ -21,7 +21,7 @@ from klineo.store.connections import (
 from klineo.store.secrets import put_new_version
 
 from tests.helpers import load_event, with_body, with_user
-from tests.integration.api.conftest import USER_A, connection_event, credentials_body
+from tests.integration.api.conftest import USER_A, at_path, connection_event, credentials_body
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
 
 
@@ -217,6 +217,68 @@ def test_delete_pauses_the_connections_strategies_and_says_so(sim_env, invoke, f
     }
     stored = _strategy(strategy_id)
     assert (stored.status, stored.status_reason) == ("paused", "connection_deleted")
+
+
+def _resume(invoke, strategy_id: str) -> dict:
+    """PATCH /strategies/{id} {"status": "active"} as USER_A."""
+    event = at_path(load_event("strategy_update"), f"/strategies/{strategy_id}", id=strategy_id)
+    return invoke("strategy_update", with_user(with_body(event, {"status": "active"}), USER_A))
+
+
+def _delete(invoke, connection_id: str) -> dict:
+    return invoke("connection_delete", connection_event("connection_delete", connection_id, USER_A))
+
+
+def test_a_strategy_resumed_right_after_the_delete_paused_it_is_refused(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a delete that has just paused the connection's strategies WHEN the user resumes one at that
+    moment THEN 409 naming connection_id (the connection is already marked as being deleted): the strategy
+    stays paused, and the delete finishes."""
+    strategy_id = _live_strategy(futures_connection.id)
+    real_pause = connection_delete.pause_connection_strategies
+    answers = []
+
+    def pause_then_resume(*args, **kwargs):
+        paused = real_pause(*args, **kwargs)
+        answers.append(_resume(invoke, strategy_id))
+        return paused
+
+    monkeypatch.setattr(connection_delete, "pause_connection_strategies", pause_then_resume)
+
+    response = _delete(invoke, futures_connection.id)
+
+    assert response["statusCode"] == 200, response["body"]
+    (resumed,) = answers
+    assert resumed["statusCode"] == 409, resumed["body"]
+    assert body_of(resumed)["error"]["field"] == "connection_id"
+    stored = _strategy(strategy_id)
+    assert (stored.status, stored.status_reason) == ("paused", "connection_deleted")
+    assert get_connection(USER_A, futures_connection.id) is None
+
+
+def test_a_delete_that_failed_while_pausing_is_marked_and_a_second_delete_finishes_it(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a delete whose pause of the strategies fails (AWS throttling) WHEN it answers 500 THEN the
+    connection is already marked as being deleted (no strategy may be resumed on it), and a second DELETE
+    pauses the strategy and deletes the connection."""
+    strategy_id = _live_strategy(futures_connection.id)
+    real_pause = connection_delete.pause_connection_strategies
+
+    def throttled(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Query")
+
+    monkeypatch.setattr(connection_delete, "pause_connection_strategies", throttled)
+    assert _delete(invoke, futures_connection.id)["statusCode"] == 500
+
+    assert get_connection(USER_A, futures_connection.id).deleting_since is not None
+    monkeypatch.setattr(connection_delete, "pause_connection_strategies", real_pause)
+    second = _delete(invoke, futures_connection.id)
+    assert second["statusCode"] == 200, second["body"]
+    assert body_of(second)["paused_strategies"] == [strategy_id]
+    assert get_connection(USER_A, futures_connection.id) is None
+    assert _strategy(strategy_id).status == "paused"
 
 
 def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(

@@ -1,5 +1,5 @@
-"""DELETE /exchange-connections/{id}: the connection's strategies paused, its orders wound down, its
-secret and item deleted.
+"""DELETE /exchange-connections/{id}: the connection marked as being deleted, its strategies paused, its
+orders wound down, its secret and item deleted.
 
 Apart from ``klineo.services.connections`` so that the other connection routes (list, create,
 test) do not import what only deleting uses: the strategies store (through
@@ -20,17 +20,23 @@ __all__ = ["delete_connection"]
 
 
 def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteResponse:
-    """Pause the connection's strategies, wind down its orders, delete the secret, then the item.
+    """Mark the connection as being deleted, pause its strategies, wind down its orders, delete the secret,
+    then the item.
 
-    Strategies first: none may trade on a connection that is going away. Its orders next, while the
-    key still exists (``klineo.services.connection_orders``: best effort, it never blocks the delete).
+    The mark first (``mark_deleting``): from then on no strategy can be made active on the connection
+    (``klineo.services.strategy_connection.require_runnable`` refuses it), so none resumed while the
+    strategies are being paused escapes the pause, and a delete that fails anywhere after it leaves the
+    connection refusing strategies and orders until a second DELETE finishes it. The strategies next:
+    none may trade on a connection that is going away. Its orders next, while the key still exists
+    (``klineo.services.connection_orders``: best effort, it never blocks the delete).
     Secret before item, so a failure never leaves an unreferenced key behind; a retry after a partial
     failure finds the item, tolerates the missing secret and finishes. The answer lists the strategies
     paused, the orders cancelled and the orders left open on Binance.
     """
     connection = connection_store.require_connection(user_id, connection_id)
+    token = connection_store.mark_deleting(user_id, connection_id)
     paused = pause_connection_strategies(user_id, connection_id, "connection_deleted")
-    orders = wind_down_orders(user_id, connection_id)
+    orders = wind_down_orders(user_id, connection_id, token)
     secret_store.delete_credentials(connection.secret_name)
     connection_store.delete_connection(user_id, connection_id)
     logger.info("connection deleted", extra={"connection_id": connection_id,

@@ -3,8 +3,8 @@ cancelled, the rest let go with what Binance last told us.
 
 Deleting a connection deletes its key, after which Binance can no longer be asked about the orders we
 placed with it. So while the key still exists (``klineo.services.connection_delete`` calls this after
-pausing the strategies, before deleting the secret), every record of the connection the reconciler
-has not finished with goes through four steps:
+marking the connection and pausing its strategies, before deleting the secret), every record of the
+connection the reconciler has not finished with goes through four steps:
 1. **Cancelled when it could open or grow a position**: an order of ours, not reduce-only, that our
    record shows open or not yet known: a resting LIMIT entry, a conditional entry (a STOP_MARKET
    that is not a stop-loss / take-profit of ours), one whose answer was lost.
@@ -21,16 +21,17 @@ has not finished with goes through four steps:
 4. **Let go**: every record still not settled is marked unmanaged (``unmanaged_since``,
    ``unmanaged_reason``) and leaves the reconciler's index, keeping Binance's last known state.
 
-Before any of it, the connection is marked as being deleted (``klineo.store.connections.mark_deleting``),
-even when no record is unsettled. From then on no order of the connection is recorded, and so none is
-sent, by anyone but this wind-down: API orders and strategy claims are refused by their claim
-transaction (``connection_deleting``), and the stop-loss / take-profit a scheduled reconciler run or a
-strategy turn would place for an entry (both read the connection earlier, and may hold its key) is
-refused by its record's own write (``klineo.store.order_claim.ConnectionGuard``). Without it, such a
-stop could reach Binance after this answered, missing from ``left_open``, on a key nobody manages any
-more, and close a position the user later opens by hand. The wind-down's own stops (step 2) pass: its
-reconciler presents the mark's token. An order recorded before the mark and still being sent is in
-the list below with its last known state (e.g. PENDING), so the answer names it too.
+Before any of it, the connection is marked as being deleted (``klineo.store.connections.mark_deleting``,
+by the delete, which hands this the mark's token), even when no record is unsettled. From then on no
+order of the connection is recorded, and so none is sent, by anyone but this wind-down: API orders and
+strategy claims are refused by their claim transaction (``connection_deleting``), and the stop-loss /
+take-profit a scheduled reconciler run or a strategy turn would place for an entry (both read the
+connection earlier, and may hold its key) is refused by its record's own write
+(``klineo.store.order_claim.ConnectionGuard``). Without it, such a stop could reach Binance after this
+answered, missing from ``left_open``, on a key nobody manages any more, and close a position the user
+later opens by hand. The wind-down's own stops (step 2) pass: its reconciler presents the mark's token.
+An order recorded before the mark and still being sent is in the list below with its last known state
+(e.g. PENDING), so the answer names it too.
 
 All of it runs within ``WIND_DOWN_WEIGHT`` and ``WIND_DOWN_SECONDS``, the client's own timeouts and
 retry waits included (``call_deadline``), so the delete reaches deleting the key before its timeout.
@@ -49,7 +50,6 @@ import time
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.services.risk import params_reduce
-from klineo.store.connections import mark_deleting
 from klineo.store.order_history import list_unsettled_of
 from klineo.store.orders import (
     FINAL_STATUSES,
@@ -96,12 +96,12 @@ def _opens_exposure(record: OrderRecord) -> bool:
     return conditional_entry and record.status in _MAYBE_OPEN_ALGO
 
 
-def wind_down_orders(user_id: str, connection_id: str) -> ConnectionOrders:
-    """Settle, cancel and let go of the connection's unsettled orders (see the module docstring)."""
-    # No order of the connection is recorded after this by anyone else (module docstring); marked before
-    # the list is read, so an order recorded earlier is on it (or, its record being a few ms old, in the
-    # index by the time the let-go lists it again).
-    token = mark_deleting(user_id, connection_id)
+def wind_down_orders(user_id: str, connection_id: str, token: str) -> ConnectionOrders:
+    """Settle, cancel and let go of the unsettled orders of a connection marked as being deleted with
+    ``token`` (``mark_deleting``; see the module docstring)."""
+    # No order of the connection is recorded after the mark by anyone else (module docstring); marked
+    # before the list is read, so an order recorded earlier is on it (or, its record being a few ms old,
+    # in the index by the time the let-go lists it again).
     records = list_unsettled_of(user_id, connection_id)
     if not records:
         return ConnectionOrders(cancelled=[], left_open=[], checked=True)
