@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from typing import Any
 
+import pytest
+from klineo.runner import execution
 from klineo.runner.failures import FAILED_RUN_LIMIT
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import update_settings
@@ -19,6 +22,7 @@ from klineo.store.events import list_events
 from tests.helpers import load_event, response_json, with_body, with_user
 from tests.integration.api.conftest import at_path
 from tests.integration.runner.conftest import ORDER_PATH
+from tests.integration.runner.test_protective_reprice import _revoke_futures
 
 USER = "user-failing-runs"
 MINUTE_MS = 60_000
@@ -146,3 +150,54 @@ def test_resuming_a_strategy_paused_by_failed_runs_starts_a_fresh_count(runner) 
     runner.run_tick(now)
     stored = runner.stored(USER, sid)
     assert (runner.runs(sid)[0].status, stored.failed_runs, stored.status) == ("failed", 1, "active")
+
+
+def _pause_and_resume_while_sending(runner, monkeypatch: pytest.MonkeyPatch, sid: str,
+                                    then: Any = None) -> None:
+    """Make the first order send of the turn wait for the user to pause and resume the strategy (PATCH
+    status paused, then active: the resume clears both counts) after the order was claimed; ``then``
+    runs after that, still before the send."""
+    real = execution.submit_futures_order
+
+    def resumed_first(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(execution, "submit_futures_order", real)
+        assert runner.stored(USER, sid).pending is not None  # claimed: the order is in flight
+        for status in ("paused", "active"):
+            assert patch_status(runner, sid, status)["statusCode"] == 200
+        if then is not None:
+            then()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "submit_futures_order", resumed_first)
+
+
+def test_a_resume_while_a_refused_order_is_in_flight_is_not_undone_by_its_settle(runner, monkeypatch) -> None:
+    """GIVEN four failed runs and a fifth order claimed WHEN the user pauses and resumes the strategy before
+    Binance refuses that order THEN its settle counts 1 from the resume's 0, not 5: no pause, and no paused
+    event but the user's own."""
+    sid = refused_strategy(runner, failed_runs=4)
+    _pause_and_resume_while_sending(runner, monkeypatch, sid)
+
+    runner.run_tick(minute_start())
+
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+    stored = runner.stored(USER, sid)
+    assert (runner.runs(sid)[0].status, stored.failed_runs, stored.status) == ("failed", 1, "active")
+    assert stored.pending is None
+    assert [e.details for e in list_events(sid, 50).events if e.kind == "paused"] == [{"by": "user"}]
+
+
+def test_a_resume_while_a_key_refused_order_is_in_flight_is_not_undone_by_its_settle(
+    runner, monkeypatch
+) -> None:
+    """GIVEN two key failures and an order claimed WHEN the user pauses and resumes the strategy, then the key
+    loses its futures right before the send THEN the refusal counts 1 key failure from the resume's 0, not
+    3: the strategy stays active."""
+    sid = runner.strategy(USER, runner.connection(USER), key_failures=2, **ALWAYS_LONG)
+    _pause_and_resume_while_sending(runner, monkeypatch, sid, then=lambda: _revoke_futures(runner))
+
+    runner.run_tick(minute_start())
+
+    assert runner.runs(sid)[0].error["category"] == "permission"
+    stored = runner.stored(USER, sid)
+    assert (stored.key_failures, stored.status, stored.pending) == (1, "active", None)

@@ -123,7 +123,8 @@ def test_key_failures_pause_with_the_reason_and_leave_the_index(aws) -> None:
     run_store.claim_live_order("user-a", strategy.strategy_id, pending)
     failed = make_run(strategy, C, "failed", error={"category": "permission", "message": "refused"})
     run_store.settle_live_order("user-a", strategy.strategy_id, pending, failed,
-                                position_to=Decimal(0), key_failures=3, pause_reason="key_failure:permission")
+                                position_to=Decimal(0), key_failures=3, seen={"key_failures": 2},
+                                pause_reason="key_failure:permission")
     stored = strategy_store.get_strategy("user-a", strategy.strategy_id)
     expected = ("paused", "key_failure:permission", 3)
     assert (stored.status, stored.status_reason, stored.key_failures) == expected

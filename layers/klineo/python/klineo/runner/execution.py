@@ -906,8 +906,7 @@ class _Turn:
         settled = settle_live_order(
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "skipped", skip_reason=gate),
-            position_to=pending.position_before, key_failures=strategy.key_failures,
-            outcome=outcome, events=self.take_events(),
+            position_to=pending.position_before, outcome=outcome, events=self.take_events(),
         )
         return self.result("skipped" if settled else "not_run", gate)
 
@@ -926,6 +925,7 @@ class _Turn:
             strategy.user_id, strategy.strategy_id, pending,
             self.final_run(pending, "failed", error=_error(exc)),
             position_to=pending.position_before, key_failures=failures, failed_runs=counted,
+            seen={"key_failures": strategy.key_failures, "failed_runs": strategy.failed_runs},
             pause_reason=pause or repeated,
             outcome=outcome, events=self.take_events(),
         )
@@ -1067,7 +1067,7 @@ class _Turn:
         settle_live_order(
             strategy.user_id, strategy.strategy_id, taken,
             self.final_run(taken, "skipped", skip_reason="order_not_placed"),
-            position_to=pending.position_before, key_failures=strategy.key_failures,
+            position_to=pending.position_before,
         )
         return self.result("skipped", "order_not_placed") if pending.close_time == self.close_time else None
 

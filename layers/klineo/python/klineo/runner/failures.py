@@ -19,7 +19,8 @@ nothing about whether the strategy's orders would go through. A paper entry whos
 the paper equity is such a skipped run, not a failure: the backtest asks again on every candle, and
 paper mode must trade as it does (``klineo.runner.execution``). The reset is written only when the
 count is not 0 (with it a hold becomes one transaction instead of one put, once). Resuming the
-strategy (PATCH status active) clears it too (``klineo.store.strategies.update_settings``).
+strategy (PATCH status active) clears it too (``klineo.store.strategies.update_settings``), and a live
+order in flight meanwhile never writes the old count back (``klineo.store.runs.settle_live_order``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
 - ``extend_lease``: a later attempt takes over a pending order whose claimer's lease ran out.
 - ``settle_live_order``: ONE TransactWriteItems: the run's Put (unconditional: what Binance did is
   the truth for the candle), the strategy's Update (position, ``pending`` cleared on condition that
-  it is still this order, live book, key_failures, failed_runs, pause), the order history record's outcome
+  it is still this order, live book, key_failures, failed_runs written relative to the item's own so a
+  resume meanwhile is not undone, pause), the order history record's outcome
   Update and the events of the fill. A settle that finds the order no longer pending was done by
   another attempt: nothing more is written.
 - ``correct_position`` / ``set_protective`` / ``replace_protective`` / ``set_paper_book``: one Update,
@@ -413,8 +414,9 @@ def settle_live_order(
     run: Run,
     *,
     position_to: Decimal,
-    key_failures: int,
+    key_failures: int | None = None,
     failed_runs: int | None = None,
+    seen: Mapping[str, int] | None = None,
     pause_reason: str | None = None,
     live_book: Mapping[str, Any] | None = None,
     outcome: dict[str, Any] | None = None,
@@ -423,33 +425,86 @@ def settle_live_order(
     """Settle ``pending`` in ONE TransactWriteItems (module doc); False when another attempt already did.
 
     ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``);
-    ``failed_runs``: the strategy's new count of consecutive failed runs (None: left as it is).
-    ``last_close`` moves to the order's candle (nothing moves it further while an order is pending).
+    ``key_failures`` / ``failed_runs``: the strategy's new counts (None: left as they are), computed from
+    the counts the turn read (``seen``, by name; absent = 0). ``pause_reason``: the pause those new counts
+    reach. ``last_close`` moves to the order's candle (nothing moves it further while an order is pending).
+
+    The counts are written relative to the item's current ones (``_count_writes``): a resume between the
+    claim and this settle (PATCH status active clears them) is never undone. A pause is written only if the
+    counts it was reached from are still as read; otherwise the settle is written again without it and its
+    ``paused`` events (the one extra request, only in that race).
     """
     when = write_time()
-    update = Update(
-        sets={"live_position": position_to, "last_close": pending.close_time, "key_failures": key_failures,
-              "updated_at": when.now, "last_fill_ms": int(time.time() * 1000)},
-        removes=["pending"],
-    )
-    if failed_runs is not None:
-        update.sets["failed_runs"] = failed_runs
-    if pause_reason is not None:
-        update.sets.update(status=PAUSED, status_reason=pause_reason)
-        update.removes.extend(["gsi1pk", "gsi1sk"])
-    if live_book is not None:  # the order's fills, counted once: the same write clears the pending order
-        update.sets["live_book"] = dict(live_book)
-    strategy = _strategy_update(user_id, strategy_id, update, "pending.client_order_id = :cid",
-                                **{":cid": {"S": pending.client_order_id}})
-    named = [("run", _run_put(run, when, only_new=False)), ("strategy", strategy), *_events(events, when)]
-    record = [("record", {"Update": outcome})] if outcome is not None else []
-    failed = transact(named + record)
+    counts = {"key_failures": key_failures, "failed_runs": failed_runs}
+    for pausing in ((True, False) if pause_reason is not None else (False,)):
+        update, condition, values = _settle_update(pending, position_to, counts, seen or {},
+                                                   pause_reason if pausing else None, when)
+        if live_book is not None:  # the order's fills, counted once: the same write clears the pending order
+            update.sets["live_book"] = dict(live_book)
+        strategy = _strategy_update(user_id, strategy_id, update, condition, **values)
+        kept = [event for event in events if pausing or event.kind != "paused"]
+        named = [("run", _run_put(run, when, only_new=False)), ("strategy", strategy), *_events(kept, when)]
+        record = [("record", {"Update": outcome})] if outcome is not None else []
+        failed = transact(named + record)
+        if not (pausing and _still_pending(failed.get("strategy"), pending)):
+            break
     if set(failed) == {"record"}:
         # No order history record (an order claimed by an older version): settle the strategy anyway.
         _log.warning("strategy order settled without its order history record",
                      extra={"client_order_id": pending.client_order_id})
         failed = transact(named)
     return not failed
+
+
+def _settle_update(pending: PendingOrder, position_to: Decimal, counts: Mapping[str, int | None],
+                   seen: Mapping[str, int], pause_reason: str | None,
+                   when: WriteTime) -> tuple[Update, str, dict[str, Any]]:
+    """The settle's strategy Update, its condition and the condition's values (``settle_live_order``)."""
+    update = Update(
+        sets={"live_position": position_to, "last_close": pending.close_time,
+              "updated_at": when.now, "last_fill_ms": int(time.time() * 1000)},
+        removes=["pending"],
+    )
+    raised = _count_writes(update, counts, seen)
+    conditions = ["pending.client_order_id = :cid"]
+    values: dict[str, Any] = {":cid": {"S": pending.client_order_id}}
+    if pause_reason is not None:
+        update.sets.update(status=PAUSED, status_reason=pause_reason)
+        update.removes.extend(["gsi1pk", "gsi1sk"])
+        for name, before in raised.items():  # the pause was reached from these counts: still as read
+            unset = f"attribute_not_exists(#{name}) OR " if before == 0 else ""
+            conditions.append(f"({unset}#{name} = :seen_{name})")
+            values[f":seen_{name}"] = to_attr(before)
+    return update, " AND ".join(conditions), values
+
+
+def _count_writes(update: Update, counts: Mapping[str, int | None],
+                  seen: Mapping[str, int]) -> dict[str, int]:
+    """Add each new count to ``update`` so that it never restores a count cleared since it was read: a
+    reset is SET 0, a rise is ADDed to the item's current value (as read + the rise, or the rise alone
+    after a resume cleared it), an unchanged count is not written. Returns the raised counts as read."""
+    raised = {}
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if value != 0 and name not in seen:
+            raise ValueError(f"{name} rises from a count as read: pass it in seen")
+        before = seen.get(name, 0)
+        if value == before and value != 0:
+            continue
+        if value == 0:
+            update.sets[name] = 0
+        else:
+            update.adds[name] = value - before
+            raised[name] = before
+    return raised
+
+
+def _still_pending(item: dict[str, Any] | None, pending: PendingOrder) -> bool:
+    """True when a refused settle's strategy item (as handed back) still has ``pending`` as its order: the
+    settle was refused for its pause's counts, not because another attempt settled the order."""
+    order = (item or {}).get("pending", {}).get("M", {})
+    return order.get("client_order_id", {}).get("S") == pending.client_order_id
 
 
 def correct_position(
