@@ -319,6 +319,19 @@ def test_an_unknown_symbol_pauses_the_strategy(runner) -> None:
     assert runner.stored(USER, sid).status_reason == "invalid_symbol"
 
 
+def test_an_unknown_symbol_pause_writes_a_paused_event_with_its_run(runner) -> None:
+    """GIVEN a symbol Binance does not list WHEN the tick pauses the strategy THEN a paused event of the run's
+    candle says why (reason invalid_symbol, a message naming the symbol), as the other automatic pauses do."""
+    sid = runner.strategy(USER, runner.connection(USER), symbol="NOPEUSDT")
+
+    runner.run_tick()
+
+    run = runner.runs(sid)[0]
+    paused = [e for e in list_events(sid, 50).events if e.kind == "paused"]
+    assert [(e.close_time, e.details["reason"]) for e in paused] == [(run.close_time, "invalid_symbol")]
+    assert "NOPEUSDT" in paused[0].details["message"] and "USDT-M futures" in paused[0].details["message"]
+
+
 def test_klines_unavailable_fails_the_message_for_redelivery(runner) -> None:
     """GIVEN Binance answering 503 to klines WHEN the worker runs THEN the message fails, no run."""
     sid = runner.strategy(USER, runner.connection(USER))

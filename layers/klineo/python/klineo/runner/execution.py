@@ -381,10 +381,12 @@ class _Turn:
         return count, pause
 
     def failure_advance(self, exc: KlineoError, pause: str | None = None) -> StrategyAdvance | None:
-        """The strategy change of a run ``exc`` failed: ``pause`` when it has a reason of its own, else the
-        count of failed runs and the pause it reaches; None: the run alone (ONE put)."""
-        if pause is not None:
-            return _pausing(pause)  # paused anyway: the count no longer matters (resuming clears it)
+        """The strategy change of a run ``exc`` failed: ``pause`` (``invalid_symbol``: the symbol is the
+        problem) at once with its ``paused`` event, else the count of failed runs and the pause it reaches;
+        None: the run alone (ONE put)."""
+        if pause is not None:  # paused anyway: the count no longer matters (resuming clears it)
+            self.event("paused", reason=pause, message=_symbol_paused(self.strategy.symbol, exc))
+            return _pausing(pause)
         count, reached = self.count_failure(exc)
         return StrategyAdvance(failed_runs=count, pause_reason=reached) if count is not None else None
 
@@ -1086,6 +1088,12 @@ class _ResendBlocked(Exception):
     def __init__(self, refusal: KlineoError) -> None:
         super().__init__(refusal.message)
         self.refusal = refusal
+
+
+def _symbol_paused(symbol: str, exc: KlineoError) -> str:
+    """What the ``paused`` event of an ``invalid_symbol`` pause tells the trader."""
+    return (f"Paused: Binance does not list {symbol} on USDT-M futures (an unknown or delisted symbol); "
+            f"create a strategy on a listed symbol. Last error: {exc.message}")
 
 
 def _pausing(reason: str | None) -> StrategyAdvance | None:
