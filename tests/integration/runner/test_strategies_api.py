@@ -167,6 +167,19 @@ def test_get_returns_the_strategy_and_its_latest_runs(runner, api, alice_strateg
     assert api.get(BOB, alice_strategy)["statusCode"] == 404
 
 
+def test_get_and_list_show_the_counts_of_failures_before_a_pause(runner, api, alice_strategy) -> None:
+    """GIVEN a strategy with 3 failed runs and 2 key failures, and one with none WHEN read THEN GET and the
+    list show failed_runs and key_failures as integers, 0 when none (a frontend warns before the pause)."""
+    failing = runner.strategy(ALICE, runner.connection(ALICE), failed_runs=3, key_failures=2)
+
+    got = response_json(api.get(ALICE, failing))
+    listed = {s["id"]: s for s in response_json(api.list(ALICE))["strategies"]}
+
+    assert (got["failed_runs"], got["key_failures"]) == (3, 2)
+    assert (listed[failing]["failed_runs"], listed[failing]["key_failures"]) == (3, 2)
+    assert (listed[alice_strategy]["failed_runs"], listed[alice_strategy]["key_failures"]) == (0, 0)
+
+
 def test_get_with_a_malformed_id_is_not_found(api) -> None:
     """GIVEN an id that cannot be a strategy id WHEN getting it THEN 404, not a storage error."""
     assert api.get(ALICE, "x" * 2000)["statusCode"] == 404

@@ -33,3 +33,14 @@ def test_the_limit_pauses_with_the_category_and_a_message_without_the_input() ->
     assert paused_message(5, refused) == (
         "Paused after 5 consecutive failed runs. Last error: Margin is insufficient for this order.")
     assert (after_success(3), after_success(0)) == (0, None)
+
+
+def test_the_strategy_answer_states_the_pause_limits_the_runner_applies() -> None:
+    """The API's descriptions of failed_runs and key_failures name the limits at which the runner pauses (the
+    models cannot import them: the strategy routes load neither module), so they cannot drift apart."""
+    from klineo.models.strategies import StrategyResponse
+    from klineo.services.key_health import KEY_FAILURE_LIMIT
+
+    fields = StrategyResponse.model_fields
+    assert f"at {FAILED_RUN_LIMIT} the runner pauses" in fields["failed_runs"].description
+    assert f"at {KEY_FAILURE_LIMIT} the runner pauses" in fields["key_failures"].description

@@ -12,6 +12,8 @@ strategies answer with none of them (issue 16 item 3, cold start).
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from klineo.models.base import BaseModel
 from klineo.models.fields import DecimalString
 from klineo.models.paging import CURSOR_PATTERN, PageQuery
@@ -78,6 +80,19 @@ class StrategyResponse(BaseModel):
     paper_position: DecimalString
     last_run_close_time: int | None = None
     pending_order: PendingOrderResponse | None = None
+    # The limits: klineo.runner.failures.FAILED_RUN_LIMIT, klineo.services.key_health.KEY_FAILURE_LIMIT (not
+    # imported: the strategy routes load neither; tests/unit/runner/test_failed_run_rule.py pins the texts).
+    failed_runs: int = Field(
+        default=0, ge=0,
+        description="Consecutive failed runs whose failure repeats by itself (Binance refused the order or "
+                    "the symbol's settings, a filter refused it); at 5 the runner pauses the strategy "
+                    "(repeated_failures:<category>). A run that holds or trades resets it; resuming clears "
+                    "it.")
+    key_failures: int = Field(
+        default=0, ge=0,
+        description="Consecutive runs whose order Binance refused for the key itself (permission, signature, "
+                    "IP whitelist); at 3 the runner pauses the strategy (key_failure:<category>). Any other "
+                    "answer to an order resets it; resuming clears it.")
     created_at: str
     updated_at: str
 

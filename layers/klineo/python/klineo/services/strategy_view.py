@@ -68,6 +68,8 @@ def response_fields(strategy: Strategy, newest_run: int | None = None) -> dict[s
             client_order_id=pending.client_order_id, side=pending.side, quantity=plain_text(pending.quantity),
             close_time=pending.close_time,
         ) if pending else None,
+        "failed_runs": strategy.failed_runs,
+        "key_failures": strategy.key_failures,
         "created_at": strategy.created_at,
         "updated_at": strategy.updated_at,
     }
