@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
+from klineo.services import backtest as backtest_service
+
 from tests.helpers import response_json
 from tests.integration.api.conftest import iam as iam  # fixture
 from tests.integration.api.conftest import invoke as invoke  # fixture
@@ -69,3 +72,21 @@ def test_affordable_backtests_keep_their_figures_and_skip_nothing(sim_env, invok
         "win_rate_pct": "21.13", "fees_paid": "863.68419749", "number_of_trades": 71,
         "skipped_entries": 0, "skipped_reasons": {}, "liquidated_at": None}
     assert percent["model"]["leverage"] == "3"
+
+
+def test_a_queued_backtest_that_can_never_trade_is_refused_at_once_like_a_synchronous_one(
+    sim_env, invoke, aws, monkeypatch
+) -> None:
+    """GIVEN a period over the sync limit and a quote_size_usdt below the minimum order value WHEN posting
+    THEN the same 422 naming quote_size_usdt as a synchronous backtest, before any klines: nothing queued."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+
+    response = _post(invoke, {**BODY, "quote_size_usdt": 50})
+
+    assert response["statusCode"] == 422, response["body"]
+    answer = response_json(response)["error"]
+    assert (answer["field"], answer["message"]) == (
+        "quote_size_usdt", "quote_size_usdt is below BTCUSDT's minimum order value 100 USDT")
+    assert _klines_requests(sim_env) == []
+    sqs = boto3.client("sqs", region_name=aws.region)
+    assert sqs.receive_message(QueueUrl=aws.refs["BacktestQueue"]).get("Messages", []) == []

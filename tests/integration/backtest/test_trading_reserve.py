@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from klineo.binance import TRADING_RESERVE, BinanceClient, Environment, Market, RateLimiter
+from klineo.binance import TRADING_RESERVE, BinanceClient, Environment, Market, RateLimiter, clear_all_caches
 from klineo.services import backtest as backtest_service
 from klineo.services import kline_history
 from klineo.store import backtest_jobs as job_store
@@ -117,9 +117,13 @@ class _WholeInvocation(LambdaContext):
 
 
 def _queued_job(invoke, monkeypatch, body: dict[str, Any] = BODY) -> tuple[str, dict[str, Any]]:
-    """A job for ``body`` (the sync limit lowered) and the worker event of its first delivery."""
+    """A job for ``body`` (the sync limit lowered) and the worker event of its first delivery.
+
+    The POST reads the symbol's rules (exchangeInfo) before queuing; the worker is another function, in
+    another container that has read nothing yet, so this process forgets what the POST cached."""
     monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
     job_id = response_json(_post(invoke, body))["job_id"]
+    clear_all_caches()
     event = load_event("backtest_worker")
     event["Records"][0]["body"] = f'{{"user_id": "{USER_A}", "job_id": "{job_id}"}}'
     return job_id, event

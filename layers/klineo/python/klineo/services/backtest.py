@@ -33,7 +33,8 @@ Where the candles come from and what is answered when:
 - Same inputs, same result: Decimal arithmetic, no clock in the simulation, closed candles only.
 - A sizing that no entry can pass whatever the price (a ``size`` outside the symbol's market lot, a
   ``quote_size_usdt`` below its minimum order value) is refused before any klines are fetched: 422
-  naming the field (a job: failed, with the same message). One that fails at some prices, or for the
+  naming the field, for a queued backtest too (before its job is made; a job whose symbol's rules changed
+  since: failed, with the same message). One that fails at some prices, or for the
   margin, is simulated and its skipped entries counted: whether it could trade depends on the period.
 """
 
@@ -49,7 +50,15 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import Candle, Environment, Market, SymbolRules, get_client, get_symbol_rules
+from klineo.binance import (
+    BinanceClient,
+    Candle,
+    Environment,
+    Market,
+    SymbolRules,
+    get_client,
+    get_symbol_rules,
+)
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
 from klineo.models.backtest_request import BacktestRequest
@@ -339,14 +348,22 @@ def _never_trading(spec: BacktestSpec, rules: SymbolRules) -> InvalidField | Non
     return None
 
 
-def run_spec(spec: BacktestSpec, now_ms: int, wait_until: float | None = None) -> dict[str, Any]:
-    """Fetch (through the cache) and simulate; the result body. Klines kept from the trading reserve, or
-    refused for the minute's weight, wait up to ``wait_until`` (epoch s; None: a ``rate_limit`` at once)."""
+def _tradable(spec: BacktestSpec) -> tuple[BinanceClient, SymbolRules]:
+    """The futures client and the symbol's rules, when the spec's sizing can trade under them; else the
+    422 naming the field (``_never_trading``), before any klines."""
     client = get_client(Market.FUTURES, Environment(spec.environment))
     rules = get_symbol_rules(client, spec.symbol)
     refusal = _never_trading(spec, rules)
-    if refusal is not None:  # before any klines: answered as a 422 (a job: failed, saying so)
+    if refusal is not None:
         raise refusal
+    return client, rules
+
+
+def run_spec(spec: BacktestSpec, now_ms: int, wait_until: float | None = None) -> dict[str, Any]:
+    """Fetch (through the cache) and simulate; the result body. Klines kept from the trading reserve, or
+    refused for the minute's weight, wait up to ``wait_until`` (epoch s; None: a ``rate_limit`` at once)."""
+    # Checked again for a job: the symbol's rules may have changed since it was queued (then: failed).
+    client, rules = _tradable(spec)
     strategy_type = get_strategy_type(spec.type)
     warmup = strategy_type.lookback(parse_parameters(spec.type, spec.parameters))
     interval_ms = INTERVALS_MS[spec.interval]
@@ -386,6 +403,7 @@ def start_backtest(
     queue_url = get_settings().backtest_queue_url
     if not queue_url:
         raise KlineoError(ErrorCategory.OTHER, "BACKTEST_QUEUE_URL is not set")
+    _tradable(spec)  # a sizing that can never trade: the same 422 as a synchronous backtest, not a failed job
     job_id = uuid.uuid4().hex
     job_store.put_job(user_id, job_id, spec.to_json(), now_s=now_ms / 1000)
     aws.sqs().send_message(QueueUrl=queue_url, MessageBody=json.dumps({"user_id": user_id, "job_id": job_id}))
