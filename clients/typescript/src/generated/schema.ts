@@ -168,7 +168,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** futures_enabled=false. */
+        /** futures_enabled=false (refused while live strategies run on the connection). */
         post: operations["futures_disable_exchange_connections__connection_id__futures_disable_post"];
         delete?: never;
         options?: never;
@@ -2029,6 +2029,18 @@ export interface components {
             /** Last Run Close Time */
             last_run_close_time?: number | null;
             pending_order?: components["schemas"]["PendingOrderResponse"] | null;
+            /**
+             * Failed Runs
+             * @description Consecutive failed runs whose failure repeats by itself (Binance refused the order or the symbol's settings, a filter refused it); at 5 the runner pauses the strategy (repeated_failures:<category>). A run that holds or trades resets it; resuming clears it.
+             * @default 0
+             */
+            failed_runs?: number;
+            /**
+             * Key Failures
+             * @description Consecutive runs whose order Binance refused for the key itself (permission, signature, IP whitelist); at 3 the runner pauses the strategy (key_failure:<category>). Any other answer to an order resets it; resuming clears it.
+             * @default 0
+             */
+            key_failures?: number;
             /** Created At */
             created_at: string;
             /** Updated At */
@@ -2236,6 +2248,18 @@ export interface components {
             /** Last Run Close Time */
             last_run_close_time?: number | null;
             pending_order?: components["schemas"]["PendingOrderResponse"] | null;
+            /**
+             * Failed Runs
+             * @description Consecutive failed runs whose failure repeats by itself (Binance refused the order or the symbol's settings, a filter refused it); at 5 the runner pauses the strategy (repeated_failures:<category>). A run that holds or trades resets it; resuming clears it.
+             * @default 0
+             */
+            failed_runs?: number;
+            /**
+             * Key Failures
+             * @description Consecutive runs whose order Binance refused for the key itself (permission, signature, IP whitelist); at 3 the runner pauses the strategy (key_failure:<category>). Any other answer to an order resets it; resuming clears it.
+             * @default 0
+             */
+            key_failures?: number;
             /** Created At */
             created_at: string;
             /** Updated At */
