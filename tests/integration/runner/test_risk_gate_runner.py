@@ -140,16 +140,16 @@ def test_a_strategy_whose_keys_are_gone_fails_with_an_error_event_and_counts_it(
 
 
 def test_a_live_strategy_on_a_connection_switched_to_hedge_mode_is_told_what_to_do(runner) -> None:
-    """GIVEN a live strategy whose connection was switched to hedge mode WHEN a tick runs THEN the run is
-    skipped (positionSide), nothing sent, and its risk_block event says to switch to one-way or use paper."""
+    """GIVEN a live strategy whose connection is recorded in hedge mode while its account is one-way WHEN a
+    tick runs THEN its order goes out in hedge mode (positionSide), Binance refuses it once (-4061), and
+    the failed run's error event says to switch the account back or set the connection to one-way."""
     connection = runner.connection(USER)
     sid = runner.strategy(USER, connection)
     update_settings(USER, connection, {"position_mode": "hedge"})
 
     runner.run_tick()
 
-    assert runner.journal("POST", ORDER_PATH) == []
-    assert runner.runs(sid)[0].skip_reason == "positionSide"
-    blocks = [e.details for e in list_events(sid, 10).events if e.kind == "risk_block"]
-    assert [b["gate"] for b in blocks] == ["positionSide"]
-    assert "position_mode one_way" in blocks[0]["message"] and "paper" in blocks[0]["message"]
+    assert [(r.status, r.code) for r in runner.journal("POST", ORDER_PATH)] == [(400, -4061)]
+    assert runner.runs(sid)[0].status == "failed"
+    errors = [e.details for e in list_events(sid, 10).events if e.kind == "error"]
+    assert len(errors) == 1 and "position_mode one_way" in errors[0]["message"]

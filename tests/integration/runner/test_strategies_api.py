@@ -319,31 +319,27 @@ def _hedge_connection(runner, user: str) -> str:
     return connection
 
 
-def test_a_live_strategy_on_a_hedge_mode_connection_is_refused(runner, api) -> None:
-    """GIVEN a hedge-mode connection WHEN creating a live strategy THEN 409 naming mode, saying live needs a
-    one-way connection, nothing stored; a paper strategy is fine."""
+@pytest.mark.parametrize("direction", ["both", "long", "short"])
+def test_a_live_strategy_on_a_hedge_mode_connection_is_accepted(runner, api, direction) -> None:
+    """GIVEN a hedge-mode connection WHEN creating a live strategy, of any direction THEN 201, active: its
+    orders carry positionSide and a flip is two orders (klineo.runner.execution)."""
     connection = _hedge_connection(runner, ALICE)
 
-    refused = api.create(ALICE, create_body(connection, mode="live"))
+    created = api.create(ALICE, create_body(connection, mode="live", direction=direction))
 
-    assert refused["statusCode"] == 409, refused["body"]
-    error = error_of(refused)
-    assert (error["category"], error["field"]) == ("conflict", "mode")
-    assert "need a one-way connection" in error["message"]
-    assert strategy_store.list_strategies(ALICE) == []
-    assert api.create(ALICE, create_body(connection, mode="paper"))["statusCode"] == 201
+    assert created["statusCode"] == 201, created["body"]
+    stored = strategy_store.get_strategy(ALICE, response_json(created)["id"])
+    assert (stored.mode, stored.status, stored.settings.direction) == ("live", "active", direction)
 
 
-def test_switching_to_live_on_a_hedge_mode_connection_is_refused(runner, api) -> None:
-    """GIVEN a paper strategy on a hedge-mode connection WHEN switched to live THEN 409 naming mode, still
-    paper."""
+def test_switching_to_live_on_a_hedge_mode_connection_is_accepted(runner, api) -> None:
+    """GIVEN a paper strategy on a hedge-mode connection WHEN switched to live THEN 200, live and active."""
     strategy_id = response_json(api.create(ALICE, create_body(_hedge_connection(runner, ALICE))))["id"]
 
     response = api.update(ALICE, strategy_id, {"mode": "live"})
 
-    assert response["statusCode"] == 409, response["body"]
-    assert error_of(response)["field"] == "mode" and "one-way" in error_of(response)["message"]
-    assert strategy_store.get_strategy(ALICE, strategy_id).mode == "paper"
+    assert response["statusCode"] == 200, response["body"]
+    assert strategy_store.get_strategy(ALICE, strategy_id).mode == "live"
 
 
 def test_a_live_strategy_leverage_above_max_leverage_is_refused_at_create(runner, api) -> None:
@@ -496,27 +492,19 @@ def test_lowering_max_leverage_below_live_active_strategies_is_refused(runner, a
     assert strategy_store.get_strategy(ALICE, ids[0]).status == "paused"
 
 
-def test_switching_to_hedge_under_a_live_active_strategy_is_refused(runner, api) -> None:
-    """GIVEN a live active strategy WHEN switching to hedge THEN 409, nothing sent; paused, it does not."""
+def test_switching_to_hedge_under_a_live_active_strategy_is_accepted(runner, api) -> None:
+    """GIVEN live active strategies (both directions, long-only) WHEN the connection switches to hedge THEN
+    200 and the switch is sent once: live strategies trade in either mode; they stay active."""
     connection = runner.connection(ALICE)
-    live_id = response_json(api.create(ALICE, create_body(connection, mode="live")))["id"]
-    paper_id = response_json(api.create(ALICE, create_body(connection)))["id"]
-    paused_id = _paused(api, connection, mode="live")
+    ids = [response_json(api.create(ALICE, create_body(connection, mode="live", direction=direction)))["id"]
+           for direction in ("both", "long")]
     runner.sim.clear_journal()
 
-    refused = _patch_connection(runner, connection, {"position_mode": "hedge"})
-
-    assert refused["statusCode"] == 409, refused["body"]
-    error = error_of(refused)
-    assert (error["category"], error["field"]) == ("conflict", "position_mode")
-    assert live_id in error["message"] and "1 active" in error["message"]
-    assert paper_id not in error["message"] and paused_id not in error["message"]
-    assert _mode_switches(runner) == []
-    assert get_connection(ALICE, connection).position_mode is None
-    assert api.update(ALICE, live_id, {"status": "paused"})["statusCode"] == 200
     accepted = _patch_connection(runner, connection, {"position_mode": "hedge"})
+
     assert accepted["statusCode"] == 200, accepted["body"]
     assert response_json(accepted)["position_mode"] == "hedge" and len(_mode_switches(runner)) == 1
+    assert [strategy_store.get_strategy(ALICE, i).status for i in ids] == ["active", "active"]
 
 
 def _disable_futures(runner, connection_id: str) -> dict[str, Any]:

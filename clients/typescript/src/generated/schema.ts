@@ -2135,6 +2135,11 @@ export interface components {
              * @default false
              */
             reduce_only?: boolean;
+            /**
+             * Position Side
+             * @description Hedge-mode connections: LONG or SHORT, the position side the order moved (null in one-way mode).
+             */
+            position_side?: string | null;
             /** Simulated */
             simulated: boolean;
         };
@@ -2162,6 +2167,8 @@ export interface components {
             /** Target Position */
             target_position?: string | null;
             order?: components["schemas"]["RunOrder"] | null;
+            /** @description A flip on a hedge-mode connection is two orders: this one closed the old side, then `order` opened the new one (null otherwise). When the new side could not be opened, `order` is the close and `error` says why. */
+            close_order?: components["schemas"]["RunOrder"] | null;
             error?: components["schemas"]["RunError"] | null;
             /** Skip Reason */
             skip_reason?: string | null;

@@ -44,6 +44,9 @@ class RunOrder(BaseModel):
     average_price: DecimalString | None = None
     fee: DecimalString | None = Field(default=None, description="Paper fills: the simulated taker fee.")
     reduce_only: bool = False
+    position_side: str | None = Field(
+        default=None, description="Hedge-mode connections: LONG or SHORT, the position side the order moved "
+        "(null in one-way mode).")
     simulated: bool
 
 
@@ -66,6 +69,10 @@ class RunResponse(BaseModel):
     position_before: DecimalString | None = None
     target_position: DecimalString | None = None
     order: RunOrder | None = None
+    close_order: RunOrder | None = Field(
+        default=None, description="A flip on a hedge-mode connection is two orders: this one closed the old "
+        "side, then `order` opened the new one (null otherwise). When the new side could not be opened, "
+        "`order` is the close and `error` says why.")
     error: RunError | None = None
     skip_reason: str | None = None
     recorded_at: str

@@ -54,11 +54,40 @@ own fills (``live_position``), not from /fapi/v3/positionRisk. Reading positions
 request weight 5 per account and run (1,000 strategies ≈ 5,000 weight a minute, twice Binance's
 2,400 limit), and an account's net position mixes every strategy and manual trade on the symbol.
 The price: a position closed by hand or by liquidation is not seen, so reductions are sent
-``reduceOnly`` (Binance refuses to flip a position that is no longer there). Strategies trade in
-one-way mode (positionSide BOTH): POST and PATCH /strategies refuse a live strategy on a hedge-mode
-connection, and on an account switched to hedge mode later the risk gate skips the run (reason
-``positionSide``) before anything is sent, its risk_block event telling the trader to switch the
-connection back to one-way or run the strategy as paper.
+``reduceOnly`` (Binance refuses to flip a position that is no longer there).
+
+Position mode: orders follow the connection's ``position_mode`` as the turn's gates read it
+(``klineo.runner.planning.order_legs``). One-way: positionSide BOTH, reductions ``reduceOnly``. Hedge:
+positionSide LONG for the strategy's long position and SHORT for its short one, never ``reduceOnly``
+(Binance refuses it there; SELL LONG and BUY SHORT only close, and a close larger than the side is
+refused, so a position closed elsewhere is never reopened the other way); the position check reads the
+strategy's side only, and the protective orders carry the entry's side. Each order passes the one risk
+gate with its positionSide (SELL LONG / BUY SHORT count as closing there). An account switched to the
+other mode outside KLINEO refuses the order (-4061): a failed run, counted towards the pause, whose error
+tells the trader to switch the account back or set the connection's ``position_mode`` to match; nothing
+is sent again for that candle. A connection switched between a turn's read and its claim (or a second
+send) is a ``risk_block`` naming ``positionSide``, nothing sent.
+
+Hedge-mode flips: two orders, the old side's close then the new side's entry (one order would open the
+new side beside the old one), each exactly once:
+- Each has its own clientOrderId derived from (strategy, candle, leg) (``client_order_id``): the close
+  the candle's own, the entry ``kf...``. Both pass the risk gate before the close is claimed (the close as
+  closing, the entry as new exposure: a limit refusing the entry sends the close alone, as a one-way
+  flip does); the close is claimed as any order, carrying the entry's side, size and id (``next_leg``).
+- The close's settle is the entry's claim: ONE transaction (``hand_over_live_order``) puts the close's
+  fill on the position, moves ``pending`` to the entry and writes the entry's PENDING record, with the
+  gates' ConditionChecks; the entry is sent after it commits. No run is written yet: the entry's settle
+  writes the candle's one run (from the position before the close, ``close_order`` = the close, ``order``
+  = the entry), so a crash anywhere leaves one pending order, resumed by the pending-order settlement
+  above (looked up by its own clientOrderId, sent only when proven never to have reached Binance, and
+  never on a stale candle). A redelivered message finds the candle held, or done.
+- The entry is not opened (the run is then the close's alone, flat, its ``error`` and an event saying
+  why) when the close did not fill completely, when the close settles after the next candle closed, when
+  the gate refuses the entry at the hand-over (a kill switch turned on meanwhile: ``risk_block``), when
+  the strategy was paused meanwhile, or when Binance refuses the entry or it was never placed before its
+  candle passed; the old side's stops are cancelled then, as after any close. A refused entry does not
+  count as a failed run (its close went through): refused again from flat on the next candles, it does.
+  The entry's events carry their own tag (a candle has one event per kind and tag).
 
 Runs that keep failing (``klineo.runner.failures``): a failed run whose failure repeats by itself
 (not transient, not the key's) counts on the strategy in the write that records it; after
@@ -114,7 +143,7 @@ from klineo.runner.paper import (
     protective_details,
     protective_record,
 )
-from klineo.runner.planning import OrderPlan, plan_order
+from klineo.runner.planning import OrderLeg, OrderPlan, order_legs, plan_order, position_side_of
 from klineo.runner.pnl import is_entry, live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.reprice import LiveReprice, arm_entry_orders, protection_due, repriced_paper_levels
@@ -128,7 +157,15 @@ from klineo.services.orders import (
     query_futures_order,
     submit_futures_order,
 )
-from klineo.services.risk import LIMIT_GATES, LIVE_NEEDS_ONE_WAY, OrderIntent, check_order
+from klineo.services.risk import (
+    HEDGE,
+    LIMIT_GATES,
+    STRATEGY_MODE_CHANGED,
+    OrderIntent,
+    check_order,
+    mode_mismatch_message,
+    position_mode_refused,
+)
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     TradingContext,
@@ -161,6 +198,7 @@ from klineo.store.runs import (
     clear_reentry_block,
     correct_position,
     extend_lease,
+    hand_over_live_order,
     record_run,
     record_skip,
     set_paper_book,
@@ -241,6 +279,8 @@ def _order_record(result: OrderResult) -> dict[str, Any]:
         "reduce_only": result.reduce_only,
         "source": result.source,
         "simulated": False,
+        # hedge mode only (LONG / SHORT): a one-way run's order reads as it always did
+        **({"position_side": result.position_side} if result.position_side in ("LONG", "SHORT") else {}),
     }
 
 
@@ -260,13 +300,15 @@ class _Turn:
         # Events of this turn not written yet: each goes with the next state write of the turn, in
         # its transaction (klineo.store.runs), so it is never lost nor written twice.
         self.events: list[StrategyEvent] = []
-        self.order: tuple[tuple[str, str, Decimal, bool], FuturesOrder] | None = None
+        self.order: tuple[tuple[str, str, Decimal, bool, str], FuturesOrder] | None = None
         # The keys the turn's order went out with: its fills are read with them (one secret look-up).
         self.creds: Credentials | None = None
         self._client: BinanceClient | None = None
         # Paper: the initial margin, equity and leverage of an entry the paper equity cannot back.
         self.margin_refusal: dict[str, Decimal] | None = None
         self._paper_equity: tuple[Decimal, Decimal] | None = None  # (price, equity): ``paper_equity``
+        # Why a hedge flip's new side was not opened once its close filled (the close's run's error).
+        self.not_opened: dict[str, Any] | None = None
 
     def client(self) -> BinanceClient:
         """The container's futures client of the strategy's environment (``get_client``'s one cache).
@@ -293,16 +335,31 @@ class _Turn:
         self.event("error", category=str(exc.category), message=exc.message)
         return self.run("failed", error=_error(exc), **facts)
 
-    def final_run(self, pending: PendingOrder, status: str, **fields: Any) -> Run:
-        """The run of ``pending``'s candle, from the decision stored with the order at claim time."""
+    def final_run(self, pending: PendingOrder, status: str, *, why: dict[str, Any] | None = None,
+                  **fields: Any) -> Run:
+        """The run of ``pending``'s candle, from the decision stored with the order at claim time.
+
+        A hedge flip's second leg (``first_leg`` in its facts) writes the candle's run for both: from the
+        position before the close, with the close as ``close_order``. When the new side was not opened
+        (refused, blocked, never placed: ``status`` not "ordered"), the run is the close's alone, flat, its
+        ``error`` saying why (``why`` for a skip)."""
         facts = pending.facts
+        target = decimal_or_none(facts.get("target_position"))
+        before = pending.position_before
+        first = facts.get(FIRST_LEG)
+        if first is not None:
+            before = Decimal(str(first["position_before"]))
+            if status == "ordered":
+                fields["close_order"] = first["order"]
+            else:
+                fields = {"order": first["order"], "error": fields.get("error") or why}
+                status, target = "ordered", Decimal(0)
         return Run(
             strategy_id=self.strategy.strategy_id, user_id=self.strategy.user_id,
             close_time=pending.close_time, status=status, mode="live",
             signal=facts.get("signal"), reason=facts.get("reason"),
             indicators={str(k): str(v) for k, v in (facts.get("indicators") or {}).items()},
-            position_before=pending.position_before,
-            target_position=decimal_or_none(facts.get("target_position")), **fields,
+            position_before=before, target_position=target, **fields,
         )
 
     def skip(self, reason: str, pause_reason: str | None = None,
@@ -327,17 +384,21 @@ class _Turn:
         written = record_run(run, advance=advance, events=self.take_events())
         return self.result(run.status if written else "not_run", detail)
 
-    def make_event(self, kind: str, close_time: int | None = None, **details: Any) -> StrategyEvent:
-        """One event of this candle (or of ``close_time``), details as plain text and numbers."""
+    def make_event(self, kind: str, close_time: int | None = None, *, second: bool = False,
+                   **details: Any) -> StrategyEvent:
+        """One event of this candle (or of ``close_time``), details as plain text and numbers; ``second``:
+        about a hedge flip's second order, whose events are kept apart from its first's (their own tag)."""
         plain = {k: plain_text(v) if isinstance(v, Decimal) else v
                  for k, v in details.items() if v is not None}
         strategy = self.strategy
         at = close_time if close_time is not None else self.close_time
-        return StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at)
+        return StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at,
+                             tag=_SECOND_LEG_TAG if second else "")
 
-    def event(self, kind: str, close_time: int | None = None, **details: Any) -> None:
-        """Add one event of this candle to the turn's next write (once per candle and kind)."""
-        self.events.append(self.make_event(kind, close_time, **details))
+    def event(self, kind: str, close_time: int | None = None, *, second: bool = False,
+              **details: Any) -> None:
+        """Add one event of this candle to the turn's next write (once per candle, kind and order)."""
+        self.events.append(self.make_event(kind, close_time, second=second, **details))
 
     def take_events(self) -> list[StrategyEvent]:
         """The events not written yet, handed to the write that carries them."""
@@ -350,9 +411,7 @@ class _Turn:
         ``refused``: the order it refused, recorded as a refused order attempt in the run's write; None
         when the turn was refused before it decided any order (a kill switch: no attempt of an order)."""
         gate = exc.field or str(exc.category)
-        # Our orders are one-way (BOTH): refused on positionSide, the account is in hedge mode, and
-        # the trader needs to hear what to do about it, not which order field Binance would refuse.
-        message = LIVE_NEEDS_ONE_WAY if gate == "positionSide" else exc.message
+        message = _gate_message(exc)
         self.event("risk_block", gate=gate, message=message)
         attempt = None if refused is None else attempt_put(self.refused_attempt(refused, exc, message))
         return self.skip(gate, attempt=attempt)
@@ -589,7 +648,8 @@ class _Turn:
         belief = strategy.live_position
         if belief == 0:
             return False  # nothing of the strategy's own to lose (no read, no weight)
-        exchange = self.ctx.positions.amount(trading.connection, strategy.symbol)
+        side = position_side_of(belief) if trading.connection.position_mode == HEDGE else "BOTH"
+        exchange = self.ctx.positions.amount(trading.connection, strategy.symbol, side)
         left = position_left(belief, exchange)
         if left is None:
             return False
@@ -616,6 +676,7 @@ class _Turn:
             "position_before": strategy.position,
         }
         client = self.client()
+        legs: tuple[OrderLeg, ...] = ()
         try:
             rules = get_symbol_rules(client, strategy.symbol)
             plan = self.plan(decision.signal, rules, reference_price, trading)
@@ -623,6 +684,8 @@ class _Turn:
             if self.live and checked and self.verify_position(trading):
                 facts["position_before"] = self.strategy.position
                 plan = self.plan(decision.signal, rules, reference_price, trading)
+            if self.live:
+                legs = self.legs(plan, trading, rules, reference_price)
         except KlineoError as exc:
             if exc.retryable:
                 raise
@@ -643,7 +706,7 @@ class _Turn:
         cid = client_order_id(strategy.strategy_id, self.close_time)
         if not self.live:
             return self.paper_fill(plan, cid, reference_price, facts)
-        return self.live_order(plan, cid, trading, facts, reference_price)
+        return self.live_order(plan, legs, cid, trading, facts, reference_price)
 
     def paper_margin_refused(self, plan: OrderPlan, facts: dict[str, Any]) -> StrategyResult | None:
         """An entry the paper equity cannot back (``paper_margin``): its ``risk_block`` event and, from flat,
@@ -696,27 +759,39 @@ class _Turn:
         self.event("order_fill", **what, price=fill_price, fee=order["fee"], realised_pnl=ledger.realised_pnl)
         return self.record(self.run("simulated", order=order, **facts), advance)
 
+    def legs(self, plan: OrderPlan, trading: TradingContext, rules: SymbolRules,
+             price: Decimal) -> tuple[OrderLeg, ...]:
+        """The live orders of ``plan`` in the connection's position mode (``order_legs``)."""
+        hedge = trading.connection.position_mode == HEDGE
+        return order_legs(plan, self.strategy.live_position, hedge, rules, price)
+
+    def intent(self, leg: OrderLeg) -> OrderIntent:
+        """What the risk gate is asked about one order of the strategy."""
+        return OrderIntent(symbol=self.strategy.symbol, side=leg.side, type="MARKET", quantity=leg.quantity,
+                           reduce_only=leg.reduce_only, position_side=leg.position_side)
+
     def live_order(
-        self, plan: OrderPlan, cid: str, trading: TradingContext, facts: dict[str, Any], price: Decimal,
+        self, plan: OrderPlan, legs: tuple[OrderLeg, ...], cid: str, trading: TradingContext,
+        facts: dict[str, Any], price: Decimal,
     ) -> StrategyResult:
-        assert plan.side is not None and plan.quantity is not None
+        assert plan.side is not None and plan.quantity is not None and legs
         strategy = self.strategy
         trading = strategy_trading_context(strategy, trading)  # the strategy's leverage / margin type
-        intent = OrderIntent(symbol=strategy.symbol, side=plan.side, type="MARKET", quantity=plan.quantity,
-                             reduce_only=plan.reduce_only)
         try:
-            check_order(trading, intent, lambda: price)
+            for leg in reversed(legs):  # a hedge flip's entry first: the leg a limit can refuse
+                check_order(trading, self.intent(leg), lambda: price)
         except KlineoError as exc:
             close = _close_only(plan, strategy.live_position)
             if close is None or exc.field not in LIMIT_GATES:
-                return self.risk_block(exc, intent)
+                return self.risk_block(exc, self.intent(leg))  # the leg the gate refused
             # A limit refuses the flip's new exposure; closing is never limited ("a limit must never
-            # trap a position"): the reduce-only close alone goes out, the refusal recorded.
+            # trap a position"): the close alone goes out (reduce-only; hedge: the old side's), the
+            # refusal recorded.
             self.event("risk_block", gate=exc.field, message=exc.message)
-            plan, facts = close, {**facts, "target_position": close.target}
-            assert plan.side is not None and plan.quantity is not None
-            intent = OrderIntent(symbol=strategy.symbol, side=plan.side, type="MARKET",
-                                 quantity=plan.quantity, reduce_only=True)
+            facts = {**facts, "target_position": close.target}
+            legs = (_closing_leg(close, legs[0]),)
+        leg = legs[0]
+        intent = self.intent(leg)
         try:
             creds = connection_credentials(trading.connection)
         except KlineoError as exc:
@@ -728,15 +803,23 @@ class _Turn:
         if refused is not None:
             return refused
         pending = PendingOrder(
-            close_time=self.close_time, client_order_id=cid, side=plan.side, quantity=plan.quantity,
-            reduce_only=plan.reduce_only, position_before=strategy.live_position,
-            claimed_at_ms=self.ctx.now_ms(), lease_until_ms=self.ctx.deadline_ms,
+            close_time=self.close_time, client_order_id=cid, side=leg.side, quantity=leg.quantity,
+            reduce_only=leg.reduce_only, position_side=leg.position_side,
+            position_before=strategy.live_position, claimed_at_ms=self.ctx.now_ms(),
+            lease_until_ms=self.ctx.deadline_ms,
             facts={
                 "signal": facts["signal"], "reason": facts["reason"], "indicators": facts["indicators"],
                 "target_position": plain_text(facts["target_position"]),
                 "protective": live_percents(strategy),  # the ones wanted for an entry
             },
         )
+        if len(legs) > 1:  # a hedge flip: the new side's entry, claimed once the close settled
+            following = legs[1]
+            pending.facts[NEXT_LEG] = {
+                "client_order_id": client_order_id(strategy.strategy_id, self.close_time, 2),
+                "side": following.side, "quantity": plain_text(following.quantity),
+                "position_side": following.position_side, "price": plain_text(price),
+            }
         refused = self.claim(pending, intent, price)
         if refused is not None:
             return refused
@@ -750,9 +833,7 @@ class _Turn:
         back); StrategyChanged when the strategy is not as read (the turn is played again).
         """
         strategy = self.strategy
-        cid = pending.client_order_id
-        submit = self.make_event("order_submit", client_order_id=cid, side=pending.side,
-                                 quantity=pending.quantity, reduce_only=pending.reduce_only)
+        submit = self.submit_event(pending)
         record = self.order_record(pending).to_item()
         for _ in range(_CLAIM_ATTEMPTS):
             item = cached_connection_item(strategy.user_id, strategy.connection_id)
@@ -771,6 +852,13 @@ class _Turn:
                 return refused
         return self.result("not_run", "the connection kept changing while claiming", retry=True)
 
+    def submit_event(self, pending: PendingOrder) -> StrategyEvent:
+        """The ``order_submit`` event of ``pending`` (positionSide shown in hedge mode)."""
+        return self.make_event("order_submit", pending.close_time, second=_is_second(pending),
+                               client_order_id=pending.client_order_id, side=pending.side,
+                               quantity=pending.quantity, reduce_only=pending.reduce_only,
+                               position_side=_hedge_side(pending))
+
     def claim_refused(
         self, failed: dict[str, dict[str, Any] | None], item: dict[str, Any], intent: OrderIntent,
         price: Decimal,
@@ -785,11 +873,27 @@ class _Turn:
             logger.error("strategy order's client order id already recorded; nothing sent",
                          extra={"strategy_id": strategy.strategy_id, "close_time": self.close_time})
             return self.result("not_run", "client order id already recorded")
+        refusal = self.gate_refusal(failed, item, intent, price)
+        if refusal is None:
+            return None
+        if refusal.field == "connection_not_found":
+            return self.skip("connection_not_found", pause_reason="connection_not_found")
+        return self.risk_block(refusal, intent)
+
+    def gate_refusal(
+        self, failed: dict[str, dict[str, Any] | None], item: dict[str, Any], intent: OrderIntent,
+        price: Decimal,
+    ) -> KlineoError | None:
+        """The gate a claim's failed ConditionChecks close for ``intent`` (asked of the items handed back;
+        field ``connection_not_found`` when the connection is gone), None when only a cached connection
+        setting was stale (the cache now holds the item handed back: claim again)."""
+        strategy = self.strategy
         if "connection" in failed:
             item = failed["connection"] or {}
             if not item:
                 forget_connection(strategy.user_id, strategy.connection_id)
-                return self.skip("connection_not_found", pause_reason="connection_not_found")
+                return KlineoError(ErrorCategory.NOT_FOUND, "the strategy's connection no longer exists",
+                                   field="connection_not_found")
             remember_connection(strategy.user_id, strategy.connection_id, item)
         context = strategy_trading_context(strategy, TradingContext(
             connection_from_item(item), user_kill_switch=kill_switch_of(failed.get("user_flags")),
@@ -798,7 +902,7 @@ class _Turn:
             check_order(context, live=True)
             check_order(context, intent, lambda: price)
         except KlineoError as exc:
-            return self.risk_block(exc, intent)
+            return exc
         return None
 
     def note_key_outcome(self, exc: KlineoError | None) -> None:
@@ -852,10 +956,11 @@ class _Turn:
     def order_of(self, pending: PendingOrder) -> FuturesOrder:
         """The MARKET order of ``pending`` (made and checked once per turn: the claim's record and the
         send both need it)."""
-        key = (self.strategy.symbol, pending.side, pending.quantity, pending.reduce_only)
+        key = (self.strategy.symbol, pending.side, pending.quantity, pending.reduce_only,
+               pending.position_side)
         if self.order is None or self.order[0] != key:
             self.order = (key, FuturesOrder(symbol=key[0], side=key[1], type="MARKET", quantity=key[2],
-                                            reduce_only=key[3]))
+                                            reduce_only=key[3], position_side=key[4]))
         return self.order[1]
 
     def send_and_settle(
@@ -893,7 +998,8 @@ class _Turn:
         trading = strategy_trading_context(strategy, load_trading_context(strategy.user_id,
                                                                           strategy.connection_id))
         intent = OrderIntent(symbol=strategy.symbol, side=pending.side, type="MARKET",
-                             quantity=pending.quantity, reduce_only=pending.reduce_only)
+                             quantity=pending.quantity, reduce_only=pending.reduce_only,
+                             position_side=pending.position_side)
         try:
             check_order(trading, intent)
         except KlineoError as exc:
@@ -902,25 +1008,41 @@ class _Turn:
     def settle_blocked(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
         """The gate closed before a lost attempt was sent again: never sent, the run skipped naming it."""
         strategy, gate = self.strategy, exc.field or str(exc.category)
-        self.event("risk_block", close_time=pending.close_time, gate=gate, message=exc.message)
+        self.event("risk_block", close_time=pending.close_time, second=_is_second(pending), gate=gate,
+                   message=_gate_message(exc))
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
                                        error=exc.to_dict())
+        run = self.final_run(pending, "skipped", skip_reason=gate,
+                             why={"category": gate, "message": _gate_message(exc)})
         settled = settle_live_order(
-            strategy.user_id, strategy.strategy_id, pending,
-            self.final_run(pending, "skipped", skip_reason=gate),
-            position_to=pending.position_before, outcome=outcome, events=self.take_events(),
+            strategy.user_id, strategy.strategy_id, pending, run,
+            position_to=pending.position_before,
+            outcome=outcome, events=self.take_events(),
         )
-        return self.result("skipped" if settled else "not_run", gate)
+        if settled:
+            self.after_second_leg_refused(pending)
+        return self.result(run.status if settled else "not_run", gate)
 
     def settle_refused(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
-        """Binance refused the order (nothing placed): a failed run; key refusals count towards a pause."""
+        """Binance refused the order (nothing placed): a failed run; key refusals count towards a pause.
+
+        A refusal of the order's positionSide (-4061) or reduceOnly (-1106) means the account's position
+        mode is not the connection's (switched outside KLINEO): the run fails with a message saying what
+        to do, and counts towards the pause like any refusal that repeats by itself."""
         strategy = self.strategy
+        if position_mode_refused(exc):
+            exc = KlineoError(exc.category, mode_mismatch_message(pending.position_side), code=exc.code,
+                              field="positionSide", status=exc.status)
         failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
-        self.event("error", close_time=pending.close_time, category=str(exc.category), message=exc.message)
+        second = _is_second(pending)  # a hedge flip's entry: the run is its close's, not a failed one
+        self.event("error", close_time=pending.close_time, second=second, category=str(exc.category),
+                   message=exc.message, what="new_side_not_opened" if second else None)
         if pause:
             self.event("paused", close_time=pending.close_time, reason=pause)
-        counted, repeated = self.count_failure(exc, pending.close_time)  # never a key refusal
+        # Never a key refusal; nor a flip's entry, whose run is its close's (its entry from flat, refused
+        # again on the next candles, counts there).
+        counted, repeated = self.count_failure(exc, pending.close_time) if not second else (None, None)
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
                                        error={**exc.to_dict(), "code": exc.code})
         settled = settle_live_order(
@@ -933,12 +1055,13 @@ class _Turn:
         )
         if not settled:  # another attempt settled this refusal (and counted it): nothing more
             return self.result("not_run", "another attempt settled this order")
+        self.after_second_leg_refused(pending)
         if pause:
             logger.warning("strategy paused: keys keep failing", extra={
                 "strategy_id": strategy.strategy_id, "category": str(exc.category),
             })
         self.note_key_outcome(exc)
-        return self.result("failed", str(exc.category))
+        return self.result("ordered" if second else "failed", str(exc.category))
 
     def settle_result(self, pending: PendingOrder, result: OrderResult) -> StrategyResult:
         """Binance has the order: once its fill is final, add it to the position and close the run."""
@@ -951,12 +1074,18 @@ class _Turn:
         position_to = pending.position_before + filled
         book = self.live_book(pending, result, filled)
         if book is not None:
-            self.event("order_fill", close_time=pending.close_time, client_order_id=pending.client_order_id,
-                       side=pending.side, quantity=result.executed_quantity, price=result.average_price,
-                       realised_pnl=book["realised_pnl"], fees=book["fees"])
+            self.event("order_fill", close_time=pending.close_time, second=_is_second(pending),
+                       client_order_id=pending.client_order_id, side=pending.side,
+                       position_side=_hedge_side(pending), quantity=result.executed_quantity,
+                       price=result.average_price, realised_pnl=book["realised_pnl"], fees=book["fees"])
+        run = self.final_run(pending, "ordered", order=_order_record(result))
+        if NEXT_LEG in pending.facts:  # a hedge flip's close: on to the new side, or the close's run alone
+            handed = self.hand_over(pending, result, position_to, book, outcome)
+            if handed is not None:
+                return handed
+            run = replace(run, target_position=position_to, error=self.not_opened)
         if not settle_live_order(
-            strategy.user_id, strategy.strategy_id, pending,
-            self.final_run(pending, "ordered", order=_order_record(result)),
+            strategy.user_id, strategy.strategy_id, pending, run,
             position_to=position_to, key_failures=0, failed_runs=after_success(strategy.failed_runs),
             live_book=book, outcome=outcome,
             events=self.take_events(),
@@ -1002,12 +1131,13 @@ class _Turn:
         ids = entry_protective_ids(str(parent), int(armed.get("generations", 1)))
         disarm_strategy_protection(self.trading.connection, ids)
 
-    def after_live_fill(self, pending: PendingOrder, result: OrderResult, position_to: Decimal) -> None:
+    def after_live_fill(self, pending: PendingOrder, result: OrderResult | None,
+                        position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""
         strategy, before = self.strategy, pending.position_before
         self.disarm_previous(before, position_to)
         entered = is_entry(before, position_to)
-        record = self.wanted_protection(pending, result) if entered else None
+        record = self.wanted_protection(pending, result) if entered and result is not None else None
         if record is None:
             # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
             # entry's stops, so they must not stay recorded as armed (a reduction keeps them).
@@ -1021,10 +1151,11 @@ class _Turn:
         assert self.trading is not None
         record["armed"] = arm_entry_orders(self.trading.connection, strategy, record)
         if record["armed"]:
-            self.event("protective_placed", close_time=pending.close_time, **protective_details(record))
-        else:
-            self.event("error", close_time=pending.close_time, what="protective_not_armed",
+            self.event("protective_placed", close_time=pending.close_time, second=_is_second(pending),
                        **protective_details(record))
+        else:
+            self.event("error", close_time=pending.close_time, second=_is_second(pending),
+                       what="protective_not_armed", **protective_details(record))
         set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events(),
                        _legacy_paper_moved(strategy))
 
@@ -1038,6 +1169,125 @@ class _Turn:
                            trailing_stop_pct=_number(wanted.get("trailing_stop_pct")))
         strategy = replace(self.strategy, settings=settings)
         return protective_record(strategy, pending.side, result.average_price, "live")
+
+    # ------------------------------------------------------------------ hedge flips (module doc)
+    def hand_over(self, pending: PendingOrder, result: OrderResult, position_to: Decimal,
+                  book: dict[str, Any] | None, outcome: dict[str, Any]) -> StrategyResult | None:
+        """A hedge flip's close (``pending``) filled: settle it and claim the new side's entry in ONE write
+        (``hand_over_live_order``), then send the entry and settle it (the candle's run). None when the new
+        side is not opened (``not_opened`` says why, its event is added): the caller writes the close's run.
+        """
+        following = self.second_leg(pending, result, position_to)
+        if following is None:
+            return None
+        strategy = self.strategy
+        nxt = pending.facts[NEXT_LEG]
+        intent = self.intent(OrderLeg(following.side, following.quantity, following.position_side))
+        price = Decimal(str(nxt["price"]))
+        record = self.order_record(following).to_item()
+        submit = self.submit_event(following)
+        for _ in range(_CLAIM_ATTEMPTS):
+            item = cached_connection_item(strategy.user_id, strategy.connection_id)
+            if item is None:
+                return self.new_side_not_opened(pending, "connection_not_found",
+                                                "The connection no longer exists.")
+            claim = hand_over_live_order(
+                strategy.user_id, strategy.strategy_id, pending, following, position_to=position_to,
+                key_failures=0, failed_runs=after_success(strategy.failed_runs), live_book=book,
+                outcome=outcome, record=record, events=[*self.events, submit],
+                gates=gate_condition_checks(GateChecks(strategy.user_id, item, switches=True)),
+            )
+            if claim:
+                self.events = []
+                self.note_key_outcome(None)
+                self.reload()  # the close's fills are in the live book the entry's fills add to
+                assert self.trading is not None
+                creds = self.creds or connection_credentials(self.trading.connection)
+                return self.send_and_settle(following, creds, earlier_attempt_ms=None)
+            refused = self.hand_over_refused(pending, claim.failed, item, intent, price)
+            if refused is not False:
+                return refused
+        return self.new_side_not_opened(pending, "connection_changed",
+                                        "The connection kept changing while the new side was claimed.")
+
+    def second_leg(self, pending: PendingOrder, result: OrderResult,
+                   position_to: Decimal) -> PendingOrder | None:
+        """The new side's entry of a hedge flip whose close ``result`` settles; None (with ``not_opened``)
+        when it may not be opened: the close did not close the old side completely, the candle is no longer
+        the latest (never a stale signal's entry), or the risk gate refuses the entry now."""
+        nxt = pending.facts[NEXT_LEG]
+        assert self.trading is not None
+        if result.status != "FILLED" or position_to != 0:
+            return self.new_side_not_opened(pending, "close_incomplete", (
+                f"The order closing the old side filled {plain_text(result.executed_quantity)} of "
+                f"{plain_text(pending.quantity)} ({result.status}): the new side is not opened beside it."))
+        if is_superseded(pending.close_time, self.strategy.interval, self.ctx.now_ms()):
+            return self.new_side_not_opened(pending, "stale_candle", (
+                "The old side's close settled after the next candle closed: the new side is not opened on a "
+                "stale signal."))
+        following = PendingOrder(
+            close_time=pending.close_time, client_order_id=str(nxt["client_order_id"]), side=str(nxt["side"]),
+            quantity=Decimal(str(nxt["quantity"])), reduce_only=False,
+            position_side=str(nxt["position_side"]), position_before=position_to,
+            claimed_at_ms=self.ctx.now_ms(), lease_until_ms=self.ctx.deadline_ms,
+            facts={**{k: v for k, v in pending.facts.items() if k != NEXT_LEG},
+                   FIRST_LEG: {"position_before": plain_text(pending.position_before),
+                               "order": _order_record(result)}},
+        )
+        trading = strategy_trading_context(self.strategy, self.trading)
+        intent = self.intent(OrderLeg(following.side, following.quantity, following.position_side))
+        try:
+            check_order(trading, live=True)
+            check_order(trading, intent, lambda: Decimal(str(nxt["price"])))
+        except KlineoError as exc:
+            return self.new_side_blocked(pending, exc)
+        return following
+
+    def hand_over_refused(
+        self, pending: PendingOrder, failed: dict[str, dict[str, Any] | None], item: dict[str, Any],
+        intent: OrderIntent, price: Decimal,
+    ) -> StrategyResult | bool | None:
+        """What a refused hand-over means: the result when another attempt settled the close; None when the
+        new side is not to be opened (the close's run follows); False when only a cached connection setting
+        was stale (hand over again)."""
+        if "strategy" in failed:
+            current = failed["strategy"] or {}
+            held = (current.get("pending") or {}).get("M", {}).get("client_order_id", {}).get("S")
+            if held != pending.client_order_id:
+                return self.result("not_run", "another attempt settled this order")
+            return self.new_side_not_opened(pending, "strategy_inactive", (
+                "The strategy was paused or switched to paper before its new side was opened."))
+        if "record" in failed:
+            logger.error("flip's second client order id already recorded; not sent",
+                         extra={"strategy_id": self.strategy.strategy_id, "close_time": pending.close_time})
+            return self.new_side_not_opened(pending, "order_recorded",
+                                            "The order opening the new side was already recorded.")
+        refusal = self.gate_refusal(failed, item, intent, price)
+        if refusal is None:
+            return False
+        if refusal.field == "connection_not_found":
+            return self.new_side_not_opened(pending, "connection_not_found", refusal.message)
+        return self.new_side_blocked(pending, refusal)
+
+    def new_side_blocked(self, pending: PendingOrder, exc: KlineoError) -> None:
+        """The risk gate refuses a flip's entry once its close filled: a ``risk_block`` event naming the gate;
+        the close's run follows (flat)."""
+        gate = exc.field or str(exc.category)
+        self.event("risk_block", pending.close_time, second=True, gate=gate, message=_gate_message(exc))
+        self.not_opened = {"category": gate, "message": _gate_message(exc)}
+
+    def new_side_not_opened(self, pending: PendingOrder, category: str, message: str) -> None:
+        """A flip's entry that is not opened for ``category``: an ``error`` event saying why; the close's run
+        follows (flat)."""
+        self.event("error", pending.close_time, second=True, what="new_side_not_opened",
+                   category=category, message=message)
+        self.not_opened = {"category": category, "message": message}
+
+    def after_second_leg_refused(self, pending: PendingOrder) -> None:
+        """A flip's entry settled unopened (refused, blocked, never placed): the old side's stops go, as after
+        any close (its run is the close's, flat)."""
+        if _is_second(pending):
+            self.after_live_fill(pending, None, Decimal(0))
 
     def settle_pending(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
         """Settle a pending order whose lease ran out; None when settled and the turn may go on."""
@@ -1066,12 +1316,13 @@ class _Turn:
         window_ms = float(self.client().recv_window) + SETTLE_MARGIN_MS
         if now - earlier < window_ms:
             return self.result("pending", "earlier attempt may still reach Binance", retry=True)
-        settle_live_order(
-            strategy.user_id, strategy.strategy_id, taken,
-            self.final_run(taken, "skipped", skip_reason="order_not_placed"),
+        run = self.final_run(taken, "skipped", skip_reason="order_not_placed", why=_NOT_PLACED)
+        if settle_live_order(
+            strategy.user_id, strategy.strategy_id, taken, run,
             position_to=pending.position_before,
-        )
-        return self.result("skipped", "order_not_placed") if pending.close_time == self.close_time else None
+        ):
+            self.after_second_leg_refused(taken)
+        return self.result(run.status, "order_not_placed") if pending.close_time == self.close_time else None
 
 
 # userTrades reads for the live PnL stop once less than this much request weight is left this minute.
@@ -1099,6 +1350,46 @@ def _symbol_paused(symbol: str, exc: KlineoError) -> str:
 def _pausing(reason: str | None) -> StrategyAdvance | None:
     """The strategy change of a run that only pauses (None: the run alone, ONE put)."""
     return StrategyAdvance(pause_reason=reason, allow_pending=True) if reason else None
+
+
+# The facts a hedge flip's close carries of its entry (claimed when the close settles), and the entry of
+# its close (written into the candle's run when the entry settles).
+NEXT_LEG = "next_leg"
+FIRST_LEG = "first_leg"
+# The event tag of a flip's second order: a candle's events are one per kind and tag (klineo.store.events).
+_SECOND_LEG_TAG = "leg2"
+# The run's error when a flip's entry was never placed (its attempt lost, its candle past).
+_NOT_PLACED = {"category": "order_not_placed", "message": (
+    "The order opening the new side never reached Binance and its candle is past: only the old side was "
+    "closed.")}
+
+
+def _is_second(pending: PendingOrder) -> bool:
+    """True for a hedge flip's second order (the new side's entry): it carries its first's facts."""
+    return FIRST_LEG in pending.facts
+
+
+def _gate_message(exc: KlineoError) -> str:
+    """What a ``risk_block`` event tells the trader about the gate ``exc`` names."""
+    if exc.field == "positionSide":
+        # The connection's position mode changed between the order's planning and its claim or second
+        # send: the trader needs to hear that, not which order field Binance would refuse.
+        return STRATEGY_MODE_CHANGED
+    return exc.message
+
+
+def _hedge_side(pending: PendingOrder) -> str | None:
+    """The order's positionSide for its events: LONG / SHORT in hedge mode, None (left out) in one-way."""
+    return pending.position_side if pending.position_side != "BOTH" else None
+
+
+def _closing_leg(close: OrderPlan, leg: OrderLeg) -> OrderLeg:
+    """The order of ``close`` (``_close_only``) in the position mode of ``leg``, an order of the same plan:
+    reduce-only in one-way mode; in hedge mode on the side it closes, without reduceOnly."""
+    assert close.side is not None and close.quantity is not None
+    if leg.position_side == "BOTH":
+        return OrderLeg(close.side, close.quantity, "BOTH", True)
+    return OrderLeg(close.side, close.quantity, "LONG" if close.side == "SELL" else "SHORT")
 
 
 def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:

@@ -3,6 +3,14 @@
 Shared by the live runner (``klineo.runner.execution``) and the backtest (``klineo.services.backtest``),
 so both size and round an order the same way. Pure: no AWS, no Binance call, and light to import
 (the backtest routes load it without the runner's order machinery).
+
+``order_legs`` (the live runner only) turns a plan into the orders Binance gets, by the account's
+position mode. One-way: the plan's one order (positionSide BOTH, reduceOnly when it only reduces).
+Hedge (Binance keeps a LONG and a SHORT position per symbol): every order names the side it moves,
+LONG for a long position and SHORT for a short one, and never carries reduceOnly (Binance refuses it
+there; SELL LONG and BUY SHORT are the closes). Opening, growing, reducing or closing one side is one
+order; a flip is two: the old side's close (the order a flat signal would send), then the new side's
+entry. One order BUY 2 in hedge mode would open a long beside the short instead of flipping it.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from klineo.binance.filters import SymbolRules
 from klineo.errors import KlineoError
 from klineo.strategies import Signal
 
-__all__ = ["OrderPlan", "plan_order"]
+__all__ = ["OrderLeg", "OrderPlan", "is_flip", "order_legs", "plan_order", "position_side_of"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +68,44 @@ def plan_order(
         side, "MARKET", abs(delta), None, reference_price, reduce_only=reduce_only,
     )
     return OrderPlan(target=target, side=side, quantity=quantity, reduce_only=reduce_only)
+
+
+@dataclass(frozen=True)
+class OrderLeg:
+    """One MARKET order of a plan as Binance gets it (``order_legs``)."""
+
+    side: str
+    quantity: Decimal
+    position_side: str = "BOTH"
+    reduce_only: bool = False
+
+
+def is_flip(position: Decimal, target: Decimal) -> bool:
+    """True when going from ``position`` to ``target`` turns a long into a short or back."""
+    return position != 0 and target != 0 and (position > 0) != (target > 0)
+
+
+def position_side_of(amount: Decimal) -> str:
+    """The hedge-mode positionSide of a (non-zero) signed position: LONG above 0, SHORT below."""
+    return "LONG" if amount > 0 else "SHORT"
+
+
+def order_legs(
+    plan: OrderPlan, position: Decimal, hedge: bool, rules: SymbolRules, reference_price: Decimal,
+) -> tuple[OrderLeg, ...]:
+    """The orders that carry ``plan`` out from ``position`` (the module docstring); () for none.
+
+    Hedge mode: the side of the position the order moves (the held one, or the target's from flat);
+    a flip's first leg closes the old side exactly as a flat signal would (``plan_order``'s rounding),
+    its second opens the target (its size already rounded by ``plan_order``).
+    """
+    if plan.side is None or plan.quantity is None:
+        return ()
+    if not hedge:
+        return (OrderLeg(plan.side, plan.quantity, "BOTH", plan.reduce_only),)
+    if not is_flip(position, plan.target):
+        return (OrderLeg(plan.side, plan.quantity, position_side_of(position or plan.target)),)
+    close = plan_order(Signal.FLAT, Decimal(0), position, rules, reference_price)
+    assert close.side is not None and close.quantity is not None
+    return (OrderLeg(close.side, close.quantity, position_side_of(position)),
+            OrderLeg(plan.side, abs(plan.target), position_side_of(plan.target)))

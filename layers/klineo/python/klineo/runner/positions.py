@@ -3,7 +3,8 @@
 A live strategy believes it holds ``live_position`` (its own fills). Binance may have closed it
 since: by hand (web app, API), by a protective stop-loss/take-profit, by liquidation or by ADL.
 Before a live strategy acts on its belief, the runner reads the account's position on the symbol
-(GET /fapi/v3/positionRisk, weight 5, one-way mode: positionSide BOTH) and:
+(GET /fapi/v3/positionRisk, weight 5): the row of positionSide BOTH in one-way mode; in hedge mode the
+side the belief is on (LONG for a long, SHORT for a short: the other side is not the strategy's) and:
 
 - belief 0: nothing to check (a position the strategy did not open is not its business);
 - the exchange holds less than the belief on the same side, nothing, or the other side: the
@@ -65,7 +66,7 @@ FORCE_ORDERS_WEIGHT = 20
 @dataclass
 class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    amounts: dict[str, Decimal] | None = None
+    amounts: dict[tuple[str, str], Decimal] | None = None
 
 
 class PositionBook:
@@ -81,25 +82,26 @@ class PositionBook:
         with self._lock:
             return self._entries.setdefault((connection.user_id, connection.connection_id), _Entry())
 
-    def amount(self, connection: Connection, symbol: str) -> Decimal:
-        """The account's one-way position on ``symbol`` (0 when none); KlineoError when unreadable."""
+    def amount(self, connection: Connection, symbol: str, position_side: str = "BOTH") -> Decimal:
+        """The account's position on ``symbol``'s ``position_side`` (BOTH: one-way; LONG / SHORT: hedge mode,
+        a short negative), 0 when none; KlineoError when unreadable."""
         entry = self._entry(connection)
         with entry.lock:
             if entry.amounts is None:
                 entry.amounts = self._read(connection)
-            return entry.amounts.get(symbol, Decimal(0))
+            return entry.amounts.get((symbol, position_side), Decimal(0))
 
-    def _read(self, connection: Connection) -> dict[str, Decimal]:
+    def _read(self, connection: Connection) -> dict[tuple[str, str], Decimal]:
         client = get_client(Market.FUTURES, connection.environment)
         rows = futures_position_risk(client, connection_credentials(connection))
         with self._lock:
             self.reads += 1
             self.weight += POSITION_READ_WEIGHT
-        amounts: dict[str, Decimal] = {}
+        amounts: dict[tuple[str, str], Decimal] = {}
         try:
             for row in rows:
-                if str(row.get("positionSide", "BOTH")) == "BOTH":
-                    amounts[str(row["symbol"])] = Decimal(str(row["positionAmt"]))
+                side = str(row.get("positionSide") or "BOTH")
+                amounts[(str(row["symbol"]), side)] = Decimal(str(row["positionAmt"]))
         except (KeyError, ArithmeticError, TypeError):
             raise KlineoError(ErrorCategory.OTHER, "Binance sent an unreadable position list") from None
         return amounts

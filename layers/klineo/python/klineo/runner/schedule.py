@@ -74,14 +74,16 @@ def base36(value: int) -> str:
             return digits
 
 
-def client_order_id(strategy_id: str, close_time: int) -> str:
+def client_order_id(strategy_id: str, close_time: int, leg: int = 1) -> str:
     """``ks`` + 20 hex of sha256(strategy id) + ``_`` + base36(close ms): one id per (strategy, candle).
 
     31 characters today, within Binance's ``^[\\.A-Z\\:/a-z0-9_-]{1,36}$``; a redelivered message or a
     re-run derives the same id, so the exchange-level lookup finds the first order instead of
-    placing a second one.
+    placing a second one. A hedge-mode flip's second order (``leg`` 2, the new side's entry) starts with
+    ``kf`` instead: as long, and every id derived from it (its protective orders', its first characters +
+    ``-sl`` / ``-tp``, ``klineo.services.protective``) differs from every one derived from the first's.
     """
-    return f"ks{_digest(strategy_id)}_{base36(close_time)}"
+    return f"{'ks' if leg == 1 else 'kf'}{_digest(strategy_id)}_{base36(close_time)}"
 
 
 @lru_cache(maxsize=4096)

@@ -1,9 +1,10 @@
 """A connection after it was created: its settings, new keys for it, and switching it on again.
 
 - ``update_connection`` (PATCH): label, the connection's kill switch, max_leverage,
-  max_notional_usdt and the futures defaults. A max_leverage below a live active strategy's leverage,
-  or hedge mode under live active strategies, is refused first (409 naming the field and the
-  strategies: ``klineo.services.strategy_connection.check_settings_change``). A position mode change
+  max_notional_usdt and the futures defaults. A max_leverage below a live active strategy's leverage
+  is refused first (409 naming the field and the strategies:
+  ``klineo.services.strategy_connection.check_settings_change``); live strategies trade in either
+  position mode. A position mode change
   is applied on Binance first (futures enabled), with the errors of futures/enable; nothing is
   stored when Binance refuses.
 - ``replace_credentials`` (PUT .../credentials): the new keys are tested like a new connection's
@@ -15,7 +16,7 @@
 - ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
   disabled state and the failure count are cleared, and the strategies the disabling paused are
   resumed, those that can run on the connection now (a live one above a max_leverage lowered
-  meanwhile, or on an account switched to hedge mode, stays paused).
+  meanwhile stays paused).
 """
 
 from __future__ import annotations

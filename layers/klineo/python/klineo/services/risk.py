@@ -55,19 +55,22 @@ from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.store.connections import TradingContext
 from klineo.validation import check_reduce_only
 
-__all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "LIVE_NEEDS_ONE_WAY", "ONE_WAY", "STATE_GATES",
+__all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES", "STRATEGY_MODE_CHANGED",
            "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
-           "order_notional", "params_reduce", "reduces_position"]
+           "mode_mismatch_message", "order_notional", "params_reduce", "position_mode_refused",
+           "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
-# Strategies place one-way orders only (klineo.runner.execution): what a trader is told when a live
-# strategy meets a hedge-mode connection, at POST/PATCH /strategies and in the runner's risk_block.
-LIVE_NEEDS_ONE_WAY = (
-    "Live strategies need a one-way connection, and this connection's futures account is in hedge mode: "
-    "switch it to one-way (PATCH /exchange-connections/{id} with position_mode one_way, once it holds no "
-    "open position or order), or run the strategy as paper."
+# A strategy order's positionSide no longer matches the connection's position mode (the connection was
+# switched between the order's planning and its claim or its second send): its risk_block message.
+STRATEGY_MODE_CHANGED = (
+    "The connection's position mode changed while this order was being placed: nothing was sent. The next "
+    "run trades in the connection's new mode."
 )
+# Binance's refusal of an order sent in the other position mode than the account's (positionSide); a
+# reduceOnly sent to an account in hedge mode is -1106 naming it (``position_mode_refused``).
+_MODE_REFUSALS = frozenset({-4061})
 # The gates of the connection's state: closed until a person opens them again (enable futures, or
 # enable the connection once its key works), unlike a refusal of the order itself.
 STATE_GATES = frozenset({"connection_disabled", "futures_disabled"})
@@ -112,6 +115,24 @@ def params_reduce(params: dict[str, str]) -> bool:
     """``reduces_position`` of an order sent with these Binance parameters (closePosition reduces too)."""
     flagged = params.get("reduceOnly") == "true" or params.get("closePosition") == "true"
     return reduces_position(params.get("side", ""), params.get("positionSide") or "BOTH", flagged)
+
+
+def position_mode_refused(exc: KlineoError) -> bool:
+    """True when Binance refused an order for the account's position mode (-4061, or reduceOnly's -1106):
+    the account is not in the mode the order was sent for."""
+    return exc.code in _MODE_REFUSALS or (exc.code == -1106 and (exc.field or "").lower() == "reduceonly")
+
+
+def mode_mismatch_message(position_side: str) -> str:
+    """What a trader is told when Binance refused a strategy's order sent with ``position_side`` for the
+    account's position mode: the account was switched outside KLINEO, and how to line the two up again."""
+    sent, other = ("hedge", ONE_WAY) if position_side in ("LONG", "SHORT") else ("one-way", HEDGE)
+    return (
+        f"Binance refused the order: this futures account is no longer in {sent} mode, the connection's "
+        "position mode (it was switched outside KLINEO). Nothing was placed. Switch the account back to "
+        f"{sent} mode on Binance, or set the connection to the account's mode (PATCH "
+        f"/exchange-connections/{{id}} with position_mode {other}); the strategy's next run trades in it."
+    )
 
 
 def _refuse(category: ErrorCategory, gate: str, message: str) -> KlineoError:

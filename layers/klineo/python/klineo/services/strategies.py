@@ -11,8 +11,8 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
 - no strategy is created on a connection being deleted (409 naming ``connection_id``);
 - a strategy may become ACTIVE (created active, resumed, or switched to live while active) only when
   it could run on its connection (``klineo.services.strategy_connection``: the connection exists and
-  is neither being deleted nor disabled, 409 naming ``connection_id``; live: futures enabled and
-  one-way mode, 409 naming ``mode``, and its leverage within max_leverage, 422 naming ``leverage``,
+  is neither being deleted nor disabled, 409 naming ``connection_id``; live: futures enabled (either
+  position mode), 409 naming ``mode``, and its leverage within max_leverage, 422 naming ``leverage``,
   checked again when a live active strategy's leverage changes); a paused one is checked on resume,
   and the runner re-checks before every order anyway;
 - type, parameters, sizing, mode, status and the trading settings may change; connection, symbol
@@ -83,6 +83,7 @@ def _run_response(run: run_store.Run) -> RunResponse:
         position_before=plain_text_or_none(run.position_before),
         target_position=plain_text_or_none(run.target_position),
         order=run.order,
+        close_order=run.close_order,
         error=run.error,
         skip_reason=run.skip_reason,
         recorded_at=run.created_at,

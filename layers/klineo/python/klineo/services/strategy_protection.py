@@ -3,7 +3,9 @@
 The runner knows an entry as its own order (clientOrderId, side, filled quantity, fill price) and
 the trigger prices it wants (``klineo.runner.paper.protective_record``). This module turns that into
 the same protective orders an API entry gets (``klineo.services.protective``): a reduce-only
-STOP_MARKET and TAKE_PROFIT_MARKET through Binance's algo service, clientAlgoIds derived from the
+STOP_MARKET and TAKE_PROFIT_MARKET through Binance's algo service (on a hedge-mode connection: with the
+positionSide of the side the entry opened, LONG for a BUY and SHORT for a SELL, and no reduceOnly, as
+the entry's own order had), clientAlgoIds derived from the
 entry's clientOrderId (so a redelivered message never doubles them), each recorded with
 ``origin`` = the strategy's id, ``role`` and ``parent_client_order_id`` (so the order history and
 the reconciler see them). Disarming cancels exactly the orders it is given by clientAlgoId (the entry's
@@ -23,6 +25,7 @@ from klineo.observability import logger
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
 from klineo.services.orders import OrderResult
 from klineo.services.protective import ROLES, WAITING_FOR_FILL, arm_protective_orders
+from klineo.services.risk import HEDGE
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord, get_order_records, record_order_outcome_quietly
@@ -44,17 +47,21 @@ def _entry_record(
 ) -> OrderRecord:
     """The entry as ``arm_protective_orders`` reads it: FILLED for ``quantity`` at ``entry_price``."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    # The position's side: a position never outlives a change of the account's mode (Binance refuses the
+    # change while one is open), so the connection's mode now is the one the entry was placed in.
+    hedge = connection.position_mode == HEDGE
+    position_side = ("LONG" if entry_side == "BUY" else "SHORT") if hedge else "BOTH"
     result = OrderResult(
         client_order_id=entry_client_order_id, order_id=None, symbol=symbol, side=entry_side, type="MARKET",
         status="FILLED", quantity=quantity, executed_quantity=quantity, price=None, average_price=entry_price,
-        time_in_force=None, reduce_only=False, position_side="BOTH", update_time=None, source="placed",
+        time_in_force=None, reduce_only=False, position_side=position_side, update_time=None, source="placed",
     )
     return OrderRecord(
         user_id=connection.user_id, client_order_id=entry_client_order_id,
         connection_id=connection.connection_id, symbol=symbol,
         request={role: {"percent" if role == "trailing_stop" else "price": plain_text(value)}
                  for role, value in targets.items()},
-        params={"symbol": symbol, "side": entry_side, "positionSide": "BOTH"}, status="FILLED",
+        params={"symbol": symbol, "side": entry_side, "positionSide": position_side}, status="FILLED",
         attempt_ms=int(time.time() * 1000), created_at=now, updated_at=now, result=result.to_record(),
         origin=strategy_id,
     )

@@ -30,6 +30,12 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
   futures_enabled, connection not disabled), the Put of the order history's PENDING record and the
   Puts of the events before the send (signal, order_submit). Only this transaction lets an order
   out; a refusal names what failed (``Claim.failed``).
+- ``hand_over_live_order``: a hedge-mode flip's first leg (the old side's close) settled and its
+  second leg (the new side's entry) claimed in ONE TransactWriteItems: the strategy's Update (position
+  after the close, live book, ``pending`` moved to the second leg; conditions: still this first leg
+  pending, active, live), the first record's outcome, the gates' ConditionChecks and the second leg's
+  PENDING record (only if absent) with the events. No run: the candle's run is written when the second
+  leg settles, by ``settle_live_order``, so the two legs are one candle's run.
 - ``extend_lease``: a later attempt takes over a pending order whose claimer's lease ran out.
 - ``settle_live_order``: ONE TransactWriteItems: the run's Put (unconditional: what Binance did is
   the truth for the candle), the strategy's Update (position, ``pending`` cleared on condition that
@@ -48,6 +54,8 @@ What a crash leaves (every write is atomic, so only the points between writes ma
   clientOrderId and sends it only when proven never to have reached Binance (after recvWindow).
 - between the send and the settle: the same; the next attempt finds the order at Binance by its
   clientOrderId and settles it once (the settle is conditional on this order still pending).
+- between a flip's hand-over and its second send: the second leg is the pending order, resumed the same
+  way (looked up by its own clientOrderId, sent only when proven never to have reached Binance).
 - after the settle: the protective orders of an entry and the live PnL's fills read are extra calls
   after it (``klineo.runner.execution``); a crash there leaves the entry without its stops.
 Transactions cost 2 write units per item, so they are only for writes that move money or
@@ -81,6 +89,7 @@ __all__ = [
     "correct_position",
     "extend_lease",
     "get_run",
+    "hand_over_live_order",
     "latest_run_close_time",
     "list_runs",
     "list_runs_page",
@@ -171,6 +180,8 @@ class Run:
     skip_reason: str | None = None
     created_at: str = ""
     updated_at: str = ""
+    # A hedge-mode flip's first order (the old side's close) when ``order`` is its second (the new side's).
+    close_order: dict[str, Any] | None = None
 
     def to_item(self, when: WriteTime) -> dict[str, Any]:
         """The DynamoDB item written at ``when``: ``ttl`` the event retention (``EVENT_RETENTION_DAYS``)."""
@@ -183,7 +194,7 @@ class Run:
             "ttl": when.ttl,
             "signal": self.signal, "reason": self.reason, "position_before": self.position_before,
             "target_position": self.target_position, "order": self.order, "error": self.error,
-            "skip_reason": self.skip_reason,
+            "skip_reason": self.skip_reason, "close_order": self.close_order,
         })}
 
     @classmethod
@@ -208,6 +219,7 @@ class Run:
             skip_reason=data.get("skip_reason"),
             created_at=created,
             updated_at=str(data.get("updated_at") or created),
+            close_order=_plain_map(data.get("close_order")),
         )
 
 
@@ -505,6 +517,55 @@ def _still_pending(item: dict[str, Any] | None, pending: PendingOrder) -> bool:
     settle was refused for its pause's counts, not because another attempt settled the order."""
     order = (item or {}).get("pending", {}).get("M", {})
     return order.get("client_order_id", {}).get("S") == pending.client_order_id
+
+
+def hand_over_live_order(
+    user_id: str,
+    strategy_id: str,
+    pending: PendingOrder,
+    following: PendingOrder,
+    *,
+    position_to: Decimal,
+    key_failures: int,
+    failed_runs: int | None = None,
+    live_book: Mapping[str, Any] | None = None,
+    outcome: dict[str, Any] | None = None,
+    gates: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    record: dict[str, Any] | None = None,
+    events: Iterable[StrategyEvent] = (),
+) -> Claim:
+    """Settle ``pending`` (a hedge flip's close) and claim ``following`` (its entry) in ONE
+    TransactWriteItems (module doc). Truthy when done; else ``failed`` names what failed ("strategy": no
+    longer this order pending, or not active and live; "record": the entry's clientOrderId is taken; the
+    gates' names). ``outcome``: the close's record Update (left out again when only it failed: a record an
+    older version never wrote); ``record``: the entry's PENDING item; ``events``: the close's fill and the
+    entry's order_submit."""
+    when = write_time()
+    update = Update(sets={"live_position": position_to, "pending": following.as_attr_value(),
+                          "key_failures": key_failures, "updated_at": when.now,
+                          "last_fill_ms": int(time.time() * 1000)})
+    if failed_runs is not None:
+        update.sets["failed_runs"] = failed_runs
+    if live_book is not None:
+        update.sets["live_book"] = dict(live_book)
+    strategy = {"Update": {
+        "TableName": _table(), "Key": strategy_key(user_id, strategy_id),
+        "ConditionExpression": "pending.client_order_id = :cid AND #status = :active AND #mode = :live",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        **update.request({"#status": "status", "#mode": "mode"}, **{
+            ":cid": {"S": pending.client_order_id}, ":active": {"S": ACTIVE}, ":live": {"S": "live"}}),
+    }}
+    named = [("strategy", strategy), *gates, *_events(events, when)]
+    if record is not None:
+        named.append(("record", {"Put": {"TableName": _table(), "Item": record,
+                                         "ConditionExpression": "attribute_not_exists(pk)"}}))
+    settled = [("outcome", {"Update": outcome})] if outcome is not None else []
+    failed = transact(named + settled)
+    if set(failed) == {"outcome"}:
+        _log.warning("strategy order settled without its order history record",
+                     extra={"client_order_id": pending.client_order_id})
+        failed = transact(named)
+    return Claim(failed)
 
 
 def correct_position(

@@ -134,10 +134,14 @@ class PendingOrder:
     # The decision behind the order (signal, reason, indicators, target_position): the run is
     # written once, when the order settles, possibly by a later attempt that never saw the decision.
     facts: dict[str, Any] = field(default_factory=dict)
+    # BOTH (one-way mode), or LONG / SHORT on a hedge-mode account (klineo.runner.planning.order_legs).
+    position_side: str = "BOTH"
 
     def as_attr_value(self) -> dict[str, Any]:
-        """The plain dict stored under ``pending``."""
+        """The plain dict stored under ``pending`` (``position_side`` only when not BOTH)."""
+        hedge = {"position_side": self.position_side} if self.position_side != "BOTH" else {}
         return {
+            **hedge,
             "facts": self.facts,
             "close_time": self.close_time,
             "client_order_id": self.client_order_id,
@@ -162,6 +166,7 @@ class PendingOrder:
             claimed_at_ms=int(value["claimed_at_ms"]),
             lease_until_ms=int(value["lease_until_ms"]),
             facts=dict(value.get("facts") or {}),
+            position_side=str(value.get("position_side") or "BOTH"),
         )
 
 
