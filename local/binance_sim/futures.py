@@ -370,6 +370,8 @@ class FuturesExchange:
         self._next_trade_id = 690_000_000
         # Called as hook(state, now_ms) under the lock each time an account is settled (algo triggers).
         self.settle_hooks: list[Callable[[FuturesAccount, float], None]] = []
+        # Thin liquidity (``set_market_depth``): symbol -> the most one MARKET order fills; the rest expires.
+        self.market_depth: dict[str, Decimal] = {}
 
     @property
     def lock(self) -> threading.Lock:
@@ -385,6 +387,16 @@ class FuturesExchange:
                 "margin_type": state.margin_type[symbol],
                 "leverage": state.leverage[symbol],
             }
+
+    def set_market_depth(self, symbol: str, quantity: Decimal | None) -> None:
+        """Thin liquidity on ``symbol``: each later MARKET order fills at most ``quantity`` and the rest
+        expires (status EXPIRED, executedQty < origQty, as Binance's MARKET order that only partly fills);
+        None: full fills again. ``reset`` clears it."""
+        with self._lock:
+            if quantity is None:
+                self.market_depth.pop(get_symbol(symbol).symbol, None)
+            else:
+                self.market_depth[get_symbol(symbol).symbol] = Decimal(quantity)
 
     def accounts(self) -> list[FuturesAccount]:
         """Every account's futures state (call under the lock)."""
@@ -627,7 +639,13 @@ class FuturesExchange:
         state.orders[order.order_id] = order
         state.orders_by_client_id[(order.symbol, client_order_id)] = order.order_id
         if marketable:
-            self._apply_fill(state, order, order.orig_qty, checked["mark"], TAKER_FEE, now)
+            fills = order.orig_qty
+            if order.type == "MARKET":
+                fills = min(fills, self.market_depth.get(order.symbol, fills))
+            if fills > 0:
+                self._apply_fill(state, order, fills, checked["mark"], TAKER_FEE, now)
+            if fills < order.orig_qty:  # thin liquidity: the rest of a MARKET order expires
+                order.status = "EXPIRED"
         elif checked["time_in_force"] == "IOC":
             order.status = "EXPIRED"
         state.track(order)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from decimal import Decimal
 
 from .accounts import PRODUCTION, DemoAccount
 from .config import SimulatorConfig
@@ -148,6 +149,11 @@ class Simulator:
     def set_mark_price(self, symbol: str, price: float | None) -> None:
         """Pin the futures mark price (None unpins); resting orders and algo triggers react at once."""
         self.state.set_mark_price(symbol, price)
+
+    def set_market_depth(self, symbol: str, quantity: str | None) -> None:
+        """Thin liquidity: each later futures MARKET order on ``symbol`` fills at most ``quantity``, the rest
+        expires (EXPIRED, executedQty < origQty); None: full fills again. ``reset`` clears it."""
+        self.state.futures.set_market_depth(symbol, None if quantity is None else Decimal(quantity))
 
     def futures_settings(self, account_id: str, symbol: str) -> dict:
         """Position mode, margin type and leverage as the simulator holds them (no request, no journal)."""

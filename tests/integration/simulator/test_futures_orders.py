@@ -430,3 +430,25 @@ def test_ioc_that_cannot_fill_expires(binance_sim, full):
     )
     # THEN it expired unfilled
     assert (response.json()["status"], response.json()["executedQty"]) == ("EXPIRED", "0")
+
+
+def test_thin_liquidity_fills_a_market_order_in_part_and_expires_the_rest(binance_sim, full):
+    """set_market_depth: a MARKET order larger than the depth fills the depth and expires the rest (EXPIRED,
+    executedQty < origQty, the position moved by the fill only); a query says the same; None ends it."""
+    binance_sim.set_market_depth("BTCUSDT", "0.004")
+    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01",
+             "newClientOrderId": "thin-1", "newOrderRespType": "RESULT"}
+
+    response = full.signed("POST", "/fapi/v1/order", order)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["origQty"], body["executedQty"]) == ("EXPIRED", "0.01", "0.004")
+    assert Decimal(body["avgPrice"]) > 0
+    queried = full.signed("GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": body["orderId"]}).json()
+    assert (queried["status"], queried["executedQty"]) == ("EXPIRED", "0.004")
+    position = full.signed("GET", "/fapi/v3/positionRisk", {"symbol": "BTCUSDT"}).json()
+    assert Decimal(position[0]["positionAmt"]) == Decimal("0.004")
+    binance_sim.set_market_depth("BTCUSDT", None)
+    again = full.signed("POST", "/fapi/v1/order", {**order, "newClientOrderId": "thin-2"}).json()
+    assert (again["status"], again["executedQty"]) == ("FILLED", "0.01")
