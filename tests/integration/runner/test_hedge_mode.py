@@ -14,10 +14,11 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from klineo.runner import execution
 from klineo.runner.schedule import MINUTE_MS
 from klineo.services.protective import protective_client_algo_id
-from klineo.store.connections import update_settings
+from klineo.store.connections import delete_connection, mark_deleting, update_settings
 from klineo.store.events import list_events
 from klineo.store.orders import get_order_record
 from klineo.store.strategies import update_settings as update_strategy
@@ -572,3 +573,108 @@ def test_a_kill_switch_stops_the_second_send_of_a_lost_flip_entry(runner, monkey
     assert (run.order["side"], run.order["position_side"]) == ("BUY", "SHORT")
     assert [e.details["gate"] for e in events(sid, "risk_block")] == ["user_kill_switch"]
     assert (runner.stored(USER, sid).live_position, runner.stored(USER, sid).pending) == (0, None)
+
+
+# ---------------------------------------------------------------- flips: the branches between the legs
+
+
+def test_a_flip_whose_close_fills_only_in_part_keeps_the_rest_and_its_stops_and_opens_nothing(runner):
+    """GIVEN a hedge short of 0.002 with a stop-loss armed WHEN the flip's close (BUY SHORT 0.002) fills only
+    0.001 and expires the rest (thin liquidity) THEN the long is never sent; the run records the close's
+    actual fill and the 0.001 short left (not flat), its error saying why; the position is -0.001 with no
+    pending order; and the short's stop-loss stays armed (the rest of the short is still open)."""
+    sid, now = _short_then_long(runner, stop_loss_pct="2")
+    short_entry = runner.runs(sid)[0].order["client_order_id"]
+    runner.sim.set_market_depth("BTCUSDT", "0.001")
+
+    runner.run_tick(now)
+
+    assert placed(runner) == [SHORT, CLOSE_SHORT] and len(order_posts(runner)) == 2
+    assert sides(runner) == {"LONG": 0, "SHORT": Decimal("-0.001")}
+    stored = runner.stored(USER, sid)
+    assert (stored.live_position, stored.pending) == (Decimal("-0.001"), None)
+    run = runner.runs(sid)[0]
+    assert (run.status, run.position_before, run.target_position) == ("ordered", Decimal("-0.002"),
+                                                                      Decimal("-0.001"))
+    assert (run.order["status"], run.order["quantity"], run.order["executed_quantity"]) == (
+        "EXPIRED", "0.002", "0.001")
+    assert run.close_order is None and run.error["category"] == "close_incomplete"
+    assert get_order_record(USER, run.order["client_order_id"]).status == "EXPIRED"
+    assert [e.details["what"] for e in events(sid, "error")] == ["new_side_not_opened"]
+    assert [e.details["position_side"] for e in events(sid, "order_submit")][-1] == "SHORT"
+    stop = next(a for a in account_state(runner).algo_orders.values()
+                if a.client_algo_id == protective_client_algo_id(short_entry, "stop_loss"))
+    assert (stop.status, stop.position_side) == ("NEW", "SHORT")
+    assert stored.protective["parent_client_order_id"] == short_entry
+
+
+def _between_the_legs(runner, monkeypatch, function: str, change: Any) -> None:
+    """Run ``change()`` once as the API function ``function`` would (its IAM policy), right after Binance
+    answered the flip's first order (the close)."""
+    real, done = execution.submit_futures_order, []
+
+    def after_the_close(*args: Any, **kwargs: Any) -> Any:
+        answer = real(*args, **kwargs)
+        if not done:
+            with runner.iam.acting_as(function):
+                done.append(change())
+        return answer
+
+    monkeypatch.setattr(execution, "submit_futures_order", after_the_close)
+
+
+def _assert_closed_alone(runner, sid: str, category: str) -> None:
+    """The flip stopped after its close: BUY SHORT alone went out and settled (flat, FILLED, no pending
+    order), the candle's one run is the close's with ``category`` as its error, the entry never recorded."""
+    assert placed(runner) == [SHORT, CLOSE_SHORT] and len(order_posts(runner)) == 2
+    assert sides(runner) == {"LONG": 0, "SHORT": 0}
+    run = runner.runs(sid)[0]
+    assert (run.status, run.position_before, run.target_position) == ("ordered", Decimal("-0.002"), 0)
+    assert (run.order["side"], run.order["position_side"], run.order["executed_quantity"]) == (
+        "BUY", "SHORT", "0.002")
+    assert run.close_order is None and run.error["category"] == category
+    assert len(runner.runs(sid)) == 2  # the short's candle and this one: the run written once
+    close_id = run.order["client_order_id"]
+    assert get_order_record(USER, close_id).status == "FILLED"
+    assert get_order_record(USER, "kf" + close_id[2:]) is None
+    stored = runner.stored(USER, sid)
+    assert (stored.live_position, stored.pending) == (0, None)
+
+
+def test_a_strategy_paused_between_the_close_and_the_entry_settles_the_close_and_opens_nothing(
+        runner, monkeypatch) -> None:
+    """GIVEN a hedge flip WHEN the user pauses the strategy (PATCH status paused) after its close was sent
+    THEN the close is settled exactly (flat, FILLED, its run written once, its error strategy_inactive), the
+    long is never sent nor recorded, nothing is left pending, the strategy stays paused; the message again
+    sends nothing."""
+    sid, now = _short_then_long(runner)
+    event = _dispatched_at(runner, now)
+    _between_the_legs(runner, monkeypatch, "strategy_update", lambda: update_strategy(
+        USER, sid, runner.stored(USER, sid), changes={"status": "paused"}))
+
+    assert runner.work_event(event)["batchItemFailures"] == []
+
+    _assert_closed_alone(runner, sid, "strategy_inactive")
+    assert runner.stored(USER, sid).status == "paused"
+    assert [e.details["what"] for e in events(sid, "error")] == ["new_side_not_opened"]
+    assert runner.work_event(event)["batchItemFailures"] == []
+    _assert_closed_alone(runner, sid, "strategy_inactive")
+
+
+@pytest.mark.parametrize(("change", "category", "kind", "detail"), [
+    (mark_deleting, "connection_deleting", "risk_block", "gate"),
+    (delete_connection, "connection_not_found", "error", "category"),
+], ids=["deleting_since", "deleted"])
+def test_a_connection_deleted_between_the_close_and_the_entry_stops_the_entry(
+        runner, monkeypatch, change: Any, category: str, kind: str, detail: str) -> None:
+    """GIVEN a hedge flip WHEN its connection is marked for deletion (deleting_since: the hand-over's gate
+    refuses the entry, a risk_block) or deleted (the hand-over finds it gone, an error event) after the close
+    was sent THEN the close alone, settled, its error naming why, the entry never sent nor recorded."""
+    sid, now = _short_then_long(runner)
+    connection = runner.stored(USER, sid).connection_id
+    _between_the_legs(runner, monkeypatch, "connection_delete", lambda: change(USER, connection))
+
+    runner.run_tick(now)
+
+    _assert_closed_alone(runner, sid, category)
+    assert [e.details[detail] for e in events(sid, kind)] == [category]

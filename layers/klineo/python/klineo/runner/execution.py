@@ -81,11 +81,13 @@ new side beside the old one), each exactly once:
   = the entry), so a crash anywhere leaves one pending order, resumed by the pending-order settlement
   above (looked up by its own clientOrderId, sent only when proven never to have reached Binance, and
   never on a stale candle). A redelivered message finds the candle held, or done.
-- The entry is not opened (the run is then the close's alone, flat, its ``error`` and an event saying
-  why) when the close did not fill completely, when the close settles after the next candle closed, when
-  the gate refuses the entry at the hand-over (a kill switch turned on meanwhile: ``risk_block``), when
-  the strategy was paused meanwhile, or when Binance refuses the entry or it was never placed before its
-  candle passed; the old side's stops are cancelled then, as after any close. A refused entry does not
+- The entry is not opened (the run is then the close's alone, its ``error`` and an event saying why) when
+  the close did not fill completely, when the close settles after the next candle closed, when the gate
+  refuses the entry at the hand-over (a kill switch turned on meanwhile, a connection being deleted:
+  ``risk_block``), when the connection or the strategy's active status is gone meanwhile, or when Binance
+  refuses the entry or it was never placed before its candle passed. The run ends flat and the old side's
+  stops are cancelled, as after any close; a close that filled only in part (EXPIRED, thin liquidity) ends
+  on what is left of the old side, whose stops stay (that rest is still open). A refused entry does not
   count as a failed run (its close went through): refused again from flat on the next candles, it does.
   The entry's events carry their own tag (a candle has one event per kind and tag).
 
