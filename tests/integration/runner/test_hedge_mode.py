@@ -25,6 +25,7 @@ from klineo.store.strategies import update_settings as update_strategy
 
 from tests.integration.runner.conftest import ORDER_PATH, crash_first_call
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, SL_TP, _two_candles
+from tests.integration.runner.test_order_attempts_runner import _attempts
 from tests.integration.runner.test_worker import _past_recv_window_ms
 
 USER = "user-runner-hedge"
@@ -411,6 +412,16 @@ def test_a_flip_whose_entry_a_limit_refuses_only_closes_the_old_side(runner) -> 
     assert (run.status, run.target_position, run.order["side"]) == ("ordered", 0, "BUY")
     assert [e.details["gate"] for e in events(sid, "risk_block")] == ["max_notional_usdt"]
     assert runner.stored(USER, sid).live_position == 0
+    _assert_entry_refused(runner, run.order["client_order_id"], "max_notional_usdt")
+
+
+def _assert_entry_refused(runner, close_id: str, gate: str) -> None:
+    """The flip's entry (BUY LONG 0.002) is the one refused order attempt, under the id it would have had
+    (its own ``kf...``, never its close's), naming ``gate``."""
+    [attempt] = [a for a in _attempts(runner, USER) if a["outcome"] == "refused"]
+    assert attempt["client_order_id"] == "kf" + close_id[2:]
+    assert (attempt["side"], attempt["position_side"], attempt["quantity"]) == ("BUY", "LONG", "0.002")
+    assert attempt["refusal"]["field"] == gate
 
 
 def test_a_kill_switch_turned_on_between_the_close_and_the_entry_stops_the_entry(runner, monkeypatch):
@@ -433,6 +444,7 @@ def test_a_kill_switch_turned_on_between_the_close_and_the_entry_stops_the_entry
     assert (run.status, run.target_position, run.error["category"]) == ("ordered", 0, "user_kill_switch")
     assert [e.details["gate"] for e in events(sid, "risk_block")] == ["user_kill_switch"]
     assert (runner.stored(USER, sid).live_position, runner.stored(USER, sid).pending) == (0, None)
+    _assert_entry_refused(runner, run.order["client_order_id"], "user_kill_switch")
 
 
 def test_a_hedge_flip_moves_the_protective_orders_to_the_new_side(runner) -> None:
@@ -678,3 +690,5 @@ def test_a_connection_deleted_between_the_close_and_the_entry_stops_the_entry(
 
     _assert_closed_alone(runner, sid, category)
     assert [e.details[detail] for e in events(sid, kind)] == [category]
+    if kind == "risk_block":  # refused by the gate: a refused attempt (a connection gone is not one)
+        _assert_entry_refused(runner, runner.runs(sid)[0].order["client_order_id"], category)

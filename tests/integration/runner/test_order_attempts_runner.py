@@ -15,9 +15,9 @@ from tests.integration.runner.conftest import ORDER_PATH
 USER = "user-runner-attempts"
 
 
-def _attempts(runner) -> list[dict[str, Any]]:
-    """GET /futures/order-attempts of USER (every outcome, one page)."""
-    event = with_user(load_event("futures_order_attempts"), USER)
+def _attempts(runner, user: str = USER) -> list[dict[str, Any]]:
+    """GET /futures/order-attempts of ``user`` (every outcome, one page)."""
+    event = with_user(load_event("futures_order_attempts"), user)
     event["rawQueryString"], event["queryStringParameters"] = "", None
     response = runner.invoke("futures_order_attempts", event)
     assert response["statusCode"] == 200, response["body"]

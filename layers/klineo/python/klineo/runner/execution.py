@@ -74,6 +74,8 @@ new side beside the old one), each exactly once:
   the candle's own, the entry ``kf...``. Both pass the risk gate before the close is claimed (the close as
   closing, the entry as new exposure: a limit refusing the entry sends the close alone, as a one-way
   flip does); the close is claimed as any order, carrying the entry's side, size and id (``next_leg``).
+  An entry the gate refuses (a limit, or at the hand-over) is a refused order attempt under its own id, put
+  in the write that claims or settles its close (``entry_refusal``).
 - The close's settle is the entry's claim: ONE transaction (``hand_over_live_order``) puts the close's
   fill on the position, moves ``pending`` to the entry and writes the entry's PENDING record, with the
   gates' ConditionChecks; the entry is sent after it commits. No run is written yet: the entry's settle
@@ -311,6 +313,9 @@ class _Turn:
         self._paper_equity: tuple[Decimal, Decimal] | None = None  # (price, equity): ``paper_equity``
         # Why a hedge flip's new side was not opened once its close filled (the close's run's error).
         self.not_opened: dict[str, Any] | None = None
+        # The Put of a hedge flip's entry the gate refused (a refused order attempt under the entry's own
+        # id), written by the write that claims or settles its close.
+        self.entry_refusal: dict[str, Any] | None = None
 
     def client(self) -> BinanceClient:
         """The container's futures client of the strategy's environment (``get_client``'s one cache).
@@ -407,23 +412,27 @@ class _Turn:
         events, self.events = self.events, []
         return events
 
-    def risk_block(self, exc: KlineoError, refused: OrderIntent | None = None) -> StrategyResult:
+    def risk_block(self, exc: KlineoError, refused: OrderIntent | None = None,
+                   cid: str | None = None) -> StrategyResult:
         """The risk gate refused: a risk_block event naming the gate, a skipped run, nothing sent.
 
-        ``refused``: the order it refused, recorded as a refused order attempt in the run's write; None
-        when the turn was refused before it decided any order (a kill switch: no attempt of an order)."""
+        ``refused``: the order it refused (``cid``: its id, when not the candle's), recorded as a refused
+        order attempt in the run's write; None when the turn was refused before it decided any order (a
+        kill switch: no attempt of an order)."""
         gate = exc.field or str(exc.category)
         message = _gate_message(exc)
         self.event("risk_block", gate=gate, message=message)
-        attempt = None if refused is None else attempt_put(self.refused_attempt(refused, exc, message))
+        attempt = None if refused is None else attempt_put(self.refused_attempt(refused, exc, message, cid))
         return self.skip(gate, attempt=attempt)
 
-    def refused_attempt(self, intent: OrderIntent, exc: KlineoError, message: str) -> RefusedAttempt:
+    def refused_attempt(self, intent: OrderIntent, exc: KlineoError, message: str,
+                        cid: str | None = None) -> RefusedAttempt:
         """The strategy's order ``intent`` the gate refused, as a refused order attempt (origin: the
-        strategy; its id: the candle's clientOrderId, never sent)."""
+        strategy; its id: the one it would have had, ``cid`` or else the candle's, never sent)."""
         strategy = self.strategy
         return RefusedAttempt(
-            user_id=strategy.user_id, client_order_id=client_order_id(strategy.strategy_id, self.close_time),
+            user_id=strategy.user_id,
+            client_order_id=cid or client_order_id(strategy.strategy_id, self.close_time),
             connection_id=strategy.connection_id, symbol=strategy.symbol, origin=strategy.strategy_id,
             attempt_ms=self.ctx.now_ms(), side=intent.side, type=intent.type,
             refusal=refusal_of(exc, message), quantity=plain_text(intent.quantity),
@@ -779,17 +788,23 @@ class _Turn:
         assert plan.side is not None and plan.quantity is not None and legs
         strategy = self.strategy
         trading = strategy_trading_context(strategy, trading)  # the strategy's leverage / margin type
+        ids = (cid, client_order_id(strategy.strategy_id, self.close_time, 2))  # a hedge flip's entry: own id
+        at = 0
         try:
-            for leg in reversed(legs):  # a hedge flip's entry first: the leg a limit can refuse
-                check_order(trading, self.intent(leg), lambda: price)
+            for at in reversed(range(len(legs))):  # a hedge flip's entry first: the leg a limit can refuse
+                check_order(trading, self.intent(legs[at]), lambda: price)
         except KlineoError as exc:
+            leg, leg_id = legs[at], ids[at]
             close = _close_only(plan, strategy.live_position)
             if close is None or exc.field not in LIMIT_GATES:
-                return self.risk_block(exc, self.intent(leg))  # the leg the gate refused
+                return self.risk_block(exc, self.intent(leg), leg_id)  # the leg the gate refused
             # A limit refuses the flip's new exposure; closing is never limited ("a limit must never
             # trap a position"): the close alone goes out (reduce-only; hedge: the old side's), the
-            # refusal recorded.
+            # refusal recorded (in hedge mode also as a refused attempt: the entry has its own id).
             self.event("risk_block", gate=exc.field, message=exc.message)
+            if len(legs) > 1:
+                refused = self.refused_attempt(self.intent(leg), exc, exc.message, leg_id)
+                self.entry_refusal = attempt_put(refused)
             facts = {**facts, "target_position": close.target}
             legs = (_closing_leg(close, legs[0]),)
         leg = legs[0]
@@ -818,7 +833,7 @@ class _Turn:
         if len(legs) > 1:  # a hedge flip: the new side's entry, claimed once the close settled
             following = legs[1]
             pending.facts[NEXT_LEG] = {
-                "client_order_id": client_order_id(strategy.strategy_id, self.close_time, 2),
+                "client_order_id": ids[1],
                 "side": following.side, "quantity": plain_text(following.quantity),
                 "position_side": following.position_side, "price": plain_text(price),
             }
@@ -844,10 +859,10 @@ class _Turn:
             claim = claim_live_order(
                 strategy.user_id, strategy.strategy_id, pending, seen_updated_at=strategy.updated_at,
                 gates=gate_condition_checks(GateChecks(strategy.user_id, item, switches=True)),
-                record=record, events=[*self.events, submit],
+                record=record, events=[*self.events, submit], attempt=self.entry_refusal,
             )
             if claim:
-                self.events = []
+                self.events, self.entry_refusal = [], None
                 return None
             refused = self.claim_refused(claim.failed, item, intent, price)
             if refused is not None:
@@ -1090,7 +1105,7 @@ class _Turn:
             strategy.user_id, strategy.strategy_id, pending, run,
             position_to=position_to, key_failures=0, failed_runs=after_success(strategy.failed_runs),
             live_book=book, outcome=outcome,
-            events=self.take_events(),
+            events=self.take_events(), attempt=self.entry_refusal,
         ):
             return self.result("not_run", "another attempt settled this order")
         self.note_key_outcome(None)
@@ -1242,7 +1257,7 @@ class _Turn:
             check_order(trading, live=True)
             check_order(trading, intent, lambda: Decimal(str(nxt["price"])))
         except KlineoError as exc:
-            return self.new_side_blocked(pending, exc)
+            return self.new_side_blocked(pending, exc, intent)
         return following
 
     def hand_over_refused(
@@ -1269,14 +1284,16 @@ class _Turn:
             return False
         if refusal.field == "connection_not_found":
             return self.new_side_not_opened(pending, "connection_not_found", refusal.message)
-        return self.new_side_blocked(pending, refusal)
+        return self.new_side_blocked(pending, refusal, intent)
 
-    def new_side_blocked(self, pending: PendingOrder, exc: KlineoError) -> None:
-        """The risk gate refuses a flip's entry once its close filled: a ``risk_block`` event naming the gate;
-        the close's run follows (flat)."""
-        gate = exc.field or str(exc.category)
-        self.event("risk_block", pending.close_time, second=True, gate=gate, message=_gate_message(exc))
-        self.not_opened = {"category": gate, "message": _gate_message(exc)}
+    def new_side_blocked(self, pending: PendingOrder, exc: KlineoError, intent: OrderIntent) -> None:
+        """The risk gate refuses a flip's entry (``intent``) once its close filled: a ``risk_block`` event
+        naming the gate and a refused order attempt under the entry's id; the close's run follows (flat)."""
+        gate, message = exc.field or str(exc.category), _gate_message(exc)
+        self.event("risk_block", pending.close_time, second=True, gate=gate, message=message)
+        self.not_opened = {"category": gate, "message": message}
+        entry_id = str(pending.facts[NEXT_LEG]["client_order_id"])
+        self.entry_refusal = attempt_put(self.refused_attempt(intent, exc, message, entry_id))
 
     def new_side_not_opened(self, pending: PendingOrder, category: str, message: str) -> None:
         """A flip's entry that is not opened for ``category``: an ``error`` event saying why; the close's run

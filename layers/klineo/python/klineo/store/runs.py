@@ -375,11 +375,13 @@ def claim_live_order(
     user_id: str, strategy_id: str, pending: PendingOrder, *, seen_updated_at: str | None = None,
     gates: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
     record: dict[str, Any] | None = None, events: Iterable[StrategyEvent] = (),
+    attempt: dict[str, Any] | None = None,
 ) -> Claim:
     """Take the strategy's pending order for one candle in ONE TransactWriteItems (module doc).
 
     ``gates``: the gates' ConditionChecks (``gate_condition_checks``); ``record``: the order history's
-    PENDING item (``OrderRecord.to_item()``); ``events``: those before the send. Truthy for the one
+    PENDING item (``OrderRecord.to_item()``); ``events``: those before the send; ``attempt``: the Put of a
+    hedge flip's entry the gate refused (``klineo.store.order_attempts``). Truthy for the one
     claimer; only this transaction lets an order out, so two workers can never both send one.
     """
     when = write_time()
@@ -401,6 +403,8 @@ def claim_live_order(
     no_run = {"ConditionCheck": {"TableName": _table(), "Key": run_key(strategy_id, pending.close_time),
                                  "ConditionExpression": "attribute_not_exists(sk)"}}
     named = [("strategy", strategy), ("run", no_run), *gates]
+    if attempt is not None:
+        named.append(("attempt", attempt))
     if record is not None:
         named.append(("record", {"Put": {"TableName": _table(), "Item": record,
                                          "ConditionExpression": "attribute_not_exists(pk)"}}))
@@ -433,10 +437,12 @@ def settle_live_order(
     live_book: Mapping[str, Any] | None = None,
     outcome: dict[str, Any] | None = None,
     events: Iterable[StrategyEvent] = (),
+    attempt: dict[str, Any] | None = None,
 ) -> bool:
     """Settle ``pending`` in ONE TransactWriteItems (module doc); False when another attempt already did.
 
     ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``);
+    ``attempt``: the Put of a hedge flip's entry the gate refused (``klineo.store.order_attempts``);
     ``key_failures`` / ``failed_runs``: the strategy's new counts (None: left as they are), computed from
     the counts the turn read (``seen``, by name; absent = 0). ``pause_reason``: the pause those new counts
     reach. ``last_close`` moves to the order's candle (nothing moves it further while an order is pending).
@@ -456,6 +462,8 @@ def settle_live_order(
         strategy = _strategy_update(user_id, strategy_id, update, condition, **values)
         kept = [event for event in events if pausing or event.kind != "paused"]
         named = [("run", _run_put(run, when, only_new=False)), ("strategy", strategy), *_events(kept, when)]
+        if attempt is not None:
+            named.append(("attempt", attempt))
         record = [("record", {"Update": outcome})] if outcome is not None else []
         failed = transact(named + record)
         if not (pausing and _still_pending(failed.get("strategy"), pending)):
