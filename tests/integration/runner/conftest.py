@@ -301,6 +301,21 @@ class Runner:
                 return app.lambda_handler(event, context)
             return handle_batch(event, context, clock=lambda: time.time() + later_ms / 1000)
 
+    def work_event_at_once(self, event: dict[str, Any], workers: int = 2) -> None:
+        """Hand ``event`` to ``workers`` workers released at the same moment (a message SQS delivered
+        twice, run concurrently); returns once all have finished."""
+        barrier = threading.Barrier(workers)
+
+        def deliver() -> None:
+            barrier.wait()
+            self.work_event(event)
+
+        threads = [threading.Thread(target=deliver) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
     def delivered(self, event: dict[str, Any]) -> dict[str, Any]:
         """``event`` as SQS hands it over this time: a message given out before counts its receives.
 

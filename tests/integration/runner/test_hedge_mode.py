@@ -355,21 +355,9 @@ def test_a_flip_survives_a_crash_after_its_entry_was_sent_and_before_it_settled(
 def test_two_workers_on_the_same_flip_send_each_order_once(runner) -> None:
     """GIVEN the flip's message delivered twice at once WHEN two workers run it together THEN the claim,
     then the hand-over, let one of them through: three orders in all."""
-    import threading
-
     sid, now = _short_then_long(runner)
     event = _dispatched_at(runner, now)
-    barrier = threading.Barrier(2)
-
-    def deliver() -> None:
-        barrier.wait()
-        runner.work_event(event)
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    runner.work_event_at_once(event)
     runner.work_event(event)  # whatever the first two left (a lease held by the other) is done now
 
     _assert_flipped_once(runner, sid)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
@@ -99,17 +98,7 @@ def test_the_same_message_delivered_twice_at_once_places_one_order(runner) -> No
     sids = [runner.strategy(USER, runner.connection(USER), symbol=s, size=z)
             for s, z in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.01"), ("BNBUSDT", "0.05"))]
     event = runner.dispatched_event()
-    barrier = threading.Barrier(2)
-
-    def deliver() -> None:
-        barrier.wait()
-        runner.work_event(event)
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    runner.work_event_at_once(event)
     assert len(runner.journal("POST", ORDER_PATH)) == 3
     for sid in sids:
         assert [r.status for r in runner.runs(sid)] == ["ordered"]
