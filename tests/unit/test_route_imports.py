@@ -33,11 +33,15 @@ NOT_LOADED = {
     # the worker: the protective (SL/TP) algo-order path loads on a live entry with stops only
     "strategy_worker": ("klineo.services.strategy_protection", "klineo.services.algo_orders",
                         "klineo.services.protective", "klineo.models.futures", "klineo.api",
-                        "klineo.services.futures_account", "klineo.models.futures_account"),
+                        "klineo.services.futures_account", "klineo.models.futures_account",
+                        "klineo.store.order_attempts"),  # a refused attempt's store: on a refusal only
     # an order applies the symbol's settings (services.symbol_settings), not the futures account routes'
     "futures_order": ("klineo.services.futures_account", "klineo.models.futures_account",
                       "klineo.models.common", "klineo.models.strategy_requests",
-                      "klineo.services.order_check", "klineo.models.order_check"),
+                      "klineo.services.order_check", "klineo.models.order_check",
+                      # a refused attempt's store, and the history and strategy stores it brings: on a
+                      # refusal only
+                      "klineo.store.order_attempts", "klineo.store.order_history", "klineo.store.strategies"),
     # a symbol's rules are public data: not the order path
     "futures_symbol_rules": ("klineo.services.futures", "klineo.models.futures", "klineo.models.common"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),

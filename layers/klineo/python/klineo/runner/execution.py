@@ -179,7 +179,6 @@ from klineo.store.connections import (
 )
 from klineo.store.events import StrategyEvent
 from klineo.store.flags import kill_switch_of
-from klineo.store.order_attempts import RefusedAttempt, attempt_put, refusal_of
 from klineo.store.order_claim import (
     GateChecks,
     cached_connection_item,
@@ -422,22 +421,25 @@ class _Turn:
         gate = exc.field or str(exc.category)
         message = _gate_message(exc)
         self.event("risk_block", gate=gate, message=message)
-        attempt = None if refused is None else attempt_put(self.refused_attempt(refused, exc, message, cid))
+        attempt = None if refused is None else self.refused_attempt(refused, exc, message, cid)
         return self.skip(gate, attempt=attempt)
 
     def refused_attempt(self, intent: OrderIntent, exc: KlineoError, message: str,
-                        cid: str | None = None) -> RefusedAttempt:
-        """The strategy's order ``intent`` the gate refused, as a refused order attempt (origin: the
-        strategy; its id: the one it would have had, ``cid`` or else the candle's, never sent)."""
+                        cid: str | None = None) -> dict[str, Any]:
+        """The Put of the strategy's order ``intent`` the gate refused, as a refused order attempt (origin:
+        the strategy; its id: the one it would have had, ``cid`` or else the candle's, never sent)."""
+        # Imported here: only a refusal records an attempt, not every turn's cold start.
+        from klineo.store.order_attempts import RefusedAttempt, attempt_put, refusal_of
+
         strategy = self.strategy
-        return RefusedAttempt(
+        return attempt_put(RefusedAttempt(
             user_id=strategy.user_id,
             client_order_id=cid or client_order_id(strategy.strategy_id, self.close_time),
             connection_id=strategy.connection_id, symbol=strategy.symbol, origin=strategy.strategy_id,
             attempt_ms=self.ctx.now_ms(), side=intent.side, type=intent.type,
             refusal=refusal_of(exc, message), quantity=plain_text(intent.quantity),
             position_side=intent.position_side, reduce_only=intent.reduce_only,
-        )
+        ))
 
     def count_failure(self, exc: KlineoError, close_time: int | None = None) -> tuple[int | None, str | None]:
         """(the strategy's new count of failed runs, the pause it reaches) after a run ``exc`` failed
@@ -803,8 +805,7 @@ class _Turn:
             # refusal recorded (in hedge mode also as a refused attempt: the entry has its own id).
             self.event("risk_block", gate=exc.field, message=exc.message)
             if len(legs) > 1:
-                refused = self.refused_attempt(self.intent(leg), exc, exc.message, leg_id)
-                self.entry_refusal = attempt_put(refused)
+                self.entry_refusal = self.refused_attempt(self.intent(leg), exc, exc.message, leg_id)
             facts = {**facts, "target_position": close.target}
             legs = (_closing_leg(close, legs[0]),)
         leg = legs[0]
@@ -1293,7 +1294,7 @@ class _Turn:
         self.event("risk_block", pending.close_time, second=True, gate=gate, message=message)
         self.not_opened = {"category": gate, "message": message}
         entry_id = str(pending.facts[NEXT_LEG]["client_order_id"])
-        self.entry_refusal = attempt_put(self.refused_attempt(intent, exc, message, entry_id))
+        self.entry_refusal = self.refused_attempt(intent, exc, message, entry_id)
 
     def new_side_not_opened(self, pending: PendingOrder, category: str, message: str) -> None:
         """A flip's entry that is not opened for ``category``: an ``error`` event saying why; the close's run

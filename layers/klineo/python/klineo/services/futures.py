@@ -115,7 +115,6 @@ from klineo.store.connections import (
     require_trading_context,
 )
 from klineo.store.flags import kill_switch_of
-from klineo.store.order_attempts import RefusedAttempt, record_refused_attempt, refusal_of
 from klineo.store.order_claim import (
     ClaimRefusal,
     GateChecks,
@@ -304,6 +303,10 @@ def _note_refusal(user_id: str, order: FuturesOrderRequest, client_order_id: str
     Any other error is no refusal of the order and records nothing."""
     if refusal.category not in _ORDER_REFUSALS:
         return
+    # Imported here: only a refusal records an attempt, so an order's cold start does not load the
+    # attempts' store (nor the history and strategy stores it brings).
+    from klineo.store.order_attempts import RefusedAttempt, record_refused_attempt, refusal_of
+
     by_quote = order.quote_quantity is not None  # the quantity converted from it was not asked
     record_refused_attempt(RefusedAttempt(
         user_id=user_id, client_order_id=client_order_id, connection_id=order.connection_id,
