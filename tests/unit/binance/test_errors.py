@@ -209,6 +209,9 @@ CASES = [
     (400, -4001, "Price less than 0.", C.INVALID_REQUEST, "price"),
     (400, -4002, "Price greater than max price.", C.INVALID_REQUEST, "price"),
     (400, -4025, "Multiplier decimal less than zero.", C.INVALID_REQUEST, "price"),
+    # the PERCENT_PRICE bands of conditional orders (docs/binance-facts.md §6)
+    (400, -4183, "Limit price can't be higher than 63000.", C.INVALID_REQUEST, "price"),
+    (400, -4184, "Limit price can't be lower than 57000.", C.INVALID_REQUEST, "price"),
 ]
 
 

@@ -155,6 +155,14 @@ CODE_TABLE: dict[int, _Rule] = {
     -4024: _Rule(_C.INVALID_REQUEST, "Price is below the minimum allowed for this symbol.", "price"),
     -4025: _Rule(_C.INVALID_REQUEST, "Binance refused the price's multiplier for this symbol.", "price"),
     -4028: _Rule(_C.INVALID_REQUEST, "This leverage is not valid for the symbol.", "leverage"),
+    # A stop-limit's price outside the band around its trigger price, and a trigger outside its own band
+    # (facts §6: PERCENT_PRICE; which price a -4210/-4211 names for a trailing stop is not documented).
+    -4183: _Rule(_C.INVALID_REQUEST, "The limit price is above the band allowed around its trigger price.",
+                 "price"),
+    -4184: _Rule(_C.INVALID_REQUEST, "The limit price is below the band allowed around its trigger price.",
+                 "price"),
+    -4210: _Rule(_C.INVALID_REQUEST, "The trigger price is above the band allowed for this symbol now."),
+    -4211: _Rule(_C.INVALID_REQUEST, "The trigger price is below the band allowed for this symbol now."),
     -4046: _Rule(_C.CONFLICT, "The margin type is already set."),
     -4059: _Rule(_C.CONFLICT, "The position mode is already set."),
     -4061: _Rule(
