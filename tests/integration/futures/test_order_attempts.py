@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -12,6 +13,7 @@ from klineo.services.orders import idempotent_client_order_id
 from klineo.store import aws as aws_clients
 from klineo.store import flags
 from klineo.store.connections import update_settings
+from klineo.store.orders import get_order_record
 
 from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A, USER_B
@@ -179,4 +181,124 @@ def test_an_order_refused_after_its_claim_is_listed_each_time_its_key_is_sent(
     assert first["field"] == "quantity"
     assert [a["refusal"]["field"] for a in attempts] == ["quantity", "quantity"]
     assert {a["client_order_id"] for a in attempts} == {idempotent_client_order_id(USER_A, key)}
+    assert order_posts(sim_env) == []
+
+
+def _unsettled_record(connection_id: str, key: str, body: dict[str, Any], status: str | None = "UNKNOWN",
+                      with_params: bool = True) -> str:
+    """The key's record of an attempt begun a minute ago that never reached Binance, as a crash or a lost
+    answer leaves it: ``status`` recorded with its parameters (None: PENDING, no parameters: the claim's
+    invocation died before its outcome). Its clientOrderId."""
+    from klineo.models.futures import FuturesOrderRequest
+    from klineo.store.orders import create_order_record, record_order_outcome
+
+    client_order_id = idempotent_client_order_id(USER_A, key)
+    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": body["quantity"],
+              "price": body["price"], "timeInForce": "GTC", "positionSide": "BOTH",
+              "newClientOrderId": client_order_id}
+    create_order_record(USER_A, client_order_id, connection_id=connection_id, symbol="BTCUSDT",
+                        request=FuturesOrderRequest(**body).fingerprint(),
+                        params=params if with_params else {}, attempt_ms=int(time.time() * 1000) - 60_000)
+    if status is not None:
+        record_order_outcome(USER_A, client_order_id, status=status, params=params,
+                             error={"category": "order_rejected", "message": "margin is insufficient"}
+                             if status == "REJECTED" else None)
+    return client_order_id
+
+
+def _outcomes(invoke) -> list[tuple[str, str | None]]:
+    """Each listed attempt's outcome and the field its refusal named (None: no refusal), newest first."""
+    return [(a["outcome"], (a["refusal"] or {}).get("field")) for a in _attempts(invoke)["attempts"]]
+
+
+def test_a_gate_refusing_the_resume_of_a_keys_unsettled_order_is_listed(sim_env, invoke, futures_connection):
+    """GIVEN a key whose order's outcome is unknown and the user's kill switch turned on WHEN the key comes
+    again (the claim finds the record, its switch check fails) THEN 409 naming the switch, listed as refused
+    under the key's id beside the unknown order, nothing sent, the record unchanged."""
+    key = new_key()
+    body = order_body(futures_connection.id)
+    client_order_id = _unsettled_record(futures_connection.id, key, body)
+    flags.set_user_kill_switch(USER_A, True)
+
+    error = _refused_order(invoke, futures_connection.id, key)
+
+    attempts = _attempts(invoke)["attempts"]
+    assert error["field"] == "user_kill_switch"
+    assert _outcomes(invoke) == [("refused", "user_kill_switch"), ("placed", None)]
+    assert {a["client_order_id"] for a in attempts} == {client_order_id}
+    assert attempts[0]["refusal"]["message"] == error["message"]
+    assert attempts[1]["order"]["status"] == "UNKNOWN"
+    assert order_posts(sim_env) == []
+
+
+def test_a_gate_closing_between_the_claim_and_the_resume_is_listed(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a key's unknown order WHEN the user's kill switch is turned on by another writer between the
+    claim (which found the record) and the resume's own transaction THEN the resume's refusal is listed."""
+    from klineo.services import futures as futures_service
+
+    key = new_key()
+    _unsettled_record(futures_connection.id, key, order_body(futures_connection.id))
+    resume = futures_service.claim_resume
+
+    def switched_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        flags.set_user_kill_switch(USER_A, True)
+        return resume(*args, **kwargs)
+
+    monkeypatch.setattr(futures_service, "claim_resume", switched_meanwhile)
+    error = _refused_order(invoke, futures_connection.id, key)
+
+    assert error["field"] == "user_kill_switch"
+    assert _outcomes(invoke) == [("refused", "user_kill_switch"), ("placed", None)]
+    assert order_posts(sim_env) == []
+
+
+def test_a_limit_refusing_the_resend_of_a_keys_unknown_order_is_listed(sim_env, invoke, futures_connection):
+    """GIVEN a key's unknown order that never reached Binance and max_notional_usdt lowered under it WHEN the
+    key comes again (the lookup finds nothing, so it would be sent again) THEN 422 naming the limit, listed
+    as refused; the record keeps its UNKNOWN state (a later retry looks it up again), nothing sent."""
+    key = new_key()
+    client_order_id = _unsettled_record(futures_connection.id, key, order_body(futures_connection.id))
+    update_settings(USER_A, futures_connection.id, {"max_notional_usdt": Decimal("100")})
+
+    error = _refused_order(invoke, futures_connection.id, key)
+
+    assert error["field"] == "max_notional_usdt"
+    assert _outcomes(invoke) == [("refused", "max_notional_usdt"), ("placed", None)]
+    assert get_order_record(USER_A, client_order_id).status == "UNKNOWN"
+    assert order_posts(sim_env) == []
+
+
+def test_the_symbols_rules_refusing_a_crashed_claims_order_on_resume_is_listed(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a key whose claim's invocation died before its outcome (no parameters recorded) WHEN the key
+    comes again and the order, rounded again from its request, is under the symbol's minimum quantity THEN
+    400 naming quantity, listed as refused, nothing sent."""
+    key = new_key()
+    body = order_body(futures_connection.id, quantity="0.0005")
+    _unsettled_record(futures_connection.id, key, body, status=None, with_params=False)
+
+    error = _refused_order(invoke, futures_connection.id, key, quantity="0.0005")
+
+    assert error["field"] == "quantity"
+    assert _outcomes(invoke) == [("refused", "quantity"), ("placed", None)]
+    assert order_posts(sim_env) == []
+
+
+def test_a_limit_refusing_the_resend_of_a_rejected_order_is_told_by_its_record_alone(
+    sim_env, invoke, futures_connection
+):
+    """Guard (passes before the change too): GIVEN a key whose order Binance rejected and max_notional_usdt
+    lowered under it WHEN the key comes again THEN 422 naming the limit, told by the order's own record
+    (REJECTED, the refusal its error): ONE listed attempt, no refused one written twice."""
+    key = new_key()
+    _unsettled_record(futures_connection.id, key, order_body(futures_connection.id), status="REJECTED")
+    update_settings(USER_A, futures_connection.id, {"max_notional_usdt": Decimal("100")})
+
+    error = _refused_order(invoke, futures_connection.id, key)
+
+    assert error["field"] == "max_notional_usdt"
+    assert _outcomes(invoke) == [("placed", "max_notional_usdt")]
     assert order_posts(sim_env) == []

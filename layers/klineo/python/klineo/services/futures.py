@@ -26,7 +26,9 @@ failed, so `check_order` names the gate exactly as on a fresh read; a refusal af
 the outcome's update. A refusal by the gate or the symbol's rules (never one of the body's shape,
 the Idempotency-Key's, or Binance's own, which the order record keeps) is recorded as a refused order
 attempt (``klineo.store.order_attempts``): ONE PutItem on the refusal path only, whose failure is
-logged and never changes the answer.
+logged and never changes the answer. So is one that stops a retry resuming its key's unsettled order
+(the record keeps its state), except a REJECTED record's resend refused by the limits: that record
+stays REJECTED, the refusal its error, which the attempts' listing shows (``_resume``).
 
 Why not Powertools idempotency any more: its record is a PutItem of its own, and it cannot fold
 condition checks on other items into that write. Here the order record IS the idempotency record:
@@ -60,7 +62,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -318,6 +321,17 @@ def _note_refusal(user_id: str, order: FuturesOrderRequest, client_order_id: str
     ))
 
 
+@contextmanager
+def _noting_refusal(gated: _Gated, client_order_id: str, role: str | None) -> Iterator[None]:
+    """The block, its refusal of the order (if any) recorded as a refused attempt (``_note_refusal``) and
+    raised on. For a refusal that reaches the caller with nothing else telling it."""
+    try:
+        yield
+    except KlineoError as refused:
+        _note_refusal(gated.user_id, gated.order, client_order_id, role, refused)
+        raise
+
+
 def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
            deadline: Deadline, role: str | None = None) -> FuturesOrderResponse:
     """Gate, ONE claim transaction, limits and rounding, then the order sent (or the key's order answered).
@@ -340,11 +354,8 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
             return _send_claimed(gated, record, deadline)
         if refusal.existing is not None:
             return _answer_existing(gated, refusal.existing, refusal, deadline)
-        try:
+        with _noting_refusal(gated, client_order_id, role):
             gated = _refuse_by_gates(gated, refusal)
-        except KlineoError as refused:
-            _note_refusal(user_id, order, client_order_id, role, refused)
-            raise
     raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
                       "This connection's settings changed while placing the order; try again.",
                       retryable=True)
@@ -487,12 +498,16 @@ def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal
     now_ms = int(time.time() * 1000)
     if existing.lease_until_ms is not None and existing.lease_until_ms >= now_ms:
         raise _in_progress()
+    # A gate refusing the resume (in the claim's checks or the resume's own) leaves the record as it was:
+    # only a refused attempt tells it.
     if refusal.failed:
-        gated = _refuse_by_gates(gated, refusal)
+        with _noting_refusal(gated, existing.client_order_id, existing.role):
+            gated = _refuse_by_gates(gated, refusal)
     resumed = claim_resume(existing, _lease_until_ms(deadline), now_ms, gated.gates())
     if resumed is not None:
         if resumed.existing is None:
-            _refuse_by_gates(gated, resumed)
+            with _noting_refusal(gated, existing.client_order_id, existing.role):
+                _refuse_by_gates(gated, resumed)
         raise _in_progress()
     return _resume(gated, existing, deadline)
 
@@ -504,6 +519,10 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
     fresh rounding of the body; only an attempt that stopped between its claim and its outcome (no
     parameters recorded) is rounded again from its recorded request. A second send passes the
     limits first (on the connection the resume claim validated).
+
+    A refusal of that rounding or of those limits is a refused attempt, except a REJECTED record's: its
+    outcome's update keeps the refusal on the record itself (REJECTED, with the refusal as its error,
+    which the attempts' listing shows); any other record keeps its state, so nothing else would tell it.
     """
     coid = existing.client_order_id
 
@@ -511,9 +530,10 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
         gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
         _check_limits(gated)
 
-    if not existing.params:
-        gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
-    recorded = recorded_order(existing) if existing.params else _rounded(gated)
+    with _noting_refusal(gated, coid, existing.role):
+        if not existing.params:
+            gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
+        recorded = recorded_order(existing) if existing.params else _rounded(gated)
     outcome = _Outcome(gated.user_id, coid, gated.connection, recorded.to_params(coid), earlier=existing)
 
     attempt_ms = int(time.time() * 1000)
@@ -521,7 +541,11 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
     def claim() -> None:
         # The record turns PENDING with this attempt's time before the send: should this invocation
         # die before recording the outcome, the next retry looks the order up instead of sending again.
-        limits()
+        if existing.status == STATUS_REJECTED:
+            limits()
+        else:
+            with _noting_refusal(gated, coid, existing.role):
+                limits()
         earlier = existing.attempt_ms
         if not claim_resend(gated.user_id, coid, previous_attempt_ms=earlier, attempt_ms=attempt_ms):
             raise _in_progress()
