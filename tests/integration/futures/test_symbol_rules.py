@@ -30,8 +30,9 @@ def _same_number(ours: str, binance: str) -> bool:
 
 def test_btcusdt_rules_are_the_simulators_exchange_info_with_the_connections_limits(
         sim_env, invoke, stored_connection):
-    """GIVEN a connection with max_notional_usdt 2500 WHEN BTCUSDT's rules are read THEN every filter is the
-    simulator's exchangeInfo as a plain decimal string, with the connection's limits beside them."""
+    """GIVEN a connection with max_notional_usdt 2500 WHEN BTCUSDT's rules are read THEN every filter (its
+    PERCENT_PRICE band's multipliers too) is the simulator's exchangeInfo as a plain decimal string, with the
+    connection's limits beside them."""
     update_settings(USER_A, stored_connection.id, {"max_notional_usdt": 2500})
     sim_env.clear_journal()
 
@@ -47,6 +48,8 @@ def test_btcusdt_rules_are_the_simulators_exchange_info_with_the_connections_lim
         "market_min_quantity": filters["MARKET_LOT_SIZE"]["minQty"],
         "market_max_quantity": filters["MARKET_LOT_SIZE"]["maxQty"],
         "min_notional": filters["MIN_NOTIONAL"]["notional"],
+        "percent_price_multiplier_up": filters["PERCENT_PRICE"]["multiplierUp"],
+        "percent_price_multiplier_down": filters["PERCENT_PRICE"]["multiplierDown"],
     }
     assert {name: rules[name] for name in expected if not _same_number(rules[name], expected[name])} == {}
     assert (rules["symbol"], rules["status"], rules["base_asset"], rules["quote_asset"]) == (

@@ -38,6 +38,21 @@ class SymbolRulesResponse(BaseModel):
     min_notional: DecimalString = Field(
         description="MIN_NOTIONAL: the least an order may be worth (quantity times price, MARKET at the mark "
                     "price); reduce-only orders are exempt.")
+    percent_price_multiplier_up: DecimalString = Field(
+        examples=["1.05"],
+        description="PERCENT_PRICE multiplierUp: the top of Binance's price band ('0': no band). A LIMIT "
+                    "BUY's price may be at most the mark price times it (Binance -4016); a stop-limit's "
+                    "(STOP, TAKE_PROFIT) price, BUY or SELL, at most its triggerPrice times it (-4183). "
+                    "The band moves with the mark: a LIMIT price is checked before sending only when the "
+                    "order's placement read the mark already (an opening SELL LIMIT), else Binance "
+                    "refuses it; a stop-limit's is always checked before sending.")
+    percent_price_multiplier_down: DecimalString = Field(
+        examples=["0.95"],
+        description="PERCENT_PRICE multiplierDown: the bottom of Binance's price band ('0': no band). A "
+                    "LIMIT SELL's price must be at least the mark price times it (Binance -4024; checked "
+                    "before sending when its placement read the mark, as an opening SELL LIMIT does); a "
+                    "stop-limit's (STOP, TAKE_PROFIT) price, BUY or SELL, at least its triggerPrice times "
+                    "it (-4184, always checked before sending).")
     max_leverage: int = Field(description="The connection's max_leverage, which the risk gate applies.")
     leverage: int | None = Field(
         default=None, description="The connection's default leverage (the risk gate checks it against "

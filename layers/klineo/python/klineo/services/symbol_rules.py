@@ -3,8 +3,9 @@
 The rules come from the cached exchangeInfo of the connection's environment through
 ``klineo.binance.filters.get_symbol_rules``, the function every order is checked with, so this view and
 the orders cannot disagree: an unknown or non-trading symbol is refused here as an order on it is (400
-naming ``symbol``). PERCENT_PRICE is not listed: its band moves with the mark price (orders are held to
-it where the mark is at hand, see that module).
+naming ``symbol``). PERCENT_PRICE is listed as its multipliers, not as prices: its band moves with the
+mark price (a LIMIT's) or sits around the order's own trigger (a stop-limit's), so only the caller's
+reference turns it into prices (see the response model and ``SymbolRules.check_price_band``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def symbol_trading_rules(user_id: str, connection_id: str, symbol: str) -> Symbo
         max_quantity=plain_text(rules.max_qty), market_step_size=plain_text(rules.market_step_size),
         market_min_quantity=plain_text(rules.market_min_qty),
         market_max_quantity=plain_text(rules.market_max_qty), min_notional=plain_text(rules.min_notional),
+        percent_price_multiplier_up=plain_text(rules.multiplier_up),
+        percent_price_multiplier_down=plain_text(rules.multiplier_down),
         max_leverage=connection.max_leverage, leverage=connection.leverage,
         max_notional_usdt=plain_text(connection.max_notional_usdt),
     )
