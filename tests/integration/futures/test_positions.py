@@ -207,6 +207,25 @@ def test_close_rounds_down_to_a_coarser_market_step_and_reports_what_is_left(
     assert Decimal(held["positionAmt"]) == Decimal("0.005")
 
 
+def test_a_retried_close_answers_what_the_first_left_without_reading_the_position(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a 0.015 LONG closed with MARKET step 0.01 (0.005 left) WHEN the same key comes again THEN the
+    first close is answered (`existing`) with the same position_left 0.005, no position read, none sent."""
+    _coarse_market_lot(sim_env, monkeypatch, invoke, futures_connection.id, "0.015")
+    key = new_key()
+    first = body_of(invoke("futures_position_close", _close_event(futures_connection.id, key)))
+    journal = len(sim_env.journal)
+
+    again = invoke("futures_position_close", _close_event(futures_connection.id, key))
+
+    assert again["statusCode"] == 200, again["body"]
+    answer = body_of(again)
+    assert (answer["source"], answer["client_order_id"]) == ("existing", first["client_order_id"])
+    assert first["position_left"] == answer["position_left"] == "0.005"
+    assert not [r.path for r in sim_env.journal[journal:] if "position" in r.path.lower()]
+    assert len(_closing_orders(sim_env, futures_connection.account)) == 1
+
+
 def test_close_of_a_position_under_one_market_step_is_refused_naming_the_step(
         sim_env, invoke, futures_connection, monkeypatch):
     """GIVEN a 0.005 LONG, MARKET step 0.01 WHEN closed THEN 400 naming the step, none sent."""

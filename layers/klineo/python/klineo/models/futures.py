@@ -255,7 +255,8 @@ class FuturesOrderResponse(BaseModel):
         description="Close route only: the part of the position this close could not include, because "
                     "the symbol's MARKET_LOT_SIZE step (which MARKET orders must be a multiple of) is "
                     "coarser than the position's size allows; close it with a reduce-only LIMIT order. "
-                    "Absent when the whole position was closed, and on a replay of the close's key.")
+                    "Absent when the whole position was closed. A retry with the close's Idempotency-Key "
+                    "answers the first close's value (kept with its order), not a fresh reading.")
     source: Literal["placed", "recovered", "existing", "queried"] = Field(
         description=(
             "placed: Binance's answer to this request; recovered: the answer was lost and the order was "

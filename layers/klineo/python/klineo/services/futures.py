@@ -279,14 +279,14 @@ def _lease_until_ms(deadline: Deadline) -> int:
     return int(deadline.at * 1000) + _LEASE_MARGIN_MS
 
 
-def _new_record(gated: _Gated, client_order_id: str, deadline: Deadline, role: str | None = None
-                ) -> OrderRecord:
+def _new_record(gated: _Gated, client_order_id: str, deadline: Deadline, role: str | None = None,
+                position_left: str | None = None) -> OrderRecord:
     """The claim's record: the request, no parameters yet (the outcome's update stores what was sent)."""
     return pending_record(
         gated.user_id, client_order_id, connection_id=gated.connection.connection_id,
         symbol=gated.order.symbol, request=gated.order.fingerprint(), params={},
         attempt_ms=int(time.time() * 1000), lease_until_ms=_lease_until_ms(deadline),
-        kind=KIND_ALGO if gated.order.conditional else KIND_ORDER, role=role,
+        kind=KIND_ALGO if gated.order.conditional else KIND_ORDER, role=role, position_left=position_left,
     )
 
 
@@ -332,8 +332,8 @@ def _noting_refusal(gated: _Gated, client_order_id: str, role: str | None) -> It
         raise
 
 
-def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
-           deadline: Deadline, role: str | None = None) -> FuturesOrderResponse:
+def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str, deadline: Deadline,
+           role: str | None = None, position_left: str | None = None) -> FuturesOrderResponse:
     """Gate, ONE claim transaction, limits and rounding, then the order sent (or the key's order answered).
 
     The claim comes before any Binance call, so a kill switch refuses with nothing sent at all.
@@ -348,7 +348,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str,
             raise
         return first
     for _ in range(2):
-        record = _new_record(gated, client_order_id, deadline, role)
+        record = _new_record(gated, client_order_id, deadline, role, position_left)
         refusal = claim_new_order(record, gated.gates())
         if refusal is None:
             return _send_claimed(gated, record, deadline)
@@ -588,15 +588,17 @@ def place_futures_order(
     idempotency_key: str | None,
     lambda_context: Any = None,
     role: str | None = None,
+    position_left: str | None = None,
 ) -> FuturesOrderResponse:
     """Place a USDT-M order for the caller, exactly once per Idempotency-Key (see the module docstring).
 
-    ``role``: stored on the order's record (``"position_close"`` for the close route's orders).
+    ``role``: stored on the order's record (``"position_close"`` for the close route's orders), as is
+    ``position_left`` (a close's: what it leaves of the position, for a replay to answer).
     """
     key = _check_idempotency_key(idempotency_key)
     deadline = Deadline.of_invocation(lambda_context)
     with call_deadline(deadline.at):
-        return _place(user_id, order, idempotent_client_order_id(user_id, key), deadline, role)
+        return _place(user_id, order, idempotent_client_order_id(user_id, key), deadline, role, position_left)
 
 
 # Refusals that come before the gate values the order (or that leave its quantity unknown).

@@ -5,7 +5,8 @@ order for the whole position, reduceOnly in one-way mode, positionSide in hedge 
 refuses reduceOnly). It passes the same risk gate (a close passes under a kill switch) and the same
 exactly-once machinery; the Idempotency-Key is required (428 without it). A retry with the same key
 does not read the position again (it may be 0 by then): the order the key placed is found from its
-record and repeated with the same body, so the idempotency layer answers with the first outcome.
+record and repeated with the same body, so the idempotency layer answers with the first outcome, and
+with the ``position_left`` the first close answered (kept on that record, which the retry reads anyway).
 The close's record carries ``role`` = ``position_close``: a key that placed another order (even a
 reduce-only MARKET on the same symbol) is a 409, never taken for a close (nor followed by the
 cancelling of the position's stops).
@@ -138,18 +139,21 @@ def close_position(
         )
     check_symbol(symbol)
     record = get_order_record(user_id, idempotent_client_order_id(user_id, idempotency_key))
-    left = None  # a replay does not read the position again, so it cannot say what is left
-    if record is not None:
-        order = _recorded_close(record, connection_id, symbol)
+    if record is not None:  # a retry: what is left is the first close's, from its record
+        order, left = _recorded_close(record, connection_id, symbol), record.position_left
     else:
         # The position read is under the route's deadline too (the order then takes a fresh one).
         with call_deadline(Deadline.of_invocation(lambda_context).at):
-            order, left = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
-    closed = place_futures_order(user_id, order, idempotency_key, lambda_context, role=CLOSE_ROLE)
+            order, rest = _closing_order(require_connection(user_id, connection_id), symbol, position_side)
+        left = plain_text(rest) if rest else None
+    closed = place_futures_order(user_id, order, idempotency_key, lambda_context, role=CLOSE_ROLE,
+                                 position_left=left)
     if closed.status == "FILLED":
         _cancel_guards(user_id, connection_id, symbol, order.positionSide)
-    if left and closed.source != "existing":
-        closed = closed.model_copy(update={"position_left": plain_text(left)})
+    # A first close answered from a record it did not write (another request of the key claimed it
+    # meanwhile) leaves out what this one read: that record's own may differ.
+    if left and (record is not None or closed.source != "existing"):
+        closed = closed.model_copy(update={"position_left": left})
     return closed
 
 

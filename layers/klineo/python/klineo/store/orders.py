@@ -189,6 +189,9 @@ class OrderRecord:
     # A live strategy's entry whose protective orders were re-priced (``klineo.runner.reprice``): how many
     # generations of them were ever claimed (their clientAlgoIds: ``protective_client_algo_id``); None: 1.
     protective_generations: int | None = None
+    # A close's (role ``position_close``): what the MARKET grid left of the position it closed (a decimal
+    # string), kept so a replay of its key answers it too (``klineo.services.position_close``).
+    position_left: str | None = None
 
     @property
     def final(self) -> bool:
@@ -233,6 +236,7 @@ class OrderRecord:
             "unmanaged_since": self.unmanaged_since,
             "unmanaged_reason": self.unmanaged_reason,
             "protective_generations": self.protective_generations,
+            "position_left": self.position_left,
             **index_attributes(self),
         })
 
@@ -264,6 +268,7 @@ class OrderRecord:
             unmanaged_since=plain.get("unmanaged_since"),
             unmanaged_reason=plain.get("unmanaged_reason"),
             protective_generations=_int_or_none(plain.get("protective_generations")),
+            position_left=plain.get("position_left"),
         )
 
 
@@ -317,6 +322,7 @@ def pending_record(
     role: str | None = None,
     parent_client_order_id: str | None = None,
     origin: str = ORIGIN_API,
+    position_left: str | None = None,
 ) -> OrderRecord:
     """A new PENDING record, created now (not written)."""
     now = _now_iso()
@@ -336,6 +342,7 @@ def pending_record(
         role=role,
         parent_client_order_id=parent_client_order_id,
         origin=origin,
+        position_left=position_left,
     )
 
 
