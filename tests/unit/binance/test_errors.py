@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 from klineo.binance import ErrorCategory, KlineoError, classify, classify_detail
-from klineo.binance.codes import CODE_TABLE
+from klineo.binance.codes import CODE_TABLE, position_mode_refusal
 
 C = ErrorCategory
 
@@ -351,3 +351,27 @@ def test_klineo_error_carries_its_details_and_survives_pickling():
         -4003,
     )
     assert KlineoError("not_found").message == C.NOT_FOUND.default_message
+
+
+# (Binance code, message, whether it refuses the order for the account's position mode)
+MODE_CASES = [
+    (-4061, "Order's position side does not match user's setting.", True),
+    (-1106, "Parameter 'reduceonly' sent when not required.", True),
+    (-1106, "Parameter 'reduceOnly' sent when not required.", True),
+    (-1106, "Parameter 'closePosition' sent when not required.", False),
+    (-1102, "Mandatory parameter 'positionSide' was not sent, was empty/null, or malformed.", False),
+    (-2022, "ReduceOnly Order is rejected.", False),
+    (-4164, "Order's notional must be no smaller than 100 (unless you choose reduce only).", False),
+]
+
+
+@pytest.mark.parametrize(("code", "msg", "mode"), MODE_CASES)
+def test_a_position_mode_refusal_is_told_by_its_code_and_the_field_its_classification_names(code, msg, mode):
+    """-4061 (positionSide) and -1106 naming reduceOnly, as classified, are position-mode refusals; -1106
+    naming another parameter, or another code naming positionSide, is not."""
+    assert position_mode_refusal(code, classify_detail(400, code, msg).field) is mode
+
+
+def test_our_own_gates_position_side_refusal_is_no_binance_position_mode_refusal():
+    """A refusal without a Binance code (the risk gate's own, naming positionSide) is not Binance's."""
+    assert position_mode_refusal(None, "positionSide") is False

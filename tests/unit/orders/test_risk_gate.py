@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from klineo.binance import classify_detail
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.services.risk import OrderIntent, check_order
+from klineo.services.risk import OrderIntent, check_order, position_mode_refused
 from klineo.store.connections import Connection, TradingContext
 
 BUY = OrderIntent(symbol="BTCUSDT", side="BUY", type="MARKET", quantity=Decimal("0.01"))
@@ -180,3 +181,18 @@ def test_paper_strategies_need_no_futures_but_obey_the_switches() -> None:
     assert _refusal(_context(futures_enabled=False, kill_switch=True), None, live=False).field == (
         "connection_kill_switch"
     )
+
+
+@pytest.mark.parametrize(("code", "msg", "mode"), [
+    (-4061, "Order's position side does not match user's setting.", True),
+    (-1106, "Parameter 'reduceonly' sent when not required.", True),
+    (-1106, "Parameter 'closePosition' sent when not required.", False),
+    (-2022, "ReduceOnly Order is rejected.", False),
+])
+def test_position_mode_refused_reads_binances_refusal_as_the_client_raises_it(code, msg, mode):
+    """Guard (unchanged outcomes): Binance's refusal, raised as the client raises it (classified category,
+    field and code), is a position-mode refusal for -4061 and -1106 naming reduceOnly only."""
+    classified = classify_detail(400, code, msg)
+    exc = KlineoError(classified.category, classified.message, field=classified.field, code=code, status=400)
+
+    assert position_mode_refused(exc) is mode

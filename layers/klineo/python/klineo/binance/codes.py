@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from klineo.errors import ErrorCategory
 
-__all__ = ["CODE_TABLE", "Classification", "classify", "classify_detail"]
+__all__ = ["CODE_TABLE", "Classification", "classify", "classify_detail", "position_mode_refusal"]
 
 
 class Classification(NamedTuple):
@@ -333,3 +333,16 @@ def classify(status: int | None, code: int | None, msg: str | None) -> tuple[Err
     """Map (HTTP status, Binance code, Binance message) to (category, user-safe message)."""
     result = classify_detail(status, code, msg)
     return result.category, result.message
+
+
+# Binance's refusals of an order sent for another position mode than the account's, by code, with the field
+# the classification names (lower case: -1106 lifts it from Binance's message, "'reduceonly'"): -4061
+# (positionSide: BOTH in hedge mode, LONG/SHORT in one-way mode) and -1106 naming reduceOnly (a hedge-mode
+# account refuses the parameter, even "false"; any other parameter -1106 names is no question of mode).
+_POSITION_MODE_FIELDS = {-4061: str(CODE_TABLE[-4061].field).lower(), -1106: "reduceonly"}
+
+
+def position_mode_refusal(code: int | None, field: str | None) -> bool:
+    """True when Binance's ``code``, classified as naming ``field`` (``classify_detail``), refused an order
+    for the account's position mode."""
+    return code is not None and (field or "").lower() == _POSITION_MODE_FIELDS.get(code)

@@ -51,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from klineo.binance.codes import position_mode_refusal
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.store.connections import TradingContext
 from klineo.validation import check_reduce_only
@@ -68,9 +69,6 @@ STRATEGY_MODE_CHANGED = (
     "The connection's position mode changed while this order was being placed: nothing was sent. The next "
     "run trades in the connection's new mode."
 )
-# Binance's refusal of an order sent in the other position mode than the account's (positionSide); a
-# reduceOnly sent to an account in hedge mode is -1106 naming it (``position_mode_refused``).
-_MODE_REFUSALS = frozenset({-4061})
 # The gates of the connection's state: closed until a person opens them again (enable futures, or
 # enable the connection once its key works), unlike a refusal of the order itself.
 STATE_GATES = frozenset({"connection_disabled", "futures_disabled"})
@@ -118,9 +116,9 @@ def params_reduce(params: dict[str, str]) -> bool:
 
 
 def position_mode_refused(exc: KlineoError) -> bool:
-    """True when Binance refused an order for the account's position mode (-4061, or reduceOnly's -1106):
-    the account is not in the mode the order was sent for."""
-    return exc.code in _MODE_REFUSALS or (exc.code == -1106 and (exc.field or "").lower() == "reduceonly")
+    """True when Binance refused an order for the account's position mode (which codes, and the field each
+    names: ``klineo.binance.codes.position_mode_refusal``): the account is not in the mode it was sent for."""
+    return position_mode_refusal(exc.code, exc.field)
 
 
 def mode_mismatch_message(position_side: str) -> str:
