@@ -1175,7 +1175,7 @@ export interface components {
             protective_orders?: components["schemas"]["ProtectiveOrderState"][] | null;
             /**
              * Position Left
-             * @description Close route only: the part of the position this close could not include, because the symbol's MARKET_LOT_SIZE step (which MARKET orders must be a multiple of) is coarser than the position's size allows; close it with a reduce-only LIMIT order. Absent when the whole position was closed, and on a replay of the close's key.
+             * @description Close route only: the part of the position this close could not include, because the symbol's MARKET_LOT_SIZE step (which MARKET orders must be a multiple of) is coarser than the position's size allows; close it with a reduce-only LIMIT order. Absent when the whole position was closed. A retry with the close's Idempotency-Key answers the first close's value (kept with its order), not a fresh reading.
              */
             position_left?: string | null;
             /**
@@ -1625,6 +1625,18 @@ export interface components {
              * @example 0.50000000
              */
             min_notional: string;
+            /**
+             * Percent Price Multiplier Up
+             * @description PERCENT_PRICE multiplierUp: the top of Binance's price band ('0': no band). A LIMIT BUY's price may be at most the mark price times it (Binance -4016); a stop-limit's (STOP, TAKE_PROFIT) price, BUY or SELL, at most its triggerPrice times it (-4183). The band moves with the mark: a LIMIT price is checked before sending only when the order's placement read the mark already (an opening SELL LIMIT), else Binance refuses it; a stop-limit's is always checked before sending.
+             * @example 1.05
+             */
+            percent_price_multiplier_up: string;
+            /**
+             * Percent Price Multiplier Down
+             * @description PERCENT_PRICE multiplierDown: the bottom of Binance's price band ('0': no band). A LIMIT SELL's price must be at least the mark price times it (Binance -4024; checked before sending when its placement read the mark, as an opening SELL LIMIT does); a stop-limit's (STOP, TAKE_PROFIT) price, BUY or SELL, at least its triggerPrice times it (-4184, always checked before sending).
+             * @example 0.95
+             */
+            percent_price_multiplier_down: string;
             /**
              * Max Leverage
              * @description The connection's max_leverage, which the risk gate applies.
