@@ -147,7 +147,15 @@ from klineo.runner.paper import (
     protective_details,
     protective_record,
 )
-from klineo.runner.planning import OrderLeg, OrderPlan, order_legs, plan_order, position_side_of
+from klineo.runner.planning import (
+    UNTRADABLE_SIZE,
+    OrderLeg,
+    OrderPlan,
+    order_legs,
+    plan_order,
+    position_side_of,
+    require_tradable_sizing,
+)
 from klineo.runner.pnl import is_entry, live_book_after
 from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.reprice import LiveReprice, arm_entry_orders, protection_due, repriced_paper_levels
@@ -454,10 +462,10 @@ class _Turn:
 
     def failure_advance(self, exc: KlineoError, pause: str | None = None) -> StrategyAdvance | None:
         """The strategy change of a run ``exc`` failed: ``pause`` (``invalid_symbol``: the symbol is the
-        problem) at once with its ``paused`` event, else the count of failed runs and the pause it reaches;
-        None: the run alone (ONE put)."""
+        problem; ``untradable_size``: the sizing) at once with its ``paused`` event, else the count of failed
+        runs and the pause it reaches; None: the run alone (ONE put)."""
         if pause is not None:  # paused anyway: the count no longer matters (resuming clears it)
-            self.event("paused", reason=pause, message=_symbol_paused(self.strategy.symbol, exc))
+            self.event("paused", reason=pause, message=_paused_at_once(self.strategy.symbol, pause, exc))
             return _pausing(pause)
         count, reached = self.count_failure(exc)
         return StrategyAdvance(failed_runs=count, pause_reason=reached) if count is not None else None
@@ -612,6 +620,8 @@ class _Turn:
             clear_reentry_block(strategy.user_id, strategy.strategy_id)  # the signal changed: entries allowed
         size = None
         if acted in (Signal.LONG, Signal.SHORT):
+            if strategy.position == 0:  # a sizing stored before the routes refused it (UNTRADABLE_SIZE)
+                require_tradable_sizing(rules, strategy.size, settings.quote_size_usdt)
             size = entry_size(strategy, acted, strategy.position, price, rules,
                               lambda: self.balance(trading, price))
             if size is not None and not self.live:
@@ -703,8 +713,8 @@ class _Turn:
             if exc.retryable:
                 raise
             self.note_key_outcome(exc)  # a revoked key reading the position or balance counts, as an order's
-            pause = "invalid_symbol" if exc.field == "symbol" else None
             run = self.failed_run(exc, facts)
+            pause = _PAUSED_AT_ONCE.get(exc.field or "")
             return self.record(run, self.failure_advance(exc, pause), str(exc.category))
         facts["target_position"] = plan.target
         if self.live:
@@ -1361,8 +1371,16 @@ class _ResendBlocked(Exception):
         self.refusal = refusal
 
 
-def _symbol_paused(symbol: str, exc: KlineoError) -> str:
-    """What the ``paused`` event of an ``invalid_symbol`` pause tells the trader."""
+# A failed run's field whose refusal no later candle can mend -> the pause it makes at once: the symbol
+# Binance does not list, a sizing no order of the symbol can pass whatever the price (``sizing_refusal``).
+_PAUSED_AT_ONCE = {"symbol": "invalid_symbol", "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE}
+
+
+def _paused_at_once(symbol: str, pause: str, exc: KlineoError) -> str:
+    """What the ``paused`` event of an ``invalid_symbol`` or ``untradable_size`` pause tells the trader."""
+    if pause == UNTRADABLE_SIZE:
+        return (f"Paused: no order of this sizing can ever pass {symbol}'s rules ({exc.message}); change the "
+                f"sizing to resume.")
     return (f"Paused: Binance does not list {symbol} on USDT-M futures (an unknown or delisted symbol); "
             f"create a strategy on a listed symbol. Last error: {exc.message}")
 

@@ -11,6 +11,14 @@ LONG for a long position and SHORT for a short one, and never carries reduceOnly
 there; SELL LONG and BUY SHORT are the closes). Opening, growing, reducing or closing one side is one
 order; a flip is two: the old side's close (the order a flat signal would send), then the new side's
 entry. One order BUY 2 in hedge mode would open a long beside the short instead of flipping it.
+
+``sizing_refusal`` is the one rule of a sizing no entry can ever pass whatever the price: a ``size``
+outside the symbol's MARKET lot (rounded down to its step: below the minimum quantity, or above the
+maximum), a ``quote_size_usdt`` below its minimum order value where MARKET orders must meet it (the
+quantity is quote / price rounded down, so its value never reaches the quote). A ``size`` below the
+minimum order value, a quote size outside the lot, or a margin that does not fit depend on the price,
+and are not refused: they may pass at another price. POST/PATCH /strategies, resuming, the backtest
+and the runner (a strategy stored before the rule) all refuse with it.
 """
 
 from __future__ import annotations
@@ -19,10 +27,53 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from klineo.binance.filters import SymbolRules
-from klineo.errors import KlineoError
+from klineo.errors import InvalidField, KlineoError
 from klineo.strategies import Signal
+from klineo.validation import plain_text
 
-__all__ = ["OrderLeg", "OrderPlan", "is_flip", "order_legs", "plan_order", "position_side_of"]
+__all__ = [
+    "UNTRADABLE_SIZE",
+    "OrderLeg",
+    "OrderPlan",
+    "is_flip",
+    "order_legs",
+    "plan_order",
+    "position_side_of",
+    "require_tradable_sizing",
+    "sizing_refusal",
+]
+
+# The pause reason of a strategy stored with such a sizing (before the routes refused it): the runner
+# pauses it on its first entry from flat (``klineo.runner.execution``).
+UNTRADABLE_SIZE = "untradable_size"
+
+
+def sizing_refusal(
+    rules: SymbolRules, size: Decimal | None, quote_size_usdt: Decimal | None,
+) -> InvalidField | None:
+    """The 422 naming ``size`` or ``quote_size_usdt`` when no entry of that sizing can ever pass the
+    symbol's rules, whatever the price (the module doc); None when it can trade."""
+    symbol = rules.symbol
+    _, min_qty, max_qty = rules.lot_for(market_order=True)
+    if size is not None:
+        rounded = rules.round_quantity(size, market_order=True)
+        if rounded <= 0 or rounded < min_qty:
+            return InvalidField("size", f"size is below {symbol}'s minimum quantity {plain_text(min_qty)}")
+        if max_qty > 0 and rounded > max_qty:
+            return InvalidField("size", f"size is above {symbol}'s maximum quantity {plain_text(max_qty)}")
+    if quote_size_usdt is not None and rules.apply_min_to_market and quote_size_usdt < rules.min_notional:
+        return InvalidField("quote_size_usdt", f"quote_size_usdt is below {symbol}'s minimum order value "
+                                               f"{plain_text(rules.min_notional)} {rules.quote_asset}")
+    return None
+
+
+def require_tradable_sizing(
+    rules: SymbolRules, size: Decimal | None, quote_size_usdt: Decimal | None,
+) -> None:
+    """Raise ``sizing_refusal``'s 422 when the sizing can never trade on the symbol."""
+    refusal = sizing_refusal(rules, size, quote_size_usdt)
+    if refusal is not None:
+        raise refusal
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,9 @@ Where the candles come from and what is answered when:
   says so) and at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's
   equity, plus the last candle's. Max drawdown is measured on every candle, before downsampling.
 - Same inputs, same result: Decimal arithmetic, no clock in the simulation, closed candles only.
-- A sizing that no entry can pass whatever the price (a ``size`` outside the symbol's market lot, a
-  ``quote_size_usdt`` below its minimum order value) is refused before any klines are fetched: 422
+- A sizing that no entry can pass whatever the price (``klineo.runner.planning.sizing_refusal``: a ``size``
+  outside the symbol's market lot, a ``quote_size_usdt`` below its minimum order value; the rule POST and
+  PATCH /strategies apply too) is refused before any klines are fetched: 422
   naming the field, for a queued backtest too (before its job is made; a job whose symbol's rules changed
   since: failed, with the same message). One that fails at some prices, or for the
   margin, is simulated and its skipped entries counted: whether it could trade depends on the period.
@@ -59,10 +60,10 @@ from klineo.binance import (
     get_client,
     get_symbol_rules,
 )
-from klineo.errors import ErrorCategory, InvalidField, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
 from klineo.models.backtest_request import BacktestRequest
-from klineo.runner.planning import plan_order
+from klineo.runner.planning import plan_order, require_tradable_sizing
 from klineo.services.kline_history import closed_candles
 from klineo.settings import get_settings
 from klineo.store import aws
@@ -330,32 +331,12 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
     }
 
 
-def _never_trading(spec: BacktestSpec, rules: SymbolRules) -> InvalidField | None:
-    """The refusal of a sizing no entry can ever pass, whatever the price: a ``size`` outside the
-    symbol's market lot, a ``quote_size_usdt`` below its minimum order value; None when it can trade."""
-    sizing, symbol = spec.sizing, rules.symbol
-    _, min_qty, max_qty = rules.lot_for(market_order=True)
-    if sizing.size is not None:
-        size = rules.round_quantity(sizing.size, market_order=True)
-        if size <= 0 or size < min_qty:
-            return InvalidField("size", f"size is below {symbol}'s minimum quantity {plain_text(min_qty)}")
-        if max_qty > 0 and size > max_qty:
-            return InvalidField("size", f"size is above {symbol}'s maximum quantity {plain_text(max_qty)}")
-    quote = sizing.quote_size_usdt
-    if quote is not None and rules.apply_min_to_market and quote < rules.min_notional:
-        return InvalidField("quote_size_usdt", f"quote_size_usdt is below {symbol}'s minimum order value "
-                                               f"{plain_text(rules.min_notional)} {rules.quote_asset}")
-    return None
-
-
 def _tradable(spec: BacktestSpec) -> tuple[BinanceClient, SymbolRules]:
     """The futures client and the symbol's rules, when the spec's sizing can trade under them; else the
-    422 naming the field (``_never_trading``), before any klines."""
+    422 naming the field (``planning.sizing_refusal``, the strategy routes' own rule), before any klines."""
     client = get_client(Market.FUTURES, Environment(spec.environment))
     rules = get_symbol_rules(client, spec.symbol)
-    refusal = _never_trading(spec, rules)
-    if refusal is not None:
-        raise refusal
+    require_tradable_sizing(rules, spec.sizing.size, spec.sizing.quote_size_usdt)
     return client, rules
 
 

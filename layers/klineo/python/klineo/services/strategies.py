@@ -8,6 +8,10 @@ Ownership: every read and write is keyed by the caller's user id (the JWT sub), 
 strategy or connection is simply absent: 404, never 403. Rules beyond the request models:
 - the connection must be one of the caller's; its environment is copied onto the strategy;
 - the symbol must be trading on USDT-M futures in that environment (exchangeInfo, as /candles);
+- the sizing must be one the symbol's MARKET orders can pass at some price
+  (``klineo.runner.planning.sizing_refusal``: 422 naming ``size`` or ``quote_size_usdt`` with the bound),
+  checked on create, on a PATCH of the sizing and on resuming (a margin that does not fit today's price
+  is not refused: it may fit tomorrow's);
 - no strategy is created on a connection being deleted (409 naming ``connection_id``);
 - a strategy may become ACTIVE (created active, resumed, or switched to live while active) only when
   it could run on its connection (``klineo.services.strategy_connection``: the connection exists and

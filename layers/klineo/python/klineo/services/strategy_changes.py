@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from klineo.binance import Environment, Market, get_client, get_symbol_rules
 from klineo.models.strategies import StrategyResponse
+from klineo.runner.planning import require_tradable_sizing
 from klineo.services.strategy_connection import refuse_deleting, require_runnable
 from klineo.services.strategy_view import new_strategy_response
 from klineo.store import strategies as strategy_store
@@ -41,8 +42,10 @@ def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyRespon
     refuse_deleting(connection)
     if body.status == strategy_store.ACTIVE:
         require_runnable(connection, body.mode, body.leverage)
-    # The runner trades USDT-M futures: a symbol Binance does not trade there would never run.
-    get_symbol_rules(get_client(Market.FUTURES, Environment(connection.environment)), body.symbol)
+    # The runner trades USDT-M futures: a symbol Binance does not trade there would never run, nor a
+    # sizing no order of the symbol can pass (a 422 naming size or quote_size_usdt, paused or not).
+    rules = get_symbol_rules(get_client(Market.FUTURES, Environment(connection.environment)), body.symbol)
+    require_tradable_sizing(rules, body.size, body.quote_size_usdt)
     now = strategy_store.now_iso()
     strategy = Strategy(
         user_id=user_id,

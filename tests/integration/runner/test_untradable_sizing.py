@@ -1,0 +1,140 @@
+"""A sizing no order of the symbol can ever pass (``klineo.runner.planning.sizing_refusal``) is refused where
+the trader sets it, and a strategy stored with one before the rule pauses on its first entry.
+
+On the simulator's BTCUSDT (step 0.001, minimum quantity 0.001, MARKET maximum 120, minimum order value
+100 USDT): ``size`` 0.0005 is below the minimum quantity, 200 above the MARKET maximum, and
+``quote_size_usdt`` 50 below the minimum order value, at any price. A ``size`` of 0.001 (about 65 USDT at
+the simulator's price, below the minimum order value) fails at today's price only: accepted.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from klineo.store import strategies as strategy_store
+from klineo.store.events import list_events
+from klineo.store.runs import list_runs
+
+from tests.helpers import put_paper_strategy, response_json
+from tests.integration.runner.conftest import ORDER_PATH
+from tests.integration.runner.test_strategies_api import ALICE, Api, create_body, error_of
+from tests.integration.runner.test_strategy_money import CONNECTION, INTERVAL, SYMBOL, USER, _candles, _tick
+
+D = Decimal
+UNTRADABLE = [
+    ({"size": "0.0005"}, "size", "size is below BTCUSDT's minimum quantity 0.001"),
+    ({"size": "200"}, "size", "size is above BTCUSDT's maximum quantity 120"),
+    ({"size": None, "quote_size_usdt": "50"}, "quote_size_usdt",
+     "quote_size_usdt is below BTCUSDT's minimum order value 100 USDT"),
+]
+UNTRADABLE_SIZE = "untradable_size"  # the pause reason (klineo.runner.planning.UNTRADABLE_SIZE)
+RISING = [("100", "100", "100", "100")] * 3 + [("100", "101", "100", "101"), ("101", "102", "101", "102")]
+
+
+@pytest.fixture
+def api(runner) -> Api:
+    """The strategy routes on moto and the simulator."""
+    return Api(runner.invoke)
+
+
+def _refused(response: dict[str, Any], field: str, message: str) -> None:
+    """The answer is a 422 naming ``field`` with ``message``."""
+    assert response["statusCode"] == 422, response["body"]
+    error = error_of(response)
+    assert (error["category"], error["field"], error["message"]) == ("invalid_request", field, message)
+
+
+@pytest.mark.parametrize("status", ["active", "paused"])
+@pytest.mark.parametrize(("sizing", "field", "message"), UNTRADABLE)
+def test_creating_a_strategy_whose_sizing_can_never_trade_is_refused(runner, api, sizing, field, message,
+                                                                     status) -> None:
+    """GIVEN a sizing outside BTCUSDT's market lot or below its minimum order value WHEN creating a strategy
+    (active or paused) THEN 422 naming the field with the symbol's bound, nothing stored."""
+    response = api.create(ALICE, create_body(runner.connection(ALICE), status=status, **sizing))
+
+    _refused(response, field, message)
+    assert strategy_store.list_strategies(ALICE) == []
+
+
+def test_a_size_that_fails_only_at_todays_price_is_accepted(runner, api) -> None:
+    """GUARD (unchanged behaviour): a size at the minimum quantity whose value is below the minimum order
+    value at today's price is created: at another price it may trade."""
+    response = api.create(ALICE, create_body(runner.connection(ALICE), size="0.001"))
+
+    assert response["statusCode"] == 201, response["body"]
+
+
+@pytest.mark.parametrize(("sizing", "field", "message"), UNTRADABLE)
+def test_patching_a_sizing_that_can_never_trade_is_refused(runner, api, sizing, field, message) -> None:
+    """GIVEN a tradable strategy WHEN its sizing is patched to one that can never trade THEN 422 naming the
+    field, the stored sizing unchanged."""
+    created = response_json(api.create(ALICE, create_body(runner.connection(ALICE))))
+
+    response = api.update(ALICE, created["id"], {k: v for k, v in sizing.items() if v is not None})
+
+    _refused(response, field, message)
+    stored = strategy_store.get_strategy(ALICE, created["id"], consistent=True)
+    assert stored is not None and (stored.size, stored.settings.quote_size_usdt) == (D("0.002"), None)
+
+
+def test_resuming_a_strategy_stored_with_a_sizing_that_can_never_trade_is_refused(runner, api) -> None:
+    """GIVEN a paused strategy stored (before the rule) with a size below the minimum WHEN it is resumed THEN
+    422 naming size, still paused; resumed with a tradable size in the same request THEN 200, active."""
+    sid = runner.strategy(ALICE, runner.connection(ALICE), size="0.0005", mode="paper")
+    stored = strategy_store.get_strategy(ALICE, sid, consistent=True)
+    strategy_store.update_settings(ALICE, sid, stored, changes={"status": "paused"})
+
+    refused = api.update(ALICE, sid, {"status": "active"})
+
+    _refused(refused, "size", "size is below BTCUSDT's minimum quantity 0.001")
+    assert strategy_store.get_strategy(ALICE, sid, consistent=True).status == "paused"
+    resumed = api.update(ALICE, sid, {"status": "active", "size": "0.002"})
+    assert resumed["statusCode"] == 200, resumed["body"]
+    assert response_json(resumed)["status"] == "active"
+
+
+@pytest.mark.parametrize(("size", "quote", "message"), [
+    ("200", None, "size is above BTCUSDT's maximum quantity 120"),
+    (None, "50", "quote_size_usdt is below BTCUSDT's minimum order value 100 USDT"),
+])
+def test_a_stored_paper_strategy_that_can_never_trade_pauses_on_its_first_entry(sim_env, size, quote,
+                                                                              message) -> None:
+    """GIVEN a paper strategy stored before the rule with a sizing no order can pass (size 200 was a skipped
+    insufficient_margin run on every candle, never paused) WHEN its signal first asks for an entry THEN a
+    failed run saying why and the strategy paused (untradable_size) with its paused event, in that run's
+    write; the next candle does not run."""
+    sid = put_paper_strategy(USER, CONNECTION, symbol=SYMBOL, interval=INTERVAL,
+                             parameters={"fast": 1, "slow": 2, "allow_short": False},
+                             size=D(size) if size is not None else None)
+    if quote is not None:
+        stored = strategy_store.get_strategy(USER, sid, consistent=True)
+        strategy_store.update_settings(USER, sid, stored, changes={"quote_size_usdt": D(quote)})
+    candles = _candles(RISING)
+
+    result = _tick(candles, 3, sid)
+
+    assert result.outcome == "failed"
+    run, = list_runs(sid)
+    assert (run.status, run.error["message"], run.signal) == ("failed", message, "long")
+    stored = strategy_store.get_strategy(USER, sid, consistent=True)
+    assert (stored.status, stored.status_reason, stored.paper_position) == ("paused", UNTRADABLE_SIZE, 0)
+    paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
+    assert paused.details["reason"] == UNTRADABLE_SIZE and message in paused.details["message"]
+    assert _tick(candles, 4, sid).outcome == "not_run"
+
+
+def test_a_stored_live_strategy_that_can_never_trade_pauses_at_once_without_an_order(runner) -> None:
+    """GIVEN a live strategy stored before the rule with a size above BTCUSDT's MARKET maximum WHEN a tick
+    runs it THEN no order reaches Binance, one failed run, and the strategy paused (untradable_size) at once
+    instead of after five failed runs."""
+    sid = runner.strategy(ALICE, runner.connection(ALICE), size="200")
+
+    runner.run_tick()
+
+    assert runner.journal("POST", ORDER_PATH) == []
+    run, = runner.runs(sid)
+    assert (run.status, run.error["message"]) == ("failed", "size is above BTCUSDT's maximum quantity 120")
+    stored = runner.stored(ALICE, sid)
+    assert (stored.status, stored.status_reason, stored.live_position) == ("paused", UNTRADABLE_SIZE, 0)
