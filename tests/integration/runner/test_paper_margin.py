@@ -197,7 +197,8 @@ def _patch(runner: Any, sid: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def test_resuming_a_liquidated_paper_strategy_is_refused_until_it_has_paper_equity(runner) -> None:
     """GIVEN a paper strategy liquidated to 0 equity WHEN it is resumed THEN 409 naming paper_balance_usdt,
-    still paused; resumed with paper_balance_usdt raised in the same request THEN 200, active."""
+    still paused; resumed with a paper_balance_usdt in the same request THEN 200, active, the paper ledger
+    started again from it (equity 1500, not 1500 - the 1000 lost)."""
     candles = _candles(CRASH)
     sid = _strategy(size=None, size_pct="100", leverage=10, paper_balance_usdt="1000")
     assert [_tick(candles, index, sid).detail for index in (3, 4, 5)][-1] == "paper_liquidated"
@@ -210,4 +211,4 @@ def test_resuming_a_liquidated_paper_strategy_is_refused_until_it_has_paper_equi
     assert _stored(sid).status == "paused"
     resumed = _patch(runner, sid, {"status": "active", "paper_balance_usdt": "1500"})
     assert resumed["statusCode"] == 200, resumed["body"]
-    assert _stored(sid).status == "active" and ledger_of(_stored(sid)).equity() == D(500)
+    assert _stored(sid).status == "active" and ledger_of(_stored(sid)).equity() == D(1500)

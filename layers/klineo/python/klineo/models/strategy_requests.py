@@ -7,7 +7,8 @@ Trading settings (all optional on create; defaults as documented in the README):
   applied per symbol before a live order;
 - sizing, exactly one of ``size`` (contracts), ``quote_size_usdt`` (USDT per entry) or
   ``size_pct`` (0 < x <= 100 percent of the available balance, times leverage);
-  ``paper_balance_usdt`` (default 10000) is the paper starting equity;
+  ``paper_balance_usdt`` (default 10000) is the paper account's starting capital (a new value restarts
+  the paper ledger, only while the paper position is flat: ``klineo.services.strategy_updates``);
 - ``stop_loss_pct`` / ``take_profit_pct`` (0 < x < 100, from the entry fill price) and
   ``trailing_stop_pct`` (Binance's callbackRate 0.1..20; placed live only).
 
@@ -133,7 +134,9 @@ class StrategyDefinition(ApiModel):
         default=None,
         description="Binance's callbackRate: a live entry gets a reduce-only TRAILING_STOP_MARKET beside its "
                     "stop-loss / take-profit (paper and backtests ignore it).")
-    paper_balance_usdt: PaperBalance = Decimal(10_000)
+    paper_balance_usdt: PaperBalance = Field(default=Decimal(10_000), description=(
+        "The paper account's starting capital in USDT (paper mode and backtests): the paper equity is it "
+        "plus the realised PnL (net of fees) and the open position's unrealised PnL."))
 
     @field_validator("parameters")
     @classmethod
@@ -178,7 +181,12 @@ class StrategyUpdateRequest(ApiModel):
     stop_loss_pct: Percent | None = None
     take_profit_pct: Percent | None = None
     trailing_stop_pct: TrailingPct | None = None
-    paper_balance_usdt: PaperBalance | None = None
+    paper_balance_usdt: PaperBalance | None = Field(default=None, description=(
+        "A new starting capital restarts the paper ledger from it (realised PnL and fees back to 0, so the "
+        "paper equity is this value; a `paper_reset` event), in the PATCH's one write. Only while the paper "
+        "position is flat: 409 `conflict` naming `paper_balance_usdt` while it is open. The stored value "
+        "sent again changes nothing, except when the paper equity is gone (a liquidation): then it restarts "
+        "the ledger too, the way to resume such a strategy."))
 
     @model_validator(mode="after")
     def _at_most_one_sizing(self) -> "StrategyUpdateRequest":

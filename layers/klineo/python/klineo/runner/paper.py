@@ -15,6 +15,11 @@ Liquidation (``simulation.position_exit``, the backtest's rule): a candle whose 
 (short) reaches the price where the paper equity after the closing fee is zero closes the position
 there (``liquidation``); the paper equity is then 0 and the runner pauses the strategy
 (``PAPER_LIQUIDATED``).
+
+``paper_balance_usdt`` is the paper account's starting capital: the ledger's equity is it plus the
+realised PnL of the book (``ledger_of``). A PATCH of it restarts the ledger from the new capital (the
+book removed) while the paper position is flat, and is refused while it is open
+(``klineo.services.strategy_updates``).
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ _ZERO = Decimal(0)
 # its ``paused`` event tells the trader.
 PAPER_LIQUIDATED = "paper_liquidated"
 LIQUIDATED_MESSAGE = ("The paper position was liquidated: the paper equity is 0 and nothing is left to "
-                      "trade with. Raise paper_balance_usdt to resume the strategy.")
+                      "trade with. Send paper_balance_usdt (the capital the paper ledger starts again from) "
+                      "to resume the strategy.")
 # The gate (and skip reason) of a paper entry whose initial margin does not fit the paper equity (the
 # backtest's skipped_reasons key), and what its ``risk_block`` event tells the trader.
 MARGIN_GATE = "insufficient_margin"

@@ -19,6 +19,9 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
   position mode), 409 naming ``mode``, and its leverage within max_leverage, 422 naming ``leverage``,
   checked again when a live active strategy's leverage changes); a paused one is checked on resume,
   and the runner re-checks before every order anyway;
+- ``paper_balance_usdt`` is the paper account's starting capital: a new value restarts the paper ledger
+  from it (with a ``paper_reset`` event, in the PATCH's one write), only while the paper position is
+  flat (409 naming it while open);
 - type, parameters, sizing, mode, status and the trading settings may change; connection, symbol
   and interval may not
   (they define the market the strategy's tracked position lives in: create another strategy);

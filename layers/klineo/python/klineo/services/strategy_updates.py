@@ -8,7 +8,7 @@ needs (issue 16 item 3, cold start).
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
 from typing import TYPE_CHECKING, Any
 
 from klineo.errors import ErrorCategory, KlineoError
@@ -19,6 +19,7 @@ from klineo.services.strategy_connection import require_runnable
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import get_connection
 from klineo.store.strategies import SETTING_NAMES, Strategy
+from klineo.validation import plain_text
 
 if TYPE_CHECKING:
     # The function's own route imports its request model; the service only reads its fields.
@@ -57,22 +58,51 @@ def _check_runnable(user_id: str, current: Strategy, changes: dict[str, Any]) ->
         check_leverage_setting(leverage, connection.max_leverage)
 
 
-def _check_paper_equity(current: Strategy, changes: dict[str, Any]) -> None:
+def _paper_reset(current: Strategy, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """The Put of the ``paper_reset`` event when the PATCH restarts the paper ledger, else None.
+
+    ``paper_balance_usdt`` is the paper account's starting capital (equity = it + the paper realised PnL).
+    A new value, or any value sent while the paper equity is gone (a liquidation), restarts the ledger
+    from it: realised PnL and fees back to 0, so the equity IS the new balance, in the PATCH's one write
+    (``strategy_store.update_settings``). Only while the paper position is flat: else CONFLICT naming
+    ``paper_balance_usdt`` (the open position's PnL would be counted against a capital it never had).
+    The stored value sent again (a form saved whole) changes nothing."""
+    balance = changes.get("paper_balance_usdt")
+    if balance is None:
+        return None
+    from klineo.runner.paper import ledger_of  # the simulation ledger: only a new paper balance loads it
+
+    equity = ledger_of(current).equity()  # flat: the balance + realised PnL
+    if balance == current.settings.paper_balance_usdt and equity > 0:
+        return None
+    if current.paper_position != 0:
+        raise KlineoError(ErrorCategory.CONFLICT, strategy_store.PAPER_POSITION_OPEN,
+                          field="paper_balance_usdt")
+    from klineo.store.events import StrategyEvent, event_put, write_time
+
+    details = {"by": "user", "paper_balance_usdt": plain_text(balance),
+               "previous_paper_balance_usdt": plain_text(current.settings.paper_balance_usdt),
+               "previous_equity": plain_text(equity)}
+    now_ms = int(time.time() * 1000)
+    event = StrategyEvent(current.strategy_id, current.user_id, "paper_reset", now_ms, details)
+    return event_put(event, write_time())
+
+
+def _check_paper_equity(current: Strategy, changes: dict[str, Any], reset: bool) -> None:
     """A flat paper strategy that becomes active needs paper equity to trade with (CONFLICT naming
-    ``paper_balance_usdt`` otherwise): after a liquidation it has none, and every entry would be refused."""
+    ``paper_balance_usdt`` otherwise): after a liquidation it has none, and every entry would be refused.
+    A PATCH that restarts the paper ledger (``reset``) gives it its new balance."""
     mode, status = changes.get("mode", current.mode), changes.get("status", current.status)
-    if mode != "paper" or status != strategy_store.ACTIVE or current.paper_position != 0:
+    if reset or mode != "paper" or status != strategy_store.ACTIVE or current.paper_position != 0:
         return
     if current.mode == "paper" and current.status == strategy_store.ACTIVE:
         return
     from klineo.runner.paper import ledger_of  # the simulation ledger: only this check loads it
 
-    balance = changes.get("paper_balance_usdt", current.settings.paper_balance_usdt)
-    ledger = ledger_of(replace(current, settings=replace(current.settings, paper_balance_usdt=balance)))
-    if ledger.equity() <= 0:
+    if ledger_of(current).equity() <= 0:
         raise KlineoError(ErrorCategory.CONFLICT, "this paper strategy has no paper equity left (its "
-                          "position was liquidated): raise paper_balance_usdt to resume it",
-                          field="paper_balance_usdt")
+                          "position was liquidated): send paper_balance_usdt, the capital its paper ledger "
+                          "starts again from, to resume it", field="paper_balance_usdt")
 
 
 def _check_sizing(current: Strategy, changes: dict[str, Any]) -> None:
@@ -109,9 +139,11 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
         changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
     _check_runnable(user_id, current, changes)
     _check_sizing(current, changes)
-    _check_paper_equity(current, changes)
+    reset = _paper_reset(current, changes)
+    _check_paper_equity(current, changes, reset is not None)
     if not changes:
         return strategy_response(current)
-    updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes)
+    updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes,
+                                             paper_reset=reset)
     note_status_change(current, updated)
     return strategy_response(updated)

@@ -13,6 +13,8 @@ What the runner and the API saw and did, one item per event, never updated:
     protective_placed / protective_triggered / error / paused / resumed
     protective_repriced  changed percents moved the open position's levels (old_* and new_* levels;
                       ``klineo.runner.reprice``)
+    paper_reset       the user set a new ``paper_balance_usdt`` on a flat strategy: the paper ledger
+                      starts again from it (the old balance and equity; ``klineo.services.strategy_updates``)
 
 Exactly once: an event of a candle has a key derived from (candle close time, kind, tag). The
 runner writes an event in the TransactWriteItems of the state change it describes (``event_put``;
@@ -59,9 +61,10 @@ __all__ = [
 ]
 
 # The kinds, in the order they happen within one candle (the key's step number). A kind added later
-# goes last (protective_repriced): the step numbers of the keys already stored never change.
+# goes last (protective_repriced, paper_reset): the step numbers of the keys already stored never change.
 EVENT_KINDS = ("position_closed", "protective_triggered", "signal", "risk_block", "order_submit",
-               "order_fill", "protective_placed", "error", "paused", "resumed", "protective_repriced")
+               "order_fill", "protective_placed", "error", "paused", "resumed", "protective_repriced",
+               "paper_reset")
 _PREFIX = "EVT#"
 
 

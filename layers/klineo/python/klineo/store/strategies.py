@@ -43,6 +43,7 @@ from klineo.store.dynamo import (
     query_prefix,
     to_attr,
     to_item,
+    transact,
 )
 from klineo.store.flags import batch_get_consistent, user_pk
 
@@ -50,6 +51,7 @@ __all__ = [
     "ACTIVE",
     "INDEX_NAME",
     "MODES",
+    "PAPER_POSITION_OPEN",
     "PAUSED",
     "STRATEGY_SK_PREFIX",
     "ActiveStrategy",
@@ -82,6 +84,10 @@ MODES = ("paper", "live")
 _ACTIVE_PREFIX = "ACTIVE#"
 _BATCH_GET_MAX = 100
 DEFAULT_PAPER_BALANCE = Decimal(10_000)
+# Why a new paper balance is refused while the paper position is open (the balance is the paper account's
+# starting capital: changing it restarts the ledger, which an open position would leave half-counted).
+PAPER_POSITION_OPEN = ("paper_balance_usdt is the paper account's starting capital and restarts its ledger: "
+                       "change it once the strategy's paper position is closed")
 SETTING_NAMES = ("direction", "leverage", "margin_type", "quote_size_usdt", "size_pct", "stop_loss_pct",
                  "take_profit_pct", "trailing_stop_pct", "paper_balance_usdt")
 
@@ -329,10 +335,12 @@ def update_settings(
     current: Strategy,
     *,
     changes: Mapping[str, Any],
+    paper_reset: dict[str, Any] | None = None,
 ) -> Strategy:
     """Apply the user's choices (type, parameters, sizing, mode, status, trading settings) in ONE UpdateItem.
 
     Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
+    ``paper_reset``: the Put of the ``paper_reset`` event of a new ``paper_balance_usdt`` (``_reset_paper``).
     """
     allowed = {"type", "parameters", "size", "mode", "status", "status_reason", *SETTING_NAMES}
     update = Update.of_changes(changes, allowed, {"updated_at": now_iso()})
@@ -345,6 +353,8 @@ def update_settings(
     if changes.get("status") == ACTIVE and current.status != ACTIVE:
         update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
         update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
+    if paper_reset is not None:
+        return _reset_paper(user_id, strategy_id, update, paper_reset)
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "Key": strategy_key(user_id, strategy_id),
@@ -358,6 +368,29 @@ def update_settings(
     except client.exceptions.ConditionalCheckFailedException:
         raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
     return from_item(answer["Attributes"])
+
+
+def _reset_paper(user_id: str, strategy_id: str, update: Update, event: dict[str, Any]) -> Strategy:
+    """``update`` (it sets the new paper balance) with the paper ledger restarted from it: the paper book
+    (realised PnL, fees, entry) removed, on the condition that the paper position is still flat, and the
+    event's Put, in ONE TransactWriteItems; the strategy read back. NOT_FOUND when the item vanished,
+    CONFLICT naming ``paper_balance_usdt`` when the runner opened a paper position meanwhile."""
+    update.removes.append("paper_book")
+    key = strategy_key(user_id, strategy_id)
+    write = {"Update": {
+        "TableName": get_settings().data_table, "Key": key,
+        "ConditionExpression": "attribute_exists(pk) AND "
+                               "(attribute_not_exists(paper_position) OR paper_position = :flat)",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        **update.request(**{":flat": to_attr(0)}),
+    }}
+    failed = transact([("strategy", write), ("event", event)])
+    item = failed.get("strategy") if failed else get_data_item(key, consistent=True)
+    if item is None:
+        raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found")
+    if failed:
+        raise KlineoError(ErrorCategory.CONFLICT, PAPER_POSITION_OPEN, field="paper_balance_usdt")
+    return from_item(item)
 
 
 def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -> None:
