@@ -103,8 +103,9 @@ def test_an_entry_whose_margin_does_not_fit_is_a_skipped_run_with_a_risk_block_i
 
 
 def test_refused_entries_on_every_candle_never_pause_and_match_the_backtests_skips(sim_env) -> None:
-    """GIVEN an entry that never fits WHEN six candles in a row ask for it THEN six skipped runs, the
-    strategy still active with no failed runs, and the backtest skips the same six entries."""
+    """GIVEN an entry that never fits WHEN six candles in a row ask for it THEN six skipped runs (one per
+    candle), the strategy still active with no failed runs, and the backtest counts that one signal run as
+    one skipped entry."""
     candles = _candles(RISING)
     sid = _strategy(paper_balance_usdt="100")
 
@@ -114,7 +115,7 @@ def test_refused_entries_on_every_candle_never_pause_and_match_the_backtests_ski
     stored = _stored(sid)
     assert (stored.status, stored.failed_runs, stored.paper_position) == ("active", 0, 0)
     backtest = _backtest(candles, paper_balance_usdt="100")
-    assert backtest.ledger.fills == [] and dict(backtest.skipped) == {"insufficient_margin": 6}
+    assert backtest.ledger.fills == [] and dict(backtest.skipped) == {"insufficient_margin": 1}
 
 
 def test_a_flip_whose_new_side_does_not_fit_closes_the_old_side_as_the_backtest_does(sim_env) -> None:

@@ -40,12 +40,13 @@ def test_the_liquidation_price_leaves_no_equity_after_the_closing_fee() -> None:
 
 
 def test_an_entry_whose_margin_does_not_fit_the_equity_is_skipped_and_counted() -> None:
-    """GIVEN 50 USDT for 1 contract at 101 (1x) WHEN entries are signalled THEN none taken, each counted."""
+    """GIVEN 50 USDT for 1 contract at 101 (1x) WHEN a long is signalled on three candles, then a short THEN
+    none taken, each signal run counted once: two skipped entries, not four candles."""
     spec = _spec(paper_balance_usdt="50")
     state = simulate(spec, STOPPED, RULES)
     result = summarise(spec, state)
     assert state.ledger.fills == [] and result["final_equity"] == "50"
-    assert result["skipped_entries"] == 4 and result["skipped_reasons"] == {"insufficient_margin": 4}
+    assert result["skipped_entries"] == 2 and result["skipped_reasons"] == {"insufficient_margin": 2}
 
 
 def test_a_flip_whose_new_side_does_not_fit_still_closes_the_old_side() -> None:
@@ -57,8 +58,9 @@ def test_a_flip_whose_new_side_does_not_fit_still_closes_the_old_side() -> None:
 
 
 def test_a_percent_size_rounding_below_the_minimum_quantity_says_so() -> None:
-    """GIVEN 1 % of 5 USDT (under 0.001 contracts) WHEN entries are signalled THEN below_min_quantity."""
+    """GIVEN 1 % of 5 USDT (under 0.001 contracts) WHEN a long run then a short are signalled THEN two skipped
+    entries, below_min_quantity."""
     spec = _spec(size=None, size_pct="1", paper_balance_usdt="5")
     result = summarise(spec, simulate(spec, STOPPED, RULES))
     assert result["number_of_trades"] == 0
-    assert result["skipped_entries"] == 4 and result["skipped_reasons"] == {"below_min_quantity": 4}
+    assert result["skipped_entries"] == 2 and result["skipped_reasons"] == {"below_min_quantity": 2}

@@ -82,10 +82,13 @@ class BacktestResult(BaseModel):
     equity_curve: list[BacktestEquityPoint]
     equity_curve_step: int = Field(description="Candles per equity point (the last candle is always kept).")
     skipped_entries: int = Field(default=0, description=(
-        "Candles on which the strategy's signal asked for an entry that was not taken (a flip whose "
-        "new side was not taken still closed its old side); the strategy asks again on every candle."))
+        "Entries the strategy's signal asked for that were not taken (a flip whose new side was not taken "
+        "still closed its old side), one per signal run: the strategy asks again on every candle, and the "
+        "candles that go on asking for the same side (holds between them included) are the same skipped "
+        "entry until its signal turns to the other side or flat, or the entry is taken."))
     skipped_reasons: dict[str, int] = Field(default_factory=dict, description=(
-        "The skipped entries by reason: `insufficient_margin` (the initial margin, quantity x close / "
+        "The skipped entries by the reason of their first refusal (they add up to skipped_entries): "
+        "`insufficient_margin` (the initial margin, quantity x close / "
         "leverage, was above the equity at that close), `below_min_quantity` (the quantity, rounded down "
         "to the symbol's step, was below its minimum quantity), `above_max_quantity`, "
         "`below_min_notional` (the order value was below the symbol's minimum)."))

@@ -14,7 +14,10 @@ The same code as paper mode, candle by candle (``simulate``):
    symbol's rules; an order below the symbol's minimum is skipped), filled by
    ``simulation.market_fill`` and booked in a ``simulation.Ledger`` (taker fee). An entry whose
    initial margin does not fit the equity at the close (``simulation.entry_fits``) is skipped (a
-   flip still closes its old side); each skipped entry is counted by reason (``skipped_reasons``);
+   flip still closes its old side); each skipped entry is counted once per signal run, by the reason
+   of its first refusal (``skipped_entries`` / ``skipped_reasons``): the candles after it that ask for
+   the same side (a hold between them included) are the same entry, until the signal turns to the other
+   side or flat, or the entry is taken;
 5. the equity (``Ledger.equity`` at the close) is recorded after every candle.
 The strategy warms up on the ``lookback`` candles before ``start``, so it can act from the first.
 
@@ -154,13 +157,23 @@ class BacktestSpec:
 @dataclass
 class Simulation:
     """A simulation's ledger, equity after every candle, the entries it could not take (by reason, see
-    ``SKIP_REASONS``) and the close time of the candle that liquidated it (it trades no more after)."""
+    ``SKIP_REASONS``: one per signal run, ``refused``), and the close time of the candle that liquidated
+    it (it trades no more after)."""
 
     ledger: sim.Ledger
     equity: list[tuple[int, Decimal]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     candles: int = 0
     liquidated_at: int | None = None
+    # The side whose entry was refused and that the signal still asks for (a hold keeps asking): its
+    # later refusals are the same skipped entry. Another side, flat, or the entry taken ends it.
+    refused: Signal | None = None
+
+    def skip(self, side: Signal, reason: str) -> None:
+        """An entry on ``side`` not taken: counted under ``reason`` unless its signal run was refused."""
+        if self.refused is not side:
+            self.skipped[reason] += 1
+        self.refused = side
 
 
 @dataclass
@@ -217,18 +230,23 @@ def _trade_step(spec: BacktestSpec, signal: Signal, candle: Candle, rules: Symbo
     an entry that cannot be taken is counted in ``state.skipped`` by reason."""
     ledger = state.ledger
     signal, guard.stopped = sim.effective_signal(signal, ledger.position, guard.stopped)
-    if signal is Signal.HOLD or (signal is Signal.FLAT and ledger.position == 0):
+    if signal is Signal.HOLD:
+        return
+    state.refused = state.refused if signal is state.refused else None  # another side, or flat: a new run
+    if signal is Signal.FLAT and ledger.position == 0:
         return
     unit, refused = _entry_size(spec, signal, candle, rules, ledger.equity(candle.close))
     try:
         plan = plan_order(signal, unit, ledger.position, rules, candle.close)
     except KlineoError:  # an entry from flat the margin or the symbol's rules refuse
-        state.skipped[refused or _entry_refusal(rules, unit, candle.close)] += 1
+        state.skip(signal, refused or _entry_refusal(rules, unit, candle.close))
         return
     if plan.side is None or plan.quantity is None:
         return
     if signal is not Signal.FLAT and plan.target == 0:  # a flip closing alone: its new side was refused
-        state.skipped[refused or _entry_refusal(rules, unit, candle.close)] += 1
+        state.skip(signal, refused or _entry_refusal(rules, unit, candle.close))
+    else:
+        state.refused = None
     price = sim.market_fill(plan.side, candle.close)
     ledger.fill(plan.side, plan.quantity, price, candle.close_time)
     guard.sl = guard.tp = None
