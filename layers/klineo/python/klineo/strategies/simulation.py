@@ -30,7 +30,9 @@ candles produce the same trades by construction. The model, stated once:
   liquidated where the equity after the closing fee would be zero (the bankruptcy price): the
   simulation closes it there, and a candle that opens beyond it (a gap) still closes it there
   (Binance's insurance fund takes the rest), so the equity never goes below zero. Binance
-  liquidates earlier, at the maintenance margin, which the simulation does not model. Which exit a
+  liquidates earlier, at the maintenance margin, which the simulation does not model: a symbol's rate
+  is only in the signed leverage brackets (exchangeInfo's ``maintMarginPercent`` is a placeholder
+  Binance says to ignore), and a backtest may run without a key (docs/binance-facts.md §21). Which exit a
   candle makes, stop-loss / take-profit or liquidation, is ``position_exit``'s one rule.
 - **PnL.** ``Ledger`` keeps the position (signed quantity), its average entry price, the realised
   PnL of closed quantity, the fees, and one ``Trade`` per round trip (flat -> position -> flat, a
