@@ -1942,6 +1942,7 @@ export interface components {
             trailing_stop_pct?: (string | number) | null;
             /**
              * Paper Balance Usdt
+             * @description The paper account's starting capital in USDT (paper mode and backtests): the paper equity is it plus the realised PnL (net of fees) and the open position's unrealised PnL.
              * @default 10000
              * @example 0.002
              */
@@ -2410,7 +2411,10 @@ export interface components {
             take_profit_pct?: (string | number) | null;
             /** Trailing Stop Pct */
             trailing_stop_pct?: (string | number) | null;
-            /** Paper Balance Usdt */
+            /**
+             * Paper Balance Usdt
+             * @description A new starting capital restarts the paper ledger from it (realised PnL and fees back to 0, so the paper equity is this value; a `paper_reset` event), in the PATCH's one write. Only while the paper position is flat: 409 `conflict` naming `paper_balance_usdt` while it is open. The stored value sent again changes nothing, except when the paper equity is gone (a liquidation): then it restarts the ledger too, the way to resume such a strategy.
+             */
             paper_balance_usdt?: (string | number) | null;
         };
         /**
@@ -2513,6 +2517,7 @@ export interface components {
             trailing_stop_pct?: (string | number) | null;
             /**
              * Paper Balance Usdt
+             * @description The paper account's starting capital in USDT (paper mode and backtests): the paper equity is it plus the realised PnL (net of fees) and the open position's unrealised PnL.
              * @default 10000
              * @example 0.002
              */
@@ -2624,13 +2629,13 @@ export interface components {
             equity_curve_step: number;
             /**
              * Skipped Entries
-             * @description Candles on which the strategy's signal asked for an entry that was not taken (a flip whose new side was not taken still closed its old side); the strategy asks again on every candle.
+             * @description Entries the strategy's signal asked for that were not taken (a flip whose new side was not taken still closed its old side), one per signal run: the strategy asks again on every candle, and the candles that go on asking for the same side (holds between them included) are the same skipped entry until its signal turns to the other side or flat, or the entry is taken.
              * @default 0
              */
             skipped_entries?: number;
             /**
              * Skipped Reasons
-             * @description The skipped entries by reason: `insufficient_margin` (the initial margin, quantity x close / leverage, was above the equity at that close), `below_min_quantity` (the quantity, rounded down to the symbol's step, was below its minimum quantity), `above_max_quantity`, `below_min_notional` (the order value was below the symbol's minimum).
+             * @description The skipped entries by the reason of their first refusal (they add up to skipped_entries): `insufficient_margin` (the initial margin, quantity x close / leverage, was above the equity at that close), `below_min_quantity` (the quantity, rounded down to the symbol's step, was below its minimum quantity), `above_max_quantity`, `below_min_notional` (the order value was below the symbol's minimum).
              */
             skipped_reasons?: {
                 [key: string]: number;
