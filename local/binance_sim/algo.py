@@ -314,14 +314,19 @@ class AlgoService:
         algo.status = "TRIGGERED" if child.is_open else "FINISHED"
 
     def _child_params(self, state: FuturesAccount, algo: AlgoOrder) -> dict | None:
-        """The regular order an algo places; None when a closing algo finds nothing to close."""
+        """The regular order an algo places; None when a closing algo finds nothing to close.
+
+        A closing algo's order is for its own quantity, never trimmed to the position: one larger than
+        what is left is refused as the order placed directly would be (-2022), and the algo ends REJECTED
+        (the strict reading; docs/binance-facts.md §7). closePosition closes whatever is held."""
         quantity = algo.quantity
         closing = algo.close_position or algo.reduce_only or self._closes_hedge_side(algo)
         if closing:
             held = abs(state.positions[(algo.symbol, algo.position_side)].amount)
-            quantity = held if algo.close_position else min(quantity, held)
-            if quantity == 0:
+            if held == 0:
                 return None
+            if algo.close_position:
+                quantity = held
         params = {
             "symbol": algo.symbol,
             "side": algo.side,

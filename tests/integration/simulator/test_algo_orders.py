@@ -146,6 +146,22 @@ def test_close_position_stop_with_nothing_to_close_ends_rejected(binance_sim, fu
     )
 
 
+def test_a_reduce_only_stop_larger_than_the_position_left_is_rejected_when_it_fires(binance_sim, full):
+    """A reduce-only stop for more than the position holds when it fires is refused as its order would be
+    (-2022), never trimmed: the algo ends REJECTED and the position stays (docs/binance-facts.md §7)."""
+    # GIVEN a long of 0.01 protected by a reduce-only stop for 0.01, then half of it sold
+    _buy(full)
+    _algo(full, side="SELL", type="STOP_MARKET", triggerPrice=_price(binance_sim, "0.97"), quantity="0.01",
+          reduceOnly="true", clientAlgoId="sl-stale")
+    half = {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.005", "reduceOnly": "true"}
+    assert full.signed("POST", "/fapi/v1/order", half).status_code == 200
+    # WHEN the mark falls through the stop
+    binance_sim.set_mark_price("BTCUSDT", float(_price(binance_sim, "0.95")))
+    # THEN it is refused, the 0.005 left still open
+    assert _query(full, "sl-stale")["algoStatus"] == "REJECTED"
+    assert Decimal(_position(full)) == Decimal("0.005")
+
+
 def test_stop_limit_fires_a_resting_limit_child(binance_sim, full):
     """A STOP (limit) BUY fires a LIMIT child at its price: TRIGGERED while it rests, FINISHED once filled."""
     # GIVEN a STOP BUY triggering above the mark with a limit price further up
