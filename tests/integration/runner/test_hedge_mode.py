@@ -582,7 +582,8 @@ def test_a_flip_whose_close_fills_only_in_part_keeps_the_rest_and_its_stops_and_
     """GIVEN a hedge short of 0.002 with a stop-loss armed WHEN the flip's close (BUY SHORT 0.002) fills only
     0.001 and expires the rest (thin liquidity) THEN the long is never sent; the run records the close's
     actual fill and the 0.001 short left (not flat), its error saying why; the position is -0.001 with no
-    pending order; and the short's stop-loss stays armed (the rest of the short is still open)."""
+    pending order; and the rest of the short keeps a stop-loss at the same level, re-placed for 0.001 (the
+    stop for 0.002 cancelled)."""
     sid, now = _short_then_long(runner, stop_loss_pct="2")
     short_entry = runner.runs(sid)[0].order["client_order_id"]
     runner.sim.set_market_depth("BTCUSDT", "0.001")
@@ -602,10 +603,14 @@ def test_a_flip_whose_close_fills_only_in_part_keeps_the_rest_and_its_stops_and_
     assert get_order_record(USER, run.order["client_order_id"]).status == "EXPIRED"
     assert [e.details["what"] for e in events(sid, "error")] == ["new_side_not_opened"]
     assert [e.details["position_side"] for e in events(sid, "order_submit")][-1] == "SHORT"
-    stop = next(a for a in account_state(runner).algo_orders.values()
-                if a.client_algo_id == protective_client_algo_id(short_entry, "stop_loss"))
-    assert (stop.status, stop.position_side) == ("NEW", "SHORT")
-    assert stored.protective["parent_client_order_id"] == short_entry
+    algos = {a.client_algo_id: a for a in account_state(runner).algo_orders.values()}
+    old, stop = (algos[protective_client_algo_id(short_entry, "stop_loss", g)] for g in (0, 1))
+    assert (old.status, stop.status, stop.position_side, stop.quantity) == (
+        "CANCELED", "NEW", "SHORT", Decimal("0.001"))
+    assert stop.trigger_price == old.trigger_price
+    stored = runner.stored(USER, sid)
+    assert (stored.protective["parent_client_order_id"], stored.protective["orders"]) == (
+        short_entry, {"stop_loss": 1})
 
 
 def _between_the_legs(runner, monkeypatch, function: str, change: Any) -> None:

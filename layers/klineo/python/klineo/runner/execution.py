@@ -42,7 +42,9 @@ Order of work for a strategy S and the candle C its message names:
    the run, the filled quantity onto the position as ``pending`` is cleared, the record's outcome
    and the fill's events. Extra calls on some orders only: the first-time symbol settings
    (``prepare_symbol``), the fills read for the live PnL (userTrades) and, after an entry with
-   SL/TP, the protective orders and their ``set_protective`` write.
+   SL/TP, the protective orders and their ``set_protective`` write; after an order that left less of
+   the position on the same side, its protective orders re-placed for what is left
+   (``klineo.runner.reprice``, "What is left").
 
 Every strategy write of a turn is conditional on the strategy as the turn read it (``updated_at``,
 position, pending order, candle). When it changed meanwhile (edited, traded, claimed elsewhere) the
@@ -89,7 +91,8 @@ new side beside the old one), each exactly once:
   ``risk_block``), when the connection or the strategy's active status is gone meanwhile, or when Binance
   refuses the entry or it was never placed before its candle passed. The run ends flat and the old side's
   stops are cancelled, as after any close; a close that filled only in part (EXPIRED, thin liquidity) ends
-  on what is left of the old side, whose stops stay (that rest is still open). A refused entry does not
+  on what is left of the old side, whose stops are re-placed for that rest (still open), as after any
+  reduction. A refused entry does not
   count as a failed run (its close went through): refused again from flat on the next candles, it does.
   The entry's events carry their own tag (a candle has one event per kind and tag).
 
@@ -111,6 +114,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -1161,15 +1165,18 @@ class _Turn:
 
     def after_live_fill(self, pending: PendingOrder, result: OrderResult | None,
                         position_to: Decimal) -> None:
-        """Protective orders for an entry (the ones wanted at claim time); forgotten once flat."""
+        """Protective orders for an entry (the ones wanted at claim time); re-placed for what a reduction
+        left; forgotten once flat."""
         strategy, before = self.strategy, pending.position_before
         self.disarm_previous(before, position_to)
         entered = is_entry(before, position_to)
         record = self.wanted_protection(pending, result) if entered and result is not None else None
         if record is None:
-            # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
-            # entry's stops, so they must not stay recorded as armed (a reduction keeps them).
-            if strategy.protective and (position_to == 0 or entered):
+            if position_to != 0 and not entered:
+                self.follow_reduction(pending, position_to)
+            elif strategy.protective:
+                # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
+                # entry's stops, so they must not stay recorded as armed.
                 set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events(),
                                _legacy_paper_moved(strategy))
             return
@@ -1186,6 +1193,19 @@ class _Turn:
                        what="protective_not_armed", **protective_details(record))
         set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events(),
                        _legacy_paper_moved(strategy))
+
+    def follow_reduction(self, pending: PendingOrder, position_to: Decimal) -> None:
+        """The strategy's order left less of the position on the same side (a close or a one-way flip that
+        filled in part, a smaller size): its stops, for the whole position before, are re-placed at the same
+        levels for what is left, exactly once, the old ones cancelled once the new ones are recorded
+        (``klineo.runner.reprice``). A failure leaves the old ones (better than none) for the next turn."""
+        strategy = self.strategy
+        if position_to == pending.position_before or self.trading is None or not strategy.protective:
+            return
+        # The strategy as the settle just wrote it (its writes are conditional on it): what is left, settled.
+        left = replace(strategy, live_position=position_to, pending=None)
+        make_event = partial(self.make_event, close_time=pending.close_time)
+        LiveReprice(left, self.trading.connection, make_event, after_fill=True).play()
 
     def wanted_protection(self, pending: PendingOrder, result: OrderResult) -> dict[str, Any] | None:
         """The protective record an entry asked for at claim time, priced from its fill; None for none."""

@@ -40,6 +40,21 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    ``refused`` (not tried again until the percents change). A transient failure keeps the claim: the
    next turn resumes it.
 
+What is left: the orders are for the position's quantity (the record's ``quantity``): reduce-only in
+one-way mode, and in hedge mode closing the side, so Binance refuses one larger than the position (-2022,
+docs/binance-facts.md §4): a stop for the whole position would no longer protect what is left of it. When
+the strategy's own order leaves less of it on the same side (a close, or a one-way flip, filled only in
+part; a smaller size: ``klineo.runner.execution``'s ``follow_reduction``, right after the fill, with
+``after_fill``: its events tagged apart from the same candle's re-pricing), or a turn finds less of it
+than ``quantity`` (part closed elsewhere and corrected from the exchange, or a crash between the fill and
+the re-placing), every role is re-placed for the position held at the recorded levels (or the ones the
+percents moved to) by the same steps: a claim naming its ``quantity``, placed, recorded, then the old
+orders cancelled; a claim for another quantity is dropped (what it placed cancelled) and claimed anew.
+Its ``protective_repriced`` event gives ``quantity`` and ``old_quantity`` (its ``error`` event too). A
+trailing stop placed anew trails from the price at its placing. Refused for good: the old orders stay
+and ``refused_quantity`` keeps that quantity from being tried again; an entry whose own orders were
+refused has none to re-place.
+
 A live position with no record (entered while the strategy had no percents) whose percents are now set
 (``LiveReprice.start``) gets its levels the same way, as a re-pricing from no levels: priced from the
 position's average entry (``live_book.entry_price``), for the order that entered it
@@ -90,6 +105,8 @@ LEVELS = ("stop_loss", "take_profit", "trailing_stop_pct")
 UNRECORDED = "unrecorded_entry"
 # A turn's events of a re-pricing carry this tag: an error of the turn's own order keeps its own key.
 _TAG = "reprice"
+# ... and those of the re-placing right after the turn's own order left less of the position.
+_AFTER_FILL_TAG = "resize"
 
 
 def levels(record: dict[str, Any] | None) -> dict[str, Decimal]:
@@ -206,8 +223,11 @@ class LiveReprice:
     entered without any (module docstring)."""
 
     def __init__(self, strategy: Strategy, connection: Connection,
-                 make_event: Callable[..., StrategyEvent]) -> None:
+                 make_event: Callable[..., StrategyEvent], *, after_fill: bool = False) -> None:
         self.strategy = strategy
+        # Right after a fill of the strategy's own order (``after_fill``) its events keep apart from the ones
+        # of the same candle's re-pricing before that order (a candle has one event per kind and tag).
+        self.tag = _AFTER_FILL_TAG if after_fill else _TAG
         self.connection = connection
         self.make_event = make_event
         self.record = dict(strategy.protective or {})
@@ -259,39 +279,68 @@ class LiveReprice:
         return self.write({"mode": "live", UNRECORDED: percents}, [event]) or True
 
     def move(self) -> bool:
-        """The recorded position's orders moved to the percents (the module docstring's steps)."""
+        """The recorded position's orders moved to the percents, or re-placed for what is left of it (the
+        module docstring's steps)."""
         record = self.record
         price = decimal_or_none(record.get("entry_price"))
         if not price:
             return False
         wanted = protective_record(self.strategy, _side(self.held), price, "live")
+        if wanted is None:
+            return self.remove_all()  # every percent cleared (or a first record that never armed)
         new, claimed = levels(wanted), dict(record.get("repricing") or {})
-        if wanted is None and not levels(record):
-            return self.remove_all()  # a first record that never armed (refused, or its claim left)
-        if new == levels(record):
+        refused = record.get("refused")
+        # The levels stay: unchanged, or the ones wanted were refused for good (tried again once the
+        # percents change).
+        kept = new == levels(record) or (not claimed and refused is not None and new == levels(refused))
+        if kept and not self.resizing():
             if claimed:
                 return self.abandon(claimed)
-            if not record.get("armed") and record.get("refused") is None and "orders" not in record:
+            if not record.get("armed") and refused is None and "orders" not in record:
                 return self.rearm()  # the entry's own orders, kept from being placed by a transient failure
             return self.retire()
-        if not claimed and record.get("refused") is not None and new == levels(record["refused"]):
-            return self.retire()  # refused for good at these levels: tried again once the percents change
-        if wanted is None:
-            return self.remove_all()
-        if claimed and levels(claimed.get("levels")) != new:
-            self.note_cancelled(self.claimed_ids(claimed))  # an earlier attempt at other levels
+        if kept:  # the same levels for what is left of the position
+            wanted, new = self.own_levels(), levels(record)
+        if claimed and (levels(claimed.get("levels")) != new or not self.sized(claimed)):
+            self.note_cancelled(self.claimed_ids(claimed))  # an earlier attempt at other levels or size
             claimed = {}
         claimed = claimed or self.claim(new)
         if not claimed:
             return True
         return self.place(wanted, claimed)
 
+    def sized(self, record: dict[str, Any]) -> bool:
+        """True when ``record`` (the position's record or a claim) is for the position's quantity; one that
+        names none (an older version's) is taken as such."""
+        quantity = decimal_or_none(record.get("quantity"))
+        return quantity is None or quantity == abs(self.held)
+
+    def resizing(self) -> bool:
+        """True when the position's orders are for another quantity than it holds now (an order of the
+        strategy that left less of it, a part closed elsewhere), unless Binance refused them for this
+        quantity already (``refused_quantity``) or refused the entry's own (none to re-place)."""
+        record = self.record
+        if self.sized(record) or not levels(record):
+            return False
+        if decimal_or_none(record.get("refused_quantity")) == abs(self.held):
+            return False
+        refused = record.get("refused")
+        return refused is None or levels(refused) != levels(record)
+
+    def own_levels(self) -> dict[str, Any]:
+        """The recorded levels and the entry they are priced from, as numbers: what a re-placing at another
+        quantity places."""
+        record = self.record
+        return {"mode": "live", "entry_side": _side(self.held), **levels(record),
+                "entry_price": decimal_or_none(record.get("entry_price"))}
+
     # ------------------------------------------------------------------ steps
     def plan(self, new: dict[str, Decimal]) -> dict[str, Any]:
         """The roles a re-pricing to ``new`` places (a new or moved level; every one while the record is
-        not armed) and the orders it replaces (role -> generation: moved or cleared)."""
+        not armed or its orders are for another quantity) and the orders it replaces (role -> generation:
+        moved, cleared or re-placed)."""
         old, wanted = _roles(self.record), _roles(new)
-        armed = bool(self.record.get("armed"))
+        armed = bool(self.record.get("armed")) and self.sized(self.record)
         kept = {role for role, value in wanted.items() if armed and old.get(role) == value}
         replaces = {role: g for role, g in armed_orders(self.record).items() if role not in kept}
         return {"roles": sorted(set(wanted) - kept), "replaces": replaces}
@@ -300,8 +349,10 @@ class LiveReprice:
         """Claim the next generation with its plan (written before anything is sent, on the entry's record
         too); None when the strategy moved."""
         seen = int(self.record.get("generations", 1))
-        claim = {"generation": seen, "levels": new, **self.plan(new)}
-        record = {k: v for k, v in self.record.items() if k != "refused"}
+        claim = {"generation": seen, "levels": new, "quantity": abs(self.held), **self.plan(new)}
+        # A re-placing at the recorded levels keeps the levels refused earlier (still not tried again).
+        dropped = {"refused_quantity"} | ({"refused"} if new != levels(self.record) else set())
+        record = {k: v for k, v in self.record.items() if k not in dropped}
         record.update(generations=seen + 1, repricing=claim)
         entry = protective_generations_update(self.strategy.user_id, self.parent, seen + 1)
         if not self.write(record, seen_generations=seen, entry_update=entry):
@@ -327,9 +378,14 @@ class LiveReprice:
         if any(state.status in NOT_ARMED for state in states):
             self.note_cancelled(self.claimed_ids(claim))
             record = {k: v for k, v in self.record.items() if k != "repricing"}
-            record["refused"] = levels(wanted)
-            message = ("Binance refused a re-priced protective order (a level the mark price already "
-                       "crossed?); the earlier orders stay.")
+            if levels(wanted) == levels(self.record):  # re-placed for what is left: not again at this size
+                record["refused_quantity"] = abs(self.held)
+                message = ("Binance refused the protective orders for what is left of the position; the "
+                           "earlier ones stay.")
+            else:
+                record["refused"] = levels(wanted)
+                message = ("Binance refused a re-priced protective order (a level the mark price already "
+                           "crossed?); the earlier orders stay.")
             return self.failed(record, levels(wanted), message, "order_rejected")
         return self.finish(wanted, claim)
 
@@ -340,6 +396,8 @@ class LiveReprice:
         orders.update({str(role): int(claim["generation"]) for role in claim.get("roles") or []})
         record = {**wanted, "quantity": abs(self.held), "parent_client_order_id": self.parent, "armed": True,
                   "orders": orders, "generations": self.record["generations"]}
+        if levels(wanted) == levels(self.record) and "refused" in self.record:
+            record["refused"] = self.record["refused"]  # re-placed at the same levels: still not tried again
         # The replaced orders are cancelled only once the record names the new ones (kept in ``superseded``
         # until then): a crash in between never leaves a claim whose replaced orders are already gone.
         superseded = {str(i) for i in self.record.get("superseded") or []}
@@ -347,7 +405,7 @@ class LiveReprice:
         if superseded:
             record["superseded"] = sorted(superseded)
         event = self.make_event("protective_repriced", mode="live", **level_details(levels(self.record),
-                                levels(wanted)), quantity=abs(self.held), entry_price=wanted["entry_price"])
+                                levels(wanted)), **self.quantities(), entry_price=wanted["entry_price"])
         if not self.write(record, [event]):
             self.drop_if_superseded(claim)
             return True
@@ -408,6 +466,12 @@ class LiveReprice:
             return False
         return self.write({k: v for k, v in self.record.items() if k != "superseded"}) or True
 
+    def quantities(self) -> dict[str, Decimal]:
+        """An event's ``quantity`` (the position's) and ``old_quantity`` when the orders were for another."""
+        old = decimal_or_none(self.record.get("quantity"))
+        held = abs(self.held)
+        return {"quantity": held, **({"old_quantity": old} if old is not None and old != held else {})}
+
     def claimed_ids(self, claim: dict[str, Any]) -> list[str]:
         """The clientAlgoIds a claim places (its roles, of its generation)."""
         generation = int(claim["generation"])
@@ -427,7 +491,7 @@ class LiveReprice:
         if self.record.get("superseded"):
             record["superseded"] = self.record["superseded"]
         event = self.make_event("error", what="protective_not_repriced", category=category, message=message,
-                                **level_details(levels(self.record), new))
+                                **level_details(levels(self.record), new), **self.quantities())
         return self.write(record, [event]) or True
 
     # ------------------------------------------------------------------ Binance and the store
@@ -442,7 +506,7 @@ class LiveReprice:
         """Record the live position's ``protective`` (conditional on the position and its entry; a claim's
         ``seen_generations`` / ``entry_update``: ``klineo.store.runs.replace_protective``)."""
         strategy = self.strategy
-        tagged = [replace(e, tag=_TAG) for e in events]
+        tagged = [replace(e, tag=self.tag) for e in events]
         # Every write holds the generations this attempt read or claimed: a stale attempt never writes
         # its record over a newer claim's (its orders would be forgotten, a generation claimed twice).
         claim.setdefault("seen_generations", int(self.record.get("generations", 1)))

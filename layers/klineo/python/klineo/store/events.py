@@ -12,7 +12,8 @@ What the runner and the API saw and did, one item per event, never updated:
     order_fill        what filled (quantity, average price, fee)
     protective_placed / protective_triggered / error / paused / resumed
     protective_repriced  changed percents moved the open position's levels (old_* and new_* levels;
-                      ``klineo.runner.reprice``)
+                      ``klineo.runner.reprice``), or its orders were re-placed for what is left of
+                      it (``quantity``, ``old_quantity``)
     paper_reset       the user set a new ``paper_balance_usdt`` on a flat strategy: the paper ledger
                       starts again from it (the old balance and equity; ``klineo.services.strategy_updates``)
 
