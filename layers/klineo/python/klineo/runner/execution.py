@@ -797,6 +797,11 @@ class _Turn:
         return OrderIntent(symbol=self.strategy.symbol, side=leg.side, type="MARKET", quantity=leg.quantity,
                            reduce_only=leg.reduce_only, position_side=leg.position_side)
 
+    def pending_intent(self, pending: PendingOrder) -> OrderIntent:
+        """What the risk gate is asked about a claimed order (``pending``): the intent of its leg."""
+        leg = OrderLeg(pending.side, pending.quantity, pending.position_side, pending.reduce_only)
+        return self.intent(leg)
+
     def live_order(
         self, plan: OrderPlan, legs: tuple[OrderLeg, ...], cid: str, trading: TradingContext,
         facts: dict[str, Any], price: Decimal,
@@ -1029,11 +1034,8 @@ class _Turn:
         strategy = self.strategy
         trading = strategy_trading_context(strategy, load_trading_context(strategy.user_id,
                                                                           strategy.connection_id))
-        intent = OrderIntent(symbol=strategy.symbol, side=pending.side, type="MARKET",
-                             quantity=pending.quantity, reduce_only=pending.reduce_only,
-                             position_side=pending.position_side)
         try:
-            check_order(trading, intent)
+            check_order(trading, self.pending_intent(pending))
         except KlineoError as exc:
             raise _ResendBlocked(exc) from None
 
@@ -1230,7 +1232,7 @@ class _Turn:
             return None
         strategy = self.strategy
         nxt = pending.facts[NEXT_LEG]
-        intent = self.intent(OrderLeg(following.side, following.quantity, following.position_side))
+        intent = self.pending_intent(following)
         price = Decimal(str(nxt["price"]))
         record = self.order_record(following).to_item()
         submit = self.submit_event(following)
@@ -1283,7 +1285,7 @@ class _Turn:
                                "order": _order_record(result)}},
         )
         trading = strategy_trading_context(self.strategy, self.trading)
-        intent = self.intent(OrderLeg(following.side, following.quantity, following.position_side))
+        intent = self.pending_intent(following)
         try:
             check_order(trading, live=True)
             check_order(trading, intent, lambda: Decimal(str(nxt["price"])))
