@@ -235,3 +235,37 @@ def test_a_turn_finding_part_of_the_position_closed_elsewhere_re_places_its_stop
     [closed] = _events(sid, "position_closed")
     assert D(closed.details["position_after"]) == REST
     _assert_follows(runner, ONE_WAY, sid, entry)
+
+
+def test_stops_binance_refuses_for_what_is_left_are_not_tried_again_every_turn(runner, monkeypatch) -> None:
+    """GIVEN a close filled in part WHEN Binance refuses the stop for what is left for good (-2021) THEN the
+    old stop stays open, one error event says so; WHEN the next candle holds THEN nothing is sent again."""
+    from local.binance_sim.errors import ApiError
+
+    first, second, third = _ticks(3)
+    sid, entry, _fill = _long(runner, ONE_WAY, first, stop_loss_pct="2")
+    algo = runner.sim.state.algo
+    place, resized = algo.place, protective_client_algo_id(entry, "stop_loss", 1)
+
+    def refuse_the_resized_stop(account: Any, params: dict[str, Any], now_ms: float) -> Any:
+        if params.get("clientAlgoId") == resized:
+            raise ApiError(400, -2021, "Order would immediately trigger.")
+        return place(account, params, now_ms)
+
+    monkeypatch.setattr(algo, "place", refuse_the_resized_stop)
+
+    _filled_in_part(runner, sid, second)
+
+    assert _open(runner, ONE_WAY) == [protective_client_algo_id(entry, "stop_loss")]
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"], D(error.details["quantity"])) == (
+        "protective_not_repriced", "order_rejected", REST)
+    stored = runner.stored(USER, sid).protective
+    assert (D(str(stored["refused_quantity"])), "repricing" in stored) == (REST, False)
+    sent = len(runner.journal("POST", ALGO_PATH))
+    _signal(runner, sid, ALWAYS_HOLD)
+
+    runner.run_tick(third)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent == 2  # the entry's stop, the refused one
+    assert len(_events(sid, "error")) == 1
