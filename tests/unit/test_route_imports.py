@@ -42,6 +42,9 @@ NOT_LOADED = {
                       # a refused attempt's store, and the history and strategy stores it brings: on a
                       # refusal only
                       "klineo.store.order_attempts", "klineo.store.order_history", "klineo.store.strategies"),
+    # closing reads the position's rows only: not the positions view, its models and foreign fills
+    "futures_position_close": ("klineo.services.positions", "klineo.models.positions",
+                               "klineo.services.reconcile", "klineo.store.order_history"),
     # a symbol's rules are public data: not the order path
     "futures_symbol_rules": ("klineo.services.futures", "klineo.models.futures", "klineo.models.common"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),

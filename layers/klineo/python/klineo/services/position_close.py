@@ -39,7 +39,7 @@ from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import logger
 from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.orders import Deadline, idempotent_client_order_id
-from klineo.services.positions import open_position_rows, position_number
+from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
 from klineo.services.risk import reduces_position
 from klineo.services.symbol_settings import futures_client

@@ -10,37 +10,19 @@ shows here at once because nothing is cached.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from klineo.binance import endpoints
-from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.positions import ForeignTrade, FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
 from klineo.services.key_health import note_futures_outcome
+from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.reconcile import recent_foreign_fills
 from klineo.services.symbol_settings import futures_client
-from klineo.store.connections import Connection, connection_credentials, require_connection
+from klineo.store.connections import connection_credentials, require_connection
 from klineo.store.orders import OrderRecord, get_order_records
 from klineo.validation import MARGIN_TYPES_OURS, plain_text
 
-__all__ = ["list_positions", "open_position_rows", "position_number"]
-
-_ZERO = Decimal(0)
-
-
-def _unreadable() -> KlineoError:
-    return KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned an unreadable position.")
-
-
-def position_number(row: dict[str, Any], key: str) -> Decimal:
-    """A finite decimal field of a Binance position row; an unreadable one is upstream_unavailable."""
-    try:
-        value = Decimal(str(row.get(key)))
-    except (InvalidOperation, ValueError):
-        raise _unreadable() from None
-    if not value.is_finite():
-        raise _unreadable()
-    return value
+__all__ = ["list_positions"]
 
 
 def _protective(row: dict[str, Any], record: OrderRecord | None) -> ProtectiveOrder:
@@ -88,19 +70,6 @@ def _position(row: dict[str, Any], config: dict[str, Any], algos: list[Protectiv
         update_time=int(row["updateTime"]) if isinstance(row.get("updateTime"), int) else None,
         protective_orders=[a for a in algos if _guards(position_side, side, a)],
     )
-
-
-def open_position_rows(connection: Connection, symbol: str | None = None) -> list[dict[str, Any]]:
-    """positionRisk rows with a non-zero amount (v3 also lists symbols that only hold open orders)."""
-    client, creds = futures_client(connection), connection_credentials(connection)
-    try:
-        rows = endpoints.futures_position_risk(client, creds, symbol)
-    except KlineoError as exc:
-        note_futures_outcome(connection, exc)
-        raise
-    if not isinstance(rows, list):
-        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable positions.")
-    return [r for r in rows if isinstance(r, dict) and position_number(r, "positionAmt") != _ZERO]
 
 
 def list_positions(user_id: str, connection_id: str) -> FuturesPositionsResponse:
