@@ -42,3 +42,53 @@ def test_a_service_outside_the_layer_is_refused_by_name(fresh_clients) -> None:
     refuses it as unknown: a new service is added to SERVICES with its getter."""
     with pytest.raises(UnknownServiceError):
         aws._session().create_client("s3")
+
+
+def _client_events(client) -> list[str]:
+    """Every event name botocore's built-in handlers listen on, as this client emits them (all its
+    operations, under its service id and name; documentation sections included)."""
+    from botocore import handlers
+
+    service_id = client.meta.service_model.service_id.hyphenize()
+    names = (service_id, client.meta.service_model.service_name)
+    kinds = {spec[0].split(".")[0] for spec in handlers.BUILTIN_HANDLERS} - {"docs"}
+    sections = {spec[0].split(".")[1] for spec in handlers.BUILTIN_HANDLERS if spec[0].startswith("docs.")}
+    events = []
+    for operation in client.meta.service_model.operation_names:
+        for name in names:
+            events += [f"{kind}.{name}" for kind in kinds] + [f"{kind}.{name}.{operation}" for kind in kinds]
+            events += [f"docs.{section.replace('*', 'method-signature')}.{name}.{operation}.complete-section"
+                       for section in sections]
+    return events
+
+
+def _handlers(client, event: str) -> list:
+    """The handlers ``event`` reaches on ``client``, by name (a method of a per-client object, a
+    closure made per Session: the same code)."""
+    events = client.meta.events
+    found = events._emitter._handlers.prefix_search(events._alias_event_name(event))
+    return [(getattr(h, "__module__", None), getattr(h, "__qualname__", type(h).__qualname__)) for h in found]
+
+
+def test_each_client_finds_the_same_event_handlers_as_under_botocores_own_session(fresh_clients) -> None:
+    """GIVEN a client of every layer service from the layer's Session and one from botocore's own
+    WHEN any event of any of its operations is looked up THEN both find the same handlers, in order."""
+    import botocore.session
+
+    own = botocore.session.Session()
+    own.register_component("data_loader", aws._loader())
+    for service in aws.SERVICES:
+        ours, theirs = aws._client(service), own.create_client(service, config=aws._CONFIG)
+        for event in _client_events(ours):
+            assert _handlers(ours, event) == _handlers(theirs, event), (service, event)
+
+
+def test_the_session_leaves_out_the_handlers_of_services_the_layer_never_calls(fresh_clients) -> None:
+    """GIVEN the layer's Session WHEN an S3 or EC2 event is looked up THEN botocore's handlers for those
+    services are not registered (registering them was about 6 ms of every cold start)."""
+    import botocore.session
+
+    emitters = {"ours": aws._session()._events, "botocore's": botocore.session.Session()._events}
+    counts = {name: len(emitter._emitter._handlers.prefix_search("before-parameter-build.s3.PutObject"))
+              for name, emitter in emitters.items()}
+    assert counts["ours"] < counts["botocore's"], counts

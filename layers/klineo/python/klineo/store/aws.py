@@ -12,6 +12,13 @@ a service name, botocore's own loader lists every service folder it ships (about
 inside each, once for the API model and once for the endpoint rules of the first client, which
 was 20-40 ms of every cold start. Finding and loading the models is still botocore's.
 
+A Session registers botocore's own event handlers (about 130), two thirds of them for services the
+layer never calls (S3, EC2, Glacier, RDS...; also their documentation hooks); registering them, and
+copying them into each client, was about 6 ms of every cold start. The layer's Session registers
+those that can fire for ``SERVICES``: every handler without a service in its event name, or with
+``*``, or one of ours. ``tests/unit/test_aws_clients.py`` checks every client event of every
+operation of ours finds the same handlers as under botocore's own Session.
+
 Where the layer ships botocore's data files cut down to its services (``klineo.store.botocore_data``,
 written by ``make build`` for the botocore it ships), the loader reads those first: the same files
 without other services' endpoints and without documentation, parsed in a fraction of the time.
@@ -24,6 +31,7 @@ from functools import cache
 from typing import Any
 
 import botocore.session
+from botocore import handlers
 from botocore.config import Config
 from botocore.exceptions import DataNotFoundError
 from botocore.loaders import Loader, instance_cache
@@ -57,6 +65,36 @@ class _LayerServicesLoader(Loader):
         return available
 
 
+# How SERVICES are spelled in botocore's event names: the service id, hyphenated (its handlers use
+# that, or the service name).
+_EVENT_SERVICE_NAMES = {"dynamodb": ("dynamodb",), "secretsmanager": ("secretsmanager", "secrets-manager"),
+                        "sqs": ("sqs",)}
+
+
+def _may_fire_for_services(event_name: str, services: frozenset[str]) -> bool:
+    """True unless ``event_name`` names a service (``before-call.s3.PutObject``, ``docs.*.ec2...``)
+    that is not one of ``services``."""
+    parts = event_name.split(".")
+    position = 2 if parts[0] == "docs" else 1
+    return len(parts) <= position or parts[position] in services or parts[position] == "*"
+
+
+class _LayerServicesSession(botocore.session.Session):
+    """botocore's Session, with only the built-in handlers that can fire for the layer's services."""
+
+    def _register_builtin_handlers(self, events: Any) -> None:
+        services = frozenset(name for service in SERVICES for name in _EVENT_SERVICE_NAMES[service])
+        for event_name, handler, *register_type in handlers.BUILTIN_HANDLERS:
+            if not _may_fire_for_services(event_name, services):
+                continue
+            if not register_type:
+                self.register(event_name, handler)
+            elif register_type[0] is handlers.REGISTER_FIRST:
+                self._events.register_first(event_name, handler)
+            elif register_type[0] is handlers.REGISTER_LAST:
+                self._events.register_last(event_name, handler)
+
+
 @cache
 def _loader() -> Loader:
     # botocore's data files, read and parsed once. The loader holds data only (no credentials, no
@@ -76,7 +114,7 @@ def _session() -> Any:
     from klineo.observability import trace_botocore
 
     trace_botocore()
-    session = botocore.session.get_session()
+    session = _LayerServicesSession()
     session.register_component("data_loader", _loader())
     return session
 
