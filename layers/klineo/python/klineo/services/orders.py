@@ -176,25 +176,27 @@ class FuturesOrder:
     position_side: str = "BOTH"
 
     def __post_init__(self) -> None:
-        # The same rules as the order request model (klineo.validation), as the taxonomy's error.
-        checks: list[tuple[str, Callable[[], Any]]] = [
-            ("side", lambda: _one_of(self.side, ORDER_SIDES, "side must be BUY or SELL")),
-            ("type", lambda: _one_of(self.type, ORDER_TYPES, "type must be MARKET or LIMIT")),
-            ("quantity", lambda: positive_decimal(
-                self.quantity if isinstance(self.quantity, Decimal) else "not a Decimal")),
-            ("price", lambda: check_order_price(self.type, self.price)),
-            ("timeInForce", lambda: object.__setattr__(
-                self, "time_in_force", order_time_in_force(self.type, self.time_in_force))),
-            ("positionSide", lambda: _one_of(self.position_side, ORDER_POSITION_SIDES,
-                                             "positionSide must be BOTH, LONG or SHORT")),
-            ("reduceOnly", lambda: check_reduce_only(self.reduce_only, self.position_side)),
-        ]
-        for field, check in checks:
-            try:
-                check()
-            except ValueError as refusal:
-                message = f"{field} {refusal}" if field == "quantity" else str(refusal)
-                raise KlineoError(ErrorCategory.INVALID_REQUEST, message, field=field) from None
+        # The same rules as the order request model (klineo.validation), as the taxonomy's error, in
+        # this order (the first refusal names its field). Checked inline, not through a list of
+        # closures: every order of the runner's live turns is made here.
+        field = "side"
+        try:
+            _one_of(self.side, ORDER_SIDES, "side must be BUY or SELL")
+            field = "type"
+            _one_of(self.type, ORDER_TYPES, "type must be MARKET or LIMIT")
+            field = "quantity"
+            positive_decimal(self.quantity if isinstance(self.quantity, Decimal) else "not a Decimal")
+            field = "price"
+            check_order_price(self.type, self.price)
+            field = "timeInForce"
+            object.__setattr__(self, "time_in_force", order_time_in_force(self.type, self.time_in_force))
+            field = "positionSide"
+            _one_of(self.position_side, ORDER_POSITION_SIDES, "positionSide must be BOTH, LONG or SHORT")
+            field = "reduceOnly"
+            check_reduce_only(self.reduce_only, self.position_side)
+        except ValueError as refusal:
+            message = f"{field} {refusal}" if field == "quantity" else str(refusal)
+            raise KlineoError(ErrorCategory.INVALID_REQUEST, message, field=field) from None
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> FuturesOrder:
