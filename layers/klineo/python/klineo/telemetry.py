@@ -67,9 +67,19 @@ class Tally:
     def gauge(self, name: str, value: float, unit: str = "Count") -> None:
         """Keep the largest ``value`` seen for ``name`` since the last flush."""
         with self._lock:
-            current = self._maxima.get(name)
-            if current is None or value > current[0]:
-                self._maxima[name] = (value, unit)
+            self._keep_max(name, value, unit)
+
+    def count_with_gauges(self, name: str, gauges: tuple[tuple[str, float, str], ...]) -> None:
+        """``count(name)`` and ``gauge`` of every (name, value, unit) under one lock (a Binance call's)."""
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0.0) + 1.0
+            for gauge, value, unit in gauges:
+                self._keep_max(gauge, value, unit)
+
+    def _keep_max(self, name: str, value: float, unit: str) -> None:
+        current = self._maxima.get(name)
+        if current is None or value > current[0]:
+            self._maxima[name] = (value, unit)
 
     def occurrence(self, message: str, fields: Mapping[str, Any], **latest: Any) -> None:
         """Count one occurrence of the warning ``message`` with ``fields`` (hashable values).

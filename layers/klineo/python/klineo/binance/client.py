@@ -95,12 +95,13 @@ def _http() -> tuple[Any, tuple[type[BaseException], ...]]:
     return requests, (NewConnectionError, ConnectTimeoutError)
 
 
-def _metric(name: str, value: float, unit: str = "Count", *, gauge: bool = False) -> None:
-    """Count ``name`` (or keep its maximum, for a gauge) until the invocation flushes its metrics."""
-    if gauge:
-        tally.gauge(name, value, unit)
-    else:
-        tally.count(name, value)
+# What every answered call records: its count, the used weight and its share of the limit (gauges).
+_CALL_METRICS = {"calls": "BinanceCalls", "used": "BinanceWeightUsed", "percent": "BinanceWeightUsedPercent"}
+
+
+def _metric(name: str, value: float) -> None:
+    """Count ``name`` until the invocation flushes its metrics."""
+    tally.count(name, value)
 
 
 def _definite_failure(status: int, code: int | None, msg: str) -> bool:
@@ -427,11 +428,10 @@ class BinanceClient:
         status = response.status_code
         used = self._read_usage(response)
         self._limiter.observe(self.host, self.market, used, self._now_ms())
-        _metric("BinanceCalls", 1)
-        if used is not None:
-            _metric("BinanceWeightUsed", used, gauge=True)
-            _metric("BinanceWeightUsedPercent", 100 * used / DEFAULT_WEIGHT_LIMITS[self.market], "Percent",
-                    gauge=True)
+        # One tally call per answer (the count and both gauges under one lock): every call pays it.
+        tally.count_with_gauges(_CALL_METRICS["calls"], () if used is None else (
+            (_CALL_METRICS["used"], used, "Count"),
+            (_CALL_METRICS["percent"], 100 * used / DEFAULT_WEIGHT_LIMITS[self.market], "Percent")))
         if 200 <= status < 300:
             return self._after_success(response.content, status, used, request, budget)
         return self._after_error_status(response, request, budget)
