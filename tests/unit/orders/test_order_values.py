@@ -140,6 +140,24 @@ def test_result_survives_storage_round_trip():
     assert OrderResult.from_record(stored) == result
 
 
+def test_a_stored_result_names_every_field_in_order_as_plain_values():
+    """GIVEN a result changed by replace and with_source WHEN stored THEN every field in declared order,
+    Decimals as plain text (a guard: the record is read by field name and shown in this order)."""
+    import dataclasses
+
+    body = {"orderId": 3, "clientOrderId": "c", "symbol": "BTCUSDT", "status": "NEW", "side": "SELL",
+            "type": "STOP", "origQty": "2E+1", "price": "10"}
+    result = OrderResult.from_binance(body, "placed")
+    changed = dataclasses.replace(result, trigger_price=Decimal("9.50"), kind="algo").with_source("queried")
+
+    stored = changed.to_record()
+
+    assert list(stored) == [field.name for field in dataclasses.fields(OrderResult)]
+    assert (stored["quantity"], stored["price"], stored["trigger_price"]) == ("20", "10", "9.5")
+    assert (stored["kind"], stored["source"], stored["average_price"]) == ("algo", "queried", None)
+    assert OrderResult.from_record(stored) == changed
+
+
 def test_market_result_has_no_price_and_missing_fields_are_tolerated():
     """GIVEN a MARKET answer with price "0" and no avgPrice WHEN read THEN price and average are None."""
     result = OrderResult.from_binance(

@@ -294,11 +294,10 @@ class OrderResult:
 
     def to_record(self) -> dict[str, Any]:
         """JSON-safe form (Decimals as strings) for storage and idempotent replays."""
-        record: dict[str, Any] = {}
-        for name in _result_fields():
-            value = getattr(self, name)
-            record[name] = plain_text(value) if isinstance(value, Decimal) else value
-        return record
+        # The frozen dataclass's __init__ sets every field, in declaration order, and nothing else: its
+        # __dict__ is the record's names and values (no getattr per field; a live turn stores it twice).
+        return {name: plain_text(value) if isinstance(value, Decimal) else value
+                for name, value in vars(self).items()}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> OrderResult:
