@@ -809,7 +809,8 @@ class _Turn:
         assert plan.side is not None and plan.quantity is not None and legs
         strategy = self.strategy
         trading = strategy_trading_context(strategy, trading)  # the strategy's leverage / margin type
-        ids = (cid, client_order_id(strategy.strategy_id, self.close_time, 2))  # a hedge flip's entry: own id
+        # A hedge flip's entry has its own id (built only for a flip: one leg is every other order).
+        ids = (cid, client_order_id(strategy.strategy_id, self.close_time, 2)) if len(legs) > 1 else (cid,)
         at = 0
         try:
             for at in reversed(range(len(legs))):  # a hedge flip's entry first: the leg a limit can refuse
