@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import pytest
+from klineo.models.backtest_request import BacktestRequest
+from klineo.models.futures import FuturesOrderRequest, ProtectiveTarget
+from klineo.models.strategy_requests import StrategyCreateRequest, StrategyUpdateRequest
+from pydantic import TypeAdapter, ValidationError
 
 from local.openapi import OPENAPI_PATH, SECURITY_SCHEME, build_document, render, template_operations
 
@@ -169,3 +174,32 @@ def test_typed_order_values_document_the_grid_rule(generated: dict) -> None:
         text = field.get("description", "")
         size = "step size" if name == "quantity" else "tick size"
         assert f"multiple of the symbol's {size}" in text and "refused" in text, name
+
+
+def _examples(schema: dict) -> list:
+    """A property's examples, on itself or on the non-null branch of its anyOf."""
+    branches = schema.get("anyOf", [])
+    return schema.get("examples") or [found for branch in branches for found in branch.get("examples", [])]
+
+
+def test_request_examples_are_values_the_api_accepts(generated: dict) -> None:
+    """Every example of an order or strategy body's field is a value that field accepts."""
+    # GIVEN the request models and their schemas in the document
+    refused = []
+    for model in (FuturesOrderRequest, ProtectiveTarget, StrategyCreateRequest, StrategyUpdateRequest,
+                  BacktestRequest):
+        properties = generated["components"]["schemas"][model.__name__]["properties"]
+        for name, field in model.model_fields.items():
+            examples = _examples(properties[field.alias or name])
+            if not examples:
+                continue
+            # WHEN each example is validated as its field (its type and its Field's constraints)
+            adapter = TypeAdapter(Annotated[(field.annotation, *field.metadata)] if field.metadata
+                                  else field.annotation)
+            for example in examples:
+                try:
+                    adapter.validate_python(example)
+                except ValidationError:
+                    refused.append(f"{model.__name__}.{name}={example!r}")
+    # THEN none is refused
+    assert refused == []

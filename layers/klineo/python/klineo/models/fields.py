@@ -15,23 +15,26 @@ from klineo.models.base import BaseModel
 from klineo.validation import POSITIVE_DECIMAL_PATTERN, positive_decimal
 
 __all__ = ["ApiModel", "ConnectionEnvironment", "DecimalString", "EpochMs", "PositiveDecimal",
-           "TimeRangeQuery", "decimal_string"]
+           "TimeRangeQuery", "decimal_string", "positive_decimal_example"]
 
 ConnectionEnvironment = Literal["production", "testnet"]
 
 # A decimal as a string, exactly as precise as the exchange gave it (never a binary float).
 DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["0.50000000"])]
 
-# A quantity, price or size in a request: a plain decimal string (or a JSON number) above 0.
-PositiveDecimal = Annotated[
-    Decimal,
-    BeforeValidator(positive_decimal),
-    WithJsonSchema({
+
+def positive_decimal_example(example: str) -> WithJsonSchema:
+    """A ``PositiveDecimal``'s JSON schema with ``example``: annotate a field of a price, a USDT amount or a
+    percent with it (the API page starts its "Try it out" bodies from the examples; "0.002" is a quantity)."""
+    return WithJsonSchema({
         "anyOf": [{"type": "string", "pattern": POSITIVE_DECIMAL_PATTERN, "maxLength": 40},
                   {"type": "number", "exclusiveMinimum": 0}],
-        "examples": ["0.002"],
-    }),
-]
+        "examples": [example],
+    })
+
+
+# A quantity, price or size in a request: a plain decimal string (or a JSON number) above 0.
+PositiveDecimal = Annotated[Decimal, BeforeValidator(positive_decimal), positive_decimal_example("0.002")]
 
 
 # A time in epoch milliseconds, as Binance and our answers write it (bounded to 13 digits).

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from klineo.models.base import BaseModel
-from klineo.models.fields import PositiveDecimal
+from klineo.models.fields import PositiveDecimal, positive_decimal_example
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,
     CONDITIONAL_ORDER_TYPES,
@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 _Positive = Annotated[PositiveDecimal, Field(max_digits=30, decimal_places=16)]
+# The same, documented with a BTCUSDT price, a USDT amount, a percent (a quantity's "0.002" is none of them).
+_Price = Annotated[_Positive, positive_decimal_example("65000")]
+_Usdt = Annotated[_Positive, positive_decimal_example("150")]
+_Percent = Annotated[_Positive, positive_decimal_example("2.5")]
 # The grid rule of a typed value (README "Values are sent as typed"): Binance refuses an off-grid one
 # (-4023, -4014) rather than change it, and so do we, before anything is sent.
 _TICK_RULE = ("Must be a multiple of the symbol's tick size (PRICE_FILTER tickSize in GET "
@@ -69,9 +73,9 @@ class ProtectiveTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    price: _Positive | None = Field(default=None,
-                                    description=f"Trigger price (mark price) in USDT. {_TICK_RULE}")
-    percent: _Positive | None = Field(
+    price: _Price | None = Field(default=None,
+                                 description=f"Trigger price (mark price) in USDT. {_TICK_RULE}")
+    percent: _Percent | None = Field(
         default=None, lt=100,
         description="Distance from the entry's average fill price, in percent (2.5 = 2.5 %).")
 
@@ -107,17 +111,17 @@ class FuturesOrderRequest(BaseModel):
         default=False, description="STOP_MARKET / TAKE_PROFIT_MARKET only: close the whole position.")
     quantity: _Positive | None = Field(default=None,
                                        description=f"Order size in the base asset. {_STEP_RULE}")
-    quote_quantity: _Positive | None = Field(
+    quote_quantity: _Usdt | None = Field(
         default=None, validate_default=True,
         description="Order size in USDT instead of quantity: converted at the mark price (the limit price "
                     "for priced orders), rounded down to the symbol's step.")
-    price: _Positive | None = Field(default=None, validate_default=True, description=(
+    price: _Price | None = Field(default=None, validate_default=True, description=(
         f"Limit price in USDT (LIMIT, STOP, TAKE_PROFIT). {_TICK_RULE}"))
-    triggerPrice: _Positive | None = Field(default=None, validate_default=True, description=(
+    triggerPrice: _Price | None = Field(default=None, validate_default=True, description=(
         f"The price at which a STOP*, TAKE_PROFIT* order fires, in USDT. {_TICK_RULE}"))
-    callbackRate: _Positive | None = Field(default=None, validate_default=True,
-                                           description="Trailing stop callback, 0.1 to 20 (%).")
-    activationPrice: _Positive | None = Field(default=None, validate_default=True, description=(
+    callbackRate: _Percent | None = Field(default=None, validate_default=True,
+                                          description="Trailing stop callback, 0.1 to 20 (%).")
+    activationPrice: _Price | None = Field(default=None, validate_default=True, description=(
         f"TRAILING_STOP_MARKET: the price from which the stop starts trailing, in USDT. {_TICK_RULE}"))
     timeInForce: Literal[ORDER_TIME_IN_FORCE] | None = Field(  # type: ignore[valid-type]
         default=None, validate_default=True)

@@ -56,7 +56,8 @@ class OrderAttemptItem(BaseModel):
     role: str | None = Field(default=None, examples=["position_close"])
     refusal: AttemptRefusal | None = Field(
         default=None, description="Refused: our gate's or the symbol's rules' refusal. Placed with status "
-                                  "REJECTED: Binance's, as the order's answer said it")
+                                  "REJECTED: the refusal its record keeps (Binance's, as the order's answer "
+                                  "said it, or our limits' refusal of a retry's resend)")
     order: OrderHistoryItem | None = Field(default=None, description="Placed: the order (its status as last "
                                                                      "recorded)")
 

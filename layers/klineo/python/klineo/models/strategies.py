@@ -73,8 +73,17 @@ class StrategyResponse(BaseModel):
     stop_loss_pct: DecimalString | None = None
     take_profit_pct: DecimalString | None = None
     trailing_stop_pct: DecimalString | None = None
-    paper_balance_usdt: DecimalString
-    status_reason: str | None = None
+    paper_balance_usdt: DecimalString = Field(
+        examples=["10000"],
+        description="The paper account's starting capital in USDT: the paper equity is it plus the realised "
+                    "PnL (net of fees) and the open position's unrealised PnL.")
+    status_reason: str | None = Field(
+        default=None, examples=["untradable_size"],
+        description="Why it is paused (null while active): paused by user, created paused, "
+                    "repeated_failures:<category>, key_failure:<category>, connection_disabled:<category>, "
+                    "connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, "
+                    "untradable_size (its sizing can never pass the symbol's rules: change it to resume), "
+                    "paper_liquidated (no paper equity left: resume with paper_balance_usdt).")
     position: DecimalString
     live_position: DecimalString
     paper_position: DecimalString

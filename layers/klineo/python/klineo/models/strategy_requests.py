@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from klineo.models.fields import ApiModel, PositiveDecimal
+from klineo.models.fields import ApiModel, PositiveDecimal, positive_decimal_example
 from klineo.models.strategies import SIZING_FIELDS, Direction, MarginType, Mode, Status
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
 from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
@@ -46,11 +46,16 @@ StrategyTypeName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
 # Contracts per order (base asset), e.g. "0.002" BTC; rounded down to the symbol's step when trading.
 Size = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
 Leverage = Annotated[int, Field(ge=1, le=125, strict=True)]
-QuoteSize = Annotated[PositiveDecimal, Field(le=Decimal(100_000_000), max_digits=24, decimal_places=8)]
-SizePct = Annotated[PositiveDecimal, Field(le=Decimal(100), max_digits=12, decimal_places=8)]
-Percent = Annotated[PositiveDecimal, Field(lt=Decimal(100), max_digits=12, decimal_places=8)]
-TrailingPct = Annotated[PositiveDecimal, Field(ge=Decimal("0.1"), le=Decimal(20), decimal_places=1)]
-PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_digits=24, decimal_places=8)]
+QuoteSize = Annotated[PositiveDecimal, Field(le=Decimal(100_000_000), max_digits=24, decimal_places=8),
+                      positive_decimal_example("150")]
+SizePct = Annotated[PositiveDecimal, Field(le=Decimal(100), max_digits=12, decimal_places=8),
+                    positive_decimal_example("10")]
+Percent = Annotated[PositiveDecimal, Field(lt=Decimal(100), max_digits=12, decimal_places=8),
+                    positive_decimal_example("2")]
+TrailingPct = Annotated[PositiveDecimal, Field(ge=Decimal("0.1"), le=Decimal(20), decimal_places=1),
+                        positive_decimal_example("1")]
+PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_digits=24, decimal_places=8),
+                         positive_decimal_example("10000")]
 
 
 # The JSON types a parameter of each declared type may have: no "5" for 5, no true for 1.

@@ -82,9 +82,15 @@ class RunResponse(BaseModel):
 class EventResponse(BaseModel):
     """One entry of a strategy's event log."""
 
-    kind: str
+    kind: str = Field(
+        examples=["order_fill"],
+        description="signal, risk_block, order_submit, order_fill, protective_placed, protective_triggered, "
+                    "protective_repriced (the stops moved to new percents, or re-placed for what is left of "
+                    "the position: quantity, old_quantity), position_closed (with its cause), error, paused, "
+                    "resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger).")
     at: int = Field(description="epoch ms: the candle's close time, or when it happened")
-    details: dict[str, Any]
+    details: dict[str, Any] = Field(description="What the kind carries, e.g. a paused event's reason and "
+                                                "message")
     recorded_at: str
 
 
