@@ -54,6 +54,11 @@ Percent = Annotated[PositiveDecimal, Field(lt=Decimal(100), max_digits=12, decim
                     positive_decimal_example("2")]
 TrailingPct = Annotated[PositiveDecimal, Field(ge=Decimal("0.1"), le=Decimal(20), decimal_places=1),
                         positive_decimal_example("1")]
+# What a sizing that can never trade is answered (klineo.runner.planning.sizing_refusal), for both bodies.
+_SIZE_DOC = ("Contracts (base asset) per entry, rounded down to the symbol's step. One below the symbol's "
+             "MARKET minimum quantity once rounded, or above its maximum, can never trade: 422 naming size.")
+_QUOTE_SIZE_DOC = ("USDT per entry (quantity = it / price, rounded down to the step). One below the symbol's "
+                   "minimum order value can never trade: 422 naming quote_size_usdt.")
 PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_digits=24, decimal_places=8),
                          positive_decimal_example("10000")]
 
@@ -128,8 +133,8 @@ class StrategyDefinition(ApiModel):
     type: StrategyTypeName
     parameters: Annotated[dict[str, Any], _ParametersJsonSchema()] = Field(
         default_factory=dict, validate_default=True)
-    size: Size | None = None
-    quote_size_usdt: QuoteSize | None = None
+    size: Size | None = Field(default=None, description=_SIZE_DOC)
+    quote_size_usdt: QuoteSize | None = Field(default=None, description=_QUOTE_SIZE_DOC)
     size_pct: SizePct | None = None
     direction: Direction = "both"
     leverage: Leverage | None = None
@@ -175,8 +180,8 @@ class StrategyUpdateRequest(ApiModel):
 
     type: StrategyTypeName | None = None
     parameters: Annotated[dict[str, Any] | None, _ParametersJsonSchema(nullable=True)] = None
-    size: Size | None = None
-    quote_size_usdt: QuoteSize | None = None
+    size: Size | None = Field(default=None, description=_SIZE_DOC)
+    quote_size_usdt: QuoteSize | None = Field(default=None, description=_QUOTE_SIZE_DOC)
     size_pct: SizePct | None = None
     mode: Mode | None = None
     status: Status | None = None
