@@ -25,6 +25,8 @@ from tests.integration.futures.helpers import (
 )
 
 CLOSE_SUFFIX = "/futures/positions/BTCUSDT/close"
+# BTCUSDT's MARKET_LOT_SIZE maxQty made 0.01 (from 120; its step stays 0.001, LOT_SIZE's maxQty 1000).
+MAX_QTY_001 = {"futures_market_max_qty": "0.01"}
 
 
 def _positions(invoke: Any, connection_id: str, user: str = USER_A) -> dict[str, Any]:
@@ -239,6 +241,138 @@ def test_close_of_a_position_under_one_market_step_is_refused_naming_the_step(
     assert error["field"] == "symbol" and "MARKET step size 0.01" in error["message"]
     assert "reduce-only LIMIT" in error["message"] and "0.005" not in error["message"]
     assert len(_order_posts(sim_env)) == posts_before
+
+
+def _guarded_entry(sim: Any, monkeypatch: Any, invoke: Any, connection_id: str, quantity: str,
+                   hedge: bool = False, **market_lot: str) -> None:
+    """BTCUSDT's MARKET_LOT_SIZE changed by ``market_lot`` (SymbolSpec fields, e.g. futures_market_max_qty);
+    a LIMIT-bought LONG of quantity (positionSide LONG on a hedge account), guarded by a closePosition
+    stop-loss and take-profit (a quantity-sized one above maxQty would be refused)."""
+    spec = dataclasses.replace(market.SYMBOLS["BTCUSDT"], **market_lot)
+    monkeypatch.setitem(market.SYMBOLS, "BTCUSDT", spec)
+    sim.set_mark_price("BTCUSDT", 65000.0)
+    raise_notional_limit(connection_id)
+    side = {"positionSide": "LONG"} if hedge else {}
+    body = order_body(connection_id, quantity=quantity, price="65500", timeInForce="GTC", **side)
+    entry = invoke("futures_order", order_event(body, key=new_key()))
+    assert entry["statusCode"] == 200 and body_of(entry)["status"] == "FILLED", entry["body"]
+    for kind, trigger in (("STOP_MARKET", "60000"), ("TAKE_PROFIT_MARKET", "70000")):
+        guard = order_body(connection_id, side="SELL", type=kind, price=None, timeInForce=None, quantity=None,
+                           closePosition=True, triggerPrice=trigger, **side)
+        placed = invoke("futures_order", order_event(guard, key=new_key()))
+        assert placed["statusCode"] == 200 and body_of(placed)["status"] == "NEW", placed["body"]
+
+
+def _guard_statuses(sim: Any, account_id: str) -> list[str]:
+    state = sim.state.futures.state_for(sim.account(account_id), time.time() * 1000)
+    return sorted(a.status for a in state.algo_orders.values())
+
+
+def _held(sim: Any, account_id: str) -> Decimal:
+    return sum((abs(Decimal(r["positionAmt"])) for r in _sim_rows(sim, account_id)), Decimal(0))
+
+
+def test_close_above_the_market_max_qty_closes_that_much_and_answers_the_rest(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a guarded 0.025 LONG and a MARKET maxQty of 0.01 WHEN closed THEN a reduce-only MARKET 0.01
+    fills (not a 400), position_left is 0.015, and the stop-loss and take-profit stay armed on the rest."""
+    _guarded_entry(sim_env, monkeypatch, invoke, futures_connection.id, "0.025", **MAX_QTY_001)
+
+    response = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    answer = body_of(response)
+    assert (answer["status"], answer["executed_quantity"]) == ("FILLED", "0.01")
+    assert answer["position_left"] == "0.015"
+    (close,) = _closing_orders(sim_env, futures_connection.account)
+    assert close.reduce_only and close.type == "MARKET" and close.orig_qty == Decimal("0.01")
+    assert _held(sim_env, futures_connection.account.id) == Decimal("0.015")
+    assert _guard_statuses(sim_env, futures_connection.account.id) == ["NEW", "NEW"]
+
+
+def test_a_capped_close_retried_with_its_key_answers_the_same_and_sends_nothing(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a 0.025 LONG closed up to a MARKET maxQty of 0.01 WHEN the same key comes again THEN the first
+    close is answered (existing, position_left 0.015): no second order, the guards still armed."""
+    _guarded_entry(sim_env, monkeypatch, invoke, futures_connection.id, "0.025", **MAX_QTY_001)
+    key = new_key()
+    first = body_of(invoke("futures_position_close", _close_event(futures_connection.id, key)))
+    posts = len(_order_posts(sim_env))
+
+    again = invoke("futures_position_close", _close_event(futures_connection.id, key))
+
+    assert again["statusCode"] == 200, again["body"]
+    answer = body_of(again)
+    assert (answer["source"], answer["client_order_id"]) == ("existing", first["client_order_id"])
+    assert first["position_left"] == answer["position_left"] == "0.015"
+    assert len(_order_posts(sim_env)) == posts
+    assert _held(sim_env, futures_connection.account.id) == Decimal("0.015")
+    assert _guard_statuses(sim_env, futures_connection.account.id) == ["NEW", "NEW"]
+
+
+def test_closes_with_new_keys_close_the_rest_and_only_the_last_cancels_the_guards(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a guarded 0.025 LONG and a MARKET maxQty of 0.01 WHEN closed three times, each with a new key
+    THEN 0.01, 0.01 and 0.005 are sold (0.015, 0.005, nothing left): the guards stay armed until the last
+    close, which cancels them, and the position is 0."""
+    _guarded_entry(sim_env, monkeypatch, invoke, futures_connection.id, "0.025", **MAX_QTY_001)
+    answers, guards = [], []
+
+    for _ in range(3):
+        response = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+        assert response["statusCode"] == 200, response["body"]
+        answers.append(body_of(response))
+        guards.append(_guard_statuses(sim_env, futures_connection.account.id))
+
+    assert [(a["executed_quantity"], a.get("position_left")) for a in answers] == [
+        ("0.01", "0.015"), ("0.01", "0.005"), ("0.005", None)]
+    assert guards == [["NEW", "NEW"], ["NEW", "NEW"], ["CANCELED", "CANCELED"]]
+    assert _sim_rows(sim_env, futures_connection.account.id) == []
+    assert len(_closing_orders(sim_env, futures_connection.account)) == 3
+
+
+def test_hedge_close_above_the_market_max_qty_closes_that_much_then_the_rest(
+        sim_env, invoke, create_connection, monkeypatch):
+    """GIVEN a hedge-mode guarded 0.015 LONG and a MARKET maxQty of 0.01 WHEN closed THEN SELL 0.01 on
+    positionSide LONG without reduceOnly, position_left 0.005, the guards armed; WHEN closed again with a
+    new key THEN the 0.005 is sold and the guards are cancelled."""
+    connection = create_connection(USER_A, "futures-hedge")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    assert invoke("futures_enable", event)["statusCode"] == 200
+    _guarded_entry(sim_env, monkeypatch, invoke, connection.id, "0.015", hedge=True, **MAX_QTY_001)
+
+    first = invoke("futures_position_close", _close_event(connection.id, new_key()))
+    guards_after_first = _guard_statuses(sim_env, "futures-hedge")
+    second = invoke("futures_position_close", _close_event(connection.id, new_key()))
+
+    assert first["statusCode"] == 200, first["body"]
+    one, two = body_of(first), body_of(second)
+    assert (one["side"], one["position_side"], one["reduce_only"]) == ("SELL", "LONG", False)
+    assert (one["executed_quantity"], one["position_left"]) == ("0.01", "0.005")
+    assert guards_after_first == ["NEW", "NEW"]
+    assert (two["status"], two["executed_quantity"], two.get("position_left")) == ("FILLED", "0.005", None)
+    closes = _closing_orders(sim_env, connection.account)
+    assert [(c.orig_qty, c.position_side, c.reduce_only) for c in closes] == [
+        (Decimal("0.01"), "LONG", False), (Decimal("0.005"), "LONG", False)]
+    assert _guard_statuses(sim_env, "futures-hedge") == ["CANCELED", "CANCELED"]
+    assert _sim_rows(sim_env, "futures-hedge") == []
+
+
+def test_close_leaving_only_dust_under_a_market_step_cancels_the_guards(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """Guard (unchanged behaviour): GIVEN a guarded 0.015 LONG, MARKET step 0.01 WHEN closed THEN 0.01 is
+    sold, position_left 0.005 (dust, under one step) and the guards are cancelled, on the first close and
+    on its retry alike."""
+    _guarded_entry(sim_env, monkeypatch, invoke, futures_connection.id, "0.015", futures_market_step="0.01",
+                   futures_market_min_qty="0.01")
+    key = new_key()
+
+    first = body_of(invoke("futures_position_close", _close_event(futures_connection.id, key)))
+    again = body_of(invoke("futures_position_close", _close_event(futures_connection.id, key)))
+
+    assert (first["executed_quantity"], first["position_left"]) == ("0.01", "0.005")
+    assert again["position_left"] == "0.005"
+    assert _guard_statuses(sim_env, futures_connection.account.id) == ["CANCELED", "CANCELED"]
 
 
 def test_close_with_a_key_that_placed_a_partial_reduce_is_409_and_touches_nothing(sim_env, invoke,

@@ -256,11 +256,15 @@ class FuturesOrderResponse(BaseModel):
         description="The stop-loss / take-profit attached to this entry, when it asked for any.")
     position_left: str | None = Field(
         default=None,
-        description="Close route only: the part of the position this close could not include, because "
-                    "the symbol's MARKET_LOT_SIZE step (which MARKET orders must be a multiple of) is "
-                    "coarser than the position's size allows; close it with a reduce-only LIMIT order. "
-                    "Absent when the whole position was closed. A retry with the close's Idempotency-Key "
-                    "answers the first close's value (kept with its order), not a fresh reading.")
+        description="Close route only: the part of the position this close did not include. One MARKET "
+                    "order may close at most the symbol's MARKET_LOT_SIZE maxQty: a larger position is "
+                    "closed up to it, and the rest answered here; send the close again with a NEW "
+                    "Idempotency-Key to close it (the stop-loss / take-profit orders stay armed on it "
+                    "meanwhile). Less than one MARKET_LOT_SIZE step (which MARKET orders must be a multiple "
+                    "of, and which may be coarser than the position's) is left by the grid: close it with a "
+                    "reduce-only LIMIT order. Absent when the whole position was closed. A retry with the "
+                    "close's Idempotency-Key answers the first close's value (kept with its order), not a "
+                    "fresh reading.")
     source: Literal["placed", "recovered", "existing", "queried"] = Field(
         description=(
             "placed: Binance's answer to this request; recovered: the answer was lost and the order was "

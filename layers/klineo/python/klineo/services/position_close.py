@@ -12,16 +12,23 @@ reduce-only MARKET on the same symbol) is a 409, never taken for a close (nor fo
 cancelling of the position's stops).
 The quantity is the position's size rounded DOWN to the symbol's MARKET_LOT_SIZE grid (Binance checks a
 MARKET order against MARKET_LOT_SIZE, whose step may be coarser than the LOT_SIZE step the position was
-built on by LIMIT orders): it is our number, read from Binance, so it is put on the grid rather than
-refused as a typed off-grid quantity would be. What the grid leaves (less than one MARKET step) is
-answered as ``position_left``, to close with a reduce-only LIMIT order; a position smaller than one
-MARKET order's minimum is refused (400 naming symbol) before anything is sent. A close is never rounded
-UP: a reduce-only order larger than the position may be refused (-2022), and a hedge-mode close
-cannot carry reduceOnly at all.
+built on by LIMIT orders), and capped at MARKET_LOT_SIZE's maxQty (Binance refuses a MARKET order above
+it, -4005; docs/binance-facts.md §6): it is our number, read from Binance, so it is put on the grid
+rather than refused as a typed quantity would be, and a position too large for one MARKET order is
+closed as far as one may go instead of not at all (a trader is never trapped). What is left is
+answered as ``position_left``: past the cap, the rest, to close by sending the close again with a NEW
+Idempotency-Key (the first key keeps answering the first close); what the grid alone leaves (less than
+one MARKET step) is closed with a reduce-only LIMIT order. A position smaller than one MARKET order's
+minimum is refused (400 naming symbol) before anything is sent. A close is never rounded UP: a
+reduce-only order larger than the position may be refused (-2022), and a hedge-mode close cannot carry
+reduceOnly at all.
 After the close has FILLED, the open algo orders that close that position side (our stop-loss /
 take-profit and any other reduce-only or closePosition ones) are cancelled
-(``klineo.services.protective``); a close that did not fill (EXPIRED, or only partly) leaves them
-armed, since the position they guard is still there.
+(``klineo.services.protective``), unless the close left at least one MARKET step of the position open
+(the cap): they still guard that part (a closePosition one whatever its size; one sized for the whole
+position may be refused when it fires, if Binance does not trim it: docs/binance-facts.md §4). A close
+that did not fill (EXPIRED, or only partly) leaves them armed too, since the position they guard is still
+there.
 
 Apart from ``klineo.services.positions`` (the read) so that GET positions does not import the order
 path (``klineo.services.futures`` and its stores), which only closing uses.
@@ -54,11 +61,12 @@ CLOSE_ROLE = "position_close"
 
 
 def _market_quantity(connection: Connection, symbol: str, size: Decimal) -> Decimal:
-    """The most of a position of ``size`` one MARKET order can close: ``size`` rounded down to the symbol's
-    MARKET_LOT_SIZE grid; 400 naming symbol when not even the MARKET minimum fits in it."""
+    """The most of a position of ``size`` one MARKET order can close: ``size`` capped at the symbol's
+    MARKET_LOT_SIZE maxQty and rounded down to its grid; 400 naming symbol when not even the MARKET minimum
+    fits in it."""
     rules = get_symbol_rules(futures_client(connection), symbol)
-    step, minimum, _ = rules.lot_for(market_order=True)
-    quantity = rules.round_quantity(size, market_order=True)
+    step, minimum, maximum = rules.lot_for(market_order=True)
+    quantity = rules.round_quantity(min(size, maximum) if maximum > 0 else size, market_order=True)
     if quantity <= 0 or quantity < minimum:
         raise KlineoError(
             ErrorCategory.INVALID_REQUEST,
@@ -70,9 +78,15 @@ def _market_quantity(connection: Connection, symbol: str, size: Decimal) -> Deci
     return quantity
 
 
+def _market_step(connection: Connection, symbol: str) -> Decimal:
+    """The symbol's MARKET_LOT_SIZE step: a close that leaves less than one is done but for dust."""
+    step, _, _ = get_symbol_rules(futures_client(connection), symbol).lot_for(market_order=True)
+    return step
+
+
 def _closing_order(connection: Connection, symbol: str,
                    position_side: str | None) -> tuple[FuturesOrderRequest, Decimal]:
-    """A MARKET order for the whole position (as much as the MARKET grid allows: ``_market_quantity``):
+    """A MARKET order for the whole position (as much as one MARKET order may: ``_market_quantity``):
     reduceOnly in one-way mode, positionSide in hedge mode; with the size it leaves open."""
     rows = open_position_rows(connection, symbol)
     if position_side is not None:
@@ -129,7 +143,8 @@ def close_position(
     position_side: str | None = None,
     lambda_context: Any = None,
 ) -> FuturesOrderResponse:
-    """Close the whole position on ``symbol`` with one MARKET order, exactly once per Idempotency-Key."""
+    """Close the position on ``symbol`` (as much of it as one MARKET order may) with one MARKET order,
+    exactly once per Idempotency-Key."""
     if idempotency_key is None:
         raise KlineoError(
             ErrorCategory.PRECONDITION_REQUIRED,
@@ -149,7 +164,7 @@ def close_position(
     closed = place_futures_order(user_id, order, idempotency_key, lambda_context, role=CLOSE_ROLE,
                                  position_left=left)
     if closed.status == "FILLED":
-        _cancel_guards(user_id, connection_id, symbol, order.positionSide)
+        _cancel_guards(user_id, connection_id, symbol, order.positionSide, left)
     # A first close answered from a record it did not write (another request of the key claimed it
     # meanwhile) leaves out what this one read: that record's own may differ.
     if left and (record is not None or closed.source != "existing"):
@@ -157,11 +172,18 @@ def close_position(
     return closed
 
 
-def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str) -> None:
+def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str,
+                   left: str | None) -> None:
     """After a close, no protective order may stay armed on that side: a stale stop must never close a
-    later position. A failure here never hides the close's outcome (the reconciler cleans up later)."""
+    later position. Unless the close left a real part of it open (``left`` at least one MARKET step: the
+    maxQty cap), which they still guard; less is dust. A failure here never hides the close's outcome (the
+    reconciler cleans up later)."""
     try:
-        cancel_protective_orders(user_id, require_connection(user_id, connection_id), symbol, position_side)
+        connection = require_connection(user_id, connection_id)
+        # A retry decides from the first close's position_left alone (its record): the rules are cached.
+        if left and Decimal(left) >= _market_step(connection, symbol):
+            return
+        cancel_protective_orders(user_id, connection, symbol, position_side)
     except KlineoError as exc:
         logger.warning("protective orders not cancelled after a close",
                        extra={"symbol": symbol, "category": str(exc.category)})
