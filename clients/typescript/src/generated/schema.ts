@@ -289,7 +289,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Close a whole futures position with one reduce-only MARKET order, once per Idempotency-Key. */
+        /**
+         * Close a futures position (up to one MARKET order's maximum) with one MARKET order, once per Idempotency-Key.
+         * @description One MARKET order for the position (reduceOnly in one-way mode, positionSide in hedge mode), at most the symbol's MARKET_LOT_SIZE maxQty: position_left is what it left open; past maxQty, send the close again with a NEW Idempotency-Key for the rest (the same key answers this close again, never a second order).
+         */
         post: operations["futures_position_close_exchange_connections__connection_id__futures_positions__symbol__close_post"];
         delete?: never;
         options?: never;
@@ -1175,7 +1178,7 @@ export interface components {
             protective_orders?: components["schemas"]["ProtectiveOrderState"][] | null;
             /**
              * Position Left
-             * @description Close route only: the part of the position this close could not include, because the symbol's MARKET_LOT_SIZE step (which MARKET orders must be a multiple of) is coarser than the position's size allows; close it with a reduce-only LIMIT order. Absent when the whole position was closed. A retry with the close's Idempotency-Key answers the first close's value (kept with its order), not a fresh reading.
+             * @description Close route only: the part of the position this close did not include. One MARKET order may close at most the symbol's MARKET_LOT_SIZE maxQty: a larger position is closed up to it, and the rest answered here; send the close again with a NEW Idempotency-Key to close it (the stop-loss / take-profit orders stay armed on it meanwhile). Less than one MARKET_LOT_SIZE step (which MARKET orders must be a multiple of, and which may be coarser than the position's) is left by the grid: close it with a reduce-only LIMIT order. Absent when the whole position was closed. A retry with the close's Idempotency-Key answers the first close's value (kept with its order), not a fresh reading.
              */
             position_left?: string | null;
             /**
@@ -1746,7 +1749,7 @@ export interface components {
              * @example position_close
              */
             role?: string | null;
-            /** @description Refused: our gate's or the symbol's rules' refusal. Placed with status REJECTED: Binance's, as the order's answer said it */
+            /** @description Refused: our gate's or the symbol's rules' refusal. Placed with status REJECTED: the refusal its record keeps (Binance's, as the order's answer said it, or our limits' refusal of a retry's resend) */
             refusal?: components["schemas"]["AttemptRefusal"] | null;
             /** @description Placed: the order (its status as last recorded) */
             order?: components["schemas"]["OrderHistoryItem"] | null;
@@ -1917,9 +1920,15 @@ export interface components {
                  */
                 allow_short?: boolean;
             };
-            /** Size */
+            /**
+             * Size
+             * @description Contracts (base asset) per entry, rounded down to the symbol's step. One below the symbol's MARKET minimum quantity once rounded, or above its maximum, can never trade: 422 naming size.
+             */
             size?: (string | number) | null;
-            /** Quote Size Usdt */
+            /**
+             * Quote Size Usdt
+             * @description USDT per entry (quantity = it / price, rounded down to the step). One below the symbol's minimum order value can never trade: 422 naming quote_size_usdt.
+             */
             quote_size_usdt?: (string | number) | null;
             /** Size Pct */
             size_pct?: (string | number) | null;
@@ -1944,7 +1953,7 @@ export interface components {
              * Paper Balance Usdt
              * @description The paper account's starting capital in USDT (paper mode and backtests): the paper equity is it plus the realised PnL (net of fees) and the open position's unrealised PnL.
              * @default 10000
-             * @example 0.002
+             * @example 10000
              */
             paper_balance_usdt?: string | number;
             /** Connection Id */
@@ -2019,10 +2028,15 @@ export interface components {
             trailing_stop_pct?: string | null;
             /**
              * Paper Balance Usdt
-             * @example 0.50000000
+             * @description The paper account's starting capital in USDT: the paper equity is it plus the realised PnL (net of fees) and the open position's unrealised PnL.
+             * @example 10000
              */
             paper_balance_usdt: string;
-            /** Status Reason */
+            /**
+             * Status Reason
+             * @description Why it is paused (null while active): paused by user, created paused, repeated_failures:<category>, key_failure:<category>, connection_disabled:<category>, connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, untradable_size (its sizing can never pass the symbol's rules: change it to resume), paper_liquidated (no paper equity left: resume with paper_balance_usdt).
+             * @example untradable_size
+             */
             status_reason?: string | null;
             /**
              * Position
@@ -2245,10 +2259,15 @@ export interface components {
             trailing_stop_pct?: string | null;
             /**
              * Paper Balance Usdt
-             * @example 0.50000000
+             * @description The paper account's starting capital in USDT: the paper equity is it plus the realised PnL (net of fees) and the open position's unrealised PnL.
+             * @example 10000
              */
             paper_balance_usdt: string;
-            /** Status Reason */
+            /**
+             * Status Reason
+             * @description Why it is paused (null while active): paused by user, created paused, repeated_failures:<category>, key_failure:<category>, connection_disabled:<category>, connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, untradable_size (its sizing can never pass the symbol's rules: change it to resume), paper_liquidated (no paper equity left: resume with paper_balance_usdt).
+             * @example untradable_size
+             */
             status_reason?: string | null;
             /**
              * Position
@@ -2303,14 +2322,21 @@ export interface components {
          * @description One entry of a strategy's event log.
          */
         EventResponse: {
-            /** Kind */
+            /**
+             * Kind
+             * @description signal, risk_block, order_submit, order_fill, protective_placed, protective_triggered, protective_repriced (the stops moved to new percents, or re-placed for what is left of the position: quantity, old_quantity), position_closed (with its cause), error, paused, resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger).
+             * @example order_fill
+             */
             kind: string;
             /**
              * At
              * @description epoch ms: the candle's close time, or when it happened
              */
             at: number;
-            /** Details */
+            /**
+             * Details
+             * @description What the kind carries, e.g. a paused event's reason and message
+             */
             details: {
                 [key: string]: unknown;
             };
@@ -2389,9 +2415,15 @@ export interface components {
                  */
                 allow_short?: boolean;
             }) | null;
-            /** Size */
+            /**
+             * Size
+             * @description Contracts (base asset) per entry, rounded down to the symbol's step. One below the symbol's MARKET minimum quantity once rounded, or above its maximum, can never trade: 422 naming size.
+             */
             size?: (string | number) | null;
-            /** Quote Size Usdt */
+            /**
+             * Quote Size Usdt
+             * @description USDT per entry (quantity = it / price, rounded down to the step). One below the symbol's minimum order value can never trade: 422 naming quote_size_usdt.
+             */
             quote_size_usdt?: (string | number) | null;
             /** Size Pct */
             size_pct?: (string | number) | null;
@@ -2492,9 +2524,15 @@ export interface components {
                  */
                 allow_short?: boolean;
             };
-            /** Size */
+            /**
+             * Size
+             * @description Contracts (base asset) per entry, rounded down to the symbol's step. One below the symbol's MARKET minimum quantity once rounded, or above its maximum, can never trade: 422 naming size.
+             */
             size?: (string | number) | null;
-            /** Quote Size Usdt */
+            /**
+             * Quote Size Usdt
+             * @description USDT per entry (quantity = it / price, rounded down to the step). One below the symbol's minimum order value can never trade: 422 naming quote_size_usdt.
+             */
             quote_size_usdt?: (string | number) | null;
             /** Size Pct */
             size_pct?: (string | number) | null;
@@ -2519,7 +2557,7 @@ export interface components {
              * Paper Balance Usdt
              * @description The paper account's starting capital in USDT (paper mode and backtests): the paper equity is it plus the realised PnL (net of fees) and the open position's unrealised PnL.
              * @default 10000
-             * @example 0.002
+             * @example 10000
              */
             paper_balance_usdt?: string | number;
             /**
