@@ -8,6 +8,7 @@ every minute: -2019, margin is insufficient.
 
 from __future__ import annotations
 
+import logging
 import time
 from decimal import Decimal
 from typing import Any
@@ -201,3 +202,31 @@ def test_a_resume_while_a_key_refused_order_is_in_flight_is_not_undone_by_its_se
     assert runner.runs(sid)[0].error["category"] == "permission"
     stored = runner.stored(USER, sid)
     assert (stored.key_failures, stored.status, stored.pending) == (1, "active", None)
+
+
+def test_a_pause_a_resume_dropped_meanwhile_is_not_logged_as_a_pause(runner, monkeypatch, caplog) -> None:
+    """GIVEN four failed runs and a fifth order claimed WHEN the user pauses and resumes the strategy before
+    Binance refuses that order THEN the settle stores no pause and the log says so (not paused, counted from
+    the resume), never that the strategy is pausing."""
+    sid = refused_strategy(runner, failed_runs=4)
+    _pause_and_resume_while_sending(runner, monkeypatch, sid)
+
+    with caplog.at_level(logging.INFO):
+        runner.run_tick(minute_start())
+
+    assert runner.stored(USER, sid).status == "active"
+    said = [record.getMessage() for record in caplog.records if "paus" in record.getMessage()]
+    assert said == ["strategy not paused: resumed while its order was in flight, counted from the resume"]
+
+
+def test_a_pause_the_settle_stores_is_logged_as_a_pause(runner, caplog) -> None:
+    """GIVEN four failed runs WHEN Binance refuses the fifth order THEN the strategy is paused and the log
+    says it was paused (a guard of the stored pause's log line, unchanged in substance)."""
+    sid = refused_strategy(runner, failed_runs=4)
+
+    with caplog.at_level(logging.INFO):
+        runner.run_tick(minute_start())
+
+    assert runner.stored(USER, sid).status == "paused"
+    said = [record.getMessage() for record in caplog.records if "paus" in record.getMessage()]
+    assert said == ["strategy paused: its runs or its keys keep failing"]

@@ -15,8 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.runner import execution
-from klineo.runner.schedule import MINUTE_MS
+from klineo.runner.schedule import MINUTE_MS, client_order_id
 from klineo.services.protective import protective_client_algo_id
 from klineo.store.connections import delete_connection, mark_deleting, update_settings
 from klineo.store.events import list_events
@@ -410,6 +411,61 @@ def _assert_entry_refused(runner, close_id: str, gate: str) -> None:
     assert attempt["client_order_id"] == "kf" + close_id[2:]
     assert (attempt["side"], attempt["position_side"], attempt["quantity"]) == ("BUY", "LONG", "0.002")
     assert attempt["refusal"]["field"] == gate
+
+
+def _refused_by_id(runner) -> dict[str, str]:
+    """Each refused attempt's client order id -> the field its refusal names."""
+    return {a["client_order_id"]: a["refusal"]["field"] for a in _attempts(runner, USER)
+            if a["outcome"] == "refused"}
+
+
+def test_a_flip_whose_entry_a_limit_refuses_and_whose_close_a_gate_refuses_lists_both_once(
+        runner, monkeypatch) -> None:
+    """GIVEN a short, a limit refusing the long's entry, and the user's kill switch turned on before the
+    close is claimed WHEN the claim refuses the close THEN nothing is sent, the run is skipped naming the
+    switch, and both refused orders are listed: the close under the candle's id (the switch) and the entry
+    under its own (the limit); the same message delivered again lists neither a second time."""
+    sid, now = _short_then_long(runner)
+    update_settings(USER, runner.stored(USER, sid).connection_id, {"max_notional_usdt": Decimal("10")})
+    real_prepare = execution.prepare_symbol
+
+    def switch_on_first(*args: Any, **kwargs: Any) -> Any:
+        runner.kill_switch(USER, True)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "prepare_symbol", switch_on_first)
+
+    runner.run_tick(now)
+    runner.run_tick(now)  # the same candle's message again
+
+    assert placed(runner) == [SHORT]
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("skipped", "user_kill_switch")
+    close_id = client_order_id(sid, run.close_time)
+    assert _refused_by_id(runner) == {close_id: "user_kill_switch", "kf" + close_id[2:]: "max_notional_usdt"}
+    assert len([a for a in _attempts(runner, USER) if a["outcome"] == "refused"]) == 2
+
+
+def test_a_flip_whose_entry_a_limit_refuses_and_whose_symbol_settings_fail_lists_the_entry(
+        runner, monkeypatch) -> None:
+    """GIVEN a short and a limit refusing the long's entry WHEN Binance refuses the symbol's settings before
+    the close is claimed THEN the run fails, nothing is sent, and the entry the limit refused is listed
+    under its own id all the same (the turn answered the candle)."""
+    sid, now = _short_then_long(runner)
+    update_settings(USER, runner.stored(USER, sid).connection_id, {"max_notional_usdt": Decimal("10")})
+
+    def refused(*_: Any, **__: Any) -> Any:
+        raise KlineoError(ErrorCategory.ORDER_REJECTED, "Margin type cannot be changed.", code=-4046)
+
+    monkeypatch.setattr(execution, "prepare_symbol", refused)
+
+    runner.run_tick(now)
+
+    assert placed(runner) == [SHORT]
+    run = runner.runs(sid)[0]
+    assert run.status == "failed"
+    close_id = client_order_id(sid, run.close_time)
+    assert _refused_by_id(runner) == {"kf" + close_id[2:]: "max_notional_usdt"}
 
 
 def test_a_kill_switch_turned_on_between_the_close_and_the_entry_stops_the_entry(runner, monkeypatch):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
 from klineo.runner import execution
+from klineo.runner.schedule import MINUTE_MS
 from klineo.store import aws as aws_clients
 from klineo.store.connections import update_settings
+from klineo.store.strategies import update_settings as update_strategy
 
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.runner.conftest import ORDER_PATH
+from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT
 
 USER = "user-runner-attempts"
 
@@ -101,3 +105,38 @@ def test_a_kill_switch_that_refuses_the_claim_of_a_decided_order_is_an_attempt(r
     [attempt] = _attempts(runner)
     assert (attempt["origin"], attempt["refusal"]["field"]) == (sid, "user_kill_switch")
     assert attempt["type"] == "MARKET"
+
+
+def _long_then_short(runner, user: str = USER) -> tuple[str, str, int]:
+    """A live one-way strategy (both directions) long 0.002 from the previous minute's candle, its signal
+    now short; returns (its id, its connection, the current tick's time)."""
+    connection = runner.connection(user)
+    sid = runner.strategy(user, connection, type="rsi_threshold", parameters=ALWAYS_LONG)
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.run_tick(now - MINUTE_MS)
+    assert runner.stored(user, sid).live_position == Decimal("0.002")
+    update_strategy(user, sid, runner.stored(user, sid), changes={"parameters": ALWAYS_SHORT})
+    return sid, connection, now
+
+
+def test_a_one_way_flip_whose_new_exposure_a_limit_refuses_lists_the_flip_as_refused(runner) -> None:
+    """GIVEN a one-way long and max_notional_usdt between the long's value and the flip's WHEN the signal
+    turns short THEN the reduce-only close goes out under the candle's id and the whole flip (SELL 0.004
+    BOTH, not reduce-only) is listed refused naming the limit, under the flip's second id (kf...), so no
+    listed attempt shares an id with a placed order; a redelivered message lists it no second time."""
+    sid, connection, now = _long_then_short(runner)
+    update_settings(USER, connection, {"max_notional_usdt": Decimal("200")})
+
+    runner.run_tick(now)
+    runner.run_tick(now)  # the same candle's message again
+
+    run = runner.runs(sid)[0]
+    close_id = run.order["client_order_id"]
+    assert (run.order["side"], run.order["reduce_only"], runner.stored(USER, sid).live_position) == (
+        "SELL", True, 0)
+    listed = _attempts(runner)
+    [refused] = [a for a in listed if a["outcome"] == "refused"]
+    assert refused["client_order_id"] == "kf" + close_id[2:]
+    assert (refused["side"], refused["quantity"], refused["reduce_only"]) == ("SELL", "0.004", False)
+    assert (refused["origin"], refused["refusal"]["field"]) == (sid, "max_notional_usdt")
+    assert [a["client_order_id"] for a in listed].count(close_id) == 1  # the close: placed, once

@@ -13,7 +13,9 @@ Order of work for a strategy S and the candle C its message names:
    candle's close), and the connection's margin type and leverage are applied to the symbol first
    (``klineo.services.symbol_settings.prepare_symbol``). Its refusal (there or at the claim) is also
    a refused order attempt (``klineo.store.order_attempts``), one more Put in the skipped run's write;
-   a gate closed before any order is decided is no order attempt and records only the run.
+   a gate closed before any order is decided is no order attempt and records only the run. A one-way
+   flip whose new exposure a limit refuses sends its close alone (below) and records the whole flip's
+   order as refused, under the flip's second id (``kf...``: the candle's own goes out with the close).
 3. A pending live order left by an earlier attempt is settled first: looked up by its
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``). Right before
@@ -77,7 +79,9 @@ new side beside the old one), each exactly once:
   closing, the entry as new exposure: a limit refusing the entry sends the close alone, as a one-way
   flip does); the close is claimed as any order, carrying the entry's side, size and id (``next_leg``).
   An entry the gate refuses (a limit, or at the hand-over) is a refused order attempt under its own id, put
-  in the write that claims or settles its close (``entry_refusal``).
+  in the write that claims or settles its close, or in the candle's run when the close is not claimed (a
+  gate or a failure before the claim: ``entry_refusal``, ``take_attempts``); never by a turn that answers
+  nothing (another one holds or ran the candle), and once: every such write is the candle's only one.
 - The close's settle is the entry's claim: ONE transaction (``hand_over_live_order``) puts the close's
   fill on the position, moves ``pending`` to the entry and writes the entry's PENDING record, with the
   gates' ConditionChecks; the entry is sent after it commits. No run is written yet: the entry's settle
@@ -324,8 +328,9 @@ class _Turn:
         self._paper_equity: tuple[Decimal, Decimal] | None = None  # (price, equity): ``paper_equity``
         # Why a hedge flip's new side was not opened once its close filled (the close's run's error).
         self.not_opened: dict[str, Any] | None = None
-        # The Put of a hedge flip's entry the gate refused (a refused order attempt under the entry's own
-        # id), written by the write that claims or settles its close.
+        # The Put of a flip's new side the gate refused (a refused order attempt under the flip's second id,
+        # ``kf...``), written by the turn's next write of the candle: the claim or settle of its close, or the
+        # run when the close is not claimed (``take_attempts``).
         self.entry_refusal: dict[str, Any] | None = None
 
     def client(self) -> BinanceClient:
@@ -383,11 +388,11 @@ class _Turn:
     def skip(self, reason: str, pause_reason: str | None = None,
              attempt: dict[str, Any] | None = None) -> StrategyResult:
         """Record a skipped run (ONE put unless it pauses; pausing even while an older order is unsettled),
-        with ``attempt``'s Put (a refused order attempt) in the same write."""
+        with ``attempt``'s Put (a refused order attempt) and the turn's refused entry in the same write."""
         if pause_reason:
             self.event("paused", reason=pause_reason)
         run = self.run("skipped", skip_reason=reason)
-        written = record_skip(run, _pausing(pause_reason), self.take_events(), attempt=attempt)
+        written = record_skip(run, _pausing(pause_reason), self.take_events(), self.take_attempts(attempt))
         return self.result("skipped" if written else "not_run", reason)
 
     def record(self, run: Run, advance: StrategyAdvance | None = None,
@@ -399,7 +404,7 @@ class _Turn:
         seen = self.strategy.updated_at
         if advance is not None and not advance.allow_pending and advance.seen_updated_at != seen:
             advance = replace(advance, seen_updated_at=seen)
-        written = record_run(run, advance=advance, events=self.take_events())
+        written = record_run(run, advance=advance, events=self.take_events(), attempts=self.take_attempts())
         return self.result(run.status if written else "not_run", detail)
 
     def make_event(self, kind: str, close_time: int | None = None, *, second: bool = False,
@@ -422,6 +427,14 @@ class _Turn:
         """The events not written yet, handed to the write that carries them."""
         events, self.events = self.events, []
         return events
+
+    def take_attempts(self, attempt: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The refused order attempts a run's write carries: ``attempt`` (the order the run skipped) and the
+        flip's new side a limit refused (``entry_refusal``), if not written yet. A run written by this turn
+        answers the candle, so the refusal is recorded with it, once (the run is only written if absent)."""
+        attempts = [put for put in (attempt, self.entry_refusal) if put is not None]
+        self.entry_refusal = None
+        return attempts
 
     def risk_block(self, exc: KlineoError, refused: OrderIntent | None = None,
                    cid: str | None = None) -> StrategyResult:
@@ -459,10 +472,17 @@ class _Turn:
         count, pause = after_failure(self.strategy.failed_runs, exc)
         if pause is not None and count is not None:
             self.event("paused", close_time, reason=pause, message=paused_message(count, exc))
-            logger.warning("strategy pausing: its runs keep failing", extra={
-                "strategy_id": self.strategy.strategy_id, "category": str(exc.category),
-                "failed_runs": count})
         return count, pause
+
+    def log_pause(self, exc: KlineoError, pause: str, stored: bool) -> None:
+        """Log the pause a failed run reached (``pause``: its reason) as it was stored: a resume between the
+        claim and the settle drops it (``Settled.paused``), the strategy then active with a fresh count."""
+        extra = {"strategy_id": self.strategy.strategy_id, "category": str(exc.category), "pause": pause}
+        if stored:
+            logger.warning("strategy paused: its runs or its keys keep failing", extra=extra)
+        else:
+            logger.info("strategy not paused: resumed while its order was in flight, counted from the resume",
+                        extra=extra)
 
     def failure_advance(self, exc: KlineoError, pause: str | None = None) -> StrategyAdvance | None:
         """The strategy change of a run ``exc`` failed: ``pause`` (``invalid_symbol``: the symbol is the
@@ -472,6 +492,8 @@ class _Turn:
             self.event("paused", reason=pause, message=_paused_at_once(self.strategy.symbol, pause, exc))
             return _pausing(pause)
         count, reached = self.count_failure(exc)
+        if reached is not None:  # stored with the run (one conditional write: both or neither)
+            self.log_pause(exc, reached, stored=True)
         return StrategyAdvance(failed_runs=count, pause_reason=reached) if count is not None else None
 
     def success_advance(self) -> StrategyAdvance | None:
@@ -820,12 +842,12 @@ class _Turn:
             close = _close_only(plan, strategy.live_position)
             if close is None or exc.field not in LIMIT_GATES:
                 return self.risk_block(exc, self.intent(leg), leg_id)  # the leg the gate refused
-            # A limit refuses the flip's new exposure; closing is never limited ("a limit must never
-            # trap a position"): the close alone goes out (reduce-only; hedge: the old side's), the
-            # refusal recorded (in hedge mode also as a refused attempt: the entry has its own id).
+            # A limit refuses the flip's new exposure; closing is never limited ("a limit must never trap a
+            # position"): the close alone goes out (reduce-only; hedge: the old side's), the refused order a
+            # refused attempt under the flip's second id (one-way: the whole flip; the close has the first).
             self.event("risk_block", gate=exc.field, message=exc.message)
-            if len(legs) > 1:
-                self.entry_refusal = self.refused_attempt(self.intent(leg), exc, exc.message, leg_id)
+            flip_id = leg_id if len(legs) > 1 else client_order_id(strategy.strategy_id, self.close_time, 2)
+            self.entry_refusal = self.refused_attempt(self.intent(leg), exc, exc.message, flip_id)
             facts = {**facts, "target_position": close.target}
             legs = (_closing_leg(close, legs[0]),)
         leg = legs[0]
@@ -967,7 +989,7 @@ class _Turn:
         type): a failed run, with the turn's signal and an ``error`` event saying why, as any failed turn."""
         run = self.failed_run(exc, facts)
         advance = self.failure_advance(exc) or StrategyAdvance()
-        written = record_run(run, advance=advance, events=self.take_events())
+        written = record_run(run, advance=advance, events=self.take_events(), attempts=self.take_attempts())
         return self.result("failed" if written else "not_run", str(exc.category))
 
     def refused_before_claim(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
@@ -979,7 +1001,7 @@ class _Turn:
         if pause:
             self.event("paused", reason=pause)
         written = record_run(run, advance=StrategyAdvance(key_failures=failures, pause_reason=pause),
-                             events=self.take_events())
+                             events=self.take_events(), attempts=self.take_attempts())
         return self.result("failed" if written else "not_run", str(exc.category))
 
     # ------------------------------------------------------------------ live orders
@@ -1091,10 +1113,9 @@ class _Turn:
         if not settled:  # another attempt settled this refusal (and counted it): nothing more
             return self.result("not_run", "another attempt settled this order")
         self.after_second_leg_refused(pending)
-        if pause:
-            logger.warning("strategy paused: keys keep failing", extra={
-                "strategy_id": strategy.strategy_id, "category": str(exc.category),
-            })
+        reached = pause or repeated
+        if reached:
+            self.log_pause(exc, reached, settled.paused)
         self.note_key_outcome(exc)
         return self.result("ordered" if second else "failed", str(exc.category))
 
@@ -1119,11 +1140,13 @@ class _Turn:
             if handed is not None:
                 return handed
             run = replace(run, target_position=position_to, error=self.not_opened)
+        # The entry the gate refused at the hand-over, answered by this settle only (an older candle's
+        # settle must not hand it to this candle's run).
+        attempt, self.entry_refusal = self.entry_refusal, None
         if not settle_live_order(
             strategy.user_id, strategy.strategy_id, pending, run,
             position_to=position_to, key_failures=0, failed_runs=after_success(strategy.failed_runs),
-            live_book=book, outcome=outcome,
-            events=self.take_events(), attempt=self.entry_refusal,
+            live_book=book, outcome=outcome, events=self.take_events(), attempt=attempt,
         ):
             return self.result("not_run", "another attempt settled this order")
         self.note_key_outcome(None)

@@ -12,7 +12,9 @@ Key design (also in the DataTable comment in template.yaml):
   order_attempt``, ``ttl``: kept as long as a strategy's runs and events (``EVENT_RETENTION_DAYS``, 90
   days by default). ``clientOrderId`` is the id the order would have had: the Idempotency-Key's
   (``idempotent_client_order_id``: a retry with that key is placed under it), a strategy's for the
-  candle (``klineo.runner.schedule.client_order_id``; a hedge flip's entry: its own, ``kf...``).
+  candle (``klineo.runner.schedule.client_order_id``; a hedge flip's entry: its own, ``kf...``; a one-way
+  flip a limit refused: ``kf...`` too, as its close went out under the candle's own id, so an attempt's id
+  never repeats an order record's, and no two rows of the listing share a cursor).
 - index: the order history's own gsi1 partition and sort-key shape, ``gsi1pk = ORDERS#<sub>``,
   ``gsi1sk = <attempt ms>#<clientOrderId>``. So ONE Query of the caller's partition reads placed
   orders and refused attempts together, newest first, the outcome a filter on ``entity``

@@ -22,7 +22,8 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
   key_failures, failed_runs, pause; conditions: behind this candle, no pending order, position as sized and,
   from the runner, ``updated_at`` as read = unchanged since read) and the Puts of the turn's events.
   A skip whose order the risk gate refused (its ``risk_block``) also puts that refused order attempt
-  (``klineo.store.order_attempts``) in the same transaction: no request of its own.
+  (``klineo.store.order_attempts``) in the same transaction: no request of its own; so does any run of a
+  candle whose flip's new side a limit refused before its close was claimed.
 - ``claim_live_order``: ONE TransactWriteItems: the strategy's Update setting ``pending`` (the
   order and the decision behind it; conditions: active, live, no pending order, behind this
   candle, position as sized, unchanged since read), a ConditionCheck that this candle has no run,
@@ -82,6 +83,7 @@ __all__ = [
     "RUN_STATUSES",
     "Claim",
     "Run",
+    "Settled",
     "StrategyAdvance",
     "StrategyChanged",
     "claim_live_order",
@@ -159,6 +161,18 @@ class Claim:
 
     def __bool__(self) -> bool:
         return not self.failed
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A settle's answer (``settle_live_order``): truthy when written; ``paused`` when its pause was stored
+    too (a resume meanwhile drops it: the settle is then written without it)."""
+
+    written: bool
+    paused: bool = False
+
+    def __bool__(self) -> bool:
+        return self.written
 
 
 @dataclass(frozen=True)
@@ -323,22 +337,22 @@ def _past(item: dict[str, Any] | None, close_time: int) -> bool:
 
 
 def record_run(run: Run, *, advance: StrategyAdvance | None = None,
-               events: Iterable[StrategyEvent] = (), attempt: dict[str, Any] | None = None) -> bool:
+               events: Iterable[StrategyEvent] = (), attempts: Iterable[dict[str, Any]] = ()) -> bool:
     """Record a final run with the strategy change it implies and its events, atomically (module doc).
 
     True when written; False when the candle already had a run (or the strategy is already past it):
     nothing was written. StrategyChanged when the strategy is not as ``advance`` expects (the caller
     reads it again and plays the turn once more). Without ``advance`` and events: ONE PutItem.
-    ``attempt``: the Put of the refused order attempt the run skipped (``klineo.store.order_attempts``),
-    in the same write, so it is recorded exactly when the run is.
+    ``attempts``: the Puts of the refused order attempts of the run's candle (``klineo.store.order_attempts``:
+    the order the run skipped, a flip's new side a limit refused), in the same write, so each is recorded
+    exactly when the run is: a redelivered message finds the run and writes neither again.
     """
     when = write_time()
     named = [("run", _run_put(run, when, only_new=True))]
     if advance is not None:
         update = _advance_update(run.user_id, run.strategy_id, run.close_time, advance, when)
         named.append(("strategy", update))
-    if attempt is not None:
-        named.append(("attempt", attempt))
+    named += [(f"attempt:{at}", put) for at, put in enumerate(attempts)]
     failed = _commit(named + _events(events, when))
     if not failed or "run" in failed:
         return not failed
@@ -348,16 +362,16 @@ def record_run(run: Run, *, advance: StrategyAdvance | None = None,
 
 
 def record_skip(run: Run, advance: StrategyAdvance | None = None,
-                events: Iterable[StrategyEvent] = (), attempt: dict[str, Any] | None = None) -> bool:
+                events: Iterable[StrategyEvent] = (), attempts: Iterable[dict[str, Any]] = ()) -> bool:
     """Record a skipped candle; False when it already had a run.
 
     A skip that pauses nothing is ONE PutItem of the run (the run alone keeps the candle from ever
     being traded: the claim requires it absent); one that pauses writes the pause in one transaction
-    with it, even while an older live order awaits settlement. ``attempt``: as ``record_run``'s.
+    with it, even while an older live order awaits settlement. ``attempts``: as ``record_run``'s.
     """
     pause = advance.pause_reason if advance is not None else None
     change = StrategyAdvance(pause_reason=pause, allow_pending=True) if pause is not None else None
-    return record_run(run, advance=change, events=events, attempt=attempt)
+    return record_run(run, advance=change, events=events, attempts=attempts)
 
 
 def latest_run_close_time(strategy_id: str) -> int | None:
@@ -438,8 +452,8 @@ def settle_live_order(
     outcome: dict[str, Any] | None = None,
     events: Iterable[StrategyEvent] = (),
     attempt: dict[str, Any] | None = None,
-) -> bool:
-    """Settle ``pending`` in ONE TransactWriteItems (module doc); False when another attempt already did.
+) -> Settled:
+    """Settle ``pending`` in ONE TransactWriteItems (module doc); falsy when another attempt already did.
 
     ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``);
     ``attempt``: the Put of a hedge flip's entry the gate refused (``klineo.store.order_attempts``);
@@ -450,7 +464,7 @@ def settle_live_order(
     The counts are written relative to the item's current ones (``_count_writes``): a resume between the
     claim and this settle (PATCH status active clears them) is never undone. A pause is written only if the
     counts it was reached from are still as read; otherwise the settle is written again without it and its
-    ``paused`` events (the one extra request, only in that race).
+    ``paused`` events (the one extra request, only in that race): ``Settled.paused`` says which was stored.
     """
     when = write_time()
     counts = {"key_failures": key_failures, "failed_runs": failed_runs}
@@ -473,7 +487,7 @@ def settle_live_order(
         _log.warning("strategy order settled without its order history record",
                      extra={"client_order_id": pending.client_order_id})
         failed = transact(named)
-    return not failed
+    return Settled(written=not failed, paused=pausing and not failed)
 
 
 def _settle_update(pending: PendingOrder, position_to: Decimal, counts: Mapping[str, int | None],
