@@ -14,8 +14,9 @@ Order of work for a strategy S and the candle C its message names:
    (``klineo.services.symbol_settings.prepare_symbol``). Its refusal (there or at the claim) is also
    a refused order attempt (``klineo.store.order_attempts``), one more Put in the skipped run's write;
    a gate closed before any order is decided is no order attempt and records only the run. A one-way
-   flip whose new exposure a limit refuses sends its close alone (below) and records the whole flip's
-   order as refused, under the flip's second id (``kf...``: the candle's own goes out with the close).
+   flip whose new exposure a limit refuses sends its close alone (as a hedge flip does) and records
+   the whole flip's order as refused, under the flip's second id (``kf...``: the candle's own goes
+   out with the close).
 3. A pending live order left by an earlier attempt is settled first: looked up by its
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``). Right before
@@ -72,33 +73,9 @@ tells the trader to switch the account back or set the connection's ``position_m
 is sent again for that candle. A connection switched between a turn's read and its claim (or a second
 send) is a ``risk_block`` naming ``positionSide``, nothing sent.
 
-Hedge-mode flips: two orders, the old side's close then the new side's entry (one order would open the
-new side beside the old one), each exactly once:
-- Each has its own clientOrderId derived from (strategy, candle, leg) (``client_order_id``): the close
-  the candle's own, the entry ``kf...``. Both pass the risk gate before the close is claimed (the close as
-  closing, the entry as new exposure: a limit refusing the entry sends the close alone, as a one-way
-  flip does); the close is claimed as any order, carrying the entry's side, size and id (``next_leg``).
-  An entry the gate refuses (a limit, or at the hand-over) is a refused order attempt under its own id, put
-  in the write that claims or settles its close, or in the candle's run when the close is not claimed (a
-  gate or a failure before the claim: ``entry_refusal``, ``take_attempts``); never by a turn that answers
-  nothing (another one holds or ran the candle), and once: every such write is the candle's only one.
-- The close's settle is the entry's claim: ONE transaction (``hand_over_live_order``) puts the close's
-  fill on the position, moves ``pending`` to the entry and writes the entry's PENDING record, with the
-  gates' ConditionChecks; the entry is sent after it commits. No run is written yet: the entry's settle
-  writes the candle's one run (from the position before the close, ``close_order`` = the close, ``order``
-  = the entry), so a crash anywhere leaves one pending order, resumed by the pending-order settlement
-  above (looked up by its own clientOrderId, sent only when proven never to have reached Binance, and
-  never on a stale candle). A redelivered message finds the candle held, or done.
-- The entry is not opened (the run is then the close's alone, its ``error`` and an event saying why) when
-  the close did not fill completely, when the close settles after the next candle closed, when the gate
-  refuses the entry at the hand-over (a kill switch turned on meanwhile, a connection being deleted:
-  ``risk_block``), when the connection or the strategy's active status is gone meanwhile, or when Binance
-  refuses the entry or it was never placed before its candle passed. The run ends flat and the old side's
-  stops are cancelled, as after any close; a close that filled only in part (EXPIRED, thin liquidity) ends
-  on what is left of the old side, whose stops are re-placed for that rest (still open), as after any
-  reduction. A refused entry does not
-  count as a failed run (its close went through): refused again from flat on the next candles, it does.
-  The entry's events carry their own tag (a candle has one event per kind and tag).
+Hedge-mode flips: two orders, the old side's close then the new side's entry, each exactly once: the close
+is claimed as any order, carrying its entry (``NEXT_LEG``); its settle hands over to the entry
+(``klineo.runner.flip``, which says how and when the entry is not opened).
 
 Runs that keep failing (``klineo.runner.failures``): a failed run whose failure repeats by itself
 (not transient, not the key's) counts on the strategy in the write that records it; after
@@ -217,7 +194,7 @@ from klineo.store.runs import (
     clear_reentry_block,
     correct_position,
     extend_lease,
-    hand_over_live_order,
+    hand_over_live_order,  # noqa: F401  (klineo.runner.flip calls it here: the turn's writes, one home)
     record_run,
     record_skip,
     set_paper_book,
@@ -285,7 +262,7 @@ def _error(exc: KlineoError) -> dict[str, Any]:
     return {"category": str(exc.category), "message": exc.message}
 
 
-def _order_record(result: OrderResult) -> dict[str, Any]:
+def run_order_of(result: OrderResult) -> dict[str, Any]:
     return {
         "client_order_id": result.client_order_id,
         "order_id": result.order_id,
@@ -444,7 +421,7 @@ class _Turn:
         order attempt in the run's write; None when the turn was refused before it decided any order (a
         kill switch: no attempt of an order)."""
         gate = exc.field or str(exc.category)
-        message = _gate_message(exc)
+        message = gate_message(exc)
         self.event("risk_block", gate=gate, message=message)
         attempt = None if refused is None else self.refused_attempt(refused, exc, message, cid)
         return self.skip(gate, attempt=attempt)
@@ -895,7 +872,7 @@ class _Turn:
         strategy = self.strategy
         submit = self.submit_event(pending)
         record = self.order_record(pending).to_item()
-        for _ in range(_CLAIM_ATTEMPTS):
+        for _ in range(CLAIM_ATTEMPTS):
             item = cached_connection_item(strategy.user_id, strategy.connection_id)
             if item is None:
                 return self.skip("connection_not_found", pause_reason="connection_not_found")
@@ -1066,11 +1043,11 @@ class _Turn:
         """The gate closed before a lost attempt was sent again: never sent, the run skipped naming it."""
         strategy, gate = self.strategy, exc.field or str(exc.category)
         self.event("risk_block", close_time=pending.close_time, second=_is_second(pending), gate=gate,
-                   message=_gate_message(exc))
+                   message=gate_message(exc))
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
                                        error=exc.to_dict())
         run = self.final_run(pending, "skipped", skip_reason=gate,
-                             why={"category": gate, "message": _gate_message(exc)})
+                             why={"category": gate, "message": gate_message(exc)})
         settled = settle_live_order(
             strategy.user_id, strategy.strategy_id, pending, run,
             position_to=pending.position_before,
@@ -1134,9 +1111,12 @@ class _Turn:
                        client_order_id=pending.client_order_id, side=pending.side,
                        position_side=_hedge_side(pending), quantity=result.executed_quantity,
                        price=result.average_price, realised_pnl=book["realised_pnl"], fees=book["fees"])
-        run = self.final_run(pending, "ordered", order=_order_record(result))
+        run = self.final_run(pending, "ordered", order=run_order_of(result))
         if NEXT_LEG in pending.facts:  # a hedge flip's close: on to the new side, or the close's run alone
-            handed = self.hand_over(pending, result, position_to, book, outcome)
+            # Loaded here: only a hedge flip's close reaches this line, not every worker's cold start.
+            from klineo.runner.flip import hand_over
+
+            handed = hand_over(self, pending, result, position_to, book, outcome)
             if handed is not None:
                 return handed
             run = replace(run, target_position=position_to, error=self.not_opened)
@@ -1244,121 +1224,6 @@ class _Turn:
         strategy = replace(self.strategy, settings=settings)
         return protective_record(strategy, pending.side, result.average_price, "live")
 
-    # ------------------------------------------------------------------ hedge flips (module doc)
-    def hand_over(self, pending: PendingOrder, result: OrderResult, position_to: Decimal,
-                  book: dict[str, Any] | None, outcome: dict[str, Any]) -> StrategyResult | None:
-        """A hedge flip's close (``pending``) filled: settle it and claim the new side's entry in ONE write
-        (``hand_over_live_order``), then send the entry and settle it (the candle's run). None when the new
-        side is not opened (``not_opened`` says why, its event is added): the caller writes the close's run.
-        """
-        following = self.second_leg(pending, result, position_to)
-        if following is None:
-            return None
-        strategy = self.strategy
-        nxt = pending.facts[NEXT_LEG]
-        intent = self.pending_intent(following)
-        price = Decimal(str(nxt["price"]))
-        record = self.order_record(following).to_item()
-        submit = self.submit_event(following)
-        for _ in range(_CLAIM_ATTEMPTS):
-            item = cached_connection_item(strategy.user_id, strategy.connection_id)
-            if item is None:
-                return self.new_side_not_opened(pending, "connection_not_found",
-                                                "The connection no longer exists.")
-            claim = hand_over_live_order(
-                strategy.user_id, strategy.strategy_id, pending, following, position_to=position_to,
-                key_failures=0, failed_runs=after_success(strategy.failed_runs), live_book=book,
-                outcome=outcome, record=record, events=[*self.events, submit],
-                gates=gate_condition_checks(GateChecks(strategy.user_id, item, switches=True)),
-            )
-            if claim:
-                self.events = []
-                self.note_key_outcome(None)
-                self.reload()  # the close's fills are in the live book the entry's fills add to
-                assert self.trading is not None
-                creds = self.creds or connection_credentials(self.trading.connection)
-                return self.send_and_settle(following, creds, earlier_attempt_ms=None)
-            refused = self.hand_over_refused(pending, claim.failed, item, intent, price)
-            if refused is not False:
-                return refused
-        return self.new_side_not_opened(pending, "connection_changed",
-                                        "The connection kept changing while the new side was claimed.")
-
-    def second_leg(self, pending: PendingOrder, result: OrderResult,
-                   position_to: Decimal) -> PendingOrder | None:
-        """The new side's entry of a hedge flip whose close ``result`` settles; None (with ``not_opened``)
-        when it may not be opened: the close did not close the old side completely, the candle is no longer
-        the latest (never a stale signal's entry), or the risk gate refuses the entry now."""
-        nxt = pending.facts[NEXT_LEG]
-        assert self.trading is not None
-        if result.status != "FILLED" or position_to != 0:
-            return self.new_side_not_opened(pending, "close_incomplete", (
-                f"The order closing the old side filled {plain_text(result.executed_quantity)} of "
-                f"{plain_text(pending.quantity)} ({result.status}): the new side is not opened beside it."))
-        if is_superseded(pending.close_time, self.strategy.interval, self.ctx.now_ms()):
-            return self.new_side_not_opened(pending, "stale_candle", (
-                "The old side's close settled after the next candle closed: the new side is not opened on a "
-                "stale signal."))
-        following = PendingOrder(
-            close_time=pending.close_time, client_order_id=str(nxt["client_order_id"]), side=str(nxt["side"]),
-            quantity=Decimal(str(nxt["quantity"])), reduce_only=False,
-            position_side=str(nxt["position_side"]), position_before=position_to,
-            claimed_at_ms=self.ctx.now_ms(), lease_until_ms=self.ctx.deadline_ms,
-            facts={**{k: v for k, v in pending.facts.items() if k != NEXT_LEG},
-                   FIRST_LEG: {"position_before": plain_text(pending.position_before),
-                               "order": _order_record(result)}},
-        )
-        trading = strategy_trading_context(self.strategy, self.trading)
-        intent = self.pending_intent(following)
-        try:
-            check_order(trading, live=True)
-            check_order(trading, intent, lambda: Decimal(str(nxt["price"])))
-        except KlineoError as exc:
-            return self.new_side_blocked(pending, exc, intent)
-        return following
-
-    def hand_over_refused(
-        self, pending: PendingOrder, failed: dict[str, dict[str, Any] | None], item: dict[str, Any],
-        intent: OrderIntent, price: Decimal,
-    ) -> StrategyResult | bool | None:
-        """What a refused hand-over means: the result when another attempt settled the close; None when the
-        new side is not to be opened (the close's run follows); False when only a cached connection setting
-        was stale (hand over again)."""
-        if "strategy" in failed:
-            current = failed["strategy"] or {}
-            held = (current.get("pending") or {}).get("M", {}).get("client_order_id", {}).get("S")
-            if held != pending.client_order_id:
-                return self.result("not_run", "another attempt settled this order")
-            return self.new_side_not_opened(pending, "strategy_inactive", (
-                "The strategy was paused or switched to paper before its new side was opened."))
-        if "record" in failed:
-            logger.error("flip's second client order id already recorded; not sent",
-                         extra={"strategy_id": self.strategy.strategy_id, "close_time": pending.close_time})
-            return self.new_side_not_opened(pending, "order_recorded",
-                                            "The order opening the new side was already recorded.")
-        refusal = self.gate_refusal(failed, item, intent, price)
-        if refusal is None:
-            return False
-        if refusal.field == "connection_not_found":
-            return self.new_side_not_opened(pending, "connection_not_found", refusal.message)
-        return self.new_side_blocked(pending, refusal, intent)
-
-    def new_side_blocked(self, pending: PendingOrder, exc: KlineoError, intent: OrderIntent) -> None:
-        """The risk gate refuses a flip's entry (``intent``) once its close filled: a ``risk_block`` event
-        naming the gate and a refused order attempt under the entry's id; the close's run follows (flat)."""
-        gate, message = exc.field or str(exc.category), _gate_message(exc)
-        self.event("risk_block", pending.close_time, second=True, gate=gate, message=message)
-        self.not_opened = {"category": gate, "message": message}
-        entry_id = str(pending.facts[NEXT_LEG]["client_order_id"])
-        self.entry_refusal = self.refused_attempt(intent, exc, message, entry_id)
-
-    def new_side_not_opened(self, pending: PendingOrder, category: str, message: str) -> None:
-        """A flip's entry that is not opened for ``category``: an ``error`` event saying why; the close's run
-        follows (flat)."""
-        self.event("error", pending.close_time, second=True, what="new_side_not_opened",
-                   category=category, message=message)
-        self.not_opened = {"category": category, "message": message}
-
     def after_second_leg_refused(self, pending: PendingOrder) -> None:
         """A flip's entry settled unopened (refused, blocked, never placed): the old side's stops go, as after
         any close (its run is the close's, flat)."""
@@ -1404,7 +1269,7 @@ class _Turn:
 # userTrades reads for the live PnL stop once less than this much request weight is left this minute.
 FILLS_READ_RESERVE = 1200
 # Claims tried while only a cached connection setting turns out stale (each refusal refreshes it).
-_CLAIM_ATTEMPTS = 2
+CLAIM_ATTEMPTS = 2
 # Turns played again after the strategy changed between its read and its write (StrategyChanged).
 _REPLAYS = 2
 
@@ -1453,7 +1318,7 @@ def _is_second(pending: PendingOrder) -> bool:
     return FIRST_LEG in pending.facts
 
 
-def _gate_message(exc: KlineoError) -> str:
+def gate_message(exc: KlineoError) -> str:
     """What a ``risk_block`` event tells the trader about the gate ``exc`` names."""
     if exc.field == "positionSide":
         # The connection's position mode changed between the order's planning and its claim or second
