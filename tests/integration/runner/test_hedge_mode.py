@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.runner import execution
+from klineo.runner import flip as flip_module
 from klineo.runner.schedule import MINUTE_MS, client_order_id
 from klineo.services.protective import protective_client_algo_id
 from klineo.store.connections import delete_connection, mark_deleting, update_settings
@@ -300,7 +301,7 @@ def test_a_flip_survives_a_crash_after_the_close_filled_and_before_its_hand_over
     then the entry is placed once: three orders in all, never a fourth."""
     sid, now = _short_then_long(runner)
     event = _dispatched_at(runner, now)
-    crash_first_call(monkeypatch, execution, "hand_over_live_order")
+    crash_first_call(monkeypatch, flip_module, "hand_over_live_order")
 
     first = runner.work_event(event, remaining_ms=1)
 
@@ -535,7 +536,7 @@ def test_a_flip_whose_close_settles_after_its_candle_opens_the_new_side_on_the_n
     runner.run_tick(now - 2 * MINUTE_MS)
     update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_LONG})
     event = _dispatched_at(runner, now - MINUTE_MS)
-    crash_first_call(monkeypatch, execution, "hand_over_live_order")
+    crash_first_call(monkeypatch, flip_module, "hand_over_live_order")
     assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
 
     runner.run_tick(now)

@@ -194,7 +194,6 @@ from klineo.store.runs import (
     clear_reentry_block,
     correct_position,
     extend_lease,
-    hand_over_live_order,  # noqa: F401  (klineo.runner.flip calls it here: the turn's writes, one home)
     record_run,
     record_skip,
     set_paper_book,

@@ -32,8 +32,8 @@ never imports it.
   flat on the next candles, it does. The entry's events carry their own tag (a candle has one event per
   kind and tag).
 
-The turn's store and clock calls (``hand_over_live_order``, ``is_superseded``) are looked up on
-``klineo.runner.execution`` at call time, as the turn's own are: one home for the names a turn calls.
+The turn's clock (``is_superseded``) is looked up on ``klineo.runner.execution`` at call time, as the
+turn's own is: one name a stale-candle check goes through. The hand-over's write is this module's own.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from klineo.services.orders import OrderResult
 from klineo.services.risk import OrderIntent, check_order
 from klineo.store.connections import connection_credentials
 from klineo.store.order_claim import GateChecks, cached_connection_item, gate_condition_checks
+from klineo.store.runs import hand_over_live_order
 from klineo.store.strategies import PendingOrder
 from klineo.validation import plain_text
 
@@ -79,7 +80,7 @@ def hand_over(turn: Turn, pending: PendingOrder, result: OrderResult, position_t
         if item is None:
             return new_side_not_opened(turn, pending, "connection_not_found",
                                        "The connection no longer exists.")
-        claim = execution.hand_over_live_order(
+        claim = hand_over_live_order(
             strategy.user_id, strategy.strategy_id, pending, following, position_to=position_to,
             key_failures=0, failed_runs=after_success(strategy.failed_runs), live_book=book,
             outcome=outcome, record=record, events=[*turn.events, submit],
