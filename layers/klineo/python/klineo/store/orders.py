@@ -39,6 +39,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
@@ -63,8 +64,10 @@ __all__ = [
     "STATUS_UNKNOWN_PURGED",
     "UNMANAGED_CONNECTION_DELETED",
     "OrderRecord",
+    "claim_protective_resize",
     "claim_resend",
     "create_order_record",
+    "end_protective_resize",
     "fired_entry",
     "get_order_record",
     "get_order_records",
@@ -186,12 +189,18 @@ class OrderRecord:
     # and why (UNMANAGED_CONNECTION_DELETED). Its status is then the last one Binance told us.
     unmanaged_since: str | None = None
     unmanaged_reason: str | None = None
-    # A live strategy's entry whose protective orders were re-priced (``klineo.runner.reprice``): how many
+    # An entry whose protective orders were re-placed (a live strategy's re-priced, ``klineo.runner.reprice``;
+    # an API entry's re-fitted to what a reduction left, ``klineo.services.protective_resize``): how many
     # generations of them were ever claimed (their clientAlgoIds: ``protective_client_algo_id``); None: 1.
     protective_generations: int | None = None
     # A close's (role ``position_close``): what the MARKET grid left of the position it closed (a decimal
     # string), kept so a replay of its key answers it too (``klineo.services.position_close``).
     position_left: str | None = None
+    # An API entry whose protective orders are being re-placed for what a reduction left of its position
+    # (``klineo.services.protective_resize``): the claim (generation, quantity, roles with their triggers,
+    # the clientAlgoIds it replaces) until it is done; and the quantity Binance refused them for, for good.
+    protective_resize: dict[str, Any] | None = None
+    protective_refused_quantity: str | None = None
 
     @property
     def final(self) -> bool:
@@ -237,6 +246,8 @@ class OrderRecord:
             "unmanaged_reason": self.unmanaged_reason,
             "protective_generations": self.protective_generations,
             "position_left": self.position_left,
+            "protective_resize": self.protective_resize,
+            "protective_refused_quantity": self.protective_refused_quantity,
             **index_attributes(self),
         })
 
@@ -269,6 +280,9 @@ class OrderRecord:
             unmanaged_reason=plain.get("unmanaged_reason"),
             protective_generations=_int_or_none(plain.get("protective_generations")),
             position_left=plain.get("position_left"),
+            protective_resize=_plain_numbers(plain["protective_resize"])
+            if plain.get("protective_resize") is not None else None,
+            protective_refused_quantity=plain.get("protective_refused_quantity"),
         )
 
 
@@ -295,6 +309,55 @@ def protective_generations_update(user_id: str, entry_client_order_id: str,
     update = Update(sets={"protective_generations": generations, "updated_at": _now_iso()})
     return {"Update": {"TableName": get_settings().data_table, "Key": _key(user_id, entry_client_order_id),
                        "ConditionExpression": "attribute_exists(pk)", **update.request()}}
+
+
+def _conditional_update(user_id: str, client_order_id: str, update: Update, condition: str,
+                        **values: dict[str, Any]) -> bool:
+    """One conditional UpdateItem of an entry's record (``condition`` may name ``#protective_generations``);
+    False when its condition failed. A storage failure is a retryable KlineoError (nothing was written)."""
+    request = update.request({"#protective_generations": "protective_generations"}, **values)
+    try:
+        aws.dynamodb().update_item(TableName=get_settings().data_table, Key=_key(user_id, client_order_id),
+                                   ConditionExpression=condition, **request)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise _storage_failed() from exc
+    except BotoCoreError as exc:
+        raise _storage_failed() from exc
+    return True
+
+
+def _storage_failed() -> KlineoError:
+    return KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Storage failed while re-placing protective "
+                       "orders; they are resumed on the next read.", retryable=True)
+
+
+def claim_protective_resize(user_id: str, entry_client_order_id: str, seen_generations: int,
+                            claim: dict[str, Any]) -> bool:
+    """Claim generation ``seen_generations`` of an API entry's protective orders for a re-placing (``claim``
+    kept as ``protective_resize``; ``protective_generations`` moved on by one), iff nobody claimed one since
+    the entry was read: True when claimed (``klineo.services.protective_resize``)."""
+    update = Update(sets={"protective_resize": claim, "protective_generations": seen_generations + 1,
+                          "updated_at": _now_iso()})
+    condition = "#protective_generations = :seen"
+    if seen_generations <= 1:  # never re-placed: the entry's record has no count yet
+        condition = f"(attribute_not_exists(#protective_generations) OR {condition})"
+    condition = f"attribute_exists(pk) AND {condition}"
+    return _conditional_update(user_id, entry_client_order_id, update, condition,
+                               **{":seen": to_attr(seen_generations)})
+
+
+def end_protective_resize(user_id: str, entry_client_order_id: str, generation: int,
+                          refused_quantity: str | None = None) -> bool:
+    """Forget the claim of ``generation`` (placed, or refused for good: ``refused_quantity`` is then kept so
+    it is not tried again at that quantity), iff no newer generation was claimed since: True when done."""
+    sets: dict[str, Any] = {"updated_at": _now_iso()}
+    if refused_quantity is not None:
+        sets["protective_refused_quantity"] = refused_quantity
+    update = Update(sets=sets, removes=["protective_resize"])
+    return _conditional_update(user_id, entry_client_order_id, update, "#protective_generations = :next",
+                               **{":next": to_attr(generation + 1)})
 
 
 def _plain_numbers(value: Any) -> Any:
