@@ -104,7 +104,9 @@ from klineo.services.protective import (
     arm_protective_orders,
     check_protective_targets,
     check_protective_ticks,
+    latest_states,
 )
+from klineo.services.protective_resize import follow_reduction
 from klineo.services.risk import OrderIntent, check_order, order_notional
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
@@ -411,11 +413,15 @@ def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
                first_arming: bool = False) -> FuturesOrderResponse:
     """The entry's answer with its stop-loss/take-profit, placed once it filled (exactly once: their
     clientAlgoIds derive from the entry's); unchanged when the entry asked for none.
-    ``first_arming``: the entry was just claimed and sent, so none of them can be recorded yet."""
+    ``first_arming``: the entry was just claimed and sent, so none of them can be recorded yet.
+    A reducing order that executed re-fits the stops of what it left instead (``klineo.services.
+    protective_resize``; its answer unchanged)."""
+    creds = connection_credentials(gated.connection)
+    follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
     if gated.order.stop_loss is None and gated.order.take_profit is None:
         return answer
-    creds = connection_credentials(gated.connection)
     states = arm_protective_orders(gated.user_id, entry, gated.client, creds, first_arming=first_arming)
+    states = states if first_arming else latest_states(gated.user_id, entry, states)
     return answer.model_copy(update={"protective_orders": states})
 
 
@@ -710,5 +716,8 @@ def get_futures_order_status(
         if record.status == STATUS_UNKNOWN:
             metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
     response = futures_order_response(found, connection_id)
+    if record is not None:
+        follow_reduction(user_id, dataclasses.replace(record, status=found.status, result=found.to_record()),
+                         client, creds, connection)
     protective = arm_on_read(user_id, record, found, client, creds, connection) if record else None
     return response if protective is None else response.model_copy(update={"protective_orders": protective})

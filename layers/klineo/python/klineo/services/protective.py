@@ -36,7 +36,10 @@ of the entries it settles. A second send of an unfinished record is claimed the 
 A live strategy whose percents change re-prices the orders of the levels that changed in a new
 generation (``klineo.runner.reprice``): the same derivation with the generation in base 36 after the
 suffix (``-sl1``, ``-tp1``, ...; the entry's id gives up as many characters), so it too is placed once;
-the entry's record counts the generations claimed (``protective_generations``).
+the entry's record counts the generations claimed (``protective_generations``). An API entry's own
+orders get new generations the same way when a reduction of ours leaves less of its position than they
+are for (``klineo.services.protective_resize``); its status read and replays then answer, for each role,
+its latest generation still standing (``latest_states``).
 A status read or a replay of the entry reads both derived records first (one BatchGetItem): one
 already placed answers its recorded state with no write; only a missing one is put and sent. An
 existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly),
@@ -79,6 +82,7 @@ from klineo.store.order_claim import ConnectionGuard, claim_protective_order, cl
 from klineo.store.orders import (
     FINAL_STATUSES,
     KIND_ALGO,
+    ORIGIN_API,
     PROTECTIVE_ROLES,
     STATUS_REJECTED,
     STATUS_UNKNOWN,
@@ -100,7 +104,9 @@ __all__ = [
     "cancel_protective_orders",
     "check_protective_targets",
     "check_protective_ticks",
+    "closes_position_side",
     "entry_protective_ids",
+    "latest_states",
     "protective_client_algo_id",
 ]
 
@@ -391,7 +397,7 @@ def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
     )
 
 
-def _closes(row: dict[str, Any], position_side: str) -> bool:
+def closes_position_side(row: dict[str, Any], position_side: str) -> bool:
     """True for an open algo order that closes this position side (reduce-only, closePosition, or hedge)."""
     side, held = str(row.get("side", "")), str(row.get("positionSide") or "BOTH")
     flagged = row.get("reduceOnly") is True or row.get("closePosition") is True
@@ -405,7 +411,7 @@ def cancel_protective_orders(
     client, creds = futures_client(connection), connection_credentials(connection)
     cancelled = []
     for row in endpoints.futures_open_algo_orders(client, creds, symbol):
-        if not _closes(row, position_side):
+        if not closes_position_side(row, position_side):
             continue
         result = cancel_algo_order(client, creds, str(row.get("clientAlgoId", "")))
         if get_order_record(user_id, result.client_order_id) is not None:
@@ -473,6 +479,32 @@ def cancel_fired_siblings(
     return cancelled
 
 
+# A re-placed order in one of these states no longer stands for its role (the one before it is shown).
+_GONE = frozenset({"CANCELED", "EXPIRED", STATUS_REJECTED})
+
+
+def latest_states(user_id: str, entry: OrderRecord,
+                  states: list[ProtectiveOrderState]) -> list[ProtectiveOrderState]:
+    """The entry's protective orders as the trader sees them: for each role, its latest generation
+    re-placed for what a reduction left (``klineo.services.protective_resize``) that is not gone (cancelled,
+    expired, refused), else ``states`` (its first orders'). One BatchGetItem when it was ever re-placed."""
+    generations = entry.protective_generations or 1
+    if generations <= 1 or entry.origin != ORIGIN_API:
+        return states
+    ids = {(role, g): protective_client_algo_id(entry.client_order_id, role, g)
+           for role in ROLES for g in range(1, generations)}
+    records = get_order_records(user_id, list(ids.values()))
+    shown = []
+    for state in states:
+        found = (records.get(ids[state.role, g]) for g in range(generations - 1, 0, -1))
+        latest = next((r for r in found if r is not None and r.settled and r.result is not None
+                       and r.status not in _GONE), None)
+        result = OrderResult.from_record(latest.result) if latest is not None and latest.result else None
+        shown.append(state if latest is None or result is None
+                     else _state(state.role, latest.client_order_id, result, result.status))
+    return shown
+
+
 def arm_on_read(
     user_id: str, entry_record: OrderRecord, found: OrderResult, client: BinanceClient, creds: Credentials,
     connection: Connection | None = None,
@@ -486,7 +518,8 @@ def arm_on_read(
         return None
     entry = dataclasses.replace(entry_record, status=found.status, result=found.to_record())
     try:
-        return arm_protective_orders(user_id, entry, client, creds, connection=connection)
+        return latest_states(user_id, entry, arm_protective_orders(user_id, entry, client, creds,
+                                                                   connection=connection))
     except KlineoError as exc:
         logger.warning("protective orders not placed on read",
                        extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})

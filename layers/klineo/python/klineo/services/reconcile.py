@@ -10,7 +10,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    asked for a stop-loss / take-profit and filled gets them placed first
    (``klineo.services.protective``, behind the risk gate); when one could not be placed for a
    transient reason or behind a gate that may open again (futures off, connection disabled), the
-   entry's state is stored but it stays in the index, so a later run places it.
+   entry's state is stored but it stays in the index, so a later run places it. Likewise a reducing
+   API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
+   stops of the side it reduced to what is left (``klineo.services.protective_resize``): it stays in the
+   index until that is done or refused for good, so a transient failure or a crash is resumed.
 2. **Purged.** An order Binance does not know (-2013) although the record is older than Binance's
    shortest retention (3 days: canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
    final; nothing ever sends it again (facts §9, §14). A younger unknown record is left alone: it may
@@ -61,7 +64,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.algo_orders import algo_result, triggered_order_id
 from klineo.services.orders import OrderResult
-from klineo.services.risk import CONNECTION_DELETING, STATE_GATES
+from klineo.services.risk import CONNECTION_DELETING, STATE_GATES, params_reduce
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
@@ -264,6 +267,8 @@ class Reconciler:
             return None
         now = dataclasses.replace(record, **{k: v for k, v in changes.items() if v is not None})
         protected = changes.get("fills") is None or self._protected(account, now)
+        if protected is True and self._reduced(record, now):
+            protected = self._followed(account, now)
         if protected is not True:
             changes["fills"] = None  # not settled: it stays in the index until its protection is placed
             now = dataclasses.replace(now, fills=record.fills)
@@ -307,6 +312,33 @@ class Reconciler:
             # A closed gate (futures switched off, connection disabled) may open again: the entry stays
             # in the index so its protection is placed then, never dropped for good.
             return not exc.retryable and exc.field not in STATE_GATES
+        return True
+
+    @staticmethod
+    def _reduced(record: OrderRecord, now: OrderRecord) -> bool:
+        """True when ``now`` (``record`` as just read) is a reducing API regular order that executed more
+        than was recorded, or is being settled: the stops of what it left are re-fitted (``_followed``;
+        this only spares the other orders loading the order path)."""
+        if now.origin != ORIGIN_API or now.kind == KIND_ALGO or not params_reduce(now.params):
+            return False
+        executed = {str((r.result or {}).get("executed_quantity")) for r in (record, now)}
+        return (now.fills is not None and now.fills != record.fills) or len(executed) > 1
+
+    def _followed(self, account: _Account, order: OrderRecord) -> bool:
+        """Re-fit the stops of the position side a reducing API order left (``klineo.services.
+        protective_resize``); False when that is not done yet (a transient failure, a closed gate): the
+        order then stays in the index and the next run resumes it."""
+        # Loaded here: only a reducing API order reaches this line (the order history reads too).
+        from klineo.services.protective_resize import refit_after
+
+        try:
+            self.call("GET", "/fapi/v3/positionRisk", refit_after, order.user_id, order, account.client,
+                      account.creds, account.connection)
+        except KlineoError as exc:
+            self.counts["refit_failed"] += 1
+            logger.warning("protective orders not re-fitted by the reconciler", extra={
+                "client_order_id": order.client_order_id, "category": exc.category.value})
+            return False
         return True
 
     def _vanished(self, record: OrderRecord) -> dict[str, Any] | None:

@@ -1,0 +1,244 @@
+"""An API entry's stop-loss / take-profit follow what is left of its position after a reduction of ours.
+
+Why: an entry's protective orders (``klineo.services.protective``) are for its EXECUTED quantity,
+reduce-only in one-way mode and closing the entry's positionSide in hedge mode, and Binance refuses a
+reduce-only or closing order larger than the position (-2022, docs/binance-facts.md §4; whether it trims
+a TRIGGERED conditional order instead is undocumented, and the simulator takes the strict reading: the
+algo ends REJECTED). So once the trader took part of the position off through us, a stop still sized for
+the whole entry would leave what is left unprotected when it fires. The runner does the same for a
+strategy's own stops (``klineo.runner.reprice``, "What is left"); this module does it for API entries.
+
+When (``follow_reduction``): after a reducing order of ours placed through the API (origin ``api``,
+a regular order: reduce-only in one-way mode, SELL LONG / BUY SHORT in hedge mode, the close route's
+orders included) executed in whole or in part: on its own answer (a MARKET, or a replay of its key), on
+a status read of it, and when the reconciler settles it (``klineo.services.reconcile``, which keeps the
+order in its unsettled index until the re-placing is done or refused for good, so a transient failure or
+a crash is resumed on its next run).
+
+What (``refit_position``), for the (connection, symbol, position side) the order reduced:
+1. The open algo orders of the symbol that close that side (``GET /fapi/v1/openAlgoOrders``, weight 1)
+   whose records are API entries' stop-loss / take-profit (a strategy's are left to the runner: their
+   records' ``origin`` is the strategy's id). None: nothing else is read or sent.
+2. L = what is left on that side, read from Binance (``GET /fapi/v3/positionRisk``, weight 5; never
+   computed from our records), rounded DOWN to the MARKET_LOT_SIZE step (the lot Binance checks a
+   STOP_MARKET / TAKE_PROFIT_MARKET against), never up.
+3. For each entry, each role's armed order is its latest generation still open (clientAlgoIds
+   ``protective_client_algo_id``: "-sl", "-sl1", ...). Those for more than L are re-placed for L at the
+   SAME trigger prices in a new generation: claimed first on the entry's record (``protective_resize``:
+   generation, quantity, roles with their triggers, the clientAlgoIds it replaces; written only while
+   ``protective_generations`` is as read, so two settles never both claim), placed through the risk gate
+   as reducing orders and recorded exactly as the arming path does (``arm_protective_orders`` with the
+   generation), then the claim is ended and only then the replaced orders cancelled. A crash anywhere
+   resumes: an unfinished claim for at most L is placed again (only what is missing; each order is
+   looked up by clientAlgoId, never sent twice), one for more than L is dropped (what it placed
+   cancelled) and claimed anew; older generations still open next to a finished one are cancelled.
+   Orders already for at most L are left alone.
+4. Refused for good (e.g. -2021, the mark already crossed a trigger): what the claim placed is cancelled,
+   the old orders stay, and ``protective_refused_quantity`` keeps that L from being tried again. A
+   transient failure keeps the claim and the old orders; the next settle or reconciler run resumes it.
+
+Several entries built one position: each entry's orders are capped at L independently (a product
+decision). Each stop can then close all that is left when it fires; the nearest fires first, and the
+others are then orders of a gone position, cancelled as today (the reconciler cancels our protective
+orders on a side whose position reads 0).
+
+L = 0: nothing is sent here; the existing cleanup cancels the orders of a gone position (the close
+route's own after a full close, the reconciler's at the latest). 0 < L below the symbol's minimum
+(dust): the orders are KEPT, not cancelled. A re-placing is impossible (Binance refuses an order below
+the minimum); cancelling would leave the dust certainly unguarded, while a kept stop is at worst refused
+when it fires (the same unguarded dust) and closes it if Binance trims a triggered reduce-only order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+from klineo.binance import BinanceClient, Credentials, endpoints
+from klineo.binance.filters import get_symbol_rules
+from klineo.errors import KlineoError
+from klineo.observability import logger
+from klineo.services.position_rows import position_number
+from klineo.services.protective import arm_protective_orders, closes_position_side, protective_client_algo_id
+from klineo.services.risk import params_reduce
+from klineo.services.strategy_protection import disarm_strategy_protection
+from klineo.store.connections import Connection
+from klineo.store.orders import (
+    KIND_ALGO,
+    KIND_ORDER,
+    ORIGIN_API,
+    STATUS_REJECTED,
+    OrderRecord,
+    claim_protective_resize,
+    end_protective_resize,
+    get_order_records,
+)
+from klineo.validation import plain_text
+
+__all__ = ["follow_reduction", "reduced_by", "refit_after", "refit_position"]
+
+# The roles an API entry's request can ask for (a trailing stop is a strategy's only).
+_ROLES = ("stop_loss", "take_profit")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Side:
+    """One position side of a symbol on a connection, and L: what is left of it, on the step grid."""
+
+    user_id: str
+    connection: Connection
+    client: BinanceClient
+    creds: Credentials
+    left: Decimal
+    minimum: Decimal
+
+
+def reduced_by(record: OrderRecord) -> bool:
+    """True when ``record`` is a regular order placed through the API that reduced a position (reduce-only,
+    or closing a hedge side) and executed something."""
+    executed = Decimal(str((record.result or {}).get("executed_quantity") or 0))
+    return (record.kind == KIND_ORDER and record.origin == ORIGIN_API and executed > 0
+            and params_reduce(record.params))
+
+
+def refit_after(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
+                connection: Connection) -> None:
+    """Re-fit the protective orders of the side ``record`` reduced, when it is such an order (module
+    docstring); raises KlineoError when one could not be re-placed yet (retryable) or was not sent."""
+    if reduced_by(record):
+        refit_position(user_id, connection, client, creds, record.symbol,
+                       record.params.get("positionSide") or "BOTH")
+
+
+def follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
+                     connection: Connection) -> None:
+    """``refit_after`` on a reducing order's answer or status read: a failure is logged, never raised (the
+    order's own outcome is answered; the reconciler resumes the re-placing)."""
+    try:
+        refit_after(user_id, record, client, creds, connection)
+    except KlineoError as exc:
+        logger.warning("protective orders not re-fitted after a reduction", extra={
+            "client_order_id": record.client_order_id, "category": str(exc.category)})
+
+
+def refit_position(user_id: str, connection: Connection, client: BinanceClient, creds: Credentials,
+                   symbol: str, position_side: str) -> None:
+    """Re-place for what is left of the side the API entries' stops guarding it that are for more (module
+    docstring, steps 1-4). Raises the first failure after every entry was tried."""
+    rows = [r for r in endpoints.futures_open_algo_orders(client, creds, symbol)
+            if closes_position_side(r, position_side)]
+    guards = _api_guards(user_id, [str(r.get("clientAlgoId", "")) for r in rows])
+    if not guards:
+        return
+    entries = get_order_records(user_id, sorted(guards))
+    rules = get_symbol_rules(client, symbol)
+    _, minimum, _ = rules.lot_for(market_order=True)
+    held = _held(client, creds, symbol, position_side)
+    side = _Side(user_id, connection, client, creds, rules.round_quantity(held, market_order=True), minimum)
+    if held == 0 or side.left < minimum:
+        return  # gone: the cleanup cancels them; dust: kept (module docstring)
+    failure: KlineoError | None = None
+    for parent, open_guards in guards.items():
+        entry = entries.get(parent)
+        if entry is None or entry.origin != ORIGIN_API:
+            continue
+        try:
+            _refit_entry(side, entry, open_guards)
+        except KlineoError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
+def _api_guards(user_id: str, client_algo_ids: list[str]) -> dict[str, dict[str, OrderRecord]]:
+    """Among these open algo orders, the API entries' stop-loss / take-profit, by entry: {clientAlgoId:
+    record}."""
+    guards: dict[str, dict[str, OrderRecord]] = {}
+    for algo_id, record in get_order_records(user_id, client_algo_ids).items() if client_algo_ids else ():
+        if (record.kind == KIND_ALGO and record.role in _ROLES and record.origin == ORIGIN_API
+                and record.parent_client_order_id):
+            guards.setdefault(record.parent_client_order_id, {})[algo_id] = record
+    return guards
+
+
+def _held(client: BinanceClient, creds: Credentials, symbol: str, position_side: str) -> Decimal:
+    """What Binance holds on that side of the symbol (its size, whatever the sign)."""
+    rows = endpoints.futures_position_risk(client, creds, symbol)
+    return sum((abs(position_number(r, "positionAmt")) for r in rows if isinstance(r, dict)
+                and str(r.get("positionSide") or "BOTH") == position_side), Decimal(0))
+
+
+def _armed(entry: OrderRecord, open_guards: dict[str, OrderRecord]
+           ) -> tuple[dict[str, OrderRecord], list[str]]:
+    """(role -> its latest generation still open, the older generations still open next to one)."""
+    generations = entry.protective_generations or 1
+    of_id = {protective_client_algo_id(entry.client_order_id, role, g): (role, g)
+             for g in range(generations) for role in _ROLES}
+    ranked = sorted((of_id[i][1], of_id[i][0], i) for i in open_guards if i in of_id)
+    latest = {role: open_guards[algo_id] for _, role, algo_id in ranked}  # the highest generation wins
+    older = [algo_id for _, role, algo_id in ranked if latest[role].client_order_id != algo_id]
+    return latest, older
+
+
+def _quantity(record: OrderRecord) -> Decimal:
+    return Decimal(str(record.params.get("quantity") or 0))
+
+
+def _refit_entry(side: _Side, entry: OrderRecord, open_guards: dict[str, OrderRecord]) -> None:
+    """One entry's orders re-fitted to L: resume an unfinished claim, drop one for more than L, cancel
+    superseded generations, or claim a new one for the roles sized above L."""
+    claim = entry.protective_resize
+    if claim and Decimal(str(claim["quantity"])) > side.left:
+        dropped = _claimed_ids(entry, claim)
+        _disarm(side, dropped)
+        if not end_protective_resize(side.user_id, entry.client_order_id, int(claim["generation"])):
+            return  # a newer claim exists: its settle re-fits this entry
+        entry = dataclasses.replace(entry, protective_resize=None)
+        open_guards = {i: r for i, r in open_guards.items() if i not in dropped}
+        claim = None
+    if claim:
+        _place(side, entry, claim)
+        return
+    latest, older = _armed(entry, open_guards)
+    _disarm(side, older)  # a finished re-placing's replaced orders whose cancel was lost
+    due = {role: record for role, record in latest.items() if _quantity(record) > side.left}
+    if not due or entry.protective_refused_quantity == plain_text(side.left):
+        return
+    seen = entry.protective_generations or 1
+    claim = {"generation": seen, "quantity": plain_text(side.left),
+             "roles": {role: record.params["triggerPrice"] for role, record in due.items()},
+             "replaces": sorted(record.client_order_id for record in due.values())}
+    if claim_protective_resize(side.user_id, entry.client_order_id, seen, claim):
+        _place(side, dataclasses.replace(entry, protective_generations=seen + 1), claim)
+
+
+def _claimed_ids(entry: OrderRecord, claim: dict[str, Any]) -> list[str]:
+    generation = int(claim["generation"])
+    return [protective_client_algo_id(entry.client_order_id, role, generation) for role in claim["roles"]]
+
+
+def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
+    """Place the claim's roles (only what is missing), end the claim, then cancel what they replace; refused
+    for good: cancel what was placed, keep the old ones, remember the quantity."""
+    generation = int(claim["generation"])
+    sized = dataclasses.replace(
+        entry, request={role: {"price": str(trigger)} for role, trigger in claim["roles"].items()},
+        result={**(entry.result or {}), "executed_quantity": str(claim["quantity"])})
+    states = arm_protective_orders(side.user_id, sized, side.client, side.creds, connection=side.connection,
+                                   generation=generation)
+    if any(state.status == STATUS_REJECTED for state in states):
+        _disarm(side, _claimed_ids(entry, claim))
+        end_protective_resize(side.user_id, entry.client_order_id, generation,
+                              refused_quantity=str(claim["quantity"]))
+        logger.warning("protective orders refused for what is left of the position",
+                       extra={"client_order_id": entry.client_order_id})
+        return
+    if end_protective_resize(side.user_id, entry.client_order_id, generation):
+        _disarm(side, [str(i) for i in claim["replaces"]])
+
+
+def _disarm(side: _Side, client_algo_ids: list[str]) -> None:
+    """Cancel those still open (a failure is logged: the next settle cancels them as superseded)."""
+    if client_algo_ids:
+        disarm_strategy_protection(side.connection, client_algo_ids)
