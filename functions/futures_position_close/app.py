@@ -15,7 +15,8 @@ app = build_resolver()
     "One MARKET order for the position (reduceOnly in one-way mode, positionSide in hedge mode), at most "
     "the symbol's MARKET_LOT_SIZE maxQty: position_left is what it left open; past maxQty, send the close "
     "again with a NEW Idempotency-Key for the rest (the same key answers this close again, never a second "
-    "order)."), responses=idempotent_responses(FuturesOrderResponse))
+    "order); meanwhile the stop-loss / take-profit of the position's API entries are re-placed for what is "
+    "left."), responses=idempotent_responses(FuturesOrderResponse))
 def futures_position_close(
     connection_id: str, symbol: str, idempotency_key: IdempotencyKey = None,
     position_side: Annotated[Literal["LONG", "SHORT"] | None, Query()] = None,

@@ -253,14 +253,18 @@ class FuturesOrderResponse(BaseModel):
     close_position: bool = False
     protective_orders: list[ProtectiveOrderState] | None = Field(
         default=None,
-        description="The stop-loss / take-profit attached to this entry, when it asked for any.")
+        description="The stop-loss / take-profit attached to this entry, when it asked for any: for each, "
+                    "the latest placed, which is re-placed for what is left of the position (clientAlgoId "
+                    "ending -sl1, -tp1, ...) after a reduce-only order or a close of ours made it smaller "
+                    "than they were for.")
     position_left: str | None = Field(
         default=None,
         description="Close route only: the part of the position this close did not include. One MARKET "
                     "order may close at most the symbol's MARKET_LOT_SIZE maxQty: a larger position is "
                     "closed up to it, and the rest answered here; send the close again with a NEW "
-                    "Idempotency-Key to close it (the stop-loss / take-profit orders stay armed on it "
-                    "meanwhile). Less than one MARKET_LOT_SIZE step (which MARKET orders must be a multiple "
+                    "Idempotency-Key to close it (meanwhile the stop-loss / take-profit orders of the "
+                    "position's API entries are re-placed for what is left, the old ones cancelled). "
+                    "Less than one MARKET_LOT_SIZE step (which MARKET orders must be a multiple "
                     "of, and which may be coarser than the position's) is left by the grid: close it with a "
                     "reduce-only LIMIT order. Absent when the whole position was closed. A retry with the "
                     "close's Idempotency-Key answers the first close's value (kept with its order), not a "

@@ -25,10 +25,11 @@ reduceOnly at all.
 After the close has FILLED, the open algo orders that close that position side (our stop-loss /
 take-profit and any other reduce-only or closePosition ones) are cancelled
 (``klineo.services.protective``), unless the close left at least one MARKET step of the position open
-(the cap): they still guard that part (a closePosition one whatever its size; one sized for the whole
-position may be refused when it fires, if Binance does not trim it: docs/binance-facts.md §4). A close
-that did not fill (EXPIRED, or only partly) leaves them armed too, since the position they guard is still
-there.
+(the cap): they still guard that part. A closePosition one does whatever its size; an API entry's
+stop-loss / take-profit sized for more than is left (Binance may refuse it when it fires:
+docs/binance-facts.md §4) is re-placed for what is left by the order path itself, before this module
+looks (``klineo.services.protective_resize``), as after a close that EXPIRED having filled only in part.
+A close that filled nothing leaves them armed, since the position they guard is still there.
 
 Apart from ``klineo.services.positions`` (the read) so that GET positions does not import the order
 path (``klineo.services.futures`` and its stores), which only closing uses.
