@@ -213,6 +213,32 @@ def test_a_crash_between_placing_and_recording_is_resumed_by_the_reconciler_with
     assert get_order_record(USER_A, entry["client_order_id"]).protective_resize is None
 
 
+def test_a_crash_between_recording_and_cancelling_the_old_stops_is_finished_by_the_reconciler(
+        sim_env, invoke, connection, reconcile, monkeypatch):
+    """GIVEN a reduce-only 0.004 of a 0.010 LONG whose request is lost after the stops for 0.006 were placed
+    and recorded, before the old ones were cancelled WHEN the reconciler runs THEN it cancels the old ones
+    (superseded) and places nothing: one generation left armed."""
+    entry = _entry(invoke, connection.id, "0.010")
+    real, lost = protective_resize.disarm_strategy_protection, []
+
+    def lost_once(connection: Any, client_algo_ids: Any) -> Any:
+        if not lost:
+            lost.append(list(client_algo_ids))
+            raise RuntimeError("container lost")
+        return real(connection, client_algo_ids)
+
+    monkeypatch.setattr(protective_resize, "disarm_strategy_protection", lost_once)
+    body = order_body(connection.id, side="SELL", quantity="0.004", reduceOnly=True, **MARKET)
+    assert invoke("futures_order", order_event(body, key=new_key()))["statusCode"] >= 500
+    assert lost == [sorted(_ids(entry, 0))]
+    assert get_order_record(USER_A, entry["client_order_id"]).protective_resized == 1
+
+    reconcile()
+
+    assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 1), D("0.006"))
+    assert (_posts(sim_env), _posts(sim_env, "DELETE")) == (4, 2)
+
+
 def test_a_transient_failure_keeps_the_old_stops_and_the_reconciler_finishes(
         sim_env, invoke, connection, reconcile):
     """GIVEN Binance unavailable for algo orders WHEN 0.004 of a 0.010 LONG is sold THEN the sale is answered
@@ -230,6 +256,25 @@ def test_a_transient_failure_keeps_the_old_stops_and_the_reconciler_finishes(
 
     assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 1), D("0.006"))
     assert get_order_record(USER_A, answer["client_order_id"]).fills is not None
+
+
+def test_an_unfinished_re_placing_for_more_than_is_left_is_dropped_and_claimed_anew(
+        sim_env, invoke, connection):
+    """GIVEN a re-placing for 0.006 kept from being placed (Binance unavailable) WHEN 0.002 more is sold
+    THEN that claim is dropped and the stops are re-placed once for the 0.004 now left, in the next
+    generation, the entry's first ones cancelled."""
+    entry = _entry(invoke, connection.id, "0.010")
+    sim_env.faults.add("http_503_unavailable", count=50, method="POST", path=ALGO_PATH)
+    _reduce(invoke, connection.id, "0.004")
+    assert get_order_record(USER_A, entry["client_order_id"]).protective_resize["quantity"] == "0.006"
+    sim_env.faults.clear()
+
+    _reduce(invoke, connection.id, "0.002")
+
+    assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 2), D("0.004"))
+    assert [a.client_algo_id for a in _algos(sim_env, connection.account.id).values()] == sorted(
+        _ids(entry, 0)) + sorted(_ids(entry, 2))
+    assert get_order_record(USER_A, entry["client_order_id"]).protective_resize is None
 
 
 def test_stops_refused_for_good_stay_and_are_not_tried_again_at_that_quantity(

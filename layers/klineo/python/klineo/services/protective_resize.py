@@ -31,8 +31,9 @@ What (``refit_position``), for the (connection, symbol, position side) the order
    generation), then the claim is ended and only then the replaced orders cancelled. A crash anywhere
    resumes: an unfinished claim for at most L is placed again (only what is missing; each order is
    looked up by clientAlgoId, never sent twice), one for more than L is dropped (what it placed
-   cancelled) and claimed anew; older generations still open next to a finished one are cancelled.
-   Orders already for at most L are left alone.
+   cancelled) and claimed anew; older generations still open next to one placed in full (the entry's
+   ``protective_resized``) are cancelled. An attempt whose claim a newer one dropped meanwhile (the
+   position shrank again) cancels what it placed. Orders already for at most L are left alone.
 4. Refused for good (e.g. -2021, the mark already crossed a trigger): what the claim placed is cancelled,
    the old orders stay, and ``protective_refused_quantity`` keeps that L from being tried again. A
    transient failure keeps the claim and the old orders; the next settle or reconciler run resumes it.
@@ -171,14 +172,16 @@ def _held(client: BinanceClient, creds: Credentials, symbol: str, position_side:
 
 def _armed(entry: OrderRecord, open_guards: dict[str, OrderRecord]
            ) -> tuple[dict[str, OrderRecord], list[str]]:
-    """(role -> its latest generation still open, the older generations still open next to one)."""
-    generations = entry.protective_generations or 1
+    """(role -> its latest generation still open, the older ones still open next to a latest one that a
+    re-placing placed in full: superseded, to cancel)."""
+    generations, finished = entry.protective_generations or 1, entry.protective_resized or 0
     of_id = {protective_client_algo_id(entry.client_order_id, role, g): (role, g)
              for g in range(generations) for role in _ROLES}
     ranked = sorted((of_id[i][1], of_id[i][0], i) for i in open_guards if i in of_id)
-    latest = {role: open_guards[algo_id] for _, role, algo_id in ranked}  # the highest generation wins
-    older = [algo_id for _, role, algo_id in ranked if latest[role].client_order_id != algo_id]
-    return latest, older
+    latest = {role: (g, open_guards[algo_id]) for g, role, algo_id in ranked}  # the highest generation wins
+    older = [algo_id for _, role, algo_id in ranked
+             if latest[role][1].client_order_id != algo_id and latest[role][0] <= finished]
+    return {role: record for role, (_, record) in latest.items()}, older
 
 
 def _quantity(record: OrderRecord) -> Decimal:
@@ -192,7 +195,8 @@ def _refit_entry(side: _Side, entry: OrderRecord, open_guards: dict[str, OrderRe
     if claim and Decimal(str(claim["quantity"])) > side.left:
         dropped = _claimed_ids(entry, claim)
         _disarm(side, dropped)
-        if not end_protective_resize(side.user_id, entry.client_order_id, int(claim["generation"])):
+        if not end_protective_resize(side.user_id, entry.client_order_id, int(claim["generation"]),
+                                     placed=False):
             return  # a newer claim exists: its settle re-fits this entry
         entry = dataclasses.replace(entry, protective_resize=None)
         open_guards = {i: r for i, r in open_guards.items() if i not in dropped}
@@ -236,6 +240,8 @@ def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
         return
     if end_protective_resize(side.user_id, entry.client_order_id, generation):
         _disarm(side, [str(i) for i in claim["replaces"]])
+    else:  # a newer claim dropped this one (the position shrank again meanwhile): what it placed is nobody's
+        _disarm(side, _claimed_ids(entry, claim))
 
 
 def _disarm(side: _Side, client_algo_ids: list[str]) -> None:

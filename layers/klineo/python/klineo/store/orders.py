@@ -198,8 +198,10 @@ class OrderRecord:
     position_left: str | None = None
     # An API entry whose protective orders are being re-placed for what a reduction left of its position
     # (``klineo.services.protective_resize``): the claim (generation, quantity, roles with their triggers,
-    # the clientAlgoIds it replaces) until it is done; and the quantity Binance refused them for, for good.
+    # the clientAlgoIds it replaces) until it is done; the last generation placed in full (its replaced
+    # orders may be cancelled); the quantity Binance refused them for, for good.
     protective_resize: dict[str, Any] | None = None
+    protective_resized: int | None = None
     protective_refused_quantity: str | None = None
 
     @property
@@ -247,6 +249,7 @@ class OrderRecord:
             "protective_generations": self.protective_generations,
             "position_left": self.position_left,
             "protective_resize": self.protective_resize,
+            "protective_resized": self.protective_resized,
             "protective_refused_quantity": self.protective_refused_quantity,
             **index_attributes(self),
         })
@@ -282,6 +285,7 @@ class OrderRecord:
             position_left=plain.get("position_left"),
             protective_resize=_plain_numbers(plain["protective_resize"])
             if plain.get("protective_resize") is not None else None,
+            protective_resized=_int_or_none(plain.get("protective_resized")),
             protective_refused_quantity=plain.get("protective_refused_quantity"),
         )
 
@@ -349,12 +353,15 @@ def claim_protective_resize(user_id: str, entry_client_order_id: str, seen_gener
 
 
 def end_protective_resize(user_id: str, entry_client_order_id: str, generation: int,
-                          refused_quantity: str | None = None) -> bool:
-    """Forget the claim of ``generation`` (placed, or refused for good: ``refused_quantity`` is then kept so
-    it is not tried again at that quantity), iff no newer generation was claimed since: True when done."""
+                          refused_quantity: str | None = None, placed: bool = True) -> bool:
+    """Forget the claim of ``generation``, placed in full (``protective_resized``), or refused for good
+    (``refused_quantity`` is then kept so it is not tried again at that quantity) or dropped (``placed``
+    False), iff no newer generation was claimed since: True when done."""
     sets: dict[str, Any] = {"updated_at": _now_iso()}
     if refused_quantity is not None:
         sets["protective_refused_quantity"] = refused_quantity
+    elif placed:
+        sets["protective_resized"] = generation
     update = Update(sets=sets, removes=["protective_resize"])
     return _conditional_update(user_id, entry_client_order_id, update, "#protective_generations = :next",
                                **{":next": to_attr(generation + 1)})
