@@ -219,7 +219,7 @@ def test_a_crash_between_recording_and_cancelling_the_old_stops_is_finished_by_t
     and recorded, before the old ones were cancelled WHEN the reconciler runs THEN it cancels the old ones
     (superseded) and places nothing: one generation left armed."""
     entry = _entry(invoke, connection.id, "0.010")
-    real, lost = protective_resize.disarm_strategy_protection, []
+    real, lost = protective_resize.disarm_protective_orders, []
 
     def lost_once(connection: Any, client_algo_ids: Any) -> Any:
         if not lost:
@@ -227,7 +227,7 @@ def test_a_crash_between_recording_and_cancelling_the_old_stops_is_finished_by_t
             raise RuntimeError("container lost")
         return real(connection, client_algo_ids)
 
-    monkeypatch.setattr(protective_resize, "disarm_strategy_protection", lost_once)
+    monkeypatch.setattr(protective_resize, "disarm_protective_orders", lost_once)
     body = order_body(connection.id, side="SELL", quantity="0.004", reduceOnly=True, **MARKET)
     assert invoke("futures_order", order_event(body, key=new_key()))["statusCode"] >= 500
     assert lost == [sorted(_ids(entry, 0))]

@@ -1162,11 +1162,11 @@ class _Turn:
             return
         # Loaded here: only a strategy with stops armed reaches this line (see arm_entry_orders).
         from klineo.services.protective import entry_protective_ids
-        from klineo.services.strategy_protection import disarm_strategy_protection
+        from klineo.services.strategy_protection import disarm_protective_orders
 
         # Every role of every generation the position had (a re-priced one's earlier orders too).
         ids = entry_protective_ids(str(parent), int(armed.get("generations", 1)))
-        disarm_strategy_protection(self.trading.connection, ids)
+        disarm_protective_orders(self.trading.connection, ids)
 
     def after_live_fill(self, pending: PendingOrder, result: OrderResult | None,
                         position_to: Decimal) -> None:

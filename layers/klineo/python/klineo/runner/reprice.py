@@ -497,9 +497,9 @@ class LiveReprice:
     # ------------------------------------------------------------------ Binance and the store
     def disarm(self, client_algo_ids: Sequence[str]) -> bool:
         """Cancel those of ``client_algo_ids`` still open; True when none is left."""
-        from klineo.services.strategy_protection import disarm_strategy_protection
+        from klineo.services.strategy_protection import disarm_protective_orders
 
-        return disarm_strategy_protection(self.connection, client_algo_ids)
+        return disarm_protective_orders(self.connection, client_algo_ids)
 
     def write(self, record: dict[str, Any] | None, events: Sequence[StrategyEvent] = (),
               **claim: Any) -> bool:

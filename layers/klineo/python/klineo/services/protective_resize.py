@@ -63,7 +63,7 @@ from klineo.observability import logger
 from klineo.services.position_rows import position_number
 from klineo.services.protective import arm_protective_orders, closes_position_side, protective_client_algo_id
 from klineo.services.risk import params_reduce
-from klineo.services.strategy_protection import disarm_strategy_protection
+from klineo.services.strategy_protection import disarm_protective_orders
 from klineo.store.connections import Connection
 from klineo.store.orders import (
     KIND_ALGO,
@@ -247,4 +247,4 @@ def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
 def _disarm(side: _Side, client_algo_ids: list[str]) -> None:
     """Cancel those still open (a failure is logged: the next settle cancels them as superseded)."""
     if client_algo_ids:
-        disarm_strategy_protection(side.connection, client_algo_ids)
+        disarm_protective_orders(side.connection, client_algo_ids)

@@ -10,7 +10,8 @@ entry's clientOrderId (so a redelivered message never doubles them), each record
 ``origin`` = the strategy's id, ``role`` and ``parent_client_order_id`` (so the order history and
 the reconciler see them). Disarming cancels exactly the orders it is given by clientAlgoId (the entry's
 own, of the roles and generations asked for: a re-priced order, ``klineo.runner.reprice``, has its own
-id), never another strategy's or the user's own stops on the same symbol.
+id), never another strategy's or the user's own stops on the same symbol. It disarms an API entry's
+stops the same way when they are re-placed for what a reduction left (``klineo.services.protective_resize``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord, get_order_records, record_order_outcome_quietly
 from klineo.validation import plain_text
 
-__all__ = ["NOT_ARMED", "REFUSED_FOR_GOOD", "arm_strategy_protection", "disarm_strategy_protection"]
+__all__ = ["NOT_ARMED", "REFUSED_FOR_GOOD", "arm_strategy_protection", "disarm_protective_orders"]
 
 # The states of a protective order that is not protecting the position: refused, or waiting for a fill
 # (``arm_protective_orders``' answer for an entry not filled).
@@ -86,8 +87,8 @@ def arm_strategy_protection(
                                  connection=connection if generation else None)
 
 
-def disarm_strategy_protection(connection: Connection, client_algo_ids: Iterable[str]) -> bool:
-    """Cancel those of the strategy's protective orders ``client_algo_ids`` (``protective_client_algo_id``,
+def disarm_protective_orders(connection: Connection, client_algo_ids: Iterable[str]) -> bool:
+    """Cancel those of the protective orders ``client_algo_ids`` (``protective_client_algo_id``,
     ``entry_protective_ids``) that are still open (their records read in one BatchGetItem); True when none
     is left armed.
 
@@ -107,7 +108,7 @@ def disarm_strategy_protection(connection: Connection, client_algo_ids: Iterable
         except KlineoError as exc:
             if exc.category is ErrorCategory.ORDER_NOT_FOUND:
                 continue
-            logger.warning("strategy protective order not cancelled",
+            logger.warning("protective order not cancelled",
                            extra={"client_order_id": algo_id, "category": str(exc.category)})
             disarmed = False
             continue
