@@ -75,6 +75,18 @@ def _reduce(invoke: Any, connection_id: str, quantity: str, key: str | None = No
     return body_of(response)
 
 
+def _strategy_guarded_long(sim: Any, invoke: Any, connection: Any) -> dict[str, Any]:
+    """A 0.010 LONG opened through the API whose stop-loss is a strategy's (origin: the strategy)."""
+    opened = invoke("futures_order", order_event(order_body(connection.id, quantity="0.010", **MARKET),
+                                                 key=new_key()))
+    entry = body_of(opened)
+    trigger = (_mark(sim) * D("0.9")).quantize(D("0.1"))
+    arm_strategy_protection(get_connection(USER_A, connection.id), "strategy-1", "BTCUSDT",
+                            entry["client_order_id"], "BUY", D("0.010"), D(entry["average_price"]),
+                            {"stop_loss": trigger})
+    return entry
+
+
 def _ids(entry: dict[str, Any], generation: int) -> list[str]:
     return [protective_client_algo_id(entry["client_order_id"], role, generation) for role in SL_TP]
 
@@ -356,13 +368,7 @@ def test_a_full_reduction_leaves_the_stops_to_the_cleanup_which_cancels_them(
 def test_a_strategys_stops_are_left_to_the_runner(sim_env, invoke, connection):
     """GIVEN a 0.010 LONG guarded by a strategy's stop-loss (origin: the strategy) WHEN 0.004 is sold
     reduce-only through the API THEN the strategy's stop is untouched: nothing placed or cancelled."""
-    opened = invoke("futures_order", order_event(order_body(connection.id, quantity="0.010", **MARKET),
-                                                 key=new_key()))
-    entry = body_of(opened)
-    stored = get_connection(USER_A, connection.id)
-    trigger = (_mark(sim_env) * D("0.9")).quantize(D("0.1"))
-    arm_strategy_protection(stored, "strategy-1", "BTCUSDT", entry["client_order_id"], "BUY", D("0.010"),
-                            D(entry["average_price"]), {"stop_loss": trigger})
+    entry = _strategy_guarded_long(sim_env, invoke, connection)
     sent = (_posts(sim_env), _posts(sim_env, "DELETE"))
 
     _reduce(invoke, connection.id, "0.004")
@@ -429,3 +435,42 @@ def test_dust_left_under_the_minimum_keeps_the_stops(sim_env, invoke, connection
     assert (_posts(sim_env), _posts(sim_env, "DELETE")) == sent
     assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 0), D("0.010"))
     assert _held(sim_env, connection.account.id) == D("0.003")
+
+
+def test_a_reduction_on_binances_own_apps_is_followed_by_the_reconciler(
+        sim_env, invoke, connection, reconcile):
+    """GIVEN a 0.010 LONG with SL and TP WHEN 0.004 is sold on Binance's own apps (not through us) THEN the
+    next reconciler run re-places both stops for 0.006 at the same triggers and cancels the old ones; a
+    second run sends nothing; WHEN the mark crosses the SL THEN the 0.006 is closed (before: the SL for
+    0.010 ended REJECTED and the position stayed open)."""
+    entry = _entry(invoke, connection.id, "0.010")
+    old = _algos(sim_env, connection.account.id)
+    sim_env.inject_trade(connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.004")
+
+    reconcile()
+    sent = (_posts(sim_env), _posts(sim_env, "DELETE"))
+    reconcile()
+
+    assert (_posts(sim_env), _posts(sim_env, "DELETE")) == sent == (4, 2)
+    assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 1), D("0.006"))
+    held = _algos(sim_env, connection.account.id)
+    for first, again in zip(_ids(entry, 0), _ids(entry, 1), strict=True):
+        assert (held[first].status, held[again].trigger_price) == ("CANCELED", old[first].trigger_price)
+
+    sim_env.set_mark_price("BTCUSDT", float(held[_ids(entry, 1)[0]].trigger_price - 10))
+
+    assert _held(sim_env, connection.account.id) == 0
+
+
+def test_the_reconciler_leaves_a_strategys_oversized_stops_to_the_runner(
+        sim_env, invoke, connection, reconcile):
+    """Guard: GIVEN a 0.010 LONG guarded by a strategy's stop-loss WHEN 0.004 is sold on Binance's own apps
+    THEN the reconciler neither re-places nor cancels the strategy's stop (the runner's turn re-fits it)."""
+    entry = _strategy_guarded_long(sim_env, invoke, connection)
+    sim_env.inject_trade(connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.004")
+
+    reconcile()
+
+    assert (_posts(sim_env), _posts(sim_env, "DELETE")) == (1, 0)
+    stop = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert _open(sim_env, connection.account.id) == {stop: D("0.010")}

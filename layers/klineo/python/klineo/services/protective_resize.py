@@ -13,7 +13,9 @@ a regular order: reduce-only in one-way mode, SELL LONG / BUY SHORT in hedge mod
 orders included) executed in whole or in part: on its own answer (a MARKET, or a replay of its key), on
 a status read of it, and when the reconciler settles it (``klineo.services.reconcile``, which keeps the
 order in its unsettled index until the re-placing is done or refused for good, so a transient failure or
-a crash is resumed on its next run).
+a crash is resumed on its next run). A position reduced any other way (a trade on Binance's own apps, a
+strategy's order, another entry's fired stop, a partial liquidation) is found by the reconciler's cleanup
+(an API stop for more than its position holds) and re-fitted by ``refit_position`` the same way.
 
 What (``refit_position``), for the (connection, symbol, position side) the order reduced:
 1. The open algo orders of the symbol that close that side (``GET /fapi/v1/openAlgoOrders``, weight 1)

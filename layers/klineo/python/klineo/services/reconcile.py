@@ -23,7 +23,11 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    still open are cancelled
    (``DELETE /fapi/v1/algoOrder``); so are our open protective orders on a symbol/side whose
    position reads 0 (``GET /fapi/v3/positionRisk``, once per connection). A stale stop never
-   survives the next run to close a later position.
+   survives the next run to close a later position. An API entry's stop-loss / take-profit for MORE than
+   the position now holds (reduced by something other than a reducing API order of ours, which re-fits
+   them itself: a trade on Binance's own apps, a strategy's order, another entry's fired stop, a partial
+   liquidation) is re-placed for what is left (``klineo.services.protective_resize``): Binance may refuse
+   it when it fires (-2022, docs/binance-facts.md §4), leaving the rest unprotected.
    A record whose connection was deleted can no longer be read: it is marked unmanaged (its last
    known state kept) and leaves the index (``klineo.services.connection_orders`` does this, and
    cancels what would open a position, while deleting the connection; this catches the rest).
@@ -138,6 +142,15 @@ def _merged(old: list[dict[str, Any]] | None, rows: Iterable[dict[str, Any]]) ->
     by_id = {int(f["trade_id"]): f for f in old or []}
     by_id.update({int(r["id"]): _fill(r) for r in rows})
     return [by_id[trade_id] for trade_id in sorted(by_id)]
+
+
+def _position_side(record: OrderRecord) -> str:
+    return str(record.params.get("positionSide") or "BOTH")
+
+
+def _guarded_quantity(record: OrderRecord) -> Decimal:
+    """The quantity a protective order closes (0 for a closePosition one: it closes whatever is held)."""
+    return Decimal(str(record.params.get("quantity") or 0))
 
 
 def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:
@@ -402,22 +415,45 @@ class Reconciler:
 
     # ------------------------------------------------------------------ protective orders
     def _cleanup(self, records: list[OrderRecord]) -> None:
-        """Cancel our open protective orders whose sibling fired or whose position reads 0."""
+        """Cancel our open protective orders whose sibling fired or whose position reads 0; re-fit an API
+        entry's that are for more than the position holds (``_refit``)."""
         fired = {(r.user_id, fired_entry(r)) for r in records if fired_entry(r) is not None}
+        oversized: set[tuple[str, str, str, str]] = set()
         for record in records:
             armed = record.kind == KIND_ALGO and record.status in OPEN_ALGO
             if record.role not in PROTECTIVE_ROLES or not armed:
                 continue
-            if (record.user_id, record.parent_client_order_id) in fired or self._unguarded(record):
+            if (record.user_id, record.parent_client_order_id) in fired:
                 self._guarded(self.cancel_protective, record)
+                continue
+            held = self._held(record)
+            if held == 0:
+                self._guarded(self.cancel_protective, record)
+            elif held is not None and record.origin == ORIGIN_API and _guarded_quantity(record) > held:
+                oversized.add((record.user_id, record.connection_id, record.symbol, _position_side(record)))
+        for side in sorted(oversized):
+            self._guarded(self._refit, side)
 
-    def _unguarded(self, record: OrderRecord) -> bool:
-        """True when the position this protective order guards reads 0."""
+    def _held(self, record: OrderRecord) -> Decimal | None:
+        """The size of the position this protective order guards (None when its connection is gone)."""
         account = self.account(record.user_id, record.connection_id)
         if account is None:
-            return False
-        side = record.params.get("positionSide") or "BOTH"
-        return self.position_amounts(account).get((record.symbol, side), Decimal(0)) == 0
+            return None
+        return abs(self.position_amounts(account).get((record.symbol, _position_side(record)), Decimal(0)))
+
+    def _refit(self, side: tuple[str, str, str, str]) -> None:
+        """An API entry's stops are for more than their position holds: it was reduced by an order that is
+        not a reducing API order of ours (a trade on Binance's own apps, a strategy's order, a fired stop of
+        another entry, a partial liquidation): re-placed for what is left as after our own reductions
+        (``klineo.services.protective_resize``, exactly once; its own read of the position decides)."""
+        from klineo.services.protective_resize import refit_position  # only a run that finds one loads it
+
+        user_id, connection_id, symbol, position_side = side
+        account = self.account(user_id, connection_id)
+        if account is not None:
+            self.call("GET", "/fapi/v3/positionRisk", refit_position, user_id, account.connection,
+                      account.client, account.creds, symbol, position_side)
+            self.counts["oversized_protective"] += 1
 
     def cancel_protective(self, record: OrderRecord) -> None:
         """Cancel a protective order of ours whose sibling fired or whose position reads 0."""
