@@ -45,6 +45,10 @@ NOT_LOADED = {
     # closing reads the position's rows only: not the positions view, its models and foreign fills
     "futures_position_close": ("klineo.services.positions", "klineo.models.positions",
                                "klineo.services.reconcile", "klineo.store.order_history"),
+    # the positions view reads Binance and our records: not the reconciler that records the foreign
+    # fills it shows, nor the order path that reconciler brings
+    "futures_positions": ("klineo.services.reconcile", "klineo.services.orders",
+                          "klineo.services.algo_orders", "klineo.services.risk"),
     # a symbol's rules are public data: not the order path
     "futures_symbol_rules": ("klineo.services.futures", "klineo.models.futures", "klineo.models.common"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),

@@ -16,9 +16,9 @@ from klineo.binance import endpoints
 from klineo.models.positions import ForeignTrade, FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
 from klineo.services.key_health import note_futures_outcome
 from klineo.services.position_rows import open_position_rows, position_number
-from klineo.services.reconcile import recent_foreign_fills
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import connection_credentials, require_connection
+from klineo.store.order_history import recent_foreign_fills
 from klineo.store.orders import OrderRecord, get_order_records
 from klineo.validation import MARGIN_TYPES_OURS, plain_text
 

@@ -98,7 +98,6 @@ __all__ = [
     "RUN_WEIGHT",
     "Reconciler",
     "foreign_label",
-    "recent_foreign_fills",
     "run_reconciler",
 ]
 
@@ -106,7 +105,6 @@ DAY_MS = 86_400_000
 # Binance forgets canceled/expired orders without fills after 3 days (facts §9): a record older
 # than that which Binance does not know can never be settled any more.
 PURGE_AFTER_MS = 3 * DAY_MS
-WATCH_IDLE_MS = 7 * DAY_MS
 RUN_WEIGHT = 240
 OPEN_ALGO = frozenset({"NEW", "TRIGGERING"})
 _STOPPING = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED})
@@ -535,7 +533,7 @@ class Reconciler:
         if account is None:
             order_history.unwatch_symbol(watch.user_id, watch.connection_id, watch.symbol)
             return
-        since = None if watch.last_trade_id is not None else self.now_ms - WATCH_IDLE_MS
+        since = None if watch.last_trade_id is not None else self.now_ms - order_history.WATCH_IDLE_MS
         rows = self.call("GET", "/fapi/v1/userTrades", endpoints.futures_user_trades, account.client,
                          account.creds, watch.symbol, from_id=None if since else watch.last_trade_id + 1,
                          start_time=since)
@@ -556,7 +554,7 @@ class Reconciler:
         order_history.watch_symbol(watch.user_id, watch.connection_id, watch.symbol, self.now_ms)
 
     def _maybe_unwatch(self, account: _Account, watch: order_history.Watch) -> None:
-        if self.now_ms - watch.active_ms < WATCH_IDLE_MS:
+        if self.now_ms - watch.active_ms < order_history.WATCH_IDLE_MS:
             return
         amounts = self.position_amounts(account)
         if all(amount == 0 for (symbol, _), amount in amounts.items() if symbol == watch.symbol):
@@ -589,16 +587,3 @@ class Reconciler:
 def run_reconciler(weight: int = RUN_WEIGHT, now_ms: int | None = None) -> dict[str, Any]:
     """One scheduled run (see the module docstring); a summary of what it did."""
     return Reconciler(weight, now_ms).run()
-
-
-def recent_foreign_fills(user_id: str, connection_id: str, symbol: str | None = None,
-                         since_ms: int | None = None, limit: int = 200) -> list[OrderRecord]:
-    """Orders we did not place (manual, liquidation, ADL) on this connection (and symbol), newest first.
-
-    For the positions view: the labels to show next to the positions (default: the last 7 days, among
-    the connection's newest ``limit`` records of that time).
-    """
-    since = since_ms if since_ms is not None else int(time.time() * 1000) - WATCH_IDLE_MS
-    history = order_history.HistoryFilter(connection_id=connection_id, symbol=symbol, from_ms=since)
-    records, _ = order_history.list_order_page(user_id, history, limit=limit)
-    return [r for r in records if r.origin in FOREIGN_ORIGINS]

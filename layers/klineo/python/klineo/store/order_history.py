@@ -22,6 +22,7 @@ Key design (also in ``klineo.store.orders`` and the DataTable comment in templat
 from __future__ import annotations
 
 import dataclasses
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,7 @@ from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, query_items, to_attr
 from klineo.store.orders import (
+    FOREIGN_ORIGINS,
     ORDERS_INDEX_PREFIX,
     UNSETTLED_PREFIX,
     UNSETTLED_SHARDS,
@@ -40,6 +42,7 @@ from klineo.store.orders import (
 __all__ = [
     "ATTEMPT_ENTITY",
     "ORDERS_ONLY",
+    "WATCH_IDLE_MS",
     "HistoryFilter",
     "Watch",
     "advance_watermark",
@@ -49,6 +52,7 @@ __all__ = [
     "list_unsettled",
     "list_unsettled_of",
     "list_watched",
+    "recent_foreign_fills",
     "unwatch_symbol",
     "watch_symbol",
 ]
@@ -56,6 +60,9 @@ __all__ = [
 UNSETTLED_INDEX = "gsi2"
 HISTORY_INDEX = "gsi1"
 WATCH_PREFIX = "WATCH#"
+# A watched symbol with no position and no activity for this long is no longer followed
+# (klineo.services.reconcile); the positions view shows the trades we did not place of the same window.
+WATCH_IDLE_MS = 7 * 86_400_000
 _MAX_SK = "9" * 13 + "#~"
 # The ``entity`` of a refused order attempt in the history's partition (klineo.store.order_attempts).
 ATTEMPT_ENTITY = "order_attempt"
@@ -139,6 +146,20 @@ def list_recent_records(user_id: str, since_ms: int) -> list[OrderRecord]:
     """The user's order records created at or after ``since_ms``, newest first."""
     records, _ = list_order_page(user_id, HistoryFilter(from_ms=since_ms), limit=10_000)
     return records
+
+
+def recent_foreign_fills(user_id: str, connection_id: str, symbol: str | None = None,
+                         since_ms: int | None = None, limit: int = 200) -> list[OrderRecord]:
+    """Orders we did not place (manual, liquidation, ADL) on this connection (and symbol), newest first.
+
+    For the positions view: the labels to show next to the positions (default: the last 7 days, among
+    the connection's newest ``limit`` records of that time). Here, with the history's other reads, so
+    the positions view does not load the reconciler that records them (and its order path).
+    """
+    since = since_ms if since_ms is not None else int(time.time() * 1000) - WATCH_IDLE_MS
+    records, _ = list_order_page(user_id, HistoryFilter(connection_id=connection_id, symbol=symbol,
+                                                        from_ms=since), limit=limit)
+    return [r for r in records if r.origin in FOREIGN_ORIGINS]
 
 
 def list_unsettled() -> Iterator[OrderRecord]:
