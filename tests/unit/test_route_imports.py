@@ -49,6 +49,10 @@ NOT_LOADED = {
     # fills it shows, nor the order path that reconciler brings
     "futures_positions": ("klineo.services.reconcile", "klineo.services.orders",
                           "klineo.services.algo_orders", "klineo.services.risk"),
+    # listing open orders applies the sibling rule only: not the protective orders' placing half (its
+    # request models, claim transaction and risk gate)
+    "futures_open_orders": ("klineo.services.protective", "klineo.models.futures", "klineo.store.order_claim",
+                            "klineo.services.risk"),
     # a symbol's rules are public data: not the order path
     "futures_symbol_rules": ("klineo.services.futures", "klineo.models.futures", "klineo.models.common"),
     "strategy_backtest_get": ("klineo.models.backtest_request", "klineo.models.strategy_requests"),

@@ -19,7 +19,7 @@ from klineo.binance.client import BinanceClient
 from klineo.binance.ratelimit import RateLimiter
 from klineo.errors import KlineoError
 from klineo.services import connection_orders, reconcile
-from klineo.services.protective import protective_client_algo_id
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.strategy_protection import arm_strategy_protection
 from klineo.store import connections as connection_store
 from klineo.store.order_history import list_unsettled

@@ -10,7 +10,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from klineo.services.protective import protective_client_algo_id
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.connections import clear_disabled, disable_connection
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from klineo.services import protective_resize
-from klineo.services.protective import protective_client_algo_id
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.strategy_protection import arm_strategy_protection
 from klineo.store.connections import get_connection
 from klineo.store.orders import get_order_record

@@ -15,7 +15,7 @@ from klineo.binance import endpoints, get_client, get_symbol_rules
 from klineo.runner.paper import paper_protective
 from klineo.runner.schedule import MINUTE_MS
 from klineo.services.open_orders import list_open_orders
-from klineo.services.protective import protective_client_algo_id
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store.connections import update_settings

@@ -19,7 +19,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.runner import execution
 from klineo.runner import flip as flip_module
 from klineo.runner.schedule import MINUTE_MS, client_order_id
-from klineo.services.protective import protective_client_algo_id
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.connections import delete_connection, mark_deleting, update_settings
 from klineo.store.events import list_events
 from klineo.store.orders import get_order_record

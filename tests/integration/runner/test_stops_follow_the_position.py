@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from klineo.runner import reprice as reprice_module
 from klineo.runner.schedule import MINUTE_MS
-from klineo.services.protective import protective_client_algo_id
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
 

@@ -16,7 +16,7 @@ from klineo.runner.execution import TickContext, run_strategy
 from klineo.runner.messages import StrategyRef, WorkMessage
 from klineo.runner.schedule import MINUTE_MS
 from klineo.services.backtest import BacktestSpec, simulate
-from klineo.services.protective import protective_client_algo_id
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import update_settings as update_connection
 from klineo.store.events import list_events

@@ -10,7 +10,8 @@ from klineo.binance.filters import parse_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.futures import FuturesOrderRequest
 from klineo.services.algo_orders import AlgoOrder, algo_result, prepare_algo_order
-from klineo.services.protective import check_protective_ticks, protective_client_algo_id
+from klineo.services.protective import check_protective_ticks
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.validation import CLIENT_ORDER_ID_RE
 from pydantic import ValidationError
 

@@ -74,7 +74,7 @@ def test_a_flips_second_order_has_its_own_client_order_id_within_binances_patter
     import re
 
     from klineo.runner.schedule import client_order_id
-    from klineo.services.protective import entry_protective_ids
+    from klineo.services.protective_siblings import entry_protective_ids
     from klineo.validation import CLIENT_ORDER_ID_PATTERN
 
     first = client_order_id("0f5b2a1e-6c2d-4b8e-9b9e-3b1f2c4d5e6f", 4_102_444_799_999)

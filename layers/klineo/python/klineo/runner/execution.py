@@ -1161,7 +1161,7 @@ class _Turn:
         if parent is None or self.trading is None or not (position_to == 0 or is_entry(before, position_to)):
             return
         # Loaded here: only a strategy with stops armed reaches this line (see arm_entry_orders).
-        from klineo.services.protective import entry_protective_ids
+        from klineo.services.protective_siblings import entry_protective_ids
         from klineo.services.strategy_protection import disarm_protective_orders
 
         # Every role of every generation the position had (a re-priced one's earlier orders too).

@@ -200,7 +200,7 @@ def protection_due(strategy: Strategy) -> bool:
 def _order_ids(parent: str, orders: Iterable[tuple[str, int]]) -> list[str]:
     """The clientAlgoIds of the entry ``parent``'s orders (role, generation)."""
     # Loaded here: only a live strategy whose percents changed reaches this line (cold start).
-    from klineo.services.protective import protective_client_algo_id
+    from klineo.services.protective_siblings import protective_client_algo_id
 
     return [protective_client_algo_id(parent, role, generation) for role, generation in orders]
 
@@ -444,7 +444,7 @@ class LiveReprice:
     def remove_all(self) -> bool:
         """Every percent cleared: cancel every order the position had (each role, each generation), forget
         the record."""
-        from klineo.services.protective import entry_protective_ids
+        from klineo.services.protective_siblings import entry_protective_ids
 
         old = self.record
         if not self.disarm(entry_protective_ids(self.parent, int(old.get("generations", 1)))):

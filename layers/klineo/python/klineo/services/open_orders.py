@@ -5,7 +5,7 @@ Listing reads what Binance holds now, never our records alone: ``GET /fapi/v1/op
 Each order whose id we hold a record for is marked ``ours`` with the record's origin and role (one
 BatchGetItem for all of them). Orders placed in Binance's app or by another program show too.
 A stop-loss or take-profit of ours whose sibling has fired is cancelled on this read and left out
-(``klineo.services.protective.cancel_fired_siblings``).
+(``klineo.services.protective_siblings.cancel_fired_siblings``).
 
 Cancel-all (``symbol`` required) lists the symbol's open orders, then sends
 ``DELETE /fapi/v1/allOpenOrders`` and ``DELETE /fapi/v1/algoOpenOrders`` (Binance's regular
@@ -25,7 +25,7 @@ from klineo.models.open_orders import CancelOpenOrdersResponse, OpenOrder, OpenO
 from klineo.services.algo_orders import algo_result, query_algo_order
 from klineo.services.key_health import note_futures_outcome
 from klineo.services.orders import OrderResult, query_futures_order
-from klineo.services.protective import cancel_fired_siblings
+from klineo.services.protective_siblings import cancel_fired_siblings
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import KIND_ALGO, OrderRecord, get_order_records, record_order_outcome_quietly

@@ -48,10 +48,9 @@ after the entry is recorded: repeating the request with the same Idempotency-Key
 missing order. A definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
-symbol (ours and any other reduce-only / closePosition ones) after a close. When one of an entry's
-protective orders fires, ``cancel_fired_siblings`` cancels every other one of the entry still open, of
-any role and generation (``klineo.store.orders.fired_entry``), on the next read of the open orders
-(the reconciler does it at the latest).
+symbol (ours and any other reduce-only / closePosition ones) after a close. The clientAlgoIds and the
+sibling rule (one of an entry's protective orders fired: cancel the others) are in
+``klineo.services.protective_siblings``, which the open orders' read loads without this module.
 """
 
 from __future__ import annotations
@@ -67,8 +66,9 @@ from klineo.binance.filters import SymbolRules, get_symbol_rules
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
-from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, query_algo_order, submit_algo_order
+from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, submit_algo_order
 from klineo.services.orders import OrderResult, query_futures_order
+from klineo.services.protective_siblings import ROLES, protective_client_algo_id
 from klineo.services.risk import (
     CONNECTION_DELETING,
     OrderIntent,
@@ -83,11 +83,9 @@ from klineo.store.orders import (
     FINAL_STATUSES,
     KIND_ALGO,
     ORIGIN_API,
-    PROTECTIVE_ROLES,
     STATUS_REJECTED,
     STATUS_UNKNOWN,
     OrderRecord,
-    fired_entry,
     get_order_record,
     get_order_records,
     pending_record,
@@ -96,46 +94,17 @@ from klineo.store.orders import (
 from klineo.validation import plain_text, plain_text_or_none
 
 __all__ = [
-    "ROLES",
     "WAITING_FOR_FILL",
     "arm_on_read",
     "arm_protective_orders",
-    "cancel_fired_siblings",
     "cancel_protective_orders",
     "check_protective_targets",
     "check_protective_ticks",
     "closes_position_side",
-    "entry_protective_ids",
     "latest_states",
-    "protective_client_algo_id",
 ]
 
-# A trailing stop (``{"percent": callbackRate}``) is placed for live strategies' entries only: an API
-# entry's request has no such target.
-_ORDER_OF_ROLE = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "TAKE_PROFIT_MARKET"),
-                  "trailing_stop": ("-ts", "TRAILING_STOP_MARKET")}
-# Each protective role (named once, in ``klineo.store.orders.PROTECTIVE_ROLES``): its clientAlgoId suffix
-# and its order type; a role named there without its order here fails at import.
-ROLES = {role: _ORDER_OF_ROLE[role] for role in PROTECTIVE_ROLES}
 WAITING_FOR_FILL = "WAITING_FOR_FILL"
-_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def protective_client_algo_id(entry_client_order_id: str, role: str, generation: int = 0) -> str:
-    """The clientAlgoId of an entry's stop-loss (-sl), take-profit (-tp) or trailing stop (-ts): at most
-    36 characters. ``generation``: a live strategy's re-priced orders (1, 2, ...: the suffix gets it in
-    base 36, the entry's id gives up as many characters); 0, the entry's first ones, has none."""
-    tag = _base36(generation) if generation else ""
-    return entry_client_order_id[:33 - len(tag)] + ROLES[role][0] + tag
-
-
-def _base36(value: int) -> str:
-    """A positive integer in lower-case base 36."""
-    digits = ""
-    while value:
-        value, rest = divmod(value, 36)
-        digits = _BASE36[rest] + digits
-    return digits
 
 
 def _fires_below(role: str, entry_side: str) -> bool:
@@ -417,64 +386,6 @@ def cancel_protective_orders(
         if get_order_record(user_id, result.client_order_id) is not None:
             record_order_outcome_quietly(user_id, result.client_order_id, status=result.status,
                                          order_id=result.order_id, result=result.to_record())
-        cancelled.append(result)
-    return cancelled
-
-
-def entry_protective_ids(entry_client_order_id: str, generations: int = 1) -> list[str]:
-    """Every clientAlgoId the entry's protective orders may have: each role of generations 0 to
-    ``generations`` - 1 (a live strategy's re-priced ones, ``klineo.runner.reprice``)."""
-    return [protective_client_algo_id(entry_client_order_id, role, generation)
-            for generation in range(max(generations, 1)) for role in ROLES]
-
-
-def _as_now(user_id: str, client: BinanceClient, creds: Credentials, record: OrderRecord) -> OrderRecord:
-    """Our protective order ``record``, which Binance no longer lists open, as it is now: its record once
-    final, else Binance's state read (weight 1) and recorded."""
-    if record.final:
-        return record
-    found = query_algo_order(client, creds, record.client_order_id)
-    if found is None:
-        return record
-    record_order_outcome_quietly(user_id, record.client_order_id, status=found.status,
-                                 order_id=found.order_id, result=found.to_record())
-    return dataclasses.replace(record, status=found.status)
-
-
-def _fired_entries(user_id: str, client: BinanceClient, creds: Credentials,
-                   open_records: dict[str, OrderRecord]) -> set[str]:
-    """The entries, among ``open_records``' parents, one of whose protective orders (any role, any
-    generation: their count is on the entry's record) is no longer open and fired."""
-    parents = sorted({r.parent_client_order_id for r in open_records.values()
-                      if r.role in ROLES and r.parent_client_order_id})
-    if not parents:
-        return set()
-    entries = get_order_records(user_id, parents)
-    ids = [i for parent in parents for i in entry_protective_ids(
-        parent, (entries[parent].protective_generations or 1) if parent in entries else 1)]
-    closed = get_order_records(user_id, [i for i in ids if i not in open_records])
-    fired = {fired_entry(_as_now(user_id, client, creds, record)) for record in closed.values()}
-    return {entry for entry in fired if entry is not None}
-
-
-def cancel_fired_siblings(
-    user_id: str, client: BinanceClient, creds: Credentials, open_records: dict[str, OrderRecord]
-) -> list[OrderResult]:
-    """Cancel each open protective order of ours whose entry had another protective order fire: the sibling
-    rule (``klineo.store.orders.fired_entry``), across roles and generations.
-
-    ``open_records``: our records of algo orders Binance lists as open. A sibling that is recorded but no
-    longer open answers from its record once final, else is read once (weight 1); only when it
-    TRIGGERED / FINISHED are the others cancelled (a sibling the user cancelled leaves them armed).
-    """
-    fired = _fired_entries(user_id, client, creds, open_records)
-    cancelled = []
-    for client_algo_id, record in open_records.items():
-        if record.role not in ROLES or record.parent_client_order_id not in fired:
-            continue
-        result = cancel_algo_order(client, creds, client_algo_id)
-        record_order_outcome_quietly(user_id, client_algo_id, status=result.status, order_id=result.order_id,
-                                     result=result.to_record())
         cancelled.append(result)
     return cancelled
 

@@ -63,7 +63,8 @@ from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.services.position_rows import position_number
-from klineo.services.protective import arm_protective_orders, closes_position_side, protective_client_algo_id
+from klineo.services.protective import arm_protective_orders, closes_position_side
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.risk import params_reduce
 from klineo.services.strategy_protection import disarm_protective_orders
 from klineo.store.connections import Connection

@@ -25,7 +25,8 @@ from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
 from klineo.services.orders import OrderResult
-from klineo.services.protective import ROLES, WAITING_FOR_FILL, arm_protective_orders
+from klineo.services.protective import WAITING_FOR_FILL, arm_protective_orders
+from klineo.services.protective_siblings import ROLES
 from klineo.services.risk import HEDGE
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials

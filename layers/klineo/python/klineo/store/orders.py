@@ -298,9 +298,10 @@ def fired_entry(record: OrderRecord) -> str | None:
     """The entry (its clientOrderId) whose position ``record``, one of its protective orders, closed by
     firing; None when ``record`` is not a protective order that fired.
 
-    The sibling rule, of the reads of the open orders (``klineo.services.protective.cancel_fired_siblings``)
-    and of the reconciler: every other protective order of that entry still open, of any role and any
-    generation, is cancelled. They all protected the one position, which the fire closed.
+    The sibling rule, of the reads of the open orders
+    (``klineo.services.protective_siblings.cancel_fired_siblings``) and of the reconciler: every other
+    protective order of that entry still open, of any role and any generation, is cancelled. They all
+    protected the one position, which the fire closed.
     """
     fired = record.role in PROTECTIVE_ROLES and record.status in FIRED_PROTECTIVE
     return record.parent_client_order_id if fired else None
