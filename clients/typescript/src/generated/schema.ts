@@ -291,7 +291,7 @@ export interface paths {
         put?: never;
         /**
          * Close a futures position (up to one MARKET order's maximum) with one MARKET order, once per Idempotency-Key.
-         * @description One MARKET order for the position (reduceOnly in one-way mode, positionSide in hedge mode), at most the symbol's MARKET_LOT_SIZE maxQty: position_left is what it left open; past maxQty, send the close again with a NEW Idempotency-Key for the rest (the same key answers this close again, never a second order).
+         * @description One MARKET order for the position (reduceOnly in one-way mode, positionSide in hedge mode), at most the symbol's MARKET_LOT_SIZE maxQty: position_left is what it left open; past maxQty, send the close again with a NEW Idempotency-Key for the rest (the same key answers this close again, never a second order); meanwhile the stop-loss / take-profit of the position's API entries are re-placed for what is left.
          */
         post: operations["futures_position_close_exchange_connections__connection_id__futures_positions__symbol__close_post"];
         delete?: never;
@@ -1173,12 +1173,12 @@ export interface components {
             close_position?: boolean;
             /**
              * Protective Orders
-             * @description The stop-loss / take-profit attached to this entry, when it asked for any.
+             * @description The stop-loss / take-profit attached to this entry, when it asked for any: for each, the latest placed, which is re-placed for what is left of the position (clientAlgoId ending -sl1, -tp1, ...) after a reduce-only order or a close of ours made it smaller than they were for.
              */
             protective_orders?: components["schemas"]["ProtectiveOrderState"][] | null;
             /**
              * Position Left
-             * @description Close route only: the part of the position this close did not include. One MARKET order may close at most the symbol's MARKET_LOT_SIZE maxQty: a larger position is closed up to it, and the rest answered here; send the close again with a NEW Idempotency-Key to close it (the stop-loss / take-profit orders stay armed on it meanwhile). Less than one MARKET_LOT_SIZE step (which MARKET orders must be a multiple of, and which may be coarser than the position's) is left by the grid: close it with a reduce-only LIMIT order. Absent when the whole position was closed. A retry with the close's Idempotency-Key answers the first close's value (kept with its order), not a fresh reading.
+             * @description Close route only: the part of the position this close did not include. One MARKET order may close at most the symbol's MARKET_LOT_SIZE maxQty: a larger position is closed up to it, and the rest answered here; send the close again with a NEW Idempotency-Key to close it (meanwhile the stop-loss / take-profit orders of the position's API entries are re-placed for what is left, the old ones cancelled). Less than one MARKET_LOT_SIZE step (which MARKET orders must be a multiple of, and which may be coarser than the position's) is left by the grid: close it with a reduce-only LIMIT order. Absent when the whole position was closed. A retry with the close's Idempotency-Key answers the first close's value (kept with its order), not a fresh reading.
              */
             position_left?: string | null;
             /**
