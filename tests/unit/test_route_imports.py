@@ -41,7 +41,9 @@ NOT_LOADED = {
                       "klineo.services.order_check", "klineo.models.order_check",
                       # a refused attempt's store, and the history and strategy stores it brings: on a
                       # refusal only
-                      "klineo.store.order_attempts", "klineo.store.order_history", "klineo.store.strategies"),
+                      "klineo.store.order_attempts", "klineo.store.order_history", "klineo.store.strategies",
+                      # re-fitting the stops a reduction left: on a reducing order only
+                      "klineo.services.protective_resize", "klineo.services.strategy_protection"),
     # closing reads the position's rows only: not the positions view, its models and foreign fills
     "futures_position_close": ("klineo.services.positions", "klineo.models.positions",
                                "klineo.services.reconcile", "klineo.store.order_history"),

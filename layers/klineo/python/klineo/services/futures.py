@@ -70,6 +70,7 @@ from typing import Any
 
 from klineo.binance import (
     BinanceClient,
+    Credentials,
     Environment,
     ErrorCategory,
     Market,
@@ -106,8 +107,7 @@ from klineo.services.protective import (
     check_protective_ticks,
     latest_states,
 )
-from klineo.services.protective_resize import follow_reduction
-from klineo.services.risk import OrderIntent, check_order, order_notional
+from klineo.services.risk import OrderIntent, check_order, order_notional, params_reduce
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     Connection,
@@ -417,12 +417,22 @@ def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
     A reducing order that executed re-fits the stops of what it left instead (``klineo.services.
     protective_resize``; its answer unchanged)."""
     creds = connection_credentials(gated.connection)
-    follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
+    _follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
     if gated.order.stop_loss is None and gated.order.take_profit is None:
         return answer
     states = arm_protective_orders(gated.user_id, entry, gated.client, creds, first_arming=first_arming)
     states = states if first_arming else latest_states(gated.user_id, entry, states)
     return answer.model_copy(update={"protective_orders": states})
+
+
+def _follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
+                      connection: Connection) -> None:
+    """``klineo.services.protective_resize.follow_reduction`` for a reducing order (reduce-only, or closing
+    a hedge side); loaded only then: an entry never re-fits stops."""
+    if params_reduce(record.params):
+        from klineo.services.protective_resize import follow_reduction
+
+        follow_reduction(user_id, record, client, creds, connection)
 
 
 def _send(gated: _Gated, futures_order: FuturesOrder | AlgoOrder, client_order_id: str, deadline: Deadline,
@@ -717,7 +727,7 @@ def get_futures_order_status(
             metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
     response = futures_order_response(found, connection_id)
     if record is not None:
-        follow_reduction(user_id, dataclasses.replace(record, status=found.status, result=found.to_record()),
+        _follow_reduction(user_id, dataclasses.replace(record, status=found.status, result=found.to_record()),
                          client, creds, connection)
     protective = arm_on_read(user_id, record, found, client, creds, connection) if record else None
     return response if protective is None else response.model_copy(update={"protective_orders": protective})

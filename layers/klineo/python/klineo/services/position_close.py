@@ -31,6 +31,10 @@ docs/binance-facts.md §4) is re-placed for what is left by the order path itsel
 looks (``klineo.services.protective_resize``), as after a close that EXPIRED having filled only in part.
 A close that filled nothing leaves them armed, since the position they guard is still there.
 
+Every close re-fits the stops of what it leaves (``klineo.services.protective_resize``, which
+``klineo.services.futures`` loads on a reducing order only): imported here so that the close function
+loads it at init with the rest of its path, not on its first close.
+
 Apart from ``klineo.services.positions`` (the read) so that GET positions does not import the order
 path (``klineo.services.futures`` and its stores), which only closing uses.
 """
@@ -49,6 +53,7 @@ from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
+from klineo.services.protective_resize import follow_reduction  # noqa: F401 - loaded at init (docstring)
 from klineo.services.risk import reduces_position
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, require_connection
