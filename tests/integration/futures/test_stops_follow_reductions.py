@@ -56,6 +56,10 @@ def _posts(sim: Any, method: str = "POST") -> int:
     return len([r for r in sim.journal if r.method == method and r.path == ALGO_PATH])
 
 
+def _open_algo_reads(sim: Any) -> int:
+    return len([r for r in sim.journal if r.method == "GET" and r.path == "/fapi/v1/openAlgoOrders"])
+
+
 def _entry(invoke: Any, connection_id: str, quantity: str, **extra: Any) -> dict[str, Any]:
     """A MARKET BUY with a 2 % stop-loss and a 2 % take-profit, filled."""
     body = order_body(connection_id, quantity=quantity, stop_loss={"percent": "2"},
@@ -381,7 +385,7 @@ def test_a_strategys_stops_are_left_to_the_runner(sim_env, invoke, connection):
 def test_a_resting_reduce_only_limit_that_filled_re_fits_on_its_status_read(sim_env, invoke, connection):
     """GIVEN a 0.010 LONG with SL and TP and a reduce-only LIMIT SELL 0.004 resting above the mark WHEN the
     mark rises through it and its status is read THEN it is FILLED and the stops are re-placed for 0.006;
-    a second read sends nothing more."""
+    a second read sends nothing more, nor reads the open algo orders again."""
     entry = _entry(invoke, connection.id, "0.010")
     limit = format((_mark(sim_env) * D("1.005")).quantize(D("0.1")), "f")
     body = order_body(connection.id, side="SELL", quantity="0.004", price=limit, reduceOnly=True)
@@ -390,12 +394,13 @@ def test_a_resting_reduce_only_limit_that_filled_re_fits_on_its_status_read(sim_
     sim_env.set_mark_price("BTCUSDT", float(D(limit) + 5))
 
     first = body_of(invoke("futures_order_status", status_event(resting["client_order_id"])))
-    sent = (_posts(sim_env), _posts(sim_env, "DELETE"))
+    sent = (_posts(sim_env), _posts(sim_env, "DELETE"), _open_algo_reads(sim_env))
     invoke("futures_order_status", status_event(resting["client_order_id"]))
 
     assert first["status"] == "FILLED"
     assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 1), D("0.006"))
-    assert (_posts(sim_env), _posts(sim_env, "DELETE")) == sent == (4, 2)
+    assert (_posts(sim_env), _posts(sim_env, "DELETE")) == sent[:2] == (4, 2)
+    assert _open_algo_reads(sim_env) == sent[2]  # the second read learns no fill: it checks no stops
 
 
 @pytest.mark.parametrize("reader", ["reconciler", "order history"])

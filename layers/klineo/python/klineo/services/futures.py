@@ -674,6 +674,19 @@ def preview_futures_order(user_id: str, order: FuturesOrderRequest) -> OrderPrev
     return OrderPreview(gated.order, gated.connection, sent=sent, notional=_valued(gated, None))
 
 
+def _note_read(user_id: str, record: OrderRecord, found: OrderResult) -> bool:
+    """Record what a status read learned of our order (nothing when it learned nothing); True when its
+    executed quantity moved."""
+    now = found.to_record()
+    executed = (record.result or {}).get("executed_quantity") != now["executed_quantity"]
+    if executed or (record.status, record.order_id) != (found.status, found.order_id):
+        record_order_outcome_quietly(user_id, record.client_order_id,
+                                     status=found.status, order_id=found.order_id, result=now)
+        if record.status == STATUS_UNKNOWN:
+            metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
+    return executed
+
+
 def get_futures_order_status(
     user_id: str,
     client_order_id: str,
@@ -715,19 +728,10 @@ def get_futures_order_status(
             ErrorCategory.ORDER_NOT_FOUND,
             f"Binance has no order with clientOrderId {client_order_id} for {symbol}.",
         )
-    if record is not None and (
-        record.status != found.status
-        or record.order_id != found.order_id
-        or (record.result or {}).get("executed_quantity") != found.to_record()["executed_quantity"]
-    ):
-        record_order_outcome_quietly(
-            user_id, client_order_id, status=found.status, order_id=found.order_id, result=found.to_record()
-        )
-        if record.status == STATUS_UNKNOWN:
-            metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
     response = futures_order_response(found, connection_id)
-    if record is not None:
+    if record is not None and _note_read(user_id, record, found):
+        # A read that learns of a fill re-fits the stops it left (a repeated read sends nothing).
         _follow_reduction(user_id, dataclasses.replace(record, status=found.status, result=found.to_record()),
-                         client, creds, connection)
+                          client, creds, connection)
     protective = arm_on_read(user_id, record, found, client, creds, connection) if record else None
     return response if protective is None else response.model_copy(update={"protective_orders": protective})
