@@ -62,7 +62,7 @@ from klineo.binance import BinanceClient, Credentials, endpoints
 from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.services.position_rows import position_number
+from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import arm_protective_orders, closes_position_side
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.risk import params_reduce
@@ -111,8 +111,7 @@ def refit_after(user_id: str, record: OrderRecord, client: BinanceClient, creds:
     """Re-fit the protective orders of the side ``record`` reduced, when it is such an order (module
     docstring); raises KlineoError when one could not be re-placed yet (retryable) or was not sent."""
     if reduced_by(record):
-        refit_position(user_id, connection, client, creds, record.symbol,
-                       record.params.get("positionSide") or "BOTH")
+        refit_position(user_id, connection, client, creds, record.symbol, record.position_side)
 
 
 def follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
@@ -138,7 +137,7 @@ def refit_position(user_id: str, connection: Connection, client: BinanceClient, 
     entries = get_order_records(user_id, sorted(guards))
     rules = get_symbol_rules(client, symbol)
     _, minimum, _ = rules.lot_for(market_order=True)
-    held = _held(client, creds, symbol, position_side)
+    held = _held(connection, symbol, position_side)
     side = _Side(user_id, connection, client, creds, rules.round_quantity(held, market_order=True), minimum)
     if held == 0 or side.left < minimum:
         return  # gone: the cleanup cancels them; dust: kept (module docstring)
@@ -166,11 +165,10 @@ def _api_guards(user_id: str, client_algo_ids: list[str]) -> dict[str, dict[str,
     return guards
 
 
-def _held(client: BinanceClient, creds: Credentials, symbol: str, position_side: str) -> Decimal:
+def _held(connection: Connection, symbol: str, position_side: str) -> Decimal:
     """What Binance holds on that side of the symbol (its size, whatever the sign)."""
-    rows = endpoints.futures_position_risk(client, creds, symbol)
-    return sum((abs(position_number(r, "positionAmt")) for r in rows if isinstance(r, dict)
-                and str(r.get("positionSide") or "BOTH") == position_side), Decimal(0))
+    return sum((abs(position_number(r, "positionAmt")) for r in open_position_rows(connection, symbol)
+                if str(r.get("positionSide") or "BOTH") == position_side), Decimal(0))
 
 
 def _armed(entry: OrderRecord, open_guards: dict[str, OrderRecord]
@@ -185,10 +183,6 @@ def _armed(entry: OrderRecord, open_guards: dict[str, OrderRecord]
     older = [algo_id for _, role, algo_id in ranked
              if latest[role][1].client_order_id != algo_id and latest[role][0] <= finished]
     return {role: record for role, (_, record) in latest.items()}, older
-
-
-def _quantity(record: OrderRecord) -> Decimal:
-    return Decimal(str(record.params.get("quantity") or 0))
 
 
 def _refit_entry(side: _Side, entry: OrderRecord, open_guards: dict[str, OrderRecord]) -> None:
@@ -209,7 +203,7 @@ def _refit_entry(side: _Side, entry: OrderRecord, open_guards: dict[str, OrderRe
         return
     latest, older = _armed(entry, open_guards)
     _disarm(side, older)  # a finished re-placing's replaced orders whose cancel was lost
-    due = {role: record for role, record in latest.items() if _quantity(record) > side.left}
+    due = {role: record for role, record in latest.items() if record.sent_quantity > side.left}
     if not due or entry.protective_refused_quantity == plain_text(side.left):
         return
     seen = entry.protective_generations or 1

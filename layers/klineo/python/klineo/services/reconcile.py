@@ -142,15 +142,6 @@ def _merged(old: list[dict[str, Any]] | None, rows: Iterable[dict[str, Any]]) ->
     return [by_id[trade_id] for trade_id in sorted(by_id)]
 
 
-def _position_side(record: OrderRecord) -> str:
-    return str(record.params.get("positionSide") or "BOTH")
-
-
-def _guarded_quantity(record: OrderRecord) -> Decimal:
-    """The quantity a protective order closes (0 for a closePosition one: it closes whatever is held)."""
-    return Decimal(str(record.params.get("quantity") or 0))
-
-
 def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:
     """True when Binance told us nothing new (an order still open): no write is needed."""
     return changes.get("fills") is None and all(
@@ -427,8 +418,8 @@ class Reconciler:
             held = self._held(record)
             if held == 0:
                 self._guarded(self.cancel_protective, record)
-            elif held is not None and record.origin == ORIGIN_API and _guarded_quantity(record) > held:
-                oversized.add((record.user_id, record.connection_id, record.symbol, _position_side(record)))
+            elif held is not None and record.origin == ORIGIN_API and record.sent_quantity > held:
+                oversized.add((record.user_id, record.connection_id, record.symbol, record.position_side))
         for side in sorted(oversized):
             self._guarded(self._refit, side)
 
@@ -437,7 +428,7 @@ class Reconciler:
         account = self.account(record.user_id, record.connection_id)
         if account is None:
             return None
-        return abs(self.position_amounts(account).get((record.symbol, _position_side(record)), Decimal(0)))
+        return abs(self.position_amounts(account).get((record.symbol, record.position_side), Decimal(0)))
 
     def _refit(self, side: tuple[str, str, str, str]) -> None:
         """An API entry's stops are for more than their position holds: it was reduced by an order that is

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,7 +44,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, from_attr, to_attr, to_item
+from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
 
 __all__ = [
     "FILLLESS_STATUSES",
@@ -210,6 +211,17 @@ class OrderRecord:
         return self.status in FINAL_STATUSES
 
     @property
+    def position_side(self) -> str:
+        """The positionSide the order was sent with: BOTH in one-way mode."""
+        return str(self.params.get("positionSide") or "BOTH")
+
+    @property
+    def sent_quantity(self) -> Decimal:
+        """The quantity the order was sent with (0 for one without: a closePosition stop closes whatever is
+        held)."""
+        return Decimal(str(self.params.get("quantity") or 0))
+
+    @property
     def protective_targets(self) -> dict[str, dict[str, Any]]:
         """The stop-loss / take-profit this entry's request asked for, by role ({} for none)."""
         request = self.request
@@ -322,15 +334,10 @@ def _conditional_update(user_id: str, client_order_id: str, update: Update, cond
     False when its condition failed. A storage failure is a retryable KlineoError (nothing was written)."""
     request = update.request({"#protective_generations": "protective_generations"}, **values)
     try:
-        aws.dynamodb().update_item(TableName=get_settings().data_table, Key=_key(user_id, client_order_id),
-                                   ConditionExpression=condition, **request)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
+        return conditional_write(aws.dynamodb().update_item, TableName=get_settings().data_table,
+                                 Key=_key(user_id, client_order_id), ConditionExpression=condition, **request)
+    except (ClientError, BotoCoreError) as exc:
         raise _storage_failed() from exc
-    except BotoCoreError as exc:
-        raise _storage_failed() from exc
-    return True
 
 
 def _storage_failed() -> KlineoError:
