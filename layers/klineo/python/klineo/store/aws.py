@@ -33,12 +33,12 @@ from typing import Any
 import botocore.session
 from botocore import handlers
 from botocore.config import Config
-from botocore.exceptions import DataNotFoundError
+from botocore.exceptions import ClientError, DataNotFoundError
 from botocore.loaders import Loader, instance_cache
 
 from klineo.store.botocore_data import SERVICES, data_path
 
-__all__ = ["SERVICES", "clear_clients", "dynamodb", "secretsmanager", "sqs"]
+__all__ = ["CONDITION_FAILED", "SERVICES", "clear_clients", "dynamodb", "error_code", "secretsmanager", "sqs"]
 
 # SERVICES: every AWS service the layer makes a client for (the getters below).
 
@@ -142,6 +142,21 @@ def secretsmanager() -> Any:
 def sqs() -> Any:
     """The container's SQS client."""
     return _client("sqs")
+
+
+# DynamoDB's answer to a write whose ConditionExpression did not hold.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def error_code(exc: ClientError) -> str | None:
+    """The AWS error code of a failed call (``ConditionalCheckFailedException``, ...).
+
+    The layer tells AWS errors apart by this code, never by the classes of ``client.exceptions``:
+    botocore builds those on a client's first error, unguarded, so two threads meeting one client's
+    first errors at once can each build a set, and one of them then raises a class the other's
+    ``except`` clause does not name (the runner's thread pool did, on a redelivered message).
+    """
+    return exc.response.get("Error", {}).get("Code")
 
 
 def clear_clients(*, keep_data: bool = False) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from klineo.binance import Credentials
@@ -256,16 +257,17 @@ def delete_connection(user_id: str, connection_id: str) -> bool:
 def _update_existing(user_id: str, connection_id: str, update: Update) -> Connection:
     if not is_connection_id(connection_id):
         raise _not_found()
-    client = aws.dynamodb()
     try:
-        answer = client.update_item(
+        answer = aws.dynamodb().update_item(
             TableName=get_settings().data_table,
             Key=_key(user_id, connection_id),
             ConditionExpression="attribute_exists(pk)",
             ReturnValues="ALL_NEW",
             **update.request(),
         )
-    except client.exceptions.ConditionalCheckFailedException:
+    except ClientError as exc:
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
+            raise
         raise _not_found() from None
     return _from_item(answer["Attributes"])
 
@@ -364,19 +366,21 @@ def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applie
     """
     if not is_connection_id(connection_id):
         raise _not_found()
-    client, in_map = aws.dynamodb(), bool(recorded)
+    in_map = bool(recorded)
     for _ in range(2):  # the map is never removed: after one contradiction the other shape holds
         sets = {f"symbol_settings.{symbol}": applied} if in_map else {"symbol_settings": {symbol: applied}}
         update = Update(sets=sets)
         map_condition = f"{'attribute_exists' if in_map else 'attribute_not_exists'}(symbol_settings)"
         try:
-            client.update_item(
+            aws.dynamodb().update_item(
                 TableName=get_settings().data_table, Key=_key(user_id, connection_id),
                 ConditionExpression=f"attribute_exists(pk) AND {map_condition}",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD", **update.request(),
             )
             return
-        except client.exceptions.ConditionalCheckFailedException as exc:
+        except ClientError as exc:
+            if aws.error_code(exc) != aws.CONDITION_FAILED:
+                raise
             old = exc.response.get("Item")
             if not old:
                 raise _not_found() from None

@@ -67,10 +67,11 @@ def query_prefix(pk: str, sk_prefix: str) -> Iterator[dict[str, Any]]:
 
 def conditional_write(call: Any, **request: Any) -> bool:
     """Run one conditional write (``call`` is e.g. ``update_item``); False when its condition failed."""
-    client = aws.dynamodb()
     try:
         call(**request)
-    except client.exceptions.ConditionalCheckFailedException:
+    except ClientError as exc:
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
+            raise
         return False
     return True
 
@@ -93,7 +94,7 @@ def transact(named: list[tuple[str, dict[str, Any]]],
             aws.dynamodb().transact_write_items(TransactItems=[write for _, write in named])
             return {}
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if aws.error_code(exc) != "TransactionCanceledException":
                 raise
             reasons = exc.response.get("CancellationReasons") or []
         failed = {name: reason.get("Item") for (name, _), reason in zip(named, reasons, strict=False)

@@ -248,7 +248,7 @@ def _transact(order_write: dict[str, Any], gates: GateChecks | ConnectionGuard,
                 _proven_current(gates)
             return None
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if aws.error_code(exc) != "TransactionCanceledException":
                 raise _storage_failed() from exc
             reasons = exc.response.get("CancellationReasons") or []
         except BotoCoreError as exc:

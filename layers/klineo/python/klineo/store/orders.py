@@ -456,7 +456,7 @@ def create_order_record(
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
         old = exc.response.get("Item")
         existing = OrderRecord.from_item(old) if old else get_order_record(user_id, client_order_id)
@@ -530,7 +530,7 @@ def mark_unmanaged(user_id: str, client_order_id: str, reason: str) -> OrderReco
             TableName=get_settings().data_table, Key=_key(user_id, client_order_id),
             ConditionExpression="attribute_exists(pk)", ReturnValues="ALL_NEW", **update.request())
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
         return None
     return OrderRecord.from_item(response["Attributes"])
@@ -554,7 +554,7 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
         aws.dynamodb().update_item(**resend_update(
             user_id, client_order_id, previous_attempt_ms=previous_attempt_ms, attempt_ms=attempt_ms))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if aws.error_code(exc) == aws.CONDITION_FAILED:
             return False
         raise
     return True
@@ -597,7 +597,7 @@ def put_new_record(record: OrderRecord) -> bool:
             ConditionExpression="attribute_not_exists(pk)",
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
         return False
     return True

@@ -72,6 +72,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item, transact
@@ -275,10 +277,11 @@ def _commit(named: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]
     name, write = named[0]
     (verb, request), = write.items()
     call = {"Put": aws.dynamodb().put_item, "Update": aws.dynamodb().update_item}[verb]
-    client = aws.dynamodb()
     try:
         call(**request)
-    except client.exceptions.ConditionalCheckFailedException as exc:
+    except ClientError as exc:
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
+            raise
         return {name: exc.response.get("Item")}
     return {}
 

@@ -52,6 +52,9 @@ def _new_cache(max_entries: int, ttl_seconds: float,
 _cache = _new_cache(CACHE_MAX_ENTRIES, CACHE_TTL_SECONDS)
 _cache_lock = threading.Lock()  # cachetools caches are not thread-safe on their own
 
+# Secrets Manager's answer for a secret (or version) that does not exist.
+_NOT_FOUND = "ResourceNotFoundException"
+
 
 def _remember(key: str, creds: Credentials) -> None:
     with _cache_lock:
@@ -107,11 +110,12 @@ def get_credentials(secret_name: str, version: str | None = None) -> Credentials
         cached = _cache.get(cache_key)
     if cached is not None:
         return cached
-    client = aws.secretsmanager()
     request = {"SecretId": secret_name, **({"VersionId": version} if version else {})}
     try:
-        value = client.get_secret_value(**request)["SecretString"]
-    except client.exceptions.ResourceNotFoundException:
+        value = aws.secretsmanager().get_secret_value(**request)["SecretString"]
+    except ClientError as exc:
+        if aws.error_code(exc) != _NOT_FOUND:
+            raise
         message = "the connection's keys are gone; add the connection again"
         raise KlineoError(ErrorCategory.NOT_FOUND, message) from None
     data = json.loads(value)
@@ -131,10 +135,11 @@ def delete_credentials(secret_name: str) -> None:
     with _cache_lock:  # every cached version too (``<name>#<version>``), not only the current one
         for key in [k for k in _cache if k == secret_name or k.startswith(f"{secret_name}#")]:
             _cache.pop(key, None)
-    client = aws.secretsmanager()
     try:
-        client.delete_secret(SecretId=secret_name, ForceDeleteWithoutRecovery=True)
-    except client.exceptions.ResourceNotFoundException:
+        aws.secretsmanager().delete_secret(SecretId=secret_name, ForceDeleteWithoutRecovery=True)
+    except ClientError as exc:
+        if aws.error_code(exc) != _NOT_FOUND:
+            raise
         logger.info("secret already deleted")
 
 

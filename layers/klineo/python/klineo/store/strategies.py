@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from klineo.binance import ErrorCategory
 from klineo.errors import KlineoError
 from klineo.settings import get_settings
@@ -362,10 +364,11 @@ def update_settings(
         "ReturnValues": "ALL_NEW",
         **update.request(),
     }
-    client = aws.dynamodb()
     try:
-        answer = client.update_item(**request)
-    except client.exceptions.ConditionalCheckFailedException:
+        answer = aws.dynamodb().update_item(**request)
+    except ClientError as exc:
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
+            raise
         raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
     return from_item(answer["Attributes"])
 
@@ -396,9 +399,8 @@ def _reset_paper(user_id: str, strategy_id: str, update: Update, event: dict[str
 def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -> None:
     """Remove a strategy; NOT_FOUND when absent, CONFLICT while a worker is sending one of its live orders."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    client = aws.dynamodb()
     try:
-        client.delete_item(
+        aws.dynamodb().delete_item(
             TableName=get_settings().data_table,
             Key=strategy_key(user_id, strategy_id),
             ConditionExpression="attribute_exists(pk) AND "
@@ -406,7 +408,9 @@ def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -
             ExpressionAttributeValues={":now": to_attr(now_ms)},
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-    except client.exceptions.ConditionalCheckFailedException as exc:
+    except ClientError as exc:
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
+            raise
         if exc.response.get("Item"):
             raise KlineoError(
                 ErrorCategory.CONFLICT,
