@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from klineo.services import protective_resize
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.strategy_protection import arm_strategy_protection
@@ -253,6 +254,33 @@ def test_a_crash_between_recording_and_cancelling_the_old_stops_is_finished_by_t
 
     assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 1), D("0.006"))
     assert (_posts(sim_env), _posts(sim_env, "DELETE")) == (4, 2)
+
+
+def test_a_storage_failure_while_re_fitting_still_answers_the_fill_and_the_reconciler_finishes(
+        sim_env, invoke, connection, reconcile, monkeypatch):
+    """GIVEN DynamoDB throttling the write that records the stops re-placed for 0.006 WHEN 0.004 of a 0.010
+    LONG is sold THEN the sale is answered FILLED (not a 500), and the reconciler records the re-placing
+    and cancels the old stops without placing again."""
+    entry = _entry(invoke, connection.id, "0.010")
+    real, throttled = protective_resize.end_protective_resize, []
+
+    def throttled_once(*args: Any, **kwargs: Any) -> Any:
+        if not throttled:
+            throttled.append(True)
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+            raise ClientError({"Error": error}, "UpdateItem")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(protective_resize, "end_protective_resize", throttled_once)
+    sold = _reduce(invoke, connection.id, "0.004")
+    assert sold["status"] == "FILLED" and throttled
+
+    reconcile()
+    reconcile()
+
+    assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 1), D("0.006"))
+    assert (_posts(sim_env), _posts(sim_env, "DELETE")) == (4, 2)
+    assert get_order_record(USER_A, entry["client_order_id"]).protective_resize is None
 
 
 def test_a_transient_failure_keeps_the_old_stops_and_the_reconciler_finishes(

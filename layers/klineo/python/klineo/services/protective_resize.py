@@ -58,6 +58,8 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from klineo.binance import BinanceClient, Credentials, endpoints
 from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
@@ -116,13 +118,17 @@ def refit_after(user_id: str, record: OrderRecord, client: BinanceClient, creds:
 
 def follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
                      connection: Connection) -> None:
-    """``refit_after`` on a reducing order's answer or status read: a failure is logged, never raised (the
-    order's own outcome is answered; the reconciler resumes the re-placing)."""
+    """``refit_after`` on a reducing order's answer or status read: a failure, Binance's or storage's, is
+    logged, never raised (the order executed: its outcome is answered; the reconciler resumes the
+    re-placing)."""
     try:
         refit_after(user_id, record, client, creds, connection)
     except KlineoError as exc:
         logger.warning("protective orders not re-fitted after a reduction", extra={
             "client_order_id": record.client_order_id, "category": str(exc.category)})
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("protective orders not re-fitted after a reduction", extra={
+            "client_order_id": record.client_order_id, "category": "storage", "error": type(exc).__name__})
 
 
 def refit_position(user_id: str, connection: Connection, client: BinanceClient, creds: Credentials,
