@@ -186,6 +186,26 @@ def test_a_close_capped_at_max_qty_re_fits_the_stops_to_position_left(
     assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 1), D("0.005"))
 
 
+def test_a_full_close_reads_the_stops_and_the_position_once_and_cancels_them(sim_env, invoke, connection):
+    """GIVEN a 0.010 LONG with SL and TP WHEN the position is closed THEN both stops are cancelled after
+    ONE read of the open algo orders and ONE of the position (the close's own): the re-fitting, which would
+    find nothing left, reads neither."""
+    entry = _entry(invoke, connection.id, "0.010")
+    event = connection_event("futures_position_close", connection.id, USER_A,
+                             "/futures/positions/BTCUSDT/close")
+    event["pathParameters"]["symbol"] = "BTCUSDT"
+    event["headers"]["idempotency-key"] = new_key()
+    sim_env.journal.clear()
+
+    close = invoke("futures_position_close", event)
+
+    assert close["statusCode"] == 200 and body_of(close)["status"] == "FILLED", close["body"]
+    reads = [r.path for r in sim_env.journal if r.method == "GET"]
+    assert (reads.count("/fapi/v1/openAlgoOrders"), reads.count("/fapi/v3/positionRisk")) == (1, 1)
+    held = _algos(sim_env, connection.account.id)
+    assert [held[i].status for i in _ids(entry, 0)] == ["CANCELED", "CANCELED"]
+
+
 def test_the_same_key_retried_re_places_nothing_more(sim_env, invoke, connection):
     """GIVEN 0.004 of a 0.010 LONG sold with key K and the stops re-placed for 0.006 WHEN K comes again
     THEN the first answer, and no algo order is placed or cancelled again."""

@@ -30,6 +30,9 @@ stop-loss / take-profit sized for more than is left (Binance may refuse it when 
 docs/binance-facts.md §4) is re-placed for what is left by the order path itself, before this module
 looks (``klineo.services.protective_resize``), as after a close that EXPIRED having filled only in part.
 A close that filled nothing leaves them armed, since the position they guard is still there.
+A FILLED close that leaves less than one MARKET step is not followed by the order path's re-fitting
+(``protective_resize.refit_after``): this module cancels those orders anyway, and re-fitting first read
+the same open algo orders, and the position, for nothing.
 
 Every close re-fits the stops of what it leaves (``klineo.services.protective_resize``, which
 ``klineo.services.futures`` loads on a reducing order only): imported here so that the close function
@@ -57,13 +60,10 @@ from klineo.services.protective_resize import follow_reduction  # noqa: F401 - l
 from klineo.services.risk import reduces_position
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, require_connection
-from klineo.store.orders import OrderRecord, get_order_record
+from klineo.store.orders import CLOSE_ROLE, OrderRecord, get_order_record
 from klineo.validation import check_symbol, plain_text
 
 __all__ = ["CLOSE_ROLE", "close_position"]
-
-# The role of a close's order record: only such a record answers a retry of a close.
-CLOSE_ROLE = "position_close"
 
 
 def _market_quantity(connection: Connection, symbol: str, size: Decimal) -> Decimal:

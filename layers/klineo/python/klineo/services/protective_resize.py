@@ -46,10 +46,12 @@ others are then orders of a gone position, cancelled as today (the reconciler ca
 orders on a side whose position reads 0).
 
 L = 0: nothing is sent here; the existing cleanup cancels the orders of a gone position (the close
-route's own after a full close, the reconciler's at the latest). 0 < L below the symbol's minimum
-(dust): the orders are KEPT, not cancelled. A re-placing is impossible (Binance refuses an order below
-the minimum); cancelling would leave the dust certainly unguarded, while a kept stop is at worst refused
-when it fires (the same unguarded dust) and closes it if Binance trims a triggered reduce-only order.
+route's own after a full close, the reconciler's at the latest). A close route's order that FILLED leaving
+less than one MARKET step is not followed at all: that route cancels the side's orders anyway.
+0 < L below the symbol's minimum (dust): the orders are KEPT, not cancelled. A re-placing is impossible
+(Binance refuses an order below the minimum); cancelling would leave the dust certainly unguarded, while
+a kept stop is at worst refused when it fires (the same unguarded dust) and closes it if Binance trims a
+triggered reduce-only order.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from klineo.services.risk import params_reduce
 from klineo.services.strategy_protection import disarm_protective_orders
 from klineo.store.connections import Connection
 from klineo.store.orders import (
+    CLOSE_ROLE,
     KIND_ALGO,
     KIND_ORDER,
     ORIGIN_API,
@@ -112,8 +115,20 @@ def refit_after(user_id: str, record: OrderRecord, client: BinanceClient, creds:
                 connection: Connection) -> None:
     """Re-fit the protective orders of the side ``record`` reduced, when it is such an order (module
     docstring); raises KlineoError when one could not be re-placed yet (retryable) or was not sent."""
-    if reduced_by(record):
+    if reduced_by(record) and not _closed_in_full(record, client):
         refit_position(user_id, connection, client, creds, record.symbol, record.position_side)
+
+
+def _closed_in_full(record: OrderRecord, client: BinanceClient) -> bool:
+    """True for a close route's order that FILLED leaving less than one MARKET step: that route cancels the
+    side's protective orders itself (``klineo.services.position_close``), so nothing is read here for them
+    (should it not get there, the reconciler's cleanup cancels them, or keeps them on dust as here)."""
+    if record.role != CLOSE_ROLE or record.status != "FILLED":
+        return False
+    if not record.position_left:
+        return True
+    step, _, _ = get_symbol_rules(client, record.symbol).lot_for(market_order=True)
+    return Decimal(record.position_left) < step
 
 
 def follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,

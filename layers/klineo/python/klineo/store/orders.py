@@ -47,6 +47,7 @@ from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
 
 __all__ = [
+    "CLOSE_ROLE",
     "FILLLESS_STATUSES",
     "FINAL_STATUSES",
     "FIRED_PROTECTIVE",
@@ -114,6 +115,9 @@ KIND_ALGO = "algo"
 # strategy's entry); an entry's request names,
 # under the same keys, the ones it asked for (``klineo.services.protective`` places them).
 PROTECTIVE_ROLES = ("stop_loss", "take_profit", "trailing_stop")
+# The role of a close route's order (``klineo.services.position_close``): only such a record answers a
+# retry of a close.
+CLOSE_ROLE = "position_close"
 # The states of a protective order that fired (an algo order's; FILLED: its child order's).
 FIRED_PROTECTIVE = frozenset({"TRIGGERED", "FINISHED", "FILLED"})
 # Why we stopped following a record that Binance may still hold open (``unmanaged_reason``).
