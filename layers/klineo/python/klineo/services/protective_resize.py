@@ -60,8 +60,6 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from klineo.binance import BinanceClient, Credentials, endpoints
 from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
@@ -71,6 +69,7 @@ from klineo.services.protective import arm_protective_orders, closes_position_si
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.risk import params_reduce
 from klineo.services.strategy_protection import disarm_protective_orders
+from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import Connection
 from klineo.store.orders import (
     CLOSE_ROLE,
@@ -141,7 +140,7 @@ def follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, c
     except KlineoError as exc:
         logger.warning("protective orders not re-fitted after a reduction", extra={
             "client_order_id": record.client_order_id, "category": str(exc.category)})
-    except (BotoCoreError, ClientError) as exc:
+    except STORAGE_ERRORS as exc:
         logger.warning("protective orders not re-fitted after a reduction", extra={
             "client_order_id": record.client_order_id, "category": "storage", "error": type(exc).__name__})
 

@@ -33,12 +33,15 @@ from typing import Any
 import botocore.session
 from botocore import handlers
 from botocore.config import Config
-from botocore.exceptions import ClientError, DataNotFoundError
+from botocore.exceptions import BotoCoreError, ClientError, DataNotFoundError
 from botocore.loaders import Loader, instance_cache
 
 from klineo.store.botocore_data import SERVICES, data_path
 
-__all__ = ["CONDITION_FAILED", "SERVICES", "clear_clients", "dynamodb", "error_code", "secretsmanager", "sqs"]
+__all__ = [
+    "CONDITION_FAILED", "SERVICES", "STORAGE_ERRORS", "clear_clients", "dynamodb", "error_code",
+    "secretsmanager", "sqs",
+]
 
 # SERVICES: every AWS service the layer makes a client for (the getters below).
 
@@ -144,6 +147,8 @@ def sqs() -> Any:
     return _client("sqs")
 
 
+# What a store call raises when AWS failed it (for a caller that logs it and goes on).
+STORAGE_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
 # DynamoDB's answer to a write whose ConditionExpression did not hold.
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
