@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from botocore.exceptions import ClientError
 from klineo.services.orders import idempotent_client_order_id
+from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store import flags
 from klineo.store.connections import update_settings
@@ -285,6 +286,74 @@ def test_the_symbols_rules_refusing_a_crashed_claims_order_on_resume_is_listed(
     assert error["field"] == "quantity"
     assert _outcomes(invoke) == [("refused", "quantity"), ("placed", None)]
     assert order_posts(sim_env) == []
+
+
+def test_a_crashed_claims_order_that_reached_binance_is_answered_though_the_market_now_refuses_it(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a MARKET BUY 0.002 whose invocation died after Binance filled it, before its outcome was recorded
+    (no parameters), and a mark since fallen so far that 0.002 is under the minimum notional WHEN the key
+    comes again THEN the filled order is answered (source existing) and recorded with what Binance holds:
+    never a 400 for an order that exists, nothing sent again, no refused attempt listed."""
+    from klineo.services import futures as futures_service
+
+    key = new_key()
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002")
+    with monkeypatch.context() as dying:
+        dying.setattr(futures_service, "record_order_outcome_quietly", lambda *a, **k: None)  # dies here
+        assert invoke("futures_order", order_event(body, key=key))["statusCode"] == 200
+    client_order_id = idempotent_client_order_id(USER_A, key)
+    assert get_order_record(USER_A, client_order_id).params == {}
+    _lease_run_out(client_order_id)
+    sim_env.set_mark_price("BTCUSDT", 100.0)
+
+    again = invoke("futures_order", order_event(body, key=key))
+
+    assert again["statusCode"] == 200, again["body"]
+    answer = body_of(again)
+    assert (answer["client_order_id"], answer["status"]) == (client_order_id, "FILLED")
+    assert answer["source"] == "existing"
+    record = get_order_record(USER_A, client_order_id)
+    assert (record.status, record.params["side"], record.params["quantity"]) == ("FILLED", "BUY", "0.002")
+    assert _outcomes(invoke) == [("placed", None)]
+    assert len(order_posts(sim_env)) == 1
+
+
+def test_a_crashed_claims_conditional_order_is_found_and_recorded_as_binance_holds_it(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a STOP_MARKET BUY placed at the algo service by an invocation that died before its outcome was
+    recorded WHEN the key comes again THEN the open conditional order is answered, recorded with the trigger,
+    quantity and clientAlgoId Binance holds, and never placed twice."""
+    from klineo.services import futures as futures_service
+
+    key = new_key()
+    trigger = str((Decimal(str(sim_env.mark_price("BTCUSDT"))) * Decimal("1.1")).quantize(Decimal("0.1")))
+    body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", triggerPrice=trigger)
+    with monkeypatch.context() as dying:
+        dying.setattr(futures_service, "record_order_outcome_quietly", lambda *a, **k: None)  # dies here
+        assert invoke("futures_order", order_event(body, key=key))["statusCode"] == 200
+    client_algo_id = idempotent_client_order_id(USER_A, key)
+    _lease_run_out(client_algo_id)
+
+    again = invoke("futures_order", order_event(body, key=key))
+
+    assert again["statusCode"] == 200, again["body"]
+    assert (body_of(again)["status"], body_of(again)["source"]) == ("NEW", "existing")
+    params = get_order_record(USER_A, client_algo_id).params
+    assert (params["type"], params["quantity"]) == ("STOP_MARKET", "0.002")
+    assert params["clientAlgoId"] == client_algo_id
+    assert Decimal(params["triggerPrice"]) == Decimal(trigger)
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == "/fapi/v1/algoOrder"]) == 1
+
+
+def _lease_run_out(client_order_id: str) -> None:
+    """The lease of the key's crashed invocation has run out."""
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
+        UpdateExpression="SET lease_until_ms = :past", ExpressionAttributeValues={":past": {"N": "1"}})
 
 
 def test_a_limit_refusing_the_resend_of_a_rejected_order_is_told_by_its_record_alone(

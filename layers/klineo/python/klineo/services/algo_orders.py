@@ -35,9 +35,11 @@ from klineo.binance import BinanceClient, Credentials, ErrorCategory, endpoints
 from klineo.binance.filters import SymbolRules
 from klineo.errors import KlineoError
 from klineo.services.orders import (
+    REGULAR_ORDERS,
     FuturesOrder,
     OrderResult,
     OrderVenue,
+    find_earlier_attempt,
     send_exactly_once,
     submit_futures_order,
 )
@@ -51,9 +53,11 @@ __all__ = [
     "AlgoOrder",
     "algo_result",
     "cancel_algo_order",
+    "find_earlier_order",
     "prepare_algo_order",
     "query_algo_order",
     "recorded_order",
+    "sent_params",
     "submit_algo_order",
     "submit_order",
     "triggered_order_id",
@@ -244,7 +248,7 @@ def _send_algo(client: BinanceClient, creds: Credentials, order: AlgoOrder, clie
     return endpoints.futures_new_algo_order(client, creds, order.to_params(client_algo_id))
 
 
-def _lookup_algo(client: BinanceClient, creds: Credentials, order: AlgoOrder, client_algo_id: str,
+def _lookup_algo(client: BinanceClient, creds: Credentials, symbol: str, client_algo_id: str,
                  source: str) -> OrderResult | None:
     return query_algo_order(client, creds, client_algo_id, source=source)
 
@@ -286,6 +290,31 @@ def recorded_order(record: OrderRecord) -> FuturesOrder | AlgoOrder:
     if record.kind == KIND_ALGO:
         return AlgoOrder.from_params(record.params)
     return FuturesOrder.from_params(record.params)
+
+
+def find_earlier_order(client: BinanceClient, creds: Credentials, record: OrderRecord) -> OrderResult | None:
+    """The order the record's earlier attempt placed (regular or conditional, by its kind), or None when
+    Binance has none; a failed lookup is UNKNOWN_OUTCOME."""
+    venue = ALGO_SERVICE if record.kind == KIND_ALGO else REGULAR_ORDERS
+    return find_earlier_attempt(venue, client, creds, record.symbol, record.client_order_id)
+
+
+def sent_params(found: OrderResult) -> dict[str, str]:
+    """The parameters of the order Binance holds under our id, as a record keeps them: for an attempt whose
+    own were never recorded (what Binance holds is what was sent; a trailing stop's callback is not read)."""
+    if found.kind == KIND_ALGO:
+        limit = found.price if found.price else None
+        return AlgoOrder(symbol=found.symbol, side=found.side, type=found.type,
+                         quantity=None if found.close_position else found.quantity,
+                         trigger_price=found.trigger_price, price=limit, reduce_only=found.reduce_only,
+                         close_position=found.close_position, position_side=found.position_side,
+                         ).to_params(found.client_order_id)
+    limit = found.type == "LIMIT"
+    return FuturesOrder(symbol=found.symbol, side=found.side, type=found.type, quantity=found.quantity,
+                        price=found.price if limit else None,
+                        time_in_force=found.time_in_force if limit else None,
+                        reduce_only=found.reduce_only, position_side=found.position_side,
+                        ).to_params(found.client_order_id)
 
 
 def cancel_algo_order(client: BinanceClient, creds: Credentials, client_algo_id: str) -> OrderResult:

@@ -84,9 +84,11 @@ from klineo.models.futures import FuturesOrderRequest, FuturesOrderResponse
 from klineo.observability import logger, metrics
 from klineo.services.algo_orders import (
     AlgoOrder,
+    find_earlier_order,
     prepare_algo_order,
     query_algo_order,
     recorded_order,
+    sent_params,
     submit_order,
 )
 from klineo.services.key_health import note_key_outcome
@@ -96,6 +98,7 @@ from klineo.services.orders import (
     Deadline,
     FuturesOrder,
     OrderResult,
+    absent_earlier_attempt,
     check_client_order_id,
     idempotent_client_order_id,
     query_futures_order,
@@ -476,14 +479,18 @@ class _Outcome:
             return STATUS_REJECTED
         return self.earlier.status  # a lookup failed before anything was sent: the state stands
 
+    def failed(self, exc: KlineoError) -> None:
+        """Record that the attempt ended in ``exc`` (the caller raises it)."""
+        note_key_outcome(self.connection, exc)
+        record_order_outcome_quietly(self.user_id, self.client_order_id, status=self.failure_status(exc),
+                                     params=self.params, error={**exc.to_dict(), "code": exc.code})
+
     def settle(self, send: Callable[[], OrderResult]) -> FuturesOrderResponse:
         """``send()`` and record its outcome; the answer is what Binance said."""
         try:
             result = send()
         except KlineoError as exc:
-            note_key_outcome(self.connection, exc)
-            record_order_outcome_quietly(self.user_id, self.client_order_id, status=self.failure_status(exc),
-                                         params=self.params, error={**exc.to_dict(), "code": exc.code})
+            self.failed(exc)
             raise
         self.result = result
         record_order_outcome_quietly(self.user_id, self.client_order_id, status=result.status,
@@ -533,7 +540,8 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
 
     The order sent again is the one recorded (same parameters as the first attempt), never a
     fresh rounding of the body; only an attempt that stopped between its claim and its outcome (no
-    parameters recorded) is rounded again from its recorded request. A second send passes the
+    parameters recorded) is rounded again from its recorded request, once Binance provably holds no
+    order of it (``_found_unrecorded``). A second send passes the
     limits first (on the connection the resume claim validated).
 
     A refusal of that rounding or of those limits is a refused attempt, except a REJECTED record's: its
@@ -541,6 +549,9 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
     which the attempts' listing shows); any other record keeps its state, so nothing else would tell it.
     """
     coid = existing.client_order_id
+    found = _found_unrecorded(gated, existing)
+    if found is not None:
+        return found
 
     def limits() -> None:
         gated.order = with_quote_quantity(gated.client, gated.order, gated.reference)
@@ -577,6 +588,36 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
 
     answer = outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_resend=claim,
                                           earlier_attempt_ms=existing.attempt_ms, when_purged=purged))
+    return _protected(gated, outcome.settled_record(existing), answer)
+
+
+def _found_unrecorded(gated: _Gated, existing: OrderRecord) -> FuturesOrderResponse | None:
+    """An attempt that stopped between its claim and its outcome (no parameters recorded) may have reached
+    Binance: its order is looked up BEFORE the body is rounded again, since today's market or rules may
+    refuse what Binance took then (a trigger the mark has crossed since, a minimum notional at a lower
+    price), and no refusal is answered for an order that exists. Found: answered and recorded with the
+    parameters Binance holds. None when Binance provably has none and none can still arrive (older than
+    recvWindow; an attempt past Binance's retention is purged, never sent); the resume then rounds it.
+    Any other record: None at once (its parameters are what it sent). The exactly-once send looks it up once
+    more before sending (one more weight-1 read, on this rare path only)."""
+    if existing.params or existing.status == STATUS_REJECTED:
+        return None
+    outcome = _Outcome(gated.user_id, existing.client_order_id, gated.connection, {}, earlier=existing)
+
+    def purged() -> None:
+        outcome.purged = True
+
+    try:
+        found = find_earlier_order(gated.client, connection_credentials(gated.connection), existing)
+        if found is None:
+            absent_earlier_attempt(gated.client, existing.client_order_id, existing.attempt_ms,
+                                   time.time() * 1000, purged)
+            return None
+    except KlineoError as exc:
+        outcome.failed(exc)
+        raise
+    outcome.params = sent_params(found)
+    answer = outcome.settle(lambda: found)
     return _protected(gated, outcome.settled_record(existing), answer)
 
 

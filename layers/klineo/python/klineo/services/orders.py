@@ -93,6 +93,7 @@ __all__ = [
     "OrderVenue",
     "absent_earlier_attempt",
     "check_client_order_id",
+    "find_earlier_attempt",
     "idempotent_client_order_id",
     "new_client_order_id",
     "query_futures_order",
@@ -346,14 +347,14 @@ class OrderVenue:
     """What differs between Binance's two order services in the one exactly-once flow (``send_exactly_once``).
 
     ``send`` POSTs the order under its client id and answers Binance's body; ``placed`` reads that
-    body into the result; ``lookup`` finds the order by its client id (None: Binance has none);
+    body into the result; ``lookup`` finds the order of a symbol by its client id (None: Binance has none);
     ``refused`` says a refusal the way the venue means it; ``noun`` names the order in messages.
     """
 
     noun: str
     send: Callable[[BinanceClient, Credentials, Any, str], dict[str, Any]]
     placed: Callable[[BinanceClient, Credentials, dict[str, Any]], OrderResult]
-    lookup: Callable[[BinanceClient, Credentials, Any, str, str], OrderResult | None]
+    lookup: Callable[[BinanceClient, Credentials, str, str, str], OrderResult | None]
     refused: Callable[[KlineoError], KlineoError] = lambda exc: exc
 
 
@@ -379,7 +380,7 @@ def _settle_lost_answer(
             break
         sleep(delay)
         try:
-            found = venue.lookup(client, creds, order, client_order_id, "recovered")
+            found = venue.lookup(client, creds, order.symbol, client_order_id, "recovered")
         except KlineoError as exc:
             logger.warning(
                 "order lookup failed",
@@ -435,12 +436,12 @@ def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderRes
     return counted
 
 
-def _lookup_earlier(
-    venue: OrderVenue, client: BinanceClient, creds: Credentials, order: Any, client_order_id: str
+def find_earlier_attempt(
+    venue: OrderVenue, client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str
 ) -> OrderResult | None:
     """The earlier attempt's order, or None when Binance has none; a failed lookup is UNKNOWN_OUTCOME."""
     try:
-        return venue.lookup(client, creds, order, client_order_id, "existing")
+        return venue.lookup(client, creds, symbol, client_order_id, "existing")
     except KlineoError as exc:
         logger.warning("earlier attempt lookup failed",
                        extra={"client_order_id": client_order_id, "category": str(exc.category)})
@@ -507,7 +508,7 @@ def send_exactly_once(
     """
     check_client_order_id(client_order_id)
     if earlier_attempt_ms is not None:
-        existing = _lookup_earlier(venue, client, creds, order, client_order_id)
+        existing = find_earlier_attempt(venue, client, creds, order.symbol, client_order_id)
         if existing is not None:
             return existing
         absent_earlier_attempt(client, client_order_id, earlier_attempt_ms, clock() * 1000, when_purged)
@@ -533,7 +534,7 @@ def _duplicated(
     exc: KlineoError,
 ) -> OrderResult:
     """-4116: an open order has this id already; return it (a failed lookup leaves the outcome unknown)."""
-    existing = _lookup_earlier(venue, client, creds, order, client_order_id)
+    existing = find_earlier_attempt(venue, client, creds, order.symbol, client_order_id)
     if existing is not None:
         return existing
     raise KlineoError(
@@ -573,9 +574,9 @@ def _placed_regular(client: BinanceClient, creds: Credentials, body: dict[str, A
     return _with_fill_price(client, creds, OrderResult.from_binance(body, "placed"))
 
 
-def _lookup_regular(client: BinanceClient, creds: Credentials, order: FuturesOrder, client_order_id: str,
+def _lookup_regular(client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str,
                     source: str) -> OrderResult | None:
-    return query_futures_order(client, creds, order.symbol, client_order_id, source=source)
+    return query_futures_order(client, creds, symbol, client_order_id, source=source)
 
 
 # Regular orders: POST/GET /fapi/v1/order.
