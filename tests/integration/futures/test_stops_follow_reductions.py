@@ -495,12 +495,15 @@ def test_a_reduction_on_binances_own_apps_is_followed_by_the_reconciler(
     """GIVEN a 0.010 LONG with SL and TP WHEN 0.004 is sold on Binance's own apps (not through us) THEN the
     next reconciler run re-places both stops for 0.006 at the same triggers and cancels the old ones; a
     second run sends nothing; WHEN the mark crosses the SL THEN the 0.006 is closed (before: the SL for
-    0.010 ended REJECTED and the position stayed open)."""
+    0.010 ended REJECTED and the position stayed open). The run reads the position once (its own read
+    sizes the re-placing)."""
     entry = _entry(invoke, connection.id, "0.010")
     old = _algos(sim_env, connection.account.id)
     sim_env.inject_trade(connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.004")
+    sim_env.journal.clear()
 
     reconcile()
+    assert len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"]) == 1
     sent = (_posts(sim_env), _posts(sim_env, "DELETE"))
     reconcile()
 

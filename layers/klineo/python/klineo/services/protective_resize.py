@@ -21,9 +21,9 @@ What (``refit_position``), for the (connection, symbol, position side) the order
 1. The open algo orders of the symbol that close that side (``GET /fapi/v1/openAlgoOrders``, weight 1)
    whose records are API entries' stop-loss / take-profit (a strategy's are left to the runner: their
    records' ``origin`` is the strategy's id). None: nothing else is read or sent.
-2. L = what is left on that side, read from Binance (``GET /fapi/v3/positionRisk``, weight 5; never
-   computed from our records), rounded DOWN to the MARKET_LOT_SIZE step (the lot Binance checks a
-   STOP_MARKET / TAKE_PROFIT_MARKET against), never up.
+2. L = what is left on that side, read from Binance (``GET /fapi/v3/positionRisk``, weight 5, or the
+   reconciler's read of this run; never computed from our records), rounded DOWN to the MARKET_LOT_SIZE
+   step (the lot Binance checks a STOP_MARKET / TAKE_PROFIT_MARKET against), never up.
 3. For each entry, each role's armed order is its latest generation still open (clientAlgoIds
    ``protective_client_algo_id``: "-sl", "-sl1", ...). Those for more than L are re-placed for L at the
    SAME trigger prices in a new generation: claimed first on the entry's record (``protective_resize``:
@@ -146,9 +146,11 @@ def follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, c
 
 
 def refit_position(user_id: str, connection: Connection, client: BinanceClient, creds: Credentials,
-                   symbol: str, position_side: str) -> None:
+                   symbol: str, position_side: str, held: Decimal | None = None) -> None:
     """Re-place for what is left of the side the API entries' stops guarding it that are for more (module
-    docstring, steps 1-4). Raises the first failure after every entry was tried."""
+    docstring, steps 1-4). Raises the first failure after every entry was tried. ``held``: the side's size
+    when the caller has just read it from Binance (the reconciler's run, once per connection), else read
+    here."""
     rows = [r for r in endpoints.futures_open_algo_orders(client, creds, symbol)
             if closes_position_side(r, position_side)]
     guards = _api_guards(user_id, [str(r.get("clientAlgoId", "")) for r in rows])
@@ -157,7 +159,7 @@ def refit_position(user_id: str, connection: Connection, client: BinanceClient, 
     entries = get_order_records(user_id, sorted(guards))
     rules = get_symbol_rules(client, symbol)
     _, minimum, _ = rules.lot_for(market_order=True)
-    held = _held(connection, symbol, position_side)
+    held = _held(connection, symbol, position_side) if held is None else held
     side = _Side(user_id, connection, client, creds, rules.round_quantity(held, market_order=True), minimum)
     if held == 0 or side.left < minimum:
         return  # gone: the cleanup cancels them; dust: kept (module docstring)

@@ -434,14 +434,16 @@ class Reconciler:
         """An API entry's stops are for more than their position holds: it was reduced by an order that is
         not a reducing API order of ours (a trade on Binance's own apps, a strategy's order, a fired stop of
         another entry, a partial liquidation): re-placed for what is left as after our own reductions
-        (``klineo.services.protective_resize``, exactly once; its own read of the position decides)."""
+        (``klineo.services.protective_resize``, exactly once), sized by this run's read of the position (not
+        read again)."""
         from klineo.services.protective_resize import refit_position  # only a run that finds one loads it
 
         user_id, connection_id, symbol, position_side = side
         account = self.account(user_id, connection_id)
         if account is not None:
-            self.call("GET", "/fapi/v3/positionRisk", refit_position, user_id, account.connection,
-                      account.client, account.creds, symbol, position_side)
+            held = abs(self.position_amounts(account).get((symbol, position_side), Decimal(0)))
+            self.call("GET", "/fapi/v1/openAlgoOrders", refit_position, user_id, account.connection,
+                      account.client, account.creds, symbol=symbol, position_side=position_side, held=held)
             self.counts["oversized_protective"] += 1
 
     def cancel_protective(self, record: OrderRecord) -> None:
