@@ -378,3 +378,24 @@ def test_placed_and_refused_orders_are_counted_by_outcome(rsps, client, creds, c
 
     assert _order_counts() == {"OrdersPlaced": 1, "OrdersRejected": 1}
     metrics.clear_metrics()
+
+
+def test_an_unrecorded_attempts_order_found_is_counted_as_settled_and_its_params_are_binances(
+        rsps, client, creds):
+    """GIVEN an attempt that stopped before its outcome (no parameters recorded) WHEN its order is found by
+    find_earlier_order THEN OrdersExisting 1 and OrdersUnknownSettled 1, as the exactly-once flow counts a
+    found order, and sent_params gives the parameters Binance holds (one GET, nothing sent)."""
+    from klineo.services.algo_orders import find_earlier_order, sent_params
+    from klineo.store.orders import pending_record
+
+    metrics.clear_metrics()
+    rsps.get(ORDER_URL, json=_order_body("FILLED", executedQty="0.010", avgPrice="20000.0"))
+    record = pending_record("user-a", CLIENT_ORDER_ID, connection_id="c" * 32, symbol="BTCUSDT",
+                            request={}, params={}, attempt_ms=1_000)
+
+    found = find_earlier_order(client, creds, record)
+
+    assert _order_counts() == {"OrdersExisting": 1, "OrdersUnknownSettled": 1}
+    assert sent_params(found) == LIMIT.to_params(CLIENT_ORDER_ID)
+    assert (len(_calls(rsps, "GET")), len(_calls(rsps, "POST"))) == (1, 0)
+    metrics.clear_metrics()

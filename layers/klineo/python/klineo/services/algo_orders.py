@@ -39,6 +39,7 @@ from klineo.services.orders import (
     FuturesOrder,
     OrderResult,
     OrderVenue,
+    count_earlier_found,
     find_earlier_attempt,
     send_exactly_once,
     submit_futures_order,
@@ -293,10 +294,13 @@ def recorded_order(record: OrderRecord) -> FuturesOrder | AlgoOrder:
 
 
 def find_earlier_order(client: BinanceClient, creds: Credentials, record: OrderRecord) -> OrderResult | None:
-    """The order the record's earlier attempt placed (regular or conditional, by its kind), or None when
-    Binance has none; a failed lookup is UNKNOWN_OUTCOME."""
+    """The order the record's earlier attempt placed (regular or conditional, by its kind), counted as the
+    exactly-once flow counts one it finds; None when Binance has none; a failed lookup is UNKNOWN_OUTCOME."""
     venue = ALGO_SERVICE if record.kind == KIND_ALGO else REGULAR_ORDERS
-    return find_earlier_attempt(venue, client, creds, record.symbol, record.client_order_id)
+    found = find_earlier_attempt(venue, client, creds, record.symbol, record.client_order_id)
+    if found is not None:
+        count_earlier_found(found)
+    return found
 
 
 def sent_params(found: OrderResult) -> dict[str, str]:

@@ -93,6 +93,7 @@ __all__ = [
     "OrderVenue",
     "absent_earlier_attempt",
     "check_client_order_id",
+    "count_earlier_found",
     "find_earlier_attempt",
     "idempotent_client_order_id",
     "new_client_order_id",
@@ -410,6 +411,13 @@ _ORDER_METRICS = {
     "unknown": "OrdersUnknownOutcome",
     "settled": "OrdersUnknownSettled",
 }
+
+
+def count_earlier_found(result: OrderResult) -> None:
+    """Count an earlier attempt's order found outside ``send_exactly_once`` as that flow counts it: under
+    its source (existing), and as settled."""
+    tally.count(_ORDER_METRICS[result.source])
+    tally.count(_ORDER_METRICS["settled"])
 
 
 def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderResult]:
