@@ -594,8 +594,9 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
 def _found_unrecorded(gated: _Gated, existing: OrderRecord) -> FuturesOrderResponse | None:
     """An attempt that stopped between its claim and its outcome (no parameters recorded) may have reached
     Binance: its order is looked up BEFORE the body is rounded again, since today's market or rules may
-    refuse what Binance took then (a trigger the mark has crossed since, a minimum notional at a lower
-    price), and no refusal is answered for an order that exists. Found: answered and recorded with the
+    refuse what Binance took then (a minimum notional at a lower mark, an opening SELL LIMIT outside the
+    PERCENT_PRICE band of today's mark, a changed filter), and no refusal is answered for an order that
+    exists. Found: answered and recorded with the
     parameters Binance holds. None when Binance provably has none and none can still arrive (older than
     recvWindow; an attempt past Binance's retention is purged, never sent); the resume then rounds it.
     Any other record: None at once (its parameters are what it sent). The exactly-once send looks it up once
