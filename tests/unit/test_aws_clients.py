@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
@@ -25,6 +28,48 @@ def test_every_getter_builds_its_client_from_the_one_session(fresh_clients) -> N
         assert client.meta.service_model.service_name == service
         assert client.meta.region_name == "ap-northeast-1"
     assert aws.dynamodb() is clients["dynamodb"]
+
+
+class _NotingLock:
+    """A lock that sets ``contended`` when a thread has to wait for it."""
+
+    def __init__(self) -> None:
+        self._lock, self.contended = threading.Lock(), threading.Event()
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            self.contended.set()
+            self._lock.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+
+def test_threads_asking_for_a_client_first_at_once_share_one(fresh_clients, monkeypatch) -> None:
+    """GIVEN no DynamoDB client yet WHEN a second thread asks for it while the first is still making it
+    (the runner's pool on a cold container) THEN it waits and both get the same client, made once."""
+    session, made, lock = aws._session(), [], _NotingLock()
+    entered, release, real = threading.Event(), threading.Event(), session.create_client
+
+    def slow_create(service: str, **kwargs: Any) -> Any:
+        made.append(service)
+        entered.set()
+        release.wait(timeout=10)
+        return real(service, **kwargs)
+
+    monkeypatch.setattr(session, "create_client", slow_create)
+    monkeypatch.setattr(aws, "_CLIENT_LOCK", lock)
+    clients: list[Any] = []
+    threads = [threading.Thread(target=lambda: clients.append(aws.dynamodb())) for _ in range(2)]
+    threads[0].start()
+    assert entered.wait(timeout=10)
+    threads[1].start()
+    assert lock.contended.wait(timeout=10)
+    release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert made == ["dynamodb"] and len(clients) == 2 and clients[0] is clients[1]
 
 
 def test_the_loader_lists_the_layer_services_without_walking_botocore_data(fresh_clients) -> None:

@@ -125,11 +125,16 @@ def _session() -> Any:
 _CLIENT_LOCK = threading.Lock()
 
 
-@cache
 def _client(service: str) -> Any:
-    # Making clients from one Session is not thread-safe (the runner uses a thread pool).
+    # The lock is taken before the cache is read: making clients from one Session is not thread-safe
+    # (the runner uses a thread pool), and two threads missing the cache at once would each make one.
     with _CLIENT_LOCK:
-        return _session().create_client(service, config=_CONFIG)
+        return _made_client(service)
+
+
+@cache
+def _made_client(service: str) -> Any:
+    return _session().create_client(service, config=_CONFIG)
 
 
 def dynamodb() -> Any:
@@ -167,7 +172,7 @@ def error_code(exc: ClientError) -> str | None:
 def clear_clients(*, keep_data: bool = False) -> None:
     """Forget cached clients and their Session, with its credentials (tests, after a mock starts or an
     endpoint changes; a SnapStart restore, which keeps botocore's parsed data files: ``keep_data``)."""
-    _client.cache_clear()
+    _made_client.cache_clear()
     _session.cache_clear()
     if not keep_data:
         _loader.cache_clear()
