@@ -322,9 +322,10 @@ def test_a_crashed_claims_order_that_reached_binance_is_answered_though_the_mark
 def test_a_crashed_claims_conditional_order_is_found_and_recorded_as_binance_holds_it(
     sim_env, invoke, futures_connection, monkeypatch
 ):
-    """GIVEN a STOP_MARKET BUY placed at the algo service by an invocation that died before its outcome was
-    recorded WHEN the key comes again THEN the open conditional order is answered, recorded with the trigger,
-    quantity and clientAlgoId Binance holds, and never placed twice."""
+    """Guard (passes before the change too, through the re-rounding): GIVEN a STOP_MARKET BUY placed at the
+    algo service by an invocation that died before its outcome was recorded WHEN the key comes again THEN
+    the open conditional order is answered, recorded with the trigger, quantity and clientAlgoId Binance
+    holds (now read from Binance's order), and never placed twice."""
     from klineo.services import futures as futures_service
 
     key = new_key()
