@@ -39,8 +39,8 @@ from botocore.loaders import Loader, instance_cache
 from klineo.store.botocore_data import SERVICES, data_path
 
 __all__ = [
-    "CONDITION_FAILED", "SERVICES", "STORAGE_ERRORS", "clear_clients", "dynamodb", "error_code",
-    "secretsmanager", "sqs",
+    "CONDITION_FAILED", "SERVICES", "STORAGE_ERRORS", "TRANSACTION_CANCELED", "clear_clients", "dynamodb",
+    "error_code", "secretsmanager", "sqs",
 ]
 
 # SERVICES: every AWS service the layer makes a client for (the getters below).
@@ -156,17 +156,20 @@ def sqs() -> Any:
 STORAGE_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
 # DynamoDB's answer to a write whose ConditionExpression did not hold.
 CONDITION_FAILED = "ConditionalCheckFailedException"
+# DynamoDB's answer to a TransactWriteItems it did not commit (``CancellationReasons`` say why).
+TRANSACTION_CANCELED = "TransactionCanceledException"
 
 
-def error_code(exc: ClientError) -> str | None:
-    """The AWS error code of a failed call (``ConditionalCheckFailedException``, ...).
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a failed call (``ConditionalCheckFailedException``, ...); None for an error
+    AWS did not answer (a BotoCoreError: a timeout, no connection).
 
     The layer tells AWS errors apart by this code, never by the classes of ``client.exceptions``:
     botocore builds those on a client's first error, unguarded, so two threads meeting one client's
     first errors at once can each build a set, and one of them then raises a class the other's
     ``except`` clause does not name (the runner's thread pool did, on a redelivered message).
     """
-    return exc.response.get("Error", {}).get("Code")
+    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
 
 
 def clear_clients(*, keep_data: bool = False) -> None:

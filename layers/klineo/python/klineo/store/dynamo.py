@@ -94,7 +94,7 @@ def transact(named: list[tuple[str, dict[str, Any]]],
             aws.dynamodb().transact_write_items(TransactItems=[write for _, write in named])
             return {}
         except ClientError as exc:
-            if aws.error_code(exc) != "TransactionCanceledException":
+            if aws.error_code(exc) != aws.TRANSACTION_CANCELED:
                 raise
             reasons = exc.response.get("CancellationReasons") or []
         failed = {name: reason.get("Item") for (name, _), reason in zip(named, reasons, strict=False)

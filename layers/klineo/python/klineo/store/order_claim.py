@@ -248,7 +248,7 @@ def _transact(order_write: dict[str, Any], gates: GateChecks | ConnectionGuard,
                 _proven_current(gates)
             return None
         except ClientError as exc:
-            if aws.error_code(exc) != "TransactionCanceledException":
+            if aws.error_code(exc) != aws.TRANSACTION_CANCELED:
                 raise _storage_failed() from exc
             reasons = exc.response.get("CancellationReasons") or []
         except BotoCoreError as exc:

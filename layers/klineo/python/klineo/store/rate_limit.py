@@ -34,16 +34,10 @@ def _dynamo() -> Any:
     return dynamo
 
 
-def _store_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
 def _warn(message: str, host: str, error: BaseException) -> None:
     from klineo.observability import logger
 
-    code = getattr(error, "response", {}).get("Error", {}).get("Code") if hasattr(error, "response") else None
+    code = _aws().error_code(error)
     logger.warning(message, extra={"binance_host": host, "aws_error": code or type(error).__name__})
 
 
@@ -73,7 +67,7 @@ class DynamoDBRateLimitStore:
             answer = self.client.batch_get_item(
                 RequestItems={self.table_name: {"Keys": [self._weight_key(host), self._block_key(host)]}}
             )
-        except _store_errors() as error:
+        except _aws().STORAGE_ERRORS as error:
             _warn("rate-limit state unreadable; using local state", host, error)
             return None
         items = answer.get("Responses", {}).get(self.table_name, [])
@@ -117,15 +111,10 @@ class DynamoDBRateLimitStore:
                 TableName=self.table_name, Key=key, ConditionExpression=condition,
                 **_dynamo().Update(sets).request(),
             )
-        except _store_errors() as error:
-            if _is_condition_failure(error):
+        except _aws().STORAGE_ERRORS as error:
+            if _aws().error_code(error) == _aws().CONDITION_FAILED:
                 return
             _warn(failure, host, error)
-
-
-def _is_condition_failure(error: BaseException) -> bool:
-    response = getattr(error, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def shared_rate_limit_store() -> DynamoDBRateLimitStore | None:
