@@ -426,9 +426,11 @@ class Reconciler:
     def _held(self, record: OrderRecord) -> Decimal | None:
         """The size of the position this protective order guards (None when its connection is gone)."""
         account = self.account(record.user_id, record.connection_id)
-        if account is None:
-            return None
-        return abs(self.position_amounts(account).get((record.symbol, record.position_side), Decimal(0)))
+        return None if account is None else self._side_size(account, record.symbol, record.position_side)
+
+    def _side_size(self, account: _Account, symbol: str, position_side: str) -> Decimal:
+        """The size of one side of a symbol's position, from this run's read (``position_amounts``)."""
+        return abs(self.position_amounts(account).get((symbol, position_side), Decimal(0)))
 
     def _refit(self, side: tuple[str, str, str, str]) -> None:
         """An API entry's stops are for more than their position holds: it was reduced by an order that is
@@ -441,7 +443,7 @@ class Reconciler:
         user_id, connection_id, symbol, position_side = side
         account = self.account(user_id, connection_id)
         if account is not None:
-            held = abs(self.position_amounts(account).get((symbol, position_side), Decimal(0)))
+            held = self._side_size(account, symbol, position_side)
             self.call("GET", "/fapi/v1/openAlgoOrders", refit_position, user_id, account.connection,
                       account.client, account.creds, symbol=symbol, position_side=position_side, held=held)
             self.counts["oversized_protective"] += 1
