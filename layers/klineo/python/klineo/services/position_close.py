@@ -35,8 +35,8 @@ A FILLED close that leaves less than one MARKET step is not followed by the orde
 the same open algo orders, and the position, for nothing.
 
 Every close re-fits the stops of what it leaves (``klineo.services.protective_resize``, which
-``klineo.services.futures`` loads on a reducing order only): imported here so that the close function
-loads it at init with the rest of its path, not on its first close.
+``klineo.services.futures`` loads on a reducing order only): this module imports it (``leaves_a_part``,
+the one rule of what a close leaves), so the close function loads it at init, not on its first close.
 
 Apart from ``klineo.services.positions`` (the read) so that GET positions does not import the order
 path (``klineo.services.futures`` and its stores), which only closing uses.
@@ -56,7 +56,7 @@ from klineo.services.futures import IDEMPOTENCY_HEADER, place_futures_order
 from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
-from klineo.services.protective_resize import follow_reduction  # noqa: F401 - loaded at init (docstring)
+from klineo.services.protective_resize import leaves_a_part
 from klineo.services.risk import reduces_position
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, require_connection
@@ -82,12 +82,6 @@ def _market_quantity(connection: Connection, symbol: str, size: Decimal) -> Deci
             field="symbol",
         )
     return quantity
-
-
-def _market_step(connection: Connection, symbol: str) -> Decimal:
-    """The symbol's MARKET_LOT_SIZE step: a close that leaves less than one is done but for dust."""
-    step, _, _ = get_symbol_rules(futures_client(connection), symbol).lot_for(market_order=True)
-    return step
 
 
 def _closing_order(connection: Connection, symbol: str,
@@ -187,7 +181,7 @@ def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side:
     try:
         connection = require_connection(user_id, connection_id)
         # A retry decides from the first close's position_left alone (its record): the rules are cached.
-        if left and Decimal(left) >= _market_step(connection, symbol):
+        if leaves_a_part(futures_client(connection), symbol, left):
             return
         cancel_protective_orders(user_id, connection, symbol, position_side)
     except KlineoError as exc:

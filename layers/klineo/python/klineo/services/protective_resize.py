@@ -84,7 +84,7 @@ from klineo.store.orders import (
 )
 from klineo.validation import plain_text
 
-__all__ = ["follow_reduction", "reduced_by", "refit_after", "refit_position"]
+__all__ = ["follow_reduction", "leaves_a_part", "reduced_by", "refit_after", "refit_position"]
 
 # The roles an API entry's request can ask for (a trailing stop is a strategy's only).
 _ROLES = ("stop_loss", "take_profit")
@@ -122,12 +122,17 @@ def _closed_in_full(record: OrderRecord, client: BinanceClient) -> bool:
     """True for a close route's order that FILLED leaving less than one MARKET step: that route cancels the
     side's protective orders itself (``klineo.services.position_close``), so nothing is read here for them
     (should it not get there, the reconciler's cleanup cancels them, or keeps them on dust as here)."""
-    if record.role != CLOSE_ROLE or record.status != "FILLED":
+    return (record.role == CLOSE_ROLE and record.status == "FILLED"
+            and not leaves_a_part(client, record.symbol, record.position_left))
+
+
+def leaves_a_part(client: BinanceClient, symbol: str, position_left: str | None) -> bool:
+    """True when a close's ``position_left`` is at least one MARKET step of ``symbol``: a real part of the
+    position is still open and its stops guard it; less is dust (cached exchange info, no request)."""
+    if not position_left:
         return False
-    if not record.position_left:
-        return True
-    step, _, _ = get_symbol_rules(client, record.symbol).lot_for(market_order=True)
-    return Decimal(record.position_left) < step
+    step, _, _ = get_symbol_rules(client, symbol).lot_for(market_order=True)
+    return Decimal(position_left) >= step
 
 
 def follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
