@@ -413,11 +413,16 @@ _ORDER_METRICS = {
 }
 
 
+def _count(outcome: str) -> None:
+    if outcome in _ORDER_METRICS:  # a metric never fails an order
+        tally.count(_ORDER_METRICS[outcome])
+
+
 def count_earlier_found(result: OrderResult) -> None:
     """Count an earlier attempt's order found outside ``send_exactly_once`` as that flow counts it: under
     its source (existing), and as settled."""
-    tally.count(_ORDER_METRICS[result.source])
-    tally.count(_ORDER_METRICS["settled"])
+    _count(result.source)
+    _count("settled")
 
 
 def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderResult]:
@@ -425,20 +430,17 @@ def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderRes
 
     @functools.wraps(submit)
     def counted(*args: Any, earlier_attempt_ms: int | None = None, **kwargs: Any) -> OrderResult:
-        def count(outcome: str) -> None:
-            if outcome in _ORDER_METRICS:  # a metric never fails an order
-                tally.count(_ORDER_METRICS[outcome])
-
         try:
             result = submit(*args, earlier_attempt_ms=earlier_attempt_ms, **kwargs)
         except KlineoError as exc:
             if earlier_attempt_ms is None:
                 unknown = exc.category == ErrorCategory.UNKNOWN_OUTCOME
-                count("unknown" if unknown else "not_sent" if exc.retryable else "rejected")
+                _count("unknown" if unknown else "not_sent" if exc.retryable else "rejected")
             raise
-        count(result.source)
         if earlier_attempt_ms is not None:
-            count("settled")
+            count_earlier_found(result)
+        else:
+            _count(result.source)
         return result
 
     return counted
