@@ -319,6 +319,26 @@ def test_a_crashed_claims_order_that_reached_binance_is_answered_though_the_mark
     assert len(order_posts(sim_env)) == 1
 
 
+def test_a_crashed_claims_order_binance_never_got_is_looked_up_once_and_sent_once(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a key whose claim's invocation died a minute ago before its order reached Binance (no
+    parameters recorded) WHEN the key comes again THEN Binance is asked for it ONCE (its absence is then
+    final: older than recvWindow), the order is rounded and sent once, and answered."""
+    key = new_key()
+    body = order_body(futures_connection.id)
+    client_order_id = _unsettled_record(futures_connection.id, key, body, status=None, with_params=False)
+    _lease_run_out(client_order_id)
+    sim_env.journal.clear()
+
+    placed = invoke("futures_order", order_event(body, key=key))
+
+    assert placed["statusCode"] == 200, placed["body"]
+    assert body_of(placed)["client_order_id"] == client_order_id
+    calls = [(r.method, r.path) for r in sim_env.journal if r.path == "/fapi/v1/order"]
+    assert calls == [("GET", "/fapi/v1/order"), ("POST", "/fapi/v1/order")]
+
+
 def test_a_crashed_claims_conditional_order_is_found_and_recorded_as_binance_holds_it(
     sim_env, invoke, futures_connection, monkeypatch
 ):

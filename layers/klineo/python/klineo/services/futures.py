@@ -549,8 +549,8 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
     which the attempts' listing shows); any other record keeps its state, so nothing else would tell it.
     """
     coid = existing.client_order_id
-    found = _found_unrecorded(gated, existing)
-    if found is not None:
+    unrecorded = not existing.params and existing.status != STATUS_REJECTED
+    if unrecorded and (found := _found_unrecorded(gated, existing)) is not None:
         return found
 
     def limits() -> None:
@@ -578,8 +578,9 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
             raise _in_progress()
         outcome.resent = True
 
-    if existing.status == STATUS_REJECTED:
-        # Binance refused the earlier attempt: nothing was placed and nothing can still arrive.
+    if existing.status == STATUS_REJECTED or unrecorded:
+        # Nothing was placed and nothing can still arrive: Binance refused the earlier attempt, or it
+        # provably holds none of it (``_found_unrecorded`` looked): sent without another lookup.
         answer = outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_send=claim))
         return _protected(gated, outcome.settled_record(existing), answer)
 
@@ -596,13 +597,9 @@ def _found_unrecorded(gated: _Gated, existing: OrderRecord) -> FuturesOrderRespo
     Binance: its order is looked up BEFORE the body is rounded again, since today's market or rules may
     refuse what Binance took then (a minimum notional at a lower mark, an opening SELL LIMIT outside the
     PERCENT_PRICE band of today's mark, a changed filter), and no refusal is answered for an order that
-    exists. Found: answered and recorded with the
-    parameters Binance holds. None when Binance provably has none and none can still arrive (older than
-    recvWindow; an attempt past Binance's retention is purged, never sent); the resume then rounds it.
-    Any other record: None at once (its parameters are what it sent). The exactly-once send looks it up once
-    more before sending (one more weight-1 read, on this rare path only)."""
-    if existing.params or existing.status == STATUS_REJECTED:
-        return None
+    exists. Found: answered and recorded with the parameters Binance holds. None when Binance provably has
+    none and none can still arrive (older than recvWindow; an attempt past Binance's retention is purged,
+    never sent): the resume then rounds it and sends it once."""
     outcome = _Outcome(gated.user_id, existing.client_order_id, gated.connection, {}, earlier=existing)
 
     def purged() -> None:
