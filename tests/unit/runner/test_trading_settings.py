@@ -7,7 +7,15 @@ from decimal import Decimal
 
 import pytest
 from klineo.runner.paper import ledger_of, paper_exit, protective_record
-from klineo.runner.pnl import moved_entry, strategy_pnl
+from klineo.runner.pnl import (
+    Fills,
+    book_exact,
+    estimated_fills,
+    fills_of,
+    live_book_after,
+    moved_entry,
+    strategy_pnl,
+)
 from klineo.runner.positions import position_left
 from klineo.runner.trading import acted_signal, entry_size
 from klineo.store.strategies import Strategy, TradingSettings, from_item
@@ -129,3 +137,23 @@ def test_a_stored_strategy_without_the_new_fields_reads_with_the_old_behaviour()
     assert old.settings == TradingSettings() and old.size == D("0.002")
     settings = old.settings
     assert (settings.direction, settings.paper_balance_usdt, old.reentry_block) == ("both", D(10_000), None)
+
+
+def test_an_estimated_fill_booked_then_replaced_by_binances_leaves_the_book_binances_alone() -> None:
+    """GIVEN a long closed at a profit, its close's fill estimated (taker fee, PnL from our entry) WHEN
+    Binance's fills (one paid in BNB) are booked in the estimate's place THEN the book equals the one the
+    exact fills would have made: realised and fees from Binance, BNB counted apart, nothing estimated."""
+    long = strategy(mode="live", live_position=D("0.002"),
+                    live_book={"entry_price": D(100), "realised_pnl": D("-0.0001"), "fees": D("0.0001"),
+                               "fees_other_assets": 0, "estimated_fills": 0})
+    estimate = estimated_fills(long, D("-0.002"), D(110), D("0.002"))
+    estimated = live_book_after(long, estimate, D("-0.002"), D(110), D("0.002"))
+    exact = fills_of([("0.012", "0.00008", "USDT"), ("0.008", "0.0000001", "BNB")])
+
+    booked = book_exact(estimated, estimate.recorded(), exact)
+
+    assert (estimate.realised, estimate.fees, estimated["estimated_fills"]) == (D("0.020"), D("0.00011"), 1)
+    assert booked == live_book_after(long, exact, D("-0.002"), D(110), D("0.002"))
+    assert (booked["realised_pnl"], booked["fees"], booked["fees_other_assets"]) == (
+        D("0.01982"), D("0.00018"), 1)
+    assert exact == Fills(D("0.020"), D("0.00008"), 1)

@@ -87,7 +87,9 @@ class EventResponse(BaseModel):
         description="signal, risk_block, order_submit, order_fill, protective_placed, protective_triggered, "
                     "protective_repriced (the stops moved to new percents, or re-placed for what is left of "
                     "the position: quantity, old_quantity), position_closed (with its cause), error, paused, "
-                    "resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger).")
+                    "resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger), "
+                    "fills_booked (Binance's fills of a live order replaced the estimate its PnL counted: "
+                    "realised_pnl and fees, exact and estimated).")
     at: int = Field(description="epoch ms: the candle's close time, or when it happened")
     details: dict[str, Any] = Field(description="What the kind carries, e.g. a paused event's reason and "
                                                 "message")
@@ -127,7 +129,8 @@ class PnlResponse(BaseModel):
     mark_price: DecimalString | None = None
     estimated_fills: int = Field(
         default=0, description="Live fills counted at their average price and the taker fee because "
-        "Binance's own fills could not be read in that minute's request budget (0: all exact).")
+        "Binance's own fills could not be read in that minute's request budget; the order reconciler "
+        "books Binance's own in their place on its next run (a fills_booked event). 0: all exact.")
 
 
 class StrategyDetailResponse(StrategyResponse):

@@ -141,7 +141,7 @@ from klineo.runner.planning import (
     position_side_of,
     require_tradable_sizing,
 )
-from klineo.runner.pnl import is_entry, live_book_after
+from klineo.runner.pnl import Fills, estimated_fills, is_entry, live_book_after, read_fills
 from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.reprice import LiveReprice, arm_entry_orders, protection_due, repriced_paper_levels
 from klineo.runner.schedule import client_order_id, is_superseded
@@ -1100,11 +1100,14 @@ class _Turn:
         strategy = self.strategy
         if result.status not in FINAL_ORDER_STATUSES:
             return self.result("pending", f"order {result.status}", retry=True)
-        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
-                                       order_id=result.order_id, result=result.to_record())
         filled = _signed(pending.side, result.executed_quantity)
         position_to = pending.position_before + filled
-        book = self.live_book(pending, result, filled)
+        book, fills = self.live_book(pending, result, filled) or (None, None)
+        # An estimated fill is kept on the record, so the reconciler books Binance's own in its place.
+        estimate = fills.recorded() if fills is not None and fills.estimated else None
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
+                                       order_id=result.order_id, result=result.to_record(),
+                                       booked_estimate=estimate)
         if book is not None:
             self.event("order_fill", close_time=pending.close_time, second=_is_second(pending),
                        client_order_id=pending.client_order_id, side=pending.side,
@@ -1132,26 +1135,29 @@ class _Turn:
         self.after_live_fill(pending, result, position_to)
         return self.result("ordered", result.status)
 
-    def live_book(self, pending: PendingOrder, result: OrderResult, filled: Decimal) -> dict[str, Any] | None:
-        """The live PnL book with this order's fills (Binance's realizedPnl, commission); None if unfilled."""
+    def live_book(self, pending: PendingOrder, result: OrderResult,
+                  filled: Decimal) -> tuple[dict[str, Any], Fills] | None:
+        """The live PnL book with this order's fills (Binance's realizedPnl, commission, else estimated) and
+        those fills; None if unfilled."""
         price = result.average_price
         if filled == 0 or price is None or self.trading is None:
             return None
         creds = self.creds if self.creds is not None else connection_credentials(self.trading.connection)
         before, cid = pending.position_before, pending.client_order_id
         client = self.client()
-        reader = (client, creds)
+        fills = None
         # Binance's own fills (userTrades, weight 5) only while the minute's weight leaves room for
         # the orders themselves: a tick of many orders must never starve them of request weight.
         if result.order_id is not None and client.spare_weight() >= FILLS_READ_RESERVE:
             try:
-                return live_book_after(self.strategy, reader, result.order_id, filled, price, before, cid)
+                fills = read_fills((client, creds), self.strategy.symbol, result.order_id)
             except KlineoError as exc:
                 logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
                     "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})
-        # Estimated from our own entry price and the taker fee; the order history's record gets
-        # Binance's exact fills from the reconciler.
-        return live_book_after(self.strategy, reader, None, filled, price, before, cid)
+        # Estimated from our own entry price and the taker fee; the reconciler books Binance's exact
+        # fills in its place (``booked_estimate`` on the order's record, klineo.runner.pnl).
+        fills = fills or estimated_fills(self.strategy, filled, price, before)
+        return live_book_after(self.strategy, fills, filled, price, before, cid), fills
 
     def disarm_previous(self, before: Decimal, position_to: Decimal) -> None:
         """The strategy's own order closed, flipped or grew the position: cancel the earlier entry's stops

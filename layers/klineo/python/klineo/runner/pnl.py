@@ -6,9 +6,12 @@ same slippage). Live: what Binance did. When a live order settles, its fills are
 ``commission`` (USDT) are added to the strategy's ``live_book`` in the same conditional write that
 settles the order, so each order counts once. Only while the minute's request weight leaves room
 (``klineo.runner.execution.FILLS_READ_RESERVE``) and the read works: otherwise the fill is
-estimated (its average price, the taker fee, the PnL against the strategy's own entry) and counted
-in ``estimated_fills``, so the figure says it is partly estimated; the order's exact fills still
-reach its order-history record through the reconciler. The book's ``entry_price`` is the average entry of
+estimated (its average price, the taker fee, the PnL against the strategy's own entry), counted
+in ``estimated_fills``, and what was counted for it is kept on the order's record
+(``booked_estimate``). The reconciler reads every strategy order's fills for its order-history
+record anyway; for such an order it then books Binance's own figures in place of the estimate
+(``book_exact``), in one write with the record, once, so an estimated book becomes exact again
+within a reconciler run. The book's ``entry_price`` is the average entry of
 the strategy's own position (``moved_entry``), from which the unrealised PnL at the mark follows:
 ``(mark - entry_price) x position``. A commission paid in another asset (BNB) is not converted: it
 is left out of ``fees`` and counted in ``fees_other_assets``.
@@ -21,16 +24,18 @@ entered without any are placed as that order's protective orders (``klineo.runne
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from klineo.binance import BinanceClient, Credentials
+from klineo.binance import Credentials
 from klineo.binance.endpoints import futures_user_trades
 from klineo.runner.paper import ledger_of
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import fee
 
-__all__ = ["is_entry", "live_book_after", "moved_entry", "strategy_pnl"]
+__all__ = ["Fills", "book_exact", "estimated_fills", "fills_of", "is_entry", "live_book_after", "moved_entry",
+           "read_fills", "strategy_pnl"]
 
 _ZERO = Decimal(0)
 
@@ -52,45 +57,80 @@ def moved_entry(position: Decimal, entry: Decimal, signed_fill: Decimal, price: 
     return entry
 
 
-def _fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int) -> tuple[Decimal, Decimal, int]:
-    client, creds = client_creds
+class Fills(NamedTuple):
+    """What an order's fills add to a live book: realised PnL before fees, USDT fees, fees in other assets."""
+
+    realised: Decimal
+    fees: Decimal
+    other: int
+    estimated: bool = False
+
+    def recorded(self) -> dict[str, Decimal]:
+        """The estimate as kept on the order's record (``booked_estimate``) until Binance's is booked."""
+        return {"realised": self.realised, "fees": self.fees}
+
+
+def fills_of(trades: Iterable[tuple[Any, Any, Any]]) -> Fills:
+    """The sum of (realized PnL, commission, commission asset) of an order's trades, as Binance gave them."""
     realised, fees, other = _ZERO, _ZERO, 0
-    for row in futures_user_trades(client, creds, symbol, order_id=order_id):
-        realised += Decimal(str(row.get("realizedPnl", "0")))
-        if str(row.get("commissionAsset", "USDT")) == "USDT":
-            fees += Decimal(str(row.get("commission", "0")))
+    for pnl, commission, asset in trades:
+        realised += Decimal(str(pnl))
+        if str(asset) == "USDT":
+            fees += Decimal(str(commission))
         else:
             other += 1
-    return realised, fees, other
+    return Fills(realised, fees, other)
+
+
+def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int) -> Fills:
+    """Binance's fills of ``order_id`` (userTrades, weight 5) with the turn's futures client and keys."""
+    client, creds = client_creds
+    rows = futures_user_trades(client, creds, symbol, order_id=order_id)
+    return fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
+                     row.get("commissionAsset", "USDT")) for row in rows)
+
+
+def estimated_fills(strategy: Strategy, signed_fill: Decimal, price: Decimal,
+                    position_before: Decimal) -> Fills:
+    """A fill whose trades were not read: the taker fee, the PnL of the part it closed from our own entry."""
+    entry = Decimal(str((strategy.live_book or {}).get("entry_price", 0)))
+    closed = min(abs(signed_fill), abs(position_before)) if signed_fill * position_before < 0 else _ZERO
+    direction = 1 if position_before > 0 else -1
+    return Fills((price - entry) * closed * direction, fee(signed_fill, price), 0, estimated=True)
 
 
 def live_book_after(
-    strategy: Strategy, client_creds: tuple[BinanceClient, Credentials], order_id: int | None,
-    signed_fill: Decimal, price: Decimal, position_before: Decimal, client_order_id: str | None = None,
+    strategy: Strategy, fills: Fills, signed_fill: Decimal, price: Decimal, position_before: Decimal,
+    client_order_id: str | None = None,
 ) -> dict[str, Any]:
-    """The strategy's live book once this order's fills are in (Binance's realizedPnl and commission),
-    read with ``client_creds`` (the turn's futures client and the order's keys); ``client_order_id``:
+    """The strategy's live book once this order's ``fills`` are in (read, or estimated); ``client_order_id``:
     the order's, the book's ``entry_client_order_id`` when it is an entry."""
     book = dict(strategy.live_book or {})
     entry = Decimal(str(book.get("entry_price", 0)))
-    if order_id is not None:
-        realised, fees, other = _fills(client_creds, strategy.symbol, order_id)
-    else:  # no order id to look up: estimate with the taker fee, the PnL from our own entry price
-        closed = min(abs(signed_fill), abs(position_before)) if signed_fill * position_before < 0 else _ZERO
-        direction = 1 if position_before > 0 else -1
-        realised, fees, other = (price - entry) * closed * direction, fee(signed_fill, price), 0
     after = position_before + signed_fill
     moved = {
         "entry_price": moved_entry(position_before, entry, signed_fill, price),
-        "realised_pnl": Decimal(str(book.get("realised_pnl", 0))) + realised - fees,
-        "fees": Decimal(str(book.get("fees", 0))) + fees,
-        "fees_other_assets": int(book.get("fees_other_assets", 0)) + other,
-        "estimated_fills": int(book.get("estimated_fills", 0)) + (1 if order_id is None else 0),
+        "realised_pnl": Decimal(str(book.get("realised_pnl", 0))) + fills.realised - fills.fees,
+        "fees": Decimal(str(book.get("fees", 0))) + fills.fees,
+        "fees_other_assets": int(book.get("fees_other_assets", 0)) + fills.other,
+        "estimated_fills": int(book.get("estimated_fills", 0)) + (1 if fills.estimated else 0),
     }
     entry_order = client_order_id if is_entry(position_before, after) else book.get("entry_client_order_id")
     if entry_order and after != 0:
         moved["entry_client_order_id"] = entry_order
     return moved
+
+
+def book_exact(book: Mapping[str, Any], estimate: Mapping[str, Any], exact: Fills) -> dict[str, Any]:
+    """``book`` with an order's Binance fills (``exact``) in place of the ``estimate`` it counted for it."""
+    realised, fees = Decimal(str(estimate["realised"])), Decimal(str(estimate["fees"]))
+    booked = dict(book)
+    booked["realised_pnl"] = (Decimal(str(book.get("realised_pnl", 0)))
+                              + (exact.realised - exact.fees) - (realised - fees))
+    booked["fees"] = Decimal(str(book.get("fees", 0))) + exact.fees - fees
+    booked["fees_other_assets"] = int(book.get("fees_other_assets", 0)) + exact.other
+    booked["estimated_fills"] = max(0, int(book.get("estimated_fills", 0)) - 1)
+    return booked
 
 
 def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal | int | None]:

@@ -6,7 +6,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    (``GET /fapi/v1/algoOrder``; a fired one through its child order, ``actualOrderId``, whose executed
    quantity and average price become the algo order's). Once
    final, its fills come from ``GET /fapi/v1/userTrades?orderId=`` (none read when nothing
-   executed) and the record leaves the index. What Binance says is stored as it is. An API entry that
+   executed) and the record leaves the index. What Binance says is stored as it is; a live strategy's
+   order whose fills its settle estimated has them booked into the strategy's PnL in the same write
+   (``klineo.services.live_fills``; while the strategy has an order pending it stays in the index for
+   the next run). An API entry that
    asked for a stop-loss / take-profit and filled gets them placed first
    (``klineo.services.protective``, behind the risk gate); when one could not be placed for a
    transient reason or behind a gate that may open again (futures off, connection disabled), the
@@ -271,15 +274,31 @@ class Reconciler:
         protected = changes.get("fills") is None or self._protected(account, now)
         if protected is True and self._reduced(record, now):
             protected = self._followed(account, now)
-        if protected is not True:
+        booked = self._booked(now, changes) if protected is True else None
+        if protected is not True or booked is False:
             changes["fills"] = None  # not settled: it stays in the index until its protection is placed
             now = dataclasses.replace(now, fills=record.fills)
-        record_order_outcome(record.user_id, record.client_order_id, **changes)
+        if not booked:
+            record_order_outcome(record.user_id, record.client_order_id, **changes)
         if protected is None:  # the connection is being deleted: let go, as its wind-down does
             return self._let_go(now)
         order_history.watch_symbol(record.user_id, record.connection_id, record.symbol, self.now_ms)
         self.counts["settled"] += 1
         return now
+
+    def _booked(self, order: OrderRecord, changes: dict[str, Any]) -> bool | None:
+        """A strategy order whose PnL its settle estimated, now with its fills: they are booked into the
+        strategy's live book with ``changes`` (``klineo.services.live_fills``). True when written; False
+        when not now (it stays in the index); None when there is nothing to book."""
+        if order.booked_estimate is None or changes.get("fills") is None:
+            return None
+        # Loaded here: only an order whose fills were estimated reaches this line.
+        from klineo.services.live_fills import book_fills
+
+        booked = book_fills(order, changes, self.now_ms)
+        if booked is not None:
+            self.counts["fills_booked" if booked else "fills_not_booked_yet"] += 1
+        return booked
 
     def _let_go(self, record: OrderRecord) -> OrderRecord | None:
         """The record's connection is gone, so Binance can no longer be asked: stop following it."""

@@ -208,6 +208,10 @@ class OrderRecord:
     protective_resize: dict[str, Any] | None = None
     protective_resized: int | None = None
     protective_refused_quantity: str | None = None
+    # A live strategy's order whose fills were not read when it settled: what its strategy's live book
+    # counted for it by estimate ({"realised", "fees"}, klineo.runner.pnl), until the reconciler books
+    # Binance's own fills in its place and removes it.
+    booked_estimate: dict[str, Any] | None = None
 
     @property
     def final(self) -> bool:
@@ -267,6 +271,7 @@ class OrderRecord:
             "protective_resize": self.protective_resize,
             "protective_resized": self.protective_resized,
             "protective_refused_quantity": self.protective_refused_quantity,
+            "booked_estimate": self.booked_estimate,
             **index_attributes(self),
         })
 
@@ -303,6 +308,7 @@ class OrderRecord:
             if plain.get("protective_resize") is not None else None,
             protective_resized=_int_or_none(plain.get("protective_resized")),
             protective_refused_quantity=plain.get("protective_refused_quantity"),
+            booked_estimate=dict(plain["booked_estimate"]) if plain.get("booked_estimate") else None,
         )
 
 
@@ -511,16 +517,23 @@ def order_outcome_update(
     error: dict[str, Any] | None = None,
     params: dict[str, str] | None = None,
     fills: list[dict[str, Any]] | None = None,
+    booked_estimate: dict[str, Any] | None = None,
+    estimate_replaced: bool = False,
 ) -> dict[str, Any]:
     """The UpdateItem request of ``record_order_outcome`` (also a transaction's ``Update``, e.g. the runner's
-    settlement): conditional on the record existing."""
+    settlement): conditional on the record existing. ``booked_estimate``: see ``OrderRecord``;
+    ``estimate_replaced``: the fills were booked in its place, so it goes, on condition it is still there
+    (the reconciler's ``klineo.store.runs.book_order_fills``: booked once)."""
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
-            "error": error, "params": params, "fills": fills}
+            "error": error, "params": params, "fills": fills, "booked_estimate": booked_estimate}
     removes = ["lease_until_ms"] + ([] if error is not None else ["error"]) + (
-        ["gsi2pk", "gsi2sk"] if is_settled(status, fills) else [])
+        ["gsi2pk", "gsi2sk"] if is_settled(status, fills) else []) + (
+        ["booked_estimate"] if estimate_replaced else [])
     update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
+    condition = "attribute_exists(pk)" + (
+        " AND attribute_exists(booked_estimate)" if estimate_replaced else "")
     return {"TableName": get_settings().data_table, "Key": _key(user_id, client_order_id),
-            "ConditionExpression": "attribute_exists(pk)", **update.request()}
+            "ConditionExpression": condition, **update.request()}
 
 
 def mark_unmanaged(user_id: str, client_order_id: str, reason: str) -> OrderRecord | None:

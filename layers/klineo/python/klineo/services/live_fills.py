@@ -1,0 +1,61 @@
+"""Binance's fills booked into a live strategy's PnL in place of the estimate its settle counted.
+
+A live order settles in the runner's turn. Its fills (userTrades, weight 5) are read there only while the
+minute's request weight leaves room for the orders themselves; otherwise its fill is counted in the
+strategy's live book by estimate (the taker fee, the PnL from the strategy's own entry price), and what
+was counted is kept on the order's record (``booked_estimate``, ``klineo.runner.pnl``). The reconciler
+reads every strategy order's fills for its order-history record anyway: when it stores them for such an
+order, this books them into the live book in the estimate's place (``klineo.runner.pnl.book_exact``), in
+the one write that stores them (``klineo.store.runs.book_order_fills``), with a ``fills_booked`` event.
+No request to Binance of its own.
+
+Once: the record's write requires its estimate still there, and removes it. Never against a book in
+flight: the strategy's write requires no order pending (a turn's settle writes the book it read before
+its claim) and the strategy unchanged since read here; refused, the record stays in the reconciler's index
+and the next run books it. A strategy deleted meanwhile has no book to correct: its order's fills are
+stored as for any order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klineo.runner.pnl import book_exact, fills_of
+from klineo.store.events import StrategyEvent
+from klineo.store.orders import OrderRecord, order_outcome_update
+from klineo.store.runs import book_order_fills
+from klineo.store.strategies import get_strategy
+
+__all__ = ["book_fills"]
+
+
+def book_fills(order: OrderRecord, outcome: dict[str, Any], now_ms: int) -> bool | None:
+    """Store ``outcome`` (the reconciler's, with the order's ``fills``) and book those fills into the live
+    book of ``order``'s strategy in place of its ``booked_estimate``, in one write.
+
+    True when written; False when the strategy has an order pending or changed since read here (nothing
+    written: the record stays in the reconciler's index); None when there is nothing to book (the strategy
+    or its book is gone, or another run booked them): the caller stores ``outcome`` as for any order.
+    """
+    estimate = order.booked_estimate
+    if estimate is None or order.fills is None:
+        return None
+    strategy = get_strategy(order.user_id, order.origin, consistent=True)
+    if strategy is None or not strategy.live_book:
+        return None
+    if strategy.pending is not None:
+        return False
+    exact = fills_of((fill["realized_pnl"], fill["commission"], fill.get("commission_asset") or "USDT")
+                     for fill in order.fills)
+    event = StrategyEvent(strategy.strategy_id, strategy.user_id, "fills_booked", now_ms, {
+        "client_order_id": order.client_order_id, "realised_pnl": exact.realised, "fees": exact.fees,
+        "estimated_realised_pnl": estimate["realised"], "estimated_fees": estimate["fees"],
+    }, tag=order.client_order_id)
+    failed = book_order_fills(
+        order.user_id, strategy.strategy_id, book_exact(strategy.live_book, estimate, exact),
+        seen_updated_at=strategy.updated_at, events=[event],
+        record=order_outcome_update(order.user_id, order.client_order_id, estimate_replaced=True, **outcome),
+    )
+    if "record" in failed:  # its estimate is gone: another run booked these fills
+        return None
+    return not failed

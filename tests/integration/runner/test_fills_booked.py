@@ -1,0 +1,155 @@
+"""A live PnL estimated at settle (no request weight to spare for the fills read) becomes Binance's own.
+
+Real dispatcher and worker handlers, moto, the Binance simulator over loopback, and the reconciler as the
+order-reconciler function (its AWS calls checked against its template policy). The simulator charges a
+0.04 % taker commission, the estimate 0.05 %: an estimate left in place shows.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from klineo.runner import execution
+from klineo.services import live_fills
+from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
+from klineo.store.dynamo import to_attr
+from klineo.store.events import list_events
+from klineo.store.order_history import list_unsettled
+from klineo.store.orders import get_order_record
+from klineo.store.strategies import PendingOrder, strategy_key
+from klineo.store.strategies import update_settings as update_strategy
+
+from tests.integration.runner.test_exchange_truth import (
+    ALWAYS_LONG,
+    ALWAYS_SHORT,
+    USER,
+    _get,
+    _two_candles,
+    _user_trades,
+)
+
+PLACES = Decimal("0.00000001")
+CHANGED = {**ALWAYS_LONG, "period": 15}
+
+
+@pytest.fixture
+def no_fills_read(monkeypatch):
+    """Every live order settles with its fills estimated, as in a minute with no request weight to spare."""
+    monkeypatch.setattr(execution, "FILLS_READ_RESERVE", 10**9)
+
+
+def _binance_pnl(runner) -> tuple[Decimal, Decimal]:
+    """(realised PnL net of commission, commission) of the simulator's fills: what Binance says."""
+    trades = _user_trades(runner)
+    fees = sum((Decimal(t["commission"]) for t in trades), Decimal(0))
+    return sum((Decimal(t["realizedPnl"]) for t in trades), Decimal(0)) - fees, fees
+
+
+def _round_trip(runner) -> tuple[str, list[str]]:
+    """A live long-only strategy's entry and exit, both settled with estimated fills: (its id, order ids)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long")
+    play_current = _two_candles(runner)
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+    play_current()
+    orders = [r.order["client_order_id"] for r in reversed(runner.runs(sid))]
+    assert len(orders) == 2 and runner.journal("GET", "/fapi/v1/userTrades") == []
+    return sid, orders
+
+
+def _unsettled() -> set[str]:
+    """The clientOrderIds in the reconciler's index of records not settled yet."""
+    return {record.client_order_id for record in list_unsettled()}
+
+
+def _set_pending(sid: str, pending: PendingOrder | None) -> None:
+    """Write (None: remove) the strategy item's pending order, as a turn's claim (and settle) does."""
+    key = {"TableName": get_settings().data_table, "Key": strategy_key(USER, sid)}
+    client = aws_clients.dynamodb()
+    if pending is None:
+        client.update_item(**key, UpdateExpression="REMOVE pending")
+    else:
+        client.update_item(**key, UpdateExpression="SET pending = :p",
+                           ExpressionAttributeValues={":p": to_attr(pending.as_attr_value())})
+
+
+def test_the_reconciler_books_binances_fills_in_place_of_the_settles_estimate(
+    runner, reconcile, no_fills_read
+) -> None:
+    """GIVEN a live entry and exit whose fills were estimated at settle (taker fee 0.05 %) WHEN the reconciler
+    runs THEN the live PnL is Binance's (realizedPnl - commission at 0.04 %), no fill counts as estimated,
+    each order has one fills_booked event and no estimate left; a second run changes nothing."""
+    sid, orders = _round_trip(runner)
+    estimated = _get(runner, sid)["pnl"]
+    realised, fees = _binance_pnl(runner)
+    assert estimated["estimated_fills"] == 2 and Decimal(estimated["fees"]) != fees.quantize(PLACES)
+
+    summary = reconcile()
+
+    pnl = _get(runner, sid)["pnl"]
+    assert summary["fills_booked"] == 2 and pnl["estimated_fills"] == 0
+    assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised.quantize(PLACES),
+                                                                    fees.quantize(PLACES))
+    booked = [e for e in list_events(sid, 100).events if e.kind == "fills_booked"]
+    assert sorted(e.details["client_order_id"] for e in booked) == sorted(orders)
+    records = [get_order_record(USER, cid) for cid in orders]
+    assert all(r.booked_estimate is None and r.fills for r in records)
+
+    again = reconcile()
+
+    assert "fills_booked" not in again and _get(runner, sid)["pnl"] == pnl
+
+
+def test_an_estimate_is_not_booked_while_the_strategy_has_an_order_pending(
+    runner, reconcile, no_fills_read
+) -> None:
+    """GIVEN an estimated entry WHEN the reconciler runs while the strategy has an order pending (a turn
+    between its claim and its settle, which writes the book it read) THEN nothing is booked and the record
+    stays unsettled with its estimate; once the order settled, the next run books it."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    runner.run_tick()
+    cid = runner.runs(sid)[0].order["client_order_id"]
+    held = Decimal("0.002")
+    _set_pending(sid, PendingOrder(close_time=1, client_order_id="pending-elsewhere", side="SELL",
+                                   quantity=held, reduce_only=True, position_before=held,
+                                   claimed_at_ms=1, lease_until_ms=1))
+
+    summary = reconcile()
+
+    assert summary.get("fills_booked") is None and summary["fills_not_booked_yet"] == 1
+    assert get_order_record(USER, cid).booked_estimate is not None and cid in _unsettled()
+    assert _get(runner, sid)["pnl"]["estimated_fills"] == 1
+
+    _set_pending(sid, None)
+    assert reconcile()["fills_booked"] == 1
+    assert _get(runner, sid)["pnl"]["estimated_fills"] == 0 and cid not in _unsettled()
+
+
+def test_an_estimate_is_not_booked_over_a_strategy_changed_since_it_was_read(
+    runner, reconcile, no_fills_read, monkeypatch
+) -> None:
+    """GIVEN an estimated entry WHEN its strategy is written between the reconciler's read and its write
+    (a turn, a PATCH) THEN nothing is booked over the newer item (its write is refused) and the next run
+    books the fills once, into the book as it is then."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    runner.run_tick()
+    read = live_fills.get_strategy
+
+    def read_then_changed(*args, **kwargs):
+        strategy = read(*args, **kwargs)
+        update_strategy(USER, sid, strategy, changes={"parameters": CHANGED})
+        return strategy
+
+    monkeypatch.setattr(live_fills, "get_strategy", read_then_changed)
+    first = reconcile()
+    monkeypatch.setattr(live_fills, "get_strategy", read)
+    second = reconcile()
+
+    assert (first.get("fills_booked"), first["fills_not_booked_yet"]) == (None, 1)
+    assert second["fills_booked"] == 1
+    _, fees = _binance_pnl(runner)
+    pnl = _get(runner, sid)["pnl"]
+    assert (pnl["estimated_fills"], Decimal(pnl["fees"])) == (0, fees.quantize(PLACES))
+    assert runner.stored(USER, sid).parameters["period"] == CHANGED["period"]
