@@ -2107,7 +2107,7 @@ export interface components {
             mark_price?: string | null;
             /**
              * Estimated Fills
-             * @description Live fills counted at their average price and the taker fee because Binance's own fills could not be read in that minute's request budget (0: all exact).
+             * @description Live fills counted at their average price and the taker fee because Binance's own fills could not be read in that minute's request budget; the order reconciler books Binance's own in their place on its next run (a fills_booked event). 0: all exact.
              * @default 0
              */
             estimated_fills?: number;
@@ -2324,7 +2324,7 @@ export interface components {
         EventResponse: {
             /**
              * Kind
-             * @description signal, risk_block, order_submit, order_fill, protective_placed, protective_triggered, protective_repriced (the stops moved to new percents, or re-placed for what is left of the position: quantity, old_quantity), position_closed (with its cause), error, paused, resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger).
+             * @description signal, risk_block, order_submit, order_fill, protective_placed, protective_triggered, protective_repriced (the stops moved to new percents, or re-placed for what is left of the position: quantity, old_quantity), position_closed (with its cause), error, paused, resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger), fills_booked (Binance's fills of a live order replaced the estimate its PnL counted: realised_pnl and fees, exact and estimated).
              * @example order_fill
              */
             kind: string;
