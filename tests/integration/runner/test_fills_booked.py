@@ -21,6 +21,7 @@ from klineo.store.orders import get_order_record
 from klineo.store.strategies import PendingOrder, strategy_key
 from klineo.store.strategies import update_settings as update_strategy
 
+from tests.helpers import load_event, response_json, with_user
 from tests.integration.runner.test_exchange_truth import (
     ALWAYS_LONG,
     ALWAYS_SHORT,
@@ -153,3 +154,29 @@ def test_an_estimate_is_not_booked_over_a_strategy_changed_since_it_was_read(
     pnl = _get(runner, sid)["pnl"]
     assert (pnl["estimated_fills"], Decimal(pnl["fees"])) == (0, fees.quantize(PLACES))
     assert runner.stored(USER, sid).parameters["period"] == CHANGED["period"]
+
+
+def test_reading_the_order_history_books_an_estimated_fill_as_the_reconciler_does(
+    runner, no_fills_read
+) -> None:
+    """GIVEN an estimated entry WHEN the trader reads the order history (GET /futures/orders settles up to
+    5 of the page's orders with Binance) THEN the entry's fills are listed and booked into the strategy's
+    PnL (under the futures_orders function's IAM policy), once."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection, type="rsi_threshold", parameters=ALWAYS_LONG)
+    runner.run_tick()
+    cid = runner.runs(sid)[0].order["client_order_id"]
+    event = with_user(load_event("futures_orders"), USER)
+    event["queryStringParameters"] = {"connection_id": connection}
+    event["rawQueryString"] = f"connection_id={connection}"
+
+    response = runner.invoke("futures_orders", event)
+
+    assert response["statusCode"] == 200, response["body"]
+    listed = {order["client_order_id"]: order for order in response_json(response)["orders"]}
+    assert listed[cid]["settled"] is True and listed[cid]["fills"]
+    _, fees = _binance_pnl(runner)
+    pnl = _get(runner, sid)["pnl"]
+    assert (pnl["estimated_fills"], Decimal(pnl["fees"])) == (0, fees.quantize(PLACES))
+    booked = [e.details["client_order_id"] for e in list_events(sid, 100).events if e.kind == "fills_booked"]
+    assert booked == [cid]
