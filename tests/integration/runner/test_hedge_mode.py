@@ -557,7 +557,7 @@ def test_a_flip_whose_entry_was_lost_past_its_candle_records_the_close_and_disar
     """GIVEN a flip whose close settled and handed over, and whose entry never reached Binance (worker lost)
     WHEN only the next candle comes, past recvWindow THEN the entry is never sent for the stale candle: its
     run is the close's (order_not_placed), the short's stops are cancelled, and the next candle opens the
-    long once with its own order."""
+    long once with its own order. The lost entry's record is settled as never placed (REJECTED)."""
     sid = runner.strategy(USER, hedge_connection(runner), type="rsi_threshold", parameters=ALWAYS_SHORT,
                           stop_loss_pct="2")
     now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
@@ -581,6 +581,9 @@ def test_a_flip_whose_entry_was_lost_past_its_candle_records_the_close_and_disar
                 if a.client_algo_id == protective_client_algo_id(short_entry, "stop_loss"))
     assert stop.status == "CANCELED"
     assert runner.stored(USER, sid).live_position == Decimal("0.002")
+    assert "new side" in flip.error["message"]
+    assert (get_order_record(USER, lost).status, get_order_record(USER, lost).error["category"]) == (
+        "REJECTED", "order_not_placed")
 
 
 def test_the_api_shows_a_hedge_flips_two_orders(runner) -> None:

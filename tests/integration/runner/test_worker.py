@@ -13,6 +13,8 @@ from klineo.services import orders as order_core
 from klineo.store import flags
 from klineo.store import strategies as strategy_store
 from klineo.store.events import list_events
+from klineo.store.order_history import list_unsettled
+from klineo.store.orders import get_order_record
 from klineo.strategies.simulation import fee, market_fill
 
 from tests.integration.runner.conftest import (
@@ -174,12 +176,14 @@ def test_a_kill_switch_set_after_the_batch_read_stops_the_resend_of_a_lost_attem
 def test_an_order_absent_at_binance_after_its_candle_was_superseded_is_settled_not_placed(runner) -> None:
     """GIVEN a live order that never reached Binance WHEN its message comes again once a newer candle
     closed and recvWindow passed THEN the run is skipped (order_not_placed), the pending order is
-    cleared with the position unchanged, and nothing is sent."""
+    cleared with the position unchanged, nothing is sent, and the order's record is settled as never
+    placed (REJECTED, out of the reconciler's index), not left PENDING until Binance's retention passed."""
     sid = runner.strategy(USER, runner.connection(USER))
     event = runner.dispatched_event()
     runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
     first = runner.work_event(event, remaining_ms=1)
     assert len(first["batchItemFailures"]) == 1
+    lost = runner.stored(USER, sid).pending.client_order_id
     runner.pinned["tick_ms"] += 120_000  # two candles later: the order's candle is superseded
     second = runner.work_event(event, later_ms=_past_recv_window_ms(120_000))
     assert second["batchItemFailures"] == []
@@ -189,6 +193,10 @@ def test_an_order_absent_at_binance_after_its_candle_was_superseded_is_settled_n
     stored = runner.stored(USER, sid)
     assert stored.pending is None and stored.live_position == 0
     assert stored.last_close == run.close_time
+    record = get_order_record(USER, lost)
+    assert (record.status, record.error["category"]) == ("REJECTED", "order_not_placed")
+    assert "new side" not in record.error["message"]  # a flip's entry's message names its closed old side
+    assert lost not in {r.client_order_id for r in list_unsettled()}
 
 
 def _past_recv_window_ms(after_ms: int) -> int:

@@ -1262,10 +1262,14 @@ class _Turn:
         window_ms = float(self.client().recv_window) + SETTLE_MARGIN_MS
         if now - earlier < window_ms:
             return self.result("pending", "earlier attempt may still reach Binance", retry=True)
-        run = self.final_run(taken, "skipped", skip_reason="order_not_placed", why=_NOT_PLACED)
+        why = _NEW_SIDE_NOT_PLACED if _is_second(pending) else _NOT_PLACED
+        run = self.final_run(taken, "skipped", skip_reason="order_not_placed", why=why)
+        # Its record is settled too: no attempt will ever send it (the strategy's pending order was it).
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
+                                       error=why)
         if settle_live_order(
             strategy.user_id, strategy.strategy_id, taken, run,
-            position_to=pending.position_before,
+            position_to=pending.position_before, outcome=outcome,
         ):
             self.after_second_leg_refused(taken)
         return self.result(run.status, "order_not_placed") if pending.close_time == self.close_time else None
@@ -1312,8 +1316,12 @@ NEXT_LEG = "next_leg"
 FIRST_LEG = "first_leg"
 # The event tag of a flip's second order: a candle's events are one per kind and tag (klineo.store.events).
 _SECOND_LEG_TAG = "leg2"
-# The run's error when a flip's entry was never placed (its attempt lost, its candle past).
+# The run's error, and its order record's, when an order was never placed (its attempt lost, its candle
+# past): a flip's entry's names what the run did do.
 _NOT_PLACED = {"category": "order_not_placed", "message": (
+    "The order never reached Binance and its candle is past: nothing was placed; the next candle decides "
+    "again.")}
+_NEW_SIDE_NOT_PLACED = {"category": "order_not_placed", "message": (
     "The order opening the new side never reached Binance and its candle is past: only the old side was "
     "closed.")}
 
