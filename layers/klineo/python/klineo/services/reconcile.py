@@ -276,7 +276,8 @@ class Reconciler:
             protected = self._followed(account, now)
         booked = self._booked(now, changes) if protected is True else None
         if protected is not True or booked is False:
-            changes["fills"] = None  # not settled: it stays in the index until its protection is placed
+            # Not settled: it stays in the index until its protection is placed or its fills are booked.
+            changes["fills"] = None
             now = dataclasses.replace(now, fills=record.fills)
         if not booked:
             record_order_outcome(record.user_id, record.client_order_id, **changes)

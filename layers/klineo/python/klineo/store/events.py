@@ -18,7 +18,7 @@ What the runner and the API saw and did, one item per event, never updated:
                       starts again from it (the old balance and equity; ``klineo.services.strategy_updates``)
     fills_booked      Binance's fills of a live order whose PnL was estimated when it settled replaced the
                       estimate in the live book (exact and estimated realised PnL and fees;
-                      ``klineo.services.reconcile``)
+                      ``klineo.services.live_fills``)
 
 Exactly once: an event of a candle has a key derived from (candle close time, kind, tag). The
 runner writes an event in the TransactWriteItems of the state change it describes (``event_put``;
