@@ -38,6 +38,9 @@ __all__ = ["SamLocal", "SamLocalOptions", "sam_command"]
 
 REGION = "ap-northeast-1"
 CONTAINER_PORTS = {"moto": 5000, "sim": 8900}
+# Docker's refusal to start a container whose host port another took first (see ``SamLocal.invoke``).
+PORT_TAKEN = "port is already allocated"
+PORT_RACE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -220,15 +223,25 @@ class SamLocal:
         ]
 
     def invoke(self, logical_id: str, event_file: Path) -> tuple[Any, str]:
-        """Run one function through ``sam local invoke``: (its JSON answer, SAM's log output)."""
+        """Run one function through ``sam local invoke``: (its JSON answer, SAM's log output).
+
+        SAM picks the Lambda container's host port by binding a random one in 5000-9000 and closing it
+        (``samcli.local.docker.utils.find_free_port``); Docker binds it later, so two invocations at once
+        (the tests run one per slot), or a container still releasing it, can take the same port and
+        Docker refuses to start the second container ("port is already allocated"). That container never
+        started, so the function did not run: it is invoked again, a bounded number of times.
+        """
         # No shell credentials (SAM would call STS, which hangs offline): SAM gives the container
         # fake ones, which moto accepts.
         environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         environment["SAM_CLI_TELEMETRY"] = "0"
-        done = subprocess.run(  # noqa: S603 - fixed SAM argv
-            self.invoke_argv(logical_id, event_file),
-            cwd=REPO_ROOT, env=environment, text=True, capture_output=True, timeout=600,
-        )
+        for _ in range(PORT_RACE_ATTEMPTS):
+            done = subprocess.run(  # noqa: S603 - fixed SAM argv
+                self.invoke_argv(logical_id, event_file),
+                cwd=REPO_ROOT, env=environment, text=True, capture_output=True, timeout=600,
+            )
+            if done.returncode == 0 or PORT_TAKEN not in done.stderr:
+                break
         if done.returncode != 0 or not done.stdout.strip():
             raise RuntimeError(f"sam local invoke {logical_id} failed ({done.returncode}):\n{done.stderr}")
         return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
