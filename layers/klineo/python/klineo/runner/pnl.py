@@ -107,30 +107,29 @@ def live_book_after(
     the order's, the book's ``entry_client_order_id`` when it is an entry."""
     book = dict(strategy.live_book or {})
     entry = Decimal(str(book.get("entry_price", 0)))
+    moved = {"entry_price": moved_entry(position_before, entry, signed_fill, price),
+             **_counted(book, fills, 1)}
     after = position_before + signed_fill
-    moved = {
-        "entry_price": moved_entry(position_before, entry, signed_fill, price),
-        "realised_pnl": Decimal(str(book.get("realised_pnl", 0))) + fills.realised - fills.fees,
-        "fees": Decimal(str(book.get("fees", 0))) + fills.fees,
-        "fees_other_assets": int(book.get("fees_other_assets", 0)) + fills.other,
-        "estimated_fills": int(book.get("estimated_fills", 0)) + (1 if fills.estimated else 0),
-    }
     entry_order = client_order_id if is_entry(position_before, after) else book.get("entry_client_order_id")
     if entry_order and after != 0:
         moved["entry_client_order_id"] = entry_order
     return moved
 
 
+def _counted(book: Mapping[str, Any], fills: Fills, sign: int) -> dict[str, Any]:
+    """The book's PnL figures with ``fills`` added (``sign`` 1) or taken out again (-1)."""
+    return {
+        "realised_pnl": Decimal(str(book.get("realised_pnl", 0))) + sign * (fills.realised - fills.fees),
+        "fees": Decimal(str(book.get("fees", 0))) + sign * fills.fees,
+        "fees_other_assets": int(book.get("fees_other_assets", 0)) + sign * fills.other,
+        "estimated_fills": max(0, int(book.get("estimated_fills", 0)) + (sign if fills.estimated else 0)),
+    }
+
+
 def book_exact(book: Mapping[str, Any], estimate: Mapping[str, Any], exact: Fills) -> dict[str, Any]:
     """``book`` with an order's Binance fills (``exact``) in place of the ``estimate`` it counted for it."""
-    realised, fees = Decimal(str(estimate["realised"])), Decimal(str(estimate["fees"]))
-    booked = dict(book)
-    booked["realised_pnl"] = (Decimal(str(book.get("realised_pnl", 0)))
-                              + (exact.realised - exact.fees) - (realised - fees))
-    booked["fees"] = Decimal(str(book.get("fees", 0))) + exact.fees - fees
-    booked["fees_other_assets"] = int(book.get("fees_other_assets", 0)) + exact.other
-    booked["estimated_fills"] = max(0, int(book.get("estimated_fills", 0)) - 1)
-    return booked
+    counted = Fills(Decimal(str(estimate["realised"])), Decimal(str(estimate["fees"])), 0, estimated=True)
+    return {**book, **_counted(_counted(book, counted, -1), exact, 1)}
 
 
 def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal | int | None]:

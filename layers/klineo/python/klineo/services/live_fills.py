@@ -31,22 +31,21 @@ __all__ = ["book_fills"]
 
 def book_fills(order: OrderRecord, outcome: dict[str, Any], now_ms: int) -> bool | None:
     """Store ``outcome`` (the reconciler's, with the order's ``fills``) and book those fills into the live
-    book of ``order``'s strategy in place of its ``booked_estimate``, in one write.
+    book of ``order``'s strategy in place of its ``booked_estimate``, in one write. The reconciler calls it
+    only for an order with both (``Reconciler._booked``).
 
     True when written; False when the strategy has an order pending or changed since read here (nothing
     written: the record stays in the reconciler's index); None when there is nothing to book (the strategy
     or its book is gone, or another run booked them): the caller stores ``outcome`` as for any order.
     """
-    estimate = order.booked_estimate
-    if estimate is None or order.fills is None:
-        return None
+    estimate, fills = order.booked_estimate or {}, order.fills or []
     strategy = get_strategy(order.user_id, order.origin, consistent=True)
     if strategy is None or not strategy.live_book:
         return None
     if strategy.pending is not None:
         return False
     exact = fills_of((fill["realized_pnl"], fill["commission"], fill.get("commission_asset") or "USDT")
-                     for fill in order.fills)
+                     for fill in fills)
     event = StrategyEvent(strategy.strategy_id, strategy.user_id, "fills_booked", now_ms, {
         "client_order_id": order.client_order_id, "realised_pnl": exact.realised, "fees": exact.fees,
         "estimated_realised_pnl": estimate["realised"], "estimated_fees": estimate["fees"],
