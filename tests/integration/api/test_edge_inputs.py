@@ -263,3 +263,36 @@ def test_a_bound_in_a_refusal_reads_as_a_number_not_python(stored_connection, in
     _refused(response, "size_pct")
     message = response_json(response)["error"]["message"]
     assert "Decimal" not in message and "100" in message
+
+
+
+def _refused_as_the_body(sim_env: Any, invoke: Any, function: str, event: dict[str, Any]) -> None:
+    """``function`` answers ``event`` 400 naming the body, and nothing reached Binance."""
+    sent_before = len(sim_env.journal)
+
+    response = invoke(function, event)
+
+    assert response["statusCode"] == 400, response["body"]
+    assert response_json(response)["error"]["field"] == "body"
+    assert len(sim_env.journal) == sent_before
+
+
+@pytest.mark.parametrize("raw", ["[null, null]", '[{"leverage": 5}]', '"hedge"', "5", "true"])
+def test_futures_enable_refuses_a_body_that_is_not_an_object_and_changes_nothing(
+        sim_env, invoke, stored_connection, raw):
+    """A futures enable whose body is an array, a string, a number or a boolean is a 400 naming the body,
+    not read as "no settings" (or as the array's object); nothing reaches Binance."""
+    event = with_body(connection_event("futures_enable", stored_connection.id, USER_A, "/futures/enable"),
+                      raw)
+    event["headers"]["content-type"] = "application/json"
+    _refused_as_the_body(sim_env, invoke, "futures_enable", event)
+
+
+def test_an_order_body_sent_as_an_array_is_refused_not_read_as_its_first_order(sim_env, invoke,
+                                                                               stored_connection):
+    """POST /futures/order with [order, order] is a 400 naming the body: Powertools alone would place the
+    first and answer as if the request were that one order; nothing reaches Binance."""
+    order = {**_body_of("futures_order"), "connection_id": stored_connection.id}
+    event = with_user(with_body(load_event("futures_order"), json.dumps([order, order])), USER_A)
+    event["headers"]["idempotency-key"] = "array-body"
+    _refused_as_the_body(sim_env, invoke, "futures_order", event)

@@ -266,6 +266,12 @@ def _json_body(text: str) -> Any:
     if _nesting_depth(value) > MAX_BODY_DEPTH:
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
                        f"request body nests deeper than {MAX_BODY_DEPTH} levels", field="body")
+    # Every route's body is one object (null: none, where a route's body is optional). Powertools'
+    # validation reads an array given for an object body as its FIRST item: [order_a, order_b] would
+    # place order_a alone and answer 200, and [null] would enable futures with "no settings".
+    if value is not None and not isinstance(value, dict):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body must be a JSON object",
+                       field="body")
     return value
 
 
