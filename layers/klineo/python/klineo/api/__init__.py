@@ -38,8 +38,8 @@ Category -> HTTP status (``CATEGORY_STATUS``), and why:
 
 Protocol-level answers that are not exchange categories: 401 (no JWT sub, category
 "permission"), 404/405 (unknown route / method, "not_found" / "invalid_request"), 413 (body over
-16 KiB), 415 (a body not sent as application/json, whatever it holds), all "invalid_request"
-except where named. No error field or message repeats a submitted value.
+16 KiB), 415 (a body not sent as application/json, whatever it holds), 400 (a body that is not one
+JSON object), all "invalid_request" except where named. No error field or message repeats a submitted value.
 """
 
 from __future__ import annotations
