@@ -265,7 +265,6 @@ def test_a_bound_in_a_refusal_reads_as_a_number_not_python(stored_connection, in
     assert "Decimal" not in message and "100" in message
 
 
-
 def _refused_as_the_body(sim_env: Any, invoke: Any, function: str, event: dict[str, Any]) -> None:
     """``function`` answers ``event`` 400 naming the body, and nothing reached Binance."""
     sent_before = len(sim_env.journal)
@@ -273,7 +272,7 @@ def _refused_as_the_body(sim_env: Any, invoke: Any, function: str, event: dict[s
     response = invoke(function, event)
 
     assert response["statusCode"] == 400, response["body"]
-    assert response_json(response)["error"]["field"] == "body"
+    _refused(response, "body")
     assert len(sim_env.journal) == sent_before
 
 

@@ -252,7 +252,8 @@ def _nesting_depth(value: Any) -> int:
 
 
 def _json_body(text: str) -> Any:
-    """Body deserializer: size cap first, then JSON with exact decimals (never binary floats), shallow."""
+    """Body deserializer: size cap first, then JSON with exact decimals (never binary floats), shallow, and
+    one object (or null)."""
     _check_body_size(text)
     try:
         value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant,
