@@ -29,6 +29,13 @@ def test_a_number_is_written_without_exponent_or_trailing_zeros(value, expected)
     assert plain_text(Decimal(value)) == expected
 
 
+def test_a_number_past_the_default_context_is_written_exactly() -> None:
+    """30 significant digits (a futures price or quantity may have that many) are written as they are,
+    not rounded to Python's default 28."""
+    assert plain_text(Decimal("12345678901234.1234567890123456")) == "12345678901234.1234567890123456"
+    assert plain_text(Decimal("100000000000000000000000000000.5")) == "100000000000000000000000000000.5"
+
+
 def test_absent_stays_absent_and_a_number_follows_the_same_rule() -> None:
     """plain_text_or_none keeps None and writes a number exactly as plain_text does."""
     assert plain_text_or_none(None) is None

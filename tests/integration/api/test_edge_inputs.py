@@ -117,21 +117,55 @@ def test_strategy_threshold_dynamodb_cannot_hold_is_a_422(stored_connection, inv
     _refused(response, "parameters.oversold")
 
 
-def test_strategy_update_threshold_dynamodb_cannot_hold_is_a_422(stored_connection, invoke):
-    """PATCH /strategies/{id} with such a threshold is a 422 naming it too, and the strategy is unchanged."""
-    raw = _strategy_raw(stored_connection.id, '{"period": 14, "oversold": 30, "overbought": 70}')
+def _rsi_strategy(connection_id: str, invoke: Any) -> str:
+    """USER_A's RSI strategy (oversold 30) on ``connection_id``, created through the real handler; its id."""
+    raw = _strategy_raw(connection_id, '{"period": 14, "oversold": 30, "overbought": 70}')
     created = invoke("strategy_create", with_user(with_body(load_event("strategy_create"), raw), USER_A))
     assert created["statusCode"] == 201, created["body"]
-    strategy_id = response_json(created)["id"]
-    path = f"/strategies/{strategy_id}"
-    event = with_user(at_path(load_event("strategy_update"), path, id=strategy_id), USER_A)
+    return response_json(created)["id"]
+
+
+def _strategy_event(name: str, strategy_id: str) -> dict[str, Any]:
+    """``events/<name>.json`` for USER_A's strategy ``strategy_id``."""
+    return with_user(at_path(load_event(name), f"/strategies/{strategy_id}", id=strategy_id), USER_A)
+
+
+def test_strategy_update_threshold_dynamodb_cannot_hold_is_a_422(stored_connection, invoke):
+    """PATCH /strategies/{id} with such a threshold is a 422 naming it too, and the strategy is unchanged."""
+    strategy_id = _rsi_strategy(stored_connection.id, invoke)
     body = '{"type": "rsi_threshold", "parameters": {"period": 14, "oversold": 1e-200, "overbought": 70}}'
 
-    response = invoke("strategy_update", with_body(event, body))
+    response = invoke("strategy_update", with_body(_strategy_event("strategy_update", strategy_id), body))
 
     _refused(response, "parameters.oversold")
-    got = invoke("strategy_get", with_user(at_path(load_event("strategy_get"), path, id=strategy_id), USER_A))
+    got = invoke("strategy_get", _strategy_event("strategy_get", strategy_id))
     assert response_json(got)["parameters"]["oversold"] in ("30", 30)
+
+
+def test_a_strategy_number_ending_in_zeros_past_38_digits_is_stored_as_its_value(stored_connection, invoke):
+    """Trailing fraction zeros are not digits: a balance "1." and 38 zeros (39 digits written, DynamoDB keeps
+    38) and a JSON number 2.000… are created as 1 and 2 (a 500 before), and read back so."""
+    raw = _strategy_raw(stored_connection.id, '{"period": 14, "oversold": 30, "overbought": 70}')
+    raw = raw[:-1] + f', "paper_balance_usdt": "1.{"0" * 38}", "stop_loss_pct": 2.{"0" * 40}}}'
+
+    created = invoke("strategy_create", with_user(with_body(load_event("strategy_create"), raw), USER_A))
+
+    assert created["statusCode"] == 201, created["body"]
+    got = response_json(invoke("strategy_get", _strategy_event("strategy_get", response_json(created)["id"])))
+    assert (got["paper_balance_usdt"], got["stop_loss_pct"]) == ("1", "2")
+
+
+def test_a_strategy_update_number_ending_in_zeros_past_38_digits_is_stored_as_its_value(
+        stored_connection, invoke):
+    """PATCH /strategies/{id} with take_profit_pct "3." and 38 zeros sets 3, not a 500."""
+    strategy_id = _rsi_strategy(stored_connection.id, invoke)
+    event = _strategy_event("strategy_update", strategy_id)
+
+    response = invoke("strategy_update", with_body(event, {"take_profit_pct": "3." + "0" * 38}))
+
+    assert response["statusCode"] == 200, response["body"]
+    got = invoke("strategy_get", _strategy_event("strategy_get", strategy_id))
+    assert response_json(got)["take_profit_pct"] == "3"
 
 
 @pytest.mark.parametrize("field", ["max_leverage", "leverage"])

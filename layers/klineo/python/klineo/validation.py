@@ -92,16 +92,29 @@ _RSA_MIN_BITS, _RSA_MAX_BITS = 2048, 4096
 
 
 def positive_decimal(value: Any) -> Decimal:
-    """A plain decimal string (or a JSON number) greater than 0 as a Decimal; ValueError otherwise."""
+    """A plain decimal string (or a JSON number) greater than 0 as a Decimal, without the zeros that end
+    its fraction (they are not digits of the number, yet DynamoDB counts them against its 38: "1." and
+    38 zeros is 1); ValueError otherwise."""
     if isinstance(value, str):
         if _POSITIVE_DECIMAL_RE.fullmatch(value):
-            return Decimal(value)
+            return _without_trailing_zeros(Decimal(value))
     elif isinstance(value, int | Decimal) and not isinstance(value, bool):
         number = Decimal(value)
         if number.is_finite() and number > 0:
-            return number
+            return _without_trailing_zeros(number)
     raise ValueError('must be a number greater than 0, as a string of digits 0-9 and an optional '
                      'decimal point, such as "0.002"')
+
+
+def _without_trailing_zeros(number: Decimal) -> Decimal:
+    """``number`` with the zeros that end its fraction dropped, exactly (``normalize`` would round it to
+    the context's 28 digits and write 100 as 1E+2)."""
+    sign, digits, exponent = number.as_tuple()
+    exponent = int(exponent)  # an int: callers pass finite numbers only
+    cut = 0
+    while cut < -exponent and cut < len(digits) - 1 and digits[-1 - cut] == 0:
+        cut += 1
+    return Decimal((sign, digits[:len(digits) - cut], exponent + cut)) if cut else number
 
 
 def decimal_or_none(value: Any) -> Decimal | None:
@@ -123,7 +136,10 @@ def plain_text(value: Decimal) -> str:
     """A Decimal as the API, the stored records and Binance take it: plain notation, no exponent, no
     trailing zeros, and any zero (``0.00``, ``-0``, ``0E-8``) as ``"0"``.
     """
-    return format(value.normalize(), "f") if value else "0"
+    if not value:
+        return "0"
+    text = format(value, "f")  # exact: normalize() would round to the context's 28 digits
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def plain_text_or_none(value: Decimal | None) -> str | None:
