@@ -6,7 +6,7 @@ Two runs over every operation, each request sent with a bearer token:
 - deep: on a stack of its own, a user with a tested, futures-enabled connection and a paper and a
   live strategy; most requests have their ids (and a body's ``connection_id`` / ``symbol``) pointed
   at those, so generated bodies reach the order, close, strategy and settings code behind the 404.
-  It is derandomized (the same requests every run, so that a failure reproduces). This is how a body
+  It is derandomized (the same generated requests every run). This is how a body
   sent as a JSON array was found to be read as its first item, and a balance ending in zeros past
   DynamoDB's 38 digits to be a 500.
 
@@ -119,9 +119,10 @@ def world(deep_stack: RunningStack) -> FuzzWorld:
 
 
 def aim(case, world: FuzzWorld) -> None:
-    """Point most of ``case``'s ids at ``world``'s resources (never a delete of them) and keep one field of
-    each exclusive group. A part generated invalid on purpose is left as it is (its refusal is the
-    check); the choices are a function of the generated case, so a derandomized run repeats itself."""
+    """Point most of ``case``'s ids at ``world``'s resources (never a delete of them) and shape most bodies
+    to pass validation (one field of each exclusive group, a size where none, optional fields thinned).
+    A part generated invalid on purpose is left as it is; every choice is a function of the generated
+    case, so a derandomized run sends the same requests every time."""
     chance = random.Random(json.dumps([case.path_parameters, case.body], sort_keys=True, default=str))
     parameters = case.path_parameters or {}
     if not _invalid_on_purpose(case, ParameterLocation.PATH):
