@@ -19,6 +19,7 @@ on the way, e.g. a missing Authorization header we add back, and then a 200 read
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Iterator
@@ -56,6 +57,11 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXCLUSIVE = (("quantity", "quote_quantity"), ("size", "quote_size_usdt", "size_pct"), ("price", "percent"))
 # The size a body generated with none gets: an order (it has "side"), a strategy (it has "interval").
 DEFAULT_SIZE = {"side": ("quantity", "0.002"), "interval": ("size", "0.002")}
+# An order's fields a MARKET order does not take.
+NOT_FOR_MARKET = ("price", "triggerPrice", "callbackRate", "activationPrice", "timeInForce", "closePosition",
+                  "workingType", "priceProtect")
+# Where a request turns a kill switch on: the user's, or one connection's.
+SWITCH_PATHS = ("/kill-switch", "/exchange-connections/{id}")
 # Deleting the stored connection or strategies would leave every later operation nothing to reach.
 KEEP = {("DELETE", "/exchange-connections/{id}"), ("DELETE", "/strategies/{id}")}
 
@@ -119,27 +125,50 @@ def world(deep_stack: RunningStack) -> FuzzWorld:
 
 
 def aim(case, world: FuzzWorld) -> None:
-    """Point most of ``case``'s ids at ``world``'s resources (never a delete of them) and shape most bodies
-    to pass validation (one field of each exclusive group, a size where none, optional fields thinned).
-    A part generated invalid on purpose is left as it is; every choice is a function of the generated
-    case, so a derandomized run sends the same requests every time."""
-    chance = random.Random(json.dumps([case.path_parameters, case.body], sort_keys=True, default=str))
-    parameters = case.path_parameters or {}
+    """Point most of ``case``'s ids at ``world``'s resources (never a delete of them), give it an
+    Idempotency-Key of its own, and shape most bodies to pass validation (one field of each exclusive
+    group, a size where none, optional fields thinned, half of the orders made MARKET, kill switches set
+    off). A part generated invalid on purpose is left as it is; every choice is a function of the
+    generated case, so a derandomized run sends the same requests every time."""
+    seed = json.dumps([case.path, case.path_parameters, case.body], sort_keys=True, default=str)
+    chance = random.Random(seed)
     if not _invalid_on_purpose(case, ParameterLocation.PATH):
-        kept = (case.method.upper(), case.path) in KEEP
-        if "id" in parameters and not kept and chance.random() < AIMED_SHARE:
-            strategy = case.path.startswith("/strategies/")
-            parameters["id"] = chance.choice(world.strategy_ids) if strategy else world.connection_id
-        if "symbol" in parameters and chance.random() < AIMED_SHARE:
-            parameters["symbol"] = chance.choice(["BTCUSDT", "ETHUSDT"])
+        _aim_path(case, world, chance)
+    if case.headers and "Idempotency-Key" in case.headers and not _invalid_on_purpose(
+            case, ParameterLocation.HEADER):
+        # One key per generated request: schemathesis repeats a few keys, and a reused one is a 409.
+        case.headers["Idempotency-Key"] = "fuzz-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
     if isinstance(case.body, dict) and not _invalid_on_purpose(case, ParameterLocation.BODY):
-        if "connection_id" in case.body and chance.random() < AIMED_SHARE:
-            case.body["connection_id"] = world.connection_id
-        if "symbol" in case.body and chance.random() < AIMED_SHARE:
-            case.body["symbol"] = "BTCUSDT"
-        if chance.random() < AIMED_SHARE:
-            _keep_one_of_each(case.body, chance)
-            _thin_optional_fields(case.body, _required_fields(case), chance)
+        _aim_body(case, world, chance)
+
+
+def _aim_path(case, world: FuzzWorld, chance: random.Random) -> None:
+    """The path's id at the stored connection or a stored strategy, its symbol at a listed one (mostly)."""
+    parameters = case.path_parameters or {}
+    kept = (case.method.upper(), case.path) in KEEP
+    if "id" in parameters and not kept and chance.random() < AIMED_SHARE:
+        strategy = case.path.startswith("/strategies/")
+        parameters["id"] = chance.choice(world.strategy_ids) if strategy else world.connection_id
+    if "symbol" in parameters and chance.random() < AIMED_SHARE:
+        parameters["symbol"] = chance.choice(["BTCUSDT", "ETHUSDT"])
+
+
+def _aim_body(case, world: FuzzWorld, chance: random.Random) -> None:
+    """The body's connection and symbol at the stored ones, and (mostly) a shape that passes validation."""
+    body = case.body
+    if "connection_id" in body and chance.random() < AIMED_SHARE:
+        body["connection_id"] = world.connection_id
+    if "symbol" in body and chance.random() < AIMED_SHARE:
+        body["symbol"] = "BTCUSDT"
+    if chance.random() >= AIMED_SHARE:
+        return
+    _keep_one_of_each(body, chance)
+    _thin_optional_fields(body, _required_fields(case), chance)
+    if "side" in body and chance.random() < 0.5:
+        _as_market_order(body)
+    for switch in ("enabled", "kill_switch") if case.path in SWITCH_PATHS else ():
+        if switch in body:
+            body[switch] = False  # left on, it would stop every order of the operations after it
 
 
 def _invalid_on_purpose(case, location: ParameterLocation) -> bool:
@@ -162,6 +191,14 @@ def _thin_optional_fields(body: dict, required: frozenset[str], chance: random.R
     for name in [name for name in body if name not in required and name not in grouped]:
         if chance.random() < 0.5:
             del body[name]
+
+
+def _as_market_order(body: dict) -> None:
+    """Make ``body`` a MARKET order: generated orders are mostly conditional types, whose trigger and price
+    rules stop most of them before anything reaches Binance."""
+    body["type"] = "MARKET"
+    for name in NOT_FOR_MARKET:
+        body.pop(name, None)
 
 
 def _keep_one_of_each(body: dict, chance: random.Random) -> None:
