@@ -428,13 +428,13 @@ def test_a_flip_whose_entry_a_limit_refuses_and_whose_close_a_gate_refuses_lists
     under its own (the limit); the same message delivered again lists neither a second time."""
     sid, now = _short_then_long(runner)
     update_settings(USER, runner.stored(USER, sid).connection_id, {"max_notional_usdt": Decimal("10")})
-    real_prepare = execution.prepare_symbol
+    real_credentials = execution.connection_credentials
 
-    def switch_on_first(*args: Any, **kwargs: Any) -> Any:
+    def switch_on_first(*args: Any, **kwargs: Any) -> Any:  # read right before the claim (after the gates)
         runner.kill_switch(USER, True)
-        return real_prepare(*args, **kwargs)
+        return real_credentials(*args, **kwargs)
 
-    monkeypatch.setattr(execution, "prepare_symbol", switch_on_first)
+    monkeypatch.setattr(execution, "connection_credentials", switch_on_first)
 
     runner.run_tick(now)
     runner.run_tick(now)  # the same candle's message again
@@ -447,26 +447,55 @@ def test_a_flip_whose_entry_a_limit_refuses_and_whose_close_a_gate_refuses_lists
     assert len([a for a in _attempts(runner, USER) if a["outcome"] == "refused"]) == 2
 
 
-def test_a_flip_whose_entry_a_limit_refuses_and_whose_symbol_settings_fail_lists_the_entry(
+def test_a_flip_whose_entry_a_limit_refuses_closes_without_asking_for_the_symbols_settings(
         runner, monkeypatch) -> None:
-    """GIVEN a short and a limit refusing the long's entry WHEN Binance refuses the symbol's settings before
-    the close is claimed THEN the run fails, nothing is sent, and the entry the limit refused is listed
-    under its own id all the same (the turn answered the candle)."""
+    """GIVEN a short and a limit refusing the long's entry WHEN the close goes out alone THEN the symbol's
+    margin type and leverage are not asked for (a close needs neither: a refusal of them could trap the
+    position), and the entry the limit refused is listed under its own id."""
     sid, now = _short_then_long(runner)
     update_settings(USER, runner.stored(USER, sid).connection_id, {"max_notional_usdt": Decimal("10")})
+    asked: list[str] = []
 
-    def refused(*_: Any, **__: Any) -> Any:
-        raise KlineoError(ErrorCategory.ORDER_REJECTED, "Margin type cannot be changed.", code=-4046)
+    def refused(*args: Any, **__: Any) -> Any:
+        asked.append(args[3])
+        raise KlineoError(ErrorCategory.CONFLICT, "Margin type cannot be changed.", code=-4048)
 
     monkeypatch.setattr(execution, "prepare_symbol", refused)
 
     runner.run_tick(now)
 
-    assert placed(runner) == [SHORT]
+    assert (asked, placed(runner)) == ([], [SHORT, CLOSE_SHORT])
     run = runner.runs(sid)[0]
-    assert run.status == "failed"
-    close_id = client_order_id(sid, run.close_time)
-    assert _refused_by_id(runner) == {"kf" + close_id[2:]: "max_notional_usdt"}
+    assert (run.status, run.target_position) == ("ordered", 0)
+    _assert_entry_refused(runner, run.order["client_order_id"], "max_notional_usdt")
+
+
+def test_a_flip_whose_margin_type_binance_refuses_closes_the_old_side_alone(runner) -> None:
+    """GIVEN a cross short WHEN the connection's default turns isolated and the signal long THEN Binance's
+    refusal to change the margin type with the short open refuses the long only: BUY SHORT goes out, the
+    run is flat, an error event says why, and the long is listed refused naming margin_type; the next
+    candle, from flat, applies isolated and opens the long."""
+    connection = hedge_connection(runner)
+    sid = runner.strategy(USER, connection, type="rsi_threshold", parameters=ALWAYS_SHORT)
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.run_tick(now - 2 * MINUTE_MS)
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_LONG})
+    update_settings(USER, connection, {"margin_type": "isolated"})
+
+    runner.run_tick(now - MINUTE_MS)
+
+    assert placed(runner) == [SHORT, CLOSE_SHORT]
+    run = runner.runs(sid)[0]
+    assert (run.status, run.target_position, run.order["side"]) == ("ordered", 0, "BUY")
+    assert [(e.details["category"], e.details["what"]) for e in events(sid, "error")] == [
+        ("conflict", "new_side_not_opened")]
+    _assert_entry_refused(runner, run.order["client_order_id"], "margin_type")
+
+    runner.run_tick(now)
+
+    assert placed(runner) == [SHORT, CLOSE_SHORT, OPEN_LONG]
+    margin_type = account_state(runner).margin_type["BTCUSDT"]
+    assert (margin_type, runner.stored(USER, sid).live_position) == ("ISOLATED", Decimal("0.002"))
 
 
 def test_a_kill_switch_turned_on_between_the_close_and_the_entry_stops_the_entry(runner, monkeypatch):

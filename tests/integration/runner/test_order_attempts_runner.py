@@ -140,3 +140,21 @@ def test_a_one_way_flip_whose_new_exposure_a_limit_refuses_lists_the_flip_as_ref
     assert (refused["side"], refused["quantity"], refused["reduce_only"]) == ("SELL", "0.004", False)
     assert (refused["origin"], refused["refusal"]["field"]) == (sid, "max_notional_usdt")
     assert [a["client_order_id"] for a in listed].count(close_id) == 1  # the close: placed, once
+
+
+def test_a_one_way_flip_whose_margin_type_binance_refuses_sends_its_close_alone(runner) -> None:
+    """GIVEN a one-way cross long WHEN the connection's default turns isolated and the signal short THEN
+    Binance's refusal to change the margin type with the long open refuses the new short only: the
+    reduce-only close goes out, and the whole flip is listed refused naming margin_type, under kf..."""
+    sid, connection, now = _long_then_short(runner)
+    update_settings(USER, connection, {"margin_type": "isolated"})
+
+    runner.run_tick(now)
+
+    run = runner.runs(sid)[0]
+    assert (run.status, run.order["side"], run.order["reduce_only"]) == ("ordered", "SELL", True)
+    assert runner.stored(USER, sid).live_position == 0
+    [refused] = [a for a in _attempts(runner) if a["outcome"] == "refused"]
+    assert refused["client_order_id"] == "kf" + run.order["client_order_id"][2:]
+    refusal = (refused["side"], refused["quantity"], refused["reduce_only"], refused["refusal"]["field"])
+    assert refusal == ("SELL", "0.004", False, "margin_type")

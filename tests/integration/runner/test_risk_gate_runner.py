@@ -8,6 +8,7 @@ from decimal import Decimal
 from klineo.store.connections import get_connection, update_settings
 from klineo.store.events import list_events
 from klineo.store.secrets import delete_credentials
+from klineo.store.strategies import update_settings as update_strategy_settings
 
 from tests.integration.runner.conftest import ORDER_PATH
 
@@ -153,3 +154,24 @@ def test_a_live_strategy_on_a_connection_switched_to_hedge_mode_is_told_what_to_
     assert runner.runs(sid)[0].status == "failed"
     errors = [e.details for e in list_events(sid, 10).events if e.kind == "error"]
     assert len(errors) == 1 and "position_mode one_way" in errors[0]["message"]
+
+
+def test_a_margin_type_changed_while_a_strategy_holds_a_position_does_not_block_its_exit(runner) -> None:
+    """GIVEN a live strategy's long opened cross WHEN the connection's default becomes isolated and the
+    signal turns flat THEN the exit goes out reduce-only and closes the long (Binance refuses a margin type
+    change with a position open: applying it first would trap the position)."""
+    levels = {"period": 14, "oversold": 99.99, "overbought": 99.999}
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection, type="rsi_threshold", parameters=levels)
+    now = int(time.time() * 1000) // 60_000 * 60_000 + 1000
+    runner.run_tick(now - 60_000)
+    assert runner.stored(USER, sid).live_position > 0
+    update_settings(USER, connection, {"margin_type": "isolated"})
+    flat = {"period": 14, "oversold": 0.001, "overbought": 0.01, "allow_short": False}
+    update_strategy_settings(USER, sid, runner.stored(USER, sid), changes={"parameters": flat})
+
+    runner.run_tick(now)
+
+    run = runner.runs(sid)[0]
+    assert run.status == "ordered", (run.status, run.error)
+    assert (run.order["side"], runner.stored(USER, sid).live_position) == ("SELL", 0)

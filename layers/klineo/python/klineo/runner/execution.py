@@ -10,13 +10,14 @@ Order of work for a strategy S and the candle C its message names:
    switches, a disabled connection and, for live strategies, ``futures_enabled``. A closed gate
    records a ``skipped`` run whose reason names the gate, and sends nothing. A live order is put
    to the same gate again once it is known (position side, max_leverage, max_notional_usdt at the
-   candle's close), and the connection's margin type and leverage are applied to the symbol first
-   (``klineo.services.symbol_settings.prepare_symbol``). Its refusal (there or at the claim) is also
-   a refused order attempt (``klineo.store.order_attempts``), one more Put in the skipped run's write;
-   a gate closed before any order is decided is no order attempt and records only the run. A one-way
-   flip whose new exposure a limit refuses sends its close alone (as a hedge flip does) and records
-   the whole flip's order as refused, under the flip's second id (``kf...``: the candle's own goes
-   out with the close).
+   candle's close), and, before an order that adds exposure, the connection's margin type and leverage
+   are applied to the symbol (``klineo.services.symbol_settings.prepare_symbol``; a close needs neither,
+   and Binance refuses a margin type change while the position is open). Its refusal (there or at the
+   claim) is also a refused order attempt (``klineo.store.order_attempts``), one more Put in the skipped
+   run's write; a gate closed before any order is decided is no order attempt and records only the run.
+   A one-way flip whose new exposure a limit (or Binance, refusing the symbol's settings) refuses sends
+   its close alone (as a hedge flip does) and records the whole flip's order as refused, under the
+   flip's second id (``kf...``: the candle's own goes out with the close).
 3. A pending live order left by an earlier attempt is settled first: looked up by its
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``). Right before
@@ -814,20 +815,13 @@ class _Turn:
             for at in reversed(range(len(legs))):  # a hedge flip's entry first: the leg a limit can refuse
                 check_order(trading, self.intent(legs[at]), lambda: price)
         except KlineoError as exc:
-            leg, leg_id = legs[at], ids[at]
             close = _close_only(plan, strategy.live_position)
             if close is None or exc.field not in LIMIT_GATES:
-                return self.risk_block(exc, self.intent(leg), leg_id)  # the leg the gate refused
+                return self.risk_block(exc, self.intent(legs[at]), ids[at])  # the leg the gate refused
             # A limit refuses the flip's new exposure; closing is never limited ("a limit must never trap a
-            # position"): the close alone goes out (reduce-only; hedge: the old side's), the refused order a
-            # refused attempt under the flip's second id (one-way: the whole flip; the close has the first).
+            # position"): the close alone goes out.
             self.event("risk_block", gate=exc.field, message=exc.message)
-            flip_id = leg_id if len(legs) > 1 else client_order_id(strategy.strategy_id, self.close_time, 2)
-            self.entry_refusal = self.refused_attempt(self.intent(leg), exc, exc.message, flip_id)
-            facts = {**facts, "target_position": close.target}
-            legs = (_closing_leg(close, legs[0]),)
-        leg = legs[0]
-        intent = self.intent(leg)
+            legs, facts = self.close_alone(exc, close, legs, at, ids, facts)
         try:
             creds = connection_credentials(trading.connection)
         except KlineoError as exc:
@@ -835,9 +829,16 @@ class _Turn:
                 raise
             return self.refused_before_claim(exc, facts)
         self.creds = creds
-        refused = self.prepare_symbol(trading, creds, facts)
-        if refused is not None:
-            return refused
+        refusal = self.symbol_refusal(trading, creds, legs)
+        if refusal is not None:
+            close = _close_only(plan, strategy.live_position)
+            if close is None:
+                return self.refused_settings(refusal, facts)
+            self.event("error", category=str(refusal.category), message=refusal.message,
+                       what="new_side_not_opened")
+            legs, facts = self.close_alone(refusal, close, legs, len(legs) - 1, ids, facts)
+        leg = legs[0]
+        intent = self.intent(leg)
         pending = PendingOrder(
             close_time=self.close_time, client_order_id=cid, side=leg.side, quantity=leg.quantity,
             reduce_only=leg.reduce_only, position_side=leg.position_side,
@@ -946,19 +947,37 @@ class _Turn:
         if self.trading is not None:
             note_key_outcome(self.trading.connection, exc)
 
-    def prepare_symbol(
-        self, trading: TradingContext, creds: Any, facts: dict[str, Any],
-    ) -> StrategyResult | None:
-        """The connection's margin type and leverage on the symbol; a failed run when Binance refuses them."""
-        client = self.client()
+    def symbol_refusal(
+        self, trading: TradingContext, creds: Any, legs: tuple[OrderLeg, ...],
+    ) -> KlineoError | None:
+        """Binance's refusal of the connection's margin type or leverage on the symbol; None when applied.
+
+        Only orders that add exposure apply them: a close needs neither, and Binance refuses a margin type
+        change while the position is open, so applying it first would trap the position. A flip refused
+        here sends its close alone (``close_alone``); its next entry, from flat, applies the settings."""
+        if all(self.intent(leg).reduces for leg in legs):
+            return None
         try:
-            prepare_symbol(client, creds, trading.connection, self.strategy.symbol)
+            prepare_symbol(self.client(), creds, trading.connection, self.strategy.symbol)
         except KlineoError as exc:
             note_key_outcome(trading.connection, exc)
             if exc.retryable:
                 raise
-            return self.refused_settings(exc, facts)
+            return exc
         return None
+
+    def close_alone(
+        self, exc: KlineoError, close: OrderPlan, legs: tuple[OrderLeg, ...], at: int, ids: tuple[str, ...],
+        facts: dict[str, Any],
+    ) -> tuple[tuple[OrderLeg, ...], dict[str, Any]]:
+        """A flip whose new side ``exc`` refused (``legs[at]``): the legs and facts of its close alone.
+
+        The close goes out (reduce-only; hedge: the old side's) under the candle's id; the refused order is
+        a refused attempt under the flip's second id (one-way: the whole flip; hedge: its entry)."""
+        strategy = self.strategy
+        flip_id = ids[at] if len(legs) > 1 else client_order_id(strategy.strategy_id, self.close_time, 2)
+        self.entry_refusal = self.refused_attempt(self.intent(legs[at]), exc, exc.message, flip_id)
+        return (_closing_leg(close, legs[0]),), {**facts, "target_position": close.target}
 
     def refused_settings(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
         """Binance refused the symbol's margin type or leverage (e.g. an open position of the other margin
