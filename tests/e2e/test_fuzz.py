@@ -3,10 +3,12 @@
 Two runs over every operation, each request sent with a bearer token:
 
 - shallow: a user of its own with nothing stored, so generated ids mostly meet a 404;
-- deep: on a stack of its own, a user with a tested, futures-enabled connection and a paper and a
-  live strategy; most requests have their ids (and a body's ``connection_id`` / ``symbol``) pointed
-  at those, so generated bodies reach the order, close, strategy and settings code behind the 404.
-  It is derandomized (the same generated requests every run). This is how a body
+- deep: on a stack of its own (BTCUSDT's mark pinned), a user with a tested, futures-enabled connection,
+  an open long, and a paper and a live strategy; most requests have their ids (and a body's
+  ``connection_id`` / ``symbol``) pointed at those, so generated bodies reach the order, close, strategy
+  and settings code behind the 404, and orders (MARKET, LIMIT and conditional ones priced around the
+  mark) reach the simulator and its algo order service. It is derandomized (the same generated requests
+  every run). This is how a body
   sent as a JSON array was found to be read as its first item, and a balance ending in zeros past
   DynamoDB's 38 digits to be a 500.
 
@@ -24,8 +26,10 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -60,8 +64,30 @@ DEFAULT_SIZE = {"side": ("quantity", "0.002"), "interval": ("size", "0.002")}
 # An order's fields a MARKET order does not take.
 NOT_FOR_MARKET = ("price", "triggerPrice", "callbackRate", "activationPrice", "timeInForce", "closePosition",
                   "workingType", "priceProtect")
-# Where a request turns a kill switch on: the user's, or one connection's.
-SWITCH_PATHS = ("/kill-switch", "/exchange-connections/{id}")
+# The deep stack's BTCUSDT mark price, pinned, so that a shaped order's prices sit where its type needs them.
+MARK = Decimal("65000")
+TICK = Decimal("0.1")  # BTCUSDT's futures tick in the simulator
+# Where a conditional order's trigger sits, as a share of the mark: a stop above it for a BUY, below for a
+# SELL, a take-profit the other way round (Binance refuses a trigger that would fire at once, -2021).
+TRIGGER_AT = {("STOP", "BUY"): Decimal("1.02"), ("STOP", "SELL"): Decimal("0.98"),
+              ("TAKE_PROFIT", "BUY"): Decimal("0.98"), ("TAKE_PROFIT", "SELL"): Decimal("1.02")}
+# The fields each order type takes beside the ones every order may have (README "Conditional orders").
+TYPE_FIELDS = {
+    "LIMIT": ("price", "timeInForce"),
+    "STOP_MARKET": ("triggerPrice", "closePosition", "workingType", "priceProtect"),
+    "TAKE_PROFIT_MARKET": ("triggerPrice", "closePosition", "workingType", "priceProtect"),
+    "STOP": ("triggerPrice", "price", "timeInForce", "workingType", "priceProtect"),
+    "TAKE_PROFIT": ("triggerPrice", "price", "timeInForce", "workingType", "priceProtect"),
+    "TRAILING_STOP_MARKET": ("callbackRate", "activationPrice", "workingType", "priceProtect"),
+}
+# Settings a request may change that would stop every later order of the run (a kill switch on, a margin type
+# Binance cannot switch with the world's long open, a tiny limit): kept at values that let orders through.
+KEPT_OPEN = {
+    "/kill-switch": {"enabled": False},
+    "/exchange-connections/{id}": {"kill_switch": False, "margin_type": "cross", "max_leverage": 125,
+                                   "max_notional_usdt": "100000000"},
+    "/exchange-connections/{id}/futures/enable": {"margin_type": "cross"},
+}
 # Deleting the stored connection or strategies would leave every later operation nothing to reach.
 KEEP = {("DELETE", "/exchange-connections/{id}"), ("DELETE", "/strategies/{id}")}
 
@@ -110,6 +136,9 @@ def world(deep_stack: RunningStack) -> FuzzWorld:
         "label": "deep fuzz", "environment": "production", "key_type": "hmac",
         "api_key": account["api_key"], "secret": account["secret"]}), 201)
     base = f"/exchange-connections/{connection['id']}"
+    pinned = requests.post(f"{deep_stack.simulator}/__sim__/mark",
+                           json={"symbol": "BTCUSDT", "price": str(MARK)}, timeout=10)
+    assert pinned.status_code == 200, pinned.text
     _ok(deep_stack.call("POST", f"{base}/test", token=token), 200)
     assert _ok(deep_stack.call("POST", f"{base}/futures/enable", token=token), 200)["futures_enabled"] is True
     long = {"connection_id": connection["id"], "symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
@@ -126,10 +155,11 @@ def world(deep_stack: RunningStack) -> FuzzWorld:
 
 def aim(case, world: FuzzWorld) -> None:
     """Point most of ``case``'s ids at ``world``'s resources (never a delete of them), give it an
-    Idempotency-Key of its own, and shape most bodies to pass validation (one field of each exclusive
-    group, a size where none, optional fields thinned, half of the orders made MARKET, kill switches set
-    off). A part generated invalid on purpose is left as it is; every choice is a function of the
-    generated case, so a derandomized run sends the same requests every time."""
+    Idempotency-Key of its own, keep the settings that would stop later orders open, and shape most bodies
+    to pass validation (one field of each exclusive group, a size where none, optional fields thinned, half
+    of the orders made MARKET, the others given prices their type takes). A part generated invalid on
+    purpose is left as it is; every choice is a function of the generated case, so a derandomized run sends
+    the same requests every time."""
     seed = json.dumps([case.path, case.path_parameters, case.body], sort_keys=True, default=str)
     chance = random.Random(seed)
     if not _invalid_on_purpose(case, ParameterLocation.PATH):
@@ -154,21 +184,24 @@ def _aim_path(case, world: FuzzWorld, chance: random.Random) -> None:
 
 
 def _aim_body(case, world: FuzzWorld, chance: random.Random) -> None:
-    """The body's connection and symbol at the stored ones, and (mostly) a shape that passes validation."""
+    """The body's connection and symbol at the stored ones, settings that would stop later orders kept open
+    (``KEPT_OPEN``), and (mostly) a shape that passes validation."""
     body = case.body
     if "connection_id" in body and chance.random() < AIMED_SHARE:
         body["connection_id"] = world.connection_id
     if "symbol" in body and chance.random() < AIMED_SHARE:
         body["symbol"] = "BTCUSDT"
+    for name, value in KEPT_OPEN.get(case.path, {}).items():
+        if name in body:
+            body[name] = value
     if chance.random() >= AIMED_SHARE:
         return
     _keep_one_of_each(body, chance)
     _thin_optional_fields(body, _required_fields(case), chance)
     if "side" in body and chance.random() < 0.5:
         _as_market_order(body)
-    for switch in ("enabled", "kill_switch") if case.path in SWITCH_PATHS else ():
-        if switch in body:
-            body[switch] = False  # left on, it would stop every order of the operations after it
+    elif "side" in body:
+        _priced_for_type(body)
 
 
 def _invalid_on_purpose(case, location: ParameterLocation) -> bool:
@@ -199,6 +232,43 @@ def _as_market_order(body: dict) -> None:
     body["type"] = "MARKET"
     for name in NOT_FOR_MARKET:
         body.pop(name, None)
+
+
+def _priced_for_type(body: dict) -> None:
+    """Give a generated priced or conditional order the fields its type takes, at prices that fit the pinned
+    mark: a limit 1 % inside it, a trigger 2 % away on the side that does not fire at once, a stop-limit's
+    price at its trigger, a 1 % trailing callback, attached stops 3 % away, no size with closePosition.
+    Generated prices are mostly off the tick grid or on the wrong side, which stops them before the algo
+    order service."""
+    order_type, side = body.get("type"), body.get("side")
+    if order_type not in TYPE_FIELDS or side not in ("BUY", "SELL"):
+        return
+    for name in NOT_FOR_MARKET:
+        if name not in TYPE_FIELDS[order_type]:
+            body.pop(name, None)
+    buying = side == "BUY"
+    if "triggerPrice" in TYPE_FIELDS[order_type]:
+        body["triggerPrice"] = _on_grid(MARK * TRIGGER_AT[(order_type.removesuffix("_MARKET"), side)])
+    if "price" in TYPE_FIELDS[order_type]:
+        body["price"] = body.get("triggerPrice") or _on_grid(MARK * Decimal("0.99" if buying else "1.01"))
+    if order_type == "TRAILING_STOP_MARKET":
+        body["callbackRate"] = "1"
+        body.pop("activationPrice", None)
+    if order_type != "LIMIT":  # stops attach to an entry: MARKET or LIMIT
+        body.pop("stop_loss", None)
+        body.pop("take_profit", None)
+    if body.get("closePosition") is True:  # the position sets the size, and it is never reduce-only
+        for name in ("quantity", "quote_quantity", "reduceOnly"):
+            body.pop(name, None)
+    for name, away in (("stop_loss", Decimal("0.03")), ("take_profit", Decimal("-0.03"))):
+        target = body.get(name)
+        if isinstance(target, dict) and "price" in target:
+            target["price"] = _on_grid(MARK * (1 - away if buying else 1 + away))
+
+
+def _on_grid(price: Decimal) -> str:
+    """``price`` on BTCUSDT's tick grid, as the API takes a decimal."""
+    return str((price / TICK).to_integral_value() * TICK)
 
 
 def _keep_one_of_each(body: dict, chance: random.Random) -> None:
