@@ -67,6 +67,11 @@ NOT_FOR_MARKET = ("price", "triggerPrice", "callbackRate", "activationPrice", "t
 # The deep stack's BTCUSDT mark price, pinned, so that a shaped order's prices sit where its type needs them.
 MARK = Decimal("65000")
 TICK = Decimal("0.1")  # BTCUSDT's futures tick in the simulator
+# A backtest's window: six hours the simulator serves candles for, fixed so that a derandomized run repeats.
+BACKTEST_WINDOW = {"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T06:00:00Z"}
+# The parameters each strategy type takes: a generated body mixes them (an SMA's fast beside an RSI's period).
+TYPE_PARAMETERS = {"sma_crossover": {"fast", "slow", "allow_short"},
+                   "rsi_threshold": {"period", "oversold", "overbought", "allow_short"}}
 # Where a conditional order's trigger sits, as a share of the mark: a stop above it for a BUY, below for a
 # SELL, a take-profit the other way round (Binance refuses a trigger that would fire at once, -2021).
 TRIGGER_AT = {("STOP", "BUY"): Decimal("1.02"), ("STOP", "SELL"): Decimal("0.98"),
@@ -173,7 +178,8 @@ def aim(case, world: FuzzWorld) -> None:
 
 
 def _aim_path(case, world: FuzzWorld, chance: random.Random) -> None:
-    """The path's id at the stored connection or a stored strategy, its symbol at a listed one (mostly)."""
+    """The path's id at the stored connection or a stored strategy, its symbol (and a query's) at a listed one
+    (mostly)."""
     parameters = case.path_parameters or {}
     kept = (case.method.upper(), case.path) in KEEP
     if "id" in parameters and not kept and chance.random() < AIMED_SHARE:
@@ -181,6 +187,9 @@ def _aim_path(case, world: FuzzWorld, chance: random.Random) -> None:
         parameters["id"] = chance.choice(world.strategy_ids) if strategy else world.connection_id
     if "symbol" in parameters and chance.random() < AIMED_SHARE:
         parameters["symbol"] = chance.choice(["BTCUSDT", "ETHUSDT"])
+    query = case.query
+    if isinstance(query, dict) and isinstance(query.get("symbol"), str) and chance.random() < AIMED_SHARE:
+        query["symbol"] = "BTCUSDT"
 
 
 def _aim_body(case, world: FuzzWorld, chance: random.Random) -> None:
@@ -198,6 +207,7 @@ def _aim_body(case, world: FuzzWorld, chance: random.Random) -> None:
         return
     _keep_one_of_each(body, chance)
     _thin_optional_fields(body, _required_fields(case), chance)
+    _fit_strategy_fields(body)
     if "side" in body and chance.random() < 0.5:
         _as_market_order(body)
     elif "side" in body:
@@ -232,6 +242,16 @@ def _as_market_order(body: dict) -> None:
     body["type"] = "MARKET"
     for name in NOT_FOR_MARKET:
         body.pop(name, None)
+
+
+def _fit_strategy_fields(body: dict) -> None:
+    """A strategy's or backtest's parameters kept to those its type takes, a backtest's window one the
+    simulator has candles for: generated dates and mixed parameters stopped every backtest at validation."""
+    if "start" in body and "end" in body:
+        body.update(BACKTEST_WINDOW)
+    taken = TYPE_PARAMETERS.get(body.get("type"))
+    if taken is not None and isinstance(body.get("parameters"), dict):
+        body["parameters"] = {name: value for name, value in body["parameters"].items() if name in taken}
 
 
 def _priced_for_type(body: dict) -> None:
