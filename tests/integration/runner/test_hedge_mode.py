@@ -20,7 +20,7 @@ from klineo.runner import execution
 from klineo.runner import flip as flip_module
 from klineo.runner.schedule import MINUTE_MS, client_order_id
 from klineo.services.protective_siblings import protective_client_algo_id
-from klineo.store.connections import delete_connection, mark_deleting, update_settings
+from klineo.store.connections import delete_connection, get_connection, mark_deleting, update_settings
 from klineo.store.events import list_events
 from klineo.store.orders import get_order_record
 from klineo.store.strategies import update_settings as update_strategy
@@ -468,6 +468,28 @@ def test_a_flip_whose_entry_a_limit_refuses_closes_without_asking_for_the_symbol
     run = runner.runs(sid)[0]
     assert (run.status, run.target_position) == ("ordered", 0)
     _assert_entry_refused(runner, run.order["client_order_id"], "max_notional_usdt")
+
+
+def test_a_flip_whose_symbol_settings_fail_on_the_key_sends_nothing_and_counts_the_key_once(
+        runner, monkeypatch) -> None:
+    """GIVEN a short WHEN applying the symbol's settings for the long is refused for the key (permission), not
+    for the settings THEN no close goes out alone (the key would fail it too): a failed run naming the key,
+    the short still open, one key failure counted on the connection."""
+    sid, now = _short_then_long(runner)
+
+    def key_refused(*_: Any, **__: Any) -> Any:
+        raise KlineoError(ErrorCategory.PERMISSION, "This API key has no futures permission.", code=-2015)
+
+    monkeypatch.setattr(execution, "prepare_symbol", key_refused)
+
+    runner.run_tick(now)
+
+    assert placed(runner) == [SHORT]
+    run = runner.runs(sid)[0]
+    assert (run.status, run.error["category"]) == ("failed", "permission")
+    stored = runner.stored(USER, sid)
+    assert stored.live_position == Decimal("-0.002")
+    assert get_connection(USER, stored.connection_id).consecutive_failures == 1
 
 
 def test_a_flip_whose_margin_type_binance_refuses_closes_the_old_side_alone(runner) -> None:

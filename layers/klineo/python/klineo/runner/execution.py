@@ -164,7 +164,7 @@ from klineo.services.risk import (
     mode_mismatch_message,
     position_mode_refused,
 )
-from klineo.services.symbol_settings import prepare_symbol
+from klineo.services.symbol_settings import SETTING_FIELDS, prepare_symbol
 from klineo.store.connections import (
     TradingContext,
     connection_credentials,
@@ -832,7 +832,7 @@ class _Turn:
         refusal = self.symbol_refusal(trading, creds, legs)
         if refusal is not None:
             close = _close_only(plan, strategy.live_position)
-            if close is None:
+            if close is None or refusal.field not in SETTING_FIELDS:  # a key refusal fails the close too
                 return self.refused_settings(refusal, facts)
             self.event("error", category=str(refusal.category), message=refusal.message,
                        what="new_side_not_opened")

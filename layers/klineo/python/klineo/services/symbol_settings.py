@@ -32,10 +32,12 @@ from klineo.store import connections as connection_store
 from klineo.store.connections import Connection
 from klineo.validation import MARGIN_TYPES
 
-__all__ = ["NO_NEED_TO_CHANGE", "binance_code", "futures_client", "prepare_symbol"]
+__all__ = ["NO_NEED_TO_CHANGE", "SETTING_FIELDS", "binance_code", "futures_client", "prepare_symbol"]
 
 # Binance's "nothing to change" answers (position mode -4059, margin type -4046): success.
 NO_NEED_TO_CHANGE = frozenset({-4059, -4046})
+# The fields a refusal of the settings themselves names (not of the key, the network or Binance's state).
+SETTING_FIELDS = frozenset({"margin_type", "leverage"})
 _MARGIN_TYPE_BLOCKED = frozenset({-4047, -4048, -4168})
 _LEVERAGE_INVALID = frozenset({-4028, -4161})
 
