@@ -41,6 +41,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from local.binance_sim.market import SYMBOLS
 from local.openapi import OPENAPI_PATH
 from local.template import REPO_ROOT
 
@@ -66,12 +67,9 @@ NOT_FOR_MARKET = ("price", "triggerPrice", "callbackRate", "activationPrice", "t
                   "workingType", "priceProtect")
 # The deep stack's BTCUSDT mark price, pinned, so that a shaped order's prices sit where its type needs them.
 MARK = Decimal("65000")
-TICK = Decimal("0.1")  # BTCUSDT's futures tick in the simulator
+TICK = Decimal(SYMBOLS["BTCUSDT"].futures_tick).normalize()  # 0.1
 # A backtest's window: six hours the simulator serves candles for, fixed so that a derandomized run repeats.
 BACKTEST_WINDOW = {"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T06:00:00Z"}
-# The parameters each strategy type takes: a generated body mixes them (an SMA's fast beside an RSI's period).
-TYPE_PARAMETERS = {"sma_crossover": {"fast", "slow", "allow_short"},
-                   "rsi_threshold": {"period", "oversold", "overbought", "allow_short"}}
 # Where a conditional order's trigger sits, as a share of the mark: a stop above it for a BUY, below for a
 # SELL, a take-profit the other way round (Binance refuses a trigger that would fire at once, -2021).
 TRIGGER_AT = {("STOP", "BUY"): Decimal("1.02"), ("STOP", "SELL"): Decimal("0.98"),
@@ -98,6 +96,12 @@ KEEP = {("DELETE", "/exchange-connections/{id}"), ("DELETE", "/strategies/{id}")
 
 schema = schemathesis.openapi.from_path(OPENAPI_PATH)
 DOCUMENT = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+# The parameters each strategy type takes, from the document's "<type> parameters" schemas: a generated body
+# mixes them (an SMA's fast beside an RSI's period).
+TYPE_PARAMETERS = {
+    variant["title"].removesuffix(" parameters"): set(variant["properties"])
+    for variant in DOCUMENT["components"]["schemas"]["BacktestRequest"]["properties"]["parameters"]["anyOf"]
+}
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,7 @@ def _priced_for_type(body: dict) -> None:
 
 def _on_grid(price: Decimal) -> str:
     """``price`` on BTCUSDT's tick grid, as the API takes a decimal."""
-    return str((price / TICK).to_integral_value() * TICK)
+    return str(price.quantize(TICK))
 
 
 def _keep_one_of_each(body: dict, chance: random.Random) -> None:

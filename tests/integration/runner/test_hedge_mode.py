@@ -428,13 +428,13 @@ def test_a_flip_whose_entry_a_limit_refuses_and_whose_close_a_gate_refuses_lists
     under its own (the limit); the same message delivered again lists neither a second time."""
     sid, now = _short_then_long(runner)
     update_settings(USER, runner.stored(USER, sid).connection_id, {"max_notional_usdt": Decimal("10")})
-    real_credentials = execution.connection_credentials
+    real_prepare = execution.prepare_symbol
 
-    def switch_on_first(*args: Any, **kwargs: Any) -> Any:  # read right before the claim (after the gates)
+    def switch_on_first(*args: Any, **kwargs: Any) -> Any:
         runner.kill_switch(USER, True)
-        return real_credentials(*args, **kwargs)
+        return real_prepare(*args, **kwargs)
 
-    monkeypatch.setattr(execution, "connection_credentials", switch_on_first)
+    monkeypatch.setattr(execution, "prepare_symbol", switch_on_first)
 
     runner.run_tick(now)
     runner.run_tick(now)  # the same candle's message again
@@ -456,7 +456,9 @@ def test_a_flip_whose_entry_a_limit_refuses_closes_without_asking_for_the_symbol
     update_settings(USER, runner.stored(USER, sid).connection_id, {"max_notional_usdt": Decimal("10")})
     asked: list[str] = []
 
-    def refused(*args: Any, **__: Any) -> Any:
+    def refused(*args: Any, reduces: bool) -> Any:  # as Binance would answer any change of the settings
+        if reduces:
+            return False
         asked.append(args[3])
         raise KlineoError(ErrorCategory.CONFLICT, "Margin type cannot be changed.", code=-4048)
 

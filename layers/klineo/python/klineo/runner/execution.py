@@ -163,6 +163,7 @@ from klineo.services.risk import (
     check_order,
     mode_mismatch_message,
     position_mode_refused,
+    reduces_position,
 )
 from klineo.services.symbol_settings import SETTING_FIELDS, prepare_symbol
 from klineo.store.connections import (
@@ -950,15 +951,12 @@ class _Turn:
     def symbol_refusal(
         self, trading: TradingContext, creds: Any, legs: tuple[OrderLeg, ...],
     ) -> KlineoError | None:
-        """Binance's refusal of the connection's margin type or leverage on the symbol; None when applied.
-
-        Only orders that add exposure apply them: a close needs neither, and Binance refuses a margin type
-        change while the position is open, so applying it first would trap the position. A flip refused
-        here sends its close alone (``close_alone``); its next entry, from flat, applies the settings."""
-        if all(self.intent(leg).reduces for leg in legs):
-            return None
+        """Binance's refusal of the connection's margin type or leverage on the symbol; None when applied
+        (or not needed: ``prepare_symbol`` applies nothing for legs that only close). A flip refused here
+        sends its close alone (``close_alone``); its next entry, from flat, applies the settings."""
+        reduces = all(reduces_position(leg.side, leg.position_side, leg.reduce_only) for leg in legs)
         try:
-            prepare_symbol(self.client(), creds, trading.connection, self.strategy.symbol)
+            prepare_symbol(self.client(), creds, trading.connection, self.strategy.symbol, reduces=reduces)
         except KlineoError as exc:
             note_key_outcome(trading.connection, exc)
             if exc.retryable:

@@ -443,11 +443,9 @@ def _send(gated: _Gated, futures_order: FuturesOrder | AlgoOrder, client_order_i
     """The connection's settings on the symbol (new exposure only), then the order, exactly once."""
     if before_send is not None:
         before_send()
-    # A reducing order (a close) needs no settings, and changing margin type under an open
-    # position is refused (-4048): the connection's defaults must never block a close.
     creds = connection_credentials(gated.connection)
-    if not _intent(gated.order).reduces and prepare_symbol(gated.client, creds, gated.connection,
-                                                           gated.order.symbol):
+    if prepare_symbol(gated.client, creds, gated.connection, gated.order.symbol,
+                      reduces=_intent(gated.order).reduces):
         forget_connection(gated.user_id, gated.order.connection_id)  # its symbol_settings changed
     return submit_order(gated.client, creds, futures_order, client_order_id, deadline=deadline, **resume)
 

@@ -2,7 +2,8 @@
 
 Margin type and leverage are per symbol on Binance. They are stored as the connection's defaults
 (``klineo.services.futures_account``, POST .../futures/enable and PATCH) and applied by
-``prepare_symbol`` the first time the connection trades a symbol (API order or strategy):
+``prepare_symbol`` the first time the connection trades a symbol with an order that adds exposure
+(API order or strategy; never for a close):
 /fapi/v1/symbolConfig is read, and only what differs is changed. What was applied is remembered per
 (connection, symbol) on the connection item, so a warm order costs nothing more; a change of the
 defaults makes the next order apply them again. -4046 is success; -4047/-4048 are a 409 naming
@@ -104,13 +105,18 @@ def _wanted(connection: Connection) -> dict[str, Any]:
     return wanted
 
 
-def prepare_symbol(client: BinanceClient, creds: Credentials, connection: Connection, symbol: str) -> bool:
+def prepare_symbol(
+    client: BinanceClient, creds: Credentials, connection: Connection, symbol: str, *, reduces: bool,
+) -> bool:
     """Apply the connection's margin type and leverage to ``symbol`` unless already done (see module doc).
 
-    True when it did (the connection item changed: its symbol_settings now hold ``symbol``).
+    ``reduces``: the order(s) about to go out only make a position smaller. Then nothing is applied: a
+    close needs neither setting, and Binance refuses a margin type change while the position is open
+    (-4048), so applying the defaults first would trap the position. True when it applied them (the
+    connection item changed: its symbol_settings now hold ``symbol``).
     """
     wanted = _wanted(connection)
-    if not wanted or connection.symbol_settings.get(symbol) == wanted:
+    if reduces or not wanted or connection.symbol_settings.get(symbol) == wanted:
         return False
     config = endpoints.futures_symbol_config(client, creds, symbol)
     margin_type = wanted.get("margin_type")
