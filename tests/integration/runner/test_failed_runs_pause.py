@@ -136,6 +136,21 @@ def test_key_refusals_still_pause_through_the_key_count_and_are_not_counted_agai
     assert (stored.key_failures, stored.failed_runs) == (3, 0)
 
 
+def test_key_refusals_of_the_symbol_settings_count_as_key_failures(runner) -> None:
+    """A key without the futures right refused at the symbol's settings (before any order) three times
+    pauses the strategy through its key count (key_failure:permission), as an order's refusal would; those
+    runs are not also counted as failed runs, and no order reached Binance."""
+    sid = runner.strategy(USER, runner.connection(USER, "spot-only"), leverage=5, **ALWAYS_LONG)
+
+    ticks(runner, 3, minute_start())
+
+    assert [r.error["category"] for r in runner.runs(sid)] == ["permission"] * 3
+    assert runner.journal("POST", ORDER_PATH) == [] and runner.journal("GET", "/fapi/v1/symbolConfig")
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "key_failure:permission")
+    assert (stored.key_failures, stored.failed_runs) == (3, 0)
+
+
 def test_resuming_a_strategy_paused_by_failed_runs_starts_a_fresh_count(runner) -> None:
     """The fifth failed run pauses; PATCH status active clears the count, so the next refusal counts 1."""
     sid = refused_strategy(runner, failed_runs=4)

@@ -476,7 +476,7 @@ def test_a_flip_whose_symbol_settings_fail_on_the_key_sends_nothing_and_counts_t
         runner, monkeypatch) -> None:
     """GIVEN a short WHEN applying the symbol's settings for the long is refused for the key (permission), not
     for the settings THEN no close goes out alone (the key would fail it too): a failed run naming the key,
-    the short still open, one key failure counted on the connection."""
+    the short still open, one key failure counted on the connection and one on the strategy."""
     sid, now = _short_then_long(runner)
 
     def key_refused(*_: Any, **__: Any) -> Any:
@@ -490,7 +490,7 @@ def test_a_flip_whose_symbol_settings_fail_on_the_key_sends_nothing_and_counts_t
     run = runner.runs(sid)[0]
     assert (run.status, run.error["category"]) == ("failed", "permission")
     stored = runner.stored(USER, sid)
-    assert stored.live_position == Decimal("-0.002")
+    assert (stored.live_position, stored.key_failures, stored.failed_runs) == (Decimal("-0.002"), 1, 0)
     assert get_connection(USER, stored.connection_id).consecutive_failures == 1
 
 

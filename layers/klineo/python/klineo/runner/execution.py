@@ -147,7 +147,12 @@ from klineo.runner.positions import PositionBook, closing_cause, position_left
 from klineo.runner.reprice import LiveReprice, arm_entry_orders, protection_due, repriced_paper_levels
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, sizing_of, strategy_trading_context
-from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KEY_FAILURE_LIMIT, note_key_outcome
+from klineo.services.key_health import (
+    KEY_FAILURE_CATEGORIES,
+    KEY_FAILURE_LIMIT,
+    is_key_failure,
+    note_key_outcome,
+)
 from klineo.services.orders import (
     SETTLE_MARGIN_MS,
     FuturesOrder,
@@ -828,7 +833,7 @@ class _Turn:
         except KlineoError as exc:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise
-            return self.refused_before_claim(exc, facts)
+            return self.refused_for_key(exc, facts)
         self.creds = creds
         refusal = self.symbol_refusal(trading, creds, legs)
         if refusal is not None:
@@ -979,14 +984,18 @@ class _Turn:
 
     def refused_settings(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
         """Binance refused the symbol's margin type or leverage (e.g. an open position of the other margin
-        type): a failed run, with the turn's signal and an ``error`` event saying why, as any failed turn."""
+        type): a failed run, with the turn's signal and an ``error`` event saying why, as any failed turn.
+        Refused for the key itself (permission, signature, IP): a key failure, as an order's would be."""
+        if is_key_failure(exc):
+            return self.refused_for_key(exc, facts)
         run = self.failed_run(exc, facts)
         advance = self.failure_advance(exc) or StrategyAdvance()
         written = record_run(run, advance=advance, events=self.take_events(), attempts=self.take_attempts())
         return self.result("failed" if written else "not_run", str(exc.category))
 
-    def refused_before_claim(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
-        """The keys are gone before anything was sent: a failed run that counts as a key failure."""
+    def refused_for_key(self, exc: KlineoError, facts: dict[str, Any]) -> StrategyResult:
+        """The keys are gone, or Binance refused them, before anything was sent: a failed run that counts
+        as a key failure (the strategy's count; the connection's is ``note_key_outcome``'s)."""
         strategy = self.strategy
         failures = strategy.key_failures + 1
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
