@@ -4,11 +4,12 @@ Two runs over every operation, each request sent with a bearer token:
 
 - shallow: a user of its own with nothing stored, so generated ids mostly meet a 404;
 - deep: on a stack of its own (BTCUSDT's mark pinned), a user with a tested, futures-enabled connection,
-  an open long, and a paper and a live strategy; most requests have their ids (and a body's
-  ``connection_id`` / ``symbol``) pointed at those, so generated bodies reach the order, close, strategy
-  and settings code behind the 404, and orders (MARKET, LIMIT and conditional ones priced around the
-  mark) reach the simulator and its algo order service. It is derandomized (the same generated requests
-  every run). This is how a body
+  an open long, resting limit orders, a queued backtest job, and a paper and a live strategy; most
+  requests have their ids (a connection's, a strategy's, an order's ``clientOrderId``, a job's, and a
+  body's or query's ``connection_id`` / ``symbol``) pointed at those, so generated requests reach the
+  order, cancel, close, strategy, job and settings code behind the 404, and orders (MARKET, LIMIT and
+  conditional ones priced around the mark) reach the simulator and its algo order service. It is
+  derandomized (the same generated requests every run). This is how a body
   sent as a JSON array was found to be read as its first item, and a balance ending in zeros past
   DynamoDB's 38 digits to be a 500.
 
@@ -83,6 +84,12 @@ TYPE_FIELDS = {
     "TAKE_PROFIT": ("triggerPrice", "price", "timeInForce", "workingType", "priceProtect"),
     "TRAILING_STOP_MARKET": ("callbackRate", "activationPrice", "workingType", "priceProtect"),
 }
+# Limit buys the deep world leaves resting, for the order reads and cancels to find (each cancel takes one).
+RESTING_ORDERS = 4
+# A backtest over the request's candle limit: answered 202 with a job id to read.
+LONG_BACKTEST = {"symbol": "BTCUSDT", "interval": "1m", "type": "sma_crossover",
+                 "parameters": {"fast": 2, "slow": 3}, "size": "0.002",
+                 "start": "2026-10-01T00:00:00Z", "end": "2026-10-09T00:00:00Z"}
 # Settings a request may change that would stop every later order of the run (a kill switch on, a margin type
 # Binance cannot switch with the world's long open, a tiny limit): kept at values that let orders through.
 KEPT_OPEN = {
@@ -112,6 +119,8 @@ class FuzzWorld:
     token: str
     connection_id: str
     strategy_ids: tuple[str, ...]
+    order_ids: tuple[str, ...]  # the open long's MARKET order, then resting LIMIT buys: reads and cancels
+    job_id: str  # a backtest job, for GET /strategies/backtest/{jobId}
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +146,8 @@ def _ok(response, status: int) -> dict:
 @pytest.fixture(scope="module")
 def world(deep_stack: RunningStack) -> FuzzWorld:
     """A connection on the futures-full demo key, tested and futures-enabled, with a BTCUSDT long (for the
-    close, stop and position routes) and a paper and a live SMA strategy on it."""
+    close, stop and position routes), limit buys resting 10 % under the mark (for reads and cancels), a
+    backtest job, and a paper and a live SMA strategy on it."""
     token = deep_stack.token_for("deepfuzz-0000-4000-8000-000000000000")
     account = next(a for a in json.loads((REPO_ROOT / "local" / "demo-accounts.json").read_text())["accounts"]
                    if a["id"] == "futures-full")
@@ -155,11 +165,19 @@ def world(deep_stack: RunningStack) -> FuzzWorld:
     opened = _ok(deep_stack.call("POST", "/futures/order", token=token, json=long,
                                  headers={"Idempotency-Key": "deep-fuzz-open"}), 200)
     assert opened["status"] == "FILLED", opened
+    limit = {**long, "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.002",
+             "price": _on_grid(MARK * Decimal("0.9"))}
+    resting = [_ok(deep_stack.call("POST", "/futures/order", token=token, json=limit,
+                                   headers={"Idempotency-Key": f"deep-fuzz-rest-{n}"}), 200)
+               for n in range(RESTING_ORDERS)]
+    assert [order["status"] for order in resting] == ["NEW"] * RESTING_ORDERS, resting
+    job = _ok(deep_stack.call("POST", "/strategies/backtest", token=token, json=LONG_BACKTEST), 202)
     strategy_ids = tuple(_ok(deep_stack.call("POST", "/strategies", token=token, json={
         "connection_id": connection["id"], "symbol": "BTCUSDT", "interval": "1m", "type": "sma_crossover",
         "parameters": {"fast": 2, "slow": 3}, "mode": mode, "size": "0.002", "leverage": 2}), 201)["id"]
         for mode in ("paper", "live"))
-    return FuzzWorld(deep_stack, token, connection["id"], strategy_ids)
+    order_ids = tuple(order["client_order_id"] for order in (opened, *resting))
+    return FuzzWorld(deep_stack, token, connection["id"], strategy_ids, order_ids, job["job_id"])
 
 
 def aim(case, world: FuzzWorld) -> None:
@@ -182,18 +200,24 @@ def aim(case, world: FuzzWorld) -> None:
 
 
 def _aim_path(case, world: FuzzWorld, chance: random.Random) -> None:
-    """The path's id at the stored connection or a stored strategy, its symbol (and a query's) at a listed one
-    (mostly)."""
+    """The path's id at the stored connection, a stored strategy, order or backtest job, its symbol (and a
+    query's) at a listed one, a query's connection at the stored one (mostly)."""
     parameters = case.path_parameters or {}
     kept = (case.method.upper(), case.path) in KEEP
     if "id" in parameters and not kept and chance.random() < AIMED_SHARE:
         strategy = case.path.startswith("/strategies/")
         parameters["id"] = chance.choice(world.strategy_ids) if strategy else world.connection_id
+    if "clientOrderId" in parameters and chance.random() < AIMED_SHARE:
+        parameters["clientOrderId"] = chance.choice(world.order_ids)
+    if "jobId" in parameters and chance.random() < AIMED_SHARE:
+        parameters["jobId"] = world.job_id
     if "symbol" in parameters and chance.random() < AIMED_SHARE:
         parameters["symbol"] = chance.choice(["BTCUSDT", "ETHUSDT"])
     query = case.query
     if isinstance(query, dict) and isinstance(query.get("symbol"), str) and chance.random() < AIMED_SHARE:
         query["symbol"] = "BTCUSDT"
+    if isinstance(query, dict) and "connection_id" in query and chance.random() < AIMED_SHARE:
+        query["connection_id"] = world.connection_id
 
 
 def _aim_body(case, world: FuzzWorld, chance: random.Random) -> None:
