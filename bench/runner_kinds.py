@@ -57,9 +57,11 @@ kind's figures are those of its phase with the median own CPU, every round's fig
 it (``median_phase``): a single phase's own CPU moved by +-15 % from the next one in the same
 process on this shared machine, enough to flip a verdict near its line.
 
-A first, unreported live phase (one strategy per user) warms the container's caches as a warm
-Lambda container has them. Each phase's messages are drained by ONE worker, invocation after
-invocation, so that the process CPU of an invocation is that invocation's own. What is counted:
+A first, unreported live phase (one strategy per (user, symbol) pair the phases trade) warms the
+container's caches as a warm Lambda container has them, and makes each pair's once-per-symbol leverage
+check as a connection that traded before has made it. Each phase's messages are drained by ONE
+worker, invocation after invocation, so that the process CPU of an invocation is that invocation's
+own. What is counted:
 
 - DynamoDB: every request of any botocore client, priced by ``bench.dynamo_units`` (sizes from
   the items sent and returned, before/after items read by uncounted GetItems), attributed to
@@ -579,8 +581,11 @@ def measure_kinds(
             ledger = CpuLedger(meter)
             with meter.active(), ledger.hooks():
                 # Warm-up, not reported: the first live tick of every connection fills the container's
-                # caches (clients, secrets, exchangeInfo, server time), as a warm Lambda container has them.
-                _run_phase("live", len(env["users"]), env, meter, ledger)
+                # caches (clients, secrets, exchangeInfo, server time), as a warm Lambda container has them,
+                # and on every (connection, symbol) pair the phases trade (strategy i: user i mod users,
+                # symbol i mod symbols) makes the once-per-symbol check of its leverage against
+                # max_leverage (klineo.services.symbol_settings), as connections that traded before.
+                _run_phase("live", max(len(env["users"]), len(chosen)), env, meter, ledger)
                 phases: dict[str, list[KindFigures]] = {kind: [] for kind in kinds}
                 for _ in range(max(1, rounds)):
                     for kind in kinds:

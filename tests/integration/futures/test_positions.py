@@ -88,7 +88,8 @@ def test_positions_read_matches_the_simulator_after_an_order(sim_env, invoke, fu
     assert Decimal(position["entry_price"]) == Decimal(row["entryPrice"])
     assert Decimal(position["notional"]) == abs(Decimal(row["notional"]))
     assert position["mark_price"] and position["unrealized_pnl"] is not None
-    assert position["leverage"] == 20 and position["margin_type"] == "cross"
+    # the account's 20x, lowered to max_leverage (10) before the first order: no leverage is set
+    assert position["leverage"] == 10 and position["margin_type"] == "cross"
     assert position["protective_orders"] == []
 
 

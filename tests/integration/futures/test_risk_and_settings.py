@@ -95,6 +95,43 @@ def test_enabling_again_with_the_same_settings_changes_nothing(sim_env, invoke, 
     assert (state.dual_side, state.margin_type["BTCUSDT"], state.leverage["BTCUSDT"]) == (True, "ISOLATED", 5)
 
 
+def test_without_a_leverage_an_order_never_trades_above_max_leverage(sim_env, invoke, enabled):
+    """GIVEN no leverage set and the account's own 20x on BTCUSDT WHEN the first order adds exposure THEN
+    the symbol's leverage is lowered to max_leverage (10x) before it, remembered, and not asked again."""
+    assert _exchange(sim_env, enabled.account).leverage["BTCUSDT"] == 20
+
+    first = invoke("futures_order", order_event(_market(enabled.id), key=new_key()))
+    sim_env.clear_journal()
+    second = invoke("futures_order", order_event(_market(enabled.id), key=new_key()))
+
+    assert first["statusCode"] == 200 and second["statusCode"] == 200, (first["body"], second["body"])
+    assert _exchange(sim_env, enabled.account).leverage["BTCUSDT"] == 10
+    stored = get_connection(USER_A, enabled.id)
+    assert stored.symbol_settings == {"BTCUSDT": {"leverage_at_most": 10}}
+    assert _setting_posts(sim_env) == []
+    assert not [r for r in sim_env.journal if r.path == "/fapi/v1/symbolConfig"]
+
+
+def test_without_a_leverage_a_lower_account_leverage_is_kept_and_a_close_asks_nothing(sim_env, invoke,
+                                                                                      enabled):
+    """GIVEN no leverage set and the account at 3x on BTCUSDT WHEN an order adds exposure THEN 3x is kept
+    (the cap never raises it); a reduce-only close reads no symbol settings at all."""
+    _exchange(sim_env, enabled.account).leverage["BTCUSDT"] = 3
+    opened = invoke("futures_order", order_event(_market(enabled.id), key=new_key()))
+    assert opened["statusCode"] == 200, opened["body"]
+    assert _setting_posts(sim_env) == [] and _exchange(sim_env, enabled.account).leverage["BTCUSDT"] == 3
+    patched = _patch(invoke, enabled.id, {"max_leverage": 2})  # the check is made again for a new cap
+    assert patched["statusCode"] == 200, patched["body"]
+    sim_env.clear_journal()
+
+    closed = invoke("futures_order", order_event(_market(enabled.id, side="SELL", reduceOnly=True),
+                                                 key=new_key()))
+
+    assert closed["statusCode"] == 200, closed["body"]
+    assert not [r for r in sim_env.journal if r.path == "/fapi/v1/symbolConfig"]
+    assert _exchange(sim_env, enabled.account).leverage["BTCUSDT"] == 3
+
+
 def test_position_mode_change_with_an_open_position_is_409_naming_position_mode(sim_env, invoke, enabled):
     """GIVEN an open position WHEN PATCH asks for hedge mode THEN 409 position_mode, nothing stored."""
     assert invoke("futures_order", order_event(_market(enabled.id), key=new_key()))["statusCode"] == 200

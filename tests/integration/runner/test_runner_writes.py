@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from klineo.runner import execution, on_demand
 from klineo.store import aws as aws_clients
+from klineo.store.connections import record_symbol_settings
 from klineo.store.events import list_events
 from klineo.store.orders import get_order_record
 
@@ -135,10 +136,12 @@ def test_a_duplicated_hold_turn_answers_not_run(runner, monkeypatch) -> None:
 
 
 def test_a_live_order_is_one_claim_transaction_and_one_settle_transaction(runner, writes) -> None:
-    """GIVEN a live strategy that trades WHEN its message is worked THEN two TransactWriteItems and no other
-    write: the claim (strategy, no run yet, gates, order record, signal + order_submit) and the settle (run,
-    strategy, order record outcome, order_fill)."""
-    sid = runner.strategy(USER, runner.connection(USER))
+    """GIVEN a live strategy that trades, on a connection that traded its symbol before WHEN its message is
+    worked THEN two TransactWriteItems and no other write: the claim (strategy, no run yet, gates, order
+    record, signal + order_submit) and the settle (run, strategy, order record outcome, order_fill)."""
+    connection = runner.connection(USER)
+    record_symbol_settings(USER, connection, "BTCUSDT", {"leverage_at_most": 10})  # its once-per-symbol check
+    sid = runner.strategy(USER, connection)
     event = runner.dispatched_event()
     writes.clear()
     assert runner.work_event(event)["batchItemFailures"] == []
@@ -152,6 +155,23 @@ def test_a_live_order_is_one_claim_transaction_and_one_settle_transaction(runner
     assert _events(sid) == Counter({"signal": 1, "order_submit": 1, "order_fill": 1})
     record = get_order_record(USER, runner.runs(sid)[0].order["client_order_id"])
     assert record is not None and record.status == "FILLED" and record.origin == sid
+
+
+def test_the_first_live_order_on_a_symbol_also_records_its_leverage_check_once(runner, writes) -> None:
+    """GIVEN a connection with no leverage set, new to BTCUSDT (the account at 20x) WHEN a live strategy's
+    first order goes out THEN the symbol's leverage is lowered to max_leverage first and ONE UpdateItem of
+    the connection remembers it, beside the order's two transactions."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    writes.clear()
+
+    assert runner.work_event(event)["batchItemFailures"] == []
+
+    assert writes.counts == Counter({"TransactWriteItems": 2, "UpdateItem": 1})
+    assert runner.runs(sid)[0].status == "ordered"
+    assert len(runner.journal("POST", "/fapi/v1/leverage")) == 1
+    account = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    assert account.leverage["BTCUSDT"] == 10
 
 
 def test_a_paper_fill_is_one_transaction(runner, writes) -> None:

@@ -444,9 +444,10 @@ def _send(gated: _Gated, futures_order: FuturesOrder | AlgoOrder, client_order_i
     if before_send is not None:
         before_send()
     creds = connection_credentials(gated.connection)
-    if prepare_symbol(gated.client, creds, gated.connection, gated.order.symbol,
-                      reduces=_intent(gated.order).reduces):
-        forget_connection(gated.user_id, gated.order.connection_id)  # its symbol_settings changed
+    stored = prepare_symbol(gated.client, creds, gated.connection, gated.order.symbol,
+                            reduces=_intent(gated.order).reduces)
+    if stored is not None:  # its symbol_settings changed: the next order reads them from the cache
+        remember_connection(gated.user_id, gated.order.connection_id, stored)
     return submit_order(gated.client, creds, futures_order, client_order_id, deadline=deadline, **resume)
 
 

@@ -10,6 +10,13 @@ defaults makes the next order apply them again. -4046 is success; -4047/-4048 ar
 ``margin_type``; a leverage above the symbol's top bracket (read from /fapi/v1/leverageBracket
 before asking) is a 422 naming ``leverage``.
 
+Without a leverage (neither the connection's default nor the strategy's own) an order would trade at
+the leverage the account already holds on the symbol: 20x on a fresh Binance account. ``max_leverage``
+caps the leverage an order trades at, so that leverage is read from the same /fapi/v1/symbolConfig and,
+when above ``max_leverage``, lowered to it (never raised) before the first order adding exposure. The
+check is remembered like applied settings (``leverage_at_most``: made again when ``max_leverage`` or the
+defaults change); like them, a leverage changed later in Binance's own app is not seen.
+
 Apart from the futures account routes so that the order paths (orders, the strategy worker) and
 the routes that only need ``futures_client`` load neither those routes' models nor their code
 (issue 16 item 3, cold start).
@@ -97,34 +104,51 @@ def _apply_leverage(client: BinanceClient, creds: Credentials, symbol: str, leve
 
 
 def _wanted(connection: Connection) -> dict[str, Any]:
+    """What the symbol must hold before an order adds exposure: the margin type and leverage to apply, or
+    without a leverage the cap the account's own one is kept under (``leverage_at_most``)."""
     wanted: dict[str, Any] = {}
     if connection.margin_type is not None:
         wanted["margin_type"] = connection.margin_type
     if connection.leverage is not None:
         wanted["leverage"] = connection.leverage
+    else:
+        wanted["leverage_at_most"] = connection.max_leverage
     return wanted
+
+
+def _leverage_to_apply(wanted: dict[str, Any], config: dict[str, Any]) -> int | None:
+    """The leverage to set on the symbol: the one wanted when it differs from what the account holds, or
+    the cap when the account's own one (no leverage wanted) is above it; None: none to set."""
+    held = str(config.get("leverage"))
+    leverage = wanted.get("leverage")
+    if leverage is not None:
+        return leverage if held != str(leverage) else None
+    cap = wanted["leverage_at_most"]
+    return cap if held.isdigit() and int(held) > cap else None
 
 
 def prepare_symbol(
     client: BinanceClient, creds: Credentials, connection: Connection, symbol: str, *, reduces: bool,
-) -> bool:
+) -> dict[str, Any] | None:
     """Apply the connection's margin type and leverage to ``symbol`` unless already done (see module doc).
 
     ``reduces``: the order(s) about to go out only make a position smaller. Then nothing is applied: a
     close needs neither setting, and Binance refuses a margin type change while the position is open
-    (-4048), so applying the defaults first would trap the position. True when it applied them (the
-    connection item changed: its symbol_settings now hold ``symbol``).
+    (-4048), so applying the defaults first would trap the position. Returns the connection item as now
+    stored when it applied them (its symbol_settings hold ``symbol``; ``connection``'s own are brought in
+    step too, so the later turns of a runner batch that share it ask no more), None when nothing changed.
     """
     wanted = _wanted(connection)
-    if reduces or not wanted or connection.symbol_settings.get(symbol) == wanted:
-        return False
+    if reduces or connection.symbol_settings.get(symbol) == wanted:
+        return None
     config = endpoints.futures_symbol_config(client, creds, symbol)
     margin_type = wanted.get("margin_type")
     if margin_type is not None and str(config.get("marginType", "")).upper() != MARGIN_TYPES[margin_type]:
         _apply_margin_type(client, creds, symbol, margin_type)
-    leverage = wanted.get("leverage")
-    if leverage is not None and str(config.get("leverage")) != str(leverage):
+    leverage = _leverage_to_apply(wanted, config)
+    if leverage is not None:
         _apply_leverage(client, creds, symbol, leverage)
-    connection_store.record_symbol_settings(connection.user_id, connection.connection_id, symbol, wanted,
-                                            recorded=connection.symbol_settings)
-    return True
+    item = connection_store.record_symbol_settings(connection.user_id, connection.connection_id, symbol,
+                                                   wanted, recorded=connection.symbol_settings)
+    connection.symbol_settings[symbol] = wanted
+    return item

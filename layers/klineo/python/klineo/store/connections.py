@@ -354,8 +354,9 @@ def update_settings(user_id: str, connection_id: str, changes: dict[str, Any]) -
 
 
 def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applied: dict[str, Any],
-                           recorded: dict[str, Any] | None = None) -> None:
-    """Remember the margin type and leverage applied on Binance for one symbol of the connection.
+                           recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Remember the margin type and leverage applied on Binance for one symbol of the connection; returns
+    the connection item as now stored (DynamoDB's attribute values), for the container's cache.
 
     ONE UpdateItem (conditional on the connection existing): ``recorded`` is the connection's
     symbol_settings as the caller read them. With some, the map exists and only this symbol's entry
@@ -372,12 +373,12 @@ def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applie
         update = Update(sets=sets)
         map_condition = f"{'attribute_exists' if in_map else 'attribute_not_exists'}(symbol_settings)"
         try:
-            aws.dynamodb().update_item(
+            answer = aws.dynamodb().update_item(
                 TableName=get_settings().data_table, Key=_key(user_id, connection_id),
-                ConditionExpression=f"attribute_exists(pk) AND {map_condition}",
+                ConditionExpression=f"attribute_exists(pk) AND {map_condition}", ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD", **update.request(),
             )
-            return
+            return answer["Attributes"]
         except ClientError as exc:
             if aws.error_code(exc) != aws.CONDITION_FAILED:
                 raise
