@@ -148,10 +148,7 @@ def test_a_kill_switch_set_after_the_batch_read_stops_the_resend_of_a_lost_attem
     """GIVEN an order that never reached Binance WHEN its message comes again past recvWindow and the
     user's kill switch is turned on right after that batch read its gates THEN nothing is sent: the run
     is skipped naming user_kill_switch, a risk_block event says so, and the position is unchanged."""
-    sid = runner.strategy(USER, runner.connection(USER))
-    event = runner.dispatched_event()
-    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
-    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    sid, event = _lost_attempt(runner)
     read_gates = GateBook.load
 
     def switch_on_after_the_read(pairs):
@@ -169,6 +166,49 @@ def test_a_kill_switch_set_after_the_batch_read_stops_the_resend_of_a_lost_attem
     assert (run.status, run.skip_reason) == ("skipped", "user_kill_switch")
     blocks = [e for e in list_events(sid, 20).events if e.kind == "risk_block"]
     assert [e.details["gate"] for e in blocks] == ["user_kill_switch"]
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None and stored.live_position == 0
+
+
+def test_a_lost_attempt_is_not_sent_live_once_the_strategy_was_switched_to_paper(runner) -> None:
+    """GIVEN a live order that never reached Binance WHEN the trader switches the strategy to paper and its
+    message comes again past recvWindow THEN nothing is sent: the run is skipped (order_not_placed), the
+    pending order cleared, the live position unchanged, its record REJECTED naming the switch."""
+    sid, event = _lost_attempt(runner)
+    lost = runner.stored(USER, sid).pending.client_order_id
+    strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"mode": "paper"})
+
+    assert runner.work_event(event, later_ms=_past_recv_window_ms(1_000))["batchItemFailures"] == []
+
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("skipped", "order_not_placed")
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None and stored.live_position == 0 and stored.mode == "paper"
+    record = get_order_record(USER, lost)
+    assert record.status == "REJECTED" and "switched to paper" in record.error["message"]
+
+
+def test_a_switch_to_paper_after_the_turn_read_the_strategy_stops_the_resend_of_a_lost_attempt(
+    runner, monkeypatch,
+) -> None:
+    """GIVEN a live order that never reached Binance WHEN its message comes again past recvWindow and the
+    strategy is switched to paper right after the batch read it THEN the check right before the second
+    send stops it: nothing sent, the run skipped (order_not_placed), the live position unchanged."""
+    sid, event = _lost_attempt(runner)
+    read_gates = GateBook.load
+
+    def switch_to_paper_after_the_read(pairs):
+        strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"mode": "paper"})
+        return read_gates(pairs)
+
+    monkeypatch.setattr(GateBook, "load", switch_to_paper_after_the_read)
+
+    assert runner.work_event(event, later_ms=_past_recv_window_ms(1_000))["batchItemFailures"] == []
+
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("skipped", "order_not_placed")
     stored = runner.stored(USER, sid)
     assert stored.pending is None and stored.live_position == 0
 
@@ -197,6 +237,15 @@ def test_an_order_absent_at_binance_after_its_candle_was_superseded_is_settled_n
     assert (record.status, record.error["category"]) == ("REJECTED", "order_not_placed")
     assert "new side" not in record.error["message"]  # a flip's entry's message names its closed old side
     assert lost not in {r.client_order_id for r in list_unsettled()}
+
+
+def _lost_attempt(runner) -> tuple[str, dict]:
+    """A live strategy whose order's request died before reaching Binance: (its id, the message again)."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    return sid, event
 
 
 def _past_recv_window_ms(after_ms: int) -> int:

@@ -22,7 +22,9 @@ Order of work for a strategy S and the candle C its message names:
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``). Right before
    such a second send the gates are read again (``recheck_gates``): a kill switch turned on since
-   the batch's read stops it, ``risk_block`` naming the gate and the run ``skipped``.
+   the batch's read stops it, ``risk_block`` naming the gate and the run ``skipped``. Only a strategy
+   still live and active sends it again: one switched to paper (or paused) before the second send only
+   looks it up, and settles it as found or as never placed (``order_not_placed``).
 4. A candle superseded by a newer closed one is recorded ``skipped`` (stale_candle), never traded.
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
@@ -1043,6 +1045,8 @@ class _Turn:
             )
         except _ResendBlocked as blocked:
             return self.settle_blocked(pending, blocked.refusal)
+        except _NoLongerLive:
+            return self.settle_not_placed(pending, live=False)
         except KlineoError as exc:
             if exc.category is ErrorCategory.UNKNOWN_OUTCOME or exc.retryable:
                 logger.warning("strategy order unsettled; will look again", extra={
@@ -1055,8 +1059,12 @@ class _Turn:
 
     def recheck_gates(self, pending: PendingOrder) -> None:
         """Right before a lost attempt is sent again: the gates read now (one consistent BatchGetItem),
-        since the batch's read may be older than a kill switch; a closed gate raises _ResendBlocked."""
+        since the batch's read may be older than a kill switch; a closed gate raises _ResendBlocked. The
+        strategy is read again too: switched to paper or paused meanwhile, it raises _NoLongerLive."""
         strategy = self.strategy
+        current = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
+        if current is None or not current.active or current.mode != "live":
+            raise _NoLongerLive
         trading = strategy_trading_context(strategy, load_trading_context(strategy.user_id,
                                                                           strategy.connection_id))
         try:
@@ -1272,7 +1280,8 @@ class _Turn:
         try:
             creds = self.creds = connection_credentials(trading.connection)
             same_candle = pending.close_time == self.close_time
-            if same_candle and not is_superseded(pending.close_time, strategy.interval, now):
+            # Sent again only for a strategy still live (a switch to paper, or a pause, stops it: looked up).
+            if same_candle and self.live and not is_superseded(pending.close_time, strategy.interval, now):
                 return self.send_and_settle(taken, creds, earlier_attempt_ms=earlier)
             client = self.client()
             found = query_futures_order(client, creds, strategy.symbol, pending.client_order_id)
@@ -1288,17 +1297,25 @@ class _Turn:
         window_ms = float(self.client().recv_window) + SETTLE_MARGIN_MS
         if now - earlier < window_ms:
             return self.result("pending", "earlier attempt may still reach Binance", retry=True)
-        why = _NEW_SIDE_NOT_PLACED if _is_second(pending) else _NOT_PLACED
-        run = self.final_run(taken, "skipped", skip_reason="order_not_placed", why=why)
+        settled = self.settle_not_placed(taken, live=self.live)
+        return settled if pending.close_time == self.close_time else None
+
+    def settle_not_placed(self, pending: PendingOrder, *, live: bool) -> StrategyResult:
+        """``pending`` never reached Binance and is never sent: its candle passed or (``live`` False) the
+        strategy is no longer live and active. A skipped run, its record settled as rejected."""
+        strategy = self.strategy
+        why = _not_placed_why(pending, live)
+        run = self.final_run(pending, "skipped", skip_reason="order_not_placed", why=why)
         # Its record is settled too: no attempt will ever send it (the strategy's pending order was it).
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
                                        error=why)
-        if settle_live_order(
-            strategy.user_id, strategy.strategy_id, taken, run,
+        if not settle_live_order(
+            strategy.user_id, strategy.strategy_id, pending, run,
             position_to=pending.position_before, outcome=outcome,
         ):
-            self.after_second_leg_refused(taken)
-        return self.result(run.status, "order_not_placed") if pending.close_time == self.close_time else None
+            return self.result("not_run", "another attempt settled this order")
+        self.after_second_leg_refused(pending)
+        return self.result(run.status, "order_not_placed")
 
 
 # userTrades reads for the live PnL stop once less than this much request weight is left this minute.
@@ -1307,6 +1324,10 @@ FILLS_READ_RESERVE = 1200
 CLAIM_ATTEMPTS = 2
 # Turns played again after the strategy changed between its read and its write (StrategyChanged).
 _REPLAYS = 2
+
+
+class _NoLongerLive(Exception):
+    """The strategy was switched to paper or paused before a lost attempt was sent again."""
 
 
 class _ResendBlocked(Exception):
@@ -1342,19 +1363,24 @@ NEXT_LEG = "next_leg"
 FIRST_LEG = "first_leg"
 # The event tag of a flip's second order: a candle's events are one per kind and tag (klineo.store.events).
 _SECOND_LEG_TAG = "leg2"
-# The run's error, and its order record's, when an order was never placed (its attempt lost, its candle
-# past): a flip's entry's names what the run did do.
-_NOT_PLACED = {"category": "order_not_placed", "message": (
-    "The order never reached Binance and its candle is past: nothing was placed; the next candle decides "
-    "again.")}
-_NEW_SIDE_NOT_PLACED = {"category": "order_not_placed", "message": (
-    "The order opening the new side never reached Binance and its candle is past: only the old side was "
-    "closed.")}
 
 
 def _is_second(pending: PendingOrder) -> bool:
     """True for a hedge flip's second order (the new side's entry): it carries its first's facts."""
     return FIRST_LEG in pending.facts
+
+
+def _not_placed_why(pending: PendingOrder, live: bool) -> dict[str, str]:
+    """The run's error, and its order record's, when ``pending`` was never placed (its attempt lost): its
+    candle is past (``live``) or the strategy is no longer live. A flip's entry's says what the run did."""
+    when = "its candle is past" if live else (
+        "the strategy was switched to paper or paused before it was sent again")
+    if _is_second(pending):
+        what, done = "The order opening the new side", "only the old side was closed."
+    else:
+        what, done = "The order", "nothing was placed; the next candle decides again." if live else (
+            "nothing was placed.")
+    return {"category": "order_not_placed", "message": f"{what} never reached Binance and {when}: {done}"}
 
 
 def gate_message(exc: KlineoError) -> str:
