@@ -166,6 +166,56 @@ def test_a_flip_into_an_entry_without_stops_forgets_the_cancelled_ones(runner) -
     assert [e.details["cause"] for e in _events(sid, "position_closed")] == []
 
 
+def test_a_flip_whose_cancels_failed_cancels_the_old_stops_later_not_on_a_new_position(
+    runner, reconcile,
+) -> None:
+    """GIVEN a live long with SL/TP WHEN it flips short while Binance answers the stops' cancels 503 THEN the
+    short's record keeps them (``superseded``) and the next flip long cancels them: no stale stop is left
+    open beside the new long."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3")
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.run_tick(now - 2 * MINUTE_MS)
+    first_stops = [protective_client_algo_id(runner.runs(sid)[0].order["client_order_id"], r) for r in SL_TP]
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+    runner.sim.faults.add("http_503_unavailable", count=50, method="DELETE", path="/fapi/v1/algoOrder")
+    runner.run_tick(now - MINUTE_MS)
+    runner.sim.faults.clear()
+    assert runner.runs(sid)[0].order["side"] == "SELL" and _exchange_position(runner) < 0
+    assert sorted(runner.stored(USER, sid).protective["superseded"]) == sorted(first_stops)
+    reconcile()  # the position reads short, not 0: the reconciler leaves the long's stops alone
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_LONG})
+
+    runner.run_tick(now)
+
+    assert runner.runs(sid)[0].order["side"] == "BUY" and _exchange_position(runner) > 0
+    assert [_algos(runner)[i].status for i in first_stops] == ["CANCELED"] * 2
+    assert "superseded" not in runner.stored(USER, sid).protective
+
+
+def test_a_flip_into_an_entry_without_stops_whose_cancels_failed_cancels_them_next_turn(runner) -> None:
+    """GIVEN a live long with SL/TP WHEN the user clears SL/TP and it flips short while Binance answers the
+    stops' cancels 503 THEN they stay recorded (``superseded``, not armed) and the next turn cancels them
+    and forgets the record."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3")
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.run_tick(now - 2 * MINUTE_MS)
+    first_stops = [protective_client_algo_id(runner.runs(sid)[0].order["client_order_id"], r) for r in SL_TP]
+    update_strategy(USER, sid, runner.stored(USER, sid),
+                    changes={"parameters": ALWAYS_SHORT, "stop_loss_pct": None, "take_profit_pct": None})
+    runner.sim.faults.add("http_503_unavailable", count=50, method="DELETE", path="/fapi/v1/algoOrder")
+    runner.run_tick(now - MINUTE_MS)
+    runner.sim.faults.clear()
+    after_flip = runner.stored(USER, sid).protective
+    assert after_flip["armed"] is False and sorted(after_flip["superseded"]) == sorted(first_stops)
+
+    runner.run_tick(now)
+
+    assert [_algos(runner)[i].status for i in first_stops] == ["CANCELED"] * 2
+    assert runner.stored(USER, sid).protective is None and _exchange_position(runner) == Decimal("-0.002")
+
+
 def test_after_a_liquidation_the_next_tick_records_it_and_sends_no_reduce_order(runner) -> None:
     """GIVEN a long live position WHEN Binance liquidates it THEN the next tick records position_closed
     (liquidation), sets the position to 0 and sends no order at all."""

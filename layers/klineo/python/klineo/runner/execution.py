@@ -50,7 +50,9 @@ Order of work for a strategy S and the candle C its message names:
    (``prepare_symbol``), the fills read for the live PnL (userTrades) and, after an entry with
    SL/TP, the protective orders and their ``set_protective`` write; after an order that left less of
    the position on the same side, its protective orders re-placed for what is left
-   (``klineo.runner.reprice``, "What is left").
+   (``klineo.runner.reprice``, "What is left"). An order that closes, flips or grows the position
+   cancels the earlier entry's stops first; those whose cancel failed stay in the new record's
+   ``superseded``, cancelled again on later turns (``LiveReprice.retire``) or by the next order.
 
 Every strategy write of a turn is conditional on the strategy as the turn read it (``updated_at``,
 position, pending order, candle). When it changed meanwhile (edited, traded, claimed elsewhere) the
@@ -1193,27 +1195,30 @@ class _Turn:
         fills = fills or estimated_fills(self.strategy, filled, price, before)
         return live_book_after(self.strategy, fills, filled, price, before, cid), fills
 
-    def disarm_previous(self, before: Decimal, position_to: Decimal) -> None:
+    def disarm_previous(self, before: Decimal, position_to: Decimal) -> list[str]:
         """The strategy's own order closed, flipped or grew the position: cancel the earlier entry's stops
-        (a new entry arms its own for the whole position; a stale stop must never close a later one)."""
+        (a new entry arms its own for the whole position; a stale stop must never close a later one). The
+        ones whose cancel failed are returned: the new entry's record keeps them (``superseded``)."""
         armed = self.strategy.protective or {}
         parent = armed.get("parent_client_order_id")
         if parent is None or self.trading is None or not (position_to == 0 or is_entry(before, position_to)):
-            return
+            return []
         # Loaded here: only a strategy with stops armed reaches this line (see arm_entry_orders).
         from klineo.services.protective_siblings import entry_protective_ids
-        from klineo.services.strategy_protection import disarm_protective_orders
+        from klineo.services.strategy_protection import protective_orders_left
 
-        # Every role of every generation the position had (a re-priced one's earlier orders too).
+        # Every role of every generation the position had (a re-priced one's earlier orders too), and what
+        # an earlier turn could not cancel.
         ids = entry_protective_ids(str(parent), int(armed.get("generations", 1)))
-        disarm_protective_orders(self.trading.connection, ids)
+        ids += [str(i) for i in armed.get("superseded") or [] if str(i) not in ids]
+        return protective_orders_left(self.trading.connection, ids)
 
     def after_live_fill(self, pending: PendingOrder, result: OrderResult | None,
                         position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); re-placed for what a reduction
         left; forgotten once flat."""
         strategy, before = self.strategy, pending.position_before
-        self.disarm_previous(before, position_to)
+        left = self.disarm_previous(before, position_to)
         entered = is_entry(before, position_to)
         record = self.wanted_protection(pending, result) if entered and result is not None else None
         if record is None:
@@ -1221,13 +1226,16 @@ class _Turn:
                 self.follow_reduction(pending, position_to)
             elif strategy.protective:
                 # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
-                # entry's stops, so they must not stay recorded as armed.
-                set_protective(strategy.user_id, strategy.strategy_id, None, self.take_events(),
+                # entry's stops, so they must not stay recorded as armed (those it could not are kept).
+                kept = _unarmed_record(pending, result, position_to, left) if left else None
+                set_protective(strategy.user_id, strategy.strategy_id, kept, self.take_events(),
                                _legacy_paper_moved(strategy))
             return
         # The record names the entry whatever the outcome: what was placed is the entry's (cancelled with
         # it), and what a transient failure kept off is placed on the next turns (``LiveReprice.rearm``).
         record.update(quantity=abs(position_to), parent_client_order_id=pending.client_order_id)
+        if left:  # the earlier entry's stops still open: cancelled again next turn (``LiveReprice.retire``)
+            record["superseded"] = left
         assert self.trading is not None
         record["armed"] = arm_entry_orders(self.trading.connection, strategy, record)
         if record["armed"]:
@@ -1412,6 +1420,19 @@ def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:
         return None
     return OrderPlan(target=Decimal(0), side="SELL" if position > 0 else "BUY", quantity=abs(position),
                      reduce_only=True)
+
+
+def _unarmed_record(pending: PendingOrder, result: OrderResult | None, position_to: Decimal,
+                    left: list[str]) -> dict[str, Any]:
+    """The record of a position (or flat) without stops of its own whose earlier entry's stops could not
+    all be cancelled (``left``): kept in ``superseded``, cancelled by its next order (``disarm_previous``)
+    or, open with a known entry price, by the next turn (``LiveReprice.remove_all``)."""
+    record: dict[str, Any] = {"mode": "live", "parent_client_order_id": pending.client_order_id,
+                              "armed": False, "superseded": left}
+    price = result.average_price if result is not None else None
+    if position_to != 0 and price is not None:
+        record.update(entry_side=pending.side, entry_price=price, quantity=abs(position_to))
+    return record
 
 
 def _legacy_paper_moved(strategy: Strategy) -> dict[str, Any] | None:

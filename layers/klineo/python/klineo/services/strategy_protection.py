@@ -33,7 +33,10 @@ from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord, get_order_records, record_order_outcome_quietly
 from klineo.validation import plain_text
 
-__all__ = ["NOT_ARMED", "REFUSED_FOR_GOOD", "arm_strategy_protection", "disarm_protective_orders"]
+__all__ = [
+    "NOT_ARMED", "REFUSED_FOR_GOOD", "arm_strategy_protection", "disarm_protective_orders",
+    "protective_orders_left",
+]
 
 # The states of a protective order that is not protecting the position: refused, or waiting for a fill
 # (``arm_protective_orders``' answer for an entry not filled).
@@ -90,16 +93,22 @@ def arm_strategy_protection(
 
 def disarm_protective_orders(connection: Connection, client_algo_ids: Iterable[str]) -> bool:
     """Cancel those of the protective orders ``client_algo_ids`` (``protective_client_algo_id``,
-    ``entry_protective_ids``) that are still open (their records read in one BatchGetItem); True when none
-    is left armed.
+    ``entry_protective_ids``) that are still open; True when none is left armed (``protective_orders_left``).
+    """
+    return not protective_orders_left(connection, client_algo_ids)
 
-    A failure is logged, never raised: the reconciler cancels protective orders left without a
-    position at the latest.
+
+def protective_orders_left(connection: Connection, client_algo_ids: Iterable[str]) -> list[str]:
+    """Cancel those of the protective orders ``client_algo_ids`` that are still open (their records read
+    in one BatchGetItem); the ones that may still be open (their cancel failed), in order.
+
+    A failure is logged, never raised: the caller keeps what is left to cancel again (the runner's
+    ``superseded``), and the reconciler cancels protective orders left without a position at the latest.
     """
     client, creds = futures_client(connection), connection_credentials(connection)
     ids = list(client_algo_ids)
     records = get_order_records(connection.user_id, ids)
-    disarmed = True
+    left: list[str] = []
     for algo_id in ids:
         record = records.get(algo_id)
         if record is None or record.status in ALGO_FINAL or record.final:
@@ -111,8 +120,8 @@ def disarm_protective_orders(connection: Connection, client_algo_ids: Iterable[s
                 continue
             logger.warning("protective order not cancelled",
                            extra={"client_order_id": algo_id, "category": str(exc.category)})
-            disarmed = False
+            left.append(algo_id)
             continue
         record_order_outcome_quietly(connection.user_id, algo_id, status=result.status,
                                      order_id=result.order_id, result=result.to_record())
-    return disarmed
+    return left
