@@ -720,8 +720,10 @@ PAPER_USER = "e5e5e5e5-0000-4000-8000-00000000000e"
 PAPER_CONNECTION = "e" * 32
 START = int(dt.datetime(2025, 1, 5, tzinfo=dt.UTC).timestamp() * 1000)
 # Warm-up flat at 100; a LONG entry on the first candle (close 101, filled at about 101.02); the next
-# candle dips to 99: below a 1 % stop-loss (about 100.01), above a 5 % one (about 95.97).
-ROWS = [("100", "100", "100", "100")] * 3 + [("100", "101", "100", "101"), ("101", "102", "99", "102")]
+# candle dips to 99: below a 1 % stop-loss (about 100.01), above a 5 % one (about 95.97); the one after
+# never goes below 101.5 (no stop of either percent).
+ROWS = [("100", "100", "100", "100")] * 3 + [
+    ("100", "101", "100", "101"), ("101", "102", "99", "102"), ("102", "103", "101.5", "103")]
 
 
 def _candles() -> list[Candle]:
@@ -788,6 +790,21 @@ def test_paper_a_candle_reaching_only_the_old_stop_leaves_the_position_open(sim_
     assert stored.paper_position == D("2") and _events(sid, "protective_triggered") == []
     level = D(str(stored.paper_book["protective"]["stop_loss"]))
     assert level == protective_prices("BUY", entry, D(5), None)[0]
+
+
+def test_paper_a_tighter_stop_set_after_a_dip_does_not_fire_on_that_earlier_candle(sim_env) -> None:
+    """GIVEN a paper long with a 5 % stop that held through a candle dipping to 99 WHEN the percent becomes
+    1 % and the next candle stays above it THEN the position stays open: the earlier candle, still in the
+    turn's window, keeps the old level."""
+    sid, candles = _paper_long("5")
+    assert _paper_tick(candles, 4, sid).outcome == "no_change"  # the dip to 99 is above the 5 % stop
+    _change(sid, stop_loss_pct=D("1"))
+
+    _paper_tick(candles, 5, sid)
+
+    stored = strategy_store.get_strategy(PAPER_USER, sid, consistent=True)
+    assert stored.paper_position == D("2") and _events(sid, "protective_triggered") == []
+    assert len(_events(sid, "protective_repriced")) == 1
 
 
 def _crash_on_finish(monkeypatch: Any) -> dict[str, int]:

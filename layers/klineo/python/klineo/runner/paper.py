@@ -177,10 +177,11 @@ def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -
     """The paper position's exit (``simulation.position_exit``: stop-loss, take-profit or liquidation) on
     the first of ``candles`` (oldest first, ending with the turn's candle) that makes one, else None.
 
-    Every candle after the entry's candle is checked (``entry_close_time`` of the book or of the levels'
-    record), not only the turn's: a candle the runner skipped (a stale or lost tick, a kill switch, a
-    pause) reached the level just as well, and the backtest closes the position on it. A liquidated
-    ledger holds exactly 0 (the Decimal division's dust is no money, as in the backtest's equity).
+    Every candle after the entry's candle is checked (the later of the book's entry time and the levels'
+    record's ``entry_close_time``, which a re-pricing moves up to the candle before its turn), not only the
+    turn's: a candle the runner skipped (a stale or lost tick, a kill switch, a pause) reached the level
+    just as well, and the backtest closes the position on it. A liquidated ledger holds exactly 0 (the
+    Decimal division's dust is no money, as in the backtest's equity).
     """
     position = strategy.paper_position
     if position == 0 or not candles:
@@ -191,7 +192,11 @@ def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -
     # A level that is absent, or stored as no finite number, is no level (as the book's numbers are).
     sl, tp = (decimal_or_none(protective.get(k)) for k in ("stop_loss", "take_profit"))
     ledger = ledger_of(strategy)
-    entered_at = ledger.trades[-1].entry_time or decimal_or_none(protective.get("entry_close_time"))
+    # From the later of the entry and the levels' record: re-priced levels (``klineo.runner.reprice``) count
+    # from the turn that moved them only; the candles before it were checked against the old ones.
+    levels_since = decimal_or_none(protective.get("entry_close_time"))
+    since = [t for t in (ledger.trades[-1].entry_time or None, levels_since) if t is not None]
+    entered_at = max(since) if since else None
     # The entry's own candle never counts (it entered at that close); a position stored before its
     # entry's close time was kept is checked on the turn's candle alone, as it always was.
     checked = [candles[-1]] if entered_at is None else _closed_since(candles, Decimal(entered_at))
