@@ -7,11 +7,13 @@ order-reconciler function (its AWS calls checked against its template policy). T
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
 from klineo.runner import execution
 from klineo.services import live_fills
+from klineo.services import orders as order_core
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store.dynamo import to_attr
@@ -26,6 +28,7 @@ from tests.integration.runner.test_exchange_truth import (
     ALWAYS_LONG,
     ALWAYS_SHORT,
     USER,
+    _algos,
     _get,
     _two_candles,
     _user_trades,
@@ -58,6 +61,19 @@ def _round_trip(runner) -> tuple[str, list[str]]:
     orders = [r.order["client_order_id"] for r in reversed(runner.runs(sid))]
     assert len(orders) == 2 and runner.journal("GET", "/fapi/v1/userTrades") == []
     return sid, orders
+
+
+@pytest.fixture
+def no_fill_price(monkeypatch):
+    """Binance's new-order answers lack avgPrice (facts §11) and the one read-back of the order fails."""
+    monkeypatch.setattr(order_core, "_with_fill_price",
+                        lambda client, creds, result: dataclasses.replace(result, average_price=None))
+
+
+def _stops_of(runner, sid: str) -> list:
+    """The simulator's algo orders of the strategy's current entry (its stop-loss, take-profit)."""
+    parent = runner.stored(USER, sid).protective["parent_client_order_id"]
+    return [a for i, a in _algos(runner).items() if i.startswith(parent)]
 
 
 def _unsettled() -> set[str]:
@@ -180,3 +196,56 @@ def test_reading_the_order_history_books_an_estimated_fill_as_the_reconciler_doe
     assert (pnl["estimated_fills"], Decimal(pnl["fees"])) == (0, fees.quantize(PLACES))
     booked = [e.details["client_order_id"] for e in list_events(sid, 100).events if e.kind == "fills_booked"]
     assert booked == [cid]
+
+
+def test_a_close_whose_fill_price_is_unknown_books_binances_pnl_from_its_fills(runner, no_fill_price) -> None:
+    """GIVEN a live long WHEN its close's answer lacks avgPrice and the read-back fails THEN the close still
+    settles into the live book, from its userTrades: Binance's realised PnL and commission, none estimated."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long")
+    play_current = _two_candles(runner)
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+
+    play_current()
+
+    run = runner.runs(sid)[0]
+    assert run.order["side"] == "SELL" and run.order["average_price"] is None  # as Binance answered
+    pnl = _get(runner, sid)["pnl"]
+    realised, fees = _binance_pnl(runner)
+    assert pnl["estimated_fills"] == 0 and runner.stored(USER, sid).live_position == 0
+    assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised.quantize(PLACES),
+                                                                    fees.quantize(PLACES))
+
+
+def test_an_entry_whose_fill_price_is_unknown_arms_its_stops_from_its_fills(runner, no_fill_price) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % WHEN its answer lacks avgPrice and the read-back fails THEN its
+    stops are armed at once, priced from its userTrades' average, and the book names the entry."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3")
+
+    runner.run_tick()
+
+    stored, [trade] = runner.stored(USER, sid), _user_trades(runner)
+    assert [a.status for a in _stops_of(runner, sid)] == ["NEW", "NEW"]
+    assert Decimal(str(stored.protective["entry_price"])) == Decimal(trade["price"])
+    assert stored.live_book["entry_client_order_id"] == runner.runs(sid)[0].order["client_order_id"]
+
+
+def test_an_entry_whose_fill_price_and_fills_are_unknown_is_estimated_at_the_candle_close(
+    runner, reconcile, no_fill_price, no_fills_read,
+) -> None:
+    """GIVEN a live long with SL 2 % WHEN its answer lacks avgPrice, the read-back fails and no fills can be
+    read THEN it is booked as an estimate at the decision candle's close, its stops armed from that price;
+    the reconciler then books Binance's fills in the estimate's place."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2")
+
+    runner.run_tick()
+
+    stored = runner.stored(USER, sid)
+    assert [a.status for a in _stops_of(runner, sid)] == ["NEW"]
+    assert _get(runner, sid)["pnl"]["estimated_fills"] == 1 and stored.live_book["entry_price"]
+    cid = runner.runs(sid)[0].order["client_order_id"]
+    assert get_order_record(USER, cid).booked_estimate is not None
+
+    assert reconcile()["fills_booked"] == 1 and _get(runner, sid)["pnl"]["estimated_fills"] == 0

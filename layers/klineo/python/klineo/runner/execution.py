@@ -1138,7 +1138,7 @@ class _Turn:
             return self.result("pending", f"order {result.status}", retry=True)
         filled = _signed(pending.side, result.executed_quantity)
         position_to = pending.position_before + filled
-        book, fills = self.live_book(pending, result, filled) or (None, None)
+        book, fills, price = self.live_book(pending, result, filled) or (None, None, None)
         # An estimated fill is kept on the record, so the reconciler books Binance's own in its place.
         estimate = fills.recorded() if fills is not None and fills.estimated else None
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
@@ -1148,7 +1148,7 @@ class _Turn:
             self.event("order_fill", close_time=pending.close_time, second=_is_second(pending),
                        client_order_id=pending.client_order_id, side=pending.side,
                        position_side=_hedge_side(pending), quantity=result.executed_quantity,
-                       price=result.average_price, realised_pnl=book["realised_pnl"], fees=book["fees"])
+                       price=price, realised_pnl=book["realised_pnl"], fees=book["fees"])
         run = self.final_run(pending, "ordered", order=run_order_of(result))
         if NEXT_LEG in pending.facts:  # a hedge flip's close: on to the new side, or the close's run alone
             # Loaded here: only a hedge flip's close reaches this line, not every worker's cold start.
@@ -1168,15 +1168,19 @@ class _Turn:
         ):
             return self.result("not_run", "another attempt settled this order")
         self.note_key_outcome(None)
-        self.after_live_fill(pending, result, position_to)
+        self.after_live_fill(pending, price, position_to)
         return self.result("ordered", result.status)
 
     def live_book(self, pending: PendingOrder, result: OrderResult,
-                  filled: Decimal) -> tuple[dict[str, Any], Fills] | None:
-        """The live PnL book with this order's fills (Binance's realizedPnl, commission, else estimated) and
-        those fills; None if unfilled."""
-        price = result.average_price
-        if filled == 0 or price is None or self.trading is None:
+                  filled: Decimal) -> tuple[dict[str, Any], Fills, Decimal] | None:
+        """The live PnL book with this order's fills (Binance's realizedPnl, commission, else estimated),
+        those fills and the fill price; None if unfilled.
+
+        The price is Binance's avgPrice; when its answer lacked it (and the read-back failed), the fills'
+        own (userTrades), else the decision candle's close, the fills then estimated (``booked_estimate``:
+        the reconciler books Binance's in their place): a fill is never left out of the book, nor an entry
+        without its stops and its ``entry_client_order_id``."""
+        if filled == 0 or self.trading is None:
             return None
         creds = self.creds if self.creds is not None else connection_credentials(self.trading.connection)
         before, cid = pending.position_before, pending.client_order_id
@@ -1190,10 +1194,24 @@ class _Turn:
             except KlineoError as exc:
                 logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
                     "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})
+        price = result.average_price or (fills.price if fills is not None else None)
+        if price is None:
+            fills, price = None, self.decision_close(pending)
+            if price is None:
+                return None
+            logger.warning("strategy fill price unknown; estimated at the decision candle's close", extra={
+                "strategy_id": self.strategy.strategy_id, "client_order_id": cid})
         # Estimated from our own entry price and the taker fee; the reconciler books Binance's exact
         # fills in its place (``booked_estimate`` on the order's record, klineo.runner.pnl).
         fills = fills or estimated_fills(self.strategy, filled, price, before)
-        return live_book_after(self.strategy, fills, filled, price, before, cid), fills
+        return live_book_after(self.strategy, fills, filled, price, before, cid), fills, price
+
+    def decision_close(self, pending: PendingOrder) -> Decimal | None:
+        """The close of the candle ``pending`` was decided on (in the turn's window), else the window's last
+        close; None without candles."""
+        candles = self.ctx.group.candles if self.ctx.group is not None else ()
+        decided = [c.close for c in candles if c.close_time == pending.close_time]
+        return (decided or [c.close for c in candles] or [None])[-1]
 
     def disarm_previous(self, before: Decimal, position_to: Decimal) -> list[str]:
         """The strategy's own order closed, flipped or grew the position: cancel the earlier entry's stops
@@ -1213,21 +1231,20 @@ class _Turn:
         ids += [str(i) for i in armed.get("superseded") or [] if str(i) not in ids]
         return protective_orders_left(self.trading.connection, ids)
 
-    def after_live_fill(self, pending: PendingOrder, result: OrderResult | None,
-                        position_to: Decimal) -> None:
+    def after_live_fill(self, pending: PendingOrder, price: Decimal | None, position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); re-placed for what a reduction
         left; forgotten once flat."""
         strategy, before = self.strategy, pending.position_before
         left = self.disarm_previous(before, position_to)
         entered = is_entry(before, position_to)
-        record = self.wanted_protection(pending, result) if entered and result is not None else None
+        record = self.wanted_protection(pending, price) if entered and price is not None else None
         if record is None:
             if position_to != 0 and not entered:
                 self.follow_reduction(pending, position_to)
             elif strategy.protective:
                 # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
                 # entry's stops, so they must not stay recorded as armed (those it could not are kept).
-                kept = _unarmed_record(pending, result, position_to, left) if left else None
+                kept = _unarmed_record(pending, price, position_to, left) if left else None
                 set_protective(strategy.user_id, strategy.strategy_id, kept, self.take_events(),
                                _legacy_paper_moved(strategy))
             return
@@ -1260,16 +1277,16 @@ class _Turn:
         make_event = partial(self.make_event, close_time=pending.close_time)
         LiveReprice(left, self.trading.connection, make_event, after_fill=True).play()
 
-    def wanted_protection(self, pending: PendingOrder, result: OrderResult) -> dict[str, Any] | None:
+    def wanted_protection(self, pending: PendingOrder, price: Decimal) -> dict[str, Any] | None:
         """The protective record an entry asked for at claim time, priced from its fill; None for none."""
         wanted = pending.facts.get("protective") or {}
-        if not wanted or result.average_price is None:
+        if not wanted:
             return None
         settings = replace(self.strategy.settings, stop_loss_pct=_number(wanted.get("stop_loss_pct")),
                            take_profit_pct=_number(wanted.get("take_profit_pct")),
                            trailing_stop_pct=_number(wanted.get("trailing_stop_pct")))
         strategy = replace(self.strategy, settings=settings)
-        return protective_record(strategy, pending.side, result.average_price, "live")
+        return protective_record(strategy, pending.side, price, "live")
 
     def after_second_leg_refused(self, pending: PendingOrder) -> None:
         """A flip's entry settled unopened (refused, blocked, never placed): the old side's stops go, as after
@@ -1422,14 +1439,13 @@ def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:
                      reduce_only=True)
 
 
-def _unarmed_record(pending: PendingOrder, result: OrderResult | None, position_to: Decimal,
+def _unarmed_record(pending: PendingOrder, price: Decimal | None, position_to: Decimal,
                     left: list[str]) -> dict[str, Any]:
     """The record of a position (or flat) without stops of its own whose earlier entry's stops could not
     all be cancelled (``left``): kept in ``superseded``, cancelled by its next order (``disarm_previous``)
     or, open with a known entry price, by the next turn (``LiveReprice.remove_all``)."""
     record: dict[str, Any] = {"mode": "live", "parent_client_order_id": pending.client_order_id,
                               "armed": False, "superseded": left}
-    price = result.average_price if result is not None else None
     if position_to != 0 and price is not None:
         record.update(entry_side=pending.side, entry_price=price, quantity=abs(position_to))
     return record

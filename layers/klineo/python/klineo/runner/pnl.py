@@ -8,13 +8,14 @@ settles the order, so each order counts once. Only while the minute's request we
 (``klineo.runner.execution.FILLS_READ_RESERVE``) and the read works: otherwise the fill is
 estimated (its average price, the taker fee, the PnL against the strategy's own entry), counted
 in ``estimated_fills``, and what was counted for it is kept on the order's record
-(``booked_estimate``). The reconciler reads every strategy order's fills for its order-history
-record anyway; for such an order it then books Binance's own figures in place of the estimate
-(``book_exact``), in one write with the record, once, so an estimated book becomes exact again
-within a reconciler run. The book's ``entry_price`` is the average entry of
-the strategy's own position (``moved_entry``), from which the unrealised PnL at the mark follows:
-``(mark - entry_price) x position``. A commission paid in another asset (BNB) is not converted: it
-is left out of ``fees`` and counted in ``fees_other_assets``.
+(``booked_estimate``). An order answered without its average price is priced from the fills read (their
+average, ``Fills.price``), else estimated at its decision candle's close (``klineo.runner.execution``).
+The reconciler reads every strategy order's fills for its order-history record anyway; for such an order
+it then books Binance's own figures in place of the estimate (``book_exact``), in one write with the
+record, once, so an estimated book becomes exact again within a reconciler run. The book's
+``entry_price`` is the average entry of the strategy's own position (``moved_entry``), from which the
+unrealised PnL at the mark follows: ``(mark - entry_price) x position``. A commission paid in another
+asset (BNB) is not converted: it is left out of ``fees`` and counted in ``fees_other_assets``.
 
 The book also names ``entry_client_order_id``: the strategy's order that opened, grew or flipped the
 position (``is_entry``), kept on a reduction, dropped when flat. It is written here, in the settle's
@@ -64,6 +65,8 @@ class Fills(NamedTuple):
     fees: Decimal
     other: int
     estimated: bool = False
+    # The fills' average price (userTrades read back): the order's when its answer lacked avgPrice.
+    price: Decimal | None = None
 
     def recorded(self) -> dict[str, Decimal]:
         """The estimate as kept on the order's record (``booked_estimate``) until Binance's is booked."""
@@ -83,11 +86,17 @@ def fills_of(trades: Iterable[tuple[Any, Any, Any]]) -> Fills:
 
 
 def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int) -> Fills:
-    """Binance's fills of ``order_id`` (userTrades, weight 5) with the turn's futures client and keys."""
+    """Binance's fills of ``order_id`` (userTrades, weight 5) with the turn's futures client and keys, and
+    their average price (``price``)."""
     client, creds = client_creds
     rows = futures_user_trades(client, creds, symbol, order_id=order_id)
-    return fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
-                     row.get("commissionAsset", "USDT")) for row in rows)
+    fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
+                      row.get("commissionAsset", "USDT")) for row in rows)
+    traded = [(Decimal(str(row.get("price", "0"))), Decimal(str(row.get("qty", "0")))) for row in rows]
+    quantity = sum((qty for _, qty in traded), _ZERO)
+    if quantity <= 0:
+        return fills
+    return fills._replace(price=sum((price * qty for price, qty in traded), _ZERO) / quantity)
 
 
 def estimated_fills(strategy: Strategy, signed_fill: Decimal, price: Decimal,
