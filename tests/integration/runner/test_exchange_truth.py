@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import boto3
 from klineo.binance import endpoints, get_client, get_symbol_rules
+from klineo.runner import execution
 from klineo.runner.paper import paper_protective
 from klineo.runner.schedule import MINUTE_MS
 from klineo.services.open_orders import list_open_orders
@@ -26,9 +27,10 @@ from klineo.store.strategies import strategy_key
 from klineo.store.strategies import update_settings as update_strategy
 from klineo.strategies.simulation import fee, protective_prices
 
+from local.scheduler import sqs_event
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.api.conftest import at_path
-from tests.integration.runner.conftest import ORDER_PATH
+from tests.integration.runner.conftest import ORDER_PATH, crash_first_call
 
 SL_TP = ("stop_loss", "take_profit")  # the roles a strategy arms without a trailing stop
 
@@ -513,3 +515,29 @@ def test_a_live_entry_keeps_an_older_items_paper_stop_loss(runner) -> None:
     stored = runner.stored(USER_TS, sid)
     assert stored.live_position == Decimal("0.002") and stored.paper_position == Decimal("2")
     assert paper_protective(stored) is not None, "the open paper long lost its stop-loss to a live fill"
+
+
+def test_a_filled_entry_whose_settle_was_lost_is_settled_and_protected_while_a_kill_switch_is_on(
+        runner, monkeypatch) -> None:
+    """GIVEN a long entry Binance filled whose settle was lost (the worker died) WHEN the trader turns the
+    kill switch on before the next candle THEN that turn still settles the order (recorded, the position
+    as Binance holds it) and places its stop-loss (reducing only), then skips the candle naming the switch."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2")
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.pinned["tick_ms"] = now - MINUTE_MS
+    runner.tick(now - MINUTE_MS)
+    messages = runner.receive()
+    crash_first_call(monkeypatch, execution, "settle_live_order")  # the worker dies after Binance filled
+    runner.work_event(sqs_event(messages, runner.queue_arn, runner.aws.region), remaining_ms=1)
+    assert runner.stored(USER, sid).pending is not None and _exchange_position(runner) > 0
+    runner.kill_switch(USER, True)
+
+    runner.run_tick(now)
+
+    stored = runner.stored(USER, sid)
+    assert (stored.pending, stored.live_position) == (None, _exchange_position(runner))
+    assert stored.protective and stored.protective.get("armed"), stored.protective
+    latest = runner.runs(sid)[0]
+    assert (latest.status, latest.skip_reason) == ("skipped", "user_kill_switch")
+    assert len(runner.journal("POST", ORDER_PATH)) == 1  # the entry only: nothing new went out

@@ -165,6 +165,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.services.risk import (
+    EXPOSURE_ONLY_GATES,
     HEDGE,
     LIMIT_GATES,
     STRATEGY_MODE_CHANGED,
@@ -510,15 +511,15 @@ class _Turn:
         try:
             check_order(trading, live=self.live)
         except KlineoError as exc:
-            return self.risk_block(exc)
+            if pending is None or exc.field not in EXPOSURE_ONLY_GATES:
+                return self.risk_block(exc)
+            # An order already sent is settled past a switch (its resend re-checks the gates and stays
+            # blocked): a fill is recorded and protected rather than left unknown while the switch is on.
+            return self.settle_first(pending, trading) or self.risk_block(exc)
         if pending is not None:
-            settled = self.settle_pending(pending, trading)
-            if settled is not None:
-                return settled
-            reloaded = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
-            if reloaded is None or not reloaded.active or reloaded.pending is not None:
-                return self.result("not_run", "strategy changed while settling its last order")
-            self.strategy = reloaded
+            stop = self.settle_first(pending, trading)
+            if stop is not None:
+                return stop
         if is_superseded(self.close_time, strategy.interval, now):
             return self.skip("stale_candle")
         if self.ctx.group is None:
@@ -529,6 +530,20 @@ class _Turn:
             if liquidated is not None:
                 return liquidated
         return self.decide_and_trade(trading)
+
+    def settle_first(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
+        """Settle the strategy's order in flight before its turn: the turn's result when that ends it (the
+        order was this candle's, or the strategy changed meanwhile), else None with the strategy read again
+        (the turn goes on from what the order did)."""
+        strategy = self.strategy
+        settled = self.settle_pending(pending, trading)
+        if settled is not None:
+            return settled
+        reloaded = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
+        if reloaded is None or not reloaded.active or reloaded.pending is not None:
+            return self.result("not_run", "strategy changed while settling its last order")
+        self.strategy = reloaded
+        return None
 
     def paper_reprice(self) -> None:
         """Changed percents move the open paper position's levels (``klineo.runner.reprice``)."""

@@ -56,7 +56,8 @@ from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.store.connections import TradingContext
 from klineo.validation import check_reduce_only
 
-__all__ = ["CONNECTION_DELETING", "HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES", "STRATEGY_MODE_CHANGED",
+__all__ = ["CONNECTION_DELETING", "EXPOSURE_ONLY_GATES", "HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES",
+           "STRATEGY_MODE_CHANGED",
            "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
            "mode_mismatch_message", "order_notional", "params_reduce", "position_mode_refused",
            "reduces_position"]
@@ -72,6 +73,10 @@ STRATEGY_MODE_CHANGED = (
 # The gates of the connection's state: closed until a person opens them again (enable futures, or
 # enable the connection once its key works), unlike a refusal of the order itself.
 STATE_GATES = frozenset({"connection_disabled", "futures_disabled"})
+# The gates that stop new exposure only (the kill switches, futures off): what was already sent is still
+# settled past them, and a fill's stops (which only reduce) still placed.
+EXPOSURE_ONLY_GATES = frozenset({"global_kill_switch", "user_kill_switch", "connection_kill_switch",
+                                 "futures_disabled"})
 # The gate of a connection being deleted (``klineo.store.connections.mark_deleting``): closed for good,
 # for every order, reducing ones included, so that nothing is placed after the delete's wind-down listed
 # what it left on Binance. A protective order's record write re-checks it atomically
