@@ -155,6 +155,21 @@ def test_an_order_over_max_notional_is_refused_naming_the_gate_as_the_real_route
     assert order_posts(sim_env) == []
 
 
+def test_an_order_valued_past_28_digits_is_refused_as_the_real_route_refuses_it(
+        sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT BUY of 1e13 at 1e13 (each fits the request model; the product passes Decimal's 28
+    digits) WHEN dry-run THEN the real route's 422 refusal naming max_notional_usdt, not a 500."""
+    body = order_body(futures_connection.id, quantity="10000000000000", price="10000000000000")
+
+    check = _check(invoke, body)
+    placed = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert placed["statusCode"] == 422, placed["body"]
+    assert check["refusal"] == _refusal_of(placed)
+    assert (check["ok"], check["refusal"]["field"]) == (False, "max_notional_usdt")
+    assert order_posts(sim_env) == []
+
+
 def test_a_trailing_stop_over_the_limit_at_its_activation_is_refused_with_the_dry_runs_valuation(
         sim_env, invoke, futures_connection, pinned_mark):
     """GIVEN max_notional_usdt 700 and mark 65000.7 WHEN a SELL TRAILING_STOP_MARKET of 0.01 (650.007 at the

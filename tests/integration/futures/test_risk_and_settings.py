@@ -12,7 +12,7 @@ import pytest
 from klineo.store import flags
 from klineo.store.connections import get_connection
 
-from tests.helpers import with_body
+from tests.helpers import load_event, with_body, with_user
 from tests.integration.api.conftest import USER_A, connection_event
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
 
@@ -207,6 +207,24 @@ def test_order_above_max_notional_is_refused_naming_the_gate(sim_env, invoke, en
     error = body_of(response)["error"]
     assert (error["category"], error["field"]) == ("order_rejected", "max_notional_usdt")
     assert order_posts(sim_env) == []
+
+
+def test_an_order_valued_past_28_digits_is_refused_naming_the_gate_and_leaves_no_order(
+        sim_env, invoke, enabled):
+    """GIVEN a LIMIT BUY whose quantity and price each fit the request model (14 integer digits) WHEN it comes
+    (its notional 1e26 passes Decimal's 28 digits at the cent) THEN 422 naming max_notional_usdt, not a 500;
+    nothing sent and GET /futures/orders lists no order."""
+    body = order_body(enabled.id, quantity="10000000000000", price="10000000000000")
+    sim_env.clear_journal()
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 422, response["body"]
+    assert body_of(response)["error"]["field"] == "max_notional_usdt"
+    assert order_posts(sim_env) == []
+    history = invoke("futures_orders", with_user(load_event("futures_orders"), USER_A) | {
+        "rawQueryString": "", "queryStringParameters": None})
+    assert body_of(history)["orders"] == [], history["body"]
 
 
 @pytest.mark.parametrize(("account", "position_side"), [("futures-full", None), ("futures-hedge", "SHORT")])

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from klineo.binance.codes import position_mode_refusal
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
@@ -249,6 +249,11 @@ def _fires_at(order: OrderIntent, mark: Decimal) -> Decimal:
     return mark if order.trigger_price is None else order.trigger_price
 
 
+# The refusal quotes a notional to the cent: a context wide enough for any the request models allow (a
+# product of two 30-digit values passes the default 28 digits, where quantize would raise).
+_CENT, _WIDE = Decimal("0.01"), Context(prec=64)
+
+
 def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Callable[[], Decimal]) -> None:
     connection = context.connection
     if not leverage_allowed(connection.leverage, connection.max_leverage):
@@ -263,7 +268,7 @@ def _check_limits(context: TradingContext, order: OrderIntent, mark_price: Calla
         raise _refuse(
             ErrorCategory.ORDER_REJECTED,
             "max_notional_usdt",
-            f"This order's notional {notional.quantize(Decimal('0.01'))} USDT is above the connection's "
+            f"This order's notional {notional.quantize(_CENT, context=_WIDE)} USDT is above the connection's "
             f"max_notional_usdt {connection.max_notional_usdt}.",
         )
 
