@@ -9,6 +9,7 @@ import time
 
 import boto3
 import pytest
+from klineo.services import futures as futures_service
 from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
 from klineo.settings import get_settings
 from klineo.store.connections import disable_connection, mark_deleting, set_futures_enabled, update_settings
@@ -212,6 +213,31 @@ def test_limit_refusal_after_the_claim_gives_the_key_back(sim_env, invoke, futur
     assert placed["statusCode"] == 200, placed["body"]
     assert body_of(placed)["source"] == "placed" and len(order_posts(sim_env)) == 1
     assert get_order_record(USER_A, body_of(placed)["client_order_id"]).params["quantity"] == "0.2"
+
+
+def test_a_fault_between_the_claim_and_the_send_gives_the_key_back(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a fault that is no refusal (a bug) while the claimed order is checked WHEN an order comes THEN
+    500 with nothing sent and no PENDING record left behind; once the fault is gone the same key places the
+    order once."""
+    real = futures_service.check_protective_targets
+
+    def broken(*args, **kwargs):
+        raise ArithmeticError("simulated fault")
+
+    monkeypatch.setattr(futures_service, "check_protective_targets", broken)
+    key = new_key()
+    event = order_event(order_body(futures_connection.id), key=key)
+
+    failed = invoke("futures_order", event)
+
+    assert failed["statusCode"] == 500, failed["body"]
+    assert order_posts(sim_env) == []
+    assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)) is None
+    monkeypatch.setattr(futures_service, "check_protective_targets", real)
+    placed = invoke("futures_order", event)
+    assert placed["statusCode"] == 200 and body_of(placed)["source"] == "placed", placed["body"]
+    assert len(order_posts(sim_env)) == 1
 
 
 def test_cancel_answers_before_the_invocation_ends(sim_env, invoke, futures_connection):

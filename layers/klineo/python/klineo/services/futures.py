@@ -22,13 +22,13 @@ when it was read), then the send. So a
 kill switch refuses before any Binance call. A refusal is never given on cached data (the context
 is read fresh and the gate asked again); a cancelled transaction hands back the items whose checks
 failed, so `check_order` names the gate exactly as on a fresh read; a refusal after the claim
-(limits, filters) deletes the claim, so the key is free again. The parameters sent are stored by
-the outcome's update. A refusal by the gate or the symbol's rules (never one of the body's shape,
-the Idempotency-Key's, or Binance's own, which the order record keeps) is recorded as a refused order
-attempt (``klineo.store.order_attempts``): ONE PutItem on the refusal path only, whose failure is
-logged and never changes the answer. So is one that stops a retry resuming its key's unsettled order
-(the record keeps its state), except a REJECTED record's resend refused by the limits: that record
-stays REJECTED, the refusal its error, which the attempts' listing shows (``_resume``).
+(limits, filters), or any failure before the send, deletes the claim, so the key is free again. The
+parameters sent are stored by the outcome's update. A refusal by the gate or the symbol's rules (never
+one of the body's shape, the Idempotency-Key's, or Binance's own, which the order record keeps) is
+recorded as a refused order attempt (``klineo.store.order_attempts``): ONE PutItem on the refusal path
+only, whose failure is logged and never changes the answer. So is one that stops a retry resuming its
+key's unsettled order (the record keeps its state), except a REJECTED record's resend refused by the
+limits: that record stays REJECTED, the refusal its error, which the attempts' listing shows (``_resume``).
 
 Why not Powertools idempotency any more: its record is a PutItem of its own, and it cannot fold
 condition checks on other items into that write. Here the order record IS the idempotency record:
@@ -383,13 +383,17 @@ def _first_answer(user_id: str, client_order_id: str,
 def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> FuturesOrderResponse:
     """The key is claimed: the limits (on the connection the claim validated), rounding, then the order.
 
-    A refusal before sending gives the key back (the claim is deleted): nothing was sent.
+    A refusal before sending, or any other failure there, gives the key back (the claim is deleted):
+    nothing was sent. Never after the send: from then on the record is the only trace of the order.
     """
     try:
         futures_order = _prepared(gated)
     except KlineoError as refused:
         release_claim(record)
         _note_refusal(gated.user_id, gated.order, record.client_order_id, record.role, refused)
+        raise
+    except Exception:
+        release_claim(record)  # a fault, no refusal, but still before the send: no PENDING order may stay
         raise
     outcome = _Outcome(gated.user_id, record.client_order_id, gated.connection,
                        params=futures_order.to_params(record.client_order_id))

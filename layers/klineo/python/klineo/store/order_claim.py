@@ -10,8 +10,8 @@ by the status route, the reconciler and order history) is the idempotency record
 - ``claim_new_order``: Put of the PENDING record (``OrderRecord.to_item()``) conditional on no
   record with that key, plus one ``ConditionCheck`` per gate item (``GateChecks``). The record carries
   ``lease_until_ms``: until then the attempt is in flight and a retry is answered "in progress".
-- ``release_claim``: the claim is deleted again when the order is refused before anything was sent
-  (a limit, the symbol's filters), so the key is free as if it had never been used.
+- ``release_claim``: the claim is deleted again when the order is refused (a limit, the symbol's filters)
+  or fails before anything was sent, so the key is free as if it had never been used.
 - ``claim_resume``: the same checks with an Update that takes the lease of an existing record that
   nobody holds (a crashed attempt, an UNKNOWN or REJECTED one).
 - A cancelled transaction is returned as a ``ClaimRefusal``: the existing record (when the key was
