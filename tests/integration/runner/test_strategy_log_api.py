@@ -6,7 +6,9 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from klineo.runner.schedule import MINUTE_MS
+from klineo.store import aws
 
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.api.conftest import at_path
@@ -66,6 +68,41 @@ def test_runs_page_by_cursor(runner) -> None:
     sid = _paper_strategy_over_two_candles(runner)
     runs = _all_pages(runner, "strategy_runs", "runs", sid)
     assert len(runs) == 2 and runs[0]["close_time"] - runs[1]["close_time"] == MINUTE_MS
+
+
+@pytest.fixture
+def dynamodb_at_limit():
+    """The data table's Query answers with DynamoDB's documented Limit trait, which moto lacks: a
+    LastEvaluatedKey whenever the Query stopped at its Limit, also when no item is left."""
+    events = aws.dynamodb().meta.events
+
+    def remember_limit(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["limit"] = params.get("Limit")
+
+    def key_at_limit(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        items = parsed.get("Items", [])
+        if context.get("limit") and len(items) == context["limit"] and "LastEvaluatedKey" not in parsed:
+            parsed["LastEvaluatedKey"] = {"pk": items[-1]["pk"], "sk": items[-1]["sk"]}
+
+    events.register("before-parameter-build.dynamodb.Query", remember_limit)
+    events.register("after-call.dynamodb.Query", key_at_limit)
+    yield
+    events.unregister("before-parameter-build.dynamodb.Query", remember_limit)
+    events.unregister("after-call.dynamodb.Query", key_at_limit)
+
+
+@pytest.mark.parametrize(("name", "key"), [("strategy_runs", "runs"), ("strategy_events", "events")])
+def test_a_last_page_of_exactly_limit_items_has_no_next_cursor(runner, dynamodb_at_limit, name, key) -> None:
+    """GIVEN runs on two candles and DynamoDB answering at its Limit with a LastEvaluatedKey WHEN the whole
+    listing is read as one page of exactly its size THEN next_cursor is null (the models: null on the last
+    page), never a cursor to an empty page."""
+    sid = _paper_strategy_over_two_candles(runner)
+    everything = response_json(_page(runner, name, USER, sid, limit=100))[key]
+
+    body = response_json(_page(runner, name, USER, sid, limit=len(everything)))
+
+    assert body[key] == everything and len(everything) >= 2
+    assert body["next_cursor"] is None, body["next_cursor"]
 
 
 def test_a_cursor_that_is_not_ours_is_a_400_naming_cursor(runner) -> None:

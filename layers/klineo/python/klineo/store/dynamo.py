@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
@@ -22,7 +22,7 @@ from klineo.store import aws
 from klineo.store.attribute_values import deserialize, serialize
 
 __all__ = [
-    "Update", "conditional_write", "from_attr", "get_data_item", "query_items", "query_prefix",
+    "Update", "conditional_write", "from_attr", "get_data_item", "page_of", "query_items", "query_prefix",
     "to_attr", "to_item", "transact",
 ]
 
@@ -54,6 +54,22 @@ def query_items(**request: Any) -> Iterator[dict[str, Any]]:
     """Every item a Query answers, page after page (botocore's paginator follows LastEvaluatedKey)."""
     for page in aws.dynamodb().get_paginator("query").paginate(**request):
         yield from page.get("Items", [])
+
+
+def page_of(items: Iterable[dict[str, Any]], limit: int,
+            sort_key: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to ``limit`` of ``items`` (read lazily, one past the page at most), and the ``sort_key`` of the
+    page's last item when another item follows it (None: the page is the last).
+
+    Why not LastEvaluatedKey: DynamoDB returns it whenever a Query stopped at its Limit, also when nothing
+    is left, so a last page of exactly ``limit`` items would get a cursor to an empty page.
+    """
+    page: list[dict[str, Any]] = []
+    for item in items:
+        if len(page) == limit:
+            return page, page[-1][sort_key]["S"]
+        page.append(item)
+    return page, None
 
 
 def query_prefix(pk: str, sk_prefix: str) -> Iterator[dict[str, Any]]:

@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import conditional_write, from_attr, to_item
+from klineo.store.dynamo import conditional_write, from_attr, page_of, query_items, to_item
 from klineo.store.strategies import now_iso
 
 __all__ = [
@@ -181,7 +181,7 @@ class EventPage:
 
 
 def encode_cursor(last_key: Mapping[str, Any] | None) -> str | None:
-    """An opaque cursor from DynamoDB's LastEvaluatedKey (its sort key only; the pk is the caller's)."""
+    """An opaque cursor from the key of a page's last item (its sort key only; the pk is the caller's)."""
     if not last_key:
         return None
     return base64.urlsafe_b64encode(json.dumps({"sk": last_key["sk"]["S"]}).encode()).decode().rstrip("=")
@@ -200,17 +200,18 @@ def decode_cursor(cursor: str, prefix: str) -> str | None:
 def query_page(
     strategy_id: str, prefix: str, limit: int, cursor_sk: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Items of the strategy's partition under ``prefix``, newest first, and the next page's cursor."""
+    """Items of the strategy's partition under ``prefix``, newest first, and the next page's cursor (None
+    on the last page: one item more is asked for, ``page_of``)."""
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
         "ExpressionAttributeValues": {":pk": {"S": f"STRAT#{strategy_id}"}, ":prefix": {"S": prefix}},
-        "ScanIndexForward": False, "Limit": limit,
+        "ScanIndexForward": False, "Limit": limit + 1,
     }
     if cursor_sk is not None:
         request["ExclusiveStartKey"] = {"pk": {"S": f"STRAT#{strategy_id}"}, "sk": {"S": cursor_sk}}
-    answer = aws.dynamodb().query(**request)
-    return answer.get("Items", []), encode_cursor(answer.get("LastEvaluatedKey"))
+    items, last_sk = page_of(query_items(**request), limit, "sk")
+    return items, encode_cursor({"sk": {"S": last_sk}} if last_sk else None)
 
 
 def list_events(strategy_id: str, limit: int, cursor: str | None = None) -> EventPage:

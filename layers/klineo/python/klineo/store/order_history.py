@@ -29,7 +29,7 @@ from typing import Any
 
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, conditional_write, from_attr, query_items, to_attr
+from klineo.store.dynamo import Update, conditional_write, from_attr, page_of, query_items, to_attr
 from klineo.store.orders import (
     FOREIGN_ORIGINS,
     ORDERS_INDEX_PREFIX,
@@ -120,17 +120,9 @@ def list_history_items(
     request["FilterExpression"] = filters["FilterExpression"]
     request["ExpressionAttributeNames"] = filters["ExpressionAttributeNames"]
     request["ExpressionAttributeValues"].update({**filters["values"], **(kind_values or {})})
-    items: list[dict[str, Any]] = []
-    last_sk: str | None = None
-    for item in query_items(**request):
-        sort_key = item["gsi1sk"]["S"]
-        if sort_key == after_sk:  # BETWEEN is inclusive: the cursor's own record was on the last page
-            continue
-        if len(items) == limit:
-            return items, last_sk
-        items.append(item)
-        last_sk = sort_key
-    return items, None
+    # BETWEEN is inclusive: the cursor's own record was on the last page.
+    items = (item for item in query_items(**request) if item["gsi1sk"]["S"] != after_sk)
+    return page_of(items, limit, "gsi1sk")
 
 
 def list_order_page(
