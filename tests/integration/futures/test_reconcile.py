@@ -248,6 +248,26 @@ def test_history_filters_and_isolates_users(sim_env, invoke, futures_connection)
     assert body_of(_orders(invoke, user=USER_B))["orders"] == []
 
 
+def test_status_filter_leaves_out_an_order_that_settling_moved_out_of_that_status(
+        sim_env, invoke, futures_connection):
+    """GIVEN two resting LIMIT orders recorded NEW, the one listed first cancelled at Binance behind our back
+    WHEN read with status=NEW one at a time THEN the first page settles it as CANCELED and leaves it out (no
+    order, a next_cursor), and the cursor leads to the other NEW order: only NEW orders, none skipped."""
+    for _ in range(2):
+        invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    first_id, other_id = [o["client_order_id"] for o in body_of(_orders(invoke))["orders"]]
+    sim_env.state.futures.cancel_order(futures_connection.account,
+                                       {"symbol": "BTCUSDT", "origClientOrderId": first_id},
+                                       sim_env.server_time_ms())
+
+    first = body_of(_orders(invoke, status="NEW", limit="1"))
+    second = body_of(_orders(invoke, status="NEW", limit="1", cursor=first["next_cursor"]))
+
+    assert first["orders"] == [] and first["next_cursor"] is not None
+    assert [(o["client_order_id"], o["status"]) for o in second["orders"]] == [(other_id, "NEW")]
+    assert get_order_record(USER_A, first_id).status == "CANCELED"
+
+
 def test_tampered_cursor_is_400_naming_cursor(sim_env, invoke, futures_connection):
     """GIVEN a cursor that is not one we handed out WHEN used THEN 400 naming cursor, value not echoed."""
     response = _orders(invoke, cursor="bm90LWEtY3Vyc29yLWF0LWFsbA")

@@ -1659,7 +1659,8 @@ export interface components {
         };
         /**
          * OrderHistoryResponse
-         * @description A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more).
+         * @description A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more). With a
+         *     `status` filter a page may hold fewer than `limit` orders, even none, and still have a `next_cursor`.
          */
         OrderHistoryResponse: {
             /** Orders */

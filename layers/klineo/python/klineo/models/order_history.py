@@ -85,7 +85,8 @@ class OrderHistoryItem(BaseModel):
 
 
 class OrderHistoryResponse(BaseModel):
-    """A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more)."""
+    """A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more). With a
+    `status` filter a page may hold fewer than `limit` orders, even none, and still have a `next_cursor`."""
 
     orders: list[OrderHistoryItem]
     next_cursor: str | None = None

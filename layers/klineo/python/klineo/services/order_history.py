@@ -6,7 +6,9 @@ caller (``klineo.services.history_cursor``): the last record's index sort key, a
 part comes from the caller's identity, so no cursor reaches another user's orders. Records in the
 page that are not settled yet are reconciled on the way out (``klineo.services.reconcile``) within a
 small request-weight budget, so a read shows Binance's latest state; what the budget does not cover
-waits for the scheduled reconciler.
+waits for the scheduled reconciler. With a ``status`` filter, a record that settling moved out of that
+status is left out of the page: a page may then hold fewer than ``limit`` orders (even none) and still
+have a ``next_cursor``, which resumes after the last record read, so nothing is skipped.
 """
 
 from __future__ import annotations
@@ -44,6 +46,6 @@ def list_orders(user_id: str, query: OrderHistoryQuery) -> OrderHistoryResponse:
     history = HistoryFilter(connection_id=query.connection_id, symbol=query.symbol, status=query.status,
                             from_ms=query.from_ms, to_ms=query.to_ms)
     records, last = list_order_page(user_id, history, query.limit, after)
-    records = _settle_some(records)
+    records = [r for r in _settle_some(records) if query.status is None or r.status == query.status]
     return OrderHistoryResponse(orders=[order_item(r) for r in records],
                                 next_cursor=encode_cursor(last) if last else None)
