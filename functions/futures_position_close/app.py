@@ -19,7 +19,8 @@ app = build_resolver()
     "left."), responses=idempotent_responses(FuturesOrderResponse))
 def futures_position_close(
     connection_id: str, symbol: str, idempotency_key: IdempotencyKey = None,
-    position_side: Annotated[Literal["LONG", "SHORT"] | None, Query()] = None,
+    position_side: Annotated[Literal["LONG", "SHORT"] | None, Query(description=(
+        "Hedge-mode connections only: the side to close when both are open (400 on a one-way one)."))] = None,
 ) -> FuturesOrderResponse:
     return close_position(current_user_id(app), connection_id, symbol, idempotency_key, position_side,
                           app.lambda_context)

@@ -559,3 +559,20 @@ def test_hedge_close_with_both_sides_open_needs_position_side(sim_env, invoke, c
     assert body_of(chosen)["side"] == "BUY" and body_of(chosen)["position_side"] == "SHORT"
     (left,) = _sim_rows(sim_env, "futures-hedge")
     assert left["positionSide"] == "LONG"
+
+
+def test_one_way_close_with_position_side_is_400_naming_it_and_sends_nothing(
+        sim_env, invoke, futures_connection):
+    """GIVEN a one-way connection holding a long WHEN closed with ?position_side=LONG THEN 400 naming
+    position_side (a hedge-mode choice), never a 404 saying the open position is not there; nothing sent."""
+    _open_long(invoke, futures_connection.id)
+    event = _close_event(futures_connection.id, new_key())
+    event["rawQueryString"] = "position_side=LONG"
+    event["queryStringParameters"] = {"position_side": "LONG"}
+    sim_env.clear_journal()
+
+    response = invoke("futures_position_close", event)
+
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["field"] == "position_side"
+    assert _order_posts(sim_env) == [] and len(_sim_rows(sim_env, futures_connection.account.id)) == 1

@@ -6617,6 +6617,7 @@ export interface operations {
     futures_position_close_exchange_connections__connection_id__futures_positions__symbol__close_post: {
         parameters: {
             query?: {
+                /** @description Hedge-mode connections only: the side to close when both are open (400 on a one-way one). */
                 position_side?: "LONG" | "SHORT";
             };
             header: {

@@ -2,8 +2,9 @@
 
 Closing (``close_position``) is an ordinary order through ``klineo.services.futures``: a MARKET
 order for the whole position, reduceOnly in one-way mode, positionSide in hedge mode (where Binance
-refuses reduceOnly). It passes the same risk gate (a close passes under a kill switch) and the same
-exactly-once machinery; the Idempotency-Key is required (428 without it). A retry with the same key
+refuses reduceOnly; ``position_side`` picks the side there, and is a 400 on a one-way connection). It
+passes the same risk gate (a close passes under a kill switch) and the same exactly-once machinery; the
+Idempotency-Key is required (428 without it). A retry with the same key
 does not read the position again (it may be 0 by then): the order the key placed is found from its
 record and repeated with the same body, so the idempotency layer answers with the first outcome, and
 with the ``position_left`` the first close answered (kept on that record, which the retry reads anyway).
@@ -57,7 +58,7 @@ from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
 from klineo.services.protective_resize import leaves_a_part
-from klineo.services.risk import reduces_position
+from klineo.services.risk import ONE_WAY, reduces_position
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, require_connection
 from klineo.store.orders import CLOSE_ROLE, OrderRecord, get_order_record
@@ -84,13 +85,28 @@ def _market_quantity(connection: Connection, symbol: str, size: Decimal) -> Deci
     return quantity
 
 
+def _rows_of_side(connection: Connection, rows: list[dict[str, Any]],
+                  position_side: str | None) -> list[dict[str, Any]]:
+    """The position rows ``position_side`` picks (all without it); 400 naming it on a one-way connection
+    (or one whose position Binance holds one-way), where a position has no side to pick."""
+    if position_side is None:
+        return rows
+    sides = [str(r.get("positionSide") or "BOTH") for r in rows]
+    if connection.position_mode == ONE_WAY or "BOTH" in sides:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            "position_side is only for hedge-mode connections: this one is in one-way mode, where a symbol "
+            "holds one position; leave position_side out to close it.",
+            field="position_side",
+        )
+    return [row for row, side in zip(rows, sides, strict=True) if side == position_side]
+
+
 def _closing_order(connection: Connection, symbol: str,
                    position_side: str | None) -> tuple[FuturesOrderRequest, Decimal]:
     """A MARKET order for the whole position (as much as one MARKET order may: ``_market_quantity``):
     reduceOnly in one-way mode, positionSide in hedge mode; with the size it leaves open."""
-    rows = open_position_rows(connection, symbol)
-    if position_side is not None:
-        rows = [r for r in rows if str(r.get("positionSide") or "BOTH") == position_side]
+    rows = _rows_of_side(connection, open_position_rows(connection, symbol), position_side)
     if not rows:
         message = f"There is no open position on {symbol} on this connection."
         raise KlineoError(ErrorCategory.NOT_FOUND, message, field="symbol")
