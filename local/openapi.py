@@ -22,6 +22,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, OpenAPI, Server, ServerVariable
+from klineo.api.params import REQUIRED_BY_SERVICE
 from klineo.models.errors import ErrorResponse
 
 from local.aws_emulation import required_settings
@@ -92,7 +93,7 @@ def _plain_query_schema(prop: dict[str, Any]) -> dict[str, Any]:
 
 def _describe_query_parameters(app: Any, schema: dict[str, Any]) -> None:
     """Give every query parameter of the function's schema its rules (its query model field's, or
-    its own declaration's), in place."""
+    its own declaration's), and ``required`` where the service requires it (``ServiceQuery``), in place."""
     fields = _query_model_fields(app)
     for item in schema.get("paths", {}).values():
         for method, operation in item.items():
@@ -106,6 +107,8 @@ def _describe_query_parameters(app: Any, schema: dict[str, Any]) -> None:
                 parameter["schema"] = _plain_query_schema(prop)
                 if required is not None:
                     parameter["required"] = required
+                if parameter["schema"].pop(REQUIRED_BY_SERVICE, False):  # klineo.api.params.ServiceQuery
+                    parameter["required"] = True
                 if "description" in prop:
                     parameter.setdefault("description", prop["description"])
 

@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from klineo.api import build_resolver, current_user_id
-from klineo.api.params import Query
+from klineo.api.params import ServiceQuery
 from klineo.models.open_orders import CancelOpenOrdersResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.open_orders import cancel_open_orders
@@ -14,7 +14,7 @@ app = build_resolver()
 
 @app.delete("/exchange-connections/<connection_id>/futures/open-orders")
 def futures_open_orders_cancel(
-    connection_id: str, symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None
+    connection_id: str, symbol: Annotated[str | None, ServiceQuery(pattern=SYMBOL_PATTERN)] = None
 ) -> CancelOpenOrdersResponse:
     return cancel_open_orders(current_user_id(app), connection_id, symbol)
 

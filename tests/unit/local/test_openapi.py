@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import pytest
+from klineo.api.params import REQUIRED_BY_SERVICE
 from klineo.models.backtest_request import BacktestRequest
 from klineo.models.futures import FuturesOrderRequest, ProtectiveTarget
 from klineo.models.strategy_requests import StrategyCreateRequest, StrategyUpdateRequest
@@ -149,6 +150,16 @@ def test_query_parameters_carry_their_models_rules(generated: dict) -> None:
     close_path = "/exchange-connections/{id}/futures/positions/{symbol}/close"
     close = _query_parameters(generated, close_path, "post")
     assert close["position_side"]["schema"] == {"type": "string", "enum": ["LONG", "SHORT"]}
+
+
+def test_a_query_parameter_the_service_requires_is_documented_required(generated: dict) -> None:
+    """DELETE .../futures/open-orders refuses a missing symbol itself (400 naming it, README "symbol
+    required"), so the document declares it required (a typed client cannot leave it out), without the mark
+    that says so; GET on the same path keeps it optional."""
+    path = "/exchange-connections/{id}/futures/open-orders"
+    assert _query_parameters(generated, path, "delete")["symbol"]["required"] is True
+    assert _query_parameters(generated, path, "get")["symbol"]["required"] is False
+    assert REQUIRED_BY_SERVICE not in json.dumps(generated)
 
 
 def test_no_query_parameter_is_documented_as_nullable_or_untyped(generated: dict) -> None:

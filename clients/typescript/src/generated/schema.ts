@@ -6235,8 +6235,8 @@ export interface operations {
     };
     futures_open_orders_cancel_exchange_connections__connection_id__futures_open_orders_delete: {
         parameters: {
-            query?: {
-                symbol?: string;
+            query: {
+                symbol: string;
             };
             header?: never;
             path: {

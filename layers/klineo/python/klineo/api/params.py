@@ -1,5 +1,6 @@
-"""Powertools' request-parameter annotations (``Query``, ``Header``) for the functions' routes, and the
-OpenAPI text of the one header a route requires, the Idempotency-Key of an order.
+"""Powertools' request-parameter annotations (``Query``, ``Header``) for the functions' routes, the
+OpenAPI text of the one header a route requires, the Idempotency-Key of an order, and ``ServiceQuery``
+for a query parameter the service requires.
 
 Imported from here rather than from Powertools so that a function's first import is the layer's:
 then its whole init, Powertools' event handler included, runs with garbage collection paused
@@ -9,7 +10,9 @@ Why the Idempotency-Key is declared optional although it is required: a request 
 answered 428 (``precondition_required``) saying why the header matters, by the service, not 422 by
 Powertools' validation. The OpenAPI document still says the truth: ``IdempotencyKey`` carries the
 header's description and schema, ``idempotent_responses`` lists the 428, and ``local.openapi`` marks
-every header of an operation that can answer 428 as required.
+every header of an operation that can answer 428 as required. So with a query parameter the service
+requires (``ServiceQuery``): its absence is the service's 400 naming it, with why; its schema carries
+``REQUIRED_BY_SERVICE``, which ``local.openapi`` turns into ``required: true``.
 """
 
 from typing import Annotated, Any
@@ -17,7 +20,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import WithJsonSchema
 
-__all__ = ["IDEMPOTENCY_KEY_MISSING", "Header", "IdempotencyKey", "Query", "idempotent_responses"]
+__all__ = ["IDEMPOTENCY_KEY_MISSING", "REQUIRED_BY_SERVICE", "Header", "IdempotencyKey", "Query",
+           "ServiceQuery", "idempotent_responses"]
+
+# The schema mark of a query parameter the service requires (``ServiceQuery``); never in the document.
+REQUIRED_BY_SERVICE = "x-klineo-required"
 
 IDEMPOTENCY_KEY_MISSING = (
     "No Idempotency-Key header (category precondition_required): nothing was sent to Binance or stored. "
@@ -44,3 +51,9 @@ def idempotent_responses(model: type) -> dict[int, dict[str, Any]]:
         200: {"description": "Successful Response", "content": {"application/json": {"model": model}}},
         428: {"description": IDEMPOTENCY_KEY_MISSING},
     }
+
+
+def ServiceQuery(**rules: Any) -> Any:
+    """``Query(**rules)`` of a parameter the function takes as optional but the service requires (see the
+    module docstring): documented as required."""
+    return Query(json_schema_extra={REQUIRED_BY_SERVICE: True}, **rules)
