@@ -105,6 +105,21 @@ def test_order_placed_elsewhere_needs_connection_and_symbol(sim_env, invoke, fut
     assert no_connection["statusCode"] == 404 and body_of(no_connection)["error"]["category"] == "not_found"
 
 
+def test_an_id_binance_does_not_hold_is_404_naming_it_without_repeating_it(
+        sim_env, invoke, futures_connection):
+    """GIVEN a clientOrderId neither we nor Binance hold WHEN asked with connection_id and symbol THEN 404
+    order_not_found naming clientOrderId, whose message repeats neither the id nor the symbol sent."""
+    sent = "MyVeryOwnMarker123"
+
+    response = invoke("futures_order_status",
+                      status_event(sent, connection_id=futures_connection.id, symbol="ETHUSDT"))
+
+    assert response["statusCode"] == 404, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["field"]) == ("order_not_found", "clientOrderId")
+    assert sent not in response["body"] and "ETHUSDT" not in response["body"], response["body"]
+
+
 def test_invalid_client_order_id_names_the_field(sim_env, invoke, futures_connection):
     """GIVEN an id Binance's rule refuses WHEN asked THEN 400 naming clientOrderId."""
     response = invoke(

@@ -766,10 +766,8 @@ def get_futures_order_status(
     else:
         found = query_futures_order(client, creds, symbol, client_order_id)
     if found is None:
-        raise KlineoError(
-            ErrorCategory.ORDER_NOT_FOUND,
-            f"Binance has no order with clientOrderId {client_order_id} for {symbol}.",
-        )
+        raise KlineoError(ErrorCategory.ORDER_NOT_FOUND, "Binance has no order with this clientOrderId on "
+                          "this symbol.", field="clientOrderId")
     response = futures_order_response(found, connection_id)
     if record is not None and _note_read(user_id, record, found):
         # A read that learns of a fill re-fits the stops it left (a repeated read sends nothing).
