@@ -531,12 +531,13 @@ def test_quantity_below_the_minimum_is_refused_before_sending(sim_env, invoke, f
 
 
 def test_unknown_symbol_is_refused_before_sending(sim_env, invoke, futures_connection):
-    """GIVEN a symbol Binance does not list WHEN sent THEN 400 naming symbol and no POST."""
+    """GIVEN a symbol Binance does not list WHEN sent THEN 400 naming symbol without repeating it, no POST."""
     response = invoke(
         "futures_order", order_event(order_body(futures_connection.id, symbol="NOPEUSDT"), key=new_key())
     )
     assert response["statusCode"] == 400, response["body"]
     assert body_of(response)["error"]["field"] == "symbol"
+    assert "NOPEUSDT" not in response["body"], response["body"]
     assert order_posts(sim_env) == []
 
 

@@ -385,7 +385,7 @@ def get_symbol_rules(client: BinanceClient, symbol: str) -> SymbolRules:
     else:
         entry = next((s for s in info["symbols"] if isinstance(s, dict) and s.get("symbol") == wanted), None)
         if entry is None:
-            raise _invalid("symbol", f"unknown symbol {wanted}" if wanted.isascii() else "unknown symbol")
+            raise _invalid("symbol", "symbol is not one Binance lists on this market")
         try:
             rules = parse_symbol_rules(entry, client.market)
         except (InvalidOperation, ValueError, TypeError, AttributeError):
