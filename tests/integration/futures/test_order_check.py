@@ -196,16 +196,17 @@ def test_a_trailing_stop_over_the_limit_at_its_activation_is_refused_with_the_dr
      "USDT (0.95 to 1.05 times the mark price 65000.7)"),
     ({"side": "SELL", "type": "STOP", "triggerPrice": "60000", "price": "63000.1"},
      "price must be at most 63000 on BTCUSDT now: Binance's price band is 57000 to 63000 USDT (0.95 to 1.05 "
-     "times the trigger price 60000)"),
+     "times the trigger price)"),
     ({"type": "TAKE_PROFIT", "triggerPrice": "60000", "price": "56999.9"},
      "price must be at least 57000 on BTCUSDT now: Binance's price band is 57000 to 63000 USDT (0.95 to 1.05 "
-     "times the trigger price 60000)"),
+     "times the trigger price)"),
 ], ids=["sell-limit-below-the-mark-band", "sell-stop-above-its-trigger-band", "buy-take-profit-below-it"])
 def test_a_price_outside_percent_price_is_refused_with_the_band_before_anything_is_sent(
         sim_env, invoke, futures_connection, pinned_mark, changes, message):
     """GIVEN the simulator's PERCENT_PRICE (0.95 to 1.05) and mark 65000.7 WHEN a SELL LIMIT under the mark's
     band, or a stop-limit priced outside its trigger's band, is dry-run and placed THEN both answer the same
-    400 naming price and stating the band, nothing reaches Binance and the key holds no record."""
+    400 naming price and stating the band (quoting the mark, never the trigger price the caller typed),
+    nothing reaches Binance and the key holds no record."""
     body = order_body(futures_connection.id, **changes)
     key = new_key()
     sim_env.clear_journal()

@@ -258,6 +258,20 @@ def test_stop_loss_price_on_the_wrong_side_is_refused_before_the_entry(sim_env, 
     assert not [r for r in sim_env.journal if r.method == "POST"]
 
 
+def test_stop_loss_on_the_wrong_side_of_a_limit_entry_does_not_repeat_its_price(
+        sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT BUY at a price the caller typed with a stop_loss above it WHEN sent THEN 400 naming
+    stop_loss, whose message does not repeat the caller's own limit price; nothing is sent."""
+    body = order_body(futures_connection.id, price="20123.4", stop_loss={"price": "25000"})
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 400, response["body"]
+    assert body_of(response)["error"]["field"] == "stop_loss"
+    assert "20123.4" not in response["body"], response["body"]
+    assert not [r for r in sim_env.journal if r.method == "POST"]
+
+
 def test_cancel_of_an_algo_order_is_exactly_once_and_final(sim_env, invoke, futures_connection):
     """GIVEN an open STOP_MARKET WHEN cancelled twice THEN one DELETE /fapi/v1/algoOrder, CANCELED twice."""
     body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,

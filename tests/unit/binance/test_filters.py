@@ -257,13 +257,14 @@ def test_a_limit_price_is_held_to_its_sides_bound_of_the_band_around_the_mark():
 
 def test_a_stop_limit_price_is_held_to_both_bounds_around_its_trigger():
     """GIVEN multipliers 1.15 / 0.85 and a trigger of 60000 WHEN a stop-limit's price is checked with both
-    bounds THEN a SELL above 69000 and a BUY below 51000 are refused too, naming the trigger price."""
+    bounds THEN a SELL above 69000 and a BUY below 51000 are refused too, naming the trigger price without
+    quoting it (the caller typed it)."""
     rules = parse_symbol_rules(FUT_BTC_BAND, Market.FUTURES)
     check = rules.check_price_band
-    around = {"against": "trigger price", "both_bounds": True}
+    around = {"against": "trigger price", "both_bounds": True, "typed": True}
     sell = _invalid("price", lambda: check("SELL", D("69000.1"), D("60000"), **around))
     _invalid("price", lambda: check("BUY", D("50999.9"), D("60000"), **around))
 
     assert sell.message == ("price must be at most 69000 on BTCUSDT now: Binance's price band is 51000 to "
-                            "69000 USDT (0.85 to 1.15 times the trigger price 60000)")
+                            "69000 USDT (0.85 to 1.15 times the trigger price)")
     check("BUY", D("51000"), D("60000"), **around)

@@ -255,12 +255,13 @@ class SymbolRules(NamedTuple):
             raise _invalid(field, f"{field} is above the maximum {_clean(self.max_price)} for {self.symbol}")
         return out_price
 
-    def check_price_band(self, side: str, price: Decimal, reference: Decimal, *,
-                         against: str = "mark price", both_bounds: bool = False) -> None:
+    def check_price_band(self, side: str, price: Decimal, reference: Decimal, *, against: str = "mark price",
+                         both_bounds: bool = False, typed: bool = False) -> None:
         """PERCENT_PRICE: invalid_request naming price, stating the band, when ``price`` is above
         ``reference`` x multiplierUp (a BUY, or any side with ``both_bounds``) or below
         ``reference`` x multiplierDown (a SELL, or any side with ``both_bounds``); ``against`` names the
-        reference in the refusal. No band (no filter, or no reference): nothing is checked."""
+        reference in the refusal, which quotes it unless the caller ``typed`` it (no value sent is ever
+        repeated). No band (no filter, or no reference): nothing is checked."""
         up, down = self.multiplier_up, self.multiplier_down
         if reference <= 0 or (up <= 0 and down <= 0):
             return
@@ -274,9 +275,9 @@ class SymbolRules(NamedTuple):
         whom = "" if both_bounds else f" for a {side}"
         band = " to ".join(f"{_clean(end)}" for end in (low, high) if end is not None)
         multipliers = " to ".join(f"{_clean(m)}" for m in (down, up) if m > 0)
+        quoted = "" if typed else f" {_clean(reference)}"
         raise _invalid("price", f"price must be {bound}{whom} on {self.symbol} now: Binance's price band is "
-                                f"{band} {self.quote_asset} ({multipliers} times the {against} "
-                                f"{_clean(reference)})")
+                                f"{band} {self.quote_asset} ({multipliers} times the {against}{quoted})")
 
     def check_notional(
         self,

@@ -156,7 +156,8 @@ def prepare_algo_order(rules: SymbolRules, order: Any, mark_price: Callable[[], 
     trigger = _typed_price(rules, order, "triggerPrice")
     price = _typed_price(rules, order, "price")
     if price is not None and trigger is not None:  # STOP / TAKE_PROFIT: the limit within the trigger's band
-        rules.check_price_band(order.side, price, trigger, against="trigger price", both_bounds=True)
+        rules.check_price_band(order.side, price, trigger, against="trigger price", both_bounds=True,
+                               typed=True)
     if quantity is not None and not order.reduceOnly:
         # Valued where it will execute: its limit price, else its trigger (trailing: its activation, or
         # the mark when it has none).

@@ -113,7 +113,9 @@ def _fires_below(role: str, entry_side: str) -> bool:
 
 
 def check_protective_targets(order: FuturesOrderRequest, reference_price: Callable[[], Decimal]) -> None:
-    """Refuse (before the entry is sent) an explicit trigger price on the wrong side of the entry."""
+    """Refuse (before the entry is sent) an explicit trigger price on the wrong side of the entry: its own
+    price, else the mark price (``reference_price``). Only the mark is quoted: the entry's price is the
+    caller's own, never repeated to it."""
     for role in ROLES:
         target = getattr(order, role, None)
         if target is None or target.price is None:
@@ -122,12 +124,9 @@ def check_protective_targets(order: FuturesOrderRequest, reference_price: Callab
         below = _fires_below(role, order.side)
         if (target.price >= reference) if below else (target.price <= reference):
             where = "below" if below else "above"
-            raise KlineoError(
-                ErrorCategory.INVALID_REQUEST,
-                f"{role}.price must be {where} the entry price ({plain_text(reference)}) "
-                f"for a {order.side} entry",
-                field=role,
-            )
+            entry = "the entry's price" if order.price is not None else f"the mark ({plain_text(reference)})"
+            raise KlineoError(ErrorCategory.INVALID_REQUEST,
+                              f"{role}.price must be {where} {entry} for a {order.side} entry", field=role)
 
 
 def check_protective_ticks(order: FuturesOrderRequest, rules: SymbolRules) -> None:
