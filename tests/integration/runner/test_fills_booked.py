@@ -8,10 +8,12 @@ order-reconciler function (its AWS calls checked against its template policy). T
 from __future__ import annotations
 
 import dataclasses
+import time
 from decimal import Decimal
 
 import pytest
 from klineo.runner import execution
+from klineo.runner.schedule import MINUTE_MS
 from klineo.services import live_fills
 from klineo.services import orders as order_core
 from klineo.settings import get_settings
@@ -29,6 +31,8 @@ from tests.integration.runner.test_exchange_truth import (
     ALWAYS_SHORT,
     USER,
     _algos,
+    _events,
+    _exchange_position,
     _get,
     _two_candles,
     _user_trades,
@@ -117,6 +121,56 @@ def test_the_reconciler_books_binances_fills_in_place_of_the_settles_estimate(
     again = reconcile()
 
     assert "fills_booked" not in again and _get(runner, sid)["pnl"] == pnl
+
+
+def test_a_fired_stop_loss_of_the_strategy_is_booked_in_its_live_pnl_once(runner, reconcile) -> None:
+    """GIVEN a live long whose own 2 % stop-loss fired on Binance (no turn placed or settled that fill) WHEN
+    the turn records the close and the reconciler runs THEN the live PnL is Binance's for both fills (the
+    entry's and the stop's), the stop has one fills_booked event; a second run changes nothing."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2")
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    runner.run_tick(now - MINUTE_MS)
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.97")))  # the stop fires
+    assert _exchange_position(runner) == 0
+    runner.run_tick(now)  # position_closed, cause protective
+
+    summary = reconcile()
+
+    assert [e.details["cause"] for e in _events(sid, "position_closed")] == ["protective"]
+    assert len(_user_trades(runner)) == 2 and summary["fills_booked"] == 1
+    pnl = _get(runner, sid)["pnl"]
+    realised, fees = _binance_pnl(runner)
+    assert realised < 0 and pnl["estimated_fills"] == 0
+    assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised.quantize(PLACES),
+                                                                    fees.quantize(PLACES))
+    (booked,) = _events(sid, "fills_booked")
+    assert booked.details["client_order_id"].endswith("-sl")
+
+    again = reconcile()
+
+    assert "fills_booked" not in again and _get(runner, sid)["pnl"] == pnl
+
+
+def test_a_strategys_stop_that_never_fired_books_nothing(runner, reconcile) -> None:
+    """GIVEN a live long with a stop-loss and take-profit WHEN the strategy exits by its own order (the stops
+    cancelled, never filled) and the reconciler runs THEN no fills_booked for them and the live PnL is
+    exactly Binance's for the entry and the exit."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="2")
+    play_current = _two_candles(runner)
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+    play_current()
+    assert runner.stored(USER, sid).live_position == 0
+
+    summary = reconcile()
+
+    assert "fills_booked" not in summary and _events(sid, "fills_booked") == []
+    pnl = _get(runner, sid)["pnl"]
+    realised, fees = _binance_pnl(runner)
+    assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised.quantize(PLACES),
+                                                                    fees.quantize(PLACES))
 
 
 def test_an_estimate_is_not_booked_while_the_strategy_has_an_order_pending(

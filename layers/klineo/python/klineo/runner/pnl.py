@@ -136,8 +136,10 @@ def _counted(book: Mapping[str, Any], fills: Fills, sign: int) -> dict[str, Any]
 
 
 def book_exact(book: Mapping[str, Any], estimate: Mapping[str, Any], exact: Fills) -> dict[str, Any]:
-    """``book`` with an order's Binance fills (``exact``) in place of the ``estimate`` it counted for it."""
-    counted = Fills(Decimal(str(estimate["realised"])), Decimal(str(estimate["fees"])), 0, estimated=True)
+    """``book`` with an order's Binance fills (``exact``) in place of the ``estimate`` it counted for it
+    (``NOTHING_COUNTED``: none, the fills are simply added)."""
+    counted = Fills(Decimal(str(estimate["realised"])), Decimal(str(estimate["fees"])), 0,
+                    estimated=estimate.get("counted", True) is not False)
     return {**book, **_counted(_counted(book, counted, -1), exact, 1)}
 
 

@@ -7,7 +7,9 @@ was counted is kept on the order's record (``booked_estimate``, ``klineo.runner.
 reads every strategy order's fills for its order-history record anyway: when it stores them for such an
 order, this books them into the live book in the estimate's place (``klineo.runner.pnl.book_exact``), in
 the one write that stores them (``klineo.store.runs.book_order_fills``), with a ``fills_booked`` event.
-No request to Binance of its own.
+No request to Binance of its own. A strategy's own stop-loss, take-profit or trailing stop is booked the
+same way: its record carries ``NOTHING_COUNTED`` from its claim (no turn places or settles its fill), so
+once it fired its fills are added to the live book; one that never fired books nothing.
 
 Once: the record's write requires its estimate still there, and removes it. Never against a book in
 flight: the strategy's write requires no order pending (a turn's settle writes the book it read before
@@ -39,6 +41,8 @@ def book_fills(order: OrderRecord, outcome: dict[str, Any], now_ms: int) -> bool
     or its book is gone, or another run booked them): the caller stores ``outcome`` as for any order.
     """
     estimate, fills = order.booked_estimate or {}, order.fills or []
+    if not fills and estimate.get("counted") is False:
+        return None  # a strategy's protective order that never fired: nothing was counted, nothing to book
     strategy = get_strategy(order.user_id, order.origin, consistent=True)
     if strategy is None or not strategy.live_book:
         return None

@@ -82,6 +82,7 @@ from klineo.store.order_claim import ConnectionGuard, claim_protective_order, cl
 from klineo.store.orders import (
     FINAL_STATUSES,
     KIND_ALGO,
+    NOTHING_COUNTED,
     ORIGIN_API,
     STATUS_REJECTED,
     STATUS_UNKNOWN,
@@ -233,6 +234,8 @@ def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, al
         attempt_ms=int(time.time() * 1000), kind=KIND_ALGO, role=role,
         parent_client_order_id=entry.client_order_id, origin=entry.origin,
     )
+    if entry.origin != ORIGIN_API:  # a strategy's: once it fires, the reconciler books its fills in its PnL
+        record = dataclasses.replace(record, booked_estimate=dict(NOTHING_COUNTED))
     refusal = claim_protective_order(record, guard)
     if refusal is None:
         return None

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -54,6 +56,7 @@ __all__ = [
     "FOREIGN_ORIGINS",
     "KIND_ALGO",
     "KIND_ORDER",
+    "NOTHING_COUNTED",
     "ORIGIN_ADL",
     "ORIGIN_API",
     "ORIGIN_LIQUIDATION",
@@ -109,6 +112,11 @@ ORIGIN_ADL = "adl"
 ORIGIN_SETTLEMENT = "settlement"
 # The origins of orders Binance made that we did not place (recorded by the reconciler).
 FOREIGN_ORIGINS = frozenset({ORIGIN_MANUAL, ORIGIN_LIQUIDATION, ORIGIN_ADL, ORIGIN_SETTLEMENT})
+# The ``booked_estimate`` of an order whose fills no live book counted yet (a strategy's stop-loss,
+# take-profit or trailing stop): the reconciler books them when it reads them, once
+# (klineo.services.live_fills).
+NOTHING_COUNTED: Mapping[str, Any] = MappingProxyType({"realised": Decimal(0), "fees": Decimal(0),
+                                                       "counted": False})
 KIND_ORDER = "order"
 KIND_ALGO = "algo"
 # The roles of an entry's protective orders (``role`` of their records; a trailing stop only for a live
@@ -210,7 +218,8 @@ class OrderRecord:
     protective_refused_quantity: str | None = None
     # A live strategy's order whose fills were not read when it settled: what its strategy's live book
     # counted for it by estimate ({"realised", "fees"}, klineo.runner.pnl), until the reconciler books
-    # Binance's own fills in its place and removes it.
+    # Binance's own fills in its place and removes it. A strategy's protective order carries
+    # NOTHING_COUNTED from its claim: its fills (it fired) are booked once the reconciler reads them.
     booked_estimate: dict[str, Any] | None = None
 
     @property
