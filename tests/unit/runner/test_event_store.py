@@ -48,9 +48,12 @@ def test_events_expire_after_the_retention(aws) -> None:
 
 
 def test_a_cursor_names_only_keys_of_its_own_listing() -> None:
-    """A cursor round-trips its sort key; a runs key, garbage or a huge value is not an events cursor."""
+    """A cursor round-trips its sort key; a runs key, garbage, a huge value or a key no listing writes (a lone
+    surrogate, a control character) is not an events cursor."""
     cursor = encode_cursor({"pk": {"S": "STRAT#x"}, "sk": {"S": "EVT#0001#02#signal#"}})
     assert decode_cursor(cursor, "EVT#") == "EVT#0001#02#signal#"
     assert decode_cursor(encode_cursor({"sk": {"S": "RUN#1"}}), "EVT#") is None
     huge = encode_cursor({"sk": {"S": "EVT#" + "9" * 300}})
     assert decode_cursor("!!!", "EVT#") is None and decode_cursor(huge, "EVT#") is None
+    for odd in ("EVT#\ud800", "EVT#1\n2"):
+        assert decode_cursor(encode_cursor({"sk": {"S": odd}}), "EVT#") is None

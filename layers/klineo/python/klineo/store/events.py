@@ -188,13 +188,17 @@ def encode_cursor(last_key: Mapping[str, Any] | None) -> str | None:
 
 
 def decode_cursor(cursor: str, prefix: str) -> str | None:
-    """The sort key a cursor names, or None when it is not one of ours (or not of this listing)."""
+    """The sort key a cursor names, or None when it is not one of ours (or not of this listing). Ours are
+    printable ASCII: anything else (a lone surrogate, a control character) would reach DynamoDB as a key
+    it refuses (a ValidationException), not a 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         sk = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())["sk"]
     except (ValueError, KeyError, TypeError):
         return None
-    return sk if isinstance(sk, str) and sk.startswith(prefix) and len(sk) <= 200 else None
+    if not isinstance(sk, str) or not (sk.isascii() and sk.isprintable()):
+        return None
+    return sk if sk.startswith(prefix) and len(sk) <= 200 else None
 
 
 def query_page(
