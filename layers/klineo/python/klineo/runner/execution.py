@@ -1205,7 +1205,8 @@ class _Turn:
         # the orders themselves: a tick of many orders must never starve them of request weight.
         if result.order_id is not None and client.spare_weight() >= FILLS_READ_RESERVE:
             try:
-                fills = read_fills((client, creds), self.strategy.symbol, result.order_id)
+                fills = read_fills((client, creds), self.strategy.symbol, result.order_id,
+                                   priced=result.average_price is None)
             except KlineoError as exc:
                 logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
                     "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})
@@ -1237,14 +1238,12 @@ class _Turn:
         if parent is None or self.trading is None or not (position_to == 0 or is_entry(before, position_to)):
             return []
         # Loaded here: only a strategy with stops armed reaches this line (see arm_entry_orders).
-        from klineo.services.protective_siblings import entry_protective_ids
+        from klineo.services.protective_siblings import recorded_protective_ids
         from klineo.services.strategy_protection import protective_orders_left
 
         # Every role of every generation the position had (a re-priced one's earlier orders too), and what
         # an earlier turn could not cancel.
-        ids = entry_protective_ids(str(parent), int(armed.get("generations", 1)))
-        ids += [str(i) for i in armed.get("superseded") or [] if str(i) not in ids]
-        return protective_orders_left(self.trading.connection, ids)
+        return protective_orders_left(self.trading.connection, recorded_protective_ids(armed))
 
     def after_live_fill(self, pending: PendingOrder, price: Decimal | None, position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); re-placed for what a reduction

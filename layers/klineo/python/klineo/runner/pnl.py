@@ -85,13 +85,16 @@ def fills_of(trades: Iterable[tuple[Any, Any, Any]]) -> Fills:
     return Fills(realised, fees, other)
 
 
-def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int) -> Fills:
-    """Binance's fills of ``order_id`` (userTrades, weight 5) with the turn's futures client and keys, and
-    their average price (``price``)."""
+def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int, *,
+               priced: bool = False) -> Fills:
+    """Binance's fills of ``order_id`` (userTrades, weight 5) with the turn's futures client and keys; with
+    ``priced`` (the order's answer lacked its avgPrice) also their average price (``price``)."""
     client, creds = client_creds
     rows = futures_user_trades(client, creds, symbol, order_id=order_id)
     fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
                       row.get("commissionAsset", "USDT")) for row in rows)
+    if not priced:
+        return fills
     traded = [(Decimal(str(row.get("price", "0"))), Decimal(str(row.get("qty", "0")))) for row in rows]
     quantity = sum((qty for _, qty in traded), _ZERO)
     if quantity <= 0:

@@ -444,11 +444,10 @@ class LiveReprice:
     def remove_all(self) -> bool:
         """Every percent cleared: cancel every order the position had (each role, each generation, and the
         ``superseded`` ones an earlier entry or re-pricing left), forget the record."""
-        from klineo.services.protective_siblings import entry_protective_ids
+        from klineo.services.protective_siblings import recorded_protective_ids
 
         old = self.record
-        ids = entry_protective_ids(self.parent, int(old.get("generations", 1)))
-        if not self.disarm(ids + [str(i) for i in old.get("superseded") or [] if str(i) not in ids]):
+        if not self.disarm(recorded_protective_ids({**old, "parent_client_order_id": self.parent})):
             return self.failed(old, {}, "The protective orders could not all be cancelled; tried again next "
                                "turn.", "cancel_failed")
         event = self.make_event("protective_repriced", mode="live", **level_details(levels(old), {}),

@@ -13,6 +13,7 @@ the open orders (the reconciler does it at the latest).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from klineo.binance import BinanceClient, Credentials
 from klineo.services.algo_orders import cancel_algo_order, query_algo_order
@@ -25,7 +26,8 @@ from klineo.store.orders import (
     record_order_outcome_quietly,
 )
 
-__all__ = ["ROLES", "cancel_fired_siblings", "entry_protective_ids", "protective_client_algo_id"]
+__all__ = ["ROLES", "cancel_fired_siblings", "entry_protective_ids", "protective_client_algo_id",
+           "recorded_protective_ids"]
 
 # A trailing stop (``{"percent": callbackRate}``) is placed for live strategies' entries only: an API
 # entry's request has no such target.
@@ -59,6 +61,13 @@ def entry_protective_ids(entry_client_order_id: str, generations: int = 1) -> li
     ``generations`` - 1 (a live strategy's re-priced ones, ``klineo.runner.reprice``)."""
     return [protective_client_algo_id(entry_client_order_id, role, generation)
             for generation in range(max(generations, 1)) for role in ROLES]
+
+
+def recorded_protective_ids(record: dict[str, Any]) -> list[str]:
+    """Every clientAlgoId a live strategy's protective record may still have open: its entry's, of each
+    generation (``entry_protective_ids``), then those an earlier cancel left (``superseded``)."""
+    ids = entry_protective_ids(str(record["parent_client_order_id"]), int(record.get("generations", 1)))
+    return ids + [str(i) for i in record.get("superseded") or [] if str(i) not in ids]
 
 
 def _as_now(user_id: str, client: BinanceClient, creds: Credentials, record: OrderRecord) -> OrderRecord:
