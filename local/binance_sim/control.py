@@ -13,6 +13,8 @@ POST /__sim__/mark               {"symbol": "BTCUSDT", "price": 61000.5} pins th
 POST /__sim__/trades             {"account": "futures-full", "kind": "liquidation"|"adl"|"manual",
                                   "symbol", "side", "quantity", "price", "positionSide"} (see history.py)
 POST /__sim__/age                {"ms": N} makes every order N ms older and purges as Binance does
+POST /__sim__/symbol-status      {"symbol": "ETHUSDT", "status": "SETTLING", "since_ms": N} stops a futures
+                                 symbol (no candle from since_ms, default now); "TRADING" resumes it
 
 Control calls are never rate-limited, faulted or journaled.
 """
@@ -104,6 +106,9 @@ def handle_control(state: SimulatorState, method: str, path: str, body: bytes) -
             return 200, state.history.inject(account, document, state.server_time_ms())
         if route == ("POST", "/__sim__/age"):
             return 200, state.history.age(int(document["ms"]), state.server_time_ms())
+        if route == ("POST", "/__sim__/symbol-status"):
+            state.set_symbol_status(document["symbol"], str(document["status"]), document.get("since_ms"))
+            return 200, {"stopped": {symbol: status for symbol, (status, _) in state.stopped.items()}}
         if route == ("GET", "/__sim__/accounts"):
             return 200, {"accounts": [a.summary() for a in state.accounts.values()]}
     except (KeyError, TypeError, ValueError) as error:

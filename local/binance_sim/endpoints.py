@@ -249,12 +249,13 @@ def futures_exchange_info_handler(call: Call) -> dict:
         config.futures_weight_limit,
         config.futures_orders_1m_limit,
         config.futures_orders_10s_limit,
+        {symbol: status for symbol, (status, _) in call.state.stopped.items()},
     )
 
 
 def futures_klines(call: Call) -> list:
-    """GET /fapi/v1/klines (limit max 1500)."""
-    return _klines(call, 1500, FUTURES_INTERVALS)
+    """GET /fapi/v1/klines (limit max 1500); none from when a symbol stopped (``set_symbol_status``)."""
+    return call.state.trading_klines(call.params.get("symbol"), _klines(call, 1500, FUTURES_INTERVALS))
 
 
 def futures_ticker_price(call: Call) -> object:

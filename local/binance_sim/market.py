@@ -14,6 +14,7 @@ import calendar
 import dataclasses
 import datetime as dt
 import math
+from collections.abc import Mapping
 from decimal import Decimal
 
 from . import errors
@@ -433,14 +434,14 @@ def spot_exchange_info(server_time_ms: int, weight_limit: int, symbols: list[str
     }
 
 
-def _futures_symbol(spec: SymbolSpec) -> dict:
+def _futures_symbol(spec: SymbolSpec, status: str = "TRADING") -> dict:
     return {
         "symbol": spec.symbol,
         "pair": spec.symbol,
         "contractType": "PERPETUAL",
         "deliveryDate": 4133404800000,
         "onboardDate": spec.onboard_date,
-        "status": "TRADING",
+        "status": status,
         "maintMarginPercent": "2.5000",
         "requiredMarginPercent": "5.0000",
         "baseAsset": spec.base_asset,
@@ -498,9 +499,10 @@ def _futures_symbol(spec: SymbolSpec) -> dict:
 
 
 def futures_exchange_info(
-    server_time_ms: int, weight_limit: int, orders_limit_1m: int, orders_limit_10s: int
+    server_time_ms: int, weight_limit: int, orders_limit_1m: int, orders_limit_10s: int,
+    statuses: Mapping[str, str] | None = None,
 ) -> dict:
-    """GET /fapi/v1/exchangeInfo."""
+    """GET /fapi/v1/exchangeInfo; ``statuses``: symbol -> its status when not TRADING."""
     return {
         "timezone": "UTC",
         "serverTime": server_time_ms,
@@ -521,5 +523,7 @@ def futures_exchange_info(
             {"asset": "BTC", "marginAvailable": True, "autoAssetExchange": "-0.10000000"},
             {"asset": "BNB", "marginAvailable": True, "autoAssetExchange": "-10"},
         ],
-        "symbols": [_futures_symbol(spec) for spec in SYMBOLS.values()],
+        "symbols": [
+            _futures_symbol(spec, (statuses or {}).get(spec.symbol, "TRADING")) for spec in SYMBOLS.values()
+        ],
     }

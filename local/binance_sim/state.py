@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from .accounts import DemoAccount, load_accounts
@@ -29,6 +30,10 @@ class SimulatorState:
         self.faults = FaultInjector()
         self.journal = Journal()
         self.mark_overrides: dict[str, float] = {}
+        # Futures symbols Binance stopped trading (``set_symbol_status``): symbol -> (status, since ms); and
+        # the earlier stops of symbols trading again: symbol -> [(from ms, to ms)], no candle opened then.
+        self.stopped: dict[str, tuple[str, int]] = {}
+        self.gaps: dict[str, list[tuple[int, int]]] = {}
         self.futures = self._new_futures()
         self.algo = AlgoService(self.futures)
         self.history = HistoryService(self.futures)
@@ -57,6 +62,26 @@ class SimulatorState:
             self.mark_overrides[symbol] = float(price)
         self.futures.sweep(self.server_time_ms())
 
+    def set_symbol_status(self, symbol: str, status: str, since_ms: int | None = None) -> None:
+        """A futures symbol's status from ``since_ms`` (default now): anything but TRADING stops it (its
+        exchangeInfo entry says so, and no candle opens from then: a delisted or halted contract makes
+        none); TRADING makes candles again, the stop left as a gap in its klines."""
+        if symbol not in self.series:
+            raise ValueError(f"unknown symbol {symbol}")
+        since = int(self.server_time_ms()) if since_ms is None else int(since_ms)
+        stopped = self.stopped.pop(symbol, None)
+        if status != "TRADING":
+            self.stopped[symbol] = (status, stopped[1] if stopped is not None else since)
+        elif stopped is not None:
+            self.gaps.setdefault(symbol, []).append((stopped[1], since))
+
+    def trading_klines(self, symbol: str, rows: list[list]) -> list[list]:
+        """``rows`` without the candles a stopped symbol never made (opening while it was stopped)."""
+        stops = list(self.gaps.get(symbol, ()))
+        if symbol in self.stopped:
+            stops.append((self.stopped[symbol][1], math.inf))
+        return [row for row in rows if not any(start <= row[0] < end for start, end in stops)]
+
     def server_time_ms(self) -> float:
         """Wall-clock time plus the configured skew, in ms."""
         return time.time() * 1000.0 + self.config.clock_skew_ms
@@ -64,6 +89,8 @@ class SimulatorState:
     def reset(self) -> None:
         """Fresh balances, positions and orders; counters, bans, faults and journal cleared."""
         self.mark_overrides.clear()
+        self.stopped.clear()
+        self.gaps.clear()
         self.futures = self._new_futures()
         self.algo = AlgoService(self.futures)
         self.history = HistoryService(self.futures)

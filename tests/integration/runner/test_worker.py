@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
-from klineo.binance import endpoints, get_client
+from klineo.binance import Market, endpoints, get_client, get_symbol_rules
+from klineo.runner import candles as candle_cache
 from klineo.runner import execution
 from klineo.runner.gates import GateBook
-from klineo.runner.schedule import client_order_id
+from klineo.runner.schedule import MINUTE_MS, client_order_id
 from klineo.services import orders as order_core
 from klineo.store import flags
 from klineo.store import strategies as strategy_store
@@ -376,6 +378,58 @@ def test_an_unknown_symbol_pause_writes_a_paused_event_with_its_run(runner) -> N
     paused = [e for e in list_events(sid, 50).events if e.kind == "paused"]
     assert [(e.close_time, e.details["reason"]) for e in paused] == [(run.close_time, "invalid_symbol")]
     assert "NOPEUSDT" in paused[0].details["message"] and "USDT-M futures" in paused[0].details["message"]
+
+
+def test_a_symbol_binance_stopped_trading_pauses_its_strategies_rather_than_failing_every_tick(
+    runner, monkeypatch,
+) -> None:
+    """GIVEN a symbol Binance delisted (SETTLING, no candle since) while the container's exchangeInfo still
+    says TRADING WHEN a tick waits for its candle in vain THEN the status is read again: no message to
+    redeliver (it would reach the dead-letter queue every tick), a failed run naming the status, paused."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    get_symbol_rules(get_client(Market.FUTURES, "production"), "BTCUSDT")  # cached while it traded
+    monkeypatch.setattr(candle_cache, "STATUS_MAX_AGE_S", 0.0)  # that read is older than the limit
+    runner.sim.set_symbol_status("BTCUSDT", "SETTLING", since_ms=current_close() - 3 * MINUTE_MS)
+
+    tick = runner.run_tick()
+
+    assert tick.failures == []
+    run = runner.runs(sid)[0]
+    assert run.status == "failed" and "status SETTLING" in run.error["message"]
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "invalid_symbol")
+    assert runner.journal("POST", ORDER_PATH) == []
+
+
+def test_a_symbol_status_read_less_than_a_minute_ago_is_trusted_and_the_message_comes_again(runner) -> None:
+    """GIVEN a delisted symbol the container read as TRADING seconds ago WHEN its candle never comes THEN the
+    message is redelivered (a candle late on Binance is waited for), nothing recorded, nothing paused."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    get_symbol_rules(get_client(Market.FUTURES, "production"), "BTCUSDT")
+    runner.sim.set_symbol_status("BTCUSDT", "SETTLING", since_ms=current_close() - 3 * MINUTE_MS)
+
+    tick = runner.run_tick()
+
+    assert len(tick.failures) == 1 and runner.runs(sid) == []
+    assert runner.stored(USER, sid).status == "active"
+
+
+def test_a_candle_binance_never_made_skips_that_tick_without_pausing(runner) -> None:
+    """GIVEN a symbol halted over the tick's candle and trading again (a gap in its klines) WHEN the tick
+    runs THEN its run is skipped no_candle, the strategy stays active, no message to redeliver."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    now_ms = int(time.time() * 1000)
+    close = current_close(now_ms)
+    runner.sim.set_symbol_status("BTCUSDT", "TRADING_HALT", since_ms=close + 1 - MINUTE_MS)
+    runner.sim.set_symbol_status("BTCUSDT", "TRADING", since_ms=close + 1)
+
+    tick = runner.run_tick(now_ms)
+
+    assert tick.failures == []
+    run = runner.runs(sid)[0]
+    assert (run.close_time, run.status, run.skip_reason) == (close, "skipped", "no_candle")
+    assert runner.stored(USER, sid).status == "active"
+    assert runner.journal("POST", ORDER_PATH) == []
 
 
 def test_klines_unavailable_fails_the_message_for_redelivery(runner) -> None:

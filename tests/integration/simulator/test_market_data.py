@@ -180,3 +180,34 @@ def test_futures_klines_weight_depends_on_limit(binance_sim):
         used.append(int(response.headers["X-MBX-USED-WEIGHT-1M"]))
     # THEN the used weight grows by 1, 2, 5, 10
     assert [b - a for a, b in zip([0, *used[:-1]], used, strict=True)] == [1, 2, 5, 10]
+
+
+def test_a_stopped_futures_symbol_shows_its_status_and_makes_no_candle_until_it_trades_again(binance_sim):
+    """A symbol stopped (set_symbol_status, POST /__sim__/symbol-status) shows its status in futures
+    exchangeInfo and no candle opens while it is stopped: none after a delisting, a gap after a halt that
+    ended; reset trades it again."""
+
+    def status() -> str:
+        body = requests.get(f"{binance_sim.url}/fapi/v1/exchangeInfo", timeout=5).json()
+        return next(s["status"] for s in body["symbols"] if s["symbol"] == "ETHUSDT")
+
+    def opens() -> list[int]:
+        rows = requests.get(f"{binance_sim.url}/fapi/v1/klines", timeout=5,
+                            params={"symbol": "ETHUSDT", "interval": "1m", "limit": 10}).json()
+        return [row[0] for row in rows]
+
+    minute = 60_000
+    first = opens()
+    # WHEN it is delisted from four candles back
+    binance_sim.set_symbol_status("ETHUSDT", "SETTLING", since_ms=first[-4])
+    # THEN its status says so and no candle opened since
+    assert status() == "SETTLING" and opens() == first[:-4]
+    # WHEN it trades again from the last of them: the three candles of the stop stay a gap
+    resumed = requests.post(f"{binance_sim.url}/__sim__/symbol-status", timeout=5,
+                            json={"symbol": "ETHUSDT", "status": "TRADING", "since_ms": first[-1]})
+    assert resumed.status_code == 200 and resumed.json() == {"stopped": {}}
+    assert status() == "TRADING" and first[-1] in opens() and not set(first[-4:-1]) & set(opens())
+    # WHEN the simulator is reset THEN its klines are whole again
+    binance_sim.reset()
+    after = opens()
+    assert after == [after[-1] - k * minute for k in range(len(after) - 1, -1, -1)]

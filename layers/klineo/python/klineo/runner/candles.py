@@ -9,6 +9,14 @@ from the same container.
 
 ``limit`` is at least 99: Binance futures charges weight 1 for any limit below 100 (facts §3), so
 asking for 99 costs the same as asking for 20 and lets every strategy of a group share one answer.
+
+A candle Binance never makes ends the tick rather than failing it (``ends_the_tick``): a symbol that
+stopped trading (delisted: ``SETTLING``, or any status but ``TRADING``) makes no more candles, so
+waiting for one would retry every tick's message into the dead-letter queue while its strategies never
+record why; its status is read again then (exchangeInfo at most ``STATUS_MAX_AGE_S`` old) and refuses
+the symbol (field ``symbol``: the strategies pause ``invalid_symbol``). A trading symbol whose candle is
+missing although a later one exists (its market made none then, a halt) is refused with field
+``close_time``: that tick is skipped (``no_candle``), nothing paused.
 """
 
 from __future__ import annotations
@@ -20,7 +28,16 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from klineo.binance import Candle, ErrorCategory, Market, get_client, klines
+from klineo.binance import (
+    BinanceClient,
+    Candle,
+    ErrorCategory,
+    Market,
+    exchange_info,
+    get_client,
+    get_symbol_rules,
+    klines,
+)
 from klineo.errors import KlineoError
 
 __all__ = [
@@ -28,6 +45,7 @@ __all__ = [
     "CandleGroup",
     "clear_cache",
     "closed_candles",
+    "ends_the_tick",
     "fetch_limit",
 ]
 
@@ -38,6 +56,10 @@ MAX_LIMIT = 1500
 # target as closed if our clock is at least CLOSE_GRACE_MS past it (a market with no trade yet).
 RECHECK_DELAYS_S: tuple[float, ...] = (0.5, 1.0)
 CLOSE_GRACE_MS = 5_000
+# A candle missing past its grace: the symbol's status is read again when exchangeInfo is older than this.
+STATUS_MAX_AGE_S = 60.0
+# The fields of a klines refusal that ends the tick for every strategy of its group (``ends_the_tick``).
+_TICK_ENDING_FIELDS = ("symbol", "close_time")
 
 
 @dataclass(frozen=True)
@@ -94,8 +116,9 @@ def closed_candles(
     """Up to ``count`` closed futures candles ending with the one closing at ``close_time``.
 
     Raises KlineoError: the client's categories for a failed request (retryable ones are retried
-    by the caller later), UPSTREAM_UNAVAILABLE when the target candle is not closed yet (retryable)
-    or INVALID_REQUEST (field symbol) when Binance has no candle closing at ``close_time``.
+    by the caller later), UPSTREAM_UNAVAILABLE when the target candle is not closed yet (retryable),
+    INVALID_REQUEST (field symbol) when the symbol is unknown or no longer trading, or NOT_FOUND (field
+    close_time) when Binance has no candle closing at ``close_time`` but a later one (module doc).
     """
     key = (environment, symbol, interval, close_time)
     limit = fetch_limit(count)
@@ -112,13 +135,16 @@ def closed_candles(
             if proven or clock() * 1000 >= close_time + CLOSE_GRACE_MS:
                 break
         elif proven:
+            _require_trading(client, symbol)
             raise KlineoError(
-                ErrorCategory.INVALID_REQUEST,
-                f"Binance has no {interval} candle of {symbol} closing at {close_time}",
-                field="symbol",
+                ErrorCategory.NOT_FOUND,
+                f"Binance has no {interval} candle of {symbol} closing at {close_time} (its market made "
+                f"none then)",
+                field="close_time",
                 retryable=False,
             )
         if attempt >= len(RECHECK_DELAYS_S):
+            _require_trading(client, symbol)
             raise KlineoError(
                 ErrorCategory.UPSTREAM_UNAVAILABLE,
                 f"the {interval} candle of {symbol} closing at {close_time} is not closed on Binance yet",
@@ -128,3 +154,21 @@ def closed_candles(
     group = CandleGroup(environment, symbol, interval, close_time, closed[-(limit - 1):])
     _store(key, limit, group)
     return group
+
+
+def ends_the_tick(exc: KlineoError) -> bool:
+    """True when a klines failure is final for its tick: each strategy of the group records it (a symbol
+    Binance does not list or trade, a candle it never made); otherwise the whole message comes again."""
+    return not exc.retryable and exc.field in _TICK_ENDING_FIELDS
+
+
+def _require_trading(client: BinanceClient, symbol: str) -> None:
+    """Raise the symbol's refusal (INVALID_REQUEST, field symbol) when Binance no longer trades it, by a
+    status at most ``STATUS_MAX_AGE_S`` old (one exchangeInfo, weight 1, shared by the container's cache).
+    Nothing when it trades, or when its status cannot be read now: the candle is then waited for."""
+    try:
+        exchange_info(client, ttl_s=STATUS_MAX_AGE_S)
+        get_symbol_rules(client, symbol)
+    except KlineoError as exc:
+        if ends_the_tick(exc):
+            raise

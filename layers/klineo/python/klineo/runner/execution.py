@@ -25,7 +25,8 @@ Order of work for a strategy S and the candle C its message names:
    the batch's read stops it, ``risk_block`` naming the gate and the run ``skipped``. Only a strategy
    still live and active sends it again: one switched to paper (or paused) before the second send only
    looks it up, and settles it as found or as never placed (``order_not_placed``).
-4. A candle superseded by a newer closed one is recorded ``skipped`` (stale_candle), never traded.
+4. A candle superseded by a newer closed one is recorded ``skipped`` (stale_candle), never traded; one
+   Binance never made (a halt) is recorded ``skipped`` (no_candle).
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
@@ -236,8 +237,9 @@ FINAL_ORDER_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_M
 class TickContext:
     """What every strategy of one message shares: the message, its closed candles, the time budget.
 
-    ``group`` is None when Binance refused the klines request for good (``group_error``, e.g. an
-    unknown symbol); retryable failures never get this far (the whole message is retried).
+    ``group`` is None when Binance refused the klines request for good (``group_error``: an unknown
+    symbol or one no longer trading, a candle never made; ``klineo.runner.candles.ends_the_tick``);
+    other failures never get this far (the whole message is retried).
     """
 
     message: WorkMessage
@@ -622,8 +624,11 @@ class _Turn:
             self._paper_equity = None  # the ledger may have moved
 
     def refused_market(self, exc: KlineoError | None) -> StrategyResult:
-        """No candles for good (e.g. unknown symbol): a failed run; paused when the symbol is the problem."""
+        """No candles for good (``klineo.runner.candles``): a candle Binance never made skips the tick
+        (``no_candle``); otherwise a failed run, paused when the symbol is the problem."""
         exc = exc or KlineoError(ErrorCategory.OTHER, "no candles for this market")
+        if exc.field == "close_time":
+            return self.skip("no_candle")
         pause = "invalid_symbol" if exc.field == "symbol" else None
         return self.record(self.run("failed", error=_error(exc)), self.failure_advance(exc, pause),
                            str(exc.category))
@@ -1387,8 +1392,9 @@ def _paused_at_once(symbol: str, pause: str, exc: KlineoError) -> str:
     if pause == UNTRADABLE_SIZE:
         return (f"Paused: no order of this sizing can ever pass {symbol}'s rules ({exc.message}); change the "
                 f"sizing to resume.")
-    return (f"Paused: Binance does not list {symbol} on USDT-M futures (an unknown or delisted symbol); "
-            f"create a strategy on a listed symbol. Last error: {exc.message}")
+    return (f"Paused: Binance does not list or trade {symbol} on USDT-M futures (an unknown or delisted "
+            f"symbol, or one it stopped trading); create a strategy on a listed symbol, or resume this one "
+            f"once Binance trades it again. Last error: {exc.message}")
 
 
 def _pausing(reason: str | None) -> StrategyAdvance | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from klineo.errors import KlineoError
-from klineo.runner.candles import closed_candles
+from klineo.runner.candles import closed_candles, ends_the_tick
 from klineo.runner.execution import StrategyResult, TickContext, run_strategy
 from klineo.runner.messages import StrategyRef, WorkMessage
 from klineo.runner.worker import strategy_lookback
@@ -60,7 +60,7 @@ def run_now(
                                strategy_lookback(strategy), clock=clock)
         ctx = TickContext(message=message, group=group, deadline_ms=deadline_ms, clock=clock)
     except KlineoError as exc:
-        if exc.retryable or exc.field != "symbol":
+        if not ends_the_tick(exc):
             raise
         ctx = TickContext(message=message, group=None, deadline_ms=deadline_ms, group_error=exc, clock=clock)
     result = run_strategy(strategy, ctx)

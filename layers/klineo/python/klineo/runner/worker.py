@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from klineo.binance import Market, get_client, get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.observability import logger, metrics
-from klineo.runner.candles import CandleGroup, closed_candles
+from klineo.runner.candles import CandleGroup, closed_candles, ends_the_tick
 from klineo.runner.execution import StrategyResult, TickContext, run_strategy
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import StrategyRef, WorkMessage
@@ -195,7 +195,7 @@ def _contexts(
             continue
         answer = groups[message.group]
         if isinstance(answer, KlineoError):
-            if answer.retryable or answer.field != "symbol":
+            if not ends_the_tick(answer):
                 contexts[message_id] = f"klines unavailable: {answer.category}"
                 continue
             contexts[message_id] = TickContext(message=message, group=None, deadline_ms=deadline_ms,
