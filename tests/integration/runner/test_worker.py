@@ -414,6 +414,21 @@ def test_a_symbol_status_read_less_than_a_minute_ago_is_trusted_and_the_message_
     assert runner.stored(USER, sid).status == "active"
 
 
+def test_a_halted_symbol_skips_the_tick_and_leaves_the_strategy_active(runner, monkeypatch) -> None:
+    """GIVEN a symbol Binance halted (TRADING_HALT, no candle since) WHEN a tick waits for its candle in vain
+    THEN its run is skipped no_candle: no message to redeliver, nothing paused (it trades with the market)."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    monkeypatch.setattr(candle_cache, "STATUS_MAX_AGE_S", 0.0)
+    now_ms = int(time.time() * 1000)
+    runner.sim.set_symbol_status("BTCUSDT", "TRADING_HALT", since_ms=current_close(now_ms) + 1 - MINUTE_MS)
+
+    tick = runner.run_tick(now_ms)
+
+    assert tick.failures == []
+    assert [(run.status, run.skip_reason) for run in runner.runs(sid)] == [("skipped", "no_candle")]
+    assert runner.stored(USER, sid).status == "active"
+
+
 def test_a_candle_binance_never_made_skips_that_tick_without_pausing(runner) -> None:
     """GIVEN a symbol halted over the tick's candle and trading again (a gap in its klines) WHEN the tick
     runs THEN its run is skipped no_candle, the strategy stays active, no message to redeliver."""

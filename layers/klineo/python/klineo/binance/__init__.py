@@ -36,7 +36,12 @@ from klineo.binance.endpoints import (
 )
 from klineo.binance.enums import Environment, KeyType, Market
 from klineo.binance.environments import base_url, https_proxy
-from klineo.binance.filters import SymbolRules, clear_symbol_rules_cache, get_symbol_rules
+from klineo.binance.filters import (
+    SymbolRules,
+    clear_symbol_rules_cache,
+    get_symbol_rules,
+    listed_symbol_rules,
+)
 from klineo.binance.ratelimit import (
     TRADING_RESERVE,
     InMemoryRateLimitStore,
@@ -90,6 +95,7 @@ __all__ = [
     "get_symbol_rules",
     "https_proxy",
     "klines",
+    "listed_symbol_rules",
     "mask_api_key",
     "server_time",
     "share_rate_limits_through",

@@ -32,7 +32,10 @@ from klineo.binance.endpoints import exchange_info
 from klineo.binance.enums import Market
 from klineo.errors import ErrorCategory, KlineoError
 
-__all__ = ["SymbolRules", "clear_symbol_rules_cache", "get_symbol_rules", "parse_symbol_rules"]
+__all__ = [
+    "SymbolRules", "clear_symbol_rules_cache", "get_symbol_rules", "listed_symbol_rules",
+    "parse_symbol_rules",
+]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -374,6 +377,15 @@ _rules_lock = threading.Lock()
 
 def get_symbol_rules(client: BinanceClient, symbol: str) -> SymbolRules:
     """Trading rules of ``symbol``; invalid_request (field symbol) when unknown or not trading."""
+    rules = listed_symbol_rules(client, symbol)
+    if rules.status != "TRADING":
+        raise _invalid("symbol", f"{rules.symbol} is not trading now (status {rules.status})")
+    return rules
+
+
+def listed_symbol_rules(client: BinanceClient, symbol: str) -> SymbolRules:
+    """Rules of ``symbol`` as Binance lists it, whatever its ``status``; invalid_request (field symbol) when
+    unknown."""
     if not isinstance(symbol, str) or not symbol.strip():
         raise _invalid("symbol", "symbol is required")
     symbol = symbol.strip()
@@ -395,8 +407,6 @@ def get_symbol_rules(client: BinanceClient, symbol: str) -> SymbolRules:
             ) from None
         with _rules_lock:
             _rules_cache[key] = (info, rules)
-    if rules.status != "TRADING":
-        raise _invalid("symbol", f"{wanted} is not trading now (status {rules.status})")
     return rules
 
 

@@ -11,12 +11,13 @@ from the same container.
 asking for 99 costs the same as asking for 20 and lets every strategy of a group share one answer.
 
 A candle Binance never makes ends the tick rather than failing it (``ends_the_tick``): a symbol that
-stopped trading (delisted: ``SETTLING``, or any status but ``TRADING``) makes no more candles, so
-waiting for one would retry every tick's message into the dead-letter queue while its strategies never
-record why; its status is read again then (exchangeInfo at most ``STATUS_MAX_AGE_S`` old) and refuses
-the symbol (field ``symbol``: the strategies pause ``invalid_symbol``). A trading symbol whose candle is
-missing although a later one exists (its market made none then, a halt) is refused with field
-``close_time``: that tick is skipped (``no_candle``), nothing paused.
+stopped trading makes no more candles, so waiting for one would retry every tick's message into the
+dead-letter queue while its strategies never record why. Its status is read again then (exchangeInfo at
+most ``STATUS_MAX_AGE_S`` old): a contract that ended (``ENDED_STATUSES``: delisted, ``SETTLING``, or
+settled) refuses the symbol (field ``symbol``: the strategies pause ``invalid_symbol``); any other status
+but ``TRADING`` (a halt, ``TRADING_HALT``, ``TRADING_CANCEL_ONLY``) refuses the candle (field
+``close_time``: that tick is skipped, ``no_candle``, nothing paused, and the strategies trade again with
+the market). So does a candle missing although a later one exists (its market made none then).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from klineo.binance import (
     Market,
     exchange_info,
     get_client,
-    get_symbol_rules,
     klines,
+    listed_symbol_rules,
 )
 from klineo.errors import KlineoError
 
@@ -60,6 +61,9 @@ CLOSE_GRACE_MS = 5_000
 STATUS_MAX_AGE_S = 60.0
 # The fields of a klines refusal that ends the tick for every strategy of its group (``ends_the_tick``).
 _TICK_ENDING_FIELDS = ("symbol", "close_time")
+# Symbol statuses of a contract that ended (delisted perpetuals are SETTLING, docs/binance-facts.md §15):
+# no candle ever comes again, so its strategies pause. Any other status but TRADING is waited out.
+ENDED_STATUSES = frozenset({"PRE_SETTLE", "SETTLING", "CLOSE", "PRE_DELIVERING", "DELIVERING", "DELIVERED"})
 
 
 @dataclass(frozen=True)
@@ -136,13 +140,8 @@ def closed_candles(
                 break
         elif proven:
             _require_trading(client, symbol)
-            raise KlineoError(
-                ErrorCategory.NOT_FOUND,
-                f"Binance has no {interval} candle of {symbol} closing at {close_time} (its market made "
-                f"none then)",
-                field="close_time",
-                retryable=False,
-            )
+            raise _no_candle(f"Binance has no {interval} candle of {symbol} closing at {close_time} (its "
+                             f"market made none then)")
         if attempt >= len(RECHECK_DELAYS_S):
             _require_trading(client, symbol)
             raise KlineoError(
@@ -163,12 +162,24 @@ def ends_the_tick(exc: KlineoError) -> bool:
 
 
 def _require_trading(client: BinanceClient, symbol: str) -> None:
-    """Raise the symbol's refusal (INVALID_REQUEST, field symbol) when Binance no longer trades it, by a
-    status at most ``STATUS_MAX_AGE_S`` old (one exchangeInfo, weight 1, shared by the container's cache).
-    Nothing when it trades, or when its status cannot be read now: the candle is then waited for."""
+    """Refuse the tick of a symbol Binance does not trade now, by a status at most ``STATUS_MAX_AGE_S`` old
+    (one exchangeInfo, weight 1, shared by the container's cache): unlisted or ended, the symbol (field
+    symbol); halted, the candle (field close_time). Nothing when it trades, or when its status cannot be
+    read now: the candle is then waited for."""
     try:
         exchange_info(client, ttl_s=STATUS_MAX_AGE_S)
-        get_symbol_rules(client, symbol)
+        status = listed_symbol_rules(client, symbol).status
     except KlineoError as exc:
         if ends_the_tick(exc):
             raise
+        return
+    if status in ENDED_STATUSES:
+        raise KlineoError(ErrorCategory.INVALID_REQUEST, f"{symbol} is not trading now (status {status})",
+                          field="symbol")
+    if status != "TRADING":
+        raise _no_candle(f"Binance is not trading {symbol} now (status {status}): it makes no candle")
+
+
+def _no_candle(message: str) -> KlineoError:
+    """A candle Binance did not make: that tick is skipped (``no_candle``), nothing is paused."""
+    return KlineoError(ErrorCategory.NOT_FOUND, message, field="close_time", retryable=False)
