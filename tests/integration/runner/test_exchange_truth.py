@@ -365,7 +365,7 @@ def _seed_paper_position(user: str, sid: str, protective: dict) -> None:
     update = Update(sets={"paper_position": Decimal("0.002"), "paper_book": book})
     key = strategy_key(user, sid)
     boto3.client("dynamodb").update_item(TableName=get_settings().data_table, Key=key, **update.request())
-    set_protective(user, sid, protective)
+    set_protective(user, sid, protective, held=Decimal(0), seen=None)
 
 
 def test_a_paper_stop_reached_by_the_candle_closes_the_position_before_deciding(runner) -> None:
@@ -504,7 +504,7 @@ def test_a_live_entry_keeps_an_older_items_paper_stop_loss(runner) -> None:
     # An item written before d56633d: an open paper long whose stop-loss sits in ``protective``.
     legacy = {"mode": "paper", "entry_side": "BUY", "entry_price": Decimal("100"), "armed": False,
               "stop_loss": Decimal("98")}
-    set_protective(USER_TS, sid, legacy)
+    set_protective(USER_TS, sid, legacy, held=Decimal(0), seen=None)
     aws_clients.dynamodb().update_item(
         TableName=get_settings().data_table, Key=strategy_key(USER_TS, sid),
         UpdateExpression="SET paper_position = :p", ExpressionAttributeValues={":p": {"N": "2"}})

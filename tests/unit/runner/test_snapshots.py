@@ -38,7 +38,8 @@ def test_a_snapshot_decodes_to_the_strategy_as_stored(aws) -> None:
                                                       stop_loss_pct=Decimal("1.5")),
                              parameters={"fast": 3, "slow": 8, "allow_short": False}, last_close=C - 60_000)
     set_protective(strategy.user_id, strategy.strategy_id,
-                   {"stop_loss": Decimal("95000.123456789"), "armed": True, "quantity": Decimal("0.002")})
+                   {"stop_loss": Decimal("95000.123456789"), "armed": True, "quantity": Decimal("0.002")},
+                   held=strategy.live_position, seen=None)
     found = _active()[strategy.strategy_id]
     decoded = strategy_store.from_snapshot(
         found.snapshot, user_id=found.user_id, strategy_id=found.strategy_id, environment=found.environment,

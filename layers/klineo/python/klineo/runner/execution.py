@@ -54,6 +54,10 @@ Order of work for a strategy S and the candle C its message names:
    (``klineo.runner.reprice``, "What is left"). An order that closes, flips or grows the position
    cancels the earlier entry's stops first; those whose cancel failed stay in the new record's
    ``superseded``, cancelled again on later turns (``LiveReprice.retire``) or by the next order.
+   The settle lets a newer turn trade before this one has recorded the entry's stops: the record is
+   written only while no order is pending and the position, its entry and its record are as this turn
+   read them (``set_protective``); otherwise the newer turn's record stays and what this one placed is
+   cancelled (``record_protective``).
 
 Every strategy write of a turn is conditional on the strategy as the turn read it (``updated_at``,
 position, pending order, candle). When it changed meanwhile (edited, traded, claimed elsewhere) the
@@ -203,6 +207,7 @@ from klineo.store.runs import (
     Run,
     StrategyAdvance,
     StrategyChanged,
+    add_superseded,
     claim_live_order,
     clear_reentry_block,
     correct_position,
@@ -1264,8 +1269,7 @@ class _Turn:
                 # Flat, or an entry without stops of its own: disarm_previous just cancelled the earlier
                 # entry's stops, so they must not stay recorded as armed (those it could not are kept).
                 kept = _unarmed_record(pending, price, position_to, left) if left else None
-                set_protective(strategy.user_id, strategy.strategy_id, kept, self.take_events(),
-                               _legacy_paper_moved(strategy))
+                self.record_protective(kept, position_to, left)
             return
         # The record names the entry whatever the outcome: what was placed is the entry's (cancelled with
         # it), and what a transient failure kept off is placed on the next turns (``LiveReprice.rearm``).
@@ -1280,8 +1284,34 @@ class _Turn:
         else:
             self.event("error", close_time=pending.close_time, second=_is_second(pending),
                        what="protective_not_armed", **protective_details(record))
-        set_protective(strategy.user_id, strategy.strategy_id, record, self.take_events(),
-                       _legacy_paper_moved(strategy))
+        # Loaded here: only an entry with stops reaches this line (see arm_entry_orders).
+        from klineo.services.protective_siblings import recorded_protective_ids
+
+        self.record_protective(record, position_to, recorded_protective_ids(record),
+                               entry=pending.client_order_id)
+
+    def record_protective(self, record: dict[str, Any] | None, held: Decimal, names: list[str],
+                          entry: str | None = None) -> None:
+        """Record the live position's protective ``record`` after the strategy's own order settled, unless
+        another turn moved on since this one read the strategy (``set_protective``'s conditions: an order
+        pending, another position, entry or record). The settle let that turn trade, and it disarmed and
+        recorded from what it read: the orders ``record`` names (``names``: the entry's own, those an
+        earlier cancel left) are then nobody's, and are cancelled; any whose cancel failed go to the
+        record written meanwhile (``superseded``), cancelled again on its next turns."""
+        strategy = self.strategy
+        if set_protective(strategy.user_id, strategy.strategy_id, record, held=held, seen=strategy.protective,
+                          entry=entry, events=self.take_events(), sets=_legacy_paper_moved(strategy)):
+            return
+        extra = {"strategy_id": strategy.strategy_id}
+        logger.info("strategy moved on before its protective orders were recorded: cancelled", extra=extra)
+        if not names or self.trading is None:
+            return
+        from klineo.services.strategy_protection import protective_orders_left
+
+        left = protective_orders_left(self.trading.connection, names)
+        if left and not add_superseded(strategy.user_id, strategy.strategy_id, left):
+            logger.warning("protective orders neither cancelled nor recorded (the reconciler cancels them "
+                           "once their position is gone)", extra=extra)
 
     def follow_reduction(self, pending: PendingOrder, position_to: Decimal) -> None:
         """The strategy's order left less of the position on the same side (a close or a one-way flip that

@@ -49,7 +49,11 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
   estimate; conditions: no pending order, unchanged since read), the order record's outcome (its fills,
   its ``booked_estimate`` removed on condition it is still there) and the ``fills_booked`` event.
 - ``correct_position`` / ``set_protective`` / ``replace_protective`` / ``set_paper_book``: one Update,
-  in one transaction with its events.
+  in one transaction with its events. ``set_protective`` (an entry's stops, or their record forgotten,
+  after the strategy's own order settled) writes only while no order is pending and the position, its
+  entry and its protective record are as that turn read them: the settle lets a newer turn trade, and
+  its record is never overwritten by an older turn's late one (``add_superseded`` hands that turn's
+  orders whose cancel failed to it).
 
 What a crash leaves (every write is atomic, so only the points between writes matter):
 - before a run's put or transaction: nothing; the redelivered message plays the candle again.
@@ -62,7 +66,8 @@ What a crash leaves (every write is atomic, so only the points between writes ma
 - between a flip's hand-over and its second send: the second leg is the pending order, resumed the same
   way (looked up by its own clientOrderId, sent only when proven never to have reached Binance).
 - after the settle: the protective orders of an entry and the live PnL's fills read are extra calls
-  after it (``klineo.runner.execution``); a crash there leaves the entry without its stops.
+  after it (``klineo.runner.execution``); a crash there leaves the entry without its stops (placed by
+  the next turn: ``klineo.runner.reprice``).
 Transactions cost 2 write units per item, so they are only for writes that move money or
 state; a hold never pays for one.
 """
@@ -92,6 +97,7 @@ __all__ = [
     "Settled",
     "StrategyAdvance",
     "StrategyChanged",
+    "add_superseded",
     "book_order_fills",
     "claim_live_order",
     "clear_reentry_block",
@@ -631,18 +637,58 @@ def clear_reentry_block(user_id: str, strategy_id: str) -> bool:
     return not _commit([("strategy", _strategy_update(user_id, strategy_id, update, "attribute_exists(pk)"))])
 
 
-def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None,
+def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None, *, held: Decimal,
+                   seen: Mapping[str, Any] | None, entry: str | None = None,
                    events: Iterable[StrategyEvent] = (), sets: Mapping[str, Any] | None = None) -> bool:
-    """Record (or, with None, forget) the protective orders wanted/armed for the live position, with
-    the events that tell it (one transaction); ``sets``: further attributes of the same write."""
+    """Record (or, with None, forget) the protective orders of the live position the strategy's own order
+    just settled, with the events that tell it (one transaction); ``sets``: further attributes of the same
+    write. False, nothing written, when another turn moved on since: an order pending, the position no
+    longer ``held``, its entry no longer ``entry`` (an entry's record), or the record not the one this turn
+    read (``seen``: the same entry and generations; without an entry, none with one)."""
     when = write_time()
     update = Update(sets={"updated_at": when.now, **(sets or {})})
     if protective is None:
         update.removes.append("protective")
     else:
         update.sets["protective"] = dict(protective)
-    write = _strategy_update(user_id, strategy_id, update, "attribute_exists(pk)")
+    values = {":held": to_attr(held)}
+    condition = "attribute_not_exists(pending) AND live_position = :held" + _as_seen(seen, values)
+    if entry is not None:
+        condition += " AND live_book.entry_client_order_id = :entry"
+        values[":entry"] = to_attr(entry)
+    write = _strategy_update(user_id, strategy_id, update, condition, **values)
     return not _commit([("strategy", write), *_events(events, when)])
+
+
+def _as_seen(seen: Mapping[str, Any] | None, values: dict[str, Any]) -> str:
+    """The condition that the live position's protective record is the one read (``seen``): its entry
+    (``parent_client_order_id``) and ``generations`` unchanged, so neither a newer entry's record nor a
+    re-pricing's claim written meanwhile is overwritten; a record read without an entry: none with one."""
+    parent = (seen or {}).get("parent_client_order_id")
+    if not parent:
+        return " AND attribute_not_exists(protective.parent_client_order_id)"
+    values[":seen_parent"] = to_attr(str(parent))
+    generations = (seen or {}).get("generations")
+    if generations is None:
+        return (" AND protective.parent_client_order_id = :seen_parent"
+                " AND attribute_not_exists(protective.generations)")
+    values[":seen_generations"] = to_attr(int(generations))
+    return (" AND protective.parent_client_order_id = :seen_parent"
+            " AND protective.generations = :seen_generations")
+
+
+def add_superseded(user_id: str, strategy_id: str, client_algo_ids: Iterable[str]) -> bool:
+    """Hand protective orders whose cancel failed to the live position's record as it is now: appended to
+    its ``superseded``, cancelled again by its next turns (``LiveReprice.retire``) or its next order
+    (``disarm_previous``); False when the strategy has no record with an entry to hold them."""
+    request = {
+        "TableName": _table(), "Key": strategy_key(user_id, strategy_id),
+        "UpdateExpression": "SET #p.#s = list_append(if_not_exists(#p.#s, :none), :ids)",
+        "ConditionExpression": "attribute_exists(#p.#e)",
+        "ExpressionAttributeNames": {"#p": "protective", "#s": "superseded", "#e": "parent_client_order_id"},
+        "ExpressionAttributeValues": {":none": to_attr([]), ":ids": to_attr(list(client_algo_ids))},
+    }
+    return not _commit([("strategy", {"Update": request})])
 
 
 def replace_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None, *,

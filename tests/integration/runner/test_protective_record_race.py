@@ -1,0 +1,91 @@
+"""An entry's protective record is written only for the position it was armed for (``klineo.store.runs``).
+
+The turn that settles an entry arms its stop-loss / take-profit after the settle, then records them on the
+strategy (``set_protective``). The settle clears the pending order, so a newer turn (the next candle, or
+POST /run) may trade meanwhile: its own entry arms and records its own stops. The late write of the first
+turn must then write nothing, and cancel what it placed: recorded over the newer entry's, it would hide
+the newer stops from the strategy (never cancelled on its exit: a stale stop that may close a later
+position) and keep stops for a position that is gone. Real dispatcher and worker on the simulator and
+moto; the interleaving forced by running the newer turn from inside the first turn's arming.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from klineo.runner import execution
+from klineo.runner.schedule import MINUTE_MS
+from klineo.services.protective_siblings import protective_client_algo_id
+from klineo.store.strategies import update_settings as update_strategy
+
+from tests.integration.runner.conftest import current_close, worker_event_from
+from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, SL_TP
+from tests.integration.runner.test_hedge_mode import HEDGE_ACCOUNT, hedge_connection
+
+USER = "user-runner-protective-race"
+ONE_WAY = "futures-full"
+MODES = pytest.mark.parametrize("account", [ONE_WAY, HEDGE_ACCOUNT], ids=["one_way", "hedge"])
+
+
+def _ticks(count: int) -> list[int]:
+    """The tick times (second 1 of the last ``count`` minutes, oldest first)."""
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    return [now - back * MINUTE_MS for back in range(count - 1, -1, -1)]
+
+
+def _algos(runner, account: str) -> dict[str, Any]:
+    """The simulator's algo orders of ``account``, by clientAlgoId."""
+    state = runner.sim.state.futures.state_for(runner.sim.account(account), time.time() * 1000)
+    return {a.client_algo_id: a for a in state.algo_orders.values()}
+
+
+def _entry_ids(runner, sid: str) -> list[str]:
+    """The clientOrderIds of the strategy's entries, oldest first (a hedge flip's entry: its second leg)."""
+    return [run.order["client_order_id"] for run in reversed(runner.runs(sid)) if run.order]
+
+
+def _newer_turn(runner, sid: str, tick_ms: int) -> None:
+    """The worker's turn on the candle before ``tick_ms`` (as its tick would queue it), run to its end now."""
+    runner.pinned["tick_ms"] = tick_ms
+    body = {"v": 1, "tick": tick_ms, "environment": "production", "symbol": "BTCUSDT", "interval": "1m",
+            "close_time": current_close(tick_ms), "strategies": [{"user_id": USER, "strategy_id": sid}]}
+    assert runner.work_event(worker_event_from([body], runner.queue_arn))["batchItemFailures"] == []
+
+
+@MODES
+def test_a_late_record_of_an_entrys_stops_never_overwrites_a_newer_entrys(runner, monkeypatch,
+                                                                          account: str) -> None:
+    """GIVEN a live long with SL/TP whose turn is between its entry's settle and the record of its stops WHEN
+    a newer turn flips the strategy short and records the short's stops first THEN the late record writes
+    nothing: the record names the short's entry and its stops, the long's stops are cancelled, and only the
+    short's stay open."""
+    first, second = _ticks(2)
+    connection = hedge_connection(runner, USER) if account == HEDGE_ACCOUNT else runner.connection(USER)
+    sid = runner.strategy(USER, connection, type="rsi_threshold", parameters=ALWAYS_LONG, direction="both",
+                          stop_loss_pct="2", take_profit_pct="3")
+    real_arm = execution.arm_entry_orders
+    raced = {"n": 0}
+
+    def newer_turn_first(*args: Any, **kwargs: Any) -> bool:
+        if raced["n"] == 0:  # the long's arming: the next candle's turn runs to its end before it
+            raced["n"] += 1
+            update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+            _newer_turn(runner, sid, second)
+        return real_arm(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "arm_entry_orders", newer_turn_first)
+    runner.run_tick(first)
+
+    assert raced["n"] == 1
+    stored = runner.stored(USER, sid)
+    long_entry, short_entry = _entry_ids(runner, sid)
+    assert stored.live_position == Decimal("-0.002")
+    record = stored.protective
+    assert (record["parent_client_order_id"], record["entry_side"]) == (short_entry, "SELL")
+    algos = _algos(runner, account)
+    short_stops = sorted(protective_client_algo_id(short_entry, role) for role in SL_TP)
+    assert sorted(i for i, a in algos.items() if a.status == "NEW") == short_stops
+    assert [algos[protective_client_algo_id(long_entry, role)].status for role in SL_TP] == ["CANCELED"] * 2
