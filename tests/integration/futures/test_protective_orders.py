@@ -521,6 +521,33 @@ def test_hedge_mode_protective_orders_use_position_side_not_reduce_only(sim_env,
         assert algo.quantity == Decimal("0.002") and algo.status == "NEW"
 
 
+def test_hedge_mode_stop_closing_a_long_below_the_minimum_notional_is_placed(sim_env, invoke,
+                                                                            create_connection):
+    """GIVEN a hedge-mode LONG of 0.002 WHEN a STOP_MARKET SELL LONG for it is sent with a trigger where it is
+    worth less than BTCUSDT's minimum order value (100) THEN it is placed, not refused by our own check: a
+    hedge-mode close cannot carry reduceOnly, and Binance exempts it as the one-way reduce-only stop; an
+    exit is never blocked by our gate."""
+    connection = create_connection(USER_A, "futures-hedge")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    enable = invoke("futures_enable", event)
+    assert enable["statusCode"] == 200, enable["body"]
+    raise_notional_limit(connection.id)
+    entry = order_body(connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                       positionSide="LONG")
+    assert invoke("futures_order", order_event(entry, key=new_key()))["statusCode"] == 200
+    trigger = _mark(sim_env) * Decimal("0.7")
+    assert Decimal("0.002") * trigger < 100
+    stop = order_body(connection.id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", positionSide="LONG", triggerPrice=_price(trigger))
+
+    response = invoke("futures_order", order_event(stop, key=new_key()))
+
+    assert response["statusCode"] == 200, response["body"]
+    (algo,) = _algo_orders(sim_env, connection.account.id).values()
+    assert (algo.side, algo.position_side, algo.reduce_only, algo.quantity, algo.status) == (
+        "SELL", "LONG", False, Decimal("0.002"), "NEW")
+
+
 def _stop_body(sim: Any, connection_id: str) -> dict[str, Any]:
     return order_body(connection_id, type="STOP_MARKET", price=None, timeInForce=None, quantity="0.002",
                       triggerPrice=_price(_mark(sim) * Decimal("1.1")))

@@ -138,6 +138,25 @@ def test_futures_reduce_only_orders_skip_the_minimum_notional():
     )
 
 
+@pytest.mark.parametrize(("side", "position_side", "exempt"), [
+    ("SELL", "LONG", True), ("BUY", "SHORT", True), ("BUY", "LONG", False), ("SELL", "SHORT", False),
+    ("SELL", "BOTH", False),
+])
+def test_futures_hedge_closes_skip_the_minimum_notional_as_reduce_only_orders_do(side, position_side, exempt):
+    """GIVEN a futures order worth 60 USDT, under the minimum 100, in hedge mode (no reduceOnly there) WHEN
+    prepared THEN a close of its side (SELL LONG, BUY SHORT) passes as a reduce-only one does; an order
+    that opens (BUY LONG, SELL SHORT), or one-way without reduceOnly, is refused naming quantity."""
+    rules = parse_symbol_rules(FUT_BTC, Market.FUTURES)
+    prepare = lambda: rules.prepare_order(side, "MARKET", D("0.001"), None, D("60000"),  # noqa: E731
+                                          position_side=position_side)
+    if exempt:
+        assert prepare() == (D("0.001"), None)
+        assert not rules.min_notional_applies(True, False, side, position_side)
+    else:
+        _invalid("quantity", prepare)
+        assert rules.min_notional_applies(True, False, side, position_side)
+
+
 def test_spot_market_notional_respects_apply_min_to_market():
     """GIVEN NOTIONAL with applyMinToMarket false WHEN a tiny market order is prepared THEN it passes."""
     entry = {

@@ -28,7 +28,8 @@ RULES = parse_symbol_rules({
 
 
 def _request(**changes) -> FuturesOrderRequest:
-    return FuturesOrderRequest(connection_id=CONNECTION, symbol="BTCUSDT", side="SELL", **changes)
+    fields = {"connection_id": CONNECTION, "symbol": "BTCUSDT", "side": "SELL", **changes}
+    return FuturesOrderRequest(**fields)
 
 
 def _refused_fields(**changes) -> list[str]:
@@ -110,6 +111,32 @@ def test_algo_order_below_min_notional_is_refused_before_sending():
     with pytest.raises(KlineoError) as caught:
         prepare_algo_order(RULES, _request(type="STOP_MARKET", quantity="0.001", triggerPrice="60000"),
                            _no_mark)
+
+    assert caught.value.field == "quantity"
+
+
+@pytest.mark.parametrize(("side", "position_side", "changes"), [
+    ("SELL", "LONG", {"type": "STOP_MARKET", "triggerPrice": "60000"}),
+    ("BUY", "SHORT", {"type": "TAKE_PROFIT_MARKET", "triggerPrice": "60000"}),
+    ("SELL", "LONG", {"type": "TRAILING_STOP_MARKET", "callbackRate": "1"}),
+])
+def test_a_hedge_close_below_min_notional_is_not_refused_before_sending(side, position_side, changes):
+    """GIVEN a hedge-mode conditional order closing its side (SELL LONG, BUY SHORT: reduceOnly is refused
+    there) worth 60 USDT at its trigger, under the minimum 100 WHEN prepared THEN it passes, as the one-way
+    reduce-only one does (Binance books a hedge close reduce-only: -4164 exempts it), and reads no mark."""
+    order = prepare_algo_order(RULES, _request(side=side, positionSide=position_side, quantity="0.001",
+                                               **changes), _no_mark)
+
+    assert (order.quantity, order.position_side, order.reduce_only) == (
+        Decimal("0.001"), position_side, False)
+
+
+def test_a_hedge_opening_below_min_notional_is_still_refused_before_sending():
+    """GIVEN a hedge-mode STOP_MARKET that opens (BUY LONG) worth 60 USDT at its trigger WHEN prepared THEN
+    refused naming quantity: only a close is exempt."""
+    with pytest.raises(KlineoError) as caught:
+        prepare_algo_order(RULES, _request(side="BUY", positionSide="LONG", type="STOP_MARKET",
+                                           quantity="0.001", triggerPrice="60000"), _no_mark)
 
     assert caught.value.field == "quantity"
 

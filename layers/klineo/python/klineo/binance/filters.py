@@ -5,8 +5,11 @@ Spot and futures differ (facts §6):
   (``minNotional``/``maxNotional``, each applied to MARKET orders only when ``applyMin/MaxToMarket``)
   or the legacy MIN_NOTIONAL (``minNotional``, ``applyToMarket``).
 - futures: ``(price - minPrice) % tickSize == 0`` and ``(qty - minQty) % stepSize == 0`` (offset by the
-  minimum); MIN_NOTIONAL's key is ``notional``, MARKET orders are valued at the mark price, and
-  reduce-only orders are exempt.
+  minimum); MIN_NOTIONAL's key is ``notional``, MARKET orders are valued at the mark price, and an
+  order that only reduces is exempt (-4164 "unless you choose reduce only"): a reduce-only one, and a
+  hedge-mode close (SELL LONG, BUY SHORT), which cannot carry reduceOnly but which Binance books as
+  reduce-only (docs/binance-facts.md §4). ``min_notional_applies`` is that one rule: a trader's exit is
+  never refused by our own check below the minimum.
 A value a person typed (``exact``: an API order's quantity, price, trigger price) must lie on the grid:
 Binance refuses an off-grid one (-4014, -4023) rather than change it, and so do we, naming the field
 and the step or tick size. A value we computed (a quote size, a strategy's size, a trigger from a
@@ -43,6 +46,8 @@ _PRICED_TYPES = frozenset(
     {"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "STOP", "TAKE_PROFIT"}
 )
 _MARKET_TYPES = frozenset({"MARKET", "STOP_LOSS", "TAKE_PROFIT", "STOP_MARKET", "TAKE_PROFIT_MARKET"})
+# Hedge mode's closes (side, positionSide): only ever reduce their side, as reduce-only orders do.
+_HEDGE_CLOSES = frozenset({("SELL", "LONG"), ("BUY", "SHORT")})
 
 
 def _dec(value: Any) -> Decimal:
@@ -171,17 +176,20 @@ class SymbolRules(NamedTuple):
         *,
         reduce_only: bool = False,
         exact: bool = False,
+        position_side: str = "BOTH",
     ) -> tuple[Decimal, Decimal | None]:
         """(quantity, price) rounded down to the symbol's grid and checked; invalid_request names the field.
 
         ``price`` is required for limit-type orders and returned as None for market-type orders.
         ``reference_price`` values market orders for the notional check (futures: the mark price).
         ``exact``: the values were typed by a person: off the grid they are refused, never rounded.
+        ``reduce_only`` and ``position_side``: as sent (``min_notional_applies`` says what they exempt).
         """
         market_order = self._check_side_and_type(side, order_type)
         qty = self.prepare_quantity(quantity, market_order, exact=exact)
         out_price = None if market_order else self.prepare_price(price, order_type, exact=exact)
-        self.check_notional(qty, out_price, reference_price, market_order, reduce_only)
+        self.check_notional(qty, out_price, reference_price, market_order, reduce_only, side=side,
+                            position_side=position_side)
         return qty, out_price
 
     def _check_side_and_type(self, side: str, order_type: str) -> bool:
@@ -282,6 +290,18 @@ class SymbolRules(NamedTuple):
         raise _invalid("price", f"price must be {bound}{whom} on {self.symbol} now: Binance's price band is "
                                 f"{band} {self.quote_asset} ({multipliers} times the {against}{quoted})")
 
+    def min_notional_applies(self, market_order: bool, reduce_only: bool, side: str = "",
+                             position_side: str = "BOTH") -> bool:
+        """True when the minimum order value binds this order (as sent: ``reduce_only``, ``side``,
+        ``position_side``). Not for a MARKET-type one where the filter leaves them out, nor on futures for
+        one that only reduces: reduce-only, or a hedge-mode close (SELL LONG, BUY SHORT), which Binance
+        books as reduce-only (its order answers say ``reduceOnly`` true; one larger than its side is -2022
+        "ReduceOnly Order is rejected"), so -4164's "unless you choose reduce only" exempts it too."""
+        if self.min_notional <= 0 or (market_order and not self.apply_min_to_market):
+            return False
+        closes = reduce_only or (str(side).upper(), str(position_side).upper()) in _HEDGE_CLOSES
+        return not (self.market is Market.FUTURES and closes)
+
     def check_notional(
         self,
         qty: Decimal,
@@ -289,11 +309,13 @@ class SymbolRules(NamedTuple):
         reference_price: Decimal | None,
         market_order: bool,
         reduce_only: bool,
+        *,
+        side: str = "",
+        position_side: str = "BOTH",
     ) -> None:
-        """Raise invalid_request (field quantity) when the order value is outside the notional limits."""
-        check_min = self.min_notional > 0 and (not market_order or self.apply_min_to_market)
-        if self.market is Market.FUTURES and reduce_only:
-            check_min = False
+        """Raise invalid_request (field quantity) when the order value is outside the notional limits (the
+        minimum where ``min_notional_applies``)."""
+        check_min = self.min_notional_applies(market_order, reduce_only, side, position_side)
         check_max = self.max_notional > 0 and (not market_order or self.apply_max_to_market)
         if not (check_min or check_max):
             return

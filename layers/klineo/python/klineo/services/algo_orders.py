@@ -158,11 +158,12 @@ def prepare_algo_order(rules: SymbolRules, order: Any, mark_price: Callable[[], 
     if price is not None and trigger is not None:  # STOP / TAKE_PROFIT: the limit within the trigger's band
         rules.check_price_band(order.side, price, trigger, against="trigger price", both_bounds=True,
                                typed=True)
-    if quantity is not None and not order.reduceOnly:
+    closes = {"side": order.side, "position_side": order.positionSide}  # a hedge close is exempt too
+    if quantity is not None and rules.min_notional_applies(market_type, order.reduceOnly, **closes):
         # Valued where it will execute: its limit price, else its trigger (trailing: its activation, or
         # the mark when it has none).
         reference = price or trigger or order.activationPrice or mark_price()
-        rules.check_notional(quantity, price, reference, market_type, order.reduceOnly)
+        rules.check_notional(quantity, price, reference, market_type, order.reduceOnly, **closes)
     return AlgoOrder(
         symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, trigger_price=trigger,
         price=price, callback_rate=order.callbackRate,

@@ -265,11 +265,11 @@ def _rounded(gated: _Gated) -> FuturesOrder | AlgoOrder:
     if order.conditional:
         return prepare_algo_order(rules, order, gated.mark)
     check_protective_ticks(order, rules)
-    # Binance exempts an order that only reduces from the minimum notional (-4164 "unless you choose
-    # reduce only"); a hedge-mode close (SELL LONG, BUY SHORT) cannot carry reduceOnly, so it is not
-    # pre-refused here either: Binance, the truth, decides whether a dust close goes through.
+    # The minimum notional never binds an order that only reduces, reduce-only or a hedge-mode close
+    # (SymbolRules.min_notional_applies): a position worth less than it stays closable.
     quantity, price = rules.prepare_order(order.side, order.type, order.quantity, order.price,
-                                          gated.reference(), reduce_only=_intent(order).reduces, exact=True)
+                                          gated.reference(), reduce_only=order.reduceOnly, exact=True,
+                                          position_side=order.positionSide)
     mark = gated.mark_at_hand()
     if price is not None and mark is not None:
         # PERCENT_PRICE only where the mark is at hand (an opening SELL LIMIT, valued at it): a BUY LIMIT
