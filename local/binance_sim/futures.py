@@ -40,6 +40,7 @@ TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD", "RPI"})
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
 ONE_WAY_SIDES = ("BOTH",)
 HEDGE_SIDES = ("LONG", "SHORT")
+HEDGE_CLOSES = frozenset({("SELL", "LONG"), ("BUY", "SHORT")})  # (side, positionSide) closing that side
 _FLAT_FIGURES = {
     "mark": None,
     "notional": ZERO,
@@ -581,7 +582,10 @@ class FuturesExchange:
         if order_type == "LIMIT":
             check_price_band(spec, side, price, mark)
         reference = price if order_type == "LIMIT" else mark
-        if not reduce_only and quantity * reference < spec.futures_decimal("min_notional"):
+        # -4164 exempts reduce-only orders; a hedge-mode close (SELL LONG, BUY SHORT) is one in Binance's
+        # books (its answers say reduceOnly true), though reduceOnly may not be sent (facts §4).
+        closing = reduce_only or (side, position_side) in HEDGE_CLOSES
+        if not closing and quantity * reference < spec.futures_decimal("min_notional"):
             raise ApiError(
                 400,
                 -4164,

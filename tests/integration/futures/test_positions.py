@@ -514,26 +514,26 @@ def test_close_in_hedge_mode_sends_position_side_and_no_reduce_only(sim_env, inv
     assert _sim_rows(sim_env, "futures-hedge") == []
 
 
-def test_hedge_close_below_the_minimum_notional_is_left_to_binance(sim_env, invoke, create_connection):
+def test_hedge_close_below_the_minimum_notional_closes_the_position(sim_env, invoke, create_connection):
     """GIVEN a hedge-mode LONG now worth less than the symbol's minimum notional (the mark fell) WHEN it is
-    closed THEN the close is sent, not refused by our own check: Binance exempts reduce-only orders from
-    -4164, a hedge-mode close cannot carry reduceOnly, and only Binance says whether it exempts it. The
-    simulator takes the strict reading (docs/binance-facts.md), so its refusal is what the user gets."""
+    closed THEN the close is sent, not refused by our own check, and closes it: a hedge-mode close cannot
+    carry reduceOnly, but Binance books it reduce-only and -4164 exempts reduce-only orders
+    (docs/binance-facts.md §4; the simulator does the same)."""
     connection = create_connection(USER_A, "futures-hedge")
     event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
     assert invoke("futures_enable", event)["statusCode"] == 200
     body = order_body(connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
                       positionSide="LONG")
     assert invoke("futures_order", order_event(body, key=new_key()))["statusCode"] == 200
-    sim_env.set_mark_price("BTCUSDT", 2000.0)  # 0.002 x 2,000 = 4 USDT, under the minimum of 5
+    sim_env.set_mark_price("BTCUSDT", 2000.0)  # 0.002 x 2,000 = 4 USDT, under the minimum of 100
 
     response = invoke("futures_position_close", _close_event(connection.id, new_key()))
 
-    close_posts = _order_posts(sim_env)[1:]
-    assert [r.code for r in close_posts] == [-4164]
-    assert response["statusCode"] == 400 and body_of(response)["error"]["field"] == "quantity"
-    (held,) = _sim_rows(sim_env, "futures-hedge")
-    assert Decimal(held["positionAmt"]) == Decimal("0.002")
+    assert [r.code for r in _order_posts(sim_env)[1:]] == [None]
+    assert response["statusCode"] == 200, response["body"]
+    answer = body_of(response)
+    assert (answer["side"], answer["position_side"], answer["status"]) == ("SELL", "LONG", "FILLED")
+    assert _sim_rows(sim_env, "futures-hedge") == []
 
 
 def test_hedge_close_with_both_sides_open_needs_position_side(sim_env, invoke, create_connection):

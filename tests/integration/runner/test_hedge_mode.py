@@ -10,6 +10,7 @@ played by dispatching the previous minute's tick, then the current one.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ from klineo.store.events import list_events
 from klineo.store.orders import get_order_record
 from klineo.store.strategies import update_settings as update_strategy
 
+from local.binance_sim import market as sim_market
 from tests.integration.runner.conftest import ORDER_PATH, crash_first_call
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, SL_TP, _two_candles
 from tests.integration.runner.test_order_attempts_runner import _attempts
@@ -798,3 +800,36 @@ def test_a_connection_deleted_between_the_close_and_the_entry_stops_the_entry(
     assert [e.details[detail] for e in events(sid, kind)] == [category]
     if kind == "risk_block":  # refused by the gate: a refused attempt (a connection gone is not one)
         _assert_entry_refused(runner, runner.runs(sid)[0].order["client_order_id"], category)
+
+
+@pytest.mark.parametrize("account", ["futures-full", HEDGE_ACCOUNT], ids=["one_way", "hedge"])
+def test_a_position_worth_less_than_the_minimum_order_value_is_still_closed(runner, monkeypatch,
+                                                                            account: str) -> None:
+    """GIVEN a long-only live strategy whose close filled in part, leaving 0.002 worth less than the symbol's
+    minimum order value (200 USDT here) at the candle's close WHEN the next candle is still flat THEN the
+    rest is closed, never refused by our own check (one-way: SELL reduceOnly; hedge: SELL LONG, which cannot
+    carry reduceOnly, and which Binance exempts as it does a reduce-only order)."""
+    spec = dataclasses.replace(sim_market.SYMBOLS["BTCUSDT"], futures_min_notional="200")
+    monkeypatch.setitem(sim_market.SYMBOLS, "BTCUSDT", spec)
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    connection = hedge_connection(runner) if account == HEDGE_ACCOUNT else runner.connection(USER, account)
+    sid = runner.strategy(USER, connection, type="rsi_threshold", parameters=ALWAYS_LONG, direction="long",
+                          size="0.004")
+    runner.run_tick(now - 2 * MINUTE_MS)
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+    runner.sim.set_market_depth("BTCUSDT", "0.002")  # thin liquidity: the close fills 0.002 of 0.004
+    runner.run_tick(now - MINUTE_MS)
+    runner.sim.set_market_depth("BTCUSDT", None)
+    partial = runner.runs(sid)[0]
+    assert runner.stored(USER, sid).live_position == Decimal("0.002")
+    assert Decimal("0.002") * Decimal(partial.order["average_price"]) < 200  # the rest: under the minimum
+
+    runner.run_tick(now)
+
+    run = runner.runs(sid)[0]
+    assert run.status == "ordered", run.error  # not refused before sending
+    assert (run.order["side"], run.order["status"], run.order["executed_quantity"]) == (
+        "SELL", "FILLED", "0.002")
+    assert runner.stored(USER, sid).live_position == 0
+    side = "LONG" if account == HEDGE_ACCOUNT else "BOTH"
+    assert sides(runner, account=account).get(side, Decimal(0)) == 0

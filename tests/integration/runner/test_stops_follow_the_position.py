@@ -31,7 +31,7 @@ ONE_WAY = "futures-full"
 ALWAYS_HOLD = {"period": 14, "oversold": 0.001, "overbought": 99.999}
 ALGO_PATH = "/fapi/v1/algoOrder"
 D = Decimal
-# Sizes whose rest is worth more than the minimum notional (a hedge-mode close has no reduce-only exemption).
+# Sizes whose rest is worth more than the minimum notional (a rest below it: test_hedge_mode).
 FULL, REST = D("0.004"), D("0.002")
 MODES = pytest.mark.parametrize("account", [ONE_WAY, HEDGE_ACCOUNT], ids=["one_way", "hedge"])
 

@@ -351,6 +351,23 @@ def test_hedge_mode_stop_closes_only_its_side(binance_sim):
     assert {r["positionSide"]: r["positionAmt"] for r in rows} == {"SHORT": "-0.010"}
 
 
+def test_hedge_mode_stop_below_the_minimum_notional_closes_its_side(binance_sim):
+    """Hedge mode: a SELL LONG stop for a LONG of 0.002 that fires where 0.002 is worth less than the minimum
+    notional (100) closes it: its order is a hedge close, reduce-only in Binance's books (no -4164)."""
+    # GIVEN a hedge account holding a LONG of 0.002 and a SELL LONG stop for it far below the mark
+    hedge = SignedClient(binance_sim.url, binance_sim.account("futures-hedge"))
+    entry = {"symbol": "BTCUSDT", "type": "MARKET", "quantity": "0.002", "side": "BUY",
+             "positionSide": "LONG"}
+    assert hedge.signed("POST", "/fapi/v1/order", entry).status_code == 200
+    _algo(hedge, side="SELL", positionSide="LONG", type="STOP_MARKET", triggerPrice="40000.0",
+          quantity="0.002", clientAlgoId="dust-sl")
+    # WHEN the mark falls through it, to 39,000 (0.002 is worth 78 USDT)
+    binance_sim.set_mark_price("BTCUSDT", 39000.0)
+    # THEN the LONG is closed and the stop FINISHED
+    assert hedge.signed("GET", "/fapi/v3/positionRisk", {"symbol": "BTCUSDT"}).json() == []
+    assert _query(hedge, "dust-sl")["algoStatus"] == "FINISHED"
+
+
 def test_algo_orders_weigh_nothing_but_count_as_orders_and_are_journaled(binance_sim, full):
     """POST algoOrder: weight 0, ORDER-COUNT headers, one journal record on its own path."""
     # WHEN one algo order is placed

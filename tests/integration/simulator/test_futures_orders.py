@@ -452,3 +452,22 @@ def test_thin_liquidity_fills_a_market_order_in_part_and_expires_the_rest(binanc
     binance_sim.set_market_depth("BTCUSDT", None)
     again = full.signed("POST", "/fapi/v1/order", {**order, "newClientOrderId": "thin-2"}).json()
     assert (again["status"], again["executedQty"]) == ("FILLED", "0.01")
+
+
+def test_a_hedge_close_below_the_minimum_notional_is_exempt_as_a_reduce_only_order(binance_sim):
+    """Hedge mode: with the mark fallen so that 0.002 BTC is worth 40 USDT (minimum 100), a BUY LONG of 0.002
+    is -4164, and a SELL LONG closing the LONG of 0.002 is taken: Binance books a hedge close reduce-only,
+    and -4164 exempts reduce-only orders (docs/binance-facts.md §4)."""
+    # GIVEN a hedge account holding a LONG of 0.002, then the mark at 20,000
+    hedge = SignedClient(binance_sim.url, binance_sim.account("futures-hedge"))
+    base = {"symbol": "BTCUSDT", "type": "MARKET", "quantity": "0.002"}
+    opened = hedge.signed("POST", "/fapi/v1/order", {**base, "side": "BUY", "positionSide": "LONG"})
+    assert opened.status_code == 200, opened.text
+    binance_sim.set_mark_price("BTCUSDT", 20000.0)
+    # WHEN it is grown, then closed, by orders of that value
+    grown = hedge.signed("POST", "/fapi/v1/order", {**base, "side": "BUY", "positionSide": "LONG"})
+    closed = hedge.signed("POST", "/fapi/v1/order", {**base, "side": "SELL", "positionSide": "LONG"})
+    # THEN the opening order is refused and the close goes through
+    assert grown.json()["code"] == -4164
+    assert closed.status_code == 200, closed.text
+    assert hedge.signed("GET", "/fapi/v3/positionRisk", {"symbol": "BTCUSDT"}).json() == []
