@@ -6,8 +6,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from klineo.binance import Market, endpoints, get_client, get_symbol_rules
-from klineo.runner import candles as candle_cache
+from klineo.binance import Market, endpoints, filters, get_client, get_symbol_rules, listed_symbol_rules
 from klineo.runner import execution
 from klineo.runner.gates import GateBook
 from klineo.runner.schedule import MINUTE_MS, client_order_id
@@ -388,7 +387,7 @@ def test_a_symbol_binance_stopped_trading_pauses_its_strategies_rather_than_fail
     redeliver (it would reach the dead-letter queue every tick), a failed run naming the status, paused."""
     sid = runner.strategy(USER, runner.connection(USER))
     get_symbol_rules(get_client(Market.FUTURES, "production"), "BTCUSDT")  # cached while it traded
-    monkeypatch.setattr(candle_cache, "STATUS_MAX_AGE_S", 0.0)  # that read is older than the limit
+    monkeypatch.setattr(filters, "STATUS_MAX_AGE_S", 0.0)  # that read is older than the limit
     runner.sim.set_symbol_status("BTCUSDT", "SETTLING", since_ms=current_close() - 3 * MINUTE_MS)
 
     tick = runner.run_tick()
@@ -418,7 +417,7 @@ def test_a_halted_symbol_skips_the_tick_and_leaves_the_strategy_active(runner, m
     """GIVEN a symbol Binance halted (TRADING_HALT, no candle since) WHEN a tick waits for its candle in vain
     THEN its run is skipped no_candle: no message to redeliver, nothing paused (it trades with the market)."""
     sid = runner.strategy(USER, runner.connection(USER))
-    monkeypatch.setattr(candle_cache, "STATUS_MAX_AGE_S", 0.0)
+    monkeypatch.setattr(filters, "STATUS_MAX_AGE_S", 0.0)
     now_ms = int(time.time() * 1000)
     runner.sim.set_symbol_status("BTCUSDT", "TRADING_HALT", since_ms=current_close(now_ms) + 1 - MINUTE_MS)
 
@@ -426,6 +425,22 @@ def test_a_halted_symbol_skips_the_tick_and_leaves_the_strategy_active(runner, m
 
     assert tick.failures == []
     assert [(run.status, run.skip_reason) for run in runner.runs(sid)] == [("skipped", "no_candle")]
+    assert runner.stored(USER, sid).status == "active"
+
+
+def test_a_halt_that_ended_does_not_pause_a_strategy_on_the_halt_the_container_cached(runner, monkeypatch):
+    """GIVEN a container whose exchangeInfo (kept an hour) still shows a halt that has ended WHEN the next
+    tick's candle is there THEN the status is read again before the turn refuses it: the strategy trades."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    client = get_client(Market.FUTURES, "production")
+    runner.sim.set_symbol_status("BTCUSDT", "TRADING_HALT")
+    assert listed_symbol_rules(client, "BTCUSDT").status == "TRADING_HALT"  # cached during the halt
+    runner.sim.set_symbol_status("BTCUSDT", "TRADING")
+    monkeypatch.setattr(filters, "STATUS_MAX_AGE_S", 0.0)  # that read is older than the limit
+
+    tick = runner.run_tick()
+
+    assert tick.failures == [] and runner.runs(sid)[0].status == "ordered"
     assert runner.stored(USER, sid).status == "active"
 
 

@@ -227,6 +227,35 @@ def test_get_symbol_rules_reads_exchange_info_once_per_ttl(rsps, make_client, cl
     _invalid("symbol", lambda: get_symbol_rules(client, "NOPEUSDT"))
 
 
+def test_a_status_other_than_trading_is_read_again_once_a_minute_old_before_it_refuses(
+    rsps, make_client, clock,
+):
+    """GIVEN a futures symbol cached as halted WHEN its rules are asked within a minute, then after it
+    THEN the first refuses without a request, the later reads exchangeInfo again and finds it trading."""
+    halted = rsps.get(FUTURES + "/fapi/v1/exchangeInfo",
+                      json={"symbols": [{**FUT_BTC, "status": "TRADING_HALT"}]})
+    client = make_client(Market.FUTURES)
+    _invalid("symbol", lambda: get_symbol_rules(client, "BTCUSDT"))
+    clock.advance(30)
+    _invalid("symbol", lambda: get_symbol_rules(client, "BTCUSDT"))
+    assert halted.call_count == 1
+    rsps.replace("GET", FUTURES + "/fapi/v1/exchangeInfo", json={"symbols": [FUT_BTC]})
+    clock.advance(31)
+    assert get_symbol_rules(client, "BTCUSDT").status == "TRADING" and len(rsps.calls) == 2
+
+
+def test_a_spot_status_is_read_again_for_its_symbol_only(rsps, make_client, clock):
+    """GIVEN a spot symbol cached in a BREAK WHEN asked again a minute later THEN exchangeInfo?symbol= is
+    read again, never the whole spot document (several MB)."""
+    url = SPOT + "/api/v3/exchangeInfo?symbol=BTCUSDT"
+    rsps.get(url, json={"symbols": [{**SPOT_BTC, "status": "BREAK"}]})
+    client = make_client(Market.SPOT)
+    _invalid("symbol", lambda: get_symbol_rules(client, "BTCUSDT"))
+    clock.advance(61)
+    _invalid("symbol", lambda: get_symbol_rules(client, "BTCUSDT"))
+    assert [call.request.url for call in rsps.calls] == [url, url]
+
+
 def test_spot_rules_come_from_the_per_symbol_exchange_info(rsps, make_client):
     """GIVEN spot WHEN rules are asked
     THEN exchangeInfo?symbol= is used; an unknown symbol is invalid symbol."""

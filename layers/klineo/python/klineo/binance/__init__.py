@@ -39,6 +39,7 @@ from klineo.binance.environments import base_url, https_proxy
 from klineo.binance.filters import (
     SymbolRules,
     clear_symbol_rules_cache,
+    current_symbol_rules,
     get_symbol_rules,
     listed_symbol_rules,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "clear_client_cache",
     "clear_exchange_info_cache",
     "clear_symbol_rules_cache",
+    "current_symbol_rules",
     "default_rate_limiter",
     "encode_params",
     "endpoint_weight",

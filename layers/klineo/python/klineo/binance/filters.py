@@ -31,13 +31,13 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from klineo.binance.client import BinanceClient
-from klineo.binance.endpoints import exchange_info
+from klineo.binance.endpoints import EXCHANGE_INFO_TTL_S, exchange_info
 from klineo.binance.enums import Market
 from klineo.errors import ErrorCategory, KlineoError
 
 __all__ = [
-    "SymbolRules", "clear_symbol_rules_cache", "get_symbol_rules", "listed_symbol_rules",
-    "parse_symbol_rules",
+    "STATUS_MAX_AGE_S", "SymbolRules", "clear_symbol_rules_cache", "current_symbol_rules", "get_symbol_rules",
+    "listed_symbol_rules", "parse_symbol_rules",
 ]
 
 _ZERO = Decimal(0)
@@ -393,26 +393,40 @@ def parse_symbol_rules(entry: dict[str, Any], market: Market) -> SymbolRules:
     )
 
 
+# Where a symbol's status decides something, it is at most this old (``current_symbol_rules``): the
+# exchangeInfo cache keeps a document an hour, longer than a halt lasts or a delisting waits to be seen.
+STATUS_MAX_AGE_S = 60.0
+
 _rules_cache: dict[tuple[str, str], tuple[dict[str, Any], SymbolRules]] = {}
 _rules_lock = threading.Lock()
 
 
 def get_symbol_rules(client: BinanceClient, symbol: str) -> SymbolRules:
-    """Trading rules of ``symbol``; invalid_request (field symbol) when unknown or not trading."""
+    """Trading rules of ``symbol``; invalid_request (field symbol) when unknown or not trading, by a status
+    at most ``STATUS_MAX_AGE_S`` old (a halt cached for the exchangeInfo's hour would outlive the halt)."""
     rules = listed_symbol_rules(client, symbol)
     if rules.status != "TRADING":
-        raise _invalid("symbol", f"{rules.symbol} is not trading now (status {rules.status})")
+        rules = current_symbol_rules(client, symbol)
+        if rules.status != "TRADING":
+            raise _invalid("symbol", f"{rules.symbol} is not trading now (status {rules.status})")
     return rules
 
 
-def listed_symbol_rules(client: BinanceClient, symbol: str) -> SymbolRules:
-    """Rules of ``symbol`` as Binance lists it, whatever its ``status``; invalid_request (field symbol) when
-    unknown."""
+def current_symbol_rules(client: BinanceClient, symbol: str) -> SymbolRules:
+    """``listed_symbol_rules`` from an exchangeInfo at most ``STATUS_MAX_AGE_S`` old (read again when older,
+    the container's cache refreshed for every caller)."""
+    return listed_symbol_rules(client, symbol, max_age_s=STATUS_MAX_AGE_S)
+
+
+def listed_symbol_rules(client: BinanceClient, symbol: str, *,
+                        max_age_s: float = EXCHANGE_INFO_TTL_S) -> SymbolRules:
+    """Rules of ``symbol`` as Binance lists it, whatever its ``status``, from an exchangeInfo at most
+    ``max_age_s`` old; invalid_request (field symbol) when unknown."""
     if not isinstance(symbol, str) or not symbol.strip():
         raise _invalid("symbol", "symbol is required")
     symbol = symbol.strip()
     wanted = symbol.upper() if symbol.isascii() else symbol
-    info = exchange_info(client, wanted)
+    info = exchange_info(client, wanted, ttl_s=max_age_s)
     key = (client.base_url, wanted)
     cached = _rules_cache.get(key)
     if cached is not None and cached[0] is info:

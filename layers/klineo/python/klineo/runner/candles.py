@@ -13,11 +13,12 @@ asking for 99 costs the same as asking for 20 and lets every strategy of a group
 A candle Binance never makes ends the tick rather than failing it (``ends_the_tick``): a symbol that
 stopped trading makes no more candles, so waiting for one would retry every tick's message into the
 dead-letter queue while its strategies never record why. Its status is read again then (exchangeInfo at
-most ``STATUS_MAX_AGE_S`` old): a contract that ended (``ENDED_STATUSES``: delisted, ``SETTLING``, or
-settled) refuses the symbol (field ``symbol``: the strategies pause ``invalid_symbol``); any other status
-but ``TRADING`` (a halt, ``TRADING_HALT``, ``TRADING_CANCEL_ONLY``) refuses the candle (field
-``close_time``: that tick is skipped, ``no_candle``, nothing paused, and the strategies trade again with
-the market). So does a candle missing although a later one exists (its market made none then).
+most ``klineo.binance.filters.STATUS_MAX_AGE_S`` old): a contract that ended (``ENDED_STATUSES``:
+delisted, ``SETTLING``, or settled) refuses the symbol (field ``symbol``: the strategies pause
+``invalid_symbol``); any other status but ``TRADING`` (a halt, ``TRADING_HALT``, ``TRADING_CANCEL_ONLY``)
+refuses the candle (field ``close_time``: that tick is skipped, ``no_candle``, nothing paused, and the
+strategies trade again with the market: ``get_symbol_rules`` reads a cached halt again before it refuses).
+So does a candle missing although a later one exists (its market made none then).
 """
 
 from __future__ import annotations
@@ -34,10 +35,9 @@ from klineo.binance import (
     Candle,
     ErrorCategory,
     Market,
-    exchange_info,
+    current_symbol_rules,
     get_client,
     klines,
-    listed_symbol_rules,
 )
 from klineo.errors import KlineoError
 
@@ -57,8 +57,6 @@ MAX_LIMIT = 1500
 # target as closed if our clock is at least CLOSE_GRACE_MS past it (a market with no trade yet).
 RECHECK_DELAYS_S: tuple[float, ...] = (0.5, 1.0)
 CLOSE_GRACE_MS = 5_000
-# A candle missing past its grace: the symbol's status is read again when exchangeInfo is older than this.
-STATUS_MAX_AGE_S = 60.0
 # The fields of a klines refusal that ends the tick for every strategy of its group (``ends_the_tick``).
 _TICK_ENDING_FIELDS = ("symbol", "close_time")
 # Symbol statuses of a contract that ended (delisted perpetuals are SETTLING, docs/binance-facts.md §15):
@@ -162,13 +160,12 @@ def ends_the_tick(exc: KlineoError) -> bool:
 
 
 def _require_trading(client: BinanceClient, symbol: str) -> None:
-    """Refuse the tick of a symbol Binance does not trade now, by a status at most ``STATUS_MAX_AGE_S`` old
-    (one exchangeInfo, weight 1, shared by the container's cache): unlisted or ended, the symbol (field
-    symbol); halted, the candle (field close_time). Nothing when it trades, or when its status cannot be
-    read now: the candle is then waited for."""
+    """Refuse the tick of a symbol Binance does not trade now, by its current status
+    (``current_symbol_rules``): unlisted or ended, the symbol (field symbol); halted, the candle (field
+    close_time). Nothing when it trades, or when its status cannot be read now: the candle is then waited
+    for."""
     try:
-        exchange_info(client, ttl_s=STATUS_MAX_AGE_S)
-        status = listed_symbol_rules(client, symbol).status
+        status = current_symbol_rules(client, symbol).status
     except KlineoError as exc:
         if ends_the_tick(exc):
             raise
