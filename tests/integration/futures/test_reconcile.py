@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.reconcile import DAY_MS
 from klineo.store.orders import (
     KIND_ALGO,
@@ -340,3 +341,27 @@ def test_open_order_is_written_once_not_on_every_run(sim_env, invoke, futures_co
     later = get_order_record(USER_A, client_order_id)
     assert first.status == later.status == "NEW" and later.updated_at == first.updated_at
     assert later.result["source"] == "queried" and later.fills is None
+
+
+def test_sibling_of_a_stop_fired_before_a_run_stopped_by_its_budget_is_cancelled_by_the_next(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN two longs, one with SL and TP, whose SL fired and was settled by a run its budget stopped before
+    its cleanup WHEN the next run reads the TP THEN it cancels it: the other long would keep it armed."""
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                      stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    entry = body_of(invoke("futures_order", order_event(body, key=new_key())))["client_order_id"]
+    _open_long(invoke, futures_connection.id)
+    reconcile()  # the entries' fills read: only the two protective orders are left unsettled
+    stop, take = (protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit"))
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(str(sim_env.mark_price("BTCUSDT"))) * Decimal("0.95")))
+    assert _position_amount(sim_env, futures_connection) == Decimal("0.002")
+
+    reconcile(weight=7)  # reads the fired SL (1 + its child 1 + its fills 5), then stops before the TP
+    assert get_order_record(USER_A, stop).status in ("FINISHED", "TRIGGERED")
+    assert get_order_record(USER_A, take).status == "NEW"
+    reconcile()
+
+    assert _algo_status(sim_env, futures_connection, take) == "CANCELED"
+    assert get_order_record(USER_A, take).status == "CANCELED"
+    assert _position_amount(sim_env, futures_connection) == Decimal("0.002")

@@ -23,14 +23,16 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    still be settled by the order route's own lookup.
 3. **OCO-like cleanup.** When a protective order of ours fired, its siblings (same
    ``parent_client_order_id``: any role, any generation, ``klineo.store.orders.fired_entry``) that are
-   still open are cancelled
-   (``DELETE /fapi/v1/algoOrder``); so are our open protective orders on a symbol/side whose
-   position reads 0 (``GET /fapi/v3/positionRisk``, once per connection). A stale stop never
-   survives the next run to close a later position. An API entry's stop-loss / take-profit for MORE than
-   the position now holds (reduced by something other than a reducing API order of ours, which re-fits
-   them itself: a trade on Binance's own apps, a strategy's order, another entry's fired stop, a partial
-   liquidation) is re-placed for what is left (``klineo.services.protective_resize``): Binance may refuse
-   it when it fires (-2022, docs/binance-facts.md §4), leaving the rest unprotected.
+   still open are cancelled (``DELETE /fapi/v1/algoOrder``), also when the one that fired was settled
+   before this run (by a read of the order history, or a run its budget stopped before its cleanup): the
+   siblings' records are read with each armed protective order's (no request weight). So are our open
+   protective orders on a symbol/side whose position reads 0 (``GET /fapi/v3/positionRisk``, once per
+   connection). A stale stop never survives the next run to close a later position. An API entry's
+   stop-loss / take-profit for MORE than the position now holds (reduced by something other than a reducing
+   API order of ours, which re-fits them itself: a trade on Binance's own apps, a strategy's order, another
+   entry's fired stop, a partial liquidation) is re-placed for what is left
+   (``klineo.services.protective_resize``): Binance may refuse it when it fires (-2022,
+   docs/binance-facts.md §4), leaving the rest unprotected.
    A record whose connection was deleted can no longer be read: it is marked unmanaged (its last
    known state kept) and leaves the index (``klineo.services.connection_orders`` does this, and
    cancels what would open a position, while deleting the connection; this catches the rest).
@@ -71,6 +73,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.algo_orders import algo_result, triggered_order_id
 from klineo.services.orders import OrderResult
+from klineo.services.protective_siblings import entry_protective_ids
 from klineo.services.risk import CONNECTION_DELETING, STATE_GATES, params_reduce
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
@@ -90,6 +93,7 @@ from klineo.store.orders import (
     OrderRecord,
     fired_entry,
     get_order_record,
+    get_order_records,
     iso_ms,
     mark_unmanaged,
     put_new_record,
@@ -149,6 +153,33 @@ def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:
     """True when Binance told us nothing new (an order still open): no write is needed."""
     return changes.get("fills") is None and all(
         value == getattr(record, name) for name, value in changes.items() if value is not None)
+
+
+def _armed(record: OrderRecord) -> bool:
+    """True for a protective order of ours that Binance still holds armed (as last read)."""
+    return record.role in PROTECTIVE_ROLES and record.kind == KIND_ALGO and record.status in OPEN_ALGO
+
+
+def _fired_entries(records: list[OrderRecord]) -> set[tuple[str, str]]:
+    """The entries (user, clientOrderId) one of whose protective orders fired (``fired_entry``): among
+    ``records``, or recorded so before, for the entries of ``records``' armed protective orders (any role,
+    any generation). A sibling that fired may have been settled elsewhere (a read of the order history, a
+    run its budget stopped before its cleanup): it is no longer in the index, but its record says so."""
+    fired = {(r.user_id, fired_entry(r)) for r in records if fired_entry(r) is not None}
+    batch = {(r.user_id, r.client_order_id) for r in records}
+    parents: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        if _armed(record) and record.parent_client_order_id and (
+                record.user_id, record.parent_client_order_id) not in fired:
+            parents[record.user_id].add(record.parent_client_order_id)
+    for user_id, entry_ids in parents.items():
+        entries = get_order_records(user_id, sorted(entry_ids))
+        ids = [i for entry in sorted(entry_ids) for i in entry_protective_ids(
+            entry, (entries[entry].protective_generations or 1) if entry in entries else 1)
+            if (user_id, i) not in batch]
+        siblings = get_order_records(user_id, ids).values()
+        fired |= {(user_id, entry) for entry in map(fired_entry, siblings) if entry is not None}
+    return fired
 
 
 def _iso(ms: int) -> str:
@@ -426,11 +457,10 @@ class Reconciler:
     def _cleanup(self, records: list[OrderRecord]) -> None:
         """Cancel our open protective orders whose sibling fired or whose position reads 0; re-fit an API
         entry's that are for more than the position holds (``_refit``)."""
-        fired = {(r.user_id, fired_entry(r)) for r in records if fired_entry(r) is not None}
+        fired = _fired_entries(records)
         oversized: set[tuple[str, str, str, str]] = set()
         for record in records:
-            armed = record.kind == KIND_ALGO and record.status in OPEN_ALGO
-            if record.role not in PROTECTIVE_ROLES or not armed:
+            if not _armed(record):
                 continue
             if (record.user_id, record.parent_client_order_id) in fired:
                 self._guarded(self.cancel_protective, record)
