@@ -365,3 +365,30 @@ def test_sibling_of_a_stop_fired_before_a_run_stopped_by_its_budget_is_cancelled
     assert _algo_status(sim_env, futures_connection, take) == "CANCELED"
     assert get_order_record(USER_A, take).status == "CANCELED"
     assert _position_amount(sim_env, futures_connection) == Decimal("0.002")
+
+
+def test_order_sent_again_days_after_its_record_is_not_purged_while_that_send_may_arrive(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a record created 4 days ago whose resend (a REJECTED order retried with its key) began 2 s ago,
+    outcome unrecorded, not at Binance yet WHEN a run reads it THEN it stays PENDING; once the send arrives
+    and fills THEN the next run records it FILLED with its fill, never UNKNOWN_PURGED."""
+    now_ms = int(time.time() * 1000)
+    created = datetime.fromtimestamp((now_ms - 4 * DAY_MS) / 1000, UTC).isoformat().replace("+00:00", "Z")
+    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002",
+              "newClientOrderId": "klneo_resent_1"}
+    put_new_record(OrderRecord(
+        user_id=USER_A, client_order_id="klneo_resent_1", connection_id=futures_connection.id,
+        symbol="BTCUSDT", request={}, params=params, status="PENDING", attempt_ms=now_ms - 2_000,
+        created_at=created,
+        updated_at=_now_iso(),
+    ))
+
+    reconcile()
+    assert get_order_record(USER_A, "klneo_resent_1").status == "PENDING"
+    sim_env.state.futures.place_order(sim_env.account(futures_connection.account.id), dict(params),
+                                      time.time() * 1000)
+    reconcile()
+
+    record = get_order_record(USER_A, "klneo_resent_1")
+    assert record.status == "FILLED" and [Decimal(f["qty"]) for f in record.fills] == [Decimal("0.002")]

@@ -17,8 +17,9 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
    stops of the side it reduced to what is left (``klineo.services.protective_resize``): it stays in the
    index until that is done or refused for good, so a transient failure or a crash is resumed.
-2. **Purged.** An order Binance does not know (-2013) although the record is older than Binance's
-   shortest retention (3 days: canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
+2. **Purged.** An order Binance does not know (-2013) although the record and its last attempt
+   (``attempt_ms``: a resend moves it) are older than Binance's shortest retention (3 days:
+   canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
    final; nothing ever sends it again (facts §9, §14). A younger unknown record is left alone: it may
    still be settled by the order route's own lookup.
 3. **OCO-like cleanup.** When a protective order of ours fired, its siblings (same
@@ -396,8 +397,11 @@ class Reconciler:
 
     def _vanished(self, record: OrderRecord) -> dict[str, Any] | None:
         """Binance does not know the order: once older than its retention, UNKNOWN_PURGED (a state we
-        already knew as final stays, with the fills we have); younger, wait."""
-        if self.now_ms - iso_ms(record.created_at) <= PURGE_AFTER_MS:
+        already knew as final stays, with the fills we have); younger, wait. Its age is its last
+        attempt's (``attempt_ms``, as the order core's rule, ``klineo.services.orders``), never only its
+        record's: an order sent again days after its record was created (a REJECTED one retried with its
+        key) may still reach Binance."""
+        if self.now_ms - max(iso_ms(record.created_at), record.attempt_ms) <= PURGE_AFTER_MS:
             return None
         self.counts["purged"] += 1
         if record.final:
