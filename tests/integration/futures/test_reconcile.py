@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from klineo.binance import endpoints
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.reconcile import DAY_MS
 from klineo.store.orders import (
@@ -392,3 +393,29 @@ def test_order_sent_again_days_after_its_record_is_not_purged_while_that_send_ma
 
     record = get_order_record(USER_A, "klneo_resent_1")
     assert record.status == "FILLED" and [Decimal(f["qty"]) for f in record.fills] == [Decimal("0.002")]
+
+
+def test_run_that_read_an_order_open_never_writes_that_over_a_fill_settled_meanwhile(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a resting LIMIT order a run reads NEW WHEN, before that run writes, it fills and a read of the
+    history settles it THEN the run's stale answer is not written: the record stays FILLED with its fill."""
+    placed = body_of(invoke("futures_order", order_event(order_body(futures_connection.id, price="60000"),
+                                                         key=new_key())))
+    client_order_id = placed["client_order_id"]
+    assert placed["status"] == "NEW"
+    real_query = endpoints.futures_query_order
+
+    def read_then_fill_and_settle_elsewhere(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = real_query(*args, **kwargs)
+        monkeypatch.setattr(endpoints, "futures_query_order", real_query)
+        sim_env.set_mark_price("BTCUSDT", 59_000.0)
+        (order,) = body_of(_orders(invoke))["orders"]
+        assert order["status"] == "FILLED" and order["settled"] is True
+        return answer
+
+    monkeypatch.setattr(endpoints, "futures_query_order", read_then_fill_and_settle_elsewhere)
+    reconcile()
+
+    record = get_order_record(USER_A, client_order_id)
+    assert record.status == "FILLED" and [Decimal(f["qty"]) for f in record.fills] == [Decimal("0.010")]

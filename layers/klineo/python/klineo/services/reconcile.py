@@ -6,7 +6,9 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    (``GET /fapi/v1/algoOrder``; a fired one through its child order, ``actualOrderId``, whose executed
    quantity and average price become the algo order's). Once
    final, its fills come from ``GET /fapi/v1/userTrades?orderId=`` (none read when nothing
-   executed) and the record leaves the index. What Binance says is stored as it is; a live strategy's
+   executed) and the record leaves the index. What Binance says is stored as it is, iff the record is
+   still in the index (``record_unsettled_outcome``): another reader (a read of the history, the order
+   route, another run) that settled it since it was listed wrote a later state. A live strategy's
    order whose fills its settle estimated has them booked into the strategy's PnL in the same write
    (``klineo.services.live_fills``; while the strategy has an order pending it stays in the index for
    the next run). An API entry that
@@ -99,6 +101,7 @@ from klineo.store.orders import (
     mark_unmanaged,
     put_new_record,
     record_order_outcome,
+    record_unsettled_outcome,
 )
 
 __all__ = [
@@ -311,8 +314,10 @@ class Reconciler:
             # Not settled: it stays in the index until its protection is placed or its fills are booked.
             changes["fills"] = None
             now = dataclasses.replace(now, fills=record.fills)
-        if not booked:
-            record_order_outcome(record.user_id, record.client_order_id, **changes)
+        if not booked and not record_unsettled_outcome(record.user_id, record.client_order_id, **changes):
+            # Settled by another reader since listed: what this run read may be older than what it wrote.
+            self.counts["settled_elsewhere"] += 1
+            return get_order_record(record.user_id, record.client_order_id)
         if protected is None:  # the connection is being deleted: let go, as its wind-down does
             return self._let_go(now)
         order_history.watch_symbol(record.user_id, record.connection_id, record.symbol, self.now_ms)

@@ -7,7 +7,9 @@ placed through the API:
 - `create_order_record` is ONE conditional PutItem of a PENDING record without a lease. When
   the record already exists, DynamoDB hands back the old item with the failed condition
   (ReturnValuesOnConditionCheckFailure), so no extra read is spent to learn about it.
-- `record_order_outcome` is ONE UpdateItem made after Binance answered (or failed to).
+- `record_order_outcome` is ONE UpdateItem made after Binance answered (or failed to);
+  `record_unsettled_outcome` the same iff the record is still unsettled (the reconciler's: an answer it
+  read before another reader settled the record never takes it back).
 - `claim_resend` is an optimistic-lock UpdateItem used only on the rare path where an earlier
   attempt was proven not to have reached the matching engine and the order is sent again.
 
@@ -85,6 +87,7 @@ __all__ = [
     "put_new_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
+    "record_unsettled_outcome",
     "resend_update",
     "strategy_order_record",
     "unsettled_keys",
@@ -528,11 +531,13 @@ def order_outcome_update(
     fills: list[dict[str, Any]] | None = None,
     booked_estimate: dict[str, Any] | None = None,
     estimate_replaced: bool = False,
+    while_unsettled: bool = False,
 ) -> dict[str, Any]:
     """The UpdateItem request of ``record_order_outcome`` (also a transaction's ``Update``, e.g. the runner's
     settlement): conditional on the record existing. ``booked_estimate``: see ``OrderRecord``;
     ``estimate_replaced``: the fills were booked in its place, so it goes, on condition it is still there
-    (the reconciler's ``klineo.store.runs.book_order_fills``: booked once)."""
+    (the reconciler's ``klineo.store.runs.book_order_fills``: booked once); ``while_unsettled``: on
+    condition the record is still in the unsettled index, or let go (``record_unsettled_outcome``)."""
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
             "error": error, "params": params, "fills": fills, "booked_estimate": booked_estimate}
     removes = ["lease_until_ms"] + ([] if error is not None else ["error"]) + (
@@ -540,9 +545,20 @@ def order_outcome_update(
         ["booked_estimate"] if estimate_replaced else [])
     update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
     condition = "attribute_exists(pk)" + (
-        " AND attribute_exists(booked_estimate)" if estimate_replaced else "")
+        " AND attribute_exists(booked_estimate)" if estimate_replaced else "") + (
+        " AND (attribute_exists(gsi2pk) OR attribute_exists(unmanaged_since))" if while_unsettled else "")
     return {"TableName": get_settings().data_table, "Key": _key(user_id, client_order_id),
             "ConditionExpression": condition, **update.request()}
+
+
+def record_unsettled_outcome(user_id: str, client_order_id: str, **outcome: Any) -> bool:
+    """``record_order_outcome`` iff the record is still in the unsettled index (or was let go,
+    ``mark_unmanaged``: its last known state may still be told); False when it is not (one conditional
+    UpdateItem). For a reader that read the order before writing (the reconciler): once another reader
+    settled the record meanwhile, an older answer read before that must not take it back to an earlier
+    state, out of the index for good."""
+    update = order_outcome_update(user_id, client_order_id, while_unsettled=True, **outcome)
+    return conditional_write(aws.dynamodb().update_item, **update)
 
 
 def mark_unmanaged(user_id: str, client_order_id: str, reason: str) -> OrderRecord | None:
