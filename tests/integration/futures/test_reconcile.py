@@ -419,3 +419,34 @@ def test_run_that_read_an_order_open_never_writes_that_over_a_fill_settled_meanw
 
     record = get_order_record(USER_A, client_order_id)
     assert record.status == "FILLED" and [Decimal(f["qty"]) for f in record.fills] == [Decimal("0.010")]
+
+
+def _sim_order_recorded(sim: Any, connection: Any, client_order_id: str, status: str, **params: str) -> None:
+    """Place an order on the simulator and record it as ours, unsettled (its fills not read)."""
+    params = {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.010", **params,
+              "newClientOrderId": client_order_id}
+    sim.state.futures.place_order(sim.account(connection.account.id), dict(params), time.time() * 1000)
+    now = _now_iso()
+    assert put_new_record(OrderRecord(
+        user_id=USER_A, client_order_id=client_order_id, connection_id=connection.id, symbol="BTCUSDT",
+        request={}, params=params, status=status, attempt_ms=int(time.time() * 1000), created_at=now,
+        updated_at=now,
+    ))
+
+
+def test_runs_cut_short_by_their_budget_go_on_where_the_last_stopped(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN three resting orders listed before a filled one, and runs whose budget (6) covers the three
+    reads (1 each) but not also the fill's (1 + its fills 5) WHEN two runs go THEN the second starts where
+    the first stopped and settles the fill: a run never starts over at the same records forever."""
+    for n in range(3):
+        _sim_order_recorded(sim_env, futures_connection, f"klneo_a_rest_{n}", "NEW", type="LIMIT",
+                            price="20000", timeInForce="GTC")
+    _sim_order_recorded(sim_env, futures_connection, "klneo_z_filled", "FILLED", type="MARKET")
+
+    reconcile(weight=6)
+    assert get_order_record(USER_A, "klneo_z_filled").fills is None
+    reconcile(weight=6)
+
+    assert [Decimal(f["qty"]) for f in get_order_record(USER_A, "klneo_z_filled").fills] == [Decimal("0.010")]

@@ -56,7 +56,9 @@ Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: 
 futures IP limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the
 ``call_deadline`` it runs in (if any) has passed; the shared limiter (``klineo.binance.ratelimit``)
 still refuses anything past 90 % of the IP's window, and the run stops at the first
-``rate_limit``/``ip_banned``. What is left waits for the next run.
+``rate_limit``/``ip_banned``. What is left waits for the next run, which settles from the record this one
+stopped at (kept as ``klineo.store.order_history.settle_resume``), round to the start: a backlog larger than
+one run's budget is worked through in turn, never the same first records over and over.
 """
 
 from __future__ import annotations
@@ -186,6 +188,14 @@ def _fired_entries(records: list[OrderRecord]) -> set[tuple[str, str]]:
     return fired
 
 
+def _resumed(records: list[OrderRecord], resume: tuple[str, str] | None) -> list[OrderRecord]:
+    """``records`` (as listed) from the first at or after ``resume``, round to the start."""
+    if resume is None:
+        return records
+    start = next((i for i, r in enumerate(records) if order_history.unsettled_position(r) >= resume), 0)
+    return records[start:] + records[:start]
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -215,6 +225,8 @@ class Reconciler:
         self.counts: dict[str, int] = defaultdict(int)
         self.cancelled: list[str] = []
         self.stopped = False
+        # How many of the records its last ``settle`` was given it went through before its budget stopped it.
+        self.reached = 0
 
     # ------------------------------------------------------------------ Binance calls, within budget
     def call(self, method: str, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -256,8 +268,15 @@ class Reconciler:
 
     # ------------------------------------------------------------------ whole runs
     def run(self) -> dict[str, Any]:
-        """Settle every unsettled record, clean up protective orders, follow watched symbols."""
-        self.settle(list(order_history.list_unsettled()))
+        """Settle every unsettled record, clean up protective orders, follow watched symbols. The records
+        are taken from where the last run its budget stopped left off, round to the start."""
+        resume = order_history.settle_resume()
+        records = _resumed(list(order_history.list_unsettled()), resume)
+        self.settle(records)
+        left_off = self.reached < len(records)
+        if left_off or resume is not None:
+            order_history.save_settle_resume(
+                order_history.unsettled_position(records[self.reached]) if left_off else None)
         try:
             for watch in [] if self.stopped else list(order_history.list_watched()):
                 self._guarded(self.follow, watch)
@@ -276,6 +295,7 @@ class Reconciler:
             self._cleanup(settled)
         except BudgetSpent:
             self._stop()
+        self.reached = len(settled)
         return settled + records[len(settled):]
 
     def _stop(self) -> None:

@@ -6,7 +6,9 @@ Key design (also in ``klineo.store.orders`` and the DataTable comment in templat
   are filters. A page resumes after the ``gsi1sk`` of its last record (the service makes the
   opaque cursor of it; every other key part is derived from the caller, so a cursor can never
   reach another user's partition).
-- unsettled: ``gsi2pk = UNSETTLED#<shard 0-7>`` until the record is settled (final, fills known).
+- unsettled: ``gsi2pk = UNSETTLED#<shard 0-7>`` until the record is settled (final, fills known). A
+  scheduled reconciler run that its budget stopped keeps where it left off (``pk GLOBAL``,
+  ``sk RECONCILE_RESUME``: that record's gsi2 keys), so the next run starts there, not over.
 - watch marks: one item per (user, connection, symbol) the reconciler reads ``userTrades`` for,
   ``pk USER#<sub>``, ``sk WATCH#<connection>#<symbol>``, holding ``last_trade_id`` (the last trade
   reconciled) and ``active_ms`` (the last activity seen). While watched it carries
@@ -30,6 +32,7 @@ from typing import Any
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, page_of, query_items, to_attr
+from klineo.store.flags import GLOBAL_PK
 from klineo.store.orders import (
     FOREIGN_ORIGINS,
     ORDERS_INDEX_PREFIX,
@@ -53,11 +56,16 @@ __all__ = [
     "list_unsettled_of",
     "list_watched",
     "recent_foreign_fills",
+    "save_settle_resume",
+    "settle_resume",
+    "unsettled_position",
     "unwatch_symbol",
     "watch_symbol",
 ]
 
 UNSETTLED_INDEX = "gsi2"
+# The item (pk GLOBAL) where a scheduled reconciler run that its budget stopped leaves off settling.
+RESUME_SK = "RECONCILE_RESUME"
 HISTORY_INDEX = "gsi1"
 WATCH_PREFIX = "WATCH#"
 # A watched symbol with no position and no activity for this long is no longer followed
@@ -159,6 +167,35 @@ def list_unsettled() -> Iterator[OrderRecord]:
     for shard in range(UNSETTLED_SHARDS):
         for item in _query_gsi2(f"{UNSETTLED_PREFIX}{shard}"):
             yield OrderRecord.from_item(item)
+
+
+def unsettled_position(record: OrderRecord) -> tuple[str, str]:
+    """Where ``list_unsettled`` lists the record: its (gsi2pk, gsi2sk), in the listing's order."""
+    keys = unsettled_keys(record.user_id, record.client_order_id)
+    return keys["gsi2pk"], keys["gsi2sk"]
+
+
+def _resume_key() -> dict[str, Any]:
+    return {"pk": to_attr(GLOBAL_PK), "sk": to_attr(RESUME_SK)}
+
+
+def settle_resume() -> tuple[str, str] | None:
+    """Where the last scheduled reconciler run that its budget stopped left off settling (an
+    ``unsettled_position``; None: from the start). One strongly consistent GetItem."""
+    item = aws.dynamodb().get_item(TableName=get_settings().data_table, Key=_resume_key(),
+                                   ConsistentRead=True).get("Item")
+    if not item or "gsi2pk_at" not in item:
+        return None
+    return str(from_attr(item["gsi2pk_at"])), str(from_attr(item["gsi2sk_at"]))
+
+
+def save_settle_resume(position: tuple[str, str] | None) -> None:
+    """Remember where the next scheduled run starts settling (None: from the start). One UpdateItem."""
+    if position is None:
+        update = Update(removes=["gsi2pk_at", "gsi2sk_at"])
+    else:
+        update = Update(sets={"gsi2pk_at": position[0], "gsi2sk_at": position[1]})
+    aws.dynamodb().update_item(TableName=get_settings().data_table, Key=_resume_key(), **update.request())
 
 
 def list_unsettled_of(user_id: str, connection_id: str) -> list[OrderRecord]:
