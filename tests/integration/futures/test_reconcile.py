@@ -450,3 +450,26 @@ def test_runs_cut_short_by_their_budget_go_on_where_the_last_stopped(
     reconcile(weight=6)
 
     assert [Decimal(f["qty"]) for f in get_order_record(USER_A, "klneo_z_filled").fills] == [Decimal("0.010")]
+
+
+def test_a_backlog_larger_than_a_run_still_leaves_each_run_its_cleanup_and_foreign_trades(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a stop-loss left armed by a manual close, and 20 resting orders, so that reading every unsettled
+    record costs a run's whole budget (24) WHEN three runs go THEN the stale stop is cancelled and the manual
+    close recorded: settling a backlog never starves the cleanup and the trades we did not place."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    reconcile()  # the entry settled: its symbol is watched
+    mark = Decimal(str(sim_env.mark_price("BTCUSDT")))
+    stop = _protective(sim_env, futures_connection, entry, "stop_loss", "STOP_MARKET",
+                       (mark * Decimal("0.9")).quantize(Decimal("0.1")))
+    sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.002")
+    for n in range(20):
+        _sim_order_recorded(sim_env, futures_connection, f"klneo_rest_{n:02d}", "NEW", type="LIMIT",
+                            price="20000", timeInForce="GTC")
+
+    for _ in range(3):
+        reconcile(weight=24)
+
+    assert _algo_status(sim_env, futures_connection, stop) == "CANCELED"
+    assert [o["origin"] for o in body_of(_orders(invoke))["orders"]].count("manual") == 1

@@ -52,13 +52,15 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    (``adl_autoclose``), ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything
    else), with its fills (facts §8, §14).
 
-Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the
-futures IP limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the
-``call_deadline`` it runs in (if any) has passed; the shared limiter (``klineo.binance.ratelimit``)
-still refuses anything past 90 % of the IP's window, and the run stops at the first
-``rate_limit``/``ip_banned``. What is left waits for the next run, which settles from the record this one
-stopped at (kept as ``klineo.store.order_history.settle_resume``), round to the start: a backlog larger than
-one run's budget is worked through in turn, never the same first records over and over.
+Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the futures IP
+limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the ``call_deadline`` it runs
+in (if any) has passed; the shared limiter (``klineo.binance.ratelimit``) still refuses anything past 90 %
+of the IP's window, and the run stops at the first ``rate_limit``/``ip_banned``. A scheduled run's settling
+stops before it would leave less than half its weight (the first record excepted), so the cleanup of the
+records it settled and the trades we did not place always get their share, however large the backlog. What
+is left waits for the next run, which settles from the record this one stopped at (kept as
+``klineo.store.order_history.settle_resume``), round to the start: a backlog larger than one run's budget is
+worked through in turn, never the same first records over and over.
 """
 
 from __future__ import annotations
@@ -124,7 +126,12 @@ _STOPPING = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED})
 
 
 class BudgetSpent(Exception):
-    """The run's request weight is used up, or Binance asked us to slow down: stop, go on next run."""
+    """The run's request weight is used up, or Binance asked us to slow down: stop, go on next run.
+    ``final`` False: only the share of it kept for later steps is left (``Reconciler.settle``'s ``keep``)."""
+
+    def __init__(self, final: bool = True) -> None:
+        super().__init__()
+        self.final = final
 
 
 def foreign_label(client_order_id: str) -> str:
@@ -225,6 +232,8 @@ class Reconciler:
         self.counts: dict[str, int] = defaultdict(int)
         self.cancelled: list[str] = []
         self.stopped = False
+        # Weight a ``settle`` in progress leaves to the steps after it (its ``keep``).
+        self.keep = 0
         # How many of the records its last ``settle`` was given it went through before its budget stopped it.
         self.reached = 0
 
@@ -235,6 +244,8 @@ class Reconciler:
         left = call_time_left()
         if weight > self.weight_left or (left is not None and left <= 0):
             raise BudgetSpent
+        if weight > self.weight_left - self.keep:
+            raise BudgetSpent(final=False)
         self.weight_left -= weight
         try:
             return fn(*args, **kwargs)
@@ -272,7 +283,7 @@ class Reconciler:
         are taken from where the last run its budget stopped left off, round to the start."""
         resume = order_history.settle_resume()
         records = _resumed(list(order_history.list_unsettled()), resume)
-        self.settle(records)
+        self.settle(records, keep=self.weight_left // 2)
         left_off = self.reached < len(records)
         if left_off or resume is not None:
             order_history.save_settle_resume(
@@ -286,16 +297,29 @@ class Reconciler:
         logger.info("reconciler run", extra=summary)
         return summary
 
-    def settle(self, records: list[OrderRecord]) -> list[OrderRecord]:
-        """Settle these records (a run's or a page's); the records as they are now, in the same order."""
+    def settle(self, records: list[OrderRecord], keep: int = 0) -> list[OrderRecord]:
+        """Settle these records (a run's or a page's), then clean up after those it reached; the records as
+        they are now, in the same order. Settling stops before it would leave less than ``keep`` weight:
+        that is the cleanup's and the later steps' (the rest is settled by the next run). The first record
+        may use it: each settle goes through one at least, however costly."""
         settled: list[OrderRecord] = []
         try:
             for record in records:
+                self.keep = keep if settled else 0
                 settled.append(self._guarded(self.settle_one, record) or record)
-            self._cleanup(settled)
+        except BudgetSpent as spent:
+            if spent.final:
+                self._stop()
+            else:
+                self.counts["settling_left_for_next_run"] += 1
+        finally:
+            self.keep = 0
+            self.reached = len(settled)
+        try:
+            if not self.stopped:
+                self._cleanup(settled)
         except BudgetSpent:
             self._stop()
-        self.reached = len(settled)
         return settled + records[len(settled):]
 
     def _stop(self) -> None:
