@@ -15,6 +15,7 @@ from typing import Any
 from klineo.binance import endpoints
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.reconcile import DAY_MS
+from klineo.store import order_history
 from klineo.store.orders import (
     KIND_ALGO,
     STATUS_UNKNOWN_PURGED,
@@ -473,3 +474,20 @@ def test_a_backlog_larger_than_a_run_still_leaves_each_run_its_cleanup_and_forei
 
     assert _algo_status(sim_env, futures_connection, stop) == "CANCELED"
     assert [o["origin"] for o in body_of(_orders(invoke))["orders"]].count("manual") == 1
+
+
+def test_runs_cut_short_follow_each_watched_symbol_in_turn(sim_env, invoke, futures_connection, reconcile):
+    """GIVEN four watched symbols, the last listed with a manual trade, and runs whose budget (15) reads the
+    trades of three WHEN two runs go THEN the second reads the fourth's and records the trade: a symbol listed
+    late is never left unfollowed for good (its liquidations unrecorded)."""
+    now_ms = int(time.time() * 1000)
+    for symbol in ("BNBUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"):
+        order_history.watch_symbol(USER_A, futures_connection.id, symbol, now_ms)
+    sim_env.inject_trade(futures_connection.account.id, "manual", "SOLUSDT", side="BUY", quantity="1")
+
+    reconcile(weight=15)
+    assert body_of(_orders(invoke))["orders"] == []
+    reconcile(weight=15)
+
+    (manual,) = body_of(_orders(invoke))["orders"]
+    assert (manual["origin"], manual["symbol"]) == ("manual", "SOLUSDT")

@@ -58,9 +58,9 @@ in (if any) has passed; the shared limiter (``klineo.binance.ratelimit``) still 
 of the IP's window, and the run stops at the first ``rate_limit``/``ip_banned``. A scheduled run's settling
 stops before it would leave less than half its weight (the first record excepted), so the cleanup of the
 records it settled and the trades we did not place always get their share, however large the backlog. What
-is left waits for the next run, which settles from the record this one stopped at (kept as
-``klineo.store.order_history.settle_resume``), round to the start: a backlog larger than one run's budget is
-worked through in turn, never the same first records over and over.
+is left waits for the next run, which settles from the record and follows from the watched symbol this one
+stopped at (kept as ``klineo.store.order_history.resume_points``), each round to its start: a backlog larger
+than one run's budget is worked through in turn, never the same first records or symbols over and over.
 """
 
 from __future__ import annotations
@@ -195,12 +195,25 @@ def _fired_entries(records: list[OrderRecord]) -> set[tuple[str, str]]:
     return fired
 
 
-def _resumed(records: list[OrderRecord], resume: tuple[str, str] | None) -> list[OrderRecord]:
-    """``records`` (as listed) from the first at or after ``resume``, round to the start."""
-    if resume is None:
-        return records
-    start = next((i for i, r in enumerate(records) if order_history.unsettled_position(r) >= resume), 0)
-    return records[start:] + records[:start]
+# Where a step of a scheduled run lists an item (``klineo.store.order_history.resume_points``).
+_POSITIONS = {"settle": order_history.unsettled_position, "follow": order_history.watch_position}
+
+
+def _resumed(resume: dict[str, tuple[str, str]], step: str, items: list[Any]) -> list[Any]:
+    """``items`` (as listed) from the first at or after where ``step`` left off, round to the start."""
+    at = resume.get(step)
+    if at is None:
+        return items
+    start = next((i for i, item in enumerate(items) if _POSITIONS[step](item) >= at), 0)
+    return items[start:] + items[:start]
+
+
+def _left_off(resume: dict[str, tuple[str, str]], step: str, items: list[Any], reached: int) -> None:
+    """Keep where ``step`` stopped (``items[reached]``) for the next run; forget it once it went through."""
+    if reached < len(items):
+        order_history.save_resume_point(step, _POSITIONS[step](items[reached]))
+    elif step in resume:
+        order_history.save_resume_point(step, None)
 
 
 def _iso(ms: int) -> str:
@@ -279,20 +292,22 @@ class Reconciler:
 
     # ------------------------------------------------------------------ whole runs
     def run(self) -> dict[str, Any]:
-        """Settle every unsettled record, clean up protective orders, follow watched symbols. The records
-        are taken from where the last run its budget stopped left off, round to the start."""
-        resume = order_history.settle_resume()
-        records = _resumed(list(order_history.list_unsettled()), resume)
+        """Settle every unsettled record, clean up protective orders, follow watched symbols; each step from
+        where the last run its budget stopped left off, round to its beginning."""
+        resume = order_history.resume_points()
+        records = _resumed(resume, "settle", list(order_history.list_unsettled()))
         self.settle(records, keep=self.weight_left // 2)
-        left_off = self.reached < len(records)
-        if left_off or resume is not None:
-            order_history.save_settle_resume(
-                order_history.unsettled_position(records[self.reached]) if left_off else None)
-        try:
-            for watch in [] if self.stopped else list(order_history.list_watched()):
-                self._guarded(self.follow, watch)
-        except BudgetSpent:
-            self._stop()
+        _left_off(resume, "settle", records, self.reached)
+        if not self.stopped:
+            watches = _resumed(resume, "follow", list(order_history.list_watched()))
+            followed = 0
+            try:
+                for watch in watches:
+                    self._guarded(self.follow, watch)
+                    followed += 1
+            except BudgetSpent:
+                self._stop()
+            _left_off(resume, "follow", watches, followed)
         summary = {**self.counts, "weight_left": self.weight_left}
         logger.info("reconciler run", extra=summary)
         return summary

@@ -8,7 +8,8 @@ Key design (also in ``klineo.store.orders`` and the DataTable comment in templat
   reach another user's partition).
 - unsettled: ``gsi2pk = UNSETTLED#<shard 0-7>`` until the record is settled (final, fills known). A
   scheduled reconciler run that its budget stopped keeps where it left off (``pk GLOBAL``,
-  ``sk RECONCILE_RESUME``: that record's gsi2 keys), so the next run starts there, not over.
+  ``sk RECONCILE_RESUME``: the gsi2 keys of the record, ``settle_pk``/``settle_sk``, and of the watch,
+  ``follow_pk``/``follow_sk``, it stopped at), so the next run starts there, not over.
 - watch marks: one item per (user, connection, symbol) the reconciler reads ``userTrades`` for,
   ``pk USER#<sub>``, ``sk WATCH#<connection>#<symbol>``, holding ``last_trade_id`` (the last trade
   reconciled) and ``active_ms`` (the last activity seen). While watched it carries
@@ -56,16 +57,18 @@ __all__ = [
     "list_unsettled_of",
     "list_watched",
     "recent_foreign_fills",
-    "save_settle_resume",
-    "settle_resume",
+    "resume_points",
+    "save_resume_point",
     "unsettled_position",
     "unwatch_symbol",
+    "watch_position",
     "watch_symbol",
 ]
 
 UNSETTLED_INDEX = "gsi2"
 # The item (pk GLOBAL) where a scheduled reconciler run that its budget stopped leaves off settling.
 RESUME_SK = "RECONCILE_RESUME"
+RESUME_STEPS = ("settle", "follow")
 HISTORY_INDEX = "gsi1"
 WATCH_PREFIX = "WATCH#"
 # A watched symbol with no position and no activity for this long is no longer followed
@@ -179,22 +182,23 @@ def _resume_key() -> dict[str, Any]:
     return {"pk": to_attr(GLOBAL_PK), "sk": to_attr(RESUME_SK)}
 
 
-def settle_resume() -> tuple[str, str] | None:
-    """Where the last scheduled reconciler run that its budget stopped left off settling (an
-    ``unsettled_position``; None: from the start). One strongly consistent GetItem."""
+def resume_points() -> dict[str, tuple[str, str]]:
+    """Where the last scheduled reconciler run that its budget stopped left off, by step (``settle``: an
+    ``unsettled_position``, ``follow``: a ``watch_position``); a step missing starts from its beginning.
+    One strongly consistent GetItem."""
     item = aws.dynamodb().get_item(TableName=get_settings().data_table, Key=_resume_key(),
-                                   ConsistentRead=True).get("Item")
-    if not item or "gsi2pk_at" not in item:
-        return None
-    return str(from_attr(item["gsi2pk_at"])), str(from_attr(item["gsi2sk_at"]))
+                                   ConsistentRead=True).get("Item") or {}
+    return {step: (str(from_attr(item[f"{step}_pk"])), str(from_attr(item[f"{step}_sk"])))
+            for step in RESUME_STEPS if f"{step}_pk" in item and f"{step}_sk" in item}
 
 
-def save_settle_resume(position: tuple[str, str] | None) -> None:
-    """Remember where the next scheduled run starts settling (None: from the start). One UpdateItem."""
+def save_resume_point(step: str, position: tuple[str, str] | None) -> None:
+    """Remember where the next scheduled run starts ``step`` (None: from its beginning). One UpdateItem."""
+    names = [f"{step}_pk", f"{step}_sk"]
     if position is None:
-        update = Update(removes=["gsi2pk_at", "gsi2sk_at"])
+        update = Update(removes=names)
     else:
-        update = Update(sets={"gsi2pk_at": position[0], "gsi2sk_at": position[1]})
+        update = Update(sets=dict(zip(names, position, strict=True)))
     aws.dynamodb().update_item(TableName=get_settings().data_table, Key=_resume_key(), **update.request())
 
 
@@ -247,6 +251,11 @@ def watch_symbol(user_id: str, connection_id: str, symbol: str, active_ms: int) 
     })
     aws.dynamodb().update_item(TableName=get_settings().data_table,
                                Key=_watch_key(user_id, connection_id, symbol), **update.request())
+
+
+def watch_position(watch: Watch) -> tuple[str, str]:
+    """Where ``list_watched`` lists the watch: its (gsi2pk, gsi2sk), in the listing's order."""
+    return _watch_shard(watch.user_id), f"{watch.user_id}#{watch.connection_id}#{watch.symbol}"
 
 
 def unwatch_symbol(user_id: str, connection_id: str, symbol: str) -> None:
