@@ -32,6 +32,7 @@ from tests.integration.futures.helpers import (
     new_key,
     order_body,
     order_event,
+    status_event,
 )
 
 ALGO_PATH = "/fapi/v1/algoOrder"
@@ -491,3 +492,29 @@ def test_runs_cut_short_follow_each_watched_symbol_in_turn(sim_env, invoke, futu
 
     (manual,) = body_of(_orders(invoke))["orders"]
     assert (manual["origin"], manual["symbol"]) == ("manual", "SOLUSDT")
+
+
+def test_status_read_that_read_an_order_open_never_writes_that_over_a_fill_the_reconciler_settled(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN an order whose answer was lost (UNKNOWN) resting at Binance, read NEW by a status read WHEN,
+    before that read writes, it fills and a reconciler run settles it THEN the read's older answer is not
+    written: the record stays FILLED with its fill (before, NEW for good, out of the reconciler's index)."""
+    _sim_order_recorded(sim_env, futures_connection, "klneo_lost_1", "UNKNOWN", type="LIMIT", price="60000",
+                        timeInForce="GTC")
+    real_query = endpoints.futures_query_order
+
+    def read_then_fill_and_reconcile(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = real_query(*args, **kwargs)
+        monkeypatch.setattr(endpoints, "futures_query_order", real_query)
+        sim_env.set_mark_price("BTCUSDT", 59_000.0)
+        reconcile()
+        assert get_order_record(USER_A, "klneo_lost_1").status == "FILLED"
+        return answer
+
+    monkeypatch.setattr(endpoints, "futures_query_order", read_then_fill_and_reconcile)
+    response = invoke("futures_order_status", status_event("klneo_lost_1"))
+
+    assert response["statusCode"] == 200, response["body"]
+    record = get_order_record(USER_A, "klneo_lost_1")
+    assert record.status == "FILLED" and [Decimal(f["qty"]) for f in record.fills] == [Decimal("0.010")]
