@@ -378,6 +378,18 @@ def runner(extra_symbols, sim_env, aws, invoke, clock_of_last_tick, iam) -> Iter
     yield Runner(sim_env, aws, invoke, clock_of_last_tick, iam)
 
 
+def tick_times(count: int) -> list[int]:
+    """The tick times (second 1 of the last ``count`` minutes, oldest first)."""
+    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
+    return [now - back * MINUTE_MS for back in range(count - 1, -1, -1)]
+
+
+def algo_orders(runner: Runner, account: str) -> dict[str, Any]:
+    """The simulator's algo orders of ``account``, by clientAlgoId."""
+    state = runner.sim.state.futures.state_for(runner.sim.account(account), time.time() * 1000)
+    return {a.client_algo_id: a for a in state.algo_orders.values()}
+
+
 def current_close(now_ms: int | None = None) -> int:
     """Close time of the latest closed 1m candle."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms

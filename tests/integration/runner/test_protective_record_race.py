@@ -11,35 +11,21 @@ moto; the interleaving forced by running the newer turn from inside the first tu
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from klineo.runner import execution
-from klineo.runner.schedule import MINUTE_MS
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.strategies import update_settings as update_strategy
 
-from tests.integration.runner.conftest import current_close, worker_event_from
+from tests.integration.runner.conftest import algo_orders, current_close, tick_times, worker_event_from
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, SL_TP
 from tests.integration.runner.test_hedge_mode import HEDGE_ACCOUNT, hedge_connection
 
 USER = "user-runner-protective-race"
 ONE_WAY = "futures-full"
 MODES = pytest.mark.parametrize("account", [ONE_WAY, HEDGE_ACCOUNT], ids=["one_way", "hedge"])
-
-
-def _ticks(count: int) -> list[int]:
-    """The tick times (second 1 of the last ``count`` minutes, oldest first)."""
-    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
-    return [now - back * MINUTE_MS for back in range(count - 1, -1, -1)]
-
-
-def _algos(runner, account: str) -> dict[str, Any]:
-    """The simulator's algo orders of ``account``, by clientAlgoId."""
-    state = runner.sim.state.futures.state_for(runner.sim.account(account), time.time() * 1000)
-    return {a.client_algo_id: a for a in state.algo_orders.values()}
 
 
 def _entry_ids(runner, sid: str) -> list[str]:
@@ -62,7 +48,7 @@ def test_a_late_record_of_an_entrys_stops_never_overwrites_a_newer_entrys(runner
     a newer turn flips the strategy short and records the short's stops first THEN the late record writes
     nothing: the record names the short's entry and its stops, the long's stops are cancelled, and only the
     short's stay open."""
-    first, second = _ticks(2)
+    first, second = tick_times(2)
     connection = hedge_connection(runner, USER) if account == HEDGE_ACCOUNT else runner.connection(USER)
     sid = runner.strategy(USER, connection, type="rsi_threshold", parameters=ALWAYS_LONG, direction="both",
                           stop_loss_pct="2", take_profit_pct="3")
@@ -85,7 +71,7 @@ def test_a_late_record_of_an_entrys_stops_never_overwrites_a_newer_entrys(runner
     assert stored.live_position == Decimal("-0.002")
     record = stored.protective
     assert (record["parent_client_order_id"], record["entry_side"]) == (short_entry, "SELL")
-    algos = _algos(runner, account)
+    algos = algo_orders(runner, account)
     short_stops = sorted(protective_client_algo_id(short_entry, role) for role in SL_TP)
     assert sorted(i for i, a in algos.items() if a.status == "NEW") == short_stops
     assert [algos[protective_client_algo_id(long_entry, role)].status for role in SL_TP] == ["CANCELED"] * 2

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 from klineo.runner import reprice as reprice_module
-from klineo.runner.schedule import MINUTE_MS
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
 
 from local.scheduler import sqs_event
+from tests.integration.runner.conftest import algo_orders, tick_times
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, SL_TP
 from tests.integration.runner.test_hedge_mode import HEDGE_ACCOUNT, hedge_connection
 
@@ -36,20 +36,8 @@ FULL, REST = D("0.004"), D("0.002")
 MODES = pytest.mark.parametrize("account", [ONE_WAY, HEDGE_ACCOUNT], ids=["one_way", "hedge"])
 
 
-def _ticks(count: int) -> list[int]:
-    """The tick times (second 1 of the last ``count`` minutes, oldest first)."""
-    now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
-    return [now - back * MINUTE_MS for back in range(count - 1, -1, -1)]
-
-
-def _algos(runner, account: str) -> dict[str, Any]:
-    """The simulator's algo orders of ``account``, by clientAlgoId."""
-    state = runner.sim.state.futures.state_for(runner.sim.account(account), time.time() * 1000)
-    return {a.client_algo_id: a for a in state.algo_orders.values()}
-
-
 def _open(runner, account: str) -> list[str]:
-    return sorted(i for i, a in _algos(runner, account).items() if a.status == "NEW")
+    return sorted(i for i, a in algo_orders(runner, account).items() if a.status == "NEW")
 
 
 def _position(runner, account: str) -> Decimal:
@@ -95,7 +83,7 @@ def _filled_in_part(runner, sid: str, tick_ms: int) -> None:
 def _assert_follows(runner, account: str, sid: str, entry: str, roles: tuple[str, ...] = SL_TP) -> None:
     """The position's stops are the entry's, re-placed at the same levels for 0.002 (generation 1), the
     ones for 0.004 cancelled, the record naming the new ones."""
-    algos = _algos(runner, account)
+    algos = algo_orders(runner, account)
     old = [algos[protective_client_algo_id(entry, role)] for role in roles]
     new = [algos[protective_client_algo_id(entry, role, 1)] for role in roles]
     assert [(a.status, a.quantity) for a in old] == [("CANCELED", FULL)] * len(roles)
@@ -114,7 +102,7 @@ def test_a_close_filled_in_part_re_places_the_stops_for_what_is_left(runner, acc
     """GIVEN a live long of 0.004 with SL 2 % / TP 3 % (one-way: reduce-only; hedge: SELL LONG) WHEN its
     close fills only 0.002 THEN the stop-loss and take-profit are re-placed at the same prices for 0.002,
     the ones for 0.004 cancelled, with one protective_repriced event saying so and no error."""
-    first, second = _ticks(2)
+    first, second = tick_times(2)
     sid, entry, _fill = _long(runner, account, first, stop_loss_pct="2", take_profit_pct="3")
 
     _filled_in_part(runner, sid, second)
@@ -131,7 +119,7 @@ def test_a_one_way_flip_filled_short_of_zero_re_places_the_stops_for_what_is_lef
     """GIVEN a live long of 0.004 (both directions) with SL 2 % and a trailing stop WHEN the signal turns
     short and its one-way flip (SELL 0.008) fills only 0.002 THEN the long of 0.002 left keeps both,
     re-placed for 0.002; no short's stops."""
-    first, second = _ticks(2)
+    first, second = tick_times(2)
     sid, entry, _fill = _long(runner, ONE_WAY, first, direction="both", stop_loss_pct="2",
                               trailing_stop_pct="4")
 
@@ -139,20 +127,21 @@ def test_a_one_way_flip_filled_short_of_zero_re_places_the_stops_for_what_is_lef
 
     assert D(runner.runs(sid)[0].order["quantity"]) == 2 * FULL
     _assert_follows(runner, ONE_WAY, sid, entry, ("stop_loss", "trailing_stop"))
-    assert _algos(runner, ONE_WAY)[protective_client_algo_id(entry, "trailing_stop", 1)].callback_rate == D(4)
+    trailing = algo_orders(runner, ONE_WAY)[protective_client_algo_id(entry, "trailing_stop", 1)]
+    assert trailing.callback_rate == D(4)
 
 
 @MODES
 def test_a_stop_firing_after_a_close_filled_in_part_closes_exactly_the_rest(runner, account: str) -> None:
     """GIVEN a long whose close filled only 0.002 of 0.004 WHEN the mark falls through its 2 % stop THEN the
     stop fires and closes the 0.002 left (never refused for a quantity larger than the position: -2022)."""
-    first, second = _ticks(2)
+    first, second = tick_times(2)
     sid, entry, fill = _long(runner, account, first, stop_loss_pct="2")
     _filled_in_part(runner, sid, second)
 
     runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.97")))
 
-    fired = [a for a in _algos(runner, account).values() if a.trigger_time]
+    fired = [a for a in algo_orders(runner, account).values() if a.trigger_time]
     assert [(a.client_algo_id, a.status) for a in fired] == [
         (protective_client_algo_id(entry, "stop_loss", 1), "FINISHED")]
     assert _position(runner, account) == 0
@@ -162,7 +151,7 @@ def test_a_crash_between_placing_and_recording_the_new_stops_doubles_nothing(run
     """GIVEN a close filled in part whose worker is lost after the stops for 0.002 were placed and before they
     were recorded WHEN the message comes again THEN nothing is sent; WHEN the next candle holds THEN the new
     stops are recorded without being sent again and the old ones cancelled, each exactly once."""
-    first, second, third = _ticks(3)
+    first, second, third = tick_times(3)
     sid, entry, _fill = _long(runner, ONE_WAY, first, stop_loss_pct="2", take_profit_pct="3")
     real, lost = reprice_module.replace_protective, []
 
@@ -202,7 +191,7 @@ def test_a_failed_re_placing_keeps_the_old_stops_and_the_next_turn_finishes(runn
     """GIVEN a close filled in part WHEN Binance is unavailable for the stops of what is left THEN the old
     stops stay open, an error event says so; WHEN the next candle holds THEN the stops for 0.002 replace
     them."""
-    first, second, third = _ticks(3)
+    first, second, third = tick_times(3)
     sid, entry, _fill = _long(runner, ONE_WAY, first, stop_loss_pct="2", take_profit_pct="3")
     runner.sim.faults.add("http_503_unavailable", count=50, method="POST", path=ALGO_PATH)
 
@@ -225,7 +214,7 @@ def test_a_failed_re_placing_keeps_the_old_stops_and_the_next_turn_finishes(runn
 def test_a_turn_finding_part_of_the_position_closed_elsewhere_re_places_its_stops(runner) -> None:
     """GIVEN a live long of 0.004 with SL 2 % / TP 3 % WHEN 0.002 of it is sold by hand and the next candle
     holds THEN the turn records the position left (0.002) and re-places the stops for it."""
-    first, second = _ticks(2)
+    first, second = tick_times(2)
     sid, entry, _fill = _long(runner, ONE_WAY, first, stop_loss_pct="2", take_profit_pct="3")
     runner.sim.inject_trade(ONE_WAY, "manual", "BTCUSDT", side="SELL", quantity=str(REST))
     _signal(runner, sid, ALWAYS_HOLD)
@@ -242,7 +231,7 @@ def test_stops_binance_refuses_for_what_is_left_are_not_tried_again_every_turn(r
     old stop stays open, one error event says so; WHEN the next candle holds THEN nothing is sent again."""
     from local.binance_sim.errors import ApiError
 
-    first, second, third = _ticks(3)
+    first, second, third = tick_times(3)
     sid, entry, _fill = _long(runner, ONE_WAY, first, stop_loss_pct="2")
     algo = runner.sim.state.algo
     place, resized = algo.place, protective_client_algo_id(entry, "stop_loss", 1)
