@@ -112,7 +112,6 @@ from klineo.services.protective import (
 )
 from klineo.services.risk import OrderIntent, check_order, order_notional, params_reduce
 from klineo.services.symbol_settings import prepare_symbol
-from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import (
     Connection,
     TradingContext,
@@ -146,7 +145,6 @@ from klineo.store.orders import (
     get_order_record,
     pending_record,
     record_order_outcome_quietly,
-    record_unsettled_outcome,
 )
 from klineo.validation import plain_text_or_none
 
@@ -725,14 +723,9 @@ def _note_read(user_id: str, record: OrderRecord, found: OrderResult) -> bool:
     now = found.to_record()
     executed = (record.result or {}).get("executed_quantity") != now["executed_quantity"]
     if executed or (record.status, record.order_id) != (found.status, found.order_id):
-        try:
-            noted = record_unsettled_outcome(user_id, record.client_order_id,
-                                             status=found.status, order_id=found.order_id, result=now)
-        except STORAGE_ERRORS:
-            logger.exception("order record update failed", extra={"client_order_id": record.client_order_id})
-            noted = True
-        if not noted:  # settled by the reconciler since read: its state is newer than this read's
-            return False
+        if not record_order_outcome_quietly(user_id, record.client_order_id, unsettled_only=True,
+                                            status=found.status, order_id=found.order_id, result=now):
+            return False  # settled by the reconciler since read: its state is newer than this read's
         if record.status == STATUS_UNKNOWN:
             metrics.add_metric(name="OrdersUnknownSettled", unit="Count", value=1)
     return executed

@@ -578,12 +578,17 @@ def mark_unmanaged(user_id: str, client_order_id: str, reason: str) -> OrderReco
     return OrderRecord.from_item(response["Attributes"])
 
 
-def record_order_outcome_quietly(user_id: str, client_order_id: str, **outcome: Any) -> None:
-    """``record_order_outcome``; a storage failure is logged, never allowed to hide the order's outcome."""
+def record_order_outcome_quietly(user_id: str, client_order_id: str, *, unsettled_only: bool = False,
+                                 **outcome: Any) -> bool:
+    """``record_order_outcome`` (with ``unsettled_only``, ``record_unsettled_outcome``); a storage failure is
+    logged, never allowed to hide the order's outcome. False only when ``unsettled_only`` refused it."""
     try:
+        if unsettled_only:
+            return record_unsettled_outcome(user_id, client_order_id, **outcome)
         record_order_outcome(user_id, client_order_id, **outcome)
     except (ClientError, BotoCoreError):
         logger.exception("order record update failed", extra={"client_order_id": client_order_id})
+    return True
 
 
 def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int, attempt_ms: int) -> bool:
