@@ -14,13 +14,14 @@ from klineo.store.connections import update_settings
 from local.binance_sim.accounts import DemoAccount
 from local.template import REPO_ROOT
 from tests.helpers import load_event, response_json, with_body, with_user
-from tests.integration.api.conftest import USER_A, at_path
+from tests.integration.api.conftest import USER_A, at_path, connection_event
 
 __all__ = [
     "ORDER_PATH",
     "body_of",
     "exchange_orders",
     "fresh_handler",
+    "hedge_long",
     "new_key",
     "order_body",
     "order_event",
@@ -74,6 +75,20 @@ def status_event(client_order_id: str, user: str = USER_A, **query: str) -> dict
 def raise_notional_limit(connection_id: str, user: str = USER_A) -> None:
     """Lift the connection's max_notional_usdt far above any test order (the order then reaches Binance)."""
     update_settings(user, connection_id, {"max_notional_usdt": Decimal("100000000")})
+
+
+def hedge_long(invoke: Any, create_connection: Any, quantity: str = "0.002") -> Any:
+    """A connection on the hedge-mode demo account, futures enabled, its notional limit lifted, holding a
+    LONG of ``quantity`` BTCUSDT bought through the order route; the connection."""
+    connection = create_connection(USER_A, "futures-hedge")
+    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
+    enable = invoke("futures_enable", event)
+    assert enable["statusCode"] == 200, enable["body"]
+    raise_notional_limit(connection.id)
+    entry = order_body(connection.id, type="MARKET", price=None, timeInForce=None, quantity=quantity,
+                       positionSide="LONG")
+    assert invoke("futures_order", order_event(entry, key=new_key()))["statusCode"] == 200
+    return connection
 
 
 def new_key() -> str:

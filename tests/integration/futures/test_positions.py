@@ -18,6 +18,7 @@ from tests.integration.futures.helpers import (
     ORDER_PATH,
     body_of,
     exchange_orders,
+    hedge_long,
     new_key,
     order_body,
     order_event,
@@ -495,14 +496,7 @@ def test_switching_futures_off_does_not_trap_an_open_position(sim_env, invoke, f
 
 def test_close_in_hedge_mode_sends_position_side_and_no_reduce_only(sim_env, invoke, create_connection):
     """GIVEN a hedge-mode LONG WHEN closed THEN SELL, positionSide LONG, no reduceOnly (Binance's rule)."""
-    connection = create_connection(USER_A, "futures-hedge")
-    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
-    enable = invoke("futures_enable", event)
-    assert enable["statusCode"] == 200, enable["body"]
-    raise_notional_limit(connection.id)
-    body = order_body(connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
-                      positionSide="LONG")
-    assert invoke("futures_order", order_event(body, key=new_key()))["statusCode"] == 200
+    connection = hedge_long(invoke, create_connection)
 
     response = invoke("futures_position_close", _close_event(connection.id, new_key()))
 

@@ -21,6 +21,7 @@ from tests.integration.api.conftest import USER_A, at_path, connection_event
 from tests.integration.futures.helpers import (
     ORDER_PATH,
     body_of,
+    hedge_long,
     new_key,
     order_body,
     order_event,
@@ -527,14 +528,7 @@ def test_hedge_mode_stop_closing_a_long_below_the_minimum_notional_is_placed(sim
     worth less than BTCUSDT's minimum order value (100) THEN it is placed, not refused by our own check: a
     hedge-mode close cannot carry reduceOnly, and Binance exempts it as the one-way reduce-only stop; an
     exit is never blocked by our gate."""
-    connection = create_connection(USER_A, "futures-hedge")
-    event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
-    enable = invoke("futures_enable", event)
-    assert enable["statusCode"] == 200, enable["body"]
-    raise_notional_limit(connection.id)
-    entry = order_body(connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
-                       positionSide="LONG")
-    assert invoke("futures_order", order_event(entry, key=new_key()))["statusCode"] == 200
+    connection = hedge_long(invoke, create_connection)
     trigger = _mark(sim_env) * Decimal("0.7")
     assert Decimal("0.002") * trigger < 100
     stop = order_body(connection.id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
