@@ -309,6 +309,29 @@ def _drain(
     return state["invocations"], state["failed"], state["done_at"]
 
 
+def _latest_run_statuses() -> dict[str, str]:
+    """Each strategy's latest run status, by strategy id, from ONE scan of the table.
+
+    Not a query per strategy: the emulated table answers a query by walking every item, so a thousand
+    of them after the tick took minutes of the benchmark's time (outside the timed window).
+    """
+    import boto3
+    from klineo.settings import get_settings
+    from klineo.store.runs import Run
+
+    latest: dict[str, tuple[int, str]] = {}
+    pages = boto3.client("dynamodb", region_name=REGION).get_paginator("scan").paginate(
+        TableName=get_settings().data_table,
+        FilterExpression="begins_with(pk, :strategy) AND begins_with(sk, :run)",
+        ExpressionAttributeValues={":strategy": {"S": "STRAT#"}, ":run": {"S": "RUN#"}},
+    )
+    for item in (item for page in pages for item in page["Items"]):
+        run = Run.from_item(item)
+        if run.close_time >= latest.get(run.strategy_id, (-1, ""))[0]:
+            latest[run.strategy_id] = (run.close_time, run.status)
+    return {strategy_id: status for strategy_id, (_, status) in latest.items()}
+
+
 def run_tick(
     strategies: int,
     symbols: int,
@@ -321,7 +344,6 @@ def run_tick(
 ) -> TickResult:
     """Build the strategies, then measure one dispatcher tick and the worker runs it causes."""
     import boto3
-    from klineo.store import runs as run_store
     from klineo.store import strategies as strategy_store
 
     from local.scheduler import scheduler_event
@@ -362,10 +384,9 @@ def run_tick(
                     stack, queue_url, queue_arn, summary["messages"], workers
                 )
             journal = stack.sim.journal
-            runs: Counter[str] = Counter()
-            for strategy in strategy_store.query_active("1m"):
-                latest = run_store.list_runs(strategy.strategy_id, limit=1)
-                runs[latest[0].status if latest else "no run"] += 1
+            active = [strategy.strategy_id for strategy in strategy_store.query_active("1m")]
+            latest = _latest_run_statuses()
+            runs = Counter(latest.get(strategy_id, "no run") for strategy_id in active)
             return TickResult(
                 wall_s=finished - started,
                 dispatch_s=dispatched - started,
