@@ -373,6 +373,9 @@ class FuturesExchange:
         self.settle_hooks: list[Callable[[FuturesAccount, float], None]] = []
         # Thin liquidity (``set_market_depth``): symbol -> the most one MARKET order fills; the rest expires.
         self.market_depth: dict[str, Decimal] = {}
+        # Many small fills (``set_trade_size``): symbol -> the most one trade fills; an order's fill is made
+        # as that many trades as it takes, each its own userTrades row.
+        self.trade_size: dict[str, Decimal] = {}
 
     @property
     def lock(self) -> threading.Lock:
@@ -398,6 +401,15 @@ class FuturesExchange:
                 self.market_depth.pop(get_symbol(symbol).symbol, None)
             else:
                 self.market_depth[get_symbol(symbol).symbol] = Decimal(quantity)
+
+    def set_trade_size(self, symbol: str, quantity: Decimal | None) -> None:
+        """Fills on ``symbol`` made as trades of at most ``quantity`` each (an order matched against many
+        resting orders: one userTrades row per trade); None: one trade per fill again."""
+        with self._lock:
+            if quantity is None:
+                self.trade_size.pop(get_symbol(symbol).symbol, None)
+            else:
+                self.trade_size[get_symbol(symbol).symbol] = Decimal(quantity)
 
     def accounts(self) -> list[FuturesAccount]:
         """Every account's futures state (call under the lock)."""
@@ -476,6 +488,17 @@ class FuturesExchange:
         price: Decimal,
         fee_rate: Decimal,
         now_ms: int,
+    ) -> None:
+        """Fill ``quantity`` of ``order`` as one trade, or as trades of at most ``set_trade_size``'s."""
+        size = self.trade_size.get(order.symbol)
+        while size is not None and quantity > size:
+            self._trade(state, order, size, price, fee_rate, now_ms)
+            quantity -= size
+        self._trade(state, order, quantity, price, fee_rate, now_ms)
+
+    def _trade(
+        self, state: FuturesAccount, order: FuturesOrder, quantity: Decimal, price: Decimal,
+        fee_rate: Decimal, now_ms: int,
     ) -> None:
         position = state.positions[(order.symbol, order.position_side)]
         delta = quantity if order.side == "BUY" else -quantity

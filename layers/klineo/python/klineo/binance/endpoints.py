@@ -16,6 +16,7 @@ from klineo.validation import SPOT_INTERVALS, check_client_order_id
 __all__ = [
     "EXCHANGE_INFO_TTL_S",
     "INTERVALS",
+    "USER_TRADES_PAGE",
     "Candle",
     "clear_exchange_info_cache",
     "exchange_info",
@@ -57,6 +58,7 @@ INTERVALS = frozenset(SPOT_INTERVALS)  # klines' check (the rule's one home: kli
 _MAX_KLINES = {Market.SPOT: 1000, Market.FUTURES: 1500}
 _SYMBOL = re.compile(r"\S{1,40}")
 EXCHANGE_INFO_TTL_S = 3600.0
+USER_TRADES_PAGE = 1000  # the most rows one GET /fapi/v1/userTrades answers (facts §14)
 
 
 class Candle(NamedTuple):
@@ -403,7 +405,7 @@ def futures_user_trades(
     order_id: int | None = None,
     from_id: int | None = None,
     start_time: int | None = None,
-    limit: int = 1000,
+    limit: int = USER_TRADES_PAGE,
 ) -> list[dict[str, Any]]:
     """GET /fapi/v1/userTrades (weight 5): the account's trades on a symbol, oldest first (facts §14).
 
@@ -411,7 +413,7 @@ def futures_user_trades(
     Binance's default window is the last 7 days); ``fromId`` cannot be sent with a time.
     """
     _require(client, Market.FUTURES)
-    params: dict[str, Any] = {"symbol": _symbol(symbol), "limit": max(1, min(int(limit), 1000))}
+    params: dict[str, Any] = {"symbol": _symbol(symbol), "limit": max(1, min(int(limit), USER_TRADES_PAGE))}
     if order_id is not None:
         params["orderId"] = int(order_id)
     if from_id is not None:
