@@ -65,3 +65,23 @@ def test_foreign_order_read_by_id_with_more_fills_than_a_page_gets_all_of_them(
     record = get_order_record(USER_A, f"manual-{placed['orderId']}")
     assert record.settled and _quantities(record.fills) == (TRADES, Decimal(QUANTITY))
 
+
+def test_foreign_order_whose_fills_span_two_pages_of_a_watched_symbol_keeps_both_pages(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a watched symbol WHEN a manual order fills in 1001 trades, so one run's page of its trades ends
+    inside them, and two runs go THEN the manual record holds all 1001 fills (before: the second run took
+    the last trade for one of ours, by the manual record's own orderId, and dropped it)."""
+    entry = order_body(futures_connection.id, symbol=SYMBOL, type="MARKET", price=None, timeInForce=None,
+                       quantity="100")
+    assert invoke("futures_order", order_event(entry, key=new_key()))["statusCode"] == 200
+    reconcile()  # the entry settled: its symbol is watched from its trade on
+    _many_trades(sim_env)
+    placed = sim_env.inject_trade(futures_connection.account.id, "manual", SYMBOL, side="BUY",
+                                  quantity=QUANTITY)
+
+    reconcile()
+    reconcile()
+
+    record = get_order_record(USER_A, f"manual-{placed['orderId']}")
+    assert record.origin == "manual" and _quantities(record.fills) == (TRADES, Decimal(QUANTITY))

@@ -50,7 +50,8 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    last reconciled trade id are read; a trade whose order is not one of our records is recorded
    once as an order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl``
    (``adl_autoclose``), ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything
-   else), with its fills (facts §8, §14).
+   else), with its fills (facts §8, §14); its trades a later run reads (a page that ended inside them)
+   are added to that record.
 
 Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the futures IP
 limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the ``call_deadline`` it runs
@@ -661,9 +662,11 @@ class Reconciler:
         if not rows:
             self._maybe_unwatch(account, watch)
             return
+        # Our orders' ids; not a foreign record's: a later page of its trades is merged into it.
         ours = {r.order_id for r in order_history.list_recent_records(
             watch.user_id, min(int(r["time"]) for r in rows) - DAY_MS)
-            if r.connection_id == watch.connection_id and r.symbol == watch.symbol}
+            if r.connection_id == watch.connection_id and r.symbol == watch.symbol
+            and r.origin not in FOREIGN_ORIGINS}
         by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             if int(row["orderId"]) not in ours:
