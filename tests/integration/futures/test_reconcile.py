@@ -518,3 +518,76 @@ def test_status_read_that_read_an_order_open_never_writes_that_over_a_fill_the_r
     assert response["statusCode"] == 200, response["body"]
     record = get_order_record(USER_A, "klneo_lost_1")
     assert record.status == "FILLED" and [Decimal(f["qty"]) for f in record.fills] == [Decimal("0.010")]
+
+
+def _unsettled_ids() -> set[str]:
+    return {r.client_order_id for r in order_history.list_unsettled()}
+
+
+def test_foreign_order_binance_forgot_ends_unknown_purged_once(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a manual order recorded while it was filling (unsettled) WHEN Binance forgets it (91 days on)
+    THEN one run records it UNKNOWN_PURGED, with the fills it had, out of the unsettled index, and the next
+    run asks nothing about it (before: -2013 on every run, in the index for good)."""
+    placed = sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="BUY",
+                                  quantity="0.002")
+    client_order_id = f"manual-{placed['orderId']}"
+    now = _now_iso()
+    assert put_new_record(OrderRecord(
+        user_id=USER_A, client_order_id=client_order_id, connection_id=futures_connection.id,
+        symbol="BTCUSDT", request={}, params={}, status="PARTIALLY_FILLED",
+        attempt_ms=int(time.time() * 1000), created_at=now, updated_at=now, order_id=int(placed["orderId"]),
+        origin="manual", fills=[]))
+    sim_env.age_orders(91 * DAY_MS)
+    later = int(time.time() * 1000) + 91 * DAY_MS
+
+    reconcile(now_ms=later)
+
+    record = get_order_record(USER_A, client_order_id)
+    assert (record.status, record.fills) == (STATUS_UNKNOWN_PURGED, [])
+    assert client_order_id not in _unsettled_ids()
+    sent = len(sim_env.journal)
+    reconcile(now_ms=later)
+    assert [r for r in sim_env.journal[sent:] if r.path == "/fapi/v1/order"] == []
+
+
+def test_fired_algo_order_whose_triggered_order_binance_forgot_ends_unknown_purged_once(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a STOP algo order of ours that fired, its LIMIT child cancelled unfilled, recorded TRIGGERED WHEN
+    Binance forgets the child (4 days on) but still knows the algo order THEN one run records it
+    UNKNOWN_PURGED, out of the unsettled index, and the next run asks nothing about it (before: -2013 on the
+    child on every run, in the index for good)."""
+    account = sim_env.account(futures_connection.account.id)
+    mark = Decimal(str(sim_env.mark_price("BTCUSDT")))
+
+    def price(ratio: str) -> str:
+        return format((mark * Decimal(ratio)).quantize(Decimal("0.1")), "f")
+
+    params = {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "BUY", "type": "STOP",
+              "quantity": "0.002", "triggerPrice": price("1.01"), "price": price("1.005"),
+              "timeInForce": "GTC", "clientAlgoId": "klneo_stop_forgotten"}
+    sim_env.state.algo.place(account, dict(params), time.time() * 1000)
+    sim_env.set_mark_price("BTCUSDT", float(mark * Decimal("1.02")))
+    state = sim_env.state.futures.state_for(account, time.time() * 1000)
+    (child,) = [a.actual_order_id for a in state.algo_orders.values()
+                if a.client_algo_id == "klneo_stop_forgotten"]
+    sim_env.state.futures.cancel_order(account, {"symbol": "BTCUSDT", "orderId": str(child)},
+                                       time.time() * 1000)
+    now = _now_iso()
+    assert put_new_record(OrderRecord(
+        user_id=USER_A, client_order_id="klneo_stop_forgotten", connection_id=futures_connection.id,
+        symbol="BTCUSDT", request={}, params=params, status="TRIGGERED", attempt_ms=int(time.time() * 1000),
+        created_at=now, updated_at=now, kind=KIND_ALGO))
+    sim_env.age_orders(4 * DAY_MS)
+    later = int(time.time() * 1000) + 4 * DAY_MS
+
+    reconcile(now_ms=later)
+
+    record = get_order_record(USER_A, "klneo_stop_forgotten")
+    assert (record.status, record.fills) == (STATUS_UNKNOWN_PURGED, [])
+    assert "klneo_stop_forgotten" not in _unsettled_ids()
+    sent = len(sim_env.journal)
+    reconcile(now_ms=later)
+    assert [r for r in sim_env.journal[sent:] if r.path in ("/fapi/v1/order", ALGO_PATH)] == []

@@ -23,7 +23,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    (``attempt_ms``: a resend moves it) are older than Binance's shortest retention (3 days:
    canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
    final; nothing ever sends it again (facts §9, §14). A younger unknown record is left alone: it may
-   still be settled by the order route's own lookup.
+   still be settled by the order route's own lookup. So is an order we did not place, recorded while it
+   was filling, once Binance no longer knows its orderId; and a fired algo order whose triggered order
+   (``actualOrderId``) Binance no longer knows, past the retention since it fired: what it executed can
+   never be read again. Each is written once and leaves the index; none is read again.
 3. **OCO-like cleanup.** When a protective order of ours fired, its siblings (same
    ``parent_client_order_id``: any role, any generation, ``klineo.store.orders.fired_entry``) that are
    still open are cancelled (``DELETE /fapi/v1/algoOrder``), also when the one that fired was settled
@@ -468,38 +471,57 @@ class Reconciler:
             return False
         return True
 
+    def _known(self, path: str, fn: Any, *args: Any) -> dict[str, Any] | None:
+        """Binance's answer to one order read (GET ``path``, within budget); None when it does not know the
+        order (-2013)."""
+        try:
+            return self.call("GET", path, fn, *args)
+        except KlineoError as exc:
+            if exc.category is ErrorCategory.ORDER_NOT_FOUND:
+                return None
+            raise
+
     def _vanished(self, record: OrderRecord) -> dict[str, Any] | None:
         """Binance does not know the order: once older than its retention, UNKNOWN_PURGED (a state we
         already knew as final stays, with the fills we have); younger, wait. Its age is its last
         attempt's (``attempt_ms``, as the order core's rule, ``klineo.services.orders``), never only its
         record's: an order sent again days after its record was created (a REJECTED one retried with its
         key) may still reach Binance."""
-        if self.now_ms - max(iso_ms(record.created_at), record.attempt_ms) <= PURGE_AFTER_MS:
+        if not self._purged(record):
             return None
-        self.counts["purged"] += 1
         if record.final:
             return {"status": record.status, "fills": record.fills or []}
         return {"status": STATUS_UNKNOWN_PURGED, "fills": record.fills or []}
+
+    def _purged(self, record: OrderRecord, since_ms: int = 0) -> bool:
+        """True (counted, logged once: the record then leaves the index) when an order Binance does not know
+        is older than its retention: its record, its last attempt, and ``since_ms`` (when a fired algo order
+        placed the order it no longer knows) all more than ``PURGE_AFTER_MS`` ago. Younger, -2013 is no
+        purge: the record is left as it is for a later run."""
+        if self.now_ms - max(iso_ms(record.created_at), record.attempt_ms, since_ms) <= PURGE_AFTER_MS:
+            return False
+        self.counts["purged"] += 1
+        logger.info("order no longer known to Binance", extra={"client_order_id": record.client_order_id})
+        return True
 
     def _read_foreign(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
         """An order we did not place, recorded before it was final: read it by orderId until it is."""
         if record.order_id is None:
             return {"status": record.status, "fills": record.fills or []}
-        body = self.call("GET", "/fapi/v1/order", endpoints.futures_order_by_id,
-                         account.client, account.creds, record.symbol, record.order_id)
+        body = self._known("/fapi/v1/order", endpoints.futures_order_by_id,
+                           account.client, account.creds, record.symbol, record.order_id)
+        if body is None:
+            return self._vanished(record)
         changes: dict[str, Any] = {"status": str(body.get("status", record.status))}
         if changes["status"] in FINAL_STATUSES:
             changes["fills"] = _merged(record.fills, self.trades_of(account, record.symbol, record.order_id))
         return changes
 
     def _read_order(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
-        try:
-            body = self.call("GET", "/fapi/v1/order", endpoints.futures_query_order,
-                             account.client, account.creds, record.symbol, record.client_order_id)
-        except KlineoError as exc:
-            if exc.category is ErrorCategory.ORDER_NOT_FOUND:
-                return self._vanished(record)
-            raise
+        body = self._known("/fapi/v1/order", endpoints.futures_query_order,
+                           account.client, account.creds, record.symbol, record.client_order_id)
+        if body is None:
+            return self._vanished(record)
         result = OrderResult.from_binance(body, "queried")
         changes: dict[str, Any] = {"status": result.status, "order_id": result.order_id,
                                    "result": result.to_record()}
@@ -509,19 +531,18 @@ class Reconciler:
         return changes
 
     def _read_algo(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
-        try:
-            body = self.call("GET", "/fapi/v1/algoOrder", endpoints.futures_query_algo_order,
-                             account.client, account.creds, record.client_order_id)
-        except KlineoError as exc:
-            if exc.category is ErrorCategory.ORDER_NOT_FOUND:
-                return self._vanished(record)
-            raise
+        body = self._known("/fapi/v1/algoOrder", endpoints.futures_query_algo_order,
+                           account.client, account.creds, record.client_order_id)
+        if body is None:
+            return self._vanished(record)
         status = str(body.get("algoStatus", ""))
         changes: dict[str, Any] = {"status": status}
         child = triggered_order_id(body)
         if child is not None:
-            order = self.call("GET", "/fapi/v1/order", endpoints.futures_order_by_id,
-                              account.client, account.creds, record.symbol, child)
+            order = self._known("/fapi/v1/order", endpoints.futures_order_by_id,
+                                account.client, account.creds, record.symbol, child)
+            if order is None:
+                return self._child_vanished(record, body)
             # What it executed is its triggered order's (klineo.services.algo_orders): shown by the history.
             changes["result"] = algo_result(body, "queried", order).to_record()
             if str(order.get("status")) in FINAL_STATUSES:
@@ -529,6 +550,15 @@ class Reconciler:
         elif status in FINAL_STATUSES:
             changes["fills"] = record.fills or []
         return changes
+
+    def _child_vanished(self, record: OrderRecord, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A fired algo order whose triggered order Binance no longer knows: what it executed can never be
+        read again. Once past the retention since it fired, UNKNOWN_PURGED with the fills we have (the algo
+        order's own answer kept as its result); younger, wait (``_purged``)."""
+        if not self._purged(record, int(body.get("triggerTime") or 0)):
+            return None
+        return {"status": STATUS_UNKNOWN_PURGED, "result": algo_result(body, "queried").to_record(),
+                "fills": record.fills or []}
 
     # ------------------------------------------------------------------ protective orders
     def _cleanup(self, records: list[OrderRecord]) -> None:
