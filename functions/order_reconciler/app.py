@@ -9,4 +9,4 @@ from klineo.services.reconcile import run_reconciler
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
-    return run_reconciler()
+    return run_reconciler(context)

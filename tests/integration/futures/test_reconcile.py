@@ -7,6 +7,8 @@ purged becomes UNKNOWN_PURGED and is never sent again.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,7 +27,7 @@ from klineo.store.orders import (
 )
 
 from tests.helpers import load_event, with_user
-from tests.integration.api.conftest import USER_A, USER_B, at_path
+from tests.integration.api.conftest import USER_A, USER_B, LambdaContext, at_path
 from tests.integration.futures.helpers import (
     ORDER_PATH,
     body_of,
@@ -591,3 +593,38 @@ def test_fired_algo_order_whose_triggered_order_binance_forgot_ends_unknown_purg
     sent = len(sim_env.journal)
     reconcile(now_ms=later)
     assert [r for r in sim_env.journal[sent:] if r.path in ("/fapi/v1/order", ALGO_PATH)] == []
+
+
+@dataclasses.dataclass(frozen=True)
+class _EndingContext(LambdaContext):
+    """A Lambda context with ``remaining_ms`` left."""
+
+    remaining_ms: int = 20_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def _scheduled_run(iam: Any, remaining_ms: int) -> dict[str, Any]:
+    """The order-reconciler function invoked by its schedule, ``remaining_ms`` left before its timeout."""
+    module = importlib.import_module("functions.order_reconciler.app")
+    context = _EndingContext(remaining_ms=remaining_ms)
+    with iam.acting_as("order_reconciler"):
+        return module.lambda_handler(load_event("order_reconciler"), context)
+
+
+def test_scheduled_run_near_its_timeout_stops_before_binance_and_the_next_run_resumes(
+    sim_env, invoke, futures_connection, iam
+):
+    """GIVEN a filled entry not yet settled WHEN the reconciler function is invoked with 1 s left before its
+    timeout THEN it sends nothing to Binance and stops as on a spent budget, leaving the record for later (a
+    timeout never cuts a run between a read and its write); the next invocation, with time, settles it."""
+    entry = _open_long(invoke, futures_connection.id)["client_order_id"]
+    before = len(sim_env.journal)
+
+    summary = _scheduled_run(iam, remaining_ms=1_000)
+
+    assert len(sim_env.journal) == before and summary["stopped_on_budget"] == 1
+    assert get_order_record(USER_A, entry).fills is None
+    _scheduled_run(iam, remaining_ms=240_000)
+    assert [f["qty"] for f in get_order_record(USER_A, entry).fills] == ["0.002"]

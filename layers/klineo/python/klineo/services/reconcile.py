@@ -57,14 +57,15 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    are added to that record.
 
 Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the futures IP
-limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the ``call_deadline`` it runs
-in (if any) has passed; the shared limiter (``klineo.binance.ratelimit``) still refuses anything past 90 %
-of the IP's window, and the run stops at the first ``rate_limit``/``ip_banned``. A scheduled run's settling
-stops before it would leave less than half its weight (the first record excepted), so the cleanup of the
-records it settled and the trades we did not place always get their share, however large the backlog. What
-is left waits for the next run, which settles from the record and follows from the watched symbol this one
-stopped at (kept as ``klineo.store.order_history.resume_points``), each round to its start: a backlog larger
-than one run's budget is worked through in turn, never the same first records or symbols over and over.
+limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the ``call_deadline`` it runs in
+(if any; a scheduled run's is its invocation's remaining time less ``RUN_MARGIN_S``) has passed; the shared
+limiter (``klineo.binance.ratelimit``) still refuses anything past 90 % of the IP's window, and the run stops
+at the first ``rate_limit``/``ip_banned``. A scheduled run's settling stops before it would leave less than
+half its weight (the first record excepted), so the cleanup of the records it settled and the trades we did
+not place always get their share, however large the backlog. What is left waits for the next run, which
+settles from the record and follows from the watched symbol this one stopped at (kept as
+``klineo.store.order_history.resume_points``), each round to its start: a backlog larger than one run's budget
+is worked through in turn, never the same first records or symbols over and over.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import BinanceClient, call_time_left, endpoints
+from klineo.binance import BinanceClient, call_deadline, call_time_left, endpoints
 from klineo.binance.credentials import Credentials
 from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
@@ -114,6 +115,7 @@ from klineo.store.orders import (
 
 __all__ = [
     "PURGE_AFTER_MS",
+    "RUN_MARGIN_S",
     "RUN_WEIGHT",
     "Reconciler",
     "foreign_label",
@@ -125,6 +127,9 @@ DAY_MS = 86_400_000
 # than that which Binance does not know can never be settled any more.
 PURGE_AFTER_MS = 3 * DAY_MS
 RUN_WEIGHT = 240
+# What a scheduled run keeps of its invocation's time after its last Binance call: that call's writes, the
+# resume points and the summary (a call's own timeouts already end by the deadline: klineo.binance).
+RUN_MARGIN_S = 10.0
 OPEN_ALGO = frozenset({"NEW", "TRIGGERING"})
 _STOPPING = frozenset({ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED})
 
@@ -738,6 +743,12 @@ class Reconciler:
         self.counts[f"foreign_{label}"] += 1
 
 
-def run_reconciler(weight: int = RUN_WEIGHT, now_ms: int | None = None) -> dict[str, Any]:
-    """One scheduled run (see the module docstring); a summary of what it did."""
-    return Reconciler(weight, now_ms).run()
+def run_reconciler(lambda_context: Any = None, weight: int = RUN_WEIGHT,
+                   now_ms: int | None = None) -> dict[str, Any]:
+    """One scheduled run (see the module docstring); a summary of what it did. It sends nothing once its
+    invocation has less than ``RUN_MARGIN_S`` left, and stops then as on a spent budget: the next run goes
+    on where it stopped, and no timeout cuts it between a read and its write."""
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    deadline = None if remaining is None else time.time() + remaining() / 1000.0 - RUN_MARGIN_S
+    with call_deadline(deadline):
+        return Reconciler(weight, now_ms).run()
