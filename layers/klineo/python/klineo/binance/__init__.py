@@ -12,6 +12,7 @@ from klineo.binance.client import (
     default_rate_limiter,
     get_client,
     share_rate_limits_through,
+    weight_meter,
 )
 from klineo.binance.codes import Classification, classify, classify_detail
 from klineo.binance.credentials import Credentials, mask_api_key
@@ -105,6 +106,7 @@ __all__ = [
     "spot_account",
     "spot_api_restrictions",
     "spot_ticker_price",
+    "weight_meter",
 ]
 
 

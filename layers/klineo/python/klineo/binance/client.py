@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BinanceClient", "call_deadline", "call_time_left", "clear_client_cache", "default_rate_limiter",
-    "get_client", "share_rate_limits_through",
+    "get_client", "share_rate_limits_through", "weight_meter",
 ]
 
 MAX_RECV_WINDOW_MS = 60000
@@ -202,6 +202,22 @@ def call_time_left() -> float | None:
     """Seconds left before the ``call_deadline`` in force (negative once passed); None without one."""
     deadline = _DEADLINE.get()
     return None if deadline is None else deadline - time.time()
+
+
+# The request weight this thread/task's attempts took from the budget while ``weight_meter`` counts.
+_METER: ContextVar[list[int] | None] = ContextVar("klineo_binance_weight_meter", default=None)
+
+
+@contextmanager
+def weight_meter() -> Iterator[Callable[[], int]]:
+    """Within the block, count the request weight every attempt of this thread/task takes (its time syncs and
+    retries included: each is weight Binance counts); yields a reader of the total so far."""
+    spent = [0]
+    token = _METER.set(spent)
+    try:
+        yield lambda: spent[0]
+    finally:
+        _METER.reset(token)
 
 
 class _Budget:
@@ -422,6 +438,9 @@ class BinanceClient:
         except KlineoError as err:
             # status None: the budget's ceiling; a block after Binance's 429 / 418 carries that status.
             return _Step(error=err, held=err.status is None)
+        meter = _METER.get()
+        if meter is not None:
+            meter[0] += request.weight
         response, outcome = self._send(request.method, self._url(request), request.headers)
         if outcome is not None:
             return self._after_transport_failure(outcome, request, budget)

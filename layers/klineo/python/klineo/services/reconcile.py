@@ -78,7 +78,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import BinanceClient, call_deadline, call_time_left, endpoints
+from klineo.binance import BinanceClient, call_deadline, call_time_left, endpoints, weight_meter
 from klineo.binance.credentials import Credentials
 from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
@@ -261,7 +261,10 @@ class Reconciler:
 
     # ------------------------------------------------------------------ Binance calls, within budget
     def call(self, method: str, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run one endpoint helper if the budget (and the call deadline) allows; rate limits end the run."""
+        """Run one endpoint helper, or a step that sends requests (``method path``: its first), if the budget
+        (and the call deadline) allows; rate limits end the run. Charged that endpoint's weight up front, then
+        what the step's requests took beyond it (``weight_meter``: placing stops, cancelling replaced ones,
+        a time sync, a retry), so the budget is what Binance counted."""
         weight = endpoint_weight(method, path, kwargs or None)
         left = call_time_left()
         if weight > self.weight_left or (left is not None and left <= 0):
@@ -269,12 +272,15 @@ class Reconciler:
         if weight > self.weight_left - self.keep:
             raise BudgetSpent(final=False)
         self.weight_left -= weight
-        try:
-            return fn(*args, **kwargs)
-        except KlineoError as exc:
-            if exc.category in _STOPPING:
-                raise BudgetSpent from exc
-            raise
+        with weight_meter() as spent:
+            try:
+                return fn(*args, **kwargs)
+            except KlineoError as exc:
+                if exc.category in _STOPPING:
+                    raise BudgetSpent from exc
+                raise
+            finally:
+                self.weight_left -= max(spent() - weight, 0)
 
     def account(self, user_id: str, connection_id: str) -> _Account | None:
         """The connection's client and credentials (None when the connection is gone)."""
