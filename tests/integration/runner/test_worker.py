@@ -462,6 +462,25 @@ def test_a_candle_binance_never_made_skips_that_tick_without_pausing(runner) -> 
     assert runner.journal("POST", ORDER_PATH) == []
 
 
+@pytest.mark.parametrize("status", ["TRADING_HALT", "TRADING_CANCEL_ONLY"])
+def test_a_symbol_halted_while_its_candles_are_there_skips_the_tick_without_pausing(runner, status) -> None:
+    """GIVEN a symbol Binance halted (or let only cancel) after the tick's candle and the next one opened
+    WHEN the tick runs THEN its turn skips the tick no_candle, as a missing candle does: nothing paused, no
+    failed run counted, nothing sent (a halt ends; only an ended contract pauses its strategies)."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    now_ms = int(time.time() * 1000)
+    close = current_close(now_ms)
+    runner.sim.set_symbol_status("BTCUSDT", status, since_ms=close + 1 + MINUTE_MS)  # both candles made
+
+    tick = runner.run_tick(now_ms)
+
+    assert tick.failures == []
+    assert [(run.status, run.skip_reason) for run in runner.runs(sid)] == [("skipped", "no_candle")]
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.failed_runs) == ("active", 0)
+    assert runner.journal("POST", ORDER_PATH) == []
+
+
 def test_klines_unavailable_fails_the_message_for_redelivery(runner) -> None:
     """GIVEN Binance answering 503 to klines WHEN the worker runs THEN the message fails, no run."""
     sid = runner.strategy(USER, runner.connection(USER))

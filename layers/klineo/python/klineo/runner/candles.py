@@ -18,7 +18,8 @@ delisted, ``SETTLING``, or settled) refuses the symbol (field ``symbol``: the st
 ``invalid_symbol``); any other status but ``TRADING`` (a halt, ``TRADING_HALT``, ``TRADING_CANCEL_ONLY``)
 refuses the candle (field ``close_time``: that tick is skipped, ``no_candle``, nothing paused, and the
 strategies trade again with the market: ``get_symbol_rules`` reads a cached halt again before it refuses).
-So does a candle missing although a later one exists (its market made none then).
+So does a candle missing although a later one exists (its market made none then). A turn whose candles
+came reads the symbol's rules by the same rule (``trading_rules``): halted now, that tick is skipped too.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from klineo.binance import (
     Candle,
     ErrorCategory,
     Market,
+    SymbolRules,
     current_symbol_rules,
     get_client,
+    get_symbol_rules,
     klines,
 )
 from klineo.errors import KlineoError
@@ -48,6 +51,7 @@ __all__ = [
     "closed_candles",
     "ends_the_tick",
     "fetch_limit",
+    "trading_rules",
 ]
 
 CACHE_MAX_ENTRIES = 256
@@ -157,6 +161,18 @@ def ends_the_tick(exc: KlineoError) -> bool:
     """True when a klines failure is final for its tick: each strategy of the group records it (a symbol
     Binance does not list or trade, a candle it never made); otherwise the whole message comes again."""
     return not exc.retryable and exc.field in _TICK_ENDING_FIELDS
+
+
+def trading_rules(client: BinanceClient, symbol: str) -> SymbolRules:
+    """``get_symbol_rules`` for a turn whose candles came: a symbol Binance does not trade now is refused by
+    the tick's one rule (``_require_trading``, on the status just read: no request), so a halt skips the
+    tick (field close_time, ``no_candle``) while an ended or unlisted contract refuses the symbol."""
+    try:
+        return get_symbol_rules(client, symbol)
+    except KlineoError as exc:
+        if exc.field == "symbol":
+            _require_trading(client, symbol)
+        raise
 
 
 def _require_trading(client: BinanceClient, symbol: str) -> None:

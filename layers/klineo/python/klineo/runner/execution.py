@@ -26,7 +26,8 @@ Order of work for a strategy S and the candle C its message names:
    still live and active sends it again: one switched to paper (or paused) before the second send only
    looks it up, and settles it as found or as never placed (``order_not_placed``).
 4. A candle superseded by a newer closed one is recorded ``skipped`` (stale_candle), never traded; one
-   Binance never made (a halt) is recorded ``skipped`` (no_candle).
+   Binance never made (a halt) is recorded ``skipped`` (no_candle), and so is a candle that came while
+   its symbol is halted now (``klineo.runner.candles.trading_rules``: only an ended contract pauses).
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
@@ -118,12 +119,11 @@ from klineo.binance import (
     Market,
     SymbolRules,
     get_client,
-    get_symbol_rules,
 )
 from klineo.binance.endpoints import futures_balance
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.runner.candles import CandleGroup
+from klineo.runner.candles import CandleGroup, trading_rules
 from klineo.runner.failures import after_failure, after_success, paused_message
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
@@ -739,7 +739,7 @@ class _Turn:
         client = self.client()
         legs: tuple[OrderLeg, ...] = ()
         try:
-            rules = get_symbol_rules(client, strategy.symbol)
+            rules = trading_rules(client, strategy.symbol)
             plan = self.plan(decision.signal, rules, reference_price, trading)
             checked = plan.side is not None or protection_due(strategy)  # an order, or stops to keep or place
             if self.live and checked and self.verify_position(trading):
@@ -750,6 +750,8 @@ class _Turn:
         except KlineoError as exc:
             if exc.retryable:
                 raise
+            if exc.field == "close_time":  # a halt (``trading_rules``): that tick skipped, as with no candle
+                return self.refused_market(exc)
             self.note_key_outcome(exc)  # a revoked key reading the position or balance counts, as an order's
             run = self.failed_run(exc, facts)
             pause = _PAUSED_AT_ONCE.get(exc.field or "")
