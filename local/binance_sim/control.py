@@ -14,7 +14,8 @@ POST /__sim__/trades             {"account": "futures-full", "kind": "liquidatio
                                   "symbol", "side", "quantity", "price", "positionSide"} (see history.py)
 POST /__sim__/age                {"ms": N} makes every order N ms older and purges as Binance does
 POST /__sim__/symbol-status      {"symbol": "ETHUSDT", "status": "SETTLING", "since_ms": N} stops a futures
-                                 symbol (no candle from since_ms, default now); "TRADING" resumes it
+                                 symbol (no candle from since_ms, default now; new orders refused -4140,
+                                 cancels not); "TRADING" resumes it
 
 Control calls are never rate-limited, faulted or journaled.
 """

@@ -318,7 +318,8 @@ def position_risk_v3(call: Call) -> list:
 
 
 def new_order(call: Call) -> dict:
-    """POST /fapi/v1/order."""
+    """POST /fapi/v1/order; refused on a symbol not trading now (``SimulatorState.require_trading``)."""
+    call.state.require_trading(call.params.get("symbol"))
     return call.state.futures.place_order(call.account, call.params, call.now_ms)
 
 

@@ -8,6 +8,7 @@ import time
 from .accounts import DemoAccount, load_accounts
 from .algo import AlgoService
 from .config import SimulatorConfig
+from .errors import ApiError
 from .faults import FaultInjector
 from .futures import FuturesExchange
 from .history import HistoryService
@@ -74,6 +75,14 @@ class SimulatorState:
             self.stopped[symbol] = (status, stopped[1] if stopped is not None else since)
         elif stopped is not None:
             self.gaps.setdefault(symbol, []).append((stopped[1], since))
+
+    def require_trading(self, symbol: object) -> None:
+        """Refuse a new futures order on a symbol that is not TRADING now (``set_symbol_status``), as Binance
+        does: 400, -4140 (docs/binance-facts.md §15; the same answer for every status is assumed). Cancels
+        are not refused."""
+        stopped = self.stopped.get(symbol) if isinstance(symbol, str) else None
+        if stopped is not None:
+            raise ApiError(400, -4140, "Invalid symbol status for opening position.")
 
     def trading_klines(self, symbol: str, rows: list[list]) -> list[list]:
         """``rows`` without the candles a stopped symbol never made (opening while it was stopped)."""

@@ -471,3 +471,25 @@ def test_a_hedge_close_below_the_minimum_notional_is_exempt_as_a_reduce_only_ord
     assert grown.json()["code"] == -4164
     assert closed.status_code == 200, closed.text
     assert hedge.signed("GET", "/fapi/v3/positionRisk", {"symbol": "BTCUSDT"}).json() == []
+
+
+@pytest.mark.parametrize("status", ["TRADING_HALT", "TRADING_CANCEL_ONLY", "SETTLING"])
+def test_a_symbol_not_trading_refuses_new_orders_and_still_cancels_resting_ones(binance_sim, full, status):
+    """A symbol Binance stopped (set_symbol_status) refuses a new order as Binance does (400, -4140, facts
+    §15) and places nothing; a resting order is still cancelled (a cancel-only market's very point)."""
+    # GIVEN a LIMIT BUY resting on BTCUSDT, then the symbol stopped
+    resting = full.signed("POST", "/fapi/v1/order", {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
+        "price": resting_buy_price(binance_sim)}).json()
+    binance_sim.set_symbol_status("BTCUSDT", status)
+    # WHEN a MARKET order is sent on it
+    refused = full.signed("POST", "/fapi/v1/order",
+                          {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"})
+    # THEN Binance's refusal, and no order placed
+    assert refused.status_code == 400
+    assert refused.json() == {"code": -4140, "msg": "Invalid symbol status for opening position."}
+    open_ids = [o["orderId"] for o in full.signed("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}).json()]
+    assert open_ids == [resting["orderId"]]
+    # AND the resting order still cancels
+    cancelled = full.signed("DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": resting["orderId"]})
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELED"
