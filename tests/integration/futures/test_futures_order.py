@@ -541,6 +541,25 @@ def test_unknown_symbol_is_refused_before_sending(sim_env, invoke, futures_conne
     assert order_posts(sim_env) == []
 
 
+def test_an_order_binance_refuses_for_the_symbols_status_is_400_naming_the_symbol(
+    sim_env, invoke, futures_connection,
+):
+    """GIVEN a symbol this container read as TRADING, then halted by Binance WHEN an order is sent THEN
+    Binance's -4140 (facts §15) answers 400 on field symbol saying it is not trading now, never a 500 or a
+    retry; the record says rejected."""
+    first = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    assert first["statusCode"] in (200, 201), first["body"]  # exchangeInfo cached while it traded
+    sim_env.set_symbol_status("BTCUSDT", "TRADING_HALT")
+
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+
+    assert response["statusCode"] == 400, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["field"], error["retryable"]) == ("invalid_request", "symbol", False)
+    assert "not trading" in error["message"]
+    assert len(order_posts(sim_env)) == 2
+
+
 def test_malformed_idempotency_key_is_refused(sim_env, invoke, futures_connection):
     """GIVEN an Idempotency-Key with spaces or over 255 characters WHEN sent THEN 400 naming the header."""
     for key in ("has spaces", "k" * 256):

@@ -375,3 +375,22 @@ def test_a_position_mode_refusal_is_told_by_its_code_and_the_field_its_classific
 def test_our_own_gates_position_side_refusal_is_no_binance_position_mode_refusal():
     """A refusal without a Binance code (the risk gate's own, naming positionSide) is not Binance's."""
     assert position_mode_refusal(None, "positionSide") is False
+
+
+@pytest.mark.parametrize(("code", "msg"), [
+    (-4140, "Invalid symbol status for opening position."),
+    (-1122, "Invalid symbol status."),
+    (-4141, "Symbol is closed."),
+    (-1013, "Market is closed."),  # spot
+])
+def test_an_order_refused_for_the_symbols_status_names_the_symbol(code, msg):
+    """GIVEN Binance's answers to an order on a symbol it does not trade now (facts §15) WHEN classified THEN
+    invalid_request on field symbol saying so, not retryable (never a retry storm, never a 500)."""
+    result = classify_detail(400, code, msg)
+    assert (result.category, result.field) == (ErrorCategory.INVALID_REQUEST, "symbol")
+    assert "not trading" in result.message and not result.category.retryable
+
+
+def test_a_spot_filter_failure_still_names_its_filter_field():
+    """GIVEN spot -1013 for a filter WHEN classified THEN the market-closed rule leaves it as it was."""
+    assert classify_detail(400, -1013, "Filter failure: LOT_SIZE").field == "quantity"

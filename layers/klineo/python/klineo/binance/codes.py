@@ -51,6 +51,11 @@ _TS_AHEAD_MSG = (
     "automatically; please retry."
 )
 
+# A symbol whose status refuses new orders (facts §15): a halt, cancel-only, a delisting, a settled contract.
+_NOT_TRADING = _Rule(
+    _C.INVALID_REQUEST, "Binance is not trading this symbol now: its status refuses new orders.", "symbol"
+)
+
 # ---------------------------------------------------------------------------------------------------
 # THE table: Binance code -> rule (facts §4). Codes not listed fall back to the HTTP status table below.
 # ---------------------------------------------------------------------------------------------------
@@ -71,7 +76,10 @@ CODE_TABLE: dict[int, _Rule] = {
     -1008: _Rule(
         _C.UPSTREAM_UNAVAILABLE, "Binance is overloaded or throttling requests; please retry shortly."
     ),
-    -1013: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # spot "Filter failure: LOT_SIZE" and friends
+    -1013: _Rule(  # spot "Filter failure: LOT_SIZE" and friends; "Market is closed." (facts §15)
+        _C.INVALID_REQUEST, field_from_msg=True,
+        by_message=(("market is closed", _C.INVALID_REQUEST, _NOT_TRADING.message, _NOT_TRADING.field),),
+    ),
     -1014: _Rule(_C.INVALID_REQUEST, "Binance does not support this order combination."),
     -1015: _Rule(_C.RATE_LIMIT, "Too many new orders; please retry shortly."),
     -1021: _Rule(
@@ -98,6 +106,7 @@ CODE_TABLE: dict[int, _Rule] = {
     -1118: _Rule(_C.INVALID_REQUEST, "The client order id was empty.", "newClientOrderId"),
     -1120: _Rule(_C.INVALID_REQUEST, "Invalid interval.", "interval"),
     -1121: _Rule(_C.INVALID_REQUEST, "Invalid symbol.", "symbol"),
+    -1122: _NOT_TRADING,  # "Invalid symbol status."
     -1125: _Rule(_C.PERMISSION, "The listen key does not exist."),
     -1127: _Rule(_C.INVALID_REQUEST, "The time range is too long.", "startTime"),
     -1130: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # invalid data sent for a parameter
@@ -179,6 +188,8 @@ CODE_TABLE: dict[int, _Rule] = {
     -4131: _Rule(
         _C.ORDER_REJECTED, "The best counterparty price is outside the symbol's allowed price range."
     ),
+    -4140: _NOT_TRADING,  # "Invalid symbol status for opening position."
+    -4141: _NOT_TRADING,  # "Symbol is closed."
     -4164: _Rule(
         _C.INVALID_REQUEST,
         "Order value is below the symbol's minimum notional (unless reduce-only).",
