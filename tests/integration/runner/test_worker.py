@@ -481,6 +481,33 @@ def test_a_symbol_halted_while_its_candles_are_there_skips_the_tick_without_paus
     assert runner.journal("POST", ORDER_PATH) == []
 
 
+@pytest.mark.parametrize(("status", "outcome"), [
+    ("TRADING_HALT", ("skipped", "active", None)),
+    ("SETTLING", ("failed", "paused", "invalid_symbol")),
+])
+def test_an_order_binance_refuses_for_the_symbols_status_follows_the_tick_rule(runner, status, outcome):
+    """GIVEN a symbol the container read as TRADING seconds ago, then stopped by Binance while its candles are
+    there WHEN the turn's order is refused for the status (-4140, facts §15) THEN the status is read again and
+    the tick's one rule decides: a halt skips the tick (nothing counted), an ended contract pauses at once;
+    the order is settled rejected and the message not redelivered."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    get_symbol_rules(get_client(Market.FUTURES, "production"), "BTCUSDT")  # cached while it traded
+    now_ms = int(time.time() * 1000)
+    close = current_close(now_ms)
+    runner.sim.set_symbol_status("BTCUSDT", status, since_ms=close + 1 + MINUTE_MS)  # both candles made
+
+    tick = runner.run_tick(now_ms)
+
+    assert tick.failures == []
+    run = runner.runs(sid)[0]
+    stored = runner.stored(USER, sid)
+    assert (run.status, stored.status, stored.status_reason) == outcome
+    assert stored.failed_runs == 0 and stored.pending is None
+    record = get_order_record(USER, client_order_id(sid, close))
+    assert record is not None and record.status == "REJECTED"
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+
+
 def test_klines_unavailable_fails_the_message_for_redelivery(runner) -> None:
     """GIVEN Binance answering 503 to klines WHEN the worker runs THEN the message fails, no run."""
     sid = runner.strategy(USER, runner.connection(USER))

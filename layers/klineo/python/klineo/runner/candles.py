@@ -41,6 +41,7 @@ from klineo.binance import (
     get_client,
     get_symbol_rules,
     klines,
+    listed_symbol_rules,
 )
 from klineo.errors import KlineoError
 
@@ -51,6 +52,7 @@ __all__ = [
     "closed_candles",
     "ends_the_tick",
     "fetch_limit",
+    "status_refusal",
     "trading_rules",
 ]
 
@@ -175,13 +177,28 @@ def trading_rules(client: BinanceClient, symbol: str) -> SymbolRules:
         raise
 
 
-def _require_trading(client: BinanceClient, symbol: str) -> None:
-    """Refuse the tick of a symbol Binance does not trade now, by its current status
-    (``current_symbol_rules``): unlisted or ended, the symbol (field symbol); halted, the candle (field
-    close_time). Nothing when it trades, or when its status cannot be read now: the candle is then waited
-    for."""
+def status_refusal(client: BinanceClient, symbol: str, exc: KlineoError) -> KlineoError:
+    """Binance's refusal ``exc`` of an order for its symbol's status (field symbol, docs/binance-facts.md
+    §15) judged by the tick's one rule (``_require_trading``) on the status read again now (the container's
+    exchangeInfo may predate the halt; the read refreshes it, so later turns refuse before sending): the
+    refusal that rule makes, or ``exc`` itself when there is none."""
+    if exc.field != "symbol":
+        return exc
     try:
-        status = current_symbol_rules(client, symbol).status
+        _require_trading(client, symbol, fresh=True)
+    except KlineoError as refusal:
+        return refusal
+    return exc
+
+
+def _require_trading(client: BinanceClient, symbol: str, *, fresh: bool = False) -> None:
+    """Refuse the tick of a symbol Binance does not trade now, by its current status
+    (``current_symbol_rules``; ``fresh``: read now): unlisted or ended, the symbol (field symbol); halted,
+    the candle (field close_time). Nothing when it trades, or when its status cannot be read now: the
+    candle is then waited for."""
+    try:
+        read = listed_symbol_rules(client, symbol, max_age_s=0.0) if fresh else None
+        status = (read or current_symbol_rules(client, symbol)).status
     except KlineoError as exc:
         if ends_the_tick(exc):
             raise

@@ -123,7 +123,7 @@ from klineo.binance import (
 from klineo.binance.endpoints import futures_balance
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.runner.candles import CandleGroup, trading_rules
+from klineo.runner.candles import CandleGroup, status_refusal, trading_rules
 from klineo.runner.failures import after_failure, after_success, paused_message
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
@@ -1103,13 +1103,20 @@ class _Turn:
 
     def settle_blocked(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
         """The gate closed before a lost attempt was sent again: never sent, the run skipped naming it."""
-        strategy, gate = self.strategy, exc.field or str(exc.category)
+        gate = exc.field or str(exc.category)
         self.event("risk_block", close_time=pending.close_time, second=_is_second(pending), gate=gate,
                    message=gate_message(exc))
+        why = {"category": gate, "message": gate_message(exc)}
+        return self.settle_skipped(pending, gate, exc.to_dict(), why)
+
+    def settle_skipped(self, pending: PendingOrder, reason: str, error: dict[str, Any],
+                       why: dict[str, Any]) -> StrategyResult:
+        """``pending`` settled unplaced with nothing to count: its record rejected (``error``), its candle's
+        run skipped ``reason`` (``why``: what a hedge flip's run says of its unopened entry)."""
+        strategy = self.strategy
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
-                                       error=exc.to_dict())
-        run = self.final_run(pending, "skipped", skip_reason=gate,
-                             why={"category": gate, "message": gate_message(exc)})
+                                       error=error)
+        run = self.final_run(pending, "skipped", skip_reason=reason, why=why)
         settled = settle_live_order(
             strategy.user_id, strategy.strategy_id, pending, run,
             position_to=pending.position_before,
@@ -1117,28 +1124,39 @@ class _Turn:
         )
         if settled:
             self.after_second_leg_refused(pending)
-        return self.result(run.status if settled else "not_run", gate)
+        return self.result(run.status if settled else "not_run", reason)
 
     def settle_refused(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
         """Binance refused the order (nothing placed): a failed run; key refusals count towards a pause.
 
         A refusal of the order's positionSide (-4061) or reduceOnly (-1106) means the account's position
         mode is not the connection's (switched outside KLINEO): the run fails with a message saying what
-        to do, and counts towards the pause like any refusal that repeats by itself."""
+        to do, and counts towards the pause like any refusal that repeats by itself. A refusal of the symbol
+        (its status, facts §15) follows the tick's one rule on the status read again
+        (``klineo.runner.candles.status_refusal``): halted, the run is skipped (no_candle), nothing counted;
+        ended or unlisted, the strategy pauses at once (invalid_symbol); still TRADING (or not read), the
+        refusal counts as any other."""
         strategy = self.strategy
         if position_mode_refused(exc):
             exc = KlineoError(exc.category, mode_mismatch_message(pending.position_side), code=exc.code,
                               field="positionSide", status=exc.status)
+        judged = status_refusal(self.client(), strategy.symbol, exc)  # refused for the symbol's status
+        if judged.field == "close_time":  # a halt: that tick skipped, as with no candle (nothing counted)
+            refused = {**exc.to_dict(), "code": exc.code}
+            return self.settle_skipped(pending, "no_candle", refused, _error(judged))
         failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
-        pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else None
         second = _is_second(pending)  # a hedge flip's entry: the run is its close's, not a failed one
+        # An ended or unlisted symbol, by the status read again (one still TRADING, or unread, counts).
+        at_once = None if second or judged is exc else _PAUSED_AT_ONCE.get(judged.field or "")
+        pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else at_once
         self.event("error", close_time=pending.close_time, second=second, category=str(exc.category),
                    message=exc.message, what="new_side_not_opened" if second else None)
         if pause:
-            self.event("paused", close_time=pending.close_time, reason=pause)
+            self.event("paused", close_time=pending.close_time, reason=pause,
+                       message=_paused_at_once(strategy.symbol, pause, judged) if pause == at_once else None)
         # Never a key refusal; nor a flip's entry, whose run is its close's (its entry from flat, refused
-        # again on the next candles, counts there).
-        counted, repeated = self.count_failure(exc, pending.close_time) if not second else (None, None)
+        # again on the next candles, counts there); nor a pause at once.
+        counted, repeated = (None, None) if second or at_once else self.count_failure(exc, pending.close_time)
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
                                        error={**exc.to_dict(), "code": exc.code})
         settled = settle_live_order(
