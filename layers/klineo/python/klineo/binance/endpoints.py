@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
@@ -38,6 +39,7 @@ __all__ = [
     "futures_open_algo_orders",
     "futures_open_orders",
     "futures_order_by_id",
+    "futures_order_trades",
     "futures_position_mode",
     "futures_position_risk",
     "futures_query_algo_order",
@@ -421,6 +423,31 @@ def futures_user_trades(
     elif start_time is not None:
         params["startTime"] = int(start_time)
     return _signed_rows(client, creds, "/fapi/v1/userTrades", params, "trades")
+
+
+def futures_order_trades(
+    client: BinanceClient, creds: Credentials, symbol: str, order_id: int, *,
+    via: Callable[..., list[dict[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
+    """Every fill of one order, oldest first: ``futures_user_trades`` by ``order_id``, page after page
+    (``fromId`` = the last id + 1) until a page holds fewer than ``USER_TRADES_PAGE`` rows (an order matched
+    against many resting orders has more fills than one answers). One request for an order with fewer.
+
+    ``via(futures_user_trades, *args, **kwargs)`` sends each page (the reconciler's: charged to its budget).
+    """
+    send = via or _direct
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = send(futures_user_trades, client, creds, symbol, order_id=order_id,
+                    from_id=int(rows[-1]["id"]) + 1 if rows else None)
+        rows += page
+        if len(page) < USER_TRADES_PAGE:
+            return rows
+
+
+def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Send a request as it is, outside any budget."""
+    return fn(*args, **kwargs)
 
 
 def futures_order_by_id(

@@ -2,7 +2,7 @@
 
 Paper: the ``simulation.Ledger`` of ``klineo.runner.paper`` (the backtest's ledger: same fees,
 same slippage). Live: what Binance did. When a live order settles, its fills are read back
-(GET /fapi/v1/userTrades with the orderId, weight 5, facts §8) and their ``realizedPnl`` and
+(GET /fapi/v1/userTrades by orderId, pages of 1000, weight 5 each, facts §8) and their ``realizedPnl`` and
 ``commission`` (USDT) are added to the strategy's ``live_book`` in the same conditional write that
 settles the order, so each order counts once. Only while the minute's request weight leaves room
 (``klineo.runner.execution.FILLS_READ_RESERVE``) and the read works: otherwise the fill is
@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from klineo.binance import Credentials
-from klineo.binance.endpoints import futures_user_trades
+from klineo.binance.endpoints import futures_order_trades
 from klineo.runner.paper import ledger_of
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import fee
@@ -87,10 +87,11 @@ def fills_of(trades: Iterable[tuple[Any, Any, Any]]) -> Fills:
 
 def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int, *,
                priced: bool = False) -> Fills:
-    """Binance's fills of ``order_id`` (userTrades, weight 5) with the turn's futures client and keys; with
-    ``priced`` (the order's answer lacked its avgPrice) also their average price (``price``)."""
+    """Binance's fills of ``order_id`` (userTrades, weight 5 a page of 1000: one for most orders, every page
+    read) with the turn's futures client and keys; with ``priced`` (the order's answer lacked its avgPrice)
+    also their average price (``price``)."""
     client, creds = client_creds
-    rows = futures_user_trades(client, creds, symbol, order_id=order_id)
+    rows = futures_order_trades(client, creds, symbol, order_id)
     fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
                       row.get("commissionAsset", "USDT")) for row in rows)
     if not priced:

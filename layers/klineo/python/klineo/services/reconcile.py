@@ -76,6 +76,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from klineo.binance import BinanceClient, call_deadline, call_time_left, endpoints, weight_meter
@@ -301,17 +302,10 @@ class Reconciler:
         return account.positions
 
     def trades_of(self, account: _Account, symbol: str, order_id: int) -> list[dict[str, Any]]:
-        """One order's fills (userTrades by orderId), oldest first, page after page (``fromId``): a request
-        answers at most ``USER_TRADES_PAGE`` rows, and an order matched against many others has more fills.
-        Each page is one request within the budget; a budget spent midway reads them all again next run."""
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = self.call("GET", "/fapi/v1/userTrades", endpoints.futures_user_trades, account.client,
-                             account.creds, symbol, order_id=order_id,
-                             from_id=int(rows[-1]["id"]) + 1 if rows else None)
-            rows += page
-            if len(page) < endpoints.USER_TRADES_PAGE:
-                return rows
+        """One order's fills (userTrades by orderId, every page: ``endpoints.futures_order_trades``), each
+        page one request within the budget; a budget spent midway reads them all again next run."""
+        return endpoints.futures_order_trades(account.client, account.creds, symbol, order_id,
+                                              via=partial(self.call, "GET", "/fapi/v1/userTrades"))
 
     # ------------------------------------------------------------------ whole runs
     def run(self) -> dict[str, Any]:
