@@ -11,8 +11,11 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from klineo.store.orders import OrderRecord, get_order_record, put_new_record
+from klineo.store.order_fills import FILLS_KEPT, fill_totals
+from klineo.store.order_history import list_unsettled
+from klineo.store.orders import OrderRecord, get_order_record, is_settled, put_new_record
 
+from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
 
@@ -25,8 +28,20 @@ def _many_trades(sim: Any) -> None:
     sim.state.futures.set_trade_size(SYMBOL, Decimal("1"))
 
 
-def _quantities(fills: list[dict[str, Any]]) -> tuple[int, Decimal]:
-    return len(fills), sum((Decimal(f["qty"]) for f in fills), Decimal(0))
+def _market_order(sim: Any, invoke: Any, connection_id: str, quantity: str) -> str:
+    """An API MARKET order of ``quantity`` DOGE filled as trades of 1 each: its clientOrderId."""
+    _many_trades(sim)
+    body = order_body(connection_id, symbol=SYMBOL, type="MARKET", price=None, timeInForce=None,
+                      quantity=quantity)
+    placed = invoke("futures_order", order_event(body, key=new_key()))
+    assert placed["statusCode"] == 200, placed["body"]
+    return body_of(placed)["client_order_id"]
+
+
+def _quantities(record: OrderRecord) -> tuple[int, Decimal]:
+    """(how many fills, their quantity) of a record: all of them, listed or only totalled."""
+    totals = fill_totals(record.fills or [], record.fills_summary)
+    return totals.count, totals.quantity
 
 
 def test_our_order_with_more_fills_than_a_page_is_settled_with_all_of_them(
@@ -34,16 +49,12 @@ def test_our_order_with_more_fills_than_a_page_is_settled_with_all_of_them(
 ):
     """GIVEN an API MARKET order filled in 1001 trades WHEN a run settles it THEN its record holds all 1001
     fills, 1001 in all (before: the first 1000, 1 short, its fee and price wrong)."""
-    _many_trades(sim_env)
-    body = order_body(futures_connection.id, symbol=SYMBOL, type="MARKET", price=None, timeInForce=None,
-                      quantity=QUANTITY)
-    placed = invoke("futures_order", order_event(body, key=new_key()))
-    assert placed["statusCode"] == 200, placed["body"]
+    cid = _market_order(sim_env, invoke, futures_connection.id, QUANTITY)
 
     reconcile()
 
-    record = get_order_record(USER_A, body_of(placed)["client_order_id"])
-    assert record.settled and _quantities(record.fills) == (TRADES, Decimal(QUANTITY))
+    record = get_order_record(USER_A, cid)
+    assert record.settled and _quantities(record) == (TRADES, Decimal(QUANTITY))
 
 
 def test_foreign_order_read_by_id_with_more_fills_than_a_page_gets_all_of_them(
@@ -63,7 +74,7 @@ def test_foreign_order_read_by_id_with_more_fills_than_a_page_gets_all_of_them(
     reconcile()
 
     record = get_order_record(USER_A, f"manual-{placed['orderId']}")
-    assert record.settled and _quantities(record.fills) == (TRADES, Decimal(QUANTITY))
+    assert record.settled and _quantities(record) == (TRADES, Decimal(QUANTITY))
 
 
 def test_foreign_order_whose_fills_span_two_pages_of_a_watched_symbol_keeps_both_pages(
@@ -84,4 +95,60 @@ def test_foreign_order_whose_fills_span_two_pages_of_a_watched_symbol_keeps_both
     reconcile()
 
     record = get_order_record(USER_A, f"manual-{placed['orderId']}")
-    assert record.origin == "manual" and _quantities(record.fills) == (TRADES, Decimal(QUANTITY))
+    assert record.origin == "manual" and _quantities(record) == (TRADES, Decimal(QUANTITY))
+
+
+
+def _sim_trades(sim: Any, order_id: int) -> list[dict[str, Any]]:
+    """The simulator's userTrades rows of one order (what Binance says it filled and charged)."""
+    state = sim.state.futures.state_for(sim.account("futures-full"), time.time() * 1000)
+    return [t.as_dict() for t in state.trades if t.order.order_id == order_id]
+
+
+def _history_item(invoke: Any, client_order_id: str) -> dict[str, Any]:
+    """The order as GET /futures/orders answers it."""
+    event = with_user(load_event("futures_orders"), USER_A)
+    event["queryStringParameters"], event["rawQueryString"] = None, ""
+    answer = invoke("futures_orders", event)
+    assert answer["statusCode"] == 200, answer["body"]
+    return next(o for o in body_of(answer)["orders"] if o["client_order_id"] == client_order_id)
+
+
+def test_our_order_with_more_fills_than_an_item_holds_settles_with_exact_totals(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN an API MARKET order filled in 4000 trades (their fills over DynamoDB's 400 KB item limit, which
+    moto enforces) WHEN a run settles it THEN it is settled, its record lists the first FILLS_KEPT and the
+    exact totals of all 4000, and the order history says so with Binance's figures; a second run changes
+    nothing (before: every run raised, the write refused with ValidationException, the order unsettled)."""
+    cid = _market_order(sim_env, invoke, futures_connection.id, "4000")
+
+    reconcile()
+    reconcile()
+
+    record = get_order_record(USER_A, cid)
+    trades = _sim_trades(sim_env, record.order_id)
+    commission = sum((Decimal(t["commission"]) for t in trades), Decimal(0))
+    assert is_settled(record.status, record.fills)
+    assert cid not in {r.client_order_id for r in list_unsettled()}
+    assert [f["trade_id"] for f in record.fills] == [t["id"] for t in trades[:FILLS_KEPT]]
+    assert _quantities(record) == (4000, Decimal(4000))
+    item = _history_item(invoke, cid)
+    assert (item["fills_count"], item["fills_shortened"], len(item["fills"])) == (4000, True, FILLS_KEPT)
+    assert item["executed_quantity"] == "4000" and item["fill_totals"]["quantity"] == "4000"
+    assert Decimal(item["fill_totals"]["commission"]["USDT"]) == commission
+    assert Decimal(item["fill_totals"]["average_price"]) == Decimal(item["average_price"])
+
+
+def test_an_order_with_few_fills_lists_them_all_and_is_not_shortened(sim_env, invoke, futures_connection,
+                                                                     reconcile):
+    """GIVEN an API MARKET order filled in 100 trades WHEN settled THEN the history lists all 100, not
+    shortened, with no separate totals, and its record holds no summary."""
+    cid = _market_order(sim_env, invoke, futures_connection.id, "100")
+
+    reconcile()
+
+    item = _history_item(invoke, cid)
+    assert (item["fills_count"], item["fills_shortened"], item["fill_totals"], len(item["fills"])) == (
+        100, False, None, 100)
+    assert get_order_record(USER_A, cid).fills_summary is None

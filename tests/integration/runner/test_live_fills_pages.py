@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from klineo.runner import execution
+from klineo.store.order_fills import FILLS_KEPT
+from klineo.store.orders import get_order_record
+
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, USER, _get, _user_trades
 
 PLACES = Decimal("0.00000001")
@@ -29,3 +33,27 @@ def test_a_live_order_with_more_fills_than_a_page_books_all_their_fees(runner) -
     assert len(trades) == 2000 and pnl["estimated_fills"] == 0
     assert Decimal(pnl["fees"]) == fees.quantize(PLACES)
     assert len(runner.journal("GET", "/fapi/v1/userTrades")) == 3  # 1000, 1000, then an empty page
+
+
+def test_an_estimated_order_with_more_fills_than_its_record_lists_is_booked_exactly(runner, reconcile,
+                                                                                   monkeypatch) -> None:
+    """GIVEN a live entry filled as 4000 trades, its fills estimated at settle (no weight to spare) WHEN the
+    reconciler settles its record (the first FILLS_KEPT fills listed, totals of all) THEN the PnL books
+    Binance's commission of all 4000, none estimated (before: the record's write was refused,
+    ValidationException, and the estimate stayed)."""
+    monkeypatch.setattr(execution, "FILLS_READ_RESERVE", 10**9)
+    runner.sim.state.futures.set_trade_size("BTCUSDT", Decimal("0.0000005"))
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long")
+    runner.run_tick()
+    assert _get(runner, sid)["pnl"]["estimated_fills"] == 1
+
+    summary = reconcile()
+
+    trades = _user_trades(runner)
+    fees = sum((Decimal(t["commission"]) for t in trades), Decimal(0))
+    pnl = _get(runner, sid)["pnl"]
+    record = get_order_record(USER, runner.runs(sid)[0].order["client_order_id"])
+    assert len(trades) == 4000 and summary["fills_booked"] == 1 and pnl["estimated_fills"] == 0
+    assert Decimal(pnl["fees"]) == fees.quantize(PLACES)
+    assert len(record.fills) == FILLS_KEPT and record.fills_summary["count"] == 4000

@@ -730,6 +730,34 @@ export interface components {
             time: number;
         };
         /**
+         * OrderFillTotals
+         * @description Exact totals over every fill of an order, listed or not (decimals as strings).
+         */
+        OrderFillTotals: {
+            /**
+             * Quantity
+             * @description The quantity of all its fills
+             */
+            quantity: string;
+            /**
+             * Average Price
+             * @description Their average price, weighted by quantity (null: none)
+             */
+            average_price?: string | null;
+            /**
+             * Realized Pnl
+             * @description Binance's realized PnL of all of them
+             */
+            realized_pnl: string;
+            /**
+             * Commission
+             * @description The commission they paid, per asset
+             */
+            commission: {
+                [key: string]: string;
+            };
+        };
+        /**
          * OrderHistoryItem
          * @description One order: where it came from, its latest known state and its fills.
          */
@@ -790,8 +818,24 @@ export interface components {
             created_at: string;
             /** Updated At */
             updated_at: string;
-            /** Fills */
+            /**
+             * Fills
+             * @description Its fills (Binance's trades of it), oldest first; all of them unless `fills_shortened`; null while not known yet
+             */
             fills?: components["schemas"]["OrderFill"][] | null;
+            /**
+             * Fills Count
+             * @description How many fills the order had (null: not known yet)
+             */
+            fills_count?: number | null;
+            /**
+             * Fills Shortened
+             * @description True when `fills` lists only the first of its `fills_count` fills (an order matched against thousands of resting orders): `fill_totals` gives the exact totals of all of them
+             * @default false
+             */
+            fills_shortened?: boolean;
+            /** @description Exact totals of all its fills, when `fills_shortened` (otherwise the sums of `fills`) */
+            fill_totals?: components["schemas"]["OrderFillTotals"] | null;
             /**
              * Unmanaged Since
              * @description When KLINEO stopped following this order before it was settled (its connection was deleted): the status is the last one Binance told us, and an order not final then may still be open on Binance

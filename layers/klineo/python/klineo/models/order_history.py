@@ -14,6 +14,7 @@ __all__ = [
     "CURSOR_PATTERN",
     "HISTORY_MAX_LIMIT",
     "OrderFill",
+    "OrderFillTotals",
     "OrderHistoryItem",
     "OrderHistoryQuery",
     "OrderHistoryResponse",
@@ -48,6 +49,16 @@ class OrderFill(BaseModel):
     time: int
 
 
+class OrderFillTotals(BaseModel):
+    """Exact totals over every fill of an order, listed or not (decimals as strings)."""
+
+    quantity: str = Field(description="The quantity of all its fills")
+    average_price: str | None = Field(default=None,
+                                      description="Their average price, weighted by quantity (null: none)")
+    realized_pnl: str = Field(description="Binance's realized PnL of all of them")
+    commission: dict[str, str] = Field(description="The commission they paid, per asset")
+
+
 class OrderHistoryItem(BaseModel):
     """One order: where it came from, its latest known state and its fills."""
 
@@ -75,7 +86,18 @@ class OrderHistoryItem(BaseModel):
     average_price: str | None = None
     created_at: str
     updated_at: str
-    fills: list[OrderFill] | None = None
+    fills: list[OrderFill] | None = Field(
+        default=None, description="Its fills (Binance's trades of it), oldest first; all of them unless "
+                                  "`fills_shortened`; null while not known yet")
+    fills_count: int | None = Field(default=None,
+                                    description="How many fills the order had (null: not known yet)")
+    fills_shortened: bool = Field(
+        default=False, description="True when `fills` lists only the first of its `fills_count` fills (an "
+                                   "order matched against thousands of resting orders): `fill_totals` gives "
+                                   "the exact totals of all of them")
+    fill_totals: OrderFillTotals | None = Field(
+        default=None, description="Exact totals of all its fills, when `fills_shortened` (otherwise the sums "
+                                  "of `fills`)")
     unmanaged_since: str | None = Field(
         default=None, description="When KLINEO stopped following this order before it was settled (its "
                                   "connection was deleted): the status is the last one Binance told us, "

@@ -32,11 +32,12 @@ from typing import Any, NamedTuple
 from klineo.binance import Credentials
 from klineo.binance.endpoints import futures_order_trades
 from klineo.runner.paper import ledger_of
+from klineo.store.order_fills import FEE_ASSET, FillTotals
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import fee
 
-__all__ = ["Fills", "book_exact", "estimated_fills", "fills_of", "is_entry", "live_book_after", "moved_entry",
-           "read_fills", "strategy_pnl"]
+__all__ = ["Fills", "book_exact", "estimated_fills", "fills_of", "fills_totalled", "is_entry",
+           "live_book_after", "moved_entry", "read_fills", "strategy_pnl"]
 
 _ZERO = Decimal(0)
 
@@ -78,11 +79,18 @@ def fills_of(trades: Iterable[tuple[Any, Any, Any]]) -> Fills:
     realised, fees, other = _ZERO, _ZERO, 0
     for pnl, commission, asset in trades:
         realised += Decimal(str(pnl))
-        if str(asset) == "USDT":
+        if str(asset) == FEE_ASSET:
             fees += Decimal(str(commission))
         else:
             other += 1
     return Fills(realised, fees, other)
+
+
+def fills_totalled(totals: FillTotals) -> Fills:
+    """``fills_of`` an order's stored fills, from their exact totals (``klineo.store.order_fills``: a record
+    lists at most ``FILLS_KEPT`` of them)."""
+    other = sum(n for asset, n in totals.commission_fills.items() if asset != FEE_ASSET)
+    return Fills(totals.realized_pnl, totals.commission.get(FEE_ASSET, _ZERO), other)
 
 
 def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int, *,

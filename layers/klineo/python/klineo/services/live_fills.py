@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from klineo.runner.pnl import book_exact, fills_of
+from klineo.runner.pnl import book_exact, fills_totalled
 from klineo.store.events import StrategyEvent
+from klineo.store.order_fills import fill_totals
 from klineo.store.orders import OrderRecord, order_outcome_update
 from klineo.store.runs import book_order_fills
 from klineo.store.strategies import get_strategy
@@ -48,8 +49,7 @@ def book_fills(order: OrderRecord, outcome: dict[str, Any], now_ms: int) -> bool
         return None
     if strategy.pending is not None:
         return False
-    exact = fills_of((fill["realized_pnl"], fill["commission"], fill.get("commission_asset") or "USDT")
-                     for fill in fills)
+    exact = fills_totalled(fill_totals(fills, order.fills_summary))
     event = StrategyEvent(strategy.strategy_id, strategy.user_id, "fills_booked", now_ms, {
         "client_order_id": order.client_order_id, "realised_pnl": exact.realised, "fees": exact.fees,
         "estimated_realised_pnl": estimate["realised"], "estimated_fees": estimate["fees"],

@@ -6,8 +6,10 @@ cancelled and left open, does not load the reconciler (and the Binance client) a
 What an order executed is Binance's answer for it (a fired algo order's: its triggered order's, see
 ``klineo.services.algo_orders``). A fired algo order recorded before that answer was kept says 0 while
 its fills (Binance's trades of it) say otherwise: its executed quantity and average price then come
-from the fills, so no order reads as having executed nothing next to the trades it made. Numbers are
-written by ``klineo.validation.plain_text``, as every order answer's.
+from the fills, so no order reads as having executed nothing next to the trades it made. A record that lists
+only the first of its fills (``klineo.store.order_fills``) says so (``fills_shortened``), with how many there
+were and the exact totals of all: every figure is exact whatever the list holds. Numbers are written by
+``klineo.validation.plain_text``, as every order answer's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from klineo.models.order_history import OrderFill, OrderHistoryItem
+from klineo.models.order_history import OrderFill, OrderFillTotals, OrderHistoryItem
+from klineo.store.order_fills import FillTotals, fill_totals
 from klineo.store.orders import OrderRecord, is_settled
 from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
@@ -35,21 +38,34 @@ def _number(value: Any) -> str | None:
     return plain_text_or_none(decimal_or_none(value))
 
 
-def _executed(record: OrderRecord, result: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(executed quantity, average price): Binance's answer for the order, else (it says 0) its fills."""
+def _average(totals: FillTotals) -> str | None:
+    """The fills' average price (value / quantity), rounded to ``_AVERAGE_PLACES``; None without any."""
+    return plain_text((totals.value / totals.quantity).quantize(_AVERAGE_PLACES)) if totals.quantity else None
+
+
+def _executed(result: dict[str, Any], totals: FillTotals | None) -> tuple[str | None, str | None]:
+    """(executed quantity, average price): Binance's answer for the order, else (it says 0) its fills'."""
     executed, average = _number(result.get("executed_quantity")), _number(result.get("average_price"))
-    fills = record.fills or []
-    quantity = sum((Decimal(str(f["qty"])) for f in fills), Decimal(0))
-    if executed not in (None, "0") or not quantity:
+    if executed not in (None, "0") or totals is None or not totals.quantity:
         return executed, average
-    value = sum((Decimal(str(f["price"])) * Decimal(str(f["qty"])) for f in fills), Decimal(0))
-    return plain_text(quantity), plain_text((value / quantity).quantize(_AVERAGE_PLACES))
+    return plain_text(totals.quantity), _average(totals)
+
+
+def _shortened(record: OrderRecord, totals: FillTotals | None) -> OrderFillTotals | None:
+    """The exact totals of a record that lists only the first of its fills (``fills_summary``), else None."""
+    if record.fills_summary is None or totals is None:
+        return None
+    return OrderFillTotals(
+        quantity=plain_text(totals.quantity), average_price=_average(totals),
+        realized_pnl=plain_text(totals.realized_pnl),
+        commission={asset: plain_text(amount) for asset, amount in totals.commission.items()})
 
 
 def order_item(record: OrderRecord) -> OrderHistoryItem:
     """One record as the history shows it (Binance's answer first, then what we sent)."""
     result, params = record.result or {}, record.params
-    executed_quantity, average_price = _executed(record, result)
+    totals = fill_totals(record.fills, record.fills_summary) if record.fills is not None else None
+    executed_quantity, average_price = _executed(result, totals)
     return OrderHistoryItem(
         client_order_id=record.client_order_id, connection_id=record.connection_id, symbol=record.symbol,
         kind=record.kind, origin=record.origin, role=record.role,
@@ -63,5 +79,7 @@ def order_item(record: OrderRecord) -> OrderHistoryItem:
         executed_quantity=executed_quantity, average_price=average_price,
         created_at=record.created_at, updated_at=record.updated_at,
         fills=[OrderFill(**fill) for fill in record.fills] if record.fills is not None else None,
+        fills_count=totals.count if totals is not None else None,
+        fills_shortened=record.fills_summary is not None, fill_totals=_shortened(record, totals),
         unmanaged_since=record.unmanaged_since, unmanaged_reason=record.unmanaged_reason,
     )

@@ -91,6 +91,7 @@ from klineo.services.risk import CONNECTION_DELETING, STATE_GATES, params_reduce
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
+from klineo.store.order_fills import merged_fills
 from klineo.store.orders import (
     FINAL_STATUSES,
     FOREIGN_ORIGINS,
@@ -166,10 +167,12 @@ def _fill(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _merged(old: list[dict[str, Any]] | None, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_id = {int(f["trade_id"]): f for f in old or []}
-    by_id.update({int(r["id"]): _fill(r) for r in rows})
-    return [by_id[trade_id] for trade_id in sorted(by_id)]
+def _merged(record: OrderRecord | None, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """``fills`` and ``fills_summary`` of ``record`` (None: a new one) with the userTrades ``rows`` in: each
+    trade once, a long list shortened to its exact totals (``klineo.store.order_fills``)."""
+    kept, summary = (record.fills, record.fills_summary) if record is not None else (None, None)
+    fills, summary = merged_fills(kept, summary, (_fill(row) for row in rows))
+    return {"fills": fills, "fills_summary": summary}
 
 
 def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:
@@ -388,8 +391,8 @@ class Reconciler:
         booked = self._booked(now, changes) if protected is True else None
         if protected is not True or booked is False:
             # Not settled: it stays in the index until its protection is placed or its fills are booked.
-            changes["fills"] = None
-            now = dataclasses.replace(now, fills=record.fills)
+            changes["fills"] = changes["fills_summary"] = None
+            now = dataclasses.replace(now, fills=record.fills, fills_summary=record.fills_summary)
         if not booked and not record_unsettled_outcome(record.user_id, record.client_order_id, **changes):
             # Settled by another reader since listed: what this run read may be older than what it wrote.
             self.counts["settled_elsewhere"] += 1
@@ -457,7 +460,8 @@ class Reconciler:
         if now.origin != ORIGIN_API or now.kind == KIND_ALGO or not params_reduce(now.params):
             return False
         executed = {str((r.result or {}).get("executed_quantity")) for r in (record, now)}
-        return (now.fills is not None and now.fills != record.fills) or len(executed) > 1
+        fills = [(r.fills, r.fills_summary) for r in (record, now)]
+        return (now.fills is not None and fills[0] != fills[1]) or len(executed) > 1
 
     def _followed(self, account: _Account, order: OrderRecord) -> bool:
         """Re-fit the stops of the position side a reducing API order left (``klineo.services.
@@ -519,7 +523,7 @@ class Reconciler:
             return self._vanished(record)
         changes: dict[str, Any] = {"status": str(body.get("status", record.status))}
         if changes["status"] in FINAL_STATUSES:
-            changes["fills"] = _merged(record.fills, self.trades_of(account, record.symbol, record.order_id))
+            changes.update(_merged(record, self.trades_of(account, record.symbol, record.order_id)))
         return changes
 
     def _read_order(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
@@ -532,7 +536,7 @@ class Reconciler:
                                    "result": result.to_record()}
         if result.status in FINAL_STATUSES and result.order_id is not None:
             rows = self.trades_of(account, record.symbol, result.order_id) if result.executed_quantity else []
-            changes["fills"] = _merged(record.fills, rows)
+            changes.update(_merged(record, rows))
         return changes
 
     def _read_algo(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
@@ -551,7 +555,7 @@ class Reconciler:
             # What it executed is its triggered order's (klineo.services.algo_orders): shown by the history.
             changes["result"] = algo_result(body, "queried", order).to_record()
             if str(order.get("status")) in FINAL_STATUSES:
-                changes["fills"] = _merged(record.fills, self.trades_of(account, record.symbol, child))
+                changes.update(_merged(record, self.trades_of(account, record.symbol, child)))
         elif status in FINAL_STATUSES:
             changes["fills"] = record.fills or []
         return changes
@@ -734,12 +738,12 @@ class Reconciler:
             user_id=watch.user_id, client_order_id=f"{label}-{order_id}", connection_id=watch.connection_id,
             symbol=watch.symbol, request={}, params={}, status=str(body.get("status", "FILLED")),
             attempt_ms=created, created_at=_iso(created), updated_at=_iso(self.now_ms), order_id=order_id,
-            result=result, origin=label, fills=_merged(None, trades),
+            result=result, origin=label, **_merged(None, trades),
         )
         if not put_new_record(record):
             existing = get_order_record(watch.user_id, record.client_order_id)
             record_order_outcome(watch.user_id, record.client_order_id, status=record.status,
-                                 fills=_merged(existing.fills if existing else None, trades))
+                                 **_merged(existing, trades))
         self.counts[f"foreign_{label}"] += 1
 
 

@@ -196,8 +196,10 @@ class OrderRecord:
     # A protective order attached to an entry: its role ("stop_loss"/"take_profit") and the entry's id.
     role: str | None = None
     parent_client_order_id: str | None = None
-    # Binance's trades of this order (userTrades), each a dict of plain strings/ints.
+    # Binance's trades of this order (userTrades), each a dict of plain strings/ints: the first FILLS_KEPT
+    # of them when it had more, and then ``fills_summary``, exact totals of all (klineo.store.order_fills).
     fills: list[dict[str, Any]] | None = None
+    fills_summary: dict[str, Any] | None = None
     # Wall-clock ms until which the attempt that wrote it may still be running (klineo.store.order_claim);
     # while it lasts a retry with the same key is answered "in progress". Cleared with the outcome.
     lease_until_ms: int | None = None
@@ -275,6 +277,7 @@ class OrderRecord:
             "role": self.role,
             "parent_client_order_id": self.parent_client_order_id,
             "fills": self.fills,
+            "fills_summary": self.fills_summary,
             "lease_until_ms": self.lease_until_ms,
             "unmanaged_since": self.unmanaged_since,
             "unmanaged_reason": self.unmanaged_reason,
@@ -311,6 +314,7 @@ class OrderRecord:
             role=plain.get("role"),
             parent_client_order_id=plain.get("parent_client_order_id"),
             fills=_plain_numbers(plain["fills"]) if plain.get("fills") is not None else None,
+            fills_summary=_plain_numbers(plain["fills_summary"]) if plain.get("fills_summary") else None,
             lease_until_ms=_int_or_none(plain.get("lease_until_ms")),
             unmanaged_since=plain.get("unmanaged_since"),
             unmanaged_reason=plain.get("unmanaged_reason"),
@@ -511,8 +515,8 @@ def get_order_record(user_id: str, client_order_id: str) -> OrderRecord | None:
 def record_order_outcome(user_id: str, client_order_id: str, **outcome: Any) -> None:
     """Store what became of the order (one UpdateItem); a known result clears an earlier error.
 
-    ``outcome``: the keywords of ``order_outcome_update`` (status, order_id, result, error, params,
-    fills). The attempt's lease ends with it: a later retry with the same key may resume the order.
+    ``outcome``: the keywords of ``order_outcome_update`` (status, order_id, result, error, params, fills,
+    fills_summary). The attempt's lease ends with it: a later retry with the same key may resume the order.
     A settled state (final with ``fills``, or REJECTED/UNKNOWN_PURGED) also leaves the unsettled
     index (REMOVE gsi2pk, gsi2sk).
     """
@@ -529,17 +533,20 @@ def order_outcome_update(
     error: dict[str, Any] | None = None,
     params: dict[str, str] | None = None,
     fills: list[dict[str, Any]] | None = None,
+    fills_summary: dict[str, Any] | None = None,
     booked_estimate: dict[str, Any] | None = None,
     estimate_replaced: bool = False,
     while_unsettled: bool = False,
 ) -> dict[str, Any]:
     """The UpdateItem request of ``record_order_outcome`` (also a transaction's ``Update``, e.g. the runner's
-    settlement): conditional on the record existing. ``booked_estimate``: see ``OrderRecord``;
+    settlement): conditional on the record existing. ``fills_summary`` (with ``fills`` shortened, see
+    ``klineo.store.order_fills``; a summary once written stays) and ``booked_estimate``: see ``OrderRecord``;
     ``estimate_replaced``: the fills were booked in its place, so it goes, on condition it is still there
     (the reconciler's ``klineo.store.runs.book_order_fills``: booked once); ``while_unsettled``: on
     condition the record is still in the unsettled index, or let go (``record_unsettled_outcome``)."""
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
-            "error": error, "params": params, "fills": fills, "booked_estimate": booked_estimate}
+            "error": error, "params": params, "fills": fills, "fills_summary": fills_summary,
+            "booked_estimate": booked_estimate}
     removes = ["lease_until_ms"] + ([] if error is not None else ["error"]) + (
         ["gsi2pk", "gsi2sk"] if is_settled(status, fills) else []) + (
         ["booked_estimate"] if estimate_replaced else [])
