@@ -1703,8 +1703,10 @@ export interface components {
         };
         /**
          * OrderHistoryResponse
-         * @description A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more). With a
-         *     `status` filter a page may hold fewer than `limit` orders, even none, and still have a `next_cursor`.
+         * @description A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more). A page
+         *     may hold fewer than `limit` orders and still have a `next_cursor`: with a `status` filter (even none),
+         *     and when the next order would take the answer past its size bound (about 5 MB; an order lists up to
+         *     1000 fills).
          */
         OrderHistoryResponse: {
             /** Orders */
@@ -1801,7 +1803,9 @@ export interface components {
         };
         /**
          * OrderAttemptsResponse
-         * @description A page of attempts, newest first; pass `next_cursor` as `cursor` for the next (null: no more).
+         * @description A page of attempts, newest first; pass `next_cursor` as `cursor` for the next (null: no more). A page
+         *     may hold fewer than `limit` attempts and still have a `next_cursor`, when the next would take the answer
+         *     past its size bound (about 5 MB; a placed order lists up to 1000 fills).
          */
         OrderAttemptsResponse: {
             /** Attempts */
@@ -6872,6 +6876,7 @@ export interface operations {
                 from?: number;
                 /** @description epoch ms, inclusive, not before from */
                 to?: number;
+                /** @description The most items a page holds, a maximum: a page may hold fewer, even none, and still have a `next_cursor`, when a filter left items out or when the next item would take the answer past its size bound (about 5 MB) */
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string;
@@ -7070,6 +7075,7 @@ export interface operations {
                 from?: number;
                 /** @description epoch ms, inclusive, not before from */
                 to?: number;
+                /** @description The most items a page holds, a maximum: a page may hold fewer, even none, and still have a `next_cursor`, when a filter left items out or when the next item would take the answer past its size bound (about 5 MB) */
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string;
@@ -8787,6 +8793,7 @@ export interface operations {
     strategy_events_strategies__strategy_id__events_get: {
         parameters: {
             query?: {
+                /** @description The most items a page holds, a maximum: a page may hold fewer, even none, and still have a `next_cursor`, when a filter left items out or when the next item would take the answer past its size bound (about 5 MB) */
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string;
@@ -9169,6 +9176,7 @@ export interface operations {
     strategy_runs_strategies__strategy_id__runs_get: {
         parameters: {
             query?: {
+                /** @description The most items a page holds, a maximum: a page may hold fewer, even none, and still have a `next_cursor`, when a filter left items out or when the next item would take the answer past its size bound (about 5 MB) */
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string;

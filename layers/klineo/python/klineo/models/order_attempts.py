@@ -63,7 +63,9 @@ class OrderAttemptItem(BaseModel):
 
 
 class OrderAttemptsResponse(BaseModel):
-    """A page of attempts, newest first; pass `next_cursor` as `cursor` for the next (null: no more)."""
+    """A page of attempts, newest first; pass `next_cursor` as `cursor` for the next (null: no more). A page
+    may hold fewer than `limit` attempts and still have a `next_cursor`, when the next would take the answer
+    past its size bound (about 5 MB; a placed order lists up to 1000 fills)."""
 
     attempts: list[OrderAttemptItem]
     next_cursor: str | None = None

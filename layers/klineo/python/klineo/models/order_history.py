@@ -107,8 +107,10 @@ class OrderHistoryItem(BaseModel):
 
 
 class OrderHistoryResponse(BaseModel):
-    """A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more). With a
-    `status` filter a page may hold fewer than `limit` orders, even none, and still have a `next_cursor`."""
+    """A page of orders, newest first; pass `next_cursor` as `cursor` for the next (null: no more). A page
+    may hold fewer than `limit` orders and still have a `next_cursor`: with a `status` filter (even none),
+    and when the next order would take the answer past its size bound (about 5 MB; an order lists up to
+    1000 fills)."""
 
     orders: list[OrderHistoryItem]
     next_cursor: str | None = None

@@ -7,6 +7,8 @@ written). Both sit in the caller's partition of the order history's index, so a 
 filtered on connection, symbol, outcome and an attempt-time range, with the history's opaque cursor
 (``klineo.services.history_cursor``). Unlike GET /futures/orders nothing is reconciled on the way out:
 a placed order shows its status as last recorded (that route, or the reconciler, brings it up to date).
+As there, a page stops before its answer would pass its size bound (``fitted_page``) and resumes after
+the last attempt it shows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from klineo.models.order_attempts import (
     OrderAttemptsQuery,
     OrderAttemptsResponse,
 )
-from klineo.services.history_cursor import encode_cursor, resume_after
+from klineo.services.history_cursor import fitted_page, resume_after
 from klineo.services.order_view import order_item
 from klineo.store.order_attempts import OUTCOME_PLACED, OUTCOME_REFUSED, RefusedAttempt, list_attempt_page
 from klineo.store.order_history import HistoryFilter
@@ -50,11 +52,15 @@ def _placed(record: OrderRecord) -> OrderAttemptItem:
     )
 
 
+def _attempt(item: OrderRecord | RefusedAttempt) -> OrderAttemptItem:
+    return _refused(item) if isinstance(item, RefusedAttempt) else _placed(item)
+
+
 def list_order_attempts(user_id: str, query: OrderAttemptsQuery) -> OrderAttemptsResponse:
     """A page of the caller's order attempts, newest first (see the module docstring)."""
     after = resume_after(query.cursor, query.from_ms)
     history = HistoryFilter(connection_id=query.connection_id, symbol=query.symbol,
                             from_ms=query.from_ms, to_ms=query.to_ms)
     items, last = list_attempt_page(user_id, history, query.outcome, query.limit, after)
-    attempts = [_refused(item) if isinstance(item, RefusedAttempt) else _placed(item) for item in items]
-    return OrderAttemptsResponse(attempts=attempts, next_cursor=encode_cursor(last) if last else None)
+    attempts, next_cursor = fitted_page(items, _attempt, last)
+    return OrderAttemptsResponse(attempts=attempts, next_cursor=next_cursor)

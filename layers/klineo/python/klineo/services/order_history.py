@@ -8,13 +8,15 @@ page that are not settled yet are reconciled on the way out (``klineo.services.r
 small request-weight budget, so a read shows Binance's latest state; what the budget does not cover
 waits for the scheduled reconciler. With a ``status`` filter, a record that settling moved out of that
 status is left out of the page: a page may then hold fewer than ``limit`` orders (even none) and still
-have a ``next_cursor``, which resumes after the last record read, so nothing is skipped.
+have a ``next_cursor``, which resumes after the last record read, so nothing is skipped. A page also
+stops before its answer would pass its size bound (orders listing many fills; ``fitted_page``): it then
+holds fewer than ``limit`` orders and resumes after the last one it shows.
 """
 
 from __future__ import annotations
 
 from klineo.models.order_history import OrderHistoryQuery, OrderHistoryResponse
-from klineo.services.history_cursor import decode_cursor, encode_cursor, resume_after
+from klineo.services.history_cursor import decode_cursor, encode_cursor, fitted_page, resume_after
 from klineo.services.order_view import order_item
 from klineo.services.reconcile import Reconciler
 from klineo.store.order_history import HistoryFilter, list_order_page
@@ -47,5 +49,5 @@ def list_orders(user_id: str, query: OrderHistoryQuery) -> OrderHistoryResponse:
                             from_ms=query.from_ms, to_ms=query.to_ms)
     records, last = list_order_page(user_id, history, query.limit, after)
     records = [r for r in _settle_some(records) if query.status is None or r.status == query.status]
-    return OrderHistoryResponse(orders=[order_item(r) for r in records],
-                                next_cursor=encode_cursor(last) if last else None)
+    orders, next_cursor = fitted_page(records, order_item, last)
+    return OrderHistoryResponse(orders=orders, next_cursor=next_cursor)

@@ -166,7 +166,7 @@ def is_settled(status: str, fills: list[dict[str, Any]] | None) -> bool:
 def index_attributes(record: OrderRecord) -> dict[str, str]:
     """The index attributes an order item carries: gsi1 always, gsi2 until the record is settled."""
     keys = {"gsi1pk": f"{ORDERS_INDEX_PREFIX}{record.user_id}",
-            "gsi1sk": f"{iso_ms(record.created_at):013d}#{record.client_order_id}"}
+            "gsi1sk": record.sort_key}
     if not is_settled(record.status, record.fills) and record.unmanaged_since is None:
         keys.update(unsettled_keys(record.user_id, record.client_order_id))
     return keys
@@ -248,6 +248,11 @@ class OrderRecord:
         """The stop-loss / take-profit this entry's request asked for, by role ({} for none)."""
         request = self.request
         return {role: request[role] for role in PROTECTIVE_ROLES if isinstance(request.get(role), dict)}
+
+    @property
+    def sort_key(self) -> str:
+        """Its gsi1sk: where the order history's index sorts it (``<created ms>#<clientOrderId>``)."""
+        return f"{iso_ms(self.created_at):013d}#{self.client_order_id}"
 
     @property
     def settled(self) -> bool:

@@ -1,0 +1,89 @@
+"""A page of the order listings (GET /futures/orders, /futures/order-attempts) fits Lambda's response payload.
+
+A synchronous Lambda invocation answers at most 6 MB (6 MiB: Lambda's "MB" is 1,024 KB), counted on the
+whole proxy response, the body one JSON string in it (docs/binance-facts.md §17). An order lists up to
+FILLS_KEPT fills (klineo.store.order_fills): a page of such orders is stopped short of that bound and its
+next_cursor resumes after the last order it holds. Records are written straight to the store (moto).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from klineo.store.order_fills import FILLS_KEPT
+from klineo.store.orders import OrderRecord, put_new_record
+
+from tests.helpers import load_event, with_user
+from tests.integration.api.conftest import USER_A
+from tests.integration.futures.helpers import body_of
+
+LAMBDA_PAYLOAD_MAX = 6 * 1024 * 1024
+ORDERS = 25  # of FILLS_KEPT fills each, at their longest: some 6.7 MB of Lambda payload in all
+# A fill with each field at its longest (19-digit ids, 8-decimal amounts), as test_order_fills sizes them.
+LONGEST_FILL = {"order_id": 9_223_372_036_854_775_807, "price": "123456.12345678", "qty": "123456789.123",
+                "commission": "-1234.12345678", "commission_asset": "USDT",
+                "realized_pnl": "-123456.12345678", "side": "SELL", "time": 9_999_999_999_999}
+
+
+def _filled_orders(connection_id: str) -> list[str]:
+    """ORDERS settled orders of USER_A, each listing FILLS_KEPT fills: their ids, newest first."""
+    ids = []
+    for n in range(ORDERS):
+        cid = f"many-fills-{n:03d}"
+        created = f"2026-12-01T10:{n // 60:02d}:{n % 60:02d}.000Z"
+        fills = [{**LONGEST_FILL, "trade_id": 9_000_000_000_000_000_000 + n * FILLS_KEPT + i}
+                 for i in range(FILLS_KEPT)]
+        assert put_new_record(OrderRecord(
+            user_id=USER_A, client_order_id=cid, connection_id=connection_id, symbol="BTCUSDT", request={},
+            params={"side": "SELL", "type": "MARKET", "quantity": "1"}, status="FILLED", attempt_ms=0,
+            created_at=created, updated_at=created, order_id=LONGEST_FILL["order_id"], fills=fills))
+        ids.append(cid)
+    return ids[::-1]
+
+
+def _pages(invoke: Any, function: str, items: str, **query: Any) -> list[list[dict[str, Any]]]:
+    """Every page of the listing ``function`` (``items``: its list field), each page's Lambda payload
+    asserted under Lambda's limit and its status 200."""
+    pages, cursor = [], None
+    while True:
+        raw = urlencode({**query, **({"cursor": cursor} if cursor else {})})
+        event = with_user(load_event(function), USER_A)
+        event["rawQueryString"], event["queryStringParameters"] = raw, dict(parse_qsl(raw))
+        response = invoke(function, event)
+        payload = len(json.dumps(response).encode())
+        assert response["statusCode"] == 200, response["body"][:300]
+        assert payload < LAMBDA_PAYLOAD_MAX, f"page {len(pages) + 1}: a {payload:,}-byte Lambda payload"
+        page = body_of(response)
+        pages.append(page[items])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_a_history_page_of_orders_with_many_fills_stays_under_lambdas_payload_limit(aws, invoke):
+    """GIVEN 25 settled orders listing FILLS_KEPT fills each (some 6.7 MB of payload) WHEN the history is read
+    with limit=25 THEN every page's Lambda payload is under 6 MiB, a page holds fewer than 25 orders, and
+    following next_cursor lists all 25, newest first, once each with all their fills (before: one page of
+    all 25, a payload over Lambda's limit: a 5xx instead of an answer)."""
+    ids = _filled_orders("c" * 32)
+
+    pages = _pages(invoke, "futures_orders", "orders", limit=ORDERS)
+
+    assert len(pages) > 1 and all(len(page) < ORDERS for page in pages)
+    orders = [order for page in pages for order in page]
+    assert [order["client_order_id"] for order in orders] == ids
+    assert all(len(order["fills"]) == order["fills_count"] == FILLS_KEPT for order in orders)
+
+
+def test_an_attempts_page_of_orders_with_many_fills_stays_under_lambdas_payload_limit(aws, invoke):
+    """GIVEN the same 25 orders WHEN the order attempts are read with limit=25 THEN every page's Lambda
+    payload is under 6 MiB and following next_cursor lists all 25 placed, once each, with all their fills."""
+    ids = _filled_orders("c" * 32)
+
+    pages = _pages(invoke, "futures_order_attempts", "attempts", limit=ORDERS)
+
+    attempts = [attempt for page in pages for attempt in page]
+    assert len(pages) > 1 and [attempt["client_order_id"] for attempt in attempts] == ids
+    assert all(a["outcome"] == "placed" and len(a["order"]["fills"]) == FILLS_KEPT for a in attempts)
