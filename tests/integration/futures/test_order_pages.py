@@ -62,28 +62,22 @@ def _pages(invoke: Any, function: str, items: str, **query: Any) -> list[list[di
             return pages
 
 
-def test_a_history_page_of_orders_with_many_fills_stays_under_lambdas_payload_limit(aws, invoke):
-    """GIVEN 25 settled orders listing FILLS_KEPT fills each (some 6.7 MB of payload) WHEN the history is read
-    with limit=25 THEN every page's Lambda payload is under 6 MiB, a page holds fewer than 25 orders, and
-    following next_cursor lists all 25, newest first, once each with all their fills (before: one page of
-    all 25, a payload over Lambda's limit: a 5xx instead of an answer)."""
+def test_pages_of_orders_with_many_fills_stay_under_lambdas_payload_limit(aws, invoke):
+    """GIVEN 25 settled orders listing FILLS_KEPT fills each (some 6.7 MB of payload) WHEN the history and the
+    order attempts are read with limit=25 THEN every page's Lambda payload is under 6 MiB, a page holds fewer
+    than 25, and following next_cursor lists all 25, newest first, once each with all their fills (before:
+    one page of all 25, a payload over Lambda's limit: a 5xx instead of an answer). One set of orders for
+    both listings: writing them is most of the test's time."""
     ids = _filled_orders("c" * 32)
 
-    pages = _pages(invoke, "futures_orders", "orders", limit=ORDERS)
+    history = _pages(invoke, "futures_orders", "orders", limit=ORDERS)
+    attempts = _pages(invoke, "futures_order_attempts", "attempts", limit=ORDERS)
 
-    assert len(pages) > 1 and all(len(page) < ORDERS for page in pages)
-    orders = [order for page in pages for order in page]
+    assert len(history) > 1 and all(len(page) < ORDERS for page in history)
+    orders = [order for page in history for order in page]
     assert [order["client_order_id"] for order in orders] == ids
     assert all(len(order["fills"]) == order["fills_count"] == FILLS_KEPT for order in orders)
-
-
-def test_an_attempts_page_of_orders_with_many_fills_stays_under_lambdas_payload_limit(aws, invoke):
-    """GIVEN the same 25 orders WHEN the order attempts are read with limit=25 THEN every page's Lambda
-    payload is under 6 MiB and following next_cursor lists all 25 placed, once each, with all their fills."""
-    ids = _filled_orders("c" * 32)
-
-    pages = _pages(invoke, "futures_order_attempts", "attempts", limit=ORDERS)
-
-    attempts = [attempt for page in pages for attempt in page]
-    assert len(pages) > 1 and [attempt["client_order_id"] for attempt in attempts] == ids
-    assert all(a["outcome"] == "placed" and len(a["order"]["fills"]) == FILLS_KEPT for a in attempts)
+    assert len(attempts) > 1 and all(len(page) < ORDERS for page in attempts)
+    placed = [attempt for page in attempts for attempt in page]
+    assert [attempt["client_order_id"] for attempt in placed] == ids
+    assert all(a["outcome"] == "placed" and len(a["order"]["fills"]) == FILLS_KEPT for a in placed)
