@@ -76,6 +76,23 @@ def test_without_protection_the_long_flips_to_short_in_one_fill() -> None:
     assert [trade.exit_reason for trade in ledger.trades] == ["signal", None]
 
 
+# closes 100, 100 (warm-up), 101 up -> long; then falling closes 99, 98, 97 -> short.
+FALLING = _candles([("100", "100", "100", "100"), ("100", "100", "100", "100"), ("100", "101", "100", "101"),
+                    ("101", "101", "99", "99"), ("99", "99", "98", "98"), ("98", "98", "97", "97")])
+
+
+def test_a_flip_above_the_market_lot_maximum_still_closes_the_old_side() -> None:
+    """GIVEN a long of 70 (a market order may carry at most 120) WHEN the signal turns short THEN the flip's
+    140 cannot be one order: the long closes alone on that candle, and the short opens on the next."""
+    spec = _spec(size="70", paper_balance_usdt="1000000")
+    state = simulate(spec, FALLING, RULES)
+    assert [(fill.side, fill.quantity, fill.price, fill.time) for fill in state.ledger.fills] == [
+        ("BUY", D(70), _slip("101", "BUY"), FALLING[2].close_time),
+        ("SELL", D(70), _slip("99", "SELL"), FALLING[3].close_time),
+        ("SELL", D(70), _slip("98", "SELL"), FALLING[4].close_time)]
+    assert state.ledger.position == D(-70) and sum(state.skipped.values()) == 1
+
+
 def test_quote_sizing_is_rounded_to_the_step() -> None:
     """GIVEN 50 USDT per entry at 101 WHEN entering THEN 0.495 contracts (50/101 rounded down to 0.001)."""
     ledger = simulate(_spec(size=None, quote_size_usdt="50"), STOPPED[:3], RULES).ledger

@@ -73,3 +73,11 @@ def test_order_value_below_min_notional_is_refused_before_sending() -> None:
     with pytest.raises(KlineoError) as caught:
         plan_order(Signal.LONG, Decimal("0.001"), Decimal(0), RULES, PRICE)
     assert caught.value.category is ErrorCategory.INVALID_REQUEST
+
+
+def test_a_flip_above_the_market_lot_maximum_closes_the_old_side_alone() -> None:
+    """GIVEN long 70 and size 70 (a market order may carry at most 120) WHEN the signal is SHORT THEN not
+    one SELL 140, which Binance would refuse, but the long's reduce-only close: SELL 70, target 0."""
+    plan = plan_order(Signal.SHORT, Decimal(70), Decimal(70), RULES, PRICE)
+    assert (plan.target, plan.side, plan.quantity, plan.reduce_only) == (
+        Decimal(0), "SELL", Decimal(70), True)

@@ -92,21 +92,31 @@ def plan_order(
     """The target for ``signal`` and the MARKET order from ``position`` to it, rounded to the symbol's rules.
 
     Raises KlineoError(INVALID_REQUEST) when the size or the difference is below the symbol's
-    minimum quantity or order value. A flip whose new side cannot be sized (below the minimum)
-    still closes the position the signal left: the reduce-only close alone (target 0).
+    minimum quantity or order value. A flip the symbol's rules refuse still closes the position the
+    signal left: the reduce-only close alone (target 0). That is a flip whose new side cannot be sized
+    (below the minimum), or whose one order, the old side and the new together, is above a market
+    order's maximum quantity (a long of 70 where a market order may carry 120): the new side is then an
+    entry from flat on the next candle that still asks for it.
     """
     if signal is Signal.HOLD:
         return OrderPlan(target=position)
+    try:
+        return _plan_to_target(signal, size, position, rules, reference_price)
+    except KlineoError:
+        if signal is Signal.FLAT or position == 0 or (position > 0) == (signal is Signal.LONG):
+            raise
+        return _plan_to_target(Signal.FLAT, Decimal(0), position, rules, reference_price)
+
+
+def _plan_to_target(
+    signal: Signal, size: Decimal, position: Decimal, rules: SymbolRules, reference_price: Decimal,
+) -> OrderPlan:
+    """``plan_order`` for a LONG, SHORT or FLAT signal, without its fallback for a refused flip."""
     if signal is Signal.FLAT:
         target = Decimal(0)
     else:
         side = "BUY" if signal is Signal.LONG else "SELL"
-        try:
-            unit, _ = rules.prepare_order(side, "MARKET", size, None, reference_price)
-        except KlineoError:
-            if position == 0 or (position > 0) == (signal is Signal.LONG):
-                raise
-            return plan_order(Signal.FLAT, Decimal(0), position, rules, reference_price)
+        unit, _ = rules.prepare_order(side, "MARKET", size, None, reference_price)
         target = unit if signal is Signal.LONG else -unit
     delta = target - position
     if delta == 0:
