@@ -139,6 +139,16 @@ def test_backtest_refuses_bad_parameters_like_a_create(sim_env, invoke) -> None:
     assert "parameters" in response["body"]
 
 
+def test_backtest_refuses_a_short_only_strategy_whose_type_never_shorts(sim_env, invoke) -> None:
+    """GIVEN direction short and allow_short false (every signal flat) WHEN posting THEN 422 naming direction,
+    as POST /strategies does, nothing fetched."""
+    response = _post(invoke, {**BODY, "direction": "short",
+                              "parameters": {"fast": 3, "slow": 8, "allow_short": False}})
+    assert response["statusCode"] == 422, response["body"]
+    assert response_json(response)["error"]["field"] == "direction"
+    assert _klines_requests(sim_env) == []
+
+
 def test_backtest_with_another_users_connection_is_not_found(sim_env, invoke) -> None:
     """GIVEN a connection id that is not the caller's WHEN posting THEN 404 naming connection_id."""
     response = _post(invoke, {**BODY, "connection_id": "0" * 32})

@@ -566,3 +566,25 @@ def test_enabling_a_connection_leaves_paused_a_strategy_that_could_not_run(runne
     stored = strategy_store.get_strategy(ALICE, high)
     assert (stored.status, stored.status_reason) == ("paused", "connection_disabled:permission")
     assert strategy_store.get_strategy(ALICE, low).status == "active"
+
+
+def test_a_short_only_strategy_whose_type_never_shorts_is_422_naming_the_field(runner, api) -> None:
+    """GIVEN direction short and allow_short false (every signal flat: it could never trade) WHEN creating,
+    or patching one of the two onto a strategy holding the other THEN 422 naming the field, nothing
+    changed."""
+    no_shorts = {"fast": 5, "slow": 20, "allow_short": False}
+    connection = runner.connection(ALICE)
+    created = api.create(ALICE, create_body(connection, parameters=no_shorts, direction="short"))
+    assert created["statusCode"] == 422, created["body"]
+    assert error_of(created)["field"] == "direction" and strategy_store.list_strategies(ALICE) == []
+    strategy_id = response_json(api.create(ALICE, create_body(connection, parameters=no_shorts)))["id"]
+    patched = api.update(ALICE, strategy_id, {"direction": "short"})
+    assert patched["statusCode"] == 422, patched["body"]
+    assert error_of(patched)["field"] == "direction"
+    short_only = response_json(api.create(ALICE, create_body(connection, direction="short")))["id"]
+    patched = api.update(ALICE, short_only, {"type": "sma_crossover", "parameters": no_shorts})
+    assert patched["statusCode"] == 422, patched["body"]
+    assert error_of(patched)["field"] == "parameters.allow_short"
+    stored = {s.strategy_id: s for s in strategy_store.list_strategies(ALICE)}
+    assert stored[strategy_id].settings.direction == "both"
+    assert stored[short_only].parameters["allow_short"] is True

@@ -20,6 +20,7 @@ check needs nothing stored.
 
 
 import copy
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -39,7 +40,8 @@ from klineo.models.strategies import SIZING_FIELDS, Direction, MarginType, Mode,
 from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
 from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
-__all__ = ["StrategyCreateRequest", "StrategyDefinition", "StrategyUpdateRequest"]
+__all__ = ["NO_SIDE_LEFT", "StrategyCreateRequest", "StrategyDefinition", "StrategyUpdateRequest",
+           "leaves_no_side"]
 
 RunnerInterval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
 StrategyTypeName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
@@ -61,6 +63,25 @@ _QUOTE_SIZE_DOC = ("USDT per entry (quantity = it / price, rounded down to the s
                    "minimum order value can never trade: 422 naming quote_size_usdt.")
 PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_digits=24, decimal_places=8),
                          positive_decimal_example("10000")]
+
+
+# A strategy that could never trade: direction short turns its long signals flat, and a type's allow_short
+# false its short ones. Refused where a body sends both (the request models), and by a PATCH that sends one
+# of them onto a strategy holding the other (``klineo.services.strategy_updates``).
+NO_SIDE_LEFT = ("direction short with parameters.allow_short false leaves no side to trade (every signal "
+                "would be flat): send direction both or long, or allow_short true")
+
+
+def leaves_no_side(direction: str | None, parameters: Mapping[str, Any] | None) -> bool:
+    """Whether ``direction`` and the type's ``parameters`` leave the strategy no side to trade."""
+    return direction == "short" and parameters is not None and parameters.get("allow_short") is False
+
+
+def _direction_leaves_a_side(cls: type, value: str | None, info: ValidationInfo) -> str | None:
+    """``direction`` refused when the parameters sent before it turn every signal flat (``NO_SIDE_LEFT``)."""
+    if leaves_no_side(value, info.data.get("parameters")):
+        raise ValueError(NO_SIDE_LEFT)
+    return value
 
 
 # The JSON types a parameter of each declared type may have: no "5" for 5, no true for 1.
@@ -154,6 +175,8 @@ class StrategyDefinition(ApiModel):
         """Checked against the type's own parameter model."""
         return _checked_parameters(value, info.data.get("type"))
 
+    _direction_trades = field_validator("direction")(classmethod(_direction_leaves_a_side))
+
     @model_validator(mode="after")
     def _one_sizing(self) -> "StrategyDefinition":
         """Exactly one of size, quote_size_usdt and size_pct."""
@@ -197,6 +220,8 @@ class StrategyUpdateRequest(ApiModel):
         "position is flat: 409 `conflict` naming `paper_balance_usdt` while it is open. The stored value "
         "sent again changes nothing, except when the paper equity is gone (a liquidation): then it restarts "
         "the ledger too, the way to resume such a strategy."))
+
+    _direction_trades = field_validator("direction")(classmethod(_direction_leaves_a_side))
 
     @model_validator(mode="after")
     def _at_most_one_sizing(self) -> "StrategyUpdateRequest":

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.strategies import CLEARABLE_FIELDS, SIZING_FIELDS, StrategyResponse
+from klineo.models.strategy_requests import NO_SIDE_LEFT, leaves_no_side
 from klineo.services.risk import check_leverage_setting
 from klineo.services.strategies import note_status_change, owned_strategy, strategy_response
 from klineo.services.strategy_connection import require_runnable
@@ -22,7 +23,6 @@ from klineo.store.strategies import SETTING_NAMES, Strategy
 from klineo.validation import plain_text
 
 if TYPE_CHECKING:
-    # The function's own route imports its request model; the service only reads its fields.
     from klineo.models.strategy_requests import StrategyUpdateRequest
 
 __all__ = ["update_strategy"]
@@ -39,6 +39,15 @@ def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
         changes.update({name: None for name in SIZING_FIELDS if name not in changes})
     changes.update({name: None for name in CLEARABLE_FIELDS if name in sent and getattr(body, name) is None})
     return changes
+
+
+def _check_direction(current: Strategy, changes: dict[str, Any]) -> None:
+    """A PATCH may not leave the strategy no side to trade (``NO_SIDE_LEFT``): a direction short onto stored
+    parameters with allow_short false, or such parameters onto a stored direction short (the body alone:
+    its model). 422 naming what the PATCH sent."""
+    direction = changes.get("direction", current.settings.direction)
+    if leaves_no_side(direction, changes.get("parameters", current.parameters)):
+        raise InvalidField("direction" if "direction" in changes else "parameters.allow_short", NO_SIDE_LEFT)
 
 
 def _check_runnable(user_id: str, current: Strategy, changes: dict[str, Any]) -> None:
@@ -137,6 +146,7 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
     if body.status is not None:
         changes["status"] = body.status
         changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
+    _check_direction(current, changes)
     _check_runnable(user_id, current, changes)
     _check_sizing(current, changes)
     reset = _paper_reset(current, changes)
