@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
+from botocore.exceptions import ClientError
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
@@ -527,3 +528,88 @@ def test_keys_never_logged_when_the_runtime_logs_at_debug(sim_env, invoke, caplo
         "full API key": account.api_key in logged,  # Powertools: "Calling API Route Handler: {'body': ...}"
     }
     assert not any(leaks.values()), f"in a log line: {[name for name, leaked in leaks.items() if leaked]}"
+
+
+# ------------------------------------------------------------------ a delete that stopped half-way
+
+
+@contextmanager
+def _refused(operation: str, service: str) -> Iterator[None]:
+    """AWS refusing every ``operation`` call (throttled) while inside: a delete that stops at that write."""
+    client = aws_clients.secretsmanager() if service == "secrets-manager" else aws_clients.dynamodb()
+
+    def refuse(**_: object) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation)
+
+    client.meta.events.register(f"before-call.{service}.{operation}", refuse)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(f"before-call.{service}.{operation}", refuse)
+
+
+def _credentials_event(connection_id: str, body: dict) -> dict:
+    return with_body(connection_event("connection_credentials", connection_id, USER_A, "/credentials"), body)
+
+
+@pytest.mark.parametrize(("stopped_at", "service"), [
+    ("DeleteSecret", "secrets-manager"),  # the secret still there
+    ("DeleteItem", "dynamodb"),  # the secret gone, the item still there
+])
+def test_new_keys_for_a_connection_whose_delete_stopped_half_way_are_refused(
+        create_connection, invoke, stopped_at, service):
+    """GIVEN a DELETE that failed after marking the connection (at the secret, or at the item) WHEN new keys
+    are PUT for it THEN 409 naming connection_id, and no key is stored: the connection still refuses every
+    order and only a second DELETE finishes it (before: 200 storing a key for a dying connection, or 500)."""
+    connection = create_connection(USER_A, "spot-only")
+    with _refused(stopped_at, service):
+        assert invoke("connection_delete", connection_event("connection_delete", connection.id,
+                                                            USER_A))["statusCode"] == 500
+    before = connection_store.get_connection(USER_A, connection.id)
+
+    response = invoke("connection_credentials", _credentials_event(
+        connection.id, credentials_body(connection.account)))
+
+    assert response["statusCode"] == 409, response["body"]
+    assert _error(response)["field"] == "connection_id"
+    assert connection_store.get_connection(USER_A, connection.id) == before
+
+
+def test_enabling_a_connection_whose_delete_stopped_half_way_is_refused(create_connection, invoke):
+    """GIVEN a disabled connection whose DELETE failed at the secret (marked, its strategies paused) WHEN it
+    is enabled THEN 409 naming connection_id and it stays disabled (before: 200, its disabled state cleared
+    on a connection that refuses every order until a second DELETE finishes it)."""
+    connection = create_connection(USER_A, "spot-only")
+    connection_store.disable_connection(USER_A, connection.id, "connection_disabled:permission")
+    with _refused("DeleteSecret", "secrets-manager"):
+        assert invoke("connection_delete", connection_event("connection_delete", connection.id,
+                                                            USER_A))["statusCode"] == 500
+
+    response = invoke("connection_enable", connection_event("connection_enable", connection.id, USER_A,
+                                                            "/enable"))
+
+    assert response["statusCode"] == 409, response["body"]
+    assert _error(response)["field"] == "connection_id"
+    assert connection_store.get_connection(USER_A, connection.id).disabled
+
+
+def test_new_keys_put_while_a_delete_runs_to_its_end_are_not_stored_and_answer_404(create_connection, invoke):
+    """GIVEN a DELETE that runs to its end while PUT credentials tests the new key WHEN the PUT then stores
+    the key THEN 404 (not 500), and neither a secret nor the item is left behind."""
+    connection = create_connection(USER_A, "spot-only")
+    client = aws_clients.secretsmanager()
+
+    def delete_first(**_: object) -> None:
+        client.meta.events.unregister("before-call.secrets-manager.PutSecretValue", delete_first)
+        event = connection_event("connection_delete", connection.id, USER_A)
+        assert invoke("connection_delete", event)["statusCode"] == 200
+
+    client.meta.events.register("before-call.secrets-manager.PutSecretValue", delete_first)
+    try:
+        response = invoke("connection_credentials", _credentials_event(connection.id,
+                                                                       credentials_body(connection.account)))
+    finally:
+        client.meta.events.unregister("before-call.secrets-manager.PutSecretValue", delete_first)
+
+    assert response["statusCode"] == 404, response["body"]
+    assert _secret_names() == [] and connection_store.get_connection(USER_A, connection.id) is None

@@ -17,6 +17,10 @@
   disabled state and the failure count are cleared, and the strategies the disabling paused are
   resumed, those that can run on the connection now (a live one above a max_leverage lowered
   meanwhile stays paused).
+
+A connection being deleted (``deleting_since``: a DELETE began, and may have deleted the secret
+already) takes neither new keys nor an enable: 409 naming connection_id, checked on the read and again
+by the item's write (a DELETE that begins meanwhile), so a second DELETE is all that finishes it.
 """
 
 from __future__ import annotations
@@ -41,11 +45,17 @@ from klineo.services.futures_account import (
 )
 from klineo.services.key_health import resume_connection_strategies
 from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
-from klineo.services.strategy_connection import check_settings_change
+from klineo.services.strategy_connection import check_settings_change, refuse_deleting
 from klineo.services.symbol_settings import futures_client
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
-from klineo.store.connections import Connection, connection_credentials, require_connection
+from klineo.store.connections import (
+    ENABLE_REFUSED,
+    NEW_KEY_REFUSED,
+    Connection,
+    connection_credentials,
+    require_connection,
+)
 
 __all__ = ["enable_connection", "replace_credentials", "update_connection"]
 
@@ -108,6 +118,7 @@ def replace_credentials(
 ) -> ConnectionResponse:
     """PUT /exchange-connections/{id}/credentials: test, store a new secret version, switch the item to it."""
     connection = require_connection(user_id, connection_id, consistent=True)
+    refuse_deleting(connection, NEW_KEY_REFUSED)  # its delete may have deleted the secret already
     if body.environment is not None and body.environment != connection.environment:
         raise KlineoError(
             ErrorCategory.INVALID_REQUEST,
@@ -139,6 +150,7 @@ def replace_credentials(
 def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableResponse:
     """POST /exchange-connections/{id}/enable: test the stored keys, clear the disabled state, resume."""
     connection = require_connection(user_id, connection_id, consistent=True)
+    refuse_deleting(connection, ENABLE_REFUSED)
     last_test, _mode = _require_tests_pass(
         connection, connection_credentials(connection), "The connection stays disabled"
     )

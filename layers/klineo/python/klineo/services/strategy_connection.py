@@ -30,7 +30,7 @@ from typing import Any
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.services.risk import check_leverage_setting, leverage_allowed
-from klineo.store.connections import Connection
+from klineo.store.connections import Connection, being_deleted
 
 __all__ = ["check_settings_change", "live_conflicts", "refuse_deleting", "require_runnable"]
 
@@ -51,15 +51,10 @@ def live_conflicts(leverage: int | None, *, futures_enabled: bool, max_leverage:
     return conflicts
 
 
-def refuse_deleting(connection: Connection) -> None:
-    """A connection being deleted takes no strategy (409 naming connection_id)."""
+def refuse_deleting(connection: Connection, refused: str = "no strategy can run on it") -> None:
+    """A connection being deleted takes no strategy, nor what ``refused`` says (409 naming connection_id)."""
     if connection.deleting_since is not None:
-        raise KlineoError(
-            ErrorCategory.CONFLICT,
-            "The connection is being deleted: no strategy can run on it. If its delete did not finish, "
-            "send the DELETE again.",
-            field=_FIELD,
-        )
+        raise being_deleted(refused)
 
 
 def require_runnable(connection: Connection | None, mode: str, leverage: int | None) -> Connection:

@@ -35,10 +35,13 @@ __all__ = [
     "DEFAULT_MAX_LEVERAGE",
     "DEFAULT_MAX_NOTIONAL_USDT",
     "DELETING_SINCE",
+    "ENABLE_REFUSED",
+    "NEW_KEY_REFUSED",
     "WIND_DOWN_ID",
     "Connection",
     "TradingContext",
     "add_key_failure",
+    "being_deleted",
     "clear_disabled",
     "connection_credentials",
     "connection_from_item",
@@ -67,6 +70,9 @@ __all__ = [
 # The connection item's deletion mark (module docstring): since when, and the deleting request's token.
 DELETING_SINCE = "deleting_since"
 WIND_DOWN_ID = "wind_down_id"
+# What a connection being deleted refuses (``being_deleted``): no new key, no switching it on again.
+NEW_KEY_REFUSED = "it takes no new key"
+ENABLE_REFUSED = "it cannot be enabled again"
 _CONN_PREFIX = "CONN#"
 _BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
@@ -254,20 +260,29 @@ def delete_connection(user_id: str, connection_id: str) -> bool:
     return bool(old)
 
 
-def _update_existing(user_id: str, connection_id: str, update: Update) -> Connection:
+def being_deleted(refused: str) -> KlineoError:
+    """409 naming connection_id: the connection is being deleted (``mark_deleting``), so ``refused``."""
+    return KlineoError(ErrorCategory.CONFLICT, f"The connection is being deleted: {refused}. If its delete "
+                       "did not finish, send the DELETE again.", field="connection_id")
+
+
+def _update_existing(user_id: str, connection_id: str, update: Update,
+                     refused: str | None = None) -> Connection:
+    """One UpdateItem of an existing connection; with ``refused``, only while it is not being deleted."""
     if not is_connection_id(connection_id):
         raise _not_found()
+    condition = "attribute_exists(pk)" + (f" AND attribute_not_exists({DELETING_SINCE})" if refused else "")
     try:
         answer = aws.dynamodb().update_item(
-            TableName=get_settings().data_table,
-            Key=_key(user_id, connection_id),
-            ConditionExpression="attribute_exists(pk)",
-            ReturnValues="ALL_NEW",
-            **update.request(),
+            TableName=get_settings().data_table, Key=_key(user_id, connection_id),
+            ConditionExpression=condition, ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD", **update.request(),
         )
     except ClientError as exc:
         if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
+        if refused and exc.response.get("Item"):
+            raise being_deleted(refused) from None
         raise _not_found() from None
     return _from_item(answer["Attributes"])
 
@@ -408,10 +423,11 @@ def disable_connection(user_id: str, connection_id: str, reason: str) -> Connect
 
 
 def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any]) -> Connection:
-    """Switch the connection on again after a passing test: no disabled state, no failure count."""
+    """Switch the connection on again after a passing test: no disabled state, no failure count; 409 while
+    it is being deleted."""
     update = Update(sets={"consecutive_failures": 0, "last_test": last_test},
                     removes=["disabled_at", "disabled_reason"])
-    return _update_existing(user_id, connection_id, update)
+    return _update_existing(user_id, connection_id, update, refused=ENABLE_REFUSED)
 
 
 def mark_deleting(user_id: str, connection_id: str) -> str:
@@ -438,6 +454,7 @@ def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_mask
     the new key may belong to another account, so the next order on a symbol applies them again.
     ``position_mode``: the new key's account mode as its futures test read it (futures enabled).
     A disabled connection stays disabled: POST .../enable switches it on and resumes its strategies.
+    409 while the connection is being deleted (its delete may already have deleted the secret).
     """
     sets: dict[str, Any] = {"key_type": key_type, "api_key_masked": api_key_masked,
                             "credentials_version": credentials_version, "last_test": last_test,
@@ -445,4 +462,4 @@ def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_mask
     if position_mode is not None:
         sets["position_mode"] = position_mode
     update = Update(sets=sets, removes=["symbol_settings"])
-    return _update_existing(user_id, connection_id, update)
+    return _update_existing(user_id, connection_id, update, refused=NEW_KEY_REFUSED)

@@ -56,6 +56,13 @@ _cache_lock = threading.Lock()  # cachetools caches are not thread-safe on their
 _NOT_FOUND = "ResourceNotFoundException"
 
 
+def _gone_or(exc: ClientError) -> Exception:
+    """NOT_FOUND when Secrets Manager has no such secret (or version), else ``exc`` itself."""
+    if aws.error_code(exc) != _NOT_FOUND:
+        return exc
+    return KlineoError(ErrorCategory.NOT_FOUND, "the connection's keys are gone; add the connection again")
+
+
 def _remember(key: str, creds: Credentials) -> None:
     with _cache_lock:
         _cache[key] = creds
@@ -93,9 +100,13 @@ def put_new_version(secret_name: str, creds: Credentials, version: str) -> None:
     """Store new key material as a new version of an existing secret (the old version stays readable).
 
     ``version`` (a UUID) is the ClientRequestToken, so a retried call cannot make two versions.
+    NOT_FOUND when the secret is gone (its connection was deleted meanwhile).
     """
-    aws.secretsmanager().put_secret_value(SecretId=secret_name, SecretString=_payload(creds),
-                                          ClientRequestToken=version)
+    try:
+        aws.secretsmanager().put_secret_value(SecretId=secret_name, SecretString=_payload(creds),
+                                              ClientRequestToken=version)
+    except ClientError as exc:  # the connection's delete deleted the secret meanwhile
+        raise _gone_or(exc) from None
     _remember(f"{secret_name}#{version}", creds)
 
 
@@ -114,10 +125,7 @@ def get_credentials(secret_name: str, version: str | None = None) -> Credentials
     try:
         value = aws.secretsmanager().get_secret_value(**request)["SecretString"]
     except ClientError as exc:
-        if aws.error_code(exc) != _NOT_FOUND:
-            raise
-        message = "the connection's keys are gone; add the connection again"
-        raise KlineoError(ErrorCategory.NOT_FOUND, message) from None
+        raise _gone_or(exc) from None
     data = json.loads(value)
     creds = Credentials(api_key=data["api_key"], secret=data["secret"], key_type=KeyType(data["key_type"]))
     _remember(cache_key, creds)
