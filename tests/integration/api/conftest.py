@@ -11,7 +11,8 @@ Reusable by every route test (the futures routes too):
   creates a connection through the real create handler; returns a ``StoredConnection``.
 - ``stored_connection``: a connection of ``USER_A`` on the simulator's production "futures-full" key.
 - helpers: ``at_path(event, path, **path_parameters)`` moves an event to another concrete path,
-  ``credentials_body(account, environment)`` is the JSON body for a demo account's keys.
+  ``credentials_body(account, environment)`` is the JSON body for a demo account's keys,
+  ``aws_refusing(operation, service)`` makes AWS refuse one operation while inside (a write that fails).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import copy
 import dataclasses
 import importlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from klineo.binance import clear_all_caches
 from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
 from klineo.store import secrets as secret_store
 
 from local.binance_sim.accounts import DemoAccount
@@ -126,6 +130,21 @@ def at_path(event: dict[str, Any], path: str, **path_parameters: str) -> dict[st
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     return event
+
+
+@contextmanager
+def aws_refusing(operation: str, service: str) -> Iterator[None]:
+    """AWS refusing every ``operation`` call (throttled) while inside: a delete that stops at that write."""
+    client = aws_clients.secretsmanager() if service == "secrets-manager" else aws_clients.dynamodb()
+
+    def refuse(**_: object) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation)
+
+    client.meta.events.register(f"before-call.{service}.{operation}", refuse)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(f"before-call.{service}.{operation}", refuse)
 
 
 def connection_event(name: str, connection_id: str, user: str, suffix: str = "") -> dict[str, Any]:

@@ -11,14 +11,19 @@ from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
-from botocore.exceptions import ClientError
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store import connections as connection_store
 
 from tests.helpers import load_event, response_json, with_body, with_user
-from tests.integration.api.conftest import USER_A, USER_B, connection_event, credentials_body
+from tests.integration.api.conftest import (
+    USER_A,
+    USER_B,
+    aws_refusing,
+    connection_event,
+    credentials_body,
+)
 
 EGRESS_IP = "198.51.100.7"
 KEY, SECRET = "A" * 64, "s" * 64
@@ -533,21 +538,6 @@ def test_keys_never_logged_when_the_runtime_logs_at_debug(sim_env, invoke, caplo
 # ------------------------------------------------------------------ a delete that stopped half-way
 
 
-@contextmanager
-def _refused(operation: str, service: str) -> Iterator[None]:
-    """AWS refusing every ``operation`` call (throttled) while inside: a delete that stops at that write."""
-    client = aws_clients.secretsmanager() if service == "secrets-manager" else aws_clients.dynamodb()
-
-    def refuse(**_: object) -> None:
-        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation)
-
-    client.meta.events.register(f"before-call.{service}.{operation}", refuse)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(f"before-call.{service}.{operation}", refuse)
-
-
 def _credentials_event(connection_id: str, body: dict) -> dict:
     return with_body(connection_event("connection_credentials", connection_id, USER_A, "/credentials"), body)
 
@@ -556,13 +546,13 @@ def _credentials_event(connection_id: str, body: dict) -> dict:
     ("DeleteSecret", "secrets-manager"),  # the secret still there
     ("DeleteItem", "dynamodb"),  # the secret gone, the item still there
 ])
-def test_new_keys_for_a_connection_whose_delete_stopped_half_way_are_refused(
+def test_new_keys_for_a_connection_whose_delete_stopped_half_way_areaws_refusing(
         create_connection, invoke, stopped_at, service):
     """GIVEN a DELETE that failed after marking the connection (at the secret, or at the item) WHEN new keys
     are PUT for it THEN 409 naming connection_id, and no key is stored: the connection still refuses every
     order and only a second DELETE finishes it (before: 200 storing a key for a dying connection, or 500)."""
     connection = create_connection(USER_A, "spot-only")
-    with _refused(stopped_at, service):
+    with aws_refusing(stopped_at, service):
         assert invoke("connection_delete", connection_event("connection_delete", connection.id,
                                                             USER_A))["statusCode"] == 500
     before = connection_store.get_connection(USER_A, connection.id)
@@ -575,13 +565,13 @@ def test_new_keys_for_a_connection_whose_delete_stopped_half_way_are_refused(
     assert connection_store.get_connection(USER_A, connection.id) == before
 
 
-def test_enabling_a_connection_whose_delete_stopped_half_way_is_refused(create_connection, invoke):
+def test_enabling_a_connection_whose_delete_stopped_half_way_isaws_refusing(create_connection, invoke):
     """GIVEN a disabled connection whose DELETE failed at the secret (marked, its strategies paused) WHEN it
     is enabled THEN 409 naming connection_id and it stays disabled (before: 200, its disabled state cleared
     on a connection that refuses every order until a second DELETE finishes it)."""
     connection = create_connection(USER_A, "spot-only")
     connection_store.disable_connection(USER_A, connection.id, "connection_disabled:permission")
-    with _refused("DeleteSecret", "secrets-manager"):
+    with aws_refusing("DeleteSecret", "secrets-manager"):
         assert invoke("connection_delete", connection_event("connection_delete", connection.id,
                                                             USER_A))["statusCode"] == 500
 

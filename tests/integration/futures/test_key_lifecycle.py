@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from decimal import Decimal
 
@@ -21,7 +22,7 @@ from klineo.store.connections import (
 from klineo.store.secrets import put_new_version
 
 from tests.helpers import load_event, with_body, with_user
-from tests.integration.api.conftest import USER_A, at_path, connection_event, credentials_body
+from tests.integration.api.conftest import USER_A, at_path, aws_refusing, connection_event, credentials_body
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
 
 
@@ -401,3 +402,22 @@ def test_balance_reads_refused_three_times_disable_the_connection(sim_env, invok
     assert [r["statusCode"] for r in answers] == [403, 403, 403]
     assert _listed(invoke, futures_connection.id)["disabled_reason"] == "connection_disabled:signature"
     assert _strategy(strategy_id).status_reason == "connection_disabled:signature"
+
+
+def test_a_connection_whose_delete_stopped_half_way_switches_no_position_mode_on_binance(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a futures connection whose DELETE failed at the secret (marked, orders wound down) WHEN PATCH
+    asks for hedge mode THEN 409 naming connection_id, and the Binance account is left in one-way mode
+    (before: 200, the user's account switched by a connection being deleted)."""
+    with aws_refusing("DeleteSecret", "secrets-manager"):
+        assert _delete(invoke, futures_connection.id)["statusCode"] == 500
+    patch = with_body(connection_event("connection_update", futures_connection.id, USER_A),
+                      {"position_mode": "hedge"})
+
+    response = invoke("connection_update", patch)
+
+    assert response["statusCode"] == 409, response["body"]
+    assert body_of(response)["error"]["field"] == "connection_id"
+    assert sim_env.state.futures.state_for(futures_connection.account, time.time() * 1000).dual_side is False
+    assert get_connection(USER_A, futures_connection.id).position_mode == "one_way"

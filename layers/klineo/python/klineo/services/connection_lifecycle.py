@@ -19,8 +19,9 @@
   meanwhile stays paused).
 
 A connection being deleted (``deleting_since``: a DELETE began, and may have deleted the secret
-already) takes neither new keys nor an enable: 409 naming connection_id, checked on the read and again
-by the item's write (a DELETE that begins meanwhile), so a second DELETE is all that finishes it.
+already) takes no settings change (nor a position mode switch on Binance), no new keys and no enable:
+409 naming connection_id, checked on the read and again by the item's write (a DELETE that begins
+meanwhile), so a second DELETE is all that finishes it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from klineo.store import secrets as secret_store
 from klineo.store.connections import (
     ENABLE_REFUSED,
     NEW_KEY_REFUSED,
+    SETTINGS_REFUSED,
     Connection,
     connection_credentials,
     require_connection,
@@ -74,6 +76,7 @@ def _changes(body: ConnectionUpdateRequest) -> dict[str, Any]:
 def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRequest) -> ConnectionResponse:
     """PATCH /exchange-connections/{id}: change the settings sent (see the module docstring)."""
     connection = require_connection(user_id, connection_id, consistent=True)
+    refuse_deleting(connection, SETTINGS_REFUSED)  # nor is the account's position mode switched on Binance
     changes = _changes(body)
     check_leverage_setting(
         changes.get("leverage", connection.leverage), changes.get("max_leverage", connection.max_leverage)

@@ -37,6 +37,7 @@ __all__ = [
     "DELETING_SINCE",
     "ENABLE_REFUSED",
     "NEW_KEY_REFUSED",
+    "SETTINGS_REFUSED",
     "WIND_DOWN_ID",
     "Connection",
     "TradingContext",
@@ -73,6 +74,7 @@ WIND_DOWN_ID = "wind_down_id"
 # What a connection being deleted refuses (``being_deleted``): no new key, no switching it on again.
 NEW_KEY_REFUSED = "it takes no new key"
 ENABLE_REFUSED = "it cannot be enabled again"
+SETTINGS_REFUSED = "its settings cannot change"
 _CONN_PREFIX = "CONN#"
 _BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
@@ -364,8 +366,9 @@ def _settings_update(changes: dict[str, Any]) -> Update:
 
 
 def update_settings(user_id: str, connection_id: str, changes: dict[str, Any]) -> Connection:
-    """Set user settings (``SETTING_NAMES``; None removes a futures default) in ONE UpdateItem."""
-    return _update_existing(user_id, connection_id, _settings_update(changes))
+    """Set user settings (``SETTING_NAMES``; None removes a futures default) in ONE UpdateItem; 409 while
+    the connection is being deleted."""
+    return _update_existing(user_id, connection_id, _settings_update(changes), refused=SETTINGS_REFUSED)
 
 
 def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applied: dict[str, Any],
