@@ -421,3 +421,34 @@ def test_a_connection_whose_delete_stopped_half_way_switches_no_position_mode_on
     assert body_of(response)["error"]["field"] == "connection_id"
     assert sim_env.state.futures.state_for(futures_connection.account, time.time() * 1000).dual_side is False
     assert get_connection(USER_A, futures_connection.id).position_mode == "one_way"
+
+
+def test_an_order_refused_for_its_key_while_the_connection_is_deleted_answers_the_refusal(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a key Binance refuses, and a DELETE that runs to its end just as an order's refusal comes back
+    WHEN the order's key failure is counted on the connection, gone by then THEN the order answers Binance's
+    refusal (403 signature) and its record says REJECTED (before: 404 "connection not found", the record
+    left PENDING: the failure count's write raised before the order's outcome was recorded)."""
+    _break_key(futures_connection.id, futures_connection.account)
+    client = aws_clients.dynamodb()
+
+    def delete_first(params, **_: object) -> None:
+        if "ADD" not in params.get("UpdateExpression", ""):
+            return
+        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", delete_first)
+        assert _delete(invoke, futures_connection.id)["statusCode"] == 200
+
+    key = new_key()
+    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", delete_first)
+    try:
+        response = invoke("futures_order", order_event(order_body(futures_connection.id), key=key))
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", delete_first)
+
+    assert get_connection(USER_A, futures_connection.id) is None
+    assert response["statusCode"] == 403, response["body"]
+    assert body_of(response)["error"]["category"] == "signature"
+    (record,) = [item for item in client.scan(TableName=get_settings().data_table)["Items"]
+                 if "client_order_id" in item]
+    assert record["status"]["S"] == "REJECTED"

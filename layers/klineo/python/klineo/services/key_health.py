@@ -16,9 +16,16 @@ after three clicks on "test futures". The futures calls of a connection whose fu
 enabled (futures enable itself, positions and open orders) do not count a permission refusal: it
 means the key lacks the Futures right, which nothing needs yet (``note_futures_outcome``); a
 signature or IP refusal there is the key's own and counts.
+
+A connection deleted while one of its calls was in flight has no key health left to count: the
+call's own outcome is still recorded and answered (e.g. an order Binance refused: 403, its record
+REJECTED), never replaced by the count's "connection not found".
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
@@ -42,6 +49,7 @@ KEY_FAILURE_CATEGORIES = frozenset(
     {ErrorCategory.PERMISSION, ErrorCategory.IP_WHITELIST, ErrorCategory.SIGNATURE}
 )
 DISABLED_PREFIX = "connection_disabled"
+T = TypeVar("T")
 
 
 def is_key_failure(error: KlineoError | None) -> bool:
@@ -96,6 +104,18 @@ def resume_connection_strategies(connection: Connection) -> list[str]:
     return resumed
 
 
+def _unless_gone(write: Callable[..., T], *args: Any) -> T | None:
+    """``write(*args)`` on the connection's item; None when the connection was deleted meanwhile (a call
+    that raced its DELETE): its key health no longer matters, and the call's own outcome must still be
+    recorded and answered, not a 404 in its place."""
+    try:
+        return write(*args)
+    except KlineoError as exc:
+        if exc.category is not ErrorCategory.NOT_FOUND:
+            raise
+        return None
+
+
 def _proves_key_works(error: KlineoError | None) -> bool:
     """True for success, or any answer from Binance that is not a refusal of the key itself."""
     return not is_key_failure(error) and (error is None or error.status is not None)
@@ -108,7 +128,7 @@ def note_key_answer(connection: Connection, error: KlineoError | None) -> None:
     a connection with no failures writes nothing.
     """
     if _proves_key_works(error) and connection.consecutive_failures:
-        connection_store.reset_key_failures(connection.user_id, connection.connection_id)
+        _unless_gone(connection_store.reset_key_failures, connection.user_id, connection.connection_id)
 
 
 def note_futures_outcome(connection: Connection, error: KlineoError | None) -> None:
@@ -129,11 +149,12 @@ def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
         return
     assert error is not None
     user_id, connection_id = connection.user_id, connection.connection_id
-    count = connection_store.add_key_failure(user_id, connection_id)
-    if count < KEY_FAILURE_LIMIT or connection.disabled:
+    count = _unless_gone(connection_store.add_key_failure, user_id, connection_id)
+    if count is None or count < KEY_FAILURE_LIMIT or connection.disabled:
         return
     reason = f"{DISABLED_PREFIX}:{error.category}"
-    connection_store.disable_connection(user_id, connection_id, reason)
+    if _unless_gone(connection_store.disable_connection, user_id, connection_id, reason) is None:
+        return
     paused = pause_connection_strategies(user_id, connection_id, reason)
     logger.warning(
         "connection disabled: its key keeps failing",
