@@ -452,3 +452,24 @@ def test_an_order_refused_for_its_key_while_the_connection_is_deleted_answers_th
     (record,) = [item for item in client.scan(TableName=get_settings().data_table)["Items"]
                  if "client_order_id" in item]
     assert record["status"]["S"] == "REJECTED"
+
+
+def test_futures_are_not_enabled_on_a_connection_whose_delete_stopped_half_way(
+    sim_env, invoke, create_connection
+):
+    """GIVEN a connection (futures off) whose DELETE failed at the secret WHEN futures are enabled on it in
+    hedge mode THEN 409 naming connection_id: futures stay off and the Binance account stays one-way
+    (before: 200, futures switched on and the account's position mode switched for a dying connection)."""
+    connection = create_connection(USER_A, "futures-full")
+    with aws_refusing("DeleteSecret", "secrets-manager"):
+        assert _delete(invoke, connection.id)["statusCode"] == 500
+    event = with_body(connection_event("futures_enable", connection.id, USER_A, "/futures/enable"),
+                      {"position_mode": "hedge"})
+    event["headers"]["content-type"] = "application/json"
+
+    response = invoke("futures_enable", event)
+
+    assert response["statusCode"] == 409, response["body"]
+    assert body_of(response)["error"]["field"] == "connection_id"
+    assert sim_env.state.futures.state_for(connection.account, time.time() * 1000).dual_side is False
+    assert get_connection(USER_A, connection.id).futures_enabled is False

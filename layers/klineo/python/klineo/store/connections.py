@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_MAX_NOTIONAL_USDT",
     "DELETING_SINCE",
     "ENABLE_REFUSED",
+    "FUTURES_REFUSED",
     "NEW_KEY_REFUSED",
     "SETTINGS_REFUSED",
     "WIND_DOWN_ID",
@@ -75,6 +76,7 @@ WIND_DOWN_ID = "wind_down_id"
 NEW_KEY_REFUSED = "it takes no new key"
 ENABLE_REFUSED = "it cannot be enabled again"
 SETTINGS_REFUSED = "its settings cannot change"
+FUTURES_REFUSED = "futures cannot be enabled on it"
 _CONN_PREFIX = "CONN#"
 _BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
@@ -292,12 +294,13 @@ def _update_existing(user_id: str, connection_id: str, update: Update,
 def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
                         futures_last_test: dict[str, Any] | None = None,
                         settings: dict[str, Any] | None = None) -> Connection:
-    """Switch futures on or off, with the futures test and settings when given, in ONE UpdateItem."""
+    """Switch futures on or off, with the futures test and settings when given, in ONE UpdateItem; on
+    only while the connection is not being deleted (409)."""
     update = _settings_update(settings or {})
     update.sets.update(futures_enabled=bool(enabled), futures_updated_at=update.sets["settings_updated_at"])
     if futures_last_test is not None:
         update.sets["futures_last_test"] = futures_last_test
-    return _update_existing(user_id, connection_id, update)
+    return _update_existing(user_id, connection_id, update, refused=FUTURES_REFUSED if enabled else None)
 
 
 def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *,
