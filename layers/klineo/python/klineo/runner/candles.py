@@ -197,8 +197,9 @@ def _require_trading(client: BinanceClient, symbol: str, *, fresh: bool = False)
     the candle (field close_time). Nothing when it trades, or when its status cannot be read now: the
     candle is then waited for."""
     try:
-        read = listed_symbol_rules(client, symbol, max_age_s=0.0) if fresh else None
-        status = (read or current_symbol_rules(client, symbol)).status
+        rules = listed_symbol_rules(client, symbol, max_age_s=0.0) if fresh else current_symbol_rules(
+            client, symbol)
+        status = rules.status
     except KlineoError as exc:
         if ends_the_tick(exc):
             raise
