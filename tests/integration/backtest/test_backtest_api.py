@@ -17,6 +17,7 @@ import pytest
 from klineo.binance import Candle
 from klineo.services import backtest as backtest_service
 from klineo.services import kline_history
+from klineo.store import aws as aws_clients
 from klineo.store import backtest_jobs as job_store
 from klineo.store import klines_cache
 
@@ -233,6 +234,41 @@ def test_a_job_older_than_the_queue_keeps_its_message_reads_failed(sim_env, invo
 
     assert _poll(invoke, fresh)["status"] == "queued"
     assert _poll(invoke, stale)["status"] == "failed"
+
+
+def _stored_job_ids(aws, user: str) -> list[str]:
+    items = aws_clients.dynamodb().scan(TableName=aws.refs["DataTable"])["Items"]
+    return [item["sk"]["S"].removeprefix("BACKTEST#") for item in items
+            if item["pk"]["S"] == f"USER#{user}" and item["sk"]["S"].startswith("BACKTEST#")]
+
+
+def test_a_job_whose_message_could_not_be_sent_reads_failed_not_queued(sim_env, invoke, aws,
+                                                                       monkeypatch) -> None:
+    """GIVEN SQS refusing the job's message WHEN a long backtest is posted THEN a retryable 503 saying it
+    could not be queued, and the job written before the send reads failed with that reason (not queued
+    for a day); a retry once SQS is back is a new job, queued."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+
+    def refuse(**_: object) -> None:
+        raise aws_clients.sqs().exceptions.ClientError(
+            {"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
+
+    events = aws_clients.sqs().meta.events
+    events.register("before-call.sqs.SendMessage", refuse)
+    try:
+        refused = _post(invoke, BODY)
+    finally:
+        events.unregister("before-call.sqs.SendMessage", refuse)
+    assert refused["statusCode"] == 503
+    error = response_json(refused)["error"]
+    assert "could not be queued" in error["message"] and error["retryable"] is True
+    [stranded] = _stored_job_ids(aws, USER_A)
+    polled = _poll(invoke, stranded)
+    assert polled["status"] == "failed" and "could not be queued" in polled["error"]
+
+    retried = _post(invoke, BODY)
+    assert retried["statusCode"] == 202, retried["body"]
+    assert _poll(invoke, response_json(retried)["job_id"])["status"] == "queued"
 
 
 def test_a_period_in_the_future_is_refused_and_one_ending_later_is_cut_at_now(sim_env, invoke) -> None:

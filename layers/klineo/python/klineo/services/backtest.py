@@ -44,7 +44,6 @@ Where the candles come from and what is answered when:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
@@ -69,7 +68,6 @@ from klineo.models.backtest_request import BacktestRequest
 from klineo.runner.planning import plan_order, require_tradable_sizing
 from klineo.services.kline_history import closed_candles
 from klineo.settings import get_settings
-from klineo.store import aws
 from klineo.store import backtest_jobs as job_store
 from klineo.store.connections import require_connection
 from klineo.strategies import INTERVALS_MS, Signal, get_strategy_type, parse_parameters
@@ -404,8 +402,7 @@ def start_backtest(
         raise KlineoError(ErrorCategory.OTHER, "BACKTEST_QUEUE_URL is not set")
     _tradable(spec)  # a sizing that can never trade: the same 422 as a synchronous backtest, not a failed job
     job_id = uuid.uuid4().hex
-    job_store.put_job(user_id, job_id, spec.to_json(), now_s=now_ms / 1000)
-    aws.sqs().send_message(QueueUrl=queue_url, MessageBody=json.dumps({"user_id": user_id, "job_id": job_id}))
+    job_store.queue_job(queue_url, user_id, job_id, spec.to_json(), now_s=now_ms / 1000)
     return 202, BacktestResponse(job_id=job_id, status="queued")
 
 

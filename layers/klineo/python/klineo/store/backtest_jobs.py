@@ -11,6 +11,14 @@ running, so ``BacktestJob.effective_status`` reads it as failed once it provably
   worker may run (``ATTEMPT_SECONDS``, its timeout), so nothing is running it any more;
 - or it was created longer ago than the queue keeps a message (``QUEUE_RETENTION_SECONDS``), so no
   delivery is left to come.
+
+``queue_job`` makes a job: the item first, then its message. The message names the item, so the item
+must exist when a worker receives it (the reverse order would let a fast worker find no job and drop
+the message). When the send fails, the item is marked failed (``NOT_QUEUED``), on the condition that it
+is still queued: a send whose answer was lost but that did reach SQS either finds its job failed and
+does nothing (``start_job`` refuses it), or has already started it and runs it to the end. The caller
+is answered a retryable error without the job id, so a retry makes a new job; nothing reads queued
+that no message will ever run.
 tests/unit/test_template_backtest.py checks these numbers against template.yaml.
 """
 
@@ -22,12 +30,14 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import conditional_write, get_data_item
 
-__all__ = ["ATTEMPT_SECONDS", "JOB_ATTEMPTS", "JOB_DAYS", "QUEUE_RETENTION_SECONDS", "BacktestJob",
-           "finish_job", "get_job", "put_job", "start_job"]
+__all__ = ["ATTEMPT_SECONDS", "JOB_ATTEMPTS", "JOB_DAYS", "NOT_QUEUED", "QUEUE_RETENTION_SECONDS",
+           "BacktestJob", "finish_job", "get_job", "put_job", "queue_job", "start_job"]
 
 JOB_DAYS = 7
 # Deliveries of a job message before SQS moves it to the dead-letter queue (maxReceiveCount).
@@ -38,6 +48,7 @@ QUEUE_RETENTION_SECONDS = 86_400
 # A little slack on both bounds, for clocks and the poller's own delays.
 _GRACE_SECONDS = 120
 GAVE_UP = "the backtest could not be completed; please retry later"
+NOT_QUEUED = "the backtest could not be queued; please retry"
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,34 @@ def put_job(user_id: str, job_id: str, request: dict[str, Any], *, now_s: float 
               "created_s": {"N": str(created)}, "ttl": {"N": str(created + JOB_DAYS * 86_400)}},
         ConditionExpression="attribute_not_exists(pk)",
     )
+
+
+def queue_job(queue_url: str, user_id: str, job_id: str, request: dict[str, Any], *,
+              now_s: float | None = None) -> None:
+    """Store a new queued job and send its message; when the send fails, the job is failed
+    (``NOT_QUEUED``) and a retryable error raised (the module docstring says why in this order)."""
+    put_job(user_id, job_id, request, now_s=now_s)
+    try:
+        aws.sqs().send_message(QueueUrl=queue_url,
+                               MessageBody=json.dumps({"user_id": user_id, "job_id": job_id}))
+    except aws.STORAGE_ERRORS as exc:
+        _fail_unsent(user_id, job_id)
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, NOT_QUEUED) from exc
+
+
+def _fail_unsent(user_id: str, job_id: str) -> None:
+    """queued -> failed (``NOT_QUEUED``) for a job whose message was not sent; a job a worker already
+    started is left to it. Should this write fail too, the job reads failed after the queue's retention."""
+    try:
+        conditional_write(
+            aws.dynamodb().update_item, TableName=get_settings().data_table, Key=_key(user_id, job_id),
+            UpdateExpression="SET #s = :failed, #e = :error", ConditionExpression="#s = :queued",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues={":failed": {"S": "failed"}, ":error": {"S": NOT_QUEUED},
+                                       ":queued": {"S": "queued"}},
+        )
+    except aws.STORAGE_ERRORS:
+        logger.exception("unsent backtest job not marked failed", extra={"job_id": job_id})
 
 
 def start_job(user_id: str, job_id: str, delivery: int, *, now_s: float | None = None) -> bool:
