@@ -93,6 +93,14 @@ def test_a_flip_above_the_market_lot_maximum_still_closes_the_old_side() -> None
     assert state.ledger.position == D(-70) and sum(state.skipped.values()) == 1
 
 
+def test_a_flip_above_the_market_lot_maximum_counts_its_new_side_above_max_quantity() -> None:
+    """GIVEN a long of 70 (a market order may carry at most 120) WHEN the signal turns short and the flip's
+    one order of 140 is refused THEN its skipped new side is counted as above_max_quantity, the rule it
+    broke, not the catch-all order_rules."""
+    state = simulate(_spec(size="70", paper_balance_usdt="1000000"), FALLING, RULES)
+    assert dict(state.skipped) == {"above_max_quantity": 1}
+
+
 def test_quote_sizing_is_rounded_to_the_step() -> None:
     """GIVEN 50 USDT per entry at 101 WHEN entering THEN 0.495 contracts (50/101 rounded down to 0.001)."""
     ledger = simulate(_spec(size=None, quote_size_usdt="50"), STOPPED[:3], RULES).ledger

@@ -90,8 +90,10 @@ class BacktestResult(BaseModel):
         "The skipped entries by the reason of their first refusal (they add up to skipped_entries): "
         "`insufficient_margin` (the initial margin, quantity x close / "
         "leverage, was above the equity at that close), `below_min_quantity` (the quantity, rounded down "
-        "to the symbol's step, was below its minimum quantity), `above_max_quantity`, "
-        "`below_min_notional` (the order value was below the symbol's minimum)."))
+        "to the symbol's step, was below its minimum quantity), `above_max_quantity` (the quantity, or a "
+        "flip's one order closing the old side and opening the new, was above the symbol's maximum for a "
+        "market order: the flip closed its old side alone), `below_min_notional` (the order value was below "
+        "the symbol's minimum)."))
     liquidated_at: int | None = Field(default=None, description=(
         "Close time of the candle whose low (long) or high (short) reached the price where the equity "
         "after the closing fee is zero: the position closed there (`exit_reason` `liquidation`), the "

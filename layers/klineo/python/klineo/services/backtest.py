@@ -199,13 +199,14 @@ def _exit_step(candle: Candle, state: Simulation, guard: _Protection) -> None:
     guard.stopped = Signal.LONG if long else Signal.SHORT
 
 
-def _entry_refusal(rules: SymbolRules, quantity: Decimal, price: Decimal) -> str:
+def _entry_refusal(rules: SymbolRules, quantity: Decimal, price: Decimal, held: Decimal) -> str:
     """Which of the symbol's rules a market entry of ``quantity`` valued at ``price`` breaks (a
-    ``SKIP_REASONS`` key), for an entry ``plan_order`` refused."""
+    ``SKIP_REASONS`` key), for an entry ``plan_order`` refused. ``held``: the opposite position a flip's
+    one order also closes (that order is ``held + quantity``: above the maximum, the flip closes alone)."""
     _, min_qty, max_qty = rules.lot_for(market_order=True)
     if quantity <= 0 or quantity < min_qty:
         return "below_min_quantity"
-    if max_qty > 0 and quantity > max_qty:
+    if max_qty > 0 and held + quantity > max_qty:
         return "above_max_quantity"
     return "below_min_notional" if quantity * price < rules.min_notional else "order_rules"
 
@@ -237,12 +238,12 @@ def _trade_step(spec: BacktestSpec, signal: Signal, candle: Candle, rules: Symbo
     try:
         plan = plan_order(signal, unit, ledger.position, rules, candle.close)
     except KlineoError:  # an entry from flat the margin or the symbol's rules refuse
-        state.skip(signal, refused or _entry_refusal(rules, unit, candle.close))
+        state.skip(signal, refused or _entry_refusal(rules, unit, candle.close, abs(ledger.position)))
         return
     if plan.side is None or plan.quantity is None:
         return
     if signal is not Signal.FLAT and plan.target == 0:  # a flip closing alone: its new side was refused
-        state.skip(signal, refused or _entry_refusal(rules, unit, candle.close))
+        state.skip(signal, refused or _entry_refusal(rules, unit, candle.close, abs(ledger.position)))
     else:
         state.refused = None
     price = sim.market_fill(plan.side, candle.close)
