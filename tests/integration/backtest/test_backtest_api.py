@@ -180,6 +180,18 @@ def test_long_backtest_is_a_job_polled_until_done(sim_env, invoke, aws, monkeypa
     assert invoke("strategy_backtest_get", other)["statusCode"] == 404
 
 
+def test_a_period_of_exactly_the_sync_limit_from_an_unaligned_start_is_answered_at_once(sim_env, invoke,
+                                                                                       monkeypatch) -> None:
+    """GIVEN a start at 00:30 and an end at 05:00 100 hourly opens later (01:00 Jan 1 to 04:00 Jan 5) WHEN the
+    sync limit is 100 candles THEN 200 with those 100 candles, not a job: the count is of candles opening in
+    the period, as the backtest reads them, not of its length in intervals rounded up (100.5 -> 101)."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    body = {**BODY, "start": "2025-01-01T00:30:00Z", "end": "2025-01-05T05:00:00Z"}
+    response = _post(invoke, body)
+    assert response["statusCode"] == 200, response["body"]
+    assert response_json(response)["result"]["candles"] == 100
+
+
 def test_a_job_failing_every_delivery_is_marked_failed_on_the_last(sim_env, invoke, aws, monkeypatch) -> None:
     """GIVEN klines down WHEN a job's message fails THEN it is redelivered; at the last delivery, failed."""
     monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)

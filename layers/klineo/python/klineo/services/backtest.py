@@ -148,8 +148,11 @@ class BacktestSpec:
         }
 
     def candle_count(self) -> int:
-        """How many candles the period spans (the open candle included)."""
-        return math.ceil((self.end_ms - self.start_ms) / INTERVALS_MS[self.interval])
+        """How many candles open in [start_ms, end_ms), the ones the backtest reads (the open one
+        included: a job may run once it has closed). Opens are multiples of the interval, so a start
+        between two opens counts from the next one; the period's length rounded up could be one more."""
+        interval_ms = INTERVALS_MS[self.interval]
+        return -(-self.end_ms // interval_ms) - -(-self.start_ms // interval_ms)
 
 
 @dataclass
