@@ -196,3 +196,13 @@ def test_trailing_stop_pct_follows_binance_callback_rate_maximum_of_20(value, re
     fields = _refused_fields(StrategyCreateRequest, body)
 
     assert fields == ([("trailing_stop_pct",)] if refused else [])
+
+
+@pytest.mark.parametrize(("stamp", "ms"), [("2039-06-07T19:03:40.081Z", 2_191_086_220_081),
+                                           ("2038-07-15T11:09:33.654Z", 2_162_804_973_654),
+                                           ("2025-01-01T00:00:00.999999Z", 1_735_689_600_999)])
+def test_backtest_period_is_converted_to_exact_epoch_milliseconds(stamp, ms):
+    """A backtest's start and end in epoch ms are exact for every datetime (rounded down to the ms), also
+    where the float timestamp times 1000 falls just under the integer (2038-07-15T11:09:33.654Z)."""
+    body = BacktestRequest(**{**_BODIES[BacktestRequest], "start": "2025-01-01T00:00:00Z", "end": stamp})
+    assert body.end_ms() == ms

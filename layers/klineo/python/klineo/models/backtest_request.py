@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from klineo.models.fields import ConnectionEnvironment
 from klineo.models.strategy_requests import StrategyDefinition
+from klineo.timestamps import epoch_ms
 from klineo.validation import CONNECTION_ID_PATTERN
 
 __all__ = ["BacktestRequest"]
@@ -59,8 +60,8 @@ class BacktestRequest(StrategyDefinition):
 
     def start_ms(self) -> int:
         """The period's start in epoch ms."""
-        return int(self.start.timestamp() * 1000)
+        return epoch_ms(self.start)
 
     def end_ms(self) -> int:
         """The period's end in epoch ms (exclusive: candles that open before it)."""
-        return int(self.end.timestamp() * 1000)
+        return epoch_ms(self.end)

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from klineo.strategies import INTERVALS_MS
+from klineo.timestamps import epoch_ms
 
 __all__ = [
     "CATCH_UP_MS",
@@ -41,7 +42,7 @@ def tick_time_ms(event: Mapping[str, Any] | None, now_ms: int | None = None) -> 
     tick = now_ms
     if isinstance(stamp, str):
         try:
-            tick = min(int(datetime.fromisoformat(stamp).timestamp() * 1000), now_ms)
+            tick = min(epoch_ms(datetime.fromisoformat(stamp)), now_ms)
         except ValueError:
             tick = now_ms
     return tick // MINUTE_MS * MINUTE_MS

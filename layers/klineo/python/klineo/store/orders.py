@@ -49,6 +49,7 @@ from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
+from klineo.timestamps import epoch_ms
 
 __all__ = [
     "CLOSE_ROLE",
@@ -149,7 +150,7 @@ def _key(user_id: str, client_order_id: str) -> dict[str, Any]:
 
 def iso_ms(timestamp: str) -> int:
     """An ISO-8601 UTC timestamp (``...Z``) as epoch milliseconds."""
-    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+    return epoch_ms(datetime.fromisoformat(timestamp.replace("Z", "+00:00")))
 
 
 def unsettled_keys(user_id: str, client_order_id: str) -> dict[str, str]:
