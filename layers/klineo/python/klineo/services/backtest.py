@@ -157,9 +157,9 @@ class BacktestSpec:
 
 @dataclass
 class Simulation:
-    """A simulation's ledger, equity after every candle, the entries it could not take (by reason, see
-    ``SKIP_REASONS``: one per signal run, ``refused``), and the close time of the candle that liquidated
-    it (it trades no more after)."""
+    """A simulation's ledger, equity after every candle, the entries it could not take (by reason, the keys
+    ``BacktestResult.skipped_reasons`` documents: one per signal run, ``refused``), and the close time of
+    the candle that liquidated it (it trades no more after)."""
 
     ledger: sim.Ledger
     equity: list[tuple[int, Decimal]] = field(default_factory=list)
@@ -204,8 +204,9 @@ def _exit_step(candle: Candle, state: Simulation, guard: _Protection) -> None:
 
 def _entry_refusal(rules: SymbolRules, quantity: Decimal, price: Decimal, held: Decimal) -> str:
     """Which of the symbol's rules a market entry of ``quantity`` valued at ``price`` breaks (a
-    ``SKIP_REASONS`` key), for an entry ``plan_order`` refused. ``held``: the opposite position a flip's
-    one order also closes (that order is ``held + quantity``: above the maximum, the flip closes alone)."""
+    ``BacktestResult.skipped_reasons`` key, else the catch-all ``order_rules``), for an entry ``plan_order``
+    refused. ``held``: the opposite position a flip's one order also closes (that order is ``held +
+    quantity``: above the maximum, the flip closes alone)."""
     _, min_qty, max_qty = rules.lot_for(market_order=True)
     if quantity <= 0 or quantity < min_qty:
         return "below_min_quantity"
