@@ -10,6 +10,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from klineo.binance import filters
+from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.connections import clear_disabled, disable_connection
 from klineo.store.order_history import list_unsettled
@@ -231,6 +233,38 @@ def test_protective_order_missing_after_a_failure_is_placed_by_the_retry(sim_env
     assert again["statusCode"] == 200, again["body"]
     assert sorted(p["status"] for p in body_of(again)["protective_orders"]) == ["NEW", "NEW"]
     assert len(_algo_orders(sim_env, futures_connection.account.id)) == 2
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
+
+
+def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_placed_by_the_retry(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a MARKET entry whose symbol Binance halts right after the fill (its stops' rules read the halt)
+    WHEN answered THEN the answer says the stops are not placed yet and may be retried with the key (not a
+    refusal of the placed entry); once trading again, the retry places both and sends no second entry."""
+    key, futures = new_key(), sim_env.state.futures
+    place_order = futures.place_order
+
+    def halted_after_the_fill(*args: Any) -> Any:
+        answer = place_order(*args)
+        sim_env.set_symbol_status("BTCUSDT", "TRADING_HALT")
+        clear_exchange_info_cache()  # the container's exchangeInfo is read again: the arming sees the halt
+        return answer
+
+    monkeypatch.setattr(futures, "place_order", halted_after_the_fill)
+    first = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    monkeypatch.setattr(futures, "place_order", place_order)
+    error = body_of(first)["error"]
+    assert (error["retryable"], error["field"]) == (True, "symbol"), first["body"]
+    assert "stop_loss could not be placed yet" in error["message"] and _algo_posts(sim_env) == []
+    sim_env.set_symbol_status("BTCUSDT", "TRADING")
+    monkeypatch.setattr(filters, "STATUS_MAX_AGE_S", 0.0)  # the halt read is older than the limit
+
+    again = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+
+    assert again["statusCode"] == 200, again["body"]
+    assert sorted(p["status"] for p in body_of(again)["protective_orders"]) == ["NEW", "NEW"]
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 

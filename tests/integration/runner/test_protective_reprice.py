@@ -14,7 +14,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import Candle, Market, get_client, get_symbol_rules
+from klineo.binance import Candle, Market, get_client, get_symbol_rules, listed_symbol_rules
+from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.runner import reprice as reprice_module
 from klineo.runner.candles import CandleGroup
 from klineo.runner.execution import TickContext, run_strategy
@@ -246,6 +247,36 @@ def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the
     runner.run_tick(third)
 
     assert len(runner.journal("POST", ALGO_PATH)) == sent + 1
+
+
+def test_stops_kept_from_an_entry_by_a_halt_are_placed_once_the_symbol_trades_again(runner, monkeypatch):
+    """GIVEN a live entry with SL 2 % / TP 3 % whose symbol Binance halts right after the fill (the arming
+    reads the halt) WHEN the next turn runs with the symbol trading again THEN both stops are placed under
+    the entry's own ids: a halt is not a refusal for good."""
+    first, second = _ticks(runner, 2)
+    futures, client = runner.sim.state.futures, get_client(Market.FUTURES, "production")
+    place_order = futures.place_order
+
+    def halted_after_the_fill(*args: Any) -> Any:
+        answer = place_order(*args)
+        runner.sim.set_symbol_status("BTCUSDT", "TRADING_HALT")
+        clear_exchange_info_cache()  # the container's exchangeInfo is read again: the arming sees the halt
+        return answer
+
+    monkeypatch.setattr(futures, "place_order", halted_after_the_fill)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    monkeypatch.setattr(futures, "place_order", place_order)
+    assert _open(runner) == []
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["parent_client_order_id"], "refused" in stored) == (False, entry, False)
+    runner.sim.set_symbol_status("BTCUSDT", "TRADING")
+    assert listed_symbol_rules(client, "BTCUSDT", max_age_s=0.0).status == "TRADING"
+
+    runner.run_tick(second)
+
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted(
+        protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit"))
+    assert runner.stored(USER, sid).protective["armed"] is True
 
 
 def _revoke_futures(runner, account_id: str = "futures-full") -> None:

@@ -339,8 +339,12 @@ def arm_protective_orders(
         return [state for state in states.values() if state is not None]
     if connection is not None:
         _check_gate(connection, entry_record, wind_down)  # nothing is sent past a closed gate
-    rules = get_symbol_rules(client, entry_record.symbol)
-    quantity, average = _fill(entry_record, client, creds)
+    try:
+        rules = get_symbol_rules(client, entry_record.symbol)  # e.g. halted since the entry: not placed yet
+        quantity, average = _fill(entry_record, client, creds)
+    except KlineoError as exc:
+        missing = next(role for role, state in states.items() if state is None)
+        raise _not_placed(entry_record, missing, exc) from None
     guard = ConnectionGuard(user_id, entry_record.connection_id, wind_down)
     failure = None
     for role in (role for role, state in states.items() if state is None):
@@ -357,14 +361,15 @@ def arm_protective_orders(
 
 
 def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
-    """The failure of arming ``role``: retryable, except on a connection being deleted (never placed)."""
+    """The failure of arming ``role``: retryable, except on a connection being deleted (never placed); its
+    field kept (``symbol``: the symbol's status refused it, which a caller may judge, e.g. a halt)."""
     head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
     if exc.field == CONNECTION_DELETING:
         return KlineoError(exc.category, f"{head} was not placed: {exc.message}", field=exc.field)
     return KlineoError(
         exc.category,
         f"{head} could not be placed yet: {exc.message} Repeat the request with the same Idempotency-Key to "
-        "place it.", retry_after=exc.retry_after, retryable=True,
+        "place it.", field=exc.field, retry_after=exc.retry_after, retryable=True,
     )
 
 
