@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from decimal import Decimal
 
@@ -506,6 +507,24 @@ def test_an_order_binance_refuses_for_the_symbols_status_follows_the_tick_rule(r
     record = get_order_record(USER, client_order_id(sid, close))
     assert record is not None and record.status == "REJECTED"
     assert len(runner.journal("POST", ORDER_PATH)) == 1
+
+
+def test_a_pause_for_an_ended_contract_is_logged_as_such(runner, caplog) -> None:
+    """GIVEN a symbol the container read as TRADING, then delisted (SETTLING) WHEN the turn's order is refused
+    for its status THEN the strategy pauses invalid_symbol and the log says the symbol no longer trades, not
+    that its runs or keys keep failing."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    get_symbol_rules(get_client(Market.FUTURES, "production"), "BTCUSDT")  # cached while it traded
+    now_ms = int(time.time() * 1000)
+    runner.sim.set_symbol_status("BTCUSDT", "SETTLING", since_ms=current_close(now_ms) + 1 + MINUTE_MS)
+
+    with caplog.at_level(logging.INFO):
+        runner.run_tick(now_ms)
+
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "invalid_symbol")
+    said = [record.getMessage() for record in caplog.records if "paus" in record.getMessage()]
+    assert said == ["strategy paused: Binance no longer lists or trades its symbol"]
 
 
 def test_klines_unavailable_fails_the_message_for_redelivery(runner) -> None:

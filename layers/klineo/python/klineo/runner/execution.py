@@ -473,7 +473,9 @@ class _Turn:
         """Log the pause a failed run reached (``pause``: its reason) as it was stored: a resume between the
         claim and the settle drops it (``Settled.paused``), the strategy then active with a fresh count."""
         extra = {"strategy_id": self.strategy.strategy_id, "category": str(exc.category), "pause": pause}
-        if stored:
+        if stored and pause == INVALID_SYMBOL:  # at once, on the first refusal: nothing kept failing
+            logger.warning("strategy paused: Binance no longer lists or trades its symbol", extra=extra)
+        elif stored:
             logger.warning("strategy paused: its runs or its keys keep failing", extra=extra)
         else:
             logger.info("strategy not paused: resumed while its order was in flight, counted from the resume",
@@ -634,7 +636,7 @@ class _Turn:
         exc = exc or KlineoError(ErrorCategory.OTHER, "no candles for this market")
         if exc.field == "close_time":
             return self.skip("no_candle")
-        pause = "invalid_symbol" if exc.field == "symbol" else None
+        pause = INVALID_SYMBOL if exc.field == "symbol" else None
         return self.record(self.run("failed", error=_error(exc)), self.failure_advance(exc, pause),
                            str(exc.category))
 
@@ -1434,7 +1436,8 @@ class _ResendBlocked(Exception):
 
 # A failed run's field whose refusal no later candle can mend -> the pause it makes at once: the symbol
 # Binance does not list, a sizing no order of the symbol can pass whatever the price (``sizing_refusal``).
-_PAUSED_AT_ONCE = {"symbol": "invalid_symbol", "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE}
+INVALID_SYMBOL = "invalid_symbol"
+_PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE}
 
 
 def _paused_at_once(symbol: str, pause: str, exc: KlineoError) -> str:
