@@ -536,6 +536,24 @@ def test_klines_unavailable_fails_the_message_for_redelivery(runner) -> None:
     assert runner.runs(sid) == [] and runner.journal("POST", ORDER_PATH) == []
 
 
+def test_a_short_only_strategy_stored_with_a_type_that_never_shorts_is_paused_saying_why(runner) -> None:
+    """GIVEN a strategy stored before the routes refused it with direction short and allow_short false (every
+    signal flat) WHEN a tick runs THEN it is paused no_side_to_trade at once, its run skipped so, and the
+    paused event tells what to change; nothing is sent."""
+    sid = runner.strategy(USER, runner.connection(USER), direction="short",
+                          parameters={"fast": 2, "slow": 3, "allow_short": False})
+
+    runner.run_tick()
+
+    assert [(run.status, run.skip_reason) for run in runner.runs(sid)] == [("skipped", "no_side_to_trade")]
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "no_side_to_trade")
+    [paused] = [e for e in list_events(sid, 10).events if e.kind == "paused"]
+    assert paused.details["reason"] == "no_side_to_trade"
+    assert "leaves no side to trade" in paused.details["message"]
+    assert runner.journal("POST", ORDER_PATH) == []
+
+
 @pytest.mark.parametrize("signal_then", ["rsi"])
 def test_hold_records_no_change_without_orders(runner, signal_then) -> None:
     """GIVEN RSI levels that are never crossed WHEN a tick runs THEN a no_change run, no order."""

@@ -82,6 +82,7 @@ class StrategyResponse(BaseModel):
         description="Why it is paused (null while active): paused by user, created paused, "
                     "repeated_failures:<category>, key_failure:<category>, connection_disabled:<category>, "
                     "connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, "
+                    "no_side_to_trade (direction short with its type's allow_short false: no signal trades), "
                     "untradable_size (its sizing can never pass the symbol's rules: change it to resume), "
                     "paper_liquidated (no paper equity left: resume with paper_balance_usdt).")
     position: DecimalString

@@ -20,7 +20,6 @@ check needs nothing stored.
 
 
 import copy
-from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -37,11 +36,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from klineo.models.fields import ApiModel, PositiveDecimal, positive_decimal_example
 from klineo.models.strategies import SIZING_FIELDS, Direction, MarginType, Mode, Status
-from klineo.strategies import INTERVALS_MS, REGISTRY, parse_parameters
+from klineo.strategies import INTERVALS_MS, NO_SIDE_LEFT, REGISTRY, leaves_no_side, parse_parameters
 from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
-__all__ = ["NO_SIDE_LEFT", "StrategyCreateRequest", "StrategyDefinition", "StrategyUpdateRequest",
-           "leaves_no_side"]
+__all__ = ["StrategyCreateRequest", "StrategyDefinition", "StrategyUpdateRequest"]
 
 RunnerInterval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
 StrategyTypeName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
@@ -63,18 +61,6 @@ _QUOTE_SIZE_DOC = ("USDT per entry (quantity = it / price, rounded down to the s
                    "minimum order value can never trade: 422 naming quote_size_usdt.")
 PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_digits=24, decimal_places=8),
                          positive_decimal_example("10000")]
-
-
-# A strategy that could never trade: direction short turns its long signals flat, and a type's allow_short
-# false its short ones. Refused where a body sends both (the request models), and by a PATCH that sends one
-# of them onto a strategy holding the other (``klineo.services.strategy_updates``).
-NO_SIDE_LEFT = ("direction short with parameters.allow_short false leaves no side to trade (every signal "
-                "would be flat): send direction both or long, or allow_short true")
-
-
-def leaves_no_side(direction: str | None, parameters: Mapping[str, Any] | None) -> bool:
-    """Whether ``direction`` and the type's ``parameters`` leave the strategy no side to trade."""
-    return direction == "short" and parameters is not None and parameters.get("allow_short") is False
 
 
 def _direction_leaves_a_side(cls: type, value: str | None, info: ValidationInfo) -> str | None:

@@ -219,7 +219,14 @@ from klineo.store.runs import (
     settle_live_order,
 )
 from klineo.store.strategies import PendingOrder, Strategy, from_item, get_strategy, pause_strategy
-from klineo.strategies import Decision, Signal, get_strategy_type, parse_parameters
+from klineo.strategies import (
+    NO_SIDE_LEFT,
+    Decision,
+    Signal,
+    get_strategy_type,
+    leaves_no_side,
+    parse_parameters,
+)
 from klineo.strategies.simulation import entry_fits, initial_margin, leverage_of, market_fill
 from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
@@ -381,11 +388,12 @@ class _Turn:
         )
 
     def skip(self, reason: str, pause_reason: str | None = None,
-             attempt: dict[str, Any] | None = None) -> StrategyResult:
+             attempt: dict[str, Any] | None = None, message: str | None = None) -> StrategyResult:
         """Record a skipped run (ONE put unless it pauses; pausing even while an older order is unsettled),
-        with ``attempt``'s Put (a refused order attempt) and the turn's refused entry in the same write."""
+        with ``attempt``'s Put (a refused order attempt) and the turn's refused entry in the same write;
+        ``message``: what the ``paused`` event tells the trader."""
         if pause_reason:
-            self.event("paused", reason=pause_reason)
+            self.event("paused", reason=pause_reason, message=message)
         run = self.run("skipped", skip_reason=reason)
         written = record_skip(run, _pausing(pause_reason), self.take_events(), self.take_attempts(attempt))
         return self.result("skipped" if written else "not_run", reason)
@@ -729,6 +737,9 @@ class _Turn:
 
     def decide_and_trade(self, trading: TradingContext) -> StrategyResult:
         strategy = self.strategy
+        if leaves_no_side(strategy.settings.direction, strategy.parameters):  # stored before it was refused
+            return self.skip(NO_SIDE_TO_TRADE, pause_reason=NO_SIDE_TO_TRADE,
+                             message=f"Paused: {NO_SIDE_LEFT}, then resume it.")
         decision = self.decide()
         if decision is None:
             return self.skip("invalid_parameters", pause_reason="invalid_parameters")
@@ -1437,6 +1448,9 @@ class _ResendBlocked(Exception):
 # A failed run's field whose refusal no later candle can mend -> the pause it makes at once: the symbol
 # Binance does not list, a sizing no order of the symbol can pass whatever the price (``sizing_refusal``).
 INVALID_SYMBOL = "invalid_symbol"
+# A strategy stored before the routes refused a direction short with allow_short false (``NO_SIDE_LEFT``):
+# every signal flat, it would run every tick doing nothing.
+NO_SIDE_TO_TRADE = "no_side_to_trade"
 _PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE}
 
 

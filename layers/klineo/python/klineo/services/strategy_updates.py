@@ -13,13 +13,14 @@ from typing import Any
 
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.strategies import CLEARABLE_FIELDS, SIZING_FIELDS, StrategyResponse
-from klineo.models.strategy_requests import NO_SIDE_LEFT, StrategyUpdateRequest, leaves_no_side
+from klineo.models.strategy_requests import StrategyUpdateRequest
 from klineo.services.risk import check_leverage_setting
 from klineo.services.strategies import note_status_change, owned_strategy, strategy_response
 from klineo.services.strategy_connection import require_runnable
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import get_connection
 from klineo.store.strategies import SETTING_NAMES, Strategy
+from klineo.strategies import NO_SIDE_LEFT, leaves_no_side
 from klineo.validation import plain_text
 
 __all__ = ["update_strategy"]

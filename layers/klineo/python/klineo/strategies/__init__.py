@@ -24,6 +24,7 @@ from klineo.strategies.base import (
 
 __all__ = [
     "INTERVALS_MS",
+    "NO_SIDE_LEFT",
     "REGISTRY",
     "Bar",
     "ClosedCandle",
@@ -32,6 +33,7 @@ __all__ = [
     "StrategyParams",
     "StrategyType",
     "get_strategy_type",
+    "leaves_no_side",
     "parse_parameters",
 ]
 
@@ -39,6 +41,19 @@ REGISTRY: Mapping[str, StrategyType] = MappingProxyType({
     sma_crossover.STRATEGY.name: sma_crossover.STRATEGY,
     rsi_threshold.STRATEGY.name: rsi_threshold.STRATEGY,
 })
+
+
+# A strategy that could never trade: direction short turns its long signals flat, and a type's allow_short
+# false its short ones. Refused where a body sends both (``klineo.models.strategy_requests``), by a PATCH that
+# sends one of them onto a strategy holding the other (``klineo.services.strategy_updates``), and a strategy
+# stored so before those checks is paused by the runner (``klineo.runner.execution``).
+NO_SIDE_LEFT = ("direction short with parameters.allow_short false leaves no side to trade (every signal "
+                "would be flat): send direction both or long, or allow_short true")
+
+
+def leaves_no_side(direction: str | None, parameters: Mapping[str, Any] | None) -> bool:
+    """Whether ``direction`` and the type's ``parameters`` leave the strategy no side to trade."""
+    return direction == "short" and parameters is not None and parameters.get("allow_short") is False
 
 
 def get_strategy_type(name: str) -> StrategyType:
