@@ -67,7 +67,10 @@ or a failure is told and remembered as above (the record then holds the entry an
 percent cleared again forgets it. A position whose entry names no order (opened by an older version)
 cannot get any: one ``error`` event (``protective_not_repriced``, category ``entry_not_recorded``) per
 change of the percents, remembered in a record with no parent (``unrecorded_entry``: the percents told),
-nothing sent; its next entry arms its own as usual.
+nothing sent; its next entry arms its own as usual. A record naming an earlier entry than the book's (the
+entry that grew or flipped the position had its record refused to a newer turn, and cancelled its orders:
+``LiveReprice.restart``) is forgotten, its orders cancelled if still open, and the position gets its
+levels the same way, from the book, for the book's entry.
 """
 
 from __future__ import annotations
@@ -248,11 +251,31 @@ class LiveReprice:
             return self.start()
         if self.record.get("mode") != "live" or not self.parent:
             return False
+        if self.parent != str((self.strategy.live_book or {}).get("entry_client_order_id") or self.parent):
+            return self.restart()
         return self.move()
 
-    def start(self) -> bool:
+    def restart(self) -> bool:
+        """The record is an earlier entry's: the order that grew or flipped the position since (the book's
+        entry) armed its own, but its record was refused (a newer turn had claimed an order meanwhile,
+        ``record_protective``) and its orders cancelled. The earlier entry's orders (cancelled by that
+        entry; again here if still open) and record go, and the position gets a first record of its own
+        (``start``: priced from the book), never one re-priced from the earlier entry's price. The orders
+        the book's entry placed (its turn ended before recording them) are replaced once the new ones are
+        recorded."""
+        from klineo.services.protective_siblings import recorded_protective_ids
+
+        if not self.disarm(recorded_protective_ids(self.record)):
+            return False  # tried again next turn
+        if not self.write(None):
+            return True
+        self.record = {}
+        return self.start(replacing=True) or True  # written: the record is forgotten even with no percent now
+
+    def start(self, *, replacing: bool = False) -> bool:
         """A position without a record (entered without percents) that the percents now protect: a
-        re-pricing from no levels, priced from its average entry, for the order that entered it."""
+        re-pricing from no levels, priced from its average entry, for the order that entered it;
+        ``replacing``: the orders of that entry's earlier generations go once the new ones are recorded."""
         book = self.strategy.live_book or {}
         parent = str(book.get("entry_client_order_id") or "")
         if not parent:
@@ -261,9 +284,13 @@ class LiveReprice:
         if not price or not live_percents(self.strategy):
             return False
         self.parent, self.first = parent, True
+        generations = _claimed_generations(self.strategy.user_id, parent)
         self.record = {"mode": "live", "entry_side": _side(self.held), "entry_price": price,
-                       "parent_client_order_id": parent,
-                       "generations": _claimed_generations(self.strategy.user_id, parent)}
+                       "parent_client_order_id": parent, "generations": generations}
+        if replacing:
+            from klineo.services.protective_siblings import entry_protective_ids
+
+            self.record["superseded"] = entry_protective_ids(parent, generations)
         return self.move()
 
     def unrecorded_entry(self) -> bool:
