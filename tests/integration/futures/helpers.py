@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from klineo.store.connections import update_settings
+from klineo.store.order_fills import FILLS_KEPT
+from klineo.store.orders import OrderRecord, put_new_record
 
 from local.binance_sim.accounts import DemoAccount
 from local.template import REPO_ROOT
@@ -17,11 +19,13 @@ from tests.helpers import load_event, response_json, with_body, with_user
 from tests.integration.api.conftest import USER_A, at_path, connection_event
 
 __all__ = [
+    "LAMBDA_PAYLOAD_MAX",
     "ORDER_PATH",
     "body_of",
     "exchange_orders",
     "fresh_handler",
     "hedge_long",
+    "many_fill_orders",
     "new_key",
     "order_body",
     "order_event",
@@ -31,6 +35,13 @@ __all__ = [
 ]
 
 ORDER_PATH = "/fapi/v1/order"
+# A synchronous Lambda invocation's answer at most (6 MiB: Lambda's "MB" is 1,024 KB), counted on the whole
+# proxy response (docs/binance-facts.md §17).
+LAMBDA_PAYLOAD_MAX = 6 * 1024 * 1024
+# A fill with each field at its longest (19-digit ids, 8-decimal amounts), as test_order_fills sizes them.
+LONGEST_FILL = {"order_id": 9_223_372_036_854_775_807, "price": "123456.12345678", "qty": "123456789.123",
+                "commission": "-1234.12345678", "commission_asset": "USDT",
+                "realized_pnl": "-123456.12345678", "side": "SELL", "time": 9_999_999_999_999}
 
 
 def order_body(connection_id: str, **changes: Any) -> dict[str, Any]:
@@ -127,3 +138,20 @@ def fresh_handler(function: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.lambda_handler
+
+
+def many_fill_orders(connection_id: str, count: int, *, status: str, params: dict[str, str]) -> list[str]:
+    """``count`` records of USER_A in ``status``, each listing FILLS_KEPT fills at their longest, written
+    straight to the store: their ids, oldest first."""
+    ids = []
+    for n in range(count):
+        cid = f"many-fills-{n:03d}"
+        created = f"2026-12-01T10:{n // 60:02d}:{n % 60:02d}.000Z"
+        fills = [{**LONGEST_FILL, "trade_id": 9_000_000_000_000_000_000 + n * FILLS_KEPT + i}
+                 for i in range(FILLS_KEPT)]
+        assert put_new_record(OrderRecord(
+            user_id=USER_A, client_order_id=cid, connection_id=connection_id, symbol="BTCUSDT", request={},
+            params=params, status=status, attempt_ms=0, created_at=created, updated_at=created,
+            order_id=LONGEST_FILL["order_id"], fills=fills))
+        ids.append(cid)
+    return ids

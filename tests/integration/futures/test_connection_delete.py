@@ -7,6 +7,7 @@ leaves the reconciler's index, marked unmanaged, so nothing is read for it again
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from decimal import Decimal
@@ -26,8 +27,16 @@ from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record, get_order_records
 from klineo.store.secrets import put_new_version
 
+from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A, connection_event
-from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
+from tests.integration.futures.helpers import (
+    LAMBDA_PAYLOAD_MAX,
+    body_of,
+    many_fill_orders,
+    new_key,
+    order_body,
+    order_event,
+)
 
 ALGO_PATH = "/fapi/v1/algoOrder"
 
@@ -209,6 +218,31 @@ def test_delete_past_its_budget_sends_nothing_more_and_lets_go(sim_env, invoke, 
     assert len(sim_env.journal) == calls
     assert answer["orders_checked"] is False and _ids(answer["orders_left_open"]) == [entry]
     assert list(list_unsettled()) == []
+
+
+def test_the_answer_lists_every_order_within_lambdas_payload_limit(sim_env, invoke, futures_connection,
+                                                                   monkeypatch):
+    """GIVEN 25 resting reduce-only orders each partly filled by FILLS_KEPT fills (some 6.7 MB with their
+    fills) and no weight for the wind-down WHEN the connection is deleted THEN the answer is a 200 under
+    Lambda's 6 MiB, listing all 25 as left open with their fill counts and no fills (before: a 6.7 MB
+    payload, a 5xx), and GET /futures/orders still lists their fills."""
+    ids = many_fill_orders(futures_connection.id, 25, status="PARTIALLY_FILLED",
+                           params={"side": "SELL", "type": "LIMIT", "quantity": "1", "price": "99000",
+                                   "reduceOnly": "true"})
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 0)
+    event = connection_event("connection_delete", futures_connection.id, USER_A)
+
+    response = invoke("connection_delete", event)
+
+    payload = len(json.dumps(response).encode())
+    assert response["statusCode"] == 200 and payload < LAMBDA_PAYLOAD_MAX, f"a {payload:,}-byte payload"
+    answer = body_of(response)
+    assert _ids(answer["orders_left_open"]) == ids and answer["orders_cancelled"] == []
+    left_open = answer["orders_left_open"]
+    assert {(order["status"], order["fills_count"]) for order in left_open} == {("PARTIALLY_FILLED", 1000)}
+    assert all("fills" not in order for order in left_open)
+    history = invoke("futures_orders", with_user(load_event("futures_orders"), USER_A))
+    assert all(len(order["fills"]) == 1000 for order in body_of(history)["orders"])
 
 
 def test_a_short_budget_is_spent_on_cancelling_entries_first(sim_env, invoke, futures_connection,

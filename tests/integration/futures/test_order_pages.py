@@ -13,34 +13,18 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from klineo.store.order_fills import FILLS_KEPT
-from klineo.store.orders import OrderRecord, put_new_record
 
 from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A
-from tests.integration.futures.helpers import body_of
+from tests.integration.futures.helpers import LAMBDA_PAYLOAD_MAX, body_of, many_fill_orders
 
-LAMBDA_PAYLOAD_MAX = 6 * 1024 * 1024
 ORDERS = 25  # of FILLS_KEPT fills each, at their longest: some 6.7 MB of Lambda payload in all
-# A fill with each field at its longest (19-digit ids, 8-decimal amounts), as test_order_fills sizes them.
-LONGEST_FILL = {"order_id": 9_223_372_036_854_775_807, "price": "123456.12345678", "qty": "123456789.123",
-                "commission": "-1234.12345678", "commission_asset": "USDT",
-                "realized_pnl": "-123456.12345678", "side": "SELL", "time": 9_999_999_999_999}
 
 
 def _filled_orders(connection_id: str) -> list[str]:
     """ORDERS settled orders of USER_A, each listing FILLS_KEPT fills: their ids, newest first."""
-    ids = []
-    for n in range(ORDERS):
-        cid = f"many-fills-{n:03d}"
-        created = f"2026-12-01T10:{n // 60:02d}:{n % 60:02d}.000Z"
-        fills = [{**LONGEST_FILL, "trade_id": 9_000_000_000_000_000_000 + n * FILLS_KEPT + i}
-                 for i in range(FILLS_KEPT)]
-        assert put_new_record(OrderRecord(
-            user_id=USER_A, client_order_id=cid, connection_id=connection_id, symbol="BTCUSDT", request={},
-            params={"side": "SELL", "type": "MARKET", "quantity": "1"}, status="FILLED", attempt_ms=0,
-            created_at=created, updated_at=created, order_id=LONGEST_FILL["order_id"], fills=fills))
-        ids.append(cid)
-    return ids[::-1]
+    return many_fill_orders(connection_id, ORDERS, status="FILLED",
+                            params={"side": "SELL", "type": "MARKET", "quantity": "1"})[::-1]
 
 
 def _pages(invoke: Any, function: str, items: str, **query: Any) -> list[list[dict[str, Any]]]:

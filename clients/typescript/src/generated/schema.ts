@@ -691,14 +691,14 @@ export interface components {
             paused_strategies: string[];
             /**
              * Orders Cancelled
-             * @description Our resting orders that could open or grow a position, cancelled on Binance before the key was deleted (nobody could place their stops or close what they opened)
+             * @description Our resting orders that could open or grow a position, cancelled on Binance before the key was deleted (nobody could place their stops or close what they opened). Each without its fills (`fills_count` says how many): GET /futures/orders lists them
              */
-            orders_cancelled: components["schemas"]["OrderHistoryItem"][];
+            orders_cancelled: components["schemas"]["OrderSummary"][];
             /**
              * Orders Left Open
-             * @description Our orders left open on Binance, no longer managed by KLINEO: stop-loss / take-profit orders guarding an open position and reduce-only orders (cancelling them would leave the position unprotected). When one of a stop pair fires, cancel the other on Binance
+             * @description Our orders left open on Binance, no longer managed by KLINEO: stop-loss / take-profit orders guarding an open position and reduce-only orders (cancelling them would leave the position unprotected). When one of a stop pair fires, cancel the other on Binance. Each without its fills, as `orders_cancelled`
              */
-            orders_left_open: components["schemas"]["OrderHistoryItem"][];
+            orders_left_open: components["schemas"]["OrderSummary"][];
             /**
              * Orders Checked
              * @description True when Binance answered for every open order during the delete; false when it could not be asked about some (key refused, Binance unreachable, time spent): the lists then show the last state we knew
@@ -706,62 +706,11 @@ export interface components {
             orders_checked: boolean;
         };
         /**
-         * OrderFill
-         * @description One trade of the order, as Binance's userTrades lists it (decimals as strings).
+         * OrderSummary
+         * @description One order without its fills: where it came from, its latest known state and how much it executed
+         *     (exact, however many fills it had).
          */
-        OrderFill: {
-            /** Trade Id */
-            trade_id: number;
-            /** Order Id */
-            order_id: number;
-            /** Price */
-            price: string;
-            /** Qty */
-            qty: string;
-            /** Commission */
-            commission: string;
-            /** Commission Asset */
-            commission_asset: string;
-            /** Realized Pnl */
-            realized_pnl: string;
-            /** Side */
-            side: string;
-            /** Time */
-            time: number;
-        };
-        /**
-         * OrderFillTotals
-         * @description Exact totals over every fill of an order, listed or not (decimals as strings).
-         */
-        OrderFillTotals: {
-            /**
-             * Quantity
-             * @description The quantity of all its fills
-             */
-            quantity: string;
-            /**
-             * Average Price
-             * @description Their average price, weighted by quantity (null: none)
-             */
-            average_price?: string | null;
-            /**
-             * Realized Pnl
-             * @description Binance's realized PnL of all of them
-             */
-            realized_pnl: string;
-            /**
-             * Commission
-             * @description The commission they paid, per asset
-             */
-            commission: {
-                [key: string]: string;
-            };
-        };
-        /**
-         * OrderHistoryItem
-         * @description One order: where it came from, its latest known state and its fills.
-         */
-        OrderHistoryItem: {
+        OrderSummary: {
             /** Client Order Id */
             client_order_id: string;
             /** Connection Id */
@@ -819,23 +768,10 @@ export interface components {
             /** Updated At */
             updated_at: string;
             /**
-             * Fills
-             * @description Its fills (Binance's trades of it), oldest first; all of them unless `fills_shortened`; null while not known yet
-             */
-            fills?: components["schemas"]["OrderFill"][] | null;
-            /**
              * Fills Count
              * @description How many fills the order had (null: not known yet)
              */
             fills_count?: number | null;
-            /**
-             * Fills Shortened
-             * @description True when `fills` lists only the first of its `fills_count` fills (an order matched against thousands of resting orders): `fill_totals` gives the exact totals of all of them
-             * @default false
-             */
-            fills_shortened?: boolean;
-            /** @description Exact totals of all its fills, when `fills_shortened` (otherwise the sums of `fills`) */
-            fill_totals?: components["schemas"]["OrderFillTotals"] | null;
             /**
              * Unmanaged Since
              * @description When KLINEO stopped following this order before it was settled (its connection was deleted): the status is the last one Binance told us, and an order not final then may still be open on Binance
@@ -1700,6 +1636,149 @@ export interface components {
              * @example 0.50000000
              */
             max_notional_usdt: string;
+        };
+        /**
+         * OrderFill
+         * @description One trade of the order, as Binance's userTrades lists it (decimals as strings).
+         */
+        OrderFill: {
+            /** Trade Id */
+            trade_id: number;
+            /** Order Id */
+            order_id: number;
+            /** Price */
+            price: string;
+            /** Qty */
+            qty: string;
+            /** Commission */
+            commission: string;
+            /** Commission Asset */
+            commission_asset: string;
+            /** Realized Pnl */
+            realized_pnl: string;
+            /** Side */
+            side: string;
+            /** Time */
+            time: number;
+        };
+        /**
+         * OrderFillTotals
+         * @description Exact totals over every fill of an order, listed or not (decimals as strings).
+         */
+        OrderFillTotals: {
+            /**
+             * Quantity
+             * @description The quantity of all its fills
+             */
+            quantity: string;
+            /**
+             * Average Price
+             * @description Their average price, weighted by quantity (null: none)
+             */
+            average_price?: string | null;
+            /**
+             * Realized Pnl
+             * @description Binance's realized PnL of all of them
+             */
+            realized_pnl: string;
+            /**
+             * Commission
+             * @description The commission they paid, per asset
+             */
+            commission: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * OrderHistoryItem
+         * @description One order: where it came from, its latest known state and its fills.
+         */
+        OrderHistoryItem: {
+            /** Client Order Id */
+            client_order_id: string;
+            /** Connection Id */
+            connection_id: string;
+            /** Symbol */
+            symbol: string;
+            /**
+             * Kind
+             * @description "order" (regular) or "algo" (conditional)
+             * @example order
+             */
+            kind: string;
+            /**
+             * Origin
+             * @description "api", the placing strategy's id, or "manual"/"liquidation"/"adl" for trades Binance made that we did not place
+             * @example api
+             */
+            origin: string;
+            /**
+             * Role
+             * @description "stop_loss" / "take_profit" of an entry (its id in parent_client_order_id); "position_close" for an order of the position-close route
+             * @example stop_loss
+             */
+            role?: string | null;
+            /** Parent Client Order Id */
+            parent_client_order_id?: string | null;
+            /**
+             * Status
+             * @example FILLED
+             */
+            status: string;
+            /**
+             * Settled
+             * @description True when the state is final and its fills are known
+             */
+            settled: boolean;
+            /** Order Id */
+            order_id?: number | null;
+            /** Side */
+            side?: string | null;
+            /** Type */
+            type?: string | null;
+            /** Quantity */
+            quantity?: string | null;
+            /** Price */
+            price?: string | null;
+            /** Trigger Price */
+            trigger_price?: string | null;
+            /** Executed Quantity */
+            executed_quantity?: string | null;
+            /** Average Price */
+            average_price?: string | null;
+            /** Created At */
+            created_at: string;
+            /** Updated At */
+            updated_at: string;
+            /**
+             * Fills Count
+             * @description How many fills the order had (null: not known yet)
+             */
+            fills_count?: number | null;
+            /**
+             * Unmanaged Since
+             * @description When KLINEO stopped following this order before it was settled (its connection was deleted): the status is the last one Binance told us, and an order not final then may still be open on Binance
+             */
+            unmanaged_since?: string | null;
+            /**
+             * Unmanaged Reason
+             * @description Why KLINEO stopped following it
+             * @example connection_deleted
+             */
+            unmanaged_reason?: string | null;
+            /**
+             * Fills
+             * @description Its fills (Binance's trades of it), oldest first; all of them unless `fills_shortened`; null while not known yet
+             */
+            fills?: components["schemas"]["OrderFill"][] | null;
+            /**
+             * Fills Shortened
+             * @description True when `fills` lists only the first of its `fills_count` fills (an order matched against thousands of resting orders): `fill_totals` gives the exact totals of all of them
+             * @default false
+             */
+            fills_shortened?: boolean;
+            /** @description Exact totals of all its fills, when `fills_shortened` (otherwise the sums of `fills`) */
+            fill_totals?: components["schemas"]["OrderFillTotals"] | null;
         };
         /**
          * OrderHistoryResponse

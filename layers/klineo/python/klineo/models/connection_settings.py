@@ -20,7 +20,7 @@ from klineo.models.common import (
     KeyMaterial,
 )
 from klineo.models.futures_settings import FuturesSettingsRequest, Leverage
-from klineo.models.order_history import OrderHistoryItem
+from klineo.models.order_history import OrderSummary
 
 __all__ = [
     "ConnectionDeleteResponse",
@@ -56,13 +56,15 @@ class ConnectionDeleteResponse(BaseModel):
     id: str
     deleted: bool
     paused_strategies: list[str]
-    orders_cancelled: list[OrderHistoryItem] = Field(
+    orders_cancelled: list[OrderSummary] = Field(
         description="Our resting orders that could open or grow a position, cancelled on Binance before "
-                    "the key was deleted (nobody could place their stops or close what they opened)")
-    orders_left_open: list[OrderHistoryItem] = Field(
+                    "the key was deleted (nobody could place their stops or close what they opened). Each "
+                    "without its fills (`fills_count` says how many): GET /futures/orders lists them")
+    orders_left_open: list[OrderSummary] = Field(
         description="Our orders left open on Binance, no longer managed by KLINEO: stop-loss / take-profit "
                     "orders guarding an open position and reduce-only orders (cancelling them would leave "
-                    "the position unprotected). When one of a stop pair fires, cancel the other on Binance")
+                    "the position unprotected). When one of a stop pair fires, cancel the other on Binance. "
+                    "Each without its fills, as `orders_cancelled`")
     orders_checked: bool = Field(
         description="True when Binance answered for every open order during the delete; false when it "
                     "could not be asked about some (key refused, Binance unreachable, time spent): the "

@@ -18,6 +18,7 @@ __all__ = [
     "OrderHistoryItem",
     "OrderHistoryQuery",
     "OrderHistoryResponse",
+    "OrderSummary",
 ]
 
 HISTORY_MAX_LIMIT = PAGE_MAX_LIMIT
@@ -59,8 +60,9 @@ class OrderFillTotals(BaseModel):
     commission: dict[str, str] = Field(description="The commission they paid, per asset")
 
 
-class OrderHistoryItem(BaseModel):
-    """One order: where it came from, its latest known state and its fills."""
+class OrderSummary(BaseModel):
+    """One order without its fills: where it came from, its latest known state and how much it executed
+    (exact, however many fills it had)."""
 
     client_order_id: str
     connection_id: str
@@ -86,11 +88,22 @@ class OrderHistoryItem(BaseModel):
     average_price: str | None = None
     created_at: str
     updated_at: str
+    fills_count: int | None = Field(default=None,
+                                    description="How many fills the order had (null: not known yet)")
+    unmanaged_since: str | None = Field(
+        default=None, description="When KLINEO stopped following this order before it was settled (its "
+                                  "connection was deleted): the status is the last one Binance told us, "
+                                  "and an order not final then may still be open on Binance")
+    unmanaged_reason: str | None = Field(default=None, examples=["connection_deleted"],
+                                         description="Why KLINEO stopped following it")
+
+
+class OrderHistoryItem(OrderSummary):
+    """One order: where it came from, its latest known state and its fills."""
+
     fills: list[OrderFill] | None = Field(
         default=None, description="Its fills (Binance's trades of it), oldest first; all of them unless "
                                   "`fills_shortened`; null while not known yet")
-    fills_count: int | None = Field(default=None,
-                                    description="How many fills the order had (null: not known yet)")
     fills_shortened: bool = Field(
         default=False, description="True when `fills` lists only the first of its `fills_count` fills (an "
                                    "order matched against thousands of resting orders): `fill_totals` gives "
@@ -98,12 +111,6 @@ class OrderHistoryItem(BaseModel):
     fill_totals: OrderFillTotals | None = Field(
         default=None, description="Exact totals of all its fills, when `fills_shortened` (otherwise the sums "
                                   "of `fills`)")
-    unmanaged_since: str | None = Field(
-        default=None, description="When KLINEO stopped following this order before it was settled (its "
-                                  "connection was deleted): the status is the last one Binance told us, "
-                                  "and an order not final then may still be open on Binance")
-    unmanaged_reason: str | None = Field(default=None, examples=["connection_deleted"],
-                                         description="Why KLINEO stopped following it")
 
 
 class OrderHistoryResponse(BaseModel):

@@ -12,7 +12,7 @@ from klineo.models.connection_settings import ConnectionDeleteResponse
 from klineo.observability import logger
 from klineo.services.connection_orders import wind_down_orders
 from klineo.services.key_health import pause_connection_strategies
-from klineo.services.order_view import order_item
+from klineo.services.order_view import order_summary
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
 
@@ -31,7 +31,9 @@ def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteRespo
     (``klineo.services.connection_orders``: best effort, it never blocks the delete).
     Secret before item, so a failure never leaves an unreferenced key behind; a retry after a partial
     failure finds the item, tolerates the missing secret and finishes. The answer lists the strategies
-    paused, the orders cancelled and the orders left open on Binance.
+    paused, the orders cancelled and the orders left open on Binance, without their fills: an order lists up
+    to 1000 (some 270 KB), and a few dozen would pass Lambda's 6 MB answer limit (docs/binance-facts.md
+    §17); GET /futures/orders lists them, page by page.
     """
     connection = connection_store.require_connection(user_id, connection_id)
     token = connection_store.mark_deleting(user_id, connection_id)
@@ -43,5 +45,6 @@ def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteRespo
                                              "paused_strategies": len(paused)})
     return ConnectionDeleteResponse(
         id=connection_id, deleted=True, paused_strategies=paused,
-        orders_cancelled=[order_item(record) for record in orders.cancelled],
-        orders_left_open=[order_item(record) for record in orders.left_open], orders_checked=orders.checked)
+        orders_cancelled=[order_summary(record) for record in orders.cancelled],
+        orders_left_open=[order_summary(record) for record in orders.left_open],
+        orders_checked=orders.checked)

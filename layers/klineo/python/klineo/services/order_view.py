@@ -1,4 +1,5 @@
-"""An order record as the API shows it: one item of the order history, also in a connection's delete answer.
+"""An order record as the API shows it: one item of the order history; its summary, without the fills, in a
+connection's delete answer.
 
 Apart from ``klineo.services.order_history`` so that deleting a connection, which lists the orders it
 cancelled and left open, does not load the reconciler (and the Binance client) at cold start.
@@ -17,12 +18,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from klineo.models.order_history import OrderFill, OrderFillTotals, OrderHistoryItem
+from klineo.models.order_history import OrderFill, OrderFillTotals, OrderHistoryItem, OrderSummary
 from klineo.store.order_fills import FillTotals, fill_totals
 from klineo.store.orders import OrderRecord, is_settled
 from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
-__all__ = ["order_item"]
+__all__ = ["order_item", "order_summary"]
 
 
 # An average worked out from fills is rounded to this (Binance's finest money precision).
@@ -61,12 +62,11 @@ def _shortened(record: OrderRecord, totals: FillTotals | None) -> OrderFillTotal
         commission={asset: plain_text(amount) for asset, amount in totals.commission.items()})
 
 
-def order_item(record: OrderRecord) -> OrderHistoryItem:
-    """One record as the history shows it (Binance's answer first, then what we sent)."""
+def _summary(record: OrderRecord, totals: FillTotals | None) -> OrderSummary:
+    """The record without its fills (Binance's answer first, then what we sent); ``totals``: of its fills."""
     result, params = record.result or {}, record.params
-    totals = fill_totals(record.fills, record.fills_summary) if record.fills is not None else None
     executed_quantity, average_price = _executed(result, totals)
-    return OrderHistoryItem(
+    return OrderSummary(
         client_order_id=record.client_order_id, connection_id=record.connection_id, symbol=record.symbol,
         kind=record.kind, origin=record.origin, role=record.role,
         parent_client_order_id=record.parent_client_order_id, status=record.status,
@@ -78,8 +78,25 @@ def order_item(record: OrderRecord) -> OrderHistoryItem:
         trigger_price=_number(params.get("triggerPrice")),
         executed_quantity=executed_quantity, average_price=average_price,
         created_at=record.created_at, updated_at=record.updated_at,
-        fills=[OrderFill(**fill) for fill in record.fills] if record.fills is not None else None,
         fills_count=totals.count if totals is not None else None,
-        fills_shortened=record.fills_summary is not None, fill_totals=_shortened(record, totals),
         unmanaged_since=record.unmanaged_since, unmanaged_reason=record.unmanaged_reason,
+    )
+
+
+def _totals(record: OrderRecord) -> FillTotals | None:
+    return fill_totals(record.fills, record.fills_summary) if record.fills is not None else None
+
+
+def order_summary(record: OrderRecord) -> OrderSummary:
+    """One record without its fills, as a connection's delete answer lists it."""
+    return _summary(record, _totals(record))
+
+
+def order_item(record: OrderRecord) -> OrderHistoryItem:
+    """One record as the history shows it: its summary and its fills."""
+    totals = _totals(record)
+    return OrderHistoryItem(
+        **dict(_summary(record, totals)),
+        fills=[OrderFill(**fill) for fill in record.fills] if record.fills is not None else None,
+        fills_shortened=record.fills_summary is not None, fill_totals=_shortened(record, totals),
     )
