@@ -46,7 +46,7 @@ from klineo.services.futures_account import (
 )
 from klineo.services.key_health import resume_connection_strategies
 from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
-from klineo.services.strategy_connection import check_settings_change, refuse_deleting
+from klineo.services.strategy_connection import check_settings_change
 from klineo.services.symbol_settings import futures_client
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
@@ -56,6 +56,7 @@ from klineo.store.connections import (
     SETTINGS_REFUSED,
     Connection,
     connection_credentials,
+    refuse_deleting,
     require_connection,
 )
 

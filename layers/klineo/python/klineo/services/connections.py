@@ -233,9 +233,12 @@ def check_keys(request: ConnectionTestRequest) -> ConnectionTestResponse:
 def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestResponse:
     """POST /exchange-connections/{id}/test: the spot test on stored keys, recorded on the item."""
     connection = connection_store.require_connection(user_id, connection_id)
+    # Its delete may have deleted the secret already; one that begins during the test wins (the write).
+    connection_store.refuse_deleting(connection, connection_store.TEST_REFUSED)
     creds = connection_store.connection_credentials(connection)
     result = run_spot_test(creds, connection.environment)
-    connection_store.record_test_result(user_id, connection_id, result.model_dump(mode="json"))
+    connection_store.record_test_result(user_id, connection_id, result.model_dump(mode="json"),
+                                        refused=connection_store.TEST_REFUSED)
     if result.ok:  # the key works: its failure count starts again (a failed test itself never counts)
         note_key_answer(connection, None)
     return result

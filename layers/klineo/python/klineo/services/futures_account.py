@@ -29,10 +29,15 @@ from klineo.errors import KlineoError
 from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.services.key_health import note_futures_outcome, note_key_answer
 from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
-from klineo.services.strategy_connection import refuse_deleting
 from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client
 from klineo.store import connections as connection_store
-from klineo.store.connections import FUTURES_REFUSED, Connection, connection_credentials, require_connection
+from klineo.store.connections import (
+    FUTURES_REFUSED,
+    Connection,
+    connection_credentials,
+    refuse_deleting,
+    require_connection,
+)
 from klineo.validation import plain_text
 
 if TYPE_CHECKING:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from klineo.binance import Environment, Market, get_client, get_symbol_rules
 from klineo.models.strategies import StrategyResponse
 from klineo.runner.planning import require_tradable_sizing
-from klineo.services.strategy_connection import refuse_deleting, require_runnable
+from klineo.services.strategy_connection import require_runnable
 from klineo.services.strategy_view import new_strategy_response
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import require_connection
+from klineo.store.connections import STRATEGY_REFUSED, refuse_deleting, require_connection
 from klineo.store.strategies import SETTING_NAMES, Strategy, TradingSettings
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyRespon
     from klineo.strategies import parse_parameters
 
     connection = require_connection(user_id, body.connection_id, consistent=True, field="connection_id")
-    refuse_deleting(connection)
+    refuse_deleting(connection, STRATEGY_REFUSED)
     if body.status == strategy_store.ACTIVE:
         require_runnable(connection, body.mode, body.leverage)
     # The runner trades USDT-M futures: a symbol Binance does not trade there would never run, nor a

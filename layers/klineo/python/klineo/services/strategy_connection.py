@@ -30,9 +30,9 @@ from typing import Any
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.services.risk import check_leverage_setting, leverage_allowed
-from klineo.store.connections import Connection, being_deleted
+from klineo.store.connections import STRATEGY_REFUSED, Connection, refuse_deleting
 
-__all__ = ["check_settings_change", "live_conflicts", "refuse_deleting", "require_runnable"]
+__all__ = ["check_settings_change", "live_conflicts", "require_runnable"]
 
 _FIELD = "connection_id"  # what a refusal for the connection's state names
 _IDS_SHOWN = 5  # the strategies named in a refused settings change (all are counted)
@@ -51,19 +51,13 @@ def live_conflicts(leverage: int | None, *, futures_enabled: bool, max_leverage:
     return conflicts
 
 
-def refuse_deleting(connection: Connection, refused: str = "no strategy can run on it") -> None:
-    """A connection being deleted takes no strategy, nor what ``refused`` says (409 naming connection_id)."""
-    if connection.deleting_since is not None:
-        raise being_deleted(refused)
-
-
 def require_runnable(connection: Connection | None, mode: str, leverage: int | None) -> Connection:
     """The connection of a strategy becoming active (in ``mode``, at ``leverage``), when the strategy could
     run on it; otherwise 409 naming connection_id (gone, being deleted, disabled) or mode (futures off),
     or 422 naming leverage (above max_leverage)."""
     if connection is None:
         raise KlineoError(ErrorCategory.CONFLICT, "the strategy's connection no longer exists", field=_FIELD)
-    refuse_deleting(connection)
+    refuse_deleting(connection, STRATEGY_REFUSED)
     if connection.disabled:
         raise KlineoError(
             ErrorCategory.CONFLICT,

@@ -39,6 +39,8 @@ __all__ = [
     "FUTURES_REFUSED",
     "NEW_KEY_REFUSED",
     "SETTINGS_REFUSED",
+    "STRATEGY_REFUSED",
+    "TEST_REFUSED",
     "WIND_DOWN_ID",
     "Connection",
     "TradingContext",
@@ -61,6 +63,7 @@ __all__ = [
     "put_connection",
     "record_symbol_settings",
     "record_test_result",
+    "refuse_deleting",
     "replace_key",
     "require_connection",
     "require_trading_context",
@@ -72,11 +75,14 @@ __all__ = [
 # The connection item's deletion mark (module docstring): since when, and the deleting request's token.
 DELETING_SINCE = "deleting_since"
 WIND_DOWN_ID = "wind_down_id"
-# What a connection being deleted refuses (``being_deleted``): no new key, no switching it on again.
+# What a connection being deleted refuses (``being_deleted``): no strategy, no new key, no switching it on
+# again, no test of its keys.
+STRATEGY_REFUSED = "no strategy can run on it"
 NEW_KEY_REFUSED = "it takes no new key"
 ENABLE_REFUSED = "it cannot be enabled again"
 SETTINGS_REFUSED = "its settings cannot change"
 FUTURES_REFUSED = "futures cannot be enabled on it"
+TEST_REFUSED = "its keys are not tested"
 _CONN_PREFIX = "CONN#"
 _BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
@@ -270,6 +276,12 @@ def being_deleted(refused: str) -> KlineoError:
                        "did not finish, send the DELETE again.", field="connection_id")
 
 
+def refuse_deleting(connection: Connection, refused: str) -> None:
+    """``being_deleted`` when the connection read is being deleted: ``refused`` (409 naming connection_id)."""
+    if connection.deleting_since is not None:
+        raise being_deleted(refused)
+
+
 def _update_existing(user_id: str, connection_id: str, update: Update,
                      refused: str | None = None) -> Connection:
     """One UpdateItem of an existing connection; with ``refused``, only while it is not being deleted."""
@@ -304,10 +316,11 @@ def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
 
 
 def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *,
-                       futures: bool = False) -> Connection:
-    """Store a test result on the item (last_test, or futures_last_test); NOT_FOUND when absent."""
+                       futures: bool = False, refused: str | None = None) -> Connection:
+    """Store a test result on the item (last_test, or futures_last_test); NOT_FOUND when absent; with
+    ``refused``, 409 when it is being deleted."""
     attribute = "futures_last_test" if futures else "last_test"
-    return _update_existing(user_id, connection_id, Update(sets={attribute: result}))
+    return _update_existing(user_id, connection_id, Update(sets={attribute: result}), refused=refused)
 
 
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
