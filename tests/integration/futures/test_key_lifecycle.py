@@ -454,6 +454,34 @@ def test_an_order_refused_for_its_key_while_the_connection_is_deleted_answers_th
     assert record["status"]["S"] == "REJECTED"
 
 
+def test_an_order_refused_for_its_key_is_recorded_when_counting_the_failure_fails(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a key Binance refuses and DynamoDB failing the key-failure count's UpdateItem (throttled)
+    WHEN an order is sent THEN it answers Binance's refusal (403 signature) and its record says REJECTED
+    (before: a 500 for the throttling, the record left PENDING for good: the count raised before the
+    order's outcome was recorded)."""
+    _break_key(futures_connection.id, futures_connection.account)
+    client = aws_clients.dynamodb()
+
+    def refuse_the_count(params, **_: object) -> None:
+        if "ADD" in params.get("UpdateExpression", ""):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "UpdateItem")
+
+    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", refuse_the_count)
+    try:
+        response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", refuse_the_count)
+
+    assert response["statusCode"] == 403, response["body"]
+    assert body_of(response)["error"]["category"] == "signature"
+    (record,) = [item for item in client.scan(TableName=get_settings().data_table)["Items"]
+                 if "client_order_id" in item]
+    assert record["status"]["S"] == "REJECTED"
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 0
+
+
 def test_futures_are_not_enabled_on_a_connection_whose_delete_stopped_half_way(
     sim_env, invoke, create_connection
 ):
