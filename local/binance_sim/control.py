@@ -2,7 +2,7 @@
 
 GET  /__sim__/journal            {"records": [...]}        DELETE /__sim__/journal clears it
 POST /__sim__/faults             {"kind", "count", "match": {"method", "path", "env", "api_key"},
-                                  "delay_ms", "retry_after_s", "execute", "after"}
+                                  "delay_ms", "retry_after_s", "execute", "after", "weight"}
 GET  /__sim__/faults             armed faults              DELETE /__sim__/faults disarms all
 POST /__sim__/clock              {"skew_ms": N}            GET /__sim__/clock
 POST /__sim__/config             {"spot_weight_limit": ..., "latency_ms": ..., ...}; GET returns it
@@ -51,7 +51,7 @@ def config_view(state: SimulatorState) -> dict:
 
 def _add_fault(state: SimulatorState, document: dict) -> dict:
     match = document.get("match") or {}
-    options = {key: document[key] for key in ("delay_ms", "retry_after_s", "execute", "after")
+    options = {key: document[key] for key in ("delay_ms", "retry_after_s", "execute", "after", "weight")
                if key in document}
     fault = state.faults.add(
         document["kind"],

@@ -3,7 +3,10 @@
 Kinds (facts §4): http_429, http_418, http_500, http_503_unknown, http_503_unavailable,
 http_503_internal, http_503_throttled (-1008), waf_403 (HTML page), timeout_1007 (408 -1007),
 delay_before (sleep delay_ms, then execute), delay_after (execute, then sleep delay_ms: the
-client times out, the order exists), drop_connection (close the socket unanswered, not executed).
+client times out, the order exists), drop_connection (close the socket unanswered, not executed),
+weight_spent (`weight` counted as spent by other clients behind the IP just before the request, which
+then executes and answers as usual: the used weight its answer reports jumps, as when other containers
+share the IP mid-way through a client's pages).
 
 Whether the request is executed before the fault answer: the documented "unknown outcome"
 kinds (http_503_unknown, timeout_1007, delay_after) execute by default; all others do not.
@@ -35,6 +38,7 @@ FAULT_KINDS: dict[str, bool] = {
     "delay_before": True,
     "delay_after": True,
     "drop_connection": False,
+    "weight_spent": True,
 }
 DEFAULT_DELAY_MS = 3000
 
@@ -64,6 +68,7 @@ class Fault:
     retry_after_s: int = 1
     execute: bool | None = None
     after: int = 0
+    weight: int = 0
 
     def __post_init__(self):
         if self.kind not in FAULT_KINDS:
@@ -119,9 +124,11 @@ class FaultInjector:
         retry_after_s: int = 1,
         execute: bool | None = None,
         after: int = 0,
+        weight: int = 0,
     ) -> Fault:
         """Arm a fault for `count` requests matching method/path/env/api_key, once `after` have passed."""
-        fault = Fault(kind, count, method, path, env, api_key, delay_ms, retry_after_s, execute, after)
+        fault = Fault(kind, count, method, path, env, api_key, delay_ms, retry_after_s, execute, after,
+                      weight)
         with self._lock:
             self._faults.append(fault)
         return fault

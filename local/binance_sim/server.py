@@ -229,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
             return execute()
         if fault.kind == "delay_after":
             return execute()  # the delay comes after journaling, just before sending
+        if fault.kind == "weight_spent":
+            state.rate_limiter.charge(client_ip, family, fault.weight)
+            return execute()
         weight = execute().weight if fault.executes else 0
         limit = state.config.futures_weight_limit if family == FUTURES else state.config.spot_weight_limit
         status, headers, payload, content_type = fault_response(

@@ -35,6 +35,24 @@ def test_a_live_order_with_more_fills_than_a_page_books_all_their_fees(runner) -
     assert len(runner.journal("GET", "/fapi/v1/userTrades")) == 3  # 1000, 1000, then an empty page
 
 
+def test_a_fills_read_whose_spare_weight_runs_out_midway_sends_no_more_pages_and_estimates(runner) -> None:
+    """GIVEN a live entry filled as 2000 trades (three userTrades pages) and other clients spending 1500 of
+    the IP's weight just as its first page is read WHEN its turn settles it THEN no later page is sent (the
+    weight left is under FILLS_READ_RESERVE, kept for orders) and the fill is estimated, not booked from the
+    first page alone (before: all three pages sent, past the reserve)."""
+    runner.sim.state.futures.set_trade_size("BTCUSDT", Decimal("0.000001"))
+    runner.sim.faults.add("weight_spent", method="GET", path="/fapi/v1/userTrades", weight=1500)
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long")
+
+    runner.run_tick()
+
+    assert len(runner.journal("GET", "/fapi/v1/userTrades")) == 1
+    assert _get(runner, sid)["pnl"]["estimated_fills"] == 1
+    record = get_order_record(USER, runner.runs(sid)[0].order["client_order_id"])
+    assert record.booked_estimate is not None
+
+
 def test_an_estimated_order_with_more_fills_than_its_record_lists_is_booked_exactly(runner, reconcile,
                                                                                    monkeypatch) -> None:
     """GIVEN a live entry filled as 4000 trades, its fills estimated at settle (no weight to spare) WHEN the

@@ -87,6 +87,18 @@ def test_503_unavailable_does_not_execute(full, binance_sim):
     assert found.json()["code"] == -2013
 
 
+def test_weight_spent_raises_the_used_weight_the_answer_reports_and_still_answers(full, binance_sim):
+    """weight_spent counts weight spent by others just before the request, which answers as usual."""
+    # GIVEN 1000 weight spent by others just before the second time request
+    binance_sim.faults.add("weight_spent", method="GET", path="/fapi/v1/time", after=1, weight=1000)
+    first = full.public("GET", "/fapi/v1/time")
+    # WHEN the second is sent
+    second = full.public("GET", "/fapi/v1/time")
+    # THEN it answers, its used weight 1000 more than the first's and its own
+    used = [int(answer.headers["X-MBX-USED-WEIGHT-1M"]) for answer in (first, second)]
+    assert second.status_code == 200 and used[1] == used[0] + 1000 + 1
+
+
 def test_delay_before_times_the_client_out_without_executing_in_time(full, binance_sim):
     """delay_before sleeps before executing: the client times out first."""
     # GIVEN a 1.5 s delay before the next order executes

@@ -1244,12 +1244,13 @@ class _Turn:
         before, cid = pending.position_before, pending.client_order_id
         client = self.client()
         fills = None
-        # Binance's own fills (userTrades, weight 5) only while the minute's weight leaves room for
-        # the orders themselves: a tick of many orders must never starve them of request weight.
-        if result.order_id is not None and client.spare_weight() >= FILLS_READ_RESERVE:
+        # Binance's own fills (userTrades, weight 5 a page) only while the minute's weight leaves room for
+        # the orders themselves, weighed before each page: a tick of many orders must never starve them of
+        # request weight. A read it stops (None) is estimated, as one that failed.
+        if result.order_id is not None:
             try:
                 fills = read_fills((client, creds), self.strategy.symbol, result.order_id,
-                                   priced=result.average_price is None)
+                                   reserve=FILLS_READ_RESERVE, priced=result.average_price is None)
             except KlineoError as exc:
                 logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
                     "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})

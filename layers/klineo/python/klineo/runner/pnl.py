@@ -5,7 +5,9 @@ same slippage). Live: what Binance did. When a live order settles, its fills are
 (GET /fapi/v1/userTrades by orderId, pages of 1000, weight 5 each, facts §8) and their ``realizedPnl`` and
 ``commission`` (USDT) are added to the strategy's ``live_book`` in the same conditional write that
 settles the order, so each order counts once. Only while the minute's request weight leaves room
-(``klineo.runner.execution.FILLS_READ_RESERVE``) and the read works: otherwise the fill is
+(``klineo.runner.execution.FILLS_READ_RESERVE``, weighed before each page: an order of many pages must not
+spend what the strategies' orders need) and the read works: otherwise, also when the weight ran out after
+its first pages (their partial sum is never booked as exact), the fill is
 estimated (its average price, the taker fee, the PnL against the strategy's own entry), counted
 in ``estimated_fills``, and what was counted for it is kept on the order's record
 (``booked_estimate``). An order answered without its average price is priced from the fills read (their
@@ -93,13 +95,27 @@ def fills_totalled(totals: FillTotals) -> Fills:
     return Fills(totals.realized_pnl, totals.commission.get(FEE_ASSET, _ZERO), other)
 
 
-def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int, *,
-               priced: bool = False) -> Fills:
+class _NoWeightToSpare(Exception):
+    """The minute's spare request weight fell under the fills read's reserve before its next page."""
+
+
+def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int, *, reserve: int,
+               priced: bool = False) -> Fills | None:
     """Binance's fills of ``order_id`` (userTrades, weight 5 a page of 1000: one for most orders, every page
     read) with the turn's futures client and keys; with ``priced`` (the order's answer lacked its avgPrice)
-    also their average price (``price``)."""
+    also their average price (``price``). Each page is sent only while the client's spare weight is at least
+    ``reserve``; None when it is not (before the first page or a later one): the caller estimates."""
     client, creds = client_creds
-    rows = futures_order_trades(client, creds, symbol, order_id)
+
+    def weighed(send: Any, *args: Any, **kwargs: Any) -> Any:
+        if client.spare_weight() < reserve:
+            raise _NoWeightToSpare
+        return send(*args, **kwargs)
+
+    try:
+        rows = futures_order_trades(client, creds, symbol, order_id, via=weighed)
+    except _NoWeightToSpare:
+        return None
     fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
                       row.get("commissionAsset", "USDT")) for row in rows)
     if not priced:
