@@ -133,18 +133,22 @@ def at_path(event: dict[str, Any], path: str, **path_parameters: str) -> dict[st
 
 
 @contextmanager
-def aws_refusing(operation: str, service: str) -> Iterator[None]:
-    """AWS refusing every ``operation`` call (throttled) while inside: a delete that stops at that write."""
+def aws_refusing(operation: str, service: str,
+                 when: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[None]:
+    """AWS refusing every ``operation`` call (throttled) while inside, or only those whose parameters
+    ``when`` accepts: a delete that stops at that write."""
     client = aws_clients.secretsmanager() if service == "secrets-manager" else aws_clients.dynamodb()
+    event = f"before-parameter-build.{service}.{operation}"
 
-    def refuse(**_: object) -> None:
-        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation)
+    def refuse(params: dict[str, Any], **_: object) -> None:
+        if when is None or when(params):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation)
 
-    client.meta.events.register(f"before-call.{service}.{operation}", refuse)
+    client.meta.events.register(event, refuse)
     try:
         yield
     finally:
-        client.meta.events.unregister(f"before-call.{service}.{operation}", refuse)
+        client.meta.events.unregister(event, refuse)
 
 
 def connection_event(name: str, connection_id: str, user: str, suffix: str = "") -> dict[str, Any]:

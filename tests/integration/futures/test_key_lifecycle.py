@@ -6,9 +6,7 @@ import time
 import uuid
 from decimal import Decimal
 
-from botocore.exceptions import ClientError
 from klineo.binance import Credentials, KeyType
-from klineo.services import connection_delete, connection_lifecycle
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store import strategies as strategy_store
@@ -19,6 +17,7 @@ from klineo.store.connections import (
     get_connection,
     replace_key,
 )
+from klineo.store.order_history import UNSETTLED_INDEX
 from klineo.store.secrets import put_new_version
 
 from tests.helpers import load_event, with_body, with_user
@@ -230,24 +229,26 @@ def _delete(invoke, connection_id: str) -> dict:
     return invoke("connection_delete", connection_event("connection_delete", connection_id, USER_A))
 
 
-def test_a_strategy_resumed_right_after_the_delete_paused_it_is_refused(
-    sim_env, invoke, futures_connection, monkeypatch
-):
+def test_a_strategy_resumed_right_after_the_delete_paused_it_is_refused(sim_env, invoke, futures_connection):
     """GIVEN a delete that has just paused the connection's strategies WHEN the user resumes one at that
-    moment THEN 409 naming connection_id (the connection is already marked as being deleted): the strategy
-    stays paused, and the delete finishes."""
+    moment (run from a hook on the delete's next AWS call, its wind-down's read of unsettled orders) THEN
+    409 naming connection_id (the connection is already marked as being deleted): the strategy stays
+    paused, and the delete finishes."""
     strategy_id = _live_strategy(futures_connection.id)
-    real_pause = connection_delete.pause_connection_strategies
-    answers = []
+    client, answers = aws_clients.dynamodb(), []
 
-    def pause_then_resume(*args, **kwargs):
-        paused = real_pause(*args, **kwargs)
+    def resume_first(params, **_: object) -> None:
+        if params.get("IndexName") != UNSETTLED_INDEX:
+            return
+        client.meta.events.unregister("before-parameter-build.dynamodb.Query", resume_first)
+        assert _strategy(strategy_id).status == "paused"
         answers.append(_resume(invoke, strategy_id))
-        return paused
 
-    monkeypatch.setattr(connection_delete, "pause_connection_strategies", pause_then_resume)
-
-    response = _delete(invoke, futures_connection.id)
+    client.meta.events.register("before-parameter-build.dynamodb.Query", resume_first)
+    try:
+        response = _delete(invoke, futures_connection.id)
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb.Query", resume_first)
 
     assert response["statusCode"] == 200, response["body"]
     (resumed,) = answers
@@ -258,23 +259,24 @@ def test_a_strategy_resumed_right_after_the_delete_paused_it_is_refused(
     assert get_connection(USER_A, futures_connection.id) is None
 
 
+def _pausing(params: dict) -> bool:
+    """True for the UpdateItem that pauses a strategy (``klineo.store.strategies.pause_strategy``)."""
+    return "status_reason" in params.get("UpdateExpression", "")
+
+
 def test_a_delete_that_failed_while_pausing_is_marked_and_a_second_delete_finishes_it(
-    sim_env, invoke, futures_connection, monkeypatch
+    sim_env, invoke, futures_connection
 ):
-    """GIVEN a delete whose pause of the strategies fails (AWS throttling) WHEN it answers 500 THEN the
-    connection is already marked as being deleted (no strategy may be resumed on it), and a second DELETE
-    pauses the strategy and deletes the connection."""
+    """GIVEN a delete whose pause of the strategies fails (AWS throttling the pause's UpdateItem) WHEN it
+    answers 500 THEN the connection is already marked as being deleted (no strategy may be resumed on it),
+    and a second DELETE pauses the strategy and deletes the connection."""
     strategy_id = _live_strategy(futures_connection.id)
-    real_pause = connection_delete.pause_connection_strategies
 
-    def throttled(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Query")
-
-    monkeypatch.setattr(connection_delete, "pause_connection_strategies", throttled)
-    assert _delete(invoke, futures_connection.id)["statusCode"] == 500
+    with aws_refusing("UpdateItem", "dynamodb", when=_pausing):
+        assert _delete(invoke, futures_connection.id)["statusCode"] == 500
 
     assert get_connection(USER_A, futures_connection.id).deleting_since is not None
-    monkeypatch.setattr(connection_delete, "pause_connection_strategies", real_pause)
+    assert _strategy(strategy_id).status == "active"
     second = _delete(invoke, futures_connection.id)
     assert second["statusCode"] == 200, second["body"]
     assert body_of(second)["paused_strategies"] == [strategy_id]
@@ -282,22 +284,29 @@ def test_a_delete_that_failed_while_pausing_is_marked_and_a_second_delete_finish
     assert _strategy(strategy_id).status == "paused"
 
 
-def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(
-    sim_env, invoke, futures_connection, monkeypatch
-):
-    """GIVEN a connection stored before versions WHEN PUT credentials fails at the item THEN old key stays."""
+def _switching_key(params: dict) -> bool:
+    """True for the UpdateItem that points the connection at its new key (``replace_key``)."""
+    return "api_key_masked" in params.get("UpdateExpression", "")
+
+
+def _counting_a_key_failure(params: dict) -> bool:
+    """True for the UpdateItem that counts a key failure on the connection (``add_key_failure``)."""
+    return "ADD" in params.get("UpdateExpression", "")
+
+
+def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(sim_env, invoke,
+                                                                                futures_connection):
+    """GIVEN a connection stored before versions WHEN PUT credentials fails at the item's switch to the new
+    key (AWS throttling replace_key's UpdateItem, after the new secret version was stored) THEN 500 and
+    the connection still signs with its old key."""
     aws_clients.dynamodb().update_item(
         TableName=get_settings().data_table,
         Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(futures_connection.id)}},
         UpdateExpression="REMOVE credentials_version",
     )
 
-    def failing(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
-
-    monkeypatch.setattr(connection_lifecycle.connection_store, "replace_key", failing)
-
-    response = _put_credentials(invoke, futures_connection.id, sim_env.account("ed25519-futures"))
+    with aws_refusing("UpdateItem", "dynamodb", when=_switching_key):
+        response = _put_credentials(invoke, futures_connection.id, sim_env.account("ed25519-futures"))
 
     assert response["statusCode"] == 500
     stored = get_connection(USER_A, futures_connection.id)
@@ -464,15 +473,8 @@ def test_an_order_refused_for_its_key_is_recorded_when_counting_the_failure_fail
     _break_key(futures_connection.id, futures_connection.account)
     client = aws_clients.dynamodb()
 
-    def refuse_the_count(params, **_: object) -> None:
-        if "ADD" in params.get("UpdateExpression", ""):
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "UpdateItem")
-
-    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", refuse_the_count)
-    try:
+    with aws_refusing("UpdateItem", "dynamodb", when=_counting_a_key_failure):
         response = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
-    finally:
-        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", refuse_the_count)
 
     assert response["statusCode"] == 403, response["body"]
     assert body_of(response)["error"]["category"] == "signature"
