@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoRegionError, ReadTimeoutError
 from klineo.binance import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws as clients
@@ -91,3 +91,28 @@ def test_other_errors_still_raise(racing_exceptions) -> None:
         conditional_write(client.put_item, TableName="no-such-table", Item={"pk": {"S": "x"}},
                           ConditionExpression="attribute_not_exists(pk)")
     assert clients.error_code(caught.value) == "ResourceNotFoundException"
+
+
+def _answered(code: str, status: int = 400) -> ClientError:
+    answer = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(answer, "Query")
+
+
+@pytest.mark.parametrize(("failure", "transient"), [
+    (_answered("ThrottlingException"), True),
+    (_answered("ProvisionedThroughputExceededException"), True),
+    (_answered("InternalServerError", 500), True),
+    (_answered("ServiceUnavailable", 503), True),
+    (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), True),
+    (ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), True),
+    (_answered("ValidationException"), False),
+    (_answered("ResourceNotFoundException"), False),
+    (_answered("LimitExceededException"), False),  # Secrets Manager's quota of secrets: no retry helps
+    (_answered(clients.CONDITION_FAILED), False),
+    (NoRegionError(), False),
+])
+def test_a_failure_is_transient_when_a_later_retry_may_get_past_it(failure: Exception,
+                                                                   transient: bool) -> None:
+    """GIVEN a failed AWS call WHEN judged THEN throttling, an AWS-side 5xx and no answer are transient
+    (the API's retryable 503), a refusal of the request, a missing resource or a quota are not (500)."""
+    assert clients.is_transient(failure) is transient

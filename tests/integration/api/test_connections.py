@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
+from botocore.exceptions import ClientError
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
@@ -554,7 +555,7 @@ def test_new_keys_for_a_connection_whose_delete_stopped_half_way_areaws_refusing
     connection = create_connection(USER_A, "spot-only")
     with aws_refusing(stopped_at, service):
         assert invoke("connection_delete", connection_event("connection_delete", connection.id,
-                                                            USER_A))["statusCode"] == 500
+                                                            USER_A))["statusCode"] == 503
     before = connection_store.get_connection(USER_A, connection.id)
 
     response = invoke("connection_credentials", _credentials_event(
@@ -578,7 +579,7 @@ def test_testing_the_keys_of_a_connection_whose_delete_stopped_half_way_is_refus
     connection = create_connection(USER_A, "spot-only")
     with aws_refusing(stopped_at, service):
         assert invoke("connection_delete", connection_event("connection_delete", connection.id,
-                                                            USER_A))["statusCode"] == 500
+                                                            USER_A))["statusCode"] == 503
     before, calls = connection_store.get_connection(USER_A, connection.id), len(sim_env.journal)
 
     response = invoke("connection_test_stored", connection_event("connection_test_stored", connection.id,
@@ -598,7 +599,7 @@ def test_enabling_a_connection_whose_delete_stopped_half_way_isaws_refusing(crea
     connection_store.disable_connection(USER_A, connection.id, "connection_disabled:permission")
     with aws_refusing("DeleteSecret", "secrets-manager"):
         assert invoke("connection_delete", connection_event("connection_delete", connection.id,
-                                                            USER_A))["statusCode"] == 500
+                                                            USER_A))["statusCode"] == 503
 
     response = invoke("connection_enable", connection_event("connection_enable", connection.id, USER_A,
                                                             "/enable"))
@@ -628,3 +629,44 @@ def test_new_keys_put_while_a_delete_runs_to_its_end_are_not_stored_and_answer_4
 
     assert response["statusCode"] == 404, response["body"]
     assert _secret_names() == [] and connection_store.get_connection(USER_A, connection.id) is None
+
+
+
+@contextmanager
+def _query_answering(code: str) -> Iterator[None]:
+    """Every DynamoDB Query failing with ``code`` (as after botocore's own retries) while inside."""
+    client = aws_clients.dynamodb()
+
+    def fail(**_: object) -> None:
+        raise ClientError({"Error": {"Code": code, "Message": "slow down"}}, "Query")
+
+    client.meta.events.register("before-call.dynamodb.Query", fail)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.Query", fail)
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "ProvisionedThroughputExceededException"])
+def test_a_route_whose_storage_is_throttled_answers_a_retryable_503(create_connection, invoke, code):
+    """GIVEN DynamoDB throttling a route's read past botocore's own retries WHEN the route is called THEN a
+    retryable 503 upstream_unavailable (a repeat gets past it), never a 500, and no AWS text in the body."""
+    create_connection(USER_A, "spot-only")
+    with _query_answering(code):
+        response = invoke("connection_list", with_user(load_event("connection_list"), USER_A))
+
+    assert response["statusCode"] == 503, response["body"]
+    assert _error(response) == {"category": "upstream_unavailable", "retryable": True, "request_id": "id",
+                                "message": "storage is busy; try again in a moment"}
+
+
+def test_a_route_whose_storage_refuses_the_request_answers_500_without_its_text(create_connection, invoke):
+    """GIVEN DynamoDB refusing a route's read as invalid (a fault of ours, not a busy service) WHEN the
+    route is called THEN 500 'other' with no AWS text: a retry would not get past it."""
+    create_connection(USER_A, "spot-only")
+    with _query_answering("ValidationException"):
+        response = invoke("connection_list", with_user(load_event("connection_list"), USER_A))
+
+    assert response["statusCode"] == 500, response["body"]
+    assert _error(response) == {"category": "other", "message": "internal error", "retryable": False,
+                                "request_id": "id"}

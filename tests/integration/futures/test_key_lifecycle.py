@@ -268,12 +268,12 @@ def test_a_delete_that_failed_while_pausing_is_marked_and_a_second_delete_finish
     sim_env, invoke, futures_connection
 ):
     """GIVEN a delete whose pause of the strategies fails (AWS throttling the pause's UpdateItem) WHEN it
-    answers 500 THEN the connection is already marked as being deleted (no strategy may be resumed on it),
-    and a second DELETE pauses the strategy and deletes the connection."""
+    answers a retryable 503 THEN the connection is already marked as being deleted (no strategy may be
+    resumed on it), and a second DELETE pauses the strategy and deletes the connection."""
     strategy_id = _live_strategy(futures_connection.id)
 
     with aws_refusing("UpdateItem", "dynamodb", when=_pausing):
-        assert _delete(invoke, futures_connection.id)["statusCode"] == 500
+        assert _delete(invoke, futures_connection.id)["statusCode"] == 503
 
     assert get_connection(USER_A, futures_connection.id).deleting_since is not None
     assert _strategy(strategy_id).status == "active"
@@ -297,8 +297,8 @@ def _counting_a_key_failure(params: dict) -> bool:
 def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(sim_env, invoke,
                                                                                 futures_connection):
     """GIVEN a connection stored before versions WHEN PUT credentials fails at the item's switch to the new
-    key (AWS throttling replace_key's UpdateItem, after the new secret version was stored) THEN 500 and
-    the connection still signs with its old key."""
+    key (AWS throttling replace_key's UpdateItem, after the new secret version was stored) THEN a retryable
+    503 and the connection still signs with its old key."""
     aws_clients.dynamodb().update_item(
         TableName=get_settings().data_table,
         Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(futures_connection.id)}},
@@ -308,7 +308,7 @@ def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(s
     with aws_refusing("UpdateItem", "dynamodb", when=_switching_key):
         response = _put_credentials(invoke, futures_connection.id, sim_env.account("ed25519-futures"))
 
-    assert response["statusCode"] == 500
+    assert response["statusCode"] == 503
     stored = get_connection(USER_A, futures_connection.id)
     assert stored.credentials_version is not None
     assert connection_credentials(stored).api_key == futures_connection.account.api_key
@@ -420,7 +420,7 @@ def test_a_connection_whose_delete_stopped_half_way_switches_no_position_mode_on
     asks for hedge mode THEN 409 naming connection_id, and the Binance account is left in one-way mode
     (before: 200, the user's account switched by a connection being deleted)."""
     with aws_refusing("DeleteSecret", "secrets-manager"):
-        assert _delete(invoke, futures_connection.id)["statusCode"] == 500
+        assert _delete(invoke, futures_connection.id)["statusCode"] == 503
     patch = with_body(connection_event("connection_update", futures_connection.id, USER_A),
                       {"position_mode": "hedge"})
 
@@ -492,7 +492,7 @@ def test_futures_are_not_enabled_on_a_connection_whose_delete_stopped_half_way(
     (before: 200, futures switched on and the account's position mode switched for a dying connection)."""
     connection = create_connection(USER_A, "futures-full")
     with aws_refusing("DeleteSecret", "secrets-manager"):
-        assert _delete(invoke, connection.id)["statusCode"] == 500
+        assert _delete(invoke, connection.id)["statusCode"] == 503
     event = with_body(connection_event("futures_enable", connection.id, USER_A, "/futures/enable"),
                       {"position_mode": "hedge"})
     event["headers"]["content-type"] = "application/json"

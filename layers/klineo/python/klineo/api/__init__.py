@@ -32,7 +32,7 @@ Category -> HTTP status (``CATEGORY_STATUS``), and why:
     ip_banned             503  + Retry-After (the egress IP is banned; the caller did nothing wrong)
     timestamp             502  Binance refused our clock even after a resync: our side, not input
     network               502  Binance could not be reached (nothing was received by it)
-    upstream_unavailable  503  Binance answered "unavailable"/5xx on a read
+    upstream_unavailable  503  Binance answered "unavailable"/5xx on a read; AWS busy or unreachable
     unknown_outcome       504  a write's outcome is unknown (timeout); look the order up
     other                 500  never a stack trace
 
@@ -64,6 +64,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.observability import logger
 from klineo.settings import get_settings
+from klineo.store.aws import STORAGE_BUSY, STORAGE_ERRORS, error_code, is_transient
 
 __all__ = [
     "CATEGORY_STATUS",
@@ -463,6 +464,15 @@ def _value_error_handler(app: APIGatewayHttpResolver):
     return handle
 
 
+def _handle_storage_error(exc: Exception) -> Response:
+    """AWS busy or unreachable past botocore's own retries (``is_transient``): a retryable 503, which a
+    repeat of the request gets past; any other AWS failure is a fault of ours (``_handle_unexpected``)."""
+    if not is_transient(exc):
+        return _handle_unexpected(exc)
+    logger.warning("storage unavailable", extra={"aws_error": error_code(exc) or type(exc).__name__})
+    return error_response(503, "upstream_unavailable", STORAGE_BUSY, retryable=True)
+
+
 def _handle_unexpected(exc: Exception) -> Response:
     # Where it failed, never the exception's text: a message (a pydantic error's, say) may quote
     # the submitted value, an API secret included.
@@ -543,5 +553,6 @@ def build_resolver() -> KlineoResolver:
     app.exception_handler(ValueError)(_value_error_handler(app))
     app.exception_handler(NotFoundError)(_not_found_handler(app))
     app.exception_handler(ServiceError)(_handle_service_error)
+    app.exception_handler(list(STORAGE_ERRORS))(_handle_storage_error)
     app.exception_handler(Exception)(_handle_unexpected)
     return app

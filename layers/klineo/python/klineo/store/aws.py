@@ -35,12 +35,13 @@ from botocore import handlers
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, DataNotFoundError
 from botocore.loaders import Loader, instance_cache
+from botocore.retries.standard import RetryContext, TransientRetryableChecker
 
 from klineo.store.botocore_data import SERVICES, data_path
 
 __all__ = [
-    "CONDITION_FAILED", "SERVICES", "STORAGE_ERRORS", "TRANSACTION_CANCELED", "clear_clients", "dynamodb",
-    "error_code", "secretsmanager", "sqs",
+    "CONDITION_FAILED", "SERVICES", "STORAGE_BUSY", "STORAGE_ERRORS", "TRANSACTION_CANCELED", "clear_clients",
+    "dynamodb", "error_code", "is_transient", "secretsmanager", "sqs",
 ]
 
 # SERVICES: every AWS service the layer makes a client for (the getters below).
@@ -158,6 +159,13 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
 CONDITION_FAILED = "ConditionalCheckFailedException"
 # DynamoDB's answer to a TransactWriteItems it did not commit (``CancellationReasons`` say why).
 TRANSACTION_CANCELED = "TransactionCanceledException"
+# What a caller is told when AWS is busy or unreachable (``is_transient``): a retryable 503.
+STORAGE_BUSY = "storage is busy; try again in a moment"
+# The throttling answers of the layer's services (DynamoDB, Secrets Manager, SQS). Not botocore's whole
+# throttling list: its LimitExceededException is a hard quota in Secrets Manager, which no retry gets past.
+_THROTTLED = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException",
+                        "RequestLimitExceeded", "RequestThrottled", "TransactionInProgressException"})
+_TRANSIENT = TransientRetryableChecker()
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -170,6 +178,19 @@ def error_code(exc: BaseException) -> str | None:
     ``except`` clause does not name (the runner's thread pool did, on a redelivered message).
     """
     return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed AWS call is one a later retry may get past, once botocore's own retries gave up:
+    throttled (``_THROTTLED``), an AWS-side 5xx, or no answer (a timeout, a lost connection: botocore's
+    transient rules). Anything else (a missing table, a refused parameter, a quota) is a fault of ours."""
+    response = getattr(exc, "response", None)
+    status = ((response or {}).get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    if error_code(exc) in _THROTTLED or (isinstance(status, int) and status >= 500):
+        return True
+    context = RetryContext(attempt_number=1, parsed_response=response,
+                           caught_exception=None if response else exc)
+    return bool(_TRANSIENT.is_retryable(context))
 
 
 def clear_clients(*, keep_data: bool = False) -> None:

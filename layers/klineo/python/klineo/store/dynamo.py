@@ -119,8 +119,7 @@ def transact(named: list[tuple[str, dict[str, Any]]],
             return failed
         if attempt + 1 < _CONFLICT_ATTEMPTS:
             sleep(0.02 * 2**attempt + random.uniform(0, 0.02))  # noqa: S311  (jitter, not a secret)
-    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "storage is busy; try again in a moment",
-                      retryable=True)
+    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, aws.STORAGE_BUSY, retryable=True)
 
 
 def get_data_item(key: dict[str, Any], *, consistent: bool = False) -> dict[str, Any] | None:

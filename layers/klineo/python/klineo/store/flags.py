@@ -56,7 +56,7 @@ def batch_get_consistent(keys: list[tuple[str, str]]) -> dict[tuple[str, str], d
         if not request:
             return found
         time.sleep(0.05 * 2**attempt)
-    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "storage is busy; try again in a moment")
+    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, aws.STORAGE_BUSY)
 
 
 def kill_switch_of(item: dict[str, Any] | None) -> bool:

@@ -258,7 +258,7 @@ def _transact(order_write: dict[str, Any], gates: GateChecks | ConnectionGuard,
             return _refusal(named, reasons)
         if attempt + 1 < _CONFLICT_ATTEMPTS:
             sleep(0.02 * 2**attempt + random.uniform(0, 0.02))  # noqa: S311  (jitter, not a secret)
-    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "storage is busy; try again in a moment")
+    raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, aws.STORAGE_BUSY)
 
 
 def _refusal(named: list[tuple[str, dict[str, Any]]], reasons: list[dict[str, Any]]) -> ClaimRefusal:
