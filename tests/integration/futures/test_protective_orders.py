@@ -483,6 +483,32 @@ def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run
     assert _unsettled() == [stop_id]  # the entry settled; its new stop-loss waits for the next run
 
 
+def test_reconciler_lets_go_of_an_entry_whose_symbol_ended_but_keeps_one_whose_symbol_is_halted(
+    sim_env, invoke, futures_connection, reconcile, caplog
+):
+    """GIVEN two filled LIMIT entries whose stop-loss could not be placed, one on a symbol Binance then
+    halts, one after it ended its contract (SETTLING) WHEN the reconciler runs twice THEN the ended one
+    leaves the index on the first run, logged once, and is never read again; the halted one waits."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    sim_env.set_symbol_status("BTCUSDT", "TRADING_HALT")
+    clear_exchange_info_cache()
+
+    reconcile()
+    assert _unsettled() == [entry["client_order_id"]]  # a halt is waited out
+    sim_env.set_symbol_status("BTCUSDT", "SETTLING")
+    clear_exchange_info_cache()
+    caplog.clear()
+    reconcile()
+    reads = len([r for r in sim_env.journal if r.path == ORDER_PATH])
+    reconcile()
+
+    assert _unsettled() == [] and _algo_posts(sim_env) == []
+    assert get_order_record(USER_A, entry["client_order_id"]).status == "FILLED"
+    assert len([r for r in sim_env.journal if r.path == ORDER_PATH]) == reads  # not read again
+    assert [r.message for r in caplog.records].count(
+        "protective orders given up: Binance no longer trades the entry's symbol") == 1
+
+
 def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it_opens(
     sim_env, invoke, futures_connection, reconcile
 ):

@@ -15,7 +15,9 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    asked for a stop-loss / take-profit and filled gets them placed first
    (``klineo.services.protective``, behind the risk gate); when one could not be placed for a
    transient reason or behind a gate that may open again (futures off, connection disabled), the
-   entry's state is stored but it stays in the index, so a later run places it. Likewise a reducing
+   entry's state is stored but it stays in the index, so a later run places it (a halted symbol too; one
+   whose contract ended or that Binance no longer lists never trades again: the entry then leaves the
+   index, logged once, ``Reconciler._ended``). Likewise a reducing
    API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
    stops of the side it reduced to what is left (``klineo.services.protective_resize``): it stays in the
    index until that is done or refused for good, so a transient failure or a crash is resumed.
@@ -426,7 +428,8 @@ class Reconciler:
 
     def _protected(self, account: _Account, entry: OrderRecord) -> bool | None:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
-        yet (a transient failure, or a state gate that may open again); a definitive refusal is final.
+        yet (a transient failure, a halt, or a state gate that may open again); a definitive refusal, or a
+        symbol that will never trade again (``_ended``), is final.
         None when the connection is being deleted (by another delete than ``wind_down``): nothing sent."""
         if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not entry.protective_targets:
             return True
@@ -443,6 +446,8 @@ class Reconciler:
                 logger.info("protective orders not placed: the connection is being deleted",
                             extra={"client_order_id": entry.client_order_id})
                 return None
+            if exc.retryable and self._ended(account, entry, exc):
+                return True
             self.counts["protection_failed"] += 1
             logger.warning("protective orders not placed by the reconciler", extra={
                 "client_order_id": entry.client_order_id, "category": exc.category.value,
@@ -450,6 +455,23 @@ class Reconciler:
             # A closed gate (futures switched off, connection disabled) may open again: the entry stays
             # in the index so its protection is placed then, never dropped for good.
             return not exc.retryable and exc.field not in STATE_GATES
+        return True
+
+    def _ended(self, account: _Account, entry: OrderRecord, exc: KlineoError) -> bool:
+        """True (counted, logged once: the entry then leaves the index) when the symbol's status kept its
+        stops off (field symbol) and the tick's one rule (``klineo.runner.candles.status_refusal``, on the
+        status read now) finds the contract ended or no longer listed: they can never be placed. A halt, or
+        a symbol trading again, is False: the next run tries again."""
+        if exc.field != "symbol":
+            return False
+        from klineo.runner.candles import status_refusal  # only an entry kept off by its symbol's status
+
+        judged = self.call("GET", "/fapi/v1/exchangeInfo", status_refusal, account.client, entry.symbol, exc)
+        if judged is exc or judged.field != "symbol":
+            return False
+        self.counts["protection_given_up"] += 1
+        logger.info("protective orders given up: Binance no longer trades the entry's symbol",
+                    extra={"client_order_id": entry.client_order_id, "symbol": entry.symbol})
         return True
 
     @staticmethod
