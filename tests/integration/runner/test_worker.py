@@ -554,6 +554,26 @@ def test_a_short_only_strategy_stored_with_a_type_that_never_shorts_is_paused_sa
     assert runner.journal("POST", ORDER_PATH) == []
 
 
+def test_a_strategy_stored_with_parameters_its_type_refuses_is_paused_naming_them(runner) -> None:
+    """GIVEN a strategy stored straight into the table with parameters its type cannot parse (a word for
+    fast, a key it does not take) WHEN a tick runs THEN it is paused invalid_parameters at once, its run
+    skipped so, and the paused event names what to fix without repeating a stored value; nothing is sent."""
+    sid = runner.strategy(USER, runner.connection(USER),
+                          parameters={"fast": "seven-candles", "slow": 3, "pasted_key": "k3y-v4lue-9"})
+
+    runner.run_tick()
+
+    assert [(run.status, run.skip_reason) for run in runner.runs(sid)] == [("skipped", "invalid_parameters")]
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "invalid_parameters")
+    [paused] = [e for e in list_events(sid, 10).events if e.kind == "paused"]
+    message = paused.details["reason"], paused.details["message"]
+    assert message[0] == "invalid_parameters" and "parameters.fast" in message[1], message
+    assert "a parameter its type does not take" in message[1], message
+    assert not any(value in message[1] for value in ("seven-candles", "pasted_key", "k3y-v4lue-9")), message
+    assert runner.journal("POST", ORDER_PATH) == []
+
+
 @pytest.mark.parametrize("signal_then", ["rsi"])
 def test_hold_records_no_change_without_orders(runner, signal_then) -> None:
     """GIVEN RSI levels that are never crossed WHEN a tick runs THEN a no_change run, no order."""

@@ -103,10 +103,11 @@ paused.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
@@ -648,13 +649,17 @@ class _Turn:
         return self.record(self.run("failed", error=_error(exc)), self.failure_advance(exc, pause),
                            str(exc.category))
 
-    def decide(self) -> Decision | None:
+    def decide(self) -> Decision | str:
+        """The type's decision on the turn's candles; for a type or parameters stored before the routes
+        refused them, what is wrong (``_invalid_parameters``: the paused event's message)."""
         strategy = self.strategy
         try:
             strategy_type = get_strategy_type(strategy.type)
             params = parse_parameters(strategy.type, strategy.parameters)
-        except (KeyError, ValidationError):
-            return None
+        except KeyError:
+            return _invalid_parameters(None)
+        except ValidationError as exc:
+            return _invalid_parameters(exc, strategy_type.params_model.model_fields)
         assert self.ctx.group is not None
         candles: tuple[Candle, ...] = self.ctx.group.candles
         return strategy_type.decide(params, candles[-strategy_type.lookback(params):])
@@ -741,8 +746,8 @@ class _Turn:
             return self.skip(NO_SIDE_TO_TRADE, pause_reason=NO_SIDE_TO_TRADE,
                              message=f"Paused: {NO_SIDE_LEFT}, then resume it.")
         decision = self.decide()
-        if decision is None:
-            return self.skip("invalid_parameters", pause_reason="invalid_parameters")
+        if isinstance(decision, str):
+            return self.skip(INVALID_PARAMETERS, pause_reason=INVALID_PARAMETERS, message=decision)
         assert self.ctx.group is not None
         reference_price = self.ctx.group.candles[-1].close
         facts = {
@@ -1452,6 +1457,8 @@ INVALID_SYMBOL = "invalid_symbol"
 # A strategy stored before the routes refused a direction short with allow_short false (``NO_SIDE_LEFT``):
 # every signal flat, it would run every tick doing nothing.
 NO_SIDE_TO_TRADE = "no_side_to_trade"
+# A strategy stored with a type or parameters its type's checks refuse (``parse_parameters``).
+INVALID_PARAMETERS = "invalid_parameters"
 _PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE}
 
 
@@ -1463,6 +1470,23 @@ def _paused_at_once(symbol: str, pause: str, exc: KlineoError) -> str:
     return (f"Paused: Binance does not list or trade {symbol} on USDT-M futures (an unknown or delisted "
             f"symbol, or one it stopped trading); create a strategy on a listed symbol, or resume this one "
             f"once Binance trades it again. Last error: {exc.message}")
+
+
+def _invalid_parameters(exc: ValidationError | None, fields: Mapping[str, Any] = MappingProxyType({})) -> str:
+    """What the ``paused`` event of an ``invalid_parameters`` pause tells the trader: the parameters the
+    type's checks refused (``exc``; None: no type of that name), named by the type's own field names or a
+    check's own text, never a stored value or a key the type does not take."""
+    if exc is None:
+        return "Paused: its type is not one KLINEO runs; create a strategy of a listed type."
+    named = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = error["loc"]
+        if not loc:  # a check across fields (e.g. fast below slow): its text is ours
+            named.append(f"parameters: {error['msg'].removeprefix('Value error, ')}")
+        else:
+            named.append(f"parameters.{loc[0]}" if loc[0] in fields else "a parameter its type does not take")
+    return (f"Paused: its parameters do not pass its type's checks ({'; '.join(dict.fromkeys(named))}); "
+            "send its type with valid parameters, then resume it.")
 
 
 def _pausing(reason: str | None) -> StrategyAdvance | None:
