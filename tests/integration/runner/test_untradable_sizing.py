@@ -9,6 +9,7 @@ the simulator's price, below the minimum order value) fails at today's price onl
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -138,3 +139,16 @@ def test_a_stored_live_strategy_that_can_never_trade_pauses_at_once_without_an_o
     assert (run.status, run.error["message"]) == ("failed", "size is above BTCUSDT's maximum quantity 120")
     stored = runner.stored(ALICE, sid)
     assert (stored.status, stored.status_reason, stored.live_position) == ("paused", UNTRADABLE_SIZE, 0)
+
+
+def test_an_untradable_size_pause_is_logged_as_such(runner, caplog) -> None:
+    """GIVEN a live strategy stored with a size above BTCUSDT's MARKET maximum WHEN the tick pauses it at once
+    THEN the log says its sizing can never trade, once (not silently, nor as a pause by count)."""
+    sid = runner.strategy(ALICE, runner.connection(ALICE), size="200")
+
+    with caplog.at_level(logging.INFO):
+        runner.run_tick()
+
+    assert runner.stored(ALICE, sid).status_reason == UNTRADABLE_SIZE
+    said = [record.getMessage() for record in caplog.records if "paus" in record.getMessage()]
+    assert said == ["strategy paused: no order of its sizing can ever pass its symbol's rules"]

@@ -401,6 +401,24 @@ def test_a_symbol_binance_stopped_trading_pauses_its_strategies_rather_than_fail
     assert runner.journal("POST", ORDER_PATH) == []
 
 
+def test_a_pause_at_once_for_a_symbol_with_no_candle_is_logged_as_the_order_path_logs_it(
+    runner, monkeypatch, caplog,
+) -> None:
+    """GIVEN a symbol Binance delisted (SETTLING, no candle since) WHEN the tick's wait for its candle pauses
+    the strategy invalid_symbol at once THEN the log says the symbol no longer trades, once, as when Binance
+    refuses an order for that status (not silently, nor as a pause by count)."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    monkeypatch.setattr(filters, "STATUS_MAX_AGE_S", 0.0)
+    runner.sim.set_symbol_status("BTCUSDT", "SETTLING", since_ms=current_close() - 3 * MINUTE_MS)
+
+    with caplog.at_level(logging.INFO):
+        runner.run_tick()
+
+    assert runner.stored(USER, sid).status_reason == "invalid_symbol"
+    said = [record.getMessage() for record in caplog.records if "paus" in record.getMessage()]
+    assert said == ["strategy paused: Binance no longer lists or trades its symbol"]
+
+
 def test_a_symbol_status_read_less_than_a_minute_ago_is_trusted_and_the_message_comes_again(runner) -> None:
     """GIVEN a delisted symbol the container read as TRADING seconds ago WHEN its candle never comes THEN the
     message is redelivered (a candle late on Binance is waited for), nothing recorded, nothing paused."""

@@ -482,10 +482,9 @@ class _Turn:
         """Log the pause a failed run reached (``pause``: its reason) as it was stored: a resume between the
         claim and the settle drops it (``Settled.paused``), the strategy then active with a fresh count."""
         extra = {"strategy_id": self.strategy.strategy_id, "category": str(exc.category), "pause": pause}
-        if stored and pause == INVALID_SYMBOL:  # at once, on the first refusal: nothing kept failing
-            logger.warning("strategy paused: Binance no longer lists or trades its symbol", extra=extra)
-        elif stored:
-            logger.warning("strategy paused: its runs or its keys keep failing", extra=extra)
+        if stored:  # a pause at once says why (nothing kept failing); any other is one by count
+            said = _PAUSED_AT_ONCE_LOG.get(pause, "strategy paused: its runs or its keys keep failing")
+            logger.warning(said, extra=extra)
         else:
             logger.info("strategy not paused: resumed while its order was in flight, counted from the resume",
                         extra=extra)
@@ -496,6 +495,7 @@ class _Turn:
         runs and the pause it reaches; None: the run alone (ONE put)."""
         if pause is not None:  # paused anyway: the count no longer matters (resuming clears it)
             self.event("paused", reason=pause, message=_paused_at_once(self.strategy.symbol, pause, exc))
+            self.log_pause(exc, pause, stored=True)  # stored with the run, as below
             return _pausing(pause)
         count, reached = self.count_failure(exc)
         if reached is not None:  # stored with the run (one conditional write: both or neither)
@@ -1460,6 +1460,11 @@ NO_SIDE_TO_TRADE = "no_side_to_trade"
 # A strategy stored with a type or parameters its type's checks refuse (``parse_parameters``).
 INVALID_PARAMETERS = "invalid_parameters"
 _PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE}
+# What the log says of each pause at once (``log_pause``), whichever path reached it.
+_PAUSED_AT_ONCE_LOG = {
+    INVALID_SYMBOL: "strategy paused: Binance no longer lists or trades its symbol",
+    UNTRADABLE_SIZE: "strategy paused: no order of its sizing can ever pass its symbol's rules",
+}
 
 
 def _paused_at_once(symbol: str, pause: str, exc: KlineoError) -> str:
