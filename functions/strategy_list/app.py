@@ -1,7 +1,10 @@
-"""GET /strategies: the caller's strategies."""
+"""GET /strategies: the caller's strategies, oldest first, a page as large as Lambda's answer holds."""
+
+from typing import Annotated
 
 from klineo.api import build_resolver, current_user_id
-from klineo.models.strategies import StrategyListResponse
+from klineo.api.params import Query
+from klineo.models.strategies import StrategyListQuery, StrategyListResponse
 from klineo.observability import finish_init, logger, metrics, tracer
 from klineo.services.strategies import list_user_strategies
 
@@ -9,8 +12,8 @@ app = build_resolver()
 
 
 @app.get("/strategies")
-def strategy_list() -> StrategyListResponse:
-    return list_user_strategies(current_user_id(app))
+def strategy_list(query: Annotated[StrategyListQuery, Query()]) -> StrategyListResponse:
+    return list_user_strategies(current_user_id(app), query)
 
 
 @finish_init

@@ -2203,11 +2203,16 @@ export interface components {
         };
         /**
          * StrategyListResponse
-         * @description The caller's strategies, oldest first.
+         * @description The caller's strategies, oldest first; ``next_cursor`` is null when this page holds the last.
          */
         StrategyListResponse: {
             /** Strategies */
             strategies: components["schemas"]["StrategyResponse"][];
+            /**
+             * Next Cursor
+             * @description Pass as ?cursor= for the strategies after this page's last (null: none left).
+             */
+            next_cursor?: string | null;
         };
         /**
          * PnlResponse
@@ -7924,7 +7929,12 @@ export interface operations {
     };
     strategy_list_strategies_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The most strategies a page holds (none: all of them). A maximum: a page stops before the answer would pass its size bound (about 5 MB, some 4,500 strategies at their longest), with a `next_cursor` */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;

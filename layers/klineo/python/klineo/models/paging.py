@@ -1,4 +1,4 @@
-"""Paging of every list route (order history, strategy events, strategy runs): one rule for ?limit=&cursor=.
+"""Paging of every list route (orders, strategies, their events and runs): one rule for ?limit=&cursor=.
 
 A list route's query model is ``PageQuery`` or extends it (adding its filters), so ``limit`` and
 ``cursor`` are declared and bounded once; a cursor of the right alphabet that the listing did not

@@ -10,13 +10,13 @@ strategies answer with none of them (issue 16 item 3, cold start).
 """
 
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from klineo.models.base import BaseModel
 from klineo.models.fields import DecimalString
-from klineo.models.paging import CURSOR_PATTERN, PageQuery
+from klineo.models.paging import CURSOR_PATTERN, PAGE_MAX_LIMIT, PageQuery
 from klineo.validation import STRATEGY_ID_PATTERN
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "PageQuery",
     "PendingOrderResponse",
     "Status",
+    "StrategyListQuery",
     "StrategyListResponse",
     "StrategyResponse",
 ]
@@ -107,8 +108,20 @@ class StrategyResponse(BaseModel):
     updated_at: str
 
 
+class StrategyListQuery(PageQuery):
+    """?limit=&cursor= of GET /strategies: without ``limit``, every strategy the answer's size bound holds."""
+
+    limit: Annotated[int | None, Field(
+        ge=1, le=PAGE_MAX_LIMIT,
+        description="The most strategies a page holds (none: all of them). A maximum: a page stops before "
+                    "the answer would pass its size bound (about 5 MB, some 4,500 strategies at their "
+                    "longest), with a `next_cursor`")] = None
+
+
 class StrategyListResponse(BaseModel):
-    """The caller's strategies, oldest first."""
+    """The caller's strategies, oldest first; ``next_cursor`` is null when this page holds the last."""
 
     strategies: list[StrategyResponse]
+    next_cursor: str | None = Field(default=None, description=(
+        "Pass as ?cursor= for the strategies after this page's last (null: none left)."))
 

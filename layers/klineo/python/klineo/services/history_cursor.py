@@ -1,4 +1,5 @@
-"""The cursor of the listings of the order history's index (GET /futures/orders, /futures/order-attempts).
+"""The cursor of the listings of the order history's index (GET /futures/orders, /futures/order-attempts),
+and its encoding for GET /strategies (``decode_cursor``'s ``shape``: the strategy's own sort key).
 
 Opaque to the caller: the base64url text of the last item's gsi1sk (``<created ms>#<clientOrderId>``),
 checked on the way back in (a cursor that does not decode to that shape is a 400 naming ``cursor``).
@@ -31,13 +32,13 @@ def encode_cursor(sort_key: str) -> str:
     return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> str:
-    """The sort key a cursor stands for; a 400 naming ``cursor`` when it is not one of ours."""
+def decode_cursor(cursor: str, shape: re.Pattern[str] = _SORT_KEY) -> str:
+    """The sort key a cursor stands for; a 400 naming ``cursor`` when it is not one of ours (of ``shape``)."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
-    if not _SORT_KEY.fullmatch(text):
+    if not shape.fullmatch(text):
         raise cursor_refused()
     return text
 

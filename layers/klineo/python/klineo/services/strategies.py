@@ -26,20 +26,23 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
   and interval may not
   (they define the market the strategy's tracked position lives in: create another strategy);
 - deleting is refused (409) only while a worker is sending one of its live orders right now.
+GET /strategies answers every strategy (or ``limit``) after its cursor that fits Lambda's answer
+(``klineo.models.paging.fit_page``): a user may have any number of them, some 1.1 KB each at their longest.
 Positions are tracked per mode: switching live -> paper leaves the live position open at the
 exchange, untouched, until the strategy is switched back to live.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import Decimal
 
 from klineo.binance import Environment, ErrorCategory, Market, get_client
 from klineo.binance.endpoints import futures_mark_price
 from klineo.errors import KlineoError
-from klineo.models.paging import cursor_refused
-from klineo.models.strategies import PageQuery, StrategyListResponse, StrategyResponse
+from klineo.models.paging import cursor_refused, fit_page
+from klineo.models.strategies import PageQuery, StrategyListQuery, StrategyListResponse, StrategyResponse
 from klineo.models.strategy_runs import (
     RUNS_SHOWN,
     EventPageResponse,
@@ -50,6 +53,7 @@ from klineo.models.strategy_runs import (
     RunResponse,
     StrategyDetailResponse,
 )
+from klineo.services.history_cursor import decode_cursor, encode_cursor
 from klineo.services.strategy_view import not_found, owned_strategy, response_fields, valid_id
 from klineo.store import events as event_store
 from klineo.store import runs as run_store
@@ -70,6 +74,8 @@ __all__ = [
 ]
 
 _PLACES = Decimal("0.00000001")  # PnL and prices shown to 8 decimals
+# A strategy's place in GET /strategies, the order ``list_strategies`` sorts by: ``<created_at>#<id>``.
+_LISTED_KEY = re.compile(r"[0-9TZ:.+-]{10,40}#[a-f0-9]{32}")
 
 
 def strategy_response(strategy: Strategy) -> StrategyResponse:
@@ -98,10 +104,20 @@ def _run_response(run: run_store.Run) -> RunResponse:
     )
 
 
-def list_user_strategies(user_id: str) -> StrategyListResponse:
-    """The caller's strategies, oldest first."""
+def list_user_strategies(user_id: str, query: StrategyListQuery) -> StrategyListResponse:
+    """A page of the caller's strategies, oldest first: all of them (at most ``query.limit``) after the
+    cursor that the answer's size bound holds (``fit_page``; a user may have any number of strategies)."""
     strategies = strategy_store.list_strategies(user_id)
-    return StrategyListResponse(strategies=[strategy_response(s) for s in strategies])
+    if query.cursor is not None:
+        after = tuple(decode_cursor(query.cursor, _LISTED_KEY).rsplit("#", 1))
+        strategies = [s for s in strategies if (s.created_at, s.strategy_id) > after]
+    wanted = strategies[:query.limit] if query.limit is not None else strategies
+    items, shown = fit_page(wanted, strategy_response)  # the first always fits: shown == 0 only when empty
+    if shown == len(strategies):
+        return StrategyListResponse(strategies=items)
+    last = wanted[shown - 1]
+    return StrategyListResponse(strategies=items,
+                                next_cursor=encode_cursor(f"{last.created_at}#{last.strategy_id}"))
 
 
 def _pnl(strategy: Strategy) -> PnlResponse:
