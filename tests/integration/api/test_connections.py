@@ -570,20 +570,23 @@ def test_new_keys_for_a_connection_whose_delete_stopped_half_way_areaws_refusing
     ("DeleteSecret", "secrets-manager"),  # the secret still there
     ("DeleteItem", "dynamodb"),  # the secret gone, the item still there
 ])
+@pytest.mark.parametrize(("route", "suffix"), [
+    ("connection_test_stored", "/test"),
+    ("futures_test", "/futures/test"),
+])
 def test_testing_the_keys_of_a_connection_whose_delete_stopped_half_way_is_refused(
-        create_connection, invoke, sim_env, stopped_at, service):
+        create_connection, invoke, sim_env, stopped_at, service, route, suffix):
     """GIVEN a DELETE that failed after marking the connection (at the secret, or at the item) WHEN its
-    stored keys are tested THEN 409 naming connection_id, as PUT credentials and enable answer, nothing is
-    sent to Binance and nothing recorded (before: 200 with the test recorded on a dying connection, or a
-    404 once the secret was gone)."""
+    stored keys are tested (spot, or futures) THEN 409 naming connection_id, as PUT credentials and enable
+    answer, nothing is sent to Binance and nothing recorded (before: 200 with the test recorded on a dying
+    connection, or a 404 once the secret was gone)."""
     connection = create_connection(USER_A, "spot-only")
     with aws_refusing(stopped_at, service):
         assert invoke("connection_delete", connection_event("connection_delete", connection.id,
                                                             USER_A))["statusCode"] == 503
     before, calls = connection_store.get_connection(USER_A, connection.id), len(sim_env.journal)
 
-    response = invoke("connection_test_stored", connection_event("connection_test_stored", connection.id,
-                                                                 USER_A, "/test"))
+    response = invoke(route, connection_event(route, connection.id, USER_A, suffix))
 
     assert response["statusCode"] == 409, response["body"]
     assert _error(response)["field"] == "connection_id"

@@ -165,8 +165,11 @@ def stored_test(result: FuturesTestResponse) -> dict[str, Any]:
 def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
     """Futures account check of one of the caller's connections; records futures_last_test only."""
     connection = require_connection(user_id, connection_id)
+    # As the spot test: nothing sent for a connection being deleted; a delete begun meanwhile wins.
+    refuse_deleting(connection, connection_store.TEST_REFUSED)
     result, error, _config = run_futures_test(connection)
-    connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True)
+    connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True,
+                                        refused=connection_store.TEST_REFUSED)
     note_key_answer(connection, error)  # a key without futures is an answer, not a failing key
     return result
 
