@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from klineo.store import flags
+from klineo.store.connections import add_key_failure, get_connection
 from klineo.store.orders import get_order_record
 
 from tests.helpers import load_event, with_user
-from tests.integration.api.conftest import USER_A, USER_B, at_path
+from tests.integration.api.conftest import USER_A, USER_B, at_path, aws_refusing
 from tests.integration.futures.helpers import (
     ORDER_PATH,
     body_of,
@@ -111,3 +112,29 @@ def test_cancel_with_a_malformed_id_names_the_field(sim_env, invoke, futures_con
     assert response["statusCode"] == 400, response["body"]
     error = body_of(response)["error"]
     assert error["field"] == "clientOrderId" and "bad!id" not in error["message"]
+
+
+def _resetting_the_key_failures(params: dict[str, Any]) -> bool:
+    """True for the UpdateItem that resets the connection's key-failure count (``reset_key_failures``)."""
+    return set(params.get("ExpressionAttributeNames", {}).values()) == {"consecutive_failures"}
+
+
+def test_a_cancel_binance_carried_out_is_answered_when_resetting_the_key_count_fails(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a resting LIMIT on a connection with one key failure counted and DynamoDB throttling the
+    count's reset WHEN cancelled THEN 200 CANCELED, recorded (before: a retryable 503 for the throttling
+    though Binance had cancelled the order, so the caller's retry met an order no longer open)."""
+    placed = _place(invoke, order_body(futures_connection.id))
+    add_key_failure(USER_A, futures_connection.id)
+
+    with aws_refusing("UpdateItem", "dynamodb", when=_resetting_the_key_failures):
+        response = invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response)["status"] == "CANCELED"
+    (order,) = exchange_orders(sim_env, futures_connection.account)
+    assert order.status == "CANCELED"
+    record = get_order_record(USER_A, placed["client_order_id"])
+    assert record is not None and record.status == "CANCELED"
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1

@@ -112,7 +112,6 @@ from klineo.services.protective import (
 )
 from klineo.services.risk import OrderIntent, check_order, order_notional, params_reduce
 from klineo.services.symbol_settings import prepare_symbol
-from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import (
     Connection,
     TradingContext,
@@ -483,21 +482,15 @@ class _Outcome:
             return STATUS_REJECTED
         return self.earlier.status  # a lookup failed before anything was sent: the state stands
 
-    def note_key(self, error: KlineoError | None) -> None:
-        """Count the key's failure (``error``) or success on the connection; a storage error doing so is
-        logged, never allowed to keep the order's outcome from being recorded and answered."""
-        try:
-            note_key_outcome(self.connection, error)
-        except STORAGE_ERRORS:
-            logger.exception("key outcome not counted", extra={"client_order_id": self.client_order_id})
-
     def failed(self, exc: KlineoError) -> None:
         """Record that the attempt ended in ``exc`` (the caller raises it).
 
         The key failure is counted first, while the lease still holds: recording the outcome ends it, and
         a retry of the same key could then send again before a third failure had disabled the connection.
+        A storage error while counting is logged, never raised (``note_key_outcome``): the outcome is
+        recorded and answered whatever the count did.
         """
-        self.note_key(exc)
+        note_key_outcome(self.connection, exc)
         record_order_outcome_quietly(self.user_id, self.client_order_id, status=self.failure_status(exc),
                                      params=self.params, error={**exc.to_dict(), "code": exc.code})
 
@@ -511,7 +504,7 @@ class _Outcome:
         self.result = result
         record_order_outcome_quietly(self.user_id, self.client_order_id, status=result.status,
                                      params=self.params, order_id=result.order_id, result=result.to_record())
-        self.note_key(None)
+        note_key_outcome(self.connection, None)
         logger.info("futures order done", extra={
             "client_order_id": self.client_order_id, "status": result.status, "source": result.source,
             "symbol": result.symbol})

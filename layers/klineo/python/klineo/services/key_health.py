@@ -19,17 +19,23 @@ signature or IP refusal there is the key's own and counts.
 
 A connection deleted while one of its calls was in flight has no key health left to count: the
 call's own outcome is still recorded and answered (e.g. an order Binance refused: 403, its record
-REJECTED), never replaced by the count's "connection not found".
+REJECTED), never replaced by the count's "connection not found". Nor by a storage error while counting
+(a throttled UpdateItem, DynamoDB unreachable): ``note_key_outcome`` and ``note_key_answer`` log it and
+the call goes on, whoever calls them. The count is bookkeeping: in the call's place, a cancel Binance
+carried out was answered a retryable 503 and its retry met an order no longer open, and an order Binance
+refused was left PENDING.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.store import connections as connection_store
+from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import Connection
 
 __all__ = [
@@ -50,6 +56,7 @@ KEY_FAILURE_CATEGORIES = frozenset(
 )
 DISABLED_PREFIX = "connection_disabled"
 T = TypeVar("T")
+_Note = Callable[[Connection, "KlineoError | None"], None]
 
 
 def is_key_failure(error: KlineoError | None) -> bool:
@@ -116,11 +123,26 @@ def _unless_gone(write: Callable[..., T], *args: Any) -> T | None:
         return None
 
 
+def _never_failing_the_call(note: _Note) -> _Note:
+    """``note`` with a storage error logged instead of raised (module docstring): the call's own outcome
+    is recorded and answered whatever the count did."""
+
+    @functools.wraps(note)
+    def guarded(connection: Connection, error: KlineoError | None) -> None:
+        try:
+            note(connection, error)
+        except STORAGE_ERRORS:
+            logger.exception("key outcome not counted", extra={"connection_id": connection.connection_id})
+
+    return guarded
+
+
 def _proves_key_works(error: KlineoError | None) -> bool:
     """True for success, or any answer from Binance that is not a refusal of the key itself."""
     return not is_key_failure(error) and (error is None or error.status is not None)
 
 
+@_never_failing_the_call
 def note_key_answer(connection: Connection, error: KlineoError | None) -> None:
     """Reset the count after an answer that proves the key works; a key failure here counts nothing.
 
@@ -139,6 +161,7 @@ def note_futures_outcome(connection: Connection, error: KlineoError | None) -> N
     note_key_outcome(connection, error)
 
 
+@_never_failing_the_call
 def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
     """Count a key failure (``error``), or reset the count after any answer that proves the key works.
 
