@@ -506,7 +506,7 @@ def test_reconciler_lets_go_of_an_entry_whose_symbol_ended_but_keeps_one_whose_s
     assert get_order_record(USER_A, entry["client_order_id"]).status == "FILLED"
     assert len([r for r in sim_env.journal if r.path == ORDER_PATH]) == reads  # not read again
     assert [r.message for r in caplog.records].count(
-        "protective orders given up: Binance no longer trades the entry's symbol") == 1
+        "protective orders given up: Binance no longer trades the order's symbol") == 1
 
 
 def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it_opens(

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.services import protective_resize
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.strategy_protection import arm_strategy_protection
 from klineo.store.connections import get_connection
+from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
 from local.binance_sim import market
@@ -530,3 +532,34 @@ def test_the_reconciler_leaves_a_strategys_oversized_stops_to_the_runner(
     assert (_posts(sim_env), _posts(sim_env, "DELETE")) == (1, 0)
     stop = protective_client_algo_id(entry["client_order_id"], "stop_loss")
     assert _open(sim_env, connection.account.id) == {stop: D("0.010")}
+
+
+def test_a_reduction_whose_symbol_ended_leaves_the_index_but_one_whose_symbol_is_halted_waits(
+        sim_env, invoke, connection, reconcile, caplog):
+    """GIVEN 0.004 of a 0.010 LONG sold while Binance is unavailable for algo orders (its stops not re-fitted)
+    WHEN the reconciler runs with the symbol halted THEN the sale waits in the index; WHEN its contract then
+    ended (SETTLING) THEN the next run lets the sale go, logged once, and later runs never read it again."""
+    _entry(invoke, connection.id, "0.010")
+    sim_env.faults.add("http_503_unavailable", count=50, method="POST", path=ALGO_PATH)
+    sale = _reduce(invoke, connection.id, "0.004")["client_order_id"]
+    sim_env.set_symbol_status("BTCUSDT", "TRADING_HALT")
+    clear_exchange_info_cache()
+
+    reconcile()
+    assert sale in _unsettled()  # a halt is waited out
+    sim_env.set_symbol_status("BTCUSDT", "SETTLING")
+    clear_exchange_info_cache()
+    caplog.clear()
+    reconcile()
+    reads = len([r for r in sim_env.journal if r.path == "/fapi/v1/order"])
+    reconcile()
+
+    assert sale not in _unsettled()
+    assert get_order_record(USER_A, sale).fills is not None
+    assert len([r for r in sim_env.journal if r.path == "/fapi/v1/order"]) == reads  # not read again
+    assert [r.message for r in caplog.records].count(
+        "protective orders given up: Binance no longer trades the order's symbol") == 1
+
+
+def _unsettled() -> list[str]:
+    return [record.client_order_id for record in list_unsettled()]

@@ -20,7 +20,8 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    index, logged once, ``Reconciler._ended``). Likewise a reducing
    API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
    stops of the side it reduced to what is left (``klineo.services.protective_resize``): it stays in the
-   index until that is done or refused for good, so a transient failure or a crash is resumed.
+   index until that is done or refused for good, so a transient failure or a crash is resumed (a halt is
+   waited out; once its symbol will never trade again it leaves the index, logged once, as an entry does).
 2. **Purged.** An order Binance does not know (-2013) although the record and its last attempt
    (``attempt_ms``: a resend moves it) are older than Binance's shortest retention (3 days:
    canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
@@ -457,21 +458,22 @@ class Reconciler:
             return not exc.retryable and exc.field not in STATE_GATES
         return True
 
-    def _ended(self, account: _Account, entry: OrderRecord, exc: KlineoError) -> bool:
-        """True (counted, logged once: the entry then leaves the index) when the symbol's status kept its
-        stops off (field symbol) and the tick's one rule (``klineo.runner.candles.status_refusal``, on the
-        status read now) finds the contract ended or no longer listed: they can never be placed. A halt, or
-        a symbol trading again, is False: the next run tries again."""
+    def _ended(self, account: _Account, record: OrderRecord, exc: KlineoError) -> bool:
+        """True (counted, logged once: the record then leaves the index) when the symbol's status kept the
+        stops of ``record`` (an entry's, or those a reducing order re-fits) from being placed (field symbol)
+        and the tick's one rule (``klineo.runner.candles.status_refusal``, on the status read now) finds the
+        contract ended or no longer listed: they can never be placed. A halt, or a symbol trading again, is
+        False: the next run tries again."""
         if exc.field != "symbol":
             return False
-        from klineo.runner.candles import status_refusal  # only an entry kept off by its symbol's status
+        from klineo.runner.candles import status_refusal  # only a record kept off by its symbol's status
 
-        judged = self.call("GET", "/fapi/v1/exchangeInfo", status_refusal, account.client, entry.symbol, exc)
+        judged = self.call("GET", "/fapi/v1/exchangeInfo", status_refusal, account.client, record.symbol, exc)
         if judged is exc or judged.field != "symbol":
             return False
         self.counts["protection_given_up"] += 1
-        logger.info("protective orders given up: Binance no longer trades the entry's symbol",
-                    extra={"client_order_id": entry.client_order_id, "symbol": entry.symbol})
+        logger.info("protective orders given up: Binance no longer trades the order's symbol",
+                    extra={"client_order_id": record.client_order_id, "symbol": record.symbol})
         return True
 
     @staticmethod
@@ -487,8 +489,9 @@ class Reconciler:
 
     def _followed(self, account: _Account, order: OrderRecord) -> bool:
         """Re-fit the stops of the position side a reducing API order left (``klineo.services.
-        protective_resize``); False when that is not done yet (a transient failure, a closed gate): the
-        order then stays in the index and the next run resumes it."""
+        protective_resize``); False when that is not done yet (a transient failure, a closed gate, a halt):
+        the order then stays in the index and the next run resumes it. True once the symbol will never trade
+        again (``_ended``): nothing can be re-fitted."""
         # Loaded here: only a reducing API order reaches this line (the order history reads too).
         from klineo.services.protective_resize import refit_after
 
@@ -496,6 +499,8 @@ class Reconciler:
             self.call("GET", "/fapi/v3/positionRisk", refit_after, order.user_id, order, account.client,
                       account.creds, account.connection)
         except KlineoError as exc:
+            if self._ended(account, order, exc):
+                return True
             self.counts["refit_failed"] += 1
             logger.warning("protective orders not re-fitted by the reconciler", extra={
                 "client_order_id": order.client_order_id, "category": exc.category.value})
