@@ -93,3 +93,23 @@ def put_paper_strategy(user_id: str, connection_id: str, *, symbol: str, interva
         parameters=parameters, size=size, mode="paper", status="active", created_at=now, updated_at=now)
     strategy_store.put_new_strategy(strategy)
     return strategy.strategy_id
+
+
+def status_after_the_fill(sim: Any, monkeypatch: Any, status: str,
+                          symbol: str = "BTCUSDT") -> Callable[[], None]:
+    """Binance sets ``symbol``'s ``status`` right after the next futures order fills on simulator ``sim`` (the
+    container's exchangeInfo is forgotten: what arms its stops reads the new status); returns the undo of
+    the patch (the status stays)."""
+    from klineo.binance.endpoints import clear_exchange_info_cache
+
+    futures = sim.state.futures
+    place_order = futures.place_order
+
+    def then_status(*args: Any) -> Any:
+        answer = place_order(*args)
+        sim.set_symbol_status(symbol, status)
+        clear_exchange_info_cache()
+        return answer
+
+    monkeypatch.setattr(futures, "place_order", then_status)
+    return lambda: monkeypatch.setattr(futures, "place_order", place_order)

@@ -18,7 +18,7 @@ from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
 from local.binance_sim.testing import SignedClient
-from tests.helpers import load_event, with_user
+from tests.helpers import load_event, status_after_the_fill, with_user
 from tests.integration.api.conftest import USER_A, at_path, connection_event
 from tests.integration.futures.helpers import (
     ORDER_PATH,
@@ -241,19 +241,11 @@ def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_plac
     """GIVEN a MARKET entry whose symbol Binance halts right after the fill (its stops' rules read the halt)
     WHEN answered THEN the answer says the stops are not placed yet and may be retried with the key (not a
     refusal of the placed entry); once trading again, the retry places both and sends no second entry."""
-    key, futures = new_key(), sim_env.state.futures
-    place_order = futures.place_order
-
-    def halted_after_the_fill(*args: Any) -> Any:
-        answer = place_order(*args)
-        sim_env.set_symbol_status("BTCUSDT", "TRADING_HALT")
-        clear_exchange_info_cache()  # the container's exchangeInfo is read again: the arming sees the halt
-        return answer
-
-    monkeypatch.setattr(futures, "place_order", halted_after_the_fill)
+    key = new_key()
+    undo = status_after_the_fill(sim_env, monkeypatch, "TRADING_HALT")
     first = _entry_with_protection(invoke, futures_connection.id, key,
                                    stop_loss={"percent": "3"}, take_profit={"percent": "3"})
-    monkeypatch.setattr(futures, "place_order", place_order)
+    undo()
     error = body_of(first)["error"]
     assert (error["retryable"], error["field"]) == (True, "symbol"), first["body"]
     assert "stop_loss could not be placed yet" in error["message"] and _algo_posts(sim_env) == []
@@ -266,6 +258,21 @@ def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_plac
     assert again["statusCode"] == 200, again["body"]
     assert sorted(p["status"] for p in body_of(again)["protective_orders"]) == ["NEW", "NEW"]
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
+
+
+def test_stops_kept_off_by_a_contract_ended_after_the_fill_are_answered_not_retryable(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a MARKET entry whose symbol's contract Binance ends right after the fill (SETTLING: it never
+    trades again) WHEN answered THEN the answer names the placed entry and the stop not placed, field symbol,
+    not retryable (no retry can place it), and nothing was sent to the algo service."""
+    status_after_the_fill(sim_env, monkeypatch, "SETTLING")
+    first = _entry_with_protection(invoke, futures_connection.id, new_key(),
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+
+    error = body_of(first)["error"]
+    assert (error["retryable"], error["field"]) == (False, "symbol"), first["body"]
+    assert "stop_loss was not placed" in error["message"] and "SETTLING" in error["message"]
+    assert _algo_posts(sim_env) == []
 
 
 def test_resting_limit_entry_answers_waiting_for_fill(sim_env, invoke, futures_connection):

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from klineo.binance import Candle, Market, get_client, get_symbol_rules, listed_symbol_rules
-from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.runner import reprice as reprice_module
 from klineo.runner.candles import CandleGroup
 from klineo.runner.execution import TickContext, run_strategy
@@ -30,7 +29,14 @@ from klineo.store.orders import get_order_record
 from klineo.strategies.simulation import protective_prices, slipped
 
 from local.scheduler import sqs_event
-from tests.helpers import load_event, put_paper_strategy, response_json, with_body, with_user
+from tests.helpers import (
+    load_event,
+    put_paper_strategy,
+    response_json,
+    status_after_the_fill,
+    with_body,
+    with_user,
+)
 from tests.integration.api.conftest import at_path
 
 USER = "user-runner-reprice"
@@ -254,18 +260,10 @@ def test_stops_kept_from_an_entry_by_a_halt_are_placed_once_the_symbol_trades_ag
     reads the halt) WHEN the next turn runs with the symbol trading again THEN both stops are placed under
     the entry's own ids: a halt is not a refusal for good."""
     first, second = _ticks(runner, 2)
-    futures, client = runner.sim.state.futures, get_client(Market.FUTURES, "production")
-    place_order = futures.place_order
-
-    def halted_after_the_fill(*args: Any) -> Any:
-        answer = place_order(*args)
-        runner.sim.set_symbol_status("BTCUSDT", "TRADING_HALT")
-        clear_exchange_info_cache()  # the container's exchangeInfo is read again: the arming sees the halt
-        return answer
-
-    monkeypatch.setattr(futures, "place_order", halted_after_the_fill)
+    client = get_client(Market.FUTURES, "production")
+    undo = status_after_the_fill(runner.sim, monkeypatch, "TRADING_HALT")
     sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
-    monkeypatch.setattr(futures, "place_order", place_order)
+    undo()
     assert _open(runner) == []
     stored = runner.stored(USER, sid).protective
     assert (stored["armed"], stored["parent_client_order_id"], "refused" in stored) == (False, entry, False)
@@ -277,6 +275,19 @@ def test_stops_kept_from_an_entry_by_a_halt_are_placed_once_the_symbol_trades_ag
     assert sorted(a.client_algo_id for a in _open(runner)) == sorted(
         protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit"))
     assert runner.stored(USER, sid).protective["armed"] is True
+
+
+def test_stops_kept_from_an_entry_by_its_contract_ending_are_refused_for_good(runner, monkeypatch):
+    """GIVEN a live entry with SL 2 % / TP 3 % whose symbol's contract Binance ends right after the fill
+    (SETTLING: it never trades again) WHEN the entry's turn arms its stops THEN nothing is placed and the
+    record keeps the levels as refused: they are not tried again."""
+    first = _ticks(runner, 1)[0]
+    status_after_the_fill(runner.sim, monkeypatch, "SETTLING")
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+
+    assert _open(runner) == [] and runner.journal("POST", ALGO_PATH) == []
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["parent_client_order_id"], "refused" in stored) == (False, entry, True)
 
 
 def _revoke_futures(runner, account_id: str = "futures-full") -> None:

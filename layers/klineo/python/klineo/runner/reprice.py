@@ -83,7 +83,6 @@ from typing import Any
 from klineo.binance import Candle
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.runner.candles import status_refusal
 from klineo.runner.paper import (
     live_percents,
     paper_exit,
@@ -92,7 +91,6 @@ from klineo.runner.paper import (
     protective_record,
     protective_targets,
 )
-from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection
 from klineo.store.events import StrategyEvent
 from klineo.store.orders import protective_generations_update
@@ -173,9 +171,10 @@ def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[st
     the trailing stop is a TRAILING_STOP_MARKET with ``trailing_stop_pct`` as its callbackRate), each
     exactly once: a repeat places only what is missing. Refused for good (Binance's REJECTED answer, or
     ``REFUSED_FOR_GOOD``): False with the levels kept in ``record["refused"]``, not tried again until the
-    percents change. A refusal for the symbol's status is judged by the tick's rule (``status_refusal``): a
-    halt since the entry is waited out, only an ended contract refuses for good. Any other failure: logged,
-    False, ``record`` unchanged: the next turns try again (``LiveReprice.rearm``).
+    percents change. A refusal for the symbol's status comes judged by the tick's rule
+    (``klineo.services.protective``): a halt since the entry (retryable, field symbol) is waited out, only an
+    ended or unlisted contract refuses for good. Any other failure: logged, False, ``record`` unchanged: the
+    next turns try again (``LiveReprice.rearm``).
     """
     # Loaded here, on a live entry with protection only: the algo-order path it brings (protective and algo
     # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
@@ -185,11 +184,10 @@ def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[st
         states = arm_strategy_protection(
             connection, strategy.strategy_id, strategy.symbol, record["parent_client_order_id"],
             record["entry_side"], record["quantity"], record["entry_price"], protective_targets(record))
-    except KlineoError as refusal:
-        exc = status_refusal(futures_client(connection), strategy.symbol, refusal)
+    except KlineoError as exc:
         logger.warning("protective orders not armed", extra={
             "strategy_id": strategy.strategy_id, "symbol": strategy.symbol, "category": str(exc.category)})
-        if exc.category not in REFUSED_FOR_GOOD:
+        if exc.category not in REFUSED_FOR_GOOD or (exc.field == "symbol" and exc.retryable):
             return False
         states = []
     if not states or any(state.status in NOT_ARMED for state in states):

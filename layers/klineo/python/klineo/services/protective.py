@@ -103,6 +103,7 @@ __all__ = [
     "check_protective_ticks",
     "closes_position_side",
     "latest_states",
+    "stop_rules",
 ]
 
 WAITING_FOR_FILL = "WAITING_FOR_FILL"
@@ -325,8 +326,10 @@ def arm_protective_orders(
     re-priced orders of a live strategy's position (their own clientAlgoIds, ``protective_client_algo_id``).
     ``wind_down``: the token of the delete whose wind-down arms them (module docstring).
     Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
-    KlineoError when one could not be placed for a transient reason (the others are placed first), a
-    final one naming ``connection_deleting`` when the connection is being deleted (nothing sent).
+    KlineoError when one could not be placed for a transient reason (the others are placed first) or for a
+    halt of the symbol (field ``symbol``), a final one naming ``connection_deleting`` when the connection is
+    being deleted (nothing sent), or a final one naming ``symbol`` when its contract ended or Binance no
+    longer lists it (``_judged``: no stop can ever be placed on it).
     """
     targets = entry_record.protective_targets
     cid = entry_record.client_order_id
@@ -344,7 +347,7 @@ def arm_protective_orders(
         quantity, average = _fill(entry_record, client, creds)
     except KlineoError as exc:
         missing = next(role for role, state in states.items() if state is None)
-        raise _not_placed(entry_record, missing, exc) from None
+        raise _not_placed(entry_record, missing, _judged(client, entry_record.symbol, exc)) from None
     guard = ConnectionGuard(user_id, entry_record.connection_id, wind_down)
     failure = None
     for role in (role for role, state in states.items() if state is None):
@@ -356,15 +359,41 @@ def arm_protective_orders(
             if failure is None or exc.field == CONNECTION_DELETING:
                 failure = (role, exc)
     if failure is not None:
-        raise _not_placed(entry_record, *failure)
+        role, exc = failure
+        raise _not_placed(entry_record, role, _judged(client, entry_record.symbol, exc))
     return [state for state in states.values() if state is not None]
 
 
+def stop_rules(client: BinanceClient, symbol: str) -> SymbolRules:
+    """``get_symbol_rules`` for placing stops on ``symbol``: a refusal for its status judged as the arming
+    judges it (``_judged``): final when its contract ended or Binance no longer lists it, else retryable."""
+    try:
+        return get_symbol_rules(client, symbol)
+    except KlineoError as exc:
+        raise _judged(client, symbol, exc) from None
+
+
+def _judged(client: BinanceClient, symbol: str, exc: KlineoError) -> KlineoError:
+    """A failure to place stops that names the symbol (its status refused them, docs/binance-facts.md §15)
+    judged by the tick's one status rule (``klineo.runner.candles.status_refusal``, on the status read now):
+    the contract ended or Binance no longer lists it, that refusal, final (not retryable): no stop can ever
+    be placed; a halt (or a symbol trading again), ``exc`` retryable: they are placed once it trades. Any
+    other failure as it is."""
+    if exc.field != "symbol":
+        return exc
+    from klineo.runner.candles import status_refusal  # only a failure naming the symbol loads the rule
+
+    judged = status_refusal(client, symbol, exc)
+    if judged is not exc and judged.field == "symbol":
+        return KlineoError(judged.category, judged.message, field="symbol")
+    return KlineoError(exc.category, exc.message, field="symbol", retry_after=exc.retry_after, retryable=True)
+
+
 def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
-    """The failure of arming ``role``: retryable, except on a connection being deleted (never placed); its
-    field kept (``symbol``: the symbol's status refused it, which a caller may judge, e.g. a halt)."""
+    """The failure of arming ``role``: retryable, except on a connection being deleted or a symbol that will
+    never trade again (``_judged``: final, field symbol), neither ever placed; its field kept."""
     head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
-    if exc.field == CONNECTION_DELETING:
+    if exc.field == CONNECTION_DELETING or (exc.field == "symbol" and not exc.retryable):
         return KlineoError(exc.category, f"{head} was not placed: {exc.message}", field=exc.field)
     return KlineoError(
         exc.category,

@@ -65,7 +65,7 @@ from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.services.position_rows import open_position_rows, position_number
-from klineo.services.protective import arm_protective_orders, closes_position_side
+from klineo.services.protective import arm_protective_orders, closes_position_side, stop_rules
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.risk import params_reduce
 from klineo.services.strategy_protection import disarm_protective_orders
@@ -162,7 +162,7 @@ def refit_position(user_id: str, connection: Connection, client: BinanceClient, 
     if not guards:
         return
     entries = get_order_records(user_id, sorted(guards))
-    rules = get_symbol_rules(client, symbol)
+    rules = stop_rules(client, symbol)  # a halt is retryable; an ended contract final
     _, minimum, _ = rules.lot_for(market_order=True)
     held = _held(connection, symbol, position_side) if held is None else held
     side = _Side(user_id, connection, client, creds, rules.round_quantity(held, market_order=True), minimum)

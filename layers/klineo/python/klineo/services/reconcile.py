@@ -17,7 +17,7 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    transient reason or behind a gate that may open again (futures off, connection disabled), the
    entry's state is stored but it stays in the index, so a later run places it (a halted symbol too; one
    whose contract ended or that Binance no longer lists never trades again: the entry then leaves the
-   index, logged once, ``Reconciler._ended``). Likewise a reducing
+   index, logged once, ``Reconciler._given_up``). Likewise a reducing
    API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
    stops of the side it reduced to what is left (``klineo.services.protective_resize``): it stays in the
    index until that is done or refused for good, so a transient failure or a crash is resumed (a halt is
@@ -430,7 +430,7 @@ class Reconciler:
     def _protected(self, account: _Account, entry: OrderRecord) -> bool | None:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
         yet (a transient failure, a halt, or a state gate that may open again); a definitive refusal, or a
-        symbol that will never trade again (``_ended``), is final.
+        symbol that will never trade again (``_given_up``), is final.
         None when the connection is being deleted (by another delete than ``wind_down``): nothing sent."""
         if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not entry.protective_targets:
             return True
@@ -447,7 +447,7 @@ class Reconciler:
                 logger.info("protective orders not placed: the connection is being deleted",
                             extra={"client_order_id": entry.client_order_id})
                 return None
-            if exc.retryable and self._ended(account, entry, exc):
+            if self._given_up(entry, exc):
                 return True
             self.counts["protection_failed"] += 1
             logger.warning("protective orders not placed by the reconciler", extra={
@@ -458,18 +458,12 @@ class Reconciler:
             return not exc.retryable and exc.field not in STATE_GATES
         return True
 
-    def _ended(self, account: _Account, record: OrderRecord, exc: KlineoError) -> bool:
-        """True (counted, logged once: the record then leaves the index) when the symbol's status kept the
-        stops of ``record`` (an entry's, or those a reducing order re-fits) from being placed (field symbol)
-        and the tick's one rule (``klineo.runner.candles.status_refusal``, on the status read now) finds the
-        contract ended or no longer listed: they can never be placed. A halt, or a symbol trading again, is
-        False: the next run tries again."""
-        if exc.field != "symbol":
-            return False
-        from klineo.runner.candles import status_refusal  # only a record kept off by its symbol's status
-
-        judged = self.call("GET", "/fapi/v1/exchangeInfo", status_refusal, account.client, record.symbol, exc)
-        if judged is exc or judged.field != "symbol":
+    def _given_up(self, record: OrderRecord, exc: KlineoError) -> bool:
+        """True (counted, logged once: the record then leaves the index) when the stops of ``record`` (an
+        entry's, or those a reducing order re-fits) can never be placed: its symbol's contract ended or
+        Binance no longer lists it, as ``klineo.services.protective`` judges it (final, field symbol). A
+        halt comes back retryable: False, the next run tries again."""
+        if exc.field != "symbol" or exc.retryable:
             return False
         self.counts["protection_given_up"] += 1
         logger.info("protective orders given up: Binance no longer trades the order's symbol",
@@ -491,7 +485,7 @@ class Reconciler:
         """Re-fit the stops of the position side a reducing API order left (``klineo.services.
         protective_resize``); False when that is not done yet (a transient failure, a closed gate, a halt):
         the order then stays in the index and the next run resumes it. True once the symbol will never trade
-        again (``_ended``): nothing can be re-fitted."""
+        again (``_given_up``): nothing can be re-fitted."""
         # Loaded here: only a reducing API order reaches this line (the order history reads too).
         from klineo.services.protective_resize import refit_after
 
@@ -499,7 +493,7 @@ class Reconciler:
             self.call("GET", "/fapi/v3/positionRisk", refit_after, order.user_id, order, account.client,
                       account.creds, account.connection)
         except KlineoError as exc:
-            if self._ended(account, order, exc):
+            if self._given_up(order, exc):
                 return True
             self.counts["refit_failed"] += 1
             logger.warning("protective orders not re-fitted by the reconciler", extra={
