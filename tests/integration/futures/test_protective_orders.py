@@ -516,6 +516,23 @@ def test_reconciler_lets_go_of_an_entry_whose_symbol_ended_but_keeps_one_whose_s
         "protective orders given up: Binance no longer trades the order's symbol") == 1
 
 
+def test_reconciler_reads_a_halted_symbols_status_once_for_all_its_entries(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN two filled LIMIT entries whose stop-loss waits, on a symbol Binance then halts WHEN the
+    reconciler runs THEN both wait in the index and exchangeInfo is read once in that run, not once or
+    twice for each entry."""
+    entries = [_resting_entry_filled(sim_env, invoke, futures_connection.id) for _ in range(2)]
+    sim_env.set_symbol_status("BTCUSDT", "TRADING_HALT")
+    clear_exchange_info_cache()
+    before = len([r for r in sim_env.journal if r.path == "/fapi/v1/exchangeInfo"])
+
+    reconcile()
+
+    assert sorted(_unsettled()) == sorted(entry["client_order_id"] for entry in entries)
+    assert len([r for r in sim_env.journal if r.path == "/fapi/v1/exchangeInfo"]) == before + 1
+
+
 def test_no_protective_order_is_sent_past_a_closed_gate_and_it_is_placed_once_it_opens(
     sim_env, invoke, futures_connection, reconcile
 ):

@@ -177,15 +177,17 @@ def trading_rules(client: BinanceClient, symbol: str) -> SymbolRules:
         raise
 
 
-def status_refusal(client: BinanceClient, symbol: str, exc: KlineoError) -> KlineoError:
+def status_refusal(client: BinanceClient, symbol: str, exc: KlineoError, *,
+                   fresh: bool = True) -> KlineoError:
     """Binance's refusal ``exc`` of an order for its symbol's status (field symbol, docs/binance-facts.md
     §15) judged by the tick's one rule (``_require_trading``) on the status read again now (the container's
-    exchangeInfo may predate the halt; the read refreshes it, so later turns refuse before sending): the
+    exchangeInfo may predate the halt; the read refreshes it, so later turns refuse before sending), or
+    (``fresh`` False) on one at most ``filters.STATUS_MAX_AGE_S`` old, shared by the container's callers: the
     refusal that rule makes, or ``exc`` itself when there is none."""
     if exc.field != "symbol":
         return exc
     try:
-        _require_trading(client, symbol, fresh=True)
+        _require_trading(client, symbol, fresh=fresh)
     except KlineoError as refusal:
         return refusal
     return exc

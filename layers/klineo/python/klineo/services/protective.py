@@ -375,15 +375,16 @@ def stop_rules(client: BinanceClient, symbol: str) -> SymbolRules:
 
 def _judged(client: BinanceClient, symbol: str, exc: KlineoError) -> KlineoError:
     """A failure to place stops that names the symbol (its status refused them, docs/binance-facts.md §15)
-    judged by the tick's one status rule (``klineo.runner.candles.status_refusal``, on the status read now):
-    the contract ended or Binance no longer lists it, that refusal, final (not retryable): no stop can ever
-    be placed; a halt (or a symbol trading again), ``exc`` retryable: they are placed once it trades. Any
-    other failure as it is."""
+    judged by the tick's one status rule (``klineo.runner.candles.status_refusal``): the contract ended or
+    Binance no longer lists it, that refusal, final (not retryable): no stop can ever be placed; a halt (or a
+    symbol trading again), ``exc`` retryable: they are placed once it trades. Any other failure as it is.
+    The status judged is at most ``STATUS_MAX_AGE_S`` old (the one the rules read just refused, shared by
+    the container): the entries of one symbol read it once, not once each (a reconciler run's backlog)."""
     if exc.field != "symbol":
         return exc
     from klineo.runner.candles import status_refusal  # only a failure naming the symbol loads the rule
 
-    judged = status_refusal(client, symbol, exc)
+    judged = status_refusal(client, symbol, exc, fresh=False)
     if judged is not exc and judged.field == "symbol":
         return KlineoError(judged.category, judged.message, field="symbol")
     return KlineoError(exc.category, exc.message, field="symbol", retry_after=exc.retry_after, retryable=True)
