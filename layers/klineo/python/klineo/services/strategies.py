@@ -59,7 +59,7 @@ from klineo.store import events as event_store
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.strategies import Strategy
-from klineo.validation import plain_text, plain_text_or_none
+from klineo.validation import STRATEGY_ID_PATTERN, plain_text, plain_text_or_none
 
 __all__ = [
     "delete_user_strategy",
@@ -75,7 +75,7 @@ __all__ = [
 
 _PLACES = Decimal("0.00000001")  # PnL and prices shown to 8 decimals
 # A strategy's place in GET /strategies, the order ``list_strategies`` sorts by: ``<created_at>#<id>``.
-_LISTED_KEY = re.compile(r"[0-9TZ:.+-]{10,40}#[a-f0-9]{32}")
+_LISTED_KEY = re.compile(r"[0-9TZ:.+-]{10,40}#" + STRATEGY_ID_PATTERN.strip("^$"))
 
 
 def strategy_response(strategy: Strategy) -> StrategyResponse:
