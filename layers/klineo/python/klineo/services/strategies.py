@@ -104,9 +104,11 @@ def _run_response(run: run_store.Run) -> RunResponse:
     )
 
 
-def list_user_strategies(user_id: str, query: StrategyListQuery) -> StrategyListResponse:
+def list_user_strategies(user_id: str, query: StrategyListQuery | None = None) -> StrategyListResponse:
     """A page of the caller's strategies, oldest first: all of them (at most ``query.limit``) after the
-    cursor that the answer's size bound holds (``fit_page``; a user may have any number of strategies)."""
+    cursor that the answer's size bound holds (``fit_page``; a user may have any number of strategies).
+    No query: the first page without a limit."""
+    query = query or StrategyListQuery()
     strategies = strategy_store.list_strategies(user_id)
     if query.cursor is not None:
         after = tuple(decode_cursor(query.cursor, _LISTED_KEY).rsplit("#", 1))
