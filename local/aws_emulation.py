@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from local.moto_updates import items_sized_once, plain_updates_without_parsing
 from local.template import (
     FunctionSpec,
     Resolver,
@@ -68,6 +69,8 @@ def serialize_dynamodb() -> None:
     "dictionary changed size during iteration" (a 500 real DynamoDB never gives). The runner's
     thread pool writes its runs and transactions concurrently, so every place that runs moto
     (the local stack's server, the tests' and the benchmarks' in-process mock) calls this once.
+    Under the same lock, transactions and plain updates skip moto's most expensive steps
+    (``_transactions_without_table_copies``, ``local.moto_updates``: its updates and item sizing).
     """
     from moto.dynamodb.responses import DynamoHandler
 
@@ -82,6 +85,8 @@ def serialize_dynamodb() -> None:
     call_action._klineo_serialized = True  # type: ignore[attr-defined]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     _transactions_without_table_copies()
+    plain_updates_without_parsing()
+    items_sized_once()
 
 
 def _transactions_without_table_copies() -> None:
@@ -146,7 +151,7 @@ def _transactions_without_table_copies() -> None:
         if any(code is not None for code, _, _ in reasons):
             raise TransactionCanceledException(reasons)
         before = [(table_name, key, copy.deepcopy(self.get_item(table_name, key)))
-                  for _, _, table_name, key in actions]
+                  for op_type, _, table_name, key in actions if op_type != "ConditionCheck"]
         try:
             for op_type, op, table_name, key in actions:
                 apply(self, op_type, op, table_name, key)

@@ -1,0 +1,159 @@
+"""moto's UpdateItem for plain assignments, without its expression machinery: the emulator's cost, not ours.
+
+moto parses, validates and executes every update expression through a general AST (lexer, a dozen
+tree walks, a deep copy of the item kept for streams). For the updates this backend sends most,
+``SET #a = :a, #b = :b ... REMOVE #c, #d`` on top-level attributes, that was 2-7 ms of CPU per update
+on this machine: a live order's claim and settle spent some 12 ms in moto, most of the runner tick
+benchmark's wall time (``bench.runner_tick``) and a good share of the test suite's. Real DynamoDB
+does that work on its own servers.
+
+``plain_updates_without_parsing`` (installed by ``local.aws_emulation.serialize_dynamodb``, under its
+lock) applies exactly those updates directly to moto's item, with moto's own condition evaluation,
+its own item-size limit and its own errors. Anything else goes to moto unchanged: other clauses
+(ADD, DELETE), functions (``if_not_exists``, ``list_append``), arithmetic, nested paths, bare
+attribute names, a placeholder the request does not define, an attribute named twice, a table key
+attribute, an index key set empty or to another type, a set value, legacy ``AttributeUpdates`` or
+``Expected``, or a table with a stream.
+``tests/unit/local/test_moto_updates.py`` checks the two give the same items and the same errors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["items_sized_once", "plain_update", "plain_updates_without_parsing"]
+
+_ASSIGNMENTS = r"#\w+ = :\w+(?:, #\w+ = :\w+)*"
+_REMOVALS = r"#\w+(?:, #\w+)*"
+_PLAIN = re.compile(rf"(?:SET (?P<set>{_ASSIGNMENTS}))?(?: ?REMOVE (?P<remove>{_REMOVALS}))?")
+# Value types moto's validator takes as they are; sets (SS, NS, BS) have emptiness rules of their own.
+_PLAIN_TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L"})
+# moto's item-size limit (``moto.dynamodb.models.dynamo_type.LimitedSizeDict``, a literal there).
+ITEM_BYTES_LIMIT = 405_000
+
+
+def plain_update(expression: str | None, names: dict[str, str] | None,
+                 values: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]] | None:
+    """``expression`` as (attribute -> value to set, attributes to remove), or None when it is anything
+    but plain top-level assignments and removals through defined placeholders, each attribute once."""
+    match = _PLAIN.fullmatch(expression or "")
+    if not expression or match is None:
+        return None
+    names, values = names or {}, values or {}
+    pairs = [pair.split(" = ") for pair in match["set"].split(", ")] if match["set"] else []
+    removed = match["remove"].split(", ") if match["remove"] else []
+    if any(name not in names for name in [name for name, _ in pairs] + removed):
+        return None
+    if any(value not in values or not _plain_value(values[value]) for _, value in pairs):
+        return None
+    assigned = {names[name]: values[value] for name, value in pairs}
+    gone = [names[name] for name in removed]
+    if len(assigned) + len(set(gone)) != len(pairs) + len(removed) or set(assigned) & set(gone):
+        return None
+    return assigned, gone
+
+
+def _plain_value(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and type_of(value) in _PLAIN_TYPES
+
+
+def type_of(value: dict[str, Any]) -> str:
+    """The type letter of one attribute value in the wire form, ``{"S": "text"}`` -> ``"S"``."""
+    return next(iter(value))
+
+
+def plain_updates_without_parsing() -> None:
+    """Replace moto's ``DynamoDBBackend.update_item`` with one that applies plain updates directly."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeToUpdateTooLarge
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    general = DynamoDBBackend.update_item
+    if getattr(general, "_klineo_plain", False):
+        return
+
+    def check(item: Any, condition: str | None, names: Any, values: Any, return_old: str | None) -> None:
+        if condition is None or get_filter_expression(condition, names, values).expr(item):
+            return
+        raise ConditionalCheckFailed(item=item.to_json()["Attributes"] if return_old == "ALL_OLD" and item
+                                     else None)
+
+    def size(key: str, value: Any) -> int:
+        """An attribute's part of moto's item-size limit (``LimitedSizeDict``)."""
+        return bytesize(key) + value.size()
+
+    def apply(item: Any, assigned: dict[str, Any], gone: list[str]) -> None:
+        """Set then remove, checking moto's size limit as its ``LimitedSizeDict`` does on each set (the
+        item as it stands, the replaced value still counted, plus the new one), summed once."""
+        total = sum(size(name, value) for name, value in item.attrs.items())
+        for name, value in assigned.items():
+            typed = DynamoType(value)
+            if total + size(name, typed) > ITEM_BYTES_LIMIT:
+                raise ItemSizeToUpdateTooLarge()
+            total += size(name, typed) - (size(name, item.attrs[name]) if name in item.attrs else 0)
+        for name, value in assigned.items():
+            dict.__setitem__(item.attrs, name, DynamoType(value))
+        for name in gone:
+            item.attrs.pop(name, None)
+
+    def keys_kept(table: Any, assigned: dict[str, Any], gone: list[str]) -> bool:
+        """No table key touched, and every index key set to a non-empty value of its declared type."""
+        if set(table.table_key_attrs) & {*assigned, *gone}:
+            return False
+        declared = {attr["AttributeName"]: attr["AttributeType"] for attr in table.attr}
+        return all(name not in declared or (type_of(value) == declared[name] and next(iter(value.values())))
+                   for name, value in assigned.items())
+
+    def update_item(self: Any, table_name: str, key: dict[str, Any], update_expression: str | None,
+                    expression_attribute_names: Any, expression_attribute_values: Any,
+                    attribute_updates: Any = None, expected: Any = None,
+                    condition_expression: str | None = None,
+                    return_values_on_condition_check_failure: str | None = None) -> Any:
+        table = self.get_table(table_name)
+        plain = None if attribute_updates or expected or table.stream_shard is not None else plain_update(
+            update_expression, expression_attribute_names, expression_attribute_values)
+        if plain is None or not keys_kept(table, *plain):
+            return general(self, table_name, key, update_expression, expression_attribute_names,
+                           expression_attribute_values, attribute_updates, expected, condition_expression,
+                           return_values_on_condition_check_failure)
+        item = self.get_item(table_name, key)
+        check(item, condition_expression, expression_attribute_names, expression_attribute_values,
+              return_values_on_condition_check_failure)
+        if item is None:
+            table.put_item(dict(key))
+            item = self.get_item(table_name, key)
+        apply(item, *plain)
+        return item
+
+    update_item._klineo_plain = True  # type: ignore[attr-defined]
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+
+
+def items_sized_once() -> None:
+    """moto's ``Item`` built with its size limit checked once, not once per attribute.
+
+    ``LimitedSizeDict`` re-sums the whole item on every attribute set, so building an item of n
+    attributes (every put, every item read back for a transaction's rollback) sized it n times over.
+    Sizes are never negative, so the whole item is over the limit exactly when some prefix of it is:
+    one check of the total refuses the same items with the same error.
+    """
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.models.utilities import bytesize
+
+    if getattr(Item.__init__, "_klineo_sized_once", False):
+        return
+
+    def __init__(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key, self.range_key = hash_key, range_key
+        typed = {key: DynamoType(value) for key, value in attrs.items()}
+        if sum(bytesize(key) + value.size() for key, value in typed.items()) > ITEM_BYTES_LIMIT:
+            raise ItemSizeTooLarge
+        self.attrs = LimitedSizeDict()
+        dict.update(self.attrs, typed)
+
+    __init__._klineo_sized_once = True  # type: ignore[attr-defined]
+    Item.__init__ = __init__  # type: ignore[method-assign]

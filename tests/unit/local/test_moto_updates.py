@@ -1,0 +1,142 @@
+"""The emulated DynamoDB's plain updates (``local.moto_updates``): the same items and errors as moto's own
+UpdateItem, which anything but a plain update still reaches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from local.moto_updates import plain_update
+
+TABLES = ("plain", "moto")
+
+
+@pytest.fixture
+def dynamodb(emulated_aws: None) -> Any:
+    client = boto3.client("dynamodb", region_name="ap-northeast-1")
+    for table in TABLES:
+        client.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"}
+                                  for name in ("pk", "sk", "state")],
+            GlobalSecondaryIndexes=[{"IndexName": "by-state", "Projection": {"ProjectionType": "ALL"},
+                                     "KeySchema": [{"AttributeName": "state", "KeyType": "HASH"}]}],
+        )
+        client.put_item(TableName=table, Item={
+            "pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1.50"}, "state": {"S": "on"},
+            "book": {"M": {"entry": {"M": {"ids": {"L": [{"S": "x"}, {"N": "2"}]}}}}},
+            "gone": {"S": "soon"}, "tags": {"SS": ["a", "b"]},
+        })
+    yield client
+
+
+def _both(client: Any, expression: str, names: dict[str, str], values: dict[str, Any] | None = None,
+          **extra: Any) -> list[Any]:
+    """The same UpdateItem on both tables: the plain path for one, and moto's own for the other, reached by
+    an expression moto treats alike (spaces doubled) which the plain path does not recognise."""
+    outcomes = []
+    sk = extra.pop("sk", "1")
+    for table, text in zip(TABLES, (expression, expression.replace(" = ", "  =  ")), strict=True):
+        request = {"TableName": table, "Key": {"pk": {"S": "a"}, "sk": {"S": sk}}, "UpdateExpression": text,
+                   "ExpressionAttributeNames": names, **extra}
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            outcomes.append(client.update_item(**request, ReturnValues="ALL_NEW").get("Attributes"))
+        except ClientError as refused:
+            error = refused.response["Error"]
+            outcomes.append((error["Code"], error["Message"], refused.response.get("Item")))
+    items = [client.get_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"S": "1"}}).get("Item")
+             for table in TABLES]
+    return [outcomes, items]
+
+
+def test_the_plain_path_takes_assignments_and_removals_only() -> None:
+    """GIVEN expressions WHEN read THEN only top-level SET/REMOVE through defined placeholders, each
+    attribute once and no set value, is plain; anything else is left to moto."""
+    names, values = {"#a": "a", "#b": "b"}, {":a": {"N": "1"}, ":s": {"SS": ["x"]}}
+    assert plain_update("SET #a = :a REMOVE #b", names, values) == ({"a": {"N": "1"}}, ["b"])
+    assert plain_update("REMOVE #a, #b", names, values) == ({}, ["a", "b"])
+    for other in ("SET #a = :a + :a", "ADD #a :a", "SET a = :a", "SET #a = :a REMOVE #a", "SET #c = :a",
+                  "SET #a = :b", "SET #a = :s", "SET #a.#b = :a", "REMOVE #b SET #a = :a", ""):
+        assert plain_update(other, names, values) is None, other
+
+
+@pytest.mark.parametrize(("expression", "names", "values"), [
+    ("SET #n = :n, #new = :new REMOVE #gone", {"#n": "n", "#new": "new", "#gone": "gone"},
+     {":n": {"N": "2.000"}, ":new": {"M": {"k": {"L": [{"BOOL": True}, {"NULL": True}, {"B": b"\x01"}]}}}}),
+    ("SET #book = :book", {"#book": "book"}, {":book": {"M": {}}}),
+    ("REMOVE #missing", {"#missing": "missing"}, None),
+    ("SET #state = :state", {"#state": "state"}, {":state": {"S": "off"}}),
+    ("SET #state = :state", {"#state": "state"}, {":state": {"S": ""}}),
+    ("SET #state = :state", {"#state": "state"}, {":state": {"N": "1"}}),
+])
+def test_a_plain_update_leaves_the_item_moto_leaves(dynamodb, expression, names, values) -> None:
+    """GIVEN a plain update WHEN applied on both paths THEN the answers and stored items are the same."""
+    (plain, general), items = _both(dynamodb, expression, names, values)
+    assert plain == general
+    assert items[0] == items[1]
+
+
+@pytest.mark.parametrize(("expression", "names", "values", "extra"), [
+    ("SET #n = :n", {"#n": "n", "#c": "n"}, {":n": {"N": "5"}, ":one": {"N": "9"}},
+     {"ConditionExpression": "#c = :one", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}),
+    ("SET #sk = :sk", {"#sk": "sk"}, {":sk": {"S": "2"}}, {}),
+    ("SET #big = :big", {"#big": "big"}, {":big": {"S": "x" * 410_000}}, {}),
+    ("SET #n = :n, #big = :big", {"#n": "n", "#big": "big"}, {":n": {"N": "4"}, ":big": {"S": "x" * 404_999}},
+     {}),
+])
+def test_a_refused_update_is_refused_alike_and_writes_nothing(dynamodb, expression, names, values,
+                                                              extra) -> None:
+    """GIVEN an update DynamoDB refuses (its condition, a table key, an item too large) WHEN applied on
+    both paths THEN the same error, and the item is as it was."""
+    before = dynamodb.get_item(TableName="plain", Key={"pk": {"S": "a"}, "sk": {"S": "1"}})["Item"]
+    (plain, general), items = _both(dynamodb, expression, names, values, **extra)
+    assert isinstance(plain, tuple)
+    assert plain == general
+    assert items[0] == before
+
+
+def test_a_plain_update_of_a_missing_item_creates_it_unless_its_condition_fails(dynamodb) -> None:
+    """GIVEN no item WHEN updated plainly THEN made as moto makes it; with a failing condition, not made."""
+    (plain, general), _ = _both(dynamodb, "SET #n = :n", {"#n": "n"}, {":n": {"N": "3"}}, sk="9")
+    assert plain == general == {"pk": {"S": "a"}, "sk": {"S": "9"}, "n": {"N": "3"}}
+    (plain, general), _ = _both(dynamodb, "SET #n = :n", {"#n": "n"}, {":n": {"N": "3"}}, sk="8",
+                                ConditionExpression="attribute_exists(pk)")
+    assert plain == general
+    assert "Item" not in dynamodb.get_item(TableName="plain", Key={"pk": {"S": "a"}, "sk": {"S": "8"}})
+
+
+def test_only_the_other_updates_reach_motos_update_item(dynamodb, monkeypatch) -> None:
+    """GIVEN the parser moto's backend UpdateItem starts with, counted WHEN a plain and a general update
+    run THEN only the general one reached it: the plain path is the one taken."""
+    import moto.dynamodb.models as backend
+
+    parsed = []
+    parser = backend.UpdateExpressionParser
+
+    class Counted:
+        @staticmethod
+        def make(text: str) -> Any:
+            parsed.append(text)
+            return parser.make(text)
+
+    monkeypatch.setattr(backend, "UpdateExpressionParser", Counted)
+    _both(dynamodb, "SET #n = :n", {"#n": "n"}, {":n": {"N": "7"}})
+    assert parsed == ["SET #n  =  :n"]
+
+
+def test_an_item_is_refused_for_its_size_as_moto_refuses_it(dynamodb) -> None:
+    """GIVEN items just under and over moto's 405,000-byte limit WHEN put THEN the first is stored and the
+    second refused with moto's error, as with its per-attribute check."""
+    under = {"pk": {"S": "a"}, "sk": {"S": "u"}, "a": {"S": "x" * 200_000}, "b": {"S": "y" * 204_000}}
+    dynamodb.put_item(TableName="plain", Item=under)
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(TableName="plain", Item={**under, "sk": {"S": "o"}, "c": {"S": "z" * 1_000}})
+    assert refused.value.response["Error"]["Message"] == "Item size has exceeded the maximum allowed size"
+    assert dynamodb.get_item(TableName="plain", Key={"pk": {"S": "a"}, "sk": {"S": "u"}})["Item"] == under
