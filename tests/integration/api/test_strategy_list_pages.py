@@ -11,7 +11,11 @@ listed strategy is also a Query of its latest run), and the rule is the same at 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -20,16 +24,20 @@ from klineo.models import paging
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store.dynamo import to_item
+from klineo.store.runs import Run, record_run
 from klineo.store.strategies import PendingOrder, Strategy, TradingSettings
 
 from tests.helpers import load_event, with_user
-from tests.integration.api.conftest import USER_A, USER_B
+from tests.integration.api.conftest import USER_A, USER_B, aws_refusing
 
 LAMBDA_PAYLOAD_MAX = 6 * 1024 * 1024
 STRATEGIES = 40  # at their longest, some 1.1 KB each: some 46 KB in all
 PAGE_BYTES = 16 * 1024  # the bound lowered to some 14 strategies
 # The longest size the API takes (at most 1,000,000, 12 decimals), and a position as long.
 LONGEST = Decimal("-999999.999999999999")
+LAST_CLOSE = 1_800_000_000_000  # ``last_close`` of ``_longest``
+# Each newest-run Query waits for this many to be in flight at once, at most this long (seconds).
+IN_FLIGHT_WAIT = 3
 
 
 def _longest(n: int, user: str = USER_A) -> Strategy:
@@ -119,3 +127,91 @@ def test_a_cursor_of_another_listing_is_refused_naming_it(aws, invoke):
     response = _list(invoke, USER_B, cursor="bm90LWEtY3Vyc29y")
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["error"]["field"] == "cursor"
+
+
+def _runs_of(params: dict[str, Any]) -> str | None:
+    """The strategy id whose runs a Query's parameters read (None: another Query, a user's strategies)."""
+    key = params.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", "")
+    return key.removeprefix("STRAT#") if key.startswith("STRAT#") else None
+
+
+@contextmanager
+def _newest_run_queries(parties: int | None = None) -> Iterator[list[str]]:
+    """The strategy ids of the runs' Queries sent while inside; with ``parties``, each of them waits (in the
+    thread sending it) until that many are in flight at once: one after another, the first waits alone
+    until IN_FLIGHT_WAIT runs out and the barrier breaks (BrokenBarrierError from the call)."""
+    sent: list[str] = []
+    barrier = threading.Barrier(parties, timeout=IN_FLIGHT_WAIT) if parties else None
+
+    def meet(params: dict[str, Any], **_: object) -> None:
+        strategy_id = _runs_of(params)
+        if strategy_id is not None:
+            sent.append(strategy_id)
+            if barrier is not None:
+                barrier.wait()
+
+    client, event = aws_clients.dynamodb(), "before-parameter-build.dynamodb.Query"
+    client.meta.events.register(event, meet)
+    try:
+        yield sent
+    finally:
+        client.meta.events.unregister(event, meet)
+
+
+def _hold(strategy: Strategy, close_time: int) -> None:
+    """A hold of ``strategy`` on the candle closed at ``close_time``: its run alone (one PutItem)."""
+    assert record_run(Run(strategy_id=strategy.strategy_id, user_id=strategy.user_id, close_time=close_time,
+                          status="no_change", mode=strategy.mode))
+
+
+def test_the_newest_runs_are_read_at_once_and_answered_for_each_strategy_in_order(aws, invoke):
+    """GIVEN 5 strategies, with and without runs, some run newer than the strategy's last change WHEN
+    GET /strategies THEN their 5 newest-run Queries are in flight at once, and each strategy answers its
+    own last_run_close_time in creation order (before: one Query after another, ~10 ms each: thousands of
+    strategies took the list past API Gateway's 30 s; here the first Query waited alone and broke the
+    barrier, a 500)."""
+    strategies = [dataclasses.replace(_longest(n), last_close=None) for n in range(2)]
+    strategies += [_longest(n) for n in range(2, 5)]
+    _store(strategies)
+    _hold(strategies[0], 1_700_000_000_000)
+    _hold(strategies[0], 1_700_000_060_000)  # the newest of two
+    _hold(strategies[3], LAST_CLOSE + 900_000)  # a hold after the last change
+    _hold(strategies[4], LAST_CLOSE - 900_000)  # a run older than the last change
+    expected = [1_700_000_060_000, None, LAST_CLOSE, LAST_CLOSE + 900_000, LAST_CLOSE]
+
+    with _newest_run_queries(parties=len(strategies)) as sent:
+        response = _list(invoke, USER_A)
+
+    assert response["statusCode"] == 200, response["body"][:300]
+    answered = json.loads(response["body"])["strategies"]
+    assert [(s["id"], s["last_run_close_time"]) for s in answered] == [
+        (s.strategy_id, close) for s, close in zip(strategies, expected, strict=True)]
+    assert sorted(sent) == sorted(s.strategy_id for s in strategies)
+
+
+def test_a_page_reads_the_newest_runs_of_its_own_strategies_only(aws, invoke):
+    """GIVEN 5 strategies WHEN GET /strategies?limit=2 after the first THEN only the 2 listed strategies'
+    runs are read, not those of the strategies before the cursor or after the limit."""
+    strategies = [_longest(n) for n in range(5)]
+    _store(strategies)
+    first = json.loads(_list(invoke, USER_A, limit=1)["body"])
+
+    with _newest_run_queries() as sent:
+        page = json.loads(_list(invoke, USER_A, limit=2, cursor=first["next_cursor"])["body"])
+
+    assert [s["id"] for s in page["strategies"]] == [s.strategy_id for s in strategies[1:3]]
+    assert sorted(sent) == sorted(s.strategy_id for s in strategies[1:3])
+
+
+def test_a_throttled_newest_run_read_answers_a_retryable_503_not_a_partial_list(aws, invoke):
+    """GIVEN DynamoDB throttling one strategy's newest-run Query past botocore's retries WHEN GET /strategies
+    THEN a retryable 503 (a repeat gets past it), never a 500 and never a list without that strategy."""
+    strategies = [_longest(n) for n in range(4)]
+    _store(strategies)
+    throttled = strategies[2].strategy_id
+
+    with aws_refusing("Query", "dynamodb", when=lambda params: _runs_of(params) == throttled):
+        response = _list(invoke, USER_A)
+
+    assert response["statusCode"] == 503, response["body"][:300]
+    assert json.loads(response["body"])["error"]["retryable"] is True

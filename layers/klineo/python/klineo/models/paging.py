@@ -13,7 +13,7 @@ response, in which the body is one JSON string; a larger one fails, a 5xx instea
 """
 
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, Field
@@ -60,9 +60,10 @@ def item_bytes(item: BaseModel) -> int:
     return len(text.encode()) + text.count('"') + text.count("\\") + 1
 
 
-def fit_page(sources: Sequence[Source], build: Callable[[Source], Item]) -> tuple[list[Item], int]:
+def fit_page(sources: Iterable[Source], build: Callable[[Source], Item]) -> tuple[list[Item], int]:
     """The items ``build`` makes of ``sources``, in order, until the next would take them past
-    ``PAGE_BYTES_MAX``; and how many sources they stand for (all of them: ``len(sources)``).
+    ``PAGE_BYTES_MAX``; and how many sources they stand for (all of them: ``len(sources)``). Sources are
+    taken one at a time: a lazy iterable is read no further than the source that did not fit.
 
     Each item is measured as it is built, once; the page is not serialized to be measured. The first item
     is always kept, so a page always moves on: no single item comes near the bound (an order with its
@@ -76,4 +77,4 @@ def fit_page(sources: Sequence[Source], build: Callable[[Source], Item]) -> tupl
         if items and size > PAGE_BYTES_MAX:
             return items, index
         items.append(item)
-    return items, len(sources)
+    return items, len(items)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from klineo.binance import Environment, ErrorCategory, Market, get_client
@@ -76,12 +77,30 @@ __all__ = [
 _PLACES = Decimal("0.00000001")  # PnL and prices shown to 8 decimals
 # A strategy's place in GET /strategies, the order ``list_strategies`` sorts by: ``<created_at>#<id>``.
 _LISTED_KEY = re.compile(r"[0-9TZ:.+-]{10,40}#" + STRATEGY_ID_PATTERN.strip("^$"))
+# How many strategies' newest runs GET /strategies reads together (``run_store.latest_run_close_times``, a few
+# rounds of its RUN_READERS at once): a page its size bound cuts short has read at most this many more.
+_RUNS_READ_TOGETHER = 4 * run_store.RUN_READERS
 
 
 def strategy_response(strategy: Strategy) -> StrategyResponse:
     """The strategy as answered; its newest run costs one Query of one key (a new strategy:
     ``klineo.services.strategy_view.new_strategy_response``)."""
     newest_run = run_store.latest_run_close_time(strategy.strategy_id)
+    return StrategyResponse(**response_fields(strategy, newest_run))
+
+
+def _with_newest_runs(strategies: Sequence[Strategy]) -> Iterator[tuple[Strategy, int | None]]:
+    """Each strategy with its newest run's close time, read ``_RUNS_READ_TOGETHER`` at a time as the page
+    takes them: once ``fit_page`` stops at its size bound, the strategies after that chunk are never read."""
+    for start in range(0, len(strategies), _RUNS_READ_TOGETHER):
+        chunk = strategies[start:start + _RUNS_READ_TOGETHER]
+        newest = run_store.latest_run_close_times([s.strategy_id for s in chunk])
+        yield from ((strategy, newest[strategy.strategy_id]) for strategy in chunk)
+
+
+def _listed_response(listed: tuple[Strategy, int | None]) -> StrategyResponse:
+    """A strategy as GET /strategies answers it, given its newest run's close time (``strategy_response``)."""
+    strategy, newest_run = listed
     return StrategyResponse(**response_fields(strategy, newest_run))
 
 
@@ -114,7 +133,8 @@ def list_user_strategies(user_id: str, query: StrategyListQuery | None = None) -
         after = tuple(decode_cursor(query.cursor, _LISTED_KEY).rsplit("#", 1))
         strategies = [s for s in strategies if (s.created_at, s.strategy_id) > after]
     wanted = strategies[:query.limit] if query.limit is not None else strategies
-    items, shown = fit_page(wanted, strategy_response)  # the first always fits: shown == 0 only when empty
+    # The first always fits: shown == 0 only when empty.
+    items, shown = fit_page(_with_newest_runs(wanted), _listed_response)
     if shown == len(strategies):
         return StrategyListResponse(strategies=items)
     last = wanted[shown - 1]

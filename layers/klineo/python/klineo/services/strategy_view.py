@@ -3,7 +3,7 @@
 Apart from ``klineo.services.strategies`` so that POST /strategies, which answers with the strategy
 it has just made, loads neither the runs and events stores nor the run, event and PnL models at
 cold start (issue 16 item 3). The answer's ``last_run_close_time`` comes from the strategy's newest
-run; ``klineo.services.strategies.strategy_response`` reads it for strategies that have runs.
+run, which ``klineo.services.strategies`` reads (a page of GET /strategies: many at once).
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -91,6 +92,7 @@ from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strat
 from klineo.validation import decimal_or_none
 
 __all__ = [
+    "RUN_READERS",
     "RUN_STATUSES",
     "Claim",
     "Run",
@@ -106,6 +108,7 @@ __all__ = [
     "get_run",
     "hand_over_live_order",
     "latest_run_close_time",
+    "latest_run_close_times",
     "list_runs",
     "list_runs_page",
     "record_run",
@@ -124,6 +127,9 @@ _log = logging.getLogger(__name__)
 # not traded for a stated reason (kill switch, futures disabled, stale candle, ...); failed: an
 # order could not be placed (error category recorded).
 RUN_STATUSES = ("ordered", "simulated", "no_change", "skipped", "failed")
+# The most newest-run Queries ``latest_run_close_times`` has in flight: the AWS SDK's connection pool holds
+# 10 connections (klineo.store.aws); more threads would only queue on it.
+RUN_READERS = 10
 
 
 def run_key(strategy_id: str, close_time: int) -> dict[str, Any]:
@@ -388,15 +394,38 @@ def record_skip(run: Run, advance: StrategyAdvance | None = None,
     return record_run(run, advance=change, events=events, attempts=attempts)
 
 
-def latest_run_close_time(strategy_id: str) -> int | None:
+def _newest_close(client: Any, strategy_id: str) -> int | None:
     """Close time of the strategy's newest run (one eventually consistent Query of one key), or None."""
-    answer = aws.dynamodb().query(
+    answer = client.query(
         TableName=_table(), KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
         ExpressionAttributeValues={":pk": {"S": f"STRAT#{strategy_id}"}, ":prefix": {"S": "RUN#"}},
         ProjectionExpression="sk", ScanIndexForward=False, Limit=1,
     )
     items = answer.get("Items", [])
     return int(items[0]["sk"]["S"].removeprefix("RUN#")) if items else None
+
+
+def latest_run_close_time(strategy_id: str) -> int | None:
+    """Close time of the strategy's newest run (one eventually consistent Query of one key), or None."""
+    return _newest_close(aws.dynamodb(), strategy_id)
+
+
+def latest_run_close_times(strategy_ids: Sequence[str]) -> dict[str, int | None]:
+    """``latest_run_close_time`` of each strategy, keyed by id in the order given: one Query each, up to
+    ``RUN_READERS`` in flight at once (GET /strategies reads thousands: one after another, ~10 ms each,
+    they took it past API Gateway's 30 s). Every Query shares the container's one client (thread-safe once
+    made, so it is made here first). A failed Query's error is raised as it is, and the Queries not yet
+    started are not sent: never a partial answer."""
+    ids = list(dict.fromkeys(strategy_ids))
+    client = aws.dynamodb()
+    if len(ids) <= 1:
+        return {strategy_id: _newest_close(client, strategy_id) for strategy_id in ids}
+    pool = ThreadPoolExecutor(max_workers=min(RUN_READERS, len(ids)))
+    try:
+        closes = pool.map(lambda strategy_id: _newest_close(client, strategy_id), ids)
+        return dict(zip(ids, closes, strict=True))
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def claim_live_order(
