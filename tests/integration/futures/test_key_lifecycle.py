@@ -219,10 +219,10 @@ def test_delete_pauses_the_connections_strategies_and_says_so(sim_env, invoke, f
     assert (stored.status, stored.status_reason) == ("paused", "connection_deleted")
 
 
-def _resume(invoke, strategy_id: str) -> dict:
-    """PATCH /strategies/{id} {"status": "active"} as USER_A."""
+def _resume(invoke, strategy_id: str, status: str = "active") -> dict:
+    """PATCH /strategies/{id} {"status": "active"} (or ``status``) as USER_A."""
     event = at_path(load_event("strategy_update"), f"/strategies/{strategy_id}", id=strategy_id)
-    return invoke("strategy_update", with_user(with_body(event, {"status": "active"}), USER_A))
+    return invoke("strategy_update", with_user(with_body(event, {"status": status}), USER_A))
 
 
 def _delete(invoke, connection_id: str) -> dict:
@@ -411,6 +411,63 @@ def test_balance_reads_refused_three_times_disable_the_connection(sim_env, invok
     assert [r["statusCode"] for r in answers] == [403, 403, 403]
     assert _listed(invoke, futures_connection.id)["disabled_reason"] == "connection_disabled:signature"
     assert _strategy(strategy_id).status_reason == "connection_disabled:signature"
+
+
+def test_the_read_that_disables_the_connection_answers_its_refusal_when_pausing_fails(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a live strategy, a broken key and DynamoDB throttling the pause of the connection's strategies
+    WHEN the balance is read 3 times THEN 403 each (the read's own answer, never a 500 for the pause), the
+    connection disabled with its reason and the strategy left active (the runner's next turn pauses it)."""
+    strategy_id = _live_strategy(futures_connection.id)
+    _break_key(futures_connection.id, futures_connection.account)
+    event = connection_event("balance", futures_connection.id, USER_A, "/balance")
+
+    with aws_refusing("UpdateItem", "dynamodb", when=_pausing):
+        answers = [invoke("balance", event) for _ in range(3)]
+
+    assert [r["statusCode"] for r in answers] == [403, 403, 403]
+    assert body_of(answers[-1])["error"]["category"] == "signature"
+    assert _listed(invoke, futures_connection.id)["disabled_reason"] == "connection_disabled:signature"
+    assert _strategy(strategy_id).status == "active"
+
+
+def test_a_strategy_the_user_pauses_while_the_disable_pauses_keeps_its_reason_and_stays_paused(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a live strategy and a broken key WHEN the user pauses the strategy just as the third refused
+    balance read disables the connection and pauses it (from a hook on the pause's UpdateItem) THEN the pause
+    leaves it alone: "paused by user" kept, and the enable does not resume it (before: its reason became
+    connection_disabled:signature and the enable resumed it against the user's pause)."""
+    strategy_id = _live_strategy(futures_connection.id)
+    _break_key(futures_connection.id, futures_connection.account)
+    event = connection_event("balance", futures_connection.id, USER_A, "/balance")
+    client, answers = aws_clients.dynamodb(), []
+
+    def user_pauses_first(params, **_: object) -> None:
+        if not _pausing(params) or "connection_disabled" not in str(params["ExpressionAttributeValues"]):
+            return
+        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", user_pauses_first)
+        answers.append(_resume(invoke, strategy_id, status="paused"))
+
+    for _ in range(2):
+        invoke("balance", event)
+    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", user_pauses_first)
+    try:
+        assert invoke("balance", event)["statusCode"] == 403
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", user_pauses_first)
+
+    assert [a["statusCode"] for a in answers] == [200]
+    stored = _strategy(strategy_id)
+    assert (stored.status, stored.status_reason) == ("paused", "paused by user")
+    assert _put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
+    enabled = invoke(
+        "connection_enable", connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
+    )
+    assert enabled["statusCode"] == 200, enabled["body"]
+    assert body_of(enabled)["resumed_strategies"] == []
+    assert _strategy(strategy_id).status == "paused"
 
 
 def test_a_connection_whose_delete_stopped_half_way_switches_no_position_mode_on_binance(

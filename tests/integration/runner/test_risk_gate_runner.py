@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from klineo.store import strategies as strategy_store
 from klineo.store.connections import get_connection, update_settings
 from klineo.store.events import list_events
 from klineo.store.secrets import delete_credentials
 from klineo.store.strategies import update_settings as update_strategy_settings
 
-from tests.integration.runner.conftest import ORDER_PATH
+from tests.integration.api.conftest import aws_refusing
+from tests.integration.runner.conftest import ORDER_PATH, tick_times
 
 USER = "user-runner-gate"
 
@@ -73,6 +75,69 @@ def test_key_failures_of_several_strategies_add_up_and_disable_the_connection(ru
     for sid in sids:
         strategy = runner.stored(USER, sid)
         assert (strategy.status, strategy.status_reason) == ("paused", "connection_disabled:permission")
+
+
+def _pausing(params: dict) -> bool:
+    """True for the UpdateItem that pauses a strategy (``klineo.store.strategies.pause_strategy``)."""
+    return "status_reason" in params.get("UpdateExpression", "")
+
+
+def _disabled_with_its_strategies_left_active(runner, tick_ms: int) -> tuple[str, list[str]]:
+    """GIVEN three strategies on a key without futures WHEN a tick's key failures disable the connection and
+    DynamoDB throttles every pause of its strategies THEN the connection is off, its strategies still active
+    (the connection and its strategies' ids)."""
+    connection = runner.connection(USER, "spot-only")  # futures marked enabled here, refused by Binance
+    sids = [runner.strategy(USER, connection, symbol=symbol, size=size)
+            for symbol, size in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.01"), ("BNBUSDT", "0.5"))]
+    with aws_refusing("UpdateItem", "dynamodb", when=_pausing):
+        runner.run_tick(tick_ms)
+    assert get_connection(USER, connection).disabled_reason == "connection_disabled:permission"
+    assert [runner.stored(USER, sid).status for sid in sids] == ["active"] * 3
+    return connection, sids
+
+
+def test_strategies_a_failed_disable_left_active_are_paused_on_their_next_turn(runner) -> None:
+    """GIVEN a connection disabled by key failures whose pause of its strategies failed (throttled) WHEN the
+    next tick runs THEN each strategy is paused with the disable's reason (the enable resumes it), in its
+    skipped run's write with a paused event; nothing is sent (before: they stayed active, a skipped run
+    every tick, shown active on a disabled connection)."""
+    first, second = tick_times(2)
+    connection, sids = _disabled_with_its_strategies_left_active(runner, first)
+    sent = len(runner.signed_calls())
+
+    runner.run_tick(second)
+
+    assert len(runner.signed_calls()) == sent
+    for sid in sids:
+        stored = runner.stored(USER, sid)
+        assert (stored.status, stored.status_reason) == ("paused", "connection_disabled:permission")
+        assert runner.runs(sid)[0].skip_reason == "connection_disabled"
+        paused = [e.details for e in list_events(sid, 20).events if e.kind == "paused"]
+        assert [p["reason"] for p in paused] == ["connection_disabled:permission"]
+    assert list(strategy_store.query_active("1m")) == []
+    assert get_connection(USER, connection).disabled_reason == "connection_disabled:permission"
+
+
+def test_a_strategy_paused_or_deleted_after_the_dispatch_is_not_paused_for_the_disabled_connection(
+    runner
+) -> None:
+    """GIVEN a disabled connection whose strategies the disable left active, and a tick dispatched WHEN the
+    user pauses one and deletes another before the worker runs them THEN the paused one keeps the user's
+    reason (an enable does not resume it), the deleted one stays gone, the third is paused for the disable."""
+    first, second = tick_times(2)
+    _connection, (user_paused, deleted, left) = _disabled_with_its_strategies_left_active(runner, first)
+    runner.tick(second)
+    current = runner.stored(USER, user_paused)
+    update_strategy_settings(USER, user_paused, current,
+                             changes={"status": "paused", "status_reason": "paused by user"})
+    strategy_store.delete_strategy(USER, deleted)
+
+    runner.work(runner.receive())
+
+    stored = runner.stored(USER, user_paused)
+    assert (stored.status, stored.status_reason) == ("paused", "paused by user")
+    assert runner.stored(USER, deleted) is None
+    assert runner.stored(USER, left).status_reason == "connection_disabled:permission"
 
 
 def test_a_strategys_own_leverage_and_margin_type_override_the_connections(runner) -> None:

@@ -97,7 +97,9 @@ count as consecutive key failures; any other answer from Binance resets the coun
 ``KEY_FAILURE_LIMIT`` in a row the strategy is paused with the reason and leaves the active index.
 The same refusals also count on the connection, across the API and every strategy
 (``klineo.services.key_health``): at the limit the connection is disabled and all its strategies
-paused.
+paused. A strategy that pause missed (a storage error cut it short) meets the disabled connection at its
+next turn's gate: its skipped run pauses it with the connection's reason, only while it is as the turn
+read it (``left_on_disabled``).
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ from klineo.runner.reprice import LiveReprice, arm_entry_orders, protection_due,
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, sizing_of, strategy_trading_context
 from klineo.services.key_health import (
+    DISABLED_PREFIX,
     KEY_FAILURE_CATEGORIES,
     KEY_FAILURE_LIMIT,
     is_key_failure,
@@ -171,6 +174,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.services.risk import (
+    CONNECTION_DISABLED,
     EXPOSURE_ONLY_GATES,
     HEDGE,
     LIMIT_GATES,
@@ -389,14 +393,19 @@ class _Turn:
         )
 
     def skip(self, reason: str, pause_reason: str | None = None,
-             attempt: dict[str, Any] | None = None, message: str | None = None) -> StrategyResult:
+             attempt: dict[str, Any] | None = None, message: str | None = None,
+             *, if_unchanged: bool = False) -> StrategyResult:
         """Record a skipped run (ONE put unless it pauses; pausing even while an older order is unsettled),
         with ``attempt``'s Put (a refused order attempt) and the turn's refused entry in the same write;
-        ``message``: what the ``paused`` event tells the trader."""
+        ``message``: what the ``paused`` event tells the trader; ``if_unchanged``: the pause only while the
+        strategy is as this turn read it (else StrategyChanged: the turn is played again on it as it is)."""
         if pause_reason:
             self.event("paused", reason=pause_reason, message=message)
         run = self.run("skipped", skip_reason=reason)
-        written = record_skip(run, _pausing(pause_reason), self.take_events(), self.take_attempts(attempt))
+        pause = _pausing(pause_reason)
+        if pause is not None and if_unchanged:
+            pause = replace(pause, seen_updated_at=self.strategy.updated_at)
+        written = record_skip(run, pause, self.take_events(), self.take_attempts(attempt))
         return self.result("skipped" if written else "not_run", reason)
 
     def record(self, run: Run, advance: StrategyAdvance | None = None,
@@ -452,6 +461,19 @@ class _Turn:
         self.event("risk_block", gate=gate, message=message)
         attempt = None if refused is None else self.refused_attempt(refused, exc, message, cid)
         return self.skip(gate, attempt=attempt)
+
+    def left_on_disabled(self, exc: KlineoError, trading: TradingContext) -> StrategyResult:
+        """An active strategy on a disabled connection: the disable's pause of the connection's strategies
+        (``klineo.services.key_health``) missed it, cut short by a storage error. Paused now with the
+        disable's own reason (the enable resumes it), in the write of its skipped run, beside the
+        risk_block event; only while it is as this turn read it: one the user paused, edited or deleted
+        meanwhile is read again and left alone. Costs nothing on an enabled connection's turn."""
+        self.event("risk_block", gate=exc.field, message=gate_message(exc))
+        reason = trading.connection.disabled_reason or DISABLED_PREFIX
+        logger.warning("strategy left active on a disabled connection: pausing it",
+                       extra={"strategy_id": self.strategy.strategy_id, "pause": reason})
+        return self.skip(CONNECTION_DISABLED, pause_reason=reason, message=gate_message(exc),
+                         if_unchanged=True)
 
     def refused_attempt(self, intent: OrderIntent, exc: KlineoError, message: str,
                         cid: str | None = None) -> dict[str, Any]:
@@ -529,6 +551,8 @@ class _Turn:
         try:
             check_order(trading, live=self.live)
         except KlineoError as exc:
+            if exc.field == CONNECTION_DISABLED:
+                return self.left_on_disabled(exc, trading)
             if pending is None or exc.field not in EXPOSURE_ONLY_GATES:
                 return self.risk_block(exc)
             # An order already sent is settled past a switch (its resend re-checks the gates and stays

@@ -9,6 +9,15 @@ connection is disabled with its reason and time, and its active strategies are p
 (klineo.services.connections) clears that state and resumes exactly those strategies, the ones
 that can run on the connection now.
 
+A pause is one conditional write per strategy, of an active one only (one the user paused or deleted
+meanwhile keeps its state and reason). When storage fails it half way (a throttled UpdateItem), the
+connection is disabled and some strategies are left active; later key failures change nothing on a
+disabled connection, so the runner completes it: a turn whose gate finds the connection disabled pauses
+its strategy with the connection's ``disabled_reason``, in the write of its skipped run
+(``klineo.runner.execution``), which costs an enabled connection's turn nothing. Every active strategy
+has a turn on its next candle, so each is paused once, with the reason the enable resumes. The call
+whose key failure disabled the connection answers its own outcome all the same (below).
+
 What does not count. The tests the user asks for (spot test, futures test) never count a failure
 (``note_key_answer``): they are questions, and "this key cannot trade futures" is an expected answer
 (spot-only users are welcome, audit section 10); counting it disabled a working spot connection
@@ -178,7 +187,12 @@ def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
     reason = f"{DISABLED_PREFIX}:{error.category}"
     if _unless_gone(connection_store.disable_connection, user_id, connection_id, reason) is None:
         return
-    paused = pause_connection_strategies(user_id, connection_id, reason)
+    try:
+        paused = pause_connection_strategies(user_id, connection_id, reason)
+    except STORAGE_ERRORS:  # the runner pauses those left active on their next turn (module docstring)
+        logger.exception("connection disabled; pausing its strategies failed, their next runs pause them",
+                         extra={"connection_id": connection_id, "category": str(error.category)})
+        return
     logger.warning(
         "connection disabled: its key keeps failing",
         extra={

@@ -56,8 +56,8 @@ from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.store.connections import TradingContext
 from klineo.validation import check_reduce_only
 
-__all__ = ["CONNECTION_DELETING", "EXPOSURE_ONLY_GATES", "HEDGE", "LIMIT_GATES", "ONE_WAY", "STATE_GATES",
-           "STRATEGY_MODE_CHANGED",
+__all__ = ["CONNECTION_DELETING", "CONNECTION_DISABLED", "EXPOSURE_ONLY_GATES", "HEDGE", "LIMIT_GATES",
+           "ONE_WAY", "STATE_GATES", "STRATEGY_MODE_CHANGED",
            "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
            "mode_mismatch_message", "order_notional", "params_reduce", "position_mode_refused",
            "reduces_position"]
@@ -70,9 +70,11 @@ STRATEGY_MODE_CHANGED = (
     "The connection's position mode changed while this order was being placed: nothing was sent. The next "
     "run trades in the connection's new mode."
 )
+# The gate of a connection its key failures switched off (``klineo.services.key_health``).
+CONNECTION_DISABLED = "connection_disabled"
 # The gates of the connection's state: closed until a person opens them again (enable futures, or
 # enable the connection once its key works), unlike a refusal of the order itself.
-STATE_GATES = frozenset({"connection_disabled", "futures_disabled"})
+STATE_GATES = frozenset({CONNECTION_DISABLED, "futures_disabled"})
 # The gates that stop new exposure only (the kill switches, futures off): what was already sent is still
 # settled past them, and a fill's stops (which only reduce) still placed.
 EXPOSURE_ONLY_GATES = frozenset({"global_kill_switch", "user_kill_switch", "connection_kill_switch",
@@ -177,7 +179,7 @@ def _check_state(context: TradingContext, live: bool, reduces: bool) -> None:
     if connection.disabled:
         raise _refuse(
             ErrorCategory.CONFLICT,
-            "connection_disabled",
+            CONNECTION_DISABLED,
             "This connection was disabled after repeated key failures; fix the key, then enable it.",
         )
     if live and not connection.futures_enabled and not reduces:

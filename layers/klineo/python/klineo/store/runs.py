@@ -387,10 +387,12 @@ def record_skip(run: Run, advance: StrategyAdvance | None = None,
 
     A skip that pauses nothing is ONE PutItem of the run (the run alone keeps the candle from ever
     being traded: the claim requires it absent); one that pauses writes the pause in one transaction
-    with it, even while an older live order awaits settlement. ``attempts``: as ``record_run``'s.
+    with it, even while an older live order awaits settlement, and only while the strategy is as the turn
+    read it when ``advance`` says so (``seen_updated_at``). ``attempts``: as ``record_run``'s.
     """
     pause = advance.pause_reason if advance is not None else None
-    change = StrategyAdvance(pause_reason=pause, allow_pending=True) if pause is not None else None
+    change = None if advance is None or pause is None else StrategyAdvance(
+        pause_reason=pause, allow_pending=True, seen_updated_at=advance.seen_updated_at)
     return record_run(run, advance=change, events=events, attempts=attempts)
 
 

@@ -420,13 +420,15 @@ def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -
 
 
 def pause_strategy(user_id: str, strategy_id: str, reason: str) -> bool:
-    """Pause a strategy for a runner reason (off the active index); False when it no longer exists."""
+    """Pause an active strategy for a runner reason (off the active index); False when it is no longer
+    active (paused meanwhile: its reason, the user's say, is kept) or no longer exists."""
     update = Update(sets={"status": PAUSED, "status_reason": reason, "updated_at": now_iso()},
                     removes=["gsi1pk", "gsi1sk"])
     return conditional_write(
         aws.dynamodb().update_item, TableName=get_settings().data_table,
-        Key=strategy_key(user_id, strategy_id), ConditionExpression="attribute_exists(pk)",
-        **update.request(),
+        Key=strategy_key(user_id, strategy_id),
+        ConditionExpression="attribute_exists(pk) AND #status = :active",
+        **update.request(**{":active": {"S": ACTIVE}}),
     )
 
 
