@@ -12,6 +12,7 @@ import time
 import uuid
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from klineo.binance import Credentials, KeyType
@@ -19,12 +20,13 @@ from klineo.binance import client as client_module
 from klineo.binance.client import BinanceClient
 from klineo.binance.ratelimit import RateLimiter
 from klineo.errors import KlineoError
+from klineo.models import paging
 from klineo.services import connection_orders, reconcile
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.strategy_protection import arm_strategy_protection
 from klineo.store import connections as connection_store
 from klineo.store.order_history import list_unsettled
-from klineo.store.orders import get_order_record, get_order_records
+from klineo.store.orders import OrderRecord, get_order_record, get_order_records, put_new_record
 from klineo.store.secrets import put_new_version
 
 from tests.helpers import load_event, with_user
@@ -39,6 +41,9 @@ from tests.integration.futures.helpers import (
 )
 
 ALGO_PATH = "/fapi/v1/algoOrder"
+# The answer's bound lowered to some 10 orders (each some 700 bytes): thousands of records in moto take
+# minutes.
+ANSWER_BYTES = 8 * 1024
 
 
 def _delete(invoke: Any, connection_id: str) -> dict[str, Any]:
@@ -243,6 +248,78 @@ def test_the_answer_lists_every_order_within_lambdas_payload_limit(sim_env, invo
     assert all("fills" not in order for order in left_open)
     history = invoke("futures_orders", with_user(load_event("futures_orders"), USER_A))
     assert all(len(order["fills"]) == 1000 for order in body_of(history)["orders"])
+
+
+def test_an_answer_of_more_orders_than_fit_lists_the_first_and_counts_them_all(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN 30 resting reduce-only orders, no weight for the wind-down and the answer's bound lowered to
+    some 10 of them WHEN the connection is deleted THEN a 200 under the bound lists the first that fit, with
+    the full counts and orders_shortened set, and GET /futures/orders?connection_id= lists all 30 (before:
+    every order in one answer whatever its size: past some 7,000 at the real bound, a 5xx for a delete
+    that had finished)."""
+    ids = _resting_reduce_only(futures_connection.id, 30)
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 0)
+    monkeypatch.setattr(paging, "PAGE_BYTES_MAX", ANSWER_BYTES)
+    event = connection_event("connection_delete", futures_connection.id, USER_A)
+
+    response = invoke("connection_delete", event)
+
+    payload = len(json.dumps(response).encode())
+    assert response["statusCode"] == 200 and payload < ANSWER_BYTES + 2048, f"a {payload:,}-byte payload"
+    answer = body_of(response)
+    listed = [o["client_order_id"] for o in answer["orders_left_open"]]
+    assert 0 < len(listed) < 30 and listed == sorted(listed) and set(listed) <= set(ids)
+    assert _counts(answer) == (True, 30, 0)
+    history = _history_of(invoke, futures_connection.id)
+    assert sorted(o["client_order_id"] for o in history) == ids
+    assert {o["unmanaged_reason"] for o in history} == {"connection_deleted"}
+
+
+def test_an_answer_within_its_bound_lists_every_order_and_is_not_shortened(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN 3 resting reduce-only orders and no weight for the wind-down WHEN the connection is deleted
+    THEN all 3 are listed, orders_shortened is false and the counts are the lists' lengths."""
+    ids = _resting_reduce_only(futures_connection.id, 3)
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 0)
+
+    answer = _delete(invoke, futures_connection.id)
+
+    assert _ids(answer["orders_left_open"]) == ids
+    assert _counts(answer) == (False, 3, 0)
+
+
+def _counts(answer: dict[str, Any]) -> tuple[bool, int, int]:
+    """(orders_shortened, orders_left_open_count, orders_cancelled_count) of a delete's answer."""
+    return answer["orders_shortened"], answer["orders_left_open_count"], answer["orders_cancelled_count"]
+
+
+def _resting_reduce_only(connection_id: str, count: int) -> list[str]:
+    """``count`` resting reduce-only LIMIT SELL records of USER_A, written straight to the store: their
+    ids."""
+    params = {"side": "SELL", "type": "LIMIT", "quantity": "0.002", "price": "99000", "reduceOnly": "true"}
+    ids = []
+    for n in range(count):
+        cid, created = f"reduce-only-{n:03d}", f"2026-12-01T11:00:{n % 60:02d}.000Z"
+        assert put_new_record(OrderRecord(
+            user_id=USER_A, client_order_id=cid, connection_id=connection_id, symbol="BTCUSDT", request={},
+            params=params, status="NEW", attempt_ms=0, created_at=created, updated_at=created,
+            order_id=4_000_000_000 + n))
+        ids.append(cid)
+    return ids
+
+
+def _history_of(invoke: Any, connection_id: str) -> list[dict[str, Any]]:
+    """Every order of the connection as GET /futures/orders?connection_id= lists them, page after page."""
+    orders, cursor = [], None
+    while True:
+        event = with_user(load_event("futures_orders"), USER_A)
+        query = {"connection_id": connection_id, **({"cursor": cursor} if cursor else {})}
+        event["queryStringParameters"], event["rawQueryString"] = query, urlencode(query)
+        page = body_of(invoke("futures_orders", event))
+        orders += page["orders"]
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            return orders
 
 
 def test_a_short_budget_is_spent_on_cancelling_entries_first(sim_env, invoke, futures_connection,

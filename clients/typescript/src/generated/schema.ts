@@ -680,7 +680,8 @@ export interface components {
         };
         /**
          * ConnectionDeleteResponse
-         * @description What deleting a connection did: the strategies it paused, and what became of its open orders.
+         * @description What deleting a connection did: the strategies it paused, and what became of its open orders (as many
+         *     as the answer's size bound holds: `orders_shortened`).
          */
         ConnectionDeleteResponse: {
             /** Id */
@@ -699,6 +700,21 @@ export interface components {
              * @description Our orders left open on Binance, no longer managed by KLINEO: stop-loss / take-profit orders guarding an open position and reduce-only orders (cancelling them would leave the position unprotected). When one of a stop pair fires, cancel the other on Binance. Each without its fills, as `orders_cancelled`
              */
             orders_left_open: components["schemas"]["OrderSummary"][];
+            /**
+             * Orders Cancelled Count
+             * @description How many orders were cancelled, listed or not
+             */
+            orders_cancelled_count: number;
+            /**
+             * Orders Left Open Count
+             * @description How many orders were left open, listed or not
+             */
+            orders_left_open_count: number;
+            /**
+             * Orders Shortened
+             * @description True when the lists hold only the first of the orders (`orders_cancelled` first): all of them would take the answer past its size bound (about 5 MB, some 7,000 orders). The counts give how many there are; GET /futures/orders?connection_id= lists every one, page by page
+             */
+            orders_shortened: boolean;
             /**
              * Orders Checked
              * @description True when Binance answered for every open order during the delete; false when it could not be asked about some (key refused, Binance unreachable, time spent): the lists then show the last state we knew

@@ -51,7 +51,8 @@ class CredentialsReplaceRequest(KeyMaterial):
 
 
 class ConnectionDeleteResponse(BaseModel):
-    """What deleting a connection did: the strategies it paused, and what became of its open orders."""
+    """What deleting a connection did: the strategies it paused, and what became of its open orders (as many
+    as the answer's size bound holds: `orders_shortened`)."""
 
     id: str
     deleted: bool
@@ -65,6 +66,13 @@ class ConnectionDeleteResponse(BaseModel):
                     "orders guarding an open position and reduce-only orders (cancelling them would leave "
                     "the position unprotected). When one of a stop pair fires, cancel the other on Binance. "
                     "Each without its fills, as `orders_cancelled`")
+    orders_cancelled_count: int = Field(description="How many orders were cancelled, listed or not")
+    orders_left_open_count: int = Field(description="How many orders were left open, listed or not")
+    orders_shortened: bool = Field(
+        description="True when the lists hold only the first of the orders (`orders_cancelled` first): all "
+                    "of them would take the answer past its size bound (about 5 MB, some 7,000 orders). The "
+                    "counts give how many there are; GET /futures/orders?connection_id= lists every one, "
+                    "page by page")
     orders_checked: bool = Field(
         description="True when Binance answered for every open order during the delete; false when it "
                     "could not be asked about some (key refused, Binance unreachable, time spent): the "

@@ -9,8 +9,10 @@ test) do not import what only deleting uses: the strategies store (through
 from __future__ import annotations
 
 from klineo.models.connection_settings import ConnectionDeleteResponse
+from klineo.models.order_history import OrderSummary
+from klineo.models.paging import fit_page
 from klineo.observability import logger
-from klineo.services.connection_orders import wind_down_orders
+from klineo.services.connection_orders import ConnectionOrders, wind_down_orders
 from klineo.services.key_health import pause_connection_strategies
 from klineo.services.order_view import order_summary
 from klineo.store import connections as connection_store
@@ -33,7 +35,9 @@ def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteRespo
     failure finds the item, tolerates the missing secret and finishes. The answer lists the strategies
     paused, the orders cancelled and the orders left open on Binance, without their fills: an order lists up
     to 1000 (some 270 KB), and a few dozen would pass Lambda's 6 MB answer limit (docs/binance-facts.md
-    §17); GET /futures/orders lists them, page by page.
+    §17); GET /futures/orders lists them, page by page. Even without them, some 7,000 orders (each some
+    700 bytes) would pass it: the lists hold as many as fit (``fit_page``), with the full counts and
+    ``orders_shortened`` when some were left out, so a delete that finished never answers a 5xx.
     """
     connection = connection_store.require_connection(user_id, connection_id)
     token = connection_store.mark_deleting(user_id, connection_id)
@@ -43,8 +47,18 @@ def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteRespo
     connection_store.delete_connection(user_id, connection_id)
     logger.info("connection deleted", extra={"connection_id": connection_id,
                                              "paused_strategies": len(paused)})
+    cancelled, left_open, shown = _fitted(orders)
     return ConnectionDeleteResponse(
         id=connection_id, deleted=True, paused_strategies=paused,
-        orders_cancelled=[order_summary(record) for record in orders.cancelled],
-        orders_left_open=[order_summary(record) for record in orders.left_open],
-        orders_checked=orders.checked)
+        orders_cancelled=cancelled, orders_left_open=left_open,
+        orders_cancelled_count=len(orders.cancelled), orders_left_open_count=len(orders.left_open),
+        orders_shortened=shown < len(orders.cancelled) + len(orders.left_open), orders_checked=orders.checked)
+
+
+def _fitted(orders: ConnectionOrders) -> tuple[list[OrderSummary], list[OrderSummary], int]:
+    """The summaries of the cancelled orders, then of those left open, as many as the answer's size bound
+    holds (``fit_page``, the cancelled first: what the delete did), and how many that is."""
+    records = [*orders.cancelled, *orders.left_open]
+    summaries, shown = fit_page(records, order_summary)
+    split = min(len(orders.cancelled), shown)
+    return summaries[:split], summaries[split:], shown
