@@ -2,7 +2,9 @@
 
 ``userTrades`` answers at most 1000 rows a request (docs/binance-facts.md §8, §14): an order matched against
 many resting orders can have more fills than that, and a watched symbol's page can end inside an order's
-fills. The simulator's ``set_trade_size`` makes such orders: each fill is made as trades of 1 DOGE.
+fills. The simulator's ``set_trade_size`` makes such orders: each fill is made as trades of 1 DOGE. An order
+that began filling before a newly watched symbol's first window (the last 7 days) has its first trades moved
+back in the simulator's state (``_backdate_first_trades``, as its ``age`` moves every record).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from klineo.store.order_fills import FILLS_KEPT, fill_totals
-from klineo.store.order_history import list_unsettled
+from klineo.store.order_history import WATCH_IDLE_MS, list_unsettled
 from klineo.store.orders import OrderRecord, get_order_record, is_settled, put_new_record
 
 from tests.helpers import load_event, with_user
@@ -22,6 +25,7 @@ from tests.integration.futures.helpers import body_of, new_key, order_body, orde
 SYMBOL = "DOGEUSDT"  # cheap: 1001 of it stays under the connection's notional limit
 TRADES = 1001  # one more than a userTrades page holds
 QUANTITY = "1001"  # TRADES trades of 1
+DAY_MS = 86_400_000
 
 
 def _many_trades(sim: Any) -> None:
@@ -152,3 +156,42 @@ def test_an_order_with_few_fills_lists_them_all_and_is_not_shortened(sim_env, in
     assert (item["fills_count"], item["fills_shortened"], item["fill_totals"], len(item["fills"])) == (
         100, False, None, 100)
     assert get_order_record(USER_A, cid).fills_summary is None
+
+
+def _backdate_first_trades(sim: Any, order_id: int, count: int, ms: int) -> None:
+    """Make the order, and its first ``count`` trades, ``ms`` older: an order that began filling then."""
+    with sim.state.futures.lock:
+        state = next(s for s in sim.state.futures.accounts() if order_id in s.orders)
+        state.orders[order_id].time -= ms
+        for trade in [t for t in state.trades if t.order.order_id == order_id][:count]:
+            trade.time -= ms
+
+
+@pytest.mark.parametrize(("trades", "before"), [(1500, 600), (100, 40)])
+def test_foreign_order_that_began_filling_before_the_first_window_is_recorded_with_all_its_fills(
+    sim_env, invoke, futures_connection, reconcile, trades, before
+):
+    """GIVEN a manual order of ``trades`` trades, the first ``before`` of them 8 days ago (past the first
+    window a newly watched symbol is read from, the last 7 days) WHEN its symbol becomes watched and a run
+    records it THEN its record's fills total Binance's trades exactly: count, quantity, commission and
+    realized PnL (before: only the trades in the window, 900 of 1500, and 60 of 100)."""
+    _many_trades(sim_env)
+    placed = sim_env.inject_trade(futures_connection.account.id, "manual", SYMBOL, side="BUY",
+                                  quantity=str(trades))
+    _backdate_first_trades(sim_env, int(placed["orderId"]), before, WATCH_IDLE_MS + DAY_MS)
+    sim_env.state.futures.set_trade_size(SYMBOL, None)
+    entry = order_body(futures_connection.id, symbol=SYMBOL, type="MARKET", price=None, timeInForce=None,
+                       quantity="100")
+    assert invoke("futures_order", order_event(entry, key=new_key()))["statusCode"] == 200
+
+    reconcile()  # the entry settled, its symbol watched and read from 7 days ago: the manual order recorded
+    reconcile()
+
+    record = get_order_record(USER_A, f"manual-{placed['orderId']}")
+    expected = _sim_trades(sim_env, int(placed["orderId"]))
+    totals = fill_totals(record.fills or [], record.fills_summary)
+    assert len(expected) == trades
+    assert (totals.count, totals.quantity) == (trades, Decimal(trades))
+    assert totals.commission == {"USDT": sum((Decimal(t["commission"]) for t in expected), Decimal(0))}
+    assert totals.realized_pnl == sum((Decimal(t["realizedPnl"]) for t in expected), Decimal(0))
+    assert record.client_order_id not in {r.client_order_id for r in list_unsettled()}

@@ -57,7 +57,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    once as an order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl``
    (``adl_autoclose``), ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything
    else), with its fills (facts §8, §14); its trades a later run reads (a page that ended inside them)
-   are added to that record.
+   are added to that record. When the trades read (and the record's) fall short of what Binance says
+   the order executed (it began filling before the first window a newly watched symbol is read from, the
+   last 7 days, or goes on past the page), every trade of it is read by orderId instead, so its totals
+   are Binance's exactly however many fills it has.
 
 Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the futures IP
 limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the ``call_deadline`` it runs in
@@ -94,7 +97,7 @@ from klineo.services.risk import CONNECTION_DELETING, STATE_GATES, params_reduce
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.connections import Connection, connection_credentials, get_connection
-from klineo.store.order_fills import merged_fills
+from klineo.store.order_fills import fill_totals, merged_fills
 from klineo.store.orders import (
     FINAL_STATUSES,
     FOREIGN_ORIGINS,
@@ -755,17 +758,34 @@ class Reconciler:
         label = foreign_label(client_order_id)
         result = OrderResult.from_binance(body, "queried").to_record()
         created = int(body.get("time") or trades[0]["time"])
+        record_id = f"{label}-{order_id}"
+        existing = get_order_record(watch.user_id, record_id)
+        fills = self._foreign_fills(account, watch.symbol, body, existing, trades)
         record = OrderRecord(
-            user_id=watch.user_id, client_order_id=f"{label}-{order_id}", connection_id=watch.connection_id,
+            user_id=watch.user_id, client_order_id=record_id, connection_id=watch.connection_id,
             symbol=watch.symbol, request={}, params={}, status=str(body.get("status", "FILLED")),
             attempt_ms=created, created_at=_iso(created), updated_at=_iso(self.now_ms), order_id=order_id,
-            result=result, origin=label, **_merged(None, trades),
+            result=result, origin=label, **fills,
         )
-        if not put_new_record(record):
-            existing = get_order_record(watch.user_id, record.client_order_id)
-            record_order_outcome(watch.user_id, record.client_order_id, status=record.status,
-                                 **_merged(existing, trades))
+        if existing is not None or not put_new_record(record):
+            if existing is None:  # recorded by another run since it was read: its fills merged too
+                fills = self._foreign_fills(account, watch.symbol, body,
+                                            get_order_record(watch.user_id, record_id), trades)
+            record_order_outcome(watch.user_id, record_id, status=record.status, **fills)
         self.counts[f"foreign_{label}"] += 1
+
+    def _foreign_fills(self, account: _Account, symbol: str, body: dict[str, Any],
+                       existing: OrderRecord | None, trades: list[dict[str, Any]]) -> dict[str, Any]:
+        """``fills`` and ``fills_summary`` of a foreign order: its record's (None: a new one) with the trades
+        the watch read; when they fall short of what Binance says it executed (trades made before the watch's
+        first window, or past the end of its page), every trade of it by orderId instead (``trades_of``, each
+        page within the budget), so its totals are Binance's exactly."""
+        merged = _merged(existing, trades)
+        counted = fill_totals(merged["fills"], merged["fills_summary"]).quantity
+        if counted >= Decimal(str(body.get("executedQty") or 0)):
+            return merged
+        self.counts["foreign_fills_read_by_order"] += 1
+        return _merged(None, self.trades_of(account, symbol, int(trades[0]["orderId"])))
 
 
 def run_reconciler(lambda_context: Any = None, weight: int = RUN_WEIGHT,
