@@ -413,9 +413,9 @@ def start_backtest(
 
 def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None, delivery: int = 1,
                      wait_until: float | None = None) -> str:
-    """Run a queued job once, as this ``delivery`` of its message: its final status. Klines kept from
-    the trading reserve wait up to ``wait_until`` (see ``run_spec``); a retryable failure raises (the
-    message is redelivered)."""
+    """Run a queued job once, as this ``delivery`` of its message: its final status ("already_finished"
+    when another delivery finished it first). Klines kept from the trading reserve wait up to
+    ``wait_until`` (see ``run_spec``); a retryable failure raises (the message is redelivered)."""
     if not job_store.start_job(user_id, job_id, delivery):
         return "already_finished"
     job = job_store.get_job(user_id, job_id)
@@ -426,7 +426,5 @@ def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None, deliv
     except KlineoError as exc:
         if exc.retryable:
             raise
-        job_store.finish_job(user_id, job_id, None, exc.message)
-        return "failed"
-    job_store.finish_job(user_id, job_id, result)
-    return "done"
+        return "failed" if job_store.finish_job(user_id, job_id, None, exc.message) else "already_finished"
+    return "done" if job_store.finish_job(user_id, job_id, result) else "already_finished"

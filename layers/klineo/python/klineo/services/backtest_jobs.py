@@ -61,8 +61,8 @@ def _job_record(record: SQSRecord, lambda_context: Any = None) -> None:
         if delivery < JOB_ATTEMPTS:
             raise  # SQS delivers it again after the visibility timeout
         logger.exception("backtest job failed for good", extra={"job_id": job_id})
-        job_store.finish_job(user_id, job_id, None, job_store.GAVE_UP)
-        return
+        gave_up = job_store.finish_job(user_id, job_id, None, job_store.GAVE_UP)
+        outcome = "failed" if gave_up else "already_finished"
     logger.info("backtest job", extra={"job_id": job_id, "outcome": outcome})
 
 

@@ -140,9 +140,19 @@ def start_job(user_id: str, job_id: str, delivery: int, *, now_s: float | None =
     )
 
 
-def finish_job(user_id: str, job_id: str, result: dict[str, Any] | None, error: str | None = None) -> None:
-    """running -> done (with ``result``) or failed (with a user-safe ``error``)."""
-    values: dict[str, Any] = {":status": {"S": "failed" if result is None else "done"}}
+# A job is finished once. SQS delivers a message at least once, so two deliveries may run one job side by
+# side (``start_job`` lets a delivery take over a running job: the one before it may have died at the
+# worker's timeout); the first finish stands, a later one (a done result again: the simulation is
+# deterministic, or the last delivery's GAVE_UP) writes nothing. Queued too: the last delivery gives up
+# a job it failed to start.
+_FINISH_ONCE = "#s IN (:queued, :running)"
+
+
+def finish_job(user_id: str, job_id: str, result: dict[str, Any] | None, error: str | None = None) -> bool:
+    """queued or running -> done (with ``result``) or failed (with a user-safe ``error``); False, writing
+    nothing, when the job is gone or already finished (see ``_FINISH_ONCE``)."""
+    values: dict[str, Any] = {":status": {"S": "failed" if result is None else "done"},
+                              ":queued": {"S": "queued"}, ":running": {"S": "running"}}
     expression = "SET #s = :status"
     if result is not None:
         values[":result"] = {"B": zlib.compress(json.dumps(result).encode(), 9)}
@@ -150,9 +160,9 @@ def finish_job(user_id: str, job_id: str, result: dict[str, Any] | None, error: 
     if error is not None:
         values[":error"] = {"S": error}
         expression += ", #e = :error"
-    aws.dynamodb().update_item(
-        TableName=get_settings().data_table, Key=_key(user_id, job_id), UpdateExpression=expression,
-        ConditionExpression="attribute_exists(pk)",
+    return conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table, Key=_key(user_id, job_id),
+        UpdateExpression=expression, ConditionExpression=_FINISH_ONCE,
         ExpressionAttributeNames={"#s": "status", **({"#r": "result"} if result is not None else {}),
                                   **({"#e": "error"} if error is not None else {})},
         ExpressionAttributeValues=values,
