@@ -5,6 +5,7 @@ SMA 1/2 is used as a controllable strategy: LONG when a close is above the one b
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal as D
 
 import pytest
@@ -115,6 +116,37 @@ def test_summary_counts_return_fees_and_win_rate() -> None:
     assert D(result["fees_paid"]) == state.ledger.fees.quantize(D("0.00000001"))
     assert result["candles"] == 4 and len(result["equity_curve"]) == 4
     assert result["open_position"] == "-1"
+
+
+def _zigzag(count: int) -> list[Candle]:
+    """``count`` candles whose close moves up or down 0.5 to 3 (a fixed pseudo-random walk): SMA 1/2 turns
+    its signal every one or two candles, for trades that win and lose."""
+    moves = random.Random(7)
+    rows, close = [], D(1000)
+    for _ in range(count):
+        after = close + D(moves.randint(5, 30)) / 10 * moves.choice((1, -1))
+        rows.append((str(close), str(max(close, after)), str(min(close, after)), str(after)))
+        close = after
+    return _candles(rows)
+
+
+def test_a_run_with_more_trades_than_shown_keeps_only_the_shown_ones(monkeypatch) -> None:
+    """GIVEN 400 candles flipping every one or two candles (over 100 trades) and 5 trades shown WHEN simulated
+    THEN the simulation holds at most the 5 shown trades and the open one (not every trade, so its memory
+    does not grow with the period), and its result is the one of a simulation that kept every trade."""
+    spec, candles = _spec(end_ms=400 * MINUTE, paper_balance_usdt="100000"), _zigzag(400)
+    monkeypatch.setattr(backtest, "TRADES_SHOWN", 5)
+    bounded = simulate(spec, candles, RULES)
+    monkeypatch.setattr(backtest, "TRADES_SHOWN", 10_000)
+    every = simulate(spec, candles, RULES)
+    assert len(every.ledger.trades) > 100
+
+    monkeypatch.setattr(backtest, "TRADES_SHOWN", 5)
+    assert len(bounded.ledger.trades) <= 6 and len(bounded.ledger.fills) <= 6
+    result = summarise(spec, bounded)
+    assert result == summarise(spec, every)
+    assert result["number_of_trades"] == len(every.ledger.trades) and len(result["trades"]) == 5
+    assert result["trades_truncated"] and 0 < float(result["win_rate_pct"]) < 100
 
 
 def test_equity_curve_is_bounded_and_keeps_the_last_point() -> None:

@@ -31,8 +31,9 @@ Where the candles come from and what is answered when:
   the backtest queue (``klineo.services.backtest_jobs``) and polled with
   ``GET /strategies/backtest/{jobId}`` (``klineo.services.backtest_status``).
 - The result is bounded: at most ``TRADES_SHOWN`` trades (the first ones; ``trades_truncated``
-  says so) and at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's
-  equity, plus the last candle's. Max drawdown is measured on every candle, before downsampling.
+  says so; the simulation keeps no others, only their counts: its memory does not grow with them) and
+  at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's equity, plus the last
+  candle's. Max drawdown is measured on every candle, before downsampling.
 - Same inputs, same result: Decimal arithmetic, no clock in the simulation, closed candles only.
 - A sizing that no entry can pass whatever the price (``klineo.runner.planning.sizing_refusal``: a ``size``
   outside the symbol's market lot, a ``quote_size_usdt`` below its minimum order value; the rule POST and
@@ -264,7 +265,8 @@ def simulate(spec: BacktestSpec, candles: Sequence[Candle], rules: SymbolRules) 
     strategy_type = get_strategy_type(spec.type)
     params = parse_parameters(spec.type, spec.parameters)
     lookback = strategy_type.lookback(params)
-    state, guard = Simulation(sim.Ledger(starting_equity=spec.starting_equity)), _Protection()
+    ledger = sim.Ledger(starting_equity=spec.starting_equity, kept=TRADES_SHOWN)  # all the result shows
+    state, guard = Simulation(ledger), _Protection()
     for index, candle in enumerate(candles):
         if candle.open_time < spec.start_ms:
             continue
@@ -330,8 +332,7 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
     """The result body of a simulation (see ``BacktestResult``)."""
     ledger, equity = state.ledger, state.equity
     final = equity[-1][1] if equity else spec.starting_equity
-    closed = [trade for trade in ledger.trades if trade.exit_time is not None]
-    wins = sum(1 for trade in closed if trade.pnl > 0)
+    closed, wins = ledger.closed_trades, ledger.winning_trades
     curve, step = _curve(equity)
     return {
         "environment": spec.environment, "symbol": spec.symbol, "interval": spec.interval, "type": spec.type,
@@ -339,11 +340,11 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
         "starting_equity": _text(spec.starting_equity), "final_equity": _text(final),
         "total_return_pct": _text((final - spec.starting_equity) / spec.starting_equity * 100, _PCT_PLACES),
         "max_drawdown_pct": _text(_max_drawdown_pct(equity), _PCT_PLACES),
-        "win_rate_pct": _text(Decimal(wins * 100) / len(closed), _PCT_PLACES) if closed else None,
-        "fees_paid": _text(ledger.fees), "number_of_trades": len(ledger.trades),
+        "win_rate_pct": _text(Decimal(wins * 100) / closed, _PCT_PLACES) if closed else None,
+        "fees_paid": _text(ledger.fees), "number_of_trades": ledger.trade_count,
         "open_position": _text(ledger.position),
         "trades": [_trade(trade) for trade in ledger.trades[:TRADES_SHOWN]],
-        "trades_truncated": len(ledger.trades) > TRADES_SHOWN,
+        "trades_truncated": ledger.trade_count > TRADES_SHOWN,
         "equity_curve": curve, "equity_curve_step": step,
         "skipped_entries": sum(state.skipped.values()),
         "skipped_reasons": dict(sorted(state.skipped.items())),

@@ -341,6 +341,18 @@ class Ledger:
     fees: Decimal = _ZERO
     fills: list[Fill] = field(default_factory=list)
     trades: list[Trade] = field(default_factory=list)
+    # At most this many fills and trades are kept (the first ones; past them only the latest trade, the one
+    # a position is in); None: all. Each trade is counted all the same (``trade_count``, ``closed_trades``,
+    # ``winning_trades``), so that a long backtest's memory does not grow with its trades.
+    kept: int | None = None
+    dropped_trades: int = 0
+    closed_trades: int = 0
+    winning_trades: int = 0  # closed with a pnl above 0
+
+    @property
+    def trade_count(self) -> int:
+        """Every trade of this ledger, kept or not."""
+        return len(self.trades) + self.dropped_trades
 
     @property
     def realised_pnl(self) -> Decimal:
@@ -367,7 +379,8 @@ class Ledger:
         if quantity <= 0:
             raise ValueError("quantity must be greater than 0")
         done = Fill(time, side, quantity, price, fee(quantity, price), reason)
-        self.fills.append(done)
+        if self.kept is None or len(self.fills) < self.kept:
+            self.fills.append(done)
         signed = quantity if side == "BUY" else -quantity
         closing = min(quantity, abs(self.position)) if self.position * signed < 0 else _ZERO
         opening = quantity - closing
@@ -390,10 +403,15 @@ class Ledger:
         if self.position == 0:
             trade.exit_time, trade.exit_price, trade.exit_reason = time, price, reason
             self.entry_price = _ZERO
+            self.closed_trades += 1
+            self.winning_trades += 1 if trade.pnl > 0 else 0
 
     def _open(self, side: str, quantity: Decimal, price: Decimal, paid: Decimal, time: int) -> None:
         signed = quantity if side == "BUY" else -quantity
         if self.position == 0:
+            if self.kept is not None and len(self.trades) > self.kept:  # the latest, closed, is not kept
+                self.trades.pop()
+                self.dropped_trades += 1
             self.trades.append(Trade("long" if side == "BUY" else "short", time, price, quantity, paid))
             self.entry_price = price
         else:  # adding to the position: average the entry
