@@ -66,7 +66,7 @@ from klineo.binance import (
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
 from klineo.models.backtest_request import BacktestRequest
-from klineo.runner.planning import plan_order, require_tradable_sizing
+from klineo.runner.planning import OrderPlan, plan_order, require_tradable_sizing
 from klineo.services.kline_history import closed_candles
 from klineo.settings import get_settings
 from klineo.store import backtest_jobs as job_store
@@ -241,16 +241,16 @@ def _trade_step(spec: BacktestSpec, signal: Signal, candle: Candle, rules: Symbo
         return
     unit, refused = _entry_size(spec, signal, candle, rules, ledger.equity(candle.close))
     try:
-        plan = plan_order(signal, unit, ledger.position, rules, candle.close)
-    except KlineoError:  # an entry from flat the margin or the symbol's rules refuse
+        plan: OrderPlan | None = plan_order(signal, unit, ledger.position, rules, candle.close)
+    except KlineoError:  # an entry from flat the margin or the symbol's rules refuse: no order
+        plan = None
+    # The signal's side not entered: refused from flat, or a flip whose order closes alone (target 0).
+    if plan is None or (plan.side is not None and signal is not Signal.FLAT and plan.target == 0):
         state.skip(signal, refused or _entry_refusal(rules, unit, candle.close, abs(ledger.position)))
-        return
-    if plan.side is None or plan.quantity is None:
-        return
-    if signal is not Signal.FLAT and plan.target == 0:  # a flip closing alone: its new side was refused
-        state.skip(signal, refused or _entry_refusal(rules, unit, candle.close, abs(ledger.position)))
-    else:
+    elif plan.side is not None:
         state.refused = None
+    if plan is None or plan.side is None or plan.quantity is None:
+        return
     price = sim.market_fill(plan.side, candle.close)
     ledger.fill(plan.side, plan.quantity, price, candle.close_time)
     guard.sl = guard.tp = None
