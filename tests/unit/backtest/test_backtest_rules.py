@@ -102,6 +102,14 @@ def test_a_flip_above_the_market_lot_maximum_counts_its_new_side_above_max_quant
     assert dict(state.skipped) == {"above_max_quantity": 1}
 
 
+def test_an_entry_the_symbol_refuses_for_another_rule_counts_order_rules() -> None:
+    """GIVEN a symbol that takes no market orders (a refusal the sizing check before the klines does not
+    make) WHEN the signal asks for a long, then a short THEN both entries are skipped under the catch-all
+    order_rules."""
+    state = simulate(_spec(), STOPPED, RULES._replace(order_types=("LIMIT",)))
+    assert state.ledger.fills == [] and dict(state.skipped) == {"order_rules": 2}
+
+
 def test_quote_sizing_is_rounded_to_the_step() -> None:
     """GIVEN 50 USDT per entry at 101 WHEN entering THEN 0.495 contracts (50/101 rounded down to 0.001)."""
     ledger = simulate(_spec(size=None, quote_size_usdt="50"), STOPPED[:3], RULES).ledger

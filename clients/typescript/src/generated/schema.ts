@@ -2822,7 +2822,7 @@ export interface components {
             skipped_entries?: number;
             /**
              * Skipped Reasons
-             * @description The skipped entries by the reason of their first refusal (they add up to skipped_entries): `insufficient_margin` (the initial margin, quantity x close / leverage, was above the equity at that close), `below_min_quantity` (the quantity, rounded down to the symbol's step, was below its minimum quantity), `above_max_quantity` (the quantity, or a flip's one order closing the old side and opening the new, was above the symbol's maximum for a market order: the flip closed its old side alone), `below_min_notional` (the order value was below the symbol's minimum).
+             * @description The skipped entries by the reason of their first refusal (they add up to skipped_entries): `insufficient_margin` (the initial margin, quantity x close / leverage, was above the equity at that close), `below_min_quantity` (the quantity, rounded down to the symbol's step, was below its minimum quantity), `above_max_quantity` (the quantity, or a flip's one order closing the old side and opening the new, was above the symbol's maximum for a market order: the flip closed its old side alone), `below_min_notional` (the order value was below the symbol's minimum), `order_rules` (another of the symbol's rules refused the order, e.g. a symbol that takes no market orders).
              */
             skipped_reasons?: {
                 [key: string]: number;

@@ -93,7 +93,8 @@ class BacktestResult(BaseModel):
         "to the symbol's step, was below its minimum quantity), `above_max_quantity` (the quantity, or a "
         "flip's one order closing the old side and opening the new, was above the symbol's maximum for a "
         "market order: the flip closed its old side alone), `below_min_notional` (the order value was below "
-        "the symbol's minimum)."))
+        "the symbol's minimum), `order_rules` (another of the symbol's rules refused the order, e.g. a "
+        "symbol that takes no market orders)."))
     liquidated_at: int | None = Field(default=None, description=(
         "Close time of the candle whose low (long) or high (short) reached the price where the equity "
         "after the closing fee is zero: the position closed there (`exit_reason` `liquidation`), the "
