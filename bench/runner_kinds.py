@@ -52,6 +52,12 @@ The report prints the whole of it too: the first live order's turn is replayed w
 phases (``bench.warm_turn``: the same strategy and batch context, AWS and Binance answered at once
 by stubs in that thread, 200 turns back to back) and its own CPU is shown beside the phase's.
 
+After the warm-up the process collects garbage as a warm Lambda container does
+(``_as_a_warm_container``: ``klineo.lambda_collection_regime``, which a Lambda runtime's init sets up
+and a plain Python process does not): what the warm-up left frozen, young passes every 20,000
+allocations. Until stop 44 the phases ran at CPython's default threshold, and a generation-1 pass
+of 10-15 ms landing in a turn's own code could move a phase's own CPU by 0.1-0.3 ms per tick.
+
 Each kind runs ``rounds`` times (``--rounds``, 3 in the bench), the kinds interleaved, and each
 kind's figures are those of its phase with the median own CPU, every round's figure printed beside
 it (``median_phase``): a single phase's own CPU moved by +-15 % from the next one in the same
@@ -587,13 +593,32 @@ def measure_kinds(
                 # max_leverage (klineo.services.symbol_settings), as connections that traded before.
                 _run_phase("live", max(len(env["users"]), len(chosen)), env, meter, ledger)
                 phases: dict[str, list[KindFigures]] = {kind: [] for kind in kinds}
-                for _ in range(max(1, rounds)):
-                    for kind in kinds:
-                        phases[kind].append(_run_phase(kind, per_kind, env, meter, ledger))
-                figures = {kind: median_phase(runs) for kind, runs in phases.items()}
-                if "live" in figures:
-                    figures["live"].warm = _replay_warm(ledger.first_order)
+                with _as_a_warm_container():
+                    for _ in range(max(1, rounds)):
+                        for kind in kinds:
+                            phases[kind].append(_run_phase(kind, per_kind, env, meter, ledger))
+                    figures = {kind: median_phase(runs) for kind, runs in phases.items()}
+                    if "live" in figures:
+                        figures["live"].warm = _replay_warm(ledger.first_order)
                 return figures
+
+
+@contextlib.contextmanager
+def _as_a_warm_container() -> Iterator[None]:
+    """This process collects garbage as a warm Lambda container does for the block: what exists frozen
+    (the warm-up stands for the init), young passes at the warm threshold. A Lambda runtime's init sets
+    that up (``klineo.lambda_collection_regime``), a plain Python process does not. Undone after."""
+    import gc
+
+    from klineo import lambda_collection_regime
+
+    thresholds = gc.get_threshold()
+    lambda_collection_regime()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def median_phase(phases: list[KindFigures]) -> KindFigures:

@@ -118,20 +118,24 @@ def test_an_sqs_worker_leaves_powertools_parser_models_unloaded(function: str) -
 _GC_STATE = ("import gc, json, klineo\n"
              "during = gc.isenabled()\n"
              "import functions.{function}.app\n"
-             "print(json.dumps([during, gc.isenabled(), gc.get_freeze_count() > 0]))")
+             "print(json.dumps([during, gc.isenabled(), gc.get_freeze_count() > 0, gc.get_threshold()[0]]))")
 
 
 @pytest.mark.parametrize("function", ["kill_switch_get", "strategy_worker"])
 def test_a_lambda_init_pauses_garbage_collection_until_the_function_module_is_loaded(function: str) -> None:
-    """In a Lambda runtime no collection runs during the imports; after them it is on, the init frozen."""
-    during, after, frozen = _run_fresh(_GC_STATE.format(function=function),
-                                       AWS_EXECUTION_ENV="AWS_Lambda_python3.13")
-    assert (during, after, frozen) == (False, True, True)
+    """In a Lambda runtime no collection runs during the imports; after them it is on, the init frozen,
+    young passes at the warm threshold."""
+    from klineo import WARM_GEN0_THRESHOLD
+
+    during, after, frozen, young = _run_fresh(_GC_STATE.format(function=function),
+                                              AWS_EXECUTION_ENV="AWS_Lambda_python3.13")
+    assert (during, after, frozen, young) == (False, True, True, WARM_GEN0_THRESHOLD)
 
 
 def test_outside_lambda_importing_the_layer_leaves_garbage_collection_alone() -> None:
     """Tests, the local stack and tools import the layer with collection untouched and nothing frozen."""
-    assert _run_fresh(_GC_STATE.format(function="kill_switch_get")) == [True, True, False]
+    default_young = _run_fresh("import gc, json\nprint(json.dumps(gc.get_threshold()[0]))")
+    assert _run_fresh(_GC_STATE.format(function="kill_switch_get")) == [True, True, False, default_young]
 
 
 def test_every_function_module_ends_with_a_handler_decorated_by_finish_init() -> None:

@@ -17,14 +17,29 @@ this package turns automatic collection off, and each function's ``lambda_handle
 ``klineo.observability.finish_init`` as its outermost decorator, applied as the module's last
 statement (``end_init_pause`` here): everything made so far is moved to the permanent generation
 (``gc.freeze()``: never scanned again, so warm invocations' full collections stay short too) and
-collection is on again, with the default thresholds, before the first event. Elsewhere (tests,
-the local stack, tools) collection is never touched. tests/unit/test_route_imports.py checks both.
+collection is on again before the first event, with a young-generation threshold of
+``WARM_GEN0_THRESHOLD`` (``lambda_collection_regime``). Elsewhere (tests, the local stack, tools)
+collection is never touched. tests/unit/test_route_imports.py checks both.
+
+Why that threshold (issue 16 item 2, the runner's CPU per tick). A strategy turn allocates
+thousands of short-lived containers (botocore's requests and answers, requests', ours) that live
+across the turn's network waits, 10 turns at a time in the worker's threads. At CPython's default
+(a young pass every 700 allocations on 3.11-3.12, 2,000 on 3.13), the survivors of those passes
+piled up in generation 1, whose passes took 10-15 ms on this project's 2-core machine (loaded by
+other work), landing in whichever turn's code was allocating then: 38 passes inside the 400 turns of
+``bench.runner_kinds``' four phases, 71 ms. At 20,000 the same phases' turns ran 3 passes, 29 ms (one
+run each): most of what a turn makes is freed by its reference count before a pass ever sees it.
+The cost is cyclic garbage kept up to 20,000 allocations longer, a few MB at most in a 1,769 MB
+worker.
 """
 
 import gc as _gc
 import os as _os
 
-__all__ = ["end_init_pause"]
+__all__ = ["WARM_GEN0_THRESHOLD", "end_init_pause", "lambda_collection_regime"]
+
+# Allocations between two young-generation passes of a warm container (module docstring).
+WARM_GEN0_THRESHOLD = 20_000
 
 
 def _drop_empty_powertools_settings() -> None:
@@ -48,12 +63,19 @@ def _in_lambda_runtime() -> bool:
 _collection_paused = _in_lambda_runtime()
 
 
+def lambda_collection_regime() -> None:
+    """How a warm container collects garbage: what exists now frozen (the init), young passes every
+    ``WARM_GEN0_THRESHOLD`` allocations. ``bench.runner_kinds`` runs its worker process under it too."""
+    _gc.freeze()
+    _gc.set_threshold(WARM_GEN0_THRESHOLD, *_gc.get_threshold()[1:])
+
+
 def end_init_pause() -> None:
-    """End of a function's init: freeze what the imports made, and collect garbage again from here on."""
+    """End of a function's init: the warm regime (``lambda_collection_regime``), collection on again."""
     global _collection_paused
     if _collection_paused:
         _collection_paused = False
-        _gc.freeze()
+        lambda_collection_regime()
         _gc.enable()
 
 
