@@ -240,7 +240,8 @@ def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_plac
         sim_env, invoke, futures_connection, monkeypatch):
     """GIVEN a MARKET entry whose symbol Binance halts right after the fill (its stops' rules read the halt)
     WHEN answered THEN the answer says the stops are not placed yet and may be retried with the key (not a
-    refusal of the placed entry); once trading again, the retry places both and sends no second entry."""
+    refusal of the placed entry; the halt's sentence ends before the advice); once trading again, the retry
+    places both and sends no second entry."""
     key = new_key()
     undo = status_after_the_fill(sim_env, monkeypatch, "TRADING_HALT")
     first = _entry_with_protection(invoke, futures_connection.id, key,
@@ -249,6 +250,7 @@ def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_plac
     error = body_of(first)["error"]
     assert (error["retryable"], error["field"]) == (True, "symbol"), first["body"]
     assert "stop_loss could not be placed yet" in error["message"] and _algo_posts(sim_env) == []
+    assert "(status TRADING_HALT). Repeat the request with the same Idempotency-Key" in error["message"]
     sim_env.set_symbol_status("BTCUSDT", "TRADING")
     monkeypatch.setattr(filters, "STATUS_MAX_AGE_S", 0.0)  # the halt read is older than the limit
 

@@ -394,11 +394,12 @@ def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
     """The failure of arming ``role``: retryable, except on a connection being deleted or a symbol that will
     never trade again (``_judged``: final, field symbol), neither ever placed; its field kept."""
     head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
+    reason = exc.message if exc.message.endswith((".", "!", "?")) else f"{exc.message}."  # one sentence
     if exc.field == CONNECTION_DELETING or (exc.field == "symbol" and not exc.retryable):
-        return KlineoError(exc.category, f"{head} was not placed: {exc.message}", field=exc.field)
+        return KlineoError(exc.category, f"{head} was not placed: {reason}", field=exc.field)
     return KlineoError(
         exc.category,
-        f"{head} could not be placed yet: {exc.message} Repeat the request with the same Idempotency-Key to "
+        f"{head} could not be placed yet: {reason} Repeat the request with the same Idempotency-Key to "
         "place it.", field=exc.field, retry_after=exc.retry_after, retryable=True,
     )
 
