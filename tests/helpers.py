@@ -95,11 +95,12 @@ def put_paper_strategy(user_id: str, connection_id: str, *, symbol: str, interva
     return strategy.strategy_id
 
 
-def status_after_the_fill(sim: Any, monkeypatch: Any, status: str,
-                          symbol: str = "BTCUSDT") -> Callable[[], None]:
+def status_after_the_fill(sim: Any, monkeypatch: Any, status: str, symbol: str = "BTCUSDT", *,
+                          forget: bool = True) -> Callable[[], None]:
     """Binance sets ``symbol``'s ``status`` right after the next futures order fills on simulator ``sim`` (the
-    container's exchangeInfo is forgotten: what arms its stops reads the new status); returns the undo of
-    the patch (the status stays)."""
+    container's exchangeInfo is forgotten: what arms its stops reads the new status; ``forget`` False keeps
+    it: they read TRADING and only the algo service's refusal tells); returns the undo of the patch (the
+    status stays)."""
     from klineo.binance.endpoints import clear_exchange_info_cache
 
     futures = sim.state.futures
@@ -108,7 +109,8 @@ def status_after_the_fill(sim: Any, monkeypatch: Any, status: str,
     def then_status(*args: Any) -> Any:
         answer = place_order(*args)
         sim.set_symbol_status(symbol, status)
-        clear_exchange_info_cache()
+        if forget:
+            clear_exchange_info_cache()
         return answer
 
     monkeypatch.setattr(futures, "place_order", then_status)

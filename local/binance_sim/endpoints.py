@@ -379,7 +379,9 @@ def leverage_bracket(call: Call) -> object:
 
 
 def new_algo_order(call: Call) -> dict:
-    """POST /fapi/v1/algoOrder."""
+    """POST /fapi/v1/algoOrder; refused on a symbol not trading now, as a new order is
+    (``SimulatorState.require_trading``: the algo service's answer is assumed the same)."""
+    call.state.require_trading(call.params.get("symbol"))
     return call.state.algo.place(call.account, call.params, call.now_ms)
 
 

@@ -153,8 +153,8 @@ class Simulator:
     def set_symbol_status(self, symbol: str, status: str, since_ms: int | None = None) -> None:
         """Stop a futures symbol as Binance does when it delists (``SETTLING``) or halts one: its
         exchangeInfo entry shows ``status`` and no candle opens from ``since_ms`` (default now) on;
-        ``TRADING`` resumes it from ``since_ms``, the stop left as a gap in its klines. A new order on it
-        is refused (400, -4140, facts §15); cancels are not. ``reset`` resumes all."""
+        ``TRADING`` resumes it from ``since_ms``, the stop left as a gap in its klines. A new order on it,
+        conditional ones too, is refused (400, -4140, facts §15); cancels are not. ``reset`` resumes all."""
         self.state.set_symbol_status(symbol, status, since_ms)
 
     def set_market_depth(self, symbol: str, quantity: str | None) -> None:

@@ -77,9 +77,9 @@ class SimulatorState:
             self.gaps.setdefault(symbol, []).append((stopped[1], since))
 
     def require_trading(self, symbol: object) -> None:
-        """Refuse a new futures order on a symbol that is not TRADING now (``set_symbol_status``), as Binance
-        does: 400, -4140 (docs/binance-facts.md §15; the same answer for every status is assumed). Cancels
-        are not refused."""
+        """Refuse a new futures order, regular or conditional (the algo service), on a symbol that is not
+        TRADING now (``set_symbol_status``), as Binance does: 400, -4140 (docs/binance-facts.md §15; the same
+        answer for every status, and from the algo service, is assumed). Cancels are not refused."""
         stopped = self.stopped.get(symbol) if isinstance(symbol, str) else None
         if stopped is not None:
             raise ApiError(400, -4140, "Invalid symbol status for opening position.")

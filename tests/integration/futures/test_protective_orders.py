@@ -10,6 +10,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from klineo.binance import filters
 from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.services.protective_siblings import protective_client_algo_id
@@ -32,6 +33,9 @@ from tests.integration.futures.helpers import (
 )
 
 ALGO_PATH = "/fapi/v1/algoOrder"
+# The status set right after an entry's fill: read by its stops' rules (the container's exchangeInfo
+# forgotten), or only told by the algo service's refusal (still cached as TRADING).
+FORGOTTEN_OR_CACHED = pytest.mark.parametrize("forget", [True, False], ids=["status_read", "algo_refusal"])
 
 
 def _mark(sim: Any) -> Decimal:
@@ -236,21 +240,25 @@ def test_protective_order_missing_after_a_failure_is_placed_by_the_retry(sim_env
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
+@FORGOTTEN_OR_CACHED
 def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_placed_by_the_retry(
-        sim_env, invoke, futures_connection, monkeypatch):
-    """GIVEN a MARKET entry whose symbol Binance halts right after the fill (its stops' rules read the halt)
-    WHEN answered THEN the answer says the stops are not placed yet and may be retried with the key (not a
-    refusal of the placed entry; the halt's sentence ends before the advice); once trading again, the retry
-    places both and sends no second entry."""
+        sim_env, invoke, futures_connection, monkeypatch, forget):
+    """GIVEN a MARKET entry whose symbol Binance halts right after the fill (its stops' rules read the halt;
+    or, the container's exchangeInfo still saying TRADING, the algo service refuses them, -4140) WHEN answered
+    THEN the answer says the stops are not placed yet and may be retried with the key (not a refusal of the
+    placed entry; the halt's sentence ends before the advice); once trading again, the retry places both and
+    sends no second entry."""
     key = new_key()
-    undo = status_after_the_fill(sim_env, monkeypatch, "TRADING_HALT")
+    undo = status_after_the_fill(sim_env, monkeypatch, "TRADING_HALT", forget=forget)
     first = _entry_with_protection(invoke, futures_connection.id, key,
                                    stop_loss={"percent": "3"}, take_profit={"percent": "3"})
     undo()
     error = body_of(first)["error"]
     assert (error["retryable"], error["field"]) == (True, "symbol"), first["body"]
-    assert "stop_loss could not be placed yet" in error["message"] and _algo_posts(sim_env) == []
-    assert "(status TRADING_HALT). Repeat the request with the same Idempotency-Key" in error["message"]
+    assert "stop_loss could not be placed yet" in error["message"]
+    assert ". Repeat the request with the same Idempotency-Key" in error["message"]
+    held = _algo_orders(sim_env, futures_connection.account.id)
+    assert (bool(_algo_posts(sim_env)), held) == (not forget, {})  # sent only while cached TRADING
     sim_env.set_symbol_status("BTCUSDT", "TRADING")
     monkeypatch.setattr(filters, "STATUS_MAX_AGE_S", 0.0)  # the halt read is older than the limit
 
@@ -262,19 +270,22 @@ def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_plac
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
+@FORGOTTEN_OR_CACHED
 def test_stops_kept_off_by_a_contract_ended_after_the_fill_are_answered_not_retryable(
-        sim_env, invoke, futures_connection, monkeypatch):
+        sim_env, invoke, futures_connection, monkeypatch, forget):
     """GIVEN a MARKET entry whose symbol's contract Binance ends right after the fill (SETTLING: it never
-    trades again) WHEN answered THEN the answer names the placed entry and the stop not placed, field symbol,
-    not retryable (no retry can place it), and nothing was sent to the algo service."""
-    status_after_the_fill(sim_env, monkeypatch, "SETTLING")
+    trades again; read by its stops' rules, or, the container's exchangeInfo still saying TRADING, told by the
+    algo service's refusal, -4140) WHEN answered THEN the answer names the placed entry and the stop not
+    placed, field symbol, not retryable (no retry can place it), and nothing is held by the algo service."""
+    status_after_the_fill(sim_env, monkeypatch, "SETTLING", forget=forget)
     first = _entry_with_protection(invoke, futures_connection.id, new_key(),
                                    stop_loss={"percent": "3"}, take_profit={"percent": "3"})
 
     error = body_of(first)["error"]
     assert (error["retryable"], error["field"]) == (False, "symbol"), first["body"]
     assert "stop_loss was not placed" in error["message"] and "SETTLING" in error["message"]
-    assert _algo_posts(sim_env) == []
+    held = _algo_orders(sim_env, futures_connection.account.id)
+    assert (bool(_algo_posts(sim_env)), held) == (not forget, {})  # sent only while cached TRADING
 
 
 def test_resting_limit_entry_answers_waiting_for_fill(sim_env, invoke, futures_connection):

@@ -14,6 +14,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from klineo.binance import Candle, Market, get_client, get_symbol_rules, listed_symbol_rules
 from klineo.runner import reprice as reprice_module
 from klineo.runner.candles import CandleGroup
@@ -255,13 +256,16 @@ def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the
     assert len(runner.journal("POST", ALGO_PATH)) == sent + 1
 
 
-def test_stops_kept_from_an_entry_by_a_halt_are_placed_once_the_symbol_trades_again(runner, monkeypatch):
+@pytest.mark.parametrize("forget", [True, False], ids=["status_read", "algo_refusal"])
+def test_stops_kept_from_an_entry_by_a_halt_are_placed_once_the_symbol_trades_again(runner, monkeypatch,
+                                                                                      forget):
     """GIVEN a live entry with SL 2 % / TP 3 % whose symbol Binance halts right after the fill (the arming
-    reads the halt) WHEN the next turn runs with the symbol trading again THEN both stops are placed under
-    the entry's own ids: a halt is not a refusal for good."""
+    reads the halt; or, the container's exchangeInfo still saying TRADING, the algo service refuses them,
+    -4140) WHEN the next turn runs with the symbol trading again THEN both stops are placed under the entry's
+    own ids: a halt is not a refusal for good."""
     first, second = _ticks(runner, 2)
     client = get_client(Market.FUTURES, "production")
-    undo = status_after_the_fill(runner.sim, monkeypatch, "TRADING_HALT")
+    undo = status_after_the_fill(runner.sim, monkeypatch, "TRADING_HALT", forget=forget)
     sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
     undo()
     assert _open(runner) == []

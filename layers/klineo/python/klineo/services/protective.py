@@ -271,11 +271,15 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
             raise
         if existing is not None and not refused_before:
             raise  # a lookup failed: the record keeps its state and the next attempt looks again
-        # The POST itself failed definitively: nothing was placed.
+        # The POST itself failed definitively: nothing was placed. Refused for the symbol's status, which
+        # the rules read just before still called TRADING: judged on the status read now (a halt waits).
+        by_status = exc.field == "symbol" and not exc.retryable
+        if by_status:
+            exc = _judged(client, algo.symbol, exc, fresh=True)
         record_order_outcome_quietly(user_id, algo_id, status=STATUS_REJECTED,
                                      error={**exc.to_dict(), "code": exc.code})
-        if exc.retryable:
-            raise
+        if exc.retryable or by_status:
+            raise exc from None
         logger.warning("protective order refused", extra={"client_order_id": algo_id, "code": exc.code})
         return _state(role, algo_id, None, STATUS_REJECTED)
     record_order_outcome_quietly(user_id, algo_id, status=result.status, order_id=result.order_id,
@@ -373,21 +377,24 @@ def stop_rules(client: BinanceClient, symbol: str) -> SymbolRules:
         raise _judged(client, symbol, exc) from None
 
 
-def _judged(client: BinanceClient, symbol: str, exc: KlineoError) -> KlineoError:
+def _judged(client: BinanceClient, symbol: str, exc: KlineoError, *, fresh: bool = False) -> KlineoError:
     """A failure to place stops that names the symbol (its status refused them, docs/binance-facts.md §15)
     judged by the tick's one status rule (``klineo.runner.candles.status_refusal``): the contract ended or
     Binance no longer lists it, that refusal, final (not retryable): no stop can ever be placed; a halt (or a
     symbol trading again), ``exc`` retryable: they are placed once it trades. Any other failure as it is.
     The status judged is at most ``STATUS_MAX_AGE_S`` old (the one the rules read just refused, shared by
-    the container): the entries of one symbol read it once, not once each (a reconciler run's backlog)."""
+    the container): the entries of one symbol read it once, not once each (a reconciler run's backlog).
+    ``fresh``: read now instead, for Binance's own refusal of a stop whose rules read TRADING (the cached
+    status predates the halt or the end; the read refreshes it for the container's later callers)."""
     if exc.field != "symbol":
         return exc
     from klineo.runner.candles import status_refusal  # only a failure naming the symbol loads the rule
 
-    judged = status_refusal(client, symbol, exc, fresh=False)
+    judged = status_refusal(client, symbol, exc, fresh=fresh)
     if judged is not exc and judged.field == "symbol":
-        return KlineoError(judged.category, judged.message, field="symbol")
-    return KlineoError(exc.category, exc.message, field="symbol", retry_after=exc.retry_after, retryable=True)
+        return KlineoError(judged.category, judged.message, field="symbol", code=exc.code)
+    return KlineoError(exc.category, exc.message, field="symbol", retry_after=exc.retry_after, retryable=True,
+                       code=exc.code)
 
 
 def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
