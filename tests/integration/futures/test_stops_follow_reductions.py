@@ -557,8 +557,32 @@ def test_a_reduction_whose_symbol_ended_leaves_the_index_but_one_whose_symbol_is
     assert sale not in _unsettled()
     assert get_order_record(USER_A, sale).fills is not None
     assert len([r for r in sim_env.journal if r.path == "/fapi/v1/order"]) == reads  # not read again
-    assert [r.message for r in caplog.records].count(
-        "protective orders given up: Binance no longer trades the order's symbol") == 1
+    given_up = [getattr(r, "client_order_id", None) for r in caplog.records
+                if r.message == "protective orders given up: Binance no longer trades the order's symbol"]
+    assert given_up.count(sale) == 1  # (the cleanup gives up the stops' own re-fit once too)
+
+
+def test_oversized_stops_on_a_symbol_whose_contract_ended_are_given_up_once_not_failed_every_run(
+        sim_env, invoke, connection, reconcile, caplog):
+    """GIVEN a 0.010 LONG with SL and TP, 0.004 of it sold on Binance's own apps, then its contract ended
+    (SETTLING: no stop can be re-placed) WHEN the reconciler runs three times THEN the first gives the re-fit
+    up (counted, logged once), no run fails a step, and the later runs read no open algo orders for it."""
+    _entry(invoke, connection.id, "0.010")
+    sim_env.inject_trade(connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.004")
+    sim_env.set_symbol_status("BTCUSDT", "SETTLING")
+    clear_exchange_info_cache()
+    caplog.clear()
+
+    first = reconcile()
+    reads = _open_algo_reads(sim_env)
+    later = [reconcile(), reconcile()]
+
+    assert [(run.get("protection_given_up", 0), run.get("errors", 0)) for run in [first, *later]] == [
+        (1, 0), (0, 0), (0, 0)]
+    assert _open_algo_reads(sim_env) == reads
+    messages = [r.message for r in caplog.records]
+    assert messages.count("protective orders given up: Binance no longer trades the order's symbol") == 1
+    assert "reconcile step failed" not in messages
 
 
 def _unsettled() -> list[str]:

@@ -41,7 +41,9 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    API order of ours, which re-fits them itself: a trade on Binance's own apps, a strategy's order, another
    entry's fired stop, a partial liquidation) is re-placed for what is left
    (``klineo.services.protective_resize``): Binance may refuse it when it fires (-2022,
-   docs/binance-facts.md §4), leaving the rest unprotected.
+   docs/binance-facts.md §4), leaving the rest unprotected. Once the symbol will never trade again (its
+   contract ended, or Binance no longer lists it), that size is given up once (logged, counted
+   ``protection_given_up``, kept on the orders' records) and later runs send nothing for it.
    A record whose connection was deleted can no longer be read: it is marked unmanaged (its last
    known state kept) and leaves the index (``klineo.services.connection_orders`` does this, and
    cancels what would open a position, while deleting the connection; this catches the rest).
@@ -118,8 +120,10 @@ from klineo.store.orders import (
     mark_unmanaged,
     put_new_record,
     record_order_outcome,
+    record_refit_given_up,
     record_unsettled_outcome,
 )
+from klineo.validation import plain_text
 
 __all__ = [
     "PURGE_AFTER_MS",
@@ -598,7 +602,7 @@ class Reconciler:
         """Cancel our open protective orders whose sibling fired or whose position reads 0; re-fit an API
         entry's that are for more than the position holds (``_refit``)."""
         fired = _fired_entries(records)
-        oversized: set[tuple[str, str, str, str]] = set()
+        oversized: dict[tuple[str, str, str, str], list[OrderRecord]] = {}
         for record in records:
             if not _armed(record):
                 continue
@@ -608,10 +612,12 @@ class Reconciler:
             held = self._held(record)
             if held == 0:
                 self._guarded(self.cancel_protective, record)
-            elif held is not None and record.origin == ORIGIN_API and record.sent_quantity > held:
-                oversized.add((record.user_id, record.connection_id, record.symbol, record.position_side))
+            elif held is not None and record.origin == ORIGIN_API and record.sent_quantity > held and (
+                    record.protective_refused_quantity != plain_text(held)):  # not given up at this size
+                side = (record.user_id, record.connection_id, record.symbol, record.position_side)
+                oversized.setdefault(side, []).append(record)
         for side in sorted(oversized):
-            self._guarded(self._refit, side)
+            self._guarded(self._refit, (side, oversized[side]))
 
     def _held(self, record: OrderRecord) -> Decimal | None:
         """The size of the position this protective order guards (None when its connection is gone)."""
@@ -622,21 +628,30 @@ class Reconciler:
         """The size of one side of a symbol's position, from this run's read (``position_amounts``)."""
         return abs(self.position_amounts(account).get((symbol, position_side), Decimal(0)))
 
-    def _refit(self, side: tuple[str, str, str, str]) -> None:
-        """An API entry's stops are for more than their position holds: it was reduced by an order that is
-        not a reducing API order of ours (a trade on Binance's own apps, a strategy's order, a fired stop of
-        another entry, a partial liquidation): re-placed for what is left as after our own reductions
-        (``klineo.services.protective_resize``, exactly once), sized by this run's read of the position (not
-        read again)."""
+    def _refit(self, oversized: tuple[tuple[str, str, str, str], list[OrderRecord]]) -> None:
+        """An API entry's stops (``oversized``: a side and its records) are for more than their position
+        holds: it was reduced by an order that is not a reducing API order of ours (a trade on Binance's own
+        apps, a strategy's order, a fired stop of another entry, a partial liquidation): re-placed for what is
+        left as after our own reductions (``klineo.services.protective_resize``, exactly once), sized by this
+        run's read of the position (not read again). Once its symbol will never trade again (``_given_up``),
+        its records keep that size as given up (``record_refit_given_up``): later runs skip it, no call."""
         from klineo.services.protective_resize import refit_position  # only a run that finds one loads it
 
-        user_id, connection_id, symbol, position_side = side
+        (user_id, connection_id, symbol, position_side), records = oversized
         account = self.account(user_id, connection_id)
-        if account is not None:
-            held = self._side_size(account, symbol, position_side)
+        if account is None:
+            return
+        held = self._side_size(account, symbol, position_side)
+        try:
             self.call("GET", "/fapi/v1/openAlgoOrders", refit_position, user_id, account.connection,
                       account.client, account.creds, symbol=symbol, position_side=position_side, held=held)
-            self.counts["oversized_protective"] += 1
+        except KlineoError as exc:
+            if not self._given_up(records[0], exc):
+                raise
+            for record in records:
+                record_refit_given_up(user_id, record.client_order_id, plain_text(held))
+            return
+        self.counts["oversized_protective"] += 1
 
     def cancel_protective(self, record: OrderRecord) -> None:
         """Cancel a protective order of ours whose sibling fired or whose position reads 0."""

@@ -88,6 +88,7 @@ __all__ = [
     "put_new_record",
     "record_order_outcome",
     "record_order_outcome_quietly",
+    "record_refit_given_up",
     "record_unsettled_outcome",
     "resend_update",
     "strategy_order_record",
@@ -405,6 +406,16 @@ def end_protective_resize(user_id: str, entry_client_order_id: str, generation: 
     update = Update(sets=sets, removes=["protective_resize"])
     return _conditional_update(user_id, entry_client_order_id, update, "#protective_generations = :next",
                                **{":next": to_attr(generation + 1)})
+
+
+def record_refit_given_up(user_id: str, client_order_id: str, held: str) -> None:
+    """An API entry's protective order for more than its position's ``held`` that can never be re-fitted to
+    it (its symbol will never trade again): ``protective_refused_quantity`` on its own record, so the
+    reconciler's cleanup does not try that size again (one UpdateItem; nothing when the record is gone)."""
+    update = Update(sets={"protective_refused_quantity": held, "updated_at": _now_iso()})
+    conditional_write(aws.dynamodb().update_item, TableName=get_settings().data_table,
+                      Key=_key(user_id, client_order_id), ConditionExpression="attribute_exists(pk)",
+                      **update.request())
 
 
 def _plain_numbers(value: Any) -> Any:
