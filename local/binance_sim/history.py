@@ -76,9 +76,10 @@ class HistoryService:
             trades = [t for t in trades if str(t.order.order_id) == params["orderId"]]
         if params.get("fromId"):
             trades = [t for t in trades if t.trade_id >= int(params["fromId"])]
-        elif not params.get("orderId"):
-            start, end = _window(params, now_ms)
-            trades = [t for t in trades if start <= t.time <= end]
+        # Binance's page: "If startTime and endTime are both not sent, then the last 7 days' data will be
+        # returned", with no exception for orderId or fromId (docs/binance-facts.md §14).
+        start, end = _window(params, now_ms)
+        trades = [t for t in trades if start <= t.time <= end]
         return [t.as_dict() for t in trades[:limit]]
 
     def all_orders(self, account: DemoAccount, params: dict, now_ms: float) -> list[dict]:

@@ -93,6 +93,27 @@ def test_injected_manual_trade_looks_like_an_app_order(binance_sim, full):
     assert _client_ids(full) == [manual["clientOrderId"]]
 
 
+def test_user_trades_without_a_time_window_are_the_last_seven_days_even_by_order_id(binance_sim, full):
+    """userTrades sent neither startTime nor endTime answers the last 7 days, by orderId too (Binance's page
+    states that default with no exception for orderId); a window of the order's days has its old trades."""
+    # GIVEN an order filled 8 days ago and one filled now
+    old = full.signed("POST", "/fapi/v1/order", {**BUY, "newClientOrderId": "eight-days"}).json()
+    binance_sim.age_orders(8 * DAY_MS)
+    new = full.signed("POST", "/fapi/v1/order", BUY).json()
+    old_id, placed = old["orderId"], old["updateTime"] - 8 * DAY_MS
+    # WHEN the trades are asked for with no time, by either order, and by the old one within its days
+    every = full.signed("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"}).json()
+    by_old = full.signed("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT", "orderId": old_id}).json()
+    by_new = full.signed("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT", "orderId": new["orderId"]})
+    by_new = by_new.json()
+    window = {"symbol": "BTCUSDT", "orderId": old_id, "startTime": placed - 1, "endTime": placed + DAY_MS}
+    in_window = full.signed("GET", "/fapi/v1/userTrades", window).json()
+    # THEN only the new order's trade is in the default window; the old one's needs its time
+    assert [t["orderId"] for t in every] == [new["orderId"]]
+    assert (by_old, [t["orderId"] for t in by_new]) == ([], [new["orderId"]])
+    assert [t["orderId"] for t in in_window] == [old_id]
+
+
 def test_injection_over_http_refuses_what_cannot_happen(binance_sim):
     """POST /__sim__/trades: a liquidation without a position, or an unknown kind, is a 400."""
     # WHEN impossible injections are asked for
