@@ -195,3 +195,30 @@ def test_foreign_order_that_began_filling_before_the_first_window_is_recorded_wi
     assert totals.commission == {"USDT": sum((Decimal(t["commission"]) for t in expected), Decimal(0))}
     assert totals.realized_pnl == sum((Decimal(t["realizedPnl"]) for t in expected), Decimal(0))
     assert record.client_order_id not in {r.client_order_id for r in list_unsettled()}
+
+
+def _backdate_spread(sim: Any, order_id: int, ms: int) -> None:
+    """Make the order and its trades ``ms`` older, its trades one millisecond apart (filled over a while)."""
+    with sim.state.futures.lock:
+        state = next(s for s in sim.state.futures.accounts() if order_id in s.orders)
+        state.orders[order_id].time -= ms + 10_000
+        trades = [t for t in state.trades if t.order.order_id == order_id]
+        for i, trade in enumerate(trades):
+            trade.time -= ms - i
+
+
+def test_our_order_that_filled_over_a_week_ago_is_settled_with_all_its_fills(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN an API order whose 1001 trades, a millisecond apart, were made 8 days before a run settles it
+    (as a GTC order that filled days before it was final; userTrades sent no time answers only the last 7
+    days, by orderId too) WHEN the run settles it THEN its record holds all 1001 fills, read in windows of
+    the order's own days, paged by time (before: none of them, read by orderId alone)."""
+    cid = _market_order(sim_env, invoke, futures_connection.id, QUANTITY)
+    sim_env.state.futures.set_trade_size(SYMBOL, None)
+    _backdate_spread(sim_env, get_order_record(USER_A, cid).order_id, WATCH_IDLE_MS + DAY_MS)
+
+    reconcile()
+
+    record = get_order_record(USER_A, cid)
+    assert record.settled and _quantities(record) == (TRADES, Decimal(QUANTITY))

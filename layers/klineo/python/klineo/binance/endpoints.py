@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, NamedTuple
 
 from klineo.binance.client import BinanceClient
@@ -61,6 +63,10 @@ _MAX_KLINES = {Market.SPOT: 1000, Market.FUTURES: 1500}
 _SYMBOL = re.compile(r"\S{1,40}")
 EXCHANGE_INFO_TTL_S = 3600.0
 USER_TRADES_PAGE = 1000  # the most rows one GET /fapi/v1/userTrades answers (facts §14)
+USER_TRADES_SPAN_MS = 7 * 86_400_000  # its longest startTime-endTime span, and the window sent neither (§14)
+# An order placed longer ago than this (7 days less an hour for the clocks' skew) may have trades outside the
+# window userTrades answers without a time: they are read in windows of the order's own days.
+RECENT_ORDER_MS = USER_TRADES_SPAN_MS - 3_600_000
 
 
 class Candle(NamedTuple):
@@ -407,12 +413,14 @@ def futures_user_trades(
     order_id: int | None = None,
     from_id: int | None = None,
     start_time: int | None = None,
+    end_time: int | None = None,
     limit: int = USER_TRADES_PAGE,
 ) -> list[dict[str, Any]]:
     """GET /fapi/v1/userTrades (weight 5): the account's trades on a symbol, oldest first (facts §14).
 
-    By ``order_id`` (one order's fills), from trade id ``from_id``, or from ``start_time`` (ms;
-    Binance's default window is the last 7 days); ``fromId`` cannot be sent with a time.
+    By ``order_id`` (one order's fills), from trade id ``from_id``, or within ``start_time``-``end_time``
+    (ms, at most 7 days apart; neither sent: the last 7 days, by orderId too); ``fromId`` cannot be sent
+    with a time.
     """
     _require(client, Market.FUTURES)
     params: dict[str, Any] = {"symbol": _symbol(symbol), "limit": max(1, min(int(limit), USER_TRADES_PAGE))}
@@ -420,29 +428,66 @@ def futures_user_trades(
         params["orderId"] = int(order_id)
     if from_id is not None:
         params["fromId"] = int(from_id)
-    elif start_time is not None:
-        params["startTime"] = int(start_time)
+    else:
+        times = (("startTime", start_time), ("endTime", end_time))
+        params.update({key: int(value) for key, value in times if value is not None})
     return _signed_rows(client, creds, "/fapi/v1/userTrades", params, "trades")
 
 
 def futures_order_trades(
-    client: BinanceClient, creds: Credentials, symbol: str, order_id: int, *,
+    client: BinanceClient, creds: Credentials, symbol: str, order_id: int, *, placed_ms: int | None = None,
     via: Callable[..., list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every fill of one order, oldest first: ``futures_user_trades`` by ``order_id``, page after page
-    (``fromId`` = the last id + 1) until a page holds fewer than ``USER_TRADES_PAGE`` rows (an order matched
-    against many resting orders has more fills than one answers). One request for an order with fewer.
+    """Every fill of one order, oldest first. ``futures_user_trades`` sent no time answers only the last 7
+    days, by orderId too (facts §14): an order placed (``placed_ms``, its ``time``) within them is read by
+    ``order_id`` page after page (``fromId`` = the last id + 1) until a page holds fewer than
+    ``USER_TRADES_PAGE`` rows, one request for most orders; an older one in windows of at most 7 days from
+    its placing on (``_window_trades``), the last one sent its start only. None: placed just now.
 
     ``via(futures_user_trades, *args, **kwargs)`` sends each page (the reconciler's: charged to its budget).
     """
-    send = via or _direct
+    send = partial(via or _direct, futures_user_trades, client, creds, symbol, order_id=order_id)
+    start = int(time.time() * 1000) if placed_ms is None else int(placed_ms)
+    if time.time() * 1000 - start < RECENT_ORDER_MS:
+        return _trades_by_id(send)
+    rows: dict[int, dict[str, Any]] = {}
+    while True:
+        last = time.time() * 1000 - start < USER_TRADES_SPAN_MS
+        end = None if last else start + USER_TRADES_SPAN_MS - 1
+        for row in _window_trades(send, start, end):
+            rows.setdefault(int(row["id"]), row)
+        if last:
+            return [rows[key] for key in sorted(rows)]
+        start = end + 1
+
+
+_Rows = list[dict[str, Any]]
+
+
+def _trades_by_id(send: Callable[..., _Rows], after: int | None = None) -> _Rows:
+    """An order's trades by orderId, no time, page after page by ``fromId`` (from trade id ``after`` + 1)."""
     rows: list[dict[str, Any]] = []
     while True:
-        page = send(futures_user_trades, client, creds, symbol, order_id=order_id,
-                    from_id=int(rows[-1]["id"]) + 1 if rows else None)
+        last_id = int(rows[-1]["id"]) if rows else after
+        page = send(from_id=None if last_id is None else last_id + 1)
         rows += page
         if len(page) < USER_TRADES_PAGE:
             return rows
+
+
+def _window_trades(send: Callable[..., _Rows], start: int, end: int | None) -> _Rows:
+    """An order's trades from ``start`` to ``end`` (ms; None: its start only), page after page: the next
+    page starts at the last row's millisecond (its rows again, dropped by id), as ``fromId`` cannot be sent
+    with a time. A full page all of one millisecond cannot be paged so: the rest by ``fromId`` (no time)."""
+    rows: dict[int, dict[str, Any]] = {}
+    while True:
+        page = send(start_time=start, end_time=end)
+        rows.update((int(row["id"]), row) for row in page)
+        if len(page) < USER_TRADES_PAGE:
+            return list(rows.values())
+        if int(page[-1]["time"]) == start:
+            return [*rows.values(), *_trades_by_id(send, after=int(page[-1]["id"]))]
+        start = int(page[-1]["time"])
 
 
 def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -6,7 +6,8 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    (``GET /fapi/v1/algoOrder``; a fired one through its child order, ``actualOrderId``, whose executed
    quantity and average price become the algo order's). Once
    final, its fills come from ``GET /fapi/v1/userTrades?orderId=`` (none read when nothing
-   executed) and the record leaves the index. What Binance says is stored as it is, iff the record is
+   executed; in windows of 7 days from its ``time`` when placed earlier, facts §14) and the record
+   leaves the index. What Binance says is stored as it is, iff the record is
    still in the index (``record_unsettled_outcome``): another reader (a read of the history, the order
    route, another run) that settled it since it was listed wrote a later state. A live strategy's
    order whose fills its settle estimated has them booked into the strategy's PnL in the same write
@@ -314,10 +315,14 @@ class Reconciler:
                                  Decimal(str(r.get("positionAmt") or "0")) for r in rows}
         return account.positions
 
-    def trades_of(self, account: _Account, symbol: str, order_id: int) -> list[dict[str, Any]]:
-        """One order's fills (userTrades by orderId, every page: ``endpoints.futures_order_trades``), each
-        page one request within the budget; a budget spent midway reads them all again next run."""
+    def trades_of(self, account: _Account, symbol: str, order_id: int,
+                  order: dict[str, Any]) -> list[dict[str, Any]]:
+        """One order's fills (userTrades by orderId, every page: ``endpoints.futures_order_trades``; in
+        windows from its ``time`` on when that is over 7 days ago, as Binance answers no more without one),
+        each page one request within the budget; a budget spent midway reads them all again next run."""
+        placed = order.get("time")
         return endpoints.futures_order_trades(account.client, account.creds, symbol, order_id,
+                                              placed_ms=None if placed is None else int(placed),
                                               via=partial(self.call, "GET", "/fapi/v1/userTrades"))
 
     # ------------------------------------------------------------------ whole runs
@@ -551,7 +556,7 @@ class Reconciler:
             return self._vanished(record)
         changes: dict[str, Any] = {"status": str(body.get("status", record.status))}
         if changes["status"] in FINAL_STATUSES:
-            changes.update(_merged(record, self.trades_of(account, record.symbol, record.order_id)))
+            changes.update(_merged(record, self.trades_of(account, record.symbol, record.order_id, body)))
         return changes
 
     def _read_order(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
@@ -563,7 +568,8 @@ class Reconciler:
         changes: dict[str, Any] = {"status": result.status, "order_id": result.order_id,
                                    "result": result.to_record()}
         if result.status in FINAL_STATUSES and result.order_id is not None:
-            rows = self.trades_of(account, record.symbol, result.order_id) if result.executed_quantity else []
+            rows = (self.trades_of(account, record.symbol, result.order_id, body)
+                    if result.executed_quantity else [])
             changes.update(_merged(record, rows))
         return changes
 
@@ -583,7 +589,7 @@ class Reconciler:
             # What it executed is its triggered order's (klineo.services.algo_orders): shown by the history.
             changes["result"] = algo_result(body, "queried", order).to_record()
             if str(order.get("status")) in FINAL_STATUSES:
-                changes.update(_merged(record, self.trades_of(account, record.symbol, child)))
+                changes.update(_merged(record, self.trades_of(account, record.symbol, child, order)))
         elif status in FINAL_STATUSES:
             changes["fills"] = record.fills or []
         return changes
@@ -800,7 +806,7 @@ class Reconciler:
         if counted >= Decimal(str(body.get("executedQty") or 0)):
             return merged
         self.counts["foreign_fills_read_by_order"] += 1
-        return _merged(None, self.trades_of(account, symbol, int(trades[0]["orderId"])))
+        return _merged(None, self.trades_of(account, symbol, int(trades[0]["orderId"]), body))
 
 
 def run_reconciler(lambda_context: Any = None, weight: int = RUN_WEIGHT,
