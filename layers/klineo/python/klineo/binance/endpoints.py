@@ -447,9 +447,9 @@ def futures_order_trades(
     ``via(futures_user_trades, *args, **kwargs)`` sends each page (the reconciler's: charged to its budget).
     """
     send = partial(via or _direct, futures_user_trades, client, creds, symbol, order_id=order_id)
-    start = int(time.time() * 1000) if placed_ms is None else int(placed_ms)
-    if time.time() * 1000 - start < RECENT_ORDER_MS:
+    if placed_ms is None or time.time() * 1000 - placed_ms < RECENT_ORDER_MS:
         return _trades_by_id(send)
+    start = int(placed_ms)
     rows: dict[int, dict[str, Any]] = {}
     while True:
         last = time.time() * 1000 - start < USER_TRADES_SPAN_MS
