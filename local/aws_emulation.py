@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from local.moto_updates import items_sized_once, plain_updates_without_parsing
+from local.moto_shortcuts import conditions_lexed_once, items_sized_once, plain_updates_without_parsing
 from local.template import (
     FunctionSpec,
     Resolver,
@@ -70,7 +70,7 @@ def serialize_dynamodb() -> None:
     thread pool writes its runs and transactions concurrently, so every place that runs moto
     (the local stack's server, the tests' and the benchmarks' in-process mock) calls this once.
     Under the same lock, transactions and plain updates skip moto's most expensive steps
-    (``_transactions_without_table_copies``, ``local.moto_updates``: its updates and item sizing).
+    (``_transactions_without_table_copies``, ``local.moto_shortcuts``).
     """
     from moto.dynamodb.responses import DynamoHandler
 
@@ -87,6 +87,7 @@ def serialize_dynamodb() -> None:
     _transactions_without_table_copies()
     plain_updates_without_parsing()
     items_sized_once()
+    conditions_lexed_once()
 
 
 def _transactions_without_table_copies() -> None:

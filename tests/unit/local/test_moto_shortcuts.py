@@ -1,5 +1,5 @@
-"""The emulated DynamoDB's plain updates (``local.moto_updates``): the same items and errors as moto's own
-UpdateItem, which anything but a plain update still reaches."""
+"""The emulated DynamoDB's shortcuts (``local.moto_shortcuts``): the same answers, items and errors as
+moto's own paths, which anything a shortcut does not cover still reaches."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local.moto_updates import plain_update
+from local.moto_shortcuts import plain_update
 
 TABLES = ("plain", "moto")
 
@@ -140,3 +140,26 @@ def test_an_item_is_refused_for_its_size_as_moto_refuses_it(dynamodb) -> None:
         dynamodb.put_item(TableName="plain", Item={**under, "sk": {"S": "o"}, "c": {"S": "z" * 1_000}})
     assert refused.value.response["Error"]["Message"] == "Item size has exceeded the maximum allowed size"
     assert dynamodb.get_item(TableName="plain", Key={"pk": {"S": "a"}, "sk": {"S": "u"}})["Item"] == under
+
+
+def test_a_condition_text_is_lexed_once_and_judged_with_each_requests_values(dynamodb, monkeypatch) -> None:
+    """GIVEN one condition text sent twice with different values WHEN evaluated THEN moto's lexer ran for
+    the first only, and each was judged on its own values (one holds, one fails)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lexed = []
+    lex_one = ConditionExpressionParser._lex_one_node
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_one_node",
+                        lambda parser, text: lexed.append(text) or lex_one(parser, text))
+    request = {"TableName": "plain", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+               "UpdateExpression": "SET #gone = :gone", "ConditionExpression": "#state = :state",
+               "ExpressionAttributeNames": {"#gone": "gone", "#state": "state"}}
+    dynamodb.update_item(**request, ExpressionAttributeValues={":gone": {"S": "x"}, ":state": {"S": "on"}})
+    first = len(lexed)
+    with pytest.raises(ClientError) as refused:
+        dynamodb.update_item(**request,
+                             ExpressionAttributeValues={":gone": {"S": "y"}, ":state": {"S": "off"}})
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert first > 0 and len(lexed) == first
+    item = dynamodb.get_item(TableName="plain", Key=request["Key"])["Item"]
+    assert item["gone"] == {"S": "x"}

@@ -1,20 +1,24 @@
-"""moto's UpdateItem for plain assignments, without its expression machinery: the emulator's cost, not ours.
+"""moto's costliest DynamoDB steps done the cheap way, with the same outcomes: the emulator's cost, not ours.
 
-moto parses, validates and executes every update expression through a general AST (lexer, a dozen
-tree walks, a deep copy of the item kept for streams). For the updates this backend sends most,
-``SET #a = :a, #b = :b ... REMOVE #c, #d`` on top-level attributes, that was 2-7 ms of CPU per update
-on this machine: a live order's claim and settle spent some 12 ms in moto, most of the runner tick
-benchmark's wall time (``bench.runner_tick``) and a good share of the test suite's. Real DynamoDB
-does that work on its own servers.
+Installed by ``local.aws_emulation.serialize_dynamodb`` (under its lock), for the local stack, the
+tests and the benchmarks. Real DynamoDB does this work on its own servers; in moto it ran in the
+caller's process, and it was most of the runner tick benchmark's wall time (``bench.runner_tick``)
+and a good share of the test suite's. ``tests/unit/local/test_moto_shortcuts.py`` runs each shortcut
+against moto's own path and compares answers, items and errors.
 
-``plain_updates_without_parsing`` (installed by ``local.aws_emulation.serialize_dynamodb``, under its
-lock) applies exactly those updates directly to moto's item, with moto's own condition evaluation,
-its own item-size limit and its own errors. Anything else goes to moto unchanged: other clauses
-(ADD, DELETE), functions (``if_not_exists``, ``list_append``), arithmetic, nested paths, bare
-attribute names, a placeholder the request does not define, an attribute named twice, a table key
-attribute, an index key set empty or to another type, a set value, legacy ``AttributeUpdates`` or
-``Expected``, or a table with a stream.
-``tests/unit/local/test_moto_updates.py`` checks the two give the same items and the same errors.
+- ``plain_updates_without_parsing``: moto parses, validates and executes every update expression
+  through a general AST (a lexer, a dozen tree walks, a deep copy of the item kept for streams). For
+  the updates this backend sends most, ``SET #a = :a, #b = :b ... REMOVE #c, #d`` on top-level
+  attributes, that was 2-7 ms of CPU per update on this machine: a live order's claim and settle
+  spent some 12 ms in it. Those are applied directly to moto's item, with moto's own condition
+  evaluation, size limit and errors. Anything else goes to moto unchanged: other clauses (ADD,
+  DELETE), functions (``if_not_exists``, ``list_append``), arithmetic, nested paths, bare attribute
+  names, a placeholder the request does not define, an attribute named twice, a table key
+  attribute, an index key set empty or to another type, a set value, legacy ``AttributeUpdates`` or
+  ``Expected``, or a table with a stream.
+- ``items_sized_once``: an item's size limit checked once when it is built, not once per attribute.
+- ``conditions_lexed_once``: a condition expression's text split into tokens once per distinct text
+  (this backend sends a few dozen templates), not on every request.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["items_sized_once", "plain_update", "plain_updates_without_parsing"]
+__all__ = ["conditions_lexed_once", "items_sized_once", "plain_update", "plain_updates_without_parsing"]
 
 _ASSIGNMENTS = r"#\w+ = :\w+(?:, #\w+ = :\w+)*"
 _REMOVALS = r"#\w+(?:, #\w+)*"
@@ -157,3 +161,29 @@ def items_sized_once() -> None:
 
     __init__._klineo_sized_once = True  # type: ignore[attr-defined]
     Item.__init__ = __init__  # type: ignore[method-assign]
+
+
+def conditions_lexed_once() -> None:
+    """moto's condition-expression lexer run once per distinct expression text.
+
+    Its tokens depend on the text alone (names and values are resolved by the later steps, which
+    build new nodes and never change these), and lexing was the largest part of evaluating a
+    condition. The tokens of every text seen are kept, a few dozen here.
+    """
+    from collections import deque
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lex = ConditionExpressionParser._lex_condition_expression
+    if getattr(lex, "_klineo_once", False):
+        return
+    tokens: dict[str, tuple[Any, ...]] = {}
+
+    def lexed(self: Any) -> deque[Any]:
+        text = self.condition_expression
+        if text not in tokens:
+            tokens[text] = tuple(lex(self))
+        return deque(tokens[text])
+
+    lexed._klineo_once = True  # type: ignore[attr-defined]
+    ConditionExpressionParser._lex_condition_expression = lexed  # type: ignore[method-assign]
