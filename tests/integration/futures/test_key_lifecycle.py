@@ -213,6 +213,9 @@ def test_delete_pauses_the_connections_strategies_and_says_so(sim_env, invoke, f
         "paused_strategies": [strategy_id],
         "orders_cancelled": [],
         "orders_left_open": [],
+        "orders_cancelled_count": 0,
+        "orders_left_open_count": 0,
+        "orders_shortened": False,
         "orders_checked": True,
     }
     stored = _strategy(strategy_id)
