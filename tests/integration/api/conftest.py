@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -149,6 +150,35 @@ def aws_refusing(operation: str, service: str,
         yield
     finally:
         client.meta.events.unregister(event, refuse)
+
+
+# How long a request ``dynamodb_requests`` holds waits for the others to be in flight with it (seconds).
+IN_FLIGHT_WAIT = 3
+
+
+@contextmanager
+def dynamodb_requests(operation: str, subject: Callable[[dict[str, Any]], str | None],
+                      parties: int | None = None) -> Iterator[list[str]]:
+    """The subjects of the DynamoDB ``operation`` requests sent while inside (``subject`` of a request's
+    parameters; None: not one of them); with ``parties``, each of them waits (in the thread sending it)
+    until that many are in flight at once: one after another, the first waits alone until IN_FLIGHT_WAIT
+    runs out and the barrier breaks (BrokenBarrierError from the call)."""
+    sent: list[str] = []
+    barrier = threading.Barrier(parties, timeout=IN_FLIGHT_WAIT) if parties else None
+
+    def meet(params: dict[str, Any], **_: object) -> None:
+        name = subject(params)
+        if name is not None:
+            sent.append(name)
+            if barrier is not None:
+                barrier.wait()
+
+    client, event = aws_clients.dynamodb(), f"before-parameter-build.dynamodb.{operation}"
+    client.meta.events.register(event, meet)
+    try:
+        yield sent
+    finally:
+        client.meta.events.unregister(event, meet)
 
 
 def connection_event(name: str, connection_id: str, user: str, suffix: str = "") -> dict[str, Any]:

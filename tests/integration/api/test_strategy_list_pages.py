@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -28,7 +26,7 @@ from klineo.store.runs import Run, record_run
 from klineo.store.strategies import PendingOrder, Strategy, TradingSettings
 
 from tests.helpers import load_event, with_user
-from tests.integration.api.conftest import USER_A, USER_B, aws_refusing
+from tests.integration.api.conftest import USER_A, USER_B, aws_refusing, dynamodb_requests
 
 LAMBDA_PAYLOAD_MAX = 6 * 1024 * 1024
 STRATEGIES = 40  # at their longest, some 1.1 KB each: some 46 KB in all
@@ -36,8 +34,6 @@ PAGE_BYTES = 16 * 1024  # the bound lowered to some 14 strategies
 # The longest size the API takes (at most 1,000,000, 12 decimals), and a position as long.
 LONGEST = Decimal("-999999.999999999999")
 LAST_CLOSE = 1_800_000_000_000  # ``last_close`` of ``_longest``
-# Each newest-run Query waits for this many to be in flight at once, at most this long (seconds).
-IN_FLIGHT_WAIT = 3
 
 
 def _longest(n: int, user: str = USER_A) -> Strategy:
@@ -135,27 +131,10 @@ def _runs_of(params: dict[str, Any]) -> str | None:
     return key.removeprefix("STRAT#") if key.startswith("STRAT#") else None
 
 
-@contextmanager
-def _newest_run_queries(parties: int | None = None) -> Iterator[list[str]]:
-    """The strategy ids of the runs' Queries sent while inside; with ``parties``, each of them waits (in the
-    thread sending it) until that many are in flight at once: one after another, the first waits alone
-    until IN_FLIGHT_WAIT runs out and the barrier breaks (BrokenBarrierError from the call)."""
-    sent: list[str] = []
-    barrier = threading.Barrier(parties, timeout=IN_FLIGHT_WAIT) if parties else None
-
-    def meet(params: dict[str, Any], **_: object) -> None:
-        strategy_id = _runs_of(params)
-        if strategy_id is not None:
-            sent.append(strategy_id)
-            if barrier is not None:
-                barrier.wait()
-
-    client, event = aws_clients.dynamodb(), "before-parameter-build.dynamodb.Query"
-    client.meta.events.register(event, meet)
-    try:
-        yield sent
-    finally:
-        client.meta.events.unregister(event, meet)
+def _newest_run_queries(parties: int | None = None) -> AbstractContextManager[list[str]]:
+    """The strategy ids of the runs' Queries sent while inside (``dynamodb_requests``: with ``parties``,
+    each waits until that many are in flight at once)."""
+    return dynamodb_requests("Query", _runs_of, parties)
 
 
 def _hold(strategy: Strategy, close_time: int) -> None:

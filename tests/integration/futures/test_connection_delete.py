@@ -30,7 +30,7 @@ from klineo.store.orders import OrderRecord, get_order_record, get_order_records
 from klineo.store.secrets import put_new_version
 
 from tests.helpers import load_event, with_user
-from tests.integration.api.conftest import USER_A, connection_event
+from tests.integration.api.conftest import USER_A, aws_refusing, connection_event, dynamodb_requests
 from tests.integration.futures.helpers import (
     LAMBDA_PAYLOAD_MAX,
     body_of,
@@ -44,6 +44,8 @@ ALGO_PATH = "/fapi/v1/algoOrder"
 # The answer's bound lowered to some 10 orders (each some 700 bytes): thousands of records in moto take
 # minutes.
 ANSWER_BYTES = 8 * 1024
+# Each mark of a record as unmanaged waits for this many to be in flight at once.
+MARKS_IN_FLIGHT = 5
 
 
 def _delete(invoke: Any, connection_id: str) -> dict[str, Any]:
@@ -320,6 +322,66 @@ def _history_of(invoke: Any, connection_id: str) -> list[dict[str, Any]]:
         cursor = page.get("next_cursor")
         if cursor is None:
             return orders
+
+
+def _marked_unmanaged(params: dict[str, Any]) -> str | None:
+    """The record id an UpdateItem marks unmanaged (None: another UpdateItem)."""
+    if "unmanaged_since" not in params.get("ExpressionAttributeNames", {}).values():
+        return None
+    return params["Key"]["sk"]["S"].removeprefix("ORDER#")
+
+
+def test_the_records_let_go_are_marked_at_once_and_answered_as_before(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN 30 resting reduce-only records and no weight for the wind-down WHEN the connection is deleted
+    THEN their marks as unmanaged are in flight MARKS_IN_FLIGHT at once, one each, every record leaves the
+    index marked connection_deleted with its state kept, and the answer lists all 30 left open in order
+    (before: one UpdateItem after another, ~5-10 ms each on DynamoDB: a few thousand records ran the 20 s
+    delete out of time half way, a 5xx on a connection left being deleted; here the first mark waited
+    alone and broke the barrier, a 500)."""
+    ids = _resting_reduce_only(futures_connection.id, 30)
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 0)
+
+    with dynamodb_requests("UpdateItem", _marked_unmanaged, MARKS_IN_FLIGHT) as sent:
+        response = invoke("connection_delete", connection_event("connection_delete", futures_connection.id,
+                                                                USER_A))
+
+    assert response["statusCode"] == 200, response["body"][:300]
+    answer = body_of(response)
+    assert [o["client_order_id"] for o in answer["orders_left_open"]] == ids
+    assert _counts(answer) == (False, 30, 0) and answer["orders_checked"] is False
+    assert sorted(sent) == ids
+    records = get_order_records(USER_A, ids)
+    assert {(r.status, r.unmanaged_reason) for r in records.values()} == {("NEW", "connection_deleted")}
+    assert all(r.unmanaged_since for r in records.values()) and list(list_unsettled()) == []
+    assert connection_store.get_connection(USER_A, futures_connection.id) is None
+
+
+def test_a_delete_whose_marks_failed_half_way_is_finished_by_a_repeat(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN 30 resting reduce-only records, no weight for the wind-down, and DynamoDB throttling the marks
+    of the last 10 past botocore's retries WHEN the connection is deleted THEN a retryable 503 leaves the
+    connection being deleted with its key and those records in the index; a repeated DELETE marks them
+    and finishes, and every record ends marked connection_deleted, once."""
+    ids = _resting_reduce_only(futures_connection.id, 30)
+    refused = set(ids[20:])
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 0)
+    event = connection_event("connection_delete", futures_connection.id, USER_A)
+
+    with aws_refusing("UpdateItem", "dynamodb", when=lambda params: _marked_unmanaged(params) in refused):
+        response = invoke("connection_delete", event)
+
+    assert response["statusCode"] == 503, response["body"][:300]
+    connection = connection_store.get_connection(USER_A, futures_connection.id)
+    assert connection is not None and connection.deleting_since is not None
+    assert connection_store.connection_credentials(connection).api_key
+    assert refused <= {r.client_order_id for r in list_unsettled()}
+    answer = _delete(invoke, futures_connection.id)
+    assert refused <= set(_ids(answer["orders_left_open"]))
+    assert connection_store.get_connection(USER_A, futures_connection.id) is None
+    records = get_order_records(USER_A, ids)
+    assert {(r.status, r.unmanaged_reason) for r in records.values()} == {("NEW", "connection_deleted")}
+    assert list(list_unsettled()) == []
 
 
 def test_a_short_budget_is_spent_on_cancelling_entries_first(sim_env, invoke, futures_connection,

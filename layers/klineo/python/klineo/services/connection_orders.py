@@ -19,7 +19,10 @@ connection the reconciler has not finished with goes through four steps:
    asked for. They stay on Binance, no longer managed by KLINEO: when one of a stop pair fires,
    the user cancels the other.
 4. **Let go**: every record still not settled is marked unmanaged (``unmanaged_since``,
-   ``unmanaged_reason``) and leaves the reconciler's index, keeping Binance's last known state.
+   ``unmanaged_reason``) and leaves the reconciler's index, keeping Binance's last known state. One
+   conditional write each, several in flight at once (``mark_all_unmanaged``): a connection with thousands
+   of them is let go of in seconds, not past the delete's timeout. A delete stopped by a failed mark leaves
+   the connection being deleted, with its key; a second DELETE marks the rest.
 
 Before any of it, the connection is marked as being deleted (``klineo.store.connections.mark_deleting``,
 by the delete, which hands this the mark's token), even when no record is unsettled. From then on no
@@ -62,7 +65,7 @@ from klineo.store.orders import (
     UNMANAGED_CONNECTION_DELETED,
     OrderRecord,
     get_order_records,
-    mark_unmanaged,
+    mark_all_unmanaged,
 )
 
 __all__ = ["WIND_DOWN_SECONDS", "WIND_DOWN_WEIGHT", "ConnectionOrders", "wind_down_orders"]
@@ -128,8 +131,8 @@ def wind_down_orders(user_id: str, connection_id: str, token: str) -> Connection
 
 def _let_go(user_id: str, connection_id: str, cancelled_ids: list[str], checked: bool) -> ConnectionOrders:
     """Mark what is still unsettled unmanaged; the cancelled and the still open, as stored now."""
-    let_go = [mark_unmanaged(user_id, record.client_order_id, UNMANAGED_CONNECTION_DELETED)
-              for record in list_unsettled_of(user_id, connection_id)]
+    unsettled = [record.client_order_id for record in list_unsettled_of(user_id, connection_id)]
+    let_go = mark_all_unmanaged(user_id, unsettled, UNMANAGED_CONNECTION_DELETED)
     cancelled = get_order_records(user_id, cancelled_ids) if cancelled_ids else {}
     left_open = [record for record in let_go if record is not None and record.status not in FINAL_STATUSES]
     logger.info("orders of a deleted connection wound down", extra={

@@ -27,8 +27,10 @@ without other services' endpoints and without documentation, parsed in a fractio
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import botocore.session
 from botocore import handlers
@@ -40,8 +42,8 @@ from botocore.retries.standard import RetryContext, TransientRetryableChecker
 from klineo.store.botocore_data import SERVICES, data_path
 
 __all__ = [
-    "CONDITION_FAILED", "SERVICES", "STORAGE_BUSY", "STORAGE_ERRORS", "TRANSACTION_CANCELED", "clear_clients",
-    "dynamodb", "error_code", "is_transient", "secretsmanager", "sqs",
+    "CONDITION_FAILED", "IN_FLIGHT", "SERVICES", "STORAGE_BUSY", "STORAGE_ERRORS", "TRANSACTION_CANCELED",
+    "clear_clients", "concurrently", "dynamodb", "error_code", "is_transient", "secretsmanager", "sqs",
 ]
 
 # SERVICES: every AWS service the layer makes a client for (the getters below).
@@ -151,6 +153,28 @@ def secretsmanager() -> Any:
 def sqs() -> Any:
     """The container's SQS client."""
     return _client("sqs")
+
+
+# The most calls ``concurrently`` has in flight at once: a client's connection pool holds 10 (botocore's
+# default, which ``_CONFIG`` keeps); more threads would only queue on it.
+IN_FLIGHT = 10
+_Item = TypeVar("_Item")
+_Answer = TypeVar("_Answer")
+
+
+def concurrently(call: Callable[[_Item], _Answer], items: Sequence[_Item],
+                 workers: int = IN_FLIGHT) -> list[_Answer]:
+    """``call`` of each item (one AWS request each, say), answered in the order given, up to ``workers`` in
+    flight at once on a thread pool; the calls share the container's clients (made under a lock, then
+    thread-safe). The first failure in that order is raised as it is, and the calls not yet started are not
+    sent. One item or none: called in this thread."""
+    if len(items) <= 1:
+        return [call(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(items)))
+    try:
+        return list(pool.map(call, items))
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 # What a store call raises when AWS failed it (for a caller that logs it and goes on).

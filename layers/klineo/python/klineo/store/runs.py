@@ -77,7 +77,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -129,7 +128,7 @@ _log = logging.getLogger(__name__)
 RUN_STATUSES = ("ordered", "simulated", "no_change", "skipped", "failed")
 # The most newest-run Queries ``latest_run_close_times`` has in flight: the AWS SDK's connection pool holds
 # 10 connections (klineo.store.aws); more threads would only queue on it.
-RUN_READERS = 10
+RUN_READERS = aws.IN_FLIGHT
 
 
 def run_key(strategy_id: str, close_time: int) -> dict[str, Any]:
@@ -420,14 +419,8 @@ def latest_run_close_times(strategy_ids: Sequence[str]) -> dict[str, int | None]
     started are not sent: never a partial answer."""
     ids = list(dict.fromkeys(strategy_ids))
     client = aws.dynamodb()
-    if len(ids) <= 1:
-        return {strategy_id: _newest_close(client, strategy_id) for strategy_id in ids}
-    pool = ThreadPoolExecutor(max_workers=min(RUN_READERS, len(ids)))
-    try:
-        closes = pool.map(lambda strategy_id: _newest_close(client, strategy_id), ids)
-        return dict(zip(ids, closes, strict=True))
-    finally:
-        pool.shutdown(cancel_futures=True)
+    closes = aws.concurrently(lambda strategy_id: _newest_close(client, strategy_id), ids, RUN_READERS)
+    return dict(zip(ids, closes, strict=True))
 
 
 def claim_live_order(
