@@ -250,6 +250,7 @@ def futures_exchange_info_handler(call: Call) -> dict:
         config.futures_orders_1m_limit,
         config.futures_orders_10s_limit,
         {symbol: status for symbol, (status, _) in call.state.stopped.items()},
+        call.state.order_types,
     )
 
 

@@ -14,12 +14,13 @@ import calendar
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from . import errors
 
 __all__ = [
+    "FUTURES_ORDER_TYPES",
     "INTERVALS_MS",
     "SYMBOLS",
     "PriceSeries",
@@ -434,7 +435,12 @@ def spot_exchange_info(server_time_ms: int, weight_limit: int, symbols: list[str
     }
 
 
-def _futures_symbol(spec: SymbolSpec, status: str = "TRADING") -> dict:
+FUTURES_ORDER_TYPES = ("LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                       "TRAILING_STOP_MARKET")
+
+
+def _futures_symbol(spec: SymbolSpec, status: str = "TRADING",
+                    order_types: Sequence[str] = FUTURES_ORDER_TYPES) -> dict:
     return {
         "symbol": spec.symbol,
         "pair": spec.symbol,
@@ -485,24 +491,17 @@ def _futures_symbol(spec: SymbolSpec, status: str = "TRADING") -> dict:
                 "multiplierDecimal": "4",
             },
         ],
-        "orderTypes": [
-            "LIMIT",
-            "MARKET",
-            "STOP",
-            "STOP_MARKET",
-            "TAKE_PROFIT",
-            "TAKE_PROFIT_MARKET",
-            "TRAILING_STOP_MARKET",
-        ],
+        "orderTypes": list(order_types),
         "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
     }
 
 
 def futures_exchange_info(
     server_time_ms: int, weight_limit: int, orders_limit_1m: int, orders_limit_10s: int,
-    statuses: Mapping[str, str] | None = None,
+    statuses: Mapping[str, str] | None = None, order_types: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
-    """GET /fapi/v1/exchangeInfo; ``statuses``: symbol -> its status when not TRADING."""
+    """GET /fapi/v1/exchangeInfo; ``statuses``: symbol -> its status when not TRADING; ``order_types``:
+    symbol -> the order types it lists when not ``FUTURES_ORDER_TYPES``."""
     return {
         "timezone": "UTC",
         "serverTime": server_time_ms,
@@ -524,6 +523,8 @@ def futures_exchange_info(
             {"asset": "BNB", "marginAvailable": True, "autoAssetExchange": "-10"},
         ],
         "symbols": [
-            _futures_symbol(spec, (statuses or {}).get(spec.symbol, "TRADING")) for spec in SYMBOLS.values()
+            _futures_symbol(spec, (statuses or {}).get(spec.symbol, "TRADING"),
+                            (order_types or {}).get(spec.symbol, FUTURES_ORDER_TYPES))
+            for spec in SYMBOLS.values()
         ],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from decimal import Decimal
 
 from .accounts import PRODUCTION, DemoAccount
@@ -156,6 +157,12 @@ class Simulator:
         ``TRADING`` resumes it from ``since_ms``, the stop left as a gap in its klines. A new order on it,
         conditional ones too, is refused (400, -4140, facts §15); cancels are not. ``reset`` resumes all."""
         self.state.set_symbol_status(symbol, status, since_ms)
+
+    def set_order_types(self, symbol: str, order_types: Sequence[str] | None) -> None:
+        """List only ``order_types`` in a futures symbol's exchangeInfo entry (e.g. ``["LIMIT"]``: a symbol
+        that takes no MARKET orders), tests only; None: the usual list. Orders are not checked against it.
+        ``reset`` restores the usual list."""
+        self.state.set_order_types(symbol, order_types)
 
     def set_market_depth(self, symbol: str, quantity: str | None) -> None:
         """Thin liquidity: each later futures MARKET order on ``symbol`` fills at most ``quantity``, the rest

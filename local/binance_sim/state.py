@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 from .accounts import DemoAccount, load_accounts
 from .algo import AlgoService
@@ -35,6 +36,8 @@ class SimulatorState:
         # the earlier stops of symbols trading again: symbol -> [(from ms, to ms)], no candle opened then.
         self.stopped: dict[str, tuple[str, int]] = {}
         self.gaps: dict[str, list[tuple[int, int]]] = {}
+        # Futures symbols whose exchangeInfo entry lists other order types (``set_order_types``).
+        self.order_types: dict[str, tuple[str, ...]] = {}
         self.futures = self._new_futures()
         self.algo = AlgoService(self.futures)
         self.history = HistoryService(self.futures)
@@ -76,6 +79,15 @@ class SimulatorState:
         elif stopped is not None:
             self.gaps.setdefault(symbol, []).append((stopped[1], since))
 
+    def set_order_types(self, symbol: str, order_types: Sequence[str] | None) -> None:
+        """The order types a futures symbol's exchangeInfo entry lists (None: the usual ones again)."""
+        if symbol not in self.series:
+            raise ValueError(f"unknown symbol {symbol}")
+        if order_types is None:
+            self.order_types.pop(symbol, None)
+        else:
+            self.order_types[symbol] = tuple(order_types)
+
     def require_trading(self, symbol: object) -> None:
         """Refuse a new futures order, regular or conditional (the algo service), on a symbol that is not
         TRADING now (``set_symbol_status``), as Binance does: 400, -4140 (docs/binance-facts.md §15; the same
@@ -100,6 +112,7 @@ class SimulatorState:
         self.mark_overrides.clear()
         self.stopped.clear()
         self.gaps.clear()
+        self.order_types.clear()
         self.futures = self._new_futures()
         self.algo = AlgoService(self.futures)
         self.history = HistoryService(self.futures)

@@ -90,3 +90,43 @@ def test_a_queued_backtest_that_can_never_trade_is_refused_at_once_like_a_synchr
     assert _klines_requests(sim_env) == []
     sqs = boto3.client("sqs", region_name=aws.region)
     assert sqs.receive_message(QueueUrl=aws.refs["BacktestQueue"]).get("Messages", []) == []
+
+
+NO_MARKET = {
+    "category": "invalid_request", "field": "symbol",
+    "message": "BTCUSDT takes no MARKET orders, which the backtest simulates",
+}
+
+
+def test_a_symbol_that_takes_no_market_orders_is_refused_naming_symbol_before_any_klines(
+    sim_env, invoke
+) -> None:
+    """GIVEN a symbol whose exchangeInfo lists only LIMIT orders WHEN backtesting THEN 422 naming symbol and
+    why (every simulated order is a MARKET one, so nothing could trade), before any klines are fetched."""
+    sim_env.set_order_types("BTCUSDT", ["LIMIT"])
+
+    response = _post(invoke, BODY)
+
+    assert response["statusCode"] == 422, response["body"]
+    answer = response_json(response)["error"]
+    assert {name: answer[name] for name in NO_MARKET} == NO_MARKET
+    assert answer["errors"] == [{"field": "symbol", "message": NO_MARKET["message"]}]
+    assert _klines_requests(sim_env) == []
+
+
+def test_a_queued_backtest_on_a_symbol_that_takes_no_market_orders_is_refused_before_its_job(
+    sim_env, invoke, aws, monkeypatch
+) -> None:
+    """GIVEN a period over the sync limit on a LIMIT-only symbol WHEN posting THEN the same 422 naming symbol
+    as a synchronous backtest, before any klines: no job queued to wait for a result that cannot trade."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    sim_env.set_order_types("BTCUSDT", ["LIMIT"])
+
+    response = _post(invoke, BODY)
+
+    assert response["statusCode"] == 422, response["body"]
+    answer = response_json(response)["error"]
+    assert {name: answer[name] for name in NO_MARKET} == NO_MARKET
+    assert _klines_requests(sim_env) == []
+    sqs = boto3.client("sqs", region_name=aws.region)
+    assert sqs.receive_message(QueueUrl=aws.refs["BacktestQueue"]).get("Messages", []) == []

@@ -103,9 +103,9 @@ def test_a_flip_above_the_market_lot_maximum_counts_its_new_side_above_max_quant
 
 
 def test_an_entry_the_symbol_refuses_for_another_rule_counts_order_rules() -> None:
-    """GIVEN a symbol that takes no market orders (a refusal the sizing check before the klines does not
-    make) WHEN the signal asks for a long, then a short THEN both entries are skipped under the catch-all
-    order_rules."""
+    """GIVEN a symbol that takes no market orders (the backtest route refuses it before the klines; the
+    simulation alone does not) WHEN the signal asks for a long, then a short THEN both entries are skipped
+    under the catch-all order_rules."""
     state = simulate(_spec(), STOPPED, RULES._replace(order_types=("LIMIT",)))
     assert state.ledger.fills == [] and dict(state.skipped) == {"order_rules": 2}
 

@@ -192,12 +192,16 @@ class SymbolRules(NamedTuple):
                             position_side=position_side)
         return qty, out_price
 
+    def takes(self, order_type: str) -> bool:
+        """Whether the symbol takes ``order_type`` (exchangeInfo's ``orderTypes``; none listed: any)."""
+        return not self.order_types or order_type in self.order_types
+
     def _check_side_and_type(self, side: str, order_type: str) -> bool:
         """Refuse an unknown side or an order type the symbol does not take; True for market-type orders."""
         if str(side).upper() not in ("BUY", "SELL"):
             raise _invalid("side", "side must be BUY or SELL")
         order_type = str(order_type).upper()
-        if self.order_types and order_type not in self.order_types:
+        if not self.takes(order_type):
             raise _invalid("type", f"order type {order_type} is not allowed on {self.symbol}")
         if order_type not in _PRICED_TYPES and order_type not in _MARKET_TYPES:
             raise _invalid("type", f"order type {order_type} is not supported")

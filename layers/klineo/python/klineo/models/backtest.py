@@ -32,9 +32,10 @@ BACKTEST_ROUTE_DESCRIPTION = (
     "The simulated account trades within its equity: an entry is taken only when its initial margin "
     "(quantity x close / leverage, default 1) fits the equity at that close, else it is counted in "
     "skipped_entries / skipped_reasons; a position whose equity reaches zero is liquidated there "
-    "(liquidated_at) and the backtest trades no more, so the equity never goes below zero. A size "
-    "outside the symbol's market lot, or a quote_size_usdt below its minimum order value, can never "
-    "trade: 422 naming the field."
+    "(liquidated_at) and the backtest trades no more, so the equity never goes below zero. A symbol that "
+    "takes no MARKET orders (every simulated order is one), a size outside the symbol's market lot, or a "
+    "quote_size_usdt below its minimum order value, can never trade: 422 naming the field (symbol, size or "
+    "quote_size_usdt), before any klines are fetched."
 )
 
 
@@ -93,8 +94,8 @@ class BacktestResult(BaseModel):
         "to the symbol's step, was below its minimum quantity), `above_max_quantity` (the quantity, or a "
         "flip's one order closing the old side and opening the new, was above the symbol's maximum for a "
         "market order: the flip closed its old side alone), `below_min_notional` (the order value was below "
-        "the symbol's minimum), `order_rules` (another of the symbol's rules refused the order, e.g. a "
-        "symbol that takes no market orders)."))
+        "the symbol's minimum), `order_rules` (another of the symbol's rules refused the order; a symbol "
+        "that takes no market orders is refused before the backtest runs)."))
     liquidated_at: int | None = Field(default=None, description=(
         "Close time of the candle whose low (long) or high (short) reached the price where the equity "
         "after the closing fee is zero: the position closed there (`exit_reason` `liquidation`), the "

@@ -35,12 +35,14 @@ Where the candles come from and what is answered when:
   at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's equity, plus the last
   candle's. Max drawdown is measured on every candle, before downsampling.
 - Same inputs, same result: Decimal arithmetic, no clock in the simulation, closed candles only.
-- A sizing that no entry can pass whatever the price (``klineo.runner.planning.sizing_refusal``: a ``size``
+- A symbol that takes no MARKET orders (exchangeInfo's ``orderTypes``: every simulated order is one), and a
+  sizing that no entry can pass whatever the price (``klineo.runner.planning.sizing_refusal``: a ``size``
   outside the symbol's market lot, a ``quote_size_usdt`` below its minimum order value; the rule POST and
-  PATCH /strategies apply too) is refused before any klines are fetched: 422
-  naming the field, for a queued backtest too (before its job is made; a job whose symbol's rules changed
-  since: failed, with the same message). One that fails at some prices, or for the
-  margin, is simulated and its skipped entries counted: whether it could trade depends on the period.
+  PATCH /strategies apply too), are refused before any klines are fetched: 422
+  naming the field (``symbol``, or the sizing's), for a queued backtest too (before its job is made; a job
+  whose symbol's rules changed since: failed, with the same message). A sizing that fails at some prices,
+  or for the margin, is simulated and its skipped entries counted: whether it could trade depends on the
+  period.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from klineo.binance import (
     get_client,
     get_symbol_rules,
 )
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
 from klineo.models.backtest_request import BacktestRequest
 from klineo.runner.planning import OrderPlan, plan_order, require_tradable_sizing
@@ -354,10 +356,13 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
 
 
 def _tradable(spec: BacktestSpec) -> tuple[BinanceClient, SymbolRules]:
-    """The futures client and the symbol's rules, when the spec's sizing can trade under them; else the
-    422 naming the field (``planning.sizing_refusal``, the strategy routes' own rule), before any klines."""
+    """The futures client and the symbol's rules, when the spec can trade under them, before any klines:
+    else the 422 naming ``symbol`` for a symbol that takes no MARKET orders (every simulated order is one),
+    or naming the sizing field (``planning.sizing_refusal``, the strategy routes' own rule)."""
     client = get_client(Market.FUTURES, Environment(spec.environment))
     rules = get_symbol_rules(client, spec.symbol)
+    if not rules.takes("MARKET"):
+        raise InvalidField("symbol", f"{rules.symbol} takes no MARKET orders, which the backtest simulates")
     require_tradable_sizing(rules, spec.sizing.size, spec.sizing.quote_size_usdt)
     return client, rules
 
