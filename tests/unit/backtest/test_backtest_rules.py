@@ -14,7 +14,7 @@ from klineo.services import backtest
 from klineo.services.backtest import BacktestSpec, simulate, summarise
 from klineo.services.kline_history import Pacer, _day_runs
 from klineo.store.klines_cache import DAY_MS, decode_day, encode_day
-from klineo.strategies.simulation import SLIPPAGE_BPS
+from klineo.strategies.simulation import SLIPPAGE_BPS, Ledger
 
 MINUTE = 60_000
 RULES = SymbolRules(
@@ -157,17 +157,47 @@ def test_a_run_with_more_trades_than_shown_keeps_only_the_shown_ones(monkeypatch
     assert result["trades_truncated"] and 0 < float(result["win_rate_pct"]) < 100
 
 
+def test_a_run_longer_than_the_curve_keeps_only_the_shown_equity_points(monkeypatch) -> None:
+    """GIVEN 403 candles and 5 equity points shown WHEN simulated THEN the simulation holds at most the 5
+    points it shows (not one per candle, so its memory does not grow with the period), and its result is
+    the one of every candle's equity: the same figures, drawdown included, and every 81st point of it plus
+    the last (403 is not a multiple of 81)."""
+    spec, candles = _spec(end_ms=405 * MINUTE, paper_balance_usdt="100000"), _zigzag(405)
+    monkeypatch.setattr(backtest, "EQUITY_POINTS", 10_000)
+    every = simulate(spec, candles, RULES)
+    assert len(every.equity) == 403 and summarise(spec, every)["equity_curve_step"] == 1
+
+    monkeypatch.setattr(backtest, "EQUITY_POINTS", 5)
+    bounded = simulate(spec, candles, RULES)
+    assert len(bounded.equity) <= 5
+    result, full = summarise(spec, bounded), summarise(spec, every)
+    assert result["equity_curve_step"] == 81
+    assert result["equity_curve"] == [{"time": time, "equity": backtest._text(value)}
+                                      for time, value in [*every.equity[80::81], every.equity[-1]]]
+    assert {name: value for name, value in result.items() if not name.startswith("equity_curve")} == {
+        name: value for name, value in full.items() if not name.startswith("equity_curve")}
+    assert result["max_drawdown_pct"] != "0" and result["final_equity"] == full["equity_curve"][-1]["equity"]
+
+
+def _recorded(values: list[int], step: int = 1) -> backtest.Simulation:
+    """A simulation that recorded ``values`` as the equity of candles closing at 0, 1, 2, ..."""
+    state = backtest.Simulation(Ledger(), step=step)
+    for time, value in enumerate(values):
+        state.record(time, D(value))
+    return state
+
+
 def test_equity_curve_is_bounded_and_keeps_the_last_point() -> None:
-    """GIVEN 1234 equity points, a 500 limit WHEN downsampled THEN every 3rd, at most 500, the last kept."""
-    points = [(i, D(i)) for i in range(1234)]
-    curve, step = backtest._curve(points)
-    assert step == 3 and len(curve) <= 500
+    """GIVEN 1234 candles' equity, a 500 limit WHEN recorded THEN every 3rd, at most 500, the last kept."""
+    state = _recorded(list(range(1234)), step=backtest.curve_step(1234))
+    curve = backtest._curve(state)
+    assert state.step == 3 and len(curve) <= 500
     assert curve[-1] == {"time": 1233, "equity": "1233"} and curve[0]["time"] == 2
 
 
 def test_max_drawdown_is_the_largest_fall_from_a_peak() -> None:
     """GIVEN equity 100, 120, 90, 130, 117 WHEN measured THEN 25 % (120 -> 90), not 10 % (130 -> 117)."""
-    assert backtest._max_drawdown_pct([(0, D(100)), (1, D(120)), (2, D(90)), (3, D(130)), (4, D(117))]) == 25
+    assert _recorded([100, 120, 90, 130, 117]).max_drawdown_pct == 25
 
 
 def test_a_cached_day_decodes_to_the_candles_it_stored() -> None:

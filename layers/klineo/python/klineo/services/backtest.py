@@ -18,7 +18,9 @@ The same code as paper mode, candle by candle (``simulate``):
    of its first refusal (``skipped_entries`` / ``skipped_reasons``): the candles after it that ask for
    the same side (a hold between them included) are the same entry, until the signal turns to the other
    side or flat, or the entry is taken;
-5. the equity (``Ledger.equity`` at the close) is recorded after every candle.
+5. the equity (``Ledger.equity`` at the close) is measured after every candle (``Simulation.record``): the
+   running peak and max drawdown, the last point, and every ``equity_curve_step``-th point (the step is
+   set before the first candle, from their count), so the memory does not grow with the period.
 The strategy warms up on the ``lookback`` candles before ``start``, so it can act from the first.
 
 Where the candles come from and what is answered when:
@@ -33,7 +35,7 @@ Where the candles come from and what is answered when:
 - The result is bounded: at most ``TRADES_SHOWN`` trades (the first ones; ``trades_truncated``
   says so; the simulation keeps no others, only their counts: its memory does not grow with them) and
   at most ``EQUITY_POINTS`` equity points: every ``equity_curve_step``-th candle's equity, plus the last
-  candle's. Max drawdown is measured on every candle, before downsampling.
+  candle's (the simulation keeps no others). Max drawdown is measured on every candle, before downsampling.
 - Same inputs, same result: Decimal arithmetic, no clock in the simulation, closed candles only.
 - A symbol that takes no MARKET orders (exchangeInfo's ``orderTypes``: every simulated order is one), and a
   sizing that no entry can pass whatever the price (``klineo.runner.planning.sizing_refusal``: a ``size``
@@ -85,6 +87,7 @@ __all__ = [
     "TRADES_SHOWN",
     "BacktestSpec",
     "Simulation",
+    "curve_step",
     "run_backtest_job",
     "run_spec",
     "simulate",
@@ -158,14 +161,26 @@ class BacktestSpec:
         return -(-self.end_ms // interval_ms) - -(-self.start_ms // interval_ms)
 
 
+def curve_step(candles: int) -> int:
+    """Candles per equity point, for at most ``EQUITY_POINTS`` points over ``candles`` candles."""
+    return max(1, math.ceil(candles / EQUITY_POINTS))
+
+
 @dataclass
 class Simulation:
-    """A simulation's ledger, equity after every candle, the entries it could not take (by reason, the keys
-    ``BacktestResult.skipped_reasons`` documents: one per signal run, ``refused``), and the close time of
-    the candle that liquidated it (it trades no more after)."""
+    """A simulation's ledger, its equity curve (``record``), the entries it could not take (by reason, the
+    keys ``BacktestResult.skipped_reasons`` documents: one per signal run, ``refused``), and the close time
+    of the candle that liquidated it (it trades no more after)."""
 
     ledger: sim.Ledger
+    # Of the equity after every candle only every ``step``-th point is kept (``curve_step``), the last one,
+    # the running peak and the largest drawdown from it (percent), so that a long backtest's memory does
+    # not grow with its candles.
+    step: int = 1
     equity: list[tuple[int, Decimal]] = field(default_factory=list)
+    last: tuple[int, Decimal] | None = None
+    peak: Decimal | None = None
+    max_drawdown_pct: Decimal = Decimal(0)
     skipped: Counter[str] = field(default_factory=Counter)
     candles: int = 0
     liquidated_at: int | None = None
@@ -178,6 +193,17 @@ class Simulation:
         if self.refused is not side:
             self.skipped[reason] += 1
         self.refused = side
+
+    def record(self, time: int, equity: Decimal) -> None:
+        """The equity at one candle's close: counted, kept when it is a ``step``-th point, measured against
+        the running peak for the largest fall from it, in percent of that peak."""
+        self.candles += 1
+        if self.candles % self.step == 0:
+            self.equity.append((time, equity))
+        self.last = (time, equity)
+        self.peak = equity if self.peak is None or equity > self.peak else self.peak
+        if self.peak > 0:
+            self.max_drawdown_pct = max(self.max_drawdown_pct, (self.peak - equity) / self.peak * 100)
 
 
 @dataclass
@@ -268,7 +294,8 @@ def simulate(spec: BacktestSpec, candles: Sequence[Candle], rules: SymbolRules) 
     params = parse_parameters(spec.type, spec.parameters)
     lookback = strategy_type.lookback(params)
     ledger = sim.Ledger(starting_equity=spec.starting_equity, kept=TRADES_SHOWN)  # all the result shows
-    state, guard = Simulation(ledger), _Protection()
+    counted = sum(1 for candle in candles if candle.open_time >= spec.start_ms)
+    state, guard = Simulation(ledger, step=curve_step(counted)), _Protection()
     for index, candle in enumerate(candles):
         if candle.open_time < spec.start_ms:
             continue
@@ -280,8 +307,7 @@ def simulate(spec: BacktestSpec, candles: Sequence[Candle], rules: SymbolRules) 
             _trade_step(spec, signal, candle, rules, state, guard)
         # A liquidated account holds nothing (the rest of the Decimal division's dust is no money).
         equity = Decimal(0) if state.liquidated_at is not None else state.ledger.equity(candle.close)
-        state.equity.append((candle.close_time, equity))
-        state.candles += 1
+        state.record(candle.close_time, equity)
     return state
 
 
@@ -290,23 +316,12 @@ def _text(value: Decimal, places: Decimal = _PLACES) -> str:
     return plain_text(value.quantize(places))
 
 
-def _max_drawdown_pct(equity: Sequence[tuple[int, Decimal]]) -> Decimal:
-    """The largest fall from a running peak, in percent of that peak."""
-    peak, worst = None, Decimal(0)
-    for _, value in equity:
-        peak = value if peak is None or value > peak else peak
-        if peak > 0:
-            worst = max(worst, (peak - value) / peak * 100)
-    return worst
-
-
-def _curve(equity: Sequence[tuple[int, Decimal]]) -> tuple[list[dict[str, Any]], int]:
-    """At most EQUITY_POINTS points: every step-th candle, and always the last one."""
-    step = max(1, math.ceil(len(equity) / EQUITY_POINTS))
-    picked = list(equity[step - 1::step])
-    if equity and (not picked or picked[-1] != equity[-1]):
-        picked = [*picked[:EQUITY_POINTS - 1], equity[-1]]
-    return [{"time": time, "equity": _text(value)} for time, value in picked], step
+def _curve(state: Simulation) -> list[dict[str, Any]]:
+    """At most EQUITY_POINTS points: the kept every step-th candle's, and always the last one."""
+    picked = list(state.equity)
+    if state.last is not None and (not picked or picked[-1] != state.last):
+        picked = [*picked[:EQUITY_POINTS - 1], state.last]
+    return [{"time": time, "equity": _text(value)} for time, value in picked]
 
 
 def _trade(trade: sim.Trade) -> dict[str, Any]:
@@ -332,22 +347,21 @@ _MODEL = {
 
 def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
     """The result body of a simulation (see ``BacktestResult``)."""
-    ledger, equity = state.ledger, state.equity
-    final = equity[-1][1] if equity else spec.starting_equity
+    ledger = state.ledger
+    final = state.last[1] if state.last is not None else spec.starting_equity
     closed, wins = ledger.closed_trades, ledger.winning_trades
-    curve, step = _curve(equity)
     return {
         "environment": spec.environment, "symbol": spec.symbol, "interval": spec.interval, "type": spec.type,
         "start": spec.start_ms, "end": spec.end_ms, "candles": state.candles,
         "starting_equity": _text(spec.starting_equity), "final_equity": _text(final),
         "total_return_pct": _text((final - spec.starting_equity) / spec.starting_equity * 100, _PCT_PLACES),
-        "max_drawdown_pct": _text(_max_drawdown_pct(equity), _PCT_PLACES),
+        "max_drawdown_pct": _text(state.max_drawdown_pct, _PCT_PLACES),
         "win_rate_pct": _text(Decimal(wins * 100) / closed, _PCT_PLACES) if closed else None,
         "fees_paid": _text(ledger.fees), "number_of_trades": ledger.trade_count,
         "open_position": _text(ledger.position),
         "trades": [_trade(trade) for trade in ledger.trades[:TRADES_SHOWN]],
         "trades_truncated": ledger.trade_count > TRADES_SHOWN,
-        "equity_curve": curve, "equity_curve_step": step,
+        "equity_curve": _curve(state), "equity_curve_step": state.step,
         "skipped_entries": sum(state.skipped.values()),
         "skipped_reasons": dict(sorted(state.skipped.items())),
         "liquidated_at": state.liquidated_at,
