@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal
 
 from klineo.binance import Credentials, KeyType
+from klineo.services.key_health import pause_connection_strategies
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store import strategies as strategy_store
@@ -14,6 +15,7 @@ from klineo.store.connections import (
     add_key_failure,
     connection_credentials,
     connection_sk,
+    disable_connection,
     get_connection,
     replace_key,
 )
@@ -471,6 +473,107 @@ def test_a_strategy_the_user_pauses_while_the_disable_pauses_keeps_its_reason_an
     assert enabled["statusCode"] == 200, enabled["body"]
     assert body_of(enabled)["resumed_strategies"] == []
     assert _strategy(strategy_id).status == "paused"
+
+
+DISABLED = "connection_disabled:signature"
+_UPDATE = "before-parameter-build.dynamodb.UpdateItem"
+
+
+def _disabled_with_two_paused_strategies(connection_id: str) -> set[str]:
+    """GIVEN the connection disabled by key failures and its two live strategies paused by the disable."""
+    sids = {_live_strategy(connection_id) for _ in range(2)}
+    disable_connection(USER_A, connection_id, DISABLED)
+    assert set(pause_connection_strategies(USER_A, connection_id, DISABLED)) == sids
+    return sids
+
+
+def _enable_racing(invoke, connection_id: str, race) -> tuple[dict, str]:
+    """POST .../enable with ``race(strategy_id)`` run just before the first resume's write (a hook on that
+    UpdateItem): the enable's answer and the id of the strategy raced."""
+    client, raced = aws_clients.dynamodb(), []
+
+    def race_first(params, **_: object) -> None:
+        if params.get("ExpressionAttributeValues", {}).get(":status") != {"S": "active"}:
+            return
+        client.meta.events.unregister(_UPDATE, race_first)
+        raced.append(params["Key"]["sk"]["S"].removeprefix("STRAT#"))
+        race(raced[0])
+
+    client.meta.events.register(_UPDATE, race_first)
+    try:
+        answer = invoke("connection_enable", connection_event("connection_enable", connection_id, USER_A,
+                                                              "/enable"))
+    finally:
+        client.meta.events.unregister(_UPDATE, race_first)
+    assert len(raced) == 1
+    return answer, raced[0]
+
+
+def test_a_strategy_deleted_while_the_enable_resumes_is_skipped_and_the_enable_answers(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a disabled connection whose two strategies its disable paused WHEN the user deletes one just
+    before the enable resumes it THEN the enable answers 200 listing the other one, resumed, the connection
+    enabled (before: a 404 "strategy not found" part way, the connection enabled, the other left paused)."""
+    sids = _disabled_with_two_paused_strategies(futures_connection.id)
+
+    def user_deletes(strategy_id: str) -> None:
+        event = at_path(load_event("strategy_delete"), f"/strategies/{strategy_id}", id=strategy_id)
+        assert invoke("strategy_delete", with_user(event, USER_A))["statusCode"] == 204
+
+    enabled, deleted = _enable_racing(invoke, futures_connection.id, user_deletes)
+
+    assert enabled["statusCode"] == 200, enabled["body"]
+    (left,) = sids - {deleted}
+    assert (body_of(enabled)["disabled_at"], body_of(enabled)["resumed_strategies"]) == (None, [left])
+    assert _strategy(left).status == "active"
+    assert strategy_store.get_strategy(USER_A, deleted, consistent=True) is None
+    assert get_connection(USER_A, futures_connection.id).disabled_at is None
+
+
+def test_a_strategy_the_user_pauses_while_the_enable_resumes_keeps_the_users_pause(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a disabled connection whose two strategies its disable paused WHEN the user pauses one (PATCH
+    status paused) just before the enable resumes it THEN it stays "paused by user" and the enable lists the
+    other one only (before: resumed over the user's pause)."""
+    sids = _disabled_with_two_paused_strategies(futures_connection.id)
+
+    def user_pauses(strategy_id: str) -> None:
+        assert _resume(invoke, strategy_id, status="paused")["statusCode"] == 200
+
+    enabled, paused = _enable_racing(invoke, futures_connection.id, user_pauses)
+
+    assert enabled["statusCode"] == 200, enabled["body"]
+    (left,) = sids - {paused}
+    assert body_of(enabled)["resumed_strategies"] == [left]
+    stored = _strategy(paused)
+    assert (stored.status, stored.status_reason) == ("paused", "paused by user")
+    assert _strategy(left).status == "active"
+
+
+def test_a_strategy_edited_while_the_enable_resumes_stays_paused_for_the_user_to_resume(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a disabled connection whose two live strategies its disable paused WHEN the user raises one's
+    leverage above the connection's max_leverage (allowed while paused) just before the enable resumes it
+    THEN it stays paused, not in the enable's list: the enable checked the leverage it read (before: a live
+    strategy resumed above max_leverage, which a resume by the user refuses)."""
+    sids = _disabled_with_two_paused_strategies(futures_connection.id)
+
+    def user_raises_leverage(strategy_id: str) -> None:
+        event = at_path(load_event("strategy_update"), f"/strategies/{strategy_id}", id=strategy_id)
+        edited = invoke("strategy_update", with_user(with_body(event, {"leverage": 50}), USER_A))
+        assert edited["statusCode"] == 200, edited["body"]
+
+    enabled, edited = _enable_racing(invoke, futures_connection.id, user_raises_leverage)
+
+    assert enabled["statusCode"] == 200, enabled["body"]
+    (left,) = sids - {edited}
+    assert body_of(enabled)["resumed_strategies"] == [left]
+    stored = _strategy(edited)
+    assert (stored.status, stored.status_reason, stored.settings.leverage) == ("paused", DISABLED, 50)
+    assert _resume(invoke, edited)["statusCode"] == 422
 
 
 def test_a_connection_whose_delete_stopped_half_way_switches_no_position_mode_on_binance(

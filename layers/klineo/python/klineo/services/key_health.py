@@ -7,7 +7,8 @@ works and resets the count, wherever it comes from. After ``KEY_FAILURE_LIMIT`` 
 connection is disabled with its reason and time, and its active strategies are paused (reason
 ``connection_disabled:<category>``) in the same step. ``POST /exchange-connections/{id}/enable``
 (klineo.services.connections) clears that state and resumes exactly those strategies, the ones
-that can run on the connection now.
+that can run on the connection now, each only while it is as the enable read it (one the user deleted,
+paused or edited meanwhile is left as it is: skipped, never an error of the enable).
 
 A pause is one conditional write per strategy, of an active one only (one the user paused or deleted
 meanwhile keeps its state and reason). When storage fails it half way (a throttled UpdateItem), the
@@ -93,7 +94,10 @@ def pause_connection_strategies(user_id: str, connection_id: str, reason: str) -
 def resume_connection_strategies(connection: Connection) -> list[str]:
     """Resume the strategies a disabled connection paused (not those the user paused) that can run on it
     now (``klineo.services.strategy_connection.require_runnable``: e.g. not a live one whose leverage is
-    above a max_leverage lowered meanwhile, which stays paused); returns the ids resumed."""
+    above a max_leverage lowered meanwhile, which stays paused); returns the ids resumed.
+
+    Each resume is one write, only while the strategy is as listed (paused for the disable, its settings as
+    checked): one the user deleted, paused or edited meanwhile is left as it is, theirs to resume."""
     from klineo.services.strategy_connection import require_runnable
     from klineo.store import strategies as strategy_store
 
@@ -108,14 +112,17 @@ def resume_connection_strategies(connection: Connection) -> list[str]:
             continue
         try:
             require_runnable(connection, strategy.mode, strategy.settings.leverage)
+            strategy_store.update_settings(
+                connection.user_id,
+                strategy.strategy_id,
+                strategy,
+                changes={"status": strategy_store.ACTIVE, "status_reason": None},
+                if_unchanged=True,
+            )
         except KlineoError:
-            continue  # checked again when the user resumes it, with the refusal's reason
-        strategy_store.update_settings(
-            connection.user_id,
-            strategy.strategy_id,
-            strategy,
-            changes={"status": strategy_store.ACTIVE, "status_reason": None},
-        )
+            # Refused: checked again when the user resumes it, with the refusal's reason. Gone or changed
+            # since listed (NOT_FOUND, CONFLICT): the user's say since then stands.
+            continue
         resumed.append(strategy.strategy_id)
     return resumed
 

@@ -338,11 +338,14 @@ def update_settings(
     *,
     changes: Mapping[str, Any],
     paper_reset: dict[str, Any] | None = None,
+    if_unchanged: bool = False,
 ) -> Strategy:
     """Apply the user's choices (type, parameters, sizing, mode, status, trading settings) in ONE UpdateItem.
 
     Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
     ``paper_reset``: the Put of the ``paper_reset`` event of a new ``paper_balance_usdt`` (``_reset_paper``).
+    ``if_unchanged``: only while the strategy is as ``current`` (its ``updated_at``, which every write of it
+    moves), CONFLICT when it changed meanwhile (not with ``paper_reset``).
     """
     allowed = {"type", "parameters", "size", "mode", "status", "status_reason", *SETTING_NAMES}
     update = Update.of_changes(changes, allowed, {"updated_at": now_iso()})
@@ -357,18 +360,23 @@ def update_settings(
         update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
     if paper_reset is not None:
         return _reset_paper(user_id, strategy_id, update, paper_reset)
+    seen = {":seen": {"S": current.updated_at}} if if_unchanged else {}
+    condition = "attribute_exists(pk) AND #updated_at = :seen" if seen else "attribute_exists(pk)"
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "Key": strategy_key(user_id, strategy_id),
-        "ConditionExpression": "attribute_exists(pk)",
+        "ConditionExpression": condition,
         "ReturnValues": "ALL_NEW",
-        **update.request(),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        **update.request(**seen),
     }
     try:
         answer = aws.dynamodb().update_item(**request)
     except ClientError as exc:
         if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
+        if exc.response.get("Item"):
+            raise KlineoError(ErrorCategory.CONFLICT, "the strategy changed meanwhile") from None
         raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
     return from_item(answer["Attributes"])
 
