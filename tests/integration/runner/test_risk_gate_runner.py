@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import pytest
+from klineo.store import aws as aws_clients
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import get_connection, update_settings
 from klineo.store.events import list_events
@@ -138,6 +140,47 @@ def test_a_strategy_paused_or_deleted_after_the_dispatch_is_not_paused_for_the_d
     assert (stored.status, stored.status_reason) == ("paused", "paused by user")
     assert runner.stored(USER, deleted) is None
     assert runner.stored(USER, left).status_reason == "connection_disabled:permission"
+
+
+def _pausing_for_a_gone_connection(params: dict) -> bool:
+    """True for the write of a skipped run that pauses its strategy for a connection that is gone."""
+    return any(item.get("Update", {}).get("ExpressionAttributeValues", {}).get(":status_reason")
+               == {"S": "connection_not_found"} for item in params.get("TransactItems", []))
+
+
+@pytest.mark.parametrize("reason", ["paused by user", "connection_deleted"], ids=["user", "delete"])
+def test_a_strategy_paused_during_its_turn_keeps_its_reason_when_its_connection_is_gone(
+    runner, reason: str
+) -> None:
+    """GIVEN a strategy whose connection is gone WHEN the user (or the connection's delete) pauses it between
+    the turn's read and the write of its connection_not_found skip THEN the turn writes nothing over it: the
+    pause's own reason is kept, no run nor paused event (before: overwritten by connection_not_found)."""
+    sid = runner.strategy(USER, "f" * 32)
+    client, fired = aws_clients.dynamodb(), []
+    hook = "before-parameter-build.dynamodb.TransactWriteItems"
+
+    def pause_first(params: dict, **_: object) -> None:
+        if not _pausing_for_a_gone_connection(params):
+            return
+        client.meta.events.unregister(hook, pause_first)
+        fired.append(reason)
+        if reason == "connection_deleted":  # as the delete pauses the connection's strategies
+            assert strategy_store.pause_strategy(USER, sid, reason)
+        else:  # as PATCH /strategies/{id} {"status": "paused"} does
+            update_strategy_settings(USER, sid, runner.stored(USER, sid),
+                                     changes={"status": "paused", "status_reason": reason})
+
+    client.meta.events.register(hook, pause_first)
+    try:
+        assert runner.run_tick().failures == []
+    finally:
+        client.meta.events.unregister(hook, pause_first)
+
+    assert fired == [reason]
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", reason)
+    assert runner.runs(sid) == []
+    assert [e.kind for e in list_events(sid, 10).events if e.kind == "paused"] == []
 
 
 def test_a_strategys_own_leverage_and_margin_type_override_the_connections(runner) -> None:

@@ -99,7 +99,8 @@ The same refusals also count on the connection, across the API and every strateg
 (``klineo.services.key_health``): at the limit the connection is disabled and all its strategies
 paused. A strategy that pause missed (a storage error cut it short) meets the disabled connection at its
 next turn's gate: its skipped run pauses it with the connection's reason, only while it is as the turn
-read it (``left_on_disabled``).
+read it (``left_on_disabled``). So is one whose connection is gone (``connection_not_found``,
+``connection_gone``): a pause the user or the connection's delete wrote meanwhile keeps its reason.
 """
 
 from __future__ import annotations
@@ -475,6 +476,12 @@ class _Turn:
         return self.skip(CONNECTION_DISABLED, pause_reason=reason, message=gate_message(exc),
                          if_unchanged=True)
 
+    def connection_gone(self) -> StrategyResult:
+        """The strategy's connection no longer exists: a skipped run that pauses it (connection_not_found),
+        only while it is as this turn read it: one the user (or the connection's delete) paused, edited or
+        deleted meanwhile is read again and left alone, its own reason kept."""
+        return self.skip("connection_not_found", pause_reason="connection_not_found", if_unchanged=True)
+
     def refused_attempt(self, intent: OrderIntent, exc: KlineoError, message: str,
                         cid: str | None = None) -> dict[str, Any]:
         """The Put of the strategy's order ``intent`` the gate refused, as a refused order attempt (origin:
@@ -546,7 +553,7 @@ class _Turn:
         except KlineoError as exc:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise
-            return self.skip("connection_not_found", pause_reason="connection_not_found")
+            return self.connection_gone()
         self.trading = trading
         try:
             check_order(trading, live=self.live)
@@ -954,7 +961,7 @@ class _Turn:
         for _ in range(CLAIM_ATTEMPTS):
             item = cached_connection_item(strategy.user_id, strategy.connection_id)
             if item is None:
-                return self.skip("connection_not_found", pause_reason="connection_not_found")
+                return self.connection_gone()
             claim = claim_live_order(
                 strategy.user_id, strategy.strategy_id, pending, seen_updated_at=strategy.updated_at,
                 gates=gate_condition_checks(GateChecks(strategy.user_id, item, switches=True)),
@@ -993,7 +1000,7 @@ class _Turn:
         if refusal is None:
             return None
         if refusal.field == "connection_not_found":
-            return self.skip("connection_not_found", pause_reason="connection_not_found")
+            return self.connection_gone()
         return self.risk_block(refusal, intent)
 
     def gate_refusal(
