@@ -5,6 +5,10 @@ On the simulator's BTCUSDT (step 0.001, minimum quantity 0.001, MARKET maximum 1
 100 USDT): ``size`` 0.0005 is below the minimum quantity, 200 above the MARKET maximum, and
 ``quote_size_usdt`` 50 below the minimum order value, at any price. A ``size`` of 0.001 (about 65 USDT at
 the simulator's price, below the minimum order value) fails at today's price only: accepted.
+
+A symbol whose exchangeInfo ``orderTypes`` lack MARKET (``Simulator.set_order_types``) can never trade
+either: a strategy sends only MARKET orders. Creating one there, or resuming one, is refused naming
+``symbol``; the other changes of a strategy whose symbol stopped taking them are not.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ UNTRADABLE = [
      "quote_size_usdt is below BTCUSDT's minimum order value 100 USDT"),
 ]
 UNTRADABLE_SIZE = "untradable_size"  # the pause reason (klineo.runner.planning.UNTRADABLE_SIZE)
+NO_MARKET = "BTCUSDT takes no MARKET orders, the only orders a strategy sends"
 RISING = [("100", "100", "100", "100")] * 3 + [("100", "101", "100", "101"), ("101", "102", "101", "102")]
 
 
@@ -152,3 +157,49 @@ def test_an_untradable_size_pause_is_logged_as_such(runner, caplog) -> None:
     assert runner.stored(ALICE, sid).status_reason == UNTRADABLE_SIZE
     said = [record.getMessage() for record in caplog.records if "paus" in record.getMessage()]
     assert said == ["strategy paused: no order of its sizing can ever pass its symbol's rules"]
+
+
+@pytest.mark.parametrize("status", ["active", "paused"])
+def test_creating_a_strategy_on_a_symbol_that_takes_no_market_orders_is_refused(runner, api, status) -> None:
+    """GIVEN BTCUSDT listed as taking LIMIT orders only WHEN creating a strategy on it (active or paused) THEN
+    422 naming symbol and why (every order a strategy sends is a MARKET one), nothing stored."""
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+
+    response = api.create(ALICE, create_body(runner.connection(ALICE), status=status))
+
+    _refused(response, "symbol", NO_MARKET)
+    assert strategy_store.list_strategies(ALICE) == []
+
+
+def test_resuming_a_strategy_whose_symbol_stopped_taking_market_orders_is_refused(runner, api) -> None:
+    """GIVEN a paused strategy whose symbol now takes LIMIT orders only WHEN it is resumed THEN 422 naming
+    symbol, still paused; with a new sizing in the same request too."""
+    sid = runner.strategy(ALICE, runner.connection(ALICE), mode="paper")
+    strategy_store.update_settings(ALICE, sid, runner.stored(ALICE, sid), changes={"status": "paused"})
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+
+    for body in ({"status": "active"}, {"status": "active", "size": "0.003"}):
+        _refused(api.update(ALICE, sid, body), "symbol", NO_MARKET)
+
+    stored = strategy_store.get_strategy(ALICE, sid, consistent=True)
+    assert (stored.status, stored.size) == ("paused", D("0.002"))
+
+
+@pytest.mark.parametrize("status", ["active", "paused"])
+def test_other_changes_of_a_strategy_whose_symbol_stopped_taking_market_orders_are_accepted(
+    runner, api, status
+) -> None:
+    """GUARD: a strategy whose symbol stopped taking MARKET orders after it was made can still have its
+    parameters and sizing changed and be paused (200): only making it active is refused."""
+    sid = runner.strategy(ALICE, runner.connection(ALICE), mode="paper")
+    if status == "paused":
+        strategy_store.update_settings(ALICE, sid, runner.stored(ALICE, sid), changes={"status": "paused"})
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+
+    for body in ({"type": "sma_crossover", "parameters": {"fast": 3, "slow": 7}}, {"size": "0.003"},
+                 {"status": "paused"}):
+        response = api.update(ALICE, sid, body)
+        assert response["statusCode"] == 200, response["body"]
+
+    stored = strategy_store.get_strategy(ALICE, sid, consistent=True)
+    assert (stored.status, stored.size, stored.parameters["fast"]) == ("paused", D("0.003"), 3)

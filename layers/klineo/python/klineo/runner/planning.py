@@ -19,6 +19,10 @@ quantity is quote / price rounded down, so its value never reaches the quote). A
 minimum order value, a quote size outside the lot, or a margin that does not fit depend on the price,
 and are not refused: they may pass at another price. POST/PATCH /strategies, resuming, the backtest
 and the runner (a strategy stored before the rule) all refuse with it.
+
+``require_market_orders`` is the other: a symbol whose exchangeInfo ``orderTypes`` lack MARKET
+(``SymbolRules.takes``) can never take an order planned here, every one of which is a MARKET order.
+POST /strategies, resuming and the backtest refuse it, naming ``symbol``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "order_legs",
     "plan_order",
     "position_side_of",
+    "require_market_orders",
     "require_tradable_sizing",
     "sizing_refusal",
 ]
@@ -46,6 +51,8 @@ __all__ = [
 # The pause reason of a strategy stored with such a sizing (before the routes refused it): the runner
 # pauses it on its first entry from flat (``klineo.runner.execution``).
 UNTRADABLE_SIZE = "untradable_size"
+# Why a symbol that takes no MARKET orders is refused a strategy (``require_market_orders``).
+_STRATEGY_SENDS = "the only orders a strategy sends"
 
 
 def sizing_refusal(
@@ -74,6 +81,13 @@ def require_tradable_sizing(
     refusal = sizing_refusal(rules, size, quote_size_usdt)
     if refusal is not None:
         raise refusal
+
+
+def require_market_orders(rules: SymbolRules, why: str = _STRATEGY_SENDS) -> None:
+    """Raise the 422 naming ``symbol`` when the symbol takes no MARKET orders (exchangeInfo's ``orderTypes``),
+    saying ``why`` they are the ones needed."""
+    if not rules.takes("MARKET"):
+        raise InvalidField("symbol", f"{rules.symbol} takes no MARKET orders, {why}")
 
 
 @dataclass(frozen=True)

@@ -67,10 +67,10 @@ from klineo.binance import (
     get_client,
     get_symbol_rules,
 )
-from klineo.errors import ErrorCategory, InvalidField, KlineoError
+from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
 from klineo.models.backtest_request import BacktestRequest
-from klineo.runner.planning import OrderPlan, plan_order, require_tradable_sizing
+from klineo.runner.planning import OrderPlan, plan_order, require_market_orders, require_tradable_sizing
 from klineo.services.kline_history import closed_candles
 from klineo.settings import get_settings
 from klineo.store import backtest_jobs as job_store
@@ -375,8 +375,7 @@ def _tradable(spec: BacktestSpec) -> tuple[BinanceClient, SymbolRules]:
     or naming the sizing field (``planning.sizing_refusal``, the strategy routes' own rule)."""
     client = get_client(Market.FUTURES, Environment(spec.environment))
     rules = get_symbol_rules(client, spec.symbol)
-    if not rules.takes("MARKET"):
-        raise InvalidField("symbol", f"{rules.symbol} takes no MARKET orders, which the backtest simulates")
+    require_market_orders(rules, "which the backtest simulates")
     require_tradable_sizing(rules, spec.sizing.size, spec.sizing.quote_size_usdt)
     return client, rules
 

@@ -7,7 +7,10 @@ request models. A strategy's answer and the ownership check are ``klineo.service
 Ownership: every read and write is keyed by the caller's user id (the JWT sub), so another user's
 strategy or connection is simply absent: 404, never 403. Rules beyond the request models:
 - the connection must be one of the caller's; its environment is copied onto the strategy;
-- the symbol must be trading on USDT-M futures in that environment (exchangeInfo, as /candles);
+- the symbol must be trading on USDT-M futures in that environment (exchangeInfo, as /candles), and take
+  MARKET orders, the only ones a strategy sends (``klineo.runner.planning.require_market_orders``: 422
+  naming ``symbol``), checked on create and on resuming: a strategy whose symbol stopped taking them
+  may still be paused and edited;
 - the sizing must be one the symbol's MARKET orders can pass at some price
   (``klineo.runner.planning.sizing_refusal``: 422 naming ``size`` or ``quote_size_usdt`` with the bound),
   checked on create, on a PATCH of the sizing and on resuming (a margin that does not fit today's price

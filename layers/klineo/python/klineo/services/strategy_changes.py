@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from klineo.binance import Environment, Market, get_client, get_symbol_rules
 from klineo.models.strategies import StrategyResponse
-from klineo.runner.planning import require_tradable_sizing
+from klineo.runner.planning import require_market_orders, require_tradable_sizing
 from klineo.services.strategy_connection import require_runnable
 from klineo.services.strategy_view import new_strategy_response
 from klineo.store import strategies as strategy_store
@@ -42,9 +42,11 @@ def create_strategy(user_id: str, body: StrategyCreateRequest) -> StrategyRespon
     refuse_deleting(connection, STRATEGY_REFUSED)
     if body.status == strategy_store.ACTIVE:
         require_runnable(connection, body.mode, body.leverage)
-    # The runner trades USDT-M futures: a symbol Binance does not trade there would never run, nor a
-    # sizing no order of the symbol can pass (a 422 naming size or quote_size_usdt, paused or not).
+    # The runner trades USDT-M futures with MARKET orders: a symbol Binance does not trade there would never
+    # run, nor one that takes no MARKET orders (422 naming symbol), nor a sizing no order of the symbol can
+    # pass (422 naming size or quote_size_usdt), paused or not: the symbol never changes.
     rules = get_symbol_rules(get_client(Market.FUTURES, Environment(connection.environment)), body.symbol)
+    require_market_orders(rules)
     require_tradable_sizing(rules, body.size, body.quote_size_usdt)
     now = strategy_store.now_iso()
     strategy = Strategy(

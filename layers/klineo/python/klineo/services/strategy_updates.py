@@ -112,20 +112,25 @@ def _check_paper_equity(current: Strategy, changes: dict[str, Any], reset: bool)
                           "starts again from, to resume it", field="paper_balance_usdt")
 
 
-def _check_sizing(current: Strategy, changes: dict[str, Any]) -> None:
+def _check_tradable(current: Strategy, changes: dict[str, Any]) -> None:
     """A new sizing, or a strategy that becomes active, must be one the symbol's orders can pass
-    (``planning.sizing_refusal``: 422 naming ``size`` or ``quote_size_usdt``, saying the bound); read from
-    exchangeInfo through the cached rules, only when one of them is asked for."""
+    (``planning.sizing_refusal``: 422 naming ``size`` or ``quote_size_usdt``, saying the bound); one that
+    becomes active needs a symbol that still takes MARKET orders too (``planning.require_market_orders``:
+    422 naming ``symbol``). Its other changes are not refused for that: pausing it, or editing it paused
+    until Binance takes them again, is what its user can still do. Read from exchangeInfo through the
+    cached rules, only when one of them is asked for."""
     new_sizing = any(name in changes for name in SIZING_FIELDS)
     resuming = changes.get("status") == strategy_store.ACTIVE and not current.active
     if not new_sizing and not resuming:
         return
     from klineo.binance import Environment, Market, get_client, get_symbol_rules
-    from klineo.runner.planning import require_tradable_sizing
+    from klineo.runner.planning import require_market_orders, require_tradable_sizing
 
     size = changes["size"] if new_sizing else current.size
     quote = changes["quote_size_usdt"] if new_sizing else current.settings.quote_size_usdt
     rules = get_symbol_rules(get_client(Market.FUTURES, Environment(current.environment)), current.symbol)
+    if resuming:
+        require_market_orders(rules)
     require_tradable_sizing(rules, size, quote)
 
 
@@ -146,7 +151,7 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
         changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
     _check_direction(current, changes)
     _check_runnable(user_id, current, changes)
-    _check_sizing(current, changes)
+    _check_tradable(current, changes)
     reset = _paper_reset(current, changes)
     _check_paper_equity(current, changes, reset is not None)
     if not changes:
