@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from decimal import Decimal
@@ -23,7 +24,14 @@ from klineo.store.order_history import UNSETTLED_INDEX
 from klineo.store.secrets import put_new_version
 
 from tests.helpers import load_event, with_body, with_user
-from tests.integration.api.conftest import USER_A, at_path, aws_refusing, connection_event, credentials_body
+from tests.integration.api.conftest import (
+    USER_A,
+    at_path,
+    aws_refusing,
+    connection_event,
+    credentials_body,
+    dynamodb_requests,
+)
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
 
 
@@ -479,6 +487,25 @@ DISABLED = "connection_disabled:signature"
 _UPDATE = "before-parameter-build.dynamodb.UpdateItem"
 
 
+# Each pause or resume of a strategy waits for this many to be in flight at once.
+WRITES_IN_FLIGHT = 5
+# The connection's strategies in the tests of those writes: a multiple of WRITES_IN_FLIGHT, whose barrier
+# lets them through in full groups.
+MANY_STRATEGIES = 10
+
+
+def _status_written(status: str):
+    """The subject of ``dynamodb_requests``: the id of the strategy an UpdateItem sets to ``status`` (a pause
+    ``pause_strategy``, a resume by the enable), None for any other UpdateItem."""
+
+    def strategy_id(params: dict) -> str | None:
+        if params.get("ExpressionAttributeValues", {}).get(":status") != {"S": status}:
+            return None
+        return params["Key"]["sk"]["S"].removeprefix("STRAT#")
+
+    return strategy_id
+
+
 def _disabled_with_two_paused_strategies(connection_id: str) -> set[str]:
     """GIVEN the connection disabled by key failures and its two live strategies paused by the disable."""
     sids = {_live_strategy(connection_id) for _ in range(2)}
@@ -489,14 +516,18 @@ def _disabled_with_two_paused_strategies(connection_id: str) -> set[str]:
 
 def _enable_racing(invoke, connection_id: str, race) -> tuple[dict, str]:
     """POST .../enable with ``race(strategy_id)`` run just before the first resume's write (a hook on that
-    UpdateItem): the enable's answer and the id of the strategy raced."""
-    client, raced = aws_clients.dynamodb(), []
+    UpdateItem; the resumes are sent from several threads at once, only the first one sent races): the
+    enable's answer and the id of the strategy raced."""
+    client, raced, first = aws_clients.dynamodb(), [], threading.Lock()
 
     def race_first(params, **_: object) -> None:
-        if params.get("ExpressionAttributeValues", {}).get(":status") != {"S": "active"}:
+        if _status_written("active")(params) is None:
             return
-        client.meta.events.unregister(_UPDATE, race_first)
-        raced.append(params["Key"]["sk"]["S"].removeprefix("STRAT#"))
+        with first:
+            if raced:
+                return
+            client.meta.events.unregister(_UPDATE, race_first)
+            raced.append(params["Key"]["sk"]["S"].removeprefix("STRAT#"))
         race(raced[0])
 
     client.meta.events.register(_UPDATE, race_first)
@@ -574,6 +605,89 @@ def test_a_strategy_edited_while_the_enable_resumes_stays_paused_for_the_user_to
     stored = _strategy(edited)
     assert (stored.status, stored.status_reason, stored.settings.leverage) == ("paused", DISABLED, 50)
     assert _resume(invoke, edited)["statusCode"] == 422
+
+
+def _many_live_strategies(connection_id: str) -> list[str]:
+    """GIVEN MANY_STRATEGIES active live strategies on the connection: their ids, oldest first."""
+    made = {_live_strategy(connection_id) for _ in range(MANY_STRATEGIES)}
+    return [s.strategy_id for s in strategy_store.list_strategies(USER_A) if s.strategy_id in made]
+
+
+def test_the_delete_pauses_the_connections_strategies_at_once(sim_env, invoke, futures_connection):
+    """GIVEN MANY_STRATEGIES active strategies on the connection WHEN it is deleted THEN their pauses are in
+    flight WRITES_IN_FLIGHT at once, one each, and every one is paused "connection_deleted", listed oldest
+    first (before: one UpdateItem after another, ~5-10 ms each on DynamoDB: a few thousand ran the 20 s
+    delete out of time half way, a 5xx with some paused; here the first waited alone and broke the barrier,
+    a 500)."""
+    sids = _many_live_strategies(futures_connection.id)
+
+    with dynamodb_requests("UpdateItem", _status_written("paused"), WRITES_IN_FLIGHT) as sent:
+        response = _delete(invoke, futures_connection.id)
+
+    assert response["statusCode"] == 200, response["body"][:300]
+    assert body_of(response)["paused_strategies"] == sids
+    assert sorted(sent) == sorted(sids)
+    assert {(s.status, s.status_reason) for s in map(_strategy, sids)} == {("paused", "connection_deleted")}
+    assert get_connection(USER_A, futures_connection.id) is None
+
+
+def test_the_disable_pauses_and_the_enable_resumes_the_connections_strategies_at_once(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN MANY_STRATEGIES active strategies on the connection, one more the user paused, and a broken key
+    WHEN the third balance read refused disables the connection, and later the fixed key enables it THEN
+    the pauses, then the resumes, are in flight WRITES_IN_FLIGHT at once, one each: the read answers its
+    403 with every strategy paused for the disable, and the enable lists them all resumed oldest first, the
+    user's pause kept (before: one write after another, thousands past the 20 s timeout; here the first
+    pause waited alone, broke the barrier and the read answered 500)."""
+    sids = _many_live_strategies(futures_connection.id)
+    users = _live_strategy(futures_connection.id)
+    assert _resume(invoke, users, status="paused")["statusCode"] == 200
+    _break_key(futures_connection.id, futures_connection.account)
+    event = connection_event("balance", futures_connection.id, USER_A, "/balance")
+    for _ in range(2):
+        invoke("balance", event)
+
+    with dynamodb_requests("UpdateItem", _status_written("paused"), WRITES_IN_FLIGHT) as paused:
+        refused = invoke("balance", event)
+
+    assert refused["statusCode"] == 403, refused["body"][:300]
+    assert sorted(paused) == sorted(sids)
+    assert {(s.status, s.status_reason) for s in map(_strategy, sids)} == {("paused", DISABLED)}
+    assert _put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
+    with dynamodb_requests("UpdateItem", _status_written("active"), WRITES_IN_FLIGHT) as resumed:
+        enabled = invoke("connection_enable",
+                         connection_event("connection_enable", futures_connection.id, USER_A, "/enable"))
+
+    assert enabled["statusCode"] == 200, enabled["body"][:300]
+    assert body_of(enabled)["resumed_strategies"] == sids
+    assert sorted(resumed) == sorted(sids)
+    assert {(s.status, s.status_reason) for s in map(_strategy, sids)} == {("active", None)}
+    assert (_strategy(users).status, _strategy(users).status_reason) == ("paused", "paused by user")
+
+
+def test_an_enable_whose_resumes_failed_part_way_answers_503_and_a_repeat_resumes_the_rest(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a disabled connection whose MANY_STRATEGIES strategies its disable paused, and DynamoDB
+    throttling the resumes of the last 3 past botocore's retries WHEN it is enabled THEN a retryable 503,
+    those 3 still paused for the disable; a repeated enable resumes exactly them, all end active."""
+    sids = _many_live_strategies(futures_connection.id)
+    disable_connection(USER_A, futures_connection.id, DISABLED)
+    assert pause_connection_strategies(USER_A, futures_connection.id, DISABLED) == sids
+    refused, resuming = set(sids[-3:]), _status_written("active")
+    event = connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
+
+    with aws_refusing("UpdateItem", "dynamodb", when=lambda params: resuming(params) in refused):
+        failed = invoke("connection_enable", event)
+
+    assert failed["statusCode"] == 503, failed["body"][:300]
+    assert body_of(failed)["error"]["retryable"] is True
+    assert {(s.status, s.status_reason) for s in map(_strategy, refused)} == {("paused", DISABLED)}
+    again = invoke("connection_enable", event)
+    assert again["statusCode"] == 200, again["body"][:300]
+    assert body_of(again)["resumed_strategies"] == sids[-3:]
+    assert {(s.status, s.status_reason) for s in map(_strategy, sids)} == {("active", None)}
 
 
 def test_a_connection_whose_delete_stopped_half_way_switches_no_position_mode_on_binance(

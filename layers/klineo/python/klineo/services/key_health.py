@@ -11,13 +11,15 @@ that can run on the connection now, each only while it is as the enable read it 
 paused or edited meanwhile is left as it is: skipped, never an error of the enable).
 
 A pause is one conditional write per strategy, of an active one only (one the user paused or deleted
-meanwhile keeps its state and reason). When storage fails it half way (a throttled UpdateItem), the
-connection is disabled and some strategies are left active; later key failures change nothing on a
-disabled connection, so the runner completes it: a turn whose gate finds the connection disabled pauses
-its strategy with the connection's ``disabled_reason``, in the write of its skipped run
-(``klineo.runner.execution``), which costs an enabled connection's turn nothing. Every active strategy
-has a turn on its next candle, so each is paused once, with the reason the enable resumes. The call
-whose key failure disabled the connection answers its own outcome all the same (below).
+meanwhile keeps its state and reason); pauses and resumes go several at once
+(``klineo.store.aws.concurrently``), so a connection with thousands of strategies is done within its
+call's 20 s. When storage fails it half way (a throttled UpdateItem), the connection is disabled and
+some strategies are left active; later key failures change nothing on a disabled connection, so the
+runner completes it: a turn whose gate finds the connection disabled pauses its strategy with the
+connection's ``disabled_reason``, in the write of its skipped run (``klineo.runner.execution``), which
+costs an enabled connection's turn nothing. Every active strategy has a turn on its next candle, so each
+is paused once, with the reason the enable resumes. The call whose key failure disabled the connection
+answers its own outcome all the same (below).
 
 What does not count. The tests the user asks for (spot test, futures test) never count a failure
 (``note_key_answer``): they are questions, and "this key cannot trade futures" is an expected answer
@@ -40,13 +42,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.store import connections as connection_store
 from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import Connection
+
+if TYPE_CHECKING:
+    from klineo.store.strategies import Strategy
 
 __all__ = [
     "DISABLED_PREFIX",
@@ -75,56 +80,46 @@ def is_key_failure(error: KlineoError | None) -> bool:
 
 
 def pause_connection_strategies(user_id: str, connection_id: str, reason: str) -> list[str]:
-    """Pause every active strategy of the connection (off the active index); returns their ids."""
+    """Pause every active strategy of the connection (off the active index), several writes in flight at
+    once (``pause_strategies``); returns the ids of those it paused, oldest first."""
     # Imported here: only a disabled connection reaches the strategies, and every futures and
     # connection route imports this module for note_key_outcome.
     from klineo.store import strategies as strategy_store
 
-    paused = []
-    for strategy in strategy_store.list_strategies(user_id):
-        if (
-            strategy.connection_id == connection_id
-            and strategy.active
-            and strategy_store.pause_strategy(user_id, strategy.strategy_id, reason)
-        ):
-            paused.append(strategy.strategy_id)
-    return paused
+    active = [strategy.strategy_id for strategy in strategy_store.list_strategies(user_id)
+              if strategy.connection_id == connection_id and strategy.active]
+    paused = strategy_store.pause_strategies(user_id, active, reason)
+    return [strategy_id for strategy_id, done in zip(active, paused, strict=True) if done]
 
 
 def resume_connection_strategies(connection: Connection) -> list[str]:
     """Resume the strategies a disabled connection paused (not those the user paused) that can run on it
     now (``klineo.services.strategy_connection.require_runnable``: e.g. not a live one whose leverage is
-    above a max_leverage lowered meanwhile, which stays paused); returns the ids resumed.
+    above a max_leverage lowered meanwhile, which stays paused); returns the ids resumed, oldest first.
 
     Each resume is one write, only while the strategy is as listed (paused for the disable, its settings as
-    checked): one the user deleted, paused or edited meanwhile is left as it is, theirs to resume."""
-    from klineo.services.strategy_connection import require_runnable
+    checked): one the user deleted, paused or edited meanwhile is left as it is, theirs to resume. Several
+    writes are in flight at once (``resume_strategies_unchanged``): thousands fit the enable's time."""
     from klineo.store import strategies as strategy_store
 
-    resumed = []
-    for strategy in strategy_store.list_strategies(connection.user_id):
-        reason = strategy.status_reason or ""
-        if (
-            strategy.connection_id != connection.connection_id
-            or strategy.active
-            or not reason.startswith(DISABLED_PREFIX)
-        ):
-            continue
-        try:
-            require_runnable(connection, strategy.mode, strategy.settings.leverage)
-            strategy_store.update_settings(
-                connection.user_id,
-                strategy.strategy_id,
-                strategy,
-                changes={"status": strategy_store.ACTIVE, "status_reason": None},
-                if_unchanged=True,
-            )
-        except KlineoError:
-            # Refused: checked again when the user resumes it, with the refusal's reason. Gone or changed
-            # since listed (NOT_FOUND, CONFLICT): the user's say since then stands.
-            continue
-        resumed.append(strategy.strategy_id)
-    return resumed
+    runnable = [strategy for strategy in strategy_store.list_strategies(connection.user_id)
+                if strategy.connection_id == connection.connection_id and not strategy.active
+                and (strategy.status_reason or "").startswith(DISABLED_PREFIX)
+                and _runnable(connection, strategy)]
+    resumed = strategy_store.resume_strategies_unchanged(connection.user_id, runnable)
+    return [strategy.strategy_id for strategy, done in zip(runnable, resumed, strict=True) if done]
+
+
+def _runnable(connection: Connection, strategy: Strategy) -> bool:
+    """True when the strategy could run on the connection; a refused one is checked again when the user
+    resumes it, with the refusal's reason."""
+    from klineo.services.strategy_connection import require_runnable
+
+    try:
+        require_runnable(connection, strategy.mode, strategy.settings.leverage)
+    except KlineoError:
+        return False
+    return True
 
 
 def _unless_gone(write: Callable[..., T], *args: Any) -> T | None:

@@ -170,7 +170,7 @@ def concurrently(call: Callable[[_Item], _Answer], items: Sequence[_Item],
     if len(items) <= 1:
         return [call(item) for item in items]
     # Imported here: the thread pool module is some 0.5 ms of every function's cold start otherwise, and
-    # only GET /strategies and DELETE /exchange-connections/{id} use it.
+    # only GET /strategies, DELETE /exchange-connections/{id}, its enable and a call that disables it use it.
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=min(workers, len(items)))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -69,10 +69,12 @@ __all__ = [
     "list_strategies",
     "new_strategy_id",
     "now_iso",
+    "pause_strategies",
     "pause_strategy",
     "put_new_strategy",
     "query_active",
     "query_active_snapshots",
+    "resume_strategies_unchanged",
     "snapshot_of",
     "strategy_key",
     "update_settings",
@@ -86,6 +88,9 @@ MODES = ("paper", "live")
 _ACTIVE_PREFIX = "ACTIVE#"
 _BATCH_GET_MAX = 100
 DEFAULT_PAPER_BALANCE = Decimal(10_000)
+# The most status writes ``pause_strategies`` and ``resume_strategies_unchanged`` have in flight at once
+# (the DynamoDB client's connection pool).
+STATUS_WRITERS = aws.IN_FLIGHT
 # Why a new paper balance is refused while the paper position is open (the balance is the paper account's
 # starting capital: changing it restarts the ledger, which an open position would leave half-counted).
 PAPER_POSITION_OPEN = ("paper_balance_usdt is the paper account's starting capital and restarts its ledger: "
@@ -438,6 +443,35 @@ def pause_strategy(user_id: str, strategy_id: str, reason: str) -> bool:
         ConditionExpression="attribute_exists(pk) AND #status = :active",
         **update.request(**{":active": {"S": ACTIVE}}),
     )
+
+
+def pause_strategies(user_id: str, strategy_ids: Sequence[str], reason: str) -> list[bool]:
+    """``pause_strategy`` of each, answered in the order given: one conditional UpdateItem each, up to
+    ``STATUS_WRITERS`` in flight at once (a connection's thousands of strategies, one after another at
+    ~5-10 ms each, ran its 20 s delete or disabling call out of time). A failed write is raised as it is,
+    those done stay done, and those not yet started are not sent."""
+    return aws.concurrently(lambda strategy_id: pause_strategy(user_id, strategy_id, reason), strategy_ids,
+                            STATUS_WRITERS)
+
+
+def resume_strategies_unchanged(user_id: str, strategies: Sequence[Strategy]) -> list[bool]:
+    """Make each active again (its ``status_reason`` cleared) only while it is as given (``update_settings``
+    with ``if_unchanged``), answered in the order given as ``pause_strategies`` is: False for one deleted
+    (NOT_FOUND) or changed (CONFLICT) meanwhile, left as it is."""
+    return aws.concurrently(lambda strategy: _resume_unchanged(user_id, strategy), strategies, STATUS_WRITERS)
+
+
+def _resume_unchanged(user_id: str, strategy: Strategy) -> bool:
+    """One resume of ``resume_strategies_unchanged``; False when gone or changed since read: the user's say
+    since then stands."""
+    try:
+        update_settings(user_id, strategy.strategy_id, strategy,
+                        changes={"status": ACTIVE, "status_reason": None}, if_unchanged=True)
+    except KlineoError as exc:
+        if exc.category not in (ErrorCategory.NOT_FOUND, ErrorCategory.CONFLICT):
+            raise
+        return False
+    return True
 
 
 def _active_items(interval: str) -> Iterator[dict[str, Any]]:
