@@ -4,7 +4,10 @@ What it simulates: the Scheduler's event goes to ``functions.strategy_dispatcher
 messages it queues (moto SQS) are drained by ``--workers`` concurrent pollers, each handing
 batches of up to 10 messages to ``functions.strategy_worker.app`` as Lambda's SQS event source
 mapping would (the template's ReservedConcurrentExecutions is 4). Binance is the local simulator
-with ``--latency-ms`` added to every request; AWS is moto, in process.
+with ``--latency-ms`` added to every request; AWS is moto. Both run in a child process reached over
+HTTP on 127.0.0.1 (``--fakes process``, as the per-kind phases of ``bench.runner_kinds``: a Lambda
+container holds the functions only, and DynamoDB's work is done on AWS's servers), or in this process
+(``--fakes inline``, the setup before stop 44, where moto's CPU shared the workers' interpreter and GIL).
 
 Figures: wall time of the tick (dispatch start to the last message done), Binance requests per
 tick by endpoint, request weight used, orders placed, runs by status, AWS calls by operation.
@@ -17,8 +20,8 @@ each trade their own account), one connection per user written straight to the s
 enabled), and the strategies (live SMA 2/3 by default: nearly every one enters a position on its
 first tick, so the tick places about one order per strategy, the heaviest tick there is).
 
-Caveats printed with the result: everything runs in ONE process on this machine's cores (moto,
-the simulator and the workers share the GIL), where Lambda gives every worker its own CPU, so the
+Caveats printed with the result: every worker runs in ONE process on this machine's two cores
+(sharing the GIL, and the cores with the fakes), where Lambda gives every worker its own CPU, so the
 wall time is pessimistic; in-process workers also share the per-container caches (exchangeInfo,
 server time, secrets) that separate containers would each fill once.
 """
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Report
-from bench.stack import count_aws_calls, local_stack, quiet_stdout
+from bench.stack import count_aws_calls, local_stack, quiet_stdout, remote_stack
 
 __all__ = ["TickResult", "main", "run_tick"]
 
@@ -332,6 +335,20 @@ def _latest_run_statuses() -> dict[str, str]:
     return {strategy_id: status for strategy_id, (_, status) in latest.items()}
 
 
+@contextlib.contextmanager
+def _tick_stack(fakes: str, chosen: dict[str, str], **simulator_config: Any) -> Iterator[Any]:
+    """The timed tick's stack: moto and the simulator (listing ``chosen``) in a child process, over HTTP on
+    127.0.0.1, as a Lambda container holds only the functions (``process``), or in this process."""
+    if fakes not in FAKES_PLACES:
+        raise ValueError(f"fakes must be one of {sorted(FAKES_PLACES)}")
+    if fakes == "process":
+        with remote_stack(symbols=tuple(chosen), **simulator_config) as stack:
+            yield stack
+        return
+    with simulator_symbols(list(chosen)), local_stack(**simulator_config) as stack:
+        yield stack
+
+
 def run_tick(
     strategies: int,
     symbols: int,
@@ -341,20 +358,19 @@ def run_tick(
     mode: str,
     *,
     latest_start_second: int = 40,
+    fakes: str = "process",
 ) -> TickResult:
-    """Build the strategies, then measure one dispatcher tick and the worker runs it causes."""
+    """Build the strategies, then measure one dispatcher tick and the worker runs it causes; moto and the
+    simulator in a child process (``fakes="process"``) or in this one (``"inline"``)."""
     import boto3
     from klineo.store import strategies as strategy_store
 
     from local.scheduler import scheduler_event
 
     chosen = _symbols(symbols)
-    with (
-        tempfile.TemporaryDirectory(prefix="klineo-runner-bench-") as folder,
-        simulator_symbols(list(chosen)),
-    ):
+    with tempfile.TemporaryDirectory(prefix="klineo-runner-bench-") as folder:
         path, accounts = accounts_file(Path(folder), users)
-        with local_stack(latency_ms=latency_ms, accounts_file=path) as stack, quiet_stdout():
+        with _tick_stack(fakes, chosen, latency_ms=latency_ms, accounts_file=path) as stack, quiet_stdout():
             from local.template import Resolver, load_template
 
             resolver = Resolver(load_template(), parameters={"Stage": "dev"}, region=REGION)
@@ -407,6 +423,33 @@ def run_tick(
             )
 
 
+def _report_tick_cpu(report: Report, cpu: dict[str, float], fakes: str) -> None:
+    """The tick's CPU by part, and where moto and the simulator ran."""
+    if fakes == "inline":
+        report.line(
+            f"   CPU during the tick: {cpu['process']:.1f} s in all (on {os.cpu_count()} cores, one GIL): "
+            f"AWS calls {cpu['aws_calls']:.1f} s (botocore + moto's emulated DynamoDB/SQS), "
+            f"simulator {cpu['simulator']:.1f} s, SQS polling {cpu['event_source']:.1f} s, "
+            f"the functions with their HTTP and boto3 clients {cpu['functions_and_clients']:.1f} s"
+        )
+        report.note(
+            "one process: moto, the simulator and every worker share this machine's cores and the GIL; "
+            "Lambda gives each worker container its own CPU, so this wall time is pessimistic"
+        )
+        return
+    report.line(
+        f"   CPU of the functions' process during the tick: {cpu['process']:.1f} s (on {os.cpu_count()} "
+        f"cores, one GIL): AWS calls {cpu['aws_calls']:.1f} s (botocore's client side, its HTTP included), "
+        f"SQS polling {cpu['event_source']:.1f} s, the functions with their HTTP clients "
+        f"{cpu['functions_and_clients']:.1f} s; moto and the simulator in a child process, not counted here"
+    )
+    report.note(
+        "two processes on this machine's cores: the fakes' and the functions' (every worker in one "
+        "interpreter, one GIL); Lambda gives each worker container its own CPU and DynamoDB its own "
+        "servers, so this wall time is pessimistic"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its report."""
     parser = argparse.ArgumentParser(prog="python -m bench.runner_tick", description=__doc__.splitlines()[0])
@@ -433,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--fakes", choices=("process", "inline"), default="process",
-        help="per-kind phases: moto and the simulator in a child process (the measure) or in this one",
+        help="the tick and the per-kind phases: moto and the simulator in a child process (the measure) or "
+             "in this one",
     )
     parser.add_argument(
         "--order-every", type=int, default=20, help="cost mix: a live order every N ticks, else holds"
@@ -451,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         module="bench.runner_tick",
         argv=shown,
     )
-    result = run_tick(args.strategies, args.symbols, args.users, args.latency_ms, args.workers, args.mode)
+    result = run_tick(args.strategies, args.symbols, args.users, args.latency_ms, args.workers, args.mode,
+                      fakes=args.fakes)
     klines = result.binance_requests.get("GET /fapi/v1/klines", 0)
     report.line(
         f"   wall time of the tick: {result.wall_s:.2f} s (dispatcher {result.dispatch_s:.2f} s, "
@@ -472,8 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     ordered = result.runs.get("ordered", 0)
     report.line(
         f"   the wall time follows the orders placed (each is a claim and a settle transaction, emulated "
-        f"by moto in this process): {ordered} orders, {result.wall_s * 1000 / max(1, ordered):.1f} ms of "
-        f"wall time per order, {result.wall_s * 1000 / max(1, result.strategies):.1f} ms per strategy; "
+        f"by moto {FAKES_PLACES[args.fakes]}): {ordered} orders, "
+        f"{result.wall_s * 1000 / max(1, ordered):.1f} ms of wall time per order, "
+        f"{result.wall_s * 1000 / max(1, result.strategies):.1f} ms per strategy; "
         "compare runs by these (and the runs by status), not by the wall time alone"
     )
     report.figure("wall_ms_per_order", result.wall_s * 1000 / max(1, ordered))
@@ -481,17 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         "   AWS calls made by the functions during the tick (SQS polling by the event source excluded):"
     )
     report.table(["call", "count"], sorted(result.aws_calls.items()))
-    cpu = result.cpu
-    report.line(
-        f"   CPU during the tick: {cpu['process']:.1f} s in all (on {os.cpu_count()} cores, one GIL): "
-        f"AWS calls {cpu['aws_calls']:.1f} s (botocore + moto's emulated DynamoDB/SQS), "
-        f"simulator {cpu['simulator']:.1f} s, SQS polling {cpu['event_source']:.1f} s, "
-        f"the functions with their HTTP and boto3 clients {cpu['functions_and_clients']:.1f} s"
-    )
-    report.note(
-        "one process: moto, the simulator and every worker share this machine's cores and the GIL; "
-        "Lambda gives each worker container its own CPU, so this wall time is pessimistic"
-    )
+    _report_tick_cpu(report, result.cpu, args.fakes)
     report.note(
         "in-process workers share per-container caches (exchangeInfo, server time, secrets); separate "
         "containers would each add about one exchangeInfo and one time request"
