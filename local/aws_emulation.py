@@ -22,7 +22,12 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from local.moto_shortcuts import conditions_lexed_once, items_sized_once, plain_updates_without_parsing
+from local.moto_shortcuts import (
+    conditions_lexed_once,
+    failed_condition,
+    items_sized_once,
+    plain_updates_without_parsing,
+)
 from local.template import (
     FunctionSpec,
     Resolver,
@@ -100,7 +105,6 @@ def _transactions_without_table_copies() -> None:
     then applies the writes, keeping copies of only the items it touches to put back should a write
     fail anyway (a malformed update). Anything unusual goes to moto's own implementation.
     """
-    from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import MultipleTransactionsException, TransactionCanceledException
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -114,15 +118,12 @@ def _transactions_without_table_copies() -> None:
         return op["TableName"], {name: op["Item"][name] for name in names}
 
     def reason(self: Any, op: dict[str, Any], table_name: str, key: dict[str, Any]) -> tuple[Any, Any, Any]:
-        current = self.get_item(table_name, key)
-        condition = op.get("ConditionExpression")
-        if condition is None or get_filter_expression(
-            condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues"),
-        ).expr(current):
+        failed, old = failed_condition(
+            self.get_item(table_name, key), op.get("ConditionExpression"), op.get("ExpressionAttributeNames"),
+            op.get("ExpressionAttributeValues"), op.get("ReturnValuesOnConditionCheckFailure"))
+        if not failed:
             return None, None, None
-        keep = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current
-        return "ConditionalCheckFailed", "The conditional request failed", (
-            current.to_json()["Attributes"] if keep else None)
+        return "ConditionalCheckFailed", "The conditional request failed", old
 
     def apply(self: Any, op_type: str, op: dict[str, Any], table_name: str, key: dict[str, Any]) -> None:
         names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")

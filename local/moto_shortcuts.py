@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["conditions_lexed_once", "items_sized_once", "plain_update", "plain_updates_without_parsing"]
+__all__ = ["conditions_lexed_once", "failed_condition", "items_sized_once", "plain_update",
+           "plain_updates_without_parsing"]
 
 _ASSIGNMENTS = r"#\w+ = :\w+(?:, #\w+ = :\w+)*"
 _REMOVALS = r"#\w+(?:, #\w+)*"
@@ -58,6 +59,17 @@ def plain_update(expression: str | None, names: dict[str, str] | None,
     return assigned, gone
 
 
+def failed_condition(item: Any, condition: str | None, names: Any, values: Any,
+                     return_old: str | None) -> tuple[bool, dict[str, Any] | None]:
+    """Whether ``condition`` fails on moto's ``item`` (None: absent), with the item as DynamoDB returns it
+    then (``ReturnValuesOnConditionCheckFailure`` ALL_OLD and an item, else None)."""
+    from moto.dynamodb.comparisons import get_filter_expression
+
+    if condition is None or get_filter_expression(condition, names, values).expr(item):
+        return False, None
+    return True, item.to_json()["Attributes"] if return_old == "ALL_OLD" and item else None
+
+
 def _plain_value(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and type_of(value) in _PLAIN_TYPES
 
@@ -69,7 +81,6 @@ def type_of(value: dict[str, Any]) -> str:
 
 def plain_updates_without_parsing() -> None:
     """Replace moto's ``DynamoDBBackend.update_item`` with one that applies plain updates directly."""
-    from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeToUpdateTooLarge
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType
@@ -80,10 +91,9 @@ def plain_updates_without_parsing() -> None:
         return
 
     def check(item: Any, condition: str | None, names: Any, values: Any, return_old: str | None) -> None:
-        if condition is None or get_filter_expression(condition, names, values).expr(item):
-            return
-        raise ConditionalCheckFailed(item=item.to_json()["Attributes"] if return_old == "ALL_OLD" and item
-                                     else None)
+        failed, old = failed_condition(item, condition, names, values, return_old)
+        if failed:
+            raise ConditionalCheckFailed(item=old)
 
     def size(key: str, value: Any) -> int:
         """An attribute's part of moto's item-size limit (``LimitedSizeDict``)."""

@@ -136,8 +136,6 @@ CLOSE_ROLE = "position_close"
 FIRED_PROTECTIVE = frozenset({"TRIGGERED", "FINISHED", "FILLED"})
 # Why we stopped following a record that Binance may still hold open (``unmanaged_reason``).
 UNMANAGED_CONNECTION_DELETED = "connection_deleted"
-# The most marks ``mark_all_unmanaged`` has in flight at once (the DynamoDB client's connection pool).
-MARK_WRITERS = aws.IN_FLIGHT
 # Index prefixes (see the module docstring).
 ORDERS_INDEX_PREFIX = "ORDERS#"
 UNSETTLED_PREFIX = "UNSETTLED#"
@@ -608,11 +606,11 @@ def mark_unmanaged(user_id: str, client_order_id: str, reason: str) -> OrderReco
 def mark_all_unmanaged(user_id: str, client_order_ids: Sequence[str],
                        reason: str) -> list[OrderRecord | None]:
     """``mark_unmanaged`` of each record, answered in the order given: one conditional UpdateItem each, up
-    to ``MARK_WRITERS`` in flight at once (a deleted connection's wind-down lets go of thousands: one after
+    to ``aws.IN_FLIGHT`` in flight at once (a deleted connection's wind-down lets go of thousands: one after
     another, ~5-10 ms each, they ran its 20 s delete out of time). Each mark stands alone: a failed one is
     raised as it is, those done stay done, and those not yet started are not sent."""
     return aws.concurrently(lambda client_order_id: mark_unmanaged(user_id, client_order_id, reason),
-                            client_order_ids, MARK_WRITERS)
+                            client_order_ids)
 
 
 def record_order_outcome_quietly(user_id: str, client_order_id: str, *, unsettled_only: bool = False,

@@ -88,9 +88,6 @@ MODES = ("paper", "live")
 _ACTIVE_PREFIX = "ACTIVE#"
 _BATCH_GET_MAX = 100
 DEFAULT_PAPER_BALANCE = Decimal(10_000)
-# The most status writes ``pause_strategies`` and ``resume_strategies_unchanged`` have in flight at once
-# (the DynamoDB client's connection pool).
-STATUS_WRITERS = aws.IN_FLIGHT
 # Why a new paper balance is refused while the paper position is open (the balance is the paper account's
 # starting capital: changing it restarts the ledger, which an open position would leave half-counted).
 PAPER_POSITION_OPEN = ("paper_balance_usdt is the paper account's starting capital and restarts its ledger: "
@@ -447,18 +444,17 @@ def pause_strategy(user_id: str, strategy_id: str, reason: str) -> bool:
 
 def pause_strategies(user_id: str, strategy_ids: Sequence[str], reason: str) -> list[bool]:
     """``pause_strategy`` of each, answered in the order given: one conditional UpdateItem each, up to
-    ``STATUS_WRITERS`` in flight at once (a connection's thousands of strategies, one after another at
+    ``aws.IN_FLIGHT`` in flight at once (a connection's thousands of strategies, one after another at
     ~5-10 ms each, ran its 20 s delete or disabling call out of time). A failed write is raised as it is,
     those done stay done, and those not yet started are not sent."""
-    return aws.concurrently(lambda strategy_id: pause_strategy(user_id, strategy_id, reason), strategy_ids,
-                            STATUS_WRITERS)
+    return aws.concurrently(lambda strategy_id: pause_strategy(user_id, strategy_id, reason), strategy_ids)
 
 
 def resume_strategies_unchanged(user_id: str, strategies: Sequence[Strategy]) -> list[bool]:
     """Make each active again (its ``status_reason`` cleared) only while it is as given (``update_settings``
     with ``if_unchanged``), answered in the order given as ``pause_strategies`` is: False for one deleted
     (NOT_FOUND) or changed (CONFLICT) meanwhile, left as it is."""
-    return aws.concurrently(lambda strategy: _resume_unchanged(user_id, strategy), strategies, STATUS_WRITERS)
+    return aws.concurrently(lambda strategy: _resume_unchanged(user_id, strategy), strategies)
 
 
 def _resume_unchanged(user_id: str, strategy: Strategy) -> bool:
