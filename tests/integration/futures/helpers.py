@@ -19,7 +19,6 @@ from tests.helpers import load_event, response_json, with_body, with_user
 from tests.integration.api.conftest import USER_A, at_path, connection_event
 
 __all__ = [
-    "LAMBDA_PAYLOAD_MAX",
     "ORDER_PATH",
     "body_of",
     "exchange_orders",
@@ -35,9 +34,6 @@ __all__ = [
 ]
 
 ORDER_PATH = "/fapi/v1/order"
-# A synchronous Lambda invocation's answer at most (6 MiB: Lambda's "MB" is 1,024 KB), counted on the whole
-# proxy response (docs/binance-facts.md §17).
-LAMBDA_PAYLOAD_MAX = 6 * 1024 * 1024
 # A fill with each field at its longest (19-digit ids, 8-decimal amounts), as test_order_fills sizes them.
 LONGEST_FILL = {"order_id": 9_223_372_036_854_775_807, "price": "123456.12345678", "qty": "123456789.123",
                 "commission": "-1234.12345678", "commission_asset": "USDT",

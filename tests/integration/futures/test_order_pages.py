@@ -2,8 +2,11 @@
 
 A synchronous Lambda invocation answers at most 6 MB (6 MiB: Lambda's "MB" is 1,024 KB), counted on the
 whole proxy response, the body one JSON string in it (docs/binance-facts.md §17). An order lists up to
-FILLS_KEPT fills (klineo.store.order_fills): a page of such orders is stopped short of that bound and its
-next_cursor resumes after the last order it holds. Records are written straight to the store (moto).
+FILLS_KEPT fills (klineo.store.order_fills): a page of such orders is stopped short of the page bound
+(``klineo.models.paging.PAGE_BYTES_MAX``, under that limit) and its next_cursor resumes after the last order
+it holds. Records are written straight to the store (moto). The bound is lowered here to some two orders:
+writing the 25 orders it takes to pass the real one cost moto some 90 s; tests/unit/orders/test_page_size.py
+proves each item is measured as the Lambda answer carries it.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from klineo.models import paging
 from klineo.store.order_fills import FILLS_KEPT
 
 from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A
-from tests.integration.futures.helpers import LAMBDA_PAYLOAD_MAX, body_of, many_fill_orders
+from tests.integration.futures.helpers import body_of, many_fill_orders
 
-ORDERS = 25  # of FILLS_KEPT fills each, at their longest: some 6.7 MB of Lambda payload in all
+ORDERS = 3  # of FILLS_KEPT fills each, at their longest: some 270 KB of Lambda payload each
+PAGE_BYTES = 600 * 1024  # the page bound lowered to two such orders
 
 
 def _filled_orders(connection_id: str) -> list[str]:
@@ -29,7 +34,7 @@ def _filled_orders(connection_id: str) -> list[str]:
 
 def _pages(invoke: Any, function: str, items: str, **query: Any) -> list[list[dict[str, Any]]]:
     """Every page of the listing ``function`` (``items``: its list field), each page's Lambda payload
-    asserted under Lambda's limit and its status 200."""
+    asserted under the lowered page bound (with the answer's own frame) and its status 200."""
     pages, cursor = [], None
     while True:
         raw = urlencode({**query, **({"cursor": cursor} if cursor else {})})
@@ -38,7 +43,7 @@ def _pages(invoke: Any, function: str, items: str, **query: Any) -> list[list[di
         response = invoke(function, event)
         payload = len(json.dumps(response).encode())
         assert response["statusCode"] == 200, response["body"][:300]
-        assert payload < LAMBDA_PAYLOAD_MAX, f"page {len(pages) + 1}: a {payload:,}-byte Lambda payload"
+        assert payload < PAGE_BYTES + 2048, f"page {len(pages) + 1}: a {payload:,}-byte Lambda payload"
         page = body_of(response)
         pages.append(page[items])
         cursor = page["next_cursor"]
@@ -46,12 +51,14 @@ def _pages(invoke: Any, function: str, items: str, **query: Any) -> list[list[di
             return pages
 
 
-def test_pages_of_orders_with_many_fills_stay_under_lambdas_payload_limit(aws, invoke):
-    """GIVEN 25 settled orders listing FILLS_KEPT fills each (some 6.7 MB of payload) WHEN the history and the
-    order attempts are read with limit=25 THEN every page's Lambda payload is under 6 MiB, a page holds fewer
-    than 25, and following next_cursor lists all 25, newest first, once each with all their fills (before:
-    one page of all 25, a payload over Lambda's limit: a 5xx instead of an answer). One set of orders for
-    both listings: writing them is most of the test's time."""
+def test_pages_of_orders_with_many_fills_stay_under_the_page_bound(aws, invoke, monkeypatch):
+    """GIVEN 3 settled orders listing FILLS_KEPT fills each and the page bound lowered to two of them WHEN the
+    history and the order attempts are read with limit=3 THEN every page's Lambda payload is under the bound,
+    a page holds fewer than 3, and following next_cursor lists all 3, newest first, once each with all their
+    fills (before: one page of all of them, whatever its size: 25 such orders made a payload over Lambda's
+    6 MiB, a 5xx instead of an answer). One set of orders for both listings: writing them is most of the
+    test's time."""
+    monkeypatch.setattr(paging, "PAGE_BYTES_MAX", PAGE_BYTES)
     ids = _filled_orders("c" * 32)
 
     history = _pages(invoke, "futures_orders", "orders", limit=ORDERS)
