@@ -26,7 +26,13 @@ from tests.integration.api.conftest import USER_A, LambdaContext
 from tests.integration.api.conftest import iam as iam  # fixture
 from tests.integration.api.conftest import invoke as invoke  # fixture
 from tests.integration.api.conftest import sim_env as sim_env  # fixture
-from tests.integration.backtest.test_backtest_api import BODY, _klines_requests, _poll, _post
+from tests.integration.backtest.test_backtest_api import (
+    BODY,
+    _klines_requests,
+    _poll,
+    _post,
+    after_visibility_timeout,
+)
 
 # Where a page (weight 5) no longer fits: the minute's usage may reach 50 % (1,200 of the futures 2,400).
 RESERVE_EDGE = int(2400 * (0.9 - TRADING_RESERVE))
@@ -174,6 +180,7 @@ def test_a_job_without_time_left_to_wait_is_handed_back_and_done_on_redelivery(b
     assert _klines_requests(busy_ip) == []
     clock = _WaitedClock(busy_ip)
     clock.sleep(60)  # SQS's visibility timeout later: another minute at Binance and on our clock
+    after_visibility_timeout(USER_A, job_id)
     _job_client(clock, monkeypatch)
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
     assert invoke("backtest_worker", event) == {"batchItemFailures": []}

@@ -67,3 +67,20 @@ def test_finishing_a_job_that_is_gone_is_a_no_op(aws) -> None:
     """GIVEN no such job (expired by its TTL) WHEN a worker finishes it THEN False, no error to redeliver."""
     assert job_store.finish_job(USER, JOB, RESULT) is False
     assert job_store.get_job(USER, JOB) is None
+
+
+def test_only_one_delivery_claims_a_job_until_its_claim_outlives_the_workers_timeout(aws) -> None:
+    """GIVEN a queued job WHEN two deliveries claim it THEN only the first does; a claim older than the
+    worker's timeout is taken over by the next delivery; a finished job is claimed by none."""
+    job_store.put_job(USER, JOB, {"symbol": "BTCUSDT"})
+    now = 1_800_000_000
+
+    assert job_store.start_job(USER, JOB, 1, now_s=now) is True
+    assert job_store.start_job(USER, JOB, 1, now_s=now + 1) is False
+    assert job_store.start_job(USER, JOB, 2, now_s=now + job_store.ATTEMPT_SECONDS) is False
+    assert job_store.start_job(USER, JOB, 2, now_s=now + job_store.ATTEMPT_SECONDS + 1) is True
+    job = job_store.get_job(USER, JOB)
+    assert job is not None and (job.status, job.delivery) == ("running", 2)
+
+    assert job_store.finish_job(USER, JOB, RESULT) is True
+    assert job_store.start_job(USER, JOB, 3, now_s=now + 10 * job_store.ATTEMPT_SECONDS) is False

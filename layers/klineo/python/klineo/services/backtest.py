@@ -432,13 +432,14 @@ def start_backtest(
 
 def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None, delivery: int = 1,
                      wait_until: float | None = None) -> str:
-    """Run a queued job once, as this ``delivery`` of its message: its final status ("already_finished"
-    when another delivery finished it first). Klines kept from the trading reserve wait up to
-    ``wait_until`` (see ``run_spec``); a retryable failure raises (the message is redelivered)."""
-    if not job_store.start_job(user_id, job_id, delivery):
-        return "already_finished"
+    """Run a queued job once, as this ``delivery`` of its message: its final status; "already_finished"
+    when another delivery finished it first, "already_running" when another holds a live claim on it
+    (``start_job``: nothing is computed). Klines kept from the trading reserve wait up to ``wait_until``
+    (see ``run_spec``); a retryable failure raises (the message is redelivered)."""
+    claimed = job_store.start_job(user_id, job_id, delivery)
     job = job_store.get_job(user_id, job_id)
-    assert job is not None
+    if not claimed or job is None:
+        return "already_running" if job is not None and job.status == "running" else "already_finished"
     try:
         result = run_spec(BacktestSpec.from_json(job.request), _now_ms() if now_ms is None else now_ms,
                           wait_until)

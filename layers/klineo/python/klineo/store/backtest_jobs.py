@@ -12,6 +12,12 @@ running, so ``BacktestJob.effective_status`` reads it as failed once it provably
 - or it was created longer ago than the queue keeps a message (``QUEUE_RETENTION_SECONDS``), so no
   delivery is left to come.
 
+A job is computed by one delivery at a time: ``start_job`` claims it (queued -> running, a conditional
+write), and a duplicate of its message (SQS delivers at least once) that finds a live claim does no
+work. A claim older than the worker's timeout is stale (the worker that made it died mid-run) and the
+next delivery takes it over; a message handed back for a retryable error comes again only after the
+queue's visibility timeout, longer than that, so its claim is stale by then.
+
 ``queue_job`` makes a job: the item first, then its message. The message names the item, so the item
 must exist when a worker receives it (the reverse order would let a fast worker find no job and drop
 the message). When the send fails, the item is marked failed (``NOT_QUEUED``), on the condition that it
@@ -126,25 +132,26 @@ def _fail_unsent(user_id: str, job_id: str) -> None:
 
 
 def start_job(user_id: str, job_id: str, delivery: int, *, now_s: float | None = None) -> bool:
-    """queued -> running by this ``delivery`` of its message (SQS's receive count), started now; False
-    when the job is gone or already finished (a redelivered message)."""
-    client = aws.dynamodb()
+    """Claim the job for this ``delivery`` of its message (SQS's receive count), started now: queued ->
+    running, or a running job whose claim is stale (made longer ago than ``ATTEMPT_SECONDS``, the worker's
+    timeout: the delivery that made it is dead). False when another delivery holds a live claim (a
+    duplicate of a message being run), or the job is gone or finished (a redelivered message)."""
     started = int(now_s if now_s is not None else time.time())
     return conditional_write(
-        client.update_item, TableName=get_settings().data_table, Key=_key(user_id, job_id),
+        aws.dynamodb().update_item, TableName=get_settings().data_table, Key=_key(user_id, job_id),
         UpdateExpression="SET #s = :running, delivery = :delivery, started_s = :started",
-        ConditionExpression="#s IN (:queued, :running)",
+        ConditionExpression="#s = :queued OR (#s = :running AND started_s < :stale)",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":running": {"S": "running"}, ":queued": {"S": "queued"},
-                                   ":delivery": {"N": str(delivery)}, ":started": {"N": str(started)}},
+                                   ":delivery": {"N": str(delivery)}, ":started": {"N": str(started)},
+                                   ":stale": {"N": str(started - ATTEMPT_SECONDS)}},
     )
 
 
-# A job is finished once. SQS delivers a message at least once, so two deliveries may run one job side by
-# side (``start_job`` lets a delivery take over a running job: the one before it may have died at the
-# worker's timeout); the first finish stands, a later one (a done result again: the simulation is
-# deterministic, or the last delivery's GAVE_UP) writes nothing. Queued too: the last delivery gives up
-# a job it failed to start.
+# A job is finished once. SQS delivers a message at least once; ``start_job`` lets one delivery at a time
+# compute a job, yet a finish may still come twice (the last delivery's GAVE_UP after a finish, a send
+# whose lost answer failed the job NOT_QUEUED): the first finish stands, a later one writes nothing.
+# Queued too: the last delivery gives up a job it failed to start.
 _FINISH_ONCE = "#s IN (:queued, :running)"
 
 
