@@ -295,13 +295,33 @@ def test_a_job_whose_message_could_not_be_sent_reads_failed_not_queued(sim_env, 
     assert _poll(invoke, response_json(retried)["job_id"])["status"] == "queued"
 
 
+def _refused_as_validation(response: dict[str, Any], field: str) -> None:
+    """``response`` is request validation's answer: 422 invalid_request naming ``field`` (in errors too)."""
+    assert response["statusCode"] == 422, response["body"]
+    error = response_json(response)["error"]
+    named = (error["category"], error["field"], error["errors"][0]["field"])
+    assert named == ("invalid_request", field, field)
+
+
 def test_a_period_in_the_future_is_refused_and_one_ending_later_is_cut_at_now(sim_env, invoke) -> None:
-    """GIVEN a start after now THEN 400 naming start; GIVEN an end years ahead THEN answered up to now."""
+    """GIVEN a start after now THEN 422 naming start, as a start before 2017 or an end before the start is;
+    GIVEN an end years ahead THEN answered up to now."""
     future = {**BODY, "start": "2999-01-01T00:00:00Z", "end": "2999-02-01T00:00:00Z"}
-    refused = _post(invoke, future)
-    assert refused["statusCode"] == 400 and response_json(refused)["error"]["field"] == "start"
+    _refused_as_validation(_post(invoke, future), "start")
+    _refused_as_validation(_post(invoke, {**BODY, "start": "2016-12-31T00:00:00Z"}), "start")
+    assert _klines_requests(sim_env) == []
     now = dt.datetime.now(dt.UTC)
     recent = {**BODY, "start": (now - dt.timedelta(hours=30)).isoformat(), "end": "2999-01-01T00:00:00Z"}
     answer = _post(invoke, recent)
     assert answer["statusCode"] == 200, answer["body"]
     assert response_json(answer)["result"]["candles"] in (29, 30)  # the open hour is never simulated
+
+
+def test_a_period_of_more_candles_than_a_backtest_takes_is_refused_as_validation(sim_env, invoke) -> None:
+    """GIVEN a period of more 1m candles than MAX_CANDLES WHEN posting THEN 422 naming end, as any period out
+    of bounds is (an end before the start: 422 naming end too), before any job or klines."""
+    too_long = {**BODY, "interval": "1m", "start": "2020-01-01T00:00:00Z", "end": "2025-01-01T00:00:00Z"}
+    _refused_as_validation(_post(invoke, too_long), "end")
+    backwards = {**BODY, "start": "2025-01-02T00:00:00Z", "end": "2025-01-01T00:00:00Z"}
+    _refused_as_validation(_post(invoke, backwards), "end")
+    assert _klines_requests(sim_env) == []

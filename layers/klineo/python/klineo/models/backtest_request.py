@@ -11,7 +11,7 @@ and parameters, direction, exactly one sizing, leverage, stop-loss/take-profit, 
 import datetime as dt
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from klineo.models.fields import ConnectionEnvironment
 from klineo.models.strategy_requests import StrategyDefinition
@@ -51,12 +51,14 @@ class BacktestRequest(StrategyDefinition):
         """A time without an offset is UTC."""
         return _utc(value)
 
-    @model_validator(mode="after")
-    def _ordered_period(self) -> "BacktestRequest":
-        """The period ends after it starts."""
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, value: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        """The period ends after it starts (a refusal naming ``end``; a bad start is named on its own)."""
+        start = info.data.get("start")
+        if start is not None and value <= start:
+            raise ValueError("must be after start")
+        return value
 
     def start_ms(self) -> int:
         """The period's start in epoch ms."""

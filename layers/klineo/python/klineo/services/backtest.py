@@ -67,7 +67,7 @@ from klineo.binance import (
     get_client,
     get_symbol_rules,
 )
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
 from klineo.models.backtest_request import BacktestRequest
 from klineo.runner.planning import OrderPlan, plan_order, require_market_orders, require_tradable_sizing
@@ -412,12 +412,12 @@ def start_backtest(
     now_ms = _now_ms() if now_ms is None else now_ms
     spec = BacktestSpec.of(body, _environment(user_id, body))
     if spec.start_ms >= now_ms:
-        raise KlineoError(ErrorCategory.INVALID_REQUEST, "start must be in the past", field="start")
+        raise InvalidField("start", "start must be in the past")
     spec = replace(spec, end_ms=min(spec.end_ms, now_ms))  # only candles that exist can be closed
     count = spec.candle_count()
     if count > MAX_CANDLES:
         message = f"the period spans {count} candles; at most {MAX_CANDLES} per backtest"
-        raise KlineoError(ErrorCategory.INVALID_REQUEST, message, field="end")
+        raise InvalidField("end", message)
     if count <= SYNC_MAX_CANDLES:
         result = BacktestResult.model_validate(run_spec(spec, now_ms))
         return 200, BacktestResponse(status="done", result=result)
