@@ -203,3 +203,23 @@ def test_other_changes_of_a_strategy_whose_symbol_stopped_taking_market_orders_a
 
     stored = strategy_store.get_strategy(ALICE, sid, consistent=True)
     assert (stored.status, stored.size, stored.parameters["fast"]) == ("paused", D("0.003"), 3)
+
+
+@pytest.mark.parametrize("mode", ["live", "paper"])
+def test_an_active_strategy_whose_symbol_stopped_taking_market_orders_pauses_at_once(runner, mode) -> None:
+    """GIVEN an active strategy whose symbol now takes LIMIT orders only WHEN a tick asks it for an entry THEN
+    no order reaches Binance, one failed run, and the strategy paused (no_market_orders) with a paused event
+    saying why, at once (before: a failed run on every entry turn, paused only after five in a row, as
+    repeated_failures:invalid_request, and never when holds came between)."""
+    sid = runner.strategy(ALICE, runner.connection(ALICE), mode=mode)
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+
+    runner.run_tick()
+
+    assert runner.journal("POST", ORDER_PATH) == []
+    run, = runner.runs(sid)
+    assert (run.status, run.error["message"]) == ("failed", "order type MARKET is not allowed on BTCUSDT")
+    stored = runner.stored(ALICE, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "no_market_orders")
+    paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
+    assert paused.details["reason"] == "no_market_orders" and NO_MARKET in paused.details["message"]

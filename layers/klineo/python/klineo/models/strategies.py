@@ -85,6 +85,7 @@ class StrategyResponse(BaseModel):
                     "connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, "
                     "no_side_to_trade (direction short with its type's allow_short false: no signal trades), "
                     "untradable_size (its sizing can never pass the symbol's rules: change it to resume), "
+                    "no_market_orders (its symbol took MARKET orders no more: resume it when it does), "
                     "paper_liquidated (no paper equity left: resume with paper_balance_usdt).")
     position: DecimalString
     live_position: DecimalString

@@ -147,9 +147,11 @@ from klineo.runner.paper import (
     protective_record,
 )
 from klineo.runner.planning import (
+    NO_MARKET_ORDERS,
     UNTRADABLE_SIZE,
     OrderLeg,
     OrderPlan,
+    no_market_orders,
     order_legs,
     plan_order,
     position_side_of,
@@ -1483,23 +1485,31 @@ class _ResendBlocked(Exception):
 
 
 # A failed run's field whose refusal no later candle can mend -> the pause it makes at once: the symbol
-# Binance does not list, a sizing no order of the symbol can pass whatever the price (``sizing_refusal``).
+# Binance does not list, a sizing no order of the symbol can pass whatever the price (``sizing_refusal``),
+# and the order type of a symbol that stopped taking MARKET orders (``SymbolRules.prepare_order`` refuses
+# it naming ``type``; a strategy's orders are MARKET ones only, so no later candle's order passes either).
 INVALID_SYMBOL = "invalid_symbol"
 # A strategy stored before the routes refused a direction short with allow_short false (``NO_SIDE_LEFT``):
 # every signal flat, it would run every tick doing nothing.
 NO_SIDE_TO_TRADE = "no_side_to_trade"
 # A strategy stored with a type or parameters its type's checks refuse (``parse_parameters``).
 INVALID_PARAMETERS = "invalid_parameters"
-_PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE}
+_PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE,
+                   "type": NO_MARKET_ORDERS}
 # What the log says of each pause at once (``log_pause``), whichever path reached it.
 _PAUSED_AT_ONCE_LOG = {
     INVALID_SYMBOL: "strategy paused: Binance no longer lists or trades its symbol",
     UNTRADABLE_SIZE: "strategy paused: no order of its sizing can ever pass its symbol's rules",
+    NO_MARKET_ORDERS: "strategy paused: its symbol takes no MARKET orders",
 }
 
 
 def _paused_at_once(symbol: str, pause: str, exc: KlineoError) -> str:
-    """What the ``paused`` event of an ``invalid_symbol`` or ``untradable_size`` pause tells the trader."""
+    """What the ``paused`` event of an ``invalid_symbol``, ``untradable_size`` or ``no_market_orders`` pause
+    tells the trader."""
+    if pause == NO_MARKET_ORDERS:
+        return (f"Paused: {no_market_orders(symbol)}; resume it once Binance takes them again. "
+                f"Last error: {exc.message}")
     if pause == UNTRADABLE_SIZE:
         return (f"Paused: no order of this sizing can ever pass {symbol}'s rules ({exc.message}); change the "
                 f"sizing to resume.")

@@ -22,7 +22,8 @@ and the runner (a strategy stored before the rule) all refuse with it.
 
 ``require_market_orders`` is the other: a symbol whose exchangeInfo ``orderTypes`` lack MARKET
 (``SymbolRules.takes``) can never take an order planned here, every one of which is a MARKET order.
-POST /strategies, resuming and the backtest refuse it, naming ``symbol``.
+POST /strategies, resuming and the backtest refuse it, naming ``symbol``; the runner pauses a strategy
+whose symbol stopped taking them on the first turn that plans an order (``NO_MARKET_ORDERS``).
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from klineo.strategies import Signal
 from klineo.validation import plain_text
 
 __all__ = [
+    "NO_MARKET_ORDERS",
     "UNTRADABLE_SIZE",
     "OrderLeg",
     "OrderPlan",
     "is_flip",
+    "no_market_orders",
     "order_legs",
     "plan_order",
     "position_side_of",
@@ -51,6 +54,8 @@ __all__ = [
 # The pause reason of a strategy stored with such a sizing (before the routes refused it): the runner
 # pauses it on its first entry from flat (``klineo.runner.execution``).
 UNTRADABLE_SIZE = "untradable_size"
+# The pause reason of a strategy whose symbol stopped taking MARKET orders (``klineo.runner.execution``).
+NO_MARKET_ORDERS = "no_market_orders"
 # Why a symbol that takes no MARKET orders is refused a strategy (``require_market_orders``).
 _STRATEGY_SENDS = "the only orders a strategy sends"
 
@@ -83,11 +88,16 @@ def require_tradable_sizing(
         raise refusal
 
 
+def no_market_orders(symbol: str, why: str = _STRATEGY_SENDS) -> str:
+    """What a refusal of a symbol that takes no MARKET orders says, with ``why`` they are the ones needed."""
+    return f"{symbol} takes no MARKET orders, {why}"
+
+
 def require_market_orders(rules: SymbolRules, why: str = _STRATEGY_SENDS) -> None:
     """Raise the 422 naming ``symbol`` when the symbol takes no MARKET orders (exchangeInfo's ``orderTypes``),
     saying ``why`` they are the ones needed."""
     if not rules.takes("MARKET"):
-        raise InvalidField("symbol", f"{rules.symbol} takes no MARKET orders, {why}")
+        raise InvalidField("symbol", no_market_orders(rules.symbol, why))
 
 
 @dataclass(frozen=True)
