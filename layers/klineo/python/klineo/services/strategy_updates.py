@@ -4,6 +4,10 @@ The rules are those of ``klineo.services.strategies`` (its module docstring). Ap
 (``klineo.services.strategy_changes``) because a change answers with the strategy's newest run and
 records a paused/resumed event, which loads the runs and events stores that POST /strategies never
 needs (issue 16 item 3, cold start).
+
+The write is made only while the strategy is as read (its ``updated_at``): a change made between the
+read and the write (the runner's pause or run, the connection disable's pause, another PATCH) is never
+overwritten with what this PATCH checked against; it answers a retryable 409 and writes nothing.
 """
 
 from __future__ import annotations
@@ -157,6 +161,6 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
     if not changes:
         return strategy_response(current)
     updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes,
-                                             paper_reset=reset)
+                                             paper_reset=reset, if_unchanged=True)
     note_status_change(current, updated)
     return strategy_response(updated)

@@ -92,6 +92,8 @@ DEFAULT_PAPER_BALANCE = Decimal(10_000)
 # starting capital: changing it restarts the ledger, which an open position would leave half-counted).
 PAPER_POSITION_OPEN = ("paper_balance_usdt is the paper account's starting capital and restarts its ledger: "
                        "change it once the strategy's paper position is closed")
+CHANGED_MEANWHILE = ("the strategy changed after this request read it (the runner, the connection or another "
+                     "request wrote it): nothing was changed; read it again and send the change again")
 SETTING_NAMES = ("direction", "leverage", "margin_type", "quote_size_usdt", "size_pct", "stop_loss_pct",
                  "take_profit_pct", "trailing_stop_pct", "paper_balance_usdt")
 
@@ -347,7 +349,7 @@ def update_settings(
     Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
     ``paper_reset``: the Put of the ``paper_reset`` event of a new ``paper_balance_usdt`` (``_reset_paper``).
     ``if_unchanged``: only while the strategy is as ``current`` (its ``updated_at``, which every write of it
-    moves), CONFLICT when it changed meanwhile (not with ``paper_reset``).
+    moves), a retryable CONFLICT (``CHANGED_MEANWHILE``) when it changed meanwhile, nothing written.
     """
     allowed = {"type", "parameters", "size", "mode", "status", "status_reason", *SETTING_NAMES}
     update = Update.of_changes(changes, allowed, {"updated_at": now_iso()})
@@ -360,10 +362,10 @@ def update_settings(
     if changes.get("status") == ACTIVE and current.status != ACTIVE:
         update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
         update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
-    if paper_reset is not None:
-        return _reset_paper(user_id, strategy_id, update, paper_reset)
     seen = {":seen": {"S": current.updated_at}} if if_unchanged else {}
     condition = "attribute_exists(pk) AND #updated_at = :seen" if seen else "attribute_exists(pk)"
+    if paper_reset is not None:
+        return _reset_paper(user_id, strategy_id, update, paper_reset, seen)
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "Key": strategy_key(user_id, strategy_id),
@@ -378,31 +380,40 @@ def update_settings(
         if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
         if exc.response.get("Item"):
-            raise KlineoError(ErrorCategory.CONFLICT, "the strategy changed meanwhile") from None
+            raise _changed_meanwhile() from None
         raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
     return from_item(answer["Attributes"])
 
 
-def _reset_paper(user_id: str, strategy_id: str, update: Update, event: dict[str, Any]) -> Strategy:
+def _changed_meanwhile() -> KlineoError:
+    """The retryable CONFLICT of a write made only while the strategy is as read, when it was not."""
+    return KlineoError(ErrorCategory.CONFLICT, CHANGED_MEANWHILE, retryable=True)
+
+
+def _reset_paper(user_id: str, strategy_id: str, update: Update, event: dict[str, Any],
+                 seen: dict[str, Any]) -> Strategy:
     """``update`` (it sets the new paper balance) with the paper ledger restarted from it: the paper book
-    (realised PnL, fees, entry) removed, on the condition that the paper position is still flat, and the
-    event's Put, in ONE TransactWriteItems; the strategy read back. NOT_FOUND when the item vanished,
-    CONFLICT naming ``paper_balance_usdt`` when the runner opened a paper position meanwhile."""
+    (realised PnL, fees, entry) removed, on the condition that the paper position is still flat (and, with
+    ``seen``, that ``updated_at`` is still as read), and the event's Put, in ONE TransactWriteItems; the
+    strategy read back. NOT_FOUND when the item vanished, CONFLICT naming ``paper_balance_usdt`` when the
+    runner opened a paper position meanwhile, ``update_settings``'s retryable one when it changed else."""
     update.removes.append("paper_book")
     key = strategy_key(user_id, strategy_id)
+    condition = "attribute_exists(pk) AND (attribute_not_exists(paper_position) OR paper_position = :flat)"
     write = {"Update": {
         "TableName": get_settings().data_table, "Key": key,
-        "ConditionExpression": "attribute_exists(pk) AND "
-                               "(attribute_not_exists(paper_position) OR paper_position = :flat)",
+        "ConditionExpression": condition + (" AND #updated_at = :seen" if seen else ""),
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        **update.request(**{":flat": to_attr(0)}),
+        **update.request(**{":flat": to_attr(0)}, **seen),
     }}
     failed = transact([("strategy", write), ("event", event)])
     item = failed.get("strategy") if failed else get_data_item(key, consistent=True)
     if item is None:
         raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found")
-    if failed:
+    if failed and from_item(item).paper_position != 0:
         raise KlineoError(ErrorCategory.CONFLICT, PAPER_POSITION_OPEN, field="paper_balance_usdt")
+    if failed:
+        raise _changed_meanwhile()
     return from_item(item)
 
 
