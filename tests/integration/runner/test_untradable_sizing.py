@@ -18,11 +18,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from klineo.services.key_health import pause_connection_strategies
 from klineo.store import strategies as strategy_store
+from klineo.store.connections import disable_connection
 from klineo.store.events import list_events
 from klineo.store.runs import list_runs
 
 from tests.helpers import put_paper_strategy, response_json
+from tests.integration.api.conftest import connection_event
 from tests.integration.runner.conftest import ORDER_PATH
 from tests.integration.runner.test_strategies_api import ALICE, Api, create_body, error_of
 from tests.integration.runner.test_strategy_money import CONNECTION, INTERVAL, SYMBOL, USER, _candles, _tick
@@ -223,3 +226,33 @@ def test_an_active_strategy_whose_symbol_stopped_taking_market_orders_pauses_at_
     assert (stored.status, stored.status_reason) == ("paused", "no_market_orders")
     paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
     assert paused.details["reason"] == "no_market_orders" and NO_MARKET in paused.details["message"]
+
+
+def test_enabling_a_connection_leaves_paused_the_strategies_a_resume_would_refuse(runner) -> None:
+    """GIVEN three paper strategies its disable paused: one on a symbol that now takes LIMIT orders only, one
+    stored with a size below the minimum, one that can trade WHEN the connection is enabled THEN only the
+    last is resumed; the other two stay paused for the disable and the answer lists them in still_paused
+    with the field and message the user's own resume answers (before: all three resumed, unchecked)."""
+    connection = runner.connection(ALICE)
+    no_market = runner.strategy(ALICE, connection, mode="paper")
+    tiny = runner.strategy(ALICE, connection, symbol="ETHUSDT", mode="paper", size="0.0005")
+    fine = runner.strategy(ALICE, connection, symbol="ETHUSDT", mode="paper", size="0.1")
+    reason = "connection_disabled:permission"
+    pause_connection_strategies(ALICE, connection, reason)
+    disable_connection(ALICE, connection, reason)
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+
+    enabled = runner.invoke("connection_enable", connection_event("connection_enable", connection, ALICE,
+                                                                  "/enable"))
+
+    assert enabled["statusCode"] == 200, enabled["body"]
+    body = response_json(enabled)
+    assert body["resumed_strategies"] == [fine]
+    assert body["still_paused"] == [
+        {"id": no_market, "field": "symbol", "message": NO_MARKET},
+        {"id": tiny, "field": "size", "message": "size is below ETHUSDT's minimum quantity 0.001"},
+    ]
+    for sid in (no_market, tiny):
+        stored = runner.stored(ALICE, sid)
+        assert (stored.status, stored.status_reason) == ("paused", reason)
+    assert runner.stored(ALICE, fine).status == "active"

@@ -908,6 +908,29 @@ export interface components {
             deleting_since?: string | null;
             /** Resumed Strategies */
             resumed_strategies: string[];
+            /**
+             * Still Paused
+             * @description The strategies its disabling paused that stay paused, oldest first: those a resume by the user would be refused now (the same rule). Each keeps its connection_disabled reason, so the enable sent again (or a PATCH status active) resumes it once the cause is mended
+             */
+            still_paused: components["schemas"]["StillPaused"][];
+        };
+        /**
+         * StillPaused
+         * @description A strategy the disabling paused that the enable left paused: what its resume is refused for.
+         */
+        StillPaused: {
+            /** Id */
+            id: string;
+            /**
+             * Field
+             * @description The field the refusal names (as PATCH /strategies/{id} answers a resume), e.g. symbol, size, leverage, connection_id
+             */
+            field: string | null;
+            /**
+             * Message
+             * @description Why it cannot be active now: the message a resume by PATCH answers
+             */
+            message: string;
         };
         /**
          * Balance

@@ -79,7 +79,21 @@ class ConnectionDeleteResponse(BaseModel):
                     "lists then show the last state we knew")
 
 
+class StillPaused(BaseModel):
+    """A strategy the disabling paused that the enable left paused: what its resume is refused for."""
+
+    id: str
+    field: str | None = Field(description="The field the refusal names (as PATCH /strategies/{id} answers a "
+                                          "resume), e.g. symbol, size, leverage, connection_id")
+    message: str = Field(description="Why it cannot be active now: the message a resume by PATCH answers")
+
+
 class ConnectionEnableResponse(ConnectionResponse):
     """The connection switched on again, and the strategies its disabling had paused, now resumed."""
 
     resumed_strategies: list[str]
+    still_paused: list[StillPaused] = Field(
+        description="The strategies its disabling paused that stay paused, oldest first: those a resume by "
+                    "the user would be refused now (the same rule). Each keeps its connection_disabled "
+                    "reason, so the enable sent again (or a PATCH status active) resumes it once the cause "
+                    "is mended")

@@ -15,8 +15,9 @@
   container signs with a cached old key after the switch. Id, settings and strategies are kept.
 - ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
   disabled state and the failure count are cleared, and the strategies the disabling paused are
-  resumed, those that can run on the connection now (a live one above a max_leverage lowered
-  meanwhile stays paused).
+  resumed, those a resume by the user would be allowed now (``strategy_updates.require_may_activate``:
+  a live one above a max_leverage lowered meanwhile, or one whose symbol stopped taking MARKET orders,
+  stays paused, listed in ``still_paused`` with the refusal's field and message).
 
 A connection being deleted (``deleting_since``: a DELETE began, and may have deleted the secret
 already) takes no settings change (nor a position mode switch on Binance), no new keys and no enable:
@@ -35,6 +36,7 @@ from klineo.models.connection_settings import (
     ConnectionEnableResponse,
     ConnectionUpdateRequest,
     CredentialsReplaceRequest,
+    StillPaused,
 )
 from klineo.observability import logger
 from klineo.services.connection_records import connection_response
@@ -159,8 +161,9 @@ def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableRespo
         connection, connection_credentials(connection), "The connection stays disabled"
     )
     updated = connection_store.clear_disabled(user_id, connection_id, last_test)
-    resumed = resume_connection_strategies(updated)
-    logger.info(
-        "connection enabled", extra={"connection_id": connection_id, "resumed_strategies": len(resumed)}
-    )
-    return ConnectionEnableResponse(**connection_response(updated).model_dump(), resumed_strategies=resumed)
+    resumed, refused = resume_connection_strategies(updated)
+    counts = {"resumed_strategies": len(resumed), "still_paused": len(refused)}
+    logger.info("connection enabled", extra={"connection_id": connection_id, **counts})
+    still = [StillPaused(id=sid, field=exc.field, message=exc.message) for sid, exc in refused]
+    return ConnectionEnableResponse(**connection_response(updated).model_dump(), resumed_strategies=resumed,
+                                    still_paused=still)

@@ -7,7 +7,8 @@ works and resets the count, wherever it comes from. After ``KEY_FAILURE_LIMIT`` 
 connection is disabled with its reason and time, and its active strategies are paused (reason
 ``connection_disabled:<category>``) in the same step. ``POST /exchange-connections/{id}/enable``
 (klineo.services.connections) clears that state and resumes exactly those strategies, the ones
-that can run on the connection now, each only while it is as the enable read it (one the user deleted,
+a resume by the user would be allowed now (``resume_connection_strategies``), each only while it is as the
+enable read it (one the user deleted,
 paused or edited meanwhile is left as it is: skipped, never an error of the enable).
 
 A pause is one conditional write per strategy, of an active one only (one the user paused or deleted
@@ -92,34 +93,46 @@ def pause_connection_strategies(user_id: str, connection_id: str, reason: str) -
     return [strategy_id for strategy_id, done in zip(active, paused, strict=True) if done]
 
 
-def resume_connection_strategies(connection: Connection) -> list[str]:
-    """Resume the strategies a disabled connection paused (not those the user paused) that can run on it
-    now (``klineo.services.strategy_connection.require_runnable``: e.g. not a live one whose leverage is
-    above a max_leverage lowered meanwhile, which stays paused); returns the ids resumed, oldest first.
+def resume_connection_strategies(connection: Connection) -> tuple[list[str], list[tuple[str, KlineoError]]]:
+    """Resume the strategies a disabled connection paused (not those the user paused) that may be active
+    now, by the rule a resume by the user is asked (``klineo.services.strategy_updates.require_may_activate``:
+    e.g. not a live one whose leverage is above a max_leverage lowered meanwhile, nor one whose symbol
+    stopped taking MARKET orders); returns (the ids resumed, (id, refusal) of those left paused), oldest
+    first. One left paused keeps its reason: the next enable, or the user's resume, asks again.
 
     Each resume is one write, only while the strategy is as listed (paused for the disable, its settings as
     checked): one the user deleted, paused or edited meanwhile is left as it is, theirs to resume. Several
-    writes are in flight at once (``resume_strategies_unchanged``): thousands fit the enable's time."""
+    writes are in flight at once (``resume_strategies_unchanged``): thousands fit the enable's time. A
+    refusal that may pass on a retry (Binance's exchangeInfo unreachable) is raised, not a refusal."""
     from klineo.store import strategies as strategy_store
 
-    runnable = [strategy for strategy in strategy_store.list_strategies(connection.user_id)
-                if strategy.connection_id == connection.connection_id and not strategy.active
-                and (strategy.status_reason or "").startswith(DISABLED_PREFIX)
-                and _runnable(connection, strategy)]
+    runnable, refused = [], []
+    for strategy in strategy_store.list_strategies(connection.user_id):
+        if (strategy.connection_id != connection.connection_id or strategy.active
+                or not (strategy.status_reason or "").startswith(DISABLED_PREFIX)):
+            continue
+        refusal = _activation_refusal(connection, strategy)
+        if refusal is None:
+            runnable.append(strategy)
+        else:
+            refused.append((strategy.strategy_id, refusal))
     resumed = strategy_store.resume_strategies_unchanged(connection.user_id, runnable)
-    return [strategy.strategy_id for strategy, done in zip(runnable, resumed, strict=True) if done]
+    return [strategy.strategy_id for strategy, done in zip(runnable, resumed, strict=True) if done], refused
 
 
-def _runnable(connection: Connection, strategy: Strategy) -> bool:
-    """True when the strategy could run on the connection; a refused one is checked again when the user
-    resumes it, with the refusal's reason."""
-    from klineo.services.strategy_connection import require_runnable
+def _activation_refusal(connection: Connection, strategy: Strategy) -> KlineoError | None:
+    """Why the strategy may not be active on the connection now (None: it may); a retryable failure of
+    the check is raised."""
+    from klineo.services.strategy_updates import require_may_activate
+    from klineo.store.strategies import ACTIVE
 
     try:
-        require_runnable(connection, strategy.mode, strategy.settings.leverage)
-    except KlineoError:
-        return False
-    return True
+        require_may_activate(connection.user_id, strategy, {"status": ACTIVE}, connection=connection)
+    except KlineoError as exc:
+        if exc.retryable:
+            raise
+        return exc
+    return None
 
 
 def _unless_gone(write: Callable[..., T], *args: Any) -> T | None:

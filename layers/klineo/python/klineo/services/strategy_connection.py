@@ -14,7 +14,8 @@ strategies (PATCH /exchange-connections/{id} and POST /exchange-connections/{id}
 a switch of position mode is not: live strategies trade in either mode, and Binance itself refuses the
 switch while the account holds a position or an open order). Paused strategies never block a settings
 change: they are asked again when resumed, by the user or by POST /exchange-connections/{id}/enable
-(``klineo.services.key_health.resume_connection_strategies``, which leaves paused those that cannot run).
+(``klineo.services.key_health.resume_connection_strategies``, which asks the user's resume's own rule,
+``klineo.services.strategy_updates.require_may_activate``, and leaves paused those it refuses).
 
 The race. The two sides read each other's item, then write their own: a strategy activated in the
 milliseconds between a settings change's read of the strategies and its write (or the reverse) is

@@ -22,12 +22,12 @@ from klineo.services.risk import check_leverage_setting
 from klineo.services.strategies import note_status_change, owned_strategy, strategy_response
 from klineo.services.strategy_connection import require_runnable
 from klineo.store import strategies as strategy_store
-from klineo.store.connections import get_connection
+from klineo.store.connections import Connection, get_connection
 from klineo.store.strategies import SETTING_NAMES, Strategy
 from klineo.strategies import NO_SIDE_LEFT, leaves_no_side
 from klineo.validation import plain_text
 
-__all__ = ["update_strategy"]
+__all__ = ["require_may_activate", "update_strategy"]
 
 
 def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
@@ -52,16 +52,18 @@ def _check_direction(current: Strategy, changes: dict[str, Any]) -> None:
         raise InvalidField("direction" if "direction" in changes else "parameters.allow_short", NO_SIDE_LEFT)
 
 
-def _check_runnable(user_id: str, current: Strategy, changes: dict[str, Any]) -> None:
+def _check_runnable(user_id: str, current: Strategy, changes: dict[str, Any],
+                    connection: Connection | None) -> None:
     """A strategy that becomes active, or live while active, needs a connection it can run on
-    (``require_runnable``); a live active one's new leverage may not exceed the connection's max_leverage."""
+    (``require_runnable``); a live active one's new leverage may not exceed the connection's max_leverage.
+    ``connection``: the strategy's, as the caller read it (None: read here)."""
     mode, status = changes.get("mode", current.mode), changes.get("status", current.status)
     if status != strategy_store.ACTIVE:
         return
     becoming = not current.active or (mode == "live" and current.mode != "live")
     if not becoming and not (mode == "live" and "leverage" in changes):
         return
-    connection = get_connection(user_id, current.connection_id, consistent=True)
+    connection = connection or get_connection(user_id, current.connection_id, consistent=True)
     leverage = changes.get("leverage", current.settings.leverage)
     if becoming:
         require_runnable(connection, mode, leverage)
@@ -138,6 +140,18 @@ def _check_tradable(current: Strategy, changes: dict[str, Any]) -> None:
     require_tradable_sizing(rules, size, quote)
 
 
+def require_may_activate(user_id: str, current: Strategy, changes: dict[str, Any], *, reset: bool = False,
+                         connection: Connection | None = None) -> None:
+    """The one rule of what a strategy may be after ``changes`` (a resume: ``{"status": "active"}``), asked
+    by PATCH /strategies/{id} and by POST /exchange-connections/{id}/enable for each strategy it would resume:
+    a side to trade, a connection to run on, a sizing and order type its symbol takes, paper equity
+    (``reset``: the PATCH restarts the paper ledger). Raises the refusal (4xx naming the field)."""
+    _check_direction(current, changes)
+    _check_runnable(user_id, current, changes, connection)
+    _check_tradable(current, changes)
+    _check_paper_equity(current, changes, reset)
+
+
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
     """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
     from klineo.strategies import parse_parameters
@@ -153,11 +167,8 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
     if body.status is not None:
         changes["status"] = body.status
         changes["status_reason"] = "paused by user" if body.status == strategy_store.PAUSED else None
-    _check_direction(current, changes)
-    _check_runnable(user_id, current, changes)
-    _check_tradable(current, changes)
     reset = _paper_reset(current, changes)
-    _check_paper_equity(current, changes, reset is not None)
+    require_may_activate(user_id, current, changes, reset=reset is not None)
     if not changes:
         return strategy_response(current)
     updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes,
