@@ -19,7 +19,7 @@ from klineo.store.order_history import WATCH_IDLE_MS, list_unsettled
 from klineo.store.orders import OrderRecord, get_order_record, is_settled, put_new_record
 
 from tests.helpers import load_event, with_user
-from tests.integration.api.conftest import USER_A
+from tests.integration.api.conftest import USER_A, aws_refusing
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
 
 SYMBOL = "DOGEUSDT"  # cheap: 1001 of it stays under the connection's notional limit
@@ -222,3 +222,46 @@ def test_our_order_that_filled_over_a_week_ago_is_settled_with_all_its_fills(
 
     record = get_order_record(USER_A, cid)
     assert record.settled and _quantities(record) == (TRADES, Decimal(QUANTITY))
+
+
+# A run's budget that reads an order back (weight 1) and one page of its trades (weight 5): 1001 trades by
+# orderId take two; two pages, for one 8 days old read in windows (its first window's two, then the last).
+@pytest.mark.parametrize(("days_ago", "weight"), [(0, 6), (8, 11)])
+def test_an_order_with_more_pages_of_fills_than_a_run_can_read_is_settled_by_the_next_run(
+    sim_env, invoke, futures_connection, reconcile, days_ago, weight
+):
+    """GIVEN an API order of 1001 trades (read by orderId, or in windows when made 8 days ago) and runs whose
+    budget stops before its last page WHEN two runs go THEN the first keeps what it read, the second reads
+    on from there and settles the order with all 1001 fills once each, and no run spends more than its
+    budget (before: each run read the same first pages again and stopped, the order never settled)."""
+    cid = _market_order(sim_env, invoke, futures_connection.id, QUANTITY)
+    if days_ago:
+        sim_env.state.futures.set_trade_size(SYMBOL, None)
+        _backdate_spread(sim_env, get_order_record(USER_A, cid).order_id, days_ago * DAY_MS)
+
+    first = reconcile(weight=weight)
+    second = reconcile(weight=weight)
+
+    record = get_order_record(USER_A, cid)
+    assert (first["weight_left"], second["weight_left"]) == (0, 0)
+    assert is_settled(record.status, record.fills), (first, second)
+    assert record.fills_progress is None and _quantities(record) == (TRADES, Decimal(QUANTITY))
+    trades = _sim_trades(sim_env, record.order_id)
+    assert [f["trade_id"] for f in record.fills] == [t["id"] for t in trades[:FILLS_KEPT]]
+
+
+def test_a_run_whose_write_of_the_fills_read_fails_still_stops_on_its_budget(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN an API order of 1001 trades, a run whose budget reads one page of them, and DynamoDB refusing the
+    write that keeps that page (throttled) WHEN the run goes THEN it ends as a spent budget does (no error
+    raised), nothing kept, and a later run with its full budget settles the order with all 1001 fills."""
+    cid = _market_order(sim_env, invoke, futures_connection.id, QUANTITY)
+
+    with aws_refusing("UpdateItem", "dynamodb", when=lambda p: "fills_progress" in str(p)):
+        first = reconcile(weight=6)
+
+    assert first["stopped_on_budget"] == 1 and get_order_record(USER_A, cid).fills_progress is None
+    reconcile()
+    record = get_order_record(USER_A, cid)
+    assert is_settled(record.status, record.fills) and _quantities(record) == (TRADES, Decimal(QUANTITY))

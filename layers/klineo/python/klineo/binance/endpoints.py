@@ -436,7 +436,7 @@ def futures_user_trades(
 
 def futures_order_trades(
     client: BinanceClient, creds: Credentials, symbol: str, order_id: int, *, placed_ms: int | None = None,
-    via: Callable[..., list[dict[str, Any]]] | None = None,
+    via: Callable[..., list[dict[str, Any]]] | None = None, after: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Every fill of one order, oldest first. ``futures_user_trades`` sent no time answers only the last 7
     days, by orderId too (facts §14): an order placed (``placed_ms``, its ``time``) within them is read by
@@ -445,11 +445,13 @@ def futures_order_trades(
     its placing on (``_window_trades``), the last one sent its start only. None: placed just now.
 
     ``via(futures_user_trades, *args, **kwargs)`` sends each page (the reconciler's: charged to its budget).
+    ``after``: (trade id, its time) of the last fill an earlier read got to; only the fills from there on are
+    read (by id after it; by time from its millisecond, whose rows may come again).
     """
     send = partial(via or _direct, futures_user_trades, client, creds, symbol, order_id=order_id)
     if placed_ms is None or time.time() * 1000 - placed_ms < RECENT_ORDER_MS:
-        return _trades_by_id(send)
-    start = int(placed_ms)
+        return _trades_by_id(send, after=None if after is None else after[0])
+    start = int(placed_ms) if after is None else max(int(placed_ms), after[1])
     rows: dict[int, dict[str, Any]] = {}
     while True:
         last = time.time() * 1000 - start < USER_TRADES_SPAN_MS

@@ -74,7 +74,9 @@ half its weight (the first record excepted), so the cleanup of the records it se
 not place always get their share, however large the backlog. What is left waits for the next run, which
 settles from the record and follows from the watched symbol this one stopped at (kept as
 ``klineo.store.order_history.resume_points``), each round to its start: a backlog larger than one run's budget
-is worked through in turn, never the same first records or symbols over and over.
+is worked through in turn, never the same first records or symbols over and over. So is one order with more
+pages of fills than a run's weight: the fills read so far are kept on its record (``fills_progress``), and
+the next run reads on from the last of them.
 """
 
 from __future__ import annotations
@@ -85,7 +87,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from klineo.binance import BinanceClient, call_deadline, call_time_left, endpoints, weight_meter
@@ -99,6 +100,7 @@ from klineo.services.protective_siblings import entry_protective_ids
 from klineo.services.risk import CONNECTION_DELETING, STATE_GATES, params_reduce
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
+from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import Connection, connection_credentials, get_connection
 from klineo.store.order_fills import fill_totals, merged_fills
 from klineo.store.orders import (
@@ -120,6 +122,7 @@ from klineo.store.orders import (
     iso_ms,
     mark_unmanaged,
     put_new_record,
+    record_fills_progress,
     record_order_outcome,
     record_refit_given_up,
     record_unsettled_outcome,
@@ -315,15 +318,48 @@ class Reconciler:
                                  Decimal(str(r.get("positionAmt") or "0")) for r in rows}
         return account.positions
 
-    def trades_of(self, account: _Account, symbol: str, order_id: int,
-                  order: dict[str, Any]) -> list[dict[str, Any]]:
+    def trades_of(self, account: _Account, symbol: str, order_id: int, order: dict[str, Any],
+                  after: tuple[int, int] | None = None, read: list[dict[str, Any]] | None = None,
+                  ) -> list[dict[str, Any]]:
         """One order's fills (userTrades by orderId, every page: ``endpoints.futures_order_trades``; in
         windows from its ``time`` on when that is over 7 days ago, as Binance answers no more without one),
-        each page one request within the budget; a budget spent midway reads them all again next run."""
+        each page one request within the budget; from ``after`` on (its ``after``). Each page's rows are
+        also added to ``read`` as they come: what a budget spent midway leaves (``order_fills``)."""
         placed = order.get("time")
+
+        def page(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = self.call("GET", "/fapi/v1/userTrades", *args, **kwargs)
+            if read is not None:
+                read.extend(rows)
+            return rows
+
         return endpoints.futures_order_trades(account.client, account.creds, symbol, order_id,
-                                              placed_ms=None if placed is None else int(placed),
-                                              via=partial(self.call, "GET", "/fapi/v1/userTrades"))
+                                              placed_ms=None if placed is None else int(placed), via=page,
+                                              after=after)
+
+    def order_fills(self, account: _Account, record: OrderRecord, order_id: int,
+                    order: dict[str, Any]) -> dict[str, Any]:
+        """``fills`` and ``fills_summary`` of the record's order once final: its own (or those an earlier run
+        kept, ``fills_progress``) with every trade from there on. When the budget runs out midway, what was
+        read is kept on the record (``record_fills_progress``), so the next run goes on from the last trade
+        read instead of reading the same first pages again, and an order of any number of fills settles."""
+        progress = record.fills_progress
+        base = record if progress is None else dataclasses.replace(
+            record, fills=progress["fills"], fills_summary=progress.get("fills_summary"))
+        after = None if progress is None else (int(progress["after"][0]), int(progress["after"][1]))
+        read: list[dict[str, Any]] = []
+        try:
+            return _merged(base, self.trades_of(account, record.symbol, order_id, order, after, read))
+        except BudgetSpent:
+            if read:
+                last = max(read, key=lambda row: int(row["id"]))
+                kept = {**_merged(base, read), "after": [int(last["id"]), int(last["time"])]}
+                try:
+                    record_fills_progress(record.user_id, record.client_order_id, kept)
+                except STORAGE_ERRORS:  # the run still stops on its budget; the next one reads them again
+                    logger.warning("fills read not kept", extra={"client_order_id": record.client_order_id})
+                self.counts["fills_left_for_next_run"] += 1
+            raise
 
     # ------------------------------------------------------------------ whole runs
     def run(self) -> dict[str, Any]:
@@ -556,7 +592,7 @@ class Reconciler:
             return self._vanished(record)
         changes: dict[str, Any] = {"status": str(body.get("status", record.status))}
         if changes["status"] in FINAL_STATUSES:
-            changes.update(_merged(record, self.trades_of(account, record.symbol, record.order_id, body)))
+            changes.update(self.order_fills(account, record, record.order_id, body))
         return changes
 
     def _read_order(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
@@ -568,9 +604,8 @@ class Reconciler:
         changes: dict[str, Any] = {"status": result.status, "order_id": result.order_id,
                                    "result": result.to_record()}
         if result.status in FINAL_STATUSES and result.order_id is not None:
-            rows = (self.trades_of(account, record.symbol, result.order_id, body)
-                    if result.executed_quantity else [])
-            changes.update(_merged(record, rows))
+            changes.update(self.order_fills(account, record, result.order_id, body)
+                           if result.executed_quantity else _merged(record, []))
         return changes
 
     def _read_algo(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
@@ -589,7 +624,7 @@ class Reconciler:
             # What it executed is its triggered order's (klineo.services.algo_orders): shown by the history.
             changes["result"] = algo_result(body, "queried", order).to_record()
             if str(order.get("status")) in FINAL_STATUSES:
-                changes.update(_merged(record, self.trades_of(account, record.symbol, child, order)))
+                changes.update(self.order_fills(account, record, child, order))
         elif status in FINAL_STATUSES:
             changes["fills"] = record.fills or []
         return changes

@@ -87,6 +87,7 @@ __all__ = [
     "pending_record",
     "protective_generations_update",
     "put_new_record",
+    "record_fills_progress",
     "record_order_outcome",
     "record_order_outcome_quietly",
     "record_refit_given_up",
@@ -229,6 +230,9 @@ class OrderRecord:
     # Binance's own fills in its place and removes it. A strategy's protective order carries
     # NOTHING_COUNTED from its claim: its fills (it fired) are booked once the reconciler reads them.
     booked_estimate: dict[str, Any] | None = None
+    # Fills a reconciler's budget stopped it reading, while the record waits in the unsettled index
+    # (``record_fills_progress``): {"fills", "fills_summary", "after": [last trade id, its time]}.
+    fills_progress: dict[str, Any] | None = None
 
     @property
     def final(self) -> bool:
@@ -295,6 +299,7 @@ class OrderRecord:
             "protective_resized": self.protective_resized,
             "protective_refused_quantity": self.protective_refused_quantity,
             "booked_estimate": self.booked_estimate,
+            "fills_progress": self.fills_progress,
             **index_attributes(self),
         })
 
@@ -333,6 +338,7 @@ class OrderRecord:
             protective_resized=_int_or_none(plain.get("protective_resized")),
             protective_refused_quantity=plain.get("protective_refused_quantity"),
             booked_estimate=dict(plain["booked_estimate"]) if plain.get("booked_estimate") else None,
+            fills_progress=_plain_numbers(plain["fills_progress"]) if plain.get("fills_progress") else None,
         )
 
 
@@ -566,7 +572,7 @@ def order_outcome_update(
             "error": error, "params": params, "fills": fills, "fills_summary": fills_summary,
             "booked_estimate": booked_estimate}
     removes = ["lease_until_ms"] + ([] if error is not None else ["error"]) + (
-        ["gsi2pk", "gsi2sk"] if is_settled(status, fills) else []) + (
+        ["gsi2pk", "gsi2sk", "fills_progress"] if is_settled(status, fills) else []) + (
         ["booked_estimate"] if estimate_replaced else [])
     update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
     condition = "attribute_exists(pk)" + (
@@ -584,6 +590,16 @@ def record_unsettled_outcome(user_id: str, client_order_id: str, **outcome: Any)
     state, out of the index for good."""
     update = order_outcome_update(user_id, client_order_id, while_unsettled=True, **outcome)
     return conditional_write(aws.dynamodb().update_item, **update)
+
+
+def record_fills_progress(user_id: str, client_order_id: str, progress: dict[str, Any]) -> bool:
+    """Keep the fills a reconciler read of an order before its budget stopped it (``OrderRecord.
+    fills_progress``), iff the record is still in the unsettled index: the next read goes on from there.
+    False when it is not (settled meanwhile: nothing to keep)."""
+    update = Update(sets={"fills_progress": progress, "updated_at": _now_iso()})
+    return conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table, Key=_key(user_id, client_order_id),
+        ConditionExpression="attribute_exists(gsi2pk)", **update.request())
 
 
 def mark_unmanaged(user_id: str, client_order_id: str, reason: str) -> OrderRecord | None:
