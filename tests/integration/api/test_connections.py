@@ -283,7 +283,8 @@ def test_delete_removes_secret_and_item(stored_connection, invoke):
     assert json.loads(response["body"]) == {
         "id": stored_connection.id, "deleted": True, "paused_strategies": [],
         "orders_cancelled": [], "orders_left_open": [], "orders_cancelled_count": 0,
-        "orders_left_open_count": 0, "orders_shortened": False, "orders_checked": True}
+        "orders_left_open_count": 0, "orders_shortened": False, "orders_checked": True,
+        "earlier_attempt_since": None}
     assert _secret_names() == []
     assert connection_store.get_connection(USER_A, stored_connection.id) is None
     assert invoke("connection_delete", event)["statusCode"] == 404

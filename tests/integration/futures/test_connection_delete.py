@@ -383,6 +383,34 @@ def test_a_delete_whose_marks_failed_half_way_is_finished_by_a_repeat(
     assert list(list_unsettled()) == []
 
 
+def test_a_repeated_delete_says_it_finished_one_begun_earlier_and_lists_only_what_it_did(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a DELETE that stopped part way (a retryable 503) after letting go of 20 of 30 resting reduce-only
+    orders WHEN it is repeated THEN the repeat's answer says it finished a delete begun earlier (at the
+    connection's deleting_since), so its lists and counts, the 10 it let go itself, are not taken for all the
+    orders left open (before: nothing told them apart from a whole delete's)."""
+    ids = _resting_reduce_only(futures_connection.id, 30)
+    refused = set(ids[20:])
+    monkeypatch.setattr(connection_orders, "WIND_DOWN_WEIGHT", 0)
+    event = connection_event("connection_delete", futures_connection.id, USER_A)
+    with aws_refusing("UpdateItem", "dynamodb", when=lambda params: _marked_unmanaged(params) in refused):
+        assert invoke("connection_delete", event)["statusCode"] == 503
+    began = connection_store.get_connection(USER_A, futures_connection.id).deleting_since
+
+    answer = _delete(invoke, futures_connection.id)
+
+    assert began is not None and answer["earlier_attempt_since"] == began
+    assert _ids(answer["orders_left_open"]) == sorted(refused) and _counts(answer) == (False, 10, 0)
+    history = {o["client_order_id"]: o for o in _history_of(invoke, futures_connection.id)}
+    assert {history[i]["unmanaged_reason"] for i in ids} == {"connection_deleted"}
+
+
+def test_a_first_delete_says_no_earlier_attempt(sim_env, invoke, futures_connection):
+    """GIVEN a connection never deleted before WHEN deleted THEN its answer's earlier_attempt_since is null:
+    its lists are all it did."""
+    assert _delete(invoke, futures_connection.id)["earlier_attempt_since"] is None
+
+
 def test_a_short_budget_is_spent_on_cancelling_entries_first(sim_env, invoke, futures_connection,
                                                               monkeypatch):
     """GIVEN two resting entries and an open LONG with its stops WHEN the wind-down may spend only 2

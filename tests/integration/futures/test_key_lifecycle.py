@@ -227,6 +227,7 @@ def test_delete_pauses_the_connections_strategies_and_says_so(sim_env, invoke, f
         "orders_left_open_count": 0,
         "orders_shortened": False,
         "orders_checked": True,
+        "earlier_attempt_since": None,
     }
     stored = _strategy(strategy_id)
     assert (stored.status, stored.status_reason) == ("paused", "connection_deleted")

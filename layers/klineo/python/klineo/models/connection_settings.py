@@ -77,6 +77,12 @@ class ConnectionDeleteResponse(BaseModel):
         description="True when Binance answered for every open order during the delete; false when it "
                     "could not be asked about some (key refused, Binance unreachable, time spent): the "
                     "lists then show the last state we knew")
+    earlier_attempt_since: str | None = Field(default=None, description=(
+        "When an earlier DELETE of this connection stopped part way (its answer an error) and this one "
+        "finished it: when that earlier one began (ISO-8601), else null. The lists and counts above then "
+        "hold only what THIS call did: the strategies the earlier call paused and the orders it cancelled "
+        "or left open are not in them. GET /futures/orders?connection_id= lists every order of the "
+        "connection, those left open marked `unmanaged_reason: connection_deleted`"))
 
 
 class StillPaused(BaseModel):

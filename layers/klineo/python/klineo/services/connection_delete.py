@@ -38,6 +38,8 @@ def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteRespo
     §17); GET /futures/orders lists them, page by page. Even without them, some 7,000 orders (each some
     700 bytes) would pass it: the lists hold as many as fit (``fit_page``), with the full counts and
     ``orders_shortened`` when some were left out, so a delete that finished never answers a 5xx.
+    A repeat of a delete that stopped part way lists only what it did itself (what the earlier call paused,
+    cancelled or let go is no longer open to it), and says so: ``earlier_attempt_since``.
     """
     connection = connection_store.require_connection(user_id, connection_id)
     token = connection_store.mark_deleting(user_id, connection_id)
@@ -52,7 +54,8 @@ def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteRespo
         id=connection_id, deleted=True, paused_strategies=paused,
         orders_cancelled=cancelled, orders_left_open=left_open,
         orders_cancelled_count=len(orders.cancelled), orders_left_open_count=len(orders.left_open),
-        orders_shortened=shown < len(orders.cancelled) + len(orders.left_open), orders_checked=orders.checked)
+        orders_shortened=shown < len(orders.cancelled) + len(orders.left_open), orders_checked=orders.checked,
+        earlier_attempt_since=connection.deleting_since)
 
 
 def _fitted(orders: ConnectionOrders) -> tuple[list[OrderSummary], list[OrderSummary], int]:
