@@ -240,6 +240,34 @@ def test_protective_order_missing_after_a_failure_is_placed_by_the_retry(sim_env
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
+def test_a_retry_that_loses_the_claim_of_a_refused_stop_leaves_the_winners_record_alone(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a stop-loss refused transiently (503, recorded REJECTED retryable) WHEN the entry is retried
+    while another attempt claims the stop's second send first THEN the retry sends nothing, answers a
+    retryable conflict, and the record stays as the winning attempt's claim left it (PENDING)."""
+    from klineo.services import protective
+
+    key = new_key()
+    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
+    first = body_of(_entry_with_protection(invoke, futures_connection.id, key, stop_loss={"percent": "3"}))
+    stop_id = protective_client_algo_id(first["error"]["message"].split()[2], "stop_loss")
+    assert get_order_record(USER_A, stop_id).status == "REJECTED"
+    claim = protective.claim_protective_resend
+
+    def claimed_first_by_another(existing: Any, attempt_ms: int, guard: Any) -> Any:
+        assert claim(existing, attempt_ms - 1, guard) is None  # the other attempt wins the claim
+        return claim(existing, attempt_ms, guard)
+
+    monkeypatch.setattr(protective, "claim_protective_resend", claimed_first_by_another)
+
+    again = _entry_with_protection(invoke, futures_connection.id, key, stop_loss={"percent": "3"})
+
+    error = body_of(again)["error"]
+    assert (error["category"], error["retryable"]) == ("conflict", True), again["body"]
+    assert len(_algo_posts(sim_env)) == 1
+    assert get_order_record(USER_A, stop_id).status == "PENDING"
+
+
 @FORGOTTEN_OR_CACHED
 def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_placed_by_the_retry(
         sim_env, invoke, futures_connection, monkeypatch, forget):
@@ -501,6 +529,34 @@ def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run
     stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
     assert _unsettled() == [stop_id]  # the entry settled; its new stop-loss waits for the next run
+
+
+def test_a_stop_resent_after_a_lost_attempt_and_refused_for_good_is_recorded_and_not_sent_again(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss POST timed out unsent (recorded UNKNOWN), then the mark
+    fell through its trigger WHEN the reconciler sends it again past recvWindow and Binance refuses it for
+    good (-2021) THEN the record is REJECTED with that refusal and the entry settles; the next run and a
+    status read send nothing again."""
+    from klineo.services import orders as regular_orders
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    reconcile()
+    assert get_order_record(USER_A, stop_id).status == "UNKNOWN"
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(entry["price"]) * Decimal("0.97")))
+    monkeypatch.setattr(regular_orders, "SETTLE_MARGIN_MS", -10**9)  # as if recvWindow + margin had passed
+
+    reconcile()
+    refused = get_order_record(USER_A, stop_id)
+    reconcile()
+    invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert (refused.status, (refused.error or {}).get("code")) == ("REJECTED", -2021)
+    assert len(_algo_posts(sim_env)) == 2 and _algo_orders(sim_env, futures_connection.account.id) == {}
+    assert get_order_record(USER_A, stop_id).status == "REJECTED"
+    assert entry["client_order_id"] not in _unsettled()
 
 
 def test_reconciler_lets_go_of_an_entry_whose_symbol_ended_but_keeps_one_whose_symbol_is_halted(

@@ -199,9 +199,10 @@ def _protective_order(entry: OrderRecord, role: str, target: dict[str, Any], ave
 
 
 def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
-            guard: ConnectionGuard) -> OrderResult:
+            guard: ConnectionGuard, sending: Callable[[], None]) -> OrderResult:
     """A protective order recorded earlier: its recorded state, or placed once it provably is not there
-    (the second send claimed with ``guard``: never on a connection being deleted)."""
+    (the second send claimed with ``guard``: never on a connection being deleted). ``sending`` is called
+    once the second send is claimed, right before its POST: a failure after it is Binance's answer to it."""
     if existing.settled and existing.result is not None:
         return OrderResult.from_record(existing.result).with_source("existing")
     attempt_ms = int(time.time() * 1000)
@@ -209,6 +210,7 @@ def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
     def claim() -> None:
         refusal = claim_protective_resend(existing, attempt_ms, guard)
         if refusal is None:
+            sending()
             return
         if "connection" in refusal.failed:
             raise deleting_refusal()
@@ -257,20 +259,21 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
     """Exactly once: record (unless ``existing``; guarded), send or resume, record the outcome."""
     if existing is None:
         existing = _record_new(user_id, entry, role, algo, algo_id, guard)
-    refused_before = existing is not None and existing.status == STATUS_REJECTED
-    if refused_before and not (existing.error or {}).get("retryable"):
+    if existing is not None and existing.status == STATUS_REJECTED and not (existing.error or {}).get(
+            "retryable"):
         return _state(role, algo_id, None, STATUS_REJECTED)  # refused for good (e.g. trigger crossed)
+    posted = [existing is None]  # True once a POST goes out: a first send, or a second one claimed
     try:
         result = submit_algo_order(client, creds, algo, algo_id) if existing is None else _resume(
-            existing, client, creds, guard)
+            existing, client, creds, guard, lambda: posted.append(True))
     except KlineoError as exc:
         if exc.field == CONNECTION_DELETING:
             raise  # our refusal of a second send: nothing was sent, the record keeps its state
         if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
             record_order_outcome_quietly(user_id, algo_id, status=STATUS_UNKNOWN, error=exc.to_dict())
             raise
-        if existing is not None and not refused_before:
-            raise  # a lookup failed: the record keeps its state and the next attempt looks again
+        if not any(posted):
+            raise  # nothing sent (another attempt holds the claim): the record keeps its state
         # The POST itself failed definitively: nothing was placed. Refused for the symbol's status, which
         # the rules read just before still called TRADING: judged on the status read now (a halt waits).
         by_status = exc.field == "symbol" and not exc.retryable
