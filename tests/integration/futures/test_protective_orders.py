@@ -298,6 +298,26 @@ def test_stops_kept_off_by_a_halt_after_the_fill_are_answered_retryable_and_plac
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
+@pytest.mark.parametrize("status", ["TRADING_HALT", "SETTLING"])
+def test_the_algo_services_refusal_of_both_stops_for_the_status_reads_exchange_info_once(
+        sim_env, invoke, futures_connection, monkeypatch, status):
+    """GIVEN a MARKET entry with SL+TP whose symbol Binance halts (or ends) right after the fill, the
+    container's exchangeInfo still saying TRADING WHEN the algo service refuses the first stop (-4140) THEN
+    exchangeInfo is read for the entry's rules and once again for that refusal, not again for the other
+    stop, which is not sent (the status read refuses it the same): one POST to the algo service."""
+    def reads() -> int:
+        return len([r for r in sim_env.journal if r.path == "/fapi/v1/exchangeInfo"])
+
+    status_after_the_fill(sim_env, monkeypatch, status, forget=False)
+    before = reads()
+
+    answer = _entry_with_protection(invoke, futures_connection.id, new_key(),
+                                    stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+
+    assert body_of(answer)["error"]["field"] == "symbol", answer["body"]
+    assert (reads(), len(_algo_posts(sim_env))) == (before + 2, 1)
+
+
 @FORGOTTEN_OR_CACHED
 def test_stops_kept_off_by_a_contract_ended_after_the_fill_are_answered_not_retryable(
         sim_env, invoke, futures_connection, monkeypatch, forget):

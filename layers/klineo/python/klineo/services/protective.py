@@ -334,9 +334,10 @@ def arm_protective_orders(
     ``wind_down``: the token of the delete whose wind-down arms them (module docstring).
     Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
     KlineoError when one could not be placed for a transient reason (the others are placed first) or for a
-    halt of the symbol (field ``symbol``), a final one naming ``connection_deleting`` when the connection is
-    being deleted (nothing sent), or a final one naming ``symbol`` when its contract ended or Binance no
-    longer lists it (``_judged``: no stop can ever be placed on it).
+    halt of the symbol (field ``symbol``; the others are not sent after it), a final one naming
+    ``connection_deleting`` when the connection is being deleted (nothing sent), or a final one naming
+    ``symbol`` when its contract ended or Binance no longer lists it (``_judged``: no stop can ever be
+    placed on it; the others are not sent after it either).
     """
     targets = entry_record.protective_targets
     cid = entry_record.client_order_id
@@ -365,6 +366,8 @@ def arm_protective_orders(
         except KlineoError as exc:
             if failure is None or exc.field == CONNECTION_DELETING:
                 failure = (role, exc)
+            if exc.field == "symbol":
+                break  # its status refused this one (read again once): the others wait with it, unsent
     if failure is not None:
         role, exc = failure
         raise _not_placed(entry_record, role, _judged(client, entry_record.symbol, exc))
