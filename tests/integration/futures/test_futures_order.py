@@ -560,6 +560,29 @@ def test_an_order_binance_refuses_for_the_symbols_status_is_400_naming_the_symbo
     assert len(order_posts(sim_env)) == 2
 
 
+def test_an_order_refused_while_the_account_is_liquidated_says_why_and_may_be_retried(
+    sim_env, invoke, futures_connection, monkeypatch,
+):
+    """GIVEN Binance refusing every order while the account is being liquidated (-2023) WHEN an order is
+    sent THEN the answer is Binance's refusal saying why, retryable (it passes once the liquidation ends),
+    never a 500; the record says rejected."""
+    from local.binance_sim.errors import ApiError
+
+    def in_liquidation(*_args: object) -> None:
+        raise ApiError(400, -2023, "User in liquidation mode now.")
+
+    monkeypatch.setattr(sim_env.state.futures, "place_order", in_liquidation)
+    key = new_key()
+
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=key))
+
+    assert 400 <= response["statusCode"] < 500, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["retryable"]) == ("order_rejected", True), response["body"]
+    assert "liquidated" in error["message"]
+    assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)).status == "REJECTED"
+
+
 def test_malformed_idempotency_key_is_refused(sim_env, invoke, futures_connection):
     """GIVEN an Idempotency-Key with spaces or over 255 characters WHEN sent THEN 400 naming the header."""
     for key in ("has spaces", "k" * 256):

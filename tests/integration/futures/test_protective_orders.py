@@ -579,6 +579,35 @@ def test_a_stop_resent_after_a_lost_attempt_and_refused_for_good_is_recorded_and
     assert entry["client_order_id"] not in _unsettled()
 
 
+def test_a_stop_refused_while_the_account_is_liquidated_is_placed_once_that_ends(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss Binance refuses while the account is being liquidated
+    (-2023) WHEN the reconciler runs THEN the refusal is recorded REJECTED but retryable and the entry stays
+    in the index; WHEN the liquidation has ended (a position left) THEN the next run places the stop-loss."""
+    from local.binance_sim.errors import ApiError
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    algo = sim_env.state.algo
+    place = algo.place
+
+    def in_liquidation(*args: Any) -> Any:
+        raise ApiError(400, -2023, "User in liquidation mode now.")
+
+    monkeypatch.setattr(algo, "place", in_liquidation)
+    reconcile()
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    refused, kept = get_order_record(USER_A, stop_id), _unsettled()
+    monkeypatch.setattr(algo, "place", place)
+
+    reconcile()
+
+    assert (refused.status, refused.error["retryable"]) == ("REJECTED", True)
+    assert kept == [entry["client_order_id"]]
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert _unsettled() == [stop_id]
+
+
 def test_reconciler_lets_go_of_an_entry_whose_symbol_ended_but_keeps_one_whose_symbol_is_halted(
     sim_env, invoke, futures_connection, reconcile, caplog
 ):

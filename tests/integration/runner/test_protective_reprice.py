@@ -256,6 +256,31 @@ def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the
     assert len(runner.journal("POST", ALGO_PATH)) == sent + 1
 
 
+def test_a_stop_refused_while_the_account_is_liquidated_is_placed_on_the_next_turn(runner, monkeypatch):
+    """GIVEN a live entry with SL 2 % whose stop Binance refuses while the account is being liquidated (-2023)
+    WHEN the next turn runs, the liquidation over and the position still open THEN the stop-loss is placed
+    and the record armed: a liquidation is waited out, never taken as a refusal for good."""
+    from local.binance_sim.errors import ApiError
+
+    first, second = _ticks(runner, 2)
+    algo = runner.sim.state.algo
+    place = algo.place
+
+    def in_liquidation(*_args: object) -> None:
+        raise ApiError(400, -2023, "User in liquidation mode now.")
+
+    monkeypatch.setattr(algo, "place", in_liquidation)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2")
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], "refused" in stored) == (False, False)
+    monkeypatch.setattr(algo, "place", place)
+
+    runner.run_tick(second)
+
+    assert [a.client_algo_id for a in _open(runner)] == [protective_client_algo_id(entry, "stop_loss")]
+    assert runner.stored(USER, sid).protective["armed"] is True
+
+
 @pytest.mark.parametrize("forget", [True, False], ids=["status_read", "algo_refusal"])
 def test_stops_kept_from_an_entry_by_a_halt_are_placed_once_the_symbol_trades_again(runner, monkeypatch,
                                                                                       forget):

@@ -531,6 +531,7 @@ class BinanceClient:
                 code=code,
                 retry_after=retry_after,
                 field=result.field if result is not None else None,
+                retryable=result.retryable if result is not None else None,
             )
         )
 

@@ -30,6 +30,8 @@ class Classification(NamedTuple):
     category: ErrorCategory
     message: str
     field: str | None = None
+    # True for a refusal Binance lifts by itself (the same request may pass later); None: the category's.
+    retryable: bool | None = None
 
 
 class _Rule(NamedTuple):
@@ -42,6 +44,7 @@ class _Rule(NamedTuple):
     by_message: tuple[tuple[str, ErrorCategory, str | None, str | None], ...] = ()
     # Lift the quoted parameter name out of Binance's message into `field` (and our message).
     field_from_msg: bool = False
+    retryable: bool | None = None  # Classification.retryable
 
 
 _C = ErrorCategory
@@ -143,8 +146,9 @@ CODE_TABLE: dict[int, _Rule] = {
         "The order id and client order id do not belong to the same order.",
         "origClientOrderId",
     ),
-    -2023: _Rule(
-        _C.ORDER_REJECTED, "The account is being liquidated; Binance accepts no orders until that ends."
+    -2023: _Rule(  # a temporary refusal: the same order may pass once the liquidation has ended
+        _C.ORDER_REJECTED, "The account is being liquidated; Binance accepts no orders until that ends. "
+        "Retry once it has ended.", retryable=True,
     ),
     -2025: _Rule(_C.ORDER_REJECTED, "The account has reached Binance's limit of open orders."),
     -4001: _Rule(_C.INVALID_REQUEST, "Price must be greater than zero.", "price"),
@@ -337,7 +341,7 @@ def classify_detail(status: int | None, code: int | None, msg: str | None) -> Cl
         field = lifted_field
         if message is None:
             message = detail
-    return Classification(category, message or category.default_message, field)
+    return Classification(category, message or category.default_message, field, rule.retryable)
 
 
 def classify(status: int | None, code: int | None, msg: str | None) -> tuple[ErrorCategory, str]:

@@ -173,8 +173,9 @@ def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[st
     ``REFUSED_FOR_GOOD``): False with the levels kept in ``record["refused"]``, not tried again until the
     percents change. A refusal for the symbol's status comes judged by the tick's rule
     (``klineo.services.protective``): a halt since the entry (retryable, field symbol) is waited out, only an
-    ended or unlisted contract refuses for good. Any other failure: logged, False, ``record`` unchanged: the
-    next turns try again (``LiveReprice.rearm``).
+    ended or unlisted contract refuses for good; a refusal Binance lifts by itself (retryable, e.g. -2023
+    while the account is being liquidated) is waited out too. Any other failure: logged, False, ``record``
+    unchanged: the next turns try again (``LiveReprice.rearm``).
     """
     # Loaded here, on a live entry with protection only: the algo-order path it brings (protective and algo
     # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
@@ -187,7 +188,7 @@ def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[st
     except KlineoError as exc:
         logger.warning("protective orders not armed", extra={
             "strategy_id": strategy.strategy_id, "symbol": strategy.symbol, "category": str(exc.category)})
-        if exc.category not in REFUSED_FOR_GOOD or (exc.field == "symbol" and exc.retryable):
+        if exc.category not in REFUSED_FOR_GOOD or exc.retryable:  # e.g. a halt, a liquidation: waited out
             return False
         states = []
     if not states or any(state.status in NOT_ARMED for state in states):
