@@ -84,6 +84,16 @@ def illegal_characters(name: str, legal_range: str) -> ApiError:
     )
 
 
+def interval_too_long(hours: int) -> ApiError:
+    """-1127: a startTime-endTime span over what the endpoint allows (its text on the error code page)."""
+    return ApiError(400, -1127, f"More than {hours} hours between startTime and endTime.")
+
+
+def bad_combination() -> ApiError:
+    """-1128: optional parameters that cannot be sent together."""
+    return ApiError(400, -1128, "Combination of optional parameters invalid.")
+
+
 def invalid_symbol() -> ApiError:
     """-1121."""
     return ApiError(400, -1121, "Invalid symbol.")

@@ -26,6 +26,8 @@ DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
 UNFILLED_KEPT_MS = 3 * DAY_MS
 ORDER_KEPT_MS = 90 * DAY_MS
+# userTrades answers "the past 3 months" (change log 2026-08-26): read as 90 days, like orders (§14).
+TRADES_KEPT_MS = 90 * DAY_MS
 FORCED_KINDS = {"liquidation": "LIQUIDATION", "adl": "ADL"}
 
 
@@ -33,6 +35,18 @@ def _window(params: dict, now_ms: float) -> tuple[int, int]:
     """startTime/endTime; by default the 7 days before endTime (or now)."""
     end = int(params.get("endTime") or now_ms)
     start = int(params.get("startTime") or end - WEEK_MS)
+    return start, end
+
+
+def _trades_window(params: dict, now_ms: float) -> tuple[int, int]:
+    """userTrades' window: `fromId` is refused with a time (-1128), a span over 7 days too (-1127); the
+    codes are the error code page's generic ones, which of them Binance sends here is unverified (§14)."""
+    timed = params.get("startTime") or params.get("endTime")
+    if timed and params.get("fromId"):
+        raise errors.bad_combination()
+    start, end = _window(params, now_ms)
+    if params.get("startTime") and params.get("endTime") and end - start > WEEK_MS:
+        raise errors.interval_too_long(WEEK_MS // 3_600_000)
     return start, end
 
 
@@ -78,8 +92,8 @@ class HistoryService:
             trades = [t for t in trades if t.trade_id >= int(params["fromId"])]
         # Binance's page: "If startTime and endTime are both not sent, then the last 7 days' data will be
         # returned", with no exception for orderId or fromId (docs/binance-facts.md §14).
-        start, end = _window(params, now_ms)
-        trades = [t for t in trades if start <= t.time <= end]
+        start, end = _trades_window(params, now_ms)
+        trades = [t for t in trades if max(start, now_ms - TRADES_KEPT_MS) <= t.time <= end]
         return [t.as_dict() for t in trades[:limit]]
 
     def all_orders(self, account: DemoAccount, params: dict, now_ms: float) -> list[dict]:

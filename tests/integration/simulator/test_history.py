@@ -114,6 +114,29 @@ def test_user_trades_without_a_time_window_are_the_last_seven_days_even_by_order
     assert [t["orderId"] for t in in_window] == [old_id]
 
 
+def test_user_trades_refuses_what_the_page_forbids_and_forgets_trades_over_three_months(binance_sim, full):
+    """userTrades refuses a startTime-endTime span over 7 days (-1127) and fromId with a time (-1128), as
+    Binance's page forbids both; a trade over 3 months old is no longer answered (change log 2026-08-26)."""
+    # GIVEN a trade filled 91 days ago and one filled now
+    full.signed("POST", "/fapi/v1/order", BUY)
+    binance_sim.age_orders(91 * DAY_MS)
+    new = full.signed("POST", "/fapi/v1/order", BUY).json()
+    now = new["updateTime"]
+    # WHEN a span of 7 days and 1 ms is asked for, fromId with a time, and the old trade's days
+    too_long = full.signed("GET", "/fapi/v1/userTrades",
+                           {"symbol": "BTCUSDT", "startTime": now - 7 * DAY_MS - 1, "endTime": now})
+    mixed = full.signed("GET", "/fapi/v1/userTrades",
+                        {"symbol": "BTCUSDT", "fromId": 1, "startTime": now - 1})
+    old_days = {"symbol": "BTCUSDT", "startTime": now - 92 * DAY_MS, "endTime": now - 86 * DAY_MS}
+    old = full.signed("GET", "/fapi/v1/userTrades", old_days)
+    # THEN both requests are refused, and the old trade is gone while the week's span is still answered
+    assert (too_long.status_code, too_long.json()["code"]) == (400, -1127), too_long.json()
+    assert (mixed.status_code, mixed.json()["code"]) == (400, -1128), mixed.json()
+    assert (old.status_code, old.json()) == (200, [])
+    week = {"symbol": "BTCUSDT", "startTime": now - 7 * DAY_MS, "endTime": now}
+    assert [t["orderId"] for t in full.signed("GET", "/fapi/v1/userTrades", week).json()] == [new["orderId"]]
+
+
 def test_injection_over_http_refuses_what_cannot_happen(binance_sim):
     """POST /__sim__/trades: a liquidation without a position, or an unknown kind, is a 400."""
     # WHEN impossible injections are asked for
