@@ -17,6 +17,8 @@ from typing import Any
 from klineo.binance import endpoints
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.reconcile import DAY_MS
+from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
 from klineo.store import order_history
 from klineo.store.orders import (
     KIND_ALGO,
@@ -494,6 +496,61 @@ def test_runs_cut_short_follow_each_watched_symbol_in_turn(sim_env, invoke, futu
 
     (manual,) = body_of(_orders(invoke))["orders"]
     assert (manual["origin"], manual["symbol"]) == ("manual", "SOLUSDT")
+
+
+def _watch_older(connection_id: str, symbol: str, ms: int) -> None:
+    """Make the watch's stored time of its last reconciled trade ``ms`` older, as the simulator's
+    ``age_orders(ms)`` made Binance's trades: the watch as it stands once that time has passed."""
+    table = get_settings().data_table
+    sort_key = f"{order_history.WATCH_PREFIX}{connection_id}#{symbol}"
+    key = {"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": sort_key}}
+    item = aws_clients.dynamodb().get_item(TableName=table, Key=key)["Item"]
+    if "read_ms" in item:
+        aws_clients.dynamodb().update_item(
+            TableName=table, Key=key, UpdateExpression="SET read_ms = read_ms - :ms",
+            ExpressionAttributeValues={":ms": {"N": str(ms)}})
+
+
+def test_trades_of_a_watched_symbol_left_unread_over_a_week_are_all_recorded(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a watched symbol whose last reconciled trade is 8 days old and a manual trade made a day after
+    it WHEN a run follows the symbol THEN the manual trade is recorded: Binance's page answers a query sent no
+    time (fromId alone) with the last 7 days only, so the run reads from its last trade's time in windows
+    of 7 days (before: the manual trade, past that default window, was never recorded)."""
+    _open_long(invoke, futures_connection.id)
+    reconcile()  # our entry settled, the symbol watched, its watermark our entry's trade
+    manual = sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="BUY",
+                                  quantity="0.002")
+    sim_env.age_orders(8 * DAY_MS)
+    _watch_older(futures_connection.id, "BTCUSDT", 8 * DAY_MS)
+
+    reconcile()
+
+    (recorded,) = [o for o in body_of(_orders(invoke))["orders"] if o["origin"] == "manual"]
+    assert recorded["client_order_id"] == f"manual-{manual['orderId']}"
+    assert [Decimal(f["qty"]) for f in recorded["fills"]] == [Decimal("0.002")]
+
+
+def test_a_watch_read_in_windows_that_found_nothing_is_read_by_trade_id_next_time(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a watched symbol whose last reconciled trade is 8 days old and no trade since WHEN two runs
+    follow it THEN the first reads its windows (2 requests) and finds nothing, and the second sends one
+    request: a position held for weeks without a trade costs one read a run, not one per week since."""
+    _open_long(invoke, futures_connection.id)
+    reconcile()
+    sim_env.age_orders(8 * DAY_MS)
+    _watch_older(futures_connection.id, "BTCUSDT", 8 * DAY_MS)
+
+    sent = []
+    for _ in range(2):
+        before = len(sim_env.journal)
+        reconcile()
+        sent.append(sum(1 for r in sim_env.journal[before:] if r.path == "/fapi/v1/userTrades"))
+
+    assert sent == [2, 1]
+    assert body_of(_orders(invoke))["orders"][0]["origin"] == "api"
 
 
 def test_status_read_that_read_an_order_open_never_writes_that_over_a_fill_the_reconciler_settled(

@@ -17,6 +17,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.validation import SPOT_INTERVALS, check_client_order_id
 
 __all__ = [
+    "CLOCK_SKEW_MS",
     "EXCHANGE_INFO_TTL_S",
     "INTERVALS",
     "USER_TRADES_PAGE",
@@ -49,6 +50,7 @@ __all__ = [
     "futures_symbol_config",
     "futures_symbol_configs",
     "futures_ticker_price",
+    "futures_trades_after",
     "futures_user_trades",
     "klines",
     "klines_path",
@@ -64,9 +66,14 @@ _SYMBOL = re.compile(r"\S{1,40}")
 EXCHANGE_INFO_TTL_S = 3600.0
 USER_TRADES_PAGE = 1000  # the most rows one GET /fapi/v1/userTrades answers (facts §14)
 USER_TRADES_SPAN_MS = 7 * 86_400_000  # its longest startTime-endTime span, and the window sent neither (§14)
-# An order placed longer ago than this (7 days less an hour for the clocks' skew) may have trades outside the
-# window userTrades answers without a time: they are read in windows of the order's own days.
-RECENT_ORDER_MS = USER_TRADES_SPAN_MS - 3_600_000
+# The most our clock and Binance's may differ by, for the trade reads' windows (an hour, generous).
+CLOCK_SKEW_MS = 3_600_000
+# An order placed longer ago than this (7 days less the clocks' skew) may have trades outside the window
+# userTrades answers without a time: they are read in windows of the order's own days.
+RECENT_ORDER_MS = USER_TRADES_SPAN_MS - CLOCK_SKEW_MS
+# userTrades answers "the past 3 months" of trades (change log 2026-08-26, facts §14): no window starts
+# before that.
+USER_TRADES_KEPT_MS = 90 * 86_400_000
 
 
 class Candle(NamedTuple):
@@ -451,19 +458,44 @@ def futures_order_trades(
     send = partial(via or _direct, futures_user_trades, client, creds, symbol, order_id=order_id)
     if placed_ms is None or time.time() * 1000 - placed_ms < RECENT_ORDER_MS:
         return _trades_by_id(send, after=None if after is None else after[0])
-    start = int(placed_ms) if after is None else max(int(placed_ms), after[1])
+    return _trades_in_windows(send, int(placed_ms) if after is None else max(int(placed_ms), after[1]))
+
+
+def futures_trades_after(
+    client: BinanceClient, creds: Credentials, symbol: str, after_id: int, after_ms: int | None, *,
+    via: Callable[..., list[dict[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
+    """The symbol's trades after trade ``after_id`` (made at ``after_ms``; None: unknown), oldest first.
+    Within the last 7 days less an hour: one page by ``fromId`` (no time). Older: a query sent no time
+    answers only the last 7 days, ``fromId`` too (facts §14), so the trades are read in windows of at most
+    7 days from ``after_ms`` on (from 3 months ago at the earliest: Binance keeps no older), every page of
+    the first window that has any after ``after_id``; a later call goes on from the last of them.
+    ``via`` as in ``futures_order_trades``."""
+    send = partial(via or _direct, futures_user_trades, client, creds, symbol)
+    now = time.time() * 1000
+    if after_ms is None or now - after_ms < RECENT_ORDER_MS:
+        return send(from_id=after_id + 1)
+    start = int(max(after_ms, now - USER_TRADES_KEPT_MS))
+    return _trades_in_windows(send, start, after_id=after_id)
+
+
+_Rows = list[dict[str, Any]]
+
+
+def _trades_in_windows(send: Callable[..., _Rows], start: int, after_id: int | None = None) -> _Rows:
+    """Trades from ``start`` (ms) to now in windows of at most 7 days, the last one sent its start only;
+    oldest first, none of id ``after_id`` or below. Without ``after_id`` every window is read; with it,
+    reading stops at the first window that has any."""
     rows: dict[int, dict[str, Any]] = {}
     while True:
         last = time.time() * 1000 - start < USER_TRADES_SPAN_MS
         end = None if last else start + USER_TRADES_SPAN_MS - 1
         for row in _window_trades(send, start, end):
-            rows.setdefault(int(row["id"]), row)
-        if last:
+            if after_id is None or int(row["id"]) > after_id:
+                rows.setdefault(int(row["id"]), row)
+        if last or (after_id is not None and rows):
             return [rows[key] for key in sorted(rows)]
         start = end + 1
-
-
-_Rows = list[dict[str, Any]]
 
 
 def _trades_by_id(send: Callable[..., _Rows], after: int | None = None) -> _Rows:

@@ -56,8 +56,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    (no retry, no error). The wind-down's own run (``wind_down``: the delete's token) still places them.
 4. **Trades we did not place.** For each watched (connection, symbol) — any symbol we settled an
    order on, until it has had no position and no activity for 7 days — ``userTrades`` since the
-   last reconciled trade id are read; a trade whose order is not one of our records is recorded
-   once as an order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl``
+   last reconciled trade id are read (by ``fromId`` while that trade, or the last read that found none after
+   it, is under 7 days old; older, in windows of 7 days from then, as Binance answers a query sent no time
+   with the last 7 days only: ``endpoints.futures_trades_after``); a trade whose order is not one of our
+   records is recorded once as an order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl``
    (``adl_autoclose``), ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything
    else), with its fills (facts §8, §14); its trades a later run reads (a page that ended inside them)
    are added to that record. When the trades read (and the record's) fall short of what Binance says
@@ -774,11 +776,18 @@ class Reconciler:
         if account is None:
             order_history.unwatch_symbol(watch.user_id, watch.connection_id, watch.symbol)
             return
-        since = None if watch.last_trade_id is not None else self.now_ms - order_history.WATCH_IDLE_MS
-        rows = self.call("GET", "/fapi/v1/userTrades", endpoints.futures_user_trades, account.client,
-                         account.creds, watch.symbol, from_id=None if since else watch.last_trade_id + 1,
-                         start_time=since)
+        if watch.last_trade_id is None:  # newly watched: the last 7 days
+            rows = self.call("GET", "/fapi/v1/userTrades", endpoints.futures_user_trades, account.client,
+                             account.creds, watch.symbol,
+                             start_time=self.now_ms - order_history.WATCH_IDLE_MS)
+        else:
+            rows = endpoints.futures_trades_after(account.client, account.creds, watch.symbol,
+                                                  watch.last_trade_id, watch.read_ms,
+                                                  via=partial(self.call, "GET", "/fapi/v1/userTrades"))
         if not rows:
+            if watch.last_trade_id is not None:  # none after it up to Binance's now (our clock's, less skew)
+                order_history.mark_read(watch.user_id, watch.connection_id, watch.symbol,
+                                        self.now_ms - endpoints.CLOCK_SKEW_MS)
             self._maybe_unwatch(account, watch)
             return
         # Our orders' ids; not a foreign record's: a later page of its trades is merged into it.
@@ -792,8 +801,9 @@ class Reconciler:
                 by_order[int(row["orderId"])].append(row)
         for order_id, trades in by_order.items():
             self._record_foreign(account, watch, order_id, trades)
+        newest = max(rows, key=lambda r: int(r["id"]))
         order_history.advance_watermark(watch.user_id, watch.connection_id, watch.symbol,
-                                        max(int(r["id"]) for r in rows))
+                                        int(newest["id"]), int(newest["time"]))
         order_history.watch_symbol(watch.user_id, watch.connection_id, watch.symbol, self.now_ms)
 
     def _maybe_unwatch(self, account: _Account, watch: order_history.Watch) -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "list_unsettled",
     "list_unsettled_of",
     "list_watched",
+    "mark_read",
     "recent_foreign_fills",
     "resume_points",
     "save_resume_point",
@@ -233,6 +234,9 @@ class Watch:
     symbol: str
     last_trade_id: int | None
     active_ms: int
+    # How far (ms, Binance's trade times) the symbol's trades are read: every trade made before it has an id
+    # of at most last_trade_id (None: a watermark stored before this was kept).
+    read_ms: int | None = None
 
 
 def _watch_key(user_id: str, connection_id: str, symbol: str) -> dict[str, Any]:
@@ -265,13 +269,28 @@ def unwatch_symbol(user_id: str, connection_id: str, symbol: str) -> None:
                                Key=_watch_key(user_id, connection_id, symbol), **update.request())
 
 
-def advance_watermark(user_id: str, connection_id: str, symbol: str, last_trade_id: int) -> bool:
-    """Move the last reconciled trade id forward (never back); False when it was already there."""
-    update = Update(sets={"last_trade_id": last_trade_id})
+def advance_watermark(user_id: str, connection_id: str, symbol: str, last_trade_id: int,
+                      read_ms: int) -> bool:
+    """Move the last reconciled trade id, and ``read_ms`` (that trade's time), forward (never back); False
+    when it was already there."""
+    update = Update(sets={"last_trade_id": last_trade_id, "read_ms": read_ms})
     return conditional_write(
         aws.dynamodb().update_item, TableName=get_settings().data_table,
         Key=_watch_key(user_id, connection_id, symbol),
         ConditionExpression="attribute_not_exists(last_trade_id) OR last_trade_id < :last_trade_id",
+        **update.request(),
+    )
+
+
+def mark_read(user_id: str, connection_id: str, symbol: str, read_ms: int) -> None:
+    """Binance answered no trade after the watermark up to ``read_ms``: move ``read_ms`` there (never back;
+    a watch without a watermark has nothing to move)."""
+    update = Update(sets={"read_ms": read_ms})
+    conditional_write(
+        aws.dynamodb().update_item, TableName=get_settings().data_table,
+        Key=_watch_key(user_id, connection_id, symbol),
+        ConditionExpression="attribute_exists(last_trade_id) AND "
+                            "(attribute_not_exists(read_ms) OR read_ms < :read_ms)",
         **update.request(),
     )
 
@@ -281,6 +300,7 @@ def list_watched() -> Iterator[Watch]:
     for shard in range(UNSETTLED_SHARDS):
         for item in _query_gsi2(f"{WATCH_PREFIX}{shard}"):
             plain = {name: from_attr(value) for name, value in item.items()}
-            last = plain.get("last_trade_id")
+            last, last_ms = plain.get("last_trade_id"), plain.get("read_ms")
             yield Watch(plain["user_id"], plain["connection_id"], plain["symbol"],
-                        int(last) if last is not None else None, int(plain.get("active_ms") or 0))
+                        int(last) if last is not None else None, int(plain.get("active_ms") or 0),
+                        int(last_ms) if last_ms is not None else None)
