@@ -47,6 +47,8 @@ def _trades_window(params: dict, now_ms: float) -> tuple[int, int]:
     start, end = _window(params, now_ms)
     if params.get("startTime") and params.get("endTime") and end - start > WEEK_MS:
         raise errors.interval_too_long(WEEK_MS // 3_600_000)
+    if params.get("startTime") and not params.get("endTime"):  # its 7 days at most (unverified, §14)
+        end = min(end, start + WEEK_MS)
     return start, end
 
 

@@ -137,6 +137,23 @@ def test_user_trades_refuses_what_the_page_forbids_and_forgets_trades_over_three
     assert [t["orderId"] for t in full.signed("GET", "/fapi/v1/userTrades", week).json()] == [new["orderId"]]
 
 
+def test_user_trades_sent_only_a_start_answer_at_most_the_seven_days_after_it(binance_sim, full):
+    """userTrades sent startTime alone answers at most its 7 days (the stricter of the two readings of the
+    page, which does not say: a klineo read that holds under it holds under the other, facts §14)."""
+    # GIVEN a trade filled 10 days ago and one filled now
+    old = full.signed("POST", "/fapi/v1/order", BUY).json()
+    binance_sim.age_orders(10 * DAY_MS)
+    new = full.signed("POST", "/fapi/v1/order", BUY).json()
+    # WHEN the trades are asked for from just before the old one, and from 3 days ago
+    from_old = {"symbol": "BTCUSDT", "startTime": old["updateTime"] - 10 * DAY_MS - 1}
+    early = full.signed("GET", "/fapi/v1/userTrades", from_old).json()
+    recent = {"symbol": "BTCUSDT", "startTime": new["updateTime"] - 3 * DAY_MS}
+    late = full.signed("GET", "/fapi/v1/userTrades", recent).json()
+    # THEN the first answers only the old trade's week, the second up to now
+    assert [t["orderId"] for t in early] == [old["orderId"]]
+    assert [t["orderId"] for t in late] == [new["orderId"]]
+
+
 def test_injection_over_http_refuses_what_cannot_happen(binance_sim):
     """POST /__sim__/trades: a liquidation without a position, or an unknown kind, is a 400."""
     # WHEN impossible injections are asked for
