@@ -537,19 +537,23 @@ def test_a_watch_read_in_windows_that_found_nothing_is_read_by_trade_id_next_tim
 ):
     """GIVEN a watched symbol whose last reconciled trade is 8 days old and no trade since WHEN two runs
     follow it THEN the first reads its windows (2 requests) and finds nothing, and the second sends one
-    request: a position held for weeks without a trade costs one read a run, not one per week since."""
+    request: a position held for weeks without a trade costs one read a run, not one per week since; and
+    how far it was read is written by the first run only (once a day, not a write every run)."""
     _open_long(invoke, futures_connection.id)
     reconcile()
     sim_env.age_orders(8 * DAY_MS)
     _watch_older(futures_connection.id, "BTCUSDT", 8 * DAY_MS)
 
-    sent = []
+    sent, read_to = [], []
     for _ in range(2):
         before = len(sim_env.journal)
         reconcile()
         sent.append(sum(1 for r in sim_env.journal[before:] if r.path == "/fapi/v1/userTrades"))
+        (watch,) = [w for w in order_history.list_watched() if w.symbol == "BTCUSDT"]
+        read_to.append(watch.read_ms)
 
     assert sent == [2, 1]
+    assert read_to[0] is not None and read_to[1] == read_to[0] > time.time() * 1000 - 2 * 3_600_000
     assert body_of(_orders(invoke))["orders"][0]["origin"] == "api"
 
 

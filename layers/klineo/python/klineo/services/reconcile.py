@@ -89,6 +89,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from klineo.binance import BinanceClient, call_deadline, call_time_left, endpoints, weight_meter
@@ -785,7 +786,9 @@ class Reconciler:
                                                   watch.last_trade_id, watch.read_ms,
                                                   via=partial(self.call, "GET", "/fapi/v1/userTrades"))
         if not rows:
-            if watch.last_trade_id is not None:  # none after it up to Binance's now (our clock's, less skew)
+            # None after it up to Binance's now (our clock's, less skew); said once a day, not every run:
+            # a read under 7 days old stays one request by fromId.
+            if watch.last_trade_id is not None and self.now_ms - (watch.read_ms or 0) > DAY_MS:
                 order_history.mark_read(watch.user_id, watch.connection_id, watch.symbol,
                                         self.now_ms - endpoints.CLOCK_SKEW_MS)
             self._maybe_unwatch(account, watch)
