@@ -76,19 +76,21 @@ def serialize_dynamodb() -> None:
     (the local stack's server, the tests' and the benchmarks' in-process mock) calls this once.
     Under the same lock, transactions and plain updates skip moto's most expensive steps
     (``_transactions_without_table_copies``, ``local.moto_shortcuts``).
+
+    Each piece is put in place unless it is there (its own mark): a test fixture that patched moto's backend
+    before the first call and undid it after puts back moto's own method, which the next call replaces again.
     """
     from moto.dynamodb.responses import DynamoHandler
 
-    if getattr(DynamoHandler.call_action, "_klineo_serialized", False):
-        return
-    unlocked = DynamoHandler.call_action
+    if not getattr(DynamoHandler.call_action, "_klineo_serialized", False):
+        unlocked = DynamoHandler.call_action
 
-    def call_action(self: Any) -> Any:
-        with _DYNAMODB_LOCK:
-            return unlocked(self)
+        def call_action(self: Any) -> Any:
+            with _DYNAMODB_LOCK:
+                return unlocked(self)
 
-    call_action._klineo_serialized = True  # type: ignore[attr-defined]
-    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+        call_action._klineo_serialized = True  # type: ignore[attr-defined]
+        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     _transactions_without_table_copies()
     plain_updates_without_parsing()
     items_sized_once()
@@ -109,6 +111,8 @@ def _transactions_without_table_copies() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     original = DynamoDBBackend.transact_write_items
+    if getattr(original, "_klineo_no_table_copies", False):
+        return
 
     def target(self: Any, op_type: str, op: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         table = self.get_table(op["TableName"])
@@ -166,6 +170,7 @@ def _transactions_without_table_copies() -> None:
             raise
         return None
 
+    transact_write_items._klineo_no_table_copies = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 

@@ -163,3 +163,24 @@ def test_a_condition_text_is_lexed_once_and_judged_with_each_requests_values(dyn
     assert first > 0 and len(lexed) == first
     item = dynamodb.get_item(TableName="plain", Key=request["Key"])["Item"]
     assert item["gone"] == {"S": "x"}
+
+
+def test_shortcuts_a_fixture_undid_are_put_back_by_the_next_serialize(monkeypatch) -> None:
+    """GIVEN moto's backend methods put back unmarked (a fixture wrapped them before the first
+    ``serialize_dynamodb`` and its undo restored moto's own) WHEN ``serialize_dynamodb`` runs again THEN the
+    plain-update and transaction shortcuts are in place again (before: the handler's lock, already there,
+    made it return at once, and every later test ran moto's slow paths, these tests failing)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from local.aws_emulation import serialize_dynamodb
+
+    serialize_dynamodb()
+    for name in ("update_item", "transact_write_items"):
+        installed = getattr(DynamoDBBackend, name)
+        monkeypatch.setattr(DynamoDBBackend, name, lambda *args, __installed=installed, **kw: __installed(
+            *args, **kw))
+
+    serialize_dynamodb()
+
+    assert getattr(DynamoDBBackend.update_item, "_klineo_plain", False)
+    assert getattr(DynamoDBBackend.transact_write_items, "_klineo_no_table_copies", False)
