@@ -319,8 +319,10 @@ def position_risk_v3(call: Call) -> list:
 
 
 def new_order(call: Call) -> dict:
-    """POST /fapi/v1/order; refused on a symbol not trading now (``SimulatorState.require_trading``)."""
+    """POST /fapi/v1/order; refused on a symbol not trading now (``SimulatorState.require_trading``), or of a
+    type the symbol no longer lists (``SimulatorState.require_order_type``)."""
     call.state.require_trading(call.params.get("symbol"))
+    call.state.require_order_type(call.params.get("symbol"), call.params.get("type"))
     return call.state.futures.place_order(call.account, call.params, call.now_ms)
 
 

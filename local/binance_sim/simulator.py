@@ -160,7 +160,8 @@ class Simulator:
 
     def set_order_types(self, symbol: str, order_types: Sequence[str] | None) -> None:
         """List only ``order_types`` in a futures symbol's exchangeInfo entry (e.g. ``["LIMIT"]``: a symbol
-        that takes no MARKET orders), tests only; None: the usual list. Orders are not checked against it.
+        that takes no MARKET orders), tests only; None: the usual list. A new order (POST /fapi/v1/order) of a
+        type it lacks is refused as Binance does (400, -1116).
         ``reset`` restores the usual list."""
         self.state.set_order_types(symbol, order_types)
 

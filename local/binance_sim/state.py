@@ -88,6 +88,13 @@ class SimulatorState:
         else:
             self.order_types[symbol] = tuple(order_types)
 
+    def require_order_type(self, symbol: object, order_type: object) -> None:
+        """Refuse a new futures order whose type the symbol's exchangeInfo entry no longer lists
+        (``set_order_types``), as Binance refuses a type a symbol does not take: 400, -1116."""
+        listed = self.order_types.get(symbol) if isinstance(symbol, str) else None
+        if listed is not None and order_type not in listed:
+            raise ApiError(400, -1116, "Invalid orderType.")
+
     def require_trading(self, symbol: object) -> None:
         """Refuse a new futures order, regular or conditional (the algo service), on a symbol that is not
         TRADING now (``set_symbol_status``), as Binance does: 400, -4140 (docs/binance-facts.md §15; the same

@@ -493,3 +493,26 @@ def test_a_symbol_not_trading_refuses_new_orders_and_still_cancels_resting_ones(
     # AND the resting order still cancels
     cancelled = full.signed("DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": resting["orderId"]})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELED"
+
+
+def test_an_order_type_the_symbol_no_longer_lists_is_refused(binance_sim, full):
+    """A symbol whose exchangeInfo orderTypes lack MARKET (set_order_types) refuses a MARKET order as Binance
+    refuses a type it does not take (400, -1116) and places nothing; a LIMIT order, still listed, rests; the
+    usual list (None) takes MARKET again."""
+    # GIVEN BTCUSDT listed as taking LIMIT orders only
+    binance_sim.set_order_types("BTCUSDT", ["LIMIT"])
+    market = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}
+    # WHEN a MARKET order is sent on it
+    refused = full.signed("POST", "/fapi/v1/order", market)
+    # THEN Binance's refusal of the type, and no position
+    assert refused.status_code == 400
+    assert refused.json() == {"code": -1116, "msg": "Invalid orderType."}
+    assert full.signed("GET", "/fapi/v3/positionRisk", {"symbol": "BTCUSDT"}).json() == []
+    # AND a LIMIT order is still taken
+    resting = full.signed("POST", "/fapi/v1/order", {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
+        "price": resting_buy_price(binance_sim)})
+    assert resting.status_code == 200, resting.text
+    # AND once the usual list is back, MARKET fills again
+    binance_sim.set_order_types("BTCUSDT", None)
+    assert full.signed("POST", "/fapi/v1/order", market).status_code == 200
