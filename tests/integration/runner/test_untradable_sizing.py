@@ -18,12 +18,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from klineo.binance import Market, get_client
+from klineo.binance.filters import get_symbol_rules
 from klineo.services.key_health import pause_connection_strategies
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import disable_connection
 from klineo.store.events import list_events
 from klineo.store.runs import list_runs
 
+from local.binance_sim.errors import ApiError
 from tests.helpers import put_paper_strategy, response_json
 from tests.integration.api.conftest import connection_event
 from tests.integration.runner.conftest import ORDER_PATH
@@ -39,6 +42,7 @@ UNTRADABLE = [
 ]
 UNTRADABLE_SIZE = "untradable_size"  # the pause reason (klineo.runner.planning.UNTRADABLE_SIZE)
 NO_MARKET = "BTCUSDT takes no MARKET orders, the only orders a strategy sends"
+EXCHANGE_INFO_PATH = "/fapi/v1/exchangeInfo"
 RISING = [("100", "100", "100", "100")] * 3 + [("100", "101", "100", "101"), ("101", "102", "101", "102")]
 
 
@@ -256,3 +260,55 @@ def test_enabling_a_connection_leaves_paused_the_strategies_a_resume_would_refus
         stored = runner.stored(ALICE, sid)
         assert (stored.status, stored.status_reason) == ("paused", reason)
     assert runner.stored(ALICE, fine).status == "active"
+
+
+def _cached_rules_list_market(symbol: str = "BTCUSDT") -> None:
+    """The container's exchangeInfo (kept up to an hour) read now, while ``symbol`` still takes MARKET."""
+    rules = get_symbol_rules(get_client(Market.FUTURES, "production"), symbol)
+    assert rules.takes("MARKET")
+
+
+def test_a_market_order_binance_refuses_for_its_type_pauses_at_once_once_the_rules_confirm(runner) -> None:
+    """GIVEN a live strategy whose symbol stopped taking MARKET orders after the container cached its rules
+    (still listing MARKET) WHEN its order goes out and Binance refuses the type (-1116) THEN the symbol's
+    rules are read once more, show no MARKET, and the strategy is paused (no_market_orders) at once with its
+    paused event, as when the cached rules already show it (before: a failed run counted towards the pause
+    by five, the strategy left to fail on every entry)."""
+    sid = runner.strategy(ALICE, runner.connection(ALICE))
+    _cached_rules_list_market()
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+    runner.sim.clear_journal()
+
+    runner.run_tick()
+
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+    assert len(runner.journal("GET", EXCHANGE_INFO_PATH)) == 1  # the one fresh read after the refusal
+    run, = runner.runs(sid)
+    assert (run.status, run.error["category"]) == ("failed", "invalid_request")
+    stored = runner.stored(ALICE, sid)
+    assert (stored.status, stored.status_reason, stored.failed_runs) == ("paused", "no_market_orders", 0)
+    paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
+    assert paused.details["reason"] == "no_market_orders" and NO_MARKET in paused.details["message"]
+
+
+def test_a_type_refusal_the_fresh_rules_do_not_confirm_is_counted_not_paused(runner, monkeypatch) -> None:
+    """GUARD: GIVEN Binance refusing a strategy's MARKET order's type (-1116) while its exchangeInfo, read
+    again, still lists MARKET WHEN the tick runs THEN a failed run counted towards the pause by five
+    (failed_runs 1), the strategy still active: only the rules, not the refusal alone, pause it at once."""
+    sid = runner.strategy(ALICE, runner.connection(ALICE))
+    _cached_rules_list_market()
+
+    def refuse_market(symbol: object, order_type: object) -> None:
+        if order_type == "MARKET":
+            raise ApiError(400, -1116, "Invalid orderType.")
+
+    monkeypatch.setattr(runner.sim.state, "require_order_type", refuse_market)
+
+    runner.run_tick()
+
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+    run, = runner.runs(sid)
+    assert (run.status, run.error["category"]) == ("failed", "invalid_request")
+    stored = runner.stored(ALICE, sid)
+    assert (stored.status, stored.status_reason, stored.failed_runs) == ("active", None, 1)
+    assert [e for e in list_events(sid, 20).events if e.kind == "paused"] == []

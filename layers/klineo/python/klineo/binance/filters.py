@@ -196,13 +196,17 @@ class SymbolRules(NamedTuple):
         """Whether the symbol takes ``order_type`` (exchangeInfo's ``orderTypes``; none listed: any)."""
         return not self.order_types or order_type in self.order_types
 
+    def require_type(self, order_type: str) -> None:
+        """Refuse (invalid_request naming ``type``) an order type the symbol does not take (``takes``)."""
+        if not self.takes(order_type):
+            raise _invalid("type", f"order type {order_type} is not allowed on {self.symbol}")
+
     def _check_side_and_type(self, side: str, order_type: str) -> bool:
         """Refuse an unknown side or an order type the symbol does not take; True for market-type orders."""
         if str(side).upper() not in ("BUY", "SELL"):
             raise _invalid("side", "side must be BUY or SELL")
         order_type = str(order_type).upper()
-        if not self.takes(order_type):
-            raise _invalid("type", f"order type {order_type} is not allowed on {self.symbol}")
+        self.require_type(order_type)
         if order_type not in _PRICED_TYPES and order_type not in _MARKET_TYPES:
             raise _invalid("type", f"order type {order_type} is not supported")
         return order_type in _MARKET_TYPES

@@ -54,6 +54,7 @@ __all__ = [
     "fetch_limit",
     "status_refusal",
     "trading_rules",
+    "type_refusal",
 ]
 
 CACHE_MAX_ENTRIES = 256
@@ -190,6 +191,21 @@ def status_refusal(client: BinanceClient, symbol: str, exc: KlineoError, *,
         _require_trading(client, symbol, fresh=fresh)
     except KlineoError as refusal:
         return refusal
+    return exc
+
+
+def type_refusal(client: BinanceClient, symbol: str, exc: KlineoError) -> KlineoError:
+    """Binance's refusal ``exc`` of a MARKET order's type (field type, -1116) judged on the symbol's rules
+    read again now (the container's exchangeInfo, kept up to an hour, may still list MARKET; the read
+    refreshes it, so later turns refuse before sending): the refusal those rules make when the symbol no
+    longer takes MARKET orders (``SymbolRules.require_type``), or ``exc`` itself when they still take them,
+    or cannot be read now (the refusal then counts as any other)."""
+    if exc.field != "type":
+        return exc
+    try:
+        listed_symbol_rules(client, symbol, max_age_s=0.0).require_type("MARKET")
+    except KlineoError as refusal:
+        return refusal if refusal.field == "type" else exc
     return exc
 
 

@@ -127,7 +127,7 @@ from klineo.binance import (
 from klineo.binance.endpoints import futures_balance
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.runner.candles import CandleGroup, status_refusal, trading_rules
+from klineo.runner.candles import CandleGroup, status_refusal, trading_rules, type_refusal
 from klineo.runner.failures import after_failure, after_success, paused_message
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
@@ -1186,18 +1186,22 @@ class _Turn:
         (its status, facts §15) follows the tick's one rule on the status read again
         (``klineo.runner.candles.status_refusal``): halted, the run is skipped (no_candle), nothing counted;
         ended or unlisted, the strategy pauses at once (invalid_symbol); still TRADING (or not read), the
+        refusal counts as any other. A refusal of the order's type (-1116: the container's rules, up to an
+        hour old, still listed MARKET) follows the rules read again (``type_refusal``): without MARKET, the
+        strategy pauses at once (no_market_orders), as a turn that plans on such rules does; with it, the
         refusal counts as any other."""
-        strategy = self.strategy
+        strategy, client = self.strategy, self.client()
         if position_mode_refused(exc):
             exc = KlineoError(exc.category, mode_mismatch_message(pending.position_side), code=exc.code,
                               field="positionSide", status=exc.status)
-        judged = status_refusal(self.client(), strategy.symbol, exc)  # refused for the symbol's status
+        # Refused for the symbol's status, or for its order type, each by its rules read again.
+        judged = type_refusal(client, strategy.symbol, status_refusal(client, strategy.symbol, exc))
         if judged.field == "close_time":  # a halt: that tick skipped, as with no candle (nothing counted)
             refused = {**exc.to_dict(), "code": exc.code}
             return self.settle_skipped(pending, "no_candle", refused, _error(judged))
         failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
         second = _is_second(pending)  # a hedge flip's entry: the run is its close's, not a failed one
-        # An ended or unlisted symbol, by the status read again (one still TRADING, or unread, counts).
+        # An ended or unlisted symbol, or one without MARKET orders, by its rules read again (else counted).
         at_once = None if second or judged is exc else _PAUSED_AT_ONCE.get(judged.field or "")
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else at_once
         self.event("error", close_time=pending.close_time, second=second, category=str(exc.category),
@@ -1487,7 +1491,8 @@ class _ResendBlocked(Exception):
 # A failed run's field whose refusal no later candle can mend -> the pause it makes at once: the symbol
 # Binance does not list, a sizing no order of the symbol can pass whatever the price (``sizing_refusal``),
 # and the order type of a symbol that stopped taking MARKET orders (``SymbolRules.prepare_order`` refuses
-# it naming ``type``; a strategy's orders are MARKET ones only, so no later candle's order passes either).
+# it naming ``type``, and so does Binance's own refusal of the type once the rules read again confirm it:
+# ``type_refusal``; a strategy's orders are MARKET ones only, so no later candle's order passes either).
 INVALID_SYMBOL = "invalid_symbol"
 # A strategy stored before the routes refused a direction short with allow_short false (``NO_SIDE_LEFT``):
 # every signal flat, it would run every tick doing nothing.

@@ -23,7 +23,9 @@ and the runner (a strategy stored before the rule) all refuse with it.
 ``require_market_orders`` is the other: a symbol whose exchangeInfo ``orderTypes`` lack MARKET
 (``SymbolRules.takes``) can never take an order planned here, every one of which is a MARKET order.
 POST /strategies, resuming and the backtest refuse it, naming ``symbol``; the runner pauses a strategy
-whose symbol stopped taking them on the first turn that plans an order (``NO_MARKET_ORDERS``).
+whose symbol stopped taking them on the first turn that plans an order (``NO_MARKET_ORDERS``), or whose
+MARKET order Binance refuses for its type once the symbol's rules read again confirm it
+(``klineo.runner.candles.type_refusal``: the container's cached rules may still list MARKET).
 """
 
 from __future__ import annotations
