@@ -509,12 +509,16 @@ class _Turn:
             self.event("paused", close_time, reason=pause, message=paused_message(count, exc))
         return count, pause
 
-    def log_pause(self, exc: KlineoError, pause: str, stored: bool) -> None:
+    def log_pause(self, exc: KlineoError, pause: str, stored: bool, held: Decimal = Decimal(0)) -> None:
         """Log the pause a failed run reached (``pause``: its reason) as it was stored: a resume between the
-        claim and the settle drops it (``Settled.paused``), the strategy then active with a fresh count."""
+        claim and the settle drops it (``Settled.paused``), the strategy then active with a fresh count.
+        ``held``: the live position the strategy holds, named when the pause leaves it to the user."""
         extra = {"strategy_id": self.strategy.strategy_id, "category": str(exc.category), "pause": pause}
         if stored:  # a pause at once says why (nothing kept failing); any other is one by count
             said = _PAUSED_AT_ONCE_LOG.get(pause, "strategy paused: its runs or its keys keep failing")
+            if _leaves_position(pause, held):
+                said += "; the position it holds stays open, the user's to close"
+                extra.update(symbol=self.strategy.symbol, position=plain_text(held))
             logger.warning(said, extra=extra)
         else:
             logger.info("strategy not paused: resumed while its order was in flight, counted from the resume",
@@ -525,8 +529,9 @@ class _Turn:
         problem; ``untradable_size``: the sizing) at once with its ``paused`` event, else the count of failed
         runs and the pause it reaches; None: the run alone (ONE put)."""
         if pause is not None:  # paused anyway: the count no longer matters (resuming clears it)
-            self.event("paused", reason=pause, message=_paused_at_once(self.strategy.symbol, pause, exc))
-            self.log_pause(exc, pause, stored=True)  # stored with the run, as below
+            held = self.strategy.live_position if self.live else Decimal(0)
+            self.event("paused", reason=pause, message=_paused_at_once(self.strategy, pause, exc, held))
+            self.log_pause(exc, pause, stored=True, held=held)  # stored with the run, as below
             return _pausing(pause)
         count, reached = self.count_failure(exc)
         if reached is not None:  # stored with the run (one conditional write: both or neither)
@@ -1208,7 +1213,8 @@ class _Turn:
                    message=exc.message, what="new_side_not_opened" if second else None)
         if pause:
             self.event("paused", close_time=pending.close_time, reason=pause,
-                       message=_paused_at_once(strategy.symbol, pause, judged) if pause == at_once else None)
+                       message=_paused_at_once(strategy, pause, judged, pending.position_before)
+                       if pause == at_once else None)
         # Never a key refusal; nor a flip's entry, whose run is its close's (its entry from flat, refused
         # again on the next candles, counts there); nor a pause at once.
         counted, repeated = (None, None) if second or at_once else self.count_failure(exc, pending.close_time)
@@ -1227,7 +1233,7 @@ class _Turn:
         self.after_second_leg_refused(pending)
         reached = pause or repeated
         if reached:
-            self.log_pause(exc, reached, settled.paused)
+            self.log_pause(exc, reached, settled.paused, pending.position_before)
         self.note_key_outcome(exc)
         return self.result("ordered" if second else "failed", str(exc.category))
 
@@ -1509,9 +1515,17 @@ _PAUSED_AT_ONCE_LOG = {
 }
 
 
-def _paused_at_once(symbol: str, pause: str, exc: KlineoError) -> str:
+def _paused_at_once(strategy: Strategy, pause: str, exc: KlineoError, held: Decimal = Decimal(0)) -> str:
     """What the ``paused`` event of an ``invalid_symbol``, ``untradable_size`` or ``no_market_orders`` pause
-    tells the trader."""
+    tells the trader; with the live position ``held`` it leaves open, if any (``_position_left``)."""
+    said = _why_paused(strategy.symbol, pause, exc)
+    if not _leaves_position(pause, held):
+        return said
+    return f"{said.rstrip('.')}. {_position_left(strategy, pause, held)}"
+
+
+def _why_paused(symbol: str, pause: str, exc: KlineoError) -> str:
+    """Why a pause at once paused the strategy, and what resumes it."""
     if pause == NO_MARKET_ORDERS:
         return (f"Paused: {no_market_orders(symbol)}; resume it once Binance takes them again. "
                 f"Last error: {exc.message}")
@@ -1521,6 +1535,22 @@ def _paused_at_once(symbol: str, pause: str, exc: KlineoError) -> str:
     return (f"Paused: Binance does not list or trade {symbol} on USDT-M futures (an unknown or delisted "
             f"symbol, or one it stopped trading); create a strategy on a listed symbol, or resume this one "
             f"once Binance trades it again. Last error: {exc.message}")
+
+
+def _leaves_position(pause: str, held: Decimal) -> bool:
+    """True when a pause for the symbol leaves the live position ``held`` open: the strategy can neither
+    trade nor close it, so no strategy manages it now (``invalid_symbol``, ``no_market_orders``)."""
+    return held != 0 and pause in (INVALID_SYMBOL, NO_MARKET_ORDERS)
+
+
+def _position_left(strategy: Strategy, pause: str, held: Decimal) -> str:
+    """What the paused event says of the live position ``held`` the pause leaves open: the user's to close,
+    and how (without MARKET orders: a reduce-only LIMIT order; the close route's MARKET one is refused)."""
+    symbol, connection = strategy.symbol, f"/exchange-connections/{strategy.connection_id}/futures"
+    how = (f"a reduce-only LIMIT order (POST {connection}/order)" if pause == NO_MARKET_ORDERS
+           else f"POST {connection}/positions/{symbol}/close")
+    return (f"Its {'long' if held > 0 else 'short'} position of {plain_text(abs(held))} {symbol} stays open "
+            f"and no strategy manages it now: it is yours to close, with {how} or on Binance.")
 
 
 def _invalid_parameters(exc: ValidationError | None, fields: Mapping[str, Any] = MappingProxyType({})) -> str:

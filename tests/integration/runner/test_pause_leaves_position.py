@@ -1,0 +1,96 @@
+"""A strategy paused at once for its symbol (``invalid_symbol``, ``no_market_orders``) while it holds a live
+position leaves that position open with no strategy to manage it: its ``paused`` event and the log say so.
+
+The strategy is an RSI one that is always long (``ALWAYS_LONG``): its first tick buys 0.002 BTCUSDT. Its
+levels are then turned to always short (``ALWAYS_SHORT``), so the next tick flips it: an order that adds
+exposure, refused for the symbol, the long position still held.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from klineo.binance import endpoints, filters
+from klineo.store import strategies as strategy_store
+from klineo.store.events import list_events
+
+from tests.integration.runner.conftest import ORDER_PATH, current_close
+from tests.integration.runner.test_failed_runs_pause import ALWAYS_LONG, minute_start
+
+USER = "user-paused-holding"
+ALWAYS_SHORT = {"period": 14, "oversold": 0.0005, "overbought": 0.001}
+LEFT_OPEN = ("Its long position of 0.002 BTCUSDT stays open and no strategy manages it now: it is yours to "
+             "close")
+
+
+def _holding(runner) -> tuple[str, str, int]:
+    """(strategy id, connection id, now): a live strategy that bought 0.002 BTCUSDT a tick ago, now always
+    short (its next tick flips it)."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection, **ALWAYS_LONG)
+    now = minute_start()
+    runner.run_tick(now - 60_000)
+    stored = runner.stored(USER, sid)
+    assert str(stored.live_position) == "0.002"
+    strategy_store.update_settings(USER, sid, stored, changes={"parameters": ALWAYS_SHORT})
+    return sid, connection, now
+
+
+def _paused_message(sid: str) -> str:
+    """The message of the strategy's one paused event."""
+    paused, = [e for e in list_events(sid, 50).events if e.kind == "paused"]
+    return paused.details["message"]
+
+
+def test_a_no_market_orders_pause_says_the_position_it_holds_stays_open(runner, caplog) -> None:
+    """GIVEN a live strategy holding a long 0.002 BTCUSDT WHEN its symbol stops taking MARKET orders and the
+    turn of its flip pauses it (no_market_orders) THEN the paused event says the position stays open, managed
+    by no strategy, and how the user closes it (a reduce-only LIMIT order, or on Binance: the close route
+    sends a MARKET one); the log line names the position left (before: nothing said of it)."""
+    sid, connection, now = _holding(runner)
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+    endpoints.clear_exchange_info_cache()  # the turn reads the symbol's rules as they are now
+    filters.clear_symbol_rules_cache()
+
+    with caplog.at_level(logging.INFO):
+        runner.run_tick(now)
+
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason, str(stored.live_position)) == ("paused", "no_market_orders",
+                                                                                "0.002")
+    message = _paused_message(sid)
+    assert message.endswith(f"{LEFT_OPEN}, with a reduce-only LIMIT order "
+                            f"(POST /exchange-connections/{connection}/futures/order) or on Binance.")
+    left, = [r for r in caplog.records if r.getMessage().startswith("strategy paused")]
+    assert left.getMessage() == ("strategy paused: its symbol takes no MARKET orders; "
+                                 "the position it holds stays open, the user's to close")
+    assert (left.symbol, left.position) == ("BTCUSDT", "0.002")
+
+
+def test_an_invalid_symbol_pause_at_the_settle_says_the_position_it_held_stays_open(runner) -> None:
+    """GIVEN a live strategy holding a long 0.002 BTCUSDT WHEN its flip's order (SELL 0.004) is refused for
+    the symbol's status (delisted: SETTLING) and the strategy paused invalid_symbol THEN the paused event
+    names the position still held (0.002, not the order's quantity) and the close route, or Binance."""
+    sid, connection, now = _holding(runner)
+    runner.sim.set_symbol_status("BTCUSDT", "SETTLING", since_ms=current_close(now) + 1 + 60_000)
+
+    runner.run_tick(now)
+
+    assert len(runner.journal("POST", ORDER_PATH)) == 2
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("paused", "invalid_symbol")
+    assert _paused_message(sid).endswith(
+        f"{LEFT_OPEN}, with POST /exchange-connections/{connection}/futures/positions/BTCUSDT/close "
+        f"or on Binance.")
+
+
+def test_a_pause_at_once_of_a_flat_strategy_says_nothing_of_a_position(runner) -> None:
+    """GUARD: GIVEN a live strategy holding nothing WHEN its symbol takes no MARKET orders and it pauses at
+    once THEN its paused event says nothing of a position left open."""
+    sid = runner.strategy(USER, runner.connection(USER), **ALWAYS_LONG)
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+
+    runner.run_tick()
+
+    assert runner.stored(USER, sid).status_reason == "no_market_orders"
+    assert "position" not in _paused_message(sid)
