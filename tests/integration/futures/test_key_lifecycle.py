@@ -20,6 +20,7 @@ from klineo.store.connections import (
     get_connection,
     replace_key,
 )
+from klineo.store.events import list_events
 from klineo.store.order_history import UNSETTLED_INDEX
 from klineo.store.secrets import put_new_version
 
@@ -781,3 +782,43 @@ def test_futures_are_not_enabled_on_a_connection_whose_delete_stopped_half_way(
     assert body_of(response)["error"]["field"] == "connection_id"
     assert sim_env.state.futures.state_for(connection.account, time.time() * 1000).dual_side is False
     assert get_connection(USER_A, connection.id).futures_enabled is False
+
+
+def _kinds(strategy_id: str) -> list[tuple[str, dict]]:
+    """The strategy's events, newest first, as (kind, details)."""
+    return [(e.kind, e.details) for e in list_events(strategy_id, 20).events]
+
+
+def test_the_enable_writes_a_resumed_event_for_each_strategy_it_resumes(sim_env, invoke, futures_connection):
+    """GIVEN a disabled connection whose two strategies its disable paused, and one the user paused WHEN the
+    connection is enabled THEN each strategy the enable resumed has its resumed event saying the enable
+    resumed it, as the user's resume (PATCH) writes one, so GET /strategies/{id}/events tells why it runs
+    again; the user's paused strategy has only the user's event (before: the enable wrote none)."""
+    users = _live_strategy(futures_connection.id)
+    assert _resume(invoke, users, status="paused")["statusCode"] == 200
+    sids = _disabled_with_two_paused_strategies(futures_connection.id)
+
+    enabled = invoke("connection_enable",
+                     connection_event("connection_enable", futures_connection.id, USER_A, "/enable"))
+
+    assert enabled["statusCode"] == 200, enabled["body"][:300]
+    assert sorted(body_of(enabled)["resumed_strategies"]) == sorted(sids)
+    for sid in sids:
+        (kind, details), = _kinds(sid)
+        assert (kind, details["by"]) == ("resumed", "connection_enable")
+        assert details["message"] == (f"Resumed: its connection was enabled again "
+                                      f"(POST /exchange-connections/{futures_connection.id}/enable).")
+    assert _kinds(users) == [("paused", {"by": "user"})]
+
+
+def test_the_delete_writes_each_paused_strategys_paused_event(sim_env, invoke, futures_connection):
+    """GIVEN two active strategies on the connection WHEN it is deleted THEN each has its paused event
+    (reason connection_deleted) saying why it stopped (before: none was written)."""
+    sids = [_live_strategy(futures_connection.id) for _ in range(2)]
+
+    assert _delete(invoke, futures_connection.id)["statusCode"] == 200
+
+    for sid in sids:
+        (kind, details), = _kinds(sid)
+        assert (kind, details["reason"]) == ("paused", "connection_deleted")
+        assert "deleted" in details["message"]

@@ -20,6 +20,9 @@ from klineo.store import secrets as secret_store
 
 __all__ = ["delete_connection"]
 
+# What the ``paused`` event of each strategy the delete paused tells the trader.
+_DELETED = "Paused: its connection was deleted; create the strategy again on another connection to trade it."
+
 
 def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteResponse:
     """Mark the connection as being deleted, pause its strategies, wind down its orders, delete the secret,
@@ -43,7 +46,7 @@ def delete_connection(user_id: str, connection_id: str) -> ConnectionDeleteRespo
     """
     connection = connection_store.require_connection(user_id, connection_id)
     token = connection_store.mark_deleting(user_id, connection_id)
-    paused = pause_connection_strategies(user_id, connection_id, "connection_deleted")
+    paused = pause_connection_strategies(user_id, connection_id, "connection_deleted", _DELETED)
     orders = wind_down_orders(user_id, connection_id, token)
     secret_store.delete_credentials(connection.secret_name)
     connection_store.delete_connection(user_id, connection_id)

@@ -11,6 +11,12 @@ a resume by the user would be allowed now (``resume_connection_strategies``), ea
 enable read it (one the user deleted,
 paused or edited meanwhile is left as it is: skipped, never an error of the enable).
 
+Events: the enable appends a ``resumed`` event (``by`` ``connection_enable``) for each strategy it resumed,
+and a connection's delete a ``paused`` one (reason ``connection_deleted``) for each it paused, right after
+those writes, as the user's PATCH appends its own (``_append_events``). The disable writes none: it runs in
+whichever call met the third key failure, and those functions may not put items; the runner's ``paused``
+event is written only for a strategy the disable missed (``klineo.runner.execution``).
+
 A pause is one conditional write per strategy, of an active one only (one the user paused or deleted
 meanwhile keeps its state and reason); pauses and resumes go several at once
 (``klineo.store.aws.concurrently``), so a connection with thousands of strategies is done within its
@@ -42,6 +48,7 @@ refused was left PENDING.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -80,9 +87,12 @@ def is_key_failure(error: KlineoError | None) -> bool:
     return error is not None and error.category in KEY_FAILURE_CATEGORIES
 
 
-def pause_connection_strategies(user_id: str, connection_id: str, reason: str) -> list[str]:
+def pause_connection_strategies(user_id: str, connection_id: str, reason: str,
+                                message: str | None = None) -> list[str]:
     """Pause every active strategy of the connection (off the active index), several writes in flight at
-    once (``pause_strategies``); returns the ids of those it paused, oldest first."""
+    once (``pause_strategies``); returns the ids of those it paused, oldest first. ``message``: each one's
+    ``paused`` event says it, appended right after (``_append_events``; None: no event, see the module
+    docstring)."""
     # Imported here: only a disabled connection reaches the strategies, and every futures and
     # connection route imports this module for note_key_outcome.
     from klineo.store import strategies as strategy_store
@@ -90,7 +100,10 @@ def pause_connection_strategies(user_id: str, connection_id: str, reason: str) -
     active = [strategy.strategy_id for strategy in strategy_store.list_strategies(user_id)
               if strategy.connection_id == connection_id and strategy.active]
     paused = strategy_store.pause_strategies(user_id, active, reason)
-    return [strategy_id for strategy_id, done in zip(active, paused, strict=True) if done]
+    done = [strategy_id for strategy_id, done in zip(active, paused, strict=True) if done]
+    if message is not None:
+        _append_events(user_id, done, "paused", {"reason": reason, "message": message})
+    return done
 
 
 def resume_connection_strategies(connection: Connection) -> tuple[list[str], list[tuple[str, KlineoError]]]:
@@ -117,7 +130,25 @@ def resume_connection_strategies(connection: Connection) -> tuple[list[str], lis
         else:
             refused.append((strategy.strategy_id, refusal))
     resumed = strategy_store.resume_strategies_unchanged(connection.user_id, runnable)
-    return [strategy.strategy_id for strategy, done in zip(runnable, resumed, strict=True) if done], refused
+    done = [strategy.strategy_id for strategy, done in zip(runnable, resumed, strict=True) if done]
+    enable = f"POST /exchange-connections/{connection.connection_id}/enable"
+    _append_events(connection.user_id, done, "resumed", {
+        "by": "connection_enable", "message": f"Resumed: its connection was enabled again ({enable})."})
+    return done, refused
+
+
+def _append_events(user_id: str, strategy_ids: list[str], kind: str, details: dict[str, str]) -> None:
+    """The ``kind`` event of each strategy paused or resumed, appended right after those writes (as the
+    user's PATCH appends its own). Bookkeeping: a storage error is logged, never raised, so the pauses and
+    resumes made stand and the call answers them."""
+    from klineo.store import events as event_store
+
+    now_ms = int(time.time() * 1000)
+    try:
+        event_store.append_events([event_store.StrategyEvent(sid, user_id, kind, now_ms, details)
+                                   for sid in strategy_ids])
+    except STORAGE_ERRORS:
+        logger.exception("strategy events not written", extra={"kind": kind, "strategies": len(strategy_ids)})
 
 
 def _activation_refusal(connection: Connection, strategy: Strategy) -> KlineoError | None:

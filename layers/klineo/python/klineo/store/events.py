@@ -39,7 +39,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -55,6 +55,7 @@ __all__ = [
     "StrategyEvent",
     "WriteTime",
     "append_event",
+    "append_events",
     "decode_cursor",
     "encode_cursor",
     "event_put",
@@ -158,6 +159,12 @@ def append_event(event: StrategyEvent) -> bool:
         aws.dynamodb().put_item, TableName=get_settings().data_table, Item=_event_item(event, write_time()),
         ConditionExpression="attribute_not_exists(sk)",
     )
+
+
+def append_events(events: Sequence[StrategyEvent]) -> list[bool]:
+    """``append_event`` of each, answered in the order given, several in flight at once
+    (``aws.concurrently``: a connection's thousands of strategies); a failed write is raised as it is."""
+    return aws.concurrently(append_event, events)
 
 
 def event_put(event: StrategyEvent, when: WriteTime) -> dict[str, Any]:
