@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from klineo.models.base import one_of_refusal
 from klineo.models.fields import ApiModel, PositiveDecimal, positive_decimal_example
 from klineo.models.strategies import SIZING_FIELDS, Direction, MarginType, Mode, Status
 from klineo.strategies import INTERVALS_MS, NO_SIDE_LEFT, REGISTRY, leaves_no_side, parse_parameters
@@ -165,10 +166,11 @@ class StrategyDefinition(ApiModel):
 
     @model_validator(mode="after")
     def _one_sizing(self) -> "StrategyDefinition":
-        """Exactly one of size, quote_size_usdt and size_pct."""
+        """Exactly one of size, quote_size_usdt and size_pct (a refusal names one: ``one_of_refusal``)."""
         chosen = [name for name in SIZING_FIELDS if getattr(self, name) is not None]
         if len(chosen) != 1:
-            raise ValueError("send exactly one of size, quote_size_usdt or size_pct")
+            raise one_of_refusal(type(self), SIZING_FIELDS, chosen,
+                                 "send exactly one of size, quote_size_usdt or size_pct")
         return self
 
 
@@ -211,9 +213,11 @@ class StrategyUpdateRequest(ApiModel):
 
     @model_validator(mode="after")
     def _at_most_one_sizing(self) -> "StrategyUpdateRequest":
-        """At most one sizing (it replaces the stored one)."""
-        if sum(getattr(self, name) is not None for name in SIZING_FIELDS) > 1:
-            raise ValueError("send at most one of size, quote_size_usdt or size_pct")
+        """At most one sizing (it replaces the stored one); a refusal names the last one sent."""
+        chosen = [name for name in SIZING_FIELDS if getattr(self, name) is not None]
+        if len(chosen) > 1:
+            raise one_of_refusal(type(self), SIZING_FIELDS, chosen,
+                                 "send at most one of size, quote_size_usdt or size_pct")
         return self
 
     @field_validator("parameters")

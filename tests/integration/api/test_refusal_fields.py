@@ -1,0 +1,58 @@
+"""A rule across fields (a model's own check) refused through the real handlers: the error names the field
+the caller must change, and its message every field of the rule, never field "body" (moto + simulator)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from tests.helpers import load_event, response_json, with_body, with_user
+from tests.integration.api.conftest import USER_A, at_path
+
+STRATEGY_ID = "0123456789abcdef0123456789abcdef"
+SIZINGS = ("size", "quote_size_usdt", "size_pct")
+
+
+def _body_of(name: str, **changes: Any) -> dict[str, Any]:
+    """The canonical event's body with ``changes`` applied (None removes a field)."""
+    event = load_event(name)
+    raw = base64.b64decode(event["body"]).decode() if event.get("isBase64Encoded") else event["body"]
+    body = {**json.loads(raw), **changes}
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def _refusal(invoke: Any, function: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The error of ``function`` called with ``body`` by USER_A (a 422); its message names no sent value."""
+    event = load_event(function)
+    if function == "strategy_update":
+        event = at_path(event, f"/strategies/{STRATEGY_ID}", id=STRATEGY_ID)
+    response = invoke(function, with_user(with_body(event, body), USER_A))
+    assert response["statusCode"] == 422, response["body"]
+    return response_json(response)["error"]
+
+
+def _sizing(**sent: str) -> dict[str, Any]:
+    """The sizing fields: those in ``sent``, the others removed."""
+    return {name: sent.get(name) for name in SIZINGS}
+
+
+@pytest.mark.parametrize(("function", "sizing", "field"), [
+    ("strategy_create", _sizing(), "size"),
+    ("strategy_create", _sizing(size="0.002", quote_size_usdt="150"), "quote_size_usdt"),
+    ("strategy_create", _sizing(size="0.002", quote_size_usdt="150", size_pct="10"), "size_pct"),
+    ("strategy_backtest", _sizing(), "size"),
+    ("strategy_backtest", _sizing(size="0.002", size_pct="10"), "size_pct"),
+    ("strategy_update", _sizing(quote_size_usdt="150", size_pct="10"), "size_pct"),
+])
+def test_a_sizing_refusal_names_the_sizing_field_to_change(sim_env, invoke, function, sizing, field):
+    """GIVEN no sizing, or several, on POST /strategies, POST /strategies/backtest or PATCH /strategies/{id}
+    WHEN sent THEN 422 naming the sizing to change (the last one sent, size when none), not the body,
+    the message naming all three."""
+    error = _refusal(invoke, function, _body_of(function, **sizing))
+
+    assert (error["field"], [e["field"] for e in error["errors"]]) == (field, [field]), error
+    assert all(name in error["message"] for name in SIZINGS), error
+    assert not any(value in error["message"] for value in ("0.002", "150", "10")), error
