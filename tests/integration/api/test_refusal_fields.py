@@ -56,3 +56,20 @@ def test_a_sizing_refusal_names_the_sizing_field_to_change(sim_env, invoke, func
     assert (error["field"], [e["field"] for e in error["errors"]]) == (field, [field]), error
     assert all(name in error["message"] for name in SIZINGS), error
     assert not any(value in error["message"] for value in ("0.002", "150", "10")), error
+
+
+@pytest.mark.parametrize("function", ["futures_order", "futures_order_check"])
+@pytest.mark.parametrize(("role", "target", "field"), [
+    ("stop_loss", {}, "stop_loss.price"),
+    ("stop_loss", {"price": "48000", "percent": "2"}, "stop_loss.percent"),
+    ("take_profit", {"price": "52000", "percent": "4"}, "take_profit.percent"),
+])
+def test_a_protective_target_refusal_names_price_or_percent(sim_env, invoke, function, role, target, field):
+    """GIVEN an order's stop_loss / take_profit with neither price nor percent, or both, on POST
+    /futures/order or its dry run WHEN sent THEN 422 naming the one to change (percent beside a price,
+    price when neither is sent), not the target as a whole, the message naming both."""
+    error = _refusal(invoke, function, _body_of(function, **{role: target}))
+
+    assert (error["field"], [e["field"] for e in error["errors"]]) == (field, [field]), error
+    assert "price" in error["message"] and "percent" in error["message"], error
+    assert not any(value in error["message"] for value in ("48000", "52000")), error

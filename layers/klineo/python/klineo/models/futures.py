@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from klineo.models.base import BaseModel
+from klineo.models.base import BaseModel, one_of_refusal
 from klineo.models.fields import PositiveDecimal, positive_decimal_example
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,
@@ -68,6 +68,9 @@ _STEP_RULE = ("Must be a multiple of the symbol's step size (LOT_SIZE stepSize i
               "rounded.")
 
 
+_TARGETS = ("price", "percent")
+
+
 class ProtectiveTarget(BaseModel):
     """Where an attached stop-loss or take-profit fires: a trigger price, or a percent from the fill."""
 
@@ -81,8 +84,10 @@ class ProtectiveTarget(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ProtectiveTarget":
-        if (self.price is None) == (self.percent is None):
-            raise ValueError("send exactly one of price and percent")
+        """Exactly one of price and percent (a refusal names one: ``one_of_refusal``)."""
+        sent = [name for name in _TARGETS if getattr(self, name) is not None]
+        if len(sent) != 1:
+            raise one_of_refusal(type(self), _TARGETS, sent, "send exactly one of price and percent")
         return self
 
 
