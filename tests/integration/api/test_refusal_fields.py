@@ -73,3 +73,27 @@ def test_a_protective_target_refusal_names_price_or_percent(sim_env, invoke, fun
     assert (error["field"], [e["field"] for e in error["errors"]]) == (field, [field]), error
     assert "price" in error["message"] and "percent" in error["message"], error
     assert not any(value in error["message"] for value in ("48000", "52000")), error
+
+
+SMA_CROSSED = {"type": "sma_crossover", "parameters": {"fast": 21, "slow": 9}}
+RSI_CROSSED = {"type": "rsi_threshold", "parameters": {"period": 14, "oversold": 75, "overbought": 25}}
+
+
+@pytest.mark.parametrize(("function", "changes", "field", "names"), [
+    ("strategy_create", SMA_CROSSED, "parameters.slow", ("fast", "slow")),
+    ("strategy_create", RSI_CROSSED, "parameters.overbought", ("oversold", "overbought")),
+    ("strategy_backtest", SMA_CROSSED, "parameters.slow", ("fast", "slow")),
+    ("strategy_backtest", RSI_CROSSED, "parameters.overbought", ("oversold", "overbought")),
+    ("strategy_update", SMA_CROSSED, "parameters.slow", ("fast", "slow")),
+    ("strategy_update", RSI_CROSSED, "parameters.overbought", ("oversold", "overbought")),
+])
+def test_a_parameter_order_refusal_names_the_parameter_to_change(sim_env, invoke, function, changes, field,
+                                                                 names):
+    """GIVEN a fast not below slow, or an oversold not below overbought, on POST /strategies, a backtest or
+    PATCH /strategies/{id} WHEN sent THEN 422 naming the later parameter, not the parameters as a whole,
+    the message naming both and no sent value."""
+    error = _refusal(invoke, function, _body_of(function, **changes))
+
+    assert (error["field"], [e["field"] for e in error["errors"]]) == (field, [field]), error
+    assert all(name in error["message"] for name in names), error
+    assert not any(value in error["message"] for value in ("21", "9", "14", "75", "25")), error

@@ -109,7 +109,7 @@ def test_create_on_another_users_connection_is_not_found(runner, api) -> None:
         ({"interval": "1w"}, "interval"),
         ({"type": "martingale"}, "type"),
         ({"parameters": {"fast": 0, "slow": 20}}, "parameters.fast"),
-        ({"parameters": {"fast": 30, "slow": 20}}, "parameters"),
+        ({"parameters": {"fast": 30, "slow": 20}}, "parameters.slow"),
         ({"parameters": {"fast": 5, "slow": 20, "leverage": 100}}, "parameters.leverage"),
         ({"size": "0"}, "size"),
         ({"size": "-1"}, "size"),

@@ -592,6 +592,19 @@ def test_a_strategy_stored_with_parameters_its_type_refuses_is_paused_naming_the
     assert runner.journal("POST", ORDER_PATH) == []
 
 
+def test_a_strategy_stored_with_fast_not_below_slow_is_paused_naming_slow_and_why(runner) -> None:
+    """GIVEN a strategy stored straight into the table with fast not below slow WHEN a tick runs THEN it is
+    paused invalid_parameters, the paused event naming parameters.slow with the rule, no stored value."""
+    sid = runner.strategy(USER, runner.connection(USER), parameters={"fast": 34, "slow": 21})
+
+    runner.run_tick()
+
+    [paused] = [e for e in list_events(sid, 10).events if e.kind == "paused"]
+    message = paused.details["message"]
+    assert "(parameters.slow: fast must be smaller than slow)" in message, message
+    assert not any(value in message for value in ("34", "21")), message
+
+
 @pytest.mark.parametrize("signal_then", ["rsi"])
 def test_hold_records_no_change_without_orders(runner, signal_then) -> None:
     """GIVEN RSI levels that are never crossed WHEN a tick runs THEN a no_change run, no order."""

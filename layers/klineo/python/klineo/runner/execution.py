@@ -1561,11 +1561,13 @@ def _invalid_parameters(exc: ValidationError | None, fields: Mapping[str, Any] =
         return "Paused: its type is not one KLINEO runs; create a strategy of a listed type."
     named = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = error["loc"]
-        if not loc:  # a check across fields (e.g. fast below slow): its text is ours
-            named.append(f"parameters: {error['msg'].removeprefix('Value error, ')}")
+        loc, text = error["loc"], error["msg"].removeprefix("Value error, ")
+        if not loc or loc[0] not in fields:
+            named.append(f"parameters: {text}" if not loc else "a parameter its type does not take")
+        elif error["type"] == "value_error":  # a check of ours (fast below slow names slow): our text
+            named.append(f"parameters.{loc[0]}: {text}")
         else:
-            named.append(f"parameters.{loc[0]}" if loc[0] in fields else "a parameter its type does not take")
+            named.append(f"parameters.{loc[0]}")
     return (f"Paused: its parameters do not pass its type's checks ({'; '.join(dict.fromkeys(named))}); "
             "send its type with valid parameters, then resume it.")
 

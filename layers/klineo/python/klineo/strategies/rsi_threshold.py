@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
+from klineo.models.base import field_refusal
 from klineo.strategies.base import ClosedCandle, Decision, Signal, StrategyParams, fmt, shared_in_batch
 
 __all__ = ["STRATEGY", "RsiThreshold", "RsiThresholdParams", "rsi", "rsi_series"]
@@ -30,8 +31,8 @@ class RsiThresholdParams(StrategyParams):
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> "RsiThresholdParams":
-        if self.oversold >= self.overbought:
-            raise ValueError("oversold must be smaller than overbought")
+        if self.oversold >= self.overbought:  # named by overbought, the later of the two
+            raise field_refusal(type(self), "overbought", "oversold must be smaller than overbought")
         return self
 
 

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
+from klineo.models.base import field_refusal
 from klineo.strategies.base import ClosedCandle, Decision, Signal, StrategyParams, fmt, shared_in_batch
 
 __all__ = ["STRATEGY", "SmaCrossover", "SmaCrossoverParams", "sma"]
@@ -26,8 +27,8 @@ class SmaCrossoverParams(StrategyParams):
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> "SmaCrossoverParams":
-        if self.fast >= self.slow:
-            raise ValueError("fast must be smaller than slow")
+        if self.fast >= self.slow:  # named by slow, as an end is named when it is not after its start
+            raise field_refusal(type(self), "slow", "fast must be smaller than slow")
         return self
 
 
