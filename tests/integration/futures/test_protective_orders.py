@@ -349,28 +349,28 @@ def test_resting_limit_entry_answers_waiting_for_fill(sim_env, invoke, futures_c
 
 
 def test_stop_loss_price_on_the_wrong_side_is_refused_before_the_entry(sim_env, invoke, futures_connection):
-    """GIVEN a BUY entry with a stop_loss price above the mark WHEN sent THEN 400 naming stop_loss and
-    no order at all is sent."""
+    """GIVEN a BUY entry with a stop_loss price above the mark WHEN sent THEN 400 naming stop_loss.price
+    and no order at all is sent."""
     body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None,
                       quantity="0.002", stop_loss={"price": _price(_mark(sim_env) * Decimal("1.1"))})
 
     response = invoke("futures_order", order_event(body, key=new_key()))
 
     assert response["statusCode"] == 400, response["body"]
-    assert body_of(response)["error"]["field"] == "stop_loss"
+    assert body_of(response)["error"]["field"] == "stop_loss.price"
     assert not [r for r in sim_env.journal if r.method == "POST"]
 
 
 def test_stop_loss_on_the_wrong_side_of_a_limit_entry_does_not_repeat_its_price(
         sim_env, invoke, futures_connection):
     """GIVEN a LIMIT BUY at a price the caller typed with a stop_loss above it WHEN sent THEN 400 naming
-    stop_loss, whose message does not repeat the caller's own limit price; nothing is sent."""
+    stop_loss.price, whose message does not repeat the caller's own limit price; nothing is sent."""
     body = order_body(futures_connection.id, price="20123.4", stop_loss={"price": "25000"})
 
     response = invoke("futures_order", order_event(body, key=new_key()))
 
     assert response["statusCode"] == 400, response["body"]
-    assert body_of(response)["error"]["field"] == "stop_loss"
+    assert body_of(response)["error"]["field"] == "stop_loss.price"
     assert "20123.4" not in response["body"], response["body"]
     assert not [r for r in sim_env.journal if r.method == "POST"]
 

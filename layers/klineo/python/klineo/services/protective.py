@@ -128,7 +128,8 @@ def check_protective_targets(order: FuturesOrderRequest, reference_price: Callab
             where = "below" if below else "above"
             entry = "the entry's price" if order.price is not None else f"the mark ({plain_text(reference)})"
             raise KlineoError(ErrorCategory.INVALID_REQUEST,
-                              f"{role}.price must be {where} {entry} for a {order.side} entry", field=role)
+                              f"{role}.price must be {where} {entry} for a {order.side} entry",
+                              field=f"{role}.price")
 
 
 def check_protective_ticks(order: FuturesOrderRequest, rules: SymbolRules) -> None:
