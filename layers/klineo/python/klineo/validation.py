@@ -42,6 +42,7 @@ __all__ = [
     "check_private_key",
     "check_protection",
     "check_reduce_only",
+    "check_size_beside_close",
     "check_symbol",
     "check_trigger",
     "decimal_or_none",
@@ -230,11 +231,18 @@ def check_close_position(order_type: str | None, close_position: bool, reduce_on
         raise ValueError("closePosition cannot be combined with reduceOnly (it closes the whole position)")
 
 
+def check_size_beside_close(value: Decimal | None, close_position: bool) -> None:
+    """Neither quantity nor quote_quantity with closePosition (the position sets it): asked of each, so that
+    the refusal names the one sent."""
+    if close_position and value is not None:
+        raise ValueError("must not be sent with closePosition, which closes the whole position")
+
+
 def check_order_size(quantity: Decimal | None, quote_quantity: Decimal | None, close_position: bool) -> None:
-    """Exactly one of quantity and quote_quantity; neither with closePosition (the position sets it)."""
+    """Exactly one of quantity and quote_quantity, unless closePosition (then quote_quantity is refused:
+    ``check_size_beside_close``; a quantity is refused by its own check)."""
     if close_position:
-        if quantity is not None or quote_quantity is not None:
-            raise ValueError("must not be sent with closePosition, which closes the whole position")
+        check_size_beside_close(quote_quantity, close_position)
         return
     if quantity is None and quote_quantity is None:
         raise ValueError("send exactly one of quantity and quote_quantity (USDT)")

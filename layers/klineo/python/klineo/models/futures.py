@@ -40,6 +40,7 @@ from klineo.validation import (
     check_order_price,
     check_order_size,
     check_protection,
+    check_size_beside_close,
     check_trigger,
     order_time_in_force,
 )
@@ -144,6 +145,12 @@ class FuturesOrderRequest(BaseModel):
     @classmethod
     def _close_position_fits(cls, value: bool, info: ValidationInfo) -> bool:
         check_close_position(info.data.get("type"), value, bool(info.data.get("reduceOnly")))
+        return value
+
+    @field_validator("quantity")
+    @classmethod
+    def _no_quantity_beside_close(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        check_size_beside_close(value, bool(info.data.get("closePosition")))
         return value
 
     @field_validator("quote_quantity")
