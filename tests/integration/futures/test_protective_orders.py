@@ -579,6 +579,63 @@ def test_a_stop_resent_after_a_lost_attempt_and_refused_for_good_is_recorded_and
     assert entry["client_order_id"] not in _unsettled()
 
 
+def test_a_stop_lost_for_longer_than_binance_keeps_lookups_is_settled_unknown_purged_and_shown(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss POST timed out unsent (recorded UNKNOWN) WHEN the reconciler
+    runs once Binance's retention has passed (it no longer knows the id) THEN the stop is recorded
+    UNKNOWN_PURGED with why, never sent again, the entry leaves the index (a later run looks nothing up) and
+    its status read shows the stop-loss UNKNOWN_PURGED, so the trader sees it is not standing."""
+    from klineo.services import orders as regular_orders
+    from klineo.services import reconcile as reconciler
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    reconcile()
+    assert get_order_record(USER_A, stop_id).status == "UNKNOWN"
+    for module in (regular_orders, reconciler):
+        monkeypatch.setattr(module, "PURGE_AFTER_MS", -10**9)  # as if Binance's retention had passed
+
+    reconcile()
+    purged = get_order_record(USER_A, stop_id)
+    lookups = len([r for r in sim_env.journal if r.path == ALGO_PATH])
+    reconcile()
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert purged.status == "UNKNOWN_PURGED"
+    assert _unsettled() == [] and len(_algo_posts(sim_env)) == 1
+    assert len([r for r in sim_env.journal if r.path == ALGO_PATH]) == lookups  # nothing read again
+    assert read["statusCode"] == 200, read["body"]
+    assert [(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] == [
+        ("stop_loss", "UNKNOWN_PURGED")]
+
+
+def test_a_stop_lost_past_binances_retention_and_resumed_by_a_read_is_recorded_unknown_purged(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss POST timed out unsent (recorded UNKNOWN) WHEN its status is
+    read once Binance's retention has passed (the read resumes the stop first) THEN the stop is recorded
+    UNKNOWN_PURGED with why, as the order route records a purged attempt, never sent again, the read shows
+    it, and the next reconciler run lets the entry go."""
+    from klineo.services import orders as regular_orders
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    reconcile()
+    monkeypatch.setattr(regular_orders, "PURGE_AFTER_MS", -10**9)  # as if Binance's retention had passed
+
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+    purged = get_order_record(USER_A, stop_id)
+    reconcile()
+
+    assert purged.status == "UNKNOWN_PURGED" and "never be sent again" in purged.error["message"]
+    assert [(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] == [
+        ("stop_loss", "UNKNOWN_PURGED")]
+    assert _unsettled() == [] and len(_algo_posts(sim_env)) == 1
+
+
 def test_a_stop_refused_while_the_account_is_liquidated_is_placed_once_that_ends(
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):

@@ -372,6 +372,27 @@ def test_stops_refused_for_good_stay_and_are_not_tried_again_at_that_quantity(
     assert _posts(sim_env) == sent
 
 
+def test_a_re_placed_stop_lost_past_binances_retention_leaves_the_old_stops_armed(
+        sim_env, invoke, connection, reconcile, monkeypatch):
+    """GIVEN the re-placed stops' first POST timed out unsent (recorded UNKNOWN) WHEN 0.004 of a 0.010 LONG
+    was sold and the reconciler resumes the re-fit once Binance's retention has passed (it no longer knows
+    the id: UNKNOWN_PURGED) THEN that stop counts as not placed: the old stops stay armed, never cancelled
+    for a stop that is not standing."""
+    from klineo.services import orders as regular_orders
+    from klineo.services import reconcile as reconciler
+
+    entry = _entry(invoke, connection.id, "0.010")
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    _reduce(invoke, connection.id, "0.004")
+    for module in (regular_orders, reconciler):
+        monkeypatch.setattr(module, "PURGE_AFTER_MS", -10**9)  # as if Binance's retention had passed
+
+    reconcile()
+
+    open_now = _open(sim_env, connection.account.id)
+    assert {i: open_now.get(i) for i in _ids(entry, 0)} == dict.fromkeys(_ids(entry, 0), D("0.010"))
+
+
 def test_two_entries_are_each_capped_at_what_is_left(sim_env, invoke, connection):
     """GIVEN two LONG entries of 0.006 and 0.004, each with SL and TP WHEN 0.007 is sold reduce-only THEN
     each entry's stops are re-placed for the 0.003 left (each may close all of it), the old ones cancelled;

@@ -46,6 +46,9 @@ existing record that is not settled is resumed (looked up by clientAlgoId, never
 so a retry places only what is missing and never doubles. A transient failure raises (retryable)
 after the entry is recorded: repeating the request with the same Idempotency-Key places the
 missing order. A definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
+An unfinished one that Binance no longer knows once its retention has passed (``klineo.services.orders``:
+it may have been placed and then cancelled or expired) is recorded and answered UNKNOWN_PURGED, as the order
+route records a purged attempt: never sent again, and the entry's reads show that this stop is not standing.
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
 symbol (ours and any other reduce-only / closePosition ones) after a close. The clientAlgoIds and the
@@ -86,6 +89,7 @@ from klineo.store.orders import (
     ORIGIN_API,
     STATUS_REJECTED,
     STATUS_UNKNOWN,
+    STATUS_UNKNOWN_PURGED,
     OrderRecord,
     get_order_record,
     get_order_records,
@@ -95,6 +99,7 @@ from klineo.store.orders import (
 from klineo.validation import plain_text, plain_text_or_none
 
 __all__ = [
+    "NOT_STANDING",
     "WAITING_FOR_FILL",
     "arm_on_read",
     "arm_protective_orders",
@@ -107,6 +112,9 @@ __all__ = [
 ]
 
 WAITING_FOR_FILL = "WAITING_FOR_FILL"
+# The states of a protective order that does not stand on Binance and is never sent again under its id:
+# refused for good, or lost past Binance's retention (``_not_standing``).
+NOT_STANDING = frozenset({STATUS_REJECTED, STATUS_UNKNOWN_PURGED})
 
 
 def _fires_below(role: str, entry_side: str) -> bool:
@@ -200,10 +208,12 @@ def _protective_order(entry: OrderRecord, role: str, target: dict[str, Any], ave
 
 
 def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
-            guard: ConnectionGuard, sending: Callable[[], None]) -> OrderResult:
+            guard: ConnectionGuard, sending: Callable[[], None], purged: Callable[[], None]) -> OrderResult:
     """A protective order recorded earlier: its recorded state, or placed once it provably is not there
     (the second send claimed with ``guard``: never on a connection being deleted). ``sending`` is called
-    once the second send is claimed, right before its POST: a failure after it is Binance's answer to it."""
+    once the second send is claimed, right before its POST: a failure after it is Binance's answer to it.
+    ``purged`` is called when Binance no longer knows an attempt older than its retention (the order core's
+    rule, ``klineo.services.orders``): its outcome can never be learned and it is never sent again."""
     if existing.settled and existing.result is not None:
         return OrderResult.from_record(existing.result).with_source("existing")
     attempt_ms = int(time.time() * 1000)
@@ -224,7 +234,7 @@ def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
         claim()
         return submit_algo_order(client, creds, algo, existing.client_order_id)
     return submit_algo_order(client, creds, algo, existing.client_order_id,
-                             earlier_attempt_ms=existing.attempt_ms, before_resend=claim)
+                             earlier_attempt_ms=existing.attempt_ms, before_resend=claim, when_purged=purged)
 
 
 def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, algo_id: str,
@@ -260,16 +270,21 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
     """Exactly once: record (unless ``existing``; guarded), send or resume, record the outcome."""
     if existing is None:
         existing = _record_new(user_id, entry, role, algo, algo_id, guard)
-    if existing is not None and existing.status == STATUS_REJECTED and not (existing.error or {}).get(
-            "retryable"):
-        return _state(role, algo_id, None, STATUS_REJECTED)  # refused for good (e.g. trigger crossed)
-    posted = [existing is None]  # True once a POST goes out: a first send, or a second one claimed
+    if existing is not None and (gone := _not_standing(existing)) is not None:
+        return _state(role, algo_id, None, gone)  # refused for good (e.g. trigger crossed), or lost
+    posted, purged = [existing is None], []  # posted: True once a POST goes out (a first or claimed second)
     try:
         result = submit_algo_order(client, creds, algo, algo_id) if existing is None else _resume(
-            existing, client, creds, guard, lambda: posted.append(True))
+            existing, client, creds, guard, lambda: posted.append(True), lambda: purged.append(True))
     except KlineoError as exc:
         if exc.field == CONNECTION_DELETING:
             raise  # our refusal of a second send: nothing was sent, the record keeps its state
+        if purged:  # settled as the order route settles a purged attempt: shown, never looked up again
+            record_order_outcome_quietly(user_id, algo_id, status=STATUS_UNKNOWN_PURGED,
+                                         error={**exc.to_dict(), "code": exc.code})
+            logger.warning("protective order lost: Binance no longer knows it",
+                           extra={"client_order_id": algo_id})
+            return _state(role, algo_id, None, STATUS_UNKNOWN_PURGED)
         if exc.category == ErrorCategory.UNKNOWN_OUTCOME:
             record_order_outcome_quietly(user_id, algo_id, status=STATUS_UNKNOWN, error=exc.to_dict())
             raise
@@ -291,8 +306,18 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
     return _state(role, algo_id, result, result.status)
 
 
+def _not_standing(record: OrderRecord) -> str | None:
+    """REJECTED for a protective order Binance refused for good, UNKNOWN_PURGED for one it no longer knows
+    past its retention (its outcome never to be learned): neither is sent again. None for any other record."""
+    if record.status == STATUS_UNKNOWN_PURGED:
+        return STATUS_UNKNOWN_PURGED
+    if record.status == STATUS_REJECTED and not (record.error or {}).get("retryable"):
+        return STATUS_REJECTED
+    return None
+
+
 def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | None:
-    """The state of a protective order already placed (or refused for good), else None (still to arm).
+    """The state of a protective order already placed (or refused for good, or lost), else None (to arm).
 
     Read from its record alone: nothing is sent and nothing written for it.
     """
@@ -301,9 +326,8 @@ def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | No
     if record.settled and record.result is not None:
         result = OrderResult.from_record(record.result)
         return _state(role, record.client_order_id, result, result.status)
-    if record.status == STATUS_REJECTED and not (record.error or {}).get("retryable"):
-        return _state(role, record.client_order_id, None, STATUS_REJECTED)
-    return None
+    gone = _not_standing(record)
+    return None if gone is None else _state(role, record.client_order_id, None, gone)
 
 
 def _check_gate(connection: Connection, entry: OrderRecord, wind_down: str | None) -> None:

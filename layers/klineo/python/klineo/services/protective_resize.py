@@ -65,7 +65,7 @@ from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.services.position_rows import open_position_rows, position_number
-from klineo.services.protective import arm_protective_orders, closes_position_side, stop_rules
+from klineo.services.protective import NOT_STANDING, arm_protective_orders, closes_position_side, stop_rules
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.risk import params_reduce
 from klineo.services.strategy_protection import disarm_protective_orders
@@ -76,7 +76,6 @@ from klineo.store.orders import (
     KIND_ALGO,
     KIND_ORDER,
     ORIGIN_API,
-    STATUS_REJECTED,
     OrderRecord,
     claim_protective_resize,
     end_protective_resize,
@@ -255,7 +254,7 @@ def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
         result={**(entry.result or {}), "executed_quantity": str(claim["quantity"])})
     states = arm_protective_orders(side.user_id, sized, side.client, side.creds, connection=side.connection,
                                    generation=generation)
-    if any(state.status == STATUS_REJECTED for state in states):
+    if any(state.status in NOT_STANDING for state in states):  # refused for good, or lost (purged)
         _disarm(side, _claimed_ids(entry, claim))
         end_protective_resize(side.user_id, entry.client_order_id, generation,
                               refused_quantity=str(claim["quantity"]))

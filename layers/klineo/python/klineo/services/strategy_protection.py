@@ -25,7 +25,7 @@ from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
 from klineo.services.orders import OrderResult
-from klineo.services.protective import WAITING_FOR_FILL, arm_protective_orders
+from klineo.services.protective import NOT_STANDING, WAITING_FOR_FILL, arm_protective_orders
 from klineo.services.protective_siblings import ROLES
 from klineo.services.risk import HEDGE
 from klineo.services.symbol_settings import futures_client
@@ -40,7 +40,7 @@ __all__ = [
 
 # The states of a protective order that is not protecting the position: refused, or waiting for a fill
 # (``arm_protective_orders``' answer for an entry not filled).
-NOT_ARMED = frozenset({"REJECTED", WAITING_FOR_FILL})
+NOT_ARMED = NOT_STANDING | {WAITING_FOR_FILL}
 # The failures of placing them that a retry does not change: the order itself refused (by Binance or by
 # the symbol's rules). Any other (a key, the weight, Binance or the network) is tried again next turn.
 REFUSED_FOR_GOOD = frozenset({ErrorCategory.INVALID_REQUEST, ErrorCategory.ORDER_REJECTED})
