@@ -583,6 +583,30 @@ def test_an_order_refused_while_the_account_is_liquidated_says_why_and_may_be_re
     assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)).status == "REJECTED"
 
 
+def test_an_order_binance_says_would_trigger_at_once_names_its_trigger_price(
+    sim_env, invoke, futures_connection, monkeypatch,
+):
+    """GIVEN Binance refusing a futures order with -2021 ("Order would immediately trigger.") WHEN it is sent
+    THEN the answer says its trigger price would fire at once, naming stopPrice, final (never spot's
+    cancel-replace meaning); the record says rejected."""
+    from local.binance_sim.errors import ApiError
+
+    def would_trigger(*_args: object) -> None:
+        raise ApiError(400, -2021, "Order would immediately trigger.")
+
+    monkeypatch.setattr(sim_env.state.futures, "place_order", would_trigger)
+    key = new_key()
+
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=key))
+
+    assert response["statusCode"] == 422, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error.get("field"), error["retryable"]) == (
+        "order_rejected", "stopPrice", False)
+    assert "trigger" in error["message"] and "cancel-replace" not in error["message"].lower()
+    assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)).status == "REJECTED"
+
+
 def test_malformed_idempotency_key_is_refused(sim_env, invoke, futures_connection):
     """GIVEN an Idempotency-Key with spaces or over 255 characters WHEN sent THEN 400 naming the header."""
     for key in ("has spaces", "k" * 256):

@@ -212,6 +212,9 @@ CASES = [
     # the PERCENT_PRICE bands of conditional orders (docs/binance-facts.md §6)
     (400, -4183, "Limit price can't be higher than 63000.", C.INVALID_REQUEST, "price"),
     (400, -4184, "Limit price can't be lower than 57000.", C.INVALID_REQUEST, "price"),
+    # -2021: futures' "would immediately trigger" (its trigger price); spot's cancel-replace partly done
+    (400, -2021, "Order would immediately trigger.", C.ORDER_REJECTED, "stopPrice"),
+    (409, -2021, "Order cancel-replace partially failed.", C.ORDER_REJECTED, None),
 ]
 
 

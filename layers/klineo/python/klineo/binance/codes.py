@@ -136,7 +136,12 @@ CODE_TABLE: dict[int, _Rule] = {
     -2018: _Rule(_C.INSUFFICIENT_BALANCE),
     -2019: _Rule(_C.INSUFFICIENT_BALANCE, "Margin is insufficient for this order."),
     -2020: _Rule(_C.ORDER_REJECTED, "The order could not be filled (fill-or-kill / post-only rule)."),
-    -2021: _Rule(_C.ORDER_REJECTED, "Cancel-replace was only partly done."),
+    -2021: _Rule(  # futures and its algo service: ORDER_WOULD_IMMEDIATELY_TRIGGER (facts §11); spot: 409
+        _C.ORDER_REJECTED, "The order would trigger at once: its trigger price (stopPrice / triggerPrice) "
+        "has already been crossed. Set it beyond the current price, on the side it is to fire at.",
+        "stopPrice",
+        by_message=(("cancel-replace", _C.ORDER_REJECTED, "Cancel-replace was only partly done.", None),),
+    ),
     -2022: _Rule(_C.ORDER_REJECTED, "The reduce-only order was rejected."),
     -2026: _Rule(_C.ORDER_REJECTED, "This order type is not supported on this symbol."),
     -2027: _Rule(_C.ORDER_REJECTED, "The position would exceed the maximum allowed at the current leverage."),

@@ -238,11 +238,10 @@ def query_algo_order(
 
 
 def _refused(exc: KlineoError) -> KlineoError:
-    """Binance's refusal, with -2021 said the way it means on the algo service."""
+    """Binance's refusal; -2021 (its trigger already crossed, ``klineo.binance.codes``) names the algo
+    service's own parameter, triggerPrice."""
     if exc.code == _WOULD_IMMEDIATELY_TRIGGER:
-        return KlineoError(ErrorCategory.ORDER_REJECTED,
-                           "The trigger price is already crossed: the order would trigger immediately.",
-                           status=exc.status, code=exc.code, field="triggerPrice")
+        return KlineoError(exc.category, exc.message, status=exc.status, code=exc.code, field="triggerPrice")
     return exc
 
 
