@@ -607,6 +607,30 @@ def test_an_order_binance_says_would_trigger_at_once_names_its_trigger_price(
     assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)).status == "REJECTED"
 
 
+def test_an_order_refused_by_binances_quantitative_rules_is_retryable_and_says_what_to_do(
+    sim_env, invoke, futures_connection, monkeypatch,
+):
+    """GIVEN Binance refusing an opening order under its API trading quantitative rules (-4400, "only
+    reduceOnly order is allowed, please try again later") WHEN it is sent THEN the answer is retryable (the
+    restriction lifts by itself) and says to retry later or reduce only; the record says rejected."""
+    from local.binance_sim.errors import ApiError
+
+    def restricted(*_args: object) -> None:
+        raise ApiError(400, -4400, "Futures Trading Quantitative Rules violated, only reduceOnly order is "
+                                   "allowed, please try again later.")
+
+    monkeypatch.setattr(sim_env.state.futures, "place_order", restricted)
+    key = new_key()
+
+    response = invoke("futures_order", order_event(order_body(futures_connection.id), key=key))
+
+    assert response["statusCode"] == 422, response["body"]
+    error = body_of(response)["error"]
+    assert (error["category"], error["retryable"]) == ("order_rejected", True), response["body"]
+    assert "Retry later" in error["message"] and "reduce-only" in error["message"]
+    assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)).status == "REJECTED"
+
+
 def test_malformed_idempotency_key_is_refused(sim_env, invoke, futures_connection):
     """GIVEN an Idempotency-Key with spaces or over 255 characters WHEN sent THEN 400 naming the header."""
     for key in ("has spaces", "k" * 256):

@@ -225,9 +225,11 @@ CODE_TABLE: dict[int, _Rule] = {
             (-4403, "This leverage is above the maximum allowed in the account's region."),
         )
     },
-    -4400: _Rule(
+    -4400: _Rule(  # a temporary restriction (API trading quantitative rules): it lifts by itself
         _C.ORDER_REJECTED,
-        "Binance's quantitative trading rules allow only reduce-only orders for now; retry later.",
+        "Binance's API trading quantitative rules allow this account only reduce-only orders on this symbol "
+        "for a while; the restriction lifts by itself. Retry later, or send a reduce-only order.",
+        retryable=True,
     ),
     -4401: _Rule(
         _C.ORDER_REJECTED,
