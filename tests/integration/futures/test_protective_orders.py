@@ -240,6 +240,41 @@ def test_protective_order_missing_after_a_failure_is_placed_by_the_retry(sim_env
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
+def test_a_stop_kept_off_by_a_refusal_a_retry_cannot_lift_is_answered_not_retryable_and_still_followed(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN an entry whose stop-loss failed transiently (503) WHEN its retry finds Binance refusing this
+    server's location (HTTP 451, reading the symbol's rules) THEN the answer says the stop-loss was not
+    placed and why, not retryable and no "repeat the request"; the reconciler keeps the entry, and places
+    the stop-loss once Binance answers again."""
+    from local.binance_sim import endpoints as sim_endpoints
+    from local.binance_sim.errors import ApiError
+
+    key = new_key()
+    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
+    entry = body_of(_entry_with_protection(invoke, futures_connection.id, key, stop_loss={"percent": "3"}))
+    info = sim_endpoints.futures_exchange_info
+
+    def restricted(*_args: Any) -> Any:
+        raise ApiError(451, 0, "Service unavailable from a restricted location.")
+
+    monkeypatch.setattr(sim_endpoints, "futures_exchange_info", restricted)
+    clear_exchange_info_cache()
+    again = _entry_with_protection(invoke, futures_connection.id, key, stop_loss={"percent": "3"})
+    reconcile()
+    kept = _unsettled()
+    monkeypatch.setattr(sim_endpoints, "futures_exchange_info", info)
+    clear_exchange_info_cache()
+    reconcile()
+
+    error = body_of(again)["error"]
+    assert (error["category"], error["retryable"]) == ("restricted", False), again["body"]
+    assert "was not placed" in error["message"] and "Repeat the request" not in error["message"]
+    assert kept == [entry["error"]["message"].split()[2]]  # the entry's clientOrderId, still followed
+    stop_id = protective_client_algo_id(kept[0], "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+
+
 def test_a_retry_that_loses_the_claim_of_a_refused_stop_leaves_the_winners_record_alone(
         sim_env, invoke, futures_connection, monkeypatch):
     """GIVEN a stop-loss refused transiently (503, recorded REJECTED retryable) WHEN the entry is retried

@@ -429,12 +429,18 @@ def _judged(client: BinanceClient, symbol: str, exc: KlineoError, *, fresh: bool
 
 
 def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
-    """The failure of arming ``role``: retryable, except on a connection being deleted or a symbol that will
-    never trade again (``_judged``: final, field symbol), neither ever placed; its field kept."""
+    """The failure of arming ``role``, its field kept: final on a connection being deleted or a symbol that
+    will never trade again (``_judged``: field symbol), neither ever placed; retryable when the failure is
+    transient (a repeat with the same key resumes it: an unknown outcome is looked up); any other refusal
+    (the key, the server's location) comes again on a repeat: not retryable, placed once it is lifted."""
     head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
     reason = exc.message if exc.message.endswith((".", "!", "?")) else f"{exc.message}."  # one sentence
     if exc.field == CONNECTION_DELETING or (exc.field == "symbol" and not exc.retryable):
         return KlineoError(exc.category, f"{head} was not placed: {reason}", field=exc.field)
+    if not (exc.retryable or exc.category.transient):
+        return KlineoError(exc.category, f"{head} was not placed: {reason} Until that is resolved the "
+                           f"position has no {role}; it is placed once Binance accepts it.", field=exc.field,
+                           retryable=False)
     return KlineoError(
         exc.category,
         f"{head} could not be placed yet: {reason} Repeat the request with the same Idempotency-Key to "

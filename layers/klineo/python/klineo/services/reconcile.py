@@ -100,7 +100,7 @@ from klineo.observability import logger
 from klineo.services.algo_orders import algo_result, triggered_order_id
 from klineo.services.orders import OrderResult
 from klineo.services.protective_siblings import entry_protective_ids
-from klineo.services.risk import CONNECTION_DELETING, STATE_GATES, params_reduce
+from klineo.services.risk import CONNECTION_DELETING, params_reduce
 from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.aws import STORAGE_ERRORS
@@ -480,8 +480,9 @@ class Reconciler:
 
     def _protected(self, account: _Account, entry: OrderRecord) -> bool | None:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
-        yet (a transient failure, a halt, or a state gate that may open again); a definitive refusal, or a
-        symbol that will never trade again (``_given_up``), is final.
+        yet (a transient failure, a halt, a state gate or a refusal of the key that may be lifted); a stop
+        Binance refused for good (recorded, not raised), or a symbol that will never trade again
+        (``_given_up``), is final.
         None when the connection is being deleted (by another delete than ``wind_down``): nothing sent."""
         if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not entry.protective_targets:
             return True
@@ -504,9 +505,11 @@ class Reconciler:
             logger.warning("protective orders not placed by the reconciler", extra={
                 "client_order_id": entry.client_order_id, "category": exc.category.value,
                 "field": exc.field, "retryable": exc.retryable})
-            # A closed gate (futures switched off, connection disabled) may open again: the entry stays
-            # in the index so its protection is placed then, never dropped for good.
-            return not exc.retryable and exc.field not in STATE_GATES
+            # A transient failure, a closed gate (futures switched off, connection disabled) or a refusal
+            # lifted later (the key, the server's location) may pass again: the entry stays in the index so
+            # its protection is placed then, never dropped for good (a stop refused for good is answered, not
+            # raised; a symbol that ended is given up above).
+            return False
         return True
 
     def _given_up(self, record: OrderRecord, exc: KlineoError) -> bool:
