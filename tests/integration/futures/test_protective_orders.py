@@ -7,6 +7,7 @@ journal of the whole session shows no conditional type ever sent to /fapi/v1/ord
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -671,6 +672,21 @@ def test_a_stop_lost_past_binances_retention_and_resumed_by_a_read_is_recorded_u
     assert _unsettled() == [] and len(_algo_posts(sim_env)) == 1
 
 
+def _algo_refusing(sim: Any, monkeypatch: Any, refusal: Any) -> Callable[[], None]:
+    """Binance's algo service refuses every order with ``refusal`` (a sim ApiError) until the returned
+    function is called (e.g. the user fixed or replaced the key, a liquidation ended)."""
+    from local.binance_sim.errors import ApiError
+
+    algo = sim.state.algo
+    place = algo.place
+
+    def refused(*_args: Any) -> Any:
+        raise ApiError(refusal.status, refusal.code, refusal.msg)
+
+    monkeypatch.setattr(algo, "place", refused)
+    return lambda: monkeypatch.setattr(algo, "place", place)
+
+
 def test_a_stop_refused_while_the_account_is_liquidated_is_placed_once_that_ends(
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):
@@ -680,17 +696,12 @@ def test_a_stop_refused_while_the_account_is_liquidated_is_placed_once_that_ends
     from local.binance_sim.errors import ApiError
 
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
-    algo = sim_env.state.algo
-    place = algo.place
-
-    def in_liquidation(*args: Any) -> Any:
-        raise ApiError(400, -2023, "User in liquidation mode now.")
-
-    monkeypatch.setattr(algo, "place", in_liquidation)
+    in_liquidation = ApiError(400, -2023, "User in liquidation mode now.")
+    liquidation_ended = _algo_refusing(sim_env, monkeypatch, in_liquidation)
     reconcile()
     stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
     refused, kept = get_order_record(USER_A, stop_id), _unsettled()
-    monkeypatch.setattr(algo, "place", place)
+    liquidation_ended()
 
     reconcile()
 
@@ -698,6 +709,59 @@ def test_a_stop_refused_while_the_account_is_liquidated_is_placed_once_that_ends
     assert kept == [entry["client_order_id"]]
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
     assert _unsettled() == [stop_id]
+
+
+def test_a_stop_refused_for_the_key_is_placed_once_by_the_reconciler_after_the_key_works(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss POST Binance refuses for the key (-2015) WHEN the
+    reconciler runs THEN the entry stays in the index; WHEN the key works again THEN the next run places the
+    stop-loss, and later runs and a status read send nothing more (one stop, never doubled)."""
+    from local.binance_sim.errors import FUTURES, invalid_api_key
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    key_fixed = _algo_refusing(sim_env, monkeypatch, invalid_api_key(FUTURES, "127.0.0.1"))
+    reconcile()
+    kept = _unsettled()
+    key_fixed()
+
+    reconcile()
+    reconcile()
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert kept == [entry["client_order_id"]]
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert get_order_record(USER_A, stop_id).status == "NEW"
+    assert [(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] == [("stop_loss", "NEW")]
+    assert len(_algo_posts(sim_env)) == 2  # the refused one, then the one placed
+
+
+def test_a_stop_refused_for_the_signature_at_entry_is_answered_not_placed_and_placed_by_a_later_read(
+    sim_env, invoke, futures_connection, monkeypatch
+):
+    """GIVEN a MARKET entry whose stop-loss POST Binance refuses for the signature (-1022) THEN the answer
+    says the stop-loss was not placed and why, not retryable; WHEN the key works again THEN the entry's
+    status read places it once, and a second read sends nothing more."""
+    from local.binance_sim.errors import invalid_signature
+
+    key_fixed = _algo_refusing(sim_env, monkeypatch, invalid_signature())
+    refused = _entry_with_protection(invoke, futures_connection.id, new_key(), stop_loss={"percent": "3"})
+    entry_id = body_of(refused)["error"]["message"].split()[2]
+    key_fixed()
+
+    first = invoke("futures_order_status", status_event(entry_id))
+    second = invoke("futures_order_status", status_event(entry_id))
+
+    error = body_of(refused)["error"]
+    assert (error["category"], error["retryable"]) == ("signature", False), refused["body"]
+    assert "was not placed" in error["message"] and "Repeat the request" not in error["message"]
+    stop_id = protective_client_algo_id(entry_id, "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    for read in (first, second):
+        assert [(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] == [
+            ("stop_loss", "NEW")], read["body"]
+    assert len(_algo_posts(sim_env)) == 2  # the refused one, then the one placed
 
 
 def test_reconciler_lets_go_of_an_entry_whose_symbol_ended_but_keeps_one_whose_symbol_is_halted(

@@ -46,6 +46,9 @@ existing record that is not settled is resumed (looked up by clientAlgoId, never
 so a retry places only what is missing and never doubles. A transient failure raises (retryable)
 after the entry is recorded: repeating the request with the same Idempotency-Key places the
 missing order. A definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
+A refusal of the key (permission, signature, IP allow-list) or of this server's location is recorded REJECTED
+too, but not for good: it is raised (not retryable: a repeat meets it again), and the next read or reconciler
+run after the key works sends the stop again under its id (the second send claimed: once).
 An unfinished one that Binance no longer knows once its retention has passed (``klineo.services.orders``:
 it may have been placed and then cancelled or expired) is recorded and answered UNKNOWN_PURGED, as the order
 route records a purged attempt: never sent again, and the entry's reads show that this stop is not standing.
@@ -70,6 +73,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, submit_algo_order
+from klineo.services.key_health import KEY_FAILURE_CATEGORIES
 from klineo.services.orders import OrderResult, query_futures_order
 from klineo.services.protective_siblings import ROLES, protective_client_algo_id
 from klineo.services.risk import (
@@ -115,6 +119,9 @@ WAITING_FOR_FILL = "WAITING_FOR_FILL"
 # The states of a protective order that does not stand on Binance and is never sent again under its id:
 # refused for good, or lost past Binance's retention (``_not_standing``).
 NOT_STANDING = frozenset({STATUS_REJECTED, STATUS_UNKNOWN_PURGED})
+# Refusals no repeat lifts but a change outside the stop does: the key fixed or replaced, this server's
+# location (or the account's restriction) lifted. A stop refused so is not refused for good (``_for_good``).
+_LIFTED_LATER = frozenset({*KEY_FAILURE_CATEGORIES, ErrorCategory.RESTRICTED})
 
 
 def _fires_below(role: str, entry_side: str) -> bool:
@@ -230,7 +237,8 @@ def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
 
     algo = AlgoOrder.from_params(existing.params)
     if existing.status == STATUS_REJECTED:
-        # Binance refused the earlier attempt (transiently): nothing was placed; send once claimed.
+        # Binance refused the earlier attempt (transiently, or the key since fixed): nothing was placed; send
+        # once claimed.
         claim()
         return submit_algo_order(client, creds, algo, existing.client_order_id)
     return submit_algo_order(client, creds, algo, existing.client_order_id,
@@ -297,8 +305,8 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
             exc = _judged(client, algo.symbol, exc, fresh=True)
         record_order_outcome_quietly(user_id, algo_id, status=STATUS_REJECTED,
                                      error={**exc.to_dict(), "code": exc.code})
-        if exc.retryable or by_status:
-            raise exc from None
+        if exc.retryable or by_status or exc.category in _LIFTED_LATER:
+            raise exc from None  # not refused for good: armed again by a later read or reconciler run
         logger.warning("protective order refused", extra={"client_order_id": algo_id, "code": exc.code})
         return _state(role, algo_id, None, STATUS_REJECTED)
     record_order_outcome_quietly(user_id, algo_id, status=result.status, order_id=result.order_id,
@@ -311,9 +319,15 @@ def _not_standing(record: OrderRecord) -> str | None:
     past its retention (its outcome never to be learned): neither is sent again. None for any other record."""
     if record.status == STATUS_UNKNOWN_PURGED:
         return STATUS_UNKNOWN_PURGED
-    if record.status == STATUS_REJECTED and not (record.error or {}).get("retryable"):
+    if record.status == STATUS_REJECTED and _for_good(record.error or {}):
         return STATUS_REJECTED
     return None
+
+
+def _for_good(error: dict[str, Any]) -> bool:
+    """True for a recorded refusal of the stop itself (e.g. its trigger crossed, -2021): not retryable,
+    and not one a change outside the stop lifts (``_LIFTED_LATER``: the key, the location)."""
+    return not error.get("retryable") and error.get("category") not in _LIFTED_LATER
 
 
 def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | None:
