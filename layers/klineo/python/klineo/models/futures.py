@@ -234,8 +234,11 @@ class ProtectiveOrderState(BaseModel):
     trigger_price: str | None = None
     quantity: str | None = None
     status: str = Field(
-        description="Binance's algoStatus (NEW, TRIGGERED, FINISHED, CANCELED, ...), or WAITING_FOR_FILL "
-                    "while the entry has not filled (it is placed once it has).")
+        description="Binance's algoStatus (NEW, TRIGGERED, FINISHED, CANCELED, ...); WAITING_FOR_FILL "
+                    "while the entry has not filled (it is placed once it has); REJECTED when Binance "
+                    "refused it for good (e.g. its trigger was already crossed); UNKNOWN_PURGED when an "
+                    "attempt to place it went unanswered and Binance no longer knows it past its retention: "
+                    "its outcome can never be learned, it is not standing and is never sent again.")
     algo_id: int | None = None
 
 
