@@ -138,6 +138,42 @@ def test_outside_lambda_importing_the_layer_leaves_garbage_collection_alone() ->
     assert _run_fresh(_GC_STATE.format(function="kill_switch_get")) == [True, True, False, default_young]
 
 
+_ALL_FUNCTIONS = sorted(app.parent.name for app in (REPO / "functions").glob("*/app.py"))
+_DEFERRED_STATE = ("import sys, json\n"
+                   "{imports}\n"
+                   "print(json.dumps([type(sys.modules.get('asyncio')).__name__,"
+                   " 'asyncio.base_events' in sys.modules]))")
+
+
+def test_in_lambda_no_function_import_loads_asyncio() -> None:
+    """In a Lambda runtime, importing every function leaves asyncio a stand-in: nothing at init uses it,
+    so none of its modules are loaded (Powertools' AppSync resolver imports it)."""
+    imports = "\n".join(f"import functions.{function}.app" for function in _ALL_FUNCTIONS)
+    state = _run_fresh(_DEFERRED_STATE.format(imports=imports), AWS_EXECUTION_ENV="AWS_Lambda_python3.13")
+    assert state == ["_ImportedOnFirstUse", False]
+
+
+def test_in_lambda_the_asyncio_stand_in_works_as_asyncio_at_first_use() -> None:
+    """Code that does use asyncio in a Lambda runtime gets the real module at its first attribute read:
+    a coroutine runs, and later imports get the real module itself."""
+    code = ("import sys, json, functions.kill_switch_get.app\n"
+            "import asyncio\n"
+            "async def answer():\n"
+            "    await asyncio.sleep(0)\n"
+            "    return 42\n"
+            "ran = asyncio.run(answer())\n"
+            "import asyncio as again\n"
+            "print(json.dumps([ran, type(again).__name__, again.run is asyncio.run,"
+            " 'asyncio.base_events' in sys.modules]))")
+    assert _run_fresh(code, AWS_EXECUTION_ENV="AWS_Lambda_python3.13") == [42, "module", True, True]
+
+
+def test_outside_lambda_asyncio_is_the_real_module() -> None:
+    """Tests, the local stack and tools get asyncio as Python imports it: no stand-in."""
+    state = _run_fresh(_DEFERRED_STATE.format(imports="import functions.kill_switch_get.app, asyncio"))
+    assert state == ["module", True]
+
+
 def test_every_function_module_ends_with_a_handler_decorated_by_finish_init() -> None:
     """Each app.py ends with ``lambda_handler`` whose outermost decorator is ``finish_init``: in a
     module that forgot it, collection would stay off for the container's life."""

@@ -19,7 +19,8 @@ statement (``end_init_pause`` here): everything made so far is moved to the perm
 (``gc.freeze()``: never scanned again, so warm invocations' full collections stay short too) and
 collection is on again before the first event, with a young-generation threshold of
 ``WARM_GEN0_THRESHOLD`` (``lambda_collection_regime``). Elsewhere (tests, the local stack, tools)
-collection is never touched. tests/unit/test_route_imports.py checks both.
+collection is never touched. tests/unit/test_route_imports.py checks both. In a Lambda runtime the
+same import also defers modules the functions pull in but never use (``klineo.deferred_imports``).
 
 Why that threshold (issue 16 item 2, the runner's CPU per tick). A strategy turn allocates
 thousands of short-lived containers (botocore's requests and answers, requests', ours) that live
@@ -81,3 +82,8 @@ def end_init_pause() -> None:
 
 if _collection_paused:
     _gc.disable()
+
+if _in_lambda_runtime():
+    from klineo.deferred_imports import defer_unused_imports
+
+    defer_unused_imports()
