@@ -45,19 +45,36 @@ def _klines_sent(sim) -> int:
     return sum(1 for record in sim.journal if record.path == KLINES)
 
 
-def test_a_duplicate_delivery_of_a_job_being_run_computes_nothing(sim_env, invoke, aws, monkeypatch) -> None:
+def test_a_duplicate_delivery_of_a_job_being_run_computes_nothing_and_comes_back(sim_env, invoke, aws,
+                                                                                 monkeypatch) -> None:
     """GIVEN a job another worker claimed a minute ago and is running WHEN a duplicate of its message is
-    delivered THEN that delivery reads no klines and records nothing: the job stays running, the message
-    is done."""
+    delivered THEN that delivery reads no klines and records nothing (the job stays running), and hands
+    the message back: deleted, nothing would run the job should the worker running it die."""
     job_id, event = _queued_job(invoke, aws, monkeypatch)
     assert job_store.start_job(USER_A, job_id, 1, now_s=time.time() - 60)
     sim_env.clear_journal()
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
 
-    assert invoke("backtest_worker", event) == {"batchItemFailures": []}
+    answer = invoke("backtest_worker", event)
 
+    assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
     assert _klines_sent(sim_env) == 0
     job = job_store.get_job(USER_A, job_id)
     assert job is not None and (job.status, job.result) == ("running", None)
+
+
+def test_a_last_delivery_of_a_job_being_run_is_dropped_and_leaves_the_job_running(sim_env, invoke, aws,
+                                                                                   monkeypatch) -> None:
+    """GIVEN a job another worker is running WHEN its message's last delivery (maxReceiveCount) finds it
+    THEN the message is done (not sent to the dead-letter queue) and the running job is not failed."""
+    job_id, event = _queued_job(invoke, aws, monkeypatch)
+    assert job_store.start_job(USER_A, job_id, 1, now_s=time.time() - 60)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(job_store.JOB_ATTEMPTS)
+
+    assert invoke("backtest_worker", event) == {"batchItemFailures": []}
+
+    job = job_store.get_job(USER_A, job_id)
+    assert job is not None and (job.status, job.result, job.error) == ("running", None, None)
 
 
 def test_a_delivery_takes_over_a_job_whose_claim_outlived_the_workers_timeout(sim_env, invoke, aws,

@@ -33,10 +33,22 @@ from klineo.observability import logger
 from klineo.services.backtest import JOB_ATTEMPTS, run_backtest_job
 from klineo.store import backtest_jobs as job_store
 
-__all__ = ["SIMULATION_ROOM_S", "handle_job_batch"]
+__all__ = ["SIMULATION_ROOM_S", "HeldByAnotherDelivery", "handle_job_batch"]
 
 # What a job keeps of its invocation, after any wait for the trading reserve (see the module doc).
 SIMULATION_ROOM_S = 120
+
+
+class HeldByAnotherDelivery(Exception):
+    """A duplicate of a job's message found the job run by another delivery: the message is handed back.
+
+    Deleted, it would leave nothing to run the job should that delivery's worker die (its own copy may
+    be gone with this one: SQS deletes a message by its latest receipt handle). Handed back, it comes
+    again after the visibility timeout, longer than the worker may run: the job is finished by then
+    (the delivery acknowledges it), or its claim is stale and the delivery takes it over. Its last
+    delivery is acknowledged instead: the running worker's outcome stands, and should it die, the job
+    fails by the one-day rule (``klineo.store.backtest_jobs``).
+    """
 
 
 def _wait_until(lambda_context: Any) -> float:
@@ -64,6 +76,8 @@ def _job_record(record: SQSRecord, lambda_context: Any = None) -> None:
         gave_up = job_store.finish_job(user_id, job_id, None, job_store.GAVE_UP)
         outcome = "failed" if gave_up else "already_finished"
     logger.info("backtest job", extra={"job_id": job_id, "outcome": outcome})
+    if outcome == "already_running" and delivery < JOB_ATTEMPTS:
+        raise HeldByAnotherDelivery(job_id)
 
 
 def handle_job_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
