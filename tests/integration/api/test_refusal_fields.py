@@ -75,6 +75,22 @@ def test_a_protective_target_refusal_names_price_or_percent(sim_env, invoke, fun
     assert not any(value in error["message"] for value in ("48000", "52000")), error
 
 
+@pytest.mark.parametrize("function", ["futures_order", "futures_order_check"])
+@pytest.mark.parametrize(("sizes", "field"), [
+    ({"quantity": None}, "quantity"),
+    ({"quote_quantity": "150"}, "quote_quantity"),
+])
+def test_an_order_size_refusal_names_the_size_field_to_change(sim_env, invoke, function, sizes, field):
+    """GIVEN an order with neither quantity nor quote_quantity, or both, on POST /futures/order or its dry
+    run WHEN sent THEN 422 naming the one to change (quantity when neither is sent, quote_quantity beside a
+    quantity), the message naming both and no sent value."""
+    error = _refusal(invoke, function, _body_of(function, **sizes))
+
+    assert (error["field"], [e["field"] for e in error["errors"]]) == (field, [field]), error
+    assert "quantity" in error["message"] and "quote_quantity" in error["message"], error
+    assert not any(value in error["message"] for value in ("0.010", "150")), error
+
+
 SMA_CROSSED = {"type": "sma_crossover", "parameters": {"fast": 21, "slow": 9}}
 RSI_CROSSED = {"type": "rsi_threshold", "parameters": {"period": 14, "oversold": 75, "overbought": 25}}
 

@@ -52,7 +52,7 @@ def _refused_fields(**changes) -> list[str]:
     ({"type": "STOP_MARKET", "closePosition": True, "quantity": "0.01", "triggerPrice": "1"}, "quantity"),
     ({"type": "STOP_MARKET", "closePosition": True, "quote_quantity": "100", "triggerPrice": "1"},
      "quote_quantity"),
-    ({"type": "MARKET"}, "quote_quantity"),
+    ({"type": "MARKET"}, "quantity"),
     ({"type": "MARKET", "quantity": "0.01", "quote_quantity": "100"}, "quote_quantity"),
     ({"type": "MARKET", "quantity": "0.01", "workingType": "MARK_PRICE"}, "workingType"),
     ({"type": "STOP_MARKET", "quantity": "0.01", "triggerPrice": "1", "stop_loss": {"percent": "1"}},

@@ -26,6 +26,7 @@ __all__ = [
     "MARGIN_TYPES_OURS",
     "ORDER_POSITION_SIDES",
     "ORDER_SIDES",
+    "ORDER_SIZE_FIELDS",
     "ORDER_TIME_IN_FORCE",
     "ORDER_TYPES",
     "ORDER_WORKING_TYPES",
@@ -74,6 +75,8 @@ SPOT_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", 
 
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
+# An order's sizes, of which it takes exactly one (none with closePosition), in the order a refusal picks.
+ORDER_SIZE_FIELDS = ("quantity", "quote_quantity")
 # Conditional types: Binance takes them only through its algo order service (facts §7, §13).
 CONDITIONAL_ORDER_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET")
 ORDER_WORKING_TYPES = ("MARK_PRICE", "CONTRACT_PRICE")
@@ -238,16 +241,15 @@ def check_size_beside_close(value: Decimal | None, close_position: bool) -> None
         raise ValueError("must not be sent with closePosition, which closes the whole position")
 
 
-def check_order_size(quantity: Decimal | None, quote_quantity: Decimal | None, close_position: bool) -> None:
-    """Exactly one of quantity and quote_quantity, unless closePosition (then quote_quantity is refused:
-    ``check_size_beside_close``; a quantity is refused by its own check)."""
-    if close_position:
-        check_size_beside_close(quote_quantity, close_position)
+def check_order_size(sent: list[str], close_position: bool) -> None:
+    """Exactly one of quantity and quote_quantity (``sent``: those of ``ORDER_SIZE_FIELDS`` sent), unless
+    closePosition (then neither: ``check_size_beside_close``, asked of each). The request model names the
+    field (``klineo.models.base.one_of_refusal``): the message names both, never a value."""
+    if close_position or len(sent) == 1:
         return
-    if quantity is None and quote_quantity is None:
+    if not sent:
         raise ValueError("send exactly one of quantity and quote_quantity (USDT)")
-    if quantity is not None and quote_quantity is not None:
-        raise ValueError("send exactly one of quantity and quote_quantity, not both")
+    raise ValueError("send exactly one of quantity and quote_quantity, not both")
 
 
 def check_protection(

@@ -31,6 +31,7 @@ from klineo.validation import (
     CONNECTION_ID_PATTERN,
     ORDER_POSITION_SIDES,
     ORDER_SIDES,
+    ORDER_SIZE_FIELDS,
     ORDER_TIME_IN_FORCE,
     ORDER_TYPES,
     ORDER_WORKING_TYPES,
@@ -118,7 +119,7 @@ class FuturesOrderRequest(BaseModel):
     quantity: _Positive | None = Field(default=None,
                                        description=f"Order size in the base asset. {_STEP_RULE}")
     quote_quantity: _Usdt | None = Field(
-        default=None, validate_default=True,
+        default=None,
         description="Order size in USDT instead of quantity: converted at the mark price (the limit price "
                     "for priced orders), rounded down to the symbol's step.")
     price: _Price | None = Field(default=None, validate_default=True, description=(
@@ -147,17 +148,10 @@ class FuturesOrderRequest(BaseModel):
         check_close_position(info.data.get("type"), value, bool(info.data.get("reduceOnly")))
         return value
 
-    @field_validator("quantity")
+    @field_validator("quantity", "quote_quantity")
     @classmethod
-    def _no_quantity_beside_close(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+    def _no_size_beside_close(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
         check_size_beside_close(value, bool(info.data.get("closePosition")))
-        return value
-
-    @field_validator("quote_quantity")
-    @classmethod
-    def _one_size(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
-        if "closePosition" in info.data:  # else closePosition itself was refused, and named
-            check_order_size(info.data.get("quantity"), value, info.data["closePosition"])
         return value
 
     @field_validator("price")
@@ -191,6 +185,17 @@ class FuturesOrderRequest(BaseModel):
             check_protection(data.get("type"), data.get("side"), bool(data.get("reduceOnly")),
                              data.get("positionSide"))
         return value
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "FuturesOrderRequest":
+        """Exactly one of quantity and quote_quantity unless closePosition (``check_order_size``); a refusal
+        names one (``one_of_refusal``): quantity when neither is sent, quote_quantity beside a quantity."""
+        sent = [name for name in ORDER_SIZE_FIELDS if getattr(self, name) is not None]
+        try:
+            check_order_size(sent, self.closePosition)
+        except ValueError as refused:
+            raise one_of_refusal(type(self), ORDER_SIZE_FIELDS, sent, str(refused)) from None
+        return self
 
     @property
     def conditional(self) -> bool:
