@@ -113,3 +113,14 @@ def test_a_parameter_order_refusal_names_the_parameter_to_change(sim_env, invoke
     assert (error["field"], [e["field"] for e in error["errors"]]) == (field, [field]), error
     assert all(name in error["message"] for name in names), error
     assert not any(value in error["message"] for value in ("21", "9", "14", "75", "25")), error
+
+
+def test_parameters_without_their_type_name_the_type_to_add(sim_env, invoke):
+    """GIVEN a PATCH /strategies/{id} with parameters but no type WHEN sent THEN 422 naming type, the field
+    the caller must add (the parameters are checked against it, nothing stored is read), not the
+    parameters, the message naming both and no sent value."""
+    error = _refusal(invoke, "strategy_update", {"parameters": {"fast": 3, "slow": 21}})
+
+    assert (error["field"], [e["field"] for e in error["errors"]]) == ("type", ["type"]), error
+    assert "type" in error["message"] and "parameters" in error["message"], error
+    assert not any(value in error["message"] for value in ("3", "21")), error

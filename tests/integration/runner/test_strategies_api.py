@@ -210,14 +210,15 @@ def test_update_changes_type_with_its_parameters_and_size(runner, api, alice_str
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"parameters": {"fast": 3}}, "parameters"),
+        ({"parameters": {"fast": 3}}, "type"),
         ({"type": "sma_crossover", "parameters": {"fast": 0}}, "parameters.fast"),
         ({"symbol": "ETHUSDT"}, "symbol"),
         ({"status": "deleted"}, "status"),
     ],
 )
 def test_bad_updates_are_422_naming_the_field(api, alice_strategy, body, field) -> None:
-    """GIVEN parameters without type, a bad value, an immutable field WHEN patching THEN 422 naming it."""
+    """GIVEN parameters without type, a bad value, an immutable field WHEN patching THEN 422 naming the field
+    to change (type, to be sent with the parameters)."""
     response = api.update(ALICE, alice_strategy, body)
     assert response["statusCode"] == 422, response["body"]
     assert error_of(response)["field"] == field

@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from klineo.models.base import one_of_refusal
+from klineo.models.base import field_refusal, one_of_refusal
 from klineo.models.fields import ApiModel, PositiveDecimal, positive_decimal_example
 from klineo.models.strategies import SIZING_FIELDS, Direction, MarginType, Mode, Status
 from klineo.strategies import INTERVALS_MS, NO_SIDE_LEFT, REGISTRY, leaves_no_side, parse_parameters
@@ -225,9 +225,14 @@ class StrategyUpdateRequest(ApiModel):
     def _parameters_fit_type(
         cls, value: dict[str, Any] | None, info: ValidationInfo,
     ) -> dict[str, Any] | None:
-        """Sent with the type they are for (the strategy's current type, or a new one)."""
-        if value is not None and info.data.get("type") is None:
-            if "type" in info.data:
-                raise ValueError("send the strategy's type together with its parameters")
-            return value  # the type itself was invalid: its own error is reported
+        """Checked against the type sent with them (the strategy's current type, or a new one); without it
+        (``_type_with_parameters``), or with an invalid one (its own error is reported), left as sent."""
         return _checked_parameters(value, info.data.get("type"))
+
+    @model_validator(mode="after")
+    def _type_with_parameters(self) -> "StrategyUpdateRequest":
+        """Parameters come with the type they are for, so that their check reads nothing stored: refused
+        naming type, the field to add (``field_refusal``), the message naming both."""
+        if self.parameters is not None and self.type is None:
+            raise field_refusal(type(self), "type", "send the strategy's type together with its parameters")
+        return self
