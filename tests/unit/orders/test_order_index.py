@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from klineo.errors import KlineoError
-from klineo.services.order_history import decode_cursor, encode_cursor
+from klineo.models import paging
+from klineo.models.order_history import OrderHistoryQuery
+from klineo.services.order_history import decode_cursor, encode_cursor, list_orders
+from klineo.services.order_view import order_item
 from klineo.services.reconcile import foreign_label
+from klineo.store import aws as aws_clients
 from klineo.store.order_history import HistoryFilter, list_order_page, list_unsettled
 from klineo.store.orders import (
     OrderRecord,
@@ -63,6 +69,73 @@ def test_history_pages_newest_first_and_resume_after_the_cursor(aws):
             break
 
     assert seen == ["o-4", "o-3", "o-2", "o-1", "o-0"] and after is None
+
+
+def _settled_records(count: int, changes: dict[int, dict[str, Any]] | None = None) -> list[str]:
+    """``count`` settled records a minute apart (the reads settle none; ``changes`` by minute), their ids
+    newest first."""
+    for minute in range(count):
+        put_new_record(_record(f"o-{minute:02d}", f"2026-01-01T00:{minute:02d}:00.000Z", status="FILLED",
+                               fills=[], **(changes or {}).get(minute, {})))
+    return [f"o-{minute:02d}" for minute in reversed(range(count))]
+
+
+def _query_reads() -> list[tuple[int, int]]:
+    """(Limit, ScannedCount) of every Query the layer's DynamoDB client makes from now on: the items each
+    read (DynamoDB charges for each item read, kept by the filters or not)."""
+    reads: list[tuple[int, int]] = []
+    client = aws_clients.dynamodb()
+    limits: list[int] = []
+    client.meta.events.register("before-parameter-build.dynamodb.Query",
+                                lambda params, **_: limits.append(params.get("Limit", 0)))
+    client.meta.events.register("after-call.dynamodb.Query",
+                                lambda parsed, **_: reads.append((limits[-1], parsed["ScannedCount"])))
+    return reads
+
+
+def _every_page(limit: int, reads: list[tuple[int, int]], **filters: Any
+                ) -> tuple[list[list[str]], list[int]]:
+    """The order ids of each page of GET /futures/orders (``list_orders``) following next_cursor, and the
+    items each page's Queries read."""
+    pages, read, cursor = [], [], None
+    while True:
+        reads.clear()
+        page = list_orders(USER, OrderHistoryQuery(limit=limit, cursor=cursor, **filters))
+        pages.append([order.client_order_id for order in page.orders])
+        read.append(sum(scanned for _, scanned in reads))
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages, read
+
+
+def test_a_history_page_reads_its_orders_not_the_partition_and_resumes_exactly(aws, monkeypatch):
+    """GIVEN 7 settled orders and the page bound lowered to two of them WHEN read with limit=3 following
+    next_cursor THEN each order once, newest first, pages stopped short by the bound, and each page's
+    Query reads at most limit + 2 items: its orders, the one after (is there a next page?) and the
+    cursor's own (before: no Limit, a page read the partition from its cursor on, up to 1 MB)."""
+    ids = _settled_records(7)
+    one = paging.item_bytes(order_item(get_order_record(USER, ids[0])))
+    monkeypatch.setattr(paging, "PAGE_BYTES_MAX", 2 * one + one // 2)
+    reads = _query_reads()
+
+    pages, read = _every_page(3, reads)
+
+    assert [order for page in pages for order in page] == ids
+    assert all(len(page) == 2 for page in pages[:-1]), pages
+    assert max(read) <= 3 + 2, read
+
+
+def test_a_filtered_history_page_reads_in_growing_queries(aws):
+    """GIVEN 15 settled orders of which only the oldest is ETHUSDT WHEN read filtered on ETHUSDT with
+    limit=1 THEN the one order, in at most 4 Queries each reading twice the last's Limit, each order read
+    once (a Limit kept at the page's would take 8 round trips; none, one read of up to 1 MB)."""
+    ids = _settled_records(15, {0: {"symbol": "ETHUSDT"}})
+    reads = _query_reads()
+
+    pages, read = _every_page(1, reads, symbol="ETHUSDT")
+
+    assert pages == [ids[-1:]] and read == [15]
+    assert [limit for limit, _ in reads] == [2, 4, 8, 16], reads
 
 
 def test_history_time_range_and_filters_are_applied(aws):

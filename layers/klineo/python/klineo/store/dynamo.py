@@ -22,8 +22,8 @@ from klineo.store import aws
 from klineo.store.attribute_values import deserialize, serialize
 
 __all__ = [
-    "Update", "conditional_write", "from_attr", "get_data_item", "page_of", "query_items", "query_prefix",
-    "to_attr", "to_item", "transact",
+    "Update", "conditional_write", "from_attr", "get_data_item", "page_of", "query_growing", "query_items",
+    "query_prefix", "to_attr", "to_item", "transact",
 ]
 
 
@@ -54,6 +54,25 @@ def query_items(**request: Any) -> Iterator[dict[str, Any]]:
     """Every item a Query answers, page after page (botocore's paginator follows LastEvaluatedKey)."""
     for page in aws.dynamodb().get_paginator("query").paginate(**request):
         yield from page.get("Items", [])
+
+
+def query_growing(limit: int, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query answers, as ``query_items``, its first DynamoDB page read with ``Limit`` ``limit``
+    and each next one with twice the last's (read lazily: no page is asked for before its items are).
+
+    For a listing that wants the first few items of a large partition. Without a Limit a Query reads up to
+    1 MB, and DynamoDB charges every item it reads, kept by the filter or not. ``limit`` is what the caller
+    would read if the filter kept every item; when it keeps fewer, doubling reaches the next match in a
+    number of round trips that grows with the logarithm of the items in between, and reads at most about
+    twice the items needed (each page still stops at 1 MB).
+    """
+    while True:
+        page = aws.dynamodb().query(**request, Limit=limit)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+        limit *= 2
 
 
 def page_of(items: Iterable[dict[str, Any]], limit: int,

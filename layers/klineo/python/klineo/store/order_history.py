@@ -32,7 +32,15 @@ from typing import Any
 
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import Update, conditional_write, from_attr, page_of, query_items, to_attr
+from klineo.store.dynamo import (
+    Update,
+    conditional_write,
+    from_attr,
+    page_of,
+    query_growing,
+    query_items,
+    to_attr,
+)
 from klineo.store.flags import GLOBAL_PK
 from klineo.store.orders import (
     FOREIGN_ORIGINS,
@@ -123,7 +131,15 @@ def list_history_items(
     kind: str = ORDERS_ONLY, kind_values: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Up to ``limit`` raw items of the user's gsi1 partition that meet ``kind`` and ``history``, newest
-    first, and the gsi1sk to resume after (None: the end). ONE Query (DynamoDB's own pages aside)."""
+    first, and the gsi1sk to resume after (None: the end). ONE Query (DynamoDB's own pages aside).
+
+    DynamoDB's first page reads ``limit`` + 1 items (``page_of`` reads one past the page to know whether
+    another follows), + 1 from a cursor (BETWEEN is inclusive: the cursor's own record is read first, then
+    dropped); when the filters leave some out, each next one reads twice as many (``query_growing``).
+    Without a Limit every listing page read up to 1 MB of records (each charged, however few it showed).
+    The Limit changes no cursor: the page ends at a record's own gsi1sk, never at a LastEvaluatedKey, so a
+    page the answer's size bound stopped short (``fitted_page``) still resumes at the first it left out.
+    """
     request: dict[str, Any] = {
         "TableName": get_settings().data_table, "IndexName": HISTORY_INDEX, "ScanIndexForward": False,
         **history.key_condition(user_id, after_sk),
@@ -133,7 +149,8 @@ def list_history_items(
     request["ExpressionAttributeNames"] = filters["ExpressionAttributeNames"]
     request["ExpressionAttributeValues"].update({**filters["values"], **(kind_values or {})})
     # BETWEEN is inclusive: the cursor's own record was on the last page.
-    items = (item for item in query_items(**request) if item["gsi1sk"]["S"] != after_sk)
+    first_read = limit + 1 + (after_sk is not None)
+    items = (item for item in query_growing(first_read, **request) if item["gsi1sk"]["S"] != after_sk)
     return page_of(items, limit, "gsi1sk")
 
 
