@@ -23,6 +23,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local.moto_shortcuts import (
+    backends_found_once,
     conditions_lexed_once,
     failed_condition,
     items_sized_once,
@@ -95,6 +96,7 @@ def serialize_dynamodb() -> None:
     plain_updates_without_parsing()
     items_sized_once()
     conditions_lexed_once()
+    backends_found_once()  # moto's server, for every service: installed with the rest
 
 
 def _transactions_without_table_copies() -> None:

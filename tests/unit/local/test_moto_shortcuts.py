@@ -184,3 +184,29 @@ def test_shortcuts_a_fixture_undid_are_put_back_by_the_next_serialize(monkeypatc
 
     assert getattr(DynamoDBBackend.update_item, "_klineo_plain", False)
     assert getattr(DynamoDBBackend.transact_write_items, "_klineo_no_table_copies", False)
+
+
+def test_moto_servers_backend_for_a_host_is_the_one_moto_finds_and_found_once(monkeypatch) -> None:
+    """GIVEN the shortcuts installed WHEN moto's server asks which backend serves a Host header THEN the
+    answer is the one moto's own lookup gives, for a service's host, a bare name, ours (127.0.0.1:port) and
+    none; asked again, it lists moto's service folders no more (before: twice per request)."""
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from local.aws_emulation import serialize_dynamodb
+
+    serialize_dynamodb()
+    dispatcher = DomainDispatcherApplication(create_app=lambda backend: None)
+    find = DomainDispatcherApplication.get_backend_for_host
+    hosts = (None, "moto_api", "dynamodb", "dynamodb.ap-northeast-1.amazonaws.com",
+             "sqs.ap-northeast-1.amazonaws.com", "127.0.0.1:5000")
+    expected = {host: find.__wrapped__(dispatcher, host) for host in hosts}
+    assert expected["dynamodb.ap-northeast-1.amazonaws.com"] == "dynamodb"
+    assert expected["127.0.0.1:5000"] is None
+    assert {host: find(dispatcher, host) for host in hosts} == expected
+
+    def listed() -> list[str]:
+        raise AssertionError("moto's service folders listed again")
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", listed)
+    assert {host: find(dispatcher, host) for host in hosts} == expected
