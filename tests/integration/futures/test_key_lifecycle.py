@@ -7,6 +7,7 @@ import time
 import uuid
 from decimal import Decimal
 
+import pytest
 from klineo.binance import Credentials, KeyType
 from klineo.services.key_health import pause_connection_strategies
 from klineo.settings import get_settings
@@ -822,3 +823,66 @@ def test_the_delete_writes_each_paused_strategys_paused_event(sim_env, invoke, f
         (kind, details), = _kinds(sid)
         assert (kind, details["reason"]) == ("paused", "connection_deleted")
         assert "deleted" in details["message"]
+
+
+
+def _order_cancel(invoke, connection_id: str):
+    """DELETE /futures/order/{id} of a LIMIT placed while the key still worked."""
+    placed = invoke("futures_order", order_event(order_body(connection_id), key=new_key()))
+    assert placed["statusCode"] == 200, placed["body"]
+    coid = body_of(placed)["client_order_id"]
+    path = f"/futures/order/{coid}"
+    event = with_user(at_path(load_event("futures_order_cancel"), path, clientOrderId=coid), USER_A)
+    return lambda: event
+
+
+def _route(package: str, suffix: str):
+    """The connection route's event; a position close with a new Idempotency-Key each time."""
+    def calls(invoke, connection_id: str):
+        def event() -> dict:
+            made = connection_event(package, connection_id, USER_A, suffix)
+            if package == "futures_position_close":
+                made["pathParameters"]["symbol"] = "BTCUSDT"
+                made["headers"]["idempotency-key"] = new_key()
+            return made
+        return event
+    return calls
+
+
+# Each function whose calls count the key's failures (``note_key_outcome``, ``note_futures_outcome``), the
+# strategy worker's aside (tests/integration/runner): (invoke, connection id) -> the event of its next
+# call, prepared while the key works.
+KEY_COUNTING_CALLS = {
+    "balance": _route("balance", "/balance"),
+    "futures_enable": _route("futures_enable", "/futures/enable"),
+    "futures_positions": _route("futures_positions", "/futures/positions"),
+    "futures_open_orders": _route("futures_open_orders", "/futures/open-orders"),
+    "futures_open_orders_cancel": _route("futures_open_orders_cancel", "/futures/open-orders"),
+    "futures_position_close": _route("futures_position_close", "/futures/positions/BTCUSDT/close"),
+    "futures_order": lambda invoke, cid: lambda: order_event(order_body(cid), key=new_key()),
+    "futures_order_cancel": _order_cancel,
+}
+
+
+@pytest.mark.parametrize("package", sorted(KEY_COUNTING_CALLS))
+def test_the_disable_writes_each_paused_strategys_paused_event(sim_env, invoke, iam, futures_connection,
+                                                               package):
+    """GIVEN two live strategies and a key Binance refuses WHEN a call of ``package`` fails three times
+    THEN the connection is disabled and each strategy has its paused event (reason connection_disabled:
+    signature, what to do), written under that function's own policy (before: none was written, and most
+    of these functions might not put items), so GET /strategies/{id}/events tells why it stopped."""
+    sids = [_live_strategy(futures_connection.id) for _ in range(2)]
+    next_event = KEY_COUNTING_CALLS[package](invoke, futures_connection.id)
+    _break_key(futures_connection.id, futures_connection.account)
+
+    answers = [invoke(package, next_event())["statusCode"] for _ in range(3)]
+
+    assert answers == [403, 403, 403]
+    assert get_connection(USER_A, futures_connection.id).disabled_reason == DISABLED
+    for sid in sids:
+        (kind, details), = _kinds(sid)
+        assert (kind, details["reason"]) == ("paused", DISABLED)
+        assert details["message"] == (
+            "Paused: its connection was disabled after 3 key failures in a row (signature); fix the key, "
+            f"then enable the connection (POST /exchange-connections/{futures_connection.id}/enable).")
+    assert iam.denied == [], iam.report()

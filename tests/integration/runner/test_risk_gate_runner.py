@@ -64,7 +64,8 @@ def test_strategy_applies_the_connections_margin_type_and_leverage_first(runner)
 
 def test_key_failures_of_several_strategies_add_up_and_disable_the_connection(runner) -> None:
     """GIVEN three strategies on a key without futures WHEN each is refused once THEN the connection is off
-    and every one of its strategies paused with the connection's reason."""
+    and every one of its strategies paused with the connection's reason, and one paused event saying so
+    written by the worker's disable (before: none; the events told nothing of why they stopped)."""
     connection = runner.connection(USER, "spot-only")  # futures marked enabled here, refused by Binance
     sids = [runner.strategy(USER, connection, symbol=symbol, size=size)
             for symbol, size in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.01"), ("BNBUSDT", "0.5"))]
@@ -77,6 +78,9 @@ def test_key_failures_of_several_strategies_add_up_and_disable_the_connection(ru
     for sid in sids:
         strategy = runner.stored(USER, sid)
         assert (strategy.status, strategy.status_reason) == ("paused", "connection_disabled:permission")
+        paused = [e.details for e in list_events(sid, 20).events if e.kind == "paused"]
+        assert [p["reason"] for p in paused] == ["connection_disabled:permission"]
+        assert "disabled after 3 key failures in a row (permission)" in paused[0]["message"]
 
 
 def _pausing(params: dict) -> bool:

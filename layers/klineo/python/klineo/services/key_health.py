@@ -11,11 +11,13 @@ a resume by the user would be allowed now (``resume_connection_strategies``), ea
 enable read it (one the user deleted,
 paused or edited meanwhile is left as it is: skipped, never an error of the enable).
 
-Events: the enable appends a ``resumed`` event (``by`` ``connection_enable``) for each strategy it resumed,
+Events: the disable appends a ``paused`` event (reason ``connection_disabled:<category>``, what to do) for
+each strategy it paused, the enable a ``resumed`` one (``by`` ``connection_enable``) for each it resumed,
 and a connection's delete a ``paused`` one (reason ``connection_deleted``) for each it paused, right after
-those writes, as the user's PATCH appends its own (``_append_events``). The disable writes none: it runs in
-whichever call met the third key failure, and those functions may not put items; the runner's ``paused``
-event is written only for a strategy the disable missed (``klineo.runner.execution``).
+those writes, as the user's PATCH appends its own (``_append_events``). The disable runs in whichever call
+met the third key failure: each function that counts key failures may put items on the data table for it
+(template.yaml). The runner writes the ``paused`` event of a strategy the disable missed in its own turn
+(``klineo.runner.execution``).
 
 A pause is one conditional write per strategy, of an active one only (one the user paused or deleted
 meanwhile keeps its state and reason); pauses and resumes go several at once
@@ -91,8 +93,7 @@ def pause_connection_strategies(user_id: str, connection_id: str, reason: str,
                                 message: str | None = None) -> list[str]:
     """Pause every active strategy of the connection (off the active index), several writes in flight at
     once (``pause_strategies``); returns the ids of those it paused, oldest first. ``message``: each one's
-    ``paused`` event says it, appended right after (``_append_events``; None: no event, see the module
-    docstring)."""
+    ``paused`` event says it, appended right after (``_append_events``; None: no event)."""
     # Imported here: only a disabled connection reaches the strategies, and every futures and
     # connection route imports this module for note_key_outcome.
     from klineo.store import strategies as strategy_store
@@ -149,6 +150,13 @@ def _append_events(user_id: str, strategy_ids: list[str], kind: str, details: di
                                    for sid in strategy_ids])
     except STORAGE_ERRORS:
         logger.exception("strategy events not written", extra={"kind": kind, "strategies": len(strategy_ids)})
+
+
+def _disabled_message(connection_id: str, category: ErrorCategory) -> str:
+    """What the ``paused`` event of each strategy the disable paused tells the trader."""
+    enable = f"POST /exchange-connections/{connection_id}/enable"
+    return (f"Paused: its connection was disabled after {KEY_FAILURE_LIMIT} key failures in a row "
+            f"({category}); fix the key, then enable the connection ({enable}).")
 
 
 def _activation_refusal(connection: Connection, strategy: Strategy) -> KlineoError | None:
@@ -234,7 +242,8 @@ def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
     if _unless_gone(connection_store.disable_connection, user_id, connection_id, reason) is None:
         return
     try:
-        paused = pause_connection_strategies(user_id, connection_id, reason)
+        paused = pause_connection_strategies(user_id, connection_id, reason,
+                                             _disabled_message(connection_id, error.category))
     except STORAGE_ERRORS:  # the runner pauses those left active on their next turn (module docstring)
         logger.exception("connection disabled; pausing its strategies failed, their next runs pause them",
                          extra={"connection_id": connection_id, "category": str(error.category)})
