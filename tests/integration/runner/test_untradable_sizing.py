@@ -232,22 +232,35 @@ def test_an_active_strategy_whose_symbol_stopped_taking_market_orders_pauses_at_
     assert paused.details["reason"] == "no_market_orders" and NO_MARKET in paused.details["message"]
 
 
+def _disabled_with_two_unfit_strategies(runner) -> tuple[str, tuple[str, str, str]]:
+    """GIVEN three paper strategies its disable paused: one on a symbol that now takes LIMIT orders only, one
+    stored with a size below the minimum, one that can trade (the connection, and their ids)."""
+    connection = runner.connection(ALICE)
+    no_market = runner.strategy(ALICE, connection, mode="paper")
+    tiny = runner.strategy(ALICE, connection, symbol="ETHUSDT", mode="paper", size="0.0005")
+    fine = runner.strategy(ALICE, connection, symbol="ETHUSDT", mode="paper", size="0.1")
+    pause_connection_strategies(ALICE, connection, DISABLED)
+    disable_connection(ALICE, connection, DISABLED)
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+    return connection, (no_market, tiny, fine)
+
+
+def _enable(runner, connection: str) -> dict[str, Any]:
+    event = connection_event("connection_enable", connection, ALICE, "/enable")
+    return runner.invoke("connection_enable", event)
+
+
+DISABLED = "connection_disabled:permission"
+
+
 def test_enabling_a_connection_leaves_paused_the_strategies_a_resume_would_refuse(runner) -> None:
     """GIVEN three paper strategies its disable paused: one on a symbol that now takes LIMIT orders only, one
     stored with a size below the minimum, one that can trade WHEN the connection is enabled THEN only the
     last is resumed; the other two stay paused for the disable and the answer lists them in still_paused
     with the field and message the user's own resume answers (before: all three resumed, unchecked)."""
-    connection = runner.connection(ALICE)
-    no_market = runner.strategy(ALICE, connection, mode="paper")
-    tiny = runner.strategy(ALICE, connection, symbol="ETHUSDT", mode="paper", size="0.0005")
-    fine = runner.strategy(ALICE, connection, symbol="ETHUSDT", mode="paper", size="0.1")
-    reason = "connection_disabled:permission"
-    pause_connection_strategies(ALICE, connection, reason)
-    disable_connection(ALICE, connection, reason)
-    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+    connection, (no_market, tiny, fine) = _disabled_with_two_unfit_strategies(runner)
 
-    enabled = runner.invoke("connection_enable", connection_event("connection_enable", connection, ALICE,
-                                                                  "/enable"))
+    enabled = _enable(runner, connection)
 
     assert enabled["statusCode"] == 200, enabled["body"]
     body = response_json(enabled)
@@ -258,8 +271,28 @@ def test_enabling_a_connection_leaves_paused_the_strategies_a_resume_would_refus
     ]
     for sid in (no_market, tiny):
         stored = runner.stored(ALICE, sid)
-        assert (stored.status, stored.status_reason) == ("paused", reason)
+        assert (stored.status, stored.status_reason) == ("paused", DISABLED)
     assert runner.stored(ALICE, fine).status == "active"
+
+
+def test_a_strategy_the_enable_leaves_paused_gets_a_still_paused_event_saying_why(runner) -> None:
+    """GIVEN three strategies its disable paused, two of which a resume would refuse WHEN the connection is
+    enabled THEN each of those two has a still_paused event (by connection_enable) with the field and message
+    its resume is refused with, so GET /strategies/{id}/events says why it did not trade again; the resumed
+    one has its resumed event only (before: nothing in the events of the two left paused)."""
+    connection, (no_market, tiny, fine) = _disabled_with_two_unfit_strategies(runner)
+
+    assert _enable(runner, connection)["statusCode"] == 200
+
+    def events(sid: str) -> list[tuple[str, dict]]:
+        return [(e.kind, e.details) for e in list_events(sid, 20).events]
+
+    assert events(no_market) == [("still_paused", {"by": "connection_enable", "reason": DISABLED,
+                                                   "field": "symbol", "message": NO_MARKET})]
+    assert events(tiny) == [("still_paused", {
+        "by": "connection_enable", "reason": DISABLED, "field": "size",
+        "message": "size is below ETHUSDT's minimum quantity 0.001"})]
+    assert [kind for kind, _ in events(fine)] == ["resumed"]
 
 
 def _cached_rules_list_market(symbol: str = "BTCUSDT") -> None:

@@ -89,7 +89,9 @@ class EventResponse(BaseModel):
                     "the position: quantity, old_quantity), position_closed (with its cause), error, paused, "
                     "resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger), "
                     "fills_booked (Binance's fills of a live order replaced the estimate its PnL counted: "
-                    "realised_pnl and fees, exact and estimated).")
+                    "realised_pnl and fees, exact and estimated), still_paused (the connection's enable "
+                    "left paused a strategy its disable had paused: the field and message a resume is "
+                    "refused with).")
     at: int = Field(description="epoch ms: the candle's close time, or when it happened")
     details: dict[str, Any] = Field(description="What the kind carries, e.g. a paused event's reason and "
                                                 "message")

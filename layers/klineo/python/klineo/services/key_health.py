@@ -12,8 +12,9 @@ enable read it (one the user deleted,
 paused or edited meanwhile is left as it is: skipped, never an error of the enable).
 
 Events: the disable appends a ``paused`` event (reason ``connection_disabled:<category>``, what to do) for
-each strategy it paused, the enable a ``resumed`` one (``by`` ``connection_enable``) for each it resumed,
-and a connection's delete a ``paused`` one (reason ``connection_deleted``) for each it paused, right after
+each strategy it paused, the enable a ``resumed`` one (``by`` ``connection_enable``) for each it resumed
+and a ``still_paused`` one (the refusal's field and message) for each it left paused, and a connection's
+delete a ``paused`` one (reason ``connection_deleted``) for each it paused, right after
 those writes, as the user's PATCH appends its own (``_append_events``). The disable runs in whichever call
 met the third key failure: each function that counts key failures may put items on the data table for it
 (template.yaml). The runner writes the ``paused`` event of a strategy the disable missed in its own turn
@@ -82,6 +83,7 @@ KEY_FAILURE_CATEGORIES = frozenset(
 DISABLED_PREFIX = "connection_disabled"
 T = TypeVar("T")
 _Note = Callable[[Connection, "KlineoError | None"], None]
+_Event = tuple[str, str, dict[str, str]]  # (strategy id, kind, details)
 
 
 def is_key_failure(error: KlineoError | None) -> bool:
@@ -103,7 +105,7 @@ def pause_connection_strategies(user_id: str, connection_id: str, reason: str,
     paused = strategy_store.pause_strategies(user_id, active, reason)
     done = [strategy_id for strategy_id, done in zip(active, paused, strict=True) if done]
     if message is not None:
-        _append_events(user_id, done, "paused", {"reason": reason, "message": message})
+        _append_events(user_id, _each(done, "paused", {"reason": reason, "message": message}))
     return done
 
 
@@ -112,7 +114,8 @@ def resume_connection_strategies(connection: Connection) -> tuple[list[str], lis
     now, by the rule a resume by the user is asked (``klineo.services.strategy_updates.require_may_activate``:
     e.g. not a live one whose leverage is above a max_leverage lowered meanwhile, nor one whose symbol
     stopped taking MARKET orders); returns (the ids resumed, (id, refusal) of those left paused), oldest
-    first. One left paused keeps its reason: the next enable, or the user's resume, asks again.
+    first. One left paused keeps its reason: the next enable, or the user's resume, asks again. Each resumed
+    gets its ``resumed`` event, each left paused a ``still_paused`` one with its refusal's field and message.
 
     Each resume is one write, only while the strategy is as listed (paused for the disable, its settings as
     checked): one the user deleted, paused or edited meanwhile is left as it is, theirs to resume. Several
@@ -120,7 +123,8 @@ def resume_connection_strategies(connection: Connection) -> tuple[list[str], lis
     refusal that may pass on a retry (Binance's exchangeInfo unreachable) is raised, not a refusal."""
     from klineo.store import strategies as strategy_store
 
-    runnable, refused = [], []
+    runnable: list[Strategy] = []
+    refused: list[tuple[Strategy, KlineoError]] = []
     for strategy in strategy_store.list_strategies(connection.user_id):
         if (strategy.connection_id != connection.connection_id or strategy.active
                 or not (strategy.status_reason or "").startswith(DISABLED_PREFIX)):
@@ -129,27 +133,43 @@ def resume_connection_strategies(connection: Connection) -> tuple[list[str], lis
         if refusal is None:
             runnable.append(strategy)
         else:
-            refused.append((strategy.strategy_id, refusal))
+            refused.append((strategy, refusal))
     resumed = strategy_store.resume_strategies_unchanged(connection.user_id, runnable)
     done = [strategy.strategy_id for strategy, done in zip(runnable, resumed, strict=True) if done]
     enable = f"POST /exchange-connections/{connection.connection_id}/enable"
-    _append_events(connection.user_id, done, "resumed", {
+    events = _each(done, "resumed", {
         "by": "connection_enable", "message": f"Resumed: its connection was enabled again ({enable})."})
-    return done, refused
+    events += [(strategy.strategy_id, "still_paused", _still_paused(strategy, refusal))
+               for strategy, refusal in refused]
+    _append_events(connection.user_id, events)
+    return done, [(strategy.strategy_id, refusal) for strategy, refusal in refused]
 
 
-def _append_events(user_id: str, strategy_ids: list[str], kind: str, details: dict[str, str]) -> None:
-    """The ``kind`` event of each strategy paused or resumed, appended right after those writes (as the
-    user's PATCH appends its own). Bookkeeping: a storage error is logged, never raised, so the pauses and
-    resumes made stand and the call answers them."""
+def _still_paused(strategy: Strategy, refusal: KlineoError) -> dict[str, str]:
+    """The details of the ``still_paused`` event of a strategy the enable left paused: its reason kept, and
+    the field and message its resume is refused with (as the enable's ``still_paused`` lists them)."""
+    details = {"by": "connection_enable", "reason": strategy.status_reason or DISABLED_PREFIX}
+    return {**details, **({"field": refusal.field} if refusal.field else {}), "message": refusal.message}
+
+
+def _each(strategy_ids: list[str], kind: str, details: dict[str, str]) -> list[_Event]:
+    """The same ``kind`` event, ``details``, of each strategy."""
+    return [(sid, kind, details) for sid in strategy_ids]
+
+
+def _append_events(user_id: str, events: list[_Event]) -> None:
+    """Each (strategy id, kind, details) event of strategies paused, resumed or left paused, appended right
+    after those writes (as the user's PATCH appends its own). Bookkeeping: a storage error is logged, never
+    raised, so the pauses and resumes made stand and the call answers them."""
     from klineo.store import events as event_store
 
     now_ms = int(time.time() * 1000)
     try:
         event_store.append_events([event_store.StrategyEvent(sid, user_id, kind, now_ms, details)
-                                   for sid in strategy_ids])
+                                   for sid, kind, details in events])
     except STORAGE_ERRORS:
-        logger.exception("strategy events not written", extra={"kind": kind, "strategies": len(strategy_ids)})
+        logger.exception("strategy events not written",
+                         extra={"kinds": sorted({kind for _, kind, _ in events}), "strategies": len(events)})
 
 
 def _disabled_message(connection_id: str, category: ErrorCategory) -> str:

@@ -19,6 +19,9 @@ What the runner and the API saw and did, one item per event, never updated:
     fills_booked      Binance's fills of a live order whose PnL was estimated when it settled replaced the
                       estimate in the live book (exact and estimated realised PnL and fees;
                       ``klineo.services.live_fills``)
+    still_paused      the connection's enable left paused a strategy its disable had paused: a resume would
+                      be refused now (its reason, the refusal's field and message;
+                      ``klineo.services.key_health``)
 
 Exactly once: an event of a candle has a key derived from (candle close time, kind, tag). The
 runner writes an event in the TransactWriteItems of the state change it describes (``event_put``;
@@ -66,11 +69,11 @@ __all__ = [
 ]
 
 # The kinds, in the order they happen within one candle (the key's step number). A kind added later
-# goes last (protective_repriced, paper_reset, fills_booked): the step numbers of the keys already stored
-# never change.
+# goes last (protective_repriced, paper_reset, fills_booked, still_paused): the step numbers of the keys
+# already stored never change.
 EVENT_KINDS = ("position_closed", "protective_triggered", "signal", "risk_block", "order_submit",
                "order_fill", "protective_placed", "error", "paused", "resumed", "protective_repriced",
-               "paper_reset", "fills_booked")
+               "paper_reset", "fills_booked", "still_paused")
 _PREFIX = "EVT#"
 
 
