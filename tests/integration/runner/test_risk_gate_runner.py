@@ -62,6 +62,25 @@ def test_strategy_applies_the_connections_margin_type_and_leverage_first(runner)
     assert applied == {"margin_type": "isolated", "leverage": 3}
 
 
+def test_strategies_first_trading_one_symbol_together_apply_its_settings_once(runner, monkeypatch) -> None:
+    """GIVEN four strategies of one connection on one symbol, none traded there yet, and Binance answering
+    in 30 ms WHEN one tick runs them concurrently THEN the symbol's settings are read and applied once, not
+    by each turn (before: four symbolConfig reads of weight 5 and four leverage changes, the IP's weight
+    spent for nothing), and each strategy orders."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"margin_type": "isolated", "leverage": 3})
+    sids = [runner.strategy(USER, connection) for _ in range(4)]
+    monkeypatch.setattr(runner.sim.state.config, "latency_ms", 30.0)
+
+    runner.run_tick()
+
+    assert [runner.runs(sid)[0].status for sid in sids] == ["ordered"] * 4
+    once = [("GET", "/fapi/v1/symbolConfig"), ("POST", "/fapi/v1/marginType"),
+            ("GET", "/fapi/v1/leverageBracket"), ("POST", "/fapi/v1/leverage")]
+    settings_calls = [(r.method, r.path) for r in runner.journal() if r.path in {path for _, path in once}]
+    assert sorted(settings_calls) == sorted(once)
+
+
 def test_key_failures_of_several_strategies_add_up_and_disable_the_connection(runner) -> None:
     """GIVEN three strategies on a key without futures WHEN each is refused once THEN the connection is off
     and every one of its strategies paused with the connection's reason, and one paused event saying so

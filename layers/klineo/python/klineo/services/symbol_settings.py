@@ -17,6 +17,11 @@ when above ``max_leverage``, lowered to it (never raised) before the first order
 check is remembered like applied settings (``leverage_at_most``: made again when ``max_leverage`` or the
 defaults change); like them, a leverage changed later in Binance's own app is not seen.
 
+Turns of one runner batch that first trade the same (connection, symbol) together apply the settings
+once: one applies them while the others wait for it, then find them applied on the batch's shared
+connection (``_applying``). Before, each turn read symbolConfig (weight 5) and changed the settings again,
+spending the IP's weight budget, which every user of this server shares, for nothing.
+
 Apart from the futures account routes so that the order paths (orders, the strategy worker) and
 the routes that only need ``futures_client`` load neither those routes' models nor their code
 (issue 16 item 3, cold start).
@@ -24,6 +29,7 @@ the routes that only need ``futures_client`` load neither those routes' models n
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from klineo.binance import (
@@ -48,6 +54,10 @@ NO_NEED_TO_CHANGE = frozenset({-4059, -4046})
 SETTING_FIELDS = frozenset({"margin_type", "leverage"})
 _MARGIN_TYPE_BLOCKED = frozenset({-4047, -4048, -4168})
 _LEVERAGE_INVALID = frozenset({-4028, -4161})
+# One lock per (connection, symbol) whose settings a turn of this container applied (module doc): a few
+# per connection, kept for the container's life.
+_APPLYING: dict[tuple[str, str], threading.Lock] = {}
+_APPLYING_GUARD = threading.Lock()
 
 
 def futures_client(connection: Connection) -> BinanceClient:
@@ -141,6 +151,21 @@ def prepare_symbol(
     wanted = _wanted(connection)
     if reduces or connection.symbol_settings.get(symbol) == wanted:
         return None
+    with _applying(connection.connection_id, symbol):
+        if connection.symbol_settings.get(symbol) == wanted:  # another turn of the batch applied them
+            return None
+        return _apply(client, creds, connection, symbol, wanted)
+
+
+def _applying(connection_id: str, symbol: str) -> threading.Lock:
+    """The lock of (connection, symbol): one turn at a time applies its settings (module doc)."""
+    with _APPLYING_GUARD:
+        return _APPLYING.setdefault((connection_id, symbol), threading.Lock())
+
+
+def _apply(client: BinanceClient, creds: Credentials, connection: Connection, symbol: str,
+           wanted: dict[str, Any]) -> dict[str, Any]:
+    """Read the symbol's settings on Binance, change what differs from ``wanted``, record them applied."""
     config = endpoints.futures_symbol_config(client, creds, symbol)
     margin_type = wanted.get("margin_type")
     if margin_type is not None and str(config.get("marginType", "")).upper() != MARGIN_TYPES[margin_type]:
