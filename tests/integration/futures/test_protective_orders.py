@@ -737,6 +737,38 @@ def test_a_stop_refused_for_the_key_is_placed_once_by_the_reconciler_after_the_k
     assert len(_algo_posts(sim_env)) == 2  # the refused one, then the one placed
 
 
+@pytest.mark.parametrize(("status", "code"), [(451, 0), (400, -4402)], ids=["http_451", "region_4402"])
+def test_a_stop_refused_for_the_location_is_sent_again_once_a_period_and_placed_once_that_lifts(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch, status, code
+):
+    """GIVEN a filled LIMIT entry whose stop-loss POST Binance refuses for this server's location (451) or the
+    account's region (-4402) WHEN the reconciler runs four times within the resend period THEN one POST went
+    out, not one a run, and the entry stays in the index; WHEN the refusal lifts THEN the first run once the
+    period has passed places the stop-loss, once."""
+    from klineo.services import protective
+
+    from local.binance_sim.errors import ApiError
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    lifted = _algo_refusing(sim_env, monkeypatch, ApiError(status, code, "This feature is currently not "
+                                                                          "available in your region."))
+    for _ in range(4):
+        reconcile()
+    refused, kept = len(_algo_posts(sim_env)), _unsettled()
+    lifted()
+    reconcile()
+    within_the_period = len(_algo_posts(sim_env))
+    monkeypatch.setattr(protective, "RESTRICTED_RESEND_AFTER_MS", -10**9)  # as if the period had passed
+
+    reconcile()
+    reconcile()
+
+    assert (refused, kept, within_the_period) == (1, [entry["client_order_id"]], 1)
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert len(_algo_posts(sim_env)) == 2 and _unsettled() == [stop_id]
+
+
 def test_a_stop_refused_for_the_signature_at_entry_is_answered_not_placed_and_placed_by_a_later_read(
     sim_env, invoke, futures_connection, monkeypatch
 ):

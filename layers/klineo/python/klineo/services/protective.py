@@ -48,7 +48,9 @@ after the entry is recorded: repeating the request with the same Idempotency-Key
 missing order. A definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
 A refusal of the key (permission, signature, IP allow-list) or of this server's location is recorded REJECTED
 too, but not for good: it is raised (not retryable: a repeat meets it again), and the next read or reconciler
-run after the key works sends the stop again under its id (the second send claimed: once).
+run after the key works sends the stop again under its id (the second send claimed: once); one refused for
+the location only once ``RESTRICTED_RESEND_AFTER_MS`` has passed since it was last sent (until then the
+recorded refusal is raised, nothing sent), so a lasting refusal costs a POST per period, not one per run.
 An unfinished one that Binance no longer knows once its retention has passed (``klineo.services.orders``:
 it may have been placed and then cancelled or expired) is recorded and answered UNKNOWN_PURGED, as the order
 route records a purged attempt: never sent again, and the entry's reads show that this stop is not standing.
@@ -122,6 +124,12 @@ NOT_STANDING = frozenset({STATUS_REJECTED, STATUS_UNKNOWN_PURGED})
 # Refusals no repeat lifts but a change outside the stop does: the key fixed or replaced, this server's
 # location (or the account's restriction) lifted. A stop refused so is not refused for good (``_for_good``).
 _LIFTED_LATER = frozenset({*KEY_FAILURE_CATEGORIES, ErrorCategory.RESTRICTED})
+# A stop refused for this server's location (HTTP 451) or the account's region (-4402), RESTRICTED, is sent
+# again at most once per this period after its last POST (``_refused_lately``), not on every reconciler run
+# (5 minutes) and runner turn: such a refusal ends only when the backend is moved or Binance lifts it (hours
+# at least), so a repeat in between is a signed request refused again. Once lifted, the stop is placed
+# within this period: at most 25 minutes later than a run every 5 minutes would, for a sixth of the POSTs.
+RESTRICTED_RESEND_AFTER_MS = 30 * 60 * 1000
 
 
 def _fires_below(role: str, entry_side: str) -> bool:
@@ -280,6 +288,8 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
         existing = _record_new(user_id, entry, role, algo, algo_id, guard)
     if existing is not None and (gone := _not_standing(existing)) is not None:
         return _state(role, algo_id, None, gone)  # refused for good (e.g. trigger crossed), or lost
+    if existing is not None and (lately := _refused_lately(existing)) is not None:
+        raise lately  # refused for the location within RESTRICTED_RESEND_AFTER_MS: not sent again yet
     posted, purged = [existing is None], []  # posted: True once a POST goes out (a first or claimed second)
     try:
         result = submit_algo_order(client, creds, algo, algo_id) if existing is None else _resume(
@@ -328,6 +338,19 @@ def _for_good(error: dict[str, Any]) -> bool:
     """True for a recorded refusal of the stop itself (e.g. its trigger crossed, -2021): not retryable,
     and not one a change outside the stop lifts (``_LIFTED_LATER``: the key, the location)."""
     return not error.get("retryable") and error.get("category") not in _LIFTED_LATER
+
+
+def _refused_lately(record: OrderRecord) -> KlineoError | None:
+    """The recorded refusal of a stop Binance refused for the location (RESTRICTED) less than
+    ``RESTRICTED_RESEND_AFTER_MS`` after its last POST (``attempt_ms``, moved by each send), raised instead of
+    sending it again; None when it is to be sent (any other record, or that period has passed)."""
+    error = record.error or {}
+    if record.status != STATUS_REJECTED or error.get("category") != ErrorCategory.RESTRICTED:
+        return None
+    if int(time.time() * 1000) - record.attempt_ms >= RESTRICTED_RESEND_AFTER_MS:
+        return None
+    return KlineoError(ErrorCategory.RESTRICTED, error.get("message"), field=error.get("field"),
+                       code=error.get("code"), retryable=False)
 
 
 def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | None:
