@@ -9,8 +9,10 @@ exposure, refused for the symbol, the long position still held.
 from __future__ import annotations
 
 import logging
+import time
 
 from klineo.binance import endpoints, filters
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store import strategies as strategy_store
 from klineo.store.events import list_events
 
@@ -23,11 +25,11 @@ LEFT_OPEN = ("Its long position of 0.002 BTCUSDT stays open and no strategy mana
              "close")
 
 
-def _holding(runner) -> tuple[str, str, int]:
+def _holding(runner, **settings: str) -> tuple[str, str, int]:
     """(strategy id, connection id, now): a live strategy that bought 0.002 BTCUSDT a tick ago, now always
-    short (its next tick flips it)."""
+    short (its next tick flips it); ``settings``: its trading settings (e.g. stop_loss_pct)."""
     connection = runner.connection(USER)
-    sid = runner.strategy(USER, connection, **ALWAYS_LONG)
+    sid = runner.strategy(USER, connection, **ALWAYS_LONG, **settings)
     now = minute_start()
     runner.run_tick(now - 60_000)
     stored = runner.stored(USER, sid)
@@ -82,6 +84,34 @@ def test_an_invalid_symbol_pause_at_the_settle_says_the_position_it_held_stays_o
     assert _paused_message(sid).endswith(
         f"{LEFT_OPEN}, with POST /exchange-connections/{connection}/futures/positions/BTCUSDT/close "
         f"or on Binance.")
+
+
+def test_a_pause_leaving_a_position_with_armed_stops_says_which_stay_armed_on_binance(runner) -> None:
+    """GIVEN a live strategy holding a long 0.002 BTCUSDT with its stop-loss (2 %) and take-profit (3 %) armed
+    on Binance WHEN its symbol stops taking MARKET orders and the turn of its flip pauses it THEN the stops
+    are still open and the paused event says they stay armed on Binance, each by its clientAlgoId (before:
+    only that the position stays open, as if nothing guarded it)."""
+    sid, _connection, now = _holding(runner, stop_loss_pct="2", take_profit_pct="3")
+    armed = runner.stored(USER, sid).protective
+    assert armed["armed"] is True
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+    endpoints.clear_exchange_info_cache()
+    filters.clear_symbol_rules_cache()
+
+    runner.run_tick(now)
+
+    assert runner.stored(USER, sid).status_reason == "no_market_orders"
+    stop_loss, take_profit = (protective_client_algo_id(armed["parent_client_order_id"], role)
+                              for role in ("stop_loss", "take_profit"))
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    open_stops = sorted((a.order_type, a.client_algo_id) for a in state.algo_orders.values()
+                        if a.status == "NEW")
+    assert open_stops == [("STOP_MARKET", stop_loss), ("TAKE_PROFIT_MARKET", take_profit)]
+    message = _paused_message(sid)
+    assert LEFT_OPEN in message
+    assert message.endswith(
+        f"Its stop-loss (clientAlgoId {stop_loss}) and take-profit (clientAlgoId {take_profit}) stay armed "
+        "on Binance: the pause does not cancel them, and they still close the position when triggered.")
 
 
 def test_a_pause_at_once_of_a_flat_strategy_says_nothing_of_a_position(runner) -> None:

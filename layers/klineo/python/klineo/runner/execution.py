@@ -159,7 +159,13 @@ from klineo.runner.planning import (
 )
 from klineo.runner.pnl import Fills, estimated_fills, is_entry, live_book_after, read_fills
 from klineo.runner.positions import PositionBook, closing_cause, position_left
-from klineo.runner.reprice import LiveReprice, arm_entry_orders, protection_due, repriced_paper_levels
+from klineo.runner.reprice import (
+    LiveReprice,
+    arm_entry_orders,
+    armed_ids,
+    protection_due,
+    repriced_paper_levels,
+)
 from klineo.runner.schedule import client_order_id, is_superseded
 from klineo.runner.trading import acted_signal, entry_size, sizing_of, strategy_trading_context
 from klineo.services.key_health import (
@@ -1543,14 +1549,26 @@ def _leaves_position(pause: str, held: Decimal) -> bool:
     return held != 0 and pause in (INVALID_SYMBOL, NO_MARKET_ORDERS)
 
 
+_ROLE_NAMES = {"stop_loss": "stop-loss", "take_profit": "take-profit", "trailing_stop": "trailing stop"}
+
+
 def _position_left(strategy: Strategy, pause: str, held: Decimal) -> str:
     """What the paused event says of the live position ``held`` the pause leaves open: the user's to close,
-    and how (without MARKET orders: a reduce-only LIMIT order; the close route's MARKET one is refused)."""
+    and how (without MARKET orders: a reduce-only LIMIT order; the close route's MARKET one is refused); and
+    the stops its protective record has armed on Binance, which the pause leaves in place (by id)."""
     symbol, connection = strategy.symbol, f"/exchange-connections/{strategy.connection_id}/futures"
     how = (f"a reduce-only LIMIT order (POST {connection}/order)" if pause == NO_MARKET_ORDERS
            else f"POST {connection}/positions/{symbol}/close")
-    return (f"Its {'long' if held > 0 else 'short'} position of {plain_text(abs(held))} {symbol} stays open "
+    said = (f"Its {'long' if held > 0 else 'short'} position of {plain_text(abs(held))} {symbol} stays open "
             f"and no strategy manages it now: it is yours to close, with {how} or on Binance.")
+    stops = [f"{_ROLE_NAMES.get(role, role)} (clientAlgoId {algo_id})"
+             for role, algo_id in armed_ids(strategy.protective).items()]
+    if not stops:
+        return said
+    listed = stops[0] if len(stops) == 1 else f"{', '.join(stops[:-1])} and {stops[-1]}"
+    stay = ("stays armed on Binance: the pause does not cancel it, and it still closes" if len(stops) == 1
+            else "stay armed on Binance: the pause does not cancel them, and they still close")
+    return f"{said} Its {listed} {stay} the position when triggered."
 
 
 def _invalid_parameters(exc: ValidationError | None, fields: Mapping[str, Any] = MappingProxyType({})) -> str:

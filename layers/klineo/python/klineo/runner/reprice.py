@@ -99,8 +99,8 @@ from klineo.store.strategies import Strategy
 from klineo.validation import decimal_or_none
 
 __all__ = [
-    "LiveReprice", "arm_entry_orders", "armed_orders", "level_details", "levels", "protection_due",
-    "repriced_paper_levels",
+    "LiveReprice", "arm_entry_orders", "armed_ids", "armed_orders", "level_details", "levels",
+    "protection_due", "repriced_paper_levels",
 ]
 
 LEVELS = ("stop_loss", "take_profit", "trailing_stop_pct")
@@ -214,6 +214,17 @@ def _order_ids(parent: str, orders: Iterable[tuple[str, int]]) -> list[str]:
 def _roles(record: dict[str, Any] | None) -> dict[str, Decimal]:
     """The levels of a protective record (or of a stored levels map) by the role of their orders."""
     return protective_targets(levels(record))
+
+
+def armed_ids(record: dict[str, Any] | None) -> dict[str, str]:
+    """Role -> clientAlgoId of the orders a live protective record has armed on Binance ({}: none armed)."""
+    if not record or record.get("mode") != "live" or record.get("armed") is not True:
+        return {}
+    parent = record.get("parent_client_order_id")
+    if not parent:
+        return {}
+    orders = armed_orders(record)
+    return dict(zip(orders, _order_ids(str(parent), orders.items()), strict=True))
 
 
 def armed_orders(record: dict[str, Any]) -> dict[str, int]:
