@@ -380,6 +380,24 @@ def test_placed_and_refused_orders_are_counted_by_outcome(rsps, client, creds, c
     metrics.clear_metrics()
 
 
+@pytest.mark.parametrize(("status", "body", "counted"), [
+    (400, {"code": -2023, "msg": "User in liquidation mode now."}, "OrdersRejected"),
+    (429, {"code": -1015, "msg": "Too many new orders."}, "OrdersNotSent"),
+], ids=["lifts_by_itself", "rate_limit"])
+def test_a_refusal_that_lifts_by_itself_is_counted_rejected_not_unsent(rsps, client, creds, clock, status,
+                                                                         body, counted):
+    """GIVEN a POST Binance refuses with a code whose refusal lifts by itself (-2023, retryable) WHEN sent
+    THEN it counts as OrdersRejected (Binance refused it), while a rate limit still counts as OrdersNotSent
+    (before: -2023 counted as never sent, for its retryable rule)."""
+    metrics.clear_metrics()
+    rsps.post(ORDER_URL, status=status, json=body, headers={"Retry-After": "0"})
+    with pytest.raises(KlineoError):
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, clock=clock, sleep=clock.sleep)
+
+    assert _order_counts() == {counted: 1}
+    metrics.clear_metrics()
+
+
 def test_an_unrecorded_attempts_order_found_is_counted_as_settled_and_its_params_are_binances(
         rsps, client, creds):
     """GIVEN an attempt that stopped before its outcome (no parameters recorded) WHEN its order is found by

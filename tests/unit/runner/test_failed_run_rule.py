@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from klineo.binance import ErrorCategory, KlineoError
+from klineo.binance.codes import classify_detail
 from klineo.runner.failures import FAILED_RUN_LIMIT, after_failure, after_success, counts, paused_message
 
 C = ErrorCategory
@@ -22,6 +23,25 @@ def test_only_refusals_that_repeat_and_are_not_the_keys_count(category: ErrorCat
 def test_a_refusal_raised_as_retryable_does_not_count() -> None:
     """An error raised retryable (storage busy, a conflict to retry) is transient whatever its category."""
     assert not counts(KlineoError(C.CONFLICT, "busy", retryable=True))
+
+
+@pytest.mark.parametrize(("status", "code", "msg", "counted"), [
+    (400, -2023, "User in liquidation mode now.", True),
+    (400, -4400, "Futures Trading Quantitative Rules violated, only reduceOnly order is allowed.", True),
+    (400, -2019, "Margin is insufficient.", True),
+    (429, -1003, "Too many requests.", False),
+    (400, -1015, "Too many new orders.", False),
+    (418, -1003, "Way too many requests; IP banned.", False),
+    (503, None, "Service Unavailable.", False),
+    (408, -1007, "Timeout waiting for response from backend server.", False),
+], ids=["liquidation", "quantitative_rules", "margin", "429", "-1015", "418", "503", "-1007"])
+def test_a_binance_refusal_counts_even_when_it_lifts_by_itself(status, code, msg, counted) -> None:
+    """A refusal Binance answered with a code counts (and is no transient failure) even when its rule marks it
+    retryable because it lifts by itself; rate limits, bans, outages and unknown outcomes never count."""
+    found = classify_detail(status, code, msg)
+    error = KlineoError(found.category, found.message, status=status, code=code, retryable=found.retryable)
+
+    assert (counts(error), error.transient, error.refused_by_binance) == (counted, not counted, counted)
 
 
 def test_the_limit_pauses_with_the_category_and_a_message_without_the_input() -> None:

@@ -165,9 +165,25 @@ class KlineoError(Exception):
         )
 
     @property
+    def refused_by_binance(self) -> bool:
+        """True when Binance refused the request, answering with an error code of a category that is no
+        outage: nothing was done, a known outcome, even when the refusal lifts by itself and ``retryable``
+        says so (its code's rule: -2023 the account being liquidated, -4400 the quantitative rules). Such
+        a request is settled as refused (recorded, counted, shown), never kept to be sent again at once: the
+        next one is the caller's to make (a later candle, the reconciler).
+
+        False for a failure that says nothing about the request: a transient category (rate limits and
+        bans: 429/418, -1003, -1015, the WAF's 403; 5xx, -1001, -1008, timeouts, network, clock), an
+        outcome still unknown (-1000, -1006, -1007, a lost answer: looked up, never re-sent blindly), and
+        every failure without a Binance code (our own checks, storage: ``transient`` judges those).
+        """
+        return self.code is not None and not self.category.transient
+
+    @property
     def transient(self) -> bool:
-        """True when this failure may not come again by itself: retryable, or of a transient category."""
-        return self.retryable or self.category.transient
+        """True when this failure may not come again by itself, so a retry soon is the answer: retryable,
+        or of a transient category; never ``refused_by_binance``, even retryable (settled as refused)."""
+        return not self.refused_by_binance and (self.retryable or self.category.transient)
 
     def to_dict(self) -> dict:
         """The error as a JSON-safe dict: category, message, retryable and, when known, field."""

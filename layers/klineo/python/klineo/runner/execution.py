@@ -810,7 +810,7 @@ class _Turn:
             if self.live:
                 legs = self.legs(plan, trading, rules, reference_price)
         except KlineoError as exc:
-            if exc.retryable:
+            if exc.retryable and not exc.refused_by_binance:  # a refusal that lifts later is a failed run
                 raise
             if exc.field == "close_time":  # a halt (``trading_rules``): that tick skipped, as with no candle
                 return self.refused_market(exc)
@@ -1057,7 +1057,7 @@ class _Turn:
             prepare_symbol(self.client(), creds, trading.connection, self.strategy.symbol, reduces=reduces)
         except KlineoError as exc:
             note_key_outcome(trading.connection, exc)
-            if exc.retryable:
+            if exc.retryable and not exc.refused_by_binance:  # a refusal that lifts later is a failed run
                 raise
             return exc
         return None
@@ -1139,7 +1139,9 @@ class _Turn:
         except _NoLongerLive:
             return self.settle_not_placed(pending, live=False)
         except KlineoError as exc:
-            if exc.category is ErrorCategory.UNKNOWN_OUTCOME or exc.retryable:
+            # Not placed for sure only when Binance refused it (even a refusal that lifts by itself):
+            # an unknown outcome, a rate limit or an outage is looked up and maybe sent again later.
+            if exc.transient:
                 logger.warning("strategy order unsettled; will look again", extra={
                     "strategy_id": strategy.strategy_id, "client_order_id": pending.client_order_id,
                     "category": str(exc.category),

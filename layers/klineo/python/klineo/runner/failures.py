@@ -8,7 +8,9 @@ own), and the run that reaches ``FAILED_RUN_LIMIT`` also pauses it (reason
 
 Which runs count (``counts``): those whose failure comes again by itself, i.e. not transient
 (``KlineoError.transient``, the one rule in ``klineo.errors``): Binance refused the order or the
-symbol's margin type or leverage, a filter or our own validation refused it. Not counted: what a
+symbol's margin type or leverage, a filter or our own validation refused it; a refusal Binance lifts by
+itself (-2023 a liquidation, -4400 the quantitative rules: retryable by its code's rule) counts too, as
+Binance refused the order all the same (``KlineoError.refused_by_binance``). Not counted: what a
 retry can mend or what is still being settled (5xx, 429/418, timeouts, an unknown outcome, AWS
 throttling), so an outage of Binance pauses nobody; and key refusals, which have a count of their own
 (``key_failures``, ``klineo.services.key_health``) and pause sooner: a run is never counted twice.

@@ -435,7 +435,8 @@ def _count_outcome(submit: Callable[..., OrderResult]) -> Callable[..., OrderRes
         except KlineoError as exc:
             if earlier_attempt_ms is None:
                 unknown = exc.category == ErrorCategory.UNKNOWN_OUTCOME
-                _count("unknown" if unknown else "not_sent" if exc.retryable else "rejected")
+                # Binance's refusal is one even when it lifts by itself (``KlineoError.transient``).
+                _count("unknown" if unknown else "not_sent" if exc.transient else "rejected")
             raise
         if earlier_attempt_ms is not None:
             count_earlier_found(result)
