@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 
 import boto3
+import pytest
 from botocore.exceptions import ClientError
 from klineo.models.futures import FuturesOrderRequest
 from klineo.services.orders import FuturesOrder, idempotent_client_order_id
@@ -607,17 +608,22 @@ def test_an_order_binance_says_would_trigger_at_once_names_its_trigger_price(
     assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)).status == "REJECTED"
 
 
+@pytest.mark.parametrize(("code", "msg", "says"), [
+    (-4400, "Futures Trading Quantitative Rules violated, only reduceOnly order is allowed, please try again "
+     "later.", ("Retry later", "reduce-only")),
+    (-4192, "Trade forbidden due to Cooling-off Period.", ("cooling-off period", "ends by itself")),
+], ids=["quantitative_rules", "cooling_off"])
 def test_an_order_refused_by_binances_quantitative_rules_is_retryable_and_says_what_to_do(
-    sim_env, invoke, futures_connection, monkeypatch,
+    sim_env, invoke, futures_connection, monkeypatch, code, msg, says,
 ):
-    """GIVEN Binance refusing an opening order under its API trading quantitative rules (-4400, "only
-    reduceOnly order is allowed, please try again later") WHEN it is sent THEN the answer is retryable (the
-    restriction lifts by itself) and says to retry later or reduce only; the record says rejected."""
+    """GIVEN Binance refusing an opening order for a while: under its API trading quantitative rules (-4400,
+    "only reduceOnly order is allowed, please try again later"), or during the cooling-off period the
+    account chose (-4192) WHEN it is sent THEN the answer is retryable (the restriction lifts by itself) and
+    says what to do (retry later or reduce only; that the period ends by itself); the record says rejected."""
     from local.binance_sim.errors import ApiError
 
     def restricted(*_args: object) -> None:
-        raise ApiError(400, -4400, "Futures Trading Quantitative Rules violated, only reduceOnly order is "
-                                   "allowed, please try again later.")
+        raise ApiError(400, code, msg)
 
     monkeypatch.setattr(sim_env.state.futures, "place_order", restricted)
     key = new_key()
@@ -627,7 +633,7 @@ def test_an_order_refused_by_binances_quantitative_rules_is_retryable_and_says_w
     assert response["statusCode"] == 422, response["body"]
     error = body_of(response)["error"]
     assert (error["category"], error["retryable"]) == ("order_rejected", True), response["body"]
-    assert "Retry later" in error["message"] and "reduce-only" in error["message"]
+    assert says[0] in error["message"] and says[1] in error["message"]
     assert get_order_record(USER_A, idempotent_client_order_id(USER_A, key)).status == "REJECTED"
 
 

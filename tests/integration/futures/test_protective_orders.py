@@ -687,16 +687,20 @@ def _algo_refusing(sim: Any, monkeypatch: Any, refusal: Any) -> Callable[[], Non
     return lambda: monkeypatch.setattr(algo, "place", place)
 
 
+@pytest.mark.parametrize(("code", "msg"), [
+    (-2023, "User in liquidation mode now."), (-4192, "Trade forbidden due to Cooling-off Period."),
+], ids=["liquidation", "cooling_off"])
 def test_a_stop_refused_while_the_account_is_liquidated_is_placed_once_that_ends(
-    sim_env, invoke, futures_connection, reconcile, monkeypatch
+    sim_env, invoke, futures_connection, reconcile, monkeypatch, code, msg
 ):
     """GIVEN a filled LIMIT entry whose stop-loss Binance refuses while the account is being liquidated
-    (-2023) WHEN the reconciler runs THEN the refusal is recorded REJECTED but retryable and the entry stays
-    in the index; WHEN the liquidation has ended (a position left) THEN the next run places the stop-loss."""
+    (-2023), or during the cooling-off period it chose (-4192, it ends by itself) WHEN the reconciler runs
+    THEN the refusal is recorded REJECTED but retryable and the entry stays in the index; WHEN the
+    liquidation (the period) has ended, a position left, THEN the next run places the stop-loss."""
     from local.binance_sim.errors import ApiError
 
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
-    in_liquidation = ApiError(400, -2023, "User in liquidation mode now.")
+    in_liquidation = ApiError(400, code, msg)
     liquidation_ended = _algo_refusing(sim_env, monkeypatch, in_liquidation)
     reconcile()
     stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")

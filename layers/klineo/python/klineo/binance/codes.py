@@ -210,7 +210,10 @@ CODE_TABLE: dict[int, _Rule] = {
         "cancel those orders first.",
     ),
     -4189: _Rule(_C.RESTRICTED, "The account is restricted to reduce-only orders on this symbol."),
-    -4192: _Rule(_C.ORDER_REJECTED, "Trading is paused for this account's cooling-off period."),
+    -4192: _Rule(  # the cooling-off period the account chose at Binance: it ends by itself (facts §11)
+        _C.ORDER_REJECTED, "Binance accepts no futures orders from this account during the cooling-off "
+        "period it chose; the period ends by itself. Retry once it has ended.", retryable=True,
+    ),
     **{
         code: _Rule(_C.INVALID_REQUEST, message, "leverage")
         for code, message in (
