@@ -1,8 +1,9 @@
 """A live order Binance refuses with a code whose rule says the refusal lifts by itself (``retryable``:
--2023 account in liquidation, -4400 quantitative rules) is still a refusal: nothing was placed, a known
-outcome. The runner settles it as any refusal (a failed run with Binance's reason, the order's record
-REJECTED, counted towards the pause), never as an order whose outcome is unknown (pending, the message
-redelivered and the order sent again).
+-2023 account in liquidation, -4400 quantitative rules, -4192 cooling-off period) is still a refusal:
+nothing was placed, a known outcome. The runner settles it as any refusal (a failed run with Binance's
+reason, the order's record REJECTED, counted towards the pause), never as an order whose outcome is unknown
+(pending, the message redelivered and the order sent again). The cooling-off period, a day to a month the
+user chose at Binance, pauses the strategy at once (``cooling_off_period``), for the user to resume it.
 
 The strategy is the runner's default SMA 2/3 (always long or short: its first tick sends a MARKET order);
 the simulator's ``place_order`` answers every order with the refusal.
@@ -77,6 +78,56 @@ def test_the_fifth_refusal_that_lifts_by_itself_pauses_the_strategy(runner, monk
         "paused", "repeated_failures:order_rejected", FAILED_RUN_LIMIT)
     paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
     assert "liquidated" in paused.details["message"]
+
+
+def test_a_cooling_off_refusal_pauses_the_strategy_at_once_saying_to_resume_once_it_ends(runner,
+                                                                                         monkeypatch) -> None:
+    """GIVEN a live strategy whose MARKET order Binance refuses for the cooling-off period the account chose
+    (-4192, a day to a month, retryable: it ends by itself) WHEN its tick runs THEN the order goes out once,
+    the run fails with Binance's reason, and the strategy is paused at once (cooling_off_period, its failed
+    runs count untouched) with a paused event telling the user to resume it once the period ends; the message
+    is not redelivered (a retryable rule without the pause: the order refused every minute for a month)."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    refuse_orders(runner, monkeypatch, -4192, "Trade forbidden due to Cooling-off Period.")
+
+    tick = runner.run_tick()
+
+    assert tick.failures == [] and len(runner.journal("POST", ORDER_PATH)) == 1
+    run, = runner.runs(sid)
+    assert (run.status, run.error["category"]) == ("failed", "order_rejected")
+    assert "cooling-off period" in run.error["message"]
+    assert get_order_record(USER, _claimed_id(sid)).status == "REJECTED"
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason, stored.failed_runs, stored.pending) == (
+        "paused", "cooling_off_period", 0, None)
+    paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
+    assert paused.details["reason"] == "cooling_off_period"
+    assert "cooling-off period" in paused.details["message"]
+    assert "resume the strategy once the period has ended" in paused.details["message"]
+
+
+def test_a_cooling_off_refusal_of_the_symbols_leverage_pauses_at_once_before_any_order(runner,
+                                                                                      monkeypatch) -> None:
+    """GIVEN a live strategy with a leverage whose setting Binance refuses for the account's cooling-off
+    period (-4192) WHEN its tick runs THEN no order goes out, the run fails with Binance's reason and the
+    strategy is paused at once (cooling_off_period), the message not redelivered (a retryable refusal there
+    was re-raised: the message redelivered, no run recorded)."""
+    from local.binance_sim import futures_settings
+
+    sid = runner.strategy(USER, runner.connection(USER), leverage=5)
+
+    def cooling_off(*_args: Any) -> None:
+        raise ApiError(400, -4192, "Trade forbidden due to Cooling-off Period.")
+
+    monkeypatch.setattr(futures_settings, "change_leverage", cooling_off)
+
+    tick = runner.run_tick()
+
+    assert tick.failures == [] and runner.journal("POST", ORDER_PATH) == []
+    run, = runner.runs(sid)
+    assert run.status == "failed" and "cooling-off period" in run.error["message"]
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason, stored.failed_runs) == ("paused", "cooling_off_period", 0)
 
 
 def _claimed_id(strategy_id: str) -> str:

@@ -2206,7 +2206,7 @@ export interface components {
             paper_balance_usdt: string;
             /**
              * Status Reason
-             * @description Why it is paused (null while active): paused by user, created paused, repeated_failures:<category>, key_failure:<category>, connection_disabled:<category>, connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, no_side_to_trade (direction short with its type's allow_short false: no signal trades), untradable_size (its sizing can never pass the symbol's rules: change it to resume), no_market_orders (its symbol took MARKET orders no more: resume it when it does), paper_liquidated (no paper equity left: resume with paper_balance_usdt).
+             * @description Why it is paused (null while active): paused by user, created paused, repeated_failures:<category>, key_failure:<category>, connection_disabled:<category>, connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, no_side_to_trade (direction short with its type's allow_short false: no signal trades), untradable_size (its sizing can never pass the symbol's rules: change it to resume), no_market_orders (its symbol took MARKET orders no more: resume it when it does), cooling_off_period (Binance refused its order for the cooling-off period set for the account there: resume it once the period has ended), paper_liquidated (no paper equity left: resume with paper_balance_usdt).
              * @example untradable_size
              */
             status_reason?: string | null;
@@ -2442,7 +2442,7 @@ export interface components {
             paper_balance_usdt: string;
             /**
              * Status Reason
-             * @description Why it is paused (null while active): paused by user, created paused, repeated_failures:<category>, key_failure:<category>, connection_disabled:<category>, connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, no_side_to_trade (direction short with its type's allow_short false: no signal trades), untradable_size (its sizing can never pass the symbol's rules: change it to resume), no_market_orders (its symbol took MARKET orders no more: resume it when it does), paper_liquidated (no paper equity left: resume with paper_balance_usdt).
+             * @description Why it is paused (null while active): paused by user, created paused, repeated_failures:<category>, key_failure:<category>, connection_disabled:<category>, connection_deleted, connection_not_found, invalid_parameters, invalid_symbol, no_side_to_trade (direction short with its type's allow_short false: no signal trades), untradable_size (its sizing can never pass the symbol's rules: change it to resume), no_market_orders (its symbol took MARKET orders no more: resume it when it does), cooling_off_period (Binance refused its order for the cooling-off period set for the account there: resume it once the period has ended), paper_liquidated (no paper equity left: resume with paper_balance_usdt).
              * @example untradable_size
              */
             status_reason?: string | null;

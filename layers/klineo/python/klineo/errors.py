@@ -168,7 +168,8 @@ class KlineoError(Exception):
     def refused_by_binance(self) -> bool:
         """True when Binance refused the request, answering with an error code of a category that is no
         outage: nothing was done, a known outcome, even when the refusal lifts by itself and ``retryable``
-        says so (its code's rule: -2023 the account being liquidated, -4400 the quantitative rules). Such
+        says so (its code's rule: -2023 the account being liquidated, -4400 the quantitative rules, -4192 the
+        cooling-off period). Such
         a request is settled as refused (recorded, counted, shown), never kept to be sent again at once: the
         next one is the caller's to make (a later candle, the reconciler).
 

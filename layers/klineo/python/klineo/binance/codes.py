@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 from klineo.errors import ErrorCategory
 
-__all__ = ["CODE_TABLE", "Classification", "classify", "classify_detail", "position_mode_refusal"]
+__all__ = ["CODE_TABLE", "COOLING_OFF_PERIOD", "Classification", "classify", "classify_detail",
+           "position_mode_refusal"]
 
 
 class Classification(NamedTuple):
@@ -48,6 +49,8 @@ class _Rule(NamedTuple):
 
 
 _C = ErrorCategory
+# Binance's COOLING_OFF_PERIOD: futures trading off for the period the account's user chose (facts §11).
+COOLING_OFF_PERIOD = -4192
 _TS_MSG = _C.TIMESTAMP.default_message
 _TS_AHEAD_MSG = (
     "The request time was ahead of Binance's clock. The backend resyncs with Binance server time "
@@ -210,7 +213,7 @@ CODE_TABLE: dict[int, _Rule] = {
         "cancel those orders first.",
     ),
     -4189: _Rule(_C.RESTRICTED, "The account is restricted to reduce-only orders on this symbol."),
-    -4192: _Rule(  # the cooling-off period the account chose at Binance: it ends by itself (facts §11)
+    COOLING_OFF_PERIOD: _Rule(  # the cooling-off period the account chose at Binance: it ends by itself
         _C.ORDER_REJECTED, "Binance accepts no futures orders from this account during the cooling-off "
         "period it chose; the period ends by itself. Retry once it has ended.", retryable=True,
     ),

@@ -86,6 +86,8 @@ class StrategyResponse(BaseModel):
                     "no_side_to_trade (direction short with its type's allow_short false: no signal trades), "
                     "untradable_size (its sizing can never pass the symbol's rules: change it to resume), "
                     "no_market_orders (its symbol took MARKET orders no more: resume it when it does), "
+                    "cooling_off_period (Binance refused its order for the cooling-off period set for the "
+                    "account there: resume it once the period has ended), "
                     "paper_liquidated (no paper equity left: resume with paper_balance_usdt).")
     position: DecimalString
     live_position: DecimalString

@@ -124,6 +124,7 @@ from klineo.binance import (
     SymbolRules,
     get_client,
 )
+from klineo.binance.codes import COOLING_OFF_PERIOD
 from klineo.binance.endpoints import futures_balance
 from klineo.errors import KlineoError
 from klineo.observability import logger
@@ -816,8 +817,7 @@ class _Turn:
                 return self.refused_market(exc)
             self.note_key_outcome(exc)  # a revoked key reading the position or balance counts, as an order's
             run = self.failed_run(exc, facts)
-            pause = _PAUSED_AT_ONCE.get(exc.field or "")
-            return self.record(run, self.failure_advance(exc, pause), str(exc.category))
+            return self.record(run, self.failure_advance(exc, _pause_at_once(exc)), str(exc.category))
         facts["target_position"] = plan.target
         if self.live:
             self.live_reprice(plan.target)
@@ -1082,7 +1082,7 @@ class _Turn:
         if is_key_failure(exc):
             return self.refused_for_key(exc, facts)
         run = self.failed_run(exc, facts)
-        advance = self.failure_advance(exc) or StrategyAdvance()
+        advance = self.failure_advance(exc, _pause_at_once(exc, by_field=False)) or StrategyAdvance()
         written = record_run(run, advance=advance, events=self.take_events(), attempts=self.take_attempts())
         return self.result("failed" if written else "not_run", str(exc.category))
 
@@ -1202,7 +1202,8 @@ class _Turn:
         refusal counts as any other. A refusal of the order's type (-1116: the container's rules, up to an
         hour old, still listed MARKET) follows the rules read again (``type_refusal``): without MARKET, the
         strategy pauses at once (no_market_orders), as a turn that plans on such rules does; with it, the
-        refusal counts as any other."""
+        refusal counts as any other. A refusal for the account's cooling-off period (-4192) pauses it at once
+        (cooling_off_period): no order passes until the period the user chose at Binance ends."""
         strategy, client = self.strategy, self.client()
         if position_mode_refused(exc):
             exc = KlineoError(exc.category, mode_mismatch_message(pending.position_side), code=exc.code,
@@ -1214,8 +1215,9 @@ class _Turn:
             return self.settle_skipped(pending, "no_candle", refused, _error(judged))
         failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
         second = _is_second(pending)  # a hedge flip's entry: the run is its close's, not a failed one
-        # An ended or unlisted symbol, or one without MARKET orders, by its rules read again (else counted).
-        at_once = None if second or judged is exc else _PAUSED_AT_ONCE.get(judged.field or "")
+        # An ended or unlisted symbol, or one without MARKET orders, by its rules read again, or the
+        # account's cooling-off period by Binance's code (else counted).
+        at_once = None if second else _pause_at_once(judged, by_field=judged is not exc)
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else at_once
         self.event("error", close_time=pending.close_time, second=second, category=str(exc.category),
                    message=exc.message, what="new_side_not_opened" if second else None)
@@ -1515,17 +1517,32 @@ NO_SIDE_TO_TRADE = "no_side_to_trade"
 INVALID_PARAMETERS = "invalid_parameters"
 _PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE,
                    "type": NO_MARKET_ORDERS}
+# Binance's refusal of every futures order for the cooling-off period the user chose at Binance (-4192: a day,
+# a week or a month; it cannot be lifted early). Every candle until it ends would be refused again, so the
+# strategy pauses at once, by the code (refused_settings, settle_refused), for the user to resume it then.
+COOLING_OFF = "cooling_off_period"
+_PAUSED_AT_ONCE_BY_CODE = {COOLING_OFF_PERIOD: COOLING_OFF}
 # What the log says of each pause at once (``log_pause``), whichever path reached it.
 _PAUSED_AT_ONCE_LOG = {
     INVALID_SYMBOL: "strategy paused: Binance no longer lists or trades its symbol",
     UNTRADABLE_SIZE: "strategy paused: no order of its sizing can ever pass its symbol's rules",
     NO_MARKET_ORDERS: "strategy paused: its symbol takes no MARKET orders",
+    COOLING_OFF: "strategy paused: the account's cooling-off period at Binance refuses its orders",
 }
 
 
+def _pause_at_once(exc: KlineoError, *, by_field: bool = True) -> str | None:
+    """The pause ``exc`` makes at once (None: the failed run is counted as any other): by its Binance code
+    (``_PAUSED_AT_ONCE_BY_CODE``), else by its field when ``by_field`` (``_PAUSED_AT_ONCE``; a refusal from
+    Binance names such a field only once the symbol's rules read again confirm it: ``settle_refused``)."""
+    by_code = _PAUSED_AT_ONCE_BY_CODE.get(exc.code) if exc.code is not None else None
+    return by_code or (_PAUSED_AT_ONCE.get(exc.field or "") if by_field else None)
+
+
 def _paused_at_once(strategy: Strategy, pause: str, exc: KlineoError, held: Decimal = Decimal(0)) -> str:
-    """What the ``paused`` event of an ``invalid_symbol``, ``untradable_size`` or ``no_market_orders`` pause
-    tells the trader; with the live position ``held`` it leaves open, if any (``_position_left``)."""
+    """What the ``paused`` event of a pause at once (``invalid_symbol``, ``untradable_size``,
+    ``no_market_orders``, ``cooling_off_period``) tells the trader; with the live position ``held`` it leaves
+    open, if any (``_position_left``)."""
     said = _why_paused(strategy.symbol, pause, exc)
     if not _leaves_position(pause, held):
         return said
@@ -1537,6 +1554,10 @@ def _why_paused(symbol: str, pause: str, exc: KlineoError) -> str:
     if pause == NO_MARKET_ORDERS:
         return (f"Paused: {no_market_orders(symbol)}; resume it once Binance takes them again. "
                 f"Last error: {exc.message}")
+    if pause == COOLING_OFF:
+        return ("Paused: the cooling-off period set for this account at Binance blocks its futures orders "
+                "until it ends (Binance cannot lift it early); resume the strategy once the period has "
+                f"ended. Last error: {exc.message}")
     if pause == UNTRADABLE_SIZE:
         return (f"Paused: no order of this sizing can ever pass {symbol}'s rules ({exc.message}); change the "
                 f"sizing to resume.")
