@@ -1,5 +1,6 @@
-"""A strategy paused at once for its symbol (``invalid_symbol``, ``no_market_orders``) while it holds a live
-position leaves that position open with no strategy to manage it: its ``paused`` event and the log say so.
+"""A strategy paused at once for its symbol (``invalid_symbol``, ``no_market_orders``) or its account's
+cooling-off period (``cooling_off_period``) while it holds a live position leaves that position open with no
+strategy to manage it: its ``paused`` event and the log say so.
 
 The strategy is an RSI one that is always long (``ALWAYS_LONG``): its first tick buys 0.002 BTCUSDT. Its
 levels are then turned to always short (``ALWAYS_SHORT``), so the next tick flips it: an order that adds
@@ -18,6 +19,7 @@ from klineo.store.events import list_events
 
 from tests.integration.runner.conftest import ORDER_PATH, current_close
 from tests.integration.runner.test_failed_runs_pause import ALWAYS_LONG, minute_start
+from tests.integration.runner.test_refusals_that_lift import refuse_orders
 
 USER = "user-paused-holding"
 ALWAYS_SHORT = {"period": 14, "oversold": 0.0005, "overbought": 0.001}
@@ -112,6 +114,29 @@ def test_a_pause_leaving_a_position_with_armed_stops_says_which_stay_armed_on_bi
     assert message.endswith(
         f"Its stop-loss (clientAlgoId {stop_loss}) and take-profit (clientAlgoId {take_profit}) stay armed "
         "on Binance: the pause does not cancel them, and they still close the position when triggered.")
+
+
+def test_a_cooling_off_pause_says_the_position_stays_open_until_the_period_ends(runner, monkeypatch) -> None:
+    """GIVEN a live strategy holding a long 0.002 BTCUSDT with its stop-loss armed on Binance WHEN its flip's
+    order is refused for the account's cooling-off period (-4192) and the strategy paused at once THEN the
+    paused event says the position stays open, the user's to close once the period has ended (Binance takes no
+    futures order until then, a close included), and that the stop stays armed, without saying it still
+    fires (before: nothing said of the position)."""
+    sid, connection, now = _holding(runner, stop_loss_pct="2")
+    stop_loss = protective_client_algo_id(runner.stored(USER, sid).protective["parent_client_order_id"],
+                                          "stop_loss")
+    refuse_orders(runner, monkeypatch, -4192, "Trade forbidden due to Cooling-off Period.")
+
+    runner.run_tick(now)
+
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason, str(stored.live_position)) == (
+        "paused", "cooling_off_period", "0.002")
+    assert _paused_message(sid).endswith(
+        f"{LEFT_OPEN}, once the cooling-off period has ended (until then Binance takes no futures order from "
+        f"this account, a close included), with POST /exchange-connections/{connection}/futures/positions/"
+        f"BTCUSDT/close or on Binance. Its stop-loss (clientAlgoId {stop_loss}) stays armed on Binance: the "
+        "pause does not cancel it.")
 
 
 def test_a_pause_at_once_of_a_flat_strategy_says_nothing_of_a_position(runner) -> None:

@@ -1567,9 +1567,10 @@ def _why_paused(symbol: str, pause: str, exc: KlineoError) -> str:
 
 
 def _leaves_position(pause: str, held: Decimal) -> bool:
-    """True when a pause for the symbol leaves the live position ``held`` open: the strategy can neither
-    trade nor close it, so no strategy manages it now (``invalid_symbol``, ``no_market_orders``)."""
-    return held != 0 and pause in (INVALID_SYMBOL, NO_MARKET_ORDERS)
+    """True when a pause for the symbol or the account leaves the live position ``held`` open: the strategy
+    can neither trade nor close it, so no strategy manages it now (``invalid_symbol``, ``no_market_orders``,
+    ``cooling_off_period``)."""
+    return held != 0 and pause in (INVALID_SYMBOL, NO_MARKET_ORDERS, COOLING_OFF)
 
 
 _ROLE_NAMES = {"stop_loss": "stop-loss", "take_profit": "take-profit", "trailing_stop": "trailing stop"}
@@ -1577,21 +1578,34 @@ _ROLE_NAMES = {"stop_loss": "stop-loss", "take_profit": "take-profit", "trailing
 
 def _position_left(strategy: Strategy, pause: str, held: Decimal) -> str:
     """What the paused event says of the live position ``held`` the pause leaves open: the user's to close,
-    and how (without MARKET orders: a reduce-only LIMIT order; the close route's MARKET one is refused); and
-    the stops its protective record has armed on Binance, which the pause leaves in place (by id)."""
+    and how (without MARKET orders: a reduce-only LIMIT order; the close route's MARKET one is refused; in a
+    cooling-off period, once it has ended: Binance takes no futures order until then, a close included);
+    and the stops its protective record has armed on Binance, which the pause leaves in place (by id)."""
     symbol, connection = strategy.symbol, f"/exchange-connections/{strategy.connection_id}/futures"
     how = (f"a reduce-only LIMIT order (POST {connection}/order)" if pause == NO_MARKET_ORDERS
            else f"POST {connection}/positions/{symbol}/close")
+    when = ("once the cooling-off period has ended (until then Binance takes no futures order from this "
+            "account, a close included), " if pause == COOLING_OFF else "")
     said = (f"Its {'long' if held > 0 else 'short'} position of {plain_text(abs(held))} {symbol} stays open "
-            f"and no strategy manages it now: it is yours to close, with {how} or on Binance.")
+            f"and no strategy manages it now: it is yours to close, {when}with {how} or on Binance.")
     stops = [f"{_ROLE_NAMES.get(role, role)} (clientAlgoId {algo_id})"
              for role, algo_id in armed_ids(strategy.protective).items()]
     if not stops:
         return said
     listed = stops[0] if len(stops) == 1 else f"{', '.join(stops[:-1])} and {stops[-1]}"
-    stay = ("stays armed on Binance: the pause does not cancel it, and it still closes" if len(stops) == 1
-            else "stay armed on Binance: the pause does not cancel them, and they still close")
-    return f"{said} Its {listed} {stay} the position when triggered."
+    return f"{said} Its {listed} {_stops_stay(len(stops), still_close=pause != COOLING_OFF)}"
+
+
+def _stops_stay(count: int, *, still_close: bool) -> str:
+    """What the paused event says of the ``count`` stops the pause leaves armed on Binance; ``still_close``:
+    that they close the position when triggered (not said in a cooling-off period, whose effect on stops
+    placed before it Binance does not document)."""
+    one = count == 1
+    stay = ("stays armed on Binance: the pause does not cancel it" if one
+            else "stay armed on Binance: the pause does not cancel them")
+    if not still_close:
+        return f"{stay}."
+    return f"{stay}, and {'it still closes' if one else 'they still close'} the position when triggered."
 
 
 def _invalid_parameters(exc: ValidationError | None, fields: Mapping[str, Any] = MappingProxyType({})) -> str:
