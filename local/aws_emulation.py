@@ -23,11 +23,13 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local.moto_shortcuts import (
+    actions_listed_once,
     backends_found_once,
     conditions_lexed_once,
     failed_condition,
     items_sized_once,
     plain_updates_without_parsing,
+    update_names_parsed_once,
 )
 from local.template import (
     FunctionSpec,
@@ -97,6 +99,8 @@ def serialize_dynamodb() -> None:
     items_sized_once()
     conditions_lexed_once()
     backends_found_once()  # moto's server, for every service: installed with the rest
+    actions_listed_once()  # every service's handlers, in process and in moto's server
+    update_names_parsed_once()
 
 
 def _transactions_without_table_copies() -> None:

@@ -21,15 +21,35 @@ against moto's own path and compares answers, items and errors.
   (this backend sends a few dozen templates), not on every request.
 - ``backends_found_once`` (moto's server, every service): the backend that serves a Host header found
   once per host, not on every request.
+- ``actions_listed_once`` (every service): a handler class's method names listed once per class, not on
+  every request.
+- ``update_names_parsed_once``: the update expression's placeholders, which moto's UpdateItem and
+  TransactWriteItems handlers check against the request's names and values, read off one parse per
+  distinct text (the backend still parses each update it applies through moto's general path).
+
+Each was checked against moto 5.2.5 (``requirements/emulators.txt``); each checks the shape of what it
+replaces when installed and raises ``MotoShortcutMismatch`` when moto no longer looks that way.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
-__all__ = ["backends_found_once", "conditions_lexed_once", "failed_condition", "items_sized_once",
-           "plain_update", "plain_updates_without_parsing"]
+__all__ = ["MotoShortcutMismatch", "actions_listed_once", "backends_found_once", "conditions_lexed_once",
+           "failed_condition", "items_sized_once", "plain_update", "plain_updates_without_parsing",
+           "update_names_parsed_once"]
+
+CHECKED_AGAINST = "moto 5.2.5"
+
+
+class MotoShortcutMismatch(RuntimeError):
+    """moto no longer looks as a shortcut expects: the shortcut is not installed, and says what changed."""
+
+    def __init__(self, shortcut: str, what: str):
+        super().__init__(f"local.moto_shortcuts.{shortcut} (checked against {CHECKED_AGAINST}): {what}; "
+                         "look again at moto's code before changing or removing the shortcut")
 
 _ASSIGNMENTS = r"#\w+ = :\w+(?:, #\w+ = :\w+)*"
 _REMOVALS = r"#\w+(?:, #\w+)*"
@@ -225,3 +245,99 @@ def backends_found_once() -> None:
     backend_for_host._klineo_once = True  # type: ignore[attr-defined]
     backend_for_host.__wrapped__ = find  # type: ignore[attr-defined]
     DomainDispatcherApplication.get_backend_for_host = backend_for_host  # type: ignore[method-assign]
+
+
+def actions_listed_once() -> None:
+    """moto's handlers list their class's method names once per class, not on every request.
+
+    ``BaseResponse.call_action`` (moto 5.2.5) runs ``method_names_from_class(self.__class__)``, an
+    ``inspect.getmembers`` over the class and its bases (some 300 attributes, each looked up and
+    tested, then sorted), to ask whether the request's action is one of them: on every request, of
+    every service. The list depends on the class alone, so it is kept per class, with the count of
+    attributes in each class of its MRO: a class given or losing an attribute (a test patching a
+    handler) is listed again, so the answer is the one ``inspect.getmembers`` would give.
+    """
+    import moto.core.responses as core_responses
+    from moto.core import utils
+
+    listed_by_moto = utils.method_names_from_class
+    current = getattr(core_responses, "method_names_from_class", None)
+    if getattr(current, "_klineo_once", False):
+        return
+    if current is not listed_by_moto:
+        raise MotoShortcutMismatch("actions_listed_once", "moto.core.responses no longer takes "
+                                   "method_names_from_class from moto.core.utils")
+    listing = inspect.getsource(core_responses.BaseResponse.call_action)
+    if "method_names_from_class(self.__class__)" not in listing:
+        raise MotoShortcutMismatch("actions_listed_once",
+                                   "BaseResponse.call_action no longer lists its own class's method names")
+    listed: dict[type, tuple[tuple[int, ...], list[str]]] = {}
+
+    def method_names_from_class(clazz: Any) -> list[str]:
+        shape = tuple(len(vars(base)) for base in clazz.__mro__)
+        kept = listed.get(clazz)
+        if kept is None or kept[0] != shape:
+            kept = listed[clazz] = (shape, listed_by_moto(clazz))
+        return list(kept[1])
+
+    method_names_from_class._klineo_once = True  # type: ignore[attr-defined]
+    method_names_from_class.__wrapped__ = listed_by_moto  # type: ignore[attr-defined]
+    core_responses.method_names_from_class = method_names_from_class  # type: ignore[attr-defined]
+
+
+# What moto's DynamoDB handlers do with an update expression's tree (moto 5.2.5): each ``make`` gives
+# ``update_expression_ast``, and that name is only ever read through ``find_clauses``.
+_TREES_KEPT = 4096  # distinct texts: this backend sends a few dozen templates; a test may send many
+_AST_MADE = re.compile(r"(\w+) = UpdateExpressionParser\.make\(")
+_AST_USED = re.compile(r"\bupdate_expression_ast\b(\.\w+)?")
+
+
+def update_names_parsed_once() -> None:
+    """moto's DynamoDB handlers parse each distinct update expression text once.
+
+    Before the backend runs an UpdateItem (and for every Update action of a TransactWriteItems), the
+    handler parses the update expression with moto's full parser (a lexer, then a recursive-descent
+    parser building a tree) only to list the placeholders it names, which it checks against the
+    request's ``ExpressionAttributeNames``/``Values``; a transaction of two updates parsed both, on
+    every request. The tree depends on the text alone and the handlers only read it (``find_clauses``,
+    then each placeholder's name), so the tree of each text is kept and handed to them again. A text
+    that does not parse raises moto's own error each time (nothing kept). The backend's own parse,
+    which its validator then rewrites in place, is moto's as before (``moto.dynamodb.models`` is not
+    touched): only ``moto.dynamodb.responses`` is given the kept trees.
+    """
+    import moto.dynamodb.responses as handlers
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    current = getattr(handlers, "UpdateExpressionParser", None)
+    if getattr(current, "_klineo_once", False):
+        return
+    if current is not UpdateExpressionParser:
+        raise MotoShortcutMismatch("update_names_parsed_once",
+                                   "moto.dynamodb.responses no longer uses moto's UpdateExpressionParser")
+    source = inspect.getsource(handlers)
+    made = _AST_MADE.findall(source)
+    uses = _AST_USED.findall(source)
+    if (not made or set(made) != {"update_expression_ast"}
+            or source.count("UpdateExpressionParser.") != len(made)
+            or set(uses) != {"", ".find_clauses"} or uses.count("") != len(made)):
+        raise MotoShortcutMismatch("update_names_parsed_once",
+                                   "moto's DynamoDB handlers use the parsed update expression for more than "
+                                   "its placeholders")
+    trees: dict[str, Any] = {}
+
+    class ParsedOnce:
+        """What ``moto.dynamodb.responses`` sees as ``UpdateExpressionParser``: ``make`` by text, kept."""
+
+        _klineo_once = True
+        parser = UpdateExpressionParser
+
+        @staticmethod
+        def make(text: str) -> Any:
+            tree = trees.get(text)
+            if tree is None:
+                if len(trees) >= _TREES_KEPT:
+                    trees.clear()
+                tree = trees[text] = UpdateExpressionParser.make(text)
+            return tree
+
+    handlers.UpdateExpressionParser = ParsedOnce  # type: ignore[attr-defined,misc]

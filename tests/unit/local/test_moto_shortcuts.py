@@ -210,3 +210,135 @@ def test_moto_servers_backend_for_a_host_is_the_one_moto_finds_and_found_once(mo
 
     monkeypatch.setattr(backends, "list_of_moto_modules", listed)
     assert {host: find(dispatcher, host) for host in hosts} == expected
+
+
+def test_a_handlers_actions_are_the_ones_moto_lists_and_listed_once_per_class(monkeypatch) -> None:
+    """GIVEN the shortcuts installed WHEN moto's handlers ask for their method names THEN the names moto's
+    ``inspect.getmembers`` gives, listed once per class; a class given a method is listed again."""
+    import inspect
+
+    import moto.core.responses as core_responses
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    from local.aws_emulation import serialize_dynamodb
+
+    serialize_dynamodb()
+    listed = core_responses.method_names_from_class
+    moto_lists = listed.__wrapped__
+    for handler in (DynamoHandler, SQSResponse):
+        assert listed(handler) == moto_lists(handler)
+        assert "transact_write_items" in listed(DynamoHandler)
+    getmembers, calls = inspect.getmembers, []
+    monkeypatch.setattr(inspect, "getmembers",
+                        lambda *args, **kw: calls.append(args[0]) or getmembers(*args, **kw))
+    assert listed(DynamoHandler) == moto_lists.__call__(DynamoHandler)
+    assert calls == [DynamoHandler]  # moto's own listing, called here: the shortcut's answer was kept
+
+    class Extended(DynamoHandler):
+        pass
+
+    assert listed(Extended) == moto_lists(DynamoHandler)
+    Extended.brand_new_action = lambda self: None
+    assert "brand_new_action" in listed(Extended)
+
+
+def _requests(table: str, mark: str) -> list[tuple[str, dict[str, Any]]]:
+    """UpdateItem and TransactWriteItems requests on ``table``: accepted, refused by moto's placeholder
+    checks, unparsable, and cancelled by a failing condition (``mark`` makes the texts new to any cache)."""
+    key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+    update = {"TableName": table, "Key": key, "UpdateExpression": f"SET #n = :n, #{mark} = :n",
+              "ExpressionAttributeNames": {"#n": "n", f"#{mark}": mark}, "ExpressionAttributeValues": {
+                  ":n": {"N": "3"}}}
+    unused_name = {**update, "ExpressionAttributeNames": {**update["ExpressionAttributeNames"], "#x": "x"}}
+    unused_value = {**update, "ExpressionAttributeValues": {":n": {"N": "3"}, ":x": {"N": "4"}}}
+    unparsable = {**update, "UpdateExpression": f"SET #n = = :n, #{mark} = :n"}
+    failing = {**update, "ConditionExpression": "#n = :n", "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+               "ExpressionAttributeValues": {":n": {"N": "9"}}}
+    check = {"ConditionCheck": {"TableName": table, "Key": key,
+                                "ConditionExpression": "attribute_exists(pk)"}}
+    return [
+        *(("update_item", request) for request in (update, unused_name, unused_value, unparsable, failing)),
+        *(("transact_write_items", {"TransactItems": [check, {"Update": request}]})
+          for request in (update, unused_name, unparsable, failing)),
+        ("transact_write_items", {"TransactItems": [{"Update": update}, {"Update": {
+            **update, "Key": {"pk": {"S": "a"}, "sk": {"S": "2"}},
+            "ConditionExpression": "attribute_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]}),
+    ]
+
+
+def _outcome(client: Any, action: str, request: dict[str, Any]) -> Any:
+    """The answer or the error (with its cancellation reasons and item), the table's name left out."""
+    try:
+        answer = getattr(client, action)(**request)
+    except ClientError as refused:
+        answer = refused.response
+        outcome = answer["Error"], answer.get("CancellationReasons"), answer.get("Item")
+    else:
+        outcome = {name: value for name, value in answer.items() if name != "ResponseMetadata"}
+    return repr(outcome).replace("'plain'", "'moto'")
+
+
+def test_update_expressions_parsed_once_give_motos_answers_and_errors(dynamodb, monkeypatch) -> None:
+    """GIVEN UpdateItem and TransactWriteItems requests (accepted, an unused name or value, an unparsable
+    expression, a failing condition) WHEN sent with the handlers' kept parses and then with moto's own
+    parser on a twin table THEN the same answers, errors, cancellation reasons and items."""
+    import moto.dynamodb.responses as handlers
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    assert getattr(handlers.UpdateExpressionParser, "_klineo_once", False)
+    kept = [_outcome(dynamodb, action, request) for action, request in _requests("plain", "kept")]
+    kept_again = [_outcome(dynamodb, action, request) for action, request in _requests("plain", "kept")]
+    monkeypatch.setattr(handlers, "UpdateExpressionParser", UpdateExpressionParser)
+    own = [_outcome(dynamodb, action, request) for action, request in _requests("moto", "kept")]
+    assert kept == own
+    assert kept_again == own
+    assert all("ValidationException" in outcome for outcome in kept[1:4])
+    assert "TransactionCanceledException" in kept[-1] and "ConditionalCheckFailed" in kept[-1]
+    items = [dynamodb.get_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"S": "1"}})["Item"]
+             for table in TABLES]
+    assert items[0] == items[1]
+
+
+def test_an_update_expression_text_is_parsed_once_by_the_handlers(dynamodb, monkeypatch) -> None:
+    """GIVEN moto's update parser counted WHEN the same update text comes in a transaction three times,
+    with different values THEN the handler parsed it once (the backend's parse is not counted here: it
+    takes the plain path) and each request wrote its own value; an unparsable text is parsed, and
+    refused, every time."""
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    made = []
+    make = UpdateExpressionParser.make
+    monkeypatch.setattr(UpdateExpressionParser, "make",
+                        staticmethod(lambda text: made.append(text) or make(text)))
+    key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+    for n in ("4", "5", "6"):
+        dynamodb.transact_write_items(TransactItems=[{"Update": {
+            "TableName": "plain", "Key": key, "UpdateExpression": "SET #n = :n, #counted = :n",
+            "ExpressionAttributeNames": {"#n": "n", "#counted": "counted"},
+            "ExpressionAttributeValues": {":n": {"N": n}}}}])
+    assert made == ["SET #n = :n, #counted = :n"]
+    assert dynamodb.get_item(TableName="plain", Key=key)["Item"]["n"] == {"N": "6"}
+    for _ in range(2):
+        with pytest.raises(ClientError):
+            dynamodb.update_item(TableName="plain", Key=key, UpdateExpression="SET #n = = :n",
+                                 ExpressionAttributeNames={"#n": "n"},
+                                 ExpressionAttributeValues={":n": {"N": "1"}})
+    assert made[1:] == ["SET #n = = :n"] * 2
+
+
+def test_a_shortcut_whose_moto_code_changed_refuses_to_install(monkeypatch) -> None:
+    """GIVEN moto's names replaced by something the shortcuts were not checked against WHEN installed THEN
+    each raises ``MotoShortcutMismatch`` naming what changed, rather than wrapping the unknown."""
+    import moto.core.responses as core_responses
+    import moto.dynamodb.responses as handlers
+
+    from local.moto_shortcuts import MotoShortcutMismatch, actions_listed_once, update_names_parsed_once
+
+    monkeypatch.setattr(core_responses, "method_names_from_class", lambda clazz: [])
+    with pytest.raises(MotoShortcutMismatch, match="method_names_from_class"):
+        actions_listed_once()
+    monkeypatch.setattr(handlers, "UpdateExpressionParser", type("Other", (), {}))
+    with pytest.raises(MotoShortcutMismatch, match="UpdateExpressionParser"):
+        update_names_parsed_once()
