@@ -24,6 +24,7 @@ from moto.server import ThreadedMotoServer
 
 from local.moto_shortcuts import (
     actions_listed_once,
+    attribute_values_serialized_directly,
     backends_found_once,
     conditions_lexed_once,
     failed_condition,
@@ -101,6 +102,7 @@ def serialize_dynamodb() -> None:
     backends_found_once()  # moto's server, for every service: installed with the rest
     actions_listed_once()  # every service's handlers, in process and in moto's server
     update_names_parsed_once()
+    attribute_values_serialized_directly()
 
 
 def _transactions_without_table_copies() -> None:

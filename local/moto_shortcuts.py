@@ -26,6 +26,9 @@ against moto's own path and compares answers, items and errors.
 - ``update_names_parsed_once``: the update expression's placeholders, which moto's UpdateItem and
   TransactWriteItems handlers check against the request's names and values, read off one parse per
   distinct text (the backend still parses each update it applies through moto's general path).
+- ``attribute_values_serialized_directly``: an answer's attribute values (every item of a GetItem,
+  BatchGetItem, Query, Scan) written as the dicts they already are, not member by member through
+  moto's generic serializer.
 
 Each was checked against moto 5.2.5 (``requirements/emulators.txt``); each checks the shape of what it
 replaces when installed and raises ``MotoShortcutMismatch`` when moto no longer looks that way.
@@ -37,7 +40,8 @@ import inspect
 import re
 from typing import Any
 
-__all__ = ["MotoShortcutMismatch", "actions_listed_once", "backends_found_once", "conditions_lexed_once",
+__all__ = ["MotoShortcutMismatch", "actions_listed_once", "attribute_values_serialized_directly",
+           "backends_found_once", "conditions_lexed_once",
            "failed_condition", "items_sized_once", "plain_update", "plain_updates_without_parsing",
            "update_names_parsed_once"]
 
@@ -341,3 +345,126 @@ def update_names_parsed_once() -> None:
             return tree
 
     handlers.UpdateExpressionParser = ParsedOnce  # type: ignore[attr-defined,misc]
+
+
+# The attribute value's members and their shapes' types in botocore's DynamoDB model, as checked.
+_ATTRIBUTE_VALUE_MEMBERS = {"S": "string", "N": "string", "B": "blob", "SS": "list", "NS": "list",
+                            "BS": "list", "M": "map", "L": "list", "NULL": "boolean", "BOOL": "boolean"}
+# Every character a transformer's key path may end with and still reach an attribute value's member.
+_MEMBER_ENDINGS = frozenset(name[-1] for name in _ATTRIBUTE_VALUE_MEMBERS)
+# sha256 (first 16 hex digits) of the source of moto's serializer steps that ``_plain_attribute_value``
+# reproduces (``_SERIALIZER_STEPS``), as in moto 5.2.5: another text means moto changed them.
+_SERIALIZER_SOURCE = "78e4d75b6bc8518c"
+_SERIALIZER_STEPS = (
+    "ResponseSerializer._serialize", "ResponseSerializer._default_serialize",
+    "ResponseSerializer._serialize_type_structure", "ResponseSerializer._serialize_structure_member",
+    "ResponseSerializer.get_value", "ResponseSerializer.get_serialized_name",
+    "BaseJSONSerializer._serialize_type_structure", "BaseJSONSerializer._serialize_type_string",
+    "BaseJSONSerializer._serialize_type_list", "BaseJSONSerializer._serialize_type_map",
+    "AttributePicker.__call__", "AttributePicker.get_possible_keys",
+    "XFormedAttributePicker.get_possible_keys",
+    "ExplicitAlias", "ShapeNameAlias", "NoAlias", "ShapePrefixAlias", "ClassPrefixAlias", "ModelAlias",
+)
+
+
+def _plain_attribute_value(value: Any) -> dict[str, Any] | None:
+    """``value`` as moto's JSON serializer writes a DynamoDB attribute value, or None when it is not one of
+    the shapes this reproduces: one member of S, N (a str), BOOL, NULL (a bool), SS, NS (a list of str), or M,
+    L of such values (M's names non-empty str). Binary values (B, BS) and anything else go to moto."""
+    if type(value) is not dict or len(value) != 1:
+        return None
+    ((kind, inner),) = value.items()
+    if kind in ("S", "N"):
+        return {kind: inner} if type(inner) is str else None
+    if kind in ("BOOL", "NULL"):
+        return {kind: inner} if type(inner) is bool else None
+    if kind in ("SS", "NS"):
+        return {kind: list(inner)} if type(inner) is list and all(type(one) is str for one in inner) else None
+    if kind == "M" and type(inner) is dict:
+        entries = {}
+        for name, entry in inner.items():
+            written = _plain_attribute_value(entry) if type(name) is str and name else None
+            if written is None:
+                return None
+            entries[name] = written
+        return {kind: entries}
+    if kind == "L" and type(inner) is list:
+        elements = [_plain_attribute_value(element) for element in inner]
+        return None if any(element is None for element in elements) else {kind: elements}
+    return None
+
+
+def _serializer_source() -> str:
+    import hashlib
+
+    from moto.core import serialize
+
+    texts = []
+    for step in _SERIALIZER_STEPS:
+        found: Any = serialize
+        for part in step.split("."):
+            found = getattr(found, part)
+        texts.append(inspect.getsource(found))
+    texts.append(inspect.getsource(serialize.get_value))
+    return hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+
+
+def attribute_values_serialized_directly() -> None:
+    """moto's DynamoDB answers write each attribute value directly, not member by member.
+
+    moto's JSON serializer writes an item's every attribute value as a botocore ``AttributeValue``
+    structure: for each of its 10 members (S, N, B, SS, ... BOOL) it builds a picker context and asks
+    six alias providers, then their snake_case forms, whether the value holds it: some 100 lookups
+    for each attribute of each item. A BatchGetItem or Query of this backend's items spent most of
+    the server's CPU there (45% of moto's process in the timed tick). Values are the wire form
+    already (``DynamoResult`` made them dicts), so for those this reproduces (``_plain_attribute_value``:
+    no binary, one member each, the same types moto writes as they are) the written value is the same
+    dict, which is written in one step. Anything else, a DynamoDB key path that one of moto's response
+    transformers could match, or a value picker other than moto's default, goes through moto's steps.
+
+    Checked against moto 5.2.5 and botocore's DynamoDB model: the attribute value's members and types,
+    the source of moto's serializer steps this reproduces (``_SERIALIZER_STEPS``) and its alias
+    providers; any other raises ``MotoShortcutMismatch``.
+    """
+    from moto.core import serialize
+    from moto.core.responses import get_service_model
+
+    original = serialize.BaseJSONSerializer._serialize_type_structure
+    if getattr(original, "_klineo_direct", False):
+        return
+    shape = get_service_model("dynamodb").shape_for("AttributeValue")
+    members = {name: member.type_name for name, member in shape.members.items()}
+    if members != _ATTRIBUTE_VALUE_MEMBERS or shape.serialization or any(
+            member.serialization for member in shape.members.values()):
+        raise MotoShortcutMismatch("attribute_values_serialized_directly",
+                                   f"DynamoDB's AttributeValue shape is now {members}")
+    providers = [provider.__name__ for provider in serialize.DEFAULT_ALIAS_PROVIDERS]
+    if providers != ["ExplicitAlias", "ShapeNameAlias", "NoAlias", "ShapePrefixAlias", "ClassPrefixAlias",
+                     "ModelAlias"]:
+        raise MotoShortcutMismatch("attribute_values_serialized_directly", f"alias providers now {providers}")
+    if _serializer_source() != _SERIALIZER_SOURCE:
+        raise MotoShortcutMismatch("attribute_values_serialized_directly",
+                                   "moto's JSON serializer steps changed (source hash "
+                                   f"{_serializer_source()}, checked {_SERIALIZER_SOURCE})")
+    picker = serialize.XFormedAttributePicker
+
+    def direct(self: Any, value_picker: Any) -> bool:
+        """moto's own picker, no transformer that could reach a member, moto's way of writing a value."""
+        return (type(value_picker) is picker
+                and value_picker.alias_providers is serialize.DEFAULT_ALIAS_PROVIDERS
+                and not any(path[-1:] in _MEMBER_ENDINGS for path in value_picker.response_transformers)
+                and type(self)._default_serialize is serialize.ResponseSerializer._default_serialize)
+
+    def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if (key and shape.name == "AttributeValue" and self.service_model.service_name == "dynamodb"
+                and direct(self, self._value_picker)):
+            written = _plain_attribute_value(value)
+            if written is not None:
+                serialized[self.get_serialized_name(shape, key)] = written
+                return
+        original(self, serialized, value, shape, key)
+
+    _serialize_type_structure._klineo_direct = True  # type: ignore[attr-defined]
+    _serialize_type_structure.__wrapped__ = original  # type: ignore[attr-defined]
+    serialize.BaseJSONSerializer._serialize_type_structure = (  # type: ignore[method-assign]
+        _serialize_type_structure)

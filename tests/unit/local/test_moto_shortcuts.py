@@ -334,11 +334,101 @@ def test_a_shortcut_whose_moto_code_changed_refuses_to_install(monkeypatch) -> N
     import moto.core.responses as core_responses
     import moto.dynamodb.responses as handlers
 
+    from local.aws_emulation import serialize_dynamodb
     from local.moto_shortcuts import MotoShortcutMismatch, actions_listed_once, update_names_parsed_once
 
+    serialize_dynamodb()
     monkeypatch.setattr(core_responses, "method_names_from_class", lambda clazz: [])
     with pytest.raises(MotoShortcutMismatch, match="method_names_from_class"):
         actions_listed_once()
     monkeypatch.setattr(handlers, "UpdateExpressionParser", type("Other", (), {}))
     with pytest.raises(MotoShortcutMismatch, match="UpdateExpressionParser"):
         update_names_parsed_once()
+    from moto.core import serialize
+
+    from local import moto_shortcuts
+
+    monkeypatch.setattr(serialize.BaseJSONSerializer, "_serialize_type_structure",
+                        serialize.BaseJSONSerializer._serialize_type_structure.__wrapped__)
+    monkeypatch.setattr(moto_shortcuts, "_SERIALIZER_SOURCE", "0" * 16)
+    with pytest.raises(MotoShortcutMismatch, match="serializer steps changed"):
+        moto_shortcuts.attribute_values_serialized_directly()
+
+
+VALUES = [
+    {"S": "text"}, {"S": ""}, {"S": "ünï ✓"}, {"N": "1.50"}, {"BOOL": False}, {"BOOL": True}, {"NULL": True},
+    {"SS": ["a", "b"]}, {"NS": ["1", "2.5"]}, {"M": {}}, {"L": []}, {"SS": []},
+    {"M": {"a.b": {"S": "dot"},
+           "deep": {"M": {"ids": {"L": [{"S": "x"}, {"N": "2"}, {"M": {"k": {"NULL": True}}}]}}}}},
+    {"L": [{"L": [{"BOOL": True}]}, {"SS": ["z"]}]},
+    # Not reproduced: moto's own steps write them (binary, a member of the wrong type, two members, a None).
+    {"B": b"\x00\x01"}, {"BS": [b"\x02"]}, {"M": {"b": {"B": b"\x03"}}}, {"L": [{"S": "x"}, {"B": b"\x04"}]},
+    {"N": 5}, {"S": "a", "N": "1"}, {"M": {"": {"S": "empty name"}}}, {"L": [None]}, {"BOOL": "true"}, {},
+]
+
+
+def _query_body(items: list[dict[str, Any]]) -> str:
+    """The body moto's server gives for a Query answering ``items``, as its handler builds it."""
+    from moto.core.responses import get_service_model
+    from moto.core.serialize import JSONSerializer, XFormedAttributePicker
+    from moto.dynamodb.responses import DynamoResult
+
+    serializer = JSONSerializer(operation_model=get_service_model("dynamodb").operation_model("Query"),
+                                value_picker=XFormedAttributePicker(response_transformers={}))
+    result = DynamoResult({"Items": items, "Count": len(items), "ScannedCount": len(items),
+                           "LastEvaluatedKey": items[0] if items else None})
+    return serializer.serialize(result.result)["body"]
+
+
+def test_attribute_values_are_written_as_motos_serializer_writes_them(monkeypatch) -> None:
+    """GIVEN items of every attribute type (nested maps and lists, empty ones, binaries, malformed values)
+    WHEN serialized with the direct writing and with moto's own steps THEN the same JSON bodies, byte for
+    byte; and the plain items never reached moto's member picker (the direct path was taken)."""
+    from moto.core import serialize
+
+    from local.aws_emulation import serialize_dynamodb
+
+    serialize_dynamodb()
+    items = [{"pk": {"S": f"p{n}"}, "value": value} for n, value in enumerate(VALUES)]
+    plain = [{"pk": {"S": "p"}, **{f"a{n}": value for n, value in enumerate(VALUES[:14])}}]
+    direct = [_query_body([item]) for item in items] + [_query_body(plain), _query_body([])]
+    picked = []
+    pick = serialize.XFormedAttributePicker.get_possible_keys
+    monkeypatch.setattr(serialize.XFormedAttributePicker, "get_possible_keys",
+                        lambda picker, context: picked.append(context.key) or pick(picker, context))
+    _query_body(plain)
+    assert not {"S", "N", "M", "L", "SS", "BOOL"} & set(picked)
+    monkeypatch.setattr(serialize.BaseJSONSerializer, "_serialize_type_structure",
+                        serialize.BaseJSONSerializer._serialize_type_structure.__wrapped__)
+    own = [_query_body([item]) for item in items] + [_query_body(plain), _query_body([])]
+    assert direct == own
+    assert '"value": {"B": "AAE="}' in direct[VALUES.index({"B": b"\x00\x01"})]
+
+
+def test_items_in_answers_and_cancellation_reasons_are_motos(dynamodb, monkeypatch) -> None:
+    """GIVEN twin stored items WHEN read back (GetItem, Query, Scan, BatchGetItem, UpdateItem ALL_NEW) and
+    named by a transaction's failed condition (ALL_OLD) THEN the same answers with the direct writing (one
+    table) and moto's own steps (its twin)."""
+    from moto.core import serialize
+
+    def calls(table: str) -> list[tuple[str, dict[str, Any]]]:
+        key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+        failing = {"TransactItems": [{"ConditionCheck": {
+            "TableName": table, "Key": key, "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}]}
+        return [("get_item", {"TableName": table, "Key": key}),
+                ("query", {"TableName": table, "KeyConditionExpression": "pk = :a",
+                           "ExpressionAttributeValues": {":a": {"S": "a"}}}),
+                ("scan", {"TableName": table}),
+                ("batch_get_item", {"RequestItems": {table: {"Keys": [key]}}}),
+                ("update_item", {"TableName": table, "Key": key, "UpdateExpression": "SET #z = :z",
+                                 "ExpressionAttributeNames": {"#z": "z"}, "ReturnValues": "ALL_NEW",
+                                 "ExpressionAttributeValues": {":z": {"L": [{"N": "1"}]}}}),
+                ("transact_write_items", failing)]
+
+    direct = [_outcome(dynamodb, action, request) for action, request in calls("plain")]
+    monkeypatch.setattr(serialize.BaseJSONSerializer, "_serialize_type_structure",
+                        serialize.BaseJSONSerializer._serialize_type_structure.__wrapped__)
+    own = [_outcome(dynamodb, action, request) for action, request in calls("moto")]
+    assert direct == own
+    assert "'tags': {'SS': ['a', 'b']}" in direct[0] and "ConditionalCheckFailed" in direct[-1]
