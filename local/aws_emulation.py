@@ -27,6 +27,7 @@ from local.moto_shortcuts import (
     attribute_values_serialized_directly,
     backends_found_once,
     conditions_lexed_once,
+    conditions_parsed_once,
     failed_condition,
     items_sized_once,
     plain_updates_without_parsing,
@@ -103,6 +104,7 @@ def serialize_dynamodb() -> None:
     actions_listed_once()  # every service's handlers, in process and in moto's server
     update_names_parsed_once()
     attribute_values_serialized_directly()
+    conditions_parsed_once()
 
 
 def _transactions_without_table_copies() -> None:

@@ -353,6 +353,9 @@ def test_a_shortcut_whose_moto_code_changed_refuses_to_install(monkeypatch) -> N
     monkeypatch.setattr(moto_shortcuts, "_SERIALIZER_SOURCE", "0" * 16)
     with pytest.raises(MotoShortcutMismatch, match="serializer steps changed"):
         moto_shortcuts.attribute_values_serialized_directly()
+    monkeypatch.setattr(handlers, "create_condition_expression_parser", lambda *args: None)
+    with pytest.raises(MotoShortcutMismatch, match="create_condition_expression_parser"):
+        moto_shortcuts.conditions_parsed_once()
 
 
 VALUES = [
@@ -432,3 +435,65 @@ def test_items_in_answers_and_cancellation_reasons_are_motos(dynamodb, monkeypat
     own = [_outcome(dynamodb, action, request) for action, request in calls("moto")]
     assert direct == own
     assert "'tags': {'SS': ['a', 'b']}" in direct[0] and "ConditionalCheckFailed" in direct[-1]
+
+
+def test_a_requests_condition_is_parsed_once_and_judged_on_its_own_values(dynamodb, monkeypatch) -> None:
+    """GIVEN moto's condition parser counted WHEN transactions whose two actions have conditions run (one
+    holding, one failing) THEN each condition was parsed once (by the handler, its tree then evaluated),
+    not twice, and each was judged on its own request's values."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parsed = []
+    parse = ConditionExpressionParser.parse
+    monkeypatch.setattr(ConditionExpressionParser, "parse",
+                        lambda parser: parsed.append(parser.condition_expression) or parse(parser))
+    key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+
+    def transaction(state: str) -> list[dict[str, Any]]:
+        return [{"ConditionCheck": {"TableName": "plain", "Key": key, "ConditionExpression": "#s = :s",
+                                    "ExpressionAttributeNames": {"#s": "state"},
+                                    "ExpressionAttributeValues": {":s": {"S": state}}}},
+                {"Update": {"TableName": "moto", "Key": key, "UpdateExpression": "SET #n = :n",
+                            "ConditionExpression": "attribute_exists(#n)",
+                            "ExpressionAttributeNames": {"#n": "n"},
+                            "ExpressionAttributeValues": {":n": {"N": "8"}}}}]
+
+    dynamodb.transact_write_items(TransactItems=transaction("on"))
+    assert parsed == ["#s = :s", "attribute_exists(#n)"]
+    with pytest.raises(ClientError) as refused:
+        dynamodb.transact_write_items(TransactItems=transaction("off"))
+    reasons = [reason["Code"] for reason in refused.value.response["CancellationReasons"]]
+    assert reasons == ["ConditionalCheckFailed", "None"]
+    assert len(parsed) == 4
+
+
+def test_conditions_parsed_once_give_motos_answers_and_errors(dynamodb, monkeypatch) -> None:
+    """GIVEN UpdateItem and TransactWriteItems requests with conditions that hold and fail, and
+    placeholders missing or unused WHEN sent with the handler's tree kept and with moto's own parsing on a
+    twin table THEN the same answers, errors, cancellation reasons and items."""
+    import moto.dynamodb.responses as handlers
+
+    from local.moto_shortcuts import _CHECKED_CONDITIONS
+
+    key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+
+    def requests(table: str) -> list[tuple[str, dict[str, Any]]]:
+        update = {"TableName": table, "Key": key, "UpdateExpression": "SET #n = :n",
+                  "ExpressionAttributeNames": {"#n": "n", "#s": "state"},
+                  "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        holds = {**update, "ConditionExpression": "#s = :on AND #n = :old",
+                 "ExpressionAttributeValues": {":n": {"N": "2"}, ":on": {"S": "on"}, ":old": {"N": "1.5"}}}
+        fails = {**holds, "ExpressionAttributeValues": {
+            ":n": {"N": "3"}, ":on": {"S": "on"}, ":old": {"N": "1.5"}}}
+        unused = {**holds, "ExpressionAttributeNames": {"#n": "n", "#s": "state", "#x": "x"}}
+        return [("update_item", request) for request in (holds, fails, unused)] + [
+            ("transact_write_items", {"TransactItems": [{"Update": request}]}) for request in (fails, unused)]
+
+    kept = [_outcome(dynamodb, action, request) for action, request in requests("plain")]
+    monkeypatch.setattr(handlers, "create_condition_expression_parser",
+                        handlers.create_condition_expression_parser.__wrapped__)
+    own = [_outcome(dynamodb, action, request) for action, request in requests("moto")]
+    assert kept == own
+    assert "ConditionalCheckFailedException" in kept[1] and "ValidationException" in kept[2]
+    assert "TransactionCanceledException" in kept[3] and "ValidationException" in kept[4]
+    assert len(_CHECKED_CONDITIONS) <= 64
