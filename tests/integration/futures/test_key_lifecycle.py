@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -275,20 +277,26 @@ def test_a_strategy_resumed_right_after_the_delete_paused_it_is_refused(sim_env,
     assert get_connection(USER_A, futures_connection.id) is None
 
 
+def _strategy_update(params: dict) -> dict:
+    """The strategy's Update in a TransactWriteItems (a pause or resume with its event: the first item),
+    or the parameters themselves (an UpdateItem)."""
+    return params.get("TransactItems", [{}])[0].get("Update", params)
+
+
 def _pausing(params: dict) -> bool:
-    """True for the UpdateItem that pauses a strategy (``klineo.store.strategies.pause_strategy``)."""
-    return "status_reason" in params.get("UpdateExpression", "")
+    """True for the TransactWriteItems that pauses a strategy with its event (``pause_strategy``)."""
+    return "status_reason" in _strategy_update(params).get("UpdateExpression", "")
 
 
 def test_a_delete_that_failed_while_pausing_is_marked_and_a_second_delete_finishes_it(
     sim_env, invoke, futures_connection
 ):
-    """GIVEN a delete whose pause of the strategies fails (AWS throttling the pause's UpdateItem) WHEN it
-    answers a retryable 503 THEN the connection is already marked as being deleted (no strategy may be
+    """GIVEN a delete whose pause of the strategies fails (AWS throttling the pause's TransactWriteItems)
+    WHEN it answers a retryable 503 THEN the connection is already marked as being deleted (no strategy may be
     resumed on it), and a second DELETE pauses the strategy and deletes the connection."""
     strategy_id = _live_strategy(futures_connection.id)
 
-    with aws_refusing("UpdateItem", "dynamodb", when=_pausing):
+    with aws_refusing("TransactWriteItems", "dynamodb", when=_pausing):
         assert _delete(invoke, futures_connection.id)["statusCode"] == 503
 
     assert get_connection(USER_A, futures_connection.id).deleting_since is not None
@@ -439,7 +447,7 @@ def test_the_read_that_disables_the_connection_answers_its_refusal_when_pausing_
     _break_key(futures_connection.id, futures_connection.account)
     event = connection_event("balance", futures_connection.id, USER_A, "/balance")
 
-    with aws_refusing("UpdateItem", "dynamodb", when=_pausing):
+    with aws_refusing("TransactWriteItems", "dynamodb", when=_pausing):
         answers = [invoke("balance", event) for _ in range(3)]
 
     assert [r["statusCode"] for r in answers] == [403, 403, 403]
@@ -452,27 +460,27 @@ def test_a_strategy_the_user_pauses_while_the_disable_pauses_keeps_its_reason_an
     sim_env, invoke, futures_connection
 ):
     """GIVEN a live strategy and a broken key WHEN the user pauses the strategy just as the third refused
-    balance read disables the connection and pauses it (from a hook on the pause's UpdateItem) THEN the pause
-    leaves it alone: "paused by user" kept, and the enable does not resume it (before: its reason became
-    connection_disabled:signature and the enable resumed it against the user's pause)."""
+    balance read disables the connection and pauses it (from a hook on the pause's TransactWriteItems) THEN
+    the pause leaves it alone: "paused by user" kept, and the enable does not resume it (before: its reason
+    became connection_disabled:signature and the enable resumed it against the user's pause)."""
     strategy_id = _live_strategy(futures_connection.id)
     _break_key(futures_connection.id, futures_connection.account)
     event = connection_event("balance", futures_connection.id, USER_A, "/balance")
     client, answers = aws_clients.dynamodb(), []
 
     def user_pauses_first(params, **_: object) -> None:
-        if not _pausing(params) or "connection_disabled" not in str(params["ExpressionAttributeValues"]):
+        if not _pausing(params) or "connection_disabled" not in str(_strategy_update(params)):
             return
-        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", user_pauses_first)
+        client.meta.events.unregister("before-parameter-build.dynamodb.TransactWriteItems", user_pauses_first)
         answers.append(_resume(invoke, strategy_id, status="paused"))
 
     for _ in range(2):
         invoke("balance", event)
-    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", user_pauses_first)
+    client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", user_pauses_first)
     try:
         assert invoke("balance", event)["statusCode"] == 403
     finally:
-        client.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", user_pauses_first)
+        client.meta.events.unregister("before-parameter-build.dynamodb.TransactWriteItems", user_pauses_first)
 
     assert [a["statusCode"] for a in answers] == [200]
     stored = _strategy(strategy_id)
@@ -487,7 +495,7 @@ def test_a_strategy_the_user_pauses_while_the_disable_pauses_keeps_its_reason_an
 
 
 DISABLED = "connection_disabled:signature"
-_UPDATE = "before-parameter-build.dynamodb.UpdateItem"
+_UPDATE = "before-parameter-build.dynamodb.TransactWriteItems"
 
 
 # Each pause or resume of a strategy waits for this many to be in flight at once.
@@ -498,13 +506,14 @@ MANY_STRATEGIES = 10
 
 
 def _status_written(status: str):
-    """The subject of ``dynamodb_requests``: the id of the strategy an UpdateItem sets to ``status`` (a pause
-    ``pause_strategy``, a resume by the enable), None for any other UpdateItem."""
+    """The subject of ``dynamodb_requests``: the id of the strategy a write sets to ``status`` (a pause
+    ``pause_strategy``, a resume by the enable, each with its event), None for any other write."""
 
     def strategy_id(params: dict) -> str | None:
-        if params.get("ExpressionAttributeValues", {}).get(":status") != {"S": status}:
+        update = _strategy_update(params)
+        if update.get("ExpressionAttributeValues", {}).get(":status") != {"S": status}:
             return None
-        return params["Key"]["sk"]["S"].removeprefix("STRAT#")
+        return update["Key"]["sk"]["S"].removeprefix("STRAT#")
 
     return strategy_id
 
@@ -519,7 +528,7 @@ def _disabled_with_two_paused_strategies(connection_id: str) -> set[str]:
 
 def _enable_racing(invoke, connection_id: str, race) -> tuple[dict, str]:
     """POST .../enable with ``race(strategy_id)`` run just before the first resume's write (a hook on that
-    UpdateItem; the resumes are sent from several threads at once, only the first one sent races): the
+    TransactWriteItems; the resumes are sent from several threads at once, only the first one sent races): the
     enable's answer and the id of the strategy raced."""
     client, raced, first = aws_clients.dynamodb(), [], threading.Lock()
 
@@ -530,7 +539,7 @@ def _enable_racing(invoke, connection_id: str, race) -> tuple[dict, str]:
             if raced:
                 return
             client.meta.events.unregister(_UPDATE, race_first)
-            raced.append(params["Key"]["sk"]["S"].removeprefix("STRAT#"))
+            raced.append(_status_written("active")(params))
         race(raced[0])
 
     client.meta.events.register(_UPDATE, race_first)
@@ -624,7 +633,7 @@ def test_the_delete_pauses_the_connections_strategies_at_once(sim_env, invoke, f
     a 500)."""
     sids = _many_live_strategies(futures_connection.id)
 
-    with dynamodb_requests("UpdateItem", _status_written("paused"), WRITES_IN_FLIGHT) as sent:
+    with dynamodb_requests("TransactWriteItems", _status_written("paused"), WRITES_IN_FLIGHT) as sent:
         response = _delete(invoke, futures_connection.id)
 
     assert response["statusCode"] == 200, response["body"][:300]
@@ -651,14 +660,14 @@ def test_the_disable_pauses_and_the_enable_resumes_the_connections_strategies_at
     for _ in range(2):
         invoke("balance", event)
 
-    with dynamodb_requests("UpdateItem", _status_written("paused"), WRITES_IN_FLIGHT) as paused:
+    with dynamodb_requests("TransactWriteItems", _status_written("paused"), WRITES_IN_FLIGHT) as paused:
         refused = invoke("balance", event)
 
     assert refused["statusCode"] == 403, refused["body"][:300]
     assert sorted(paused) == sorted(sids)
     assert {(s.status, s.status_reason) for s in map(_strategy, sids)} == {("paused", DISABLED)}
     assert _put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
-    with dynamodb_requests("UpdateItem", _status_written("active"), WRITES_IN_FLIGHT) as resumed:
+    with dynamodb_requests("TransactWriteItems", _status_written("active"), WRITES_IN_FLIGHT) as resumed:
         enabled = invoke("connection_enable",
                          connection_event("connection_enable", futures_connection.id, USER_A, "/enable"))
 
@@ -681,7 +690,7 @@ def test_an_enable_whose_resumes_failed_part_way_answers_503_and_a_repeat_resume
     refused, resuming = set(sids[-3:]), _status_written("active")
     event = connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
 
-    with aws_refusing("UpdateItem", "dynamodb", when=lambda params: resuming(params) in refused):
+    with aws_refusing("TransactWriteItems", "dynamodb", when=lambda params: resuming(params) in refused):
         failed = invoke("connection_enable", event)
 
     assert failed["statusCode"] == 503, failed["body"][:300]
@@ -886,3 +895,80 @@ def test_the_disable_writes_each_paused_strategys_paused_event(sim_env, invoke, 
             "Paused: its connection was disabled after 3 key failures in a row (signature); fix the key, "
             f"then enable the connection (POST /exchange-connections/{futures_connection.id}/enable).")
     assert iam.denied == [], iam.report()
+
+
+def _puts_an_event(params: dict) -> bool:
+    """True for a DynamoDB write that puts an event item (a PutItem, or a TransactWriteItems with one)."""
+    puts = [params.get("Item")] + [w.get("Put", {}).get("Item") for w in params.get("TransactItems", [])]
+    return any(item and item["sk"]["S"].startswith("EVT#") for item in puts)
+
+
+@contextmanager
+def _event_writes_refused() -> Iterator[None]:
+    """DynamoDB refusing (throttled) every write that carries an event, as a crash or a timeout between a
+    state write and its event would leave it."""
+    with aws_refusing("PutItem", "dynamodb", when=_puts_an_event), \
+            aws_refusing("TransactWriteItems", "dynamodb", when=_puts_an_event):
+        yield
+
+
+def _state_and_event_together(sid: str, status: str, kind: str) -> None:
+    """THEN the strategy is ``status`` with its ``kind`` event, or as it was with no such event: never one
+    without the other."""
+    changed = _strategy(sid).status == status
+    assert changed == (kind in [k for k, _ in _kinds(sid)]), (_strategy(sid).status, _kinds(sid))
+
+
+def test_a_patch_whose_event_cannot_be_written_changes_nothing(sim_env, invoke, futures_connection):
+    """GIVEN an active strategy WHEN the user pauses it (PATCH) and its paused event cannot be written THEN a
+    retryable 5xx and the strategy still active with no event; the repeat pauses it with its event (before:
+    paused with no event saying why, the event write coming after the state write)."""
+    sid = _live_strategy(futures_connection.id)
+
+    with _event_writes_refused():
+        refused = _resume(invoke, sid, status="paused")
+
+    assert refused["statusCode"] >= 500, refused["body"]
+    assert (_strategy(sid).status, _kinds(sid)) == ("active", [])
+    assert _resume(invoke, sid, status="paused")["statusCode"] == 200
+    assert (_strategy(sid).status, _kinds(sid)) == ("paused", [("paused", {"by": "user"})])
+
+
+def test_the_disable_pauses_no_strategy_whose_paused_event_cannot_be_written(sim_env, invoke,
+                                                                             futures_connection):
+    """GIVEN two live strategies and a key Binance refuses WHEN the third refused balance read disables the
+    connection while the paused events cannot be written THEN the read answers its 403, the connection is
+    disabled, and each strategy is paused with its event or left active without one for its next runner
+    turn to pause (before: both paused with no event saying why)."""
+    sids = [_live_strategy(futures_connection.id) for _ in range(2)]
+    _break_key(futures_connection.id, futures_connection.account)
+    event = connection_event("balance", futures_connection.id, USER_A, "/balance")
+    for _ in range(2):
+        invoke("balance", event)
+
+    with _event_writes_refused():
+        refused = invoke("balance", event)
+
+    assert refused["statusCode"] == 403, refused["body"][:300]
+    assert get_connection(USER_A, futures_connection.id).disabled_reason == DISABLED
+    for sid in sids:
+        _state_and_event_together(sid, "paused", "paused")
+
+
+def test_the_enable_resumes_no_strategy_whose_resumed_event_cannot_be_written(sim_env, invoke,
+                                                                              futures_connection):
+    """GIVEN a disabled connection whose two strategies its disable paused WHEN it is enabled while the
+    resumed events cannot be written THEN each strategy is resumed with its event or left paused without
+    one, and a repeated enable resumes them with their events (before: resumed with no event, the event
+    write coming after the resume)."""
+    sids = _disabled_with_two_paused_strategies(futures_connection.id)
+    event = connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
+
+    with _event_writes_refused():
+        invoke("connection_enable", event)
+
+    for sid in sids:
+        _state_and_event_together(sid, "active", "resumed")
+    assert invoke("connection_enable", event)["statusCode"] == 200
+    for sid in sids:
+        assert (_strategy(sid).status, [k for k, _ in _kinds(sid)]) == ("active", ["resumed"])

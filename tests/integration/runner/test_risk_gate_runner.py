@@ -103,8 +103,10 @@ def test_key_failures_of_several_strategies_add_up_and_disable_the_connection(ru
 
 
 def _pausing(params: dict) -> bool:
-    """True for the UpdateItem that pauses a strategy (``klineo.store.strategies.pause_strategy``)."""
-    return "status_reason" in params.get("UpdateExpression", "")
+    """True for the TransactWriteItems in which the disable pauses a strategy with its paused event
+    (``klineo.store.strategies.pause_strategy``)."""
+    return any(item.get("Update", {}).get("ExpressionAttributeValues", {}).get(":status_reason")
+               == {"S": "connection_disabled:permission"} for item in params.get("TransactItems", []))
 
 
 def _disabled_with_its_strategies_left_active(runner, tick_ms: int) -> tuple[str, list[str]]:
@@ -114,7 +116,7 @@ def _disabled_with_its_strategies_left_active(runner, tick_ms: int) -> tuple[str
     connection = runner.connection(USER, "spot-only")  # futures marked enabled here, refused by Binance
     sids = [runner.strategy(USER, connection, symbol=symbol, size=size)
             for symbol, size in (("BTCUSDT", "0.002"), ("ETHUSDT", "0.01"), ("BNBUSDT", "0.5"))]
-    with aws_refusing("UpdateItem", "dynamodb", when=_pausing):
+    with aws_refusing("TransactWriteItems", "dynamodb", when=_pausing):
         runner.run_tick(tick_ms)
     assert get_connection(USER, connection).disabled_reason == "connection_disabled:permission"
     assert [runner.stored(USER, sid).status for sid in sids] == ["active"] * 3

@@ -11,11 +11,13 @@ a resume by the user would be allowed now (``resume_connection_strategies``), ea
 enable read it (one the user deleted,
 paused or edited meanwhile is left as it is: skipped, never an error of the enable).
 
-Events: the disable appends a ``paused`` event (reason ``connection_disabled:<category>``, what to do) for
-each strategy it paused, the enable a ``resumed`` one (``by`` ``connection_enable``) for each it resumed
-and a ``still_paused`` one (the refusal's field and message) for each it left paused, and a connection's
-delete a ``paused`` one (reason ``connection_deleted``) for each it paused, right after
-those writes, as the user's PATCH appends its own (``_append_events``). The disable runs in whichever call
+Events: the disable writes a ``paused`` event (reason ``connection_disabled:<category>``, what to do) for
+each strategy it pauses, the enable a ``resumed`` one (``by`` ``connection_enable``) for each it resumes,
+and a connection's delete a ``paused`` one (reason ``connection_deleted``) for each it pauses, each in the
+TransactWriteItems of that strategy's pause or resume (``_event_puts``), as the user's PATCH writes its own:
+a crash or timeout between the two can no longer leave a strategy paused with no event saying why. The
+enable appends a ``still_paused`` one (the refusal's field and message) for each it leaves paused, after
+its resumes (``_append_events``: no write of that strategy to join). The disable runs in whichever call
 met the third key failure: each function that counts key failures may put items on the data table for it
 (template.yaml). The runner writes the ``paused`` event of a strategy the disable missed in its own turn
 (``klineo.runner.execution``).
@@ -95,18 +97,17 @@ def pause_connection_strategies(user_id: str, connection_id: str, reason: str,
                                 message: str | None = None) -> list[str]:
     """Pause every active strategy of the connection (off the active index), several writes in flight at
     once (``pause_strategies``); returns the ids of those it paused, oldest first. ``message``: each one's
-    ``paused`` event says it, appended right after (``_append_events``; None: no event)."""
+    ``paused`` event says it, in the pause's own write (``_event_puts``; None: no event)."""
     # Imported here: only a disabled connection reaches the strategies, and every futures and
     # connection route imports this module for note_key_outcome.
     from klineo.store import strategies as strategy_store
 
     active = [strategy.strategy_id for strategy in strategy_store.list_strategies(user_id)
               if strategy.connection_id == connection_id and strategy.active]
-    paused = strategy_store.pause_strategies(user_id, active, reason)
-    done = [strategy_id for strategy_id, done in zip(active, paused, strict=True) if done]
-    if message is not None:
-        _append_events(user_id, _each(done, "paused", {"reason": reason, "message": message}))
-    return done
+    events = (None if message is None
+              else _event_puts(user_id, _each(active, "paused", {"reason": reason, "message": message})))
+    paused = strategy_store.pause_strategies(user_id, active, reason, events)
+    return [strategy_id for strategy_id, done in zip(active, paused, strict=True) if done]
 
 
 def resume_connection_strategies(connection: Connection) -> tuple[list[str], list[tuple[str, KlineoError]]]:
@@ -134,14 +135,13 @@ def resume_connection_strategies(connection: Connection) -> tuple[list[str], lis
             runnable.append(strategy)
         else:
             refused.append((strategy, refusal))
-    resumed = strategy_store.resume_strategies_unchanged(connection.user_id, runnable)
-    done = [strategy.strategy_id for strategy, done in zip(runnable, resumed, strict=True) if done]
     enable = f"POST /exchange-connections/{connection.connection_id}/enable"
-    events = _each(done, "resumed", {
-        "by": "connection_enable", "message": f"Resumed: its connection was enabled again ({enable})."})
-    events += [(strategy.strategy_id, "still_paused", _still_paused(strategy, refusal))
-               for strategy, refusal in refused]
-    _append_events(connection.user_id, events)
+    events = _event_puts(connection.user_id, _each([s.strategy_id for s in runnable], "resumed", {
+        "by": "connection_enable", "message": f"Resumed: its connection was enabled again ({enable})."}))
+    resumed = strategy_store.resume_strategies_unchanged(connection.user_id, runnable, events)
+    done = [strategy.strategy_id for strategy, done in zip(runnable, resumed, strict=True) if done]
+    _append_events(connection.user_id, [(strategy.strategy_id, "still_paused", _still_paused(strategy, why))
+                                        for strategy, why in refused])
     return done, [(strategy.strategy_id, refusal) for strategy, refusal in refused]
 
 
@@ -157,10 +157,19 @@ def _each(strategy_ids: list[str], kind: str, details: dict[str, str]) -> list[_
     return [(sid, kind, details) for sid in strategy_ids]
 
 
+def _event_puts(user_id: str, events: list[_Event]) -> list[dict[str, Any]]:
+    """The Put of each (strategy id, kind, details) event, for the TransactWriteItems of the pause or resume
+    it tells of (``klineo.store.events.event_put``): the event lands exactly when that write does."""
+    from klineo.store import events as event_store
+
+    now_ms, when = int(time.time() * 1000), event_store.write_time()
+    return [event_store.event_put(event_store.StrategyEvent(sid, user_id, kind, now_ms, details), when)
+            for sid, kind, details in events]
+
+
 def _append_events(user_id: str, events: list[_Event]) -> None:
-    """Each (strategy id, kind, details) event of strategies paused, resumed or left paused, appended right
-    after those writes (as the user's PATCH appends its own). Bookkeeping: a storage error is logged, never
-    raised, so the pauses and resumes made stand and the call answers them."""
+    """Each (strategy id, kind, details) event of strategies the enable left paused (no write of theirs to
+    join). Bookkeeping: a storage error is logged, never raised, so the enable made stands and answers."""
     from klineo.store import events as event_store
 
     now_ms = int(time.time() * 1000)
@@ -264,7 +273,7 @@ def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
     try:
         paused = pause_connection_strategies(user_id, connection_id, reason,
                                              _disabled_message(connection_id, error.category))
-    except STORAGE_ERRORS:  # the runner pauses those left active on their next turn (module docstring)
+    except (*STORAGE_ERRORS, KlineoError):  # a busy transaction too; the runner pauses those left active
         logger.exception("connection disabled; pausing its strategies failed, their next runs pause them",
                          extra={"connection_id": connection_id, "category": str(error.category)})
         return

@@ -71,7 +71,6 @@ __all__ = [
     "list_strategy_events",
     "list_strategy_runs",
     "list_user_strategies",
-    "note_status_change",
     "owned_strategy",
     "run_strategy_now",
     "strategy_response",
@@ -211,15 +210,6 @@ def list_strategy_runs(user_id: str, strategy_id: str, query: PageQuery) -> RunP
     except ValueError:
         raise cursor_refused() from None
     return RunPageResponse(runs=[_run_response(r) for r in runs], next_cursor=next_cursor)
-
-
-def note_status_change(current: Strategy, updated: Strategy) -> None:
-    """paused / resumed events when the user changes the status."""
-    if current.status == updated.status:
-        return
-    kind = "resumed" if updated.status == strategy_store.ACTIVE else "paused"
-    event_store.append_event(event_store.StrategyEvent(
-        updated.strategy_id, updated.user_id, kind, int(time.time() * 1000), {"by": "user"}))
 
 
 def delete_user_strategy(user_id: str, strategy_id: str) -> None:

@@ -19,7 +19,7 @@ from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.strategies import CLEARABLE_FIELDS, SIZING_FIELDS, StrategyResponse
 from klineo.models.strategy_requests import StrategyUpdateRequest
 from klineo.services.risk import check_leverage_setting
-from klineo.services.strategies import note_status_change, owned_strategy, strategy_response
+from klineo.services.strategies import owned_strategy, strategy_response
 from klineo.services.strategy_connection import require_runnable
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, get_connection
@@ -171,7 +171,20 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
     require_may_activate(user_id, current, changes, reset=reset is not None)
     if not changes:
         return strategy_response(current)
+    events = _status_events(current, changes)
     updated = strategy_store.update_settings(user_id, strategy_id, current, changes=changes,
-                                             paper_reset=reset, if_unchanged=True)
-    note_status_change(current, updated)
+                                             paper_reset=reset, events=events, if_unchanged=True)
     return strategy_response(updated)
+
+
+def _status_events(current: Strategy, changes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Put of the ``paused`` or ``resumed`` event (by the user) when the PATCH changes the status, for the
+    PATCH's one write (``strategy_store.update_settings``): the event lands exactly when the change does."""
+    status = changes.get("status", current.status)
+    if status == current.status:
+        return []
+    from klineo.store.events import StrategyEvent, event_put, write_time
+
+    kind = "resumed" if status == strategy_store.ACTIVE else "paused"
+    event = StrategyEvent(current.strategy_id, current.user_id, kind, int(time.time() * 1000), {"by": "user"})
+    return [event_put(event, write_time())]

@@ -342,12 +342,15 @@ def update_settings(
     *,
     changes: Mapping[str, Any],
     paper_reset: dict[str, Any] | None = None,
+    events: Sequence[dict[str, Any]] = (),
     if_unchanged: bool = False,
 ) -> Strategy:
     """Apply the user's choices (type, parameters, sizing, mode, status, trading settings) in ONE UpdateItem.
 
     Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
     ``paper_reset``: the Put of the ``paper_reset`` event of a new ``paper_balance_usdt`` (``_reset_paper``).
+    ``events``: the Puts of the events the change makes (``klineo.store.events.event_put``: paused, resumed),
+    written with it in ONE TransactWriteItems (``_write_with_events``): both land or neither does.
     ``if_unchanged``: only while the strategy is as ``current`` (its ``updated_at``, which every write of it
     moves), a retryable CONFLICT (``CHANGED_MEANWHILE``) when it changed meanwhile, nothing written.
     """
@@ -364,8 +367,10 @@ def update_settings(
         update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
     seen = {":seen": {"S": current.updated_at}} if if_unchanged else {}
     condition = "attribute_exists(pk) AND #updated_at = :seen" if seen else "attribute_exists(pk)"
-    if paper_reset is not None:
-        return _reset_paper(user_id, strategy_id, update, paper_reset, seen)
+    if paper_reset is not None or events:
+        puts = [*([paper_reset] if paper_reset is not None else []), *events]
+        return _write_with_events(user_id, strategy_id, update, puts, seen,
+                                  paper_reset=paper_reset is not None)
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "Key": strategy_key(user_id, strategy_id),
@@ -390,27 +395,31 @@ def _changed_meanwhile() -> KlineoError:
     return KlineoError(ErrorCategory.CONFLICT, CHANGED_MEANWHILE, retryable=True)
 
 
-def _reset_paper(user_id: str, strategy_id: str, update: Update, event: dict[str, Any],
-                 seen: dict[str, Any]) -> Strategy:
-    """``update`` (it sets the new paper balance) with the paper ledger restarted from it: the paper book
-    (realised PnL, fees, entry) removed, on the condition that the paper position is still flat (and, with
-    ``seen``, that ``updated_at`` is still as read), and the event's Put, in ONE TransactWriteItems; the
-    strategy read back. NOT_FOUND when the item vanished, CONFLICT naming ``paper_balance_usdt`` when the
-    runner opened a paper position meanwhile, ``update_settings``'s retryable one when it changed else."""
-    update.removes.append("paper_book")
+def _write_with_events(user_id: str, strategy_id: str, update: Update, puts: list[dict[str, Any]],
+                       seen: dict[str, Any], *, paper_reset: bool) -> Strategy:
+    """``update`` and the event ``puts`` in ONE TransactWriteItems (at most a few: far below its 100 items),
+    the strategy read back. The update's condition: the item exists (and, with ``seen``, ``updated_at`` is
+    still as read). ``paper_reset``: ``update`` sets a new paper balance, so the paper ledger restarts from
+    it: the paper book (realised PnL, fees, entry) removed, only while the paper position is still flat.
+    NOT_FOUND when the item vanished, CONFLICT naming ``paper_balance_usdt`` when the runner opened a paper
+    position meanwhile, ``update_settings``'s retryable one when it changed else; nothing written then."""
+    condition, values = "attribute_exists(pk)", dict(seen)
+    if paper_reset:
+        update.removes.append("paper_book")
+        condition += " AND (attribute_not_exists(paper_position) OR paper_position = :flat)"
+        values[":flat"] = to_attr(0)
     key = strategy_key(user_id, strategy_id)
-    condition = "attribute_exists(pk) AND (attribute_not_exists(paper_position) OR paper_position = :flat)"
     write = {"Update": {
         "TableName": get_settings().data_table, "Key": key,
         "ConditionExpression": condition + (" AND #updated_at = :seen" if seen else ""),
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        **update.request(**{":flat": to_attr(0)}, **seen),
+        **update.request(**values),
     }}
-    failed = transact([("strategy", write), ("event", event)])
+    failed = transact([("strategy", write), *(("event", put) for put in puts)])
     item = failed.get("strategy") if failed else get_data_item(key, consistent=True)
     if item is None:
         raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found")
-    if failed and from_item(item).paper_position != 0:
+    if failed and paper_reset and from_item(item).paper_position != 0:
         raise KlineoError(ErrorCategory.CONFLICT, PAPER_POSITION_OPEN, field="paper_balance_usdt")
     if failed:
         raise _changed_meanwhile()
@@ -440,40 +449,48 @@ def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -
         raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
 
 
-def pause_strategy(user_id: str, strategy_id: str, reason: str) -> bool:
+def pause_strategy(user_id: str, strategy_id: str, reason: str, event: dict[str, Any] | None = None) -> bool:
     """Pause an active strategy for a runner reason (off the active index); False when it is no longer
-    active (paused meanwhile: its reason, the user's say, is kept) or no longer exists."""
+    active (paused meanwhile: its reason, the user's say, is kept) or no longer exists. ``event``: the Put
+    of its ``paused`` event (``klineo.store.events.event_put``), written with the pause in ONE
+    TransactWriteItems: never a pause without its event, nor an event without its pause."""
     update = Update(sets={"status": PAUSED, "status_reason": reason, "updated_at": now_iso()},
                     removes=["gsi1pk", "gsi1sk"])
-    return conditional_write(
-        aws.dynamodb().update_item, TableName=get_settings().data_table,
-        Key=strategy_key(user_id, strategy_id),
-        ConditionExpression="attribute_exists(pk) AND #status = :active",
-        **update.request(**{":active": {"S": ACTIVE}}),
-    )
+    request = {"TableName": get_settings().data_table, "Key": strategy_key(user_id, strategy_id),
+               "ConditionExpression": "attribute_exists(pk) AND #status = :active",
+               **update.request(**{":active": {"S": ACTIVE}})}
+    if event is None:
+        return conditional_write(aws.dynamodb().update_item, **request)
+    return not transact([("strategy", {"Update": request}), ("event", event)])
 
 
-def pause_strategies(user_id: str, strategy_ids: Sequence[str], reason: str) -> list[bool]:
-    """``pause_strategy`` of each, answered in the order given: one conditional UpdateItem each, up to
-    ``aws.IN_FLIGHT`` in flight at once (a connection's thousands of strategies, one after another at
-    ~5-10 ms each, ran its 20 s delete or disabling call out of time). A failed write is raised as it is,
-    those done stay done, and those not yet started are not sent."""
-    return aws.concurrently(lambda strategy_id: pause_strategy(user_id, strategy_id, reason), strategy_ids)
+def pause_strategies(user_id: str, strategy_ids: Sequence[str], reason: str,
+                     events: Sequence[dict[str, Any]] | None = None) -> list[bool]:
+    """``pause_strategy`` of each (with ``events[i]``, its event's Put, when given), answered in the order
+    given: one conditional write each, up to ``aws.IN_FLIGHT`` in flight at once (a connection's thousands
+    of strategies, one after another at ~5-10 ms each, ran its 20 s delete or disabling call out of time).
+    A failed write is raised as it is, those done stay done, and those not yet started are not sent."""
+    pairs = list(zip(strategy_ids, events if events is not None else [None] * len(strategy_ids), strict=True))
+    return aws.concurrently(lambda pair: pause_strategy(user_id, pair[0], reason, pair[1]), pairs)
 
 
-def resume_strategies_unchanged(user_id: str, strategies: Sequence[Strategy]) -> list[bool]:
+def resume_strategies_unchanged(user_id: str, strategies: Sequence[Strategy],
+                                events: Sequence[dict[str, Any]] | None = None) -> list[bool]:
     """Make each active again (its ``status_reason`` cleared) only while it is as given (``update_settings``
-    with ``if_unchanged``), answered in the order given as ``pause_strategies`` is: False for one deleted
-    (NOT_FOUND) or changed (CONFLICT) meanwhile, left as it is."""
-    return aws.concurrently(lambda strategy: _resume_unchanged(user_id, strategy), strategies)
+    with ``if_unchanged``; with ``events[i]``, its event's Put, in the same write), answered in the order
+    given as ``pause_strategies`` is: False for one deleted (NOT_FOUND) or changed (CONFLICT) meanwhile,
+    left as it is."""
+    pairs = list(zip(strategies, events if events is not None else [None] * len(strategies), strict=True))
+    return aws.concurrently(lambda pair: _resume_unchanged(user_id, *pair), pairs)
 
 
-def _resume_unchanged(user_id: str, strategy: Strategy) -> bool:
+def _resume_unchanged(user_id: str, strategy: Strategy, event: dict[str, Any] | None) -> bool:
     """One resume of ``resume_strategies_unchanged``; False when gone or changed since read: the user's say
     since then stands."""
     try:
         update_settings(user_id, strategy.strategy_id, strategy,
-                        changes={"status": ACTIVE, "status_reason": None}, if_unchanged=True)
+                        changes={"status": ACTIVE, "status_reason": None},
+                        events=[event] if event is not None else (), if_unchanged=True)
     except KlineoError as exc:
         if exc.category not in (ErrorCategory.NOT_FOUND, ErrorCategory.CONFLICT):
             raise
