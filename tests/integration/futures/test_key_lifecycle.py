@@ -505,6 +505,12 @@ WRITES_IN_FLIGHT = 5
 MANY_STRATEGIES = 10
 
 
+def _strategy_read(params: dict) -> str | None:
+    """The subject of ``dynamodb_requests``: the id of the strategy a GetItem reads, None for any other."""
+    sort_key = params.get("Key", {}).get("sk", {}).get("S", "")
+    return sort_key.removeprefix("STRAT#") if sort_key.startswith("STRAT#") else None
+
+
 def _status_written(status: str):
     """The subject of ``dynamodb_requests``: the id of the strategy a write sets to ``status`` (a pause
     ``pause_strategy``, a resume by the enable, each with its event), None for any other write."""
@@ -649,9 +655,9 @@ def test_the_disable_pauses_and_the_enable_resumes_the_connections_strategies_at
     """GIVEN MANY_STRATEGIES active strategies on the connection, one more the user paused, and a broken key
     WHEN the third balance read refused disables the connection, and later the fixed key enables it THEN
     the pauses, then the resumes, are in flight WRITES_IN_FLIGHT at once, one each: the read answers its
-    403 with every strategy paused for the disable, and the enable lists them all resumed oldest first, the
-    user's pause kept (before: one write after another, thousands past the 20 s timeout; here the first
-    pause waited alone, broke the barrier and the read answered 500)."""
+    403 with every strategy paused for the disable, and the enable lists them all resumed oldest first (one
+    write each, none read back), the user's pause kept (before: one write after another, thousands past the
+    20 s timeout; here the first pause waited alone, broke the barrier and the read answered 500)."""
     sids = _many_live_strategies(futures_connection.id)
     users = _live_strategy(futures_connection.id)
     assert _resume(invoke, users, status="paused")["statusCode"] == 200
@@ -667,13 +673,15 @@ def test_the_disable_pauses_and_the_enable_resumes_the_connections_strategies_at
     assert sorted(paused) == sorted(sids)
     assert {(s.status, s.status_reason) for s in map(_strategy, sids)} == {("paused", DISABLED)}
     assert _put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
-    with dynamodb_requests("TransactWriteItems", _status_written("active"), WRITES_IN_FLIGHT) as resumed:
+    with (dynamodb_requests("TransactWriteItems", _status_written("active"), WRITES_IN_FLIGHT) as resumed,
+          dynamodb_requests("GetItem", _strategy_read) as read_back):
         enabled = invoke("connection_enable",
                          connection_event("connection_enable", futures_connection.id, USER_A, "/enable"))
 
     assert enabled["statusCode"] == 200, enabled["body"][:300]
     assert body_of(enabled)["resumed_strategies"] == sids
     assert sorted(resumed) == sorted(sids)
+    assert read_back == []  # one write per resume: the resumed strategy is not read back
     assert {(s.status, s.status_reason) for s in map(_strategy, sids)} == {("active", None)}
     assert (_strategy(users).status, _strategy(users).status_reason) == ("paused", "paused by user")
 

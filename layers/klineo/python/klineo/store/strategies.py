@@ -345,32 +345,28 @@ def update_settings(
     events: Sequence[dict[str, Any]] = (),
     if_unchanged: bool = False,
 ) -> Strategy:
-    """Apply the user's choices (type, parameters, sizing, mode, status, trading settings) in ONE UpdateItem.
+    """Apply the user's choices (type, parameters, sizing, mode, status, trading settings) in ONE write, and
+    answer the strategy as written.
 
     Keeps the active index in step with ``status``; NOT_FOUND when the item vanished meanwhile.
-    ``paper_reset``: the Put of the ``paper_reset`` event of a new ``paper_balance_usdt`` (``_reset_paper``).
-    ``events``: the Puts of the events the change makes (``klineo.store.events.event_put``: paused, resumed),
-    written with it in ONE TransactWriteItems (``_write_with_events``): both land or neither does.
+    ``paper_reset``: the Put of the ``paper_reset`` event of a new ``paper_balance_usdt``.
+    ``events``: the Puts of the events the change makes (``klineo.store.events.event_put``: paused, resumed).
+    With either, the write is ONE TransactWriteItems (``_write_with_events``: both land or neither does),
+    then the strategy is read back (a transaction answers no item); else ONE UpdateItem answers it.
     ``if_unchanged``: only while the strategy is as ``current`` (its ``updated_at``, which every write of it
     moves), a retryable CONFLICT (``CHANGED_MEANWHILE``) when it changed meanwhile, nothing written.
     """
-    allowed = {"type", "parameters", "size", "mode", "status", "status_reason", *SETTING_NAMES}
-    update = Update.of_changes(changes, allowed, {"updated_at": now_iso()})
-    status = changes.get("status", current.status)
-    if status == ACTIVE:
-        pk, sk = active_index_keys(current.interval, current.environment, current.symbol, strategy_id)
-        update.sets.update(gsi1pk=pk, gsi1sk=sk)
-    else:
-        update.removes.extend(["gsi1pk", "gsi1sk"])
-    if changes.get("status") == ACTIVE and current.status != ACTIVE:
-        update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
-        update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
-    seen = {":seen": {"S": current.updated_at}} if if_unchanged else {}
+    update = _settings_update(strategy_id, current, changes)
+    seen = _seen(current) if if_unchanged else {}
     condition = "attribute_exists(pk) AND #updated_at = :seen" if seen else "attribute_exists(pk)"
     if paper_reset is not None or events:
+        key = strategy_key(user_id, strategy_id)
         puts = [*([paper_reset] if paper_reset is not None else []), *events]
-        return _write_with_events(user_id, strategy_id, update, puts, seen,
-                                  paper_reset=paper_reset is not None)
+        _write_with_events(key, update, puts, seen, paper_reset=paper_reset is not None)
+        item = get_data_item(key, consistent=True)
+        if item is None:  # deleted right after the write
+            raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found")
+        return from_item(item)
     request: dict[str, Any] = {
         "TableName": get_settings().data_table,
         "Key": strategy_key(user_id, strategy_id),
@@ -390,15 +386,37 @@ def update_settings(
     return from_item(answer["Attributes"])
 
 
+def _settings_update(strategy_id: str, current: Strategy, changes: Mapping[str, Any]) -> Update:
+    """The update of ``update_settings``: the changes, ``updated_at``, the active index kept in step with the
+    status, and a resume's fresh counts of consecutive key failures and failed runs."""
+    allowed = {"type", "parameters", "size", "mode", "status", "status_reason", *SETTING_NAMES}
+    update = Update.of_changes(changes, allowed, {"updated_at": now_iso()})
+    status = changes.get("status", current.status)
+    if status == ACTIVE:
+        pk, sk = active_index_keys(current.interval, current.environment, current.symbol, strategy_id)
+        update.sets.update(gsi1pk=pk, gsi1sk=sk)
+    else:
+        update.removes.extend(["gsi1pk", "gsi1sk"])
+    if changes.get("status") == ACTIVE and current.status != ACTIVE:
+        update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
+        update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
+    return update
+
+
+def _seen(current: Strategy) -> dict[str, Any]:
+    """The value of a write's ``#updated_at = :seen`` condition: only while the strategy is as ``current``."""
+    return {":seen": {"S": current.updated_at}}
+
+
 def _changed_meanwhile() -> KlineoError:
     """The retryable CONFLICT of a write made only while the strategy is as read, when it was not."""
     return KlineoError(ErrorCategory.CONFLICT, CHANGED_MEANWHILE, retryable=True)
 
 
-def _write_with_events(user_id: str, strategy_id: str, update: Update, puts: list[dict[str, Any]],
-                       seen: dict[str, Any], *, paper_reset: bool) -> Strategy:
-    """``update`` and the event ``puts`` in ONE TransactWriteItems (at most a few: far below its 100 items),
-    the strategy read back. The update's condition: the item exists (and, with ``seen``, ``updated_at`` is
+def _write_with_events(key: dict[str, Any], update: Update, puts: list[dict[str, Any]],
+                       seen: dict[str, Any], *, paper_reset: bool) -> None:
+    """``update`` of the strategy at ``key`` and the event ``puts`` in ONE TransactWriteItems (at most a few:
+    far below its 100 items). The update's condition: the item exists (and, with ``seen``, ``updated_at`` is
     still as read). ``paper_reset``: ``update`` sets a new paper balance, so the paper ledger restarts from
     it: the paper book (realised PnL, fees, entry) removed, only while the paper position is still flat.
     NOT_FOUND when the item vanished, CONFLICT naming ``paper_balance_usdt`` when the runner opened a paper
@@ -408,7 +426,6 @@ def _write_with_events(user_id: str, strategy_id: str, update: Update, puts: lis
         update.removes.append("paper_book")
         condition += " AND (attribute_not_exists(paper_position) OR paper_position = :flat)"
         values[":flat"] = to_attr(0)
-    key = strategy_key(user_id, strategy_id)
     write = {"Update": {
         "TableName": get_settings().data_table, "Key": key,
         "ConditionExpression": condition + (" AND #updated_at = :seen" if seen else ""),
@@ -416,14 +433,14 @@ def _write_with_events(user_id: str, strategy_id: str, update: Update, puts: lis
         **update.request(**values),
     }}
     failed = transact([("strategy", write), *(("event", put) for put in puts)])
-    item = failed.get("strategy") if failed else get_data_item(key, consistent=True)
+    if not failed:
+        return
+    item = failed.get("strategy")
     if item is None:
         raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found")
-    if failed and paper_reset and from_item(item).paper_position != 0:
+    if paper_reset and from_item(item).paper_position != 0:
         raise KlineoError(ErrorCategory.CONFLICT, PAPER_POSITION_OPEN, field="paper_balance_usdt")
-    if failed:
-        raise _changed_meanwhile()
-    return from_item(item)
+    raise _changed_meanwhile()
 
 
 def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -> None:
@@ -486,11 +503,16 @@ def resume_strategies_unchanged(user_id: str, strategies: Sequence[Strategy],
 
 def _resume_unchanged(user_id: str, strategy: Strategy, event: dict[str, Any] | None) -> bool:
     """One resume of ``resume_strategies_unchanged``; False when gone or changed since read: the user's say
-    since then stands."""
+    since then stands. With its ``event``, one TransactWriteItems and no read back: the answer is only
+    whether it resumed."""
+    changes = {"status": ACTIVE, "status_reason": None}
     try:
-        update_settings(user_id, strategy.strategy_id, strategy,
-                        changes={"status": ACTIVE, "status_reason": None},
-                        events=[event] if event is not None else (), if_unchanged=True)
+        if event is None:
+            update_settings(user_id, strategy.strategy_id, strategy, changes=changes, if_unchanged=True)
+        else:
+            _write_with_events(strategy_key(user_id, strategy.strategy_id),
+                               _settings_update(strategy.strategy_id, strategy, changes), [event],
+                               _seen(strategy), paper_reset=False)
     except KlineoError as exc:
         if exc.category not in (ErrorCategory.NOT_FOUND, ErrorCategory.CONFLICT):
             raise
