@@ -27,6 +27,7 @@ from klineo.store.orders import get_order_record
 from klineo.store.strategies import update_settings as update_strategy
 
 from local.binance_sim import market as sim_market
+from local.binance_sim.errors import ApiError
 from tests.integration.runner.conftest import ORDER_PATH, crash_first_call
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, SL_TP, _two_candles
 from tests.integration.runner.test_order_attempts_runner import _attempts
@@ -387,6 +388,37 @@ def test_a_flip_whose_entry_binance_refuses_records_the_close_alone(runner) -> N
     stored = runner.stored(USER, sid)
     assert (stored.live_position, stored.pending, stored.failed_runs) == (0, None, 0)
     assert sides(runner) == {"LONG": 0, "SHORT": 0}
+
+
+def test_a_flip_whose_entry_binance_refuses_for_the_cooling_off_period_pauses_at_once(runner,
+                                                                                       monkeypatch) -> None:
+    """A hedge flip's entry refused in a cooling-off period (-4192) pauses at once, its run the close's."""
+    real_place = runner.sim.state.futures.place_order
+
+    def long_refused(account: Any, params: dict, now_ms: float) -> dict:  # the period began after the close
+        if params.get("positionSide") == "LONG":
+            raise ApiError(400, -4192, "Trade forbidden due to Cooling-off Period.")
+        return real_place(account, params, now_ms)
+
+    sid, now = _short_then_long(runner)
+    monkeypatch.setattr(runner.sim.state.futures, "place_order", long_refused)
+
+    runner.run_tick(now)
+
+    assert placed(runner) == [SHORT, CLOSE_SHORT]
+    assert [(r.status, r.code) for r in order_posts(runner)][1:] == [(200, None), (400, -4192)]
+    run = runner.runs(sid)[0]
+    assert (run.status, run.target_position, run.order["position_side"]) == ("ordered", 0, "SHORT")
+    assert "cooling-off period" in run.error["message"]
+    assert get_order_record(USER, run.order["client_order_id"]).status == "FILLED"
+    assert get_order_record(USER, "kf" + run.order["client_order_id"][2:]).status == "REJECTED"
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason, stored.failed_runs) == ("paused", "cooling_off_period", 0)
+    assert (stored.live_position, stored.pending) == (0, None)
+    paused, = events(sid, "paused")
+    assert paused.details["reason"] == "cooling_off_period"
+    assert "resume the strategy once the period has ended" in paused.details["message"]
+    assert "stays open" not in paused.details["message"]  # flat: the close filled, no position left
 
 
 def test_a_flip_whose_entry_a_limit_refuses_only_closes_the_old_side(runner) -> None:

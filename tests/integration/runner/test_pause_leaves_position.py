@@ -15,8 +15,10 @@ import time
 from klineo.binance import endpoints, filters
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store import strategies as strategy_store
+from klineo.store.connections import update_settings
 from klineo.store.events import list_events
 
+from local.binance_sim.errors import ApiError
 from tests.integration.runner.conftest import ORDER_PATH, current_close
 from tests.integration.runner.test_failed_runs_pause import ALWAYS_LONG, minute_start
 from tests.integration.runner.test_refusals_that_lift import refuse_orders
@@ -149,3 +151,26 @@ def test_a_pause_at_once_of_a_flat_strategy_says_nothing_of_a_position(runner) -
 
     assert runner.stored(USER, sid).status_reason == "no_market_orders"
     assert "position" not in _paused_message(sid)
+
+
+def test_a_flip_whose_leverage_is_refused_for_cooling_off_pauses_holding_the_old_side(runner, monkeypatch):
+    """GUARD: a one-way flip whose leverage -4192 refuses sends nothing and pauses, the long left open."""
+    from local.binance_sim import futures_settings
+
+    sid, connection, now = _holding(runner)
+    update_settings(USER, connection, {"leverage": 7})  # the flip's new exposure applies it first
+
+    def cooling_off(*_args: object) -> None:
+        raise ApiError(400, -4192, "Trade forbidden due to Cooling-off Period.")
+
+    monkeypatch.setattr(futures_settings, "change_leverage", cooling_off)
+
+    runner.run_tick(now)
+
+    assert len(runner.journal("POST", ORDER_PATH)) == 1  # the long's entry only: no close sent alone
+    run = runner.runs(sid)[0]
+    assert run.status == "failed" and "cooling-off period" in run.error["message"]
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason, stored.failed_runs) == ("paused", "cooling_off_period", 0)
+    assert str(stored.live_position) == "0.002"
+    assert f"{LEFT_OPEN}, once the cooling-off period has ended" in _paused_message(sid)

@@ -1203,7 +1203,9 @@ class _Turn:
         hour old, still listed MARKET) follows the rules read again (``type_refusal``): without MARKET, the
         strategy pauses at once (no_market_orders), as a turn that plans on such rules does; with it, the
         refusal counts as any other. A refusal for the account's cooling-off period (-4192) pauses it at once
-        (cooling_off_period): no order passes until the period the user chose at Binance ends."""
+        (cooling_off_period): no order passes until the period the user chose at Binance ends. So does one
+        of a hedge flip's entry, its run still the close's (flat, nothing counted); any other refusal of the
+        entry pauses nothing."""
         strategy, client = self.strategy, self.client()
         if position_mode_refused(exc):
             exc = KlineoError(exc.category, mode_mismatch_message(pending.position_side), code=exc.code,
@@ -1216,8 +1218,8 @@ class _Turn:
         failures = strategy.key_failures + 1 if exc.category in KEY_FAILURE_CATEGORIES else 0
         second = _is_second(pending)  # a hedge flip's entry: the run is its close's, not a failed one
         # An ended or unlisted symbol, or one without MARKET orders, by its rules read again, or the
-        # account's cooling-off period by Binance's code (else counted).
-        at_once = None if second else _pause_at_once(judged, by_field=judged is not exc)
+        # account's cooling-off period by Binance's code (else counted); a flip's entry only by the code.
+        at_once = _pause_at_once(judged, by_field=judged is not exc and not second)
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else at_once
         self.event("error", close_time=pending.close_time, second=second, category=str(exc.category),
                    message=exc.message, what="new_side_not_opened" if second else None)
