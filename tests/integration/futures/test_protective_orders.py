@@ -526,10 +526,12 @@ def _unsettled() -> list[str]:
     return [record.client_order_id for record in list_unsettled()]
 
 
-def _resting_entry_filled(sim: Any, invoke: Any, connection_id: str) -> dict[str, Any]:
-    """A LIMIT BUY with a 2 % stop-loss, resting, then filled at Binance (the mark falls through it)."""
+def _resting_entry_filled(sim: Any, invoke: Any, connection_id: str, **protection: Any) -> dict[str, Any]:
+    """A LIMIT BUY with a 2 % stop-loss (or the stops ``protection`` names), resting, then filled at Binance
+    (the mark falls through it)."""
     limit = _price(_mark(sim) * Decimal("0.99"))
-    body = order_body(connection_id, quantity="0.002", price=limit, stop_loss={"percent": "2"})
+    protection = protection or {"stop_loss": {"percent": "2"}}
+    body = order_body(connection_id, quantity="0.002", price=limit, **protection)
     entry = body_of(invoke("futures_order", order_event(body, key=new_key())))
     assert entry["status"] == "NEW" and _algo_posts(sim) == []
     sim.set_mark_price("BTCUSDT", float(Decimal(limit) - 5))
@@ -771,6 +773,91 @@ def test_a_stop_refused_for_the_location_is_sent_again_once_a_period_and_placed_
     stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
     assert len(_algo_posts(sim_env)) == 2 and _unsettled() == [stop_id]
+
+
+def _entry_reads(sim: Any, since: int, until: int | None = None) -> int:
+    """How many requests read an order (the entry's state) in the journal's records ``since`` to ``until``."""
+    return sum(1 for r in sim.journal[since:until] if (r.method, r.path) == ("GET", ORDER_PATH))
+
+
+def _algo_refusing_types(sim: Any, monkeypatch: Any, refusals: dict[str, Any]) -> None:
+    """Binance's algo service refuses each order of a type ``refusals`` names with its refusal (a sim
+    ApiError), for as long as it is named there, and places the others."""
+    from local.binance_sim.errors import ApiError
+
+    algo = sim.state.algo
+    place = algo.place
+
+    def placed(account: Any, params: dict[str, Any], now_ms: float) -> Any:
+        refusal = refusals.get(params.get("type"))
+        if refusal is not None:
+            raise ApiError(refusal.status, refusal.code, refusal.msg)
+        return place(account, params, now_ms)
+
+    monkeypatch.setattr(algo, "place", placed)
+
+
+def test_an_entry_whose_stop_waits_out_a_location_refusal_is_not_read_until_the_stop_is_due(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss Binance refused for this server's location WHEN the
+    reconciler runs again within the resend period THEN neither the entry nor its trades are read (only the
+    watched symbol's new trades); WHEN the period has passed THEN the next run reads the entry, places the
+    stop-loss once and settles the entry with its fills."""
+    from klineo.services import protective
+
+    from local.binance_sim.errors import ApiError
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    lifted = _algo_refusing(sim_env, monkeypatch, ApiError(451, 0, "Service unavailable from a restricted "
+                                                                   "location"))
+    reconcile()
+    refused = len(sim_env.journal)
+    reconcile()
+    reconcile()
+    within_the_period = [(r.method, r.path) for r in sim_env.journal[refused:]]
+    lifted()
+    monkeypatch.setattr(protective, "RESTRICTED_RESEND_AFTER_MS", -10**9)  # as if the period had passed
+    due = len(sim_env.journal)
+
+    reconcile()
+
+    assert within_the_period == [("GET", "/fapi/v1/userTrades")] * 2  # the watched symbol's, one a run
+    assert _entry_reads(sim_env, due) == 1
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert len(_algo_posts(sim_env)) == 2 and _unsettled() == [stop_id]
+    settled = get_order_record(USER_A, entry["client_order_id"])
+    assert sum(Decimal(f["qty"]) for f in settled.fills) == Decimal("0.002")
+
+
+def test_an_entry_with_one_stop_waiting_out_a_location_refusal_is_still_read_while_another_is_due(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss Binance refused for the location (its resend waits) and
+    whose take-profit it refused for the key (sent again every run) WHEN the key works again THEN the next run
+    reads the entry and places the take-profit, not the stop-loss; THEN a run within the period reads
+    nothing of the entry."""
+    from local.binance_sim.errors import FUTURES, ApiError, invalid_api_key
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id, stop_loss={"percent": "2"},
+                                  take_profit={"percent": "2"})
+    refusals = {"STOP_MARKET": ApiError(451, 0, "Service unavailable from a restricted location"),
+                "TAKE_PROFIT_MARKET": invalid_api_key(FUTURES, "127.0.0.1")}
+    _algo_refusing_types(sim_env, monkeypatch, refusals)
+    reconcile()
+    del refusals["TAKE_PROFIT_MARKET"]
+    key_fixed = len(sim_env.journal)
+    reconcile()
+    placed = len(sim_env.journal)
+
+    reconcile()
+
+    take_profit = protective_client_algo_id(entry["client_order_id"], "take_profit")
+    assert _entry_reads(sim_env, key_fixed, placed) == 1 and _entry_reads(sim_env, placed) == 0
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [take_profit]
+    assert len(_algo_posts(sim_env)) == 3  # both refused, then the take-profit placed
+    assert entry["client_order_id"] in _unsettled()
 
 
 def test_a_stop_refused_for_the_signature_at_entry_is_answered_not_placed_and_placed_by_a_later_read(

@@ -125,7 +125,8 @@ def wind_down_orders(user_id: str, connection_id: str, token: str) -> Connection
         reconciler.cancel_orders(entries)
         reconciler.settle([r for r in records if r not in entries])
     counts = reconciler.counts
-    checked = not (reconciler.stopped or counts["errors"] or counts["protection_failed"])
+    checked = not (reconciler.stopped or counts["errors"] or counts["protection_failed"]
+                   or counts["protection_waiting"])
     return _let_go(user_id, connection_id, reconciler.cancelled, checked)
 
 

@@ -50,7 +50,8 @@ A refusal of the key (permission, signature, IP allow-list) or of this server's 
 too, but not for good: it is raised (not retryable: a repeat meets it again), and the next read or reconciler
 run after the key works sends the stop again under its id (the second send claimed: once); one refused for
 the location only once ``RESTRICTED_RESEND_AFTER_MS`` has passed since it was last sent (until then the
-recorded refusal is raised, nothing sent), so a lasting refusal costs a POST per period, not one per run.
+recorded refusal is raised, nothing sent), so a lasting refusal costs a POST per period, not one per run; nor
+does the reconciler read the entry from Binance in between (``stops_kept_off``).
 An unfinished one that Binance no longer knows once its retention has passed (``klineo.services.orders``:
 it may have been placed and then cancelled or expired) is recorded and answered UNKNOWN_PURGED, as the order
 route records a purged attempt: never sent again, and the entry's reads show that this stop is not standing.
@@ -115,6 +116,7 @@ __all__ = [
     "closes_position_side",
     "latest_states",
     "stop_rules",
+    "stops_kept_off",
 ]
 
 WAITING_FOR_FILL = "WAITING_FOR_FILL"
@@ -351,6 +353,19 @@ def _refused_lately(record: OrderRecord) -> KlineoError | None:
         return None
     return KlineoError(ErrorCategory.RESTRICTED, error.get("message"), field=error.get("field"),
                        code=error.get("code"), retryable=False)
+
+
+def stops_kept_off(entry: OrderRecord) -> bool:
+    """True when arming the filled ``entry``'s stops now would send nothing: each one not at rest
+    (``_at_rest``) was refused for the location within ``RESTRICTED_RESEND_AFTER_MS`` (``_refused_lately``,
+    the rule its POST waits by). The reconciler then does not read the entry from Binance before one is due:
+    a filled entry changes no more, and its fills are stored once its stops are placed. One BatchGetItem."""
+    if not _filled(entry):
+        return False
+    ids = {role: protective_client_algo_id(entry.client_order_id, role) for role in entry.protective_targets}
+    recorded = get_order_records(entry.user_id, list(ids.values()))
+    missing = [recorded.get(ids[role]) for role in ids if _at_rest(role, recorded.get(ids[role])) is None]
+    return bool(missing) and all(r is not None and _refused_lately(r) is not None for r in missing)
 
 
 def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | None:

@@ -18,8 +18,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    transient reason or behind a gate that may open again (futures off, connection disabled), the
    entry's state is stored but it stays in the index, so a later run places it (a halted symbol too; one
    whose contract ended or that Binance no longer lists never trades again: the entry then leaves the
-   index, logged once, ``Reconciler._given_up``). Likewise a reducing
-   API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
+   index, logged once, ``Reconciler._given_up``). While every one missing waits out a refusal whose resend
+   is not due yet (refused for the location: ``klineo.services.protective.stops_kept_off``), the filled
+   entry is not read at all (it changes no more): no weight is spent on it until one is due. Likewise a
+   reducing API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
    stops of the side it reduced to what is left (``klineo.services.protective_resize``): it stays in the
    index until that is done or refused for good, so a transient failure or a crash is resumed (a halt is
    waited out; once its symbol will never trade again it leaves the index, logged once, as an entry does).
@@ -201,6 +203,11 @@ def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:
 def _armed(record: OrderRecord) -> bool:
     """True for a protective order of ours that Binance still holds armed (as last read)."""
     return record.role in PROTECTIVE_ROLES and record.kind == KIND_ALGO and record.status in OPEN_ALGO
+
+
+def _protects(record: OrderRecord) -> bool:
+    """True for an API entry that asked for a stop-loss / take-profit (the reconciler places them)."""
+    return record.kind != KIND_ALGO and record.origin == ORIGIN_API and bool(record.protective_targets)
 
 
 def _fired_entries(records: list[OrderRecord]) -> set[tuple[str, str]]:
@@ -432,6 +439,9 @@ class Reconciler:
         account = self.account(record.user_id, record.connection_id)
         if account is None:
             return self._let_go(record)
+        if self._kept_off(record):
+            self.counts["protection_waiting"] += 1
+            return None
         read = self._read_algo if record.kind == KIND_ALGO else self._read_order
         if record.origin in FOREIGN_ORIGINS:
             read = self._read_foreign
@@ -478,13 +488,24 @@ class Reconciler:
             "client_order_id": record.client_order_id, "reason": UNMANAGED_CONNECTION_DELETED})
         return mark_unmanaged(record.user_id, record.client_order_id, UNMANAGED_CONNECTION_DELETED)
 
+    @staticmethod
+    def _kept_off(record: OrderRecord) -> bool:
+        """True for a filled API entry whose missing stops wait out a refusal before their POST is due again
+        (``klineo.services.protective.stops_kept_off``): reading it from Binance (its order, weight 1, and
+        its trades, 5) would tell nothing it can use before then."""
+        if not _protects(record):
+            return False
+        from klineo.services.protective import stops_kept_off  # only an entry with stops reaches this line
+
+        return stops_kept_off(record)
+
     def _protected(self, account: _Account, entry: OrderRecord) -> bool | None:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
         yet (a transient failure, a halt, a state gate or a refusal of the key that may be lifted); a stop
         Binance refused for good (recorded, not raised), or a symbol that will never trade again
         (``_given_up``), is final.
         None when the connection is being deleted (by another delete than ``wind_down``): nothing sent."""
-        if entry.kind == KIND_ALGO or entry.origin != ORIGIN_API or not entry.protective_targets:
+        if not _protects(entry):
             return True
         # Loaded here: only an entry with stops reaches this line (the order history's read of a page
         # reconciles too, and should not import the whole order path for it).
