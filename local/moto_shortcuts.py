@@ -222,7 +222,8 @@ def conditions_lexed_once() -> None:
 
     Its tokens depend on the text alone (names and values are resolved by the later steps, which
     build new nodes and never change these), and lexing was the largest part of evaluating a
-    condition. The tokens of every text seen are kept, a few dozen here.
+    condition. The tokens of up to ``_TREES_KEPT`` texts are kept (a few dozen here); past that,
+    as when a long-running local stack is sent arbitrary texts, they are dropped and lexed again.
     """
     from collections import deque
 
@@ -236,6 +237,8 @@ def conditions_lexed_once() -> None:
     def lexed(self: Any) -> deque[Any]:
         text = self.condition_expression
         if text not in tokens:
+            if len(tokens) >= _TREES_KEPT:
+                tokens.clear()
             tokens[text] = tuple(lex(self))
         return deque(tokens[text])
 

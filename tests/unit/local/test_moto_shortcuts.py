@@ -165,6 +165,35 @@ def test_a_condition_text_is_lexed_once_and_judged_with_each_requests_values(dyn
     assert item["gone"] == {"S": "x"}
 
 
+def test_the_lexed_condition_texts_kept_are_bounded(dynamodb, monkeypatch) -> None:
+    """GIVEN more distinct condition texts than are kept WHEN a first one is sent again THEN it is lexed
+    again (the kept tokens were dropped, not grown without bound) and still judged right."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    import local.moto_shortcuts as shortcuts
+
+    lexed = []
+    lex_one = ConditionExpressionParser._lex_one_node
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_one_node",
+                        lambda parser, text: lexed.append(text) or lex_one(parser, text))
+    monkeypatch.setattr(shortcuts, "_TREES_KEPT", 2)
+    request = {"TableName": "plain", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+               "UpdateExpression": "SET #gone = :gone",
+               "ExpressionAttributeNames": {"#gone": "gone", "#state": "state"},
+               "ExpressionAttributeValues": {":gone": {"S": "x"}, ":state": {"S": "on"}}}
+    texts = [f"#state = :state{' AND #state = :state' * extra}" for extra in range(4)]
+    for text in texts:
+        dynamodb.update_item(**request, ConditionExpression=text)
+    before = len(lexed)
+    dynamodb.update_item(**request, ConditionExpression=texts[0])
+    assert len(lexed) > before
+    with pytest.raises(ClientError) as refused:
+        dynamodb.update_item(**{**request, "ExpressionAttributeValues": {":gone": {"S": "y"},
+                                                                         ":state": {"S": "off"}}},
+                             ConditionExpression=texts[0])
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
 def test_shortcuts_a_fixture_undid_are_put_back_by_the_next_serialize(monkeypatch) -> None:
     """GIVEN moto's backend methods put back unmarked (a fixture wrapped them before the first
     ``serialize_dynamodb`` and its undo restored moto's own) WHEN ``serialize_dynamodb`` runs again THEN the
