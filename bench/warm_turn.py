@@ -11,7 +11,8 @@ warm: a floor, not a deployment figure (a Lambda container runs the turn with th
 The stubs answer only this thread (every other thread still reaches the real botocore and HTTP):
 DynamoDB writes (``TransactWriteItems``, ``PutItem``, ``UpdateItem``) succeed with an empty answer;
 ``POST /fapi/v1/order`` answers FILLED with the request's own quantity, side and client order id
-(``newOrderRespType=RESULT``); ``GET /fapi/v1/userTrades`` answers one fill. Any other call fails
+(``newOrderRespType=RESULT``); ``GET /fapi/v1/userTrades`` answers one fill of the last order's whole
+quantity (the turn books only fills that add up to it). Any other call fails
 the measurement (it is then reported as not measured, and the bench goes on). The time spent in the
 stubs is taken out; the ctx's clock stays at the first play, so that its candle is the latest.
 """
@@ -25,6 +26,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -45,8 +47,9 @@ class WarmTurns:
     p90_ms: float
 
 
-def canned_binance(method: str, url: str) -> tuple[int, Any]:
-    """(status, JSON body) Binance would answer a live turn's order or fills read; ValueError otherwise."""
+def canned_binance(method: str, url: str, filled: str = "0.01") -> tuple[int, Any]:
+    """(status, JSON body) Binance would answer a live turn's order or fills read (one fill of ``filled``, the
+    order's executed quantity); ValueError otherwise."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     now_ms = int(time.time() * 1000)
@@ -63,7 +66,7 @@ def canned_binance(method: str, url: str) -> tuple[int, Any]:
     if method == "GET" and parts.path == "/fapi/v1/userTrades":
         return 200, [{
             "symbol": query["symbol"], "id": 1, "orderId": _ORDER_ID, "side": "BUY", "price": "100.0",
-            "qty": "0.01", "realizedPnl": "0", "quoteQty": "1.0", "commission": "0.0005",
+            "qty": filled, "realizedPnl": "0", "quoteQty": str(Decimal(filled) * 100), "commission": "0.0005",
             "commissionAsset": "USDT", "time": now_ms, "positionSide": "BOTH", "maker": False, "buyer": True,
         }]
     raise ValueError(f"no canned answer for {method} {parts.path}")
@@ -75,13 +78,16 @@ class _Stubs:
     def __init__(self) -> None:
         self.thread = threading.get_ident()
         self.seconds = 0.0  # thread CPU spent inside the stubs, taken out of the turns
+        self.filled = "0.01"  # the last order's executed quantity: what its fills add up to
 
     def response(self, request: Any) -> Any:
         import requests
         from requests.structures import CaseInsensitiveDict
 
         started = time.thread_time()
-        status, body = canned_binance(request.method, request.url)
+        status, body = canned_binance(request.method, request.url, self.filled)
+        if isinstance(body, dict) and "executedQty" in body:
+            self.filled = body["executedQty"]
         response = requests.Response()
         response.status_code, response._content = status, json.dumps(body).encode()
         response.headers = CaseInsensitiveDict(

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from klineo.runner import execution
 from klineo.store.order_fills import FILLS_KEPT
+from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, USER, _get, _user_trades
@@ -75,3 +76,76 @@ def test_an_estimated_order_with_more_fills_than_its_record_lists_is_booked_exac
     assert len(trades) == 4000 and summary["fills_booked"] == 1 and pnl["estimated_fills"] == 0
     assert Decimal(pnl["fees"]) == fees.quantize(PLACES)
     assert len(record.fills) == FILLS_KEPT and record.fills_summary["count"] == 4000
+
+
+def _entry(runner) -> tuple[str, str]:
+    """A live long-only strategy's entry placed and settled by one tick: (strategy id, client order id)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long")
+    runner.run_tick()
+    return sid, runner.runs(sid)[0].order["client_order_id"]
+
+
+def _trades_read_by_order(runner, monkeypatch) -> list[str]:
+    """The orderId of every userTrades read by order from now on (a watched symbol's read names none)."""
+    history, by_order = runner.sim.state.history, []
+    listed = history.user_trades
+
+    def read(account, params, now_ms):
+        if params.get("orderId") is not None:
+            by_order.append(params["orderId"])
+        return listed(account, params, now_ms)
+
+    monkeypatch.setattr(history, "user_trades", read)
+    return by_order
+
+
+def test_a_live_order_settles_with_the_fills_its_turn_read_and_the_reconciler_reads_it_no_more(
+    runner, reconcile, monkeypatch
+) -> None:
+    """GIVEN a live entry whose turn read its fills WHEN the reconciler runs THEN the order's record already
+    lists Binance's fills and is settled, and nothing of the order is read again (before: the record stayed
+    unsettled and the reconciler read the order and its trades a second time, weight 6)."""
+    sid, cid = _entry(runner)
+    record = get_order_record(USER, cid)
+    orders_read = len(runner.journal("GET", "/fapi/v1/order"))
+    trades_read = _trades_read_by_order(runner, monkeypatch)
+
+    summary = reconcile()
+
+    trades = _user_trades(runner)
+    assert [(f["trade_id"], f["qty"], f["commission"]) for f in record.fills or []] == [
+        (int(t["id"]), t["qty"], t["commission"]) for t in trades]
+    assert record.booked_estimate is None and cid not in [r.client_order_id for r in list_unsettled()]
+    assert len(runner.journal("GET", "/fapi/v1/order")) == orders_read and trades_read == []
+    assert "fills_booked" not in summary
+    assert _get(runner, sid)["pnl"]["estimated_fills"] == 0
+
+
+def test_a_fills_read_listing_less_than_the_order_executed_is_estimated_and_booked_by_the_reconciler(
+    runner, reconcile, monkeypatch
+) -> None:
+    """GIVEN a live entry whose fills Binance does not list yet when its turn reads them WHEN the turn
+    settles THEN the fill is estimated (not booked as exact with no fee) and the record left to the
+    reconciler; WHEN the reconciler runs THEN it books Binance's fills in the estimate's place."""
+    history = runner.sim.state.history
+    listed, reads = history.user_trades, []
+
+    def not_listed_yet(*args):
+        reads.append(args)
+        return [] if len(reads) == 1 else listed(*args)
+
+    monkeypatch.setattr(history, "user_trades", not_listed_yet)
+    sid, cid = _entry(runner)
+
+    assert _get(runner, sid)["pnl"]["estimated_fills"] == 1
+    assert get_order_record(USER, cid).booked_estimate is not None
+    assert cid in [r.client_order_id for r in list_unsettled()]
+
+    summary = reconcile()
+
+    trades = _user_trades(runner)
+    fees = sum((Decimal(t["commission"]) for t in trades), Decimal(0))
+    pnl = _get(runner, sid)["pnl"]
+    assert summary["fills_booked"] == 1 and pnl["estimated_fills"] == 0
+    assert Decimal(pnl["fees"]) == fees.quantize(PLACES)

@@ -27,14 +27,29 @@ def test_the_canned_order_answer_is_filled_with_the_requests_own_quantity_side_a
 
 
 def test_the_canned_fills_belong_to_the_canned_order() -> None:
-    """The fills read after the order answer one USDT-fee fill of the same order id."""
-    # GIVEN the canned order's id
+    """The fills read after the order answer one USDT-fee fill of the same order id for its whole quantity."""
+    # GIVEN the canned order's id and quantity
     _, order = canned_binance("POST", ORDER_URL)
     # WHEN the fills of the order are read
     _, fills = canned_binance("GET", f"https://fapi.example.invalid/fapi/v1/userTrades?symbol=ETHUSDT"
-                                     f"&orderId={order['orderId']}")
-    # THEN there is one, of that order, with its fee in USDT
-    assert [(fill["orderId"], fill["commissionAsset"]) for fill in fills] == [(order["orderId"], "USDT")]
+                                     f"&orderId={order['orderId']}", order["executedQty"])
+    # THEN there is one, of that order, for all of it, with its fee in USDT
+    assert [(fill["orderId"], fill["qty"], fill["commissionAsset"]) for fill in fills] == [
+        (order["orderId"], "0.03", "USDT")]
+
+
+def test_the_stubs_answer_the_fills_read_with_the_last_orders_quantity() -> None:
+    """In the replaying thread the fills read after an order add up to that order's executed quantity (a
+    turn books only fills that do, else estimates: the replay would measure another path)."""
+    # GIVEN the stubs installed in this thread and a session
+    session = requests.Session()
+    with _Stubs().installed():
+        # WHEN an order of 0.03 is sent, then its fills are read
+        order = session.post(ORDER_URL).json()
+        fills = session.get("https://fapi.example.invalid/fapi/v1/userTrades?symbol=ETHUSDT"
+                            f"&orderId={order['orderId']}").json()
+    # THEN they add up to it
+    assert [fill["qty"] for fill in fills] == [order["executedQty"]] == ["0.03"]
 
 
 def test_a_call_the_stubs_cannot_answer_fails_the_measurement() -> None:

@@ -1257,11 +1257,13 @@ class _Turn:
         filled = _signed(pending.side, result.executed_quantity)
         position_to = pending.position_before + filled
         book, fills, price = self.live_book(pending, result, filled) or (None, None, None)
-        # An estimated fill is kept on the record, so the reconciler books Binance's own in its place.
+        # An estimated fill is kept on the record, so the reconciler books Binance's own in its place; the
+        # fills read from Binance are stored with it, settling the record (the reconciler reads it no more).
         estimate = fills.recorded() if fills is not None and fills.estimated else None
+        stored = (fills.stored if fills is not None else None) or {}
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
                                        order_id=result.order_id, result=result.to_record(),
-                                       booked_estimate=estimate)
+                                       booked_estimate=estimate, **stored)
         if book is not None:
             self.event("order_fill", close_time=pending.close_time, second=_is_second(pending),
                        client_order_id=pending.client_order_id, side=pending.side,
@@ -1306,11 +1308,13 @@ class _Turn:
         fills = None
         # Binance's own fills (userTrades, weight 5 a page) only while the minute's weight leaves room for
         # the orders themselves, weighed before each page: a tick of many orders must never starve them of
-        # request weight. A read it stops (None) is estimated, as one that failed.
+        # request weight. A read it stops (None) is estimated, as one that failed or whose trades do not add
+        # up to the order's executed quantity yet.
         if result.order_id is not None:
             try:
                 fills = read_fills((client, creds), self.strategy.symbol, result.order_id,
-                                   reserve=FILLS_READ_RESERVE, priced=result.average_price is None)
+                                   result.executed_quantity, reserve=FILLS_READ_RESERVE,
+                                   priced=result.average_price is None)
             except KlineoError as exc:
                 logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
                     "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})

@@ -1,23 +1,25 @@
 """A strategy's PnL: realised from its fills (fees included) and unrealised at the mark, paper and live.
 
-Paper: the ``simulation.Ledger`` of ``klineo.runner.paper`` (the backtest's ledger: same fees,
-same slippage). Live: what Binance did. When a live order settles, its fills are read back
-(GET /fapi/v1/userTrades by orderId, pages of 1000, weight 5 each, facts §8) and their ``realizedPnl`` and
-``commission`` (USDT) are added to the strategy's ``live_book`` in the same conditional write that
-settles the order, so each order counts once. Only while the minute's request weight leaves room
-(``klineo.runner.execution.FILLS_READ_RESERVE``, weighed before each page: an order of many pages must not
-spend what the strategies' orders need) and the read works: otherwise, also when the weight ran out after
-its first pages (their partial sum is never booked as exact), the fill is
-estimated (its average price, the taker fee, the PnL against the strategy's own entry), counted
-in ``estimated_fills``, and what was counted for it is kept on the order's record
-(``booked_estimate``). An order answered without its average price is priced from the fills read (their
-average, ``Fills.price``), else estimated at its decision candle's close (``klineo.runner.execution``).
-The reconciler reads every strategy order's fills for its order-history record anyway; for such an order
-it then books Binance's own figures in place of the estimate (``book_exact``), in one write with the
-record, once, so an estimated book becomes exact again within a reconciler run. The book's
-``entry_price`` is the average entry of the strategy's own position (``moved_entry``), from which the
-unrealised PnL at the mark follows: ``(mark - entry_price) x position``. A commission paid in another
-asset (BNB) is not converted: it is left out of ``fees`` and counted in ``fees_other_assets``.
+Paper: the ``simulation.Ledger`` of ``klineo.runner.paper`` (the backtest's ledger: same fees, same
+slippage). Live: what Binance did. When a live order settles, its fills are read back (GET
+/fapi/v1/userTrades by orderId, pages of 1000, weight 5 each, facts §8) and their ``realizedPnl`` and
+``commission`` (USDT) are added to the strategy's ``live_book`` in the same conditional write that settles
+the order, so each order counts once; that write also stores them on the order's record (``Fills.stored``:
+its order history complete, the record settled, so the reconciler never reads the order again). Only while
+the minute's request weight leaves room (``klineo.runner.execution.FILLS_READ_RESERVE``, weighed before each
+page: an order of many pages must not spend what the strategies' orders need), the read works and the trades
+listed add up to the order's executed quantity: otherwise, also when the weight ran out after its first
+pages (their partial sum is never booked as exact), the fill is estimated (its average price, the taker fee,
+the PnL against the strategy's own entry), counted in ``estimated_fills``, and what was counted for it is
+kept on the order's record (``booked_estimate``). An order answered without its average price is priced from
+the fills read (their average, ``Fills.price``), else estimated at its decision candle's close
+(``klineo.runner.execution``). The reconciler reads the fills of every strategy order whose record has none
+for its order history; for an estimated one it then books Binance's own figures in place of the estimate
+(``book_exact``), in one write with the record, once, so an estimated book becomes exact again within a
+reconciler run. The book's ``entry_price`` is the average entry of the strategy's own position
+(``moved_entry``), from which the unrealised PnL at the mark follows: ``(mark - entry_price) x position``. A
+commission paid in another asset (BNB) is not converted: it is left out of ``fees`` and counted in
+``fees_other_assets``.
 
 The book also names ``entry_client_order_id``: the strategy's order that opened, grew or flipped the
 position (``is_entry``), kept on a reduction, dropped when flat. It is written here, in the settle's
@@ -34,7 +36,7 @@ from typing import Any, NamedTuple
 from klineo.binance import Credentials
 from klineo.binance.endpoints import futures_order_trades
 from klineo.runner.paper import ledger_of
-from klineo.store.order_fills import FEE_ASSET, FillTotals
+from klineo.store.order_fills import FEE_ASSET, FillTotals, stored_fills
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import fee
 
@@ -70,6 +72,9 @@ class Fills(NamedTuple):
     estimated: bool = False
     # The fills' average price (userTrades read back): the order's when its answer lacked avgPrice.
     price: Decimal | None = None
+    # Binance's fills as the order's record keeps them (``fills``, ``fills_summary``), written by the settle
+    # so that the reconciler has nothing left to read of the order; None for an estimate.
+    stored: Mapping[str, Any] | None = None
 
     def recorded(self) -> dict[str, Decimal]:
         """The estimate as kept on the order's record (``booked_estimate``) until Binance's is booked."""
@@ -99,12 +104,14 @@ class _NoWeightToSpare(Exception):
     """The minute's spare request weight fell under the fills read's reserve before its next page."""
 
 
-def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int, *, reserve: int,
-               priced: bool = False) -> Fills | None:
+def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int, executed: Decimal, *,
+               reserve: int, priced: bool = False) -> Fills | None:
     """Binance's fills of ``order_id`` (userTrades, weight 5 a page of 1000: one for most orders, every page
-    read) with the turn's futures client and keys; with ``priced`` (the order's answer lacked its avgPrice)
-    also their average price (``price``). Each page is sent only while the client's spare weight is at least
-    ``reserve``; None when it is not (before the first page or a later one): the caller estimates."""
+    read) with the turn's futures client and keys, as booked and as stored (``Fills.stored``); with ``priced``
+    (the order's answer lacked its avgPrice) also their average price (``price``). Each page is sent only
+    while the client's spare weight is at least ``reserve``; None when it is not (before the first page or a
+    later one), or when the trades listed do not add up to the ``executed`` quantity (not all listed yet):
+    the caller estimates, and the reconciler books Binance's fills later."""
     client, creds = client_creds
 
     def weighed(send: Any, *args: Any, **kwargs: Any) -> Any:
@@ -116,15 +123,14 @@ def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int
         rows = futures_order_trades(client, creds, symbol, order_id, via=weighed)
     except _NoWeightToSpare:
         return None
-    fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
-                      row.get("commissionAsset", "USDT")) for row in rows)
-    if not priced:
-        return fills
     traded = [(Decimal(str(row.get("price", "0"))), Decimal(str(row.get("qty", "0")))) for row in rows]
-    quantity = sum((qty for _, qty in traded), _ZERO)
-    if quantity <= 0:
+    if sum((qty for _, qty in traded), _ZERO) != executed:
+        return None
+    fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
+                      row.get("commissionAsset", "USDT")) for row in rows)._replace(stored=stored_fills(rows))
+    if not priced or executed <= 0:
         return fills
-    return fills._replace(price=sum((price * qty for price, qty in traded), _ZERO) / quantity)
+    return fills._replace(price=sum((price * qty for price, qty in traded), _ZERO) / executed)
 
 
 def estimated_fills(strategy: Strategy, signed_fill: Decimal, price: Decimal,

@@ -2,14 +2,15 @@
 
 A live order settles in the runner's turn. Its fills (userTrades, weight 5) are read there only while the
 minute's request weight leaves room for the orders themselves; otherwise its fill is counted in the
-strategy's live book by estimate (the taker fee, the PnL from the strategy's own entry price), and what
-was counted is kept on the order's record (``booked_estimate``, ``klineo.runner.pnl``). The reconciler
-reads every strategy order's fills for its order-history record anyway: when it stores them for such an
-order, this books them into the live book in the estimate's place (``klineo.runner.pnl.book_exact``), in
-the one write that stores them (``klineo.store.runs.book_order_fills``), with a ``fills_booked`` event.
-No request to Binance of its own. A strategy's own stop-loss, take-profit or trailing stop is booked the
-same way: its record carries ``NOTHING_COUNTED`` from its claim (no turn places or settles its fill), so
-once it fired its fills are added to the live book; one that never fired books nothing.
+strategy's live book by estimate (the taker fee, the PnL from the strategy's own entry price), and what was
+counted is kept on the order's record (``booked_estimate``, ``klineo.runner.pnl``), which is left unsettled
+(the fills read in a turn are stored by its settle). The reconciler reads such an order's fills for its
+order-history record: when it stores them, this books them into the live book in the estimate's place
+(``klineo.runner.pnl.book_exact``), in the one write that stores them
+(``klineo.store.runs.book_order_fills``), with a ``fills_booked`` event. No request to Binance of its own. A
+strategy's own stop-loss, take-profit or trailing stop is booked the same way: its record carries
+``NOTHING_COUNTED`` from its claim (no turn places or settles its fill), so once it fired its fills are
+added to the live book; one that never fired books nothing.
 
 Once: the record's write requires its estimate still there, and removes it. Never against a book in
 flight: the strategy's write requires no order pending (a turn's settle writes the book it read before

@@ -107,7 +107,7 @@ from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import Connection, connection_credentials, get_connection
-from klineo.store.order_fills import fill_totals, merged_fills
+from klineo.store.order_fills import fill_totals, merged_fills, stored_fill
 from klineo.store.orders import (
     FINAL_STATUSES,
     FOREIGN_ORIGINS,
@@ -175,22 +175,11 @@ def foreign_label(client_order_id: str) -> str:
     return ORIGIN_MANUAL
 
 
-def _fill(row: dict[str, Any]) -> dict[str, Any]:
-    """One userTrades row as a stored fill (decimals kept as Binance's text)."""
-    return {
-        "trade_id": int(row["id"]), "order_id": int(row["orderId"]), "price": str(row["price"]),
-        "qty": str(row["qty"]), "commission": str(row.get("commission", "0")),
-        "commission_asset": str(row.get("commissionAsset", "")),
-        "realized_pnl": str(row.get("realizedPnl", "0")), "side": str(row.get("side", "")),
-        "time": int(row.get("time") or 0),
-    }
-
-
 def _merged(record: OrderRecord | None, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """``fills`` and ``fills_summary`` of ``record`` (None: a new one) with the userTrades ``rows`` in: each
     trade once, a long list shortened to its exact totals (``klineo.store.order_fills``)."""
     kept, summary = (record.fills, record.fills_summary) if record is not None else (None, None)
-    fills, summary = merged_fills(kept, summary, (_fill(row) for row in rows))
+    fills, summary = merged_fills(kept, summary, (stored_fill(row) for row in rows))
     return {"fills": fills, "fills_summary": summary}
 
 

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-__all__ = ["FEE_ASSET", "FILLS_KEPT", "FillTotals", "fill_totals", "merged_fills"]
+__all__ = ["FEE_ASSET", "FILLS_KEPT", "FillTotals", "fill_totals", "merged_fills", "stored_fill",
+           "stored_fills"]
 
 # The most fills one order record lists (under 180 KB of its 400 KB, each field at its longest).
 FILLS_KEPT = 1000
@@ -65,6 +66,23 @@ class FillTotals(NamedTuple):
                    Decimal(str(summary["realized_pnl"])),
                    {a: Decimal(str(amount)) for a, amount in summary["commission"].items()},
                    {a: int(n) for a, n in summary["commission_fills"].items()}, int(summary["last_trade_id"]))
+
+
+def stored_fill(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One userTrades row as a record stores it (decimals kept as Binance's text)."""
+    return {
+        "trade_id": int(row["id"]), "order_id": int(row["orderId"]), "price": str(row["price"]),
+        "qty": str(row["qty"]), "commission": str(row.get("commission", "0")),
+        "commission_asset": str(row.get("commissionAsset", "")),
+        "realized_pnl": str(row.get("realizedPnl", "0")), "side": str(row.get("side", "")),
+        "time": int(row.get("time") or 0),
+    }
+
+
+def stored_fills(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every userTrades row of an order as its record's ``fills`` and ``fills_summary`` (``merged_fills``)."""
+    fills, summary = merged_fills(None, None, (stored_fill(row) for row in rows))
+    return {"fills": fills, "fills_summary": summary}
 
 
 def _totals_of(fills: Iterable[Mapping[str, Any]]) -> FillTotals:
