@@ -12,6 +12,7 @@ import pytest
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store.order_claim import forget_connection
+from klineo.store.order_history import forget_watches
 from moto import mock_aws
 
 from local.aws_emulation import functions_environment, provision, required_settings, serialize_dynamodb
@@ -86,6 +87,7 @@ def aws(aws_credentials: None, resolver: Resolver, monkeypatch: pytest.MonkeyPat
     aws_clients.clear_clients()
     get_settings.cache_clear()
     forget_connection()
+    forget_watches()
     serialize_dynamodb()
     with mock_aws():
         provision(resolver)

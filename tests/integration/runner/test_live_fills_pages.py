@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from klineo.runner import execution
 from klineo.store.order_fills import FILLS_KEPT
-from klineo.store.order_history import list_unsettled
+from klineo.store.order_history import list_recent_records, list_unsettled
 from klineo.store.orders import get_order_record
 
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, USER, _get, _user_trades
@@ -149,3 +149,20 @@ def test_a_fills_read_listing_less_than_the_order_executed_is_estimated_and_book
     pnl = _get(runner, sid)["pnl"]
     assert summary["fills_booked"] == 1 and pnl["estimated_fills"] == 0
     assert Decimal(pnl["fees"]) == fees.quantize(PLACES)
+
+
+def test_a_trade_we_did_not_place_on_a_symbol_a_strategy_trades_is_recorded_by_the_reconciler(
+    runner, reconcile
+) -> None:
+    """GIVEN a live entry settled with the fills its turn read (the reconciler never settles it) and a
+    manual trade on the same symbol at Binance WHEN the reconciler runs THEN it records that trade as the
+    user's own (its symbol is watched: the settle marks it, as the reconciler's settle of an order does)."""
+    _entry(runner)
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="BUY", quantity="0.002")
+
+    summary = reconcile()
+
+    foreign = [r for r in list_recent_records(USER, 0) if r.origin == "manual"]
+    assert summary.get("foreign_manual") == 1
+    assert [(r.symbol, sum(Decimal(f["qty"]) for f in r.fills)) for r in foreign] == [
+        ("BTCUSDT", Decimal("0.002"))]

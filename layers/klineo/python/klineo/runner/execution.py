@@ -1261,6 +1261,11 @@ class _Turn:
         # fills read from Binance are stored with it, settling the record (the reconciler reads it no more).
         estimate = fills.recorded() if fills is not None and fills.estimated else None
         stored = (fills.stored if fills is not None else None) or {}
+        if stored:  # never settled by the reconciler, which watches the symbol of each order it settles
+            # Loaded here: only a turn with its order's fills reaches this line, not a worker's cold start.
+            from klineo.store.order_history import keep_watching
+
+            keep_watching(strategy.user_id, strategy.connection_id, strategy.symbol, int(time.time() * 1000))
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
                                        order_id=result.order_id, result=result.to_record(),
                                        booked_estimate=estimate, **stored)

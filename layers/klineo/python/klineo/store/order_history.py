@@ -25,11 +25,16 @@ Key design (also in ``klineo.store.orders`` and the DataTable comment in templat
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+from cachetools import TTLCache
+
+from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import (
@@ -58,6 +63,8 @@ __all__ = [
     "HistoryFilter",
     "Watch",
     "advance_watermark",
+    "forget_watches",
+    "keep_watching",
     "list_history_items",
     "list_order_page",
     "list_recent_records",
@@ -83,6 +90,11 @@ WATCH_PREFIX = "WATCH#"
 # A watched symbol with no position and no activity for this long is no longer followed
 # (klineo.services.reconcile); the positions view shows the trades we did not place of the same window.
 WATCH_IDLE_MS = 7 * 86_400_000
+# A container writes a symbol's watch for the orders it settles without the reconciler at most once in this
+# long (``keep_watching``): far inside WATCH_IDLE_MS, so such a watch is never let go as idle meanwhile.
+WATCH_REFRESH_S = 86_400
+_watched_lately: TTLCache[tuple[str, str, str], bool] = TTLCache(maxsize=10_000, ttl=WATCH_REFRESH_S)
+_watched_lock = threading.Lock()  # cachetools caches are not thread-safe; a worker's turns run in threads
 _MAX_SK = "9" * 13 + "#~"
 # The ``entity`` of a refused order attempt in the history's partition (klineo.store.order_attempts).
 ATTEMPT_ENTITY = "order_attempt"
@@ -272,6 +284,31 @@ def watch_symbol(user_id: str, connection_id: str, symbol: str, active_ms: int) 
     })
     aws.dynamodb().update_item(TableName=get_settings().data_table,
                                Key=_watch_key(user_id, connection_id, symbol), **update.request())
+
+
+def keep_watching(user_id: str, connection_id: str, symbol: str, active_ms: int) -> None:
+    """``watch_symbol`` for an order of ours settled without the reconciler (a strategy order whose turn
+    stored its fills), which watches the symbol of every order it settles: the trades we did not place
+    there are then followed all the same. At most once per ``WATCH_REFRESH_S`` per container; a failed
+    write is logged, not raised (the order is settled already), and tried again by the next such order."""
+    key = (user_id, connection_id, symbol)
+    with _watched_lock:
+        if key in _watched_lately:
+            return
+    try:
+        watch_symbol(user_id, connection_id, symbol, active_ms)
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("symbol watch not written; the next order settled there writes it",
+                       extra={"symbol": symbol, "error": type(exc).__name__})
+        return
+    with _watched_lock:
+        _watched_lately[key] = True
+
+
+def forget_watches() -> None:
+    """Forget which watches this container wrote lately (``keep_watching``), for tests."""
+    with _watched_lock:
+        _watched_lately.clear()
 
 
 def watch_position(watch: Watch) -> tuple[str, str]:
