@@ -124,3 +124,42 @@ def test_parameters_without_their_type_name_the_type_to_add(sim_env, invoke):
     assert (error["field"], [e["field"] for e in error["errors"]]) == ("type", ["type"]), error
     assert "type" in error["message"] and "parameters" in error["message"], error
     assert not any(value in error["message"] for value in ("3", "21")), error
+
+
+# A value no field takes (below every lower bound, and sent only here: no message may repeat it).
+BAD = "-7"
+TWO_SIZINGS = _sizing(quote_size_usdt="150", size_pct="10")
+
+
+@pytest.mark.parametrize(("function", "changes", "fields"), [
+    ("futures_order", {"price": BAD, "quantity": None}, ["price", "quantity"]),
+    ("futures_order_check", {"price": BAD, "quantity": None}, ["price", "quantity"]),
+    ("futures_order", {"quantity": BAD, "quote_quantity": "150"}, ["quantity", "quote_quantity"]),
+    ("futures_order", {"price": BAD, "stop_loss": {}}, ["price", "stop_loss.price"]),
+    ("futures_order", {"price": BAD, "quantity": None, "stop_loss": {"price": "48000", "percent": BAD}},
+     ["price", "stop_loss.percent", "stop_loss.percent", "quantity"]),
+    ("strategy_create", {"leverage": 0, **TWO_SIZINGS}, ["leverage", "size_pct"]),
+    ("strategy_create", {"leverage": 0, "size": None}, ["leverage", "size"]),
+    ("strategy_backtest", {"leverage": 0, **_sizing(size="0.002", size_pct="10")}, ["leverage", "size_pct"]),
+    ("strategy_update", {"leverage": 0, **TWO_SIZINGS}, ["leverage", "size_pct"]),
+    ("strategy_update", {"leverage": 0, "parameters": {"fast": 3, "slow": 21}}, ["leverage", "type"]),
+    ("strategy_update", {"leverage": 0, **TWO_SIZINGS, "parameters": {"fast": 3}},
+     ["leverage", "size_pct", "type"]),
+])
+def test_field_errors_come_with_the_rules_judged_from_the_fields_sent(sim_env, invoke, function, changes,
+                                                                      fields):
+    """A bad field and a rule broken by which fields are sent come in one 422, field errors first."""
+    error = _refusal(invoke, function, _body_of(function, **changes))
+
+    assert [e["field"] for e in error["errors"]] == fields, error
+    assert error["field"] == fields[0], error
+    assert not any(value in json.dumps(error) for value in (BAD, "150", "48000")), error
+
+
+def test_a_size_rule_is_not_judged_while_close_position_is_invalid(sim_env, invoke):
+    """No size is asked for while closePosition, whose value decides whether one is needed, is invalid."""
+    body = _body_of("futures_order", type="STOP_MARKET", triggerPrice="49000", quantity=None, price=None,
+                    timeInForce=None, closePosition="yes")
+    error = _refusal(invoke, "futures_order", body)
+
+    assert [e["field"] for e in error["errors"]] == ["closePosition"], error

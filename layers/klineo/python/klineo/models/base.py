@@ -12,11 +12,17 @@ a quarter of their import time. A model that names its own class (a validator's 
 quotes it.
 """
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from pydantic import BaseModel as _PydanticModel
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["BaseModel", "field_refusal", "one_of_refusal"]
+__all__ = ["BaseModel", "field_refusal", "one_of_refusal", "rule_of_fields_sent"]
+
+# A check across fields: ``check(model class, {field: value})`` raising a ``field_refusal``.
+FieldsCheck = Callable[[Any, Mapping[str, Any]], None]
 
 
 class BaseModel(_PydanticModel):
@@ -41,3 +47,47 @@ def one_of_refusal(model: type, names: tuple[str, ...], sent: list[str], message
     """``field_refusal`` of an "exactly / at most one of ``names``" rule: it names the last of those ``sent``
     (one too many), or the first of ``names`` when none was sent."""
     return field_refusal(model, sent[-1] if sent else names[0], message)
+
+
+def rule_of_fields_sent(*reads: str) -> Callable[[FieldsCheck], Any]:
+    """A model validator of a check across fields that depends on which fields were sent ("exactly one of"):
+    judged beside the fields' own errors, in the same ValidationError after them, not only once every
+    field is valid (as a ``mode="after"`` validator is), so that one answer lists every problem.
+
+    ``check(cls, sent)`` reads ``sent[name]``, None for a field not sent: the valid model's values, or with
+    field errors the body as sent (a field sent with a bad value is still sent). ``reads`` names the
+    fields whose value, not only presence, it reads: it is not judged while one of them is invalid.
+    """
+    def decorate(check: FieldsCheck) -> Any:
+        def judged(cls: Any, data: Any, handler: Callable[[Any], Any]) -> Any:
+            try:
+                model = handler(data)
+            except ValidationError as invalid:
+                raise _with_refusal(invalid, cls, check, data, reads) from None
+            check(cls, {name: getattr(model, name) for name in cls.model_fields})
+            return model
+
+        return model_validator(mode="wrap")(judged)
+
+    return decorate
+
+
+def _with_refusal(invalid: ValidationError, cls: Any, check: FieldsCheck, data: Any,
+                  reads: tuple[str, ...]) -> ValidationError:
+    """``invalid`` with ``check``'s refusal of the sent ``data`` after its errors, when it can judge it."""
+    errors = invalid.errors()
+    failed = {error["loc"][0] for error in errors if error["loc"]}
+    if not isinstance(data, Mapping) or failed.intersection(reads):
+        return invalid
+    try:
+        check(cls, {name: data.get(info.alias or name) for name, info in cls.model_fields.items()})
+    except ValidationError as refused:
+        errors += refused.errors()
+    else:
+        return invalid
+    # Every error carried over as it was (type, message, place): pydantic_core rebuilds its own error
+    # types only from their context, so each is given as a custom error of the same type and message.
+    return ValidationError.from_exception_data(invalid.title, [
+        InitErrorDetails(type=PydanticCustomError(error["type"], error["msg"], error.get("ctx")),
+                         loc=error["loc"], input=error["input"])
+        for error in errors])

@@ -10,7 +10,7 @@ error naming the field instead of an order silently placed without it.
 """
 
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -20,10 +20,9 @@ from pydantic import (
     StrictBool,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
-from klineo.models.base import BaseModel, one_of_refusal
+from klineo.models.base import BaseModel, one_of_refusal, rule_of_fields_sent
 from klineo.models.fields import PositiveDecimal, positive_decimal_example
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,
@@ -84,13 +83,12 @@ class ProtectiveTarget(BaseModel):
         default=None, lt=100,
         description="Distance from the entry's average fill price, in percent (2.5 = 2.5 %).")
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "ProtectiveTarget":
+    @rule_of_fields_sent()
+    def _exactly_one(cls, fields: Mapping[str, Any]) -> None:
         """Exactly one of price and percent (a refusal names one: ``one_of_refusal``)."""
-        sent = [name for name in _TARGETS if getattr(self, name) is not None]
+        sent = [name for name in _TARGETS if fields[name] is not None]
         if len(sent) != 1:
-            raise one_of_refusal(type(self), _TARGETS, sent, "send exactly one of price and percent")
-        return self
+            raise one_of_refusal(cls, _TARGETS, sent, "send exactly one of price and percent")
 
 
 # Fields added for conditional, protective and quote-size orders: left out of the fingerprint when
@@ -186,16 +184,15 @@ class FuturesOrderRequest(BaseModel):
                              data.get("positionSide"))
         return value
 
-    @model_validator(mode="after")
-    def _one_size(self) -> "FuturesOrderRequest":
+    @rule_of_fields_sent("closePosition")
+    def _one_size(cls, fields: Mapping[str, Any]) -> None:
         """Exactly one of quantity and quote_quantity unless closePosition (``check_order_size``); a refusal
         names one (``one_of_refusal``): quantity when neither is sent, quote_quantity beside a quantity."""
-        sent = [name for name in ORDER_SIZE_FIELDS if getattr(self, name) is not None]
+        sent = [name for name in ORDER_SIZE_FIELDS if fields[name] is not None]
         try:
-            check_order_size(sent, self.closePosition)
+            check_order_size(sent, fields["closePosition"] is True)
         except ValueError as refused:
-            raise one_of_refusal(type(self), ORDER_SIZE_FIELDS, sent, str(refused)) from None
-        return self
+            raise one_of_refusal(cls, ORDER_SIZE_FIELDS, sent, str(refused)) from None
 
     @property
     def conditional(self) -> bool:

@@ -20,6 +20,7 @@ check needs nothing stored.
 
 
 import copy
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -30,11 +31,10 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from klineo.models.base import field_refusal, one_of_refusal
+from klineo.models.base import field_refusal, one_of_refusal, rule_of_fields_sent
 from klineo.models.fields import ApiModel, PositiveDecimal, positive_decimal_example
 from klineo.models.strategies import SIZING_FIELDS, Direction, MarginType, Mode, Status
 from klineo.strategies import INTERVALS_MS, NO_SIDE_LEFT, REGISTRY, leaves_no_side, parse_parameters
@@ -164,14 +164,13 @@ class StrategyDefinition(ApiModel):
 
     _direction_trades = field_validator("direction")(classmethod(_direction_leaves_a_side))
 
-    @model_validator(mode="after")
-    def _one_sizing(self) -> "StrategyDefinition":
+    @rule_of_fields_sent()
+    def _one_sizing(cls, fields: Mapping[str, Any]) -> None:
         """Exactly one of size, quote_size_usdt and size_pct (a refusal names one: ``one_of_refusal``)."""
-        chosen = [name for name in SIZING_FIELDS if getattr(self, name) is not None]
+        chosen = [name for name in SIZING_FIELDS if fields[name] is not None]
         if len(chosen) != 1:
-            raise one_of_refusal(type(self), SIZING_FIELDS, chosen,
+            raise one_of_refusal(cls, SIZING_FIELDS, chosen,
                                  "send exactly one of size, quote_size_usdt or size_pct")
-        return self
 
 
 class StrategyCreateRequest(StrategyDefinition):
@@ -211,14 +210,13 @@ class StrategyUpdateRequest(ApiModel):
 
     _direction_trades = field_validator("direction")(classmethod(_direction_leaves_a_side))
 
-    @model_validator(mode="after")
-    def _at_most_one_sizing(self) -> "StrategyUpdateRequest":
+    @rule_of_fields_sent()
+    def _at_most_one_sizing(cls, fields: Mapping[str, Any]) -> None:
         """At most one sizing (it replaces the stored one); a refusal names the last one sent."""
-        chosen = [name for name in SIZING_FIELDS if getattr(self, name) is not None]
+        chosen = [name for name in SIZING_FIELDS if fields[name] is not None]
         if len(chosen) > 1:
-            raise one_of_refusal(type(self), SIZING_FIELDS, chosen,
+            raise one_of_refusal(cls, SIZING_FIELDS, chosen,
                                  "send at most one of size, quote_size_usdt or size_pct")
-        return self
 
     @field_validator("parameters")
     @classmethod
@@ -229,10 +227,9 @@ class StrategyUpdateRequest(ApiModel):
         (``_type_with_parameters``), or with an invalid one (its own error is reported), left as sent."""
         return _checked_parameters(value, info.data.get("type"))
 
-    @model_validator(mode="after")
-    def _type_with_parameters(self) -> "StrategyUpdateRequest":
+    @rule_of_fields_sent()
+    def _type_with_parameters(cls, fields: Mapping[str, Any]) -> None:
         """Parameters come with the type they are for, so that their check reads nothing stored: refused
         naming type, the field to add (``field_refusal``), the message naming both."""
-        if self.parameters is not None and self.type is None:
-            raise field_refusal(type(self), "type", "send the strategy's type together with its parameters")
-        return self
+        if fields["parameters"] is not None and fields["type"] is None:
+            raise field_refusal(cls, "type", "send the strategy's type together with its parameters")
