@@ -107,7 +107,7 @@ from klineo.services.symbol_settings import futures_client
 from klineo.store import order_history
 from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import Connection, connection_credentials, get_connection
-from klineo.store.order_fills import fill_totals, merged_fills, stored_fill
+from klineo.store.order_fills import fill_totals, stored_fills
 from klineo.store.orders import (
     FINAL_STATUSES,
     FOREIGN_ORIGINS,
@@ -178,9 +178,9 @@ def foreign_label(client_order_id: str) -> str:
 def _merged(record: OrderRecord | None, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """``fills`` and ``fills_summary`` of ``record`` (None: a new one) with the userTrades ``rows`` in: each
     trade once, a long list shortened to its exact totals (``klineo.store.order_fills``)."""
-    kept, summary = (record.fills, record.fills_summary) if record is not None else (None, None)
-    fills, summary = merged_fills(kept, summary, (stored_fill(row) for row in rows))
-    return {"fills": fills, "fills_summary": summary}
+    if record is None:
+        return stored_fills(rows)
+    return stored_fills(rows, record.fills, record.fills_summary)
 
 
 def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:

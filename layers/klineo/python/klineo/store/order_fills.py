@@ -79,9 +79,11 @@ def stored_fill(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def stored_fills(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Every userTrades row of an order as its record's ``fills`` and ``fills_summary`` (``merged_fills``)."""
-    fills, summary = merged_fills(None, None, (stored_fill(row) for row in rows))
+def stored_fills(rows: Iterable[Mapping[str, Any]], fills: list[dict[str, Any]] | None = None,
+                 summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A record's ``fills`` and ``fills_summary`` once the userTrades ``rows`` of its order are in, beside the
+    ``fills`` (and ``summary``) it kept, if any (``merged_fills``)."""
+    fills, summary = merged_fills(fills, summary, (stored_fill(row) for row in rows))
     return {"fills": fills, "fills_summary": summary}
 
 
