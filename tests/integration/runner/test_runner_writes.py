@@ -138,7 +138,8 @@ def test_a_duplicated_hold_turn_answers_not_run(runner, monkeypatch) -> None:
 def test_a_live_order_is_one_claim_transaction_and_one_settle_transaction(runner, writes) -> None:
     """GIVEN a live strategy that trades, on a connection that traded its symbol before WHEN its message is
     worked THEN two TransactWriteItems and no other write: the claim (strategy, no run yet, gates, order
-    record, signal + order_submit) and the settle (run, strategy, order record outcome, order_fill)."""
+    record, signal + order_submit) and the settle (run, strategy, order_fill, the symbol's watch, written
+    once a day per container, and the order record's outcome with its fills)."""
     connection = runner.connection(USER)
     record_symbol_settings(USER, connection, "BTCUSDT", {"leverage_at_most": 10})  # its once-per-symbol check
     sid = runner.strategy(USER, connection)
@@ -149,7 +150,7 @@ def test_a_live_order_is_one_claim_transaction_and_one_settle_transaction(runner
     claim, settle = writes.transactions()
     assert claim == ["Update STRAT", "ConditionCheck RUN", "ConditionCheck CONN", "ConditionCheck FLAGS",
                      "ConditionCheck FLAGS", "Put ORDER", "Put EVT signal", "Put EVT order_submit"]
-    assert settle == ["Put RUN", "Update STRAT", "Put EVT order_fill", "Update ORDER"]
+    assert settle == ["Put RUN", "Update STRAT", "Put EVT order_fill", "Update WATCH", "Update ORDER"]
     assert len(runner.journal("POST", ORDER_PATH)) == 1
     assert runner.runs(sid)[0].status == "ordered"
     assert _events(sid) == Counter({"signal": 1, "order_submit": 1, "order_fill": 1})

@@ -1261,11 +1261,7 @@ class _Turn:
         # fills read from Binance are stored with it, settling the record (the reconciler reads it no more).
         estimate = fills.recorded() if fills is not None and fills.estimated else None
         stored = (fills.stored if fills is not None else None) or {}
-        if stored:  # never settled by the reconciler, which watches the symbol of each order it settles
-            # Loaded here: only a turn with its order's fills reaches this line, not a worker's cold start.
-            from klineo.store.order_history import keep_watching
-
-            keep_watching(strategy.user_id, strategy.connection_id, strategy.symbol, int(time.time() * 1000))
+        watch = self.due_watch() if stored else None
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
                                        order_id=result.order_id, result=result.to_record(),
                                        booked_estimate=estimate, **stored)
@@ -1289,12 +1285,28 @@ class _Turn:
         if not settle_live_order(
             strategy.user_id, strategy.strategy_id, pending, run,
             position_to=position_to, key_failures=0, failed_runs=after_success(strategy.failed_runs),
-            live_book=book, outcome=outcome, events=self.take_events(), attempt=attempt,
+            live_book=book, outcome=outcome, events=self.take_events(), attempt=attempt, watch=watch,
         ):
             return self.result("not_run", "another attempt settled this order")
+        if watch is not None:
+            from klineo.store.order_history import watched  # loaded by due_watch
+
+            watched(strategy.user_id, strategy.connection_id, strategy.symbol)
         self.note_key_outcome(None)
         self.after_live_fill(pending, price, position_to)
         return self.result("ordered", result.status)
+
+    def due_watch(self) -> dict[str, Any] | None:
+        """The symbol's watch (``klineo.store.order_history.watch_update``) for a settle that stores its
+        order's fills, when due: such an order never reaches the reconciler, which watches the symbol of each
+        order it settles, to follow the trades we did not place there. A hedge flip's close hands over
+        without it: its position's entry was settled so, and a symbol with a position open stays watched."""
+        # Loaded here: only a turn that read its order's fills reaches this line, not a worker's cold start.
+        from klineo.store.order_history import watch_due, watch_update
+
+        user, connection, symbol = self.strategy.user_id, self.strategy.connection_id, self.strategy.symbol
+        return watch_update(user, connection, symbol, int(time.time() * 1000)) if watch_due(
+            user, connection, symbol) else None
 
     def live_book(self, pending: PendingOrder, result: OrderResult,
                   filled: Decimal) -> tuple[dict[str, Any], Fills, Decimal] | None:

@@ -31,10 +31,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import TTLCache
 
-from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import (
@@ -64,7 +62,6 @@ __all__ = [
     "Watch",
     "advance_watermark",
     "forget_watches",
-    "keep_watching",
     "list_history_items",
     "list_order_page",
     "list_recent_records",
@@ -77,8 +74,11 @@ __all__ = [
     "save_resume_point",
     "unsettled_position",
     "unwatch_symbol",
+    "watch_due",
     "watch_position",
     "watch_symbol",
+    "watch_update",
+    "watched",
 ]
 
 UNSETTLED_INDEX = "gsi2"
@@ -91,7 +91,7 @@ WATCH_PREFIX = "WATCH#"
 # (klineo.services.reconcile); the positions view shows the trades we did not place of the same window.
 WATCH_IDLE_MS = 7 * 86_400_000
 # A container writes a symbol's watch for the orders it settles without the reconciler at most once in this
-# long (``keep_watching``): far inside WATCH_IDLE_MS, so such a watch is never let go as idle meanwhile.
+# long (``watch_due``): far inside WATCH_IDLE_MS, so such a watch is never let go as idle meanwhile.
 WATCH_REFRESH_S = 86_400
 _watched_lately: TTLCache[tuple[str, str, str], bool] = TTLCache(maxsize=10_000, ttl=WATCH_REFRESH_S)
 _watched_lock = threading.Lock()  # cachetools caches are not thread-safe; a worker's turns run in threads
@@ -278,35 +278,36 @@ def _watch_shard(user_id: str) -> str:
 
 def watch_symbol(user_id: str, connection_id: str, symbol: str, active_ms: int) -> None:
     """Follow this symbol's trades on this connection (again); the watermark, if any, is kept."""
+    aws.dynamodb().update_item(**watch_update(user_id, connection_id, symbol, active_ms))
+
+
+def watch_update(user_id: str, connection_id: str, symbol: str, active_ms: int) -> dict[str, Any]:
+    """The UpdateItem request of ``watch_symbol`` (also a transaction's ``Update``)."""
     update = Update(sets={
         "user_id": user_id, "connection_id": connection_id, "symbol": symbol, "active_ms": active_ms,
         "gsi2pk": _watch_shard(user_id), "gsi2sk": f"{user_id}#{connection_id}#{symbol}",
     })
-    aws.dynamodb().update_item(TableName=get_settings().data_table,
-                               Key=_watch_key(user_id, connection_id, symbol), **update.request())
+    return {"TableName": get_settings().data_table, "Key": _watch_key(user_id, connection_id, symbol),
+            **update.request()}
 
 
-def keep_watching(user_id: str, connection_id: str, symbol: str, active_ms: int) -> None:
-    """``watch_symbol`` for an order of ours settled without the reconciler (a strategy order whose turn
-    stored its fills), which watches the symbol of every order it settles: the trades we did not place
-    there are then followed all the same. At most once per ``WATCH_REFRESH_S`` per container; a failed
-    write is logged, not raised (the order is settled already), and tried again by the next such order."""
-    key = (user_id, connection_id, symbol)
+def watch_due(user_id: str, connection_id: str, symbol: str) -> bool:
+    """Whether an order of ours settled without the reconciler (a strategy order whose turn stored its
+    fills) writes its symbol's watch (``watch_update``) with it: the reconciler, which watches the symbol
+    of every order it settles, never sees that one. Not when this container wrote it in the last
+    ``WATCH_REFRESH_S`` (``watched``)."""
     with _watched_lock:
-        if key in _watched_lately:
-            return
-    try:
-        watch_symbol(user_id, connection_id, symbol, active_ms)
-    except (BotoCoreError, ClientError) as exc:
-        logger.warning("symbol watch not written; the next order settled there writes it",
-                       extra={"symbol": symbol, "error": type(exc).__name__})
-        return
+        return (user_id, connection_id, symbol) not in _watched_lately
+
+
+def watched(user_id: str, connection_id: str, symbol: str) -> None:
+    """The symbol's watch was written with a settled order (``watch_due``)."""
     with _watched_lock:
-        _watched_lately[key] = True
+        _watched_lately[(user_id, connection_id, symbol)] = True
 
 
 def forget_watches() -> None:
-    """Forget which watches this container wrote lately (``keep_watching``), for tests."""
+    """Forget which watches this container wrote lately (``watch_due``), for tests."""
     with _watched_lock:
         _watched_lately.clear()
 

@@ -490,11 +490,13 @@ def settle_live_order(
     outcome: dict[str, Any] | None = None,
     events: Iterable[StrategyEvent] = (),
     attempt: dict[str, Any] | None = None,
+    watch: dict[str, Any] | None = None,
 ) -> Settled:
     """Settle ``pending`` in ONE TransactWriteItems (module doc); falsy when another attempt already did.
 
     ``outcome``: the order history record's Update (``klineo.store.orders.order_outcome_update``);
     ``attempt``: the Put of a hedge flip's entry the gate refused (``klineo.store.order_attempts``);
+    ``watch``: the Update of the symbol's watch (``klineo.store.order_history.watch_update``);
     ``key_failures`` / ``failed_runs``: the strategy's new counts (None: left as they are), computed from
     the counts the turn read (``seen``, by name; absent = 0). ``pause_reason``: the pause those new counts
     reach. ``last_close`` moves to the order's candle (nothing moves it further while an order is pending).
@@ -516,6 +518,8 @@ def settle_live_order(
         named = [("run", _run_put(run, when, only_new=False)), ("strategy", strategy), *_events(kept, when)]
         if attempt is not None:
             named.append(("attempt", attempt))
+        if watch is not None:
+            named.append(("watch", {"Update": watch}))
         record = [("record", {"Update": outcome})] if outcome is not None else []
         failed = transact(named + record)
         if not (pausing and _still_pending(failed.get("strategy"), pending)):
