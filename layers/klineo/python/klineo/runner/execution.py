@@ -1305,8 +1305,9 @@ class _Turn:
         from klineo.store.order_history import watch_due, watch_update
 
         user, connection, symbol = self.strategy.user_id, self.strategy.connection_id, self.strategy.symbol
-        return watch_update(user, connection, symbol, int(time.time() * 1000)) if watch_due(
-            user, connection, symbol) else None
+        if not watch_due(user, connection, symbol):
+            return None
+        return watch_update(user, connection, symbol, int(time.time() * 1000))
 
     def live_book(self, pending: PendingOrder, result: OrderResult,
                   filled: Decimal) -> tuple[dict[str, Any], Fills, Decimal] | None:
