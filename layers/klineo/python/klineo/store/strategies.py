@@ -492,27 +492,22 @@ def pause_strategies(user_id: str, strategy_ids: Sequence[str], reason: str,
 
 
 def resume_strategies_unchanged(user_id: str, strategies: Sequence[Strategy],
-                                events: Sequence[dict[str, Any]] | None = None) -> list[bool]:
-    """Make each active again (its ``status_reason`` cleared) only while it is as given (``update_settings``
-    with ``if_unchanged``; with ``events[i]``, its event's Put, in the same write), answered in the order
-    given as ``pause_strategies`` is: False for one deleted (NOT_FOUND) or changed (CONFLICT) meanwhile,
-    left as it is."""
-    pairs = list(zip(strategies, events if events is not None else [None] * len(strategies), strict=True))
+                                events: Sequence[dict[str, Any]]) -> list[bool]:
+    """Make each active again (its ``status_reason`` cleared) only while it is as given (``update_settings``'s
+    ``if_unchanged`` condition), with ``events[i]``, the Put of its ``resumed`` event, in the same
+    TransactWriteItems; answered in the order given as ``pause_strategies`` is: False for one deleted
+    (NOT_FOUND) or changed (CONFLICT) meanwhile, left as it is."""
+    pairs = list(zip(strategies, events, strict=True))
     return aws.concurrently(lambda pair: _resume_unchanged(user_id, *pair), pairs)
 
 
-def _resume_unchanged(user_id: str, strategy: Strategy, event: dict[str, Any] | None) -> bool:
-    """One resume of ``resume_strategies_unchanged``; False when gone or changed since read: the user's say
-    since then stands. With its ``event``, one TransactWriteItems and no read back: the answer is only
-    whether it resumed."""
-    changes = {"status": ACTIVE, "status_reason": None}
+def _resume_unchanged(user_id: str, strategy: Strategy, event: dict[str, Any]) -> bool:
+    """One resume of ``resume_strategies_unchanged``, no read back (the answer is only whether it resumed);
+    False when gone or changed since read: the user's say since then stands."""
+    update = _settings_update(strategy.strategy_id, strategy, {"status": ACTIVE, "status_reason": None})
     try:
-        if event is None:
-            update_settings(user_id, strategy.strategy_id, strategy, changes=changes, if_unchanged=True)
-        else:
-            _write_with_events(strategy_key(user_id, strategy.strategy_id),
-                               _settings_update(strategy.strategy_id, strategy, changes), [event],
-                               _seen(strategy), paper_reset=False)
+        _write_with_events(strategy_key(user_id, strategy.strategy_id), update, [event], _seen(strategy),
+                           paper_reset=False)
     except KlineoError as exc:
         if exc.category not in (ErrorCategory.NOT_FOUND, ErrorCategory.CONFLICT):
             raise
