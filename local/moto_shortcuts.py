@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["MotoShortcutMismatch", "actions_listed_once", "attribute_values_serialized_directly",
@@ -107,6 +108,19 @@ def failed_condition(item: Any, condition: str | None, names: Any, values: Any,
 # values), each kept for the one evaluation of the same request (``conditions_parsed_once``).
 _CHECKED_CONDITIONS: dict[str, Any] = {}
 _CHECKED_KEPT = 64
+# Lexed conditions and parsed update expressions kept, by distinct text (``_kept``): this backend sends a few
+# dozen templates; a test, or a long-running local stack poked by hand, may send many.
+_TREES_KEPT = 4096
+
+
+def _kept(kept: dict[str, Any], text: str, make: Callable[[], Any]) -> Any:
+    """``kept[text]``, made by ``make()`` when missing (an error it raises keeps nothing); past
+    ``_TREES_KEPT`` texts, those kept are dropped first."""
+    if text not in kept:
+        if len(kept) >= _TREES_KEPT:
+            kept.clear()
+        kept[text] = make()
+    return kept[text]
 
 
 def _condition_key(condition: str | None, names: Any, values: Any) -> str:
@@ -222,8 +236,7 @@ def conditions_lexed_once() -> None:
 
     Its tokens depend on the text alone (names and values are resolved by the later steps, which
     build new nodes and never change these), and lexing was the largest part of evaluating a
-    condition. The tokens of up to ``_TREES_KEPT`` texts are kept (a few dozen here); past that,
-    as when a long-running local stack is sent arbitrary texts, they are dropped and lexed again.
+    condition. The tokens of each text are kept (``_kept``).
     """
     from collections import deque
 
@@ -235,12 +248,7 @@ def conditions_lexed_once() -> None:
     tokens: dict[str, tuple[Any, ...]] = {}
 
     def lexed(self: Any) -> deque[Any]:
-        text = self.condition_expression
-        if text not in tokens:
-            if len(tokens) >= _TREES_KEPT:
-                tokens.clear()
-            tokens[text] = tuple(lex(self))
-        return deque(tokens[text])
+        return deque(_kept(tokens, self.condition_expression, lambda: tuple(lex(self))))
 
     lexed._klineo_once = True  # type: ignore[attr-defined]
     ConditionExpressionParser._lex_condition_expression = lexed  # type: ignore[method-assign]
@@ -320,7 +328,6 @@ def actions_listed_once() -> None:
 
 # What moto's DynamoDB handlers do with an update expression's tree (moto 5.2.5): each ``make`` gives
 # ``update_expression_ast``, and that name is only ever read through ``find_clauses``.
-_TREES_KEPT = 4096  # distinct texts: this backend sends a few dozen templates; a test may send many
 _AST_MADE = re.compile(r"(\w+) = UpdateExpressionParser\.make\(")
 _AST_USED = re.compile(r"\bupdate_expression_ast\b(\.\w+)?")
 
@@ -362,12 +369,7 @@ def update_names_parsed_once() -> None:
 
         @staticmethod
         def make(text: str) -> Any:
-            tree = trees.get(text)
-            if tree is None:
-                if len(trees) >= _TREES_KEPT:
-                    trees.clear()
-                tree = trees[text] = UpdateExpressionParser.make(text)
-            return tree
+            return _kept(trees, text, lambda: UpdateExpressionParser.make(text))
 
     handlers.UpdateExpressionParser = ParsedOnce  # type: ignore[attr-defined,misc]
 
