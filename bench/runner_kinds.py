@@ -67,7 +67,9 @@ A first, unreported live phase (one strategy per (user, symbol) pair the phases 
 container's caches as a warm Lambda container has them, and makes each pair's once-per-symbol leverage
 check as a connection that traded before has made it. Each phase's messages are drained by ONE
 worker, invocation after invocation, so that the process CPU of an invocation is that invocation's
-own. What is counted:
+own. A live phase starts in a minute whose request weight leaves every order its fills read
+(``_wait_for_weight_to_spare``), so that it measures the turn every order makes at a quiet minute,
+on any machine. What is counted:
 
 - DynamoDB: every request of any botocore client, priced by ``bench.dynamo_units`` (sizes from
   the items sent and returned, before/after items read by uncounted GetItems), attributed to
@@ -518,6 +520,8 @@ def _run_phase(
     refs = _phase_strategies(kind, count, env["symbols"], users)
     for user, _ in users:
         set_user_kill_switch(user, kind == "skipped")
+    if kind == "live":
+        _wait_for_weight_to_spare(count, len(env["symbols"]))
     _wait_for_early_minute(env["latest_start_second"])
     stack.sim.clear_journal()
     meter.reset()
@@ -537,6 +541,27 @@ def _run_phase(
     for user, strategy_id in refs:
         pause_strategy(user, strategy_id, "bench phase over")
     return figures
+
+
+def _wait_for_weight_to_spare(orders: int, symbols: int) -> None:
+    """Start a live phase in a minute whose request weight lets every one of its ``orders`` read its fills.
+
+    A live turn reads its order's fills (userTrades, weight 5) only while the minute's spare weight is at
+    least ``FILLS_READ_RESERVE``; the rest are estimated and left to the reconciler. A phase that starts in
+    the minute of heavier work before it (the warm-up, or a live phase just before on a fast machine) read
+    the fills of only its first orders: the median live phase of a run recorded on a faster machine read
+    40 of its 100, and so measured a lighter turn than the one every order makes at a quiet minute. When
+    this container's spare weight cannot cover every fills read and the phase's klines (at most weight 10
+    a symbol) above the reserve, wait for the next minute.
+    """
+    from klineo.binance.client import get_client
+    from klineo.binance.enums import Environment, Market
+    from klineo.binance.ratelimit import endpoint_weight
+    from klineo.runner.execution import FILLS_READ_RESERVE
+
+    needed = FILLS_READ_RESERVE + orders * endpoint_weight("GET", "/fapi/v1/userTrades") + symbols * 10
+    if get_client(Market.FUTURES, Environment.PRODUCTION).spare_weight() < needed:
+        time.sleep(60 - time.time() % 60 + 0.2)
 
 
 def measure_kinds(
@@ -675,6 +700,11 @@ def _kind_table(report: Any, figures: dict[str, KindFigures]) -> None:
         ops = "; ".join(f"{scope}: " + ", ".join(f"{op} {n}" for op, n in counts.items())
                         for scope, counts in f.operations.items() if counts)
         report.line(f"   {f.kind}: requests in the phase by scope: {ops}; outcomes {dict(f.outcomes)}")
+    if "live" in figures:
+        live = figures["live"].binance
+        report.line(f"   live: fills read in the turn for {live['GET /fapi/v1/userTrades']} of its "
+                    f"{live['POST /fapi/v1/order']} orders (a turn reads them while the minute's weight "
+                    "leaves FILLS_READ_RESERVE; the phase starts in a minute that leaves room for all)")
     fakes = {k: sum(f.cpu[k] for f in figures.values()) for k in ("moto", "simulator", "meter", "full_gc")}
     report.line(
         "   CPU taken out as the fakes' (all phases): moto " + f"{fakes['moto']:.2f} s, simulator "
