@@ -350,6 +350,20 @@ def test_open_order_is_written_once_not_on_every_run(sim_env, invoke, futures_co
     assert later.result["source"] == "queried" and later.fills is None
 
 
+def test_an_open_order_a_run_reads_is_counted_as_left_not_settled(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """A run that stores an open order's new state counts it as open_left_for_next_run, not settled."""
+    placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
+    client_order_id = body_of(placed)["client_order_id"]
+
+    summary = reconcile()
+
+    assert get_order_record(USER_A, client_order_id).result["source"] == "queried"
+    assert client_order_id in {record.client_order_id for record in order_history.list_unsettled()}
+    assert (summary.get("settled"), summary.get("open_left_for_next_run")) == (None, 1)
+
+
 def test_sibling_of_a_stop_fired_before_a_run_stopped_by_its_budget_is_cancelled_by_the_next(
     sim_env, invoke, futures_connection, reconcile
 ):

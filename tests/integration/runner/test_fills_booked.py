@@ -173,12 +173,9 @@ def test_a_strategys_stop_that_never_fired_books_nothing(runner, reconcile) -> N
                                                                     fees.quantize(PLACES))
 
 
-def test_an_estimate_is_not_booked_while_the_strategy_has_an_order_pending(
-    runner, reconcile, no_fills_read
-) -> None:
-    """GIVEN an estimated entry WHEN the reconciler runs while the strategy has an order pending (a turn
-    between its claim and its settle, which writes the book it read) THEN nothing is booked and the record
-    stays unsettled with its estimate; once the order settled, the next run books it."""
+def _estimated_entry_with_an_order_pending(runner) -> tuple[str, str]:
+    """A live entry settled with its fills estimated, its strategy now holding another order pending (as
+    between a turn's claim and its settle): (strategy id, the entry's clientOrderId)."""
     sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
     runner.run_tick()
     cid = runner.runs(sid)[0].order["client_order_id"]
@@ -186,6 +183,16 @@ def test_an_estimate_is_not_booked_while_the_strategy_has_an_order_pending(
     _set_pending(sid, PendingOrder(close_time=1, client_order_id="pending-elsewhere", side="SELL",
                                    quantity=held, reduce_only=True, position_before=held,
                                    claimed_at_ms=1, lease_until_ms=1))
+    return sid, cid
+
+
+def test_an_estimate_is_not_booked_while_the_strategy_has_an_order_pending(
+    runner, reconcile, no_fills_read
+) -> None:
+    """GIVEN an estimated entry WHEN the reconciler runs while the strategy has an order pending (a turn
+    between its claim and its settle, which writes the book it read) THEN nothing is booked and the record
+    stays unsettled with its estimate; once the order settled, the next run books it."""
+    sid, cid = _estimated_entry_with_an_order_pending(runner)
 
     summary = reconcile()
 
@@ -196,6 +203,22 @@ def test_an_estimate_is_not_booked_while_the_strategy_has_an_order_pending(
     _set_pending(sid, None)
     assert reconcile()["fills_booked"] == 1
     assert _get(runner, sid)["pnl"]["estimated_fills"] == 0 and cid not in _unsettled()
+
+
+def test_a_final_order_left_in_the_index_is_counted_as_left_not_settled(
+    runner, reconcile, no_fills_read
+) -> None:
+    """A run counts a final order it leaves in the unsettled index as final_left_for_next_run, not settled."""
+    sid, cid = _estimated_entry_with_an_order_pending(runner)
+
+    summary = reconcile()
+
+    assert cid in _unsettled()
+    assert (summary.get("settled"), summary.get("final_left_for_next_run")) == (None, 1)
+    _set_pending(sid, None)
+    settling = reconcile()
+    assert cid not in _unsettled()
+    assert (settling.get("settled"), settling.get("final_left_for_next_run")) == (1, None)
 
 
 def test_an_estimate_is_not_booked_over_a_strategy_changed_since_it_was_read(

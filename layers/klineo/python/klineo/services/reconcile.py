@@ -124,6 +124,7 @@ from klineo.store.orders import (
     fired_entry,
     get_order_record,
     get_order_records,
+    is_settled,
     iso_ms,
     mark_unmanaged,
     put_new_record,
@@ -187,6 +188,16 @@ def _unchanged(record: OrderRecord, changes: dict[str, Any]) -> bool:
     """True when Binance told us nothing new (an order still open): no write is needed."""
     return changes.get("fills") is None and all(
         value == getattr(record, name) for name, value in changes.items() if value is not None)
+
+
+def _settle_count(status: str, fills: list[dict[str, Any]] | None) -> str:
+    """The run's count a record whose read was stored goes under: ``settled`` only when that write took it out
+    of the unsettled index (``is_settled``); else ``open_left_for_next_run`` (Binance still holds it open) or
+    ``final_left_for_next_run`` (final, kept until its protection is placed or re-fitted, or its fills are
+    booked)."""
+    if is_settled(status, fills):
+        return "settled"
+    return "final_left_for_next_run" if status in FINAL_STATUSES else "open_left_for_next_run"
 
 
 def _armed(record: OrderRecord) -> bool:
@@ -363,7 +374,10 @@ class Reconciler:
     # ------------------------------------------------------------------ whole runs
     def run(self) -> dict[str, Any]:
         """Settle every unsettled record, clean up protective orders, follow watched symbols; each step from
-        where the last run its budget stopped left off, round to its beginning."""
+        where the last run its budget stopped left off, round to its beginning. The summary (logged and
+        returned) counts what the run did by name: ``settled`` only for a record it took out of the unsettled
+        index; one whose read it stored but left there is ``open_left_for_next_run`` or
+        ``final_left_for_next_run`` (``_settle_count``)."""
         resume = order_history.resume_points()
         records = _resumed(resume, "settle", list(order_history.list_unsettled()))
         self.settle(records, keep=self.weight_left // 2)
@@ -453,7 +467,7 @@ class Reconciler:
         if protected is None:  # the connection is being deleted: let go, as its wind-down does
             return self._let_go(now)
         order_history.watch_symbol(record.user_id, record.connection_id, record.symbol, self.now_ms)
-        self.counts["settled"] += 1
+        self.counts[_settle_count(now.status, changes.get("fills"))] += 1
         return now
 
     def _booked(self, order: OrderRecord, changes: dict[str, Any]) -> bool | None:
