@@ -394,8 +394,8 @@ class FuturesExchange:
 
     def set_market_depth(self, symbol: str, quantity: Decimal | None) -> None:
         """Thin liquidity on ``symbol``: each later MARKET order fills at most ``quantity`` and the rest
-        expires (status EXPIRED, executedQty < origQty, as Binance's MARKET order that only partly fills);
-        None: full fills again. ``reset`` clears it."""
+        expires (status EXPIRED, executedQty < origQty, as Binance's MARKET order that only partly fills; 0:
+        nothing executed); None: full fills again. ``reset`` clears it."""
         with self._lock:
             if quantity is None:
                 self.market_depth.pop(get_symbol(symbol).symbol, None)

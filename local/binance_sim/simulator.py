@@ -167,7 +167,8 @@ class Simulator:
 
     def set_market_depth(self, symbol: str, quantity: str | None) -> None:
         """Thin liquidity: each later futures MARKET order on ``symbol`` fills at most ``quantity``, the rest
-        expires (EXPIRED, executedQty < origQty); None: full fills again. ``reset`` clears it."""
+        expires (EXPIRED, executedQty < origQty; "0": nothing executed); None: full fills again. ``reset``
+        clears it."""
         self.state.futures.set_market_depth(symbol, None if quantity is None else Decimal(quantity))
 
     def futures_settings(self, account_id: str, symbol: str) -> dict:

@@ -454,6 +454,23 @@ def test_thin_liquidity_fills_a_market_order_in_part_and_expires_the_rest(binanc
     assert (again["status"], again["executedQty"]) == ("FILLED", "0.01")
 
 
+def test_no_market_depth_expires_a_market_order_with_nothing_executed(binance_sim, full):
+    """set_market_depth "0": a MARKET order ends EXPIRED with executedQty 0, no trade, position unmoved."""
+    binance_sim.set_market_depth("BTCUSDT", "0")
+    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01",
+             "newClientOrderId": "thin-none", "newOrderRespType": "RESULT"}
+
+    body = full.signed("POST", "/fapi/v1/order", order).json()
+
+    assert (body["status"], body["origQty"], body["executedQty"]) == ("EXPIRED", "0.01", "0")
+    queried = full.signed("GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": body["orderId"]}).json()
+    assert (queried["status"], queried["executedQty"]) == ("EXPIRED", "0")
+    trades = full.signed("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT", "orderId": body["orderId"]})
+    assert trades.json() == []
+    position = full.signed("GET", "/fapi/v3/positionRisk", {"symbol": "BTCUSDT"}).json()
+    assert all(Decimal(row["positionAmt"]) == 0 for row in position)
+
+
 def test_a_hedge_close_below_the_minimum_notional_is_exempt_as_a_reduce_only_order(binance_sim):
     """Hedge mode: with the mark fallen so that 0.002 BTC is worth 40 USDT (minimum 100), a BUY LONG of 0.002
     is -4164, and a SELL LONG closing the LONG of 0.002 is taken: Binance books a hedge close reduce-only,
