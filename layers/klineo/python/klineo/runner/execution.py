@@ -211,6 +211,7 @@ from klineo.store.order_claim import (
     gate_condition_checks,
     remember_connection,
 )
+from klineo.store.order_fills import stored_fills
 from klineo.store.orders import (
     STATUS_REJECTED,
     OrderRecord,
@@ -1258,9 +1259,10 @@ class _Turn:
         position_to = pending.position_before + filled
         book, fills, price = self.live_book(pending, result, filled) or (None, None, None)
         # An estimated fill is kept on the record, so the reconciler books Binance's own in its place; the
-        # fills read from Binance are stored with it, settling the record (the reconciler reads it no more).
+        # fills read from Binance (none when nothing executed) are stored with it, settling the record (the
+        # reconciler reads it no more).
         estimate = fills.recorded() if fills is not None and fills.estimated else None
-        stored = (fills.stored if fills is not None else None) or {}
+        stored = _fills_stored(result, fills)
         watch = self.due_watch() if stored else None
         outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=result.status,
                                        order_id=result.order_id, result=result.to_record(),
@@ -1689,6 +1691,18 @@ def gate_message(exc: KlineoError) -> str:
         # send: the trader needs to hear that, not which order field Binance would refuse.
         return STRATEGY_MODE_CHANGED
     return exc.message
+
+
+def _fills_stored(result: OrderResult, fills: Fills | None) -> Mapping[str, Any]:
+    """The ``fills`` (and ``fills_summary``) a settle stores on the record of its final order ``result``,
+    which settles it: Binance's as read, or none for an order that executed nothing (``stored_fills`` of no
+    trades, as the reconciler stores such an order once it reads it); nothing for an estimate or a fill
+    not read (the reconciler reads those)."""
+    if fills is not None:
+        return fills.stored or {}
+    if result.executed_quantity or result.order_id is None:
+        return {}
+    return stored_fills(())
 
 
 def _hedge_side(pending: PendingOrder) -> str | None:
