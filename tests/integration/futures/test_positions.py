@@ -530,9 +530,8 @@ def test_hedge_close_below_the_minimum_notional_closes_the_position(sim_env, inv
     assert _sim_rows(sim_env, "futures-hedge") == []
 
 
-def test_hedge_close_with_both_sides_open_needs_position_side(sim_env, invoke, create_connection):
-    """GIVEN a hedge account holding a LONG and a SHORT WHEN closed without position_side THEN 400 naming it;
-    WHEN closed with position_side=SHORT THEN only the SHORT is closed (BUY, positionSide SHORT)."""
+def _hedge_long_and_short(invoke: Any, create_connection: Any) -> Any:
+    """A hedge-mode connection, futures enabled, holding a LONG and a SHORT of 0.002 BTCUSDT."""
     connection = create_connection(USER_A, "futures-hedge")
     event = connection_event("futures_enable", connection.id, USER_A, "/futures/enable")
     assert invoke("futures_enable", event)["statusCode"] == 200
@@ -541,6 +540,13 @@ def test_hedge_close_with_both_sides_open_needs_position_side(sim_env, invoke, c
         body = order_body(connection.id, side=side, type="MARKET", price=None, timeInForce=None,
                           quantity="0.002", positionSide=position_side)
         assert invoke("futures_order", order_event(body, key=new_key()))["statusCode"] == 200
+    return connection
+
+
+def test_hedge_close_with_both_sides_open_needs_position_side(sim_env, invoke, create_connection):
+    """GIVEN a hedge account holding a LONG and a SHORT WHEN closed without position_side THEN 400 naming it;
+    WHEN closed with position_side=SHORT THEN only the SHORT is closed (BUY, positionSide SHORT)."""
+    connection = _hedge_long_and_short(invoke, create_connection)
 
     ambiguous = invoke("futures_position_close", _close_event(connection.id, new_key()))
     chosen_event = _close_event(connection.id, new_key())
@@ -570,3 +576,26 @@ def test_one_way_close_with_position_side_is_400_naming_it_and_sends_nothing(
     assert response["statusCode"] == 400, response["body"]
     assert body_of(response)["error"]["field"] == "position_side"
     assert _order_posts(sim_env) == [] and len(_sim_rows(sim_env, futures_connection.account.id)) == 1
+
+
+def test_close_key_reused_for_the_other_hedge_side_is_409_and_sends_nothing(sim_env, invoke,
+                                                                            create_connection):
+    """GIVEN a hedge LONG closed with a key WHEN it closes position_side=SHORT THEN 409, nothing sent."""
+    connection = _hedge_long_and_short(invoke, create_connection)
+    key = new_key()
+
+    def close(position_side: str) -> dict[str, Any]:
+        close_event = _close_event(connection.id, key)
+        close_event["rawQueryString"] = f"position_side={position_side}"
+        close_event["queryStringParameters"] = {"position_side": position_side}
+        return invoke("futures_position_close", close_event)
+
+    assert close("LONG")["statusCode"] == 200
+    sim_env.clear_journal()
+    reused = close("SHORT")
+
+    assert reused["statusCode"] == 409, reused["body"]
+    assert body_of(reused)["error"]["field"] == "Idempotency-Key"
+    assert _order_posts(sim_env) == []
+    (left,) = _sim_rows(sim_env, "futures-hedge")
+    assert left["positionSide"] == "SHORT"

@@ -9,8 +9,8 @@ does not read the position again (it may be 0 by then): the order the key placed
 record and repeated with the same body, so the idempotency layer answers with the first outcome, and
 with the ``position_left`` the first close answered (kept on that record, which the retry reads anyway).
 The close's record carries ``role`` = ``position_close``: a key that placed another order (even a
-reduce-only MARKET on the same symbol) is a 409, never taken for a close (nor followed by the
-cancelling of the position's stops).
+reduce-only MARKET on the same symbol), or that closed another side than the ``position_side`` a retry
+names, is a 409, never taken for this close (nor followed by the cancelling of the position's stops).
 The quantity is the position's size rounded DOWN to the symbol's MARKET_LOT_SIZE grid (Binance checks a
 MARKET order against MARKET_LOT_SIZE, whose step may be coarser than the LOT_SIZE step the position was
 built on by LIMIT orders), and capped at MARKET_LOT_SIZE's maxQty (Binance refuses a MARKET order above
@@ -139,10 +139,13 @@ def _same_close(order: FuturesOrderRequest, connection_id: str, symbol: str) -> 
     return closes and same_place and order.type == "MARKET"
 
 
-def _recorded_close(record: OrderRecord, connection_id: str, symbol: str) -> FuturesOrderRequest:
-    """The close this key placed, to repeat; 409 when the key placed anything else."""
+def _recorded_close(record: OrderRecord, connection_id: str, symbol: str,
+                    position_side: str | None) -> FuturesOrderRequest:
+    """The close this key placed, to repeat; 409 when the key placed anything else, or a close of another
+    side than ``position_side`` asks (none asked: the key's own close, whichever side it picked)."""
     order = FuturesOrderRequest.model_validate(record.request) if record.role == CLOSE_ROLE else None
-    if order is None or not _same_close(order, connection_id, symbol):
+    other_side = order is not None and position_side not in (None, order.positionSide)
+    if order is None or other_side or not _same_close(order, connection_id, symbol):
         raise KlineoError(
             ErrorCategory.CONFLICT,
             f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
@@ -171,7 +174,7 @@ def close_position(
     check_symbol(symbol)
     record = get_order_record(user_id, idempotent_client_order_id(user_id, idempotency_key))
     if record is not None:  # a retry: what is left is the first close's, from its record
-        order, left = _recorded_close(record, connection_id, symbol), record.position_left
+        order, left = _recorded_close(record, connection_id, symbol, position_side), record.position_left
     else:
         # The position read is under the route's deadline too (the order then takes a fresh one).
         with call_deadline(Deadline.of_invocation(lambda_context).at):
