@@ -6,10 +6,13 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from klineo.binance import endpoints
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.services import open_orders
 from klineo.store.orders import get_order_record
 
 from tests.integration.api.conftest import USER_A, USER_B, connection_event
-from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, status_event
 
 SUFFIX = "/futures/open-orders"
 
@@ -105,3 +108,37 @@ def test_open_orders_of_another_users_connection_are_not_found(sim_env, invoke, 
                       _event("futures_open_orders", futures_connection.id, None, user=USER_B))
 
     assert response["statusCode"] == 404 and len(sim_env.journal) == before
+
+
+def test_cancel_all_never_records_a_guess_for_an_order_that_filled_meanwhile(sim_env, invoke,
+                                                                            futures_connection, monkeypatch):
+    """GIVEN a LIMIT entry with a stop-loss that fills between cancel-all's listing and its DELETE, and its
+    read-back failing WHEN cancel-all runs THEN its record is not settled CANCELED: the status read finds
+    FILLED and places the stop-loss."""
+    entry = _place(invoke, order_body(futures_connection.id, stop_loss={"percent": "5"}))
+    cancel_all, read_back = endpoints.futures_cancel_all_orders, open_orders.query_futures_order
+
+    def filled_first(*args: Any) -> Any:
+        sim_env.set_mark_price("BTCUSDT", 19990)  # crosses the BUY at 20000: it fills before the cancel
+        return cancel_all(*args)
+
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(open_orders, "query_futures_order", read_back)  # this read only
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance is unavailable")
+
+    monkeypatch.setattr(endpoints, "futures_cancel_all_orders", filled_first)
+    monkeypatch.setattr(open_orders, "query_futures_order", unreadable)
+    try:
+        response = invoke("futures_open_orders_cancel",
+                          _event("futures_open_orders_cancel", futures_connection.id, "BTCUSDT"))
+        assert response["statusCode"] == 200, response["body"]
+        assert get_order_record(USER_A, entry["client_order_id"]).status != "CANCELED"
+
+        status = invoke("futures_order_status", status_event(entry["client_order_id"]))
+    finally:
+        sim_env.set_mark_price("BTCUSDT", None)
+
+    assert status["statusCode"] == 200, status["body"]
+    assert body_of(status)["status"] == "FILLED"
+    (stop_loss,) = body_of(status)["protective_orders"]
+    assert stop_loss["status"] == "NEW"

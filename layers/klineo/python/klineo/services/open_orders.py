@@ -11,7 +11,9 @@ Cancel-all (``symbol`` required) lists the symbol's open orders, then sends
 ``DELETE /fapi/v1/allOpenOrders`` and ``DELETE /fapi/v1/algoOpenOrders`` (Binance's regular
 cancel-all does not touch algo orders: facts §7). Our own orders are read back one by one (weight 1
 each) so their records get Binance's final state (an order that filled in between stays FILLED);
-the others are answered CANCELED, as Binance's cancel-all confirmation says. A cancel passes no risk
+the others are answered CANCELED, as Binance's cancel-all confirmation says, and so is one of ours that
+cannot be read back, whose record is left as it was (it may have filled in between: only Binance's own
+state is recorded, by the reconciler or the next status read). A cancel passes no risk
 gate: it never adds exposure.
 """
 
@@ -87,16 +89,14 @@ def list_open_orders(user_id: str, connection_id: str, symbol: str | None = None
     return OpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol, orders=orders)
 
 
-def _final(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult:
-    """Binance's state of one of our orders after the cancel-all (the listed one if it cannot be read)."""
+def _read_back(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult | None:
+    """Binance's state of one of our orders after the cancel-all; None when it cannot be read."""
     try:
         if result.kind == KIND_ALGO:
-            found = query_algo_order(client, creds, result.client_order_id)
-        else:
-            found = query_futures_order(client, creds, result.symbol, result.client_order_id)
+            return query_algo_order(client, creds, result.client_order_id)
+        return query_futures_order(client, creds, result.symbol, result.client_order_id)
     except KlineoError:
-        found = None
-    return found or dataclasses.replace(result, status="CANCELED")
+        return None
 
 
 def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> CancelOpenOrdersResponse:
@@ -116,9 +116,13 @@ def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> 
         if record is None:
             cancelled.append(_open_order(dataclasses.replace(result, status="CANCELED"), None))
             continue
-        final = _final(client, creds, result)
-        record_order_outcome_quietly(user_id, final.client_order_id, status=final.status,
-                                     order_id=final.order_id, result=final.to_record())
+        final = _read_back(client, creds, result)
+        if final is None:
+            # Unread, it may have filled before the cancel: the record stays unsettled for the reconciler.
+            final = dataclasses.replace(result, status="CANCELED")
+        else:
+            record_order_outcome_quietly(user_id, final.client_order_id, status=final.status,
+                                         order_id=final.order_id, result=final.to_record())
         cancelled.append(_open_order(final, record))
     return CancelOpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol,
                                     cancelled=cancelled)
