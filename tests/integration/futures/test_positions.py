@@ -599,3 +599,20 @@ def test_close_key_reused_for_the_other_hedge_side_is_409_and_sends_nothing(sim_
     assert _order_posts(sim_env) == []
     (left,) = _sim_rows(sim_env, "futures-hedge")
     assert left["positionSide"] == "SHORT"
+
+
+def test_close_that_filled_only_in_part_answers_what_it_left_open(sim_env, invoke, futures_connection):
+    """GIVEN a 0.002 LONG and a market 0.001 deep WHEN closed THEN EXPIRED with position_left 0.001, twice."""
+    _open_long(invoke, futures_connection.id)
+    key = new_key()
+    sim_env.set_market_depth("BTCUSDT", "0.001")
+    try:
+        first = invoke("futures_position_close", _close_event(futures_connection.id, key))
+    finally:
+        sim_env.set_market_depth("BTCUSDT", None)
+    again = invoke("futures_position_close", _close_event(futures_connection.id, key))
+
+    assert first["statusCode"] == again["statusCode"] == 200, first["body"]
+    assert (body_of(first)["status"], body_of(first)["executed_quantity"]) == ("EXPIRED", "0.001")
+    assert body_of(first)["position_left"] == body_of(again)["position_left"] == "0.001"
+    assert [row["positionAmt"] for row in _sim_rows(sim_env, futures_connection.account.id)] == ["0.001"]

@@ -30,7 +30,8 @@ take-profit and any other reduce-only or closePosition ones) are cancelled
 stop-loss / take-profit sized for more than is left (Binance may refuse it when it fires:
 docs/binance-facts.md §4) is re-placed for what is left by the order path itself, before this module
 looks (``klineo.services.protective_resize``), as after a close that EXPIRED having filled only in part.
-A close that filled nothing leaves them armed, since the position they guard is still there.
+A close that filled nothing leaves them armed, since the position they guard is still there; one that
+ended EXPIRED (thin liquidity) answers what it did not execute in ``position_left`` too.
 A FILLED close that leaves less than one MARKET step is not followed by the order path's re-fitting
 (``protective_resize.refit_after``): this module cancels those orders anyway, and re-fitting first read
 the same open algo orders, and the position, for nothing.
@@ -186,9 +187,16 @@ def close_position(
         _cancel_guards(user_id, connection_id, symbol, order.positionSide, left)
     # A first close answered from a record it did not write (another request of the key claimed it
     # meanwhile) leaves out what this one read: that record's own may differ.
-    if left and (record is not None or closed.source != "existing"):
-        closed = closed.model_copy(update={"position_left": left})
+    if record is not None or closed.source != "existing":
+        closed = closed.model_copy(update={"position_left": _left_open(closed, left)})
     return closed
+
+
+def _left_open(closed: FuturesOrderResponse, left: str | None) -> str | None:
+    """What the close leaves of the position: the part its order did not include (``left``), and the part
+    of its order that did not execute (a MARKET order that ended EXPIRED on thin liquidity); None: nothing."""
+    rest = Decimal(left or 0) + Decimal(closed.quantity) - Decimal(closed.executed_quantity)
+    return plain_text(rest) if rest > 0 else None
 
 
 def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str,
