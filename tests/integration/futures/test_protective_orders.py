@@ -131,6 +131,21 @@ def test_trailing_stop_takes_callback_rate_and_activation_price(sim_env, invoke,
     assert held.callback_rate == Decimal("1.5") and held.activate_price is not None
 
 
+def test_trailing_stop_activation_below_the_price_filter_is_refused_naming_it(sim_env, invoke,
+                                                                             futures_connection):
+    """GIVEN a trailing stop whose activationPrice is below BTCUSDT's minPrice WHEN sent THEN 400 naming
+    activationPrice (not an order value under the minimum naming quantity), nothing sent."""
+    body = order_body(futures_connection.id, type="TRAILING_STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.010", callbackRate="1", activationPrice="100.5")
+
+    response = invoke("futures_order", order_event(body, key=new_key()))
+
+    assert response["statusCode"] == 400, response["body"]
+    error = body_of(response)["error"]
+    assert error["field"] == "activationPrice" and "100.5" not in error["message"]
+    assert not [r for r in sim_env.journal if r.method == "POST"]
+
+
 def test_conditional_order_without_trigger_is_refused_naming_the_field(sim_env, invoke, futures_connection):
     """GIVEN a STOP_MARKET without triggerPrice WHEN sent THEN 422 naming triggerPrice, nothing sent."""
     body = order_body(futures_connection.id, type="STOP_MARKET", price=None, timeInForce=None,

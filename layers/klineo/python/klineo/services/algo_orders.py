@@ -155,6 +155,7 @@ def prepare_algo_order(rules: SymbolRules, order: Any, mark_price: Callable[[], 
         quantity = rules.prepare_quantity(order.quantity, market_type, exact=True)
     trigger = _typed_price(rules, order, "triggerPrice")
     price = _typed_price(rules, order, "price")
+    activation = _typed_price(rules, order, "activationPrice")
     if price is not None and trigger is not None:  # STOP / TAKE_PROFIT: the limit within the trigger's band
         rules.check_price_band(order.side, price, trigger, against="trigger price", both_bounds=True,
                                typed=True)
@@ -162,12 +163,12 @@ def prepare_algo_order(rules: SymbolRules, order: Any, mark_price: Callable[[], 
     if quantity is not None and rules.min_notional_applies(market_type, order.reduceOnly, **closes):
         # Valued where it will execute: its limit price, else its trigger (trailing: its activation, or
         # the mark when it has none).
-        reference = price or trigger or order.activationPrice or mark_price()
+        reference = price or trigger or activation or mark_price()
         rules.check_notional(quantity, price, reference, market_type, order.reduceOnly, **closes)
     return AlgoOrder(
         symbol=order.symbol, side=order.side, type=order.type, quantity=quantity, trigger_price=trigger,
         price=price, callback_rate=order.callbackRate,
-        activation_price=_typed_price(rules, order, "activationPrice"),
+        activation_price=activation,
         time_in_force=order.timeInForce, reduce_only=order.reduceOnly, close_position=order.closePosition,
         position_side=order.positionSide, working_type=order.workingType, price_protect=order.priceProtect,
     )
