@@ -197,6 +197,7 @@ from klineo.services.risk import (
 )
 from klineo.services.symbol_settings import SETTING_FIELDS, prepare_symbol
 from klineo.store.connections import (
+    Connection,
     TradingContext,
     connection_credentials,
     connection_from_item,
@@ -780,11 +781,29 @@ class _Turn:
         self.event("position_closed", cause=cause, position_before=belief, position_after=left,
                    exchange_position=exchange)
         block = ("long" if belief > 0 else "short") if left == 0 else None
+        sets = _legacy_paper_moved(strategy) if left == 0 else None
+        kept = self.stops_of_closed_position(trading) if left == 0 else None
+        if kept is not None:
+            sets = {**(sets or {}), "protective": kept}
         correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
-                         reentry_block=block, events=self.take_events(),
-                         sets=_legacy_paper_moved(strategy) if left == 0 else None)
+                         reentry_block=block, events=self.take_events(), sets=sets,
+                         forget_protective=kept is None)
         self.reload()
         return True
+
+    def stops_of_closed_position(self, trading: TradingContext) -> dict[str, Any] | None:
+        """Cancel the stops still open of a position closed elsewhere (one of them fired, or a close by hand):
+        left armed, a sibling would close the strategy's next position at this one's level. None when all are
+        gone (the record is forgotten); else the record keeping those whose cancel failed (``superseded``),
+        cancelled by the next order (``disarm_previous``)."""
+        record = self.strategy.protective or {}
+        if record.get("parent_client_order_id") is None:
+            return None
+        left = _cancel_recorded_stops(trading.connection, record)
+        if not left:
+            return None
+        return {"mode": "live", "parent_client_order_id": record["parent_client_order_id"], "armed": False,
+                "superseded": left}
 
     def decide_and_trade(self, trading: TradingContext) -> StrategyResult:
         strategy = self.strategy
@@ -1365,13 +1384,7 @@ class _Turn:
         parent = armed.get("parent_client_order_id")
         if parent is None or self.trading is None or not (position_to == 0 or is_entry(before, position_to)):
             return []
-        # Loaded here: only a strategy with stops armed reaches this line (see arm_entry_orders).
-        from klineo.services.protective_siblings import recorded_protective_ids
-        from klineo.services.strategy_protection import protective_orders_left
-
-        # Every role of every generation the position had (a re-priced one's earlier orders too), and what
-        # an earlier turn could not cancel.
-        return protective_orders_left(self.trading.connection, recorded_protective_ids(armed))
+        return _cancel_recorded_stops(self.trading.connection, armed)
 
     def after_live_fill(self, pending: PendingOrder, price: Decimal | None, position_to: Decimal) -> None:
         """Protective orders for an entry (the ones wanted at claim time); re-placed for what a reduction
@@ -1725,6 +1738,17 @@ def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:
         return None
     return OrderPlan(target=Decimal(0), side="SELL" if position > 0 else "BUY", quantity=abs(position),
                      reduce_only=True)
+
+
+def _cancel_recorded_stops(connection: Connection, record: Mapping[str, Any]) -> list[str]:
+    """Cancel every order a live protective ``record`` may still have open: each role of each generation its
+    position had (a re-priced one's earlier orders too), and what an earlier turn could not cancel. Returns
+    those whose cancel failed."""
+    # Loaded here: only a strategy with stops armed reaches this line (see arm_entry_orders).
+    from klineo.services.protective_siblings import recorded_protective_ids
+    from klineo.services.strategy_protection import protective_orders_left
+
+    return protective_orders_left(connection, recorded_protective_ids(dict(record)))
 
 
 def _unarmed_record(pending: PendingOrder, price: Decimal | None, position_to: Decimal,

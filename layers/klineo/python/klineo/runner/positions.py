@@ -10,9 +10,11 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
 - the exchange holds less than the belief on the same side, nothing, or the other side: the
   strategy's position was closed (wholly or in part) outside it. The runner appends ONE
   ``position_closed`` event for the candle with its cause, sets the belief to what is left (0 when
-  gone), and only then decides. It never sends a reduce order into nothing, and never doubles on a
-  stale belief. After a full close the signal that opened the position does not re-open it: the
-  strategy waits for its signal to change (``klineo.runner.trading.apply_direction``).
+  gone; its stops still open, a fired one's siblings, are then cancelled: left armed, one would close
+  the strategy's next position at the old levels), and only then decides. It never sends a reduce
+  order into nothing, and never doubles on a stale belief. After a full close the signal that opened
+  the position does not re-open it: the strategy waits for its signal to change
+  (``klineo.runner.trading.apply_direction``).
 - Cause (facts §8): a forced order (GET /fapi/v1/forceOrders, weight 20, only on a mismatch, from
   the strategy's last own fill on) with clientOrderId ``autoclose-…`` is a liquidation,
   ``adl_autoclose`` an ADL; otherwise "protective" when the strategy had protective orders armed,

@@ -1,0 +1,81 @@
+"""A live position its own stop closed between two turns: the turn that finds it flat takes down the rest.
+
+Real dispatcher and worker handlers, moto, and the Binance simulator over loopback. Signals are pinned
+with RSI levels no price path crosses (oversold 99.99: always long; overbought 0.01: always short).
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from klineo.services.protective_siblings import protective_client_algo_id
+from klineo.store.strategies import update_settings as update_strategy
+
+from tests.integration.runner.conftest import algo_orders, tick_times
+
+USER = "user-runner-stopped-out"
+ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
+ALWAYS_SHORT = {"period": 14, "oversold": 0.001, "overbought": 0.01}
+
+
+def _exchange_position(runner) -> Decimal:
+    """The simulator's one-way BTCUSDT position of the demo account (read without a request)."""
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    return sum((p.amount for (name, _), p in state.positions.items() if name == "BTCUSDT"), Decimal(0))
+
+
+def test_a_stop_loss_fired_between_turns_leaves_no_take_profit_to_close_the_next_position(runner) -> None:
+    """A stop that fired between turns has its siblings cancelled: they cannot close the next position."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="3")
+    ticks = tick_times(4)
+    runner.run_tick(ticks[0])
+    first_entry = runner.runs(sid)[0].order["client_order_id"]
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.97")))  # the stop-loss fires
+    assert _exchange_position(runner) == 0
+
+    runner.run_tick(ticks[1])  # finds the position closed by its stop
+
+    old_tp = algo_orders(runner, "futures-full")[protective_client_algo_id(first_entry, "take_profit")]
+    assert old_tp.status == "CANCELED", "the closed position's take-profit is still armed on Binance"
+    assert runner.stored(USER, sid).protective is None  # nothing left to cancel: the record is forgotten
+    # The signal changes (short: flat under direction long), then turns long again: a new long with a
+    # take-profit of 10 % this time.
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+    runner.run_tick(ticks[2])
+    update_strategy(USER, sid, runner.stored(USER, sid),
+                    changes={"parameters": ALWAYS_LONG, "take_profit_pct": Decimal(10)})
+    runner.run_tick(ticks[3])
+    assert runner.stored(USER, sid).live_position == Decimal("0.002") == _exchange_position(runner)
+
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("1.04")))  # past the old 3 %, not the new 10 %
+
+    assert _exchange_position(runner) == Decimal("0.002"), "the new long was closed by the old take-profit"
+
+
+def test_a_take_profit_whose_cancel_failed_stays_recorded_and_the_next_entry_cancels_it(runner) -> None:
+    """A sibling whose cancel failed when the position was found gone is kept; the next entry cancels it."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="3")
+    ticks = tick_times(4)
+    runner.run_tick(ticks[0])
+    old_tp = protective_client_algo_id(runner.runs(sid)[0].order["client_order_id"], "take_profit")
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.97")))  # the stop-loss fires
+    runner.sim.faults.add("http_503_unavailable", count=50, method="DELETE", path="/fapi/v1/algoOrder")
+    runner.run_tick(ticks[1])
+    runner.sim.faults.clear()
+    kept = runner.stored(USER, sid).protective
+    assert kept["armed"] is False and old_tp in kept["superseded"]
+    assert runner.stored(USER, sid).live_position == 0
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_SHORT})
+    runner.run_tick(ticks[2])
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"parameters": ALWAYS_LONG})
+
+    runner.run_tick(ticks[3])
+
+    assert _exchange_position(runner) == Decimal("0.002")
+    assert algo_orders(runner, "futures-full")[old_tp].status == "CANCELED"
+    assert "superseded" not in runner.stored(USER, sid).protective
