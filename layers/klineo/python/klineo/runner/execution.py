@@ -231,6 +231,7 @@ from klineo.store.runs import (
     extend_lease,
     record_run,
     record_skip,
+    reentry_block_sets,
     set_paper_book,
     set_protective,
     settle_live_order,
@@ -670,7 +671,8 @@ class _Turn:
                    price=hit.price, realised_pnl=hit.ledger.realised_pnl)
         self.event("paused", reason=PAPER_LIQUIDATED, message=LIQUIDATED_MESSAGE)
         block = "long" if before > 0 else "short"
-        extra: dict[str, Any] = {"paper_book": book_of(hit.ledger), "reentry_block": block}
+        extra: dict[str, Any] = {"paper_book": book_of(hit.ledger),
+                                 **reentry_block_sets("paper_position", block)}
         if legacy_paper_levels(strategy) is not None:
             extra["protective"] = {}  # an older item's paper levels (the position they protected is gone)
         advance = StrategyAdvance(position_attribute="paper_position", position_from=before,
@@ -715,8 +717,9 @@ class _Turn:
         """The order from the strategy's position to what its (direction-filtered) signal wants."""
         strategy = self.strategy
         settings = strategy.settings
-        acted, block = acted_signal(signal, settings.direction, strategy.position, strategy.reentry_block)
-        if strategy.reentry_block is not None and block is None:
+        blocked = strategy.mode_reentry_block
+        acted, block = acted_signal(signal, settings.direction, strategy.position, blocked)
+        if blocked is not None and block is None:
             clear_reentry_block(strategy.user_id, strategy.strategy_id)  # the signal changed: entries allowed
         size = None
         if acted in (Signal.LONG, Signal.SHORT):

@@ -5,7 +5,9 @@
 - Re-entry after a close the strategy did not make (``reentry_block``): once the runner has seen
   the exchange close a position (by hand, a protective order, liquidation or ADL) or a paper stop
   or take-profit closed it, the signal that opened it does not open it again; the strategy waits
-  until its signal changes (``simulation.effective_signal``, the backtest's own rule).
+  until its signal changes (``simulation.effective_signal``, the backtest's own rule). The block is
+  the lost position's mode's (``reentry_block_mode``): a paper stop never keeps a strategy switched to
+  live from entering, nor a live close one switched to paper.
 - A signal for the side already held keeps the position as it is (never topped up or resized).
 - Entry size (``simulation.size_quantity``, shared with the backtest), from exactly one sizing:
   ``size`` contracts, ``quote_size_usdt`` / price, or ``size_pct`` % of the available balance

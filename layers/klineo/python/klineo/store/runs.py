@@ -112,6 +112,7 @@ __all__ = [
     "list_runs_page",
     "record_run",
     "record_skip",
+    "reentry_block_sets",
     "replace_protective",
     "run_key",
     "set_paper_book",
@@ -645,7 +646,7 @@ def correct_position(
     when = write_time()
     update = Update(sets={attribute: position_to, "updated_at": when.now, **(sets or {})})
     if reentry_block is not None:
-        update.sets["reentry_block"] = reentry_block
+        update.sets.update(reentry_block_sets(attribute, reentry_block))
     if position_to == 0 and forget_protective:
         update.removes.append("protective")
     write = _strategy_update(
@@ -656,12 +657,18 @@ def correct_position(
     return not _commit([("strategy", write), *_events(events, when)])
 
 
+def reentry_block_sets(attribute: str, side: str) -> dict[str, str]:
+    """The attributes that keep ``side`` from re-opening the position ``attribute`` (live/paper_position)
+    lost: the block names that position's mode, so the other mode's entries stay free."""
+    return {"reentry_block": side, "reentry_block_mode": "live" if attribute == "live_position" else "paper"}
+
+
 def clear_reentry_block(user_id: str, strategy_id: str) -> bool:
     """The signal changed since a position was lost: the strategy may enter again.
 
     Leaves ``updated_at`` alone: the turn that clears it goes on to write with the ``updated_at`` it read.
     """
-    update = Update(removes=["reentry_block"])
+    update = Update(removes=["reentry_block", "reentry_block_mode"])
     return not _commit([("strategy", _strategy_update(user_id, strategy_id, update, "attribute_exists(pk)"))])
 
 

@@ -246,6 +246,8 @@ class Strategy:
     # Runner state of issue 13: the signal that may not re-open a position closed outside the
     # strategy, the protective orders wanted/armed for the live position, and the last own fill.
     reentry_block: str | None = None
+    # The mode whose position that close was of (None: stored before it was recorded, both modes).
+    reentry_block_mode: str | None = None
     protective: dict[str, Any] | None = None
     last_fill_ms: int | None = None
     paper_book: dict[str, Any] | None = None  # klineo.runner.paper: entry_price, gross_pnl, fees
@@ -255,6 +257,12 @@ class Strategy:
     def active(self) -> bool:
         """True when the runner should run it."""
         return self.status == ACTIVE
+
+    @property
+    def mode_reentry_block(self) -> str | None:
+        """The side the current mode's position may not re-open (``reentry_block``): a close of the other
+        mode's position never keeps this one out (paper and live positions are tracked apart)."""
+        return self.reentry_block if self.reentry_block_mode in (None, self.mode) else None
 
     @property
     def position(self) -> Decimal:
@@ -307,6 +315,7 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
         failed_runs=int(data.get("failed_runs", 0)),
         pending=PendingOrder.from_value(pending) if pending else None,
         reentry_block=data.get("reentry_block"),
+        reentry_block_mode=data.get("reentry_block_mode"),
         protective=_integral(dict(data["protective"])) if data.get("protective") else None,
         paper_book=dict(data["paper_book"]) if data.get("paper_book") else None,
         live_book=dict(data["live_book"]) if data.get("live_book") else None,
