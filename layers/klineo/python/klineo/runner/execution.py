@@ -158,8 +158,8 @@ from klineo.runner.planning import (
     position_side_of,
     require_tradable_sizing,
 )
-from klineo.runner.pnl import Fills, estimated_fills, is_entry, live_book_after, read_fills
-from klineo.runner.positions import PositionBook, closing_cause, position_left
+from klineo.runner.pnl import Fills, estimated_fills, forced_fills, is_entry, live_book_after, read_fills
+from klineo.runner.positions import PositionBook, closing_cause, forced_closes, position_left
 from klineo.runner.reprice import (
     LiveReprice,
     arm_entry_orders,
@@ -780,19 +780,35 @@ class _Turn:
         if left is None:
             return False
         armed = bool(strategy.protective and strategy.protective.get("armed"))
-        cause = closing_cause(trading.connection, strategy.symbol, strategy.last_fill_ms, armed)
-        self.event("position_closed", cause=cause, position_before=belief, position_after=left,
-                   exchange_position=exchange)
+        forced = forced_closes(trading.connection, strategy.symbol, strategy.last_fill_ms)
+        sets = {**((_legacy_paper_moved(strategy) if left == 0 else None) or {}),
+                **self.forced_book(trading, forced, (belief, left))}
+        booked = {"realised_pnl": sets["live_book"]["realised_pnl"]} if "live_book" in sets else {}
+        self.event("position_closed", cause=closing_cause(forced, armed), position_before=belief,
+                   position_after=left, exchange_position=exchange, **booked)
         block = ("long" if belief > 0 else "short") if left == 0 else None
-        sets = _legacy_paper_moved(strategy) if left == 0 else None
         kept = self.stops_of_closed_position(trading) if left == 0 else None
         if kept is not None:
-            sets = {**(sets or {}), "protective": kept}
+            sets["protective"] = kept
         correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
-                         reentry_block=block, events=self.take_events(), sets=sets,
+                         reentry_block=block, events=self.take_events(), sets=sets or None,
                          forget_protective=kept is None)
         self.reload()
         return True
+
+    def forced_book(self, trading: TradingContext, forced: list[dict[str, Any]],
+                    moved: tuple[Decimal, Decimal]) -> dict[str, Any]:
+        """The live book with what Binance's liquidation / ADL orders that closed the strategy's position
+        realised and charged (``klineo.runner.pnl.forced_fills``), as {"live_book": ...}; {} for a close
+        made by hand or by a stop (a stop's fills are booked by the reconciler)."""
+        if not forced:
+            return {}
+        strategy = self.strategy
+        creds = connection_credentials(trading.connection)
+        fills = forced_fills((self.client(), creds), strategy, forced, moved)
+        price = Decimal(str(forced[-1].get("avgPrice", 0)))
+        before, after = moved
+        return {"live_book": live_book_after(strategy, fills, after - before, price, before)}
 
     def stops_of_closed_position(self, trading: TradingContext) -> dict[str, Any] | None:
         """Cancel the stops still open of a position closed elsewhere (one of them fired, or a close by hand):

@@ -40,7 +40,7 @@ from klineo.store.order_fills import FEE_ASSET, FillTotals, stored_fills
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import fee
 
-__all__ = ["Fills", "book_exact", "estimated_fills", "fills_of", "fills_totalled", "is_entry",
+__all__ = ["Fills", "book_exact", "estimated_fills", "fills_of", "fills_totalled", "forced_fills", "is_entry",
            "live_book_after", "moved_entry", "read_fills", "strategy_pnl"]
 
 _ZERO = Decimal(0)
@@ -140,6 +140,31 @@ def estimated_fills(strategy: Strategy, signed_fill: Decimal, price: Decimal,
     closed = min(abs(signed_fill), abs(position_before)) if signed_fill * position_before < 0 else _ZERO
     direction = 1 if position_before > 0 else -1
     return Fills((price - entry) * closed * direction, fee(signed_fill, price), 0, estimated=True)
+
+
+def forced_fills(client_creds: tuple[Any, Credentials], strategy: Strategy,
+                 forced: Iterable[Mapping[str, Any]], moved: tuple[Decimal, Decimal]) -> Fills:
+    """What Binance's liquidation / ADL orders ``forced`` (``klineo.runner.positions.forced_closes``), which
+    moved the strategy's position from moved[0] to moved[1], add to its live book: their fills (userTrades),
+    the strategy's share of them when they closed more than its own (the account's position on the symbol may
+    hold another strategy's or the user's too). Estimated (``estimated_fills``, at the last one's average
+    price) while Binance lists fewer fills than they executed."""
+    client, creds = client_creds
+    orders = list(forced)
+    rows = [row for order in orders for row in futures_order_trades(client, creds, strategy.symbol,
+                                                                     int(order["orderId"]))]
+    traded = sum((Decimal(str(row.get("qty", "0"))) for row in rows), _ZERO)
+    before, after = moved
+    if not orders or traded < sum(Decimal(str(o.get("executedQty", "0"))) for o in orders):
+        price = Decimal(str(orders[-1].get("avgPrice", 0))) if orders else _ZERO
+        return estimated_fills(strategy, after - before, price, before)
+    fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
+                      row.get("commissionAsset", "USDT")) for row in rows)
+    closed = abs(before - after)
+    if traded <= closed:
+        return fills
+    share = closed / traded
+    return fills._replace(realised=fills.realised * share, fees=fills.fees * share)
 
 
 def live_book_after(

@@ -18,7 +18,10 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
 - Cause (facts §8): a forced order (GET /fapi/v1/forceOrders, weight 20, only on a mismatch, from
   the strategy's last own fill on) with clientOrderId ``autoclose-…`` is a liquidation,
   ``adl_autoclose`` an ADL; otherwise "protective" when the strategy had protective orders armed,
-  else "manual".
+  else "manual". A liquidation or ADL closed the strategy's own position: its fills (userTrades, weight
+  5 per forced order) go into the strategy's live PnL in the correction's write
+  (``klineo.runner.pnl.forced_fills``), as a stop's are booked by the reconciler; a manual trade is the
+  user's own, not counted.
 
 Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §16). The goal is
 10,000 strategies over 100 markets. Reading every strategy's position every minute would cost
@@ -47,6 +50,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from klineo.binance import Market, get_client
 from klineo.binance.endpoints import futures_force_orders, futures_position_risk
@@ -58,6 +62,7 @@ __all__ = [
     "POSITION_READ_WEIGHT",
     "PositionBook",
     "closing_cause",
+    "forced_closes",
     "position_left",
 ]
 
@@ -120,14 +125,27 @@ def position_left(belief: Decimal, exchange: Decimal) -> Decimal | None:
     return None
 
 
-def closing_cause(connection: Connection, symbol: str, since_ms: int | None, protective_armed: bool) -> str:
-    """liquidation, adl, protective or manual: who closed the position (see the module doc)."""
+def _forced_cause(order: dict[str, Any]) -> str | None:
+    """liquidation or adl for a forced order of Binance's engines (by its clientOrderId), else None."""
+    client_id = str(order.get("clientOrderId", ""))
+    if client_id.startswith("autoclose-"):
+        return "liquidation"
+    return "adl" if client_id == "adl_autoclose" else None
+
+
+def forced_closes(connection: Connection, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
+    """The account's liquidation and ADL orders on ``symbol`` since ``since_ms`` (forceOrders), oldest
+    first."""
     client = get_client(Market.FUTURES, connection.environment)
     forced = futures_force_orders(client, connection_credentials(connection), symbol, since_ms)
-    for order in reversed(forced):
-        client_id = str(order.get("clientOrderId", ""))
-        if client_id.startswith("autoclose-"):
-            return "liquidation"
-        if client_id == "adl_autoclose":
-            return "adl"
+    return [order for order in forced if _forced_cause(order) is not None]
+
+
+def closing_cause(forced: list[dict[str, Any]], protective_armed: bool) -> str:
+    """liquidation, adl, protective or manual: who closed the position (see the module doc), given the
+    forced orders since the strategy's last own fill (``forced_closes``)."""
+    if forced:
+        cause = _forced_cause(forced[-1])
+        assert cause is not None
+        return cause
     return "protective" if protective_armed else "manual"

@@ -1,0 +1,76 @@
+"""A live position Binance liquidated counts in the strategy's PnL: the loss is Binance's, from its fills.
+
+Real dispatcher and worker handlers, moto, and the Binance simulator over loopback. The signal is pinned
+with RSI levels no price path crosses (oversold 99.99: always long).
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from tests.helpers import load_event, response_json, with_user
+from tests.integration.api.conftest import at_path
+from tests.integration.runner.conftest import tick_times
+
+USER = "user-runner-liquidated"
+ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
+PLACES = Decimal("0.00000001")
+
+
+def _user_trades(runner) -> list[dict]:
+    """The simulator's BTCUSDT userTrades rows of the demo account (what Binance says was filled and paid)."""
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    return [t.as_dict() for t in state.trades if t.order.symbol == "BTCUSDT"]
+
+
+def _pnl(runner, sid: str) -> dict:
+    """The ``pnl`` of GET /strategies/{id}."""
+    event = at_path(load_event("strategy_get"), f"/strategies/{sid}", id=sid)
+    response = runner.invoke("strategy_get", with_user(event, USER))
+    assert response["statusCode"] == 200, response["body"]
+    return response_json(response)["pnl"]
+
+
+def test_a_liquidated_live_position_books_binances_loss_in_the_strategys_pnl(runner) -> None:
+    """The turn that finds a live long liquidated books the liquidation's realised PnL and fee in the PnL."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2")
+    ticks = tick_times(2)
+    runner.run_tick(ticks[0])
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")))
+
+    runner.run_tick(ticks[1])
+
+    trades = _user_trades(runner)
+    assert len(trades) == 2  # the entry's fill and the liquidation's
+    fees = sum(Decimal(t["commission"]) for t in trades)
+    realised = sum(Decimal(t["realizedPnl"]) for t in trades) - fees
+    assert realised < -10  # a 10 % fall on 0.002 BTC
+    pnl = _pnl(runner, sid)
+    assert Decimal(pnl["realised_pnl"]) == realised.quantize(PLACES), "the liquidation's loss is not counted"
+    assert Decimal(pnl["fees"]) == fees.quantize(PLACES)
+    assert Decimal(pnl["unrealised_pnl"]) == 0 and pnl["entry_price"] is None
+    assert pnl["estimated_fills"] == 0  # Binance's own figures, read from the liquidation's fills
+
+
+def test_a_liquidation_of_more_than_the_strategys_position_books_only_its_share(runner) -> None:
+    """A liquidation that also closed the user's own 0.002 beside the strategy's 0.002 books half of it."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2")
+    ticks = tick_times(2)
+    runner.run_tick(ticks[0])
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="BUY", quantity="0.002")
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")))
+
+    runner.run_tick(ticks[1])
+
+    entry, _by_hand, liquidation = _user_trades(runner)
+    assert Decimal(liquidation["qty"]) == Decimal("0.004")
+    own = Decimal(entry["realizedPnl"]) - Decimal(entry["commission"])
+    share = (Decimal(liquidation["realizedPnl"]) - Decimal(liquidation["commission"])) / 2
+    pnl = _pnl(runner, sid)
+    assert Decimal(pnl["realised_pnl"]) == (own + share).quantize(PLACES)
+    assert runner.stored(USER, sid).live_position == 0
