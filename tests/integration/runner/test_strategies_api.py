@@ -589,3 +589,27 @@ def test_a_short_only_strategy_whose_type_never_shorts_is_422_naming_the_field(r
     stored = {s.strategy_id: s for s in strategy_store.list_strategies(ALICE)}
     assert stored[strategy_id].settings.direction == "both"
     assert stored[short_only].parameters["allow_short"] is True
+
+
+def test_a_create_refused_for_leverage_and_size_names_both_in_one_answer(runner, api) -> None:
+    """GIVEN max_leverage 10 WHEN created live at 20x with a size under the minimum THEN one 422, both."""
+    body = create_body(runner.connection(ALICE), mode="live", leverage=20, size="0.0001")
+    refused = api.create(ALICE, body)
+
+    assert refused["statusCode"] == 422, refused["body"]
+    error = error_of(refused)
+    assert [e["field"] for e in error["errors"]] == ["leverage", "size"]
+    assert error["field"] == "leverage"
+    assert "max_leverage" in error["message"] and "minimum quantity" in error["message"]
+    assert strategy_store.list_strategies(ALICE) == []
+
+
+def test_a_patch_refused_for_leverage_and_size_names_both_in_one_answer(runner, api) -> None:
+    """GIVEN max_leverage 10 WHEN a paper strategy is patched live, 20x, size too small THEN one 422, both."""
+    strategy_id = response_json(api.create(ALICE, create_body(runner.connection(ALICE))))["id"]
+
+    refused = api.update(ALICE, strategy_id, {"mode": "live", "leverage": 20, "size": "0.0001"})
+
+    assert refused["statusCode"] == 422, refused["body"]
+    assert [e["field"] for e in error_of(refused)["errors"]] == ["leverage", "size"]
+    assert strategy_store.get_strategy(ALICE, strategy_id).mode == "paper"

@@ -8,9 +8,10 @@ into an HTTP status. How Binance's answers map onto these categories (the code t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
-__all__ = ["ErrorCategory", "InvalidField", "KlineoError"]
+__all__ = ["ErrorCategory", "InvalidField", "InvalidFields", "KlineoError", "refuse_together"]
 
 
 class ErrorCategory(StrEnum):
@@ -206,6 +207,36 @@ class InvalidField(KlineoError):
 
     def __reduce__(self):
         return (InvalidField, (self.field, self.message))
+
+
+class InvalidFields(InvalidField):
+    """Several ``InvalidField`` refusals of one request, answered together (422, each in ``errors``), so that
+    its sender fixes every field at once; ``field`` and ``message`` lead with the first."""
+
+    __slots__ = ("refusals",)
+
+    def __init__(self, refusals: Sequence[InvalidField]) -> None:
+        super().__init__(str(refusals[0].field),
+                         "; ".join(f"{refusal.field}: {refusal.message}" for refusal in refusals))
+        self.refusals = tuple(refusals)
+
+    def __reduce__(self):
+        return (InvalidFields, (self.refusals,))
+
+
+def refuse_together(*checks: Callable[[], object]) -> None:
+    """Run every check of one request and raise the ``InvalidField`` refusals they make in one error (the
+    first alone when it is the only one). Any other refusal (a 404, a 409) is raised as soon as it comes."""
+    refusals: list[InvalidField] = []
+    for check in checks:
+        try:
+            check()
+        except InvalidField as refusal:
+            refusals.extend(getattr(refusal, "refusals", (refusal,)))
+    if len(refusals) == 1:
+        raise refusals[0]
+    if refusals:
+        raise InvalidFields(refusals)
 
 
 def _rebuild(category, message, status, code, retry_after, field, retryable) -> KlineoError:

@@ -419,8 +419,9 @@ def _validation_handler(app: APIGatewayHttpResolver):
 def _handle_klineo_error(exc: KlineoError) -> Response:
     if isinstance(exc, InvalidField):  # answered as request validation is
         logger.info("request refused", extra={"category": "invalid_request", "status": 422})
+        refusals = getattr(exc, "refusals", (exc,))
         return error_response(422, "invalid_request", exc.message, field=exc.field,
-                              errors=[{"field": str(exc.field), "message": exc.message}])
+                              errors=[{"field": str(r.field), "message": r.message} for r in refusals])
     category = str(ErrorCategory(exc.category))
     status = CATEGORY_STATUS.get(category, 500)
     headers: dict[str, str] = {}

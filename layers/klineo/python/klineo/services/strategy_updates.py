@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from klineo.errors import ErrorCategory, InvalidField, KlineoError
+from klineo.errors import ErrorCategory, InvalidField, KlineoError, refuse_together
 from klineo.models.strategies import CLEARABLE_FIELDS, SIZING_FIELDS, StrategyResponse
 from klineo.models.strategy_requests import StrategyUpdateRequest
 from klineo.services.risk import check_leverage_setting
@@ -135,9 +135,8 @@ def _check_tradable(current: Strategy, changes: dict[str, Any]) -> None:
     size = changes["size"] if new_sizing else current.size
     quote = changes["quote_size_usdt"] if new_sizing else current.settings.quote_size_usdt
     rules = get_symbol_rules(get_client(Market.FUTURES, Environment(current.environment)), current.symbol)
-    if resuming:
-        require_market_orders(rules)
-    require_tradable_sizing(rules, size, quote)
+    market_orders = (lambda: require_market_orders(rules)) if resuming else (lambda: None)
+    refuse_together(market_orders, lambda: require_tradable_sizing(rules, size, quote))
 
 
 def require_may_activate(user_id: str, current: Strategy, changes: dict[str, Any], *, reset: bool = False,
@@ -146,10 +145,10 @@ def require_may_activate(user_id: str, current: Strategy, changes: dict[str, Any
     by PATCH /strategies/{id} and by POST /exchange-connections/{id}/enable for each strategy it would resume:
     a side to trade, a connection to run on, a sizing and order type its symbol takes, paper equity
     (``reset``: the PATCH restarts the paper ledger). Raises the refusal (4xx naming the field)."""
-    _check_direction(current, changes)
-    _check_runnable(user_id, current, changes, connection)
-    _check_tradable(current, changes)
-    _check_paper_equity(current, changes, reset)
+    refuse_together(lambda: _check_direction(current, changes),
+                    lambda: _check_runnable(user_id, current, changes, connection),
+                    lambda: _check_tradable(current, changes),
+                    lambda: _check_paper_equity(current, changes, reset))
 
 
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
