@@ -20,9 +20,11 @@ closed as far as one may go instead of not at all (a trader is never trapped). W
 answered as ``position_left``: past the cap, the rest, to close by sending the close again with a NEW
 Idempotency-Key (the first key keeps answering the first close); what the grid alone leaves (less than
 one MARKET step) is closed with a reduce-only LIMIT order. A position smaller than one MARKET order's
-minimum is refused (400 naming symbol) before anything is sent. A close is never rounded UP: a
-reduce-only order larger than the position may be refused (-2022), and a hedge-mode close cannot carry
-reduceOnly at all.
+minimum is refused (400 naming symbol) before anything is sent. A position Binance holds in another
+position mode than the connection's (the account was switched outside KLINEO; the rows say which) is a
+409 naming position_mode that says how to line the two up, before anything is sent. A close is never
+rounded UP: a reduce-only order larger than the position may be refused (-2022), and a hedge-mode close
+cannot carry reduceOnly at all.
 After the close has FILLED, the open algo orders that close that position side (our stop-loss /
 take-profit and any other reduce-only or closePosition ones) are cancelled
 (``klineo.services.protective``), unless the close left at least one MARKET step of the position open
@@ -59,7 +61,7 @@ from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
 from klineo.services.protective_resize import leaves_a_part
-from klineo.services.risk import ONE_WAY, reduces_position
+from klineo.services.risk import HEDGE, ONE_WAY, realign_mode_advice, reduces_position
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, require_connection
 from klineo.store.orders import CLOSE_ROLE, OrderRecord, get_order_record
@@ -86,6 +88,24 @@ def _market_quantity(connection: Connection, symbol: str, size: Decimal) -> Deci
     return quantity
 
 
+def _check_account_mode(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """409 naming position_mode when Binance holds the position in another mode than the connection's
+    (the account was switched outside KLINEO): the rows just read say which, at no further call, where
+    the gate would refuse the close naming a positionSide the trader never sent."""
+    hedge = any(str(row.get("positionSide") or "BOTH") != "BOTH" for row in rows)
+    account_mode = HEDGE if hedge else ONE_WAY
+    if not rows or connection.position_mode in (None, account_mode):
+        return
+    shown = {HEDGE: "hedge", ONE_WAY: "one-way"}
+    raise KlineoError(
+        ErrorCategory.CONFLICT,
+        f"Binance holds this position in {shown[account_mode]} mode, but this connection is set to "
+        f"{shown[connection.position_mode]} mode (the account was switched outside KLINEO): nothing was "
+        f"sent. To close it, {realign_mode_advice(account_mode)}, then send the close again.",
+        field="position_mode",
+    )
+
+
 def _rows_of_side(connection: Connection, rows: list[dict[str, Any]],
                   position_side: str | None) -> list[dict[str, Any]]:
     """The position rows ``position_side`` picks (all without it); 400 naming it on a one-way connection
@@ -107,7 +127,9 @@ def _closing_order(connection: Connection, symbol: str,
                    position_side: str | None) -> tuple[FuturesOrderRequest, Decimal]:
     """A MARKET order for the whole position (as much as one MARKET order may: ``_market_quantity``):
     reduceOnly in one-way mode, positionSide in hedge mode; with the size it leaves open."""
-    rows = _rows_of_side(connection, open_position_rows(connection, symbol), position_side)
+    rows = open_position_rows(connection, symbol)
+    _check_account_mode(connection, rows)
+    rows = _rows_of_side(connection, rows, position_side)
     if not rows:
         message = f"There is no open position on {symbol} on this connection."
         raise KlineoError(ErrorCategory.NOT_FOUND, message, field="symbol")

@@ -60,7 +60,7 @@ __all__ = ["CONNECTION_DELETING", "CONNECTION_DISABLED", "EXPOSURE_ONLY_GATES", 
            "ONE_WAY", "STATE_GATES", "STRATEGY_MODE_CHANGED",
            "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
            "mode_mismatch_message", "order_notional", "params_reduce", "position_mode_refused",
-           "reduces_position"]
+           "realign_mode_advice", "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
@@ -135,9 +135,14 @@ def mode_mismatch_message(position_side: str) -> str:
     return (
         f"Binance refused the order: this futures account is no longer in {sent} mode, the connection's "
         "position mode (it was switched outside KLINEO). Nothing was placed. Switch the account back to "
-        f"{sent} mode on Binance, or set the connection to the account's mode (PATCH "
-        f"/exchange-connections/{{id}} with position_mode {other}); the strategy's next run trades in it."
+        f"{sent} mode on Binance, or {realign_mode_advice(other)}; the strategy's next run trades in it."
     )
+
+
+def realign_mode_advice(account_mode: str) -> str:
+    """How a trader lines a connection's stored position mode up with its account's real ``account_mode``."""
+    return ("set the connection to the account's mode (PATCH /exchange-connections/{id} with position_mode "
+            f"{account_mode})")
 
 
 def _refuse(category: ErrorCategory, gate: str, message: str) -> KlineoError:
