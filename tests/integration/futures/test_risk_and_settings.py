@@ -144,6 +144,20 @@ def test_position_mode_change_with_an_open_position_is_409_naming_position_mode(
     assert get_connection(USER_A, enabled.id).position_mode == "one_way"
 
 
+def test_patch_of_the_stored_position_mode_puts_an_account_switched_outside_klineo_back_in_it(
+        sim_env, invoke, enabled):
+    """GIVEN a one-way connection whose account was switched to hedge outside KLINEO WHEN PATCH asks for
+    one_way THEN the account is one-way again on Binance, not a 200 saying one_way over a hedge account."""
+    exchange = _exchange(sim_env, enabled.account)
+    exchange.set_dual_side(True)
+
+    response = _patch(invoke, enabled.id, {"position_mode": "one_way"})
+
+    assert response["statusCode"] == 200, response["body"]
+    assert body_of(response)["position_mode"] == "one_way"
+    assert exchange.dual_side is False
+
+
 def test_leverage_above_the_symbols_bracket_is_422_naming_leverage(sim_env, invoke, enabled):
     """GIVEN leverage 100 as default WHEN BNBUSDT (max 75x) is first traded THEN 422 leverage, no order."""
     patched = _patch(invoke, enabled.id, {"max_leverage": 125, "leverage": 100})

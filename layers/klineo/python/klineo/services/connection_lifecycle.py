@@ -4,8 +4,9 @@
   max_notional_usdt and the futures defaults. A max_leverage below a live active strategy's leverage
   is refused first (409 naming the field and the strategies:
   ``klineo.services.strategy_connection.check_settings_change``); live strategies trade in either
-  position mode. A position mode change
-  is applied on Binance first (futures enabled), with the errors of futures/enable; nothing is
+  position mode. A position mode sent
+  is applied on Binance first (futures enabled; even the mode the connection already names, as the
+  account may have been switched outside KLINEO), with the errors of futures/enable; nothing is
   stored when Binance refuses.
 - ``replace_credentials`` (PUT .../credentials): the new keys are tested like a new connection's
   (and on futures when futures are enabled), stored as a NEW VERSION of the same secret, then the
@@ -86,7 +87,9 @@ def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRe
     )
     check_settings_change(user_id, connection, changes)
     wanted_mode = changes.get("position_mode")
-    if connection.futures_enabled and wanted_mode is not None and wanted_mode != connection.position_mode:
+    # Asked even when the connection already says wanted_mode: the account may have been switched
+    # outside KLINEO, and Binance's mode is the truth (apply_position_mode changes it only when it differs).
+    if connection.futures_enabled and wanted_mode is not None:
         creds = connection_credentials(connection)
         changes["position_mode"] = apply_position_mode(futures_client(connection), creds, None, wanted_mode)
     if not changes:
