@@ -376,6 +376,22 @@ def test_hedge_account_order_without_position_side_is_refused_before_sending(
     assert sim_env.journal == []
 
 
+def test_a_position_side_refused_for_the_connections_mode_says_how_to_match_an_account_switched_outside(
+    sim_env, invoke, enabled
+):
+    """GIVEN a one-way connection whose account was switched to hedge outside KLINEO WHEN an order names
+    positionSide LONG THEN the 400 names the connection's mode, not the account's, and the PATCH to hedge."""
+    _exchange(sim_env, enabled.account).set_dual_side(True)
+    long_entry = order_body(enabled.id, positionSide="LONG")
+
+    response = invoke("futures_order", order_event(long_entry, key=new_key()))
+
+    assert response["statusCode"] == 400, response["body"]
+    error = body_of(response)["error"]
+    assert error["field"] == "positionSide"
+    assert "connection is in one-way mode" in error["message"] and "position_mode hedge" in error["message"]
+
+
 @pytest.mark.parametrize("side", ["SELL", "BUY"])
 def test_hedge_account_reduce_only_is_400_naming_reduce_only_and_how_to_close(
     sim_env, invoke, create_connection, side

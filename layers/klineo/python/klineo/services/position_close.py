@@ -61,7 +61,7 @@ from klineo.services.orders import Deadline, idempotent_client_order_id
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import cancel_protective_orders
 from klineo.services.protective_resize import leaves_a_part
-from klineo.services.risk import HEDGE, ONE_WAY, realign_mode_advice, reduces_position
+from klineo.services.risk import HEDGE, MODE_NAMES, ONE_WAY, realign_mode_advice, reduces_position
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, require_connection
 from klineo.store.orders import CLOSE_ROLE, OrderRecord, get_order_record
@@ -96,11 +96,10 @@ def _check_account_mode(connection: Connection, rows: list[dict[str, Any]]) -> N
     account_mode = HEDGE if hedge else ONE_WAY
     if not rows or connection.position_mode in (None, account_mode):
         return
-    shown = {HEDGE: "hedge", ONE_WAY: "one-way"}
     raise KlineoError(
         ErrorCategory.CONFLICT,
-        f"Binance holds this position in {shown[account_mode]} mode, but this connection is set to "
-        f"{shown[connection.position_mode]} mode (the account was switched outside KLINEO): nothing was "
+        f"Binance holds this position in {MODE_NAMES[account_mode]} mode, but this connection is set to "
+        f"{MODE_NAMES[connection.position_mode]} mode (the account was switched outside KLINEO): nothing was "
         f"sent. To close it, {realign_mode_advice(account_mode)}, then send the close again.",
         field="position_mode",
     )

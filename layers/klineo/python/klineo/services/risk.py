@@ -13,7 +13,7 @@ Gates, in the order they are checked, and what a refusal is:
     connection_deleting (a delete began: nothing is sent any more) 409 conflict  (reducing orders too)
     futures_disabled                                               409 conflict  (new exposure only)
     connection_disabled                                            409 conflict
-    positionSide / reduceOnly (the account's position mode)        400 invalid_request
+    positionSide / reduceOnly (the connection's position mode)     400 invalid_request
     max_leverage, max_notional_usdt                                422 order_rejected (new exposure only)
 
 The same max_leverage rule refuses a setting before any order (``check_leverage_setting``): a
@@ -57,13 +57,14 @@ from klineo.store.connections import TradingContext
 from klineo.validation import check_reduce_only
 
 __all__ = ["CONNECTION_DELETING", "CONNECTION_DISABLED", "EXPOSURE_ONLY_GATES", "HEDGE", "LIMIT_GATES",
-           "ONE_WAY", "STATE_GATES", "STRATEGY_MODE_CHANGED",
+           "MODE_NAMES", "ONE_WAY", "STATE_GATES", "STRATEGY_MODE_CHANGED",
            "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
            "mode_mismatch_message", "order_notional", "params_reduce", "position_mode_refused",
            "realign_mode_advice", "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
+MODE_NAMES = {ONE_WAY: "one-way", HEDGE: "hedge"}  # as a message writes them
 # A strategy order's positionSide no longer matches the connection's position mode (the connection was
 # switched between the order's planning and its claim or its second send): its risk_block message.
 STRATEGY_MODE_CHANGED = (
@@ -195,19 +196,24 @@ def _check_state(context: TradingContext, live: bool, reduces: bool) -> None:
         )
 
 
+def _position_side_refusal(mode: str, must: str) -> KlineoError:
+    """The refusal of a positionSide the connection's ``mode`` does not take. The mode is the account's as
+    KLINEO last read or set it, not as Binance holds it now, so it also says how to follow an account
+    switched outside KLINEO (where the positionSide sent may well be right)."""
+    other = ONE_WAY if mode == HEDGE else HEDGE
+    return _refuse(
+        ErrorCategory.INVALID_REQUEST,
+        "positionSide",
+        f"This connection is in {MODE_NAMES[mode]} mode: positionSide must be {must}. If its Binance account "
+        f"was switched to {MODE_NAMES[other]} mode outside KLINEO, {realign_mode_advice(other)}.",
+    )
+
+
 def _check_position_side(mode: str | None, order: OrderIntent) -> None:
     if mode == HEDGE and order.position_side not in ("LONG", "SHORT"):
-        raise _refuse(
-            ErrorCategory.INVALID_REQUEST,
-            "positionSide",
-            "This account is in hedge mode: positionSide must be LONG or SHORT.",
-        )
+        raise _position_side_refusal(mode, "LONG or SHORT")
     if mode == ONE_WAY and order.position_side != "BOTH":
-        raise _refuse(
-            ErrorCategory.INVALID_REQUEST,
-            "positionSide",
-            "This account is in one-way mode: positionSide must be BOTH (or left out).",
-        )
+        raise _position_side_refusal(mode, "BOTH (or left out)")
     try:  # LONG/SHORT (hedge mode) with reduceOnly, whatever mode the account was last read in
         check_reduce_only(order.reduce_only, order.position_side)
     except ValueError as refusal:
