@@ -95,6 +95,26 @@ def test_enabling_again_with_the_same_settings_changes_nothing(sim_env, invoke, 
     assert (state.dual_side, state.margin_type["BTCUSDT"], state.leverage["BTCUSDT"]) == (True, "ISOLATED", 5)
 
 
+def test_enabling_again_over_an_account_switched_outside_with_a_position_says_how_to_keep_its_mode(
+        sim_env, invoke, enabled):
+    """GIVEN futures switched off, then the account switched to hedge outside KLINEO and a LONG opened there
+    WHEN futures are enabled again without a body THEN the 409 names the account's hedge mode and
+    position_mode hedge, never only "close them first"; enabled with position_mode hedge, it passes."""
+    off = connection_event("futures_disable", enabled.id, USER_A, "/futures/disable")
+    assert invoke("futures_disable", off)["statusCode"] == 200
+    _exchange(sim_env, enabled.account).set_dual_side(True)
+    sim_env.inject_trade(enabled.account.id, "manual", "BTCUSDT", side="BUY", quantity="0.002",
+                         positionSide="LONG")
+
+    refused = _enable(invoke, enabled.id)
+
+    assert refused["statusCode"] == 409, refused["body"]
+    error = body_of(refused)["error"]
+    assert error["field"] == "position_mode" and "position_mode hedge" in error["message"], error
+    kept = _enable(invoke, enabled.id, {"position_mode": "hedge"})
+    assert kept["statusCode"] == 200 and body_of(kept)["position_mode"] == "hedge", kept["body"]
+
+
 def test_without_a_leverage_an_order_never_trades_above_max_leverage(sim_env, invoke, enabled):
     """GIVEN no leverage set and the account's own 20x on BTCUSDT WHEN the first order adds exposure THEN
     the symbol's leverage is lowered to max_leverage (10x) before it, remembered, and not asked again."""

@@ -4,7 +4,8 @@ Settings on Binance, in the order Binance requires them:
 1. Position mode (account-wide, ``one_way`` | ``hedge``): read first (``dualSidePosition`` of
    /fapi/v1/accountConfig, which the futures test reads anyway; GET /fapi/v1/positionSide/dual,
    weight 30, only when that field is missing), changed only when it differs. -4059 ("no need to
-   change") is success; -4067/-4068 (open orders or positions) are a 409 naming ``position_mode``.
+   change") is success; -4067/-4068 (open orders or positions) are a 409 naming ``position_mode``
+   that says the account's mode and how to keep it.
 2. Margin type and leverage are per symbol on Binance. They are stored as the connection's
    defaults and applied by ``prepare_symbol`` the first time the connection trades a symbol (API
    order or strategy): /fapi/v1/symbolConfig is read, and only what differs is changed. What was
@@ -28,7 +29,7 @@ from klineo.binance import (
 from klineo.errors import KlineoError
 from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
 from klineo.services.key_health import note_futures_outcome, note_key_answer
-from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
+from klineo.services.risk import HEDGE, MODE_NAMES, ONE_WAY, check_leverage_setting
 from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client
 from klineo.store import connections as connection_store
 from klineo.store.connections import (
@@ -199,16 +200,24 @@ def apply_position_mode(
     except KlineoError as exc:
         code = binance_code(exc)
         if code in _POSITION_MODE_BLOCKED:
-            raise KlineoError(
-                ErrorCategory.CONFLICT,
-                "The position mode cannot be changed while the account has open positions or open orders "
-                "(on any USDT-M or COIN-M symbol): close them first.",
-                field="position_mode",
-                code=code,
-            ) from None
+            raise _mode_change_blocked(HEDGE if current_hedge else ONE_WAY, wanted, code) from None
         if code not in NO_NEED_TO_CHANGE:
             raise
     return wanted
+
+
+def _mode_change_blocked(account_mode: str, wanted: str, code: int | None) -> KlineoError:
+    """409 naming position_mode: Binance keeps the account in ``account_mode`` while it holds positions or
+    orders. Said with both modes and how to keep the account's: the switch may not have been the trader's
+    wish (an enable without a body asks for the connection's stored mode, which may be stale)."""
+    return KlineoError(
+        ErrorCategory.CONFLICT,
+        f"The account is in {MODE_NAMES[account_mode]} mode on Binance, and cannot be switched to "
+        f"{MODE_NAMES[wanted]} mode while it has open positions or open orders (on any USDT-M or COIN-M "
+        f"symbol): to keep its mode, send position_mode {account_mode}; to switch, close them first.",
+        field="position_mode",
+        code=code,
+    )
 
 
 # ---------------------------------------------------------------- enable / disable
