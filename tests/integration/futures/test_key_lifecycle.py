@@ -151,6 +151,23 @@ def test_credentials_that_fail_the_futures_test_leave_the_old_key(sim_env, invok
     assert {r.api_key for r in sim_env.journal if r.api_key} == {futures_connection.account.api_key}
 
 
+def test_a_new_key_of_the_other_environment_is_refused_with_advice_the_route_can_follow(
+        sim_env, invoke, futures_connection):
+    """GIVEN a production connection WHEN PUT credentials (environment left out) with a testnet key THEN
+    refused saying to add it as a new testnet connection, never "choose the environment 'testnet'",
+    which this route refuses (a connection keeps its environment)."""
+    body = credentials_body(sim_env.account("testnet-futures"))
+    del body["environment"]
+    event = connection_event("connection_credentials", futures_connection.id, USER_A, "/credentials")
+
+    response = invoke("connection_credentials", with_body(event, body))
+
+    assert response["statusCode"] == 403, response["body"]
+    message = body_of(response)["error"]["message"]
+    assert "testnet" in message and "new connection" in message, message
+    assert "choose the environment" not in message, message
+
+
 def test_three_key_failures_disable_the_connection_and_enable_restores_it(
     sim_env, invoke, futures_connection
 ):

@@ -39,6 +39,7 @@ from klineo.models.connection_settings import (
     CredentialsReplaceRequest,
     StillPaused,
 )
+from klineo.models.connection_test import ConnectionTestResponse
 from klineo.observability import logger
 from klineo.services.connection_records import connection_response
 from klineo.services.connections import credentials_of, run_spot_test
@@ -101,12 +102,23 @@ def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRe
     return connection_response(updated)
 
 
+def _spot_refusal(result: ConnectionTestResponse, connection: Connection) -> str:
+    """The failed spot test's message, but for a key of the other environment: the test's advice to choose
+    that environment is one this connection cannot follow (it keeps its own), so it says what can be done."""
+    other = result.suggested_environment
+    if other is None:
+        return str(result.message)
+    return (f"This key belongs to the Binance {other}, not {connection.environment}, and a connection keeps "
+            f"its environment: add the key as a new connection with environment '{other}' "
+            "(POST /exchange-connections).")
+
+
 def _require_tests_pass(connection: Connection, creds: Any, what: str) -> tuple[dict[str, Any], str | None]:
     """The spot test (and the futures test when futures are enabled) on ``creds``: the spot result and
     the account's position mode as the futures test read it (None when none ran or it did not say)."""
     result = run_spot_test(creds, connection.environment)
     if not result.ok:
-        raise KlineoError(ErrorCategory(result.category), f"{what}: {result.message}")
+        raise KlineoError(ErrorCategory(result.category), f"{what}: {_spot_refusal(result, connection)}")
     mode = None
     if connection.futures_enabled:
         _futures, error, config = run_futures_test(connection, creds)
