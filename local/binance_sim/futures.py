@@ -382,6 +382,11 @@ class FuturesExchange:
         """The lock every account change happens under (shared with the algo service)."""
         return self._lock
 
+    def share_state(self, key: DemoAccount, account: DemoAccount) -> None:
+        """Make ``key`` (another API key of ``account``) see and change the account's own futures state."""
+        with self._lock:
+            self._accounts[key.api_key] = self._accounts[account.api_key]
+
     def settings(self, account: DemoAccount, symbol: str) -> dict:
         """The account's position mode and the symbol's margin type and leverage (for test assertions)."""
         with self._lock:

@@ -106,6 +106,11 @@ class Simulator:
         """One demo account by id."""
         return self.state.accounts[account_id]
 
+    def add_key(self, account_id: str, api_key: str, secret: str) -> DemoAccount:
+        """Another HMAC API key of the account (tests only): the same uid, balances, positions and orders;
+        returned as a DemoAccount that signs with it. Kept until the simulator stops."""
+        return self.state.add_key(account_id, api_key, secret)
+
     # ----- observation and control -------------------------------------------------------------
     @property
     def journal(self) -> list[JournalRecord]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ class SimulatorState:
         self.config = config
         self.accounts: dict[str, DemoAccount] = load_accounts(config.accounts_file)
         self.accounts_by_key = {account.api_key: account for account in self.accounts.values()}
+        # Further API keys of an account (``add_key``): (key, the account it belongs to), kept across resets.
+        self.added_keys: list[tuple[DemoAccount, DemoAccount]] = []
         self.series = {symbol: PriceSeries(spec, config.price_seed) for symbol, spec in SYMBOLS.items()}
         self.rate_limiter = RateLimiter(config)
         self.faults = FaultInjector()
@@ -43,7 +46,23 @@ class SimulatorState:
         self.history = HistoryService(self.futures)
 
     def _new_futures(self) -> FuturesExchange:
-        return FuturesExchange(self.accounts, self.mark_price, self.config.default_leverage)
+        futures = FuturesExchange(self.accounts, self.mark_price, self.config.default_leverage)
+        for key, account in self.added_keys:
+            futures.share_state(key, account)
+        return futures
+
+    def add_key(self, account_id: str, api_key: str, secret: str) -> DemoAccount:
+        """Another HMAC API key of the account, as its owner creates on Binance's API management page: the
+        same uid, balances, positions and orders, its own key and secret."""
+        account = self.accounts[account_id]
+        if api_key in self.accounts_by_key:
+            raise ValueError("API keys must be unique")
+        key = dataclasses.replace(account, key_type="HMAC", api_key=api_key, secret=secret,
+                                  public_key_path=None, private_key_path=None, _public_key=None)
+        self.accounts_by_key[api_key] = key
+        self.added_keys.append((key, account))
+        self.futures.share_state(key, account)
+        return key
 
     def mark_price(self, symbol: str, now_ms: float) -> float:
         """The futures mark price: the price a test set, else the latest candle close."""
