@@ -72,6 +72,15 @@ def _put_credentials(invoke, connection_id: str, account) -> dict:
     return invoke("connection_credentials", with_body(event, credentials_body(account)))
 
 
+def _forget_uid(connection_id: str) -> None:
+    """GIVEN a connection stored before uids were recorded: a key of another account is not recognised."""
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(connection_id)}},
+        UpdateExpression="REMOVE binance_uid",
+    )
+
+
 def _break_key(connection_id: str, account) -> None:
     """GIVEN the stored secret no longer matching the key on Binance (a secret rotated there)."""
     connection = get_connection(USER_A, connection_id)
@@ -90,9 +99,10 @@ def _break_key(connection_id: str, account) -> None:
 def test_new_credentials_sign_every_later_request_and_strategies_keep_running(
     sim_env, invoke, futures_connection
 ):
-    """GIVEN a live strategy WHEN PUT credentials with another key THEN it signs; strategy still active."""
+    """GIVEN a live strategy WHEN PUT credentials with another key of the account THEN it signs; strategy
+    still active."""
     strategy_id = _live_strategy(futures_connection.id)
-    new_account = sim_env.account("ed25519-futures")
+    new_account = sim_env.add_key("futures-full", "K2" + "a1" * 31, "b2" * 32)
 
     response = _put_credentials(invoke, futures_connection.id, new_account)
     sim_env.clear_journal()
@@ -100,7 +110,8 @@ def test_new_credentials_sign_every_later_request_and_strategies_keep_running(
 
     assert response["statusCode"] == 200, response["body"]
     body = body_of(response)
-    assert (body["id"], body["key_type"], body["futures_enabled"]) == (futures_connection.id, "ed25519", True)
+    shown = (body["id"], body["api_key_masked"], body["futures_enabled"])
+    assert shown == (futures_connection.id, "K2a1…a1a1", True)
     assert placed["statusCode"] == 200, placed["body"]
     signed = [r for r in sim_env.journal if r.api_key]
     assert signed and {r.api_key for r in signed} == {new_account.api_key}
@@ -112,9 +123,11 @@ def test_new_credentials_sign_every_later_request_and_strategies_keep_running(
 
 def test_a_new_key_gets_the_connections_leverage_and_margin_type_applied_again(sim_env, invoke,
                                                                                futures_connection):
-    """GIVEN 5x isolated applied on BTCUSDT with the first key WHEN the key is replaced by one of another
-    account and an order is placed THEN the order goes out at 5x isolated on the new account too (the
-    old key's applied settings are forgotten), not at that account's own 20x cross."""
+    """GIVEN 5x isolated applied on BTCUSDT with the first key, on a connection stored before uids were
+    recorded WHEN the key is replaced by one of another account (nothing to compare its uid with) and an
+    order is placed THEN the order goes out at 5x isolated on the new account too (the old key's applied
+    settings are forgotten), not at that account's own 20x cross."""
+    _forget_uid(futures_connection.id)
     patch = with_body(connection_event("connection_update", futures_connection.id, USER_A),
                       {"leverage": 5, "margin_type": "isolated"})
     assert invoke("connection_update", patch)["statusCode"] == 200
@@ -133,7 +146,9 @@ def test_a_new_key_gets_the_connections_leverage_and_margin_type_applied_again(s
 
 
 def test_credentials_that_fail_the_futures_test_leave_the_old_key(sim_env, invoke, futures_connection):
-    """GIVEN futures enabled WHEN PUT credentials with a spot-only key THEN refused, the old key signs."""
+    """GIVEN futures enabled (a connection stored before uids) WHEN PUT credentials with a spot-only key
+    THEN refused, the old key signs."""
+    _forget_uid(futures_connection.id)
     before = get_connection(USER_A, futures_connection.id)
 
     response = _put_credentials(invoke, futures_connection.id, sim_env.account("spot-only"))
@@ -343,7 +358,7 @@ def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(s
     aws_clients.dynamodb().update_item(
         TableName=get_settings().data_table,
         Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(futures_connection.id)}},
-        UpdateExpression="REMOVE credentials_version",
+        UpdateExpression="REMOVE credentials_version, binance_uid",  # stored before versions, and uids
     )
 
     with aws_refusing("UpdateItem", "dynamodb", when=_switching_key):

@@ -9,7 +9,14 @@
   account may have been switched outside KLINEO), with the errors of futures/enable; nothing is
   stored when Binance refuses.
 - ``replace_credentials`` (PUT .../credentials): the new keys are tested like a new connection's
-  (and on futures when futures are enabled), stored as a NEW VERSION of the same secret, then the
+  (and on futures when futures are enabled). A key of another Binance account than the connection's
+  is refused (409 naming api_key: add it as a new connection), as the connection's strategies,
+  order records and reconciler follow one account: the spot test's ``uid`` (GET /api/v3/account)
+  against the one the connection keeps, before anything is written. Where either is missing (a
+  connection made before uids were kept, or an answer without one, e.g. on the testnet) there is no
+  check, as before; the connection keeps the first uid it reads, from a new key, a test
+  (``klineo.services.connections.check_stored_connection``) or an enable. Passing keys are
+  stored as a NEW VERSION of the same secret, then the
   item is pointed at that version in one UpdateItem. The old version stays until then, and a
   failure at any step leaves the connection signing with the old key: nothing half-written. Every
   order path reads the item (strongly consistent) before signing and asks for its version, so no
@@ -42,7 +49,7 @@ from klineo.models.connection_settings import (
 from klineo.models.connection_test import ConnectionTestResponse
 from klineo.observability import logger
 from klineo.services.connection_records import connection_response
-from klineo.services.connections import credentials_of, run_spot_test
+from klineo.services.connections import SpotTest, credentials_of, run_spot_test
 from klineo.services.futures_account import (
     apply_position_mode,
     hedge_mode_of,
@@ -113,12 +120,32 @@ def _spot_refusal(result: ConnectionTestResponse, connection: Connection) -> str
             "(POST /exchange-connections).")
 
 
-def _require_tests_pass(connection: Connection, creds: Any, what: str) -> tuple[dict[str, Any], str | None]:
-    """The spot test (and the futures test when futures are enabled) on ``creds``: the spot result and
-    the account's position mode as the futures test read it (None when none ran or it did not say)."""
-    result = run_spot_test(creds, connection.environment)
+def _require_same_account(connection: Connection, tested: SpotTest, what: str) -> None:
+    """409 naming api_key when the key's account (its uid) is another than the connection's; no check
+    when either uid is unknown (module docstring)."""
+    if connection.binance_uid is None or tested.uid is None or tested.uid == connection.binance_uid:
+        return
+    logger.warning("key of another Binance account refused",
+                   extra={"connection_id": connection.connection_id})
+    raise KlineoError(
+        ErrorCategory.CONFLICT,
+        f"{what}: this key belongs to another Binance account than the one this connection is linked to, "
+        "and a connection keeps its account (its strategies and orders follow that account's positions). "
+        "To trade on the other account, add the key as a new connection (POST /exchange-connections).",
+        field="api_key",
+    )
+
+
+def _require_tests_pass(connection: Connection, creds: Any,
+                        what: str) -> tuple[dict[str, Any], str | None, int | None]:
+    """The spot test (and the futures test when futures are enabled) on ``creds``, refused for a key of
+    another account: the spot result, the account's position mode as the futures test read it (None when
+    none ran or it did not say) and the account's uid (None when Binance did not say)."""
+    tested = run_spot_test(creds, connection.environment)
+    result = tested.result
     if not result.ok:
         raise KlineoError(ErrorCategory(result.category), f"{what}: {_spot_refusal(result, connection)}")
+    _require_same_account(connection, tested, what)
     mode = None
     if connection.futures_enabled:
         _futures, error, config = run_futures_test(connection, creds)
@@ -131,13 +158,14 @@ def _require_tests_pass(connection: Connection, creds: Any, what: str) -> tuple[
             )
         hedge = hedge_mode_of(config)
         mode = None if hedge is None else HEDGE if hedge else ONE_WAY
-    return result.model_dump(mode="json"), mode
+    return result.model_dump(mode="json"), mode, tested.uid
 
 
 def replace_credentials(
     user_id: str, connection_id: str, body: CredentialsReplaceRequest
 ) -> ConnectionResponse:
-    """PUT /exchange-connections/{id}/credentials: test, store a new secret version, switch the item to it."""
+    """PUT /exchange-connections/{id}/credentials: test (a key of another Binance account is refused, 409
+    naming api_key, when both uids are known), store a new secret version, switch the item to it."""
     connection = require_connection(user_id, connection_id, consistent=True)
     refuse_deleting(connection, NEW_KEY_REFUSED)  # its delete may have deleted the secret already
     if body.environment is not None and body.environment != connection.environment:
@@ -147,7 +175,7 @@ def replace_credentials(
             field="environment",
         )
     creds = credentials_of(body)
-    last_test, position_mode = _require_tests_pass(connection, creds, "The new key was not stored")
+    last_test, position_mode, uid = _require_tests_pass(connection, creds, "The new key was not stored")
     if connection.credentials_version is None:
         # Made before versions were recorded: pin the current key first, so that until the item
         # names the new version every order still signs with the old key.
@@ -163,6 +191,7 @@ def replace_credentials(
         credentials_version=version,
         last_test=last_test,
         position_mode=position_mode,
+        binance_uid=uid,
     )
     logger.info("connection key replaced", extra={"connection_id": connection_id})
     return connection_response(updated)
@@ -172,10 +201,10 @@ def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableRespo
     """POST /exchange-connections/{id}/enable: test the stored keys, clear the disabled state, resume."""
     connection = require_connection(user_id, connection_id, consistent=True)
     refuse_deleting(connection, ENABLE_REFUSED)
-    last_test, _mode = _require_tests_pass(
+    last_test, _mode, uid = _require_tests_pass(
         connection, connection_credentials(connection), "The connection stays disabled"
     )
-    updated = connection_store.clear_disabled(user_id, connection_id, last_test)
+    updated = connection_store.clear_disabled(user_id, connection_id, last_test, binance_uid=uid)
     resumed, refused = resume_connection_strategies(updated)
     counts = {"resumed_strategies": len(resumed), "still_paused": len(refused)}
     logger.info("connection enabled", extra={"connection_id": connection_id, **counts})

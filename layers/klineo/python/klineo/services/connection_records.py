@@ -43,9 +43,11 @@ def connection_response(connection: Connection) -> ConnectionResponse:
 
 
 def create_connection(user_id: str, request: ConnectionCreateRequest) -> ConnectionResponse:
-    """Test the keys, then store the connection item and its keys (one secret); a failure removes both."""
+    """Test the keys, then store the connection item (with the account's uid the test read) and its keys
+    (one secret); a failure removes both."""
     creds = credentials_of(request)
-    result = run_spot_test(creds, request.environment)
+    tested = run_spot_test(creds, request.environment)
+    result = tested.result
     if not result.ok:
         raise KlineoError(ErrorCategory(result.category), result.message)
     connection_id = connection_store.new_connection_id()
@@ -54,7 +56,7 @@ def create_connection(user_id: str, request: ConnectionCreateRequest) -> Connect
         user_id=user_id, connection_id=connection_id, label=request.label, environment=request.environment,
         key_type=request.key_type, api_key_masked=creds.api_key_masked, secret_name=name,
         futures_enabled=False, created_at=now_iso(), last_test=result.model_dump(mode="json"),
-        credentials_version=str(uuid.uuid4()),
+        credentials_version=str(uuid.uuid4()), binance_uid=tested.uid,
     )
     # The item first: it is the only reference to the secret, so however this request ends (even by
     # the function's timeout between the two writes) no stored key is left that nobody can see. The

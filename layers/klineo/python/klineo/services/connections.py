@@ -9,6 +9,10 @@ The test (audit §10) is spot only and never calls a futures URL:
      and on production /sapi/v1/account/apiRestrictions without an IP restriction).
 Spot success is overall success.
 
+The account answer's ``uid`` (the Binance account's user id, docs/binance-facts.md §22) comes back beside
+the result (``SpotTest.uid``), never in it: the connection keeps it so that a new key of another account is
+refused (``klineo.services.connection_lifecycle``). None when the answer has no usable ``uid``.
+
 When Binance answers -2015/-2014 ("Invalid API-key, IP, or permissions") the test goes one step
 further, because that one code covers the three mistakes users make most:
 
@@ -29,6 +33,7 @@ further, because that one code covers the three mistakes users make most:
 from __future__ import annotations
 
 import secrets as token_source
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
     from klineo.models.common import ConnectionTestRequest, KeyMaterial
 
 __all__ = [
+    "SpotTest",
     "check_keys",
     "check_stored_connection",
     "credentials_of",
@@ -63,6 +69,15 @@ _VERDICTS = frozenset({
 })
 _UNKNOWN_KEY_CODES = frozenset({-2015, -2014})
 _ENV_NAMES = {Environment.PRODUCTION: "production", Environment.TESTNET: "testnet"}
+
+
+@dataclass(frozen=True)
+class SpotTest:
+    """The spot test's answer, and the uid of the account the key belongs to (None: the test failed, or
+    Binance's answer had no uid)."""
+
+    result: ConnectionTestResponse
+    uid: int | None = None
 
 
 def now_iso() -> str:
@@ -189,7 +204,15 @@ def _permission_warnings(account: dict[str, Any], client: Any, creds: Credential
     return warnings, ip_restricted, can_withdraw
 
 
-def run_spot_test(creds: Credentials, environment: Environment | str) -> ConnectionTestResponse:
+def _account_uid(account: dict[str, Any]) -> int | None:
+    """The account answer's uid, when it is a positive whole number (an int, or digits)."""
+    uid = account.get("uid")
+    if isinstance(uid, str) and uid.isdigit():
+        uid = int(uid)
+    return uid if isinstance(uid, int) and not isinstance(uid, bool) and uid > 0 else None
+
+
+def run_spot_test(creds: Credentials, environment: Environment | str) -> SpotTest:
     """The capability-based spot test; never calls a futures URL. Raises only when no verdict was reached."""
     environment = Environment(environment)
     client = get_client(Market.SPOT, environment)
@@ -207,16 +230,16 @@ def run_spot_test(creds: Credentials, environment: Environment | str) -> Connect
             raise
         category, message, suggested = _diagnose(exc, client, creds, environment)
         metrics.add_metric(name="ConnectionTestFailed", unit="Count", value=1)
-        return ConnectionTestResponse(
+        return SpotTest(ConnectionTestResponse(
             ok=False, category=category.value, message=message, retryable=category.retryable,
             suggested_environment=_ENV_NAMES[suggested] if suggested else None, **common,
-        )
+        ))
     warnings, ip_restricted, can_withdraw = _permission_warnings(account, client, creds, environment)
-    return ConnectionTestResponse(
+    return SpotTest(ConnectionTestResponse(
         ok=True, warnings=warnings, permissions=list(account.get("permissions") or []),
         can_trade=bool(account.get("canTrade", False)), can_withdraw=can_withdraw,
         ip_restricted=ip_restricted, **common,
-    )
+    ), _account_uid(account))
 
 
 def credentials_of(request: KeyMaterial) -> Credentials:
@@ -227,18 +250,20 @@ def credentials_of(request: KeyMaterial) -> Credentials:
 
 def check_keys(request: ConnectionTestRequest) -> ConnectionTestResponse:
     """POST /exchange-connections/test: test keys from the body, store nothing."""
-    return run_spot_test(credentials_of(request), request.environment)
+    return run_spot_test(credentials_of(request), request.environment).result
 
 
 def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestResponse:
-    """POST /exchange-connections/{id}/test: the spot test on stored keys, recorded on the item."""
+    """POST /exchange-connections/{id}/test: the spot test on stored keys, recorded on the item (with the
+    account's uid when the connection has none yet: one made before uids were kept)."""
     connection = connection_store.require_connection(user_id, connection_id)
     # Its delete may have deleted the secret already; one that begins during the test wins (the write).
     connection_store.refuse_deleting(connection, connection_store.TEST_REFUSED)
     creds = connection_store.connection_credentials(connection)
-    result = run_spot_test(creds, connection.environment)
+    tested = run_spot_test(creds, connection.environment)
+    result = tested.result
     connection_store.record_test_result(user_id, connection_id, result.model_dump(mode="json"),
-                                        refused=connection_store.TEST_REFUSED)
+                                        refused=connection_store.TEST_REFUSED, binance_uid=tested.uid)
     if result.ok:  # the key works: its failure count starts again (a failed test itself never counts)
         note_key_answer(connection, None)
     return result

@@ -125,6 +125,9 @@ class Connection(BaseModel):
     disabled_reason: str | None = None
     # The Secrets Manager version the connection signs with (None: the secret's current version).
     credentials_version: str | None = None
+    # The Binance account's user id (GET /api/v3/account ``uid``) its keys belong to; None for a connection
+    # made before uids were kept, until a test, an enable or a new key reads it, or when Binance said none.
+    binance_uid: int | None = None
     # Set when a delete began (``mark_deleting``): no order of the connection is placed any more.
     deleting_since: str | None = None
 
@@ -199,7 +202,7 @@ def _optional_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Settings and key-health attributes, present only once set (older items have none)."""
     names = ("kill_switch", "max_leverage", "position_mode", "margin_type", "leverage", "symbol_settings",
              "consecutive_failures", "disabled_at", "disabled_reason", "credentials_version",
-             DELETING_SINCE)
+             "binance_uid", DELETING_SINCE)
     fields = {name: data[name] for name in names if data.get(name) is not None}
     if data.get("max_notional_usdt") is not None:
         fields["max_notional_usdt"] = Decimal(str(data["max_notional_usdt"]))
@@ -254,6 +257,7 @@ def put_connection(connection: Connection) -> None:
         **connection.model_dump(include={
             "connection_id", "label", "environment", "key_type", "api_key_masked", "secret_name",
             "futures_enabled", "created_at", "last_test", "futures_last_test", "credentials_version"}),
+        **({"binance_uid": connection.binance_uid} if connection.binance_uid is not None else {}),
     })}
     aws.dynamodb().put_item(
         TableName=get_settings().data_table, Item=item, ConditionExpression="attribute_not_exists(pk)",
@@ -315,12 +319,19 @@ def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
     return _update_existing(user_id, connection_id, update, refused=FUTURES_REFUSED if enabled else None)
 
 
+def _uid_if_absent(binance_uid: int | None) -> dict[str, Any]:
+    """An Update's ``defaults``: the account's uid, written only where the item has none."""
+    return {} if binance_uid is None else {"binance_uid": binance_uid}
+
+
 def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *,
-                       futures: bool = False, refused: str | None = None) -> Connection:
-    """Store a test result on the item (last_test, or futures_last_test); NOT_FOUND when absent; with
-    ``refused``, 409 when it is being deleted."""
+                       futures: bool = False, refused: str | None = None,
+                       binance_uid: int | None = None) -> Connection:
+    """Store a test result on the item (last_test, or futures_last_test), and ``binance_uid`` when the item
+    has none; NOT_FOUND when absent; with ``refused``, 409 when it is being deleted."""
     attribute = "futures_last_test" if futures else "last_test"
-    return _update_existing(user_id, connection_id, Update(sets={attribute: result}), refused=refused)
+    update = Update(sets={attribute: result}, defaults=_uid_if_absent(binance_uid))
+    return _update_existing(user_id, connection_id, update, refused=refused)
 
 
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
@@ -441,11 +452,12 @@ def disable_connection(user_id: str, connection_id: str, reason: str) -> Connect
     return _update_existing(user_id, connection_id, update)
 
 
-def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any]) -> Connection:
-    """Switch the connection on again after a passing test: no disabled state, no failure count; 409 while
-    it is being deleted."""
+def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any],
+                   binance_uid: int | None = None) -> Connection:
+    """Switch the connection on again after a passing test: no disabled state, no failure count, the
+    account's ``binance_uid`` when the item has none; 409 while it is being deleted."""
     update = Update(sets={"consecutive_failures": 0, "last_test": last_test},
-                    removes=["disabled_at", "disabled_reason"])
+                    removes=["disabled_at", "disabled_reason"], defaults=_uid_if_absent(binance_uid))
     return _update_existing(user_id, connection_id, update, refused=ENABLE_REFUSED)
 
 
@@ -466,12 +478,14 @@ def pin_credentials_version(user_id: str, connection_id: str, version: str) -> N
 
 def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_masked: str,
                 credentials_version: str, last_test: dict[str, Any],
-                position_mode: str | None = None) -> Connection:
+                position_mode: str | None = None, binance_uid: int | None = None) -> Connection:
     """Point the connection at a new secret version (new key): one UpdateItem, failure count cleared.
 
-    What was applied on Binance with the old key (per-symbol margin type and leverage) is forgotten:
-    the new key may belong to another account, so the next order on a symbol applies them again.
+    What was applied on Binance with the old key (per-symbol margin type and leverage) is forgotten, so
+    the next order on a symbol applies them again: where no uid could be compared (a connection or an
+    answer without one) the new key may belong to another account.
     ``position_mode``: the new key's account mode as its futures test read it (futures enabled).
+    ``binance_uid``: the new key's account (the caller refused another account's key); None keeps the item's.
     A disabled connection stays disabled: POST .../enable switches it on and resumes its strategies.
     409 while the connection is being deleted (its delete may already have deleted the secret).
     """
@@ -480,5 +494,7 @@ def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_mask
                             "consecutive_failures": 0}
     if position_mode is not None:
         sets["position_mode"] = position_mode
+    if binance_uid is not None:
+        sets["binance_uid"] = binance_uid
     update = Update(sets=sets, removes=["symbol_settings"])
     return _update_existing(user_id, connection_id, update, refused=NEW_KEY_REFUSED)
