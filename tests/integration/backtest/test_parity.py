@@ -218,3 +218,19 @@ def test_paper_mode_and_backtest_liquidate_alike(sim_env) -> None:
     stored = strategy_store.get_strategy(USER, strategy_id, consistent=True)
     assert (stored.status, stored.status_reason) == ("paused", "paper_liquidated")
     assert ledger_of(stored).equity() == 0 == state.equity[-1][1]
+
+
+def test_paper_mode_and_backtest_check_the_margin_of_a_size_off_the_step_alike(sim_env) -> None:
+    """GIVEN a size of 0.0029 (traded as 0.002, the step being 0.001) and a paper balance that backs 0.002
+    but not 0.0029 WHEN paper mode and a backtest run THEN the same fills: both check the margin of the
+    quantity the order carries, not of the size as typed."""
+    candles = _recorded_candles()
+    closes = [c.close for c in candles if c.open_time >= START]
+    balance = (Decimal("0.0024") * max(closes)).quantize(Decimal(1))
+    assert Decimal("0.0029") * min(closes) > balance  # the unrounded size never fits, the rounded always
+    sizing = {"size": Decimal("0.0029"), "paper_balance_usdt": balance}
+    strategy_id = _changed_paper_strategy(**sizing)
+    paper = _paper_fills(candles, strategy_id, ("simulated", "no_change", "skipped"))
+    backtest = _backtest(candles, "sma_crossover", PARAMETERS, **{k: str(v) for k, v in sizing.items()})
+    assert len(backtest.ledger.fills) >= 3 and not backtest.skipped
+    assert _fill_rows(paper) == _fill_rows(backtest.ledger.fills)

@@ -63,12 +63,13 @@ def entry_size(
     strategy: Strategy, signal: Signal, position: Decimal, price: Decimal, rules: SymbolRules,
     balance: Callable[[], Decimal],
 ) -> Decimal | None:
-    """Contracts for a LONG/SHORT signal; None = keep the position as it is (quote/percent sizing).
+    """Contracts for a LONG/SHORT signal, rounded down to the step as the backtest sizes them (the paper
+    margin check reads this quantity); None = keep the position as it is (quote/percent sizing).
 
     ``balance`` is called only for percent sizing of a new entry (a live read costs weight 5).
     """
     if strategy.size is not None:
-        return strategy.size
+        return size_quantity(sizing_of(strategy), price, Decimal(0), rules)
     if _side_of(position) is signal:
         return None
     equity = balance() if strategy.settings.size_pct is not None else Decimal(0)
