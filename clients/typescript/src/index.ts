@@ -64,7 +64,11 @@ interface ErrorShape {
   message?: string;
 }
 
-const GATEWAY_CATEGORIES: Record<number, ErrorCategory> = { 401: "unauthorized", 403: "permission", 404: "not_found" };
+const GATEWAY_CATEGORIES: Record<number, ErrorCategory> = {
+  401: "unauthorized", 403: "permission", 404: "not_found", 429: "rate_limit",
+};
+/** API Gateway's throttling refuses a request before any function runs: sending it again later is safe. */
+const GATEWAY_RETRYABLE = new Set<number>([429]);
 
 /** The typed error of an answer with an error status (the function's `{"error": ...}` or API Gateway's `{"message"}`). */
 export function errorFromResponse(response: Response, body: unknown, idempotencyKey: string | null = null): KlineoApiError {
@@ -90,7 +94,7 @@ export function errorFromResponse(response: Response, body: unknown, idempotency
     GATEWAY_CATEGORIES[response.status] ?? (response.status >= 500 ? "other" : "invalid_request"),
     shape.message ?? response.statusText,
     null,
-    false,
+    GATEWAY_RETRYABLE.has(response.status),
     headerRequestId,
     retryAfter,
     idempotencyKey,

@@ -18,3 +18,10 @@ def test_client_and_its_walkthrough_type_check() -> None:
     # GIVEN the client's sources / WHEN tsc checks them / THEN no error
     run_npm("typecheck")
     assert (TS_CLIENT_DIR / "src" / "generated" / "schema.ts").is_file()
+
+
+def test_client_types_gateway_answers_and_error_bodies_offline() -> None:
+    """`npm run unit`: test/errors.test.ts, the client's error mapping against a fake fetch, passes."""
+    # GIVEN the client / WHEN its offline tests run / THEN none fails
+    output = run_npm("unit")
+    assert "# fail 0" in output, output

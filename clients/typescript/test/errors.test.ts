@@ -1,0 +1,42 @@
+/**
+ * How the client types answers API Gateway gives itself and the API's error bodies, without a stack:
+ * each test hands the client a fetch that answers as API Gateway or a function would.
+ *
+ * Run from clients/typescript with `npm run unit` (pytest's tests/integration/clients runs it too).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { createKlineoClient, KlineoApiError, type KlineoClient } from "../src/index.js";
+
+/** A client whose every request is answered with ``status`` and the JSON ``body`` (and ``headers``). */
+function answering(status: number, body: unknown, headers: Record<string, string> = {}): KlineoClient {
+  return createKlineoClient({
+    baseUrl: "http://127.0.0.1:9",
+    token: "token",
+    fetch: async () =>
+      new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } }),
+  });
+}
+
+/** The KlineoApiError a call rejects with (fails the test when it resolves). */
+async function failure(call: Promise<unknown>): Promise<KlineoApiError> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof KlineoApiError, String(error));
+    return error;
+  }
+  assert.fail("the call succeeded");
+}
+
+const ORDER = { connection_id: "c".repeat(32), symbol: "BTCUSDT", side: "BUY", type: "MARKET", quantity: "0.005" } as const;
+
+test("API Gateway's throttling 429 is rate_limit, retryable after Retry-After", async () => {
+  const klineo = answering(429, { message: "Too Many Requests" }, { "Retry-After": "1" });
+  const error = await failure(klineo.call(klineo.api.GET("/exchange-connections")));
+  assert.equal(error.status, 429);
+  assert.equal(error.category, "rate_limit");
+  assert.equal(error.retryable, true);
+  assert.equal(error.retryAfter, 1);
+});
