@@ -69,6 +69,17 @@ const GATEWAY_CATEGORIES: Record<number, ErrorCategory> = {
 };
 /** API Gateway's throttling refuses a request before any function runs: sending it again later is safe. */
 const GATEWAY_RETRYABLE = new Set<number>([429]);
+/** API Gateway's answers when the function outlived its integration timeout: the function goes on. */
+const GATEWAY_TIMEOUTS = new Set<number>([503, 504]);
+
+/** The category of an answer API Gateway gave itself; an order sent with a key whose function timed
+ * out may still be placed, so its outcome is unknown (resend it with the same key). */
+function gatewayCategory(status: number, idempotencyKey: string | null): ErrorCategory {
+  if (idempotencyKey !== null && GATEWAY_TIMEOUTS.has(status)) {
+    return "unknown_outcome";
+  }
+  return GATEWAY_CATEGORIES[status] ?? (status >= 500 ? "other" : "invalid_request");
+}
 
 /** The typed error of an answer with an error status (the function's `{"error": ...}` or API Gateway's `{"message"}`). */
 export function errorFromResponse(response: Response, body: unknown, idempotencyKey: string | null = null): KlineoApiError {
@@ -91,7 +102,7 @@ export function errorFromResponse(response: Response, body: unknown, idempotency
   }
   return new KlineoApiError(
     response.status,
-    GATEWAY_CATEGORIES[response.status] ?? (response.status >= 500 ? "other" : "invalid_request"),
+    gatewayCategory(response.status, idempotencyKey),
     shape.message ?? response.statusText,
     null,
     GATEWAY_RETRYABLE.has(response.status),

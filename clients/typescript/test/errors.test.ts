@@ -40,3 +40,13 @@ test("API Gateway's throttling 429 is rate_limit, retryable after Retry-After", 
   assert.equal(error.retryable, true);
   assert.equal(error.retryAfter, 1);
 });
+
+test("an order whose function outlived API Gateway's timeout (503 Service Unavailable) is unknown_outcome", async () => {
+  // The function goes on after the gateway's 30 s and may place the order: resend with the same key.
+  const klineo = answering(503, { message: "Service Unavailable" });
+  const error = await failure(klineo.placeFuturesOrder(ORDER, "kept-key"));
+  assert.equal(error.status, 503);
+  assert.equal(error.category, "unknown_outcome");
+  assert.equal(error.retryable, false);
+  assert.equal(error.idempotencyKey, "kept-key");
+});
