@@ -53,6 +53,8 @@ export class KlineoApiError extends Error {
     readonly retryAfter: number | null,
     /** The Idempotency-Key the order was sent with: resend with it after `unknown_outcome`. */
     readonly idempotencyKey: string | null = null,
+    /** Every input field at fault (a 422 lists them all; `field` is the first), else empty. */
+    readonly errors: Schema<"FieldError">[] = [],
   ) {
     super(message);
   }
@@ -98,6 +100,7 @@ export function errorFromResponse(response: Response, body: unknown, idempotency
       error.request_id ?? headerRequestId,
       retryAfter,
       idempotencyKey,
+      error.errors ?? [],
     );
   }
   return new KlineoApiError(

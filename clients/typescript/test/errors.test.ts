@@ -50,3 +50,16 @@ test("an order whose function outlived API Gateway's timeout (503 Service Unavai
   assert.equal(error.retryable, false);
   assert.equal(error.idempotencyKey, "kept-key");
 });
+
+test("a 422 keeps every field that failed (error.errors), not only the first (error.field)", async () => {
+  const errors = [
+    { field: "quantity", message: "must be above 0" },
+    { field: "symbol", message: "must match ^[A-Z0-9]{2,20}$" },
+  ];
+  const body = { error: { category: "invalid_request", message: "2 invalid fields", retryable: false,
+                          request_id: "r-1", field: "quantity", errors } };
+  const klineo = answering(422, body);
+  const error = await failure(klineo.placeFuturesOrder(ORDER));
+  assert.equal(error.field, "quantity");
+  assert.deepEqual(error.errors, errors);
+});
