@@ -130,6 +130,23 @@ function authMiddleware(token: TokenSource): Middleware {
   };
 }
 
+const LOST_ORDER_ANSWER =
+  "The order was sent but no answer arrived; resend it with the same Idempotency-Key to learn its outcome.";
+
+/** A money POST (one sent with an Idempotency-Key: an order, a position close) that got no answer may
+ * have reached the server: its outcome is unknown, and only a resend with the same key is safe. */
+function lostAnswerMiddleware(): Middleware {
+  return {
+    onError({ request }) {
+      const key = request.headers.get("Idempotency-Key");
+      if (key === null) {
+        return undefined;
+      }
+      return new KlineoApiError(0, "unknown_outcome", LOST_ORDER_ANSWER, null, false, null, null, key);
+    },
+  };
+}
+
 /** The answer's data, or a KlineoApiError (also when the request never got an answer). */
 async function unwrap<T>(
   call: Promise<{ data?: T; error?: unknown; response: Response }>,
@@ -139,10 +156,11 @@ async function unwrap<T>(
   let result: { data?: T; error?: unknown; response: Response };
   try {
     result = await call;
-  } catch {
-    const message = noAnswer === "unknown_outcome"
-      ? "The order was sent but no answer arrived; resend it with the same Idempotency-Key to learn its outcome."
-      : "The API could not be reached.";
+  } catch (error) {
+    if (error instanceof KlineoApiError) {
+      throw error; // typed already (``lostAnswerMiddleware``)
+    }
+    const message = noAnswer === "unknown_outcome" ? LOST_ORDER_ANSWER : "The API could not be reached.";
     throw new KlineoApiError(0, noAnswer, message, null, noAnswer !== "unknown_outcome", null, null, idempotencyKey);
   }
   if (!result.response.ok) {
@@ -166,7 +184,7 @@ export interface KlineoClient {
 /** A client for one user: every call carries `Authorization: Bearer <token>`. */
 export function createKlineoClient(options: KlineoClientOptions): KlineoClient {
   const api = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/+$/, ""), fetch: options.fetch });
-  api.use(authMiddleware(options.token));
+  api.use(authMiddleware(options.token), lostAnswerMiddleware());
   return {
     api,
     call: (request) => unwrap(request, "network"),

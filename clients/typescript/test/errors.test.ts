@@ -19,6 +19,17 @@ function answering(status: number, body: unknown, headers: Record<string, string
   });
 }
 
+/** A client whose every request gets no answer (fetch rejects, as when the connection drops). */
+function unanswered(): KlineoClient {
+  return createKlineoClient({
+    baseUrl: "http://127.0.0.1:9",
+    token: "token",
+    fetch: async () => {
+      throw new TypeError("fetch failed");
+    },
+  });
+}
+
 /** The KlineoApiError a call rejects with (fails the test when it resolves). */
 async function failure(call: Promise<unknown>): Promise<KlineoApiError> {
   try {
@@ -62,4 +73,23 @@ test("a 422 keeps every field that failed (error.errors), not only the first (er
   const error = await failure(klineo.placeFuturesOrder(ORDER));
   assert.equal(error.field, "quantity");
   assert.deepEqual(error.errors, errors);
+});
+
+test("a position close (a money POST with an Idempotency-Key) whose answer is lost is unknown_outcome with its key", async () => {
+  const klineo = unanswered();
+  const close = klineo.api.POST("/exchange-connections/{id}/futures/positions/{symbol}/close", {
+    params: { path: { id: "c".repeat(32), symbol: "BTCUSDT" }, header: { "idempotency-key": "close-key" } },
+  });
+  const error = await failure(klineo.call(close));
+  assert.equal(error.category, "unknown_outcome");
+  assert.equal(error.retryable, false);
+  assert.equal(error.idempotencyKey, "close-key");
+});
+
+test("a read that gets no answer stays network, retryable", async () => {
+  const klineo = unanswered();
+  const error = await failure(klineo.call(klineo.api.GET("/exchange-connections")));
+  assert.equal(error.category, "network");
+  assert.equal(error.retryable, true);
+  assert.equal(error.idempotencyKey, null);
 });
