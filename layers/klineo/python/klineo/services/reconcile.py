@@ -56,18 +56,19 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    record write checks the connection's deletion mark atomically (``klineo.services.protective``); a
    refusal sends nothing, and the entry is let go as the wind-down lets go of what it did not settle
    (no retry, no error). The wind-down's own run (``wind_down``: the delete's token) still places them.
-4. **Trades we did not place.** For each watched (connection, symbol) — any symbol we settled an
-   order on, until it has had no position and no activity for 7 days — ``userTrades`` since the
-   last reconciled trade id are read (by ``fromId`` while that trade, or the last read that found none after
-   it, is under 7 days old; older, in windows of 7 days from then, as Binance answers a query sent no time
-   with the last 7 days only: ``endpoints.futures_trades_after``); a trade whose order is not one of our
-   records is recorded once as an order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl``
-   (``adl_autoclose``), ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything
-   else), with its fills (facts §8, §14); its trades a later run reads (a page that ended inside them)
-   are added to that record. When the trades read (and the record's) fall short of what Binance says
-   the order executed (it began filling before the first window a newly watched symbol is read from, the
-   last 7 days, or goes on past the page), every trade of it is read by orderId instead, so its totals
-   are Binance's exactly however many fills it has.
+4. **Trades we did not place.** For each watched (connection, symbol) — any symbol we settled an order on,
+   until it has had no position and no activity for 7 days — ``userTrades`` since the last reconciled trade id
+   are read (by ``fromId`` while that trade, or the last read that found none after it, is under 7 days old;
+   older, in windows of 7 days from then, as Binance answers a query sent no time with the last 7 days only:
+   ``endpoints.futures_trades_after``); a trade whose order is not one of our records is recorded once as an
+   order of origin ``liquidation`` (clientOrderId ``autoclose-…``), ``adl`` (``adl_autoclose``),
+   ``settlement`` (``settlement_autoclose-…``) or ``manual`` (anything else), with its fills (facts §8, §14),
+   and one Binance no longer knows (placed over 90 days ago) as ``manual``, UNKNOWN_PURGED, from its trades,
+   unless a record of ours names its orderId; its trades a later run reads (a page that ended inside them) are
+   added to that record. When the trades read (and the record's) fall short of what Binance says the order
+   executed (it began filling before the first window a newly watched symbol is read from, the last 7 days, or
+   goes on past the page), every trade of it is read by orderId instead, so its totals are Binance's exactly
+   however many fills it has.
 
 Budget: a run spends at most ``weight`` request weight (default ``RUN_WEIGHT``: a tenth of the futures IP
 limit of 2,400 per minute, so trading keeps the rest), and sends nothing once the ``call_deadline`` it runs in
@@ -846,12 +847,10 @@ class Reconciler:
     def _record_foreign(self, account: _Account, watch: order_history.Watch, order_id: int,
                         trades: list[dict[str, Any]]) -> None:
         """Name the trades' order; unless it is one of our records, record it once with its label."""
-        body = self.call("GET", "/fapi/v1/order", endpoints.futures_order_by_id,
-                         account.client, account.creds, watch.symbol, order_id)
-        client_order_id = str(body.get("clientOrderId", ""))
-        if client_order_id and get_order_record(watch.user_id, client_order_id) is not None:
+        body = self._foreign_order(account, watch, order_id, trades)
+        if body is None:
             return  # ours (e.g. an algo order's child carries the clientAlgoId): settled on its own
-        label = foreign_label(client_order_id)
+        label = foreign_label(str(body.get("clientOrderId", "")))
         result = OrderResult.from_binance(body, "queried").to_record()
         created = int(body.get("time") or trades[0]["time"])
         record_id = f"{label}-{order_id}"
@@ -869,6 +868,27 @@ class Reconciler:
                                             get_order_record(watch.user_id, record_id), trades)
             record_order_outcome(watch.user_id, record_id, status=record.status, **fills)
         self.counts[f"foreign_{label}"] += 1
+
+    def _foreign_order(self, account: _Account, watch: order_history.Watch, order_id: int,
+                       trades: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Binance's answer for the trades' order; None when it is one of our records. Binance forgets an
+        order 90 days after it was placed, whatever its trades: one placed by hand (a GTC order left resting;
+        Binance's own closing orders fill as they are placed) is then answered from its trades,
+        UNKNOWN_PURGED, as a read would only fail again and the watch never read past it."""
+        body = self._known("/fapi/v1/order", endpoints.futures_order_by_id,
+                           account.client, account.creds, watch.symbol, order_id)
+        if body is None:
+            first = min(trades, key=lambda row: int(row["id"]))
+            known = order_history.order_record_of(watch.user_id, watch.connection_id, watch.symbol, order_id,
+                                                  int(first["time"]))
+            if known is not None and known.origin not in FOREIGN_ORIGINS:
+                return None
+            return {"orderId": order_id, "symbol": watch.symbol, "side": first.get("side"),
+                    "status": STATUS_UNKNOWN_PURGED, "time": int(first["time"])}
+        client_order_id = str(body.get("clientOrderId", ""))
+        if client_order_id and get_order_record(watch.user_id, client_order_id) is not None:
+            return None
+        return body
 
     def _foreign_fills(self, account: _Account, symbol: str, body: dict[str, Any],
                        existing: OrderRecord | None, trades: list[dict[str, Any]]) -> dict[str, Any]:

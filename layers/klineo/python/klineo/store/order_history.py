@@ -69,6 +69,7 @@ __all__ = [
     "list_unsettled_of",
     "list_watched",
     "mark_read",
+    "order_record_of",
     "recent_foreign_fills",
     "resume_points",
     "save_resume_point",
@@ -179,6 +180,17 @@ def list_recent_records(user_id: str, since_ms: int) -> list[OrderRecord]:
     """The user's order records created at or after ``since_ms``, newest first."""
     records, _ = list_order_page(user_id, HistoryFilter(from_ms=since_ms), limit=10_000)
     return records
+
+
+def order_record_of(user_id: str, connection_id: str, symbol: str, order_id: int,
+                    created_to_ms: int) -> OrderRecord | None:
+    """The user's record of Binance's order ``order_id`` on this connection and symbol, created at or before
+    ``created_to_ms`` (None: there is none). It may read much of that part of the history (filtered on the
+    order id): only for the order of a trade that Binance no longer knows, so placed over 90 days ago."""
+    history = HistoryFilter(connection_id=connection_id, symbol=symbol, to_ms=created_to_ms)
+    items, _ = list_history_items(user_id, history, 1, kind=f"{ORDERS_ONLY} AND order_id = :order_id",
+                                  kind_values={":order_id": to_attr(int(order_id))})
+    return OrderRecord.from_item(items[0]) if items else None
 
 
 def recent_foreign_fills(user_id: str, connection_id: str, symbol: str | None = None,

@@ -1,0 +1,66 @@
+"""The reconciler's following of watched symbols, against moto and the simulator over loopback."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from klineo.store.orders import STATUS_UNKNOWN_PURGED, OrderRecord, get_order_record, put_new_record
+
+from tests.integration.api.conftest import USER_A
+from tests.integration.futures.test_reconcile import _open_long
+
+DAY_MS = 86_400_000
+
+
+def _forget_order(sim: Any, order_id: int, days: int) -> None:
+    """Make the order (not its trades) ``days`` old, then let the simulator purge it as Binance does."""
+    with sim.state.futures.lock:
+        state = next(s for s in sim.state.futures.accounts() if order_id in s.orders)
+        state.orders[order_id].time -= days * DAY_MS
+    sim.age_orders(0)
+
+
+def test_a_trade_of_an_order_binance_forgot_is_recorded_and_the_watch_reads_on(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """A manual trade of an order Binance forgot (placed 91 days ago) is recorded; the watch reads past it."""
+    _open_long(invoke, futures_connection.id, quantity="0.004")
+    reconcile()  # our entry settled, the symbol watched
+    account_id = futures_connection.account.id
+    manual = sim_env.inject_trade(account_id, "manual", "BTCUSDT", side="BUY", quantity="0.002")
+    _forget_order(sim_env, int(manual["orderId"]), 91)
+    liquidation = sim_env.inject_trade(account_id, "liquidation", "BTCUSDT", quantity="0.002")
+
+    reconcile()
+    reconcile()
+
+    recorded = get_order_record(USER_A, f"manual-{manual['orderId']}")
+    assert recorded is not None and recorded.origin == "manual"
+    assert [Decimal(f["qty"]) for f in recorded.fills] == [Decimal("0.002")]
+    assert get_order_record(USER_A, f"liquidation-{liquidation['orderId']}") is not None
+
+
+def test_a_trade_of_our_own_order_binance_forgot_is_not_recorded_as_manual(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """A trade of an order of ours that Binance forgot is not recorded as a manual one."""
+    _open_long(invoke, futures_connection.id)
+    reconcile()
+    ours = sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="BUY",
+                                quantity="0.002")
+    _forget_order(sim_env, int(ours["orderId"]), 91)
+    placed_ms = int(time.time() * 1000) - 91 * DAY_MS
+    placed = datetime.fromtimestamp(placed_ms / 1000, UTC).isoformat(timespec="milliseconds")
+    assert put_new_record(OrderRecord(
+        user_id=USER_A, client_order_id="ours-resting-long", connection_id=futures_connection.id,
+        symbol="BTCUSDT", request={}, params={}, status=STATUS_UNKNOWN_PURGED, attempt_ms=placed_ms,
+        created_at=placed.replace("+00:00", "Z"), updated_at=placed.replace("+00:00", "Z"),
+        order_id=int(ours["orderId"]), fills=[]))
+
+    summary = reconcile()
+
+    assert get_order_record(USER_A, f"manual-{ours['orderId']}") is None
+    assert "errors" not in summary, summary
