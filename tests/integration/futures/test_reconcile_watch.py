@@ -10,7 +10,8 @@ from typing import Any
 from klineo.store.orders import STATUS_UNKNOWN_PURGED, OrderRecord, get_order_record, put_new_record
 
 from tests.integration.api.conftest import USER_A
-from tests.integration.futures.test_reconcile import _open_long
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
+from tests.integration.futures.test_reconcile import _open_long, _watch_older
 
 DAY_MS = 86_400_000
 
@@ -64,3 +65,42 @@ def test_a_trade_of_our_own_order_binance_forgot_is_not_recorded_as_manual(
 
     assert get_order_record(USER_A, f"manual-{ours['orderId']}") is None
     assert "errors" not in summary, summary
+
+
+DOGE = "DOGEUSDT"
+
+
+def _spread_trades(sim: Any, symbol: str) -> None:
+    """Make the symbol's trades one millisecond apart (made over a while), oldest first."""
+    with sim.state.futures.lock:
+        for state in sim.state.futures.accounts():
+            trades = [t for t in state.trades if t.order.symbol == symbol]
+            for i, trade in enumerate(trades):
+                trade.time = trades[0].time + i
+
+
+def _open_long_doge(invoke: Any, connection_id: str) -> None:
+    body = order_body(connection_id, symbol=DOGE, type="MARKET", price=None, timeInForce=None, quantity="50")
+    response = invoke("futures_order", order_event(body, key=new_key()))
+    assert response["statusCode"] == 200, body_of(response)
+
+
+def test_a_watch_unread_for_a_week_with_more_pages_than_a_run_reads_is_recorded_over_runs(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """Runs too small for a stale watch's whole week of trades record them a page a run, not none ever."""
+    _open_long_doge(invoke, futures_connection.id)
+    reconcile()  # our entry settled, DOGEUSDT watched from its trade
+    sim_env.state.futures.set_trade_size(DOGE, Decimal("1"))
+    # Our entry's trade and the first order's fill the first page exactly; the others the second.
+    manual = [sim_env.inject_trade(futures_connection.account.id, "manual", DOGE, side="BUY", quantity=qty)
+              for qty in ("999", "400", "400")]
+    _spread_trades(sim_env, DOGE)
+    sim_env.age_orders(8 * DAY_MS)
+    _watch_older(futures_connection.id, DOGE, 8 * DAY_MS)
+
+    for _ in range(2):
+        reconcile(weight=10)  # the window's pages (5 each) and the orders' reads (1 each) need 18
+
+    records = [get_order_record(USER_A, f"manual-{order['orderId']}") for order in manual]
+    assert [None if r is None else len(r.fills) for r in records] == [999, 400, 400]

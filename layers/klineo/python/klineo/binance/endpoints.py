@@ -468,8 +468,9 @@ def futures_trades_after(
     """The symbol's trades after trade ``after_id`` (made at ``after_ms``; None: unknown), oldest first.
     Within the last 7 days less an hour: one page by ``fromId`` (no time). Older: a query sent no time
     answers only the last 7 days, ``fromId`` too (facts §14), so the trades are read in windows of at most
-    7 days from ``after_ms`` on (from 3 months ago at the earliest: Binance keeps no older), every page of
-    the first window that has any after ``after_id``; a later call goes on from the last of them.
+    7 days from ``after_ms`` on (from 3 months ago at the earliest: Binance keeps no older), up to the first
+    page that has any after ``after_id``; a later call goes on from the last of them, so a week of trades
+    larger than one run's budget is read over runs, a page each, instead of never.
     ``via`` as in ``futures_order_trades``."""
     send = partial(via or _direct, futures_user_trades, client, creds, symbol)
     now = time.time() * 1000
@@ -485,12 +486,12 @@ _Rows = list[dict[str, Any]]
 def _trades_in_windows(send: Callable[..., _Rows], start: int, after_id: int | None = None) -> _Rows:
     """Trades from ``start`` (ms) to now in windows of at most 7 days, the last one sent its start only;
     oldest first, none of id ``after_id`` or below. Without ``after_id`` every window is read; with it,
-    reading stops at the first window that has any."""
+    reading stops at the first page that has any."""
     rows: dict[int, dict[str, Any]] = {}
     while True:
         last = time.time() * 1000 - start < USER_TRADES_SPAN_MS
         end = None if last else start + USER_TRADES_SPAN_MS - 1
-        for row in _window_trades(send, start, end):
+        for row in _window_trades(send, start, end, after_id):
             if after_id is None or int(row["id"]) > after_id:
                 rows.setdefault(int(row["id"]), row)
         if last or (after_id is not None and rows):
@@ -509,15 +510,17 @@ def _trades_by_id(send: Callable[..., _Rows], after: int | None = None) -> _Rows
             return rows
 
 
-def _window_trades(send: Callable[..., _Rows], start: int, end: int | None) -> _Rows:
+def _window_trades(send: Callable[..., _Rows], start: int, end: int | None,
+                   after_id: int | None = None) -> _Rows:
     """An order's trades from ``start`` to ``end`` (ms; None: its start only), page after page: the next
     page starts at the last row's millisecond (its rows again, dropped by id), as ``fromId`` cannot be sent
-    with a time. A full page all of one millisecond cannot be paged so: the rest by ``fromId`` (no time)."""
+    with a time. A full page all of one millisecond cannot be paged so: the rest by ``fromId`` (no time).
+    With ``after_id``, the pages up to the first that has a trade of a higher id."""
     rows: dict[int, dict[str, Any]] = {}
     while True:
         page = send(start_time=start, end_time=end)
         rows.update((int(row["id"]), row) for row in page)
-        if len(page) < USER_TRADES_PAGE:
+        if len(page) < USER_TRADES_PAGE or (after_id is not None and int(page[-1]["id"]) > after_id):
             return list(rows.values())
         if int(page[-1]["time"]) == start:
             return [*rows.values(), *_trades_by_id(send, after=int(page[-1]["id"]))]
