@@ -10,7 +10,7 @@ from typing import Any
 from klineo.store.orders import STATUS_UNKNOWN_PURGED, OrderRecord, get_order_record, put_new_record
 
 from tests.integration.api.conftest import USER_A
-from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
+from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, status_event
 from tests.integration.futures.test_reconcile import _open_long, _watch_older
 
 DAY_MS = 86_400_000
@@ -104,3 +104,22 @@ def test_a_watch_unread_for_a_week_with_more_pages_than_a_run_reads_is_recorded_
 
     records = [get_order_record(USER_A, f"manual-{order['orderId']}") for order in manual]
     assert [None if r is None else len(r.fills) for r in records] == [999, 400, 400]
+
+
+def test_the_status_of_a_recorded_liquidation_is_binances_state_of_it(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """The status route of a liquidation the order history lists answers Binance's state of it, not 404."""
+    _open_long(invoke, futures_connection.id, quantity="0.004")
+    reconcile()
+    liquidation = sim_env.inject_trade(futures_connection.account.id, "liquidation", "BTCUSDT",
+                                       quantity="0.002")
+    reconcile()
+    client_order_id = f"liquidation-{liquidation['orderId']}"
+    assert get_order_record(USER_A, client_order_id) is not None
+
+    response = invoke("futures_order_status", status_event(client_order_id))
+
+    assert response["statusCode"] == 200, response["body"]
+    order = body_of(response)
+    assert (order["order_id"], order["status"]) == (int(liquidation["orderId"]), "FILLED")

@@ -134,6 +134,7 @@ from klineo.store.order_claim import (
     remember_connection,
 )
 from klineo.store.orders import (
+    FOREIGN_ORIGINS,
     KIND_ALGO,
     KIND_ORDER,
     ORIGIN_API,
@@ -772,7 +773,9 @@ def get_futures_order_status(
     if record is not None and record.kind == KIND_ALGO:
         found = query_algo_order(client, creds, client_order_id)
     else:
-        found = query_futures_order(client, creds, symbol, client_order_id)
+        # An order we did not place is recorded under its Binance orderId (klineo.services.reconcile).
+        foreign_id = record.order_id if record is not None and record.origin in FOREIGN_ORIGINS else None
+        found = query_futures_order(client, creds, symbol, client_order_id, order_id=foreign_id)
     if found is None:
         raise KlineoError(ErrorCategory.ORDER_NOT_FOUND, "Binance has no order with this clientOrderId on "
                           "this symbol.", field="clientOrderId")

@@ -323,11 +323,16 @@ def _result_fields() -> tuple[str, ...]:
 
 
 def query_futures_order(
-    client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str, *, source: str = "queried"
+    client: BinanceClient, creds: Credentials, symbol: str, client_order_id: str, *, source: str = "queried",
+    order_id: int | None = None,
 ) -> OrderResult | None:
-    """The order with this clientOrderId (GET /fapi/v1/order), or None when Binance has none."""
+    """The order with this clientOrderId (GET /fapi/v1/order; by Binance's ``order_id`` when given: an order
+    we did not place, whose record is named after it), or None when Binance has none."""
     try:
-        body = endpoints.futures_query_order(client, creds, symbol, client_order_id)
+        if order_id is None:
+            body = endpoints.futures_query_order(client, creds, symbol, client_order_id)
+        else:
+            body = endpoints.futures_order_by_id(client, creds, symbol, order_id)
     except KlineoError as exc:
         if exc.code == _ORDER_DOES_NOT_EXIST or exc.category == ErrorCategory.ORDER_NOT_FOUND:
             return None
