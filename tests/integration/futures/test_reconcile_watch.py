@@ -123,3 +123,22 @@ def test_the_status_of_a_recorded_liquidation_is_binances_state_of_it(
     assert response["statusCode"] == 200, response["body"]
     order = body_of(response)
     assert (order["order_id"], order["status"]) == (int(liquidation["orderId"]), "FILLED")
+
+
+def test_an_old_order_that_filled_just_now_keeps_its_fill_when_binances_clock_is_ahead(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """An order placed 14 days ago that Binance filled a moment ago settles with its fill, clocks 10 s off."""
+    sim_env.set_clock_skew_ms(10_000)
+    cid = _open_long(invoke, futures_connection.id)["client_order_id"]
+    order_id = get_order_record(USER_A, cid).order_id
+    with sim_env.state.futures.lock:
+        state = next(s for s in sim_env.state.futures.accounts() if order_id in s.orders)
+        (trade,) = [t for t in state.trades if t.order.order_id == order_id]
+        # Its last window, from 7 days after it was placed, then ends 5 s before the fill (Binance's time).
+        state.orders[order_id].time = trade.time - 14 * DAY_MS - 5_000
+
+    reconcile()
+
+    record = get_order_record(USER_A, cid)
+    assert record.settled and [Decimal(f["qty"]) for f in record.fills] == [Decimal("0.002")]

@@ -484,12 +484,15 @@ _Rows = list[dict[str, Any]]
 
 
 def _trades_in_windows(send: Callable[..., _Rows], start: int, after_id: int | None = None) -> _Rows:
-    """Trades from ``start`` (ms) to now in windows of at most 7 days, the last one sent its start only;
+    """Trades from ``start`` (ms) to now in windows of at most 7 days, the last one sent its start only (and
+    begun less than 7 days less the clocks' skew ago);
     oldest first, none of id ``after_id`` or below. Without ``after_id`` every window is read; with it,
     reading stops at the first page that has any."""
     rows: dict[int, dict[str, Any]] = {}
     while True:
-        last = time.time() * 1000 - start < USER_TRADES_SPAN_MS
+        # The last window reaches 7 days past its start by Binance's clock, which may be ahead of ours: one
+        # starting within the skew of 7 days ago would end before Binance's now and lose its last trades.
+        last = time.time() * 1000 - start < USER_TRADES_SPAN_MS - CLOCK_SKEW_MS
         end = None if last else start + USER_TRADES_SPAN_MS - 1
         for row in _window_trades(send, start, end, after_id):
             if after_id is None or int(row["id"]) > after_id:
