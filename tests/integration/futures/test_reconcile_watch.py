@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from klineo.services.reconcile import FORGOTTEN_ORDER_AFTER_MS
 from klineo.store.orders import STATUS_UNKNOWN_PURGED, OrderRecord, get_order_record, put_new_record
 
 from tests.integration.api.conftest import USER_A
@@ -35,8 +36,8 @@ def test_a_trade_of_an_order_binance_forgot_is_recorded_and_the_watch_reads_on(
     _forget_order(sim_env, int(manual["orderId"]), 91)
     liquidation = sim_env.inject_trade(account_id, "liquidation", "BTCUSDT", quantity="0.002")
 
-    reconcile()
-    reconcile()
+    reconcile(now_ms=_after_the_wait())
+    reconcile(now_ms=_after_the_wait())
 
     recorded = get_order_record(USER_A, f"manual-{manual['orderId']}")
     assert recorded is not None and recorded.origin == "manual"
@@ -61,10 +62,33 @@ def test_a_trade_of_our_own_order_binance_forgot_is_not_recorded_as_manual(
         created_at=placed.replace("+00:00", "Z"), updated_at=placed.replace("+00:00", "Z"),
         order_id=int(ours["orderId"]), fills=[]))
 
-    summary = reconcile()
+    summary = reconcile(now_ms=_after_the_wait())
 
     assert get_order_record(USER_A, f"manual-{ours['orderId']}") is None
     assert "errors" not in summary, summary
+
+
+def test_a_fresh_trade_whose_order_is_not_found_yet_waits_before_it_is_taken_as_forgotten(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """A fresh trade whose order Binance does not find yet is recorded as manual only after the wait."""
+    _open_long(invoke, futures_connection.id, quantity="0.004")
+    reconcile()
+    account_id = futures_connection.account.id
+    liquidation = sim_env.inject_trade(account_id, "liquidation", "BTCUSDT", quantity="0.002")
+    _forget_order(sim_env, int(liquidation["orderId"]), 91)  # as if Binance's order read lagged its fill
+
+    early = reconcile()
+
+    assert early.get("errors") == 1, early
+    assert get_order_record(USER_A, f"manual-{liquidation['orderId']}") is None
+    reconcile(now_ms=_after_the_wait())
+    assert get_order_record(USER_A, f"manual-{liquidation['orderId']}") is not None
+
+
+def _after_the_wait() -> int:
+    """A reconciler clock (ms) past FORGOTTEN_ORDER_AFTER_MS after trades made now."""
+    return int(time.time() * 1000) + FORGOTTEN_ORDER_AFTER_MS + 60_000
 
 
 DOGE = "DOGEUSDT"

@@ -149,6 +149,11 @@ DAY_MS = 86_400_000
 # Binance forgets canceled/expired orders without fills after 3 days (facts §9): a record older
 # than that which Binance does not know can never be settled any more.
 PURGE_AFTER_MS = 3 * DAY_MS
+# A trade's order that Binance does not know is taken as forgotten (placed over 90 days ago) only once the
+# trade is this old: a read made just after a fill may not find its order yet, and taken as forgotten then,
+# a liquidation would be recorded as a manual order for good. Until then the watch waits, as for any failed
+# read.
+FORGOTTEN_ORDER_AFTER_MS = 15 * 60 * 1000
 RUN_WEIGHT = 240
 # What a scheduled run keeps of its invocation's time after its last Binance call: that call's writes, the
 # resume points and the summary (a call's own timeouts already end by the deadline: klineo.binance).
@@ -874,11 +879,16 @@ class Reconciler:
         """Binance's answer for the trades' order; None when it is one of our records. Binance forgets an
         order 90 days after it was placed, whatever its trades: one placed by hand (a GTC order left resting;
         Binance's own closing orders fill as they are placed) is then answered from its trades,
-        UNKNOWN_PURGED, as a read would only fail again and the watch never read past it."""
+        UNKNOWN_PURGED, as a read would only fail again and the watch never read past it; not before its
+        first trade is ``FORGOTTEN_ORDER_AFTER_MS`` old (a fresh order may not be found yet: the step fails,
+        and a later run reads it again)."""
         body = self._known("/fapi/v1/order", endpoints.futures_order_by_id,
                            account.client, account.creds, watch.symbol, order_id)
         if body is None:
             first = min(trades, key=lambda row: int(row["id"]))
+            if self.now_ms - int(first["time"]) < FORGOTTEN_ORDER_AFTER_MS:
+                raise KlineoError(ErrorCategory.ORDER_NOT_FOUND, "The trades' order is not found yet.",
+                                  retryable=True)
             known = order_history.order_record_of(watch.user_id, watch.connection_id, watch.symbol, order_id,
                                                   int(first["time"]))
             if known is not None and known.origin not in FOREIGN_ORIGINS:
