@@ -71,3 +71,12 @@ def test_no_handler_logs_its_event(template: dict) -> None:
     for spec in function_specs(template):
         source = (REPO_ROOT / "functions" / spec.package / "app.py").read_text(encoding="utf-8")
         assert "@logger.inject_lambda_context(log_event=False)" in source, spec.logical_id
+
+
+def test_tracer_never_copies_handler_answers_or_errors_into_xray(template: dict) -> None:
+    """Globals turn off Powertools' capture of each handler's response and exception into X-Ray metadata."""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    # Captured by default: every answer body (balances, positions, connections) and an escaping
+    # exception's text would sit in X-Ray, outside the logs' retention and access rules.
+    assert variables.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE") == "false"
+    assert variables.get("POWERTOOLS_TRACER_CAPTURE_ERROR") == "false"
