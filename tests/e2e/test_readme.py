@@ -77,6 +77,7 @@ def test_readme_walkthrough_runs_as_written(stack: RunningStack) -> None:
         '"field": "max_notional_usdt"',
         '"source": "existing"',
         '"origin": "api"',
+        '"source": "queried"',
         '"role": "stop_loss"',
         '"role": "take_profit"',
         '"protective_orders": [',
