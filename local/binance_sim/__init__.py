@@ -10,6 +10,7 @@ A key used on the other environment's URL is answered -2015. Control interface: 
 `binance_sim` / `binance_sim_factory` fixtures of `local.binance_sim.pytest_plugin`.
 """
 
+from . import _layer_path  # noqa: F401 - first: klineo on sys.path outside `make` (see the module)
 from .accounts import DemoAccount, Permissions
 from .config import SimulatorConfig
 from .faults import FAULT_KINDS, Fault, FaultInjector

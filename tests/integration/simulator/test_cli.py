@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -21,12 +22,14 @@ def _free_port() -> int:
 
 def test_module_cli_starts_on_the_given_port_and_prints_its_url():
     """`python -m local.binance_sim --port N` prints http://127.0.0.1:N and answers ping."""
-    # GIVEN a free port
+    # GIVEN a free port, and a shell as a newcomer's: no PYTHONPATH (only the Makefile sets one)
     port = _free_port()
-    # WHEN the CLI is started
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    # WHEN the CLI is started from the repository root
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "local.binance_sim", "--port", str(port)],
         cwd=REPO_ROOT,
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
