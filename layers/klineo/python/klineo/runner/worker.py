@@ -5,7 +5,8 @@ For one batch (up to 10 messages):
    dispatcher's index read, no DynamoDB request here); only those that must be read now are read
    in strongly consistent BatchGetItems (100 keys a call): every strategy of a redelivered message
    (SQS ``ApproximateReceiveCount`` > 1: an earlier attempt may have moved it), of a version 1
-   message, and any strategy sent without a snapshot (a pending order, or too big);
+   message, and any strategy sent without a snapshot (a pending order, or too big); an item that
+   cannot be read is logged and fails its own message only, never the batch;
    the gates of every distinct (user, connection) of the batch are read together, strongly
    consistent (``klineo.runner.gates``), once for all its turns;
 2. klines are fetched ONCE per (environment, symbol, interval, candle) of the batch, the groups
@@ -107,10 +108,13 @@ def _from_snapshot(message: WorkMessage, ref: StrategyRef) -> Strategy | None:
 Turns = dict[str, list[Strategy | None]]
 
 
-def _strategies(parsed: Mapping[str, WorkMessage | None], redelivered: set[str]) -> tuple[Turns, int]:
+def _strategies(
+    parsed: Mapping[str, WorkMessage | None], redelivered: set[str],
+) -> tuple[Turns, int, Counter[str]]:
     """Per message id, its strategies in order: from the snapshots, or read strongly consistent.
 
-    Also returns how many strategies had to be read.
+    Also returns how many strategies had to be read, and per message id how many of its strategies'
+    items could not be read (``_unreadable``): only their own messages come again, never the batch.
     """
     turns: Turns = {}
     to_read: list[tuple[str, str]] = []
@@ -122,12 +126,25 @@ def _strategies(parsed: Mapping[str, WorkMessage | None], redelivered: set[str])
         to_read.extend((ref.user_id, ref.strategy_id)
                        for ref, strategy in zip(message.strategies, found, strict=True) if strategy is None)
         turns[message_id] = found
-    read = get_strategies_consistent(to_read) if to_read else {}
+    unreadable: set[tuple[str, str]] = set()
+    read = get_strategies_consistent(to_read, unreadable=unreadable) if to_read else {}
     for message_id, found in turns.items():
         refs = parsed[message_id].strategies  # type: ignore[union-attr]
         turns[message_id] = [strategy if strategy is not None else read.get((ref.user_id, ref.strategy_id))
                              for ref, strategy in zip(refs, found, strict=True)]
-    return turns, len(set(to_read))
+    return turns, len(set(to_read)), _unreadable(parsed, unreadable)
+
+
+def _unreadable(parsed: Mapping[str, WorkMessage | None], keys: set[tuple[str, str]]) -> Counter[str]:
+    """Per message id, how many of its strategies' items are unreadable (each logged, for the operator)."""
+    per_message: Counter[str] = Counter()
+    for message_id, message in parsed.items():
+        for ref in message.strategies if message is not None else []:
+            if (ref.user_id, ref.strategy_id) in keys:
+                logger.error("unreadable strategy item; its message will come again", extra={
+                    "message_id": message_id, "user_id": ref.user_id, "strategy_id": ref.strategy_id})
+                per_message[message_id] += 1
+    return per_message
 
 
 def _gates(turns: Turns) -> GateBook:
@@ -236,7 +253,7 @@ def handle_batch(
     parsed = {record.get("messageId"): _parse(record) for record in records}
     redelivered = {record.get("messageId") for record in records if _redelivered(record)}
     messages = {message_id: message for message_id, message in parsed.items() if message is not None}
-    turns, strategy_reads = _strategies(parsed, redelivered)
+    turns, strategy_reads, unreadable = _strategies(parsed, redelivered)
     gates = _gates(turns)
     groups = _fetch_groups(messages, turns)
     _warm_symbol_rules(list(messages.values()))
@@ -251,6 +268,9 @@ def handle_batch(
         results = list(pool.map(lambda item: (item[0], _run_safely(item[2], item[1])), work))
     tally: Counter[str] = Counter(result.outcome for _, result in results)
     retries: Counter[str] = Counter(message_id for message_id, result in results if result.retry)
+    retries.update(unreadable)
+    if unreadable:
+        tally["error"] += unreadable.total()
 
     def record_handler(record: SQSRecord) -> None:
         ctx = contexts.get(record.message_id, "unknown message")

@@ -591,8 +591,14 @@ def query_active_snapshots(interval: str) -> Iterator[ActiveStrategy]:
         )
 
 
-def get_strategies_consistent(refs: list[tuple[str, str]]) -> dict[tuple[str, str], Strategy]:
-    """Strategies by (user_id, strategy_id), strongly consistent, 100 keys per BatchGetItem."""
+def get_strategies_consistent(
+    refs: list[tuple[str, str]], *, unreadable: set[tuple[str, str]] | None = None,
+) -> dict[tuple[str, str], Strategy]:
+    """Strategies by (user_id, strategy_id), strongly consistent, 100 keys per BatchGetItem.
+
+    An item ``from_item`` cannot read raises, unless ``unreadable`` is given: its key is added there
+    instead, and the other strategies are still returned.
+    """
     found: dict[tuple[str, str], Strategy] = {}
     unique = list(dict.fromkeys(refs))
     for start in range(0, len(unique), _BATCH_GET_MAX):
@@ -600,6 +606,12 @@ def get_strategies_consistent(refs: list[tuple[str, str]]) -> dict[tuple[str, st
         keys = [(user_pk(user), f"{STRATEGY_SK_PREFIX}{sid}") for user, sid in chunk]
         items = batch_get_consistent(keys)
         for (user, sid), key in zip(chunk, keys, strict=True):
-            if key in items:
+            if key not in items:
+                continue
+            try:
                 found[(user, sid)] = from_item(items[key])
+            except (KeyError, TypeError, ValueError, ArithmeticError):
+                if unreadable is None:
+                    raise
+                unreadable.add((user, sid))
     return found
