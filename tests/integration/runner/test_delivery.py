@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 
+from klineo.runner.worker import MAX_RECEIVE_COUNT
 from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store.strategies import strategy_key
 
-from tests.integration.runner.conftest import ORDER_PATH
+from tests.integration.runner.conftest import KLINES_PATH, ORDER_PATH
 
 USER = "user-delivery-1"
 
@@ -35,3 +37,22 @@ def test_an_unreadable_strategy_item_fails_only_its_own_message(runner) -> None:
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [bad_message]
     assert [run.status for run in runner.runs(good)] == ["ordered"]
     assert runner.runs(bad) == [] and len(runner.journal("POST", ORDER_PATH)) == 1
+
+
+def test_a_failed_message_is_logged_with_why_and_when_it_is_dead_lettered(runner, caplog) -> None:
+    """GIVEN klines failing on every receive WHEN a message fails 3 times THEN each receive logs it, why."""
+    runner.strategy(USER, runner.connection(USER))
+    runner.sim.faults.add("http_503_unavailable", method="GET", path=KLINES_PATH, count=1_000)
+    event = runner.dispatched_event()
+    [message_id] = [record["messageId"] for record in event["Records"]]
+
+    with caplog.at_level(logging.WARNING):
+        for _ in range(MAX_RECEIVE_COUNT):
+            failures = runner.work_event(event)["batchItemFailures"]
+            assert [failure["itemIdentifier"] for failure in failures] == [message_id]
+
+    said = [(r.getMessage(), r.reason, r.receive_count) for r in caplog.records
+            if getattr(r, "message_id", None) == message_id]
+    why = "klines unavailable: upstream_unavailable"
+    again, dead = "strategy message will come again", "strategy message goes to the dead-letter queue"
+    assert said == [(again, why, 1), (again, why, 2), (dead, why, 3)]

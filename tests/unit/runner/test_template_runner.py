@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from klineo.binance import ErrorCategory
+from klineo.runner.worker import DEFAULT_TIMEOUT_MS, MAX_RECEIVE_COUNT
 
 
 def resource(template: dict, name: str) -> dict:
@@ -45,6 +46,12 @@ def test_failed_messages_reach_a_dead_letter_queue_that_raises_an_alarm(template
     # The visibility timeout outlasts the worker's timeout: a redelivery never overlaps its first attempt.
     assert resource(template, "StrategyQueue")["VisibilityTimeout"] > resource(
         template, "StrategyWorkerFunction")["Timeout"]
+
+
+def test_the_workers_constants_agree_with_the_template(template) -> None:
+    """GIVEN the worker's timeout and receive limit WHEN read against template.yaml THEN the same numbers."""
+    assert resource(template, "StrategyQueue")["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT
+    assert resource(template, "StrategyWorkerFunction")["Timeout"] * 1000 == DEFAULT_TIMEOUT_MS
 
 
 def test_ip_banned_alarm_watches_the_metric_the_binance_client_emits(template) -> None:

@@ -17,7 +17,8 @@ For one batch (up to 10 messages):
    not closed yet, klines unavailable. Strategies already done are not redone on redelivery
    (run record, ``last_close``).
 A message that keeps failing lands in the dead-letter queue after maxReceiveCount (3), which
-raises the StrategyDeadLetterAlarm.
+raises the StrategyDeadLetterAlarm; each failed receive logs the message id and why (the last one
+saying it goes to the dead-letter queue), so the operator can tell what a dead letter failed on.
 
 Throughput and the Binance budget: per batch the worker sends one klines request per group (weight
 1-2) plus one order per strategy whose target changed (0 IP weight; orders count per account),
@@ -53,13 +54,18 @@ from klineo.store.strategies import Strategy, from_snapshot, get_strategies_cons
 from klineo.strategies import get_strategy_type, parse_parameters
 from klineo.strategies.base import SHARED_DECISIONS
 
-__all__ = ["CANDLE_THREADS", "STRATEGY_THREADS", "RetryLater", "handle_batch", "strategy_lookback"]
+__all__ = [
+    "CANDLE_THREADS", "MAX_RECEIVE_COUNT", "STRATEGY_THREADS", "RetryLater", "handle_batch",
+    "strategy_lookback",
+]
 
 # The AWS SDK's default connection pool holds 10 connections; more threads would only queue on it.
 STRATEGY_THREADS = 10
 CANDLE_THREADS = 8
 # Deadline used when no Lambda context is given (local runs): the template's worker Timeout.
 DEFAULT_TIMEOUT_MS = 60_000
+# The queue's maxReceiveCount (template.yaml): the receive after which a failed message is dead-lettered.
+MAX_RECEIVE_COUNT = 3
 _DEFAULT_LOOKBACK = 2
 
 
@@ -83,12 +89,17 @@ def _parse(record: Mapping[str, Any]) -> WorkMessage | None:
         return None
 
 
+def _receive_count(record: Mapping[str, Any]) -> int:
+    """How many times SQS handed this message out, this time included (0 when it does not say)."""
+    try:
+        return int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _redelivered(record: Mapping[str, Any]) -> bool:
     """True when SQS delivered this message before (an earlier attempt may have moved its strategies)."""
-    try:
-        return int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1)) > 1
-    except (TypeError, ValueError):
-        return True  # unknown: read consistently, the safe side
+    return _receive_count(record) != 1  # unknown (0): read consistently, the safe side
 
 
 def _from_snapshot(message: WorkMessage, ref: StrategyRef) -> Strategy | None:
@@ -237,6 +248,35 @@ def _warm_symbol_rules(messages: list[WorkMessage]) -> None:
             continue  # each strategy meets (and records) the error itself
 
 
+def _why_again(ctx: TickContext | str, retries: int) -> str | None:
+    """Why a message must come again (None: it is done)."""
+    if isinstance(ctx, str):
+        return ctx
+    return f"{retries} strategies to run again" if retries else None
+
+
+def _record_handler(
+    contexts: Mapping[str, TickContext | str], retries: Counter[str],
+) -> Callable[[SQSRecord], None]:
+    """Powertools' handler of one record: raise RetryLater for a message to redeliver, after logging why.
+
+    The log line names the message (its id is kept in the dead-letter queue) and says when this receive
+    was its last: SQS then moves it to the dead-letter queue (``MAX_RECEIVE_COUNT``).
+    """
+    def record_handler(record: SQSRecord) -> None:
+        why = _why_again(contexts.get(record.message_id, "unknown message"), retries[record.message_id])
+        if why is None:
+            return
+        receive_count = _receive_count(record.raw_event)
+        said = ("strategy message goes to the dead-letter queue" if receive_count >= MAX_RECEIVE_COUNT
+                else "strategy message will come again")
+        logger.warning(said, extra={"message_id": record.message_id, "reason": why,
+                                    "receive_count": receive_count})
+        raise RetryLater(why)
+
+    return record_handler
+
+
 def handle_batch(
     event: Mapping[str, Any], context: Any = None, *, clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
@@ -272,15 +312,8 @@ def handle_batch(
     if unreadable:
         tally["error"] += unreadable.total()
 
-    def record_handler(record: SQSRecord) -> None:
-        ctx = contexts.get(record.message_id, "unknown message")
-        if isinstance(ctx, str):
-            raise RetryLater(ctx)
-        if retries[record.message_id]:
-            raise RetryLater(f"{retries[record.message_id]} strategies to run again")
-
     response = process_partial_response(
-        event=dict(event), record_handler=record_handler,
+        event=dict(event), record_handler=_record_handler(contexts, retries),
         processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
         context=context,
     )
