@@ -3,7 +3,8 @@
 moto stores EventBridge Scheduler schedules but never fires them, and has no Lambda event source
 mappings, so this module does both jobs in the stack's process:
 
-- ``Scheduler`` fires each ScheduleV2 function on its ``rate(...)`` expression with the default
+- ``Scheduler`` fires each ScheduleV2 function on its ``rate(...)`` expression (or on every minute's start
+  for ``cron(* * * * ? *)``) with the default
   notification EventBridge Scheduler sends when a schedule has no Input, and on demand (``tick``).
 - ``QueuePoller`` polls each queue a function has an SQS event for, hands batches (BatchSize,
   MaximumBatchingWindowInSeconds) to the function in the SQS event Lambda builds, deletes what
@@ -36,6 +37,7 @@ __all__ = [
     "QueuePoller",
     "Scheduler",
     "SqsMapping",
+    "is_every_minute",
     "rate_seconds",
     "scheduler_event",
     "sqs_event",
@@ -44,6 +46,7 @@ __all__ = [
 
 _IDLE_POLL_S = 0.25
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+_EVERY_MINUTE = re.compile(r"^cron\(\s*\*\s+\*\s+\*\s+\*\s+\?\s+\*\s*\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -60,6 +63,12 @@ def rate_seconds(expression: str) -> int:
     if count < 1:
         raise ValueError(f"{expression!r}: the rate must be at least 1")
     return count * _UNIT_SECONDS[found.group(2).rstrip("s")]
+
+
+def is_every_minute(expression: str) -> bool:
+    """True for ``cron(* * * * ? *)``: the start of every minute (the local scheduler fires it on the clock's
+    minute, as EventBridge Scheduler does)."""
+    return bool(_EVERY_MINUTE.match(expression.strip()))
 
 
 def scheduler_event(
@@ -273,7 +282,8 @@ class Scheduler:
 
     def __init__(self, schedule: ScheduleSpec, runtime: LambdaRuntime, resolver: Resolver, on_fire=None):
         self.schedule = schedule
-        self.interval_s = rate_seconds(schedule.expression)
+        self.on_the_minute = is_every_minute(schedule.expression)
+        self.interval_s = 60 if self.on_the_minute else rate_seconds(schedule.expression)
         self._runtime = runtime
         self._resolver = resolver
         self._on_fire = on_fire
@@ -281,6 +291,13 @@ class Scheduler:
             f"arn:aws:scheduler:{resolver.region}:{resolver.account_id}:schedule/"
             f"{schedule.properties.get('GroupName', 'default')}/{schedule.name}"
         )
+
+    def seconds_to_next(self, now: float | None = None) -> float:
+        """How long until the next run: to the next minute's start for a cron, one interval for a rate."""
+        if not self.on_the_minute:
+            return float(self.interval_s)
+        now = time.time() if now is None else now
+        return self.interval_s - now % self.interval_s
 
     def fire(self) -> Any:
         """Invoke the target once with the Scheduler's default notification; returns its result."""
@@ -324,8 +341,8 @@ class EventSources:
             thread.join(timeout=30)
 
     def _schedule_loop(self, scheduler: Scheduler) -> None:
-        # Like EventBridge, the first run comes one interval after the schedule is created.
-        while not self._stop.wait(scheduler.interval_s):
+        # Like EventBridge, a rate's first run comes one interval after the schedule is created.
+        while not self._stop.wait(scheduler.seconds_to_next()):
             try:
                 scheduler.fire()
             except FunctionError:

@@ -97,7 +97,7 @@ def test_the_template_schedule_exists_and_targets_the_dispatcher(
     reconcile = _client(moto_server, "scheduler").get_schedule(Name=reconciler.name)
     assert reconcile["Target"]["Arn"].endswith(":function:klineo-dev-order-reconciler")
     # THEN
-    assert schedule["ScheduleExpression"] == "rate(1 minute)"
+    assert schedule["ScheduleExpression"] == "cron(* * * * ? *)"
     assert schedule["Target"]["Arn"].endswith(":function:klineo-dev-strategy-dispatcher")
     assert schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
 

@@ -15,6 +15,8 @@ from local.scheduler import (
     DrainReport,
     EventSources,
     QueuePoller,
+    Scheduler,
+    is_every_minute,
     rate_seconds,
     scheduler_event,
     sqs_event,
@@ -66,11 +68,19 @@ def test_the_dispatchers_schedule_is_read_from_the_template(resolver: Resolver) 
     schedule, reconciler = schedule_specs(resolver)
     # THEN
     assert schedule.function.logical_id == "StrategyDispatcherFunction"
-    assert schedule.expression == "rate(1 minute)"
+    assert schedule.expression == "cron(* * * * ? *)"
     assert schedule.name == "klineo-test-strategy-tick"
-    assert rate_seconds(schedule.expression) == 60
+    assert is_every_minute(schedule.expression)
     assert reconciler.function.logical_id == "OrderReconcilerFunction"
     assert reconciler.name == "klineo-test-order-reconcile" and rate_seconds(reconciler.expression) == 300
+
+
+def test_an_every_minute_cron_fires_at_the_start_of_the_next_minute(resolver: Resolver) -> None:
+    """cron(* * * * ? *) waits for the next minute's start; a rate waits its interval from now."""
+    tick, reconciler = schedule_specs(resolver)
+    runtime = ScriptedRuntime({})
+    assert Scheduler(tick, runtime, resolver).seconds_to_next(now=1_000_000_000 * 60 + 42.5) == 17.5
+    assert Scheduler(reconciler, runtime, resolver).seconds_to_next(now=1_000_000_000 * 60 + 42.5) == 300
 
 
 def test_scheduler_event_is_the_default_notification() -> None:

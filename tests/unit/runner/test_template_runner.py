@@ -15,12 +15,21 @@ def test_dispatcher_runs_every_minute_and_may_only_query_the_index_and_send(temp
     """GIVEN the dispatcher WHEN reading schedule and policy THEN every minute, Query gsi1, SendMessage."""
     props = resource(template, "StrategyDispatcherFunction")
     assert props["Events"]["Tick"]["Type"] == "ScheduleV2"
-    assert props["Events"]["Tick"]["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert props["Events"]["Tick"]["Properties"]["ScheduleExpression"] == "cron(* * * * ? *)"
     statements = props["Policies"][0]["Statement"]
     actions = sorted(action for s in statements for action in s["Action"])
     assert actions == ["dynamodb:Query", "sqs:SendMessage"]  # sqs:SendMessage also allows SendMessageBatch
     assert statements[0]["Resource"] == {"Fn::Sub": "${DataTable.Arn}/index/gsi1"}
     assert "Scan" not in str(statements)
+
+
+def test_the_tick_fires_at_the_start_of_every_utc_minute(template) -> None:
+    """GIVEN the dispatcher's schedule WHEN read THEN a cron on every UTC minute, not a rate from creation."""
+    tick = resource(template, "StrategyDispatcherFunction")["Events"]["Tick"]["Properties"]
+    # A rate() schedule without StartDate fires at the second it was created, every minute: created at :55,
+    # the 1m candle it dispatches is superseded (stale_candle) before most of its turns have run.
+    assert tick["ScheduleExpression"] == "cron(* * * * ? *)"
+    assert tick.get("ScheduleExpressionTimezone", "UTC") == "UTC"
 
 
 def test_worker_reports_partial_failures_with_bounded_concurrency(template) -> None:
