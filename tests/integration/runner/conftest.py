@@ -21,14 +21,15 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import wraps
 from typing import Any
+from unittest.mock import patch
 
 import boto3
 import pytest
 from klineo.binance import Credentials, KeyType
 from klineo.runner import candles as candle_cache
-from klineo.runner import execution
+from klineo.runner import execution, worker
 from klineo.runner.schedule import MINUTE_MS
-from klineo.runner.worker import handle_batch
+from klineo.runner.worker import DEFAULT_TIMEOUT_MS, handle_batch
 from klineo.services import orders as order_core
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
@@ -286,15 +287,18 @@ class Runner:
                    later_ms: int | None = None) -> dict[str, Any]:
         """Invoke the worker on an SQS event (optionally with a context that has ``remaining_ms`` left).
 
-        ``later_ms``: the batch runs on a runner clock that far ahead of now (leases, recvWindow
-        waits); Binance and AWS still see the real time, and the stale-candle check still sees the
-        last tick's time (``pinned``) unless the test moves it.
+        ``remaining_ms``: the leases its turns take end that soon, yet its turns are all played (the
+        worker's deadline guard, ``TURN_MARGIN_MS``, is lifted): an attempt whose invocation timed out
+        right after. ``later_ms``: the batch runs on a runner clock that far ahead of now (leases,
+        recvWindow waits); Binance and AWS still see the real time, and the stale-candle check still
+        sees the last tick's time (``pinned``) unless the test moves it.
         """
         event = self.delivered(event)
         if remaining_ms is None and later_ms is None:
             return self.invoke("strategy_worker", event)
         context = ShortContext(function_name="strategy_worker", remaining_ms=remaining_ms or 60_000)
-        with self.iam.acting_as("strategy_worker"):
+        guard = -DEFAULT_TIMEOUT_MS if remaining_ms is not None else worker.TURN_MARGIN_MS
+        with self.iam.acting_as("strategy_worker"), patch.object(worker, "TURN_MARGIN_MS", guard):
             if later_ms is None:
                 from functions.strategy_worker import app
 

@@ -15,7 +15,10 @@ For one batch (up to 10 messages):
    message, one Powertools batch record, fails (is redelivered) when any of its strategies asked
    for a retry: retryable exchange errors, an order whose outcome is not settled yet, a candle
    not closed yet, klines unavailable. Strategies already done are not redone on redelivery
-   (run record, ``last_close``).
+   (run record, ``last_close``). A turn is not started with less than ``TURN_MARGIN_MS`` left before
+   the invocation's deadline: its message comes again instead, and the worker answers in time (a
+   Lambda timeout would redeliver the whole batch, finished messages included, and count a receive
+   towards the dead-letter queue for each).
 A message that keeps failing lands in the dead-letter queue after maxReceiveCount (3), which
 raises the StrategyDeadLetterAlarm; each failed receive logs the message id and why (the last one
 saying it goes to the dead-letter queue), so the operator can tell what a dead letter failed on.
@@ -55,7 +58,7 @@ from klineo.strategies import get_strategy_type, parse_parameters
 from klineo.strategies.base import SHARED_DECISIONS
 
 __all__ = [
-    "CANDLE_THREADS", "MAX_RECEIVE_COUNT", "STRATEGY_THREADS", "RetryLater", "handle_batch",
+    "CANDLE_THREADS", "MAX_RECEIVE_COUNT", "STRATEGY_THREADS", "TURN_MARGIN_MS", "RetryLater", "handle_batch",
     "strategy_lookback",
 ]
 
@@ -64,6 +67,11 @@ STRATEGY_THREADS = 10
 CANDLE_THREADS = 8
 # Deadline used when no Lambda context is given (local runs): the template's worker Timeout.
 DEFAULT_TIMEOUT_MS = 60_000
+# A turn is not started with less than this left before the invocation's deadline: a live order's turn
+# (claim, send with a 10 s read timeout, order lookups, settle, protective orders) ends well within it,
+# so the worker answers before Lambda's timeout would fail the whole batch, done messages included.
+TURN_MARGIN_MS = 15_000
+NOT_STARTED = "not started before the worker's deadline"
 # The queue's maxReceiveCount (template.yaml): the receive after which a failed message is dead-lettered.
 MAX_RECEIVE_COUNT = 3
 _DEFAULT_LOOKBACK = 2
@@ -192,6 +200,8 @@ def _fetch_groups(
 
 
 def _run_safely(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
+    if strategy is not None and strategy.active and ctx.now_ms() >= ctx.deadline_ms - TURN_MARGIN_MS:
+        return StrategyResult(strategy.strategy_id, "not_run", NOT_STARTED, retry=True)
     try:
         return run_strategy(strategy, ctx)
     except KlineoError as exc:
@@ -248,15 +258,25 @@ def _warm_symbol_rules(messages: list[WorkMessage]) -> None:
             continue  # each strategy meets (and records) the error itself
 
 
-def _why_again(ctx: TickContext | str, retries: int) -> str | None:
+def _why_again(ctx: TickContext | str, retries: int, not_started: int) -> str | None:
     """Why a message must come again (None: it is done)."""
     if isinstance(ctx, str):
         return ctx
-    return f"{retries} strategies to run again" if retries else None
+    if not retries:
+        return None
+    return f"{retries} strategies to run again" + (f", {not_started} {NOT_STARTED}" if not_started else "")
+
+
+def _retries(results: list[tuple[str, StrategyResult]]) -> tuple[Counter[str], Counter[str]]:
+    """Per message id: how many of its turns asked to run again, and how many of those never started."""
+    retries: Counter[str] = Counter(message_id for message_id, result in results if result.retry)
+    not_started: Counter[str] = Counter(
+        message_id for message_id, result in results if result.retry and result.detail == NOT_STARTED)
+    return retries, not_started
 
 
 def _record_handler(
-    contexts: Mapping[str, TickContext | str], retries: Counter[str],
+    contexts: Mapping[str, TickContext | str], retries: Counter[str], not_started: Counter[str],
 ) -> Callable[[SQSRecord], None]:
     """Powertools' handler of one record: raise RetryLater for a message to redeliver, after logging why.
 
@@ -264,7 +284,8 @@ def _record_handler(
     was its last: SQS then moves it to the dead-letter queue (``MAX_RECEIVE_COUNT``).
     """
     def record_handler(record: SQSRecord) -> None:
-        why = _why_again(contexts.get(record.message_id, "unknown message"), retries[record.message_id])
+        why = _why_again(contexts.get(record.message_id, "unknown message"), retries[record.message_id],
+                         not_started[record.message_id])
         if why is None:
             return
         receive_count = _receive_count(record.raw_event)
@@ -307,13 +328,13 @@ def handle_batch(
     with SHARED_DECISIONS.batch(), ThreadPoolExecutor(max_workers=STRATEGY_THREADS) as pool:
         results = list(pool.map(lambda item: (item[0], _run_safely(item[2], item[1])), work))
     tally: Counter[str] = Counter(result.outcome for _, result in results)
-    retries: Counter[str] = Counter(message_id for message_id, result in results if result.retry)
+    retries, not_started = _retries(results)
     retries.update(unreadable)
     if unreadable:
         tally["error"] += unreadable.total()
 
     response = process_partial_response(
-        event=dict(event), record_handler=_record_handler(contexts, retries),
+        event=dict(event), record_handler=_record_handler(contexts, retries, not_started),
         processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
         context=context,
     )
