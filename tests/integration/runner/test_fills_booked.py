@@ -326,3 +326,23 @@ def test_an_entry_whose_fill_price_and_fills_are_unknown_is_estimated_at_the_can
     assert get_order_record(USER, cid).booked_estimate is not None
 
     assert reconcile()["fills_booked"] == 1 and _get(runner, sid)["pnl"]["estimated_fills"] == 0
+
+
+def test_an_entry_estimated_at_the_candle_close_shows_binances_entry_price_once_its_fills_are_booked(
+    runner, reconcile, no_fill_price, no_fills_read,
+) -> None:
+    """An entry priced at the candle close (no avgPrice, no fills read) shows Binance's price once booked."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    runner.run_tick()
+    [trade] = _user_trades(runner)
+    estimated = Decimal(_get(runner, sid)["pnl"]["entry_price"])
+    assert estimated != Decimal(trade["price"])  # the candle's close, not Binance's fill
+
+    assert reconcile()["fills_booked"] == 1
+
+    pnl = _get(runner, sid)["pnl"]
+    assert pnl["estimated_fills"] == 0
+    assert Decimal(pnl["entry_price"]) == Decimal(trade["price"]), "the estimated entry price stays shown"
+    mark = Decimal(pnl["mark_price"])
+    expected = ((mark - Decimal(trade["price"])) * Decimal(trade["qty"])).quantize(PLACES)
+    assert Decimal(pnl["unrealised_pnl"]) == expected

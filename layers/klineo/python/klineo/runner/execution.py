@@ -1385,7 +1385,9 @@ class _Turn:
                 "strategy_id": self.strategy.strategy_id, "client_order_id": cid})
         # Estimated from our own entry price and the taker fee; the reconciler books Binance's exact
         # fills in its place (``booked_estimate`` on the order's record, klineo.runner.pnl).
-        fills = fills or estimated_fills(self.strategy, filled, price, before)
+        if fills is None:  # a price that is the close's is kept with the estimate: Binance's replaces it
+            fills = estimated_fills(self.strategy, filled, price, before)._replace(
+                price=None if result.average_price else price)
         return live_book_after(self.strategy, fills, filled, price, before, cid), fills, price
 
     def decision_close(self, pending: PendingOrder) -> Decimal | None:

@@ -15,8 +15,9 @@ kept on the order's record (``booked_estimate``). An order answered without its 
 the fills read (their average, ``Fills.price``), else estimated at its decision candle's close
 (``klineo.runner.execution``). The reconciler reads the fills of every strategy order whose record has none
 for its order history; for an estimated one it then books Binance's own figures in place of the estimate
-(``book_exact``), in one write with the record, once, so an estimated book becomes exact again within a
-reconciler run. The book's ``entry_price`` is the average entry of the strategy's own position
+(``book_exact``; an entry priced at its decision candle's close then gets its fills' average price as
+the book's ``entry_price``), in one write with the record, once, so an estimated book becomes exact again
+within a reconciler run. The book's ``entry_price`` is the average entry of the strategy's own position
 (``moved_entry``), from which the unrealised PnL at the mark follows: ``(mark - entry_price) x position``. A
 commission paid in another asset (BNB) is not converted: it is left out of ``fees`` and counted in
 ``fees_other_assets``.
@@ -70,15 +71,18 @@ class Fills(NamedTuple):
     fees: Decimal
     other: int
     estimated: bool = False
-    # The fills' average price (userTrades read back): the order's when its answer lacked avgPrice.
+    # The fills' average price (userTrades read back): the order's when its answer lacked avgPrice; of an
+    # estimate, the price it was estimated at when that was unknown too (the decision candle's close).
     price: Decimal | None = None
     # Binance's fills as the order's record keeps them (``fills``, ``fills_summary``), written by the settle
     # so that the reconciler has nothing left to read of the order; None for an estimate.
     stored: Mapping[str, Any] | None = None
 
     def recorded(self) -> dict[str, Decimal]:
-        """The estimate as kept on the order's record (``booked_estimate``) until Binance's is booked."""
-        return {"realised": self.realised, "fees": self.fees}
+        """The estimate as kept on the order's record (``booked_estimate``) until Binance's is booked; with
+        the ``price`` it was estimated at when the fill price itself was unknown."""
+        recorded = {"realised": self.realised, "fees": self.fees}
+        return recorded if self.price is None else {**recorded, "price": self.price}
 
 
 def fills_of(trades: Iterable[tuple[Any, Any, Any]]) -> Fills:
@@ -97,7 +101,8 @@ def fills_totalled(totals: FillTotals) -> Fills:
     """``fills_of`` an order's stored fills, from their exact totals (``klineo.store.order_fills``: a record
     lists at most ``FILLS_KEPT`` of them)."""
     other = sum(n for asset, n in totals.commission_fills.items() if asset != FEE_ASSET)
-    return Fills(totals.realized_pnl, totals.commission.get(FEE_ASSET, _ZERO), other)
+    price = totals.value / totals.quantity if totals.quantity > 0 else None
+    return Fills(totals.realized_pnl, totals.commission.get(FEE_ASSET, _ZERO), other, price=price)
 
 
 class _NoWeightToSpare(Exception):
@@ -194,12 +199,26 @@ def _counted(book: Mapping[str, Any], fills: Fills, sign: int) -> dict[str, Any]
     }
 
 
-def book_exact(book: Mapping[str, Any], estimate: Mapping[str, Any], exact: Fills) -> dict[str, Any]:
+def book_exact(book: Mapping[str, Any], estimate: Mapping[str, Any], exact: Fills,
+               client_order_id: str | None = None) -> dict[str, Any]:
     """``book`` with an order's Binance fills (``exact``) in place of the ``estimate`` it counted for it
-    (``NOTHING_COUNTED``: none, the fills are simply added)."""
+    (``NOTHING_COUNTED``: none, the fills are simply added); and, when that order (``client_order_id``) is
+    still the position's entry at the price it was estimated at, its fills' average price as the entry."""
     counted = Fills(Decimal(str(estimate["realised"])), Decimal(str(estimate["fees"])), 0,
                     estimated=estimate.get("counted", True) is not False)
-    return {**book, **_counted(_counted(book, counted, -1), exact, 1)}
+    booked = {**book, **_counted(_counted(book, counted, -1), exact, 1)}
+    if _entry_estimated(book, estimate, client_order_id) and exact.price is not None:
+        booked["entry_price"] = exact.price
+    return booked
+
+
+def _entry_estimated(book: Mapping[str, Any], estimate: Mapping[str, Any],
+                     client_order_id: str | None) -> bool:
+    """Whether the book's entry price is still the estimated price of the order ``client_order_id``."""
+    guessed = estimate.get("price")
+    return (guessed is not None and client_order_id is not None
+            and book.get("entry_client_order_id") == client_order_id
+            and Decimal(str(book.get("entry_price", 0))) == Decimal(str(guessed)))
 
 
 def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal | int | None]:

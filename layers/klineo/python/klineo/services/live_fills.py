@@ -55,8 +55,9 @@ def book_fills(order: OrderRecord, outcome: dict[str, Any], now_ms: int) -> bool
         "client_order_id": order.client_order_id, "realised_pnl": exact.realised, "fees": exact.fees,
         "estimated_realised_pnl": estimate["realised"], "estimated_fees": estimate["fees"],
     }, tag=order.client_order_id)
+    booked = book_exact(strategy.live_book, estimate, exact, order.client_order_id)
     failed = book_order_fills(
-        order.user_id, strategy.strategy_id, book_exact(strategy.live_book, estimate, exact),
+        order.user_id, strategy.strategy_id, booked,
         seen_updated_at=strategy.updated_at, events=[event],
         record=order_outcome_update(order.user_id, order.client_order_id, estimate_replaced=True, **outcome),
     )
