@@ -27,6 +27,7 @@ from klineo.store.strategies import strategy_key
 from klineo.store.strategies import update_settings as update_strategy
 from klineo.strategies.simulation import fee, protective_prices
 
+from local.binance_sim import futures as sim_futures
 from local.scheduler import sqs_event
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.api.conftest import at_path
@@ -336,6 +337,21 @@ def test_live_pnl_is_binances_realised_pnl_net_of_its_commission(runner) -> None
     assert Decimal(pnl["realised_pnl"]) == realised.quantize(places)
     assert Decimal(pnl["fees"]) == fees.quantize(places)
     assert Decimal(pnl["unrealised_pnl"]) == 0 and pnl["entry_price"] is None
+
+
+def test_live_pnl_says_how_many_fees_were_paid_in_another_asset(runner, monkeypatch) -> None:
+    """A live fill whose commission Binance took in BNB is shown as a fee left out of fees and realised."""
+    as_dict = sim_futures.Trade.as_dict
+    monkeypatch.setattr(sim_futures.Trade, "as_dict",
+                        lambda trade: {**as_dict(trade), "commissionAsset": "BNB"})  # BNB fee burn on
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    runner.run_tick()
+
+    [trade] = _user_trades(runner)
+    assert trade["commissionAsset"] == "BNB" and Decimal(trade["commission"]) > 0
+    pnl = _get(runner, sid)["pnl"]
+    assert Decimal(pnl["fees"]) == 0 and pnl["estimated_fills"] == 0
+    assert pnl.get("fees_other_assets") == 1, "a BNB commission is hidden: realised PnL looks fee-free"
 
 
 def test_paper_pnl_pays_the_taker_fee_and_marks_the_open_position(runner) -> None:

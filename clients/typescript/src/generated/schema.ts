@@ -2288,6 +2288,12 @@ export interface components {
              * @default 0
              */
             estimated_fills?: number;
+            /**
+             * Fees Other Assets
+             * @description Live fills whose commission Binance took in another asset than USDT (BNB fee burn): not converted, so left out of fees and realised_pnl. 0: every fee is in them.
+             * @default 0
+             */
+            fees_other_assets?: number;
         };
         /**
          * RunError

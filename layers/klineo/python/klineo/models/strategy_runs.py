@@ -133,6 +133,9 @@ class PnlResponse(BaseModel):
         default=0, description="Live fills counted at their average price and the taker fee because "
         "Binance's own fills could not be read in that minute's request budget; the order reconciler "
         "books Binance's own in their place on its next run (a fills_booked event). 0: all exact.")
+    fees_other_assets: int = Field(
+        default=0, description="Live fills whose commission Binance took in another asset than USDT (BNB "
+        "fee burn): not converted, so left out of fees and realised_pnl. 0: every fee is in them.")
 
 
 class StrategyDetailResponse(StrategyResponse):

@@ -222,8 +222,9 @@ def _entry_estimated(book: Mapping[str, Any], estimate: Mapping[str, Any],
 
 
 def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal | int | None]:
-    """realised_pnl (fees included), fees, entry_price, unrealised_pnl at ``mark``, current mode."""
-    estimated = 0
+    """realised_pnl (fees included), fees, entry_price, unrealised_pnl at ``mark``, current mode; live, the
+    fills counted by estimate and those whose commission was in another asset (left out of ``fees``)."""
+    estimated = other_assets = 0
     if strategy.mode == "paper":
         ledger = ledger_of(strategy)
         realised, fees = ledger.realised_pnl, ledger.fees
@@ -234,7 +235,8 @@ def strategy_pnl(strategy: Strategy, mark: Decimal | None) -> dict[str, Decimal 
         fees = Decimal(str(book.get("fees", 0)))
         entry, position = Decimal(str(book.get("entry_price", 0))), strategy.live_position
         estimated = int(book.get("estimated_fills", 0))
+        other_assets = int(book.get("fees_other_assets", 0))
     unrealised = (mark - entry) * position if mark is not None and position != 0 and entry else None
     return {"realised_pnl": realised, "fees": fees, "entry_price": entry if position else None,
             "unrealised_pnl": _ZERO if position == 0 else unrealised, "mark_price": mark,
-            "estimated_fills": estimated}
+            "estimated_fills": estimated, "fees_other_assets": other_assets}
