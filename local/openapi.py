@@ -192,10 +192,25 @@ REQUEST_ID_HEADER = {
 }
 
 
+# klineo.api passes Binance's wait on to the caller: rate_limit (429) and ip_banned (503) carry it;
+# API Gateway's own 429 and a 503 of a briefly unavailable Binance or AWS do not.
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Whole seconds to wait before retrying (error.category rate_limit or ip_banned); "
+                       "absent on API Gateway's own 429 and on upstream_unavailable.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+RETRY_AFTER_STATUSES = frozenset({"429", "503"})
+
+
 def _error_response(status: str, error_ref: str, gateway_ref: str) -> dict[str, Any]:
     description, gateway_too = ERROR_STATUSES[status]
     schema = {"anyOf": [{"$ref": error_ref}, {"$ref": gateway_ref}]} if gateway_too else {"$ref": error_ref}
-    return {"description": description, "headers": REQUEST_ID_HEADER,
+    headers = REQUEST_ID_HEADER
+    if status in RETRY_AFTER_STATUSES:
+        headers = {**REQUEST_ID_HEADER, **RETRY_AFTER_HEADER}
+    return {"description": description, "headers": headers,
             "content": {"application/json": {"schema": schema}}}
 
 

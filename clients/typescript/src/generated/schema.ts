@@ -3093,6 +3093,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3137,6 +3139,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3280,6 +3284,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3324,6 +3330,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3471,6 +3479,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3515,6 +3525,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3660,6 +3672,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3704,6 +3718,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3853,6 +3869,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3897,6 +3915,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4042,6 +4062,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4086,6 +4108,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4235,6 +4259,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4279,6 +4305,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4424,6 +4452,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4468,6 +4498,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4613,6 +4645,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4657,6 +4691,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4802,6 +4838,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4846,6 +4884,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4995,6 +5035,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5039,6 +5081,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5184,6 +5228,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5228,6 +5274,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5389,6 +5437,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5433,6 +5483,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5580,6 +5632,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5624,6 +5678,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5772,6 +5828,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5816,6 +5874,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5961,6 +6021,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6005,6 +6067,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6150,6 +6214,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6194,6 +6260,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6341,6 +6409,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6385,6 +6455,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6532,6 +6604,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6576,6 +6650,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6722,6 +6798,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6766,6 +6844,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6929,6 +7009,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6973,6 +7055,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7128,6 +7212,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7172,6 +7258,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7328,6 +7416,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7372,6 +7462,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7525,6 +7617,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7569,6 +7663,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7712,6 +7808,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7756,6 +7854,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7903,6 +8003,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7947,6 +8049,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8095,6 +8199,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8139,6 +8245,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8286,6 +8394,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8330,6 +8440,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8475,6 +8587,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8519,6 +8633,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8662,6 +8778,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8706,6 +8824,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8855,6 +8975,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -8899,6 +9021,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9049,6 +9173,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9093,6 +9219,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9238,6 +9366,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9282,6 +9412,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9432,6 +9564,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9476,6 +9610,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9634,6 +9770,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9678,6 +9816,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9823,6 +9963,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9867,6 +10009,8 @@ export interface operations {
                 headers: {
                     /** @description The request's id (also error.request_id and the log lines' correlation_id). */
                     "X-Request-Id"?: string;
+                    /** @description Whole seconds to wait before retrying (error.category rate_limit or ip_banned); absent on API Gateway's own 429 and on upstream_unavailable. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
