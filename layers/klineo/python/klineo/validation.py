@@ -51,6 +51,7 @@ __all__ = [
     "plain_text",
     "plain_text_or_none",
     "positive_decimal",
+    "positive_or_none",
 ]
 
 SYMBOL_PATTERN = r"^[A-Z0-9]{2,20}$"
@@ -134,6 +135,13 @@ def decimal_or_none(value: Any) -> Decimal | None:
         except ArithmeticError:  # decimal.InvalidOperation: not a number
             return None
     return value if value.is_finite() else None
+
+
+def positive_or_none(value: Any) -> Decimal | None:
+    """A number Binance sends as 0 when it does not apply (an algo order's quantity with closePosition,
+    a trailing stop's triggerPrice): the number when above 0, else None (absent, 0 or not a number)."""
+    number = decimal_or_none(value)
+    return number if number is not None and number > 0 else None
 
 
 def plain_text(value: Decimal) -> str:

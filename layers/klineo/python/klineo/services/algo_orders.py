@@ -45,7 +45,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.store.orders import KIND_ALGO, OrderRecord
-from klineo.validation import decimal_or_none, plain_text
+from klineo.validation import plain_text, positive_or_none
 
 __all__ = [
     "ALGO_FINAL",
@@ -72,12 +72,6 @@ _ORDER_DOES_NOT_EXIST = -2013
 _NOTHING_OPEN = -2011
 _CLIENT_ID_DUPLICATED = -4116
 _WOULD_IMMEDIATELY_TRIGGER = -2021
-
-
-def _positive_or_none(value: Any) -> Decimal | None:
-    """A number of an algo order (sent or answered) when above 0; None when absent, 0 or not a number."""
-    number = decimal_or_none(value)
-    return number if number is not None and number > 0 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +120,7 @@ class AlgoOrder:
     @classmethod
     def from_params(cls, params: dict[str, str]) -> AlgoOrder:
         """Inverse of ``to_params`` (an algo order exactly as an earlier attempt sent it)."""
-        values: dict[str, Any] = {a: _positive_or_none(params.get(n)) for a, n in cls._PARAMS}
+        values: dict[str, Any] = {a: positive_or_none(params.get(n)) for a, n in cls._PARAMS}
         return cls(symbol=params["symbol"], side=params["side"], type=params["type"],
                    time_in_force=params.get("timeInForce"), reduce_only=params.get("reduceOnly") == "true",
                    close_position=params.get("closePosition") == "true",
@@ -194,17 +188,17 @@ def algo_result(body: dict[str, Any], source: str, triggered: dict[str, Any] | N
         side=str(body.get("side", "")),
         type=str(body.get("orderType") or body.get("type") or ""),
         status=str(body.get("algoStatus", "")),
-        quantity=_positive_or_none(body.get("quantity")) or Decimal(0),
+        quantity=positive_or_none(body.get("quantity")) or Decimal(0),
         executed_quantity=executed.executed_quantity if executed else Decimal(0),
-        price=_positive_or_none(body.get("price")),
-        average_price=average or _positive_or_none(body.get("actualPrice")),
+        price=positive_or_none(body.get("price")),
+        average_price=average or positive_or_none(body.get("actualPrice")),
         time_in_force=body.get("timeInForce") or None,
         reduce_only=body.get("reduceOnly") is True,
         position_side=str(body.get("positionSide") or "BOTH"),
         update_time=int(update_time) if isinstance(update_time, int) else None,
         source=source,
         kind=KIND_ALGO,
-        trigger_price=_positive_or_none(body.get("triggerPrice")),
+        trigger_price=positive_or_none(body.get("triggerPrice")),
         close_position=body.get("closePosition") is True,
     )
 

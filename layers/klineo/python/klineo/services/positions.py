@@ -20,22 +20,24 @@ from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import connection_credentials, require_connection
 from klineo.store.order_history import recent_foreign_fills
 from klineo.store.orders import OrderRecord, get_order_records
-from klineo.validation import MARGIN_TYPES_OURS, plain_text
+from klineo.validation import MARGIN_TYPES_OURS, plain_text, plain_text_or_none, positive_or_none
 
 __all__ = ["list_positions"]
 
 
 def _protective(row: dict[str, Any], record: OrderRecord | None) -> ProtectiveOrder:
     algo_id = row.get("algoId")
-    trigger, quantity = row.get("triggerPrice"), row.get("quantity")
+    # Binance's 0 where a number does not apply (a trailing stop's trigger, a closePosition quantity) is
+    # None, as the open-orders route says it.
+    trigger, quantity = positive_or_none(row.get("triggerPrice")), positive_or_none(row.get("quantity"))
     return ProtectiveOrder(
         client_algo_id=str(row.get("clientAlgoId", "")),
         algo_id=int(algo_id) if isinstance(algo_id, int | str) and str(algo_id).isdigit() else None,
         type=str(row.get("orderType") or row.get("type") or ""),
         side=str(row.get("side", "")),
         position_side=str(row.get("positionSide") or "BOTH"),
-        trigger_price=str(trigger) if trigger not in (None, "") else None,
-        quantity=str(quantity) if quantity not in (None, "") else None,
+        trigger_price=plain_text_or_none(trigger),
+        quantity=plain_text_or_none(quantity),
         close_position=row.get("closePosition") is True,
         reduce_only=row.get("reduceOnly") is True,
         status=str(row.get("algoStatus", "")),
