@@ -258,3 +258,27 @@ def test_stops_binance_refuses_for_what_is_left_are_not_tried_again_every_turn(r
 
     assert len(runner.journal("POST", ALGO_PATH)) == sent == 2  # the entry's stop, the refused one
     assert len(_events(sid, "error")) == 1
+
+
+def test_a_take_profit_armed_beside_a_stop_refused_at_entry_follows_a_close_filled_in_part(runner) -> None:
+    """GIVEN a live long of 0.004 whose stop Binance refused for good at entry (SL 99.9 %: invalid) and whose
+    TP 3 % stands WHEN its close fills only 0.002 THEN the take-profit is re-placed for 0.002 (before: it
+    stayed for 0.004, refused when it fires), the refused stop not sent again; WHEN the mark rises through
+    the take-profit THEN it closes the 0.002 left."""
+    first, second = tick_times(2)
+    sid, entry, fill = _long(runner, ONE_WAY, first, stop_loss_pct="99.9", take_profit_pct="3")
+    assert _open(runner, ONE_WAY) == [protective_client_algo_id(entry, "take_profit")]
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    _filled_in_part(runner, sid, second)
+
+    resized = protective_client_algo_id(entry, "take_profit", 1)
+    algos = algo_orders(runner, ONE_WAY)
+    assert _open(runner, ONE_WAY) == [resized] and algos[resized].quantity == REST
+    assert algos[protective_client_algo_id(entry, "take_profit")].status == "CANCELED"
+    assert len(runner.journal("POST", ALGO_PATH)) == sent + 1
+    stored = runner.stored(USER, sid).protective
+    assert (stored["orders"], stored["armed"], D(str(stored["quantity"]))) == (
+        {"stop_loss": 0, "take_profit": 1}, False, REST)
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.04")))
+    assert (algos[resized].status, _position(runner, ONE_WAY)) == ("FINISHED", 0)

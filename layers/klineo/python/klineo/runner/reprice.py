@@ -53,7 +53,8 @@ orders cancelled; a claim for another quantity is dropped (what it placed cancel
 Its ``protective_repriced`` event gives ``quantity`` and ``old_quantity`` (its ``error`` event too). A
 trailing stop placed anew trails from the price at its placing. Refused for good: the old orders stay
 and ``refused_quantity`` keeps that quantity from being tried again; an entry whose own orders were
-refused has none to re-place.
+refused re-places only those of them that stand (e.g. its take-profit beside a refused stop), never the
+refused one.
 
 A live position with no record (entered while the strategy had no percents) whose percents are now set
 (``LiveReprice.start``) gets its levels the same way, as a re-pricing from no levels: priced from the
@@ -365,8 +366,24 @@ class LiveReprice:
             return False
         if decimal_or_none(record.get("refused_quantity")) == abs(self.held):
             return False
-        refused = record.get("refused")
-        return refused is None or levels(refused) != levels(record)
+        return not self.entry_refused() or bool(self.standing_roles())
+
+    def entry_refused(self) -> bool:
+        """True when Binance refused the entry's own orders for good (``arm_entry_orders``: ``refused``, the
+        record's levels, not armed): only those of its orders it did place stand (``standing_roles``)."""
+        refused = self.record.get("refused")
+        return refused is not None and not self.record.get("armed") and levels(refused) == levels(self.record)
+
+    def standing_roles(self) -> set[str]:
+        """The roles whose order the record names is still open, by its order record (one BatchGetItem)."""
+        from klineo.services.algo_orders import ALGO_FINAL
+        from klineo.store.orders import get_order_records
+
+        orders = armed_orders(self.record)
+        ids = dict(zip(orders, _order_ids(self.parent, orders.items()), strict=True))
+        found = get_order_records(self.strategy.user_id, list(ids.values()))
+        return {role for role, algo_id in ids.items()
+                if algo_id in found and found[algo_id].status not in ALGO_FINAL and not found[algo_id].final}
 
     def own_levels(self) -> dict[str, Any]:
         """The recorded levels and the entry they are priced from, as numbers: what a re-placing at another
@@ -381,6 +398,10 @@ class LiveReprice:
         not armed or its orders are for another quantity) and the orders it replaces (role -> generation:
         moved, cleared or re-placed)."""
         old, wanted = _roles(self.record), _roles(new)
+        if new == levels(self.record) and self.entry_refused():  # what is left of the entry's own orders
+            standing = self.standing_roles()
+            replaces = {role: g for role, g in armed_orders(self.record).items() if role in standing}
+            return {"roles": sorted(set(wanted) & standing), "replaces": replaces}
         armed = bool(self.record.get("armed")) and self.sized(self.record)
         kept = {role for role, value in wanted.items() if armed and old.get(role) == value}
         replaces = {role: g for role, g in armed_orders(self.record).items() if role not in kept}
@@ -435,7 +456,10 @@ class LiveReprice:
         replaces = {str(role): int(g) for role, g in (claim.get("replaces") or {}).items()}
         orders = {role: g for role, g in armed_orders(self.record).items() if role not in replaces}
         orders.update({str(role): int(claim["generation"]) for role in claim.get("roles") or []})
-        record = {**wanted, "quantity": abs(self.held), "parent_client_order_id": self.parent, "armed": True,
+        # What is left of an entry's own orders refused in part stays unarmed: the refused one is not sent
+        # again.
+        armed = not (levels(wanted) == levels(self.record) and self.entry_refused())
+        record = {**wanted, "quantity": abs(self.held), "parent_client_order_id": self.parent, "armed": armed,
                   "orders": orders, "generations": self.record["generations"]}
         if levels(wanted) == levels(self.record) and "refused" in self.record:
             record["refused"] = self.record["refused"]  # re-placed at the same levels: still not tried again
