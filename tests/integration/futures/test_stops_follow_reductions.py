@@ -98,6 +98,21 @@ def _ids(entry: dict[str, Any], generation: int) -> list[str]:
     return [protective_client_algo_id(entry["client_order_id"], role, generation) for role in SL_TP]
 
 
+def _refuse_for_good(sim: Any, monkeypatch: Any, refused: str) -> None:
+    """Binance refuses the algo order ``refused`` for good (-2021: it would trigger at once)."""
+    from local.binance_sim.errors import ApiError
+
+    algo = sim.state.algo
+    place = algo.place
+
+    def refuse(account: Any, params: dict[str, Any], now_ms: float) -> Any:
+        if params.get("clientAlgoId") == refused:
+            raise ApiError(400, -2021, "Order would immediately trigger.")
+        return place(account, params, now_ms)
+
+    monkeypatch.setattr(algo, "place", refuse)
+
+
 @pytest.fixture
 def connection(futures_connection: Any) -> Any:
     raise_notional_limit(futures_connection.id)
@@ -346,24 +361,15 @@ def test_an_unfinished_re_placing_for_more_than_is_left_is_dropped_and_claimed_a
 def test_stops_refused_for_good_stay_and_are_not_tried_again_at_that_quantity(
         sim_env, invoke, connection, reconcile, monkeypatch):
     """GIVEN Binance refusing the re-placed stop-loss for good (-2021) WHEN 0.004 of a 0.010 LONG is sold
-    THEN the old stops stay armed, the re-placed take-profit is cancelled, the refusal is recorded; WHEN the
-    reconciler and a status read come THEN nothing is sent again."""
-    from local.binance_sim.errors import ApiError
-
+    THEN the old stop-loss stays armed, the take-profit re-placed for 0.006 replaces its old one, the refusal
+    is recorded; WHEN the reconciler and a status read come THEN nothing is sent again."""
     entry = _entry(invoke, connection.id, "0.010")
-    algo = sim_env.state.algo
-    place, refused = algo.place, _ids(entry, 1)[0]
-
-    def refuse(account: Any, params: dict[str, Any], now_ms: float) -> Any:
-        if params.get("clientAlgoId") == refused:
-            raise ApiError(400, -2021, "Order would immediately trigger.")
-        return place(account, params, now_ms)
-
-    monkeypatch.setattr(algo, "place", refuse)
+    _refuse_for_good(sim_env, monkeypatch, _ids(entry, 1)[0])
 
     answer = _reduce(invoke, connection.id, "0.004")
 
-    assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 0), D("0.010"))
+    assert _open(sim_env, connection.account.id) == {
+        _ids(entry, 0)[0]: D("0.010"), _ids(entry, 1)[1]: D("0.006")}
     recorded = get_order_record(USER_A, entry["client_order_id"])
     assert (recorded.protective_refused_quantity, recorded.protective_resize) == ("0.006", None)
     sent = _posts(sim_env)
@@ -376,8 +382,8 @@ def test_a_re_placed_stop_lost_past_binances_retention_leaves_the_old_stops_arme
         sim_env, invoke, connection, reconcile, monkeypatch):
     """GIVEN the re-placed stops' first POST timed out unsent (recorded UNKNOWN) WHEN 0.004 of a 0.010 LONG
     was sold and the reconciler resumes the re-fit once Binance's retention has passed (it no longer knows
-    the id: UNKNOWN_PURGED) THEN that stop counts as not placed: the old stops stay armed, never cancelled
-    for a stop that is not standing."""
+    the id: UNKNOWN_PURGED) THEN that stop counts as not placed: its old one stays armed, never cancelled
+    for a stop that is not standing (the take-profit placed replaces its own)."""
     from klineo.services import orders as regular_orders
     from klineo.services import reconcile as reconciler
 
@@ -389,8 +395,8 @@ def test_a_re_placed_stop_lost_past_binances_retention_leaves_the_old_stops_arme
 
     reconcile()
 
-    open_now = _open(sim_env, connection.account.id)
-    assert {i: open_now.get(i) for i in _ids(entry, 0)} == dict.fromkeys(_ids(entry, 0), D("0.010"))
+    assert _open(sim_env, connection.account.id) == {
+        _ids(entry, 0)[0]: D("0.010"), _ids(entry, 1)[1]: D("0.006")}
 
 
 def test_two_entries_are_each_capped_at_what_is_left(sim_env, invoke, connection):
@@ -608,3 +614,27 @@ def test_oversized_stops_on_a_symbol_whose_contract_ended_are_given_up_once_not_
 
 def _unsettled() -> list[str]:
     return [record.client_order_id for record in list_unsettled()]
+
+
+def test_a_take_profit_refused_for_good_does_not_keep_the_stop_loss_sized_for_more(
+        sim_env, invoke, connection, reconcile, monkeypatch):
+    """GIVEN Binance refusing the re-placed take-profit for good (-2021) WHEN 0.004 of a 0.010 LONG is sold
+    THEN the stop-loss is still re-placed for 0.006, its old one cancelled (before: the SL for 0.010 stayed
+    and ended REJECTED when it fired), the refusal recorded; WHEN the reconciler runs THEN nothing is sent
+    again; WHEN the mark crosses the SL THEN the 0.006 is closed."""
+    entry = _entry(invoke, connection.id, "0.010")
+    _refuse_for_good(sim_env, monkeypatch, _ids(entry, 1)[1])
+
+    _reduce(invoke, connection.id, "0.004")
+
+    stop, old_tp = _ids(entry, 1)[0], _ids(entry, 0)[1]
+    assert _open(sim_env, connection.account.id) == {stop: D("0.006"), old_tp: D("0.010")}
+    recorded = get_order_record(USER_A, entry["client_order_id"])
+    assert (recorded.protective_refused_quantity, recorded.protective_resize) == ("0.006", None)
+    sent = (_posts(sim_env), _posts(sim_env, "DELETE"))
+    reconcile()
+    assert (_posts(sim_env), _posts(sim_env, "DELETE")) == sent
+
+    sim_env.set_mark_price("BTCUSDT", float(_algos(sim_env, connection.account.id)[stop].trigger_price - 10))
+
+    assert _held(sim_env, connection.account.id) == 0

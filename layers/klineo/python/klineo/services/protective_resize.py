@@ -36,8 +36,9 @@ What (``refit_position``), for the (connection, symbol, position side) the order
    cancelled) and claimed anew; older generations still open next to one placed in full (the entry's
    ``protective_resized``) are cancelled. An attempt whose claim a newer one dropped meanwhile (the
    position shrank again) cancels what it placed. Orders already for at most L are left alone.
-4. Refused for good (e.g. -2021, the mark already crossed a trigger): what the claim placed is cancelled,
-   the old orders stay, and ``protective_refused_quantity`` keeps that L from being tried again. A
+4. A role refused for good (e.g. -2021, the mark already crossed its trigger) or lost: that role's old
+   order stays, the roles placed still replace theirs (a refused take-profit never keeps the stop-loss
+   sized for more than is left), and ``protective_refused_quantity`` keeps that L from being tried again. A
    transient failure keeps the claim and the old orders; the next settle or reconciler run resumes it.
 
 Several entries built one position: each entry's orders are capped at L independently (a product
@@ -246,25 +247,35 @@ def _claimed_ids(entry: OrderRecord, claim: dict[str, Any]) -> list[str]:
 
 
 def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
-    """Place the claim's roles (only what is missing), end the claim, then cancel what they replace; refused
-    for good: cancel what was placed, keep the old ones, remember the quantity."""
+    """Place the claim's roles (only what is missing), end the claim, then cancel what they replace; a role
+    refused for good (or lost): its own old order stays, the quantity is remembered, the roles placed still
+    replace theirs (a refused take-profit never keeps the stop-loss sized for more than is left)."""
     generation = int(claim["generation"])
     sized = dataclasses.replace(
         entry, request={role: {"price": str(trigger)} for role, trigger in claim["roles"].items()},
         result={**(entry.result or {}), "executed_quantity": str(claim["quantity"])})
     states = arm_protective_orders(side.user_id, sized, side.client, side.creds, connection=side.connection,
                                    generation=generation)
-    if any(state.status in NOT_STANDING for state in states):  # refused for good, or lost (purged)
-        _disarm(side, _claimed_ids(entry, claim))
-        end_protective_resize(side.user_id, entry.client_order_id, generation,
-                              refused_quantity=str(claim["quantity"]))
+    refused = {state.role for state in states if state.status in NOT_STANDING}
+    if refused:
+        _disarm(side, _claimed_ids(entry, {**claim, "roles": sorted(refused)}))
         logger.warning("protective orders refused for what is left of the position",
-                       extra={"client_order_id": entry.client_order_id})
-        return
-    if end_protective_resize(side.user_id, entry.client_order_id, generation):
-        _disarm(side, [str(i) for i in claim["replaces"]])
+                       extra={"client_order_id": entry.client_order_id, "roles": sorted(refused)})
+    placed = set(claim["roles"]) - refused
+    ended = end_protective_resize(side.user_id, entry.client_order_id, generation, placed=bool(placed),
+                                  refused_quantity=str(claim["quantity"]) if refused else None)
+    if ended:
+        roles = _roles_of(entry, [str(i) for i in claim["replaces"]])
+        _disarm(side, [algo_id for algo_id, role in roles.items() if role in placed])
     else:  # a newer claim dropped this one (the position shrank again meanwhile): what it placed is nobody's
         _disarm(side, _claimed_ids(entry, claim))
+
+
+def _roles_of(entry: OrderRecord, client_algo_ids: list[str]) -> dict[str, str | None]:
+    """The role of each of the entry's protective clientAlgoIds (None: not one of its generations')."""
+    of_id = {protective_client_algo_id(entry.client_order_id, role, g): role
+             for g in range(entry.protective_generations or 1) for role in _ROLES}
+    return {algo_id: of_id.get(algo_id) for algo_id in client_algo_ids}
 
 
 def _disarm(side: _Side, client_algo_ids: list[str]) -> None:

@@ -402,13 +402,14 @@ def claim_protective_resize(user_id: str, entry_client_order_id: str, seen_gener
 
 def end_protective_resize(user_id: str, entry_client_order_id: str, generation: int,
                           refused_quantity: str | None = None, placed: bool = True) -> bool:
-    """Forget the claim of ``generation``, placed in full (``protective_resized``), or refused for good
-    (``refused_quantity`` is then kept so it is not tried again at that quantity) or dropped (``placed``
-    False), iff no newer generation was claimed since: True when done."""
+    """Forget the claim of ``generation``, placed (``protective_resized``: each role it placed replaces its
+    older orders), refused for good for some role (``refused_quantity`` is then kept so it is not tried again
+    at that quantity; ``placed`` False when it placed none) or dropped (``placed`` False), iff no newer
+    generation was claimed since: True when done."""
     sets: dict[str, Any] = {"updated_at": _now_iso()}
     if refused_quantity is not None:
         sets["protective_refused_quantity"] = refused_quantity
-    elif placed:
+    if placed:
         sets["protective_resized"] = generation
     update = Update(sets=sets, removes=["protective_resize"])
     return _conditional_update(user_id, entry_client_order_id, update, "#protective_generations = :next",
