@@ -638,3 +638,22 @@ def test_a_take_profit_refused_for_good_does_not_keep_the_stop_loss_sized_for_mo
     sim_env.set_mark_price("BTCUSDT", float(_algos(sim_env, connection.account.id)[stop].trigger_price - 10))
 
     assert _held(sim_env, connection.account.id) == 0
+
+
+def test_a_one_way_position_flipped_on_binances_own_apps_has_its_entrys_stops_cancelled(
+        sim_env, invoke, connection, reconcile):
+    """GIVEN a 0.010 LONG with SL and TP WHEN 0.014 is sold on Binance's own apps (a SHORT of 0.004: the
+    entry's position is gone) THEN the next reconciler run cancels its stops, re-places none (before: they
+    were re-placed for 0.004); WHEN a new LONG of 0.004 is opened there and the mark crosses the old SL THEN
+    that long, which no stop of ours was made for, stays open."""
+    entry = _entry(invoke, connection.id, "0.010")
+    trigger = _algos(sim_env, connection.account.id)[_ids(entry, 0)[0]].trigger_price
+    sim_env.inject_trade(connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.014")
+
+    reconcile()
+
+    assert _open(sim_env, connection.account.id) == {}
+    assert _posts(sim_env) == 2  # the entry's own pair only
+    sim_env.inject_trade(connection.account.id, "manual", "BTCUSDT", side="BUY", quantity="0.008")
+    sim_env.set_mark_price("BTCUSDT", float(trigger - 10))
+    assert _held(sim_env, connection.account.id) == D("0.004")

@@ -211,6 +211,14 @@ def _armed(record: OrderRecord) -> bool:
     return record.role in PROTECTIVE_ROLES and record.kind == KIND_ALGO and record.status in OPEN_ALGO
 
 
+def _flipped_past(record: OrderRecord, amount: Decimal) -> bool:
+    """True for a one-way protective order whose side would add to the position ``amount`` (a SELL stop of a
+    long on a short, a BUY one of a short on a long): the position was flipped since it was placed."""
+    side = record.params.get("side")
+    adds = (side == "SELL" and amount < 0) or (side == "BUY" and amount > 0)
+    return record.position_side == "BOTH" and adds
+
+
 def _protects(record: OrderRecord) -> bool:
     """True for an API entry that asked for a stop-loss / take-profit (the reconciler places them)."""
     return record.kind != KIND_ALGO and record.origin == ORIGIN_API and bool(record.protective_targets)
@@ -676,8 +684,8 @@ class Reconciler:
 
     # ------------------------------------------------------------------ protective orders
     def _cleanup(self, records: list[OrderRecord]) -> None:
-        """Cancel our open protective orders whose sibling fired or whose position reads 0; re-fit an API
-        entry's that are for more than the position holds (``_refit``)."""
+        """Cancel our open protective orders whose sibling fired or whose position reads 0 (or, one-way, was
+        flipped past it); re-fit an API entry's that are for more than the position holds (``_refit``)."""
         fired = _fired_entries(records)
         oversized: dict[tuple[str, str, str, str], list[OrderRecord]] = {}
         for record in records:
@@ -697,9 +705,14 @@ class Reconciler:
             self._guarded(self._refit, (side, oversized[side]))
 
     def _held(self, record: OrderRecord) -> Decimal | None:
-        """The size of the position this protective order guards (None when its connection is gone)."""
+        """The size of the position this protective order guards (None when its connection is gone); 0 for a
+        one-way position flipped past zero since: the position it was made for is gone (it could only add to
+        the new one, or close a later one it was never made for)."""
         account = self.account(record.user_id, record.connection_id)
-        return None if account is None else self._side_size(account, record.symbol, record.position_side)
+        if account is None:
+            return None
+        amount = self.position_amounts(account).get((record.symbol, record.position_side), Decimal(0))
+        return Decimal(0) if _flipped_past(record, amount) else abs(amount)
 
     def _side_size(self, account: _Account, symbol: str, position_side: str) -> Decimal:
         """The size of one side of a symbol's position, from this run's read (``position_amounts``)."""
