@@ -9,7 +9,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from klineo.store.connections import update_settings
+from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
+from klineo.store.connections import connection_sk, update_settings
 from klineo.store.order_fills import FILLS_KEPT
 from klineo.store.orders import OrderRecord, put_new_record
 
@@ -151,3 +153,13 @@ def many_fill_orders(connection_id: str, count: int, *, status: str, params: dic
             order_id=LONGEST_FILL["order_id"], fills=fills))
         ids.append(cid)
     return ids
+
+
+def forget_uid(connection_id: str) -> None:
+    """GIVEN a connection stored before uids were recorded (its item has none): a key of another account is
+    not recognised until it learns one."""
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(connection_id)}},
+        UpdateExpression="REMOVE binance_uid",
+    )

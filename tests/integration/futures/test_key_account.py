@@ -6,13 +6,12 @@ from __future__ import annotations
 import secrets as token_source
 
 import pytest
-from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
-from klineo.store.connections import connection_credentials, connection_sk, get_connection
+from klineo.store.connections import connection_credentials, get_connection
 
 from tests.helpers import with_body
 from tests.integration.api.conftest import USER_A, connection_event, credentials_body
-from tests.integration.futures.helpers import body_of, new_key, order_body, order_event
+from tests.integration.futures.helpers import body_of, forget_uid, new_key, order_body, order_event
 
 
 def _put_credentials(invoke, connection_id: str, account) -> dict:
@@ -30,14 +29,6 @@ def _secret_versions(connection_id: str) -> list[str]:
     answer = aws_clients.secretsmanager().list_secret_version_ids(SecretId=name, IncludeDeprecated=True)
     return sorted(version["VersionId"] for version in answer["Versions"])
 
-
-def _forget_uid(connection_id: str) -> None:
-    """GIVEN a connection stored before uids were recorded (its item has none)."""
-    aws_clients.dynamodb().update_item(
-        TableName=get_settings().data_table,
-        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(connection_id)}},
-        UpdateExpression="REMOVE binance_uid",
-    )
 
 
 def _signing_keys(sim_env, invoke, connection_id: str) -> set[str]:
@@ -108,7 +99,7 @@ def _replace_with_a_second_key(sim_env, invoke, connection_id: str) -> dict:
 def test_a_connection_made_before_uids_learns_its_uid_and_is_then_protected(sim_env, invoke,
                                                                             futures_connection, learn):
     """No uid stored: a test, enable or same-account key records it; another account's key is then refused."""
-    _forget_uid(futures_connection.id)
+    forget_uid(futures_connection.id)
 
     assert learn(sim_env, invoke, futures_connection.id)["statusCode"] == 200
     assert get_connection(USER_A, futures_connection.id).binance_uid == futures_connection.account.uid
@@ -119,7 +110,7 @@ def test_a_connection_made_before_uids_learns_its_uid_and_is_then_protected(sim_
 def test_a_connection_without_a_uid_takes_a_key_whose_account_is_unknown_as_before(sim_env, invoke,
                                                                                    futures_connection):
     """No uid stored: a key of another account is accepted (nothing to compare) and its uid recorded."""
-    _forget_uid(futures_connection.id)
+    forget_uid(futures_connection.id)
     other = sim_env.account("ed25519-futures")
 
     response = _put_credentials(invoke, futures_connection.id, other)

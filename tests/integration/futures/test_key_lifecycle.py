@@ -36,7 +36,14 @@ from tests.integration.api.conftest import (
     credentials_body,
     dynamodb_requests,
 )
-from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
+from tests.integration.futures.helpers import (
+    body_of,
+    forget_uid,
+    new_key,
+    order_body,
+    order_event,
+    order_posts,
+)
 
 
 def _live_strategy(connection_id: str, mode: str = "live") -> str:
@@ -71,14 +78,6 @@ def _put_credentials(invoke, connection_id: str, account) -> dict:
     event = connection_event("connection_credentials", connection_id, USER_A, "/credentials")
     return invoke("connection_credentials", with_body(event, credentials_body(account)))
 
-
-def _forget_uid(connection_id: str) -> None:
-    """GIVEN a connection stored before uids were recorded: a key of another account is not recognised."""
-    aws_clients.dynamodb().update_item(
-        TableName=get_settings().data_table,
-        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(connection_id)}},
-        UpdateExpression="REMOVE binance_uid",
-    )
 
 
 def _break_key(connection_id: str, account) -> None:
@@ -127,7 +126,7 @@ def test_a_new_key_gets_the_connections_leverage_and_margin_type_applied_again(s
     recorded WHEN the key is replaced by one of another account (nothing to compare its uid with) and an
     order is placed THEN the order goes out at 5x isolated on the new account too (the old key's applied
     settings are forgotten), not at that account's own 20x cross."""
-    _forget_uid(futures_connection.id)
+    forget_uid(futures_connection.id)
     patch = with_body(connection_event("connection_update", futures_connection.id, USER_A),
                       {"leverage": 5, "margin_type": "isolated"})
     assert invoke("connection_update", patch)["statusCode"] == 200
@@ -148,7 +147,7 @@ def test_a_new_key_gets_the_connections_leverage_and_margin_type_applied_again(s
 def test_credentials_that_fail_the_futures_test_leave_the_old_key(sim_env, invoke, futures_connection):
     """GIVEN futures enabled (a connection stored before uids) WHEN PUT credentials with a spot-only key
     THEN refused, the old key signs."""
-    _forget_uid(futures_connection.id)
+    forget_uid(futures_connection.id)
     before = get_connection(USER_A, futures_connection.id)
 
     response = _put_credentials(invoke, futures_connection.id, sim_env.account("spot-only"))
