@@ -98,7 +98,7 @@ def _ids(entry: dict[str, Any], generation: int) -> list[str]:
     return [protective_client_algo_id(entry["client_order_id"], role, generation) for role in SL_TP]
 
 
-def _refuse_for_good(sim: Any, monkeypatch: Any, refused: str) -> None:
+def refuse_for_good(sim: Any, monkeypatch: Any, refused: str) -> None:
     """Binance refuses the algo order ``refused`` for good (-2021: it would trigger at once)."""
     from local.binance_sim.errors import ApiError
 
@@ -364,7 +364,7 @@ def test_stops_refused_for_good_stay_and_are_not_tried_again_at_that_quantity(
     THEN the old stop-loss stays armed, the take-profit re-placed for 0.006 replaces its old one, the refusal
     is recorded; WHEN the reconciler and a status read come THEN nothing is sent again."""
     entry = _entry(invoke, connection.id, "0.010")
-    _refuse_for_good(sim_env, monkeypatch, _ids(entry, 1)[0])
+    refuse_for_good(sim_env, monkeypatch, _ids(entry, 1)[0])
 
     answer = _reduce(invoke, connection.id, "0.004")
 
@@ -623,7 +623,7 @@ def test_a_take_profit_refused_for_good_does_not_keep_the_stop_loss_sized_for_mo
     and ended REJECTED when it fired), the refusal recorded; WHEN the reconciler runs THEN nothing is sent
     again; WHEN the mark crosses the SL THEN the 0.006 is closed."""
     entry = _entry(invoke, connection.id, "0.010")
-    _refuse_for_good(sim_env, monkeypatch, _ids(entry, 1)[1])
+    refuse_for_good(sim_env, monkeypatch, _ids(entry, 1)[1])
 
     _reduce(invoke, connection.id, "0.004")
 

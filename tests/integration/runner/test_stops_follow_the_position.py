@@ -22,6 +22,7 @@ from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
 
 from local.scheduler import sqs_event
+from tests.integration.futures.test_stops_follow_reductions import refuse_for_good
 from tests.integration.runner.conftest import algo_orders, tick_times
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, SL_TP
 from tests.integration.runner.test_hedge_mode import HEDGE_ACCOUNT, hedge_connection
@@ -229,19 +230,9 @@ def test_a_turn_finding_part_of_the_position_closed_elsewhere_re_places_its_stop
 def test_stops_binance_refuses_for_what_is_left_are_not_tried_again_every_turn(runner, monkeypatch) -> None:
     """GIVEN a close filled in part WHEN Binance refuses the stop for what is left for good (-2021) THEN the
     old stop stays open, one error event says so; WHEN the next candle holds THEN nothing is sent again."""
-    from local.binance_sim.errors import ApiError
-
     first, second, third = tick_times(3)
     sid, entry, _fill = _long(runner, ONE_WAY, first, stop_loss_pct="2")
-    algo = runner.sim.state.algo
-    place, resized = algo.place, protective_client_algo_id(entry, "stop_loss", 1)
-
-    def refuse_the_resized_stop(account: Any, params: dict[str, Any], now_ms: float) -> Any:
-        if params.get("clientAlgoId") == resized:
-            raise ApiError(400, -2021, "Order would immediately trigger.")
-        return place(account, params, now_ms)
-
-    monkeypatch.setattr(algo, "place", refuse_the_resized_stop)
+    refuse_for_good(runner.sim, monkeypatch, protective_client_algo_id(entry, "stop_loss", 1))
 
     _filled_in_part(runner, sid, second)
 
@@ -282,3 +273,33 @@ def test_a_take_profit_armed_beside_a_stop_refused_at_entry_follows_a_close_fill
         {"stop_loss": 0, "take_profit": 1}, False, REST)
     runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.04")))
     assert (algos[resized].status, _position(runner, ONE_WAY)) == ("FINISHED", 0)
+
+
+def test_a_take_profit_refused_for_what_is_left_keeps_no_stop_sized_for_more(runner, monkeypatch) -> None:
+    """A take-profit refused for what is left (-2021) keeps its own old order, never the stop for 0.004."""
+    first, second, third = tick_times(3)
+    sid, entry, fill = _long(runner, ONE_WAY, first, stop_loss_pct="2", take_profit_pct="3")
+    refuse_for_good(runner.sim, monkeypatch, protective_client_algo_id(entry, "take_profit", 1))
+
+    _filled_in_part(runner, sid, second)
+
+    stop, old_take_profit = (protective_client_algo_id(entry, "stop_loss", 1),
+                             protective_client_algo_id(entry, "take_profit"))
+    algos = algo_orders(runner, ONE_WAY)
+    assert {i: algos[i].quantity for i in _open(runner, ONE_WAY)} == {stop: REST, old_take_profit: FULL}
+    assert algos[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"], D(error.details["quantity"])) == (
+        "protective_not_repriced", "order_rejected", REST)
+    stored = runner.stored(USER, sid).protective
+    assert (stored["orders"], D(str(stored["refused_quantity"])), "repricing" in stored) == (
+        {"stop_loss": 1, "take_profit": 0}, REST, False)
+    sent = (len(runner.journal("POST", ALGO_PATH)), len(runner.journal("DELETE", ALGO_PATH)))
+    _signal(runner, sid, ALWAYS_HOLD)
+
+    runner.run_tick(third)
+
+    assert (len(runner.journal("POST", ALGO_PATH)), len(runner.journal("DELETE", ALGO_PATH))) == sent
+    assert len(_events(sid, "error")) == 1
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.97")))
+    assert (algos[stop].status, _position(runner, ONE_WAY)) == ("FINISHED", 0)

@@ -51,10 +51,12 @@ the re-placing), every role is re-placed for the position held at the recorded l
 percents moved to) by the same steps: a claim naming its ``quantity``, placed, recorded, then the old
 orders cancelled; a claim for another quantity is dropped (what it placed cancelled) and claimed anew.
 Its ``protective_repriced`` event gives ``quantity`` and ``old_quantity`` (its ``error`` event too). A
-trailing stop placed anew trails from the price at its placing. Refused for good: the old orders stay
-and ``refused_quantity`` keeps that quantity from being tried again; an entry whose own orders were
-refused re-places only those of them that stand (e.g. its take-profit beside a refused stop), never the
-refused one.
+trailing stop placed anew trails from the price at its placing. A role refused for good (or lost): its old
+order stays, the roles placed still replace theirs (a refused take-profit never keeps the stop-loss sized for
+more than is left: ``klineo.services.protective.placed_and_refused``, the API entries' rule too), an ``error``
+event says so, and ``refused_quantity`` keeps that quantity from being tried again (none placed: the old
+orders stay); an entry whose own orders were refused re-places only those of them that stand (e.g. its
+take-profit beside a refused stop), never the refused one.
 
 A live position with no record (entered while the strategy had no percents) whose percents are now set
 (``LiveReprice.start``) gets its levels the same way, as a re-pricing from no levels: priced from the
@@ -423,8 +425,10 @@ class LiveReprice:
         return claim
 
     def place(self, wanted: dict[str, Any], claim: dict[str, Any]) -> bool:
-        """Place the claimed roles at ``wanted``; the replaced orders are cancelled once all are placed."""
+        """Place the claimed roles at ``wanted``; the replaced orders are cancelled once all are placed
+        (re-placed for what is left: once each is placed or refused, each placed one replacing its own)."""
         # Loaded here: only a live strategy whose percents changed reaches this line (cold start).
+        from klineo.services.protective import placed_and_refused
         from klineo.services.strategy_protection import NOT_ARMED, arm_strategy_protection
 
         generation = int(claim["generation"])
@@ -437,22 +441,34 @@ class LiveReprice:
                 generation=generation) if targets else []
         except KlineoError as exc:  # transient: the claim stays, the next turn resumes it
             return self.failed(self.record, levels(wanted), exc.message, str(exc.category))
-        if any(state.status in NOT_ARMED for state in states):
-            self.note_cancelled(self.claimed_ids(claim))
-            record = {k: v for k, v in self.record.items() if k != "repricing"}
-            if levels(wanted) == levels(self.record):  # re-placed for what is left: not again at this size
-                record["refused_quantity"] = abs(self.held)
-                message = ("Binance refused the protective orders for what is left of the position; the "
-                           "earlier ones stay.")
-            else:
-                record["refused"] = levels(wanted)
-                message = ("Binance refused a re-priced protective order (a level the mark price already "
-                           "crossed?); the earlier orders stay.")
-            return self.failed(record, levels(wanted), message, "order_rejected")
-        return self.finish(wanted, claim)
+        placed, refused = placed_and_refused(states, roles, NOT_ARMED)
+        if not refused:
+            return self.finish(wanted, claim)
+        if placed and levels(wanted) == levels(self.record):  # re-placed for what is left, refused in part
+            self.note_cancelled(self.claimed_ids({**claim, "roles": sorted(refused)}))  # a lost one may stand
+            replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role in placed}
+            named = " and ".join(sorted(role.replace("_", "-") for role in refused))
+            message = (f"Binance refused the {named} for what is left of the position; its earlier order "
+                       "stays, the others were re-placed.")
+            return self.finish(wanted, {**claim, "roles": sorted(placed), "replaces": replaces},
+                               refusal=self.error_event(levels(wanted), message, "order_rejected"))
+        self.note_cancelled(self.claimed_ids(claim))
+        record = {k: v for k, v in self.record.items() if k != "repricing"}
+        if levels(wanted) == levels(self.record):  # re-placed for what is left: not again at this size
+            record["refused_quantity"] = abs(self.held)
+            message = ("Binance refused the protective orders for what is left of the position; the "
+                       "earlier ones stay.")
+        else:
+            record["refused"] = levels(wanted)
+            message = ("Binance refused a re-priced protective order (a level the mark price already "
+                       "crossed?); the earlier orders stay.")
+        return self.failed(record, levels(wanted), message, "order_rejected")
 
-    def finish(self, wanted: dict[str, Any], claim: dict[str, Any]) -> bool:
-        """All claimed roles placed: cancel the orders they replace, record which order each role has."""
+    def finish(self, wanted: dict[str, Any], claim: dict[str, Any],
+               refusal: StrategyEvent | None = None) -> bool:
+        """All claimed roles placed: cancel the orders they replace, record which order each role has; with
+        ``refusal`` (the error event of roles Binance refused for what is left, left out of ``claim``): their
+        orders stay, for the old ``quantity``, and ``refused_quantity`` keeps it from being tried again."""
         replaces = {str(role): int(g) for role, g in (claim.get("replaces") or {}).items()}
         orders = {role: g for role, g in armed_orders(self.record).items() if role not in replaces}
         orders.update({str(role): int(claim["generation"]) for role in claim.get("roles") or []})
@@ -463,6 +479,8 @@ class LiveReprice:
                   "orders": orders, "generations": self.record["generations"]}
         if levels(wanted) == levels(self.record) and "refused" in self.record:
             record["refused"] = self.record["refused"]  # re-placed at the same levels: still not tried again
+        if refusal is not None:  # a refused role's order is for the old quantity; this one is not tried again
+            record.update(quantity=self.record.get("quantity"), refused_quantity=abs(self.held))
         # The replaced orders are cancelled only once the record names the new ones (kept in ``superseded``
         # until then): a crash in between never leaves a claim whose replaced orders are already gone.
         superseded = {str(i) for i in self.record.get("superseded") or []}
@@ -471,7 +489,7 @@ class LiveReprice:
             record["superseded"] = sorted(superseded)
         event = self.make_event("protective_repriced", mode="live", **level_details(levels(self.record),
                                 levels(wanted)), **self.quantities(), entry_price=wanted["entry_price"])
-        if not self.write(record, [event]):
+        if not self.write(record, [event, *([refusal] if refusal is not None else [])]):
             self.drop_if_superseded(claim)
             return True
         self.record = record
@@ -555,9 +573,12 @@ class LiveReprice:
             "strategy_id": self.strategy.strategy_id, "category": category})
         if self.record.get("superseded"):
             record["superseded"] = self.record["superseded"]
-        event = self.make_event("error", what="protective_not_repriced", category=category, message=message,
-                                **level_details(levels(self.record), new), **self.quantities())
-        return self.write(record, [event]) or True
+        return self.write(record, [self.error_event(new, message, category)]) or True
+
+    def error_event(self, new: dict[str, Decimal], message: str, category: str) -> StrategyEvent:
+        """The ``protective_not_repriced`` error event of a re-pricing to ``new``, failed or refused."""
+        return self.make_event("error", what="protective_not_repriced", category=category, message=message,
+                               **level_details(levels(self.record), new), **self.quantities())
 
     # ------------------------------------------------------------------ Binance and the store
     def disarm(self, client_algo_ids: Sequence[str]) -> bool:

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -115,6 +115,7 @@ __all__ = [
     "check_protective_ticks",
     "closes_position_side",
     "latest_states",
+    "placed_and_refused",
     "stop_rules",
     "stops_kept_off",
 ]
@@ -526,6 +527,16 @@ def cancel_protective_orders(
 
 # A re-placed order in one of these states no longer stands for its role (the one before it is shown).
 _GONE = frozenset({"CANCELED", "EXPIRED", STATUS_REJECTED})
+
+
+def placed_and_refused(states: Iterable[ProtectiveOrderState], roles: Iterable[str],
+                       not_standing: frozenset[str] = NOT_STANDING) -> tuple[set[str], set[str]]:
+    """(roles placed, roles refused for good or lost) of a re-placing of ``roles``: each role placed replaces
+    its own old order, only a refused one keeps its own (a refused take-profit never keeps the stop-loss sized
+    for more than is left); the API entries' (``protective_resize``) and the strategies' (``runner.reprice``)
+    rule."""
+    refused = {state.role for state in states if state.status in not_standing}
+    return set(roles) - refused, refused
 
 
 def latest_states(user_id: str, entry: OrderRecord,

@@ -66,7 +66,12 @@ from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.services.position_rows import open_position_rows, position_number
-from klineo.services.protective import NOT_STANDING, arm_protective_orders, closes_position_side, stop_rules
+from klineo.services.protective import (
+    arm_protective_orders,
+    closes_position_side,
+    placed_and_refused,
+    stop_rules,
+)
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.risk import params_reduce
 from klineo.services.strategy_protection import disarm_protective_orders
@@ -256,12 +261,11 @@ def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
         result={**(entry.result or {}), "executed_quantity": str(claim["quantity"])})
     states = arm_protective_orders(side.user_id, sized, side.client, side.creds, connection=side.connection,
                                    generation=generation)
-    refused = {state.role for state in states if state.status in NOT_STANDING}
+    placed, refused = placed_and_refused(states, claim["roles"])
     if refused:
         _disarm(side, _claimed_ids(entry, {**claim, "roles": sorted(refused)}))
         logger.warning("protective orders refused for what is left of the position",
                        extra={"client_order_id": entry.client_order_id, "roles": sorted(refused)})
-    placed = set(claim["roles"]) - refused
     ended = end_protective_resize(side.user_id, entry.client_order_id, generation, placed=bool(placed),
                                   refused_quantity=str(claim["quantity"]) if refused else None)
     if ended:
