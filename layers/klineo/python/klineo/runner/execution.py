@@ -805,8 +805,8 @@ class _Turn:
             return {}
         strategy = self.strategy
         creds = connection_credentials(trading.connection)
-        fills = forced_fills((self.client(), creds), strategy, forced, moved)
         price = Decimal(str(forced[-1].get("avgPrice", 0)))
+        fills = forced_fills((self.client(), creds), strategy, forced, moved, price)
         before, after = moved
         return {"live_book": live_book_after(strategy, fills, after - before, price, before)}
 

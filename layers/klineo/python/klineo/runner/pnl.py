@@ -30,7 +30,7 @@ entered without any are placed as that order's protective orders (``klineo.runne
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -131,11 +131,16 @@ def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int
     traded = [(Decimal(str(row.get("price", "0"))), Decimal(str(row.get("qty", "0")))) for row in rows]
     if sum((qty for _, qty in traded), _ZERO) != executed:
         return None
-    fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
-                      row.get("commissionAsset", "USDT")) for row in rows)._replace(stored=stored_fills(rows))
+    fills = _fills_of_rows(rows)._replace(stored=stored_fills(rows))
     if not priced or executed <= 0:
         return fills
     return fills._replace(price=sum((price * qty for price, qty in traded), _ZERO) / executed)
+
+
+def _fills_of_rows(rows: Iterable[Mapping[str, Any]]) -> Fills:
+    """``fills_of`` Binance's userTrades ``rows``."""
+    return fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
+                     row.get("commissionAsset", "USDT")) for row in rows)
 
 
 def estimated_fills(strategy: Strategy, signed_fill: Decimal, price: Decimal,
@@ -148,23 +153,21 @@ def estimated_fills(strategy: Strategy, signed_fill: Decimal, price: Decimal,
 
 
 def forced_fills(client_creds: tuple[Any, Credentials], strategy: Strategy,
-                 forced: Iterable[Mapping[str, Any]], moved: tuple[Decimal, Decimal]) -> Fills:
-    """What Binance's liquidation / ADL orders ``forced`` (``klineo.runner.positions.forced_closes``), which
-    moved the strategy's position from moved[0] to moved[1], add to its live book: their fills (userTrades),
-    the strategy's share of them when they closed more than its own (the account's position on the symbol may
-    hold another strategy's or the user's too). Estimated (``estimated_fills``, at the last one's average
-    price) while Binance lists fewer fills than they executed."""
+                 forced: Sequence[Mapping[str, Any]], moved: tuple[Decimal, Decimal],
+                 price: Decimal) -> Fills:
+    """What Binance's liquidation / ADL orders ``forced`` (``klineo.runner.positions.forced_closes``, at least
+    one), which moved the strategy's position from moved[0] to moved[1], add to its live book: their fills
+    (userTrades), the strategy's share of them when they closed more than its own (the account's position on
+    the symbol may hold another strategy's or the user's too). Estimated (``estimated_fills``, at ``price``:
+    the last one's average) while Binance lists fewer fills than they executed."""
     client, creds = client_creds
-    orders = list(forced)
-    rows = [row for order in orders for row in futures_order_trades(client, creds, strategy.symbol,
+    rows = [row for order in forced for row in futures_order_trades(client, creds, strategy.symbol,
                                                                      int(order["orderId"]))]
     traded = sum((Decimal(str(row.get("qty", "0"))) for row in rows), _ZERO)
     before, after = moved
-    if not orders or traded < sum(Decimal(str(o.get("executedQty", "0"))) for o in orders):
-        price = Decimal(str(orders[-1].get("avgPrice", 0))) if orders else _ZERO
+    if traded < sum(Decimal(str(o.get("executedQty", "0"))) for o in forced):
         return estimated_fills(strategy, after - before, price, before)
-    fills = fills_of((row.get("realizedPnl", "0"), row.get("commission", "0"),
-                      row.get("commissionAsset", "USDT")) for row in rows)
+    fills = _fills_of_rows(rows)
     closed = abs(before - after)
     if traded <= closed:
         return fills
