@@ -132,7 +132,8 @@ def position_mode_refused(exc: KlineoError) -> bool:
 def mode_mismatch_message(position_side: str) -> str:
     """What a trader is told when Binance refused a strategy's order sent with ``position_side`` for the
     account's position mode: the account was switched outside KLINEO, and how to line the two up again."""
-    sent, other = ("hedge", ONE_WAY) if position_side in ("LONG", "SHORT") else ("one-way", HEDGE)
+    mode, other = (HEDGE, ONE_WAY) if position_side in ("LONG", "SHORT") else (ONE_WAY, HEDGE)
+    sent = MODE_NAMES[mode]
     return (
         f"Binance refused the order: this futures account is no longer in {sent} mode, the connection's "
         "position mode (it was switched outside KLINEO). Nothing was placed. Switch the account back to "
