@@ -303,3 +303,29 @@ def test_a_take_profit_refused_for_what_is_left_keeps_no_stop_sized_for_more(run
     assert len(_events(sid, "error")) == 1
     runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.97")))
     assert (algos[stop].status, _position(runner, ONE_WAY)) == ("FINISHED", 0)
+
+
+def test_a_level_change_refused_in_part_as_part_is_closed_elsewhere_keeps_no_stop_sized_for_more(
+        runner, monkeypatch) -> None:
+    """A take-profit moved to a level refused (-2021) in the turn finding half the long sold by hand leaves
+    every open stop sized for the 0.002 left (the earlier levels re-placed), the refusal told."""
+    first, second = tick_times(2)
+    sid, entry, fill = _long(runner, ONE_WAY, first, stop_loss_pct="2", take_profit_pct="3")
+    refuse_for_good(runner.sim, monkeypatch, protective_client_algo_id(entry, "take_profit", 1))
+    runner.sim.inject_trade(ONE_WAY, "manual", "BTCUSDT", side="SELL", quantity=str(REST))
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={
+        "parameters": ALWAYS_HOLD, "stop_loss_pct": "1.5", "take_profit_pct": "4"})
+
+    runner.run_tick(second)
+
+    algos, still = algo_orders(runner, ONE_WAY), _open(runner, ONE_WAY)
+    assert sorted((algos[i].order_type, algos[i].quantity) for i in still) == [
+        ("STOP_MARKET", REST), ("TAKE_PROFIT_MARKET", REST)]
+    assert algos[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"], "new_take_profit" in error.details) == (
+        "protective_not_repriced", "order_rejected", True)
+    [repriced] = _events(sid, "protective_repriced")
+    assert (D(repriced.details["quantity"]), D(repriced.details["old_quantity"])) == (REST, FULL)
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.97")))
+    assert _position(runner, ONE_WAY) == 0

@@ -37,8 +37,9 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
 4. A placement failed: the old orders stay; an ``error`` event (``protective_not_repriced``). Refused for
    good (e.g. -2021, a level the mark price already crossed: the entry path records such a refusal
    and places nothing instead): what generation n placed is cancelled and the levels are remembered as
-   ``refused`` (not tried again until the percents change). A transient failure keeps the claim: the
-   next turn resumes it.
+   ``refused`` (not tried again until the percents change); orders of the earlier levels sized for more
+   than is left are then re-placed for it in the same turn ("What is left"). A transient failure keeps
+   the claim: the next turn resumes it.
 
 What is left: the orders are for the position's quantity (the record's ``quantity``): reduce-only in
 one-way mode, and in hedge mode closing the side, so Binance refuses one larger than the position (-2022,
@@ -462,7 +463,12 @@ class LiveReprice:
             record["refused"] = levels(wanted)
             message = ("Binance refused a re-priced protective order (a level the mark price already "
                        "crossed?); the earlier orders stay.")
-        return self.failed(record, levels(wanted), message, "order_rejected")
+        self.failed(record, levels(wanted), message, "order_rejected")
+        # The earlier levels stay, but orders sized for more than is left (a part closed elsewhere) are
+        # re-placed for it now, role by role, never kept until the next turn (Binance refuses them: -2022).
+        if self.record is record and self.resizing():
+            self.move()
+        return True
 
     def finish(self, wanted: dict[str, Any], claim: dict[str, Any],
                refusal: StrategyEvent | None = None) -> bool:
@@ -573,7 +579,9 @@ class LiveReprice:
             "strategy_id": self.strategy.strategy_id, "category": category})
         if self.record.get("superseded"):
             record["superseded"] = self.record["superseded"]
-        return self.write(record, [self.error_event(new, message, category)]) or True
+        if self.write(record, [self.error_event(new, message, category)]):
+            self.record = record
+        return True
 
     def error_event(self, new: dict[str, Decimal], message: str, category: str) -> StrategyEvent:
         """The ``protective_not_repriced`` error event of a re-pricing to ``new``, failed or refused."""
