@@ -1159,8 +1159,11 @@ export interface components {
             type: string;
             /** Status */
             status: string;
-            /** Quantity */
-            quantity: string;
+            /**
+             * Quantity
+             * @description null for a closePosition order, which is for the whole position (Binance's 0 there).
+             */
+            quantity: string | null;
             /** Executed Quantity */
             executed_quantity: string;
             /** Price */

@@ -254,7 +254,8 @@ class FuturesOrderResponse(BaseModel):
     side: str
     type: str
     status: str
-    quantity: str
+    quantity: str | None = Field(
+        description="null for a closePosition order, which is for the whole position (Binance's 0 there).")
     executed_quantity: str
     price: str | None = None
     average_price: str | None = None

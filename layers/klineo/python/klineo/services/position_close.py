@@ -216,7 +216,7 @@ def close_position(
 def _left_open(closed: FuturesOrderResponse, left: str | None) -> str | None:
     """What the close leaves of the position: the part its order did not include (``left``), and the part
     of its order that did not execute (a MARKET order that ended EXPIRED on thin liquidity); None: nothing."""
-    rest = Decimal(left or 0) + Decimal(closed.quantity) - Decimal(closed.executed_quantity)
+    rest = Decimal(left or 0) + Decimal(closed.quantity or 0) - Decimal(closed.executed_quantity)
     return plain_text(rest) if rest > 0 else None
 
 
