@@ -20,8 +20,9 @@ export type TokenSource = string | (() => string | Promise<string>);
 
 /**
  * Categories of the API's error body (`error.category`), plus what the client adds itself:
- * `unauthorized` (API Gateway's 401), `network` (no answer; nothing reached the server) and, for an
- * order, `unknown_outcome` when the answer was lost after sending.
+ * `unauthorized` (API Gateway's 401), `network` (no answer; nothing reached the server) and, for a
+ * request sent with an Idempotency-Key (an order, a position close), `unknown_outcome` when the answer
+ * was lost after sending or API Gateway timed out on it.
  */
 export type ErrorCategory = Schema<"ErrorBody">["category"] | "unauthorized";
 
@@ -51,7 +52,7 @@ export class KlineoApiError extends Error {
     readonly requestId: string | null,
     /** Seconds to wait before a retry, from `Retry-After`. */
     readonly retryAfter: number | null,
-    /** The Idempotency-Key the order was sent with: resend with it after `unknown_outcome`. */
+    /** The Idempotency-Key the order or close was sent with: resend with it after `unknown_outcome`. */
     readonly idempotencyKey: string | null = null,
     /** Every input field at fault (a 422 lists them all; `field` is the first), else empty. */
     readonly errors: Schema<"FieldError">[] = [],
@@ -74,8 +75,8 @@ const GATEWAY_RETRYABLE = new Set<number>([429]);
 /** API Gateway's answers when the function outlived its integration timeout: the function goes on. */
 const GATEWAY_TIMEOUTS = new Set<number>([503, 504]);
 
-/** The category of an answer API Gateway gave itself; an order sent with a key whose function timed
- * out may still be placed, so its outcome is unknown (resend it with the same key). */
+/** The category of an answer API Gateway gave itself; a request sent with a key (an order, a position
+ * close) whose function timed out may still be done, so its outcome is unknown (resend it with the same key). */
 function gatewayCategory(status: number, idempotencyKey: string | null): ErrorCategory {
   if (idempotencyKey !== null && GATEWAY_TIMEOUTS.has(status)) {
     return "unknown_outcome";
@@ -147,6 +148,24 @@ function lostAnswerMiddleware(): Middleware {
   };
 }
 
+/** The Idempotency-Key each answer's request was sent with (``keyedAnswerMiddleware``): an answer alone
+ * does not say it, and ``call`` needs it to type a keyed request's error as ``placeFuturesOrder`` does. */
+const SENT_KEYS = new WeakMap<Response, string>();
+
+/** Notes the key of every answer to a request sent with an Idempotency-Key (an order, a position close),
+ * so that API Gateway's timeout to it is unknown_outcome carrying the key (resend with it), not `other`. */
+function keyedAnswerMiddleware(): Middleware {
+  return {
+    onResponse({ request, response }) {
+      const key = request.headers.get("Idempotency-Key");
+      if (key !== null) {
+        SENT_KEYS.set(response, key);
+      }
+      return undefined;
+    },
+  };
+}
+
 /** The answer's data, or a KlineoApiError (also when the request never got an answer). */
 async function unwrap<T>(
   call: Promise<{ data?: T; error?: unknown; response: Response }>,
@@ -164,7 +183,7 @@ async function unwrap<T>(
     throw new KlineoApiError(0, noAnswer, message, null, noAnswer !== "unknown_outcome", null, null, idempotencyKey);
   }
   if (!result.response.ok) {
-    throw errorFromResponse(result.response, result.error, idempotencyKey);
+    throw errorFromResponse(result.response, result.error, idempotencyKey ?? SENT_KEYS.get(result.response) ?? null);
   }
   return result.data as T;
 }
@@ -172,7 +191,8 @@ async function unwrap<T>(
 /** The client: `api` is the whole generated surface; `call` and `placeFuturesOrder` turn failures into KlineoApiError. */
 export interface KlineoClient {
   api: KlineoApi;
-  /** Await a generated call and return its data, or throw KlineoApiError. */
+  /** Await a generated call and return its data, or throw KlineoApiError; a request sent with an
+   * Idempotency-Key (a position close) whose outcome is unknown is unknown_outcome carrying that key. */
   call<T>(request: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T>;
   /** POST /futures/order with an Idempotency-Key (a new one unless given); resend with the same key after unknown_outcome. */
   placeFuturesOrder(
@@ -184,7 +204,7 @@ export interface KlineoClient {
 /** A client for one user: every call carries `Authorization: Bearer <token>`. */
 export function createKlineoClient(options: KlineoClientOptions): KlineoClient {
   const api = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/+$/, ""), fetch: options.fetch });
-  api.use(authMiddleware(options.token), lostAnswerMiddleware());
+  api.use(authMiddleware(options.token), lostAnswerMiddleware(), keyedAnswerMiddleware());
   return {
     api,
     call: (request) => unwrap(request, "network"),

@@ -86,6 +86,40 @@ test("a position close (a money POST with an Idempotency-Key) whose answer is lo
   assert.equal(error.idempotencyKey, "close-key");
 });
 
+/** POST .../positions/{symbol}/close through ``call``, sent with ``key`` as its Idempotency-Key. */
+function close(klineo: KlineoClient, key: string) {
+  return klineo.api.POST("/exchange-connections/{id}/futures/positions/{symbol}/close", {
+    params: { path: { id: "c".repeat(32), symbol: "BTCUSDT" }, header: { "idempotency-key": key } },
+  });
+}
+
+for (const status of [503, 504]) {
+  test(`a position close through call() that API Gateway timed out on (${status}) is unknown_outcome with its key`, async () => {
+    // The close function goes on after the gateway's 30 s and may close the position: resend with the same key.
+    const klineo = answering(status, { message: status === 503 ? "Service Unavailable" : "Gateway Timeout" });
+    const error = await failure(klineo.call(close(klineo, "close-key")));
+    assert.equal(error.status, status);
+    assert.equal(error.category, "unknown_outcome");
+    assert.equal(error.retryable, false);
+    assert.equal(error.idempotencyKey, "close-key");
+  });
+}
+
+test("a function's error answer to a close through call() carries the close's key", async () => {
+  const body = { error: { category: "conflict", message: "No position to close.", retryable: false, request_id: "r-2" } };
+  const klineo = answering(409, body);
+  const error = await failure(klineo.call(close(klineo, "close-key")));
+  assert.equal(error.category, "conflict");
+  assert.equal(error.idempotencyKey, "close-key");
+});
+
+test("a read API Gateway timed out on stays other, without a key", async () => {
+  const klineo = answering(503, { message: "Service Unavailable" });
+  const error = await failure(klineo.call(klineo.api.GET("/exchange-connections")));
+  assert.equal(error.category, "other");
+  assert.equal(error.idempotencyKey, null);
+});
+
 test("a read that gets no answer stays network, retryable", async () => {
   const klineo = unanswered();
   const error = await failure(klineo.call(klineo.api.GET("/exchange-connections")));
