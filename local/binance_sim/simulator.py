@@ -111,6 +111,10 @@ class Simulator:
         returned as a DemoAccount that signs with it. Kept until the simulator stops."""
         return self.state.add_key(account_id, api_key, secret)
 
+    def revoke_key(self, api_key: str) -> None:
+        """Delete a key ``add_key`` gave (tests only), as its owner does on Binance: -2015 from then on."""
+        self.state.revoke_key(api_key)
+
     # ----- observation and control -------------------------------------------------------------
     @property
     def journal(self) -> list[JournalRecord]:

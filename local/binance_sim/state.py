@@ -64,6 +64,14 @@ class SimulatorState:
         self.futures.share_state(key, account)
         return key
 
+    def revoke_key(self, api_key: str) -> None:
+        """Delete a key ``add_key`` gave, as its owner deletes it on Binance's API management page: every
+        later call with it is answered -2015. An account's own key is never revoked (the accounts outlive a
+        test)."""
+        if not any(key.api_key == api_key for key, _account in self.added_keys):
+            raise ValueError("only a key add_key gave can be revoked")
+        self.accounts_by_key.pop(api_key, None)
+
     def mark_price(self, symbol: str, now_ms: float) -> float:
         """The futures mark price: the price a test set, else the latest candle close."""
         override = self.mark_overrides.get(symbol)
