@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from decimal import Decimal
 
-from .accounts import PRODUCTION, DemoAccount
+from .accounts import PRODUCTION, DemoAccount, Permissions
 from .config import SimulatorConfig
 from .control import apply_config
 from .faults import FaultInjector
@@ -106,10 +106,12 @@ class Simulator:
         """One demo account by id."""
         return self.state.accounts[account_id]
 
-    def add_key(self, account_id: str, api_key: str, secret: str) -> DemoAccount:
-        """Another HMAC API key of the account (tests only): the same uid, balances, positions and orders;
-        returned as a DemoAccount that signs with it. Kept until the simulator stops."""
-        return self.state.add_key(account_id, api_key, secret)
+    def add_key(self, account_id: str, api_key: str, secret: str,
+                permissions: Permissions | None = None) -> DemoAccount:
+        """Another HMAC API key of the account (tests only): the same uid, balances, positions and orders,
+        its own ``permissions`` when given; returned as a DemoAccount that signs with it. Kept until the
+        simulator stops."""
+        return self.state.add_key(account_id, api_key, secret, permissions)
 
     def revoke_key(self, api_key: str) -> None:
         """Delete a key ``add_key`` gave (tests only), as its owner does on Binance: -2015 from then on."""

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Sequence
 
-from .accounts import DemoAccount, load_accounts
+from .accounts import DemoAccount, Permissions, load_accounts
 from .algo import AlgoService
 from .config import SimulatorConfig
 from .errors import ApiError
@@ -51,13 +51,16 @@ class SimulatorState:
             futures.share_state(key, account)
         return futures
 
-    def add_key(self, account_id: str, api_key: str, secret: str) -> DemoAccount:
+    def add_key(self, account_id: str, api_key: str, secret: str,
+                permissions: Permissions | None = None) -> DemoAccount:
         """Another HMAC API key of the account, as its owner creates on Binance's API management page: the
-        same uid, balances, positions and orders, its own key and secret."""
+        same uid, balances, positions and orders, its own key and secret, and its own ``permissions`` when
+        given (each key has its own on Binance; else the account's key's)."""
         account = self.accounts[account_id]
         if api_key in self.accounts_by_key:
             raise ValueError("API keys must be unique")
         key = dataclasses.replace(account, key_type="HMAC", api_key=api_key, secret=secret,
+                                  permissions=permissions or account.permissions,
                                   public_key_path=None, private_key_path=None, _public_key=None)
         self.accounts_by_key[api_key] = key
         self.added_keys.append((key, account))
