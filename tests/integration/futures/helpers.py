@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import secrets as token_source
 import time
 import uuid
 from decimal import Decimal
@@ -15,10 +16,10 @@ from klineo.store.connections import connection_sk, update_settings
 from klineo.store.order_fills import FILLS_KEPT
 from klineo.store.orders import OrderRecord, put_new_record
 
-from local.binance_sim.accounts import DemoAccount
+from local.binance_sim.accounts import DemoAccount, Permissions
 from local.template import REPO_ROOT
 from tests.helpers import load_event, response_json, with_body, with_user
-from tests.integration.api.conftest import USER_A, at_path, connection_event
+from tests.integration.api.conftest import USER_A, at_path, connection_event, credentials_body
 
 __all__ = [
     "ORDER_PATH",
@@ -31,7 +32,9 @@ __all__ = [
     "order_body",
     "order_event",
     "order_posts",
+    "put_credentials",
     "raise_notional_limit",
+    "second_key",
     "status_event",
 ]
 
@@ -163,3 +166,17 @@ def forget_uid(connection_id: str) -> None:
         Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": connection_sk(connection_id)}},
         UpdateExpression="REMOVE binance_uid",
     )
+
+
+def put_credentials(invoke, connection_id: str, account: DemoAccount) -> dict[str, Any]:
+    """PUT /exchange-connections/{id}/credentials of USER_A with ``account``'s key: the answer."""
+    event = connection_event("connection_credentials", connection_id, USER_A, "/credentials")
+    return invoke("connection_credentials", with_body(event, credentials_body(account)))
+
+
+def second_key(sim_env, account_id: str = "futures-full",
+               permissions: Permissions | None = None) -> DemoAccount:
+    """GIVEN another API key of the account, as its owner creates on Binance (same uid; the account's
+    permissions unless given)."""
+    api_key, secret = "K2" + token_source.token_hex(31), token_source.token_hex(32)
+    return sim_env.add_key(account_id, api_key, secret, permissions)

@@ -3,25 +3,20 @@ and the simulator."""
 
 from __future__ import annotations
 
-import secrets as token_source
-
 import pytest
 from klineo.store import aws as aws_clients
 from klineo.store.connections import connection_credentials, get_connection
 
-from tests.helpers import with_body
-from tests.integration.api.conftest import USER_A, connection_event, credentials_body
-from tests.integration.futures.helpers import body_of, forget_uid, new_key, order_body, order_event
-
-
-def _put_credentials(invoke, connection_id: str, account) -> dict:
-    event = connection_event("connection_credentials", connection_id, USER_A, "/credentials")
-    return invoke("connection_credentials", with_body(event, credentials_body(account)))
-
-
-def _second_key(sim_env, account_id: str = "futures-full"):
-    """GIVEN another API key of the account, as its owner creates on Binance (same uid)."""
-    return sim_env.add_key(account_id, "K2" + token_source.token_hex(31), token_source.token_hex(32))
+from tests.integration.api.conftest import USER_A, connection_event
+from tests.integration.futures.helpers import (
+    body_of,
+    forget_uid,
+    new_key,
+    order_body,
+    order_event,
+    put_credentials,
+    second_key,
+)
 
 
 def _secret_versions(connection_id: str) -> list[str]:
@@ -47,13 +42,21 @@ def _assert_refused_as_another_account(response: dict, other) -> None:
     assert other.api_key not in response["body"]
 
 
+def _uid_kept(connection_id: str) -> None:
+    """GIVEN a connection that keeps its account's uid (made since uids are kept)."""
+
+
+@pytest.mark.parametrize("made", [_uid_kept, forget_uid], ids=["uid-kept", "made-before-uids"])
 def test_a_new_key_of_another_binance_account_is_refused_and_changes_nothing(sim_env, invoke,
-                                                                             futures_connection):
-    """A key of another account: 409 naming api_key, no secret version, item unchanged, old key signs."""
+                                                                             futures_connection, made):
+    """A key of another account: 409 naming api_key, no secret version, item unchanged, old key signs; also
+    on a connection without a uid, whose old key's account is read first (before: accepted there, nothing to
+    compare, and every strategy moved to the other account)."""
+    made(futures_connection.id)
     before, versions = get_connection(USER_A, futures_connection.id), _secret_versions(futures_connection.id)
     other = sim_env.account("ed25519-futures")
 
-    response = _put_credentials(invoke, futures_connection.id, other)
+    response = put_credentials(invoke, futures_connection.id, other)
 
     _assert_refused_as_another_account(response, other)
     assert get_connection(USER_A, futures_connection.id) == before
@@ -63,9 +66,9 @@ def test_a_new_key_of_another_binance_account_is_refused_and_changes_nothing(sim
 
 def test_a_new_key_of_the_same_binance_account_replaces_the_old_one(sim_env, invoke, futures_connection):
     """Another key of the connection's own account is stored and signs every later order."""
-    second = _second_key(sim_env)
+    second = second_key(sim_env)
 
-    response = _put_credentials(invoke, futures_connection.id, second)
+    response = put_credentials(invoke, futures_connection.id, second)
 
     assert response["statusCode"] == 200, response["body"]
     stored = get_connection(USER_A, futures_connection.id)
@@ -92,7 +95,7 @@ def _enable(sim_env, invoke, connection_id: str) -> dict:
 
 
 def _replace_with_a_second_key(sim_env, invoke, connection_id: str) -> dict:
-    return _put_credentials(invoke, connection_id, _second_key(sim_env))
+    return put_credentials(invoke, connection_id, second_key(sim_env))
 
 
 @pytest.mark.parametrize("learn", [_test_stored, _enable, _replace_with_a_second_key])
@@ -104,16 +107,48 @@ def test_a_connection_made_before_uids_learns_its_uid_and_is_then_protected(sim_
     assert learn(sim_env, invoke, futures_connection.id)["statusCode"] == 200
     assert get_connection(USER_A, futures_connection.id).binance_uid == futures_connection.account.uid
     other = sim_env.account("rsa-futures")
-    _assert_refused_as_another_account(_put_credentials(invoke, futures_connection.id, other), other)
+    _assert_refused_as_another_account(put_credentials(invoke, futures_connection.id, other), other)
 
 
-def test_a_connection_without_a_uid_takes_a_key_whose_account_is_unknown_as_before(sim_env, invoke,
-                                                                                   futures_connection):
-    """No uid stored: a key of another account is accepted (nothing to compare) and its uid recorded."""
-    forget_uid(futures_connection.id)
+def _on_a_revoked_key_without_uid(sim_env, invoke, connection_id: str):
+    """GIVEN the connection signing with a second key of its account, then made before uids were kept, and
+    that key deleted on Binance (the usual reason to replace a key): the revoked key."""
+    second = second_key(sim_env)
+    assert put_credentials(invoke, connection_id, second)["statusCode"] == 200
+    forget_uid(connection_id)
+    sim_env.revoke_key(second.api_key)
+    return second
+
+
+def test_a_connection_without_a_uid_whose_old_key_is_revoked_takes_a_new_key_and_its_uid(sim_env, invoke,
+                                                                                         futures_connection):
+    """No uid stored and the old key refused by Binance: the new key is accepted (nothing else could replace
+    it), its account's uid recorded, and another account's key is refused from then on."""
+    _on_a_revoked_key_without_uid(sim_env, invoke, futures_connection.id)
     other = sim_env.account("ed25519-futures")
 
-    response = _put_credentials(invoke, futures_connection.id, other)
+    response = put_credentials(invoke, futures_connection.id, other)
 
     assert response["statusCode"] == 200, response["body"]
     assert get_connection(USER_A, futures_connection.id).binance_uid == other.uid
+    assert _signing_keys(sim_env, invoke, futures_connection.id) == {other.api_key}
+    first = futures_connection.account
+    _assert_refused_as_another_account(put_credentials(invoke, futures_connection.id, first), first)
+
+
+def test_a_new_key_waits_while_the_old_keys_account_cannot_be_read(sim_env, invoke,
+                                                                                  futures_connection):
+    """No uid stored and the old key's account read answered 503 (no verdict on the key): the new key is not
+    stored, the error is retryable, the old key still signs."""
+    forget_uid(futures_connection.id)
+    before = get_connection(USER_A, futures_connection.id)
+    sim_env.faults.add("http_503_unavailable", count=10, path="/api/v3/account",
+                       api_key=futures_connection.account.api_key)
+
+    response = put_credentials(invoke, futures_connection.id, second_key(sim_env))
+
+    assert response["statusCode"] == 503, response["body"]
+    assert body_of(response)["error"]["retryable"] is True
+    sim_env.faults.clear()
+    assert get_connection(USER_A, futures_connection.id) == before
+    assert _signing_keys(sim_env, invoke, futures_connection.id) == {futures_connection.account.api_key}

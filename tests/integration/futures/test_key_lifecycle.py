@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -43,6 +44,8 @@ from tests.integration.futures.helpers import (
     order_body,
     order_event,
     order_posts,
+    put_credentials,
+    second_key,
 )
 
 
@@ -74,12 +77,6 @@ def _strategy(strategy_id: str) -> strategy_store.Strategy:
     return found
 
 
-def _put_credentials(invoke, connection_id: str, account) -> dict:
-    event = connection_event("connection_credentials", connection_id, USER_A, "/credentials")
-    return invoke("connection_credentials", with_body(event, credentials_body(account)))
-
-
-
 def _break_key(connection_id: str, account) -> None:
     """GIVEN the stored secret no longer matching the key on Binance (a secret rotated there)."""
     connection = get_connection(USER_A, connection_id)
@@ -103,7 +100,7 @@ def test_new_credentials_sign_every_later_request_and_strategies_keep_running(
     strategy_id = _live_strategy(futures_connection.id)
     new_account = sim_env.add_key("futures-full", "K2" + "a1" * 31, "b2" * 32)
 
-    response = _put_credentials(invoke, futures_connection.id, new_account)
+    response = put_credentials(invoke, futures_connection.id, new_account)
     sim_env.clear_journal()
     placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
 
@@ -123,9 +120,11 @@ def test_new_credentials_sign_every_later_request_and_strategies_keep_running(
 def test_a_new_key_gets_the_connections_leverage_and_margin_type_applied_again(sim_env, invoke,
                                                                                futures_connection):
     """GIVEN 5x isolated applied on BTCUSDT with the first key, on a connection stored before uids were
-    recorded WHEN the key is replaced by one of another account (nothing to compare its uid with) and an
-    order is placed THEN the order goes out at 5x isolated on the new account too (the old key's applied
-    settings are forgotten), not at that account's own 20x cross."""
+    recorded WHEN that key is deleted on Binance and replaced by one of another account (nothing to compare
+    its uid with) and an order is placed THEN the order goes out at 5x isolated on the new account too (the
+    old key's applied settings are forgotten), not at that account's own 20x cross."""
+    first = second_key(sim_env)
+    assert put_credentials(invoke, futures_connection.id, first)["statusCode"] == 200
     forget_uid(futures_connection.id)
     patch = with_body(connection_event("connection_update", futures_connection.id, USER_A),
                       {"leverage": 5, "margin_type": "isolated"})
@@ -134,8 +133,9 @@ def test_a_new_key_gets_the_connections_leverage_and_margin_type_applied_again(s
     assert invoke("futures_order", order_event(small, key=new_key()))["statusCode"] == 200
     applied = sim_env.state.futures.settings(futures_connection.account, "BTCUSDT")
     assert (applied["leverage"], applied["margin_type"]) == (5, "ISOLATED")
+    sim_env.revoke_key(first.api_key)
     new_account = sim_env.account("ed25519-futures")
-    assert _put_credentials(invoke, futures_connection.id, new_account)["statusCode"] == 200
+    assert put_credentials(invoke, futures_connection.id, new_account)["statusCode"] == 200
 
     second = invoke("futures_order", order_event(small, key=new_key()))
 
@@ -145,12 +145,12 @@ def test_a_new_key_gets_the_connections_leverage_and_margin_type_applied_again(s
 
 
 def test_credentials_that_fail_the_futures_test_leave_the_old_key(sim_env, invoke, futures_connection):
-    """GIVEN futures enabled (a connection stored before uids) WHEN PUT credentials with a spot-only key
+    """GIVEN futures enabled WHEN PUT credentials with a key of the same account without futures permission
     THEN refused, the old key signs."""
-    forget_uid(futures_connection.id)
     before = get_connection(USER_A, futures_connection.id)
+    spot_only = dataclasses.replace(futures_connection.account.permissions, futures=False)
 
-    response = _put_credentials(invoke, futures_connection.id, sim_env.account("spot-only"))
+    response = put_credentials(invoke, futures_connection.id, second_key(sim_env, permissions=spot_only))
     sim_env.clear_journal()
     placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=new_key()))
 
@@ -209,7 +209,7 @@ def test_three_key_failures_disable_the_connection_and_enable_restores_it(
     shown = next(c for c in listed["connections"] if c["id"] == futures_connection.id)
     assert (shown["consecutive_failures"], shown["disabled_reason"]) == (3, "connection_disabled:signature")
 
-    assert _put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
+    assert put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
     enabled = invoke(
         "connection_enable", connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
     )
@@ -361,7 +361,7 @@ def test_a_failed_switch_leaves_an_older_unversioned_connection_on_its_old_key(s
     )
 
     with aws_refusing("UpdateItem", "dynamodb", when=_switching_key):
-        response = _put_credentials(invoke, futures_connection.id, sim_env.account("ed25519-futures"))
+        response = put_credentials(invoke, futures_connection.id, second_key(sim_env))
 
     assert response["statusCode"] == 503
     stored = get_connection(USER_A, futures_connection.id)
@@ -516,7 +516,7 @@ def test_a_strategy_the_user_pauses_while_the_disable_pauses_keeps_its_reason_an
     assert [a["statusCode"] for a in answers] == [200]
     stored = _strategy(strategy_id)
     assert (stored.status, stored.status_reason) == ("paused", "paused by user")
-    assert _put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
+    assert put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
     enabled = invoke(
         "connection_enable", connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
     )
@@ -703,7 +703,7 @@ def test_the_disable_pauses_and_the_enable_resumes_the_connections_strategies_at
     assert refused["statusCode"] == 403, refused["body"][:300]
     assert sorted(paused) == sorted(sids)
     assert {(s.status, s.status_reason) for s in map(_strategy, sids)} == {("paused", DISABLED)}
-    assert _put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
+    assert put_credentials(invoke, futures_connection.id, futures_connection.account)["statusCode"] == 200
     with (dynamodb_requests("TransactWriteItems", _status_written("active"), WRITES_IN_FLIGHT) as resumed,
           dynamodb_requests("GetItem", _strategy_read) as read_back):
         enabled = invoke("connection_enable",

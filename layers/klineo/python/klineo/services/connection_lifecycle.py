@@ -12,9 +12,16 @@
   (and on futures when futures are enabled). A key of another Binance account than the connection's
   is refused (409 naming api_key: add it as a new connection), as the connection's strategies,
   order records and reconciler follow one account: the spot test's ``uid`` (GET /api/v3/account)
-  against the one the connection keeps, before anything is written. Where either is missing (a
-  connection made before uids were kept, or an answer without one, e.g. on the testnet) there is no
-  check, as before; the connection keeps the first uid it reads, from a new key, a test
+  against the one the connection keeps, before anything is written. A connection made before uids
+  were kept first reads its account's uid with the key it holds (the OLD key, still in Secrets
+  Manager: one more GET /api/v3/account), so its first new key is checked too. When Binance refuses
+  that old key (deleted or revoked, the usual reason to replace a key) the new key is accepted and
+  its account's uid kept: the trader has no other way to give the connection a working key, and
+  refusing it would leave the connection and its strategies stopped for good. When that read
+  reached no verdict (rate limit, Binance down) the error is answered and nothing is stored: a retry
+  reads the old key again, rather than accepting a key nothing was compared with. Where a uid is
+  still missing (an answer without one, e.g. on the testnet) there is no check, as before; the
+  connection keeps the first uid it reads, from a new key, a test
   (``klineo.services.connections.check_stored_connection``) or an enable. Passing keys are
   stored as a NEW VERSION of the same secret, then the
   item is pointed at that version in one UpdateItem. The old version stays until then, and a
@@ -49,7 +56,7 @@ from klineo.models.connection_settings import (
 from klineo.models.connection_test import ConnectionTestResponse
 from klineo.observability import logger
 from klineo.services.connection_records import connection_response
-from klineo.services.connections import SpotTest, credentials_of, run_spot_test
+from klineo.services.connections import SpotTest, credentials_of, key_account_uid, run_spot_test
 from klineo.services.futures_account import (
     apply_position_mode,
     hedge_mode_of,
@@ -136,6 +143,20 @@ def _require_same_account(connection: Connection, tested: SpotTest, what: str) -
     )
 
 
+def _with_account_uid(connection: Connection) -> Connection:
+    """``connection`` with its account's uid: its own, else the one its stored (old) key answers now; as it
+    is when Binance refuses that key or says no uid (the new key's uid is then kept). Raises when the read
+    reached no verdict (module docstring)."""
+    if connection.binance_uid is not None:
+        return connection
+    uid = key_account_uid(connection_credentials(connection), connection.environment)
+    if uid is None:
+        logger.info("old key's account unknown; the new key's account is kept",
+                    extra={"connection_id": connection.connection_id})
+        return connection
+    return connection.model_copy(update={"binance_uid": uid})
+
+
 def _require_tests_pass(connection: Connection, creds: Any,
                         what: str) -> tuple[dict[str, Any], str | None, int | None]:
     """The spot test (and the futures test when futures are enabled) on ``creds``, refused for a key of
@@ -165,7 +186,8 @@ def replace_credentials(
     user_id: str, connection_id: str, body: CredentialsReplaceRequest
 ) -> ConnectionResponse:
     """PUT /exchange-connections/{id}/credentials: test (a key of another Binance account is refused, 409
-    naming api_key, when both uids are known), store a new secret version, switch the item to it."""
+    naming api_key, when both uids are known; a connection without one reads it with its old key first),
+    store a new secret version, switch the item to it."""
     connection = require_connection(user_id, connection_id, consistent=True)
     refuse_deleting(connection, NEW_KEY_REFUSED)  # its delete may have deleted the secret already
     if body.environment is not None and body.environment != connection.environment:
@@ -175,7 +197,8 @@ def replace_credentials(
             field="environment",
         )
     creds = credentials_of(body)
-    last_test, position_mode, uid = _require_tests_pass(connection, creds, "The new key was not stored")
+    checked = _with_account_uid(connection)
+    last_test, position_mode, uid = _require_tests_pass(checked, creds, "The new key was not stored")
     if connection.credentials_version is None:
         # Made before versions were recorded: pin the current key first, so that until the item
         # names the new version every order still signs with the old key.

@@ -55,6 +55,7 @@ __all__ = [
     "check_keys",
     "check_stored_connection",
     "credentials_of",
+    "key_account_uid",
     "now_iso",
     "run_spot_test",
 ]
@@ -240,6 +241,20 @@ def run_spot_test(creds: Credentials, environment: Environment | str) -> SpotTes
         can_trade=bool(account.get("canTrade", False)), can_withdraw=can_withdraw,
         ip_restricted=ip_restricted, **common,
     ), _account_uid(account))
+
+
+def key_account_uid(creds: Credentials, environment: Environment | str) -> int | None:
+    """The uid of the account ``creds`` belong to, from ONE GET /api/v3/account (the spot test's read, no
+    diagnosis); None when Binance refuses the key (a verdict on it: deleted, IP no longer allowed, ...) or
+    answers no usable uid. Raises when no verdict was reached (rate limit, Binance down, network, clock)."""
+    client = get_client(Market.SPOT, Environment(environment))
+    try:
+        account = endpoints.spot_account(client, creds, omit_zero_balances=True)
+    except KlineoError as exc:
+        if exc.category not in _VERDICTS:
+            raise
+        return None
+    return _account_uid(account)
 
 
 def credentials_of(request: KeyMaterial) -> Credentials:
