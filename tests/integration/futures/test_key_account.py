@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from klineo.store import aws as aws_clients
-from klineo.store.connections import connection_credentials, get_connection
+from klineo.store.connections import connection_credentials, get_connection, mark_deleting
 
 from tests.integration.api.conftest import USER_A, connection_event
 from tests.integration.futures.helpers import (
@@ -152,3 +152,61 @@ def test_a_new_key_waits_while_the_old_keys_account_cannot_be_read(sim_env, invo
     sim_env.faults.clear()
     assert get_connection(USER_A, futures_connection.id) == before
     assert _signing_keys(sim_env, invoke, futures_connection.id) == {futures_connection.account.api_key}
+
+
+_CONNECTION_UPDATE = "before-parameter-build.dynamodb.UpdateItem"
+
+
+def _replace_racing(invoke, connection_id: str, first, race) -> tuple[dict, object]:
+    """PUT .../credentials with ``first``'s key, ``race()`` run just before its item write (a hook on that
+    UpdateItem, after its checks and its secret version): the PUT's answer and what ``race`` returned."""
+    client, raced = aws_clients.dynamodb(), []
+
+    def hook(params, **_: object) -> None:
+        if ":credentials_version" not in params.get("ExpressionAttributeValues", {}):
+            return
+        client.meta.events.unregister(_CONNECTION_UPDATE, hook)
+        raced.append(race())
+
+    client.meta.events.register(_CONNECTION_UPDATE, hook)
+    try:
+        answer = put_credentials(invoke, connection_id, first)
+    finally:
+        client.meta.events.unregister(_CONNECTION_UPDATE, hook)
+    assert len(raced) == 1
+    return answer, raced[0]
+
+
+def test_two_new_keys_racing_on_a_connection_without_a_uid_leave_it_on_one_account(sim_env, invoke,
+                                                                                  futures_connection):
+    """No uid stored, old key revoked: a key of another account stored between a replacement's checks and its
+    write makes that replacement the 409 of another account, its item write not made, the other key signing
+    (before: both 200, the later write put the connection back on the first account unchecked)."""
+    _on_a_revoked_key_without_uid(sim_env, invoke, futures_connection.id)
+    other = sim_env.account("ed25519-futures")
+    own = second_key(sim_env)
+
+    answer, raced = _replace_racing(invoke, futures_connection.id, own,
+                                    lambda: put_credentials(invoke, futures_connection.id, other))
+
+    assert raced["statusCode"] == 200, raced["body"]
+    _assert_refused_as_another_account(answer, own)
+    stored = get_connection(USER_A, futures_connection.id)
+    assert stored.binance_uid == other.uid
+    assert connection_credentials(stored).api_key == other.api_key
+    assert _signing_keys(sim_env, invoke, futures_connection.id) == {other.api_key}
+
+
+def test_a_delete_begun_before_a_new_keys_write_is_answered_as_the_delete(sim_env, invoke,
+                                                                          futures_connection):
+    """A DELETE marked between a new key's checks and its write: 409 naming connection_id (not api_key, though
+    that write is conditional on the uid too), the item still on the old key."""
+    before = get_connection(USER_A, futures_connection.id)
+
+    answer, _token = _replace_racing(invoke, futures_connection.id, second_key(sim_env),
+                                     lambda: mark_deleting(USER_A, futures_connection.id))
+
+    assert answer["statusCode"] == 409, answer["body"]
+    assert body_of(answer)["error"]["field"] == "connection_id"
+    after = get_connection(USER_A, futures_connection.id)
+    assert (after.credentials_version, after.binance_uid) == (before.credentials_version, before.binance_uid)

@@ -25,7 +25,11 @@
   (``klineo.services.connections.check_stored_connection``) or an enable. Passing keys are
   stored as a NEW VERSION of the same secret, then the
   item is pointed at that version in one UpdateItem. The old version stays until then, and a
-  failure at any step leaves the connection signing with the old key: nothing half-written. Every
+  failure at any step leaves the connection signing with the old key: nothing half-written. That
+  UpdateItem writes the new key's uid only while the item has none or the same one: of two
+  replacements racing on a connection without a uid (each checked against none, e.g. its old key
+  revoked) the later write is the same 409 naming api_key when the first stored another account's
+  uid, its item unchanged (its secret version is stored but never named, so never signed with). Every
   order path reads the item (strongly consistent) before signing and asks for its version, so no
   container signs with a cached old key after the switch. Id, settings and strategies are kept.
 - ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
@@ -70,9 +74,11 @@ from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
 from klineo.store.connections import (
     ENABLE_REFUSED,
+    NEW_KEY_NOT_STORED,
     NEW_KEY_REFUSED,
     SETTINGS_REFUSED,
     Connection,
+    another_account,
     connection_credentials,
     refuse_deleting,
     require_connection,
@@ -134,13 +140,7 @@ def _require_same_account(connection: Connection, tested: SpotTest, what: str) -
         return
     logger.warning("key of another Binance account refused",
                    extra={"connection_id": connection.connection_id})
-    raise KlineoError(
-        ErrorCategory.CONFLICT,
-        f"{what}: this key belongs to another Binance account than the one this connection is linked to, "
-        "and a connection keeps its account (its strategies and orders follow that account's positions). "
-        "To trade on the other account, add the key as a new connection (POST /exchange-connections).",
-        field="api_key",
-    )
+    raise another_account(what)
 
 
 def _with_account_uid(connection: Connection) -> Connection:
@@ -198,7 +198,7 @@ def replace_credentials(
         )
     creds = credentials_of(body)
     checked = _with_account_uid(connection)
-    last_test, position_mode, uid = _require_tests_pass(checked, creds, "The new key was not stored")
+    last_test, position_mode, uid = _require_tests_pass(checked, creds, NEW_KEY_NOT_STORED)
     if connection.credentials_version is None:
         # Made before versions were recorded: pin the current key first, so that until the item
         # names the new version every order still signs with the old key.

@@ -37,6 +37,7 @@ __all__ = [
     "DELETING_SINCE",
     "ENABLE_REFUSED",
     "FUTURES_REFUSED",
+    "NEW_KEY_NOT_STORED",
     "NEW_KEY_REFUSED",
     "SETTINGS_REFUSED",
     "STRATEGY_REFUSED",
@@ -45,6 +46,7 @@ __all__ = [
     "Connection",
     "TradingContext",
     "add_key_failure",
+    "another_account",
     "being_deleted",
     "clear_disabled",
     "connection_credentials",
@@ -79,6 +81,7 @@ WIND_DOWN_ID = "wind_down_id"
 # again, no test of its keys.
 STRATEGY_REFUSED = "no strategy can run on it"
 NEW_KEY_REFUSED = "it takes no new key"
+NEW_KEY_NOT_STORED = "The new key was not stored"
 ENABLE_REFUSED = "it cannot be enabled again"
 SETTINGS_REFUSED = "its settings cannot change"
 FUTURES_REFUSED = "futures cannot be enabled on it"
@@ -286,12 +289,28 @@ def refuse_deleting(connection: Connection, refused: str) -> None:
         raise being_deleted(refused)
 
 
+def another_account(what: str) -> KlineoError:
+    """409 naming api_key: the key belongs to another Binance account than the connection's; ``what`` was
+    refused (e.g. "The new key was not stored")."""
+    return KlineoError(
+        ErrorCategory.CONFLICT,
+        f"{what}: this key belongs to another Binance account than the one this connection is linked to, "
+        "and a connection keeps its account (its strategies and orders follow that account's positions). "
+        "To trade on the other account, add the key as a new connection (POST /exchange-connections).",
+        field="api_key",
+    )
+
+
 def _update_existing(user_id: str, connection_id: str, update: Update,
-                     refused: str | None = None) -> Connection:
-    """One UpdateItem of an existing connection; with ``refused``, only while it is not being deleted."""
+                     refused: str | None = None, *, same_account: str | None = None) -> Connection:
+    """One UpdateItem of an existing connection; with ``refused``, only while it is not being deleted; with
+    ``same_account`` (what is refused), only while its ``binance_uid`` is absent or the one the update sets,
+    else ``another_account`` (another write stored another account's uid since the caller checked it)."""
     if not is_connection_id(connection_id):
         raise _not_found()
     condition = "attribute_exists(pk)" + (f" AND attribute_not_exists({DELETING_SINCE})" if refused else "")
+    if same_account:
+        condition += " AND (attribute_not_exists(#binance_uid) OR #binance_uid = :binance_uid)"
     try:
         answer = aws.dynamodb().update_item(
             TableName=get_settings().data_table, Key=_key(user_id, connection_id),
@@ -301,7 +320,10 @@ def _update_existing(user_id: str, connection_id: str, update: Update,
     except ClientError as exc:
         if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
-        if refused and exc.response.get("Item"):
+        old = exc.response.get("Item")
+        if same_account and old and DELETING_SINCE not in old:
+            raise another_account(same_account) from None
+        if refused and old:
             raise being_deleted(refused) from None
         raise _not_found() from None
     return _from_item(answer["Attributes"])
@@ -486,6 +508,10 @@ def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_mask
     answer without one) the new key may belong to another account.
     ``position_mode``: the new key's account mode as its futures test read it (futures enabled).
     ``binance_uid``: the new key's account (the caller refused another account's key); None keeps the item's.
+    It is written only while the item has no uid or this one: another replacement may have stored another
+    account's uid since the caller read the item (two replacements of a connection without one, each
+    checked against nothing), and the later one is then ``another_account`` (409 naming api_key), the
+    item unchanged, so it keeps signing with the key the first stored.
     A disabled connection stays disabled: POST .../enable switches it on and resumes its strategies.
     409 while the connection is being deleted (its delete may already have deleted the secret).
     """
@@ -497,4 +523,5 @@ def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_mask
     if binance_uid is not None:
         sets["binance_uid"] = binance_uid
     update = Update(sets=sets, removes=["symbol_settings"])
-    return _update_existing(user_id, connection_id, update, refused=NEW_KEY_REFUSED)
+    return _update_existing(user_id, connection_id, update, refused=NEW_KEY_REFUSED,
+                            same_account=NEW_KEY_NOT_STORED if binance_uid is not None else None)
