@@ -711,6 +711,65 @@ def test_an_added_stop_refused_then_widened_is_placed_in_the_next_generation(run
     assert (stored["armed"], stored["orders"], "refused" in stored) == (True, {"stop_loss": 2}, False)
 
 
+def _crossed_take_profit_added(runner, tick_ms: int) -> tuple[str, str, Decimal]:
+    """A live long entered with no percents on ``tick_ms``'s candle, the mark then 4 % above its entry, and a
+    PATCH adding SL 1 % and TP 3 % (the take-profit already crossed: Binance answers -2021, the stop is
+    accepted): (strategy, entry id, average entry)."""
+    sid, entry, price = _unguarded_long(runner, tick_ms)
+    runner.sim.set_mark_price("BTCUSDT", float(price * D("1.04")))
+    _patch(runner, sid, {"stop_loss_pct": "1", "take_profit_pct": "3"})
+    return sid, entry, price
+
+
+def test_an_added_take_profit_the_mark_already_crossed_keeps_the_added_stop(runner) -> None:
+    """GIVEN a live long entered with no percents and the mark 4 % above the entry WHEN the PATCH adds SL 1 %
+    and TP 3 % (the take-profit already crossed: Binance -2021) THEN the stop Binance accepted stays open (not
+    cancelled for the refused take-profit), the record names it and remembers the levels as refused, an error
+    event names the take-profit; the next turn sends nothing again."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry, price = _crossed_take_profit_added(runner, first)
+
+    runner.run_tick(second)
+
+    stop = _only_open(runner, protective_client_algo_id(entry, "stop_loss", 1))
+    assert stop.trigger_price == _tick_price(runner, protective_prices("BUY", price, D(1), None)[0])
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["orders"], "repricing" in stored) == (True, {"stop_loss": 1}, False)
+    levels = reprice_module.levels(stored)
+    assert "take_profit" in levels and reprice_module.levels(stored["refused"]) == levels  # tried once
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"]) == ("protective_not_repriced", "order_rejected")
+    assert "take-profit" in error.details["message"] and "stop-loss" in error.details["message"]
+    [repriced] = _events(sid, "protective_repriced")
+    assert D(repriced.details["new_stop_loss"]) == D(str(stored["stop_loss"]))
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(third)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent == 2  # the stop, the refused take-profit
+    assert len(_events(sid, "error")) == 1
+    _only_open(runner, protective_client_algo_id(entry, "stop_loss", 1))
+
+
+def test_an_added_take_profit_refused_is_tried_again_when_only_the_stop_percent_changes(runner) -> None:
+    """GIVEN an added SL 1 % placed beside a refused TP 3 % WHEN the mark falls back and the PATCH moves only
+    the stop to 2 % THEN the next turn places the take-profit too (it has no order to keep), beside the moved
+    stop, the first stop cancelled."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry, price = _crossed_take_profit_added(runner, first)
+    runner.run_tick(second)
+    runner.sim.set_mark_price("BTCUSDT", float(price))
+
+    _patch(runner, sid, {"stop_loss_pct": "2"})
+    runner.run_tick(third)
+
+    moved = [protective_client_algo_id(entry, role, 2) for role in ("stop_loss", "take_profit")]
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted(moved)
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss", 1)].status == "CANCELED"
+    stored = runner.stored(USER, sid).protective
+    assert (stored["orders"], "refused" in stored) == ({"stop_loss": 2, "take_profit": 2}, False)
+
+
 def _forget_entry_order(sid: str) -> None:
     """The live book as an older version left it: no ``entry_client_order_id``."""
     from klineo.settings import get_settings

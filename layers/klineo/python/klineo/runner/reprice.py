@@ -39,7 +39,14 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    and places nothing instead): what generation n placed is cancelled and the levels are remembered as
    ``refused`` (not tried again until the percents change); orders of the earlier levels sized for more
    than is left are then re-placed for it in the same turn ("What is left"). A transient failure keeps
-   the claim: the next turn resumes it.
+   the claim: the next turn resumes it. From no levels (the record has none: ``start``) there are no earlier
+   orders to keep, and the per-role rule of "What is left" applies: each role Binance placed keeps its new
+   order, only a role refused for good has none (a take-profit the mark already crossed never takes away
+   the stop-loss Binance accepted). The record then has the new levels, armed, ``orders`` naming the roles
+   placed (a role with a level and no order is the refused one), the levels remembered as ``refused`` (the
+   refused role is not sent again until the percents change, then placed anew as a role with no order is),
+   a ``protective_repriced`` event and an ``error`` event naming the refused role. Refused entirely: nothing
+   stays, as above.
 
 What is left: the orders are for the position's quantity (the record's ``quantity``): reduce-only in
 one-way mode, and in hedge mode closing the side, so Binance refuses one larger than the position (-2022,
@@ -67,8 +74,9 @@ every generation ever claimed for that entry (its order record's ``protective_ge
 forgotten when every percent was cleared took its count with it) and is written only while the position
 still has no record and that entry (``klineo.store.runs.replace_protective``'s ``first``), so a racing
 entry or another attempt wins and this one sends nothing. Its event gives the new levels only; a refusal
-or a failure is told and remembered as above (the record then holds the entry and no levels); every
-percent cleared again forgets it. A position whose entry names no order (opened by an older version)
+or a failure is told and remembered as above (every role refused, or a failure: the record then holds the
+entry and no levels; refused in part: the roles placed stay, step 4's per-role rule); every percent
+cleared again forgets it. A position whose entry names no order (opened by an older version)
 cannot get any: one ``error`` event (``protective_not_repriced``, category ``entry_not_recorded``) per
 change of the percents, remembered in a record with no parent (``unrecorded_entry``: the percents told),
 nothing sent; its next entry arms its own as usual. A record naming an earlier entry than the book's (the
@@ -406,8 +414,10 @@ class LiveReprice:
             replaces = {role: g for role, g in armed_orders(self.record).items() if role in standing}
             return {"roles": sorted(set(wanted) & standing), "replaces": replaces}
         armed = bool(self.record.get("armed")) and self.sized(self.record)
-        kept = {role for role, value in wanted.items() if armed and old.get(role) == value}
-        replaces = {role: g for role, g in armed_orders(self.record).items() if role not in kept}
+        orders = armed_orders(self.record)
+        # A level whose order was refused (placed from no levels: no order in ``orders``) is placed anew.
+        kept = {role for role, value in wanted.items() if armed and old.get(role) == value and role in orders}
+        replaces = {role: g for role, g in orders.items() if role not in kept}
         return {"roles": sorted(set(wanted) - kept), "replaces": replaces}
 
     def claim(self, new: dict[str, Decimal]) -> dict[str, Any] | None:
@@ -445,14 +455,9 @@ class LiveReprice:
         placed, refused = placed_and_refused(states, roles, NOT_ARMED)
         if not refused:
             return self.finish(wanted, claim)
-        if placed and levels(wanted) == levels(self.record):  # re-placed for what is left, refused in part
-            self.note_cancelled(self.claimed_ids({**claim, "roles": sorted(refused)}))  # a lost one may stand
-            replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role in placed}
-            named = " and ".join(sorted(role.replace("_", "-") for role in refused))
-            message = (f"Binance refused the {named} for what is left of the position; its earlier order "
-                       "stays, the others were re-placed.")
-            return self.finish(wanted, {**claim, "roles": sorted(placed), "replaces": replaces},
-                               refusal=self.error_event(levels(wanted), message, "order_rejected"))
+        # Refused in part, re-placed for what is left or placed from no levels: the per-role rule.
+        if placed and (levels(wanted) == levels(self.record) or not levels(self.record)):
+            return self.refused_in_part(wanted, claim, placed, refused)
         self.note_cancelled(self.claimed_ids(claim))
         record = {k: v for k, v in self.record.items() if k != "repricing"}
         if levels(wanted) == levels(self.record):  # re-placed for what is left: not again at this size
@@ -470,11 +475,31 @@ class LiveReprice:
             self.move()
         return True
 
+    def refused_in_part(self, wanted: dict[str, Any], claim: dict[str, Any], placed: set[str],
+                        refused: set[str]) -> bool:
+        """Binance placed ``placed`` and refused ``refused`` for good (or lost them), re-placed for what is
+        left or placed from no levels: each role placed keeps its new order, a refused one keeps its old one
+        (none from no levels), told by an ``error`` event (``placed_and_refused``, the module docstring)."""
+        self.note_cancelled(self.claimed_ids({**claim, "roles": sorted(refused)}))  # a lost one may stand
+        replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role in placed}
+        named = " and ".join(sorted(role.replace("_", "-") for role in refused))
+        if levels(wanted) == levels(self.record):
+            message = (f"Binance refused the {named} for what is left of the position; its earlier order "
+                       "stays, the others were re-placed.")
+        else:
+            kept = " and ".join(sorted(role.replace("_", "-") for role in placed))
+            message = (f"Binance refused the {named} (a level the mark price already crossed?); the {kept} "
+                       f"{'was' if len(placed) == 1 else 'were'} placed. The {named} "
+                       f"{'is' if len(refused) == 1 else 'are'} tried again once the percents change.")
+        return self.finish(wanted, {**claim, "roles": sorted(placed), "replaces": replaces},
+                           refusal=self.error_event(levels(wanted), message, "order_rejected"))
+
     def finish(self, wanted: dict[str, Any], claim: dict[str, Any],
                refusal: StrategyEvent | None = None) -> bool:
         """All claimed roles placed: cancel the orders they replace, record which order each role has; with
-        ``refusal`` (the error event of roles Binance refused for what is left, left out of ``claim``): their
-        orders stay, for the old ``quantity``, and ``refused_quantity`` keeps it from being tried again."""
+        ``refusal`` (the error event of roles Binance refused, left out of ``claim``), for what is left: their
+        orders stay, for the old ``quantity``, and ``refused_quantity`` keeps it from being tried again; from
+        no levels: they have none, and ``refused`` keeps the levels from being tried again."""
         replaces = {str(role): int(g) for role, g in (claim.get("replaces") or {}).items()}
         orders = {role: g for role, g in armed_orders(self.record).items() if role not in replaces}
         orders.update({str(role): int(claim["generation"]) for role in claim.get("roles") or []})
@@ -485,8 +510,11 @@ class LiveReprice:
                   "orders": orders, "generations": self.record["generations"]}
         if levels(wanted) == levels(self.record) and "refused" in self.record:
             record["refused"] = self.record["refused"]  # re-placed at the same levels: still not tried again
-        if refusal is not None:  # a refused role's order is for the old quantity; this one is not tried again
+        if refusal is not None and levels(wanted) == levels(self.record):
+            # a refused role's order is for the old quantity; this one is not tried again
             record.update(quantity=self.record.get("quantity"), refused_quantity=abs(self.held))
+        elif refusal is not None:  # placed from no levels: a refused role has no order (not in ``orders``),
+            record["refused"] = levels(wanted)  # and is not tried again until the percents change
         # The replaced orders are cancelled only once the record names the new ones (kept in ``superseded``
         # until then): a crash in between never leaves a claim whose replaced orders are already gone.
         superseded = {str(i) for i in self.record.get("superseded") or []}
