@@ -4,6 +4,9 @@ Tests inject what Binance does without us (docs/binance-facts.md §8):
 - a liquidation: a LIMIT IOC order with clientOrderId `autoclose-<digits>`;
 - an ADL: the same with clientOrderId `adl_autoclose`;
 - a "manual" trade: a MARKET order as if placed in Binance's own app (clientOrderId `web_...`).
+A liquidation or ADL injected with `"listed": false` fills at once (its position closed, forceOrders and the
+order say FILLED) but userTrades does not list its trades yet, as when Binance's trade history lags behind
+its engine; `list_trades()` lists them from then on.
 Retention (§9): an order CANCELED or EXPIRED with nothing filled is forgotten 3 days after it was
 created, every order after 90 days. `age(ms)` makes every record older by `ms` and purges; that is
 the simulator's test clock for retention (the server clock itself stays, so signatures still work).
@@ -80,6 +83,8 @@ class HistoryService:
 
     def __init__(self, exchange: FuturesExchange):
         self._exchange = exchange
+        # Forced orders whose trades userTrades does not list yet (injected with "listed": false).
+        self._unlisted: set[int] = set()
 
     # ----- Binance endpoints -------------------------------------------------------------------
     def user_trades(self, account: DemoAccount, params: dict, now_ms: float) -> list[dict]:
@@ -87,7 +92,8 @@ class HistoryService:
         symbol = _symbol(params)
         limit = _limit(params, 500, 1000)
         with self._exchange.lock:
-            trades = [t for t in self._exchange.state_for(account, now_ms).trades if t.order.symbol == symbol]
+            trades = [t for t in self._exchange.state_for(account, now_ms).trades
+                      if t.order.symbol == symbol and t.order.order_id not in self._unlisted]
         if params.get("orderId"):
             trades = [t for t in trades if str(t.order.order_id) == params["orderId"]]
         if params.get("fromId"):
@@ -192,7 +198,15 @@ class HistoryService:
             good_till_date=0,
         )
         self._exchange.record_filled(state, order, price, now)
+        if document.get("listed") is False:
+            self._unlisted.add(order_id)
         return order.as_dict()
+
+    def list_trades(self) -> int:
+        """userTrades lists from now on the trades of every forced order injected unlisted; how many."""
+        with self._exchange.lock:
+            count, self._unlisted = len(self._unlisted), set()
+        return count
 
     def age(self, ms: int, now_ms: float) -> dict:
         """Make every order, algo order and trade `ms` older, then purge what Binance would forget."""

@@ -191,6 +191,10 @@ class Simulator:
         document = {"kind": kind, "symbol": symbol, **details}
         return self.state.history.inject(self.account(account_id), document, self.state.server_time_ms())
 
+    def list_trades(self) -> int:
+        """userTrades lists from now on the trades of the forced orders injected with ``listed=False``."""
+        return self.state.history.list_trades()
+
     def age_orders(self, ms: int) -> dict:
         """Make every order `ms` older and purge what Binance's retention rules forget."""
         return self.state.history.age(ms, self.state.server_time_ms())
