@@ -74,3 +74,66 @@ def test_a_liquidation_of_more_than_the_strategys_position_books_only_its_share(
     pnl = _pnl(runner, sid)
     assert Decimal(pnl["realised_pnl"]) == (own + share).quantize(PLACES)
     assert runner.stored(USER, sid).live_position == 0
+
+
+
+def _liquidated_unlisted(runner, by_hand: str | None = None) -> tuple[str, dict]:
+    """A live long (beside ``by_hand`` BTC the user bought in Binance's app) liquidated while userTrades does
+    not list the liquidation's fills yet, the turn that found it played: (strategy id, its pnl then)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2")
+    ticks = tick_times(2)
+    runner.run_tick(ticks[0])
+    if by_hand:
+        runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="BUY", quantity=by_hand)
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")),
+                            listed=False)
+    runner.run_tick(ticks[1])
+    assert runner.stored(USER, sid).live_position == 0
+    return sid, _pnl(runner, sid)
+
+
+def test_a_liquidation_estimated_before_binance_lists_its_fills_becomes_binances_after_the_reconciler(
+    runner, reconcile,
+) -> None:
+    """A liquidation the turn estimated (its fills not listed yet) is booked exact by the reconciler, once."""
+    sid, estimated = _liquidated_unlisted(runner)
+    assert estimated["estimated_fills"] == 1
+    assert "fills_booked" not in reconcile() and _pnl(runner, sid) == estimated  # still not listed
+    runner.sim.list_trades()
+
+    summary = reconcile()
+
+    trades = _user_trades(runner)
+    fees = sum(Decimal(t["commission"]) for t in trades)
+    realised = sum(Decimal(t["realizedPnl"]) for t in trades) - fees
+    assert Decimal(estimated["realised_pnl"]) != realised.quantize(PLACES)  # an estimate, not Binance's
+    pnl = _pnl(runner, sid)
+    assert Decimal(pnl["realised_pnl"]) == realised.quantize(PLACES), "the liquidation stays an estimate"
+    assert Decimal(pnl["fees"]) == fees.quantize(PLACES)
+    assert pnl["estimated_fills"] == 0 and summary.get("fills_booked") == 1
+
+    again = reconcile()
+
+    assert "fills_booked" not in again and _pnl(runner, sid) == pnl
+
+
+def test_an_estimated_liquidation_of_more_than_the_strategys_position_books_only_its_share(
+    runner, reconcile,
+) -> None:
+    """The reconciler books half of a liquidation estimated at the turn that also closed the user's 0.002."""
+    sid, _ = _liquidated_unlisted(runner, by_hand="0.002")
+    runner.sim.list_trades()
+
+    reconcile()
+
+    entry, _by_hand, liquidation = _user_trades(runner)
+    own = Decimal(entry["realizedPnl"]) - Decimal(entry["commission"])
+    share = (Decimal(liquidation["realizedPnl"]) - Decimal(liquidation["commission"])) / 2
+    pnl = _pnl(runner, sid)
+    assert Decimal(pnl["realised_pnl"]) == (own + share).quantize(PLACES)
+    assert Decimal(pnl["fees"]) == (Decimal(entry["commission"]) + Decimal(liquidation["commission"]) / 2
+                                    ).quantize(PLACES)
+    assert pnl["estimated_fills"] == 0
+

@@ -158,8 +158,22 @@ from klineo.runner.planning import (
     position_side_of,
     require_tradable_sizing,
 )
-from klineo.runner.pnl import Fills, estimated_fills, forced_fills, is_entry, live_book_after, read_fills
-from klineo.runner.positions import PositionBook, closing_cause, forced_closes, position_left
+from klineo.runner.pnl import (
+    Fills,
+    estimated_fills,
+    forced_estimates,
+    forced_fills,
+    is_entry,
+    live_book_after,
+    read_fills,
+)
+from klineo.runner.positions import (
+    PositionBook,
+    closing_cause,
+    forced_closes,
+    forced_order_record,
+    position_left,
+)
 from klineo.runner.reprice import (
     LiveReprice,
     arm_entry_orders,
@@ -216,6 +230,7 @@ from klineo.store.order_fills import stored_fills
 from klineo.store.orders import (
     STATUS_REJECTED,
     OrderRecord,
+    estimate_kept_update,
     order_outcome_update,
     put_new_record,
     strategy_order_record,
@@ -781,8 +796,8 @@ class _Turn:
             return False
         armed = bool(strategy.protective and strategy.protective.get("armed"))
         forced = forced_closes(trading.connection, strategy.symbol, strategy.last_fill_ms)
-        sets = {**((_legacy_paper_moved(strategy) if left == 0 else None) or {}),
-                **self.forced_book(trading, forced, (belief, left))}
+        book, records = self.forced_book(trading, forced, (belief, left))
+        sets = {**((_legacy_paper_moved(strategy) if left == 0 else None) or {}), **book}
         booked = {"realised_pnl": sets["live_book"]["realised_pnl"]} if "live_book" in sets else {}
         self.event("position_closed", cause=closing_cause(forced, armed), position_before=belief,
                    position_after=left, exchange_position=exchange, **booked)
@@ -792,23 +807,29 @@ class _Turn:
             sets["protective"] = kept
         correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
                          reentry_block=block, events=self.take_events(), sets=sets or None,
-                         forget_protective=kept is None)
+                         forget_protective=kept is None, records=records)
         self.reload()
         return True
 
     def forced_book(self, trading: TradingContext, forced: list[dict[str, Any]],
-                    moved: tuple[Decimal, Decimal]) -> dict[str, Any]:
+                    moved: tuple[Decimal, Decimal]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The live book with what Binance's liquidation / ADL orders that closed the strategy's position
-        realised and charged (``klineo.runner.pnl.forced_fills``), as {"live_book": ...}; {} for a close
-        made by hand or by a stop (a stop's fills are booked by the reconciler)."""
+        realised and charged (``klineo.runner.pnl.forced_fills``), as {"live_book": ...}, and, when that is an
+        estimate, the Updates of their records keeping it for the reconciler to replace
+        (``klineo.runner.pnl.forced_estimates``); ({}, []) for a close made by hand or by a stop (a stop's
+        fills are booked by the reconciler)."""
         if not forced:
-            return {}
+            return {}, []
         strategy = self.strategy
         creds = connection_credentials(trading.connection)
         price = Decimal(str(forced[-1].get("avgPrice", 0)))
         fills = forced_fills((self.client(), creds), strategy, forced, moved, price)
         before, after = moved
-        return {"live_book": live_book_after(strategy, fills, after - before, price, before)}
+        estimates = forced_estimates(strategy, forced, moved, fills)
+        records = [estimate_kept_update(forced_order_record(trading.connection, order,
+                                                            estimates[int(order["orderId"])]))
+                   for order in forced if int(order["orderId"]) in estimates]
+        return {"live_book": live_book_after(strategy, fills, after - before, price, before)}, records
 
     def stops_of_closed_position(self, trading: TradingContext) -> dict[str, Any] | None:
         """Cancel the stops still open of a position closed elsewhere (one of them fired, or a close by hand):

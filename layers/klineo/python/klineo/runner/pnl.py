@@ -38,11 +38,13 @@ from klineo.binance import Credentials
 from klineo.binance.endpoints import futures_order_trades
 from klineo.runner.paper import ledger_of
 from klineo.store.order_fills import FEE_ASSET, FillTotals, stored_fills
+from klineo.store.orders import NOTHING_COUNTED
 from klineo.store.strategies import Strategy
 from klineo.strategies.simulation import fee
 
-__all__ = ["Fills", "book_exact", "estimated_fills", "fills_of", "fills_totalled", "forced_fills", "is_entry",
-           "live_book_after", "moved_entry", "read_fills", "strategy_pnl"]
+__all__ = ["Fills", "book_exact", "estimated_fills", "fills_of", "fills_totalled", "forced_estimates",
+           "forced_fills", "forced_share", "is_entry", "live_book_after", "moved_entry", "read_fills",
+           "strategy_pnl"]
 
 _ZERO = Decimal(0)
 
@@ -157,22 +159,53 @@ def forced_fills(client_creds: tuple[Any, Credentials], strategy: Strategy,
                  price: Decimal) -> Fills:
     """What Binance's liquidation / ADL orders ``forced`` (``klineo.runner.positions.forced_closes``, at least
     one), which moved the strategy's position from moved[0] to moved[1], add to its live book: their fills
-    (userTrades), the strategy's share of them when they closed more than its own (the account's position on
-    the symbol may hold another strategy's or the user's too). Estimated (``estimated_fills``, at ``price``:
-    the last one's average) while Binance lists fewer fills than they executed."""
+    (userTrades), the strategy's share of them when they closed more than its own (``forced_share``: the
+    account's position on the symbol may hold another strategy's or the user's too). Estimated
+    (``estimated_fills``, at ``price``: the last one's average) while Binance lists fewer fills than they
+    executed: ``forced_estimates`` keeps that estimate on their records for the reconciler to replace."""
     client, creds = client_creds
     rows = [row for order in forced for row in futures_order_trades(client, creds, strategy.symbol,
                                                                      int(order["orderId"]))]
     traded = sum((Decimal(str(row.get("qty", "0"))) for row in rows), _ZERO)
     before, after = moved
-    if traded < sum(Decimal(str(o.get("executedQty", "0"))) for o in forced):
+    if traded < _executed(forced):
         return estimated_fills(strategy, after - before, price, before)
-    fills = _fills_of_rows(rows)
-    closed = abs(before - after)
-    if traded <= closed:
+    fills, closed = _fills_of_rows(rows), abs(before - after)
+    return fills if traded <= closed else _shared(fills, closed / traded)
+
+
+def _executed(forced: Sequence[Mapping[str, Any]]) -> Decimal:
+    """What Binance says the forced orders executed in all (their ``executedQty``)."""
+    return sum((Decimal(str(o.get("executedQty", "0"))) for o in forced), _ZERO)
+
+
+def forced_share(forced: Sequence[Mapping[str, Any]], moved: tuple[Decimal, Decimal]) -> Decimal:
+    """The strategy's share of the forced orders' fills: what they closed of its own position (moved[0] to
+    moved[1]) over what they executed in all, at most 1."""
+    executed = _executed(forced)
+    return min(Decimal(1), abs(moved[0] - moved[1]) / executed) if executed > 0 else Decimal(1)
+
+
+def _shared(fills: Fills, share: Decimal) -> Fills:
+    """``fills`` scaled to a strategy's ``share`` of them (realised PnL and USDT fees)."""
+    if share >= 1:
         return fills
-    share = closed / traded
     return fills._replace(realised=fills.realised * share, fees=fills.fees * share)
+
+
+def forced_estimates(strategy: Strategy, forced: Sequence[Mapping[str, Any]], moved: tuple[Decimal, Decimal],
+                     fills: Fills) -> dict[int, dict[str, Any]]:
+    """The ``booked_estimate`` each forced order's record keeps (by orderId) when ``fills`` is an estimate
+    ({} when it is Binance's own): the last one what the live book counted, the others ``counted`` False
+    (their fills are added when read), each naming the strategy and its ``forced_share``, so the reconciler
+    books the strategy's share of Binance's fills in the estimate's place (``book_exact``)."""
+    if not fills.estimated:
+        return {}
+    share = forced_share(forced, moved)
+    named = {"strategy_id": strategy.strategy_id, "share": share}
+    estimates = {int(o["orderId"]): {**NOTHING_COUNTED, **named} for o in forced[:-1]}
+    estimates[int(forced[-1]["orderId"])] = {**fills.recorded(), **named}
+    return estimates
 
 
 def live_book_after(
@@ -204,11 +237,13 @@ def _counted(book: Mapping[str, Any], fills: Fills, sign: int) -> dict[str, Any]
 
 def book_exact(book: Mapping[str, Any], estimate: Mapping[str, Any], exact: Fills,
                client_order_id: str | None = None) -> dict[str, Any]:
-    """``book`` with an order's Binance fills (``exact``) in place of the ``estimate`` it counted for it
-    (``NOTHING_COUNTED``: none, the fills are simply added); and, when that order (``client_order_id``) is
-    still the position's entry at the price it was estimated at, its fills' average price as the entry."""
+    """``book`` with an order's Binance fills (``exact``; the strategy's ``share`` of them for a forced order,
+    ``forced_estimates``) in place of the ``estimate`` it counted for it (``NOTHING_COUNTED``: none, the fills
+    are simply added); and, when that order (``client_order_id``) is still the position's entry at the price
+    it was estimated at, its fills' average price as the entry."""
     counted = Fills(Decimal(str(estimate["realised"])), Decimal(str(estimate["fees"])), 0,
                     estimated=estimate.get("counted", True) is not False)
+    exact = _shared(exact, Decimal(str(estimate.get("share", 1))))
     booked = {**book, **_counted(_counted(book, counted, -1), exact, 1)}
     if _entry_estimated(book, estimate, client_order_id) and exact.price is not None:
         booked["entry_price"] = exact.price

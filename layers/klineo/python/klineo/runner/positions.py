@@ -21,7 +21,9 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
   else "manual". A liquidation or ADL closed the strategy's own position: its fills (userTrades, weight
   5 per forced order) go into the strategy's live PnL in the correction's write
   (``klineo.runner.pnl.forced_fills``), as a stop's are booked by the reconciler; a manual trade is the
-  user's own, not counted.
+  user's own, not counted. While Binance lists fewer of their fills than they executed, the book counts an
+  estimate, kept in the same write on each forced order's record (``forced_order_record``, the key the
+  reconciler records it under), which the reconciler replaces with Binance's fills once it reads them.
 
 Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §16). The goal is
 10,000 strategies over 100 markets. Reading every strategy's position every minute would cost
@@ -49,13 +51,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from klineo.binance import Market, get_client
 from klineo.binance.endpoints import futures_force_orders, futures_position_risk
 from klineo.errors import ErrorCategory, KlineoError
+from klineo.services.orders import OrderResult
 from klineo.store.connections import Connection, connection_credentials
+from klineo.store.orders import OrderRecord
 
 __all__ = [
     "FORCE_ORDERS_WEIGHT",
@@ -63,6 +68,7 @@ __all__ = [
     "PositionBook",
     "closing_cause",
     "forced_closes",
+    "forced_order_record",
     "position_left",
 ]
 
@@ -139,6 +145,25 @@ def forced_closes(connection: Connection, symbol: str, since_ms: int | None) -> 
     client = get_client(Market.FUTURES, connection.environment)
     forced = futures_force_orders(client, connection_credentials(connection), symbol, since_ms)
     return [order for order in forced if _forced_cause(order) is not None]
+
+
+def forced_order_record(connection: Connection, order: dict[str, Any],
+                        booked_estimate: dict[str, Any]) -> OrderRecord:
+    """The record of a forced order (``forced_closes``) keeping what a strategy's live book counted for it by
+    estimate: the record the reconciler keeps of that order (``<liquidation|adl>-<orderId>``, origin the
+    cause), not written here (``klineo.store.orders.estimate_kept_update``)."""
+    cause = _forced_cause(order)
+    assert cause is not None
+    created = int(order.get("time") or order.get("updateTime") or 0)
+    when = datetime.fromtimestamp(created / 1000, UTC).isoformat(timespec="milliseconds")
+    when = when.replace("+00:00", "Z")
+    return OrderRecord(
+        user_id=connection.user_id, client_order_id=f"{cause}-{order['orderId']}",
+        connection_id=connection.connection_id, symbol=str(order["symbol"]), request={}, params={},
+        status=str(order.get("status", "FILLED")), attempt_ms=created, created_at=when, updated_at=when,
+        order_id=int(order["orderId"]), result=OrderResult.from_binance(order, "queried").to_record(),
+        origin=cause, booked_estimate=booked_estimate,
+    )
 
 
 def closing_cause(forced: list[dict[str, Any]], protective_armed: bool) -> str:

@@ -10,8 +10,12 @@ order-history record: when it stores them, this books them into the live book in
 (``klineo.store.runs.book_order_fills``), with a ``fills_booked`` event. No request to Binance of its own. A
 strategy's own stop-loss, take-profit or trailing stop is booked the same way: its record carries
 ``NOTHING_COUNTED`` from its claim (no turn places or settles its fill), so once it fired its fills are
-added to the live book; one that never fired books nothing.
+added to the live book; one that never fired books nothing. So is a liquidation or ADL that closed a
+strategy's position while Binance did not list its fills yet: the turn that found the position gone kept its
+estimate on the forced order's record (``klineo.runner.positions``), naming the strategy and its share.
 
+Only in full: fills that add up to less than Binance says the order executed (a liquidation read before
+Binance lists all its fills) are not booked; the record stays in the index for a later run.
 Once: the record's write requires its estimate still there, and removes it. Never against a book in
 flight: the strategy's write requires no order pending (a turn's settle writes the book it read before
 its claim) and the strategy unchanged since read here; refused, the record stays in the reconciler's index
@@ -21,6 +25,7 @@ stored as for any order.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from klineo.runner.pnl import book_exact, fills_totalled
@@ -38,19 +43,23 @@ def book_fills(order: OrderRecord, outcome: dict[str, Any], now_ms: int) -> bool
     book of ``order``'s strategy in place of its ``booked_estimate``, in one write. The reconciler calls it
     only for an order with both (``Reconciler._booked``).
 
-    True when written; False when the strategy has an order pending or changed since read here (nothing
-    written: the record stays in the reconciler's index); None when there is nothing to book (the strategy
-    or its book is gone, or another run booked them): the caller stores ``outcome`` as for any order.
+    True when written; False when the strategy has an order pending or changed since read here, or when
+    Binance lists fewer of the order's fills than it executed (nothing written: the record stays in the
+    reconciler's index); None when there is nothing to book (the strategy or its book is gone, or another
+    run booked them): the caller stores ``outcome`` as for any order.
     """
     estimate, fills = order.booked_estimate or {}, order.fills or []
     if not fills and estimate.get("counted") is False:
         return None  # a strategy's protective order that never fired: nothing was counted, nothing to book
-    strategy = get_strategy(order.user_id, order.origin, consistent=True)
+    # A strategy's own order names it as its origin; a liquidation / ADL's estimate names the strategy whose
+    # position it closed (``klineo.runner.pnl.forced_estimates``).
+    strategy = get_strategy(order.user_id, str(estimate.get("strategy_id") or order.origin), consistent=True)
     if strategy is None or not strategy.live_book:
         return None
-    if strategy.pending is not None:
+    totals = fill_totals(fills, order.fills_summary)
+    if strategy.pending is not None or totals.quantity < _executed(order):
         return False
-    exact = fills_totalled(fill_totals(fills, order.fills_summary))
+    exact = fills_totalled(totals)
     event = StrategyEvent(strategy.strategy_id, strategy.user_id, "fills_booked", now_ms, {
         "client_order_id": order.client_order_id, "realised_pnl": exact.realised, "fees": exact.fees,
         "estimated_realised_pnl": estimate["realised"], "estimated_fees": estimate["fees"],
@@ -64,3 +73,8 @@ def book_fills(order: OrderRecord, outcome: dict[str, Any], now_ms: int) -> bool
     if "record" in failed:  # its estimate is gone: another run booked these fills
         return None
     return not failed
+
+
+def _executed(order: OrderRecord) -> Decimal:
+    """What Binance says the order executed (its ``result`` as just read), 0 when it does not say."""
+    return Decimal(str((order.result or {}).get("executed_quantity") or 0))

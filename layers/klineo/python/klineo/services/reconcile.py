@@ -634,7 +634,8 @@ class Reconciler:
                            account.client, account.creds, record.symbol, record.order_id)
         if body is None:
             return self._vanished(record)
-        changes: dict[str, Any] = {"status": str(body.get("status", record.status))}
+        changes: dict[str, Any] = {"status": str(body.get("status", record.status)),
+                                   "result": OrderResult.from_binance(body, "queried").to_record()}
         if changes["status"] in FINAL_STATUSES:
             changes.update(self.order_fills(account, record, record.order_id, body))
         return changes

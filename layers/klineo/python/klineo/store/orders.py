@@ -76,6 +76,7 @@ __all__ = [
     "claim_resend",
     "create_order_record",
     "end_protective_resize",
+    "estimate_kept_update",
     "fired_entry",
     "get_order_record",
     "get_order_records",
@@ -700,6 +701,26 @@ def put_new_record(record: OrderRecord) -> bool:
             raise
         return False
     return True
+
+
+def estimate_kept_update(record: OrderRecord) -> dict[str, Any]:
+    """The Update (a transaction's: the runner's ``klineo.store.runs.correct_position``) that keeps
+    ``record.booked_estimate`` on the record of an order Binance made without us (a liquidation or ADL that
+    closed a strategy's position, its fills not listed yet), creating it as ``record`` when absent (as the
+    reconciler records a foreign order, same key) and putting it (back) in the unsettled index, so that the
+    reconciler reads its fills and books them in the estimate's place (``klineo.services.live_fills``).
+    A counted estimate is written over an earlier one; a ``counted`` False one only where none is kept, so
+    an estimate still to be replaced is never forgotten."""
+    plain = {name: from_attr(value) for name, value in record.to_item().items() if name not in ("pk", "sk")}
+    keep = {"booked_estimate": plain.pop("booked_estimate"),
+            **unsettled_keys(record.user_id, record.client_order_id)}
+    for name in keep:
+        plain.pop(name, None)
+    if keep["booked_estimate"].get("counted", True) is False:
+        plain["booked_estimate"] = keep.pop("booked_estimate")
+    update = Update(sets=keep, defaults=plain)
+    return {"TableName": get_settings().data_table, "Key": _key(record.user_id, record.client_order_id),
+            **update.request()}
 
 
 def strategy_order_record(

@@ -49,11 +49,12 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
   estimate; conditions: no pending order, unchanged since read), the order record's outcome (its fills,
   its ``booked_estimate`` removed on condition it is still there) and the ``fills_booked`` event.
 - ``correct_position`` / ``set_protective`` / ``replace_protective`` / ``set_paper_book``: one Update,
-  in one transaction with its events. ``set_protective`` (an entry's stops, or their record forgotten,
-  after the strategy's own order settled) writes only while no order is pending and the position, its
-  entry and its protective record are as that turn read them: the settle lets a newer turn trade, and
-  its record is never overwritten by an older turn's late one (``add_superseded`` hands that turn's
-  orders whose cancel failed to it).
+  in one transaction with its events (``correct_position``'s also with the records of the liquidation / ADL
+  orders whose fills the live book counted by estimate, each keeping that estimate for the reconciler).
+  ``set_protective`` (an entry's stops, or their record forgotten, after the strategy's own order settled)
+  writes only while no order is pending and the position, its entry and its protective record are as that
+  turn read them: the settle lets a newer turn trade, and its record is never overwritten by an older
+  turn's late one (``add_superseded`` hands that turn's orders whose cancel failed to it).
 
 What a crash leaves (every write is atomic, so only the points between writes matter):
 - before a run's put or transaction: nothing; the redelivered message plays the candle again.
@@ -636,12 +637,14 @@ def hand_over_live_order(
 def correct_position(
     user_id: str, strategy_id: str, attribute: str, moved: tuple[Decimal, Decimal], *,
     reentry_block: str | None, sets: dict[str, Any] | None = None, events: Iterable[StrategyEvent] = (),
-    forget_protective: bool = True,
+    forget_protective: bool = True, records: Sequence[dict[str, Any]] = (),
 ) -> bool:
     """Move ``attribute`` (live/paper_position) from moved[0] to moved[1] after a close the strategy
     did not order, with the events that tell it (one transaction); False when the strategy moved on
     meanwhile (another attempt did it). Flat, it forgets ``protective`` (the live position's stops)
-    unless ``forget_protective`` is False (a paper close: the live record is another position's)."""
+    unless ``forget_protective`` is False (a paper close: the live record is another position's).
+    ``records``: order records' Updates written with it (a liquidation's estimate kept for the reconciler,
+    ``klineo.store.orders.estimate_kept_update``)."""
     position_from, position_to = moved
     when = write_time()
     update = Update(sets={attribute: position_to, "updated_at": when.now, **(sets or {})})
@@ -654,7 +657,8 @@ def correct_position(
         f"attribute_exists(pk) AND attribute_not_exists(pending) AND #{attribute} = :stale",
         **{":stale": to_attr(position_from)},
     )
-    return not _commit([("strategy", write), *_events(events, when)])
+    kept = [(f"record:{i}", {"Update": record}) for i, record in enumerate(records)]
+    return not _commit([("strategy", write), *kept, *_events(events, when)])
 
 
 def reentry_block_sets(attribute: str, side: str) -> dict[str, str]:
