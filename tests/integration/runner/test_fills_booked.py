@@ -85,9 +85,9 @@ def _unsettled() -> set[str]:
     return {record.client_order_id for record in list_unsettled()}
 
 
-def _set_pending(sid: str, pending: PendingOrder | None) -> None:
+def _set_pending(sid: str, pending: PendingOrder | None, user: str = USER) -> None:
     """Write (None: remove) the strategy item's pending order, as a turn's claim (and settle) does."""
-    key = {"TableName": get_settings().data_table, "Key": strategy_key(USER, sid)}
+    key = {"TableName": get_settings().data_table, "Key": strategy_key(user, sid)}
     client = aws_clients.dynamodb()
     if pending is None:
         client.update_item(**key, UpdateExpression="REMOVE pending")

@@ -9,9 +9,12 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from klineo.store.strategies import PendingOrder
+
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.api.conftest import at_path
 from tests.integration.runner.conftest import tick_times
+from tests.integration.runner.test_fills_booked import _set_pending
 
 USER = "user-runner-liquidated"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
@@ -137,3 +140,21 @@ def test_an_estimated_liquidation_of_more_than_the_strategys_position_books_only
                                     ).quantize(PLACES)
     assert pnl["estimated_fills"] == 0
 
+
+def test_an_estimated_liquidation_not_booked_while_an_order_is_pending_is_booked_by_a_later_run(
+    runner, reconcile,
+) -> None:
+    """A run that cannot book the liquidation (the strategy has an order pending) leaves it for the next:
+    its reading of the symbol's trades does not settle the record with the estimate still on it."""
+    sid, _ = _liquidated_unlisted(runner)
+    runner.sim.list_trades()
+    held = Decimal("0.002")
+    _set_pending(sid, PendingOrder(close_time=1, client_order_id="pending-elsewhere", side="BUY",
+                                   quantity=held, reduce_only=False, position_before=Decimal(0),
+                                   claimed_at_ms=1, lease_until_ms=1), user=USER)
+
+    assert reconcile().get("fills_not_booked_yet") == 1
+
+    _set_pending(sid, None, user=USER)
+    assert reconcile().get("fills_booked") == 1, "the estimate is left on a settled record"
+    assert _pnl(runner, sid)["estimated_fills"] == 0

@@ -874,6 +874,8 @@ class Reconciler:
         created = int(body.get("time") or trades[0]["time"])
         record_id = f"{label}-{order_id}"
         existing = get_order_record(watch.user_id, record_id)
+        if existing is not None and existing.booked_estimate is not None:
+            return  # a strategy's estimate waits on it: settling it (``settle_one``) books its fills
         fills = self._foreign_fills(account, watch.symbol, body, existing, trades)
         record = OrderRecord(
             user_id=watch.user_id, client_order_id=record_id, connection_id=watch.connection_id,
