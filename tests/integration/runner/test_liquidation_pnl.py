@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from klineo.store.events import list_events
 from klineo.store.strategies import PendingOrder
 
 from tests.helpers import load_event, response_json, with_user
@@ -158,3 +159,95 @@ def test_an_estimated_liquidation_not_booked_while_an_order_is_pending_is_booked
     _set_pending(sid, None, user=USER)
     assert reconcile().get("fills_booked") == 1, "the estimate is left on a settled record"
     assert _pnl(runner, sid)["estimated_fills"] == 0
+
+
+def _partly_liquidated(runner, ticks: list[int], *, listed: bool = True) -> tuple[str, Decimal]:
+    """A live long of about 0.010 BTC (quote sizing: the turn after keeps what is left, buys nothing) that
+    Binance liquidated down to 0.004 (its fills in userTrades unless not ``listed``), the turn that found it
+    played: (strategy id, the position it had)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          size=None, quote_size_usdt="700", stop_loss_pct="2")
+    runner.run_tick(ticks[0])
+    held = runner.stored(USER, sid).live_position
+    assert held > Decimal("0.006")
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.95")),
+                            quantity=str(held - Decimal("0.004")), listed=listed)
+    runner.run_tick(ticks[1])
+    assert runner.stored(USER, sid).live_position == Decimal("0.004")
+    return sid, held
+
+
+def _binances_pnl(runner) -> tuple[Decimal, Decimal]:
+    """(realised PnL after fees, fees) of every BTCUSDT fill userTrades lists for the account."""
+    trades = _user_trades(runner)
+    fees = sum(Decimal(t["commission"]) for t in trades)
+    realised = sum(Decimal(t["realizedPnl"]) for t in trades) - fees
+    return realised.quantize(PLACES), fees.quantize(PLACES)
+
+
+def _causes(sid: str) -> list[str]:
+    """The causes of the strategy's position_closed events, oldest first."""
+    return [e.details["cause"] for e in reversed(list_events(sid, 100).events) if e.kind == "position_closed"]
+
+
+def test_a_second_forced_close_after_a_partial_liquidation_counts_each_forced_order_once(runner) -> None:
+    """A liquidation of part of the position booked by one turn, then an ADL of the rest found by a later
+    turn: the strategy's PnL and fees are Binance's fills of the entry and of both forced orders, each
+    once."""
+    ticks = tick_times(3)
+    sid, _ = _partly_liquidated(runner, ticks)
+    runner.sim.inject_trade("futures-full", "adl", "BTCUSDT")
+
+    runner.run_tick(ticks[2])
+
+    assert len(_user_trades(runner)) == 3  # the entry's fill, the liquidation's and the ADL's
+    realised, fees = _binances_pnl(runner)
+    pnl = _pnl(runner, sid)
+    assert Decimal(pnl["realised_pnl"]) == realised, "a forced order is counted twice"
+    assert Decimal(pnl["fees"]) == fees
+    assert pnl["estimated_fills"] == 0 and runner.stored(USER, sid).live_position == 0
+    assert _causes(sid) == ["liquidation", "adl"]
+
+
+def test_a_close_by_hand_after_a_partial_liquidation_is_not_the_liquidation_again(runner) -> None:
+    """After a partial liquidation booked by one turn, the rest closed by hand is not taken for that
+    liquidation: its fills are not booked again (a trade by hand is the user's own, not counted) and the
+    cause is the one of a close without a forced order (its stop-loss armed: protective)."""
+    ticks = tick_times(3)
+    sid, _ = _partly_liquidated(runner, ticks)
+    booked = _pnl(runner, sid)
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="SELL", quantity="0.004")
+
+    runner.run_tick(ticks[2])
+
+    entry, liquidation, _by_hand = _user_trades(runner)
+    fees = Decimal(entry["commission"]) + Decimal(liquidation["commission"])
+    realised = Decimal(entry["realizedPnl"]) + Decimal(liquidation["realizedPnl"]) - fees
+    pnl = _pnl(runner, sid)
+    assert Decimal(booked["realised_pnl"]) == realised.quantize(PLACES)
+    assert Decimal(pnl["realised_pnl"]) == realised.quantize(PLACES), "the liquidation is booked again"
+    assert Decimal(pnl["fees"]) == fees.quantize(PLACES)
+    assert _causes(sid) == ["liquidation", "protective"]
+
+
+def test_two_forced_closes_estimated_at_two_turns_are_booked_by_the_reconciler_each_once(
+    runner, reconcile,
+) -> None:
+    """A partial liquidation and then an ADL of the rest, each found by a turn before Binance lists its fills:
+    each turn estimates only its own order (the ADL all the strategy's, not a share of both), and the
+    reconciler then books Binance's fills of both, each once."""
+    ticks = tick_times(3)
+    sid, _ = _partly_liquidated(runner, ticks, listed=False)
+    runner.sim.inject_trade("futures-full", "adl", "BTCUSDT", listed=False)
+    runner.run_tick(ticks[2])
+    assert _pnl(runner, sid)["estimated_fills"] == 2
+    runner.sim.list_trades()
+
+    assert reconcile().get("fills_booked") == 2
+
+    realised, fees = _binances_pnl(runner)
+    pnl = _pnl(runner, sid)
+    assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised, fees)
+    assert pnl["estimated_fills"] == 0 and _causes(sid) == ["liquidation", "adl"]
+    assert "fills_booked" not in reconcile() and _pnl(runner, sid) == pnl

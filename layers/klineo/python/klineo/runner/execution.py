@@ -170,6 +170,7 @@ from klineo.runner.pnl import (
 from klineo.runner.positions import (
     PositionBook,
     closing_cause,
+    forced_booked,
     forced_closes,
     forced_order_record,
     position_left,
@@ -795,9 +796,11 @@ class _Turn:
         if left is None:
             return False
         armed = bool(strategy.protective and strategy.protective.get("armed"))
-        forced = forced_closes(trading.connection, strategy.symbol, strategy.last_fill_ms)
+        forced = forced_closes(trading.connection, strategy)
         book, records = self.forced_book(trading, forced, (belief, left))
         sets = {**((_legacy_paper_moved(strategy) if left == 0 else None) or {}), **book}
+        if forced:  # counted in this write: never again by a later correction (``forced_closes``)
+            sets["forced_booked"] = forced_booked(strategy, forced)
         booked = {"realised_pnl": sets["live_book"]["realised_pnl"]} if "live_book" in sets else {}
         self.event("position_closed", cause=closing_cause(forced, armed), position_before=belief,
                    position_after=left, exchange_position=exchange, **booked)

@@ -21,9 +21,12 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
   else "manual". A liquidation or ADL closed the strategy's own position: its fills (userTrades, weight
   5 per forced order) go into the strategy's live PnL in the correction's write
   (``klineo.runner.pnl.forced_fills``), as a stop's are booked by the reconciler; a manual trade is the
-  user's own, not counted. While Binance lists fewer of their fills than they executed, the book counts an
-  estimate, kept in the same write on each forced order's record (``forced_order_record``, the key the
-  reconciler records it under), which the reconciler replaces with Binance's fills once it reads them.
+  user's own, not counted. Once: that write also records the forced orders it counted
+  (``forced_booked``: the last one's time, the ids made then), and a later correction (the rest of a
+  partly liquidated position closed) reads the forced orders after them only. While Binance lists fewer
+  of their fills than they executed, the book counts an estimate, kept in the same write on each forced
+  order's record (``forced_order_record``, the key the reconciler records it under), which the reconciler
+  replaces with Binance's fills once it reads them.
 
 Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §16). The goal is
 10,000 strategies over 100 markets. Reading every strategy's position every minute would cost
@@ -61,12 +64,14 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.services.orders import OrderResult
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord
+from klineo.store.strategies import Strategy
 
 __all__ = [
     "FORCE_ORDERS_WEIGHT",
     "POSITION_READ_WEIGHT",
     "PositionBook",
     "closing_cause",
+    "forced_booked",
     "forced_closes",
     "forced_order_record",
     "position_left",
@@ -139,12 +144,32 @@ def _forced_cause(order: dict[str, Any]) -> str | None:
     return "adl" if client_id == "adl_autoclose" else None
 
 
-def forced_closes(connection: Connection, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
-    """The account's liquidation and ADL orders on ``symbol`` since ``since_ms`` (forceOrders), oldest
-    first."""
+def _forced_time(order: dict[str, Any]) -> int:
+    """When Binance made a forced order (its ``time``, else ``updateTime``), in ms."""
+    return int(order.get("time") or order.get("updateTime") or 0)
+
+
+def forced_closes(connection: Connection, strategy: Strategy) -> list[dict[str, Any]]:
+    """The account's liquidation and ADL orders on the strategy's symbol (forceOrders) since its last own fill
+    that no correction of its position counted yet (``forced_booked``), oldest first."""
+    booked = strategy.forced_booked or {}
+    since = max(strategy.last_fill_ms or 0, int(booked.get("time", 0))) or None
+    counted = {int(order_id) for order_id in booked.get("order_ids", ())}
     client = get_client(Market.FUTURES, connection.environment)
-    forced = futures_force_orders(client, connection_credentials(connection), symbol, since_ms)
-    return [order for order in forced if _forced_cause(order) is not None]
+    forced = futures_force_orders(client, connection_credentials(connection), strategy.symbol, since)
+    return [order for order in forced
+            if _forced_cause(order) is not None and int(order["orderId"]) not in counted]
+
+
+def forced_booked(strategy: Strategy, forced: list[dict[str, Any]]) -> dict[str, Any]:
+    """The strategy's ``forced_booked`` once the correction counted ``forced`` (``forced_closes``, at least
+    one): the time of the last of them and the ids of those made then (with the ones counted before at that
+    same time), from which ``forced_closes`` reads on, so that a later close never counts them again."""
+    last = max(_forced_time(order) for order in forced)
+    before = strategy.forced_booked or {}
+    ids = {int(order_id) for order_id in before.get("order_ids", ())} if before.get("time") == last else set()
+    ids.update(int(order["orderId"]) for order in forced if _forced_time(order) == last)
+    return {"time": last, "order_ids": sorted(ids)}
 
 
 def forced_order_record(connection: Connection, order: dict[str, Any],
@@ -154,7 +179,7 @@ def forced_order_record(connection: Connection, order: dict[str, Any],
     cause), not written here (``klineo.store.orders.estimate_kept_update``)."""
     cause = _forced_cause(order)
     assert cause is not None
-    created = int(order.get("time") or order.get("updateTime") or 0)
+    created = _forced_time(order)
     when = datetime.fromtimestamp(created / 1000, UTC).isoformat(timespec="milliseconds")
     when = when.replace("+00:00", "Z")
     return OrderRecord(
@@ -168,7 +193,7 @@ def forced_order_record(connection: Connection, order: dict[str, Any],
 
 def closing_cause(forced: list[dict[str, Any]], protective_armed: bool) -> str:
     """liquidation, adl, protective or manual: who closed the position (see the module doc), given the
-    forced orders since the strategy's last own fill (``forced_closes``)."""
+    forced orders since the strategy's last own fill not counted before (``forced_closes``)."""
     if forced:
         cause = _forced_cause(forced[-1])
         assert cause is not None

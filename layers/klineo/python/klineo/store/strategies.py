@@ -9,7 +9,8 @@ Two kinds of writers touch a strategy item, on separate attributes:
 - the API (``put_new_strategy``, ``update_settings``, ``delete_strategy``): what the user chose;
 - the runner (``klineo.store.runs``): ``live_position``, ``paper_position``, ``last_close``,
   ``pending`` (a live order between claim and settlement), ``key_failures``, ``failed_runs``
-  (``klineo.runner.failures``), ``reentry_block``, ``protective``, ``last_fill_ms``, and ``status``
+  (``klineo.runner.failures``), ``reentry_block``, ``protective``, ``last_fill_ms``, ``forced_booked``, and
+  ``status``
   when it pauses a strategy whose keys or runs keep failing.
 Every write is an UpdateItem of its own attributes (or a conditional put of a new item), so
 neither side overwrites the other's fields.
@@ -250,6 +251,9 @@ class Strategy:
     reentry_block_mode: str | None = None
     protective: dict[str, Any] | None = None
     last_fill_ms: int | None = None
+    # The liquidation / ADL orders a correction of the live position counted last (klineo.runner.positions:
+    # {"time": ms, "order_ids": [...]}), never counted again.
+    forced_booked: dict[str, Any] | None = None
     paper_book: dict[str, Any] | None = None  # klineo.runner.paper: entry_price, gross_pnl, fees
     live_book: dict[str, Any] | None = None  # klineo.runner.pnl: entry_price, realised_pnl, fees
 
@@ -320,6 +324,7 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
         paper_book=dict(data["paper_book"]) if data.get("paper_book") else None,
         live_book=dict(data["live_book"]) if data.get("live_book") else None,
         last_fill_ms=int(data["last_fill_ms"]) if data.get("last_fill_ms") is not None else None,
+        forced_booked=dict(data["forced_booked"]) if data.get("forced_booked") else None,
     )
 
 
