@@ -770,6 +770,89 @@ def test_an_added_take_profit_refused_is_tried_again_when_only_the_stop_percent_
     assert (stored["orders"], "refused" in stored) == ({"stop_loss": 2, "take_profit": 2}, False)
 
 
+def _crossed_take_profit_moved_beside_an_added_stop(runner, tick_ms: int, **settings: str) -> tuple[str, str]:
+    """A live long entered with ``settings`` (a take-profit of 5 %) on ``tick_ms``'s candle, the mark then 2 %
+    above its fill, and a PATCH setting SL 1 % and moving the TP to 1.5 % (already crossed: Binance answers
+    -2021, the stop is accepted): (strategy, entry id)."""
+    sid, entry, fill = _guarded_long(runner, tick_ms, take_profit_pct="5", **settings)
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.02")))
+    _patch(runner, sid, {"stop_loss_pct": "1", "take_profit_pct": "1.5"})
+    return sid, entry
+
+
+def test_a_moved_take_profit_refused_keeps_a_stop_added_beside_it(runner) -> None:
+    """GIVEN a live long armed with only a TP 5 % and the mark 2 % above the fill WHEN the PATCH adds SL 1 %
+    and moves the TP to 1.5 % (already crossed: Binance -2021) THEN the new stop Binance accepted stays open
+    beside the earlier take-profit (the earlier orders had no stop to keep), both for the whole position; the
+    record names both orders at their own levels and remembers the wanted ones as refused, the events say
+    so; the next turn sends nothing again."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry = _crossed_take_profit_moved_beside_an_added_stop(runner, first)
+    before = runner.stored(USER, sid).protective
+
+    runner.run_tick(second)
+
+    stop, take_profit = protective_client_algo_id(entry, "stop_loss", 1), protective_client_algo_id(
+        entry, "take_profit")
+    assert sorted((a.client_algo_id, a.quantity, a.reduce_only) for a in _open(runner)) == sorted(
+        [(stop, D("0.002"), True), (take_profit, D("0.002"), True)])
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["orders"], "repricing" in stored) == (
+        True, {"stop_loss": 1, "take_profit": 0}, False)
+    recorded, refused = reprice_module.levels(stored), reprice_module.levels(stored["refused"])
+    assert recorded["take_profit"] == D(str(before["take_profit"]))  # the order that stands, not the refused
+    assert recorded["stop_loss"] == refused["stop_loss"] and refused["take_profit"] < recorded["take_profit"]
+    assert _algos(runner)[stop].trigger_price == _tick_price(runner, recorded["stop_loss"])
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"]) == ("protective_not_repriced", "order_rejected")
+    assert "take-profit" in error.details["message"] and "stop-loss" in error.details["message"]
+    [repriced] = _events(sid, "protective_repriced")
+    assert D(repriced.details["new_stop_loss"]) == recorded["stop_loss"]
+    assert D(repriced.details["new_take_profit"]) == recorded["take_profit"]
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(third)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent == 3  # the entry's TP, the stop, the refused TP
+    assert len(_events(sid, "error")) == 1
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([stop, take_profit])
+
+
+def test_a_moved_take_profit_refused_beside_an_added_stop_is_moved_when_the_percent_changes(runner) -> None:
+    """GIVEN an added SL 1 % placed beside the earlier TP 5 % kept when its move to 1.5 % was refused WHEN the
+    PATCH moves the take-profit to 3 % THEN the next turn places it (generation 2), cancels the earlier one,
+    and keeps the added stop untouched."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry = _crossed_take_profit_moved_beside_an_added_stop(runner, first)
+    runner.run_tick(second)
+
+    _patch(runner, sid, {"take_profit_pct": "3"})
+    runner.run_tick(third)
+
+    kept, moved = protective_client_algo_id(entry, "stop_loss", 1), protective_client_algo_id(
+        entry, "take_profit", 2)
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([kept, moved])
+    assert _algos(runner)[protective_client_algo_id(entry, "take_profit")].status == "CANCELED"
+    stored = runner.stored(USER, sid).protective
+    assert (stored["orders"], "refused" in stored) == ({"stop_loss": 1, "take_profit": 2}, False)
+
+
+def test_a_moved_take_profit_refused_beside_a_moved_stop_keeps_the_earlier_pair(runner) -> None:
+    """GIVEN a live long armed with SL 2 % and TP 5 % and the mark 2 % above the fill WHEN the PATCH moves the
+    SL to 1 % and the TP to 1.5 % (already crossed: Binance -2021) THEN the earlier pair stays (the position
+    keeps its earlier stop), the new stop placed meanwhile is cancelled."""
+    first, second = _ticks(runner, 2)
+    sid, entry = _crossed_take_profit_moved_beside_an_added_stop(runner, first, stop_loss_pct="2")
+
+    runner.run_tick(second)
+
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted(
+        protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit"))
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss", 1)].status == "CANCELED"
+    stored = runner.stored(USER, sid).protective
+    assert reprice_module.armed_orders(stored) == {"stop_loss": 0, "take_profit": 0}
+
+
 def _forget_entry_order(sid: str) -> None:
     """The live book as an older version left it: no ``entry_client_order_id``."""
     from klineo.settings import get_settings

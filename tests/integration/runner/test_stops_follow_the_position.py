@@ -305,12 +305,13 @@ def test_a_take_profit_refused_for_what_is_left_keeps_no_stop_sized_for_more(run
     assert (algos[stop].status, _position(runner, ONE_WAY)) == ("FINISHED", 0)
 
 
-def test_a_level_change_refused_in_part_as_part_is_closed_elsewhere_keeps_no_stop_sized_for_more(
-        runner, monkeypatch) -> None:
-    """A take-profit moved to a level refused (-2021) in the turn finding half the long sold by hand leaves
-    every open stop sized for the 0.002 left (the earlier levels re-placed), the refusal told."""
+def _moved_refused_as_half_is_sold(runner, monkeypatch,
+                                   **percents: str) -> tuple[str, str, Decimal, Any, Any]:
+    """A live long of 0.004 with TP 3 % and ``percents`` whose levels move to SL 1.5 % / TP 4 % (the new
+    take-profit refused for good: -2021) in the turn finding half of it sold by hand: (strategy, entry, fill,
+    the algo orders, the open ones), having checked every open stop is for the 0.002 left."""
     first, second = tick_times(2)
-    sid, entry, fill = _long(runner, ONE_WAY, first, stop_loss_pct="2", take_profit_pct="3")
+    sid, entry, fill = _long(runner, ONE_WAY, first, take_profit_pct="3", **percents)
     refuse_for_good(runner.sim, monkeypatch, protective_client_algo_id(entry, "take_profit", 1))
     runner.sim.inject_trade(ONE_WAY, "manual", "BTCUSDT", side="SELL", quantity=str(REST))
     update_strategy(USER, sid, runner.stored(USER, sid), changes={
@@ -321,6 +322,14 @@ def test_a_level_change_refused_in_part_as_part_is_closed_elsewhere_keeps_no_sto
     algos, still = algo_orders(runner, ONE_WAY), _open(runner, ONE_WAY)
     assert sorted((algos[i].order_type, algos[i].quantity) for i in still) == [
         ("STOP_MARKET", REST), ("TAKE_PROFIT_MARKET", REST)]
+    return sid, entry, fill, algos, still
+
+
+def test_a_level_change_refused_in_part_as_part_is_closed_elsewhere_keeps_no_stop_sized_for_more(
+        runner, monkeypatch) -> None:
+    """A take-profit moved to a level refused (-2021) in the turn finding half the long sold by hand leaves
+    every open stop sized for the 0.002 left (the earlier levels re-placed), the refusal told."""
+    sid, entry, fill, algos, _still = _moved_refused_as_half_is_sold(runner, monkeypatch, stop_loss_pct="2")
     assert algos[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
     [error] = _events(sid, "error")
     assert (error.details["what"], error.details["category"], "new_take_profit" in error.details) == (
@@ -328,4 +337,21 @@ def test_a_level_change_refused_in_part_as_part_is_closed_elsewhere_keeps_no_sto
     [repriced] = _events(sid, "protective_repriced")
     assert (D(repriced.details["quantity"]), D(repriced.details["old_quantity"])) == (REST, FULL)
     runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.97")))
+    assert _position(runner, ONE_WAY) == 0
+
+
+def test_a_stop_added_beside_a_refused_take_profit_as_part_is_closed_elsewhere_stays_sized_for_the_rest(
+        runner, monkeypatch) -> None:
+    """A stop-loss added (the earlier orders had none) beside a take-profit moved to a level refused (-2021),
+    in the turn finding half the long sold by hand, stays: every open stop is for the 0.002 left, the
+    take-profit at its earlier level, the refusal told."""
+    sid, _entry, fill, algos, still = _moved_refused_as_half_is_sold(runner, monkeypatch)
+    stored = runner.stored(USER, sid).protective
+    levels = reprice_module.levels(stored)
+    assert {algos[i].order_type: algos[i].trigger_price for i in still}["TAKE_PROFIT_MARKET"] <= levels[
+        "take_profit"] < reprice_module.levels(stored["refused"])["take_profit"]  # the earlier 3 %
+    assert (D(str(stored["quantity"])), "repricing" in stored, "superseded" in stored) == (REST, False, False)
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"]) == ("protective_not_repriced", "order_rejected")
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.98")))
     assert _position(runner, ONE_WAY) == 0

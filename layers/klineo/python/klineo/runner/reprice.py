@@ -39,14 +39,21 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    and places nothing instead): what generation n placed is cancelled and the levels are remembered as
    ``refused`` (not tried again until the percents change); orders of the earlier levels sized for more
    than is left are then re-placed for it in the same turn ("What is left"). A transient failure keeps
-   the claim: the next turn resumes it. From no levels (the record has none: ``start``) there are no earlier
-   orders to keep, and the per-role rule of "What is left" applies: each role Binance placed keeps its new
-   order, only a role refused for good has none (a take-profit the mark already crossed never takes away
-   the stop-loss Binance accepted). The record then has the new levels, armed, ``orders`` naming the roles
-   placed (a role with a level and no order is the refused one), the levels remembered as ``refused`` (the
-   refused role is not sent again until the percents change, then placed anew as a role with no order is),
-   a ``protective_repriced`` event and an ``error`` event naming the refused role. Refused entirely: nothing
-   stays, as above.
+   the claim: the next turn resumes it. When no role Binance placed had an earlier order to keep (from no
+   levels, the record having none: ``start``; or a role added beside moved ones, e.g. a stop-loss added to
+   a position armed with only a take-profit, the take-profit moved too), the per-role rule of "What is
+   left" applies: each role Binance placed keeps its new order, a role refused for good keeps its earlier
+   order, or has none (a take-profit the mark already crossed never takes away the stop-loss Binance
+   accepted when the earlier orders had none). The record then has the new levels but, for a refused role
+   with an earlier order, its earlier level (the order that stands), armed, ``orders`` naming each role's
+   order (a role with a level and no order is a refused one from no levels), the levels wanted remembered
+   as ``refused`` (the refused role is not sent again until the percents change, then placed anew as a moved
+   level or a role with no order is), a ``protective_repriced`` event (the recorded levels) and an ``error``
+   event naming the refused role. An earlier order that stays for more than is left (part closed elsewhere
+   in the same turn) keeps the record's earlier ``quantity``, so it is re-placed for what is left at its
+   level in the same turn. Refused entirely: nothing stays, as above. A role placed that had an earlier
+   order (e.g. a moved stop-loss beside the refused take-profit) keeps the earlier orders, as above: the
+   position stays protected at the old levels.
 
 What is left: the orders are for the position's quantity (the record's ``quantity``): reduce-only in
 one-way mode, and in hedge mode closing the side, so Binance refuses one larger than the position (-2022,
@@ -226,6 +233,12 @@ def _order_ids(parent: str, orders: Iterable[tuple[str, int]]) -> list[str]:
 def _roles(record: dict[str, Any] | None) -> dict[str, Decimal]:
     """The levels of a protective record (or of a stored levels map) by the role of their orders."""
     return protective_targets(levels(record))
+
+
+def _of_roles(found: dict[str, Decimal], roles: set[str]) -> dict[str, Decimal]:
+    """The levels of ``found`` whose orders have one of ``roles``."""
+    return {name: value for name, value in found.items()
+            if not roles.isdisjoint(protective_targets({name: value}))}
 
 
 def armed_ids(record: dict[str, Any] | None) -> dict[str, str]:
@@ -455,8 +468,10 @@ class LiveReprice:
         placed, refused = placed_and_refused(states, roles, NOT_ARMED)
         if not refused:
             return self.finish(wanted, claim)
-        # Refused in part, re-placed for what is left or placed from no levels: the per-role rule.
-        if placed and (levels(wanted) == levels(self.record) or not levels(self.record)):
+        # Refused in part, re-placed for what is left or each role placed with no earlier order to keep (from
+        # no levels, a stop-loss added beside a moved take-profit): the per-role rule.
+        earlier = set(claim.get("replaces") or {})  # the roles whose earlier order the claim replaces
+        if placed and (levels(wanted) == levels(self.record) or placed.isdisjoint(earlier)):
             return self.refused_in_part(wanted, claim, placed, refused)
         self.note_cancelled(self.claimed_ids(claim))
         record = {k: v for k, v in self.record.items() if k != "repricing"}
@@ -478,21 +493,31 @@ class LiveReprice:
     def refused_in_part(self, wanted: dict[str, Any], claim: dict[str, Any], placed: set[str],
                         refused: set[str]) -> bool:
         """Binance placed ``placed`` and refused ``refused`` for good (or lost them), re-placed for what is
-        left or placed from no levels: each role placed keeps its new order, a refused one keeps its old one
-        (none from no levels), told by an ``error`` event (``placed_and_refused``, the module docstring)."""
+        left or each placed role with no earlier order: each role placed keeps its new order, a refused one
+        keeps its old one and its level (none from no levels), told by an ``error`` event
+        (``placed_and_refused``, the module docstring)."""
         self.note_cancelled(self.claimed_ids({**claim, "roles": sorted(refused)}))  # a lost one may stand
         replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role in placed}
         named = " and ".join(sorted(role.replace("_", "-") for role in refused))
+        stays = refused & set(claim.get("replaces") or {})  # refused roles whose earlier order stays
         if levels(wanted) == levels(self.record):
             message = (f"Binance refused the {named} for what is left of the position; its earlier order "
                        "stays, the others were re-placed.")
         else:
             kept = " and ".join(sorted(role.replace("_", "-") for role in placed))
             message = (f"Binance refused the {named} (a level the mark price already crossed?); the {kept} "
-                       f"{'was' if len(placed) == 1 else 'were'} placed. The {named} "
+                       f"{'was' if len(placed) == 1 else 'were'} placed"
+                       f"{', the earlier ' + named + ' stays' if stays else ''}. The {named} "
                        f"{'is' if len(refused) == 1 else 'are'} tried again once the percents change.")
-        return self.finish(wanted, {**claim, "roles": sorted(placed), "replaces": replaces},
-                           refusal=self.error_event(levels(wanted), message, "order_rejected"))
+            wanted = {**wanted, **_of_roles(levels(self.record), stays)}  # the level of the order that stays
+        before = self.record
+        self.finish(wanted, {**claim, "roles": sorted(placed), "replaces": replaces},
+                    refusal=self.error_event(levels(claim.get("levels")), message, "order_rejected"))
+        # An earlier order that stays sized for more than is left (a part closed elsewhere) is re-placed for
+        # it now, at its level, never kept until the next turn (Binance refuses it: -2022).
+        if stays and self.record is not before and self.resizing():
+            self.move()
+        return True
 
     def finish(self, wanted: dict[str, Any], claim: dict[str, Any],
                refusal: StrategyEvent | None = None) -> bool:
@@ -503,18 +528,22 @@ class LiveReprice:
         replaces = {str(role): int(g) for role, g in (claim.get("replaces") or {}).items()}
         orders = {role: g for role, g in armed_orders(self.record).items() if role not in replaces}
         orders.update({str(role): int(claim["generation"]) for role in claim.get("roles") or []})
+        # The levels claimed (``wanted`` but the level of a refused role whose earlier order stays).
+        same = levels(claim.get("levels")) == levels(self.record)
         # What is left of an entry's own orders refused in part stays unarmed: the refused one is not sent
         # again.
-        armed = not (levels(wanted) == levels(self.record) and self.entry_refused())
+        armed = not (same and self.entry_refused())
         record = {**wanted, "quantity": abs(self.held), "parent_client_order_id": self.parent, "armed": armed,
                   "orders": orders, "generations": self.record["generations"]}
-        if levels(wanted) == levels(self.record) and "refused" in self.record:
+        if same and "refused" in self.record:
             record["refused"] = self.record["refused"]  # re-placed at the same levels: still not tried again
-        if refusal is not None and levels(wanted) == levels(self.record):
+        if refusal is not None and same:
             # a refused role's order is for the old quantity; this one is not tried again
             record.update(quantity=self.record.get("quantity"), refused_quantity=abs(self.held))
-        elif refusal is not None:  # placed from no levels: a refused role has no order (not in ``orders``),
-            record["refused"] = levels(wanted)  # and is not tried again until the percents change
+        elif refusal is not None:  # other levels: a refused role keeps its earlier order and level, or has
+            record["refused"] = levels(claim.get("levels"))  # none; not tried again until the percents change
+            if levels(wanted) != levels(claim.get("levels")):  # an earlier order stays, for its quantity
+                record["quantity"] = self.record.get("quantity", abs(self.held))
         # The replaced orders are cancelled only once the record names the new ones (kept in ``superseded``
         # until then): a crash in between never leaves a claim whose replaced orders are already gone.
         superseded = {str(i) for i in self.record.get("superseded") or []}
