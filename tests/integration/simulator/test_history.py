@@ -83,6 +83,26 @@ def test_injected_adl_can_take_part_of_the_position(binance_sim, full):
     assert [o["orderId"] for o in listed] == [forced["orderId"]]
 
 
+def test_force_orders_name_the_position_side_they_closed(binance_sim, full):
+    """forceOrders names the positionSide each order closed, as Binance's does: BOTH one-way, SHORT hedge."""
+    # GIVEN a one-way long and a hedge account holding a long and a short
+    full.signed("POST", "/fapi/v1/order", BUY)
+    hedge = SignedClient(binance_sim.url, binance_sim.account("futures-hedge"))
+    hedge.signed("POST", "/fapi/v1/order", {**BUY, "positionSide": "LONG"})
+    hedge.signed("POST", "/fapi/v1/order", {**BUY, "side": "SELL", "positionSide": "SHORT"})
+    # WHEN the one-way long and the hedge SHORT side are liquidated
+    binance_sim.inject_trade("futures-full", "liquidation", "BTCUSDT")
+    binance_sim.inject_trade("futures-hedge", "liquidation", "BTCUSDT", positionSide="SHORT")
+    # THEN each forced order names the side it closed, and the hedge LONG is left
+    one_way = full.signed("GET", "/fapi/v1/forceOrders", {"symbol": "BTCUSDT"}).json()
+    hedged = hedge.signed("GET", "/fapi/v1/forceOrders", {"symbol": "BTCUSDT"}).json()
+    assert [(o["side"], o["positionSide"]) for o in one_way] == [("SELL", "BOTH")]
+    assert [(o["side"], o["positionSide"]) for o in hedged] == [("BUY", "SHORT")]
+    rows = hedge.signed("GET", "/fapi/v3/positionRisk", {"symbol": "BTCUSDT"}).json()
+    held = {(r["positionSide"], Decimal(r["positionAmt"])) for r in rows if Decimal(r["positionAmt"])}
+    assert held == {("LONG", Decimal("0.01"))}
+
+
 def test_injected_manual_trade_looks_like_an_app_order(binance_sim, full):
     """A "manual" trade is a MARKET order with a web_ client id that moves the position."""
     # WHEN a manual SELL is injected on a flat account
