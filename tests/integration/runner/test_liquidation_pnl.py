@@ -16,6 +16,7 @@ from tests.helpers import load_event, response_json, with_user
 from tests.integration.api.conftest import at_path
 from tests.integration.runner.conftest import tick_times
 from tests.integration.runner.test_fills_booked import _set_pending
+from tests.integration.runner.test_hedge_mode import HEDGE_ACCOUNT, hedge_connection
 
 USER = "user-runner-liquidated"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
@@ -251,3 +252,32 @@ def test_two_forced_closes_estimated_at_two_turns_are_booked_by_the_reconciler_e
     assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised, fees)
     assert pnl["estimated_fills"] == 0 and _causes(sid) == ["liquidation", "adl"]
     assert "fills_booked" not in reconcile() and _pnl(runner, sid) == pnl
+
+
+def test_a_hedge_long_closed_by_hand_is_not_the_liquidation_of_the_users_short(runner) -> None:
+    """On a hedge account, a liquidation of the user's own SHORT on the symbol since the strategy's entry is
+    not what closed its LONG by hand: nothing of that liquidation is booked and the cause is the close's own
+    (its stop-loss armed: protective), not "liquidation"."""
+    sid = runner.strategy(USER, hedge_connection(runner, USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="50")
+    ticks = tick_times(2)
+    runner.run_tick(ticks[0])
+    runner.sim.inject_trade(HEDGE_ACCOUNT, "manual", "BTCUSDT", side="SELL", positionSide="SHORT",
+                            quantity="0.005")
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    short_gone = runner.sim.inject_trade(HEDGE_ACCOUNT, "liquidation", "BTCUSDT", positionSide="SHORT",
+                                         price=str(mark * Decimal("1.1")))
+    assert short_gone["positionSide"] == "SHORT"
+    runner.sim.inject_trade(HEDGE_ACCOUNT, "manual", "BTCUSDT", side="SELL", positionSide="LONG",
+                            quantity="0.002")
+
+    runner.run_tick(ticks[1])
+
+    state = runner.sim.state.futures.state_for(runner.sim.account(HEDGE_ACCOUNT), time.time() * 1000)
+    assert state.trades[0].order.client_order_id.startswith("ks")  # the strategy's entry, its only fill
+    entry = state.trades[0].as_dict()
+    pnl = _pnl(runner, sid)
+    own = Decimal(entry["realizedPnl"]) - Decimal(entry["commission"])
+    assert Decimal(pnl["realised_pnl"]) == own.quantize(PLACES), "the user's SHORT liquidation is booked"
+    assert Decimal(pnl["fees"]) == Decimal(entry["commission"]).quantize(PLACES)
+    assert runner.stored(USER, sid).live_position == 0 and _causes(sid) == ["protective"]

@@ -796,7 +796,7 @@ class _Turn:
         if left is None:
             return False
         armed = bool(strategy.protective and strategy.protective.get("armed"))
-        forced = forced_closes(trading.connection, strategy)
+        forced = forced_closes(trading.connection, strategy, side)
         book, records = self.forced_book(trading, forced, (belief, left))
         sets = {**((_legacy_paper_moved(strategy) if left == 0 else None) or {}), **book}
         if forced:  # counted in this write: never again by a later correction (``forced_closes``)

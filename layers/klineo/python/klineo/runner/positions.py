@@ -15,18 +15,18 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
   order into nothing, and never doubles on a stale belief. After a full close the signal that opened
   the position does not re-open it: the strategy waits for its signal to change
   (``klineo.runner.trading.apply_direction``).
-- Cause (facts §8): a forced order (GET /fapi/v1/forceOrders, weight 20, only on a mismatch, from
-  the strategy's last own fill on) with clientOrderId ``autoclose-…`` is a liquidation,
-  ``adl_autoclose`` an ADL; otherwise "protective" when the strategy had protective orders armed,
-  else "manual". A liquidation or ADL closed the strategy's own position: its fills (userTrades, weight
-  5 per forced order) go into the strategy's live PnL in the correction's write
-  (``klineo.runner.pnl.forced_fills``), as a stop's are booked by the reconciler; a manual trade is the
-  user's own, not counted. Once: that write also records the forced orders it counted
-  (``forced_booked``: the last one's time, the ids made then), and a later correction (the rest of a
-  partly liquidated position closed) reads the forced orders after them only. While Binance lists fewer
-  of their fills than they executed, the book counts an estimate, kept in the same write on each forced
-  order's record (``forced_order_record``, the key the reconciler records it under), which the reconciler
-  replaces with Binance's fills once it reads them.
+- Cause (facts §8): a forced order (GET /fapi/v1/forceOrders, weight 20, only on a mismatch, from the
+  strategy's last own fill on, of the positionSide read above: in hedge mode the other side's are not
+  the strategy's) with clientOrderId ``autoclose-…`` is a liquidation, ``adl_autoclose`` an ADL;
+  otherwise "protective" when the strategy had protective orders armed, else "manual". A liquidation or
+  ADL closed the strategy's own position: its fills (userTrades, weight 5 per forced order) go into the
+  strategy's live PnL in the correction's write (``klineo.runner.pnl.forced_fills``), as a stop's are
+  booked by the reconciler; a manual trade is the user's own, not counted. Once: that write also records
+  the forced orders it counted (``forced_booked``: the last one's time, the ids made then), and a later
+  correction (the rest of a partly liquidated position closed) reads the forced orders after them only.
+  While Binance lists fewer of their fills than they executed, the book counts an estimate, kept in the
+  same write on each forced order's record (``forced_order_record``, the key the reconciler records it
+  under), which the reconciler replaces with Binance's fills once it reads them.
 
 Weight budget (Binance: 2,400 request weight per minute per IP, facts §3 and §16). The goal is
 10,000 strategies over 100 markets. Reading every strategy's position every minute would cost
@@ -149,16 +149,18 @@ def _forced_time(order: dict[str, Any]) -> int:
     return int(order.get("time") or order.get("updateTime") or 0)
 
 
-def forced_closes(connection: Connection, strategy: Strategy) -> list[dict[str, Any]]:
+def forced_closes(connection: Connection, strategy: Strategy, position_side: str) -> list[dict[str, Any]]:
     """The account's liquidation and ADL orders on the strategy's symbol (forceOrders) since its last own fill
-    that no correction of its position counted yet (``forced_booked``), oldest first."""
+    that no correction of its position counted yet (``forced_booked``), oldest first; only those of the
+    ``position_side`` its position was on (BOTH one-way; in hedge mode the other side's are not its own)."""
     booked = strategy.forced_booked or {}
     since = max(strategy.last_fill_ms or 0, int(booked.get("time", 0))) or None
     counted = {int(order_id) for order_id in booked.get("order_ids", ())}
     client = get_client(Market.FUTURES, connection.environment)
     forced = futures_force_orders(client, connection_credentials(connection), strategy.symbol, since)
     return [order for order in forced
-            if _forced_cause(order) is not None and int(order["orderId"]) not in counted]
+            if _forced_cause(order) is not None and int(order["orderId"]) not in counted
+            and str(order.get("positionSide") or "BOTH") == position_side]
 
 
 def forced_booked(strategy: Strategy, forced: list[dict[str, Any]]) -> dict[str, Any]:
