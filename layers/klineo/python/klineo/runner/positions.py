@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +64,7 @@ from klineo.services.orders import OrderResult
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord
 from klineo.store.strategies import Strategy
+from klineo.timestamps import utc_iso
 
 __all__ = [
     "FORCE_ORDERS_WEIGHT",
@@ -182,8 +182,7 @@ def forced_order_record(connection: Connection, order: dict[str, Any],
     cause = _forced_cause(order)
     assert cause is not None
     created = _forced_time(order)
-    when = datetime.fromtimestamp(created / 1000, UTC).isoformat(timespec="milliseconds")
-    when = when.replace("+00:00", "Z")
+    when = utc_iso(created, zulu=True)
     return OrderRecord(
         user_id=connection.user_id, client_order_id=f"{cause}-{order['orderId']}",
         connection_id=connection.connection_id, symbol=str(order["symbol"]), request={}, params={},

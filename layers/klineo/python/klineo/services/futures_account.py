@@ -16,7 +16,6 @@ Settings on Binance, in the order Binance requires them:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from klineo.store.connections import (
     refuse_deleting,
     require_connection,
 )
+from klineo.timestamps import utc_now_iso
 from klineo.validation import plain_text
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ _POSITION_MODE_BLOCKED = frozenset({-4067, -4068, -4531})
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_now_iso(zulu=True)
 
 
 # ---------------------------------------------------------------- futures test

@@ -90,7 +90,6 @@ import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -134,6 +133,7 @@ from klineo.store.orders import (
     record_refit_given_up,
     record_unsettled_outcome,
 )
+from klineo.timestamps import utc_iso
 from klineo.validation import plain_text
 
 __all__ = [
@@ -268,7 +268,7 @@ def _left_off(resume: dict[str, tuple[str, str]], step: str, items: list[Any], r
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(ms, zulu=True)
 
 
 @dataclasses.dataclass

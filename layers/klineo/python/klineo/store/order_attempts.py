@@ -30,7 +30,6 @@ strategy's refusal is one more Put in the transaction that records its skipped r
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,6 +42,7 @@ from klineo.store.dynamo import from_attr, to_item
 from klineo.store.events import retention_ttl
 from klineo.store.order_history import ATTEMPT_ENTITY, ORDERS_ONLY, HistoryFilter, list_history_items
 from klineo.store.orders import FOREIGN_ORIGINS, ORDERS_INDEX_PREFIX, OrderRecord
+from klineo.timestamps import utc_iso
 
 __all__ = [
     "OUTCOME_PLACED",
@@ -105,8 +105,7 @@ class RefusedAttempt:
     @property
     def created_at(self) -> str:
         """The attempt's time as ISO-8601 UTC with milliseconds (the order history's form)."""
-        moment = datetime.fromtimestamp(self.attempt_ms / 1000, UTC)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return utc_iso(self.attempt_ms, zulu=True)
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item, expiring ``EVENT_RETENTION_DAYS`` from now."""

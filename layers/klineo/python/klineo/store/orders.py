@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -49,7 +48,7 @@ from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
 from klineo.store.dynamo import Update, conditional_write, from_attr, to_attr, to_item
-from klineo.timestamps import epoch_ms
+from klineo.timestamps import iso_epoch_ms, utc_now_iso
 
 __all__ = [
     "CLOSE_ROLE",
@@ -145,7 +144,7 @@ UNSETTLED_SHARDS = 8
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_now_iso(zulu=True)
 
 
 def _key(user_id: str, client_order_id: str) -> dict[str, Any]:
@@ -154,7 +153,7 @@ def _key(user_id: str, client_order_id: str) -> dict[str, Any]:
 
 def iso_ms(timestamp: str) -> int:
     """An ISO-8601 UTC timestamp (``...Z``) as epoch milliseconds."""
-    return epoch_ms(datetime.fromisoformat(timestamp.replace("Z", "+00:00")))
+    return iso_epoch_ms(timestamp)
 
 
 def unsettled_keys(user_id: str, client_order_id: str) -> dict[str, str]:

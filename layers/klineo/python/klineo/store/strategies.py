@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +48,7 @@ from klineo.store.dynamo import (
     transact,
 )
 from klineo.store.flags import batch_get_consistent, user_pk
+from klineo.timestamps import utc_now_iso
 
 __all__ = [
     "ACTIVE",
@@ -103,7 +103,7 @@ SETTING_NAMES = ("direction", "leverage", "margin_type", "quote_size_usdt", "siz
 def now_iso() -> str:
     """The current UTC time as an ISO-8601 string (milliseconds: a strategy's ``updated_at`` is the
     version the runner's writes are conditional on, so two writes in one second must differ)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return utc_now_iso()
 
 
 def new_strategy_id() -> str:
