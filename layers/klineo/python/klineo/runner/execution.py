@@ -602,7 +602,9 @@ class _Turn:
             stop = self.settle_first(pending, trading)
             if stop is not None:
                 return stop
-        if is_superseded(self.close_time, strategy.interval, now):
+        # Judged now, not when the turn began: settling an older order (lookups, fills, its stops) can
+        # take long enough for the next candle to close meanwhile.
+        if is_superseded(self.close_time, strategy.interval, self.ctx.now_ms()):
             return self.skip("stale_candle")
         if self.ctx.group is None:
             return self.refused_market(self.ctx.group_error)
