@@ -61,7 +61,8 @@ CACHE_MAX_ENTRIES = 256
 MIN_LIMIT = 99
 MAX_LIMIT = 1500
 # When Binance has not yet shown the next candle: look again after these pauses, then accept the
-# target as closed if our clock is at least CLOSE_GRACE_MS past it (a market with no trade yet).
+# target as closed if Binance's clock is at least CLOSE_GRACE_MS past it (a market with no trade yet; the
+# client's server-time offset, which costs one GET time of weight 1 when the client has none yet).
 RECHECK_DELAYS_S: tuple[float, ...] = (0.5, 1.0)
 CLOSE_GRACE_MS = 5_000
 # The fields of a klines refusal that ends the tick for every strategy of its group (``ends_the_tick``).
@@ -141,7 +142,7 @@ def closed_candles(
         closed = tuple(row for row in rows if row.close_time <= close_time)
         proven = any(row.open_time > close_time for row in rows)
         if closed and closed[-1].close_time == close_time:
-            if proven or clock() * 1000 >= close_time + CLOSE_GRACE_MS:
+            if proven or _binance_now_ms(client, clock) >= close_time + CLOSE_GRACE_MS:
                 break
         elif proven:
             _require_trading(client, symbol)
@@ -158,6 +159,12 @@ def closed_candles(
     group = CandleGroup(environment, symbol, interval, close_time, closed[-(limit - 1):])
     _store(key, limit, group)
     return group
+
+
+def _binance_now_ms(client: BinanceClient, clock: Callable[[], float]) -> float:
+    """Now on Binance's clock (``clock`` plus the client's server-time offset, synced when it has none): a
+    candle is closed when Binance's clock passed it, whatever ours says."""
+    return clock() * 1000 + client.server_time_offset_ms()
 
 
 def ends_the_tick(exc: KlineoError) -> bool:
