@@ -15,7 +15,12 @@ import pytest
 from klineo.binance import filters
 from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.services.protective_siblings import protective_client_algo_id
-from klineo.store.connections import clear_disabled, disable_connection
+from klineo.store.connections import (
+    clear_disabled,
+    disable_connection,
+    set_futures_enabled,
+    update_settings,
+)
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
@@ -252,6 +257,39 @@ def test_protective_order_missing_after_a_failure_is_placed_by_the_retry(sim_env
 
     assert again["statusCode"] == 200, again["body"]
     assert sorted(p["status"] for p in body_of(again)["protective_orders"]) == ["NEW", "NEW"]
+    assert len(_algo_orders(sim_env, futures_connection.account.id)) == 2
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
+
+
+@pytest.mark.parametrize(
+    ("close_gate", "gate"),
+    [
+        (lambda c: update_settings(USER_A, c, {"kill_switch": True}), "connection_kill_switch"),
+        (lambda c: set_futures_enabled(USER_A, c, False), "futures_disabled"),
+    ],
+    ids=["connection_kill_switch", "futures_disabled"],
+)
+def test_a_missing_stop_is_placed_by_the_retry_past_a_gate_of_new_exposure_only(
+    sim_env, invoke, futures_connection, close_gate, gate
+):
+    """GIVEN an entry whose stop-loss failed transiently WHEN a gate of new exposure only closes (the
+    container knows it: a new order was refused by it) and the entry's key comes again THEN the missing
+    stop-loss, a reducing order, is placed past it as under the user's switch, nothing else sent."""
+    key = new_key()
+    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
+    first = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    assert first["statusCode"] >= 500, first["body"]
+    close_gate(futures_connection.id)
+    refused = _entry_with_protection(invoke, futures_connection.id, new_key())
+    assert (refused["statusCode"], body_of(refused)["error"]["field"]) == (409, gate)
+
+    again = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+
+    assert again["statusCode"] == 200, again["body"]
+    assert body_of(again)["source"] == "existing"
+    assert sorted(p["status"] for p in body_of(again)["protective_orders"] or []) == ["NEW", "NEW"]
     assert len(_algo_orders(sim_env, futures_connection.account.id)) == 2
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 

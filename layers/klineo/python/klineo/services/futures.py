@@ -110,7 +110,7 @@ from klineo.services.protective import (
     check_protective_ticks,
     latest_states,
 )
-from klineo.services.risk import OrderIntent, check_order, order_notional, params_reduce
+from klineo.services.risk import EXPOSURE_ONLY_GATES, OrderIntent, check_order, order_notional, params_reduce
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     Connection,
@@ -347,8 +347,9 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str, deadl
     try:
         gated = _gated(user_id, order)
     except KlineoError as refused:
-        # A gate closed since: a key whose order was placed still answers it (a replay sends nothing).
-        first = _first_answer(user_id, client_order_id, order)
+        # A gate closed since: a key whose order was placed still answers it (a replay sends no order of
+        # its own; past a gate of new exposure only, its entry's missing stops still go, as they reduce).
+        first = _first_answer(user_id, client_order_id, order, refused)
         if first is None:
             _note_refusal(user_id, order, client_order_id, role, refused)
             raise
@@ -374,11 +375,23 @@ def _replay(record: OrderRecord) -> FuturesOrderResponse | None:
     return futures_order_response(OrderResult.from_record(record.result), record.connection_id, "existing")
 
 
-def _first_answer(user_id: str, client_order_id: str,
-                  order: FuturesOrderRequest) -> FuturesOrderResponse | None:
-    """The key's settled order when it was placed with this same body, else None (one read)."""
+def _first_answer(user_id: str, client_order_id: str, order: FuturesOrderRequest,
+                  refused: KlineoError) -> FuturesOrderResponse | None:
+    """The key's settled order when it was placed with this same body, else None (one read).
+
+    ``refused``: the gate that refused the body as a new order. One of new exposure only (a kill switch,
+    futures off) lets reducing orders through, so the replay still places its entry's missing stops and
+    re-fits what a reducing order left (``_protected``, asking the gate as the reducing orders they are),
+    as a replay past the user's switch does; any other gate (disabled, deleting) answers the order alone.
+    """
     record = get_order_record(user_id, client_order_id)
-    return _replay(record) if record is not None and record.request == order.fingerprint() else None
+    if record is None or record.request != order.fingerprint():
+        return None
+    answer = _replay(record)
+    if answer is None or refused.field not in EXPOSURE_ONLY_GATES:
+        return answer
+    item = cached_connection_item(user_id, order.connection_id)
+    return answer if item is None else _protected(_Gated(user_id, order, item), record, answer)
 
 
 def _send_claimed(gated: _Gated, record: OrderRecord, deadline: Deadline) -> FuturesOrderResponse:
@@ -428,7 +441,9 @@ def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
     _follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
     if gated.order.stop_loss is None and gated.order.take_profit is None:
         return answer
-    states = arm_protective_orders(gated.user_id, entry, gated.client, creds, first_arming=first_arming)
+    # Armed later than the entry's own claim (a replay, a resume): asked through the gate first.
+    states = arm_protective_orders(gated.user_id, entry, gated.client, creds, first_arming=first_arming,
+                                   connection=None if first_arming else gated.connection)
     states = states if first_arming else latest_states(gated.user_id, entry, states)
     return answer.model_copy(update={"protective_orders": states})
 
