@@ -294,6 +294,27 @@ def test_a_missing_stop_is_placed_by_the_retry_past_a_gate_of_new_exposure_only(
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
+def test_a_retry_on_a_connection_disabled_since_sends_no_missing_stop(sim_env, invoke, futures_connection):
+    """GIVEN an entry whose stop-loss failed transiently, on a warm container WHEN the connection is
+    disabled (its key kept failing) and the entry's key comes again THEN the gate refuses the missing
+    stop-loss naming connection_disabled (every order), as it does a delete, and nothing is sent."""
+    key = new_key()
+    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
+    first = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    assert first["statusCode"] >= 500, first["body"]
+    posts = len(_algo_posts(sim_env))
+    disable_connection(USER_A, futures_connection.id, "test")
+
+    again = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+
+    assert len(_algo_posts(sim_env)) == posts
+    assert again["statusCode"] == 409, again["body"]
+    assert body_of(again)["error"]["field"] == "connection_disabled"
+    assert len(_algo_orders(sim_env, futures_connection.account.id)) == 1
+
+
 def test_a_stop_kept_off_by_a_refusal_a_retry_cannot_lift_is_answered_not_retryable_and_still_followed(
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):

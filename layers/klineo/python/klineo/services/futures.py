@@ -538,6 +538,11 @@ def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal
         )
     replayed = _replay(existing)
     if replayed is not None:
+        # The connection as the claim found it (its check failed: a gate or a setting changed since it was
+        # cached): the replay's missing stops ask the gate on it, never on the stale copy.
+        if (current := refusal.failed.get("connection")) is not None:
+            remember_connection(gated.user_id, gated.order.connection_id, current)
+            gated = _Gated(gated.user_id, gated.order, current)
         return _protected(gated, existing, replayed)
     if existing.status == STATUS_UNKNOWN_PURGED:
         raise KlineoError(ErrorCategory.CONFLICT, (existing.error or {}).get(
