@@ -853,6 +853,81 @@ def test_a_moved_take_profit_refused_beside_a_moved_stop_keeps_the_earlier_pair(
     assert reprice_module.armed_orders(stored) == {"stop_loss": 0, "take_profit": 0}
 
 
+# ------------------------------------------------ a change of levels beside entry orders Binance did not take
+def _kept_off_at_entry(runner, monkeypatch, suffix: str, code: int) -> None:
+    """Binance answers ``code`` to the entry's own order ending in ``suffix`` (generation 0, e.g. ``-tp``):
+    -2021 refuses it for good (it would trigger at once), -2023 (in liquidation) keeps it off for now."""
+    from local.binance_sim.errors import ApiError
+
+    algo = runner.sim.state.algo
+    place = algo.place
+
+    def kept_off(account: Any, params: dict[str, Any], now_ms: float) -> Any:
+        if str(params.get("clientAlgoId", "")).endswith(suffix):
+            raise ApiError(400, code, "Would immediately trigger." if code == -2021 else "In liquidation.")
+        return place(account, params, now_ms)
+
+    monkeypatch.setattr(algo, "place", kept_off)
+
+
+def _armed_is_open(runner, sid: str) -> set[str]:
+    """The clientAlgoIds open on Binance, checked to be exactly the ones the record says are armed."""
+    open_ids = {a.client_algo_id for a in _open(runner)}
+    assert set(reprice_module.armed_ids(runner.stored(USER, sid).protective).values()) == open_ids
+    return open_ids
+
+
+@pytest.mark.parametrize("code", [-2021, -2023], ids=["refused_at_entry", "kept_off_at_entry"])
+def test_a_stop_added_beside_an_unarmed_take_profit_refused_again_arms_only_the_stop(runner, monkeypatch,
+                                                                                    code) -> None:
+    """GIVEN a live long with TP 3 % whose take-profit Binance did not take at entry (refused for good, or
+    kept off for now) and the mark then 4 % above the fill WHEN the PATCH adds SL 1 % (the take-profit
+    unchanged, refused again: -2021) THEN the added stop stays open and the record arms it alone: it never
+    names the entry's take-profit, which is not on Binance, as armed; the next turn sends nothing again."""
+    first, second, third = _ticks(runner, 3)
+    _kept_off_at_entry(runner, monkeypatch, "-tp", code)
+    sid, entry, fill = _guarded_long(runner, first, take_profit_pct="3")
+    stored = runner.stored(USER, sid).protective
+    assert (_open(runner), stored["armed"], "refused" in stored) == ([], False, code == -2021)
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.04")))
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+
+    runner.run_tick(second)
+
+    assert _armed_is_open(runner, sid) == {protective_client_algo_id(entry, "stop_loss", 1)}
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(third)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent
+    assert _armed_is_open(runner, sid) == {protective_client_algo_id(entry, "stop_loss", 1)}
+
+
+@pytest.mark.parametrize("code", [-2021, -2023], ids=["refused_at_entry", "kept_off_at_entry"])
+def test_a_stop_moved_from_one_binance_did_not_take_at_entry_keeps_the_accepted_stop(runner, monkeypatch,
+                                                                                     code) -> None:
+    """GIVEN a live long with SL 2 % / TP 5 % whose stop Binance did not take at entry (refused for good, or
+    kept off for now), its take-profit armed, and the mark then 2 % above the fill WHEN the PATCH moves the SL
+    to 1 % and the TP to 1.5 % (already crossed: -2021) THEN the new stop Binance accepted stays open (no
+    earlier stop remains to keep) beside the entry's take-profit, and the record arms exactly those two."""
+    first, second = _ticks(runner, 2)
+    _kept_off_at_entry(runner, monkeypatch, "-sl", code)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="5")
+    assert [a.client_algo_id for a in _open(runner)] == [protective_client_algo_id(entry, "take_profit")]
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], "refused" in stored) == (False, code == -2021)
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.02")))
+    _patch(runner, sid, {"stop_loss_pct": "1", "take_profit_pct": "1.5"})
+
+    runner.run_tick(second)
+
+    stop = protective_client_algo_id(entry, "stop_loss", 1)
+    assert _algos(runner)[stop].status == "NEW"  # Binance accepted it: never cancelled by our hand
+    assert _armed_is_open(runner, sid) == {stop, protective_client_algo_id(entry, "take_profit")}
+    stored = runner.stored(USER, sid).protective
+    assert reprice_module.levels(stored)["stop_loss"] == reprice_module.levels(stored["refused"])["stop_loss"]
+
+
 def _forget_entry_order(sid: str) -> None:
     """The live book as an older version left it: no ``entry_client_order_id``."""
     from klineo.settings import get_settings

@@ -39,21 +39,26 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    and places nothing instead): what generation n placed is cancelled and the levels are remembered as
    ``refused`` (not tried again until the percents change); orders of the earlier levels sized for more
    than is left are then re-placed for it in the same turn ("What is left"). A transient failure keeps
-   the claim: the next turn resumes it. When no role Binance placed had an earlier order to keep (from no
-   levels, the record having none: ``start``; or a role added beside moved ones, e.g. a stop-loss added to
-   a position armed with only a take-profit, the take-profit moved too), the per-role rule of "What is
-   left" applies: each role Binance placed keeps its new order, a role refused for good keeps its earlier
-   order, or has none (a take-profit the mark already crossed never takes away the stop-loss Binance
-   accepted when the earlier orders had none). The record then has the new levels but, for a refused role
-   with an earlier order, its earlier level (the order that stands), armed, ``orders`` naming each role's
-   order (a role with a level and no order is a refused one from no levels), the levels wanted remembered
-   as ``refused`` (the refused role is not sent again until the percents change, then placed anew as a moved
-   level or a role with no order is), a ``protective_repriced`` event (the recorded levels) and an ``error``
-   event naming the refused role. An earlier order that stays for more than is left (part closed elsewhere
-   in the same turn) keeps the record's earlier ``quantity``, so it is re-placed for what is left at its
-   level in the same turn. Refused entirely: nothing stays, as above. A role placed that had an earlier
-   order (e.g. a moved stop-loss beside the refused take-profit) keeps the earlier orders, as above: the
-   position stays protected at the old levels.
+   the claim: the next turn resumes it. An earlier order counts only where it stands on Binance
+   (``standing_earlier``): each one an armed record names; of a record not armed (the entry's orders
+   refused for good in part, or kept off by a failure), only those still open by their order records, never
+   one Binance refused or never took. When no role Binance placed had an earlier order standing (from no
+   levels, the record having none: ``start``; a role added beside moved ones, e.g. a stop-loss added to a
+   position armed with only a take-profit, the take-profit moved too; or a stop-loss refused or kept off at
+   entry, now moved), the per-role rule of "What is left" applies: each role Binance placed keeps its new
+   order, a role refused for good keeps its earlier order if it stands, or has none (a take-profit the mark
+   already crossed never takes away the stop-loss Binance accepted when no earlier stop-loss stands). The
+   record then has the new levels but, for a refused role whose earlier order stands, its earlier level (the
+   order that stands), armed, ``orders`` naming each role's order that stands (a role with a level and no
+   order is a refused one with no earlier order standing; an entry's order Binance never took is replaced,
+   never named), the levels wanted remembered as ``refused`` (the refused role is not sent again until the
+   percents change, then placed anew as a moved level or a role with no order is), a
+   ``protective_repriced`` event (the recorded levels) and an ``error`` event naming the refused role. An
+   earlier order that stays for more than is left (part closed elsewhere in the same turn) keeps the
+   record's earlier ``quantity``, so it is re-placed for what is left at its level in the same turn. Refused
+   entirely: nothing stays, as above. A role placed whose earlier order stands (e.g. a moved stop-loss beside
+   the refused take-profit) keeps the earlier orders, as above: the position stays protected at the old
+   levels.
 
 What is left: the orders are for the position's quantity (the record's ``quantity``): reduce-only in
 one-way mode, and in hedge mode closing the side, so Binance refuses one larger than the position (-2022,
@@ -409,6 +414,16 @@ class LiveReprice:
         return {role for role, algo_id in ids.items()
                 if algo_id in found and found[algo_id].status not in ALGO_FINAL and not found[algo_id].final}
 
+    def standing_earlier(self, claim: dict[str, Any]) -> set[str]:
+        """The roles whose earlier order ``claim`` replaces and that stands on Binance, the only ones a
+        refused role may keep: each one an armed record names; of a record not armed (the entry's orders
+        refused in part, or kept off by a failure), only those still open by their order records
+        (``standing_roles``), never an order Binance refused or never took."""
+        replaces = set(claim.get("replaces") or {})
+        if not replaces or self.record.get("armed"):
+            return replaces
+        return replaces & self.standing_roles()
+
     def own_levels(self) -> dict[str, Any]:
         """The recorded levels and the entry they are priced from, as numbers: what a re-placing at another
         quantity places."""
@@ -468,11 +483,12 @@ class LiveReprice:
         placed, refused = placed_and_refused(states, roles, NOT_ARMED)
         if not refused:
             return self.finish(wanted, claim)
-        # Refused in part, re-placed for what is left or each role placed with no earlier order to keep (from
-        # no levels, a stop-loss added beside a moved take-profit): the per-role rule.
-        earlier = set(claim.get("replaces") or {})  # the roles whose earlier order the claim replaces
+        # Refused in part, re-placed for what is left or each role placed with no earlier order standing to
+        # keep (from no levels, a stop-loss added beside a moved take-profit, one Binance did not take at
+        # entry): the per-role rule.
+        earlier = self.standing_earlier(claim)  # the roles whose earlier order stands and is replaced
         if placed and (levels(wanted) == levels(self.record) or placed.isdisjoint(earlier)):
-            return self.refused_in_part(wanted, claim, placed, refused)
+            return self.refused_in_part(wanted, claim, placed, refused, refused & earlier)
         self.note_cancelled(self.claimed_ids(claim))
         record = {k: v for k, v in self.record.items() if k != "repricing"}
         if levels(wanted) == levels(self.record):  # re-placed for what is left: not again at this size
@@ -491,15 +507,16 @@ class LiveReprice:
         return True
 
     def refused_in_part(self, wanted: dict[str, Any], claim: dict[str, Any], placed: set[str],
-                        refused: set[str]) -> bool:
+                        refused: set[str], stays: set[str]) -> bool:
         """Binance placed ``placed`` and refused ``refused`` for good (or lost them), re-placed for what is
-        left or each placed role with no earlier order: each role placed keeps its new order, a refused one
-        keeps its old one and its level (none from no levels), told by an ``error`` event
+        left or each placed role with no earlier order standing: each role placed keeps its new order, a
+        refused one keeps its earlier order and level when that order stands (``stays``), else it has none
+        (from no levels, or refused or kept off at entry), told by an ``error`` event
         (``placed_and_refused``, the module docstring)."""
         self.note_cancelled(self.claimed_ids({**claim, "roles": sorted(refused)}))  # a lost one may stand
-        replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role in placed}
+        # Every earlier order but the ones that stay is replaced: none is named armed unless it stands.
+        replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role not in stays}
         named = " and ".join(sorted(role.replace("_", "-") for role in refused))
-        stays = refused & set(claim.get("replaces") or {})  # refused roles whose earlier order stays
         if levels(wanted) == levels(self.record):
             message = (f"Binance refused the {named} for what is left of the position; its earlier order "
                        "stays, the others were re-placed.")
