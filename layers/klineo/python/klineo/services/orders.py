@@ -23,7 +23,9 @@ can be used again, so a blind re-send could double it. With `earlier_attempt_ms`
 looked up first and returned when it exists; when it does not, it is only sent if the earlier
 attempt can no longer execute: the matching engine rejects a request whose timestamp is older
 than recvWindow (facts §2, -5028), so once `recvWindow + SETTLE_MARGIN_MS` have passed since the
-earlier attempt, "not found" is final. Before that the call raises UNKNOWN_OUTCOME.
+earlier attempt, "not found" is final: counted to the moment the lookup was SENT, not answered (a
+late answer says what Binance held when it was asked, while the earlier request may still have landed
+since). Before that the call raises UNKNOWN_OUTCOME.
 
 A retry that cannot settle (item 4 of issue 12's faults): when an earlier attempt may have
 reached Binance and the lookup fails (ip_banned, rate_limit, network, upstream_unavailable, ...),
@@ -485,14 +487,20 @@ def absent_earlier_attempt(
     earlier_attempt_ms: int,
     now_ms: float,
     when_purged: Callable[[], None] | None,
+    looked_up_ms: float | None = None,
 ) -> None:
-    """Binance has no order with this id: raise unless the earlier attempt provably never executed."""
+    """Binance has no order with this id: raise unless the earlier attempt provably never executed.
+
+    ``looked_up_ms``: when the lookup that found nothing was sent (default ``now_ms``). Its "does not exist"
+    is Binance's word as of that request, not of its answer, which may come seconds later while the earlier
+    attempt's request still lands: the recvWindow wait counts from the request (the purge from now)."""
     age_ms = now_ms - earlier_attempt_ms
     if age_ms >= PURGE_AFTER_MS:
         if when_purged is not None:
             when_purged()
         raise _purged(client_order_id, age_ms)
-    if age_ms < float(client.recv_window) + SETTLE_MARGIN_MS:
+    asked_ms = now_ms if looked_up_ms is None else looked_up_ms
+    if asked_ms - earlier_attempt_ms < float(client.recv_window) + SETTLE_MARGIN_MS:
         raise _unknown(client_order_id, "an earlier attempt with this clientOrderId may still reach Binance")
 
 
@@ -524,10 +532,12 @@ def send_exactly_once(
     """
     check_client_order_id(client_order_id)
     if earlier_attempt_ms is not None:
+        asked_ms = clock() * 1000  # before the lookup: its "not found" is as old as its request
         existing = find_earlier_attempt(venue, client, creds, order.symbol, client_order_id)
         if existing is not None:
             return existing
-        absent_earlier_attempt(client, client_order_id, earlier_attempt_ms, clock() * 1000, when_purged)
+        absent_earlier_attempt(client, client_order_id, earlier_attempt_ms, clock() * 1000, when_purged,
+                               looked_up_ms=asked_ms)
         if before_resend is not None:
             before_resend()
         logger.info(
