@@ -310,6 +310,24 @@ def test_old_earlier_attempt_absent_is_sent_again_after_the_claim(rsps, client, 
     assert len(_calls(rsps, "POST")) == 1
 
 
+def test_a_late_not_found_answer_counts_from_the_lookups_request(rsps, client, creds, clock):
+    """GIVEN a lookup sent within recvWindow + margin whose -2013 arrives past it WHEN resubmitted THEN
+    unknown, no POST: "does not exist" is Binance's word as of the request, the earlier one may land later."""
+    earlier = int(clock() * 1000) - 10_000 - SETTLE_MARGIN_MS + 2_000  # 2 s short of provably lost
+
+    def late_answer(request: object) -> tuple[int, dict, str]:
+        clock.now += 3.0  # the answer comes back 3 s after Binance read its state
+        return 400, {}, '{"code": -2013, "msg": "Order does not exist."}'
+
+    rsps.add_callback("GET", ORDER_URL, callback=late_answer)
+
+    with pytest.raises(KlineoError) as raised:
+        submit_futures_order(client, creds, LIMIT, CLIENT_ORDER_ID, earlier_attempt_ms=earlier,
+                             clock=clock, sleep=clock.sleep)
+
+    assert raised.value.category is ErrorCategory.UNKNOWN_OUTCOME and _calls(rsps, "POST") == []
+
+
 def test_lost_claim_stops_the_second_send(rsps, client, creds, clock):
     """GIVEN another retry won the claim WHEN submitting again THEN its error stands and nothing is sent."""
     rsps.get(ORDER_URL, status=400, json={"code": -2013, "msg": "Order does not exist."})
