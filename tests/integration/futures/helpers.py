@@ -27,6 +27,7 @@ __all__ = [
     "exchange_orders",
     "fresh_handler",
     "hedge_long",
+    "lease_run_out",
     "many_fill_orders",
     "new_key",
     "order_body",
@@ -101,6 +102,14 @@ def hedge_long(invoke: Any, create_connection: Any, quantity: str = "0.002") -> 
                        positionSide="LONG")
     assert invoke("futures_order", order_event(entry, key=new_key()))["statusCode"] == 200
     return connection
+
+
+def lease_run_out(client_order_id: str, user: str = USER_A) -> None:
+    """The lease on the key's record has run out (the invocation holding it died or timed out)."""
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{user}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
+        UpdateExpression="SET lease_until_ms = :past", ExpressionAttributeValues={":past": {"N": "1"}})
 
 
 def new_key() -> str:

@@ -10,7 +10,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from botocore.exceptions import ClientError
 from klineo.services.orders import idempotent_client_order_id
-from klineo.settings import get_settings
 from klineo.store import aws as aws_clients
 from klineo.store import flags
 from klineo.store.connections import update_settings
@@ -18,7 +17,14 @@ from klineo.store.orders import get_order_record
 
 from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A, USER_B
-from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, order_posts
+from tests.integration.futures.helpers import (
+    body_of,
+    lease_run_out,
+    new_key,
+    order_body,
+    order_event,
+    order_posts,
+)
 
 
 def _attempts_event(user: str = USER_A, **query: Any) -> dict[str, Any]:
@@ -304,7 +310,7 @@ def test_a_crashed_claims_order_that_reached_binance_is_answered_though_the_mark
         assert invoke("futures_order", order_event(body, key=key))["statusCode"] == 200
     client_order_id = idempotent_client_order_id(USER_A, key)
     assert get_order_record(USER_A, client_order_id).params == {}
-    _lease_run_out(client_order_id)
+    lease_run_out(client_order_id)
     sim_env.set_mark_price("BTCUSDT", 100.0)
 
     again = invoke("futures_order", order_event(body, key=key))
@@ -328,7 +334,7 @@ def test_a_crashed_claims_order_binance_never_got_is_looked_up_once_and_sent_onc
     key = new_key()
     body = order_body(futures_connection.id)
     client_order_id = _unsettled_record(futures_connection.id, key, body, status=None, with_params=False)
-    _lease_run_out(client_order_id)
+    lease_run_out(client_order_id)
     sim_env.journal.clear()
 
     placed = invoke("futures_order", order_event(body, key=key))
@@ -356,7 +362,7 @@ def test_a_crashed_claims_conditional_order_is_found_and_recorded_as_binance_hol
         dying.setattr(futures_service, "record_order_outcome_quietly", lambda *a, **k: None)  # dies here
         assert invoke("futures_order", order_event(body, key=key))["statusCode"] == 200
     client_algo_id = idempotent_client_order_id(USER_A, key)
-    _lease_run_out(client_algo_id)
+    lease_run_out(client_algo_id)
 
     again = invoke("futures_order", order_event(body, key=key))
 
@@ -367,14 +373,6 @@ def test_a_crashed_claims_conditional_order_is_found_and_recorded_as_binance_hol
     assert params["clientAlgoId"] == client_algo_id
     assert Decimal(params["triggerPrice"]) == Decimal(trigger)
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == "/fapi/v1/algoOrder"]) == 1
-
-
-def _lease_run_out(client_order_id: str) -> None:
-    """The lease of the key's crashed invocation has run out."""
-    aws_clients.dynamodb().update_item(
-        TableName=get_settings().data_table,
-        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
-        UpdateExpression="SET lease_until_ms = :past", ExpressionAttributeValues={":past": {"N": "1"}})
 
 
 def test_a_limit_refusing_the_resend_of_a_rejected_order_is_told_by_its_record_alone(
