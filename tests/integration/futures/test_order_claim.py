@@ -1,15 +1,18 @@
 """The order claim transaction against moto and the simulator: gates named from cancellation reasons,
-purged attempts never resent, failed lookups answered unknown_outcome, and the route's deadline."""
+purged attempts never resent, failed lookups answered unknown_outcome, a late "does not exist" never taken
+for final, and the route's deadline."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import time
 
 import boto3
 import pytest
 from klineo.services import futures as futures_service
+from klineo.services import orders as order_core
 from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
 from klineo.settings import get_settings
 from klineo.store.connections import disable_connection, mark_deleting, set_futures_enabled, update_settings
@@ -21,7 +24,9 @@ from tests.integration.api.conftest import USER_A, LambdaContext, at_path
 from tests.integration.futures.helpers import (
     ORDER_PATH,
     body_of,
+    exchange_orders,
     fresh_handler,
+    lease_run_out,
     new_key,
     order_body,
     order_event,
@@ -283,15 +288,64 @@ def test_resend_of_a_refused_attempt_that_crashed_before_its_outcome_is_never_se
         dying.setattr(futures_service, "record_order_outcome_quietly", lambda *a, **k: None)  # dies here
         crashed = invoke("futures_order", order_event(body, key=key))
     assert crashed["statusCode"] == 200, crashed["body"]
-    boto3.client("dynamodb").update_item(  # the crashed invocation's lease has run out
-        TableName=get_settings().data_table,
-        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
-        UpdateExpression="SET lease_until_ms = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+    lease_run_out(client_order_id)
 
     third = invoke("futures_order", order_event(body, key=key))
 
     assert third["statusCode"] == 200, third["body"]
     assert body_of(third)["client_order_id"] == client_order_id and body_of(third)["status"] == "FILLED"
+    assert len(order_posts(sim_env)) == 1
+
+
+# A late "does not exist": the recvWindow (the clients' here) and settle margin kept short to keep it short;
+# the sequence is the same at the default 10 s and 5 s (an answer more than 4 s late).
+RECV_WINDOW_MS = 3_000
+MARGIN_MS = 1_000
+# The first attempt's order request reaches the matching engine this late (inside its recvWindow: executed).
+REQUEST_IN_FLIGHT_MS = 2_500
+# The retry's lookup is answered at once, its answer reaching the route this late: past recvWindow + margin.
+ANSWER_LATE_MS = 4_500
+
+
+def test_a_late_does_not_exist_answer_never_sends_a_crashed_claims_order_again(
+    sim_env, invoke, futures_connection, futures_clients, monkeypatch, wait_until
+):
+    """GIVEN a key whose first attempt stopped between its claim and its outcome (no parameters recorded)
+    while its MARKET order is still on its way to Binance WHEN the key comes again and the lookup's -2013
+    arrives past recvWindow + margin THEN nothing is sent again (504 unknown_outcome): Binance holds ONE
+    order under the clientOrderId, which the next retry answers."""
+    futures_clients(recv_window_ms=RECV_WINDOW_MS)
+    monkeypatch.setattr(order_core, "SETTLE_MARGIN_MS", MARGIN_MS)
+    key = new_key()
+    client_order_id = idempotent_client_order_id(USER_A, key)
+    body = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002")
+    event = order_event(body, key=key)
+    sim_env.faults.add("delay_before", method="POST", path=ORDER_PATH, count=1, delay_ms=REQUEST_IN_FLIGHT_MS)
+    sim_env.faults.add("delay_after", method="GET", path=ORDER_PATH, count=1, delay_ms=ANSWER_LATE_MS)
+    record_outcome = futures_service.record_order_outcome_quietly
+
+    def dies_before_its_outcome(*args, **kwargs):
+        if threading.current_thread() is not first:
+            return record_outcome(*args, **kwargs)
+        return None
+
+    monkeypatch.setattr(futures_service, "record_order_outcome_quietly", dies_before_its_outcome)
+    first = threading.Thread(target=fresh_handler("futures_order"),
+                             args=(event, LambdaContext(function_name="futures_order")))
+    first.start()
+    assert wait_until(lambda: get_order_record(USER_A, client_order_id) is not None, 10.0)
+    lease_run_out(client_order_id)  # its invocation timed out as its request left
+
+    again = invoke("futures_order", event)
+    first.join(timeout=30)
+
+    placed = [o for o in exchange_orders(sim_env, futures_connection.account)
+              if o.client_order_id == client_order_id]
+    assert len(placed) == 1, f"Binance holds {len(placed)} orders under {client_order_id}"
+    assert again["statusCode"] == 504, again["body"]
+    assert body_of(again)["error"]["category"] == "unknown_outcome"
+    settled = invoke("futures_order", event)
+    assert settled["statusCode"] == 200 and body_of(settled)["source"] == "existing", settled["body"]
     assert len(order_posts(sim_env)) == 1
 
 

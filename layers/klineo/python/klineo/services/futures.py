@@ -628,18 +628,20 @@ def _found_unrecorded(gated: _Gated, existing: OrderRecord) -> FuturesOrderRespo
     refuse what Binance took then (a minimum notional at a lower mark, an opening SELL LIMIT outside the
     PERCENT_PRICE band of today's mark, a changed filter), and no refusal is answered for an order that
     exists. Found: answered and recorded with the parameters Binance holds. None when Binance provably has
-    none and none can still arrive (older than recvWindow; an attempt past Binance's retention is purged,
-    never sent): the resume then rounds it and sends it once."""
+    none and none can still arrive (older than recvWindow when the lookup was sent, not when its answer came:
+    a late -2013 is Binance's word as of the request; an attempt past Binance's retention is purged, never
+    sent): the resume then rounds it and sends it once."""
     outcome = _Outcome(gated.user_id, existing.client_order_id, gated.connection, {}, earlier=existing)
 
     def purged() -> None:
         outcome.purged = True
 
     try:
+        asked_ms = time.time() * 1000  # before the lookup: its "not found" is as old as its request
         found = find_earlier_order(gated.client, connection_credentials(gated.connection), existing)
         if found is None:
             absent_earlier_attempt(gated.client, existing.client_order_id, existing.attempt_ms,
-                                   time.time() * 1000, purged)
+                                   time.time() * 1000, purged, looked_up_ms=asked_ms)
             return None
     except KlineoError as exc:
         outcome.failed(exc)
