@@ -58,10 +58,6 @@ __all__ = [
 _POSITION_MODE_BLOCKED = frozenset({-4067, -4068, -4531})
 
 
-def _now_iso() -> str:
-    return utc_now_iso(zulu=True)
-
-
 # ---------------------------------------------------------------- futures test
 
 
@@ -133,7 +129,7 @@ def run_futures_test(
     """
     creds = creds or connection_credentials(connection)
     client = futures_client(connection)
-    tested_at = _now_iso()
+    tested_at = utc_now_iso(zulu=True)
     try:
         # /fapi/v3/account, not v2: v2 account/balance/positionRisk were deprecated on 2024-07-24
         # (facts §3, §7). v3 dropped canTrade, which moved to /fapi/v1/accountConfig, so the test

@@ -267,10 +267,6 @@ def _left_off(resume: dict[str, tuple[str, str]], step: str, items: list[Any], r
         order_history.save_resume_point(step, None)
 
 
-def _iso(ms: int) -> str:
-    return utc_iso(ms, zulu=True)
-
-
 @dataclasses.dataclass
 class _Account:
     connection: Connection
@@ -880,7 +876,8 @@ class Reconciler:
         record = OrderRecord(
             user_id=watch.user_id, client_order_id=record_id, connection_id=watch.connection_id,
             symbol=watch.symbol, request={}, params={}, status=str(body.get("status", "FILLED")),
-            attempt_ms=created, created_at=_iso(created), updated_at=_iso(self.now_ms), order_id=order_id,
+            attempt_ms=created, created_at=utc_iso(created, zulu=True),
+            updated_at=utc_iso(self.now_ms, zulu=True), order_id=order_id,
             result=result, origin=label, **fills,
         )
         if existing is not None or not put_new_record(record):
