@@ -144,6 +144,8 @@ class KindFigures:
     invocations: int
     # live only: the same turn replayed warm with instant stubs (bench.warm_turn), or why not measured
     warm: Any = None
+    # live only: the same turn replayed with the caches evicted around its calls (bench.warm_turn.cold_turns)
+    cold: Any = None
     # the own CPU (ms per tick) of every round's phase of this kind, in the order they ran
     own_rounds: tuple[float, ...] = ()
 
@@ -625,6 +627,7 @@ def measure_kinds(
                     figures = {kind: median_phase(runs) for kind, runs in phases.items()}
                     if "live" in figures:
                         figures["live"].warm = _replay_warm(ledger.first_order)
+                        figures["live"].cold = _replay_warm(ledger.first_order, cold=True)
                 return figures
 
 
@@ -661,14 +664,15 @@ def median_phase(phases: list[KindFigures]) -> KindFigures:
     return dataclasses.replace(chosen, own_rounds=tuple(phase.own_cpu_ms for phase in phases))
 
 
-def _replay_warm(first_order: tuple[Any, Any, float] | None) -> Any:
-    """The first live order's turn replayed warm (``bench.warm_turn``), or the reason it was not."""
-    from bench.warm_turn import warm_turns
+def _replay_warm(first_order: tuple[Any, Any, float] | None, *, cold: bool = False) -> Any:
+    """The first live order's turn replayed warm (``bench.warm_turn``), or with its caches evicted around its
+    calls (``cold``), or the reason it was not."""
+    from bench.warm_turn import cold_turns, warm_turns
 
     if first_order is None:
         return "no live order was placed"
     try:
-        return warm_turns(*first_order)
+        return (cold_turns if cold else warm_turns)(*first_order)
     except ValueError as refusal:
         return str(refusal)
 
@@ -739,6 +743,26 @@ def _warm_line(report: Any, live: KindFigures) -> None:
         "work; a floor for the code, not a deployment figure"
     )
     report.figure("live_warm_own_cpu_ms", dataclasses.asdict(warm))
+    _cold_line(report, live)
+
+
+def _cold_line(report: Any, live: KindFigures) -> None:
+    """The live turn replayed with its caches evicted around its calls (bench/warm_turn.py): the figure a
+    change to the turn can be compared on, run to run, where the phase's spread hides it."""
+    from bench.warm_turn import ColdTurns
+
+    cold = live.cold
+    if not isinstance(cold, ColdTurns):
+        report.line(f"   live turn replayed cold: not measured ({cold})")
+        return
+    report.line(
+        f"   live turn replayed cold (bench/warm_turn.py: the same turn {cold.turns} times, the caches "
+        "evicted before it and around each call as the libraries' work evicts them, that work's time taken "
+        f"out): own CPU {cold.median_ms:.2f} ms (p10 {cold.p10_ms:.2f}, p90 {cold.p90_ms:.2f}; {cold.reads} "
+        "expired-cache reads let through); it moves about 1 % run to run where the phase moves 5-15 %: "
+        "compare changes on it, judge on the phase"
+    )
+    report.figure("live_cold_own_cpu_ms", dataclasses.asdict(cold))
 
 
 def _dollars(report: Any, figures: dict[str, KindFigures], order_every: int) -> float:

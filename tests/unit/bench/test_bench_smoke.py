@@ -16,7 +16,7 @@ from bench import __main__ as bench_main
 from bench import aws_calls, backtest, cold_start, per_call, reliability, runner_kinds
 from bench.report import Report, demo_keys
 from bench.stack import count_aws_calls, local_stack
-from bench.warm_turn import WarmTurns
+from bench.warm_turn import ColdTurns, WarmTurns
 
 pytestmark = pytest.mark.slow
 
@@ -232,6 +232,11 @@ def test_runner_kinds_counts_units_and_cpu_of_hold_and_live_ticks(capsys: pytest
     warm = figures["live"].warm
     assert isinstance(warm, WarmTurns), warm
     assert warm.turns == 200 and 0 < warm.p10_ms <= warm.median_ms <= warm.p90_ms
+    # AND replayed cold, the caches evicted around its calls: the same code costs more than warm
+    cold = figures["live"].cold
+    assert isinstance(cold, ColdTurns), cold
+    assert cold.turns == 150 and 0 < cold.p10_ms <= cold.median_ms <= cold.p90_ms
+    assert cold.median_ms > warm.median_ms
     # AND the report states each of issue 16's figures against its target
     report = Report("runner_tick", "smoke", module="bench.runner_tick", argv=[])
     runner_kinds.report_kinds(report, figures, order_every=20)
@@ -242,6 +247,7 @@ def test_runner_kinds_counts_units_and_cpu_of_hold_and_live_ticks(capsys: pytest
             "fan-out: 10,000 strategies over 100 markets"} <= names
     printed = capsys.readouterr().out
     assert "per million WRU" in printed and "live turn replayed warm" in printed
+    assert "live turn replayed cold" in printed
 
 
 def test_remote_stack_serves_aws_and_binance_from_a_child_process() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import boto3
@@ -92,3 +93,38 @@ def test_other_threads_still_reach_the_real_http_while_the_stubs_are_installed()
     # THEN this thread got the canned FILLED answer and the other one the real transport's
     assert mine.json()["status"] == "FILLED"
     assert seen["status"] == 418
+
+
+def test_cold_stubs_evict_the_caches_and_take_that_time_out() -> None:
+    """A cold replay's stubs evict the caches before answering, and that work is counted as the stubs' (taken
+    out of the turn), never as the turn's own CPU."""
+    # GIVEN a DynamoDB client pointed nowhere reachable and cold stubs
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    session = requests.Session()
+    with _Stubs(cold=True).installed() as stubs:
+        # WHEN a write and an order are answered
+        started = time.thread_time()
+        assert client.put_item(TableName="t", Item={"pk": {"S": "a"}}) == {}
+        assert session.post(ORDER_URL).json()["status"] == "FILLED"
+        spent = time.thread_time() - started
+    # THEN the stubs' time holds nearly all of it: two evictions, each walking 2 MB and a JSON round trip
+    assert stubs.seconds > 0.5 * spent > 0
+    assert stubs.reads == 0
+
+
+def test_cold_stubs_let_an_expired_cache_read_through_and_count_it() -> None:
+    """A read the turn makes because a container cache expired during a long cold replay reaches the real
+    store (here: fails to connect, as nothing listens) and is counted, where the warm stubs refuse it."""
+    # GIVEN a DynamoDB client pointed nowhere reachable, without retries
+    from botocore.config import Config
+    from botocore.exceptions import EndpointConnectionError
+
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                          aws_access_key_id="test", aws_secret_access_key="test",
+                          config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    # WHEN the cold stubs see a GetItem
+    with _Stubs(cold=True).installed() as stubs, pytest.raises(EndpointConnectionError):
+        client.get_item(TableName="t", Key={"pk": {"S": "a"}})
+    # THEN it went to the real transport, and was counted
+    assert stubs.reads == 1
