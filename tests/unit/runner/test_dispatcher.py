@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from klineo.errors import KlineoError
 from klineo.runner import dispatcher
 from klineo.runner.messages import (
     MAX_MESSAGE_BYTES,
@@ -212,3 +213,55 @@ def test_a_strategy_with_a_pending_order_is_sent_without_its_snapshot(aws) -> No
     assert claim_live_order(strategy.user_id, strategy.strategy_id, pending)
     [message] = dispatcher.plan_messages(TICK)
     assert [(ref.strategy_id, ref.snapshot) for ref in message.strategies] == [(strategy.strategy_id, None)]
+
+
+def _tick_at(minute_ms: int) -> dict[str, Any]:
+    """The dispatcher's tick of ``minute_ms`` (its Scheduler event, run 5 s into the minute)."""
+    stamp = datetime.fromtimestamp(minute_ms / 1000, UTC).isoformat()
+    return dispatcher.dispatch_tick({"time": stamp}, now_ms=minute_ms + 5_000)
+
+
+def test_a_completed_tick_leaves_out_the_catch_up_look_of_its_candles(aws) -> None:
+    """GIVEN a 1h strategy the 16:00 tick dispatched and queued WHEN the 16:01 tick runs THEN 1h is not looked
+    at again (a hold moves no last_close: it would be dispatched twice) and the summary names it."""
+    make_strategy(interval="1h")
+    assert _tick_at(HOUR)["strategies"] == 1
+    later = _tick_at(HOUR + 60_000)
+    assert later["strategies"] == 0 and "1h" not in later["due"]
+    assert set(later["dispatched_before"]) == {"3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h"}
+    assert [(body["interval"], body["close_time"]) for body in queued(aws)] == [("1h", HOUR - 1)]
+
+
+def test_a_tick_that_could_not_queue_a_message_leaves_the_catch_up_to_the_next(aws, monkeypatch) -> None:
+    """GIVEN a 16:00 tick whose message could not be queued (it raised) WHEN the 16:01 tick runs THEN that
+    tick dispatches the 1h strategy on the 15:59:59.999 candle."""
+    make_strategy(interval="1h")
+    with monkeypatch.context() as lost:
+        lost.setattr(dispatcher, "send_batch", lambda queue_url, batch: len(batch))
+        with pytest.raises(KlineoError):
+            _tick_at(HOUR)
+    later = _tick_at(HOUR + 60_000)
+    assert later["strategies"] == 1 and later["dispatched_before"] == []
+    assert [(body["interval"], body["close_time"]) for body in queued(aws)] == [("1h", HOUR - 1)]
+
+
+def test_duplicate_invocations_of_a_minute_both_complete(aws) -> None:
+    """GIVEN the 16:00 tick invoked twice (the Scheduler delivered it twice) WHEN both run THEN neither fails
+    (the tick record's Put is the same item) and the 16:01 tick still leaves out the catch-up."""
+    make_strategy(interval="1h")
+    assert [_tick_at(HOUR)["strategies"] for _ in range(2)] == [1, 1]
+    assert _tick_at(HOUR + 60_000)["strategies"] == 0
+
+
+def test_the_tick_record_costs_one_put_a_minute_and_one_read_on_catch_up_minutes(aws, dynamodb_calls) -> None:
+    """GIVEN 1m and 1h strategies WHEN the 16:01 tick (a catch-up minute) and the 16:02 tick (none) run THEN
+    each puts its record once, and only 16:01 reads the record of 16:00, once for every interval."""
+    make_strategy(interval="1m")
+    make_strategy(interval="1h")
+    dynamodb_calls.clear()
+    _tick_at(HOUR + 60_000)
+    assert sorted(dynamodb_calls) == ["GetItem", "PutItem", "Query", "Query", "Query", "Query", "Query",
+                                      "Query", "Query", "Query", "Query"]
+    dynamodb_calls.clear()
+    _tick_at(TICK)
+    assert dynamodb_calls == ["Query", "PutItem"]

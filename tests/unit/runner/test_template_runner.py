@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from klineo.binance import ErrorCategory
 from klineo.runner.worker import DEFAULT_TIMEOUT_MS, MAX_RECEIVE_COUNT
+from klineo.store.ticks import TICKS_PK
 
 
 def resource(template: dict, name: str) -> dict:
@@ -11,15 +12,20 @@ def resource(template: dict, name: str) -> dict:
     return template["Resources"][name]["Properties"]
 
 
-def test_dispatcher_runs_every_minute_and_may_only_query_the_index_and_send(template) -> None:
-    """GIVEN the dispatcher WHEN reading schedule and policy THEN every minute, Query gsi1, SendMessage."""
+def test_dispatcher_runs_every_minute_and_may_only_query_the_index_its_tick_record_and_send(template) -> None:
+    """GIVEN the dispatcher WHEN reading schedule and policy THEN every minute, Query gsi1, Get/Put of the
+    RUNNER partition only (its tick record), SendMessage."""
     props = resource(template, "StrategyDispatcherFunction")
     assert props["Events"]["Tick"]["Type"] == "ScheduleV2"
     assert props["Events"]["Tick"]["Properties"]["ScheduleExpression"] == "cron(* * * * ? *)"
     statements = props["Policies"][0]["Statement"]
     actions = sorted(action for s in statements for action in s["Action"])
-    assert actions == ["dynamodb:Query", "sqs:SendMessage"]  # sqs:SendMessage also allows SendMessageBatch
+    # sqs:SendMessage also allows SendMessageBatch
+    assert actions == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "sqs:SendMessage"]
     assert statements[0]["Resource"] == {"Fn::Sub": "${DataTable.Arn}/index/gsi1"}
+    record = statements[1]
+    assert record["Resource"] == {"Fn::GetAtt": ["DataTable", "Arn"]}
+    assert record["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [TICKS_PK]}}
     assert "Scan" not in str(statements)
 
 

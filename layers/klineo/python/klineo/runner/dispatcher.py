@@ -9,6 +9,13 @@ from it instead of reading the strategy again. A group is split over several mes
 messages go out with SendMessageBatch (10 a call, a few calls in parallel). It does no exchange
 call and reads no secret: the cost of a tick is a handful of Query pages plus one SQS call per 10
 messages, so it is never the runner's bottleneck.
+
+The catch-up look (``klineo.runner.schedule``: a candle of 3m and up is due again one minute after
+its close) runs only when the tick of the close's minute did not complete. Once every message is
+queued, a tick records its minute (``klineo.store.ticks``: one Put a minute for the whole system),
+and the next tick reads that record (one GetItem) before it looks again. Without it, every strategy
+that held on the candle (a hold writes its run only, not ``last_close``) was dispatched a second
+time, and its turn's run Put refused: twice a hold's cost for every interval but 1m.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from klineo.runner.schedule import due_candles, tick_time_ms
 from klineo.settings import get_settings
 from klineo.store.queue import batches_of, send_batch
 from klineo.store.strategies import ActiveStrategy, query_active_snapshots
+from klineo.store.ticks import record_tick, tick_completed
 
 __all__ = ["DispatchSummary", "dispatch_tick", "plan_messages", "send_messages", "split_by_size"]
 
@@ -45,6 +53,8 @@ class DispatchSummary:
 
     tick: int
     due: dict[str, int] = field(default_factory=dict)
+    # Intervals whose catch-up look was left out: the tick of their candle's close completed.
+    dispatched_before: list[str] = field(default_factory=list)
     strategies: int = 0
     already_ran: int = 0
     groups: int = 0
@@ -95,14 +105,28 @@ def _group_messages(tick_ms: int, interval: str, close_time: int, market: tuple[
     return [header.model_copy(update={"strategies": run}) for run in split_by_size(header, refs)]
 
 
+def _looks_to_make(tick_ms: int, completed: Callable[[int], bool],
+                   summary: DispatchSummary) -> dict[str, int]:
+    """This tick's due candles, without the catch-up looks at a candle whose close's tick completed."""
+    due = due_candles(tick_ms)
+    earlier = {close + 1 for close in due.values() if close + 1 < tick_ms}  # catch-up looks' close minutes
+    done = {minute for minute in sorted(earlier) if completed(minute)}
+    summary.dispatched_before = [interval for interval, close in due.items() if close + 1 in done]
+    return {interval: close for interval, close in due.items() if close + 1 not in done}
+
+
 def plan_messages(
     tick_ms: int,
     query: Callable[[str], Iterable[ActiveStrategy]] = query_active_snapshots,
     summary: DispatchSummary | None = None,
+    completed: Callable[[int], bool] = tick_completed,
 ) -> list[WorkMessage]:
-    """The messages for one tick: due strategies not yet run on their candle, grouped by market."""
+    """The messages for one tick: due strategies not yet run on their candle, grouped by market.
+
+    ``completed(minute)``: whether that minute's tick queued all its messages (its catch-up is left out).
+    """
     summary = summary if summary is not None else DispatchSummary(tick=tick_ms)
-    summary.due = due_candles(tick_ms)
+    summary.due = _looks_to_make(tick_ms, completed, summary)
     messages: list[WorkMessage] = []
     for interval, close_time in summary.due.items():
         groups: dict[tuple[str, str], list[StrategyRef]] = defaultdict(list)
@@ -144,6 +168,7 @@ def dispatch_tick(event: Mapping[str, Any] | None, now_ms: int | None = None) ->
     summary = DispatchSummary(tick=tick)
     messages = plan_messages(tick, summary=summary)
     send_messages(messages)
+    record_tick(tick)  # only once all are queued: a tick that lost one leaves its catch-up to the next
     metrics.add_metric(name="StrategiesDispatched", unit="Count", value=summary.strategies)
     metrics.add_metric(name="StrategyMessagesSent", unit="Count", value=summary.messages)
     metrics.add_metric(name="RunnerTicks", unit="Count", value=1)

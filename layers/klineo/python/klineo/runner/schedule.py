@@ -4,8 +4,10 @@ The dispatcher runs every minute. For a tick at minute T (the schedule's time, f
 minute) an interval of length I is *due* when one of its candles closed within the last
 ``CATCH_UP_MS`` (T - boundary < CATCH_UP_MS, boundary = floor(T / I) * I); its target candle closes
 at boundary - 1. So 1m strategies run every tick, 1h strategies at minutes 0-1 of each hour: the
-second look catches a tick that was late or lost (the Scheduler does not retry), and strategies
-that already ran that candle are filtered out (``last_close``) or refused by the run record.
+second look catches a tick that was late or lost (the Scheduler does not retry). The dispatcher
+makes it only when the boundary's tick did not complete (its tick record, ``klineo.store.ticks``),
+and strategies that already ran that candle are filtered out (``last_close``) or refused by the run
+record.
 """
 
 from __future__ import annotations
