@@ -24,7 +24,9 @@ Order of work for a strategy S and the candle C its message names:
    such a second send the gates are read again (``recheck_gates``): a kill switch turned on since
    the batch's read stops it, ``risk_block`` naming the gate and the run ``skipped``. Only a strategy
    still live and active sends it again: one switched to paper (or paused) before the second send only
-   looks it up, and settles it as found or as never placed (``order_not_placed``).
+   looks it up, and settles it as found or as never placed (``order_not_placed``); one claimed longer ago
+   than Binance's retention that it no longer knows may have filled and been forgotten: UNKNOWN_PURGED, the
+   position Binance's (``settle_purged``).
 4. A candle superseded by a newer closed one is recorded ``skipped`` (stale_candle), never traded; one
    Binance never made (a halt) is recorded ``skipped`` (no_candle), and so is a candle that came while
    its symbol is halted now (``klineo.runner.candles.trading_rules``: only an ended contract pauses).
@@ -174,6 +176,7 @@ from klineo.runner.positions import (
     forced_closes,
     forced_order_record,
     position_left,
+    purged_order_position,
 )
 from klineo.runner.reprice import (
     LiveReprice,
@@ -192,6 +195,7 @@ from klineo.services.key_health import (
     note_key_outcome,
 )
 from klineo.services.orders import (
+    PURGE_AFTER_MS,
     SETTLE_MARGIN_MS,
     FuturesOrder,
     OrderResult,
@@ -230,6 +234,7 @@ from klineo.store.order_claim import (
 from klineo.store.order_fills import stored_fills
 from klineo.store.orders import (
     STATUS_REJECTED,
+    STATUS_UNKNOWN_PURGED,
     OrderRecord,
     estimate_kept_update,
     order_outcome_update,
@@ -1549,8 +1554,46 @@ class _Turn:
         window_ms = float(self.client().recv_window) + SETTLE_MARGIN_MS
         if now - earlier < window_ms:
             return self.result("pending", "earlier attempt may still reach Binance", retry=True)
-        settled = self.settle_not_placed(taken, live=self.live)
-        return settled if pending.close_time == self.close_time else None
+        # Claimed longer ago than Binance's shortest retention: an attempt may have been placed and forgotten
+        # since (counted from the claim, the earliest any attempt could have been sent).
+        if now - pending.claimed_at_ms >= PURGE_AFTER_MS:
+            settled = self.settle_purged(taken, trading)
+        else:
+            settled = self.settle_not_placed(taken, live=self.live)
+        return settled if settled.retry or pending.close_time == self.close_time else None
+
+    def settle_purged(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult:
+        """``pending`` is unknown to Binance and older than its retention (``PURGE_AFTER_MS``): it may have
+        filled and been forgotten (every order is, 90 days after it was placed), so it is neither settled as
+        never placed nor ever sent again. Its record is UNKNOWN_PURGED, as the order route and the reconciler
+        record such an order; the strategy's position is Binance's on its side, within what the order
+        could have done (``purged_order_position``); its run is skipped (``order_purged``), an error event
+        says so."""
+        strategy, before = self.strategy, pending.position_before
+        try:
+            exchange = self.ctx.positions.amount(trading.connection, strategy.symbol, pending.position_side)
+        except KlineoError as exc:
+            return self.result("pending", str(exc.category), retry=True)
+        filled = before + _signed(pending.side, pending.quantity)  # had it filled in full
+        position_to = purged_order_position(before, filled, exchange)
+        why = {"category": ORDER_PURGED, "message": _purged_message(position_to)}
+        self.event("error", close_time=pending.close_time, second=_is_second(pending), **why)
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id,
+                                       status=STATUS_UNKNOWN_PURGED, error=why)
+        run = self.final_run(pending, "skipped", skip_reason=ORDER_PURGED, why=why)
+        if not settle_live_order(
+            strategy.user_id, strategy.strategy_id, pending, run,
+            position_to=position_to, outcome=outcome, events=self.take_events(),
+        ):
+            return self.result("not_run", "another attempt settled this order")
+        logger.warning("strategy order no longer known to Binance: settled from its position", extra={
+            "strategy_id": strategy.strategy_id, "client_order_id": pending.client_order_id,
+            "position": plain_text(position_to)})
+        if position_to == before:
+            self.after_second_leg_refused(pending)
+        else:  # no fill price: the stops of what is left follow it, an entry's are not placed
+            self.after_live_fill(pending, None, position_to)
+        return self.result(run.status, ORDER_PURGED)
 
     def settle_not_placed(self, pending: PendingOrder, *, live: bool) -> StrategyResult:
         """``pending`` never reached Binance and is never sent: its candle passed or (``live`` False) the
@@ -1601,6 +1644,8 @@ INVALID_SYMBOL = "invalid_symbol"
 NO_SIDE_TO_TRADE = "no_side_to_trade"
 # A strategy stored with a type or parameters its type's checks refuse (``parse_parameters``).
 INVALID_PARAMETERS = "invalid_parameters"
+# The skipped run of a pending order Binance no longer knows, past its retention (``settle_purged``).
+ORDER_PURGED = "order_purged"
 _PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_size_usdt": UNTRADABLE_SIZE,
                    "type": NO_MARKET_ORDERS}
 # Binance's refusal of every futures order for the cooling-off period the user chose at Binance (-4192: a day,
@@ -1729,6 +1774,13 @@ _SECOND_LEG_TAG = "leg2"
 def _is_second(pending: PendingOrder) -> bool:
     """True for a hedge flip's second order (the new side's entry): it carries its first's facts."""
     return FIRST_LEG in pending.facts
+
+
+def _purged_message(position_to: Decimal) -> str:
+    """What the run, its order's record and the error event say of an order Binance no longer knows."""
+    return ("Binance no longer knows this order (it forgets every order 90 days after it was placed, and an "
+            "unfilled canceled or expired one after 3): what it did can no longer be read. It was never sent "
+            f"again; the strategy's position is taken from Binance's: {plain_text(position_to)}.")
 
 
 def _not_placed_why(pending: PendingOrder, live: bool) -> dict[str, str]:

@@ -75,6 +75,7 @@ __all__ = [
     "forced_closes",
     "forced_order_record",
     "position_left",
+    "purged_order_position",
 ]
 
 POSITION_READ_WEIGHT = 5
@@ -134,6 +135,14 @@ def position_left(belief: Decimal, exchange: Decimal) -> Decimal | None:
     if abs(exchange) < abs(belief):
         return exchange
     return None
+
+
+def purged_order_position(before: Decimal, filled: Decimal, exchange: Decimal) -> Decimal:
+    """The strategy's position after its order Binance no longer knows (purged: what it executed can no longer
+    be read), from ``before`` it to ``filled`` had it filled in full: the account's position on the side,
+    ``exchange``, kept within that span. The order did between nothing and all of it; what Binance holds says
+    how much, and a trade of someone else's on the symbol never moves the strategy past its own order."""
+    return min(max(exchange, min(before, filled)), max(before, filled))
 
 
 def _forced_cause(order: dict[str, Any]) -> str | None:

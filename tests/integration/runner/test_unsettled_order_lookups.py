@@ -1,0 +1,76 @@
+"""A strategy's order left unsettled (the worker died after Binance filled it), settled by a later turn that
+may only look it up: Binance long past its retention, or the connection being deleted.
+
+- Binance forgets every order 90 days after it was placed (facts §9, -2013 "Order does not exist."), a filled
+  one too: the fill stays in the account's position. A strategy paused (or switched to paper) that long with
+  its order pending must not settle that order as never placed: the order is UNKNOWN_PURGED, as the order
+  route and the reconciler record one, and the strategy's position follows what Binance holds.
+- A connection being deleted refuses every order (``connection_deleting``): a turn on the candle of its
+  pending order still looks the order up and records what it did, and sends nothing.
+
+The truth asserted is the simulator's own orders and position.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+from klineo.runner import execution
+from klineo.store.orders import get_order_record
+from klineo.store.strategies import update_settings
+
+from tests.integration.runner.conftest import ORDER_PATH, crash_first_call
+
+USER = "user-unsettled-lookups"
+DAY_MS = 86_400_000
+# Past Binance's longest retention (every order, filled ones too, is forgotten after 90 days).
+FORGOTTEN_MS = 91 * DAY_MS
+
+
+def _exchange_position(runner, symbol: str = "BTCUSDT") -> Decimal:
+    """The simulator's one-way position on ``symbol`` (read without a request)."""
+    state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
+    return sum((p.amount for (name, _), p in state.positions.items() if name == symbol), Decimal(0))
+
+
+def _filled_unsettled(runner, monkeypatch) -> tuple[str, str, str, dict]:
+    """A live strategy whose order Binance filled while its worker died before the settle: (strategy id,
+    connection id, the order's clientOrderId, the message again)."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection)
+    event = runner.dispatched_event()
+    crash_first_call(monkeypatch, execution, "settle_live_order")
+    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    pending = runner.stored(USER, sid).pending
+    assert pending is not None and abs(_exchange_position(runner)) == pending.quantity
+    return sid, connection, pending.client_order_id, event
+
+
+@pytest.mark.parametrize("only_looked_up", ["candle_superseded", "switched_to_paper"])
+def test_a_filled_order_binance_no_longer_knows_is_purged_not_settled_as_never_placed(
+    runner, monkeypatch, only_looked_up,
+) -> None:
+    """GIVEN a strategy's filled order left pending and looked up again 91 days later (Binance answers
+    -2013), its candle long past or the strategy switched to paper, WHEN its turn settles it THEN its record
+    is UNKNOWN_PURGED, not REJECTED, the strategy's position is the fill Binance holds, nothing sent again."""
+    sid, _, cid, event = _filled_unsettled(runner, monkeypatch)
+    held = _exchange_position(runner)
+    runner.sim.age_orders(FORGOTTEN_MS)
+    if only_looked_up == "switched_to_paper":
+        update_settings(USER, sid, runner.stored(USER, sid), changes={"mode": "paper"})
+    else:
+        runner.pinned["tick_ms"] += FORGOTTEN_MS  # its candle long superseded
+
+    assert runner.work_event(event, later_ms=FORGOTTEN_MS)["batchItemFailures"] == []
+
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+    assert [r.code for r in runner.journal("GET", ORDER_PATH)][-1] == -2013
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None
+    assert stored.live_position == held == _exchange_position(runner)
+    record = get_order_record(USER, cid)
+    assert (record.status, record.error["category"]) == ("UNKNOWN_PURGED", "order_purged")
+    assert (runner.runs(sid)[0].status, runner.runs(sid)[0].skip_reason) == ("skipped", "order_purged")
+
