@@ -17,7 +17,10 @@ import time
 from decimal import Decimal
 
 import pytest
+from klineo.binance import get_client
 from klineo.runner import execution
+from klineo.services import orders as order_core
+from klineo.store.connections import mark_deleting
 from klineo.store.orders import get_order_record
 from klineo.store.strategies import update_settings
 
@@ -74,3 +77,44 @@ def test_a_filled_order_binance_no_longer_knows_is_purged_not_settled_as_never_p
     assert (record.status, record.error["category"]) == ("UNKNOWN_PURGED", "order_purged")
     assert (runner.runs(sid)[0].status, runner.runs(sid)[0].skip_reason) == ("skipped", "order_purged")
 
+
+def test_a_filled_order_is_settled_on_its_candle_while_the_connection_is_being_deleted(
+    runner, monkeypatch,
+) -> None:
+    """GIVEN a strategy's filled order left pending on its candle WHEN the connection's delete began and the
+    message comes again THEN the order is looked up and recorded (run ordered, the position Binance's), not
+    the candle skipped past it, and nothing is sent again."""
+    sid, connection, cid, event = _filled_unsettled(runner, monkeypatch)
+    mark_deleting(USER, connection)
+
+    assert runner.work_event(event)["batchItemFailures"] == []
+
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("ordered", None)
+    assert run.order["client_order_id"] == cid
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None and stored.live_position == _exchange_position(runner)
+    assert get_order_record(USER, cid).status == "FILLED"
+
+
+def test_an_order_lost_before_binance_is_never_sent_on_a_connection_being_deleted(runner) -> None:
+    """GIVEN a strategy's order whose request died before reaching Binance WHEN the connection's delete began
+    and the message comes again past recvWindow THEN nothing is sent: the order is settled as blocked (its
+    run skipped naming connection_deleting, its record REJECTED), not left pending on the strategy."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection)
+    event = runner.dispatched_event()
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    cid = runner.stored(USER, sid).pending.client_order_id
+    mark_deleting(USER, connection)
+    window_ms = int(get_client("futures", "production").recv_window) + order_core.SETTLE_MARGIN_MS
+
+    assert runner.work_event(event, later_ms=window_ms + 1_000)["batchItemFailures"] == []
+
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("skipped", "connection_deleting")
+    assert runner.stored(USER, sid).pending is None
+    assert get_order_record(USER, cid).status == "REJECTED"

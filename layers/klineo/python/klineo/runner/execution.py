@@ -8,7 +8,9 @@ Order of work for a strategy S and the candle C its message names:
    (``klineo.runner.gates``: one BatchGetItem for every pair) and checked by
    the one risk gate (``klineo.services.risk.check_order``): the global, user and connection kill
    switches, a disabled connection and, for live strategies, ``futures_enabled``. A closed gate
-   records a ``skipped`` run whose reason names the gate, and sends nothing. A live order is put
+   records a ``skipped`` run whose reason names the gate, and sends nothing; an order already pending
+   is still looked up and settled first past a kill switch, futures off or the connection's delete
+   (``connection_deleting``), never sent again. A live order is put
    to the same gate again once it is known (position side, max_leverage, max_notional_usdt at the
    candle's close), and, before an order that adds exposure, the connection's margin type and leverage
    are applied to the symbol (``klineo.services.symbol_settings.prepare_symbol``; a close needs neither,
@@ -203,6 +205,7 @@ from klineo.services.orders import (
     submit_futures_order,
 )
 from klineo.services.risk import (
+    CONNECTION_DELETING,
     CONNECTION_DISABLED,
     EXPOSURE_ONLY_GATES,
     HEDGE,
@@ -598,10 +601,11 @@ class _Turn:
         except KlineoError as exc:
             if exc.field == CONNECTION_DISABLED:
                 return self.left_on_disabled(exc, trading)
-            if pending is None or exc.field not in EXPOSURE_ONLY_GATES:
+            if pending is None or exc.field not in _SETTLED_PAST_GATES:
                 return self.risk_block(exc)
-            # An order already sent is settled past a switch (its resend re-checks the gates and stays
-            # blocked): a fill is recorded and protected rather than left unknown while the switch is on.
+            # An order already sent is settled past a switch or a connection's delete (its resend re-checks
+            # the gates and stays blocked): a fill is recorded and protected rather than left unknown while
+            # the switch is on, or for good once the connection is gone.
             return self.settle_first(pending, trading) or self.risk_block(exc)
         if pending is not None:
             stop = self.settle_first(pending, trading)
@@ -1617,6 +1621,8 @@ class _Turn:
 FILLS_READ_RESERVE = 1200
 # Claims tried while only a cached connection setting turns out stale (each refusal refreshes it).
 CLAIM_ATTEMPTS = 2
+# The closed gates a pending order is still looked up and settled past (never sent again: ``recheck_gates``).
+_SETTLED_PAST_GATES = EXPOSURE_ONLY_GATES | {CONNECTION_DELETING}
 # Turns played again after the strategy changed between its read and its write (StrategyChanged).
 _REPLAYS = 2
 
