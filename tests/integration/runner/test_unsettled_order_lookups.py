@@ -51,6 +51,17 @@ def _filled_unsettled(runner, monkeypatch) -> tuple[str, str, str, dict]:
     return sid, connection, pending.client_order_id, event
 
 
+def _lost_before_binance(runner) -> tuple[str, str, str, dict]:
+    """A live strategy whose order request died before reaching Binance, left pending: (strategy id,
+    connection id, the order's clientOrderId, the message again)."""
+    connection = runner.connection(USER)
+    sid = runner.strategy(USER, connection)
+    event = runner.dispatched_event()
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    return sid, connection, runner.stored(USER, sid).pending.client_order_id, event
+
+
 @pytest.mark.parametrize("only_looked_up", ["candle_superseded", "switched_to_paper"])
 def test_a_filled_order_binance_no_longer_knows_is_purged_not_settled_as_never_placed(
     runner, monkeypatch, only_looked_up,
@@ -102,12 +113,7 @@ def test_an_order_lost_before_binance_is_never_sent_on_a_connection_being_delete
     """GIVEN a strategy's order whose request died before reaching Binance WHEN the connection's delete began
     and the message comes again past recvWindow THEN nothing is sent: the order is settled as blocked (its
     run skipped naming connection_deleting, its record REJECTED), not left pending on the strategy."""
-    connection = runner.connection(USER)
-    sid = runner.strategy(USER, connection)
-    event = runner.dispatched_event()
-    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
-    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
-    cid = runner.stored(USER, sid).pending.client_order_id
+    sid, connection, cid, event = _lost_before_binance(runner)
     mark_deleting(USER, connection)
     window_ms = int(get_client("futures", "production").recv_window) + order_core.SETTLE_MARGIN_MS
 
@@ -118,3 +124,21 @@ def test_an_order_lost_before_binance_is_never_sent_on_a_connection_being_delete
     assert (run.status, run.skip_reason) == ("skipped", "connection_deleting")
     assert runner.stored(USER, sid).pending is None
     assert get_order_record(USER, cid).status == "REJECTED"
+
+
+def test_an_order_binance_does_not_know_within_its_retention_is_settled_as_never_placed(runner) -> None:
+    """GIVEN a strategy's order whose request died before reaching Binance, looked up again 10 days later
+    (past the 3 days Binance keeps an unfilled canceled order, within the 90 it keeps one that executed)
+    WHEN its turn settles it THEN it is settled as never placed (REJECTED, run skipped order_not_placed), not
+    UNKNOWN_PURGED: an order Binance does not know within 90 days never executed; nothing is sent again."""
+    sid, _, cid, event = _lost_before_binance(runner)
+    later_ms = 10 * DAY_MS
+    runner.pinned["tick_ms"] += later_ms  # its candle long superseded: the turn only looks it up
+
+    assert runner.work_event(event, later_ms=later_ms)["batchItemFailures"] == []
+
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None and stored.live_position == 0 == _exchange_position(runner)
+    assert get_order_record(USER, cid).status == "REJECTED"
+    assert (runner.runs(sid)[0].status, runner.runs(sid)[0].skip_reason) == ("skipped", "order_not_placed")

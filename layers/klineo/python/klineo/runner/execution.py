@@ -197,7 +197,7 @@ from klineo.services.key_health import (
     note_key_outcome,
 )
 from klineo.services.orders import (
-    PURGE_AFTER_MS,
+    FORGOTTEN_AFTER_MS,
     SETTLE_MARGIN_MS,
     FuturesOrder,
     OrderResult,
@@ -1558,21 +1558,22 @@ class _Turn:
         window_ms = float(self.client().recv_window) + SETTLE_MARGIN_MS
         if now - earlier < window_ms:
             return self.result("pending", "earlier attempt may still reach Binance", retry=True)
-        # Claimed longer ago than Binance's shortest retention: an attempt may have been placed and forgotten
-        # since (counted from the claim, the earliest any attempt could have been sent).
-        if now - pending.claimed_at_ms >= PURGE_AFTER_MS:
+        # Claimed longer ago than Binance keeps an order that executed: an attempt may have filled and been
+        # forgotten since (counted from the claim, the earliest any attempt could have been sent). Younger,
+        # an order Binance does not know never executed, and settling it as never placed is exact.
+        if now - pending.claimed_at_ms >= FORGOTTEN_AFTER_MS:
             settled = self.settle_purged(taken, trading)
         else:
             settled = self.settle_not_placed(taken, live=self.live)
         return settled if settled.retry or pending.close_time == self.close_time else None
 
     def settle_purged(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult:
-        """``pending`` is unknown to Binance and older than its retention (``PURGE_AFTER_MS``): it may have
-        filled and been forgotten (every order is, 90 days after it was placed), so it is neither settled as
-        never placed nor ever sent again. Its record is UNKNOWN_PURGED, as the order route and the reconciler
-        record such an order; the strategy's position is Binance's on its side, within what the order
-        could have done (``purged_order_position``); its run is skipped (``order_purged``), an error event
-        says so."""
+        """``pending`` is unknown to Binance and older than its retention (``FORGOTTEN_AFTER_MS``): it may
+        have filled and been forgotten (every order is, 90 days after it was placed), so it is neither
+        settled as never placed nor ever sent again. Its record is UNKNOWN_PURGED, as the order route and
+        the reconciler record such an order; the strategy's position is Binance's on its side, within what
+        the order could have done (``purged_order_position``); its run is skipped (``order_purged``), an
+        error event says so."""
         strategy, before = self.strategy, pending.position_before
         try:
             exchange = self.ctx.positions.amount(trading.connection, strategy.symbol, pending.position_side)
@@ -1784,9 +1785,9 @@ def _is_second(pending: PendingOrder) -> bool:
 
 def _purged_message(position_to: Decimal) -> str:
     """What the run, its order's record and the error event say of an order Binance no longer knows."""
-    return ("Binance no longer knows this order (it forgets every order 90 days after it was placed, and an "
-            "unfilled canceled or expired one after 3): what it did can no longer be read. It was never sent "
-            f"again; the strategy's position is taken from Binance's: {plain_text(position_to)}.")
+    return ("Binance no longer knows this order (it forgets every order 90 days after it was placed): what "
+            "it did can no longer be read. It was never sent again; the strategy's position is taken from "
+            f"Binance's: {plain_text(position_to)}.")
 
 
 def _not_placed_why(pending: PendingOrder, live: bool) -> dict[str, str]:

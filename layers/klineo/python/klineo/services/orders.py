@@ -84,6 +84,7 @@ __all__ = [
     "CLIENT_ORDER_ID_RE",
     "DEADLINE_MARGIN_S",
     "DEADLINE_MAX_S",
+    "FORGOTTEN_AFTER_MS",
     "PURGE_AFTER_MS",
     "QUERY_DELAYS_S",
     "REGULAR_ORDERS",
@@ -117,6 +118,9 @@ SETTLE_MARGIN_MS = 5000
 # earlier attempt older than this that Binance does not know can no longer be told apart from one
 # that never arrived.
 PURGE_AFTER_MS = 3 * 24 * 3600 * 1000
+# Binance forgets every order 90 days after creation, one that executed too (facts §9): until then, an
+# order it does not know never executed (an attempt that never arrived, or one canceled or expired unfilled).
+FORGOTTEN_AFTER_MS = 90 * 24 * 3600 * 1000
 # An order-sending route answers this long before its invocation would end (the outcome is still
 # recorded and the answer built after the last Binance call), and never later than DEADLINE_MAX_S
 # after it started (API Gateway gives up after 29 s).
