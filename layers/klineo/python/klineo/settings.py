@@ -29,7 +29,7 @@ class Settings(BaseModel):
     cors_origin: str = Field(min_length=1)
     rate_limit_table: str = ""  # empty: rate-limit state stays in each container
     egress_ip: str = ""  # empty: no static egress IP (nothing to tell users to allow-list)
-    strategy_queue_url: str = ""  # only the dispatcher is given the queue
+    strategy_queue_url: str = ""  # only the dispatcher and the reconciler are given the queue
     klines_cache_table: str = ""  # only the backtest functions are given the klines cache
     backtest_queue_url: str = ""  # only POST /strategies/backtest queues backtest jobs
     event_retention_days: int = Field(default=90, ge=1, le=3650)  # strategy events and runs (ttl)

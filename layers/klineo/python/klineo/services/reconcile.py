@@ -12,7 +12,10 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    route, another run) that settled it since it was listed wrote a later state. A live strategy's
    order whose fills its settle estimated has them booked into the strategy's PnL in the same write
    (``klineo.services.live_fills``; while the strategy has an order pending it stays in the index for
-   the next run). An API entry that
+   the next run). A live strategy's order read final while its strategy still holds it pending (its turn
+   could not settle it: the lookups failed until its message was dead-lettered) gets that strategy's settle
+   turn queued by the scheduled run (``klineo.runner.stranded``), so its fill and stops need not wait for
+   the strategy's next candle. An API entry that
    asked for a stop-loss / take-profit and filled gets them placed first
    (``klineo.services.protective``, behind the risk gate); when one could not be placed for a
    transient reason or behind a gate that may open again (futures off, connection disabled), the
@@ -390,8 +393,9 @@ class Reconciler:
         ``final_left_for_next_run`` (``_settle_count``)."""
         resume = order_history.resume_points()
         records = _resumed(resume, "settle", list(order_history.list_unsettled()))
-        self.settle(records, keep=self.weight_left // 2)
+        settled = self.settle(records, keep=self.weight_left // 2)
         _left_off(resume, "settle", records, self.reached)
+        self._queue_settle_turns(settled[:self.reached])
         if not self.stopped:
             watches = _resumed(resume, "follow", list(order_history.list_watched()))
             followed = 0
@@ -430,6 +434,21 @@ class Reconciler:
         except BudgetSpent:
             self._stop()
         return settled + records[len(settled):]
+
+    def _queue_settle_turns(self, records: list[OrderRecord]) -> None:
+        """Queue the settle turn of each strategy still holding one of these orders (read final) pending
+        (``klineo.runner.stranded``): its fill and stops then need not wait for its next candle. A failure
+        is logged: those orders wait for that candle, as before."""
+        from klineo.runner.stranded import queue_settle_turns  # the scheduled run's only: not the history's
+
+        try:
+            queued = queue_settle_turns(records, self.now_ms)
+        except (KlineoError, *STORAGE_ERRORS):
+            self.counts["errors"] += 1
+            logger.warning("strategy settle turns not queued: they wait for their next candle", exc_info=True)
+            return
+        if queued:
+            self.counts["settle_turns_queued"] += queued
 
     def _stop(self) -> None:
         """The budget is spent (or Binance asked us to slow down): what is left waits for the next run."""
