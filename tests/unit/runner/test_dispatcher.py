@@ -253,15 +253,18 @@ def test_duplicate_invocations_of_a_minute_both_complete(aws) -> None:
     assert _tick_at(HOUR + 60_000)["strategies"] == 0
 
 
-def test_the_tick_record_costs_one_put_a_minute_and_one_read_on_catch_up_minutes(aws, dynamodb_calls) -> None:
-    """GIVEN 1m and 1h strategies WHEN the 16:01 tick (a catch-up minute) and the 16:02 tick (none) run THEN
-    each puts its record once, and only 16:01 reads the record of 16:00, once for every interval."""
+def test_the_tick_record_is_written_only_when_the_next_tick_would_look_again(aws, dynamodb_calls) -> None:
+    """GIVEN 1m and 1h strategies WHEN the 16:00 tick (a 1h close), the 16:01 tick (its catch-up minute) and
+    the 16:02 tick (1m alone) run THEN only 16:00 puts a record (its 1h candle gets a look at 16:01), 16:01
+    reads it once, and a minute of 1m candles alone writes nothing (a hold stays 1 write unit)."""
     make_strategy(interval="1m")
     make_strategy(interval="1h")
     dynamodb_calls.clear()
+    _tick_at(HOUR)
+    assert dynamodb_calls.count("PutItem") == 1
+    dynamodb_calls.clear()
     _tick_at(HOUR + 60_000)
-    assert sorted(dynamodb_calls) == ["GetItem", "PutItem", "Query", "Query", "Query", "Query", "Query",
-                                      "Query", "Query", "Query", "Query"]
+    assert sorted(dynamodb_calls) == ["GetItem", "Query"]
     dynamodb_calls.clear()
     _tick_at(TICK)
-    assert dynamodb_calls == ["Query", "PutItem"]
+    assert dynamodb_calls == ["Query"]

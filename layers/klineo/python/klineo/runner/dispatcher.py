@@ -12,8 +12,10 @@ messages, so it is never the runner's bottleneck.
 
 The catch-up look (``klineo.runner.schedule``: a candle of 3m and up is due again one minute after
 its close) runs only when the tick of the close's minute did not complete. Once every message is
-queued, a tick records its minute (``klineo.store.ticks``: one Put a minute for the whole system),
-and the next tick reads that record (one GetItem) before it looks again. Without it, every strategy
+queued, a tick that queued a candle the next tick would look at again records its minute
+(``klineo.store.ticks``: at most one Put a minute for the whole system, none on a minute of 1m
+candles alone), and the next tick reads that record (one GetItem) before it looks again; no record
+(a lost tick, or nothing to look at again) lets the look run, as before. Without it, every strategy
 that held on the candle (a hold writes its run only, not ``last_close``) was dispatched a second
 time, and its turn's run Put refused: twice a hold's cost for every interval but 1m.
 """
@@ -161,6 +163,13 @@ def send_messages(messages: list[WorkMessage], queue_url: str | None = None) -> 
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, f"{lost} strategy messages could not be queued")
 
 
+def _looked_at_again(messages: list[WorkMessage], tick_ms: int) -> bool:
+    """True when the next tick's catch-up look would dispatch again a candle this tick queued: only then is
+    its record worth a write (none on a minute of 1m candles alone)."""
+    again = due_candles(tick_ms + 60_000)
+    return any(again.get(message.interval) == message.close_time for message in messages)
+
+
 def dispatch_tick(event: Mapping[str, Any] | None, now_ms: int | None = None) -> dict[str, Any]:
     """Entry point for the Scheduler event: plan this tick's messages and queue them."""
     started, started_ms = time.monotonic(), int(time.time() * 1000) if now_ms is None else now_ms
@@ -168,7 +177,8 @@ def dispatch_tick(event: Mapping[str, Any] | None, now_ms: int | None = None) ->
     summary = DispatchSummary(tick=tick)
     messages = plan_messages(tick, summary=summary)
     send_messages(messages)
-    record_tick(tick)  # only once all are queued: a tick that lost one leaves its catch-up to the next
+    if _looked_at_again(messages, tick):
+        record_tick(tick)  # only once all are queued: a tick that lost one leaves its catch-up to the next
     metrics.add_metric(name="StrategiesDispatched", unit="Count", value=summary.strategies)
     metrics.add_metric(name="StrategyMessagesSent", unit="Count", value=summary.messages)
     metrics.add_metric(name="RunnerTicks", unit="Count", value=1)

@@ -1,7 +1,9 @@
 """The dispatcher's record of the ticks it completed (pk=RUNNER, sk=TICK#<minute ms>, with a ``ttl``).
 
-One small item a minute for the whole system, never one per strategy. The dispatcher puts it once
-every message of its minute is queued (``klineo.runner.dispatcher``), and the tick one minute later
+At most one small item a minute for the whole system, never one per strategy, and only for a minute
+that queued a candle the next tick would look at again (a close of 3m and up; none on a minute of 1m
+candles alone). The dispatcher puts it once every message of its minute is queued
+(``klineo.runner.dispatcher``), and the tick one minute later
 reads it before its catch-up look: the candles that closed on a completed tick are not dispatched a
 second time (a holding strategy does not move its ``last_close``, so only this tells that it ran).
 
@@ -11,8 +13,9 @@ second time (a holding strategy does not move its ``last_close``, so only this t
   lets the catch-up look run as before, where the run record refuses each repeated turn.
 - A transient failure of either call is logged and answered as "not completed"; the tick goes on.
 
-Cost: 1 write unit and half a read unit a minute in all (about 43,200 write and 21,600 read units a
-month), whatever the number of strategies. Items expire after ``TICK_TTL_S`` (TTL deletes are free).
+Cost: at most 1 write unit and half a read unit a minute in all (7 minutes in 15 are closes of 3m and
+up: about 20,000 write and 10,000 read units a month while such strategies exist), whatever the number
+of strategies. Items expire after ``TICK_TTL_S`` (TTL deletes are free).
 """
 
 from __future__ import annotations
