@@ -716,7 +716,7 @@ def _kind_table(report: Any, figures: dict[str, KindFigures]) -> None:
         f"and sizing {fakes['meter']:.2f} s, full garbage collections {fakes['full_gc']:.2f} s"
     )
     if "live" in figures:
-        _warm_line(report, figures["live"])
+        _replay_lines(report, figures["live"])
 
 
 def _rounds_text(figure: KindFigures) -> str:
@@ -727,42 +727,35 @@ def _rounds_text(figure: KindFigures) -> str:
     return f"median phase of {len(figure.own_rounds)} rounds ({each} ms); "
 
 
-def _warm_line(report: Any, live: KindFigures) -> None:
-    """The live turn's own code run warm (bench/warm_turn.py) beside its figure in the phase."""
-    from bench.warm_turn import WarmTurns
-
-    warm = live.warm
-    if not isinstance(warm, WarmTurns):
-        report.line(f"   live turn replayed warm: not measured ({warm})")
-        return
-    report.line(
-        f"   live turn replayed warm (bench/warm_turn.py: its first order's turn played {warm.turns} times "
-        "back to back in one thread, AWS and Binance answered at once by stubs): own CPU "
-        f"{warm.median_ms:.2f} ms (p10 {warm.p10_ms:.2f}, p90 {warm.p90_ms:.2f}) against "
-        f"{live.own_cpu_ms:.2f} ms in the phase, where the same code runs between botocore's and requests' "
-        "work; a floor for the code, not a deployment figure"
-    )
-    report.figure("live_warm_own_cpu_ms", dataclasses.asdict(warm))
-    _cold_line(report, live)
+# How each replay of the live turn (bench/warm_turn.py) was played, and what its figure is for.
+_REPLAYS = {
+    "warm": ("its first order's turn played {turns} times back to back in one thread, AWS and Binance "
+             "answered at once by stubs",
+             ", where the same code runs between botocore's and requests' work; a floor for the code, not a "
+             "deployment figure"),
+    "cold": ("the same turn {turns} times, the caches evicted before it and around each call as the "
+             "libraries' work evicts them, that work's time taken out",
+             "; it moves about 1 % run to run where the phase moves 5-15 %: compare changes on it, judge on "
+             "the phase"),
+}
 
 
-def _cold_line(report: Any, live: KindFigures) -> None:
-    """The live turn replayed with its caches evicted around its calls (bench/warm_turn.py): the figure a
-    change to the turn can be compared on, run to run, where the phase's spread hides it."""
-    from bench.warm_turn import ColdTurns
+def _replay_lines(report: Any, live: KindFigures) -> None:
+    """The live turn's own code replayed warm, then cold (bench/warm_turn.py), beside its phase figure."""
+    from bench.warm_turn import ColdTurns, WarmTurns
 
-    cold = live.cold
-    if not isinstance(cold, ColdTurns):
-        report.line(f"   live turn replayed cold: not measured ({cold})")
-        return
-    report.line(
-        f"   live turn replayed cold (bench/warm_turn.py: the same turn {cold.turns} times, the caches "
-        "evicted before it and around each call as the libraries' work evicts them, that work's time taken "
-        f"out): own CPU {cold.median_ms:.2f} ms (p10 {cold.p10_ms:.2f}, p90 {cold.p90_ms:.2f}; {cold.reads} "
-        "expired-cache reads let through); it moves about 1 % run to run where the phase moves 5-15 %: "
-        "compare changes on it, judge on the phase"
-    )
-    report.figure("live_cold_own_cpu_ms", dataclasses.asdict(cold))
+    for kind, (played, meant) in _REPLAYS.items():
+        replay = getattr(live, kind)
+        if not isinstance(replay, WarmTurns):
+            report.line(f"   live turn replayed {kind}: not measured ({replay})")
+            continue
+        reads = f"; {replay.reads} expired-cache reads let through" if isinstance(replay, ColdTurns) else ""
+        report.line(
+            f"   live turn replayed {kind} (bench/warm_turn.py: {played.format(turns=replay.turns)}): "
+            f"own CPU {replay.median_ms:.2f} ms (p10 {replay.p10_ms:.2f}, p90 {replay.p90_ms:.2f}{reads}) "
+            f"against {live.own_cpu_ms:.2f} ms in the phase{meant}"
+        )
+        report.figure(f"live_{kind}_own_cpu_ms", dataclasses.asdict(replay))
 
 
 def _dollars(report: Any, figures: dict[str, KindFigures], order_every: int) -> float:

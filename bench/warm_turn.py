@@ -90,15 +90,11 @@ def canned_binance(method: str, url: str, filled: str = "0.01") -> tuple[int, An
 
 
 @dataclasses.dataclass(frozen=True)
-class ColdTurns:
+class ColdTurns(WarmTurns):
     """Own CPU of the same live turn played ``turns`` times with the caches evicted around its calls, in ms;
     ``reads``: expired container caches read from the real store meanwhile."""
 
-    turns: int
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    reads: int
+    reads: int = 0
 
 
 def evict_caches(client: Any = None, operation: str | None = None,
@@ -187,41 +183,40 @@ def warm_turns(strategy: Any, ctx: Any, played_at: float, turns: int = 200) -> W
     their candle is still the latest. Raises ValueError when the turn makes a call the stubs cannot
     answer or does not end ``ordered``.
     """
-    from klineo.runner.execution import run_strategy
-
-    ctx = dataclasses.replace(ctx, clock=lambda: played_at)
-    samples = []
     with _Stubs().installed() as stubs:
-        for _ in range(turns):
-            stubs.seconds = 0.0
-            started = time.thread_time()
-            result = run_strategy(strategy, ctx)
-            spent = time.thread_time() - started - stubs.seconds
-            if result.outcome != "ordered":
-                raise ValueError(f"the replayed turn ended {result.outcome} ({result.detail})")
-            samples.append(spent * 1000)
-    ordered = sorted(samples)
-    return WarmTurns(turns=turns, median_ms=statistics.median(samples),
-                     p10_ms=ordered[len(ordered) // 10], p90_ms=ordered[(9 * len(ordered)) // 10])
+        samples = _played(strategy, ctx, played_at, turns, stubs)
+    return WarmTurns(turns, *_spread(samples))
 
 
 def cold_turns(strategy: Any, ctx: Any, played_at: float, turns: int = 150) -> ColdTurns:
     """Play the captured live turn ``turns`` times with the caches evicted before it and inside each stub
     (module docstring); its own CPU, cold. Raises ValueError as ``warm_turns`` does."""
+    with _Stubs(cold=True).installed() as stubs:
+        samples = _played(strategy, ctx, played_at, turns, stubs)
+    return ColdTurns(turns, *_spread(samples), reads=stubs.reads)
+
+
+def _played(strategy: Any, ctx: Any, played_at: float, turns: int, stubs: _Stubs) -> list[float]:
+    """The own CPU (ms) of each of ``turns`` plays of the captured turn under ``stubs`` (cold stubs: the
+    caches evicted before each play too), the stubs' time taken out; ValueError unless each is ordered."""
     from klineo.runner.execution import run_strategy
 
     ctx = dataclasses.replace(ctx, clock=lambda: played_at)
     samples = []
-    with _Stubs(cold=True).installed() as stubs:
-        for _ in range(turns):
+    for _ in range(turns):
+        if stubs.cold:
             evict_caches()
-            stubs.seconds = 0.0
-            started = time.thread_time()
-            result = run_strategy(strategy, ctx)
-            spent = time.thread_time() - started - stubs.seconds
-            if result.outcome != "ordered":
-                raise ValueError(f"the replayed turn ended {result.outcome} ({result.detail})")
-            samples.append(spent * 1000)
+        stubs.seconds = 0.0
+        started = time.thread_time()
+        result = run_strategy(strategy, ctx)
+        spent = time.thread_time() - started - stubs.seconds
+        if result.outcome != "ordered":
+            raise ValueError(f"the replayed turn ended {result.outcome} ({result.detail})")
+        samples.append(spent * 1000)
+    return samples
+
+
+def _spread(samples: list[float]) -> tuple[float, float, float]:
+    """(median, p10, p90) of ``samples``."""
     ordered = sorted(samples)
-    return ColdTurns(turns=turns, median_ms=statistics.median(samples), p10_ms=ordered[len(ordered) // 10],
-                     p90_ms=ordered[(9 * len(ordered)) // 10], reads=stubs.reads)
+    return statistics.median(samples), ordered[len(ordered) // 10], ordered[(9 * len(ordered)) // 10]
