@@ -8,12 +8,14 @@ from decimal import Decimal
 
 import pytest
 from klineo.binance import Market, endpoints, filters, get_client, get_symbol_rules, listed_symbol_rules
-from klineo.runner import execution
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.runner import execution, worker
 from klineo.runner.gates import GateBook
 from klineo.runner.schedule import MINUTE_MS, client_order_id
 from klineo.services import orders as order_core
 from klineo.store import flags
 from klineo.store import strategies as strategy_store
+from klineo.store.connections import update_settings
 from klineo.store.events import list_events
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
@@ -172,6 +174,51 @@ def test_a_kill_switch_set_after_the_batch_read_stops_the_resend_of_a_lost_attem
     assert stored.pending is None and stored.live_position == 0
 
 
+@pytest.mark.parametrize(("limit", "settings"), [
+    ({"max_notional_usdt": Decimal("10")}, {}),
+    ({"max_leverage": 5}, {"leverage": 10}),
+])
+def test_a_limit_lowered_before_the_resend_of_a_lost_attempt_stops_it(runner, limit, settings) -> None:
+    """GIVEN an order that never reached Binance WHEN the connection's max_notional_usdt (or max_leverage)
+    is lowered below it and its message comes again past recvWindow THEN the second send is refused as a
+    first send would be: nothing sent, the run skipped naming the limit, a risk_block event, the position
+    unchanged and the order's record REJECTED naming it."""
+    sid, event = _lost_attempt(runner, **settings)
+    lost = runner.stored(USER, sid).pending.client_order_id
+    update_settings(USER, runner.stored(USER, sid).connection_id, limit)
+    [gate] = limit
+
+    assert runner.work_event(event, later_ms=_past_recv_window_ms(1_000))["batchItemFailures"] == []
+
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("skipped", gate)
+    assert [e.details["gate"] for e in list_events(sid, 20).events if e.kind == "risk_block"] == [gate]
+    stored = runner.stored(USER, sid)
+    assert stored.pending is None and stored.live_position == 0
+    record = get_order_record(USER, lost)
+    assert (record.status, record.error["field"]) == ("REJECTED", gate)
+
+
+def test_a_resend_without_its_candles_is_valued_at_the_mark_price_against_the_limit(runner, monkeypatch):
+    """GIVEN an order that never reached Binance and max_notional_usdt lowered below it WHEN its message
+    comes again past recvWindow and Binance refuses that tick's candles for good THEN the second send is
+    still valued (at the mark price, read from Binance) and refused naming max_notional_usdt: nothing sent."""
+    sid, event = _lost_attempt(runner)
+    update_settings(USER, runner.stored(USER, sid).connection_id, {"max_notional_usdt": Decimal("10")})
+
+    def no_candle(*_args, **_kwargs):
+        raise KlineoError(ErrorCategory.NOT_FOUND, "no candle", field="close_time", retryable=False)
+
+    monkeypatch.setattr(worker, "closed_candles", no_candle)
+
+    assert runner.work_event(event, later_ms=_past_recv_window_ms(1_000))["batchItemFailures"] == []
+
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    assert len(runner.journal("GET", "/fapi/v1/premiumIndex")) == 1
+    assert runner.runs(sid)[0].skip_reason == "max_notional_usdt"
+
+
 def test_a_lost_attempt_is_not_sent_live_once_the_strategy_was_switched_to_paper(runner) -> None:
     """GIVEN a live order that never reached Binance WHEN the trader switches the strategy to paper and its
     message comes again past recvWindow THEN nothing is sent: the run is skipped (order_not_placed), the
@@ -241,9 +288,10 @@ def test_an_order_absent_at_binance_after_its_candle_was_superseded_is_settled_n
     assert lost not in {r.client_order_id for r in list_unsettled()}
 
 
-def _lost_attempt(runner) -> tuple[str, dict]:
-    """A live strategy whose order's request died before reaching Binance: (its id, the message again)."""
-    sid = runner.strategy(USER, runner.connection(USER))
+def _lost_attempt(runner, **settings) -> tuple[str, dict]:
+    """A live strategy (``settings``: its trading settings) whose order's request died before reaching
+    Binance: (its id, the message again)."""
+    sid = runner.strategy(USER, runner.connection(USER), **settings)
     event = runner.dispatched_event()
     runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
     assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1

@@ -24,7 +24,9 @@ Order of work for a strategy S and the candle C its message names:
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``). Right before
    such a second send the gates are read again (``recheck_gates``): a kill switch turned on since
-   the batch's read stops it, ``risk_block`` naming the gate and the run ``skipped``. Only a strategy
+   the batch's read, or a max_leverage / max_notional_usdt lowered since the claim (an order adding
+   exposure, valued at its candle's close as its first send was), stops it, ``risk_block`` naming the
+   gate and the run ``skipped``. Only a strategy
    still live and active sends it again: one switched to paper (or paused) before the second send only
    looks it up, and settles it as found or as never placed (``order_not_placed``); one claimed longer ago
    than Binance's retention that it no longer knows may have filled and been forgotten: UNKNOWN_PURGED, the
@@ -129,7 +131,7 @@ from klineo.binance import (
     get_client,
 )
 from klineo.binance.codes import COOLING_OFF_PERIOD
-from klineo.binance.endpoints import futures_balance
+from klineo.binance.endpoints import futures_balance, futures_mark_price
 from klineo.errors import KlineoError
 from klineo.observability import logger
 from klineo.runner.candles import CandleGroup, status_refusal, trading_rules, type_refusal
@@ -1226,8 +1228,10 @@ class _Turn:
 
     def recheck_gates(self, pending: PendingOrder) -> None:
         """Right before a lost attempt is sent again: the gates read now (one consistent BatchGetItem),
-        since the batch's read may be older than a kill switch; a closed gate raises _ResendBlocked. The
-        strategy is read again too: switched to paper or paused meanwhile, it raises _NoLongerLive."""
+        since the batch's read may be older than a kill switch or a lowered limit (max_leverage,
+        max_notional_usdt: an order adding exposure is valued as its first send was, ``resend_price``); a
+        closed gate raises _ResendBlocked. The strategy is read again too: switched to paper or paused
+        meanwhile, it raises _NoLongerLive."""
         strategy = self.strategy
         current = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
         if current is None or not current.active or current.mode != "live":
@@ -1235,9 +1239,15 @@ class _Turn:
         trading = strategy_trading_context(strategy, load_trading_context(strategy.user_id,
                                                                           strategy.connection_id))
         try:
-            check_order(trading, self.pending_intent(pending))
+            check_order(trading, self.pending_intent(pending), partial(self.resend_price, pending))
         except KlineoError as exc:
             raise _ResendBlocked(exc) from None
+
+    def resend_price(self, pending: PendingOrder) -> Decimal:
+        """The price a lost attempt's second send is valued at by the limits: its candle's close, as its
+        first send was (``live_order``); the mark price when the turn has no candles (asked only then)."""
+        close = self.decision_close(pending)
+        return close if close is not None else futures_mark_price(self.client(), self.strategy.symbol)
 
     def settle_blocked(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
         """The gate closed before a lost attempt was sent again: never sent, the run skipped naming it."""
