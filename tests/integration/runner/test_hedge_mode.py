@@ -722,6 +722,23 @@ def test_a_kill_switch_stops_the_second_send_of_a_lost_flip_entry(runner, monkey
     assert (runner.stored(USER, sid).live_position, runner.stored(USER, sid).pending) == (0, None)
 
 
+def test_a_limit_lowered_before_the_second_send_of_a_lost_close_still_lets_the_close_out(runner) -> None:
+    """GIVEN a flip whose close (BUY SHORT) never reached Binance WHEN max_notional_usdt is lowered below an
+    order's value and the message comes again past recvWindow THEN the close is still sent (a limit never
+    traps a position) and only the long's entry is refused, naming the limit."""
+    sid, now = _short_then_long(runner)
+    event = _dispatched_at(runner, now)
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    update_settings(USER, runner.stored(USER, sid).connection_id, {"max_notional_usdt": Decimal("10")})
+
+    assert runner.work_event(event, later_ms=_past_recv_window_ms(1_000))["batchItemFailures"] == []
+
+    assert placed(runner) == [SHORT, CLOSE_SHORT]
+    assert (runner.stored(USER, sid).live_position, runner.stored(USER, sid).pending) == (0, None)
+    assert [e.details["gate"] for e in events(sid, "risk_block")] == ["max_notional_usdt"]
+
+
 # ---------------------------------------------------------------- flips: the branches between the legs
 
 
