@@ -80,8 +80,9 @@ def arm_strategy_protection(
     price, or for ``trailing_stop`` its callbackRate in percent).
 
     ``generation`` > 0: a re-priced set for the open position, asked through the risk gate as the
-    reducing orders they are (``arm_protective_orders``' ``connection``: a disabled connection or
-    futures switched off refuse them, a kill switch does not). Raises KlineoError when one could not
+    reducing orders they are (``arm_protective_orders``' ``connection``: a disabled connection or one
+    being deleted refuses them; a kill switch or futures switched off does not, as a position opened
+    before must keep its stops: ``klineo.services.risk``). Raises KlineoError when one could not
     be placed (the others are placed first); a repeat places only what is missing.
     """
     entry = _entry_record(connection, strategy_id, symbol, entry_client_order_id, entry_side, quantity,
