@@ -134,9 +134,15 @@ function authMiddleware(token: TokenSource): Middleware {
 const LOST_ORDER_ANSWER =
   "The order was sent but no answer arrived; resend it with the same Idempotency-Key to learn its outcome.";
 
-/** A money POST (one sent with an Idempotency-Key: an order, a position close) that got no answer may
- * have reached the server: its outcome is unknown, and only a resend with the same key is safe. */
-function lostAnswerMiddleware(): Middleware {
+/** The Idempotency-Key each answer's request was sent with (``keyedRequestMiddleware``): an answer alone
+ * does not say it, and ``call`` needs it to type a keyed request's error as ``placeFuturesOrder`` does. */
+const SENT_KEYS = new WeakMap<Response, string>();
+
+/** A request sent with an Idempotency-Key (an order, a position close) moves money, and only a resend with
+ * the same key is safe when its outcome is unknown. With no answer at all it may have reached the server:
+ * unknown_outcome carrying the key. With an answer, the key is noted (``SENT_KEYS``), so that API Gateway's
+ * timeout to it is unknown_outcome carrying the key too, not `other`. */
+function keyedRequestMiddleware(): Middleware {
   return {
     onError({ request }) {
       const key = request.headers.get("Idempotency-Key");
@@ -145,17 +151,6 @@ function lostAnswerMiddleware(): Middleware {
       }
       return new KlineoApiError(0, "unknown_outcome", LOST_ORDER_ANSWER, null, false, null, null, key);
     },
-  };
-}
-
-/** The Idempotency-Key each answer's request was sent with (``keyedAnswerMiddleware``): an answer alone
- * does not say it, and ``call`` needs it to type a keyed request's error as ``placeFuturesOrder`` does. */
-const SENT_KEYS = new WeakMap<Response, string>();
-
-/** Notes the key of every answer to a request sent with an Idempotency-Key (an order, a position close),
- * so that API Gateway's timeout to it is unknown_outcome carrying the key (resend with it), not `other`. */
-function keyedAnswerMiddleware(): Middleware {
-  return {
     onResponse({ request, response }) {
       const key = request.headers.get("Idempotency-Key");
       if (key !== null) {
@@ -177,7 +172,7 @@ async function unwrap<T>(
     result = await call;
   } catch (error) {
     if (error instanceof KlineoApiError) {
-      throw error; // typed already (``lostAnswerMiddleware``)
+      throw error; // typed already (``keyedRequestMiddleware``)
     }
     const message = noAnswer === "unknown_outcome" ? LOST_ORDER_ANSWER : "The API could not be reached.";
     throw new KlineoApiError(0, noAnswer, message, null, noAnswer !== "unknown_outcome", null, null, idempotencyKey);
@@ -204,7 +199,7 @@ export interface KlineoClient {
 /** A client for one user: every call carries `Authorization: Bearer <token>`. */
 export function createKlineoClient(options: KlineoClientOptions): KlineoClient {
   const api = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/+$/, ""), fetch: options.fetch });
-  api.use(authMiddleware(options.token), lostAnswerMiddleware(), keyedAnswerMiddleware());
+  api.use(authMiddleware(options.token), keyedRequestMiddleware());
   return {
     api,
     call: (request) => unwrap(request, "network"),
