@@ -363,10 +363,22 @@ def stops_kept_off(entry: OrderRecord) -> bool:
     a filled entry changes no more, and its fills are stored once its stops are placed. One BatchGetItem."""
     if not _filled(entry):
         return False
-    ids = {role: protective_client_algo_id(entry.client_order_id, role) for role in entry.protective_targets}
-    recorded = get_order_records(entry.user_id, list(ids.values()))
-    missing = [recorded.get(ids[role]) for role in ids if _at_rest(role, recorded.get(ids[role])) is None]
+    ids, recorded, states = _recorded_states(entry.user_id, entry)
+    missing = [recorded.get(ids[role]) for role, state in states.items() if state is None]
     return bool(missing) and all(r is not None and _refused_lately(r) is not None for r in missing)
+
+
+_RoleStates = tuple[dict[str, str], dict[str, OrderRecord], dict[str, ProtectiveOrderState | None]]
+
+
+def _recorded_states(user_id: str, entry: OrderRecord, generation: int = 0, *,
+                     read: bool = True) -> _RoleStates:
+    """Per role of the filled ``entry``'s stops: its clientAlgoId, its record (one BatchGetItem; none read
+    without ``read``) and its state at rest (``_at_rest``: None when it is still to be armed)."""
+    ids = {role: protective_client_algo_id(entry.client_order_id, role, generation)
+           for role in entry.protective_targets}
+    recorded = get_order_records(user_id, list(ids.values())) if read else {}
+    return ids, recorded, {role: _at_rest(role, recorded.get(ids[role])) for role in ids}
 
 
 def _at_rest(role: str, record: OrderRecord | None) -> ProtectiveOrderState | None:
@@ -418,12 +430,10 @@ def arm_protective_orders(
     placed on it; the others are not sent after it either).
     """
     targets = entry_record.protective_targets
-    cid = entry_record.client_order_id
-    ids = {role: protective_client_algo_id(cid, role, generation) for role in targets}
     if not _filled(entry_record):
-        return [_state(role, ids[role], None, WAITING_FOR_FILL) for role in targets]
-    recorded = {} if first_arming else get_order_records(user_id, list(ids.values()))
-    states = {role: _at_rest(role, recorded.get(ids[role])) for role in targets}
+        return [_state(role, protective_client_algo_id(entry_record.client_order_id, role, generation), None,
+                       WAITING_FOR_FILL) for role in targets]
+    ids, recorded, states = _recorded_states(user_id, entry_record, generation, read=not first_arming)
     if all(states.values()):
         return [state for state in states.values() if state is not None]
     if connection is not None:
