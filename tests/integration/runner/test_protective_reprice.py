@@ -853,6 +853,43 @@ def test_a_moved_take_profit_refused_beside_a_moved_stop_keeps_the_earlier_pair(
     assert reprice_module.armed_orders(stored) == {"stop_loss": 0, "take_profit": 0}
 
 
+def test_a_moved_take_profit_refused_beside_an_added_stop_and_a_moved_trail_keeps_both(runner) -> None:
+    """GIVEN a live long armed with TP 5 % and a 4 % trailing stop, the mark 2 % above the fill, WHEN the
+    PATCH adds SL 1 %, moves the trail to 3 % and the TP to 1.5 % (already crossed: Binance -2021) THEN the
+    new stop and the moved trail Binance accepted stay open, the earlier trail is cancelled, the earlier
+    take-profit stays; the record arms exactly those three at their own levels, remembers the wanted levels
+    as refused, the error event names the take-profit; the next turn sends nothing again."""
+    first, second, third = _ticks(runner, 3)
+    sid, entry, fill = _guarded_long(runner, first, take_profit_pct="5", trailing_stop_pct="4")
+    before = runner.stored(USER, sid).protective
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.02")))
+    _patch(runner, sid, {"stop_loss_pct": "1", "take_profit_pct": "1.5", "trailing_stop_pct": "3"})
+
+    runner.run_tick(second)
+
+    stop, trail = (protective_client_algo_id(entry, role, 1) for role in ("stop_loss", "trailing_stop"))
+    take_profit = protective_client_algo_id(entry, "take_profit")
+    assert _armed_is_open(runner, sid) == {stop, trail, take_profit}
+    assert _algos(runner)[protective_client_algo_id(entry, "trailing_stop")].status == "CANCELED"
+    assert _algos(runner)[trail].callback_rate == D(3)
+    stored = runner.stored(USER, sid).protective
+    assert (stored["orders"], "repricing" in stored) == (
+        {"stop_loss": 1, "take_profit": 0, "trailing_stop": 1}, False)
+    recorded, refused = reprice_module.levels(stored), reprice_module.levels(stored["refused"])
+    assert recorded["take_profit"] == D(str(before["take_profit"])) and refused["take_profit"] < recorded[
+        "take_profit"]
+    assert (recorded["stop_loss"], recorded["trailing_stop_pct"]) == (refused["stop_loss"], D(3))
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"]) == ("protective_not_repriced", "order_rejected")
+    assert "take-profit" in error.details["message"]
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(third)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent
+    assert _armed_is_open(runner, sid) == {stop, trail, take_profit}
+
+
 # ------------------------------------------------ a change of levels beside entry orders Binance did not take
 def _kept_off_at_entry(runner, monkeypatch, suffix: str, code: int) -> None:
     """Binance answers ``code`` to the entry's own order ending in ``suffix`` (generation 0, e.g. ``-tp``):

@@ -42,12 +42,13 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    the claim: the next turn resumes it. An earlier order counts only where it stands on Binance
    (``standing_earlier``): each one an armed record names; of a record not armed (the entry's orders
    refused for good in part, or kept off by a failure), only those still open by their order records, never
-   one Binance refused or never took. When no role Binance placed had an earlier order standing (from no
+   one Binance refused or never took. When a role Binance placed had no earlier order standing (from no
    levels, the record having none: ``start``; a role added beside moved ones, e.g. a stop-loss added to a
-   position armed with only a take-profit, the take-profit moved too; or a stop-loss refused or kept off at
-   entry, now moved), the per-role rule of "What is left" applies: each role Binance placed keeps its new
-   order, a role refused for good keeps its earlier order if it stands, or has none (a take-profit the mark
-   already crossed never takes away the stop-loss Binance accepted when no earlier stop-loss stands). The
+   position armed with a take-profit, the take-profit moved too, and a trailing stop moved or not; or a
+   stop-loss refused or kept off at entry, now moved), the per-role rule of "What is left" applies to every
+   role: each role Binance placed keeps its new order (a moved one replaces its earlier order), a role
+   refused for good keeps its earlier order if it stands, or has none (a take-profit the mark already
+   crossed never takes away the stop-loss Binance accepted when no earlier stop-loss stands). The
    record then has the new levels but, for a refused role whose earlier order stands, its earlier level (the
    order that stands), armed, ``orders`` naming each role's order that stands (a role with a level and no
    order is a refused one with no earlier order standing; an entry's order Binance never took is replaced,
@@ -56,9 +57,9 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    ``protective_repriced`` event (the recorded levels) and an ``error`` event naming the refused role. An
    earlier order that stays for more than is left (part closed elsewhere in the same turn) keeps the
    record's earlier ``quantity``, so it is re-placed for what is left at its level in the same turn. Refused
-   entirely: nothing stays, as above. A role placed whose earlier order stands (e.g. a moved stop-loss beside
-   the refused take-profit) keeps the earlier orders, as above: the position stays protected at the old
-   levels.
+   entirely: nothing stays, as above. When every role placed had an earlier order standing (e.g. a moved
+   stop-loss beside the refused take-profit), the earlier orders stay, as above: the position stays
+   protected at the old levels.
 
 What is left: the orders are for the position's quantity (the record's ``quantity``): reduce-only in
 one-way mode, and in hedge mode closing the side, so Binance refuses one larger than the position (-2022,
@@ -483,11 +484,12 @@ class LiveReprice:
         placed, refused = placed_and_refused(states, roles, NOT_ARMED)
         if not refused:
             return self.finish(wanted, claim)
-        # Refused in part, re-placed for what is left or each role placed with no earlier order standing to
-        # keep (from no levels, a stop-loss added beside a moved take-profit, one Binance did not take at
-        # entry): the per-role rule.
+        # Refused in part, re-placed for what is left or some role placed with no earlier order standing to
+        # keep (from no levels, a stop-loss added beside a moved take-profit or trailing stop, one Binance did
+        # not take at entry): the per-role rule, for every role placed (an accepted stop is never cancelled
+        # for a refused role).
         earlier = self.standing_earlier(claim)  # the roles whose earlier order stands and is replaced
-        if placed and (levels(wanted) == levels(self.record) or placed.isdisjoint(earlier)):
+        if placed and (levels(wanted) == levels(self.record) or not placed <= earlier):
             return self.refused_in_part(wanted, claim, placed, refused, refused & earlier)
         self.note_cancelled(self.claimed_ids(claim))
         record = {k: v for k, v in self.record.items() if k != "repricing"}
@@ -509,7 +511,7 @@ class LiveReprice:
     def refused_in_part(self, wanted: dict[str, Any], claim: dict[str, Any], placed: set[str],
                         refused: set[str], stays: set[str]) -> bool:
         """Binance placed ``placed`` and refused ``refused`` for good (or lost them), re-placed for what is
-        left or each placed role with no earlier order standing: each role placed keeps its new order, a
+        left or some placed role with no earlier order standing: each role placed keeps its new order, a
         refused one keeps its earlier order and level when that order stands (``stays``), else it has none
         (from no levels, or refused or kept off at entry), told by an ``error`` event
         (``placed_and_refused``, the module docstring)."""
