@@ -965,6 +965,62 @@ def test_a_stop_moved_from_one_binance_did_not_take_at_entry_keeps_the_accepted_
     assert reprice_module.levels(stored)["stop_loss"] == reprice_module.levels(stored["refused"])["stop_loss"]
 
 
+def test_a_take_profit_kept_off_at_entry_is_placed_after_a_refused_change(runner) -> None:
+    """GIVEN a live long with SL 2 % / TP 5 % whose take-profit Binance could not take at entry (503: a
+    transient failure, not a refusal) and the mark then 2 % above the fill WHEN the PATCH moves the SL to 1 %
+    and the TP to 1.5 % (already crossed: -2021, the earlier pair stays) THEN the next turn still places the
+    entry's take-profit at its recorded 5 %, never treated as refused, and the record arms it; the refused
+    levels are not sent again."""
+    first, second, third, fourth = _ticks(runner, 4)
+    runner.sim.faults.add("http_503_unavailable", count=50, method="POST", path=ALGO_PATH, after=1)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="5")
+    runner.sim.faults.clear()
+    stop, take_profit = (protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit"))
+    assert [a.client_algo_id for a in _open(runner)] == [stop]
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.02")))
+    _patch(runner, sid, {"stop_loss_pct": "1", "take_profit_pct": "1.5"})
+
+    runner.run_tick(second)
+    runner.run_tick(third)
+
+    assert _armed_is_open(runner, sid) == {stop, take_profit}
+    assert _algos(runner)[take_profit].trigger_price == _tick_price(
+        runner, protective_prices("BUY", fill, None, D(5))[1], "take_profit")
+    stored = runner.stored(USER, sid).protective
+    recorded, refused = reprice_module.levels(stored), reprice_module.levels(stored["refused"])
+    assert refused["take_profit"] < recorded["take_profit"]  # the change stays refused, not sent again
+    sent = len(runner.journal("POST", ALGO_PATH))
+
+    runner.run_tick(fourth)
+
+    assert len(runner.journal("POST", ALGO_PATH)) == sent
+    assert _armed_is_open(runner, sid) == {stop, take_profit}
+
+
+def test_a_take_profit_kept_off_at_entry_then_refused_after_a_refused_change_is_sent_once(runner) -> None:
+    """GIVEN a live long with SL 2 % / TP 5 % whose take-profit a 503 kept off at entry, and the mark then 6 %
+    above the fill WHEN the PATCH moves the SL to 1 % and the TP to 1.5 % (refused: -2021) and the entry's
+    take-profit, tried again, is refused too THEN the earlier stop stays, and the further turns send nothing
+    (neither the change nor the entry's take-profit) and tell nothing more."""
+    first, second, third, fourth = _ticks(runner, 4)
+    runner.sim.faults.add("http_503_unavailable", count=50, method="POST", path=ALGO_PATH, after=1)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="5")
+    runner.sim.faults.clear()
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.06")))
+    _patch(runner, sid, {"stop_loss_pct": "1", "take_profit_pct": "1.5"})
+
+    runner.run_tick(second)
+    runner.run_tick(third)
+
+    assert [a.client_algo_id for a in _open(runner)] == [protective_client_algo_id(entry, "stop_loss")]
+    sent, told = len(runner.journal("POST", ALGO_PATH)), len(_events(sid, "error"))
+
+    runner.run_tick(fourth)
+
+    assert (len(runner.journal("POST", ALGO_PATH)), len(_events(sid, "error"))) == (sent, told)
+    assert [a.client_algo_id for a in _open(runner)] == [protective_client_algo_id(entry, "stop_loss")]
+
+
 def _forget_entry_order(sid: str) -> None:
     """The live book as an older version left it: no ``entry_client_order_id``."""
     from klineo.settings import get_settings

@@ -38,8 +38,10 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    good (e.g. -2021, a level the mark price already crossed: the entry path records such a refusal
    and places nothing instead): what generation n placed is cancelled and the levels are remembered as
    ``refused`` (not tried again until the percents change); orders of the earlier levels sized for more
-   than is left are then re-placed for it in the same turn ("What is left"). A transient failure keeps
-   the claim: the next turn resumes it. An earlier order counts only where it stands on Binance
+   than is left are then re-placed for it in the same turn ("What is left"); an entry's own order that a
+   transient failure kept off (never refused) is still placed at its earlier level on the next turns
+   (``LiveReprice.rearm``), as without the change. A transient failure keeps the claim: the next turn
+   resumes it. An earlier order counts only where it stands on Binance
    (``standing_earlier``): each one an armed record names; of a record not armed (the entry's orders
    refused for good in part, or kept off by a failure), only those still open by their order records, never
    one Binance refused or never took. When a role Binance placed had no earlier order standing (from no
@@ -368,8 +370,12 @@ class LiveReprice:
         if kept and not self.resizing():
             if claimed:
                 return self.abandon(claimed)
-            if not record.get("armed") and refused is None and "orders" not in record:
-                return self.rearm()  # the entry's own orders, kept from being placed by a transient failure
+            # The entry's own orders, kept from being placed by a transient failure: still placed after a
+            # change of the levels was refused (``refused``: those levels, not the entry's), never once
+            # Binance refused them (``entry_refused``); a record from no levels has none.
+            if (not record.get("armed") and levels(record) and not self.entry_refused()
+                    and "orders" not in record):
+                return self.rearm()
             return self.retire()
         if kept:  # the same levels for what is left of the position
             wanted, new = self.own_levels(), levels(record)
@@ -583,13 +589,17 @@ class LiveReprice:
         at entry: each exactly once, only what is missing (their clientAlgoIds are the entry's). A failure
         again: tried on the next turn (logged, no event: the entry's ``protective_not_armed`` told it).
         Refused for good (``arm_entry_orders``): an ``error`` event, remembered in ``refused`` until the
-        percents change."""
+        percents change; after a change of the levels was refused, ``refused`` keeps that change's levels
+        and ``orders`` names the entry's orders that stand (not armed: the next turns place nothing)."""
         record = {**self.record, "entry_side": _side(self.held), "quantity": abs(self.held)}
         record["armed"] = arm_entry_orders(self.connection, self.strategy, record)
         if record["armed"]:
             event = self.make_event("protective_placed", **protective_details(record))
         elif "refused" in record:
             event = self.make_event("error", what="protective_not_armed", **protective_details(record))
+            if self.record.get("refused") is not None:  # a change refused before: neither sent again
+                record.update(refused=self.record["refused"],
+                              orders={role: 0 for role in sorted(self.standing_roles())})
         else:
             return False
         return self.write(record, [event]) or True
