@@ -29,6 +29,7 @@ from tests.unit.runner.helpers import make_pending, make_strategy
 
 TICK = int(datetime(2025, 2, 20, 16, 2, tzinfo=UTC).timestamp() * 1000)  # only 1m is due at 16:02
 HOUR = int(datetime(2025, 2, 20, 16, 0, tzinfo=UTC).timestamp() * 1000)  # 1m..8h are due at 16:00
+BEFORE = "2025-02-20T12:00:00.000+00:00"  # a created_at before every candle these ticks look at
 
 
 def queued(aws) -> list[dict[str, Any]]:
@@ -106,8 +107,8 @@ def test_every_interval_due_on_the_hour_is_dispatched(aws, dynamodb_calls) -> No
 
 def test_strategies_that_already_ran_the_candle_are_left_out(aws) -> None:
     """GIVEN a 1h strategy that ran the 15:59:59.999 candle WHEN the 16:01 catch-up tick THEN not sent."""
-    make_strategy(interval="1h", last_close=HOUR - 1)
-    fresh = make_strategy(interval="1h")
+    make_strategy(interval="1h", last_close=HOUR - 1, created_at=BEFORE)
+    fresh = make_strategy(interval="1h", created_at=BEFORE)
     summary = dispatcher.DispatchSummary(tick=HOUR + 60_000)
     messages = dispatcher.plan_messages(HOUR + 60_000, summary=summary)
     assert [ref.strategy_id for m in messages for ref in m.strategies] == [fresh.strategy_id]
@@ -235,7 +236,7 @@ def test_a_completed_tick_leaves_out_the_catch_up_look_of_its_candles(aws) -> No
 def test_a_tick_that_could_not_queue_a_message_leaves_the_catch_up_to_the_next(aws, monkeypatch) -> None:
     """GIVEN a 16:00 tick whose message could not be queued (it raised) WHEN the 16:01 tick runs THEN that
     tick dispatches the 1h strategy on the 15:59:59.999 candle."""
-    make_strategy(interval="1h")
+    make_strategy(interval="1h", created_at=BEFORE)
     with monkeypatch.context() as lost:
         lost.setattr(dispatcher, "send_batch", lambda queue_url, batch: len(batch))
         with pytest.raises(KlineoError):
@@ -268,3 +269,15 @@ def test_the_tick_record_is_written_only_when_the_next_tick_would_look_again(aws
     dynamodb_calls.clear()
     _tick_at(TICK)
     assert dynamodb_calls == ["Query"]
+
+
+def test_a_catch_up_look_leaves_out_a_strategy_created_after_its_candle_closed(aws) -> None:
+    """GIVEN a 1h strategy created at 16:00:30, after the 15:59:59.999 candle closed, and one created before
+    WHEN the 16:01 tick looks at that candle again THEN only the older one is sent, and the summary counts
+    the other."""
+    make_strategy(interval="1h", created_at="2025-02-20T16:00:30.000+00:00")
+    older = make_strategy(interval="1h", created_at=BEFORE)
+    summary = dispatcher.DispatchSummary(tick=HOUR + 60_000)
+    messages = dispatcher.plan_messages(HOUR + 60_000, summary=summary, completed=lambda minute: False)
+    assert [ref.strategy_id for m in messages for ref in m.strategies] == [older.strategy_id]
+    assert summary.active_after_close == 1

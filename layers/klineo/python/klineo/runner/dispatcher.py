@@ -18,6 +18,12 @@ candles alone), and the next tick reads that record (one GetItem) before it look
 (a lost tick, or nothing to look at again) lets the look run, as before. Without it, every strategy
 that held on the candle (a hold writes its run only, not ``last_close``) was dispatched a second
 time, and its turn's run Put refused: twice a hold's cost for every interval but 1m.
+
+A catch-up look stands in for the tick of its candle's close, so it dispatches only the strategies that
+tick would have seen: one created or resumed after the candle closed (``ActiveStrategy.active_from``)
+is left out, and decides first on the next candle (a 5m strategy created at 12:00:30 never acts on the
+candle that closed at 12:00, whether or not another 5m strategy made the 12:00 tick leave its record).
+The tick's own look is left as it is: it acts on the candle that has just closed.
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class DispatchSummary:
     dispatched_before: list[str] = field(default_factory=list)
     strategies: int = 0
     already_ran: int = 0
+    # Left out of a catch-up look: created or resumed after its candle closed.
+    active_after_close: int = 0
     groups: int = 0
     messages: int = 0
 
@@ -117,6 +125,12 @@ def _looks_to_make(tick_ms: int, completed: Callable[[int], bool],
     return {interval: close for interval, close in due.items() if close + 1 not in done}
 
 
+def _active_after(strategy: ActiveStrategy, close_time: int) -> bool:
+    """True when the strategy became active (created or resumed) after the candle closing at close_time."""
+    since = strategy.active_from()
+    return since is not None and since > close_time
+
+
 def plan_messages(
     tick_ms: int,
     query: Callable[[str], Iterable[ActiveStrategy]] = query_active_snapshots,
@@ -132,9 +146,13 @@ def plan_messages(
     messages: list[WorkMessage] = []
     for interval, close_time in summary.due.items():
         groups: dict[tuple[str, str], list[StrategyRef]] = defaultdict(list)
+        catch_up = close_time + 1 < tick_ms
         for strategy in query(interval):
             if strategy.last_close is not None and strategy.last_close >= close_time:
                 summary.already_ran += 1
+                continue
+            if catch_up and _active_after(strategy, close_time):
+                summary.active_after_close += 1
                 continue
             groups[(strategy.environment, strategy.symbol)].append(_ref(strategy))
         for market, refs in sorted(groups.items()):

@@ -1,7 +1,9 @@
 """Strategies in the data table (pk=USER#<sub>, sk=STRAT#<id>), and the sparse index of active ones.
 
 An ACTIVE strategy carries ``gsi1pk = ACTIVE#<interval>`` and ``gsi1sk = <environment>#<symbol>#<id>``;
-a paused one has neither. The dispatcher queries one index partition per interval whose candle
+a paused one has neither; a resume also writes ``active_since`` (epoch ms), so that the dispatcher's
+catch-up look leaves out a candle that closed before the strategy became active (created or resumed:
+``ActiveStrategy.active_from``). The dispatcher queries one index partition per interval whose candle
 just closed (never a scan) and gets the strategies already sorted by (environment, symbol), the
 unit that shares one klines request.
 
@@ -48,7 +50,7 @@ from klineo.store.dynamo import (
     transact,
 )
 from klineo.store.flags import batch_get_consistent, user_pk
-from klineo.timestamps import utc_now_iso
+from klineo.timestamps import iso_epoch_ms, utc_now_iso
 
 __all__ = [
     "ACTIVE",
@@ -412,6 +414,7 @@ def _settings_update(strategy_id: str, current: Strategy, changes: Mapping[str, 
     else:
         update.removes.extend(["gsi1pk", "gsi1sk"])
     if changes.get("status") == ACTIVE and current.status != ACTIVE:
+        update.sets["active_since"] = int(time.time() * 1000)  # no catch-up on a candle closed before
         update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
         update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
     return update
@@ -563,6 +566,18 @@ class ActiveStrategy:
     # The item's own attributes (``snapshot_of``); None while a live order is pending (the worker
     # must read such a strategy strongly consistent anyway).
     snapshot: dict[str, Any] | None
+    created_at: str | None = None
+    # When it was last resumed (epoch ms); None when it never was.
+    active_since: int | None = None
+
+    def active_from(self) -> int | None:
+        """Epoch ms since which it is active: its last resume, else its creation (None: not known)."""
+        if self.active_since is not None:
+            return self.active_since
+        try:
+            return iso_epoch_ms(self.created_at) if self.created_at else None
+        except ValueError:  # not ours to judge here: the strategy is dispatched as it was before
+            return None
 
 
 def snapshot_of(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -587,12 +602,13 @@ def from_snapshot(
 def query_active_snapshots(interval: str) -> Iterator[ActiveStrategy]:
     """Every active strategy on ``interval`` with its snapshot, from ONE paged Query of the sparse index."""
     for item in _active_items(interval):
-        last_close = item.get("last_close")
+        last_close, since = item.get("last_close"), item.get("active_since")
         yield ActiveStrategy(
             user_id=item["user_id"]["S"], strategy_id=item["strategy_id"]["S"],
             environment=item["environment"]["S"], symbol=item["symbol"]["S"],
             last_close=int(last_close["N"]) if last_close else None,
             snapshot=None if "pending" in item else snapshot_of(item),
+            created_at=item.get("created_at", {}).get("S"), active_since=int(since["N"]) if since else None,
         )
 
 
