@@ -37,13 +37,18 @@ def _pnl(runner, sid: str) -> dict:
     return response_json(response)["pnl"]
 
 
-def test_a_liquidated_live_position_books_binances_loss_in_the_strategys_pnl(runner) -> None:
-    """The turn that finds a live long liquidated books the liquidation's realised PnL and fee in the PnL."""
+def _long_entered(runner, tick: int) -> tuple[str, Decimal]:
+    """A live long (stop-loss 2 %) entered by the tick at ``tick``: (strategy id, BTCUSDT's mark then)."""
     sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
                           stop_loss_pct="2")
+    runner.run_tick(tick)
+    return sid, Decimal(str(runner.sim.mark_price("BTCUSDT")))
+
+
+def test_a_liquidated_live_position_books_binances_loss_in_the_strategys_pnl(runner) -> None:
+    """The turn that finds a live long liquidated books the liquidation's realised PnL and fee in the PnL."""
     ticks = tick_times(2)
-    runner.run_tick(ticks[0])
-    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    sid, mark = _long_entered(runner, ticks[0])
     runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")))
 
     runner.run_tick(ticks[1])
@@ -281,3 +286,26 @@ def test_a_hedge_long_closed_by_hand_is_not_the_liquidation_of_the_users_short(r
     assert Decimal(pnl["realised_pnl"]) == own.quantize(PLACES), "the user's SHORT liquidation is booked"
     assert Decimal(pnl["fees"]) == Decimal(entry["commission"]).quantize(PLACES)
     assert runner.stored(USER, sid).live_position == 0 and _causes(sid) == ["protective"]
+
+
+def test_a_liquidation_found_in_a_minute_without_weight_to_spare_is_estimated_not_read(
+    runner, reconcile,
+) -> None:
+    """A turn that finds a liquidation after other clients spent the minute's weight down under
+    FILLS_READ_RESERVE reads none of its fills (the weight is kept for orders, as for the strategy's own
+    fills): it estimates them, and the reconciler books Binance's in the estimate's place."""
+    ticks = tick_times(2)
+    sid, mark = _long_entered(runner, ticks[0])
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")))
+    runner.sim.faults.add("weight_spent", method="GET", path="/fapi/v1/forceOrders", weight=1500)
+    read_before = len(runner.journal("GET", "/fapi/v1/userTrades"))
+
+    runner.run_tick(ticks[1])
+
+    assert len(runner.journal("GET", "/fapi/v1/userTrades")) == read_before, "fills read past the reserve"
+    assert _pnl(runner, sid)["estimated_fills"] == 1
+    assert reconcile().get("fills_booked") == 1
+    realised, fees = _binances_pnl(runner)
+    pnl = _pnl(runner, sid)
+    assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised, fees)
+    assert pnl["estimated_fills"] == 0

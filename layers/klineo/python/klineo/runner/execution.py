@@ -839,7 +839,8 @@ class _Turn:
         strategy = self.strategy
         creds = connection_credentials(trading.connection)
         price = Decimal(str(forced[-1].get("avgPrice", 0)))
-        fills = forced_fills((self.client(), creds), strategy, forced, moved, price)
+        fills = forced_fills((self.client(), creds), strategy, forced, moved, price,
+                             reserve=FILLS_READ_RESERVE)
         before, after = moved
         estimates = forced_estimates(strategy, forced, moved, fills)
         records = [estimate_kept_update(forced_order_record(trading.connection, order,

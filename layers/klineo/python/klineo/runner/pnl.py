@@ -119,15 +119,8 @@ def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int
     while the client's spare weight is at least ``reserve``; None when it is not (before the first page or a
     later one), or when the trades listed do not add up to the ``executed`` quantity (not all listed yet):
     the caller estimates, and the reconciler books Binance's fills later."""
-    client, creds = client_creds
-
-    def weighed(send: Any, *args: Any, **kwargs: Any) -> Any:
-        if client.spare_weight() < reserve:
-            raise _NoWeightToSpare
-        return send(*args, **kwargs)
-
     try:
-        rows = futures_order_trades(client, creds, symbol, order_id, via=weighed)
+        rows = _weighed_trades(client_creds, symbol, [order_id], reserve)
     except _NoWeightToSpare:
         return None
     traded = [(Decimal(str(row.get("price", "0"))), Decimal(str(row.get("qty", "0")))) for row in rows]
@@ -137,6 +130,21 @@ def read_fills(client_creds: tuple[Any, Credentials], symbol: str, order_id: int
     if not priced or executed <= 0:
         return fills
     return fills._replace(price=sum((price * qty for price, qty in traded), _ZERO) / executed)
+
+
+def _weighed_trades(client_creds: tuple[Any, Credentials], symbol: str, order_ids: Iterable[int],
+                    reserve: int) -> list[dict[str, Any]]:
+    """The userTrades rows of each of ``order_ids`` in turn, each page sent only while the client's spare
+    weight is at least ``reserve`` (_NoWeightToSpare before one that is not)."""
+    client, creds = client_creds
+
+    def weighed(send: Any, *args: Any, **kwargs: Any) -> Any:
+        if client.spare_weight() < reserve:
+            raise _NoWeightToSpare
+        return send(*args, **kwargs)
+
+    return [row for order_id in order_ids
+            for row in futures_order_trades(client, creds, symbol, order_id, via=weighed)]
 
 
 def _fills_of_rows(rows: Iterable[Mapping[str, Any]]) -> Fills:
@@ -156,18 +164,21 @@ def estimated_fills(strategy: Strategy, signed_fill: Decimal, price: Decimal,
 
 def forced_fills(client_creds: tuple[Any, Credentials], strategy: Strategy,
                  forced: Sequence[Mapping[str, Any]], moved: tuple[Decimal, Decimal],
-                 price: Decimal) -> Fills:
+                 price: Decimal, *, reserve: int) -> Fills:
     """What Binance's liquidation / ADL orders ``forced`` (``klineo.runner.positions.forced_closes``, at least
     one), which moved the strategy's position from moved[0] to moved[1], add to its live book: their fills
     (userTrades), the strategy's share of them when they closed more than its own (``forced_share``: the
-    account's position on the symbol may hold another strategy's or the user's too). Estimated
-    (``estimated_fills``, at ``price``: the last one's average) while Binance lists fewer fills than they
-    executed: ``forced_estimates`` keeps that estimate on their records for the reconciler to replace."""
-    client, creds = client_creds
-    rows = [row for order in forced for row in futures_order_trades(client, creds, strategy.symbol,
-                                                                     int(order["orderId"]))]
-    traded = sum((Decimal(str(row.get("qty", "0"))) for row in rows), _ZERO)
+    account's position on the symbol may hold another strategy's or the user's too). Each page is read only
+    while the client's spare weight is at least ``reserve``, as ``read_fills`` reads. Estimated
+    (``estimated_fills``, at ``price``: the last one's average) when the weight ran out before all were read,
+    or while Binance lists fewer fills than they executed: ``forced_estimates`` keeps that estimate on their
+    records for the reconciler to replace."""
     before, after = moved
+    try:
+        rows = _weighed_trades(client_creds, strategy.symbol, [int(o["orderId"]) for o in forced], reserve)
+    except _NoWeightToSpare:
+        return estimated_fills(strategy, after - before, price, before)
+    traded = sum((Decimal(str(row.get("qty", "0"))) for row in rows), _ZERO)
     if traded < _executed(forced):
         return estimated_fills(strategy, after - before, price, before)
     fills, closed = _fills_of_rows(rows), abs(before - after)
