@@ -309,3 +309,41 @@ def test_a_liquidation_found_in_a_minute_without_weight_to_spare_is_estimated_no
     pnl = _pnl(runner, sid)
     assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised, fees)
     assert pnl["estimated_fills"] == 0
+
+
+def test_one_liquidation_of_two_strategies_positions_estimated_by_both_is_booked_exact_for_each(
+    runner, reconcile,
+) -> None:
+    """Two strategies of one connection long on one symbol, liquidated together by one forced order before
+    Binance lists its fills: each turn estimates its half, and the reconciler books each strategy's half of
+    Binance's fills in place of its own estimate, each once (before: the later estimate replaced the earlier
+    on the order's record, and the first strategy's PnL stayed an estimate for good)."""
+    connection = runner.connection(USER)
+    sids = [runner.strategy(USER, connection, type="rsi_threshold", parameters=ALWAYS_LONG, stop_loss_pct="2")
+            for _ in range(2)]
+    ticks = tick_times(2)
+    runner.run_tick(ticks[0])
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")),
+                            listed=False)
+    runner.run_tick(ticks[1])
+    assert [_pnl(runner, sid)["estimated_fills"] for sid in sids] == [1, 1]
+    runner.sim.list_trades()
+
+    reconcile()
+
+    *entries, liquidation = _user_trades(runner)
+    assert Decimal(liquidation["qty"]) == Decimal("0.004") and len(entries) == 2
+    half = (Decimal(liquidation["realizedPnl"]) - Decimal(liquidation["commission"])) / 2
+    booked = {sid: _pnl(runner, sid) for sid in sids}
+    for sid, entry in zip(sids, _entries_by_strategy(runner, sids, entries), strict=True):
+        own = Decimal(entry["realizedPnl"]) - Decimal(entry["commission"])
+        assert booked[sid]["estimated_fills"] == 0, "a strategy's liquidation stays an estimate"
+        assert Decimal(booked[sid]["realised_pnl"]) == (own + half).quantize(PLACES)
+    assert "fills_booked" not in reconcile() and {sid: _pnl(runner, sid) for sid in sids} == booked
+
+
+def _entries_by_strategy(runner, sids: list[str], entries: list[dict]) -> list[dict]:
+    """The entry fill of each strategy of ``sids`` among ``entries`` (userTrades rows), by its order."""
+    by_order = {int(t["orderId"]): t for t in entries}
+    return [by_order[int(runner.runs(sid)[-1].order["order_id"])] for sid in sids]

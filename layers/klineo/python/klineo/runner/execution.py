@@ -794,10 +794,13 @@ class _Turn:
         usdt = next((row for row in rows if row.get("asset") == "USDT"), {})
         return Decimal(str(usdt.get("availableBalance", "0")))
 
-    def verify_position(self, trading: TradingContext) -> bool:
+    def verify_position(self, trading: TradingContext, *, again: bool = True) -> bool:
         """Compare the live belief with the exchange; on a close made elsewhere record it and correct.
 
-        True when the belief was corrected (the caller plans again from the corrected position).
+        True when the belief was corrected (the caller plans again from the corrected position). A correction
+        refused while the strategy did not move on (a forced order's record no longer keeps the estimates
+        read: another strategy's turn kept its own there) is made ``again`` once, from the record as it is
+        now; one refused because the strategy moved on is not (the position read may be older than its move).
         """
         strategy = self.strategy
         belief = strategy.live_position
@@ -821,10 +824,13 @@ class _Turn:
         kept = self.stops_of_closed_position(trading) if left == 0 else None
         if kept is not None:
             sets["protective"] = kept
-        correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
-                         reentry_block=block, events=self.take_events(), sets=sets or None,
-                         forget_protective=kept is None, records=records)
+        written = correct_position(strategy.user_id, strategy.strategy_id, "live_position", (belief, left),
+                                   reentry_block=block, events=self.take_events(), sets=sets or None,
+                                   forget_protective=kept is None, records=records)
         self.reload()
+        moved_on = self.strategy.pending is not None or self.strategy.live_position != belief
+        if not written and again and not moved_on:  # refused by a forced order's record alone
+            self.verify_position(trading, again=False)
         return True
 
     def forced_book(self, trading: TradingContext, forced: list[dict[str, Any]],

@@ -209,7 +209,8 @@ def forced_estimates(strategy: Strategy, forced: Sequence[Mapping[str, Any]], mo
     """The ``booked_estimate`` each forced order's record keeps (by orderId) when ``fills`` is an estimate
     ({} when it is Binance's own): the last one what the live book counted, the others ``counted`` False
     (their fills are added when read), each naming the strategy and its ``forced_share``, so the reconciler
-    books the strategy's share of Binance's fills in the estimate's place (``book_exact``)."""
+    books the strategy's share of Binance's fills in the estimate's place (``book_exact``); a record keeps
+    it beside other strategies' estimates of the same order (``klineo.store.orders.kept_estimates``)."""
     if not fills.estimated:
         return {}
     share = forced_share(forced, moved)

@@ -12,7 +12,9 @@ strategy's own stop-loss, take-profit or trailing stop is booked the same way: i
 ``NOTHING_COUNTED`` from its claim (no turn places or settles its fill), so once it fired its fills are
 added to the live book; one that never fired books nothing. So is a liquidation or ADL that closed a
 strategy's position while Binance did not list its fills yet: the turn that found the position gone kept its
-estimate on the forced order's record (``klineo.runner.positions``), naming the strategy and its share.
+estimate on the forced order's record (``klineo.runner.positions``), naming the strategy and its share; one
+forced order that closed several strategies' positions (one connection, one symbol) keeps each one's
+estimate (``klineo.store.orders.estimates_by_strategy``), and all are booked in the one write.
 
 Only in full: fills that add up to less than Binance says the order executed (a liquidation read before
 Binance lists all its fills) are not booked; the record stays in the index for a later run.
@@ -31,48 +33,61 @@ from typing import Any
 from klineo.runner.pnl import book_exact, fills_totalled
 from klineo.store.events import StrategyEvent
 from klineo.store.order_fills import fill_totals
-from klineo.store.orders import OrderRecord, order_outcome_update
+from klineo.store.orders import BY_STRATEGY, OrderRecord, estimates_by_strategy, order_outcome_update
 from klineo.store.runs import book_order_fills
-from klineo.store.strategies import get_strategy
+from klineo.store.strategies import Strategy, get_strategy
 
 __all__ = ["book_fills"]
 
 
 def book_fills(order: OrderRecord, outcome: dict[str, Any], now_ms: int) -> bool | None:
     """Store ``outcome`` (the reconciler's, with the order's ``fills``) and book those fills into the live
-    book of ``order``'s strategy in place of its ``booked_estimate``, in one write. The reconciler calls it
-    only for an order with both (``Reconciler._booked``).
+    book of ``order``'s strategy in place of its ``booked_estimate`` (of each strategy whose estimate a forced
+    order's record keeps), in one write. The reconciler calls it only for an order with both
+    (``Reconciler._booked``).
 
-    True when written; False when the strategy has an order pending or changed since read here, or when
+    True when written; False when a strategy has an order pending or changed since read here, or when
     Binance lists fewer of the order's fills than it executed (nothing written: the record stays in the
-    reconciler's index); None when there is nothing to book (the strategy or its book is gone, or another
-    run booked them): the caller stores ``outcome`` as for any order.
+    reconciler's index); None when there is nothing to book (the strategies or their books are gone, or
+    another run booked them): the caller stores ``outcome`` as for any order.
     """
     estimate, fills = order.booked_estimate or {}, order.fills or []
     if not fills and estimate.get("counted") is False:
         return None  # a strategy's protective order that never fired: nothing was counted, nothing to book
-    # A strategy's own order names it as its origin; a liquidation / ADL's estimate names the strategy whose
-    # position it closed (``klineo.runner.pnl.forced_estimates``).
-    strategy = get_strategy(order.user_id, str(estimate.get("strategy_id") or order.origin), consistent=True)
-    if strategy is None or not strategy.live_book:
+    strategies = [(strategy, counted) for strategy, counted in _counted_by(order) if strategy is not None
+                  and strategy.live_book]
+    if not strategies:
         return None
     totals = fill_totals(fills, order.fills_summary)
-    if strategy.pending is not None or totals.quantity < _executed(order):
+    if any(strategy.pending is not None for strategy, _ in strategies) or totals.quantity < _executed(order):
         return False
     exact = fills_totalled(totals)
-    event = StrategyEvent(strategy.strategy_id, strategy.user_id, "fills_booked", now_ms, {
-        "client_order_id": order.client_order_id, "realised_pnl": exact.realised, "fees": exact.fees,
-        "estimated_realised_pnl": estimate["realised"], "estimated_fees": estimate["fees"],
-    }, tag=order.client_order_id)
-    booked = book_exact(strategy.live_book, estimate, exact, order.client_order_id)
-    failed = book_order_fills(
-        order.user_id, strategy.strategy_id, booked,
-        seen_updated_at=strategy.updated_at, events=[event],
-        record=order_outcome_update(order.user_id, order.client_order_id, estimate_replaced=True, **outcome),
-    )
-    if "record" in failed:  # its estimate is gone: another run booked these fills
+    books, events = [], []
+    for strategy, counted in strategies:
+        events.append(StrategyEvent(strategy.strategy_id, strategy.user_id, "fills_booked", now_ms, {
+            "client_order_id": order.client_order_id, "realised_pnl": exact.realised, "fees": exact.fees,
+            "estimated_realised_pnl": counted["realised"], "estimated_fees": counted["fees"],
+        }, tag=order.client_order_id))
+        booked = book_exact(strategy.live_book, counted, exact, order.client_order_id)
+        books.append((strategy.strategy_id, booked, strategy.updated_at))
+    record = order_outcome_update(order.user_id, order.client_order_id, estimate_replaced=estimate, **outcome)
+    failed = book_order_fills(order.user_id, books, events=events, record=record)
+    if "record" in failed:  # its estimate is no longer the one read: another run booked these fills
         return None
     return not failed
+
+
+def _counted_by(order: OrderRecord) -> list[tuple[Strategy | None, dict[str, Any]]]:
+    """Each strategy that counted ``order``'s fills by estimate (None when gone), with what it counted: a
+    strategy's own order names it as its origin; a liquidation / ADL's record keeps the estimate of each
+    strategy whose position it closed, by strategy id (``klineo.store.orders.estimates_by_strategy``)."""
+    estimate = order.booked_estimate or {}
+    if estimate.get("strategy_id") is None and BY_STRATEGY not in estimate:
+        estimates = {str(order.origin): dict(estimate)}
+    else:
+        estimates = estimates_by_strategy(estimate)
+    return [(get_strategy(order.user_id, strategy_id, consistent=True), counted)
+            for strategy_id, counted in sorted(estimates.items())]
 
 
 def _executed(order: OrderRecord) -> Decimal:

@@ -76,11 +76,13 @@ __all__ = [
     "create_order_record",
     "end_protective_resize",
     "estimate_kept_update",
+    "estimates_by_strategy",
     "fired_entry",
     "get_order_record",
     "get_order_records",
     "index_attributes",
     "is_settled",
+    "kept_estimates",
     "mark_all_unmanaged",
     "mark_unmanaged",
     "order_outcome_update",
@@ -124,6 +126,9 @@ FOREIGN_ORIGINS = frozenset({ORIGIN_MANUAL, ORIGIN_LIQUIDATION, ORIGIN_ADL, ORIG
 # (klineo.services.live_fills).
 NOTHING_COUNTED: Mapping[str, Any] = MappingProxyType({"realised": Decimal(0), "fees": Decimal(0),
                                                        "counted": False})
+# A forced order's ``booked_estimate``: the estimates of every strategy whose position it closed, by strategy
+# id, under this key, beside its ``revision`` (moved by each write: a write keeps what it read, or fails).
+BY_STRATEGY = "by_strategy"
 KIND_ORDER = "order"
 KIND_ALGO = "algo"
 # The roles of an entry's protective orders (``role`` of their records; a trailing stop only for a live
@@ -228,7 +233,8 @@ class OrderRecord:
     # A live strategy's order whose fills were not read when it settled: what its strategy's live book
     # counted for it by estimate ({"realised", "fees"}, klineo.runner.pnl), until the reconciler books
     # Binance's own fills in its place and removes it. A strategy's protective order carries
-    # NOTHING_COUNTED from its claim: its fills (it fired) are booked once the reconciler reads them.
+    # NOTHING_COUNTED from its claim: its fills (it fired) are booked once the reconciler reads them. A
+    # liquidation / ADL's keeps the estimate of each strategy whose position it closed (BY_STRATEGY).
     booked_estimate: dict[str, Any] | None = None
     # Fills a reconciler's budget stopped it reading, while the record waits in the unsettled index
     # (``record_fills_progress``): {"fills", "fills_summary", "after": [last trade id, its time]}.
@@ -560,27 +566,38 @@ def order_outcome_update(
     fills: list[dict[str, Any]] | None = None,
     fills_summary: dict[str, Any] | None = None,
     booked_estimate: dict[str, Any] | None = None,
-    estimate_replaced: bool = False,
+    estimate_replaced: Mapping[str, Any] | None = None,
     while_unsettled: bool = False,
 ) -> dict[str, Any]:
     """The UpdateItem request of ``record_order_outcome`` (also a transaction's ``Update``, e.g. the runner's
     settlement): conditional on the record existing. ``fills_summary`` (with ``fills`` shortened, see
     ``klineo.store.order_fills``; a summary once written stays) and ``booked_estimate``: see ``OrderRecord``;
-    ``estimate_replaced``: the fills were booked in its place, so it goes, on condition it is still there
-    (the reconciler's ``klineo.store.runs.book_order_fills``: booked once); ``while_unsettled``: on
+    ``estimate_replaced``: the ``booked_estimate`` as read, the fills booked in its place, so it goes, on
+    condition it is still the one read (the reconciler's ``klineo.store.runs.book_order_fills``: booked
+    once, and no strategy's estimate kept on a forced order since is lost); ``while_unsettled``: on
     condition the record is still in the unsettled index, or let go (``record_unsettled_outcome``)."""
     sets = {"status": status, "updated_at": _now_iso(), "order_id": order_id, "result": result,
             "error": error, "params": params, "fills": fills, "fills_summary": fills_summary,
             "booked_estimate": booked_estimate}
     removes = ["lease_until_ms"] + ([] if error is not None else ["error"]) + (
         ["gsi2pk", "gsi2sk", "fills_progress"] if is_settled(status, fills) else []) + (
-        ["booked_estimate"] if estimate_replaced else [])
+        ["booked_estimate"] if estimate_replaced is not None else [])
     update = Update(sets={name: value for name, value in sets.items() if value is not None}, removes=removes)
-    condition = "attribute_exists(pk)" + (
-        " AND attribute_exists(booked_estimate)" if estimate_replaced else "") + (
+    replaced, values = _estimate_as_read(estimate_replaced) if estimate_replaced is not None else ("", {})
+    condition = "attribute_exists(pk)" + (f" AND {replaced}" if replaced else "") + (
         " AND (attribute_exists(gsi2pk) OR attribute_exists(unmanaged_since))" if while_unsettled else "")
     return {"TableName": get_settings().data_table, "Key": _key(user_id, client_order_id),
-            "ConditionExpression": condition, **update.request()}
+            "ConditionExpression": condition, **update.request(**values)}
+
+
+def _estimate_as_read(seen: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The condition that a record's ``booked_estimate`` is still ``seen`` (None: that it has none), with its
+    values: a forced order's by its ``revision``; any other, still there and not a forced order's since."""
+    if seen is None:
+        return "attribute_not_exists(booked_estimate)", {}
+    if "revision" in seen:
+        return "booked_estimate.revision = :seen_revision", {":seen_revision": to_attr(seen["revision"])}
+    return "attribute_exists(booked_estimate) AND attribute_not_exists(booked_estimate.revision)", {}
 
 
 def record_unsettled_outcome(user_id: str, client_order_id: str, **outcome: Any) -> bool:
@@ -704,22 +721,46 @@ def put_new_record(record: OrderRecord) -> bool:
 
 def estimate_kept_update(record: OrderRecord) -> dict[str, Any]:
     """The Update (a transaction's: the runner's ``klineo.store.runs.correct_position``) that keeps
-    ``record.booked_estimate`` on the record of an order Binance made without us (a liquidation or ADL that
-    closed a strategy's position, its fills not listed yet), creating it as ``record`` when absent (as the
-    reconciler records a foreign order, same key) and putting it (back) in the unsettled index, so that the
-    reconciler reads its fills and books them in the estimate's place (``klineo.services.live_fills``).
-    A counted estimate is written over an earlier one; a ``counted`` False one only where none is kept, so
-    an estimate still to be replaced is never forgotten."""
+    ``record.booked_estimate`` (one strategy's, naming it) on the record of an order Binance made without us
+    (a liquidation or ADL that closed a strategy's position, its fills not listed yet), creating it as
+    ``record`` when absent (as the reconciler records a foreign order, same key) and putting it (back) in the
+    unsettled index, so that the reconciler reads its fills and books them in the estimate's place
+    (``klineo.services.live_fills``). One forced order may close several strategies' positions: the record
+    keeps each one's estimate (``kept_estimates``, from the record read now), on condition that it still
+    keeps what was read (refused, the correction is not written: a later turn makes it again)."""
     plain = {name: from_attr(value) for name, value in record.to_item().items() if name not in ("pk", "sk")}
-    keep = {"booked_estimate": plain.pop("booked_estimate"),
-            **unsettled_keys(record.user_id, record.client_order_id)}
+    ours = plain.pop("booked_estimate")
+    keep = unsettled_keys(record.user_id, record.client_order_id)
     for name in keep:
         plain.pop(name, None)
-    if keep["booked_estimate"].get("counted", True) is False:
-        plain["booked_estimate"] = keep.pop("booked_estimate")
-    update = Update(sets=keep, defaults=plain)
+    existing = get_order_record(record.user_id, record.client_order_id)
+    seen = existing.booked_estimate if existing is not None else None
+    update = Update(sets={"booked_estimate": kept_estimates(seen, ours), **keep}, defaults=plain)
+    condition, values = _estimate_as_read(seen)
     return {"TableName": get_settings().data_table, "Key": _key(record.user_id, record.client_order_id),
-            **update.request()}
+            "ConditionExpression": condition, **update.request(**values)}
+
+
+def kept_estimates(seen: Mapping[str, Any] | None, ours: Mapping[str, Any]) -> dict[str, Any]:
+    """A forced order's ``booked_estimate`` once the estimate ``ours`` of the strategy it names joins those
+    ``seen`` on the record (``estimates_by_strategy``): a counted one takes the place of that strategy's
+    earlier one; a ``counted`` False one only where that strategy has none, so an estimate still to be
+    replaced is never forgotten."""
+    estimates = estimates_by_strategy(seen)
+    strategy_id = str(ours["strategy_id"])
+    if ours.get("counted", True) is not False or strategy_id not in estimates:
+        estimates[strategy_id] = dict(ours)
+    return {BY_STRATEGY: estimates, "revision": int((seen or {}).get("revision", 0)) + 1}
+
+
+def estimates_by_strategy(booked_estimate: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The estimates a forced order's ``booked_estimate`` keeps, by strategy id ({} for none); one kept whole
+    (written before several could be kept) under the strategy it names."""
+    if not booked_estimate:
+        return {}
+    if BY_STRATEGY in booked_estimate:
+        return {str(sid): dict(estimate) for sid, estimate in booked_estimate[BY_STRATEGY].items()}
+    return {str(booked_estimate["strategy_id"]): dict(booked_estimate)}
 
 
 def strategy_order_record(

@@ -45,9 +45,10 @@ move of the runner is ONE write request, atomic, so there is no crash point insi
   Update and the events of the fill. A settle that finds the order no longer pending was done by
   another attempt: nothing more is written.
 - ``book_order_fills``: the reconciler's, for a live order whose fills were estimated when it settled:
-  ONE TransactWriteItems of the strategy's Update (the live book with Binance's fills in place of the
-  estimate; conditions: no pending order, unchanged since read), the order record's outcome (its fills,
-  its ``booked_estimate`` removed on condition it is still there) and the ``fills_booked`` event.
+  ONE TransactWriteItems of the strategy's Update (of each strategy's, for a forced order that closed
+  several strategies' positions: the live book with Binance's fills in place of the estimate; conditions:
+  no pending order, unchanged since read), the order record's outcome (its fills, its ``booked_estimate``
+  removed on condition it is still the one read) and the ``fills_booked`` events.
 - ``correct_position`` / ``set_protective`` / ``replace_protective`` / ``set_paper_book``: one Update,
   in one transaction with its events (``correct_position``'s also with the records of the liquidation / ADL
   orders whose fills the live book counted by estimate, each keeping that estimate for the reconciler).
@@ -798,22 +799,24 @@ def set_paper_book(user_id: str, strategy_id: str, book: Mapping[str, Any], *, h
     return not _commit([("strategy", write), *_events(events, when)])
 
 
-def book_order_fills(user_id: str, strategy_id: str, book: Mapping[str, Any], *, seen_updated_at: str,
+def book_order_fills(user_id: str, books: Sequence[tuple[str, Mapping[str, Any], str]], *,
                      record: dict[str, Any], events: Iterable[StrategyEvent] = ()) -> dict[str, Any]:
-    """Replace an order's estimated fills in the strategy's live book by Binance's (``book``, from
-    ``klineo.runner.pnl.book_exact``) in ONE TransactWriteItems with ``record``, the order record's Update
-    storing its fills (``order_outcome_update`` with ``estimate_replaced``), and the events that tell it.
+    """Replace an order's estimated fills in the live book of each strategy that counted them by Binance's
+    (``books``: (strategy id, its book from ``klineo.runner.pnl.book_exact``, the ``updated_at`` it was read
+    at); several for a forced order that closed several strategies' positions) in ONE TransactWriteItems with
+    ``record``, the order record's Update storing its fills (``order_outcome_update`` with
+    ``estimate_replaced``), and the events that tell it.
 
-    The strategy's write requires it unchanged since read (``updated_at``, which it moves: a turn that read
+    Each strategy's write requires it unchanged since read (``updated_at``, which it moves: a turn that read
     the book before is refused and plays again) and no order pending (whose settle would write a book read
-    before this one); the record's, its estimate still there: booked once. {} when written, else the
-    failed names (see ``transact``)."""
+    before this one); the record's, its estimate still the one read: booked once. {} when written, else the
+    failed names (see ``transact``: "record", or "strategy:<id>")."""
     when = write_time()
-    update = Update(sets={"live_book": dict(book), "updated_at": when.now})
-    strategy = _strategy_update(user_id, strategy_id, update,
-                                "attribute_not_exists(pending) AND #updated_at = :seen",
-                                **{":seen": {"S": seen_updated_at}})
-    return transact([("strategy", strategy), ("record", {"Update": record}), *_events(events, when)])
+    strategies = [(f"strategy:{strategy_id}", _strategy_update(
+        user_id, strategy_id, Update(sets={"live_book": dict(book), "updated_at": when.now}),
+        "attribute_not_exists(pending) AND #updated_at = :seen", **{":seen": {"S": seen_updated_at}}))
+        for strategy_id, book, seen_updated_at in books]
+    return transact([*strategies, ("record", {"Update": record}), *_events(events, when)])
 
 
 def list_runs_page(strategy_id: str, limit: int, cursor: str | None = None) -> tuple[list[Run], str | None]:
