@@ -74,13 +74,22 @@ ENDED_STATUSES = frozenset({"PRE_SETTLE", "SETTLING", "CLOSE", "PRE_DELIVERING",
 
 @dataclass(frozen=True)
 class CandleGroup:
-    """The closed candles of one market and interval, oldest first, ending with the target candle."""
+    """The closed candles of one market and interval, oldest first, ending with the target candle.
+
+    ``asked``: how many closed candles the read asked Binance for (fewer came: the market has no more);
+    None when ``candles`` are all there are (a sequence given whole, as a backtest's)."""
 
     environment: str
     symbol: str
     interval: str
     close_time: int
     candles: tuple[Candle, ...]
+    asked: int | None = None
+
+    def short_of(self, count: int) -> bool:
+        """True when a strategy reading ``count`` candles needs more than this read asked for (read again
+        for ``count``); False when it holds them, or holds all the market has."""
+        return len(self.candles) < count and self.asked is not None and self.asked < count
 
 
 # key -> (the limit it was fetched with, the group): a later need is served when its limit fits.
@@ -156,7 +165,7 @@ def closed_candles(
             )
         sleep(RECHECK_DELAYS_S[attempt])
         attempt += 1
-    group = CandleGroup(environment, symbol, interval, close_time, closed[-(limit - 1):])
+    group = CandleGroup(environment, symbol, interval, close_time, closed[-(limit - 1):], asked=limit - 1)
     _store(key, limit, group)
     return group
 
