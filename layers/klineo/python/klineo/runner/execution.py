@@ -34,7 +34,9 @@ Order of work for a strategy S and the candle C its message names:
 4. A candle superseded by a newer closed one is recorded ``skipped`` (stale_candle), never traded; one
    Binance never made (a halt) is recorded ``skipped`` (no_candle), and so is a candle that came while
    its symbol is halted now (``klineo.runner.candles.trading_rules``: only an ended contract pauses).
-5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles. Signal -> target
+5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles: the group's, read for the
+   lookbacks of the strategies as the dispatcher's snapshots describe them; a turn played on parameters
+   that look back further (raised by a PATCH since) reads its own first (``_Turn.candles``). Signal -> target
    position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
 6. A hold (the target equals the position) is ONE conditional PutItem of its run: no strategy
@@ -134,7 +136,7 @@ from klineo.binance.codes import COOLING_OFF_PERIOD
 from klineo.binance.endpoints import futures_balance, futures_mark_price
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.runner.candles import CandleGroup, status_refusal, trading_rules, type_refusal
+from klineo.runner.candles import CandleGroup, closed_candles, status_refusal, trading_rules, type_refusal
 from klineo.runner.failures import after_failure, after_success, paused_message
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
@@ -738,9 +740,21 @@ class _Turn:
             return _invalid_parameters(None)
         except ValidationError as exc:
             return _invalid_parameters(exc, strategy_type.params_model.model_fields)
-        assert self.ctx.group is not None
-        candles: tuple[Candle, ...] = self.ctx.group.candles
-        return strategy_type.decide(params, candles[-strategy_type.lookback(params):])
+        lookback = strategy_type.lookback(params)
+        return strategy_type.decide(params, self.candles(lookback)[-lookback:])
+
+    def candles(self, lookback: int) -> tuple[Candle, ...]:
+        """The turn's closed candles for a type that reads ``lookback`` of them: the group's, or, when the
+        group was read for a shorter lookback (parameters raised after the dispatcher's snapshot), the
+        group read again for this one (``closed_candles``: one klines request, then the container's cache).
+        A market younger than the lookback is not read again: the type holds saying so. A failed read ends
+        the turn for a retry: its message comes again, its strategies read anew."""
+        group = self.ctx.group
+        assert group is not None
+        if not group.short_of(lookback):
+            return group.candles
+        return closed_candles(group.environment, group.symbol, group.interval, group.close_time,
+                              lookback).candles
 
     def plan(self, signal: Signal, rules: SymbolRules, price: Decimal, trading: TradingContext) -> OrderPlan:
         """The order from the strategy's position to what its (direction-filtered) signal wants."""

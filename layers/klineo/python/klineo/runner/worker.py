@@ -10,7 +10,8 @@ For one batch (up to 10 messages):
    the gates of every distinct (user, connection) of the batch are read together, strongly
    consistent (``klineo.runner.gates``), once for all its turns;
 2. klines are fetched ONCE per (environment, symbol, interval, candle) of the batch, the groups
-   in parallel on a small pool, with as many candles as the group's strategies look back;
+   in parallel on a small pool, with as many candles as the group's strategies look back (as read in
+   step 1; a turn whose strategy was changed since to look back further reads its own candles);
 3. every strategy of the batch runs on one thread pool (``klineo.runner.execution``); then each
    message, one Powertools batch record, fails (is redelivered) when any of its strategies asked
    for a retry: retryable exchange errors, an order whose outcome is not settled yet, a candle
