@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import boto3
 from klineo.store.events import StrategyEvent, append_event, decode_cursor, encode_cursor, list_events
@@ -57,3 +58,17 @@ def test_a_cursor_names_only_keys_of_its_own_listing() -> None:
     assert decode_cursor("!!!", "EVT#") is None and decode_cursor(huge, "EVT#") is None
     for odd in ("EVT#\ud800", "EVT#1\n2"):
         assert decode_cursor(encode_cursor({"sk": {"S": odd}}), "EVT#") is None
+
+
+def test_a_second_event_of_one_kind_is_keyed_apart_and_the_first_keeps_its_key(aws) -> None:
+    """GIVEN two errors of one candle, the second numbered (seq 2) THEN the first's key is the one it always
+    had, the second's ends ``#02``; both are kept, read back with their keys, and pages walk each once."""
+    first, second = event("error", what="a"), replace(event("error", what="b"), seq=2)
+    assert first.sort_key == f"EVT#{C:013d}#07#error#" and second.sort_key == first.sort_key + "#02"
+    assert append_event(first) and append_event(second) and not append_event(second)
+    listed = list_events("s" * 32, 10).events
+    assert [(e.details["what"], e.sort_key) for e in listed] == [
+        ("b", second.sort_key), ("a", first.sort_key)]
+    page = list_events("s" * 32, 1)
+    rest = list_events("s" * 32, 1, page.next_cursor)
+    assert [e.details["what"] for e in page.events + rest.events] == ["b", "a"] and rest.next_cursor is None

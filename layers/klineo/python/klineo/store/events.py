@@ -1,4 +1,4 @@
-"""A strategy's append-only event log (pk=STRAT#<id>, sk=EVT#<at ms>#<step>#<kind>#<tag>), with a ``ttl``.
+"""A strategy's append-only event log (pk=STRAT#<id>, sk=EVT#<at ms>#<step>#<kind>#<tag>[#<seq>]), ``ttl``.
 
 What the runner and the API saw and did, one item per event, never updated:
 
@@ -23,10 +23,14 @@ What the runner and the API saw and did, one item per event, never updated:
                       be refused now (its reason, the refusal's field and message;
                       ``klineo.services.key_health``)
 
-Exactly once: an event of a candle has a key derived from (candle close time, kind, tag). The
-runner writes an event in the TransactWriteItems of the state change it describes (``event_put``;
-see ``klineo.store.runs``): it is never lost when that change committed, never there when it did
-not, and a repeat can only put the same key again. Other writers append with
+Exactly once: an event of a candle has a key derived from (candle close time, kind, tag). A turn that
+makes a second event of the same kind and tag on one candle (two gates refusing, a refused flip's new side
+and then its close refused) numbers it: ``seq`` 2, 3, ... in the order the turn made them (the runner's
+``make_event``), a suffix ``#02`` of its key; the first keeps the key it always had. So no event of a turn
+replaces another (in its transaction, or in a later write of the turn), and the turn played again makes
+the same keys. The runner writes an event in the TransactWriteItems of the state change it describes
+(``event_put``; see ``klineo.store.runs``): it is never lost when that change committed, never there when
+it did not, and a repeat can only put the same key again. Other writers append with
 ``attribute_not_exists(sk)`` (``append_event``), so a second attempt appends nothing more.
 Events without a candle (paused, resumed by the user) carry the time they happened and a random
 tag. The step number in the key orders the events of one candle as they happen (a position seen
@@ -110,20 +114,27 @@ class StrategyEvent:
     close_time: int | None = None
     tag: str = ""
     created_at: str = ""
+    # 1 for the turn's first event of its candle, kind and tag; 2, 3, ... for the next ones (module doc).
+    seq: int = 1
 
     @cached_property
     def sort_key(self) -> str:
-        """``EVT#<at ms, 13 digits>#<step>#<kind>#<tag>``: time order, then the order within a candle."""
+        """``EVT#<at ms, 13 digits>#<step>#<kind>#<tag>``, then ``#<seq>`` from the second event of one kind
+        and tag on: time order, then the order within a candle."""
         step = EVENT_KINDS.index(self.kind)
-        return f"{_PREFIX}{self.at_ms:013d}#{step:02d}#{self.kind}#{self.tag}"
+        key = f"{_PREFIX}{self.at_ms:013d}#{step:02d}#{self.kind}#{self.tag}"
+        return key if self.seq == 1 else f"{key}#{self.seq:02d}"
 
     def to_item(self, when: WriteTime) -> dict[str, Any]:
         """The DynamoDB item written at ``when`` (its created_at unless it has one, and its ttl)."""
-        return {"pk": {"S": f"STRAT#{self.strategy_id}"}, "sk": {"S": self.sort_key}, **to_item({
+        item = {"pk": {"S": f"STRAT#{self.strategy_id}"}, "sk": {"S": self.sort_key}, **to_item({
             "entity": "event", "strategy_id": self.strategy_id, "user_id": self.user_id, "kind": self.kind,
             "at_ms": self.at_ms, "close_time": self.close_time, "tag": self.tag, "details": self.details,
             "created_at": self.created_at or when.now, "ttl": when.ttl,
         })}
+        if self.seq != 1:  # the first of its kind and tag has none: its item is as it always was
+            item["seq"] = {"N": str(self.seq)}
+        return item
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> StrategyEvent:
@@ -134,6 +145,7 @@ class StrategyEvent:
             at_ms=int(data["at_ms"]), details=_plain(data.get("details") or {}),
             close_time=int(data["close_time"]) if data.get("close_time") is not None else None,
             tag=str(data.get("tag", "")), created_at=str(data.get("created_at", "")),
+            seq=int(data.get("seq", 1)),
         )
 
 
