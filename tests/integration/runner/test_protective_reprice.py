@@ -1249,9 +1249,9 @@ def _other_turn(connection: Any, sid: str, close_time: int) -> None:
     from klineo.store import strategies as strategy_store
     from klineo.store.events import StrategyEvent
 
-    def make_event(kind: str, at: int | None = None, **details: Any) -> StrategyEvent:
+    def make_event(kind: str, at: int | None = None, *, tag: str = "", **details: Any) -> StrategyEvent:
         plain = {k: str(v) if isinstance(v, Decimal) else v for k, v in details.items() if v is not None}
-        return StrategyEvent(sid, USER, kind, close_time, plain, close_time=close_time)
+        return StrategyEvent(sid, USER, kind, close_time, plain, close_time=close_time, tag=tag)
 
     LiveReprice(strategy_store.get_strategy(USER, sid, consistent=True), connection, make_event).play()
 

@@ -367,6 +367,8 @@ class _Turn:
         # Events of this turn not written yet: each goes with the next state write of the turn, in
         # its transaction (klineo.store.runs), so it is never lost nor written twice.
         self.events: list[StrategyEvent] = []
+        # How many events of each (candle, kind, tag) this turn made: the next one's ``seq`` (make_event).
+        self.made: dict[tuple[int, str, str], int] = {}
         self.order: tuple[tuple[str, str, Decimal, bool, str], FuturesOrder] | None = None
         # The keys the turn's order went out with: its fills are read with them (one secret look-up).
         self.creds: Credentials | None = None
@@ -461,20 +463,26 @@ class _Turn:
         written = record_run(run, advance=advance, events=self.take_events(), attempts=self.take_attempts())
         return self.result(run.status if written else "not_run", detail)
 
-    def make_event(self, kind: str, close_time: int | None = None, *, second: bool = False,
+    def make_event(self, kind: str, close_time: int | None = None, *, second: bool = False, tag: str = "",
                    **details: Any) -> StrategyEvent:
         """One event of this candle (or of ``close_time``), details as plain text and numbers; ``second``:
-        about a hedge flip's second order, whose events are kept apart from its first's (their own tag)."""
+        about a hedge flip's second order, whose events are kept apart from its first's (their own tag);
+        ``tag``: another such set (``klineo.runner.reprice``'s). The turn's second event of one candle, kind
+        and tag is numbered apart (``seq``): none replaces another; a turn played again keys them alike."""
         plain = {k: plain_text(v) if isinstance(v, Decimal) else v
                  for k, v in details.items() if v is not None}
         strategy = self.strategy
         at = close_time if close_time is not None else self.close_time
-        return StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at,
-                             tag=_SECOND_LEG_TAG if second else "")
+        if second:
+            tag = _SECOND_LEG_TAG
+        key = (at, kind, tag)
+        seq = self.made[key] = self.made.get(key, 0) + 1
+        return StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at, tag=tag,
+                             seq=seq)
 
     def event(self, kind: str, close_time: int | None = None, *, second: bool = False,
               **details: Any) -> None:
-        """Add one event of this candle to the turn's next write (once per candle, kind and order)."""
+        """Add one event of this candle to the turn's next write (its key: ``make_event``)."""
         self.events.append(self.make_event(kind, close_time, second=second, **details))
 
     def take_events(self) -> list[StrategyEvent]:
@@ -1805,7 +1813,7 @@ def _pausing(reason: str | None) -> StrategyAdvance | None:
 # its close (written into the candle's run when the entry settles).
 NEXT_LEG = "next_leg"
 FIRST_LEG = "first_leg"
-# The event tag of a flip's second order: a candle's events are one per kind and tag (klineo.store.events).
+# The event tag of a flip's second order: its events read apart from its first's (klineo.store.events).
 _SECOND_LEG_TAG = "leg2"
 
 

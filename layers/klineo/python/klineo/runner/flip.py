@@ -30,8 +30,8 @@ never imports it.
   on what is left of the old side, whose stops are re-placed for that rest (still open), as after any
   reduction. A refused entry does not count as a failed run (its close went through): refused again from
   flat on the next candles, it does; refused for the account's cooling-off period (-4192), it pauses the
-  strategy at once (``cooling_off_period``), as from flat. The entry's events carry their own tag (a candle
-  has one event per kind and tag).
+  strategy at once (``cooling_off_period``), as from flat. The entry's events carry their own tag (read apart
+  from the close's).
 
 The turn's clock (``is_superseded``) is looked up on ``klineo.runner.execution`` at call time, as the
 turn's own is: one name a stale-candle check goes through. The hand-over's write is this module's own.

@@ -103,8 +103,8 @@ levels the same way, from the book, for the book's entry.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from klineo.binance import Candle
@@ -276,10 +276,11 @@ class LiveReprice:
                  make_event: Callable[..., StrategyEvent], *, after_fill: bool = False) -> None:
         self.strategy = strategy
         # Right after a fill of the strategy's own order (``after_fill``) its events keep apart from the ones
-        # of the same candle's re-pricing before that order (a candle has one event per kind and tag).
+        # of the same candle's re-pricing before that order (each its own tag).
         self.tag = _AFTER_FILL_TAG if after_fill else _TAG
         self.connection = connection
-        self.make_event = make_event
+        # Tagged as they are made: the turn numbers a second event of one kind and tag (``seq``).
+        self.make_event = partial(make_event, tag=self.tag)
         self.record = dict(strategy.protective or {})
         self.parent = str(self.record.get("parent_client_order_id") or "")
         self.held = strategy.live_position
@@ -686,12 +687,11 @@ class LiveReprice:
         """Record the live position's ``protective`` (conditional on the position and its entry; a claim's
         ``seen_generations`` / ``entry_update``: ``klineo.store.runs.replace_protective``)."""
         strategy = self.strategy
-        tagged = [replace(e, tag=self.tag) for e in events]
         # Every write holds the generations this attempt read or claimed: a stale attempt never writes
         # its record over a newer claim's (its orders would be forgotten, a generation claimed twice).
         claim.setdefault("seen_generations", int(self.record.get("generations", 1)))
         written = replace_protective(strategy.user_id, strategy.strategy_id, record, held=self.held,
-                                     parent=self.parent, events=tagged, first=self.first, **claim)
+                                     parent=self.parent, events=events, first=self.first, **claim)
         if written:
             self.first = False
         else:

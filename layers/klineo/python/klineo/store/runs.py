@@ -307,7 +307,8 @@ def _commit(named: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]
 
 def _events(events: Iterable[StrategyEvent], when: WriteTime) -> list[tuple[str, dict[str, Any]]]:
     """The events' Puts in the write made at ``when``, the first of each key only (a transaction
-    refuses two actions on one item)."""
+    refuses two actions on one item): the same event handed twice. Two events of a turn never share a
+    key (the runner numbers the second of one kind and tag: ``klineo.store.events``)."""
     firsts: dict[str, StrategyEvent] = {}
     for event in events:
         firsts.setdefault(event.sort_key, event)
