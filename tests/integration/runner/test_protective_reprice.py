@@ -1290,3 +1290,56 @@ def test_a_reprice_superseded_by_a_racing_one_ends_at_the_newest_percent(runner,
     assert stops == [(armed_stop, want)], (
         f"want one stop at {want}; open stops {stops}; record sl={stored.get('stop_loss')} "
         f"orders={stored.get('orders')} generations={stored.get('generations')}")
+
+
+# What each way of a refused change tells and records (pinned before ``LiveReprice``'s refusal was read
+# again as one decision).
+def test_a_change_refused_outright_tells_one_error_and_records_no_repricing(runner) -> None:
+    """A change every role of which Binance refused or whose placed roles all had an earlier order standing
+    (SL 0.5 % crossed, TP 5 % placed beside the earlier pair) writes one error event with its message, no
+    protective_repriced event, and keeps the record's earlier orders and levels, the wanted ones refused."""
+    first, second = _ticks(runner, 2)
+    sid, _entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    before = runner.stored(USER, sid).protective
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.99")))
+    _patch(runner, sid, {"stop_loss_pct": "0.5", "take_profit_pct": "5"})
+
+    runner.run_tick(second)
+
+    [error] = _events(sid, "error")
+    assert error.details["message"] == ("Binance refused a re-priced protective order (a level the mark "
+                                        "price already crossed?); the earlier orders stay.")
+    assert _events(sid, "protective_repriced") == []
+    stored = runner.stored(USER, sid).protective
+    assert {k: v for k, v in stored.items() if k not in ("refused", "generations")} == {
+        k: v for k, v in before.items() if k != "generations"}
+    assert reprice_module.levels(stored["refused"]) == {
+        "stop_loss": D(error.details["new_stop_loss"]), "take_profit": D(error.details["new_take_profit"])}
+
+
+def test_an_added_take_profit_refused_tells_which_role_was_placed(runner) -> None:
+    """A take-profit refused beside an added stop (no earlier order) is told as the take-profit refused and
+    the stop-loss placed, tried again once the percents change."""
+    first, second = _ticks(runner, 2)
+    sid, _entry, _price = _crossed_take_profit_added(runner, first)
+
+    runner.run_tick(second)
+
+    [error] = _events(sid, "error")
+    assert error.details["message"] == (
+        "Binance refused the take-profit (a level the mark price already crossed?); the stop-loss was "
+        "placed. The take-profit is tried again once the percents change.")
+
+
+def test_a_moved_take_profit_refused_beside_an_added_stop_tells_the_earlier_one_stays(runner) -> None:
+    """A moved take-profit refused beside an added stop is told as the stop-loss placed and the earlier
+    take-profit staying."""
+    first, second = _ticks(runner, 2)
+    sid, _entry = _crossed_take_profit_moved_beside_an_added_stop(runner, first)
+
+    runner.run_tick(second)
+
+    [error] = _events(sid, "error")
+    assert error.details["message"] == (
+        "Binance refused the take-profit (a level the mark price already crossed?); the stop-loss was "
+        "placed, the earlier take-profit stays. The take-profit is tried again once the percents change.")

@@ -355,3 +355,38 @@ def test_a_stop_added_beside_a_refused_take_profit_as_part_is_closed_elsewhere_s
     assert (error.details["what"], error.details["category"]) == ("protective_not_repriced", "order_rejected")
     runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.98")))
     assert _position(runner, ONE_WAY) == 0
+
+
+# What a refusal for what is left tells and records (pinned before ``LiveReprice``'s refusal was read again
+# as one decision).
+def test_every_stop_refused_for_what_is_left_tells_one_error_and_records_no_repricing(runner, monkeypatch):
+    """Every role refused for what is left writes one error event with its message, no protective_repriced
+    event, and keeps the record for the old quantity, that quantity not tried again."""
+    first, second = tick_times(2)
+    sid, entry, _fill = _long(runner, ONE_WAY, first, stop_loss_pct="2")
+    before = runner.stored(USER, sid).protective
+    refuse_for_good(runner.sim, monkeypatch, protective_client_algo_id(entry, "stop_loss", 1))
+
+    _filled_in_part(runner, sid, second)
+
+    [error], stored = _events(sid, "error"), runner.stored(USER, sid).protective
+    assert (error.details["message"], _events(sid, "protective_repriced")) == (
+        "Binance refused the protective orders for what is left of the position; the earlier ones stay.", [])
+    assert {k: v for k, v in stored.items() if k not in ("refused_quantity", "generations")} == {
+        k: v for k, v in before.items() if k != "generations"}
+
+
+def test_a_take_profit_refused_for_what_is_left_tells_the_others_were_re_placed(runner, monkeypatch) -> None:
+    """A take-profit refused for what is left beside a re-placed stop is told by its own message, with a
+    protective_repriced event for the quantity left."""
+    first, second = tick_times(2)
+    sid, entry, _fill = _long(runner, ONE_WAY, first, stop_loss_pct="2", take_profit_pct="3")
+    refuse_for_good(runner.sim, monkeypatch, protective_client_algo_id(entry, "take_profit", 1))
+
+    _filled_in_part(runner, sid, second)
+
+    [error] = _events(sid, "error")
+    assert error.details["message"] == ("Binance refused the take-profit for what is left of the position; "
+                                        "its earlier order stays, the others were re-placed.")
+    [repriced] = _events(sid, "protective_repriced")
+    assert (D(repriced.details["quantity"]), D(repriced.details["old_quantity"])) == (REST, FULL)
