@@ -249,6 +249,25 @@ def _of_roles(found: dict[str, Decimal], roles: set[str]) -> dict[str, Decimal]:
             if not roles.isdisjoint(protective_targets({name: value}))}
 
 
+def _refusal_message(same: bool, kept: set[str], refused: set[str], stays: set[str]) -> str:
+    """The ``error`` message of a refused re-pricing (``LiveReprice.refusal``): ``same``, for what is left."""
+    if not kept and same:
+        return ("Binance refused the protective orders for what is left of the position; the earlier ones "
+                "stay.")
+    if not kept:
+        return ("Binance refused a re-priced protective order (a level the mark price already crossed?); the "
+                "earlier orders stay.")
+    named = " and ".join(sorted(role.replace("_", "-") for role in refused))
+    if same:
+        return (f"Binance refused the {named} for what is left of the position; its earlier order stays, the "
+                "others were re-placed.")
+    placed = " and ".join(sorted(role.replace("_", "-") for role in kept))
+    earlier = f", the earlier {named} stays" if stays else ""
+    return (f"Binance refused the {named} (a level the mark price already crossed?); the {placed} "
+            f"{'was' if len(kept) == 1 else 'were'} placed{earlier}. The {named} "
+            f"{'is' if len(refused) == 1 else 'are'} tried again once the percents change.")
+
+
 def armed_ids(record: dict[str, Any] | None) -> dict[str, str]:
     """Role -> clientAlgoId of the orders a live protective record has armed on Binance ({}: none armed)."""
     if not record or record.get("mode") != "live" or record.get("armed") is not True:
@@ -491,66 +510,48 @@ class LiveReprice:
         placed, refused = placed_and_refused(states, roles, NOT_ARMED)
         if not refused:
             return self.finish(wanted, claim)
-        # Refused in part, re-placed for what is left or some role placed with no earlier order standing to
-        # keep (from no levels, a stop-loss added beside a moved take-profit or trailing stop, one Binance did
-        # not take at entry): the per-role rule, for every role placed (an accepted stop is never cancelled
-        # for a refused role).
-        earlier = self.standing_earlier(claim)  # the roles whose earlier order stands and is replaced
-        if placed and (levels(wanted) == levels(self.record) or not placed <= earlier):
-            return self.refused_in_part(wanted, claim, placed, refused, refused & earlier)
-        self.note_cancelled(self.claimed_ids(claim))
-        record = {k: v for k, v in self.record.items() if k != "repricing"}
-        if levels(wanted) == levels(self.record):  # re-placed for what is left: not again at this size
-            record["refused_quantity"] = abs(self.held)
-            message = ("Binance refused the protective orders for what is left of the position; the "
-                       "earlier ones stay.")
-        else:
-            record["refused"] = levels(wanted)
-            message = ("Binance refused a re-priced protective order (a level the mark price already "
-                       "crossed?); the earlier orders stay.")
-        self.failed(record, levels(wanted), message, "order_rejected")
-        # The earlier levels stay, but orders sized for more than is left (a part closed elsewhere) are
-        # re-placed for it now, role by role, never kept until the next turn (Binance refuses them: -2022).
-        if self.record is record and self.resizing():
+        before = self.record
+        self.refusal(wanted, claim, placed, refused)
+        # The earlier orders that stay, sized for more than is left (a part closed elsewhere), are re-placed
+        # for it now, role by role, at their levels, never kept until the next turn (Binance refuses: -2022).
+        if self.record is not before and self.resizing():
             self.move()
         return True
 
-    def refused_in_part(self, wanted: dict[str, Any], claim: dict[str, Any], placed: set[str],
-                        refused: set[str], stays: set[str]) -> bool:
-        """Binance placed ``placed`` and refused ``refused`` for good (or lost them), re-placed for what is
-        left or some placed role with no earlier order standing: each role placed keeps its new order, a
-        refused one keeps its earlier order and level when that order stands (``stays``), else it has none
-        (from no levels, or refused or kept off at entry), told by an ``error`` event
-        (``placed_and_refused``, the module docstring)."""
-        self.note_cancelled(self.claimed_ids({**claim, "roles": sorted(refused)}))  # a lost one may stand
+    def refusal(self, wanted: dict[str, Any], claim: dict[str, Any], placed: set[str],
+                refused: set[str]) -> None:
+        """Binance placed ``placed`` and refused ``refused`` for good (or lost them), decided once (the module
+        docstring's step 4): each role placed keeps its new order when re-placed for what is left or when one
+        had no earlier order standing (a stop never cancelled for a refused role), a refused one keeping its
+        earlier order and level where it stands (``stays``); else none is kept, the earlier orders stay. An
+        ``error`` event tells it; ``refused_quantity`` (what is left) or ``refused`` (levels) remembers it."""
+        new, same = levels(wanted), levels(wanted) == levels(self.record)
+        earlier = self.standing_earlier(claim)  # the roles whose earlier order stands and is replaced
+        kept = placed if placed and (same or not placed <= earlier) else set()
+        stays = refused & earlier
+        dropped = set(claim.get("roles") or []) - kept
+        self.note_cancelled(self.claimed_ids({**claim, "roles": sorted(dropped)}))  # a lost one may stand
+        message = _refusal_message(same, kept, refused, stays)
+        remember: dict[str, Any] = {"refused_quantity": abs(self.held)} if same else {"refused": new}
+        if not kept:
+            record = {k: v for k, v in self.record.items() if k != "repricing"}
+            self.failed({**record, **remember}, new, message, "order_rejected")
+            return
+        if not same:
+            wanted = {**wanted, **_of_roles(levels(self.record), stays)}  # the level of the order that stays
+        if same or levels(wanted) != new:  # an earlier order stays, for its quantity
+            remember["quantity"] = self.record.get("quantity", abs(self.held))
         # Every earlier order but the ones that stay is replaced: none is named armed unless it stands.
         replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role not in stays}
-        named = " and ".join(sorted(role.replace("_", "-") for role in refused))
-        if levels(wanted) == levels(self.record):
-            message = (f"Binance refused the {named} for what is left of the position; its earlier order "
-                       "stays, the others were re-placed.")
-        else:
-            kept = " and ".join(sorted(role.replace("_", "-") for role in placed))
-            message = (f"Binance refused the {named} (a level the mark price already crossed?); the {kept} "
-                       f"{'was' if len(placed) == 1 else 'were'} placed"
-                       f"{', the earlier ' + named + ' stays' if stays else ''}. The {named} "
-                       f"{'is' if len(refused) == 1 else 'are'} tried again once the percents change.")
-            wanted = {**wanted, **_of_roles(levels(self.record), stays)}  # the level of the order that stays
-        before = self.record
-        self.finish(wanted, {**claim, "roles": sorted(placed), "replaces": replaces},
-                    refusal=self.error_event(levels(claim.get("levels")), message, "order_rejected"))
-        # An earlier order that stays sized for more than is left (a part closed elsewhere) is re-placed for
-        # it now, at its level, never kept until the next turn (Binance refuses it: -2022).
-        if stays and self.record is not before and self.resizing():
-            self.move()
-        return True
+        self.finish(wanted, {**claim, "roles": sorted(kept), "replaces": replaces},
+                    self.error_event(new, message, "order_rejected"), **remember)
 
-    def finish(self, wanted: dict[str, Any], claim: dict[str, Any],
-               refusal: StrategyEvent | None = None) -> bool:
+    def finish(self, wanted: dict[str, Any], claim: dict[str, Any], refusal: StrategyEvent | None = None,
+               **remember: Any) -> bool:
         """All claimed roles placed: cancel the orders they replace, record which order each role has; with
-        ``refusal`` (the error event of roles Binance refused, left out of ``claim``), for what is left: their
-        orders stay, for the old ``quantity``, and ``refused_quantity`` keeps it from being tried again; from
-        no levels: they have none, and ``refused`` keeps the levels from being tried again."""
+        ``refusal`` (the error event of roles Binance refused, left out of ``claim``), the record also holds
+        ``remember`` (``refused`` or ``refused_quantity``, and the old ``quantity`` of an earlier order that
+        stays: ``LiveReprice.refusal``)."""
         replaces = {str(role): int(g) for role, g in (claim.get("replaces") or {}).items()}
         orders = {role: g for role, g in armed_orders(self.record).items() if role not in replaces}
         orders.update({str(role): int(claim["generation"]) for role in claim.get("roles") or []})
@@ -563,13 +564,7 @@ class LiveReprice:
                   "orders": orders, "generations": self.record["generations"]}
         if same and "refused" in self.record:
             record["refused"] = self.record["refused"]  # re-placed at the same levels: still not tried again
-        if refusal is not None and same:
-            # a refused role's order is for the old quantity; this one is not tried again
-            record.update(quantity=self.record.get("quantity"), refused_quantity=abs(self.held))
-        elif refusal is not None:  # other levels: a refused role keeps its earlier order and level, or has
-            record["refused"] = levels(claim.get("levels"))  # none; not tried again until the percents change
-            if levels(wanted) != levels(claim.get("levels")):  # an earlier order stays, for its quantity
-                record["quantity"] = self.record.get("quantity", abs(self.held))
+        record.update(remember)
         # The replaced orders are cancelled only once the record names the new ones (kept in ``superseded``
         # until then): a crash in between never leaves a claim whose replaced orders are already gone.
         superseded = {str(i) for i in self.record.get("superseded") or []}
