@@ -390,3 +390,25 @@ def test_a_take_profit_refused_for_what_is_left_tells_the_others_were_re_placed(
                                         "its earlier order stays, the others were re-placed.")
     [repriced] = _events(sid, "protective_repriced")
     assert (D(repriced.details["quantity"]), D(repriced.details["old_quantity"])) == (REST, FULL)
+
+
+def test_a_stop_added_beside_a_take_profit_refused_at_its_level_as_part_is_closed_elsewhere_keeps_none_big(
+        runner, monkeypatch) -> None:
+    """A stop-loss added beside an unchanged take-profit, in the turn finding half the long sold by hand, with
+    the take-profit re-placed for the 0.002 left refused (-2021): the earlier take-profit (for 0.004) stays
+    and is re-placed for the rest in the same turn, never kept sized for more than is left."""
+    first, second = tick_times(2)
+    sid, entry, fill = _long(runner, ONE_WAY, first, take_profit_pct="3")
+    refuse_for_good(runner.sim, monkeypatch, protective_client_algo_id(entry, "take_profit", 1))
+    runner.sim.inject_trade(ONE_WAY, "manual", "BTCUSDT", side="SELL", quantity=str(REST))
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={
+        "parameters": ALWAYS_HOLD, "stop_loss_pct": "1.5"})
+
+    runner.run_tick(second)
+
+    algos, still = algo_orders(runner, ONE_WAY), _open(runner, ONE_WAY)
+    assert sorted((algos[i].order_type, algos[i].quantity) for i in still) == [
+        ("STOP_MARKET", REST), ("TAKE_PROFIT_MARKET", REST)]
+    assert D(str(runner.stored(USER, sid).protective["quantity"])) == REST
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("1.04")))
+    assert _position(runner, ONE_WAY) == 0

@@ -539,7 +539,7 @@ class LiveReprice:
             return
         if not same:
             wanted = {**wanted, **_of_roles(levels(self.record), stays)}  # the level of the order that stays
-        if same or levels(wanted) != new:  # an earlier order stays, for its quantity
+        if same or stays:  # an earlier order stays, for its quantity (even at the level wanted)
             remember["quantity"] = self.record.get("quantity", abs(self.held))
         # Every earlier order but the ones that stay is replaced: none is named armed unless it stands.
         replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role not in stays}
