@@ -75,6 +75,9 @@ _STAMPED = ("max_leverage", "max_notional_usdt", "leverage", "margin_type", "pos
             "credentials_version")
 _CONFLICT_ATTEMPTS = 3
 _CACHE: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+# The gates' checks last built, by (user, connection sort key, switches), with the connection item they were
+# built from: the same item (compared as an object) has the same checks (``gate_condition_checks``).
+_CHECKS: dict[tuple[str, str, bool], tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +146,7 @@ def forget_connection(user_id: str | None = None, connection_id: str | None = No
     """Drop one cached connection (or all of them, for tests)."""
     if user_id is None or connection_id is None:
         _CACHE.clear()
+        _CHECKS.clear()
     else:
         _CACHE.pop((user_id, connection_id), None)
 
@@ -206,8 +210,16 @@ def _guard_check(guard: ConnectionGuard) -> dict[str, Any]:
 
 def gate_condition_checks(gates: GateChecks) -> list[tuple[str, dict[str, Any]]]:
     """The gates' ``ConditionCheck``s, named "connection", "user_flags", "global_flags" (the names of
-    ``ClaimRefusal.failed``): for any transaction that must not commit past a gate (the runner's claim)."""
-    return _gate_items(gates)
+    ``ClaimRefusal.failed``): for any transaction that must not commit past a gate (the runner's claim).
+
+    Built once per connection item (``_CHECKS``): a batch's claims on one connection share the cached item.
+    The list is shared: a caller copies it into its transaction, never changes it."""
+    item = gates.connection_item
+    key = (gates.user_id, item["sk"]["S"], gates.switches)
+    built = _CHECKS.get(key)
+    if built is None or built[0] is not item:
+        built = _CHECKS[key] = (item, _gate_items(gates))
+    return built[1]
 
 
 def _gate_items(gates: GateChecks) -> list[tuple[str, dict[str, Any]]]:
