@@ -36,8 +36,8 @@ Order of work for a strategy S and the candle C its message names:
    its symbol is halted now (``klineo.runner.candles.trading_rules``: only an ended contract pauses).
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles: the group's, read for the
    lookbacks of the strategies as the dispatcher's snapshots describe them; a turn played on parameters
-   that look back further (raised by a PATCH since) reads its own first (``_Turn.candles``). Signal -> target
-   position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
+   that look back further (raised by a PATCH since) reads its own first (``_Turn.candles_for``). Signal ->
+   target position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
 6. A hold (the target equals the position) is ONE conditional PutItem of its run: no strategy
    write, no event (``klineo.store.runs``); a repeat is refused and answers ``not_run``.
@@ -225,7 +225,6 @@ from klineo.services.symbol_settings import SETTING_FIELDS, prepare_symbol
 from klineo.store.connections import (
     Connection,
     TradingContext,
-    connection_credentials,
     connection_from_item,
     load_trading_context,
 )
@@ -309,6 +308,16 @@ class TickContext:
     positions: PositionBook = field(default_factory=PositionBook)
     # The batch's gates, read once per (user, connection) before the turns (klineo.runner.gates).
     gates: GateBook = field(default_factory=GateBook)
+    # The container's futures client of each environment, once looked up (``futures_client``).
+    clients: dict[str, BinanceClient] = field(default_factory=dict, repr=False, compare=False)
+
+    def futures_client(self, environment: str) -> BinanceClient:
+        """The container's futures client of ``environment`` (``get_client``), looked up once for the
+        message's strategies: each look-up reads the environment's URL and proxy variables again."""
+        client = self.clients.get(environment)
+        if client is None:
+            client = self.clients[environment] = get_client(Market.FUTURES, environment)
+        return client
 
     def now_ms(self) -> int:
         """Wall-clock now in epoch ms."""
@@ -384,13 +393,10 @@ class _Turn:
         self.entry_refusal: dict[str, Any] | None = None
 
     def client(self) -> BinanceClient:
-        """The container's futures client of the strategy's environment (``get_client``'s one cache).
-
-        Looked up once per turn: a live order asks for it four times, and each look-up reads the
-        environment's URL and proxy variables again.
-        """
+        """The container's futures client of the strategy's environment (``TickContext.futures_client``),
+        kept for the turn: a live order asks for it four times."""
         if self._client is None:
-            self._client = get_client(Market.FUTURES, self.strategy.environment)
+            self._client = self.ctx.futures_client(self.strategy.environment)
         return self._client
 
     # ------------------------------------------------------------------ results and records
@@ -749,16 +755,19 @@ class _Turn:
         except ValidationError as exc:
             return _invalid_parameters(exc, strategy_type.params_model.model_fields)
         lookback = strategy_type.lookback(params)
-        return strategy_type.decide(params, self.candles(lookback)[-lookback:])
+        assert self.ctx.group is not None
+        candles = self.ctx.group.candles
+        if len(candles) < lookback:  # the group holds fewer than these parameters read (raised since?)
+            candles = self.candles_for(self.ctx.group, lookback)
+        return strategy_type.decide(params, candles[-lookback:])
 
-    def candles(self, lookback: int) -> tuple[Candle, ...]:
-        """The turn's closed candles for a type that reads ``lookback`` of them: the group's, or, when the
-        group was read for a shorter lookback (parameters raised after the dispatcher's snapshot), the
+    @staticmethod
+    def candles_for(group: CandleGroup, lookback: int) -> tuple[Candle, ...]:
+        """The closed candles of a turn whose type reads ``lookback`` of them, more than ``group`` holds: when
+        the group was read for a shorter lookback (parameters raised after the dispatcher's snapshot), the
         group read again for this one (``closed_candles``: one klines request, then the container's cache).
         A market younger than the lookback is not read again: the type holds saying so. A failed read ends
         the turn for a retry: its message comes again, its strategies read anew."""
-        group = self.ctx.group
-        assert group is not None
         if not group.short_of(lookback):
             return group.candles
         return closed_candles(group.environment, group.symbol, group.interval, group.close_time,
@@ -812,7 +821,7 @@ class _Turn:
         if not self.live:
             return self.paper_equity(price)
         client = self.client()
-        rows = futures_balance(client, connection_credentials(trading.connection))
+        rows = futures_balance(client, self.ctx.gates.credentials(trading.connection))
         usdt = next((row for row in rows if row.get("asset") == "USDT"), {})
         return Decimal(str(usdt.get("availableBalance", "0")))
 
@@ -865,7 +874,7 @@ class _Turn:
         if not forced:
             return {}, []
         strategy = self.strategy
-        creds = connection_credentials(trading.connection)
+        creds = self.ctx.gates.credentials(trading.connection)
         price = Decimal(str(forced[-1].get("avgPrice", 0)))
         fills = forced_fills((self.client(), creds), strategy, forced, moved, price,
                              reserve=FILLS_READ_RESERVE)
@@ -1027,7 +1036,7 @@ class _Turn:
             self.event("risk_block", gate=exc.field, message=exc.message)
             legs, facts = self.close_alone(exc, close, legs, at, ids, facts)
         try:
-            creds = connection_credentials(trading.connection)
+            creds = self.ctx.gates.credentials(trading.connection)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise
@@ -1434,7 +1443,7 @@ class _Turn:
         without its stops and its ``entry_client_order_id``."""
         if filled == 0 or self.trading is None:
             return None
-        creds = self.creds if self.creds is not None else connection_credentials(self.trading.connection)
+        creds = self.creds if self.creds is not None else self.ctx.gates.credentials(self.trading.connection)
         before, cid = pending.position_before, pending.client_order_id
         client = self.client()
         fills = None
@@ -1578,7 +1587,7 @@ class _Turn:
         earlier = pending.lease_until_ms
         taken = replace(pending, lease_until_ms=self.ctx.deadline_ms)
         try:
-            creds = self.creds = connection_credentials(trading.connection)
+            creds = self.creds = self.ctx.gates.credentials(trading.connection)
             same_candle = pending.close_time == self.close_time
             # Sent again only for a strategy still live (a switch to paper, or a pause, stops it: looked up).
             if same_candle and self.live and not is_superseded(pending.close_time, strategy.interval, now):

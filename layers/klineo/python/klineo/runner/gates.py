@@ -11,6 +11,9 @@ claim in this batch does not read its connection again.
 
 A pair the book was not loaded with (run-now, or a strategy that moved to another connection
 since the batch read) is read on first use, once, and then shared like the others.
+
+The book also keeps the keys each connection signs with (``credentials``), looked up once per batch:
+every live turn on a connection signs with them, and the keys of one version never change.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from klineo.store.connections import TradingContext, load_trading_contexts, require_trading_context
+from klineo.binance import Credentials
+from klineo.store.connections import (
+    Connection,
+    TradingContext,
+    connection_credentials,
+    load_trading_contexts,
+    require_trading_context,
+)
 from klineo.store.order_claim import remember_connection
 
 __all__ = ["GateBook"]
@@ -32,6 +42,7 @@ class GateBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._contexts: dict[tuple[str, str], TradingContext | None] = {}
+        self._credentials: dict[tuple[str, str | None], Credentials] = {}
         self.reads = 0  # BatchGetItem rounds made for this book (for the batch's log line)
 
     @classmethod
@@ -58,3 +69,12 @@ class GateBook:
             with self._lock:
                 found = self._contexts.get(pair)
         return require_trading_context(found)
+
+    def credentials(self, connection: Connection) -> Credentials:
+        """The keys ``connection`` signs with (``connection_credentials``), by its secret and the version its
+        item names: looked up on the batch's first use, then shared (a dict read: atomic)."""
+        version = (connection.secret_name, connection.credentials_version)
+        found = self._credentials.get(version)
+        if found is None:
+            found = self._credentials[version] = connection_credentials(connection)
+        return found
