@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
 from klineo.binance import endpoints, filters
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store import strategies as strategy_store
@@ -19,8 +20,9 @@ from klineo.store.connections import update_settings
 from klineo.store.events import list_events
 
 from local.binance_sim.errors import ApiError
-from tests.integration.runner.conftest import ORDER_PATH, current_close
+from tests.integration.runner.conftest import ORDER_PATH, algo_orders, current_close
 from tests.integration.runner.test_failed_runs_pause import ALWAYS_LONG, minute_start
+from tests.integration.runner.test_protective_reprice import _kept_off_at_entry
 from tests.integration.runner.test_refusals_that_lift import refuse_orders
 
 USER = "user-paused-holding"
@@ -116,6 +118,31 @@ def test_a_pause_leaving_a_position_with_armed_stops_says_which_stay_armed_on_bi
     assert message.endswith(
         f"Its stop-loss (clientAlgoId {stop_loss}) and take-profit (clientAlgoId {take_profit}) stay armed "
         "on Binance: the pause does not cancel them, and they still close the position when triggered.")
+
+
+@pytest.mark.parametrize("code", [-2021, -2023], ids=["refused_at_entry", "kept_off_at_entry"])
+def test_a_pause_says_the_stop_loss_stays_armed_beside_a_take_profit_binance_did_not_take(runner, monkeypatch,
+                                                                                         code) -> None:
+    """GIVEN a live strategy holding a long 0.002 BTCUSDT with SL 2 % / TP 3 % whose take-profit Binance did
+    not take at entry (refused for good, or kept off for now: the record not armed), its stop-loss open WHEN
+    its symbol stops taking MARKET orders and the turn of its flip pauses it THEN the paused event names the
+    stop-loss that stays armed on Binance (before: no stop at all, as if nothing guarded the position)."""
+    _kept_off_at_entry(runner, monkeypatch, "-tp", code)
+    sid, _connection, now = _holding(runner, stop_loss_pct="2", take_profit_pct="3")
+    record = runner.stored(USER, sid).protective
+    assert record["armed"] is False
+    stop_loss = protective_client_algo_id(record["parent_client_order_id"], "stop_loss")
+    runner.sim.set_order_types("BTCUSDT", ["LIMIT"])
+    endpoints.clear_exchange_info_cache()
+    filters.clear_symbol_rules_cache()
+
+    runner.run_tick(now)
+
+    assert runner.stored(USER, sid).status_reason == "no_market_orders"
+    assert algo_orders(runner, "futures-full")[stop_loss].status == "NEW"
+    assert _paused_message(sid).endswith(
+        f"Its stop-loss (clientAlgoId {stop_loss}) stays armed on Binance: the pause does not cancel it, and "
+        "it still closes the position when triggered.")
 
 
 def test_a_cooling_off_pause_says_the_position_stays_open_until_the_period_ends(runner, monkeypatch) -> None:

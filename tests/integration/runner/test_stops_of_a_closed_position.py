@@ -9,10 +9,13 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import pytest
 from klineo.services.protective_siblings import protective_client_algo_id
+from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
 
 from tests.integration.runner.conftest import algo_orders, tick_times
+from tests.integration.runner.test_protective_reprice import _kept_off_at_entry
 
 USER = "user-runner-stopped-out"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
@@ -79,3 +82,33 @@ def test_a_take_profit_whose_cancel_failed_stays_recorded_and_the_next_entry_can
     assert _exchange_position(runner) == Decimal("0.002")
     assert algo_orders(runner, "futures-full")[old_tp].status == "CANCELED"
     assert "superseded" not in runner.stored(USER, sid).protective
+
+
+@pytest.mark.parametrize("reconciled", [False, True], ids=["seen_first", "reconciled_first"])
+@pytest.mark.parametrize("code", [-2021, -2023], ids=["refused_at_entry", "kept_off_at_entry"])
+def test_a_stop_loss_beside_a_take_profit_binance_did_not_take_closes_as_protective(
+        runner, reconcile, monkeypatch, code, reconciled) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % whose take-profit Binance did not take at entry (refused for
+    good, or kept off for now: the record not armed) WHEN the stop-loss it did place fires between turns THEN
+    the turn that finds the position gone (the reconciler having recorded the stop's firing first, or not)
+    says a protective order closed it (before: "manual", as if the user had closed it by hand while the
+    strategy's stop stood)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="3")
+    ticks = tick_times(2)
+    _kept_off_at_entry(runner, monkeypatch, "-tp", code)
+    runner.run_tick(ticks[0])
+    entry = runner.runs(sid)[0].order["client_order_id"]
+    assert runner.stored(USER, sid).protective["armed"] is False
+    stop_loss = algo_orders(runner, "futures-full")[protective_client_algo_id(entry, "stop_loss")]
+    assert stop_loss.status == "NEW"
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.97")))  # the stop-loss fires
+    assert _exchange_position(runner) == 0
+    if reconciled:
+        reconcile()
+
+    runner.run_tick(ticks[1])
+
+    closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
+    assert [e.details["cause"] for e in closed] == ["protective"]

@@ -183,11 +183,11 @@ from klineo.runner.positions import (
     forced_order_record,
     position_left,
     purged_order_position,
+    standing_stops,
 )
 from klineo.runner.reprice import (
     LiveReprice,
     arm_entry_orders,
-    armed_ids,
     protection_due,
     repriced_paper_levels,
 )
@@ -842,14 +842,14 @@ class _Turn:
         left = position_left(belief, exchange)
         if left is None:
             return False
-        armed = bool(strategy.protective and strategy.protective.get("armed"))
+        stood = bool(standing_stops(strategy.user_id, strategy.protective, fired=True))
         forced = forced_closes(trading.connection, strategy, side)
         book, records = self.forced_book(trading, forced, (belief, left))
         sets = {**((_legacy_paper_moved(strategy) if left == 0 else None) or {}), **book}
         if forced:  # counted in this write: never again by a later correction (``forced_closes``)
             sets["forced_booked"] = forced_booked(strategy, forced)
         booked = {"realised_pnl": sets["live_book"]["realised_pnl"]} if "live_book" in sets else {}
-        self.event("position_closed", cause=closing_cause(forced, armed), position_before=belief,
+        self.event("position_closed", cause=closing_cause(forced, stood), position_before=belief,
                    position_after=left, exchange_position=exchange, **booked)
         block = ("long" if belief > 0 else "short") if left == 0 else None
         kept = self.stops_of_closed_position(trading) if left == 0 else None
@@ -1766,7 +1766,8 @@ def _position_left(strategy: Strategy, pause: str, held: Decimal) -> str:
     """What the paused event says of the live position ``held`` the pause leaves open: the user's to close,
     and how (without MARKET orders: a reduce-only LIMIT order; the close route's MARKET one is refused; in a
     cooling-off period, once it has ended: Binance takes no futures order until then, a close included);
-    and the stops its protective record has armed on Binance, which the pause leaves in place (by id)."""
+    and the stops its protective record has standing on Binance (``standing_stops``), which the pause leaves
+    in place (by id)."""
     symbol, connection = strategy.symbol, f"/exchange-connections/{strategy.connection_id}/futures"
     how = (f"a reduce-only LIMIT order (POST {connection}/order)" if pause == NO_MARKET_ORDERS
            else f"POST {connection}/positions/{symbol}/close")
@@ -1775,7 +1776,7 @@ def _position_left(strategy: Strategy, pause: str, held: Decimal) -> str:
     said = (f"Its {'long' if held > 0 else 'short'} position of {plain_text(abs(held))} {symbol} stays open "
             f"and no strategy manages it now: it is yours to close, {when}with {how} or on Binance.")
     stops = [f"{_ROLE_NAMES.get(role, role)} (clientAlgoId {algo_id})"
-             for role, algo_id in armed_ids(strategy.protective).items()]
+             for role, algo_id in standing_stops(strategy.user_id, strategy.protective).items()]
     if not stops:
         return said
     listed = stops[0] if len(stops) == 1 else f"{', '.join(stops[:-1])} and {stops[-1]}"

@@ -18,7 +18,9 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
 - Cause (facts §8): a forced order (GET /fapi/v1/forceOrders, weight 20, only on a mismatch, from the
   strategy's last own fill on, of the positionSide read above: in hedge mode the other side's are not
   the strategy's) with clientOrderId ``autoclose-…`` is a liquidation, ``adl_autoclose`` an ADL;
-  otherwise "protective" when the strategy had protective orders armed, else "manual". A liquidation or
+  otherwise "protective" when a protective order the strategy placed stood (``standing_stops``: any of an
+  armed record; of one not armed, its entry's orders refused or kept off in part, one Binance took), else
+  "manual". A liquidation or
   ADL closed the strategy's own position: its fills (userTrades, weight 5 per forced order) go into the
   strategy's live PnL in the correction's write (``klineo.runner.pnl.forced_fills``), as a stop's are
   booked by the reconciler; a manual trade is the user's own, not counted. Once: that write also records
@@ -60,6 +62,7 @@ from typing import Any
 from klineo.binance import Market, get_client
 from klineo.binance.endpoints import futures_force_orders, futures_position_risk
 from klineo.errors import ErrorCategory, KlineoError
+from klineo.runner.reprice import armed_ids, named_ids
 from klineo.services.orders import OrderResult
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord
@@ -76,6 +79,7 @@ __all__ = [
     "forced_order_record",
     "position_left",
     "purged_order_position",
+    "standing_stops",
 ]
 
 POSITION_READ_WEIGHT = 5
@@ -201,11 +205,27 @@ def forced_order_record(connection: Connection, order: dict[str, Any],
     )
 
 
-def closing_cause(forced: list[dict[str, Any]], protective_armed: bool) -> str:
+def closing_cause(forced: list[dict[str, Any]], protective_stood: bool) -> str:
     """liquidation, adl, protective or manual: who closed the position (see the module doc), given the
-    forced orders since the strategy's last own fill not counted before (``forced_closes``)."""
+    forced orders since the strategy's last own fill not counted before (``forced_closes``) and whether a
+    protective order of the strategy stood (``standing_stops`` with ``fired``)."""
     if forced:
         cause = _forced_cause(forced[-1])
         assert cause is not None
         return cause
-    return "protective" if protective_armed else "manual"
+    return "protective" if protective_stood else "manual"
+
+
+def standing_stops(user_id: str, record: dict[str, Any] | None, *, fired: bool = False) -> dict[str, str]:
+    """Role -> clientAlgoId of the orders a live protective ``record`` has standing on Binance: each one an
+    armed record names (nothing read); of a record not armed (its entry's orders refused or kept off in part,
+    ``klineo.runner.reprice``), those of the ones it names that Binance took and that stand by their order
+    records (``stops_standing``, one BatchGetItem; ``fired``: one that fired too)."""
+    armed = armed_ids(record)
+    named = {} if armed or not record or record.get("armed") is True else named_ids(record)
+    if not named:
+        return armed
+    # Loaded here: only a record whose entry's orders were not all placed reaches this line (cold start).
+    from klineo.services.strategy_protection import stops_standing
+
+    return stops_standing(user_id, named, fired=fired)

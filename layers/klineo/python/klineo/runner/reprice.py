@@ -126,7 +126,7 @@ from klineo.store.strategies import Strategy
 from klineo.validation import decimal_or_none
 
 __all__ = [
-    "LiveReprice", "arm_entry_orders", "armed_ids", "armed_orders", "level_details", "levels",
+    "LiveReprice", "arm_entry_orders", "armed_ids", "armed_orders", "level_details", "levels", "named_ids",
     "protection_due", "repriced_paper_levels",
 ]
 
@@ -270,10 +270,13 @@ def _refusal_message(same: bool, kept: set[str], refused: set[str], stays: set[s
 
 def armed_ids(record: dict[str, Any] | None) -> dict[str, str]:
     """Role -> clientAlgoId of the orders a live protective record has armed on Binance ({}: none armed)."""
-    if not record or record.get("mode") != "live" or record.get("armed") is not True:
-        return {}
-    parent = record.get("parent_client_order_id")
-    if not parent:
+    return named_ids(record) if record and record.get("armed") is True else {}
+
+
+def named_ids(record: dict[str, Any] | None) -> dict[str, str]:
+    """Role -> clientAlgoId of the orders a live protective record names, armed or not (``armed_orders``)."""
+    parent = (record or {}).get("parent_client_order_id")
+    if not record or record.get("mode") != "live" or not parent:
         return {}
     orders = armed_orders(record)
     return dict(zip(orders, _order_ids(str(parent), orders.items()), strict=True))

@@ -17,13 +17,13 @@ stops the same way when they are re-placed for what a reduction left (``klineo.s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
-from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
+from klineo.services.algo_orders import ALGO_FINAL, FIRED_ALGO, cancel_algo_order
 from klineo.services.orders import OrderResult
 from klineo.services.protective import NOT_STANDING, WAITING_FOR_FILL, arm_protective_orders
 from klineo.services.protective_siblings import ROLES
@@ -35,7 +35,7 @@ from klineo.validation import plain_text
 
 __all__ = [
     "NOT_ARMED", "REFUSED_FOR_GOOD", "arm_strategy_protection", "disarm_protective_orders",
-    "protective_orders_left",
+    "protective_orders_left", "stops_standing",
 ]
 
 # The states of a protective order that is not protecting the position: refused, or waiting for a fill
@@ -126,3 +126,19 @@ def protective_orders_left(connection: Connection, client_algo_ids: Iterable[str
         record_order_outcome_quietly(connection.user_id, algo_id, status=result.status,
                                      order_id=result.order_id, result=result.to_record())
     return left
+
+
+def stops_standing(user_id: str, ids: Mapping[str, str], *, fired: bool = False) -> dict[str, str]:
+    """Of the protective orders ``ids`` (role -> clientAlgoId), the ones Binance took and that still stand by
+    their order records (one BatchGetItem): placed and neither cancelled, expired nor refused; ``fired``: one
+    that fired too (it stood until it closed the position). An order whose outcome is not known (sent, its
+    answer lost) is not one."""
+    records = get_order_records(user_id, list(ids.values()))
+    standing = {}
+    for role, algo_id in ids.items():
+        record = records.get(algo_id)
+        if record is None or not record.settled:
+            continue
+        if not record.final or (fired and record.status in FIRED_ALGO):
+            standing[role] = algo_id
+    return standing
