@@ -226,6 +226,26 @@ def test_a_failed_placement_keeps_the_old_orders_and_the_next_turn_finishes(runn
     assert runner.stored(USER, sid).protective["orders"] == {"stop_loss": 1, "take_profit": 0}
 
 
+def test_a_placement_binance_could_not_take_now_tells_the_trader_the_next_run_tries_again(runner) -> None:
+    """GIVEN a PATCH to SL 1 % WHEN Binance is unavailable for the new stop (503) THEN the strategy's
+    protective_not_repriced event says the stop-loss is tried again on the strategy's next run, and never
+    asks to repeat a request with an Idempotency-Key (before: the API route's advice; none to repeat)."""
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    runner.sim.faults.add("http_503_unavailable", count=50, method="POST", path=ALGO_PATH)
+
+    runner.run_tick(second)
+
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"]) == ("protective_not_repriced",
+                                                                   "upstream_unavailable")
+    message = error.details["message"]
+    assert "Idempotency-Key" not in message and "request" not in message and "retry" not in message
+    assert message.startswith(f"The entry {entry} is FILLED, but its stop_loss could not be placed yet: ")
+    assert message.endswith(". It is tried again on the strategy's next run.")
+
+
 def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the_next_turn(runner) -> None:
     """GIVEN a live entry with SL 2 % / TP 3 % whose take-profit Binance could not take (503) WHEN the next
     turn runs THEN only the missing take-profit is placed, under the entry's own id, and the record armed;

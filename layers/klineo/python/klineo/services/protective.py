@@ -65,6 +65,7 @@ sibling rule (one of an entry's protective orders fired: cancel the others) are 
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -491,11 +492,19 @@ def _judged(client: BinanceClient, symbol: str, exc: KlineoError, *, fresh: bool
                        code=exc.code)
 
 
+# The advice to the caller that ends a transient failure's message ("...; please retry shortly."): a strategy
+# has no request to retry.
+_RETRY_ADVICE = re.compile(r"; please retry(?: shortly| later)?\.$")
+
+
 def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
     """The failure of arming ``role``, its field kept: final on a connection being deleted or a symbol that
     will never trade again (``_judged``: field symbol), neither ever placed; retryable when the failure is
-    transient (a repeat with the same key resumes it: an unknown outcome is looked up); any other refusal
-    (the key, the server's location) comes again on a repeat: not retryable, placed once it is lifted."""
+    transient (a repeat with the same key resumes it: an unknown outcome is looked up; a strategy's entry has
+    no request to repeat, its runner tries again by itself on the next run: its event log says so, without the
+    reason's advice to retry); any other
+    refusal (the key, the server's location) comes again on a repeat: not retryable, placed once it is
+    lifted."""
     head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
     reason = exc.message if exc.message.endswith((".", "!", "?")) else f"{exc.message}."  # one sentence
     if exc.field == CONNECTION_DELETING or (exc.field == "symbol" and not exc.retryable):
@@ -504,11 +513,12 @@ def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
         return KlineoError(exc.category, f"{head} was not placed: {reason} Until that is resolved the "
                            f"position has no {role}; it is placed once Binance accepts it.", field=exc.field,
                            retryable=False)
-    return KlineoError(
-        exc.category,
-        f"{head} could not be placed yet: {reason} Repeat the request with the same Idempotency-Key to "
-        "place it.", field=exc.field, retry_after=exc.retry_after, retryable=True,
-    )
+    if entry.origin == ORIGIN_API:
+        then = "Repeat the request with the same Idempotency-Key to place it."
+    else:  # a strategy's event log: no request to retry, the runner tries again by itself
+        reason, then = _RETRY_ADVICE.sub(".", reason), "It is tried again on the strategy's next run."
+    return KlineoError(exc.category, f"{head} could not be placed yet: {reason} {then}", field=exc.field,
+                       retry_after=exc.retry_after, retryable=True)
 
 
 def closes_position_side(row: dict[str, Any], position_side: str) -> bool:
