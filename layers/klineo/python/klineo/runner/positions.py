@@ -221,10 +221,11 @@ def standing_stops(user_id: str, record: dict[str, Any] | None, *, fired: bool =
     armed record names (nothing read); of a record not armed (its entry's orders refused or kept off in part,
     ``klineo.runner.reprice``), those of the ones it names that Binance took and that stand by their order
     records (``stops_standing``, one BatchGetItem; ``fired``: one that fired too)."""
-    armed = armed_ids(record)
-    named = {} if armed or not record or record.get("armed") is True else named_ids(record)
+    if not record or record.get("armed") is True:
+        return armed_ids(record)
+    named = named_ids(record)
     if not named:
-        return armed
+        return {}
     # Loaded here: only a record whose entry's orders were not all placed reaches this line (cold start).
     from klineo.services.strategy_protection import stops_standing
 

@@ -501,10 +501,9 @@ def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
     """The failure of arming ``role``, its field kept: final on a connection being deleted or a symbol that
     will never trade again (``_judged``: field symbol), neither ever placed; retryable when the failure is
     transient (a repeat with the same key resumes it: an unknown outcome is looked up; a strategy's entry has
-    no request to repeat, its runner tries again by itself on the next run: its event log says so, without the
-    reason's advice to retry); any other
-    refusal (the key, the server's location) comes again on a repeat: not retryable, placed once it is
-    lifted."""
+    no request to repeat: its runner tries again by itself on the next run, which its event log says instead,
+    without the reason's advice to retry); any other refusal (the key, the server's location) comes again on
+    a repeat: not retryable, placed once it is lifted."""
     head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
     reason = exc.message if exc.message.endswith((".", "!", "?")) else f"{exc.message}."  # one sentence
     if exc.field == CONNECTION_DELETING or (exc.field == "symbol" and not exc.retryable):
