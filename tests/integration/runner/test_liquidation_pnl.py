@@ -288,6 +288,16 @@ def test_a_hedge_long_closed_by_hand_is_not_the_liquidation_of_the_users_short(r
     assert runner.stored(USER, sid).live_position == 0 and _causes(sid) == ["protective"]
 
 
+def _estimated_then_booked_exact(runner, reconcile, sid: str) -> None:
+    """The strategy's PnL counts one fill estimated, then, after a reconciler run, Binance's fills exactly."""
+    assert _pnl(runner, sid)["estimated_fills"] == 1
+    assert reconcile().get("fills_booked") == 1
+    realised, fees = _binances_pnl(runner)
+    pnl = _pnl(runner, sid)
+    assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised, fees)
+    assert pnl["estimated_fills"] == 0
+
+
 def test_a_liquidation_found_in_a_minute_without_weight_to_spare_is_estimated_not_read(
     runner, reconcile,
 ) -> None:
@@ -303,12 +313,24 @@ def test_a_liquidation_found_in_a_minute_without_weight_to_spare_is_estimated_no
     runner.run_tick(ticks[1])
 
     assert len(runner.journal("GET", "/fapi/v1/userTrades")) == read_before, "fills read past the reserve"
-    assert _pnl(runner, sid)["estimated_fills"] == 1
-    assert reconcile().get("fills_booked") == 1
-    realised, fees = _binances_pnl(runner)
-    pnl = _pnl(runner, sid)
-    assert (Decimal(pnl["realised_pnl"]), Decimal(pnl["fees"])) == (realised, fees)
-    assert pnl["estimated_fills"] == 0
+    _estimated_then_booked_exact(runner, reconcile, sid)
+
+
+def test_a_liquidation_whose_fills_read_fails_is_corrected_now_with_an_estimate(runner, reconcile) -> None:
+    """A turn that finds a liquidation while userTrades fails (503 on every try) is not failed for it: the
+    position is corrected in that turn (position_closed, flat) with the fills estimated, as a strategy
+    order's failed read is, and the reconciler books Binance's fills in the estimate's place."""
+    ticks = tick_times(2)
+    sid, mark = _long_entered(runner, ticks[0])
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")))
+    runner.sim.faults.add("http_503_unavailable", method="GET", path="/fapi/v1/userTrades", count=50)
+
+    tick = runner.run_tick(ticks[1])
+
+    runner.sim.faults.clear()
+    assert tick.failures == [], "the turn failed on the liquidation's fills read"
+    assert runner.stored(USER, sid).live_position == 0 and _causes(sid) == ["liquidation"]
+    _estimated_then_booked_exact(runner, reconcile, sid)
 
 
 def test_one_liquidation_of_two_strategies_positions_estimated_by_both_is_booked_exact_for_each(

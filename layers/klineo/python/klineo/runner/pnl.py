@@ -36,7 +36,10 @@ from typing import Any, NamedTuple
 
 from klineo.binance import Credentials
 from klineo.binance.endpoints import futures_order_trades
+from klineo.errors import KlineoError
+from klineo.observability import logger
 from klineo.runner.paper import ledger_of
+from klineo.services.key_health import is_key_failure
 from klineo.store.order_fills import FEE_ASSET, FillTotals, stored_fills
 from klineo.store.orders import NOTHING_COUNTED
 from klineo.store.strategies import Strategy
@@ -171,18 +174,33 @@ def forced_fills(client_creds: tuple[Any, Credentials], strategy: Strategy,
     account's position on the symbol may hold another strategy's or the user's too). Each page is read only
     while the client's spare weight is at least ``reserve``, as ``read_fills`` reads. Estimated
     (``estimated_fills``, at ``price``: the last one's average) when the weight ran out before all were read,
-    or while Binance lists fewer fills than they executed: ``forced_estimates`` keeps that estimate on their
-    records for the reconciler to replace."""
+    when the read failed (``_forced_rows``), or while Binance lists fewer fills than they executed:
+    ``forced_estimates`` keeps that estimate on their records for the reconciler to replace."""
     before, after = moved
-    try:
-        rows = _weighed_trades(client_creds, strategy.symbol, [int(o["orderId"]) for o in forced], reserve)
-    except _NoWeightToSpare:
-        return estimated_fills(strategy, after - before, price, before)
-    traded = sum((Decimal(str(row.get("qty", "0"))) for row in rows), _ZERO)
-    if traded < _executed(forced):
+    rows = _forced_rows(client_creds, strategy, forced, reserve)
+    traded = sum((Decimal(str(row.get("qty", "0"))) for row in rows or ()), _ZERO)
+    if rows is None or traded < _executed(forced):
         return estimated_fills(strategy, after - before, price, before)
     fills, closed = _fills_of_rows(rows), abs(before - after)
     return fills if traded <= closed else _shared(fills, closed / traded)
+
+
+def _forced_rows(client_creds: tuple[Any, Credentials], strategy: Strategy,
+                 forced: Sequence[Mapping[str, Any]], reserve: int) -> list[dict[str, Any]] | None:
+    """The userTrades rows of the forced orders; None when the weight ran out or the read failed (a 503, a
+    rate limit, the network: the position's correction is not held up by its fills, the reconciler reads
+    them later). A refusal of the key itself (``is_key_failure``) is raised: the turn fails counting it, as
+    a read of the position would."""
+    try:
+        return _weighed_trades(client_creds, strategy.symbol, [int(o["orderId"]) for o in forced], reserve)
+    except _NoWeightToSpare:
+        return None
+    except KlineoError as exc:
+        if is_key_failure(exc):
+            raise
+        logger.warning("forced order fills not read; PnL estimated with the taker fee", extra={
+            "strategy_id": strategy.strategy_id, "category": str(exc.category)})
+        return None
 
 
 def _executed(forced: Sequence[Mapping[str, Any]]) -> Decimal:
