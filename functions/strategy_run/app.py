@@ -10,7 +10,7 @@ app = build_resolver()
 
 @app.post("/strategies/<strategy_id>/run")
 def strategy_run(strategy_id: str) -> RunNowResponse:
-    return run_strategy_now(current_user_id(app), strategy_id)
+    return run_strategy_now(current_user_id(app), strategy_id, app.lambda_context)
 
 
 @finish_init

@@ -7,11 +7,13 @@ import time
 import pytest
 from klineo.runner import on_demand
 from klineo.runner.schedule import MINUTE_MS, client_order_id
+from klineo.runner.worker import DEFAULT_TIMEOUT_MS, handle_batch
 from klineo.store import strategies as strategy_store
 
+from local.scheduler import sqs_event
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.api.conftest import at_path
-from tests.integration.runner.conftest import ORDER_PATH
+from tests.integration.runner.conftest import ORDER_PATH, ShortContext
 
 USER = "user-run-now-0000-4000-8000-00000000000a"
 OTHER = "user-run-now-0000-4000-8000-00000000000b"
@@ -71,3 +73,33 @@ def test_run_now_on_a_paused_strategy_is_409_and_on_anothers_is_404(runner) -> N
     assert paused["statusCode"] == 409 and response_json(paused)["error"]["field"] == "status"
     assert _run_now(runner, sid, OTHER)["statusCode"] == 404
     assert runner.runs(sid) == []
+
+
+def test_run_nows_lease_lasts_its_invocation_and_a_tick_within_it_leaves_the_order(runner, template) -> None:
+    """GIVEN run-now's order answer lost (left pending) in an invocation with its function's Timeout WHEN the
+    tick's turn on that candle comes 0.5 s before that invocation may end THEN the lease holds: untouched."""
+    timeout_ms = template["Resources"]["StrategyRunFunction"]["Properties"]["Timeout"] * 1000
+    sid = runner.strategy(USER, runner.connection(USER))
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    event = at_path(load_event("strategy_run"), f"/strategies/{sid}/run", id=sid)
+    started_ms = time.time() * 1000
+    with runner.iam.acting_as("strategy_run"):
+        from functions.strategy_run import app
+
+        body = response_json(app.lambda_handler(with_user(event, USER), ShortContext(
+            function_name="strategy_run", remaining_ms=timeout_ms)))
+    held = runner.stored(USER, sid).pending
+    assert body["outcome"] == "pending" and held is not None
+    # Until its invocation ends the holder may still send the order (a turn that ran late, a send's retry).
+    assert held.lease_until_ms >= started_ms + timeout_ms
+
+    runner.tick(body["close_time"] + 1)  # the scheduled tick for the same candle
+    messages = runner.receive()
+    order_calls = len(runner.journal(path=ORDER_PATH))  # its send and lookups
+    with runner.iam.acting_as("strategy_worker"):
+        handle_batch(sqs_event(messages, runner.queue_arn, runner.aws.region),
+                     ShortContext(function_name="strategy_worker", remaining_ms=DEFAULT_TIMEOUT_MS),
+                     clock=lambda: (started_ms + timeout_ms - 500) / 1000)
+
+    assert runner.stored(USER, sid).pending == held
+    assert len(runner.journal(path=ORDER_PATH)) == order_calls  # neither looked up nor sent again

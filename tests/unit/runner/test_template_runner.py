@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from klineo.binance import ErrorCategory
 from klineo.runner.worker import DEFAULT_TIMEOUT_MS, MAX_RECEIVE_COUNT
+from klineo.services.strategies import RUN_NOW_TIMEOUT_MS
 from klineo.store.ticks import TICKS_PK
 
 
@@ -75,3 +76,8 @@ def test_ip_banned_alarm_watches_the_metric_the_binance_client_emits(template) -
     assert alarm["MetricName"] == ErrorCategory.IP_BANNED.metric_name == "BinanceIpBanned"
     namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
     assert alarm["Namespace"] == namespace
+
+
+def test_run_nows_timeout_agrees_with_the_template(template) -> None:
+    """GIVEN the run-now function's timeout WHEN read against template.yaml THEN the same number."""
+    assert resource(template, "StrategyRunFunction")["Timeout"] * 1000 == RUN_NOW_TIMEOUT_MS

@@ -41,6 +41,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from typing import Any
 
 from klineo.binance import Environment, ErrorCategory, Market, get_client
 from klineo.binance.endpoints import futures_mark_price
@@ -66,6 +67,7 @@ from klineo.store.strategies import Strategy
 from klineo.validation import STRATEGY_ID_PATTERN, plain_text, plain_text_or_none
 
 __all__ = [
+    "RUN_NOW_TIMEOUT_MS",
     "delete_user_strategy",
     "get_user_strategy",
     "list_strategy_events",
@@ -171,11 +173,24 @@ def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
                                   runs=[_run_response(r) for r in runs])
 
 
-# What POST /strategies/{id}/run may take (API Gateway answers 504 after 29 s).
-RUN_NOW_BUDGET_MS = 25_000
+# The run-now function's Timeout (template.yaml): its invocation's time when no Lambda context is given.
+RUN_NOW_TIMEOUT_MS = 28_000
 
 
-def run_strategy_now(user_id: str, strategy_id: str) -> RunNowResponse:
+def _invocation_end_ms(lambda_context: Any = None) -> int:
+    """Epoch ms at which this invocation ends (Lambda stops it): the lease of the order its turn claims.
+
+    Until then the turn may still send that order (claimed late in a slow turn, or sent again after a lost
+    attempt). Another attempt that finds the lease over sends it again only once recvWindow and the settle
+    margin (``SETTLE_MARGIN_MS``) have passed since the lease's end: counted from an instant no send of this
+    invocation comes after, as the worker's lease is (``klineo.runner.worker.handle_batch``). A shorter
+    lease would spend part of that margin on this invocation's last seconds."""
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    left = remaining() if remaining is not None else RUN_NOW_TIMEOUT_MS
+    return int(time.time() * 1000) + int(left)
+
+
+def run_strategy_now(user_id: str, strategy_id: str, lambda_context: Any = None) -> RunNowResponse:
     """Evaluate one of the caller's active strategies on its latest closed candle, once per candle."""
     strategy = owned_strategy(user_id, strategy_id)
     if not strategy.active:
@@ -184,7 +199,7 @@ def run_strategy_now(user_id: str, strategy_id: str) -> RunNowResponse:
     # run-now function only: the other strategy routes import this module and never run a strategy.
     from klineo.runner.on_demand import run_now
 
-    done = run_now(strategy, int(time.time() * 1000) + RUN_NOW_BUDGET_MS)
+    done = run_now(strategy, _invocation_end_ms(lambda_context))
     run = _run_response(done.run) if done.run is not None else None
     outcome = run.status if run is not None else done.result.outcome
     return RunNowResponse(close_time=done.close_time, outcome=outcome, run=run)
