@@ -486,6 +486,19 @@ class _Turn:
         return StrategyEvent(strategy.strategy_id, strategy.user_id, kind, at, plain, close_time=at, tag=tag,
                              seq=seq)
 
+    def made_of(self, close_time: int) -> dict[str, int]:
+        """How many events of each kind and tag (``<kind>#<tag>``) this turn made on the candle of
+        ``close_time`` so far: what a claim leaves for the settle of a later attempt (``EVENTS_MADE``)."""
+        return {f"{kind}#{tag}": count for (at, kind, tag), count in self.made.items() if at == close_time}
+
+    def number_on(self, pending: PendingOrder) -> None:
+        """Number this turn's events of ``pending``'s candle on from the ones its claim made (an earlier
+        attempt's, ``EVENTS_MADE``), so that its settle replaces none of them."""
+        for name, count in (pending.facts.get(EVENTS_MADE) or {}).items():
+            kind, _, tag = str(name).partition("#")
+            key = (pending.close_time, kind, tag)
+            self.made[key] = max(self.made.get(key, 0), int(count))
+
     def event(self, kind: str, close_time: int | None = None, *, second: bool = False,
               **details: Any) -> None:
         """Add one event of this candle to the turn's next write (its key: ``make_event``)."""
@@ -1084,6 +1097,8 @@ class _Turn:
         """
         strategy = self.strategy
         submit = self.submit_event(pending)
+        if len(self.made) > 2:  # events besides its signal and order_submit: a later settle numbers on
+            pending.facts[EVENTS_MADE] = self.made_of(pending.close_time)
         record = self.order_record(pending).to_item()
         for _ in range(CLAIM_ATTEMPTS):
             item = cached_connection_item(strategy.user_id, strategy.connection_id)
@@ -1583,6 +1598,7 @@ class _Turn:
         strategy, now = self.strategy, self.ctx.now_ms()
         if not extend_lease(strategy.user_id, strategy.strategy_id, pending, self.ctx.deadline_ms):
             return self.result("not_run", "another attempt took the pending order")
+        self.number_on(pending)  # its claim's events stay: its settle's events are numbered after them
         # Any earlier attempt began sending before its invocation's deadline, i.e. its lease end.
         earlier = pending.lease_until_ms
         taken = replace(pending, lease_until_ms=self.ctx.deadline_ms)
@@ -1823,6 +1839,10 @@ def _pausing(reason: str | None) -> StrategyAdvance | None:
 # its close (written into the candle's run when the entry settles).
 NEXT_LEG = "next_leg"
 FIRST_LEG = "first_leg"
+# The counts of the events a claim made on its candle (``<kind>#<tag>`` -> how many), kept with its pending
+# order when it made more than its signal and order_submit (a refused flip's risk_block or error): the settle
+# of a later attempt (a crash between the two) numbers its own events on from them (``number_on``).
+EVENTS_MADE = "events_made"
 # The event tag of a flip's second order: its events read apart from its first's (klineo.store.events).
 _SECOND_LEG_TAG = "leg2"
 

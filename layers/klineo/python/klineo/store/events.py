@@ -28,7 +28,10 @@ makes a second event of the same kind and tag on one candle (two gates refusing,
 and then its close refused) numbers it: ``seq`` 2, 3, ... in the order the turn made them (the runner's
 ``make_event``), a suffix ``#02`` of its key; the first keeps the key it always had. So no event of a turn
 replaces another (in its transaction, or in a later write of the turn), and the turn played again makes
-the same keys. The runner writes an event in the TransactWriteItems of the state change it describes
+the same keys. A live order's claim that made more than its signal and order_submit leaves its counts with
+the pending order (``events_made``): a later attempt that settles it (the first one lost between the two)
+numbers on from them, so its settle replaces none of the claim's events either.
+The runner writes an event in the TransactWriteItems of the state change it describes
 (``event_put``; see ``klineo.store.runs``): it is never lost when that change committed, never there when
 it did not, and a repeat can only put the same key again. Other writers append with
 ``attribute_not_exists(sk)`` (``append_event``), so a second attempt appends nothing more.

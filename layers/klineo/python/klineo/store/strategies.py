@@ -147,7 +147,9 @@ class PendingOrder:
     claimed_at_ms: int
     lease_until_ms: int
     # The decision behind the order (signal, reason, indicators, target_position): the run is
-    # written once, when the order settles, possibly by a later attempt that never saw the decision.
+    # written once, when the order settles, possibly by a later attempt that never saw the decision;
+    # and, when the claim made more events than its signal and order_submit, their counts
+    # (``events_made``: that attempt's settle numbers its own events on from them).
     facts: dict[str, Any] = field(default_factory=dict)
     # BOTH (one-way mode), or LONG / SHORT on a hedge-mode account (klineo.runner.planning.order_legs).
     position_side: str = "BOTH"
