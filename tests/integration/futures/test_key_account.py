@@ -49,9 +49,9 @@ def _uid_kept(connection_id: str) -> None:
 @pytest.mark.parametrize("made", [_uid_kept, forget_uid], ids=["uid-kept", "made-before-uids"])
 def test_a_new_key_of_another_binance_account_is_refused_and_changes_nothing(sim_env, invoke,
                                                                              futures_connection, made):
-    """A key of another account: 409 naming api_key, no secret version, item unchanged, old key signs; also
-    on a connection without a uid, whose old key's account is read first (before: accepted there, nothing to
-    compare, and every strategy moved to the other account)."""
+    """A key of another account: 409 naming api_key, no secret version, item unchanged but for the uid the old
+    key answered (a connection without one reads it first and keeps it; before: accepted there, nothing to
+    compare, and every strategy moved to the other account), old key signs."""
     made(futures_connection.id)
     before, versions = get_connection(USER_A, futures_connection.id), _secret_versions(futures_connection.id)
     other = sim_env.account("ed25519-futures")
@@ -59,7 +59,8 @@ def test_a_new_key_of_another_binance_account_is_refused_and_changes_nothing(sim
     response = put_credentials(invoke, futures_connection.id, other)
 
     _assert_refused_as_another_account(response, other)
-    assert get_connection(USER_A, futures_connection.id) == before
+    assert get_connection(USER_A, futures_connection.id) == before.model_copy(
+        update={"binance_uid": futures_connection.account.uid})
     assert _secret_versions(futures_connection.id) == versions
     assert _signing_keys(sim_env, invoke, futures_connection.id) == {futures_connection.account.api_key}
 
@@ -110,12 +111,19 @@ def test_a_connection_made_before_uids_learns_its_uid_and_is_then_protected(sim_
     _assert_refused_as_another_account(put_credentials(invoke, futures_connection.id, other), other)
 
 
-def _on_a_revoked_key_without_uid(sim_env, invoke, connection_id: str):
-    """GIVEN the connection signing with a second key of its account, then made before uids were kept, and
-    that key deleted on Binance (the usual reason to replace a key): the revoked key."""
+def _on_a_second_key_without_uid(sim_env, invoke, connection_id: str):
+    """GIVEN the connection signing with a second key of its account (one a test may revoke), then made before
+    uids were kept: that key."""
     second = second_key(sim_env)
     assert put_credentials(invoke, connection_id, second)["statusCode"] == 200
     forget_uid(connection_id)
+    return second
+
+
+def _on_a_revoked_key_without_uid(sim_env, invoke, connection_id: str):
+    """GIVEN the connection signing with a second key of its account, then made before uids were kept, and
+    that key deleted on Binance (the usual reason to replace a key): the revoked key."""
+    second = _on_a_second_key_without_uid(sim_env, invoke, connection_id)
     sim_env.revoke_key(second.api_key)
     return second
 
@@ -210,3 +218,34 @@ def test_a_delete_begun_before_a_new_keys_write_is_answered_as_the_delete(sim_en
     assert body_of(answer)["error"]["field"] == "connection_id"
     after = get_connection(USER_A, futures_connection.id)
     assert (after.credentials_version, after.binance_uid) == (before.credentials_version, before.binance_uid)
+
+
+def _a_key_binance_refuses(sim_env):
+    """A key Binance answers -2015 (deleted on Binance, or mistyped): the 403 of the failed spot test."""
+    refused = second_key(sim_env)
+    sim_env.revoke_key(refused.api_key)
+    return refused
+
+
+def _a_key_of_another_account(sim_env):
+    """A key of another Binance account: the 409 naming api_key."""
+    return sim_env.account("rsa-futures")
+
+
+@pytest.mark.parametrize(("failing", "status"),
+                         [(_a_key_binance_refuses, 403), (_a_key_of_another_account, 409)],
+                         ids=["refused-by-binance", "another-account"])
+def test_a_failed_new_key_still_stores_the_uid_its_old_key_answered(sim_env, invoke, futures_connection,
+                                                                    failing, status):
+    """No uid stored, and the first new key fails: the uid the old key answered is stored all the same, so
+    once that old key is revoked a key of another account is still the 409 (before: the uid was kept only by
+    a later success, and the other account's key was accepted, moving the connection's strategies to it)."""
+    old = _on_a_second_key_without_uid(sim_env, invoke, futures_connection.id)
+    failed = failing(sim_env)
+
+    assert put_credentials(invoke, futures_connection.id, failed)["statusCode"] == status
+    assert get_connection(USER_A, futures_connection.id).binance_uid == futures_connection.account.uid
+
+    sim_env.revoke_key(old.api_key)
+    other = sim_env.account("ed25519-futures")
+    _assert_refused_as_another_account(put_credentials(invoke, futures_connection.id, other), other)

@@ -14,10 +14,13 @@
   order records and reconciler follow one account: the spot test's ``uid`` (GET /api/v3/account)
   against the one the connection keeps, before anything is written. A connection made before uids
   were kept first reads its account's uid with the key it holds (the OLD key, still in Secrets
-  Manager: one more GET /api/v3/account), so its first new key is checked too. When Binance refuses
-  that old key (deleted or revoked, the usual reason to replace a key) the new key is accepted and
-  its account's uid kept: the trader has no other way to give the connection a working key, and
-  refusing it would leave the connection and its strategies stopped for good. When that read
+  Manager: one more GET /api/v3/account), so its first new key is checked too. That uid is stored at
+  once, as a test of the stored keys would store it: a new key that then fails (refused by Binance,
+  or another account's) does not lose it, and the next attempt is checked against it even when the
+  old key was revoked meanwhile. When Binance refuses that old key (deleted or revoked, the usual
+  reason to replace a key) the new key is accepted and its account's uid kept: the trader has no
+  other way to give the connection a working key, and refusing it would leave the connection and
+  its strategies stopped for good. When that read
   reached no verdict (rate limit, Binance down) the error is answered and nothing is stored: a retry
   reads the old key again, rather than accepting a key nothing was compared with. Where a uid is
   still missing (an answer without one, e.g. on the testnet) there is no check, as before; the
@@ -144,9 +147,10 @@ def _require_same_account(connection: Connection, tested: SpotTest, what: str) -
 
 
 def _with_account_uid(connection: Connection) -> Connection:
-    """``connection`` with its account's uid: its own, else the one its stored (old) key answers now; as it
-    is when Binance refuses that key or says no uid (the new key's uid is then kept). Raises when the read
-    reached no verdict (module docstring)."""
+    """``connection`` with its account's uid: its own, else the one its stored (old) key answers now, stored
+    at once (where the item still has none), so a new key that then fails does not lose it; as it is when
+    Binance refuses that key or says no uid (the new key's uid is then kept). Raises when the read reached no
+    verdict (module docstring)."""
     if connection.binance_uid is not None:
         return connection
     uid = key_account_uid(connection_credentials(connection), connection.environment)
@@ -154,7 +158,8 @@ def _with_account_uid(connection: Connection) -> Connection:
         logger.info("old key's account unknown; the new key's account is kept",
                     extra={"connection_id": connection.connection_id})
         return connection
-    return connection.model_copy(update={"binance_uid": uid})
+    return connection_store.keep_binance_uid(connection.user_id, connection.connection_id, uid,
+                                             NEW_KEY_REFUSED)
 
 
 def _require_tests_pass(connection: Connection, creds: Any,

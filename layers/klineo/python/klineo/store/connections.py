@@ -56,6 +56,7 @@ __all__ = [
     "disable_connection",
     "get_connection",
     "is_connection_id",
+    "keep_binance_uid",
     "list_connections",
     "load_trading_context",
     "load_trading_contexts",
@@ -354,6 +355,13 @@ def record_test_result(user_id: str, connection_id: str, result: dict[str, Any],
     attribute = "futures_last_test" if futures else "last_test"
     update = Update(sets={attribute: result}, defaults=_uid_if_absent(binance_uid))
     return _update_existing(user_id, connection_id, update, refused=refused)
+
+
+def keep_binance_uid(user_id: str, connection_id: str, binance_uid: int, refused: str) -> Connection:
+    """Store the account's ``binance_uid`` where the item has none (one it has is kept): the connection as
+    now stored; 409 (``refused``) while it is being deleted, NOT_FOUND when absent."""
+    return _update_existing(user_id, connection_id, Update(defaults=_uid_if_absent(binance_uid)),
+                            refused=refused)
 
 
 def load_trading_context(user_id: str, connection_id: str) -> TradingContext:
