@@ -131,11 +131,16 @@ def test_every_dynamodb_operation_the_layer_calls_round_trips_on_moto(trimmed_cl
 
 def test_secrets_manager_and_sqs_operations_round_trip_on_moto(trimmed_clients: Resolver) -> None:
     """GIVEN Secrets Manager and SQS clients made from the trimmed models WHEN the layer's operations
-    run on moto (create, put, get, delete a secret; send a message and a batch) THEN each answers."""
+    run on moto (create, put staged, make current, get, delete a secret; send a message and a batch) THEN
+    each answers."""
     secrets = aws_clients.secretsmanager()
-    secrets.create_secret(Name="klineo/test/k1", SecretString="one")
-    secrets.put_secret_value(SecretId="klineo/test/k1", SecretString="two")
-    assert secrets.get_secret_value(SecretId="klineo/test/k1")["SecretString"] == "two"
+    first = secrets.create_secret(Name="klineo/test/k1", SecretString="one")["VersionId"]
+    second = secrets.put_secret_value(SecretId="klineo/test/k1", SecretString="two",
+                                      VersionStages=["AWSPENDING"])["VersionId"]
+    secrets.update_secret_version_stage(SecretId="klineo/test/k1", VersionStage="AWSCURRENT",
+                                        MoveToVersionId=second, RemoveFromVersionId=first)
+    current = secrets.get_secret_value(SecretId="klineo/test/k1", VersionStage="AWSCURRENT")
+    assert current["SecretString"] == "two"
     secrets.delete_secret(SecretId="klineo/test/k1", ForceDeleteWithoutRecovery=True)
     queue = aws_clients.sqs()
     url = queue.create_queue(QueueName="trimmed-test")["QueueUrl"]

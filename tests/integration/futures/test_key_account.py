@@ -7,7 +7,7 @@ import pytest
 from klineo.store import aws as aws_clients
 from klineo.store.connections import connection_credentials, get_connection, mark_deleting
 
-from tests.integration.api.conftest import USER_A, connection_event
+from tests.integration.api.conftest import USER_A, aws_refusing, connection_event
 from tests.integration.futures.helpers import (
     body_of,
     forget_uid,
@@ -24,6 +24,12 @@ def _secret_versions(connection_id: str) -> list[str]:
     answer = aws_clients.secretsmanager().list_secret_version_ids(SecretId=name, IncludeDeprecated=True)
     return sorted(version["VersionId"] for version in answer["Versions"])
 
+
+def _current_version(connection_id: str) -> str:
+    """The version of the connection's secret that Secrets Manager calls current (AWSCURRENT)."""
+    name = get_connection(USER_A, connection_id).secret_name
+    stages = aws_clients.secretsmanager().describe_secret(SecretId=name)["VersionIdsToStages"]
+    return next(version for version, labels in stages.items() if "AWSCURRENT" in labels)
 
 
 def _signing_keys(sim_env, invoke, connection_id: str) -> set[str]:
@@ -66,7 +72,8 @@ def test_a_new_key_of_another_binance_account_is_refused_and_changes_nothing(sim
 
 
 def test_a_new_key_of_the_same_binance_account_replaces_the_old_one(sim_env, invoke, futures_connection):
-    """Another key of the connection's own account is stored and signs every later order."""
+    """Another key of the connection's own account is stored, is the secret's current version and signs every
+    later order."""
     second = second_key(sim_env)
 
     response = put_credentials(invoke, futures_connection.id, second)
@@ -75,6 +82,21 @@ def test_a_new_key_of_the_same_binance_account_replaces_the_old_one(sim_env, inv
     stored = get_connection(USER_A, futures_connection.id)
     assert connection_credentials(stored).api_key == second.api_key
     assert stored.binance_uid == futures_connection.account.uid
+    assert _current_version(futures_connection.id) == stored.credentials_version
+    assert _signing_keys(sim_env, invoke, futures_connection.id) == {second.api_key}
+
+
+def test_a_new_key_whose_current_stage_cannot_move_is_still_the_connections_key(sim_env, invoke,
+                                                                                futures_connection):
+    """Secrets Manager refusing to move AWSCURRENT once the item names the new version: still 200 and the new
+    key signs (nothing signs by the stage; the failure is logged), the stage left where it was."""
+    second, current = second_key(sim_env), _current_version(futures_connection.id)
+
+    with aws_refusing("UpdateSecretVersionStage", "secrets-manager"):
+        response = put_credentials(invoke, futures_connection.id, second)
+
+    assert response["statusCode"] == 200, response["body"]
+    assert _current_version(futures_connection.id) == current
     assert _signing_keys(sim_env, invoke, futures_connection.id) == {second.api_key}
 
 
@@ -163,24 +185,28 @@ def test_a_new_key_waits_while_the_old_keys_account_cannot_be_read(sim_env, invo
 
 
 _CONNECTION_UPDATE = "before-parameter-build.dynamodb.UpdateItem"
+_SECRET_PUT = "before-parameter-build.secrets-manager.PutSecretValue"
 
 
-def _replace_racing(invoke, connection_id: str, first, race) -> tuple[dict, object]:
+def _replace_racing(invoke, connection_id: str, first, race, *,
+                    at_secret: bool = False) -> tuple[dict, object]:
     """PUT .../credentials with ``first``'s key, ``race()`` run just before its item write (a hook on that
-    UpdateItem, after its checks and its secret version): the PUT's answer and what ``race`` returned."""
-    client, raced = aws_clients.dynamodb(), []
+    UpdateItem, after its checks and its secret version), or with ``at_secret`` just before its secret version
+    (after its checks): the PUT's answer and what ``race`` returned."""
+    client = aws_clients.secretsmanager() if at_secret else aws_clients.dynamodb()
+    event, raced = _SECRET_PUT if at_secret else _CONNECTION_UPDATE, []
 
     def hook(params, **_: object) -> None:
-        if ":credentials_version" not in params.get("ExpressionAttributeValues", {}):
+        if not at_secret and ":credentials_version" not in params.get("ExpressionAttributeValues", {}):
             return
-        client.meta.events.unregister(_CONNECTION_UPDATE, hook)
+        client.meta.events.unregister(event, hook)
         raced.append(race())
 
-    client.meta.events.register(_CONNECTION_UPDATE, hook)
+    client.meta.events.register(event, hook)
     try:
         answer = put_credentials(invoke, connection_id, first)
     finally:
-        client.meta.events.unregister(_CONNECTION_UPDATE, hook)
+        client.meta.events.unregister(event, hook)
     assert len(raced) == 1
     return answer, raced[0]
 
@@ -208,8 +234,10 @@ def test_two_new_keys_racing_on_a_connection_without_a_uid_leave_it_on_one_accou
 def test_a_delete_begun_before_a_new_keys_write_is_answered_as_the_delete(sim_env, invoke,
                                                                           futures_connection):
     """A DELETE marked between a new key's checks and its write: 409 naming connection_id (not api_key, though
-    that write is conditional on the uid too), the item still on the old key."""
+    that write is conditional on the uid too), the item still on the old key, the secret's current version
+    too."""
     before = get_connection(USER_A, futures_connection.id)
+    current = _current_version(futures_connection.id)
 
     answer, _token = _replace_racing(invoke, futures_connection.id, second_key(sim_env),
                                      lambda: mark_deleting(USER_A, futures_connection.id))
@@ -218,6 +246,7 @@ def test_a_delete_begun_before_a_new_keys_write_is_answered_as_the_delete(sim_en
     assert body_of(answer)["error"]["field"] == "connection_id"
     after = get_connection(USER_A, futures_connection.id)
     assert (after.credentials_version, after.binance_uid) == (before.credentials_version, before.binance_uid)
+    assert _current_version(futures_connection.id) == current
 
 
 def _a_key_binance_refuses(sim_env):
@@ -249,3 +278,23 @@ def test_a_failed_new_key_still_stores_the_uid_its_old_key_answered(sim_env, inv
     sim_env.revoke_key(old.api_key)
     other = sim_env.account("ed25519-futures")
     _assert_refused_as_another_account(put_credentials(invoke, futures_connection.id, other), other)
+
+
+def test_a_new_key_refused_after_its_secret_version_is_not_the_secrets_current_version(sim_env, invoke,
+                                                                                       futures_connection):
+    """No uid stored, old key revoked: a key of another account stored between a replacement's checks and its
+    secret version makes that replacement the 409 of another account, and Secrets Manager's current version
+    stays the one the item names, the other key (before: the refused key became AWSCURRENT, though nothing
+    names it, so anything reading the current version got a key the user never got working)."""
+    _on_a_revoked_key_without_uid(sim_env, invoke, futures_connection.id)
+    other, own = sim_env.account("ed25519-futures"), second_key(sim_env)
+
+    answer, raced = _replace_racing(invoke, futures_connection.id, own,
+                                    lambda: put_credentials(invoke, futures_connection.id, other),
+                                    at_secret=True)
+
+    assert raced["statusCode"] == 200, raced["body"]
+    _assert_refused_as_another_account(answer, own)
+    stored = get_connection(USER_A, futures_connection.id)
+    assert _current_version(futures_connection.id) == stored.credentials_version
+    assert connection_credentials(stored).api_key == other.api_key

@@ -26,15 +26,17 @@
   still missing (an answer without one, e.g. on the testnet) there is no check, as before; the
   connection keeps the first uid it reads, from a new key, a test
   (``klineo.services.connections.check_stored_connection``) or an enable. Passing keys are
-  stored as a NEW VERSION of the same secret, then the
-  item is pointed at that version in one UpdateItem. The old version stays until then, and a
+  stored as a NEW VERSION of the same secret, staged AWSPENDING, then the item is pointed at that
+  version in one UpdateItem, and only then is it made the secret's current version (AWSCURRENT):
+  a replacement refused at any step leaves Secrets Manager's current version where it was, so
+  nothing reading "current" gets a key no connection signs with. The old version stays until then, and a
   failure at any step leaves the connection signing with the old key: nothing half-written. That
   UpdateItem writes the new key's uid only while the item has none or the same one: of two
   replacements racing on a connection without a uid (each checked against none, e.g. its old key
   revoked) the later write is the same 409 naming api_key when the first stored another account's
-  uid, its item unchanged (its secret version is stored but never named, so never signed with). Every
-  order path reads the item (strongly consistent) before signing and asks for its version, so no
-  container signs with a cached old key after the switch. Id, settings and strategies are kept.
+  uid, its item unchanged (its secret version is stored but never named nor current, so never signed
+  with). Every order path reads the item (strongly consistent) before signing and asks for its
+  version, so no container signs with a cached old key after the switch. Id, settings and strategies are kept.
 - ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
   disabled state and the failure count are cleared, and the strategies the disabling paused are
   resumed, those a resume by the user would be allowed now (``strategy_updates.require_may_activate``:
@@ -221,6 +223,7 @@ def replace_credentials(
         position_mode=position_mode,
         binance_uid=uid,
     )
+    secret_store.make_current(connection.secret_name, version)  # named by the item now: current too
     logger.info("connection key replaced", extra={"connection_id": connection_id})
     return connection_response(updated)
 

@@ -30,6 +30,7 @@ __all__ = [
     "delete_credentials",
     "discard_credentials",
     "get_credentials",
+    "make_current",
     "put_credentials",
     "put_new_version",
     "secret_name",
@@ -54,6 +55,9 @@ _cache_lock = threading.Lock()  # cachetools caches are not thread-safe on their
 
 # Secrets Manager's answer for a secret (or version) that does not exist.
 _NOT_FOUND = "ResourceNotFoundException"
+# Staging labels: the version Secrets Manager calls current, and a new one no connection item names yet.
+_CURRENT = "AWSCURRENT"
+_PENDING = "AWSPENDING"
 
 
 def _gone_or(exc: ClientError) -> Exception:
@@ -93,21 +97,40 @@ def _payload(creds: Credentials) -> str:
 
 def current_version(secret_name: str) -> str:
     """The VersionId of the secret's current version (AWSCURRENT)."""
-    return aws.secretsmanager().get_secret_value(SecretId=secret_name)["VersionId"]
+    return aws.secretsmanager().get_secret_value(SecretId=secret_name, VersionStage=_CURRENT)["VersionId"]
 
 
 def put_new_version(secret_name: str, creds: Credentials, version: str) -> None:
-    """Store new key material as a new version of an existing secret (the old version stays readable).
+    """Store new key material as a new version of an existing secret, staged AWSPENDING: the current version
+    (AWSCURRENT) stays where it was until ``make_current`` moves it, once the connection item names this one,
+    so a replacement refused after this call never leaves Secrets Manager calling its key current.
 
     ``version`` (a UUID) is the ClientRequestToken, so a retried call cannot make two versions.
     NOT_FOUND when the secret is gone (its connection was deleted meanwhile).
     """
     try:
         aws.secretsmanager().put_secret_value(SecretId=secret_name, SecretString=_payload(creds),
-                                              ClientRequestToken=version)
+                                              ClientRequestToken=version, VersionStages=[_PENDING])
     except ClientError as exc:  # the connection's delete deleted the secret meanwhile
         raise _gone_or(exc) from None
     _remember(f"{secret_name}#{version}", creds)
+
+
+def make_current(secret_name: str, version: str) -> bool:
+    """Move AWSCURRENT to ``version`` (the one it leaves becomes AWSPREVIOUS), once the connection item names
+    it. Never raises: nothing signs by the stage (items name their version), so a failure is an error log
+    and False, the stage left on the version before."""
+    client = aws.secretsmanager()
+    try:
+        current = current_version(secret_name)
+        if current != version:
+            client.update_secret_version_stage(SecretId=secret_name, VersionStage=_CURRENT,
+                                               MoveToVersionId=version, RemoveFromVersionId=current)
+    except (BotoCoreError, ClientError) as exc:
+        logger.error("secret's current version not moved to the connection's", extra={
+            "secret_name": secret_name, "version": version, "error": type(exc).__name__})
+        return False
+    return True
 
 
 def get_credentials(secret_name: str, version: str | None = None) -> Credentials:
