@@ -14,13 +14,16 @@ from typing import Any
 import pytest
 from klineo.binance import filters
 from klineo.binance.endpoints import clear_exchange_info_cache
+from klineo.services.orders import idempotent_client_order_id
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.connections import (
     clear_disabled,
     disable_connection,
+    mark_deleting,
     set_futures_enabled,
     update_settings,
 )
+from klineo.store.order_claim import forget_connection
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
@@ -71,6 +74,16 @@ def _entry_with_protection(invoke: Any, connection_id: str, key: str, **protecti
     body = order_body(connection_id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
                       **protection)
     return invoke("futures_order", order_event(body, key=key))
+
+
+def _entry_whose_stop_loss_failed(sim: Any, invoke: Any, connection_id: str, key: str) -> dict[str, Any]:
+    """An entry with a stop-loss and a take-profit placed under ``key``, its stop-loss refused transiently
+    (one injected 503 on the algo service): the first answer, an error telling the entry stands."""
+    sim.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
+    first = _entry_with_protection(invoke, connection_id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    assert first["statusCode"] >= 500, first["body"]
+    return first
 
 
 def _open_orders_event(connection_id: str) -> dict[str, Any]:
@@ -245,10 +258,7 @@ def test_protective_order_missing_after_a_failure_is_placed_by_the_retry(sim_env
     """GIVEN the stop-loss refused transiently (injected 503 on the algo service) WHEN the entry is
     retried with its key THEN the missing stop-loss is placed, the take-profit is not doubled."""
     key = new_key()
-    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
-    first = _entry_with_protection(invoke, futures_connection.id, key,
-                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
-    assert first["statusCode"] >= 500, first["body"]
+    first = _entry_whose_stop_loss_failed(sim_env, invoke, futures_connection.id, key)
     assert "stop_loss" in body_of(first)["error"]["message"]
     assert len(_algo_orders(sim_env, futures_connection.account.id)) == 1
 
@@ -276,10 +286,7 @@ def test_a_missing_stop_is_placed_by_the_retry_past_a_gate_of_new_exposure_only(
     container knows it: a new order was refused by it) and the entry's key comes again THEN the missing
     stop-loss, a reducing order, is placed past it as under the user's switch, nothing else sent."""
     key = new_key()
-    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
-    first = _entry_with_protection(invoke, futures_connection.id, key,
-                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
-    assert first["statusCode"] >= 500, first["body"]
+    _entry_whose_stop_loss_failed(sim_env, invoke, futures_connection.id, key)
     close_gate(futures_connection.id)
     refused = _entry_with_protection(invoke, futures_connection.id, new_key())
     assert (refused["statusCode"], body_of(refused)["error"]["field"]) == (409, gate)
@@ -299,10 +306,7 @@ def test_a_retry_on_a_connection_disabled_since_sends_no_missing_stop(sim_env, i
     disabled (its key kept failing) and the entry's key comes again THEN the gate refuses the missing
     stop-loss naming connection_disabled (every order), as it does a delete, and nothing is sent."""
     key = new_key()
-    sim_env.faults.add("http_503_unavailable", 1, method="POST", path=ALGO_PATH)
-    first = _entry_with_protection(invoke, futures_connection.id, key,
-                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
-    assert first["statusCode"] >= 500, first["body"]
+    _entry_whose_stop_loss_failed(sim_env, invoke, futures_connection.id, key)
     posts = len(_algo_posts(sim_env))
     disable_connection(USER_A, futures_connection.id, "test")
 
@@ -313,6 +317,77 @@ def test_a_retry_on_a_connection_disabled_since_sends_no_missing_stop(sim_env, i
     assert again["statusCode"] == 409, again["body"]
     assert body_of(again)["error"]["field"] == "connection_disabled"
     assert len(_algo_orders(sim_env, futures_connection.account.id)) == 1
+
+
+# The gates that close a connection for every order, reducing ones included (``klineo.services.risk``).
+CLOSED_FOR_EVERY_ORDER = pytest.mark.parametrize(
+    ("close_gate", "gate"),
+    [
+        (lambda c: disable_connection(USER_A, c, "test"), "connection_disabled"),
+        (lambda c: mark_deleting(USER_A, c), "connection_deleting"),
+    ],
+    ids=["connection_disabled", "connection_deleting"],
+)
+
+
+def _replayed_by_each_container(invoke: Any, connection_id: str, key: str) -> list[tuple[int, Any]]:
+    """The entry's key sent again by a container that cached the connection before its gate closed, then by
+    the same container now knowing the gate, then by a cold one (no connection cached): status and body."""
+    answers = []
+    for forget in (False, False, True):
+        if forget:
+            forget_connection()
+        response = _entry_with_protection(invoke, connection_id, key,
+                                          stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+        answers.append((response["statusCode"], body_of(response)))
+    return answers
+
+
+@CLOSED_FOR_EVERY_ORDER
+def test_a_replay_whose_stop_is_missing_on_a_connection_closed_since_means_one_thing_in_every_container(
+    sim_env, invoke, futures_connection, close_gate, gate
+):
+    """GIVEN an entry whose stop-loss failed transiently WHEN the connection is disabled or being deleted and
+    the key comes again to a warm container (stale cache), to it again, and to a cold one THEN each answers
+    the same 409 naming the gate, whose message says the entry stands and its stop-loss was not placed."""
+    key = new_key()
+    _entry_whose_stop_loss_failed(sim_env, invoke, futures_connection.id, key)
+    posts = len(_algo_posts(sim_env))
+    close_gate(futures_connection.id)
+
+    answers = _replayed_by_each_container(invoke, futures_connection.id, key)
+
+    entry = idempotent_client_order_id(USER_A, key)
+    for status, body in answers:
+        assert (status, body["error"]["field"]) == (409, gate), body
+        assert f"The entry {entry} is FILLED, but its stop_loss was not placed" in body["error"]["message"]
+    assert len({body["error"]["message"] for _, body in answers}) == 1
+    assert len(_algo_posts(sim_env)) == posts
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
+
+
+@CLOSED_FOR_EVERY_ORDER
+def test_a_replay_of_a_protected_entry_on_a_connection_closed_since_answers_the_same_in_every_container(
+    sim_env, invoke, futures_connection, close_gate, gate
+):
+    """GIVEN an entry placed with both stops WHEN the connection is disabled or being deleted and the key
+    comes again to a warm container (stale cache), to it again, and to a cold one THEN each answers the first
+    answer, 200 `existing` with both stops listed, and nothing is sent."""
+    key = new_key()
+    first = _entry_with_protection(invoke, futures_connection.id, key,
+                                   stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+    assert first["statusCode"] == 200, first["body"]
+    posts = len(_algo_posts(sim_env))
+    close_gate(futures_connection.id)
+
+    answers = _replayed_by_each_container(invoke, futures_connection.id, key)
+
+    placed = body_of(first)
+    for status, body in answers:
+        assert (status, body["source"], body["order_id"]) == (200, "existing", placed["order_id"]), body
+        assert body["protective_orders"] == placed["protective_orders"], gate
+    assert len(_algo_posts(sim_env)) == posts
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
 def test_a_stop_kept_off_by_a_refusal_a_retry_cannot_lift_is_answered_not_retryable_and_still_followed(

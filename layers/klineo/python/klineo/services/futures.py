@@ -110,7 +110,7 @@ from klineo.services.protective import (
     check_protective_ticks,
     latest_states,
 )
-from klineo.services.risk import EXPOSURE_ONLY_GATES, OrderIntent, check_order, order_notional, params_reduce
+from klineo.services.risk import OrderIntent, check_order, order_notional, params_reduce
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     Connection,
@@ -348,8 +348,8 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str, deadl
         gated = _gated(user_id, order)
     except KlineoError as refused:
         # A gate closed since: a key whose order was placed still answers it (a replay sends no order of
-        # its own; past a gate of new exposure only, its entry's missing stops still go, as they reduce).
-        first = _first_answer(user_id, client_order_id, order, refused)
+        # its own; its entry's missing stops ask the gate as the reducing orders they are).
+        first = _first_answer(user_id, client_order_id, order)
         if first is None:
             _note_refusal(user_id, order, client_order_id, role, refused)
             raise
@@ -375,21 +375,23 @@ def _replay(record: OrderRecord) -> FuturesOrderResponse | None:
     return futures_order_response(OrderResult.from_record(record.result), record.connection_id, "existing")
 
 
-def _first_answer(user_id: str, client_order_id: str, order: FuturesOrderRequest,
-                  refused: KlineoError) -> FuturesOrderResponse | None:
+def _first_answer(user_id: str, client_order_id: str,
+                  order: FuturesOrderRequest) -> FuturesOrderResponse | None:
     """The key's settled order when it was placed with this same body, else None (one read).
 
-    ``refused``: the gate that refused the body as a new order. One of new exposure only (a kill switch,
-    futures off) lets reducing orders through, so the replay still places its entry's missing stops and
-    re-fits what a reducing order left (``_protected``, asking the gate as the reducing orders they are),
-    as a replay past the user's switch does; any other gate (disabled, deleting) answers the order alone.
+    The replay answers as a container whose claim found the gate closed does (``_answer_existing``):
+    through ``_protected`` on the connection as just read, which asks the gate for the entry's missing
+    stops as the reducing orders they are. Past a gate of new exposure only (a kill switch, futures off)
+    they are placed; a disabled connection or one being deleted refuses them, naming the gate and the
+    entry that stands; stops placed before are listed as in the first answer. Only a connection gone
+    answers the order alone. Which container answers never changes the answer.
     """
     record = get_order_record(user_id, client_order_id)
     if record is None or record.request != order.fingerprint():
         return None
     answer = _replay(record)
-    if answer is None or refused.field not in EXPOSURE_ONLY_GATES:
-        return answer
+    if answer is None:
+        return None
     item = cached_connection_item(user_id, order.connection_id)
     return answer if item is None else _protected(_Gated(user_id, order, item), record, answer)
 

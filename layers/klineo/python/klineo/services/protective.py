@@ -420,7 +420,9 @@ def arm_protective_orders(
     its recorded state, only a missing or unfinished one is armed. ``first_arming``: the entry was
     placed by this very call, so none can exist and the read is skipped. ``connection``: asked through
     the risk gate before anything missing is sent, by the callers that arm later than the entry's own
-    request (a status read, the reconciler); a refusal raises it, not retryable. ``generation``: the
+    request (a replay, a status read, the reconciler); a refusal raises it, not retryable, its message saying
+    the entry stands and which of them was not placed (``_not_placed``: a 409 alone would read as nothing
+    placed). ``generation``: the
     re-priced orders of a live strategy's position (their own clientAlgoIds, ``protective_client_algo_id``).
     ``wind_down``: the token of the delete whose wind-down arms them (module docstring).
     Returns their states (WAITING_FOR_FILL while the entry has not filled). Raises a retryable
@@ -437,9 +439,9 @@ def arm_protective_orders(
     ids, recorded, states = _recorded_states(user_id, entry_record, generation, read=not first_arming)
     if all(states.values()):
         return [state for state in states.values() if state is not None]
-    if connection is not None:
-        _check_gate(connection, entry_record, wind_down)  # nothing is sent past a closed gate
     try:
+        if connection is not None:  # nothing is sent past a closed gate; its refusal names the entry too
+            _check_gate(connection, entry_record, wind_down)
         rules = get_symbol_rules(client, entry_record.symbol)  # e.g. halted since the entry: not placed yet
         quantity, average = _fill(entry_record, client, creds)
     except KlineoError as exc:
