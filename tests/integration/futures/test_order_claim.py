@@ -16,7 +16,12 @@ from klineo.services import orders as order_core
 from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
 from klineo.settings import get_settings
 from klineo.store.connections import disable_connection, mark_deleting, set_futures_enabled, update_settings
-from klineo.store.order_claim import ConnectionGuard, claim_protective_order, claim_protective_resend
+from klineo.store.order_claim import (
+    ConnectionGuard,
+    claim_protective_order,
+    claim_protective_resend,
+    forget_connection,
+)
 from klineo.store.orders import KIND_ALGO, STATUS_UNKNOWN_PURGED, get_order_record, pending_record
 
 from tests.helpers import load_event, with_user
@@ -199,6 +204,66 @@ def test_replay_after_a_gate_closed_still_answers_the_first_order(sim_env, invok
     assert again["statusCode"] == 200, again["body"]
     assert body_of(again)["order_id"] == first["order_id"] and body_of(again)["source"] == "existing"
     assert other["statusCode"] == 409 and body_of(other)["error"]["field"] == "connection_kill_switch"
+    assert len(order_posts(sim_env)) == 1
+
+
+def _sent_by_a_warm_then_a_cold_container(invoke, event: dict) -> list[dict]:
+    """``event`` sent again by this container, whose cache still holds the connection as it was before a gate
+    closed, then by a cold one (nothing cached: it reads the connection and finds the gate): both answers."""
+    warm = invoke("futures_order", event)
+    forget_connection()
+    return [warm, invoke("futures_order", event)]
+
+
+def test_a_repeat_while_the_first_is_in_flight_on_a_connection_disabled_since_is_in_progress_everywhere(
+    sim_env, futures_connection, invoke, wait_until
+):
+    """GIVEN a keyed order in flight (its claim's lease running) WHEN the connection is disabled and the key
+    comes again to a warm container and to a cold one THEN both answer 409 in progress, retryable (the first
+    may still place it), never connection_disabled; the first then answers its order, placed once."""
+    sim_env.faults.add("delay_before", method="POST", path=ORDER_PATH, delay_ms=1500)
+    key = new_key()
+    event = order_event(order_body(futures_connection.id), key=key)
+    first: list[dict] = []
+    in_flight = threading.Thread(target=lambda: first.append(fresh_handler("futures_order")(
+        event, LambdaContext(function_name="futures_order"))))
+    in_flight.start()
+    client_order_id = idempotent_client_order_id(USER_A, key)
+    assert wait_until(lambda: get_order_record(USER_A, client_order_id) is not None, 10.0)
+    disable_connection(USER_A, futures_connection.id, "test")
+
+    answers = _sent_by_a_warm_then_a_cold_container(invoke, event)
+    in_flight.join(timeout=30)
+
+    for response in answers:
+        assert response["statusCode"] == 409, response["body"]
+        error = body_of(response)["error"]
+        assert (error["field"], error["retryable"]) == ("Idempotency-Key", True), error
+        assert "in progress" in error["message"]
+    assert first[0]["statusCode"] == 200, first[0]["body"]
+    assert len(order_posts(sim_env)) == 1
+
+
+def test_a_repeat_of_a_purged_order_on_a_connection_disabled_since_says_purged_everywhere(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a keyed order settled UNKNOWN_PURGED (final: never sent again) WHEN the connection is disabled
+    and the key comes again to a warm container and to a cold one THEN both answer its recorded 409 (never
+    sent again), not connection_disabled, which would promise a send once the connection is enabled."""
+    event = order_event(order_body(futures_connection.id, price="20000", timeInForce="IOC"), key=new_key())
+    placed = body_of(invoke("futures_order", event))
+    four_days = PURGE_AFTER_MS + 24 * 3600 * 1000
+    _age_record(placed["client_order_id"], four_days)
+    sim_env.age_orders(four_days)
+    assert invoke("futures_order", event)["statusCode"] == 409
+    disable_connection(USER_A, futures_connection.id, "test")
+
+    answers = _sent_by_a_warm_then_a_cold_container(invoke, event)
+
+    for response in answers:
+        assert response["statusCode"] == 409, response["body"]
+        error = body_of(response)["error"]
+        assert error["field"] == "Idempotency-Key" and "never be sent again" in error["message"], error
     assert len(order_posts(sim_env)) == 1
 
 

@@ -347,8 +347,9 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str, deadl
     try:
         gated = _gated(user_id, order)
     except KlineoError as refused:
-        # A gate closed since: a key whose order was placed still answers it (a replay sends no order of
-        # its own; its entry's missing stops ask the gate as the reducing orders they are).
+        # A gate closed since: a key whose order was placed still answers it, and one in flight or purged
+        # says so, as the claim does (a replay sends no order of its own; its entry's missing stops ask
+        # the gate as the reducing orders they are).
         first = _first_answer(user_id, client_order_id, order)
         if first is None:
             _note_refusal(user_id, order, client_order_id, role, refused)
@@ -377,19 +378,20 @@ def _replay(record: OrderRecord) -> FuturesOrderResponse | None:
 
 def _first_answer(user_id: str, client_order_id: str,
                   order: FuturesOrderRequest) -> FuturesOrderResponse | None:
-    """The key's settled order when it was placed with this same body, else None (one read).
+    """The key's answer when it holds a record of this same body that a gate cannot refuse (``_held_answer``:
+    settled, purged, in flight), else None: the gate's refusal stands (one read).
 
-    The replay answers as a container whose claim found the gate closed does (``_answer_existing``):
-    through ``_protected`` on the connection as just read, which asks the gate for the entry's missing
-    stops as the reducing orders they are. Past a gate of new exposure only (a kill switch, futures off)
-    they are placed; a disabled connection or one being deleted refuses them, naming the gate and the
+    It answers as a container whose claim found the gate closed does (``_answer_existing``): a settled
+    order through ``_protected`` on the connection as just read, which asks the gate for the entry's
+    missing stops as the reducing orders they are. Past a gate of new exposure only (a kill switch, futures
+    off) they are placed; a disabled connection or one being deleted refuses them, naming the gate and the
     entry that stands; stops placed before are listed as in the first answer. Only a connection gone
     answers the order alone. Which container answers never changes the answer.
     """
     record = get_order_record(user_id, client_order_id)
     if record is None or record.request != order.fingerprint():
         return None
-    answer = _replay(record)
+    answer = _held_answer(record, int(time.time() * 1000))
     if answer is None:
         return None
     item = cached_connection_item(user_id, order.connection_id)
@@ -529,6 +531,22 @@ class _Outcome:
         return futures_order_response(result, self.connection.connection_id)
 
 
+def _held_answer(existing: OrderRecord, now_ms: int) -> FuturesOrderResponse | None:
+    """What the key's record of this same body answers whatever the gates say now, in every container: its
+    first answer once settled; 409 once Binance no longer knows it (never sent again), or while an attempt's
+    lease runs (it may be placing the order right now). None: resumable, a send the gates must allow."""
+    replayed = _replay(existing)
+    if replayed is not None:
+        return replayed
+    if existing.status == STATUS_UNKNOWN_PURGED:
+        raise KlineoError(ErrorCategory.CONFLICT, (existing.error or {}).get(
+            "message", "Binance no longer knows this order; it will never be sent again. Use a new key."),
+            field=IDEMPOTENCY_HEADER)
+    if existing.lease_until_ms is not None and existing.lease_until_ms >= now_ms:
+        raise _in_progress()
+    return None
+
+
 def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal,
                      deadline: Deadline) -> FuturesOrderResponse:
     """The key holds a record: its first answer, 409 (other body, in progress, purged), or it resumed."""
@@ -538,7 +556,8 @@ def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal
             f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
             field=IDEMPOTENCY_HEADER,
         )
-    replayed = _replay(existing)
+    now_ms = int(time.time() * 1000)
+    replayed = _held_answer(existing, now_ms)
     if replayed is not None:
         # The connection as the claim found it (its check failed: a gate or a setting changed since it was
         # cached): the replay's missing stops ask the gate on it, never on the stale copy.
@@ -546,13 +565,6 @@ def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal
             remember_connection(gated.user_id, gated.order.connection_id, current)
             gated = _Gated(gated.user_id, gated.order, current)
         return _protected(gated, existing, replayed)
-    if existing.status == STATUS_UNKNOWN_PURGED:
-        raise KlineoError(ErrorCategory.CONFLICT, (existing.error or {}).get(
-            "message", "Binance no longer knows this order; it will never be sent again. Use a new key."),
-            field=IDEMPOTENCY_HEADER)
-    now_ms = int(time.time() * 1000)
-    if existing.lease_until_ms is not None and existing.lease_until_ms >= now_ms:
-        raise _in_progress()
     # A gate refusing the resume (in the claim's checks or the resume's own) leaves the record as it was:
     # only a refused attempt tells it.
     if refusal.failed:
