@@ -357,6 +357,33 @@ def test_a_stop_added_beside_a_refused_take_profit_as_part_is_closed_elsewhere_s
     assert _position(runner, ONE_WAY) == 0
 
 
+
+def test_a_stop_added_beside_a_refused_take_profit_as_part_is_closed_elsewhere_is_placed_once(
+        runner, monkeypatch) -> None:
+    """A stop-loss added beside a take-profit moved to a level refused (-2021), in the turn finding half the
+    long sold by hand, is placed once, for the 0.002 left: only the earlier take-profit (for 0.004) is
+    re-placed for the rest, never the stop Binance just accepted (before: a second stop sent and the first
+    cancelled)."""
+    first, second = tick_times(2)
+    sid, entry, _fill = _long(runner, ONE_WAY, first, take_profit_pct="3")
+    refuse_for_good(runner.sim, monkeypatch, protective_client_algo_id(entry, "take_profit", 1))
+    runner.sim.inject_trade(ONE_WAY, "manual", "BTCUSDT", side="SELL", quantity=str(REST))
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={
+        "parameters": ALWAYS_HOLD, "stop_loss_pct": "1.5", "take_profit_pct": "4"})
+    sent = (len(runner.journal("POST", ALGO_PATH)), len(runner.journal("DELETE", ALGO_PATH)))
+
+    runner.run_tick(second)
+
+    # Sent: the stop and the refused take-profit (generation 1), then the earlier take-profit for the rest.
+    assert (len(runner.journal("POST", ALGO_PATH)) - sent[0], len(runner.journal("DELETE", ALGO_PATH))
+            - sent[1]) == (3, 1)
+    stop, take_profit = (protective_client_algo_id(entry, "stop_loss", 1),
+                         protective_client_algo_id(entry, "take_profit", 2))
+    algos = algo_orders(runner, ONE_WAY)
+    assert {i: (algos[i].status, algos[i].quantity) for i in _open(runner, ONE_WAY)} == {
+        stop: ("NEW", REST), take_profit: ("NEW", REST)}
+    assert runner.stored(USER, sid).protective["orders"] == {"stop_loss": 1, "take_profit": 2}
+
 # What a refusal for what is left tells and records (pinned before ``LiveReprice``'s refusal was read again
 # as one decision).
 def test_every_stop_refused_for_what_is_left_tells_one_error_and_records_no_repricing(runner, monkeypatch):

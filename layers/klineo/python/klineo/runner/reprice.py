@@ -58,10 +58,10 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    percents change, then placed anew as a moved level or a role with no order is), a
    ``protective_repriced`` event (the recorded levels) and an ``error`` event naming the refused role. An
    earlier order that stays for more than is left (part closed elsewhere in the same turn) keeps the
-   record's earlier ``quantity``, so it is re-placed for what is left at its level in the same turn. Refused
-   entirely: nothing stays, as above. When every role placed had an earlier order standing (e.g. a moved
-   stop-loss beside the refused take-profit), the earlier orders stay, as above: the position stays
-   protected at the old levels.
+   record's earlier ``quantity``, so it is re-placed for what is left at its level in the same turn (only it:
+   the roles just placed are for what is left already). Refused entirely: nothing stays, as above. When
+   every role placed had an earlier order standing (e.g. a moved stop-loss beside the refused take-profit),
+   the earlier orders stay, as above: the position stays protected at the old levels.
 
 What is left: the orders are for the position's quantity (the record's ``quantity``): reduce-only in
 one-way mode, and in hedge mode closing the side, so Binance refuses one larger than the position (-2022,
@@ -375,9 +375,9 @@ class LiveReprice:
                                 message=message, **percents)
         return self.write({"mode": "live", UNRECORDED: percents}, [event]) or True
 
-    def move(self) -> bool:
+    def move(self, sized: frozenset[str] = frozenset()) -> bool:
         """The recorded position's orders moved to the percents, or re-placed for what is left of it (the
-        module docstring's steps)."""
+        module docstring's steps); ``sized``: roles this turn already placed for what is left, kept."""
         record = self.record
         price = decimal_or_none(record.get("entry_price"))
         if not price:
@@ -405,7 +405,7 @@ class LiveReprice:
         if claimed and (levels(claimed.get("levels")) != new or not self.sized(claimed)):
             self.note_cancelled(self.claimed_ids(claimed))  # an earlier attempt at other levels or size
             claimed = {}
-        claimed = claimed or self.claim(new)
+        claimed = claimed or self.claim(new, sized)
         if not claimed:
             return True
         return self.place(wanted, claimed)
@@ -462,10 +462,10 @@ class LiveReprice:
                 "entry_price": decimal_or_none(record.get("entry_price"))}
 
     # ------------------------------------------------------------------ steps
-    def plan(self, new: dict[str, Decimal]) -> dict[str, Any]:
+    def plan(self, new: dict[str, Decimal], sized: frozenset[str] = frozenset()) -> dict[str, Any]:
         """The roles a re-pricing to ``new`` places (a new or moved level; every one while the record is
-        not armed or its orders are for another quantity) and the orders it replaces (role -> generation:
-        moved, cleared or re-placed)."""
+        not armed or its orders are for another quantity, but the ``sized`` ones, already for what is left)
+        and the orders it replaces (role -> generation: moved, cleared or re-placed)."""
         old, wanted = _roles(self.record), _roles(new)
         if new == levels(self.record) and self.entry_refused():  # what is left of the entry's own orders
             standing = self.standing_roles()
@@ -474,15 +474,16 @@ class LiveReprice:
         armed = bool(self.record.get("armed")) and self.sized(self.record)
         orders = armed_orders(self.record)
         # A level whose order was refused (placed from no levels: no order in ``orders``) is placed anew.
-        kept = {role for role, value in wanted.items() if armed and old.get(role) == value and role in orders}
+        kept = {role for role, value in wanted.items()
+                if (armed or role in sized) and old.get(role) == value and role in orders}
         replaces = {role: g for role, g in orders.items() if role not in kept}
         return {"roles": sorted(set(wanted) - kept), "replaces": replaces}
 
-    def claim(self, new: dict[str, Decimal]) -> dict[str, Any] | None:
+    def claim(self, new: dict[str, Decimal], sized: frozenset[str] = frozenset()) -> dict[str, Any] | None:
         """Claim the next generation with its plan (written before anything is sent, on the entry's record
         too); None when the strategy moved."""
         seen = int(self.record.get("generations", 1))
-        claim = {"generation": seen, "levels": new, "quantity": abs(self.held), **self.plan(new)}
+        claim = {"generation": seen, "levels": new, "quantity": abs(self.held), **self.plan(new, sized)}
         # A re-placing at the recorded levels keeps the levels refused earlier (still not tried again).
         dropped = {"refused_quantity"} | ({"refused"} if new != levels(self.record) else set())
         record = {k: v for k, v in self.record.items() if k not in dropped}
@@ -514,20 +515,22 @@ class LiveReprice:
         if not refused:
             return self.finish(wanted, claim)
         before = self.record
-        self.refusal(wanted, claim, placed, refused)
+        kept = self.refusal(wanted, claim, placed, refused)
         # The earlier orders that stay, sized for more than is left (a part closed elsewhere), are re-placed
-        # for it now, role by role, at their levels, never kept until the next turn (Binance refuses: -2022).
+        # for it now, role by role, at their levels, never kept until the next turn (Binance refuses: -2022);
+        # the ones just placed (``kept``) are already for what is left.
         if self.record is not before and self.resizing():
-            self.move()
+            self.move(kept)
         return True
 
     def refusal(self, wanted: dict[str, Any], claim: dict[str, Any], placed: set[str],
-                refused: set[str]) -> None:
+                refused: set[str]) -> frozenset[str]:
         """Binance placed ``placed`` and refused ``refused`` for good (or lost them), decided once (the module
         docstring's step 4): each role placed keeps its new order when re-placed for what is left or when one
         had no earlier order standing (a stop never cancelled for a refused role), a refused one keeping its
         earlier order and level where it stands (``stays``); else none is kept, the earlier orders stay. An
-        ``error`` event tells it; ``refused_quantity`` (what is left) or ``refused`` (levels) remembers it."""
+        ``error`` event tells it; ``refused_quantity`` (what is left) or ``refused`` (levels) remembers it.
+        Returns the roles whose new order is kept."""
         new, same = levels(wanted), levels(wanted) == levels(self.record)
         earlier = self.standing_earlier(claim)  # the roles whose earlier order stands and is replaced
         kept = placed if placed and (same or not placed <= earlier) else set()
@@ -539,7 +542,7 @@ class LiveReprice:
         if not kept:
             record = {k: v for k, v in self.record.items() if k != "repricing"}
             self.failed({**record, **remember}, new, message, "order_rejected")
-            return
+            return frozenset()
         if not same:
             wanted = {**wanted, **_of_roles(levels(self.record), stays)}  # the level of the order that stays
         if same or stays:  # an earlier order stays, for its quantity (even at the level wanted)
@@ -548,6 +551,7 @@ class LiveReprice:
         replaces = {role: g for role, g in (claim.get("replaces") or {}).items() if role not in stays}
         self.finish(wanted, {**claim, "roles": sorted(kept), "replaces": replaces},
                     self.error_event(new, message, "order_rejected"), **remember)
+        return frozenset(kept)
 
     def finish(self, wanted: dict[str, Any], claim: dict[str, Any], refusal: StrategyEvent | None = None,
                **remember: Any) -> bool:
