@@ -267,6 +267,39 @@ def test_a_repeat_of_a_purged_order_on_a_connection_disabled_since_says_purged_e
     assert len(order_posts(sim_env)) == 1
 
 
+@pytest.mark.parametrize(
+    ("close_gate", "gate"),
+    [
+        (lambda c: disable_connection(USER_A, c, "test"), "connection_disabled"),
+        (lambda c: mark_deleting(USER_A, c), "connection_deleting"),
+    ],
+    ids=["connection_disabled", "connection_deleting"],
+)
+def test_a_key_reused_for_another_body_on_a_connection_closed_since_is_the_key_conflict_everywhere(
+    sim_env, invoke, futures_connection, close_gate, gate
+):
+    """GIVEN a placed keyed order WHEN the connection is disabled or being deleted and the key comes with
+    another body to a warm container and to a cold one THEN both answer the key's conflict (never the gate,
+    which would read as a new order refused) and no refused attempt is recorded for that body."""
+    key = new_key()
+    placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=key))
+    assert placed["statusCode"] == 200, placed["body"]
+    close_gate(futures_connection.id)
+    other = order_event(order_body(futures_connection.id, quantity="0.020"), key=key)
+
+    answers = _sent_by_a_warm_then_a_cold_container(invoke, other)
+
+    for response in answers:
+        assert response["statusCode"] == 409, response["body"]
+        error = body_of(response)["error"]
+        assert error["field"] == "Idempotency-Key" and "different order" in error["message"], (gate, error)
+    listing = with_user(load_event("futures_order_attempts"), USER_A)
+    listing["rawQueryString"], listing["queryStringParameters"] = "", None  # every attempt of the user
+    attempts = invoke("futures_order_attempts", listing)
+    assert [a["outcome"] for a in body_of(attempts)["attempts"]] == ["placed"], attempts["body"]
+    assert len(order_posts(sim_env)) == 1
+
+
 def test_limit_refusal_after_the_claim_gives_the_key_back(sim_env, invoke, futures_connection):
     """GIVEN an order over max_notional_usdt (refused after its claim) WHEN the limit is raised and the same
     key comes again THEN the order is placed once: the refusal left no record behind."""

@@ -349,7 +349,7 @@ def _place(user_id: str, order: FuturesOrderRequest, client_order_id: str, deadl
     except KlineoError as refused:
         # A gate closed since: a key whose order was placed still answers it, and one in flight or purged
         # says so, as the claim does (a replay sends no order of its own; its entry's missing stops ask
-        # the gate as the reducing orders they are).
+        # the gate as the reducing orders they are); a key taken by another body is its conflict.
         first = _first_answer(user_id, client_order_id, order)
         if first is None:
             _note_refusal(user_id, order, client_order_id, role, refused)
@@ -379,7 +379,8 @@ def _replay(record: OrderRecord) -> FuturesOrderResponse | None:
 def _first_answer(user_id: str, client_order_id: str,
                   order: FuturesOrderRequest) -> FuturesOrderResponse | None:
     """The key's answer when it holds a record of this same body that a gate cannot refuse (``_held_answer``:
-    settled, purged, in flight), else None: the gate's refusal stands (one read).
+    settled, purged, in flight), else None: the gate's refusal stands (one read). A record of another body
+    is the key's conflict (``_check_same_body``), as the claim answers it in a warm container.
 
     It answers as a container whose claim found the gate closed does (``_answer_existing``): a settled
     order through ``_protected`` on the connection as just read, which asks the gate for the entry's
@@ -389,8 +390,9 @@ def _first_answer(user_id: str, client_order_id: str,
     answers the order alone. Which container answers never changes the answer.
     """
     record = get_order_record(user_id, client_order_id)
-    if record is None or record.request != order.fingerprint():
+    if record is None:
         return None
+    _check_same_body(record, order)
     answer = _held_answer(record, int(time.time() * 1000))
     if answer is None:
         return None
@@ -531,6 +533,17 @@ class _Outcome:
         return futures_order_response(result, self.connection.connection_id)
 
 
+def _check_same_body(existing: OrderRecord, order: FuturesOrderRequest) -> None:
+    """409 naming the key when its record is of another body: the client's error whatever the gates say now
+    (the body was never a new order, so no gate judges it and no refused attempt is recorded)."""
+    if existing.request != order.fingerprint():
+        raise KlineoError(
+            ErrorCategory.CONFLICT,
+            f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
+            field=IDEMPOTENCY_HEADER,
+        )
+
+
 def _held_answer(existing: OrderRecord, now_ms: int) -> FuturesOrderResponse | None:
     """What the key's record of this same body answers whatever the gates say now, in every container: its
     first answer once settled; 409 once Binance no longer knows it (never sent again), or while an attempt's
@@ -550,12 +563,7 @@ def _held_answer(existing: OrderRecord, now_ms: int) -> FuturesOrderResponse | N
 def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal,
                      deadline: Deadline) -> FuturesOrderResponse:
     """The key holds a record: its first answer, 409 (other body, in progress, purged), or it resumed."""
-    if existing.request != gated.order.fingerprint():
-        raise KlineoError(
-            ErrorCategory.CONFLICT,
-            f"This {IDEMPOTENCY_HEADER} was already used for a different order; use a new key.",
-            field=IDEMPOTENCY_HEADER,
-        )
+    _check_same_body(existing, gated.order)
     now_ms = int(time.time() * 1000)
     replayed = _held_answer(existing, now_ms)
     if replayed is not None:
