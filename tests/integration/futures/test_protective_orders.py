@@ -304,7 +304,8 @@ def test_a_missing_stop_is_placed_by_the_retry_past_a_gate_of_new_exposure_only(
 def test_a_retry_on_a_connection_disabled_since_sends_no_missing_stop(sim_env, invoke, futures_connection):
     """GIVEN an entry whose stop-loss failed transiently, on a warm container WHEN the connection is
     disabled (its key kept failing) and the entry's key comes again THEN the gate refuses the missing
-    stop-loss naming connection_disabled (every order), as it does a delete, and nothing is sent."""
+    stop-loss naming connection_disabled (every order), as it does a delete, nothing is sent, and the message
+    says it is placed once the connection is enabled again (not once Binance accepts it)."""
     key = new_key()
     _entry_whose_stop_loss_failed(sim_env, invoke, futures_connection.id, key)
     posts = len(_algo_posts(sim_env))
@@ -316,6 +317,8 @@ def test_a_retry_on_a_connection_disabled_since_sends_no_missing_stop(sim_env, i
     assert len(_algo_posts(sim_env)) == posts
     assert again["statusCode"] == 409, again["body"]
     assert body_of(again)["error"]["field"] == "connection_disabled"
+    message = body_of(again)["error"]["message"]
+    assert message.endswith("no stop_loss; it is placed once the connection is enabled again."), message
     assert len(_algo_orders(sim_env, futures_connection.account.id)) == 1
 
 

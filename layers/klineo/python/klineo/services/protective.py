@@ -82,6 +82,7 @@ from klineo.services.orders import OrderResult, query_futures_order
 from klineo.services.protective_siblings import ROLES, protective_client_algo_id
 from klineo.services.risk import (
     CONNECTION_DELETING,
+    CONNECTION_DISABLED,
     OrderIntent,
     check_order,
     deleting_refusal,
@@ -504,15 +505,17 @@ def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
     will never trade again (``_judged``: field symbol), neither ever placed; retryable when the failure is
     transient (a repeat with the same key resumes it: an unknown outcome is looked up; a strategy's entry has
     no request to repeat: its runner tries again by itself on the next run, which its event log says instead,
-    without the reason's advice to retry); any other refusal (the key, the server's location) comes again on
-    a repeat: not retryable, placed once it is lifted."""
+    without the reason's advice to retry); any other refusal (the key, the server's location, a disabled
+    connection) comes again on a repeat: not retryable, placed once it is lifted (a disabled connection's:
+    once it is enabled again, by the reconciler or a repeat)."""
     head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
     reason = exc.message if exc.message.endswith((".", "!", "?")) else f"{exc.message}."  # one sentence
     if exc.field == CONNECTION_DELETING or (exc.field == "symbol" and not exc.retryable):
         return KlineoError(exc.category, f"{head} was not placed: {reason}", field=exc.field)
     if not (exc.retryable or exc.category.transient):
+        once = "the connection is enabled again" if exc.field == CONNECTION_DISABLED else "Binance accepts it"
         return KlineoError(exc.category, f"{head} was not placed: {reason} Until that is resolved the "
-                           f"position has no {role}; it is placed once Binance accepts it.", field=exc.field,
+                           f"position has no {role}; it is placed once {once}.", field=exc.field,
                            retryable=False)
     if entry.origin == ORIGIN_API:
         then = "Repeat the request with the same Idempotency-Key to place it."
