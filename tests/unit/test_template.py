@@ -80,3 +80,12 @@ def test_tracer_never_copies_handler_answers_or_errors_into_xray(template: dict)
     # exception's text would sit in X-Ray, outside the logs' retention and access rules.
     assert variables.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE") == "false"
     assert variables.get("POWERTOOLS_TRACER_CAPTURE_ERROR") == "false"
+
+
+@pytest.mark.parametrize("logical_id", ["FuturesOrderFunction", "FuturesPositionCloseFunction"])
+def test_order_functions_timeout_is_the_one_a_resend_counts_from(template: dict, logical_id: str) -> None:
+    """GIVEN a function that places orders through ``place_futures_order`` WHEN its Timeout is read THEN it is
+    ORDER_FUNCTION_TIMEOUT_MS, the latest an attempt may send after its claim (a resend waits from there)."""
+    from klineo.services.futures import ORDER_FUNCTION_TIMEOUT_MS
+
+    assert template["Resources"][logical_id]["Properties"]["Timeout"] * 1000 == ORDER_FUNCTION_TIMEOUT_MS

@@ -167,10 +167,12 @@ def test_retry_whose_lookup_fails_answers_unknown_outcome(
 
 @dataclasses.dataclass(frozen=True)
 class _ShortContext(LambdaContext):
-    """An invocation with 4 s left."""
+    """An invocation with 4 s left (or ``remaining_ms``)."""
+
+    remaining_ms: int = 4_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 4_000
+        return self.remaining_ms
 
 
 def test_order_answers_unknown_outcome_before_the_invocation_ends(sim_env, futures_connection):
@@ -436,6 +438,52 @@ def test_a_late_does_not_exist_answer_never_sends_a_crashed_claims_order_again(
 
     again = invoke("futures_order", event)
     first.join(timeout=30)
+
+    placed = [o for o in exchange_orders(sim_env, futures_connection.account)
+              if o.client_order_id == client_order_id]
+    assert len(placed) == 1, f"Binance holds {len(placed)} orders under {client_order_id}"
+    assert again["statusCode"] == 504, again["body"]
+    assert body_of(again)["error"]["category"] == "unknown_outcome"
+    settled = invoke("futures_order", event)
+    assert settled["statusCode"] == 200 and body_of(settled)["source"] == "existing", settled["body"]
+    assert len(order_posts(sim_env)) == 1
+
+
+# A first attempt whose send comes late: the mark read before it (after the claim) is this slow, more than
+# recvWindow + margin, and the order request is then this long on its way (within recvWindow: executed).
+SLOW_RECV_WINDOW_MS = 5_000
+MARK_READ_MS = 5_500
+SLOW_REQUEST_IN_FLIGHT_MS = 4_000
+# The invocation's time: its deadline (2 s before its end) comes just after the late send left.
+SLOW_INVOCATION_MS = MARK_READ_MS + 2_800
+
+
+def test_a_retry_never_sends_again_while_a_late_sent_first_attempt_is_on_its_way(
+    sim_env, invoke, futures_connection, futures_clients, monkeypatch, wait_until
+):
+    """GIVEN a key whose first MARKET attempt read the mark price for longer than recvWindow + margin after
+    its claim, then sent its order, whose answer was lost at the deadline (504, UNKNOWN) while the request is
+    still on its way WHEN the key comes again at once and Binance does not hold the order yet THEN nothing is
+    sent again (504 unknown_outcome): the wait counts from when the first attempt could still send, not from
+    its claim, so Binance holds ONE order under the clientOrderId, which the next retry answers."""
+    futures_clients(recv_window_ms=SLOW_RECV_WINDOW_MS)
+    monkeypatch.setattr(order_core, "SETTLE_MARGIN_MS", MARGIN_MS)
+    key = new_key()
+    client_order_id = idempotent_client_order_id(USER_A, key)
+    event = order_event(order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None,
+                                   quantity="0.002"), key=key)
+    sim_env.faults.add("delay_before", method="GET", path="/fapi/v1/premiumIndex", count=1,
+                       delay_ms=MARK_READ_MS)
+    sim_env.faults.add("delay_before", method="POST", path=ORDER_PATH, count=1,
+                       delay_ms=SLOW_REQUEST_IN_FLIGHT_MS)
+    first = fresh_handler("futures_order")(
+        event, _ShortContext(function_name="futures_order", remaining_ms=SLOW_INVOCATION_MS))
+    assert first["statusCode"] == 504, first["body"]
+    assert get_order_record(USER_A, client_order_id).status == "UNKNOWN"
+
+    again = invoke("futures_order", event)
+    landed = lambda: any(r.fault == "delay_before" for r in order_posts(sim_env))  # noqa: E731
+    assert wait_until(landed, 10.0)  # the first attempt's request reached the matching engine
 
     placed = [o for o in exchange_orders(sim_env, futures_connection.account)
               if o.client_order_id == client_order_id]

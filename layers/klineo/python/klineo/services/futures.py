@@ -39,7 +39,8 @@ condition checks on other items into that write. Here the order record IS the id
   progress", retryable;
 - otherwise (a crashed, UNKNOWN or REJECTED attempt) the lease is taken with a second transaction
   and the order resumed: `klineo.services.orders.submit_futures_order` looks it up by clientOrderId
-  and only sends it again once Binance provably cannot execute the earlier attempt any more;
+  and only sends it again once Binance provably cannot execute the earlier attempt any more (recvWindow
+  and the settle margin counted from its invocation's end, the latest it could have sent: ``_sent_by_ms``);
   an attempt older than Binance's retention is UNKNOWN_PURGED and never sent again.
 
 Conditional types (STOP*, TAKE_PROFIT*, TRAILING_STOP_MARKET) take the same path to the point where
@@ -151,6 +152,7 @@ from klineo.validation import plain_text_or_none
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "ORDER_FUNCTION_TIMEOUT_MS",
     "OrderPreview",
     "get_futures_order_status",
     "place_futures_order",
@@ -161,6 +163,9 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # The lease outlives the deadline by this much: the outcome is recorded after the last Binance call.
 _LEASE_MARGIN_MS = 3000
+# The order functions' Timeout (template.yaml: FuturesOrderFunction, FuturesPositionCloseFunction): Lambda
+# stops an invocation by then, so no attempt sends its order later than this after its claim.
+ORDER_FUNCTION_TIMEOUT_MS = 29_000
 # The order's own refusals by our gate and the symbol's rules (a gate, a rule, the symbol's filters):
 # what a dry run answers as its verdict, and what a refused order attempt records. Any other error (the
 # connection not found, Binance unreachable) is no refusal of the order.
@@ -283,6 +288,16 @@ def _rounded(gated: _Gated) -> FuturesOrder | AlgoOrder:
 
 def _lease_until_ms(deadline: Deadline) -> int:
     return int(deadline.at * 1000) + _LEASE_MARGIN_MS
+
+
+def _sent_by_ms(record: OrderRecord) -> int:
+    """The latest instant the attempt that claimed ``record`` could have sent its order: its invocation's end.
+
+    Not its claim (``attempt_ms``): Binance calls may come between the two (the mark price, the quote size,
+    the symbol's settings), each until the deadline (a call past it still goes, with a 0.1 s timeout), and an
+    order sent late may still execute recvWindow after it left. A resend's wait counts from here, as the
+    runner's does from its lease's end."""
+    return record.attempt_ms + ORDER_FUNCTION_TIMEOUT_MS
 
 
 def _new_record(gated: _Gated, client_order_id: str, deadline: Deadline, role: str | None = None,
@@ -640,7 +655,7 @@ def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> Futures
         outcome.purged = True
 
     answer = outcome.settle(lambda: _send(gated, recorded, coid, deadline, before_resend=claim,
-                                          earlier_attempt_ms=existing.attempt_ms, when_purged=purged))
+                                          earlier_attempt_ms=_sent_by_ms(existing), when_purged=purged))
     return _protected(gated, outcome.settled_record(existing), answer)
 
 
@@ -662,7 +677,7 @@ def _found_unrecorded(gated: _Gated, existing: OrderRecord) -> FuturesOrderRespo
         asked_ms = time.time() * 1000  # before the lookup: its "not found" is as old as its request
         found = find_earlier_order(gated.client, connection_credentials(gated.connection), existing)
         if found is None:
-            absent_earlier_attempt(gated.client, existing.client_order_id, existing.attempt_ms,
+            absent_earlier_attempt(gated.client, existing.client_order_id, _sent_by_ms(existing),
                                    time.time() * 1000, purged, looked_up_ms=asked_ms)
             return None
     except KlineoError as exc:

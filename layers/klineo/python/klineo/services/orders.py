@@ -17,7 +17,8 @@ What the function guarantees for ONE call:
   (`source="existing"`).
 
 What the CALLER must do when it repeats an order (same clientOrderId) in a later call:
-pass `earlier_attempt_ms`, the wall-clock ms at which the earlier attempt started sending.
+pass `earlier_attempt_ms`, the wall-clock ms at which the earlier attempt started sending, at the latest
+(not its claim when Binance calls may come between the two: its lease's or invocation's end).
 Binance only refuses a duplicate id while the first order is open; a filled MARKET order's id
 can be used again, so a blind re-send could double it. With `earlier_attempt_ms` the order is
 looked up first and returned when it exists; when it does not, it is only sent if the earlier
