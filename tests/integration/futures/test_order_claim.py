@@ -14,6 +14,7 @@ import pytest
 from klineo.services import futures as futures_service
 from klineo.services import orders as order_core
 from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.settings import get_settings
 from klineo.store.connections import disable_connection, mark_deleting, set_futures_enabled, update_settings
 from klineo.store.order_claim import (
@@ -454,8 +455,21 @@ def test_a_late_does_not_exist_answer_never_sends_a_crashed_claims_order_again(
 SLOW_RECV_WINDOW_MS = 5_000
 MARK_READ_MS = 5_500
 SLOW_REQUEST_IN_FLIGHT_MS = 4_000
-# The invocation's time: its deadline (2 s before its end) comes just after the late send left.
-SLOW_INVOCATION_MS = MARK_READ_MS + 2_800
+
+
+def _sent_late_and_lost(sim, event: dict, client_order_id: str, slow_read: tuple[str, int], post_path: str,
+                        ) -> None:
+    """GIVEN ``event`` sent in an invocation whose GET of ``slow_read`` (path, ms) before its POST is that
+    slow, that POST (to ``post_path``) then SLOW_REQUEST_IN_FLIGHT_MS on its way, its answer lost at the
+    deadline (2 s before the invocation's end, the read's time + 2.8 s, just after the late send left): 504,
+    ``client_order_id`` recorded UNKNOWN."""
+    path, read_ms = slow_read
+    sim.faults.add("delay_before", method="GET", path=path, count=1, delay_ms=read_ms)
+    sim.faults.add("delay_before", method="POST", path=post_path, count=1, delay_ms=SLOW_REQUEST_IN_FLIGHT_MS)
+    first = fresh_handler("futures_order")(
+        event, _ShortContext(function_name="futures_order", remaining_ms=read_ms + 2_800))
+    assert first["statusCode"] == 504, first["body"]
+    assert get_order_record(USER_A, client_order_id).status == "UNKNOWN"
 
 
 def test_a_retry_never_sends_again_while_a_late_sent_first_attempt_is_on_its_way(
@@ -472,14 +486,7 @@ def test_a_retry_never_sends_again_while_a_late_sent_first_attempt_is_on_its_way
     client_order_id = idempotent_client_order_id(USER_A, key)
     event = order_event(order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None,
                                    quantity="0.002"), key=key)
-    sim_env.faults.add("delay_before", method="GET", path="/fapi/v1/premiumIndex", count=1,
-                       delay_ms=MARK_READ_MS)
-    sim_env.faults.add("delay_before", method="POST", path=ORDER_PATH, count=1,
-                       delay_ms=SLOW_REQUEST_IN_FLIGHT_MS)
-    first = fresh_handler("futures_order")(
-        event, _ShortContext(function_name="futures_order", remaining_ms=SLOW_INVOCATION_MS))
-    assert first["statusCode"] == 504, first["body"]
-    assert get_order_record(USER_A, client_order_id).status == "UNKNOWN"
+    _sent_late_and_lost(sim_env, event, client_order_id, ("/fapi/v1/premiumIndex", MARK_READ_MS), ORDER_PATH)
 
     again = invoke("futures_order", event)
     landed = lambda: any(r.fault == "delay_before" for r in order_posts(sim_env))  # noqa: E731
@@ -493,6 +500,54 @@ def test_a_retry_never_sends_again_while_a_late_sent_first_attempt_is_on_its_way
     settled = invoke("futures_order", event)
     assert settled["statusCode"] == 200 and body_of(settled)["source"] == "existing", settled["body"]
     assert len(order_posts(sim_env)) == 1
+
+
+ALGO_PATH = "/fapi/v1/algoOrder"
+# A stop's resend whose own lookup (after its resume began, before its claim and send) is this slow, more than
+# recvWindow + margin; its POST is then SLOW_REQUEST_IN_FLIGHT_MS on its way (within recvWindow: executed).
+SLOW_LOOKUP_MS = 6_500
+
+
+def _cancelled_on_binance(sim, account, client_algo_id: str) -> None:
+    """The trader cancels the algo order standing under ``client_algo_id`` on Binance itself, if one does."""
+    state = sim.state.futures.state_for(account, time.time() * 1000)
+    for algo in list(state.algo_orders.values()):
+        if algo.client_algo_id == client_algo_id and algo.is_open:
+            sim.state.algo.cancel(account, {"clientAlgoId": client_algo_id}, time.time() * 1000)
+
+
+def test_a_stops_retry_never_sends_again_while_a_resend_slowed_by_its_lookup_is_on_its_way(
+    sim_env, invoke, futures_connection, futures_clients, monkeypatch, wait_until
+):
+    """GIVEN an entry whose stop-loss attempt was lost unsent long ago, and a retry that resumed it: its
+    lookup took longer than recvWindow + margin, then its claimed resend's answer was lost at the deadline
+    (UNKNOWN) while the POST is still on its way WHEN the key comes again at once, Binance not holding the
+    stop yet, and the trader then cancels whatever stop stands THEN nothing is sent again (the wait counts
+    from the resend's claim, right before its POST, not from before its lookup): once the late POST lands,
+    Binance holds ONE algo order under the clientAlgoId, never a second stop the cancel left standing."""
+    futures_clients(recv_window_ms=SLOW_RECV_WINDOW_MS)
+    monkeypatch.setattr(order_core, "SETTLE_MARGIN_MS", MARGIN_MS)
+    key = new_key()
+    entry_id = idempotent_client_order_id(USER_A, key)
+    stop_id = protective_client_algo_id(entry_id, "stop_loss")
+    event = order_event(order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None,
+                                   quantity="0.002", stop_loss={"percent": "3"}), key=key)
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    assert invoke("futures_order", event)["statusCode"] >= 500
+    _age_record(stop_id, 60_000)  # that first attempt was a minute ago: a resend may go once it is absent
+    _sent_late_and_lost(sim_env, event, stop_id, (ALGO_PATH, SLOW_LOOKUP_MS), ALGO_PATH)  # the resume
+
+    again = invoke("futures_order", event)
+    _cancelled_on_binance(sim_env, futures_connection.account, stop_id)
+    posts = lambda: [r for r in sim_env.journal if r.method == "POST" and r.path == ALGO_PATH]  # noqa: E731
+    assert wait_until(lambda: any(r.fault == "delay_before" for r in posts()), 10.0)  # the late POST landed
+
+    state = sim_env.state.futures.state_for(futures_connection.account, time.time() * 1000)
+    placed = [a for a in state.algo_orders.values() if a.client_algo_id == stop_id]
+    assert len(placed) == 1, f"Binance holds {len(placed)} algo orders under {stop_id}"
+    assert again["statusCode"] == 504, again["body"]
+    assert body_of(again)["error"]["category"] == "unknown_outcome"
+    assert len(posts()) == 2
 
 
 def _protective_record(connection_id: str, client_algo_id: str = "entry-1-sl"):

@@ -236,10 +236,11 @@ def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
     rule, ``klineo.services.orders``): its outcome can never be learned and it is never sent again."""
     if existing.settled and existing.result is not None:
         return OrderResult.from_record(existing.result).with_source("existing")
-    attempt_ms = int(time.time() * 1000)
 
     def claim() -> None:
-        refusal = claim_protective_resend(existing, attempt_ms, guard)
+        # Stamped at the claim, right before the POST, never before the lookup (which may last until the
+        # deadline): a later resume counts its recvWindow wait from this, so it must be when this one sends.
+        refusal = claim_protective_resend(existing, int(time.time() * 1000), guard)
         if refusal is None:
             sending()
             return
