@@ -8,6 +8,7 @@ import dataclasses
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import boto3
 import pytest
@@ -440,14 +441,21 @@ def test_a_late_does_not_exist_answer_never_sends_a_crashed_claims_order_again(
     again = invoke("futures_order", event)
     first.join(timeout=30)
 
-    placed = [o for o in exchange_orders(sim_env, futures_connection.account)
-              if o.client_order_id == client_order_id]
+    _one_order_told_unknown_then_answered(sim_env, futures_connection, client_order_id, again,
+                                          lambda: invoke("futures_order", event))
+
+
+def _one_order_told_unknown_then_answered(sim, connection, client_order_id: str, again: dict,
+                                          repeat: Callable[[], dict]) -> None:
+    """THEN Binance holds ONE order under ``client_order_id`` (one POST), the retry ``again`` was told
+    unknown_outcome (504), and ``repeat`` (the key once more) answers that order (200, source existing)."""
+    placed = [o for o in exchange_orders(sim, connection.account) if o.client_order_id == client_order_id]
     assert len(placed) == 1, f"Binance holds {len(placed)} orders under {client_order_id}"
     assert again["statusCode"] == 504, again["body"]
     assert body_of(again)["error"]["category"] == "unknown_outcome"
-    settled = invoke("futures_order", event)
+    settled = repeat()
     assert settled["statusCode"] == 200 and body_of(settled)["source"] == "existing", settled["body"]
-    assert len(order_posts(sim_env)) == 1
+    assert len(order_posts(sim)) == 1
 
 
 # A first attempt whose send comes late: the mark read before it (after the claim) is this slow, more than
@@ -492,14 +500,8 @@ def test_a_retry_never_sends_again_while_a_late_sent_first_attempt_is_on_its_way
     landed = lambda: any(r.fault == "delay_before" for r in order_posts(sim_env))  # noqa: E731
     assert wait_until(landed, 10.0)  # the first attempt's request reached the matching engine
 
-    placed = [o for o in exchange_orders(sim_env, futures_connection.account)
-              if o.client_order_id == client_order_id]
-    assert len(placed) == 1, f"Binance holds {len(placed)} orders under {client_order_id}"
-    assert again["statusCode"] == 504, again["body"]
-    assert body_of(again)["error"]["category"] == "unknown_outcome"
-    settled = invoke("futures_order", event)
-    assert settled["statusCode"] == 200 and body_of(settled)["source"] == "existing", settled["body"]
-    assert len(order_posts(sim_env)) == 1
+    _one_order_told_unknown_then_answered(sim_env, futures_connection, client_order_id, again,
+                                          lambda: invoke("futures_order", event))
 
 
 ALGO_PATH = "/fapi/v1/algoOrder"
