@@ -333,6 +333,9 @@ def test_an_entry_estimated_at_the_candle_close_shows_binances_entry_price_once_
 ) -> None:
     """An entry priced at the candle close (no avgPrice, no fills read) shows Binance's price once booked."""
     sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    # The fill away from the candle's close: the simulator fills at its mark, the forming candle's price,
+    # which two candles in a row can share.
+    runner.sim.set_mark_price("BTCUSDT", round(runner.sim.mark_price("BTCUSDT") * 1.05, 1))
     runner.run_tick()
     [trade] = _user_trades(runner)
     estimated = Decimal(_get(runner, sid)["pnl"]["entry_price"])
