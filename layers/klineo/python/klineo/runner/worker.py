@@ -60,7 +60,7 @@ from klineo.strategies.base import SHARED_DECISIONS
 
 __all__ = [
     "CANDLE_THREADS", "MAX_RECEIVE_COUNT", "STRATEGY_THREADS", "TURN_MARGIN_MS", "RetryLater", "handle_batch",
-    "strategy_lookback",
+    "invocation_end_ms", "strategy_lookback",
 ]
 
 # The AWS SDK's default connection pool holds 10 connections; more threads would only queue on it.
@@ -299,6 +299,16 @@ def _record_handler(
     return record_handler
 
 
+def invocation_end_ms(context: Any, started_s: float, fallback_ms: int) -> int:
+    """Epoch ms at which this invocation ends (Lambda stops it), from ``started_s`` (epoch s): the lease of
+    the orders its turns claim. No send of the invocation comes later, and another attempt that finds the
+    lease over counts its resend wait (recvWindow + ``SETTLE_MARGIN_MS``) from there; a lease ending sooner
+    would spend part of that margin on the invocation's last seconds. ``fallback_ms``: the function's
+    Timeout, when there is no Lambda context (tests, the local stack)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return int(started_s * 1000) + int(remaining() if remaining is not None else fallback_ms)
+
+
 def handle_batch(
     event: Mapping[str, Any], context: Any = None, *, clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
@@ -309,8 +319,7 @@ def handle_batch(
     seconds) is the runner's wall clock: leases, stale candles and recvWindow waits read it.
     """
     started = clock()
-    remaining = context.get_remaining_time_in_millis() if context is not None else DEFAULT_TIMEOUT_MS
-    deadline_ms = int(started * 1000) + int(remaining)
+    deadline_ms = invocation_end_ms(context, started, DEFAULT_TIMEOUT_MS)
     records = list(event.get("Records") or [])
     parsed = {record.get("messageId"): _parse(record) for record in records}
     redelivered = {record.get("messageId") for record in records if _redelivered(record)}

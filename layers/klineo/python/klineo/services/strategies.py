@@ -177,19 +177,6 @@ def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
 RUN_NOW_TIMEOUT_MS = 28_000
 
 
-def _invocation_end_ms(lambda_context: Any = None) -> int:
-    """Epoch ms at which this invocation ends (Lambda stops it): the lease of the order its turn claims.
-
-    Until then the turn may still send that order (claimed late in a slow turn, or sent again after a lost
-    attempt). Another attempt that finds the lease over sends it again only once recvWindow and the settle
-    margin (``SETTLE_MARGIN_MS``) have passed since the lease's end: counted from an instant no send of this
-    invocation comes after, as the worker's lease is (``klineo.runner.worker.handle_batch``). A shorter
-    lease would spend part of that margin on this invocation's last seconds."""
-    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-    left = remaining() if remaining is not None else RUN_NOW_TIMEOUT_MS
-    return int(time.time() * 1000) + int(left)
-
-
 def run_strategy_now(user_id: str, strategy_id: str, lambda_context: Any = None) -> RunNowResponse:
     """Evaluate one of the caller's active strategies on its latest closed candle, once per candle."""
     strategy = owned_strategy(user_id, strategy_id)
@@ -198,8 +185,9 @@ def run_strategy_now(user_id: str, strategy_id: str, lambda_context: Any = None)
     # The runner's execution engine (worker, paper and live execution, candles) loads here, in the
     # run-now function only: the other strategy routes import this module and never run a strategy.
     from klineo.runner.on_demand import run_now
+    from klineo.runner.worker import invocation_end_ms
 
-    done = run_now(strategy, _invocation_end_ms(lambda_context))
+    done = run_now(strategy, invocation_end_ms(lambda_context, time.time(), RUN_NOW_TIMEOUT_MS))
     run = _run_response(done.run) if done.run is not None else None
     outcome = run.status if run is not None else done.result.outcome
     return RunNowResponse(close_time=done.close_time, outcome=outcome, run=run)
