@@ -91,6 +91,15 @@ class CandleGroup:
         for ``count``); False when it holds them, or holds all the market has."""
         return len(self.candles) < count and self.asked is not None and self.asked < count
 
+    def for_lookback(self, count: int) -> tuple[Candle, ...]:
+        """The closed candles of a strategy reading ``count`` of them: these, or, when this read asked for
+        fewer (``short_of``: its parameters raised after the dispatcher's snapshot), the group read again for
+        ``count`` (``closed_candles``: one klines request, then the container's cache). A market younger than
+        ``count`` is not read again: the type holds saying so. Raises as ``closed_candles``."""
+        if not self.short_of(count):
+            return self.candles
+        return closed_candles(self.environment, self.symbol, self.interval, self.close_time, count).candles
+
 
 # key -> (the limit it was fetched with, the group): a later need is served when its limit fits.
 # Bounded, least recently used first out; the lock because cachetools caches are not thread-safe.

@@ -36,8 +36,8 @@ Order of work for a strategy S and the candle C its message names:
    its symbol is halted now (``klineo.runner.candles.trading_rules``: only an ended contract pauses).
 5. The type's ``decide`` reads exactly its ``lookback`` newest closed candles: the group's, read for the
    lookbacks of the strategies as the dispatcher's snapshots describe them; a turn played on parameters
-   that look back further (raised by a PATCH since) reads its own first (``_Turn.candles_for``). Signal ->
-   target position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
+   that look back further (raised by a PATCH since) reads its own first (``CandleGroup.for_lookback``).
+   Signal -> target position: long +size, short -size, flat 0, hold = keep. Size and the difference to the
    current position are rounded down to the symbol's step (``SymbolRules.prepare_order``).
 6. A hold (the target equals the position) is ONE conditional PutItem of its run: no strategy
    write, no event (``klineo.store.runs``); a repeat is refused and answers ``not_run``.
@@ -125,7 +125,6 @@ from pydantic import ValidationError
 
 from klineo.binance import (
     BinanceClient,
-    Candle,
     Credentials,
     ErrorCategory,
     Market,
@@ -136,7 +135,7 @@ from klineo.binance.codes import COOLING_OFF_PERIOD
 from klineo.binance.endpoints import futures_balance, futures_mark_price
 from klineo.errors import KlineoError
 from klineo.observability import logger
-from klineo.runner.candles import CandleGroup, closed_candles, status_refusal, trading_rules, type_refusal
+from klineo.runner.candles import CandleGroup, status_refusal, trading_rules, type_refusal
 from klineo.runner.failures import after_failure, after_success, paused_message
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
@@ -771,20 +770,8 @@ class _Turn:
         assert self.ctx.group is not None
         candles = self.ctx.group.candles
         if len(candles) < lookback:  # the group holds fewer than these parameters read (raised since?)
-            candles = self.candles_for(self.ctx.group, lookback)
+            candles = self.ctx.group.for_lookback(lookback)  # a failed read ends the turn for a retry
         return strategy_type.decide(params, candles[-lookback:])
-
-    @staticmethod
-    def candles_for(group: CandleGroup, lookback: int) -> tuple[Candle, ...]:
-        """The closed candles of a turn whose type reads ``lookback`` of them, more than ``group`` holds: when
-        the group was read for a shorter lookback (parameters raised after the dispatcher's snapshot), the
-        group read again for this one (``closed_candles``: one klines request, then the container's cache).
-        A market younger than the lookback is not read again: the type holds saying so. A failed read ends
-        the turn for a retry: its message comes again, its strategies read anew."""
-        if not group.short_of(lookback):
-            return group.candles
-        return closed_candles(group.environment, group.symbol, group.interval, group.close_time,
-                              lookback).candles
 
     def plan(self, signal: Signal, rules: SymbolRules, price: Decimal, trading: TradingContext) -> OrderPlan:
         """The order from the strategy's position to what its (direction-filtered) signal wants."""
