@@ -219,6 +219,34 @@ def test_a_resend_without_its_candles_is_valued_at_the_mark_price_against_the_li
     assert runner.runs(sid)[0].skip_reason == "max_notional_usdt"
 
 
+def test_a_mark_price_outage_while_valuing_a_resend_leaves_the_order_pending_not_refused(runner, monkeypatch):
+    """GIVEN an order that never reached Binance WHEN its message comes again past recvWindow without that
+    tick's candles and Binance's mark price read is down (503) THEN nothing is sent and nothing is settled:
+    no gate refused it, so no risk_block, its record stays PENDING and the strategy's order pending; once
+    the mark reads again the next delivery sends it, once."""
+    sid, event = _lost_attempt(runner)
+    lost = runner.stored(USER, sid).pending.client_order_id
+
+    def no_candle(*_args, **_kwargs):
+        raise KlineoError(ErrorCategory.NOT_FOUND, "no candle", field="close_time", retryable=False)
+
+    monkeypatch.setattr(worker, "closed_candles", no_candle)
+    runner.sim.faults.add("http_503_unavailable", method="GET", path="/fapi/v1/premiumIndex", count=10_000)
+
+    later_ms = _past_recv_window_ms(1_000)
+    assert len(runner.work_event(event, later_ms=later_ms)["batchItemFailures"]) == 1
+
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    assert [e for e in list_events(sid, 20).events if e.kind == "risk_block"] == []
+    assert runner.stored(USER, sid).pending.client_order_id == lost
+    assert get_order_record(USER, lost).status == "PENDING"
+    runner.sim.faults.clear()
+    past_lease = _past_recv_window_ms(later_ms + worker.DEFAULT_TIMEOUT_MS)  # counted from that lease's end
+    assert runner.work_event(event, later_ms=past_lease)["batchItemFailures"] == []
+    assert len([r for r in runner.journal("POST", ORDER_PATH) if r.status == 200]) == 1
+    assert runner.runs(sid)[0].status == "ordered"
+
+
 def test_a_lost_attempt_is_not_sent_live_once_the_strategy_was_switched_to_paper(runner) -> None:
     """GIVEN a live order that never reached Binance WHEN the trader switches the strategy to paper and its
     message comes again past recvWindow THEN nothing is sent: the run is skipped (order_not_placed), the

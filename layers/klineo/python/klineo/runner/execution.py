@@ -26,7 +26,8 @@ Order of work for a strategy S and the candle C its message names:
    such a second send the gates are read again (``recheck_gates``): a kill switch turned on since
    the batch's read, or a max_leverage / max_notional_usdt lowered since the claim (an order adding
    exposure, valued at its candle's close as its first send was), stops it, ``risk_block`` naming the
-   gate and the run ``skipped``. Only a strategy
+   gate and the run ``skipped`` (a mark price read that valuation needs and Binance failed for a moment is
+   no refusal: the order stays pending, looked up and valued again later). Only a strategy
    still live and active sends it again: one switched to paper (or paused) before the second send only
    looks it up, and settles it as found or as never placed (``order_not_placed``); one claimed longer ago
    than Binance's retention that it no longer knows may have filled and been forgotten: UNKNOWN_PURGED, the
@@ -1271,7 +1272,9 @@ class _Turn:
         since the batch's read may be older than a kill switch or a lowered limit (max_leverage,
         max_notional_usdt: an order adding exposure is valued as its first send was, ``resend_price``); a
         closed gate raises _ResendBlocked. The strategy is read again too: switched to paper or paused
-        meanwhile, it raises _NoLongerLive."""
+        meanwhile, it raises _NoLongerLive. A transient failure of the valuation's mark price read (Binance
+        busy or down) is no gate's refusal: it is raised as it is, the order left pending for a later turn
+        (``send_and_settle``), never settled refused for an outage."""
         strategy = self.strategy
         current = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
         if current is None or not current.active or current.mode != "live":
@@ -1281,6 +1284,8 @@ class _Turn:
         try:
             check_order(trading, self.pending_intent(pending), partial(self.resend_price, pending))
         except KlineoError as exc:
+            if exc.transient:  # the mark price read failed (no gate refuses with a transient error)
+                raise
             raise _ResendBlocked(exc) from None
 
     def resend_price(self, pending: PendingOrder) -> Decimal:
