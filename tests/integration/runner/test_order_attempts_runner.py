@@ -15,6 +15,7 @@ from klineo.store.strategies import update_settings as update_strategy
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.runner.conftest import ORDER_PATH
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT
+from tests.integration.runner.test_worker import _past_recv_window_ms
 
 USER = "user-runner-attempts"
 
@@ -107,13 +108,14 @@ def test_a_kill_switch_that_refuses_the_claim_of_a_decided_order_is_an_attempt(r
     assert attempt["type"] == "MARKET"
 
 
-def _long_then_short(runner, user: str = USER) -> tuple[str, str, int]:
-    """A live one-way strategy (both directions) long 0.002 from the previous minute's candle, its signal
-    now short; returns (its id, its connection, the current tick's time)."""
+def _long_then_short(runner, user: str = USER, candles_ago: int = 1) -> tuple[str, str, int]:
+    """A live one-way strategy (both directions) long 0.002 from the candle ``candles_ago`` minutes back
+    (default: the previous minute's), its signal now short; returns (its id, its connection, the current
+    tick's time)."""
     connection = runner.connection(user)
     sid = runner.strategy(user, connection, type="rsi_threshold", parameters=ALWAYS_LONG)
     now = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS + 1000
-    runner.run_tick(now - MINUTE_MS)
+    runner.run_tick(now - candles_ago * MINUTE_MS)
     assert runner.stored(user, sid).live_position == Decimal("0.002")
     update_strategy(user, sid, runner.stored(user, sid), changes={"parameters": ALWAYS_SHORT})
     return sid, connection, now
@@ -158,3 +160,31 @@ def test_a_one_way_flip_whose_margin_type_binance_refuses_sends_its_close_alone(
     assert refused["client_order_id"] == "kf" + run.order["client_order_id"][2:]
     refusal = (refused["side"], refused["quantity"], refused["reduce_only"], refused["refusal"]["field"])
     assert refusal == ("SELL", "0.004", False, "margin_type")
+
+
+def test_a_limit_lowered_before_a_one_way_flips_resend_stops_it_whole_and_the_next_candle_closes(runner):
+    """GIVEN a one-way long whose flip (SELL 0.004) never reached Binance WHEN max_notional_usdt is lowered
+    between the long's value and the flip's before its resend THEN the claimed flip is not sent, nor any part
+    of it (the resend is the order claimed or nothing): the long stays, its record REJECTED naming the limit;
+    the next candle's turn sends the close alone and lists the flip refused under its kf... id."""
+    from tests.integration.runner.test_hedge_mode import _dispatched_at  # it imports this module
+
+    sid, connection, now = _long_then_short(runner, candles_ago=2)
+    event = _dispatched_at(runner, now - MINUTE_MS)
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    flip_id = runner.stored(USER, sid).pending.client_order_id
+    update_settings(USER, connection, {"max_notional_usdt": Decimal("200")})
+
+    assert runner.work_event(event, later_ms=_past_recv_window_ms(1_000))["batchItemFailures"] == []
+    assert (runner.stored(USER, sid).live_position, runner.runs(sid)[0].skip_reason) == (
+        Decimal("0.002"), "max_notional_usdt")
+    runner.run_tick(now)
+
+    run = runner.runs(sid)[0]
+    assert (run.order["side"], run.order["reduce_only"], runner.stored(USER, sid).live_position) == (
+        "SELL", True, 0)
+    listed = {a["client_order_id"]: (a["outcome"], (a["refusal"] or {}).get("field"))
+              for a in _attempts(runner)}
+    assert listed[flip_id] == ("placed", "max_notional_usdt")  # its record: REJECTED, never sent again
+    assert listed["kf" + run.order["client_order_id"][2:]] == ("refused", "max_notional_usdt")

@@ -1274,7 +1274,14 @@ class _Turn:
         closed gate raises _ResendBlocked. The strategy is read again too: switched to paper or paused
         meanwhile, it raises _NoLongerLive. A transient failure of the valuation's mark price read (Binance
         busy or down) is no gate's refusal: it is raised as it is, the order left pending for a later turn
-        (``send_and_settle``), never settled refused for an outage."""
+        (``send_and_settle``), never settled refused for an outage.
+
+        A one-way flip is one order (close and open together) and is stopped whole by a lowered limit, its
+        close too, unlike a first send (``live_order``, ``close_alone``): the second send is the order
+        claimed under this clientOrderId or nothing. Its record, its order_submit event and the position it
+        settles from all describe that order, and a close alone is another order, which only a claim of its
+        own may send exactly once. The limit traps nothing: the next candle's turn plans the flip again and
+        sends its close alone (the flip listed refused under its ``kf...`` id)."""
         strategy = self.strategy
         current = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
         if current is None or not current.active or current.mode != "live":
