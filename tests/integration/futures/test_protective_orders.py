@@ -393,6 +393,36 @@ def test_a_replay_of_a_protected_entry_on_a_connection_closed_since_answers_the_
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
+def _signed_by(sim: Any, api_key: str, since: int) -> list[Any]:
+    """The Binance requests made with ``api_key`` after the first ``since`` of the journal."""
+    return [r for r in sim.journal[since:] if r.api_key == api_key]
+
+
+@pytest.mark.parametrize("stop_loss_failed", [False, True], ids=["both_stops_placed", "stop_loss_failed"])
+def test_a_replay_of_a_protected_entry_on_a_connection_deleted_since_answers_the_same_in_every_container(
+    sim_env, invoke, futures_connection, stop_loss_failed
+):
+    """GIVEN an entry placed with its stops (or its stop-loss failed transiently) WHEN the connection is
+    deleted and the key comes again to a warm container (the deleted item still cached), to it again, and
+    to a cold one THEN each answers the same, and nothing is sent to Binance with the deleted key."""
+    key = new_key()
+    if stop_loss_failed:
+        _entry_whose_stop_loss_failed(sim_env, invoke, futures_connection.id, key)
+    else:
+        first = _entry_with_protection(invoke, futures_connection.id, key,
+                                       stop_loss={"percent": "3"}, take_profit={"percent": "3"})
+        assert first["statusCode"] == 200, first["body"]
+    delete = connection_event("connection_delete", futures_connection.id, USER_A)
+    assert invoke("connection_delete", delete)["statusCode"] == 200
+    since = len(sim_env.journal)
+
+    answers = _replayed_by_each_container(invoke, futures_connection.id, key)
+
+    assert answers[0] == answers[1] == answers[2], answers
+    assert answers[0][0] == 200 and answers[0][1]["source"] == "existing", answers[0]
+    assert _signed_by(sim_env, futures_connection.account.api_key, since) == []
+
+
 def test_a_stop_kept_off_by_a_refusal_a_retry_cannot_lift_is_answered_not_retryable_and_still_followed(
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):

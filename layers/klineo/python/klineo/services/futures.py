@@ -582,12 +582,7 @@ def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal
     now_ms = int(time.time() * 1000)
     replayed = _held_answer(existing, now_ms)
     if replayed is not None:
-        # The connection as the claim found it (its check failed: a gate or a setting changed since it was
-        # cached): the replay's missing stops ask the gate on it, never on the stale copy.
-        if (current := refusal.failed.get("connection")) is not None:
-            remember_connection(gated.user_id, gated.order.connection_id, current)
-            gated = _Gated(gated.user_id, gated.order, current)
-        return _protected(gated, existing, replayed)
+        return _replayed_as_claimed(gated, existing, refusal, replayed)
     # A gate refusing the resume (in the claim's checks or the resume's own) leaves the record as it was:
     # only a refused attempt tells it.
     if refusal.failed:
@@ -600,6 +595,22 @@ def _answer_existing(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal
                 _refuse_by_gates(gated, resumed)
         raise _in_progress()
     return _resume(gated, existing, deadline)
+
+
+def _replayed_as_claimed(gated: _Gated, existing: OrderRecord, refusal: ClaimRefusal,
+                         replayed: FuturesOrderResponse) -> FuturesOrderResponse:
+    """A settled record's replay on the connection as the claim found it (its check failed: a gate or a
+    setting changed since it was cached): the missing stops ask the gate on it, never on the stale copy. A
+    connection deleted since answers the order alone, as a cold container does (``_first_answer``): nothing
+    is read or sent with a copy of a connection that no longer exists."""
+    if "connection" in refusal.failed:
+        current = refusal.failed["connection"]
+        if current is None:
+            forget_connection(gated.user_id, gated.order.connection_id)
+            return replayed
+        remember_connection(gated.user_id, gated.order.connection_id, current)
+        gated = _Gated(gated.user_id, gated.order, current)
+    return _protected(gated, existing, replayed)
 
 
 def _resume(gated: _Gated, existing: OrderRecord, deadline: Deadline) -> FuturesOrderResponse:
