@@ -14,7 +14,8 @@ from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.services import protective_resize
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.strategy_protection import arm_strategy_protection
-from klineo.store.connections import get_connection
+from klineo.store.connections import disable_connection, get_connection, mark_deleting
+from klineo.store.order_claim import forget_connection
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
@@ -236,6 +237,33 @@ def test_the_same_key_retried_re_places_nothing_more(sim_env, invoke, connection
     assert (again["source"], again["client_order_id"]) == ("existing", first["client_order_id"])
     assert (_posts(sim_env), _posts(sim_env, "DELETE")) == sent == (4, 2)
     assert _open(sim_env, connection.account.id) == dict.fromkeys(_ids(entry, 1), D("0.006"))
+
+
+@pytest.mark.parametrize(
+    "close_gate",
+    [lambda c: disable_connection(USER_A, c, "test"), lambda c: mark_deleting(USER_A, c)],
+    ids=["connection_disabled", "connection_deleting"],
+)
+def test_the_same_key_retried_on_a_connection_closed_since_reads_nothing_from_binance_in_any_container(
+        sim_env, invoke, connection, close_gate):
+    """GIVEN 0.004 of a 0.010 LONG sold with key K and the stops re-placed WHEN the connection is disabled
+    or being deleted and K comes again to a warm container, to it again, and to a cold one THEN each
+    answers the first order, and no re-fit runs: nothing is read from Binance with the connection's key."""
+    _entry(invoke, connection.id, "0.010")
+    key = new_key()
+    first = _reduce(invoke, connection.id, "0.004", key=key)
+    close_gate(connection.id)
+    since = len(sim_env.journal)
+
+    answers = []
+    for forget in (False, False, True):
+        if forget:
+            forget_connection()
+        answers.append(_reduce(invoke, connection.id, "0.004", key=key))
+
+    for again in answers:
+        assert (again["source"], again["client_order_id"]) == ("existing", first["client_order_id"])
+    assert [r.path for r in sim_env.journal[since:] if r.api_key == connection.account.api_key] == []
 
 
 def test_a_crash_between_placing_and_recording_is_resumed_by_the_reconciler_without_doubling(

@@ -111,7 +111,13 @@ from klineo.services.protective import (
     check_protective_ticks,
     latest_states,
 )
-from klineo.services.risk import OrderIntent, check_order, order_notional, params_reduce
+from klineo.services.risk import (
+    OrderIntent,
+    check_order,
+    closed_for_every_order,
+    order_notional,
+    params_reduce,
+)
 from klineo.services.symbol_settings import prepare_symbol
 from klineo.store.connections import (
     Connection,
@@ -457,9 +463,12 @@ def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
     clientAlgoIds derive from the entry's); unchanged when the entry asked for none.
     ``first_arming``: the entry was just claimed and sent, so none of them can be recorded yet.
     A reducing order that executed re-fits the stops of what it left instead (``klineo.services.
-    protective_resize``; its answer unchanged)."""
+    protective_resize``; its answer unchanged), unless the connection is closed for every order (disabled,
+    being deleted): the re-placed stops would be refused, so nothing is read with its key (the reconciler's
+    cleanup re-fits them once it is open again)."""
     creds = connection_credentials(gated.connection)
-    _follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
+    if not closed_for_every_order(gated.connection):
+        _follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
     if gated.order.stop_loss is None and gated.order.take_profit is None:
         return answer
     # Armed later than the entry's own claim (a replay, a resume): asked through the gate first.

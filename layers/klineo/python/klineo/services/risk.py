@@ -53,14 +53,14 @@ from decimal import Context, Decimal
 
 from klineo.binance.codes import position_mode_refusal
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
-from klineo.store.connections import TradingContext
+from klineo.store.connections import Connection, TradingContext
 from klineo.validation import check_reduce_only
 
 __all__ = ["CONNECTION_DELETING", "CONNECTION_DISABLED", "EXPOSURE_ONLY_GATES", "HEDGE", "LIMIT_GATES",
            "MODE_NAMES", "ONE_WAY", "STATE_GATES", "STRATEGY_MODE_CHANGED",
-           "OrderIntent", "check_leverage_setting", "check_order", "deleting_refusal", "leverage_allowed",
-           "mode_mismatch_message", "order_notional", "params_reduce", "position_mode_refused",
-           "realign_mode_advice", "reduces_position"]
+           "OrderIntent", "check_leverage_setting", "check_order", "closed_for_every_order",
+           "deleting_refusal", "leverage_allowed", "mode_mismatch_message", "order_notional",
+           "params_reduce", "position_mode_refused", "realign_mode_advice", "reduces_position"]
 
 ONE_WAY = "one_way"
 HEDGE = "hedge"
@@ -156,6 +156,12 @@ def deleting_refusal() -> KlineoError:
     return _refuse(ErrorCategory.CONFLICT, CONNECTION_DELETING,
                    "This connection is being deleted: no order is placed on it any more. If its delete "
                    "did not finish, send the DELETE again.")
+
+
+def closed_for_every_order(connection: Connection) -> bool:
+    """True when the gate refuses every order on ``connection``, reducing ones included: being deleted, or
+    disabled (``_check_state``). Nothing is read from Binance for an order it would refuse anyway."""
+    return connection.deleting_since is not None or connection.disabled
 
 
 def _check_switches(context: TradingContext) -> None:
