@@ -17,7 +17,13 @@ from klineo.services import orders as order_core
 from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.settings import get_settings
-from klineo.store.connections import disable_connection, mark_deleting, set_futures_enabled, update_settings
+from klineo.store.connections import (
+    delete_connection,
+    disable_connection,
+    mark_deleting,
+    set_futures_enabled,
+    update_settings,
+)
 from klineo.store.order_claim import (
     ConnectionGuard,
     claim_protective_order,
@@ -276,15 +282,17 @@ def test_a_repeat_of_a_purged_order_on_a_connection_disabled_since_says_purged_e
     [
         (lambda c: disable_connection(USER_A, c, "test"), "connection_disabled"),
         (lambda c: mark_deleting(USER_A, c), "connection_deleting"),
+        (lambda c: delete_connection(USER_A, c), "connection_deleted"),
     ],
-    ids=["connection_disabled", "connection_deleting"],
+    ids=["connection_disabled", "connection_deleting", "connection_deleted"],
 )
 def test_a_key_reused_for_another_body_on_a_connection_closed_since_is_the_key_conflict_everywhere(
     sim_env, invoke, futures_connection, close_gate, gate
 ):
-    """GIVEN a placed keyed order WHEN the connection is disabled or being deleted and the key comes with
-    another body to a warm container and to a cold one THEN both answer the key's conflict (never the gate,
-    which would read as a new order refused) and no refused attempt is recorded for that body."""
+    """GIVEN a placed keyed order WHEN the connection is disabled, being deleted or deleted and the key comes
+    with another body to a warm container and to a cold one THEN both answer the key's conflict (never the
+    gate, which would read as a new order refused, nor 404: the key's misuse is the client's error whatever
+    became of the connection) and no refused attempt is recorded for that body."""
     key = new_key()
     placed = invoke("futures_order", order_event(order_body(futures_connection.id), key=key))
     assert placed["statusCode"] == 200, placed["body"]
