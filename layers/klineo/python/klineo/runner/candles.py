@@ -20,6 +20,11 @@ refuses the candle (field ``close_time``: that tick is skipped, ``no_candle``, n
 strategies trade again with the market: ``get_symbol_rules`` reads a cached halt again before it refuses).
 So does a candle missing although a later one exists (its market made none then). A turn whose candles
 came reads the symbol's rules by the same rule (``trading_rules``): halted now, that tick is skipped too.
+
+``CandleGroup.since`` adds the closed candles a group does not reach back to (``closed_between``: a paper
+position's candles since its last check, ``klineo.runner.paper.unchecked_since``), read oldest first in
+pages of at most ``GAP_PAGE_LIMIT``, each page's ``limit`` the candles it still needs (a gap of fewer than
+100 candles costs weight 1; 1000 costs 5, the most candles per weight above 500: facts §15).
 """
 
 from __future__ import annotations
@@ -44,11 +49,13 @@ from klineo.binance import (
     listed_symbol_rules,
 )
 from klineo.errors import KlineoError
+from klineo.strategies import INTERVALS_MS
 
 __all__ = [
     "CACHE_MAX_ENTRIES",
     "CandleGroup",
     "clear_cache",
+    "closed_between",
     "closed_candles",
     "ends_the_tick",
     "fetch_limit",
@@ -60,6 +67,7 @@ __all__ = [
 CACHE_MAX_ENTRIES = 256
 MIN_LIMIT = 99
 MAX_LIMIT = 1500
+GAP_PAGE_LIMIT = 1000
 # When Binance has not yet shown the next candle: look again after these pauses, then accept the
 # target as closed if Binance's clock is at least CLOSE_GRACE_MS past it (a market with no trade yet; the
 # client's server-time offset, which costs one GET time of weight 1 when the client has none yet).
@@ -99,6 +107,16 @@ class CandleGroup:
         if not self.short_of(count):
             return self.candles
         return closed_candles(self.environment, self.symbol, self.interval, self.close_time, count).candles
+
+    def since(self, close_time: int) -> tuple[Candle, ...]:
+        """The closed candles after the one closing at ``close_time``, oldest first, ending with the target:
+        these, preceded by those this group does not reach back to (``closed_between``: klines requests).
+        Raises as ``klines``."""
+        if not self.candles or self.candles[0].open_time <= close_time + 1:
+            return tuple(c for c in self.candles if c.close_time > close_time)
+        before = closed_between(self.environment, self.symbol, self.interval, close_time,
+                                self.candles[0].open_time)
+        return before + self.candles
 
 
 # key -> (the limit it was fetched with, the group): a later need is served when its limit fits.
@@ -177,6 +195,27 @@ def closed_candles(
     group = CandleGroup(environment, symbol, interval, close_time, closed[-(limit - 1):], asked=limit - 1)
     _store(key, limit, group)
     return group
+
+
+def closed_between(
+    environment: str, symbol: str, interval: str, after_close: int, before_open: int,
+) -> tuple[Candle, ...]:
+    """The candles opening after ``after_close`` and before ``before_open`` (both closed candles' times),
+    oldest first, in pages of at most ``GAP_PAGE_LIMIT`` (the module doc). Raises KlineoError as ``klines``
+    (a retryable one: the turn is played again later)."""
+    client = get_client(Market.FUTURES, environment)
+    step = INTERVALS_MS.get(interval, 1)
+    found: list[Candle] = []
+    start = after_close + 1
+    while start < before_open:
+        limit = max(1, min(-(-(before_open - start) // step), GAP_PAGE_LIMIT))
+        rows = [row for row in klines(client, symbol, interval, limit=limit, start_time=start,
+                                      end_time=before_open - 1) if start <= row.open_time < before_open]
+        if not rows:
+            break
+        found.extend(rows)
+        start = rows[-1].close_time + 1
+    return tuple(found)
 
 
 def _binance_now_ms(client: BinanceClient, clock: Callable[[], float]) -> float:

@@ -115,7 +115,7 @@ read it (``left_on_disabled``). So is one whose connection is gone (``connection
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import partial
@@ -126,6 +126,7 @@ from pydantic import ValidationError
 
 from klineo.binance import (
     BinanceClient,
+    Candle,
     Credentials,
     ErrorCategory,
     Market,
@@ -154,6 +155,7 @@ from klineo.runner.paper import (
     paper_protective,
     protective_details,
     protective_record,
+    unchecked_since,
 )
 from klineo.runner.planning import (
     NO_MARKET_ORDERS,
@@ -649,8 +651,9 @@ class _Turn:
         if self.ctx.group is None:
             return self.refused_market(self.ctx.group_error)
         if not self.live:
-            self.paper_reprice()
-            liquidated = self.paper_protective_exit()
+            candles = self.paper_candles()
+            self.paper_reprice(candles)
+            liquidated = self.paper_protective_exit(candles)
             if liquidated is not None:
                 return liquidated
         return self.decide_and_trade(trading)
@@ -669,11 +672,18 @@ class _Turn:
         self.strategy = reloaded
         return None
 
-    def paper_reprice(self) -> None:
-        """Changed percents move the open paper position's levels (``klineo.runner.reprice``)."""
+    def paper_candles(self) -> tuple[Candle, ...]:
+        """The candles the open paper position's exits are checked on: the turn's, preceded by those since
+        its last check that they do not reach back to (``klineo.runner.paper.unchecked_since``: a pause, a
+        kill switch, lost ticks). A failed read ends the turn for a retry."""
         assert self.ctx.group is not None
+        since = unchecked_since(self.strategy, self.ctx.group.candles)
+        return self.ctx.group.candles if since is None else self.ctx.group.since(since)
+
+    def paper_reprice(self, candles: Sequence[Candle]) -> None:
+        """Changed percents move the open paper position's levels (``klineo.runner.reprice``)."""
         strategy = self.strategy
-        moved = repriced_paper_levels(strategy, self.ctx.group.candles)
+        moved = repriced_paper_levels(strategy, candles)
         if moved is None:
             return
         record, details = moved
@@ -697,13 +707,18 @@ class _Turn:
         if LiveReprice(strategy, self.trading.connection, self.make_event).play():
             self.reload()
 
-    def paper_protective_exit(self) -> StrategyResult | None:
-        """A paper stop-loss/take-profit reached by this candle closes the simulated position first; a
-        liquidation ends the turn (``paper_liquidated``)."""
-        assert self.ctx.group is not None
+    def paper_protective_exit(self, candles: Sequence[Candle]) -> StrategyResult | None:
+        """A paper stop-loss/take-profit reached by a candle since the last check (``candles``) closes the
+        simulated position first; a liquidation ends the turn (``paper_liquidated``). Candles read before
+        the turn's window that reach nothing are recorded as checked (``checked_close_time``)."""
         strategy = self.strategy
-        hit = paper_exit(strategy, self.ctx.group.candles, self.close_time)
+        hit = paper_exit(strategy, candles, self.close_time)
         if hit is None:
+            assert self.ctx.group is not None
+            if unchecked_since(strategy, self.ctx.group.candles) is not None:  # read before the window
+                book = {**(strategy.paper_book or {}), "checked_close_time": self.close_time}
+                set_paper_book(strategy.user_id, strategy.strategy_id, book, held=strategy.paper_position)
+                self.reload()
             return None
         if hit.reason == "liquidation":
             return self.paper_liquidated(hit)

@@ -11,6 +11,14 @@ paper one's). Items written before keep their paper record in ``protective``; it
 A trailing stop is live-only (ignored here). The book also keeps the open position's
 ``entry_close_time``, so its exits are checked on every candle since its entry, levels or none.
 
+Every candle, even one older than the turn's window (the klines the worker reads): the levels stand while
+the strategy is paused, as a live position's stop orders stay armed on Binance, and while the runner does
+not play its turns (a kill switch, lost ticks, the live mode). When the window does not reach back to the
+candle after the last one checked (``unchecked_since``), the turn reads the candles between first
+(``klineo.runner.candles.CandleGroup.since``) and, when none of them closes the position, the book keeps
+``checked_close_time``, the turn's candle: the candles up to it are never read again (a position held
+longer than the window costs one small klines request and one write per window length, not per turn).
+
 Liquidation (``simulation.position_exit``, the backtest's rule): a candle whose low (long) or high
 (short) reaches the price where the paper equity after the closing fee is zero closes the position
 there (``liquidation``); the paper equity is then 0 and the runner pauses the strategy
@@ -49,6 +57,7 @@ __all__ = [
     "protective_details",
     "protective_record",
     "protective_targets",
+    "unchecked_since",
 ]
 
 _ZERO = Decimal(0)
@@ -163,6 +172,30 @@ def _closed_since(candles: Sequence[Candle], close_time: Decimal) -> list[Candle
     return after[::-1]
 
 
+def _checked_until(strategy: Strategy, protective: Mapping[str, Any], ledger: Ledger) -> int | None:
+    """The close time of the last candle the open paper position's exits need not be checked on: the
+    latest of its entry's candle (it entered at that close), its levels' record's ``entry_close_time``
+    (re-priced levels, ``klineo.runner.reprice``, count from the turn that moved them only; the candles
+    before it were checked against the old ones) and the book's ``checked_close_time``; None when the
+    position's entry time was never kept."""
+    since = [t for t in (ledger.trades[-1].entry_time if ledger.trades else None,
+                         decimal_or_none(protective.get("entry_close_time")),
+                         decimal_or_none((strategy.paper_book or {}).get("checked_close_time")))
+             if t]
+    return int(max(since)) if since else None
+
+
+def unchecked_since(strategy: Strategy, candles: Sequence[Candle]) -> int | None:
+    """The close time after which the open paper position's exits must still be checked when ``candles``
+    (the turn's window, oldest first) do not reach back to the next candle (the module doc); None when
+    they do, or when the paper position is flat."""
+    if strategy.paper_position == 0 or not candles:
+        return None
+    record = paper_protective(strategy) or {}
+    since = _checked_until(strategy, record if record.get("mode") == "paper" else {}, ledger_of(strategy))
+    return since if since is not None and since + 1 < candles[0].open_time else None
+
+
 @dataclass(frozen=True)
 class PaperExit:
     """A paper stop-loss, take-profit or liquidation on a candle: why, at what price, the ledger after it."""
@@ -177,10 +210,11 @@ def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -
     """The paper position's exit (``simulation.position_exit``: stop-loss, take-profit or liquidation) on
     the first of ``candles`` (oldest first, ending with the turn's candle) that makes one, else None.
 
-    Every candle after the entry's candle is checked (the later of the book's entry time and the levels'
-    record's ``entry_close_time``, which a re-pricing moves up to the candle before its turn), not only the
-    turn's: a candle the runner skipped (a stale or lost tick, a kill switch, a pause) reached the level
-    just as well, and the backtest closes the position on it. A liquidated ledger holds exactly 0 (the
+    Every candle after the last one checked is checked (``_checked_until``: the entry's candle, the
+    candle before a re-pricing's turn, or the book's ``checked_close_time``), not only the turn's: a candle
+    the runner skipped (a stale or lost tick, a kill switch, a pause) reached the level just as well, and
+    the backtest closes the position on it. ``candles`` reach back to it (``unchecked_since``: the runner
+    reads those older than its window first). A liquidated ledger holds exactly 0 (the
     Decimal division's dust is no money, as in the backtest's equity).
     """
     position = strategy.paper_position
@@ -192,13 +226,9 @@ def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -
     # A level that is absent, or stored as no finite number, is no level (as the book's numbers are).
     sl, tp = (decimal_or_none(protective.get(k)) for k in ("stop_loss", "take_profit"))
     ledger = ledger_of(strategy)
-    # From the later of the entry and the levels' record: re-priced levels (``klineo.runner.reprice``) count
-    # from the turn that moved them only; the candles before it were checked against the old ones.
-    levels_since = decimal_or_none(protective.get("entry_close_time"))
-    since = [t for t in (ledger.trades[-1].entry_time or None, levels_since) if t is not None]
-    entered_at = max(since) if since else None
-    # The entry's own candle never counts (it entered at that close); a position stored before its
-    # entry's close time was kept is checked on the turn's candle alone, as it always was.
+    entered_at = _checked_until(strategy, protective, ledger)
+    # A position stored before its entry's close time was kept is checked on the turn's candle alone, as
+    # it always was.
     checked = [candles[-1]] if entered_at is None else _closed_since(candles, Decimal(entered_at))
     for candle in checked:
         hit = position_exit(ledger, sl, tp, candle)

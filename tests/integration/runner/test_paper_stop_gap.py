@@ -1,0 +1,126 @@
+"""A paper position's stop stands while its strategy is paused, as a live one's stays armed on Binance: the
+turn after a resume checks every candle since the last one checked, even those older than its window.
+
+The real dispatcher and worker on moto and the Binance simulator over loopback (its candles are a
+deterministic price path, any past minute of which can be read). The strategy is an RSI one that is always
+long (``ALWAYS_LONG``): it enters at a past candle; its stop-loss is put where a candle of the pause reached
+it but no candle of the resumed turn's window (``fetch_limit``: the klines the worker reads) does.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+from klineo.binance import Candle, Market, get_client, klines
+from klineo.runner.candles import fetch_limit
+from klineo.runner.paper import paper_protective
+from klineo.runner.schedule import MINUTE_MS
+from klineo.runner.worker import strategy_lookback
+from klineo.store import strategies as strategy_store
+from klineo.store.events import list_events
+from klineo.strategies.simulation import market_fill, protective_exit
+from klineo.timestamps import utc_iso
+
+from tests.integration.runner.conftest import KLINES_PATH
+from tests.integration.runner.test_failed_runs_pause import ALWAYS_LONG, minute_start
+
+USER = "user-paper-stop-gap"
+D = Decimal
+
+
+def _closed_1m(start_open: int, end_close: int) -> list[Candle]:
+    """The simulator's closed BTCUSDT 1m candles from the one opening at ``start_open`` to the one closing
+    at ``end_close`` (one public klines request)."""
+    count = (end_close + 1 - start_open) // MINUTE_MS
+    rows = klines(get_client(Market.FUTURES, "production"), "BTCUSDT", "1m", limit=count,
+                  start_time=start_open, end_time=end_close)
+    assert len(rows) == count
+    return rows
+
+
+def _pause_with_a_stop_reached_before_the_window(window: int, now: int) -> tuple[int, D]:
+    """(the entry tick, a stop-loss percent): the always-long entry at that tick fills at its close (plus
+    slippage); some candle of the pause reaches that stop, none of the ``window`` candles the turn at
+    ``now`` reads does."""
+    end_close = now // MINUTE_MS * MINUTE_MS - 1
+    candles = _closed_1m(end_close + 1 - 900 * MINUTE_MS, end_close)
+    window_low = min(c.low for c in candles[-window:])
+    for back in range(window + 60, 880, 7):
+        entry_candle = candles[-back]
+        entry = market_fill("BUY", entry_candle.close)
+        pause_low = min(c.low for c in candles[-back + 1:-window])
+        above = min(window_low, entry) * D("0.999")
+        if pause_low < above * D("0.998"):
+            pct = ((1 - (pause_low + above) / 2 / entry) * 100).quantize(D("0.01"))
+            return entry_candle.close_time + 1 + 1000, pct
+    raise AssertionError("no past entry has a stop reached in the pause only")
+
+
+def _paper_always_long(runner, now: int) -> str:
+    """A stored active paper strategy, always long, created two days before ``now``."""
+    created = utc_iso(now - 2 * 86_400_000)
+    return runner.strategy(USER, runner.connection(USER), mode="paper", created_at=created, **ALWAYS_LONG)
+
+
+@pytest.mark.parametrize("paused", [True, False], ids=["paused", "ticks_lost"])
+def test_a_paper_stop_reached_in_a_gap_closes_the_position_at_that_candle(runner, paused: bool) -> None:
+    """GIVEN a paper long with a stop-loss, its strategy paused (or its ticks lost) longer than the klines
+    its turn reads, a candle of that gap reaching the stop WHEN it runs again THEN the position is closed at
+    that candle's stop price (the backtest's fill), not kept open (before: only the turn's window was
+    checked, the position stayed open below its stop)."""
+    now = minute_start()
+    sid = _paper_always_long(runner, now)
+    window = fetch_limit(strategy_lookback(runner.stored(USER, sid))) - 1
+    entry_tick, pct = _pause_with_a_stop_reached_before_the_window(window, now)
+    stored = runner.stored(USER, sid)
+    strategy_store.update_settings(USER, sid, stored, changes={"stop_loss_pct": pct})
+
+    runner.run_tick(entry_tick)
+    held = runner.stored(USER, sid)
+    assert held.paper_position == D("0.002")
+    stop = D(paper_protective(held)["stop_loss"])
+    if paused:
+        strategy_store.update_settings(USER, sid, held, changes={"status": "paused"})
+    entry_close = entry_tick - 1000 - 1
+    gap = _closed_1m(entry_close + 1, now // MINUTE_MS * MINUTE_MS - 1)
+    first = next(c for c in gap if c.low <= stop)
+    assert all(c.low > stop for c in gap[-window:]), "the window itself reaches the stop"
+    _, expected = protective_exit("LONG", stop, None, first)
+
+    if paused:
+        strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"status": "active"})
+    runner.run_tick(now)
+
+    after = runner.stored(USER, sid)
+    events = {e.kind: e.details for e in list_events(sid, 50).events}
+    assert after.paper_position == 0, "the paper long outlived the stop a candle of its pause reached"
+    assert events["protective_triggered"]["reason"] == "stop_loss"
+    assert D(events["protective_triggered"]["price"]) == expected
+    assert D(after.paper_book["gross_pnl"]) == (expected - D(held.paper_book["entry_price"])) * D("0.002")
+    assert time.time() * 1000 - now < 60_000, "the test ran past its minute (the ticks would be stale)"
+
+
+@pytest.mark.parametrize(("minutes", "requests"), [(200, 2), (1300, 3)], ids=["one_page", "two_pages"])
+def test_candles_read_before_the_window_are_read_once(runner, minutes: int, requests: int) -> None:
+    """GIVEN a paper long whose stop no candle reaches, its ticks lost longer than the klines its turn reads
+    WHEN the next two turns run THEN the first reads the candles before its window (in pages of at most
+    1000) and keeps its candle as checked, and the second reads its window alone."""
+    now = minute_start()
+    sid = _paper_always_long(runner, now)
+    strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"stop_loss_pct": D(50)})
+    runner.run_tick(now - minutes * MINUTE_MS)
+    assert runner.stored(USER, sid).paper_position == D("0.002")
+
+    runner.sim.clear_journal()
+    runner.run_tick(now - MINUTE_MS)
+    gap_read = runner.journal("GET", KLINES_PATH)
+    book = runner.stored(USER, sid).paper_book
+    runner.sim.clear_journal()
+    runner.run_tick(now)
+
+    assert len(gap_read) == requests, "the window and the pages of the candles before it"
+    assert book["checked_close_time"] == now - MINUTE_MS - 1000 - 1
+    assert len(runner.journal("GET", KLINES_PATH)) == 1, "the candles before the window were read again"
+    assert runner.stored(USER, sid).paper_position == D("0.002")
