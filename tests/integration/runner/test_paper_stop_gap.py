@@ -69,7 +69,7 @@ def test_a_paper_stop_reached_in_a_gap_closes_the_position_at_that_candle(runner
     """GIVEN a paper long with a stop-loss, its strategy paused (or its ticks lost) longer than the klines
     its turn reads, a candle of that gap reaching the stop WHEN it runs again THEN the position is closed at
     that candle's stop price (the backtest's fill), not kept open (before: only the turn's window was
-    checked, the position stayed open below its stop)."""
+    checked, the position stayed open below its stop), and its events name that candle's close time."""
     now = minute_start()
     sid = _paper_always_long(runner, now)
     window = fetch_limit(strategy_lookback(runner.stored(USER, sid))) - 1
@@ -98,6 +98,9 @@ def test_a_paper_stop_reached_in_a_gap_closes_the_position_at_that_candle(runner
     assert after.paper_position == 0, "the paper long outlived the stop a candle of its pause reached"
     assert events["protective_triggered"]["reason"] == "stop_loss"
     assert D(events["protective_triggered"]["price"]) == expected
+    triggered, closed = events["protective_triggered"], events["position_closed"]
+    assert triggered.get("candle_close_time") == first.close_time, "the event does not say which candle"
+    assert closed.get("candle_close_time") == first.close_time
     assert D(after.paper_book["gross_pnl"]) == (expected - D(held.paper_book["entry_price"])) * D("0.002")
     assert time.time() * 1000 - now < 60_000, "the test ran past its minute (the ticks would be stale)"
 

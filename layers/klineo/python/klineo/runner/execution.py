@@ -722,10 +722,12 @@ class _Turn:
             return None
         if hit.reason == "liquidation":
             return self.paper_liquidated(hit)
-        details = {"reason": hit.reason, "price": hit.price, "quantity": abs(hit.position_before)}
+        details = {"reason": hit.reason, "price": hit.price, "quantity": abs(hit.position_before),
+                   "candle_close_time": hit.candle_close_time}
         self.event("protective_triggered", **details)
         self.event("position_closed", cause=hit.reason, position_before=hit.position_before, position_after=0,
-                   price=hit.price, realised_pnl=hit.ledger.realised_pnl)
+                   price=hit.price, realised_pnl=hit.ledger.realised_pnl,
+                   candle_close_time=hit.candle_close_time)
         block = "long" if hit.position_before > 0 else "short"
         moved = (hit.position_before, Decimal(0))
         legacy = legacy_paper_levels(strategy) is not None
@@ -741,7 +743,8 @@ class _Turn:
         is not traded, as the backtest trades nothing after a liquidation)."""
         strategy, before = self.strategy, hit.position_before
         self.event("position_closed", cause="liquidation", position_before=before, position_after=0,
-                   price=hit.price, realised_pnl=hit.ledger.realised_pnl)
+                   price=hit.price, realised_pnl=hit.ledger.realised_pnl,
+                   candle_close_time=hit.candle_close_time)
         self.event("paused", reason=PAPER_LIQUIDATED, message=LIQUIDATED_MESSAGE)
         block = "long" if before > 0 else "short"
         extra: dict[str, Any] = {"paper_book": book_of(hit.ledger),

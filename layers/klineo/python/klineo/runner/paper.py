@@ -198,12 +198,14 @@ def unchecked_since(strategy: Strategy, candles: Sequence[Candle]) -> int | None
 
 @dataclass(frozen=True)
 class PaperExit:
-    """A paper stop-loss, take-profit or liquidation on a candle: why, at what price, the ledger after it."""
+    """A paper stop-loss, take-profit or liquidation on a candle: why, at what price, the ledger after it,
+    and the close time of the candle that reached it (``candle_close_time``: the turn's or an earlier one)."""
 
     reason: str
     price: Decimal
     position_before: Decimal
     ledger: Ledger
+    candle_close_time: int
 
 
 def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -> PaperExit | None:
@@ -238,5 +240,5 @@ def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -
         ledger.fill("SELL" if position > 0 else "BUY", abs(position), price, candle.close_time, reason)
         if reason == "liquidation":
             ledger.gross_pnl = ledger.fees - ledger.starting_equity
-        return PaperExit(reason, price, position, ledger)
+        return PaperExit(reason, price, position, ledger, candle.close_time)
     return None
