@@ -6,7 +6,10 @@ delay_before (sleep delay_ms, then execute), delay_after (execute, then sleep de
 client times out, the order exists), drop_connection (close the socket unanswered, not executed),
 weight_spent (`weight` counted as spent by other clients behind the IP just before the request, which
 then executes and answers as usual: the used weight its answer reports jumps, as when other containers
-share the IP mid-way through a client's pages).
+share the IP mid-way through a client's pages), http_401_invalid_key (401 -2015, Binance's answer to a key
+revoked, lacking the permission, or called from an IP off its allow-list; futures append the caller's IP),
+http_401_key_format (401 -2014): a refusal of the key on one endpoint while others still answer (e.g. a
+read-only key, or one path of a background job), which revoking the key (``revoke_key``) cannot give.
 
 Whether the request is executed before the fault answer: the documented "unknown outcome"
 kinds (http_503_unknown, timeout_1007, delay_after) execute by default; all others do not.
@@ -39,6 +42,8 @@ FAULT_KINDS: dict[str, bool] = {
     "delay_after": True,
     "drop_connection": False,
     "weight_spent": True,
+    "http_401_invalid_key": False,
+    "http_401_key_format": False,
 }
 DEFAULT_DELAY_MS = 3000
 
@@ -165,9 +170,10 @@ def _json(status: int, code: int, msg: str, headers: dict | None = None):
 
 
 def fault_response(
-    fault: Fault, family: str, server_time_ms: int, weight_limit: int
+    fault: Fault, family: str, server_time_ms: int, weight_limit: int, client_ip: str = "127.0.0.1"
 ) -> tuple[int, dict, bytes, str]:
-    """(status, extra headers, body, content type) answered for an answering fault kind."""
+    """(status, extra headers, body, content type) answered for an answering fault kind (``client_ip``: the
+    caller's, which futures' -2015 names)."""
     kind = fault.kind
     retry = {"Retry-After": str(fault.retry_after_s)}
     if kind == "http_429":
@@ -200,6 +206,10 @@ def fault_response(
             -1008,
             "Server is currently overloaded with other requests. Please try again in a few minutes.",
         )
+    if kind in ("http_401_invalid_key", "http_401_key_format"):
+        error = (errors.invalid_api_key(family, client_ip) if kind == "http_401_invalid_key"
+                 else errors.api_key_format_invalid())
+        return _json(error.status, error.code, error.msg)
     if kind == "waf_403":
         return 403, {}, WAF_403_PAGE.encode("latin-1"), "text/html"
     if kind == "timeout_1007":

@@ -235,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         weight = execute().weight if fault.executes else 0
         limit = state.config.futures_weight_limit if family == FUTURES else state.config.spot_weight_limit
         status, headers, payload, content_type = fault_response(
-            fault, family, int(state.server_time_ms()), limit
+            fault, family, int(state.server_time_ms()), limit, client_ip
         )
         code = json.loads(payload)["code"] if content_type == "application/json" else None
         return _Answer(

@@ -333,6 +333,30 @@ def test_a_liquidation_whose_fills_read_fails_is_corrected_now_with_an_estimate(
     _estimated_then_booked_exact(runner, reconcile, sid)
 
 
+def test_a_liquidation_whose_fills_read_is_refused_for_the_key_fails_the_turn_counting_it_once(
+    runner,
+) -> None:
+    """A turn that finds a liquidation while userTrades refuses the key (-2015, e.g. the IP left the key's
+    allow-list) is not estimated past it: the turn fails, its key failure counted once on the connection (as
+    a refused read of the position would be), the position left as it was; the next turn, the key working
+    again, corrects it."""
+    from klineo.store.connections import get_connection
+
+    ticks = tick_times(3)
+    sid, mark = _long_entered(runner, ticks[0])
+    connection_id = runner.stored(USER, sid).connection_id
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")))
+    runner.sim.faults.add("http_401_invalid_key", method="GET", path="/fapi/v1/userTrades")
+
+    tick = runner.run_tick(ticks[1])
+
+    assert tick.failures == [] and runner.runs(sid)[0].status == "failed"
+    assert get_connection(USER, connection_id).consecutive_failures == 1
+    assert (runner.stored(USER, sid).live_position, _causes(sid)) == (Decimal("0.002"), [])
+    runner.run_tick(ticks[2])
+    assert runner.stored(USER, sid).live_position == 0 and _causes(sid) == ["liquidation"]
+
+
 def test_one_liquidation_of_two_strategies_positions_estimated_by_both_is_booked_exact_for_each(
     runner, reconcile,
 ) -> None:

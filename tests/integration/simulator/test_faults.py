@@ -34,6 +34,8 @@ def full(binance_sim):
         ),
         ("http_503_throttled", 503, -1008, "Request throttled by system-level protection."),
         ("timeout_1007", 408, -1007, "Timeout waiting for response from backend server."),
+        ("http_401_invalid_key", 401, -2015, "Invalid API-key, IP, or permissions for action"),
+        ("http_401_key_format", 401, -2014, "API-key format invalid."),
     ],
 )
 def test_answering_faults_hit_only_the_next_matching_requests(binance_sim, kind, status, code, msg_start):
