@@ -349,3 +349,20 @@ def test_an_entry_estimated_at_the_candle_close_shows_binances_entry_price_once_
     mark = Decimal(pnl["mark_price"])
     expected = ((mark - Decimal(trade["price"])) * Decimal(trade["qty"])).quantize(PLACES)
     assert Decimal(pnl["unrealised_pnl"]) == expected
+
+
+def test_a_fills_read_refused_for_the_key_is_estimated_and_counted_once_against_the_key(runner) -> None:
+    """GIVEN a live entry Binance fills WHEN its fills read (userTrades) is refused for the key (-2015: e.g.
+    the server's IP left the key's allow-list) THEN the fill is estimated as for any failed read, and the key
+    failure is counted once on the connection's key health, not wiped by the order's own success."""
+    from klineo.store.connections import get_connection
+
+    connection_id = runner.connection(USER)
+    sid = runner.strategy(USER, connection_id, type="rsi_threshold", parameters=ALWAYS_LONG)
+    runner.sim.faults.add("http_401_invalid_key", method="GET", path="/fapi/v1/userTrades")
+
+    runner.run_tick()
+
+    assert runner.stored(USER, sid).live_position != 0 and _get(runner, sid)["pnl"]["estimated_fills"] == 1
+    assert len(runner.journal("GET", "/fapi/v1/userTrades")) == 1
+    assert get_connection(USER, connection_id).consecutive_failures == 1

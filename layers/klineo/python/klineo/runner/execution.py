@@ -393,6 +393,9 @@ class _Turn:
         # ``kf...``), written by the turn's next write of the candle: the claim or settle of its close, or the
         # run when the close is not claimed (``take_attempts``).
         self.entry_refusal: dict[str, Any] | None = None
+        # A refusal of the key met by the turn's fills read (estimated past it): counted by the turn's next
+        # ``note_key_outcome`` in place of the success of the order it settles (``live_book``).
+        self.fills_key_failure: KlineoError | None = None
 
     def client(self) -> BinanceClient:
         """The container's futures client of the strategy's environment (``TickContext.futures_client``),
@@ -1177,7 +1180,10 @@ class _Turn:
         return None
 
     def note_key_outcome(self, exc: KlineoError | None) -> None:
-        """Count a key refusal on the connection, or clear its count once Binance took an order."""
+        """Count a key refusal on the connection, or clear its count once Binance took an order; an order
+        settled whose fills read was then refused for the key (``fills_key_failure``) counts that, once."""
+        if exc is None:
+            exc, self.fills_key_failure = self.fills_key_failure, None
         if self.trading is not None:
             note_key_outcome(self.trading.connection, exc)
 
@@ -1491,6 +1497,8 @@ class _Turn:
             except KlineoError as exc:
                 logger.warning("strategy fills not read; PnL estimated with the taker fee", extra={
                     "strategy_id": self.strategy.strategy_id, "category": str(exc.category)})
+                if is_key_failure(exc):  # counted after the order's own outcome, not wiped by it
+                    self.fills_key_failure = exc
         price = result.average_price or (fills.price if fills is not None else None)
         if price is None:
             fills, price = None, self.decision_close(pending)
