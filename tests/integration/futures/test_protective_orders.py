@@ -19,6 +19,7 @@ from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.connections import (
     clear_disabled,
     disable_connection,
+    get_connection,
     mark_deleting,
     set_futures_enabled,
     update_settings,
@@ -871,6 +872,12 @@ def _algo_refusing(sim: Any, monkeypatch: Any, refusal: Any) -> Callable[[], Non
     return lambda: monkeypatch.setattr(algo, "place", place)
 
 
+def _key_shown_working(invoke: Any, connection_id: str) -> dict[str, Any]:
+    """The user's balance read, which Binance answers: the connection's key health clears (the count of its
+    key failures is 0 again). Its answer."""
+    return invoke("balance", connection_event("balance", connection_id, USER_A, "/balance"))
+
+
 @pytest.mark.parametrize(("code", "msg"), [
     (-2023, "User in liquidation mode now."), (-4192, "Trade forbidden due to Cooling-off Period."),
 ], ids=["liquidation", "cooling_off"])
@@ -903,8 +910,9 @@ def test_a_stop_refused_for_the_key_is_placed_once_by_the_reconciler_after_the_k
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):
     """GIVEN a filled LIMIT entry whose stop-loss POST Binance refuses for the key (-2015) WHEN the
-    reconciler runs THEN the entry stays in the index; WHEN the key works again THEN the next run places the
-    stop-loss, and later runs and a status read send nothing more (one stop, never doubled)."""
+    reconciler runs THEN the entry stays in the index; WHEN the key works again (its health cleared) THEN the
+    next run places the stop-loss, and later runs and a status read send nothing more (one stop, never
+    doubled)."""
     from local.binance_sim.errors import FUTURES, invalid_api_key
 
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
@@ -912,6 +920,7 @@ def test_a_stop_refused_for_the_key_is_placed_once_by_the_reconciler_after_the_k
     reconcile()
     kept = _unsettled()
     key_fixed()
+    _key_shown_working(invoke, futures_connection.id)
 
     reconcile()
     reconcile()
@@ -923,6 +932,41 @@ def test_a_stop_refused_for_the_key_is_placed_once_by_the_reconciler_after_the_k
     assert get_order_record(USER_A, stop_id).status == "NEW"
     assert [(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] == [("stop_loss", "NEW")]
     assert len(_algo_posts(sim_env)) == 2  # the refused one, then the one placed
+
+
+def test_a_stop_refused_for_the_key_waits_for_the_key_to_work_not_resent_every_run(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss POST Binance refuses for the key (-2015: e.g. a key without
+    the trading permission, whose reads still answer) WHEN the reconciler runs three more times THEN one POST
+    went out in all, its refusal counted once on the connection's key health, the entry stays in the index
+    unread and the stop's record says why; WHEN the key works again and its health clears (a balance read
+    passes) THEN the next run places the stop-loss, once."""
+    from local.binance_sim.errors import FUTURES, invalid_api_key
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    key_fixed = _algo_refusing(sim_env, monkeypatch, invalid_api_key(FUTURES, "127.0.0.1"))
+    reconcile()
+    waiting = len(sim_env.journal)
+    for _ in range(3):
+        reconcile()
+    posts, reads, kept = len(_algo_posts(sim_env)), _entry_reads(sim_env, waiting), _unsettled()
+    counted = get_connection(USER_A, futures_connection.id).consecutive_failures
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    why = get_order_record(USER_A, stop_id).error
+    key_fixed()
+    reconcile()
+    before_the_balance_read = len(_algo_posts(sim_env))
+    read = _key_shown_working(invoke, futures_connection.id)
+
+    reconcile()
+    reconcile()
+
+    assert (posts, reads, kept, counted) == (1, 0, [entry["client_order_id"]], 1)
+    assert (why["category"], why["code"]) == ("permission", -2015)
+    assert read["statusCode"] == 200 and before_the_balance_read == 1
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert len(_algo_posts(sim_env)) == 2 and _unsettled() == [stop_id]
 
 
 @pytest.mark.parametrize(("status", "code"), [(451, 0), (400, -4402)], ids=["http_451", "region_4402"])
@@ -1017,7 +1061,8 @@ def test_an_entry_with_one_stop_waiting_out_a_location_refusal_is_still_read_whi
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):
     """GIVEN a filled LIMIT entry whose stop-loss Binance refused for the location (its resend waits) and
-    whose take-profit it refused for the key (sent again every run) WHEN the key works again THEN the next run
+    whose take-profit it refused for the key (sent again once the key works) WHEN the key works again (its
+    health cleared) THEN the next run
     reads the entry and places the take-profit, not the stop-loss; THEN a run within the period reads
     nothing of the entry."""
     from local.binance_sim.errors import FUTURES, ApiError, invalid_api_key
@@ -1029,6 +1074,7 @@ def test_an_entry_with_one_stop_waiting_out_a_location_refusal_is_still_read_whi
     _algo_refusing_types(sim_env, monkeypatch, refusals)
     reconcile()
     del refusals["TAKE_PROFIT_MARKET"]
+    _key_shown_working(invoke, futures_connection.id)
     key_fixed = len(sim_env.journal)
     reconcile()
     placed = len(sim_env.journal)
@@ -1046,8 +1092,8 @@ def test_a_stop_refused_for_the_signature_at_entry_is_answered_not_placed_and_pl
     sim_env, invoke, futures_connection, monkeypatch
 ):
     """GIVEN a MARKET entry whose stop-loss POST Binance refuses for the signature (-1022) THEN the answer
-    says the stop-loss was not placed and why, not retryable; WHEN the key works again THEN the entry's
-    status read places it once, and a second read sends nothing more."""
+    says the stop-loss was not placed, why, and that it is placed once the key works, not retryable; WHEN the
+    key works again THEN the entry's status read places it once, and a second read sends nothing more."""
     from local.binance_sim.errors import invalid_signature
 
     key_fixed = _algo_refusing(sim_env, monkeypatch, invalid_signature())
@@ -1061,6 +1107,7 @@ def test_a_stop_refused_for_the_signature_at_entry_is_answered_not_placed_and_pl
     error = body_of(refused)["error"]
     assert (error["category"], error["retryable"]) == ("signature", False), refused["body"]
     assert "was not placed" in error["message"] and "Repeat the request" not in error["message"]
+    assert error["message"].endswith("it is placed once the key works again."), error["message"]
     stop_id = protective_client_algo_id(entry_id, "stop_loss")
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
     for read in (first, second):

@@ -48,10 +48,15 @@ after the entry is recorded: repeating the request with the same Idempotency-Key
 missing order. A definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
 A refusal of the key (permission, signature, IP allow-list) or of this server's location is recorded REJECTED
 too, but not for good: it is raised (not retryable: a repeat meets it again), and the next read or reconciler
-run after the key works sends the stop again under its id (the second send claimed: once); one refused for
-the location only once ``RESTRICTED_RESEND_AFTER_MS`` has passed since it was last sent (until then the
-recorded refusal is raised, nothing sent), so a lasting refusal costs a POST per period, not one per run; nor
-does the reconciler read the entry from Binance in between (``stops_kept_off``).
+run after the key works sends the stop again under its id (the second send claimed: once). Not before: one
+refused for the key, armed by a caller that names the connection (a read, a replay, the reconciler), is
+counted once on the key's health (``klineo.services.key_health.note_key_outcome``: a stop is an order the
+key must be able to place) and then waits while that health says the key fails (``consecutive_failures``:
+cleared by any answer proving the key works, a passing test, a new key, an enable), so a dead key costs one
+POST, not one per run, and the stop is sent on the first arming after it clears; one refused for the
+location only once ``RESTRICTED_RESEND_AFTER_MS`` has passed since it was last sent. Until then the recorded
+refusal is raised, nothing sent (its record says why it is not standing), and the reconciler does not read
+the entry from Binance in between (``stops_kept_off``).
 An unfinished one that Binance no longer knows once its retention has passed (``klineo.services.orders``:
 it may have been placed and then cancelled or expired) is recorded and answered UNKNOWN_PURGED, as the order
 route records a purged attempt: never sent again, and the entry's reads show that this stop is not standing.
@@ -77,7 +82,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, submit_algo_order
-from klineo.services.key_health import KEY_FAILURE_CATEGORIES
+from klineo.services.key_health import KEY_FAILURE_CATEGORIES, note_key_outcome
 from klineo.services.orders import OrderResult, query_futures_order
 from klineo.services.protective_siblings import ROLES, protective_client_algo_id
 from klineo.services.risk import (
@@ -130,7 +135,7 @@ NOT_STANDING = frozenset({STATUS_REJECTED, STATUS_UNKNOWN_PURGED})
 # location (or the account's restriction) lifted. A stop refused so is not refused for good (``_for_good``).
 _LIFTED_LATER = frozenset({*KEY_FAILURE_CATEGORIES, ErrorCategory.RESTRICTED})
 # A stop refused for this server's location (HTTP 451) or the account's region (-4402), RESTRICTED, is sent
-# again at most once per this period after its last POST (``_refused_lately``), not on every reconciler run
+# again at most once per this period after its last POST (``_held_back``), not on every reconciler run
 # (5 minutes) and runner turn: such a refusal ends only when the backend is moved or Binance lifts it (hours
 # at least), so a repeat in between is a signed request refused again. Once lifted, the stop is placed
 # within this period: at most 25 minutes later than a run every 5 minutes would, for a sixth of the POSTs.
@@ -288,14 +293,16 @@ def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, al
 
 def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, client: BinanceClient,
              creds: Credentials, existing: OrderRecord | None, algo_id: str,
-             guard: ConnectionGuard) -> ProtectiveOrderState:
-    """Exactly once: record (unless ``existing``; guarded), send or resume, record the outcome."""
+             guard: ConnectionGuard, connection: Connection | None = None) -> ProtectiveOrderState:
+    """Exactly once: record (unless ``existing``; guarded), send or resume, record the outcome. ``connection``
+    (the callers that arm later than the entry): its key health holds back a stop refused for the key, and
+    counts a refusal for the key of this POST (module docstring)."""
     if existing is None:
         existing = _record_new(user_id, entry, role, algo, algo_id, guard)
     if existing is not None and (gone := _not_standing(existing)) is not None:
         return _state(role, algo_id, None, gone)  # refused for good (e.g. trigger crossed), or lost
-    if existing is not None and (lately := _refused_lately(existing)) is not None:
-        raise lately  # refused for the location within RESTRICTED_RESEND_AFTER_MS: not sent again yet
+    if existing is not None and (held := _held_back(existing, connection)) is not None:
+        raise held  # refused for the key while it still fails, or for the location lately: not sent yet
     posted, purged = [existing is None], []  # posted: True once a POST goes out (a first or claimed second)
     try:
         result = submit_algo_order(client, creds, algo, algo_id) if existing is None else _resume(
@@ -321,6 +328,8 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
             exc = _judged(client, algo.symbol, exc, fresh=True)
         record_order_outcome_quietly(user_id, algo_id, status=STATUS_REJECTED,
                                      error={**exc.to_dict(), "code": exc.code})
+        if connection is not None and exc.category in KEY_FAILURE_CATEGORIES:
+            note_key_outcome(connection, exc)  # once: the stop then waits for the key (``_held_back``)
         if exc.retryable or by_status or exc.category in _LIFTED_LATER:
             raise exc from None  # not refused for good: armed again by a later read or reconciler run
         logger.warning("protective order refused", extra={"client_order_id": algo_id, "code": exc.code})
@@ -346,29 +355,36 @@ def _for_good(error: dict[str, Any]) -> bool:
     return not error.get("retryable") and error.get("category") not in _LIFTED_LATER
 
 
-def _refused_lately(record: OrderRecord) -> KlineoError | None:
-    """The recorded refusal of a stop Binance refused for the location (RESTRICTED) less than
-    ``RESTRICTED_RESEND_AFTER_MS`` after its last POST (``attempt_ms``, moved by each send), raised instead of
-    sending it again; None when it is to be sent (any other record, or that period has passed)."""
+def _held_back(record: OrderRecord, connection: Connection | None = None) -> KlineoError | None:
+    """The recorded refusal of a stop not to be sent again yet, raised instead: one Binance refused for the
+    key while the ``connection``'s key health still says the key fails (``consecutive_failures``; unknown
+    without a connection: sent), or for the location (RESTRICTED) less than ``RESTRICTED_RESEND_AFTER_MS``
+    after its last POST (``attempt_ms``, moved by each send). None when it is to be sent (any other record,
+    the key shown working since, or that period passed)."""
     error = record.error or {}
-    if record.status != STATUS_REJECTED or error.get("category") != ErrorCategory.RESTRICTED:
+    category = error.get("category")
+    if record.status != STATUS_REJECTED:
         return None
-    if int(time.time() * 1000) - record.attempt_ms >= RESTRICTED_RESEND_AFTER_MS:
+    if category == ErrorCategory.RESTRICTED:
+        if int(time.time() * 1000) - record.attempt_ms >= RESTRICTED_RESEND_AFTER_MS:
+            return None
+    elif category not in KEY_FAILURE_CATEGORIES or connection is None or not connection.consecutive_failures:
         return None
-    return KlineoError(ErrorCategory.RESTRICTED, error.get("message"), field=error.get("field"),
+    return KlineoError(ErrorCategory(category), error.get("message"), field=error.get("field"),
                        code=error.get("code"), retryable=False)
 
 
-def stops_kept_off(entry: OrderRecord) -> bool:
+def stops_kept_off(entry: OrderRecord, connection: Connection | None = None) -> bool:
     """True when arming the filled ``entry``'s stops now would send nothing: each one not at rest
-    (``_at_rest``) was refused for the location within ``RESTRICTED_RESEND_AFTER_MS`` (``_refused_lately``,
-    the rule its POST waits by). The reconciler then does not read the entry from Binance before one is due:
-    a filled entry changes no more, and its fills are stored once its stops are placed. One BatchGetItem."""
+    (``_at_rest``) is held back (``_held_back``, the rule its POST waits by: refused for the key while the
+    ``connection``'s key health says it fails, or for the location lately). The reconciler then does not read
+    the entry from Binance before one is due: a filled entry changes no more, and its fills are stored once
+    its stops are placed. One BatchGetItem."""
     if not _filled(entry):
         return False
     ids, recorded, states = _recorded_states(entry.user_id, entry)
     missing = [recorded.get(ids[role]) for role, state in states.items() if state is None]
-    return bool(missing) and all(r is not None and _refused_lately(r) is not None for r in missing)
+    return bool(missing) and all(r is not None and _held_back(r, connection) is not None for r in missing)
 
 
 _RoleStates = tuple[dict[str, str], dict[str, OrderRecord], dict[str, ProtectiveOrderState | None]]
@@ -455,7 +471,7 @@ def arm_protective_orders(
         try:
             algo = _protective_order(entry_record, role, targets[role], average, rules, quantity)
             states[role] = _arm_one(user_id, entry_record, role, algo, client, creds, recorded.get(ids[role]),
-                                    ids[role], guard)
+                                    ids[role], guard, connection)
         except KlineoError as exc:
             if failure is None or exc.field == CONNECTION_DELETING:
                 failure = (role, exc)
@@ -514,7 +530,8 @@ def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
     if exc.field == CONNECTION_DELETING or (exc.field == "symbol" and not exc.retryable):
         return KlineoError(exc.category, f"{head} was not placed: {reason}", field=exc.field)
     if not (exc.retryable or exc.category.transient):
-        once = "the connection is enabled again" if exc.field == CONNECTION_DISABLED else "Binance accepts it"
+        once = ("the connection is enabled again" if exc.field == CONNECTION_DISABLED else
+                "the key works again" if exc.category in KEY_FAILURE_CATEGORIES else "Binance accepts it")
         return KlineoError(exc.category, f"{head} was not placed: {reason} Until that is resolved the "
                            f"position has no {role}; it is placed once {once}.", field=exc.field,
                            retryable=False)

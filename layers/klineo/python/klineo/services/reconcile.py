@@ -22,7 +22,8 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    entry's state is stored but it stays in the index, so a later run places it (a halted symbol too; one
    whose contract ended or that Binance no longer lists never trades again: the entry then leaves the
    index, logged once, ``Reconciler._given_up``). While every one missing waits out a refusal whose resend
-   is not due yet (refused for the location: ``klineo.services.protective.stops_kept_off``), the filled
+   is not due yet (refused for the key while its key health says it fails, counted once when refused; or for
+   the location: ``klineo.services.protective.stops_kept_off``), the filled
    entry is not read at all (it changes no more): no weight is spent on it until one is due. Likewise a
    reducing API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
    stops of the side it reduced to what is left (``klineo.services.protective_resize``): it stays in the
@@ -471,7 +472,7 @@ class Reconciler:
         account = self.account(record.user_id, record.connection_id)
         if account is None:
             return self._let_go(record)
-        if self._kept_off(record):
+        if self._kept_off(record, account.connection):
             self.counts["protection_waiting"] += 1
             return None
         read = self._read_algo if record.kind == KIND_ALGO else self._read_order
@@ -521,15 +522,16 @@ class Reconciler:
         return mark_unmanaged(record.user_id, record.client_order_id, UNMANAGED_CONNECTION_DELETED)
 
     @staticmethod
-    def _kept_off(record: OrderRecord) -> bool:
+    def _kept_off(record: OrderRecord, connection: Connection) -> bool:
         """True for a filled API entry whose missing stops wait out a refusal before their POST is due again
-        (``klineo.services.protective.stops_kept_off``): reading it from Binance (its order, weight 1, and
-        its trades, 5) would tell nothing it can use before then."""
+        (``klineo.services.protective.stops_kept_off``: the key's, while the connection's key health says it
+        fails; the location's, for a period): reading it from Binance (its order, weight 1, and its trades,
+        5) would tell nothing it can use before then."""
         if not _protects(record):
             return False
         from klineo.services.protective import stops_kept_off  # only an entry with stops reaches this line
 
-        return stops_kept_off(record)
+        return stops_kept_off(record, connection)
 
     def _protected(self, account: _Account, entry: OrderRecord) -> bool | None:
         """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
