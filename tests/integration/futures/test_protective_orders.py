@@ -969,6 +969,35 @@ def test_a_stop_refused_for_the_key_waits_for_the_key_to_work_not_resent_every_r
     assert len(_algo_posts(sim_env)) == 2 and _unsettled() == [stop_id]
 
 
+def test_a_stop_refused_for_the_key_is_sent_again_after_its_period_though_no_read_showed_the_key_working(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss POST Binance refused for the key, after which the key works
+    again but no read or order of its user shows it (the key health still counts the failure) WHEN the
+    reconciler runs once the resend period has passed THEN it places the stop-loss, once: the position is
+    never left without its stop for want of a user's read."""
+    from klineo.services import protective
+
+    from local.binance_sim.errors import FUTURES, invalid_api_key
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    key_fixed = _algo_refusing(sim_env, monkeypatch, invalid_api_key(FUTURES, "127.0.0.1"))
+    reconcile()
+    key_fixed()
+    reconcile()
+    within_the_period = len(_algo_posts(sim_env))
+    counted = get_connection(USER_A, futures_connection.id).consecutive_failures
+    monkeypatch.setattr(protective, "KEY_REFUSED_RESEND_AFTER_MS", -10**9)  # as if the period had passed
+
+    reconcile()
+    reconcile()
+
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    assert (within_the_period, counted) == (1, 1)
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
+    assert len(_algo_posts(sim_env)) == 2
+
+
 @pytest.mark.parametrize(("status", "code"), [(451, 0), (400, -4402)], ids=["http_451", "region_4402"])
 def test_a_stop_refused_for_the_location_is_sent_again_once_a_period_and_placed_once_that_lifts(
     sim_env, invoke, futures_connection, reconcile, monkeypatch, status, code

@@ -52,11 +52,12 @@ run after the key works sends the stop again under its id (the second send claim
 refused for the key, armed by a caller that names the connection (a read, a replay, the reconciler), is
 counted once on the key's health (``klineo.services.key_health.note_key_outcome``: a stop is an order the
 key must be able to place) and then waits while that health says the key fails (``consecutive_failures``:
-cleared by any answer proving the key works, a passing test, a new key, an enable), so a dead key costs one
-POST, not one per run, and the stop is sent on the first arming after it clears; one refused for the
-location only once ``RESTRICTED_RESEND_AFTER_MS`` has passed since it was last sent. Until then the recorded
-refusal is raised, nothing sent (its record says why it is not standing), and the reconciler does not read
-the entry from Binance in between (``stops_kept_off``).
+cleared by any answer proving the key works, a passing test, a new key, an enable), at most
+``KEY_REFUSED_RESEND_AFTER_MS`` after its last POST (nothing else may ever clear that health), so a dead key
+costs a POST per period, not one per run, and the stop is sent on the first arming after it clears; one
+refused for the location only once ``RESTRICTED_RESEND_AFTER_MS`` has passed since it was last sent. Until
+then the recorded refusal is raised, nothing sent (its record says why it is not standing), and the
+reconciler does not read the entry from Binance in between (``stops_kept_off``).
 An unfinished one that Binance no longer knows once its retention has passed (``klineo.services.orders``:
 it may have been placed and then cancelled or expired) is recorded and answered UNKNOWN_PURGED, as the order
 route records a purged attempt: never sent again, and the entry's reads show that this stop is not standing.
@@ -140,6 +141,12 @@ _LIFTED_LATER = frozenset({*KEY_FAILURE_CATEGORIES, ErrorCategory.RESTRICTED})
 # at least), so a repeat in between is a signed request refused again. Once lifted, the stop is placed
 # within this period: at most 25 minutes later than a run every 5 minutes would, for a sixth of the POSTs.
 RESTRICTED_RESEND_AFTER_MS = 30 * 60 * 1000
+# A stop refused for the key is sent again at once when the key is shown working (its key health cleared: a
+# passing test or read, an order Binance took, a new key, an enable), else at most once per this period after
+# its last POST (``_held_back``): nothing else may ever clear that health (an idle account whose key was
+# refused for a moment, or whose trading permission came back, with no read or order of its user), and the
+# position would then stay without its stop for good. A dead key costs a POST per period, not one per run.
+KEY_REFUSED_RESEND_AFTER_MS = 15 * 60 * 1000
 
 
 def _fires_below(role: str, entry_side: str) -> bool:
@@ -358,17 +365,21 @@ def _for_good(error: dict[str, Any]) -> bool:
 def _held_back(record: OrderRecord, connection: Connection | None = None) -> KlineoError | None:
     """The recorded refusal of a stop not to be sent again yet, raised instead: one Binance refused for the
     key while the ``connection``'s key health still says the key fails (``consecutive_failures``; unknown
-    without a connection: sent), or for the location (RESTRICTED) less than ``RESTRICTED_RESEND_AFTER_MS``
-    after its last POST (``attempt_ms``, moved by each send). None when it is to be sent (any other record,
-    the key shown working since, or that period passed)."""
+    without a connection: sent) and less than ``KEY_REFUSED_RESEND_AFTER_MS`` after its last POST
+    (``attempt_ms``, moved by each send), or one refused for the location (RESTRICTED) less than
+    ``RESTRICTED_RESEND_AFTER_MS`` after it. None when it is to be sent (any other record, the key shown
+    working since, or the period passed)."""
     error = record.error or {}
     category = error.get("category")
     if record.status != STATUS_REJECTED:
         return None
     if category == ErrorCategory.RESTRICTED:
-        if int(time.time() * 1000) - record.attempt_ms >= RESTRICTED_RESEND_AFTER_MS:
-            return None
-    elif category not in KEY_FAILURE_CATEGORIES or connection is None or not connection.consecutive_failures:
+        period = RESTRICTED_RESEND_AFTER_MS
+    elif category in KEY_FAILURE_CATEGORIES and connection is not None and connection.consecutive_failures:
+        period = KEY_REFUSED_RESEND_AFTER_MS
+    else:
+        return None
+    if int(time.time() * 1000) - record.attempt_ms >= period:
         return None
     return KlineoError(ErrorCategory(category), error.get("message"), field=error.get("field"),
                        code=error.get("code"), retryable=False)
