@@ -381,7 +381,7 @@ class _Turn:
         # How many events of each (candle, kind, tag) this turn made: the next one's ``seq`` (make_event).
         self.made: dict[tuple[int, str, str], int] = {}
         self.order: tuple[tuple[str, str, Decimal, bool, str], FuturesOrder] | None = None
-        # The keys the turn's order went out with: its fills are read with them (one secret look-up).
+        # The connection's keys, once the turn needed them (``credentials``): its order, fills and reads.
         self.creds: Credentials | None = None
         self._client: BinanceClient | None = None
         # Paper: the initial margin, equity and leverage of an entry the paper equity cannot back.
@@ -396,6 +396,12 @@ class _Turn:
         # A refusal of the key met by the turn's fills read (estimated past it): counted by the turn's next
         # ``note_key_outcome`` in place of the success of the order it settles (``live_book``).
         self.fills_key_failure: KlineoError | None = None
+
+    def credentials(self, trading: TradingContext) -> Credentials:
+        """The connection's keys (the batch's ``GateBook.credentials``), kept for the rest of the turn."""
+        if self.creds is None:
+            self.creds = self.ctx.gates.credentials(trading.connection)
+        return self.creds
 
     def client(self) -> BinanceClient:
         """The container's futures client of the strategy's environment (``TickContext.futures_client``),
@@ -843,7 +849,7 @@ class _Turn:
         if not self.live:
             return self.paper_equity(price)
         client = self.client()
-        rows = futures_balance(client, self.ctx.gates.credentials(trading.connection))
+        rows = futures_balance(client, self.credentials(trading))
         usdt = next((row for row in rows if row.get("asset") == "USDT"), {})
         return Decimal(str(usdt.get("availableBalance", "0")))
 
@@ -896,7 +902,7 @@ class _Turn:
         if not forced:
             return {}, []
         strategy = self.strategy
-        creds = self.ctx.gates.credentials(trading.connection)
+        creds = self.credentials(trading)
         price = Decimal(str(forced[-1].get("avgPrice", 0)))
         fills = forced_fills((self.client(), creds), strategy, forced, moved, price,
                              reserve=FILLS_READ_RESERVE)
@@ -1058,12 +1064,11 @@ class _Turn:
             self.event("risk_block", gate=exc.field, message=exc.message)
             legs, facts = self.close_alone(exc, close, legs, at, ids, facts)
         try:
-            creds = self.ctx.gates.credentials(trading.connection)
+            creds = self.credentials(trading)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.NOT_FOUND:
                 raise
             return self.refused_for_key(exc, facts)
-        self.creds = creds
         refusal = self.symbol_refusal(trading, creds, legs)
         if refusal is not None:
             close = _close_only(plan, strategy.live_position)
@@ -1481,7 +1486,7 @@ class _Turn:
         without its stops and its ``entry_client_order_id``."""
         if filled == 0 or self.trading is None:
             return None
-        creds = self.creds if self.creds is not None else self.ctx.gates.credentials(self.trading.connection)
+        creds = self.credentials(self.trading)
         before, cid = pending.position_before, pending.client_order_id
         client = self.client()
         fills = None
@@ -1628,7 +1633,7 @@ class _Turn:
         earlier = pending.lease_until_ms
         taken = replace(pending, lease_until_ms=self.ctx.deadline_ms)
         try:
-            creds = self.creds = self.ctx.gates.credentials(trading.connection)
+            creds = self.credentials(trading)
             same_candle = pending.close_time == self.close_time
             # Sent again only for a strategy still live (a switch to paper, or a pause, stops it: looked up).
             if same_candle and self.live and not is_superseded(pending.close_time, strategy.interval, now):
