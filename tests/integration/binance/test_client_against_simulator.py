@@ -11,6 +11,7 @@ from klineo.binance import (
     KlineoError,
     Market,
     RateLimiter,
+    call_deadline,
     endpoints,
     get_client,
     get_symbol_rules,
@@ -133,6 +134,46 @@ def test_429_with_retry_after_is_retried_once_and_succeeds(binance_sim, client_f
     endpoints.futures_balance(client_for(Market.FUTURES), creds_for(binance_sim, "futures-full"))
     assert time.monotonic() - started >= 1.0
     assert [r.status for r in binance_sim.journal if r.path == "/fapi/v3/balance"] == [429, 200]
+
+
+def _market_order(client_order_id: str) -> dict:
+    return {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002",
+            "newClientOrderId": client_order_id}
+
+
+def test_an_order_is_never_signed_once_the_calls_deadline_has_passed(binance_sim, client_for):
+    """GIVEN a call_deadline already passed (a route's second order after its first used the time up) WHEN
+    an order is sent THEN upstream_unavailable and nothing reaches Binance: no POST of the call can land
+    after deadline + recvWindow."""
+    client, creds = client_for(Market.FUTURES), creds_for(binance_sim, "futures-full")
+    client.sync_time()
+    with call_deadline(time.time() - 0.01), pytest.raises(KlineoError) as caught:
+        endpoints.futures_new_order(client, creds, _market_order("klneo_it_after_deadline"))
+    assert caught.value.category is ErrorCategory.UPSTREAM_UNAVAILABLE
+    assert [r for r in binance_sim.journal if r.path == ORDER_PATH] == []
+
+
+# A 429 asks this long a wait; the call's deadline is this far off when the order is sent, long enough for
+# the wait (the client retries only then) but passed when the wait overran it by OVERSLEEP_S (a stalled
+# container, a thread pool's CPU).
+RETRY_AFTER_S = 1
+DEADLINE_IN_S = 1.3
+OVERSLEEP_S = 0.5
+
+
+def test_an_orders_retry_after_a_429_is_never_signed_once_the_wait_overran_the_deadline(binance_sim,
+                                                                                       client_for):
+    """GIVEN an order refused with a 429 (Retry-After 1 s) 1.3 s before its call's deadline, and a wait that
+    ends past that deadline WHEN the client would retry THEN it signs nothing more: upstream_unavailable,
+    the one refused POST only."""
+    client = client_for(Market.FUTURES, sleep=lambda s: time.sleep(s + OVERSLEEP_S))
+    creds = creds_for(binance_sim, "futures-full")
+    client.sync_time()
+    binance_sim.faults.add("http_429", method="POST", path=ORDER_PATH, retry_after_s=RETRY_AFTER_S)
+    with call_deadline(time.time() + DEADLINE_IN_S), pytest.raises(KlineoError) as caught:
+        endpoints.futures_new_order(client, creds, _market_order("klneo_it_429_past_deadline"))
+    assert caught.value.category is ErrorCategory.UPSTREAM_UNAVAILABLE
+    assert [r.status for r in binance_sim.journal if r.path == ORDER_PATH] == [429]
 
 
 def test_418_ban_is_remembered_and_nothing_is_sent_until_it_ends(binance_sim, client_for):

@@ -7,6 +7,7 @@ they load on first use. See ``client`` for the retry policy; ``klineo.errors`` h
 from klineo.binance.client import (
     BinanceClient,
     call_deadline,
+    call_deadline_at,
     call_time_left,
     clear_client_cache,
     default_rate_limiter,
@@ -73,6 +74,7 @@ __all__ = [
     "SymbolRules",
     "base_url",
     "call_deadline",
+    "call_deadline_at",
     "call_time_left",
     "classify",
     "classify_detail",

@@ -12,6 +12,8 @@ Retry policy (one place, every retry with a fresh timestamp and signature):
   the rate-limit store) so no call goes out before it passes.
 - -1021 / -5028: resync server time, then retry once (this retry is extra to ``max_retries``).
 - Connect errors (nothing reached Binance): retried for every method.
+- Inside a ``call_deadline``, no POST is signed once it has passed, a retry's neither: it fails with
+  ``upstream_unavailable``, nothing sent (so no POST of a call can land after deadline + recvWindow).
 - Read timeouts, lost connections, 5xx, 408, -1000, -1007: retried for GET only. For any other
   method they raise ``unknown_outcome`` and the request is never re-sent; the order service
   settles it by querying the order by ``origClientOrderId``.
@@ -62,8 +64,8 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = [
-    "BinanceClient", "call_deadline", "call_time_left", "clear_client_cache", "default_rate_limiter",
-    "get_client", "share_rate_limits_through", "weight_meter",
+    "BinanceClient", "call_deadline", "call_deadline_at", "call_time_left", "clear_client_cache",
+    "default_rate_limiter", "get_client", "share_rate_limits_through", "weight_meter",
 ]
 
 MAX_RECV_WINDOW_MS = 60000
@@ -186,6 +188,11 @@ class _Request:
 _DEADLINE: ContextVar[float | None] = ContextVar("klineo_binance_deadline", default=None)
 # A request never gets a timeout shorter than this, even past the deadline (it would fail at once).
 _MIN_TIMEOUT_S = 0.1
+# A signed POST (an order, a stop) is never signed once the ``call_deadline`` has passed, a retry's
+# neither (after a 429's Retry-After, a time resync, a connect error): a caller that records the deadline
+# with its attempt knows no POST of it can land later than deadline + recvWindow (Binance refuses an older
+# timestamp), and a resend of that attempt counts its wait from there (``klineo.services.protective``).
+_NOT_SIGNED_AFTER_DEADLINE = "Binance was not asked: the call's deadline passed before it was signed."
 
 
 @contextmanager
@@ -202,6 +209,16 @@ def call_time_left() -> float | None:
     """Seconds left before the ``call_deadline`` in force (negative once passed); None without one."""
     deadline = _DEADLINE.get()
     return None if deadline is None else deadline - time.time()
+
+
+def call_deadline_at() -> float | None:
+    """The ``call_deadline`` in force (epoch s), None without one: no POST is signed after it."""
+    return _DEADLINE.get()
+
+
+def _past_deadline() -> bool:
+    deadline = _DEADLINE.get()
+    return deadline is not None and time.time() >= deadline
 
 
 # The request weight this thread/task's attempts took from the budget while ``weight_meter`` counts.
@@ -441,6 +458,8 @@ class BinanceClient:
         meter = _METER.get()
         if meter is not None:
             meter[0] += request.weight
+        if request.method == "POST" and request.creds is not None and _past_deadline():
+            return _Step(error=KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, _NOT_SIGNED_AFTER_DEADLINE))
         response, outcome = self._send(request.method, self._url(request), request.headers)
         if outcome is not None:
             return self._after_transport_failure(outcome, request, budget)
