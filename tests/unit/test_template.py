@@ -89,3 +89,15 @@ def test_order_functions_timeout_is_the_one_a_resend_counts_from(template: dict,
     from klineo.services.futures import ORDER_FUNCTION_TIMEOUT_MS
 
     assert template["Resources"][logical_id]["Properties"]["Timeout"] * 1000 == ORDER_FUNCTION_TIMEOUT_MS
+
+
+def test_no_function_that_sends_stops_outlives_the_wait_a_stops_resend_counts_from(template: dict) -> None:
+    """GIVEN the functions that may send an entry's stops (all but the backtests') WHEN their Timeouts are
+    read THEN none is longer than STOP_SENT_WITHIN_MS (the reconciler's), the latest a stop's POST is signed
+    after its stamp when its record does not say (no ``send_by_ms``)."""
+    from klineo.services.protective import STOP_SENT_WITHIN_MS
+
+    timeouts = {name: resource["Properties"].get("Timeout", template["Globals"]["Function"]["Timeout"]) * 1000
+                for name, resource in template["Resources"].items()
+                if resource["Type"] == "AWS::Serverless::Function" and "Backtest" not in name}
+    assert max(timeouts.values()) == timeouts["OrderReconcilerFunction"] == STOP_SENT_WITHIN_MS

@@ -15,6 +15,7 @@ import pytest
 from klineo.services import futures as futures_service
 from klineo.services import orders as order_core
 from klineo.services.orders import PURGE_AFTER_MS, idempotent_client_order_id
+from klineo.services.protective import STOP_SENT_WITHIN_MS
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.settings import get_settings
 from klineo.store.connections import (
@@ -112,12 +113,15 @@ def test_limit_raised_after_caching_lets_the_order_through(sim_env, invoke, futu
     assert len(order_posts(sim_env)) == 2
 
 
-def _age_record(client_order_id: str, age_ms: int) -> None:
-    """Make our record an unsettled attempt started ``age_ms`` ago (its answer was never learned)."""
+def _age_record(client_order_id: str, age_ms: int, *, send_by: bool = True) -> None:
+    """Make our record an unsettled attempt started ``age_ms`` ago (its answer was never learned), whose POST
+    had to be signed by then (``send_by_ms``: a protective order's), or (``send_by`` False) not saying by
+    when (a record written before that was stored)."""
+    send_by_ms = "send_by_ms = :at REMOVE #r" if send_by else "REMOVE #r, send_by_ms"
     boto3.client("dynamodb").update_item(
         TableName=get_settings().data_table,
         Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
-        UpdateExpression="SET #s = :unknown, attempt_ms = :at REMOVE #r",
+        UpdateExpression=f"SET #s = :unknown, attempt_ms = :at, {send_by_ms}",
         ExpressionAttributeNames={"#s": "status", "#r": "result"},
         ExpressionAttributeValues={":unknown": {"S": "UNKNOWN"},
                                    ":at": {"N": str(int(time.time() * 1000) - age_ms)}},
@@ -526,6 +530,22 @@ def _cancelled_on_binance(sim, account, client_algo_id: str) -> None:
             sim.state.algo.cancel(account, {"clientAlgoId": client_algo_id}, time.time() * 1000)
 
 
+def _retried_then_cancelled_on_binance(sim, invoke, event: dict, account, stop_id: str, wait_until) -> dict:
+    """WHEN ``event`` comes again at once and the trader then cancels whatever stop stands under ``stop_id``
+    on Binance THEN, once the late POST (its ``delay_before``) landed, Binance holds ONE algo order under it,
+    and the retry answered 504 (sent nothing): that answer."""
+    again = invoke("futures_order", event)
+    _cancelled_on_binance(sim, account, stop_id)
+    posts = lambda: [r for r in sim.journal if r.method == "POST" and r.path == ALGO_PATH]  # noqa: E731
+    assert wait_until(lambda: any(r.fault == "delay_before" for r in posts()), 10.0)  # the late POST landed
+
+    state = sim.state.futures.state_for(account, time.time() * 1000)
+    placed = [a for a in state.algo_orders.values() if a.client_algo_id == stop_id]
+    assert len(placed) == 1, f"Binance holds {len(placed)} algo orders under {stop_id}"
+    assert again["statusCode"] == 504, again["body"]
+    return again
+
+
 def test_a_stops_retry_never_sends_again_while_a_resend_slowed_by_its_lookup_is_on_its_way(
     sim_env, invoke, futures_connection, futures_clients, monkeypatch, wait_until
 ):
@@ -547,17 +567,110 @@ def test_a_stops_retry_never_sends_again_while_a_resend_slowed_by_its_lookup_is_
     _age_record(stop_id, 60_000)  # that first attempt was a minute ago: a resend may go once it is absent
     _sent_late_and_lost(sim_env, event, stop_id, (ALGO_PATH, SLOW_LOOKUP_MS), ALGO_PATH)  # the resume
 
-    again = invoke("futures_order", event)
-    _cancelled_on_binance(sim_env, futures_connection.account, stop_id)
-    posts = lambda: [r for r in sim_env.journal if r.method == "POST" and r.path == ALGO_PATH]  # noqa: E731
-    assert wait_until(lambda: any(r.fault == "delay_before" for r in posts()), 10.0)  # the late POST landed
-
-    state = sim_env.state.futures.state_for(futures_connection.account, time.time() * 1000)
-    placed = [a for a in state.algo_orders.values() if a.client_algo_id == stop_id]
-    assert len(placed) == 1, f"Binance holds {len(placed)} algo orders under {stop_id}"
-    assert again["statusCode"] == 504, again["body"]
+    again = _retried_then_cancelled_on_binance(sim_env, invoke, event, futures_connection.account, stop_id,
+                                               wait_until)
     assert body_of(again)["error"]["category"] == "unknown_outcome"
-    assert len(posts()) == 2
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ALGO_PATH]) == 2
+
+
+# A stop's first POST refused for the rate limit with this Retry-After: the client sends it again after it,
+# under a fresh timestamp, that much later than the stop's claim (more than recvWindow + margin).
+RATE_LIMIT_WAIT_S = 6
+
+
+def test_a_stops_retry_never_sends_again_while_its_first_post_resent_after_a_429_is_on_its_way(
+    sim_env, invoke, futures_connection, futures_clients, monkeypatch, wait_until
+):
+    """GIVEN an entry whose stop-loss POST got a 429 (Retry-After 6 s), which the client sent again after that
+    wait, its answer then lost at the deadline (UNKNOWN) while it is still on its way WHEN the key comes again
+    at once, Binance not holding the stop yet, and the trader then cancels whatever stop stands THEN nothing
+    is sent again: once the late POST lands, Binance holds ONE algo order under the clientAlgoId."""
+    futures_clients(recv_window_ms=SLOW_RECV_WINDOW_MS)
+    monkeypatch.setattr(order_core, "SETTLE_MARGIN_MS", MARGIN_MS)
+    key = new_key()
+    stop_id = protective_client_algo_id(idempotent_client_order_id(USER_A, key), "stop_loss")
+    event = order_event(order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None,
+                                   quantity="0.002", stop_loss={"percent": "3"}), key=key)
+    sim_env.faults.add("http_429", 1, method="POST", path=ALGO_PATH, retry_after_s=RATE_LIMIT_WAIT_S)
+    sim_env.faults.add("delay_before", method="POST", path=ALGO_PATH, count=1,
+                       delay_ms=SLOW_REQUEST_IN_FLIGHT_MS)
+    first = fresh_handler("futures_order")(
+        event, _ShortContext(function_name="futures_order", remaining_ms=RATE_LIMIT_WAIT_S * 1000 + 3_000))
+    assert first["statusCode"] == 504, first["body"]
+    assert get_order_record(USER_A, stop_id).status == "UNKNOWN"
+
+    _retried_then_cancelled_on_binance(sim_env, invoke, event, futures_connection.account, stop_id,
+                                       wait_until)
+
+
+def _stop_loss_event(connection_id: str) -> tuple[dict, str]:
+    """A keyed MARKET entry with a 3 % stop-loss, and its stop's clientAlgoId."""
+    key = new_key()
+    stop_id = protective_client_algo_id(idempotent_client_order_id(USER_A, key), "stop_loss")
+    body = order_body(connection_id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                      stop_loss={"percent": "3"})
+    return order_event(body, key=key), stop_id
+
+
+def _one_stop_placed(sim, account, stop_id: str, answer: dict) -> None:
+    """THEN ``answer`` is a 200 and Binance holds ONE open algo order under ``stop_id``, placed by its second
+    POST (the first was lost unplaced)."""
+    assert answer["statusCode"] == 200, answer["body"]
+    state = sim.state.futures.state_for(account, time.time() * 1000)
+    placed = [a for a in state.algo_orders.values() if a.client_algo_id == stop_id]
+    assert len(placed) == 1 and placed[0].is_open
+    assert len([r for r in sim.journal if r.method == "POST" and r.path == ALGO_PATH]) == 2
+
+
+# The invocation that loses the stop has this long left: its deadline (2 s before its end) is near.
+NEAR_END_MS = 6_000
+
+
+def test_a_stop_lost_in_a_route_whose_deadline_is_near_is_sent_again_soon_after_that_deadline(
+    sim_env, invoke, futures_connection, futures_clients, monkeypatch
+):
+    """GIVEN an entry whose stop-loss POST was lost unplaced (UNKNOWN) in an invocation with 6 s left WHEN the
+    key comes again once recvWindow + margin have passed since that invocation's deadline, seconds after the
+    stop's stamp (not the longest Timeout's 4 minutes) THEN the stop is looked up, sent again and placed."""
+    futures_clients(recv_window_ms=SLOW_RECV_WINDOW_MS)
+    monkeypatch.setattr(order_core, "SETTLE_MARGIN_MS", MARGIN_MS)
+    event, stop_id = _stop_loss_event(futures_connection.id)
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    first = fresh_handler("futures_order")(
+        event, _ShortContext(function_name="futures_order", remaining_ms=NEAR_END_MS))
+    assert first["statusCode"] == 504, first["body"]
+    lost = get_order_record(USER_A, stop_id)
+    assert lost.status == "UNKNOWN" and lost.attempt_ms < lost.send_by_ms < lost.attempt_ms + NEAR_END_MS
+
+    past = lost.send_by_ms - int(time.time() * 1000) + SLOW_RECV_WINDOW_MS + MARGIN_MS + 500
+    boto3.client("dynamodb").update_item(  # that deadline was recvWindow + margin (and 0.5 s) ago
+        TableName=get_settings().data_table,
+        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{stop_id}"}},
+        UpdateExpression="SET attempt_ms = :at, send_by_ms = :by",
+        ExpressionAttributeValues={":at": {"N": str(lost.attempt_ms - past)},
+                                   ":by": {"N": str(lost.send_by_ms - past)}})
+
+    _one_stop_placed(sim_env, futures_connection.account, stop_id, invoke("futures_order", event))
+
+
+def test_a_stop_whose_record_says_not_by_when_it_was_sent_waits_the_longest_timeout_before_a_resend(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a stop-loss lost unplaced whose record does not say by when its POST had to be signed (written
+    before that was stored), stamped a minute ago WHEN the key comes again THEN nothing is sent (504
+    unknown_outcome): that POST could be signed until the longest Timeout after its stamp; once that and
+    recvWindow + margin have passed, the stop is sent again and placed."""
+    event, stop_id = _stop_loss_event(futures_connection.id)
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    assert invoke("futures_order", event)["statusCode"] == 504
+    _age_record(stop_id, 60_000, send_by=False)
+
+    again = invoke("futures_order", event)
+    assert again["statusCode"] == 504 and body_of(again)["error"]["category"] == "unknown_outcome"
+    assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ALGO_PATH]) == 1
+
+    _age_record(stop_id, STOP_SENT_WITHIN_MS + 10_000 + order_core.SETTLE_MARGIN_MS + 1_000, send_by=False)
+    _one_stop_placed(sim_env, futures_connection.account, stop_id, invoke("futures_order", event))
 
 
 def _protective_record(connection_id: str, client_algo_id: str = "entry-1-sl"):

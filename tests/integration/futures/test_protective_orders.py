@@ -473,9 +473,9 @@ def test_a_retry_that_loses_the_claim_of_a_refused_stop_leaves_the_winners_recor
     assert get_order_record(USER_A, stop_id).status == "REJECTED"
     claim = protective.claim_protective_resend
 
-    def claimed_first_by_another(existing: Any, attempt_ms: int, guard: Any) -> Any:
-        assert claim(existing, attempt_ms - 1, guard) is None  # the other attempt wins the claim
-        return claim(existing, attempt_ms, guard)
+    def claimed_first_by_another(existing: Any, attempt_ms: int, guard: Any, send_by_ms: Any = None) -> Any:
+        assert claim(existing, attempt_ms - 1, guard, send_by_ms) is None  # the other attempt wins the claim
+        return claim(existing, attempt_ms, guard, send_by_ms)
 
     monkeypatch.setattr(protective, "claim_protective_resend", claimed_first_by_another)
 

@@ -493,19 +493,24 @@ def absent_earlier_attempt(
     now_ms: float,
     when_purged: Callable[[], None] | None,
     looked_up_ms: float | None = None,
+    sent_by_ms: int | None = None,
 ) -> None:
     """Binance has no order with this id: raise unless the earlier attempt provably never executed.
 
     ``looked_up_ms``: when the lookup that found nothing was sent (default ``now_ms``). Its "does not exist"
     is Binance's word as of that request, not of its answer, which may come seconds later while the earlier
-    attempt's request still lands: the recvWindow wait counts from the request (the purge from now)."""
+    attempt's request still lands: the recvWindow wait counts from the request (the purge from now).
+    ``sent_by_ms``: the latest instant the earlier attempt could sign its request (default
+    ``earlier_attempt_ms``): the recvWindow wait counts up to the lookup from it, the purge age from
+    ``earlier_attempt_ms`` (its order, if any, is no older than that)."""
     age_ms = now_ms - earlier_attempt_ms
     if age_ms >= PURGE_AFTER_MS:
         if when_purged is not None:
             when_purged()
         raise _purged(client_order_id, age_ms)
     asked_ms = now_ms if looked_up_ms is None else looked_up_ms
-    if asked_ms - earlier_attempt_ms < float(client.recv_window) + SETTLE_MARGIN_MS:
+    last_sign_ms = earlier_attempt_ms if sent_by_ms is None else max(sent_by_ms, earlier_attempt_ms)
+    if asked_ms - last_sign_ms < float(client.recv_window) + SETTLE_MARGIN_MS:
         raise _unknown(client_order_id, "an earlier attempt with this clientOrderId may still reach Binance")
 
 
@@ -522,6 +527,7 @@ def send_exactly_once(
     deadline: Deadline | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    earlier_sent_by_ms: int | None = None,
 ) -> OrderResult:
     """Place `order` under `client_order_id` exactly once at ``venue``; see the module docstring.
 
@@ -529,6 +535,8 @@ def send_exactly_once(
     (None when this id was never used): the order is then looked up first, and only sent again
     once the earlier attempt is past recvWindow + SETTLE_MARGIN_MS and still absent, but younger
     than PURGE_AFTER_MS (older: `when_purged` is called and CONFLICT raised; never sent).
+    `earlier_sent_by_ms`: the latest instant that attempt could sign its request, when later than
+    `earlier_attempt_ms`: the recvWindow wait counts from it (``absent_earlier_attempt``).
     `before_resend`: called right before such a second send; it may raise to stop it (the API
     uses it to win an optimistic lock against a concurrent retry of the same order).
     `deadline`: the settle loop starts no lookup it could not finish by then.
@@ -542,7 +550,7 @@ def send_exactly_once(
         if existing is not None:
             return existing
         absent_earlier_attempt(client, client_order_id, earlier_attempt_ms, clock() * 1000, when_purged,
-                               looked_up_ms=asked_ms)
+                               looked_up_ms=asked_ms, sent_by_ms=earlier_sent_by_ms)
         if before_resend is not None:
             before_resend()
         logger.info(

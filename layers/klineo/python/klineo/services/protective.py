@@ -42,7 +42,11 @@ are for (``klineo.services.protective_resize``); its status read and replays the
 its latest generation still standing (``latest_states``).
 A status read or a replay of the entry reads both derived records first (one BatchGetItem): one
 already placed answers its recorded state with no write; only a missing one is put and sent. An
-existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly),
+existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly: one
+absent is sent again only once recvWindow and the settle margin have passed since the latest instant its
+earlier attempt could sign its POST, ``send_by_ms``: the ``call_deadline`` that attempt ran under, written
+with its stamp ``attempt_ms`` at its claim, since the client signs no POST after it, a retry after a 429's
+Retry-After or a time resync neither; without one, ``STOP_SENT_WITHIN_MS`` after the stamp),
 so a retry places only what is missing and never doubles. A transient failure raises (retryable)
 after the entry is recorded: repeating the request with the same Idempotency-Key places the
 missing order. A definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
@@ -71,13 +75,14 @@ sibling rule (one of an entry's protective orders fired: cancel the others) are 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import BinanceClient, Credentials, endpoints
+from klineo.binance import BinanceClient, Credentials, call_deadline_at, endpoints
 from klineo.binance.filters import SymbolRules, get_symbol_rules
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
@@ -115,6 +120,7 @@ from klineo.validation import plain_text, plain_text_or_none
 
 __all__ = [
     "NOT_STANDING",
+    "STOP_SENT_WITHIN_MS",
     "WAITING_FOR_FILL",
     "arm_on_read",
     "arm_protective_orders",
@@ -147,6 +153,25 @@ RESTRICTED_RESEND_AFTER_MS = 30 * 60 * 1000
 # refused for a moment, or whose trading permission came back, with no read or order of its user), and the
 # position would then stay without its stop for good. A dead key costs a POST per period, not one per run.
 KEY_REFUSED_RESEND_AFTER_MS = 15 * 60 * 1000
+# The longest Timeout of a function that sends stops (template.yaml: OrderReconcilerFunction's): no attempt
+# signs its POST later than this after its stamp, Lambda having ended it. A resend of a record that does not
+# say when its attempt's POST had to be signed by (``send_by_ms``: claimed without a ``call_deadline``, or
+# written before it was stored, when the client could still sign a retry after the deadline) counts its wait
+# from there: the only bound known for it, at the price of about 4 minutes before such a stop is sent again.
+STOP_SENT_WITHIN_MS = 240_000
+
+
+def _send_by_ms() -> int | None:
+    """The latest instant (epoch ms) this attempt may sign its POST: the ``call_deadline`` in force, after
+    which the client signs none; None without one."""
+    at = call_deadline_at()
+    return None if at is None else math.ceil(at * 1000)
+
+
+def _sent_by_ms(record: OrderRecord) -> int:
+    """The latest instant the record's attempt could have signed its POST: its ``send_by_ms``, else its stamp
+    + ``STOP_SENT_WITHIN_MS`` (see there)."""
+    return record.send_by_ms if record.send_by_ms is not None else record.attempt_ms + STOP_SENT_WITHIN_MS
 
 
 def _fires_below(role: str, entry_side: str) -> bool:
@@ -251,8 +276,9 @@ def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
 
     def claim() -> None:
         # Stamped at the claim, right before the POST, never before the lookup (which may last until the
-        # deadline): a later resume counts its recvWindow wait from this, so it must be when this one sends.
-        refusal = claim_protective_resend(existing, int(time.time() * 1000), guard)
+        # deadline), with the deadline this POST must be signed by (the same write): a later resume counts
+        # its recvWindow wait from that.
+        refusal = claim_protective_resend(existing, int(time.time() * 1000), guard, _send_by_ms())
         if refusal is None:
             sending()
             return
@@ -268,7 +294,8 @@ def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
         claim()
         return submit_algo_order(client, creds, algo, existing.client_order_id)
     return submit_algo_order(client, creds, algo, existing.client_order_id,
-                             earlier_attempt_ms=existing.attempt_ms, before_resend=claim, when_purged=purged)
+                             earlier_attempt_ms=existing.attempt_ms, earlier_sent_by_ms=_sent_by_ms(existing),
+                             before_resend=claim, when_purged=purged)
 
 
 def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, algo_id: str,
@@ -279,7 +306,7 @@ def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, al
     record = pending_record(
         user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
         request={"role": role, "target": entry.request[role]}, params=algo.to_params(algo_id),
-        attempt_ms=int(time.time() * 1000), kind=KIND_ALGO, role=role,
+        attempt_ms=int(time.time() * 1000), send_by_ms=_send_by_ms(), kind=KIND_ALGO, role=role,
         parent_client_order_id=entry.client_order_id, origin=entry.origin,
     )
     if entry.origin != ORIGIN_API:  # a strategy's: once it fires, the reconciler books its fills in its PnL

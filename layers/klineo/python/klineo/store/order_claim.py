@@ -349,11 +349,14 @@ def claim_protective_order(record: OrderRecord, guard: ConnectionGuard) -> Claim
 
 
 def claim_protective_resend(existing: OrderRecord, attempt_ms: int,
-                            guard: ConnectionGuard) -> ClaimRefusal | None:
+                            guard: ConnectionGuard, send_by_ms: int | None = None) -> ClaimRefusal | None:
     """``klineo.store.orders.claim_resend`` of a protective order, iff ``guard`` holds too; None when claimed.
 
-    A refusal names the connection when it failed its check; otherwise another attempt moved the record on.
+    ``send_by_ms`` (the latest instant this attempt may sign its POST) is written in the same update as the
+    stamp ``attempt_ms`` (None removes the earlier attempt's). A refusal names the connection when it failed
+    its check; otherwise another attempt moved the record on.
     """
     update = resend_update(existing.user_id, existing.client_order_id,
-                           previous_attempt_ms=existing.attempt_ms, attempt_ms=attempt_ms)
+                           previous_attempt_ms=existing.attempt_ms, attempt_ms=attempt_ms,
+                           send_by_ms=send_by_ms)
     return _transact({"Update": {**update, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}, guard)

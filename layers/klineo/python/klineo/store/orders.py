@@ -212,6 +212,11 @@ class OrderRecord:
     # Wall-clock ms until which the attempt that wrote it may still be running (klineo.store.order_claim);
     # while it lasts a retry with the same key is answered "in progress". Cleared with the outcome.
     lease_until_ms: int | None = None
+    # A protective order's: the latest wall-clock ms at which the attempt that stamped ``attempt_ms`` could
+    # still sign its POST (the ``klineo.binance.call_deadline`` it ran under; the client signs no POST after
+    # it), written with that stamp. A resend's recvWindow wait counts from it; None: not known (written
+    # without a deadline, or before this was stored), ``klineo.services.protective`` then assumes the longest.
+    send_by_ms: int | None = None
     # Set when we stopped following the order before it was settled (``mark_unmanaged``): since when,
     # and why (UNMANAGED_CONNECTION_DELETED). Its status is then the last one Binance told us.
     unmanaged_since: str | None = None
@@ -297,6 +302,7 @@ class OrderRecord:
             "fills": self.fills,
             "fills_summary": self.fills_summary,
             "lease_until_ms": self.lease_until_ms,
+            "send_by_ms": self.send_by_ms,
             "unmanaged_since": self.unmanaged_since,
             "unmanaged_reason": self.unmanaged_reason,
             "protective_generations": self.protective_generations,
@@ -335,6 +341,7 @@ class OrderRecord:
             fills=_plain_numbers(plain["fills"]) if plain.get("fills") is not None else None,
             fills_summary=_plain_numbers(plain["fills_summary"]) if plain.get("fills_summary") else None,
             lease_until_ms=_int_or_none(plain.get("lease_until_ms")),
+            send_by_ms=_int_or_none(plain.get("send_by_ms")),
             unmanaged_since=plain.get("unmanaged_since"),
             unmanaged_reason=plain.get("unmanaged_reason"),
             protective_generations=_int_or_none(plain.get("protective_generations")),
@@ -458,6 +465,7 @@ def pending_record(
     parent_client_order_id: str | None = None,
     origin: str = ORIGIN_API,
     position_left: str | None = None,
+    send_by_ms: int | None = None,
 ) -> OrderRecord:
     """A new PENDING record, created now (not written)."""
     now = _now_iso()
@@ -478,6 +486,7 @@ def pending_record(
         parent_client_order_id=parent_client_order_id,
         origin=origin,
         position_left=position_left,
+        send_by_ms=send_by_ms,
     )
 
 
@@ -677,11 +686,16 @@ def claim_resend(user_id: str, client_order_id: str, *, previous_attempt_ms: int
 
 
 def resend_update(user_id: str, client_order_id: str, *, previous_attempt_ms: int,
-                  attempt_ms: int) -> dict[str, Any]:
+                  attempt_ms: int, send_by_ms: int | None = None) -> dict[str, Any]:
     """The UpdateItem request of ``claim_resend`` (also a transaction's ``Update``: a protective order's,
-    ``klineo.store.order_claim.claim_protective_resend``)."""
+    ``klineo.store.order_claim.claim_protective_resend``, which stamps ``send_by_ms`` with it: None removes
+    an earlier attempt's, never left to describe this one)."""
     update = Update(sets={"attempt_ms": attempt_ms, "status": STATUS_PENDING, "updated_at": _now_iso(),
                           **unsettled_keys(user_id, client_order_id)})
+    if send_by_ms is None:
+        update.removes.append("send_by_ms")
+    else:
+        update.sets["send_by_ms"] = send_by_ms
     return {"TableName": get_settings().data_table, "Key": _key(user_id, client_order_id),
             "ConditionExpression": "attempt_ms = :previous",
             **update.request(**{":previous": to_attr(previous_attempt_ms)})}
