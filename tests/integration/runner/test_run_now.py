@@ -8,12 +8,15 @@ import pytest
 from klineo.runner import on_demand
 from klineo.runner.schedule import MINUTE_MS, client_order_id
 from klineo.runner.worker import DEFAULT_TIMEOUT_MS, handle_batch
+from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store import strategies as strategy_store
+from klineo.store.orders import get_order_record
 
 from local.scheduler import sqs_event
 from tests.helpers import load_event, response_json, with_user
 from tests.integration.api.conftest import at_path
 from tests.integration.runner.conftest import ORDER_PATH, ShortContext
+from tests.integration.runner.test_exchange_truth import ALWAYS_LONG
 
 USER = "user-run-now-0000-4000-8000-00000000000a"
 OTHER = "user-run-now-0000-4000-8000-00000000000b"
@@ -103,3 +106,25 @@ def test_run_nows_lease_lasts_its_invocation_and_a_tick_within_it_leaves_the_ord
 
     assert runner.stored(USER, sid).pending == held
     assert len(runner.journal(path=ORDER_PATH)) == order_calls  # neither looked up nor sent again
+
+
+def test_run_nows_stops_say_they_are_signed_by_its_invocations_end(runner, template) -> None:
+    """GIVEN a live strategy with a stop-loss WHEN POST /run enters (a MARKET long) and arms its stop THEN the
+    stop's record says its POST was signed by the invocation's end (``send_by_ms``, run-now's call_deadline):
+    a lost one is sent again recvWindow + margin after that, not the longest Timeout after its stamp."""
+    timeout_ms = template["Resources"]["StrategyRunFunction"]["Properties"]["Timeout"] * 1000
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2")
+    event = at_path(load_event("strategy_run"), f"/strategies/{sid}/run", id=sid)
+    started_ms = time.time() * 1000
+    with runner.iam.acting_as("strategy_run"):
+        from functions.strategy_run import app
+
+        body = response_json(app.lambda_handler(with_user(event, USER), ShortContext(
+            function_name="strategy_run", remaining_ms=timeout_ms)))
+    ended_ms = time.time() * 1000
+
+    entry = body["run"]["order"]["client_order_id"]
+    stop = get_order_record(USER, protective_client_algo_id(entry, "stop_loss"))
+    assert stop is not None and stop.status == "NEW", body
+    assert started_ms + timeout_ms - 1 <= stop.send_by_ms <= ended_ms + timeout_ms

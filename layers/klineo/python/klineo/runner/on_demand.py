@@ -5,6 +5,8 @@ so it shares everything that makes a candle run once: the run record (a conditio
 (strategy, candle)), ``last_close``, the pending-order claim and the clientOrderId
 ``client_order_id(S, C)``. Whichever of the on-demand call and the scheduled tick for candle C comes
 second finds C done and changes nothing; the call then answers with the run C already has.
+The turn runs inside a ``call_deadline`` at the invocation's end: no POST is signed after it, and the stops
+it arms record it (``klineo.services.protective``: a lost one is sent again recvWindow + margin after it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from klineo.binance import call_deadline
 from klineo.errors import KlineoError
 from klineo.runner.candles import closed_candles, ends_the_tick
 from klineo.runner.execution import StrategyResult, TickContext, run_strategy
@@ -63,5 +66,6 @@ def run_now(
         if not ends_the_tick(exc):
             raise
         ctx = TickContext(message=message, group=None, deadline_ms=deadline_ms, group_error=exc, clock=clock)
-    result = run_strategy(strategy, ctx)
+    with call_deadline(deadline_ms / 1000):
+        result = run_strategy(strategy, ctx)
     return OnDemandResult(close_time, result, get_run(strategy.strategy_id, close_time))
