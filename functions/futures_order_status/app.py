@@ -18,7 +18,8 @@ def futures_order_status(
     connection_id: Annotated[str | None, Query(pattern=CONNECTION_ID_PATTERN)] = None,
     symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None,
 ) -> FuturesOrderResponse:
-    return get_futures_order_status(current_user_id(app), client_order_id, connection_id, symbol)
+    return get_futures_order_status(current_user_id(app), client_order_id, connection_id, symbol,
+                                    app.lambda_context)
 
 
 @finish_init

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from klineo.binance import filters
 from klineo.binance.endpoints import clear_exchange_info_cache
-from klineo.services.orders import idempotent_client_order_id
+from klineo.services.orders import DEADLINE_MARGIN_S, idempotent_client_order_id
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.connections import (
     clear_disabled,
@@ -702,6 +702,22 @@ def test_resting_limit_entry_is_armed_on_the_status_read_after_it_fills(sim_env,
     assert stop_loss["status"] == "NEW" and stop_loss["role"] == "stop_loss"
     assert body_of(second)["protective_orders"] == [stop_loss]
     assert len(_algo_posts(sim_env)) == 1
+
+
+def test_a_stop_armed_by_a_status_read_says_it_is_signed_by_the_reads_deadline(
+        sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT entry with a stop-loss, filled WHEN its status is read (20 s left) THEN the stop it
+    places says its POST was signed by the read's deadline (``send_by_ms``, 2 s before the invocation's
+    end): a lost one is sent again recvWindow + margin after that, not the longest Timeout after its stamp."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    started_ms = time.time() * 1000
+
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert read["statusCode"] == 200, read["body"]
+    stop = get_order_record(USER_A, protective_client_algo_id(entry["client_order_id"], "stop_loss"))
+    assert stop.status == "NEW"
+    assert started_ms < stop.send_by_ms <= time.time() * 1000 + 20_000 - DEADLINE_MARGIN_S * 1000
 
 
 def _unsettled() -> list[str]:

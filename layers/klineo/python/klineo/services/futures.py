@@ -822,8 +822,18 @@ def get_futures_order_status(
     client_order_id: str,
     connection_id: str | None = None,
     symbol: str | None = None,
+    lambda_context: Any = None,
 ) -> FuturesOrderResponse:
-    """An order's state from Binance, found through the caller's own order record (or connection + symbol)."""
+    """An order's state from Binance, found through the caller's own order record (or connection + symbol).
+
+    Its Binance calls run inside the invocation's ``call_deadline``: the stops the read places record it
+    (a lost one is sent again recvWindow + margin after it, ``klineo.services.protective``)."""
+    with call_deadline(Deadline.of_invocation(lambda_context).at):
+        return _order_status(user_id, client_order_id, connection_id, symbol)
+
+
+def _order_status(user_id: str, client_order_id: str, connection_id: str | None,
+                  symbol: str | None) -> FuturesOrderResponse:
     check_client_order_id(client_order_id, field="clientOrderId")
     record = get_order_record(user_id, client_order_id)
     if record is not None:
