@@ -13,7 +13,7 @@ app = build_resolver()
 
 @app.get("/futures/orders")
 def futures_orders(query: Annotated[OrderHistoryQuery, Query()]) -> OrderHistoryResponse:
-    return list_orders(current_user_id(app), query)
+    return list_orders(current_user_id(app), query, app.lambda_context)
 
 
 @finish_init

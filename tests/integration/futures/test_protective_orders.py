@@ -770,6 +770,23 @@ def test_order_history_read_places_the_stop_loss_of_a_filled_limit_entry(sim_env
     assert get_order_record(USER_A, stop_id).status == "NEW"
 
 
+def test_a_stop_armed_by_an_order_history_read_says_it_is_signed_by_the_reads_deadline(
+        sim_env, invoke, futures_connection):
+    """GIVEN a LIMIT entry with a stop-loss that filled while nobody read it WHEN the order history is read
+    (20 s left) THEN the stop it places says its POST was signed by the read's deadline (``send_by_ms``): a
+    lost one is sent again recvWindow + margin after that, not the longest Timeout after its stamp."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    event = with_user(load_event("futures_orders"), USER_A)
+    event["queryStringParameters"], event["rawQueryString"] = None, ""
+    started_ms = time.time() * 1000
+
+    assert invoke("futures_orders", event)["statusCode"] == 200
+
+    stop = get_order_record(USER_A, protective_client_algo_id(entry["client_order_id"], "stop_loss"))
+    assert stop.status == "NEW"
+    assert started_ms < stop.send_by_ms <= time.time() * 1000 + 20_000 - DEADLINE_MARGIN_S * 1000
+
+
 def test_reconciler_keeps_an_entry_whose_stop_loss_failed_and_places_it_next_run(
     sim_env, invoke, futures_connection, reconcile
 ):
