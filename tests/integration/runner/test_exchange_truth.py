@@ -15,6 +15,7 @@ from klineo.binance import endpoints, get_client, get_symbol_rules
 from klineo.runner import execution
 from klineo.runner.paper import paper_protective
 from klineo.runner.schedule import MINUTE_MS
+from klineo.runner.worker import DEFAULT_TIMEOUT_MS
 from klineo.services.open_orders import list_open_orders
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.settings import get_settings
@@ -64,6 +65,23 @@ def _exchange_position(runner, symbol: str = "BTCUSDT") -> Decimal:
     """The simulator's one-way position on ``symbol`` (read without a request)."""
     state = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000)
     return sum((p.amount for (name, _), p in state.positions.items() if name == symbol), Decimal(0))
+
+
+def test_a_strategys_stops_say_they_are_signed_by_the_workers_invocation_end(runner) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % WHEN the scheduled worker enters and arms its stops THEN each
+    stop's record says its POST was signed by the worker invocation's end (``send_by_ms``): a lost one is sent
+    again recvWindow + margin after that, not the longest Timeout after its stamp."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          stop_loss_pct="2", take_profit_pct="3")
+    started_ms = time.time() * 1000
+    runner.run_tick()
+    ended_ms = time.time() * 1000
+
+    entry_id = runner.runs(sid)[0].order["client_order_id"]
+    records = [get_order_record(USER, protective_client_algo_id(entry_id, role)) for role in SL_TP]
+    for record in records:
+        assert record is not None and record.send_by_ms is not None, record
+        assert started_ms + DEFAULT_TIMEOUT_MS - 1 <= record.send_by_ms <= ended_ms + DEFAULT_TIMEOUT_MS
 
 
 def test_live_entry_with_sl_tp_records_its_protective_levels_from_the_fill(runner) -> None:

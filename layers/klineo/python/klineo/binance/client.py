@@ -38,7 +38,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -64,8 +64,8 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = [
-    "BinanceClient", "call_deadline", "call_deadline_at", "call_time_left", "clear_client_cache",
-    "default_rate_limiter", "get_client", "share_rate_limits_through", "weight_meter",
+    "BinanceClient", "call_deadline", "call_time_left", "clear_client_cache", "default_rate_limiter",
+    "get_client", "invocation_ends", "posts_signed_by", "share_rate_limits_through", "weight_meter",
 ]
 
 MAX_RECV_WINDOW_MS = 60000
@@ -196,13 +196,18 @@ _NOT_SIGNED_AFTER_DEADLINE = "Binance was not asked: the call's deadline passed 
 
 
 @contextmanager
-def call_deadline(at: float | None) -> Iterator[None]:
-    """Within the block, every call's connect/read timeouts and retry waits end by ``at`` (epoch s)."""
-    token = _DEADLINE.set(at)
+def _holding(variable: ContextVar[Any], value: Any) -> Iterator[None]:
+    """``variable`` set to ``value`` for this thread/task within the block, as it was after it."""
+    token = variable.set(value)
     try:
         yield
     finally:
-        _DEADLINE.reset(token)
+        variable.reset(token)
+
+
+def call_deadline(at: float | None) -> AbstractContextManager[None]:
+    """Within the block, every call's connect/read timeouts and retry waits end by ``at`` (epoch s)."""
+    return _holding(_DEADLINE, at)
 
 
 def call_time_left() -> float | None:
@@ -211,9 +216,23 @@ def call_time_left() -> float | None:
     return None if deadline is None else deadline - time.time()
 
 
-def call_deadline_at() -> float | None:
-    """The ``call_deadline`` in force (epoch s), None without one: no POST is signed after it."""
-    return _DEADLINE.get()
+# Wall-clock (epoch s) end of the invocation running this thread/task's calls, set by ``invocation_ends``
+# around work that runs under no ``call_deadline`` (the strategy worker's turns): Lambda stops the invocation
+# then, so nothing of it is signed later, though the client refuses nothing for it.
+_INVOCATION_END: ContextVar[float | None] = ContextVar("klineo_binance_invocation_end", default=None)
+
+
+def invocation_ends(at: float) -> AbstractContextManager[None]:
+    """Within the block, calls belong to an invocation that Lambda stops at ``at`` (epoch s)."""
+    return _holding(_INVOCATION_END, at)
+
+
+def posts_signed_by() -> float | None:
+    """The latest instant (epoch s) a POST of a call made now can be signed: the ``call_deadline`` in force
+    (the client signs none after it), else the end of the invocation making it (``invocation_ends``); None
+    when neither is known."""
+    deadline = _DEADLINE.get()
+    return deadline if deadline is not None else _INVOCATION_END.get()
 
 
 def _past_deadline() -> bool:
@@ -230,11 +249,8 @@ def weight_meter() -> Iterator[Callable[[], int]]:
     """Within the block, count the request weight every attempt of this thread/task takes (its time syncs and
     retries included: each is weight Binance counts); yields a reader of the total so far."""
     spent = [0]
-    token = _METER.set(spent)
-    try:
+    with _holding(_METER, spent):
         yield lambda: spent[0]
-    finally:
-        _METER.reset(token)
 
 
 class _Budget:

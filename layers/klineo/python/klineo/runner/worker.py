@@ -46,7 +46,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
-from klineo.binance import Market, get_client, get_symbol_rules
+from klineo.binance import Market, get_client, get_symbol_rules, invocation_ends
 from klineo.errors import KlineoError
 from klineo.observability import logger, metrics
 from klineo.runner.candles import CandleGroup, closed_candles, ends_the_tick
@@ -204,7 +204,10 @@ def _run_safely(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
     if strategy is not None and strategy.active and ctx.now_ms() >= ctx.deadline_ms - TURN_MARGIN_MS:
         return StrategyResult(strategy.strategy_id, "not_run", NOT_STARTED, retry=True)
     try:
-        return run_strategy(strategy, ctx)
+        # No POST of the turn is signed after its invocation ends (Lambda stops it): the stops it sends record
+        # that as the latest instant their POST can be signed (``klineo.services.protective``).
+        with invocation_ends(ctx.deadline_ms / 1000):
+            return run_strategy(strategy, ctx)
     except KlineoError as exc:
         logger.warning("strategy turn failed; will retry", extra={
             "strategy_id": strategy.strategy_id if strategy else None, "category": str(exc.category),

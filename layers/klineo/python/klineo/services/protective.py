@@ -44,9 +44,10 @@ A status read or a replay of the entry reads both derived records first (one Bat
 already placed answers its recorded state with no write; only a missing one is put and sent. An
 existing record that is not settled is resumed (looked up by clientAlgoId, never re-sent blindly: one
 absent is sent again only once recvWindow and the settle margin have passed since the latest instant its
-earlier attempt could sign its POST, ``send_by_ms``: the ``call_deadline`` that attempt ran under, written
-with its stamp ``attempt_ms`` at its claim, since the client signs no POST after it, a retry after a 429's
-Retry-After or a time resync neither; without one, ``STOP_SENT_WITHIN_MS`` after the stamp),
+earlier attempt could sign its POST, ``send_by_ms``: the ``call_deadline`` that attempt ran under (the
+client signs no POST after it, a retry after a 429's Retry-After or a time resync neither), else the end of
+the invocation that ran it (the strategy worker's: Lambda stops it then), written with its stamp
+``attempt_ms`` at its claim; without one, ``STOP_SENT_WITHIN_MS`` after the stamp),
 so a retry places only what is missing and never doubles. A transient failure raises (retryable)
 after the entry is recorded: repeating the request with the same Idempotency-Key places the
 missing order. A definitive refusal (e.g. the trigger already crossed) is recorded and answered as REJECTED.
@@ -82,7 +83,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from klineo.binance import BinanceClient, Credentials, call_deadline_at, endpoints
+from klineo.binance import BinanceClient, Credentials, endpoints, posts_signed_by
 from klineo.binance.filters import SymbolRules, get_symbol_rules
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
@@ -155,16 +156,17 @@ RESTRICTED_RESEND_AFTER_MS = 30 * 60 * 1000
 KEY_REFUSED_RESEND_AFTER_MS = 15 * 60 * 1000
 # The longest Timeout of a function that sends stops (template.yaml: OrderReconcilerFunction's): no attempt
 # signs its POST later than this after its stamp, Lambda having ended it. A resend of a record that does not
-# say when its attempt's POST had to be signed by (``send_by_ms``: claimed without a ``call_deadline``, or
+# say when its attempt's POST had to be signed by (``send_by_ms``: claimed with no deadline known, or
 # written before it was stored, when the client could still sign a retry after the deadline) counts its wait
 # from there: the only bound known for it, at the price of about 4 minutes before such a stop is sent again.
 STOP_SENT_WITHIN_MS = 240_000
 
 
 def _send_by_ms() -> int | None:
-    """The latest instant (epoch ms) this attempt may sign its POST: the ``call_deadline`` in force, after
-    which the client signs none; None without one."""
-    at = call_deadline_at()
+    """The latest instant (epoch ms) this attempt may sign its POST (``klineo.binance.posts_signed_by``: the
+    ``call_deadline`` in force, after which the client signs none, else the end of the invocation sending
+    it); None when neither is known."""
+    at = posts_signed_by()
     return None if at is None else math.ceil(at * 1000)
 
 

@@ -213,9 +213,9 @@ class OrderRecord:
     # while it lasts a retry with the same key is answered "in progress". Cleared with the outcome.
     lease_until_ms: int | None = None
     # A protective order's: the latest wall-clock ms at which the attempt that stamped ``attempt_ms`` could
-    # still sign its POST (the ``klineo.binance.call_deadline`` it ran under; the client signs no POST after
-    # it), written with that stamp. A resend's recvWindow wait counts from it; None: not known (written
-    # without a deadline, or before this was stored), ``klineo.services.protective`` then assumes the longest.
+    # still sign its POST (``klineo.binance.posts_signed_by``: the call_deadline it ran under, else its
+    # invocation's end), written with that stamp. A resend's recvWindow wait counts from it; None: not known
+    # (neither known, or written before this was stored), ``klineo.services.protective`` assumes the longest.
     send_by_ms: int | None = None
     # Set when we stopped following the order before it was settled (``mark_unmanaged``): since when,
     # and why (UNMANAGED_CONNECTION_DELETED). Its status is then the last one Binance told us.
