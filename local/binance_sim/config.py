@@ -38,6 +38,8 @@ class SimulatorConfig:
     price_seed: int = 20240101
     # Futures default leverage for every symbol.
     default_leverage: int = 20
+    # Intraday candles above 1m made from their 1m candles, as Binance's are (``market`` module doc).
+    aggregated_candles: bool = False
 
 
 # Fields that may be changed while the simulator runs (POST /__sim__/config, Simulator.configure).
@@ -52,5 +54,6 @@ RUNTIME_FIELDS = frozenset(
         "ban_seconds",
         "latency_ms",
         "clock_skew_ms",
+        "aggregated_candles",
     }
 )

@@ -93,7 +93,8 @@ def _klines(call: Call, max_limit: int, intervals: frozenset) -> list:
     if call.family == SPOT:  # spot accepts µs timestamps since 2024-12-17
         start = start // 1000 if start is not None and start >= 10**15 else start
         end = end // 1000 if end is not None and end >= 10**15 else end
-    return series.klines(interval, call.now_ms, limit, start, end)
+    return series.klines(interval, call.now_ms, limit, start, end,
+                         aggregated=call.state.config.aggregated_candles)
 
 
 def _futures_klines_weight(params: dict) -> int:

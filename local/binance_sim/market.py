@@ -6,6 +6,12 @@ derived from that function (open = price at openTime, close = price at the next 
 "now" for the open candle), so candles are stable across calls and restarts, spot and futures
 agree, and the same seed gives the same candles. The futures mark price is the close of the
 latest (still open) candle, i.e. the price at the current server second.
+
+Each candle's wicks are drawn on their own, so a coarse candle's high/low are not those of the 1m candles
+it spans (Binance's are: it aggregates the same trades). ``klines(..., aggregated=True)`` (the config's
+``aggregated_candles``) makes every intraday candle above 1m from its 1m candles instead (open of the
+first, close of the last, highest high, lowest low, summed volumes): off by default, since a 1d candle then
+costs 1440 1m candles.
 """
 
 from __future__ import annotations
@@ -279,10 +285,28 @@ class PriceSeries:
             self._candle_cache[key] = row
         return row
 
+    def _aggregate(self, open_ms: int, size: int, now_ms: float) -> list:
+        """One kline row of ``size`` ms made from its 1m candles (the module doc); closed ones cached."""
+        key = (open_ms, -size)
+        if key in self._candle_cache:
+            return self._candle_cache[key]
+        last = min(open_ms + size, int(now_ms) // 60_000 * 60_000 + 1)
+        minutes = [self._candle(o, o + 59_999, 60_000, now_ms) for o in range(open_ms, last, 60_000)]
+        row = [open_ms, minutes[0][1], max(minutes, key=lambda m: float(m[2]))[2],
+               min(minutes, key=lambda m: float(m[3]))[3], minutes[-1][4],
+               f"{sum(float(m[5]) for m in minutes):.8f}", open_ms + size - 1,
+               f"{sum(float(m[7]) for m in minutes):.8f}", sum(m[8] for m in minutes),
+               f"{sum(float(m[9]) for m in minutes):.8f}", f"{sum(float(m[10]) for m in minutes):.8f}", "0"]
+        if open_ms + size - 1 < now_ms:
+            self._candle_cache[key] = row
+        return row
+
     def klines(
-        self, interval: str, now_ms: float, limit: int, start_ms: int | None = None, end_ms: int | None = None
+        self, interval: str, now_ms: float, limit: int, start_ms: int | None = None,
+        end_ms: int | None = None, *, aggregated: bool = False,
     ) -> list[list]:
-        """Kline rows as Binance returns them; only candles whose openTime <= now."""
+        """Kline rows as Binance returns them; only candles whose openTime <= now. ``aggregated``: intraday
+        candles above 1m made from their 1m candles (the module doc)."""
         if interval == "1M":
             return self._monthly_klines(now_ms, limit, start_ms, end_ms)
         size = INTERVALS_MS[interval]
@@ -295,6 +319,8 @@ class PriceSeries:
             opens = range(first_open, min(last_open, first_open + (limit - 1) * size) + 1, size)
         else:
             opens = range(max(last_open - (limit - 1) * size, offset), last_open + 1, size)
+        if aggregated and 60_000 < size <= 86_400_000:
+            return [self._aggregate(o, size, now_ms) for o in opens]
         return [self._candle(o, o + size - 1, size, now_ms) for o in opens]
 
     def _monthly_klines(self, now_ms, limit, start_ms, end_ms):

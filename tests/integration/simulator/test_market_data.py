@@ -211,3 +211,27 @@ def test_a_stopped_futures_symbol_shows_its_status_and_makes_no_candle_until_it_
     binance_sim.reset()
     after = opens()
     assert after == [after[-1] - k * minute for k in range(len(after) - 1, -1, -1)]
+
+
+def test_aggregated_candles_span_their_1m_candles(binance_sim):
+    """With ``aggregated_candles`` a closed 1h or 1d candle opens at its first 1m candle's open, closes at its
+    last's close and has their highest high and lowest low (as Binance's do); off, its wicks are its own."""
+    # GIVEN the hours and the day before the current one
+    day = (int(time.time() * 1000) // 86_400_000 - 1) * 86_400_000
+
+    def read(interval: str, start: int, limit: int) -> list:
+        params = {"symbol": "BTCUSDT", "interval": interval, "startTime": start, "limit": limit}
+        return requests.get(f"{binance_sim.url}/fapi/v1/klines", params=params, timeout=5).json()
+
+    minutes = read("1m", day, 1440)
+    default_hour = read("1h", day, 1)[0]
+    # WHEN coarse candles are read with aggregated_candles on
+    binance_sim.configure(aggregated_candles=True)
+    hours, days = read("1h", day, 24), read("1d", day, 1)
+    # THEN each is its 1m candles' range
+    spans = [(h, minutes[i * 60:(i + 1) * 60]) for i, h in enumerate(hours)]
+    for coarse, fine in [*spans, (days[0], minutes)]:
+        assert (coarse[1], coarse[4]) == (fine[0][1], fine[-1][4])
+        assert float(coarse[2]) == max(float(m[2]) for m in fine)
+        assert float(coarse[3]) == min(float(m[3]) for m in fine)
+    assert default_hour[2:4] != hours[0][2:4], "the default hour's wicks are drawn on their own"
