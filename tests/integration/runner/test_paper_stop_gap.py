@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 from klineo.binance import Candle, Market, get_client, klines
-from klineo.runner.candles import fetch_limit
+from klineo.runner.candles import closed_between, fetch_limit
 from klineo.runner.paper import paper_protective
 from klineo.runner.schedule import MINUTE_MS
 from klineo.runner.worker import strategy_lookback
@@ -46,8 +46,15 @@ def _pause_with_a_stop_reached_before_the_window(window: int, now: int) -> tuple
     ``now`` reads does."""
     end_close = now // MINUTE_MS * MINUTE_MS - 1
     candles = _closed_1m(end_close + 1 - 900 * MINUTE_MS, end_close)
+    return _stop_reached_before_the_window(candles, window, range(window + 60, 880, 7))
+
+
+def _stop_reached_before_the_window(candles: list[Candle], window: int, backs: range) -> tuple[int, D]:
+    """(the entry tick, a stop-loss percent) for an entry at one of the candles ``backs`` before the end of
+    ``candles`` (1m, oldest first, ending with the candle before the turn's): some candle after the entry
+    reaches that stop, none of the ``window`` last does."""
     window_low = min(c.low for c in candles[-window:])
-    for back in range(window + 60, 880, 7):
+    for back in backs:
         entry_candle = candles[-back]
         entry = market_fill("BUY", entry_candle.close)
         pause_low = min(c.low for c in candles[-back + 1:-window])
@@ -58,9 +65,9 @@ def _pause_with_a_stop_reached_before_the_window(window: int, now: int) -> tuple
     raise AssertionError("no past entry has a stop reached in the pause only")
 
 
-def _paper_always_long(runner, now: int) -> str:
-    """A stored active paper strategy, always long, created two days before ``now``."""
-    created = utc_iso(now - 2 * 86_400_000)
+def _paper_always_long(runner, now: int, days: int = 2) -> str:
+    """A stored active paper strategy, always long, created ``days`` days before ``now``."""
+    created = utc_iso(now - days * 86_400_000)
     return runner.strategy(USER, runner.connection(USER), mode="paper", created_at=created, **ALWAYS_LONG)
 
 
@@ -105,13 +112,16 @@ def test_a_paper_stop_reached_in_a_gap_closes_the_position_at_that_candle(runner
     assert time.time() * 1000 - now < 60_000, "the test ran past its minute (the ticks would be stale)"
 
 
-@pytest.mark.parametrize(("minutes", "requests"), [(200, 2), (1300, 3)], ids=["one_page", "two_pages"])
+@pytest.mark.parametrize(("minutes", "requests"), [(200, 2), (1300, 3), (3 * 1440, 2)],
+                         ids=["one_page", "two_pages", "coarse_to_fine"])
 def test_candles_read_before_the_window_are_read_once(runner, minutes: int, requests: int) -> None:
     """GIVEN a paper long whose stop no candle reaches, its ticks lost longer than the klines its turn reads
     WHEN the next two turns run THEN the first reads the candles before its window (in pages of at most
-    1000) and keeps its candle as checked, and the second reads its window alone."""
+    1000; 3 days of them as their hours, one request of weight 1) and keeps its candle as checked, and the
+    second reads its window alone."""
+    runner.sim.configure(aggregated_candles=True)
     now = minute_start()
-    sid = _paper_always_long(runner, now)
+    sid = _paper_always_long(runner, now, days=2 + minutes // 1440)
     strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"stop_loss_pct": D(50)})
     runner.run_tick(now - minutes * MINUTE_MS)
     assert runner.stored(USER, sid).paper_position == D("0.002")
@@ -124,6 +134,45 @@ def test_candles_read_before_the_window_are_read_once(runner, minutes: int, requ
     runner.run_tick(now)
 
     assert len(gap_read) == requests, "the window and the pages of the candles before it"
+    assert minutes < 2000 or sum(r.weight for r in gap_read) == requests, "a coarse read of weight above 1"
     assert book["checked_close_time"] == now - MINUTE_MS - 1000 - 1
     assert len(runner.journal("GET", KLINES_PATH)) == 1, "the candles before the window were read again"
     assert runner.stored(USER, sid).paper_position == D("0.002")
+
+
+def test_a_long_gap_is_scanned_coarse_to_fine(runner) -> None:
+    """GIVEN a paper long whose ticks were lost for 3 days of 1m candles (about 4,300), a candle of that gap
+    reaching its stop, the simulator's coarse candles made from its 1m ones (as Binance's are) WHEN it runs
+    again THEN it closes at the candle and price a read of every candle of the gap finds, in 3 klines
+    requests of weight 1 (the window, the gap's hours, the reaching hour's minutes; before: the gap read
+    whole, 5 pages of up to 1000 candles, weight 22)."""
+    runner.sim.configure(aggregated_candles=True)
+    now = minute_start()
+    sid = _paper_always_long(runner, now, days=5)
+    window = fetch_limit(strategy_lookback(runner.stored(USER, sid))) - 1
+    end_close = now // MINUTE_MS * MINUTE_MS - 1
+    start = end_close - 3 * 1560 * MINUTE_MS
+    everything = closed_between("production", "BTCUSDT", "1m", start, end_close + 1)
+    entry_tick, pct = _stop_reached_before_the_window(list(everything), window, range(3 * 1440, 4600, 37))
+    strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"stop_loss_pct": pct})
+    runner.run_tick(entry_tick)
+    held = runner.stored(USER, sid)
+    assert held.paper_position == D("0.002")
+    stop = D(paper_protective(held)["stop_loss"])
+    gap = [c for c in everything if c.close_time > entry_tick - 1000 - 1]  # the direct fine read
+    first = next(c for c in gap if c.low <= stop)
+    assert all(c.low > stop for c in gap[-window:]), "the window itself reaches the stop"
+    _, expected = protective_exit("LONG", stop, None, first)
+
+    runner.sim.clear_journal()
+    runner.run_tick(now)
+
+    reads = runner.journal("GET", KLINES_PATH)
+    events = {e.kind: e.details for e in list_events(sid, 50).events}
+    assert runner.stored(USER, sid).paper_position == 0, "the paper long outlived the stop its gap reached"
+    assert D(events["protective_triggered"]["price"]) == expected
+    assert events["protective_triggered"].get("candle_close_time") == first.close_time
+    assert len(gap) > 4000 and first.close_time < gap[-window].open_time
+    weights = [r.weight for r in reads]
+    assert len(weights) <= 3 and sum(weights) <= 3, f"the gap read whole: klines weights {weights}"
+    assert time.time() * 1000 - now < 60_000, "the test ran past its minute (the ticks would be stale)"

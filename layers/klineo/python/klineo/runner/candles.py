@@ -25,6 +25,17 @@ came reads the symbol's rules by the same rule (``trading_rules``): halted now, 
 position's candles since its last check, ``klineo.runner.paper.unchecked_since``), read oldest first in
 pages of at most ``GAP_PAGE_LIMIT``, each page's ``limit`` the candles it still needs (a gap of fewer than
 100 candles costs weight 1; 1000 costs 5, the most candles per weight above 500: facts §15).
+
+A gap longer than ``FINE_GAP_MAX`` candles (a position paused for days or months, a kill switch lifted
+after a long hold) is not read whole: given what closes the position (``GapFilter``), ``since`` scans it
+coarse to fine (``first_closing``) and keeps only the first candle of the gap that closes it, if any. A
+coarser candle's low and high are the lowest and highest of the finer candles it spans (Binance makes both
+from the same trades; every interval up to 1d divides a day, so a coarse interval that is a multiple of
+the fine one nests its candles, weekly and monthly ones never), so a coarse candle whose range reaches no
+level is certain to hold no candle that closes the position: only those that reach one are read finer.
+Each read asks for fewer than 100 candles where it can (the coarsest interval needed for that, weight 1),
+so a 3-day gap of 1m candles costs about 2 requests of weight 1 instead of 5 pages of weight up to 5, and
+3 months about 3 instead of 130.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from cachetools import LRUCache
 
@@ -54,11 +66,13 @@ from klineo.strategies import INTERVALS_MS
 __all__ = [
     "CACHE_MAX_ENTRIES",
     "CandleGroup",
+    "GapFilter",
     "clear_cache",
     "closed_between",
     "closed_candles",
     "ends_the_tick",
     "fetch_limit",
+    "first_closing",
     "status_refusal",
     "trading_rules",
     "type_refusal",
@@ -68,6 +82,10 @@ CACHE_MAX_ENTRIES = 256
 MIN_LIMIT = 99
 MAX_LIMIT = 1500
 GAP_PAGE_LIMIT = 1000
+# A gap of at most this many candles is read whole (at most 2 pages); a longer one coarse to fine.
+FINE_GAP_MAX = 2 * GAP_PAGE_LIMIT
+# The most candles one read of the coarse-to-fine scan asks for where it can: a limit below 100, weight 1.
+SCAN_LIMIT = 99
 # When Binance has not yet shown the next candle: look again after these pauses, then accept the
 # target as closed if Binance's clock is at least CLOSE_GRACE_MS past it (a market with no trade yet; the
 # client's server-time offset, which costs one GET time of weight 1 when the client has none yet).
@@ -78,6 +96,19 @@ _TICK_ENDING_FIELDS = ("symbol", "close_time")
 # Symbol statuses of a contract that ended (delisted perpetuals are SETTLING, docs/binance-facts.md §15):
 # no candle ever comes again, so its strategies pause. Any other status but TRADING is waited out.
 ENDED_STATUSES = frozenset({"PRE_SETTLE", "SETTLING", "CLOSE", "PRE_DELIVERING", "DELIVERING", "DELIVERED"})
+
+
+class GapFilter(Protocol):
+    """What closes a position on the candles of a gap (``first_closing``)."""
+
+    def may_close(self, candle: Candle) -> bool:
+        """False only when no candle within ``candle``'s span (of any finer interval) can close it: its
+        range reaches none of the position's levels."""
+        ...
+
+    def closes(self, candle: Candle) -> bool:
+        """Whether ``candle`` (of the position's own interval) closes it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -108,14 +139,20 @@ class CandleGroup:
             return self.candles
         return closed_candles(self.environment, self.symbol, self.interval, self.close_time, count).candles
 
-    def since(self, close_time: int) -> tuple[Candle, ...]:
+    def since(self, close_time: int, gap_filter: GapFilter | None = None) -> tuple[Candle, ...]:
         """The closed candles after the one closing at ``close_time``, oldest first, ending with the target:
         these, preceded by those this group does not reach back to (``closed_between``: klines requests).
-        Raises as ``klines``."""
+        With ``gap_filter``, a gap longer than ``FINE_GAP_MAX`` candles is scanned coarse to fine instead,
+        and only its first candle that closes (``first_closing``), if any, precedes these: the others close
+        nothing. Raises as ``klines``."""
         if not self.candles or self.candles[0].open_time <= close_time + 1:
             return tuple(c for c in self.candles if c.close_time > close_time)
-        before = closed_between(self.environment, self.symbol, self.interval, close_time,
-                                self.candles[0].open_time)
+        start, end = close_time + 1, self.candles[0].open_time
+        if gap_filter is not None and end - start > FINE_GAP_MAX * INTERVALS_MS.get(self.interval, end):
+            first = first_closing(self.environment, self.symbol, self.interval, close_time, end,
+                                  self.close_time, gap_filter)
+            return (() if first is None else (first,)) + self.candles
+        before = closed_between(self.environment, self.symbol, self.interval, close_time, end)
         return before + self.candles
 
 
@@ -203,7 +240,13 @@ def closed_between(
     """The candles opening after ``after_close`` and before ``before_open`` (both closed candles' times),
     oldest first, in pages of at most ``GAP_PAGE_LIMIT`` (the module doc). Raises KlineoError as ``klines``
     (a retryable one: the turn is played again later)."""
-    client = get_client(Market.FUTURES, environment)
+    return _read_between(get_client(Market.FUTURES, environment), symbol, interval, after_close, before_open)
+
+
+def _read_between(
+    client: BinanceClient, symbol: str, interval: str, after_close: int, before_open: int,
+) -> tuple[Candle, ...]:
+    """``closed_between`` on ``client``."""
     step = INTERVALS_MS.get(interval, 1)
     found: list[Candle] = []
     start = after_close + 1
@@ -216,6 +259,59 @@ def closed_between(
         found.extend(rows)
         start = rows[-1].close_time + 1
     return tuple(found)
+
+
+def first_closing(
+    environment: str, symbol: str, interval: str, after_close: int, before_open: int, last_close: int,
+    gap_filter: GapFilter,
+) -> Candle | None:
+    """The first candle opening after ``after_close`` and before ``before_open`` that closes the position
+    (``gap_filter``), read coarse to fine (the module doc); None when none does. ``last_close``: the close
+    time of a candle known closed (the turn's): a coarse candle closing later is read finer, its range so
+    far is not relied on. Raises KlineoError as ``klines``."""
+    scan = _Scan(get_client(Market.FUTURES, environment), symbol, interval, last_close, gap_filter)
+    return scan.first_closing(after_close + 1, before_open)
+
+
+def _coarser(interval: str, start: int, end: int) -> str | None:
+    """The interval a span [start, end) of ``interval`` candles is scanned with: None (read whole) when it
+    holds at most ``SCAN_LIMIT`` of them; else the finest interval shorter than the span, a multiple of
+    ``interval`` (its candles nest: the module doc), that covers it in at most ``SCAN_LIMIT`` candles, or
+    the coarsest such interval when none does."""
+    step = INTERVALS_MS[interval]
+    if -(-(end - start) // step) <= SCAN_LIMIT:
+        return None
+    nesting = [name for name, size in sorted(INTERVALS_MS.items(), key=lambda item: item[1])
+               if step < size < end - start and size % step == 0]
+    covering = [name for name in nesting
+                if (end - 1) // INTERVALS_MS[name] - start // INTERVALS_MS[name] < SCAN_LIMIT]
+    return covering[0] if covering else (nesting[-1] if nesting else None)
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """One coarse-to-fine scan of a gap (``first_closing``)."""
+
+    client: BinanceClient
+    symbol: str
+    interval: str
+    last_close: int
+    gap_filter: GapFilter
+
+    def first_closing(self, start: int, end: int) -> Candle | None:
+        """The first candle of ``interval`` opening in [start, end) that closes the position, or None."""
+        coarse = _coarser(self.interval, start, end)
+        if coarse is None:
+            rows = _read_between(self.client, self.symbol, self.interval, start - 1, end)
+            return next((row for row in rows if self.gap_filter.closes(row)), None)
+        size = INTERVALS_MS[coarse]
+        for candle in _read_between(self.client, self.symbol, coarse, start // size * size - 1, end):
+            if candle.close_time <= self.last_close and not self.gap_filter.may_close(candle):
+                continue
+            found = self.first_closing(max(candle.open_time, start), min(candle.close_time + 1, end))
+            if found is not None:
+                return found
+        return None
 
 
 def _binance_now_ms(client: BinanceClient, clock: Callable[[], float]) -> float:

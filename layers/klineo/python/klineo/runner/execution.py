@@ -148,6 +148,7 @@ from klineo.runner.paper import (
     PAPER_LIQUIDATED,
     PaperExit,
     book_of,
+    exit_levels,
     ledger_of,
     legacy_paper_levels,
     live_percents,
@@ -684,10 +685,13 @@ class _Turn:
     def paper_candles(self) -> tuple[Candle, ...]:
         """The candles the open paper position's exits are checked on: the turn's, preceded by those since
         its last check that they do not reach back to (``klineo.runner.paper.unchecked_since``: a pause, a
-        kill switch, lost ticks). A failed read ends the turn for a retry."""
+        kill switch, lost ticks; of a long one, only its first candle that closes the position, found
+        coarse to fine: ``klineo.runner.candles.first_closing``). A failed read ends the turn for a retry."""
         assert self.ctx.group is not None
         since = unchecked_since(self.strategy, self.ctx.group.candles)
-        return self.ctx.group.candles if since is None else self.ctx.group.since(since)
+        if since is None:
+            return self.ctx.group.candles
+        return self.ctx.group.since(since, exit_levels(self.strategy))  # a long gap: coarse to fine
 
     def paper_reprice(self, candles: Sequence[Candle]) -> None:
         """Changed percents move the open paper position's levels (``klineo.runner.reprice``)."""

@@ -18,6 +18,8 @@ candle after the last one checked (``unchecked_since``), the turn reads the cand
 (``klineo.runner.candles.CandleGroup.since``) and, when none of them closes the position, the book keeps
 ``checked_close_time``, the turn's candle: the candles up to it are never read again (a position held
 longer than the window costs one small klines request and one write per window length, not per turn).
+A long gap is scanned coarse to fine (``klineo.runner.candles.first_closing``) on the position's exit rule
+(``exit_levels``): only its first candle that closes the position is read at the strategy's interval.
 
 Liquidation (``simulation.position_exit``, the backtest's rule): a candle whose low (long) or high
 (short) reaches the price where the paper equity after the closing fee is zero closes the position
@@ -39,7 +41,14 @@ from typing import Any
 
 from klineo.binance import Candle
 from klineo.store.strategies import Strategy
-from klineo.strategies.simulation import Ledger, Trade, position_exit, protective_prices
+from klineo.strategies.simulation import (
+    Ledger,
+    PriceRange,
+    Trade,
+    liquidation_price,
+    position_exit,
+    protective_prices,
+)
 from klineo.validation import decimal_or_none, plain_text
 
 __all__ = [
@@ -48,7 +57,9 @@ __all__ = [
     "MARGIN_MESSAGE",
     "PAPER_LIQUIDATED",
     "PaperExit",
+    "PaperLevels",
     "book_of",
+    "exit_levels",
     "ledger_of",
     "legacy_paper_levels",
     "live_percents",
@@ -197,6 +208,42 @@ def unchecked_since(strategy: Strategy, candles: Sequence[Candle]) -> int | None
 
 
 @dataclass(frozen=True)
+class PaperLevels:
+    """The open paper position's exit rule (``simulation.position_exit``): its ledger, stop-loss and
+    take-profit (None: not set), as ``paper_exit`` reads them; a ``klineo.runner.candles.GapFilter``."""
+
+    ledger: Ledger
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+
+    def closes(self, candle: PriceRange) -> bool:
+        """Whether ``candle`` closes the position (``position_exit``: stop-loss, take-profit, liquidation)."""
+        return position_exit(self.ledger, self.stop_loss, self.take_profit, candle) is not None
+
+    def may_close(self, candle: PriceRange) -> bool:
+        """False only when no price within ``candle``'s range reaches a level: ``position_exit`` closes
+        on a low (a long; a short's high) at or past the stop-loss or the liquidation price, or a high (a
+        short's low) at or past the take-profit, and on nothing else."""
+        long = self.ledger.position > 0
+        against = [p for p in (self.stop_loss, liquidation_price(self.ledger)) if p is not None]
+        if long:
+            return (bool(against) and candle.low <= max(against)) or (
+                self.take_profit is not None and candle.high >= self.take_profit)
+        return (bool(against) and candle.high >= min(against)) or (
+            self.take_profit is not None and candle.low <= self.take_profit)
+
+
+def exit_levels(strategy: Strategy) -> PaperLevels:
+    """The open paper position's exit rule (``PaperLevels``) as stored: the levels of its paper record (a
+    level absent, or stored as no finite number, is no level, as the book's numbers are)."""
+    protective = paper_protective(strategy) or {}
+    if protective.get("mode") != "paper":
+        protective = {}
+    sl, tp = (decimal_or_none(protective.get(k)) for k in ("stop_loss", "take_profit"))
+    return PaperLevels(ledger_of(strategy), sl, tp)
+
+
+@dataclass(frozen=True)
 class PaperExit:
     """A paper stop-loss, take-profit or liquidation on a candle: why, at what price, the ledger after it,
     and the close time of the candle that reached it (``candle_close_time``: the turn's or an earlier one)."""
@@ -223,12 +270,9 @@ def paper_exit(strategy: Strategy, candles: Sequence[Candle], close_time: int) -
     if position == 0 or not candles:
         return None
     protective = paper_protective(strategy) or {}
-    if protective.get("mode") != "paper":
-        protective = {}
-    # A level that is absent, or stored as no finite number, is no level (as the book's numbers are).
-    sl, tp = (decimal_or_none(protective.get(k)) for k in ("stop_loss", "take_profit"))
-    ledger = ledger_of(strategy)
-    entered_at = _checked_until(strategy, protective, ledger)
+    levels = exit_levels(strategy)
+    sl, tp, ledger = levels.stop_loss, levels.take_profit, levels.ledger
+    entered_at = _checked_until(strategy, protective if protective.get("mode") == "paper" else {}, ledger)
     # A position stored before its entry's close time was kept is checked on the turn's candle alone, as
     # it always was.
     checked = [candles[-1]] if entered_at is None else _closed_since(candles, Decimal(entered_at))
