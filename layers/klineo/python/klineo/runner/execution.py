@@ -3,7 +3,9 @@
 Order of work for a strategy S and the candle C its message names:
 
 1. Nothing to do when S is gone, paused, already past C (``last_close``), or another worker
-   holds C right now (a pending order whose lease has not run out).
+   holds C right now (a pending order whose lease has not run out). A paused S still holding a live order
+   in flight (claimed before the pause, its answer lost) only has that order looked up and settled as
+   Binance did it, an entry's stops placed (``settle_paused``): never sent again, nothing else traded.
 2. Gates, read strongly consistent once per (user, connection) for the whole worker batch
    (``klineo.runner.gates``: one BatchGetItem for every pair) and checked by
    the one risk gate (``klineo.services.risk.check_order``): the global, user and connection kill
@@ -667,6 +669,31 @@ class _Turn:
             if liquidated is not None:
                 return liquidated
         return self.decide_and_trade(trading)
+
+    def settle_paused(self) -> StrategyResult:
+        """A paused strategy's live order in flight (claimed before the pause, its outcome not recorded):
+        looked up and settled as Binance did it, past a kill switch or futures off as an active one's (a fill
+        on the position and an entry's stops placed, which only reduce), never sent again
+        (``settle_pending``); nothing else is decided or traded."""
+        strategy = self.strategy
+        pending = strategy.pending
+        assert pending is not None
+        if pending.lease_until_ms > self.ctx.now_ms():
+            return self.result("not_run", "another attempt holds its order in flight")
+        try:
+            trading = self.ctx.trading(strategy.user_id, strategy.connection_id)
+        except KlineoError as exc:
+            if exc.category is not ErrorCategory.NOT_FOUND:
+                raise
+            return self.result("not_run", "paused; its connection is gone")
+        try:
+            check_order(trading, live=self.live)
+        except KlineoError as exc:
+            if exc.field not in _SETTLED_PAST_GATES:  # a disabled connection: its keys cannot look it up
+                return self.result("not_run", f"paused; its order in flight not settled past {exc.field}")
+        self.trading = trading
+        settled = self.settle_pending(pending, trading)
+        return settled or self.result("not_run", "paused; its order in flight settled")
 
     def settle_first(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult | None:
         """Settle the strategy's order in flight before its turn: the turn's result when that ends it (the
@@ -1639,8 +1666,10 @@ class _Turn:
         try:
             creds = self.credentials(trading)
             same_candle = pending.close_time == self.close_time
-            # Sent again only for a strategy still live (a switch to paper, or a pause, stops it: looked up).
-            if same_candle and self.live and not is_superseded(pending.close_time, strategy.interval, now):
+            # Sent again only for a strategy still live and active (a switch to paper, or a pause, stops it:
+            # looked up).
+            resend = self.live and strategy.active
+            if same_candle and resend and not is_superseded(pending.close_time, strategy.interval, now):
                 return self.send_and_settle(taken, creds, earlier_attempt_ms=earlier)
             client = self.client()
             found = query_futures_order(client, creds, strategy.symbol, pending.client_order_id)
@@ -1662,7 +1691,7 @@ class _Turn:
         if now - pending.claimed_at_ms >= FORGOTTEN_AFTER_MS:
             settled = self.settle_purged(taken, trading)
         else:
-            settled = self.settle_not_placed(taken, live=self.live)
+            settled = self.settle_not_placed(taken, live=self.live and strategy.active)
         return settled if settled.retry or pending.close_time == self.close_time else None
 
     def settle_purged(self, pending: PendingOrder, trading: TradingContext) -> StrategyResult:
@@ -1995,7 +2024,7 @@ def _number(value: Any) -> Decimal | None:
 def _runnable(strategy: Strategy | None, ctx: TickContext) -> StrategyResult | None:
     """Why ``strategy`` is not run on the message's candle (None: it is)."""
     message = ctx.message
-    if strategy is None or not strategy.active:
+    if strategy is None or not strategy.has_turn:
         return StrategyResult(strategy.strategy_id if strategy else "", "not_run", "inactive or deleted")
     if (strategy.environment, strategy.symbol, strategy.interval) != (
         message.environment, message.symbol, message.interval,
@@ -2018,7 +2047,8 @@ def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
             return refused
         assert strategy is not None
         try:
-            return _Turn(strategy, ctx).play()
+            turn = _Turn(strategy, ctx)
+            return turn.play() if strategy.active else turn.settle_paused()
         except StrategyChanged as changed:
             logger.info("strategy changed since it was read; playing the turn again",
                         extra={"strategy_id": strategy.strategy_id})

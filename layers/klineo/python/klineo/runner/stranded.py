@@ -8,8 +8,9 @@ position and an entry has no stop-loss / take-profit (they are placed after the 
 
 The order reconciler (every 5 minutes) reads such an order from its unsettled index once Binance
 answers again. For each strategy order its run read final (``queue_settle_turns``), the strategy is
-read (one strongly consistent GetItem) and, while it is active and still holds that very order
-pending with its lease run out (no turn is settling it now), its turn on the ORDER's candle is queued:
+read (one strongly consistent GetItem) and, while it still holds that very order pending with its lease
+run out (no turn is settling it now), its turn on the ORDER's candle is queued (paused meanwhile too: the
+turn then only settles the order, ``klineo.runner.execution``'s ``settle_paused``):
 a one-strategy work message (``klineo.runner.messages``, version 2, no snapshot: the worker reads a
 strategy with a pending order itself) on the strategy queue. The worker settles the order as a
 redelivery of the dead-lettered message would (``klineo.runner.execution``, step 3: looked up by
@@ -41,15 +42,15 @@ def _strategy_order(record: OrderRecord) -> bool:
 
 
 def stranded_turns(records: Iterable[OrderRecord], now_ms: int) -> list[WorkMessage]:
-    """The settle turns to queue: one per active strategy still holding one of ``records`` pending,
-    its lease run out by ``now_ms``."""
+    """The settle turns to queue: one per strategy (active or paused) still holding one of ``records``
+    pending, its lease run out by ``now_ms``."""
     messages: list[WorkMessage] = []
     for record in records:
         if not _strategy_order(record):
             continue
         strategy = get_strategy(record.user_id, record.origin, consistent=True)
         pending = strategy.pending if strategy is not None else None
-        if (strategy is None or not strategy.active or pending is None
+        if (strategy is None or pending is None
                 or pending.client_order_id != record.client_order_id or pending.lease_until_ms > now_ms):
             continue
         messages.append(WorkMessage(

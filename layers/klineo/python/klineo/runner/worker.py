@@ -168,10 +168,11 @@ def _unreadable(parsed: Mapping[str, WorkMessage | None], keys: set[tuple[str, s
 
 
 def _gates(turns: Turns) -> GateBook:
-    """The gates of every distinct (user, connection) of the batch's active strategies, read together."""
+    """The gates of every distinct (user, connection) of the batch's strategies with a turn (``has_turn``),
+    read together."""
     return GateBook.load(dict.fromkeys(
         (strategy.user_id, strategy.connection_id)
-        for found in turns.values() for strategy in found if strategy is not None and strategy.active
+        for found in turns.values() for strategy in found if strategy is not None and strategy.has_turn
     ))
 
 
@@ -183,7 +184,7 @@ def _fetch_groups(
     for message_id, message in messages.items():
         need = counts.get(message.group, _DEFAULT_LOOKBACK)
         for strategy in turns.get(message_id, []):
-            if strategy is not None and strategy.active:
+            if strategy is not None and strategy.has_turn:
                 need = max(need, strategy_lookback(strategy))
         counts[message.group] = need
 
@@ -201,7 +202,7 @@ def _fetch_groups(
 
 
 def _run_safely(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
-    if strategy is not None and strategy.active and ctx.now_ms() >= ctx.deadline_ms - TURN_MARGIN_MS:
+    if strategy is not None and strategy.has_turn and ctx.now_ms() >= ctx.deadline_ms - TURN_MARGIN_MS:
         return StrategyResult(strategy.strategy_id, "not_run", NOT_STARTED, retry=True)
     try:
         # No POST of the turn is signed after its invocation ends (Lambda stops it): the stops it sends record

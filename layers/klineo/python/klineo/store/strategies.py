@@ -267,6 +267,12 @@ class Strategy:
         return self.status == ACTIVE
 
     @property
+    def has_turn(self) -> bool:
+        """True when the runner has work on it: active, or paused with a live order in flight (claimed, maybe
+        sent, before the pause), which is still looked up and settled as Binance did it, never sent again."""
+        return self.active or self.pending is not None
+
+    @property
     def mode_reentry_block(self) -> str | None:
         """The side the current mode's position may not re-open (``reentry_block``): a close of the other
         mode's position never keeps this one out (paper and live positions are tracked apart)."""
