@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+from klineo.binance import get_client
+from klineo.services import orders as order_core
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.orders import get_order_record
 
@@ -78,6 +80,44 @@ def test_a_redelivered_message_settles_the_fill_of_a_strategy_paused_meanwhile(r
     assert runner.work_event(event, remaining_ms=60_000)["batchItemFailures"] == []
 
     _settled_and_protected(runner, sid, entry)
+
+
+def test_a_paused_strategys_fill_is_settled_and_protected_past_a_kill_switch(runner) -> None:
+    """GIVEN the same lost answer of a filled entry WHEN the user pauses the strategy and turns the kill
+    switch on before the message comes again THEN the fill is still settled and its stops (which only reduce)
+    armed, and nothing else is sent."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", size="0.004", stop_loss_pct="2", take_profit_pct="3")
+    event, entry = _in_flight(runner, sid, int(time.time() * 1000), receives=1)
+    _paused_by_user(runner, sid)
+    runner.kill_switch(USER)
+
+    runner.sim.faults.clear()
+    assert runner.work_event(event, remaining_ms=60_000)["batchItemFailures"] == []
+
+    _settled_and_protected(runner, sid, entry)
+
+
+def test_a_paused_strategys_order_lost_before_binance_is_settled_as_never_placed_not_sent(runner) -> None:
+    """GIVEN a live strategy whose order request died before reaching Binance WHEN the user pauses it and the
+    message comes again past recvWindow, on the order's own candle THEN nothing is sent: the order is settled
+    as never placed (record REJECTED, run skipped order_not_placed), the strategy still paused and flat
+    (before: left pending, its record unsettled, until a resume)."""
+    sid = runner.strategy(USER, runner.connection(USER))
+    event = runner.dispatched_event()
+    runner.sim.faults.add("drop_connection", method="POST", path=ORDER_PATH, count=1)
+    assert len(runner.work_event(event, remaining_ms=1)["batchItemFailures"]) == 1
+    cid = runner.stored(USER, sid).pending.client_order_id
+    _paused_by_user(runner, sid)
+    window_ms = int(get_client("futures", "production").recv_window) + order_core.SETTLE_MARGIN_MS
+
+    assert runner.work_event(event, later_ms=window_ms + 1_000)["batchItemFailures"] == []
+
+    assert [r for r in runner.journal("POST", ORDER_PATH) if r.status == 200] == []
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.pending, stored.live_position) == ("paused", None, 0)
+    assert get_order_record(USER, cid).status == "REJECTED"
+    assert (runner.runs(sid)[0].status, runner.runs(sid)[0].skip_reason) == ("skipped", "order_not_placed")
 
 
 def test_the_reconciler_settles_a_dead_lettered_fill_of_a_strategy_paused_meanwhile(runner, reconcile):
