@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from klineo.runner import execution, on_demand
+from klineo.runner import execution, on_demand, paper_turn
 from klineo.store import aws as aws_clients
 from klineo.store.connections import record_symbol_settings
 from klineo.store.events import list_events
@@ -63,12 +63,14 @@ def _describe(item: dict[str, Any]) -> str:
     return f"{verb} {sort_key.split('#')[0]}"
 
 
-def _edit_size_on_first_call(runner, sid: str, monkeypatch, name: str) -> dict[str, int]:
-    """Make ``execution.<name>`` change the strategy's size to 0.003 (as the user would) on its first
-    call, after the turn read the strategy; the returned {"n": calls that edited} counts it."""
+def _edit_size_on_first_call(runner, sid: str, monkeypatch, name: str,
+                             module: Any = execution) -> dict[str, int]:
+    """Make ``<module>.<name>`` (``execution`` unless told) change the strategy's size to 0.003 (as the user
+    would) on its first call, after the turn read the strategy; the returned {"n": calls that edited} counts
+    it."""
     from klineo.store import strategies as strategy_store
 
-    real = getattr(execution, name)
+    real = getattr(module, name)
     edits = {"n": 0}
 
     def edit_first(*args: Any, **kwargs: Any) -> Any:
@@ -78,7 +80,7 @@ def _edit_size_on_first_call(runner, sid: str, monkeypatch, name: str) -> dict[s
             strategy_store.update_settings(USER, sid, current, changes={"size": Decimal("0.003")})
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(execution, name, edit_first)
+    monkeypatch.setattr(module, name, edit_first)
     return edits
 
 
@@ -209,7 +211,7 @@ def test_a_paper_strategy_edited_after_it_was_read_fills_once_at_the_new_size(ru
     fill's write is refused (updated_at moved) THEN the turn is played again from the fresh item: one
     simulated run, one set of events, the new size."""
     sid = runner.strategy(USER, runner.connection(USER), mode="paper")
-    edits = _edit_size_on_first_call(runner, sid, monkeypatch, "market_fill")
+    edits = _edit_size_on_first_call(runner, sid, monkeypatch, "market_fill", paper_turn)
     assert runner.run_tick().failures == []
     assert edits["n"] == 1
     assert [run.status for run in runner.runs(sid)] == ["simulated"]

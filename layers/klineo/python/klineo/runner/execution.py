@@ -52,7 +52,8 @@ Order of work for a strategy S and the candle C its message names:
    entry whose initial margin does not fit is not taken (a ``risk_block`` event, gate
    ``insufficient_margin``; from flat a skipped run, one transaction with its events; a flip still
    closes its old side), and a position a candle since its entry liquidated is closed at its
-   liquidation price, the strategy paused, in the candle's one run write (``klineo.runner.paper``).
+   liquidation price, the strategy paused, in the candle's one run write (``klineo.runner.paper``). These
+   steps are ``klineo.runner.paper_turn``'s, loaded by a paper turn only.
 8. Live: the order is claimed in ONE TransactWriteItems (``claim``): the strategy's ``pending``
    order (carrying the decision), a check that the candle has no run, the gates as ConditionChecks
    (a kill switch turned on since the gates were read still stops it: ``risk_block`` naming the
@@ -117,7 +118,7 @@ read it (``left_on_disabled``). So is one whose connection is gone (``connection
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import partial
@@ -128,7 +129,6 @@ from pydantic import ValidationError
 
 from klineo.binance import (
     BinanceClient,
-    Candle,
     Credentials,
     ErrorCategory,
     Market,
@@ -144,21 +144,10 @@ from klineo.runner.failures import after_failure, after_success, paused_message
 from klineo.runner.gates import GateBook
 from klineo.runner.messages import WorkMessage
 from klineo.runner.paper import (
-    LIQUIDATED_MESSAGE,
-    MARGIN_GATE,
-    MARGIN_MESSAGE,
-    PAPER_LIQUIDATED,
-    PaperExit,
-    book_of,
-    exit_levels,
-    ledger_of,
     legacy_paper_levels,
     live_percents,
-    paper_exit,
-    paper_protective,
     protective_details,
     protective_record,
-    unchecked_since,
 )
 from klineo.runner.planning import (
     NO_MARKET_ORDERS,
@@ -194,10 +183,9 @@ from klineo.runner.reprice import (
     LiveReprice,
     arm_entry_orders,
     protection_due,
-    repriced_paper_levels,
 )
 from klineo.runner.schedule import client_order_id, is_superseded
-from klineo.runner.trading import acted_signal, entry_size, sizing_of, strategy_trading_context
+from klineo.runner.trading import acted_signal, entry_size, strategy_trading_context
 from klineo.services.key_health import (
     DISABLED_PREFIX,
     KEY_FAILURE_CATEGORIES,
@@ -263,8 +251,6 @@ from klineo.store.runs import (
     extend_lease,
     record_run,
     record_skip,
-    reentry_block_sets,
-    set_paper_book,
     set_protective,
     settle_live_order,
 )
@@ -277,7 +263,6 @@ from klineo.strategies import (
     leaves_no_side,
     parse_parameters,
 )
-from klineo.strategies.simulation import entry_fits, initial_margin, leverage_of, market_fill
 from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
 
 __all__ = [
@@ -389,7 +374,7 @@ class _Turn:
         self._client: BinanceClient | None = None
         # Paper: the initial margin, equity and leverage of an entry the paper equity cannot back.
         self.margin_refusal: dict[str, Decimal] | None = None
-        self._paper_equity: tuple[Decimal, Decimal] | None = None  # (price, equity): ``paper_equity``
+        self.paper_equity_at: tuple[Decimal, Decimal] | None = None  # (price, equity): ``paper_equity``
         # Why a hedge flip's new side was not opened once its close filled (the close's run's error).
         self.not_opened: dict[str, Any] | None = None
         # The Put of a flip's new side the gate refused (a refused order attempt under the flip's second id,
@@ -663,9 +648,12 @@ class _Turn:
         if self.ctx.group is None:
             return self.refused_market(self.ctx.group_error)
         if not self.live:
-            candles = self.paper_candles()
-            self.paper_reprice(candles)
-            liquidated = self.paper_protective_exit(candles)
+            # Loaded here: only a paper turn reaches this line, not every worker's cold start.
+            from klineo.runner.paper_turn import paper_candles, paper_protective_exit, paper_reprice
+
+            candles = paper_candles(self)
+            paper_reprice(self, candles)
+            liquidated = paper_protective_exit(self, candles)
             if liquidated is not None:
                 return liquidated
         return self.decide_and_trade(trading)
@@ -709,33 +697,6 @@ class _Turn:
         self.strategy = reloaded
         return None
 
-    def paper_candles(self) -> tuple[Candle, ...]:
-        """The candles the open paper position's exits are checked on: the turn's, preceded by those since
-        its last check that they do not reach back to (``klineo.runner.paper.unchecked_since``: a pause, a
-        kill switch, lost ticks; of a long one, only its first candle that closes the position, found
-        coarse to fine: ``klineo.runner.candles.first_closing``). A failed read ends the turn for a retry."""
-        assert self.ctx.group is not None
-        since = unchecked_since(self.strategy, self.ctx.group.candles)
-        if since is None:
-            return self.ctx.group.candles
-        return self.ctx.group.since(since, exit_levels(self.strategy))  # a long gap: coarse to fine
-
-    def paper_reprice(self, candles: Sequence[Candle]) -> None:
-        """Changed percents move the open paper position's levels (``klineo.runner.reprice``)."""
-        strategy = self.strategy
-        moved = repriced_paper_levels(strategy, candles)
-        if moved is None:
-            return
-        record, details = moved
-        book = {k: v for k, v in (strategy.paper_book or {}).items() if k != "protective"}
-        if record is not None:
-            book["protective"] = record
-        legacy = {"protective": {}} if legacy_paper_levels(strategy) is not None else None
-        self.event("protective_repriced", mode="paper", **details)
-        set_paper_book(strategy.user_id, strategy.strategy_id, book, held=strategy.paper_position,
-                       events=self.take_events(), sets=legacy)
-        self.reload()
-
     def live_reprice(self, target: Decimal) -> None:
         """Changed percents move the open live position's protective orders (``klineo.runner.reprice``),
         in a turn whose order (if any) neither enters nor closes: an entry arms its own from the settings."""
@@ -747,62 +708,12 @@ class _Turn:
         if LiveReprice(strategy, self.trading.connection, self.make_event).play():
             self.reload()
 
-    def paper_protective_exit(self, candles: Sequence[Candle]) -> StrategyResult | None:
-        """A paper stop-loss/take-profit reached by a candle since the last check (``candles``) closes the
-        simulated position first; a liquidation ends the turn (``paper_liquidated``). Candles read before
-        the turn's window that reach nothing are recorded as checked (``checked_close_time``)."""
-        strategy = self.strategy
-        hit = paper_exit(strategy, candles, self.close_time)
-        if hit is None:
-            assert self.ctx.group is not None
-            if unchecked_since(strategy, self.ctx.group.candles) is not None:  # read before the window
-                book = {**(strategy.paper_book or {}), "checked_close_time": self.close_time}
-                set_paper_book(strategy.user_id, strategy.strategy_id, book, held=strategy.paper_position)
-                self.reload()
-            return None
-        if hit.reason == "liquidation":
-            return self.paper_liquidated(hit)
-        details = {"reason": hit.reason, "price": hit.price, "quantity": abs(hit.position_before),
-                   "candle_close_time": hit.candle_close_time}
-        self.event("protective_triggered", **details)
-        self.event("position_closed", cause=hit.reason, position_before=hit.position_before, position_after=0,
-                   price=hit.price, realised_pnl=hit.ledger.realised_pnl,
-                   candle_close_time=hit.candle_close_time)
-        block = "long" if hit.position_before > 0 else "short"
-        moved = (hit.position_before, Decimal(0))
-        legacy = legacy_paper_levels(strategy) is not None
-        correct_position(strategy.user_id, strategy.strategy_id, "paper_position", moved, reentry_block=block,
-                         sets={"paper_book": book_of(hit.ledger)}, events=self.take_events(),
-                         forget_protective=legacy)  # the live position's stops stay recorded
-        self.reload()
-        return None
-
-    def paper_liquidated(self, hit: PaperExit) -> StrategyResult:
-        """The paper position was liquidated (``klineo.runner.paper``): closed at its liquidation price, the
-        paper equity 0, and the strategy paused, all in the candle's run write (a skipped run: the candle
-        is not traded, as the backtest trades nothing after a liquidation)."""
-        strategy, before = self.strategy, hit.position_before
-        self.event("position_closed", cause="liquidation", position_before=before, position_after=0,
-                   price=hit.price, realised_pnl=hit.ledger.realised_pnl,
-                   candle_close_time=hit.candle_close_time)
-        self.event("paused", reason=PAPER_LIQUIDATED, message=LIQUIDATED_MESSAGE)
-        block = "long" if before > 0 else "short"
-        extra: dict[str, Any] = {"paper_book": book_of(hit.ledger),
-                                 **reentry_block_sets("paper_position", block)}
-        if legacy_paper_levels(strategy) is not None:
-            extra["protective"] = {}  # an older item's paper levels (the position they protected is gone)
-        advance = StrategyAdvance(position_attribute="paper_position", position_from=before,
-                                  position_to=Decimal(0), pause_reason=PAPER_LIQUIDATED, extra=extra)
-        logger.info("paper strategy liquidated and paused", extra={"strategy_id": strategy.strategy_id})
-        return self.record(self.run("skipped", skip_reason=PAPER_LIQUIDATED, position_before=before,
-                                    target_position=Decimal(0)), advance, PAPER_LIQUIDATED)
-
     def reload(self) -> None:
         """Read the strategy again (strongly consistent) after a write outside the run's own."""
         reloaded = get_strategy(self.strategy.user_id, self.strategy.strategy_id, consistent=True)
         if reloaded is not None:
             self.strategy = reloaded
-            self._paper_equity = None  # the ledger may have moved
+            self.paper_equity_at = None  # the ledger may have moved
 
     def refused_market(self, exc: KlineoError | None) -> StrategyResult:
         """No candles for good (``klineo.runner.candles``): a candle Binance never made skips the tick
@@ -847,38 +758,22 @@ class _Turn:
             size = entry_size(strategy, acted, strategy.position, price, rules,
                               lambda: self.balance(trading, price))
             if size is not None and not self.live:
-                size = self.paper_margin(size, price)
+                from klineo.runner.paper_turn import paper_margin  # a paper turn's (loaded by ``play``)
+
+                size = paper_margin(self, size, price)
         if size is None and acted in (Signal.LONG, Signal.SHORT):
             acted = Signal.HOLD
         if self.margin_refusal is not None and strategy.position == 0:
             return OrderPlan(target=Decimal(0))  # the refused entry was all the signal asked for
         return plan_order(acted, size or Decimal(0), strategy.position, rules, price)
 
-    def paper_margin(self, size: Decimal, price: Decimal) -> Decimal:
-        """``size`` when the paper entry's initial margin fits the paper equity at the close
-        (``simulation.entry_fits``, the backtest's rule), else 0 (a flip then only closes its old side),
-        the refusal kept in ``margin_refusal``."""
-        sizing = sizing_of(self.strategy)
-        equity = self.paper_equity(price)
-        if size <= 0 or entry_fits(size, price, sizing, equity):
-            return size
-        leverage = leverage_of(sizing)
-        self.margin_refusal = {"initial_margin": initial_margin(size, price, leverage), "equity": equity,
-                               "leverage": leverage}
-        return Decimal(0)
-
-    def paper_equity(self, price: Decimal) -> Decimal:
-        """The paper ledger's equity at ``price``, built once per turn and price (percent sizing and the
-        margin check both ask for it)."""
-        if self._paper_equity is None or self._paper_equity[0] != price:
-            self._paper_equity = (price, ledger_of(self.strategy).equity(price))
-        return self._paper_equity[1]
-
     def balance(self, trading: TradingContext, price: Decimal) -> Decimal:
         """What percent sizing is a percent of: live USDT availableBalance, paper equity at the close
         (the backtest's ``Ledger.equity(close)``: realised plus the open position's unrealised PnL)."""
         if not self.live:
-            return self.paper_equity(price)
+            from klineo.runner.paper_turn import paper_equity  # a paper turn's (loaded by ``play``)
+
+            return paper_equity(self, price)
         client = self.client()
         rows = futures_balance(client, self.credentials(trading))
         usdt = next((row for row in rows if row.get("asset") == "USDT"), {})
@@ -1003,59 +898,10 @@ class _Turn:
                    indicators=decision.indicators)
         cid = client_order_id(strategy.strategy_id, self.close_time)
         if not self.live:
-            return self.paper_fill(plan, cid, reference_price, facts)
+            from klineo.runner.paper_turn import paper_fill  # a paper turn's (loaded by ``play``)
+
+            return paper_fill(self, plan, cid, reference_price, facts)
         return self.live_order(plan, legs, cid, trading, facts, reference_price)
-
-    def paper_margin_refused(self, plan: OrderPlan, facts: dict[str, Any]) -> StrategyResult | None:
-        """An entry the paper equity cannot back (``paper_margin``): its ``risk_block`` event and, from flat,
-        a skipped run with the decision; None when a flip's old side is still to close (``paper_fill``).
-
-        Not a failed run, so not counted towards the pause of ``klineo.runner.failures``: the backtest
-        asks again on every candle, and an entry refused now can fit later (a price move changes a fixed
-        size's margin and a quote size's rounded quantity); a pause would end the parity."""
-        if self.margin_refusal is None:
-            return None
-        self.event("risk_block", gate=MARGIN_GATE, message=MARGIN_MESSAGE, **self.margin_refusal)
-        if plan.side is not None:
-            return None
-        written = record_skip(self.run("skipped", skip_reason=MARGIN_GATE, **facts), None, self.take_events())
-        return self.result("skipped" if written else "not_run", MARGIN_GATE)
-
-    def paper_fill(self, plan: OrderPlan, cid: str, price: Decimal, facts: dict[str, Any]) -> StrategyResult:
-        """A simulated taker fill at the close moved by the slippage model, paying the taker fee."""
-        refused = self.paper_margin_refused(plan, facts)
-        if refused is not None:
-            return refused
-        assert plan.side is not None and plan.quantity is not None
-        strategy = self.strategy
-        position = strategy.paper_position
-        fill_price = market_fill(plan.side, price)
-        ledger = ledger_of(strategy)
-        paid = ledger.fill(plan.side, plan.quantity, fill_price, self.close_time).fee  # the taker fee
-        quantity = plain_text(plan.quantity)
-        order = {
-            "client_order_id": cid, "order_id": None, "side": plan.side, "type": "MARKET", "status": "FILLED",
-            "quantity": quantity, "executed_quantity": quantity,
-            "average_price": plain_text(fill_price), "fee": plain_text(paid),
-            "reduce_only": plan.reduce_only, "source": "paper", "simulated": True,
-        }
-        entered = is_entry(position, ledger.position)
-        kept = paper_protective(strategy) if ledger.position != 0 else None
-        protective = protective_record(strategy, plan.side, fill_price, "paper") if entered else kept
-        if entered and protective:
-            protective["entry_close_time"] = self.close_time  # later candles are checked against it
-        extra: dict[str, Any] = {"paper_book": book_of(ledger, protective)}
-        if legacy_paper_levels(strategy) is not None:
-            extra["protective"] = {}  # an older item's paper levels: now in paper_book
-        # ``protective`` itself is the LIVE position's record (its armed stops): never touched here.
-        advance = StrategyAdvance(
-            position_attribute="paper_position", position_from=position, position_to=ledger.position,
-            failed_runs=after_success(strategy.failed_runs), extra=extra,
-        )
-        what = {"client_order_id": cid, "side": plan.side, "quantity": plan.quantity, "simulated": True}
-        self.event("order_submit", **what)
-        self.event("order_fill", **what, price=fill_price, fee=order["fee"], realised_pnl=ledger.realised_pnl)
-        return self.record(self.run("simulated", order=order, **facts), advance)
 
     def legs(self, plan: OrderPlan, trading: TradingContext, rules: SymbolRules,
              price: Decimal) -> tuple[OrderLeg, ...]:
