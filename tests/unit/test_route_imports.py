@@ -34,7 +34,8 @@ NOT_LOADED = {
     "strategy_worker": ("klineo.services.strategy_protection", "klineo.services.algo_orders",
                         "klineo.services.protective", "klineo.models.futures", "klineo.api",
                         "klineo.services.futures_account", "klineo.models.futures_account",
-                        "klineo.store.order_attempts"),  # a refused attempt's store: on a refusal only
+                        "klineo.store.order_attempts",  # a refused attempt's store: on a refusal only
+                        "klineo.runner.paper_turn"),  # a paper turn's steps: on a paper turn only
     # an order applies the symbol's settings (services.symbol_settings), not the futures account routes'
     "futures_order": ("klineo.services.futures_account", "klineo.models.futures_account",
                       "klineo.models.common", "klineo.models.strategy_requests",
