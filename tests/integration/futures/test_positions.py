@@ -417,14 +417,51 @@ def _expired_market(request: Any) -> tuple[int, dict[str, str], str]:
     return 200, {"Content-Type": "application/json"}, json.dumps(answer)
 
 
+def _reduce_only_stop(sim: Any, invoke: Any, connection_id: str) -> str:
+    """A reduce-only SELL STOP_MARKET for 0.002 BTCUSDT 10 % below the mark, placed through the order route;
+    its clientAlgoId."""
+    trigger = (Decimal(str(sim.mark_price("BTCUSDT"))) * Decimal("0.9")).quantize(Decimal("0.1"))
+    stop = order_body(connection_id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
+                      quantity="0.002", reduceOnly=True, triggerPrice=format(trigger, "f"))
+    placed = invoke("futures_order", order_event(stop, key=new_key()))
+    assert placed["statusCode"] == 200 and body_of(placed)["status"] == "NEW", placed["body"]
+    return body_of(placed)["client_order_id"]
+
+
+def _algo_statuses(sim: Any, account_id: str, client_algo_id: str) -> list[str]:
+    state = sim.state.futures.state_for(sim.account(account_id), time.time() * 1000)
+    return [a.status for a in state.algo_orders.values() if a.client_algo_id == client_algo_id]
+
+
+def test_a_close_retried_after_a_new_position_leaves_the_new_positions_stop_armed(
+        sim_env, invoke, futures_connection):
+    """GIVEN a LONG closed with key K (its stop cancelled), then a new LONG guarded by a new reduce-only stop
+    WHEN the close is retried with K (a late client retry) THEN the first close is answered and the NEW stop
+    stays armed: a retry cancels only stops placed before its close filled (before: it cancelled every
+    reduce-only stop of the symbol, leaving the new position unprotected)."""
+    _open_long(invoke, futures_connection.id)
+    old_stop = _reduce_only_stop(sim_env, invoke, futures_connection.id)
+    key = new_key()
+    first = invoke("futures_position_close", _close_event(futures_connection.id, key))
+    assert first["statusCode"] == 200 and body_of(first)["status"] == "FILLED", first["body"]
+    _open_long(invoke, futures_connection.id)
+    new_stop = _reduce_only_stop(sim_env, invoke, futures_connection.id)
+
+    again = invoke("futures_position_close", _close_event(futures_connection.id, key))
+
+    assert again["statusCode"] == 200, again["body"]
+    assert body_of(again)["source"] == "existing"
+    account_id = futures_connection.account.id
+    assert _algo_statuses(sim_env, account_id, old_stop) == ["CANCELED"]
+    assert _algo_statuses(sim_env, account_id, new_stop) == ["NEW"]
+    assert [row["positionAmt"] for row in _sim_rows(sim_env, account_id)] == ["0.002"]
+
+
 def test_close_that_expired_unfilled_leaves_the_positions_stop_armed(sim_env, invoke, futures_connection):
     """GIVEN a LONG guarded by a reduce-only stop WHEN the close's MARKET order ends EXPIRED with nothing
     filled THEN the answer says EXPIRED, and the stop is not cancelled: the position it guards is open."""
     _open_long(invoke, futures_connection.id)
-    trigger = (Decimal(str(sim_env.mark_price("BTCUSDT"))) * Decimal("0.9")).quantize(Decimal("0.1"))
-    stop = order_body(futures_connection.id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
-                      quantity="0.002", reduceOnly=True, triggerPrice=format(trigger, "f"))
-    stop_id = body_of(invoke("futures_order", order_event(stop, key=new_key())))["client_order_id"]
+    stop_id = _reduce_only_stop(sim_env, invoke, futures_connection.id)
 
     with responses.RequestsMock(assert_all_requests_are_fired=True) as exchange:
         exchange.add_passthru(sim_env.url)

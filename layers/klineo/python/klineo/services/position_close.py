@@ -26,8 +26,9 @@ position mode than the connection's (the account was switched outside KLINEO; th
 rounded UP: a reduce-only order larger than the position may be refused (-2022), and a hedge-mode close
 cannot carry reduceOnly at all.
 After the close has FILLED, the open algo orders that close that position side (our stop-loss /
-take-profit and any other reduce-only or closePosition ones) are cancelled
-(``klineo.services.protective``), unless the close left at least one MARKET step of the position open
+take-profit and any other reduce-only or closePosition ones) that Binance created by the time it filled
+are cancelled (``klineo.services.protective``; one created later guards a position opened since, which a
+late retry of the key must not strip), unless the close left at least one MARKET step of the position open
 (the cap): they still guard that part. A closePosition one does whatever its size; an API entry's
 stop-loss / take-profit sized for more than is left (Binance may refuse it when it fires:
 docs/binance-facts.md §4) is re-placed for what is left by the order path itself, before this module
@@ -205,7 +206,7 @@ def close_position(
     closed = place_futures_order(user_id, order, idempotency_key, lambda_context, role=CLOSE_ROLE,
                                  position_left=left)
     if closed.status == "FILLED":
-        _cancel_guards(user_id, connection_id, symbol, order.positionSide, left)
+        _cancel_guards(user_id, connection_id, symbol, order.positionSide, left, closed.update_time)
     # A first close answered from a record it did not write (another request of the key claimed it
     # meanwhile) leaves out what this one read: that record's own may differ.
     if record is not None or closed.source != "existing":
@@ -221,17 +222,19 @@ def _left_open(closed: FuturesOrderResponse, left: str | None) -> str | None:
 
 
 def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str,
-                   left: str | None) -> None:
+                   left: str | None, filled_at: int | None) -> None:
     """After a close, no protective order may stay armed on that side: a stale stop must never close a
     later position. Unless the close left a real part of it open (``left`` at least one MARKET step: the
-    maxQty cap), which they still guard; less is dust. A failure here never hides the close's outcome (the
+    maxQty cap), which they still guard; less is dust. Only those Binance created by the time the close
+    filled (``filled_at``): one created since guards a position opened after it (a late retry of the
+    close's key must not leave that one unprotected). A failure here never hides the close's outcome (the
     reconciler cleans up later)."""
     try:
         connection = require_connection(user_id, connection_id)
         # A retry decides from the first close's position_left alone (its record): the rules are cached.
         if leaves_a_part(futures_client(connection), symbol, left):
             return
-        cancel_protective_orders(user_id, connection, symbol, position_side)
+        cancel_protective_orders(user_id, connection, symbol, position_side, placed_by=filled_at)
     except KlineoError as exc:
         logger.warning("protective orders not cancelled after a close",
                        extra={"symbol": symbol, "category": str(exc.category)})

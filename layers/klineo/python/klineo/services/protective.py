@@ -590,14 +590,22 @@ def closes_position_side(row: dict[str, Any], position_side: str) -> bool:
     return held == position_side and reduces_position(side, held, flagged)
 
 
+def _placed_by(row: dict[str, Any], placed_by: int | None) -> bool:
+    """True when the open algo order ``row`` was created no later than ``placed_by`` (Binance's ms; None:
+    any): one created after a close filled guards a position opened since, not the one closed."""
+    created = row.get("createTime")
+    return placed_by is None or not isinstance(created, int) or created <= placed_by
+
+
 def cancel_protective_orders(
-    user_id: str, connection: Connection, symbol: str, position_side: str
+    user_id: str, connection: Connection, symbol: str, position_side: str, placed_by: int | None = None
 ) -> list[OrderResult]:
-    """Cancel the open algo orders closing ``position_side`` of ``symbol``; our records get the outcome."""
+    """Cancel the open algo orders closing ``position_side`` of ``symbol`` (with ``placed_by``, those Binance
+    created by then: ``_placed_by``); our records get the outcome."""
     client, creds = futures_client(connection), connection_credentials(connection)
     cancelled = []
     for row in endpoints.futures_open_algo_orders(client, creds, symbol):
-        if not closes_position_side(row, position_side):
+        if not (closes_position_side(row, position_side) and _placed_by(row, placed_by)):
             continue
         result = cancel_algo_order(client, creds, str(row.get("clientAlgoId", "")))
         if get_order_record(user_id, result.client_order_id) is not None:
