@@ -417,11 +417,12 @@ def _expired_market(request: Any) -> tuple[int, dict[str, str], str]:
     return 200, {"Content-Type": "application/json"}, json.dumps(answer)
 
 
-def _reduce_only_stop(sim: Any, invoke: Any, connection_id: str) -> str:
-    """A reduce-only SELL STOP_MARKET for 0.002 BTCUSDT 10 % below the mark, placed through the order route;
-    its clientAlgoId."""
-    trigger = (Decimal(str(sim.mark_price("BTCUSDT"))) * Decimal("0.9")).quantize(Decimal("0.1"))
-    stop = order_body(connection_id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
+def _reduce_only_stop(sim: Any, invoke: Any, connection_id: str, kind: str = "STOP_MARKET") -> str:
+    """A reduce-only SELL ``kind`` for 0.002 BTCUSDT placed through the order route, triggering 10 % below
+    the mark (a TAKE_PROFIT_MARKET: 10 % above); its clientAlgoId."""
+    factor = Decimal("1.1") if kind.startswith("TAKE_PROFIT") else Decimal("0.9")
+    trigger = (Decimal(str(sim.mark_price("BTCUSDT"))) * factor).quantize(Decimal("0.1"))
+    stop = order_body(connection_id, side="SELL", type=kind, price=None, timeInForce=None,
                       quantity="0.002", reduceOnly=True, triggerPrice=format(trigger, "f"))
     placed = invoke("futures_order", order_event(stop, key=new_key()))
     assert placed["statusCode"] == 200 and body_of(placed)["status"] == "NEW", placed["body"]
@@ -455,6 +456,24 @@ def test_a_close_retried_after_a_new_position_leaves_the_new_positions_stop_arme
     assert _algo_statuses(sim_env, account_id, old_stop) == ["CANCELED"]
     assert _algo_statuses(sim_env, account_id, new_stop) == ["NEW"]
     assert [row["positionAmt"] for row in _sim_rows(sim_env, account_id)] == ["0.002"]
+
+
+def test_a_close_whose_first_stop_cancel_fails_still_cancels_the_other_stops(sim_env, invoke,
+                                                                            futures_connection):
+    """GIVEN a LONG guarded by a reduce-only stop and take-profit, and Binance failing the first algo cancel
+    (500) WHEN closed THEN FILLED, and the cancel that failed does not keep the other order armed (before:
+    the first failure ended the cleanup, every later stop left standing for a later position)."""
+    _open_long(invoke, futures_connection.id)
+    guards = [_reduce_only_stop(sim_env, invoke, futures_connection.id, kind)
+              for kind in ("STOP_MARKET", "TAKE_PROFIT_MARKET")]
+    sim_env.faults.add("http_500", method="DELETE", path="/fapi/v1/algoOrder")
+
+    close = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert close["statusCode"] == 200 and body_of(close)["status"] == "FILLED", close["body"]
+    account_id = futures_connection.account.id
+    statuses = [s for guard in guards for s in _algo_statuses(sim_env, account_id, guard)]
+    assert sorted(statuses) == ["CANCELED", "NEW"]
 
 
 def test_close_that_expired_unfilled_leaves_the_positions_stop_armed(sim_env, invoke, futures_connection):

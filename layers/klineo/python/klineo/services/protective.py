@@ -68,7 +68,8 @@ it may have been placed and then cancelled or expired) is recorded and answered 
 route records a purged attempt: never sent again, and the entry's reads show that this stop is not standing.
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
-symbol (ours and any other reduce-only / closePosition ones) after a close. The clientAlgoIds and the
+symbol (ours and any other reduce-only / closePosition ones) after a close; one that fails for that order
+alone does not keep the others armed. The clientAlgoIds and the
 sibling rule (one of an entry's protective orders fired: cancel the others) are in
 ``klineo.services.protective_siblings``, which the open orders' read loads without this module.
 """
@@ -590,6 +591,10 @@ def closes_position_side(row: dict[str, Any], position_side: str) -> bool:
     return held == position_side and reduces_position(side, held, flagged)
 
 
+# Refusals of the account, not of one order: the next cancel would meet them too.
+_ACCOUNT_WIDE = KEY_FAILURE_CATEGORIES | {ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED}
+
+
 def _placed_by(row: dict[str, Any], placed_by: int | None) -> bool:
     """True when the open algo order ``row`` was created no later than ``placed_by`` (Binance's ms; None:
     any): one created after a close filled guards a position opened since, not the one closed."""
@@ -601,17 +606,27 @@ def cancel_protective_orders(
     user_id: str, connection: Connection, symbol: str, position_side: str, placed_by: int | None = None
 ) -> list[OrderResult]:
     """Cancel the open algo orders closing ``position_side`` of ``symbol`` (with ``placed_by``, those Binance
-    created by then: ``_placed_by``); our records get the outcome."""
+    created by then: ``_placed_by``); our records get the outcome. A cancel that fails for that order alone
+    does not keep the others armed: they are cancelled, then its error is raised; one failing for the
+    account (``_ACCOUNT_WIDE``) is raised at once, as every further call would meet it."""
     client, creds = futures_client(connection), connection_credentials(connection)
-    cancelled = []
+    cancelled, failed = [], None
     for row in endpoints.futures_open_algo_orders(client, creds, symbol):
         if not (closes_position_side(row, position_side) and _placed_by(row, placed_by)):
             continue
-        result = cancel_algo_order(client, creds, str(row.get("clientAlgoId", "")))
+        try:
+            result = cancel_algo_order(client, creds, str(row.get("clientAlgoId", "")))
+        except KlineoError as exc:
+            if exc.category in _ACCOUNT_WIDE:
+                raise
+            failed = failed or exc
+            continue
         if get_order_record(user_id, result.client_order_id) is not None:
             record_order_outcome_quietly(user_id, result.client_order_id, status=result.status,
                                          order_id=result.order_id, result=result.to_record())
         cancelled.append(result)
+    if failed is not None:
+        raise failed
     return cancelled
 
 
