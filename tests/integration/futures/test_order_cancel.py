@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from klineo.services.orders import idempotent_client_order_id
 from klineo.store import flags
 from klineo.store.connections import add_key_failure, get_connection
 from klineo.store.orders import get_order_record
 
 from tests.helpers import load_event, with_user
-from tests.integration.api.conftest import USER_A, USER_B, at_path, aws_refusing
+from tests.integration.api.conftest import USER_A, USER_B, LambdaContext, at_path, aws_refusing
 from tests.integration.futures.helpers import (
     ORDER_PATH,
     body_of,
     exchange_orders,
+    fresh_handler,
     new_key,
     order_body,
     order_event,
@@ -138,3 +141,33 @@ def test_a_cancel_binance_carried_out_is_answered_when_resetting_the_key_count_f
     record = get_order_record(USER_A, placed["client_order_id"])
     assert record is not None and record.status == "CANCELED"
     assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1
+
+
+def test_a_cancel_while_the_order_is_still_being_placed_never_says_it_is_gone(
+    sim_env, invoke, futures_connection, wait_until
+):
+    """GIVEN a LIMIT whose POST is still on its way to Binance (its record claimed, not yet placed) WHEN
+    cancelled THEN 504 unknown_outcome saying it may still reach Binance, not a 404 "no longer
+    knows this order (purged)" (before: the trader was told it was gone, and the order then rested at
+    Binance); the cancel sent again once it is placed cancels it."""
+    sim_env.faults.add("delay_before", method="POST", path=ORDER_PATH, delay_ms=1500)
+    key = new_key()
+    placed: list[dict[str, Any]] = []
+    event, context = order_event(order_body(futures_connection.id), key=key), LambdaContext("futures_order")
+    in_flight = threading.Thread(target=lambda: placed.append(fresh_handler("futures_order")(event, context)))
+    in_flight.start()
+    client_order_id = idempotent_client_order_id(USER_A, key)
+    assert wait_until(lambda: get_order_record(USER_A, client_order_id) is not None, 10.0)
+
+    early = invoke("futures_order_cancel", _cancel_event(client_order_id))
+    in_flight.join(timeout=30)
+    again = invoke("futures_order_cancel", _cancel_event(client_order_id))
+
+    assert early["statusCode"] == 504, early["body"]
+    error = body_of(early)["error"]
+    assert (error["category"], error["field"]) == ("unknown_outcome", "clientOrderId"), error
+    assert "send the cancel again" in error["message"].lower()
+    assert placed[0]["statusCode"] == 200 and body_of(placed[0])["status"] == "NEW", placed[0]["body"]
+    assert again["statusCode"] == 200 and body_of(again)["status"] == "CANCELED", again["body"]
+    (order,) = exchange_orders(sim_env, futures_connection.account)
+    assert order.status == "CANCELED"

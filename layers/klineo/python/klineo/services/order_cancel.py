@@ -5,7 +5,10 @@ be cancelled here). A record already holding a final state answers from the reco
 call, so a second cancel costs nothing and sends nothing. Otherwise one DELETE /fapi/v1/order by
 origClientOrderId is sent; when Binance answers -2011 (nothing open under that id) or the answer is
 lost, the order is read back (GET /fapi/v1/order) and what Binance holds is the answer. An order that
-filled cannot be cancelled: 409 naming its state. The outcome is written to the record.
+filled cannot be cancelled: 409 naming its state. The outcome is written to the record. An order Binance
+does not hold while our record of it has not settled (its POST still on its way, or its answer lost) is
+never answered as gone: it may still reach Binance and rest there, so the answer is unknown_outcome
+(send the cancel again), nothing written.
 
 The cancel runs under the route's deadline (``klineo.services.orders.Deadline``): every Binance
 call's timeouts and retry waits end before API Gateway gives up.
@@ -79,6 +82,23 @@ def _own_record(user_id: str, client_order_id: str) -> OrderRecord:
 
 
 def _send_cancel(record: OrderRecord) -> OrderResult:
+    """``_cancel_at_binance``; an order Binance does not hold while its record has not settled (its placement
+    still on its way, or its answer lost) is not answered as gone: it may still reach Binance."""
+    try:
+        return _cancel_at_binance(record)
+    except KlineoError as exc:
+        if exc.category != ErrorCategory.ORDER_NOT_FOUND or record.settled:
+            raise
+        raise KlineoError(
+            ErrorCategory.UNKNOWN_OUTCOME,
+            "Binance holds no order under this id yet, but its placement has not settled (it may still be on "
+            "its way to Binance): nothing was cancelled. Send the cancel again in a moment; "
+            "GET /futures/order/{clientOrderId} shows its state.",
+            field="clientOrderId",
+        ) from None
+
+
+def _cancel_at_binance(record: OrderRecord) -> OrderResult:
     """One DELETE; on -2011 or a lost answer, Binance's own state of the order (read back once)."""
     connection = require_connection(record.user_id, record.connection_id)
     client, creds = futures_client(connection), connection_credentials(connection)
