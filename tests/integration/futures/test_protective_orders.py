@@ -1368,3 +1368,23 @@ def test_a_sibling_cancelled_by_the_user_leaves_the_other_armed(sim_env, invoke,
 
     assert [o["client_order_id"] for o in body_of(read)["orders"]] == [sl["client_algo_id"]]
     assert _algo_orders(sim_env, futures_connection.account.id)[sl["client_algo_id"]].status == "NEW"
+
+
+def test_a_sibling_cancel_that_fails_does_not_fail_the_open_orders_read(sim_env, invoke, futures_connection):
+    """GIVEN an entry with SL+TP whose take-profit fired, and Binance failing the sibling's cancel once (500)
+    WHEN the open orders are read THEN 200 listing the stop-loss still armed (before: the read itself failed,
+    504 "send the cancel again" for a cancel the trader never sent); the next read cancels it."""
+    take_profit = _price(_mark(sim_env) * Decimal("1.02"))
+    entry = body_of(_entry_with_protection(invoke, futures_connection.id, new_key(),
+                                           stop_loss={"percent": "2.5"}, take_profit={"price": take_profit}))
+    sl = next(p for p in entry["protective_orders"] if p["role"] == "stop_loss")
+    sim_env.set_mark_price("BTCUSDT", float(Decimal(take_profit) + 1))
+    sim_env.faults.add("http_500", method="DELETE", path=ALGO_PATH)
+
+    first = invoke("futures_open_orders", _open_orders_event(futures_connection.id))
+    second = invoke("futures_open_orders", _open_orders_event(futures_connection.id))
+
+    assert first["statusCode"] == 200, first["body"]
+    assert [o["client_order_id"] for o in body_of(first)["orders"]] == [sl["client_algo_id"]]
+    assert second["statusCode"] == 200 and body_of(second)["orders"] == [], second["body"]
+    assert _algo_orders(sim_env, futures_connection.account.id)[sl["client_algo_id"]].status == "CANCELED"

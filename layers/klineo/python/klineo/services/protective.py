@@ -92,7 +92,7 @@ from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, submit_algo_order
 from klineo.services.key_health import KEY_FAILURE_CATEGORIES, note_key_outcome
 from klineo.services.orders import OrderResult, query_futures_order
-from klineo.services.protective_siblings import ROLES, protective_client_algo_id
+from klineo.services.protective_siblings import ACCOUNT_REFUSALS, ROLES, protective_client_algo_id
 from klineo.services.risk import (
     CONNECTION_DELETING,
     CONNECTION_DISABLED,
@@ -591,10 +591,6 @@ def closes_position_side(row: dict[str, Any], position_side: str) -> bool:
     return held == position_side and reduces_position(side, held, flagged)
 
 
-# Refusals of the account, not of one order: the next cancel would meet them too.
-_ACCOUNT_WIDE = KEY_FAILURE_CATEGORIES | {ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED}
-
-
 def _placed_by(row: dict[str, Any], placed_by: int | None) -> bool:
     """True when the open algo order ``row`` was created no later than ``placed_by`` (Binance's ms; None:
     any): one created after a close filled guards a position opened since, not the one closed."""
@@ -608,7 +604,7 @@ def cancel_protective_orders(
     """Cancel the open algo orders closing ``position_side`` of ``symbol`` (with ``placed_by``, those Binance
     created by then: ``_placed_by``); our records get the outcome. A cancel that fails for that order alone
     does not keep the others armed: they are cancelled, then its error is raised; one failing for the
-    account (``_ACCOUNT_WIDE``) is raised at once, as every further call would meet it."""
+    account (``ACCOUNT_REFUSALS``) is raised at once, as every further call would meet it."""
     client, creds = futures_client(connection), connection_credentials(connection)
     cancelled, failed = [], None
     for row in endpoints.futures_open_algo_orders(client, creds, symbol):
@@ -617,7 +613,7 @@ def cancel_protective_orders(
         try:
             result = cancel_algo_order(client, creds, str(row.get("clientAlgoId", "")))
         except KlineoError as exc:
-            if exc.category in _ACCOUNT_WIDE:
+            if exc.category in ACCOUNT_REFUSALS:
                 raise
             failed = failed or exc
             continue

@@ -7,7 +7,7 @@ start). Placing, arming and the exactly-once rules are in ``klineo.services.prot
 
 When one of an entry's protective orders fires, ``cancel_fired_siblings`` cancels every other one of the
 entry still open, of any role and generation (``klineo.store.orders.fired_entry``), on the next read of
-the open orders (the reconciler does it at the latest).
+the open orders (the reconciler does it at the latest); a cancel that fails there leaves that read answering.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import dataclasses
 from typing import Any
 
 from klineo.binance import BinanceClient, Credentials
+from klineo.errors import ErrorCategory, KlineoError
+from klineo.observability import logger
 from klineo.services.algo_orders import cancel_algo_order, query_algo_order
+from klineo.services.key_health import KEY_FAILURE_CATEGORIES
 from klineo.services.orders import OrderResult
 from klineo.store.orders import (
     PROTECTIVE_ROLES,
@@ -26,8 +29,8 @@ from klineo.store.orders import (
     record_order_outcome_quietly,
 )
 
-__all__ = ["ROLES", "cancel_fired_siblings", "entry_protective_ids", "protective_client_algo_id",
-           "recorded_protective_ids"]
+__all__ = ["ACCOUNT_REFUSALS", "ROLES", "cancel_fired_siblings", "entry_protective_ids",
+           "protective_client_algo_id", "recorded_protective_ids"]
 
 # A trailing stop (``{"percent": callbackRate}``) is placed for live strategies' entries only: an API
 # entry's request has no such target.
@@ -37,6 +40,9 @@ _ORDER_OF_ROLE = {"stop_loss": ("-sl", "STOP_MARKET"), "take_profit": ("-tp", "T
 # and its order type; a role named there without its order here fails at import.
 ROLES = {role: _ORDER_OF_ROLE[role] for role in PROTECTIVE_ROLES}
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+# A cancel's failures that are the account's, not one order's (the key, the rate limit, a ban): every further
+# cancel would meet them too, so a cleanup going through several orders stops at one.
+ACCOUNT_REFUSALS = KEY_FAILURE_CATEGORIES | {ErrorCategory.RATE_LIMIT, ErrorCategory.IP_BANNED}
 
 
 def protective_client_algo_id(entry_client_order_id: str, role: str, generation: int = 0) -> str:
@@ -107,14 +113,23 @@ def cancel_fired_siblings(
 
     ``open_records``: our records of algo orders Binance lists as open. A sibling that is recorded but no
     longer open answers from its record once final, else is read once (weight 1); only when it
-    TRIGGERED / FINISHED are the others cancelled (a sibling the user cancelled leaves them armed).
+    TRIGGERED / FINISHED are the others cancelled (a sibling the user cancelled leaves them armed). A cancel
+    that fails is logged, never raised: the read answers, the order is listed still open, and the next read
+    (or the reconciler) cancels it; one failing for the account (``ACCOUNT_REFUSALS``) ends the cancelling.
     """
     fired = _fired_entries(user_id, client, creds, open_records)
     cancelled = []
     for client_algo_id, record in open_records.items():
         if record.role not in ROLES or record.parent_client_order_id not in fired:
             continue
-        result = cancel_algo_order(client, creds, client_algo_id)
+        try:
+            result = cancel_algo_order(client, creds, client_algo_id)
+        except KlineoError as exc:
+            logger.warning("fired sibling not cancelled", extra={"client_order_id": client_algo_id,
+                                                                 "category": str(exc.category)})
+            if exc.category in ACCOUNT_REFUSALS:
+                break
+            continue
         record_order_outcome_quietly(user_id, client_algo_id, status=result.status, order_id=result.order_id,
                                      result=result.to_record())
         cancelled.append(result)
