@@ -1388,3 +1388,20 @@ def test_a_sibling_cancel_that_fails_does_not_fail_the_open_orders_read(sim_env,
     assert [o["client_order_id"] for o in body_of(first)["orders"]] == [sl["client_algo_id"]]
     assert second["statusCode"] == 200 and body_of(second)["orders"] == [], second["body"]
     assert _algo_orders(sim_env, futures_connection.account.id)[sl["client_algo_id"]].status == "CANCELED"
+
+
+def test_a_cancel_that_finds_the_entry_filled_places_its_stop_loss(sim_env, invoke, futures_connection):
+    """GIVEN a resting LIMIT entry with a stop-loss that filled at Binance before the trader's cancel WHEN
+    cancelled THEN 409 FILLED and its stop-loss is placed, as any read that learns of the fill places it
+    (before: the cancel read the fill and placed nothing, the new position unprotected until a later read
+    or the reconciler's next run)."""
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+
+    response = invoke("futures_order_cancel", _cancel_event(entry["client_order_id"]))
+
+    assert response["statusCode"] == 409, response["body"]
+    assert "FILLED" in body_of(response)["error"]["message"]
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    placed = _algo_orders(sim_env, futures_connection.account.id)
+    assert list(placed) == [stop_id] and placed[stop_id].quantity == Decimal("0.002")
+    assert placed[stop_id].status == "NEW" and get_order_record(USER_A, stop_id).status == "NEW"

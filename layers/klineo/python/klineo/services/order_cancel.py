@@ -5,7 +5,10 @@ be cancelled here). A record already holding a final state answers from the reco
 call, so a second cancel costs nothing and sends nothing. Otherwise one DELETE /fapi/v1/order by
 origClientOrderId is sent; when Binance answers -2011 (nothing open under that id) or the answer is
 lost, the order is read back (GET /fapi/v1/order) and what Binance holds is the answer. An order that
-filled cannot be cancelled: 409 naming its state. The outcome is written to the record. An order Binance
+filled cannot be cancelled: 409 naming its state. The outcome is written to the record. An entry with a
+stop-loss / take-profit that the cancel finds executed (it filled first, or was cancelled after a partial
+fill) has them placed then, as any read that learns of its fill does (``klineo.services.protective``,
+loaded on that case only). An order Binance
 does not hold while our record of it has not settled (its POST still on its way, or its answer lost) is
 never answered as gone: it may still reach Binance and rest there, so the answer is unknown_outcome
 (send the cancel again), nothing written.
@@ -27,13 +30,13 @@ from typing import Any
 
 from klineo.binance import call_deadline, endpoints
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.models.futures import FuturesOrderResponse
+from klineo.models.futures import FuturesOrderResponse, ProtectiveOrderState
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
 from klineo.services.key_health import note_key_outcome
 from klineo.services.order_response import futures_order_response
 from klineo.services.orders import Deadline, OrderResult, check_client_order_id, query_futures_order
 from klineo.services.symbol_settings import futures_client
-from klineo.store.connections import connection_credentials, require_connection
+from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import (
     KIND_ALGO,
     STATUS_REJECTED,
@@ -65,10 +68,12 @@ def _filled_conflict(result: OrderResult) -> KlineoError:
     )
 
 
-def _answer(result: OrderResult, connection_id: str) -> FuturesOrderResponse:
+def _answer(result: OrderResult, connection_id: str,
+            protective: list[ProtectiveOrderState] | None = None) -> FuturesOrderResponse:
     if result.status in _DONE:
         raise _filled_conflict(result)
-    return futures_order_response(result, connection_id)
+    response = futures_order_response(result, connection_id)
+    return response if protective is None else response.model_copy(update={"protective_orders": protective})
 
 
 def _own_record(user_id: str, client_order_id: str) -> OrderRecord:
@@ -81,11 +86,11 @@ def _own_record(user_id: str, client_order_id: str) -> OrderRecord:
     return record
 
 
-def _send_cancel(record: OrderRecord) -> OrderResult:
+def _send_cancel(record: OrderRecord, connection: Connection) -> OrderResult:
     """``_cancel_at_binance``; an order Binance does not hold while its record has not settled (its placement
     still on its way, or its answer lost) is not answered as gone: it may still reach Binance."""
     try:
-        return _cancel_at_binance(record)
+        return _cancel_at_binance(record, connection)
     except KlineoError as exc:
         if exc.category != ErrorCategory.ORDER_NOT_FOUND or record.settled:
             raise
@@ -98,9 +103,8 @@ def _send_cancel(record: OrderRecord) -> OrderResult:
         ) from None
 
 
-def _cancel_at_binance(record: OrderRecord) -> OrderResult:
+def _cancel_at_binance(record: OrderRecord, connection: Connection) -> OrderResult:
     """One DELETE; on -2011 or a lost answer, Binance's own state of the order (read back once)."""
-    connection = require_connection(record.user_id, record.connection_id)
     client, creds = futures_client(connection), connection_credentials(connection)
     if record.kind == KIND_ALGO:
         try:
@@ -138,8 +142,23 @@ def cancel_futures_order(
     if record.status in _FINAL | ALGO_FINAL and record.result is not None:
         return _answer(OrderResult.from_record(record.result).with_source("existing"), record.connection_id)
     with call_deadline(Deadline.of_invocation(lambda_context).at):
-        result = _send_cancel(record)
-    record_order_outcome_quietly(
-        user_id, client_order_id, status=result.status, order_id=result.order_id, result=result.to_record()
-    )
-    return _answer(result, record.connection_id)
+        connection = require_connection(record.user_id, record.connection_id)
+        result = _send_cancel(record, connection)
+        record_order_outcome_quietly(user_id, client_order_id, status=result.status, order_id=result.order_id,
+                                     result=result.to_record())
+        protective = _arm_stops(record, result, connection)
+    return _answer(result, record.connection_id, protective)
+
+
+def _arm_stops(record: OrderRecord, result: OrderResult,
+               connection: Connection) -> list[ProtectiveOrderState] | None:
+    """An entry that asked for a stop-loss / take-profit and that the cancel found executed (filled before
+    it, or cancelled after a partial fill) gets them placed now, as any read that learns of its fill places
+    them (``klineo.services.protective.arm_on_read``: a failure is logged, the next read or the reconciler
+    places them); their states, None when there is nothing to arm."""
+    if record.kind == KIND_ALGO or not record.protective_targets or result.executed_quantity <= 0:
+        return None
+    from klineo.services.protective import arm_on_read  # the rare case: not loaded with the route
+
+    client, creds = futures_client(connection), connection_credentials(connection)
+    return arm_on_read(record.user_id, record, result, client, creds, connection)
