@@ -35,9 +35,13 @@ def _positions(invoke: Any, connection_id: str, user: str = USER_A) -> dict[str,
     return invoke("futures_positions", event)
 
 
-def _close_event(connection_id: str, key: str | None, user: str = USER_A) -> dict[str, Any]:
+def _close_event(connection_id: str, key: str | None, user: str = USER_A,
+                 position_side: str | None = None) -> dict[str, Any]:
     event = connection_event("futures_position_close", connection_id, user, CLOSE_SUFFIX)
     event["pathParameters"]["symbol"] = "BTCUSDT"
+    if position_side is not None:
+        event["rawQueryString"] = f"position_side={position_side}"
+        event["queryStringParameters"] = {"position_side": position_side}
     if key is None:
         event["headers"].pop("idempotency-key", None)
     else:
@@ -605,10 +609,7 @@ def test_hedge_close_with_both_sides_open_needs_position_side(sim_env, invoke, c
     connection = _hedge_long_and_short(invoke, create_connection)
 
     ambiguous = invoke("futures_position_close", _close_event(connection.id, new_key()))
-    chosen_event = _close_event(connection.id, new_key())
-    chosen_event["rawQueryString"] = "position_side=SHORT"
-    chosen_event["queryStringParameters"] = {"position_side": "SHORT"}
-    chosen = invoke("futures_position_close", chosen_event)
+    chosen = invoke("futures_position_close", _close_event(connection.id, new_key(), position_side="SHORT"))
 
     assert ambiguous["statusCode"] == 400 and body_of(ambiguous)["error"]["field"] == "position_side"
     assert chosen["statusCode"] == 200, chosen["body"]
@@ -622,9 +623,7 @@ def test_one_way_close_with_position_side_is_400_naming_it_and_sends_nothing(
     """GIVEN a one-way connection holding a long WHEN closed with ?position_side=LONG THEN 400 naming
     position_side (a hedge-mode choice), never a 404 saying the open position is not there; nothing sent."""
     _open_long(invoke, futures_connection.id)
-    event = _close_event(futures_connection.id, new_key())
-    event["rawQueryString"] = "position_side=LONG"
-    event["queryStringParameters"] = {"position_side": "LONG"}
+    event = _close_event(futures_connection.id, new_key(), position_side="LONG")
     sim_env.clear_journal()
 
     response = invoke("futures_position_close", event)
@@ -634,6 +633,24 @@ def test_one_way_close_with_position_side_is_400_naming_it_and_sends_nothing(
     assert _order_posts(sim_env) == [] and len(_sim_rows(sim_env, futures_connection.account.id)) == 1
 
 
+def test_hedge_close_of_the_side_not_held_is_404_naming_position_side(sim_env, invoke, create_connection):
+    """GIVEN a hedge account holding a LONG only WHEN closed with ?position_side=SHORT THEN 404 naming
+    position_side and saying there is no SHORT (before: field symbol, "no open position on BTCUSDT", though
+    one is open), nothing sent and the LONG left as it was."""
+    connection = hedge_long(invoke, create_connection)
+    event = _close_event(connection.id, new_key(), position_side="SHORT")
+    sim_env.clear_journal()
+
+    response = invoke("futures_position_close", event)
+
+    assert response["statusCode"] == 404, response["body"]
+    error = body_of(response)["error"]
+    assert error["field"] == "position_side" and "no SHORT position" in error["message"], error
+    assert _order_posts(sim_env) == []
+    (held,) = _sim_rows(sim_env, "futures-hedge")
+    assert held["positionSide"] == "LONG"
+
+
 def test_close_key_reused_for_the_other_hedge_side_is_409_and_sends_nothing(sim_env, invoke,
                                                                             create_connection):
     """GIVEN a hedge LONG closed with a key WHEN it closes position_side=SHORT THEN 409, nothing sent."""
@@ -641,10 +658,7 @@ def test_close_key_reused_for_the_other_hedge_side_is_409_and_sends_nothing(sim_
     key = new_key()
 
     def close(position_side: str) -> dict[str, Any]:
-        close_event = _close_event(connection.id, key)
-        close_event["rawQueryString"] = f"position_side={position_side}"
-        close_event["queryStringParameters"] = {"position_side": position_side}
-        return invoke("futures_position_close", close_event)
+        return invoke("futures_position_close", _close_event(connection.id, key, position_side=position_side))
 
     assert close("LONG")["statusCode"] == 200
     sim_env.clear_journal()

@@ -109,7 +109,8 @@ def _check_account_mode(connection: Connection, rows: list[dict[str, Any]]) -> N
 def _rows_of_side(connection: Connection, rows: list[dict[str, Any]],
                   position_side: str | None) -> list[dict[str, Any]]:
     """The position rows ``position_side`` picks (all without it); 400 naming it on a one-way connection
-    (or one whose position Binance holds one-way), where a position has no side to pick."""
+    (or one whose position Binance holds one-way), where a position has no side to pick; 404 naming it
+    when only the other side is open."""
     if position_side is None:
         return rows
     sides = [str(r.get("positionSide") or "BOTH") for r in rows]
@@ -120,7 +121,12 @@ def _rows_of_side(connection: Connection, rows: list[dict[str, Any]],
             "holds one position; leave position_side out to close it.",
             field="position_side",
         )
-    return [row for row, side in zip(rows, sides, strict=True) if side == position_side]
+    picked = [row for row, side in zip(rows, sides, strict=True) if side == position_side]
+    if rows and not picked:
+        raise KlineoError(ErrorCategory.NOT_FOUND, f"There is no {position_side} position open on this "
+                          "symbol on this connection, only the other side: nothing was sent.",
+                          field="position_side")
+    return picked
 
 
 def _closing_order(connection: Connection, symbol: str,
