@@ -37,6 +37,7 @@ from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A, LambdaContext, at_path
 from tests.integration.futures.helpers import (
     ORDER_PATH,
+    age_record,
     body_of,
     exchange_orders,
     fresh_handler,
@@ -113,21 +114,6 @@ def test_limit_raised_after_caching_lets_the_order_through(sim_env, invoke, futu
     assert len(order_posts(sim_env)) == 2
 
 
-def _age_record(client_order_id: str, age_ms: int, *, send_by: bool = True) -> None:
-    """Make our record an unsettled attempt started ``age_ms`` ago (its answer was never learned), whose POST
-    had to be signed by then (``send_by_ms``: a protective order's), or (``send_by`` False) not saying by
-    when (a record written before that was stored)."""
-    send_by_ms = "send_by_ms = :at REMOVE #r" if send_by else "REMOVE #r, send_by_ms"
-    boto3.client("dynamodb").update_item(
-        TableName=get_settings().data_table,
-        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
-        UpdateExpression=f"SET #s = :unknown, attempt_ms = :at, {send_by_ms}",
-        ExpressionAttributeNames={"#s": "status", "#r": "result"},
-        ExpressionAttributeValues={":unknown": {"S": "UNKNOWN"},
-                                   ":at": {"N": str(int(time.time() * 1000) - age_ms)}},
-    )
-
-
 def test_purged_order_is_never_resent(sim_env, invoke, futures_connection):
     """GIVEN an unsettled attempt 4 days old whose EXPIRED order Binance has since forgotten WHEN the key
     comes again (twice) THEN 409 saying it will never be sent, the record is UNKNOWN_PURGED, no POST."""
@@ -136,7 +122,7 @@ def test_purged_order_is_never_resent(sim_env, invoke, futures_connection):
     first = body_of(invoke("futures_order", event))
     assert first["status"] == "EXPIRED"
     four_days = PURGE_AFTER_MS + 24 * 3600 * 1000
-    _age_record(first["client_order_id"], four_days)
+    age_record(first["client_order_id"], four_days)
     sim_env.age_orders(four_days)
 
     again = invoke("futures_order", event)
@@ -267,7 +253,7 @@ def test_a_repeat_of_a_purged_order_on_a_connection_disabled_since_says_purged_e
     event = order_event(order_body(futures_connection.id, price="20000", timeInForce="IOC"), key=new_key())
     placed = body_of(invoke("futures_order", event))
     four_days = PURGE_AFTER_MS + 24 * 3600 * 1000
-    _age_record(placed["client_order_id"], four_days)
+    age_record(placed["client_order_id"], four_days)
     sim_env.age_orders(four_days)
     assert invoke("futures_order", event)["statusCode"] == 409
     disable_connection(USER_A, futures_connection.id, "test")
@@ -564,7 +550,7 @@ def test_a_stops_retry_never_sends_again_while_a_resend_slowed_by_its_lookup_is_
                                    quantity="0.002", stop_loss={"percent": "3"}), key=key)
     sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
     assert invoke("futures_order", event)["statusCode"] >= 500
-    _age_record(stop_id, 60_000)  # that first attempt was a minute ago: a resend may go once it is absent
+    age_record(stop_id, 60_000)  # that first attempt was a minute ago: a resend may go once it is absent
     _sent_late_and_lost(sim_env, event, stop_id, (ALGO_PATH, SLOW_LOOKUP_MS), ALGO_PATH)  # the resume
 
     again = _retried_then_cancelled_on_binance(sim_env, invoke, event, futures_connection.account, stop_id,
@@ -663,13 +649,13 @@ def test_a_stop_whose_record_says_not_by_when_it_was_sent_waits_the_longest_time
     event, stop_id = _stop_loss_event(futures_connection.id)
     sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
     assert invoke("futures_order", event)["statusCode"] == 504
-    _age_record(stop_id, 60_000, send_by=False)
+    age_record(stop_id, 60_000, send_by=False)
 
     again = invoke("futures_order", event)
     assert again["statusCode"] == 504 and body_of(again)["error"]["category"] == "unknown_outcome"
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ALGO_PATH]) == 1
 
-    _age_record(stop_id, STOP_SENT_WITHIN_MS + 10_000 + order_core.SETTLE_MARGIN_MS + 1_000, send_by=False)
+    age_record(stop_id, STOP_SENT_WITHIN_MS + 10_000 + order_core.SETTLE_MARGIN_MS + 1_000, send_by=False)
     _one_stop_placed(sim_env, futures_connection.account, stop_id, invoke("futures_order", event))
 
 
