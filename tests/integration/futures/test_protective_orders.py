@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from klineo.binance import filters
 from klineo.binance.endpoints import clear_exchange_info_cache
-from klineo.services.orders import DEADLINE_MARGIN_S, idempotent_client_order_id
+from klineo.services.orders import DEADLINE_MARGIN_S, PURGE_AFTER_MS, idempotent_client_order_id
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.connections import (
     clear_disabled,
@@ -33,6 +33,7 @@ from tests.helpers import load_event, status_after_the_fill, with_user
 from tests.integration.api.conftest import USER_A, at_path, connection_event
 from tests.integration.futures.helpers import (
     ORDER_PATH,
+    age_record,
     body_of,
     hedge_long,
     new_key,
@@ -833,13 +834,14 @@ def test_a_stop_resent_after_a_lost_attempt_and_refused_for_good_is_recorded_and
     assert entry["client_order_id"] not in _unsettled()
 
 
-def test_a_stop_lost_for_longer_than_binance_keeps_lookups_is_settled_unknown_purged_and_shown(
+def test_a_stop_lost_for_longer_than_binance_keeps_lookups_with_its_position_gone_is_shown_unknown_purged(
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):
-    """GIVEN a filled LIMIT entry whose stop-loss POST timed out unsent (recorded UNKNOWN) WHEN the reconciler
-    runs once Binance's retention has passed (it no longer knows the id) THEN the stop is recorded
-    UNKNOWN_PURGED with why, never sent again, the entry leaves the index (a later run looks nothing up) and
-    its status read shows the stop-loss UNKNOWN_PURGED, so the trader sees it is not standing."""
+    """GIVEN a filled LIMIT entry whose stop-loss POST timed out unsent (recorded UNKNOWN) and whose position
+    was closed since (a manual trade) WHEN the reconciler runs once Binance's retention has passed (it no
+    longer knows the id) THEN the stop is recorded UNKNOWN_PURGED with why, never sent again (nothing left to
+    guard), the entry leaves the index (a later run looks nothing up) and its status read shows the
+    stop-loss UNKNOWN_PURGED, so the trader sees it is not standing."""
     from klineo.services import orders as regular_orders
     from klineo.services import reconcile as reconciler
 
@@ -848,6 +850,7 @@ def test_a_stop_lost_for_longer_than_binance_keeps_lookups_is_settled_unknown_pu
     sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
     reconcile()
     assert get_order_record(USER_A, stop_id).status == "UNKNOWN"
+    sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.002")
     for module in (regular_orders, reconciler):
         monkeypatch.setattr(module, "PURGE_AFTER_MS", -10**9)  # as if Binance's retention had passed
 
@@ -865,17 +868,19 @@ def test_a_stop_lost_for_longer_than_binance_keeps_lookups_is_settled_unknown_pu
         ("stop_loss", "UNKNOWN_PURGED")]
 
 
-def test_a_stop_lost_past_binances_retention_and_resumed_by_a_read_is_recorded_unknown_purged(
+def test_a_stop_lost_past_binances_retention_and_resumed_by_a_read_is_placed_again_by_that_read(
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):
     """GIVEN a filled LIMIT entry whose stop-loss POST timed out unsent (recorded UNKNOWN) WHEN its status is
     read once Binance's retention has passed (the read resumes the stop first) THEN the stop is recorded
-    UNKNOWN_PURGED with why, as the order route records a purged attempt, never sent again, the read shows
-    it, and the next reconciler run lets the entry go."""
+    UNKNOWN_PURGED with why, as the order route records a purged attempt, never sent again under its id; the
+    same read places it again under generation 1's id (its position stands) and shows that one, and the next
+    reconciler run sends nothing more."""
     from klineo.services import orders as regular_orders
 
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
     stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    again_id = protective_client_algo_id(entry["client_order_id"], "stop_loss", 1)
     sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
     reconcile()
     monkeypatch.setattr(regular_orders, "PURGE_AFTER_MS", -10**9)  # as if Binance's retention had passed
@@ -885,9 +890,72 @@ def test_a_stop_lost_past_binances_retention_and_resumed_by_a_read_is_recorded_u
     reconcile()
 
     assert purged.status == "UNKNOWN_PURGED" and "never be sent again" in purged.error["message"]
-    assert [(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] == [
-        ("stop_loss", "UNKNOWN_PURGED")]
-    assert _unsettled() == [] and len(_algo_posts(sim_env)) == 1
+    assert [(p["role"], p["status"], p["client_algo_id"]) for p in body_of(read)["protective_orders"]] == [
+        ("stop_loss", "NEW", again_id)]
+    assert len(_algo_posts(sim_env)) == 2
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [again_id]
+
+
+def _stop_lost_past_retention(sim: Any, invoke: Any, connection_id: str, reconcile: Callable[[], Any]
+                              ) -> tuple[dict[str, Any], str, str]:
+    """A filled LIMIT entry whose stop-loss POST the reconciler sent was lost unsent, and whose lookups failed
+    until its record was older than Binance's retention: (entry, that stop's id, generation 1's id)."""
+    entry = _resting_entry_filled(sim, invoke, connection_id)
+    stop_id = protective_client_algo_id(entry["client_order_id"], "stop_loss")
+    sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    reconcile()
+    age_record(stop_id, PURGE_AFTER_MS + 60_000)
+    return entry, stop_id, protective_client_algo_id(entry["client_order_id"], "stop_loss", 1)
+
+
+def test_a_stop_lost_past_binances_retention_is_placed_again_once_under_a_new_id_while_its_position_stands(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a filled LIMIT entry whose stop-loss POST timed out unsent and whose lookups failed until its
+    record was older than Binance's retention WHEN the reconciler then finds no such algo order while the
+    entry's position stands THEN that stop (recorded UNKNOWN_PURGED: it cannot be standing) is placed again
+    once, under a new generation's clientAlgoId, the status read shows it standing, and later runs and reads
+    send nothing more."""
+    entry, stop_id, again_id = _stop_lost_past_retention(sim_env, invoke, futures_connection.id, reconcile)
+
+    reconcile()
+    reconcile()
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+    invoke("futures_order_status", status_event(entry["client_order_id"]))
+    reconcile()
+
+    assert get_order_record(USER_A, stop_id).status == "UNKNOWN_PURGED"
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [again_id]
+    assert _algo_orders(sim_env, futures_connection.account.id)[again_id].quantity == Decimal("0.002")
+    assert len(_algo_posts(sim_env)) == 2
+    assert read["statusCode"] == 200, read["body"]
+    assert [(p["role"], p["status"], p["client_algo_id"]) for p in body_of(read)["protective_orders"]] == [
+        ("stop_loss", "NEW", again_id)]
+
+
+def test_a_lost_stops_re_placing_whose_answer_is_lost_too_is_resumed_under_the_same_id_never_a_third(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled entry's stop-loss lost past Binance's retention WHEN its re-placing's POST
+    (generation 1) is lost unsent too THEN the next run past recvWindow resumes that claim: generation 1 is
+    looked up and sent again under its own id (no generation 2 claimed), one stop-loss stands, and later
+    runs send none."""
+    from klineo.services import orders as regular_orders
+
+    entry, stop_id, again_id = _stop_lost_past_retention(sim_env, invoke, futures_connection.id, reconcile)
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    reconcile()
+    lost_again = get_order_record(USER_A, again_id).status
+    monkeypatch.setattr(regular_orders, "SETTLE_MARGIN_MS", -10**9)  # as if recvWindow + margin had passed
+
+    reconcile()
+    reconcile()
+
+    assert lost_again == "UNKNOWN" and get_order_record(USER_A, stop_id).status == "UNKNOWN_PURGED"
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [again_id]
+    assert len(_algo_posts(sim_env)) == 3  # the first, generation 1's lost one, generation 1's resend
+    record = get_order_record(USER_A, entry["client_order_id"])
+    assert (record.protective_generations, record.protective_resize) == (2, None)
 
 
 def _algo_refusing(sim: Any, monkeypatch: Any, refusal: Any) -> Callable[[], None]:

@@ -1239,7 +1239,7 @@ export interface components {
             quantity?: string | null;
             /**
              * Status
-             * @description Binance's algoStatus (NEW, TRIGGERED, FINISHED, CANCELED, ...); WAITING_FOR_FILL while the entry has not filled (it is placed once it has); REJECTED when Binance refused it for good (e.g. its trigger was already crossed); UNKNOWN_PURGED when an attempt to place it went unanswered and Binance no longer knows it past its retention: its outcome can never be learned, it is not standing and is never sent again.
+             * @description Binance's algoStatus (NEW, TRIGGERED, FINISHED, CANCELED, ...); WAITING_FOR_FILL while the entry has not filled (it is placed once it has); REJECTED when Binance refused it for good (e.g. its trigger was already crossed); UNKNOWN_PURGED when an attempt to place it went unanswered and Binance no longer knows it past its retention: its outcome can never be learned, it is not standing and is never sent again under that id. While the entry's position stands it is placed again under a new one (the suffix then ends in a generation: -sl1, ...), shown here instead.
              */
             status: string;
             /** Algo Id */

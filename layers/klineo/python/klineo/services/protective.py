@@ -64,8 +64,11 @@ refused for the location only once ``RESTRICTED_RESEND_AFTER_MS`` has passed sin
 then the recorded refusal is raised, nothing sent (its record says why it is not standing), and the
 reconciler does not read the entry from Binance in between (``stops_kept_off``).
 An unfinished one that Binance no longer knows once its retention has passed (``klineo.services.orders``:
-it may have been placed and then cancelled or expired) is recorded and answered UNKNOWN_PURGED, as the order
-route records a purged attempt: never sent again, and the entry's reads show that this stop is not standing.
+it may have been placed and then cancelled or expired) is recorded UNKNOWN_PURGED, as the order route records
+a purged attempt: never sent again under its id. It cannot be standing (Binance forgets no open order, and
+one that fired is found), so while the entry's position stands the entry's status read or the reconciler
+places it again under a new generation's id, once (``klineo.services.protective_resize.replace_lost``), and
+the entry's reads show that one; with the position gone they show the lost one, not standing.
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
 symbol (ours and any other reduce-only / closePosition ones) after a close; one that fails for that order
@@ -666,7 +669,9 @@ def arm_on_read(
     user_id: str, entry_record: OrderRecord, found: OrderResult, client: BinanceClient, creds: Credentials,
     connection: Connection | None = None,
 ) -> list[ProtectiveOrderState] | None:
-    """On a status read of an entry: arm its stop-loss / take-profit once it has filled; their states.
+    """On a status read of an entry: arm its stop-loss / take-profit once it has filled (again, in a new
+    generation, one lost past Binance's retention while its position stands, with ``connection``:
+    ``klineo.services.protective_resize.replace_lost``); their states.
 
     None when the entry asked for none. A failure is logged, never raised: the read answers the
     entry's state, and the next read (or the reconciler) places what is missing.
@@ -675,8 +680,12 @@ def arm_on_read(
         return None
     entry = dataclasses.replace(entry_record, status=found.status, result=found.to_record())
     try:
-        return latest_states(user_id, entry, arm_protective_orders(user_id, entry, client, creds,
-                                                                   connection=connection))
+        states = arm_protective_orders(user_id, entry, client, creds, connection=connection)
+        if connection is not None:  # a stop lost past the retention: placed again while its position stands
+            from klineo.services.protective_resize import replace_lost  # imports this module
+
+            entry = replace_lost(user_id, entry, states, client, creds, connection)
+        return latest_states(user_id, entry, states)
     except KlineoError as exc:
         logger.warning("protective orders not placed on read",
                        extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})

@@ -46,6 +46,17 @@ decision). Each stop can then close all that is left when it fires; the nearest 
 others are then orders of a gone position, cancelled as today (the reconciler cancels our protective
 orders on a side whose position reads 0).
 
+A stop LOST (``replace_lost``): one whose attempt's outcome stayed unknown until Binance's retention had
+passed is recorded UNKNOWN_PURGED (``klineo.services.protective``). It cannot be standing: Binance forgets
+only an order that ended CANCELED or EXPIRED without a fill (docs/binance-facts.md §9), never an open one,
+and one that fired has a fill and is found. So while the entry's position stands (read from Binance: a side
+of 0, or a one-way position flipped past zero, has nothing left to guard) it is re-placed, at its trigger,
+for its quantity capped at L, in a new generation claimed as above (``replaces`` empty: nothing of it
+stands to cancel), once: a role is re-placed only while its LATEST generation's order is the lost one, the
+claim is taken only while ``protective_generations`` is as read, and an unfinished claim is resumed, never
+claimed anew. The entry's reads then show the re-placed order (``latest_states``). By the entry's status
+read (``arm_on_read``) or the reconciler's arming (``arm_entry_stops``), whichever comes first.
+
 L = 0: nothing is sent here; the existing cleanup cancels the orders of a gone position (the close
 route's own after a full close, the reconciler's at the latest). A close route's order that FILLED leaving
 less than one MARKET step is not followed at all: that route cancels the side's orders anyway.
@@ -64,6 +75,7 @@ from typing import Any
 from klineo.binance import BinanceClient, Credentials, endpoints
 from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
+from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import (
@@ -82,14 +94,17 @@ from klineo.store.orders import (
     KIND_ALGO,
     KIND_ORDER,
     ORIGIN_API,
+    STATUS_UNKNOWN_PURGED,
     OrderRecord,
     claim_protective_resize,
     end_protective_resize,
+    get_order_record,
     get_order_records,
 )
 from klineo.validation import plain_text
 
-__all__ = ["follow_reduction", "leaves_a_part", "reduced_by", "refit_after", "refit_position"]
+__all__ = ["arm_entry_stops", "follow_reduction", "leaves_a_part", "reduced_by", "refit_after",
+           "refit_position", "replace_lost"]
 
 # The roles an API entry's request can ask for (a trailing stop is a strategy's only).
 _ROLES = ("stop_loss", "take_profit")
@@ -199,8 +214,22 @@ def _api_guards(user_id: str, client_algo_ids: list[str]) -> dict[str, dict[str,
 
 def _held(connection: Connection, symbol: str, position_side: str) -> Decimal:
     """What Binance holds on that side of the symbol (its size, whatever the sign)."""
-    return sum((abs(position_number(r, "positionAmt")) for r in open_position_rows(connection, symbol)
+    return abs(_position_amount(connection, symbol, position_side))
+
+
+def _position_amount(connection: Connection, symbol: str, position_side: str) -> Decimal:
+    """Binance's positionAmt of that side of the symbol (negative for a one-way short; weight 5)."""
+    return sum((position_number(r, "positionAmt") for r in open_position_rows(connection, symbol)
                 if str(r.get("positionSide") or "BOTH") == position_side), Decimal(0))
+
+
+def _entry_held(connection: Connection, entry: OrderRecord) -> Decimal:
+    """The size of the position the entry opened as Binance holds it now: 0 for a one-way position flipped
+    past zero since (the one the entry opened is gone)."""
+    position_side = str(entry.params.get("positionSide") or "BOTH")
+    amount = _position_amount(connection, entry.symbol, position_side)
+    flipped = (amount < 0) if entry.params.get("side") == "BUY" else (amount > 0)
+    return Decimal(0) if position_side == "BOTH" and flipped else abs(amount)
 
 
 def _armed(entry: OrderRecord, open_guards: dict[str, OrderRecord]
@@ -286,3 +315,66 @@ def _disarm(side: _Side, client_algo_ids: list[str]) -> None:
     """Cancel those still open (a failure is logged: the next settle cancels them as superseded)."""
     if client_algo_ids:
         disarm_protective_orders(side.connection, client_algo_ids)
+
+
+def arm_entry_stops(user_id: str, entry: OrderRecord, client: BinanceClient, creds: Credentials, *,
+                    connection: Connection, wind_down: str | None = None) -> list[ProtectiveOrderState]:
+    """The reconciler's arming of a filled API entry's stops (``arm_protective_orders``), then the re-placing
+    of one lost past Binance's retention (``replace_lost``; not in a delete's wind-down, which leaves the
+    connection). Raises as they do: the entry then stays in the reconciler's index."""
+    states = arm_protective_orders(user_id, entry, client, creds, connection=connection, wind_down=wind_down)
+    if wind_down is None:
+        replace_lost(user_id, entry, states, client, creds, connection)
+    return states
+
+
+def replace_lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderState], client: BinanceClient,
+                 creds: Credentials, connection: Connection) -> OrderRecord:
+    """Re-place, once, the filled API ``entry``'s stops lost past Binance's retention (``states``: its
+    first orders' states) while its position stands, or resume that re-placing (module docstring, "A stop
+    LOST"). Returns the entry as its reads must see it (its generations counted). Raises KlineoError when one
+    could not be placed yet (the claim stays: the next read or reconciler run resumes it)."""
+    if entry.origin != ORIGIN_API:
+        return entry
+    lost = _lost(user_id, entry, states)
+    if not lost and not entry.protective_resize:
+        return entry
+    rules = stop_rules(client, entry.symbol)
+    _, minimum, _ = rules.lot_for(market_order=True)
+    left = rules.round_quantity(_entry_held(connection, entry), market_order=True)
+    side = _Side(user_id, connection, client, creds, left, minimum)
+    if left < minimum:
+        return entry  # the position is gone (or dust): nothing to guard
+    if entry.protective_resize:  # an unfinished claim (this or a reduction's): resumed, never claimed over
+        _refit_entry(side, entry, {})
+        entry = get_order_record(user_id, entry.client_order_id) or entry
+        lost = _lost(user_id, entry, states)  # what the resumed claim placed is lost no more
+        if not lost or entry.protective_resize:
+            return entry
+    seen = entry.protective_generations or 1
+    quantity = min([*(record.sent_quantity for record in lost.values()), left])
+    claim = {"generation": seen, "quantity": plain_text(quantity),
+             "roles": {role: record.params["triggerPrice"] for role, record in lost.items()}, "replaces": []}
+    if not claim_protective_resize(user_id, entry.client_order_id, seen, claim):
+        return get_order_record(user_id, entry.client_order_id) or entry  # claimed meanwhile: placed there
+    logger.warning("protective orders lost past Binance's retention placed again",
+                   extra={"client_order_id": entry.client_order_id, "roles": sorted(lost)})
+    entry = dataclasses.replace(entry, protective_generations=seen + 1)
+    _place(side, entry, claim)
+    return entry
+
+
+def _lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderState]) -> dict[str, OrderRecord]:
+    """Role -> its record, for each role of the entry whose LATEST generation's order was lost past Binance's
+    retention (UNKNOWN_PURGED). One BatchGetItem, only when a first order in ``states`` was lost."""
+    purged = [s.role for s in states if s.status == STATUS_UNKNOWN_PURGED and s.role in _ROLES]
+    if not purged:
+        return {}
+    generations = range((entry.protective_generations or 1) - 1, -1, -1)  # the latest first
+    ids = {(role, g): protective_client_algo_id(entry.client_order_id, role, g) for role in purged
+           for g in generations}
+    records = get_order_records(user_id, list(ids.values()))
+    latest = {role: next((records[ids[role, g]] for g in generations if ids[role, g] in records), None)
+              for role in purged}
+    return {role: record for role, record in latest.items()
+            if record is not None and record.status == STATUS_UNKNOWN_PURGED}

@@ -534,7 +534,9 @@ class Reconciler:
         return stops_kept_off(record, connection)
 
     def _protected(self, account: _Account, entry: OrderRecord) -> bool | None:
-        """Place a filled API entry's missing stop-loss / take-profit; False when one could not be placed
+        """Place a filled API entry's missing stop-loss / take-profit (again, in a new generation, one lost
+        past Binance's retention while its position stands: ``klineo.services.protective_resize``'s
+        ``arm_entry_stops``, its positionRisk read metered with the step); False when one could not be placed
         yet (a transient failure, a halt, a state gate or a refusal of the key that may be lifted); a stop
         Binance refused for good (recorded, not raised), or a symbol that will never trade again
         (``_given_up``), is final.
@@ -543,10 +545,10 @@ class Reconciler:
             return True
         # Loaded here: only an entry with stops reaches this line (the order history's read of a page
         # reconciles too, and should not import the whole order path for it).
-        from klineo.services.protective import arm_protective_orders
+        from klineo.services.protective_resize import arm_entry_stops
 
         try:
-            self.call("POST", "/fapi/v1/algoOrder", arm_protective_orders, entry.user_id, entry,
+            self.call("POST", "/fapi/v1/algoOrder", arm_entry_stops, entry.user_id, entry,
                       account.client, account.creds, connection=account.connection, wind_down=self.wind_down)
         except KlineoError as exc:
             if exc.field == CONNECTION_DELETING:
