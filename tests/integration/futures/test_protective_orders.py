@@ -958,6 +958,30 @@ def test_a_lost_stops_re_placing_whose_answer_is_lost_too_is_resumed_under_the_s
     assert (record.protective_generations, record.protective_resize) == (2, None)
 
 
+def test_a_lost_stop_whose_position_cannot_be_read_is_shown_lost_by_the_read_and_placed_by_the_next_run(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a filled entry's stop-loss lost past Binance's retention WHEN its status is read while Binance
+    answers the position's read with 503s THEN nothing is sent again, the read still answers (200) with the
+    stop-loss UNKNOWN_PURGED (not standing); once the position reads again the next reconciler run places it
+    under generation 1's id, once."""
+    entry, stop_id, again_id = _stop_lost_past_retention(sim_env, invoke, futures_connection.id, reconcile)
+    sim_env.faults.add("http_503_unavailable", 100, method="GET", path="/fapi/v3/positionRisk")
+
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+    posts_then = len(_algo_posts(sim_env))
+    sim_env.faults.clear()
+    reconcile()
+    reconcile()
+
+    assert read["statusCode"] == 200, read["body"]
+    assert [(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] == [
+        ("stop_loss", "UNKNOWN_PURGED")]
+    assert posts_then == 1 and get_order_record(USER_A, stop_id).status == "UNKNOWN_PURGED"
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [again_id]
+    assert len(_algo_posts(sim_env)) == 2
+
+
 def _algo_refusing(sim: Any, monkeypatch: Any, refusal: Any) -> Callable[[], None]:
     """Binance's algo service refuses every order with ``refusal`` (a sim ApiError) until the returned
     function is called (e.g. the user fixed or replaced the key, a liquidation ended)."""

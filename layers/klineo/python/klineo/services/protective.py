@@ -681,12 +681,16 @@ def arm_on_read(
     entry = dataclasses.replace(entry_record, status=found.status, result=found.to_record())
     try:
         states = arm_protective_orders(user_id, entry, client, creds, connection=connection)
-        if connection is not None:  # a stop lost past the retention: placed again while its position stands
-            from klineo.services.protective_resize import replace_lost  # imports this module
-
-            entry = replace_lost(user_id, entry, states, client, creds, connection)
-        return latest_states(user_id, entry, states)
     except KlineoError as exc:
         logger.warning("protective orders not placed on read",
                        extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})
         return None
+    if connection is not None:  # a stop lost past the retention: placed again while its position stands
+        from klineo.services.protective_resize import replace_lost  # imports this module
+
+        try:
+            entry = replace_lost(user_id, entry, states, client, creds, connection)
+        except KlineoError as exc:  # the read still shows the lost one: not standing
+            logger.warning("lost protective order not placed again on read",
+                           extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})
+    return latest_states(user_id, entry, states)
