@@ -126,6 +126,19 @@ def test_parameters_without_their_type_name_the_type_to_add(sim_env, invoke):
     assert not any(value in error["message"] for value in ("3", "21")), error
 
 
+@pytest.mark.parametrize("function", ["strategy_create", "strategy_backtest", "strategy_update"])
+def test_a_short_only_strategy_that_never_shorts_is_refused_saying_why(sim_env, invoke, function):
+    """GIVEN direction short with parameters.allow_short false (every signal flat) in one body of POST
+    /strategies, a backtest or PATCH /strategies/{id} WHEN sent THEN 422 naming direction with a message
+    that says what is wrong and what to send, not a bare "invalid value"."""
+    no_shorts = {"type": "sma_crossover", "parameters": {"fast": 5, "slow": 20, "allow_short": False}}
+    error = _refusal(invoke, function, _body_of(function, **no_shorts, direction="short"))
+
+    assert (error["field"], [e["field"] for e in error["errors"]]) == ("direction", ["direction"]), error
+    assert "leaves no side to trade" in error["message"], error
+    assert "allow_short" in error["message"] and "both or long" in error["message"], error
+
+
 # A value no field takes (below every lower bound, and sent only here: no message may repeat it).
 BAD = "-7"
 TWO_SIZINGS = _sizing(quote_size_usdt="150", size_pct="10")

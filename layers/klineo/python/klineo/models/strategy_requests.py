@@ -64,11 +64,14 @@ PaperBalance = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000_000), max_d
                          positive_decimal_example("10000")]
 
 
-def _direction_leaves_a_side(cls: type, value: str | None, info: ValidationInfo) -> str | None:
-    """``direction`` refused when the parameters sent before it turn every signal flat (``NO_SIDE_LEFT``)."""
-    if leaves_no_side(value, info.data.get("parameters")):
-        raise ValueError(NO_SIDE_LEFT)
-    return value
+def _a_side_to_trade(cls: type, fields: Mapping[str, Any]) -> None:
+    """``direction`` refused when the parameters sent with it turn every signal flat (``NO_SIDE_LEFT``).
+
+    A rule across the two fields (``rule_of_fields_sent``), refused with ``field_refusal``: a field
+    validator's ValueError carries the direction sent, and the API's echo guard then answers the message,
+    which says "direction short", as a bare "invalid value"."""
+    if leaves_no_side(fields["direction"], fields["parameters"]):
+        raise field_refusal(cls, "direction", NO_SIDE_LEFT)
 
 
 # The JSON types a parameter of each declared type may have: no "5" for 5, no true for 1.
@@ -162,7 +165,7 @@ class StrategyDefinition(ApiModel):
         """Checked against the type's own parameter model."""
         return _checked_parameters(value, info.data.get("type"))
 
-    _direction_trades = field_validator("direction")(classmethod(_direction_leaves_a_side))
+    _direction_trades = rule_of_fields_sent("parameters", "direction")(_a_side_to_trade)
 
     @rule_of_fields_sent()
     def _one_sizing(cls, fields: Mapping[str, Any]) -> None:
@@ -208,7 +211,7 @@ class StrategyUpdateRequest(ApiModel):
         "sent again changes nothing, except when the paper equity is gone (a liquidation): then it restarts "
         "the ledger too, the way to resume such a strategy."))
 
-    _direction_trades = field_validator("direction")(classmethod(_direction_leaves_a_side))
+    _direction_trades = rule_of_fields_sent("parameters", "direction")(_a_side_to_trade)
 
     @rule_of_fields_sent()
     def _at_most_one_sizing(cls, fields: Mapping[str, Any]) -> None:
