@@ -38,7 +38,7 @@ from klineo.models.base import field_refusal, one_of_refusal, rule_of_fields_sen
 from klineo.models.fields import ApiModel, PositiveDecimal, positive_decimal_example
 from klineo.models.strategies import SIZING_FIELDS, Direction, MarginType, Mode, Status
 from klineo.strategies import INTERVALS_MS, NO_SIDE_LEFT, REGISTRY, leaves_no_side, parse_parameters
-from klineo.validation import CONNECTION_ID_PATTERN, SYMBOL_PATTERN
+from klineo.validation import CALLBACK_RATE_MAX, CALLBACK_RATE_MIN, CONNECTION_ID_PATTERN, SYMBOL_PATTERN
 
 __all__ = ["StrategyCreateRequest", "StrategyDefinition", "StrategyUpdateRequest"]
 
@@ -53,7 +53,7 @@ SizePct = Annotated[PositiveDecimal, Field(le=Decimal(100), max_digits=12, decim
                     positive_decimal_example("10")]
 Percent = Annotated[PositiveDecimal, Field(lt=Decimal(100), max_digits=12, decimal_places=8),
                     positive_decimal_example("2")]
-TrailingPct = Annotated[PositiveDecimal, Field(ge=Decimal("0.1"), le=Decimal(20), decimal_places=1),
+TrailingPct = Annotated[PositiveDecimal, Field(ge=CALLBACK_RATE_MIN, le=CALLBACK_RATE_MAX, decimal_places=1),
                         positive_decimal_example("1")]
 # What a sizing that can never trade is answered (klineo.runner.planning.sizing_refusal), for both bodies.
 _SIZE_DOC = ("Contracts (base asset) per entry, rounded down to the symbol's step. One below the symbol's "
