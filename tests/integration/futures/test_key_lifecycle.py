@@ -26,11 +26,12 @@ from klineo.store.connections import (
 )
 from klineo.store.events import list_events
 from klineo.store.order_history import UNSETTLED_INDEX
-from klineo.store.secrets import put_new_version
+from klineo.store.secrets import clear_cache, put_new_version
 
 from tests.helpers import load_event, with_body, with_user
 from tests.integration.api.conftest import (
     USER_A,
+    LambdaContext,
     at_path,
     aws_refusing,
     connection_event,
@@ -40,6 +41,7 @@ from tests.integration.api.conftest import (
 from tests.integration.futures.helpers import (
     body_of,
     forget_uid,
+    fresh_handler,
     new_key,
     order_body,
     order_event,
@@ -1011,3 +1013,54 @@ def test_the_enable_resumes_no_strategy_whose_resumed_event_cannot_be_written(si
     assert invoke("connection_enable", event)["statusCode"] == 200
     for sid in sids:
         assert (_strategy(sid).status, [k for k, _ in _kinds(sid)]) == ("active", ["resumed"])
+
+
+def _balance_reads_racing_a_new_key(sim_env, invoke, connection_id: str, reads: int) -> list[dict]:
+    """``reads`` balance reads of USER_A, each begun (its connection read, key version named) before the
+    connection's key is replaced and the key they sign with revoked on Binance, as an owner replacing a
+    leaked key does: each later read starts inside the previous one's secret fetch (another container),
+    and the last one's fetch replaces the key first. Their answers, the first read's first."""
+    old = second_key(sim_env)
+    assert put_credentials(invoke, connection_id, old)["statusCode"] == 200
+    old_version = get_connection(USER_A, connection_id).credentials_version
+    clear_cache()  # each read fetches the key version its connection read names
+    event = connection_event("balance", connection_id, USER_A, "/balance")
+    client, hook_event = aws_clients.secretsmanager(), "before-parameter-build.secrets-manager.GetSecretValue"
+    answers: list[dict] = []
+    fetches: list[None] = []
+
+    def hook(params, **_: object) -> None:
+        if params.get("VersionId") != old_version:
+            return
+        fetches.append(None)
+        if len(fetches) < reads:
+            answers.append(fresh_handler("balance")(event, LambdaContext(function_name="balance")))
+            return
+        client.meta.events.unregister(hook_event, hook)
+        assert put_credentials(invoke, connection_id, second_key(sim_env))["statusCode"] == 200
+        sim_env.revoke_key(old.api_key)
+
+    client.meta.events.register(hook_event, hook)
+    try:
+        first = invoke("balance", event)
+    finally:
+        client.meta.events.unregister(hook_event, hook)
+    return [first, *reversed(answers)]
+
+
+def test_refusals_of_a_replaced_key_in_flight_never_disable_the_connection(sim_env, invoke,
+                                                                          futures_connection):
+    """Three balance reads signed with the key just replaced (and revoked on Binance) are refused, 403 each,
+    but count nothing against the connection's new key: not disabled, count 0, its strategy still active
+    (before: the third refusal of the old key disabled the connection and paused the strategy, the new key
+    working)."""
+    strategy_id = _live_strategy(futures_connection.id)
+
+    answers = _balance_reads_racing_a_new_key(sim_env, invoke, futures_connection.id, 3)
+
+    assert [answer["statusCode"] for answer in answers] == [403, 403, 403]
+    after = get_connection(USER_A, futures_connection.id)
+    assert (after.disabled_at, after.consecutive_failures) == (None, 0)
+    assert _strategy(strategy_id).status == "active"
+    read = invoke("balance", connection_event("balance", futures_connection.id, USER_A, "/balance"))
+    assert read["statusCode"] == 200, read["body"]

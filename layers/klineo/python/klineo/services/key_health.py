@@ -3,7 +3,10 @@
 A key failure is Binance refusing the key itself (permission, signature, ip_whitelist) on a call the
 key must be able to make: orders and cancels, the runner's calls, the spot balance read, the futures
 reads (``note_key_outcome``, ``note_futures_outcome``). Any other answer from Binance proves the key
-works and resets the count, wherever it comes from. After ``KEY_FAILURE_LIMIT`` in a row the
+works and resets the count, wherever it comes from. A failure counts only while the connection still
+names the key version the call signed with (``klineo.store.connections.add_key_failure``): a call in
+flight when the key was replaced (the old key revoked on Binance, as a leaked key is) is refused, and
+that refusal is the old key's, never counted against the new one. After ``KEY_FAILURE_LIMIT`` in a row the
 connection is disabled with its reason and time, and its active strategies are paused (reason
 ``connection_disabled:<category>``) in the same step. ``POST /exchange-connections/{id}/enable``
 (klineo.services.connections) clears that state and resumes exactly those strategies, the ones
@@ -264,7 +267,9 @@ def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
         return
     assert error is not None
     user_id, connection_id = connection.user_id, connection.connection_id
-    count = _unless_gone(connection_store.add_key_failure, user_id, connection_id)
+    # Counted only while the connection still signs with the key that failed (a replaced key's does not).
+    count = _unless_gone(connection_store.add_key_failure, user_id, connection_id,
+                         connection.credentials_version)
     if count is None or count < KEY_FAILURE_LIMIT or connection.disabled:
         return
     reason = f"{DISABLED_PREFIX}:{error.category}"

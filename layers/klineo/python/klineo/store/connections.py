@@ -302,21 +302,45 @@ def another_account(what: str) -> KlineoError:
     )
 
 
+class _KeyReplaced(Exception):
+    """The connection no longer names the key version a write was conditional on (``signed_with``)."""
+
+
+# ``_update_existing``'s ``signed_with`` when the write holds whatever key version the item names.
+_ANY_VERSION = object()
+
+
+def _version_condition(signed_with: object) -> tuple[dict[str, str], dict[str, Any]]:
+    """The attribute name and value of a condition on the item's ``credentials_version`` being
+    ``signed_with`` (None: absent); none for ``_ANY_VERSION``."""
+    if signed_with is _ANY_VERSION:
+        return {}, {}
+    values = {} if signed_with is None else {":signed_with": {"S": str(signed_with)}}
+    return {"#signed_with": "credentials_version"}, values
+
+
 def _update_existing(user_id: str, connection_id: str, update: Update,
-                     refused: str | None = None, *, same_account: str | None = None) -> Connection:
+                     refused: str | None = None, *, same_account: str | None = None,
+                     signed_with: object = _ANY_VERSION) -> Connection:
     """One UpdateItem of an existing connection; with ``refused``, only while it is not being deleted; with
     ``same_account`` (what is refused), only while its ``binance_uid`` is absent or the one the update sets,
-    else ``another_account`` (another write stored another account's uid since the caller checked it)."""
+    else ``another_account`` (another write stored another account's uid since the caller checked it); with
+    ``signed_with`` (a key version, None: unversioned), only while the item names that version, else
+    ``_KeyReplaced``."""
     if not is_connection_id(connection_id):
         raise _not_found()
     condition = "attribute_exists(pk)" + (f" AND attribute_not_exists({DELETING_SINCE})" if refused else "")
     if same_account:
         condition += " AND (attribute_not_exists(#binance_uid) OR #binance_uid = :binance_uid)"
+    names, values = _version_condition(signed_with)
+    if names:
+        condition += " AND " + ("#signed_with = :signed_with" if values
+                                else "attribute_not_exists(#signed_with)")
     try:
         answer = aws.dynamodb().update_item(
             TableName=get_settings().data_table, Key=_key(user_id, connection_id),
             ConditionExpression=condition, ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD", **update.request(),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD", **update.request(names, **values),
         )
     except ClientError as exc:
         if aws.error_code(exc) != aws.CONDITION_FAILED:
@@ -326,6 +350,8 @@ def _update_existing(user_id: str, connection_id: str, update: Update,
             raise another_account(same_account) from None
         if refused and old:
             raise being_deleted(refused) from None
+        if names and old:
+            raise _KeyReplaced from None
         raise _not_found() from None
     return _from_item(answer["Attributes"])
 
@@ -465,9 +491,19 @@ def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applie
                       "them; try again.", retryable=True)
 
 
-def add_key_failure(user_id: str, connection_id: str) -> int:
-    """Count one more consecutive key failure (atomic ADD); returns the new count."""
-    updated = _update_existing(user_id, connection_id, Update(adds={"consecutive_failures": 1}))
+def add_key_failure(user_id: str, connection_id: str,
+                    credentials_version: object = _ANY_VERSION) -> int | None:
+    """Count one more consecutive key failure of the key version ``credentials_version`` (the one the refused
+    call signed with; None: an unversioned connection's; not given: whichever the item names) in one
+    conditional ADD: the new count, or None when the connection names another version now. A key replaced
+    while the call was in flight (the old one revoked on Binance, as a leaked key is) failed, not the
+    connection's new key: counting it would disable a connection whose key works and pause its strategies.
+    NOT_FOUND when the connection is gone."""
+    try:
+        updated = _update_existing(user_id, connection_id, Update(adds={"consecutive_failures": 1}),
+                                   signed_with=credentials_version)
+    except _KeyReplaced:
+        return None
     return updated.consecutive_failures
 
 
