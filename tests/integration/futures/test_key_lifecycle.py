@@ -6,7 +6,7 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -1015,16 +1015,15 @@ def test_the_enable_resumes_no_strategy_whose_resumed_event_cannot_be_written(si
         assert (_strategy(sid).status, [k for k, _ in _kinds(sid)]) == ("active", ["resumed"])
 
 
-def _balance_reads_racing_a_new_key(sim_env, invoke, connection_id: str, reads: int) -> list[dict]:
-    """``reads`` balance reads of USER_A, each begun (its connection read, key version named) before the
-    connection's key is replaced and the key they sign with revoked on Binance, as an owner replacing a
-    leaked key does: each later read starts inside the previous one's secret fetch (another container),
-    and the last one's fetch replaces the key first. Their answers, the first read's first."""
+def _racing_a_new_key(sim_env, invoke, connection_id: str, calls: list[Callable[[], dict]]) -> list[dict]:
+    """``calls`` each begun (its connection read, key version named) before the connection's key is replaced
+    and the key they sign with revoked on Binance, as an owner replacing a leaked key does: each later call
+    starts inside the previous one's fetch of that key (another container), and the last one's fetch
+    replaces the key first. Their answers, the first call's first."""
     old = second_key(sim_env)
     assert put_credentials(invoke, connection_id, old)["statusCode"] == 200
     old_version = get_connection(USER_A, connection_id).credentials_version
-    clear_cache()  # each read fetches the key version its connection read names
-    event = connection_event("balance", connection_id, USER_A, "/balance")
+    clear_cache()  # each call fetches the key version its connection read names
     client, hook_event = aws_clients.secretsmanager(), "before-parameter-build.secrets-manager.GetSecretValue"
     answers: list[dict] = []
     fetches: list[None] = []
@@ -1033,8 +1032,8 @@ def _balance_reads_racing_a_new_key(sim_env, invoke, connection_id: str, reads: 
         if params.get("VersionId") != old_version:
             return
         fetches.append(None)
-        if len(fetches) < reads:
-            answers.append(fresh_handler("balance")(event, LambdaContext(function_name="balance")))
+        if len(fetches) < len(calls):
+            answers.append(calls[len(fetches)]())
             return
         client.meta.events.unregister(hook_event, hook)
         assert put_credentials(invoke, connection_id, second_key(sim_env))["statusCode"] == 200
@@ -1042,7 +1041,7 @@ def _balance_reads_racing_a_new_key(sim_env, invoke, connection_id: str, reads: 
 
     client.meta.events.register(hook_event, hook)
     try:
-        first = invoke("balance", event)
+        first = calls[0]()
     finally:
         client.meta.events.unregister(hook_event, hook)
     return [first, *reversed(answers)]
@@ -1055,8 +1054,14 @@ def test_refusals_of_a_replaced_key_in_flight_never_disable_the_connection(sim_e
     (before: the third refusal of the old key disabled the connection and paused the strategy, the new key
     working)."""
     strategy_id = _live_strategy(futures_connection.id)
+    event = connection_event("balance", futures_connection.id, USER_A, "/balance")
 
-    answers = _balance_reads_racing_a_new_key(sim_env, invoke, futures_connection.id, 3)
+    def in_another_container() -> dict:
+        return fresh_handler("balance")(event, LambdaContext(function_name="balance"))
+
+    calls = [lambda: invoke("balance", event), in_another_container, in_another_container]
+
+    answers = _racing_a_new_key(sim_env, invoke, futures_connection.id, calls)
 
     assert [answer["statusCode"] for answer in answers] == [403, 403, 403]
     after = get_connection(USER_A, futures_connection.id)
@@ -1064,3 +1069,23 @@ def test_refusals_of_a_replaced_key_in_flight_never_disable_the_connection(sim_e
     assert _strategy(strategy_id).status == "active"
     read = invoke("balance", connection_event("balance", futures_connection.id, USER_A, "/balance"))
     assert read["statusCode"] == 200, read["body"]
+
+
+def test_a_test_of_a_key_replaced_meanwhile_is_not_recorded_as_the_new_keys(sim_env, invoke,
+                                                                            futures_connection):
+    """POST .../test whose stored key is replaced (and revoked on Binance) while it runs: a retryable 409
+    naming connection_id saying to test again, the new key's passing test kept as the connection's last_test
+    (before: 200 with the old key's failure, recorded as the connection's: a working connection shown
+    failing)."""
+    event = connection_event("connection_test_stored", futures_connection.id, USER_A, "/test")
+
+    [answer] = _racing_a_new_key(sim_env, invoke, futures_connection.id,
+                                 [lambda: invoke("connection_test_stored", event)])
+
+    assert answer["statusCode"] == 409, answer["body"]
+    error = body_of(answer)["error"]
+    assert (error["field"], error["retryable"]) == ("connection_id", True), error
+    assert "test again" in error["message"]
+    assert get_connection(USER_A, futures_connection.id).last_test["ok"] is True
+    again = invoke("connection_test_stored", event)
+    assert again["statusCode"] == 200 and body_of(again)["ok"] is True, again["body"]

@@ -277,8 +277,10 @@ def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestR
     creds = connection_store.connection_credentials(connection)
     tested = run_spot_test(creds, connection.environment)
     result = tested.result
+    # Recorded only while the connection still names the key tested: a key replaced meanwhile is a 409.
     connection_store.record_test_result(user_id, connection_id, result.model_dump(mode="json"),
-                                        refused=connection_store.TEST_REFUSED, binance_uid=tested.uid)
+                                        refused=connection_store.TEST_REFUSED, binance_uid=tested.uid,
+                                        tested_version=connection.credentials_version)
     if result.ok:  # the key works: its failure count starts again (a failed test itself never counts)
         note_key_answer(connection, None)
     return result

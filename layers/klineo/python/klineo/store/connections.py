@@ -348,10 +348,10 @@ def _update_existing(user_id: str, connection_id: str, update: Update,
         old = exc.response.get("Item")
         if same_account and old and DELETING_SINCE not in old:
             raise another_account(same_account) from None
+        if names and old and not (refused and DELETING_SINCE in old):
+            raise _KeyReplaced from None
         if refused and old:
             raise being_deleted(refused) from None
-        if names and old:
-            raise _KeyReplaced from None
         raise _not_found() from None
     return _from_item(answer["Attributes"])
 
@@ -375,12 +375,20 @@ def _uid_if_absent(binance_uid: int | None) -> dict[str, Any]:
 
 def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *,
                        futures: bool = False, refused: str | None = None,
-                       binance_uid: int | None = None) -> Connection:
+                       binance_uid: int | None = None, tested_version: object = _ANY_VERSION) -> Connection:
     """Store a test result on the item (last_test, or futures_last_test), and ``binance_uid`` when the item
-    has none; NOT_FOUND when absent; with ``refused``, 409 when it is being deleted."""
+    has none; NOT_FOUND when absent; with ``refused``, 409 when it is being deleted; with ``tested_version``
+    (the key version tested, None: an unversioned connection's), only while the item names it, else a
+    retryable 409 naming connection_id: the key was replaced while it was tested, and the old key's result
+    is not the new key's (whose own test its replacement recorded)."""
     attribute = "futures_last_test" if futures else "last_test"
     update = Update(sets={attribute: result}, defaults=_uid_if_absent(binance_uid))
-    return _update_existing(user_id, connection_id, update, refused=refused)
+    try:
+        return _update_existing(user_id, connection_id, update, refused=refused, signed_with=tested_version)
+    except _KeyReplaced:
+        raise KlineoError(ErrorCategory.CONFLICT, "The connection's key was replaced while this test ran, "
+                          "so its result is not the connection's: test again.", retryable=True,
+                          field="connection_id") from None
 
 
 def keep_binance_uid(user_id: str, connection_id: str, binance_uid: int, refused: str) -> Connection:
