@@ -192,14 +192,14 @@ def second_key(sim_env, account_id: str = "futures-full",
     return sim_env.add_key(account_id, api_key, secret, permissions)
 
 
-def age_record(client_order_id: str, age_ms: int, *, send_by: bool = True) -> None:
-    """Make our record an unsettled attempt started ``age_ms`` ago (its answer was never learned), whose POST
-    had to be signed by then (``send_by_ms``: a protective order's), or (``send_by`` False) not saying by
-    when (a record written before that was stored)."""
+def age_record(client_order_id: str, age_ms: int, *, send_by: bool = True, user_id: str = USER_A) -> None:
+    """Make ``user_id``'s record an unsettled attempt started ``age_ms`` ago (its answer was never learned),
+    whose POST had to be signed by then (``send_by_ms``: a protective order's), or (``send_by`` False) not
+    saying by when (a record written before that was stored)."""
     send_by_ms = "send_by_ms = :at REMOVE #r" if send_by else "REMOVE #r, send_by_ms"
     aws_clients.dynamodb().update_item(
         TableName=get_settings().data_table,
-        Key={"pk": {"S": f"USER#{USER_A}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
+        Key={"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"ORDER#{client_order_id}"}},
         UpdateExpression=f"SET #s = :unknown, attempt_ms = :at, {send_by_ms}",
         ExpressionAttributeNames={"#s": "status", "#r": "result"},
         ExpressionAttributeValues={":unknown": {"S": "UNKNOWN"},
