@@ -22,6 +22,7 @@ from klineo.runner.execution import TickContext, run_strategy
 from klineo.runner.messages import StrategyRef, WorkMessage
 from klineo.runner.schedule import MINUTE_MS
 from klineo.services.open_orders import list_open_orders
+from klineo.services.orders import PURGE_AFTER_MS
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import get_connection
@@ -39,6 +40,7 @@ from tests.helpers import (
     with_user,
 )
 from tests.integration.api.conftest import at_path
+from tests.integration.futures.helpers import age_record
 
 USER = "user-runner-reprice"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
@@ -274,6 +276,92 @@ def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the
     runner.run_tick(third)
 
     assert len(runner.journal("POST", ALGO_PATH)) == sent + 1
+
+
+def test_a_stop_lost_past_binances_retention_is_placed_again_once_while_the_position_stands(runner,
+                                                                                          reconcile) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % whose stop-loss POST at entry was lost unsent, and whose lookups
+    failed until its record was older than Binance's retention WHEN the next turns and the reconciler find no
+    such algo order while the position stands THEN the stop-loss (UNKNOWN_PURGED: it cannot be standing) is
+    placed again once, at its level for the position, under generation 1's id, the take-profit untouched, a
+    protective_placed event names it, and later turns and runs send nothing more."""
+    first, second, third, fourth = _ticks(runner, 4)
+    runner.sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    stop, take_profit = (protective_client_algo_id(entry, role) for role in ("stop_loss", "take_profit"))
+    again = protective_client_algo_id(entry, "stop_loss", 1)
+    runner.sim.faults.add("http_503_unavailable", count=50, method="GET", path=ALGO_PATH)
+    runner.run_tick(second)
+    runner.sim.faults.clear()
+    age_record(stop, PURGE_AFTER_MS + 60_000, user_id=USER)
+
+    runner.run_tick(third)
+    reconcile()
+    runner.run_tick(fourth)
+    reconcile()
+
+    assert get_order_record(USER, stop).status == "UNKNOWN_PURGED"
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted([again, take_profit])
+    placed = _algos(runner)[again]
+    assert (placed.trigger_price, placed.quantity, placed.reduce_only) == (
+        _tick_price(runner, protective_prices("BUY", fill, D(2), None)[0]), D("0.002"), True)
+    assert len(runner.journal("POST", ALGO_PATH)) == 3  # the lost stop-loss, the take-profit, the stop again
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["orders"], "refused" in stored) == (
+        True, {"stop_loss": 1, "take_profit": 0}, False)
+    assert [e.details.get("lost") for e in _events(sid, "protective_placed")] == [["stop_loss"]]
+
+
+def test_a_lost_stops_re_placing_whose_answer_is_lost_too_is_resumed_under_its_id_never_a_third(
+        runner, monkeypatch) -> None:
+    """GIVEN a live long whose entry's stop-loss was lost past Binance's retention WHEN its re-placing's POST
+    (generation 1) is lost unsent too THEN the next turn past recvWindow resumes that claim: generation 1 is
+    sent again under its own id (no generation 2 claimed), one stop-loss stands, later turns send none."""
+    from klineo.services import orders as order_core
+
+    first, second, third, fourth = _ticks(runner, 4)
+    runner.sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2")
+    stop = protective_client_algo_id(entry, "stop_loss")
+    again = protective_client_algo_id(entry, "stop_loss", 1)
+    age_record(stop, PURGE_AFTER_MS + 60_000, user_id=USER)
+    runner.sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    runner.run_tick(second)
+    lost_again = get_order_record(USER, again).status
+    monkeypatch.setattr(order_core, "SETTLE_MARGIN_MS", -10**9)  # as if recvWindow + margin had passed
+
+    runner.run_tick(third)
+    runner.run_tick(fourth)
+
+    assert lost_again == "UNKNOWN" and get_order_record(USER, stop).status == "UNKNOWN_PURGED"
+    assert [a.client_algo_id for a in _open(runner)] == [again]
+    assert len(runner.journal("POST", ALGO_PATH)) == 3  # the lost one, generation 1's lost one, its resend
+    assert get_order_record(USER, entry).protective_generations == 2
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["orders"], "repricing" in stored) == (True, {"stop_loss": 1}, False)
+    assert [e.details.get("lost") for e in _events(sid, "protective_placed")] == [["stop_loss"]]
+
+
+def test_a_lost_stop_placed_again_and_refused_for_good_is_not_tried_again_every_turn(runner) -> None:
+    """GIVEN a live long whose entry's stop-loss was lost past Binance's retention and the mark since fell
+    through its level WHEN the next turns run THEN generation 1 is sent once, Binance refuses it (-2021), an
+    error event says so and no later turn sends another (no generation claimed a turn)."""
+    first, second, third, fourth = _ticks(runner, 4)
+    runner.sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2")
+    age_record(protective_client_algo_id(entry, "stop_loss"), PURGE_AFTER_MS + 60_000, user_id=USER)
+    runner.sim.set_mark_price("BTCUSDT", float(fill * D("0.97")))
+
+    runner.run_tick(second)
+    runner.run_tick(third)
+    runner.run_tick(fourth)
+
+    assert _open(runner) == [] and len(runner.journal("POST", ALGO_PATH)) == 2
+    assert get_order_record(USER, protective_client_algo_id(entry, "stop_loss", 1)).status == "REJECTED"
+    assert get_order_record(USER, entry).protective_generations == 2
+    [refusal] = [e for e in _events(sid, "error") if e.details["what"] == "protective_not_repriced"]
+    assert "stop-loss placed again after its first order was lost" in refusal.details["message"]
+    assert _events(sid, "protective_placed") == []
 
 
 def test_a_stop_refused_while_the_account_is_liquidated_is_placed_on_the_next_turn(runner, monkeypatch):

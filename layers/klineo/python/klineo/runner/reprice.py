@@ -81,6 +81,16 @@ event says so, and ``refused_quantity`` keeps that quantity from being tried aga
 orders stay); an entry whose own orders were refused re-places only those of them that stand (e.g. its
 take-profit beside a refused stop), never the refused one.
 
+Lost (``LiveReprice.replace_lost``): an entry's own order whose POST went unanswered until Binance's retention
+passed is recorded UNKNOWN_PURGED (``klineo.services.protective``), never sent again under its id. It cannot
+be standing (Binance forgets no open order, and one that fired is found), so it never counts as refused:
+while the position stands, the turn that finds it (``rearm``) claims a new generation for those roles only
+(``repricing`` with ``lost``, replacing the lost orders, nothing that stands), at the recorded levels for the
+position, and places it by steps 2-3 with a ``protective_placed`` event naming the roles (``lost``). An
+unfinished such claim is resumed by the next turns, never dropped nor claimed anew (unless the percents or
+the position change: then claimed anew as above, every role placed); refused for good, it is remembered in
+``refused`` as an entry's refused order is.
+
 A live position with no record (entered while the strategy had no percents) whose percents are now set
 (``LiveReprice.start``) gets its levels the same way, as a re-pricing from no levels: priced from the
 position's average entry (``live_book.entry_price``), for the order that entered it
@@ -120,7 +130,7 @@ from klineo.runner.paper import (
 )
 from klineo.store.connections import Connection
 from klineo.store.events import StrategyEvent
-from klineo.store.orders import protective_generations_update
+from klineo.store.orders import STATUS_UNKNOWN_PURGED, protective_generations_update
 from klineo.store.runs import replace_protective
 from klineo.store.strategies import Strategy
 from klineo.validation import decimal_or_none
@@ -188,7 +198,8 @@ def _claimed_generations(user_id: str, parent: str) -> int:
     return (record.protective_generations if record is not None else None) or 1
 
 
-def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[str, Any]) -> bool:
+def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[str, Any],
+                     lost: list[str] | None = None) -> bool:
     """Place the entry's own protective orders (generation 0) that a live protective ``record`` asks for
     (its ``parent_client_order_id``, ``entry_side``, ``quantity``, ``entry_price`` and levels); True when all
     are armed.
@@ -202,7 +213,9 @@ def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[st
     (``klineo.services.protective``): a halt since the entry (retryable, field symbol) is waited out, only an
     ended or unlisted contract refuses for good; a refusal Binance lifts by itself (retryable, e.g. -2023
     while the account is being liquidated) is waited out too. Any other failure: logged, False, ``record``
-    unchanged: the next turns try again (``LiveReprice.rearm``).
+    unchanged: the next turns try again (``LiveReprice.rearm``). With ``lost`` (``LiveReprice.rearm``): the
+    roles whose order was lost past Binance's retention (UNKNOWN_PURGED: it cannot be standing) are added to
+    it, False, and are not counted as refused (the caller places them again in a new generation).
     """
     # Loaded here, on a live entry with protection only: the algo-order path it brings (protective and algo
     # order services, the futures API models) is about 13 ms of every strategy_worker cold start.
@@ -218,10 +231,12 @@ def arm_entry_orders(connection: Connection, strategy: Strategy, record: dict[st
         if exc.category not in REFUSED_FOR_GOOD or exc.retryable:  # e.g. a halt, a liquidation: waited out
             return False
         states = []
-    if not states or any(state.status in NOT_ARMED for state in states):
+    gone = [s.role for s in states if s.status == STATUS_UNKNOWN_PURGED] if lost is not None else []
+    refused = not states or any(state.status in NOT_ARMED and state.role not in gone for state in states)
+    if refused:
         record["refused"] = levels(record)
-        return False
-    return True
+    (lost if lost is not None else []).extend(gone)
+    return not gone and not refused
 
 
 def protection_due(strategy: Strategy) -> bool:
@@ -266,6 +281,14 @@ def _refusal_message(same: bool, kept: set[str], refused: set[str], stays: set[s
     return (f"Binance refused the {named} (a level the mark price already crossed?); the {placed} "
             f"{'was' if len(kept) == 1 else 'were'} placed{earlier}. The {named} "
             f"{'is' if len(refused) == 1 else 'are'} tried again once the percents change.")
+
+
+def _lost_refused_message(refused: set[str]) -> str:
+    """The ``error`` message of roles lost past Binance's retention, placed again and refused for good."""
+    named = " and ".join(sorted(role.replace("_", "-") for role in refused))
+    return (f"Binance refused the {named} placed again after its first order was lost past Binance's "
+            "retention (a level the mark price already crossed?); it is tried again once the percents "
+            "change.")
 
 
 def armed_ids(record: dict[str, Any] | None) -> dict[str, str]:
@@ -391,6 +414,8 @@ class LiveReprice:
         # percents change).
         kept = new == levels(record) or (not claimed and refused is not None and new == levels(refused))
         if kept and not self.resizing():
+            if claimed.get("lost"):  # placing again what was lost past the retention: resumed, never dropped
+                return self.place(self.own_levels(), claimed)
             if claimed:
                 return self.abandon(claimed)
             # The entry's own orders, kept from being placed by a transient failure: still placed after a
@@ -479,11 +504,16 @@ class LiveReprice:
         replaces = {role: g for role, g in orders.items() if role not in kept}
         return {"roles": sorted(set(wanted) - kept), "replaces": replaces}
 
-    def claim(self, new: dict[str, Decimal], sized: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    def claim(self, new: dict[str, Decimal], sized: frozenset[str] = frozenset(),
+              lost: frozenset[str] = frozenset()) -> dict[str, Any] | None:
         """Claim the next generation with its plan (written before anything is sent, on the entry's record
-        too); None when the strategy moved."""
+        too); ``lost``: only those roles, lost past Binance's retention (``replace_lost``), replacing their
+        lost orders. None when the strategy moved."""
         seen = int(self.record.get("generations", 1))
-        claim = {"generation": seen, "levels": new, "quantity": abs(self.held), **self.plan(new, sized)}
+        plan = self.plan(new, sized) if not lost else {
+            "roles": sorted(lost), "lost": sorted(lost),
+            "replaces": {role: g for role, g in armed_orders(self.record).items() if role in lost}}
+        claim = {"generation": seen, "levels": new, "quantity": abs(self.held), **plan}
         # A re-placing at the recorded levels keeps the levels refused earlier (still not tried again).
         dropped = {"refused_quantity"} | ({"refused"} if new != levels(self.record) else set())
         record = {k: v for k, v in self.record.items() if k not in dropped}
@@ -537,8 +567,11 @@ class LiveReprice:
         stays = refused & earlier
         dropped = set(claim.get("roles") or []) - kept
         self.note_cancelled(self.claimed_ids({**claim, "roles": sorted(dropped)}))  # a lost one may stand
-        message = _refusal_message(same, kept, refused, stays)
-        remember: dict[str, Any] = {"refused_quantity": abs(self.held)} if same else {"refused": new}
+        message = _lost_refused_message(refused) if claim.get("lost") else _refusal_message(
+            same, kept, refused, stays)
+        # A lost order placed again and refused: its levels are not tried again (``entry_refused``).
+        remember: dict[str, Any] = ({"refused_quantity": abs(self.held)} if same and not claim.get("lost")
+                                    else {"refused": new})
         if not kept:
             record = {k: v for k, v in self.record.items() if k != "repricing"}
             self.failed({**record, **remember}, new, message, "order_rejected")
@@ -578,8 +611,11 @@ class LiveReprice:
         superseded |= set(_order_ids(self.parent, replaces.items()))
         if superseded:
             record["superseded"] = sorted(superseded)
-        event = self.make_event("protective_repriced", mode="live", **level_details(levels(self.record),
-                                levels(wanted)), **self.quantities(), entry_price=wanted["entry_price"])
+        if claim.get("lost"):  # lost past Binance's retention, placed again: which ones
+            event = self.make_event("protective_placed", lost=claim["lost"], **protective_details(record))
+        else:
+            event = self.make_event("protective_repriced", mode="live", **level_details(
+                levels(self.record), levels(wanted)), **self.quantities(), entry_price=wanted["entry_price"])
         if not self.write(record, [event, *([refusal] if refusal is not None else [])]):
             self.drop_if_superseded(claim)
             return True
@@ -593,9 +629,13 @@ class LiveReprice:
         again: tried on the next turn (logged, no event: the entry's ``protective_not_armed`` told it).
         Refused for good (``arm_entry_orders``): an ``error`` event, remembered in ``refused`` until the
         percents change; after a change of the levels was refused, ``refused`` keeps that change's levels
-        and ``orders`` names the entry's orders that stand (not armed: the next turns place nothing)."""
+        and ``orders`` names the entry's orders that stand (not armed: the next turns place nothing). Lost
+        past Binance's retention: placed again in a new generation (``replace_lost``)."""
         record = {**self.record, "entry_side": _side(self.held), "quantity": abs(self.held)}
-        record["armed"] = arm_entry_orders(self.connection, self.strategy, record)
+        lost: list[str] = []
+        record["armed"] = arm_entry_orders(self.connection, self.strategy, record, lost)
+        if lost:
+            return self.replace_lost(record, frozenset(lost))
         if record["armed"]:
             event = self.make_event("protective_placed", **protective_details(record))
         elif "refused" in record:
@@ -606,6 +646,23 @@ class LiveReprice:
         else:
             return False
         return self.write(record, [event]) or True
+
+    def replace_lost(self, record: dict[str, Any], lost: frozenset[str]) -> bool:
+        """The entry's own orders of the ``lost`` roles went unanswered until Binance's retention passed
+        (UNKNOWN_PURGED, never sent again under their ids): none can be standing (Binance forgets no open
+        order, and one that fired is found), so each is placed again, once, at its recorded level for the
+        position, in a new generation claimed as a re-pricing's (``claim``: written before anything is sent,
+        on the entry's record too), never two at once: the next turns resume that claim (``move``), never
+        claim another. ``record``: what ``rearm`` armed; a role refused for good beside them is told (an
+        ``error`` event) and stays refused."""
+        if levels(record.get("refused")) == levels(record) and levels(self.record.get("refused")) != levels(
+                record):
+            event = self.make_event("error", what="protective_not_armed", **protective_details(record))
+            if not self.write(record, [event]):
+                return True
+        self.record = record
+        claimed = self.claim(levels(record), lost=lost)
+        return self.place(self.own_levels(), claimed) if claimed else True
 
     def drop_if_superseded(self, claim: dict[str, Any]) -> None:
         """This attempt's claim lost to a newer one (another attempt claimed the next generation after a
