@@ -2510,7 +2510,7 @@ export interface components {
         EventResponse: {
             /**
              * Kind
-             * @description signal, risk_block, order_submit, order_fill, protective_placed, protective_triggered, protective_repriced (the stops moved to new percents, or re-placed for what is left of the position: quantity, old_quantity), position_closed (with its cause), error, paused, resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger), fills_booked (Binance's fills of a live order replaced the estimate its PnL counted: realised_pnl and fees, exact and estimated), still_paused (the connection's enable left paused a strategy its disable had paused: the field and message a resume is refused with).
+             * @description signal, risk_block, order_submit, order_fill, protective_placed (also a live stop lost past Binance's retention, placed again: lost names its roles), protective_triggered, protective_repriced (the stops moved to new percents, or re-placed for what is left of the position: quantity, old_quantity), position_closed (with its cause), error, paused, resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger), fills_booked (Binance's fills of a live order replaced the estimate its PnL counted: realised_pnl and fees, exact and estimated), still_paused (the connection's enable left paused a strategy its disable had paused: the field and message a resume is refused with).
              * @example order_fill
              */
             kind: string;

@@ -84,7 +84,8 @@ class EventResponse(BaseModel):
 
     kind: str = Field(
         examples=["order_fill"],
-        description="signal, risk_block, order_submit, order_fill, protective_placed, protective_triggered, "
+        description="signal, risk_block, order_submit, order_fill, protective_placed (also a live stop lost "
+                    "past Binance's retention, placed again: lost names its roles), protective_triggered, "
                     "protective_repriced (the stops moved to new percents, or re-placed for what is left of "
                     "the position: quantity, old_quantity), position_closed (with its cause), error, paused, "
                     "resumed, paper_reset (a new paper_balance_usdt restarted the paper ledger), "

@@ -10,7 +10,9 @@ What the runner and the API saw and did, one item per event, never updated:
     risk_block        the risk gate refused the order (``gate`` names it); nothing was sent
     order_submit      a live order claimed and sent (or a paper order simulated)
     order_fill        what filled (quantity, average price, fee)
-    protective_placed / protective_triggered / error / paused / resumed
+    protective_placed / protective_triggered / error / paused / resumed (a protective_placed with
+                      ``lost``: those roles' orders, lost past Binance's retention, placed again;
+                      ``klineo.runner.reprice``)
     protective_repriced  changed percents moved the open position's levels (old_* and new_* levels;
                       ``klineo.runner.reprice``), or its orders were re-placed for what is left of
                       it (``quantity``, ``old_quantity``)
