@@ -188,16 +188,34 @@ def test_a_lease_is_taken_over_by_one_worker_only(aws) -> None:
 
 
 def test_delete_waits_while_an_order_is_being_sent(aws) -> None:
-    """GIVEN a pending order with a live lease, then an expired one WHEN deleting THEN 409, then deleted."""
+    """GIVEN a pending order with a live lease WHEN deleting, even as its connection goes away THEN 409; once
+    the lease ran out the delete of a strategy whose connection goes away (``unsettled_ok``) is done."""
     strategy = make_strategy()
     now = int(time.time() * 1000)
     pending = make_pending(C, lease_until_ms=now + 60_000)
     run_store.claim_live_order("user-a", strategy.strategy_id, pending)
+    for unsettled_ok in (False, True):
+        with pytest.raises(KlineoError) as caught:
+            strategy_store.delete_strategy("user-a", strategy.strategy_id, now_ms=now,
+                                           unsettled_ok=unsettled_ok)
+        assert caught.value.category is ErrorCategory.CONFLICT
+        assert "being sent right now" in caught.value.message
+    strategy_store.delete_strategy("user-a", strategy.strategy_id, now_ms=now + 120_000, unsettled_ok=True)
+    assert strategy_store.get_strategy("user-a", strategy.strategy_id) is None
+
+
+def test_delete_waits_while_an_order_sent_is_not_settled(aws) -> None:
+    """GIVEN a pending order whose lease ran out (its outcome unknown) WHEN deleting THEN 409 naming the
+    order and saying the delete can be sent again once it is settled; the strategy stays."""
+    strategy = make_strategy()
+    now = int(time.time() * 1000)
+    pending = make_pending(C, lease_until_ms=now - 1)
+    run_store.claim_live_order("user-a", strategy.strategy_id, pending)
     with pytest.raises(KlineoError) as caught:
         strategy_store.delete_strategy("user-a", strategy.strategy_id, now_ms=now)
     assert caught.value.category is ErrorCategory.CONFLICT
-    strategy_store.delete_strategy("user-a", strategy.strategy_id, now_ms=now + 120_000)
-    assert strategy_store.get_strategy("user-a", strategy.strategy_id) is None
+    assert pending.client_order_id in caught.value.message and "again" in caught.value.message
+    assert strategy_store.get_strategy("user-a", strategy.strategy_id) is not None
 
 
 def test_deleting_a_missing_or_foreign_strategy_is_not_found(aws) -> None:

@@ -28,7 +28,9 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
 - type, parameters, sizing, mode, status and the trading settings may change; connection, symbol
   and interval may not
   (they define the market the strategy's tracked position lives in: create another strategy);
-- deleting is refused (409) only while a worker is sending one of its live orders right now.
+- deleting is refused (409) while a worker is sending one of its live orders right now, and while a live
+  order it sent is not settled yet (its outcome unknown: a fill of it would reach no books and an entry
+  would never get its stops), unless its connection is gone or being deleted.
 GET /strategies answers every strategy (or ``limit``) after its cursor that fits Lambda's answer
 (``klineo.models.paging.fit_page``): a user may have any number of them, some 1.1 KB each at their longest.
 Positions are tracked per mode: switching live -> paper leaves the live position open at the
@@ -216,7 +218,25 @@ def list_strategy_runs(user_id: str, strategy_id: str, query: PageQuery) -> RunP
 
 
 def delete_user_strategy(user_id: str, strategy_id: str) -> None:
-    """Delete one of the caller's strategies (its runs expire by TTL; positions stay at the exchange)."""
+    """Delete one of the caller's strategies (its runs expire by TTL; positions stay at the exchange).
+
+    Refused (409 naming the order) while it holds a live order whose outcome is not settled yet: the runner
+    settles it within minutes, booking its fill and placing an entry's stops, which a deleted strategy
+    would never get. Not when its connection is gone or being deleted: nothing can settle it then, and the
+    connection's delete winds its orders down (``klineo.services.connection_delete``)."""
     if not valid_id(strategy_id):
         raise not_found()
-    strategy_store.delete_strategy(user_id, strategy_id)
+    strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True)
+    if strategy is None:
+        raise not_found()
+    going = strategy.pending is not None and _connection_going(user_id, strategy.connection_id)
+    strategy_store.delete_strategy(user_id, strategy_id, unsettled_ok=going)
+
+
+def _connection_going(user_id: str, connection_id: str) -> bool:
+    """True when the connection is gone or being deleted (``deleting_since``)."""
+    # Loaded here only: the other strategy routes never read a connection.
+    from klineo.store.connections import get_connection
+
+    connection = get_connection(user_id, connection_id, consistent=True)
+    return connection is None or connection.deleting_since is not None

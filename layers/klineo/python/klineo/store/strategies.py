@@ -468,27 +468,44 @@ def _write_with_events(key: dict[str, Any], update: Update, puts: list[dict[str,
     raise _changed_meanwhile()
 
 
-def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None) -> None:
-    """Remove a strategy; NOT_FOUND when absent, CONFLICT while a worker is sending one of its live orders."""
+def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None, *,
+                    unsettled_ok: bool = False) -> None:
+    """Remove a strategy; NOT_FOUND when absent, CONFLICT while a worker is sending one of its live orders
+    (its lease held) and, unless ``unsettled_ok`` (its connection going away, whose wind-down handles its
+    orders), while it holds a live order whose outcome is not settled yet (``pending``): deleted, a fill of
+    it would reach no books and an entry would never get its stops."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    condition = "attribute_exists(pk) AND attribute_not_exists(pending)"
+    values: dict[str, Any] = {}
+    if unsettled_ok:
+        condition = ("attribute_exists(pk) AND "
+                     "(attribute_not_exists(pending) OR pending.lease_until_ms < :now)")
+        values = {"ExpressionAttributeValues": {":now": to_attr(now_ms)}}
     try:
         aws.dynamodb().delete_item(
-            TableName=get_settings().data_table,
-            Key=strategy_key(user_id, strategy_id),
-            ConditionExpression="attribute_exists(pk) AND "
-            "(attribute_not_exists(pending) OR pending.lease_until_ms < :now)",
-            ExpressionAttributeValues={":now": to_attr(now_ms)},
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            TableName=get_settings().data_table, Key=strategy_key(user_id, strategy_id),
+            ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD", **values,
         )
     except ClientError as exc:
         if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
-        if exc.response.get("Item"):
-            raise KlineoError(
-                ErrorCategory.CONFLICT,
-                "a live order of this strategy is being sent right now; try again in a minute",
-            ) from None
-        raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
+        item = exc.response.get("Item")
+        if not item:
+            raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
+        raise _in_flight(from_item(item).pending, now_ms) from None
+
+
+def _in_flight(pending: PendingOrder | None, now_ms: int) -> KlineoError:
+    """The CONFLICT of a delete refused for the strategy's live order in flight."""
+    if pending is None or pending.lease_until_ms >= now_ms:
+        return KlineoError(ErrorCategory.CONFLICT,
+                           "a live order of this strategy is being sent right now; try again in a minute")
+    return KlineoError(
+        ErrorCategory.CONFLICT,
+        f"the strategy's live order {pending.client_order_id} is in flight, its outcome on Binance not "
+        "settled yet; the runner settles it within minutes (its fill booked, an entry's stops placed): "
+        "send the DELETE again once it is settled",
+    )
 
 
 def pause_strategy(user_id: str, strategy_id: str, reason: str, event: dict[str, Any] | None = None) -> bool:
