@@ -11,7 +11,7 @@ app = build_resolver()
     "Deleted; no body. A live position it holds stays open on Binance with its stop-loss / take-profit "
     "orders (close it first to be flat).")}})
 def strategy_delete(strategy_id: str) -> Response[None]:
-    delete_user_strategy(current_user_id(app), strategy_id)
+    delete_user_strategy(current_user_id(app), strategy_id, app.lambda_context)
     return Response(status_code=204, body="")
 
 

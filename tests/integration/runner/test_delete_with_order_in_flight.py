@@ -3,10 +3,10 @@
 A live turn claims its order and sends it; Binance fills it, but the answer is lost and the lookups keep
 failing, so the order stays ``pending`` on the strategy after its lease ran out. Deleting the strategy then
 would leave Binance's fill off every book and the entry without its stop-loss / take-profit for good (the
-redelivered message and the reconciler find no strategy to settle it). DELETE /strategies/{id} answers 409
-naming the order until the runner settled it; a strategy whose connection is gone or being deleted (whose
-wind-down handles its orders) stays deletable. Real dispatcher, worker and DELETE route on moto and the
-simulator.
+redelivered message and the reconciler find no strategy to settle it). DELETE /strategies/{id} settles the
+order first (looked up, never sent again), then deletes; when it cannot be settled now, it answers 409
+naming the order. A strategy whose connection is gone or being deleted (whose wind-down handles its orders)
+stays deletable. Real dispatcher, worker and DELETE route on moto and the simulator.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from klineo.services.protective_siblings import protective_client_algo_id
-from klineo.store.connections import delete_connection, mark_deleting
+from klineo.store.connections import delete_connection, disable_connection, mark_deleting
 
 from tests.helpers import response_json
-from tests.integration.runner.conftest import algo_orders
+from tests.integration.runner.conftest import ORDER_PATH, algo_orders
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, SL_TP
 from tests.integration.runner.test_paused_with_order_in_flight import USER, _in_flight
 from tests.integration.runner.test_strategies_api import Api
@@ -32,27 +32,63 @@ def _live_with_stops(runner) -> str:
                            direction="long", size="0.004", stop_loss_pct="2", take_profit_pct="3")
 
 
-def test_a_delete_of_a_strategy_with_a_filled_order_in_flight_waits_for_its_stops(runner) -> None:
+def test_a_delete_settles_the_filled_order_in_flight_first_and_places_its_stops(runner) -> None:
     """GIVEN a live strategy with SL/TP whose filled order's answer was lost, its lease run out WHEN it is
-    deleted while the lookups fail, then the message comes again with Binance answering THEN the DELETE is
-    a 409 naming the order, the fill is on the strategy's position with the entry's stops on Binance, and a
-    repeated DELETE deletes it (before: 204, the fill on no books and the entry never protected)."""
+    deleted with Binance answering again THEN 204 once the order is settled: its run records the fill, the
+    entry's stop-loss / take-profit are on Binance and nothing is sent again (before: 204 with the fill on
+    no books and the entry never protected)."""
+    sid = _live_with_stops(runner)
+    _, entry = _in_flight(runner, sid, int(time.time() * 1000), receives=1)
+    runner.sim.faults.clear()  # Binance answers again
+
+    deleted = Api(runner.invoke).delete(USER, sid)
+
+    algos = algo_orders(runner, "futures-full")
+    assert [algos[protective_client_algo_id(entry, role)].status for role in SL_TP] == ["NEW", "NEW"]
+    assert deleted["statusCode"] == 204, deleted["body"]
+    assert runner.stored(USER, sid) is None
+    assert runner.runs(sid)[0].order["client_order_id"] == entry
+    assert len(runner.journal("POST", ORDER_PATH)) == 1
+
+
+def test_a_delete_whose_order_in_flight_cannot_be_settled_now_is_a_409_naming_it(runner) -> None:
+    """GIVEN a live strategy's filled order in flight, its lease run out, Binance still failing its lookups
+    WHEN it is deleted THEN 409 naming the order and saying to send the DELETE again, the strategy kept
+    pending; once the message came again with Binance answering, the fill is on its position with its stops
+    and a repeated DELETE deletes it (never a 500, never deleted unsettled)."""
     sid = _live_with_stops(runner)
     event, entry = _in_flight(runner, sid, int(time.time() * 1000), receives=1)
     api = Api(runner.invoke)
 
     refused = api.delete(USER, sid)
-    runner.sim.faults.clear()  # Binance answers again
-    assert runner.work_event(event, remaining_ms=60_000)["batchItemFailures"] == []
 
-    algos = algo_orders(runner, "futures-full")
-    assert [protective_client_algo_id(entry, role) in algos for role in SL_TP] == [True, True]
     assert refused["statusCode"] == 409, refused["body"]
     error = response_json(refused)["error"]
-    assert entry in error["message"] and "again" in error["message"]
+    assert entry in error["message"] and "DELETE again" in error["message"]
+    assert runner.stored(USER, sid).pending.client_order_id == entry
+    runner.sim.faults.clear()
+    assert runner.work_event(event, remaining_ms=60_000)["batchItemFailures"] == []
     stored = runner.stored(USER, sid)
     assert stored.pending is None and stored.live_position == Decimal("0.004")
+    assert stored.protective and stored.protective["armed"] is True
     assert api.delete(USER, sid)["statusCode"] == 204
+
+
+def test_a_delete_whose_connection_is_disabled_is_a_409_naming_its_order_in_flight(runner) -> None:
+    """GIVEN a live strategy's filled order in flight, its lease run out, Binance answering again WHEN its
+    connection is disabled (its keys cannot look the order up) and the strategy is deleted THEN 409 naming
+    the order, the strategy kept with it pending, nothing placed on Binance."""
+    sid = _live_with_stops(runner)
+    _, entry = _in_flight(runner, sid, int(time.time() * 1000), receives=1)
+    runner.sim.faults.clear()
+    disable_connection(USER, runner.stored(USER, sid).connection_id, "connection_disabled:permission")
+
+    refused = Api(runner.invoke).delete(USER, sid)
+
+    assert refused["statusCode"] == 409, refused["body"]
+    assert entry in response_json(refused)["error"]["message"]
+    assert runner.stored(USER, sid).pending.client_order_id == entry
+    assert algo_orders(runner, "futures-full") == {}
 
 
 @pytest.mark.parametrize("change", [mark_deleting, delete_connection], ids=["deleting_since", "deleted"])

@@ -254,7 +254,7 @@ from klineo.store.runs import (
     set_protective,
     settle_live_order,
 )
-from klineo.store.strategies import PendingOrder, Strategy, from_item, get_strategy, pause_strategy
+from klineo.store.strategies import PAUSED, PendingOrder, Strategy, from_item, get_strategy, pause_strategy
 from klineo.strategies import (
     NO_SIDE_LEFT,
     Decision,
@@ -274,6 +274,7 @@ __all__ = [
     "TickContext",
     "plan_order",
     "run_strategy",
+    "settle_in_flight",
 ]
 
 # Order states after which the filled quantity can no longer change.
@@ -1902,3 +1903,14 @@ def run_strategy(strategy: Strategy | None, ctx: TickContext) -> StrategyResult:
                 strategy.user_id, strategy.strategy_id, consistent=True)
     return StrategyResult(strategy.strategy_id if strategy else "", "not_run", "the strategy kept changing",
                           retry=True)
+
+
+def settle_in_flight(strategy: Strategy, ctx: TickContext) -> StrategyResult:
+    """Only ``strategy``'s live order in flight settled, active or paused, as a paused strategy's is
+    (``_Turn.settle_paused``): looked up by its clientOrderId and settled as Binance did it, an entry's stops
+    placed, never sent again, nothing else decided or traded (a DELETE settles it first,
+    ``klineo.runner.on_demand.settle_now``). Changed meanwhile (another attempt settled it): ``not_run``."""
+    try:
+        return _Turn(replace(strategy, status=PAUSED), ctx).settle_paused()
+    except StrategyChanged:
+        return StrategyResult(strategy.strategy_id, "not_run", "the strategy changed meanwhile")

@@ -28,9 +28,10 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
 - type, parameters, sizing, mode, status and the trading settings may change; connection, symbol
   and interval may not
   (they define the market the strategy's tracked position lives in: create another strategy);
-- deleting is refused (409) while a worker is sending one of its live orders right now, and while a live
-  order it sent is not settled yet (its outcome unknown: a fill of it would reach no books and an entry
-  would never get its stops), unless its connection is gone or being deleted.
+- a live order it sent whose outcome is not settled yet is settled before it is deleted (a fill of it
+  would otherwise reach no books and an entry never get its stops); deleting is refused (409) while a
+  worker is sending one right now, and while one cannot be settled now, unless its connection is gone or
+  being deleted.
 GET /strategies answers every strategy (or ``limit``) after its cursor that fits Lambda's answer
 (``klineo.models.paging.fit_page``): a user may have any number of them, some 1.1 KB each at their longest.
 Positions are tracked per mode: switching live -> paper leaves the live position open at the
@@ -60,6 +61,7 @@ from klineo.models.strategy_runs import (
     RunResponse,
     StrategyDetailResponse,
 )
+from klineo.observability import logger
 from klineo.services.history_cursor import decode_cursor, encode_cursor
 from klineo.services.strategy_view import not_found, owned_strategy, response_fields, valid_id
 from klineo.store import events as event_store
@@ -177,6 +179,8 @@ def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
 
 # The run-now function's Timeout (template.yaml): its invocation's time when no Lambda context is given.
 RUN_NOW_TIMEOUT_MS = 28_000
+# The delete function's Timeout (template.yaml's Globals), the same for its settle of an order in flight.
+DELETE_TIMEOUT_MS = 20_000
 
 
 def run_strategy_now(user_id: str, strategy_id: str, lambda_context: Any = None) -> RunNowResponse:
@@ -217,20 +221,42 @@ def list_strategy_runs(user_id: str, strategy_id: str, query: PageQuery) -> RunP
     return RunPageResponse(runs=[_run_response(r) for r in runs], next_cursor=next_cursor)
 
 
-def delete_user_strategy(user_id: str, strategy_id: str) -> None:
+def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = None) -> None:
     """Delete one of the caller's strategies (its runs expire by TTL; positions stay at the exchange).
 
-    Refused (409 naming the order) while it holds a live order whose outcome is not settled yet: the runner
-    settles it within minutes, booking its fill and placing an entry's stops, which a deleted strategy
-    would never get. Not when its connection is gone or being deleted: nothing can settle it then, and the
-    connection's delete winds its orders down (``klineo.services.connection_delete``)."""
+    A live order it sent whose outcome is not settled yet is settled first (``_settle_first``): deleted
+    unsettled, a fill of it would reach no books and an entry would never get its stops. One that cannot be
+    settled now leaves the delete refused (409 naming the order). Not when its connection is gone or being
+    deleted: nothing can settle it then, and the connection's delete winds its orders down
+    (``klineo.services.connection_delete``)."""
     if not valid_id(strategy_id):
         raise not_found()
     strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True)
     if strategy is None:
         raise not_found()
     going = strategy.pending is not None and _connection_going(user_id, strategy.connection_id)
+    if strategy.pending is not None and not going:
+        _settle_first(strategy, lambda_context)
     strategy_store.delete_strategy(user_id, strategy_id, unsettled_ok=going)
+
+
+def _settle_first(strategy: Strategy, lambda_context: Any) -> None:
+    """Settle the strategy's live order in flight now, as a paused strategy's is (looked up by clientOrderId,
+    settled as Binance did it, an entry's stops placed, never sent again: ``klineo.runner.on_demand``'s
+    ``settle_now``); a worker sending it right now, Binance not answering or the connection disabled
+    leave it pending, and the delete refused naming it."""
+    # The runner's execution engine loads here only, for a strategy holding an order in flight.
+    from klineo.runner.on_demand import settle_now
+    from klineo.runner.worker import invocation_end_ms
+
+    try:
+        done = settle_now(strategy, invocation_end_ms(lambda_context, time.time(), DELETE_TIMEOUT_MS))
+    except KlineoError as exc:
+        logger.warning("order in flight not settled before a delete", extra={
+            "strategy_id": strategy.strategy_id, "error_category": str(exc.category)})
+        return
+    logger.info("order in flight settled before a delete", extra={
+        "strategy_id": strategy.strategy_id, "outcome": done.outcome, "detail": done.detail})
 
 
 def _connection_going(user_id: str, connection_id: str) -> bool:

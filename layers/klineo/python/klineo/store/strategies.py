@@ -502,9 +502,9 @@ def _in_flight(pending: PendingOrder | None, now_ms: int) -> KlineoError:
                            "a live order of this strategy is being sent right now; try again in a minute")
     return KlineoError(
         ErrorCategory.CONFLICT,
-        f"the strategy's live order {pending.client_order_id} is in flight, its outcome on Binance not "
-        "settled yet; the runner settles it within minutes (its fill booked, an entry's stops placed): "
-        "send the DELETE again once it is settled",
+        f"the strategy's live order {pending.client_order_id} is in flight and could not be settled now "
+        "(Binance not answering its lookup, or the connection disabled); the runner settles it within "
+        "minutes once it can (its fill booked, an entry's stops placed): send the DELETE again then",
     )
 
 
