@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from klineo.binance import ErrorCategory
 from klineo.runner.worker import DEFAULT_TIMEOUT_MS, MAX_RECEIVE_COUNT
-from klineo.services.strategies import RUN_NOW_TIMEOUT_MS
+from klineo.services.strategies import DELETE_TIMEOUT_MS, RUN_NOW_TIMEOUT_MS
 from klineo.store.ticks import TICKS_PK
 
 
@@ -81,3 +81,11 @@ def test_ip_banned_alarm_watches_the_metric_the_binance_client_emits(template) -
 def test_run_nows_timeout_agrees_with_the_template(template) -> None:
     """GIVEN the run-now function's timeout WHEN read against template.yaml THEN the same number."""
     assert resource(template, "StrategyRunFunction")["Timeout"] * 1000 == RUN_NOW_TIMEOUT_MS
+
+
+def test_the_strategy_deletes_timeout_agrees_with_the_template(template) -> None:
+    """GIVEN the delete function's timeout (its settle of an order in flight leases until then) WHEN read
+    against template.yaml THEN the same number (its own, else the Globals')."""
+    props = resource(template, "StrategyDeleteFunction")
+    timeout = props.get("Timeout", template["Globals"]["Function"]["Timeout"])
+    assert timeout * 1000 == DELETE_TIMEOUT_MS
