@@ -245,3 +245,27 @@ def test_a_pause_the_settle_stores_is_logged_as_a_pause(runner, caplog) -> None:
     assert runner.stored(USER, sid).status == "paused"
     said = [record.getMessage() for record in caplog.records if "paus" in record.getMessage()]
     assert said == ["strategy paused: its runs or its keys keep failing"]
+
+
+def test_a_leverage_above_the_symbols_maximum_pauses_at_once_naming_it(runner) -> None:
+    """A live strategy at 100x on BNBUSDT (its bracket allows 75x; max_leverage 125 let it be stored)
+    pauses on its first refused run (leverage_above_symbol_max, failed_runs untouched), its paused event
+    naming the leverage, the symbol's maximum and what to change; nothing sent but the bracket read (before:
+    five failed runs, five missed signals, then repeated_failures:order_rejected)."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_leverage": 125})
+    sid = runner.strategy(USER, connection, symbol="BNBUSDT", size="0.1", leverage=100, **ALWAYS_LONG)
+
+    tick = runner.run_tick()
+
+    assert tick.failures == []
+    assert runner.journal("POST", ORDER_PATH) == [] and runner.journal("POST", "/fapi/v1/leverage") == []
+    run, = runner.runs(sid)
+    assert run.status == "failed" and "above BNBUSDT's maximum of 75x" in run.error["message"], run.error
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason, stored.failed_runs) == (
+        "paused", "leverage_above_symbol_max", 0)
+    paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
+    assert paused.details["reason"] == "leverage_above_symbol_max"
+    message = paused.details["message"]
+    assert all(said in message for said in ("100x", "BNBUSDT", "75x", "leverage")), message

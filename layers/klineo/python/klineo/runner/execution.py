@@ -214,7 +214,7 @@ from klineo.services.risk import (
     position_mode_refused,
     reduces_position,
 )
-from klineo.services.symbol_settings import SETTING_FIELDS, prepare_symbol
+from klineo.services.symbol_settings import SETTING_FIELDS, LeverageAboveSymbolMax, prepare_symbol
 from klineo.store.connections import (
     Connection,
     TradingContext,
@@ -1634,27 +1634,35 @@ _PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_siz
 # strategy pauses at once, by the code (refused_settings, settle_refused), for the user to resume it then.
 COOLING_OFF = "cooling_off_period"
 _PAUSED_AT_ONCE_BY_CODE = {COOLING_OFF_PERIOD: COOLING_OFF}
+# A leverage above the symbol's top bracket (``LeverageAboveSymbolMax``, before the leverage is set): every
+# order adding exposure is refused so while the strategy's (or its connection's) leverage stays as set, so
+# the strategy pauses at once, its paused event naming the leverage to lower, instead of five failed runs.
+LEVERAGE_ABOVE_SYMBOL_MAX = "leverage_above_symbol_max"
 # What the log says of each pause at once (``log_pause``), whichever path reached it.
 _PAUSED_AT_ONCE_LOG = {
     INVALID_SYMBOL: "strategy paused: Binance no longer lists or trades its symbol",
     UNTRADABLE_SIZE: "strategy paused: no order of its sizing can ever pass its symbol's rules",
     NO_MARKET_ORDERS: "strategy paused: its symbol takes no MARKET orders",
     COOLING_OFF: "strategy paused: the account's cooling-off period at Binance refuses its orders",
+    LEVERAGE_ABOVE_SYMBOL_MAX: "strategy paused: its leverage is above its symbol's maximum",
 }
 
 
 def _pause_at_once(exc: KlineoError, *, by_field: bool = True) -> str | None:
-    """The pause ``exc`` makes at once (None: the failed run is counted as any other): by its Binance code
+    """The pause ``exc`` makes at once (None: the failed run is counted as any other): a leverage above the
+    symbol's maximum (``LEVERAGE_ABOVE_SYMBOL_MAX``), by its Binance code
     (``_PAUSED_AT_ONCE_BY_CODE``), else by its field when ``by_field`` (``_PAUSED_AT_ONCE``; a refusal from
     Binance names such a field only once the symbol's rules read again confirm it: ``settle_refused``)."""
+    if isinstance(exc, LeverageAboveSymbolMax):
+        return LEVERAGE_ABOVE_SYMBOL_MAX
     by_code = _PAUSED_AT_ONCE_BY_CODE.get(exc.code) if exc.code is not None else None
     return by_code or (_PAUSED_AT_ONCE.get(exc.field or "") if by_field else None)
 
 
 def _paused_at_once(strategy: Strategy, pause: str, exc: KlineoError, held: Decimal = Decimal(0)) -> str:
     """What the ``paused`` event of a pause at once (``invalid_symbol``, ``untradable_size``,
-    ``no_market_orders``, ``cooling_off_period``) tells the trader; with the live position ``held`` it leaves
-    open, if any (``_position_left``)."""
+    ``no_market_orders``, ``cooling_off_period``, ``leverage_above_symbol_max``) tells the trader; with the
+    live position ``held`` it leaves open, if any (``_position_left``)."""
     said = _why_paused(strategy.symbol, pause, exc)
     if not _leaves_position(pause, held):
         return said
@@ -1670,6 +1678,11 @@ def _why_paused(symbol: str, pause: str, exc: KlineoError) -> str:
         return ("Paused: the cooling-off period set for this account at Binance blocks its futures orders "
                 "until it ends (Binance cannot lift it early); resume the strategy once the period has "
                 f"ended. Last error: {exc.message}")
+    if isinstance(exc, LeverageAboveSymbolMax):
+        return (f"Paused: its leverage {exc.leverage}x is above {symbol}'s maximum of {exc.maximum}x "
+                "(Binance's leverage bracket), so no order of it can open a position; set the strategy's "
+                f"leverage (or, without one, the connection's default) to at most {exc.maximum}x, then "
+                "resume it.")
     if pause == UNTRADABLE_SIZE:
         return (f"Paused: no order of this sizing can ever pass {symbol}'s rules ({exc.message}); change the "
                 f"sizing to resume.")

@@ -8,7 +8,8 @@ Margin type and leverage are per symbol on Binance. They are stored as the conne
 (connection, symbol) on the connection item, so a warm order costs nothing more; a change of the
 defaults makes the next order apply them again. -4046 is success; -4047/-4048 are a 409 naming
 ``margin_type``; a leverage above the symbol's top bracket (read from /fapi/v1/leverageBracket
-before asking) is a 422 naming ``leverage``.
+before asking) is a 422 naming ``leverage`` (``LeverageAboveSymbolMax``: no order of the symbol passes
+while that leverage stays set, so the runner pauses the strategy at once on it).
 
 Without a leverage (neither the connection's default nor the strategy's own) an order would trade at
 the leverage the account already holds on the symbol: 20x on a fresh Binance account. ``max_leverage``
@@ -46,7 +47,14 @@ from klineo.store import connections as connection_store
 from klineo.store.connections import Connection
 from klineo.validation import MARGIN_TYPES
 
-__all__ = ["NO_NEED_TO_CHANGE", "SETTING_FIELDS", "binance_code", "futures_client", "prepare_symbol"]
+__all__ = [
+    "NO_NEED_TO_CHANGE",
+    "SETTING_FIELDS",
+    "LeverageAboveSymbolMax",
+    "binance_code",
+    "futures_client",
+    "prepare_symbol",
+]
 
 # Binance's "nothing to change" answers (position mode -4059, margin type -4046): success.
 NO_NEED_TO_CHANGE = frozenset({-4059, -4046})
@@ -58,6 +66,21 @@ _LEVERAGE_INVALID = frozenset({-4028, -4161})
 # per connection, kept for the container's life.
 _APPLYING: dict[tuple[str, str], threading.Lock] = {}
 _APPLYING_GUARD = threading.Lock()
+
+
+class LeverageAboveSymbolMax(KlineoError):
+    """A leverage above the symbol's top bracket (``maximum``): refused before Binance is asked, and again
+    for every order adding exposure while the leverage stays as set."""
+
+    __slots__ = ("leverage", "maximum", "symbol")
+
+    def __init__(self, symbol: str, leverage: int, maximum: int) -> None:
+        super().__init__(ErrorCategory.ORDER_REJECTED,
+                         f"leverage {leverage}x is above {symbol}'s maximum of {maximum}x", field="leverage")
+        self.symbol, self.leverage, self.maximum = symbol, leverage, maximum
+
+    def __reduce__(self):
+        return (LeverageAboveSymbolMax, (self.symbol, self.leverage, self.maximum))
 
 
 def futures_client(connection: Connection) -> BinanceClient:
@@ -74,11 +97,7 @@ def _check_bracket(client: BinanceClient, creds: Credentials, symbol: str, lever
     brackets = endpoints.futures_leverage_brackets(client, creds, symbol)
     top = max((int(b.get("initialLeverage", 0)) for b in brackets if isinstance(b, dict)), default=0)
     if top and leverage > top:
-        raise KlineoError(
-            ErrorCategory.ORDER_REJECTED,
-            f"leverage {leverage}x is above {symbol}'s maximum of {top}x",
-            field="leverage",
-        )
+        raise LeverageAboveSymbolMax(symbol, leverage, top)
 
 
 def _apply_margin_type(client: BinanceClient, creds: Credentials, symbol: str, margin_type: str) -> None:
