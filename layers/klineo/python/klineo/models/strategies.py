@@ -88,6 +88,8 @@ class StrategyResponse(BaseModel):
                     "no_market_orders (its symbol took MARKET orders no more: resume it when it does), "
                     "cooling_off_period (Binance refused its order for the cooling-off period set for the "
                     "account there: resume it once the period has ended), "
+                    "leverage_above_symbol_max (its leverage, or its connection's default, is above the "
+                    "symbol's maximum: lower it to resume), "
                     "paper_liquidated (no paper equity left: resume with paper_balance_usdt).")
     position: DecimalString
     live_position: DecimalString
