@@ -20,9 +20,9 @@ export type TokenSource = string | (() => string | Promise<string>);
 
 /**
  * Categories of the API's error body (`error.category`), plus what the client adds itself:
- * `unauthorized` (API Gateway's 401), `network` (no answer; nothing reached the server) and, for a
- * request sent with an Idempotency-Key (an order, a position close), `unknown_outcome` when the answer
- * was lost after sending or API Gateway timed out on it.
+ * `unauthorized` (API Gateway's 401), `network` (no answer: retryable for a read only, since a write may
+ * have reached the server) and, for a request sent with an Idempotency-Key (an order, a position close),
+ * `unknown_outcome` when the answer was lost after sending or API Gateway timed out on it.
  */
 export type ErrorCategory = Schema<"ErrorBody">["category"] | "unauthorized";
 
@@ -133,24 +133,50 @@ function authMiddleware(token: TokenSource): Middleware {
 
 const LOST_ORDER_ANSWER =
   "The order was sent but no answer arrived; resend it with the same Idempotency-Key to learn its outcome.";
+const LOST_WRITE_ANSWER =
+  "The request was sent but no answer arrived, so it may have been done: read the state back before sending it again.";
+const UNREACHABLE = "The API could not be reached.";
+
+/** Methods that only read: sending one again is always safe. */
+const READ_METHODS = new Set(["GET", "HEAD"]);
+
+/** The error of a request that got no whole answer. It may have reached the server: one sent with an
+ * Idempotency-Key (an order, a close) is unknown_outcome carrying the key; any other write is not retryable
+ * (a second POST /strategies is a second strategy); only a read is. */
+function noAnswerError(request: Request): KlineoApiError {
+  const key = request.headers.get("Idempotency-Key");
+  if (key !== null) {
+    return new KlineoApiError(0, "unknown_outcome", LOST_ORDER_ANSWER, null, false, null, null, key);
+  }
+  const read = READ_METHODS.has(request.method);
+  return new KlineoApiError(0, "network", read ? UNREACHABLE : LOST_WRITE_ANSWER, null, read, null, null);
+}
+
+/** A fetch that resolves only with a whole answer: the body is read in full (a clone; the answer keeps its
+ * own) before openapi-fetch parses it, so a connection dropped before or during the answer is
+ * ``noAnswerError`` of the request that was sent, not a parse error typed without it. */
+function wholeAnswerFetch(base?: (input: Request) => Promise<Response>): (input: Request) => Promise<Response> {
+  return async (request) => {
+    try {
+      const response = await (base ? base(request) : globalThis.fetch(request));
+      await response.clone().arrayBuffer();
+      return response;
+    } catch {
+      throw noAnswerError(request);
+    }
+  };
+}
 
 /** The Idempotency-Key each answer's request was sent with (``keyedRequestMiddleware``): an answer alone
  * does not say it, and ``call`` needs it to type a keyed request's error as ``placeFuturesOrder`` does. */
 const SENT_KEYS = new WeakMap<Response, string>();
 
 /** A request sent with an Idempotency-Key (an order, a position close) moves money, and only a resend with
- * the same key is safe when its outcome is unknown. With no answer at all it may have reached the server:
- * unknown_outcome carrying the key. With an answer, the key is noted (``SENT_KEYS``), so that API Gateway's
- * timeout to it is unknown_outcome carrying the key too, not `other`. */
+ * the same key is safe when its outcome is unknown. Its answer's key is noted (``SENT_KEYS``), so that API
+ * Gateway's timeout to it is unknown_outcome carrying the key too, not `other` (no answer at all is
+ * ``noAnswerError``). */
 function keyedRequestMiddleware(): Middleware {
   return {
-    onError({ request }) {
-      const key = request.headers.get("Idempotency-Key");
-      if (key === null) {
-        return undefined;
-      }
-      return new KlineoApiError(0, "unknown_outcome", LOST_ORDER_ANSWER, null, false, null, null, key);
-    },
     onResponse({ request, response }) {
       const key = request.headers.get("Idempotency-Key");
       if (key !== null) {
@@ -172,9 +198,9 @@ async function unwrap<T>(
     result = await call;
   } catch (error) {
     if (error instanceof KlineoApiError) {
-      throw error; // typed already (``keyedRequestMiddleware``)
+      throw error; // typed already (``noAnswerError``)
     }
-    const message = noAnswer === "unknown_outcome" ? LOST_ORDER_ANSWER : "The API could not be reached.";
+    const message = noAnswer === "unknown_outcome" ? LOST_ORDER_ANSWER : UNREACHABLE;
     throw new KlineoApiError(0, noAnswer, message, null, noAnswer !== "unknown_outcome", null, null, idempotencyKey);
   }
   if (!result.response.ok) {
@@ -198,7 +224,7 @@ export interface KlineoClient {
 
 /** A client for one user: every call carries `Authorization: Bearer <token>`. */
 export function createKlineoClient(options: KlineoClientOptions): KlineoClient {
-  const api = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/+$/, ""), fetch: options.fetch });
+  const api = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/+$/, ""), fetch: wholeAnswerFetch(options.fetch) });
   api.use(authMiddleware(options.token), keyedRequestMiddleware());
   return {
     api,

@@ -5,6 +5,8 @@
  * Run from clients/typescript with `npm run unit` (pytest's tests/integration/clients runs it too).
  */
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 
 import { createKlineoClient, KlineoApiError, type KlineoClient } from "../src/index.js";
@@ -126,4 +128,72 @@ test("a read that gets no answer stays network, retryable", async () => {
   assert.equal(error.category, "network");
   assert.equal(error.retryable, true);
   assert.equal(error.idempotencyKey, null);
+});
+
+/** POST /strategies through ``call``: a write without an Idempotency-Key (a second one is a second strategy). */
+function createStrategy(klineo: KlineoClient) {
+  return klineo.api.POST("/strategies", {
+    body: { connection_id: "c".repeat(32), symbol: "BTCUSDT", interval: "1m", type: "sma_crossover", size: "0.002", mode: "live" },
+  });
+}
+
+test("a write without a key that gets no answer is not retryable: it may have reached the server", async () => {
+  // The connection may drop after the request went out: sending it again may create a second live strategy.
+  const klineo = unanswered();
+  const error = await failure(klineo.call(createStrategy(klineo)));
+  assert.equal(error.status, 0);
+  assert.equal(error.category, "network");
+  assert.equal(error.retryable, false);
+});
+
+/** A client whose every answer has ``status`` and headers but whose body breaks off (the connection drops). */
+function answerCutOff(status: number): KlineoClient {
+  return createKlineoClient({
+    baseUrl: "http://127.0.0.1:9",
+    token: "token",
+    fetch: async () => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"order": {"sta'));
+          controller.error(new TypeError("terminated"));
+        },
+      });
+      return new Response(body, { status, headers: { "Content-Type": "application/json" } });
+    },
+  });
+}
+
+test("a close through call() whose answer breaks off mid-body is unknown_outcome with its key", async () => {
+  // The close was answered (it ran): only its body was lost, so resend it with the same key, never a new one.
+  const klineo = answerCutOff(200);
+  const error = await failure(klineo.call(close(klineo, "close-key")));
+  assert.equal(error.category, "unknown_outcome");
+  assert.equal(error.retryable, false);
+  assert.equal(error.idempotencyKey, "close-key");
+});
+
+test("a read whose answer breaks off mid-body stays network, retryable", async () => {
+  const klineo = answerCutOff(200);
+  const error = await failure(klineo.call(klineo.api.GET("/exchange-connections")));
+  assert.equal(error.category, "network");
+  assert.equal(error.retryable, true);
+});
+
+test("over real HTTP, a close whose connection drops mid-body is unknown_outcome with its key", async () => {
+  // A loopback server sends the close's 200 head and part of its body, then drops the connection.
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { "Content-Type": "application/json", "Content-Length": "100" });
+    response.write('{"order": {"sta', () => response.socket?.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const klineo = createKlineoClient({ baseUrl: `http://127.0.0.1:${port}`, token: "token" });
+    const error = await failure(klineo.call(close(klineo, "close-key")));
+    assert.equal(error.category, "unknown_outcome");
+    assert.equal(error.idempotencyKey, "close-key");
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
