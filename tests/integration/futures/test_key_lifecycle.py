@@ -1089,3 +1089,40 @@ def test_a_test_of_a_key_replaced_meanwhile_is_not_recorded_as_the_new_keys(sim_
     assert get_connection(USER_A, futures_connection.id).last_test["ok"] is True
     again = invoke("connection_test_stored", event)
     assert again["statusCode"] == 200 and body_of(again)["ok"] is True, again["body"]
+
+
+def _disabling(params: dict) -> bool:
+    """True for the UpdateItem that disables the connection (``disable_connection``)."""
+    return ":disabled_reason" in params.get("ExpressionAttributeValues", {})
+
+
+def test_a_key_replaced_between_the_third_refusal_and_the_disable_keeps_the_connection_on(
+        sim_env, invoke, futures_connection):
+    """A third refusal of a revoked key, counted, whose key is replaced just before its disable is written:
+    403, but the connection stays on with its new, working key and its strategy active (before: disabled
+    and the strategy paused, the new key working)."""
+    strategy_id = _live_strategy(futures_connection.id)
+    old = second_key(sim_env)
+    assert put_credentials(invoke, futures_connection.id, old)["statusCode"] == 200
+    sim_env.revoke_key(old.api_key)
+    event = connection_event("balance", futures_connection.id, USER_A, "/balance")
+    assert [invoke("balance", event)["statusCode"] for _ in range(2)] == [403, 403]
+    client, hook_event = aws_clients.dynamodb(), "before-parameter-build.dynamodb.UpdateItem"
+
+    def replace_first(params, **_: object) -> None:
+        if _disabling(params):
+            client.meta.events.unregister(hook_event, replace_first)
+            assert put_credentials(invoke, futures_connection.id, second_key(sim_env))["statusCode"] == 200
+
+    client.meta.events.register(hook_event, replace_first)
+    try:
+        third = invoke("balance", event)
+    finally:
+        client.meta.events.unregister(hook_event, replace_first)
+
+    assert third["statusCode"] == 403, third["body"]
+    after = get_connection(USER_A, futures_connection.id)
+    assert (after.disabled_at, after.consecutive_failures) == (None, 0)
+    assert _strategy(strategy_id).status == "active"
+    read = invoke("balance", event)
+    assert read["statusCode"] == 200, read["body"]

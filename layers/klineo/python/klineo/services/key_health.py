@@ -6,7 +6,10 @@ reads (``note_key_outcome``, ``note_futures_outcome``). Any other answer from Bi
 works and resets the count, wherever it comes from. A failure counts only while the connection still
 names the key version the call signed with (``klineo.store.connections.add_key_failure``): a call in
 flight when the key was replaced (the old key revoked on Binance, as a leaked key is) is refused, and
-that refusal is the old key's, never counted against the new one. After ``KEY_FAILURE_LIMIT`` in a row the
+that refusal is the old key's, never counted against the new one. So with the disable after a third
+failure: it is written only while the connection still names the key that failed
+(``disable_connection``): a key replaced since that count leaves the connection on, its strategies
+running. After ``KEY_FAILURE_LIMIT`` in a row the
 connection is disabled with its reason and time, and its active strategies are paused (reason
 ``connection_disabled:<category>``) in the same step. ``POST /exchange-connections/{id}/enable``
 (klineo.services.connections) clears that state and resumes exactly those strategies, the ones
@@ -273,7 +276,9 @@ def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
     if count is None or count < KEY_FAILURE_LIMIT or connection.disabled:
         return
     reason = f"{DISABLED_PREFIX}:{error.category}"
-    if _unless_gone(connection_store.disable_connection, user_id, connection_id, reason) is None:
+    # Only while the connection still names the key that failed: one replaced since its count stays on.
+    if _unless_gone(connection_store.disable_connection, user_id, connection_id, reason,
+                    connection.credentials_version) is None:
         return
     try:
         paused = pause_connection_strategies(user_id, connection_id, reason,

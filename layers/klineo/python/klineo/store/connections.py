@@ -499,20 +499,29 @@ def record_symbol_settings(user_id: str, connection_id: str, symbol: str, applie
                       "them; try again.", retryable=True)
 
 
+def _unless_key_replaced(user_id: str, connection_id: str, update: Update,
+                         signed_with: object) -> Connection | None:
+    """``update`` of the connection's key health, only while the item names the key version ``signed_with``
+    (the one the call signed with; None: an unversioned connection's; ``_ANY_VERSION``: whichever it names):
+    the item after it, or None when another key replaced that one meanwhile. What a replaced key's call met
+    (a refusal, a third refusal) says nothing of the new key, whose count its replacement cleared.
+    NOT_FOUND when the connection is gone."""
+    try:
+        return _update_existing(user_id, connection_id, update, signed_with=signed_with)
+    except _KeyReplaced:
+        return None
+
+
 def add_key_failure(user_id: str, connection_id: str,
                     credentials_version: object = _ANY_VERSION) -> int | None:
     """Count one more consecutive key failure of the key version ``credentials_version`` (the one the refused
-    call signed with; None: an unversioned connection's; not given: whichever the item names) in one
-    conditional ADD: the new count, or None when the connection names another version now. A key replaced
-    while the call was in flight (the old one revoked on Binance, as a leaked key is) failed, not the
-    connection's new key: counting it would disable a connection whose key works and pause its strategies.
-    NOT_FOUND when the connection is gone."""
-    try:
-        updated = _update_existing(user_id, connection_id, Update(adds={"consecutive_failures": 1}),
-                                   signed_with=credentials_version)
-    except _KeyReplaced:
-        return None
-    return updated.consecutive_failures
+    call signed with; not given: whichever the item names) in one conditional ADD: the new count, or None
+    when the connection names another version now. A key replaced while the call was in flight (the old one
+    revoked on Binance, as a leaked key is) failed, not the connection's new key: counting it would disable a
+    connection whose key works and pause its strategies. NOT_FOUND when the connection is gone."""
+    updated = _unless_key_replaced(user_id, connection_id, Update(adds={"consecutive_failures": 1}),
+                                   credentials_version)
+    return None if updated is None else updated.consecutive_failures
 
 
 def reset_key_failures(user_id: str, connection_id: str) -> None:
@@ -520,10 +529,14 @@ def reset_key_failures(user_id: str, connection_id: str) -> None:
     _update_existing(user_id, connection_id, Update(sets={"consecutive_failures": 0}))
 
 
-def disable_connection(user_id: str, connection_id: str, reason: str) -> Connection:
-    """Switch the connection off with its reason and time (kept when it is off already)."""
+def disable_connection(user_id: str, connection_id: str, reason: str,
+                       credentials_version: object = _ANY_VERSION) -> Connection | None:
+    """Switch the connection off with its reason and time (kept when it is off already), only while it still
+    names the key version ``credentials_version`` whose failures reached the limit (not given: whichever it
+    names); None when another key replaced that one since its third failure was counted: the new key works
+    as far as anyone knows, and its strategies must go on running."""
     update = Update(defaults={"disabled_at": _now(), "disabled_reason": reason})
-    return _update_existing(user_id, connection_id, update)
+    return _unless_key_replaced(user_id, connection_id, update, credentials_version)
 
 
 def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any],
