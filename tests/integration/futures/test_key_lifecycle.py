@@ -1126,3 +1126,40 @@ def test_a_key_replaced_between_the_third_refusal_and_the_disable_keeps_the_conn
     assert _strategy(strategy_id).status == "active"
     read = invoke("balance", event)
     assert read["statusCode"] == 200, read["body"]
+
+
+def test_a_success_of_a_replaced_key_in_flight_never_resets_the_new_keys_count(sim_env, invoke,
+                                                                                futures_connection):
+    """A balance read signed with the old key (one failure counted), answered 200 after the key was
+    replaced and the new key refused twice: the new key's count stays 2, and its third refusal disables
+    the connection (before: the old key's success reset the new key's count to 0)."""
+    old = second_key(sim_env)
+    assert put_credentials(invoke, futures_connection.id, old)["statusCode"] == 200
+    old_version = get_connection(USER_A, futures_connection.id).credentials_version
+    add_key_failure(USER_A, futures_connection.id)
+    clear_cache()  # the read fetches the key version its connection read names
+    event = connection_event("balance", futures_connection.id, USER_A, "/balance")
+    client, hook_event = aws_clients.secretsmanager(), "before-parameter-build.secrets-manager.GetSecretValue"
+    refused: list[int] = []
+
+    def replace_and_refuse(params, **_: object) -> None:
+        if params.get("VersionId") != old_version:
+            return
+        client.meta.events.unregister(hook_event, replace_and_refuse)
+        new = second_key(sim_env)
+        assert put_credentials(invoke, futures_connection.id, new)["statusCode"] == 200
+        sim_env.revoke_key(new.api_key)
+        for _ in range(2):  # in another container, signed with the new key
+            answer = fresh_handler("balance")(event, LambdaContext(function_name="balance"))
+            refused.append(answer["statusCode"])
+
+    client.meta.events.register(hook_event, replace_and_refuse)
+    try:
+        stale = invoke("balance", event)
+    finally:
+        client.meta.events.unregister(hook_event, replace_and_refuse)
+
+    assert (stale["statusCode"], refused) == (200, [403, 403]), stale["body"]
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 2
+    assert invoke("balance", event)["statusCode"] == 403
+    assert get_connection(USER_A, futures_connection.id).disabled_at is not None

@@ -6,8 +6,9 @@ reads (``note_key_outcome``, ``note_futures_outcome``). Any other answer from Bi
 works and resets the count, wherever it comes from. A failure counts only while the connection still
 names the key version the call signed with (``klineo.store.connections.add_key_failure``): a call in
 flight when the key was replaced (the old key revoked on Binance, as a leaked key is) is refused, and
-that refusal is the old key's, never counted against the new one. So with the disable after a third
-failure: it is written only while the connection still names the key that failed
+that refusal is the old key's, never counted against the new one. So with the rest of the key's health:
+a success of the old key in flight resets nothing of the new key's count (``reset_key_failures``), and
+the disable after a third failure is written only while the connection still names the key that failed
 (``disable_connection``): a key replaced since that count leaves the connection on, its strategies
 running. After ``KEY_FAILURE_LIMIT`` in a row the
 connection is disabled with its reason and time, and its active strategies are paused (reason
@@ -248,7 +249,9 @@ def note_key_answer(connection: Connection, error: KlineoError | None) -> None:
     a connection with no failures writes nothing.
     """
     if _proves_key_works(error) and connection.consecutive_failures:
-        _unless_gone(connection_store.reset_key_failures, connection.user_id, connection.connection_id)
+        # Only while the connection names the key that worked: a replaced key's success is not the new's.
+        _unless_gone(connection_store.reset_key_failures, connection.user_id, connection.connection_id,
+                     connection.credentials_version)
 
 
 def note_futures_outcome(connection: Connection, error: KlineoError | None) -> None:

@@ -504,7 +504,7 @@ def _unless_key_replaced(user_id: str, connection_id: str, update: Update,
     """``update`` of the connection's key health, only while the item names the key version ``signed_with``
     (the one the call signed with; None: an unversioned connection's; ``_ANY_VERSION``: whichever it names):
     the item after it, or None when another key replaced that one meanwhile. What a replaced key's call met
-    (a refusal, a third refusal) says nothing of the new key, whose count its replacement cleared.
+    (a refusal, a success, a third refusal) says nothing of the new key, whose count its replacement cleared.
     NOT_FOUND when the connection is gone."""
     try:
         return _update_existing(user_id, connection_id, update, signed_with=signed_with)
@@ -524,9 +524,13 @@ def add_key_failure(user_id: str, connection_id: str,
     return None if updated is None else updated.consecutive_failures
 
 
-def reset_key_failures(user_id: str, connection_id: str) -> None:
-    """The key worked: the count of consecutive key failures starts again from zero."""
-    _update_existing(user_id, connection_id, Update(sets={"consecutive_failures": 0}))
+def reset_key_failures(user_id: str, connection_id: str, credentials_version: object = _ANY_VERSION) -> None:
+    """The key version ``credentials_version`` worked (not given: whichever the item names): the count of
+    consecutive key failures starts again from zero, only while the connection still names that version. A
+    success of a key replaced while its call was in flight proves nothing of the new key: resetting would
+    wipe the new key's refusals and put off the disable of a key that keeps failing."""
+    update = Update(sets={"consecutive_failures": 0})
+    _unless_key_replaced(user_id, connection_id, update, credentials_version)
 
 
 def disable_connection(user_id: str, connection_id: str, reason: str,
