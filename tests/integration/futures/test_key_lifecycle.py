@@ -1071,6 +1071,20 @@ def test_refusals_of_a_replaced_key_in_flight_never_disable_the_connection(sim_e
     assert read["statusCode"] == 200, read["body"]
 
 
+def _says_test_again(answer: dict) -> None:
+    """The answer is the 409 of a test whose key was replaced while it ran: retryable, naming connection_id,
+    saying to test again."""
+    assert answer["statusCode"] == 409, answer["body"]
+    error = body_of(answer)["error"]
+    assert (error["field"], error["retryable"]) == ("connection_id", True), error
+    assert "test again" in error["message"]
+
+
+def _passes(answer: dict) -> None:
+    """The answer is a test that passed."""
+    assert answer["statusCode"] == 200 and body_of(answer)["ok"] is True, answer["body"]
+
+
 def test_a_test_of_a_key_replaced_meanwhile_is_not_recorded_as_the_new_keys(sim_env, invoke,
                                                                             futures_connection):
     """POST .../test whose stored key is replaced (and revoked on Binance) while it runs: a retryable 409
@@ -1082,13 +1096,9 @@ def test_a_test_of_a_key_replaced_meanwhile_is_not_recorded_as_the_new_keys(sim_
     [answer] = _racing_a_new_key(sim_env, invoke, futures_connection.id,
                                  [lambda: invoke("connection_test_stored", event)])
 
-    assert answer["statusCode"] == 409, answer["body"]
-    error = body_of(answer)["error"]
-    assert (error["field"], error["retryable"]) == ("connection_id", True), error
-    assert "test again" in error["message"]
+    _says_test_again(answer)
     assert get_connection(USER_A, futures_connection.id).last_test["ok"] is True
-    again = invoke("connection_test_stored", event)
-    assert again["statusCode"] == 200 and body_of(again)["ok"] is True, again["body"]
+    _passes(invoke("connection_test_stored", event))
 
 
 def _disabling(params: dict) -> bool:
@@ -1163,3 +1173,19 @@ def test_a_success_of_a_replaced_key_in_flight_never_resets_the_new_keys_count(s
     assert get_connection(USER_A, futures_connection.id).consecutive_failures == 2
     assert invoke("balance", event)["statusCode"] == 403
     assert get_connection(USER_A, futures_connection.id).disabled_at is not None
+
+
+def test_a_futures_test_of_a_key_replaced_meanwhile_is_not_recorded_as_the_new_keys(sim_env, invoke,
+                                                                                    futures_connection):
+    """POST .../futures/test whose stored key is replaced (and revoked on Binance) while it runs: a retryable
+    409 naming connection_id saying to test again, the connection's futures_last_test left as it was (before:
+    200 with the old key's failure, recorded as the connection's futures_last_test)."""
+    event = connection_event("futures_test", futures_connection.id, USER_A, "/futures/test")
+    before = get_connection(USER_A, futures_connection.id).futures_last_test
+
+    [answer] = _racing_a_new_key(sim_env, invoke, futures_connection.id,
+                                 [lambda: invoke("futures_test", event)])
+
+    _says_test_again(answer)
+    assert get_connection(USER_A, futures_connection.id).futures_last_test == before
+    _passes(invoke("futures_test", event))

@@ -165,8 +165,10 @@ def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
     # As the spot test: nothing sent for a connection being deleted; a delete begun meanwhile wins.
     refuse_deleting(connection, connection_store.TEST_REFUSED)
     result, error, _config = run_futures_test(connection)
+    # Recorded only while the connection still names the key tested: a key replaced meanwhile is a 409.
     connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True,
-                                        refused=connection_store.TEST_REFUSED)
+                                        refused=connection_store.TEST_REFUSED,
+                                        tested_version=connection.credentials_version)
     note_key_answer(connection, error)  # a key without futures is an answer, not a failing key
     return result
 
