@@ -1,6 +1,7 @@
-"""POST /strategies: create a strategy on one of the caller's connections."""
+"""POST /strategies: create a strategy on a connection of the caller's (once per Idempotency-Key, if sent)."""
 
 from klineo.api import Response, build_resolver, content_types, current_user_id
+from klineo.api.params import CreateIdempotencyKey
 from klineo.models.strategies import StrategyResponse
 from klineo.models.strategy_requests import StrategyCreateRequest
 from klineo.observability import finish_init, logger, metrics, tracer
@@ -15,12 +16,19 @@ app = build_resolver()
         201: {
             "description": "The strategy is created.",
             "content": {"application/json": {"model": StrategyResponse}},
-        }
+        },
+        200: {
+            "description": ("A retry with the Idempotency-Key and body of an earlier create: the strategy "
+                            "that create made, as it is now (nothing created)."),
+            "content": {"application/json": {"model": StrategyResponse}},
+        },
     },
 )
-def strategy_create(body: StrategyCreateRequest) -> Response[StrategyResponse]:
-    created = create_strategy(current_user_id(app), body)
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
+def strategy_create(body: StrategyCreateRequest,
+                    idempotency_key: CreateIdempotencyKey = None) -> Response[StrategyResponse]:
+    strategy, created = create_strategy(current_user_id(app), body, idempotency_key)
+    return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON,
+                    body=strategy)
 
 
 @finish_init

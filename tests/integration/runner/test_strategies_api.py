@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from klineo.services import strategy_changes
 from klineo.services.key_health import pause_connection_strategies
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import (
@@ -37,9 +38,13 @@ class Api:
     def __init__(self, invoke):
         self.invoke = invoke
 
-    def create(self, user: str, body: Any) -> dict[str, Any]:
-        """POST /strategies."""
-        return self.invoke("strategy_create", with_user(with_body(load_event("strategy_create"), body), user))
+    def create(self, user: str, body: Any, key: str | None = None) -> dict[str, Any]:
+        """POST /strategies, with ``key`` as its Idempotency-Key header (None: no header)."""
+        event = with_user(with_body(load_event("strategy_create"), body), user)
+        event["headers"].pop("content-length", None)
+        if key is not None:
+            event["headers"]["idempotency-key"] = key
+        return self.invoke("strategy_create", event)
 
     def list(self, user: str) -> dict[str, Any]:
         """GET /strategies."""
@@ -613,3 +618,106 @@ def test_a_patch_refused_for_leverage_and_size_names_both_in_one_answer(runner, 
     assert refused["statusCode"] == 422, refused["body"]
     assert [e["field"] for e in error_of(refused)["errors"]] == ["leverage", "size"]
     assert strategy_store.get_strategy(ALICE, strategy_id).mode == "paper"
+
+
+# ---------------------------------------------------------------------- Idempotency-Key on POST /strategies
+def strategy_ids(api: Api, user: str) -> list[str]:
+    """The ids of the user's strategies, as GET /strategies lists them."""
+    return [s["id"] for s in response_json(api.list(user))["strategies"]]
+
+
+def test_a_create_whose_answer_was_lost_sent_again_with_its_key_answers_the_first_strategy(
+        runner, api, monkeypatch) -> None:
+    """GIVEN a create whose strategy was written but whose answer was lost WHEN it is sent again with the same
+    Idempotency-Key THEN 200 with the first strategy's id, and the user has ONE strategy, not two."""
+    from tests.integration.runner.conftest import crash_first_call
+
+    body = create_body(runner.connection(ALICE))
+    crash_first_call(monkeypatch, strategy_changes, "new_strategy_response")
+    lost = api.create(ALICE, body, key="create-1")
+    assert lost["statusCode"] == 500
+    [created] = strategy_ids(api, ALICE)
+    again = api.create(ALICE, body, key="create-1")
+    assert again["statusCode"] == 200, again["body"]
+    assert response_json(again)["id"] == created
+    assert response_json(again)["symbol"] == "BTCUSDT"
+    assert strategy_ids(api, ALICE) == [created]
+
+
+def test_the_same_key_answered_twice_creates_one_strategy(runner, api) -> None:
+    """GIVEN a create answered 201 WHEN sent again with its key THEN 200, the same strategy, still one."""
+    body = create_body(runner.connection(ALICE))
+    first = api.create(ALICE, body, key="create-2")
+    assert first["statusCode"] == 201, first["body"]
+    again = api.create(ALICE, body, key="create-2")
+    assert again["statusCode"] == 200, again["body"]
+    assert response_json(again) == response_json(first)
+    assert strategy_ids(api, ALICE) == [response_json(first)["id"]]
+
+
+def test_the_same_key_with_another_body_is_409_naming_the_key(runner, api) -> None:
+    """GIVEN a strategy created with a key WHEN another body is sent with that key THEN 409 naming
+    Idempotency-Key, not retryable, and no second strategy."""
+    connection = runner.connection(ALICE)
+    assert api.create(ALICE, create_body(connection), key="create-3")["statusCode"] == 201
+    other = api.create(ALICE, create_body(connection, symbol="ETHUSDT"), key="create-3")
+    assert other["statusCode"] == 409, other["body"]
+    assert error_of(other)["field"] == "Idempotency-Key"
+    assert error_of(other)["retryable"] is False
+    assert len(strategy_ids(api, ALICE)) == 1
+
+
+def test_a_create_racing_one_with_its_key_answers_the_one_that_committed(runner, api, monkeypatch) -> None:
+    """GIVEN two creates with one key, the second having read the key free before the first committed WHEN
+    the second writes THEN its transaction finds the key taken: 200 with the first's strategy, still one."""
+    body = create_body(runner.connection(ALICE))
+    first = response_json(api.create(ALICE, body, key="race"))
+    monkeypatch.setattr(strategy_store, "get_create_key", lambda *_: None)
+    second = api.create(ALICE, body, key="race")
+    assert second["statusCode"] == 200, second["body"]
+    assert response_json(second)["id"] == first["id"]
+    assert strategy_ids(api, ALICE) == [first["id"]]
+
+
+def test_without_a_key_each_create_makes_a_strategy(runner, api) -> None:
+    """GIVEN no Idempotency-Key WHEN the same body is sent twice THEN two strategies, as before the header."""
+    body = create_body(runner.connection(ALICE))
+    assert [api.create(ALICE, body)["statusCode"] for _ in range(2)] == [201, 201]
+    assert len(strategy_ids(api, ALICE)) == 2
+
+
+def test_keys_are_scoped_to_the_user(runner, api) -> None:
+    """GIVEN Alice's create with a key WHEN Bob uses that key on his connection THEN his is created too."""
+    assert api.create(ALICE, create_body(runner.connection(ALICE)), key="shared")["statusCode"] == 201
+    assert api.create(BOB, create_body(runner.connection(BOB)), key="shared")["statusCode"] == 201
+    assert len(strategy_ids(api, ALICE)) == len(strategy_ids(api, BOB)) == 1
+
+
+def test_a_refused_create_leaves_its_key_free(runner, api) -> None:
+    """GIVEN a create refused for its input (nothing stored) WHEN the corrected body is sent with the same key
+    THEN 201: the refused body never took the key."""
+    connection = runner.connection(ALICE)
+    refused = api.create(ALICE, create_body(connection, symbol="ZZZZUSDT"), key="create-4")
+    assert refused["statusCode"] == 400, refused["body"]
+    assert api.create(ALICE, create_body(connection), key="create-4")["statusCode"] == 201
+
+
+def test_the_key_of_a_deleted_strategy_is_409_naming_the_key(runner, api) -> None:
+    """GIVEN a strategy created with a key and deleted since WHEN its create is sent again with that key THEN
+    409 naming Idempotency-Key (the first creation's strategy is gone), nothing re-created."""
+    body = create_body(runner.connection(ALICE))
+    created = response_json(api.create(ALICE, body, key="create-5"))["id"]
+    assert api.delete(ALICE, created)["statusCode"] == 204
+    again = api.create(ALICE, body, key="create-5")
+    assert again["statusCode"] == 409, again["body"]
+    assert error_of(again)["field"] == "Idempotency-Key"
+    assert strategy_ids(api, ALICE) == []
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "has space", "caf\u00e9"])
+def test_a_malformed_key_is_400_naming_it(runner, api, key) -> None:
+    """GIVEN an Idempotency-Key not of 1 to 255 visible ASCII characters THEN 400 naming it, nothing made."""
+    response = api.create(ALICE, create_body(runner.connection(ALICE)), key=key)
+    assert response["statusCode"] == 400, response["body"]
+    assert error_of(response)["field"] == "Idempotency-Key"
+    assert strategy_ids(api, ALICE) == []

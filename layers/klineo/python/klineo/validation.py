@@ -22,6 +22,8 @@ __all__ = [
     "CONDITIONAL_ORDER_TYPES",
     "CONNECTION_ID_PATTERN",
     "HEX_ID_PATTERN",
+    "IDEMPOTENCY_HEADER",
+    "IDEMPOTENCY_KEY_MAX_LENGTH",
     "MARGIN_TYPES",
     "MARGIN_TYPES_OURS",
     "ORDER_POSITION_SIDES",
@@ -38,6 +40,7 @@ __all__ = [
     "check_client_order_id",
     "check_close_position",
     "check_conditional_field",
+    "check_idempotency_key",
     "check_order_price",
     "check_order_size",
     "check_private_key",
@@ -168,6 +171,23 @@ def check_client_order_id(client_order_id: Any, field: str = "client_order_id") 
             field=field,
         )
     return client_order_id
+
+
+# The header of an exactly-once write (an order, a position close, a strategy's creation) and its bound.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+def check_idempotency_key(value: str) -> str:
+    """The key itself when it is 1 to 255 visible ASCII characters, else KlineoError(INVALID_REQUEST) naming
+    the header (the value is never repeated)."""
+    if not 1 <= len(value) <= IDEMPOTENCY_KEY_MAX_LENGTH or not all("\x21" <= ch <= "\x7e" for ch in value):
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            f"{IDEMPOTENCY_HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters",
+            field=IDEMPOTENCY_HEADER,
+        )
+    return value
 
 
 def check_symbol(symbol: Any) -> str:

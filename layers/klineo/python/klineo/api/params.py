@@ -1,5 +1,6 @@
 """Powertools' request-parameter annotations (``Query``, ``Header``) for the functions' routes, the
-OpenAPI text of the one header a route requires, the Idempotency-Key of an order, and ``ServiceQuery``
+OpenAPI text of the one header a route requires, the Idempotency-Key of an order (and the optional one of a
+strategy's creation, ``CreateIdempotencyKey``), and ``ServiceQuery``
 for a query parameter the service requires.
 
 Imported from here rather than from Powertools so that a function's first import is the layer's:
@@ -20,8 +21,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import WithJsonSchema
 
-__all__ = ["IDEMPOTENCY_KEY_MISSING", "REQUIRED_BY_SERVICE", "Header", "IdempotencyKey", "Query",
-           "ServiceQuery", "idempotent_responses"]
+__all__ = ["IDEMPOTENCY_KEY_MISSING", "REQUIRED_BY_SERVICE", "CreateIdempotencyKey", "Header",
+           "IdempotencyKey", "Query", "ServiceQuery", "idempotent_responses"]
 
 # The schema mark of a query parameter the service requires (``ServiceQuery``); never in the document.
 REQUIRED_BY_SERVICE = "x-klineo-required"
@@ -31,17 +32,36 @@ IDEMPOTENCY_KEY_MISSING = (
     "Send the request again with it: a new UUID per order, the same one when retrying that order."
 )
 
+# An Idempotency-Key's schema (klineo.validation.check_idempotency_key's rule).
+_KEY_SCHEMA = WithJsonSchema({
+    "type": "string", "minLength": 1, "maxLength": 255,
+    "pattern": "^[\\x21-\\x7e]+$", "examples": ["5f0c1d1e-8d43-4b1a-9a65-2b2f1f5b7c11"],
+})
+
 # The header of an exactly-once order (klineo.services.futures checks it: 428 when absent, 400 when
 # not 1 to 255 visible ASCII characters).
 IdempotencyKey = Annotated[
     str | None,
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$",
-                    "examples": ["5f0c1d1e-8d43-4b1a-9a65-2b2f1f5b7c11"]}),
+    _KEY_SCHEMA,
     Header(description=(
         "Required. Any new value per order (e.g. a UUID), 1 to 255 visible ASCII characters; the same "
         "value when retrying it. A retry with the same key and body answers the first order (source "
         "\"existing\") instead of sending a second one; the same key with another body is 409. "
         "Without it the answer is 428.")),
+]
+
+# The optional header of POST /strategies (klineo.services.strategy_changes: 400 when not 1 to 255 visible
+# ASCII characters); no 428: without it each create makes a strategy, as before the header.
+CreateIdempotencyKey = Annotated[
+    str | None,
+    _KEY_SCHEMA,
+    Header(description=(
+        "Optional. Any new value per strategy to create (e.g. a UUID), 1 to 255 visible ASCII characters; "
+        "the same value when retrying that create (e.g. after its answer was lost). A retry with the same "
+        "key and body answers 200 with the strategy the first create made instead of creating a second one; "
+        "the same key with another body, or after that strategy was deleted, is 409. Keys are the caller's "
+        "own and expire after the events' retention (90 days by default). Without it each request creates "
+        "a strategy.")),
 ]
 
 

@@ -154,7 +154,12 @@ from klineo.store.orders import (
     pending_record,
     record_order_outcome_quietly,
 )
-from klineo.validation import plain_text_or_none
+from klineo.validation import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    check_idempotency_key,
+    plain_text_or_none,
+)
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX_LENGTH",
@@ -165,8 +170,6 @@ __all__ = [
     "preview_futures_order",
 ]
 
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 # The lease outlives the deadline by this much: the outcome is recorded after the last Binance call.
 _LEASE_MARGIN_MS = 3000
 # The order functions' Timeout (template.yaml: FuturesOrderFunction, FuturesPositionCloseFunction): Lambda
@@ -717,13 +720,7 @@ def _check_idempotency_key(value: str | None) -> str:
             "a second one, so repeating the request is always safe.",
             field=IDEMPOTENCY_HEADER,
         )
-    if not 1 <= len(value) <= IDEMPOTENCY_KEY_MAX_LENGTH or not all("\x21" <= ch <= "\x7e" for ch in value):
-        raise KlineoError(
-            ErrorCategory.INVALID_REQUEST,
-            f"{IDEMPOTENCY_HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters",
-            field=IDEMPOTENCY_HEADER,
-        )
-    return value
+    return check_idempotency_key(value)
 
 
 def place_futures_order(

@@ -60,6 +60,8 @@ __all__ = [
     "PAUSED",
     "STRATEGY_SK_PREFIX",
     "ActiveStrategy",
+    "CreateKey",
+    "CreateKeyHolder",
     "PendingOrder",
     "Strategy",
     "TradingSettings",
@@ -67,6 +69,7 @@ __all__ = [
     "delete_strategy",
     "from_item",
     "from_snapshot",
+    "get_create_key",
     "get_strategies_consistent",
     "get_strategy",
     "list_strategies",
@@ -85,6 +88,8 @@ __all__ = [
 
 INDEX_NAME = "gsi1"
 STRATEGY_SK_PREFIX = "STRAT#"
+# A POST /strategies Idempotency-Key's record (pk=USER#<sub>): sk=STRATKEY#<sha256 of the key>, with a ttl.
+CREATE_KEY_SK_PREFIX = "STRATKEY#"
 ACTIVE = "active"
 PAUSED = "paused"
 MODES = ("paper", "live")
@@ -338,13 +343,75 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
     )
 
 
-def put_new_strategy(strategy: Strategy) -> None:
-    """Write a NEW strategy item (never overwrites)."""
-    aws.dynamodb().put_item(
-        TableName=get_settings().data_table,
-        Item=strategy.to_item(),
-        ConditionExpression="attribute_not_exists(pk)",
-    )
+@dataclass(frozen=True)
+class CreateKey:
+    """The Idempotency-Key of a POST /strategies, as stored: digests of the key and of the body it came with
+    (the key itself is never stored; the user scopes it: its record lives in the user's partition)."""
+
+    key_digest: str
+    body_digest: str
+
+
+@dataclass(frozen=True)
+class CreateKeyHolder:
+    """What a key's record holds: the strategy its first create made, and that create's body digest."""
+
+    strategy_id: str
+    body_digest: str
+
+
+def _create_key_key(user_id: str, key: CreateKey) -> dict[str, Any]:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": f"{CREATE_KEY_SK_PREFIX}{key.key_digest}"}}
+
+
+def _holder(item: Mapping[str, Any] | None) -> CreateKeyHolder | None:
+    if not item:
+        return None
+    return CreateKeyHolder(strategy_id=item["strategy_id"]["S"], body_digest=item["body_digest"]["S"])
+
+
+def get_create_key(user_id: str, key: CreateKey) -> CreateKeyHolder | None:
+    """The record of the user's create key (consistent read); None when unused or expired (its ``ttl`` past,
+    not yet swept by DynamoDB)."""
+    item = get_data_item(_create_key_key(user_id, key), consistent=True)
+    if item is None or int(item.get("ttl", {}).get("N", "0")) < time.time():
+        return None
+    return _holder(item)
+
+
+def _create_key_put(strategy: Strategy, key: CreateKey) -> dict[str, Any]:
+    """The Put of a create key's record: only while the key is free (never used, or expired)."""
+    from klineo.store.events import retention_ttl  # events imports this module
+
+    item = {**_create_key_key(strategy.user_id, key), "entity": {"S": "strategy_create_key"},
+            "strategy_id": {"S": strategy.strategy_id}, "body_digest": {"S": key.body_digest},
+            "created_at": {"S": strategy.created_at}, "ttl": {"N": str(retention_ttl())}}
+    return {"Put": {"TableName": get_settings().data_table, "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk) OR #ttl < :now",
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": {":now": {"N": str(int(time.time()))}},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+
+def put_new_strategy(strategy: Strategy, key: CreateKey | None = None) -> CreateKeyHolder | None:
+    """Write a NEW strategy item (never overwrites); None when written.
+
+    With ``key`` (a create's Idempotency-Key), the strategy and the key's record are ONE TransactWriteItems:
+    never a strategy without its key's record nor the other way round. When the key is taken (another create
+    with it committed first), nothing is written and its record is answered.
+    """
+    put = {"TableName": get_settings().data_table, "Item": strategy.to_item(),
+           "ConditionExpression": "attribute_not_exists(pk)"}
+    if key is None:
+        aws.dynamodb().put_item(**put)
+        return None
+    failed = transact([("strategy", {"Put": put}), ("key", _create_key_put(strategy, key))])
+    if "key" in failed:
+        return _holder(failed["key"])
+    if failed:  # a random 128-bit id that exists already
+        raise KlineoError(ErrorCategory.CONFLICT, "a strategy with this id exists; send the request again",
+                          retryable=True)
+    return None
 
 
 def get_strategy(user_id: str, strategy_id: str, *, consistent: bool = False) -> Strategy | None:
