@@ -8283,7 +8283,10 @@ export interface operations {
     strategy_create_strategies_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Optional. Any new value per strategy to create (e.g. a UUID), 1 to 255 visible ASCII characters; the same value when retrying that create (e.g. after its answer was lost). A retry with the same key and body answers 200 with the strategy the first create made instead of creating a second one; the same key with another body, or after that strategy was deleted, is 409. Keys are the caller's own and expire after the events' retention (90 days by default). Without it each request creates a strategy. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -8293,6 +8296,17 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A retry with the Idempotency-Key and body of an earlier create: the strategy that create made, as it is now (nothing created). */
+            200: {
+                headers: {
+                    /** @description The request's id (also error.request_id and the log lines' correlation_id). */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StrategyResponse"];
+                };
+            };
             /** @description The strategy is created. */
             201: {
                 headers: {
