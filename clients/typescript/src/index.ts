@@ -1,7 +1,7 @@
 /**
  * The KLINEO Binance backend's typed client: openapi-fetch over the types generated from openapi.json,
  * plus the three things every call needs and the generator cannot make: the bearer token, an
- * Idempotency-Key on orders, and one typed error for every failure.
+ * Idempotency-Key on orders and strategy creates, and one typed error for every failure.
  */
 import createClient, { type Client, type Middleware } from "openapi-fetch";
 
@@ -21,8 +21,8 @@ export type TokenSource = string | (() => string | Promise<string>);
 /**
  * Categories of the API's error body (`error.category`), plus what the client adds itself:
  * `unauthorized` (API Gateway's 401), `network` (no answer: retryable for a read only, since a write may
- * have reached the server) and, for a request sent with an Idempotency-Key (an order, a position close),
- * `unknown_outcome` when the answer was lost after sending or API Gateway timed out on it.
+ * have reached the server) and, for a request sent with an Idempotency-Key (an order, a position close, a
+ * strategy create), `unknown_outcome` when the answer was lost after sending or API Gateway timed out on it.
  */
 export type ErrorCategory = Schema<"ErrorBody">["category"] | "unauthorized";
 
@@ -52,7 +52,7 @@ export class KlineoApiError extends Error {
     readonly requestId: string | null,
     /** Seconds to wait before a retry, from `Retry-After`. */
     readonly retryAfter: number | null,
-    /** The Idempotency-Key the order or close was sent with: resend with it after `unknown_outcome`. */
+    /** The Idempotency-Key the order, close or strategy create was sent with: resend with it after `unknown_outcome`. */
     readonly idempotencyKey: string | null = null,
     /** Every input field at fault (a 422 lists them all; `field` is the first), else empty. */
     readonly errors: Schema<"FieldError">[] = [],
@@ -76,7 +76,7 @@ const GATEWAY_RETRYABLE = new Set<number>([429]);
 const GATEWAY_TIMEOUTS = new Set<number>([503, 504]);
 
 /** The category of an answer API Gateway gave itself; a request sent with a key (an order, a position
- * close) whose function timed out may still be done, so its outcome is unknown (resend it with the same key). */
+ * close, a strategy create) whose function timed out may still be done, so its outcome is unknown (resend it with the same key). */
 function gatewayCategory(status: number, idempotencyKey: string | null): ErrorCategory {
   if (idempotencyKey !== null && GATEWAY_TIMEOUTS.has(status)) {
     return "unknown_outcome";
@@ -116,7 +116,7 @@ export function errorFromResponse(response: Response, body: unknown, idempotency
   );
 }
 
-/** A fresh Idempotency-Key (a UUID); keep it to resend the same order after a lost answer. */
+/** A fresh Idempotency-Key (a UUID); keep it to resend the same order or create after a lost answer. */
 export function newIdempotencyKey(): string {
   return globalThis.crypto.randomUUID();
 }
@@ -131,8 +131,8 @@ function authMiddleware(token: TokenSource): Middleware {
   };
 }
 
-const LOST_ORDER_ANSWER =
-  "The order was sent but no answer arrived; resend it with the same Idempotency-Key to learn its outcome.";
+const LOST_KEYED_ANSWER =
+  "The request was sent but no answer arrived; resend it with the same Idempotency-Key to learn its outcome.";
 const LOST_WRITE_ANSWER =
   "The request was sent but no answer arrived, so it may have been done: read the state back before sending it again.";
 const UNREACHABLE = "The API could not be reached.";
@@ -141,12 +141,12 @@ const UNREACHABLE = "The API could not be reached.";
 const READ_METHODS = new Set(["GET", "HEAD"]);
 
 /** The error of a request that got no whole answer. It may have reached the server: one sent with an
- * Idempotency-Key (an order, a close) is unknown_outcome carrying the key; any other write is not retryable
- * (a second POST /strategies is a second strategy); only a read is. */
+ * Idempotency-Key (an order, a close, a strategy create) is unknown_outcome carrying the key; any other write
+ * is not retryable (a second POST /strategies without a key is a second strategy); only a read is. */
 function noAnswerError(request: Request): KlineoApiError {
   const key = request.headers.get("Idempotency-Key");
   if (key !== null) {
-    return new KlineoApiError(0, "unknown_outcome", LOST_ORDER_ANSWER, null, false, null, null, key);
+    return new KlineoApiError(0, "unknown_outcome", LOST_KEYED_ANSWER, null, false, null, null, key);
   }
   const read = READ_METHODS.has(request.method);
   return new KlineoApiError(0, "network", read ? UNREACHABLE : LOST_WRITE_ANSWER, null, read, null, null);
@@ -171,7 +171,7 @@ function wholeAnswerFetch(base?: (input: Request) => Promise<Response>): (input:
  * does not say it, and ``call`` needs it to type a keyed request's error as ``placeFuturesOrder`` does. */
 const SENT_KEYS = new WeakMap<Response, string>();
 
-/** A request sent with an Idempotency-Key (an order, a position close) moves money, and only a resend with
+/** A request sent with an Idempotency-Key (an order, a position close, a strategy create) moves money, and only a resend with
  * the same key is safe when its outcome is unknown. Its answer's key is noted (``SENT_KEYS``), so that API
  * Gateway's timeout to it is unknown_outcome carrying the key too, not `other` (no answer at all is
  * ``noAnswerError``). */
@@ -200,7 +200,7 @@ async function unwrap<T>(
     if (error instanceof KlineoApiError) {
       throw error; // typed already (``noAnswerError``)
     }
-    const message = noAnswer === "unknown_outcome" ? LOST_ORDER_ANSWER : UNREACHABLE;
+    const message = noAnswer === "unknown_outcome" ? LOST_KEYED_ANSWER : UNREACHABLE;
     throw new KlineoApiError(0, noAnswer, message, null, noAnswer !== "unknown_outcome", null, null, idempotencyKey);
   }
   if (!result.response.ok) {
@@ -209,7 +209,17 @@ async function unwrap<T>(
   return result.data as T;
 }
 
-/** The client: `api` is the whole generated surface; `call` and `placeFuturesOrder` turn failures into KlineoApiError. */
+/** A request sent with ``idempotencyKey`` as its header: its data, or a KlineoApiError, `unknown_outcome`
+ * carrying the key when its answer was lost (resend it with the same key). */
+function keyed<T>(
+  idempotencyKey: string,
+  send: (header: { "idempotency-key": string }) => Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<T> {
+  return unwrap(send({ "idempotency-key": idempotencyKey }), "unknown_outcome", idempotencyKey);
+}
+
+/** The client: `api` is the whole generated surface; `call`, `placeFuturesOrder` and `createStrategy` turn
+ * failures into KlineoApiError. */
 export interface KlineoClient {
   api: KlineoApi;
   /** Await a generated call and return its data, or throw KlineoApiError; a request sent with an
@@ -220,6 +230,12 @@ export interface KlineoClient {
     order: Schema<"FuturesOrderRequest">,
     idempotencyKey?: string,
   ): Promise<{ order: Schema<"FuturesOrderResponse">; idempotencyKey: string }>;
+  /** POST /strategies with an Idempotency-Key (a new one unless given): after `unknown_outcome`, resend with
+   * the same key and body to get the strategy the first request made (never a second one). */
+  createStrategy(
+    strategy: Schema<"StrategyCreateRequest">,
+    idempotencyKey?: string,
+  ): Promise<{ strategy: Schema<"StrategyResponse">; idempotencyKey: string }>;
 }
 
 /** A client for one user: every call carries `Authorization: Bearer <token>`. */
@@ -230,12 +246,12 @@ export function createKlineoClient(options: KlineoClientOptions): KlineoClient {
     api,
     call: (request) => unwrap(request, "network"),
     async placeFuturesOrder(order, idempotencyKey = newIdempotencyKey()) {
-      const placed = await unwrap(
-        api.POST("/futures/order", { body: order, params: { header: { "idempotency-key": idempotencyKey } } }),
-        "unknown_outcome",
-        idempotencyKey,
-      );
+      const placed = await keyed(idempotencyKey, (header) => api.POST("/futures/order", { body: order, params: { header } }));
       return { order: placed, idempotencyKey };
+    },
+    async createStrategy(strategy, idempotencyKey = newIdempotencyKey()) {
+      const created = await keyed(idempotencyKey, (header) => api.POST("/strategies", { body: strategy, params: { header } }));
+      return { strategy: created, idempotencyKey };
     },
   };
 }

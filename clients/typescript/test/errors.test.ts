@@ -197,3 +197,30 @@ test("over real HTTP, a close whose connection drops mid-body is unknown_outcome
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+const STRATEGY = { connection_id: "c".repeat(32), symbol: "BTCUSDT", interval: "1m", type: "sma_crossover", size: "0.002", mode: "live" } as const;
+
+test("createStrategy whose answer is lost is unknown_outcome with its key: resending with it cannot make a second strategy", async () => {
+  const error = await failure(unanswered().createStrategy(STRATEGY, "create-key"));
+  assert.equal(error.status, 0);
+  assert.equal(error.category, "unknown_outcome");
+  assert.equal(error.retryable, false);
+  assert.equal(error.idempotencyKey, "create-key");
+});
+
+test("createStrategy sends an Idempotency-Key (a new one unless given) and answers the strategy with it", async () => {
+  const sent: (string | null)[] = [];
+  const klineo = createKlineoClient({
+    baseUrl: "http://127.0.0.1:9",
+    token: "token",
+    fetch: async (request) => {
+      sent.push(request.headers.get("Idempotency-Key"));
+      return new Response(JSON.stringify({ id: "s".repeat(32) }), { status: sent.length === 1 ? 201 : 200, headers: { "Content-Type": "application/json" } });
+    },
+  });
+  const first = await klineo.createStrategy(STRATEGY);
+  const again = await klineo.createStrategy(STRATEGY, first.idempotencyKey);
+  assert.equal(typeof first.idempotencyKey, "string");
+  assert.deepEqual(sent, [first.idempotencyKey, first.idempotencyKey]);
+  assert.equal(again.strategy.id, first.strategy.id);
+});
