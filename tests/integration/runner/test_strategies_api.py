@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 from klineo.services import strategy_changes
 from klineo.services.key_health import pause_connection_strategies
+from klineo.settings import get_settings
+from klineo.store import aws
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import (
     delete_connection,
@@ -677,6 +680,21 @@ def test_a_create_racing_one_with_its_key_answers_the_one_that_committed(runner,
     assert second["statusCode"] == 200, second["body"]
     assert response_json(second)["id"] == first["id"]
     assert strategy_ids(api, ALICE) == [first["id"]]
+
+
+def test_an_expired_key_creates_again(runner, api) -> None:
+    """GIVEN a key whose record's ttl has passed (DynamoDB not having swept it yet) WHEN a create is sent with
+    it THEN 201, a new strategy: the key expired (its record holds a digest, not the key)."""
+    body = create_body(runner.connection(ALICE))
+    first = response_json(api.create(ALICE, body, key="old"))["id"]
+    [item] = [i for i in aws.dynamodb().scan(TableName=get_settings().data_table)["Items"]
+              if i["sk"]["S"].startswith(strategy_store.CREATE_KEY_SK_PREFIX)]
+    assert "old" not in json.dumps(item)  # the key itself is never stored, only its digest
+    item["ttl"] = {"N": str(int(time.time()) - 1)}
+    aws.dynamodb().put_item(TableName=get_settings().data_table, Item=item)
+    again = api.create(ALICE, body, key="old")
+    assert again["statusCode"] == 201, again["body"]
+    assert sorted(strategy_ids(api, ALICE)) == sorted([first, response_json(again)["id"]])
 
 
 def test_without_a_key_each_create_makes_a_strategy(runner, api) -> None:
