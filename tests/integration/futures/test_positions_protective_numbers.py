@@ -68,3 +68,23 @@ def test_a_close_position_stop_is_answered_for_no_quantity_by_the_order_routes(s
     assert [(a["source"], a["close_position"], a["quantity"]) for a in answers] == [
         ("placed", True, None), ("existing", True, None), ("queried", True, None), ("queried", True, None)]
     assert listed["quantity"] is None
+
+
+def test_a_close_position_stop_is_listed_for_no_quantity_by_the_order_history(sim_env, invoke,
+                                                                             futures_connection):
+    """GIVEN a long guarded by a closePosition stop WHEN the order history is read THEN the stop's quantity
+    is null, as the order routes answered it (not Binance's placeholder "0": a stop for nothing)."""
+    connection_id = futures_connection.id
+    raise_notional_limit(connection_id)
+    _place(invoke, order_body(connection_id, type="MARKET", price=None, timeInForce=None, quantity="0.002"))
+    stop = body_of(invoke("futures_order", order_event(order_body(
+        connection_id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None, quantity=None,
+        triggerPrice="60000", closePosition=True), key=new_key())))
+    event = with_user(load_event("futures_orders"), USER_A)
+    event["rawQueryString"], event["queryStringParameters"] = "", {}
+
+    listed = {o["client_order_id"]: o for o in body_of(invoke("futures_orders", event))["orders"]}
+
+    assert stop["quantity"] is None
+    assert (listed[stop["client_order_id"]]["type"], listed[stop["client_order_id"]]["quantity"]) == (
+        "STOP_MARKET", None)

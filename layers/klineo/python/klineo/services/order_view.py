@@ -10,7 +10,8 @@ its fills (Binance's trades of it) say otherwise: its executed quantity and aver
 from the fills, so no order reads as having executed nothing next to the trades it made. A record that lists
 only the first of its fills (``klineo.store.order_fills``) says so (``fills_shortened``), with how many there
 were and the exact totals of all: every figure is exact whatever the list holds. Numbers are written by
-``klineo.validation.plain_text``, as every order answer's.
+``klineo.validation.plain_text``, as every order answer's; a closePosition order's quantity (Binance's
+placeholder 0) is null, as the order routes answer it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from klineo.models.order_history import OrderFill, OrderFillTotals, OrderHistoryItem, OrderSummary
 from klineo.store.order_fills import FillTotals, fill_totals
 from klineo.store.orders import OrderRecord, is_settled
-from klineo.validation import decimal_or_none, plain_text, plain_text_or_none
+from klineo.validation import decimal_or_none, plain_text, plain_text_or_none, positive_or_none
 
 __all__ = ["order_item", "order_summary"]
 
@@ -73,7 +74,9 @@ def _summary(record: OrderRecord, totals: FillTotals | None) -> OrderSummary:
         settled=is_settled(record.status, record.fills), order_id=record.order_id,
         side=_text(result.get("side") or params.get("side")),
         type=_text(result.get("type") or params.get("type")),
-        quantity=_number(result.get("quantity") or params.get("quantity")),
+        # Binance's placeholder 0 of a closePosition order (it is for the whole position) is None, as the
+        # order routes and open-orders answer it.
+        quantity=plain_text_or_none(positive_or_none(result.get("quantity") or params.get("quantity"))),
         price=_number(result.get("price") or params.get("price")),
         trigger_price=_number(params.get("triggerPrice")),
         executed_quantity=executed_quantity, average_price=average_price,
