@@ -10,9 +10,10 @@ from typing import Any
 from klineo.services.reconcile import FORGOTTEN_ORDER_AFTER_MS
 from klineo.store.orders import STATUS_UNKNOWN_PURGED, OrderRecord, get_order_record, put_new_record
 
+from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, status_event
-from tests.integration.futures.test_reconcile import _open_long, _watch_older
+from tests.integration.futures.test_reconcile import _at_connection, _open_long, _watch_older
 
 DAY_MS = 86_400_000
 
@@ -43,6 +44,33 @@ def test_a_trade_of_an_order_binance_forgot_is_recorded_and_the_watch_reads_on(
     assert recorded is not None and recorded.origin == "manual"
     assert [Decimal(f["qty"]) for f in recorded.fills] == [Decimal("0.002")]
     assert get_order_record(USER_A, f"liquidation-{liquidation['orderId']}") is not None
+
+
+def test_a_forgotten_orders_trade_shows_what_it_executed_beside_the_positions(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a manual trade of an order Binance forgot, recorded from its fill WHEN the positions are read
+    THEN the trade not ours shows the quantity and price it executed (its fills'), as the order history
+    does: not the "0" and null of an order Binance no longer answers for."""
+    _open_long(invoke, futures_connection.id, quantity="0.004")
+    reconcile()
+    manual = sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="BUY",
+                                  quantity="0.002")
+    _forget_order(sim_env, int(manual["orderId"]), 91)
+    reconcile(now_ms=_after_the_wait())
+    cid = f"manual-{manual['orderId']}"
+    [fill] = get_order_record(USER_A, cid).fills
+    event = with_user(load_event("futures_orders"), USER_A)
+    event["rawQueryString"], event["queryStringParameters"] = "", {}
+    history = body_of(invoke("futures_orders", event))["orders"]
+    [listed] = [o for o in history if o["client_order_id"] == cid]
+
+    positions = body_of(invoke("futures_positions", with_user(_at_connection(futures_connection.id), USER_A)))
+
+    [trade] = positions["recent_trades_not_ours"]
+    assert (trade["client_order_id"], trade["status"]) == (cid, STATUS_UNKNOWN_PURGED)
+    assert (trade["executed_quantity"], trade["average_price"]) == ("0.002", fill["price"])
+    assert (listed["executed_quantity"], listed["average_price"]) == ("0.002", fill["price"])
 
 
 def test_a_trade_of_our_own_order_binance_forgot_is_not_recorded_as_manual(

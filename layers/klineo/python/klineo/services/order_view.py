@@ -24,7 +24,7 @@ from klineo.store.order_fills import FillTotals, fill_totals
 from klineo.store.orders import OrderRecord, is_settled
 from klineo.validation import decimal_or_none, plain_text, plain_text_or_none, positive_or_none
 
-__all__ = ["order_item", "order_summary"]
+__all__ = ["executed_of", "order_item", "order_summary"]
 
 
 # An average worked out from fills is rounded to this (Binance's finest money precision).
@@ -51,6 +51,12 @@ def _executed(result: dict[str, Any], totals: FillTotals | None) -> tuple[str | 
     if executed not in (None, "0") or totals is None or not totals.quantity:
         return executed, average
     return plain_text(totals.quantity), _average(totals)
+
+
+def executed_of(record: OrderRecord) -> tuple[str | None, str | None]:
+    """(executed quantity, average price) of ``record`` as the history shows them (``_executed``): the
+    positions view's trades not ours say the same (an order Binance forgot answers 0, its fills do not)."""
+    return _executed(record.result or {}, _totals(record))
 
 
 def _shortened(record: OrderRecord, totals: FillTotals | None) -> OrderFillTotals | None:

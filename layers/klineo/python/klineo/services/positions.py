@@ -15,6 +15,7 @@ from typing import Any
 from klineo.binance import endpoints
 from klineo.models.positions import ForeignTrade, FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
 from klineo.services.key_health import note_futures_outcome
+from klineo.services.order_view import executed_of
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import connection_credentials, require_connection
@@ -98,15 +99,12 @@ def list_positions(user_id: str, connection_id: str) -> FuturesPositionsResponse
 
 
 def _foreign_trade(record: OrderRecord) -> ForeignTrade:
-    """A fill we did not place, with its label (the reconciler recorded it from userTrades)."""
+    """A fill we did not place, with its label (the reconciler recorded it from userTrades); what it executed
+    as the order history says it (``executed_of``: its fills' when Binance no longer answers for it)."""
     result = record.result or {}
+    executed, average = executed_of(record)
     return ForeignTrade(
         client_order_id=record.client_order_id, symbol=record.symbol, origin=record.origin,
         side=result.get("side") or record.params.get("side"), status=record.status,
-        executed_quantity=_optional_text(result.get("executed_quantity")),
-        average_price=_optional_text(result.get("average_price")), created_at=record.created_at,
+        executed_quantity=executed, average_price=average, created_at=record.created_at,
     )
-
-
-def _optional_text(value: object) -> str | None:
-    return None if value is None else str(value)
