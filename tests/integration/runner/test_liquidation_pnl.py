@@ -65,17 +65,23 @@ def test_a_liquidated_live_position_books_binances_loss_in_the_strategys_pnl(run
     assert pnl["estimated_fills"] == 0  # Binance's own figures, read from the liquidation's fills
 
 
-def test_a_liquidation_of_more_than_the_strategys_position_books_only_its_share(runner) -> None:
-    """A liquidation that also closed the user's own 0.002 beside the strategy's 0.002 books half of it."""
+def _liquidated_beside_a_trade_by_hand(runner, side: str, quantity: str, fall: Decimal) -> str:
+    """A live long (stop-loss 2 %) entered, the user's own ``side`` of ``quantity`` in Binance's app, then the
+    account's position liquidated at the mark times ``fall``, and the turn that found it played: its id."""
     sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
                           stop_loss_pct="2")
     ticks = tick_times(2)
     runner.run_tick(ticks[0])
-    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="BUY", quantity="0.002")
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side=side, quantity=quantity)
     mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
-    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * Decimal("0.9")))
-
+    runner.sim.inject_trade("futures-full", "liquidation", "BTCUSDT", price=str(mark * fall))
     runner.run_tick(ticks[1])
+    return sid
+
+
+def test_a_liquidation_of_more_than_the_strategys_position_books_only_its_share(runner) -> None:
+    """A liquidation that also closed the user's own 0.002 beside the strategy's 0.002 books half of it."""
+    sid = _liquidated_beside_a_trade_by_hand(runner, "BUY", "0.002", Decimal("0.9"))
 
     entry, _by_hand, liquidation = _user_trades(runner)
     assert Decimal(liquidation["qty"]) == Decimal("0.004")
@@ -85,6 +91,19 @@ def test_a_liquidation_of_more_than_the_strategys_position_books_only_its_share(
     assert Decimal(pnl["realised_pnl"]) == (own + share).quantize(PLACES)
     assert runner.stored(USER, sid).live_position == 0
 
+
+def test_a_liquidation_of_the_users_own_short_is_not_booked_to_a_strategys_long(runner) -> None:
+    """GIVEN a strategy's live long and the user's sale in Binance's app that turned the account short WHEN
+    Binance liquidates that short (a BUY) THEN the strategy's long reads closed, not by that liquidation, its
+    PnL only its own entry's: the liquidation closed the user's short, never the strategy's long."""
+    sid = _liquidated_beside_a_trade_by_hand(runner, "SELL", "0.004", Decimal("1.1"))
+
+    entry, _by_hand, liquidation = _user_trades(runner)
+    assert (liquidation["side"], Decimal(liquidation["qty"])) == ("BUY", Decimal("0.002"))
+    own = Decimal(entry["realizedPnl"]) - Decimal(entry["commission"])
+    assert Decimal(_pnl(runner, sid)["realised_pnl"]) == own.quantize(PLACES), "the user's loss is booked"
+    [closed] = [e for e in list_events(sid, 100).events if e.kind == "position_closed"]
+    assert closed.details["cause"] != "liquidation" and runner.stored(USER, sid).live_position == 0
 
 
 def _liquidated_unlisted(runner, by_hand: str | None = None) -> tuple[str, dict]:

@@ -17,7 +17,9 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
   (``klineo.runner.trading.apply_direction``).
 - Cause (facts §8): a forced order (GET /fapi/v1/forceOrders, weight 20, only on a mismatch, from the
   strategy's last own fill on, of the positionSide read above: in hedge mode the other side's are not
-  the strategy's) with clientOrderId ``autoclose-…`` is a liquidation, ``adl_autoclose`` an ADL;
+  the strategy's; and on the side that closes it: in one-way mode a BUY one closed a short of the account,
+  the user's own, never the strategy's long) with clientOrderId ``autoclose-…`` is a liquidation,
+  ``adl_autoclose`` an ADL;
   otherwise "protective" when a protective order the strategy placed stood (``standing_stops``: any of an
   armed record; of one not armed, its entry's orders refused or kept off in part, one Binance took), else
   "manual". A liquidation or
@@ -165,15 +167,19 @@ def _forced_time(order: dict[str, Any]) -> int:
 def forced_closes(connection: Connection, strategy: Strategy, position_side: str) -> list[dict[str, Any]]:
     """The account's liquidation and ADL orders on the strategy's symbol (forceOrders) since its last own fill
     that no correction of its position counted yet (``forced_booked``), oldest first; only those of the
-    ``position_side`` its position was on (BOTH one-way; in hedge mode the other side's are not its own)."""
+    ``position_side`` its position was on (BOTH one-way; in hedge mode the other side's are not its own), and
+    on the side that closes it (a SELL closes a long): in one-way mode a BUY one closed a short of the
+    account's (the user's own, made in Binance's app), never the strategy's long."""
     booked = strategy.forced_booked or {}
     since = max(strategy.last_fill_ms or 0, int(booked.get("time", 0))) or None
     counted = {int(order_id) for order_id in booked.get("order_ids", ())}
+    closing = "SELL" if strategy.live_position > 0 else "BUY"
     client = get_client(Market.FUTURES, connection.environment)
     forced = futures_force_orders(client, connection_credentials(connection), strategy.symbol, since)
     return [order for order in forced
             if _forced_cause(order) is not None and int(order["orderId"]) not in counted
-            and str(order.get("positionSide") or "BOTH") == position_side]
+            and str(order.get("positionSide") or "BOTH") == position_side
+            and str(order.get("side", closing)) == closing]
 
 
 def forced_booked(strategy: Strategy, forced: list[dict[str, Any]]) -> dict[str, Any]:
