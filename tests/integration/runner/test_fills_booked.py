@@ -351,6 +351,26 @@ def test_an_entry_estimated_at_the_candle_close_shows_binances_entry_price_once_
     assert Decimal(pnl["unrealised_pnl"]) == expected
 
 
+def test_a_held_live_long_is_never_added_to_so_an_estimated_entry_is_the_whole_position(
+    runner, reconcile, no_fill_price, no_fills_read,
+) -> None:
+    """GIVEN a live long of 0.002 priced at the candle close (no avgPrice, no fills read) WHEN its size is
+    raised to 0.004 and the next candle is long again THEN nothing is added (no order, run no_change): the
+    estimated entry stays the whole position, the case ``book_exact`` corrects: booked, Binance's price."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG)
+    runner.sim.set_mark_price("BTCUSDT", round(runner.sim.mark_price("BTCUSDT") * 1.05, 1))
+    play_current = _two_candles(runner)
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"size": Decimal("0.004")})
+
+    play_current()
+
+    [trade] = _user_trades(runner)
+    assert [r.status for r in runner.runs(sid)] == ["no_change", "ordered"]
+    assert runner.stored(USER, sid).live_position == Decimal("0.002")
+    assert reconcile()["fills_booked"] == 1
+    assert Decimal(_get(runner, sid)["pnl"]["entry_price"]) == Decimal(trade["price"])
+
+
 def test_a_fills_read_refused_for_the_key_is_estimated_and_counted_once_against_the_key(runner) -> None:
     """GIVEN a live entry Binance fills WHEN its fills read (userTrades) is refused for the key (-2015: e.g.
     the server's IP left the key's allow-list) THEN the fill is estimated as for any failed read, and the key
