@@ -303,8 +303,9 @@ def _sent_by_ms(record: OrderRecord) -> int:
     """The latest instant the attempt that claimed ``record`` could have sent its order: its invocation's end.
 
     Not its claim (``attempt_ms``): Binance calls may come between the two (the mark price, the quote size,
-    the symbol's settings), each until the deadline (a call past it still goes, with a 0.1 s timeout), and an
-    order sent late may still execute recvWindow after it left. A resend's wait counts from here, as the
+    the symbol's settings), each until the deadline (a read past it still goes, with a 0.1 s timeout; the
+    client signs no POST past it, ``klineo.binance.call_deadline``), and an order sent late may still execute
+    recvWindow after it left. A resend's wait counts from here, as the
     runner's does from its lease's end."""
     return record.attempt_ms + ORDER_FUNCTION_TIMEOUT_MS
 

@@ -166,7 +166,7 @@ KEY_REFUSED_RESEND_AFTER_MS = 15 * 60 * 1000
 STOP_SENT_WITHIN_MS = 240_000
 
 
-def _send_by_ms() -> int | None:
+def _signing_ends_ms() -> int | None:
     """The latest instant (epoch ms) this attempt may sign its POST (``klineo.binance.posts_signed_by``: the
     ``call_deadline`` in force, after which the client signs none, else the end of the invocation sending
     it); None when neither is known."""
@@ -284,7 +284,7 @@ def _resume(existing: OrderRecord, client: BinanceClient, creds: Credentials,
         # Stamped at the claim, right before the POST, never before the lookup (which may last until the
         # deadline), with the deadline this POST must be signed by (the same write): a later resume counts
         # its recvWindow wait from that.
-        refusal = claim_protective_resend(existing, int(time.time() * 1000), guard, _send_by_ms())
+        refusal = claim_protective_resend(existing, int(time.time() * 1000), guard, _signing_ends_ms())
         if refusal is None:
             sending()
             return
@@ -312,7 +312,7 @@ def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, al
     record = pending_record(
         user_id, algo_id, connection_id=entry.connection_id, symbol=entry.symbol,
         request={"role": role, "target": entry.request[role]}, params=algo.to_params(algo_id),
-        attempt_ms=int(time.time() * 1000), send_by_ms=_send_by_ms(), kind=KIND_ALGO, role=role,
+        attempt_ms=int(time.time() * 1000), send_by_ms=_signing_ends_ms(), kind=KIND_ALGO, role=role,
         parent_client_order_id=entry.client_order_id, origin=entry.origin,
     )
     if entry.origin != ORIGIN_API:  # a strategy's: once it fires, the reconciler books its fills in its PnL
