@@ -41,6 +41,7 @@ from tests.helpers import (
 )
 from tests.integration.api.conftest import at_path
 from tests.integration.futures.helpers import age_record
+from tests.integration.runner.test_strategies_api import Api
 
 USER = "user-runner-reprice"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
@@ -1451,3 +1452,55 @@ def test_a_moved_take_profit_refused_beside_an_added_stop_tells_the_earlier_one_
     assert error.details["message"] == (
         "Binance refused the take-profit (a level the mark price already crossed?); the stop-loss was "
         "placed, the earlier take-profit stays. The take-profit is tried again once the percents change.")
+
+
+def _stop_moved_and_its_old_cancel_failed(runner) -> tuple[str, str]:
+    """A live long with SL 2 % / TP 3 % whose stop moved to 1 % while Binance answered the old stop's cancel
+    503: (strategy, the old stop's clientAlgoId, kept in ``superseded``)."""
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    runner.sim.faults.add("http_503_unavailable", count=50, method="DELETE", path=ALGO_PATH)
+    runner.run_tick(second)
+    runner.sim.faults.clear()
+    old = protective_client_algo_id(entry, "stop_loss")
+    assert runner.stored(USER, sid).protective["superseded"] == [old] and _algos(runner)[old].status == "NEW"
+    return sid, entry
+
+
+def test_a_deleted_strategy_cancels_the_stop_its_repricing_could_not_and_keeps_the_current_ones(
+        runner) -> None:
+    """GIVEN a live long whose re-priced stop's old order could not be cancelled (``superseded``) WHEN the
+    strategy is deleted THEN 204, the old stop is cancelled on Binance and the current stop-loss and
+    take-profit stay armed on the open position (before: the old stop stayed armed, nobody cancelling it)."""
+    sid, entry = _stop_moved_and_its_old_cancel_failed(runner)
+
+    deleted = Api(runner.invoke).delete(USER, sid)
+
+    assert deleted["statusCode"] == 204, deleted["body"]
+    algos = _algos(runner)
+    assert algos[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
+    assert sorted(a.client_algo_id for a in _open(runner)) == sorted(
+        [protective_client_algo_id(entry, "stop_loss", 1), protective_client_algo_id(entry, "take_profit")])
+    assert runner.stored(USER, sid) is None
+
+
+def test_a_delete_whose_superseded_stop_cannot_be_cancelled_now_is_a_409_naming_it(runner) -> None:
+    """GIVEN a live long whose re-priced stop's old order could not be cancelled WHEN it is deleted while
+    Binance still fails the cancel THEN 409 naming the order, the strategy kept; once Binance answers, a
+    repeated DELETE cancels it (sent once more, never again) and deletes."""
+    sid, entry = _stop_moved_and_its_old_cancel_failed(runner)
+    old = protective_client_algo_id(entry, "stop_loss")
+    api = Api(runner.invoke)
+    runner.sim.faults.add("http_503_unavailable", count=50, method="DELETE", path=ALGO_PATH)
+
+    refused = api.delete(USER, sid)
+
+    runner.sim.faults.clear()
+    assert refused["statusCode"] == 409, refused["body"]
+    assert old in response_json(refused)["error"]["message"]
+    assert runner.stored(USER, sid) is not None and _algos(runner)[old].status == "NEW"
+    cancels = len(runner.journal("DELETE", ALGO_PATH))
+    assert api.delete(USER, sid)["statusCode"] == 204
+    assert _algos(runner)[old].status == "CANCELED"
+    assert len(runner.journal("DELETE", ALGO_PATH)) == cancels + 1

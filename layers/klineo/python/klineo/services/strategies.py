@@ -31,7 +31,8 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
 - a live order it sent whose outcome is not settled yet is settled before it is deleted (a fill of it
   would otherwise reach no books and an entry never get its stops); deleting is refused (409) while a
   worker is sending one right now, and while one cannot be settled now, unless its connection is gone or
-  being deleted.
+  being deleted; its protective orders that a re-pricing replaced but could not cancel are cancelled first
+  (409 naming one Binance still fails to cancel), the current ones stay.
 GET /strategies answers every strategy (or ``limit``) after its cursor that fits Lambda's answer
 (``klineo.models.paging.fit_page``): a user may have any number of them, some 1.1 KB each at their longest.
 Positions are tracked per mode: switching live -> paper leaves the live position open at the
@@ -228,7 +229,9 @@ def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = N
     unsettled, a fill of it would reach no books and an entry would never get its stops. One that cannot be
     settled now leaves the delete refused (409 naming the order). Not when its connection is gone or being
     deleted: nothing can settle it then, and the connection's delete winds its orders down
-    (``klineo.services.connection_delete``)."""
+    (``klineo.services.connection_delete``).
+    Protective orders a re-pricing replaced but could not cancel are cancelled first (``_cancel_superseded``:
+    one still armed leaves the delete refused)."""
     if not valid_id(strategy_id):
         raise not_found()
     strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True)
@@ -237,7 +240,41 @@ def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = N
     going = strategy.pending is not None and _connection_going(user_id, strategy.connection_id)
     if strategy.pending is not None and not going:
         _settle_first(strategy, lambda_context)
+        strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True) or strategy
+    if not going:
+        _cancel_superseded(strategy)
     strategy_store.delete_strategy(user_id, strategy_id, unsettled_ok=going)
+
+
+def _cancel_superseded(strategy: Strategy) -> None:
+    """Cancel the live position's protective orders a re-pricing (or a flip) replaced but could not cancel
+    (its record's ``superseded``, cancelled on the strategy's next turns: none once it is deleted, and the
+    reconciler cancels stops only of a side that reads flat): left armed, an old stop-loss / take-profit would
+    fire at its old level beside the current ones. Each is sent once (``protective_orders_left`` skips one
+    its record says is final, or Binance no longer knows); the current ones stay. One still open (Binance
+    failing the cancel, a key that cannot cancel) refuses the delete (409 naming it): deleted, nobody would
+    ever cancel it; the refusal lasts only while Binance fails (or until the connection is deleted). Not when
+    the connection is gone or being deleted: its keys go with it, nothing can cancel it then."""
+    record = strategy.protective or {}
+    if not record.get("superseded"):
+        return
+    # Loaded here only, for a strategy that holds such orders.
+    from klineo.runner.reprice import named_ids
+    from klineo.services.strategy_protection import protective_orders_left
+    from klineo.store.connections import get_connection
+
+    current = set(named_ids(record).values())
+    ids = [str(i) for i in record["superseded"] if str(i) not in current]
+    connection = get_connection(strategy.user_id, strategy.connection_id, consistent=True)
+    if not ids or connection is None or connection.deleting_since is not None:
+        return
+    left = protective_orders_left(connection, ids)
+    if left:
+        raise KlineoError(
+            ErrorCategory.CONFLICT,
+            f"the strategy's replaced protective order {', '.join(left)} is still armed on Binance and could "
+            "not be cancelled now (Binance not answering, or the connection's key refused); it would fire at "
+            "its old level beside the current stops: send the DELETE again")
 
 
 def _settle_first(strategy: Strategy, lambda_context: Any) -> None:
