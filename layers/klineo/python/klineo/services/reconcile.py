@@ -86,6 +86,15 @@ settles from the record and follows from the watched symbol this one stopped at 
 is worked through in turn, never the same first records or symbols over and over. So is one order with more
 pages of fills than a run's weight: the fills read so far are kept on its record (``fills_progress``), and
 the next run reads on from the last of them.
+
+Key health: Binance refusing a connection's key on the run's own signed reads (orders, fills, positions, the
+watched symbols' trades: ``Reconciler.read``) counts on the connection's key health once a run, not once per
+record (``klineo.services.key_health.note_futures_outcome``, for the key version the run signs with): three
+runs in a row disable a connection whose key was revoked or whose IP left the allow-list, pausing its
+strategies, and the trader is told. A refusal of the stops it places is counted where they are armed
+(``klineo.services.protective``): the run then counts none more for that connection. Once every read of a
+connection this run was refused for the key, its other records and watches are not read in this run
+(counted ``left_for_key_refusal``): each would spend weight on the same refusal.
 """
 
 from __future__ import annotations
@@ -104,6 +113,7 @@ from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.algo_orders import algo_result, triggered_order_id
+from klineo.services.key_health import is_key_failure, note_futures_outcome
 from klineo.services.orders import OrderResult
 from klineo.services.protective_siblings import entry_protective_ids
 from klineo.services.risk import CONNECTION_DELETING, params_reduce
@@ -300,6 +310,11 @@ class Reconciler:
         self.keep = 0
         # How many of the records its last ``settle`` was given it went through before its budget stopped it.
         self.reached = 0
+        # Key health, per (user, connection): counted once a run (``_key_failed``); a read that worked; the
+        # refusal of a connection none of whose reads worked, whose remaining reads this run sends no more.
+        self._key_counted: set[tuple[str, str]] = set()
+        self._key_worked: set[tuple[str, str]] = set()
+        self._key_refused: dict[tuple[str, str], KlineoError] = {}
 
     # ------------------------------------------------------------------ Binance calls, within budget
     def call(self, method: str, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -333,10 +348,46 @@ class Reconciler:
                 connection, futures_client(connection), connection_credentials(connection))
         return self._accounts[key]
 
+    def read(self, account: _Account, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """One signed read (GET ``path``) of the connection within budget (``call``). A refusal of the key
+        counts on its key health (``_key_failed``); none is sent for a connection whose reads this run were
+        all refused for the key: its refusal is raised again instead."""
+        key = (account.connection.user_id, account.connection.connection_id)
+        refused = self._key_refused.get(key)
+        if refused is not None:
+            raise refused
+        try:
+            body = self.call("GET", path, fn, *args, **kwargs)
+        except KlineoError as exc:
+            if is_key_failure(exc):
+                self._key_failed(account, exc)
+            raise
+        self._key_worked.add(key)
+        return body
+
+    def _key_failed(self, account: _Account, exc: KlineoError) -> None:
+        """Binance refused the connection's key on a read of ours: counted on its key health once a run
+        (``note_futures_outcome``: ``note_key_outcome`` for the key version the run signs with, a third run in
+        a row disabling the connection; a permission refusal while its futures are off counts nothing, as for
+        any futures read), not once per record; when none of its reads worked this run, the rest are not
+        sent."""
+        key = (account.connection.user_id, account.connection.connection_id)
+        if key not in self._key_worked:
+            self._key_refused[key] = exc
+        if key not in self._key_counted:
+            self._key_counted.add(key)
+            note_futures_outcome(account.connection, exc)
+
+    def _counted_elsewhere(self, account: _Account, exc: KlineoError) -> None:
+        """A refusal of the key out of placing stops: ``klineo.services.protective`` counted it (``_arm_one``,
+        with the connection), so this run counts none more for the connection."""
+        if is_key_failure(exc):
+            self._key_counted.add((account.connection.user_id, account.connection.connection_id))
+
     def position_amounts(self, account: _Account) -> dict[tuple[str, str], Decimal]:
         """(symbol, positionSide) → positionAmt, read once per run and connection (weight 5)."""
         if account.positions is None:
-            rows = self.call("GET", "/fapi/v3/positionRisk", endpoints.futures_position_risk,
+            rows = self.read(account, "/fapi/v3/positionRisk", endpoints.futures_position_risk,
                              account.client, account.creds)
             account.positions = {(str(r.get("symbol")), str(r.get("positionSide") or "BOTH")):
                                  Decimal(str(r.get("positionAmt") or "0")) for r in rows}
@@ -352,7 +403,7 @@ class Reconciler:
         placed = order.get("time")
 
         def page(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-            rows: list[dict[str, Any]] = self.call("GET", "/fapi/v1/userTrades", *args, **kwargs)
+            rows: list[dict[str, Any]] = self.read(account, "/fapi/v1/userTrades", *args, **kwargs)
             if read is not None:
                 read.extend(rows)
             return rows
@@ -472,6 +523,8 @@ class Reconciler:
         account = self.account(record.user_id, record.connection_id)
         if account is None:
             return self._let_go(record)
+        if self._refused(account):
+            return None
         if self._kept_off(record, account.connection):
             self.counts["protection_waiting"] += 1
             return None
@@ -521,6 +574,14 @@ class Reconciler:
             "client_order_id": record.client_order_id, "reason": UNMANAGED_CONNECTION_DELETED})
         return mark_unmanaged(record.user_id, record.client_order_id, UNMANAGED_CONNECTION_DELETED)
 
+    def _refused(self, account: _Account) -> bool:
+        """True (counted) when every read of the connection this run was refused for the key: reading its
+        other records and watches would spend weight on the same refusal (``read``)."""
+        if (account.connection.user_id, account.connection.connection_id) not in self._key_refused:
+            return False
+        self.counts["left_for_key_refusal"] += 1
+        return True
+
     @staticmethod
     def _kept_off(record: OrderRecord, connection: Connection) -> bool:
         """True for a filled API entry whose missing stops wait out a refusal before their POST is due again
@@ -558,6 +619,7 @@ class Reconciler:
                 return None
             if self._given_up(entry, exc):
                 return True
+            self._counted_elsewhere(account, exc)
             self.counts["protection_failed"] += 1
             logger.warning("protective orders not placed by the reconciler", extra={
                 "client_order_id": entry.client_order_id, "category": exc.category.value,
@@ -606,17 +668,18 @@ class Reconciler:
         except KlineoError as exc:
             if self._given_up(order, exc):
                 return True
+            self._counted_elsewhere(account, exc)
             self.counts["refit_failed"] += 1
             logger.warning("protective orders not re-fitted by the reconciler", extra={
                 "client_order_id": order.client_order_id, "category": exc.category.value})
             return False
         return True
 
-    def _known(self, path: str, fn: Any, *args: Any) -> dict[str, Any] | None:
-        """Binance's answer to one order read (GET ``path``, within budget); None when it does not know the
-        order (-2013)."""
+    def _known(self, account: _Account, path: str, fn: Any, *args: Any) -> dict[str, Any] | None:
+        """Binance's answer to one order read of the connection (GET ``path``, ``read``); None when it does
+        not know the order (-2013)."""
         try:
-            return self.call("GET", path, fn, *args)
+            return self.read(account, path, fn, account.client, account.creds, *args)
         except KlineoError as exc:
             if exc.category is ErrorCategory.ORDER_NOT_FOUND:
                 return None
@@ -649,8 +712,8 @@ class Reconciler:
         """An order we did not place, recorded before it was final: read it by orderId until it is."""
         if record.order_id is None:
             return {"status": record.status, "fills": record.fills or []}
-        body = self._known("/fapi/v1/order", endpoints.futures_order_by_id,
-                           account.client, account.creds, record.symbol, record.order_id)
+        body = self._known(account, "/fapi/v1/order", endpoints.futures_order_by_id, record.symbol,
+                           record.order_id)
         if body is None:
             return self._vanished(record)
         changes: dict[str, Any] = {"status": str(body.get("status", record.status)),
@@ -660,8 +723,8 @@ class Reconciler:
         return changes
 
     def _read_order(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
-        body = self._known("/fapi/v1/order", endpoints.futures_query_order,
-                           account.client, account.creds, record.symbol, record.client_order_id)
+        body = self._known(account, "/fapi/v1/order", endpoints.futures_query_order, record.symbol,
+                           record.client_order_id)
         if body is None:
             return self._vanished(record)
         result = OrderResult.from_binance(body, "queried")
@@ -673,16 +736,16 @@ class Reconciler:
         return changes
 
     def _read_algo(self, account: _Account, record: OrderRecord) -> dict[str, Any] | None:
-        body = self._known("/fapi/v1/algoOrder", endpoints.futures_query_algo_order,
-                           account.client, account.creds, record.client_order_id)
+        body = self._known(account, "/fapi/v1/algoOrder", endpoints.futures_query_algo_order,
+                           record.client_order_id)
         if body is None:
             return self._vanished(record)
         status = str(body.get("algoStatus", ""))
         changes: dict[str, Any] = {"status": status}
         child = triggered_order_id(body)
         if child is not None:
-            order = self._known("/fapi/v1/order", endpoints.futures_order_by_id,
-                                account.client, account.creds, record.symbol, child)
+            order = self._known(account, "/fapi/v1/order", endpoints.futures_order_by_id, record.symbol,
+                                child)
             if order is None:
                 return self._child_vanished(record, body)
             # What it executed is its triggered order's (klineo.services.algo_orders): shown by the history.
@@ -843,14 +906,16 @@ class Reconciler:
         if account is None:
             order_history.unwatch_symbol(watch.user_id, watch.connection_id, watch.symbol)
             return
+        if self._refused(account):
+            return
         if watch.last_trade_id is None:  # newly watched: the last 7 days
-            rows = self.call("GET", "/fapi/v1/userTrades", endpoints.futures_user_trades, account.client,
+            rows = self.read(account, "/fapi/v1/userTrades", endpoints.futures_user_trades, account.client,
                              account.creds, watch.symbol,
                              start_time=self.now_ms - order_history.WATCH_IDLE_MS)
         else:
             rows = endpoints.futures_trades_after(account.client, account.creds, watch.symbol,
                                                   watch.last_trade_id, watch.read_ms,
-                                                  via=partial(self.call, "GET", "/fapi/v1/userTrades"))
+                                                  via=partial(self.read, account, "/fapi/v1/userTrades"))
         if not rows:
             # None after it up to Binance's now (our clock's, less skew); said once a day, not every run:
             # a read under 7 days old stays one request by fromId.
@@ -918,8 +983,8 @@ class Reconciler:
         UNKNOWN_PURGED, as a read would only fail again and the watch never read past it; not before its
         first trade is ``FORGOTTEN_ORDER_AFTER_MS`` old (a fresh order may not be found yet: the step fails,
         and a later run reads it again)."""
-        body = self._known("/fapi/v1/order", endpoints.futures_order_by_id,
-                           account.client, account.creds, watch.symbol, order_id)
+        body = self._known(account, "/fapi/v1/order", endpoints.futures_order_by_id, watch.symbol,
+                           order_id)
         if body is None:
             first = min(trades, key=lambda row: int(row["id"]))
             if self.now_ms - int(first["time"]) < FORGOTTEN_ORDER_AFTER_MS:

@@ -1,0 +1,93 @@
+"""The reconciler's own signed reads count on the connection's key health, against moto and the simulator
+over loopback: a key Binance refuses (-2015: revoked, or the IP off its allow-list) is counted once per
+connection and run, so three runs disable the connection, and a run stops reading a connection whose
+reads all fail for the key (klineo.services.reconcile, klineo.services.key_health)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klineo.store import order_history
+from klineo.store import strategies as strategy_store
+from klineo.store.connections import get_connection
+from klineo.store.orders import get_order_record
+
+from tests.integration.api.conftest import USER_A
+from tests.integration.futures.helpers import ORDER_PATH, new_key, order_body, order_event
+from tests.integration.futures.test_key_lifecycle import _live_strategy
+from tests.integration.futures.test_protective_orders import _algo_refusing, _resting_entry_filled
+from tests.integration.futures.test_reconcile import _orders
+
+
+def _resting(invoke: Any, connection_id: str, count: int) -> None:
+    """``count`` LIMIT BUYs far below the mark: NEW on Binance, unsettled records of ours."""
+    for _ in range(count):
+        response = invoke("futures_order", order_event(order_body(connection_id), key=new_key()))
+        assert response["statusCode"] == 200, response["body"]
+
+
+def test_three_runs_with_a_refused_key_disable_the_connection_counting_once_a_run(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN three unsettled orders and a key Binance refuses (401 -2015) WHEN the reconciler runs three
+    times THEN each run counts one key failure (not one per record) and sends one request (the rest of the
+    connection's reads are not sent), and the third run disables the connection and pauses its live strategy
+    (before: every record read each run, consecutive_failures stayed 0, the connection enabled for good)."""
+    strategy_id = _live_strategy(futures_connection.id)
+    _resting(invoke, futures_connection.id, 3)
+    sim_env.faults.add("http_401_invalid_key", 1000, api_key=futures_connection.account.api_key)
+
+    counted, sent = [], []
+    for _ in range(3):
+        before = len(sim_env.journal)
+        reconcile()
+        sent.append(len(sim_env.journal) - before)
+        counted.append(get_connection(USER_A, futures_connection.id).consecutive_failures)
+
+    after = get_connection(USER_A, futures_connection.id)
+    assert (counted, sent) == ([1, 2, 3], [1, 1, 1])
+    assert after.disabled_reason is not None and after.disabled_reason.startswith("connection_disabled:")
+    paused = strategy_store.get_strategy(USER_A, strategy_id, consistent=True)
+    assert paused is not None and (paused.status, paused.status_reason) == ("paused", after.disabled_reason)
+
+
+def test_an_order_history_read_with_a_refused_key_counts_once_and_sends_one_read(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN three unsettled orders and a key Binance refuses WHEN the user reads the order history (which
+    settles a few on the way out) THEN that read counts one key failure and sends one request, not one per
+    record (before: none counted, three sent)."""
+    _resting(invoke, futures_connection.id, 3)
+    sim_env.faults.add("http_401_invalid_key", 1000, api_key=futures_connection.account.api_key)
+    before = len(sim_env.journal)
+
+    response = _orders(invoke)
+
+    assert response["statusCode"] == 200, response["body"]
+    counted = get_connection(USER_A, futures_connection.id).consecutive_failures
+    assert (counted, len(sim_env.journal) - before) == (1, 1)
+
+
+def test_a_stop_refused_for_the_key_and_a_read_refused_in_the_same_run_count_once(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled entry read first, whose stop-loss POST Binance refuses for the key (counted where the
+    stop is armed, klineo.services.protective), and another order whose read is then refused for the key
+    WHEN one run goes through both THEN the connection's key failures count 1: the run's own count does not
+    add a second for the same run."""
+    from local.binance_sim.errors import FUTURES, invalid_api_key
+
+    entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    _resting(invoke, futures_connection.id, 1)
+    _algo_refusing(sim_env, monkeypatch, invalid_api_key(FUTURES, "127.0.0.1"))
+    first = get_order_record(USER_A, entry["client_order_id"])
+    assert first is not None
+    order_history.save_resume_point("settle", order_history.unsettled_position(first))  # the entry first
+    sim_env.faults.add("http_401_invalid_key", 1000, method="GET", path=ORDER_PATH, after=1)
+
+    reconcile()
+
+    posts = [r for r in sim_env.journal if (r.method, r.path) == ("POST", "/fapi/v1/algoOrder")]
+    refused_reads = [r for r in sim_env.journal if r.path == ORDER_PATH and r.fault == "http_401_invalid_key"]
+    assert (len(posts), len(refused_reads)) == (1, 1)
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1
