@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 
-__all__ = ["ErrorCategory", "InvalidField", "InvalidFields", "KlineoError", "refuse_together"]
+__all__ = ["ErrorCategory", "InvalidField", "InvalidFields", "KlineoError", "LeverageAboveSymbolMax",
+           "refuse_together"]
 
 
 class ErrorCategory(StrEnum):
@@ -222,6 +223,21 @@ class InvalidFields(InvalidField):
 
     def __reduce__(self):
         return (InvalidFields, (self.refusals,))
+
+
+class LeverageAboveSymbolMax(KlineoError):
+    """A leverage above the symbol's top bracket (``maximum``): refused before Binance is asked, and again
+    for every order adding exposure while the leverage stays as set."""
+
+    __slots__ = ("leverage", "maximum", "symbol")
+
+    def __init__(self, symbol: str, leverage: int, maximum: int) -> None:
+        super().__init__(ErrorCategory.ORDER_REJECTED,
+                         f"leverage {leverage}x is above {symbol}'s maximum of {maximum}x", field="leverage")
+        self.symbol, self.leverage, self.maximum = symbol, leverage, maximum
+
+    def __reduce__(self):
+        return (LeverageAboveSymbolMax, (self.symbol, self.leverage, self.maximum))
 
 
 def refuse_together(*checks: Callable[[], object]) -> None:

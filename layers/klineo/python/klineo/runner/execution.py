@@ -137,7 +137,7 @@ from klineo.binance import (
 )
 from klineo.binance.codes import COOLING_OFF_PERIOD
 from klineo.binance.endpoints import futures_balance, futures_mark_price
-from klineo.errors import KlineoError
+from klineo.errors import KlineoError, LeverageAboveSymbolMax
 from klineo.observability import logger
 from klineo.runner.candles import CandleGroup, status_refusal, trading_rules, type_refusal
 from klineo.runner.failures import after_failure, after_success, paused_message
@@ -214,7 +214,7 @@ from klineo.services.risk import (
     position_mode_refused,
     reduces_position,
 )
-from klineo.services.symbol_settings import SETTING_FIELDS, LeverageAboveSymbolMax, prepare_symbol
+from klineo.services.symbol_settings import SETTING_FIELDS, prepare_symbol
 from klineo.store.connections import (
     Connection,
     TradingContext,

@@ -42,19 +42,12 @@ from klineo.binance import (
     endpoints,
     get_client,
 )
-from klineo.errors import KlineoError
+from klineo.errors import KlineoError, LeverageAboveSymbolMax
 from klineo.store import connections as connection_store
 from klineo.store.connections import Connection
 from klineo.validation import MARGIN_TYPES
 
-__all__ = [
-    "NO_NEED_TO_CHANGE",
-    "SETTING_FIELDS",
-    "LeverageAboveSymbolMax",
-    "binance_code",
-    "futures_client",
-    "prepare_symbol",
-]
+__all__ = ["NO_NEED_TO_CHANGE", "SETTING_FIELDS", "binance_code", "futures_client", "prepare_symbol"]
 
 # Binance's "nothing to change" answers (position mode -4059, margin type -4046): success.
 NO_NEED_TO_CHANGE = frozenset({-4059, -4046})
@@ -66,21 +59,6 @@ _LEVERAGE_INVALID = frozenset({-4028, -4161})
 # per connection, kept for the container's life.
 _APPLYING: dict[tuple[str, str], threading.Lock] = {}
 _APPLYING_GUARD = threading.Lock()
-
-
-class LeverageAboveSymbolMax(KlineoError):
-    """A leverage above the symbol's top bracket (``maximum``): refused before Binance is asked, and again
-    for every order adding exposure while the leverage stays as set."""
-
-    __slots__ = ("leverage", "maximum", "symbol")
-
-    def __init__(self, symbol: str, leverage: int, maximum: int) -> None:
-        super().__init__(ErrorCategory.ORDER_REJECTED,
-                         f"leverage {leverage}x is above {symbol}'s maximum of {maximum}x", field="leverage")
-        self.symbol, self.leverage, self.maximum = symbol, leverage, maximum
-
-    def __reduce__(self):
-        return (LeverageAboveSymbolMax, (self.symbol, self.leverage, self.maximum))
 
 
 def futures_client(connection: Connection) -> BinanceClient:
