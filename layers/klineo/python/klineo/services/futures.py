@@ -466,13 +466,10 @@ def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
     """The entry's answer with its stop-loss/take-profit, placed once it filled (exactly once: their
     clientAlgoIds derive from the entry's); unchanged when the entry asked for none.
     ``first_arming``: the entry was just claimed and sent, so none of them can be recorded yet.
-    A reducing order that executed re-fits the stops of what it left instead (``klineo.services.
-    protective_resize``; its answer unchanged), unless the connection is closed for every order (disabled,
-    being deleted): the re-placed stops would be refused, so nothing is read with its key (the reconciler's
-    cleanup re-fits them once it is open again)."""
+    A reducing order that executed re-fits the stops of what it left instead (``_follow_reduction``; its
+    answer unchanged)."""
     creds = connection_credentials(gated.connection)
-    if not closed_for_every_order(gated.connection):
-        _follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
+    _follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
     if gated.order.stop_loss is None and gated.order.take_profit is None:
         return answer
     # Armed later than the entry's own claim (a replay, a resume): asked through the gate first.
@@ -485,8 +482,10 @@ def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
 def _follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
                       connection: Connection) -> None:
     """``klineo.services.protective_resize.follow_reduction`` for a reducing order (reduce-only, or closing
-    a hedge side); loaded only then: an entry never re-fits stops."""
-    if params_reduce(record.params):
+    a hedge side); loaded only then: an entry never re-fits stops. Not on a connection closed for every order
+    (disabled, being deleted), for a replay and a status read alike: the re-placed stops would be refused, so
+    nothing is read with its key (the reconciler's cleanup re-fits them once it is open again)."""
+    if params_reduce(record.params) and not closed_for_every_order(connection):
         from klineo.services.protective_resize import follow_reduction
 
         follow_reduction(user_id, record, client, creds, connection)
