@@ -45,7 +45,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klineo.binance import Environment, ErrorCategory, Market, get_client
 from klineo.binance.endpoints import futures_mark_price
@@ -70,6 +70,9 @@ from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.strategies import Strategy
 from klineo.validation import STRATEGY_ID_PATTERN, plain_text, plain_text_or_none
+
+if TYPE_CHECKING:  # the other strategy routes never load the connections store
+    from klineo.store.connections import Connection
 
 __all__ = [
     "RUN_NOW_TIMEOUT_MS",
@@ -237,16 +240,23 @@ def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = N
     strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True)
     if strategy is None:
         raise not_found()
-    going = strategy.pending is not None and _connection_going(user_id, strategy.connection_id)
+    # The connection is read once, only for a strategy with something left to settle or cancel.
+    connection = _open_connection(user_id, strategy.connection_id) if _holds_work(strategy) else None
+    going = strategy.pending is not None and connection is None
     if strategy.pending is not None and not going:
         _settle_first(strategy, lambda_context)
         strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True) or strategy
-    if not going:
-        _cancel_superseded(strategy)
+    if connection is not None:
+        _cancel_superseded(strategy, connection)
     strategy_store.delete_strategy(user_id, strategy_id, unsettled_ok=going)
 
 
-def _cancel_superseded(strategy: Strategy) -> None:
+def _holds_work(strategy: Strategy) -> bool:
+    """A live order in flight to settle, or replaced protective orders to cancel, before a delete."""
+    return strategy.pending is not None or bool((strategy.protective or {}).get("superseded"))
+
+
+def _cancel_superseded(strategy: Strategy, connection: Connection) -> None:
     """Cancel the live position's protective orders a re-pricing (or a flip) replaced but could not cancel
     (its record's ``superseded``, cancelled on the strategy's next turns: none once it is deleted, and the
     reconciler cancels stops only of a side that reads flat): left armed, an old stop-loss / take-profit would
@@ -261,12 +271,10 @@ def _cancel_superseded(strategy: Strategy) -> None:
     # Loaded here only, for a strategy that holds such orders.
     from klineo.runner.reprice import named_ids
     from klineo.services.strategy_protection import protective_orders_left
-    from klineo.store.connections import get_connection
 
     current = set(named_ids(record).values())
     ids = [str(i) for i in record["superseded"] if str(i) not in current]
-    connection = get_connection(strategy.user_id, strategy.connection_id, consistent=True)
-    if not ids or connection is None or connection.deleting_since is not None:
+    if not ids:
         return
     left = protective_orders_left(connection, ids)
     if left:
@@ -296,10 +304,11 @@ def _settle_first(strategy: Strategy, lambda_context: Any) -> None:
         "strategy_id": strategy.strategy_id, "outcome": done.outcome, "detail": done.detail})
 
 
-def _connection_going(user_id: str, connection_id: str) -> bool:
-    """True when the connection is gone or being deleted (``deleting_since``)."""
+def _open_connection(user_id: str, connection_id: str) -> Connection | None:
+    """The connection, None when it is gone or being deleted (``deleting_since``): its keys go with it, so
+    nothing can settle or cancel with them then."""
     # Loaded here only: the other strategy routes never read a connection.
     from klineo.store.connections import get_connection
 
     connection = get_connection(user_id, connection_id, consistent=True)
-    return connection is None or connection.deleting_since is not None
+    return None if connection is None or connection.deleting_since is not None else connection
