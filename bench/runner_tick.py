@@ -265,7 +265,11 @@ def _drain(
     sqs = boto3.client("sqs", region_name=REGION)
     lock = threading.Lock()
     state = {"invocations": 0, "failed": 0, "done_at": time.perf_counter()}
-    handled: set[str] = set()  # by MessageId: moto's SQS can hand one message to two concurrent receives
+    handled: set[str] = set()  # by MessageId, should a message still come twice
+    # moto's SQS checks a message visible and marks it received without a lock, so two concurrent receives
+    # can both take it (seen: one group's klines fetched twice, its claims refused the second time). SQS
+    # hides a received message from every other receive: the pollers take their turns to receive.
+    receiving = threading.Lock()
     done = threading.Event()
     if total <= 0:
         done.set()
@@ -281,9 +285,10 @@ def _drain(
     def poll() -> None:
         idle = _POLL_IDLE_S
         while time.monotonic() < deadline and not done.is_set():
-            messages = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=360
-            ).get("Messages", [])
+            with receiving:
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=360
+                ).get("Messages", [])
             if not messages:
                 done.wait(idle)
                 idle = min(2 * idle, _POLL_IDLE_MAX_S)
