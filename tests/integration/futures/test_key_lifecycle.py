@@ -28,6 +28,7 @@ from klineo.store.events import list_events
 from klineo.store.order_history import UNSETTLED_INDEX
 from klineo.store.secrets import clear_cache, put_new_version
 
+from local.binance_sim.accounts import Permissions
 from tests.helpers import load_event, with_body, with_user
 from tests.integration.api.conftest import (
     USER_A,
@@ -1189,3 +1190,61 @@ def test_a_futures_test_of_a_key_replaced_meanwhile_is_not_recorded_as_the_new_k
     _says_test_again(answer)
     assert get_connection(USER_A, futures_connection.id).futures_last_test == before
     _passes(invoke("futures_test", event))
+
+
+def _enabling_futures(params: dict) -> bool:
+    """True for the UpdateItem that switches futures on (``set_futures_enabled``)."""
+    return ":futures_enabled" in params.get("ExpressionAttributeValues", {})
+
+
+def _says_enable_futures_again(answer: dict) -> None:
+    """The answer is the 409 of a futures enable whose key was replaced while it ran: retryable, naming
+    connection_id, saying to enable futures again."""
+    assert answer["statusCode"] == 409, answer["body"]
+    error = body_of(answer)["error"]
+    assert (error["field"], error["retryable"]) == ("connection_id", True), error
+    assert "enable futures again" in error["message"]
+
+
+def test_futures_enabled_by_a_key_replaced_meanwhile_are_not_the_new_keys(sim_env, invoke, stored_connection):
+    """POST .../futures/enable whose key is replaced, by one without the Futures permission, after its signed
+    calls and before its write: a retryable 409 naming connection_id saying to enable futures again, futures
+    still off and untested, and the enable sent again is refused for the new key (before: 200, futures on
+    and the old key's passing futures test shown as the new key's, which Binance refuses on futures)."""
+    no_futures = second_key(sim_env, permissions=Permissions(spot_trading=True))
+    event = connection_event("futures_enable", stored_connection.id, USER_A, "/futures/enable")
+    client, hook_event = aws_clients.dynamodb(), "before-parameter-build.dynamodb.UpdateItem"
+
+    def replace_first(params, **_: object) -> None:
+        if _enabling_futures(params):
+            client.meta.events.unregister(hook_event, replace_first)
+            assert put_credentials(invoke, stored_connection.id, no_futures)["statusCode"] == 200
+
+    client.meta.events.register(hook_event, replace_first)
+    try:
+        answer = invoke("futures_enable", event)
+    finally:
+        client.meta.events.unregister(hook_event, replace_first)
+
+    _says_enable_futures_again(answer)
+    after = get_connection(USER_A, stored_connection.id)
+    assert (after.futures_enabled, after.futures_last_test) == (False, None)
+    again = invoke("futures_enable", event)
+    assert again["statusCode"] == 403 and "lacks the Futures permission" in again["body"], again["body"]
+
+
+def test_a_futures_enable_refused_for_a_key_replaced_meanwhile_records_nothing_on_the_new_key(
+        sim_env, invoke, stored_connection):
+    """POST .../futures/enable whose stored key is replaced (and revoked on Binance) while it runs: a
+    retryable 409 naming connection_id saying to enable futures again, no futures test recorded, and the
+    enable sent again passes with the new key (before: 403 saying the key lacks the Futures permission, and
+    the old key's refusal recorded as the new key's futures_last_test)."""
+    event = connection_event("futures_enable", stored_connection.id, USER_A, "/futures/enable")
+
+    [answer] = _racing_a_new_key(sim_env, invoke, stored_connection.id,
+                                 [lambda: invoke("futures_enable", event)])
+
+    _says_enable_futures_again(answer)
+    assert get_connection(USER_A, stored_connection.id).futures_last_test is None
+    again = invoke("futures_enable", event)
+    assert again["statusCode"] == 200 and body_of(again)["futures_enabled"] is True, again["body"]

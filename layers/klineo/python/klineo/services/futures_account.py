@@ -33,6 +33,7 @@ from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, fut
 from klineo.store import connections as connection_store
 from klineo.store.connections import (
     FUTURES_REFUSED,
+    FUTURES_TESTED_BY_OLD_KEY,
     Connection,
     connection_credentials,
     refuse_deleting,
@@ -233,8 +234,11 @@ def enable_futures(
     check_leverage_setting(settings.leverage, connection.max_leverage)
     result, error, config = run_futures_test(connection)
     note_futures_outcome(connection, error)  # a key without the Futures right is refused, not counted
+    # Both writes hold only while the connection names the key tested: a key replaced meanwhile is a 409.
+    tested_version = connection.credentials_version
     if error is not None:
-        connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True)
+        connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True,
+                                            tested_version=tested_version, what_ran=FUTURES_TESTED_BY_OLD_KEY)
         raise KlineoError(
             error.category,
             f"Futures were not enabled: {error.message}",
@@ -254,7 +258,8 @@ def enable_futures(
         **settings.model_dump(include={"margin_type", "leverage"}, exclude_none=True),
     }
     updated = connection_store.set_futures_enabled(
-        user_id, connection_id, True, futures_last_test=stored_test(result), settings=changes
+        user_id, connection_id, True, futures_last_test=stored_test(result), settings=changes,
+        tested_version=tested_version,
     )
     return FuturesEnableResponse(
         connection_id=connection_id,

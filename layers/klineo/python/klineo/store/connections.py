@@ -37,10 +37,12 @@ __all__ = [
     "DELETING_SINCE",
     "ENABLE_REFUSED",
     "FUTURES_REFUSED",
+    "FUTURES_TESTED_BY_OLD_KEY",
     "NEW_KEY_NOT_STORED",
     "NEW_KEY_REFUSED",
     "SETTINGS_REFUSED",
     "STRATEGY_REFUSED",
+    "TESTED_BY_OLD_KEY",
     "TEST_REFUSED",
     "WIND_DOWN_ID",
     "Connection",
@@ -87,6 +89,11 @@ ENABLE_REFUSED = "it cannot be enabled again"
 SETTINGS_REFUSED = "its settings cannot change"
 FUTURES_REFUSED = "futures cannot be enabled on it"
 TEST_REFUSED = "its keys are not tested"
+# What a write tied to the key version tested says when another key replaced it meanwhile (``_key_replaced``):
+# what ran with the old key, and what to send again.
+TESTED_BY_OLD_KEY = "while this test ran, so its result is not the connection's: test again"
+FUTURES_TESTED_BY_OLD_KEY = ("while futures were being enabled, so the old key's futures test is not the new "
+                             "key's: enable futures again")
 _CONN_PREFIX = "CONN#"
 _BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
@@ -356,16 +363,32 @@ def _update_existing(user_id: str, connection_id: str, update: Update,
     return _from_item(answer["Attributes"])
 
 
+def _key_replaced(what_ran: str) -> KlineoError:
+    """Retryable 409 naming connection_id: the connection's key was replaced ``what_ran`` (e.g.
+    ``TESTED_BY_OLD_KEY``), so what the old key met is not the connection's (its new key's own test was
+    recorded by its replacement)."""
+    return KlineoError(ErrorCategory.CONFLICT, f"The connection's key was replaced {what_ran}.",
+                       retryable=True, field="connection_id")
+
+
 def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
                         futures_last_test: dict[str, Any] | None = None,
-                        settings: dict[str, Any] | None = None) -> Connection:
+                        settings: dict[str, Any] | None = None,
+                        tested_version: object = _ANY_VERSION) -> Connection:
     """Switch futures on or off, with the futures test and settings when given, in ONE UpdateItem; on
-    only while the connection is not being deleted (409)."""
+    only while the connection is not being deleted (409); with ``tested_version`` (the key version whose
+    futures test passed, None: an unversioned connection's), only while the item names it, else
+    ``_key_replaced`` (FUTURES_TESTED_BY_OLD_KEY), nothing written: the new key was never tested on
+    futures."""
     update = _settings_update(settings or {})
     update.sets.update(futures_enabled=bool(enabled), futures_updated_at=update.sets["settings_updated_at"])
     if futures_last_test is not None:
         update.sets["futures_last_test"] = futures_last_test
-    return _update_existing(user_id, connection_id, update, refused=FUTURES_REFUSED if enabled else None)
+    try:
+        return _update_existing(user_id, connection_id, update, refused=FUTURES_REFUSED if enabled else None,
+                                signed_with=tested_version)
+    except _KeyReplaced:
+        raise _key_replaced(FUTURES_TESTED_BY_OLD_KEY) from None
 
 
 def _uid_if_absent(binance_uid: int | None) -> dict[str, Any]:
@@ -373,22 +396,21 @@ def _uid_if_absent(binance_uid: int | None) -> dict[str, Any]:
     return {} if binance_uid is None else {"binance_uid": binance_uid}
 
 
-def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *,
-                       futures: bool = False, refused: str | None = None,
-                       binance_uid: int | None = None, tested_version: object = _ANY_VERSION) -> Connection:
+def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *, futures: bool = False,
+                       refused: str | None = None, binance_uid: int | None = None,
+                       tested_version: object = _ANY_VERSION,
+                       what_ran: str = TESTED_BY_OLD_KEY) -> Connection:
     """Store a test result on the item (last_test, or futures_last_test), and ``binance_uid`` when the item
     has none; NOT_FOUND when absent; with ``refused``, 409 when it is being deleted; with ``tested_version``
-    (the key version tested, None: an unversioned connection's), only while the item names it, else a
-    retryable 409 naming connection_id: the key was replaced while it was tested, and the old key's result
+    (the key version tested, None: an unversioned connection's), only while the item names it, else
+    ``_key_replaced`` saying ``what_ran``: the key was replaced while it was tested, and the old key's result
     is not the new key's (whose own test its replacement recorded)."""
     attribute = "futures_last_test" if futures else "last_test"
     update = Update(sets={attribute: result}, defaults=_uid_if_absent(binance_uid))
     try:
         return _update_existing(user_id, connection_id, update, refused=refused, signed_with=tested_version)
     except _KeyReplaced:
-        raise KlineoError(ErrorCategory.CONFLICT, "The connection's key was replaced while this test ran, "
-                          "so its result is not the connection's: test again.", retryable=True,
-                          field="connection_id") from None
+        raise _key_replaced(what_ran) from None
 
 
 def keep_binance_uid(user_id: str, connection_id: str, binance_uid: int, refused: str) -> Connection:
