@@ -1179,16 +1179,16 @@ def test_a_success_of_a_replaced_key_in_flight_never_resets_the_new_keys_count(s
 def test_a_futures_test_of_a_key_replaced_meanwhile_is_not_recorded_as_the_new_keys(sim_env, invoke,
                                                                                     futures_connection):
     """POST .../futures/test whose stored key is replaced (and revoked on Binance) while it runs: a retryable
-    409 naming connection_id saying to test again, the connection's futures_last_test left as it was (before:
-    200 with the old key's failure, recorded as the connection's futures_last_test)."""
+    409 naming connection_id saying to test again, the new key's passing futures test (its replacement's)
+    kept as the connection's futures_last_test (before: 200 with the old key's failure, recorded as the
+    connection's futures_last_test)."""
     event = connection_event("futures_test", futures_connection.id, USER_A, "/futures/test")
-    before = get_connection(USER_A, futures_connection.id).futures_last_test
 
     [answer] = _racing_a_new_key(sim_env, invoke, futures_connection.id,
                                  [lambda: invoke("futures_test", event)])
 
     _says_test_again(answer)
-    assert get_connection(USER_A, futures_connection.id).futures_last_test == before
+    assert get_connection(USER_A, futures_connection.id).futures_last_test["ok"] is True
     _passes(invoke("futures_test", event))
 
 
@@ -1248,3 +1248,38 @@ def test_a_futures_enable_refused_for_a_key_replaced_meanwhile_records_nothing_o
     assert get_connection(USER_A, stored_connection.id).futures_last_test is None
     again = invoke("futures_enable", event)
     assert again["statusCode"] == 200 and body_of(again)["futures_enabled"] is True, again["body"]
+
+
+def test_a_new_key_reads_as_untested_on_futures_until_it_is_tested(sim_env, invoke, stored_connection):
+    """A connection whose key passed the futures test, futures not enabled, given a new key without the
+    Futures permission (PUT .../credentials tests it on spot only): the list shows no futures test and the
+    new key's spot test, until a futures test says the new key lacks Futures (before: the old key's passing
+    futures test, shown as the new key's)."""
+    futures_test = connection_event("futures_test", stored_connection.id, USER_A, "/futures/test")
+    _passes(invoke("futures_test", futures_test))
+    no_futures = second_key(sim_env, permissions=Permissions(spot_trading=True))
+
+    assert put_credentials(invoke, stored_connection.id, no_futures)["statusCode"] == 200
+
+    shown = _listed(invoke, stored_connection.id)
+    assert (shown["futures_last_test"], shown["last_test"]["ok"]) == (None, True), shown
+    tested = body_of(invoke("futures_test", futures_test))
+    assert (tested["ok"], tested["category"]) == (False, "permission")
+    assert _listed(invoke, stored_connection.id)["futures_last_test"]["ok"] is False
+
+
+def test_a_new_key_of_a_futures_connection_shows_its_own_futures_test(sim_env, invoke, futures_connection):
+    """A futures connection whose futures test failed for its key (revoked on Binance), given a new key
+    (PUT .../credentials tests it on futures too): the list shows the new key's passing futures test, taken
+    by that PUT (before: the old key's failing one, as if the new key failed on futures)."""
+    old = second_key(sim_env)
+    assert put_credentials(invoke, futures_connection.id, old)["statusCode"] == 200
+    sim_env.revoke_key(old.api_key)
+    futures_test = connection_event("futures_test", futures_connection.id, USER_A, "/futures/test")
+    assert body_of(invoke("futures_test", futures_test))["ok"] is False
+    failed = get_connection(USER_A, futures_connection.id).futures_last_test
+
+    assert put_credentials(invoke, futures_connection.id, second_key(sim_env))["statusCode"] == 200
+
+    shown = _listed(invoke, futures_connection.id)["futures_last_test"]
+    assert shown["ok"] is True and shown["can_trade"] is True and shown != failed, shown

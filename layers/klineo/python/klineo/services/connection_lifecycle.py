@@ -8,35 +8,36 @@
   is applied on Binance first (futures enabled; even the mode the connection already names, as the
   account may have been switched outside KLINEO), with the errors of futures/enable; nothing is
   stored when Binance refuses.
-- ``replace_credentials`` (PUT .../credentials): the new keys are tested like a new connection's
-  (and on futures when futures are enabled). A key of another Binance account than the connection's
-  is refused (409 naming api_key: add it as a new connection), as the connection's strategies,
-  order records and reconciler follow one account: the spot test's ``uid`` (GET /api/v3/account)
-  against the one the connection keeps, before anything is written. A connection made before uids
-  were kept first reads its account's uid with the key it holds (the OLD key, still in Secrets
-  Manager: one more GET /api/v3/account), so its first new key is checked too. That uid is stored at
-  once, as a test of the stored keys would store it: a new key that then fails (refused by Binance,
-  or another account's) does not lose it, and the next attempt is checked against it even when the
-  old key was revoked meanwhile. When Binance refuses that old key (deleted or revoked, the usual
-  reason to replace a key) the new key is accepted and its account's uid kept: the trader has no
-  other way to give the connection a working key, and refusing it would leave the connection and
-  its strategies stopped for good. When that read
-  reached no verdict (rate limit, Binance down) the error is answered and nothing is stored: a retry
-  reads the old key again, rather than accepting a key nothing was compared with. Where a uid is
-  still missing (an answer without one, e.g. on the testnet) there is no check, as before; the
-  connection keeps the first uid it reads, from a new key, a test
-  (``klineo.services.connections.check_stored_connection``) or an enable. Passing keys are
-  stored as a NEW VERSION of the same secret, staged AWSPENDING, then the item is pointed at that
-  version in one UpdateItem, and only then is it made the secret's current version (AWSCURRENT):
-  a replacement refused at any step leaves Secrets Manager's current version where it was, so
-  nothing reading "current" gets a key no connection signs with. The old version stays until then, and a
-  failure at any step leaves the connection signing with the old key: nothing half-written. That
-  UpdateItem writes the new key's uid only while the item has none or the same one: of two
-  replacements racing on a connection without a uid (each checked against none, e.g. its old key
-  revoked) the later write is the same 409 naming api_key when the first stored another account's
-  uid, its item unchanged (its secret version is stored but never named nor current, so never signed
-  with). Every order path reads the item (strongly consistent) before signing and asks for its
-  version, so no container signs with a cached old key after the switch. Id, settings and strategies are kept.
+- ``replace_credentials`` (PUT .../credentials): the new keys are tested like a new connection's (and on
+  futures when futures are enabled), and their tests become the connection's: ``last_test`` the spot
+  test, ``futures_last_test`` the futures test, or none when futures are not enabled (the old key's says
+  nothing of the new key), in the same UpdateItem that names the new key's version. A key of another
+  Binance account than the connection's is refused (409 naming api_key: add it as a new connection), as
+  the connection's strategies, order records and reconciler follow one account: the spot test's ``uid``
+  (GET /api/v3/account) against the one the connection keeps, before anything is written. A connection
+  made before uids were kept first reads its account's uid with the key it holds (the OLD key, still in
+  Secrets Manager: one more GET /api/v3/account), so its first new key is checked too. That uid is
+  stored at once, as a test of the stored keys would store it: a new key that then fails (refused by
+  Binance, or another account's) does not lose it, and the next attempt is checked against it even when
+  the old key was revoked meanwhile. When Binance refuses that old key (deleted or revoked, the usual
+  reason to replace a key) the new key is accepted and its account's uid kept: the trader has no other
+  way to give the connection a working key, and refusing it would leave the connection and its
+  strategies stopped for good. When that read reached no verdict (rate limit, Binance down) the error is
+  answered and nothing is stored: a retry reads the old key again, rather than accepting a key nothing
+  was compared with. Where a uid is still missing (an answer without one, e.g. on the testnet) there is
+  no check, as before; the connection keeps the first uid it reads, from a new key, a test
+  (``klineo.services.connections.check_stored_connection``) or an enable. Passing keys are stored as a
+  NEW VERSION of the same secret, staged AWSPENDING, then the item is pointed at that version in one
+  UpdateItem, and only then is it made the secret's current version (AWSCURRENT): a replacement refused
+  at any step leaves Secrets Manager's current version where it was, so nothing reading "current" gets a
+  key no connection signs with. The old version stays until then, and a failure at any step leaves the
+  connection signing with the old key: nothing half-written. That UpdateItem writes the new key's uid
+  only while the item has none or the same one: of two replacements racing on a connection without a uid
+  (each checked against none, e.g. its old key revoked) the later write is the same 409 naming api_key
+  when the first stored another account's uid, its item unchanged (its secret version is stored but
+  never named nor current, so never signed with). Every order path reads the item (strongly consistent)
+  before signing and asks for its version, so no container signs with a cached old key after the switch.
+  Id, settings and strategies are kept.
 - ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
   disabled state and the failure count are cleared, and the strategies the disabling paused are
   resumed, those a resume by the user would be allowed now (``strategy_updates.require_may_activate``:
@@ -52,6 +53,7 @@ meanwhile), so a second DELETE is all that finishes it.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from klineo.errors import ErrorCategory, KlineoError
@@ -70,6 +72,7 @@ from klineo.services.futures_account import (
     apply_position_mode,
     hedge_mode_of,
     run_futures_test,
+    stored_test,
 )
 from klineo.services.key_health import resume_connection_strategies
 from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
@@ -164,29 +167,39 @@ def _with_account_uid(connection: Connection) -> Connection:
                                              NEW_KEY_REFUSED)
 
 
-def _require_tests_pass(connection: Connection, creds: Any,
-                        what: str) -> tuple[dict[str, Any], str | None, int | None]:
+@dataclass(frozen=True)
+class _Passed:
+    """What the tests of a key that passed them read: the spot test and (when futures are enabled) the
+    futures test as stored, the account's position mode as the futures test read it (None when none ran
+    or it did not say) and the account's uid (None when Binance did not say)."""
+
+    last_test: dict[str, Any]
+    futures_last_test: dict[str, Any] | None = None
+    position_mode: str | None = None
+    uid: int | None = None
+
+
+def _require_tests_pass(connection: Connection, creds: Any, what: str) -> _Passed:
     """The spot test (and the futures test when futures are enabled) on ``creds``, refused for a key of
-    another account: the spot result, the account's position mode as the futures test read it (None when
-    none ran or it did not say) and the account's uid (None when Binance did not say)."""
+    another account."""
     tested = run_spot_test(creds, connection.environment)
     result = tested.result
     if not result.ok:
         raise KlineoError(ErrorCategory(result.category), f"{what}: {_spot_refusal(result, connection)}")
     _require_same_account(connection, tested, what)
-    mode = None
-    if connection.futures_enabled:
-        _futures, error, config = run_futures_test(connection, creds)
-        if error is not None:
-            raise KlineoError(
-                error.category,
-                f"{what}: the futures test failed: {error.message}",
-                retryable=error.retryable,
-                retry_after=error.retry_after,
-            )
-        hedge = hedge_mode_of(config)
-        mode = None if hedge is None else HEDGE if hedge else ONE_WAY
-    return result.model_dump(mode="json"), mode, tested.uid
+    if not connection.futures_enabled:
+        return _Passed(result.model_dump(mode="json"), uid=tested.uid)
+    futures, error, config = run_futures_test(connection, creds)
+    if error is not None:
+        raise KlineoError(
+            error.category,
+            f"{what}: the futures test failed: {error.message}",
+            retryable=error.retryable,
+            retry_after=error.retry_after,
+        )
+    hedge = hedge_mode_of(config)
+    return _Passed(result.model_dump(mode="json"), stored_test(futures),
+                   None if hedge is None else HEDGE if hedge else ONE_WAY, tested.uid)
 
 
 def replace_credentials(
@@ -205,7 +218,7 @@ def replace_credentials(
         )
     creds = credentials_of(body)
     checked = _with_account_uid(connection)
-    last_test, position_mode, uid = _require_tests_pass(checked, creds, NEW_KEY_NOT_STORED)
+    passed = _require_tests_pass(checked, creds, NEW_KEY_NOT_STORED)
     if connection.credentials_version is None:
         # Made before versions were recorded: pin the current key first, so that until the item
         # names the new version every order still signs with the old key.
@@ -219,9 +232,10 @@ def replace_credentials(
         key_type=str(body.key_type),
         api_key_masked=creds.api_key_masked,
         credentials_version=version,
-        last_test=last_test,
-        position_mode=position_mode,
-        binance_uid=uid,
+        last_test=passed.last_test,
+        futures_last_test=passed.futures_last_test,
+        position_mode=passed.position_mode,
+        binance_uid=passed.uid,
     )
     secret_store.make_current(connection.secret_name, version)  # named by the item now: current too
     logger.info("connection key replaced", extra={"connection_id": connection_id})
@@ -232,10 +246,10 @@ def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableRespo
     """POST /exchange-connections/{id}/enable: test the stored keys, clear the disabled state, resume."""
     connection = require_connection(user_id, connection_id, consistent=True)
     refuse_deleting(connection, ENABLE_REFUSED)
-    last_test, _mode, uid = _require_tests_pass(
-        connection, connection_credentials(connection), "The connection stays disabled"
-    )
-    updated = connection_store.clear_disabled(user_id, connection_id, last_test, binance_uid=uid)
+    creds = connection_credentials(connection)
+    passed = _require_tests_pass(connection, creds, "The connection stays disabled")
+    updated = connection_store.clear_disabled(user_id, connection_id, passed.last_test,
+                                              binance_uid=passed.uid)
     resumed, refused = resume_connection_strategies(updated)
     counts = {"resumed_strategies": len(resumed), "still_paused": len(refused)}
     logger.info("connection enabled", extra={"connection_id": connection_id, **counts})

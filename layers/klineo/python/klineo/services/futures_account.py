@@ -54,6 +54,7 @@ __all__ = [
     "enable_futures",
     "hedge_mode_of",
     "run_futures_test",
+    "stored_test",
 ]
 
 _POSITION_MODE_BLOCKED = frozenset({-4067, -4068, -4531})

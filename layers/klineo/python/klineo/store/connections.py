@@ -591,8 +591,11 @@ def pin_credentials_version(user_id: str, connection_id: str, version: str) -> N
 
 def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_masked: str,
                 credentials_version: str, last_test: dict[str, Any],
+                futures_last_test: dict[str, Any] | None = None,
                 position_mode: str | None = None, binance_uid: int | None = None) -> Connection:
-    """Point the connection at a new secret version (new key): one UpdateItem, failure count cleared.
+    """Point the connection at a new secret version (new key): one UpdateItem, failure count cleared, and
+    the new key's tests as the connection's: ``last_test`` (spot) and ``futures_last_test`` (when futures are
+    enabled; None removes the old key's, so the new key reads as untested on futures until it is tested).
 
     What was applied on Binance with the old key (per-symbol margin type and leverage) is forgotten, so
     the next order on a symbol applies them again: where no uid could be compared (a connection or an
@@ -613,6 +616,11 @@ def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_mask
         sets["position_mode"] = position_mode
     if binance_uid is not None:
         sets["binance_uid"] = binance_uid
-    update = Update(sets=sets, removes=["symbol_settings"])
+    removes = ["symbol_settings"]
+    if futures_last_test is None:
+        removes.append("futures_last_test")
+    else:
+        sets["futures_last_test"] = futures_last_test
+    update = Update(sets=sets, removes=removes)
     return _update_existing(user_id, connection_id, update, refused=NEW_KEY_REFUSED,
                             same_account=NEW_KEY_NOT_STORED if binance_uid is not None else None)
