@@ -1072,13 +1072,13 @@ def test_refusals_of_a_replaced_key_in_flight_never_disable_the_connection(sim_e
     assert read["statusCode"] == 200, read["body"]
 
 
-def _says_test_again(answer: dict) -> None:
-    """The answer is the 409 of a test whose key was replaced while it ran: retryable, naming connection_id,
-    saying to test again."""
+def _says_test_again(answer: dict, again: str = "test again") -> None:
+    """The answer is the 409 of a test (or ``again``'s route) whose key was replaced while it ran: retryable,
+    naming connection_id, saying to ``again``."""
     assert answer["statusCode"] == 409, answer["body"]
     error = body_of(answer)["error"]
     assert (error["field"], error["retryable"]) == ("connection_id", True), error
-    assert "test again" in error["message"]
+    assert again in error["message"]
 
 
 def _passes(answer: dict) -> None:
@@ -1107,6 +1107,33 @@ def _disabling(params: dict) -> bool:
     return ":disabled_reason" in params.get("ExpressionAttributeValues", {})
 
 
+def _replacing_the_key_before(invoke, connection_id: str, new, write: Callable[[dict], bool],
+                              call: Callable[[], dict]) -> dict:
+    """``call``'s answer, the connection's key replaced by ``new``'s (PUT .../credentials) just before the
+    first UpdateItem ``write`` accepts (a hook on that request)."""
+    client, hook_event = aws_clients.dynamodb(), "before-parameter-build.dynamodb.UpdateItem"
+
+    def replace_first(params, **_: object) -> None:
+        if write(params):
+            client.meta.events.unregister(hook_event, replace_first)
+            assert put_credentials(invoke, connection_id, new)["statusCode"] == 200
+
+    client.meta.events.register(hook_event, replace_first)
+    try:
+        return call()
+    finally:
+        client.meta.events.unregister(hook_event, replace_first)
+
+
+def _route_racing_a_new_key(invoke, function: str, suffix: str, connection_id: str, new,
+                            write: Callable[[dict], bool]) -> tuple[dict, dict]:
+    """The event of ``function``'s route on the connection (``suffix`` after its path), and its answer, the
+    key replaced by ``new``'s just before the first UpdateItem ``write`` accepts."""
+    event = connection_event(function, connection_id, USER_A, suffix)
+    answer = _replacing_the_key_before(invoke, connection_id, new, write, lambda: invoke(function, event))
+    return event, answer
+
+
 def test_a_key_replaced_between_the_third_refusal_and_the_disable_keeps_the_connection_on(
         sim_env, invoke, futures_connection):
     """A third refusal of a revoked key, counted, whose key is replaced just before its disable is written:
@@ -1118,18 +1145,9 @@ def test_a_key_replaced_between_the_third_refusal_and_the_disable_keeps_the_conn
     sim_env.revoke_key(old.api_key)
     event = connection_event("balance", futures_connection.id, USER_A, "/balance")
     assert [invoke("balance", event)["statusCode"] for _ in range(2)] == [403, 403]
-    client, hook_event = aws_clients.dynamodb(), "before-parameter-build.dynamodb.UpdateItem"
 
-    def replace_first(params, **_: object) -> None:
-        if _disabling(params):
-            client.meta.events.unregister(hook_event, replace_first)
-            assert put_credentials(invoke, futures_connection.id, second_key(sim_env))["statusCode"] == 200
-
-    client.meta.events.register(hook_event, replace_first)
-    try:
-        third = invoke("balance", event)
-    finally:
-        client.meta.events.unregister(hook_event, replace_first)
+    third = _replacing_the_key_before(invoke, futures_connection.id, second_key(sim_env), _disabling,
+                                      lambda: invoke("balance", event))
 
     assert third["statusCode"] == 403, third["body"]
     after = get_connection(USER_A, futures_connection.id)
@@ -1197,36 +1215,17 @@ def _enabling_futures(params: dict) -> bool:
     return ":futures_enabled" in params.get("ExpressionAttributeValues", {})
 
 
-def _says_enable_futures_again(answer: dict) -> None:
-    """The answer is the 409 of a futures enable whose key was replaced while it ran: retryable, naming
-    connection_id, saying to enable futures again."""
-    assert answer["statusCode"] == 409, answer["body"]
-    error = body_of(answer)["error"]
-    assert (error["field"], error["retryable"]) == ("connection_id", True), error
-    assert "enable futures again" in error["message"]
-
-
 def test_futures_enabled_by_a_key_replaced_meanwhile_are_not_the_new_keys(sim_env, invoke, stored_connection):
     """POST .../futures/enable whose key is replaced, by one without the Futures permission, after its signed
     calls and before its write: a retryable 409 naming connection_id saying to enable futures again, futures
     still off and untested, and the enable sent again is refused for the new key (before: 200, futures on
     and the old key's passing futures test shown as the new key's, which Binance refuses on futures)."""
     no_futures = second_key(sim_env, permissions=Permissions(spot_trading=True))
-    event = connection_event("futures_enable", stored_connection.id, USER_A, "/futures/enable")
-    client, hook_event = aws_clients.dynamodb(), "before-parameter-build.dynamodb.UpdateItem"
 
-    def replace_first(params, **_: object) -> None:
-        if _enabling_futures(params):
-            client.meta.events.unregister(hook_event, replace_first)
-            assert put_credentials(invoke, stored_connection.id, no_futures)["statusCode"] == 200
+    event, answer = _route_racing_a_new_key(invoke, "futures_enable", "/futures/enable", stored_connection.id,
+                                            no_futures, _enabling_futures)
 
-    client.meta.events.register(hook_event, replace_first)
-    try:
-        answer = invoke("futures_enable", event)
-    finally:
-        client.meta.events.unregister(hook_event, replace_first)
-
-    _says_enable_futures_again(answer)
+    _says_test_again(answer, "enable futures again")
     after = get_connection(USER_A, stored_connection.id)
     assert (after.futures_enabled, after.futures_last_test) == (False, None)
     again = invoke("futures_enable", event)
@@ -1244,7 +1243,7 @@ def test_a_futures_enable_refused_for_a_key_replaced_meanwhile_records_nothing_o
     [answer] = _racing_a_new_key(sim_env, invoke, stored_connection.id,
                                  [lambda: invoke("futures_enable", event)])
 
-    _says_enable_futures_again(answer)
+    _says_test_again(answer, "enable futures again")
     assert get_connection(USER_A, stored_connection.id).futures_last_test is None
     again = invoke("futures_enable", event)
     assert again["statusCode"] == 200 and body_of(again)["futures_enabled"] is True, again["body"]
@@ -1283,3 +1282,32 @@ def test_a_new_key_of_a_futures_connection_shows_its_own_futures_test(sim_env, i
 
     shown = _listed(invoke, futures_connection.id)["futures_last_test"]
     assert shown["ok"] is True and shown["can_trade"] is True and shown != failed, shown
+
+
+def _clearing_the_disable(params: dict) -> bool:
+    """True for the UpdateItem that switches a disabled connection on again (``clear_disabled``): it removes
+    the disabled state, which a disable (``disable_connection``) sets."""
+    removed = "disabled_reason" in params.get("ExpressionAttributeNames", {}).values()
+    return removed and ":disabled_reason" not in params.get("ExpressionAttributeValues", {})
+
+
+def test_an_enable_whose_key_is_replaced_meanwhile_leaves_the_new_key_disabled(sim_env, invoke,
+                                                                               futures_connection):
+    """POST .../enable whose tests of the stored key passed, the key replaced (by one without spot trading)
+    just before its write: a retryable 409 naming connection_id saying to enable again, the connection still
+    disabled with the new key's spot test and its strategies paused, and the enable sent again, testing the
+    new key, switches it on and resumes them (before: 200, the connection switched on by the old key's test,
+    its can_trade shown as the new key's)."""
+    sids = _disabled_with_two_paused_strategies(futures_connection.id)
+    no_spot_trading = second_key(sim_env, permissions=Permissions(futures=True))
+
+    event, answer = _route_racing_a_new_key(invoke, "connection_enable", "/enable", futures_connection.id,
+                                            no_spot_trading, _clearing_the_disable)
+
+    _says_test_again(answer, "enable again")
+    after = get_connection(USER_A, futures_connection.id)
+    assert (after.disabled_reason, after.last_test["can_trade"]) == (DISABLED, False)
+    assert {_strategy(sid).status for sid in sids} == {"paused"}
+    again = invoke("connection_enable", event)
+    assert again["statusCode"] == 200 and set(body_of(again)["resumed_strategies"]) == sids, again["body"]
+    assert get_connection(USER_A, futures_connection.id).last_test["can_trade"] is False

@@ -39,7 +39,8 @@
   before signing and asks for its version, so no container signs with a cached old key after the switch.
   Id, settings and strategies are kept.
 - ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
-  disabled state and the failure count are cleared, and the strategies the disabling paused are
+  disabled state and the failure count are cleared (while the connection still names the key tested,
+  else a retryable 409 naming connection_id: enable again), and the strategies the disabling paused are
   resumed, those a resume by the user would be allowed now (``strategy_updates.require_may_activate``:
   a live one above a max_leverage lowered meanwhile, or one whose symbol stopped taking MARKET orders,
   stays paused, listed in ``still_paused`` with the refusal's field and message).
@@ -248,8 +249,10 @@ def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableRespo
     refuse_deleting(connection, ENABLE_REFUSED)
     creds = connection_credentials(connection)
     passed = _require_tests_pass(connection, creds, "The connection stays disabled")
+    # Written only while the connection still names the key tested: a key replaced meanwhile is a 409.
     updated = connection_store.clear_disabled(user_id, connection_id, passed.last_test,
-                                              binance_uid=passed.uid)
+                                              binance_uid=passed.uid,
+                                              tested_version=connection.credentials_version)
     resumed, refused = resume_connection_strategies(updated)
     counts = {"resumed_strategies": len(resumed), "still_paused": len(refused)}
     logger.info("connection enabled", extra={"connection_id": connection_id, **counts})

@@ -94,6 +94,7 @@ TEST_REFUSED = "its keys are not tested"
 TESTED_BY_OLD_KEY = "while this test ran, so its result is not the connection's: test again"
 FUTURES_TESTED_BY_OLD_KEY = ("while futures were being enabled, so the old key's futures test is not the new "
                              "key's: enable futures again")
+ENABLED_BY_OLD_KEY = "while this enable ran, so the old key's test is not the new key's: enable again"
 _CONN_PREFIX = "CONN#"
 _BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 # Ids are made by new_connection_id(); anything else cannot exist (and an over-long key would be a
@@ -566,12 +567,19 @@ def disable_connection(user_id: str, connection_id: str, reason: str,
 
 
 def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any],
-                   binance_uid: int | None = None) -> Connection:
+                   binance_uid: int | None = None, tested_version: object = _ANY_VERSION) -> Connection:
     """Switch the connection on again after a passing test: no disabled state, no failure count, the
-    account's ``binance_uid`` when the item has none; 409 while it is being deleted."""
+    account's ``binance_uid`` when the item has none; 409 while it is being deleted; with ``tested_version``
+    (the key version that passed, None: an unversioned connection's), only while the item names it, else
+    ``_key_replaced`` (ENABLED_BY_OLD_KEY), nothing written: the new key stays as its replacement left it
+    (disabled, its own test and count), as the enable tested the old one."""
     update = Update(sets={"consecutive_failures": 0, "last_test": last_test},
                     removes=["disabled_at", "disabled_reason"], defaults=_uid_if_absent(binance_uid))
-    return _update_existing(user_id, connection_id, update, refused=ENABLE_REFUSED)
+    try:
+        return _update_existing(user_id, connection_id, update, refused=ENABLE_REFUSED,
+                                signed_with=tested_version)
+    except _KeyReplaced:
+        raise _key_replaced(ENABLED_BY_OLD_KEY) from None
 
 
 def mark_deleting(user_id: str, connection_id: str) -> str:
