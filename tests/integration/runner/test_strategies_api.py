@@ -318,6 +318,20 @@ def test_trading_settings_are_stored_shown_and_patched(runner, api) -> None:
     assert (patched["stop_loss_pct"], patched["take_profit_pct"], patched["leverage"]) == (None, "3", 3)
 
 
+@pytest.mark.parametrize("field", ["type", "parameters", "size", "quote_size_usdt", "size_pct", "mode",
+                                   "status", "direction", "paper_balance_usdt"])
+def test_null_on_a_field_that_cannot_be_cleared_is_400_naming_it(api, alice_strategy, field) -> None:
+    """GIVEN a strategy WHEN patched with null on a field it always has THEN 400 naming the field, saying it
+    cannot be cleared, and nothing changed: a client never believes it cleared what stays set."""
+    before = strategy_store.get_strategy(ALICE, alice_strategy)
+    response = api.update(ALICE, alice_strategy, {field: None, "stop_loss_pct": "2"})
+    assert response["statusCode"] == 400, response["body"]
+    error = error_of(response)
+    assert (error["category"], error["field"]) == ("invalid_request", field)
+    assert f"{field} cannot be cleared" in error["message"]
+    assert strategy_store.get_strategy(ALICE, alice_strategy) == before
+
+
 # ---------------------------------------------------------------- what live needs of the connection
 
 

@@ -2555,15 +2555,23 @@ export interface components {
         };
         /**
          * StrategyUpdateRequest
-         * @description PATCH /strategies/{id}: type (+parameters), sizing, mode, status and trading settings.
+         * @description PATCH /strategies/{id}: type (+parameters), sizing, mode, status and trading settings; a field left
+         *     out keeps its value.
          *
-         *     A sizing replaces the stored one; null clears leverage, margin_type and the protective percents.
+         *     A sizing replaces the stored one. null clears leverage, margin_type, stop_loss_pct, take_profit_pct and
+         *     trailing_stop_pct; the other fields cannot be cleared, and null on one is refused (400 naming it).
          */
         StrategyUpdateRequest: {
-            /** Type */
-            type?: ("sma_crossover" | "rsi_threshold") | null;
-            /** Parameters */
-            parameters?: ({
+            /**
+             * Type
+             * @enum {string}
+             */
+            type?: "sma_crossover" | "rsi_threshold";
+            /**
+             * Parameters
+             * @description The parameters of the strategy's `type` (sent with it); defaults fill the rest.
+             */
+            parameters?: {
                 /**
                  * Fast
                  * @default 9
@@ -2600,25 +2608,39 @@ export interface components {
                  * @default true
                  */
                 allow_short?: boolean;
-            }) | null;
+            };
             /**
              * Size
              * @description Contracts (base asset) per entry, rounded down to the symbol's step. One below the symbol's MARKET minimum quantity once rounded, or above its maximum, can never trade: 422 naming size.
+             * @example 0.002
              */
-            size?: (string | number) | null;
+            size?: string | number;
             /**
              * Quote Size Usdt
              * @description USDT per entry (quantity = it / price, rounded down to the step). One below the symbol's minimum order value can never trade: 422 naming quote_size_usdt.
+             * @example 150
              */
-            quote_size_usdt?: (string | number) | null;
-            /** Size Pct */
-            size_pct?: (string | number) | null;
-            /** Mode */
-            mode?: ("paper" | "live") | null;
-            /** Status */
-            status?: ("active" | "paused") | null;
-            /** Direction */
-            direction?: ("long" | "short" | "both") | null;
+            quote_size_usdt?: string | number;
+            /**
+             * Size Pct
+             * @example 10
+             */
+            size_pct?: string | number;
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode?: "paper" | "live";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status?: "active" | "paused";
+            /**
+             * Direction
+             * @enum {string}
+             */
+            direction?: "long" | "short" | "both";
             /** Leverage */
             leverage?: number | null;
             /** Margin Type */
@@ -2632,8 +2654,9 @@ export interface components {
             /**
              * Paper Balance Usdt
              * @description A new starting capital restarts the paper ledger from it (realised PnL and fees back to 0, so the paper equity is this value; a `paper_reset` event), in the PATCH's one write. Only while the paper position is flat: 409 `conflict` naming `paper_balance_usdt` while it is open. The stored value sent again changes nothing, except when the paper equity is gone (a liquidation): then it restarts the ledger too, the way to resume such a strategy.
+             * @example 10000
              */
-            paper_balance_usdt?: (string | number) | null;
+            paper_balance_usdt?: string | number;
         };
         /**
          * BacktestEquityPoint

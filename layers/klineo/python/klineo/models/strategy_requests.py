@@ -32,6 +32,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from klineo.models.base import field_refusal, one_of_refusal, rule_of_fields_sent
@@ -44,6 +45,9 @@ __all__ = ["StrategyCreateRequest", "StrategyDefinition", "StrategyUpdateRequest
 
 RunnerInterval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
 StrategyTypeName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
+# A PATCH field a strategy always has: None when not sent, documented without null, since a null sent is
+# refused (400 naming it: ``klineo.services.strategy_updates``), never ignored as if it had cleared something.
+NotNull = SkipJsonSchema[None]
 # Contracts per order (base asset), e.g. "0.002" BTC; rounded down to the symbol's step when trading.
 Size = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
 Leverage = Annotated[int, Field(ge=1, le=125, strict=True)]
@@ -117,15 +121,11 @@ class _ParametersJsonSchema:
 
     Building each strategy type's JSON schema at import cost every strategy function's cold start
     (the models' schemas are built on first use, ``klineo.models.base``); only the OpenAPI document
-    needs it. ``nullable``: the PATCH body's ``parameters`` may be null.
+    needs it.
     """
 
-    def __init__(self, *, nullable: bool = False) -> None:
-        self.nullable = nullable
-
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
-        schema = copy.deepcopy(_parameters_schema())
-        return {"anyOf": [schema, {"type": "null"}]} if self.nullable else schema
+        return copy.deepcopy(_parameters_schema())
 
 
 def _checked_parameters(value: dict[str, Any] | None, type_name: Any) -> dict[str, Any] | None:
@@ -186,25 +186,27 @@ class StrategyCreateRequest(StrategyDefinition):
 
 
 class StrategyUpdateRequest(ApiModel):
-    """PATCH /strategies/{id}: type (+parameters), sizing, mode, status and trading settings.
+    """PATCH /strategies/{id}: type (+parameters), sizing, mode, status and trading settings; a field left
+    out keeps its value.
 
-    A sizing replaces the stored one; null clears leverage, margin_type and the protective percents.
+    A sizing replaces the stored one. null clears leverage, margin_type, stop_loss_pct, take_profit_pct and
+    trailing_stop_pct; the other fields cannot be cleared, and null on one is refused (400 naming it).
     """
 
-    type: StrategyTypeName | None = None
-    parameters: Annotated[dict[str, Any] | None, _ParametersJsonSchema(nullable=True)] = None
-    size: Size | None = Field(default=None, description=_SIZE_DOC)
-    quote_size_usdt: QuoteSize | None = Field(default=None, description=_QUOTE_SIZE_DOC)
-    size_pct: SizePct | None = None
-    mode: Mode | None = None
-    status: Status | None = None
-    direction: Direction | None = None
+    type: StrategyTypeName | NotNull = None
+    parameters: Annotated[dict[str, Any] | NotNull, _ParametersJsonSchema()] = None
+    size: Size | NotNull = Field(default=None, description=_SIZE_DOC)
+    quote_size_usdt: QuoteSize | NotNull = Field(default=None, description=_QUOTE_SIZE_DOC)
+    size_pct: SizePct | NotNull = None
+    mode: Mode | NotNull = None
+    status: Status | NotNull = None
+    direction: Direction | NotNull = None
     leverage: Leverage | None = None
     margin_type: MarginType | None = None
     stop_loss_pct: Percent | None = None
     take_profit_pct: Percent | None = None
     trailing_stop_pct: TrailingPct | None = None
-    paper_balance_usdt: PaperBalance | None = Field(default=None, description=(
+    paper_balance_usdt: PaperBalance | NotNull = Field(default=None, description=(
         "A new starting capital restarts the paper ledger from it (realised PnL and fees back to 0, so the "
         "paper equity is this value; a `paper_reset` event), in the PATCH's one write. Only while the paper "
         "position is flat: 409 `conflict` naming `paper_balance_usdt` while it is open. The stored value "

@@ -30,6 +30,20 @@ from klineo.validation import plain_text
 __all__ = ["require_may_activate", "update_strategy"]
 
 
+def _refuse_nulls(body: StrategyUpdateRequest) -> None:
+    """null clears only a clearable setting (``CLEARABLE_FIELDS``); on a field a strategy always has, it is
+    refused (400 naming the first such field, the message naming them all), never ignored: its caller would
+    believe it cleared what stays set. The document shows those fields without null (the request model)."""
+    sent = body.model_fields_set
+    nulls = [name for name in type(body).model_fields
+             if name in sent and name not in CLEARABLE_FIELDS and getattr(body, name) is None]
+    if nulls:
+        clearable = ", ".join(CLEARABLE_FIELDS)
+        raise KlineoError(ErrorCategory.INVALID_REQUEST,
+                          f"{', '.join(nulls)} cannot be cleared (null clears only {clearable}): "
+                          "leave a field out to keep its value, or send a new one", field=nulls[0])
+
+
 def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
     """Settings a PATCH sets (a new sizing clears the other two; null clears a clearable setting)."""
     sent = body.model_fields_set
@@ -155,6 +169,7 @@ def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest)
     """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
     from klineo.strategies import parse_parameters
 
+    _refuse_nulls(body)
     current = owned_strategy(user_id, strategy_id)
     changes: dict[str, Any] = {}
     if body.type is not None:
