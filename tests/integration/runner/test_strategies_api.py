@@ -215,6 +215,19 @@ def test_update_changes_type_with_its_parameters_and_size(runner, api, alice_str
     assert (stored.type, stored.parameters["period"], str(stored.size)) == ("rsi_threshold", 10, "0.005")
 
 
+def test_its_own_type_sent_without_parameters_keeps_them(api, alice_strategy) -> None:
+    """GIVEN an SMA strategy with fast 5, slow 20 WHEN patched with its own type and no parameters (a form
+    that always sends the type) THEN its parameters are kept; WHEN with another type alone THEN that type's
+    defaults, as a create with no parameters gets."""
+    kept = api.update(ALICE, alice_strategy, {"type": "sma_crossover", "stop_loss_pct": "2"})
+    assert kept["statusCode"] == 200, kept["body"]
+    assert response_json(kept)["parameters"] == {"fast": 5, "slow": 20, "allow_short": True}
+    assert strategy_store.get_strategy(ALICE, alice_strategy).parameters == {"fast": 5, "slow": 20,
+                                                                             "allow_short": True}
+    switched = response_json(api.update(ALICE, alice_strategy, {"type": "rsi_threshold"}))
+    assert switched["parameters"] == {"period": 14, "oversold": 30, "overbought": 70, "allow_short": True}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -189,7 +189,9 @@ class StrategyUpdateRequest(ApiModel):
     """PATCH /strategies/{id}: type (+parameters), sizing, mode, status and trading settings; a field left
     out keeps its value.
 
-    A sizing replaces the stored one. null clears leverage, margin_type, stop_loss_pct, take_profit_pct and
+    Parameters replace the stored ones (defaults fill the rest); a new type sent without parameters takes its
+    defaults, the strategy's own type sent without them keeps its parameters. A sizing replaces the stored
+    one. null clears leverage, margin_type, stop_loss_pct, take_profit_pct and
     trailing_stop_pct; the other fields cannot be cleared, and null on one is refused (400 naming it).
     """
 

@@ -44,6 +44,17 @@ def _refuse_nulls(body: StrategyUpdateRequest) -> None:
                           "leave a field out to keep its value, or send a new one", field=nulls[0])
 
 
+def _type_changes(current: Strategy, body: StrategyUpdateRequest) -> dict[str, Any]:
+    """The type and parameters a PATCH sets: the parameters sent (defaults fill the rest); a new type sent
+    alone takes its defaults, as a create without parameters does. The strategy's own type sent alone (a
+    form that always sends it) changes nothing: its parameters are kept, never reset to the defaults."""
+    if body.type is None or (body.parameters is None and body.type == current.type):
+        return {}
+    from klineo.strategies import parse_parameters
+
+    return {"type": body.type, "parameters": parse_parameters(body.type, body.parameters or {}).model_dump()}
+
+
 def _settings_changes(body: StrategyUpdateRequest) -> dict[str, Any]:
     """Settings a PATCH sets (a new sizing clears the other two; null clears a clearable setting)."""
     sent = body.model_fields_set
@@ -167,14 +178,9 @@ def require_may_activate(user_id: str, current: Strategy, changes: dict[str, Any
 
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
     """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
-    from klineo.strategies import parse_parameters
-
     _refuse_nulls(body)
     current = owned_strategy(user_id, strategy_id)
-    changes: dict[str, Any] = {}
-    if body.type is not None:
-        changes["type"] = body.type
-        changes["parameters"] = parse_parameters(body.type, body.parameters or {}).model_dump()
+    changes = _type_changes(current, body)
     changes.update(_settings_changes(body))
     if body.mode is not None:
         changes["mode"] = body.mode
