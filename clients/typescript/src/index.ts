@@ -22,7 +22,8 @@ export type TokenSource = string | (() => string | Promise<string>);
  * Categories of the API's error body (`error.category`), plus what the client adds itself:
  * `unauthorized` (API Gateway's 401), `network` (no answer: retryable for a read only, since a write may
  * have reached the server) and, for a request sent with an Idempotency-Key (an order, a position close, a
- * strategy create), `unknown_outcome` when the answer was lost after sending or API Gateway timed out on it.
+ * strategy create), `unknown_outcome` when the answer was lost after sending or API Gateway answered a 5xx of
+ * its own (the function timed out or failed without answering).
  */
 export type ErrorCategory = Schema<"ErrorBody">["category"] | "unauthorized";
 
@@ -72,13 +73,14 @@ const GATEWAY_CATEGORIES: Record<number, ErrorCategory> = {
 };
 /** API Gateway's throttling refuses a request before any function runs: sending it again later is safe. */
 const GATEWAY_RETRYABLE = new Set<number>([429]);
-/** API Gateway's answers when the function outlived its integration timeout: the function goes on. */
-const GATEWAY_TIMEOUTS = new Set<number>([503, 504]);
 
-/** The category of an answer API Gateway gave itself; a request sent with a key (an order, a position
- * close, a strategy create) whose function timed out may still be done, so its outcome is unknown (resend it with the same key). */
+/** The category of an answer API Gateway gave itself. A 5xx of its own means the function gave no answer of
+ * ours: it outlived the integration timeout (503/504, and it goes on), or it crashed, ran out of memory or
+ * time, or answered malformed (500/502), possibly after its write. So a request sent with a key (an order, a
+ * position close, a strategy create) is then unknown_outcome, as when no answer arrived (``noAnswerError``):
+ * resend it with the same key. */
 function gatewayCategory(status: number, idempotencyKey: string | null): ErrorCategory {
-  if (idempotencyKey !== null && GATEWAY_TIMEOUTS.has(status)) {
+  if (idempotencyKey !== null && status >= 500) {
     return "unknown_outcome";
   }
   return GATEWAY_CATEGORIES[status] ?? (status >= 500 ? "other" : "invalid_request");
@@ -173,8 +175,8 @@ const SENT_KEYS = new WeakMap<Response, string>();
 
 /** A request sent with an Idempotency-Key (an order, a position close, a strategy create) moves money, and only a resend with
  * the same key is safe when its outcome is unknown. Its answer's key is noted (``SENT_KEYS``), so that API
- * Gateway's timeout to it is unknown_outcome carrying the key too, not `other` (no answer at all is
- * ``noAnswerError``). */
+ * Gateway's own 5xx to it (a timeout, a crashed function) is unknown_outcome carrying the key too, not `other`
+ * (no answer at all is ``noAnswerError``). */
 function keyedRequestMiddleware(): Middleware {
   return {
     onResponse({ request, response }) {

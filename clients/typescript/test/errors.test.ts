@@ -224,3 +224,62 @@ test("createStrategy sends an Idempotency-Key (a new one unless given) and answe
   assert.deepEqual(sent, [first.idempotencyKey, first.idempotencyKey]);
   assert.equal(again.strategy.id, first.strategy.id);
 });
+
+/** API Gateway's own answer when the function failed without answering (it crashed, ran out of memory or
+ * time, or answered something that is not a Lambda proxy result): its status, and a body not our error shape. */
+const GATEWAY_FAILURES = [
+  [500, { message: "Internal Server Error" }],
+  [502, { message: "Bad Gateway" }],
+] as const;
+
+for (const [status, body] of GATEWAY_FAILURES) {
+  test(`an order API Gateway answered ${status} itself is unknown_outcome with its key: it may have been placed`, async () => {
+    const error = await failure(answering(status, body).placeFuturesOrder(ORDER, "order-key"));
+    assert.equal(error.status, status);
+    assert.equal(error.category, "unknown_outcome");
+    assert.equal(error.retryable, false);
+    assert.equal(error.idempotencyKey, "order-key");
+  });
+
+  test(`a close through call() API Gateway answered ${status} itself is unknown_outcome with its key`, async () => {
+    const klineo = answering(status, body);
+    const error = await failure(klineo.call(close(klineo, "close-key")));
+    assert.equal(error.category, "unknown_outcome");
+    assert.equal(error.idempotencyKey, "close-key");
+  });
+
+  test(`a read API Gateway answered ${status} itself stays other, without a key`, async () => {
+    const klineo = answering(status, body);
+    const error = await failure(klineo.call(klineo.api.GET("/exchange-connections")));
+    assert.equal(error.category, "other");
+    assert.equal(error.idempotencyKey, null);
+  });
+}
+
+test("over real HTTP, createStrategy that API Gateway answered 500 itself is unknown_outcome with its key", async () => {
+  // The function died after it may have written the strategy: only a resend with the same key is safe.
+  const server = createServer((_request, response) => {
+    response.writeHead(500, { "Content-Type": "application/json" });
+    response.end('{"message":"Internal Server Error"}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const klineo = createKlineoClient({ baseUrl: `http://127.0.0.1:${port}`, token: "token" });
+    const error = await failure(klineo.createStrategy(STRATEGY, "create-key"));
+    assert.equal(error.status, 500);
+    assert.equal(error.category, "unknown_outcome");
+    assert.equal(error.retryable, false);
+    assert.equal(error.idempotencyKey, "create-key");
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test("a keyed request's own error answer (our error shape) keeps its category, even a 500", async () => {
+  const body = { error: { category: "other", message: "Unexpected error.", retryable: false, request_id: "r-3" } };
+  const error = await failure(answering(500, body).createStrategy(STRATEGY, "create-key"));
+  assert.equal(error.category, "other");
+  assert.equal(error.idempotencyKey, "create-key");
+});
