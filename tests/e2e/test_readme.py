@@ -101,6 +101,15 @@ def test_readme_walkthrough_runs_as_written(stack: RunningStack) -> None:
     assert secret not in result.stdout
 
 
+def test_readme_walkthrough_creates_its_strategy_with_an_idempotency_key() -> None:
+    """The walkthrough's POST /strategies, the form a frontend copies, sends an Idempotency-Key: without one,
+    a create sent again after a lost answer starts a second strategy trading the same signals."""
+    blocks = re.findall(r"```bash\n(.*?)```", _section("Walkthrough"), flags=re.DOTALL)
+    creates = [block for block in blocks if '-X POST "$API/strategies"' in block]
+    assert len(creates) == 1, "the walkthrough should create exactly one strategy"
+    assert re.search(r'-H "Idempotency-Key: \$\w+"', creates[0]), creates[0]
+
+
 def test_readme_environment_table_names_every_variable() -> None:
     """Each variable the template, the Binance layer and the local stack read is in the README table."""
     # GIVEN the variables the code and template read
