@@ -39,12 +39,19 @@ def test_patch_with_a_bad_field_is_refused_naming_it(stored_connection, invoke, 
     assert get_connection(USER_A, stored_connection.id) == before
 
 
-def test_patch_null_for_a_required_setting_is_refused(stored_connection, invoke):
-    """GIVEN a connection WHEN PATCH sends max_leverage null THEN 400 naming it (only defaults clear)."""
-    response = _patch(invoke, stored_connection.id, {"max_leverage": None})
+@pytest.mark.parametrize(
+    "field", ["label", "kill_switch", "max_leverage", "max_notional_usdt", "position_mode"])
+def test_patch_null_for_a_required_setting_is_refused(stored_connection, invoke, field):
+    """GIVEN a connection WHEN PATCH sends null on a setting that always has a value THEN 400 naming it and
+    saying it cannot be cleared, nothing changed (only the futures defaults clear)."""
+    before = get_connection(USER_A, stored_connection.id)
+    response = _patch(invoke, stored_connection.id, {field: None, "leverage": 3})
 
     assert response["statusCode"] == 400, response["body"]
-    assert response_json(response)["error"]["field"] == "max_leverage"
+    error = response_json(response)["error"]
+    assert error["field"] == field
+    assert f"{field} cannot be cleared" in error["message"]
+    assert get_connection(USER_A, stored_connection.id) == before
 
 
 def test_patch_of_another_users_connection_is_not_found(stored_connection, invoke):

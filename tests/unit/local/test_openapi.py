@@ -8,6 +8,7 @@ from typing import Annotated
 import pytest
 from klineo.api.params import REQUIRED_BY_SERVICE
 from klineo.models.backtest_request import BacktestRequest
+from klineo.models.connection_settings import CLEARABLE_SETTINGS
 from klineo.models.futures import FuturesOrderRequest, ProtectiveTarget
 from klineo.models.strategies import CLEARABLE_FIELDS
 from klineo.models.strategy_requests import StrategyCreateRequest, StrategyUpdateRequest
@@ -176,13 +177,16 @@ def test_no_query_parameter_is_documented_as_nullable_or_untyped(generated: dict
                 assert "type" in parameter["schema"] or "enum" in parameter["schema"], where
 
 
-def test_the_strategy_patch_documents_null_only_where_it_clears(generated: dict) -> None:
-    """PATCH /strategies/{id}'s body allows null exactly on the fields a null clears (CLEARABLE_FIELDS): the
-    others refuse it (400), so a client typed from the document never sends a clear that does nothing."""
-    properties = generated["components"]["schemas"]["StrategyUpdateRequest"]["properties"]
+@pytest.mark.parametrize(("model", "clearable"), [("StrategyUpdateRequest", CLEARABLE_FIELDS),
+                                                  ("ConnectionUpdateRequest", CLEARABLE_SETTINGS)])
+def test_a_patch_documents_null_only_where_it_clears(generated: dict, model: str, clearable: tuple) -> None:
+    """PATCH /strategies/{id}'s and PATCH /exchange-connections/{id}'s bodies allow null exactly on the fields
+    a null clears: the others refuse it (400), so a client typed from the document never sends a clear that
+    does nothing or is refused."""
+    properties = generated["components"]["schemas"][model]["properties"]
     nullable = {name for name, schema in properties.items()
                 if {"type": "null"} in schema.get("anyOf", []) or schema.get("type") == "null"}
-    assert nullable == set(CLEARABLE_FIELDS)
+    assert nullable == set(clearable)
 
 
 def test_typed_order_values_document_the_grid_rule(generated: dict) -> None:

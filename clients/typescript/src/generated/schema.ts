@@ -807,23 +807,30 @@ export interface components {
         };
         /**
          * ConnectionUpdateRequest
-         * @description PATCH /exchange-connections/{id}: only the fields sent change; null clears margin_type/leverage.
+         * @description PATCH /exchange-connections/{id}: only the fields sent change; null clears margin_type/leverage and is
+         *     refused on the others (400 naming the field).
          */
         ConnectionUpdateRequest: {
-            /** Position Mode */
-            position_mode?: ("one_way" | "hedge") | null;
+            /**
+             * Position Mode
+             * @enum {string}
+             */
+            position_mode?: "one_way" | "hedge";
             /** Margin Type */
             margin_type?: ("isolated" | "cross") | null;
             /** Leverage */
             leverage?: number | null;
             /** Label */
-            label?: string | null;
+            label?: string;
             /** Kill Switch */
-            kill_switch?: boolean | null;
-            /** Max Leverage */
-            max_leverage?: number | null;
+            kill_switch?: boolean;
+            /**
+             * Max Leverage
+             * @description Initial leverage, 1 to 125 (the symbol's bracket may allow less).
+             */
+            max_leverage?: number;
             /** Max Notional Usdt */
-            max_notional_usdt?: number | string | null;
+            max_notional_usdt?: number | string;
         };
         /**
          * CredentialsReplaceRequest

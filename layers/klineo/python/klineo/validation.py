@@ -173,6 +173,22 @@ def check_client_order_id(client_order_id: Any, field: str = "client_order_id") 
     return client_order_id
 
 
+def refuse_nulls(body: Any, clearable: tuple[str, ...]) -> None:
+    """A PATCH body's null clears only the ``clearable`` settings. On a field that always has a value it is
+    refused (INVALID_REQUEST naming the first such field, the message naming them all), never ignored: the
+    caller would believe it cleared what stays set. ``body``: the request model (its fields sent)."""
+    sent = body.model_fields_set
+    nulls = [name for name in type(body).model_fields
+             if name in sent and name not in clearable and getattr(body, name) is None]
+    if nulls:
+        raise KlineoError(
+            ErrorCategory.INVALID_REQUEST,
+            f"{', '.join(nulls)} cannot be cleared (null clears only {', '.join(clearable)}): leave a field "
+            "out to keep its value, or send a new one",
+            field=nulls[0],
+        )
+
+
 # The header of an exactly-once write (an order, a position close, a strategy's creation) and its bound.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX_LENGTH = 255

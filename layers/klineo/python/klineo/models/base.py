@@ -19,10 +19,30 @@ from pydantic import BaseModel as _PydanticModel
 from pydantic import ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["BaseModel", "field_refusal", "one_of_refusal", "rule_of_fields_sent"]
+__all__ = ["NULL_REFUSED", "BaseModel", "field_refusal", "one_of_refusal", "rule_of_fields_sent"]
 
 # A check across fields: ``check(model class, {field: value})`` raising a ``field_refusal``.
 FieldsCheck = Callable[[Any, Mapping[str, Any]], None]
+
+
+class _DocumentedWithoutNull:
+    """The JSON schema of ``X | None`` as X's alone; validation unchanged (one error naming the field for a
+    bad value, where ``X | SkipJsonSchema[None]`` validates a union and adds "Input should be None")."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema = handler(core_schema)
+        members = schema.get("anyOf", [])
+        kept = [member for member in members if member != {"type": "null"}]
+        if len(kept) == len(members):
+            return schema
+        rest = {name: value for name, value in schema.items() if name != "anyOf"}
+        return {**kept[0], **rest} if len(kept) == 1 else {"anyOf": kept, **rest}
+
+
+# On a PATCH field that always has a value (``Annotated[X | None, NULL_REFUSED]``): None when not sent (kept),
+# documented without null, since a null sent is refused (400 naming it: ``klineo.validation.refuse_nulls``),
+# never ignored as if it cleared something.
+NULL_REFUSED = _DocumentedWithoutNull()
 
 
 class BaseModel(_PydanticModel):

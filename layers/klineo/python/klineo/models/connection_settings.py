@@ -12,17 +12,18 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool
 
-from klineo.models.base import BaseModel
+from klineo.models.base import NULL_REFUSED, BaseModel
 from klineo.models.common import (
     ConnectionEnvironment,
     ConnectionLabel,
     ConnectionResponse,
     KeyMaterial,
 )
-from klineo.models.futures_settings import FuturesSettingsRequest, Leverage
+from klineo.models.futures_settings import FuturesSettingsRequest, Leverage, PositionModeName
 from klineo.models.order_history import OrderSummary
 
 __all__ = [
+    "CLEARABLE_SETTINGS",
     "ConnectionDeleteResponse",
     "ConnectionEnableResponse",
     "ConnectionUpdateRequest",
@@ -30,15 +31,22 @@ __all__ = [
 ]
 
 
-class ConnectionUpdateRequest(FuturesSettingsRequest):
-    """PATCH /exchange-connections/{id}: only the fields sent change; null clears margin_type/leverage."""
+# The connection settings a PATCH's null clears (the futures defaults); null on another is refused.
+CLEARABLE_SETTINGS = ("margin_type", "leverage")
 
-    label: ConnectionLabel | None = None
-    kill_switch: StrictBool | None = None
-    max_leverage: Leverage | None = None
-    max_notional_usdt: (
-        Annotated[Decimal, Field(gt=0, le=Decimal("100000000"), max_digits=20, decimal_places=8)] | None
-    ) = None
+
+class ConnectionUpdateRequest(FuturesSettingsRequest):
+    """PATCH /exchange-connections/{id}: only the fields sent change; null clears margin_type/leverage and is
+    refused on the others (400 naming the field)."""
+
+    position_mode: Annotated[PositionModeName | None, NULL_REFUSED] = None
+    label: Annotated[ConnectionLabel | None, NULL_REFUSED] = None
+    kill_switch: Annotated[StrictBool | None, NULL_REFUSED] = None
+    max_leverage: Annotated[Leverage | None, NULL_REFUSED] = None
+    max_notional_usdt: Annotated[
+        Annotated[Decimal, Field(gt=0, le=Decimal("100000000"), max_digits=20, decimal_places=8)] | None,
+        NULL_REFUSED,
+    ] = None
 
 
 class CredentialsReplaceRequest(KeyMaterial):

@@ -32,10 +32,9 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from klineo.models.base import field_refusal, one_of_refusal, rule_of_fields_sent
+from klineo.models.base import NULL_REFUSED, field_refusal, one_of_refusal, rule_of_fields_sent
 from klineo.models.fields import ApiModel, PositiveDecimal, positive_decimal_example
 from klineo.models.strategies import SIZING_FIELDS, Direction, MarginType, Mode, Status
 from klineo.strategies import INTERVALS_MS, NO_SIDE_LEFT, REGISTRY, leaves_no_side, parse_parameters
@@ -45,9 +44,6 @@ __all__ = ["StrategyCreateRequest", "StrategyDefinition", "StrategyUpdateRequest
 
 RunnerInterval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
 StrategyTypeName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
-# A PATCH field a strategy always has: None when not sent, documented without null, since a null sent is
-# refused (400 naming it: ``klineo.services.strategy_updates``), never ignored as if it had cleared something.
-NotNull = SkipJsonSchema[None]
 # Contracts per order (base asset), e.g. "0.002" BTC; rounded down to the symbol's step when trading.
 Size = Annotated[PositiveDecimal, Field(le=Decimal(1_000_000), max_digits=24, decimal_places=12)]
 Leverage = Annotated[int, Field(ge=1, le=125, strict=True)]
@@ -195,20 +191,21 @@ class StrategyUpdateRequest(ApiModel):
     trailing_stop_pct; the other fields cannot be cleared, and null on one is refused (400 naming it).
     """
 
-    type: StrategyTypeName | NotNull = None
-    parameters: Annotated[dict[str, Any] | NotNull, _ParametersJsonSchema()] = None
-    size: Size | NotNull = Field(default=None, description=_SIZE_DOC)
-    quote_size_usdt: QuoteSize | NotNull = Field(default=None, description=_QUOTE_SIZE_DOC)
-    size_pct: SizePct | NotNull = None
-    mode: Mode | NotNull = None
-    status: Status | NotNull = None
-    direction: Direction | NotNull = None
+    type: Annotated[StrategyTypeName | None, NULL_REFUSED] = None
+    parameters: Annotated[dict[str, Any] | None, _ParametersJsonSchema()] = None
+    size: Annotated[Size | None, NULL_REFUSED] = Field(default=None, description=_SIZE_DOC)
+    quote_size_usdt: Annotated[QuoteSize | None, NULL_REFUSED] = Field(default=None,
+                                                                    description=_QUOTE_SIZE_DOC)
+    size_pct: Annotated[SizePct | None, NULL_REFUSED] = None
+    mode: Annotated[Mode | None, NULL_REFUSED] = None
+    status: Annotated[Status | None, NULL_REFUSED] = None
+    direction: Annotated[Direction | None, NULL_REFUSED] = None
     leverage: Leverage | None = None
     margin_type: MarginType | None = None
     stop_loss_pct: Percent | None = None
     take_profit_pct: Percent | None = None
     trailing_stop_pct: TrailingPct | None = None
-    paper_balance_usdt: PaperBalance | NotNull = Field(default=None, description=(
+    paper_balance_usdt: Annotated[PaperBalance | None, NULL_REFUSED] = Field(default=None, description=(
         "A new starting capital restarts the paper ledger from it (realised PnL and fees back to 0, so the "
         "paper equity is this value; a `paper_reset` event), in the PATCH's one write. Only while the paper "
         "position is flat: 409 `conflict` naming `paper_balance_usdt` while it is open. The stored value "

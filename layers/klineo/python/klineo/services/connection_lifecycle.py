@@ -60,6 +60,7 @@ from typing import Any
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.common import ConnectionResponse
 from klineo.models.connection_settings import (
+    CLEARABLE_SETTINGS,
     ConnectionEnableResponse,
     ConnectionUpdateRequest,
     CredentialsReplaceRequest,
@@ -92,19 +93,13 @@ from klineo.store.connections import (
     refuse_deleting,
     require_connection,
 )
+from klineo.validation import refuse_nulls
 
 __all__ = ["enable_connection", "replace_credentials", "update_connection"]
 
-# Settings that always have a value: null is refused for them (the futures defaults may be cleared).
-_REQUIRED_SETTINGS = ("label", "kill_switch", "max_leverage", "max_notional_usdt", "position_mode")
-
-
 def _changes(body: ConnectionUpdateRequest) -> dict[str, Any]:
-    changes = body.model_dump(exclude_unset=True)
-    for name in _REQUIRED_SETTINGS:
-        if name in changes and changes[name] is None:
-            raise KlineoError(ErrorCategory.INVALID_REQUEST, f"{name} cannot be null", field=name)
-    return changes
+    refuse_nulls(body, CLEARABLE_SETTINGS)
+    return body.model_dump(exclude_unset=True)
 
 
 def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRequest) -> ConnectionResponse:

@@ -25,23 +25,9 @@ from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, get_connection
 from klineo.store.strategies import SETTING_NAMES, Strategy
 from klineo.strategies import NO_SIDE_LEFT, leaves_no_side
-from klineo.validation import plain_text
+from klineo.validation import plain_text, refuse_nulls
 
 __all__ = ["require_may_activate", "update_strategy"]
-
-
-def _refuse_nulls(body: StrategyUpdateRequest) -> None:
-    """null clears only a clearable setting (``CLEARABLE_FIELDS``); on a field a strategy always has, it is
-    refused (400 naming the first such field, the message naming them all), never ignored: its caller would
-    believe it cleared what stays set. The document shows those fields without null (the request model)."""
-    sent = body.model_fields_set
-    nulls = [name for name in type(body).model_fields
-             if name in sent and name not in CLEARABLE_FIELDS and getattr(body, name) is None]
-    if nulls:
-        clearable = ", ".join(CLEARABLE_FIELDS)
-        raise KlineoError(ErrorCategory.INVALID_REQUEST,
-                          f"{', '.join(nulls)} cannot be cleared (null clears only {clearable}): "
-                          "leave a field out to keep its value, or send a new one", field=nulls[0])
 
 
 def _type_changes(current: Strategy, body: StrategyUpdateRequest) -> dict[str, Any]:
@@ -178,7 +164,7 @@ def require_may_activate(user_id: str, current: Strategy, changes: dict[str, Any
 
 def update_strategy(user_id: str, strategy_id: str, body: StrategyUpdateRequest) -> StrategyResponse:
     """Change type/parameters, sizing, mode, status or trading settings of one of the caller's strategies."""
-    _refuse_nulls(body)
+    refuse_nulls(body, CLEARABLE_FIELDS)
     current = owned_strategy(user_id, strategy_id)
     changes = _type_changes(current, body)
     changes.update(_settings_changes(body))
