@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.services import protective_resize
+from klineo.services.orders import PURGE_AFTER_MS
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.services.strategy_protection import arm_strategy_protection
 from klineo.store.connections import disable_connection, get_connection, mark_deleting
@@ -23,6 +24,7 @@ from local.binance_sim import market
 from tests.helpers import load_event, with_user
 from tests.integration.api.conftest import USER_A, connection_event
 from tests.integration.futures.helpers import (
+    age_record,
     body_of,
     new_key,
     order_body,
@@ -406,25 +408,36 @@ def test_stops_refused_for_good_stay_and_are_not_tried_again_at_that_quantity(
     assert _posts(sim_env) == sent
 
 
-def test_a_re_placed_stop_lost_past_binances_retention_leaves_the_old_stops_armed(
-        sim_env, invoke, connection, reconcile, monkeypatch):
-    """GIVEN the re-placed stops' first POST timed out unsent (recorded UNKNOWN) WHEN 0.004 of a 0.010 LONG
-    was sold and the reconciler resumes the re-fit once Binance's retention has passed (it no longer knows
-    the id: UNKNOWN_PURGED) THEN that stop counts as not placed: its old one stays armed, never cancelled
-    for a stop that is not standing (the take-profit placed replaces its own)."""
-    from klineo.services import orders as regular_orders
-    from klineo.services import reconcile as reconciler
+def _re_placed_stop_loss_lost(sim: Any, invoke: Any, connection_id: str) -> dict[str, Any]:
+    """A 0.010 LONG with SL and TP of which 0.004 was sold: the re-placed stop-loss's POST (generation 1)
+    timed out unsent and its lookups failed until its record was older than Binance's retention, the
+    take-profit re-placed for 0.006; the re-fit's claim unfinished. The entry's first answer."""
+    entry = _entry(invoke, connection_id, "0.010")
+    sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    _reduce(invoke, connection_id, "0.004")
+    age_record(_ids(entry, 1)[0], PURGE_AFTER_MS + 60_000)
+    return entry
 
-    entry = _entry(invoke, connection.id, "0.010")
-    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
-    _reduce(invoke, connection.id, "0.004")
-    for module in (regular_orders, reconciler):
-        monkeypatch.setattr(module, "PURGE_AFTER_MS", -10**9)  # as if Binance's retention had passed
+
+def test_a_re_placed_stop_lost_past_binances_retention_is_placed_again_by_the_reconciler(
+        sim_env, invoke, connection, reconcile):
+    """GIVEN the stop-loss re-placed for 0.006 after a reduction lost past Binance's retention (generation 1
+    UNKNOWN_PURGED) while its old stop-loss for 0.010 stands WHEN the reconciler runs THEN the stop-loss is
+    placed again for 0.006 at its trigger (generation 2) and only then the old one is cancelled (before: the
+    old one for more than the position stayed armed, and that size was never tried again); the next run sends
+    nothing more."""
+    entry = _re_placed_stop_loss_lost(sim_env, invoke, connection.id)
+    trigger = _algos(sim_env, connection.account.id)[_ids(entry, 0)[0]].trigger_price
 
     reconcile()
+    reconcile()
 
-    assert _open(sim_env, connection.account.id) == {
-        _ids(entry, 0)[0]: D("0.010"), _ids(entry, 1)[1]: D("0.006")}
+    again = protective_client_algo_id(entry["client_order_id"], "stop_loss", 2)
+    assert get_order_record(USER_A, _ids(entry, 1)[0]).status == "UNKNOWN_PURGED"
+    assert _open(sim_env, connection.account.id) == {again: D("0.006"), _ids(entry, 1)[1]: D("0.006")}
+    assert _algos(sim_env, connection.account.id)[again].trigger_price == trigger
+    assert _algos(sim_env, connection.account.id)[_ids(entry, 0)[0]].status == "CANCELED"
+    assert _posts(sim_env) == 5  # the entry's pair, generation 1's lost SL and its TP, the SL again
 
 
 def test_two_entries_are_each_capped_at_what_is_left(sim_env, invoke, connection):

@@ -38,7 +38,9 @@ What (``refit_position``), for the (connection, symbol, position side) the order
    position shrank again) cancels what it placed. Orders already for at most L are left alone.
 4. A role refused for good (e.g. -2021, the mark already crossed its trigger) or lost: that role's old
    order stays, the roles placed still replace theirs (a refused take-profit never keeps the stop-loss
-   sized for more than is left), and ``protective_refused_quantity`` keeps that L from being tried again. A
+   sized for more than is left), and for a refusal ``protective_refused_quantity`` keeps that L from being
+   tried again. A lost one (its attempt unanswered past Binance's retention) was never refused: its old
+   order, still for more than L, is re-placed for L again by the next settle or reconciler run. A
    transient failure keeps the claim and the old orders; the next settle or reconciler run resumes it.
 
 Several entries built one position: each entry's orders are capped at L independently (a product
@@ -291,12 +293,15 @@ def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
     states = arm_protective_orders(side.user_id, sized, side.client, side.creds, connection=side.connection,
                                    generation=generation)
     placed, refused = placed_and_refused(states, claim["roles"])
+    lost = {state.role for state in states if state.status == STATUS_UNKNOWN_PURGED}
     if refused:
         _disarm(side, _claimed_ids(entry, {**claim, "roles": sorted(refused)}))
         logger.warning("protective orders refused for what is left of the position",
                        extra={"client_order_id": entry.client_order_id, "roles": sorted(refused)})
+    # Only a refusal for good is remembered: a lost one never reached a verdict, so its old order (sized for
+    # more) is re-fitted again by the next settle or reconciler run, and ``replace_lost`` finds it lost.
     ended = end_protective_resize(side.user_id, entry.client_order_id, generation, placed=bool(placed),
-                                  refused_quantity=str(claim["quantity"]) if refused else None)
+                                  refused_quantity=str(claim["quantity"]) if refused - lost else None)
     if ended:
         roles = _roles_of(entry, [str(i) for i in claim["replaces"]])
         _disarm(side, [algo_id for algo_id, role in roles.items() if role in placed])
