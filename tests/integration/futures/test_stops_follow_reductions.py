@@ -440,6 +440,28 @@ def test_a_re_placed_stop_lost_past_binances_retention_is_placed_again_by_the_re
     assert _posts(sim_env) == 5  # the entry's pair, generation 1's lost SL and its TP, the SL again
 
 
+def test_a_re_placed_stop_lost_past_binances_retention_is_placed_again_by_the_entrys_status_read(
+        sim_env, invoke, connection, reconcile):
+    """GIVEN the stop-loss re-placed for 0.006 after a reduction lost past Binance's retention while its old
+    stop-loss for 0.010 stands WHEN the entry's status is read THEN that read places it again for 0.006
+    (generation 2), cancels the old one and shows the new one (before: only a lost first order was looked
+    for; the read showed the old stop-loss, sized for more than the position); a later read and reconciler
+    run send nothing more."""
+    entry = _re_placed_stop_loss_lost(sim_env, invoke, connection.id)
+
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+    invoke("futures_order_status", status_event(entry["client_order_id"]))
+    reconcile()
+
+    again = protective_client_algo_id(entry["client_order_id"], "stop_loss", 2)
+    assert read["statusCode"] == 200, read["body"]
+    shown = body_of(read)["protective_orders"]
+    assert sorted((p["client_algo_id"], p["quantity"], p["status"]) for p in shown) == sorted(
+        [(again, "0.006", "NEW"), (_ids(entry, 1)[1], "0.006", "NEW")])
+    assert _open(sim_env, connection.account.id) == {again: D("0.006"), _ids(entry, 1)[1]: D("0.006")}
+    assert _posts(sim_env) == 5
+
+
 def test_two_entries_are_each_capped_at_what_is_left(sim_env, invoke, connection):
     """GIVEN two LONG entries of 0.006 and 0.004, each with SL and TP WHEN 0.007 is sold reduce-only THEN
     each entry's stops are re-placed for the 0.003 left (each may close all of it), the old ones cancelled;

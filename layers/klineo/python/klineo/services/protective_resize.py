@@ -53,11 +53,13 @@ passed is recorded UNKNOWN_PURGED (``klineo.services.protective``). It cannot be
 only an order that ended CANCELED or EXPIRED without a fill (docs/binance-facts.md §9), never an open one,
 and one that fired has a fill and is found. So while the entry's position stands (read from Binance: a side
 of 0, or a one-way position flipped past zero, has nothing left to guard) it is re-placed, at its trigger,
-for its quantity capped at L, in a new generation claimed as above (``replaces`` empty: nothing of it
-stands to cancel), once: a role is re-placed only while its LATEST generation's order is the lost one, the
-claim is taken only while ``protective_generations`` is as read, and an unfinished claim is resumed, never
-claimed anew. The entry's reads then show the re-placed order (``latest_states``). By the entry's status
-read (``arm_on_read``) or the reconciler's arming (``arm_entry_stops``), whichever comes first.
+for its quantity capped at L, in a new generation claimed as above (``replaces``: the role's earlier
+generations; one still open, e.g. the order a lost re-fit was to replace, is cancelled once the new one is
+placed), once: a role is re-placed only while its LATEST generation's order is the lost one (a first order,
+or, once the entry's orders were re-placed, any generation's), the claim is taken only while
+``protective_generations`` is as read, and an unfinished claim is resumed, never claimed anew. The entry's
+reads then show the re-placed order (``latest_states``). By the entry's status read (``arm_on_read``) or
+the reconciler's arming (``arm_entry_stops``), whichever comes first.
 
 L = 0: nothing is sent here; the existing cleanup cancels the orders of a gone position (the close
 route's own after a full close, the reconciler's at the latest). A close route's order that FILLED leaving
@@ -358,8 +360,11 @@ def replace_lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderS
             return entry
     seen = entry.protective_generations or 1
     quantity = min([*(record.sent_quantity for record in lost.values()), left])
+    # What a lost re-fit was to replace may still stand (an older order, for more): cancelled once placed.
+    older = [protective_client_algo_id(entry.client_order_id, role, g) for role in lost for g in range(seen)]
     claim = {"generation": seen, "quantity": plain_text(quantity),
-             "roles": {role: record.params["triggerPrice"] for role, record in lost.items()}, "replaces": []}
+             "roles": {role: record.params["triggerPrice"] for role, record in lost.items()},
+             "replaces": sorted(set(older) - {record.client_order_id for record in lost.values()})}
     if not claim_protective_resize(user_id, entry.client_order_id, seen, claim):
         return get_order_record(user_id, entry.client_order_id) or entry  # claimed meanwhile: placed there
     logger.warning("protective orders lost past Binance's retention placed again",
@@ -371,11 +376,13 @@ def replace_lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderS
 
 def _lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderState]) -> dict[str, OrderRecord]:
     """Role -> its record, for each role of the entry whose LATEST generation's order was lost past Binance's
-    retention (UNKNOWN_PURGED). One BatchGetItem, only when a first order in ``states`` was lost."""
-    purged = [s.role for s in states if s.status == STATUS_UNKNOWN_PURGED and s.role in _ROLES]
+    retention (UNKNOWN_PURGED): a first order in ``states``, or a later generation's (a re-fit's, while an
+    older order stood). One BatchGetItem, only when a first order was lost or the orders were re-placed."""
+    seen = entry.protective_generations or 1
+    purged = [s.role for s in states if s.role in _ROLES and (seen > 1 or s.status == STATUS_UNKNOWN_PURGED)]
     if not purged:
         return {}
-    generations = range((entry.protective_generations or 1) - 1, -1, -1)  # the latest first
+    generations = range(seen - 1, -1, -1)  # the latest first
     ids = {(role, g): protective_client_algo_id(entry.client_order_id, role, g) for role in purged
            for g in generations}
     records = get_order_records(user_id, list(ids.values()))
