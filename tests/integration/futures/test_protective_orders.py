@@ -908,6 +908,29 @@ def _stop_lost_past_retention(sim: Any, invoke: Any, connection_id: str, reconci
     return entry, stop_id, protective_client_algo_id(entry["client_order_id"], "stop_loss", 1)
 
 
+def test_a_lost_stop_whose_position_is_gone_has_the_position_read_once_not_on_every_status_read(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a filled entry's stop-loss lost past Binance's retention and its position closed since (a manual
+    trade) WHEN the entry's status is read three times, then once more after a new long was opened on
+    Binance's own apps THEN each read shows the stop-loss UNKNOWN_PURGED and nothing is sent, and only the
+    first read asks Binance for the position (positionRisk, weight 5): the position gone is recorded on the
+    entry (before: every read asked again, for good, and the last one placed the entry's stop for that
+    later position, which is not the entry's)."""
+    entry, stop_id, _again = _stop_lost_past_retention(sim_env, invoke, futures_connection.id, reconcile)
+    sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="SELL", quantity="0.002")
+    position_reads = len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"])
+
+    reads = [invoke("futures_order_status", status_event(entry["client_order_id"])) for _ in range(3)]
+    sim_env.inject_trade(futures_connection.account.id, "manual", "BTCUSDT", side="BUY", quantity="0.002")
+    reads.append(invoke("futures_order_status", status_event(entry["client_order_id"])))
+
+    assert [[(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] for read in reads] == [
+        [("stop_loss", "UNKNOWN_PURGED")]] * 4
+    assert len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"]) == position_reads + 1
+    assert len(_algo_posts(sim_env)) == 1 and get_order_record(USER_A, stop_id).status == "UNKNOWN_PURGED"
+
+
 def test_a_stop_lost_past_binances_retention_is_placed_again_once_under_a_new_id_while_its_position_stands(
     sim_env, invoke, futures_connection, reconcile
 ):

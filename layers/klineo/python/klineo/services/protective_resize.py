@@ -52,8 +52,9 @@ A stop LOST (``replace_lost``): one whose attempt's outcome stayed unknown until
 passed is recorded UNKNOWN_PURGED (``klineo.services.protective``). It cannot be standing: Binance forgets
 only an order that ended CANCELED or EXPIRED without a fill (docs/binance-facts.md §9), never an open one,
 and one that fired has a fill and is found. So while the entry's position stands (read from Binance: a side
-of 0, or a one-way position flipped past zero, has nothing left to guard) it is re-placed, at its trigger,
-for its quantity capped at L, in a new generation claimed as above (``replaces``: the role's earlier
+of 0, or a one-way position flipped past zero, has nothing left to guard, which the entry's record keeps,
+``position_gone_ms``, so no later read asks Binance again) it is re-placed, at its trigger, for its
+quantity capped at L, in a new generation claimed as above (``replaces``: the role's earlier
 generations; one still open, e.g. the order a lost re-fit was to replace, is cancelled once the new one is
 placed), once: a role is re-placed only while its LATEST generation's order is the lost one (a first order,
 or, once the entry's orders were re-placed, any generation's), the claim is taken only while
@@ -104,6 +105,7 @@ from klineo.store.orders import (
     end_protective_resize,
     get_order_record,
     get_order_records,
+    record_position_gone,
 )
 from klineo.validation import plain_text
 
@@ -341,14 +343,18 @@ def replace_lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderS
     first orders' states) while its position stands, or resume that re-placing (module docstring, "A stop
     LOST"). Returns the entry as its reads must see it (its generations counted). Raises KlineoError when one
     could not be placed yet (the claim stays: the next read or reconciler run resumes it)."""
-    if entry.origin != ORIGIN_API:
-        return entry
+    if entry.origin != ORIGIN_API or entry.position_gone_ms is not None:
+        return entry  # a position once read gone is never this entry's again: not read again
     lost = _lost(user_id, entry, states)
     if not lost and not entry.protective_resize:
         return entry
     rules = stop_rules(client, entry.symbol)
     _, minimum, _ = rules.lot_for(market_order=True)
-    left = rules.round_quantity(_entry_held(connection, entry), market_order=True)
+    held = _entry_held(connection, entry)
+    if held == 0:
+        record_position_gone(user_id, entry.client_order_id)
+        return entry
+    left = rules.round_quantity(held, market_order=True)
     side = _Side(user_id, connection, client, creds, left, minimum)
     if left < minimum:
         return entry  # the position is gone (or dust): nothing to guard

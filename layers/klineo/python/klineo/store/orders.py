@@ -35,6 +35,7 @@ Indexes (both sparse, derived in ONE place, ``OrderRecord.to_item()``, so every 
 from __future__ import annotations
 
 import dataclasses
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -92,6 +93,7 @@ __all__ = [
     "record_fills_progress",
     "record_order_outcome",
     "record_order_outcome_quietly",
+    "record_position_gone",
     "record_refit_given_up",
     "record_unsettled_outcome",
     "resend_update",
@@ -235,6 +237,11 @@ class OrderRecord:
     protective_resize: dict[str, Any] | None = None
     protective_resized: int | None = None
     protective_refused_quantity: str | None = None
+    # An API entry whose position Binance read gone (0, or a one-way position flipped past zero) while one of
+    # its stops was lost past Binance's retention: when (epoch ms). Its lost stops are never placed again and
+    # its position never read again for them: a later position is not this entry's
+    # (``klineo.services.protective_resize.replace_lost``).
+    position_gone_ms: int | None = None
     # A live strategy's order whose fills were not read when it settled: what its strategy's live book
     # counted for it by estimate ({"realised", "fees"}, klineo.runner.pnl), until the reconciler books
     # Binance's own fills in its place and removes it. A strategy's protective order carries
@@ -310,6 +317,7 @@ class OrderRecord:
             "protective_resize": self.protective_resize,
             "protective_resized": self.protective_resized,
             "protective_refused_quantity": self.protective_refused_quantity,
+            "position_gone_ms": self.position_gone_ms,
             "booked_estimate": self.booked_estimate,
             "fills_progress": self.fills_progress,
             **index_attributes(self),
@@ -350,6 +358,7 @@ class OrderRecord:
             if plain.get("protective_resize") is not None else None,
             protective_resized=_int_or_none(plain.get("protective_resized")),
             protective_refused_quantity=plain.get("protective_refused_quantity"),
+            position_gone_ms=_int_or_none(plain.get("position_gone_ms")),
             booked_estimate=dict(plain["booked_estimate"]) if plain.get("booked_estimate") else None,
             fills_progress=_plain_numbers(plain["fills_progress"]) if plain.get("fills_progress") else None,
         )
@@ -385,7 +394,8 @@ def _conditional_update(user_id: str, client_order_id: str, update: Update, cond
                         **values: dict[str, Any]) -> bool:
     """One conditional UpdateItem of an entry's record (``condition`` may name ``#protective_generations``);
     False when its condition failed. A storage failure is a retryable KlineoError (nothing was written)."""
-    request = update.request({"#protective_generations": "protective_generations"}, **values)
+    named = "#protective_generations" in condition  # DynamoDB refuses a name the expressions do not use
+    request = update.request({"#protective_generations": "protective_generations"} if named else {}, **values)
     try:
         return conditional_write(aws.dynamodb().update_item, TableName=get_settings().data_table,
                                  Key=_key(user_id, client_order_id), ConditionExpression=condition, **request)
@@ -427,6 +437,13 @@ def end_protective_resize(user_id: str, entry_client_order_id: str, generation: 
     update = Update(sets=sets, removes=["protective_resize"])
     return _conditional_update(user_id, entry_client_order_id, update, "#protective_generations = :next",
                                **{":next": to_attr(generation + 1)})
+
+
+def record_position_gone(user_id: str, entry_client_order_id: str) -> None:
+    """The API entry's position was read gone (``OrderRecord.position_gone_ms``, now): one UpdateItem, nothing
+    when the record is gone. A storage failure is a retryable KlineoError (the next read records it)."""
+    update = Update(sets={"position_gone_ms": int(time.time() * 1000), "updated_at": _now_iso()})
+    _conditional_update(user_id, entry_client_order_id, update, "attribute_exists(pk)")
 
 
 def record_refit_given_up(user_id: str, client_order_id: str, held: str) -> None:
