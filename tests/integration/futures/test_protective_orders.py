@@ -395,6 +395,39 @@ def test_a_replay_of_a_protected_entry_on_a_connection_closed_since_answers_the_
     assert len([r for r in sim_env.journal if r.method == "POST" and r.path == ORDER_PATH]) == 1
 
 
+def test_a_replay_of_an_entry_whose_stop_was_lost_past_binances_retention_places_it_again_as_a_read_does(
+    sim_env, invoke, futures_connection
+):
+    """GIVEN a MARKET entry whose stop-loss POST timed out unsent and whose lookups failed until its record
+    was older than Binance's retention WHEN its key comes again (to a warm container, then a cold one) THEN
+    the first replay, which resumes the stop and finds it lost (UNKNOWN_PURGED), places it again under
+    generation 1's id while the position stands and answers that one, as a status read does (before: the
+    replay answered it UNKNOWN_PURGED, not standing, and placed nothing); the second replay and a status read
+    send nothing."""
+    key = new_key()
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    first = _entry_with_protection(invoke, futures_connection.id, key, stop_loss={"percent": "3"})
+    assert first["statusCode"] != 200, first["body"]
+    entry = idempotent_client_order_id(USER_A, key)
+    stop_id, again_id = (protective_client_algo_id(entry, "stop_loss", g) for g in (0, 1))
+    age_record(stop_id, PURGE_AFTER_MS + 60_000)
+
+    replays = []
+    for forget in (False, True):
+        if forget:
+            forget_connection()
+        replays.append(_entry_with_protection(invoke, futures_connection.id, key, stop_loss={"percent": "3"}))
+    invoke("futures_order_status", status_event(entry))
+
+    for replay in replays:
+        assert (replay["statusCode"], body_of(replay)["source"]) == (200, "existing"), replay["body"]
+        assert [(p["role"], p["status"], p["client_algo_id"]) for p in body_of(replay)["protective_orders"]
+                ] == [("stop_loss", "NEW", again_id)]
+    assert get_order_record(USER_A, stop_id).status == "UNKNOWN_PURGED"
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [again_id]
+    assert len(_algo_posts(sim_env)) == 2
+
+
 def _signed_by(sim: Any, api_key: str, since: int) -> list[Any]:
     """The Binance requests made with ``api_key`` after the first ``since`` of the journal."""
     return [r for r in sim.journal[since:] if r.api_key == api_key]

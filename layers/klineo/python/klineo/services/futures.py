@@ -105,11 +105,11 @@ from klineo.services.orders import (
     query_futures_order,
 )
 from klineo.services.protective import (
+    answered_states,
     arm_on_read,
     arm_protective_orders,
     check_protective_targets,
     check_protective_ticks,
-    latest_states,
 )
 from klineo.services.risk import (
     OrderIntent,
@@ -475,7 +475,8 @@ def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
     # Armed later than the entry's own claim (a replay, a resume): asked through the gate first.
     states = arm_protective_orders(gated.user_id, entry, gated.client, creds, first_arming=first_arming,
                                    connection=None if first_arming else gated.connection)
-    states = states if first_arming else latest_states(gated.user_id, entry, states)
+    if not first_arming:  # a replay or a resume answers them as a status read does: a lost one placed again
+        states = answered_states(gated.user_id, entry, states, gated.client, creds, gated.connection)
     return answer.model_copy(update={"protective_orders": states})
 
 

@@ -66,9 +66,10 @@ reconciler does not read the entry from Binance in between (``stops_kept_off``).
 An unfinished one that Binance no longer knows once its retention has passed (``klineo.services.orders``:
 it may have been placed and then cancelled or expired) is recorded UNKNOWN_PURGED, as the order route records
 a purged attempt: never sent again under its id. It cannot be standing (Binance forgets no open order, and
-one that fired is found), so while the entry's position stands the entry's status read or the reconciler
-places it again under a new generation's id, once (``klineo.services.protective_resize.replace_lost``), and
-the entry's reads show that one; with the position gone they show the lost one, not standing.
+one that fired is found), so while the entry's position stands the entry's status read, a replay of its key
+(both ``answered_states``) or the reconciler places it again under a new generation's id, once
+(``klineo.services.protective_resize.replace_lost``), and the entry's reads show that one; with the position
+gone they show the lost one, not standing.
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
 symbol (ours and any other reduce-only / closePosition ones) after a close; one that fails for that order
@@ -127,6 +128,7 @@ __all__ = [
     "NOT_STANDING",
     "STOP_SENT_WITHIN_MS",
     "WAITING_FOR_FILL",
+    "answered_states",
     "arm_on_read",
     "arm_protective_orders",
     "cancel_protective_orders",
@@ -685,12 +687,24 @@ def arm_on_read(
         logger.warning("protective orders not placed on read",
                        extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})
         return None
-    if connection is not None:  # a stop lost past the retention: placed again while its position stands
-        from klineo.services.protective_resize import replace_lost  # imports this module
+    if connection is None:
+        return latest_states(user_id, entry, states)
+    return answered_states(user_id, entry, states, client, creds, connection)
 
-        try:
-            entry = replace_lost(user_id, entry, states, client, creds, connection)
-        except KlineoError as exc:  # the read still shows the lost one: not standing
-            logger.warning("lost protective order not placed again on read",
-                           extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})
+
+def answered_states(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderState],
+                    client: BinanceClient, creds: Credentials, connection: Connection
+                    ) -> list[ProtectiveOrderState]:
+    """The filled ``entry``'s stops as a status read (``arm_on_read``) or a replay of its key answers them,
+    ``states`` being what arming them found: one lost past Binance's retention is first placed again, in a
+    new generation, while its position stands (``klineo.services.protective_resize.replace_lost``), then
+    each role's latest order standing (``latest_states``). A failure to place it is logged, never raised:
+    the answer shows the lost one (not standing), and the next read or reconciler run resumes it."""
+    from klineo.services.protective_resize import replace_lost  # imports this module
+
+    try:
+        entry = replace_lost(user_id, entry, states, client, creds, connection)
+    except KlineoError as exc:
+        logger.warning("lost protective order not placed again on read",
+                       extra={"client_order_id": entry.client_order_id, "category": str(exc.category)})
     return latest_states(user_id, entry, states)
