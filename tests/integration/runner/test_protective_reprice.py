@@ -343,6 +343,32 @@ def test_a_lost_stops_re_placing_whose_answer_is_lost_too_is_resumed_under_its_i
     assert [e.details.get("lost") for e in _events(sid, "protective_placed")] == [["stop_loss"]]
 
 
+def test_a_lost_stops_re_placing_lost_past_binances_retention_too_is_placed_in_a_third_generation(
+        runner) -> None:
+    """GIVEN a live long whose entry's stop-loss was lost past Binance's retention WHEN its re-placing
+    (generation 1) is lost unsent too and its lookups fail until that record is past the retention as well
+    THEN the next turn places it again under generation 2's id, with a protective_placed event naming it lost
+    and nothing remembered as refused (before: counted refused for good, no stop-loss at all, never tried
+    again until the percents change); a further turn sends nothing."""
+    first, second, third, fourth = _ticks(runner, 4)
+    runner.sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2")
+    age_record(protective_client_algo_id(entry, "stop_loss"), PURGE_AFTER_MS + 60_000, user_id=USER)
+    runner.sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    runner.run_tick(second)
+    age_record(protective_client_algo_id(entry, "stop_loss", 1), PURGE_AFTER_MS + 60_000, user_id=USER)
+
+    runner.run_tick(third)
+    runner.run_tick(fourth)
+
+    again = protective_client_algo_id(entry, "stop_loss", 2)
+    assert [a.client_algo_id for a in _open(runner)] == [again]
+    assert len(runner.journal("POST", ALGO_PATH)) == 3  # the entry's lost one, generation 1's, then 2's
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["orders"], "refused" in stored) == (True, {"stop_loss": 2}, False)
+    assert [e.details.get("lost") for e in _events(sid, "protective_placed")] == [["stop_loss"]]
+
+
 def test_a_lost_stop_placed_again_and_refused_for_good_is_not_tried_again_every_turn(runner) -> None:
     """GIVEN a live long whose entry's stop-loss was lost past Binance's retention and the mark since fell
     through its level WHEN the next turns run THEN generation 1 is sent once, Binance refuses it (-2021), an
@@ -363,6 +389,41 @@ def test_a_lost_stop_placed_again_and_refused_for_good_is_not_tried_again_every_
     [refusal] = [e for e in _events(sid, "error") if e.details["what"] == "protective_not_repriced"]
     assert "stop-loss placed again after its first order was lost" in refusal.details["message"]
     assert _events(sid, "protective_placed") == []
+
+
+def test_a_re_priced_stop_lost_past_binances_retention_is_placed_again_at_its_new_level_not_refused(
+        runner) -> None:
+    """GIVEN a live long with SL 2 % moved to 1 % by a PATCH, whose re-priced stop-loss POST (generation 1)
+    was lost unsent and whose lookups failed until its record was older than Binance's retention WHEN the next
+    turns resume that claim THEN the stop-loss is placed again at 1 % under generation 2's id and the 2 % one
+    cancelled, the record armed at 1 % with nothing remembered as refused and no error event calling it
+    refused (before: it counted as refused for good: ``refused`` kept 1 %, an order_rejected error, the 2 %
+    stop stayed and 1 % was never tried again until the percents change); a further turn sends nothing."""
+    first, second, third, fourth = _ticks(runner, 4)
+    sid, entry, fill = _guarded_long(runner, first, stop_loss_pct="2")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    runner.sim.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    runner.run_tick(second)
+    moved = protective_client_algo_id(entry, "stop_loss", 1)
+    assert get_order_record(USER, moved).status == "UNKNOWN"
+    age_record(moved, PURGE_AFTER_MS + 60_000, user_id=USER)
+
+    runner.run_tick(third)
+    runner.run_tick(fourth)
+
+    again = protective_client_algo_id(entry, "stop_loss", 2)
+    assert get_order_record(USER, moved).status == "UNKNOWN_PURGED"
+    assert [a.client_algo_id for a in _open(runner)] == [again]
+    level = protective_prices("BUY", fill, D(1), None)[0]
+    assert _algos(runner)[again].trigger_price == _tick_price(runner, level)
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss")].status == "CANCELED"
+    assert len(runner.journal("POST", ALGO_PATH)) == 3  # the entry's stop, generation 1's lost one, then 2's
+    stored = runner.stored(USER, sid).protective
+    assert (stored["armed"], stored["orders"], "refused" in stored, "repricing" in stored) == (
+        True, {"stop_loss": 2}, False, False)
+    assert D(str(stored["stop_loss"])) == level
+    assert [e.details["category"] for e in _events(sid, "error")] == ["unknown_outcome"]  # generation 1's
+    assert len(_events(sid, "protective_repriced")) == 1
 
 
 def test_a_stop_refused_while_the_account_is_liquidated_is_placed_on_the_next_turn(runner, monkeypatch):

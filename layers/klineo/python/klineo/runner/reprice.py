@@ -74,7 +74,7 @@ the re-placing), every role is re-placed for the position held at the recorded l
 percents moved to) by the same steps: a claim naming its ``quantity``, placed, recorded, then the old
 orders cancelled; a claim for another quantity is dropped (what it placed cancelled) and claimed anew.
 Its ``protective_repriced`` event gives ``quantity`` and ``old_quantity`` (its ``error`` event too). A
-trailing stop placed anew trails from the price at its placing. A role refused for good (or lost): its old
+trailing stop placed anew trails from the price at its placing. A role refused for good: its old
 order stays, the roles placed still replace theirs (a refused take-profit never keeps the stop-loss sized for
 more than is left: ``klineo.services.protective.placed_and_refused``, the API entries' rule too), an ``error``
 event says so, and ``refused_quantity`` keeps that quantity from being tried again (none placed: the old
@@ -89,7 +89,11 @@ while the position stands, the turn that finds it (``rearm``) claims a new gener
 position, and places it by steps 2-3 with a ``protective_placed`` event naming the roles (``lost``). An
 unfinished such claim is resumed by the next turns, never dropped nor claimed anew (unless the percents or
 the position change: then claimed anew as above, every role placed); refused for good, it is remembered in
-``refused`` as an entry's refused order is.
+``refused`` as an entry's refused order is. Likewise an order of any claim (a re-pricing, a re-placing for
+what is left, or a lost one's) found lost past the retention when the claim is resumed never counts as
+refused (``LiveReprice.reclaim``): what the claim placed is cancelled and its plan (roles, levels, the orders
+it replaces) claimed again in the next generation and placed in the same turn (a new id is never found
+lost, so once).
 
 A live position with no record (entered while the strategy had no percents) whose percents are now set
 (``LiveReprice.start``) gets its levels the same way, as a re-pricing from no levels: priced from the
@@ -505,14 +509,16 @@ class LiveReprice:
         return {"roles": sorted(set(wanted) - kept), "replaces": replaces}
 
     def claim(self, new: dict[str, Decimal], sized: frozenset[str] = frozenset(),
-              lost: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+              lost: frozenset[str] = frozenset(), plan: dict[str, Any] | None = None
+              ) -> dict[str, Any] | None:
         """Claim the next generation with its plan (written before anything is sent, on the entry's record
         too); ``lost``: only those roles, lost past Binance's retention (``replace_lost``), replacing their
-        lost orders. None when the strategy moved."""
+        lost orders; ``plan``: an earlier claim's, one of whose orders was lost (``reclaim``). None when the
+        strategy moved."""
         seen = int(self.record.get("generations", 1))
-        plan = self.plan(new, sized) if not lost else {
+        plan = plan or (self.plan(new, sized) if not lost else {
             "roles": sorted(lost), "lost": sorted(lost),
-            "replaces": {role: g for role, g in armed_orders(self.record).items() if role in lost}}
+            "replaces": {role: g for role, g in armed_orders(self.record).items() if role in lost}})
         claim = {"generation": seen, "levels": new, "quantity": abs(self.held), **plan}
         # A re-placing at the recorded levels keeps the levels refused earlier (still not tried again).
         dropped = {"refused_quantity"} | ({"refused"} if new != levels(self.record) else set())
@@ -541,6 +547,8 @@ class LiveReprice:
                 generation=generation) if targets else []
         except KlineoError as exc:  # transient: the claim stays, the next turn resumes it
             return self.failed(self.record, levels(wanted), exc.message, str(exc.category))
+        if any(state.status == STATUS_UNKNOWN_PURGED for state in states):
+            return self.reclaim(wanted, claim)
         placed, refused = placed_and_refused(states, roles, NOT_ARMED)
         if not refused:
             return self.finish(wanted, claim)
@@ -553,9 +561,18 @@ class LiveReprice:
             self.move(kept)
         return True
 
+    def reclaim(self, wanted: dict[str, Any], claim: dict[str, Any]) -> bool:
+        """An order of ``claim`` was lost past Binance's retention (UNKNOWN_PURGED: not standing, never sent
+        again under its id), never refused (module docstring, "Lost"): what the claim placed is cancelled and
+        its plan claimed again in the next generation (on the entry's record too), placed at ``wanted``."""
+        self.note_cancelled(self.claimed_ids(claim))
+        plan = {key: claim[key] for key in ("roles", "replaces", "lost") if key in claim}
+        again = self.claim(levels(claim.get("levels")), plan=plan)
+        return self.place(wanted, again) if again else True
+
     def refusal(self, wanted: dict[str, Any], claim: dict[str, Any], placed: set[str],
                 refused: set[str]) -> frozenset[str]:
-        """Binance placed ``placed`` and refused ``refused`` for good (or lost them), decided once (the module
+        """Binance placed ``placed`` and refused ``refused`` for good, decided once (the module
         docstring's step 4): each role placed keeps its new order when re-placed for what is left or when one
         had no earlier order standing (a stop never cancelled for a refused role), a refused one keeping its
         earlier order and level where it stands (``stays``); else none is kept, the earlier orders stay. An
