@@ -5,8 +5,9 @@ failing, so the order stays ``pending`` on the strategy after its lease ran out.
 would leave Binance's fill off every book and the entry without its stop-loss / take-profit for good (the
 redelivered message and the reconciler find no strategy to settle it). DELETE /strategies/{id} settles the
 order first (looked up, never sent again), then deletes; when it cannot be settled now, it answers 409
-naming the order. A strategy whose connection is gone or being deleted (whose wind-down handles its orders)
-stays deletable. Real dispatcher, worker and DELETE route on moto and the simulator.
+naming the order, before its invocation ends however slowly Binance answers. A strategy whose connection is
+gone or being deleted (whose wind-down handles its orders) stays deletable. Real dispatcher, worker and DELETE
+route on moto and the simulator.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import pytest
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store.connections import delete_connection, disable_connection, mark_deleting
 
-from tests.helpers import response_json
-from tests.integration.runner.conftest import ORDER_PATH, algo_orders
+from tests.helpers import load_event, response_json, with_user
+from tests.integration.api.conftest import at_path
+from tests.integration.runner.conftest import ORDER_PATH, ShortContext, algo_orders
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, SL_TP
 from tests.integration.runner.test_paused_with_order_in_flight import USER, _in_flight
 from tests.integration.runner.test_strategies_api import Api
@@ -30,6 +32,19 @@ def _live_with_stops(runner) -> str:
     """A live long strategy with SL/TP that enters on its first turn; its id."""
     return runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
                            direction="long", size="0.004", stop_loss_pct="2", take_profit_pct="3")
+
+
+def _delete_with(runner, sid: str, remaining_ms: int) -> tuple[dict[str, Any], float]:
+    """DELETE /strategies/{id} through its handler in an invocation with ``remaining_ms`` left (Lambda stops
+    it then): its answer and how long it took (s)."""
+    from functions.strategy_delete import app
+
+    event = with_user(at_path(load_event("strategy_delete"), f"/strategies/{sid}", id=sid), USER)
+    context = ShortContext(function_name="strategy_delete", remaining_ms=remaining_ms)
+    started = time.monotonic()
+    with runner.iam.acting_as("strategy_delete"):
+        answer = app.lambda_handler(event, context)
+    return answer, time.monotonic() - started
 
 
 def test_a_delete_settles_the_filled_order_in_flight_first_and_places_its_stops(runner) -> None:
@@ -102,3 +117,23 @@ def test_a_strategy_whose_connection_is_going_away_is_deleted_with_its_order_in_
 
     assert Api(runner.invoke).delete(USER, sid)["statusCode"] == 204
     assert runner.stored(USER, sid) is None
+
+
+def test_a_delete_whose_settle_binance_answers_too_slowly_is_a_409_before_its_invocation_ends(runner) -> None:
+    """GIVEN a live strategy's filled order in flight, its lease run out, Binance answering slower than the
+    delete's invocation has left WHEN it is deleted with 4 s left THEN 409 naming the order with at least 1 s
+    to spare before Lambda stops the invocation, the strategy kept pending (before: its settle's lookup ran to
+    the invocation's very end, so the caller got API Gateway's error instead of an answer)."""
+    sid = _live_with_stops(runner)
+    _, entry = _in_flight(runner, sid, int(time.time() * 1000), receives=1)
+    runner.sim.faults.clear()
+    runner.sim.configure(latency_ms=6_000)  # every Binance answer comes after the invocation's end
+
+    refused, took = _delete_with(runner, sid, remaining_ms=4_000)
+
+    runner.sim.configure(latency_ms=0)
+    assert took < 3.0, f"answered {took:.2f} s into an invocation of 4 s"
+    assert refused["statusCode"] == 409, refused["body"]
+    assert entry in response_json(refused)["error"]["message"]
+    assert runner.stored(USER, sid).pending.client_order_id == entry
+

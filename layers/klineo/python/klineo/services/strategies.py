@@ -32,7 +32,8 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
   would otherwise reach no books and an entry never get its stops); deleting is refused (409) while a
   worker is sending one right now, and while one cannot be settled now, unless its connection is gone or
   being deleted; its protective orders that a re-pricing replaced but could not cancel are cancelled first
-  (409 naming one Binance still fails to cancel), the current ones stay.
+  (409 naming one Binance still fails to cancel), the current ones stay. That Binance work ends
+  ``DEADLINE_MARGIN_S`` before the invocation does (a 409 then, never the function's timeout).
 GET /strategies answers every strategy (or ``limit``) after its cursor that fits Lambda's answer
 (``klineo.models.paging.fit_page``): a user may have any number of them, some 1.1 KB each at their longest.
 Positions are tracked per mode: switching live -> paper leaves the live position open at the
@@ -47,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from klineo.binance import Environment, ErrorCategory, Market, get_client
+from klineo.binance import Environment, ErrorCategory, Market, call_deadline, get_client
 from klineo.binance.endpoints import futures_mark_price
 from klineo.errors import KlineoError
 from klineo.models.paging import cursor_refused, fit_page
@@ -183,7 +184,8 @@ def get_user_strategy(user_id: str, strategy_id: str) -> StrategyDetailResponse:
 
 # The run-now function's Timeout (template.yaml): its invocation's time when no Lambda context is given.
 RUN_NOW_TIMEOUT_MS = 28_000
-# The delete function's Timeout (template.yaml's Globals), the same for its settle of an order in flight.
+# The delete function's Timeout (template.yaml's Globals, below API Gateway's 29 s): its invocation's time
+# when no Lambda context is given.
 DELETE_TIMEOUT_MS = 20_000
 
 
@@ -234,7 +236,9 @@ def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = N
     deleted: nothing can settle it then, and the connection's delete winds its orders down
     (``klineo.services.connection_delete``).
     Protective orders a re-pricing replaced but could not cancel are cancelled first (``_cancel_superseded``:
-    one still armed leaves the delete refused)."""
+    one still armed leaves the delete refused).
+    That Binance work ends by ``_work_deadline``, before the invocation does: a settle Binance answers too
+    slowly is a 409 naming the order, never the function's timeout (API Gateway's error in its place)."""
     if not valid_id(strategy_id):
         raise not_found()
     strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True)
@@ -243,12 +247,34 @@ def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = N
     # The connection is read once, only for a strategy with something left to settle or cancel.
     connection = _open_connection(user_id, strategy.connection_id) if _holds_work(strategy) else None
     going = strategy.pending is not None and connection is None
-    if strategy.pending is not None and not going:
-        _settle_first(strategy, lambda_context)
-        strategy = strategy_store.get_strategy(user_id, strategy_id, consistent=True) or strategy
     if connection is not None:
-        _cancel_superseded(strategy, connection)
+        strategy = _wind_down(strategy, connection, lambda_context)
     strategy_store.delete_strategy(user_id, strategy_id, unsettled_ok=going)
+
+
+def _work_deadline(lambda_context: Any) -> float:
+    """The instant (epoch s) the delete's Binance calls end by (``call_deadline``): its invocation's end (the
+    function's Timeout without a Lambda context) less the order routes' ``DEADLINE_MARGIN_S``, which leaves
+    the records of a settle, the read after it and the delete's own write, then the answer, time to be made
+    before Lambda stops the invocation."""
+    from klineo.services.orders import DEADLINE_MARGIN_S
+
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    left_s = (remaining() if remaining is not None else DELETE_TIMEOUT_MS) / 1000
+    return time.time() + max(left_s - DEADLINE_MARGIN_S, 0.0)
+
+
+def _wind_down(strategy: Strategy, connection: Connection, lambda_context: Any) -> Strategy:
+    """Settle the strategy's order in flight, then cancel the protective orders a re-pricing replaced, every
+    Binance call of both within ``_work_deadline``; the strategy as read after the settle."""
+    deadline = _work_deadline(lambda_context)
+    with call_deadline(deadline):
+        if strategy.pending is not None:
+            _settle_first(strategy, int(deadline * 1000))
+            strategy = strategy_store.get_strategy(strategy.user_id, strategy.strategy_id,
+                                                   consistent=True) or strategy
+        _cancel_superseded(strategy, connection)
+    return strategy
 
 
 def _holds_work(strategy: Strategy) -> bool:
@@ -285,17 +311,16 @@ def _cancel_superseded(strategy: Strategy, connection: Connection) -> None:
             "its old level beside the current stops: send the DELETE again")
 
 
-def _settle_first(strategy: Strategy, lambda_context: Any) -> None:
+def _settle_first(strategy: Strategy, deadline_ms: int) -> None:
     """Settle the strategy's live order in flight now, as a paused strategy's is (looked up by clientOrderId,
     settled as Binance did it, an entry's stops placed, never sent again: ``klineo.runner.on_demand``'s
-    ``settle_now``); a worker sending it right now, Binance not answering or the connection disabled
-    leave it pending, and the delete refused naming it."""
+    ``settle_now``, its lease and its calls ending at ``deadline_ms``); a worker sending it right now, Binance
+    not answering by then or the connection disabled leave it pending, and the delete refused naming it."""
     # The runner's execution engine loads here only, for a strategy holding an order in flight.
     from klineo.runner.on_demand import settle_now
-    from klineo.runner.worker import invocation_end_ms
 
     try:
-        done = settle_now(strategy, invocation_end_ms(lambda_context, time.time(), DELETE_TIMEOUT_MS))
+        done = settle_now(strategy, deadline_ms)
     except KlineoError as exc:
         logger.warning("order in flight not settled before a delete", extra={
             "strategy_id": strategy.strategy_id, "error_category": str(exc.category)})
