@@ -137,3 +137,24 @@ def test_a_delete_whose_settle_binance_answers_too_slowly_is_a_409_before_its_in
     assert entry in response_json(refused)["error"]["message"]
     assert runner.stored(USER, sid).pending.client_order_id == entry
 
+
+
+def test_a_delete_whose_settle_binance_refuses_the_key_is_a_409_saying_so_the_strategy_unchanged(
+        runner) -> None:
+    """GIVEN a live strategy's filled order in flight, its lease run out, Binance refusing the connection's
+    key on the order's lookup (401 -2015) WHEN it is deleted THEN 409 naming the order and saying Binance
+    refused the key, the strategy kept as it was: active, its order pending (before: the refused delete paused
+    it for a key failure and answered that Binance was not answering)."""
+    sid = _live_with_stops(runner)
+    _, entry = _in_flight(runner, sid, int(time.time() * 1000), receives=1)
+    runner.sim.faults.clear()
+    runner.sim.faults.add("http_401_invalid_key", method="GET", path=ORDER_PATH, count=10)
+
+    refused = Api(runner.invoke).delete(USER, sid)
+
+    assert refused["statusCode"] == 409, refused["body"]
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason) == ("active", None)
+    assert stored.pending.client_order_id == entry
+    message = response_json(refused)["error"]["message"]
+    assert entry in message and "refused the connection's API key" in message, message

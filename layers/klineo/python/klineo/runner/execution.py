@@ -301,6 +301,9 @@ class TickContext:
     gates: GateBook = field(default_factory=GateBook)
     # The container's futures client of each environment, once looked up (``futures_client``).
     clients: dict[str, BinanceClient] = field(default_factory=dict, repr=False, compare=False)
+    # True for a DELETE's settle (``klineo.runner.on_demand.settle_now``): Binance refusing the key on the
+    # lookup of an order in flight is raised to it (it answers so), the strategy not paused for it.
+    raises_key_refusals: bool = False
 
     def futures_client(self, environment: str) -> BinanceClient:
         """The container's futures client of ``environment`` (``get_client``), looked up once for the
@@ -1522,6 +1525,8 @@ class _Turn:
             found = query_futures_order(client, creds, strategy.symbol, pending.client_order_id)
         except KlineoError as exc:
             if exc.category in KEY_FAILURE_CATEGORIES or exc.category is ErrorCategory.NOT_FOUND:
+                if self.ctx.raises_key_refusals:
+                    raise
                 # The order cannot even be looked up: stop trading this strategy until a person looks.
                 pause_strategy(strategy.user_id, strategy.strategy_id, f"key_failure:{exc.category}")
                 return self.result("not_run", f"pending order unreadable: {exc.category}")

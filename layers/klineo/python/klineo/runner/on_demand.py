@@ -82,12 +82,15 @@ def settle_now(
 ) -> StrategyResult:
     """Settle ``strategy``'s live order in flight now, alone, on the order's candle (``settle_in_flight``:
     never sent again, nothing else traded; no candles read), its lease until ``deadline_ms``, after which no
-    POST is signed."""
+    POST is signed. Binance refusing the key (or the key unreadable) on its lookup is raised (a KlineoError of
+    that category), the strategy left as it was: the caller (a DELETE) answers it, unlike a turn, which
+    pauses the strategy."""
     pending = strategy.pending
     assert pending is not None
     clock = clock or CLOCK
     message = _message(strategy, int(clock() * 1000), pending.close_time)
-    ctx = TickContext(message=message, group=None, deadline_ms=deadline_ms, clock=clock)
+    ctx = TickContext(message=message, group=None, deadline_ms=deadline_ms, clock=clock,
+                      raises_key_refusals=True)
     try:
         with call_deadline(deadline_ms / 1000):
             return settle_in_flight(strategy, ctx)

@@ -315,18 +315,38 @@ def _settle_first(strategy: Strategy, deadline_ms: int) -> None:
     """Settle the strategy's live order in flight now, as a paused strategy's is (looked up by clientOrderId,
     settled as Binance did it, an entry's stops placed, never sent again: ``klineo.runner.on_demand``'s
     ``settle_now``, its lease and its calls ending at ``deadline_ms``); a worker sending it right now, Binance
-    not answering by then or the connection disabled leave it pending, and the delete refused naming it."""
+    not answering by then or the connection disabled leave it pending, and the delete refused naming it.
+    Binance refusing the connection's key on its lookup refuses the delete at once, saying so
+    (``_key_refused``), the strategy left as it was: a refused delete pauses nothing (its next turn meets the
+    same refusal)."""
     # The runner's execution engine loads here only, for a strategy holding an order in flight.
     from klineo.runner.on_demand import settle_now
+    from klineo.services.key_health import KEY_FAILURE_CATEGORIES
 
     try:
         done = settle_now(strategy, deadline_ms)
     except KlineoError as exc:
         logger.warning("order in flight not settled before a delete", extra={
             "strategy_id": strategy.strategy_id, "error_category": str(exc.category)})
+        if exc.category in KEY_FAILURE_CATEGORIES or exc.category is ErrorCategory.NOT_FOUND:
+            raise _key_refused(strategy, exc) from None
         return
     logger.info("order in flight settled before a delete", extra={
         "strategy_id": strategy.strategy_id, "outcome": done.outcome, "detail": done.detail})
+
+
+def _key_refused(strategy: Strategy, exc: KlineoError) -> KlineoError:
+    """The CONFLICT of a delete whose order in flight could not be looked up with the connection's key:
+    Binance refused it (``exc``: permission, signature, ip_whitelist), or it could not be read."""
+    pending = strategy.pending
+    assert pending is not None
+    why = ("the connection's API key could not be read" if exc.category is ErrorCategory.NOT_FOUND
+           else f"Binance refused the connection's API key ({exc.category})")
+    return KlineoError(
+        ErrorCategory.CONFLICT,
+        f"the strategy's live order {pending.client_order_id} is in flight and could not be looked up: "
+        f"{why}; nothing was changed. Fix the key (PUT /exchange-connections/{{id}}/credentials) and send "
+        "the DELETE again, or delete the connection, whose wind-down handles its orders")
 
 
 def _open_connection(user_id: str, connection_id: str) -> Connection | None:
