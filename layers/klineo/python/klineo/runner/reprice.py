@@ -31,7 +31,8 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    ``superseded``) with a ``protective_repriced`` event (old and new levels), then cancel the replaced
    orders (a crash in between leaves them to the next turn, never a claim whose replaced orders are
    gone). Every write of an attempt holds the ``generations`` it read or claimed: one that lost to a
-   newer claim writes nothing and cancels what it placed. Every percent cleared:
+   newer claim, or whose strategy was deleted meanwhile, writes nothing and cancels what it placed (a delete
+   cancels what an unfinished claim placed: ``unrecorded_ids``). Every percent cleared:
    every order the position had is cancelled and ``protective`` forgotten. An order that could not be
    cancelled is kept in ``superseded`` (clientAlgoIds) and cancelled again on the next turns.
 4. A placement failed: the old orders stay; an ``error`` event (``protective_not_repriced``). Refused for
@@ -141,7 +142,7 @@ from klineo.validation import decimal_or_none
 
 __all__ = [
     "LiveReprice", "arm_entry_orders", "armed_ids", "armed_orders", "level_details", "levels", "named_ids",
-    "protection_due", "repriced_paper_levels",
+    "protection_due", "repriced_paper_levels", "unrecorded_ids",
 ]
 
 LEVELS = ("stop_loss", "take_profit", "trailing_stop_pct")
@@ -307,6 +308,21 @@ def named_ids(record: dict[str, Any] | None) -> dict[str, str]:
         return {}
     orders = armed_orders(record)
     return dict(zip(orders, _order_ids(str(parent), orders.items()), strict=True))
+
+
+def unrecorded_ids(record: dict[str, Any] | None) -> list[str]:
+    """The clientAlgoIds an unfinished re-pricing of a live protective record claimed (``repricing``: its
+    roles, of its generation): placed on Binance, or being placed, and not recorded in ``orders`` yet."""
+    parent, claim = (record or {}).get("parent_client_order_id"), (record or {}).get("repricing")
+    if not claim or record.get("mode") != "live" or not parent:
+        return []
+    return _claim_ids(str(parent), claim)
+
+
+def _claim_ids(parent: str, claim: dict[str, Any]) -> list[str]:
+    """The clientAlgoIds a claim of the entry ``parent``'s orders places (its roles, of its generation)."""
+    generation = int(claim["generation"])
+    return _order_ids(parent, [(str(role), generation) for role in claim.get("roles") or []])
 
 
 def armed_orders(record: dict[str, Any]) -> dict[str, int]:
@@ -683,12 +699,16 @@ class LiveReprice:
 
     def drop_if_superseded(self, claim: dict[str, Any]) -> None:
         """This attempt's claim lost to a newer one (another attempt claimed the next generation after a
-        change of the percents): what it placed is nobody's, cancel it (the newer claim, which cancels an
-        earlier attempt's orders, may have looked before they were placed)."""
+        change of the percents), or the strategy was deleted meanwhile: what it placed is nobody's, cancel it
+        (the newer claim, which cancels an earlier attempt's orders, or the delete, which cancels a claim's,
+        may have looked before they were placed)."""
         from klineo.store.strategies import get_strategy
 
         current = get_strategy(self.strategy.user_id, self.strategy.strategy_id, consistent=True)
-        stored = (current.protective if current is not None else None) or {}
+        if current is None:
+            self.disarm(self.claimed_ids(claim))
+            return
+        stored = current.protective or {}
         if (stored.get("parent_client_order_id") == self.parent
                 and int(stored.get("generations", 1)) != int(self.record.get("generations", 1))):
             self.disarm(self.claimed_ids(claim))
@@ -726,8 +746,7 @@ class LiveReprice:
 
     def claimed_ids(self, claim: dict[str, Any]) -> list[str]:
         """The clientAlgoIds a claim places (its roles, of its generation)."""
-        generation = int(claim["generation"])
-        return _order_ids(self.parent, [(str(role), generation) for role in claim.get("roles") or []])
+        return _claim_ids(self.parent, claim)
 
     def note_cancelled(self, client_algo_ids: Sequence[str]) -> None:
         """Cancel these orders if open; the ones that could not be are kept in ``superseded`` (the record

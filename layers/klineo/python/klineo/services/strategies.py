@@ -31,9 +31,10 @@ strategy or connection is simply absent: 404, never 403. Rules beyond the reques
 - a live order it sent whose outcome is not settled yet is settled before it is deleted (a fill of it
   would otherwise reach no books and an entry never get its stops); deleting is refused (409) while a
   worker is sending one right now, and while one cannot be settled now, unless its connection is gone or
-  being deleted; its protective orders that a re-pricing replaced but could not cancel are cancelled first
-  (409 naming one Binance still fails to cancel), the current ones stay. That Binance work ends
-  ``DEADLINE_MARGIN_S`` before the invocation does (a 409 then, never the function's timeout).
+  being deleted; its protective orders that a re-pricing replaced but could not cancel, or claimed and never
+  recorded, are cancelled first (409 naming one Binance still fails to cancel), the current ones stay. That
+  Binance work ends ``DEADLINE_MARGIN_S`` before the invocation does (a 409 then, never the function's
+  timeout).
 GET /strategies answers every strategy (or ``limit``) after its cursor that fits Lambda's answer
 (``klineo.models.paging.fit_page``): a user may have any number of them, some 1.1 KB each at their longest.
 Positions are tracked per mode: switching live -> paper leaves the live position open at the
@@ -235,8 +236,8 @@ def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = N
     settled now leaves the delete refused (409 naming the order). Not when its connection is gone or being
     deleted: nothing can settle it then, and the connection's delete winds its orders down
     (``klineo.services.connection_delete``).
-    Protective orders a re-pricing replaced but could not cancel are cancelled first (``_cancel_superseded``:
-    one still armed leaves the delete refused).
+    Protective orders a re-pricing replaced but could not cancel, or claimed and never recorded, are cancelled
+    first (``_cancel_superseded``: one still armed leaves the delete refused).
     That Binance work ends by ``_work_deadline``, before the invocation does: a settle Binance answers too
     slowly is a 409 naming the order, never the function's timeout (API Gateway's error in its place)."""
     if not valid_id(strategy_id):
@@ -278,37 +279,43 @@ def _wind_down(strategy: Strategy, connection: Connection, lambda_context: Any) 
 
 
 def _holds_work(strategy: Strategy) -> bool:
-    """A live order in flight to settle, or replaced protective orders to cancel, before a delete."""
-    return strategy.pending is not None or bool((strategy.protective or {}).get("superseded"))
+    """A live order in flight to settle, or protective orders to cancel (replaced, or claimed by an unfinished
+    re-pricing), before a delete."""
+    record = strategy.protective or {}
+    return strategy.pending is not None or bool(record.get("superseded")) or bool(record.get("repricing"))
 
 
 def _cancel_superseded(strategy: Strategy, connection: Connection) -> None:
     """Cancel the live position's protective orders a re-pricing (or a flip) replaced but could not cancel
     (its record's ``superseded``, cancelled on the strategy's next turns: none once it is deleted, and the
-    reconciler cancels stops only of a side that reads flat): left armed, an old stop-loss / take-profit would
-    fire at its old level beside the current ones. Each is sent once (``protective_orders_left`` skips one
-    its record says is final, or Binance no longer knows); the current ones stay. One still open (Binance
-    failing the cancel, a key that cannot cancel) refuses the delete (409 naming it): deleted, nobody would
-    ever cancel it; the refusal lasts only while Binance fails (or until the connection is deleted). Not when
-    the connection is gone or being deleted: its keys go with it, nothing can cancel it then."""
+    reconciler cancels stops only of a side that reads flat), and those an unfinished re-pricing claimed
+    (``repricing``: placed, or being placed, never recorded; ``klineo.runner.reprice.unrecorded_ids``): left
+    armed, an old or unrecorded stop-loss / take-profit would fire beside the current ones. Each is sent once
+    (``protective_orders_left`` skips one its record says is final, or Binance no longer knows or never took;
+    a re-pricing still placing one cancels it itself, finding the strategy gone); the current ones stay. One
+    still open (Binance failing the cancel, a key that cannot cancel) refuses the delete (409 naming it):
+    deleted, nobody would ever cancel it; the refusal lasts only while Binance fails (or until the connection
+    is deleted). Not when the connection is gone or being deleted: its keys go with it, nothing can cancel it
+    then."""
     record = strategy.protective or {}
-    if not record.get("superseded"):
+    if not record.get("superseded") and not record.get("repricing"):
         return
     # Loaded here only, for a strategy that holds such orders.
-    from klineo.runner.reprice import named_ids
+    from klineo.runner.reprice import named_ids, unrecorded_ids
     from klineo.services.strategy_protection import protective_orders_left
 
     current = set(named_ids(record).values())
-    ids = [str(i) for i in record["superseded"] if str(i) not in current]
+    ids = [str(i) for i in [*(record.get("superseded") or []), *unrecorded_ids(record)]]
+    ids = list(dict.fromkeys(i for i in ids if i not in current))
     if not ids:
         return
     left = protective_orders_left(connection, ids)
     if left:
         raise KlineoError(
             ErrorCategory.CONFLICT,
-            f"the strategy's replaced protective order {', '.join(left)} is still armed on Binance and could "
-            "not be cancelled now (Binance not answering, or the connection's key refused); it would fire at "
-            "its old level beside the current stops: send the DELETE again")
+            f"the strategy's replaced or unrecorded protective order {', '.join(left)} is still armed on "
+            "Binance and could not be cancelled now (Binance not answering, or the connection's key "
+            "refused); it would fire beside the current stops: send the DELETE again")
 
 
 def _settle_first(strategy: Strategy, deadline_ms: int) -> None:

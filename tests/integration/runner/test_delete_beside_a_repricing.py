@@ -1,0 +1,82 @@
+"""A DELETE /strategies/{id} beside a re-pricing of the position's stops leaves no stop armed unowned.
+
+A re-pricing (``klineo.runner.reprice``) claims a generation in ``protective.repricing`` before it places
+anything, places the claimed orders, then records them (the replaced ones in ``superseded``) and cancels the
+replaced ones. The delete cancels the orders a re-pricing replaced but could not cancel and keeps the current
+ones (the position stays open with its stops). Here the delete meets a re-pricing part-way: one whose turn
+was lost after it placed (claimed, never recorded), and one still placing when the delete lands. Real
+dispatcher, worker and DELETE route on moto and the simulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klineo.services.protective_siblings import protective_client_algo_id
+
+from tests.integration.runner.test_protective_reprice import (
+    USER,
+    _algos,
+    _crash_on_finish,
+    _guarded_long,
+    _open,
+    _patch,
+    _ticks,
+)
+from tests.integration.runner.test_strategies_api import Api
+
+
+def _open_ids(runner) -> list[str]:
+    return sorted(a.client_algo_id for a in _open(runner))
+
+
+def test_a_delete_cancels_the_stop_a_lost_repricing_placed_and_never_recorded(runner, monkeypatch) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % whose stop moved to 1 %, the turn lost right after the new
+    stop was placed (claimed in ``protective.repricing``, never recorded) WHEN the strategy is deleted THEN
+    204, the new stop is cancelled on Binance and the recorded stop-loss and take-profit stay armed on the
+    position (before: both stop-losses stayed armed, the claimed one nobody's to cancel)."""
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    _crash_on_finish(monkeypatch)
+    runner.run_tick(second)
+    claimed = protective_client_algo_id(entry, "stop_loss", 1)
+    assert runner.stored(USER, sid).protective["repricing"]["roles"] == ["stop_loss"]
+    assert _algos(runner)[claimed].status == "NEW"
+
+    deleted = Api(runner.invoke).delete(USER, sid)
+
+    assert deleted["statusCode"] == 204, deleted["body"]
+    assert _algos(runner)[claimed].status == "CANCELED"
+    assert _open_ids(runner) == sorted(protective_client_algo_id(entry, role)
+                                       for role in ("stop_loss", "take_profit"))
+    assert runner.stored(USER, sid) is None
+
+
+def test_a_repricing_that_finds_its_strategy_deleted_cancels_what_it_placed(runner, monkeypatch) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % whose stop moved to 1 % WHEN the strategy is deleted while the
+    turn's re-pricing is placing the new stop (claimed, not yet on Binance) THEN 204, and the turn, finding no
+    strategy to record it on, cancels the stop it placed: only the entry's stop-loss and take-profit stay
+    armed (before: the new stop stayed armed, nobody's)."""
+    from klineo.services import strategy_protection
+
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    real_arm = strategy_protection.arm_strategy_protection
+    deletes: list[dict[str, Any]] = []
+
+    def arm_after_a_delete(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("generation") and not deletes:
+            deletes.append(Api(runner.invoke).delete(USER, sid))
+        return real_arm(connection, *args, **kwargs)
+
+    monkeypatch.setattr(strategy_protection, "arm_strategy_protection", arm_after_a_delete)
+    runner.run_tick(second)
+
+    assert [d["statusCode"] for d in deletes] == [204], deletes
+    assert runner.stored(USER, sid) is None
+    assert _algos(runner)[protective_client_algo_id(entry, "stop_loss", 1)].status == "CANCELED"
+    assert _open_ids(runner) == sorted(protective_client_algo_id(entry, role)
+                                       for role in ("stop_loss", "take_profit"))
+
