@@ -4,17 +4,24 @@ A re-pricing (``klineo.runner.reprice``) claims a generation in ``protective.rep
 anything, places the claimed orders, then records them (the replaced ones in ``superseded``) and cancels the
 replaced ones. The delete cancels the orders a re-pricing replaced but could not cancel and keeps the current
 ones (the position stays open with its stops). Here the delete meets a re-pricing part-way: one whose turn
-was lost after it placed (claimed, never recorded), and one still placing when the delete lands. Real
-dispatcher, worker and DELETE route on moto and the simulator.
+was lost after it placed (claimed, never recorded), one still placing when the delete lands, and a turn that
+records a replaced order between the delete's read and its write. Real dispatcher, worker and DELETE route
+on moto and the simulator.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from klineo.services.protective_siblings import protective_client_algo_id
+from klineo.store import aws as aws_clients
 
+from local.scheduler import sqs_event
+from tests.helpers import response_json
 from tests.integration.runner.test_protective_reprice import (
+    ALGO_PATH,
     USER,
     _algos,
     _crash_on_finish,
@@ -80,3 +87,55 @@ def test_a_repricing_that_finds_its_strategy_deleted_cancels_what_it_placed(runn
     assert _open_ids(runner) == sorted(protective_client_algo_id(entry, role)
                                        for role in ("stop_loss", "take_profit"))
 
+
+@contextmanager
+def _turn_before_the_delete_writes(runner, sid: str, tick_ms: int) -> Iterator[list[int]]:
+    """While inside, the first DeleteItem of the strategy's item plays the turn at ``tick_ms`` first
+    (dispatched now, worked then; Binance failing every cancel of an algo order meanwhile), as a worker turn
+    racing the delete between its read and its write; yields the ticks played so far."""
+    runner.tick(tick_ms)
+    messages = runner.receive()
+    for message in messages:
+        runner.sqs.delete_message(QueueUrl=runner.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    event = sqs_event(messages, runner.queue_arn, runner.aws.region)
+    played: list[int] = []
+
+    def turn_first(params: dict[str, Any], **_: object) -> None:
+        if played or sid not in str(params.get("Key")):
+            return
+        played.append(tick_ms)
+        runner.sim.faults.add("http_503_unavailable", count=50, method="DELETE", path=ALGO_PATH)
+        assert runner.work_event(event)["batchItemFailures"] == []
+        runner.sim.faults.clear()
+
+    client, hook = aws_clients.dynamodb(), "before-parameter-build.dynamodb.DeleteItem"
+    client.meta.events.register(hook, turn_first)
+    try:
+        yield played
+    finally:
+        client.meta.events.unregister(hook, turn_first)
+
+
+def test_a_turn_that_replaces_a_stop_between_the_deletes_read_and_write_leaves_none_armed(runner) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % whose stop moved to 1 % WHEN a worker turn re-prices it
+    between the delete's read and its write, Binance failing the old stop's cancel (kept in ``superseded``)
+    THEN the delete is refused (409, send it again) with the strategy kept, and a DELETE sent again cancels
+    the old stop and deletes: only the current stop-loss and take-profit stay armed (before: 204 with the old
+    stop armed beside the new one, nobody to cancel it)."""
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    old = protective_client_algo_id(entry, "stop_loss")
+    api = Api(runner.invoke)
+
+    with _turn_before_the_delete_writes(runner, sid, second) as played:
+        refused = api.delete(USER, sid)
+
+    assert played == [second]
+    assert refused["statusCode"] == 409, refused["body"]
+    assert "DELETE again" in response_json(refused)["error"]["message"]
+    assert runner.stored(USER, sid).protective["superseded"] == [old]
+    assert api.delete(USER, sid)["statusCode"] == 204
+    assert _algos(runner)[old].status == "CANCELED"
+    assert _open_ids(runner) == sorted([protective_client_algo_id(entry, "stop_loss", 1),
+                                        protective_client_algo_id(entry, "take_profit")])

@@ -250,7 +250,9 @@ def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = N
     going = strategy.pending is not None and connection is None
     if connection is not None:
         strategy = _wind_down(strategy, connection, lambda_context)
-    strategy_store.delete_strategy(user_id, strategy_id, unsettled_ok=going)
+    # Only while it is as last read: a turn's write between (a stop re-priced, one replaced left to cancel)
+    # refuses it (409, send it again), never a delete that leaves that order armed.
+    strategy_store.delete_strategy(user_id, strategy_id, unsettled_ok=going, seen=strategy.updated_at)
 
 
 def _work_deadline(lambda_context: Any) -> float:

@@ -536,22 +536,30 @@ def _write_with_events(key: dict[str, Any], update: Update, puts: list[dict[str,
 
 
 def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None, *,
-                    unsettled_ok: bool = False) -> None:
+                    unsettled_ok: bool = False, seen: str | None = None) -> None:
     """Remove a strategy; NOT_FOUND when absent, CONFLICT while a worker is sending one of its live orders
     (its lease held) and, unless ``unsettled_ok`` (its connection going away, whose wind-down handles its
     orders), while it holds a live order whose outcome is not settled yet (``pending``): deleted, a fill of
-    it would reach no books and an entry would never get its stops."""
+    it would reach no books and an entry would never get its stops. ``seen``: its ``updated_at`` as read, the
+    delete written only while it still is; a retryable CONFLICT when a write came between (a runner turn that
+    re-priced its stops may have left one to cancel that the read did not show)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     condition = "attribute_exists(pk) AND attribute_not_exists(pending)"
     values: dict[str, Any] = {}
     if unsettled_ok:
         condition = ("attribute_exists(pk) AND "
                      "(attribute_not_exists(pending) OR pending.lease_until_ms < :now)")
-        values = {"ExpressionAttributeValues": {":now": to_attr(now_ms)}}
+        values[":now"] = to_attr(now_ms)
+    names: dict[str, Any] = {}
+    if seen is not None:
+        condition += " AND #updated_at = :seen"
+        values[":seen"] = {"S": seen}
+        names = {"ExpressionAttributeNames": {"#updated_at": "updated_at"}}
     try:
         aws.dynamodb().delete_item(
             TableName=get_settings().data_table, Key=strategy_key(user_id, strategy_id),
-            ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD", **values,
+            ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD", **names,
+            **({"ExpressionAttributeValues": values} if values else {}),
         )
     except ClientError as exc:
         if aws.error_code(exc) != aws.CONDITION_FAILED:
@@ -559,7 +567,18 @@ def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None, *
         item = exc.response.get("Item")
         if not item:
             raise KlineoError(ErrorCategory.NOT_FOUND, "strategy not found") from None
-        raise _in_flight(from_item(item).pending, now_ms) from None
+        pending = from_item(item).pending
+        if pending is not None and (not unsettled_ok or pending.lease_until_ms >= now_ms):
+            raise _in_flight(pending, now_ms) from None
+        raise _deleted_meanwhile() from None  # only ``seen`` is left to have refused it
+
+
+def _deleted_meanwhile() -> KlineoError:
+    """The retryable CONFLICT of a delete of a strategy written between the delete's read and its write."""
+    return KlineoError(
+        ErrorCategory.CONFLICT, "the strategy changed while it was being deleted (a runner turn or another "
+        "request wrote it, e.g. re-priced its stops); nothing was deleted: send the DELETE again",
+        retryable=True)
 
 
 def _in_flight(pending: PendingOrder | None, now_ms: int) -> KlineoError:
