@@ -33,14 +33,17 @@ def _place(invoke: Any, body: dict[str, Any]) -> dict[str, Any]:
     return body_of(response)
 
 
-def _foreign_algo(sim: Any, account_id: str) -> None:
-    """A conditional order placed as if from Binance's app (not through this API)."""
+def _foreign_algo(sim: Any, account_id: str, side: str = "BUY", factor: str = "1.3", quantity: str = "0.002",
+                  client_algo_id: str = "app-stop-1") -> str:
+    """A STOP_MARKET triggering at the mark times ``factor``, placed as if from Binance's app (not through
+    this API); its clientAlgoId."""
     mark = Decimal(str(sim.mark_price("BTCUSDT")))
     sim.state.algo.place(sim.account(account_id), {
-        "algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET",
-        "triggerPrice": format((mark * Decimal("1.3")).quantize(Decimal("0.1")), "f"), "quantity": "0.002",
-        "clientAlgoId": "app-stop-1",
+        "algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": side, "type": "STOP_MARKET",
+        "triggerPrice": format((mark * Decimal(factor)).quantize(Decimal("0.1")), "f"), "quantity": quantity,
+        "clientAlgoId": client_algo_id,
     }, time.time() * 1000)
+    return client_algo_id
 
 
 def _with_entry_and_guards(sim: Any, invoke: Any, connection: Any) -> tuple[dict[str, Any], ...]:
@@ -142,3 +145,68 @@ def test_cancel_all_never_records_a_guess_for_an_order_that_filled_meanwhile(sim
     assert body_of(status)["status"] == "FILLED"
     (stop_loss,) = body_of(status)["protective_orders"]
     assert stop_loss["status"] == "NEW"
+
+
+def _foreign_limit(sim: Any, account_id: str, price: str = "20000") -> str:
+    """A LIMIT BUY of 0.010 BTCUSDT resting at ``price``, placed as if from Binance's app; its id."""
+    placed = sim.state.futures.place_order(sim.account(account_id), {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010",
+        "price": price, "newClientOrderId": "app-limit-1"}, time.time() * 1000)
+    return str(placed["clientOrderId"])
+
+
+def _cancel_all_after_a_move(sim: Any, monkeypatch: Any, invoke: Any, connection_id: str,
+                             price: float) -> dict[str, Any]:
+    """Cancel-all on BTCUSDT, the mark moved to ``price`` just before its DELETE /fapi/v1/allOpenOrders
+    reaches the simulator (what it crosses fills or fires first; the DELETE itself goes over loopback as
+    always); the answer's body (asserted 200). The mark is released afterwards."""
+    cancel_all = endpoints.futures_cancel_all_orders
+
+    def moved_first(*args: Any) -> Any:
+        sim.set_mark_price("BTCUSDT", price)
+        return cancel_all(*args)
+
+    monkeypatch.setattr(endpoints, "futures_cancel_all_orders", moved_first)
+    try:
+        response = invoke("futures_open_orders_cancel",
+                          _event("futures_open_orders_cancel", connection_id, "BTCUSDT"))
+    finally:
+        sim.set_mark_price("BTCUSDT", None)
+    assert response["statusCode"] == 200, response["body"]
+    return body_of(response)
+
+
+def test_cancel_all_answers_what_binance_did_with_orders_not_ours(sim_env, invoke, futures_connection,
+                                                                  monkeypatch):
+    """GIVEN a LIMIT and a stop placed in Binance's app, both filled / fired between cancel-all's listing and
+    its DELETEs WHEN cancel-all runs THEN each is answered in the state Binance holds (FILLED, and the stop's
+    fired algoStatus), never CANCELED on the strength of the cancel-all's bare confirmation."""
+    account_id = futures_connection.account.id
+    limit_id = _foreign_limit(sim_env, account_id)
+    stop_id = _foreign_algo(sim_env, account_id, "SELL", "0.8", "0.010", "app-stop-2")  # 20 % below the mark
+    # The mark crosses the BUY at 20000 and the SELL stop.
+    body = _cancel_all_after_a_move(sim_env, monkeypatch, invoke, futures_connection.id, 19990)
+
+    answered = {o["client_order_id"]: o["status"] for o in body["cancelled"]}
+    state = sim_env.state.futures.state_for(sim_env.account(account_id), time.time() * 1000)
+    (stop,) = [a for a in state.algo_orders.values() if a.client_algo_id == stop_id]
+    assert stop.status in ("TRIGGERED", "FINISHED")
+    assert answered == {limit_id: "FILLED", stop_id: stop.status}
+
+
+def test_cancel_all_never_answers_canceled_for_an_order_it_could_not_read_back(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a LIMIT of ours and one placed in Binance's app, both filled between cancel-all's listing and its
+    DELETEs, and Binance failing every read-back (500) WHEN cancel-all runs THEN both are answered UNKNOWN
+    (their state could not be learned), not CANCELED, and our record is left for a later read."""
+    ours = _place(invoke, order_body(futures_connection.id))
+    foreign = _foreign_limit(sim_env, futures_connection.account.id, price="19995")
+    sim_env.faults.add("http_500", count=100, method="GET", path="/fapi/v1/order")
+    try:
+        body = _cancel_all_after_a_move(sim_env, monkeypatch, invoke, futures_connection.id, 19990)
+    finally:
+        sim_env.faults.clear()
+
+    answered = {o["client_order_id"]: o["status"] for o in body["cancelled"]}
+    assert answered == {ours["client_order_id"]: "UNKNOWN", foreign: "UNKNOWN"}
+    assert get_order_record(USER_A, ours["client_order_id"]).status == "NEW"

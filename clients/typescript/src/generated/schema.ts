@@ -1517,7 +1517,10 @@ export interface components {
             position_side: string;
             /** Type */
             type: string;
-            /** Status */
+            /**
+             * Status
+             * @description Binance's state of the order: NEW or PARTIALLY_FILLED (an algo order: NEW, TRIGGERING). In a cancel-all's answer, its state read back after the cancel: CANCELED, or what it reached first (FILLED; an algo order's TRIGGERED / FINISHED); UNKNOWN when it could not be read back: it may have filled before the cancel reached it (read the open orders, or the order, again).
+             */
             status: string;
             /** Quantity */
             quantity?: string | null;
@@ -1573,7 +1576,7 @@ export interface components {
         };
         /**
          * CancelOpenOrdersResponse
-         * @description What a cancel-all on one symbol cancelled (regular and algo orders), each in its final state.
+         * @description What a cancel-all on one symbol cancelled (regular and algo orders), each in its state read back.
          */
         CancelOpenOrdersResponse: {
             /** Connection Id */

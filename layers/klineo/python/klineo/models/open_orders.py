@@ -22,7 +22,11 @@ class OpenOrder(BaseModel):
     side: str
     position_side: str
     type: str
-    status: str
+    status: str = Field(description=(
+        "Binance's state of the order: NEW or PARTIALLY_FILLED (an algo order: NEW, TRIGGERING). In a "
+        "cancel-all's answer, its state read back after the cancel: CANCELED, or what it reached first "
+        "(FILLED; an algo order's TRIGGERED / FINISHED); UNKNOWN when it could not be read back: it may have "
+        "filled before the cancel reached it (read the open orders, or the order, again)."))
     quantity: str | None = None
     executed_quantity: str | None = None
     price: str | None = None
@@ -46,7 +50,7 @@ class OpenOrdersResponse(BaseModel):
 
 
 class CancelOpenOrdersResponse(BaseModel):
-    """What a cancel-all on one symbol cancelled (regular and algo orders), each in its final state."""
+    """What a cancel-all on one symbol cancelled (regular and algo orders), each in its state read back."""
 
     connection_id: str
     symbol: str

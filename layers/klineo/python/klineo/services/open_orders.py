@@ -9,12 +9,13 @@ A stop-loss or take-profit of ours whose sibling has fired is cancelled on this 
 
 Cancel-all (``symbol`` required) lists the symbol's open orders, then sends
 ``DELETE /fapi/v1/allOpenOrders`` and ``DELETE /fapi/v1/algoOpenOrders`` (Binance's regular
-cancel-all does not touch algo orders: facts §7). Our own orders are read back one by one (weight 1
-each) so their records get Binance's final state (an order that filled in between stays FILLED);
-the others are answered CANCELED, as Binance's cancel-all confirmation says, and so is one of ours that
-cannot be read back, whose record is left as it was (it may have filled in between: only Binance's own
-state is recorded, by the reconciler or the next status read). A cancel passes no risk
-gate: it never adds exposure.
+cancel-all does not touch algo orders: facts §7). Their answers name no order (``{"code": 200, "msg":
+...}``, facts §13), so every listed order is read back one by one (weight 1 each; a regular one by its
+orderId, an algo one by its clientAlgoId) and answered in the state Binance holds: one that filled or fired
+between the listing and the DELETEs is answered so, ours and the ones placed outside KLINEO alike. Our
+records get that state; one that cannot be read back is answered UNKNOWN (never CANCELED on a guess) and
+its record is left as it was (the reconciler or the next status read records Binance's own state). A
+cancel passes no risk gate: it never adds exposure.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from klineo.services.orders import OrderResult, query_futures_order
 from klineo.services.protective_siblings import cancel_fired_siblings
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
-from klineo.store.orders import KIND_ALGO, OrderRecord, get_order_records, record_order_outcome_quietly
+from klineo.store.orders import (
+    KIND_ALGO,
+    STATUS_UNKNOWN,
+    OrderRecord,
+    get_order_records,
+    record_order_outcome_quietly,
+)
 from klineo.validation import check_symbol, plain_text, plain_text_or_none
 
 __all__ = ["cancel_open_orders", "list_open_orders"]
@@ -90,17 +97,32 @@ def list_open_orders(user_id: str, connection_id: str, symbol: str | None = None
 
 
 def _read_back(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult | None:
-    """Binance's state of one of our orders after the cancel-all; None when it cannot be read."""
+    """Binance's state of one listed order after the cancel-all; None when it cannot be read."""
     try:
         if result.kind == KIND_ALGO:
             return query_algo_order(client, creds, result.client_order_id)
-        return query_futures_order(client, creds, result.symbol, result.client_order_id)
+        return query_futures_order(client, creds, result.symbol, result.client_order_id,
+                                   order_id=result.order_id)
     except KlineoError:
         return None
 
 
+def _cancelled(client: BinanceClient, creds: Credentials, result: OrderResult,
+               record: OrderRecord | None) -> OpenOrder:
+    """One listed order as Binance holds it after the cancel-all (module docstring): read back, recorded when
+    ours; UNKNOWN when it cannot be read."""
+    final = _read_back(client, creds, result)
+    if final is None:  # it may have filled before the cancel: never answered (nor recorded) CANCELED
+        return _open_order(dataclasses.replace(result, status=STATUS_UNKNOWN), record)
+    if record is not None:
+        record_order_outcome_quietly(record.user_id, final.client_order_id, status=final.status,
+                                     order_id=final.order_id, result=final.to_record())
+    return _open_order(final, record)
+
+
 def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> CancelOpenOrdersResponse:
-    """Cancel every open regular and algo order on ``symbol``; what was cancelled (module docstring)."""
+    """Cancel every open regular and algo order on ``symbol``; each as Binance holds it then (module
+    docstring)."""
     _check_symbol(symbol, required=True)
     symbol = str(symbol)
     connection = require_connection(user_id, connection_id)
@@ -110,19 +132,7 @@ def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> 
         endpoints.futures_cancel_all_orders(client, creds, symbol)
         endpoints.futures_cancel_all_algo_orders(client, creds, symbol)
     records = get_order_records(user_id, [r.client_order_id for r in listed if r.client_order_id])
-    cancelled = []
-    for result in listed:
-        record = records.get(result.client_order_id)
-        if record is None:
-            cancelled.append(_open_order(dataclasses.replace(result, status="CANCELED"), None))
-            continue
-        final = _read_back(client, creds, result)
-        if final is None:
-            # Unread, it may have filled before the cancel: the record stays unsettled for the reconciler.
-            final = dataclasses.replace(result, status="CANCELED")
-        else:
-            record_order_outcome_quietly(user_id, final.client_order_id, status=final.status,
-                                         order_id=final.order_id, result=final.to_record())
-        cancelled.append(_open_order(final, record))
+    cancelled = [_cancelled(client, creds, result, records.get(result.client_order_id))
+                 for result in listed]
     return CancelOpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol,
                                     cancelled=cancelled)
