@@ -194,6 +194,27 @@ def test_cancel_all_answers_what_binance_did_with_orders_not_ours(sim_env, invok
     assert answered == {limit_id: "FILLED", stop_id: stop.status}
 
 
+def test_cancel_all_arms_the_stops_of_an_entry_of_ours_that_filled_meanwhile(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a resting LIMIT entry of ours with a stop-loss, which fills between cancel-all's listing and its
+    DELETEs WHEN cancel-all runs THEN it is answered FILLED with its stop-loss, and Binance holds that
+    stop-loss armed: the position the cancel-all could not prevent is not left unprotected until a later
+    read."""
+    entry = _place(invoke, order_body(futures_connection.id, stop_loss={"percent": "5"}))
+    # The mark crosses the BUY at 20000: it fills first.
+    body = _cancel_all_after_a_move(sim_env, monkeypatch, invoke, futures_connection.id, 19990)
+
+    (answered,) = body["cancelled"]
+    assert (answered["client_order_id"], answered["status"]) == (entry["client_order_id"], "FILLED")
+    account = sim_env.account(futures_connection.account.id)
+    state = sim_env.state.futures.state_for(account, time.time() * 1000)
+    armed = [(a.client_algo_id, a.status) for a in state.algo_orders.values()]
+    assert armed == [(f"{entry['client_order_id'][:33]}-sl", "NEW")]
+    (armed_now,) = body["protective_orders"][entry["client_order_id"]]
+    assert (armed_now["role"], armed_now["status"]) == ("stop_loss", "NEW")
+    assert get_order_record(USER_A, entry["client_order_id"]).status == "FILLED"
+
+
 def test_cancel_all_never_answers_canceled_for_an_order_it_could_not_read_back(
         sim_env, invoke, futures_connection, monkeypatch):
     """GIVEN a LIMIT of ours and one placed in Binance's app, both filled between cancel-all's listing and its

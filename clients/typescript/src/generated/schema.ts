@@ -1585,6 +1585,13 @@ export interface components {
             symbol: string;
             /** Cancelled */
             cancelled: components["schemas"]["OpenOrder"][];
+            /**
+             * Protective Orders
+             * @description By client_order_id: each entry of ours in cancelled that executed before the cancel reached it (FILLED, or CANCELED with an executed_quantity) and asked for a stop-loss / take-profit, with them, placed now. Such an entry missing here had none placed yet: its next status read or the reconciler places them.
+             */
+            protective_orders?: {
+                [key: string]: components["schemas"]["ProtectiveOrderState"][];
+            };
         };
         /**
          * SymbolRulesResponse

@@ -24,6 +24,7 @@ from pydantic import (
 
 from klineo.models.base import BaseModel, one_of_refusal, rule_of_fields_sent
 from klineo.models.fields import PositiveDecimal, positive_decimal_example
+from klineo.models.protective_states import ProtectiveOrderState
 from klineo.validation import (
     CLIENT_ORDER_ID_PATTERN,
     CONDITIONAL_ORDER_TYPES,
@@ -222,28 +223,6 @@ _TYPED_ON_GRID: dict[str, Callable[[FuturesOrderRequest], Decimal | None]] = {
     "stop_loss.price": lambda order: order.stop_loss.price if order.stop_loss else None,
     "take_profit.price": lambda order: order.take_profit.price if order.take_profit else None,
 }
-
-
-class ProtectiveOrderState(BaseModel):
-    """A stop-loss, take-profit (or a strategy's trailing stop) attached to an entry: Binance's algo order,
-    or why it is not placed yet."""
-
-    role: Literal["stop_loss", "take_profit", "trailing_stop"]
-    client_algo_id: str = Field(
-        description="Derived from the entry's clientOrderId (suffix -sl, -tp; -ts: a strategy's trailing "
-                    "stop).")
-    type: str
-    trigger_price: str | None = None
-    quantity: str | None = None
-    status: str = Field(
-        description="Binance's algoStatus (NEW, TRIGGERED, FINISHED, CANCELED, ...); WAITING_FOR_FILL "
-                    "while the entry has not filled (it is placed once it has); REJECTED when Binance "
-                    "refused it for good (e.g. its trigger was already crossed); UNKNOWN_PURGED when an "
-                    "attempt to place it went unanswered and Binance no longer knows it past its retention: "
-                    "its outcome can never be learned, it is not standing and is never sent again under "
-                    "that id. While the entry's position stands it is placed again under a new one (the "
-                    "suffix then ends in a generation: -sl1, ...), shown here instead.")
-    algo_id: int | None = None
 
 
 class FuturesOrderResponse(BaseModel):

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from klineo.models.base import BaseModel
+from klineo.models.protective_states import ProtectiveOrderState
 
 __all__ = ["CancelOpenOrdersResponse", "OpenOrder", "OpenOrdersResponse"]
 
@@ -55,3 +56,8 @@ class CancelOpenOrdersResponse(BaseModel):
     connection_id: str
     symbol: str
     cancelled: list[OpenOrder]
+    protective_orders: dict[str, list[ProtectiveOrderState]] = Field(default_factory=dict, description=(
+        "By client_order_id: each entry of ours in cancelled that executed before the cancel reached it "
+        "(FILLED, or CANCELED with an executed_quantity) and asked for a stop-loss / take-profit, with them, "
+        "placed now. Such an entry missing here had none placed yet: its next status read or the reconciler "
+        "places them."))

@@ -14,8 +14,11 @@ cancel-all does not touch algo orders: facts §7). Their answers name no order (
 orderId, an algo one by its clientAlgoId) and answered in the state Binance holds: one that filled or fired
 between the listing and the DELETEs is answered so, ours and the ones placed outside KLINEO alike. Our
 records get that state; one that cannot be read back is answered UNKNOWN (never CANCELED on a guess) and
-its record is left as it was (the reconciler or the next status read records Binance's own state). A
-cancel passes no risk gate: it never adds exposure.
+its record is left as it was (the reconciler or the next status read records Binance's own state). An
+entry of ours that asked for a stop-loss / take-profit and executed before the cancel reached it gets them
+placed now, after both DELETEs (``klineo.services.order_cancel.arm_executed_entry``): the position the
+cancel could not prevent is guarded at once, as the order route guards a fill. A cancel passes no risk
+gate: it never adds exposure (the stops it places pass it, as every stop does).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import dataclasses
 from klineo.binance import BinanceClient, Credentials, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.open_orders import CancelOpenOrdersResponse, OpenOrder, OpenOrdersResponse
+from klineo.models.protective_states import ProtectiveOrderState
 from klineo.services.algo_orders import algo_result, query_algo_order
 from klineo.services.key_health import note_futures_outcome
 from klineo.services.orders import OrderResult, query_futures_order
@@ -107,17 +111,29 @@ def _read_back(client: BinanceClient, creds: Credentials, result: OrderResult) -
         return None
 
 
-def _cancelled(client: BinanceClient, creds: Credentials, result: OrderResult,
-               record: OrderRecord | None) -> OpenOrder:
+def _cancelled(connection: Connection, client: BinanceClient, creds: Credentials, result: OrderResult,
+               record: OrderRecord | None) -> tuple[OpenOrder, list[ProtectiveOrderState] | None]:
     """One listed order as Binance holds it after the cancel-all (module docstring): read back, recorded when
-    ours; UNKNOWN when it cannot be read."""
+    ours, with the stops placed when it is an entry of ours that executed; UNKNOWN when it cannot be read."""
     final = _read_back(client, creds, result)
     if final is None:  # it may have filled before the cancel: never answered (nor recorded) CANCELED
-        return _open_order(dataclasses.replace(result, status=STATUS_UNKNOWN), record)
-    if record is not None:
-        record_order_outcome_quietly(record.user_id, final.client_order_id, status=final.status,
-                                     order_id=final.order_id, result=final.to_record())
-    return _open_order(final, record)
+        return _open_order(dataclasses.replace(result, status=STATUS_UNKNOWN), record), None
+    if record is None:
+        return _open_order(final, None), None
+    record_order_outcome_quietly(record.user_id, final.client_order_id, status=final.status,
+                                 order_id=final.order_id, result=final.to_record())
+    return _open_order(final, record), _arm_if_executed(record, final, connection)
+
+
+def _arm_if_executed(record: OrderRecord, final: OrderResult,
+                     connection: Connection) -> list[ProtectiveOrderState] | None:
+    """``klineo.services.order_cancel.arm_executed_entry`` for an entry of ours that executed before the
+    cancel reached it; None, loading nothing, for any other order (the order path stays unloaded)."""
+    if record.kind == KIND_ALGO or not record.protective_targets or final.executed_quantity <= 0:
+        return None
+    from klineo.services.order_cancel import arm_executed_entry  # the rare case: not loaded with the routes
+
+    return arm_executed_entry(record, final, connection)
 
 
 def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> CancelOpenOrdersResponse:
@@ -132,7 +148,8 @@ def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> 
         endpoints.futures_cancel_all_orders(client, creds, symbol)
         endpoints.futures_cancel_all_algo_orders(client, creds, symbol)
     records = get_order_records(user_id, [r.client_order_id for r in listed if r.client_order_id])
-    cancelled = [_cancelled(client, creds, result, records.get(result.client_order_id))
-                 for result in listed]
-    return CancelOpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol,
-                                    cancelled=cancelled)
+    answers = [_cancelled(connection, client, creds, result, records.get(result.client_order_id))
+               for result in listed]
+    return CancelOpenOrdersResponse(
+        connection_id=connection.connection_id, symbol=symbol, cancelled=[order for order, _ in answers],
+        protective_orders={order.client_order_id: armed for order, armed in answers if armed is not None})

@@ -45,7 +45,7 @@ from klineo.store.orders import (
     record_order_outcome_quietly,
 )
 
-__all__ = ["cancel_futures_order"]
+__all__ = ["arm_executed_entry", "cancel_futures_order"]
 
 _FINAL = frozenset({"CANCELED", "EXPIRED", "FILLED", "EXPIRED_IN_MATCH"})
 # Final states that mean "nothing left to cancel" (a regular order filled, an algo order fired).
@@ -146,16 +146,17 @@ def cancel_futures_order(
         result = _send_cancel(record, connection)
         record_order_outcome_quietly(user_id, client_order_id, status=result.status, order_id=result.order_id,
                                      result=result.to_record())
-        protective = _arm_stops(record, result, connection)
+        protective = arm_executed_entry(record, result, connection)
     return _answer(result, record.connection_id, protective)
 
 
-def _arm_stops(record: OrderRecord, result: OrderResult,
-               connection: Connection) -> list[ProtectiveOrderState] | None:
-    """An entry that asked for a stop-loss / take-profit and that the cancel found executed (filled before
-    it, or cancelled after a partial fill) gets them placed now, as any read that learns of its fill places
-    them (``klineo.services.protective.arm_on_read``: a failure is logged, the next read or the reconciler
-    places them); their states, None when there is nothing to arm."""
+def arm_executed_entry(record: OrderRecord, result: OrderResult,
+                       connection: Connection) -> list[ProtectiveOrderState] | None:
+    """An entry that asked for a stop-loss / take-profit and that a cancel (this one, or a cancel-all's,
+    ``klineo.services.open_orders``) found executed (filled before it, or cancelled after a partial fill)
+    gets them placed now, as any read that learns of its fill places them
+    (``klineo.services.protective.arm_on_read``: a failure is logged, the next read or the reconciler places
+    them); their states, None when there is nothing to arm (or none could be placed yet)."""
     if record.kind == KIND_ALGO or not record.protective_targets or result.executed_quantity <= 0:
         return None
     from klineo.services.protective import arm_on_read  # the rare case: not loaded with the route
