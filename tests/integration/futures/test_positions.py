@@ -686,3 +686,45 @@ def test_close_that_filled_only_in_part_answers_what_it_left_open(sim_env, invok
     assert (body_of(first)["status"], body_of(first)["executed_quantity"]) == ("EXPIRED", "0.001")
     assert body_of(first)["position_left"] == body_of(again)["position_left"] == "0.001"
     assert [row["positionAmt"] for row in _sim_rows(sim_env, futures_connection.account.id)] == ["0.001"]
+
+
+def _app_algo(sim: Any, account_id: str, client_algo_id: str, side: str, kind: str, factor: str,
+              **params: str) -> str:
+    """A conditional order of 0.002 BTCUSDT (unless ``params`` say otherwise) placed as if from Binance's app,
+    triggering at the mark times ``factor``; its clientAlgoId."""
+    trigger = (Decimal(str(sim.mark_price("BTCUSDT"))) * Decimal(factor)).quantize(Decimal("0.1"))
+    sim.state.algo.place(sim.account(account_id), {
+        "algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": side, "type": kind, "quantity": "0.002",
+        "triggerPrice": format(trigger, "f"), "clientAlgoId": client_algo_id, **params}, time.time() * 1000)
+    return client_algo_id
+
+
+def test_one_way_close_cancels_the_stops_that_would_open_a_position_once_flat(sim_env, invoke,
+                                                                              futures_connection):
+    """GIVEN a one-way LONG with SELL stops below it that are not reduce-only (a STOP_MARKET of ours, a STOP
+    and a closePosition STOP_MARKET from Binance's app), a BUY stop above it and a resting LIMIT BUY from the
+    app WHEN the position is closed THEN the SELL stops are cancelled (once flat, each would open a short or
+    rest on a flat side), and the BUY stop and the LIMIT, not stops of that position, stay open."""
+    account_id = futures_connection.account.id
+    _open_long(invoke, futures_connection.id)
+    trigger = (Decimal(str(sim_env.mark_price("BTCUSDT"))) * Decimal("0.9")).quantize(Decimal("0.1"))
+    ours = body_of(invoke("futures_order", order_event(order_body(
+        futures_connection.id, side="SELL", type="STOP_MARKET", price=None, timeInForce=None,
+        quantity="0.002", triggerPrice=format(trigger, "f")), key=new_key())))["client_order_id"]
+    stop_limit = _app_algo(sim_env, account_id, "app-stop", "SELL", "STOP", "0.9", timeInForce="GTC",
+                           price=format(trigger, "f"))
+    close_all = _app_algo(sim_env, account_id, "app-close-all", "SELL", "STOP_MARKET", "0.85",
+                          closePosition="true", quantity="")
+    breakout = _app_algo(sim_env, account_id, "app-breakout", "BUY", "STOP_MARKET", "1.2")
+    limit = sim_env.state.futures.place_order(sim_env.account(account_id), {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010",
+        "price": "20000", "newClientOrderId": "app-limit"}, time.time() * 1000)["clientOrderId"]
+
+    close = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+
+    assert close["statusCode"] == 200 and body_of(close)["status"] == "FILLED", close["body"]
+    statuses = {i: _algo_statuses(sim_env, account_id, i) for i in (ours, stop_limit, close_all, breakout)}
+    assert statuses == {ours: ["CANCELED"], stop_limit: ["CANCELED"], close_all: ["CANCELED"],
+                        breakout: ["NEW"]}
+    assert [o.status for o in exchange_orders(sim_env, sim_env.account(account_id))
+            if o.client_order_id == limit] == ["NEW"]

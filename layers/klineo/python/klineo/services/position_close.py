@@ -26,13 +26,15 @@ position mode than the connection's (the account was switched outside KLINEO; th
 rounded UP: a reduce-only order larger than the position may be refused (-2022), and a hedge-mode close
 cannot carry reduceOnly at all.
 After the close has FILLED, the open algo orders that close that position side (our stop-loss /
-take-profit and any other reduce-only or closePosition ones) that Binance created by the time it filled
-are cancelled (``klineo.services.protective``; one created later guards a position opened since, which a
-late retry of the key must not strip), unless the close left at least one MARKET step of the position open
-(the cap): they still guard that part. A closePosition one does whatever its size; an API entry's
-stop-loss / take-profit sized for more than is left (Binance may refuse it when it fires:
-docs/binance-facts.md §4) is re-placed for what is left by the order path itself, before this module
-looks (``klineo.services.protective_resize``), as after a close that EXPIRED having filled only in part.
+take-profit and any other reduce-only or closePosition ones; in one-way mode, any conditional order on the
+closing side, such as a SELL stop of a long sent without reduceOnly, which once flat would open a short)
+that Binance created by the time it filled are cancelled (``klineo.services.protective``; one created
+later guards a position opened since, which a late retry of the key must not strip), unless the close left
+at least one MARKET step of the position open (the cap): they still guard that part. A closePosition one
+does whatever its size; an API entry's stop-loss / take-profit sized for more than is left (Binance may
+refuse it when it fires: docs/binance-facts.md §4) is re-placed for what is left by the order path
+itself, before this module looks (``klineo.services.protective_resize``), as after a close that EXPIRED
+having filled only in part.
 A close that filled nothing leaves them armed, since the position they guard is still there; one that
 ended EXPIRED (thin liquidity) answers what it did not execute in ``position_left`` too.
 A FILLED close that leaves less than one MARKET step is not followed by the order path's re-fitting
@@ -212,7 +214,7 @@ def close_position(
     closed = place_futures_order(user_id, order, idempotency_key, lambda_context, role=CLOSE_ROLE,
                                  position_left=left)
     if closed.status == "FILLED":
-        _cancel_guards(user_id, connection_id, symbol, order.positionSide, left, closed.update_time)
+        _cancel_guards(user_id, connection_id, symbol, order, left, closed.update_time)
     # A first close answered from a record it did not write (another request of the key claimed it
     # meanwhile) leaves out what this one read: that record's own may differ.
     if record is not None or closed.source != "existing":
@@ -227,7 +229,7 @@ def _left_open(closed: FuturesOrderResponse, left: str | None) -> str | None:
     return plain_text(rest) if rest > 0 else None
 
 
-def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side: str,
+def _cancel_guards(user_id: str, connection_id: str, symbol: str, order: FuturesOrderRequest,
                    left: str | None, filled_at: int | None) -> None:
     """After a close, no protective order may stay armed on that side: a stale stop must never close a
     later position. Unless the close left a real part of it open (``left`` at least one MARKET step: the
@@ -240,7 +242,8 @@ def _cancel_guards(user_id: str, connection_id: str, symbol: str, position_side:
         # A retry decides from the first close's position_left alone (its record): the rules are cached.
         if leaves_a_part(futures_client(connection), symbol, left):
             return
-        cancel_protective_orders(user_id, connection, symbol, position_side, placed_by=filled_at)
+        cancel_protective_orders(user_id, connection, symbol, order.positionSide, order.side,
+                                 placed_by=filled_at)
     except KlineoError as exc:
         logger.warning("protective orders not cancelled after a close",
                        extra={"symbol": symbol, "category": str(exc.category)})

@@ -72,8 +72,9 @@ one that fired is found), so while the entry's position stands the entry's statu
 gone they show the lost one, not standing.
 
 Cleanup: ``cancel_protective_orders`` cancels the open algo orders that close a position side of a
-symbol (ours and any other reduce-only / closePosition ones) after a close; one that fails for that order
-alone does not keep the others armed. The clientAlgoIds and the
+symbol (ours and any other reduce-only / closePosition ones, and in one-way mode any other conditional order
+on the closing side, which once flat would open a position the other way) after a close; one that fails for
+that order alone does not keep the others armed. The clientAlgoIds and the
 sibling rule (one of an entry's protective orders fired: cancel the others) are in
 ``klineo.services.protective_siblings``, which the open orders' read loads without this module.
 """
@@ -596,6 +597,17 @@ def closes_position_side(row: dict[str, Any], position_side: str) -> bool:
     return held == position_side and reduces_position(side, held, flagged)
 
 
+def _stops_closed_side(row: dict[str, Any], position_side: str, closing_side: str) -> bool:
+    """True for an open algo order a close of ``position_side`` by a ``closing_side`` order leaves standing
+    for nothing: one that closes that side (``closes_position_side``), and in one-way mode any conditional
+    order on ``closing_side`` (a SELL stop of a long) even without reduceOnly: once flat it would open a
+    position the other way. One on the other side (a BUY stop above a long) was never the position's stop."""
+    if closes_position_side(row, position_side):
+        return True
+    one_way = position_side == "BOTH" and str(row.get("positionSide") or "BOTH") == "BOTH"
+    return one_way and str(row.get("side", "")) == closing_side
+
+
 def _placed_by(row: dict[str, Any], placed_by: int | None) -> bool:
     """True when the open algo order ``row`` was created no later than ``placed_by`` (Binance's ms; None:
     any): one created after a close filled guards a position opened since, not the one closed."""
@@ -604,16 +616,18 @@ def _placed_by(row: dict[str, Any], placed_by: int | None) -> bool:
 
 
 def cancel_protective_orders(
-    user_id: str, connection: Connection, symbol: str, position_side: str, placed_by: int | None = None
+    user_id: str, connection: Connection, symbol: str, position_side: str, closing_side: str,
+    placed_by: int | None = None,
 ) -> list[OrderResult]:
-    """Cancel the open algo orders closing ``position_side`` of ``symbol`` (with ``placed_by``, those Binance
-    created by then: ``_placed_by``); our records get the outcome. A cancel that fails for that order alone
-    does not keep the others armed: they are cancelled, then its error is raised; one failing for the
-    account (``ACCOUNT_REFUSALS``) is raised at once, as every further call would meet it."""
+    """Cancel the open algo orders a close of ``position_side`` of ``symbol`` by a ``closing_side`` order
+    leaves standing for nothing (``_stops_closed_side``; with ``placed_by``, those Binance created by then:
+    ``_placed_by``); our records get the outcome. A cancel that fails for that order alone does not keep the
+    others armed: they are cancelled, then its error is raised; one failing for the account
+    (``ACCOUNT_REFUSALS``) is raised at once, as every further call would meet it."""
     client, creds = futures_client(connection), connection_credentials(connection)
     cancelled, failed = [], None
     for row in endpoints.futures_open_algo_orders(client, creds, symbol):
-        if not (closes_position_side(row, position_side) and _placed_by(row, placed_by)):
+        if not (_stops_closed_side(row, position_side, closing_side) and _placed_by(row, placed_by)):
             continue
         try:
             result = cancel_algo_order(client, creds, str(row.get("clientAlgoId", "")))
