@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import responses
 from klineo.store import flags
+from klineo.store.orders import get_order_record, is_settled
 
 from local.binance_sim import market
 from tests.integration.api.conftest import USER_A, USER_B, connection_event
@@ -728,3 +729,47 @@ def test_one_way_close_cancels_the_stops_that_would_open_a_position_once_flat(si
                         breakout: ["NEW"]}
     assert [o.status for o in exchange_orders(sim_env, sim_env.account(account_id))
             if o.client_order_id == limit] == ["NEW"]
+
+
+def test_a_stop_whose_cancel_failed_after_a_close_is_cancelled_by_the_next_reconciler_run(
+        sim_env, invoke, futures_connection, reconcile):
+    """GIVEN a LONG guarded by a reduce-only stop placed on its own through the order route (no entry's
+    stop-loss) and a closePosition stop from Binance's app, and Binance failing both cancels after the close
+    (500: transient) WHEN the reconciler runs next THEN both are cancelled: the close's cleanup is resumed
+    (before: the reconciler only cancelled entries' stop-losses / take-profits, so these stayed armed on the
+    flat side for good, to close or open a later position)."""
+    account_id = futures_connection.account.id
+    _open_long(invoke, futures_connection.id)
+    plain = _reduce_only_stop(sim_env, invoke, futures_connection.id)
+    app = _app_algo(sim_env, account_id, "app-close-all", "SELL", "STOP_MARKET", "0.85", closePosition="true",
+                    quantity="")
+    sim_env.faults.add("http_500", count=2, method="DELETE", path="/fapi/v1/algoOrder")
+    close = invoke("futures_position_close", _close_event(futures_connection.id, new_key()))
+    assert close["statusCode"] == 200 and body_of(close)["status"] == "FILLED", close["body"]
+    assert [_algo_statuses(sim_env, account_id, i) for i in (plain, app)] == [["NEW"], ["NEW"]]
+
+    reconcile()
+
+    assert [_algo_statuses(sim_env, account_id, i) for i in (plain, app)] == [["CANCELED"], ["CANCELED"]]
+    assert get_order_record(USER_A, plain).status == "CANCELED"
+
+
+def test_a_reconciler_run_whose_cancel_of_a_closes_stop_fails_leaves_it_to_the_next_run(
+        sim_env, invoke, futures_connection, reconcile):
+    """GIVEN a closed LONG whose reduce-only stop Binance failed to cancel (500) after the close WHEN the
+    reconciler's next run meets the same failure THEN the stop is still NEW and the close's order stays in
+    its index; the run after cancels the stop and settles the order."""
+    _open_long(invoke, futures_connection.id)
+    plain = _reduce_only_stop(sim_env, invoke, futures_connection.id)
+    sim_env.faults.add("http_500", count=2, method="DELETE", path="/fapi/v1/algoOrder")
+    close = body_of(invoke("futures_position_close", _close_event(futures_connection.id, new_key())))
+
+    first = reconcile()
+    kept = get_order_record(USER_A, close["client_order_id"])
+    second = reconcile()
+
+    account_id = futures_connection.account.id
+    assert first.get("final_left_for_next_run", 0) >= 1 and not is_settled(kept.status, kept.fills)
+    assert _algo_statuses(sim_env, account_id, plain) == ["CANCELED"]
+    after = get_order_record(USER_A, close["client_order_id"])
+    assert is_settled(after.status, after.fills) and second.get("settled", 0) >= 1

@@ -235,8 +235,9 @@ def _cancel_guards(user_id: str, connection_id: str, symbol: str, order: Futures
     later position. Unless the close left a real part of it open (``left`` at least one MARKET step: the
     maxQty cap), which they still guard; less is dust. Only those Binance created by the time the close
     filled (``filled_at``): one created since guards a position opened after it (a late retry of the
-    close's key must not leave that one unprotected). A failure here never hides the close's outcome (the
-    reconciler cleans up later)."""
+    close's key must not leave that one unprotected). A failure here never hides the close's outcome: the
+    reconciler does this again when it settles the close's order, until no transient failure stops it
+    (``klineo.services.protective_resize.follow_settled``)."""
     try:
         connection = require_connection(user_id, connection_id)
         # A retry decides from the first close's position_left alone (its record): the rules are cached.

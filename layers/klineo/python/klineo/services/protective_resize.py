@@ -85,6 +85,7 @@ from klineo.observability import logger
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import (
     arm_protective_orders,
+    cancel_protective_orders,
     closes_position_side,
     placed_and_refused,
     stop_rules,
@@ -109,8 +110,8 @@ from klineo.store.orders import (
 )
 from klineo.validation import plain_text
 
-__all__ = ["arm_entry_stops", "follow_reduction", "leaves_a_part", "reduced_by", "refit_after",
-           "refit_position", "replace_lost"]
+__all__ = ["arm_entry_stops", "follow_reduction", "follow_settled", "leaves_a_part", "reduced_by",
+           "refit_after", "refit_position", "replace_lost"]
 
 # The roles an API entry's request can ask for (a trailing stop is a strategy's only).
 _ROLES = ("stop_loss", "take_profit")
@@ -144,10 +145,35 @@ def refit_after(user_id: str, record: OrderRecord, client: BinanceClient, creds:
         refit_position(user_id, connection, client, creds, record.symbol, record.position_side)
 
 
+def follow_settled(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
+                   connection: Connection) -> None:
+    """The reconciler's follow-up of a reducing order it settles: ``refit_after``; for a close route's order
+    that closed the position in full (``_closed_in_full``), that route's cleanup once more (the stops it
+    leaves standing that Binance created by the time it filled, ``cancel_protective_orders``): the route
+    logs a cancel that failed and goes on, so nobody else would cancel one that is not an entry's stop-loss /
+    take-profit (the reconciler's flat-side cleanup cancels only those). Raises KlineoError while a transient
+    failure keeps one standing (the order then stays in the reconciler's index, the next run resumes it);
+    one for good (e.g. the key refused) is logged and left."""
+    if not (reduced_by(record) and _closed_in_full(record, client)):
+        refit_after(user_id, record, client, creds, connection)
+        return
+    filled_at = (record.result or {}).get("update_time")
+    try:
+        cancel_protective_orders(user_id, connection, record.symbol, record.position_side,
+                                 str(record.params.get("side", "")),
+                                 placed_by=int(filled_at) if filled_at is not None else record.attempt_ms)
+    except KlineoError as exc:
+        if exc.transient:
+            raise
+        logger.warning("stops left standing after a close not cancelled", extra={
+            "client_order_id": record.client_order_id, "category": str(exc.category)})
+
+
 def _closed_in_full(record: OrderRecord, client: BinanceClient) -> bool:
     """True for a close route's order that FILLED leaving less than one MARKET step: that route cancels the
-    side's protective orders itself (``klineo.services.position_close``), so nothing is read here for them
-    (should it not get there, the reconciler's cleanup cancels them, or keeps them on dust as here)."""
+    side's protective orders itself (``klineo.services.position_close``), so nothing is re-fitted for them
+    (should it not get there, or a cancel fail, the reconciler does it again when it settles the order:
+    ``follow_settled``)."""
     return (record.role == CLOSE_ROLE and record.status == "FILLED"
             and not leaves_a_part(client, record.symbol, record.position_left))
 

@@ -26,9 +26,12 @@ One run (the scheduled reconciler Lambda, or a read of the order history with a 
    the location: ``klineo.services.protective.stops_kept_off``), the filled
    entry is not read at all (it changes no more): no weight is spent on it until one is due. Likewise a
    reducing API order (reduce-only, a hedge close, the close route's) that executed re-fits the API entries'
-   stops of the side it reduced to what is left (``klineo.services.protective_resize``): it stays in the
-   index until that is done or refused for good, so a transient failure or a crash is resumed (a halt is
-   waited out; once its symbol will never trade again it leaves the index, logged once, as an entry does).
+   stops of the side it reduced to what is left (``klineo.services.protective_resize``); a close route's order
+   that closed the position in full instead cancels again the stops its route had to cancel (those on that
+   side Binance created by the time it filled, ours or not: the route only logs a cancel that failed): it
+   stays in the index until that is done or refused for good, so a transient failure or a crash is resumed (a
+   halt is waited out; once its symbol will never trade again it leaves the index, logged once, as an entry
+   does).
 2. **Purged.** An order Binance does not know (-2013) although the record and its last attempt
    (``attempt_ms``: a resend moves it) are older than Binance's shortest retention (3 days:
    canceled/expired orders without fills) becomes ``UNKNOWN_PURGED``,
@@ -655,15 +658,15 @@ class Reconciler:
         return (now.fills is not None and fills[0] != fills[1]) or len(executed) > 1
 
     def _followed(self, account: _Account, order: OrderRecord) -> bool:
-        """Re-fit the stops of the position side a reducing API order left (``klineo.services.
-        protective_resize``); False when that is not done yet (a transient failure, a closed gate, a halt):
-        the order then stays in the index and the next run resumes it. True once the symbol will never trade
-        again (``_given_up``): nothing can be re-fitted."""
+        """Re-fit the stops of the position side a reducing API order left, or cancel those a close left
+        standing (``klineo.services.protective_resize.follow_settled``); False when that is not done yet (a
+        transient failure, a closed gate, a halt): the order then stays in the index and the next run resumes
+        it. True once the symbol will never trade again (``_given_up``): nothing can be re-fitted."""
         # Loaded here: only a reducing API order reaches this line (the order history reads too).
-        from klineo.services.protective_resize import refit_after
+        from klineo.services.protective_resize import follow_settled
 
         try:
-            self.call("GET", "/fapi/v3/positionRisk", refit_after, order.user_id, order, account.client,
+            self.call("GET", "/fapi/v3/positionRisk", follow_settled, order.user_id, order, account.client,
                       account.creds, account.connection)
         except KlineoError as exc:
             if self._given_up(order, exc):
