@@ -171,7 +171,7 @@ def test_a_hedge_position_is_checked_on_its_own_side(runner) -> None:
     runner.run_tick(now)
 
     closed = [(e.details["cause"], e.details["position_before"]) for e in events(sid, "position_closed")]
-    assert closed == [("protective", "0.002")]  # its stops were armed
+    assert closed == [("manual", "0.002")]  # its stops stood, unfired: Binance's algo orders say so
     assert runner.stored(USER, sid).live_position == 0
     assert len(order_posts(runner)) == 1  # the entry only: no close sent into nothing
     assert sides(runner) == {"LONG": 0, "SHORT": Decimal("-0.005")}

@@ -238,7 +238,7 @@ def test_a_second_forced_close_after_a_partial_liquidation_counts_each_forced_or
 def test_a_close_by_hand_after_a_partial_liquidation_is_not_the_liquidation_again(runner) -> None:
     """After a partial liquidation booked by one turn, the rest closed by hand is not taken for that
     liquidation: its fills are not booked again (a trade by hand is the user's own, not counted) and the
-    cause is the one of a close without a forced order (its stop-loss armed: protective)."""
+    cause is the one of a close without a forced order (its stop-loss armed but unfired: manual)."""
     ticks = tick_times(3)
     sid, _ = _partly_liquidated(runner, ticks)
     booked = _pnl(runner, sid)
@@ -253,7 +253,7 @@ def test_a_close_by_hand_after_a_partial_liquidation_is_not_the_liquidation_agai
     assert Decimal(booked["realised_pnl"]) == realised.quantize(PLACES)
     assert Decimal(pnl["realised_pnl"]) == realised.quantize(PLACES), "the liquidation is booked again"
     assert Decimal(pnl["fees"]) == fees.quantize(PLACES)
-    assert _causes(sid) == ["liquidation", "protective"]
+    assert _causes(sid) == ["liquidation", "manual"]
 
 
 def test_two_forced_closes_estimated_at_two_turns_are_booked_by_the_reconciler_each_once(
@@ -281,7 +281,7 @@ def test_two_forced_closes_estimated_at_two_turns_are_booked_by_the_reconciler_e
 def test_a_hedge_long_closed_by_hand_is_not_the_liquidation_of_the_users_short(runner) -> None:
     """On a hedge account, a liquidation of the user's own SHORT on the symbol since the strategy's entry is
     not what closed its LONG by hand: nothing of that liquidation is booked and the cause is the close's own
-    (its stop-loss armed: protective), not "liquidation"."""
+    (its stop-loss armed but unfired: manual), not "liquidation"."""
     sid = runner.strategy(USER, hedge_connection(runner, USER), type="rsi_threshold", parameters=ALWAYS_LONG,
                           direction="long", stop_loss_pct="50")
     ticks = tick_times(2)
@@ -304,7 +304,7 @@ def test_a_hedge_long_closed_by_hand_is_not_the_liquidation_of_the_users_short(r
     own = Decimal(entry["realizedPnl"]) - Decimal(entry["commission"])
     assert Decimal(pnl["realised_pnl"]) == own.quantize(PLACES), "the user's SHORT liquidation is booked"
     assert Decimal(pnl["fees"]) == Decimal(entry["commission"]).quantize(PLACES)
-    assert runner.stored(USER, sid).live_position == 0 and _causes(sid) == ["protective"]
+    assert runner.stored(USER, sid).live_position == 0 and _causes(sid) == ["manual"]
 
 
 def _estimated_then_booked_exact(runner, reconcile, sid: str) -> None:

@@ -112,3 +112,42 @@ def test_a_stop_loss_beside_a_take_profit_binance_did_not_take_closes_as_protect
 
     closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
     assert [e.details["cause"] for e in closed] == ["protective"]
+
+
+def test_a_position_closed_by_hand_while_its_stops_stood_unfired_is_manual_not_protective(runner) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % armed on Binance WHEN the user closes it by hand (neither stop
+    fires) THEN the turn that finds it gone says "manual", as Binance's algo orders show (both still NEW until
+    that turn cancels them), not "protective" because the stops stood."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="3")
+    ticks = tick_times(2)
+    runner.run_tick(ticks[0])
+    entry = runner.runs(sid)[0].order["client_order_id"]
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="SELL", quantity="0.002")
+    assert _exchange_position(runner) == 0
+
+    runner.run_tick(ticks[1])
+
+    closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
+    assert [e.details["cause"] for e in closed] == ["manual"]
+    stops = algo_orders(runner, "futures-full")
+    roles = ("stop_loss", "take_profit")
+    assert [stops[protective_client_algo_id(entry, role)].status for role in roles] == ["CANCELED"] * 2
+
+
+def test_a_position_gone_while_its_stops_cannot_be_read_is_unknown(runner) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % armed WHEN it is closed by hand and Binance fails every read of
+    its algo orders (503) THEN the cause is "unknown": neither a stop's fill nor its absence is known."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="3")
+    ticks = tick_times(2)
+    runner.run_tick(ticks[0])
+    runner.sim.inject_trade("futures-full", "manual", "BTCUSDT", side="SELL", quantity="0.002")
+    runner.sim.faults.add("http_503_unavailable", count=50, method="GET", path="/fapi/v1/algoOrder")
+
+    runner.run_tick(ticks[1])
+
+    runner.sim.faults.clear()
+    closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
+    assert [e.details["cause"] for e in closed] == ["unknown"]
+    assert runner.stored(USER, sid).live_position == 0

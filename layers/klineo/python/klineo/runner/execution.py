@@ -800,14 +800,14 @@ class _Turn:
         left = position_left(belief, exchange)
         if left is None:
             return False
-        stood = bool(standing_stops(strategy.user_id, strategy.protective, fired=True))
         forced = forced_closes(trading.connection, strategy, side)
+        cause = closing_cause(trading.connection, strategy, forced)  # read before its stops are cancelled
         book, records = self.forced_book(trading, forced, (belief, left))
         sets = {**((_legacy_paper_moved(strategy) if left == 0 else None) or {}), **book}
         if forced:  # counted in this write: never again by a later correction (``forced_closes``)
             sets["forced_booked"] = forced_booked(strategy, forced)
         booked = {"realised_pnl": sets["live_book"]["realised_pnl"]} if "live_book" in sets else {}
-        self.event("position_closed", cause=closing_cause(forced, stood), position_before=belief,
+        self.event("position_closed", cause=cause, position_before=belief,
                    position_after=left, exchange_position=exchange, **booked)
         block = ("long" if belief > 0 else "short") if left == 0 else None
         kept = self.stops_of_closed_position(trading) if left == 0 else None

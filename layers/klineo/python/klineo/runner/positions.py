@@ -20,9 +20,12 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
   the strategy's; and on the side that closes it: in one-way mode a BUY one closed a short of the account,
   the user's own, never the strategy's long) with clientOrderId ``autoclose-…`` is a liquidation,
   ``adl_autoclose`` an ADL;
-  otherwise "protective" when a protective order the strategy placed stood (``standing_stops``: any of an
-  armed record; of one not armed, its entry's orders refused or kept off in part, one Binance took), else
-  "manual". A liquidation or
+  otherwise, when a protective order the strategy placed stood (``standing_stops``: any of an armed
+  record; of one not armed, its entry's orders refused or kept off in part, one Binance took), those are
+  read on Binance (GET /fapi/v1/algoOrder, weight 1 each, and a fired one's order, weight 1; only then):
+  "protective" when one of them fired and its order executed, "manual" when none did (a close by hand, or
+  by another order of the account, while the stops stood), "unknown" when one could not be read; with no
+  stop standing, "manual". A liquidation or
   ADL closed the strategy's own position: its fills (userTrades, weight 5 per forced order) go into the
   strategy's live PnL in the correction's write (``klineo.runner.pnl.forced_fills``), as a stop's are
   booked by the reconciler; a manual trade is the user's own, not counted. Once: that write also records
@@ -211,15 +214,23 @@ def forced_order_record(connection: Connection, order: dict[str, Any],
     )
 
 
-def closing_cause(forced: list[dict[str, Any]], protective_stood: bool) -> str:
-    """liquidation, adl, protective or manual: who closed the position (see the module doc), given the
-    forced orders since the strategy's last own fill not counted before (``forced_closes``) and whether a
-    protective order of the strategy stood (``standing_stops`` with ``fired``)."""
+def closing_cause(connection: Connection, strategy: Strategy, forced: list[dict[str, Any]]) -> str:
+    """liquidation, adl, protective, manual or unknown: who closed the strategy's position, as Binance says
+    (see the module doc), given the forced orders since its last own fill not counted before
+    (``forced_closes``). Without one, the stops its record has standing (``standing_stops`` with ``fired``)
+    are read on Binance (``stop_filled``): protective only when one of them fired and executed."""
     if forced:
         cause = _forced_cause(forced[-1])
         assert cause is not None
         return cause
-    return "protective" if protective_stood else "manual"
+    stops = standing_stops(strategy.user_id, strategy.protective, fired=True)
+    if not stops:
+        return "manual"
+    # Loaded here: only a position found closed while its stops stood reaches this line (cold start).
+    from klineo.services.strategy_protection import stop_filled
+
+    filled = stop_filled(connection, stops.values())
+    return "unknown" if filled is None else "protective" if filled else "manual"
 
 
 def standing_stops(user_id: str, record: dict[str, Any] | None, *, fired: bool = False) -> dict[str, str]:

@@ -23,7 +23,7 @@ from decimal import Decimal
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
-from klineo.services.algo_orders import ALGO_FINAL, FIRED_ALGO, cancel_algo_order
+from klineo.services.algo_orders import ALGO_FINAL, FIRED_ALGO, cancel_algo_order, query_algo_order
 from klineo.services.orders import OrderResult
 from klineo.services.protective import NOT_STANDING, WAITING_FOR_FILL, arm_protective_orders
 from klineo.services.protective_siblings import ROLES
@@ -35,7 +35,7 @@ from klineo.validation import plain_text
 
 __all__ = [
     "NOT_ARMED", "REFUSED_FOR_GOOD", "arm_strategy_protection", "disarm_protective_orders",
-    "protective_orders_left", "stops_standing",
+    "protective_orders_left", "stop_filled", "stops_standing",
 ]
 
 # The states of a protective order that is not protecting the position: refused, or waiting for a fill
@@ -142,3 +142,24 @@ def stops_standing(user_id: str, ids: Mapping[str, str], *, fired: bool = False)
         if not record.final or (fired and record.status in FIRED_ALGO):
             standing[role] = algo_id
     return standing
+
+
+def stop_filled(connection: Connection, client_algo_ids: Iterable[str]) -> bool | None:
+    """Whether one of the protective orders ``client_algo_ids`` fired and its order executed, as Binance says
+    now (GET /fapi/v1/algoOrder, weight 1 each, and the order a fired one placed, weight 1): True when one
+    did; False when each reads unfired or fired without executing; None when one could not be read (a failed
+    read, or one Binance no longer knows): what closed the position is then not known."""
+    client, creds = futures_client(connection), connection_credentials(connection)
+    unread = False
+    for algo_id in client_algo_ids:
+        try:
+            found = query_algo_order(client, creds, algo_id)
+        except KlineoError as exc:
+            logger.warning("protective order not read", extra={"client_order_id": algo_id,
+                                                               "category": str(exc.category)})
+            found = None
+        if found is None:
+            unread = True
+        elif found.status in FIRED_ALGO and found.executed_quantity > 0:
+            return True
+    return None if unread else False

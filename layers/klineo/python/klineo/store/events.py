@@ -3,7 +3,9 @@
 What the runner and the API saw and did, one item per event, never updated:
 
     position_closed   the exchange no longer holds the position the strategy believed (cause:
-                      liquidation, adl, protective, manual), or a paper stop-loss/take-profit
+                      liquidation, adl, protective (one of its stops fired and executed, as Binance
+                      says), manual, unknown (its stops could not be read)), or a paper
+                      stop-loss/take-profit
     signal            a decision on a closed candle that acts: an order to send or refused
                       (signal, reason, indicators); a hold is only in its run (which carries the
                       same fields), so a hold tick writes no event
