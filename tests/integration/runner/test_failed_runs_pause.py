@@ -20,6 +20,8 @@ from klineo.store import strategies as strategy_store
 from klineo.store.connections import update_settings
 from klineo.store.events import list_events
 
+from local.binance_sim import brackets as sim_brackets
+from local.binance_sim import endpoints as sim_endpoints
 from tests.helpers import load_event, response_json, with_body, with_user
 from tests.integration.api.conftest import at_path
 from tests.integration.runner.conftest import ORDER_PATH
@@ -269,3 +271,37 @@ def test_a_leverage_above_the_symbols_maximum_pauses_at_once_naming_it(runner) -
     assert paused.details["reason"] == "leverage_above_symbol_max"
     message = paused.details["message"]
     assert all(said in message for said in ("100x", "BNBUSDT", "75x", "leverage")), message
+
+
+def test_a_leverage_binance_refuses_as_not_valid_pauses_at_once_naming_it(runner, monkeypatch) -> None:
+    """GIVEN a live strategy at 100x on BNBUSDT whose bracket read lists 125x (a table that allows it: our
+    check passes) WHEN Binance refuses the leverage itself, -4028 "Leverage 100 is not valid" (facts: above
+    the symbol's maximum) THEN the strategy pauses on that first run (leverage_above_symbol_max, failed_runs
+    untouched), its paused event naming the leverage and what to lower; nothing ordered (before: a failed run
+    counted, five of them, five missed signals, then repeated_failures)."""
+    real_rows = sim_brackets.bracket_rows
+
+    def allowing_125x(symbol):
+        rows = real_rows(symbol)
+        for row in rows if isinstance(rows, list) else [rows]:
+            for bracket in row["brackets"]:
+                bracket["initialLeverage"] = 125
+        return rows
+
+    monkeypatch.setattr(sim_endpoints, "bracket_rows", allowing_125x)
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_leverage": 125})
+    sid = runner.strategy(USER, connection, symbol="BNBUSDT", size="0.1", leverage=100, **ALWAYS_LONG)
+
+    tick = runner.run_tick()
+
+    assert tick.failures == [] and runner.journal("POST", ORDER_PATH) == []
+    assert len(runner.journal("POST", "/fapi/v1/leverage")) == 1
+    run, = runner.runs(sid)
+    assert run.status == "failed" and run.error["category"] == "order_rejected", run.error
+    stored = runner.stored(USER, sid)
+    assert (stored.status, stored.status_reason, stored.failed_runs) == (
+        "paused", "leverage_above_symbol_max", 0)
+    paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
+    message = paused.details["message"]
+    assert all(said in message for said in ("100x", "BNBUSDT", "leverage", "resume")), message

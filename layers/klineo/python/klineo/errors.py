@@ -227,17 +227,25 @@ class InvalidFields(InvalidField):
 
 class LeverageAboveSymbolMax(KlineoError):
     """A leverage above the symbol's top bracket (``maximum``): refused before Binance is asked, and again
-    for every order adding exposure while the leverage stays as set."""
+    for every order adding exposure while the leverage stays as set. ``maximum`` None: Binance itself refused
+    the leverage as not valid (-4028, ``code``), past a bracket read that allowed it."""
 
     __slots__ = ("leverage", "maximum", "symbol")
 
-    def __init__(self, symbol: str, leverage: int, maximum: int) -> None:
-        super().__init__(ErrorCategory.ORDER_REJECTED,
-                         f"leverage {leverage}x is above {symbol}'s maximum of {maximum}x", field="leverage")
+    def __init__(self, symbol: str, leverage: int, maximum: int | None, *, code: int | None = None) -> None:
+        message = (f"leverage {leverage}x is above {symbol}'s maximum of {maximum}x" if maximum is not None
+                   else f"Binance refused leverage {leverage}x for {symbol} as not valid (above its maximum)")
+        super().__init__(ErrorCategory.ORDER_REJECTED, message, field="leverage", code=code)
         self.symbol, self.leverage, self.maximum = symbol, leverage, maximum
 
     def __reduce__(self):
-        return (LeverageAboveSymbolMax, (self.symbol, self.leverage, self.maximum))
+        return (_rebuild_leverage, (self.symbol, self.leverage, self.maximum, self.code))
+
+
+def _rebuild_leverage(symbol: str, leverage: int, maximum: int | None,
+                      code: int | None) -> LeverageAboveSymbolMax:
+    """A pickled ``LeverageAboveSymbolMax`` again (its code is keyword-only)."""
+    return LeverageAboveSymbolMax(symbol, leverage, maximum, code=code)
 
 
 def refuse_together(*checks: Callable[[], object]) -> None:

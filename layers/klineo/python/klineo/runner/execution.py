@@ -1639,9 +1639,10 @@ _PAUSED_AT_ONCE = {"symbol": INVALID_SYMBOL, "size": UNTRADABLE_SIZE, "quote_siz
 # strategy pauses at once, by the code (refused_settings, settle_refused), for the user to resume it then.
 COOLING_OFF = "cooling_off_period"
 _PAUSED_AT_ONCE_BY_CODE = {COOLING_OFF_PERIOD: COOLING_OFF}
-# A leverage above the symbol's top bracket (``LeverageAboveSymbolMax``, before the leverage is set): every
-# order adding exposure is refused so while the strategy's (or its connection's) leverage stays as set, so
-# the strategy pauses at once, its paused event naming the leverage to lower, instead of five failed runs.
+# A leverage above the symbol's top bracket (``LeverageAboveSymbolMax``, before the leverage is set, or
+# Binance's -4028 setting it, past a bracket read that allowed it): every order adding exposure is refused so
+# while the strategy's (or its connection's) leverage stays as set, so the strategy pauses at once, its paused
+# event naming the leverage to lower, instead of five failed runs.
 LEVERAGE_ABOVE_SYMBOL_MAX = "leverage_above_symbol_max"
 # What the log says of each pause at once (``log_pause``), whichever path reached it.
 _PAUSED_AT_ONCE_LOG = {
@@ -1684,10 +1685,13 @@ def _why_paused(symbol: str, pause: str, exc: KlineoError) -> str:
                 "until it ends (Binance cannot lift it early); resume the strategy once the period has "
                 f"ended. Last error: {exc.message}")
     if isinstance(exc, LeverageAboveSymbolMax):
-        return (f"Paused: its leverage {exc.leverage}x is above {symbol}'s maximum of {exc.maximum}x "
-                "(Binance's leverage bracket), so no order of it can open a position; set the strategy's "
-                f"leverage (or, without one, the connection's default) to at most {exc.maximum}x, then "
-                "resume it.")
+        above = (f"is above {symbol}'s maximum of {exc.maximum}x (Binance's leverage bracket)"
+                 if exc.maximum is not None else
+                 f"was refused by Binance as not valid for {symbol} (-4028: above its maximum)")
+        lower = f"to at most {exc.maximum}x" if exc.maximum is not None else "lower"
+        return (f"Paused: its leverage {exc.leverage}x {above}, so no order of it can open a position; set "
+                f"the strategy's leverage (or, without one, the connection's default) {lower}, then resume "
+                "it.")
     if pause == UNTRADABLE_SIZE:
         return (f"Paused: no order of this sizing can ever pass {symbol}'s rules ({exc.message}); change the "
                 f"sizing to resume.")

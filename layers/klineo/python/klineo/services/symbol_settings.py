@@ -8,8 +8,9 @@ Margin type and leverage are per symbol on Binance. They are stored as the conne
 (connection, symbol) on the connection item, so a warm order costs nothing more; a change of the
 defaults makes the next order apply them again. -4046 is success; -4047/-4048 are a 409 naming
 ``margin_type``; a leverage above the symbol's top bracket (read from /fapi/v1/leverageBracket
-before asking) is a 422 naming ``leverage`` (``LeverageAboveSymbolMax``: no order of the symbol passes
-while that leverage stays set, so the runner pauses the strategy at once on it).
+before asking), or one Binance refuses as not valid (-4028, which says the same past a bracket read that
+allowed it), is a 422 naming ``leverage`` (``LeverageAboveSymbolMax``: no order of the symbol passes while
+that leverage stays set, so the runner pauses the strategy at once on it).
 
 Without a leverage (neither the connection's default nor the strategy's own) an order would trade at
 the leverage the account already holds on the symbol: 20x on a fresh Binance account. ``max_leverage``
@@ -54,7 +55,10 @@ NO_NEED_TO_CHANGE = frozenset({-4059, -4046})
 # The fields a refusal of the settings themselves names (not of the key, the network or Binance's state).
 SETTING_FIELDS = frozenset({"margin_type", "leverage"})
 _MARGIN_TYPE_BLOCKED = frozenset({-4047, -4048, -4168})
-_LEVERAGE_INVALID = frozenset({-4028, -4161})
+# -4028 "Leverage %s is not valid": above the symbol's maximum (facts), refused again while it stays set;
+# -4161: lowering an isolated leverage while a position is open (lifted once it is closed).
+_LEVERAGE_NOT_VALID = -4028
+_LEVERAGE_REDUCTION_REFUSED = -4161
 # One lock per (connection, symbol) whose settings a turn of this container applied (module doc): a few
 # per connection, kept for the container's life.
 _APPLYING: dict[tuple[str, str], threading.Lock] = {}
@@ -100,7 +104,10 @@ def _apply_leverage(client: BinanceClient, creds: Credentials, symbol: str, leve
     try:
         endpoints.futures_change_leverage(client, creds, symbol, leverage)
     except KlineoError as exc:
-        if binance_code(exc) in _LEVERAGE_INVALID:
+        code = binance_code(exc)
+        if code == _LEVERAGE_NOT_VALID:  # past a bracket read that allowed it (or listed none)
+            raise LeverageAboveSymbolMax(symbol, leverage, None, code=code) from None
+        if code == _LEVERAGE_REDUCTION_REFUSED:
             raise KlineoError(
                 ErrorCategory.ORDER_REJECTED,
                 f"Binance refused leverage {leverage}x for {symbol}: {exc.message}",
