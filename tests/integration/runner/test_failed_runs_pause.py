@@ -54,8 +54,13 @@ def ticks(runner, count: int, last: int) -> None:
 
 def patch_status(runner, strategy_id: str, status: str) -> dict:
     """PATCH /strategies/{id} with a new status, as the user."""
+    return patch(runner, strategy_id, {"status": status})
+
+
+def patch(runner, strategy_id: str, body: dict[str, Any]) -> dict:
+    """PATCH /strategies/{id} with ``body``, as the user."""
     event = at_path(load_event("strategy_update"), f"/strategies/{strategy_id}", id=strategy_id)
-    return runner.invoke("strategy_update", with_user(with_body(event, {"status": status}), USER))
+    return runner.invoke("strategy_update", with_user(with_body(event, body), USER))
 
 
 def test_five_refused_orders_in_a_row_pause_the_strategy_and_the_next_tick_sends_nothing(runner) -> None:
@@ -305,3 +310,33 @@ def test_a_leverage_binance_refuses_as_not_valid_pauses_at_once_naming_it(runner
     paused, = [e for e in list_events(sid, 20).events if e.kind == "paused"]
     message = paused.details["message"]
     assert all(said in message for said in ("100x", "BNBUSDT", "leverage", "resume")), message
+    refused = patch(runner, sid, {"status": "active"})  # resumed at the leverage Binance refused
+    assert refused["statusCode"] == 422 and response_json(refused)["error"]["field"] == "leverage", refused
+    assert "below 100x" in response_json(refused)["error"]["message"]
+
+
+def test_resuming_a_leverage_pause_without_lowering_it_is_refused_naming_leverage(runner) -> None:
+    """GIVEN a live strategy paused at 100x on BNBUSDT (leverage_above_symbol_max: its bracket allows 75x)
+    WHEN the user resumes it with the same leverage THEN 422 naming ``leverage`` and the 75x maximum, the
+    strategy still paused (before: 200, then the next candle's run failed again, no order, and paused it
+    again); WHEN resumed with leverage 75 THEN it runs and orders."""
+    connection = runner.connection(USER)
+    update_settings(USER, connection, {"max_leverage": 125})
+    sid = runner.strategy(USER, connection, symbol="BNBUSDT", size="0.1", leverage=100, **ALWAYS_LONG)
+    last = minute_start()
+    runner.run_tick(last - MINUTE_MS)
+    assert runner.stored(USER, sid).status_reason == "leverage_above_symbol_max"
+
+    refused = patch(runner, sid, {"status": "active"})
+
+    assert refused["statusCode"] == 422, refused["body"]
+    error = response_json(refused)["error"]
+    assert error["field"] == "leverage" and "75x" in error["message"], error
+    assert runner.stored(USER, sid).status == "paused"
+    resumed = patch(runner, sid, {"status": "active", "leverage": 75})
+    assert resumed["statusCode"] == 200, resumed["body"]
+
+    runner.run_tick(last)
+
+    assert runner.runs(sid)[0].status == "ordered"
+    assert len(runner.journal("POST", ORDER_PATH)) == 1

@@ -89,7 +89,8 @@ class StrategyResponse(BaseModel):
                     "cooling_off_period (Binance refused its order for the cooling-off period set for the "
                     "account there: resume it once the period has ended), "
                     "leverage_above_symbol_max (its leverage, or its connection's default, is above the "
-                    "symbol's maximum: lower it to resume), "
+                    "symbol's maximum: lower it to resume; a live resume at it is refused, 422 naming "
+                    "leverage), "
                     "paper_liquidated (no paper equity left: resume with paper_balance_usdt).")
     position: DecimalString
     live_position: DecimalString

@@ -600,7 +600,11 @@ class _Turn:
             held = self.strategy.live_position if self.live else Decimal(0)
             self.event("paused", reason=pause, message=_paused_at_once(self.strategy, pause, exc, held))
             self.log_pause(exc, pause, stored=True, held=held)  # stored with the run, as below
-            return _pausing(pause)
+            advance = _pausing(pause)
+            if isinstance(exc, LeverageAboveSymbolMax) and advance is not None:  # the resume's check reads it
+                refused = {"leverage": exc.leverage, "maximum": exc.maximum}
+                advance = replace(advance, extra={"leverage_refused": refused})
+            return advance
         count, reached = self.count_failure(exc)
         if reached is not None:  # stored with the run (one conditional write: both or neither)
             self.log_pause(exc, reached, stored=True)

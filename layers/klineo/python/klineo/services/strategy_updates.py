@@ -77,9 +77,33 @@ def _check_runnable(user_id: str, current: Strategy, changes: dict[str, Any],
     connection = connection or get_connection(user_id, current.connection_id, consistent=True)
     leverage = changes.get("leverage", current.settings.leverage)
     if becoming:
-        require_runnable(connection, mode, leverage)
+        connection = require_runnable(connection, mode, leverage)
+        if mode == "live" and current.leverage_refused:
+            _check_refused_leverage(current, leverage or connection.leverage)
     elif connection is not None:
         check_leverage_setting(leverage, connection.max_leverage)
+
+
+def _check_refused_leverage(current: Strategy, leverage: int | None) -> None:
+    """A strategy the runner paused for a leverage its symbol refuses (``leverage_refused``: above its
+    bracket's maximum, or refused by Binance as not valid) resumes live only at a lower one: ``leverage`` (its
+    own, else the connection's default; None, the account's own, capped by max_leverage, is never refused so)
+    at most that maximum, else below the leverage refused. 422 naming leverage, the strategy left paused:
+    resumed as it was, its next run would fail again, no order sent, and pause it again."""
+    refused = current.leverage_refused or {}
+    maximum = refused.get("maximum")
+    highest = int(maximum) if maximum is not None else int(refused["leverage"]) - 1
+    if leverage is None or leverage <= highest:
+        return
+    if maximum is not None:
+        said = f"above {current.symbol}'s maximum of {highest}x (Binance's leverage bracket)"
+        wanted = f"of at most {highest}x"
+    else:
+        said = f"not below {refused['leverage']}x, which Binance refused for {current.symbol} as not valid"
+        wanted = f"below {refused['leverage']}x"
+    raise InvalidField("leverage", (
+        f"leverage {leverage}x is {said}, so this strategy cannot resume live with it: send a leverage "
+        f"{wanted} (or lower the connection's default) with the resume"))
 
 
 def _paper_reset(current: Strategy, changes: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,7 +13,8 @@ Two kinds of writers touch a strategy item, on separate attributes:
   ``pending`` (a live order between claim and settlement), ``key_failures``, ``failed_runs``
   (``klineo.runner.failures``), ``reentry_block``, ``protective``, ``last_fill_ms``, ``forced_booked``, and
   ``status``
-  when it pauses a strategy whose keys or runs keep failing.
+  when it pauses a strategy whose keys or runs keep failing (with ``leverage_refused`` for a leverage its
+  symbol refuses).
 Every write is an UpdateItem of its own attributes (or a conditional put of a new item), so
 neither side overwrites the other's fields.
 
@@ -265,6 +266,10 @@ class Strategy:
     forced_booked: dict[str, Any] | None = None
     paper_book: dict[str, Any] | None = None  # klineo.runner.paper: entry_price, gross_pnl, fees
     live_book: dict[str, Any] | None = None  # klineo.runner.pnl: entry_price, realised_pnl, fees
+    # The leverage its symbol refused when the runner paused it for that (leverage_above_symbol_max):
+    # {"leverage": N, "maximum": M or None (Binance's -4028: not known)}, written with the pause and removed
+    # by the resume, which it refuses while the leverage is not lowered (klineo.services.strategy_updates).
+    leverage_refused: dict[str, Any] | None = None
 
     @property
     def active(self) -> bool:
@@ -340,6 +345,7 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
         live_book=dict(data["live_book"]) if data.get("live_book") else None,
         last_fill_ms=int(data["last_fill_ms"]) if data.get("last_fill_ms") is not None else None,
         forced_booked=dict(data["forced_booked"]) if data.get("forced_booked") else None,
+        leverage_refused=dict(data["leverage_refused"]) if data.get("leverage_refused") else None,
     )
 
 
@@ -492,6 +498,7 @@ def _settings_update(strategy_id: str, current: Strategy, changes: Mapping[str, 
         update.sets["active_since"] = int(time.time() * 1000)  # no catch-up on a candle closed before
         update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
         update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
+        update.removes.append("leverage_refused")  # allowed to resume: its leverage is one the symbol takes
     return update
 
 
