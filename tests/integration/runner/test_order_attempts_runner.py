@@ -10,11 +10,12 @@ from klineo.runner import execution
 from klineo.runner.schedule import MINUTE_MS
 from klineo.store import aws as aws_clients
 from klineo.store.connections import update_settings
+from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
 
 from tests.helpers import load_event, response_json, with_user
-from tests.integration.runner.conftest import ORDER_PATH
-from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT
+from tests.integration.runner.conftest import ORDER_PATH, current_close
+from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, _exchange_position
 from tests.integration.runner.test_worker import _past_recv_window_ms
 
 USER = "user-runner-attempts"
@@ -162,11 +163,13 @@ def test_a_one_way_flip_whose_margin_type_binance_refuses_sends_its_close_alone(
     assert refusal == ("SELL", "0.004", False, "margin_type")
 
 
-def test_a_limit_lowered_before_a_one_way_flips_resend_stops_it_whole_and_the_next_candle_closes(runner):
+def test_a_limit_lowered_before_a_one_way_flips_resend_closes_alone_in_the_same_turn(runner):
     """GIVEN a one-way long whose flip (SELL 0.004) never reached Binance WHEN max_notional_usdt is lowered
-    between the long's value and the flip's before its resend THEN the claimed flip is not sent, nor any part
-    of it (the resend is the order claimed or nothing): the long stays, its record REJECTED naming the limit;
-    the next candle's turn sends the close alone and lists the flip refused under its kf... id."""
+    between the long's value and the flip's before its resend THEN the claimed flip is not sent (its record
+    REJECTED naming the limit, never sent again) and its close goes out alone in that same turn, as its own
+    claimed order under the flip's second id (kf...): the candle's run is that close, the strategy flat, a
+    risk_block naming the limit (before: the run was skipped and the long stayed open against the short
+    signal until the next candle, a day on 1d); a redelivered message sends nothing more."""
     from tests.integration.runner.test_hedge_mode import _dispatched_at  # it imports this module
 
     sid, connection, now = _long_then_short(runner, candles_ago=2)
@@ -177,14 +180,49 @@ def test_a_limit_lowered_before_a_one_way_flips_resend_stops_it_whole_and_the_ne
     update_settings(USER, connection, {"max_notional_usdt": Decimal("200")})
 
     assert runner.work_event(event, later_ms=_past_recv_window_ms(1_000))["batchItemFailures"] == []
-    assert (runner.stored(USER, sid).live_position, runner.runs(sid)[0].skip_reason) == (
-        Decimal("0.002"), "max_notional_usdt")
-    runner.run_tick(now)
+    runner.work_event(event, later_ms=_past_recv_window_ms(2_000))  # redelivered: nothing more
 
     run = runner.runs(sid)[0]
-    assert (run.order["side"], run.order["reduce_only"], runner.stored(USER, sid).live_position) == (
-        "SELL", True, 0)
+    assert (run.status, run.close_time) == ("ordered", current_close(now - MINUTE_MS))
+    assert (run.order["side"], run.order["reduce_only"], run.order["executed_quantity"]) == (
+        "SELL", True, "0.002")
+    assert run.order["client_order_id"] == "kf" + flip_id[2:]
+    assert runner.stored(USER, sid).live_position == 0 and runner.stored(USER, sid).pending is None
+    assert _exchange_position(runner) == 0
+    orders = runner.sim.state.futures.state_for(runner.sim.account("futures-full"), time.time() * 1000).orders
+    assert flip_id not in [o.client_order_id for o in orders.values()]  # dropped, never sent again
+    assert len(runner.journal("POST", ORDER_PATH)) == 3  # the long, the dropped flip, the close alone
     listed = {a["client_order_id"]: (a["outcome"], (a["refusal"] or {}).get("field"))
               for a in _attempts(runner)}
     assert listed[flip_id] == ("placed", "max_notional_usdt")  # its record: REJECTED, never sent again
-    assert listed["kf" + run.order["client_order_id"][2:]] == ("refused", "max_notional_usdt")
+    blocks = [e for e in list_events(sid, 50).events if e.kind == "risk_block"]
+    assert [e.details["gate"] for e in blocks] == ["max_notional_usdt"]
+    submits = [e.details["client_order_id"] for e in list_events(sid, 50).events if e.kind == "order_submit"]
+    assert sorted(submits) == sorted([runner.runs(sid)[1].order["client_order_id"], flip_id,
+                                      "kf" + flip_id[2:]])
+
+
+def test_a_limit_lowered_before_a_one_way_flips_claim_sends_its_close_alone(runner, monkeypatch) -> None:
+    """GIVEN a one-way long whose signal turns short WHEN max_notional_usdt is lowered between the turn's gate
+    read and its claim (between the long's value and the flip's) THEN the claim's refusal stops the new short
+    only: the reduce-only close goes out in that turn under the candle's id and the flip is listed refused
+    under kf..., as when the limit was read lower from the start (before: the run was skipped, nothing sent,
+    and the long stayed open against the short signal until the next candle)."""
+    sid, connection, now = _long_then_short(runner)
+    real_prepare = execution.prepare_symbol
+
+    def limit_lowered_first(*args: Any, **kwargs: Any) -> Any:
+        update_settings(USER, connection, {"max_notional_usdt": Decimal("200")})
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "prepare_symbol", limit_lowered_first)
+    runner.run_tick(now)
+
+    run = runner.runs(sid)[0]
+    assert (run.status, run.skip_reason) == ("ordered", None)
+    assert (run.order["side"], run.order["reduce_only"]) == ("SELL", True)
+    assert runner.stored(USER, sid).live_position == 0 == _exchange_position(runner)
+    [refused] = [a for a in _attempts(runner) if a["outcome"] == "refused"]
+    assert refused["client_order_id"] == "kf" + run.order["client_order_id"][2:]
+    refusal = (refused["side"], refused["quantity"], refused["reduce_only"], refused["refusal"]["field"])
+    assert refusal == ("SELL", "0.004", False, "max_notional_usdt")

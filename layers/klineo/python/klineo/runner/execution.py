@@ -21,7 +21,8 @@ Order of work for a strategy S and the candle C its message names:
    run's write; a gate closed before any order is decided is no order attempt and records only the run.
    A one-way flip whose new exposure a limit (or Binance, refusing the symbol's settings) refuses sends
    its close alone (as a hedge flip does) and records the whole flip's order as refused, under the
-   flip's second id (``kf...``: the candle's own goes out with the close).
+   flip's second id (``kf...``: the candle's own goes out with the close); so does one a limit lowered
+   between the gates' read and the claim refuses there (``_FlipLimited``).
 3. A pending live order left by an earlier attempt is settled first: looked up by its
    clientOrderId (and, for C itself while C is still the latest candle, placed once it is proven
    never to have reached Binance: ``submit_futures_order(earlier_attempt_ms=...)``). Right before
@@ -29,7 +30,9 @@ Order of work for a strategy S and the candle C its message names:
    the batch's read, or a max_leverage / max_notional_usdt lowered since the claim (an order adding
    exposure, valued at its candle's close as its first send was), stops it, ``risk_block`` naming the
    gate and the run ``skipped`` (a mark price read that valuation needs and Binance failed for a moment is
-   no refusal: the order stays pending, looked up and valued again later). Only a strategy
+   no refusal: the order stays pending, looked up and valued again later); a one-way flip a limit stops so
+   hands over to its close alone, claimed as its own order (the flip's second id) and sent in that turn,
+   whose settle writes the run. Only a strategy
    still live and active sends it again: one switched to paper (or paused) before the second send only
    looks it up, and settles it as found or as never placed (``order_not_placed``); one claimed longer ago
    than Binance's retention that it no longer knows may have filled and been forgotten: UNKNOWN_PURGED, the
@@ -249,6 +252,7 @@ from klineo.store.runs import (
     clear_reentry_block,
     correct_position,
     extend_lease,
+    hand_over_live_order,
     record_run,
     record_skip,
     set_protective,
@@ -964,7 +968,32 @@ class _Turn:
             legs, facts = self.close_alone(refusal, close, legs, len(legs) - 1, ids, facts)
         leg = legs[0]
         intent = self.intent(leg)
-        pending = PendingOrder(
+        pending = self.pending_of(leg, cid, facts)
+        if len(legs) > 1:  # a hedge flip: the new side's entry, claimed once the close settled
+            following = legs[1]
+            pending.facts[NEXT_LEG] = {
+                "client_order_id": ids[1],
+                "side": following.side, "quantity": plain_text(following.quantity),
+                "position_side": following.position_side, "price": plain_text(price),
+            }
+        try:
+            refused = self.claim(pending, intent, price)
+        except _FlipLimited as limited:  # a limit lowered since the gates' read: the close goes out alone
+            close = _close_only(plan, strategy.live_position)
+            assert close is not None
+            self.made[(self.close_time, "order_submit", "")] -= 1  # the flip's, never written
+            self.event("risk_block", gate=limited.refusal.field, message=limited.refusal.message)
+            legs, facts = self.close_alone(limited.refusal, close, legs, 0, ids, facts)
+            pending = self.pending_of(legs[0], cid, facts)
+            refused = self.claim(pending, self.intent(legs[0]), price)
+        if refused is not None:
+            return refused
+        return self.send_and_settle(pending, creds, earlier_attempt_ms=None)
+
+    def pending_of(self, leg: OrderLeg, cid: str, facts: dict[str, Any]) -> PendingOrder:
+        """The pending order of ``leg`` under ``cid``, claimed now, with the turn's decision (``facts``)."""
+        strategy = self.strategy
+        return PendingOrder(
             close_time=self.close_time, client_order_id=cid, side=leg.side, quantity=leg.quantity,
             reduce_only=leg.reduce_only, position_side=leg.position_side,
             position_before=strategy.live_position, claimed_at_ms=self.ctx.now_ms(),
@@ -975,17 +1004,6 @@ class _Turn:
                 "protective": live_percents(strategy),  # the ones wanted for an entry
             },
         )
-        if len(legs) > 1:  # a hedge flip: the new side's entry, claimed once the close settled
-            following = legs[1]
-            pending.facts[NEXT_LEG] = {
-                "client_order_id": ids[1],
-                "side": following.side, "quantity": plain_text(following.quantity),
-                "position_side": following.position_side, "price": plain_text(price),
-            }
-        refused = self.claim(pending, intent, price)
-        if refused is not None:
-            return refused
-        return self.send_and_settle(pending, creds, earlier_attempt_ms=None)
 
     def claim(self, pending: PendingOrder, intent: OrderIntent, price: Decimal) -> StrategyResult | None:
         """Claim the order in ONE transaction (klineo.store.runs.claim_live_order); None when claimed.
@@ -1011,7 +1029,7 @@ class _Turn:
             if claim:
                 self.events, self.entry_refusal = [], None
                 return None
-            refused = self.claim_refused(claim.failed, item, intent, price)
+            refused = self.claim_refused(claim.failed, item, intent, price, pending)
             if refused is not None:
                 return refused
         return self.result("not_run", "the connection kept changing while claiming", retry=True)
@@ -1025,9 +1043,11 @@ class _Turn:
 
     def claim_refused(
         self, failed: dict[str, dict[str, Any] | None], item: dict[str, Any], intent: OrderIntent,
-        price: Decimal,
+        price: Decimal, pending: PendingOrder,
     ) -> StrategyResult | None:
-        """What a refused claim means; None when only a cached connection setting was stale (claim again)."""
+        """What a refused claim means; None when only a cached connection setting was stale (claim again).
+        A limit lowered since the gates' read refusing a one-way flip raises _FlipLimited (its close alone
+        is claimed instead, ``live_order``), as a limit read lower from the start does."""
         strategy = self.strategy
         if "run" in failed:
             return self.result("not_run", "already ran on this candle")
@@ -1042,6 +1062,8 @@ class _Turn:
             return None
         if refusal.field == "connection_not_found":
             return self.connection_gone()
+        if refusal.field in LIMIT_GATES and _one_way_flip(pending):
+            raise _FlipLimited(refusal)
         return self.risk_block(refusal, intent)
 
     def gate_refusal(
@@ -1190,12 +1212,11 @@ class _Turn:
         busy or down) is no gate's refusal: it is raised as it is, the order left pending for a later turn
         (``send_and_settle``), never settled refused for an outage.
 
-        A one-way flip is one order (close and open together) and is stopped whole by a lowered limit, its
-        close too, unlike a first send (``live_order``, ``close_alone``): the second send is the order
-        claimed under this clientOrderId or nothing. Its record, its order_submit event and the position it
-        settles from all describe that order, and a close alone is another order, which only a claim of its
-        own may send exactly once. The limit traps nothing: the next candle's turn plans the flip again and
-        sends its close alone (the flip listed refused under its ``kf...`` id)."""
+        A one-way flip is one order (close and open together): the second send is the order claimed under
+        this clientOrderId or nothing, so a lowered limit stops it whole. Its close is another order, which
+        only a claim of its own may send exactly once: ``settle_blocked`` hands the flip over to it
+        (``close_after_blocked``), so the close still goes out in this turn, as at a first send
+        (``live_order``, ``close_alone``)."""
         strategy = self.strategy
         current = get_strategy(strategy.user_id, strategy.strategy_id, consistent=True)
         if current is None or not current.active or current.mode != "live":
@@ -1216,12 +1237,50 @@ class _Turn:
         return close if close is not None else futures_mark_price(self.client(), self.strategy.symbol)
 
     def settle_blocked(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult:
-        """The gate closed before a lost attempt was sent again: never sent, the run skipped naming it."""
+        """The gate closed before a lost attempt was sent again: never sent, the run skipped naming it; a
+        one-way flip a limit stopped sends its close alone instead (``close_after_blocked``)."""
         gate = exc.field or str(exc.category)
         self.event("risk_block", close_time=pending.close_time, second=_is_second(pending), gate=gate,
                    message=gate_message(exc))
+        if gate in LIMIT_GATES and _one_way_flip(pending):
+            closed = self.close_after_blocked(pending, exc)
+            if closed is not None:
+                return closed
         why = {"category": gate, "message": gate_message(exc)}
         return self.settle_skipped(pending, gate, exc.to_dict(), why)
+
+    def close_after_blocked(self, pending: PendingOrder, exc: KlineoError) -> StrategyResult | None:
+        """A one-way flip (``pending``, proven never placed) whose second send a lowered limit ``exc``
+        stopped: its close goes out alone in this turn, as a limit read lower at its first send does
+        (``close_alone``), as its own order under the flip's second id (kf...), exactly once: ONE write
+        settles the flip REJECTED naming the limit and claims the close (``hand_over_live_order``, with the
+        gates' ConditionChecks and this turn's events), then it is sent and its settle writes the candle's
+        run. None when that write is refused (the flip's run is then skipped, as before; the close waits
+        for the next candle)."""
+        strategy = self.strategy
+        close = replace(
+            pending, client_order_id=client_order_id(strategy.strategy_id, pending.close_time, 2),
+            quantity=abs(pending.position_before), reduce_only=True, claimed_at_ms=self.ctx.now_ms(),
+            lease_until_ms=self.ctx.deadline_ms, facts={**pending.facts, "target_position": "0"})
+        key = (pending.close_time, "order_submit", "")
+        self.made[key] = max(self.made.get(key, 0), 1)  # the flip's claim made its order_submit
+        submit = self.submit_event(close)
+        close.facts[EVENTS_MADE] = self.made_of(close.close_time)
+        item = cached_connection_item(strategy.user_id, strategy.connection_id)
+        if item is None:
+            return None
+        outcome = order_outcome_update(strategy.user_id, pending.client_order_id, status=STATUS_REJECTED,
+                                       error=exc.to_dict())
+        claim = hand_over_live_order(
+            strategy.user_id, strategy.strategy_id, pending, close, position_to=pending.position_before,
+            key_failures=strategy.key_failures, outcome=outcome, record=self.order_record(close).to_item(),
+            events=[*self.events, submit], filled=False,
+            gates=gate_condition_checks(GateChecks(strategy.user_id, item, switches=True)))
+        if not claim:
+            return None
+        self.events = []
+        assert self.trading is not None
+        return self.send_and_settle(close, self.credentials(self.trading), earlier_attempt_ms=None)
 
     def settle_skipped(self, pending: PendingOrder, reason: str, error: dict[str, Any],
                        why: dict[str, Any]) -> StrategyResult:
@@ -1615,6 +1674,14 @@ class _NoLongerLive(Exception):
     """The strategy was switched to paper or paused before a lost attempt was sent again."""
 
 
+class _FlipLimited(Exception):
+    """A limit refused a one-way flip's claim (``refusal`` names it): its close alone is claimed instead."""
+
+    def __init__(self, refusal: KlineoError) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
 class _ResendBlocked(Exception):
     """The risk gate refused a lost attempt's second send (``refusal`` names the gate)."""
 
@@ -1841,6 +1908,13 @@ def _closing_leg(close: OrderPlan, leg: OrderLeg) -> OrderLeg:
     if leg.position_side == "BOTH":
         return OrderLeg(close.side, close.quantity, "BOTH", True)
     return OrderLeg(close.side, close.quantity, "LONG" if close.side == "SELL" else "SHORT")
+
+
+def _one_way_flip(pending: PendingOrder) -> bool:
+    """True for a one-way flip: one order (BOTH, not reduce-only) that takes the position past zero."""
+    after = pending.position_before + _signed(pending.side, pending.quantity)
+    return (pending.position_side == "BOTH" and not pending.reduce_only and pending.position_before != 0
+            and after != 0 and (after > 0) != (pending.position_before > 0))
 
 
 def _close_only(plan: OrderPlan, position: Decimal) -> OrderPlan | None:

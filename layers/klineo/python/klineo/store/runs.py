@@ -601,17 +601,20 @@ def hand_over_live_order(
     gates: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
     record: dict[str, Any] | None = None,
     events: Iterable[StrategyEvent] = (),
+    filled: bool = True,
 ) -> Claim:
     """Settle ``pending`` (a hedge flip's close) and claim ``following`` (its entry) in ONE
     TransactWriteItems (module doc). Truthy when done; else ``failed`` names what failed ("strategy": no
     longer this order pending, or not active and live; "record": the entry's clientOrderId is taken; the
     gates' names). ``outcome``: the close's record Update (left out again when only it failed: a record an
     older version never wrote); ``record``: the entry's PENDING item; ``events``: the close's fill and the
-    entry's order_submit."""
+    entry's order_submit. ``filled`` False: ``pending`` executed nothing (a one-way flip never sent, handing
+    over to its close alone: ``klineo.runner.execution``), so the strategy's last fill stays as it was."""
     when = write_time()
     update = Update(sets={"live_position": position_to, "pending": following.as_attr_value(),
-                          "key_failures": key_failures, "updated_at": when.now,
-                          "last_fill_ms": int(time.time() * 1000)})
+                          "key_failures": key_failures, "updated_at": when.now})
+    if filled:
+        update.sets["last_fill_ms"] = int(time.time() * 1000)
     if failed_runs is not None:
         update.sets["failed_runs"] = failed_runs
     if live_book is not None:
