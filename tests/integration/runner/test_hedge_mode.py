@@ -30,7 +30,7 @@ from local.binance_sim import market as sim_market
 from local.binance_sim.errors import ApiError
 from tests.integration.runner.conftest import ORDER_PATH, crash_first_call
 from tests.integration.runner.test_exchange_truth import ALWAYS_LONG, ALWAYS_SHORT, SL_TP, _two_candles
-from tests.integration.runner.test_order_attempts_runner import _attempts
+from tests.integration.runner.test_order_attempts_runner import _attempts, lower_limit_before_the_claim
 from tests.integration.runner.test_worker import _past_recv_window_ms
 
 USER = "user-runner-hedge"
@@ -882,3 +882,19 @@ def test_a_position_worth_less_than_the_minimum_order_value_is_still_closed(runn
     assert runner.stored(USER, sid).live_position == 0
     side = "LONG" if account == HEDGE_ACCOUNT else "BOTH"
     assert sides(runner, account=account).get(side, Decimal(0)) == 0
+
+
+def test_a_limit_lowered_between_the_gates_read_and_the_flips_claim_refuses_its_entry(runner, monkeypatch):
+    """GIVEN a short on a hedge-mode connection whose signal turns long WHEN max_notional_usdt is lowered
+    (below one position's value) between the turn's gate read and its claim THEN the long's entry is refused
+    naming the limit (a risk_block, a refused attempt) and only BUY SHORT goes out: the hand-over judges the
+    entry by the connection the claim refreshed, not by the turn's older read (before: BUY LONG went out
+    above the lowered limit)."""
+    sid, now = _short_then_long(runner)
+    lower_limit_before_the_claim(monkeypatch, USER, runner.stored(USER, sid).connection_id, Decimal("10"))
+    runner.run_tick(now)
+
+    assert placed(runner) == [SHORT, CLOSE_SHORT]
+    assert [e.details["gate"] for e in events(sid, "risk_block")] == ["max_notional_usdt"]
+    assert runner.stored(USER, sid).live_position == 0
+    _assert_entry_refused(runner, runner.runs(sid)[0].order["client_order_id"], "max_notional_usdt")

@@ -109,6 +109,18 @@ def test_a_kill_switch_that_refuses_the_claim_of_a_decided_order_is_an_attempt(r
     assert attempt["type"] == "MARKET"
 
 
+def lower_limit_before_the_claim(monkeypatch, user: str, connection: str, limit: Decimal) -> None:
+    """Lower the connection's max_notional_usdt to ``limit`` once a turn has read the gates and decided its
+    order, right before its claim (as the symbol's settings are applied)."""
+    real_prepare = execution.prepare_symbol
+
+    def limit_lowered_first(*args: Any, **kwargs: Any) -> Any:
+        update_settings(user, connection, {"max_notional_usdt": limit})
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "prepare_symbol", limit_lowered_first)
+
+
 def _long_then_short(runner, user: str = USER, candles_ago: int = 1) -> tuple[str, str, int]:
     """A live one-way strategy (both directions) long 0.002 from the candle ``candles_ago`` minutes back
     (default: the previous minute's), its signal now short; returns (its id, its connection, the current
@@ -209,13 +221,7 @@ def test_a_limit_lowered_before_a_one_way_flips_claim_sends_its_close_alone(runn
     under kf..., as when the limit was read lower from the start (before: the run was skipped, nothing sent,
     and the long stayed open against the short signal until the next candle)."""
     sid, connection, now = _long_then_short(runner)
-    real_prepare = execution.prepare_symbol
-
-    def limit_lowered_first(*args: Any, **kwargs: Any) -> Any:
-        update_settings(USER, connection, {"max_notional_usdt": Decimal("200")})
-        return real_prepare(*args, **kwargs)
-
-    monkeypatch.setattr(execution, "prepare_symbol", limit_lowered_first)
+    lower_limit_before_the_claim(monkeypatch, USER, connection, Decimal("200"))
     runner.run_tick(now)
 
     run = runner.runs(sid)[0]

@@ -1072,7 +1072,10 @@ class _Turn:
     ) -> KlineoError | None:
         """The gate a claim's failed ConditionChecks close for ``intent`` (asked of the items handed back;
         field ``connection_not_found`` when the connection is gone), None when only a cached connection
-        setting was stale (the cache now holds the item handed back: claim again)."""
+        setting was stale (the cache now holds the item handed back: claim again). The turn's own connection
+        is brought in step with it: what the turn judges after the claim (a hedge flip's entry, at the
+        hand-over) is judged by the connection that claim's ConditionCheck holds, never by the batch's
+        older read (a limit lowered between the two let that entry out above it)."""
         strategy = self.strategy
         if "connection" in failed:
             item = failed["connection"] or {}
@@ -1081,8 +1084,11 @@ class _Turn:
                 return KlineoError(ErrorCategory.NOT_FOUND, "the strategy's connection no longer exists",
                                    field="connection_not_found")
             remember_connection(strategy.user_id, strategy.connection_id, item)
+        connection = connection_from_item(item)
+        if "connection" in failed and self.trading is not None:
+            self.trading = replace(self.trading, connection=connection)
         context = strategy_trading_context(strategy, TradingContext(
-            connection_from_item(item), user_kill_switch=kill_switch_of(failed.get("user_flags")),
+            connection, user_kill_switch=kill_switch_of(failed.get("user_flags")),
             global_kill_switch=kill_switch_of(failed.get("global_flags"))))
         try:
             check_order(context, live=True)
