@@ -577,10 +577,10 @@ def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None, *
         pending = from_item(item).pending
         if pending is not None and (not unsettled_ok or pending.lease_until_ms >= now_ms):
             raise _in_flight(pending, now_ms) from None
-        raise _deleted_meanwhile() from None  # only ``seen`` is left to have refused it
+        raise _changed_meanwhile() from None  # only ``seen`` is left to have refused it
 
 
-def _deleted_meanwhile() -> KlineoError:
+def _changed_meanwhile() -> KlineoError:
     """The retryable CONFLICT of a delete of a strategy written between the delete's read and its write."""
     return KlineoError(
         ErrorCategory.CONFLICT, "the strategy changed while it was being deleted (a runner turn or another "
