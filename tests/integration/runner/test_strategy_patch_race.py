@@ -56,7 +56,8 @@ def test_a_patch_racing_the_runners_pause_answers_409_and_keeps_the_pause(runner
 
     assert response["statusCode"] == 409, response["body"]
     error = error_of(response)
-    assert (error["category"], error["retryable"]) == ("conflict", True)
+    assert (error["category"], error["retryable"], error["message"]) == (
+        "conflict", True, strategy_store.CHANGED_MEANWHILE)  # a PATCH's own advice, never a DELETE's
     stored = strategy_store.get_strategy(ALICE, created["id"], consistent=True)
     assert (stored.status, stored.status_reason, stored.settings.leverage) == ("paused", RUNNER_PAUSE, None)
     assert str(stored.settings.paper_balance_usdt) == created["paper_balance_usdt"]

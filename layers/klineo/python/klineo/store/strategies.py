@@ -103,6 +103,8 @@ PAPER_POSITION_OPEN = ("paper_balance_usdt is the paper account's starting capit
                        "change it once the strategy's paper position is closed")
 CHANGED_MEANWHILE = ("the strategy changed after this request read it (the runner, the connection or another "
                      "request wrote it): nothing was changed; read it again and send the change again")
+DELETED_NOTHING = ("the strategy changed while it was being deleted (a runner turn or another request wrote "
+                   "it, e.g. re-priced its stops); nothing was deleted: send the DELETE again")
 SETTING_NAMES = ("direction", "leverage", "margin_type", "quote_size_usdt", "size_pct", "stop_loss_pct",
                  "take_profit_pct", "trailing_stop_pct", "paper_balance_usdt")
 
@@ -507,9 +509,9 @@ def _seen(current: Strategy) -> dict[str, Any]:
     return {":seen": {"S": current.updated_at}}
 
 
-def _changed_meanwhile() -> KlineoError:
+def _changed_meanwhile(message: str = CHANGED_MEANWHILE) -> KlineoError:
     """The retryable CONFLICT of a write made only while the strategy is as read, when it was not."""
-    return KlineoError(ErrorCategory.CONFLICT, CHANGED_MEANWHILE, retryable=True)
+    return KlineoError(ErrorCategory.CONFLICT, message, retryable=True)
 
 
 def _write_with_events(key: dict[str, Any], update: Update, puts: list[dict[str, Any]],
@@ -577,15 +579,8 @@ def delete_strategy(user_id: str, strategy_id: str, now_ms: int | None = None, *
         pending = from_item(item).pending
         if pending is not None and (not unsettled_ok or pending.lease_until_ms >= now_ms):
             raise _in_flight(pending, now_ms) from None
-        raise _changed_meanwhile() from None  # only ``seen`` is left to have refused it
+        raise _changed_meanwhile(DELETED_NOTHING) from None  # only ``seen`` is left to have refused it
 
-
-def _changed_meanwhile() -> KlineoError:
-    """The retryable CONFLICT of a delete of a strategy written between the delete's read and its write."""
-    return KlineoError(
-        ErrorCategory.CONFLICT, "the strategy changed while it was being deleted (a runner turn or another "
-        "request wrote it, e.g. re-priced its stops); nothing was deleted: send the DELETE again",
-        retryable=True)
 
 
 def _in_flight(pending: PendingOrder | None, now_ms: int) -> KlineoError:
