@@ -231,3 +231,30 @@ def test_cancel_all_never_answers_canceled_for_an_order_it_could_not_read_back(
     answered = {o["client_order_id"]: o["status"] for o in body["cancelled"]}
     assert answered == {ours["client_order_id"]: "UNKNOWN", foreign: "UNKNOWN"}
     assert get_order_record(USER_A, ours["client_order_id"]).status == "NEW"
+
+
+def test_cancel_all_leaves_standing_the_stops_another_read_placed_meanwhile(
+        sim_env, invoke, futures_connection, monkeypatch):
+    """GIVEN a resting LIMIT entry of ours with a stop-loss, which fills between cancel-all's listing and its
+    DELETEs, and whose status read places that stop-loss in that window WHEN cancel-all runs THEN Binance
+    still holds the stop-loss armed, the answer and our record say so (NEW as Binance does): cancel-all
+    cancels only what it listed, never a stop placed after its listing while its record says NEW."""
+    entry = _place(invoke, order_body(futures_connection.id, stop_loss={"percent": "5"}))
+    cancel_all = endpoints.futures_cancel_all_orders
+
+    def armed_first(*args: Any) -> Any:  # the mark already crossed the BUY at 20000 (below)
+        status = invoke("futures_order_status", status_event(entry["client_order_id"]))
+        assert [s["status"] for s in body_of(status)["protective_orders"]] == ["NEW"], status["body"]
+        return cancel_all(*args)
+
+    monkeypatch.setattr(endpoints, "futures_cancel_all_orders", armed_first)
+    body = _cancel_all_after_a_move(sim_env, monkeypatch, invoke, futures_connection.id, 19990)
+
+    stop_id = f"{entry['client_order_id'][:33]}-sl"
+    account = sim_env.account(futures_connection.account.id)
+    state = sim_env.state.futures.state_for(account, time.time() * 1000)
+    assert [(a.client_algo_id, a.status) for a in state.algo_orders.values()] == [(stop_id, "NEW")]
+    assert [o["status"] for o in body["cancelled"]] == ["FILLED"]
+    (answered,) = body["protective_orders"][entry["client_order_id"]]
+    assert (answered["client_algo_id"], answered["status"]) == (stop_id, "NEW")
+    assert get_order_record(USER_A, stop_id).status == "NEW"

@@ -28,7 +28,6 @@ __all__ = [
     "futures_account_config",
     "futures_balance",
     "futures_cancel_algo_order",
-    "futures_cancel_all_algo_orders",
     "futures_cancel_all_orders",
     "futures_cancel_order",
     "futures_change_leverage",
@@ -388,12 +387,6 @@ def futures_cancel_all_orders(client: BinanceClient, creds: Credentials, symbol:
     """DELETE /fapi/v1/allOpenOrders (weight 1): every open regular order on the symbol (not algo orders)."""
     _require(client, Market.FUTURES)
     return client.signed("DELETE", "/fapi/v1/allOpenOrders", {"symbol": _symbol(symbol)}, creds)
-
-
-def futures_cancel_all_algo_orders(client: BinanceClient, creds: Credentials, symbol: str) -> dict[str, Any]:
-    """DELETE /fapi/v1/algoOpenOrders (weight 1): every open algo order on the symbol."""
-    _require(client, Market.FUTURES)
-    return client.signed("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": _symbol(symbol)}, creds)
 
 
 def futures_leverage_brackets(client: BinanceClient, creds: Credentials, symbol: str) -> list[dict[str, Any]]:

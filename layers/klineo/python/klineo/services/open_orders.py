@@ -8,11 +8,16 @@ A stop-loss or take-profit of ours whose sibling has fired is cancelled on this 
 (``klineo.services.protective_siblings.cancel_fired_siblings``).
 
 Cancel-all (``symbol`` required) lists the symbol's open orders, then sends
-``DELETE /fapi/v1/allOpenOrders`` and ``DELETE /fapi/v1/algoOpenOrders`` (Binance's regular
-cancel-all does not touch algo orders: facts §7). Their answers name no order (``{"code": 200, "msg":
-...}``, facts §13), so every listed order is read back one by one (weight 1 each; a regular one by its
-orderId, an algo one by its clientAlgoId) and answered in the state Binance holds: one that filled or fired
-between the listing and the DELETEs is answered so, ours and the ones placed outside KLINEO alike. Our
+``DELETE /fapi/v1/allOpenOrders`` for the regular ones (Binance's regular cancel-all does not touch algo
+orders: facts §7) and ``DELETE /fapi/v1/algoOrder`` for each algo order listed, by its clientAlgoId (weight
+1 each), never ``DELETE /fapi/v1/algoOpenOrders``: a stop-loss / take-profit another reader (an entry's
+status read, the reconciler) placed after the listing guards a position and its record says NEW; cancelled
+unlisted, it would be answered nowhere, its record would say NEW while Binance says CANCELED, and the
+re-arming below, finding that NEW, would place nothing: the position left unprotected. An algo order whose
+DELETE Binance confirmed is CANCELED. The regular cancel-all's answer names no order (``{"code": 200,
+"msg": ...}``, facts §13), so every other listed order is read back one by one (weight 1 each; a regular one
+by its orderId, an algo one by its clientAlgoId) and answered in the state Binance holds: one that filled or
+fired between the listing and the DELETEs is answered so, ours and the ones placed outside KLINEO alike. Our
 records get that state; one that cannot be read back is answered UNKNOWN (never CANCELED on a guess) and
 its record is left as it was (the reconciler or the next status read records Binance's own state). An
 entry of ours that asked for a stop-loss / take-profit and executed before the cancel reached it gets them
@@ -32,7 +37,7 @@ from klineo.models.protective_states import ProtectiveOrderState
 from klineo.services.algo_orders import algo_result, query_algo_order
 from klineo.services.key_health import note_futures_outcome
 from klineo.services.orders import OrderResult, query_futures_order
-from klineo.services.protective_siblings import cancel_fired_siblings
+from klineo.services.protective_siblings import ACCOUNT_REFUSALS, cancel_fired_siblings
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
 from klineo.store.orders import (
@@ -111,11 +116,26 @@ def _read_back(client: BinanceClient, creds: Credentials, result: OrderResult) -
         return None
 
 
+def _cancel_algo(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult | None:
+    """DELETE one listed algo order by its clientAlgoId: CANCELED when Binance confirms it; None when it did
+    not (nothing open under that id: it fired; a lost answer), to be read back. A refusal of the key or the
+    account is raised: every further call would meet it."""
+    try:
+        endpoints.futures_cancel_algo_order(client, creds, result.client_order_id)
+    except KlineoError as exc:
+        if exc.category in ACCOUNT_REFUSALS:
+            raise
+        return None
+    return dataclasses.replace(result, status="CANCELED")
+
+
 def _cancelled(connection: Connection, client: BinanceClient, creds: Credentials, result: OrderResult,
-               record: OrderRecord | None) -> tuple[OpenOrder, list[ProtectiveOrderState] | None]:
-    """One listed order as Binance holds it after the cancel-all (module docstring): read back, recorded when
-    ours, with the stops placed when it is an entry of ours that executed; UNKNOWN when it cannot be read."""
-    final = _read_back(client, creds, result)
+               record: OrderRecord | None, known: OrderResult | None
+               ) -> tuple[OpenOrder, list[ProtectiveOrderState] | None]:
+    """One listed order as Binance holds it after the cancel-all (module docstring): ``known`` (its
+    confirmed DELETE), else read back; recorded when ours, with the stops placed when it is an entry of ours
+    that executed; UNKNOWN when it cannot be read."""
+    final = known or _read_back(client, creds, result)
     if final is None:  # it may have filled before the cancel: never answered (nor recorded) CANCELED
         return _open_order(dataclasses.replace(result, status=STATUS_UNKNOWN), record), None
     if record is None:
@@ -146,10 +166,10 @@ def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> 
     listed = _open_results(connection, client, creds, symbol)
     if listed:
         endpoints.futures_cancel_all_orders(client, creds, symbol)
-        endpoints.futures_cancel_all_algo_orders(client, creds, symbol)
+    known = [_cancel_algo(client, creds, r) if r.kind == KIND_ALGO else None for r in listed]
     records = get_order_records(user_id, [r.client_order_id for r in listed if r.client_order_id])
-    answers = [_cancelled(connection, client, creds, result, records.get(result.client_order_id))
-               for result in listed]
+    answers = [_cancelled(connection, client, creds, result, records.get(result.client_order_id), confirmed)
+               for result, confirmed in zip(listed, known, strict=True)]
     return CancelOpenOrdersResponse(
         connection_id=connection.connection_id, symbol=symbol, cancelled=[order for order, _ in answers],
         protective_orders={order.client_order_id: armed for order, armed in answers if armed is not None})
