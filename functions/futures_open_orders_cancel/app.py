@@ -16,7 +16,7 @@ app = build_resolver()
 def futures_open_orders_cancel(
     connection_id: str, symbol: Annotated[str | None, ServiceQuery(pattern=SYMBOL_PATTERN)] = None
 ) -> CancelOpenOrdersResponse:
-    return cancel_open_orders(current_user_id(app), connection_id, symbol)
+    return cancel_open_orders(current_user_id(app), connection_id, symbol, app.lambda_context)
 
 
 @finish_init

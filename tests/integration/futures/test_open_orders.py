@@ -13,6 +13,7 @@ from klineo.store.orders import get_order_record
 
 from tests.integration.api.conftest import USER_A, USER_B, connection_event
 from tests.integration.futures.helpers import body_of, new_key, order_body, order_event, status_event
+from tests.integration.runner.conftest import ShortContext
 
 SUFFIX = "/futures/open-orders"
 
@@ -258,3 +259,36 @@ def test_cancel_all_leaves_standing_the_stops_another_read_placed_meanwhile(
     (answered,) = body["protective_orders"][entry["client_order_id"]]
     assert (answered["client_algo_id"], answered["status"]) == (stop_id, "NEW")
     assert get_order_record(USER_A, stop_id).status == "NEW"
+
+
+def test_cancel_all_answers_before_its_invocation_ends_however_slowly_binance_reads_back(
+        sim_env, iam, futures_connection):
+    """GIVEN ten LIMITs placed in Binance's app and Binance answering each request in 0.4 s WHEN cancel-all
+    runs in an invocation with 4 s left THEN it answers 200 with 1 s to spare, every order cancelled at
+    Binance, those read back answered CANCELED and those it had no time to read UNKNOWN (before: ten
+    read-backs ran past the invocation's end, and the caller got API Gateway's error instead of an answer)."""
+    account = sim_env.account(futures_connection.account.id)
+    ids = [str(sim_env.state.futures.place_order(account, {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010",
+        "price": str(19000 + n), "newClientOrderId": f"app-limit-{n}"}, time.time() * 1000)["clientOrderId"])
+        for n in range(10)]
+    from functions.futures_open_orders_cancel import app
+
+    sim_env.configure(latency_ms=400)
+    started = time.monotonic()
+    try:
+        with iam.acting_as("futures_open_orders_cancel"):
+            response = app.lambda_handler(
+                _event("futures_open_orders_cancel", futures_connection.id, "BTCUSDT"),
+                ShortContext(function_name="futures_open_orders_cancel", remaining_ms=4_000))
+    finally:
+        took = time.monotonic() - started
+        sim_env.configure(latency_ms=0)
+
+    assert took < 3.0, f"answered {took:.2f} s into an invocation of 4 s"
+    assert response["statusCode"] == 200, response["body"]
+    answered = {o["client_order_id"]: o["status"] for o in body_of(response)["cancelled"]}
+    assert set(answered) == set(ids) and set(answered.values()) <= {"CANCELED", "UNKNOWN"}
+    assert "UNKNOWN" in answered.values()
+    state = sim_env.state.futures.state_for(account, time.time() * 1000)
+    assert [o for o in state.orders.values() if o.status == "NEW"] == []

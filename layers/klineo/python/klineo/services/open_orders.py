@@ -24,19 +24,27 @@ entry of ours that asked for a stop-loss / take-profit and executed before the c
 placed now, after both DELETEs (``klineo.services.order_cancel.arm_executed_entry``): the position the
 cancel could not prevent is guarded at once, as the order route guards a fill. A cancel passes no risk
 gate: it never adds exposure (the stops it places pass it, as every stop does).
+
+Cancel-all runs under the route's deadline, as the order routes do (``klineo.services.orders.Deadline``:
+the invocation's remaining time less ``DEADLINE_MARGIN_S``, inside ``klineo.binance.call_deadline``): each
+read-back (weight 1, one by one) and each algo order's DELETE starts only while ``_MIN_CALL_S`` is left, so
+however many orders were listed and however slowly Binance answers, the caller gets our answer before
+Lambda's timeout, never API Gateway's error: an order not read back in time is answered UNKNOWN, as one
+whose read failed (an algo order whose DELETE was not sent may still be open: read the open orders again).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-from klineo.binance import BinanceClient, Credentials, endpoints
+from klineo.binance import BinanceClient, Credentials, call_deadline, call_time_left, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.open_orders import CancelOpenOrdersResponse, OpenOrder, OpenOrdersResponse
 from klineo.models.protective_states import ProtectiveOrderState
 from klineo.services.algo_orders import algo_result, query_algo_order
 from klineo.services.key_health import note_futures_outcome
-from klineo.services.orders import OrderResult, query_futures_order
+from klineo.services.orders import Deadline, OrderResult, query_futures_order
 from klineo.services.protective_siblings import ACCOUNT_REFUSALS, cancel_fired_siblings
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials, require_connection
@@ -50,6 +58,10 @@ from klineo.store.orders import (
 from klineo.validation import check_symbol, plain_text, plain_text_or_none
 
 __all__ = ["cancel_open_orders", "list_open_orders"]
+
+# Cancel-all starts an algo order's DELETE or a read-back only with at least this long left before its
+# deadline: one that could not finish in time is answered UNKNOWN instead (module docstring).
+_MIN_CALL_S = 0.5
 
 
 def _check_symbol(symbol: str | None, required: bool) -> None:
@@ -105,8 +117,16 @@ def list_open_orders(user_id: str, connection_id: str, symbol: str | None = None
     return OpenOrdersResponse(connection_id=connection.connection_id, symbol=symbol, orders=orders)
 
 
+def _time_for_a_call() -> bool:
+    """True while a call started now can finish before the deadline in force (``_MIN_CALL_S``)."""
+    left = call_time_left()
+    return left is None or left >= _MIN_CALL_S
+
+
 def _read_back(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult | None:
-    """Binance's state of one listed order after the cancel-all; None when it cannot be read."""
+    """Binance's state of one listed order after the cancel-all; None when it cannot be read (in time)."""
+    if not _time_for_a_call():
+        return None
     try:
         if result.kind == KIND_ALGO:
             return query_algo_order(client, creds, result.client_order_id)
@@ -118,8 +138,10 @@ def _read_back(client: BinanceClient, creds: Credentials, result: OrderResult) -
 
 def _cancel_algo(client: BinanceClient, creds: Credentials, result: OrderResult) -> OrderResult | None:
     """DELETE one listed algo order by its clientAlgoId: CANCELED when Binance confirms it; None when it did
-    not (nothing open under that id: it fired; a lost answer), to be read back. A refusal of the key or the
-    account is raised: every further call would meet it."""
+    not (nothing open under that id: it fired; a lost answer) or there is no time left to ask, to be read
+    back. A refusal of the key or the account is raised: every further call would meet it."""
+    if not _time_for_a_call():
+        return None
     try:
         endpoints.futures_cancel_algo_order(client, creds, result.client_order_id)
     except KlineoError as exc:
@@ -156,20 +178,22 @@ def _arm_if_executed(record: OrderRecord, final: OrderResult,
     return arm_executed_entry(record, final, connection)
 
 
-def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None) -> CancelOpenOrdersResponse:
-    """Cancel every open regular and algo order on ``symbol``; each as Binance holds it then (module
-    docstring)."""
+def cancel_open_orders(user_id: str, connection_id: str, symbol: str | None,
+                       lambda_context: Any = None) -> CancelOpenOrdersResponse:
+    """Cancel every open regular and algo order on ``symbol``; each as Binance holds it then, answered before
+    the invocation of ``lambda_context`` ends (module docstring)."""
     _check_symbol(symbol, required=True)
     symbol = str(symbol)
-    connection = require_connection(user_id, connection_id)
-    client, creds = futures_client(connection), connection_credentials(connection)
-    listed = _open_results(connection, client, creds, symbol)
-    if listed:
-        endpoints.futures_cancel_all_orders(client, creds, symbol)
-    known = [_cancel_algo(client, creds, r) if r.kind == KIND_ALGO else None for r in listed]
-    records = get_order_records(user_id, [r.client_order_id for r in listed if r.client_order_id])
-    answers = [_cancelled(connection, client, creds, result, records.get(result.client_order_id), confirmed)
-               for result, confirmed in zip(listed, known, strict=True)]
+    with call_deadline(Deadline.of_invocation(lambda_context).at):
+        connection = require_connection(user_id, connection_id)
+        client, creds = futures_client(connection), connection_credentials(connection)
+        listed = _open_results(connection, client, creds, symbol)
+        if listed:
+            endpoints.futures_cancel_all_orders(client, creds, symbol)
+        known = [_cancel_algo(client, creds, r) if r.kind == KIND_ALGO else None for r in listed]
+        records = get_order_records(user_id, [r.client_order_id for r in listed if r.client_order_id])
+        answers = [_cancelled(connection, client, creds, r, records.get(r.client_order_id), confirmed)
+                   for r, confirmed in zip(listed, known, strict=True)]
     return CancelOpenOrdersResponse(
         connection_id=connection.connection_id, symbol=symbol, cancelled=[order for order, _ in answers],
         protective_orders={order.client_order_id: armed for order, armed in answers if armed is not None})
