@@ -25,9 +25,11 @@ class OpenOrder(BaseModel):
     type: str
     status: str = Field(description=(
         "Binance's state of the order: NEW or PARTIALLY_FILLED (an algo order: NEW, TRIGGERING). In a "
-        "cancel-all's answer, its state read back after the cancel: CANCELED, or what it reached first "
-        "(FILLED; an algo order's TRIGGERED / FINISHED); UNKNOWN when it could not be read back: it may have "
-        "filled before the cancel reached it (read the open orders, or the order, again)."))
+        "cancel-all's answer, its state after the cancel (read back, or an algo order's own cancel "
+        "confirmed): CANCELED, or what it reached first (FILLED; an algo order's TRIGGERED / FINISHED); "
+        "UNKNOWN when it could not be read back, or not before the answer was due: it may have filled before "
+        "the cancel reached it, and an algo order may still be open (read the open orders, or the order, "
+        "again)."))
     quantity: str | None = None
     executed_quantity: str | None = None
     price: str | None = None
@@ -51,7 +53,7 @@ class OpenOrdersResponse(BaseModel):
 
 
 class CancelOpenOrdersResponse(BaseModel):
-    """What a cancel-all on one symbol cancelled (regular and algo orders), each in its state read back."""
+    """What a cancel-all on one symbol cancelled (regular and algo orders), each as Binance holds it then."""
 
     connection_id: str
     symbol: str
