@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -114,6 +116,28 @@ def test_a_cursor_that_is_not_ours_is_a_400_naming_cursor(runner) -> None:
         assert response["statusCode"] == 400
         body = response_json(response)
         assert body["error"]["field"] == "cursor" and cursor not in response["body"]
+
+
+def _cursor_of(sort_key: str) -> str:
+    """A cursor in the listings' own encoding (base64url of {"sk": ...}) naming ``sort_key``."""
+    return base64.urlsafe_b64encode(json.dumps({"sk": sort_key}).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(("name", "sort_key"), [
+    ("strategy_events", "EVT#"), ("strategy_events", "EVT#zzz"), ("strategy_events", "EVT#1#2#signal#"),
+    ("strategy_runs", "RUN#"), ("strategy_runs", "RUN#abc"), ("strategy_runs", "RUN#1700000000000#x"),
+])
+def test_a_tampered_cursor_in_the_listings_own_encoding_is_a_400_naming_it(runner, name, sort_key) -> None:
+    """GIVEN a cursor encoded as the listing encodes its own but naming a key no run or event has (its prefix
+    right, the rest made up) WHEN listing THEN 400 naming cursor, its value not echoed (before: 200, a page
+    read from wherever that key sorts: every item, or none, with a null next_cursor)."""
+    sid = _paper_strategy_over_two_candles(runner)
+    cursor = _cursor_of(sort_key)
+
+    response = _page(runner, name, USER, sid, cursor=cursor)
+
+    assert response["statusCode"] == 400, response["body"][:300]
+    assert response_json(response)["error"]["field"] == "cursor" and cursor not in response["body"]
 
 
 def test_another_users_strategy_log_is_404(runner) -> None:

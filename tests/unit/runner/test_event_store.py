@@ -6,7 +6,14 @@ import time
 from dataclasses import replace
 
 import boto3
-from klineo.store.events import StrategyEvent, append_event, decode_cursor, encode_cursor, list_events
+from klineo.store.events import (
+    EVENT_KEY,
+    StrategyEvent,
+    append_event,
+    decode_cursor,
+    encode_cursor,
+    list_events,
+)
 
 C = 1_740_067_379_999  # a 1m candle close time
 
@@ -49,15 +56,19 @@ def test_events_expire_after_the_retention(aws) -> None:
 
 
 def test_a_cursor_names_only_keys_of_its_own_listing() -> None:
-    """A cursor round-trips its sort key; a runs key, garbage, a huge value or a key no listing writes (a lone
-    surrogate, a control character) is not an events cursor."""
-    cursor = encode_cursor({"pk": {"S": "STRAT#x"}, "sk": {"S": "EVT#0001#02#signal#"}})
-    assert decode_cursor(cursor, "EVT#") == "EVT#0001#02#signal#"
-    assert decode_cursor(encode_cursor({"sk": {"S": "RUN#1"}}), "EVT#") is None
-    huge = encode_cursor({"sk": {"S": "EVT#" + "9" * 300}})
-    assert decode_cursor("!!!", "EVT#") is None and decode_cursor(huge, "EVT#") is None
-    for odd in ("EVT#\ud800", "EVT#1\n2"):
-        assert decode_cursor(encode_cursor({"sk": {"S": odd}}), "EVT#") is None
+    """A cursor round-trips its sort key; a runs key, a key of the right prefix but not an event's shape,
+    garbage, a huge value or a key no listing writes (a lone surrogate, a control character) is not an events
+    cursor."""
+    key = "EVT#1700000000000#02#signal#"
+    cursor = encode_cursor({"pk": {"S": "STRAT#x"}, "sk": {"S": key}})
+    assert decode_cursor(cursor, EVENT_KEY) == key
+    assert decode_cursor(encode_cursor({"sk": {"S": key + "#02"}}), EVENT_KEY) == key + "#02"
+    for other in ("RUN#1", "EVT#0001#02#signal#", "EVT#1700000000000#02#no_such_kind#", "EVT#"):
+        assert decode_cursor(encode_cursor({"sk": {"S": other}}), EVENT_KEY) is None
+    huge = encode_cursor({"sk": {"S": key + "9" * 300}})
+    assert decode_cursor("!!!", EVENT_KEY) is None and decode_cursor(huge, EVENT_KEY) is None
+    for odd in (key + "\ud800", key + "1\n2"):
+        assert decode_cursor(encode_cursor({"sk": {"S": odd}}), EVENT_KEY) is None
 
 
 def test_a_second_event_of_one_kind_is_keyed_apart_and_the_first_keeps_its_key(aws) -> None:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,7 @@ from klineo.store.dynamo import conditional_write, from_attr, page_of, query_ite
 from klineo.store.strategies import now_iso
 
 __all__ = [
+    "EVENT_KEY",
     "EVENT_KINDS",
     "EventPage",
     "StrategyEvent",
@@ -86,6 +88,8 @@ EVENT_KINDS = ("position_closed", "protective_triggered", "signal", "risk_block"
                "order_fill", "protective_placed", "error", "paused", "resumed", "protective_repriced",
                "paper_reset", "fills_booked", "still_paused")
 _PREFIX = "EVT#"
+# The shape of every event's sort key (``StrategyEvent.sort_key``): what an events cursor may name.
+EVENT_KEY = re.compile(_PREFIX + r"\d{13}#\d{2}#(?:" + "|".join(EVENT_KINDS) + r")#[!-~]*")
 
 
 def retention_ttl(now_s: float | None = None) -> int:
@@ -216,18 +220,19 @@ def encode_cursor(last_key: Mapping[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps({"sk": last_key["sk"]["S"]}).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, prefix: str) -> str | None:
-    """The sort key a cursor names, or None when it is not one of ours (or not of this listing). Ours are
-    printable ASCII: anything else (a lone surrogate, a control character) would reach DynamoDB as a key
-    it refuses (a ValidationException), not a 400."""
+def decode_cursor(cursor: str, shape: re.Pattern[str]) -> str | None:
+    """The sort key a cursor names, or None when it is not one of ours: not of this listing's key ``shape``
+    (``EVENT_KEY``, ``klineo.store.runs.RUN_KEY``), so a made-up key behind the right prefix is refused too,
+    never a page read from wherever it sorts. Ours are printable ASCII: anything else (a lone surrogate, a
+    control character) would reach DynamoDB as a key it refuses (a ValidationException), not a 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         sk = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())["sk"]
     except (ValueError, KeyError, TypeError):
         return None
-    if not isinstance(sk, str) or not (sk.isascii() and sk.isprintable()):
+    if not isinstance(sk, str) or not (sk.isascii() and sk.isprintable()) or len(sk) > 200:
         return None
-    return sk if sk.startswith(prefix) and len(sk) <= 200 else None
+    return sk if shape.fullmatch(sk) else None
 
 
 def query_page(
@@ -249,7 +254,7 @@ def query_page(
 
 def list_events(strategy_id: str, limit: int, cursor: str | None = None) -> EventPage:
     """The strategy's events newest first, ``limit`` a page, after ``cursor`` (ValueError when not ours)."""
-    cursor_sk = decode_cursor(cursor, _PREFIX) if cursor else None
+    cursor_sk = decode_cursor(cursor, EVENT_KEY) if cursor else None
     if cursor and cursor_sk is None:
         raise ValueError("not a cursor of this listing")
     items, next_cursor = query_page(strategy_id, _PREFIX, limit, cursor_sk)

@@ -77,6 +77,7 @@ state; a hold never pays for one.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ from klineo.store.strategies import ACTIVE, PAUSED, PendingOrder, now_iso, strat
 from klineo.validation import decimal_or_none
 
 __all__ = [
+    "RUN_KEY",
     "RUN_READERS",
     "RUN_STATUSES",
     "Claim",
@@ -132,6 +134,8 @@ RUN_STATUSES = ("ordered", "simulated", "no_change", "skipped", "failed")
 # The most newest-run Queries ``latest_run_close_times`` has in flight: the AWS SDK's connection pool holds
 # 10 connections (klineo.store.aws); more threads would only queue on it.
 RUN_READERS = aws.IN_FLIGHT
+# The shape of every run's sort key (``run_key``): what a runs cursor may name.
+RUN_KEY = re.compile(r"RUN#\d{1,13}")
 
 
 def run_key(strategy_id: str, close_time: int) -> dict[str, Any]:
@@ -828,7 +832,7 @@ def list_runs_page(strategy_id: str, limit: int, cursor: str | None = None) -> t
 
     ValueError when ``cursor`` is not a cursor of this listing.
     """
-    cursor_sk = decode_cursor(cursor, "RUN#") if cursor else None
+    cursor_sk = decode_cursor(cursor, RUN_KEY) if cursor else None
     if cursor and cursor_sk is None:
         raise ValueError("not a cursor of this listing")
     items, next_cursor = query_page(strategy_id, "RUN#", limit, cursor_sk)
