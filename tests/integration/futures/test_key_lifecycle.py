@@ -1311,3 +1311,24 @@ def test_an_enable_whose_key_is_replaced_meanwhile_leaves_the_new_key_disabled(s
     again = invoke("connection_enable", event)
     assert again["statusCode"] == 200 and set(body_of(again)["resumed_strategies"]) == sids, again["body"]
     assert get_connection(USER_A, futures_connection.id).last_test["can_trade"] is False
+
+
+def test_the_enable_records_its_passing_futures_test_as_the_connections_futures_last_test(
+        sim_env, invoke, futures_connection):
+    """POST .../enable on a futures-enabled connection records the futures test it ran and passed as
+    futures_last_test, with the spot one, in its write (before: the spot test alone was recorded, the
+    connection still shown with its last failed futures test after the enable had passed one)."""
+    from klineo.store.connections import record_test_result
+
+    failed = {"ok": False, "category": "permission", "message": "refused",
+              "tested_at": "2026-01-01T00:00:00Z"}
+    record_test_result(USER_A, futures_connection.id, failed, futures=True)
+    disable_connection(USER_A, futures_connection.id, "connection_disabled:permission")
+
+    enabled = invoke(
+        "connection_enable", connection_event("connection_enable", futures_connection.id, USER_A, "/enable")
+    )
+
+    assert enabled["statusCode"] == 200, enabled["body"]
+    recorded = get_connection(USER_A, futures_connection.id).futures_last_test
+    assert recorded is not None and recorded["ok"] is True and recorded["tested_at"] != failed["tested_at"]

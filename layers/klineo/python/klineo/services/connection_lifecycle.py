@@ -244,10 +244,12 @@ def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableRespo
     refuse_deleting(connection, ENABLE_REFUSED)
     creds = connection_credentials(connection)
     passed = _require_tests_pass(connection, creds, "The connection stays disabled")
-    # Written only while the connection still names the key tested: a key replaced meanwhile is a 409.
+    # Written only while the connection still names the key tested: a key replaced meanwhile is a 409. The
+    # futures test it ran (futures enabled) is recorded in the same write, as the spot one.
     updated = connection_store.clear_disabled(user_id, connection_id, passed.last_test,
                                               binance_uid=passed.uid,
-                                              tested_version=connection.credentials_version)
+                                              tested_version=connection.credentials_version,
+                                              futures_last_test=passed.futures_last_test)
     resumed, refused = resume_connection_strategies(updated)
     counts = {"resumed_strategies": len(resumed), "still_paused": len(refused)}
     logger.info("connection enabled", extra={"connection_id": connection_id, **counts})
