@@ -1302,14 +1302,16 @@ def test_a_stop_refused_for_the_signature_at_entry_is_answered_not_placed_and_pl
     sim_env, invoke, futures_connection, monkeypatch
 ):
     """GIVEN a MARKET entry whose stop-loss POST Binance refuses for the signature (-1022) THEN the answer
-    says the stop-loss was not placed, why, and that it is placed once the key works, not retryable; WHEN the
-    key works again THEN the entry's status read places it once, and a second read sends nothing more."""
+    says the stop-loss was not placed, why, and that it is placed once the key works, not retryable (the
+    refusal counted on the key's health, as a later arming's); WHEN the key works again (its health cleared)
+    THEN the entry's status read places it once, and a second read sends nothing more."""
     from local.binance_sim.errors import invalid_signature
 
     key_fixed = _algo_refusing(sim_env, monkeypatch, invalid_signature())
     refused = _entry_with_protection(invoke, futures_connection.id, new_key(), stop_loss={"percent": "3"})
     entry_id = body_of(refused)["error"]["message"].split()[2]
     key_fixed()
+    _key_shown_working(invoke, futures_connection.id)
 
     first = invoke("futures_order_status", status_event(entry_id))
     second = invoke("futures_order_status", status_event(entry_id))

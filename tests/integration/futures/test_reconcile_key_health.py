@@ -15,7 +15,12 @@ from klineo.store.orders import get_order_record
 from tests.integration.api.conftest import USER_A
 from tests.integration.futures.helpers import ORDER_PATH, new_key, order_body, order_event
 from tests.integration.futures.test_key_lifecycle import _live_strategy
-from tests.integration.futures.test_protective_orders import _algo_refusing, _resting_entry_filled
+from tests.integration.futures.test_protective_orders import (
+    _algo_posts,
+    _algo_refusing,
+    _entry_with_protection,
+    _resting_entry_filled,
+)
 from tests.integration.futures.test_reconcile import _orders
 
 
@@ -90,4 +95,42 @@ def test_a_stop_refused_for_the_key_and_a_read_refused_in_the_same_run_count_onc
     posts = [r for r in sim_env.journal if (r.method, r.path) == ("POST", "/fapi/v1/algoOrder")]
     refused_reads = [r for r in sim_env.journal if r.path == ORDER_PATH and r.fault == "http_401_invalid_key"]
     assert (len(posts), len(refused_reads)) == (1, 1)
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1
+
+
+def test_stops_refused_for_the_key_at_the_entrys_first_arming_count_once_and_wait_for_the_key(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a MARKET entry with a stop-loss and a take-profit whose POSTs Binance refuses for the key
+    (-2015) right after the fill WHEN the order route arms them THEN the connection's key failures count 1
+    (once for the request, not once per stop), and the reconciler's next run holds both back, no POST
+    (before: nothing counted at the first arming, and the run sent both again at once)."""
+    from local.binance_sim.errors import FUTURES, invalid_api_key
+
+    _algo_refusing(sim_env, monkeypatch, invalid_api_key(FUTURES, "127.0.0.1"))
+    answer = _entry_with_protection(invoke, futures_connection.id, new_key(), stop_loss={"percent": "2"},
+                                    take_profit={"percent": "2"})
+    counted = get_connection(USER_A, futures_connection.id).consecutive_failures
+    posts = len(_algo_posts(sim_env))
+
+    reconcile()
+
+    assert answer["statusCode"] == 403, answer["body"]
+    assert (counted, posts, len(_algo_posts(sim_env))) == (1, 2, 2)
+
+
+def test_a_stop_loss_and_a_take_profit_refused_for_the_key_in_one_run_count_once(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled LIMIT entry whose stop-loss and take-profit POSTs Binance both refuses for the key
+    WHEN one reconciler run arms them THEN the connection's key failures count 1 for the run, not one per
+    stop (before: 2, so a revoked key disabled the connection in two runs instead of three)."""
+    from local.binance_sim.errors import FUTURES, invalid_api_key
+
+    _resting_entry_filled(sim_env, invoke, futures_connection.id, stop_loss={"percent": "2"},
+                          take_profit={"percent": "2"})
+    _algo_refusing(sim_env, monkeypatch, invalid_api_key(FUTURES, "127.0.0.1"))
+
+    reconcile()
+
     assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1

@@ -472,9 +472,10 @@ def _protected(gated: _Gated, entry: OrderRecord, answer: FuturesOrderResponse,
     _follow_reduction(gated.user_id, entry, gated.client, creds, gated.connection)
     if gated.order.stop_loss is None and gated.order.take_profit is None:
         return answer
-    # Armed later than the entry's own claim (a replay, a resume): asked through the gate first.
+    # Armed later than the entry's own claim (a replay, a resume): asked through the gate first. At the first
+    # arming too, a refusal of the key counts on the connection's key health (once), as later armings do.
     states = arm_protective_orders(gated.user_id, entry, gated.client, creds, first_arming=first_arming,
-                                   connection=None if first_arming else gated.connection)
+                                   connection=gated.connection)
     if not first_arming:  # a replay or a resume answers them as a status read does: a lost one placed again
         states = answered_states(gated.user_id, entry, states, gated.client, creds, gated.connection)
     return answer.model_copy(update={"protective_orders": states})

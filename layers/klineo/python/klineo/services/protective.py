@@ -54,9 +54,10 @@ missing order. A definitive refusal (e.g. the trigger already crossed) is record
 A refusal of the key (permission, signature, IP allow-list) or of this server's location is recorded REJECTED
 too, but not for good: it is raised (not retryable: a repeat meets it again), and the next read or reconciler
 run after the key works sends the stop again under its id (the second send claimed: once). Not before: one
-refused for the key, armed by a caller that names the connection (a read, a replay, the reconciler), is
-counted once on the key's health (``klineo.services.key_health.note_key_outcome``: a stop is an order the
-key must be able to place) and then waits while that health says the key fails (``consecutive_failures``:
+refused for the key, armed by a caller that names the connection (the order route's first arming, a read, a
+replay, the reconciler), is counted on the key's health once for that arming, however many of its stops were
+refused (``klineo.services.key_health.note_key_outcome``: a stop is an order the key must be able to place)
+and then waits while that health says the key fails (``consecutive_failures``:
 cleared by any answer proving the key works, a passing test, a new key, an enable), at most
 ``KEY_REFUSED_RESEND_AFTER_MS`` after its last POST (nothing else may ever clear that health), so a dead key
 costs a POST per period, not one per run, and the stop is sent on the first arming after it clears; one
@@ -334,17 +335,32 @@ def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, al
     return existing
 
 
+@dataclasses.dataclass
+class _KeyHealth:
+    """The key health one arming counts on: its connection's, a refusal of the key counted once for all the
+    stops it sends (as a reconciler run counts its reads once, ``klineo.services.reconcile``)."""
+
+    connection: Connection
+    counted: bool = False
+
+    def refused(self, exc: KlineoError) -> None:
+        """Count ``exc``, a refusal of the key of a stop's POST, unless this arming counted one already."""
+        if not self.counted:
+            self.counted = True
+            note_key_outcome(self.connection, exc)  # the stop then waits for the key (``_held_back``)
+
+
 def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, client: BinanceClient,
              creds: Credentials, existing: OrderRecord | None, algo_id: str,
-             guard: ConnectionGuard, connection: Connection | None = None) -> ProtectiveOrderState:
-    """Exactly once: record (unless ``existing``; guarded), send or resume, record the outcome. ``connection``
-    (the callers that arm later than the entry): its key health holds back a stop refused for the key, and
-    counts a refusal for the key of this POST (module docstring)."""
+             guard: ConnectionGuard, health: _KeyHealth | None = None) -> ProtectiveOrderState:
+    """Exactly once: record (unless ``existing``; guarded), send or resume, record the outcome. ``health``
+    (the entry's connection's): holds back a stop refused for the key, and counts a refusal for the key of
+    this POST (module docstring)."""
     if existing is None:
         existing = _record_new(user_id, entry, role, algo, algo_id, guard)
     if existing is not None and (gone := _not_standing(existing)) is not None:
         return _state(role, algo_id, None, gone)  # refused for good (e.g. trigger crossed), or lost
-    if existing is not None and (held := _held_back(existing, connection)) is not None:
+    if existing is not None and (held := _held_back(existing, health and health.connection)) is not None:
         raise held  # refused for the key while it still fails, or for the location lately: not sent yet
     posted, purged = [existing is None], []  # posted: True once a POST goes out (a first or claimed second)
     try:
@@ -371,8 +387,8 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
             exc = _judged(client, algo.symbol, exc, fresh=True)
         record_order_outcome_quietly(user_id, algo_id, status=STATUS_REJECTED,
                                      error={**exc.to_dict(), "code": exc.code})
-        if connection is not None and exc.category in KEY_FAILURE_CATEGORIES:
-            note_key_outcome(connection, exc)  # once: the stop then waits for the key (``_held_back``)
+        if health is not None and exc.category in KEY_FAILURE_CATEGORIES:
+            health.refused(exc)
         if exc.retryable or by_status or exc.category in _LIFTED_LATER:
             raise exc from None  # not refused for good: armed again by a later read or reconciler run
         logger.warning("protective order refused", extra={"client_order_id": algo_id, "code": exc.code})
@@ -483,8 +499,10 @@ def arm_protective_orders(
 
     Their records are read first (one BatchGetItem of the derived ids): one placed already answers
     its recorded state, only a missing or unfinished one is armed. ``first_arming``: the entry was
-    placed by this very call, so none can exist and the read is skipped. ``connection``: asked through
-    the risk gate before anything missing is sent, by the callers that arm later than the entry's own
+    placed by this very call, so none can exist and the read is skipped. ``connection``: its key health
+    counts a refusal of the key, once for the arming, and holds back a stop refused for it; asked through
+    the risk gate before anything missing is sent, unless ``first_arming`` (the entry's own claim passed it),
+    by the callers that arm later than the entry's own
     request (a replay, a status read, the reconciler); a refusal raises it, not retryable, its message saying
     the entry stands and which of them was not placed (``_not_placed``: a 409 alone would read as nothing
     placed). ``generation``: the
@@ -505,20 +523,20 @@ def arm_protective_orders(
     if all(states.values()):
         return [state for state in states.values() if state is not None]
     try:
-        if connection is not None:  # nothing is sent past a closed gate; its refusal names the entry too
-            _check_gate(connection, entry_record, wind_down)
+        if connection is not None and not first_arming:  # the entry's own claim just passed the gates
+            _check_gate(connection, entry_record, wind_down)  # its refusal names the entry too
         rules = get_symbol_rules(client, entry_record.symbol)  # e.g. halted since the entry: not placed yet
         quantity, average = _fill(entry_record, client, creds)
     except KlineoError as exc:
         missing = next(role for role, state in states.items() if state is None)
         raise _not_placed(entry_record, missing, _judged(client, entry_record.symbol, exc)) from None
     guard = ConnectionGuard(user_id, entry_record.connection_id, wind_down)
-    failure = None
+    health, failure = None if connection is None else _KeyHealth(connection), None
     for role in (role for role, state in states.items() if state is None):
         try:
             algo = _protective_order(entry_record, role, targets[role], average, rules, quantity)
             states[role] = _arm_one(user_id, entry_record, role, algo, client, creds, recorded.get(ids[role]),
-                                    ids[role], guard, connection)
+                                    ids[role], guard, health)
         except KlineoError as exc:
             if failure is None or exc.field == CONNECTION_DELETING:
                 failure = (role, exc)
