@@ -134,3 +134,23 @@ def test_a_stop_loss_and_a_take_profit_refused_for_the_key_in_one_run_count_once
     reconcile()
 
     assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1
+
+
+def test_the_cancel_of_a_flat_sides_stop_refused_for_the_key_counts_once(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a MARKET entry's stop-loss standing and its position sold in full (flat) WHEN the reconciler's
+    cleanup cancels the stop and Binance refuses that DELETE for the key (401 -2015) THEN the connection's key
+    failures count 1 (before: 0, a key refused on every cancel never counted)."""
+    entry = _entry_with_protection(invoke, futures_connection.id, new_key(), stop_loss={"percent": "2"})
+    assert entry["statusCode"] == 200, entry["body"]
+    close = order_body(futures_connection.id, type="MARKET", price=None, timeInForce=None, quantity="0.002",
+                       side="SELL", reduceOnly=True)
+    assert invoke("futures_order", order_event(close, key=new_key()))["statusCode"] == 200
+    sim_env.faults.add("http_401_invalid_key", 1000, method="DELETE", path="/fapi/v1/algoOrder")
+
+    reconcile()
+
+    refused = [r for r in sim_env.journal if r.method == "DELETE" and r.fault == "http_401_invalid_key"]
+    assert len(refused) >= 1
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1

@@ -91,8 +91,9 @@ pages of fills than a run's weight: the fills read so far are kept on its record
 the next run reads on from the last of them.
 
 Key health: Binance refusing a connection's key on the run's own signed reads (orders, fills, positions, the
-watched symbols' trades: ``Reconciler.read``) counts on the connection's key health once a run, not once per
-record (``klineo.services.key_health.note_futures_outcome``, for the key version the run signs with): three
+watched symbols' trades: ``Reconciler.read``) and on its own cancels (a flat side's stops, a deleted
+connection's orders) counts on the connection's key health once a run, not once per record
+(``klineo.services.key_health.note_futures_outcome``, for the key version the run signs with): three
 runs in a row disable a connection whose key was revoked or whose IP left the allow-list, pausing its
 strategies, and the trader is told. A refusal of the stops it places is counted where they are armed
 (``klineo.services.protective``): the run then counts none more for that connection. Once every read of a
@@ -377,7 +378,13 @@ class Reconciler:
         key = (account.connection.user_id, account.connection.connection_id)
         if key not in self._key_worked:
             self._key_refused[key] = exc
-        if key not in self._key_counted:
+        self._count_key(account, exc)
+
+    def _count_key(self, account: _Account, exc: KlineoError) -> None:
+        """A refusal of the connection's key (a read's, or a cancel's of ours: the key must be able to
+        cancel the orders it placed) counted on its key health once a run (``_key_failed``)."""
+        key = (account.connection.user_id, account.connection.connection_id)
+        if is_key_failure(exc) and key not in self._key_counted:
             self._key_counted.add(key)
             note_futures_outcome(account.connection, exc)
 
@@ -850,6 +857,7 @@ class Reconciler:
                       account.client, account.creds, record.client_order_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
+                self._count_key(account, exc)
                 raise
             return False
         record_order_outcome(record.user_id, record.client_order_id, status="CANCELED",
@@ -891,6 +899,7 @@ class Reconciler:
                              account.creds, record.symbol, orig_client_order_id=record.client_order_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
+                self._count_key(account, exc)
                 raise
             return None
         result = OrderResult.from_binance(body, "placed")
