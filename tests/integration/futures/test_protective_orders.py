@@ -488,6 +488,7 @@ def test_a_stop_kept_off_by_a_refusal_a_retry_cannot_lift_is_answered_not_retrya
     error = body_of(again)["error"]
     assert (error["category"], error["retryable"]) == ("restricted", False), again["body"]
     assert "was not placed" in error["message"] and "Repeat the request" not in error["message"]
+    assert error["message"].endswith("no stop_loss; it is placed once Binance accepts it."), error["message"]
     assert kept == [entry["error"]["message"].split()[2]]  # the entry's clientOrderId, still followed
     stop_id = protective_client_algo_id(kept[0], "stop_loss")
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
@@ -519,6 +520,40 @@ def test_a_retry_that_loses_the_claim_of_a_refused_stop_leaves_the_winners_recor
     assert (error["category"], error["retryable"]) == ("conflict", True), again["body"]
     assert len(_algo_posts(sim_env)) == 1
     assert get_order_record(USER_A, stop_id).status == "PENDING"
+
+
+# A stop-loss Binance could not take, or whose answer was lost: (the faults on the algo service, the error's
+# category, the sentence after the entry's id: what happened, then the one thing the caller is to send).
+UNPLACED_STOPS = {
+    "unavailable": ([("http_503_unavailable", {"method": "POST", "count": 1})], "upstream_unavailable",
+                    " is FILLED, but its stop_loss could not be placed yet: Binance is temporarily "
+                    "unavailable. Repeat the request with the same Idempotency-Key to place it."),
+    "unknown_outcome": ([("timeout_1007", {"method": "POST", "execute": False, "count": 1}),
+                         ("http_503_unavailable", {"method": "GET", "count": 50})], "unknown_outcome",
+                        " is FILLED, but Binance did not confirm its stop_loss: Binance did not answer "
+                        "the conditional order and has not confirmed it since; the conditional order's "
+                        "outcome is unknown. Repeat the request with the same Idempotency-Key: it is looked "
+                        "up first and placed only if Binance does not have it."),
+}
+
+
+@pytest.mark.parametrize("case", UNPLACED_STOPS)
+def test_a_stop_not_placed_tells_the_api_caller_the_one_thing_to_send(sim_env, invoke, futures_connection,
+                                                                     case):
+    """GIVEN a MARKET entry with a stop-loss WHEN Binance is unavailable for the stop (503), or its answer is
+    lost and the lookups fail THEN the error says what happened and once what to send (the same
+    Idempotency-Key), never a second, other advice (the reason's own "please retry", "look it up"), and never
+    "could not be placed" for a stop that may stand."""
+    faults, category, sentence = UNPLACED_STOPS[case]
+    for name, options in faults:
+        sim_env.faults.add(name, path=ALGO_PATH, **options)
+
+    answer = _entry_with_protection(invoke, futures_connection.id, new_key(), stop_loss={"percent": "3"})
+
+    error = body_of(answer)["error"]
+    entry = error["message"].split()[2]
+    assert (error["category"], error["retryable"]) == (category, True), answer["body"]
+    assert error["message"] == f"The entry {entry}{sentence}"
 
 
 @FORGOTTEN_OR_CACHED

@@ -249,6 +249,43 @@ def test_a_placement_binance_could_not_take_now_tells_the_trader_the_next_run_tr
     assert message.endswith(". It is tried again on the strategy's next run.")
 
 
+# A re-priced stop-loss Binance could not take, or whose answer was lost: (the faults on the algo service, the
+# event's category, the end of its message: what the runner does about it, never an API caller's advice).
+UNPLACED_STOPS = {
+    "waf_403": ([("waf_403", {"method": "POST"})], "rate_limit",
+                " It is tried again on the strategy's next run."),
+    "unknown_outcome": ([("timeout_1007", {"method": "POST", "execute": False, "count": 1}),
+                         ("http_503_unavailable", {"method": "GET"})], "unknown_outcome",
+                        " It is looked up on the strategy's next run and placed only if Binance does not "
+                        "have it."),
+}
+
+
+@pytest.mark.parametrize("case", UNPLACED_STOPS)
+def test_a_stop_not_placed_tells_the_trader_what_the_runner_does_next_not_an_api_callers_advice(runner,
+                                                                                               case) -> None:
+    """GIVEN a PATCH to SL 1 % WHEN Binance's firewall refuses the new stop (403: "retry later"), or its
+    answer is lost and the lookups fail (unknown outcome) THEN the protective_not_repriced event ends with
+    what the runner does (tries again / looks it up on the next run), never with advice to retry or to
+    repeat a request with an Idempotency-Key (a strategy has no request)."""
+    faults, category, then = UNPLACED_STOPS[case]
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1"})
+    for name, options in faults:
+        runner.sim.faults.add(name, **{"count": 50, **options, "path": ALGO_PATH})
+
+    runner.run_tick(second)
+
+    [error] = _events(sid, "error")
+    assert (error.details["what"], error.details["category"]) == ("protective_not_repriced", category)
+    message = error.details["message"]
+    assert "Idempotency-Key" not in message and "retry" not in message.lower(), message
+    assert message.startswith(f"The entry {entry} is FILLED, but "), message
+    assert message.endswith(then), message
+    assert message.count("stop_loss") == 1, message
+
+
 def test_stops_kept_from_an_entry_by_binance_being_unavailable_are_placed_on_the_next_turn(runner) -> None:
     """GIVEN a live entry with SL 2 % / TP 3 % whose take-profit Binance could not take (503) WHEN the next
     turn runs THEN only the missing take-profit is placed, under the entry's own id, and the record armed;

@@ -224,7 +224,8 @@ def test_classify_maps_every_documented_code_and_status(status, code, msg, categ
     result = classify_detail(status, code, msg)
     assert result.category is category
     assert result.field == field
-    assert classify(status, code, msg) == (result.category, result.message)
+    assert classify(status, code, msg) == (result.category, " ".join(filter(None, (result.message,
+                                                                                   result.advice))))
 
 
 @pytest.mark.parametrize(("status", "code", "msg", "category", "field"), CASES)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 
-__all__ = ["ErrorCategory", "InvalidField", "InvalidFields", "KlineoError", "LeverageAboveSymbolMax",
-           "refuse_together"]
+__all__ = ["RETRY", "RETRY_LATER", "RETRY_SHORTLY", "ErrorCategory", "InvalidField", "InvalidFields",
+           "KlineoError", "LeverageAboveSymbolMax", "refuse_together"]
 
 
 class ErrorCategory(StrEnum):
@@ -64,8 +64,19 @@ class ErrorCategory(StrEnum):
 
     @property
     def default_message(self) -> str:
-        """A user-safe message for this category when nothing more specific is known."""
+        """A user-safe message for this category when nothing more specific is known: its reason, then the
+        advice to the one who sent the request, if any."""
+        return _joined(self.default_reason, self.default_advice)
+
+    @property
+    def default_reason(self) -> str:
+        """What went wrong, for this category when nothing more specific is known (no advice)."""
         return _DEFAULT_MESSAGES[self]
+
+    @property
+    def default_advice(self) -> str | None:
+        """What the one who sent the request may do about this category's failure (None: nothing to add)."""
+        return _DEFAULT_ADVICE.get(self)
 
 
 _RETRYABLE = frozenset(
@@ -87,16 +98,14 @@ _DEFAULT_MESSAGES: dict[ErrorCategory, str] = {
     ),
     ErrorCategory.TIMESTAMP: (
         "Binance rejected the request time (clock out of sync). The backend resyncs with Binance "
-        "server time automatically; please retry."
+        "server time automatically."
     ),
     ErrorCategory.SIGNATURE: (
         "Binance rejected the request signature: check that the secret or private key matches the API key."
     ),
     ErrorCategory.IP_WHITELIST: "This server's IP address is not on the API key's allow-list on Binance.",
-    ErrorCategory.RATE_LIMIT: "Binance request limit reached; please retry shortly.",
-    ErrorCategory.IP_BANNED: (
-        "Binance has temporarily banned this server's IP for too many requests; please retry later."
-    ),
+    ErrorCategory.RATE_LIMIT: "Binance request limit reached.",
+    ErrorCategory.IP_BANNED: "Binance has temporarily banned this server's IP for too many requests.",
     ErrorCategory.RESTRICTED: "Binance is not available from this server's location (HTTP 451).",
     ErrorCategory.INVALID_REQUEST: "Binance rejected the request as invalid.",
     ErrorCategory.INSUFFICIENT_BALANCE: "Insufficient balance or margin for this order.",
@@ -104,22 +113,47 @@ _DEFAULT_MESSAGES: dict[ErrorCategory, str] = {
     ErrorCategory.DUPLICATE_ORDER: "An order with this client order id already exists.",
     ErrorCategory.ORDER_NOT_FOUND: "Binance does not know this order.",
     ErrorCategory.UNKNOWN_OUTCOME: (
-        "Binance did not confirm the outcome: the order may or may not have been placed. "
-        "Look the order up by its client order id before sending it again."
+        "Binance did not confirm the outcome: the order may or may not have been placed."
     ),
-    ErrorCategory.UPSTREAM_UNAVAILABLE: "Binance is temporarily unavailable; please retry shortly.",
-    ErrorCategory.NETWORK: "Could not reach Binance; please retry.",
+    ErrorCategory.UPSTREAM_UNAVAILABLE: "Binance is temporarily unavailable.",
+    ErrorCategory.NETWORK: "Could not reach Binance.",
     ErrorCategory.OTHER: "Binance returned an unexpected error.",
     ErrorCategory.PRECONDITION_REQUIRED: "This request needs a header it was sent without.",
     ErrorCategory.NOT_FOUND: "Not found.",
     ErrorCategory.CONFLICT: "The request conflicts with the current state.",
 }
 
+# Advice, apart from the reason: it speaks to the one who sent the request (an API caller). Who acts on the
+# failure otherwise (a strategy's runner, which tries again by itself) says what it does instead, from the
+# reason alone (``KlineoError.reason``), never by cutting the advice out of the message's text.
+RETRY = "Please retry."
+RETRY_SHORTLY = "Please retry shortly."
+RETRY_LATER = "Please retry later."
+_DEFAULT_ADVICE: dict[ErrorCategory, str] = {
+    ErrorCategory.TIMESTAMP: RETRY,
+    ErrorCategory.RATE_LIMIT: RETRY_SHORTLY,
+    ErrorCategory.IP_BANNED: RETRY_LATER,
+    ErrorCategory.UNKNOWN_OUTCOME: "Look the order up by its client order id before sending it again.",
+    ErrorCategory.UPSTREAM_UNAVAILABLE: RETRY_SHORTLY,
+    ErrorCategory.NETWORK: RETRY,
+}
+
+
+def _joined(reason: str, advice: str | None) -> str:
+    """The message a caller reads: the reason (one or more sentences), then the advice, if any."""
+    return f"{reason} {advice}" if advice else reason
+
 
 class KlineoError(Exception):
-    """The one exception KLINEO raises for every expected failure; its message is always user-safe."""
+    """The one exception KLINEO raises for every expected failure; its message is always user-safe.
 
-    __slots__ = ("category", "code", "field", "message", "retry_after", "retryable", "status")
+    ``message`` is what an API caller reads: ``reason`` (what happened) then ``advice`` (what the one who sent
+    the request may do: retry, look the order up; None when there is nothing to add). Without a message, the
+    category's reason and advice; with one, only the advice given with it.
+    """
+
+    __slots__ = ("advice", "category", "code", "field", "message", "reason", "retry_after", "retryable",
+                 "status")
 
     def __init__(
         self,
@@ -131,10 +165,13 @@ class KlineoError(Exception):
         retry_after: float | None = None,
         field: str | None = None,
         retryable: bool | None = None,
+        advice: str | None = None,
     ) -> None:
         category = ErrorCategory(category)
         self.category = category
-        self.message = message or category.default_message
+        self.reason = message or category.default_reason
+        self.advice = advice if message or advice else category.default_advice
+        self.message = _joined(self.reason, self.advice)
         self.status = status
         self.code = code
         self.retry_after = retry_after
@@ -157,12 +194,13 @@ class KlineoError(Exception):
             _rebuild,
             (
                 self.category,
-                self.message,
+                self.reason,
                 self.status,
                 self.code,
                 self.retry_after,
                 self.field,
                 self.retryable,
+                self.advice,
             ),
         )
 
@@ -263,7 +301,8 @@ def refuse_together(*checks: Callable[[], object]) -> None:
         raise InvalidFields(refusals)
 
 
-def _rebuild(category, message, status, code, retry_after, field, retryable) -> KlineoError:
+def _rebuild(category, reason, status, code, retry_after, field, retryable, advice=None) -> KlineoError:
     return KlineoError(
-        category, message, status=status, code=code, retry_after=retry_after, field=field, retryable=retryable
+        category, reason, status=status, code=code, retry_after=retry_after, field=field, retryable=retryable,
+        advice=advice,
     )

@@ -567,6 +567,7 @@ class BinanceClient:
                 retry_after=retry_after,
                 field=result.field if result is not None else None,
                 retryable=result.retryable if result is not None else None,
+                advice=result.advice if result is not None else None,
             )
         )
 
@@ -588,6 +589,7 @@ class BinanceClient:
                 status=status,
                 code=code,
                 retry_after=max(1, round((until_ms - self._now_ms()) / 1000)),
+                advice=result.advice,
             )
         )
 
@@ -611,6 +613,7 @@ class BinanceClient:
                 status=status,
                 code=code,
                 retry_after=max(1, round(delay)),
+                advice=result.advice,
             )
         )
 

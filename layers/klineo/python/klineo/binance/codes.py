@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from klineo.errors import ErrorCategory
+from klineo.errors import RETRY, RETRY_LATER, RETRY_SHORTLY, ErrorCategory, KlineoError
 
 __all__ = ["CODE_TABLE", "COOLING_OFF_PERIOD", "Classification", "classify", "classify_detail",
            "position_mode_refusal"]
@@ -33,6 +33,17 @@ class Classification(NamedTuple):
     field: str | None = None
     # True for a refusal Binance lifts by itself (the same request may pass later); None: the category's.
     retryable: bool | None = None
+    # What the one who sent the request may do (``KlineoError.advice``), apart from ``message``.
+    advice: str | None = None
+
+    @classmethod
+    def of(cls, category: ErrorCategory, message: str | None = None, field: str | None = None,
+           retryable: bool | None = None, advice: str | None = None) -> Classification:
+        """``category`` with ``message`` and ``advice``; without a message, the category's reason and
+        advice."""
+        if message is None:
+            message, advice = category.default_reason, advice or category.default_advice
+        return cls(category, message, field, retryable, advice)
 
 
 class _Rule(NamedTuple):
@@ -46,15 +57,15 @@ class _Rule(NamedTuple):
     # Lift the quoted parameter name out of Binance's message into `field` (and our message).
     field_from_msg: bool = False
     retryable: bool | None = None  # Classification.retryable
+    advice: str | None = None  # Classification.advice, with ``message``
 
 
 _C = ErrorCategory
 # Binance's COOLING_OFF_PERIOD: futures trading off for the period the account's user chose (facts §11).
 COOLING_OFF_PERIOD = -4192
-_TS_MSG = _C.TIMESTAMP.default_message
 _TS_AHEAD_MSG = (
     "The request time was ahead of Binance's clock. The backend resyncs with Binance server time "
-    "automatically; please retry."
+    "automatically."
 )
 
 # A symbol whose status refuses new orders (facts §15): a halt, cancel-only, a delisting, a settled contract.
@@ -80,18 +91,18 @@ CODE_TABLE: dict[int, _Rule] = {
         _C.UNKNOWN_OUTCOME
     ),  # "Timeout waiting for response from backend server. Send status unknown"
     -1008: _Rule(
-        _C.UPSTREAM_UNAVAILABLE, "Binance is overloaded or throttling requests; please retry shortly."
+        _C.UPSTREAM_UNAVAILABLE, "Binance is overloaded or throttling requests.", advice=RETRY_SHORTLY
     ),
     -1013: _Rule(  # spot "Filter failure: LOT_SIZE" and friends; "Market is closed." (facts §15)
         _C.INVALID_REQUEST, field_from_msg=True,
         by_message=(("market is closed", _C.INVALID_REQUEST, _NOT_TRADING.message, _NOT_TRADING.field),),
     ),
     -1014: _Rule(_C.INVALID_REQUEST, "Binance does not support this order combination."),
-    -1015: _Rule(_C.RATE_LIMIT, "Too many new orders; please retry shortly."),
+    -1015: _Rule(_C.RATE_LIMIT, "Too many new orders.", advice=RETRY_SHORTLY),
     -1021: _Rule(
         _C.TIMESTAMP,
-        _TS_MSG,
         by_message=(("ahead", _C.TIMESTAMP, _TS_AHEAD_MSG, None),),
+        advice=RETRY,
     ),
     -1022: _Rule(_C.SIGNATURE),
     -1100: _Rule(_C.INVALID_REQUEST, field_from_msg=True),  # "Illegal characters found in parameter '%s'"
@@ -191,7 +202,7 @@ CODE_TABLE: dict[int, _Rule] = {
     ),
     -4109: _Rule(_C.PERMISSION, "The futures account is inactive."),
     -4116: _Rule(_C.DUPLICATE_ORDER),  # "ClientOrderId is duplicated."
-    -4117: _Rule(_C.UPSTREAM_UNAVAILABLE, "The stop order is being triggered; please retry shortly."),
+    -4117: _Rule(_C.UPSTREAM_UNAVAILABLE, "The stop order is being triggered.", advice=RETRY_SHORTLY),
     -4120: _Rule(
         _C.INVALID_REQUEST,
         "Conditional order types need Binance's algo-order endpoint; not supported here.",
@@ -248,7 +259,7 @@ CODE_TABLE: dict[int, _Rule] = {
     -5022: _Rule(
         _C.ORDER_REJECTED, "The post-only order would have taken liquidity; nothing was placed."
     ),
-    -5028: _Rule(_C.TIMESTAMP, _TS_MSG),  # ME recvWindow rejection (futures)
+    -5028: _Rule(_C.TIMESTAMP),  # ME recvWindow rejection (futures)
 }
 
 # Filter named by spot's "Filter failure: <FILTER>" -> the order field it concerns.
@@ -265,12 +276,13 @@ _FILTER_FIELDS = {
     "MAX_POSITION": "quantity",
 }
 
-_STATUS_TABLE: dict[int, tuple[ErrorCategory, str | None]] = {
+_STATUS_TABLE: dict[int, tuple[ErrorCategory, str | None] | tuple[ErrorCategory, str, str]] = {
     400: (_C.INVALID_REQUEST, None),
     401: (_C.PERMISSION, None),
     403: (
         _C.RATE_LIMIT,
-        "Binance's firewall refused the request (request rate or security rule); retry later.",
+        "Binance's firewall refused the request (request rate or security rule).",
+        RETRY_LATER,
     ),
     404: (_C.OTHER, "This Binance endpoint is not available in this environment."),
     408: (_C.UNKNOWN_OUTCOME, None),  # futures: backend timeout, execution status unknown
@@ -285,11 +297,7 @@ _503_BY_MESSAGE = (
     ("unknown error", _C.UNKNOWN_OUTCOME, None),
     ("service unavailable", _C.UPSTREAM_UNAVAILABLE, None),
     ("internal error", _C.UPSTREAM_UNAVAILABLE, None),
-    (
-        "throttled",
-        _C.UPSTREAM_UNAVAILABLE,
-        "Binance is overloaded or throttling requests; please retry shortly.",
-    ),
+    ("throttled", _C.UPSTREAM_UNAVAILABLE, "Binance is overloaded or throttling requests."),
 )
 
 _QUOTED_NAME = re.compile(r"'([A-Za-z][A-Za-z0-9_]{0,40})'")
@@ -311,13 +319,13 @@ def _lift_field(msg: str) -> tuple[str | None, str | None]:
 
 def _by_status(status: int | None, msg: str) -> Classification:
     if status is None:
-        return Classification(_C.NETWORK, _C.NETWORK.default_message)
+        return Classification.of(_C.NETWORK)
     if status == 503:
         lowered = msg.lower()
         for needle, category, message in _503_BY_MESSAGE:
             if needle in lowered:
-                return Classification(category, message or category.default_message)
-        return Classification(_C.UNKNOWN_OUTCOME, _C.UNKNOWN_OUTCOME.default_message)
+                return Classification.of(category, message, advice=category.default_advice)
+        return Classification.of(_C.UNKNOWN_OUTCOME)
     entry = _STATUS_TABLE.get(status)
     if entry is None:
         if status >= 500:
@@ -327,8 +335,8 @@ def _by_status(status: int | None, msg: str) -> Classification:
             entry = (_C.INVALID_REQUEST, None)
         else:
             entry = (_C.OTHER, None)
-    category, message = entry
-    return Classification(category, message or category.default_message)
+    category, message, *advice = entry
+    return Classification.of(category, message, advice=advice[0] if advice else None)
 
 
 def classify_detail(status: int | None, code: int | None, msg: str | None) -> Classification:
@@ -336,9 +344,9 @@ def classify_detail(status: int | None, code: int | None, msg: str | None) -> Cl
     msg = msg if isinstance(msg, str) else ""
     # These statuses mean the same whatever code comes with them.
     if status == 418:
-        return Classification(_C.IP_BANNED, _C.IP_BANNED.default_message)
+        return Classification.of(_C.IP_BANNED)
     if status == 451:
-        return Classification(_C.RESTRICTED, _C.RESTRICTED.default_message)
+        return Classification.of(_C.RESTRICTED)
     rule = CODE_TABLE.get(code) if code is not None else None
     if rule is None:
         return _by_status(status, msg)
@@ -354,13 +362,13 @@ def classify_detail(status: int | None, code: int | None, msg: str | None) -> Cl
         field = lifted_field
         if message is None:
             message = detail
-    return Classification(category, message or category.default_message, field, rule.retryable)
+    return Classification.of(category, message, field, rule.retryable, rule.advice)
 
 
 def classify(status: int | None, code: int | None, msg: str | None) -> tuple[ErrorCategory, str]:
     """Map (HTTP status, Binance code, Binance message) to (category, user-safe message)."""
     result = classify_detail(status, code, msg)
-    return result.category, result.message
+    return result.category, KlineoError(result.category, result.message, advice=result.advice).message
 
 
 # Binance's refusals of an order sent for another position mode than the account's, by code, with the field

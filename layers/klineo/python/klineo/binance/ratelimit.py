@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from klineo.binance.enums import Market
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import RETRY_SHORTLY, ErrorCategory, KlineoError
 
 __all__ = [
     "DEFAULT_WEIGHT_LIMITS",
@@ -257,7 +257,7 @@ class RateLimiter:
                 if wait_s > self.max_wait_s:
                     raise KlineoError(
                         ErrorCategory.RATE_LIMIT,
-                        "Binance request budget for this minute is used up; please retry shortly.",
+                        "Binance request budget for this minute is used up.", advice=RETRY_SHORTLY,
                         retry_after=math.ceil(wait_s),
                     )
             else:

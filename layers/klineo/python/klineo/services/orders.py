@@ -349,9 +349,9 @@ def query_futures_order(
 
 def _unknown(client_order_id: str, detail: str, noun: str = "order") -> KlineoError:
     return KlineoError(
-        ErrorCategory.UNKNOWN_OUTCOME,
-        f"{detail}; the {noun}'s outcome is unknown. Look it up by clientOrderId {client_order_id} "
-        "(or repeat the request with the same Idempotency-Key) before placing it again",
+        ErrorCategory.UNKNOWN_OUTCOME, f"{detail}; the {noun}'s outcome is unknown.",
+        advice=f"Look it up by clientOrderId {client_order_id} (or repeat the request with the same "
+        "Idempotency-Key) before placing it again.",
     )
 
 

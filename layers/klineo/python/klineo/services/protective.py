@@ -84,7 +84,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -577,35 +576,42 @@ def _judged(client: BinanceClient, symbol: str, exc: KlineoError, *, fresh: bool
                        code=exc.code)
 
 
-# The advice to the caller that ends a transient failure's message ("...; please retry shortly."): a strategy
-# has no request to retry.
-_RETRY_ADVICE = re.compile(r"; please retry(?: shortly| later)?\.$")
+# What is done next about a stop not placed yet, by who acts on it (an API caller, or a strategy's runner,
+# which has no request to repeat and tries again by itself) and whether its POST went unanswered (then it is
+# looked up first, never sent twice): the advice of ``_not_placed``'s error, in place of its reason's own.
+_NEXT_STEP = {
+    (True, False): "Repeat the request with the same Idempotency-Key to place it.",
+    (True, True): ("Repeat the request with the same Idempotency-Key: it is looked up first and placed only "
+                   "if Binance does not have it."),
+    (False, False): "It is tried again on the strategy's next run.",
+    (False, True): "It is looked up on the strategy's next run and placed only if Binance does not have it.",
+}
 
 
 def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
     """The failure of arming ``role``, its field kept: final on a connection being deleted or a symbol that
     will never trade again (``_judged``: field symbol), neither ever placed; retryable when the failure is
-    transient (a repeat with the same key resumes it: an unknown outcome is looked up; a strategy's entry has
-    no request to repeat: its runner tries again by itself on the next run, which its event log says instead,
-    without the reason's advice to retry); any other refusal (the key, the server's location, a disabled
-    connection) comes again on a repeat: not retryable, placed once it is lifted (a disabled connection's:
-    once it is enabled again, by the reconciler or a repeat)."""
-    head = f"The entry {entry.client_order_id} is {entry.status}, but its {role}"
-    reason = exc.message if exc.message.endswith((".", "!", "?")) else f"{exc.message}."  # one sentence
+    transient, with what is done next (``_NEXT_STEP``) as its advice instead of the reason's own (``reason``:
+    a repeat with the same key resumes it, an unknown outcome looked up first; a strategy's entry has no
+    request to repeat: its runner tries again by itself on the next run, which its event log says); any
+    other refusal (the key, the server's location, a disabled connection) comes again on a repeat: not
+    retryable, placed once it is lifted (a disabled connection's: once it is enabled again, by the reconciler
+    or a repeat)."""
+    head = f"The entry {entry.client_order_id} is {entry.status}, but"
+    reason = exc.reason if exc.reason.endswith((".", "!", "?")) else f"{exc.reason}."  # one sentence
     if exc.field == CONNECTION_DELETING or (exc.field == "symbol" and not exc.retryable):
-        return KlineoError(exc.category, f"{head} was not placed: {reason}", field=exc.field)
+        return KlineoError(exc.category, f"{head} its {role} was not placed: {reason}", field=exc.field)
     if not (exc.retryable or exc.category.transient):
         once = ("the connection is enabled again" if exc.field == CONNECTION_DISABLED else
                 "the key works again" if exc.category in KEY_FAILURE_CATEGORIES else "Binance accepts it")
-        return KlineoError(exc.category, f"{head} was not placed: {reason} Until that is resolved the "
-                           f"position has no {role}; it is placed once {once}.", field=exc.field,
+        return KlineoError(exc.category, f"{head} its {role} was not placed: {reason} Until that is resolved "
+                           f"the position has no {role}; it is placed once {once}.", field=exc.field,
                            retryable=False)
-    if entry.origin == ORIGIN_API:
-        then = "Repeat the request with the same Idempotency-Key to place it."
-    else:  # a strategy's event log: no request to retry, the runner tries again by itself
-        reason, then = _RETRY_ADVICE.sub(".", reason), "It is tried again on the strategy's next run."
-    return KlineoError(exc.category, f"{head} could not be placed yet: {reason} {then}", field=exc.field,
-                       retry_after=exc.retry_after, retryable=True)
+    unknown = exc.category == ErrorCategory.UNKNOWN_OUTCOME
+    what = f"Binance did not confirm its {role}" if unknown else f"its {role} could not be placed yet"
+    return KlineoError(exc.category, f"{head} {what}: {reason}", advice=_NEXT_STEP[entry.origin == ORIGIN_API,
+                                                                                    unknown],
+                       field=exc.field, retry_after=exc.retry_after, retryable=True)
 
 
 def closes_position_side(row: dict[str, Any], position_side: str) -> bool:
