@@ -153,6 +153,32 @@ def test_an_order_is_never_signed_once_the_calls_deadline_has_passed(binance_sim
     assert [r for r in binance_sim.journal if r.path == ORDER_PATH] == []
 
 
+def test_an_order_held_back_at_its_deadline_is_told_and_counted_as_never_sent(binance_sim, client_for):
+    """GIVEN a call_deadline already passed WHEN an order is sent THEN the error (retryable) says it was not
+    sent for lack of time and nothing reached Binance, and the call is counted held back, never as a Binance
+    error or a Binance outage (BinanceErrors / BinanceUpstreamUnavailable count what Binance answered)."""
+    from klineo.telemetry import tally
+
+    counted: dict[str, float] = {}
+
+    class Sink:
+        def add_metric(self, name: str, unit: str, value: float) -> None:
+            counted[name] = counted.get(name, 0) + value
+
+    client, creds = client_for(Market.FUTURES), creds_for(binance_sim, "futures-full")
+    client.sync_time()
+    tally.clear()
+    with call_deadline(time.time() - 0.01), pytest.raises(KlineoError) as caught:
+        endpoints.futures_new_order(client, creds, _market_order("klneo_it_held_at_deadline"))
+    tally.drain(Sink())
+    assert counted.get("BinanceCallsHeldBack") == 1, counted
+    assert "BinanceErrors" not in counted and "BinanceUpstreamUnavailable" not in counted, counted
+    assert caught.value.retryable and caught.value.message == (
+        "Not sent: this request ran out of time before the order was signed; nothing reached Binance. "
+        "Please retry.")
+    assert [r for r in binance_sim.journal if r.path == ORDER_PATH] == []
+
+
 # A 429 asks this long a wait; the call's deadline is this far off when the order is sent, long enough for
 # the wait (the client retries only then) but passed when the wait overran it by OVERSLEEP_S (a stalled
 # container, a thread pool's CPU).

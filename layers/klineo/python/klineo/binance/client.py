@@ -13,7 +13,9 @@ Retry policy (one place, every retry with a fresh timestamp and signature):
 - -1021 / -5028: resync server time, then retry once (this retry is extra to ``max_retries``).
 - Connect errors (nothing reached Binance): retried for every method.
 - Inside a ``call_deadline``, no POST is signed once it has passed, a retry's neither: it fails with
-  ``upstream_unavailable``, nothing sent (so no POST of a call can land after deadline + recvWindow).
+  ``upstream_unavailable`` (retryable) saying it was not sent for lack of time, nothing sent (so no POST of a
+  call can land after deadline + recvWindow), counted held back like a call our weight budget holds, never
+  as a Binance error: Binance refused nothing.
 - Read timeouts, lost connections, 5xx, 408, -1000, -1007: retried for GET only. For any other
   method they raise ``unknown_outcome`` and the request is never re-sent; the order service
   settles it by querying the order by ``origClientOrderId``.
@@ -57,7 +59,7 @@ from klineo.binance.ratelimit import (
     endpoint_weight,
 )
 from klineo.binance.signing import encode_params, signature
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import RETRY, ErrorCategory, KlineoError
 from klineo.telemetry import child_logger, tally
 
 if TYPE_CHECKING:
@@ -192,7 +194,8 @@ _MIN_TIMEOUT_S = 0.1
 # neither (after a 429's Retry-After, a time resync, a connect error): a caller that records the deadline
 # with its attempt knows no POST of it can land later than deadline + recvWindow (Binance refuses an older
 # timestamp), and a resend of that attempt counts its wait from there (``klineo.services.protective``).
-_NOT_SIGNED_AFTER_DEADLINE = "Binance was not asked: the call's deadline passed before it was signed."
+_NOT_SIGNED_AFTER_DEADLINE = ("Not sent: this request ran out of time before the order was signed; nothing "
+                              "reached Binance.")
 
 
 @contextmanager
@@ -272,8 +275,9 @@ class _Step(NamedTuple):
     retry: ErrorCategory | None = None
     delay: float = 0.0
     resync: bool = False
-    # The error is our own budget's (the 90 % ceiling): the call was never sent, Binance refused nothing.
-    held: bool = False
+    # Why the call was held back, never sent (our weight budget's 90 % ceiling, the call's deadline): Binance
+    # refused nothing. None: the error is Binance's answer or about it.
+    held: str | None = None
 
 
 class BinanceClient:
@@ -464,18 +468,19 @@ class BinanceClient:
 
     def _attempt(self, request: _Request, budget: _Budget) -> _Step:
         """One attempt (time sync, weight budget, HTTP exchange) and what to do after it."""
+        if request.method == "POST" and request.creds is not None and _past_deadline():
+            held = KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, _NOT_SIGNED_AFTER_DEADLINE, advice=RETRY)
+            return _Step(error=held, held="at the call's deadline")
         if request.creds is not None:
             self._ensure_time_sync()
         try:
             self._limiter.acquire(self.host, self.market, request.weight, self._now_ms())
         except KlineoError as err:
             # status None: the budget's ceiling; a block after Binance's 429 / 418 carries that status.
-            return _Step(error=err, held=err.status is None)
+            return _Step(error=err, held="by the weight budget" if err.status is None else None)
         meter = _METER.get()
         if meter is not None:
             meter[0] += request.weight
-        if request.method == "POST" and request.creds is not None and _past_deadline():
-            return _Step(error=KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, _NOT_SIGNED_AFTER_DEADLINE))
         response, outcome = self._send(request.method, self._url(request), request.headers)
         if outcome is not None:
             return self._after_transport_failure(outcome, request, budget)
@@ -679,18 +684,19 @@ class BinanceClient:
         return within_call and self._clock() - started + delay < self.deadline_s
 
     def _report(
-        self, err: KlineoError, method: str, path: str, weight: int, held: bool = False,
+        self, err: KlineoError, method: str, path: str, weight: int, held: str | None = None,
     ) -> KlineoError:
         """Tally (safely) and count an error about to be raised; return it.
 
         The "binance call failed" warning is not written per call (a Powertools JSON line costs
         about three times the rest of the error path): the invocation's flush writes one line per
-        distinct failure, with its count and first/last time (``klineo.telemetry.Tally``). A call our
-        own budget ``held`` back was never sent: counted apart (``BinanceCallsHeldBack``), so that
-        ``BinanceErrors`` and ``BinanceRateLimit`` count only what Binance refused.
+        distinct failure, with its count and first/last time (``klineo.telemetry.Tally``). A call ``held``
+        back (our weight budget, the call's deadline) was never sent: counted apart
+        (``BinanceCallsHeldBack``), so that ``BinanceErrors`` and ``Binance<Category>`` count only what
+        Binance refused or failed.
         """
         if held:
-            tally.occurrence("binance call held back by the weight budget", {
+            tally.occurrence(f"binance call held back {held}", {
                 "binance_method": method, "binance_path": path, "binance_weight": weight,
             }, binance_used_weight=self._limiter.used_weight(self.host))
             _metric("BinanceCallsHeldBack", 1)
