@@ -325,3 +325,16 @@ def test_a_period_of_more_candles_than_a_backtest_takes_is_refused_as_validation
     backwards = {**BODY, "start": "2025-01-02T00:00:00Z", "end": "2025-01-01T00:00:00Z"}
     _refused_as_validation(_post(invoke, backwards), "end")
     assert _klines_requests(sim_env) == []
+
+
+def test_the_drawdown_counts_the_fall_from_the_starting_equity(sim_env, invoke) -> None:
+    """GIVEN one candle whose close the strategy enters at (fee and slippage take the equity below the start)
+    WHEN backtested THEN max_drawdown_pct is that fall from the starting equity (the first peak), not 0."""
+    body = {**BODY, "quote_size_usdt": 50_000, "leverage": 10, "end": "2025-01-01T01:00:00Z"}
+    response = _post(invoke, body)
+    assert response["statusCode"] == 200, response["body"]
+    result = response_json(response)["result"]
+    assert result["candles"] == 1 and result["number_of_trades"] == 1
+    start, final = Decimal(result["starting_equity"]), Decimal(result["final_equity"])
+    assert final < start
+    assert result["max_drawdown_pct"] == str(((start - final) / start * 100).quantize(Decimal("0.01")))

@@ -62,13 +62,13 @@ def test_affordable_backtests_keep_their_figures_and_skip_nothing(sim_env, invok
     """GIVEN affordable entries WHEN backtested THEN the figures from before margins, nothing skipped."""
     quote = response_json(_post(invoke, BODY))["result"]
     assert _summary(quote) == {
-        "final_equity": "9766.37883815", "total_return_pct": "-2.34", "max_drawdown_pct": "2.67",
+        "final_equity": "9766.37883815", "total_return_pct": "-2.34", "max_drawdown_pct": "2.68",
         "win_rate_pct": "21.13", "fees_paid": "68.11060029", "number_of_trades": 71,
         "skipped_entries": 0, "skipped_reasons": {}, "liquidated_at": None}
     percent = response_json(_post(invoke, {**BODY, "quote_size_usdt": None, "size_pct": 50,
                                            "leverage": 3}))["result"]
     assert _summary(percent) == {
-        "final_equity": "6894.29193547", "total_return_pct": "-31.06", "max_drawdown_pct": "34.37",
+        "final_equity": "6894.29193547", "total_return_pct": "-31.06", "max_drawdown_pct": "34.44",
         "win_rate_pct": "21.13", "fees_paid": "863.68419749", "number_of_trades": 71,
         "skipped_entries": 0, "skipped_reasons": {}, "liquidated_at": None}
     assert percent["model"]["leverage"] == "3"

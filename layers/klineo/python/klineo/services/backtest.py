@@ -19,8 +19,9 @@ The same code as paper mode, candle by candle (``simulate``):
    the same side (a hold between them included) are the same entry, until the signal turns to the other
    side or flat, or the entry is taken;
 5. the equity (``Ledger.equity`` at the close) is measured after every candle (``Simulation.record``): the
-   running peak and max drawdown, the last point, and every ``equity_curve_step``-th point (the step is
-   set before the first candle, from their count), so the memory does not grow with the period.
+   running peak (from the starting equity: an entry's fee on the first candle is a fall) and max drawdown,
+   the last point, and every ``equity_curve_step``-th point (the step is set before the first candle, from
+   their count), so the memory does not grow with the period.
 The strategy warms up on the ``lookback`` candles before ``start``, so it can act from the first.
 
 Where the candles come from and what is answered when:
@@ -295,7 +296,9 @@ def simulate(spec: BacktestSpec, candles: Sequence[Candle], rules: SymbolRules) 
     lookback = strategy_type.lookback(params)
     ledger = sim.Ledger(starting_equity=spec.starting_equity, kept=TRADES_SHOWN)  # all the result shows
     counted = sum(1 for candle in candles if candle.open_time >= spec.start_ms)
-    state, guard = Simulation(ledger, step=curve_step(counted)), _Protection()
+    # The starting equity is the first peak: an entry's fee and slippage already fall from it.
+    state = Simulation(ledger, step=curve_step(counted), peak=spec.starting_equity)
+    guard = _Protection()
     for index, candle in enumerate(candles):
         if candle.open_time < spec.start_ms:
             continue
