@@ -64,3 +64,18 @@ def test_a_percent_size_rounding_below_the_minimum_quantity_says_so() -> None:
     result = summarise(spec, simulate(spec, STOPPED, RULES))
     assert result["number_of_trades"] == 0
     assert result["skipped_entries"] == 2 and result["skipped_reasons"] == {"below_min_quantity": 2}
+
+
+# The CRASH long with a 1 % take-profit (102.03): the crash candle's high (103) reaches it and its low (40)
+# passes the bankruptcy price, which of the two came first in the candle being unknown.
+WICK = _candles([*[(c.open, c.high, c.low, c.close) for c in CRASH[:3]], ("101", "103", "40", "45")])
+
+
+def test_a_candle_reaching_the_take_profit_and_the_bankruptcy_price_liquidates() -> None:
+    """GIVEN a 10x long with a take-profit WHEN one candle's high reaches it and its low the bankruptcy price
+    THEN liquidation (the pessimistic order, as a stop-loss before a take-profit), not a winning exit."""
+    spec = _spec(size=None, size_pct="100", leverage=10, take_profit_pct="1")
+    state = simulate(spec, WICK, RULES)
+    long, = state.ledger.trades
+    assert (long.exit_reason, state.liquidated_at) == ("liquidation", WICK[3].close_time)
+    assert summarise(spec, state)["final_equity"] == "0"

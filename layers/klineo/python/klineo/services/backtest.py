@@ -339,7 +339,8 @@ def _trade(trade: sim.Trade) -> dict[str, Any]:
 _MODEL = {
     "taker_fee_rate": str(sim.TAKER_FEE_RATE), "slippage_bps": str(sim.SLIPPAGE_BPS),
     "fill": "market orders fill at the candle close moved slippage_bps against the taker",
-    "exits": "stop-loss/take-profit checked on each later candle's high/low; stop-loss first when both",
+    "exits": "stop-loss/take-profit checked on each later candle's high/low; stop-loss first when both, "
+             "liquidation first when a candle reaches it and the take-profit",
     "margin": "an entry is taken when its initial margin (quantity x close / leverage) is at most the "
               "equity at that close; else it is skipped (skipped_reasons: insufficient_margin)",
     "liquidation": "the position is closed where the equity after the closing fee is zero (no maintenance "
