@@ -66,9 +66,14 @@ def test_a_percent_size_rounding_below_the_minimum_quantity_says_so() -> None:
     assert result["skipped_entries"] == 2 and result["skipped_reasons"] == {"below_min_quantity": 2}
 
 
+def _after_the_long(row: tuple[str, str, str, str]) -> list:
+    """CRASH's warm-up and long entry, then one candle (open, high, low, close)."""
+    return _candles([*[(str(c.open), str(c.high), str(c.low), str(c.close)) for c in CRASH[:3]], row])
+
+
 # The CRASH long with a 1 % take-profit (102.03): the crash candle's high (103) reaches it and its low (40)
 # passes the bankruptcy price, which of the two came first in the candle being unknown.
-WICK = _candles([*[(c.open, c.high, c.low, c.close) for c in CRASH[:3]], ("101", "103", "40", "45")])
+WICK = _after_the_long(("101", "103", "40", "45"))
 
 
 def test_a_candle_reaching_the_take_profit_and_the_bankruptcy_price_liquidates() -> None:
@@ -79,3 +84,15 @@ def test_a_candle_reaching_the_take_profit_and_the_bankruptcy_price_liquidates()
     long, = state.ledger.trades
     assert (long.exit_reason, state.liquidated_at) == ("liquidation", WICK[3].close_time)
     assert summarise(spec, state)["final_equity"] == "0"
+
+
+def test_a_stop_loss_whose_slipped_fill_would_pass_the_bankruptcy_price_still_closes_the_position() -> None:
+    """GIVEN a 10x long whose stop-loss (9.89403321 %, 91.02523) lies under 2 bps above its bankruptcy price
+    (91.01613) WHEN a candle's low (91.0252) reaches the stop but not that price THEN the position closes on
+    that candle, at the bankruptcy price (its slipped fill would leave a negative equity), not kept open."""
+    spec = _spec(size=None, size_pct="100", leverage=10, stop_loss_pct="9.89403321")
+    candles = _after_the_long(("101", "101", "91.0252", "101"))
+    state = simulate(spec, candles, RULES)
+    long, = state.ledger.trades
+    assert (long.exit_reason, long.exit_time) == ("liquidation", candles[3].close_time)
+    assert state.ledger.position == 0 and summarise(spec, state)["final_equity"] == "0"

@@ -275,25 +275,24 @@ def position_exit(
     """("stop_loss" | "take_profit" | "liquidation", fill price) when ``candle`` closes the ledger's open
     position, else None (flat: None).
 
-    The stop-loss / take-profit (``protective_exit``) comes first, unless it would fill past the
-    liquidation price (a gap through both), or it is the take-profit of a candle that also reaches the
-    liquidation price (which came first is unknown: the adverse one, as a stop-loss before a take-profit);
-    else a candle whose low (long) or high (short) reaches the liquidation price (``liquidation_price``)
-    closes the position there.
+    The stop-loss / take-profit (``protective_exit``) comes first, unless its fill would pass the
+    liquidation price (``liquidation_price``: a gap, or the slippage of a stop just above it), or it is
+    the take-profit of a candle that also reaches the liquidation price (which came first is unknown: the
+    adverse one, as a stop-loss before a take-profit): then, as when a candle's low (long) or high (short)
+    reaches the liquidation price without a stop, the position closes there.
     """
     if ledger.position == 0:
         return None
     long = ledger.position > 0
     liquidation = liquidation_price(ledger)
-    reached = candle.low if long else candle.high
     hit = None
     if sl is not None or tp is not None:
         hit = protective_exit("LONG" if long else "SHORT", sl, tp, candle)
-    if hit is not None and (_beyond(long, hit[1], liquidation)
-                            or (hit[0] == "take_profit" and _beyond(long, reached, liquidation))):
-        hit = None  # a stop filling past the bankruptcy price (a gap), a take-profit in a liquidating candle
-    if hit is None and liquidation is not None and _beyond(long, reached, liquidation):
-        hit = ("liquidation", liquidation)
+    stop_first = hit is not None and hit[0] == "stop_loss"
+    reached = candle.low if long else candle.high
+    if liquidation is not None and ((hit is not None and _beyond(long, hit[1], liquidation))
+                                    or (not stop_first and _beyond(long, reached, liquidation))):
+        return "liquidation", liquidation
     return hit
 
 
