@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import pytest
+from klineo.binance.endpoints import clear_exchange_info_cache
 from klineo.services import backtest as backtest_service
 
 from tests.helpers import response_json
@@ -130,3 +132,16 @@ def test_a_queued_backtest_on_a_symbol_that_takes_no_market_orders_is_refused_be
     assert _klines_requests(sim_env) == []
     sqs = boto3.client("sqs", region_name=aws.region)
     assert sqs.receive_message(QueueUrl=aws.refs["BacktestQueue"]).get("Messages", []) == []
+
+
+@pytest.mark.parametrize("status", ["SETTLING", "TRADING_HALT"])
+def test_a_symbol_stopped_now_is_still_backtested_over_a_period_it_traded(sim_env, invoke, status) -> None:
+    """GIVEN BTCUSDT stopped now (being delisted, or halted) WHEN backtesting a month of last year, when it
+    traded THEN the same answer as while it traded: its klines are the history asked for, and a backtest
+    places no order, so the status it has today is no refusal (before: 400 'not trading now')."""
+    traded = response_json(_post(invoke, BODY))["result"]
+    sim_env.set_symbol_status("BTCUSDT", status)
+    clear_exchange_info_cache()
+    response = _post(invoke, BODY)
+    assert response["statusCode"] == 200, response["body"]
+    assert response_json(response)["result"] == traded

@@ -66,7 +66,7 @@ from klineo.binance import (
     Market,
     SymbolRules,
     get_client,
-    get_symbol_rules,
+    listed_symbol_rules,
 )
 from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
@@ -376,9 +376,11 @@ def summarise(spec: BacktestSpec, state: Simulation) -> dict[str, Any]:
 def _tradable(spec: BacktestSpec) -> tuple[BinanceClient, SymbolRules]:
     """The futures client and the symbol's rules, when the spec can trade under them, before any klines:
     else the 422 naming ``symbol`` for a symbol that takes no MARKET orders (every simulated order is one),
-    or naming the sizing field (``planning.sizing_refusal``, the strategy routes' own rule)."""
+    or naming the sizing field (``planning.sizing_refusal``, the strategy routes' own rule). The symbol's
+    status today is no refusal: a backtest places no order, and reads the history of a symbol halted or
+    being delisted now as Binance kept it."""
     client = get_client(Market.FUTURES, Environment(spec.environment))
-    rules = get_symbol_rules(client, spec.symbol)
+    rules = listed_symbol_rules(client, spec.symbol)
     require_market_orders(rules, "which the backtest simulates")
     require_tradable_sizing(rules, spec.sizing.size, spec.sizing.quote_size_usdt)
     return client, rules
