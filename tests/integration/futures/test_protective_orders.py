@@ -999,6 +999,68 @@ def test_a_lost_stop_whose_position_is_gone_has_the_position_read_once_not_on_ev
     assert len(_algo_posts(sim_env)) == 1 and get_order_record(USER_A, stop_id).status == "UNKNOWN_PURGED"
 
 
+def _stop_recorded_lost(sim: Any, invoke: Any, connection_id: str, reconcile: Callable[[], Any]
+                        ) -> tuple[dict[str, Any], str, str]:
+    """``_stop_lost_past_retention`` once a status read recorded it UNKNOWN_PURGED while the position could
+    not be read (nothing placed again yet): (entry, that stop's id, generation 1's id)."""
+    entry, stop_id, again_id = _stop_lost_past_retention(sim, invoke, connection_id, reconcile)
+    sim.faults.add("http_503_unavailable", 100, method="GET", path="/fapi/v3/positionRisk")
+    invoke("futures_order_status", status_event(entry["client_order_id"]))
+    sim.faults.clear()
+    assert get_order_record(USER_A, stop_id).status == "UNKNOWN_PURGED"
+    return entry, stop_id, again_id
+
+
+@CLOSED_FOR_EVERY_ORDER
+def test_a_lost_stop_on_a_connection_closed_since_is_neither_read_for_nor_claimed_by_a_status_read(
+    sim_env, invoke, futures_connection, reconcile, close_gate, gate
+):
+    """GIVEN a filled entry's stop-loss lost past Binance's retention WHEN the connection is disabled or being
+    deleted and the entry's status is read THEN the read answers it UNKNOWN_PURGED, makes no positionRisk read
+    and claims no new generation for it (before: it read the position and claimed one the gate then refused,
+    a claim resumed once the gate opened), as a reduction's re-fit skips such a connection."""
+    entry, _stop_id, _again = _stop_recorded_lost(sim_env, invoke, futures_connection.id, reconcile)
+    position_reads = len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"])
+    close_gate(futures_connection.id)
+
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert read["statusCode"] == 200, read["body"]
+    assert [(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] == [
+        ("stop_loss", "UNKNOWN_PURGED")], gate
+    assert len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"]) == position_reads
+    record = get_order_record(USER_A, entry["client_order_id"])
+    assert (record.protective_resize, record.protective_generations or 1) == (None, 1)
+    assert len(_algo_posts(sim_env)) == 1
+
+
+def test_a_lost_stop_on_a_disabled_connection_is_placed_again_by_the_read_once_it_is_enabled(
+    sim_env, invoke, futures_connection, reconcile
+):
+    """GIVEN a filled entry's stop-loss lost past Binance's retention, its connection disabled WHEN the
+    reconciler runs THEN nothing is read or claimed for it and the entry stays in its index (the gate's
+    refusal); once the connection is enabled again the entry's status read places it under generation 1."""
+    from klineo.store.connections import clear_disabled
+
+    entry, _stop_id, again_id = _stop_recorded_lost(sim_env, invoke, futures_connection.id, reconcile)
+    disable_connection(USER_A, futures_connection.id, "test")
+    position_reads = len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"])
+
+    reconcile()
+    kept = entry["client_order_id"] in _unsettled()
+    record = get_order_record(USER_A, entry["client_order_id"])
+    reads_then = len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"])
+    clear_disabled(USER_A, futures_connection.id, {"ok": True})
+    forget_connection()
+    read = invoke("futures_order_status", status_event(entry["client_order_id"]))
+
+    assert kept and (record.protective_resize, record.protective_generations or 1) == (None, 1)
+    assert reads_then == position_reads
+    assert [(p["role"], p["status"], p["client_algo_id"]) for p in body_of(read)["protective_orders"]] == [
+        ("stop_loss", "NEW", again_id)]
+    assert list(_algo_orders(sim_env, futures_connection.account.id)) == [again_id]
+
+
 def test_a_stop_lost_past_binances_retention_is_placed_again_once_under_a_new_id_while_its_position_stands(
     sim_env, invoke, futures_connection, reconcile
 ):

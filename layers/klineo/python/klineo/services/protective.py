@@ -138,6 +138,7 @@ __all__ = [
     "closes_position_side",
     "latest_states",
     "placed_and_refused",
+    "refuse_at_gate",
     "stop_rules",
     "stops_kept_off",
 ]
@@ -487,6 +488,15 @@ def _check_gate(connection: Connection, entry: OrderRecord, wind_down: str | Non
     check_order(TradingContext(connection, user_kill_switch=False, global_kill_switch=False), OrderIntent(
         symbol=entry.symbol, side="SELL" if side == "BUY" else "BUY", type="STOP_MARKET",
         quantity=Decimal(0), reduce_only=position_side == "BOTH", position_side=position_side))
+
+
+def refuse_at_gate(connection: Connection, entry: OrderRecord, role: str) -> None:
+    """Raise the risk gate's refusal of ``entry``'s ``role`` on ``connection`` as an arming raises it
+    (``_not_placed``, naming the gate), when the gate refuses it; nothing is read or sent."""
+    try:
+        _check_gate(connection, entry, None)
+    except KlineoError as exc:
+        raise _not_placed(entry, role, exc) from None
 
 
 def arm_protective_orders(

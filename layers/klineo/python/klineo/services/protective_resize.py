@@ -88,10 +88,11 @@ from klineo.services.protective import (
     cancel_protective_orders,
     closes_position_side,
     placed_and_refused,
+    refuse_at_gate,
     stop_rules,
 )
 from klineo.services.protective_siblings import protective_client_algo_id
-from klineo.services.risk import params_reduce
+from klineo.services.risk import closed_for_every_order, params_reduce
 from klineo.services.strategy_protection import disarm_protective_orders
 from klineo.store.aws import STORAGE_ERRORS
 from klineo.store.connections import Connection
@@ -368,12 +369,16 @@ def replace_lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderS
     """Re-place, once, the filled API ``entry``'s stops lost past Binance's retention (``states``: its
     first orders' states) while its position stands, or resume that re-placing (module docstring, "A stop
     LOST"). Returns the entry as its reads must see it (its generations counted). Raises KlineoError when one
-    could not be placed yet (the claim stays: the next read or reconciler run resumes it)."""
+    could not be placed yet (the claim stays: the next read or reconciler run resumes it), and the gate's
+    refusal, before any read or claim, on a connection closed for every order (disabled, being deleted: as a
+    reduction's re-fit, nothing is read with its key; the reconciler keeps the entry until it opens)."""
     if entry.origin != ORIGIN_API or entry.position_gone_ms is not None:
         return entry  # a position once read gone is never this entry's again: not read again
     lost = _lost(user_id, entry, states)
     if not lost and not entry.protective_resize:
         return entry
+    if closed_for_every_order(connection):  # the gate refuses it: no signed read, no claim to resume later
+        refuse_at_gate(connection, entry, min(lost or entry.protective_resize["roles"]))
     rules = stop_rules(client, entry.symbol)
     _, minimum, _ = rules.lot_for(market_order=True)
     held = _entry_held(connection, entry)
