@@ -462,6 +462,33 @@ def test_a_re_placed_stop_lost_past_binances_retention_is_placed_again_by_the_en
     assert _posts(sim_env) == 5
 
 
+def test_a_re_placed_stop_lost_next_to_a_take_profit_refused_for_good_is_placed_again_by_the_reconciler(
+        sim_env, invoke, connection, reconcile, monkeypatch):
+    """GIVEN Binance refusing the re-placed take-profits for good (-2021) WHEN 0.004 of a 0.010 LONG is sold,
+    the re-placed stop-loss's POST is lost past Binance's retention in that same claim, and the reconciler
+    (which settled the entry before) runs three times THEN the stop-loss is placed again for 0.006 and its
+    old one for 0.010 cancelled, the take-profit's refusal recorded, and the last run sends nothing (before:
+    the lost stop-loss counted as refused with the take-profit, protective_refused_quantity was set, and the
+    cleanup never tried it again: the old stop-loss for more than the position stayed armed)."""
+    entry = _entry(invoke, connection.id, "0.010")
+    for generation in (1, 2):
+        refuse_for_good(sim_env, monkeypatch, _ids(entry, generation)[1])
+    reconcile()  # the entry settled: only the reduction and the cleanup bring the reconciler back to it
+    sim_env.faults.add("timeout_1007", 1, method="POST", path=ALGO_PATH, execute=False)
+    _reduce(invoke, connection.id, "0.004")
+    age_record(_ids(entry, 1)[0], PURGE_AFTER_MS + 60_000)
+
+    reconcile()
+    reconcile()
+    sent = (_posts(sim_env), _posts(sim_env, "DELETE"))
+    reconcile()
+
+    again = protective_client_algo_id(entry["client_order_id"], "stop_loss", 2)
+    assert _open(sim_env, connection.account.id) == {again: D("0.006"), _ids(entry, 0)[1]: D("0.010")}
+    assert get_order_record(USER_A, entry["client_order_id"]).protective_refused_quantity == "0.006"
+    assert (_posts(sim_env), _posts(sim_env, "DELETE")) == sent
+
+
 def test_two_entries_are_each_capped_at_what_is_left(sim_env, invoke, connection):
     """GIVEN two LONG entries of 0.006 and 0.004, each with SL and TP WHEN 0.007 is sold reduce-only THEN
     each entry's stops are re-placed for the 0.003 left (each may close all of it), the old ones cancelled;

@@ -40,7 +40,8 @@ What (``refit_position``), for the (connection, symbol, position side) the order
    order stays, the roles placed still replace theirs (a refused take-profit never keeps the stop-loss
    sized for more than is left), and for a refusal ``protective_refused_quantity`` keeps that L from being
    tried again. A lost one (its attempt unanswered past Binance's retention) was never refused: its old
-   order, still for more than L, is re-placed for L again by the next settle or reconciler run. A
+   order, still for more than L, is re-placed for L again by the next settle or reconciler run, and a
+   claim with a lost role records no refusal (the one refused is refused again then, and recorded). A
    transient failure keeps the claim and the old orders; the next settle or reconciler run resumes it.
 
 Several entries built one position: each entry's orders are capped at L independently (a product
@@ -329,10 +330,11 @@ def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
         _disarm(side, _claimed_ids(entry, {**claim, "roles": sorted(refused)}))
         logger.warning("protective orders refused for what is left of the position",
                        extra={"client_order_id": entry.client_order_id, "roles": sorted(refused)})
-    # Only a refusal for good is remembered: a lost one never reached a verdict, so its old order (sized for
-    # more) is re-fitted again by the next settle or reconciler run, and ``replace_lost`` finds it lost.
+    # Only a refusal for good is remembered, and only when no role was lost: a lost one never reached a
+    # verdict, so its old order (sized for more) is re-fitted again by the next settle or reconciler run
+    # (which then records a refusal that repeats), and ``replace_lost`` finds it lost.
     ended = end_protective_resize(side.user_id, entry.client_order_id, generation, placed=bool(placed),
-                                  refused_quantity=str(claim["quantity"]) if refused - lost else None)
+                                  refused_quantity=str(claim["quantity"]) if refused and not lost else None)
     if ended:
         roles = _roles_of(entry, [str(i) for i in claim["replaces"]])
         _disarm(side, [algo_id for algo_id, role in roles.items() if role in placed])
