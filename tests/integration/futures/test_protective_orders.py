@@ -6,6 +6,7 @@ journal of the whole session shows no conditional type ever sent to /fapi/v1/ord
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -28,6 +29,7 @@ from klineo.store.order_claim import forget_connection
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
+from local.binance_sim import market
 from local.binance_sim.testing import SignedClient
 from tests.helpers import load_event, status_after_the_fill, with_user
 from tests.integration.api.conftest import USER_A, at_path, connection_event
@@ -1059,6 +1061,28 @@ def test_a_lost_stop_on_a_disabled_connection_is_placed_again_by_the_read_once_i
     assert [(p["role"], p["status"], p["client_algo_id"]) for p in body_of(read)["protective_orders"]] == [
         ("stop_loss", "NEW", again_id)]
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [again_id]
+
+
+def test_a_lost_stop_whose_position_is_dust_has_the_position_read_once_not_on_every_status_read(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN a filled entry's stop-loss lost past Binance's retention and its 0.002 position now below the
+    symbol's MARKET minimum (0.005: no stop can be that small) WHEN the entry's status is read three times
+    THEN each shows the stop-loss UNKNOWN_PURGED, nothing is sent, and only the first read asks Binance for
+    the position: the entry records it gone, as for a position of 0 (before: every read asked again)."""
+    entry, stop_id, _again = _stop_recorded_lost(sim_env, invoke, futures_connection.id, reconcile)
+    spec = dataclasses.replace(market.SYMBOLS["BTCUSDT"], futures_market_min_qty="0.005")
+    monkeypatch.setitem(market.SYMBOLS, "BTCUSDT", spec)
+    clear_exchange_info_cache()
+    position_reads = len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"])
+
+    reads = [invoke("futures_order_status", status_event(entry["client_order_id"])) for _ in range(3)]
+
+    assert [[(p["role"], p["status"]) for p in body_of(read)["protective_orders"]] for read in reads] == [
+        [("stop_loss", "UNKNOWN_PURGED")]] * 3
+    assert len([r for r in sim_env.journal if r.path == "/fapi/v3/positionRisk"]) == position_reads + 1
+    assert len(_algo_posts(sim_env)) == 1 and get_order_record(USER_A, stop_id).status == "UNKNOWN_PURGED"
+    assert get_order_record(USER_A, entry["client_order_id"]).position_gone_ms is not None
 
 
 def test_a_stop_lost_past_binances_retention_is_placed_again_once_under_a_new_id_while_its_position_stands(

@@ -53,8 +53,9 @@ A stop LOST (``replace_lost``): one whose attempt's outcome stayed unknown until
 passed is recorded UNKNOWN_PURGED (``klineo.services.protective``). It cannot be standing: Binance forgets
 only an order that ended CANCELED or EXPIRED without a fill (docs/binance-facts.md §9), never an open one,
 and one that fired has a fill and is found. So while the entry's position stands (read from Binance: a side
-of 0, or a one-way position flipped past zero, has nothing left to guard, which the entry's record keeps,
-``position_gone_ms``, so no later read asks Binance again) it is re-placed, at its trigger, for its
+of 0, or a one-way position flipped past zero, has nothing left to guard, nor has dust below the symbol's
+MARKET minimum, which no stop can guard and which only shrinks as this entry's; the entry's record keeps
+that, ``position_gone_ms``, so no later read asks Binance again) it is re-placed, at its trigger, for its
 quantity capped at L, in a new generation claimed as above (``replaces``: the role's earlier
 generations; one still open, e.g. the order a lost re-fit was to replace, is cancelled once the new one is
 placed), once: a role is re-placed only while its LATEST generation's order is the lost one (a first order,
@@ -384,13 +385,11 @@ def replace_lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderS
     rules = stop_rules(client, entry.symbol)
     _, minimum, _ = rules.lot_for(market_order=True)
     held = _entry_held(connection, entry)
-    if held == 0:
+    left = rules.round_quantity(held, market_order=True)
+    if held == 0 or left < minimum:  # gone, or dust no stop can guard (it only shrinks): not read again
         record_position_gone(user_id, entry.client_order_id)
         return entry
-    left = rules.round_quantity(held, market_order=True)
     side = _Side(user_id, connection, client, creds, left, minimum)
-    if left < minimum:
-        return entry  # the position is gone (or dust): nothing to guard
     if entry.protective_resize:  # an unfinished claim (this or a reduction's): resumed, never claimed over
         _refit_entry(side, entry, {})
         entry = get_order_record(user_id, entry.client_order_id) or entry
