@@ -497,6 +497,30 @@ def test_test_route_checks_a_label_by_the_create_rule(sim_env, invoke):
     assert sim_env.journal == []
 
 
+@pytest.mark.parametrize("label", [
+    "Compte\u00a0principal",  # a no-break space, as a French keyboard or a pasted text gives it
+    "Family \U0001F468\u200D\U0001F469\u200D\U0001F467",  # an emoji joined by zero-width joiners
+])
+def test_create_takes_a_label_with_unicode_spaces_and_joined_emoji(sim_env, invoke, aws, label):
+    """GIVEN a label holding a no-break space or a joined emoji (no control character) WHEN created THEN 201
+    with that label, not a 422 saying it has control characters."""
+    body = {"label": label, **credentials_body(sim_env.account("futures-full"))}
+    response = invoke("connection_create", _create_event(body))
+    assert response["statusCode"] == 201, response["body"]
+    assert response_json(response)["label"] == label
+
+
+@pytest.mark.parametrize("label", ["a\nb", "a\tb", "a\u2028b", "a\u202eb", "a\u0000b"])
+def test_create_refuses_a_label_with_control_or_line_breaking_characters(sim_env, invoke, aws, label):
+    """GIVEN a label with a newline, tab, line separator, bidi override or NUL WHEN created THEN 422 naming
+    label and no Binance call."""
+    body = {"label": label, **credentials_body(sim_env.account("futures-full"))}
+    response = invoke("connection_create", _create_event(body))
+    assert response["statusCode"] == 422
+    assert _error(response)["field"] == "label"
+    assert sim_env.journal == []
+
+
 def test_answers_carry_cors_for_the_templates_frontend_origin(sim_env, invoke, template, reimport):
     """GIVEN the template's CorsOrigin default as Origin WHEN a route answers THEN that origin is allowed."""
     origin = template["Parameters"]["CorsOrigin"]["Default"]

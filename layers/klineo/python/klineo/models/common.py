@@ -15,6 +15,7 @@ repeat the value they reject: a secret must not come back in an error body.
 """
 
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -70,12 +71,22 @@ _HMAC_SECRET_MIN, _HMAC_SECRET_MAX = 16, 256
 # ---------------------------------------------------------------- connections
 
 
+# What a label may hold beside printable text: a no-break or other Unicode space (Zs: a French "Compte : X"
+# or a pasted text) and the joiners that build emoji and scripts. Control characters, line breaks and the
+# other format characters (bidi overrides) stay refused.
+_LABEL_JOINERS = frozenset({"\u200c", "\u200d"})
+
+
+def _label_character_ok(ch: str) -> bool:
+    return ch.isprintable() or ch in _LABEL_JOINERS or unicodedata.category(ch) == "Zs"
+
+
 def check_label(value: str) -> str:
     """A connection label trimmed; ValueError when blank or holding control characters."""
     value = value.strip()
     if not value:
         raise ValueError("label must not be blank")
-    if not value.isprintable():
+    if not all(_label_character_ok(ch) for ch in value):
         raise ValueError("label must not contain control characters")
     return value
 
