@@ -510,6 +510,16 @@ def test_create_takes_a_label_with_unicode_spaces_and_joined_emoji(sim_env, invo
     assert response_json(response)["label"] == label
 
 
+def test_create_measures_a_label_after_trimming_it(sim_env, invoke, aws):
+    """GIVEN a 64-character label sent with a space on each side (a pasted name) WHEN created THEN 201 with
+    the trimmed label: the 64-character bound applies to the label kept, not to the spaces around it."""
+    label = "L" * 64
+    body = {"label": f" {label} ", **credentials_body(sim_env.account("futures-full"))}
+    response = invoke("connection_create", _create_event(body))
+    assert response["statusCode"] == 201, response["body"]
+    assert response_json(response)["label"] == label
+
+
 @pytest.mark.parametrize("label", ["a\nb", "a\tb", "a\u2028b", "a\u202eb", "a\u0000b"])
 def test_create_refuses_a_label_with_control_or_line_breaking_characters(sim_env, invoke, aws, label):
     """GIVEN a label with a newline, tab, line separator, bidi override or NUL WHEN created THEN 422 naming

@@ -91,8 +91,16 @@ def check_label(value: str) -> str:
     return value
 
 
-# The one label rule: 1-64 characters, trimmed, not blank, no control characters.
-ConnectionLabel = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(check_label)]
+def _trimmed(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("label must not be blank")
+    return value.strip() if isinstance(value, str) else value
+
+
+# The one label rule: trimmed, then 1-64 characters, not blank, no control characters (the bound is the
+# label kept: spaces pasted around a 64-character name do not make it too long).
+ConnectionLabel = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(check_label),
+                            BeforeValidator(_trimmed)]
 
 
 class KeyMaterial(ApiModel):
