@@ -74,7 +74,9 @@ def _int_param(params: dict, name: str) -> int | None:
         raise errors.mandatory(name) from None
 
 
-def _klines(call: Call, max_limit: int, intervals: frozenset) -> list:
+def _klines(call: Call, max_limit: int, intervals: frozenset, listed_ms: int = 0) -> list:
+    """Kline rows of the call's symbol; none opens before ``listed_ms`` (a futures symbol's onboardDate:
+    a startTime before it answers from the listing on, an endTime before it nothing)."""
     symbol = call.params.get("symbol")
     if not symbol:
         raise errors.mandatory("symbol")
@@ -93,8 +95,10 @@ def _klines(call: Call, max_limit: int, intervals: frozenset) -> list:
     if call.family == SPOT:  # spot accepts µs timestamps since 2024-12-17
         start = start // 1000 if start is not None and start >= 10**15 else start
         end = end // 1000 if end is not None and end >= 10**15 else end
-    return series.klines(interval, call.now_ms, limit, start, end,
+    start = max(start, listed_ms) if start is not None else start
+    rows = series.klines(interval, call.now_ms, limit, start, end,
                          aggregated=call.state.config.aggregated_candles)
+    return [row for row in rows if row[0] >= listed_ms]
 
 
 def _futures_klines_weight(params: dict) -> int:
@@ -256,8 +260,11 @@ def futures_exchange_info_handler(call: Call) -> dict:
 
 
 def futures_klines(call: Call) -> list:
-    """GET /fapi/v1/klines (limit max 1500); none from when a symbol stopped (``set_symbol_status``)."""
-    return call.state.trading_klines(call.params.get("symbol"), _klines(call, 1500, FUTURES_INTERVALS))
+    """GET /fapi/v1/klines (limit max 1500); none before the symbol's onboardDate, nor from when it stopped
+    (``set_symbol_status``)."""
+    symbol = call.params.get("symbol")
+    listed = SYMBOLS[symbol].onboard_date if symbol in SYMBOLS else 0
+    return call.state.trading_klines(symbol, _klines(call, 1500, FUTURES_INTERVALS, listed))
 
 
 def futures_ticker_price(call: Call) -> object:

@@ -338,3 +338,31 @@ def test_the_drawdown_counts_the_fall_from_the_starting_equity(sim_env, invoke) 
     start, final = Decimal(result["starting_equity"]), Decimal(result["final_equity"])
     assert final < start
     assert result["max_drawdown_pct"] == str(((start - final) / start * 100).quantize(Decimal("0.01")))
+
+
+LISTED_MS = 1569398400000  # BTCUSDT's onboardDate in the simulator's exchangeInfo: 2019-09-25T08:00:00Z
+
+
+def test_a_period_ending_before_the_symbols_listing_is_refused_naming_start(sim_env, invoke) -> None:
+    """GIVEN a period that ends before BTCUSDT's onboardDate WHEN posting THEN 422 naming start and saying
+    when the symbol was listed, before any klines call (not 200 with 0 candles)."""
+    body = {**BODY, "start": "2018-01-01T00:00:00Z", "end": "2018-03-01T00:00:00Z"}
+    response = _post(invoke, body)
+    _refused_as_validation(response, "start")
+    assert "2019-09-25T08:00:00Z" in response_json(response)["error"]["message"]
+    assert _klines_requests(sim_env) == []
+
+
+def test_a_period_starting_before_the_listing_starts_at_it_without_empty_pages(sim_env, invoke,
+                                                                               monkeypatch) -> None:
+    """GIVEN 1m candles from 24 days before BTCUSDT's listing to a day after it WHEN backtesting THEN the
+    result starts at the listing (its start says so) with the day of candles after it, fetched in 3 pages
+    (the rest of the listing day and the whole next one: 2,400 candles), not a page per empty day before
+    it."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 40_000)
+    body = {**BODY, "interval": "1m", "start": "2019-09-01T00:00:00Z", "end": "2019-09-26T08:00:00Z"}
+    response = _post(invoke, body)
+    assert response["statusCode"] == 200, response["body"]
+    result = response_json(response)["result"]
+    assert (result["start"], result["candles"]) == (LISTED_MS, 1440)
+    assert len(_klines_requests(sim_env)) == 3

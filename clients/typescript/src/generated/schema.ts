@@ -2839,7 +2839,10 @@ export interface components {
             interval: string;
             /** Type */
             type: string;
-            /** Start */
+            /**
+             * Start
+             * @description The period's start (epoch ms): the one asked, or the symbol's listing on Binance futures (exchangeInfo onboardDate) when the period asked began before it (no candle exists before).
+             */
             start: number;
             /** End */
             end: number;

@@ -110,6 +110,9 @@ class SymbolRules(NamedTuple):
     # PERCENT_PRICE (futures), 0: no band.
     multiplier_up: Decimal = _ZERO
     multiplier_down: Decimal = _ZERO
+    # Futures: when Binance listed the contract (exchangeInfo ``onboardDate``, epoch ms; no candle opens
+    # before it); 0: not given (spot).
+    onboard_ms: int = 0
 
     def round_price(self, price: Decimal, up: bool = False) -> Decimal:
         """Price rounded down (``up``: up) to the tick grid (futures: offset by minPrice)."""
@@ -398,6 +401,7 @@ def parse_symbol_rules(entry: dict[str, Any], market: Market) -> SymbolRules:
         order_types=tuple(str(t) for t in entry.get("orderTypes") or ()),
         multiplier_up=_dec(band.get("multiplierUp")),
         multiplier_down=_dec(band.get("multiplierDown")),
+        onboard_ms=int(entry.get("onboardDate") or 0) if market is Market.FUTURES else 0,
     )
 
 

@@ -67,7 +67,9 @@ class BacktestResult(BaseModel):
     symbol: str
     interval: str
     type: str
-    start: int
+    start: int = Field(description=("The period's start (epoch ms): the one asked, or the symbol's listing "
+                                    "on Binance futures (exchangeInfo onboardDate) when the period asked "
+                                    "began before it (no candle exists before)."))
     end: int
     candles: int
     starting_equity: DecimalString

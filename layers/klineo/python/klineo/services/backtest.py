@@ -46,10 +46,15 @@ Where the candles come from and what is answered when:
   whose symbol's rules changed since: failed, with the same message). A sizing that fails at some prices,
   or for the margin, is simulated and its skipped entries counted: whether it could trade depends on the
   period.
+- No candle opens before the symbol's listing (exchangeInfo's ``onboardDate``, docs/binance-facts.md §15):
+  a period that ends by then is refused 422 naming ``start`` and saying when the symbol was listed, before
+  any klines; one that starts before it starts at it (the result's ``start`` says so), so no page of
+  klines is asked for the empty time before it (the warm-up neither).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 import uuid
@@ -395,9 +400,20 @@ def run_spec(spec: BacktestSpec, now_ms: int, wait_until: float | None = None) -
     warmup = strategy_type.lookback(parse_parameters(spec.type, spec.parameters))
     interval_ms = INTERVALS_MS[spec.interval]
     first = spec.start_ms // interval_ms * interval_ms - warmup * interval_ms
+    first = max(first, rules.onboard_ms // interval_ms * interval_ms)  # nothing opens before the listing
     history = closed_candles(client, spec.symbol, spec.interval, first, spec.end_ms, now_ms,
                              wait_until=wait_until)
     return summarise(spec, simulate(spec, history.candles, rules))
+
+
+def _from_listing(spec: BacktestSpec, rules: SymbolRules) -> BacktestSpec:
+    """The spec's period from the symbol's listing on: 422 naming start when it ends by then (no candle
+    exists); a start before it moved to it."""
+    if spec.end_ms <= rules.onboard_ms:
+        listed = dt.datetime.fromtimestamp(rules.onboard_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise InvalidField("start", f"{spec.symbol} was listed on Binance USDⓈ-M futures at {listed}; the "
+                                    "period ends before then, so it has no candles: start after that")
+    return replace(spec, start_ms=max(spec.start_ms, rules.onboard_ms))
 
 
 def _environment(user_id: str, body: BacktestRequest) -> str:
@@ -420,6 +436,8 @@ def start_backtest(
     if spec.start_ms >= now_ms:
         raise InvalidField("start", "start must be in the past")
     spec = replace(spec, end_ms=min(spec.end_ms, now_ms))  # only candles that exist can be closed
+    # A sizing that can never trade: 422 before any klines (a queued one: before its job is made).
+    spec = _from_listing(spec, _tradable(spec)[1])
     count = spec.candle_count()
     if count > MAX_CANDLES:
         message = f"the period spans {count} candles; at most {MAX_CANDLES} per backtest"
@@ -430,7 +448,6 @@ def start_backtest(
     queue_url = get_settings().backtest_queue_url
     if not queue_url:
         raise KlineoError(ErrorCategory.OTHER, "BACKTEST_QUEUE_URL is not set")
-    _tradable(spec)  # a sizing that can never trade: the same 422 as a synchronous backtest, not a failed job
     job_id = uuid.uuid4().hex
     job_store.queue_job(queue_url, user_id, job_id, spec.to_json(), now_s=now_ms / 1000)
     return 202, BacktestResponse(job_id=job_id, status="queued")
