@@ -1,6 +1,8 @@
-"""POST /strategies/backtest: run a strategy definition over a period of Binance klines (or queue a job)."""
+"""POST /strategies/backtest: run a strategy definition over a period of Binance klines (or queue a job, once
+per Idempotency-Key, if sent)."""
 
 from klineo.api import Response, build_resolver, content_types, current_user_id
+from klineo.api.params import BacktestIdempotencyKey
 from klineo.models.backtest import BACKTEST_ROUTE_DESCRIPTION, BacktestResponse
 from klineo.models.backtest_request import BacktestRequest
 from klineo.observability import finish_init, logger, metrics, tracer
@@ -19,8 +21,9 @@ app = build_resolver()
               "content": {"application/json": {"model": BacktestResponse}}},
     },
 )
-def strategy_backtest(body: BacktestRequest) -> Response[BacktestResponse]:
-    status, answer = start_backtest(current_user_id(app), body)
+def strategy_backtest(body: BacktestRequest,
+                      idempotency_key: BacktestIdempotencyKey = None) -> Response[BacktestResponse]:
+    status, answer = start_backtest(current_user_id(app), body, idempotency_key=idempotency_key)
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=answer)
 
 

@@ -6,8 +6,10 @@ so a backtest over fixed past dates gives the same candles on every run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -266,13 +268,9 @@ def _stored_job_ids(aws, user: str) -> list[str]:
             if item["pk"]["S"] == f"USER#{user}" and item["sk"]["S"].startswith("BACKTEST#")]
 
 
-def test_a_job_whose_message_could_not_be_sent_reads_failed_not_queued(sim_env, invoke, aws,
-                                                                       monkeypatch) -> None:
-    """GIVEN SQS refusing the job's message WHEN a long backtest is posted THEN a retryable 503 saying it
-    could not be queued, and the job written before the send reads failed with that reason (not queued
-    for a day); a retry once SQS is back is a new job, queued."""
-    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
-
+@contextlib.contextmanager
+def _sqs_refusing() -> Iterator[None]:
+    """SQS answers every SendMessage 503 ServiceUnavailable while in the block."""
     def refuse(**_: object) -> None:
         raise aws_clients.sqs().exceptions.ClientError(
             {"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
@@ -280,9 +278,19 @@ def test_a_job_whose_message_could_not_be_sent_reads_failed_not_queued(sim_env, 
     events = aws_clients.sqs().meta.events
     events.register("before-call.sqs.SendMessage", refuse)
     try:
-        refused = _post(invoke, BODY)
+        yield
     finally:
         events.unregister("before-call.sqs.SendMessage", refuse)
+
+
+def test_a_job_whose_message_could_not_be_sent_reads_failed_not_queued(sim_env, invoke, aws,
+                                                                       monkeypatch) -> None:
+    """GIVEN SQS refusing the job's message WHEN a long backtest is posted THEN a retryable 503 saying it
+    could not be queued, and the job written before the send reads failed with that reason (not queued
+    for a day); a retry once SQS is back is a new job, queued."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    with _sqs_refusing():
+        refused = _post(invoke, BODY)
     assert refused["statusCode"] == 503
     error = response_json(refused)["error"]
     assert "could not be queued" in error["message"] and error["retryable"] is True
@@ -366,3 +374,55 @@ def test_a_period_starting_before_the_listing_starts_at_it_without_empty_pages(s
     result = response_json(response)["result"]
     assert (result["start"], result["candles"]) == (LISTED_MS, 1440)
     assert len(_klines_requests(sim_env)) == 3
+
+
+def _post_keyed(invoke, body: dict[str, Any], key: str) -> dict[str, Any]:
+    """POST /strategies/backtest with ``key`` as its Idempotency-Key header."""
+    event = with_user(with_body(load_event("strategy_backtest"), body), USER_A)
+    event["headers"].pop("content-length", None)
+    event["headers"]["idempotency-key"] = key
+    return invoke("strategy_backtest", event)
+
+
+def _queued_messages(aws) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name=aws.region)
+    return sqs.receive_message(QueueUrl=aws.refs["BacktestQueue"], MaxNumberOfMessages=10).get("Messages", [])
+
+
+def test_a_long_backtest_sent_twice_with_one_key_makes_one_job(sim_env, invoke, aws, monkeypatch) -> None:
+    """GIVEN a queued backtest posted with an Idempotency-Key WHEN the same body is posted again with that key
+    (a double click, a retry after a lost answer) THEN the same job answers: one stored job, one message."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    first = _post_keyed(invoke, BODY, "backtest-1")
+    assert first["statusCode"] == 202, first["body"]
+    again = _post_keyed(invoke, BODY, "backtest-1")
+    assert again["statusCode"] == 202, again["body"]
+    assert response_json(again) == response_json(first)
+    assert _stored_job_ids(aws, USER_A) == [response_json(first)["job_id"]]
+    assert len(_queued_messages(aws)) == 1
+
+
+def test_a_backtest_key_reused_with_another_body_is_409_naming_the_key(sim_env, invoke, aws,
+                                                                      monkeypatch) -> None:
+    """GIVEN a queued backtest posted with a key WHEN another body is posted with that key THEN 409 naming
+    Idempotency-Key, not retryable, and no second job."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    assert _post_keyed(invoke, BODY, "backtest-2")["statusCode"] == 202
+    other = _post_keyed(invoke, {**BODY, "symbol": "ETHUSDT"}, "backtest-2")
+    assert other["statusCode"] == 409, other["body"]
+    error = response_json(other)["error"]
+    assert (error["field"], error["retryable"]) == ("Idempotency-Key", False)
+    assert len(_stored_job_ids(aws, USER_A)) == 1
+
+
+def test_a_keyed_job_whose_message_could_not_be_sent_frees_its_key(sim_env, invoke, aws, monkeypatch) -> None:
+    """GIVEN SQS refusing a keyed job's message WHEN the same request is retried with its key once SQS is back
+    THEN a new job is queued (202, queued), not the failed one answered again."""
+    monkeypatch.setattr(backtest_service, "SYNC_MAX_CANDLES", 100)
+    with _sqs_refusing():
+        assert _post_keyed(invoke, BODY, "backtest-3")["statusCode"] == 503
+    [stranded] = _stored_job_ids(aws, USER_A)
+    retried = _post_keyed(invoke, BODY, "backtest-3")
+    assert retried["statusCode"] == 202, retried["body"]
+    answer = response_json(retried)
+    assert answer["status"] == "queued" and answer["job_id"] != stranded

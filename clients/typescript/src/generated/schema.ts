@@ -9707,7 +9707,10 @@ export interface operations {
     strategy_backtest_strategies_backtest_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Optional. Any new value per backtest (e.g. a UUID), 1 to 255 visible ASCII characters; the same value when retrying it. A period long enough to be queued is queued once per key: a retry with the same key and body answers 202 with the job the first request queued, as GET /strategies/backtest/{jobId} shows it now; the same key with another body is 409. Keys are the caller's own and expire with their job (7 days). A period answered at once (200) stores nothing: it is computed again. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };

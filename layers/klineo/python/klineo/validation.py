@@ -9,6 +9,8 @@ its callers are services and the Binance client.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -50,6 +52,7 @@ __all__ = [
     "check_symbol",
     "check_trigger",
     "decimal_or_none",
+    "keyed_request_digests",
     "order_time_in_force",
     "plain_text",
     "plain_text_or_none",
@@ -204,6 +207,15 @@ def check_idempotency_key(value: str) -> str:
             field=IDEMPOTENCY_HEADER,
         )
     return value
+
+
+def keyed_request_digests(idempotency_key: str, body: Any) -> tuple[str, str]:
+    """(key digest, body digest) of a request sent with an optional Idempotency-Key: sha256 of the key once
+    checked (``check_idempotency_key``: 400 naming the header) and of the body's canonical JSON (a pydantic
+    model, dumped as JSON). What a key's record keeps: the key itself is never stored."""
+    key = check_idempotency_key(idempotency_key)
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(key.encode()).hexdigest(), hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def check_symbol(symbol: Any) -> str:

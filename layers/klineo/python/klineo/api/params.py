@@ -1,7 +1,7 @@
 """Powertools' request-parameter annotations (``Query``, ``Header``) for the functions' routes, the
 OpenAPI text of the one header a route requires, the Idempotency-Key of an order (and the optional one of a
-strategy's creation, ``CreateIdempotencyKey``), and ``ServiceQuery``
-for a query parameter the service requires.
+strategy's creation, ``CreateIdempotencyKey``, and of a backtest, ``BacktestIdempotencyKey``), and
+``ServiceQuery`` for a query parameter the service requires.
 
 Imported from here rather than from Powertools so that a function's first import is the layer's:
 then its whole init, Powertools' event handler included, runs with garbage collection paused
@@ -21,7 +21,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import WithJsonSchema
 
-__all__ = ["IDEMPOTENCY_KEY_MISSING", "REQUIRED_BY_SERVICE", "CreateIdempotencyKey", "Header",
+__all__ = ["IDEMPOTENCY_KEY_MISSING", "REQUIRED_BY_SERVICE", "BacktestIdempotencyKey", "CreateIdempotencyKey",
+           "Header",
            "IdempotencyKey", "Query", "ServiceQuery", "idempotent_responses"]
 
 # The schema mark of a query parameter the service requires (``ServiceQuery``); never in the document.
@@ -62,6 +63,19 @@ CreateIdempotencyKey = Annotated[
         "the same key with another body, or after that strategy was deleted, is 409. Keys are the caller's "
         "own and expire after the events' retention (90 days by default). Without it each request creates "
         "a strategy.")),
+]
+
+# The optional header of POST /strategies/backtest (klineo.services.backtest: 400 when malformed); no 428.
+BacktestIdempotencyKey = Annotated[
+    str | None,
+    _KEY_SCHEMA,
+    Header(description=(
+        "Optional. Any new value per backtest (e.g. a UUID), 1 to 255 visible ASCII characters; the same "
+        "value when retrying it. A period long enough to be queued is queued once per key: a retry with the "
+        "same key and body answers 202 with the job the first request queued, as GET "
+        "/strategies/backtest/{jobId} shows it now; the same key with another body is 409. Keys are the "
+        "caller's own and expire with their job (7 days). A period answered at once (200) stores nothing: it "
+        "is computed again.")),
 ]
 
 

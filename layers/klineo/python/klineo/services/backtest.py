@@ -50,6 +50,11 @@ Where the candles come from and what is answered when:
   a period that ends by then is refused 422 naming ``start`` and saying when the symbol was listed, before
   any klines; one that starts before it starts at it (the result's ``start`` says so), so no page of
   klines is asked for the empty time before it (the warm-up neither).
+- An optional Idempotency-Key makes a queued job once per key (a double click, a retry after a lost
+  answer): the key's record and the job are one conditional write (``klineo.store.backtest_jobs``); the
+  same key and body answer the first job as GET /strategies/backtest/{jobId} shows it now (202), another
+  body with that key is 409 naming Idempotency-Key. A period answered at once (200) stores nothing: sent
+  again, it is answered again, the same result (the key is only checked, 400 when malformed).
 """
 
 from __future__ import annotations
@@ -77,13 +82,15 @@ from klineo.errors import ErrorCategory, InvalidField, KlineoError
 from klineo.models.backtest import BacktestResponse, BacktestResult
 from klineo.models.backtest_request import BacktestRequest
 from klineo.runner.planning import OrderPlan, plan_order, require_market_orders, require_tradable_sizing
+from klineo.services.backtest_status import get_backtest
 from klineo.services.kline_history import closed_candles
 from klineo.settings import get_settings
 from klineo.store import backtest_jobs as job_store
 from klineo.store.connections import require_connection
+from klineo.store.strategies import CreateKey
 from klineo.strategies import INTERVALS_MS, Signal, get_strategy_type, parse_parameters
 from klineo.strategies import simulation as sim
-from klineo.validation import decimal_or_none, plain_text
+from klineo.validation import IDEMPOTENCY_HEADER, decimal_or_none, keyed_request_digests, plain_text
 
 __all__ = [
     "EQUITY_POINTS",
@@ -428,10 +435,12 @@ def _now_ms() -> int:
 
 
 def start_backtest(
-    user_id: str, body: BacktestRequest, now_ms: int | None = None,
+    user_id: str, body: BacktestRequest, now_ms: int | None = None, idempotency_key: str | None = None,
 ) -> tuple[int, BacktestResponse]:
-    """200 with the result for up to SYNC_MAX_CANDLES candles; 202 with a queued job for longer periods."""
+    """200 with the result for up to SYNC_MAX_CANDLES candles; 202 with a queued job for longer periods
+    (once per Idempotency-Key, see the module docstring)."""
     now_ms = _now_ms() if now_ms is None else now_ms
+    key = CreateKey(*keyed_request_digests(idempotency_key, body)) if idempotency_key is not None else None
     spec = BacktestSpec.of(body, _environment(user_id, body))
     if spec.start_ms >= now_ms:
         raise InvalidField("start", "start must be in the past")
@@ -445,12 +454,24 @@ def start_backtest(
     if count <= SYNC_MAX_CANDLES:
         result = BacktestResult.model_validate(run_spec(spec, now_ms))
         return 200, BacktestResponse(status="done", result=result)
+    return 202, _queue(user_id, spec, key, now_ms)
+
+
+def _queue(user_id: str, spec: BacktestSpec, key: CreateKey | None, now_ms: int) -> BacktestResponse:
+    """A new queued job of ``spec``; with ``key``, the job the key already names when it does."""
     queue_url = get_settings().backtest_queue_url
     if not queue_url:
         raise KlineoError(ErrorCategory.OTHER, "BACKTEST_QUEUE_URL is not set")
-    job_id = uuid.uuid4().hex
-    job_store.queue_job(queue_url, user_id, job_id, spec.to_json(), now_s=now_ms / 1000)
-    return 202, BacktestResponse(job_id=job_id, status="queued")
+    holder = job_store.get_job_key(user_id, key) if key is not None else None
+    if holder is None:
+        job_id = uuid.uuid4().hex
+        holder = job_store.queue_job(queue_url, user_id, job_id, spec.to_json(), now_s=now_ms / 1000, key=key)
+        if holder is None:
+            return BacktestResponse(job_id=job_id, status="queued")
+    if key is None or holder.body_digest != key.body_digest:
+        raise KlineoError(ErrorCategory.CONFLICT, f"This {IDEMPOTENCY_HEADER} was already used for a "
+                          "different backtest; use a new key.", field=IDEMPOTENCY_HEADER)
+    return get_backtest(user_id, holder.job_id)  # the key's job as it is now (GET's answer)
 
 
 def run_backtest_job(user_id: str, job_id: str, now_ms: int | None = None, delivery: int = 1,

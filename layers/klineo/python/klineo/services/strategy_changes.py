@@ -19,8 +19,6 @@ key is another key) and expire after ``EventRetentionDays``. Without the header,
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import TYPE_CHECKING
 
 from klineo.binance import Environment, Market, get_client, get_symbol_rules
@@ -32,7 +30,7 @@ from klineo.services.strategy_view import new_strategy_response
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import STRATEGY_REFUSED, Connection, refuse_deleting, require_connection
 from klineo.store.strategies import SETTING_NAMES, CreateKey, CreateKeyHolder, Strategy, TradingSettings
-from klineo.validation import IDEMPOTENCY_HEADER, check_idempotency_key
+from klineo.validation import IDEMPOTENCY_HEADER, keyed_request_digests
 
 if TYPE_CHECKING:
     # The function's own route imports its request model; the service only reads its fields.
@@ -64,10 +62,8 @@ def _create_key(body: StrategyCreateRequest, idempotency_key: str | None) -> Cre
     """The create's key as stored (digests of the key and of the validated body); None without the header."""
     if idempotency_key is None:
         return None
-    key = check_idempotency_key(idempotency_key)
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return CreateKey(key_digest=hashlib.sha256(key.encode()).hexdigest(),
-                     body_digest=hashlib.sha256(canonical.encode()).hexdigest())
+    key_digest, body_digest = keyed_request_digests(idempotency_key, body)
+    return CreateKey(key_digest=key_digest, body_digest=body_digest)
 
 
 def _key_refused(message: str) -> KlineoError:

@@ -25,6 +25,12 @@ is still queued: a send whose answer was lost but that did reach SQS either find
 does nothing (``start_job`` refuses it), or has already started it and runs it to the end. The caller
 is answered a retryable error without the job id, so a retry makes a new job; nothing reads queued
 that no message will ever run.
+An optional Idempotency-Key (POST /strategies/backtest) makes a queued job once per key: the key's record
+(``sk = BACKTESTKEY#<sha256 of the key>``: the job's id and the body's digest, never the key) and the job's
+item are ONE TransactWriteItems (``put_job``), so a key either is free or names its job; a second write with
+a taken key writes nothing and is answered the key's record. A job whose message could not be sent frees its
+key with its failure (``_fail_unsent``), so a retry with that key queues it anew. The record expires with
+its job (``JOB_DAYS``).
 tests/unit/test_template_backtest.py checks these numbers against template.yaml.
 """
 
@@ -40,10 +46,12 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.settings import get_settings
 from klineo.store import aws
-from klineo.store.dynamo import conditional_write, get_data_item
+from klineo.store.dynamo import conditional_write, get_data_item, transact
+from klineo.store.strategies import CreateKey
 
 __all__ = ["ATTEMPT_SECONDS", "JOB_ATTEMPTS", "JOB_DAYS", "NOT_QUEUED", "QUEUE_RETENTION_SECONDS",
-           "BacktestJob", "finish_job", "get_job", "put_job", "queue_job", "start_job"]
+           "BacktestJob", "JobKeyHolder", "finish_job", "get_job", "get_job_key", "put_job", "queue_job",
+           "start_job"]
 
 JOB_DAYS = 7
 # Deliveries of a job message before SQS moves it to the dead-letter queue (maxReceiveCount).
@@ -92,41 +100,94 @@ def _key(user_id: str, job_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"BACKTEST#{job_id}"}}
 
 
-def put_job(user_id: str, job_id: str, request: dict[str, Any], *, now_s: float | None = None) -> None:
-    """Store a new queued job (its id is fresh: a put that finds one already there fails)."""
+@dataclass(frozen=True)
+class JobKeyHolder:
+    """What a backtest's Idempotency-Key record holds: the job its first request queued, its body's digest."""
+
+    job_id: str
+    body_digest: str
+
+
+def _job_key_key(user_id: str, key: CreateKey) -> dict[str, Any]:
+    return {"pk": {"S": f"USER#{user_id}"}, "sk": {"S": f"BACKTESTKEY#{key.key_digest}"}}
+
+
+def _key_holder(item: dict[str, Any] | None) -> JobKeyHolder | None:
+    if not item:
+        return None
+    return JobKeyHolder(job_id=item["job_id"]["S"], body_digest=item["body_digest"]["S"])
+
+
+def get_job_key(user_id: str, key: CreateKey) -> JobKeyHolder | None:
+    """The record of the user's backtest key (consistent read); None when unused or expired."""
+    item = get_data_item(_job_key_key(user_id, key), consistent=True)
+    if item is None or int(item.get("ttl", {}).get("N", "0")) < time.time():
+        return None
+    return _key_holder(item)
+
+
+def put_job(user_id: str, job_id: str, request: dict[str, Any], *, now_s: float | None = None,
+            key: CreateKey | None = None) -> JobKeyHolder | None:
+    """Store a new queued job (its id is fresh: a put that finds one already there fails); None when written.
+    With ``key``, the job and the key's record are one transaction: when the key is taken, nothing is
+    written and its record is answered."""
     created = int(now_s if now_s is not None else time.time())
-    aws.dynamodb().put_item(
-        TableName=get_settings().data_table,
-        Item={**_key(user_id, job_id), "status": {"S": "queued"}, "request": {"S": json.dumps(request)},
-              "created_s": {"N": str(created)}, "ttl": {"N": str(created + JOB_DAYS * 86_400)}},
-        ConditionExpression="attribute_not_exists(pk)",
-    )
+    ttl = {"N": str(created + JOB_DAYS * 86_400)}
+    put = {"TableName": get_settings().data_table, "ConditionExpression": "attribute_not_exists(pk)",
+           "Item": {**_key(user_id, job_id), "status": {"S": "queued"}, "request": {"S": json.dumps(request)},
+                    "created_s": {"N": str(created)}, "ttl": ttl}}
+    if key is None:
+        aws.dynamodb().put_item(**put)
+        return None
+    record = {"TableName": get_settings().data_table, "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+              "Item": {**_job_key_key(user_id, key), "job_id": {"S": job_id},
+                       "body_digest": {"S": key.body_digest}, "ttl": ttl},
+              "ConditionExpression": "attribute_not_exists(pk) OR #ttl < :now",
+              "ExpressionAttributeNames": {"#ttl": "ttl"},
+              "ExpressionAttributeValues": {":now": {"N": str(int(time.time()))}}}
+    failed = transact([("job", {"Put": put}), ("key", {"Put": record})])
+    if "key" in failed:
+        return _key_holder(failed["key"])
+    if failed:  # a random 128-bit id that exists already
+        raise KlineoError(ErrorCategory.CONFLICT, "a backtest job with this id exists; send the request "
+                          "again", retryable=True)
+    return None
 
 
 def queue_job(queue_url: str, user_id: str, job_id: str, request: dict[str, Any], *,
-              now_s: float | None = None) -> None:
-    """Store a new queued job and send its message; when the send fails, the job is failed
-    (``NOT_QUEUED``) and a retryable error raised (the module docstring says why in this order)."""
-    put_job(user_id, job_id, request, now_s=now_s)
+              now_s: float | None = None, key: CreateKey | None = None) -> JobKeyHolder | None:
+    """Store a new queued job and send its message; None when queued, the key's record when ``key`` was
+    taken (nothing written or sent). When the send fails, the job is failed (``NOT_QUEUED``), its key freed
+    and a retryable error raised (the module docstring says why in this order)."""
+    holder = put_job(user_id, job_id, request, now_s=now_s, key=key)
+    if holder is not None:
+        return holder
     try:
         aws.sqs().send_message(QueueUrl=queue_url,
                                MessageBody=json.dumps({"user_id": user_id, "job_id": job_id}))
     except aws.STORAGE_ERRORS as exc:
-        _fail_unsent(user_id, job_id)
+        _fail_unsent(user_id, job_id, key)
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, NOT_QUEUED) from exc
+    return None
 
 
-def _fail_unsent(user_id: str, job_id: str) -> None:
-    """queued -> failed (``NOT_QUEUED``) for a job whose message was not sent; a job a worker already
-    started is left to it. Should this write fail too, the job reads failed after the queue's retention."""
+def _fail_unsent(user_id: str, job_id: str, key: CreateKey | None = None) -> None:
+    """queued -> failed (``NOT_QUEUED``) for a job whose message was not sent, and then its key's record
+    deleted (while it names this job); a job a worker already started is left to it, its key too. Should
+    this write fail too, the job reads failed after the queue's retention."""
     try:
-        conditional_write(
+        failed = conditional_write(
             aws.dynamodb().update_item, TableName=get_settings().data_table, Key=_key(user_id, job_id),
             UpdateExpression="SET #s = :failed, #e = :error", ConditionExpression="#s = :queued",
             ExpressionAttributeNames={"#s": "status", "#e": "error"},
             ExpressionAttributeValues={":failed": {"S": "failed"}, ":error": {"S": NOT_QUEUED},
                                        ":queued": {"S": "queued"}},
         )
+        if failed and key is not None:
+            conditional_write(
+                aws.dynamodb().delete_item, TableName=get_settings().data_table,
+                Key=_job_key_key(user_id, key), ConditionExpression="job_id = :job",
+                ExpressionAttributeValues={":job": {"S": job_id}})
     except aws.STORAGE_ERRORS:
         logger.exception("unsent backtest job not marked failed", extra={"job_id": job_id})
 
