@@ -278,7 +278,8 @@ FUT_BTC_BAND = {**FUT_BTC, "filters": [*FUT_BTC["filters"], BAND]}
 def test_percent_price_is_parsed_for_futures_and_absent_means_no_band():
     """GIVEN futures exchangeInfo with and without PERCENT_PRICE, and a spot one with it WHEN parsed THEN
     only the futures filter gives multipliers; without them no price is ever refused by the band."""
-    assert parse_symbol_rules(FUT_BTC_BAND, Market.FUTURES)[-2:] == (D("1.15"), D("0.85"))
+    banded = parse_symbol_rules(FUT_BTC_BAND, Market.FUTURES)
+    assert (banded.multiplier_up, banded.multiplier_down) == (D("1.15"), D("0.85"))
     bare = parse_symbol_rules(FUT_BTC, Market.FUTURES)
     assert (bare.multiplier_up, bare.multiplier_down) == (0, 0)
     bare.check_price_band("BUY", D("4000000"), D("60000"))
@@ -316,3 +317,13 @@ def test_a_stop_limit_price_is_held_to_both_bounds_around_its_trigger():
     assert sell.message == ("price must be at most 69000 on BTCUSDT now: Binance's price band is 51000 to "
                             "69000 USDT (0.85 to 1.15 times the trigger price)")
     check("BUY", D("51000"), D("60000"), **around)
+
+
+def test_a_futures_symbols_onboard_date_is_parsed_and_absent_is_zero():
+    """GIVEN futures exchangeInfo with onboardDate, one without it, and a spot entry WHEN parsed THEN
+    onboard_ms is the listing's epoch ms, else 0 (no known listing: no period is cut)."""
+    listed = parse_symbol_rules({**FUT_BTC, "onboardDate": 1569398400000}, Market.FUTURES)
+    assert listed.onboard_ms == 1569398400000
+    unlisted = {k: v for k, v in FUT_BTC.items() if k != "onboardDate"}
+    assert parse_symbol_rules(unlisted, Market.FUTURES).onboard_ms == 0
+    assert parse_symbol_rules({**FUT_BTC, "onboardDate": 1569398400000}, Market.SPOT).onboard_ms == 0
