@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import boto3
 from klineo.settings import get_settings
+from klineo.store.connections import add_key_failure, get_connection
 from klineo.store.orders import get_order_record
+from klineo.store.strategies import get_strategy
 
 from tests.helpers import load_event
 from tests.integration.api.conftest import USER_A, USER_B
@@ -16,6 +18,7 @@ from tests.integration.futures.helpers import (
     raise_notional_limit,
     status_event,
 )
+from tests.integration.futures.test_key_lifecycle import _live_strategy
 
 
 def _place(invoke, connection_id: str, **changes) -> dict:
@@ -185,3 +188,45 @@ def test_repeated_connection_id_is_the_400_of_any_repeated_parameter(sim_env, in
     assert response["statusCode"] == 400
     assert body_of(response)["error"]["field"] == "connection_id"
     assert "more than once" in body_of(response)["error"]["message"]
+
+
+def test_a_status_read_binance_answered_clears_the_connections_key_count(sim_env, invoke, futures_connection):
+    """GIVEN a placed order and two key failures counted since WHEN its status is read with the key THEN the
+    connection's count is 0 (Binance's answer proved the key works, klineo.services.key_health)."""
+    placed = _place(invoke, futures_connection.id)
+    add_key_failure(USER_A, futures_connection.id)
+    add_key_failure(USER_A, futures_connection.id)
+
+    response = invoke("futures_order_status", status_event(placed["client_order_id"]))
+
+    assert response["statusCode"] == 200, response["body"]
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 0
+
+
+def test_a_status_read_refused_for_the_key_counts_one_key_failure(sim_env, invoke, futures_connection):
+    """GIVEN a placed order and a key Binance now refuses (401 -2015) WHEN its status is read THEN the answer
+    is the refusal and the connection's key failures count 1 (a futures read the key must be able to make)."""
+    placed = _place(invoke, futures_connection.id)
+    sim_env.faults.add("http_401_invalid_key", 1, api_key=futures_connection.account.api_key)
+
+    response = invoke("futures_order_status", status_event(placed["client_order_id"]))
+
+    assert response["statusCode"] in (401, 403), response["body"]
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1
+
+
+def test_three_status_reads_refused_for_the_key_disable_the_connection_and_pause_its_strategy(
+        sim_env, invoke, futures_connection):
+    """GIVEN a placed order, a live strategy and a key Binance now refuses WHEN its status is read three times
+    THEN the third read disables the connection and pauses the strategy (the function's policy allows it)."""
+    placed = _place(invoke, futures_connection.id)
+    strategy_id = _live_strategy(futures_connection.id)
+    sim_env.faults.add("http_401_invalid_key", 3, api_key=futures_connection.account.api_key)
+
+    for _ in range(3):
+        invoke("futures_order_status", status_event(placed["client_order_id"]))
+
+    after = get_connection(USER_A, futures_connection.id)
+    assert after.disabled_reason == "connection_disabled:permission"
+    paused = get_strategy(USER_A, strategy_id, consistent=True)
+    assert paused is not None and (paused.status, paused.status_reason) == ("paused", after.disabled_reason)

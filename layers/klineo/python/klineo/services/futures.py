@@ -92,7 +92,7 @@ from klineo.services.algo_orders import (
     sent_params,
     submit_order,
 )
-from klineo.services.key_health import note_key_outcome
+from klineo.services.key_health import note_futures_outcome, note_key_outcome
 from klineo.services.order_response import futures_order_response
 from klineo.services.order_size import with_quote_quantity
 from klineo.services.orders import (
@@ -816,6 +816,25 @@ def _note_read(user_id: str, record: OrderRecord, found: OrderResult) -> bool:
     return executed
 
 
+def _query_order(record: OrderRecord | None, connection: Connection, keyed: tuple[BinanceClient, Credentials],
+                 client_order_id: str, symbol: str) -> OrderResult | None:
+    """Binance's state of the order (None: it holds none by that id), counted on the connection's key health
+    (``note_futures_outcome``): a refusal of the key counts, any other answer clears the count."""
+    client, creds = keyed
+    try:
+        if record is not None and record.kind == KIND_ALGO:
+            found = query_algo_order(client, creds, client_order_id)
+        else:
+            # An order we did not place is recorded under its Binance orderId (klineo.services.reconcile).
+            foreign_id = record.order_id if record is not None and record.origin in FOREIGN_ORIGINS else None
+            found = query_futures_order(client, creds, symbol, client_order_id, order_id=foreign_id)
+    except KlineoError as exc:
+        note_futures_outcome(connection, exc)
+        raise
+    note_futures_outcome(connection, None)
+    return found
+
+
 def get_futures_order_status(
     user_id: str,
     client_order_id: str,
@@ -858,12 +877,7 @@ def _order_status(user_id: str, client_order_id: str, connection_id: str | None,
     connection = require_connection(user_id, connection_id)
     creds = connection_credentials(connection)
     client = _futures_client(connection)
-    if record is not None and record.kind == KIND_ALGO:
-        found = query_algo_order(client, creds, client_order_id)
-    else:
-        # An order we did not place is recorded under its Binance orderId (klineo.services.reconcile).
-        foreign_id = record.order_id if record is not None and record.origin in FOREIGN_ORIGINS else None
-        found = query_futures_order(client, creds, symbol, client_order_id, order_id=foreign_id)
+    found = _query_order(record, connection, (client, creds), client_order_id, symbol)
     if found is None:
         raise KlineoError(ErrorCategory.ORDER_NOT_FOUND, "Binance has no order with this clientOrderId on "
                           "this symbol.", field="clientOrderId")
