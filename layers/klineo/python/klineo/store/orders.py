@@ -237,10 +237,10 @@ class OrderRecord:
     protective_resize: dict[str, Any] | None = None
     protective_resized: int | None = None
     protective_refused_quantity: str | None = None
-    # An API entry whose position Binance read gone (0, or a one-way position flipped past zero) while one of
-    # its stops was lost past Binance's retention: when (epoch ms). Its lost stops are never placed again and
-    # its position never read again for them: a later position is not this entry's
-    # (``klineo.services.protective_resize.replace_lost``).
+    # An API entry whose position Binance read gone (0, a one-way position flipped past zero, or dust below
+    # the symbol's MARKET minimum, which no stop can guard) while one of its stops was lost past Binance's
+    # retention: when (epoch ms). Its lost stops are never placed again and its position never read again for
+    # them: a later position is not this entry's (``klineo.services.protective_resize.replace_lost``).
     position_gone_ms: int | None = None
     # A live strategy's order whose fills were not read when it settled: what its strategy's live book
     # counted for it by estimate ({"realised", "fees"}, klineo.runner.pnl), until the reconciler books
