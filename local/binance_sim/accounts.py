@@ -60,7 +60,7 @@ class DemoAccount:
     create_time: int
     uid: int
     dual_side_position: bool = False
-    secret: str | None = None
+    secret: str | None = dataclasses.field(default=None, repr=False)  # never in a repr (a failure output)
     public_key_path: Path | None = None
     private_key_path: Path | None = None
     _public_key: object = dataclasses.field(default=None, repr=False, compare=False)

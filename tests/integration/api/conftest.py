@@ -66,7 +66,7 @@ class StoredConnection:
     id: str
     user_id: str
     account: DemoAccount
-    body: dict[str, Any]
+    body: dict[str, Any] = dataclasses.field(repr=False)  # its key material: never in a failure's output
 
 
 def _clear_layer_caches() -> None:

@@ -709,3 +709,11 @@ def test_a_route_whose_storage_refuses_the_request_answers_500_without_its_text(
     assert response["statusCode"] == 500, response["body"]
     assert _error(response) == {"category": "other", "message": "internal error", "retryable": False,
                                 "request_id": "id"}
+
+
+def test_a_stored_connection_fixture_prints_no_key_material(stored_connection) -> None:
+    """A stored connection (and its simulator account) in a failing test's output shows no secret: pytest
+    prints a fixture's repr, and the house rule keeps secrets out of test output too."""
+    secret = stored_connection.account.secret
+    assert secret and secret not in repr(stored_connection)
+    assert secret not in repr(stored_connection.account)
