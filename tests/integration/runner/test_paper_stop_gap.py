@@ -4,7 +4,9 @@ turn after a resume checks every candle since the last one checked, even those o
 The real dispatcher and worker on moto and the Binance simulator over loopback (its candles are a
 deterministic price path, any past minute of which can be read). The strategy is an RSI one that is always
 long (``ALWAYS_LONG``): it enters at a past candle; its stop-loss is put where a candle of the pause reached
-it but no candle of the resumed turn's window (``fetch_limit``: the klines the worker reads) does.
+it but no candle of the resumed turn's window (``fetch_limit``: the klines the worker reads) does. Whether a
+past entry has such a stop depends on the path's last days at the minute the test runs, so the simulator runs
+on the first price seed, from the runner tests' own, whose path has one now (``binance_sim`` below).
 """
 
 from __future__ import annotations
@@ -20,14 +22,62 @@ from klineo.runner.schedule import MINUTE_MS
 from klineo.runner.worker import strategy_lookback
 from klineo.store import strategies as strategy_store
 from klineo.store.events import list_events
+from klineo.strategies import get_strategy_type, parse_parameters
 from klineo.strategies.simulation import market_fill, protective_exit
 from klineo.timestamps import utc_iso
 
-from tests.integration.runner.conftest import KLINES_PATH
+from local.binance_sim import market as sim_market
+from tests.integration.runner.conftest import KLINES_PATH, untied_price_seed
 from tests.integration.runner.test_failed_runs_pause import ALWAYS_LONG, minute_start
 
 USER = "user-paper-stop-gap"
 D = Decimal
+
+
+# How far back the long gap's test looks for an entry, and how long its gap is (1m candles).
+_LONG_GAP_BACKS = range(3 * 1440, 4600, 37)
+_LONG_GAP_MINUTES = 3 * 1560
+
+
+@pytest.fixture
+def binance_sim(binance_sim_factory, extra_symbols) -> object:
+    """A fresh simulator on the first price seed (from the runner tests' ``untied_price_seed``) under which
+    both searches below find an entry at this minute and the next: the simulator's path is deterministic per
+    seed, and for some hours of a day the default seed's BTCUSDT has no dip before the window (every test
+    here then failed with "no past entry has a stop reached in the pause only")."""
+    now_ms = int(time.time() * 1000)
+    seed = untied_price_seed(now_ms / 1000)
+    while not all(_has_a_gap_stop(seed, minute_start_of(now_ms + ahead)) for ahead in (0, MINUTE_MS)):
+        seed += 1
+    return binance_sim_factory(price_seed=seed)
+
+
+def minute_start_of(now_ms: int) -> int:
+    """``minute_start`` of the minute holding ``now_ms``."""
+    return now_ms // MINUTE_MS * MINUTE_MS + 1000
+
+
+def _has_a_gap_stop(seed: int, now: int) -> bool:
+    """True when, under ``seed``, both tests' searches find an entry for a turn at ``now``."""
+    series = sim_market.PriceSeries(sim_market.SYMBOLS["BTCUSDT"], seed)
+    end_close = now // MINUTE_MS * MINUTE_MS - 1
+    rows = series.klines("1m", now, 1500, end_close + 1 - _LONG_GAP_MINUTES * MINUTE_MS, end_close)
+    while len(rows) < _LONG_GAP_MINUTES:  # pages of at most 1500, as Binance's
+        rows += series.klines("1m", now, 1500, rows[-1][6] + 1, end_close)
+    candles = [Candle(int(r[0]), D(r[1]), D(r[2]), D(r[3]), D(r[4]), D(r[5]), int(r[6])) for r in rows]
+    window = _window()
+    try:
+        _stop_reached_before_the_window(candles[-900:], window, range(window + 60, 880, 7))
+        _stop_reached_before_the_window(candles, window, _LONG_GAP_BACKS)
+    except AssertionError:
+        return False
+    return True
+
+
+def _window() -> int:
+    """The candles the always-long strategy's turn reads (``fetch_limit`` of its lookback), less the next."""
+    kind = get_strategy_type(ALWAYS_LONG["type"])
+    return fetch_limit(kind.lookback(parse_parameters(ALWAYS_LONG["type"], ALWAYS_LONG["parameters"]))) - 1
 
 
 def _closed_1m(start_open: int, end_close: int) -> list[Candle]:
@@ -151,9 +201,9 @@ def test_a_long_gap_is_scanned_coarse_to_fine(runner) -> None:
     sid = _paper_always_long(runner, now, days=5)
     window = fetch_limit(strategy_lookback(runner.stored(USER, sid))) - 1
     end_close = now // MINUTE_MS * MINUTE_MS - 1
-    start = end_close - 3 * 1560 * MINUTE_MS
+    start = end_close - _LONG_GAP_MINUTES * MINUTE_MS
     everything = closed_between("production", "BTCUSDT", "1m", start, end_close + 1)
-    entry_tick, pct = _stop_reached_before_the_window(list(everything), window, range(3 * 1440, 4600, 37))
+    entry_tick, pct = _stop_reached_before_the_window(list(everything), window, _LONG_GAP_BACKS)
     strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"stop_loss_pct": pct})
     runner.run_tick(entry_tick)
     held = runner.stored(USER, sid)
