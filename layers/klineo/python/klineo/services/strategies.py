@@ -256,15 +256,14 @@ def delete_user_strategy(user_id: str, strategy_id: str, lambda_context: Any = N
 
 
 def _work_deadline(lambda_context: Any) -> float:
-    """The instant (epoch s) the delete's Binance calls end by (``call_deadline``): its invocation's end (the
-    function's Timeout without a Lambda context) less the order routes' ``DEADLINE_MARGIN_S``, which leaves
-    the records of a settle, the read after it and the delete's own write, then the answer, time to be made
-    before Lambda stops the invocation."""
-    from klineo.services.orders import DEADLINE_MARGIN_S
+    """The instant (epoch s) the delete's Binance calls end by (``call_deadline``): the order routes' own
+    deadline (``Deadline.of_invocation``: the invocation's end less ``DEADLINE_MARGIN_S``, which leaves the
+    records of a settle, the read after it and the delete's own write, then the answer, time to be made), and
+    without a Lambda context the function's Timeout less that margin."""
+    from klineo.services.orders import DEADLINE_MARGIN_S, Deadline
 
-    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-    left_s = (remaining() if remaining is not None else DELETE_TIMEOUT_MS) / 1000
-    return time.time() + max(left_s - DEADLINE_MARGIN_S, 0.0)
+    without_context = time.time() + DELETE_TIMEOUT_MS / 1000 - DEADLINE_MARGIN_S
+    return min(Deadline.of_invocation(lambda_context).at, without_context)
 
 
 def _wind_down(strategy: Strategy, connection: Connection, lambda_context: Any) -> Strategy:
