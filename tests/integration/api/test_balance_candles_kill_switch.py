@@ -212,3 +212,20 @@ def test_kill_switch_refuses_anything_but_a_boolean(sim_env, invoke, body, statu
     assert _error(response)["field"] == field
     assert flags.get_kill_switches(USER_A) == (False, False)
     assert flags.get_kill_switches(USER_B) == (False, False)
+
+
+def test_a_chart_past_the_trading_reserve_says_why_then_once_what_to_do(sim_env, invoke):
+    """GIVEN other containers having used half of the IP's futures minute weight WHEN a chart asks for
+    klines THEN 429 rate_limit whose message is the reason, then the advice to retry, each said once (the
+    refusal keeps them apart: its reason has no advice a strategy or a job would have to cut out)."""
+    sim_env.configure(weight_window_s=86_400)  # a minute turning mid-test clears nothing
+    sim_env.use_weight(int(2400 * 0.5))
+    query = {"symbol": "BTCUSDT", "interval": "1m", "market": "futures", "environment": "production"}
+    invoke("candles", _candles(**query))  # its answer reports the IP's usage, if it was not known yet
+
+    response = invoke("candles", _candles(**query))
+
+    assert response["statusCode"] == 429, response["body"]
+    assert (_error(response)["category"], _error(response)["message"]) == (
+        "rate_limit", "Chart data is paused for the rest of this minute so that trading keeps its Binance "
+        "request budget. Please retry shortly.")

@@ -62,8 +62,9 @@ def test_a_backtest_past_the_trading_reserve_is_a_429_naming_why(busy_ip, invoke
     assert response["statusCode"] == 429, response["body"]
     assert 1 <= int(response["headers"]["Retry-After"]) <= 60
     error = response_json(response)["error"]
-    assert error["category"] == "rate_limit"
-    assert "so that trading keeps its Binance request budget" in error["message"]
+    assert (error["category"], error["message"]) == (  # the reason, then the advice once
+        "rate_limit", "Backtests are paused for the rest of this minute so that trading keeps its Binance "
+        "request budget; the days already fetched are kept. Please retry shortly.")
     assert _klines_requests(busy_ip) == []
 
 

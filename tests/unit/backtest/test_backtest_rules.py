@@ -224,8 +224,9 @@ def test_missing_days_are_fetched_in_runs_of_consecutive_days() -> None:
 
 def test_pacer_waits_until_the_oldest_request_leaves_the_minute_when_the_caller_allows() -> None:
     """GIVEN 10 weight a minute, two 5-weight requests at once WHEN a third may wait 10 s (or not at all)
-    THEN rate_limit with the 45 s wait as retry_after and no sleep; allowed 60 s, it sleeps the 45 s."""
-    from klineo.errors import ErrorCategory, KlineoError
+    THEN rate_limit with the 45 s wait as retry_after, its reason apart from the advice to retry, and no
+    sleep; allowed 60 s, it sleeps the 45 s."""
+    from klineo.errors import RETRY_SHORTLY, ErrorCategory, KlineoError
 
     now = [1000.0]
     slept: list[float] = []
@@ -241,5 +242,8 @@ def test_pacer_waits_until_the_oldest_request_leaves_the_minute_when_the_caller_
         with pytest.raises(KlineoError) as refused:
             pacer.take(5, allowed)
         assert (refused.value.category, refused.value.retry_after) == (ErrorCategory.RATE_LIMIT, 45)
+        assert (refused.value.reason, refused.value.advice) == (
+            "Backtests are paused for the rest of this minute so that trading keeps its Binance request "
+            "budget; the days already fetched are kept.", RETRY_SHORTLY)
     assert slept == []
     assert pacer.take(5, 60.0) == 45.0 and slept == [45.0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from klineo.binance import TRADING_RESERVE, KlineoError, Market
-from klineo.errors import ErrorCategory
+from klineo.errors import RETRY_SHORTLY, ErrorCategory
 from klineo.models.candles import CandlesQuery
 from klineo.services import candles
 
@@ -72,13 +72,15 @@ def test_a_cold_container_honours_the_reserve_other_containers_shared(futures_cl
 def test_the_reserve_waits_for_the_next_minute_only_while_the_caller_may(futures_client, rsps, clock):
     """GIVEN the IP's minute used up to the reserve WHEN a caller may wait until the next minute THEN it
     sleeps exactly to it (40 s on the fake clock) and returns; WHEN it may not wait that long (or not at
-    all) THEN rate_limit with retry_after at the next minute, and no sleep."""
+    all) THEN rate_limit with retry_after at the next minute, the refusal as its reason and the advice to
+    retry shortly apart, and no sleep."""
     rsps.get(FUTURES + "/fapi/v1/klines", json=[KLINE], headers={"X-MBX-USED-WEIGHT-1M": "1200"})
     candles.get_candles(_query())
 
     with pytest.raises(KlineoError) as refused:
         futures_client.leave_trading_reserve(5, "paused", wait_until=clock() + 39)
-    assert (refused.value.retry_after, refused.value.message, clock.sleeps) == (40, "paused", [])
+    assert (refused.value.retry_after, refused.value.reason, refused.value.advice, clock.sleeps) == (
+        40, "paused", RETRY_SHORTLY, [])
 
     futures_client.leave_trading_reserve(5, "paused", wait_until=clock() + 40)
     assert clock.sleeps == [40]

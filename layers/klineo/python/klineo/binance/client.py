@@ -59,7 +59,7 @@ from klineo.binance.ratelimit import (
     endpoint_weight,
 )
 from klineo.binance.signing import encode_params, signature
-from klineo.errors import RETRY, ErrorCategory, KlineoError
+from klineo.errors import RETRY, RETRY_SHORTLY, ErrorCategory, KlineoError
 from klineo.telemetry import child_logger, tally
 
 if TYPE_CHECKING:
@@ -363,12 +363,13 @@ class BinanceClient:
         weight unspent for trading (orders, closes, strategy ticks); charts and backtests call this
         before each klines request. Until then: wait for the next minute (this client's clock and
         sleep) while that is no later than ``wait_until`` (epoch s; None: never wait), else raise a
-        retryable ``rate_limit`` saying ``refusal``, with ``retry_after`` at the next minute."""
+        retryable ``rate_limit`` whose reason is ``refusal`` (no advice in it: the advice to retry shortly is
+        the error's own), with ``retry_after`` at the next minute."""
         keep = DEFAULT_WEIGHT_LIMITS[self.market] * TRADING_RESERVE
         while self.spare_weight() - weight < keep:
             wait_s = max(1, math.ceil(60 - self._now_ms() / 1000 % 60))
             if wait_until is None or self._clock() + wait_s > wait_until:
-                raise KlineoError(ErrorCategory.RATE_LIMIT, refusal, retry_after=wait_s)
+                raise KlineoError(ErrorCategory.RATE_LIMIT, refusal, retry_after=wait_s, advice=RETRY_SHORTLY)
             self._sleep(wait_s)
 
     def __repr__(self) -> str:

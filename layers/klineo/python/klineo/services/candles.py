@@ -18,8 +18,9 @@ from klineo.models.fields import decimal_string
 
 __all__ = ["CHARTS_PAUSED", "get_candles"]
 
+# The refusal's reason; its advice (retry shortly) is the error's own (``leave_trading_reserve``).
 CHARTS_PAUSED = ("Chart data is paused for the rest of this minute so that trading keeps its Binance request "
-                 "budget; please retry shortly.")
+                 "budget.")
 
 
 def get_candles(query: CandlesQuery) -> CandlesResponse:

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from klineo.binance import BinanceClient, Candle, endpoints
-from klineo.errors import ErrorCategory, KlineoError
+from klineo.errors import RETRY_SHORTLY, ErrorCategory, KlineoError
 from klineo.store import klines_cache
 from klineo.store.klines_cache import DAY_MS
 from klineo.strategies import INTERVALS_MS
@@ -65,8 +65,9 @@ FINAL_AFTER_MS = 60_000
 # A job waits out a page's weight refusals at most this many times (each within its wait_until): an IP
 # that stays saturated hands the job back instead of holding the worker until its deadline.
 PAGE_WAITS = 3
+# The refusal's reason; its advice (retry shortly) is the error's own, apart (``KlineoError.advice``).
 BACKTEST_PAUSED = ("Backtests are paused for the rest of this minute so that trading keeps its Binance "
-                   "request budget; the days already fetched are kept, please retry shortly.")
+                   "request budget; the days already fetched are kept.")
 
 
 class Pacer:
@@ -95,7 +96,7 @@ class Pacer:
                 wait = self._sent[0][0] + _WINDOW_S - now
             if max_wait_s is None or slept + wait > max_wait_s:
                 raise KlineoError(ErrorCategory.RATE_LIMIT, BACKTEST_PAUSED,
-                                  retry_after=max(1, math.ceil(wait)))
+                                  retry_after=max(1, math.ceil(wait)), advice=RETRY_SHORTLY)
             self._sleep(wait)
             slept += wait
 
