@@ -29,6 +29,7 @@ from klineo.store.order_claim import forget_connection
 from klineo.store.order_history import list_unsettled
 from klineo.store.orders import get_order_record
 
+from local.binance_sim import futures as sim_futures
 from local.binance_sim import market
 from local.binance_sim.testing import SignedClient
 from tests.helpers import load_event, status_after_the_fill, with_user
@@ -556,6 +557,27 @@ def test_a_stop_not_placed_tells_the_api_caller_the_one_thing_to_send(sim_env, i
     entry = error["message"].split()[2]
     assert (error["category"], error["retryable"]) == (category, True), answer["body"]
     assert error["message"] == f"The entry {entry}{sentence}"
+
+
+def test_a_stop_whose_fill_price_is_unknown_tells_the_api_caller_once_what_to_send(sim_env, invoke,
+                                                                                   futures_connection,
+                                                                                   monkeypatch):
+    """GIVEN a MARKET entry with a 3 % stop-loss that Binance answers, and answers again when looked up,
+    without its average price (avgPrice 0) WHEN it fills THEN the error says the fill price is not known
+    and once what to send (the same Idempotency-Key): before, the reason itself said to repeat the request,
+    then the advice said it again."""
+    as_dict = sim_futures.FuturesOrder.as_dict
+    monkeypatch.setattr(sim_futures.FuturesOrder, "as_dict",
+                        lambda order, with_time=True: {**as_dict(order, with_time), "avgPrice": "0.00000"})
+
+    answer = _entry_with_protection(invoke, futures_connection.id, new_key(), stop_loss={"percent": "3"})
+
+    error = body_of(answer)["error"]
+    entry = error["message"].split()[2]
+    assert (error["category"], error["retryable"]) == ("upstream_unavailable", True), answer["body"]
+    assert error["message"] == (f"The entry {entry} is FILLED, but its stop_loss could not be placed yet: "
+                                "The entry's fill price is not known yet. Repeat the request with the same "
+                                "Idempotency-Key to place it.")
 
 
 @FORGOTTEN_OR_CACHED

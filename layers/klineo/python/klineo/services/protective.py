@@ -228,10 +228,8 @@ def _trigger(role: str, target: dict[str, Any], entry_side: str, average: Decima
     below = _fires_below(role, entry_side)
     if target.get("price") is not None:
         return rules.round_price(Decimal(str(target["price"])), up=below)
-    if average is None:
-        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE,
-                          "The entry's fill price is not known yet; repeat the request with the same "
-                          "Idempotency-Key to place its stop-loss / take-profit.")
+    if average is None:  # the reason alone: what is done next is ``_not_placed``'s, by who acts on it
+        raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "The entry's fill price is not known yet.")
     share = Decimal(str(target["percent"])) / 100
     return rules.round_price(average * (1 - share if below else 1 + share), up=below)
 
