@@ -55,6 +55,16 @@ def test_the_limit_pauses_with_the_category_and_a_message_without_the_input() ->
     assert (after_success(3), after_success(0)) == (0, None)
 
 
+def test_the_pause_tells_the_last_errors_reason_not_an_api_callers_advice() -> None:
+    """The ``paused`` event's text names the last error by its reason alone (``trader_message``): a refusal
+    that came with advice for an API caller ("repeat the request with the same Idempotency-Key") does not
+    tell the trader to repeat a request a strategy never sent."""
+    refused = KlineoError(C.ORDER_REJECTED, "Binance rejected the order.",
+                          advice="Repeat the request with the same Idempotency-Key.")
+    assert paused_message(5, refused) == (
+        "Paused after 5 consecutive failed runs. Last error: Binance rejected the order.")
+
+
 def test_the_strategy_answer_states_the_pause_limits_the_runner_applies() -> None:
     """The API's descriptions of failed_runs and key_failures name the limits at which the runner pauses (the
     models cannot import them: the strategy routes load neither module), so they cannot drift apart."""

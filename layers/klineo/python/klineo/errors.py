@@ -125,7 +125,8 @@ _DEFAULT_MESSAGES: dict[ErrorCategory, str] = {
 
 # Advice, apart from the reason: it speaks to the one who sent the request (an API caller). Who acts on the
 # failure otherwise (a strategy's runner, which tries again by itself) says what it does instead, from the
-# reason alone (``KlineoError.reason``), never by cutting the advice out of the message's text.
+# reason alone (``KlineoError.reason``; a strategy's events: ``KlineoError.trader_message``), never by cutting
+# the advice out of the message's text.
 RETRY = "Please retry."
 RETRY_SHORTLY = "Please retry shortly."
 RETRY_LATER = "Please retry later."
@@ -203,6 +204,16 @@ class KlineoError(Exception):
                 self.advice,
             ),
         )
+
+    @property
+    def trader_message(self) -> str:
+        """What a strategy's events and runs tell the trader of this failure (the one rule for them): its
+        reason alone. The advice speaks to an API caller (retry, repeat with the same Idempotency-Key, look
+        the order up), and a strategy's turn has none: its runner acts by itself (a later run decides again,
+        an order in flight is looked up, a stop is placed on the next run). What it does next is told in the
+        reason of an error made for a strategy (``klineo.services.protective._not_placed``), or in the text
+        of the place that tells it (a ``paused`` event saying how to resume)."""
+        return self.reason
 
     @property
     def refused_by_binance(self) -> bool:

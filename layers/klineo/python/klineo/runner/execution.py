@@ -337,7 +337,7 @@ class StrategyResult:
 
 
 def _error(exc: KlineoError) -> dict[str, Any]:
-    return {"category": str(exc.category), "message": exc.message}
+    return {"category": str(exc.category), "message": exc.trader_message}
 
 
 def run_order_of(result: OrderResult) -> dict[str, Any]:
@@ -418,7 +418,7 @@ class _Turn:
 
     def failed_run(self, exc: KlineoError, facts: dict[str, Any]) -> Run:
         """The failed run of a turn ``exc`` ended, after the ``error`` event that tells the trader why."""
-        self.event("error", category=str(exc.category), message=exc.message)
+        self.event("error", category=str(exc.category), message=exc.trader_message)
         return self.run("failed", error=_error(exc), **facts)
 
     def final_run(self, pending: PendingOrder, status: str, *, why: dict[str, Any] | None = None,
@@ -950,7 +950,7 @@ class _Turn:
                 return self.risk_block(exc, self.intent(legs[at]), ids[at])  # the leg the gate refused
             # A limit refuses the flip's new exposure; closing is never limited ("a limit must never trap a
             # position"): the close alone goes out.
-            self.event("risk_block", gate=exc.field, message=exc.message)
+            self.event("risk_block", gate=exc.field, message=exc.trader_message)
             legs, facts = self.close_alone(exc, close, legs, at, ids, facts)
         try:
             creds = self.credentials(trading)
@@ -963,7 +963,7 @@ class _Turn:
             close = _close_only(plan, strategy.live_position)
             if close is None or refusal.field not in SETTING_FIELDS:  # a key refusal fails the close too
                 return self.refused_settings(refusal, facts)
-            self.event("error", category=str(refusal.category), message=refusal.message,
+            self.event("error", category=str(refusal.category), message=refusal.trader_message,
                        what="new_side_not_opened")
             legs, facts = self.close_alone(refusal, close, legs, len(legs) - 1, ids, facts)
         leg = legs[0]
@@ -982,7 +982,7 @@ class _Turn:
             close = _close_only(plan, strategy.live_position)
             assert close is not None
             self.made[(self.close_time, "order_submit", "")] -= 1  # the flip's, never written
-            self.event("risk_block", gate=limited.refusal.field, message=limited.refusal.message)
+            self.event("risk_block", gate=limited.refusal.field, message=limited.refusal.trader_message)
             legs, facts = self.close_alone(limited.refusal, close, legs, 0, ids, facts)
             pending = self.pending_of(legs[0], cid, facts)
             refused = self.claim(pending, self.intent(legs[0]), price)
@@ -1337,7 +1337,7 @@ class _Turn:
         at_once = _pause_at_once(judged, by_field=judged is not exc and not second)
         pause = f"key_failure:{exc.category}" if failures >= KEY_FAILURE_LIMIT else at_once
         self.event("error", close_time=pending.close_time, second=second, category=str(exc.category),
-                   message=exc.message, what="new_side_not_opened" if second else None)
+                   message=exc.trader_message, what="new_side_not_opened" if second else None)
         if pause:
             self.event("paused", close_time=pending.close_time, reason=pause,
                        message=_paused_at_once(strategy, pause, judged, pending.position_before)
@@ -1756,11 +1756,11 @@ def _why_paused(symbol: str, pause: str, exc: KlineoError) -> str:
     """Why a pause at once paused the strategy, and what resumes it."""
     if pause == NO_MARKET_ORDERS:
         return (f"Paused: {no_market_orders(symbol)}; resume it once Binance takes them again. "
-                f"Last error: {exc.message}")
+                f"Last error: {exc.trader_message}")
     if pause == COOLING_OFF:
         return ("Paused: the cooling-off period set for this account at Binance blocks its futures orders "
                 "until it ends (Binance cannot lift it early); resume the strategy once the period has "
-                f"ended. Last error: {exc.message}")
+                f"ended. Last error: {exc.trader_message}")
     if isinstance(exc, LeverageAboveSymbolMax):
         above = (f"is above {symbol}'s maximum of {exc.maximum}x (Binance's leverage bracket)"
                  if exc.maximum is not None else
@@ -1770,11 +1770,11 @@ def _why_paused(symbol: str, pause: str, exc: KlineoError) -> str:
                 f"the strategy's leverage (or, without one, the connection's default) {lower}, then resume "
                 "it.")
     if pause == UNTRADABLE_SIZE:
-        return (f"Paused: no order of this sizing can ever pass {symbol}'s rules ({exc.message}); change the "
-                f"sizing to resume.")
+        return (f"Paused: no order of this sizing can ever pass {symbol}'s rules ({exc.trader_message}); "
+                f"change the sizing to resume.")
     return (f"Paused: Binance does not list or trade {symbol} on USDT-M futures (an unknown or delisted "
             f"symbol, or one it stopped trading); create a strategy on a listed symbol, or resume this one "
-            f"once Binance trades it again. Last error: {exc.message}")
+            f"once Binance trades it again. Last error: {exc.trader_message}")
 
 
 def _leaves_position(pause: str, held: Decimal) -> bool:
@@ -1887,7 +1887,7 @@ def gate_message(exc: KlineoError) -> str:
         # The connection's position mode changed between the order's planning and its claim or second
         # send: the trader needs to hear that, not which order field Binance would refuse.
         return STRATEGY_MODE_CHANGED
-    return exc.message
+    return exc.trader_message
 
 
 def _fills_stored(result: OrderResult, fills: Fills | None) -> Mapping[str, Any]:

@@ -58,4 +58,4 @@ def after_success(failed_runs: int) -> int | None:
 
 def paused_message(count: int, error: KlineoError) -> str:
     """What the ``paused`` event tells the trader: how many runs failed, and the last one's safe reason."""
-    return f"Paused after {count} consecutive failed runs. Last error: {error.message}"
+    return f"Paused after {count} consecutive failed runs. Last error: {error.trader_message}"

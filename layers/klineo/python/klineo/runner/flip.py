@@ -158,7 +158,7 @@ def hand_over_refused(
     if refusal is None:
         return False
     if refusal.field == "connection_not_found":
-        return new_side_not_opened(turn, pending, "connection_not_found", refusal.message)
+        return new_side_not_opened(turn, pending, "connection_not_found", refusal.trader_message)
     return new_side_blocked(turn, pending, refusal, intent)
 
 

@@ -562,7 +562,7 @@ class LiveReprice:
                 _side(self.held), abs(self.held), wanted["entry_price"], targets,
                 generation=generation) if targets else []
         except KlineoError as exc:  # transient: the claim stays, the next turn resumes it
-            return self.failed(self.record, levels(wanted), exc.message, str(exc.category))
+            return self.failed(self.record, levels(wanted), exc.trader_message, str(exc.category))
         if any(state.status == STATUS_UNKNOWN_PURGED for state in states):
             return self.reclaim(wanted, claim)
         placed, refused = placed_and_refused(states, roles, NOT_ARMED)

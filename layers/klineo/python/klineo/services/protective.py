@@ -586,7 +586,8 @@ def _judged(client: BinanceClient, symbol: str, exc: KlineoError, *, fresh: bool
 
 # What is done next about a stop not placed yet, by who acts on it (an API caller, or a strategy's runner,
 # which has no request to repeat and tries again by itself) and whether its POST went unanswered (then it is
-# looked up first, never sent twice): the advice of ``_not_placed``'s error, in place of its reason's own.
+# looked up first, never sent twice): for an API caller the advice of ``_not_placed``'s error, in place of its
+# reason's own; for a strategy the end of its reason, which its events tell (``KlineoError.trader_message``).
 _NEXT_STEP = {
     (True, False): "Repeat the request with the same Idempotency-Key to place it.",
     (True, True): ("Repeat the request with the same Idempotency-Key: it is looked up first and placed only "
@@ -601,7 +602,8 @@ def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
     will never trade again (``_judged``: field symbol), neither ever placed; retryable when the failure is
     transient, with what is done next (``_NEXT_STEP``) as its advice instead of the reason's own (``reason``:
     a repeat with the same key resumes it, an unknown outcome looked up first; a strategy's entry has no
-    request to repeat: its runner tries again by itself on the next run, which its event log says); any
+    request to repeat: its runner tries again by itself on the next run, which its reason ends with, as its
+    event log says it: ``KlineoError.trader_message``); any
     other refusal (the key, the server's location, a disabled connection) comes again on a repeat: not
     retryable, placed once it is lifted (a disabled connection's: once it is enabled again, by the reconciler
     or a repeat)."""
@@ -615,10 +617,10 @@ def _not_placed(entry: OrderRecord, role: str, exc: KlineoError) -> KlineoError:
         return KlineoError(exc.category, f"{head} its {role} was not placed: {reason} Until that is resolved "
                            f"the position has no {role}; it is placed once {once}.", field=exc.field,
                            retryable=False)
-    unknown = exc.category == ErrorCategory.UNKNOWN_OUTCOME
+    unknown, api = exc.category == ErrorCategory.UNKNOWN_OUTCOME, entry.origin == ORIGIN_API
     what = f"Binance did not confirm its {role}" if unknown else f"its {role} could not be placed yet"
-    return KlineoError(exc.category, f"{head} {what}: {reason}", advice=_NEXT_STEP[entry.origin == ORIGIN_API,
-                                                                                    unknown],
+    said, step = f"{head} {what}: {reason}", _NEXT_STEP[api, unknown]
+    return KlineoError(exc.category, said if api else f"{said} {step}", advice=step if api else None,
                        field=exc.field, retry_after=exc.retry_after, retryable=True)
 
 
