@@ -31,16 +31,18 @@ class _Calls:
 
 
 def test_balance_lists_non_zero_spot_balances_as_decimal_strings(stored_connection, invoke, sim_env):
-    """GIVEN A's futures-full key (BNB zero) WHEN A asks for the balance THEN non-zero assets, as strings."""
+    """GIVEN A's futures-full key (BNB zero) WHEN A asks for the balance THEN non-zero assets, as strings
+    written as every other answer writes a number (klineo.validation.plain_text: Binance's padding
+    "0.50000000" trimmed to "0.5", a zero "0")."""
     sim_env.clear_journal()
     response = invoke("balance", connection_event("balance", stored_connection.id, USER_A, "/balance"))
     assert response["statusCode"] == 200
     body = response_json(response)
     assert body["connection_id"] == stored_connection.id and body["environment"] == "production"
     assert body["balances"] == [
-        {"asset": "BTC", "free": "0.50000000", "locked": "0.00000000"},
-        {"asset": "ETH", "free": "2.00000000", "locked": "0.00000000"},
-        {"asset": "USDT", "free": "10000.00000000", "locked": "0.00000000"},
+        {"asset": "BTC", "free": "0.5", "locked": "0"},
+        {"asset": "ETH", "free": "2", "locked": "0"},
+        {"asset": "USDT", "free": "10000", "locked": "0"},
     ]
     assert [r.path for r in sim_env.journal] in (["/api/v3/account"], ["/api/v3/time", "/api/v3/account"])
 

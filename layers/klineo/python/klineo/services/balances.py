@@ -2,7 +2,8 @@
 
 Every key can read spot (Binance keys always have reading), so a refusal here is a key failure
 that counts toward disabling the connection, and an answer resets the count
-(``klineo.services.key_health``).
+(``klineo.services.key_health``). Amounts are written by ``klineo.validation.plain_text``, the rule of
+every number the API answers: Binance's "0.00100000" is "0.001", a zero "0".
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 from klineo.binance import Environment, ErrorCategory, Market, endpoints, get_client
 from klineo.errors import KlineoError
 from klineo.models.balances import Balance, BalanceResponse
-from klineo.models.fields import decimal_string
 from klineo.services.key_health import note_key_outcome
 from klineo.store import connections as connection_store
+from klineo.validation import plain_text
 
 __all__ = ["get_balances", "non_zero_balances"]
 
@@ -28,13 +29,13 @@ def _amount(value: Any) -> Decimal:
 
 
 def non_zero_balances(rows: list[dict[str, Any]]) -> list[Balance]:
-    """Balances with free or locked above zero, amounts as decimal strings, by asset name."""
+    """Balances with free or locked above zero, amounts as plain decimal text, by asset name."""
     balances = []
     for row in rows:
         free, locked = _amount(row.get("free", "0")), _amount(row.get("locked", "0"))
         if free or locked:
-            balances.append(Balance(asset=str(row["asset"]), free=decimal_string(free),
-                                    locked=decimal_string(locked)))
+            balances.append(Balance(asset=str(row["asset"]), free=plain_text(free),
+                                    locked=plain_text(locked)))
     return sorted(balances, key=lambda b: b.asset)
 
 
