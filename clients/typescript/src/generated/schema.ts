@@ -524,7 +524,7 @@ export interface components {
             /**
              * Secret
              * Format: password
-             * @description HMAC secret key, or the Ed25519/RSA private key in PEM
+             * @description HMAC secret key, or the Ed25519/RSA private key in PEM (its line breaks may be written as \n, as in a JSON file)
              */
             secret: string;
             /**
@@ -601,7 +601,7 @@ export interface components {
             /**
              * Secret
              * Format: password
-             * @description HMAC secret key, or the Ed25519/RSA private key in PEM
+             * @description HMAC secret key, or the Ed25519/RSA private key in PEM (its line breaks may be written as \n, as in a JSON file)
              */
             secret: string;
             /** Label */
@@ -852,7 +852,7 @@ export interface components {
             /**
              * Secret
              * Format: password
-             * @description HMAC secret key, or the Ed25519/RSA private key in PEM
+             * @description HMAC secret key, or the Ed25519/RSA private key in PEM (its line breaks may be written as \n, as in a JSON file)
              */
             secret: string;
         };

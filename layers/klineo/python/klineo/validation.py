@@ -54,6 +54,7 @@ __all__ = [
     "decimal_or_none",
     "keyed_request_digests",
     "order_time_in_force",
+    "pem_text",
     "plain_text",
     "plain_text_or_none",
     "positive_decimal",
@@ -318,6 +319,16 @@ def check_protection(
         raise ValueError("cannot be attached to an order that reduces a position (it must open one)")
 
 
+def pem_text(text: str) -> str:
+    """A pasted PEM as it is stored and signed with: trimmed, one final line break, and when it has no real
+    line break but the two characters backslash-n (copied from a JSON file or an escaped string), those as
+    line breaks (a PEM's base64 and header lines never contain a backslash)."""
+    text = text.strip()
+    if "\n" not in text and "\\n" in text:
+        text = text.replace("\\r\\n", "\n").replace("\\n", "\n").strip()
+    return text + "\n"
+
+
 def check_private_key(pem: str, key_type: str) -> Any:
     """The loaded Ed25519/RSA private key of a PEM string (RSA 2048-4096 bits); ValueError otherwise."""
     # cryptography loads only when a PEM key is checked: most functions never need it.
@@ -335,7 +346,9 @@ def check_private_key(pem: str, key_type: str) -> Any:
         raise ValueError("the private key is password-protected; export it without a password") from None
     except (ValueError, UnsupportedAlgorithm):
         # Never chain: the underlying error may describe the key material.
-        raise ValueError(f"is not a readable {key_type} private key in PEM format") from None
+        raise ValueError(f"is not a readable {key_type} private key in PEM format: paste the whole key, "
+                         "from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY-----, with its line "
+                         "breaks") from None
     if key_type == "ed25519" and not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ValueError("is a PEM private key but not an Ed25519 one")
     if key_type == "rsa":

@@ -35,6 +35,7 @@ from klineo.validation import (
     CONNECTION_ID_PATTERN,
     SYMBOL_PATTERN,
     check_private_key,
+    pem_text,
 )
 
 __all__ = [
@@ -110,7 +111,8 @@ class KeyMaterial(ApiModel):
     key_type: KeyTypeInput = "hmac"
     # repr=False: the model's repr (Powertools' "Calling API Route Handler" debug line) shows no full key.
     api_key: Annotated[str, Field(pattern=API_KEY_PATTERN, repr=False)]
-    secret: SecretStr = Field(description="HMAC secret key, or the Ed25519/RSA private key in PEM")
+    secret: SecretStr = Field(description="HMAC secret key, or the Ed25519/RSA private key in PEM (its line "
+                              "breaks may be written as \\n, as in a JSON file)")
 
     @field_validator("secret")
     @classmethod
@@ -125,8 +127,9 @@ class KeyMaterial(ApiModel):
             if not all("\x21" <= ch <= "\x7e" for ch in text):
                 raise ValueError("HMAC secret must be visible ASCII characters without spaces")
         elif key_type in ("ed25519", "rsa"):
-            check_private_key(text.strip() + "\n", key_type)
-            return SecretStr(text.strip() + "\n")
+            pem = pem_text(text)  # a key copied from a JSON file has its line breaks written as \n
+            check_private_key(pem, key_type)
+            return SecretStr(pem)
         return value
 
 
