@@ -57,3 +57,24 @@ def test_an_unreadable_pem_says_how_to_paste_it_without_repeating_it(sim_env, in
     assert "line breaks" in error["message"]
     assert "SECRETSECRET" not in response["body"]
     assert _secret_names() == [] and sim_env.journal == []
+
+
+# ------------------------------------------------------------------ a key of the other environment
+
+
+def test_create_refuses_a_key_of_the_other_environment_as_the_test_route_tells_it(sim_env, invoke, aws):
+    """GIVEN a testnet key sent as production WHEN tested, then created THEN the create's 403 says what the
+    test said (category, message, suggested_environment "testnet") and names the environment field; nothing
+    stored."""
+    body = {"label": "x", **credentials_body(sim_env.account("testnet-futures"), "production")}
+    tested = response_json(invoke("connection_test", with_user(with_body(load_event("connection_test"), body),
+                                                               USER_A)))
+
+    response = _create(invoke, body)
+
+    assert response["statusCode"] == 403, response["body"]
+    error = response_json(response)["error"]
+    assert tested["suggested_environment"] == error["suggested_environment"] == "testnet"
+    assert (error["category"], error["message"]) == (tested["category"], tested["message"])
+    assert error["field"] == "environment"
+    assert _secret_names() == []

@@ -172,7 +172,8 @@ def test_a_new_key_of_the_other_environment_is_refused_with_advice_the_route_can
         sim_env, invoke, futures_connection):
     """GIVEN a production connection WHEN PUT credentials (environment left out) with a testnet key THEN
     refused saying to add it as a new testnet connection, never "choose the environment 'testnet'",
-    which this route refuses (a connection keeps its environment)."""
+    which this route refuses (a connection keeps its environment); suggested_environment says where the key
+    belongs, as the create and the test route say it, and api_key is the field at fault."""
     body = credentials_body(sim_env.account("testnet-futures"))
     del body["environment"]
     event = connection_event("connection_credentials", futures_connection.id, USER_A, "/credentials")
@@ -180,8 +181,10 @@ def test_a_new_key_of_the_other_environment_is_refused_with_advice_the_route_can
     response = invoke("connection_credentials", with_body(event, body))
 
     assert response["statusCode"] == 403, response["body"]
-    message = body_of(response)["error"]["message"]
+    error = body_of(response)["error"]
+    message = error["message"]
     assert "testnet" in message and "new connection" in message, message
+    assert (error["suggested_environment"], error["field"]) == ("testnet", "api_key")
     assert "choose the environment" not in message, message
 
 

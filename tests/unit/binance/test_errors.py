@@ -398,3 +398,14 @@ def test_an_order_refused_for_the_symbols_status_names_the_symbol(code, msg):
 def test_a_spot_filter_failure_still_names_its_filter_field():
     """GIVEN spot -1013 for a filter WHEN classified THEN the market-closed rule leaves it as it was."""
     assert classify_detail(400, -1013, "Filter failure: LOT_SIZE").field == "quantity"
+
+
+def test_a_key_of_the_other_environment_keeps_where_it_belongs_through_pickling():
+    """GIVEN a KeyOfOtherEnvironment WHEN pickled and written as a dict THEN suggested_environment stays."""
+    from klineo.errors import KeyOfOtherEnvironment
+
+    err = KeyOfOtherEnvironment("This key belongs to the Binance testnet.", "testnet", field="environment")
+    copy = pickle.loads(pickle.dumps(err))  # noqa: S301 -- our own bytes, round-tripped
+    assert isinstance(copy, KeyOfOtherEnvironment)
+    assert (copy.suggested_environment, copy.field, copy.message) == ("testnet", "environment", err.message)
+    assert copy.to_dict()["suggested_environment"] == "testnet" and copy.category is C.PERMISSION

@@ -2986,6 +2986,11 @@ export interface components {
              * @description Every field that failed validation (the first is `field`).
              */
             errors?: components["schemas"]["FieldError"][] | null;
+            /**
+             * Suggested Environment
+             * @description Keys refused on the environment they were sent for that Binance takes on this one (as POST /exchange-connections/test answers it).
+             */
+            suggested_environment?: ("production" | "testnet") | null;
         };
         /**
          * FieldError

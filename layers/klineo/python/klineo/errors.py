@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 __all__ = ["RETRY", "RETRY_LATER", "RETRY_SHORTLY", "ErrorCategory", "InvalidField", "InvalidFields",
-           "KlineoError", "LeverageAboveSymbolMax", "refuse_together"]
+           "KeyOfOtherEnvironment", "KlineoError", "LeverageAboveSymbolMax", "refuse_together"]
 
 
 class ErrorCategory(StrEnum):
@@ -272,6 +272,36 @@ class InvalidFields(InvalidField):
 
     def __reduce__(self):
         return (InvalidFields, (self.refusals,))
+
+
+class KeyOfOtherEnvironment(KlineoError):
+    """permission: Binance refuses the key on the environment it was sent for, and takes it on the other one
+    (``suggested_environment``, "production" or "testnet"), as POST /exchange-connections/test tells it. The
+    API answers ``suggested_environment`` beside the message (``details``)."""
+
+    __slots__ = ("suggested_environment",)
+
+    def __init__(self, message: str, suggested_environment: str, *, field: str | None = None) -> None:
+        super().__init__(ErrorCategory.PERMISSION, message, field=field)
+        self.suggested_environment = suggested_environment
+
+    @property
+    def details(self) -> dict[str, str]:
+        """The error body's fields beyond the common ones."""
+        return {"suggested_environment": self.suggested_environment}
+
+    def to_dict(self) -> dict:
+        """``KlineoError.to_dict`` with ``suggested_environment``."""
+        return {**super().to_dict(), **self.details}
+
+    def __reduce__(self):
+        return (_rebuild_other_environment, (self.reason, self.suggested_environment, self.field))
+
+
+def _rebuild_other_environment(message: str, suggested_environment: str,
+                               field: str | None) -> KeyOfOtherEnvironment:
+    """A pickled ``KeyOfOtherEnvironment`` again (its field is keyword-only)."""
+    return KeyOfOtherEnvironment(message, suggested_environment, field=field)
 
 
 class LeverageAboveSymbolMax(KlineoError):

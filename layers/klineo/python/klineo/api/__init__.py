@@ -4,11 +4,13 @@ Only this module knows API Gateway shapes: the JWT ``sub`` claim, base64 bodies,
 one table that turns an error category into an HTTP status. Every error leaves the API as
 
     {"error": {"category": "...", "message": "...", "retryable": bool, "request_id": "...",
-               "field": "...", "errors": [{"field": "...", "message": "..."}]}}
+               "field": "...", "errors": [{"field": "...", "message": "..."}],
+               "suggested_environment": "..."}}
 
 ("field" only when known: the name of the request field as the caller spelled it, without a
 "body."/"query." prefix, e.g. "quantity" or "parameters.fast"; "errors" lists every field that
-failed validation, the first one being "field"), with ``Retry-After`` passed through for
+failed validation, the first one being "field"; "suggested_environment" only on keys Binance takes on
+the other environment than the one they were sent for), with ``Retry-After`` passed through for
 rate_limit and ip_banned. Every answer carries ``X-Request-Id`` (API Gateway's request id, else
 the Lambda request id), the ``request_id`` of an error body, and the correlation id of every log
 line the request wrote.
@@ -131,14 +133,16 @@ class ApiError(Exception):
 
 def error_response(status: int, category: str, message: str, *, retryable: bool = False,
                    field: str | None = None, errors: list[dict[str, str]] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    """The API's one error body, as a Powertools Response (request_id: the request's correlation id)."""
+                   headers: dict[str, str] | None = None, details: dict[str, Any] | None = None) -> Response:
+    """The API's one error body, as a Powertools Response (request_id: the request's correlation id;
+    ``details``: the fields an error of its own kind adds, e.g. ``suggested_environment``)."""
     error: dict[str, Any] = {"category": category, "message": message, "retryable": retryable,
                              "request_id": logger.get_correlation_id() or ""}
     if field:
         error["field"] = field
     if errors:
         error["errors"] = errors
+    error.update(details or {})
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -431,7 +435,8 @@ def _handle_klineo_error(exc: KlineoError) -> Response:
     log("request failed", extra={"category": category, "status": status,
                                   "binance_status": exc.status, "binance_code": exc.code})
     return error_response(status, category, exc.message, retryable=bool(exc.retryable),
-                          field=getattr(exc, "field", None), headers=headers)
+                          field=getattr(exc, "field", None), headers=headers,
+                          details=getattr(exc, "details", None))
 
 
 def _handle_api_error(exc: ApiError) -> Response:

@@ -5,6 +5,8 @@ these models. A module of its own so no function creates these classes at import
 """
 
 
+from typing import Literal
+
 from pydantic import Field
 
 from klineo.errors import ErrorCategory
@@ -30,6 +32,9 @@ class ErrorBody(BaseModel):
     field: str | None = Field(default=None, description="The (first) request field at fault, when known.")
     errors: list[FieldError] | None = Field(
         default=None, description="Every field that failed validation (the first is `field`).")
+    suggested_environment: Literal["production", "testnet"] | None = Field(
+        default=None, description="Keys refused on the environment they were sent for that Binance takes on "
+        "this one (as POST /exchange-connections/test answers it).")
 
 
 class ErrorResponse(BaseModel):

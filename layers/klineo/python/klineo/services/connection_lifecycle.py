@@ -69,7 +69,13 @@ from klineo.models.connection_settings import (
 from klineo.models.connection_test import ConnectionTestResponse
 from klineo.observability import logger
 from klineo.services.connection_records import connection_response
-from klineo.services.connections import SpotTest, credentials_of, key_account_uid, run_spot_test
+from klineo.services.connections import (
+    SpotTest,
+    credentials_of,
+    failed_test_error,
+    key_account_uid,
+    run_spot_test,
+)
 from klineo.services.futures_account import (
     apply_position_mode,
     hedge_mode_of,
@@ -126,15 +132,15 @@ def update_connection(user_id: str, connection_id: str, body: ConnectionUpdateRe
     return connection_response(updated)
 
 
-def _spot_refusal(result: ConnectionTestResponse, connection: Connection) -> str:
-    """The failed spot test's message, but for a key of the other environment: the test's advice to choose
-    that environment is one this connection cannot follow (it keeps its own), so it says what can be done."""
+def _spot_refusal(result: ConnectionTestResponse, connection: Connection, what: str) -> KlineoError:
+    """The failed spot test's error, but for a key of the other environment: the test's advice to choose
+    that environment is one this connection cannot follow (it keeps its own), so it says what can be done;
+    ``suggested_environment`` still says where the key belongs, and the fault is the key (api_key)."""
     other = result.suggested_environment
-    if other is None:
-        return str(result.message)
-    return (f"This key belongs to the Binance {other}, not {connection.environment}, and a connection keeps "
-            f"its environment: add the key as a new connection with environment '{other}' "
-            "(POST /exchange-connections).")
+    return failed_test_error(result, what, field="api_key", other_environment=(
+        f"This key belongs to the Binance {other}, not {connection.environment}, and a connection keeps "
+        f"its environment: add the key as a new connection with environment '{other}' "
+        "(POST /exchange-connections)."))
 
 
 def _require_same_account(connection: Connection, tested: SpotTest, what: str) -> None:
@@ -181,7 +187,7 @@ def _require_tests_pass(connection: Connection, creds: Any, what: str) -> _Passe
     tested = run_spot_test(creds, connection.environment)
     result = tested.result
     if not result.ok:
-        raise KlineoError(ErrorCategory(result.category), f"{what}: {_spot_refusal(result, connection)}")
+        raise _spot_refusal(result, connection, what)
     _require_same_account(connection, tested, what)
     if not connection.futures_enabled:
         return _Passed(result.model_dump(mode="json"), uid=tested.uid)

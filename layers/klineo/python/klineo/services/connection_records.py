@@ -10,12 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from klineo.binance import ErrorCategory
-from klineo.errors import KlineoError
 from klineo.models.common import ConnectionListResponse, ConnectionResponse
 from klineo.models.connection_test import ConnectionTestResponse
 from klineo.observability import logger, metrics
-from klineo.services.connections import credentials_of, now_iso, run_spot_test
+from klineo.services.connections import credentials_of, failed_test_error, now_iso, run_spot_test
 from klineo.store import connections as connection_store
 from klineo.store import secrets as secret_store
 from klineo.store.connections import Connection
@@ -48,8 +46,8 @@ def create_connection(user_id: str, request: ConnectionCreateRequest) -> Connect
     creds = credentials_of(request)
     tested = run_spot_test(creds, request.environment)
     result = tested.result
-    if not result.ok:
-        raise KlineoError(ErrorCategory(result.category), result.message)
+    if not result.ok:  # answered as the test route answers it (a key of the other environment: where it is)
+        raise failed_test_error(result)
     connection_id = connection_store.new_connection_id()
     name = secret_store.secret_name(user_id, connection_id)
     connection = Connection(

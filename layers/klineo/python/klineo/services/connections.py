@@ -39,7 +39,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from klineo.binance import Credentials, Environment, ErrorCategory, KeyType, Market, endpoints, get_client
-from klineo.errors import KlineoError
+from klineo.errors import KeyOfOtherEnvironment, KlineoError
 from klineo.models.connection_test import ConnectionTestResponse, KeyWarning
 from klineo.observability import logger, metrics
 from klineo.services.key_health import note_key_answer
@@ -55,6 +55,7 @@ __all__ = [
     "check_keys",
     "check_stored_connection",
     "credentials_of",
+    "failed_test_error",
     "key_account_uid",
     "now_iso",
     "run_spot_test",
@@ -241,6 +242,21 @@ def run_spot_test(creds: Credentials, environment: Environment | str) -> SpotTes
         can_trade=bool(account.get("canTrade", False)), can_withdraw=can_withdraw,
         ip_restricted=ip_restricted, **common,
     ), _account_uid(account))
+
+
+def failed_test_error(result: ConnectionTestResponse, what: str | None = None,
+                      other_environment: str | None = None, field: str = "environment") -> KlineoError:
+    """The error a route storing keys answers for a failed spot test: the test's category and message (after
+    ``what``, when given), and for a key of the other environment its ``suggested_environment`` as the test
+    route answers it (``KeyOfOtherEnvironment`` naming ``field``; ``other_environment``: a message of the
+    route's own for it, e.g. one whose connection cannot change its environment)."""
+    def said(message: str) -> str:
+        return f"{what}: {message}" if what else message
+
+    if result.suggested_environment is None:
+        return KlineoError(ErrorCategory(result.category), said(str(result.message)))
+    return KeyOfOtherEnvironment(said(other_environment or str(result.message)), result.suggested_environment,
+                                 field=field)
 
 
 def key_account_uid(creds: Credentials, environment: Environment | str) -> int | None:
