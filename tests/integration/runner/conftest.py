@@ -32,11 +32,14 @@ from klineo.runner import execution, worker
 from klineo.runner.schedule import MINUTE_MS
 from klineo.runner.worker import DEFAULT_TIMEOUT_MS, handle_batch
 from klineo.services import orders as order_core
+from klineo.settings import get_settings
+from klineo.store import aws as aws_clients
 from klineo.store import runs as run_store
 from klineo.store import strategies as strategy_store
 from klineo.store.connections import Connection, put_connection
 from klineo.store.flags import set_global_kill_switch, set_user_kill_switch
 from klineo.store.secrets import put_credentials
+from klineo.timestamps import utc_iso
 from moto.dynamodb.models import DynamoDBBackend
 
 from local.binance_sim import config as sim_config
@@ -54,6 +57,8 @@ EXTRA_SYMBOLS = tuple(f"X{index:02d}USDT" for index in range(1, 18))
 # The symbols the runner tests put strategies on (the price seed keeps SMA 2/3 from tying on them).
 TRADED_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "X01USDT", "X02USDT")
 ORDER_PATH = "/fapi/v1/order"
+# How long before now a test's strategy was created by default: before any candle a test ticks.
+CREATED_BEFORE_MS = 24 * 60 * MINUTE_MS
 KLINES_PATH = "/fapi/v1/klines"
 
 
@@ -227,9 +232,11 @@ class Runner:
 
         ``settings``: trading settings (``TradingSettings`` fields, e.g. stop_loss_pct="2");
         ``size=None`` with quote_size_usdt or size_pct there; ``created_at`` (also the first
-        ``updated_at``) defaults to now; ``key_failures`` and ``failed_runs``: the runner's counts so far.
+        ``updated_at``) defaults to ``CREATED_BEFORE_MS`` before now, before every candle a test ticks (the
+        dispatcher sends a strategy only the candles that close after it became active); ``key_failures``
+        and ``failed_runs``: the runner's counts so far.
         """
-        now = created_at or strategy_store.now_iso()
+        now = created_at or utc_iso(int(time.time() * 1000) - CREATED_BEFORE_MS)
         strategy = strategy_store.Strategy(
             user_id=user_id, strategy_id=strategy_id or strategy_store.new_strategy_id(),
             connection_id=connection_id, key_failures=key_failures, failed_runs=failed_runs,
@@ -242,6 +249,19 @@ class Runner:
         )
         strategy_store.put_new_strategy(strategy)
         return strategy.strategy_id
+
+    def active_before(self, user_id: str, strategy_id: str) -> None:
+        """Move a strategy's creation and its last resume ``CREATED_BEFORE_MS`` before now, before every
+        candle a test ticks: a strategy created or resumed through the API now is otherwise first
+        dispatched on the candle that closes after it, the next minute's."""
+        before = int(time.time() * 1000) - CREATED_BEFORE_MS
+        key = {"TableName": get_settings().data_table,
+               "Key": strategy_store.strategy_key(user_id, strategy_id)}
+        resumed = "active_since" in aws_clients.dynamodb().get_item(**key, ConsistentRead=True)["Item"]
+        aws_clients.dynamodb().update_item(
+            **key, UpdateExpression="SET created_at = :at" + (", active_since = :ms" if resumed else ""),
+            ExpressionAttributeValues={":at": {"S": utc_iso(before)},
+                                       **({":ms": {"N": str(before)}} if resumed else {})})
 
     def kill_switch(self, user_id: str | None, on: bool = True) -> None:
         """Turn a user's (or, with None, the global) kill switch on or off."""

@@ -170,6 +170,7 @@ def test_resuming_a_strategy_paused_by_failed_runs_starts_a_fresh_count(runner) 
     assert response["statusCode"] == 200, response["body"]
     assert response_json(response)["status"] == "active"
     assert (runner.stored(USER, sid).failed_runs, runner.stored(USER, sid).status_reason) == (0, None)
+    runner.active_before(USER, sid)  # resumed before the candle the next tick plays
     runner.run_tick(now)
     stored = runner.stored(USER, sid)
     assert (runner.runs(sid)[0].status, stored.failed_runs, stored.status) == ("failed", 1, "active")

@@ -12,14 +12,19 @@ from klineo.store.strategies import PendingOrder, Strategy
 __all__ = ["make_pending", "make_run", "make_strategy"]
 
 
+# A strategy's default creation: before every candle the runner's unit tests tick (the dispatcher sends a
+# strategy only the candles that close after it became active).
+CREATED_AT = "2025-01-01T00:00:00.000+00:00"
+
+
 def make_strategy(user_id: str = "user-a", **changes: Any) -> Strategy:
-    """An active live SMA strategy on BTCUSDT 1m (stored), with ``changes`` applied."""
-    now = strategy_store.now_iso()
+    """An active live SMA strategy on BTCUSDT 1m (stored), with ``changes`` applied; created at
+    ``CREATED_AT`` unless ``changes`` say otherwise."""
     fields: dict[str, Any] = {
         "user_id": user_id, "strategy_id": strategy_store.new_strategy_id(), "connection_id": "c" * 32,
         "environment": "production", "symbol": "BTCUSDT", "interval": "1m", "type": "sma_crossover",
         "parameters": {"fast": 2, "slow": 3, "allow_short": True}, "size": Decimal("0.002"), "mode": "live",
-        "status": "active", "created_at": now, "updated_at": now,
+        "status": "active", "created_at": CREATED_AT, "updated_at": strategy_store.now_iso(),
     }
     fields.update(changes)
     strategy = Strategy(**fields)
