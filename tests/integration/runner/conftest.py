@@ -251,17 +251,17 @@ class Runner:
         return strategy.strategy_id
 
     def active_before(self, user_id: str, strategy_id: str) -> None:
-        """Move a strategy's creation and its last resume ``CREATED_BEFORE_MS`` before now, before every
-        candle a test ticks: a strategy created or resumed through the API now is otherwise first
-        dispatched on the candle that closes after it, the next minute's."""
+        """Move the moment a strategy became active (its last resume, else its creation) ``CREATED_BEFORE_MS``
+        before now, before every candle a test ticks: a strategy created or resumed through the API now is
+        otherwise first dispatched on the candle that closes after it, the next minute's."""
         before = int(time.time() * 1000) - CREATED_BEFORE_MS
         key = {"TableName": get_settings().data_table,
                "Key": strategy_store.strategy_key(user_id, strategy_id)}
         resumed = "active_since" in aws_clients.dynamodb().get_item(**key, ConsistentRead=True)["Item"]
+        at = {":at": {"N": str(before)}} if resumed else {":at": {"S": utc_iso(before)}}
         aws_clients.dynamodb().update_item(
-            **key, UpdateExpression="SET created_at = :at" + (", active_since = :ms" if resumed else ""),
-            ExpressionAttributeValues={":at": {"S": utc_iso(before)},
-                                       **({":ms": {"N": str(before)}} if resumed else {})})
+            **key, UpdateExpression=f"SET {'active_since' if resumed else 'created_at'} = :at",
+            ExpressionAttributeValues=at)
 
     def kill_switch(self, user_id: str | None, on: bool = True) -> None:
         """Turn a user's (or, with None, the global) kill switch on or off."""

@@ -336,6 +336,7 @@ def test_resuming_a_leverage_pause_without_lowering_it_is_refused_naming_leverag
     assert runner.stored(USER, sid).status == "paused"
     resumed = patch(runner, sid, {"status": "active", "leverage": 75})
     assert resumed["statusCode"] == 200, resumed["body"]
+    runner.active_before(USER, sid)  # resumed before the candle the next tick plays
 
     runner.run_tick(last)
 

@@ -148,6 +148,7 @@ def test_a_paper_stop_reached_in_a_gap_closes_the_position_at_that_candle(runner
 
     if paused:
         strategy_store.update_settings(USER, sid, runner.stored(USER, sid), changes={"status": "active"})
+        runner.active_before(USER, sid)  # resumed before the candle the tick plays
     runner.run_tick(now)
 
     after = runner.stored(USER, sid)
