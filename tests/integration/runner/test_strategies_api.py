@@ -162,6 +162,7 @@ def test_list_shows_only_the_callers_strategies(runner, api, alice_strategy) -> 
 
 def test_get_returns_the_strategy_and_its_latest_runs(runner, api, alice_strategy) -> None:
     """GIVEN a tick ran Alice's paper strategy WHEN she gets it THEN its latest run is there; Bob gets 404."""
+    runner.active_before(ALICE, alice_strategy)  # created before the candle the tick plays
     runner.run_tick()
     response = api.get(ALICE, alice_strategy)
     assert response["statusCode"] == 200
@@ -203,6 +204,7 @@ def test_pause_takes_the_strategy_off_the_runner_and_resume_puts_it_back(runner,
     assert runner.tick()["strategies"] == 0
     resumed = response_json(api.update(ALICE, alice_strategy, {"status": "active"}))
     assert (resumed["status"], resumed["status_reason"]) == ("active", None)
+    runner.active_before(ALICE, alice_strategy)  # resumed before the candle the tick plays
     assert runner.tick()["strategies"] == 1
 
 
