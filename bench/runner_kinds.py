@@ -413,7 +413,9 @@ def _phase_strategies(kind: str, count: int, symbols: dict[str, str], users: lis
 
     from klineo.store import strategies as strategy_store
 
-    now, names, refs = strategy_store.now_iso(), list(symbols), []
+    from bench.runner_tick import made_before_the_tick
+
+    now, names, refs = made_before_the_tick(), list(symbols), []
     for index in range(count):
         user, connection_id = users[index % len(users)]
         symbol = names[index % len(names)]

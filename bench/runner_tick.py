@@ -169,10 +169,19 @@ def _store_users(accounts: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return pairs
 
 
+def made_before_the_tick() -> str:
+    """When a benchmark's strategies are stored as made: an hour ago. The dispatcher sends a strategy no
+    candle that closed before it became active (``klineo.runner.dispatcher``), so strategies stored "now"
+    would sit out the very tick they are stored for."""
+    from klineo.timestamps import utc_iso
+
+    return utc_iso(int(time.time() * 1000) - 3_600_000)
+
+
 def _store_strategies(count: int, symbols: dict[str, str], users: list[tuple[str, str]], mode: str) -> None:
     from klineo.store import strategies as strategy_store
 
-    now = strategy_store.now_iso()
+    now = made_before_the_tick()
     names = list(symbols)
     for index in range(count):
         user, connection_id = users[index % len(users)]
