@@ -113,6 +113,8 @@ def test_readme_walkthrough_from_connection_to_strategy_run(stack: RunningStack)
     )
     assert created.status_code in (200, 201), created.text
     strategy_id = created.json()["id"]
+    # (a strategy decides first on the first candle that closes after its creation: the next minute's)
+    time.sleep(60 - time.time() % 60 + 1)
     tick = requests.post(f"{stack.api}/__local__/scheduler/tick", timeout=120)
     assert tick.status_code == 200, tick.text
     detail = stack.call("GET", f"/strategies/{strategy_id}")

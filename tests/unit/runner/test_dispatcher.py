@@ -281,3 +281,18 @@ def test_a_catch_up_look_leaves_out_a_strategy_created_after_its_candle_closed(a
     messages = dispatcher.plan_messages(HOUR + 60_000, summary=summary, completed=lambda minute: False)
     assert [ref.strategy_id for m in messages for ref in m.strategies] == [older.strategy_id]
     assert summary.active_after_close == 1
+
+
+def test_the_ticks_own_look_leaves_out_a_strategy_created_after_its_candle_closed(aws) -> None:
+    """GIVEN a 1m strategy created at 16:02:03, after the 16:01:59.999 candle closed, and one created before
+    WHEN the 16:02 tick looks at that candle THEN only the older one is sent (the summary counts the other);
+    WHEN the 16:03 tick looks at the next candle THEN both are sent."""
+    newer = make_strategy(created_at="2025-02-20T16:02:03.000+00:00")
+    older = make_strategy(created_at=BEFORE)
+    summary = dispatcher.DispatchSummary(tick=TICK)
+    messages = dispatcher.plan_messages(TICK, summary=summary, completed=lambda minute: False)
+    assert [ref.strategy_id for m in messages for ref in m.strategies] == [older.strategy_id]
+    assert summary.active_after_close == 1
+    following = dispatcher.plan_messages(TICK + 60_000, completed=lambda minute: False)
+    assert sorted(ref.strategy_id for m in following for ref in m.strategies) == sorted(
+        [older.strategy_id, newer.strategy_id])

@@ -19,11 +19,12 @@ candles alone), and the next tick reads that record (one GetItem) before it look
 that held on the candle (a hold writes its run only, not ``last_close``) was dispatched a second
 time, and its turn's run Put refused: twice a hold's cost for every interval but 1m.
 
-A catch-up look stands in for the tick of its candle's close, so it dispatches only the strategies that
-tick would have seen: one created or resumed after the candle closed (``ActiveStrategy.active_from``)
-is left out, and decides first on the next candle (a 5m strategy created at 12:00:30 never acts on the
-candle that closed at 12:00, whether or not another 5m strategy made the 12:00 tick leave its record).
-The tick's own look is left as it is: it acts on the candle that has just closed.
+A strategy's first candle is the first one to close after it became active: every look, the tick's own
+as a catch-up, leaves out one created or resumed after the candle closed (``ActiveStrategy.active_from``),
+and it decides first on the next candle. A 1m strategy created at 12:00:03 is not sent the candle that
+closed at 12:00 by the 12:00 tick that runs a few seconds later, and a 5m one created at 12:00:30 is not
+sent it by the 12:01 catch-up look (whether or not another 5m strategy made the 12:00 tick leave its
+record): neither existed when that candle closed.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class DispatchSummary:
     dispatched_before: list[str] = field(default_factory=list)
     strategies: int = 0
     already_ran: int = 0
-    # Left out of a catch-up look: created or resumed after its candle closed.
+    # Left out: created or resumed after the candle it was due on closed.
     active_after_close: int = 0
     groups: int = 0
     messages: int = 0
@@ -146,12 +147,11 @@ def plan_messages(
     messages: list[WorkMessage] = []
     for interval, close_time in summary.due.items():
         groups: dict[tuple[str, str], list[StrategyRef]] = defaultdict(list)
-        catch_up = close_time + 1 < tick_ms
         for strategy in query(interval):
             if strategy.last_close is not None and strategy.last_close >= close_time:
                 summary.already_ran += 1
                 continue
-            if catch_up and _active_after(strategy, close_time):
+            if _active_after(strategy, close_time):
                 summary.active_after_close += 1
                 continue
             groups[(strategy.environment, strategy.symbol)].append(_ref(strategy))

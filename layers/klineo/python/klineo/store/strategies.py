@@ -1,8 +1,8 @@
 """Strategies in the data table (pk=USER#<sub>, sk=STRAT#<id>), and the sparse index of active ones.
 
 An ACTIVE strategy carries ``gsi1pk = ACTIVE#<interval>`` and ``gsi1sk = <environment>#<symbol>#<id>``;
-a paused one has neither; a resume also writes ``active_since`` (epoch ms), so that the dispatcher's
-catch-up look leaves out a candle that closed before the strategy became active (created or resumed:
+a paused one has neither; a resume also writes ``active_since`` (epoch ms), so that the dispatcher
+leaves out a candle that closed before the strategy became active (created or resumed:
 ``ActiveStrategy.active_from``). The dispatcher queries one index partition per interval whose candle
 just closed (never a scan) and gets the strategies already sorted by (environment, symbol), the
 unit that shares one klines request.
@@ -497,7 +497,7 @@ def _settings_update(strategy_id: str, current: Strategy, changes: Mapping[str, 
     else:
         update.removes.extend(["gsi1pk", "gsi1sk"])
     if changes.get("status") == ACTIVE and current.status != ACTIVE:
-        update.sets["active_since"] = int(time.time() * 1000)  # no catch-up on a candle closed before
+        update.sets["active_since"] = int(time.time() * 1000)  # not run on a candle closed before
         update.sets["key_failures"] = 0  # resuming starts a fresh count of consecutive key failures
         update.removes.append("failed_runs")  # and of consecutive failed runs (absent = 0)
         update.removes.append("leverage_refused")  # allowed to resume: its leverage is one the symbol takes
