@@ -1602,3 +1602,16 @@ def test_a_delete_whose_superseded_stop_cannot_be_cancelled_now_is_a_409_naming_
     assert api.delete(USER, sid)["statusCode"] == 204
     assert _algos(runner)[old].status == "CANCELED"
     assert len(runner.journal("DELETE", ALGO_PATH)) == cancels + 1
+
+
+def test_a_live_entrys_own_stops_refused_for_the_key_count_on_the_connection(runner) -> None:
+    """GIVEN a key whose stops Binance refuses (401 -2015 on the algo service) WHEN a live entry is placed
+    and its turn arms its stop-loss and take-profit (generation 0) THEN the connection's key failures count
+    1, once for the arming (before: 0, the strategy's own first arming named no connection to count on)."""
+    tick = _ticks(runner, 1)[0]
+    runner.sim.faults.add("http_401_invalid_key", count=50, method="POST", path=ALGO_PATH)
+    sid, _entry, _fill = _guarded_long(runner, tick, stop_loss_pct="2", take_profit_pct="3")
+
+    assert len(runner.journal("POST", ALGO_PATH)) == 2 and _open(runner) == []
+    connection = get_connection(USER, runner.stored(USER, sid).connection_id, consistent=True)
+    assert connection.consecutive_failures == 1

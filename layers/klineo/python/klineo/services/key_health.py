@@ -59,6 +59,7 @@ refused was left PENDING.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -77,6 +78,7 @@ __all__ = [
     "DISABLED_PREFIX",
     "KEY_FAILURE_CATEGORIES",
     "KEY_FAILURE_LIMIT",
+    "KeyCount",
     "is_key_failure",
     "note_futures_outcome",
     "note_key_answer",
@@ -298,3 +300,23 @@ def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
             "paused_strategies": len(paused),
         },
     )
+
+
+@dataclasses.dataclass
+class KeyCount:
+    """What one scope counts on its connection's key health: a reconciler run (its reads, its cancels and the
+    stops it arms, ``klineo.services.reconcile``) or one arming of protective orders of a caller with no
+    scope of its own (``klineo.services.protective``). Its first refusal of the key is counted (``note``), the
+    rest of the scope's are not: however many of its calls Binance refuses for the key, and however many
+    armings the scope goes through, the scope counts one key failure. The arming is handed its caller's
+    count, never a second one of its own."""
+
+    connection: Connection
+    note: _Note = note_key_outcome
+    counted: bool = False
+
+    def refused(self, error: KlineoError) -> None:
+        """Count ``error`` when it refuses the key, unless this scope counted one already."""
+        if is_key_failure(error) and not self.counted:
+            self.counted = True
+            self.note(self.connection, error)

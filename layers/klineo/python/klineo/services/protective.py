@@ -54,9 +54,11 @@ missing order. A definitive refusal (e.g. the trigger already crossed) is record
 A refusal of the key (permission, signature, IP allow-list) or of this server's location is recorded REJECTED
 too, but not for good: it is raised (not retryable: a repeat meets it again), and the next read or reconciler
 run after the key works sends the stop again under its id (the second send claimed: once). Not before: one
-refused for the key, armed by a caller that names the connection (the order route's first arming, a read, a
-replay, the reconciler), is counted on the key's health once for that arming, however many of its stops were
-refused (``klineo.services.key_health.note_key_outcome``: a stop is an order the key must be able to place)
+refused for the key, armed by a caller that names the connection or its count (the order route's first
+arming, a read, a replay, the reconciler, a strategy's turn), is counted on the key's health once for that
+arming, however many of its stops were refused, or once for the caller's whole scope when it hands over its
+own count (``klineo.services.key_health.KeyCount``: a reconciler run counts once for all the entries it arms;
+a stop is an order the key must be able to place)
 and then waits while that health says the key fails (``consecutive_failures``:
 cleared by any answer proving the key works, a passing test, a new key, an enable), at most
 ``KEY_REFUSED_RESEND_AFTER_MS`` after its last POST (nothing else may ever clear that health), so a dead key
@@ -95,7 +97,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, submit_algo_order
-from klineo.services.key_health import KEY_FAILURE_CATEGORIES, note_key_outcome
+from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KeyCount
 from klineo.services.orders import OrderResult, query_futures_order
 from klineo.services.protective_siblings import ACCOUNT_REFUSALS, ROLES, protective_client_algo_id
 from klineo.services.risk import (
@@ -333,24 +335,9 @@ def _record_new(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, al
     return existing
 
 
-@dataclasses.dataclass
-class _KeyHealth:
-    """The key health one arming counts on: its connection's, a refusal of the key counted once for all the
-    stops it sends (as a reconciler run counts its reads once, ``klineo.services.reconcile``)."""
-
-    connection: Connection
-    counted: bool = False
-
-    def refused(self, exc: KlineoError) -> None:
-        """Count ``exc``, a refusal of the key of a stop's POST, unless this arming counted one already."""
-        if not self.counted:
-            self.counted = True
-            note_key_outcome(self.connection, exc)  # the stop then waits for the key (``_held_back``)
-
-
 def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, client: BinanceClient,
              creds: Credentials, existing: OrderRecord | None, algo_id: str,
-             guard: ConnectionGuard, health: _KeyHealth | None = None) -> ProtectiveOrderState:
+             guard: ConnectionGuard, health: KeyCount | None = None) -> ProtectiveOrderState:
     """Exactly once: record (unless ``existing``; guarded), send or resume, record the outcome. ``health``
     (the entry's connection's): holds back a stop refused for the key, and counts a refusal for the key of
     this POST (module docstring)."""
@@ -385,8 +372,8 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
             exc = _judged(client, algo.symbol, exc, fresh=True)
         record_order_outcome_quietly(user_id, algo_id, status=STATUS_REJECTED,
                                      error={**exc.to_dict(), "code": exc.code})
-        if health is not None and exc.category in KEY_FAILURE_CATEGORIES:
-            health.refused(exc)
+        if health is not None:
+            health.refused(exc)  # the stop then waits for the key (``_held_back``)
         if exc.retryable or by_status or exc.category in _LIFTED_LATER:
             raise exc from None  # not refused for good: armed again by a later read or reconciler run
         logger.warning("protective order refused", extra={"client_order_id": algo_id, "code": exc.code})
@@ -500,14 +487,16 @@ def refuse_at_gate(connection: Connection, entry: OrderRecord, role: str) -> Non
 def arm_protective_orders(
     user_id: str, entry_record: OrderRecord, client: BinanceClient, creds: Credentials, *,
     first_arming: bool = False, connection: Connection | None = None, generation: int = 0,
-    wind_down: str | None = None,
+    wind_down: str | None = None, key_count: KeyCount | None = None,
 ) -> list[ProtectiveOrderState]:
     """Place the entry's stop-loss / take-profit once it has filled (see the module docstring).
 
     Their records are read first (one BatchGetItem of the derived ids): one placed already answers
     its recorded state, only a missing or unfinished one is armed. ``first_arming``: the entry was
     placed by this very call, so none can exist and the read is skipped. ``connection``: its key health
-    counts a refusal of the key, once for the arming, and holds back a stop refused for it; asked through
+    counts a refusal of the key, once for the arming (``key_count``: the caller's own count, e.g. a
+    reconciler run's, counted once for all its armings; the strategy's first arming names no connection, only
+    its count), and ``key_count``'s connection holds back a stop refused for it; asked through
     the risk gate before anything missing is sent, unless ``first_arming`` (the entry's own claim passed it),
     by the callers that arm later than the entry's own
     request (a replay, a status read, the reconciler); a refusal raises it, not retryable, its message saying
@@ -538,7 +527,8 @@ def arm_protective_orders(
         missing = next(role for role, state in states.items() if state is None)
         raise _not_placed(entry_record, missing, _judged(client, entry_record.symbol, exc)) from None
     guard = ConnectionGuard(user_id, entry_record.connection_id, wind_down)
-    health, failure = None if connection is None else _KeyHealth(connection), None
+    health = key_count or (None if connection is None else KeyCount(connection))
+    failure: tuple[str, KlineoError] | None = None
     for role in (role for role, state in states.items() if state is None):
         try:
             algo = _protective_order(entry_record, role, targets[role], average, rules, quantity)

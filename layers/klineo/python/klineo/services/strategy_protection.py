@@ -24,6 +24,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import ALGO_FINAL, FIRED_ALGO, cancel_algo_order, query_algo_order
+from klineo.services.key_health import KeyCount
 from klineo.services.orders import OrderResult
 from klineo.services.protective import NOT_STANDING, WAITING_FOR_FILL, arm_protective_orders
 from klineo.services.protective_siblings import ROLES
@@ -83,13 +84,17 @@ def arm_strategy_protection(
     reducing orders they are (``arm_protective_orders``' ``connection``: a disabled connection or one
     being deleted refuses them; a kill switch or futures switched off does not, as a position opened
     before must keep its stops: ``klineo.services.risk``). Raises KlineoError when one could not
-    be placed (the others are placed first); a repeat places only what is missing.
+    be placed (the others are placed first); a repeat places only what is missing. Every generation's
+    refusal of the key counts on the connection's key health, once for the arming (``KeyCount``), the entry's
+    own first arming too: it is the gate that generation 0 skips (the entry's own order just passed it),
+    never the count.
     """
     entry = _entry_record(connection, strategy_id, symbol, entry_client_order_id, entry_side, quantity,
                           entry_price, {role: price for role, price in targets.items() if role in ROLES})
     client, creds = futures_client(connection), connection_credentials(connection)
     return arm_protective_orders(connection.user_id, entry, client, creds, generation=generation,
-                                 connection=connection if generation else None)
+                                 connection=connection if generation else None,
+                                 key_count=KeyCount(connection))
 
 
 def disarm_protective_orders(connection: Connection, client_algo_ids: Iterable[str]) -> bool:
