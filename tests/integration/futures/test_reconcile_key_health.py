@@ -154,3 +154,21 @@ def test_the_cancel_of_a_flat_sides_stop_refused_for_the_key_counts_once(
     refused = [r for r in sim_env.journal if r.method == "DELETE" and r.fault == "http_401_invalid_key"]
     assert len(refused) >= 1
     assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1
+
+
+def test_the_stops_of_two_entries_of_one_connection_refused_for_the_key_in_one_run_count_once(
+    sim_env, invoke, futures_connection, reconcile, monkeypatch
+):
+    """GIVEN two filled LIMIT entries of one connection, each with a stop-loss whose POST Binance refuses for
+    the key WHEN one reconciler run arms both THEN the connection's key failures count 1 for the run, as its
+    reads count (before: 2, each arming counting once on its own, so a revoked key disabled in two runs)."""
+    from local.binance_sim.errors import FUTURES, invalid_api_key
+
+    _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    _resting_entry_filled(sim_env, invoke, futures_connection.id)
+    _algo_refusing(sim_env, monkeypatch, invalid_api_key(FUTURES, "127.0.0.1"))
+
+    reconcile()
+
+    assert len(_algo_posts(sim_env)) == 2
+    assert get_connection(USER_A, futures_connection.id).consecutive_failures == 1

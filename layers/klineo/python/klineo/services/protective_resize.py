@@ -84,6 +84,7 @@ from klineo.binance.filters import get_symbol_rules
 from klineo.errors import KlineoError
 from klineo.models.futures import ProtectiveOrderState
 from klineo.observability import logger
+from klineo.services.key_health import KeyCount
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.protective import (
     arm_protective_orders,
@@ -130,6 +131,8 @@ class _Side:
     creds: Credentials
     left: Decimal
     minimum: Decimal
+    # The count a refusal of the key of its stops goes on (a reconciler run's: once a run); None: one each.
+    key_count: KeyCount | None = None
 
 
 def reduced_by(record: OrderRecord) -> bool:
@@ -141,24 +144,26 @@ def reduced_by(record: OrderRecord) -> bool:
 
 
 def refit_after(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
-                connection: Connection) -> None:
+                connection: Connection, key_count: KeyCount | None = None) -> None:
     """Re-fit the protective orders of the side ``record`` reduced, when it is such an order (module
     docstring); raises KlineoError when one could not be re-placed yet (retryable) or was not sent."""
     if reduced_by(record) and not _closed_in_full(record, client):
-        refit_position(user_id, connection, client, creds, record.symbol, record.position_side)
+        refit_position(user_id, connection, client, creds, record.symbol, record.position_side,
+                       key_count=key_count)
 
 
 def follow_settled(user_id: str, record: OrderRecord, client: BinanceClient, creds: Credentials,
-                   connection: Connection) -> None:
+                   connection: Connection, key_count: KeyCount | None = None) -> None:
     """The reconciler's follow-up of a reducing order it settles: ``refit_after``; for a close route's order
     that closed the position in full (``_closed_in_full``), that route's cleanup once more (the stops it
     leaves standing that Binance created by the time it filled, ``cancel_protective_orders``): the route
     logs a cancel that failed and goes on, so nobody else would cancel one that is not an entry's stop-loss /
     take-profit (the reconciler's flat-side cleanup cancels only those). Raises KlineoError while a transient
     failure keeps one standing (the order then stays in the reconciler's index, the next run resumes it);
-    one for good (e.g. the key refused) is logged and left."""
+    one for good (e.g. the key refused) is logged and left. ``key_count``: the reconciler run's
+    (``_Side``)."""
     if not (reduced_by(record) and _closed_in_full(record, client)):
-        refit_after(user_id, record, client, creds, connection)
+        refit_after(user_id, record, client, creds, connection, key_count)
         return
     filled_at = (record.result or {}).get("update_time")
     try:
@@ -206,7 +211,8 @@ def follow_reduction(user_id: str, record: OrderRecord, client: BinanceClient, c
 
 
 def refit_position(user_id: str, connection: Connection, client: BinanceClient, creds: Credentials,
-                   symbol: str, position_side: str, held: Decimal | None = None) -> None:
+                   symbol: str, position_side: str, held: Decimal | None = None,
+                   key_count: KeyCount | None = None) -> None:
     """Re-place for what is left of the side the API entries' stops guarding it that are for more (module
     docstring, steps 1-4). Raises the first failure after every entry was tried. ``held``: the side's size
     when the caller has just read it from Binance (the reconciler's run, once per connection), else read
@@ -220,7 +226,8 @@ def refit_position(user_id: str, connection: Connection, client: BinanceClient, 
     rules = stop_rules(client, symbol)  # a halt is retryable; an ended contract final
     _, minimum, _ = rules.lot_for(market_order=True)
     held = _held(connection, symbol, position_side) if held is None else held
-    side = _Side(user_id, connection, client, creds, rules.round_quantity(held, market_order=True), minimum)
+    side = _Side(user_id, connection, client, creds, rules.round_quantity(held, market_order=True), minimum,
+                 key_count)
     if held == 0 or side.left < minimum:
         return  # gone: the cleanup cancels them; dust: kept (module docstring)
     failure: KlineoError | None = None
@@ -324,7 +331,7 @@ def _place(side: _Side, entry: OrderRecord, claim: dict[str, Any]) -> None:
         entry, request={role: {"price": str(trigger)} for role, trigger in claim["roles"].items()},
         result={**(entry.result or {}), "executed_quantity": str(claim["quantity"])})
     states = arm_protective_orders(side.user_id, sized, side.client, side.creds, connection=side.connection,
-                                   generation=generation)
+                                   generation=generation, key_count=side.key_count)
     placed, refused = placed_and_refused(states, claim["roles"])
     lost = {state.role for state in states if state.status == STATUS_UNKNOWN_PURGED}
     if refused:
@@ -357,18 +364,22 @@ def _disarm(side: _Side, client_algo_ids: list[str]) -> None:
 
 
 def arm_entry_stops(user_id: str, entry: OrderRecord, client: BinanceClient, creds: Credentials, *,
-                    connection: Connection, wind_down: str | None = None) -> list[ProtectiveOrderState]:
+                    connection: Connection, wind_down: str | None = None,
+                    key_count: KeyCount | None = None) -> list[ProtectiveOrderState]:
     """The reconciler's arming of a filled API entry's stops (``arm_protective_orders``), then the re-placing
     of one lost past Binance's retention (``replace_lost``; not in a delete's wind-down, which leaves the
-    connection). Raises as they do: the entry then stays in the reconciler's index."""
-    states = arm_protective_orders(user_id, entry, client, creds, connection=connection, wind_down=wind_down)
+    connection). Raises as they do: the entry then stays in the reconciler's index. ``key_count``: the run's
+    (``klineo.services.key_health.KeyCount``), so all its armings count a refusal of the key once."""
+    states = arm_protective_orders(user_id, entry, client, creds, connection=connection, wind_down=wind_down,
+                                   key_count=key_count)
     if wind_down is None:
-        replace_lost(user_id, entry, states, client, creds, connection)
+        replace_lost(user_id, entry, states, client, creds, connection, key_count)
     return states
 
 
 def replace_lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderState], client: BinanceClient,
-                 creds: Credentials, connection: Connection) -> OrderRecord:
+                 creds: Credentials, connection: Connection,
+                 key_count: KeyCount | None = None) -> OrderRecord:
     """Re-place, once, the filled API ``entry``'s stops lost past Binance's retention (``states``: its
     first orders' states) while its position stands, or resume that re-placing (module docstring, "A stop
     LOST"). Returns the entry as its reads must see it (its generations counted). Raises KlineoError when one
@@ -389,7 +400,7 @@ def replace_lost(user_id: str, entry: OrderRecord, states: list[ProtectiveOrderS
     if held == 0 or left < minimum:  # gone, or dust no stop can guard (it only shrinks): not read again
         record_position_gone(user_id, entry.client_order_id)
         return entry
-    side = _Side(user_id, connection, client, creds, left, minimum)
+    side = _Side(user_id, connection, client, creds, left, minimum, key_count)
     if entry.protective_resize:  # an unfinished claim (this or a reduction's): resumed, never claimed over
         _refit_entry(side, entry, {})
         entry = get_order_record(user_id, entry.client_order_id) or entry

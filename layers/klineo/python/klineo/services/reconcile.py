@@ -95,8 +95,9 @@ watched symbols' trades: ``Reconciler.read``) and on its own cancels (a flat sid
 connection's orders) counts on the connection's key health once a run, not once per record
 (``klineo.services.key_health.note_futures_outcome``, for the key version the run signs with): three
 runs in a row disable a connection whose key was revoked or whose IP left the allow-list, pausing its
-strategies, and the trader is told. A refusal of the stops it places is counted where they are armed
-(``klineo.services.protective``): the run then counts none more for that connection. Once every read of a
+strategies, and the trader is told. The stops it places (an entry's, a re-fit's, a lost one's again) are
+armed with the run's own count of the connection (``klineo.services.key_health.KeyCount``): a refusal of
+them counts on the same once a run, however many entries of the connection the run arms. Once every read of a
 connection this run was refused for the key, its other records and watches are not read in this run
 (counted ``left_for_key_refusal``): each would spend weight on the same refusal.
 """
@@ -117,7 +118,7 @@ from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.algo_orders import algo_result, triggered_order_id
-from klineo.services.key_health import is_key_failure, note_futures_outcome
+from klineo.services.key_health import KeyCount, is_key_failure, note_futures_outcome
 from klineo.services.orders import OrderResult
 from klineo.services.protective_siblings import entry_protective_ids
 from klineo.services.risk import CONNECTION_DELETING, params_reduce
@@ -291,6 +292,11 @@ class _Account:
     client: BinanceClient
     creds: Credentials
     positions: dict[tuple[str, str], Decimal] | None = None
+    # The run's one count on the connection's key health: its reads, cancels and the stops it arms.
+    key: KeyCount = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = KeyCount(self.connection, note_futures_outcome)
 
 
 class Reconciler:
@@ -314,9 +320,8 @@ class Reconciler:
         self.keep = 0
         # How many of the records its last ``settle`` was given it went through before its budget stopped it.
         self.reached = 0
-        # Key health, per (user, connection): counted once a run (``_key_failed``); a read that worked; the
+        # Key health, per (user, connection): counted once a run (``_Account.key``); a read that worked; the
         # refusal of a connection none of whose reads worked, whose remaining reads this run sends no more.
-        self._key_counted: set[tuple[str, str]] = set()
         self._key_worked: set[tuple[str, str]] = set()
         self._key_refused: dict[tuple[str, str], KlineoError] = {}
 
@@ -380,19 +385,12 @@ class Reconciler:
             self._key_refused[key] = exc
         self._count_key(account, exc)
 
-    def _count_key(self, account: _Account, exc: KlineoError) -> None:
+    @staticmethod
+    def _count_key(account: _Account, exc: KlineoError) -> None:
         """A refusal of the connection's key (a read's, or a cancel's of ours: the key must be able to
-        cancel the orders it placed) counted on its key health once a run (``_key_failed``)."""
-        key = (account.connection.user_id, account.connection.connection_id)
-        if is_key_failure(exc) and key not in self._key_counted:
-            self._key_counted.add(key)
-            note_futures_outcome(account.connection, exc)
-
-    def _counted_elsewhere(self, account: _Account, exc: KlineoError) -> None:
-        """A refusal of the key out of placing stops: ``klineo.services.protective`` counted it (``_arm_one``,
-        with the connection), so this run counts none more for the connection."""
-        if is_key_failure(exc):
-            self._key_counted.add((account.connection.user_id, account.connection.connection_id))
+        cancel the orders it placed) counted on its key health once a run (``_Account.key``, the count the
+        stops this run arms for the connection are handed too)."""
+        account.key.refused(exc)
 
     def position_amounts(self, account: _Account) -> dict[tuple[str, str], Decimal]:
         """(symbol, positionSide) → positionAmt, read once per run and connection (weight 5)."""
@@ -620,7 +618,8 @@ class Reconciler:
 
         try:
             self.call("POST", "/fapi/v1/algoOrder", arm_entry_stops, entry.user_id, entry,
-                      account.client, account.creds, connection=account.connection, wind_down=self.wind_down)
+                      account.client, account.creds, connection=account.connection, wind_down=self.wind_down,
+                      key_count=account.key)
         except KlineoError as exc:
             if exc.field == CONNECTION_DELETING:
                 self.counts["protection_let_go"] += 1
@@ -629,7 +628,6 @@ class Reconciler:
                 return None
             if self._given_up(entry, exc):
                 return True
-            self._counted_elsewhere(account, exc)
             self.counts["protection_failed"] += 1
             logger.warning("protective orders not placed by the reconciler", extra={
                 "client_order_id": entry.client_order_id, "category": exc.category.value,
@@ -674,11 +672,10 @@ class Reconciler:
 
         try:
             self.call("GET", "/fapi/v3/positionRisk", follow_settled, order.user_id, order, account.client,
-                      account.creds, account.connection)
+                      account.creds, account.connection, account.key)
         except KlineoError as exc:
             if self._given_up(order, exc):
                 return True
-            self._counted_elsewhere(account, exc)
             self.counts["refit_failed"] += 1
             logger.warning("protective orders not re-fitted by the reconciler", extra={
                 "client_order_id": order.client_order_id, "category": exc.category.value})
@@ -827,7 +824,8 @@ class Reconciler:
         held = self._side_size(account, symbol, position_side)
         try:
             self.call("GET", "/fapi/v1/openAlgoOrders", refit_position, user_id, account.connection,
-                      account.client, account.creds, symbol=symbol, position_side=position_side, held=held)
+                      account.client, account.creds, symbol=symbol, position_side=position_side, held=held,
+                      key_count=account.key)
         except KlineoError as exc:
             if not self._given_up(records[0], exc):
                 raise
