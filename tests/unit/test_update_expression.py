@@ -24,3 +24,15 @@ def test_changing_a_requests_names_does_not_change_the_next_request() -> None:
     request["ExpressionAttributeNames"]["#injected"] = "x"
     again = Update(sets={"status": "active"}).request()
     assert "#injected" not in again["ExpressionAttributeNames"]
+
+
+def test_a_copy_sets_one_attribute_from_another_stored_or_its_value_when_absent() -> None:
+    """GIVEN an Update copying trading_refusals into consecutive_failures beside a plain SET WHEN requested
+    THEN the expression SETs it from the stored attribute (its value 0 when the item has none), in order."""
+    request = Update(sets={"updated_at": "t1"},
+                     copies={"consecutive_failures": ("trading_refusals", 0)}).request()
+    assert request["UpdateExpression"] == (
+        "SET #updated_at = :updated_at, "
+        "#consecutive_failures = if_not_exists(#trading_refusals, :consecutive_failures)")
+    assert request["ExpressionAttributeValues"] == {":updated_at": {"S": "t1"},
+                                                    ":consecutive_failures": {"N": "0"}}

@@ -119,9 +119,12 @@ def test_cancel_with_a_malformed_id_names_the_field(sim_env, invoke, futures_con
 
 def _resetting_the_key_failures(params: dict[str, Any]) -> bool:
     """True for the UpdateItem that resets the connection's key-failure count (``reset_key_failures``)."""
-    # credentials_version: the key version it is conditional on (a replaced key's success resets nothing).
-    return set(params.get("ExpressionAttributeNames", {}).values()) - {"credentials_version"} == {
-        "consecutive_failures"}
+    # credentials_version: the key version it is conditional on (a replaced key's success resets nothing);
+    # trading_refusals: the part only a call that traded clears (a cancel's success clears both).
+    names = set(params.get("ExpressionAttributeNames", {}).values()) - {"credentials_version"}
+    counts = {"consecutive_failures", "trading_refusals"}
+    setting = params["UpdateExpression"].startswith("SET")
+    return setting and "consecutive_failures" in names and names <= counts
 
 
 def test_a_cancel_binance_carried_out_is_answered_when_resetting_the_key_count_fails(

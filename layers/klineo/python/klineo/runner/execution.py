@@ -193,6 +193,9 @@ from klineo.services.key_health import (
     DISABLED_PREFIX,
     KEY_FAILURE_CATEGORIES,
     KEY_FAILURE_LIMIT,
+    READ,
+    TRADE,
+    KeyCall,
     is_key_failure,
     note_key_outcome,
 )
@@ -895,7 +898,7 @@ class _Turn:
                 raise
             if exc.field == "close_time":  # a halt (``trading_rules``): that tick skipped, as with no candle
                 return self.refused_market(exc)
-            self.note_key_outcome(exc)  # a revoked key reading the position or balance counts, as an order's
+            self.note_key_outcome(exc, READ)  # a revoked key reading the position or balance counts
             run = self.failed_run(exc, facts)
             return self.record(run, self.failure_advance(exc, _pause_at_once(exc)), str(exc.category))
         facts["target_position"] = plan.target
@@ -1097,13 +1100,15 @@ class _Turn:
             return exc
         return None
 
-    def note_key_outcome(self, exc: KlineoError | None) -> None:
-        """Count a key refusal on the connection, or clear its count once Binance took an order; an order
-        settled whose fills read was then refused for the key (``fills_key_failure``) counts that, once."""
-        if exc is None:
-            exc, self.fills_key_failure = self.fills_key_failure, None
+    def note_key_outcome(self, exc: KlineoError | None, call: KeyCall) -> None:
+        """Count a key refusal of a ``call`` (``klineo.services.key_health``: READ or TRADE) on the
+        connection, or clear what its success disproves; an order settled whose fills read was then refused
+        for the key (``fills_key_failure``) counts that read's refusal, once, in place of the order's
+        success."""
+        if exc is None and self.fills_key_failure is not None:
+            exc, call, self.fills_key_failure = self.fills_key_failure, READ, None
         if self.trading is not None:
-            note_key_outcome(self.trading.connection, exc)
+            note_key_outcome(self.trading.connection, exc, call)
 
     def symbol_refusal(
         self, trading: TradingContext, creds: Any, legs: tuple[OrderLeg, ...],
@@ -1115,7 +1120,7 @@ class _Turn:
         try:
             prepare_symbol(self.client(), creds, trading.connection, self.strategy.symbol, reduces=reduces)
         except KlineoError as exc:
-            note_key_outcome(trading.connection, exc)
+            note_key_outcome(trading.connection, exc, TRADE)  # a margin type or leverage change trades
             if exc.retryable and not exc.refused_by_binance:  # a refusal that lifts later is a failed run
                 raise
             return exc
@@ -1361,7 +1366,7 @@ class _Turn:
         reached = pause or repeated
         if reached:
             self.log_pause(exc, reached, settled.paused, pending.position_before)
-        self.note_key_outcome(exc)
+        self.note_key_outcome(exc, TRADE)
         return self.result("ordered" if second else "failed", str(exc.category))
 
     def settle_result(self, pending: PendingOrder, result: OrderResult) -> StrategyResult:
@@ -1408,7 +1413,7 @@ class _Turn:
             from klineo.store.order_history import watched  # loaded by due_watch
 
             watched(strategy.user_id, strategy.connection_id, strategy.symbol)
-        self.note_key_outcome(None)
+        self.note_key_outcome(None, TRADE)
         self.after_live_fill(pending, price, position_to)
         return self.result("ordered", result.status)
 

@@ -47,6 +47,7 @@ from klineo.observability import logger
 from klineo.runner import execution
 from klineo.runner.failures import after_success
 from klineo.runner.trading import strategy_trading_context
+from klineo.services.key_health import TRADE
 from klineo.services.orders import OrderResult
 from klineo.services.risk import OrderIntent, check_order
 from klineo.store.connections import connection_credentials
@@ -89,7 +90,7 @@ def hand_over(turn: Turn, pending: PendingOrder, result: OrderResult, position_t
         )
         if claim:
             turn.events = []
-            turn.note_key_outcome(None)
+            turn.note_key_outcome(None, TRADE)
             turn.reload()  # the close's fills are in the live book the entry's fills add to
             assert turn.trading is not None
             creds = turn.creds or connection_credentials(turn.trading.connection)

@@ -68,6 +68,7 @@ from klineo.binance import Market, get_client
 from klineo.binance.endpoints import futures_force_orders, futures_position_risk
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.runner.reprice import armed_ids, named_ids
+from klineo.services.key_health import READ, note_key_outcome
 from klineo.services.orders import OrderResult
 from klineo.store.connections import Connection, connection_credentials
 from klineo.store.orders import OrderRecord
@@ -122,6 +123,9 @@ class PositionBook:
     def _read(self, connection: Connection) -> dict[tuple[str, str], Decimal]:
         client = get_client(Market.FUTURES, connection.environment)
         rows = futures_position_risk(client, connection_credentials(connection))
+        # The key read: what a read disproves of its count is cleared, once a batch and connection, written
+        # only when the connection's item (the batch's) holds such a count: a hold costs nothing more.
+        note_key_outcome(connection, None, READ)
         with self._lock:
             self.reads += 1
             self.weight += POSITION_READ_WEIGHT

@@ -1,9 +1,10 @@
 """Spot balances of one stored connection (never a futures URL).
 
 Every key can read spot (Binance keys always have reading), so a refusal here is a key failure
-that counts toward disabling the connection, and an answer resets the count
-(``klineo.services.key_health``). Amounts are written by ``klineo.validation.plain_text``, the rule of
-every number the API answers: Binance's "0.00100000" is "0.001", a zero "0".
+that counts toward disabling the connection, and an answer clears what a read disproves of the count
+(``klineo.services.key_health``: not the refusals of orders for the key's trading permission). Amounts are
+written by ``klineo.validation.plain_text``, the rule of every number the API answers: Binance's
+"0.00100000" is "0.001", a zero "0".
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from klineo.binance import Environment, ErrorCategory, Market, endpoints, get_client
 from klineo.errors import KlineoError
 from klineo.models.balances import Balance, BalanceResponse
-from klineo.services.key_health import note_key_outcome
+from klineo.services.key_health import READ, note_key_outcome
 from klineo.store import connections as connection_store
 from klineo.validation import plain_text
 
@@ -49,8 +50,8 @@ def get_balances(user_id: str, connection_id: str) -> BalanceResponse:
     try:
         account = endpoints.spot_account(client, creds, omit_zero_balances=True)
     except KlineoError as exc:
-        note_key_outcome(connection, exc)
+        note_key_outcome(connection, exc, READ)
         raise
-    note_key_outcome(connection, None)
+    note_key_outcome(connection, None, READ)
     return BalanceResponse(connection_id=connection.connection_id, environment=connection.environment,
                            balances=non_zero_balances(list(account.get("balances") or [])))

@@ -42,7 +42,7 @@ from klineo.binance import Credentials, Environment, ErrorCategory, KeyType, Mar
 from klineo.errors import KeyOfOtherEnvironment, KlineoError
 from klineo.models.connection_test import ConnectionTestResponse, KeyWarning
 from klineo.observability import logger, metrics
-from klineo.services.key_health import note_key_answer
+from klineo.services.key_health import READ, note_key_answer
 from klineo.settings import get_settings
 from klineo.store import connections as connection_store
 
@@ -298,5 +298,5 @@ def check_stored_connection(user_id: str, connection_id: str) -> ConnectionTestR
                                         refused=connection_store.TEST_REFUSED, binance_uid=tested.uid,
                                         tested_version=connection.credentials_version)
     if result.ok:  # the key works: its failure count starts again (a failed test itself never counts)
-        note_key_answer(connection, None)
+        note_key_answer(connection, None, READ)
     return result

@@ -92,7 +92,7 @@ from klineo.services.algo_orders import (
     sent_params,
     submit_order,
 )
-from klineo.services.key_health import note_futures_outcome, note_key_outcome
+from klineo.services.key_health import READ, TRADE, note_futures_outcome, note_key_outcome
 from klineo.services.order_response import futures_order_response
 from klineo.services.order_size import with_quote_quantity
 from klineo.services.orders import (
@@ -541,7 +541,7 @@ class _Outcome:
         A storage error while counting is logged, never raised (``note_key_outcome``): the outcome is
         recorded and answered whatever the count did.
         """
-        note_key_outcome(self.connection, exc)
+        note_key_outcome(self.connection, exc, TRADE)
         record_order_outcome_quietly(self.user_id, self.client_order_id, status=self.failure_status(exc),
                                      params=self.params, error={**exc.to_dict(), "code": exc.code})
 
@@ -555,7 +555,7 @@ class _Outcome:
         self.result = result
         record_order_outcome_quietly(self.user_id, self.client_order_id, status=result.status,
                                      params=self.params, order_id=result.order_id, result=result.to_record())
-        note_key_outcome(self.connection, None)
+        note_key_outcome(self.connection, None, TRADE)
         logger.info("futures order done", extra={
             "client_order_id": self.client_order_id, "status": result.status, "source": result.source,
             "symbol": result.symbol})
@@ -819,7 +819,8 @@ def _note_read(user_id: str, record: OrderRecord, found: OrderResult) -> bool:
 def _query_order(record: OrderRecord | None, connection: Connection, keyed: tuple[BinanceClient, Credentials],
                  client_order_id: str, symbol: str) -> OrderResult | None:
     """Binance's state of the order (None: it holds none by that id), counted on the connection's key health
-    (``note_futures_outcome``): a refusal of the key counts, any other answer clears the count."""
+    (``note_futures_outcome``, a READ): a refusal of the key counts, any other answer clears what a read
+    disproves of the count."""
     client, creds = keyed
     try:
         if record is not None and record.kind == KIND_ALGO:
@@ -829,9 +830,9 @@ def _query_order(record: OrderRecord | None, connection: Connection, keyed: tupl
             foreign_id = record.order_id if record is not None and record.origin in FOREIGN_ORIGINS else None
             found = query_futures_order(client, creds, symbol, client_order_id, order_id=foreign_id)
     except KlineoError as exc:
-        note_futures_outcome(connection, exc)
+        note_futures_outcome(connection, exc, READ)
         raise
-    note_futures_outcome(connection, None)
+    note_futures_outcome(connection, None, READ)
     return found
 
 

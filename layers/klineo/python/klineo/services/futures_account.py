@@ -27,7 +27,7 @@ from klineo.binance import (
 )
 from klineo.errors import KlineoError
 from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
-from klineo.services.key_health import note_futures_outcome, note_key_answer
+from klineo.services.key_health import READ, note_futures_outcome, note_key_answer
 from klineo.services.risk import HEDGE, MODE_NAMES, ONE_WAY, check_leverage_setting
 from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client
 from klineo.store import connections as connection_store
@@ -171,7 +171,7 @@ def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
     connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True,
                                         refused=connection_store.TEST_REFUSED,
                                         tested_version=connection.credentials_version)
-    note_key_answer(connection, error)  # a key without futures is an answer, not a failing key
+    note_key_answer(connection, error, READ)  # a key without futures is an answer, not a failing key
     return result
 
 
@@ -234,7 +234,7 @@ def enable_futures(
     refuse_deleting(connection, FUTURES_REFUSED)  # nor is the account's position mode switched on Binance
     check_leverage_setting(settings.leverage, connection.max_leverage)
     result, error, config = run_futures_test(connection)
-    note_futures_outcome(connection, error)  # a key without the Futures right is refused, not counted
+    note_futures_outcome(connection, error, READ)  # a key without the Futures right is refused, not counted
     # Both writes hold only while the connection names the key tested: a key replaced meanwhile is a 409.
     tested_version = connection.credentials_version
     if error is not None:

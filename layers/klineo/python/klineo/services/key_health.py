@@ -2,15 +2,39 @@
 
 A key failure is Binance refusing the key itself (permission, signature, ip_whitelist) on a call the
 key must be able to make: orders and cancels, the runner's calls, the spot balance read, the futures
-reads (``note_key_outcome``, ``note_futures_outcome``). Any other answer from Binance proves the key
-works and resets the count, wherever it comes from. A failure counts only while the connection still
+reads (``note_key_outcome``, ``note_futures_outcome``). A failure counts only while the connection still
 names the key version the call signed with (``klineo.store.connections.add_key_failure``): a call in
 flight when the key was replaced (the old key revoked on Binance, as a leaked key is) is refused, and
 that refusal is the old key's, never counted against the new one. So with the rest of the key's health:
 a success of the old key in flight resets nothing of the new key's count (``reset_key_failures``), and
 the disable after a third failure is written only while the connection still names the key that failed
 (``disable_connection``): a key replaced since that count leaves the connection on, its strategies
-running. After ``KEY_FAILURE_LIMIT`` in a row the
+running.
+
+Which call disproves which refusal. Every caller says what its call was (``KeyCall``): ``TRADE``, a call
+that trades (an order, a cancel, a stop, a margin type or leverage change), or ``READ``, one that only reads
+(balances, positions, order status, open orders, fills, a test). The connection counts every key failure
+in a row (``consecutive_failures``, what the API shows), and of them the permission refusals of a
+``TRADE`` (``trading_refusals``; 0 on an item without it): a key whose trading right was removed on Binance
+still reads, and only a call that traded proves it trades again. So:
+
+- a refusal of a ``TRADE`` for permission adds 1 to both; any other key failure (a read's, or a signature
+  or IP refusal of any call, which any call of the same key version that Binance answered disproves) adds
+  1 to ``consecutive_failures`` alone;
+- any other answer from Binance to a ``READ`` (success, or a refusal that is not the key's) proves the
+  signature, the IP and the right to read: the count drops back to the trading refusals it holds
+  (``reset_key_failures(traded=False)``, one atomic SET from the item's own ``trading_refusals``);
+- any other answer from Binance to a ``TRADE`` proves the key trades: both counts are 0 again.
+
+Each clears only when the connection's item as the caller read it holds something that answer clears
+(``_left_to_clear``), so the usual path writes nothing: a hold turn whose position read worked stays one
+request unless its batch's connection item holds a count a read disproves (``klineo.runner.positions``),
+and a reconciler run clears once a run and kind of call (``KeyCount.worked``). A container's cached
+copy of the connection item is dropped after each count write (``_counted``), so the next order there
+clears what is stored, not a copy from before. A key that reads but cannot trade is therefore disabled on
+its third refused trading call however many reads worked in between.
+
+After ``KEY_FAILURE_LIMIT`` in a row the
 connection is disabled with its reason and time, and its active strategies are paused (reason
 ``connection_disabled:<category>``) in the same step. ``POST /exchange-connections/{id}/enable``
 (klineo.services.connections) clears that state and resumes exactly those strategies, the ones
@@ -63,7 +87,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
@@ -78,6 +102,9 @@ __all__ = [
     "DISABLED_PREFIX",
     "KEY_FAILURE_CATEGORIES",
     "KEY_FAILURE_LIMIT",
+    "READ",
+    "TRADE",
+    "KeyCall",
     "KeyCount",
     "is_key_failure",
     "note_futures_outcome",
@@ -93,7 +120,12 @@ KEY_FAILURE_CATEGORIES = frozenset(
 )
 DISABLED_PREFIX = "connection_disabled"
 T = TypeVar("T")
-_Note = Callable[[Connection, "KlineoError | None"], None]
+# What a call of the key was (module docstring, "Which call disproves which refusal"): one that trades
+# (an order, a cancel, a stop, a margin type or leverage change) or one that only reads.
+KeyCall = Literal["read", "trade"]
+READ: KeyCall = "read"
+TRADE: KeyCall = "trade"
+_Note = Callable[[Connection, "KlineoError | None", KeyCall], None]
 _Event = tuple[str, str, dict[str, str]]  # (strategy id, kind, details)
 
 
@@ -212,12 +244,12 @@ def _activation_refusal(connection: Connection, strategy: Strategy) -> KlineoErr
     return None
 
 
-def _unless_gone(write: Callable[..., T], *args: Any) -> T | None:
-    """``write(*args)`` on the connection's item; None when the connection was deleted meanwhile (a call
-    that raced its DELETE): its key health no longer matters, and the call's own outcome must still be
+def _unless_gone(write: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """``write(*args, **kwargs)`` on the connection's item; None when the connection was deleted meanwhile (a
+    call that raced its DELETE): its key health no longer matters, and the call's own outcome must still be
     recorded and answered, not a 404 in its place."""
     try:
-        return write(*args)
+        return write(*args, **kwargs)
     except KlineoError as exc:
         if exc.category is not ErrorCategory.NOT_FOUND:
             raise
@@ -229,9 +261,9 @@ def _never_failing_the_call(note: _Note) -> _Note:
     is recorded and answered whatever the count did."""
 
     @functools.wraps(note)
-    def guarded(connection: Connection, error: KlineoError | None) -> None:
+    def guarded(connection: Connection, error: KlineoError | None, call: KeyCall) -> None:
         try:
-            note(connection, error)
+            note(connection, error, call)
         except STORAGE_ERRORS:
             logger.exception("key outcome not counted", extra={"connection_id": connection.connection_id})
 
@@ -243,41 +275,74 @@ def _proves_key_works(error: KlineoError | None) -> bool:
     return not is_key_failure(error) and (error is None or error.status is not None)
 
 
-@_never_failing_the_call
-def note_key_answer(connection: Connection, error: KlineoError | None) -> None:
-    """Reset the count after an answer that proves the key works; a key failure here counts nothing.
+def _trading_refusal(error: KlineoError, call: KeyCall) -> bool:
+    """True for a refusal only a call that trades disproves: a permission refusal of one (module
+    docstring)."""
+    return call == TRADE and error.category is ErrorCategory.PERMISSION
 
-    For calls the key need not be able to make (module docstring). Costs nothing on the usual path:
-    a connection with no failures writes nothing.
-    """
-    if _proves_key_works(error) and connection.consecutive_failures:
-        # Only while the connection names the key that worked: a replaced key's success is not the new's.
+
+def _left_to_clear(connection: Connection, call: KeyCall) -> bool:
+    """True when a ``call`` that worked disproves some of the count the connection's item holds (as read:
+    no write at all when it holds nothing such a call clears, e.g. a hold's read of a healthy key)."""
+    if call == TRADE:
+        return bool(connection.consecutive_failures or connection.trading_refusals)
+    return connection.consecutive_failures > connection.trading_refusals
+
+
+def _count_cleared(connection: Connection, call: KeyCall) -> None:
+    """A ``call`` of the key worked: clear what it disproves, only while the connection names the key that
+    worked (a replaced key's success is not the new's)."""
+    if _left_to_clear(connection, call):
         _unless_gone(connection_store.reset_key_failures, connection.user_id, connection.connection_id,
-                     connection.credentials_version)
+                     connection.credentials_version, traded=call == TRADE)
+        _counted(connection)
 
 
-def note_futures_outcome(connection: Connection, error: KlineoError | None) -> None:
+def _counted(connection: Connection) -> None:
+    """The connection's counts were just written: this container's cached copy of its item (the order
+    routes', ``klineo.store.order_claim.cached_connection_item``) says the old ones, so its next call
+    reads the item again and clears (or counts on) what is stored, not a count of before the write."""
+    # Loaded here: only a count written reaches this line, and the read routes load no order path.
+    from klineo.store.order_claim import forget_connection
+
+    forget_connection(connection.user_id, connection.connection_id)
+
+
+@_never_failing_the_call
+def note_key_answer(connection: Connection, error: KlineoError | None, call: KeyCall) -> None:
+    """Clear what an answer proving the key works disproves; a key failure here counts nothing.
+
+    For calls the key need not be able to make, the tests (module docstring): reads. Costs nothing on the
+    usual path: a connection with nothing to clear writes nothing.
+    """
+    if _proves_key_works(error):
+        _count_cleared(connection, call)
+
+
+def note_futures_outcome(connection: Connection, error: KlineoError | None, call: KeyCall) -> None:
     """A futures call: as ``note_key_outcome``, except a permission refusal while the connection's futures
     are not enabled (the key lacks the Futures right, which nothing needs yet), which counts nothing."""
     if error is not None and error.category is ErrorCategory.PERMISSION and not connection.futures_enabled:
         return
-    note_key_outcome(connection, error)
+    note_key_outcome(connection, error, call)
 
 
 @_never_failing_the_call
-def note_key_outcome(connection: Connection, error: KlineoError | None) -> None:
-    """Count a key failure (``error``), or reset the count after any answer that proves the key works.
+def note_key_outcome(connection: Connection, error: KlineoError | None, call: KeyCall) -> None:
+    """Count a key failure (``error``) of a ``call`` (READ or TRADE), or clear what an answer proving the key
+    works disproves (module docstring, "Which call disproves which refusal").
 
     For calls the key must be able to make (module docstring); costs nothing on the usual path.
     """
     if not is_key_failure(error):
-        note_key_answer(connection, error)
+        note_key_answer(connection, error, call)
         return
     assert error is not None
     user_id, connection_id = connection.user_id, connection.connection_id
     # Counted only while the connection still signs with the key that failed (a replaced key's does not).
     count = _unless_gone(connection_store.add_key_failure, user_id, connection_id,
-                         connection.credentials_version)
+                         connection.credentials_version, trading=_trading_refusal(error, call))
+    _counted(connection)
     if count is None or count < KEY_FAILURE_LIMIT or connection.disabled:
         return
     reason = f"{DISABLED_PREFIX}:{error.category}"
@@ -314,9 +379,17 @@ class KeyCount:
     connection: Connection
     note: _Note = note_key_outcome
     counted: bool = False
+    cleared: set[KeyCall] = dataclasses.field(default_factory=set)
 
-    def refused(self, error: KlineoError) -> None:
-        """Count ``error`` when it refuses the key, unless this scope counted one already."""
+    def refused(self, error: KlineoError, call: KeyCall) -> None:
+        """Count ``error`` of a ``call`` when it refuses the key, unless this scope counted one already."""
         if is_key_failure(error) and not self.counted:
             self.counted = True
-            self.note(self.connection, error)
+            self.note(self.connection, error, call)
+
+    def worked(self, call: KeyCall) -> None:
+        """A ``call`` of the key worked: clear what it disproves, once for the scope and kind of call, and
+        not after the scope counted a refusal (its count stands until a later scope's call works)."""
+        if not self.counted and call not in self.cleared:
+            self.cleared.add(call)
+            self.note(self.connection, None, call)

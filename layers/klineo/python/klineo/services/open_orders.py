@@ -43,7 +43,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.open_orders import CancelOpenOrdersResponse, OpenOrder, OpenOrdersResponse
 from klineo.models.protective_states import ProtectiveOrderState
 from klineo.services.algo_orders import algo_result, query_algo_order
-from klineo.services.key_health import note_futures_outcome
+from klineo.services.key_health import READ, note_futures_outcome
 from klineo.services.orders import Deadline, OrderResult, query_futures_order
 from klineo.services.protective_siblings import ACCOUNT_REFUSALS, cancel_fired_siblings
 from klineo.services.symbol_settings import futures_client
@@ -95,9 +95,9 @@ def _open_results(connection: Connection, client: BinanceClient, creds: Credenti
         regular = endpoints.futures_open_orders(client, creds, symbol)
         algo = endpoints.futures_open_algo_orders(client, creds, symbol)
     except KlineoError as exc:
-        note_futures_outcome(connection, exc)
+        note_futures_outcome(connection, exc, READ)
         raise
-    note_futures_outcome(connection, None)
+    note_futures_outcome(connection, None, READ)
     regular_results = [OrderResult.from_binance(r, "queried") for r in regular]
     return regular_results + [algo_result(r, "queried") for r in algo]
 

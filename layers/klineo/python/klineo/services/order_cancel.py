@@ -32,7 +32,7 @@ from klineo.binance import call_deadline, endpoints
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderResponse, ProtectiveOrderState
 from klineo.services.algo_orders import ALGO_FINAL, cancel_algo_order
-from klineo.services.key_health import note_key_outcome
+from klineo.services.key_health import TRADE, note_key_outcome
 from klineo.services.order_response import futures_order_response
 from klineo.services.orders import Deadline, OrderResult, check_client_order_id, query_futures_order
 from klineo.services.symbol_settings import futures_client
@@ -110,15 +110,15 @@ def _cancel_at_binance(record: OrderRecord, connection: Connection) -> OrderResu
         try:
             result = cancel_algo_order(client, creds, record.client_order_id)
         except KlineoError as exc:
-            note_key_outcome(connection, exc)
+            note_key_outcome(connection, exc, TRADE)
             raise
-        note_key_outcome(connection, None)
+        note_key_outcome(connection, None, TRADE)
         return result
     try:
         body = endpoints.futures_cancel_order(client, creds, record.symbol, record.client_order_id)
     except KlineoError as exc:
         settle = exc.category in (ErrorCategory.ORDER_NOT_FOUND, ErrorCategory.UNKNOWN_OUTCOME)
-        note_key_outcome(connection, None if settle else exc)
+        note_key_outcome(connection, None if settle else exc, TRADE)
         if not settle:
             raise
         found = query_futures_order(client, creds, record.symbol, record.client_order_id)
@@ -130,7 +130,7 @@ def _cancel_at_binance(record: OrderRecord, connection: Connection) -> OrderResu
                               "Binance did not confirm the cancel and the order is still open; "
                               "send the cancel again.") from None
         return found
-    note_key_outcome(connection, None)
+    note_key_outcome(connection, None, TRADE)
     return OrderResult.from_binance(body, "placed")
 
 

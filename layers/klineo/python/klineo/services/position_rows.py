@@ -12,7 +12,7 @@ from typing import Any
 
 from klineo.binance import endpoints
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.services.key_health import note_futures_outcome
+from klineo.services.key_health import READ, note_futures_outcome
 from klineo.services.symbol_settings import futures_client
 from klineo.store.connections import Connection, connection_credentials
 
@@ -42,7 +42,7 @@ def open_position_rows(connection: Connection, symbol: str | None = None) -> lis
     try:
         rows = endpoints.futures_position_risk(client, creds, symbol)
     except KlineoError as exc:
-        note_futures_outcome(connection, exc)
+        note_futures_outcome(connection, exc, READ)
         raise
     if not isinstance(rows, list):
         raise KlineoError(ErrorCategory.UPSTREAM_UNAVAILABLE, "Binance returned unreadable positions.")

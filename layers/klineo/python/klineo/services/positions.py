@@ -14,7 +14,7 @@ from typing import Any
 
 from klineo.binance import endpoints
 from klineo.models.positions import ForeignTrade, FuturesPosition, FuturesPositionsResponse, ProtectiveOrder
-from klineo.services.key_health import note_futures_outcome
+from klineo.services.key_health import READ, note_futures_outcome
 from klineo.services.order_view import executed_of
 from klineo.services.position_rows import open_position_rows, position_number
 from klineo.services.symbol_settings import futures_client
@@ -91,7 +91,7 @@ def list_positions(user_id: str, connection_id: str) -> FuturesPositionsResponse
                  for symbol, algos_ in listed.items()}
         positions = [_position(r, configs.get(str(r.get("symbol")), {}), algos[str(r.get("symbol"))])
                      for r in rows]
-    note_futures_outcome(connection, None)
+    note_futures_outcome(connection, None, READ)
     positions.sort(key=lambda p: (p.symbol, p.position_side))
     foreign = [_foreign_trade(r) for r in recent_foreign_fills(user_id, connection.connection_id)]
     return FuturesPositionsResponse(connection_id=connection.connection_id, positions=positions,

@@ -60,7 +60,8 @@ arming, however many of its stops were refused, or once for the caller's whole s
 own count (``klineo.services.key_health.KeyCount``: a reconciler run counts once for all the entries it arms;
 a stop is an order the key must be able to place)
 and then waits while that health says the key fails (``consecutive_failures``:
-cleared by any answer proving the key works, a passing test, a new key, an enable), at most
+cleared by an answer that disproves it, ``klineo.services.key_health``: a refusal of a stop for permission
+only by a call that traded; a passing test, a new key, an enable), at most
 ``KEY_REFUSED_RESEND_AFTER_MS`` after its last POST (nothing else may ever clear that health), so a dead key
 costs a POST per period, not one per run, and the stop is sent on the first arming after it clears; one
 refused for the location only once ``RESTRICTED_RESEND_AFTER_MS`` has passed since it was last sent. Until
@@ -97,7 +98,7 @@ from klineo.errors import ErrorCategory, KlineoError
 from klineo.models.futures import FuturesOrderRequest, ProtectiveOrderState
 from klineo.observability import logger
 from klineo.services.algo_orders import AlgoOrder, cancel_algo_order, submit_algo_order
-from klineo.services.key_health import KEY_FAILURE_CATEGORIES, KeyCount
+from klineo.services.key_health import KEY_FAILURE_CATEGORIES, TRADE, KeyCount
 from klineo.services.orders import OrderResult, query_futures_order
 from klineo.services.protective_siblings import ACCOUNT_REFUSALS, ROLES, protective_client_algo_id
 from klineo.services.risk import (
@@ -373,7 +374,7 @@ def _arm_one(user_id: str, entry: OrderRecord, role: str, algo: AlgoOrder, clien
         record_order_outcome_quietly(user_id, algo_id, status=STATUS_REJECTED,
                                      error={**exc.to_dict(), "code": exc.code})
         if health is not None:
-            health.refused(exc)  # the stop then waits for the key (``_held_back``)
+            health.refused(exc, TRADE)  # the stop then waits for the key (``_held_back``)
         if exc.retryable or by_status or exc.category in _LIFTED_LATER:
             raise exc from None  # not refused for good: armed again by a later read or reconciler run
         logger.warning("protective order refused", extra={"client_order_id": algo_id, "code": exc.code})

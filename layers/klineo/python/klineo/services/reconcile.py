@@ -97,7 +97,10 @@ connection's orders) counts on the connection's key health once a run, not once 
 runs in a row disable a connection whose key was revoked or whose IP left the allow-list, pausing its
 strategies, and the trader is told. The stops it places (an entry's, a re-fit's, a lost one's again) are
 armed with the run's own count of the connection (``klineo.services.key_health.KeyCount``): a refusal of
-them counts on the same once a run, however many entries of the connection the run arms. Once every read of a
+them counts on the same once a run, however many entries of the connection the run arms. A read Binance
+answers clears what a read disproves of the count, and a cancel it carries out what a trade does, once a run
+and kind of call (``KeyCount.worked``: written only when the connection's item holds such a count), never
+after the run counted a refusal of the connection's key. Once every read of a
 connection this run was refused for the key, its other records and watches are not read in this run
 (counted ``left_for_key_refusal``): each would spend weight on the same refusal.
 """
@@ -118,7 +121,7 @@ from klineo.binance.ratelimit import endpoint_weight
 from klineo.errors import ErrorCategory, KlineoError
 from klineo.observability import logger
 from klineo.services.algo_orders import algo_result, triggered_order_id
-from klineo.services.key_health import KeyCount, is_key_failure, note_futures_outcome
+from klineo.services.key_health import READ, TRADE, KeyCall, KeyCount, is_key_failure, note_futures_outcome
 from klineo.services.orders import OrderResult
 from klineo.services.protective_siblings import entry_protective_ids
 from klineo.services.risk import CONNECTION_DELETING, params_reduce
@@ -372,6 +375,7 @@ class Reconciler:
                 self._key_failed(account, exc)
             raise
         self._key_worked.add(key)
+        account.key.worked(READ)  # clears what a read disproves, once a run (writes only when there is some)
         return body
 
     def _key_failed(self, account: _Account, exc: KlineoError) -> None:
@@ -383,14 +387,14 @@ class Reconciler:
         key = (account.connection.user_id, account.connection.connection_id)
         if key not in self._key_worked:
             self._key_refused[key] = exc
-        self._count_key(account, exc)
+        self._count_key(account, exc, READ)
 
     @staticmethod
-    def _count_key(account: _Account, exc: KlineoError) -> None:
+    def _count_key(account: _Account, exc: KlineoError, call: KeyCall) -> None:
         """A refusal of the connection's key (a read's, or a cancel's of ours: the key must be able to
         cancel the orders it placed) counted on its key health once a run (``_Account.key``, the count the
         stops this run arms for the connection are handed too)."""
-        account.key.refused(exc)
+        account.key.refused(exc, call)
 
     def position_amounts(self, account: _Account) -> dict[tuple[str, str], Decimal]:
         """(symbol, positionSide) → positionAmt, read once per run and connection (weight 5)."""
@@ -855,9 +859,10 @@ class Reconciler:
                       account.client, account.creds, record.client_order_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
-                self._count_key(account, exc)
+                self._count_key(account, exc, TRADE)
                 raise
             return False
+        account.key.worked(TRADE)
         record_order_outcome(record.user_id, record.client_order_id, status="CANCELED",
                              fills=record.fills or [])
         self.cancelled.append(record.client_order_id)
@@ -897,9 +902,10 @@ class Reconciler:
                              account.creds, record.symbol, orig_client_order_id=record.client_order_id)
         except KlineoError as exc:
             if exc.category is not ErrorCategory.ORDER_NOT_FOUND:
-                self._count_key(account, exc)
+                self._count_key(account, exc, TRADE)
                 raise
             return None
+        account.key.worked(TRADE)
         result = OrderResult.from_binance(body, "placed")
         nothing_executed = result.status in FINAL_STATUSES and not result.executed_quantity
         record_order_outcome(record.user_id, record.client_order_id, status=result.status,

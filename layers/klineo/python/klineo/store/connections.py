@@ -132,7 +132,10 @@ class Connection(BaseModel):
     leverage: int | None = None
     # What was applied per symbol: {"BTCUSDT": {"margin_type": "isolated", "leverage": 5}}.
     symbol_settings: dict[str, dict[str, Any]] = {}
+    # Key refusals in a row (``klineo.services.key_health``), and of them the permission refusals of calls
+    # that trade, which only a call that traded disproves (absent on older items: 0).
     consecutive_failures: int = 0
+    trading_refusals: int = 0
     disabled_at: str | None = None
     disabled_reason: str | None = None
     # The Secrets Manager version the connection signs with (None: the secret's current version).
@@ -213,8 +216,8 @@ def connection_from_item(item: dict[str, Any]) -> Connection:
 def _optional_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Settings and key-health attributes, present only once set (older items have none)."""
     names = ("kill_switch", "max_leverage", "position_mode", "margin_type", "leverage", "symbol_settings",
-             "consecutive_failures", "disabled_at", "disabled_reason", "credentials_version",
-             "binance_uid", DELETING_SINCE)
+             "consecutive_failures", "trading_refusals", "disabled_at", "disabled_reason",
+             "credentials_version", "binance_uid", DELETING_SINCE)
     fields = {name: data[name] for name in names if data.get(name) is not None}
     if data.get("max_notional_usdt") is not None:
         fields["max_notional_usdt"] = Decimal(str(data["max_notional_usdt"]))
@@ -535,24 +538,33 @@ def _unless_key_replaced(user_id: str, connection_id: str, update: Update,
         return None
 
 
+# The key health counts (``klineo.services.key_health``): all refusals in a row, and the trading ones of them.
+_KEY_COUNTS = {"consecutive_failures": 0, "trading_refusals": 0}
+
+
 def add_key_failure(user_id: str, connection_id: str,
-                    credentials_version: object = _ANY_VERSION) -> int | None:
+                    credentials_version: object = _ANY_VERSION, *, trading: bool = False) -> int | None:
     """Count one more consecutive key failure of the key version ``credentials_version`` (the one the refused
-    call signed with; not given: whichever the item names) in one conditional ADD: the new count, or None
+    call signed with; not given: whichever the item names) in one conditional ADD (``trading``: a permission
+    refusal of a call that trades, counted in ``trading_refusals`` too): the new count, or None
     when the connection names another version now. A key replaced while the call was in flight (the old one
     revoked on Binance, as a leaked key is) failed, not the connection's new key: counting it would disable a
     connection whose key works and pause its strategies. NOT_FOUND when the connection is gone."""
-    updated = _unless_key_replaced(user_id, connection_id, Update(adds={"consecutive_failures": 1}),
-                                   credentials_version)
+    adds = {"consecutive_failures": 1, **({"trading_refusals": 1} if trading else {})}
+    updated = _unless_key_replaced(user_id, connection_id, Update(adds=adds), credentials_version)
     return None if updated is None else updated.consecutive_failures
 
 
-def reset_key_failures(user_id: str, connection_id: str, credentials_version: object = _ANY_VERSION) -> None:
+def reset_key_failures(user_id: str, connection_id: str, credentials_version: object = _ANY_VERSION, *,
+                       traded: bool = True) -> None:
     """The key version ``credentials_version`` worked (not given: whichever the item names): the count of
-    consecutive key failures starts again from zero, only while the connection still names that version. A
+    consecutive key failures starts again from zero (``traded``: a call that trades worked), or from its
+    trading refusals, which a read does not disprove (not ``traded``: one atomic SET from the item's own
+    ``trading_refusals``, 0 when it has none), only while the connection still names that version. A
     success of a key replaced while its call was in flight proves nothing of the new key: resetting would
     wipe the new key's refusals and put off the disable of a key that keeps failing."""
-    update = Update(sets={"consecutive_failures": 0})
+    update = (Update(sets=dict(_KEY_COUNTS)) if traded
+              else Update(copies={"consecutive_failures": ("trading_refusals", 0)}))
     _unless_key_replaced(user_id, connection_id, update, credentials_version)
 
 
@@ -577,7 +589,7 @@ def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any],
     (disabled, its own test and count), as the enable tested the old one."""
     tests = {"last_test": last_test, **({} if futures_last_test is None else
                                         {"futures_last_test": futures_last_test})}
-    update = Update(sets={"consecutive_failures": 0, **tests},
+    update = Update(sets={**_KEY_COUNTS, **tests},
                     removes=["disabled_at", "disabled_reason"], defaults=_uid_if_absent(binance_uid))
     try:
         return _update_existing(user_id, connection_id, update, refused=ENABLE_REFUSED,
@@ -623,7 +635,7 @@ def replace_key(user_id: str, connection_id: str, *, key_type: str, api_key_mask
     """
     sets: dict[str, Any] = {"key_type": key_type, "api_key_masked": api_key_masked,
                             "credentials_version": credentials_version, "last_test": last_test,
-                            "consecutive_failures": 0}
+                            **_KEY_COUNTS}
     if position_mode is not None:
         sets["position_mode"] = position_mode
     if binance_uid is not None:

@@ -173,7 +173,8 @@ def _placeholder(name: str) -> str:
 
 @dataclass
 class Update:
-    """An UpdateExpression built from named SETs, REMOVEs, ADDs and SET-if-absent ``defaults``.
+    """An UpdateExpression built from named SETs, REMOVEs, ADDs, SET-if-absent ``defaults`` and ``copies``
+    (target: (source, value when the item has no source): SET one attribute to another's stored value).
 
     Attribute names go through ``#`` aliases and may be document paths (``symbol_settings.BTCUSDT``);
     each value is ``:name`` (dots as underscores), so conditions may refer to them.
@@ -183,6 +184,7 @@ class Update:
     removes: list[str] = field(default_factory=list)
     adds: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    copies: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of_changes(cls, changes: Mapping[str, Any], allowed: Collection[str], sets: dict[str, Any]) -> Update:
@@ -201,15 +203,17 @@ class Update:
     def without(self, *names: str) -> Update:
         """The same update without the SETs of ``names``."""
         sets = {k: v for k, v in self.sets.items() if k not in names}
-        return Update(sets, list(self.removes), dict(self.adds), dict(self.defaults))
+        return Update(sets, list(self.removes), dict(self.adds), dict(self.defaults), dict(self.copies))
 
     def request(self, extra_names: Mapping[str, str] | None = None,
                 **extra_values: dict[str, Any]) -> dict[str, Any]:
         """UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues (plus a condition's)."""
         expression, names, holders = _expression(
-            tuple(self.sets), tuple(self.defaults), tuple(self.adds), tuple(self.removes))
-        values = {holder: to_attr(value) for holder, value in zip(
-            holders, (*self.sets.values(), *self.defaults.values(), *self.adds.values()), strict=True)}
+            tuple(self.sets), tuple(self.defaults), tuple(self.adds), tuple(self.removes),
+            tuple((target, source) for target, (source, _) in self.copies.items()))
+        given = (*self.sets.values(), *self.defaults.values(), *(value for _, value in self.copies.values()),
+                 *self.adds.values())
+        values = {holder: to_attr(value) for holder, value in zip(holders, given, strict=True)}
         request = {
             "UpdateExpression": expression,
             "ExpressionAttributeNames": {**names, **(extra_names or {})},
@@ -220,8 +224,10 @@ class Update:
 
 @lru_cache(maxsize=256)
 def _expression(sets: tuple[str, ...], defaults: tuple[str, ...], adds: tuple[str, ...],
-                removes: tuple[str, ...]) -> tuple[str, MappingProxyType[str, str], tuple[str, ...]]:
-    """(UpdateExpression, its ``#`` aliases, the ``:`` placeholders of sets, defaults and adds in order).
+                removes: tuple[str, ...], copies: tuple[tuple[str, str], ...] = (),
+                ) -> tuple[str, MappingProxyType[str, str], tuple[str, ...]]:
+    """(UpdateExpression, its ``#`` aliases, the ``:`` placeholders of sets, defaults, copies (each its
+    target's, the value when the source is absent) and adds in order).
 
     The same few shapes of update come back every tick (the runner's moves): built once per shape.
     The aliases are read-only: the cached mapping is shared by every request of its shape.
@@ -236,6 +242,10 @@ def _expression(sets: tuple[str, ...], defaults: tuple[str, ...], adds: tuple[st
     for name in defaults:
         path, holder = _aliases(name, names)
         set_clauses.append(f"{path} = if_not_exists({path}, {holder})")
+        holders.append(holder)
+    for target, source in copies:
+        path, holder = _aliases(target, names)
+        set_clauses.append(f"{path} = if_not_exists({_aliases(source, names)[0]}, {holder})")
         holders.append(holder)
     for name in adds:
         path, holder = _aliases(name, names)
