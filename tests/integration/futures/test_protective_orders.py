@@ -1202,6 +1202,14 @@ def _key_shown_working(invoke: Any, connection_id: str) -> dict[str, Any]:
     return invoke("balance", connection_event("balance", connection_id, USER_A, "/balance"))
 
 
+def _key_shown_trading(invoke: Any, connection_id: str) -> dict[str, Any]:
+    """A resting LIMIT of the user placed and cancelled, both taken by Binance: calls that trade, which alone
+    clear a refusal of the key's trading permission (a read does not: klineo.services.key_health). The next
+    reconciler run reads it once to settle it. The cancel's answer."""
+    placed = body_of(invoke("futures_order", order_event(order_body(connection_id), key=new_key())))
+    return invoke("futures_order_cancel", _cancel_event(placed["client_order_id"]))
+
+
 @pytest.mark.parametrize(("code", "msg"), [
     (-2023, "User in liquidation mode now."), (-4192, "Trade forbidden due to Cooling-off Period."),
 ], ids=["liquidation", "cooling_off"])
@@ -1234,9 +1242,9 @@ def test_a_stop_refused_for_the_key_is_placed_once_by_the_reconciler_after_the_k
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):
     """GIVEN a filled LIMIT entry whose stop-loss POST Binance refuses for the key (-2015) WHEN the
-    reconciler runs THEN the entry stays in the index; WHEN the key works again (its health cleared) THEN the
-    next run places the stop-loss, and later runs and a status read send nothing more (one stop, never
-    doubled)."""
+    reconciler runs THEN the entry stays in the index; WHEN the key works again (its health cleared by an
+    order it placed and cancelled: a read does not clear a trading refusal) THEN the next run places the
+    stop-loss, and later runs and a status read send nothing more (one stop, never doubled)."""
     from local.binance_sim.errors import FUTURES, invalid_api_key
 
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
@@ -1244,7 +1252,7 @@ def test_a_stop_refused_for_the_key_is_placed_once_by_the_reconciler_after_the_k
     reconcile()
     kept = _unsettled()
     key_fixed()
-    _key_shown_working(invoke, futures_connection.id)
+    _key_shown_trading(invoke, futures_connection.id)
 
     reconcile()
     reconcile()
@@ -1264,8 +1272,9 @@ def test_a_stop_refused_for_the_key_waits_for_the_key_to_work_not_resent_every_r
     """GIVEN a filled LIMIT entry whose stop-loss POST Binance refuses for the key (-2015: e.g. a key without
     the trading permission, whose reads still answer) WHEN the reconciler runs three more times THEN one POST
     went out in all, its refusal counted once on the connection's key health, the entry stays in the index
-    unread and the stop's record says why; WHEN the key works again and its health clears (a balance read
-    passes) THEN the next run places the stop-loss, once."""
+    unread and the stop's record says why; WHEN a balance read passes THEN the stop still waits (a read does
+    not clear a refusal of the trading permission); WHEN the key trades again and its health clears (an order
+    placed and cancelled) THEN the next run places the stop-loss, once."""
     from local.binance_sim.errors import FUTURES, invalid_api_key
 
     entry = _resting_entry_filled(sim_env, invoke, futures_connection.id)
@@ -1280,15 +1289,17 @@ def test_a_stop_refused_for_the_key_waits_for_the_key_to_work_not_resent_every_r
     why = get_order_record(USER_A, stop_id).error
     key_fixed()
     reconcile()
-    before_the_balance_read = len(_algo_posts(sim_env))
     read = _key_shown_working(invoke, futures_connection.id)
+    reconcile()
+    after_the_balance_read = len(_algo_posts(sim_env))
+    cancel = _key_shown_trading(invoke, futures_connection.id)
 
     reconcile()
     reconcile()
 
     assert (posts, reads, kept, counted) == (1, 0, [entry["client_order_id"]], 1)
     assert (why["category"], why["code"]) == ("permission", -2015)
-    assert read["statusCode"] == 200 and before_the_balance_read == 1
+    assert (read["statusCode"], after_the_balance_read, cancel["statusCode"]) == (200, 1, 200)
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [stop_id]
     assert len(_algo_posts(sim_env)) == 2 and _unsettled() == [stop_id]
 
@@ -1414,8 +1425,8 @@ def test_an_entry_with_one_stop_waiting_out_a_location_refusal_is_still_read_whi
     sim_env, invoke, futures_connection, reconcile, monkeypatch
 ):
     """GIVEN a filled LIMIT entry whose stop-loss Binance refused for the location (its resend waits) and
-    whose take-profit it refused for the key (sent again once the key works) WHEN the key works again (its
-    health cleared) THEN the next run
+    whose take-profit it refused for the key (sent again once the key works) WHEN the key trades again (its
+    health cleared by an order placed and cancelled) THEN the next run
     reads the entry and places the take-profit, not the stop-loss; THEN a run within the period reads
     nothing of the entry."""
     from local.binance_sim.errors import FUTURES, ApiError, invalid_api_key
@@ -1427,7 +1438,7 @@ def test_an_entry_with_one_stop_waiting_out_a_location_refusal_is_still_read_whi
     _algo_refusing_types(sim_env, monkeypatch, refusals)
     reconcile()
     del refusals["TAKE_PROFIT_MARKET"]
-    _key_shown_working(invoke, futures_connection.id)
+    _key_shown_trading(invoke, futures_connection.id)
     key_fixed = len(sim_env.journal)
     reconcile()
     placed = len(sim_env.journal)
@@ -1435,7 +1446,8 @@ def test_an_entry_with_one_stop_waiting_out_a_location_refusal_is_still_read_whi
     reconcile()
 
     take_profit = protective_client_algo_id(entry["client_order_id"], "take_profit")
-    assert _entry_reads(sim_env, key_fixed, placed) == 1 and _entry_reads(sim_env, placed) == 0
+    # The entry's read, and the one settling the order placed and cancelled to show the key trades.
+    assert _entry_reads(sim_env, key_fixed, placed) == 2 and _entry_reads(sim_env, placed) == 0
     assert list(_algo_orders(sim_env, futures_connection.account.id)) == [take_profit]
     assert len(_algo_posts(sim_env)) == 3  # both refused, then the take-profit placed
     assert entry["client_order_id"] in _unsettled()
