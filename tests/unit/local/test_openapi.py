@@ -228,3 +228,16 @@ def test_request_examples_are_values_the_api_accepts(generated: dict) -> None:
                     refused.append(f"{model.__name__}.{name}={example!r}")
     # THEN none is refused
     assert refused == []
+
+
+def test_a_connections_futures_last_test_is_documented_with_its_fields(generated: dict) -> None:
+    """A connection's futures_last_test (the original's futures test status and last error, in its connection
+    view) documents its fields, as last_test does, so a client typed from the document reads ok, message and
+    tested_at rather than an untyped object."""
+    schemas = generated["components"]["schemas"]
+    for model in ("ConnectionResponse", "ConnectionEnableResponse"):
+        branches = schemas[model]["properties"]["futures_last_test"]["anyOf"]
+        reference = next(branch["$ref"] for branch in branches if "$ref" in branch)
+        shown = schemas[reference.rsplit("/", 1)[-1]]
+        assert set(shown["properties"]) == {"ok", "category", "message", "can_trade", "tested_at"}, model
+        assert set(shown["required"]) == {"ok", "tested_at"}, model

@@ -633,10 +633,7 @@ export interface components {
             /** Created At */
             created_at: string;
             last_test?: components["schemas"]["ConnectionTestResponse"] | null;
-            /** Futures Last Test */
-            futures_last_test?: {
-                [key: string]: unknown;
-            } | null;
+            futures_last_test?: components["schemas"]["FuturesTestVerdict"] | null;
             /**
              * Kill Switch
              * @default false
@@ -669,6 +666,23 @@ export interface components {
              * @description When a DELETE of this connection began; set only while it has not finished (no order is placed on the connection any more): send the DELETE again to finish it.
              */
             deleting_since?: string | null;
+        };
+        /**
+         * FuturesTestVerdict
+         * @description A connection's last futures test as it keeps it (``futures_last_test``): the verdict, not the balances,
+         *     which go stale. ``category`` and ``message`` say why it failed (``ok`` false).
+         */
+        FuturesTestVerdict: {
+            /** Ok */
+            ok: boolean;
+            /** Category */
+            category?: string | null;
+            /** Message */
+            message?: string | null;
+            /** Can Trade */
+            can_trade?: boolean | null;
+            /** Tested At */
+            tested_at: string;
         };
         /**
          * ConnectionListResponse
@@ -882,10 +896,7 @@ export interface components {
             /** Created At */
             created_at: string;
             last_test?: components["schemas"]["ConnectionTestResponse"] | null;
-            /** Futures Last Test */
-            futures_last_test?: {
-                [key: string]: unknown;
-            } | null;
+            futures_last_test?: components["schemas"]["FuturesTestVerdict"] | null;
             /**
              * Kill Switch
              * @default false

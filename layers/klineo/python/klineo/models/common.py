@@ -30,6 +30,7 @@ from pydantic import (
 from klineo.models.base import BaseModel
 from klineo.models.connection_test import ConnectionTestResponse
 from klineo.models.fields import ApiModel, ConnectionEnvironment, DecimalString
+from klineo.models.futures_account import FuturesTestVerdict
 from klineo.validation import (
     API_KEY_PATTERN,
     CONNECTION_ID_PATTERN,
@@ -160,7 +161,7 @@ class ConnectionResponse(BaseModel):
     futures_enabled: bool
     created_at: str
     last_test: ConnectionTestResponse | None = None
-    futures_last_test: dict[str, Any] | None = None
+    futures_last_test: FuturesTestVerdict | None = None
     kill_switch: bool = False
     max_leverage: int
     max_notional_usdt: DecimalString

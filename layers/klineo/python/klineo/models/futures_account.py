@@ -9,7 +9,7 @@ from pydantic import Field
 
 from klineo.models.base import BaseModel
 
-__all__ = ["FuturesAsset", "FuturesStateResponse", "FuturesTestResponse"]
+__all__ = ["FuturesAsset", "FuturesStateResponse", "FuturesTestResponse", "FuturesTestVerdict"]
 
 
 class FuturesAsset(BaseModel):
@@ -41,6 +41,17 @@ class FuturesTestResponse(BaseModel):
     available_balance: str | None = None
     assets: list[FuturesAsset] = Field(default_factory=list)
     open_positions: int | None = None
+
+
+class FuturesTestVerdict(BaseModel):
+    """A connection's last futures test as it keeps it (``futures_last_test``): the verdict, not the balances,
+    which go stale. ``category`` and ``message`` say why it failed (``ok`` false)."""
+
+    ok: bool
+    category: str | None = None
+    message: str | None = None
+    can_trade: bool | None = None
+    tested_at: str
 
 
 class FuturesStateResponse(BaseModel):

@@ -26,7 +26,12 @@ from klineo.binance import (
     endpoints,
 )
 from klineo.errors import KlineoError
-from klineo.models.futures_account import FuturesAsset, FuturesStateResponse, FuturesTestResponse
+from klineo.models.futures_account import (
+    FuturesAsset,
+    FuturesStateResponse,
+    FuturesTestResponse,
+    FuturesTestVerdict,
+)
 from klineo.services.key_health import READ, note_futures_outcome, note_key_answer
 from klineo.services.risk import HEDGE, MODE_NAMES, ONE_WAY, check_leverage_setting
 from klineo.services.symbol_settings import NO_NEED_TO_CHANGE, binance_code, futures_client
@@ -156,9 +161,7 @@ def run_futures_test(
 
 def stored_test(result: FuturesTestResponse) -> dict[str, Any]:
     """What futures_last_test keeps: the verdict, not the balances (they go stale)."""
-    return result.model_dump(
-        include={"ok", "category", "message", "can_trade", "tested_at"}, exclude_none=True
-    )
+    return result.model_dump(include=set(FuturesTestVerdict.model_fields), exclude_none=True)
 
 
 def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
