@@ -151,3 +151,28 @@ def test_a_position_gone_while_its_stops_cannot_be_read_is_unknown(runner) -> No
     closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
     assert [e.details["cause"] for e in closed] == ["unknown"]
     assert runner.stored(USER, sid).live_position == 0
+
+
+def test_an_old_stop_kept_after_its_failed_cancel_that_fires_closes_as_protective(runner) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % whose stop moved to 5 %, Binance failing the old stop's cancel
+    (kept in ``superseded``, still armed) WHEN that old stop fires THEN the turn that finds the position gone
+    says a protective order closed it (before: "manual", the old stop not among the stops read)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="3")
+    ticks = tick_times(3)
+    runner.run_tick(ticks[0])
+    old_stop = protective_client_algo_id(runner.runs(sid)[0].order["client_order_id"], "stop_loss")
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"stop_loss_pct": Decimal(5)})
+    runner.sim.faults.add("http_503_unavailable", count=50, method="DELETE", path="/fapi/v1/algoOrder")
+    runner.run_tick(ticks[1])  # the stop re-priced to 5 %, the old one's cancel failed
+    runner.sim.faults.clear()
+    assert runner.stored(USER, sid).protective["superseded"] == [old_stop]
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.97")))  # past the old 2 %, not the new 5 %
+    assert _exchange_position(runner) == 0
+    assert algo_orders(runner, "futures-full")[old_stop].status != "NEW"
+
+    runner.run_tick(ticks[2])
+
+    closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
+    assert [e.details["cause"] for e in closed] == ["protective"]

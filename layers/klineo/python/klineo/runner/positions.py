@@ -21,10 +21,12 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
   the user's own, never the strategy's long) with clientOrderId ``autoclose-…`` is a liquidation,
   ``adl_autoclose`` an ADL;
   otherwise, when a protective order the strategy placed stood (``standing_stops``: any of an armed
-  record; of one not armed, its entry's orders refused or kept off in part, one Binance took), those are
-  read on Binance (GET /fapi/v1/algoOrder, weight 1 each, and a fired one's order, weight 1; only then):
-  "protective" when one of them fired and its order executed, "manual" when none did (a close by hand, or
-  by another order of the account, while the stops stood), "unknown" when one could not be read; with no
+  record; of one not armed, its entry's orders refused or kept off in part, one Binance took; and beside
+  them an earlier one whose cancel failed, ``superseded``, or one an unfinished re-pricing placed, each one
+  Binance took: ``closing_stops``), those are read on Binance (GET /fapi/v1/algoOrder, weight 1 each, and
+  a fired one's order, weight 1; only then): "protective" when one of them fired and its order executed,
+  "manual" when none did (a close by hand, or by another order of the account, while the stops stood),
+  "unknown" when one could not be read; with no
   stop standing, "manual". A liquidation or
   ADL closed the strategy's own position: its fills (userTrades, weight 5 per forced order) go into the
   strategy's live PnL in the correction's write (``klineo.runner.pnl.forced_fills``), as a stop's are
@@ -67,7 +69,7 @@ from typing import Any
 from klineo.binance import Market, get_client
 from klineo.binance.endpoints import futures_force_orders, futures_position_risk
 from klineo.errors import ErrorCategory, KlineoError
-from klineo.runner.reprice import armed_ids, named_ids
+from klineo.runner.reprice import armed_ids, named_ids, unrecorded_ids
 from klineo.services.key_health import READ, note_key_outcome
 from klineo.services.orders import OrderResult
 from klineo.store.connections import Connection, connection_credentials
@@ -80,6 +82,7 @@ __all__ = [
     "POSITION_READ_WEIGHT",
     "PositionBook",
     "closing_cause",
+    "closing_stops",
     "forced_booked",
     "forced_closes",
     "forced_order_record",
@@ -221,20 +224,38 @@ def forced_order_record(connection: Connection, order: dict[str, Any],
 def closing_cause(connection: Connection, strategy: Strategy, forced: list[dict[str, Any]]) -> str:
     """liquidation, adl, protective, manual or unknown: who closed the strategy's position, as Binance says
     (see the module doc), given the forced orders since its last own fill not counted before
-    (``forced_closes``). Without one, the stops its record has standing (``standing_stops`` with ``fired``)
-    are read on Binance (``stop_filled``): protective only when one of them fired and executed."""
+    (``forced_closes``). Without one, the stops its record has standing (``closing_stops``: with the
+    earlier ones kept after a failed cancel and an unfinished re-pricing's) are read on Binance
+    (``stop_filled``): protective only when one of them fired and executed."""
     if forced:
         cause = _forced_cause(forced[-1])
         assert cause is not None
         return cause
-    stops = standing_stops(strategy.user_id, strategy.protective, fired=True)
+    stops = closing_stops(strategy.user_id, strategy.protective)
     if not stops:
         return "manual"
     # Loaded here: only a position found closed while its stops stood reaches this line (cold start).
     from klineo.services.strategy_protection import stop_filled
 
-    filled = stop_filled(connection, stops.values())
+    filled = stop_filled(connection, stops)
     return "unknown" if filled is None else "protective" if filled else "manual"
+
+
+def closing_stops(user_id: str, record: dict[str, Any] | None) -> list[str]:
+    """The clientAlgoIds of every stop of the strategy's that may have closed its position: the ones its
+    record has standing (``standing_stops`` with ``fired``), and those it keeps beside them that Binance took
+    and that stand or fired by their order records (``stops_standing``): an earlier order whose cancel
+    failed (``superseded``: a re-pricing or a reduction replaced it, it stayed armed) and one an unfinished
+    re-pricing placed (``unrecorded_ids``)."""
+    stops = list(standing_stops(user_id, record, fired=True).values())
+    kept = [str(i) for i in [*((record or {}).get("superseded") or []), *unrecorded_ids(record)]]
+    kept = list(dict.fromkeys(i for i in kept if i not in stops))
+    if not kept:
+        return stops
+    # Loaded here: only a record keeping such orders reaches this line (cold start).
+    from klineo.services.strategy_protection import stops_standing
+
+    return stops + list(stops_standing(user_id, {i: i for i in kept}, fired=True).values())
 
 
 def standing_stops(user_id: str, record: dict[str, Any] | None, *, fired: bool = False) -> dict[str, str]:
