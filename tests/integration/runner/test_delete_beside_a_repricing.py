@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from klineo.services.protective_siblings import protective_client_algo_id
 from klineo.store import aws as aws_clients
 
@@ -139,3 +140,45 @@ def test_a_turn_that_replaces_a_stop_between_the_deletes_read_and_write_leaves_n
     assert _algos(runner)[old].status == "CANCELED"
     assert _open_ids(runner) == sorted([protective_client_algo_id(entry, "stop_loss", 1),
                                         protective_client_algo_id(entry, "take_profit")])
+
+
+# A re-priced take-profit Binance did not answer for (the stop-loss beside it placed): unavailable (503, not
+# taken), or taken with its answer lost and not readable (a timeout, then every read failing).
+UNANSWERED_TAKE_PROFIT = {
+    "unavailable": [("http_503_unavailable", {"method": "POST", "after": 1, "count": 50})],
+    "answer_lost": [("timeout_1007", {"method": "POST", "after": 1, "count": 1, "execute": True}),
+                    ("http_503_unavailable", {"method": "GET", "count": 50})],
+}
+
+
+@pytest.mark.parametrize("case", UNANSWERED_TAKE_PROFIT)
+def test_a_repricing_failing_after_its_strategy_was_deleted_cancels_what_it_placed(runner, monkeypatch,
+                                                                                    case) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % moved to SL 1 % / TP 5 % WHEN the strategy is deleted while the
+    turn's re-pricing is placing them, the new stop-loss placed and Binance failing the new take-profit
+    (unavailable, or taken with its answer lost) THEN the turn, finding no strategy to keep its claim on,
+    cancels what it placed, looking up the one whose outcome it does not know: only the entry's stop-loss and
+    take-profit stay armed (before: the new stop-loss stayed armed, nobody's)."""
+    from klineo.services import strategy_protection
+
+    first, second = _ticks(runner, 2)
+    sid, entry, _fill = _guarded_long(runner, first, stop_loss_pct="2", take_profit_pct="3")
+    _patch(runner, sid, {"stop_loss_pct": "1", "take_profit_pct": "5"})
+    real_arm = strategy_protection.arm_strategy_protection
+    deletes: list[dict[str, Any]] = []
+
+    def arm_after_a_delete(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("generation") and not deletes:
+            deletes.append(Api(runner.invoke).delete(USER, sid))
+            for kind, where in UNANSWERED_TAKE_PROFIT[case]:
+                runner.sim.faults.add(kind, path=ALGO_PATH, **where)
+        return real_arm(connection, *args, **kwargs)
+
+    monkeypatch.setattr(strategy_protection, "arm_strategy_protection", arm_after_a_delete)
+    runner.run_tick(second)
+    runner.sim.faults.clear()
+
+    assert [d["statusCode"] for d in deletes] == [204], deletes
+    assert runner.stored(USER, sid) is None
+    assert _open_ids(runner) == sorted(protective_client_algo_id(entry, role)
+                                       for role in ("stop_loss", "take_profit"))

@@ -42,7 +42,8 @@ order each role has armed: ``orders`` = {role: generation of its clientAlgoId}
    than is left are then re-placed for it in the same turn ("What is left"); an entry's own order that a
    transient failure kept off (never refused) is still placed at its earlier level on the next turns
    (``LiveReprice.rearm``), as without the change. A transient failure keeps the claim: the next turn
-   resumes it. An earlier order counts only where it stands on Binance
+   resumes it (its strategy deleted meanwhile, or a newer claim written: what it placed is cancelled, as in
+   step 3). An earlier order counts only where it stands on Binance
    (``standing_earlier``): each one an armed record names; of a record not armed (the entry's orders
    refused for good in part, or kept off by a failure), only those still open by their order records, never
    one Binance refused or never took. When a role Binance placed had no earlier order standing (from no
@@ -756,13 +757,17 @@ class LiveReprice:
             self.record["superseded"] = sorted(superseded)
 
     def failed(self, record: dict[str, Any], new: dict[str, Decimal], message: str, category: str) -> bool:
-        """The old orders stay: ``record`` (the claim kept or dropped) with an error event."""
+        """The old orders stay: ``record`` (the claim kept or dropped) with an error event. Not written as
+        the strategy was deleted meanwhile (or a newer claim won), what the claim kept placed is nobody's: it
+        is cancelled (``drop_if_superseded``), an order whose outcome is not known looked up by its cancel."""
         logger.warning("protective orders not re-priced", extra={
             "strategy_id": self.strategy.strategy_id, "category": category})
         if self.record.get("superseded"):
             record["superseded"] = self.record["superseded"]
         if self.write(record, [self.error_event(new, message, category)]):
             self.record = record
+        elif record.get("repricing"):
+            self.drop_if_superseded(record["repricing"])
         return True
 
     def error_event(self, new: dict[str, Decimal], message: str, category: str) -> StrategyEvent:
