@@ -20,6 +20,7 @@ from tests.integration.runner.test_protective_reprice import _kept_off_at_entry
 USER = "user-runner-stopped-out"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
 ALWAYS_SHORT = {"period": 14, "oversold": 0.001, "overbought": 0.01}
+ALGO_PATH = "/fapi/v1/algoOrder"
 
 
 def _exchange_position(runner) -> Decimal:
@@ -176,3 +177,61 @@ def test_an_old_stop_kept_after_its_failed_cancel_that_fires_closes_as_protectiv
 
     closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
     assert [e.details["cause"] for e in closed] == ["protective"]
+
+
+def _stopped_out_unread(runner) -> tuple[str, list[int]]:
+    """A live long (SL 2 % / TP 3 %) its stop-loss closed, found gone by a turn for which Binance failed every
+    read of its algo orders (the cause "unknown"): (the strategy, the next ticks, 6 of them)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="3")
+    ticks = tick_times(8)
+    runner.run_tick(ticks[0])
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.97")))  # the stop-loss fires
+    runner.sim.faults.add("http_503_unavailable", count=50, method="GET", path=ALGO_PATH, delay_ms=0)
+    runner.run_tick(ticks[1])
+    runner.sim.faults.clear()
+    return sid, ticks[2:]
+
+
+def test_an_unknown_closing_cause_is_settled_once_by_the_next_turn_that_reads_the_stops(runner) -> None:
+    """GIVEN a live long closed by its stop-loss, found gone while Binance failed every read of its stops (the
+    position_closed cause "unknown") WHEN the next turn reads them THEN one close_cause_settled event says
+    "protective", naming that close, and no later turn reads or tells it again (before: unknown for good)."""
+    sid, ticks = _stopped_out_unread(runner)
+    [closed] = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
+    assert closed.details["cause"] == "unknown"
+
+    runner.run_tick(ticks[0])
+    reads = runner.sim.faults.add("http_503_unavailable", count=50, method="GET", path="/fapi/v1/algoOrder",
+                                  delay_ms=0)
+    runner.run_tick(ticks[1])
+
+    settled = [e for e in list_events(sid, 50).events if e.kind == "close_cause_settled"]
+    assert [(e.details["cause"], e.details["position_closed_at"]) for e in settled] == [
+        ("protective", closed.at_ms)]
+    assert reads.count == 50, "a settled cause was read again"
+    assert runner.stored(USER, sid).unknown_close is None
+
+
+def test_an_unknown_closing_cause_binance_never_answers_for_is_read_a_bounded_number_of_turns(runner) -> None:
+    """GIVEN a live long whose close's cause is "unknown" WHEN Binance keeps failing every read of its stops
+    THEN the next UNKNOWN_CLOSE_READS turns read them, and no turn after: the cause stays unknown, nothing is
+    told, nothing kept to read."""
+    from klineo.runner.positions import UNKNOWN_CLOSE_READS
+
+    sid, ticks = _stopped_out_unread(runner)
+    reads = runner.sim.faults.add("http_503_unavailable", count=500, method="GET", path="/fapi/v1/algoOrder",
+                                  delay_ms=0)
+    for tick in ticks[:UNKNOWN_CLOSE_READS]:
+        before = reads.count
+        runner.run_tick(tick)
+        assert reads.count < before, "a turn did not read the stops of the unknown close"
+    assert runner.stored(USER, sid).unknown_close is None
+    read = reads.count
+    for tick in ticks[UNKNOWN_CLOSE_READS:]:
+        runner.run_tick(tick)
+    runner.sim.faults.clear()
+
+    assert reads.count == read, "the stops were read past the bound"
+    assert [e for e in list_events(sid, 50).events if e.kind == "close_cause_settled"] == []

@@ -92,7 +92,9 @@ class EventResponse(BaseModel):
                     "fills_booked (Binance's fills of a live order replaced the estimate its PnL counted: "
                     "realised_pnl and fees, exact and estimated), still_paused (the connection's enable "
                     "left paused a strategy its disable had paused: the field and message a resume is "
-                    "refused with).")
+                    "refused with), close_cause_settled (a position_closed whose cause was unknown, its "
+                    "stops not readable then, as a later run read them: cause protective or manual, "
+                    "position_closed_at naming that event's at).")
     at: int = Field(description="epoch ms: the candle's close time, or when it happened")
     details: dict[str, Any] = Field(description="What the kind carries, e.g. a paused event's reason and "
                                                 "message")

@@ -173,6 +173,7 @@ from klineo.runner.pnl import (
     read_fills,
 )
 from klineo.runner.positions import (
+    UNKNOWN_CLOSE_READS,
     PositionBook,
     closing_cause,
     forced_booked,
@@ -181,6 +182,7 @@ from klineo.runner.positions import (
     position_left,
     purged_order_position,
     standing_stops,
+    stops_cause,
 )
 from klineo.runner.reprice import (
     LiveReprice,
@@ -260,6 +262,7 @@ from klineo.store.runs import (
     record_skip,
     set_protective,
     settle_live_order,
+    settle_unknown_close,
 )
 from klineo.store.strategies import PAUSED, PendingOrder, Strategy, from_item, get_strategy, pause_strategy
 from klineo.strategies import (
@@ -812,9 +815,11 @@ class _Turn:
         if left is None:
             return False
         forced = forced_closes(trading.connection, strategy, side)
-        cause = closing_cause(trading.connection, strategy, forced)  # read before its stops are cancelled
+        cause, stops = closing_cause(trading.connection, strategy, forced)  # read before they are cancelled
         book, records = self.forced_book(trading, forced, (belief, left))
         sets = {**((_legacy_paper_moved(strategy) if left == 0 else None) or {}), **book}
+        if cause == "unknown":  # its stops read again by the next turns (``settle_close_cause``)
+            sets["unknown_close"] = {"at": self.close_time, "stops": stops, "reads": 0}
         if forced:  # counted in this write: never again by a later correction (``forced_closes``)
             sets["forced_booked"] = forced_booked(strategy, forced)
         booked = {"realised_pnl": sets["live_book"]["realised_pnl"]} if "live_book" in sets else {}
@@ -832,6 +837,20 @@ class _Turn:
         if not written and again and not moved_on:  # refused by a forced order's record alone
             self.verify_position(trading, again=False)
         return True
+
+    def settle_close_cause(self, trading: TradingContext) -> None:
+        """Read again the stops of a close whose cause was unknown (``unknown_close``, runner.positions):
+        Binance answering for all, one ``close_cause_settled`` event (protective or manual, naming the close)
+        in the write that removes it; else the read counted, and removed unsettled after
+        ``UNKNOWN_CLOSE_READS`` turns. Once: the write holds the ``unknown_close`` read."""
+        strategy, seen = self.strategy, self.strategy.unknown_close
+        assert seen is not None
+        cause = stops_cause(trading.connection, [str(i) for i in seen.get("stops") or []])
+        reads = int(seen.get("reads", 0)) + 1
+        after = None if cause is not None or reads >= UNKNOWN_CLOSE_READS else {**seen, "reads": reads}
+        events = [self.make_event("close_cause_settled", cause=cause, position_closed_at=int(seen["at"]))
+                  ] if cause is not None else []
+        settle_unknown_close(strategy.user_id, strategy.strategy_id, seen, after, events)
 
     def forced_book(self, trading: TradingContext, forced: list[dict[str, Any]],
                     moved: tuple[Decimal, Decimal]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -873,6 +892,8 @@ class _Turn:
         if leaves_no_side(strategy.settings.direction, strategy.parameters):  # stored before it was refused
             return self.skip(NO_SIDE_TO_TRADE, pause_reason=NO_SIDE_TO_TRADE,
                              message=f"Paused: {NO_SIDE_LEFT}, then resume it.")
+        if self.live and strategy.unknown_close:  # a close whose cause was unknown: read its stops again
+            self.settle_close_cause(trading)
         decision = self.decide()
         if isinstance(decision, str):
             return self.skip(INVALID_PARAMETERS, pause_reason=INVALID_PARAMETERS, message=decision)

@@ -27,10 +27,13 @@ side the belief is on (LONG for a long, SHORT for a short: the other side is not
   a fired one's order, weight 1; only then): "protective" when one of them fired and its order executed,
   "manual" when none did (a close by hand, or by another order of the account, while the stops stood),
   "unknown" when one could not be read; with no
-  stop standing, "manual". A liquidation or
-  ADL closed the strategy's own position: its fills (userTrades, weight 5 per forced order) go into the
-  strategy's live PnL in the correction's write (``klineo.runner.pnl.forced_fills``), as a stop's are
-  booked by the reconciler; a manual trade is the user's own, not counted. Once: that write also records
+  stop standing, "manual". An unknown cause is settled later: the correction keeps the stops read
+  (``unknown_close``), and each next turn of the strategy reads them (only then; ``stops_cause``) until
+  Binance answers for all, at most ``UNKNOWN_CLOSE_READS`` turns; the turn that reads them removes it in one
+  write with a ``close_cause_settled`` event (protective or manual, naming the close), so once.
+  A liquidation or ADL closed the strategy's own position: its fills (userTrades, weight 5 per forced order)
+  go into the strategy's live PnL in the correction's write (``klineo.runner.pnl.forced_fills``), as a stop's
+  are booked by the reconciler; a manual trade is the user's own, not counted. Once: that write also records
   the forced orders it counted (``forced_booked``: the last one's time, the ids made then), and a later
   correction (the rest of a partly liquidated position closed) reads the forced orders after them only.
   While Binance lists fewer of their fills than they executed, the book counts an estimate, kept in the
@@ -80,6 +83,7 @@ from klineo.timestamps import utc_iso
 __all__ = [
     "FORCE_ORDERS_WEIGHT",
     "POSITION_READ_WEIGHT",
+    "UNKNOWN_CLOSE_READS",
     "PositionBook",
     "closing_cause",
     "closing_stops",
@@ -89,10 +93,15 @@ __all__ = [
     "position_left",
     "purged_order_position",
     "standing_stops",
+    "stops_cause",
 ]
 
 POSITION_READ_WEIGHT = 5
 FORCE_ORDERS_WEIGHT = 20
+# How many of a strategy's next turns read the stops of a close whose cause was unknown (``unknown_close``)
+# before it stays unknown: a stop Binance no longer knows is never read, and a failing read is not tried
+# every turn for good.
+UNKNOWN_CLOSE_READS = 3
 
 
 @dataclass
@@ -221,24 +230,29 @@ def forced_order_record(connection: Connection, order: dict[str, Any],
     )
 
 
-def closing_cause(connection: Connection, strategy: Strategy, forced: list[dict[str, Any]]) -> str:
-    """liquidation, adl, protective, manual or unknown: who closed the strategy's position, as Binance says
+def closing_cause(connection: Connection, strategy: Strategy,
+                  forced: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """(liquidation, adl, protective, manual or unknown: who closed the strategy's position, as Binance says
     (see the module doc), given the forced orders since its last own fill not counted before
-    (``forced_closes``). Without one, the stops its record has standing (``closing_stops``: with the
-    earlier ones kept after a failed cancel and an unfinished re-pricing's) are read on Binance
+    (``forced_closes``); the stops read). Without one, the stops its record has standing (``closing_stops``:
+    with the earlier ones kept after a failed cancel and an unfinished re-pricing's) are read on Binance
     (``stop_filled``): protective only when one of them fired and executed."""
     if forced:
         cause = _forced_cause(forced[-1])
         assert cause is not None
-        return cause
+        return cause, []
     stops = closing_stops(strategy.user_id, strategy.protective)
-    if not stops:
-        return "manual"
+    return (stops_cause(connection, stops) or "unknown") if stops else "manual", stops
+
+
+def stops_cause(connection: Connection, stops: list[str]) -> str | None:
+    """protective when one of ``stops`` fired and its order executed, as Binance says now (``stop_filled``),
+    manual when none did, None when one could not be read."""
     # Loaded here: only a position found closed while its stops stood reaches this line (cold start).
     from klineo.services.strategy_protection import stop_filled
 
     filled = stop_filled(connection, stops)
-    return "unknown" if filled is None else "protective" if filled else "manual"
+    return None if filled is None else "protective" if filled else "manual"
 
 
 def closing_stops(user_id: str, record: dict[str, Any] | None) -> list[str]:

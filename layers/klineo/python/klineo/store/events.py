@@ -26,6 +26,9 @@ What the runner and the API saw and did, one item per event, never updated:
     still_paused      the connection's enable left paused a strategy its disable had paused: a resume would
                       be refused now (its reason, the refusal's field and message;
                       ``klineo.services.key_health``)
+    close_cause_settled  a position_closed whose cause was "unknown" (its stops could not be read then), as
+                      a later turn read its stops on Binance (cause: protective or manual;
+                      position_closed_at: that event's time)
 
 Exactly once: an event of a candle has a key derived from (candle close time, kind, tag). A turn that
 makes a second event of the same kind and tag on one candle (two gates refusing, a refused flip's new side
@@ -82,11 +85,11 @@ __all__ = [
 ]
 
 # The kinds, in the order they happen within one candle (the key's step number). A kind added later
-# goes last (protective_repriced, paper_reset, fills_booked, still_paused): the step numbers of the keys
-# already stored never change.
+# goes last (protective_repriced, paper_reset, fills_booked, still_paused, close_cause_settled): the step
+# numbers of the keys already stored never change.
 EVENT_KINDS = ("position_closed", "protective_triggered", "signal", "risk_block", "order_submit",
                "order_fill", "protective_placed", "error", "paused", "resumed", "protective_repriced",
-               "paper_reset", "fills_booked", "still_paused")
+               "paper_reset", "fills_booked", "still_paused", "close_cause_settled")
 _PREFIX = "EVT#"
 # The shape of every event's sort key (``StrategyEvent.sort_key``): what an events cursor may name.
 EVENT_KEY = re.compile(_PREFIX + r"\d{13}#\d{2}#(?:" + "|".join(EVENT_KINDS) + r")#[!-~]*")

@@ -122,6 +122,7 @@ __all__ = [
     "set_paper_book",
     "set_protective",
     "settle_live_order",
+    "settle_unknown_close",
 ]
 
 _log = logging.getLogger(__name__)
@@ -683,6 +684,19 @@ def clear_reentry_block(user_id: str, strategy_id: str) -> bool:
     """
     update = Update(removes=["reentry_block", "reentry_block_mode"])
     return not _commit([("strategy", _strategy_update(user_id, strategy_id, update, "attribute_exists(pk)"))])
+
+
+def settle_unknown_close(user_id: str, strategy_id: str, seen: Mapping[str, Any],
+                         after: Mapping[str, Any] | None, events: Iterable[StrategyEvent] = ()) -> bool:
+    """Replace the strategy's ``unknown_close`` (a close whose cause could not be read,
+    ``klineo.runner.positions``) read as ``seen`` by ``after`` (None: removed, settled or read enough), with
+    ``events`` (the one that settles it), in one transaction; False when it is no longer ``seen`` (another
+    attempt did it). Leaves ``updated_at`` alone, as ``clear_reentry_block``: the turn writes on with the one
+    it read."""
+    update = Update(sets={"unknown_close": dict(after)}) if after else Update(removes=["unknown_close"])
+    write = _strategy_update(user_id, strategy_id, update, "#unknown_close = :seen_close",
+                             **{":seen_close": to_attr(dict(seen))})
+    return not _commit([("strategy", write), *_events(events, write_time())])
 
 
 def set_protective(user_id: str, strategy_id: str, protective: Mapping[str, Any] | None, *, held: Decimal,

@@ -11,8 +11,8 @@ Two kinds of writers touch a strategy item, on separate attributes:
 - the API (``put_new_strategy``, ``update_settings``, ``delete_strategy``): what the user chose;
 - the runner (``klineo.store.runs``): ``live_position``, ``paper_position``, ``last_close``,
   ``pending`` (a live order between claim and settlement), ``key_failures``, ``failed_runs``
-  (``klineo.runner.failures``), ``reentry_block``, ``protective``, ``last_fill_ms``, ``forced_booked``, and
-  ``status``
+  (``klineo.runner.failures``), ``reentry_block``, ``protective``, ``last_fill_ms``, ``forced_booked``,
+  ``unknown_close``, and ``status``
   when it pauses a strategy whose keys or runs keep failing (with ``leverage_refused`` for a leverage its
   symbol refuses).
 Every write is an UpdateItem of its own attributes (or a conditional put of a new item), so
@@ -266,6 +266,9 @@ class Strategy:
     # The liquidation / ADL orders a correction of the live position counted last (klineo.runner.positions:
     # {"time": ms, "order_ids": [...]}), never counted again.
     forced_booked: dict[str, Any] | None = None
+    # A close of the live position whose cause could not be read (klineo.runner.positions: {"at": the
+    # position_closed event's time, "stops": the clientAlgoIds to read, "reads": turns that read them since}).
+    unknown_close: dict[str, Any] | None = None
     paper_book: dict[str, Any] | None = None  # klineo.runner.paper: entry_price, gross_pnl, fees
     live_book: dict[str, Any] | None = None  # klineo.runner.pnl: entry_price, realised_pnl, fees
     # The leverage its symbol refused when the runner paused it for that (leverage_above_symbol_max):
@@ -347,6 +350,7 @@ def from_item(item: Mapping[str, Any]) -> Strategy:
         live_book=dict(data["live_book"]) if data.get("live_book") else None,
         last_fill_ms=int(data["last_fill_ms"]) if data.get("last_fill_ms") is not None else None,
         forced_booked=dict(data["forced_booked"]) if data.get("forced_booked") else None,
+        unknown_close=_integral(dict(data["unknown_close"])) if data.get("unknown_close") else None,
         leverage_refused=dict(data["leverage_refused"]) if data.get("leverage_refused") else None,
     )
 
