@@ -15,7 +15,7 @@ from klineo.store.events import list_events
 from klineo.store.strategies import update_settings as update_strategy
 
 from tests.integration.runner.conftest import algo_orders, tick_times
-from tests.integration.runner.test_protective_reprice import _kept_off_at_entry
+from tests.integration.runner.test_protective_reprice import _crash_on_finish, _kept_off_at_entry
 
 USER = "user-runner-stopped-out"
 ALWAYS_LONG = {"period": 14, "oversold": 99.99, "overbought": 99.999}
@@ -178,6 +178,31 @@ def test_an_old_stop_kept_after_its_failed_cancel_that_fires_closes_as_protectiv
     closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
     assert [e.details["cause"] for e in closed] == ["protective"]
 
+
+
+def test_a_stop_an_unfinished_repricing_placed_that_fires_closes_as_protective(runner, monkeypatch) -> None:
+    """GIVEN a live long with SL 2 % / TP 3 % whose stop moved to 1 %, the turn lost right after the new stop
+    was placed (claimed in ``protective.repricing``, never recorded) WHEN that new stop fires THEN the turn
+    that finds the position gone says a protective order closed it (before: "manual", the claimed stop not
+    among the stops read)."""
+    sid = runner.strategy(USER, runner.connection(USER), type="rsi_threshold", parameters=ALWAYS_LONG,
+                          direction="long", stop_loss_pct="2", take_profit_pct="3")
+    ticks = tick_times(3)
+    runner.run_tick(ticks[0])
+    entry = runner.runs(sid)[0].order["client_order_id"]
+    update_strategy(USER, sid, runner.stored(USER, sid), changes={"stop_loss_pct": Decimal(1)})
+    _crash_on_finish(monkeypatch)
+    runner.run_tick(ticks[1])
+    assert runner.stored(USER, sid).protective["repricing"]["roles"] == ["stop_loss"]
+    mark = Decimal(str(runner.sim.mark_price("BTCUSDT")))
+    runner.sim.set_mark_price("BTCUSDT", float(mark * Decimal("0.985")))  # past the new 1 %, not the old 2 %
+    assert _exchange_position(runner) == 0
+    assert algo_orders(runner, "futures-full")[protective_client_algo_id(entry, "stop_loss")].status == "NEW"
+
+    runner.run_tick(ticks[2])
+
+    closed = [e for e in list_events(sid, 50).events if e.kind == "position_closed"]
+    assert [e.details["cause"] for e in closed] == ["protective"]
 
 def _stopped_out_unread(runner) -> tuple[str, list[int]]:
     """A live long (SL 2 % / TP 3 %) its stop-loss closed, found gone by a turn for which Binance failed every
