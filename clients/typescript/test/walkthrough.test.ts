@@ -75,7 +75,7 @@ test("the README walkthrough: connection, test, balance, futures, idempotent ord
 
   const balance = await call(api.GET("/exchange-connections/{id}/balance", path));
   const assets = new Map(balance.balances.map((b) => [b.asset, b.free]));
-  assert.equal(assets.get("USDT"), "10000.00000000");
+  assert.equal(assets.get("USDT"), "10000"); // trimmed, as every amount the API answers
   assert.equal(assets.has("BNB"), false);
 
   const futures = await call(api.POST("/exchange-connections/{id}/futures/enable", path));
