@@ -101,6 +101,9 @@ test("the README walkthrough: connection, test, balance, futures, idempotent ord
       },
     }),
   );
+  // A strategy decides first on the first candle that closes after it was created: a tick in the minute
+  // it was created leaves it out. So wait for the next minute's candle to close, as the README does.
+  await new Promise((resolve) => setTimeout(resolve, 60_000 - (Date.now() % 60_000) + 1_000));
   // The tick is a local-only route (not in the deployed API, so not in the client): plain fetch.
   const tick = await fetch(`${API}/__local__/scheduler/tick`, { method: "POST" });
   assert.equal(tick.status, 200, await tick.clone().text());
