@@ -74,6 +74,7 @@ def test_readme_walkthrough_runs_as_written(stack: RunningStack) -> None:
         '"margin_type": "isolated"',
         '"source": "placed"',
         "over-limit: 422",
+        '"category": "order_rejected"',
         '"field": "max_notional_usdt"',
         '"source": "existing"',
         '"origin": "api"',
