@@ -39,7 +39,8 @@
   before signing and asks for its version, so no container signs with a cached old key after the switch.
   Id, settings and strategies are kept.
 - ``enable_connection`` (POST .../enable): the tests on the stored keys; when they pass the
-  disabled state and the failure count are cleared (while the connection still names the key tested,
+  disabled state and the failure count are cleared, and the position mode the futures test read is stored
+  (the account may have been switched on Binance meanwhile) (while the connection still names the key tested,
   else a retryable 409 naming connection_id: enable again), and the strategies the disabling paused are
   resumed, those a resume by the user would be allowed now (``strategy_updates.require_may_activate``:
   a live one above a max_leverage lowered meanwhile, or one whose symbol stopped taking MARKET orders,
@@ -251,11 +252,13 @@ def enable_connection(user_id: str, connection_id: str) -> ConnectionEnableRespo
     creds = connection_credentials(connection)
     passed = _require_tests_pass(connection, creds, "The connection stays disabled")
     # Written only while the connection still names the key tested: a key replaced meanwhile is a 409. The
-    # futures test it ran (futures enabled) is recorded in the same write, as the spot one.
+    # futures test it ran (futures enabled) is recorded in the same write, as the spot one, and so is the
+    # position mode it read: the account may have been switched while the connection was disabled.
     updated = connection_store.clear_disabled(user_id, connection_id, passed.last_test,
                                               binance_uid=passed.uid,
                                               tested_version=connection.credentials_version,
-                                              futures_last_test=passed.futures_last_test)
+                                              futures_last_test=passed.futures_last_test,
+                                              position_mode=passed.position_mode)
     resumed, refused = resume_connection_strategies(updated)
     counts = {"resumed_strategies": len(resumed), "still_paused": len(refused)}
     logger.info("connection enabled", extra={"connection_id": connection_id, **counts})

@@ -580,15 +580,18 @@ def disable_connection(user_id: str, connection_id: str, reason: str,
 
 def clear_disabled(user_id: str, connection_id: str, last_test: dict[str, Any],
                    binance_uid: int | None = None, tested_version: object = _ANY_VERSION,
-                   futures_last_test: dict[str, Any] | None = None) -> Connection:
+                   futures_last_test: dict[str, Any] | None = None,
+                   position_mode: str | None = None) -> Connection:
     """Switch the connection on again after a passing test: no disabled state, no failure count, the
-    test's result (``last_test``, and ``futures_last_test`` when futures were tested too), the
+    test's result (``last_test``, and ``futures_last_test`` when futures were tested too), the account's
+    ``position_mode`` as that futures test read it (when it said), the
     account's ``binance_uid`` when the item has none; 409 while it is being deleted; with ``tested_version``
     (the key version that passed, None: an unversioned connection's), only while the item names it, else
     ``_key_replaced`` (ENABLED_BY_OLD_KEY), nothing written: the new key stays as its replacement left it
     (disabled, its own test and count), as the enable tested the old one."""
     tests = {"last_test": last_test, **({} if futures_last_test is None else
-                                        {"futures_last_test": futures_last_test})}
+                                        {"futures_last_test": futures_last_test}),
+             **({} if position_mode is None else {"position_mode": position_mode})}
     update = Update(sets={**_KEY_COUNTS, **tests},
                     removes=["disabled_at", "disabled_reason"], defaults=_uid_if_absent(binance_uid))
     try:
