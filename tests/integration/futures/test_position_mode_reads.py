@@ -37,3 +37,16 @@ def test_an_enable_stores_the_position_mode_its_futures_test_read(sim_env, invok
     long = order_body(futures_connection.id, positionSide="LONG")
     placed = invoke("futures_order", order_event(long, key=new_key()))
     assert placed["statusCode"] == 200, placed["body"]
+
+
+def test_a_futures_test_stores_the_position_mode_it_read(sim_env, invoke, futures_connection):
+    """POST .../futures/test of a connection whose account was switched to hedge mode outside KLINEO stores
+    hedge, the mode its accountConfig read said (before: only futures_last_test was recorded, the stale
+    one_way kept, so the next orders carried positionSide BOTH, which Binance refuses in hedge mode)."""
+    _switch_outside_klineo(sim_env)
+
+    tested = invoke("futures_test", connection_event("futures_test", futures_connection.id, USER_A,
+                                                     "/futures/test"))
+
+    assert tested["statusCode"] == 200 and body_of(tested)["ok"] is True, tested["body"]
+    assert get_connection(USER_A, futures_connection.id).position_mode == "hedge"

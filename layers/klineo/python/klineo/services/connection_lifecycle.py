@@ -80,11 +80,12 @@ from klineo.services.connections import (
 from klineo.services.futures_account import (
     apply_position_mode,
     hedge_mode_of,
+    mode_name,
     run_futures_test,
     stored_test,
 )
 from klineo.services.key_health import resume_connection_strategies
-from klineo.services.risk import HEDGE, ONE_WAY, check_leverage_setting
+from klineo.services.risk import check_leverage_setting
 from klineo.services.strategy_connection import check_settings_change
 from klineo.services.symbol_settings import futures_client
 from klineo.store import connections as connection_store
@@ -200,9 +201,8 @@ def _require_tests_pass(connection: Connection, creds: Any, what: str) -> _Passe
             retryable=error.retryable,
             retry_after=error.retry_after,
         )
-    hedge = hedge_mode_of(config)
-    return _Passed(result.model_dump(mode="json"), stored_test(futures),
-                   None if hedge is None else HEDGE if hedge else ONE_WAY, tested.uid)
+    return _Passed(result.model_dump(mode="json"), stored_test(futures), mode_name(hedge_mode_of(config)),
+                   tested.uid)
 
 
 def replace_credentials(

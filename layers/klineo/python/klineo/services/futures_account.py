@@ -58,6 +58,7 @@ __all__ = [
     "disable_futures",
     "enable_futures",
     "hedge_mode_of",
+    "mode_name",
     "run_futures_test",
     "stored_test",
 ]
@@ -165,15 +166,18 @@ def stored_test(result: FuturesTestResponse) -> dict[str, Any]:
 
 
 def check_futures(user_id: str, connection_id: str) -> FuturesTestResponse:
-    """Futures account check of one of the caller's connections; records futures_last_test only."""
+    """Futures account check of one of the caller's connections; records futures_last_test, and the
+    account's position mode as its accountConfig said it (switched outside KLINEO, it is the truth the next
+    orders' positionSide must follow)."""
     connection = require_connection(user_id, connection_id)
     # As the spot test: nothing sent for a connection being deleted; a delete begun meanwhile wins.
     refuse_deleting(connection, connection_store.TEST_REFUSED)
-    result, error, _config = run_futures_test(connection)
+    result, error, config = run_futures_test(connection)
     # Recorded only while the connection still names the key tested: a key replaced meanwhile is a 409.
     connection_store.record_test_result(user_id, connection_id, stored_test(result), futures=True,
                                         refused=connection_store.TEST_REFUSED,
-                                        tested_version=connection.credentials_version)
+                                        tested_version=connection.credentials_version,
+                                        position_mode=mode_name(hedge_mode_of(config)))
     note_key_answer(connection, error, READ)  # a key without futures is an answer, not a failing key
     return result
 
@@ -185,6 +189,11 @@ def hedge_mode_of(account_config: dict[str, Any]) -> bool | None:
     """An accountConfig's ``dualSidePosition``: True in hedge mode, False in one-way, None when absent."""
     dual = account_config.get("dualSidePosition")
     return dual if isinstance(dual, bool) else None
+
+
+def mode_name(hedge: bool | None) -> str | None:
+    """``hedge_mode_of``'s answer as a connection's position_mode (None: the account did not say)."""
+    return None if hedge is None else HEDGE if hedge else ONE_WAY
 
 
 def apply_position_mode(

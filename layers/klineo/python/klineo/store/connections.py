@@ -403,14 +403,16 @@ def _uid_if_absent(binance_uid: int | None) -> dict[str, Any]:
 def record_test_result(user_id: str, connection_id: str, result: dict[str, Any], *, futures: bool = False,
                        refused: str | None = None, binance_uid: int | None = None,
                        tested_version: object = _ANY_VERSION,
-                       what_ran: str = TESTED_BY_OLD_KEY) -> Connection:
-    """Store a test result on the item (last_test, or futures_last_test), and ``binance_uid`` when the item
-    has none; NOT_FOUND when absent; with ``refused``, 409 when it is being deleted; with ``tested_version``
+                       what_ran: str = TESTED_BY_OLD_KEY, position_mode: str | None = None) -> Connection:
+    """Store a test result on the item (last_test, or futures_last_test), the account's ``position_mode`` as
+    a futures test read it (when it said), and ``binance_uid`` when the item has none; NOT_FOUND when absent;
+    with ``refused``, 409 when it is being deleted; with ``tested_version``
     (the key version tested, None: an unversioned connection's), only while the item names it, else
     ``_key_replaced`` saying ``what_ran``: the key was replaced while it was tested, and the old key's result
     is not the new key's (whose own test its replacement recorded)."""
     attribute = "futures_last_test" if futures else "last_test"
-    update = Update(sets={attribute: result}, defaults=_uid_if_absent(binance_uid))
+    mode = {} if position_mode is None else {"position_mode": position_mode}
+    update = Update(sets={attribute: result, **mode}, defaults=_uid_if_absent(binance_uid))
     try:
         return _update_existing(user_id, connection_id, update, refused=refused, signed_with=tested_version)
     except _KeyReplaced:
