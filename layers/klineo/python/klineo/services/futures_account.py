@@ -260,19 +260,22 @@ def enable_futures(
             retry_after=error.retry_after,
             retryable=error.retryable,
         )
+    account_hedge = hedge_mode_of(config)
     mode = apply_position_mode(
         futures_client(connection),
         connection_credentials(connection),
-        hedge_mode_of(config),
+        account_hedge,
         settings.position_mode or connection.position_mode,
     )
     changes = {
         "position_mode": mode,
         **settings.model_dump(include={"margin_type", "leverage"}, exclude_none=True),
     }
+    # A key replaced meanwhile refuses this write, but a mode switched on Binance is the account's now.
+    switched = None if mode == mode_name(account_hedge) else mode
     updated = connection_store.set_futures_enabled(
         user_id, connection_id, True, futures_last_test=stored_test(result), settings=changes,
-        tested_version=tested_version,
+        tested_version=tested_version, switched_mode=switched, account_uid=connection.binance_uid,
     )
     return FuturesEnableResponse(
         connection_id=connection_id,

@@ -375,15 +375,37 @@ def _key_replaced(what_ran: str) -> KlineoError:
                        retryable=True, field="connection_id")
 
 
+def _switched_mode_kept(user_id: str, connection_id: str, switched_mode: str | None,
+                        account_uid: int | None) -> str:
+    """What a futures enable refused for a key replaced meanwhile says of the position mode its old key
+    switched the account to on Binance (``switched_mode``; None: none switched, nothing said): that is the
+    account's mode now, whichever key signs, so it is stored as the connection's while the item names the
+    account the old key belongs to (``account_uid``, known); else the caller is told how to keep it."""
+    if switched_mode is None:
+        return ""
+    said = f". The account is in {switched_mode} mode on Binance now (this enable set it with the old key)"
+    if account_uid is not None:
+        update = Update(sets={"position_mode": switched_mode, "binance_uid": account_uid})
+        try:
+            _update_existing(user_id, connection_id, update, same_account=FUTURES_REFUSED)
+            return f"{said}, which the connection's position_mode says now"
+        except KlineoError:  # another account's key, or the connection gone: not this account's mode
+            pass
+    return (f"{said}; the connection's position_mode was not changed (the new key's account is not known "
+            f"to be the same): to keep that mode, send position_mode {switched_mode}")
+
+
 def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
                         futures_last_test: dict[str, Any] | None = None,
                         settings: dict[str, Any] | None = None,
-                        tested_version: object = _ANY_VERSION) -> Connection:
+                        tested_version: object = _ANY_VERSION, *, switched_mode: str | None = None,
+                        account_uid: int | None = None) -> Connection:
     """Switch futures on or off, with the futures test and settings when given, in ONE UpdateItem; on
     only while the connection is not being deleted (409); with ``tested_version`` (the key version whose
     futures test passed, None: an unversioned connection's), only while the item names it, else
-    ``_key_replaced`` (FUTURES_TESTED_BY_OLD_KEY), nothing written: the new key was never tested on
-    futures."""
+    ``_key_replaced`` (FUTURES_TESTED_BY_OLD_KEY), nothing of it written: the new key was never tested on
+    futures. The position mode the enable switched on Binance with the old key (``switched_mode``) is what
+    Binance did, though: ``_switched_mode_kept`` stores it and says so in that 409."""
     update = _settings_update(settings or {})
     update.sets.update(futures_enabled=bool(enabled), futures_updated_at=update.sets["settings_updated_at"])
     if futures_last_test is not None:
@@ -392,7 +414,8 @@ def set_futures_enabled(user_id: str, connection_id: str, enabled: bool,
         return _update_existing(user_id, connection_id, update, refused=FUTURES_REFUSED if enabled else None,
                                 signed_with=tested_version)
     except _KeyReplaced:
-        raise _key_replaced(FUTURES_TESTED_BY_OLD_KEY) from None
+        kept = _switched_mode_kept(user_id, connection_id, switched_mode, account_uid)
+        raise _key_replaced(FUTURES_TESTED_BY_OLD_KEY + kept) from None
 
 
 def _uid_if_absent(binance_uid: int | None) -> dict[str, Any]:
