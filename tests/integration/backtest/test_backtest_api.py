@@ -83,9 +83,17 @@ def test_second_backtest_over_the_same_days_asks_binance_for_no_klines(sim_env, 
     assert _klines_requests(sim_env) == []
 
 
-def test_cache_stores_only_fully_closed_days(sim_env, invoke, aws) -> None:
-    """GIVEN a period ending now WHEN backtested THEN today's (open) day is not cached, yesterday's is."""
-    now = dt.datetime.now(dt.UTC)
+def test_cache_stores_only_fully_closed_days(sim_env, invoke, aws, monkeypatch) -> None:
+    """GIVEN a period ending now WHEN backtested THEN today's (open) day is not cached, yesterday's is.
+
+    "Now" is yesterday's 12:07:30 UTC, for the backtest and the simulator alike: on the wall clock, in the
+    first minute of a UTC day yesterday's last candle is not final yet (FINAL_AFTER_MS) and is rightly not
+    cached, so the test failed from 00:00 to 00:01 UTC."""
+    day_ms = 86_400_000
+    now_ms = int(time.time() * 1000) // day_ms * day_ms - day_ms // 2 + 450_000
+    monkeypatch.setattr(backtest_service, "_now_ms", lambda: now_ms)
+    sim_env.set_clock_skew_ms(now_ms - int(time.time() * 1000))
+    now = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
     body = {**BODY, "interval": "15m", "start": (now - dt.timedelta(days=2)).isoformat(),
             "end": now.isoformat()}
     assert _post(invoke, body)["statusCode"] == 200
