@@ -2,9 +2,10 @@
 
 "Other containers' traffic" is weight spent on the simulator for 127.0.0.1 (``Simulator.use_weight``):
 the backtest learns it from the ``X-MBX-USED-WEIGHT-1M`` of its first answer (exchangeInfo, weight 1),
-as it would from Binance. The simulator's window is set to a day so that a wall-clock minute turning
-during a test cannot clear that usage; the client's own minute is the wall clock's, except for the job
-that waits, which runs on a clock its wait moves on.
+as it would from Binance. The simulator's window is set to span from the epoch to twice now so that no
+window edge (a minute's, or a day's at UTC midnight) turning during a test can clear that usage; the
+client's own minute is the wall clock's, except for the job that waits, which runs on a clock its wait
+moves on.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ TWO_PAGES = {**BODY, "end": "2025-02-20T00:00:00Z"}
 
 @pytest.fixture
 def busy_ip(sim_env) -> Any:
-    """The simulator, its weight window a day long (so a minute turning mid-test clears nothing)."""
-    sim_env.configure(weight_window_s=86_400)
+    """The simulator, its weight window from the epoch to twice now (windows start at multiples of their
+    length), so no edge turns mid-test and clears nothing: a day-long one turned at UTC midnight."""
+    sim_env.configure(weight_window_s=2 * int(time.time()))
     return sim_env
 
 
