@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -22,6 +24,47 @@ pytest_plugins = ["local.binance_sim.pytest_plugin"]
 
 STAGE = "test"
 REGION = "ap-northeast-1"
+
+SIGNATURE = re.compile(r"signature=[0-9A-Za-z%+/]{24,}")
+# moto's HTTP mock logs every request it lets through to the simulator (the signed URL as an extra, at
+# INFO): test harness only, never in a Lambda, so never a product log line.
+HARNESS_LOGGERS = frozenset({"responses"})
+
+
+@cache
+def known_secrets() -> dict[str, str]:
+    """{secret text: what it is} of every demo account (HMAC secret; a private key's body lines)."""
+    from local.binance_sim.accounts import load_accounts
+    from local.binance_sim.config import DEFAULT_ACCOUNTS_FILE
+
+    secrets = {}
+    for account in load_accounts(DEFAULT_ACCOUNTS_FILE).values():
+        pem = account.private_key_pem
+        for line in (pem.splitlines() if pem else [account.secret]):
+            if line and len(line) >= 40 and "-----" not in line:
+                secrets[line] = f"demo account {account.id}'s {'private key' if pem else 'secret'}"
+    return secrets
+
+
+def leaked_secrets(record: logging.LogRecord) -> list[str]:
+    """What a log record (message, extras, exception text) holds that must never be logged: a demo
+    account's secret or private key, or a request signature; named, never quoted."""
+    text = f"{record.getMessage()} {record.__dict__} {record.exc_text or ''}"
+    if record.exc_info and record.exc_info[1] is not None:
+        text += f" {record.exc_info[1]!r}"
+    found = [name for secret, name in known_secrets().items() if secret in text]
+    return found + (["a request signature"] if SIGNATURE.search(text) else [])
+
+
+@pytest.fixture(autouse=True)
+def no_secret_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test: no log record its setup and call wrote holds a known secret or a signature."""
+    yield
+    for when in ("setup", "call"):
+        for record in caplog.get_records(when):
+            leaked = [] if record.name in HARNESS_LOGGERS else leaked_secrets(record)
+            assert not leaked, (
+                f"{record.name} logged {', '.join(leaked)} ({when}: {record.pathname}:{record.lineno})")
 
 
 @pytest.fixture(scope="session", autouse=True)
