@@ -118,7 +118,8 @@ def _cancel_at_binance(record: OrderRecord, connection: Connection) -> OrderResu
         body = endpoints.futures_cancel_order(client, creds, record.symbol, record.client_order_id)
     except KlineoError as exc:
         settle = exc.category in (ErrorCategory.ORDER_NOT_FOUND, ErrorCategory.UNKNOWN_OUTCOME)
-        note_key_outcome(connection, None if settle else exc, TRADE)
+        # The answer itself, as every call's: -2011 clears the count, a cancel nobody answered proves nothing.
+        note_key_outcome(connection, exc, TRADE)
         if not settle:
             raise
         found = query_futures_order(client, creds, record.symbol, record.client_order_id)
